@@ -1,0 +1,8 @@
+/* The `pbiport` command: one function per sub-command, dispatched from cli/main.c.
+ * Each returns the process exit code: 0 success, 1 failure, 2 bad input/usage. */
+#ifndef PBIPORT_CLI_H
+#define PBIPORT_CLI_H
+
+int cmd_keygen(int argc, char **argv);
+
+#endif

@@ -1,0 +1,42 @@
+/* `pbiport` entry point: one table of sub-commands. When started under the name
+ * pbiport.fcgi (or with the `serve` command) it becomes the FastCGI application. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "runtime/util.h"
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *usage;
+};
+
+static const struct command commands[] = {
+	{ "keygen", cmd_keygen, "keygen   print a fresh 64-hex key" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: pbiport COMMAND [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  pbiport %s\n", commands[i].usage);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "pbiport: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs every Debian package pbiport builds, tests and demos with. Idempotent.
+set -euo pipefail
+PKGS=(
+  build-essential pkg-config clang libclang-rt-14-dev
+  libfcgi-dev liblua5.4-dev libsqlite3-dev libjansson-dev libcurl4-openssl-dev libssl-dev
+  libyaml-dev libcmocka-dev
+  nginx-light lighttpd apache2 spawn-fcgi
+  python3 openssl curl sqlite3 wrk procps
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all packages present"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The packaged web servers start system services on install; pbiport starts its own.
+for svc in nginx lighttpd apache2; do
+  $SUDO service "$svc" stop >/dev/null 2>&1 || true
+done
+echo "deps: installed ${missing[*]}"

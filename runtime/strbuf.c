@@ -1,0 +1,110 @@
+#include "runtime/strbuf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/util.h"
+
+void sbuf_init(sbuf *sb, size_t max)
+{
+	sb->buf = NULL;
+	sb->len = 0;
+	sb->cap = 0;
+	sb->max = max;
+}
+
+void sbuf_release(sbuf *sb)
+{
+	free(sb->buf);
+	sb->buf = NULL;
+	sb->len = sb->cap = 0;
+}
+
+void sbuf_reset(sbuf *sb)
+{
+	sb->len = 0;
+	if (sb->buf)
+		sb->buf[0] = '\0';
+}
+
+static int sbuf_grow(sbuf *sb, size_t extra)
+{
+	if (extra > sb->max || sb->len > sb->max - extra)
+		return -1;
+	size_t need = sb->len + extra + 1;
+	if (need <= sb->cap)
+		return 0;
+	size_t cap = sb->cap ? sb->cap : 64;
+	while (cap < need)
+		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+	char *p = realloc(sb->buf, cap);
+	if (!p)
+		return -1;
+	sb->buf = p;
+	sb->cap = cap;
+	return 0;
+}
+
+int sbuf_add(sbuf *sb, const void *data, size_t len)
+{
+	if (sbuf_grow(sb, len))
+		return -1;
+	if (len)
+		memcpy(sb->buf + sb->len, data, len);
+	sb->len += len;
+	sb->buf[sb->len] = '\0';
+	return 0;
+}
+
+int sbuf_adds(sbuf *sb, const char *s)
+{
+	return sbuf_add(sb, s, strlen(s));
+}
+
+int sbuf_addc(sbuf *sb, char c)
+{
+	return sbuf_add(sb, &c, 1);
+}
+
+int sbuf_vaddf(sbuf *sb, const char *fmt, va_list ap)
+{
+	va_list cp;
+	va_copy(cp, ap);
+	int n = vsnprintf(NULL, 0, fmt, cp);
+	va_end(cp);
+	if (n < 0 || sbuf_grow(sb, (size_t)n))
+		return -1;
+	vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
+	sb->len += (size_t)n;
+	return 0;
+}
+
+int sbuf_addf(sbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = sbuf_vaddf(sb, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+const char *sbuf_str(const sbuf *sb)
+{
+	return sb->buf ? sb->buf : "";
+}
+
+char *sbuf_detach(sbuf *sb, size_t *len)
+{
+	char *p = sb->buf;
+	if (!p) {
+		p = calloc(1, 1);
+		if (!p)
+			return NULL;
+	}
+	if (len)
+		*len = sb->len;
+	sb->buf = NULL;
+	sb->len = sb->cap = 0;
+	return p;
+}

@@ -1,0 +1,189 @@
+#include "runtime/util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int pb_err(char *err, int rc, const char *fmt, ...)
+{
+	if (!err)
+		return rc;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(err, PB_ERR_MAX, fmt, ap);
+	va_end(ap);
+	if (n >= PB_ERR_MAX) {
+		/* mark the cut so nobody mistakes it for the whole message */
+		memcpy(err + PB_ERR_MAX - 4, "...", 4);
+	}
+	return rc;
+}
+
+int xsnprintf(char *dst, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(dst, size, fmt, ap);
+	va_end(ap);
+	return (n < 0 || (size_t)n >= size) ? -1 : 0;
+}
+
+char *xstrdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+	return s ? strndup(s, n) : NULL;
+}
+
+bool str_ieq(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b;
+	return strcasecmp(a, b) == 0;
+}
+
+bool utf8_valid(const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = s[i];
+		size_t n;
+		uint32_t cp;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xE0) == 0xC0) {
+			n = 1; cp = c & 0x1F;
+		} else if ((c & 0xF0) == 0xE0) {
+			n = 2; cp = c & 0x0F;
+		} else if ((c & 0xF8) == 0xF0) {
+			n = 3; cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (len - i <= n)
+			return false;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3F);
+		}
+		/* overlong forms, surrogates, beyond U+10FFFF */
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+int read_file(const char *path, size_t max, char **out, size_t *len, char *err)
+{
+	*out = NULL;
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return pb_err(err, errno == ENOENT ? PB_ENOTFOUND : PB_EIO, "%s: %s", path, strerror(errno));
+	char *buf = NULL;
+	size_t n = 0, cap = 0;
+	int rc = PB_OK;
+	for (;;) {
+		if (cap - n < 65536) {
+			size_t ncap = cap ? cap * 2 : 65536;
+			if (ncap > max + 65536)
+				ncap = max + 65536;
+			char *p = realloc(buf, ncap + 1);
+			if (!p) {
+				rc = pb_err(err, PB_ENOMEM, "%s: out of memory", path);
+				goto out;
+			}
+			buf = p;
+			cap = ncap;
+		}
+		size_t got = fread(buf + n, 1, cap - n, f);
+		n += got;
+		if (n > max) {
+			rc = pb_err(err, PB_ELIMIT, "%s: file is larger than %zu bytes", path, max);
+			goto out;
+		}
+		if (got == 0) {
+			if (ferror(f))
+				rc = pb_err(err, PB_EIO, "%s: read error", path);
+			break;
+		}
+	}
+out:
+	fclose(f);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	if (!buf) {
+		buf = malloc(1);
+		if (!buf)
+			return pb_err(err, PB_ENOMEM, "out of memory");
+	}
+	buf[n] = '\0';
+	*out = buf;
+	if (len)
+		*len = n;
+	return PB_OK;
+}
+
+static int mkdirs_for(const char *path, char *err)
+{
+	char *dup = xstrdup(path);
+	if (!dup)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	for (char *p = dup + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dup, 0755) && errno != EEXIST) {
+			int rc = pb_err(err, PB_EIO, "%s: %s", dup, strerror(errno));
+			free(dup);
+			return rc;
+		}
+		*p = '/';
+	}
+	free(dup);
+	return PB_OK;
+}
+
+int write_file(const char *path, const void *data, size_t len, char *err)
+{
+	int rc = mkdirs_for(path, err);
+	if (rc)
+		return rc;
+	size_t tlen = strlen(path) + 32;
+	char *tmp = malloc(tlen);
+	if (!tmp)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	if (xsnprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid())) {
+		free(tmp);
+		return pb_err(err, PB_EINTERNAL, "path too long");
+	}
+	FILE *f = fopen(tmp, "wb");
+	if (!f) {
+		rc = pb_err(err, PB_EIO, "%s: %s", tmp, strerror(errno));
+		free(tmp);
+		return rc;
+	}
+	if ((len && fwrite(data, 1, len, f) != len) | (fclose(f) != 0)) {
+		rc = pb_err(err, PB_EIO, "%s: write failed", path);
+		unlink(tmp);
+	} else if (rename(tmp, path)) {
+		rc = pb_err(err, PB_EIO, "%s: %s", path, strerror(errno));
+		unlink(tmp);
+	}
+	free(tmp);
+	return rc;
+}

@@ -1,0 +1,45 @@
+/* Small helpers every module uses: checked formatting, error messages, strings, files.
+ *
+ * Error convention (see docs/CONTRIBUTING.md): functions return 0 on success or a
+ * negative pb_rc; on failure they write one complete line into a caller-supplied
+ * `char *err` of PB_ERR_MAX bytes with pb_err(). Nothing after start-up exits. */
+#ifndef PBIPORT_UTIL_H
+#define PBIPORT_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/limits.h"
+
+typedef enum pb_rc {
+	PB_OK = 0,
+	PB_EINVAL = -1,   /* bad input from the user: 400 / exit 2 */
+	PB_ENOMEM = -2,   /* allocation failed or a ceiling was passed */
+	PB_EIO = -3,      /* file, database or network trouble */
+	PB_ENOTFOUND = -4,
+	PB_ELIMIT = -5,   /* a declared limit (size, time, memory) was hit */
+	PB_EINTERNAL = -6,
+} pb_rc;
+
+/* Writes a formatted message into err (PB_ERR_MAX bytes; truncated with "…" if
+ * longer). Returns rc so callers can write `return pb_err(err, PB_EINVAL, ...)`.
+ * err may be NULL. */
+int pb_err(char *err, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* snprintf that reports truncation: returns 0 when everything fit, -1 otherwise. */
+int xsnprintf(char *dst, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+char *xstrdup(const char *s);                 /* new; NULL in -> NULL out; NULL on OOM */
+char *xstrndup(const char *s, size_t n);      /* new */
+bool str_ieq(const char *a, const char *b);   /* ASCII case-insensitive equality; NULL-safe */
+bool utf8_valid(const char *s, size_t len);
+
+/* Reads a whole file, refusing files over max bytes. *out is new (NUL-terminated). */
+int read_file(const char *path, size_t max, char **out, size_t *len, char *err);
+/* Writes data to path atomically (temp file + rename), creating parent folders. */
+int write_file(const char *path, const void *data, size_t len, char *err);
+
+#include "runtime/banned.h"
+
+#endif

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs pbiport's tests and prints one closing line "N passed, N failed".
+#   tests/run.sh [unit|cli|emulator|integration]...   (default: all of them)
+# BUILD (default build) and PBIPORT_BIN_DIR (default bin) select the build under test,
+# so `make check-asan` runs the same suite against the sanitizer build.
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+export PBIPORT_BIN_DIR=${PBIPORT_BIN_DIR:-bin}
+export PBIPORT_BIN="$PWD/$PBIPORT_BIN_DIR/pbiport"
+export PBIPORT_SRC="$PWD"
+# The shared corpus sits beside the project in the development setup; tests that
+# read it skip with a message when it is absent.
+export PBIPORT_CORPUS=${PBIPORT_CORPUS:-$PWD/../shared/corpus}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+suites=("$@")
+[ ${#suites[@]} -gt 0 ] || suites=(unit cli emulator integration)
+
+passed=0; failed=0; failed_names=()
+log_dir="$BUILD/test-logs"; mkdir -p "$log_dir"
+
+run_one() {  # name, command...
+  local name=$1; shift
+  local log="$log_dir/${name//\//_}.log"
+  if "$@" >"$log" 2>&1; then
+    passed=$((passed + 1)); echo "ok   $name"
+  else
+    failed=$((failed + 1)); failed_names+=("$name"); echo "FAIL $name (log: $log)"
+    tail -n 30 "$log" | sed 's/^/     | /'
+  fi
+  grep -h '^SKIP' "$log" 2>/dev/null | sed 's/^/     /' || true
+}
+
+for suite in "${suites[@]}"; do
+  case $suite in
+    unit)
+      for t in "$BUILD"/tests/test_*; do
+        [ -x "$t" ] || continue
+        case $t in *.d) continue;; esac
+        run_one "unit/$(basename "$t")" "$t"
+      done ;;
+    cli)
+      for t in tests/cli/t*.sh; do
+        [ -f "$t" ] || continue
+        run_one "cli/$(basename "$t")" bash "$t"
+      done ;;
+    emulator)
+      for t in tests/emulator/test_*.py; do
+        [ -f "$t" ] || continue
+        run_one "emulator/$(basename "$t")" python3 "$t"
+      done ;;
+    integration)
+      for t in tests/integration/test_*.py; do
+        [ -f "$t" ] || continue
+        run_one "integration/$(basename "$t")" python3 "$t"
+      done ;;
+    *) echo "tests/run.sh: unknown suite '$suite'" >&2; exit 2 ;;
+  esac
+done
+
+echo
+[ $failed -eq 0 ] || printf 'failed: %s\n' "${failed_names[*]}"
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]

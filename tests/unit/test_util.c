@@ -1,0 +1,73 @@
+/* Unit tests for runtime/strbuf and runtime/util. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/strbuf.h"
+#include "runtime/util.h"
+
+static void strbuf_respects_ceiling(void **state)
+{
+	(void)state;
+	sbuf sb;
+	sbuf_init(&sb, 8);
+	assert_int_equal(sbuf_adds(&sb, "abcd"), 0);
+	assert_int_equal(sbuf_addf(&sb, "%d", 123), 0);
+	assert_string_equal(sbuf_str(&sb), "abcd123");
+	assert_int_equal(sbuf_adds(&sb, "xy"), -1); /* would be 9 > 8 */
+	assert_string_equal(sbuf_str(&sb), "abcd123");
+	assert_int_equal(sbuf_addc(&sb, 'z'), 0);
+	size_t len;
+	char *s = sbuf_detach(&sb, &len);
+	assert_int_equal(len, 8);
+	assert_string_equal(s, "abcd123z");
+	free(s);
+	sbuf_release(&sb);
+}
+
+static void xsnprintf_reports_truncation(void **state)
+{
+	(void)state;
+	char b[4];
+	assert_int_equal(xsnprintf(b, sizeof b, "%s", "abc"), 0);
+	assert_int_equal(xsnprintf(b, sizeof b, "%s", "abcd"), -1);
+}
+
+static void pb_err_marks_cut_messages(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	char big[PB_ERR_MAX * 2];
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	assert_int_equal(pb_err(err, PB_EINVAL, "%s", big), PB_EINVAL);
+	assert_int_equal(strlen(err), PB_ERR_MAX - 1);
+	assert_string_equal(err + PB_ERR_MAX - 4, "...");
+}
+
+static void utf8_validation(void **state)
+{
+	(void)state;
+	assert_true(utf8_valid("plain", 5));
+	assert_true(utf8_valid("\xc3\xa9t\xc3\xa9", 6));            /* été */
+	assert_true(utf8_valid("\xf0\x9f\x98\x80", 4));              /* emoji */
+	assert_false(utf8_valid("\xc3", 1));                         /* truncated */
+	assert_false(utf8_valid("\xc0\xaf", 2));                     /* overlong */
+	assert_false(utf8_valid("\xed\xa0\x80", 3));                 /* surrogate */
+	assert_false(utf8_valid("\xff", 1));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(strbuf_respects_ceiling),
+		cmocka_unit_test(xsnprintf_reports_truncation),
+		cmocka_unit_test(pb_err_marks_cut_messages),
+		cmocka_unit_test(utf8_validation),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
