@@ -1,0 +1,489 @@
+"""Integration harness: a real web server in front of a pbiport FastCGI pool, on loopback.
+
+A Stack owns one temporary folder holding a fresh SQLite database (made with `pbiport migrate`),
+two organizations with users and API tokens (made with the CLI), a FastCGI pool started by
+spawn-fcgi on a unix socket, and nginx, lighttpd or Apache on a free 127.0.0.1 port, rendered from
+the same templates admins deploy (deploy/<server>/). stop() ends every process group it started.
+
+    with Stack("nginx", fcgi_procs=4) as s:
+        status, headers, body = s.request("GET", "/healthz")
+
+StackTestCase starts one Stack per test class (setUpClass) and stops it in tearDownClass.
+Environment: PBIPORT_BIN (binary under test, default <repo>/bin/pbiport; pbiport.fcgi is its
+sibling), PBIPORT_KEEP_TMP=1 keeps the temporary folder for inspection.
+Python 3 standard library only.
+"""
+
+import atexit
+import base64
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import pwd
+import grp
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+DEPLOY = os.path.join(ROOT, "deploy")
+
+# Default request body bound, as PBIPORT_MAX_BODY defaults to in the application.
+DEFAULT_MAX_BODY = 10485760
+STREAM_MAX_BODY = 268435456
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+APACHE_MODULES = "/usr/lib/apache2/modules"
+# When the tests run as root, web server workers drop to this account.
+WEB_USER, WEB_GROUP = "nobody", "nogroup"
+
+WEB_UID = pwd.getpwnam(WEB_USER).pw_uid
+WEB_GID = grp.getgrnam(WEB_GROUP).gr_gid
+
+PLACEHOLDER = re.compile(r"@[A-Z][A-Z0-9_]*@")
+
+# Users every stack creates: name -> (organization, role).
+USERS = {
+    "alice": ("acme", "owner"),
+    "bob": ("acme", "member"),
+    "carol": ("globex", "owner"),
+}
+
+
+def pbiport_bin():
+    return os.path.abspath(os.environ.get("PBIPORT_BIN") or os.path.join(ROOT, "bin", "pbiport"))
+
+
+def render(template_path, values):
+    """Text of a deploy template with every @KEY@ outside comment lines replaced (comments keep
+    documenting the placeholders); fails on a placeholder left without a value, so a template and
+    its callers cannot drift apart silently. deploy/demo.sh renders the same way with sed."""
+    with open(template_path, encoding="utf-8") as f:
+        lines = f.read().splitlines(keepends=True)
+    out = []
+    for line in lines:
+        if not line.lstrip().startswith("#"):
+            for key, value in values.items():
+                line = line.replace("@%s@" % key, str(value))
+            left = PLACEHOLDER.search(line)
+            if left:
+                raise ValueError("%s: placeholder %s has no value" % (template_path, left.group(0)))
+        out.append(line)
+    return "".join(out)
+
+
+def render_to(template_path, values, out_path):
+    with open(out_path, "w", encoding="utf-8") as f:
+        f.write(render(template_path, values))
+    return out_path
+
+
+def free_port():
+    """A loopback port nobody listens on (bound once with port 0, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def apr1_hash(password):
+    """An htpasswd line hash every server here accepts ($apr1$), made by openssl."""
+    out = subprocess.run(["openssl", "passwd", "-apr1", "-stdin"], input=password.encode(),
+                         capture_output=True, check=True)
+    return out.stdout.decode().strip()
+
+
+def become_subreaper():
+    """Orphans of our children (the spawn-fcgi pool) are re-parented to this process instead of
+    init, so stop() can reap them and leaves no zombie behind (Linux only; harmless elsewhere)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def reap(pid):
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def kill_group(proc_or_pgid, timeout=STOP_TIMEOUT_S):
+    """SIGTERM a process group, SIGKILL what is left after timeout, reap the leader."""
+    pgid = proc_or_pgid.pid if hasattr(proc_or_pgid, "pid") else proc_or_pgid
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if hasattr(proc_or_pgid, "poll"):
+                proc_or_pgid.poll()
+            else:
+                reap(pgid)
+            if not group_alive(pgid):
+                break
+            time.sleep(0.05)
+        if not group_alive(pgid):
+            break
+    if not hasattr(proc_or_pgid, "wait"):
+        reap(pgid)
+    else:
+        try:
+            proc_or_pgid.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # Zombies still count for killpg; look for a live member.
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+class CommandError(Exception):
+    pass
+
+
+class Stack:
+    """One database + FastCGI pool + web server, started by start() and ended by stop()."""
+
+    def __init__(self, server="nginx", fcgi_procs=2, env=None, max_body=None, basic_auth=True):
+        if server not in ("nginx", "lighttpd", "apache"):
+            raise ValueError("unknown web server %r" % server)
+        self.server = server
+        self.fcgi_procs = fcgi_procs
+        self.extra_env = dict(env or {})
+        self.max_body = int(max_body or self.extra_env.get("PBIPORT_MAX_BODY") or DEFAULT_MAX_BODY)
+        self.extra_env.setdefault("PBIPORT_MAX_BODY", str(self.max_body))
+        self.basic_auth = basic_auth
+        self.bin = pbiport_bin()
+        self.fcgi_bin = os.path.join(os.path.dirname(self.bin), "pbiport.fcgi")
+        self.dir = None
+        self.port = None
+        self.tokens = {}
+        self.passwords = {}
+        self._groups = []  # (name, Popen or pgid)
+        self._started = False
+
+    # ---- paths -----------------------------------------------------------------------------
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    @property
+    def socket_path(self):
+        return self.path("run", "pbiport.sock")
+
+    @property
+    def fcgi_log(self):
+        return self.path("logs", "pbiport.log")
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    # ---- life cycle --------------------------------------------------------------------------
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def env(self):
+        """The application's environment, passed explicitly (nothing inherited but PATH and the
+        sanitizer settings)."""
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PBIPORT_DB": self.path("db", "pbiport.db")}
+        for key in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "PBIPORT_TEMPLATE_PATH"):
+            if key in os.environ:
+                env[key] = os.environ[key]
+        env.update(self.extra_env)
+        return env
+
+    def start(self):
+        if not os.access(self.bin, os.X_OK):
+            raise RuntimeError("pbiport binary not found at %s (run make)" % self.bin)
+        become_subreaper()
+        self.dir = tempfile.mkdtemp(prefix="pbiport-it-")
+        atexit.register(self.stop)
+        # Web server workers run as nobody when we are root: they need to reach the socket.
+        os.chmod(self.dir, 0o711)
+        for sub in ("db", "run", "logs", "web", "web/logs", "web/tmp", "web/run", "web/empty"):
+            os.makedirs(self.path(sub), exist_ok=True)
+        os.chmod(self.path("db"), 0o700)
+        if os.geteuid() == 0:
+            # lighttpd opens its logs after dropping privileges.
+            for sub in ("web/logs", "web/tmp", "web/run"):
+                os.chown(self.path(sub), WEB_UID, WEB_GID)
+        os.chmod(self.path("run"), 0o711)
+        try:
+            self.cli("migrate")
+            self._make_identities()
+            self._start_pool()
+            self.port = free_port()
+            getattr(self, "_start_" + self.server)()
+            self._wait_healthy()
+            self._started = True
+        except BaseException:
+            sys.stderr.write(self.diagnostics())
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        while self._groups:
+            _, proc = self._groups.pop()
+            kill_group(proc)
+        if self.dir and os.path.isdir(self.dir):
+            if os.environ.get("PBIPORT_KEEP_TMP"):
+                sys.stderr.write("harness: kept %s\n" % self.dir)
+            else:
+                shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir = None
+
+    def pids(self):
+        """Live process ids of every group this stack started."""
+        out = []
+        for _, proc in self._groups:
+            pgid = proc.pid if hasattr(proc, "pid") else proc
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    try:
+                        if os.getpgid(int(entry)) == pgid:
+                            out.append(int(entry))
+                    except OSError:
+                        pass
+        return out
+
+    # ---- CLI ---------------------------------------------------------------------------------
+    def cli(self, *args, check=True, input_text=None):
+        """Run `pbiport ARGS` with the stack's environment; returns (rc, stdout, stderr)."""
+        res = subprocess.run([self.bin] + list(args), env=self.env(), capture_output=True,
+                             input=input_text.encode() if input_text is not None else None,
+                             timeout=60)
+        out, err = res.stdout.decode(errors="replace"), res.stderr.decode(errors="replace")
+        if check and res.returncode != 0:
+            raise CommandError("pbiport %s: exit %d: %s" % (" ".join(args), res.returncode, err.strip()))
+        return res.returncode, out, err
+
+    def _make_identities(self):
+        for org in sorted({org for org, _ in USERS.values()}):
+            self.cli("org", "create", org)
+        lines = []
+        for name, (org, role) in USERS.items():
+            self.cli("user", "add", name, "--org", org, "--role", role)
+            _, out, _ = self.cli("token", "create", name)
+            self.tokens[name] = out.strip()
+            self.passwords[name] = base64.b32encode(os.urandom(10)).decode().lower()
+            lines.append("%s:%s\n" % (name, apr1_hash(self.passwords[name])))
+        with open(self.path("web", "htpasswd"), "w") as f:
+            f.writelines(lines)
+        os.chmod(self.path("web", "htpasswd"), 0o644)
+
+    def _start_pool(self):
+        args = ["spawn-fcgi", "-s", self.socket_path, "-M", "0600", "-F", str(self.fcgi_procs),
+                "-P", self.path("run", "spawn-fcgi.pid")]
+        if os.geteuid() == 0:
+            # Only the web server's unprivileged workers may connect.
+            args += ["-U", WEB_USER, "-G", WEB_GROUP]
+        args += ["--", self.fcgi_bin]
+        log = open(self.fcgi_log, "ab")
+        # spawn-fcgi forks the pool and exits; the children keep its process group.
+        proc = subprocess.Popen(args, env=self.env(), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=log, start_new_session=True)
+        log.close()
+        rc = proc.wait(timeout=30)
+        if rc != 0:
+            raise RuntimeError("spawn-fcgi exited %d" % rc)
+        # Each child calls setsid(): it leads its own process group, listed in the pid file.
+        with open(self.path("run", "spawn-fcgi.pid")) as f:
+            for line in f:
+                if line.strip().isdigit():
+                    self._groups.append(("fcgi", int(line)))
+
+    def _spawn_server(self, args):
+        log = open(self.path("web", "logs", "stderr.log"), "ab")
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True)
+        log.close()
+        self._groups.append((self.server, proc))
+
+    def _common_values(self):
+        return {
+            "SOCKET": self.socket_path,
+            "HTPASSWD": self.path("web", "htpasswd"),
+            "MAX_BODY": self.max_body,
+            "STREAM_BODY": max(STREAM_MAX_BODY, self.max_body),
+            "MAX_BODY_KB": max(1, self.max_body // 1024),
+            "STREAM_BODY_KB": max(STREAM_MAX_BODY, self.max_body) // 1024,
+            "PREFIX": self.path("web"),
+            "BIND": "127.0.0.1",
+            "PORT": self.port,
+            "LISTEN": "127.0.0.1:%d" % self.port,
+            "SERVER_CONF": self.path("web", "pbiport.conf"),
+        }
+
+    def _start_nginx(self):
+        values = self._common_values()
+        values.update({"USER_LINE": "user %s %s;" % (WEB_USER, WEB_GROUP) if os.geteuid() == 0 else "",
+                       "DAEMON": "off", "WORKERS": "1"})
+        render_to(os.path.join(DEPLOY, "nginx", "pbiport.conf"), values, values["SERVER_CONF"])
+        conf = render_to(os.path.join(DEPLOY, "nginx", "nginx.conf"), values, self.path("web", "nginx.conf"))
+        self._spawn_server(["nginx", "-p", self.path("web") + "/", "-c", conf,
+                            "-e", self.path("web", "logs", "error.log")])
+
+    def _start_lighttpd(self):
+        values = self._common_values()
+        values["USER_LINES"] = ('server.username = "%s"\nserver.groupname = "%s"' % (WEB_USER, WEB_GROUP)
+                                if os.geteuid() == 0 else "")
+        render_to(os.path.join(DEPLOY, "lighttpd", "pbiport.conf"), values, values["SERVER_CONF"])
+        conf = render_to(os.path.join(DEPLOY, "lighttpd", "lighttpd.conf"), values,
+                         self.path("web", "lighttpd.conf"))
+        self._spawn_server(["lighttpd", "-D", "-f", conf])
+
+    def _start_apache(self):
+        values = self._common_values()
+        values["USER_LINES"] = "User %s\nGroup %s" % (WEB_USER, WEB_GROUP) if os.geteuid() == 0 else ""
+        values["MODULES"] = APACHE_MODULES
+        render_to(os.path.join(DEPLOY, "apache", "pbiport.conf"), values, values["SERVER_CONF"])
+        conf = render_to(os.path.join(DEPLOY, "apache", "httpd.conf"), values,
+                         self.path("web", "httpd.conf"))
+        self._spawn_server(["apache2", "-d", self.path("web"), "-f", conf, "-DFOREGROUND"])
+
+    def _wait_healthy(self):
+        deadline = time.monotonic() + START_TIMEOUT_S
+        last = None
+        while time.monotonic() < deadline:
+            for name, proc in self._groups:
+                if hasattr(proc, "poll") and proc.poll() is not None:
+                    raise RuntimeError("%s exited with %d during start-up" % (name, proc.returncode))
+            try:
+                status, _, body = self.request("GET", "/healthz", timeout=2)
+                if status == 200:
+                    return
+                last = "%d %s" % (status, body[:200])
+            except OSError as e:
+                last = str(e)
+            time.sleep(0.05)
+        raise RuntimeError("no healthy /healthz within %.0fs (last: %s)" % (START_TIMEOUT_S, last))
+
+    def diagnostics(self):
+        """Tails of every log file, for a failing start or test."""
+        if not self.dir:
+            return ""
+        out = []
+        for rel in ("logs/pbiport.log", "web/logs/stderr.log", "web/logs/error.log"):
+            p = self.path(rel)
+            if os.path.exists(p):
+                with open(p, errors="replace") as f:
+                    tail = f.readlines()[-20:]
+                out.append("---- %s\n%s" % (rel, "".join(tail)))
+        return "".join(out)
+
+    # ---- HTTP --------------------------------------------------------------------------------
+    def request(self, method, path, body=None, headers=None, token=None, basic=None, timeout=30):
+        """One HTTP/1.1 request; returns (status, headers with lower-case names, body bytes).
+        token: a Bearer token or a user name of this stack; basic: a user name of this stack
+        (their generated password is used) or a (user, password) pair."""
+        hdrs = dict(headers or {})
+        if token is not None:
+            hdrs["Authorization"] = "Bearer " + self.tokens.get(token, token)
+        if basic is not None:
+            user, pw = basic if isinstance(basic, tuple) else (basic, self.passwords[basic])
+            hdrs["Authorization"] = "Basic " + base64.b64encode(("%s:%s" % (user, pw)).encode()).decode()
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=hdrs)
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+        finally:
+            conn.close()
+
+    def json(self, method, path, body=None, headers=None, token=None, basic=None):
+        """request() with a JSON-decoded body (None when the body is not JSON)."""
+        status, hdrs, data = self.request(method, path, body=body, headers=headers, token=token, basic=basic)
+        try:
+            doc = json.loads(data.decode("utf-8")) if data else None
+        except ValueError:
+            doc = None
+        return status, hdrs, doc
+
+    def import_contract(self, text, token="alice", content_type=None, name_hint=None):
+        """POST a contract; the content type follows the text (JSON or YAML) unless given."""
+        if content_type is None:
+            content_type = "application/json" if text.lstrip().startswith("{") else "application/yaml"
+        return self.json("POST", "/api/data-products", body=text,
+                         headers={"Content-Type": content_type}, token=token)
+
+    def log_lines(self):
+        """The FastCGI processes' stderr lines so far."""
+        with open(self.fcgi_log, errors="replace") as f:
+            return f.read().splitlines()
+
+
+def fixture(name):
+    with open(os.path.join(FIXTURES, name), encoding="utf-8") as f:
+        return f.read()
+
+
+class StackTestCase(unittest.TestCase):
+    """One Stack per test class. Subclasses set SERVER, FCGI_PROCS, ENV."""
+    SERVER = "nginx"
+    FCGI_PROCS = 2
+    ENV = {}
+    stack = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack(cls.SERVER, fcgi_procs=cls.FCGI_PROCS, env=cls.ENV)
+        cls.stack.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.stack:
+            cls.stack.stop()
+
+    def assertError(self, resp, status, code=None):
+        """resp = (status, headers, doc) from Stack.json: checks the JSON error shape."""
+        got, hdrs, doc = resp
+        self.assertEqual(got, status, "expected %d, got %d: %r" % (status, got, doc))
+        self.assertTrue(hdrs.get("content-type", "").startswith("application/json"), hdrs)
+        self.assertIsInstance(doc, dict, resp)
+        self.assertIn("error", doc)
+        self.assertIsInstance(doc["error"].get("code"), str)
+        self.assertIsInstance(doc["error"].get("message"), str)
+        if code is not None:
+            self.assertEqual(doc["error"]["code"], code, doc)
+        return doc["error"]
+
+
+def main():
+    """unittest.main that exits non-zero on failure (each test file calls this)."""
+    unittest.main(verbosity=2)
