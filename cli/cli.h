@@ -4,5 +4,6 @@
 #define PBIPORT_CLI_H
 
 int cmd_keygen(int argc, char **argv);
+int cmd_tmdl_parse(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ struct command {
 
 static const struct command commands[] = {
 	{ "keygen", cmd_keygen, "keygen   print a fresh 64-hex key" },
+	{ "tmdl-parse", cmd_tmdl_parse, "tmdl-parse PATH [--json]   parse a TMDL folder or file, print a summary or JSON" },
 };
 
 static void usage(FILE *f)
