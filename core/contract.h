@@ -4,6 +4,12 @@
  * (dataset[].columns[], top-level server fields) both become this one model.
  * Everything the TMDL templates, the catalog and the publish need comes from here.
  *
+ * Nested properties rule: a top-level property whose logicalType is object or array
+ * (or whose physicalType is struct/array/map/variant/object/list) stays ONE column
+ * with logical_type "string", because Snowflake and Databricks hand such values to
+ * Power BI as JSON text. Its nested `properties`/`items` are validated but are not
+ * turned into columns, and a warning says so.
+ *
  * Ownership: contract_parse() returns a new pb_contract; every string and array
  * inside it belongs to it and is freed by contract_free(). Pointers returned by
  * the lookup functions are borrowed until contract_free(). */
@@ -22,7 +28,7 @@ typedef struct pb_column {
 	char *name;            /* property name as written */
 	char *physical_name;   /* source column; = name when the contract has none */
 	char *logical_type;    /* v3 logical type: string date timestamp time number integer boolean
-	                          (object/array are flattened or skipped: see contract.c) */
+	                          (object/array properties become one "string" column: see above) */
 	char *physical_type;   /* free text from the contract, or NULL */
 	char *description;     /* may contain newlines; NULL when absent */
 	char *business_name;   /* NULL when absent */
@@ -32,6 +38,7 @@ typedef struct pb_column {
 	bool primary_key;
 	int primary_key_position; /* 1-based; 0 when not given */
 	int precision, scale;  /* from DECIMAL(p,s)/NUMBER(p,s) or customProperties; -1 unknown */
+	char *id;              /* ODCS stable id (v3 `id`), NULL when absent */
 } pb_column;
 
 typedef struct pb_table {
@@ -42,6 +49,7 @@ typedef struct pb_table {
 	char *business_name;
 	pb_column *columns;
 	size_t ncolumns;
+	char *id;              /* ODCS stable id (v3 `id`), NULL when absent */
 } pb_table;
 
 typedef struct pb_server {
@@ -96,10 +104,10 @@ void contract_free(pb_contract *c);
 /* The whole model as JSON (a new reference; the caller json_decref()s it). This one
  * shape feeds the Lua templates, the CLI and the HTTP API:
  * {"id","name","version","api_version","odcs_major","status","domain","description",
- *  "tables":[{"name","physical_name","physical_type","description","business_name",
+ *  "tables":[{"name","physical_name","physical_type","description","business_name","id",
  *     "columns":[{"name","physical_name","logical_type","physical_type","description",
  *        "business_name","classification","required","unique","primary_key",
- *        "primary_key_position","precision","scale"}]}],
+ *        "primary_key_position","precision","scale","id"}]}],
  *  "servers":[{"name","type","fields":{k:v},"custom":{k:v}}],
  *  "relationships":[{"from_table","from_column","to_table","to_column","cardinality"}],
  *  "warnings":["..."]}
