@@ -8,6 +8,9 @@
 #define PB_CONTRACT_MAX_TABLES  10000
 #define PB_CONTRACT_MAX_COLUMNS 4000                  /* per table */
 #define PB_NAME_MAX_BYTES       1024                  /* a table/column name */
+#define PB_CONTRACT_MAX_NODES   1000000               /* YAML/JSON values, aliases counted expanded */
+#define PB_CONTRACT_MAX_SERVERS 1000
+#define PB_CONTRACT_MAX_WARNINGS 1000                 /* then one "more warnings" line */
 #define PB_TMDL_MAX_FILE_BYTES  (64u * 1024 * 1024)   /* one .tmdl file read by the parser */
 #define PB_TMDL_MAX_FILES       100000
 #define PB_TMDL_MAX_DEPTH       64                    /* indentation levels */
@@ -17,5 +20,49 @@
 #define PB_LUA_MEM_MAX          (256u * 1024 * 1024)  /* Lua heap per render */
 #define PB_LUA_TIME_MAX_MS      5000                  /* wall time per render */
 #define PB_LUA_MAX_SOURCE_BYTES (1u * 1024 * 1024)    /* one template or module file */
+#define PB_TEMPLATE_MAX_DIRS    32                    /* folders on the template search path */
+#define PB_RENDER_MAX_PATH      4096                  /* one output file path */
+
+/* outbound HTTP (runtime/http) */
+#define PB_HTTP_BODY_MAX        (256u * 1024 * 1024)  /* one response body */
+#define PB_HTTP_HEADERS_MAX     (64u * 1024)          /* all response header lines of one reply */
+#define PB_HTTP_URL_MAX         16384                 /* one request URL */
+#define PB_HTTP_CONNECT_TIMEOUT_MS 10000
+#define PB_HTTP_TIMEOUT_MS      120000                /* whole transfer */
+#define PB_HTTP_PARALLEL_MAX    64                    /* concurrent transfers of one batch */
+#define PB_CA_BUNDLE_MAX        (8u * 1024 * 1024)    /* system + extra CA PEM text */
+/* secrets (runtime/crypto) */
+#define PB_KEYRING_MAX_KEYS     16
+#define PB_SECRET_MAX_BYTES     (1u * 1024 * 1024)    /* one sealed secret's plaintext */
+/* Microsoft clients (msapi/) */
+#define PB_MSAPI_MAX_PAGES      100000                /* pages one list may follow */
+#define PB_MSAPI_MAX_ITEMS      1000000               /* items one list may return */
+#define PB_MSAPI_MAX_ATTEMPTS   8                     /* tries of one call (retries + 1) */
+#define PB_MSAPI_WAIT_BUDGET_MS 120000                /* default total back-off / Retry-After wait per call */
+#define PB_MSAPI_LRO_MAX_MS     (15 * 60 * 1000)      /* default total time to follow one long-running operation */
+#define PB_MSAPI_REDIRECTS_MAX  3
+#define PB_SCAN_BATCH_MAX       100                   /* workspace ids per getInfo (Power BI rule) */
+#define PB_SCAN_PARALLEL_MAX    16                    /* scans in flight (Power BI rule) */
+
+/* HTTP runtime (runtime/request, router, db, auth) */
+#define PB_BODY_MAX_DEFAULT     (10u * 1024 * 1024)   /* PBIPORT_MAX_BODY when unset */
+#define PB_ENV_MAX_BYTES        (64u * 1024)          /* all CGI/FastCGI params of one request */
+#define PB_ENV_MAX_VARS         512
+#define PB_PATH_MAX_BYTES       4096                  /* request path */
+#define PB_PATH_MAX_SEGMENTS    32
+#define PB_QUERY_MAX_BYTES      8192                  /* QUERY_STRING */
+#define PB_QUERY_MAX_PARAMS     64
+#define PB_ROUTE_MAX_CAPTURES   4
+#define PB_RESPONSE_MAX_BYTES   (256u * 1024 * 1024)  /* one response body */
+#define PB_RESPONSE_HEADERS_MAX (16u * 1024)
+#define PB_REQUEST_ID_MAX       64                    /* incoming X-Request-Id kept when safe */
+#define PB_NAME_FIELD_MAX       128                   /* org/user/team names */
+#define PB_STMT_CACHE_MAX       128                   /* prepared statements kept per process */
+#define PB_DB_BUSY_TIMEOUT_MS   5000
+#define PB_MIGRATION_MAX_BYTES  (1u * 1024 * 1024)    /* one sql/NNNN_*.sql file */
+#define PB_MIGRATIONS_MAX       9999
+#define PB_JSON_MAX_DEPTH       64                    /* request bodies */
+#define PB_LIST_MAX_ITEMS       1000                  /* one catalog list response */
+#define PB_METRICS_MAX_BYTES    (4u * 1024 * 1024)    /* /metrics text */
 
 #endif
