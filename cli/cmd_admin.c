@@ -1,0 +1,143 @@
+/* Identity administration: `pbiport org create NAME`, `pbiport user add NAME --org ORG
+ * [--role owner|member] [--team T]...`, `pbiport token create USER`.
+ * Exit codes: 0 done, 2 bad input (usage, bad name, duplicate, unknown org/user), 1 otherwise. */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "cli/cli.h"
+#include "core/identity.h"
+#include "runtime/config.h"
+#include "runtime/db.h"
+#include "runtime/util.h"
+
+#define MAX_TEAMS 64
+
+static int exit_code(int rc)
+{
+	return rc == PB_EINVAL || rc == PB_ENOTFOUND ? 2 : 1;
+}
+
+/* Opens PBIPORT_DB, which must be migrated to this binary's schema. */
+static int open_db(const char *cmd, pb_config *cfg, pb_db **db)
+{
+	char err[PB_ERR_MAX];
+	int rc = config_load(cfg, err);
+	if (rc) {
+		fprintf(stderr, "pbiport %s: %s\n", cmd, err);
+		return 2;
+	}
+	if ((rc = db_open(cfg->db_path, false, db, err)) || (rc = db_check_schema(*db, cfg->sql_dir, err))) {
+		fprintf(stderr, "pbiport %s: %s\n", cmd, err);
+		db_close(*db);
+		*db = NULL;
+		config_release(cfg);
+		return 1;
+	}
+	return 0;
+}
+
+int cmd_org(int argc, char **argv)
+{
+	pb_config cfg;
+	pb_db *db = NULL;
+	char err[PB_ERR_MAX], id[PB_ID_BUF];
+	if (argc != 3 || strcmp(argv[1], "create")) {
+		fprintf(stderr, "usage: pbiport org create NAME\n");
+		return 2;
+	}
+	int code = open_db("org", &cfg, &db);
+	if (code)
+		return code;
+	int rc = identity_org_create(db, argv[2], id, err);
+	if (rc) {
+		fprintf(stderr, "pbiport org create: %s\n", err);
+		code = exit_code(rc);
+	} else {
+		printf("%s\n", id);
+	}
+	db_close(db);
+	config_release(&cfg);
+	return code;
+}
+
+static int user_usage(void)
+{
+	fprintf(stderr, "usage: pbiport user add NAME --org ORG [--role owner|member] [--team TEAM]...\n");
+	return 2;
+}
+
+int cmd_user(int argc, char **argv)
+{
+	pb_config cfg;
+	pb_db *db = NULL;
+	char err[PB_ERR_MAX], id[PB_ID_BUF];
+	const char *org = NULL, *teams[MAX_TEAMS];
+	size_t nteams = 0;
+	pb_role role = PB_ROLE_MEMBER;
+	if (argc < 3 || strcmp(argv[1], "add"))
+		return user_usage();
+	for (int i = 3; i < argc; i++) {
+		if (i + 1 >= argc)
+			return user_usage();
+		if (!strcmp(argv[i], "--org")) {
+			org = argv[++i];
+		} else if (!strcmp(argv[i], "--role")) {
+			if (auth_role_parse(argv[++i], &role)) {
+				fprintf(stderr, "pbiport user add: --role must be owner or member\n");
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "--team")) {
+			if (nteams == MAX_TEAMS) {
+				fprintf(stderr, "pbiport user add: more than %d teams\n", MAX_TEAMS);
+				return 2;
+			}
+			teams[nteams++] = argv[++i];
+		} else {
+			return user_usage();
+		}
+	}
+	if (!org)
+		return user_usage();
+	int code = open_db("user", &cfg, &db);
+	if (code)
+		return code;
+	int rc = identity_user_add(db, argv[2], org, role, teams, nteams, id, err);
+	if (rc) {
+		fprintf(stderr, "pbiport user add: %s\n", err);
+		code = exit_code(rc);
+	} else {
+		printf("%s\n", id);
+	}
+	db_close(db);
+	config_release(&cfg);
+	return code;
+}
+
+int cmd_token(int argc, char **argv)
+{
+	pb_config cfg;
+	pb_db *db = NULL;
+	char err[PB_ERR_MAX], token[PB_TOKEN_BUF];
+	if (argc != 3 || strcmp(argv[1], "create")) {
+		fprintf(stderr, "usage: pbiport token create USER\n");
+		return 2;
+	}
+	int code = open_db("token", &cfg, &db);
+	if (code)
+		return code;
+	int rc = identity_token_create(db, argv[2], token, err);
+	if (rc) {
+		fprintf(stderr, "pbiport token create: %s\n", err);
+		code = exit_code(rc);
+	} else {
+		/* the only time the token is ever shown */
+		printf("%s\n", token);
+		fflush(stdout);
+	}
+	OPENSSL_cleanse(token, sizeof token);
+	db_close(db);
+	config_release(&cfg);
+	return code;
+}

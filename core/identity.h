@@ -1,0 +1,32 @@
+/* The identity store: organizations, users (role owner/member), teams and API tokens.
+ * Owns the tables organizations, users, teams, team_members, api_tokens; no other
+ * module writes them. Names are 1..PB_NAME_FIELD_MAX bytes of UTF-8 without control
+ * characters. Every write runs in one BEGIN IMMEDIATE transaction.
+ *
+ * Errors: PB_EINVAL for bad input (bad name, duplicate), PB_ENOTFOUND for a missing
+ * org/user (both are the caller's mistake), PB_EIO/PB_ENOMEM otherwise. */
+#ifndef PBIPORT_IDENTITY_H
+#define PBIPORT_IDENTITY_H
+
+#include <stddef.h>
+
+#include "runtime/auth.h"
+#include "runtime/db.h"
+
+int identity_org_create(pb_db *db, const char *name, char id[PB_ID_BUF], char *err);
+
+/* Adds user `name` to org `org_name` with role, and to each team in teams (created in
+ * the org when missing). */
+int identity_user_add(pb_db *db, const char *name, const char *org_name, pb_role role,
+		      const char *const *teams, size_t nteams, char id[PB_ID_BUF], char *err);
+
+/* A new API token for user_name. token is the secret: shown once, never stored or
+ * logged (only its SHA-256 is kept). */
+int identity_token_create(pb_db *db, const char *user_name, char token[PB_TOKEN_BUF], char *err);
+
+/* Lookups for runtime/auth (struct pb_auth_ops). */
+int identity_user_by_name(pb_db *db, const char *name, pb_identity *who, char *err);
+int identity_token_by_id(pb_db *db, const char *token_id, pb_identity *who,
+			 char hash_hex[PB_TOKEN_HASH_HEX], char *err);
+
+#endif

@@ -1,0 +1,83 @@
+/* POST/GET /api/data-products[/{id}], DELETE /api/data-products/{id}: contracts in,
+ * catalog out. The route table already checked identity, body size and type. */
+#include <jansson.h>
+#include <stdlib.h>
+
+#include "core/catalog.h"
+#include "core/contract.h"
+#include "handlers/handlers.h"
+#include "runtime/json_body.h"
+#include "runtime/util.h"
+
+int data_products_import(struct req *r)
+{
+	pb_contract *c = NULL;
+	cat_product *p = NULL;
+	json_t *doc = NULL;
+	bool created = false;
+	int rc = PB_OK;
+	if (!utf8_valid(r->body, r->body_len)) {
+		rc = req_reply_error(r, 400, "invalid_contract", "request body is not valid UTF-8");
+		goto out;
+	}
+	/* a JSON body must be JSON (YAML would accept more); positions come from the JSON parser */
+	if (json_media_type(r->content_type) && json_body_parse(r->body, r->body_len, PB_CONTRACT_MAX_DEPTH, &doc, r->err)) {
+		rc = req_reply_error(r, 400, "invalid_contract", "request body: %s", r->err);
+		goto out;
+	}
+	rc = contract_parse(r->body, r->body_len, "request body", &c, r->err);
+	if (rc == PB_EINVAL || rc == PB_ELIMIT) {
+		rc = req_reply_error(r, 400, "invalid_contract", "%s", r->err);
+		goto out;
+	}
+	if (rc)
+		goto out;
+	rc = catalog_import(r->db, r->who.org_id, c, r->body, r->body_len, &p, &created, r->err);
+	if (rc == PB_EINVAL || rc == PB_ELIMIT) {
+		rc = req_reply_error(r, 400, "invalid_contract", "%s", r->err);
+		goto out;
+	}
+	if (!rc)
+		rc = req_reply_json_new(r, created ? 201 : 200, catalog_product_json(p, false));
+out:
+	json_decref(doc);
+	catalog_product_free(p);
+	contract_free(c);
+	return rc;
+}
+
+int data_products_list(struct req *r)
+{
+	cat_product *v = NULL;
+	size_t n = 0;
+	int rc = catalog_product_list(r->db, r->who.org_id, &v, &n, r->err);
+	if (rc)
+		return rc;
+	json_t *list = json_array();
+	for (size_t i = 0; list && i < n; i++) {
+		if (json_array_append_new(list, catalog_product_json(&v[i], false))) {
+			json_decref(list);
+			list = NULL;
+		}
+	}
+	catalog_products_free(v, n);
+	return req_reply_json_new(r, 200, list ? json_pack("{s:o}", "data_products", list) : NULL);
+}
+
+int data_products_get(struct req *r)
+{
+	cat_product *p = NULL;
+	int rc = catalog_product_get(r->db, r->who.org_id, req_capture(r, "id"), true, &p, r->err);
+	if (!rc)
+		rc = req_reply_json_new(r, 200, catalog_product_json(p, true));
+	catalog_product_free(p);
+	return rc;
+}
+
+int data_products_delete(struct req *r)
+{
+	int rc = catalog_product_delete(r->db, r->who.org_id, req_capture(r, "id"), r->err);
+	if (!rc)
+		rc = req_reply(r, 204, "application/json", NULL, 0);
+	return rc;
+}

@@ -1,0 +1,20 @@
+/* Endpoint handlers: each parses, authorizes (beyond what its route row declares),
+ * calls core, and replies. The route table in handlers/routes.c says which runs when. */
+#ifndef PBIPORT_HANDLERS_H
+#define PBIPORT_HANDLERS_H
+
+#include "runtime/fcgi.h"
+#include "runtime/request.h"
+
+extern const struct pb_app pb_app;   /* routes + identity lookups, for pb_serve() */
+
+int health_get(struct req *r);
+int metrics_get(struct req *r);
+int data_products_import(struct req *r);
+int data_products_list(struct req *r);
+int data_products_get(struct req *r);
+int data_products_delete(struct req *r);
+int output_ports_get(struct req *r);
+int output_ports_tmdl(struct req *r);
+
+#endif

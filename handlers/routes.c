@@ -1,0 +1,29 @@
+/* THE route table: every endpoint, what it needs, and who answers it.
+ * The runtime (runtime/fcgi.c pb_handle) enforces role, query parameters, body limit
+ * and content type from these rows before the handler runs. */
+#include "handlers/handlers.h"
+
+#include "core/identity.h"
+
+static const char *const contract_types[] = {
+	"application/yaml", "application/x-yaml", "text/yaml", "application/json", NULL,
+};
+static const char *const tmdl_query[] = { "warehouse", "http_path", "mode", NULL };
+
+static const struct route routes[] = {
+	/* method  pattern                        handler               role             body limit         content types   query */
+	{ "GET",    "/healthz",                   health_get,           PB_ROLE_NONE,   0,                 NULL,           NULL,       0 },
+	{ "GET",    "/metrics",                   metrics_get,          PB_ROLE_NONE,   0,                 NULL,           NULL,       0 },
+	{ "POST",   "/api/data-products",         data_products_import, PB_ROLE_MEMBER, ROUTE_BODY_CONFIG, contract_types, NULL,       0 },
+	{ "GET",    "/api/data-products",         data_products_list,   PB_ROLE_MEMBER, 0,                 NULL,           NULL,       0 },
+	{ "GET",    "/api/data-products/{id}",    data_products_get,    PB_ROLE_MEMBER, 0,                 NULL,           NULL,       0 },
+	{ "DELETE", "/api/data-products/{id}",    data_products_delete, PB_ROLE_OWNER,  0,                 NULL,           NULL,       0 },
+	{ "GET",    "/api/output-ports/{id}",     output_ports_get,     PB_ROLE_MEMBER, 0,                 NULL,           NULL,       0 },
+	{ "GET",    "/api/output-ports/{id}/tmdl", output_ports_tmdl,   PB_ROLE_MEMBER, 0,                 NULL,           tmdl_query, 0 },
+};
+
+const struct pb_app pb_app = {
+	.routes = routes,
+	.nroutes = sizeof routes / sizeof routes[0],
+	.auth = { identity_user_by_name, identity_token_by_id },
+};

@@ -1,0 +1,70 @@
+/* SQLite access: opening, migrations, the prepared-statement cache, write transactions.
+ *
+ * One pb_db per process, kept across requests (with its cached statements).
+ * Several processes share the file: WAL, busy_timeout (PB_DB_BUSY_TIMEOUT_MS),
+ * foreign keys on, and writes go through db_begin() = BEGIN IMMEDIATE so a writer
+ * waits for the lock at the start instead of failing half-way with "database is locked".
+ *
+ * SQL lives only here (schema_migrations) and in the store modules that own their
+ * tables; every value is bound, every statement text is a constant. */
+#ifndef PBIPORT_DB_H
+#define PBIPORT_DB_H
+
+#include <stdbool.h>
+#include <sqlite3.h>
+
+typedef struct pb_db pb_db;
+
+#define PB_ID_BUF   33   /* 32 hex digits + NUL: every TEXT id pbiport makes */
+#define PB_TIME_BUF 32   /* "2026-11-26T03:04:05.678Z" + NUL */
+
+/* Opens path. create=false refuses a file that does not exist (the server must
+ * not silently make an empty database). *out is new: free with db_close(). */
+int db_open(const char *path, bool create, pb_db **out, char *err);
+void db_close(pb_db *db);
+sqlite3 *db_sqlite(pb_db *db);   /* borrowed until db_close */
+
+/* A cached statement for constant text sql, reset and unbound, ready to bind.
+ * *out is borrowed until db_close; call db_done() when finished with it. */
+int db_prepare(pb_db *db, const char *sql, sqlite3_stmt **out, char *err);
+void db_done(sqlite3_stmt *st);
+
+/* Steps a statement expected to finish (INSERT/UPDATE/DELETE): PB_OK on SQLITE_DONE
+ * or SQLITE_ROW; a constraint violation is PB_EINVAL, anything else PB_EIO. */
+int db_exec(pb_db *db, sqlite3_stmt *st, char *err);
+/* One step of a query: 1 = row ready, 0 = no more rows, <0 = pb_rc with err. */
+int db_row(pb_db *db, sqlite3_stmt *st, char *err);
+
+/* Binds text (NULL binds SQL NULL). Returns PB_OK or PB_ENOMEM. */
+int db_bind_text(sqlite3_stmt *st, int idx, const char *s, char *err);
+/* Column text, "" for NULL; borrowed until the next step/reset of st. */
+const char *db_col_text(sqlite3_stmt *st, int idx);
+/* Column text as a new string (NULL for SQL NULL; *ok false on OOM). */
+char *db_col_dup(sqlite3_stmt *st, int idx, bool *ok);
+
+/* Write transactions: BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any failure. */
+int db_begin(pb_db *db, char *err);
+int db_commit(pb_db *db, char *err);
+void db_rollback(pb_db *db);
+
+/* Migrations: files dir/NNNN_name.sql, applied in number order, each in its own
+ * transaction, recorded in schema_migrations(version, name, applied_at).
+ * Running it again applies nothing. *applied (may be NULL) counts new ones. */
+int db_migrate(pb_db *db, const char *dir, int *applied, char *err);
+/* Highest version recorded in the database (0 for a database never migrated). */
+int db_schema_version(pb_db *db, int *version, char *err);
+/* Highest version among the migration files in dir. */
+int db_needed_version(const char *dir, int *version, char *err);
+/* Start-up check: fails with "database schema is at version X, this binary needs Y:
+ * run `pbiport migrate`" when the database is behind the migration files. */
+int db_check_schema(pb_db *db, const char *dir, char *err);
+
+/* Liveness: a read of schema_migrations. PB_EIO with the reason when it fails. */
+int db_ping(pb_db *db, char *err);
+
+/* A fresh random id (32 lower-case hex digits). */
+int pb_new_id(char out[PB_ID_BUF], char *err);
+/* The current UTC time as ISO-8601 text with milliseconds. */
+void pb_now(char out[PB_TIME_BUF]);
+
+#endif

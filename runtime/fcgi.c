@@ -1,0 +1,242 @@
+#include "runtime/fcgi.h"
+
+#include <fcgiapp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime/log.h"
+#include "runtime/metrics.h"
+#include "runtime/util.h"
+
+extern char **environ;
+
+static int reply_rc(struct req *r, int rc)
+{
+	sbuf_reset(&r->headers);
+	switch (rc) {
+	case PB_EINVAL:
+	case PB_ELIMIT:
+		return req_reply_error(r, 400, "bad_request", "%s", r->err);
+	case PB_ENOTFOUND:
+		return req_reply_error(r, 404, "not_found", "%s", r->err[0] ? r->err : "not found");
+	default:
+		/* the detail goes to the log (log_request prints r->err for 5xx), not to the client */
+		return req_reply_error(r, 500, "internal", "internal error (request %s)", r->request_id);
+	}
+}
+
+static int check_query(struct req *r)
+{
+	for (size_t i = 0; i < r->nquery; i++) {
+		bool ok = false;
+		for (size_t j = 0; r->route->query && r->route->query[j] && !ok; j++)
+			ok = !strcmp(r->query[i].name, r->route->query[j]);
+		if (!ok)
+			return req_reply_error(r, 400, "bad_request", "unknown query parameter '%.64s'",
+					       r->query[i].name) ? PB_ENOMEM : PB_EINVAL;
+	}
+	return PB_OK;
+}
+
+static int identify(struct req *r, const struct pb_app *app)
+{
+	int rc = auth_identify(r->db, &app->auth, req_env(r, "REMOTE_USER"),
+			       req_env(r, "HTTP_AUTHORIZATION"), &r->who, r->err);
+	if (rc == PB_ENOTFOUND) {
+		req_header(r, "WWW-Authenticate", "Bearer");
+		req_reply_error(r, 401, "unauthorized", "%s", r->err);
+		return rc;
+	}
+	if (rc) {
+		reply_rc(r, rc);
+		return rc;
+	}
+	if (r->route->role == PB_ROLE_OWNER && r->who.role != PB_ROLE_OWNER) {
+		req_reply_error(r, 403, "forbidden", "only an organization owner may do this");
+		return PB_EINVAL;
+	}
+	return PB_OK;
+}
+
+static void dispatch(struct req *r, const struct pb_app *app)
+{
+	sbuf allow;
+	int rc, status;
+	sbuf_init(&allow, 256);
+	switch (router_match(app->routes, app->nroutes, r->method, r->segs, r->nsegs, &r->route,
+			     r->captures, &r->ncaptures, &allow)) {
+	case ROUTE_NOT_FOUND:
+		req_reply_error(r, 404, "not_found", "no such endpoint: %.200s", r->path);
+		goto out;
+	case ROUTE_BAD_METHOD:
+		req_header(r, "Allow", sbuf_str(&allow));
+		req_reply_error(r, 405, "method_not_allowed", "%s is not allowed here (allowed: %s)",
+				r->method, sbuf_str(&allow));
+		goto out;
+	case ROUTE_FOUND:
+		break;
+	}
+	if (r->route->role != PB_ROLE_NONE && identify(r, app))
+		goto out;
+	if (check_query(r))
+		goto out;
+	size_t limit = r->route->body_limit == ROUTE_BODY_CONFIG ? r->cfg->max_body : r->route->body_limit;
+	if (req_read_body(r, limit, r->route->content_types, r->route->flags & ROUTE_EMPTY_BODY_OK,
+			  &status, r->err)) {
+		static const struct { int status; const char *code; } codes[] = {
+			{ 400, "bad_request" }, { 411, "length_required" },
+			{ 413, "payload_too_large" }, { 415, "unsupported_media_type" },
+		};
+		const char *code = "bad_request";
+		for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+			if (codes[i].status == status)
+				code = codes[i].code;
+		req_reply_error(r, status ? status : 400, code, "%s", r->err);
+		goto out;
+	}
+	r->err[0] = '\0';
+	rc = r->route->handler(r);
+	if (rc)
+		reply_rc(r, rc);
+	else if (!r->status)
+		req_reply_error(r, 500, "internal", "the handler produced no response");
+out:
+	sbuf_release(&allow);
+}
+
+void pb_handle(struct req *r, const struct pb_app *app, char *const *envp, const struct req_io *io)
+{
+	if (req_load(r, envp, io, r->err))
+		req_reply_error(r, 400, "bad_request", "%s", r->err);
+	else
+		dispatch(r, app);
+	if (req_send(r))
+		log_event("warn", r->request_id, "%s", r->err);
+}
+
+void pb_after(struct req *r)
+{
+	struct timespec now;
+	char err[PB_ERR_MAX];
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	double secs = (double)(now.tv_sec - r->started.tv_sec) + (double)(now.tv_nsec - r->started.tv_nsec) / 1e9;
+	log_request(r, secs);
+	if (r->db && metrics_record(r->db, r->route ? r->route->pattern : "unmatched",
+				    r->method ? r->method : "-", r->status, secs, err))
+		log_event("warn", r->request_id, "metrics not recorded: %s", err);
+}
+
+/* ---- I/O over libfcgi streams and over stdio ---- */
+
+struct fcgx_streams {
+	FCGX_Stream *in, *out;
+};
+
+static long fcgx_read(void *ctx, char *buf, size_t n)
+{
+	int chunk = n > 1 << 20 ? 1 << 20 : (int)n;
+	return FCGX_GetStr(buf, chunk, ((struct fcgx_streams *)ctx)->in);
+}
+
+static int fcgx_write(void *ctx, const char *buf, size_t n)
+{
+	FCGX_Stream *out = ((struct fcgx_streams *)ctx)->out;
+	while (n) {
+		int chunk = n > 1 << 20 ? 1 << 20 : (int)n;
+		if (FCGX_PutStr(buf, chunk, out) != chunk)
+			return -1;
+		buf += chunk;
+		n -= (size_t)chunk;
+	}
+	return 0;
+}
+
+static long stdio_read(void *ctx, char *buf, size_t n)
+{
+	(void)ctx;
+	size_t got = fread(buf, 1, n, stdin);
+	return got == 0 && ferror(stdin) ? -1 : (long)got;
+}
+
+static int stdio_write(void *ctx, const char *buf, size_t n)
+{
+	(void)ctx;
+	return fwrite(buf, 1, n, stdout) == n ? 0 : -1;
+}
+
+static volatile sig_atomic_t stopping;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stopping = 1;
+	FCGX_ShutdownPending();
+}
+
+static int serve_fastcgi(const struct pb_app *app, struct req *r)
+{
+	FCGX_Request fr;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop;   /* no SA_RESTART: accept returns so the loop can end */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	if (FCGX_Init() || FCGX_InitRequest(&fr, 0, FCGI_FAIL_ACCEPT_ON_INTR)) {
+		fprintf(stderr, "pbiport: cannot initialize FastCGI\n");
+		return 1;
+	}
+	while (!stopping && FCGX_Accept_r(&fr) >= 0) {
+		struct fcgx_streams streams = { fr.in, fr.out };
+		struct req_io io = { fcgx_read, fcgx_write, &streams };
+		pb_handle(r, app, fr.envp, &io);
+		/* the web server has the whole response before we log and count it */
+		FCGX_Finish_r(&fr);
+		pb_after(r);
+		req_reset(r);
+	}
+	FCGX_Free(&fr, 1);
+	return 0;
+}
+
+static int serve_cgi(const struct pb_app *app, struct req *r)
+{
+	struct req_io io = { stdio_read, stdio_write, NULL };
+	pb_handle(r, app, environ, &io);
+	int rc = fflush(stdout) ? 1 : 0;
+	pb_after(r);
+	req_reset(r);
+	return rc;
+}
+
+int pb_serve(const struct pb_app *app)
+{
+	pb_config cfg;
+	pb_db *db = NULL;
+	struct req r;
+	char err[PB_ERR_MAX];
+	int code = 1;
+	bool have_cfg = false, have_req = false;
+
+	if (config_load(&cfg, err))
+		goto fail;
+	have_cfg = true;
+	if (router_check_table(app->routes, app->nroutes, err) ||
+	    db_open(cfg.db_path, false, &db, err) || db_check_schema(db, cfg.sql_dir, err))
+		goto fail;
+	signal(SIGPIPE, SIG_IGN);   /* a client gone mid-response is an error return, not a death */
+	req_init(&r, &cfg, db);
+	have_req = true;
+	code = FCGX_IsCGI() ? serve_cgi(app, &r) : serve_fastcgi(app, &r);
+	goto out;
+fail:
+	fprintf(stderr, "pbiport: %s\n", err);
+out:
+	if (have_req)
+		req_release(&r);
+	db_close(db);
+	if (have_cfg)
+		config_release(&cfg);
+	return code;
+}

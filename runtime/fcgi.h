@@ -1,0 +1,31 @@
+/* The request pipeline and the FastCGI / CGI front door.
+ *
+ * pb_handle() runs one request through what the route table declares, in order:
+ * parse (400) → route (404/405 + Allow) → identity (401) and role (403) → declared
+ * query parameters (400) → body length (411/413), content type (415) and read →
+ * handler → one response with X-Request-Id. pb_serve() is the process: start-up
+ * checks (the only place a FastCGI process may stop itself), then the accept loop,
+ * or a single CGI request when not started under FastCGI. */
+#ifndef PBIPORT_FCGI_H
+#define PBIPORT_FCGI_H
+
+#include "runtime/auth.h"
+#include "runtime/request.h"
+#include "runtime/router.h"
+
+struct pb_app {
+	const struct route *routes;   /* THE route table (handlers/routes.c) */
+	size_t nroutes;
+	struct pb_auth_ops auth;      /* identity lookups (core/identity.c) */
+};
+
+/* Loads envp into r (which req_init() prepared) and answers it through io. */
+void pb_handle(struct req *r, const struct pb_app *app, char *const *envp, const struct req_io *io);
+/* After the response went out: the log line and the metrics. */
+void pb_after(struct req *r);
+
+/* Runs the FastCGI accept loop on fd 0, or one CGI request. Returns the exit code;
+ * configuration and schema problems print one line "pbiport: ..." and return 1. */
+int pb_serve(const struct pb_app *app);
+
+#endif

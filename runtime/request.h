@@ -1,0 +1,112 @@
+/* One HTTP request and its response: struct req.
+ *
+ * Per-request state lives here and nowhere else. req_reset() frees all of it
+ * between requests; only cfg and db (named below) are kept across requests.
+ * The FastCGI envp is copied in req_load(), so nothing borrowed from libfcgi
+ * outlives the request it came with.
+ *
+ * Ownership: every pointer in the per-request part is owned by the req and valid
+ * until req_reset(); the accessors return borrowed pointers with that lifetime. */
+#ifndef PBIPORT_REQUEST_H
+#define PBIPORT_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "runtime/auth.h"
+#include "runtime/config.h"
+#include "runtime/db.h"
+#include "runtime/router.h"
+#include "runtime/strbuf.h"
+
+struct json_t;
+
+/* Where the body comes from and the response goes: FastCGI streams, stdio (CGI), or
+ * memory (tests). */
+struct req_io {
+	long (*read)(void *ctx, char *buf, size_t n);          /* bytes read, 0 at end, -1 error */
+	int (*write)(void *ctx, const char *buf, size_t n);    /* 0, or -1 on error */
+	void *ctx;
+};
+
+typedef struct pb_param {
+	char *name;
+	char *value;
+} pb_param;
+
+struct req {
+	/* kept across requests, borrowed from the serve loop */
+	const pb_config *cfg;
+	pb_db *db;
+
+	/* request: owned by the req until req_reset() */
+	struct req_io io;
+	char **env;                   /* "NAME=value" copies */
+	size_t nenv;
+	const char *method;           /* from env */
+	char *path;                   /* decoded path for logs, e.g. "/api/data-products/x" */
+	char **segs;                  /* decoded path segments */
+	size_t nsegs;
+	pb_param *query;
+	size_t nquery;
+	char *content_type;           /* media type, lower case, no parameters; NULL if none */
+	char *body;                   /* NUL-terminated; NULL when there is none */
+	size_t body_len;
+	const struct route *route;    /* borrowed from the route table */
+	const char *captures[PB_ROUTE_MAX_CAPTURES];   /* point into segs */
+	size_t ncaptures;
+	pb_identity who;
+	char request_id[PB_REQUEST_ID_MAX + 1];
+	struct timespec started;      /* CLOCK_MONOTONIC */
+
+	/* response */
+	int status;                   /* 0 until a reply was set */
+	sbuf headers;                 /* extra "Name: value\r\n" lines */
+	char *resp_type;              /* Content-Type of the response */
+	sbuf resp;                    /* response body */
+	size_t bytes_sent;
+
+	char err[PB_ERR_MAX];         /* the message travelling with a failing rc */
+};
+
+void req_init(struct req *r, const pb_config *cfg, pb_db *db);
+/* Frees everything the request allocated; keeps cfg and db. */
+void req_reset(struct req *r);
+/* req_reset() plus the buffers' memory: for the end of the process. */
+void req_release(struct req *r);
+
+/* Copies envp (bounded by PB_ENV_MAX_*) and parses method, path, query, content
+ * type and request id. PB_EINVAL (→ 400) with err for a malformed request. */
+int req_load(struct req *r, char *const *envp, const struct req_io *io, char *err);
+
+const char *req_env(const struct req *r, const char *name);      /* borrowed; NULL if absent */
+const char *req_query(const struct req *r, const char *name);    /* borrowed; NULL if absent */
+const char *req_capture(const struct req *r, const char *name);  /* "{name}" of the route */
+
+/* Reads the body after checking, in this order, CONTENT_LENGTH against limit (413;
+ * 411 when a body is expected without a length), the content type against types
+ * (NULL-terminated media types; 415), and emptiness (400 unless empty_ok, where an
+ * empty body may also come without a content type). On failure *status is the HTTP
+ * status to answer and err says why. */
+int req_read_body(struct req *r, size_t limit, const char *const *types, bool empty_ok, int *status,
+		  char *err);
+
+/* Percent-decoding (plus_space: '+' is a space, as in query strings). Refuses bad
+ * escapes, NUL bytes and invalid UTF-8. *out is new (caller frees). */
+int url_decode(const char *s, size_t len, bool plus_space, char **out, char *err);
+
+/* Response. Each replaces any body set before. */
+int req_header(struct req *r, const char *name, const char *value);     /* no CR/LF allowed */
+int req_reply(struct req *r, int status, const char *content_type, const char *body, size_t len);
+/* Steals the reference to body (jansson's _new convention). */
+int req_reply_json_new(struct req *r, int status, struct json_t *body);
+/* {"error":{"code":code,"message":...}} */
+int req_reply_error(struct req *r, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Writes status line, headers and body through r->io. */
+int req_send(struct req *r);
+
+const char *http_reason(int status);
+
+#endif
