@@ -13,6 +13,11 @@ struct command {
 };
 
 static const struct command commands[] = {
+	{ "serve", cmd_serve, "serve   run as the FastCGI application (or answer one CGI request)" },
+	{ "migrate", cmd_migrate, "migrate   create or update the database PBIPORT_DB" },
+	{ "org", cmd_org, "org create NAME   add an organization" },
+	{ "user", cmd_user, "user add NAME --org ORG [--role owner|member] [--team T]...   add a user" },
+	{ "token", cmd_token, "token create USER   print a new API token for USER (shown once)" },
 	{ "keygen", cmd_keygen, "keygen   print a fresh 64-hex key" },
 	{ "tmdl-parse", cmd_tmdl_parse, "tmdl-parse PATH [--json]   parse a TMDL folder or file, print a summary or JSON" },
 };
@@ -26,6 +31,11 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	/* started as pbiport.fcgi (a symlink): the FastCGI application */
+	const char *base = argc > 0 && argv[0] ? strrchr(argv[0], '/') : NULL;
+	base = base ? base + 1 : argc > 0 && argv[0] ? argv[0] : "";
+	if (!strcmp(base, "pbiport.fcgi"))
+		return cmd_serve(1, argv);
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
