@@ -1,0 +1,218 @@
+#include "msapi/entra.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "runtime/crypto.h"
+#include "runtime/strbuf.h"
+#include "runtime/util.h"
+
+#define FORM_MAX (64u * 1024)
+
+void entra_token_release(entra_token *t)
+{
+	if (!t)
+		return;
+	char **secrets[] = { &t->access_token, &t->refresh_token, &t->id_token };
+	for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
+		if (*secrets[i])
+			pb_secret_free(*secrets[i], strlen(*secrets[i]));
+	free(t->scope);
+	memset(t, 0, sizeof *t);
+}
+
+/* Appends "&name=value" (value percent-encoded); skips NULL values. */
+static int form_add(sbuf *f, const char *name, const char *value)
+{
+	if (!value)
+		return 0;
+	if ((f->len && sbuf_addc(f, '&')) || sbuf_adds(f, name) || sbuf_addc(f, '='))
+		return -1;
+	return msapi_urlenc(f, value);
+}
+
+static int check_app(const entra_app *app, char *err)
+{
+	if (!app || !app->tenant || !*app->tenant || !app->client_id || !*app->client_id)
+		return pb_err(err, PB_EINVAL, "the Power BI app settings lack a tenant id or client id");
+	return PB_OK;
+}
+
+/* Posts a token form and reads the token reply. */
+static int token_call(msapi *c, const entra_app *app, sbuf *form, bool idempotent, const char *what,
+		      entra_token *out, char *err)
+{
+	memset(out, 0, sizeof *out);
+	int rc;
+	char *path = NULL;
+	msapi_reply r = { 0 };
+	if ((rc = msapi_path(&path, err, "/%s/oauth2/v2.0/token", app->tenant)))
+		goto out;
+	msapi_call call = { .svc = MSAPI_ENTRA, .method = "POST", .url = path, .form = sbuf_str(form),
+			    .idempotent = idempotent, .no_auth = true, .what = what };
+	if ((rc = msapi_do(c, &call, &r, err)))
+		goto out;
+	const char *at = json_string_value(json_object_get(r.json, "access_token"));
+	if (!at || !*at) {
+		rc = pb_err(err, PB_EIO, "Entra answered %s without an access token", what);
+		goto out;
+	}
+	const char *rt = json_string_value(json_object_get(r.json, "refresh_token"));
+	const char *idt = json_string_value(json_object_get(r.json, "id_token"));
+	const char *sc = json_string_value(json_object_get(r.json, "scope"));
+	json_t *ei = json_object_get(r.json, "expires_in");
+	/* Entra has sent expires_in both as a number and as a string */
+	long exp = json_is_integer(ei) ? (long)json_integer_value(ei) :
+		   json_is_string(ei) ? strtol(json_string_value(ei), NULL, 10) : 3600;
+	out->access_token = xstrdup(at);
+	out->refresh_token = xstrdup(rt);
+	out->id_token = xstrdup(idt);
+	out->scope = xstrdup(sc);
+	out->expires_in = exp;
+	out->expires_at = (long long)time(NULL) + exp;
+	if (!out->access_token || (rt && !out->refresh_token) || (idt && !out->id_token) || (sc && !out->scope)) {
+		entra_token_release(out);
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+	}
+out:
+	free(path);
+	if (r.http.body) /* the reply holds tokens */
+		pb_wipe(r.http.body, r.http.body_len);
+	msapi_reply_release(&r);
+	return rc;
+}
+
+static int run_grant(msapi *c, const entra_app *app, sbuf *form, bool idempotent, const char *what,
+		     entra_token *out, char *err)
+{
+	int rc = token_call(c, app, form, idempotent, what, out, err);
+	pb_wipe(form->buf, form->cap);
+	sbuf_release(form);
+	return rc;
+}
+
+int entra_client_credentials(msapi *c, const entra_app *app, const char *scope, entra_token *out, char *err)
+{
+	memset(out, 0, sizeof *out);
+	int rc = check_app(app, err);
+	if (rc)
+		return rc;
+	if (!app->client_secret || !*app->client_secret)
+		return pb_err(err, PB_EINVAL, "the Power BI app settings lack a client secret");
+	sbuf f;
+	sbuf_init(&f, FORM_MAX);
+	if (form_add(&f, "grant_type", "client_credentials") || form_add(&f, "client_id", app->client_id) ||
+	    form_add(&f, "client_secret", app->client_secret) ||
+	    form_add(&f, "scope", scope ? scope : ENTRA_SCOPE_POWERBI_DEFAULT)) {
+		pb_wipe(f.buf, f.cap);
+		sbuf_release(&f);
+		return pb_err(err, PB_ELIMIT, "token request too large");
+	}
+	/* client credentials create nothing: safe to repeat */
+	return run_grant(c, app, &f, true, "issue an app token", out, err);
+}
+
+int entra_exchange_code(msapi *c, const entra_app *app, const char *code, const char *redirect_uri,
+			const char *code_verifier, const char *scope, entra_token *out, char *err)
+{
+	memset(out, 0, sizeof *out);
+	int rc = check_app(app, err);
+	if (rc)
+		return rc;
+	if (!code || !*code || !redirect_uri || !code_verifier)
+		return pb_err(err, PB_EINVAL, "the sign-in answer lacks a code, redirect URI or PKCE verifier");
+	sbuf f;
+	sbuf_init(&f, FORM_MAX);
+	if (form_add(&f, "grant_type", "authorization_code") || form_add(&f, "client_id", app->client_id) ||
+	    form_add(&f, "code", code) || form_add(&f, "redirect_uri", redirect_uri) ||
+	    form_add(&f, "code_verifier", code_verifier) || form_add(&f, "scope", scope) ||
+	    form_add(&f, "client_secret", app->client_secret)) {
+		pb_wipe(f.buf, f.cap);
+		sbuf_release(&f);
+		return pb_err(err, PB_ELIMIT, "token request too large");
+	}
+	return run_grant(c, app, &f, false, "exchange the sign-in code", out, err);
+}
+
+int entra_refresh(msapi *c, const entra_app *app, const char *refresh_token, const char *scope,
+		  entra_token *out, char *err)
+{
+	memset(out, 0, sizeof *out);
+	int rc = check_app(app, err);
+	if (rc)
+		return rc;
+	if (!refresh_token || !*refresh_token)
+		return pb_err(err, PB_EINVAL, "no refresh token stored: reconnect Power BI");
+	sbuf f;
+	sbuf_init(&f, FORM_MAX);
+	if (form_add(&f, "grant_type", "refresh_token") || form_add(&f, "client_id", app->client_id) ||
+	    form_add(&f, "refresh_token", refresh_token) || form_add(&f, "scope", scope) ||
+	    form_add(&f, "client_secret", app->client_secret)) {
+		pb_wipe(f.buf, f.cap);
+		sbuf_release(&f);
+		return pb_err(err, PB_ELIMIT, "token request too large");
+	}
+	return run_grant(c, app, &f, false, "refresh the Power BI sign-in", out, err);
+}
+
+int entra_pkce_challenge(const char *verifier, char out[44], char *err)
+{
+	unsigned char md[32];
+	char *b64 = NULL;
+	size_t n = verifier ? strlen(verifier) : 0;
+	if (n < 43 || n > 128)
+		return pb_err(err, PB_EINVAL, "PKCE verifier must be 43..128 characters");
+	pb_sha256(verifier, n, md);
+	int rc = pb_b64url_encode(md, sizeof md, &b64, err);
+	if (!rc && xsnprintf(out, 44, "%s", b64))
+		rc = pb_err(err, PB_EINTERNAL, "PKCE challenge has an unexpected length");
+	free(b64);
+	return rc;
+}
+
+int entra_pkce_new(entra_pkce *p, char *err)
+{
+	char *v = NULL;
+	int rc = pb_random_token(32, &v, err);
+	if (rc)
+		return rc;
+	if (xsnprintf(p->verifier, sizeof p->verifier, "%s", v))
+		rc = pb_err(err, PB_EINTERNAL, "PKCE verifier has an unexpected length");
+	pb_secret_free(v, strlen(v));
+	if (!rc)
+		rc = entra_pkce_challenge(p->verifier, p->challenge, err);
+	return rc;
+}
+
+int entra_authorize_url(const msapi *c, const entra_authorize *a, char **url, char *err)
+{
+	*url = NULL;
+	if (!a->tenant || !a->client_id || !a->redirect_uri || !a->scope || !a->state || !a->code_challenge)
+		return pb_err(err, PB_EINVAL, "authorize URL needs tenant, client id, redirect URI, scope, "
+			      "state and PKCE challenge");
+	int rc = PB_OK;
+	char *path = NULL;
+	sbuf q, u;
+	sbuf_init(&q, PB_HTTP_URL_MAX);
+	sbuf_init(&u, PB_HTTP_URL_MAX);
+	if ((rc = msapi_path(&path, err, "/%s/oauth2/v2.0/authorize", a->tenant)))
+		goto out;
+	if (form_add(&q, "client_id", a->client_id) || form_add(&q, "response_type", "code") ||
+	    form_add(&q, "redirect_uri", a->redirect_uri) || form_add(&q, "response_mode", "query") ||
+	    form_add(&q, "scope", a->scope) || form_add(&q, "state", a->state) ||
+	    form_add(&q, "code_challenge", a->code_challenge) || form_add(&q, "code_challenge_method", "S256") ||
+	    form_add(&q, "prompt", a->prompt) || form_add(&q, "login_hint", a->login_hint) ||
+	    sbuf_adds(&u, msapi_base(c, MSAPI_ENTRA)) || sbuf_adds(&u, path) || sbuf_addc(&u, '?') ||
+	    sbuf_add(&u, q.buf, q.len)) {
+		rc = pb_err(err, PB_ELIMIT, "authorize URL longer than %d bytes", PB_HTTP_URL_MAX);
+		goto out;
+	}
+	if (!(*url = sbuf_detach(&u, NULL)))
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+out:
+	free(path);
+	sbuf_release(&q);
+	sbuf_release(&u);
+	return rc;
+}

@@ -1,0 +1,176 @@
+/* Shared part of the Microsoft clients (Entra, Fabric, Power BI, Graph, scanner).
+ *
+ * Everything that knows a Microsoft URL, header or JSON shape lives in msapi/; callers get
+ * plain C values (msapi_item, entra_token, ...) or, where noted, a jansson value whose
+ * ownership the function documents.
+ *
+ * Base URLs come from PBIPORT_ENTRA_URL, PBIPORT_FABRIC_URL, PBIPORT_POWERBI_URL and
+ * PBIPORT_GRAPH_URL (defaults https://login.microsoftonline.com,
+ * https://api.fabric.microsoft.com, https://api.powerbi.com, https://graph.microsoft.com);
+ * the clients append the real paths (/v1/workspaces, /v1.0/myorg/groups, ...).
+ *
+ * Behaviour of every call made through an msapi client:
+ *  - 429 and 503 (and 500/502/504 and network failures for idempotent calls) are retried
+ *    with exponential back-off and full jitter, honouring Retry-After (seconds or HTTP
+ *    date). The total wait of one call is capped by wait_budget_ms; a server asking for
+ *    more fails the call at once with "Power BI asked to wait N s ...".
+ *  - A non-idempotent call (create model, create connection, post rows, trigger refresh)
+ *    whose connection dropped after sending is never blindly repeated: the caller-level
+ *    function checks whether it happened (e.g. lists models by display name) first.
+ *  - An expired token (Fabric 401, Power BI 403 TokenExpired) makes the client call the
+ *    caller's refresh callback once and repeat the call with the new token.
+ *  - Lists follow every page (continuationUri / continuationToken / @odata.nextLink).
+ *  - Long-running operations (202 + Location) are polled with Retry-After under a bounded
+ *    total time; a poll that times out client-side is repeated, not treated as failure.
+ *
+ * One msapi value serves one identity (one access token) and is not thread-safe. */
+#ifndef PBIPORT_MSAPI_H
+#define PBIPORT_MSAPI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "runtime/http.h"
+#include "runtime/limits.h"
+
+enum msapi_svc { MSAPI_ENTRA, MSAPI_FABRIC, MSAPI_POWERBI, MSAPI_GRAPH, MSAPI_NSVC };
+
+/* Caller-supplied token refresh: store the new token wherever the caller keeps tokens and
+ * return it in *access_token (new: the client frees it). Return 0 or a negative pb_rc with
+ * a message in err (which the client passes on). */
+typedef int (*msapi_refresh_fn)(void *ctx, char **access_token, char *err);
+
+/* Facts about the last failed (or last) call, for callers that branch on them. */
+typedef struct msapi_last {
+	int svc;
+	long status;              /* HTTP status; 0 when no answer */
+	char code[128];           /* Microsoft error code ("PowerBINotAuthorized", "AADSTS700082", ...) */
+	char request_id[128];     /* RequestId / requestId of the reply, when given */
+	long retry_after_s;       /* last Retry-After seen, -1 none */
+	bool outcome_unknown;     /* a non-idempotent call may or may not have happened */
+	int attempts;             /* HTTP attempts made by the last call */
+	int refreshes;            /* token refreshes made by the last call */
+} msapi_last;
+
+typedef struct msapi {
+	pb_http *http;                  /* borrowed: outlives the msapi value */
+	char *base[MSAPI_NSVC];         /* owned: base URLs without a trailing slash */
+	char *token;                    /* owned secret: current access token (wiped on release) */
+	unsigned token_gen;             /* bumped by every refresh */
+	msapi_refresh_fn refresh;       /* may be NULL: an expired token then fails the call */
+	void *refresh_ctx;
+	long wait_budget_ms;            /* total back-off + Retry-After wait per call */
+	long retry_base_ms;             /* first back-off step (doubles per attempt) */
+	long retry_cap_ms;              /* largest single back-off step */
+	int max_attempts;               /* tries per call, including the first */
+	long lro_max_ms;                /* total time to follow one long-running operation */
+	long poll_ms;                   /* LRO / scan poll interval when no Retry-After */
+	int parallel;                   /* concurrent calls for batch operations */
+	msapi_last last;
+} msapi;
+
+/* Sets defaults and reads the base URLs from the environment (a malformed one, i.e. not
+ * https://, is an error naming the variable). Release with msapi_release even on error. */
+int msapi_init(msapi *c, pb_http *http, char *err);
+void msapi_release(msapi *c);
+/* Copies token (may be NULL to clear). */
+int msapi_set_token(msapi *c, const char *token, char *err);
+void msapi_set_refresh(msapi *c, msapi_refresh_fn fn, void *ctx);
+/* Base URL for svc, borrowed until msapi_release. */
+const char *msapi_base(const msapi *c, int svc);
+const char *msapi_svc_name(int svc);      /* "Entra", "Fabric", "Power BI", "Graph" */
+
+/* A Microsoft object reduced to the fields callers use. Every string is new (or NULL when
+ * the object has no such field); raw is a new reference to the object as sent, for the
+ * rest (owned by the item). */
+typedef struct msapi_item {
+	char *id;            /* id / objectId / requestId */
+	char *name;          /* displayName / name / title */
+	char *type;          /* type / connectionDetails.type / datasourceType / reportType */
+	char *workspace_id;  /* workspaceId */
+	char *dataset_id;    /* datasetId (reports, tiles) */
+	char *path;          /* connectionDetails.path (Fabric), server[;database] (Power BI) */
+	char *web_url;       /* webUrl */
+	json_t *raw;
+} msapi_item;
+
+typedef struct msapi_items {
+	msapi_item *v;       /* owned array */
+	size_t n;
+} msapi_items;
+
+void msapi_item_release(msapi_item *it);
+void msapi_items_release(msapi_items *l);
+/* First item whose name equals name (case-sensitive), borrowed; NULL when none. */
+const msapi_item *msapi_items_find_name(const msapi_items *l, const char *name);
+
+/* Frees a NULL-terminated or counted array of new strings. */
+void msapi_strv_free(char **v, size_t n);
+
+/* ---- inside msapi/ only: the call engine the service files share ---- */
+
+typedef struct msapi_call {
+	int svc;
+	const char *method;
+	const char *url;        /* "/v1/..." appended to the service base, or an absolute https:// URL */
+	const json_t *json;     /* borrowed JSON body, or NULL */
+	const char *form;       /* borrowed form body (Entra), or NULL */
+	bool idempotent;        /* safe to repeat when the outcome is unknown */
+	bool no_auth;           /* no Authorization header (Entra token endpoint) */
+	const char *what;       /* "listing workspaces": used in messages */
+} msapi_call;
+
+typedef struct msapi_reply {
+	long status;
+	json_t *json;           /* new: parsed body, or NULL when empty / not JSON */
+	pb_http_resp http;      /* owned */
+} msapi_reply;
+
+void msapi_reply_release(msapi_reply *r);
+/* Runs one call with retries, token refresh and error translation. A 2xx (or 3xx other
+ * than 307/308) reply returns 0; anything else returns a negative pb_rc with a message
+ * from msapi/errors and c->last describing it. out is filled on 0 (release it always). */
+int msapi_do(msapi *c, const msapi_call *call, msapi_reply *out, char *err);
+/* GETs path and every following page; appends each page's "value" items to *items
+ * (new array; caller decrefs). max_items 0 = PB_MSAPI_MAX_ITEMS. */
+int msapi_get_all(msapi *c, int svc, const char *path, const char *what, size_t max_items,
+		  json_t **items, char *err);
+/* Follows a long-running operation started by `first` (200/201 = finished at once; 202 =
+ * poll Location). On success *result (may be NULL to ignore) is the operation's result
+ * body (new; NULL when the operation has none). */
+int msapi_lro(msapi *c, int svc, msapi_reply *first, const char *what, json_t **result, char *err);
+/* msapi_get_all + msapi_items_from_json. */
+int msapi_list_items(msapi *c, int svc, const char *path, const char *what, msapi_items *out, char *err);
+/* Overwrites every string inside v (credentials about to be freed). */
+void msapi_wipe_json(json_t *v);
+/* Converts a JSON array of objects to items. */
+int msapi_items_from_json(const json_t *arr, msapi_items *out, char *err);
+int msapi_item_from_json(const json_t *obj, msapi_item *out, char *err);
+/* Appends s percent-encoded (RFC 3986 unreserved kept) to sb. */
+int msapi_urlenc(void *sb /* sbuf* */, const char *s);
+/* Builds base-relative paths safely: each %s argument of fmt is percent-encoded.
+ * *out is new. Only %s conversions are allowed. */
+int msapi_path(char **out, char *err, const char *fmt, ...);
+/* Random jittered back-off for attempt (0-based), capped. */
+long msapi_backoff_ms(const msapi *c, int attempt);
+
+/* Shared with the parallel engines (scanner): how one reply is handled. */
+enum msapi_action { MSAPI_A_DONE = 0, MSAPI_A_RETRY = 1, MSAPI_A_REFRESH = 2, MSAPI_A_REDIRECT = 3 };
+typedef struct msapi_try {
+	int attempt;
+	long waited_ms;
+	int redirects;
+	bool refreshed;
+	unsigned token_gen;     /* token generation the request was sent with */
+} msapi_try;
+/* Decides what to do with a reply (rc/xerr: transport result). Returns an msapi_action
+ * (with *delay_ms for RETRY) or a negative pb_rc with the translated message in err. */
+int msapi_classify(msapi *c, const msapi_call *call, const pb_http_resp *resp, int rc,
+		   const char *xerr, msapi_try *t, long *delay_ms, char *err);
+/* Calls the refresh callback (once per token generation). */
+int msapi_refresh_token(msapi *c, unsigned seen_gen, char *err);
+/* "Authorization: Bearer ..." header line, new (secret: free with pb_secret_free). */
+char *msapi_auth_header(const msapi *c);
+
+#endif

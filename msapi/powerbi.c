@@ -1,0 +1,413 @@
+#include "msapi/powerbi.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/strbuf.h"
+#include "runtime/util.h"
+
+#define GROUPS_PAGE 5000   /* $top per groups page; Power BI's maximum */
+
+static void copy_err(char *dst, const char *src)
+{
+	if (xsnprintf(dst, PB_ERR_MAX, "%s", src))
+		dst[PB_ERR_MAX - 1] = '\0';
+}
+
+/* Lists path (a /groups/... path with %s ids) under /v1.0/myorg. */
+static int list_under(msapi *c, const char *what, msapi_items *out, char *err, const char *fmt,
+		      const char *a, const char *b)
+{
+	out->v = NULL;
+	out->n = 0;
+	char *path = NULL;
+	int rc = b ? msapi_path(&path, err, fmt, a, b) : msapi_path(&path, err, fmt, a);
+	if (!rc)
+		rc = msapi_list_items(c, MSAPI_POWERBI, path, what, out, err);
+	free(path);
+	return rc;
+}
+
+int powerbi_list_groups(msapi *c, const char *filter, msapi_items *out, char *err)
+{
+	out->v = NULL;
+	out->n = 0;
+	int rc = PB_OK;
+	json_t *all = json_array(), *page = NULL;
+	sbuf fq;
+	sbuf_init(&fq, PB_HTTP_URL_MAX);
+	if (!all) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (filter && (sbuf_adds(&fq, "&$filter=") || msapi_urlenc(&fq, filter))) {
+		rc = pb_err(err, PB_ELIMIT, "group filter too long");
+		goto out;
+	}
+	/* groups page with $top/$skip (no continuation token): ask until a short page */
+	for (size_t skip = 0;; skip += GROUPS_PAGE) {
+		char *path = NULL;
+		if (asprintf(&path, "/v1.0/myorg/groups?$top=%d&$skip=%zu%s", GROUPS_PAGE, skip, sbuf_str(&fq)) < 0) {
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+			goto out;
+		}
+		rc = msapi_get_all(c, MSAPI_POWERBI, path, "list workspaces", PB_MSAPI_MAX_ITEMS, &page, err);
+		free(path);
+		if (rc)
+			goto out;
+		size_t got = json_array_size(page);
+		if (json_array_size(all) + got > PB_MSAPI_MAX_ITEMS) {
+			rc = pb_err(err, PB_ELIMIT, "list workspaces: more than %d items", PB_MSAPI_MAX_ITEMS);
+			goto out;
+		}
+		if (json_array_extend(all, page)) {
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+			goto out;
+		}
+		json_decref(page);
+		page = NULL;
+		if (got < GROUPS_PAGE)
+			break;
+	}
+	rc = msapi_items_from_json(all, out, err);
+out:
+	json_decref(all);
+	json_decref(page);
+	sbuf_release(&fq);
+	return rc;
+}
+
+int powerbi_list_datasets(msapi *c, const char *group, msapi_items *out, char *err)
+{
+	return list_under(c, "list the datasets of a workspace", out, err, "/v1.0/myorg/groups/%s/datasets", group, NULL);
+}
+
+int powerbi_list_reports(msapi *c, const char *group, msapi_items *out, char *err)
+{
+	return list_under(c, "list the reports of a workspace", out, err, "/v1.0/myorg/groups/%s/reports", group, NULL);
+}
+
+int powerbi_list_dashboards(msapi *c, const char *group, msapi_items *out, char *err)
+{
+	return list_under(c, "list the dashboards of a workspace", out, err, "/v1.0/myorg/groups/%s/dashboards",
+			  group, NULL);
+}
+
+int powerbi_list_tiles(msapi *c, const char *group, const char *dashboard, msapi_items *out, char *err)
+{
+	return list_under(c, "list the tiles of a dashboard", out, err, "/v1.0/myorg/groups/%s/dashboards/%s/tiles",
+			  group, dashboard);
+}
+
+int powerbi_list_datasources(msapi *c, const char *group, const char *dataset, msapi_items *out, char *err)
+{
+	return list_under(c, "list the data sources of a dataset", out, err,
+			  "/v1.0/myorg/groups/%s/datasets/%s/datasources", group, dataset);
+}
+
+void powerbi_refreshes_release(powerbi_refresh *v, size_t n)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].request_id);
+		free(v[i].refresh_type);
+		free(v[i].status);
+		free(v[i].start_time);
+		free(v[i].end_time);
+		free(v[i].error);
+	}
+	free(v);
+}
+
+bool powerbi_refresh_running(const powerbi_refresh *r)
+{
+	return r && r->status && !strcmp(r->status, "Unknown");
+}
+
+static int dup_json_str(char **dst, const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	if (!s)
+		return 0;
+	*dst = xstrdup(s);
+	return *dst ? 0 : -1;
+}
+
+int powerbi_refresh_history(msapi *c, const char *group, const char *dataset, int top,
+			    powerbi_refresh **out, size_t *n, char *err)
+{
+	*out = NULL;
+	*n = 0;
+	char *path = NULL, *url = NULL;
+	msapi_reply r = { 0 };
+	powerbi_refresh *v = NULL;
+	size_t count = 0;
+	int rc = msapi_path(&path, err, "/v1.0/myorg/groups/%s/datasets/%s/refreshes", group, dataset);
+	if (rc)
+		goto out;
+	if (top > 0 ? asprintf(&url, "%s?$top=%d", path, top) < 0 : !(url = xstrdup(path))) {
+		url = NULL;
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	msapi_call call = { .svc = MSAPI_POWERBI, .method = "GET", .url = url, .idempotent = true,
+			    .what = "read the refresh history" };
+	if ((rc = msapi_do(c, &call, &r, err)))
+		goto out;
+	const json_t *value = json_object_get(r.json, "value");
+	if (!json_is_array(value)) {
+		rc = pb_err(err, PB_EIO, "Power BI sent a refresh history without \"value\"");
+		goto out;
+	}
+	size_t total = json_array_size(value);
+	v = calloc(total ? total : 1, sizeof *v);
+	if (!v) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (; count < total; count++) {
+		const json_t *e = json_array_get(value, count);
+		powerbi_refresh *p = &v[count];
+		if (dup_json_str(&p->request_id, e, "requestId") | dup_json_str(&p->refresh_type, e, "refreshType") |
+		    dup_json_str(&p->status, e, "status") | dup_json_str(&p->start_time, e, "startTime") |
+		    dup_json_str(&p->end_time, e, "endTime") | dup_json_str(&p->error, e, "serviceExceptionJson")) {
+			count++;
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	*out = v;
+	*n = count;
+	v = NULL;
+out:
+	powerbi_refreshes_release(v, count);
+	free(path);
+	free(url);
+	msapi_reply_release(&r);
+	return rc;
+}
+
+/* Newest running refresh's id, or NULL. */
+static int running_refresh(msapi *c, const char *group, const char *dataset, char **id, char *err)
+{
+	*id = NULL;
+	powerbi_refresh *h = NULL;
+	size_t n = 0;
+	int rc = powerbi_refresh_history(c, group, dataset, 1, &h, &n, err);
+	if (!rc && n && powerbi_refresh_running(&h[0]) && h[0].request_id && !(*id = xstrdup(h[0].request_id)))
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+	powerbi_refreshes_release(h, n);
+	return rc;
+}
+
+int powerbi_refresh_dataset(msapi *c, const char *group, const char *dataset, const char *notify,
+			    char **request_id, char *err)
+{
+	if (request_id)
+		*request_id = NULL;
+	char *path = NULL, *id = NULL;
+	json_t *body = NULL;
+	msapi_reply r = { 0 };
+	int rc = msapi_path(&path, err, "/v1.0/myorg/groups/%s/datasets/%s/refreshes", group, dataset);
+	if (rc)
+		goto out;
+	if (!(body = json_pack("{s:s}", "notifyOption", notify ? notify : "NoNotification"))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (int round = 0; round < 2; round++) {
+		msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = path, .json = body,
+				    .idempotent = false, .what = "start a dataset refresh" };
+		msapi_reply_release(&r);
+		rc = msapi_do(c, &call, &r, err);
+		if (!rc || !c->last.outcome_unknown)
+			break;
+		/* a refresh may have started: take a running one as ours instead of queueing another */
+		char first[PB_ERR_MAX], lerr[PB_ERR_MAX];
+		copy_err(first, err);
+		int lrc = running_refresh(c, group, dataset, &id, lerr);
+		if (lrc) {
+			rc = pb_err(err, lrc, "%s; checking the refresh history failed too: %s", first, lerr);
+			goto out;
+		}
+		if (id) {
+			rc = PB_OK;
+			goto done;
+		}
+	}
+	if (rc)
+		goto out;
+	const char *hid = pb_http_header(&r.http, "x-ms-request-id");
+	if (hid && *hid) {
+		if (!(id = xstrdup(hid)))
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+	} else {
+		/* a standard refresh returns no id: the newest running history entry is it */
+		char lerr[PB_ERR_MAX];
+		if (running_refresh(c, group, dataset, &id, lerr))
+			id = NULL; /* the refresh started; only its id is unknown */
+	}
+done:
+	if (request_id) {
+		*request_id = id;
+		id = NULL;
+	}
+out:
+	free(id);
+	free(path);
+	json_decref(body);
+	msapi_reply_release(&r);
+	return rc;
+}
+
+static int find_dataset(msapi *c, const char *group, const char *name, msapi_item *out, bool *found, char *err)
+{
+	*found = false;
+	msapi_items l = { 0 };
+	int rc = powerbi_list_datasets(c, group, &l, err);
+	for (size_t i = 0; !rc && i < l.n; i++) {
+		if (l.v[i].name && !strcmp(l.v[i].name, name)) {
+			*out = l.v[i];
+			memset(&l.v[i], 0, sizeof l.v[i]);
+			*found = true;
+			break;
+		}
+	}
+	msapi_items_release(&l);
+	return rc;
+}
+
+static json_t *push_tables_json(const powerbi_push_table *t, size_t n, char *err)
+{
+	json_t *arr = json_array();
+	if (!arr)
+		goto oom;
+	for (size_t i = 0; i < n; i++) {
+		json_t *cols = json_array();
+		if (!cols)
+			goto oom;
+		for (size_t k = 0; k < t[i].ncolumns; k++) {
+			json_t *col = json_pack("{s:s, s:s}", "name", t[i].columns[k].name ? t[i].columns[k].name : "",
+						"dataType", t[i].columns[k].data_type ? t[i].columns[k].data_type : "String");
+			if (!col || json_array_append_new(cols, col)) {
+				json_decref(cols);
+				goto oom;
+			}
+		}
+		json_t *tab = json_pack("{s:s, s:o}", "name", t[i].name ? t[i].name : "", "columns", cols);
+		if (!tab || json_array_append_new(arr, tab))
+			goto oom;
+	}
+	return arr;
+oom:
+	json_decref(arr);
+	pb_err(err, PB_ENOMEM, "out of memory (or a name is not UTF-8)");
+	return NULL;
+}
+
+int powerbi_push_create(msapi *c, const char *group, const char *name, const powerbi_push_table *tables,
+			size_t ntables, const char *retention, msapi_item *out, char *err)
+{
+	memset(out, 0, sizeof *out);
+	char *path = NULL, *url = NULL;
+	json_t *body = NULL;
+	msapi_reply r = { 0 };
+	bool found = false;
+	int rc = PB_OK;
+	if (!name || !*name || !ntables)
+		return pb_err(err, PB_EINVAL, "a push dataset needs a name and at least one table");
+	if (retention && strcmp(retention, "None") && strcmp(retention, "basicFIFO"))
+		return pb_err(err, PB_EINVAL, "retention policy must be None or basicFIFO");
+	if ((rc = msapi_path(&path, err, "/v1.0/myorg/groups/%s/datasets", group)))
+		goto out;
+	if (asprintf(&url, "%s?defaultRetentionPolicy=%s", path, retention ? retention : "None") < 0) {
+		url = NULL;
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	json_t *tabs = push_tables_json(tables, ntables, err);
+	if (!tabs) {
+		rc = PB_ENOMEM;
+		goto out;
+	}
+	if (!(body = json_pack("{s:s, s:s, s:o}", "name", name, "defaultMode", "Push", "tables", tabs))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	char what[300];
+	if (xsnprintf(what, sizeof what, "create push dataset '%.200s'", name))
+		what[sizeof what - 1] = '\0';
+	for (int round = 0; round < 2; round++) {
+		msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = url, .json = body,
+				    .idempotent = false, .what = what };
+		msapi_reply_release(&r);
+		rc = msapi_do(c, &call, &r, err);
+		if (!rc || !c->last.outcome_unknown)
+			break;
+		char first[PB_ERR_MAX], lerr[PB_ERR_MAX];
+		copy_err(first, err);
+		int lrc = find_dataset(c, group, name, out, &found, lerr);
+		if (lrc) {
+			rc = pb_err(err, lrc, "%s; checking whether it was created failed too: %s", first, lerr);
+			goto out;
+		}
+		if (found) {
+			rc = PB_OK;
+			goto out;
+		}
+	}
+	if (!rc)
+		rc = msapi_item_from_json(r.json, out, err);
+out:
+	free(path);
+	free(url);
+	json_decref(body);
+	msapi_reply_release(&r);
+	return rc;
+}
+
+int powerbi_push_rows(msapi *c, const char *group, const char *dataset, const char *table,
+		      const json_t *rows, char *err)
+{
+	if (!json_is_array(rows))
+		return pb_err(err, PB_EINVAL, "rows must be a JSON array");
+	if (json_array_size(rows) > POWERBI_PUSH_ROWS_MAX)
+		return pb_err(err, PB_ELIMIT, "%zu rows in one call; Power BI accepts at most %d",
+			      json_array_size(rows), POWERBI_PUSH_ROWS_MAX);
+	char *path = NULL;
+	json_t *body = NULL;
+	msapi_reply r = { 0 };
+	int rc = msapi_path(&path, err, "/v1.0/myorg/groups/%s/datasets/%s/tables/%s/rows", group, dataset, table);
+	if (rc)
+		goto out;
+	if (!(body = json_pack("{s:O}", "rows", rows))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* appending rows twice duplicates them: never repeated blindly */
+	msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = path, .json = body, .idempotent = false,
+			    .what = "add rows to a push dataset" };
+	rc = msapi_do(c, &call, &r, err);
+out:
+	free(path);
+	json_decref(body);
+	msapi_reply_release(&r);
+	return rc;
+}
+
+int powerbi_push_delete_rows(msapi *c, const char *group, const char *dataset, const char *table, char *err)
+{
+	char *path = NULL;
+	msapi_reply r = { 0 };
+	int rc = msapi_path(&path, err, "/v1.0/myorg/groups/%s/datasets/%s/tables/%s/rows", group, dataset, table);
+	if (!rc) {
+		msapi_call call = { .svc = MSAPI_POWERBI, .method = "DELETE", .url = path, .idempotent = true,
+				    .what = "delete the rows of a push dataset table" };
+		rc = msapi_do(c, &call, &r, err);
+	}
+	free(path);
+	msapi_reply_release(&r);
+	return rc;
+}

@@ -1,0 +1,77 @@
+/* Power BI REST (https://api.powerbi.com/v1.0/myorg): workspaces (groups), datasets,
+ * reports, dashboards and tiles, data sources, refreshes, push datasets.
+ * Lists follow @odata.nextLink and $top/$skip paging. Outputs are msapi_item values
+ * (see msapi.h) or the plain structs below. */
+#ifndef PBIPORT_MSAPI_POWERBI_H
+#define PBIPORT_MSAPI_POWERBI_H
+
+#include "msapi/msapi.h"
+
+/* GET /groups (all pages). filter: OData $filter (e.g. "name eq 'Sales'") or NULL.
+ * item: id, name, type. */
+int powerbi_list_groups(msapi *c, const char *filter, msapi_items *out, char *err);
+/* GET /groups/{g}/datasets. item: id, name, web_url. */
+int powerbi_list_datasets(msapi *c, const char *group, msapi_items *out, char *err);
+/* GET /groups/{g}/reports. item: id, name, type (reportType), dataset_id, web_url. */
+int powerbi_list_reports(msapi *c, const char *group, msapi_items *out, char *err);
+/* GET /groups/{g}/dashboards. item: id, name (displayName), web_url. */
+int powerbi_list_dashboards(msapi *c, const char *group, msapi_items *out, char *err);
+/* GET /groups/{g}/dashboards/{d}/tiles. item: id, name (title), dataset_id. */
+int powerbi_list_tiles(msapi *c, const char *group, const char *dashboard, msapi_items *out, char *err);
+/* GET /groups/{g}/datasets/{d}/datasources. item: id (datasourceId), type (datasourceType),
+ * path (server;database, or url). */
+int powerbi_list_datasources(msapi *c, const char *group, const char *dataset, msapi_items *out, char *err);
+
+/* One refresh history entry; strings new (NULL when absent); release with
+ * powerbi_refreshes_release. status: "Unknown" (running), "Completed", "Failed",
+ * "Cancelled", "Disabled". */
+typedef struct powerbi_refresh {
+	char *request_id;
+	char *refresh_type;
+	char *status;
+	char *start_time;
+	char *end_time;
+	char *error;          /* serviceExceptionJson, when failed */
+} powerbi_refresh;
+void powerbi_refreshes_release(powerbi_refresh *v, size_t n);
+bool powerbi_refresh_running(const powerbi_refresh *r);
+
+/* POST /groups/{g}/datasets/{d}/refreshes with {"notifyOption": notify} (NULL =
+ * "NoNotification"; service principals must use that). *request_id (may be NULL to
+ * ignore) is new: the x-ms-request-id when Power BI gives one, else the id of the newest
+ * running history entry. After a dropped connection the history is checked first: a
+ * running refresh is taken as this one rather than starting another. */
+int powerbi_refresh_dataset(msapi *c, const char *group, const char *dataset, const char *notify,
+			    char **request_id, char *err);
+/* GET .../refreshes?$top=top (top <= 0: service default). *out new array of *n entries. */
+int powerbi_refresh_history(msapi *c, const char *group, const char *dataset, int top,
+			    powerbi_refresh **out, size_t *n, char *err);
+
+/* Push dataset definition (borrowed strings). data_type: Int64, Double, Boolean, Datetime,
+ * String, Decimal. */
+typedef struct powerbi_push_column {
+	const char *name;
+	const char *data_type;
+} powerbi_push_column;
+typedef struct powerbi_push_table {
+	const char *name;
+	const powerbi_push_column *columns;
+	size_t ncolumns;
+} powerbi_push_table;
+
+/* POST /groups/{g}/datasets?defaultRetentionPolicy=... (retention NULL = "None", or
+ * "basicFIFO"), defaultMode Push. After a dropped connection an existing dataset with
+ * the same name is returned instead of creating a second. item: id, name. */
+int powerbi_push_create(msapi *c, const char *group, const char *name, const powerbi_push_table *tables,
+			size_t ntables, const char *retention, msapi_item *out, char *err);
+/* POST .../tables/{t}/rows with {"rows": rows} (rows: a JSON array of objects, borrowed;
+ * at most 10,000 per call, Power BI's limit). Not repeated after a dropped connection:
+ * c->last.outcome_unknown then tells the rows may or may not have been added. */
+int powerbi_push_rows(msapi *c, const char *group, const char *dataset, const char *table,
+		      const json_t *rows, char *err);
+/* DELETE .../tables/{t}/rows (all rows). */
+int powerbi_push_delete_rows(msapi *c, const char *group, const char *dataset, const char *table, char *err);
+
+#define POWERBI_PUSH_ROWS_MAX 10000
+
+#endif

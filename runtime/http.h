@@ -1,0 +1,94 @@
+/* Outbound HTTPS client (libcurl).
+ *
+ * - TLS verification is always on and only https:// URLs are allowed. PBIPORT_CA_BUNDLE
+ *   names an EXTRA CA file: it is appended to the system bundle (CURLOPT_CAINFO_BLOB), so
+ *   both public and private CAs stay trusted.
+ * - One pb_http per process (or per thread): its share object keeps connections, DNS and
+ *   TLS sessions across calls, serial and parallel.
+ * - A response body above max_body bytes fails the call; headers are kept (bounded) and
+ *   looked up by name.
+ * - pb_http_run_many runs N requests on a curl multi handle with at most `parallel` jobs
+ *   in progress; a per-reply callback decides whether a job is done or runs again after a
+ *   delay (with the same or a changed request): retry policy and protocol knowledge live
+ *   in the caller, not here.
+ *
+ * A non-2xx status is not an error of this layer: rc is 0 and resp->status tells. rc < 0
+ * means no HTTP answer arrived (connect, TLS, timeout, dropped connection, size ceiling). */
+#ifndef PBIPORT_HTTP_H
+#define PBIPORT_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "runtime/limits.h"
+
+typedef struct pb_http pb_http;
+
+typedef struct pb_http_opts {
+	long connect_timeout_ms;   /* 0: PB_HTTP_CONNECT_TIMEOUT_MS */
+	long timeout_ms;           /* 0: PB_HTTP_TIMEOUT_MS */
+	size_t max_body;           /* 0: PB_HTTP_BODY_MAX */
+	const char *ca_bundle;     /* extra CA PEM file; NULL: $PBIPORT_CA_BUNDLE (unset: none) */
+} pb_http_opts;
+
+/* opts may be NULL. *out is new: free with pb_http_free. */
+int pb_http_new(const pb_http_opts *opts, pb_http **out, char *err);
+void pb_http_free(pb_http *h);
+
+typedef struct pb_http_req {
+	const char *method;               /* "GET", "POST", ... (borrowed) */
+	const char *url;                  /* https://... (borrowed) */
+	const char *const *headers;       /* "Name: value" lines (borrowed), nheaders of them */
+	size_t nheaders;
+	const void *body;                 /* borrowed; sent as is */
+	size_t body_len;
+	long timeout_ms;                  /* 0: the client's default */
+} pb_http_req;
+
+typedef struct pb_http_resp {
+	long status;                      /* HTTP status; 0 when no answer */
+	char *body;                       /* new: NUL-terminated (never NULL after a reply) */
+	size_t body_len;
+	char *hdrs;                       /* new: "name\0value\0..." of the final reply */
+	size_t hdrs_len;
+	int curl_code;                    /* CURLcode of the transfer (0 = fine) */
+	bool request_sent;                /* some request bytes left us: outcome may be unknown */
+	double seconds;                   /* total transfer time */
+} pb_http_resp;
+
+/* Releases everything a response owns and zeroes it. */
+void pb_http_resp_release(pb_http_resp *r);
+/* Value of header `name` (case-insensitive; the last one wins), borrowed until release;
+ * NULL when absent. */
+const char *pb_http_header(const pb_http_resp *r, const char *name);
+/* Retry-After as seconds (integer or HTTP-date); -1 when absent or unreadable. */
+long pb_http_retry_after(const pb_http_resp *r);
+/* True when the transfer failed after (part of) the request was sent: the server may
+ * have acted on it, so a non-idempotent call must be checked before it is repeated. */
+bool pb_http_outcome_unknown(const pb_http_resp *r, int rc);
+
+/* One request, synchronously. resp is filled (release it even on error). */
+int pb_http_do(pb_http *h, const pb_http_req *req, pb_http_resp *resp, char *err);
+
+/* Callback for pb_http_run_many, called once per finished transfer of job idx.
+ * rc/err: the transfer's result (as pb_http_do would return). resp is released after the
+ * callback returns; the callback may take fields (set them to NULL).
+ * Return PB_HTTP_DONE, or PB_HTTP_AGAIN with *delay_ms set to run job idx again (the
+ * callback may first change reqs[idx]), or a negative pb_rc to stop the whole batch
+ * (write the message into batch_err, PB_ERR_MAX bytes). */
+enum { PB_HTTP_DONE = 0, PB_HTTP_AGAIN = 1 };
+typedef int (*pb_http_done_fn)(void *ctx, size_t idx, pb_http_resp *resp, int rc, const char *err,
+			       long *delay_ms, char *batch_err);
+
+/* Runs reqs[0..n) with at most `parallel` jobs in progress (a job waiting for its retry
+ * delay still counts, so `parallel` bounds the work the server sees). Jobs start in index
+ * order. Returns 0 when every job reported DONE, or the callback's negative rc (err set). */
+int pb_http_run_many(pb_http *h, pb_http_req *reqs, size_t n, int parallel,
+		     pb_http_done_fn fn, void *ctx, char *err);
+
+/* Sleeps ms milliseconds (restarts after signals). */
+void pb_sleep_ms(long ms);
+/* Monotonic milliseconds. */
+long long pb_now_ms(void);
+
+#endif
