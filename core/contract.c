@@ -165,6 +165,14 @@ static char *value_text(const json_t *v)
 	}
 }
 
+/* Block scalars (`|`) end with a newline that means nothing in a description. */
+static void trim_trailing_newlines(char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+}
+
 static void lower_ascii(char *s)
 {
 	for (; s && *s; s++)
@@ -208,6 +216,8 @@ static int get_text(rd *r, const json_t *obj, const char *key, const char *at, c
 		return failf(r, PB_EINVAL, p, "expected text, got %s", kind_name(v));
 	}
 	*out = value_text(v);
+	if (*out && !strcmp(key, "description"))
+		trim_trailing_newlines(*out);
 	return *out ? PB_OK : oom(r);
 }
 
@@ -589,7 +599,8 @@ static int check_v3_types(rd *r, const json_t *prop, const char *at, const char 
 		rc = failf(r, PB_EINVAL, p, "unknown type \"%s\"", logical);
 		goto out;
 	}
-	if (physical && contradicts(*canon, type_class(physical, &prec, &scale), scale))
+	pclass pc = type_class(physical, &prec, &scale); /* before reading scale */
+	if (physical && contradicts(*canon, pc, scale))
 		rc = failf(r, PB_EINVAL, p, "\"%s\" contradicts physicalType \"%s\"", logical, physical);
 out:
 	free(logical);
@@ -720,9 +731,9 @@ static int read_v3_property(rd *r, const json_t *prop, const char *tat, size_t j
 			return rc;
 		const char *what = canon ? canon : "struct";
 		if (inner)
-			rc = warnf(r, at, "\"%s\" is %s %s: kept as one text column (JSON); its %zu nested %s "
-				   "not columns", col->name, what[0] == 'a' || what[0] == 'o' ? "an" : "a", what, inner,
-				   inner == 1 ? "field is" : "fields are");
+			rc = warnf(r, at, "\"%s\" is %s %s: kept as one text column (JSON); its %zu nested %s",
+				   col->name, what[0] == 'a' || what[0] == 'o' ? "an" : "a", what, inner,
+				   inner == 1 ? "field is not a column" : "fields are not columns");
 		else
 			rc = warnf(r, at, "\"%s\" is %s %s: kept as one text column (JSON)", col->name,
 				   what[0] == 'a' || what[0] == 'o' ? "an" : "a", what);
@@ -1200,8 +1211,11 @@ static int read_relationships(rd *r, const json_t *schema)
 static int read_description(rd *r, const json_t *root)
 {
 	json_t *d = json_object_get(root, "description");
-	if (d && json_is_object(d))
-		return get_text(r, d, "purpose", "description", &r->c->description);
+	if (d && json_is_object(d)) {
+		int rc = get_text(r, d, "purpose", "description", &r->c->description);
+		trim_trailing_newlines(r->c->description);
+		return rc;
+	}
 	return get_text(r, root, "description", "", &r->c->description);
 }
 
