@@ -376,7 +376,7 @@ int req_read_body(struct req *r, size_t limit, const char *const *types, bool em
 		return empty_ok && r->content_type ? check_type(r, types, status, err) : PB_OK;
 	}
 	for (const char *c = cl; *c; c++) {
-		if (*c < '0' || *c > '9' || c - cl > 19) {
+		if (*c < '0' || *c > '9') {
 			*status = 400;
 			return pb_err(err, PB_EINVAL, "malformed Content-Length");
 		}

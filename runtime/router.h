@@ -4,7 +4,9 @@
  * the runtime checks before the handler runs (runtime/fcgi.c pb_handle): identity and
  * role, declared query parameters, body size and content type. Handlers never
  * re-check these. Patterns are literal segments and "{name}" captures of one
- * non-empty segment, matched against the already-decoded path segments. */
+ * non-empty segment, matched against the already-decoded path segments. Rows are
+ * tried in table order and the first match wins: list a literal row
+ * ("/x/special") before a capture row ("/x/{id}") that would also match it. */
 #ifndef PBIPORT_ROUTER_H
 #define PBIPORT_ROUTER_H
 

@@ -1,0 +1,356 @@
+/* Database: migrations (fresh, idempotent, schema too old), statement cache, the
+ * identity store, and the catalog (import, update, get, list, delete, org isolation). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/catalog.h"
+#include "core/contract.h"
+#include "core/identity.h"
+#include "runtime/db.h"
+#include "runtime/util.h"
+
+static char tmpdir[64];
+static char path_buf[256];
+
+static const char *tmp_path(const char *name)
+{
+	xsnprintf(path_buf, sizeof path_buf, "%s/%s", tmpdir, name);
+	return path_buf;
+}
+
+static void put(const char *dir, const char *name, const char *text)
+{
+	char p[512], err[PB_ERR_MAX];
+	xsnprintf(p, sizeof p, "%s/%s", dir, name);
+	assert_int_equal(write_file(p, text, strlen(text), err), PB_OK);
+}
+
+static const char *sql_dir(void)
+{
+	static char dir[512];
+	const char *src = getenv("PBIPORT_SRC");
+	xsnprintf(dir, sizeof dir, "%s/sql", src ? src : PBIPORT_DATADIR);
+	return dir;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-test-db-XXXXXX");
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[128];
+	xsnprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void migrations_fresh_idempotent_and_too_old(void **state)
+{
+	(void)state;
+	char dir[256], err[PB_ERR_MAX];
+	pb_db *db;
+	int applied, version;
+	xsnprintf(dir, sizeof dir, "%s/sql-a", tmpdir);
+	put(dir, "0001_first.sql", "CREATE TABLE a (id TEXT PRIMARY KEY);");
+	put(dir, "0002_second.sql", "CREATE TABLE b (id TEXT PRIMARY KEY);");
+	put(dir, "README", "not a migration");
+
+	/* the server refuses a database that does not exist */
+	assert_int_equal(db_open(tmp_path("m.db"), false, &db, err), PB_ENOTFOUND);
+	assert_non_null(strstr(err, "pbiport migrate"));
+
+	assert_int_equal(db_open(tmp_path("m.db"), true, &db, err), PB_OK);
+	assert_int_equal(db_schema_version(db, &version, err), PB_OK);
+	assert_int_equal(version, 0);
+	assert_int_equal(db_check_schema(db, dir, err), PB_EINVAL);
+	assert_string_equal(err, "database schema is at version 0, this binary needs 2: run `pbiport migrate`");
+
+	assert_int_equal(db_migrate(db, dir, &applied, err), PB_OK);
+	assert_int_equal(applied, 2);
+	assert_int_equal(db_migrate(db, dir, &applied, err), PB_OK);
+	assert_int_equal(applied, 0);
+	assert_int_equal(db_schema_version(db, &version, err), PB_OK);
+	assert_int_equal(version, 2);
+	assert_int_equal(db_check_schema(db, dir, err), PB_OK);
+
+	/* a newer binary brings 0003: the old database is detected, then migrated */
+	put(dir, "0003_third.sql", "CREATE TABLE c (id TEXT PRIMARY KEY);");
+	assert_int_equal(db_check_schema(db, dir, err), PB_EINVAL);
+	assert_string_equal(err, "database schema is at version 2, this binary needs 3: run `pbiport migrate`");
+	assert_int_equal(db_migrate(db, dir, &applied, err), PB_OK);
+	assert_int_equal(applied, 1);
+	assert_int_equal(db_check_schema(db, dir, err), PB_OK);
+
+	/* a failing migration changes nothing and names the file */
+	put(dir, "0004_broken.sql", "CREATE TABLE d (id TEXT); CREATE TABLE a (x);");
+	assert_int_equal(db_migrate(db, dir, &applied, err), PB_EIO);
+	assert_non_null(strstr(err, "0004_broken.sql"));
+	assert_int_equal(db_schema_version(db, &version, err), PB_OK);
+	assert_int_equal(version, 3);
+	sqlite3_stmt *st;
+	assert_int_not_equal(sqlite3_prepare_v2(db_sqlite(db), "SELECT * FROM d", -1, &st, NULL), SQLITE_OK);
+	db_close(db);
+
+	/* two files with one number */
+	char dup[256];
+	xsnprintf(dup, sizeof dup, "%s/sql-dup", tmpdir);
+	put(dup, "0001_a.sql", "SELECT 1;");
+	put(dup, "0001_b.sql", "SELECT 1;");
+	assert_int_equal(db_needed_version(dup, &version, err), PB_EINVAL);
+}
+
+static void real_schema_and_statement_cache(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	pb_db *db;
+	int applied, need;
+	assert_int_equal(db_open(tmp_path("real.db"), true, &db, err), PB_OK);
+	assert_int_equal(db_migrate(db, sql_dir(), &applied, err), PB_OK);
+	assert_true(applied >= 1);
+	assert_int_equal(db_needed_version(sql_dir(), &need, err), PB_OK);
+	assert_int_equal(db_check_schema(db, sql_dir(), err), PB_OK);
+	assert_int_equal(db_ping(db, err), PB_OK);
+
+	/* WAL and foreign keys are on */
+	sqlite3_stmt *st;
+	assert_int_equal(db_prepare(db, "PRAGMA journal_mode", &st, err), PB_OK);
+	assert_int_equal(db_row(db, st, err), 1);
+	assert_string_equal(db_col_text(st, 0), "wal");
+	db_done(st);
+	assert_int_equal(db_prepare(db, "PRAGMA foreign_keys", &st, err), PB_OK);
+	assert_int_equal(db_row(db, st, err), 1);
+	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	db_done(st);
+
+	/* the same text gives the same prepared statement */
+	sqlite3_stmt *a, *b;
+	static const char q[] = "SELECT count(*) FROM organizations";
+	assert_int_equal(db_prepare(db, q, &a, err), PB_OK);
+	db_done(a);
+	char copy[sizeof q];
+	memcpy(copy, q, sizeof q);
+	assert_int_equal(db_prepare(db, copy, &b, err), PB_OK);
+	assert_ptr_equal(a, b);
+	db_done(b);
+	db_close(db);
+}
+
+static pb_db *fresh_db(const char *name)
+{
+	char err[PB_ERR_MAX];
+	pb_db *db;
+	assert_int_equal(db_open(tmp_path(name), true, &db, err), PB_OK);
+	assert_int_equal(db_migrate(db, sql_dir(), NULL, err), PB_OK);
+	return db;
+}
+
+static void identity_store(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], org[PB_ID_BUF], user[PB_ID_BUF], token[PB_TOKEN_BUF], hash[PB_TOKEN_HASH_HEX];
+	pb_identity who;
+	pb_db *db = fresh_db("id.db");
+	const char *teams[] = { "data", "finance" };
+
+	assert_int_equal(identity_org_create(db, "acme", org, err), PB_OK);
+	assert_int_equal(identity_org_create(db, "acme", org, err), PB_EINVAL);
+	assert_non_null(strstr(err, "already exists"));
+	assert_int_equal(identity_org_create(db, "", org, err), PB_EINVAL);
+	assert_int_equal(identity_org_create(db, "a\nb", org, err), PB_EINVAL);
+
+	assert_int_equal(identity_user_add(db, "alice", "acme", PB_ROLE_OWNER, teams, 2, user, err), PB_OK);
+	assert_int_equal(identity_user_add(db, "alice", "acme", PB_ROLE_MEMBER, NULL, 0, user, err), PB_EINVAL);
+	assert_int_equal(identity_user_add(db, "bob", "nope", PB_ROLE_MEMBER, NULL, 0, user, err), PB_ENOTFOUND);
+	assert_int_equal(identity_user_add(db, "bob", "acme", PB_ROLE_MEMBER, teams, 1, user, err), PB_OK);
+
+	assert_int_equal(identity_user_by_name(db, "alice", &who, err), PB_OK);
+	assert_int_equal(who.role, PB_ROLE_OWNER);
+	assert_string_equal(who.user_name, "alice");
+	assert_int_equal(identity_user_by_name(db, "carol", &who, err), PB_ENOTFOUND);
+
+	assert_int_equal(identity_token_create(db, "bob", token, err), PB_OK);
+	assert_int_equal(identity_token_create(db, "carol", token + 0, err), PB_ENOTFOUND);
+	assert_int_equal(identity_token_create(db, "bob", token, err), PB_OK);
+	char id[PB_ID_BUF], want[PB_TOKEN_HASH_HEX];
+	assert_int_equal(auth_token_id(token, id, err), PB_OK);
+	assert_int_equal(identity_token_by_id(db, id, &who, hash, err), PB_OK);
+	assert_string_equal(who.user_name, "bob");
+	auth_token_hash(token, want);
+	assert_string_equal(hash, want);
+
+	/* only the hash is stored */
+	sqlite3_stmt *st;
+	assert_int_equal(db_prepare(db, "SELECT count(*) FROM api_tokens WHERE token_hash = ?", &st, err), PB_OK);
+	assert_int_equal(db_bind_text(st, 1, token, err), PB_OK);
+	assert_int_equal(db_row(db, st, err), 1);
+	assert_int_equal(sqlite3_column_int(st, 0), 0);
+	db_done(st);
+
+	/* the same token through the runtime's identify */
+	struct pb_auth_ops ops = { identity_user_by_name, identity_token_by_id };
+	char header[PB_TOKEN_BUF + 8];
+	xsnprintf(header, sizeof header, "Bearer %s", token);
+	assert_int_equal(auth_identify(db, &ops, NULL, header, &who, err), PB_OK);
+	assert_string_equal(who.user_name, "bob");
+	db_close(db);
+}
+
+static const char contract_v1[] =
+	"apiVersion: v3.0.2\nkind: DataContract\nid: orders\nname: Orders\nversion: 1.0.0\nstatus: active\n"
+	"servers:\n"
+	"  - server: prod\n    type: snowflake\n    account: acme\n    database: SALES\n    schema: PUBLIC\n"
+	"  - server: old\n    type: databricks\n    host: adb-1.azuredatabricks.net\n    catalog: c\n    schema: s\n"
+	"schema:\n  - name: orders\n    properties:\n      - name: id\n        logicalType: string\n";
+static const char contract_v2[] =
+	"apiVersion: v3.0.2\nkind: DataContract\nid: orders\nname: Orders v2\nversion: 2.0.0\nstatus: active\n"
+	"servers:\n"
+	"  - server: prod\n    type: snowflake\n    account: acme\n    database: SALES2\n    schema: PUBLIC\n"
+	"  - server: dev\n    type: snowflake\n    account: acme-dev\n    database: SALES\n    schema: PUBLIC\n"
+	"schema:\n  - name: orders\n    properties:\n      - name: id\n        logicalType: string\n";
+static const char contract_dup_servers[] =
+	"apiVersion: v3.0.2\nkind: DataContract\nid: dup\nname: Dup\nversion: 1.0.0\nstatus: active\n"
+	"servers:\n"
+	"  - server: prod\n    type: snowflake\n    account: a\n    database: D\n    schema: S\n"
+	"  - server: prod\n    type: snowflake\n    account: b\n    database: D\n    schema: S\n"
+	"schema:\n  - name: t\n    properties:\n      - name: id\n        logicalType: string\n";
+
+static cat_product *import(pb_db *db, const char *org, const char *text, bool *created, int want_rc)
+{
+	char err[PB_ERR_MAX];
+	pb_contract *c = NULL;
+	cat_product *p = NULL;
+	assert_int_equal(contract_parse(text, strlen(text), "test", &c, err), PB_OK);
+	int rc = catalog_import(db, org, c, text, strlen(text), &p, created, err);
+	if (rc != want_rc)
+		fail_msg("catalog_import: %d (%s), expected %d", rc, err, want_rc);
+	contract_free(c);
+	return p;
+}
+
+static const cat_port *port_named(const cat_product *p, const char *name)
+{
+	for (size_t i = 0; i < p->nports; i++)
+		if (!strcmp(p->ports[i].name, name))
+			return &p->ports[i];
+	return NULL;
+}
+
+static void catalog_import_update_isolation(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], org1[PB_ID_BUF], org2[PB_ID_BUF];
+	bool created;
+	pb_db *db = fresh_db("cat.db");
+	assert_int_equal(identity_org_create(db, "one", org1, err), PB_OK);
+	assert_int_equal(identity_org_create(db, "two", org2, err), PB_OK);
+
+	cat_product *p1 = import(db, org1, contract_v1, &created, PB_OK);
+	assert_true(created);
+	assert_string_equal(p1->name, "Orders");
+	assert_string_equal(p1->version, "1.0.0");
+	assert_string_equal(p1->type, "source");
+	assert_int_equal(p1->revision, 1);
+	assert_int_equal(p1->nports, 2);
+	const cat_port *prod = port_named(p1, "prod");
+	assert_non_null(prod);
+	assert_string_equal(prod->type, "snowflake");
+	assert_non_null(strstr(prod->server_json, "\"database\":\"SALES\""));
+	char prod_id[PB_ID_BUF], old_id[PB_ID_BUF];
+	memcpy(prod_id, prod->id, sizeof prod_id);
+	memcpy(old_id, port_named(p1, "old")->id, sizeof old_id);
+
+	/* same contract id, same org: an update keeping the port id by server name */
+	cat_product *p2 = import(db, org1, contract_v2, &created, PB_OK);
+	assert_false(created);
+	assert_string_equal(p2->id, p1->id);
+	assert_string_equal(p2->version, "2.0.0");
+	assert_string_equal(p2->name, "Orders v2");
+	assert_int_equal(p2->revision, 2);
+	assert_int_equal(p2->nports, 2);
+	assert_string_equal(port_named(p2, "prod")->id, prod_id);
+	assert_non_null(strstr(port_named(p2, "prod")->server_json, "SALES2"));
+	assert_non_null(port_named(p2, "dev"));
+	assert_null(port_named(p2, "old"));
+	cat_port *gone;
+	assert_int_equal(catalog_port_get(db, org1, old_id, false, &gone, err), PB_ENOTFOUND);
+
+	/* the same contract in another org is another product */
+	cat_product *p3 = import(db, org2, contract_v1, &created, PB_OK);
+	assert_true(created);
+	assert_string_not_equal(p3->id, p1->id);
+
+	/* another org's objects are not found */
+	cat_product *got;
+	cat_port *port;
+	assert_int_equal(catalog_product_get(db, org2, p1->id, true, &got, err), PB_ENOTFOUND);
+	assert_int_equal(catalog_port_get(db, org2, prod_id, false, &port, err), PB_ENOTFOUND);
+	assert_int_equal(catalog_product_get(db, org1, p1->id, true, &got, err), PB_OK);
+	assert_string_equal(got->contract_text, contract_v2);
+	json_t *j = catalog_product_json(got, true);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "contract")), contract_v2);
+	assert_int_equal(json_array_size(json_object_get(j, "output_ports")), 2);
+	json_decref(j);
+	catalog_product_free(got);
+
+	assert_int_equal(catalog_port_get(db, org1, prod_id, true, &port, err), PB_OK);
+	assert_string_equal(port->contract_id, "orders");
+	assert_string_equal(port->data_product_id, p1->id);
+	assert_string_equal(port->contract_text, contract_v2);
+	j = catalog_port_json(port);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "server"), "database")), "SALES2");
+	json_decref(j);
+	catalog_port_free(port);
+	free(port);
+
+	cat_product *list;
+	size_t n;
+	assert_int_equal(catalog_product_list(db, org1, &list, &n, err), PB_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(list[0].nports, 2);
+	catalog_products_free(list, n);
+
+	/* invalid contracts write nothing */
+	cat_product *bad = import(db, org1, contract_dup_servers, &created, PB_EINVAL);
+	assert_null(bad);
+	assert_int_equal(catalog_product_list(db, org1, &list, &n, err), PB_OK);
+	assert_int_equal(n, 1);
+	catalog_products_free(list, n);
+
+	/* delete: only within the org */
+	assert_int_equal(catalog_product_delete(db, org2, p1->id, err), PB_ENOTFOUND);
+	assert_int_equal(catalog_product_delete(db, org1, p1->id, err), PB_OK);
+	assert_int_equal(catalog_port_get(db, org1, prod_id, false, &port, err), PB_ENOTFOUND);
+	assert_int_equal(catalog_product_list(db, org1, &list, &n, err), PB_OK);
+	assert_int_equal(n, 0);
+	catalog_products_free(list, n);
+
+	catalog_product_free(p1);
+	catalog_product_free(p2);
+	catalog_product_free(p3);
+	db_close(db);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(migrations_fresh_idempotent_and_too_old),
+		cmocka_unit_test(real_schema_and_statement_cache),
+		cmocka_unit_test(identity_store),
+		cmocka_unit_test(catalog_import_update_isolation),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
