@@ -1,0 +1,460 @@
+"""Minimal TMDL reader/writer for the emulator (Python 3 standard library only).
+
+The emulator parses the TMDL parts of a semantic-model definition the way the real
+service would refuse them: wrong indentation, an unterminated quote or fence, a name
+that needs quoting, a child outside its parent, a duplicate column or a relationship
+pointing at an unknown column fail with "<part path>:<line>: <reason>".
+
+Public functions:
+  parse_parts(parts)      dict path -> text  => model dict (tables, expressions, relationships)
+  datasources_of(model)   => [{"type", "path", "parameters"}] found in M partitions/expressions
+  write_parts(model)      structured fixture model => dict path -> text (a loadable definition)
+"""
+
+import re
+
+OBJECT_PARENTS = {
+    # keyword -> kinds its parent must have (None: top level only)
+    "table": (None,),
+    "column": ("table",),
+    "measure": ("table",),
+    "partition": ("table",),
+    "hierarchy": ("table",),
+    "level": ("hierarchy",),
+}
+
+IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class TmdlError(Exception):
+    """A definition the service would refuse; str() is 'path:line: reason'."""
+
+    def __init__(self, path, line, reason):
+        super().__init__("%s:%d: %s" % (path, line, reason))
+        self.path = path
+        self.line = line
+        self.reason = reason
+
+
+class Node:
+    __slots__ = ("kind", "name", "default", "props", "children", "line", "description", "depth")
+
+    def __init__(self, kind, name, default, line, depth):
+        self.kind = kind
+        self.name = name
+        self.default = default
+        self.props = {}
+        self.children = []
+        self.line = line
+        self.description = None
+        self.depth = depth
+
+
+def _depth(line):
+    n = 0
+    while n < len(line) and line[n] == "\t":
+        n += 1
+    return n
+
+
+def _parse_name(text, path, lineno):
+    """Returns (name, rest) from text starting at a name."""
+    if text.startswith("'"):
+        out = []
+        i = 1
+        while True:
+            j = text.find("'", i)
+            if j < 0:
+                raise TmdlError(path, lineno, "unterminated quoted name")
+            out.append(text[i:j])
+            if j + 1 < len(text) and text[j + 1] == "'":
+                out.append("'")
+                i = j + 2
+                continue
+            return "".join(out), text[j + 1:]
+    m = re.match(r"([^=]*?)\s*(=.*)?$", text)
+    name = m.group(1).strip()
+    rest = m.group(2) or ""
+    if not name:
+        raise TmdlError(path, lineno, "object name expected")
+    if re.search(r"\s", name) or ":" in name or "'" in name:
+        raise TmdlError(path, lineno, "name %r must be enclosed in single quotes" % name)
+    return name, rest
+
+
+def _unquote_value(v):
+    v = v.strip()
+    if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
+        return v[1:-1].replace('""', '"')
+    return v
+
+
+def _read_expression(lines, i, depth, first, path):
+    """Reads the text after '=' on line i (0-based). Returns (text, next_index)."""
+    lineno = i + 1
+    head = first.strip()
+    if head.startswith("```"):
+        body = []
+        j = i + 1
+        while j < len(lines):
+            if lines[j].strip() == "```":
+                margin = _depth(lines[j])
+                text = "\n".join(ln[margin:] if ln[:margin] == "\t" * margin else ln.lstrip("\t")
+                                 for ln in body)
+                return text, j + 1
+            body.append(lines[j])
+            j += 1
+        raise TmdlError(path, lineno, "unterminated ``` expression block")
+    if head:
+        return head, i + 1
+    body = []
+    j = i + 1
+    while j < len(lines):
+        ln = lines[j]
+        if ln.strip() == "":
+            body.append("")
+            j += 1
+            continue
+        if _depth(ln) <= depth:
+            break
+        body.append(ln)
+        j += 1
+    while body and body[-1] == "":
+        body.pop()
+    if not body:
+        raise TmdlError(path, lineno, "expression expected after '='")
+    margin = min(_depth(ln) for ln in body if ln)
+    return "\n".join(ln[margin:].rstrip() for ln in body), j
+
+
+def parse_document(path, text):
+    """Parses one .tmdl file into a list of top-level Nodes."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    roots = []
+    stack = []  # Node entries, increasing depth
+    description = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        lineno = i + 1
+        if line.strip() == "":
+            i += 1
+            continue
+        d = _depth(line)
+        rest = line[d:]
+        if rest[0] in " \u00a0":
+            raise TmdlError(path, lineno, "indentation must use tabs")
+        while stack and stack[-1].depth >= d:
+            stack.pop()
+        parent = stack[-1] if stack else None
+        expected = parent.depth + 1 if parent else 0
+        if d > expected:
+            raise TmdlError(path, lineno, "unexpected indentation (depth %d, expected at most %d)"
+                            % (d, expected))
+        if rest.startswith("///"):
+            description.append(rest[3:].strip())
+            i += 1
+            continue
+        m = IDENT_RE.match(rest)
+        if not m:
+            raise TmdlError(path, lineno, "unexpected text %r" % rest[:40])
+        word = m.group(0)
+        after = rest[m.end():]
+        if word == "ref" and after.startswith(" "):
+            m2 = IDENT_RE.match(after.lstrip())
+            if not m2:
+                raise TmdlError(path, lineno, "object type expected after 'ref'")
+            kind = m2.group(0)
+            name, tail = _parse_name(after.lstrip()[m2.end():].strip(), path, lineno)
+            if tail.strip():
+                raise TmdlError(path, lineno, "unexpected text after ref name")
+            node = Node(kind, name, None, lineno, d)
+            node.props["__ref"] = True
+            _attach(node, parent, roots, path, stack)
+            stack.append(node)
+            description = []
+            i += 1
+            continue
+        if after.strip() == "":
+            if parent is None and word not in ("database", "model"):
+                raise TmdlError(path, lineno, "property %r outside an object" % word)
+            node = Node(word, None, None, lineno, d)
+            if parent is not None:
+                parent.props[word] = True
+                parent.children.append(node)
+            else:
+                roots.append(node)
+            stack.append(node)
+            description = []
+            i += 1
+            continue
+        if after.startswith(":"):
+            if parent is None:
+                raise TmdlError(path, lineno, "property %r outside an object" % word)
+            parent.props[word] = _unquote_value(after[1:])
+            i += 1
+            continue
+        if after.lstrip().startswith("="):
+            if parent is None:
+                raise TmdlError(path, lineno, "property %r outside an object" % word)
+            expr, i = _read_expression(lines, i, d, after.lstrip()[1:], path)
+            parent.props[word] = expr
+            continue
+        if not after.startswith((" ", "\t")):
+            raise TmdlError(path, lineno, "unexpected text %r" % rest[:40])
+        name, tail = _parse_name(after.strip(), path, lineno)
+        tail = tail.strip()
+        node = Node(word, name, None, lineno, d)
+        if description:
+            node.description = "\n".join(description)
+            description = []
+        if tail:
+            if not tail.startswith("="):
+                raise TmdlError(path, lineno, "unexpected text after name: %r" % tail[:40])
+            node.default, i = _read_expression(lines, i, d, tail[1:], path)
+        else:
+            i += 1
+        _attach(node, parent, roots, path, stack)
+        stack.append(node)
+    return roots
+
+
+def _attach(node, parent, roots, path, stack):
+    allowed = OBJECT_PARENTS.get(node.kind)
+    # translations/perspectives repeat object keywords in their own nesting
+    free = any(n.kind in ("translations", "perspective") for n in stack)
+    if allowed is not None and not free:
+        pkind = parent.kind if parent is not None else None
+        if pkind not in allowed:
+            where = ("inside %s" % pkind) if pkind else "at top level"
+            raise TmdlError(path, node.line, "%s %r is not allowed %s" % (node.kind, node.name, where))
+    if parent is None:
+        roots.append(node)
+    else:
+        parent.children.append(node)
+
+
+def _split_ref(ref):
+    """'Sales'.'Product Key' or Sales.ProductKey -> (table, column)."""
+    parts = []
+    i = 0
+    cur = []
+    while i < len(ref):
+        c = ref[i]
+        if c == "'":
+            j = i + 1
+            while True:
+                k = ref.find("'", j)
+                if k < 0:
+                    return None
+                cur.append(ref[j:k])
+                if k + 1 < len(ref) and ref[k + 1] == "'":
+                    cur.append("'")
+                    j = k + 2
+                    continue
+                i = k + 1
+                break
+            continue
+        if c == ".":
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+        i += 1
+    parts.append("".join(cur))
+    if len(parts) != 2:
+        return None
+    return parts[0].strip(), parts[1].strip()
+
+
+def parse_parts(parts):
+    """parts: dict path -> text of every definition/*.tmdl part. Returns the model dict."""
+    tables = {}
+    order = []
+    expressions = []
+    relationships = []
+    model_name = None
+    for path in sorted(parts):
+        if not path.endswith(".tmdl"):
+            continue
+        for node in parse_document(path, parts[path]):
+            if node.kind == "table":
+                key = node.name.lower()
+                if key not in tables:
+                    tables[key] = {"name": node.name, "description": node.description,
+                                   "isHidden": bool(node.props.get("isHidden")),
+                                   "columns": [], "measures": [], "partitions": [],
+                                   "_path": path}
+                    order.append(key)
+                _merge_table(tables[key], node, path)
+            elif node.kind == "expression":
+                expressions.append({"name": node.name, "expression": node.default or "",
+                                    "description": node.description})
+            elif node.kind == "relationship":
+                relationships.append({"name": node.name,
+                                      "fromColumn": node.props.get("fromColumn", ""),
+                                      "toColumn": node.props.get("toColumn", ""),
+                                      "_path": path, "_line": node.line})
+            elif node.kind == "model":
+                model_name = node.name
+    for key in order:
+        t = tables[key]
+        for p in t["partitions"]:
+            if p["type"].lower() == "m" and not p.get("source"):
+                raise TmdlError(t["_path"], p["_line"], "partition %r has no source expression" % p["name"])
+    for r in relationships:
+        for prop in ("fromColumn", "toColumn"):
+            ref = _split_ref(r[prop]) if r[prop] else None
+            if ref is None:
+                raise TmdlError(r["_path"], r["_line"], "relationship %s: bad %s %r" % (r["name"], prop, r[prop]))
+            t = tables.get(ref[0].lower())
+            if t is None or not any(c["name"].lower() == ref[1].lower() for c in t["columns"]):
+                raise TmdlError(r["_path"], r["_line"],
+                                "relationship %s: %s refers to unknown column %r" % (r["name"], prop, r[prop]))
+    out_tables = []
+    for key in order:
+        t = dict(tables[key])
+        t.pop("_path", None)
+        t["partitions"] = [{k: v for k, v in p.items() if not k.startswith("_")} for p in t["partitions"]]
+        out_tables.append(t)
+    return {"name": model_name, "tables": out_tables, "expressions": expressions,
+            "relationships": [{k: v for k, v in r.items() if not k.startswith("_")} for r in relationships]}
+
+
+def _merge_table(t, node, path):
+    seen = {c["name"].lower() for c in t["columns"]} | {m["name"].lower() for m in t["measures"]}
+    for ch in node.children:
+        if ch.kind in ("column", "measure"):
+            if ch.name.lower() in seen:
+                raise TmdlError(path, ch.line, "duplicate %s %r in table %r" % (ch.kind, ch.name, t["name"]))
+            seen.add(ch.name.lower())
+        if ch.kind == "column":
+            col = {"name": ch.name, "dataType": ch.props.get("dataType", ch.props.get("datatype", "string")),
+                   "isHidden": bool(ch.props.get("isHidden"))}
+            if ch.default is not None:
+                col["expression"] = ch.default
+                col["columnType"] = "Calculated"
+            else:
+                col["columnType"] = "Data"
+            if "sourceColumn" in ch.props:
+                col["sourceColumn"] = ch.props["sourceColumn"]
+            if ch.description:
+                col["description"] = ch.description
+            t["columns"].append(col)
+        elif ch.kind == "measure":
+            if ch.default is None:
+                raise TmdlError(path, ch.line, "measure %r has no expression" % ch.name)
+            ms = {"name": ch.name, "expression": ch.default, "isHidden": bool(ch.props.get("isHidden"))}
+            if ch.description:
+                ms["description"] = ch.description
+            if "formatString" in ch.props:
+                ms["formatString"] = ch.props["formatString"]
+            t["measures"].append(ms)
+        elif ch.kind == "partition":
+            if ch.default is None:
+                raise TmdlError(path, ch.line, "partition %r needs a source type (e.g. '= m')" % ch.name)
+            src = ch.props.get("source")
+            t["partitions"].append({"name": ch.name, "type": ch.default.strip(),
+                                    "mode": ch.props.get("mode", "import"),
+                                    "source": src if isinstance(src, str) else None,
+                                    "_line": ch.line})
+
+
+# ---- data sources in M -------------------------------------------------------
+
+_M_STRING = r'"((?:[^"]|"")*)"'
+_M_ARG = r'\s*(' + r'"(?:[^"]|"")*"' + r'|#"(?:[^"]|"")*"|[A-Za-z_][A-Za-z0-9_.]*)\s*'
+SOURCE_FUNCS = {
+    "Snowflake.Databases": "Snowflake",
+    "Databricks.Catalogs": "Databricks",
+    "DatabricksMultiCloud.Catalogs": "DatabricksMultiCloud",
+    "Sql.Database": "SQL",
+}
+_SRC_RE = re.compile(r"(" + "|".join(re.escape(k) for k in SOURCE_FUNCS) + r")\s*\(" + _M_ARG + "," + _M_ARG)
+
+
+def _m_literal(arg, params):
+    if arg.startswith('"'):
+        return arg[1:-1].replace('""', '"')
+    name = arg[2:-1].replace('""', '"') if arg.startswith('#"') else arg
+    return params.get(name)
+
+
+def _parameters(model):
+    out = {}
+    for e in model.get("expressions", []):
+        m = re.match(r"\s*" + _M_STRING, e.get("expression") or "")
+        if m:
+            out[e["name"]] = m.group(1).replace('""', '"')
+    return out
+
+
+def datasources_of(model):
+    """The data-source references a model's M code resolves to, deduplicated."""
+    params = _parameters(model)
+    texts = [p.get("source") or "" for t in model.get("tables", []) for p in t.get("partitions", [])]
+    texts += [e.get("expression") or "" for e in model.get("expressions", [])]
+    out = []
+    seen = set()
+    for text in texts:
+        for m in _SRC_RE.finditer(text):
+            a = _m_literal(m.group(2), params)
+            b = _m_literal(m.group(3), params)
+            if a is None or b is None:
+                continue
+            typ = SOURCE_FUNCS[m.group(1)]
+            path = "%s;%s" % (a, b)
+            key = (typ.lower(), path.lower())
+            if key in seen:
+                continue
+            seen.add(key)
+            names = {"Snowflake": ("server", "warehouse"), "SQL": ("server", "database")}.get(typ, ("host", "httpPath"))
+            out.append({"type": typ, "path": path, "parameters": {names[0]: a, names[1]: b}})
+    return out
+
+
+# ---- writer (fixture models -> definition parts) ------------------------------
+
+def quote_name(name):
+    if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+        return name
+    return "'" + name.replace("'", "''") + "'"
+
+
+def _expr_lines(expr, depth):
+    lines = expr.split("\n")
+    if len(lines) == 1:
+        return " " + lines[0], []
+    return "", ["\t" * depth + ln if ln else "" for ln in lines]
+
+
+def write_parts(model):
+    """model: fixture-shaped dict (name, tables[columns, measures, partitions], expressions).
+    Returns dict path -> text of a TMDL definition (without definition.pbism)."""
+    parts = {"definition/database.tmdl": "database\n\tcompatibilityLevel: 1604\n",
+             "definition/model.tmdl": "model Model\n\tculture: en-US\n\tdefaultPowerBIDataSourceVersion: powerBI_V3\n\n" +
+             "".join("ref table %s\n" % quote_name(t["name"]) for t in model.get("tables", []))}
+    for t in model.get("tables", []):
+        out = ["table %s" % quote_name(t["name"])]
+        for ms in t.get("measures", []):
+            head, body = _expr_lines(ms["expression"], 3)
+            out += ["", "\tmeasure %s =%s" % (quote_name(ms["name"]), head)] + body
+        for c in t.get("columns", []):
+            out += ["", "\tcolumn %s" % quote_name(c["name"]), "\t\tdataType: %s" % c.get("dataType", "string")]
+            if c.get("isHidden"):
+                out.append("\t\tisHidden")
+            out.append("\t\tsourceColumn: %s" % c.get("sourceColumn", c["name"]))
+        for p in t.get("partitions", []):
+            out += ["", "\tpartition %s = m" % quote_name(p.get("name", t["name"])),
+                    "\t\tmode: %s" % p.get("mode", "import"), "\t\tsource ="]
+            out += ["\t\t\t\t" + ln if ln else "" for ln in p.get("source", "").split("\n")]
+        parts["definition/tables/%s.tmdl" % t["name"].replace("/", "_")] = "\n".join(out) + "\n"
+    if model.get("expressions"):
+        out = []
+        for e in model["expressions"]:
+            head, body = _expr_lines(e["expression"], 2)
+            out += ["expression %s =%s" % (quote_name(e["name"]), head)] + body + [""]
+        parts["definition/expressions.tmdl"] = "\n".join(out)
+    return parts
