@@ -1,8 +1,8 @@
 """Integration harness: a real web server in front of a pbiport FastCGI pool, on loopback.
 
 A Stack owns one temporary folder holding a fresh SQLite database (made with `pbiport migrate`),
-two organizations with users and API tokens (made with the CLI), a FastCGI pool started by
-spawn-fcgi on a unix socket, and nginx, lighttpd or Apache on a free 127.0.0.1 port, rendered from
+two organizations with users and API tokens (made with the CLI), a FastCGI pool on a unix socket
+(spawn-fcgi -n + deploy/systemd/pbiport-pool), and nginx, lighttpd or Apache on a free 127.0.0.1 port, rendered from
 the same templates admins deploy (deploy/<server>/). stop() ends every process group it started.
 
     with Stack("nginx", fcgi_procs=4) as s:
@@ -34,6 +34,7 @@ import grp
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 DEPLOY = os.path.join(ROOT, "deploy")
+POOL = os.path.join(DEPLOY, "systemd", "pbiport-pool")
 
 # Default request body bound, as PBIPORT_MAX_BODY defaults to in the application.
 DEFAULT_MAX_BODY = 10485760
@@ -55,6 +56,8 @@ USERS = {
     "bob": ("acme", "member"),
     "carol": ("globex", "owner"),
 }
+# Known to the web server's password file only: pbiport must answer 401 for it.
+GHOST_USER = "ghost"
 
 
 def pbiport_bin():
@@ -116,6 +119,17 @@ def reap(pid):
         pass
 
 
+def reap_orphans():
+    """Collect exited processes re-parented to us (see become_subreaper)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def kill_group(proc_or_pgid, timeout=STOP_TIMEOUT_S):
     """SIGTERM a process group, SIGKILL what is left after timeout, reap the leader."""
     pgid = proc_or_pgid.pid if hasattr(proc_or_pgid, "pid") else proc_or_pgid
@@ -172,7 +186,8 @@ class CommandError(Exception):
 class Stack:
     """One database + FastCGI pool + web server, started by start() and ended by stop()."""
 
-    def __init__(self, server="nginx", fcgi_procs=2, env=None, max_body=None, basic_auth=True):
+    def __init__(self, server="nginx", fcgi_procs=2, env=None, max_body=None, web_max_body=None,
+                 nginx_workers=1, nginx_extra=""):
         if server not in ("nginx", "lighttpd", "apache"):
             raise ValueError("unknown web server %r" % server)
         self.server = server
@@ -180,7 +195,12 @@ class Stack:
         self.extra_env = dict(env or {})
         self.max_body = int(max_body or self.extra_env.get("PBIPORT_MAX_BODY") or DEFAULT_MAX_BODY)
         self.extra_env.setdefault("PBIPORT_MAX_BODY", str(self.max_body))
-        self.basic_auth = basic_auth
+        # The web server's own bound; the shipped configs keep it equal to PBIPORT_MAX_BODY, tests
+        # raise it to reach pbiport's check.
+        self.web_max_body = int(web_max_body or self.max_body)
+        # nginx_extra: more http-context text (e.g. the benchmark's `return 200` server).
+        self.nginx_workers = nginx_workers
+        self.nginx_extra = nginx_extra
         self.bin = pbiport_bin()
         self.fcgi_bin = os.path.join(os.path.dirname(self.bin), "pbiport.fcgi")
         self.dir = None
@@ -258,6 +278,7 @@ class Stack:
         while self._groups:
             _, proc = self._groups.pop()
             kill_group(proc)
+        reap_orphans()
         if self.dir and os.path.isdir(self.dir):
             if os.environ.get("PBIPORT_KEEP_TMP"):
                 sys.stderr.write("harness: kept %s\n" % self.dir)
@@ -300,30 +321,33 @@ class Stack:
             self.tokens[name] = out.strip()
             self.passwords[name] = base64.b32encode(os.urandom(10)).decode().lower()
             lines.append("%s:%s\n" % (name, apr1_hash(self.passwords[name])))
+        self.passwords[GHOST_USER] = base64.b32encode(os.urandom(10)).decode().lower()
+        lines.append("%s:%s\n" % (GHOST_USER, apr1_hash(self.passwords[GHOST_USER])))
         with open(self.path("web", "htpasswd"), "w") as f:
             f.writelines(lines)
         os.chmod(self.path("web", "htpasswd"), 0o644)
 
     def _start_pool(self):
-        args = ["spawn-fcgi", "-s", self.socket_path, "-M", "0600", "-F", str(self.fcgi_procs),
-                "-P", self.path("run", "spawn-fcgi.pid")]
+        # spawn-fcgi makes the socket (owner, mode) and, with -n, stays in the foreground as
+        # deploy/systemd/pbiport-pool, which runs fcgi_procs copies of pbiport.fcgi on it (forking
+        # spawn-fcgi -F N would send their stderr, the request log, to /dev/null).
+        args = ["spawn-fcgi", "-n", "-s", self.socket_path, "-M", "0600"]
         if os.geteuid() == 0:
             # Only the web server's unprivileged workers may connect.
             args += ["-U", WEB_USER, "-G", WEB_GROUP]
-        args += ["--", self.fcgi_bin]
+        args += ["--", POOL, self.fcgi_bin]
+        env = self.env()
+        env["PBIPORT_FCGI_PROCS"] = str(self.fcgi_procs)
         log = open(self.fcgi_log, "ab")
-        # spawn-fcgi forks the pool and exits; the children keep its process group.
-        proc = subprocess.Popen(args, env=self.env(), stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=log, start_new_session=True)
+        proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True)
         log.close()
-        rc = proc.wait(timeout=30)
-        if rc != 0:
-            raise RuntimeError("spawn-fcgi exited %d" % rc)
-        # Each child calls setsid(): it leads its own process group, listed in the pid file.
-        with open(self.path("run", "spawn-fcgi.pid")) as f:
-            for line in f:
-                if line.strip().isdigit():
-                    self._groups.append(("fcgi", int(line)))
+        self._groups.append(("fcgi", proc))
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not os.path.exists(self.socket_path):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("spawn-fcgi did not create %s" % self.socket_path)
+            time.sleep(0.02)
 
     def _spawn_server(self, args):
         log = open(self.path("web", "logs", "stderr.log"), "ab")
@@ -336,10 +360,10 @@ class Stack:
         return {
             "SOCKET": self.socket_path,
             "HTPASSWD": self.path("web", "htpasswd"),
-            "MAX_BODY": self.max_body,
-            "STREAM_BODY": max(STREAM_MAX_BODY, self.max_body),
-            "MAX_BODY_KB": max(1, self.max_body // 1024),
-            "STREAM_BODY_KB": max(STREAM_MAX_BODY, self.max_body) // 1024,
+            "MAX_BODY": self.web_max_body,
+            "STREAM_BODY": max(STREAM_MAX_BODY, self.web_max_body),
+            "MAX_BODY_KB": max(1, self.web_max_body // 1024),
+            "STREAM_BODY_KB": max(STREAM_MAX_BODY, self.web_max_body) // 1024,
             "PREFIX": self.path("web"),
             "BIND": "127.0.0.1",
             "PORT": self.port,
@@ -350,8 +374,11 @@ class Stack:
     def _start_nginx(self):
         values = self._common_values()
         values.update({"USER_LINE": "user %s %s;" % (WEB_USER, WEB_GROUP) if os.geteuid() == 0 else "",
-                       "DAEMON": "off", "WORKERS": "1"})
+                       "DAEMON": "off", "WORKERS": str(self.nginx_workers)})
         render_to(os.path.join(DEPLOY, "nginx", "pbiport.conf"), values, values["SERVER_CONF"])
+        if self.nginx_extra:
+            with open(values["SERVER_CONF"], "a") as f:
+                f.write("\n" + self.nginx_extra)
         conf = render_to(os.path.join(DEPLOY, "nginx", "nginx.conf"), values, self.path("web", "nginx.conf"))
         self._spawn_server(["nginx", "-p", self.path("web") + "/", "-c", conf,
                             "-e", self.path("web", "logs", "error.log")])
@@ -415,16 +442,7 @@ class Stack:
         if basic is not None:
             user, pw = basic if isinstance(basic, tuple) else (basic, self.passwords[basic])
             hdrs["Authorization"] = "Basic " + base64.b64encode(("%s:%s" % (user, pw)).encode()).decode()
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.request(method, path, body=body, headers=hdrs)
-            resp = conn.getresponse()
-            data = resp.read()
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
-        finally:
-            conn.close()
+        return http_request(self.port, method, path, body=body, headers=hdrs, timeout=timeout)
 
     def json(self, method, path, body=None, headers=None, token=None, basic=None):
         """request() with a JSON-decoded body (None when the body is not JSON)."""
@@ -448,6 +466,20 @@ class Stack:
             return f.read().splitlines()
 
 
+def http_request(port, method, path, body=None, headers=None, timeout=30):
+    """One HTTP/1.1 request to 127.0.0.1:port; (status, headers with lower-case names, body)."""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+    finally:
+        conn.close()
+
+
 def fixture(name):
     with open(os.path.join(FIXTURES, name), encoding="utf-8") as f:
         return f.read()
@@ -458,11 +490,12 @@ class StackTestCase(unittest.TestCase):
     SERVER = "nginx"
     FCGI_PROCS = 2
     ENV = {}
+    WEB_MAX_BODY = None
     stack = None
 
     @classmethod
     def setUpClass(cls):
-        cls.stack = Stack(cls.SERVER, fcgi_procs=cls.FCGI_PROCS, env=cls.ENV)
+        cls.stack = Stack(cls.SERVER, fcgi_procs=cls.FCGI_PROCS, env=cls.ENV, web_max_body=cls.WEB_MAX_BODY)
         cls.stack.start()
 
     @classmethod
@@ -487,3 +520,61 @@ class StackTestCase(unittest.TestCase):
 def main():
     """unittest.main that exits non-zero on failure (each test file calls this)."""
     unittest.main(verbosity=2)
+
+
+def contract_variant(text, contract_id=None, version=None):
+    """A YAML fixture with its top-level `id:` and/or `version:` line replaced."""
+    out = []
+    for line in text.splitlines(keepends=True):
+        if contract_id is not None and line.startswith("id:"):
+            line = "id: %s\n" % contract_id
+        elif version is not None and line.startswith("version:"):
+            line = "version: %s\n" % version
+        out.append(line)
+    return "".join(out)
+
+
+LINE_COLUMN = re.compile(r"(\d+:\d+|line \d+.{0,20}col(umn)? \d+)", re.IGNORECASE)
+
+
+class SmokeTests:
+    """The short check every supported web server passes (mixed into a StackTestCase with
+    SERVER set): liveness, token and basic-auth identity, an import and a read, 413 and 401."""
+    ENV = {"PBIPORT_MAX_BODY": "65536"}
+
+    def test_healthz(self):
+        status, hdrs, doc = self.stack.json("GET", "/healthz")
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc.get("status"), "ok")
+        self.assertTrue(hdrs.get("x-request-id"))
+
+    def test_import_and_read_with_token(self):
+        text = contract_variant(fixture("orders.odcs.yaml"), contract_id="urn:pbiport:it:smoke-" + self.SERVER)
+        status, _, doc = self.stack.import_contract(text, token="alice")
+        self.assertEqual(status, 201, doc)
+        status, _, got = self.stack.json("GET", "/api/data-products/" + doc["id"], token="bob")
+        self.assertEqual(status, 200, got)
+        self.assertEqual(got["id"], doc["id"])
+        self.assertEqual(len(got["output_ports"]), 2)
+        status, _, port = self.stack.json("GET", "/api/output-ports/" + doc["output_ports"][0]["id"], token="alice")
+        self.assertEqual(status, 200, port)
+
+    def test_read_with_basic_auth(self):
+        status, _, doc = self.stack.json("GET", "/api/data-products", basic="alice")
+        self.assertEqual(status, 200, doc)
+        self.assertIn("data_products", doc)
+
+    def test_body_over_limit_is_413(self):
+        body = "# padding\n" * 7000 + fixture("orders.odcs.yaml")
+        status, _, _ = self.stack.request("POST", "/api/data-products", body=body,
+                                          headers={"Content-Type": "application/yaml"}, token="alice")
+        self.assertEqual(status, 413)
+
+    def test_no_identity_is_401(self):
+        status, _, _ = self.stack.request("GET", "/api/data-products")
+        self.assertEqual(status, 401)
+
+    def test_wrong_token_is_401(self):
+        status, hdrs, doc = self.stack.json("GET", "/api/data-products", token="not-a-real-token")
+        self.assertEqual(status, 401, doc)
+        self.assertIn("error", doc)

@@ -1,0 +1,165 @@
+"""HTTP benchmark: wrk on loopback against GET /api/data-products/{id} through nginx with 2 and 4
+FastCGI processes, against an nginx `return 200` location in the same nginx, and a mixed run with
+10% imports. Prints a table and writes it into the "http" section of bench/README.md.
+
+Run with bench/http/run.sh. BENCH_SECONDS (default 20) sets each wrk run's length;
+BENCH_CONNECTIONS (default 64) the open connections; BENCH_NO_README=1 only prints.
+"""
+import datetime
+import os
+import platform
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import harness  # noqa: E402
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "20"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
+THREADS = 2
+POOL_SIZES = (2, 4)
+CONTRACT = os.path.join(ROOT, "tests", "integration", "fixtures", "orders.odcs.yaml")
+README = os.path.join(ROOT, "bench", "README.md")
+BEGIN, END = "<!-- http:begin -->", "<!-- http:end -->"
+GOAL_RATIO, GOAL_P99_MS = 0.5, 5.0
+
+STATIC_SERVER = """# Benchmark baseline: nginx answering by itself, in the same nginx as pbiport.
+server {
+    listen 127.0.0.1:%d;
+    access_log off;
+    location = /static-ok { return 200 "ok\\n"; }
+}
+"""
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def to_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    return float(m.group(1)) * UNITS[m.group(2)]
+
+
+def wrk(url, headers=(), script=None, env=None):
+    """One wrk run; returns dict rps, p50, p99 (ms), requests, non2xx, errors."""
+    args = ["wrk", "-t%d" % THREADS, "-c%d" % CONNECTIONS, "-d%ds" % SECONDS, "--latency"]
+    for h in headers:
+        args += ["-H", h]
+    if script:
+        args += ["-s", script]
+    out = subprocess.run(args + [url], capture_output=True, text=True, env=env, timeout=SECONDS + 60)
+    text = out.stdout
+    if out.returncode != 0:
+        raise RuntimeError("wrk failed: %s %s" % (text, out.stderr))
+    res = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
+           "p50": to_ms(re.search(r"\s50%\s+(\S+)", text).group(1)),
+           "p99": to_ms(re.search(r"\s99%\s+(\S+)", text).group(1)),
+           "requests": int(re.search(r"(\d+) requests in", text).group(1)),
+           "non2xx": 0, "errors": 0}
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    if m:
+        res["non2xx"] = int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if m:
+        res["errors"] = sum(int(x) for x in m.groups())
+    return res
+
+
+def run_pool(procs):
+    static_port = harness.free_port()
+    stack = harness.Stack("nginx", fcgi_procs=procs, nginx_extra=STATIC_SERVER % static_port)
+    with stack:
+        with open(CONTRACT) as f:
+            status, _, doc = stack.import_contract(f.read(), token="alice")
+        if status != 201:
+            raise RuntimeError("import failed: %d %r" % (status, doc))
+        token = stack.tokens["alice"]
+        auth = "Authorization: Bearer " + token
+        app_url = "%s/api/data-products/%s" % (stack.url, doc["id"])
+        status, _, _ = stack.request("GET", "/api/data-products/" + doc["id"], token="alice")
+        if status != 200:
+            raise RuntimeError("GET data product answered %d" % status)
+        rows = {}
+        rows["get"] = wrk(app_url, headers=[auth])
+        rows["static"] = wrk("http://127.0.0.1:%d/static-ok" % static_port)
+        env = dict(os.environ, BENCH_TOKEN=token, BENCH_PRODUCT_ID=doc["id"], BENCH_CONTRACT=CONTRACT)
+        rows["mixed"] = wrk(stack.url + "/", script=os.path.join(HERE, "mixed.lua"), env=env)
+        with open(stack.fcgi_log, errors="replace") as f:
+            rows["locked"] = f.read().count("database is locked")
+        return rows
+
+
+def table(results):
+    lines = ["| run | FastCGI procs | requests/s | p50 ms | p99 ms | non-2xx | socket errors |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for procs, rows in results.items():
+        for name, label in (("get", "GET /api/data-products/{id}"), ("static", "nginx `return 200`"),
+                            ("mixed", "mixed: 90% GET, 10% import")):
+            r = rows[name]
+            lines.append("| %s | %d | %.0f | %.2f | %.2f | %d | %d |" % (
+                label, procs, r["rps"], r["p50"], r["p99"], r["non2xx"], r["errors"]))
+    lines.append("")
+    for procs, rows in results.items():
+        ratio = rows["get"]["rps"] / rows["static"]["rps"]
+        lines.append("- %d procs: GET/static ratio **%.2f** (goal >= %.1f: %s), GET p99 %.2f ms (goal < %.0f ms: %s), "
+                     "mixed non-2xx %d (goal 0: %s), `database is locked` in the log: %d" % (
+                         procs, ratio, GOAL_RATIO, "met" if ratio >= GOAL_RATIO else "NOT met",
+                         rows["get"]["p99"], GOAL_P99_MS, "met" if rows["get"]["p99"] < GOAL_P99_MS else "NOT met",
+                         rows["mixed"]["non2xx"], "met" if rows["mixed"]["non2xx"] == 0 else "NOT met",
+                         rows["locked"]))
+    return "\n".join(lines)
+
+
+def section(body):
+    cores = os.cpu_count()
+    return "\n".join([
+        BEGIN,
+        "## http",
+        "",
+        "Reproduce: `bench/http/run.sh` (BENCH_SECONDS=%d per run, wrk -t%d -c%d --latency on loopback)." % (
+            SECONDS, THREADS, CONNECTIONS),
+        "nginx (1 worker, deploy/nginx/ templates as shipped) -> unix socket -> spawn-fcgi pool of pbiport.fcgi; "
+        "SQLite in WAL mode on local disk. wrk, nginx and the pool share the same %d cores. The mixed run "
+        "(bench/http/mixed.lua) sends every tenth request as an import of tests/integration/fixtures/"
+        "orders.odcs.yaml under one of 50 contract ids." % cores,
+        "",
+        "Machine: %d cores, %s, Python %s; run on %s UTC." % (
+            cores, platform.platform(terse=True), platform.python_version(),
+            datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")),
+        "",
+        body,
+        END,
+    ])
+
+
+def write_readme(text):
+    old = ""
+    if os.path.exists(README):
+        with open(README) as f:
+            old = f.read()
+    if BEGIN in old and END in old:
+        new = old[:old.index(BEGIN)] + text + old[old.index(END) + len(END):]
+    elif old:
+        new = old.rstrip("\n") + "\n\n" + text + "\n"
+    else:
+        new = "# Benchmarks\n\nEach section is written by its own benchmark script.\n\n" + text + "\n"
+    with open(README, "w") as f:
+        f.write(new)
+
+
+def main():
+    results = {}
+    for procs in POOL_SIZES:
+        print("bench/http: %d FastCGI processes, %d s per run" % (procs, SECONDS), flush=True)
+        results[procs] = run_pool(procs)
+    body = table(results)
+    print(body)
+    if not os.environ.get("BENCH_NO_README"):
+        write_readme(section(body))
+        print("bench/http: results written to bench/README.md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,319 @@
+#!/usr/bin/env bash
+# pbiport demo: nginx + a FastCGI pool + SQLite on this machine, with demo users and a sample
+# data product, ready for curl or a browser.
+#
+#   deploy/demo.sh start    build if needed, start everything from an empty folder, print what to try
+#   deploy/demo.sh stop     end the processes this script started (pid files in the demo folder)
+#   deploy/demo.sh status   say what runs
+#
+# Settings (environment): PBIPORT_DEMO_PORT (default 8080), PBIPORT_DEMO_DIR (default var/demo),
+# PBIPORT_DEMO_FCGI (FastCGI processes, default 2), PBIPORT_DEMO_BUILD=0 (skip `make`). Every
+# other PBIPORT_* variable already set is passed to pbiport and written to demo.env. The tokens,
+# browser passwords and keys are written only to $PBIPORT_DEMO_DIR/demo.env (mode 0600); nothing
+# else in the folder holds a secret.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DEMO_DIR=${PBIPORT_DEMO_DIR:-$ROOT/var/demo}
+PORT=${PBIPORT_DEMO_PORT:-8080}
+FCGI_PROCS=${PBIPORT_DEMO_FCGI:-2}
+BIN=$ROOT/bin/pbiport
+MAX_BODY=${PBIPORT_MAX_BODY:-10485760}
+STREAM_BODY=268435456
+WEB_USER=nobody
+WEB_GROUP=nogroup
+HEALTH_TIMEOUT_S=20
+# Variables the demo defines itself: never carried over from the caller's environment (a sourced
+# old demo.env would otherwise hand out stale tokens).
+DEMO_OWNED=" PBIPORT_DB PBIPORT_URL PBIPORT_OWNER_TOKEN PBIPORT_MEMBER_TOKEN PBIPORT_OTHER_ORG_TOKEN \
+PBIPORT_DEMO_OWNER_PASSWORD PBIPORT_DEMO_MEMBER_PASSWORD PBIPORT_DEMO_DIR "
+
+say() { printf 'demo: %s\n' "$*"; }
+die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
+
+# ---- processes --------------------------------------------------------------------------------
+# A pid file names a process this script started; it only counts while that pid still runs the
+# program it was started as (pids are reused).
+pid_alive() {  # pid, expected command substring
+	local pid=$1 want=$2 cmd
+	[ -n "$pid" ] && [ -d "/proc/$pid" ] || return 1
+	cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+	[ -n "$cmd" ] && [[ $cmd == *"$want"* ]]
+}
+
+# Lines: name, pid file, command substring.
+components() {
+	printf '%s\n' \
+		"nginx $DEMO_DIR/nginx/nginx.pid nginx" \
+		"fastcgi $DEMO_DIR/run/fcgi.pid pbiport-pool" \
+		"worker $DEMO_DIR/run/worker.pid pbiport" \
+		"emulator $DEMO_DIR/run/emulator.pid server.py"
+}
+
+stop_pid_file() {  # pid file, command substring
+	local file=$1 want=$2 pid left
+	[ -f "$file" ] || return 0
+	left=()
+	while read -r pid; do
+		pid_alive "$pid" "$want" || continue
+		kill -TERM "$pid" 2>/dev/null || true
+		left+=("$pid")
+	done <"$file"
+	for _ in $(seq 1 100); do
+		local still=()
+		for pid in "${left[@]+"${left[@]}"}"; do
+			pid_alive "$pid" "$want" && still+=("$pid")
+		done
+		[ ${#still[@]} -eq 0 ] && break
+		left=("${still[@]}")
+		sleep 0.1
+	done
+	for pid in "${left[@]+"${left[@]}"}"; do
+		pid_alive "$pid" "$want" && kill -KILL "$pid" 2>/dev/null || true
+	done
+	rm -f "$file"
+}
+
+cmd_stop() {
+	local name file want
+	while read -r name file want; do
+		if [ -f "$file" ]; then
+			stop_pid_file "$file" "$want"
+			say "stopped $name"
+		fi
+	done < <(components)
+}
+
+cmd_status() {
+	local name file want pid any=1 running
+	while read -r name file want; do
+		running=()
+		if [ -f "$file" ]; then
+			while read -r pid; do
+				pid_alive "$pid" "$want" && running+=("$pid")
+			done <"$file"
+		fi
+		if [ ${#running[@]} -gt 0 ]; then
+			say "$name running (pid ${running[*]})"
+			any=0
+		else
+			say "$name not running"
+		fi
+	done < <(components)
+	if [ $any -eq 0 ] && [ -f "$DEMO_DIR/demo.env" ]; then
+		local url
+		url=$(sed -n "s/^export PBIPORT_URL='\(.*\)'\$/\1/p" "$DEMO_DIR/demo.env")
+		if curl -fsS -m 5 "$url/healthz" >/dev/null 2>&1; then say "$url/healthz answers"; else say "$url/healthz does not answer"; fi
+	fi
+	return $any
+}
+
+# ---- templates --------------------------------------------------------------------------------
+# Same rule as tests/integration/harness.py render(): replace @KEY@ outside comment lines, and
+# refuse a placeholder left without a value.
+render() {  # template, output, KEY=VALUE...
+	local tpl=$1 out=$2 kv key val script=""
+	shift 2
+	for kv in "$@"; do
+		key=${kv%%=*}
+		val=$(printf '%s' "${kv#*=}" | sed -e 's/[\\|&]/\\&/g')
+		script+="/^[[:space:]]*#/!s|@${key}@|${val}|g;"
+	done
+	sed -e "$script" "$tpl" >"$out"
+	if grep -v '^[[:space:]]*#' "$out" | grep -q '@[A-Z][A-Z0-9_]*@'; then
+		die "$tpl: placeholder without value: $(grep -v '^[[:space:]]*#' "$out" | grep -o '@[A-Z][A-Z0-9_]*@' | head -1)"
+	fi
+}
+
+# ---- start ------------------------------------------------------------------------------------
+start_emulator() {
+	# Hook: the Power BI emulator (tests/emulator/server.py) when it is present and starts.
+	local server=$ROOT/tests/emulator/server.py fixture=$ROOT/tests/fixtures/tenants/demo.json url=""
+	[ -f "$server" ] || { say "emulator not present, skipped"; return 0; }
+	local args=(--state-dir "$DEMO_DIR/emulator" --port 0)
+	[ -f "$fixture" ] && args+=(--fixture "$fixture")
+	mkdir -p "$DEMO_DIR/emulator"
+	setsid python3 "$server" "${args[@]}" >"$DEMO_DIR/logs/emulator.out" 2>"$DEMO_DIR/logs/emulator.log" </dev/null &
+	echo $! >"$DEMO_DIR/run/emulator.pid"
+	for _ in $(seq 1 200); do
+		[ -s "$DEMO_DIR/emulator/url" ] && { url=$(cat "$DEMO_DIR/emulator/url"); break; }
+		kill -0 "$(cat "$DEMO_DIR/run/emulator.pid")" 2>/dev/null || break
+		sleep 0.1
+	done
+	if [ -z "$url" ]; then
+		stop_pid_file "$DEMO_DIR/run/emulator.pid" server.py
+		say "emulator did not start (see $DEMO_DIR/logs/emulator.log), skipped"
+		return 0
+	fi
+	EMULATOR_URL=$url
+	export PBIPORT_ENTRA_URL=$url/entra PBIPORT_FABRIC_URL=$url/fabric
+	export PBIPORT_POWERBI_URL=$url/powerbi PBIPORT_GRAPH_URL=$url/graph
+	export PBIPORT_CA_BUNDLE=$DEMO_DIR/emulator/ca.pem
+	say "emulator at $url"
+}
+
+start_worker() {
+	# Hook: the job worker, once the binary has the `worker` command.
+	local commands
+	commands=$("$BIN" --help 2>/dev/null || true)
+	if [[ $commands != *"pbiport worker"* ]]; then
+		say "worker command not in this build, skipped"
+		return 0
+	fi
+	setsid env -i "${APP_ENV[@]}" "$BIN" worker >>"$DEMO_DIR/logs/worker.log" 2>&1 </dev/null &
+	echo $! >"$DEMO_DIR/run/worker.pid"
+	say "worker started"
+}
+
+start_pool() {
+	local owner=()
+	# As root the nginx workers run as $WEB_USER: they, and only they, may connect to the socket.
+	[ "$(id -u)" -eq 0 ] && owner=(-U "$WEB_USER" -G "$WEB_GROUP")
+	# spawn-fcgi makes the socket and stays in the foreground (-n) as pbiport-pool, which runs the
+	# copies of pbiport.fcgi and keeps their stderr (the request log) in logs/pbiport.log.
+	setsid env -i "${APP_ENV[@]}" PBIPORT_FCGI_PROCS="$FCGI_PROCS" \
+		spawn-fcgi -n -s "$DEMO_DIR/run/pbiport.sock" -M 0600 "${owner[@]}" \
+		-- "$ROOT/deploy/systemd/pbiport-pool" "$ROOT/bin/pbiport.fcgi" \
+		>>"$DEMO_DIR/logs/pbiport.log" 2>&1 </dev/null &
+	echo $! >"$DEMO_DIR/run/fcgi.pid"
+	for _ in $(seq 1 100); do
+		[ -S "$DEMO_DIR/run/pbiport.sock" ] && return 0
+		# Just after the fork the child may not have exec'ed yet: only ask whether it exists.
+		kill -0 "$(cat "$DEMO_DIR/run/fcgi.pid")" 2>/dev/null || break
+		sleep 0.1
+	done
+	die "the FastCGI pool did not start (see $DEMO_DIR/logs/pbiport.log)"
+}
+
+start_nginx() {
+	local web=$DEMO_DIR/nginx user_line=""
+	mkdir -p "$web/logs" "$web/tmp"
+	[ "$(id -u)" -eq 0 ] && user_line="user $WEB_USER $WEB_GROUP;"
+	render "$ROOT/deploy/nginx/pbiport.conf" "$web/pbiport.conf" \
+		"LISTEN=127.0.0.1:$PORT" "SOCKET=$DEMO_DIR/run/pbiport.sock" "HTPASSWD=$web/htpasswd" \
+		"MAX_BODY=$MAX_BODY" "STREAM_BODY=$STREAM_BODY"
+	render "$ROOT/deploy/nginx/nginx.conf" "$web/nginx.conf" \
+		"PREFIX=$web" "USER_LINE=$user_line" "DAEMON=on" "WORKERS=auto" "SERVER_CONF=$web/pbiport.conf"
+	nginx -p "$web/" -c "$web/nginx.conf" -e "$web/logs/error.log" \
+		|| die "nginx did not start (see $web/logs/error.log)"
+}
+
+pbi() { env -i "${APP_ENV[@]}" "$BIN" "$@"; }
+
+new_password() { openssl rand -hex 12; }
+
+cmd_start() {
+	command -v nginx >/dev/null && command -v spawn-fcgi >/dev/null && command -v curl >/dev/null \
+		|| die "nginx, spawn-fcgi and curl are needed: run make deps"
+	[[ $PORT =~ ^[0-9]+$ ]] || die "PBIPORT_DEMO_PORT must be a port number, not '$PORT'"
+	if [ -d "$DEMO_DIR" ]; then
+		cmd_stop >/dev/null
+		rm -rf "$DEMO_DIR"
+	fi
+	if [ "${PBIPORT_DEMO_BUILD:-1}" != 0 ]; then
+		say "building"
+		make -s -C "$ROOT" >/dev/null || die "build failed: run make in $ROOT"
+	fi
+	[ -x "$BIN" ] || die "$BIN missing after make"
+
+	umask 077
+	mkdir -p "$DEMO_DIR/db" "$DEMO_DIR/run" "$DEMO_DIR/logs" "$DEMO_DIR/nginx"
+	# The nginx workers (nobody when started as root) must reach the socket in run/.
+	chmod 711 "$DEMO_DIR" "$DEMO_DIR/run"
+	chmod 755 "$DEMO_DIR/nginx"
+
+	local enc_keys=${APPLICATION_ENCRYPTION_KEYS:-$("$BIN" keygen)}
+	local remember=${APPLICATION_SECURITY_REMEMBERME_KEY:-$("$BIN" keygen)}
+	local url="http://127.0.0.1:$PORT"
+	EMULATOR_URL=""
+	start_emulator
+	local keep=() name
+	for name in $(compgen -v PBIPORT_ || true); do
+		[[ $DEMO_OWNED == *" $name "* ]] && continue
+		keep+=("$name=${!name}")
+	done
+	[[ " ${keep[*]} " == *" PBIPORT_PUBLIC_URL="* ]] || keep+=("PBIPORT_PUBLIC_URL=$url")
+	APP_ENV=(
+		"PATH=$PATH"
+		"PBIPORT_DB=$DEMO_DIR/db/pbiport.db"
+		"APPLICATION_POWERBI_WEB_ENABLED=true"
+		"APPLICATION_INGESTIONS_ENABLED=true"
+		"APPLICATION_ENCRYPTION_KEYS=$enc_keys"
+		"APPLICATION_SECURITY_REMEMBERME_KEY=$remember"
+		"${keep[@]}"
+	)
+
+	pbi migrate >/dev/null
+	pbi org create demo >/dev/null
+	pbi org create other >/dev/null
+	pbi user add owner --org demo --role owner >/dev/null
+	pbi user add member --org demo --role member >/dev/null
+	pbi user add outsider --org other --role owner >/dev/null
+	local owner_token member_token other_token owner_pw member_pw
+	owner_token=$(pbi token create owner)
+	member_token=$(pbi token create member)
+	other_token=$(pbi token create outsider)
+	owner_pw=$(new_password)
+	member_pw=$(new_password)
+	{
+		printf 'owner:%s\n' "$(printf '%s' "$owner_pw" | openssl passwd -apr1 -stdin)"
+		printf 'member:%s\n' "$(printf '%s' "$member_pw" | openssl passwd -apr1 -stdin)"
+	} >"$DEMO_DIR/nginx/htpasswd"
+	chmod 644 "$DEMO_DIR/nginx/htpasswd"
+
+	start_pool
+	start_worker
+	start_nginx
+	local ok=1
+	for _ in $(seq 1 $((HEALTH_TIMEOUT_S * 10))); do
+		curl -fsS -m 2 "$url/healthz" >/dev/null 2>&1 && { ok=0; break; }
+		sleep 0.1
+	done
+	[ $ok -eq 0 ] || die "no answer on $url/healthz (see $DEMO_DIR/logs and $DEMO_DIR/nginx/logs)"
+
+	local sample=$ROOT/examples/contracts/orders.odcs.yaml
+	[ -f "$sample" ] || sample=$ROOT/tests/integration/fixtures/orders.odcs.yaml
+	local code
+	code=$(curl -sS -o "$DEMO_DIR/logs/import.json" -w '%{http_code}' -m 30 \
+		-H "Authorization: Bearer $owner_token" -H 'Content-Type: application/yaml' \
+		--data-binary "@$sample" "$url/api/data-products") || code=000
+	case $code in
+		200|201) say "imported ${sample#"$ROOT"/}" ;;
+		*) say "importing ${sample#"$ROOT"/} answered $code (see $DEMO_DIR/logs/import.json)" ;;
+	esac
+
+	{
+		echo "# pbiport demo: source this file (. $DEMO_DIR/demo.env). It holds the demo's secrets."
+		echo "PBIPORT_URL=$url"
+		echo "PBIPORT_OWNER_TOKEN=$owner_token"
+		echo "PBIPORT_MEMBER_TOKEN=$member_token"
+		echo "PBIPORT_OTHER_ORG_TOKEN=$other_token"
+		echo "PBIPORT_DEMO_OWNER_PASSWORD=$owner_pw"
+		echo "PBIPORT_DEMO_MEMBER_PASSWORD=$member_pw"
+		echo "PBIPORT_DEMO_DIR=$DEMO_DIR"
+		[ -n "$EMULATOR_URL" ] && echo "EMULATOR_URL=$EMULATOR_URL"
+		printf '%s\n' "${APP_ENV[@]:1}"
+	} | sed -e "s/'/'\\\\''/g" -e "s/^\([A-Z_][A-Z0-9_]*\)=\(.*\)$/export \1='\2'/" >"$DEMO_DIR/demo.env"
+	chmod 600 "$DEMO_DIR/demo.env"
+
+	cat <<EOF
+
+pbiport demo is running at $url  (users: owner, member in org "demo"; outsider in org "other")
+Tokens, browser passwords and keys: $DEMO_DIR/demo.env
+
+Try:
+  . $DEMO_DIR/demo.env
+  curl -s -H "Authorization: Bearer \$PBIPORT_OWNER_TOKEN" \$PBIPORT_URL/api/data-products
+  curl -s -u member:\$PBIPORT_DEMO_MEMBER_PASSWORD \$PBIPORT_URL/api/data-products
+  curl -s -H "Authorization: Bearer \$PBIPORT_OTHER_ORG_TOKEN" \$PBIPORT_URL/api/data-products   # other org: empty
+
+Stop it with: deploy/demo.sh stop
+EOF
+}
+
+case ${1:-} in
+	start) cmd_start ;;
+	stop) cmd_stop ;;
+	status) cmd_status ;;
+	*) echo "usage: deploy/demo.sh start|stop|status" >&2; exit 2 ;;
+esac

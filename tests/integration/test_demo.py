@@ -1,0 +1,169 @@
+"""deploy/demo.sh end to end: start on a free port in a temporary PBIPORT_DEMO_DIR, use it with
+curl, check that no secret sits anywhere in the demo folder but demo.env, stop, nothing left."""
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import harness
+
+DEMO = os.path.join(harness.ROOT, "deploy", "demo.sh")
+
+
+def process_alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def processes_mentioning(text):
+    """Live pids whose command line or environment mentions text (the demo folder)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        for name in ("cmdline", "environ"):
+            try:
+                with open("/proc/%s/%s" % (entry, name), "rb") as f:
+                    if text.encode() in f.read() and process_alive(int(entry)):
+                        found.append(int(entry))
+                        break
+            except OSError:
+                pass
+    return found
+
+
+def read_env_file(path):
+    env = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            words = shlex.split(line)
+            if words[0] == "export":
+                words = words[1:]
+            key, _, value = words[0].partition("=")
+            env[key] = value
+    return env
+
+
+class DemoScript(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="pbiport-demo-test-")
+        # As root, nginx workers run as nobody and must traverse to the socket in the demo folder.
+        os.chmod(cls.tmp, 0o711)
+        cls.demo_dir = os.path.join(cls.tmp, "demo")
+        cls.port = harness.free_port()
+        cls.env = {k: v for k, v in os.environ.items() if not k.startswith(("PBIPORT_", "APPLICATION_"))}
+        cls.env.update({"PBIPORT_DEMO_DIR": cls.demo_dir, "PBIPORT_DEMO_PORT": str(cls.port),
+                        "PBIPORT_DEMO_FCGI": "2"})
+        # The suite has built the binary already; building again could race another make.
+        if os.access(os.path.join(harness.ROOT, "bin", "pbiport"), os.X_OK):
+            cls.env["PBIPORT_DEMO_BUILD"] = "0"
+        cls.started = cls.demo("start")
+        cls.demo_env = {}
+        if cls.started.returncode == 0:
+            cls.demo_env = read_env_file(os.path.join(cls.demo_dir, "demo.env"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.demo("stop")
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    @classmethod
+    def demo(cls, command):
+        return subprocess.run(["bash", DEMO, command], env=cls.env, capture_output=True, text=True,
+                              timeout=180)
+
+    def curl(self, *args):
+        res = subprocess.run(["curl", "-sS", "-m", "10", "-w", "\n%{http_code}"] + list(args),
+                             capture_output=True, text=True, timeout=30)
+        body, _, code = res.stdout.rpartition("\n")
+        return int(code or 0), body
+
+    def setUp(self):
+        self.assertEqual(self.started.returncode, 0, self.started.stdout + self.started.stderr)
+
+    def test_1_env_file(self):
+        for key in ("PBIPORT_URL", "PBIPORT_OWNER_TOKEN", "PBIPORT_MEMBER_TOKEN", "PBIPORT_OTHER_ORG_TOKEN"):
+            self.assertTrue(self.demo_env.get(key), key)
+        self.assertEqual(self.demo_env["PBIPORT_URL"], "http://127.0.0.1:%d" % self.port)
+        self.assertEqual(self.demo_env.get("PBIPORT_DEMO_PORT"), str(self.port))
+        self.assertEqual(self.demo_env.get("APPLICATION_POWERBI_WEB_ENABLED"), "true")
+        self.assertEqual(self.demo_env.get("APPLICATION_INGESTIONS_ENABLED"), "true")
+        self.assertRegex(self.demo_env.get("APPLICATION_ENCRYPTION_KEYS", ""), r"^[0-9a-f]{64}")
+        mode = os.stat(os.path.join(self.demo_dir, "demo.env")).st_mode & 0o777
+        self.assertEqual(mode, 0o600)
+        self.assertIn("curl", self.started.stdout)
+
+    def test_2_healthz_and_catalog(self):
+        url = self.demo_env["PBIPORT_URL"]
+        code, body = self.curl(url + "/healthz")
+        self.assertEqual(code, 200, body)
+        auth = "Authorization: Bearer " + self.demo_env["PBIPORT_OWNER_TOKEN"]
+        code, body = self.curl("-H", auth, url + "/api/data-products")
+        self.assertEqual(code, 200, body)
+        self.assertIn('"data_products"', body)
+        self.assertIn("Orders", body)  # the sample contract the demo imports
+        code, body = self.curl("-u", "member:" + self.demo_env["PBIPORT_DEMO_MEMBER_PASSWORD"],
+                               url + "/api/data-products")
+        self.assertEqual(code, 200, body)
+        self.assertIn("Orders", body)
+        code, body = self.curl("-H", "Authorization: Bearer " + self.demo_env["PBIPORT_OTHER_ORG_TOKEN"],
+                               url + "/api/data-products")
+        self.assertEqual(code, 200, body)
+        self.assertNotIn("Orders", body)
+        code, _ = self.curl(url + "/api/data-products")
+        self.assertEqual(code, 401)
+
+    def test_3_status(self):
+        res = self.demo("status")
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        self.assertIn("nginx running", res.stdout)
+        self.assertIn("fastcgi running", res.stdout)
+        self.assertIn("/healthz answers", res.stdout)
+
+    def test_4_no_secret_outside_env_file(self):
+        secrets = [v for k, v in self.demo_env.items() if k.endswith(("_TOKEN", "_PASSWORD"))]
+        secrets += self.demo_env["APPLICATION_ENCRYPTION_KEYS"].split(",")
+        secrets.append(self.demo_env["APPLICATION_SECURITY_REMEMBERME_KEY"])
+        self.assertGreaterEqual(len(secrets), 6)
+        checked = 0
+        for folder, _, files in os.walk(self.demo_dir):
+            for name in files:
+                path = os.path.join(folder, name)
+                if path == os.path.join(self.demo_dir, "demo.env") or not os.path.isfile(path):
+                    continue
+                with open(path, "rb") as f:
+                    data = f.read()
+                checked += 1
+                for secret in secrets:
+                    self.assertNotIn(secret.encode(), data, "%s holds a secret in clear" % path)
+        self.assertGreater(checked, 3)
+
+    def test_9_stop_leaves_nothing(self):
+        pids = []
+        for rel in ("nginx/nginx.pid", "run/fcgi.pid", "run/worker.pid", "run/emulator.pid"):
+            path = os.path.join(self.demo_dir, rel)
+            if os.path.exists(path):
+                with open(path) as f:
+                    pids += [int(x) for x in f.read().split() if x.isdigit()]
+        self.assertTrue(pids)
+        res = self.demo("stop")
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        self.assertEqual([p for p in pids if process_alive(p)], [])
+        self.assertEqual(processes_mentioning(self.demo_dir), [])
+        res = self.demo("status")
+        self.assertNotEqual(res.returncode, 0)
+        self.assertNotIn(" running (pid", res.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
