@@ -525,7 +525,8 @@ int msapi_do(msapi *c, const msapi_call *call, msapi_reply *out, char *err)
 			hdrs[nh++] = auth;
 		}
 		t.token_gen = c->token_gen;
-		pb_http_req req = { call->method, url, hdrs, nh, call->json ? body : call->form, blen, 0 };
+		pb_http_req req = { call->method, url, hdrs, nh, call->json ? body : call->form, blen, 0,
+				    !call->idempotent };
 		pb_http_resp resp;
 		char xerr[PB_ERR_MAX] = "";
 		int hrc = pb_http_do(c->http, &req, &resp, xerr);

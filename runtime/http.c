@@ -337,6 +337,8 @@ static int setup(CURL *e, struct xfer *x, char *err)
 	SET(CURLOPT_HTTPHEADER, x->hl);
 	SET(CURLOPT_PRIVATE, x);
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
+	if (req->fresh_connection)
+		SET(CURLOPT_FRESH_CONNECT, 1L);
 	if (h->ca_pem) {
 		struct curl_blob blob = { h->ca_pem, h->ca_len, CURL_BLOB_NOCOPY };
 		SET(CURLOPT_CAINFO_BLOB, &blob);

@@ -43,6 +43,9 @@ typedef struct pb_http_req {
 	const void *body;                 /* borrowed; sent as is */
 	size_t body_len;
 	long timeout_ms;                  /* 0: the client's default */
+	bool fresh_connection;            /* use a new connection: libcurl silently replays a request
+					   * whose reused connection died, which a non-idempotent call
+					   * must not allow */
 } pb_http_req;
 
 typedef struct pb_http_resp {
