@@ -330,13 +330,15 @@ static int read_multiline(const doc *d, size_t threshold, size_t *pos, int *no, 
 	if (!out)
 		return mem_error(d->pv, d->err, d->file, *no);
 	size_t k = 0;
+	bool first = true;
 	for (size_t p = *pos; get_line(d, p, 0, &l) && p < end; p = l.next) {
 		size_t tabs = count_tabs(l.s, l.n);
 		if (tabs > min_tabs)
 			tabs = min_tabs;
 		const char *s = l.s + tabs, *e = trim_end(s, l.s + l.n);
-		if (k)
+		if (!first)
 			out[k++] = '\n';
+		first = false;
 		memcpy(out + k, s, (size_t)(e - s));
 		k += (size_t)(e - s);
 	}
@@ -742,7 +744,8 @@ static int duplicate_error(char *err, const tmdl_node *first, const tmdl_node *d
 			    what, obj, where, first->file, first->line);
 }
 
-/* Folds a later partial declaration src into dst. */
+/* Folds a later partial declaration src into dst (properties are checked beforehand by
+ * check_group_properties). */
 static int merge_into(tmdl_node *dst, tmdl_node *src, char *err)
 {
 	if (src->value) {
@@ -757,25 +760,67 @@ static int merge_into(tmdl_node *dst, tmdl_node *src, char *err)
 	}
 	if (!dst->description)
 		dst->description = src->description;
-	tmdl_node *dst_last = dst->last_child;
 	tmdl_node *c = src->first_child;
 	while (c) {
 		tmdl_node *next = c->next;
-		if (is_prop(c) && dst_last) {
-			for (tmdl_node *o = dst->first_child; o; o = o->next) {
-				if (is_prop(o) && str_ieq(o->type, c->type))
-					return syntax_error(err, c->file, c->line,
-							    "duplicate property '%s' of %s '%s' (first set at %s:%d)",
-							    c->type, dst->type, dst->name ? dst->name : "", o->file, o->line);
-				if (o == dst_last)
-					break;
-			}
-		}
 		append_child(dst, c);
 		c = next;
 	}
 	src->first_child = src->last_child = NULL;
 	return PB_OK;
+}
+
+typedef struct decl_prop {
+	const tmdl_node *node;
+	size_t decl, order;
+} decl_prop;
+
+static int cmp_decl_prop(const void *a, const void *b)
+{
+	const decl_prop *x = a, *y = b;
+	int c = strcasecmp(x->node->type, y->node->type);
+	if (c)
+		return c;
+	if (x->decl != y->decl)
+		return x->decl < y->decl ? -1 : 1;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* A property may repeat inside one declaration (associatedColumn), but two partial
+ * declarations of one object must not both set it. Sorting keeps this n log n. */
+static int check_group_properties(const keyed *group, size_t ndecl, char *err)
+{
+	size_t n = 0, k = 0;
+	int rc = PB_OK;
+	for (size_t d = 0; d < ndecl; d++)
+		for (const tmdl_node *c = group[d].node->first_child; c; c = c->next)
+			n += is_prop(c);
+	if (n < 2)
+		return PB_OK;
+	decl_prop *props = malloc(n * sizeof *props);
+	if (!props)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	for (size_t d = 0; d < ndecl; d++)
+		for (const tmdl_node *c = group[d].node->first_child; c; c = c->next)
+			if (is_prop(c)) {
+				props[k] = (decl_prop){ c, d, k };
+				k++;
+			}
+	qsort(props, k, sizeof *props, cmp_decl_prop);
+	for (size_t i = 1, first = 0; i < k; i++) {
+		if (!str_ieq(props[i].node->type, props[first].node->type)) {
+			first = i;
+			continue;
+		}
+		if (props[i].decl != props[first].decl) {
+			const tmdl_node *dst = group[0].node, *c = props[i].node, *o = props[first].node;
+			rc = syntax_error(err, c->file, c->line, "duplicate property '%s' of %s '%s' (first set at %s:%d)",
+					  c->type, dst->type, dst->name ? dst->name : "", o->file, o->line);
+			break;
+		}
+	}
+	free(props);
+	return rc;
 }
 
 static size_t count_children(const tmdl_node *n)
@@ -812,11 +857,14 @@ static int merge_top_level(tmdl_node *root, char *err)
 	qsort(items, k, sizeof *items, cmp_keyed);
 	for (size_t i = 0; i < k;) {
 		size_t j = i + 1;
-		while (j < k && same_key(items[i].node, items[j].node)) {
-			if ((rc = merge_into(items[i].node, items[j].node, err)))
-				goto out;
-			drop[items[j].idx] = true;
+		while (j < k && same_key(items[i].node, items[j].node))
 			j++;
+		if (j - i > 1 && (rc = check_group_properties(items + i, j - i, err)))
+			goto out;
+		for (size_t g = i + 1; g < j; g++) {
+			if ((rc = merge_into(items[i].node, items[g].node, err)))
+				goto out;
+			drop[items[g].idx] = true;
 		}
 		i = j;
 	}
@@ -1098,32 +1146,49 @@ static int extract_expression(struct tmdl_priv *pv, const tmdl_node *n, tmdl_exp
 	return extract_annotations(pv, n, &x->annotations, &x->n_annotations);
 }
 
-/* Tables in `ref table` order, then the others in declaration order. */
+static int cmp_table_name(const void *a, const void *b)
+{
+	return strcasecmp(((const tmdl_table *const *)a)[0]->name, ((const tmdl_table *const *)b)[0]->name);
+}
+
+/* Tables in `ref table` order, then the others in declaration order. Names are unique
+ * (case-insensitively) after merging, so a sorted index finds each ref's table. */
 static int order_tables(tmdl_model *m, const tmdl_node *const *refs, size_t nrefs)
 {
 	struct tmdl_priv *pv = m->priv;
+	int rc = PB_OK;
 	if (!nrefs || m->n_tables < 2)
 		return PB_OK;
 	tmdl_table *sorted = arena_alloc(pv, m->n_tables * sizeof *sorted);
 	bool *placed = calloc(m->n_tables, sizeof *placed);
-	if (!sorted || !placed) {
-		free(placed);
-		return PB_ENOMEM;
+	tmdl_table **index = malloc(m->n_tables * sizeof *index);
+	if (!sorted || !placed || !index) {
+		rc = PB_ENOMEM;
+		goto out;
 	}
+	for (size_t i = 0; i < m->n_tables; i++)
+		index[i] = &m->tables[i];
+	qsort(index, m->n_tables, sizeof *index, cmp_table_name);
 	size_t k = 0;
-	for (size_t r = 0; r < nrefs; r++)
-		for (size_t i = 0; i < m->n_tables; i++)
-			if (!placed[i] && str_ieq(m->tables[i].name, refs[r]->name)) {
-				placed[i] = true;
-				sorted[k++] = m->tables[i];
-				break;
-			}
+	for (size_t r = 0; r < nrefs; r++) {
+		tmdl_table key = { .name = refs[r]->name }, *kp = &key;
+		tmdl_table **hit = bsearch(&kp, index, m->n_tables, sizeof *index, cmp_table_name);
+		if (!hit)
+			continue;  /* a ref whose table is missing is ignored */
+		size_t i = (size_t)(*hit - m->tables);
+		if (!placed[i]) {
+			placed[i] = true;
+			sorted[k++] = m->tables[i];
+		}
+	}
 	for (size_t i = 0; i < m->n_tables; i++)
 		if (!placed[i])
 			sorted[k++] = m->tables[i];
-	free(placed);
 	m->tables = sorted;
-	return PB_OK;
+out:
+	free(placed);
+	free(index);
+	return rc;
 }
 
 static int extract_model(tmdl_model *m, char *err)
