@@ -307,7 +307,6 @@ class Server(ThreadingHTTPServer):
                 emu.clock_offset = 0.0
                 return json_resp(200, {"ok": True})
             if req.method == "POST" and name == "load":
-                emu.initial_fixture = body
                 emu.load(body)
                 return json_resp(200, {"ok": True, "tenants": len(emu.tenants), "workspaces": len(emu.workspaces),
                                        "models": len(emu.models)})
