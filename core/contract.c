@@ -53,6 +53,8 @@ typedef struct rd {
 	const char *source;
 	char *err;
 	size_t capwarnings, caprelationships;
+	struct named *by_name, *by_id;  /* table lookup for relationships, see build_table_index */
+	size_t nby_id;
 } rd;
 
 /* ---- small helpers ------------------------------------------------------------- */
@@ -982,26 +984,67 @@ static bool find_column_in(const pb_table *t, const char *name, size_t n, bool b
 	return false;
 }
 
-static bool find_ref(const pb_contract *c, const char *tname, size_t tn, const char *cname, size_t cn,
-		     bool by_id, size_t *ti, size_t *cj)
+/* Sorts the tables without case by name and by id, so each reference costs a binary
+ * search plus one table's columns (contracts may hold thousands of each). */
+static int build_table_index(rd *r)
 {
-	for (int fold = 0; fold < 2; fold++)
-		for (size_t i = 0; i < c->ntables; i++)
-			if (eq_n(by_id ? c->tables[i].id : c->tables[i].name, tname, tn, fold) &&
-			    find_column_in(&c->tables[i], cname, cn, by_id, cj)) {
-				*ti = i;
-				return true;
-			}
-	return false;
+	pb_contract *c = r->c;
+	r->by_name = calloc(c->ntables + 1, sizeof *r->by_name);
+	r->by_id = calloc(c->ntables + 1, sizeof *r->by_id);
+	if (!r->by_name || !r->by_id)
+		return oom(r);
+	for (size_t i = 0; i < c->ntables; i++) {
+		r->by_name[i] = (named){c->tables[i].name, i};
+		if (c->tables[i].id)
+			r->by_id[r->nby_id++] = (named){c->tables[i].id, i};
+	}
+	qsort(r->by_name, c->ntables, sizeof *r->by_name, named_cmp);
+	qsort(r->by_id, r->nby_id, sizeof *r->by_id, named_cmp);
+	return PB_OK;
+}
+
+/* The table named (or with id) tname[0..tn) -- exact case first -- and its column. */
+static bool find_ref(const rd *r, const char *tname, size_t tn, const char *cname, size_t cn, bool by_id,
+		     size_t *ti, size_t *cj)
+{
+	char key[PB_NAME_MAX_BYTES + 1];
+	const named *v = by_id ? r->by_id : r->by_name;
+	size_t n = by_id ? r->nby_id : r->c->ntables, lo = 0, hi = n;
+	if (tn > PB_NAME_MAX_BYTES)
+		return false;
+	memcpy(key, tname, tn);
+	key[tn] = '\0';
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcasecmp(v[mid].name, key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	size_t pick = n;
+	for (size_t k = lo; k < n && !strcasecmp(v[k].name, key); k++) {
+		if (!strcmp(v[k].name, key)) {
+			pick = k;
+			break;
+		}
+		if (pick == n)
+			pick = k;
+	}
+	if (pick == n || !find_column_in(&r->c->tables[v[pick].idx], cname, cn, by_id, cj))
+		return false;
+	*ti = v[pick].idx;
+	return true;
 }
 
 typedef enum ref_result { REF_FOUND, REF_MISSING, REF_EXTERNAL } ref_result;
 
 /* `table.column` or `schema/<object-id>/properties/<property-id>`. */
-static ref_result resolve_ref(const pb_contract *c, const char *ref, size_t *ti, size_t *cj)
+static ref_result resolve_ref(const rd *r, const char *ref, size_t *ti, size_t *cj)
 {
 	if (strchr(ref, '#'))
 		return REF_EXTERNAL;
+	if (strlen(ref) > 2 * PB_NAME_MAX_BYTES + 32)
+		return REF_MISSING;
 	const char *s = ref[0] == '/' ? ref + 1 : ref;
 	if (!strncmp(s, "schema/", 7)) {
 		const char *oid = s + 7, *slash = strchr(oid, '/');
@@ -1010,12 +1053,12 @@ static ref_result resolve_ref(const pb_contract *c, const char *ref, size_t *ti,
 		const char *pid = slash + 12;
 		if (strchr(pid, '/'))
 			return REF_MISSING; /* a nested property: not a column */
-		return find_ref(c, oid, (size_t)(slash - oid), pid, strlen(pid), true, ti, cj) ||
-		       find_ref(c, oid, (size_t)(slash - oid), pid, strlen(pid), false, ti, cj) ? REF_FOUND : REF_MISSING;
+		return find_ref(r, oid, (size_t)(slash - oid), pid, strlen(pid), true, ti, cj) ||
+		       find_ref(r, oid, (size_t)(slash - oid), pid, strlen(pid), false, ti, cj) ? REF_FOUND : REF_MISSING;
 	}
 	/* names may hold dots themselves: try every split */
 	for (const char *dot = strchr(s, '.'); dot; dot = strchr(dot + 1, '.'))
-		if (find_ref(c, s, (size_t)(dot - s), dot + 1, strlen(dot + 1), false, ti, cj))
+		if (find_ref(r, s, (size_t)(dot - s), dot + 1, strlen(dot + 1), false, ti, cj))
 			return REF_FOUND;
 	return REF_MISSING;
 }
@@ -1060,6 +1103,9 @@ static int add_relationship(rd *r, const pb_relationship *rel)
 		    !strcmp(o->to_table, rel->to_table) && !strcmp(o->to_column, rel->to_column))
 			return 1; /* stated twice (object and property level): keep one */
 	}
+	if (c->nrelationships >= PB_CONTRACT_MAX_RELATIONSHIPS)
+		return pb_err(r->err, PB_ELIMIT, "%s: more than %d relationships", r->source,
+			      PB_CONTRACT_MAX_RELATIONSHIPS);
 	if (c->nrelationships == r->caprelationships) {
 		size_t cap = r->caprelationships ? r->caprelationships * 2 : 8;
 		pb_relationship *v = realloc(c->relationships, cap * sizeof *v);
@@ -1129,11 +1175,11 @@ static int read_relationship(rd *r, const json_t *rel, const char *at, size_t fr
 				   "column to one column", nto);
 		goto out;
 	}
-	if (from && (res = resolve_ref(c, from, &ti, &cj)) != REF_FOUND) {
+	if (from && (res = resolve_ref(r, from, &ti, &cj)) != REF_FOUND) {
 		rc = missing_ref(r, at, "from", from, res);
 		goto out;
 	}
-	if ((res = resolve_ref(c, to, &tj, &tc)) != REF_FOUND) {
+	if ((res = resolve_ref(r, to, &tj, &tc)) != REF_FOUND) {
 		rc = missing_ref(r, at, "to", to, res);
 		goto out;
 	}
@@ -1188,6 +1234,9 @@ static int read_relationships(rd *r, const json_t *schema)
 	char at[AT_MAX], pat[AT_MAX];
 	size_t i;
 	json_t *obj;
+	int rc0 = build_table_index(r);
+	if (rc0)
+		return rc0;
 	json_array_foreach(schema, i, obj) {
 		path_index(at, "", "schema", i);
 		int rc = read_relationship_list(r, obj, at, i, NO_COLUMN);
@@ -1688,6 +1737,8 @@ int contract_parse(const char *text, size_t len, const char *source, pb_contract
 	}
 out:
 	json_decref(root);
+	free(r.by_name);
+	free(r.by_id);
 	if (rc) {
 		contract_free(r.c);
 		return rc;

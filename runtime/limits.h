@@ -10,6 +10,7 @@
 #define PB_NAME_MAX_BYTES       1024                  /* a table/column name */
 #define PB_CONTRACT_MAX_NODES   1000000               /* YAML/JSON values, aliases counted expanded */
 #define PB_CONTRACT_MAX_SERVERS 1000
+#define PB_CONTRACT_MAX_RELATIONSHIPS 5000
 #define PB_CONTRACT_MAX_WARNINGS 1000                 /* then one "more warnings" line */
 #define PB_TMDL_MAX_FILE_BYTES  (64u * 1024 * 1024)   /* one .tmdl file read by the parser */
 #define PB_TMDL_MAX_FILES       100000
