@@ -158,6 +158,15 @@ def kill_group(proc_or_pgid, timeout=STOP_TIMEOUT_S):
             pass
 
 
+def process_alive(pid):
+    """True while pid runs (a zombie counts as ended)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def group_alive(pgid):
     try:
         os.killpg(pgid, 0)
@@ -460,6 +469,12 @@ class Stack:
         return self.json("POST", "/api/data-products", body=text,
                          headers={"Content-Type": content_type}, token=token)
 
+    def sanitizer_reports(self):
+        """AddressSanitizer / UndefinedBehaviorSanitizer lines the pool wrote (check-asan builds)."""
+        return [line for line in self.log_lines()
+                if "ERROR: AddressSanitizer" in line or "ERROR: LeakSanitizer" in line
+                or "runtime error:" in line]
+
     def log_lines(self):
         """The FastCGI processes' stderr lines so far."""
         with open(self.fcgi_log, errors="replace") as f:
@@ -500,8 +515,12 @@ class StackTestCase(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        if cls.stack:
-            cls.stack.stop()
+        if not cls.stack:
+            return
+        reports = cls.stack.sanitizer_reports() if cls.stack.dir else []
+        cls.stack.stop()
+        if reports:
+            raise AssertionError("sanitizer reports from the FastCGI processes:\n" + "\n".join(reports[:20]))
 
     def assertError(self, resp, status, code=None):
         """resp = (status, headers, doc) from Stack.json: checks the JSON error shape."""

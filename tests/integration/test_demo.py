@@ -12,15 +12,6 @@ import harness
 DEMO = os.path.join(harness.ROOT, "deploy", "demo.sh")
 
 
-def process_alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def processes_mentioning(text):
     """Live pids whose command line or environment mentions text (the demo folder)."""
     found = []
@@ -30,7 +21,7 @@ def processes_mentioning(text):
         for name in ("cmdline", "environ"):
             try:
                 with open("/proc/%s/%s" % (entry, name), "rb") as f:
-                    if text.encode() in f.read() and process_alive(int(entry)):
+                    if text.encode() in f.read() and harness.process_alive(int(entry)):
                         found.append(int(entry))
                         break
             except OSError:
@@ -102,6 +93,10 @@ class DemoScript(unittest.TestCase):
         mode = os.stat(os.path.join(self.demo_dir, "demo.env")).st_mode & 0o777
         self.assertEqual(mode, 0o600)
         self.assertIn("curl", self.started.stdout)
+        if os.path.exists(os.path.join(harness.ROOT, "tests", "emulator", "server.py")):
+            # The emulator hook: when the emulator is there and starts, pbiport is pointed at it.
+            self.assertTrue(self.demo_env.get("EMULATOR_URL", "").startswith("https://127.0.0.1:"))
+            self.assertEqual(self.demo_env.get("PBIPORT_FABRIC_URL"), self.demo_env["EMULATOR_URL"] + "/fabric")
 
     def test_2_healthz_and_catalog(self):
         url = self.demo_env["PBIPORT_URL"]
@@ -158,7 +153,7 @@ class DemoScript(unittest.TestCase):
         self.assertTrue(pids)
         res = self.demo("stop")
         self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
-        self.assertEqual([p for p in pids if process_alive(p)], [])
+        self.assertEqual([p for p in pids if harness.process_alive(p)], [])
         self.assertEqual(processes_mentioning(self.demo_dir), [])
         res = self.demo("status")
         self.assertNotEqual(res.returncode, 0)
