@@ -352,7 +352,10 @@ int msapi_refresh_token(msapi *c, unsigned seen_gen, char *err)
 			      "sign in again (reconnect Power BI)");
 	char *tok = NULL;
 	char sub[PB_ERR_MAX] = "";
+	/* the callback may make calls through this same client: keep this call's facts */
+	msapi_last saved = c->last;
 	int rc = c->refresh(c->refresh_ctx, &tok, sub);
+	c->last = saved;
 	if (rc || !tok) {
 		if (tok)
 			pb_secret_free(tok, strlen(tok));
@@ -396,7 +399,7 @@ int msapi_classify(msapi *c, const msapi_call *call, const pb_http_resp *resp, i
 	char sub[PB_ERR_MAX];
 	int fail_rc;
 	if (rc) {
-		if (rc != PB_EIO) /* our own limits or setup: repeating will not help */
+		if (!pb_http_transient(resp, rc)) /* TLS trust, our own limits: repeating will not help */
 			return pb_err(err, rc, "%s", xerr);
 		if (!call->idempotent && pb_http_outcome_unknown(resp, rc)) {
 			c->last.outcome_unknown = true;

@@ -226,6 +226,25 @@ bool pb_http_outcome_unknown(const pb_http_resp *r, int rc)
 	return rc != PB_OK && r->request_sent && r->status == 0;
 }
 
+bool pb_http_transient(const pb_http_resp *r, int rc)
+{
+	if (rc != PB_EIO)
+		return false;
+	switch (r->curl_code) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_GOT_NOTHING:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_SSL_CONNECT_ERROR: /* handshake cut off, not a trust failure */
+		return true;
+	default:
+		return false;
+	}
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
 	struct xfer *x = ud;

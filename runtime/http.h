@@ -70,6 +70,10 @@ long pb_http_retry_after(const pb_http_resp *r);
  * have acted on it, so a non-idempotent call must be checked before it is repeated. */
 bool pb_http_outcome_unknown(const pb_http_resp *r, int rc);
 
+/* True when a transfer failure may heal on retry (refused or dropped connection, timeout,
+ * name lookup hiccup); false for TLS verification, bad URLs and our own ceilings. */
+bool pb_http_transient(const pb_http_resp *r, int rc);
+
 /* One request, synchronously. resp is filled (release it even on error). */
 int pb_http_do(pb_http *h, const pb_http_req *req, pb_http_resp *resp, char *err);
 

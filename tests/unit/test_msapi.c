@@ -1,0 +1,891 @@
+/* Tests for msapi/: error translation (offline) and every client call against the
+ * emulator (tests/emulator/server.py, fixture tests/fixtures/msapi/tenant.json): token
+ * refresh on Fabric 401 / Power BI 403 TokenExpired, 429 storms, 503 bursts, LRO success and
+ * failure, paging, dropped connections on creates, wrong CA, scanner. Without python3 or the
+ * emulator the emulator tests print SKIP and pass. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msapi/entra.h"
+#include "msapi/errors.h"
+#include "msapi/fabric.h"
+#include "msapi/graph.h"
+#include "msapi/msapi.h"
+#include "msapi/powerbi.h"
+#include "msapi/scanner.h"
+#include "runtime/util.h"
+#include "tests/unit/emu.h"
+
+#define TENANT  "11111111-1111-4111-8111-111111111111"
+#define SP_ID   "22222222-2222-4222-8222-000000000001"
+#define SP_SEC  "scanner-secret"
+#define WEB_ID  "22222222-2222-4222-8222-000000000002"
+#define WEB_SEC "web-secret"
+#define PLAIN_ID "22222222-2222-4222-8222-000000000003"
+#define REDIRECT "https://pbiport.test/powerbi/callback"
+#define WS_SALES   "33333333-3333-4333-8333-000000000001"
+#define WS_FINANCE "33333333-3333-4333-8333-000000000002"
+#define WS_TEAM3   "33333333-3333-4333-8333-000000000003"
+#define DS_ORDERS  "44444444-4444-4444-8444-000000000001"
+#define DASH       "66666666-6666-4666-8666-000000000001"
+#define FIXTURE "tests/fixtures/msapi/tenant.json"
+
+static struct emu E;
+static int emu_state = -2;
+
+/* ---------- offline: error translation ---------- */
+
+static void translate(int svc, long status, const char *body, char *err)
+{
+	json_t *j = json_loads(body, 0, NULL);
+	char code[128], msg[300];
+	msapi_error_parse(svc, j, body, code, sizeof code, msg, sizeof msg);
+	msapi_error_message(svc, status, code, msg, "list the datasets of workspace 'Sales'", err);
+	json_decref(j);
+}
+
+static void error_messages_name_the_fix(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	translate(MSAPI_POWERBI, 401,
+		  "{\"error\":{\"code\":\"PowerBINotAuthorizedException\",\"pbi.error\":{\"code\":"
+		  "\"PowerBINotAuthorizedException\",\"parameters\":{},\"details\":[],\"exceptionCulprit\":1}}}", err);
+	assert_non_null(strstr(err, "Power BI refused to list the datasets of workspace 'Sales'"));
+	assert_non_null(strstr(err, "PowerBINotAuthorizedException"));
+	assert_non_null(strstr(err, "as Viewer"));
+	translate(MSAPI_ENTRA, 400,
+		  "{\"error\":\"invalid_grant\",\"error_description\":\"AADSTS700082: The refresh token has expired due "
+		  "to inactivity.\\r\\nTrace ID: x\",\"error_codes\":[700082]}", err);
+	assert_string_equal(err, "Entra refused the refresh token (AADSTS700082, expired after 90 days without use): "
+				 "reconnect Power BI");
+	translate(MSAPI_FABRIC, 403, "{\"errorCode\":\"InsufficientWorkspaceRole\",\"message\":\"no\"}", err);
+	assert_non_null(strstr(err, "Fabric refused"));
+	assert_non_null(strstr(err, "Contributor or higher"));
+	translate(MSAPI_FABRIC, 400, "{\"errorCode\":\"CorruptedPayload\",\"message\":\"bad part\"}", err);
+	assert_non_null(strstr(err, "could not read the model definition"));
+	/* unknown codes keep Microsoft's words (first line only) */
+	translate(MSAPI_FABRIC, 400, "{\"errorCode\":\"SomethingNew\",\"message\":\"first line\\nsecond\"}", err);
+	assert_non_null(strstr(err, "SomethingNew"));
+	assert_non_null(strstr(err, "first line"));
+	assert_null(strstr(err, "second"));
+	/* Power BI's bare 429 body */
+	translate(MSAPI_POWERBI, 429, "{\"message\":\"You have exceeded the amount of requests. Retry in 3392 seconds.\"}",
+		  err);
+	assert_non_null(strstr(err, "HTTP 429"));
+	assert_non_null(strstr(err, "Retry in 3392"));
+	/* not JSON at all */
+	translate(MSAPI_GRAPH, 502, "<html>bad gateway</html>", err);
+	assert_non_null(strstr(err, "HTTP 502"));
+	assert_int_equal(msapi_status_rc(404), PB_ENOTFOUND);
+	assert_int_equal(msapi_status_rc(429), PB_ELIMIT);
+	assert_int_equal(msapi_status_rc(503), PB_EIO);
+	assert_int_equal(msapi_status_rc(403), PB_EINVAL);
+}
+
+static void urls_pkce_and_paths(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	setenv("PBIPORT_ENTRA_URL", "https://login.example.test/", 1);
+	msapi c;
+	assert_int_equal(msapi_init(&c, NULL, err), PB_OK);
+	assert_string_equal(msapi_base(&c, MSAPI_ENTRA), "https://login.example.test");
+	entra_pkce p;
+	assert_int_equal(entra_pkce_new(&p, err), PB_OK);
+	assert_int_equal(strlen(p.verifier), 43);
+	assert_int_equal(strlen(p.challenge), 43);
+	/* RFC 7636 appendix B */
+	char ch[44];
+	assert_int_equal(entra_pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", ch, err), PB_OK);
+	assert_string_equal(ch, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+	entra_authorize a = { .tenant = "contoso.test", .client_id = WEB_ID, .redirect_uri = REDIRECT,
+			      .scope = "offline_access https://analysis.windows.net/powerbi/api/Dataset.Read.All",
+			      .state = "s t&x", .code_challenge = p.challenge, .prompt = "consent" };
+	char *url = NULL;
+	assert_int_equal(entra_authorize_url(&c, &a, &url, err), PB_OK);
+	assert_true(!strncmp(url, "https://login.example.test/contoso.test/oauth2/v2.0/authorize?client_id=", 72));
+	assert_non_null(strstr(url, "redirect_uri=https%3A%2F%2Fpbiport.test%2Fpowerbi%2Fcallback"));
+	assert_non_null(strstr(url, "state=s%20t%26x"));
+	assert_non_null(strstr(url, "code_challenge_method=S256"));
+	assert_non_null(strstr(url, "prompt=consent"));
+	assert_non_null(strstr(url, "scope=offline_access%20https%3A%2F%2F"));
+	free(url);
+	char *path = NULL;
+	assert_int_equal(msapi_path(&path, err, "/v1/workspaces/%s/items", "a/b?c"), PB_OK);
+	assert_string_equal(path, "/v1/workspaces/a%2Fb%3Fc/items");
+	free(path);
+	assert_int_equal(msapi_path(&path, err, "/v1/workspaces/%s", ""), PB_EINVAL);
+	msapi_release(&c);
+	setenv("PBIPORT_FABRIC_URL", "http://insecure.test", 1);
+	assert_int_equal(msapi_init(&c, NULL, err), PB_EINVAL);
+	assert_non_null(strstr(err, "PBIPORT_FABRIC_URL"));
+	msapi_release(&c);
+	unsetenv("PBIPORT_FABRIC_URL");
+	unsetenv("PBIPORT_ENTRA_URL");
+}
+
+/* ---------- emulator helpers ---------- */
+
+static bool have_emu(void)
+{
+	if (emu_state == -2) {
+		emu_state = emu_start(&E, NULL);
+		assert_int_not_equal(emu_state, -1);
+	}
+	if (emu_state != 0)
+		return false;
+	assert_int_equal(emu_load(&E, FIXTURE), 200);
+	return true;
+}
+
+struct sp_refresh {
+	msapi *entra;
+	const char *scope;
+	int calls;
+};
+
+static int sp_refresh_cb(void *ctx, char **tok, char *err)
+{
+	struct sp_refresh *r = ctx;
+	r->calls++;
+	entra_app app = { TENANT, SP_ID, SP_SEC };
+	entra_token t;
+	int rc = entra_client_credentials(r->entra, &app, r->scope, &t, err);
+	if (!rc) {
+		*tok = t.access_token;
+		t.access_token = NULL;
+	}
+	entra_token_release(&t);
+	return rc;
+}
+
+/* A client for the service principal, with a token refresh callback. */
+static void sp_client(msapi *c, struct sp_refresh *r, msapi *entra, const char *scope)
+{
+	char err[PB_ERR_MAX];
+	assert_int_equal(msapi_init(c, E.http, err), PB_OK);
+	assert_int_equal(msapi_init(entra, E.http, err), PB_OK);
+	c->retry_base_ms = 10;
+	c->poll_ms = 20;
+	r->entra = entra;
+	r->scope = scope ? scope : ENTRA_SCOPE_POWERBI_DEFAULT;
+	r->calls = 0;
+	char *tok = NULL;
+	assert_int_equal(sp_refresh_cb(r, &tok, err), PB_OK);
+	r->calls = 0;
+	assert_int_equal(msapi_set_token(c, tok, err), PB_OK);
+	free(tok);
+	msapi_set_refresh(c, sp_refresh_cb, r);
+}
+
+static void sp_release(msapi *c, msapi *entra)
+{
+	msapi_release(c);
+	msapi_release(entra);
+}
+
+static void fault(const char *json)
+{
+	assert_int_equal(emu_ctl(&E, "POST", "faults", json, NULL), 200);
+}
+
+static void no_faults(void)
+{
+	assert_int_equal(emu_ctl(&E, "DELETE", "faults", NULL, NULL), 200);
+}
+
+static void config(const char *json)
+{
+	assert_int_equal(emu_ctl(&E, "POST", "config", json, NULL), 200);
+}
+
+/* Signs ann in through authorize (login_hint: no browser) + code exchange. */
+static void user_login(msapi *entra, entra_token *t)
+{
+	char err[PB_ERR_MAX];
+	entra_pkce p;
+	assert_int_equal(entra_pkce_new(&p, err), PB_OK);
+	entra_authorize a = { .tenant = TENANT, .client_id = WEB_ID, .redirect_uri = REDIRECT,
+			      .scope = "openid offline_access https://api.fabric.microsoft.com/Item.ReadWrite.All "
+				       "https://api.fabric.microsoft.com/Connection.ReadWrite.All "
+				       "https://analysis.windows.net/powerbi/api/Dataset.ReadWrite.All "
+				       "https://analysis.windows.net/powerbi/api/Workspace.ReadWrite.All",
+			      .state = "state-123", .code_challenge = p.challenge, .login_hint = "ann@contoso.test" };
+	char *url = NULL;
+	assert_int_equal(entra_authorize_url(entra, &a, &url, err), PB_OK);
+	pb_http_req req = { .method = "GET", .url = url };
+	pb_http_resp resp;
+	assert_int_equal(pb_http_do(E.http, &req, &resp, err), PB_OK);
+	assert_int_equal(resp.status, 302);
+	const char *loc = pb_http_header(&resp, "Location");
+	assert_non_null(loc);
+	assert_true(!strncmp(loc, REDIRECT "?", strlen(REDIRECT) + 1));
+	assert_non_null(strstr(loc, "state=state-123"));
+	const char *cp = strstr(loc, "code=");
+	assert_non_null(cp);
+	char code[1024];
+	size_t n = strcspn(cp + 5, "&");
+	assert_true(n < sizeof code);
+	memcpy(code, cp + 5, n);
+	code[n] = '\0';
+	entra_app app = { TENANT, WEB_ID, WEB_SEC };
+	/* a wrong verifier is refused (and spends nothing on our side) */
+	entra_token bad;
+	assert_int_equal(entra_exchange_code(entra, &app, code, REDIRECT,
+					     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL, &bad, err), PB_EINVAL);
+	assert_non_null(strstr(err, "PKCE code verifier"));
+	/* sign in again for a fresh code */
+	pb_http_resp_release(&resp);
+	assert_int_equal(pb_http_do(E.http, &req, &resp, err), PB_OK);
+	loc = pb_http_header(&resp, "Location");
+	cp = strstr(loc, "code=");
+	n = strcspn(cp + 5, "&");
+	memcpy(code, cp + 5, n);
+	code[n] = '\0';
+	assert_int_equal(entra_exchange_code(entra, &app, code, REDIRECT, p.verifier, NULL, t, err), PB_OK);
+	assert_non_null(t->access_token);
+	assert_non_null(t->refresh_token);
+	assert_non_null(t->id_token);
+	assert_true(t->expires_in > 0);
+	/* the code is single-use */
+	entra_token again;
+	assert_int_not_equal(entra_exchange_code(entra, &app, code, REDIRECT, p.verifier, NULL, &again, err), PB_OK);
+	assert_non_null(strstr(err, "Entra refused"));
+	pb_http_resp_release(&resp);
+	free(url);
+}
+
+/* ---------- Entra / Graph ---------- */
+
+static void entra_flows(void **state)
+{
+	(void)state;
+	if (!have_emu()) {
+		skip();
+		return;
+	}
+	char err[PB_ERR_MAX];
+	msapi entra;
+	assert_int_equal(msapi_init(&entra, E.http, err), PB_OK);
+	entra_token t;
+	entra_app sp = { TENANT, SP_ID, SP_SEC };
+	assert_int_equal(entra_client_credentials(&entra, &sp, NULL, &t, err), PB_OK);
+	assert_true(!strncmp(t.access_token, "emu_at_", 7));
+	assert_null(t.refresh_token);
+	entra_token_release(&t);
+	entra_app wrong = { TENANT, SP_ID, "nope" };
+	assert_int_equal(entra_client_credentials(&entra, &wrong, NULL, &t, err), PB_EINVAL);
+	assert_string_equal(entra.last.code, "AADSTS7000215");
+	assert_non_null(strstr(err, "Entra refused the client secret"));
+	assert_non_null(strstr(err, "Power BI settings"));
+	assert_null(strstr(err, "nope"));
+	entra_app nowhere = { "99999999-9999-4999-8999-999999999999", SP_ID, SP_SEC };
+	assert_int_equal(entra_client_credentials(&entra, &nowhere, NULL, &t, err), PB_EINVAL);
+	assert_non_null(strstr(err, "tenant"));
+
+	entra_token u;
+	user_login(&entra, &u);
+	entra_app web = { TENANT, WEB_ID, WEB_SEC };
+	entra_token r1, r2;
+	assert_int_equal(entra_refresh(&entra, &web, u.refresh_token, NULL, &r1, err), PB_OK);
+	assert_non_null(r1.refresh_token);
+	assert_string_not_equal(r1.refresh_token, u.refresh_token); /* rotation */
+	assert_string_not_equal(r1.access_token, u.access_token);
+	/* inactivity: the emulator ages every refresh token past 90 days */
+	fault("{\"expire_refresh_tokens\":true}");
+	assert_int_equal(entra_refresh(&entra, &web, r1.refresh_token, NULL, &r2, err), PB_EINVAL);
+	assert_string_equal(err, "Entra refused the refresh token (AADSTS700082, expired after 90 days without use): "
+				 "reconnect Power BI");
+	no_faults();
+	/* a dropped connection on the refresh grant is not repeated */
+	user_login(&entra, &r2);
+	fault("{\"drop_connections\":1,\"path_prefix\":\"/entra\"}");
+	entra_token r3;
+	assert_int_equal(entra_refresh(&entra, &web, r2.refresh_token, NULL, &r3, err), PB_EIO);
+	assert_true(entra.last.outcome_unknown);
+	assert_non_null(strstr(err, "unknown"));
+	no_faults();
+	entra_token_release(&u);
+	entra_token_release(&r1);
+	entra_token_release(&r2);
+	msapi_release(&entra);
+}
+
+static void graph_display_name(void **state)
+{
+	(void)state;
+	if (!have_emu()) {
+		skip();
+		return;
+	}
+	char err[PB_ERR_MAX];
+	msapi c, entra;
+	struct sp_refresh r;
+	sp_client(&c, &r, &entra, ENTRA_SCOPE_GRAPH_DEFAULT);
+	char *name = NULL;
+	assert_int_equal(graph_app_display_name(&c, SP_ID, &name, err), PB_OK);
+	assert_string_equal(name, "pbiport Scanner");
+	free(name);
+	assert_int_equal(graph_app_display_name(&c, "not-a-guid'", &name, err), PB_EINVAL);
+	sp_release(&c, &entra);
+}
+
+/* ---------- Fabric ---------- */
+
+static void fabric_paging_and_token_refresh(void **state)
+{
+	(void)state;
+	if (!have_emu()) {
+		skip();
+		return;
+	}
+	char err[PB_ERR_MAX];
+	msapi c, entra;
+	struct sp_refresh r;
+	sp_client(&c, &r, &entra, NULL);
+	msapi_items l;
+	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_OK);
+	assert_int_equal(l.n, 9); /* Sales + Team 03..10; page size 3 */
+	assert_non_null(msapi_items_find_name(&l, "Sales"));
+	assert_non_null(msapi_items_find_name(&l, "Team 10"));
+	assert_null(msapi_items_find_name(&l, "Finance"));
+	msapi_items_release(&l);
+	/* many pages: one item per page */
+	config("{\"page_size\":1}");
+	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_OK);
+	assert_int_equal(l.n, 9);
+	assert_int_equal(c.last.attempts, 1); /* last page's call */
+	msapi_items_release(&l);
+	config("{\"page_size\":3}");
+
+	/* expired token: Fabric answers 401 TokenExpired -> one refresh -> retried */
+	fault("{\"expire_tokens\":true}");
+	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_OK);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(l.n, 9);
+	msapi_items_release(&l);
+	/* without a refresh callback the expiry is a clear error */
+	fault("{\"expire_tokens\":true}");
+	msapi_set_refresh(&c, NULL, NULL);
+	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_EINVAL);
+	assert_non_null(strstr(err, "expired"));
+	assert_int_equal(c.last.status, 401);
+	sp_release(&c, &entra);
+}
+
+static void fabric_throttling_and_bursts(void **state)
+{
+	(void)state;
+	if (!have_emu()) {
+		skip();
+		return;
+	}
+	char err[PB_ERR_MAX];
+	msapi c, entra;
+	struct sp_refresh r;
+	sp_client(&c, &r, &entra, NULL);
+	msapi_items l;
+	/* a 429 storm with Retry-After: 0 -> retried until it passes */
+	fault("{\"burst_429\":{\"count\":5,\"retry_after\":0},\"path_prefix\":\"/fabric\"}");
+	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_OK);
+	assert_int_equal(l.n, 9);
+	msapi_items_release(&l);
+	no_faults();
+	/* Retry-After honoured (1 s, twice) */
+	fault("{\"burst_429\":{\"count\":2,\"retry_after\":1},\"path_prefix\":\"/fabric\"}");
+	config("{\"page_size\":100}");
+	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_OK);
+	assert_int_equal(c.last.attempts, 3);
+	msapi_items_release(&l);
+	no_faults();
+	/* asked to wait longer than the budget: fails at once, saying so */
+	fault("{\"burst_429\":{\"count\":1,\"retry_after\":3600},\"path_prefix\":\"/fabric\"}");
+	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_ELIMIT);
+	assert_non_null(strstr(err, "Fabric asked to wait 3600 s"));
+	assert_int_equal(c.last.attempts, 1);
+	no_faults();
+	/* 503 bursts: every other request fails */
+	fault("{\"error_rate\":{\"status\":503,\"percent\":50,\"retry_after\":0},\"path_prefix\":\"/fabric\"}");
+	config("{\"page_size\":2}");
+	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_OK);
+	assert_int_equal(l.n, 9);
+	msapi_items_release(&l);
+	no_faults();
+	/* 503 for ever: gives up after max_attempts with a clear message */
+	fault("{\"error_rate\":{\"status\":503,\"percent\":100,\"retry_after\":0},\"path_prefix\":\"/fabric\"}");
+	c.max_attempts = 4;
+	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_EIO);
+	assert_non_null(strstr(err, "gave up after 4 attempts"));
+	assert_non_null(strstr(err, "HTTP 503"));
+	no_faults();
+	/* dropped connections on a GET are retried */
+	fault("{\"drop_connections\":3,\"path_prefix\":\"/fabric\"}");
+	c.max_attempts = 8;
+	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_OK);
+	msapi_items_release(&l);
+	no_faults();
+	config("{\"page_size\":3}");
+	sp_release(&c, &entra);
+}
+
+static const char MODEL_TMDL[] = "model Model\n\tculture: en-US\n";
+static const char TABLE_TMDL[] =
+	"table Sales\n"
+	"\n"
+	"\tcolumn Amount\n"
+	"\t\tdataType: double\n"
+	"\t\tsourceColumn: AMOUNT\n"
+	"\n"
+	"\tpartition Sales = m\n"
+	"\t\tmode: import\n"
+	"\t\tsource =\n"
+	"\t\t\t\tlet\n"
+	"\t\t\t\t    Source = Snowflake.Databases(\"acme.snowflakecomputing.com\", \"WH\"),\n"
+	"\t\t\t\t    T = Source{[Name = \"SALES\"]}[Data]\n"
+	"\t\t\t\tin\n"
+	"\t\t\t\t    T\n";
+static const char PBISM[] = "{\"version\":\"4.0\",\"settings\":{}}";
+
+static size_t model_parts(fabric_part *p, const char *table)
+{
+	p[0] = (fabric_part){ "definition.pbism", PBISM, strlen(PBISM) };
+	p[1] = (fabric_part){ "definition/model.tmdl", MODEL_TMDL, strlen(MODEL_TMDL) };
+	p[2] = (fabric_part){ "definition/tables/Sales.tmdl", table, strlen(table) };
+	return 3;
+}
+
+static size_t count_models_named(msapi *c, const char *ws, const char *name)
+{
+	char err[PB_ERR_MAX];
+	msapi_items l;
+	assert_int_equal(fabric_list_semantic_models(c, ws, &l, err), PB_OK);
+	size_t n = 0;
+	for (size_t i = 0; i < l.n; i++)
+		n += l.v[i].name && !strcmp(l.v[i].name, name);
+	msapi_items_release(&l);
+	return n;
+}
+
+static void fabric_models_lro(void **state)
+{
+	(void)state;
+	if (!have_emu()) {
+		skip();
+		return;
+	}
+	char err[PB_ERR_MAX];
+	msapi c, entra;
+	struct sp_refresh r;
+	sp_client(&c, &r, &entra, NULL);
+	fabric_part parts[3];
+	size_t np = model_parts(parts, TABLE_TMDL);
+	msapi_item m;
+	/* 202 + Location, polled to Succeeded, result = the item */
+	assert_int_equal(fabric_create_semantic_model(&c, WS_SALES, "Sales model", "generated", parts, np, &m, err),
+			 PB_OK);
+	assert_non_null(m.id);
+	assert_string_equal(m.name, "Sales model");
+	msapi_item got;
+	assert_int_equal(fabric_get_semantic_model(&c, WS_SALES, m.id, &got, err), PB_OK);
+	assert_string_equal(got.id, m.id);
+	msapi_item_release(&got);
+	/* definition round trip */
+	fabric_definition d;
+	assert_int_equal(fabric_get_definition(&c, WS_SALES, m.id, NULL, &d, err), PB_OK);
+	bool saw_table = false;
+	for (size_t i = 0; i < d.n; i++)
+		if (!strcmp(d.v[i].path, "definition/tables/Sales.tmdl"))
+			saw_table = strstr((char *)d.v[i].data, "Snowflake.Databases") != NULL;
+	assert_true(saw_table);
+	fabric_definition_release(&d);
+	assert_int_equal(fabric_update_definition(&c, WS_SALES, m.id, parts, np, err), PB_OK);
+	/* the model's data source, then bind it to a new connection */
+	msapi_items ds;
+	assert_int_equal(fabric_list_item_connections(&c, WS_SALES, m.id, &ds, err), PB_OK);
+	assert_int_equal(ds.n, 1);
+	assert_string_equal(ds.v[0].type, "Snowflake");
+	assert_string_equal(ds.v[0].path, "acme.snowflakecomputing.com;WH");
+	fabric_param params[] = { { "server", "acme.snowflakecomputing.com", NULL }, { "warehouse", "WH", NULL } };
+	fabric_connection_req cr = { .display_name = "sf-sales", .type = "Snowflake",
+				     .creation_method = "Snowflake.Databases", .params = params, .nparams = 2,
+				     .cred = FABRIC_CRED_BASIC, .username = "svc", .password = "pw-123" };
+	msapi_item conn;
+	assert_int_equal(fabric_create_connection(&c, &cr, &conn, err), PB_OK);
+	assert_non_null(conn.id);
+	assert_string_equal(conn.type, "Snowflake");
+	char *dumped = json_dumps(conn.raw, 0);
+	assert_null(strstr(dumped, "pw-123")); /* secrets never come back */
+	free(dumped);
+	assert_int_equal(fabric_bind_connection(&c, WS_SALES, m.id, conn.id, ds.v[0].type, ds.v[0].path, err), PB_OK);
+	/* a path that is not one of the model's data sources is refused */
+	assert_int_not_equal(fabric_bind_connection(&c, WS_SALES, m.id, conn.id, "Snowflake", "other;WH", err), PB_OK);
+	assert_non_null(strstr(err, "Fabric refused to bind"));
+	msapi_items_release(&ds);
+	/* the same connection name again */
+	msapi_item dup;
+	assert_int_equal(fabric_create_connection(&c, &cr, &dup, err), PB_EINVAL);
+	assert_non_null(strstr(err, "DuplicateConnectionName"));
+	assert_non_null(strstr(err, "reuse the existing connection"));
+	msapi_items conns, types;
+	assert_int_equal(fabric_list_connections(&c, &conns, err), PB_OK);
+	assert_non_null(msapi_items_find_name(&conns, "sf-sales"));
+	msapi_items_release(&conns);
+	assert_int_equal(fabric_supported_connection_types(&c, &types, err), PB_OK);
+	bool sf = false;
+	for (size_t i = 0; i < types.n; i++)
+		sf |= types.v[i].type && !strcmp(types.v[i].type, "Snowflake");
+	assert_true(sf);
+	msapi_items_release(&types);
+	msapi_item_release(&conn);
+
+	/* the name is taken now */
+	msapi_item m2;
+	assert_int_not_equal(fabric_create_semantic_model(&c, WS_SALES, "Sales model", NULL, parts, np, &m2, err), PB_OK);
+	assert_non_null(strstr(err, "ItemDisplayNameAlreadyInUse"));
+
+	/* LRO failure: a TMDL part the service cannot read */
+	fabric_part badp[3];
+	model_parts(badp, "table Broken\n  column NoTabs\n");
+	assert_int_not_equal(fabric_create_semantic_model(&c, WS_SALES, "Broken", NULL, badp, 3, &m2, err), PB_OK);
+	assert_non_null(strstr(err, "Fabric refused to create semantic model 'Broken'"));
+	assert_non_null(strstr(err, "CorruptedPayload"));
+	assert_non_null(strstr(err, "long-running operation failed"));
+
+	/* a dropped connection on create: listed first, created once */
+	fault("{\"drop_connections\":1,\"path_prefix\":\"/fabric/v1/workspaces/" WS_SALES "/semanticModels\"}");
+	assert_int_equal(fabric_create_semantic_model(&c, WS_SALES, "After drop", NULL, parts, np, &m2, err), PB_OK);
+	no_faults();
+	assert_int_equal(count_models_named(&c, WS_SALES, "After drop"), 1);
+	msapi_item_release(&m2);
+
+	/* polls that get no answer do not fail the operation, even without per-call retries */
+	fault("{\"drop_connections\":2,\"path_prefix\":\"/fabric/v1/operations\"}");
+	c.max_attempts = 1;
+	assert_int_equal(fabric_create_semantic_model(&c, WS_SALES, "Polled", NULL, parts, np, &m2, err), PB_OK);
+	c.max_attempts = 8;
+	no_faults();
+	msapi_item_release(&m2);
+
+	/* finishing at once (201) works too */
+	config("{\"lro_mode\":\"sync\"}");
+	assert_int_equal(fabric_create_semantic_model(&c, WS_SALES, "Sync model", NULL, parts, np, &m2, err), PB_OK);
+	assert_string_equal(m2.name, "Sync model");
+	msapi_item_release(&m2);
+	config("{\"lro_mode\":\"async\"}");
+	msapi_item_release(&m);
+	sp_release(&c, &entra);
+}
+
+static void fabric_as_user(void **state)
+{
+	(void)state;
+	if (!have_emu()) {
+		skip();
+		return;
+	}
+	char err[PB_ERR_MAX];
+	msapi entra, c;
+	assert_int_equal(msapi_init(&entra, E.http, err), PB_OK);
+	assert_int_equal(msapi_init(&c, E.http, err), PB_OK);
+	entra_token u;
+	user_login(&entra, &u);
+	assert_int_equal(msapi_set_token(&c, u.access_token, err), PB_OK);
+	msapi_items l;
+	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_OK);
+	assert_int_equal(l.n, 10);
+	msapi_items_release(&l);
+	/* a Viewer cannot create a model */
+	fabric_part parts[3];
+	size_t np = model_parts(parts, TABLE_TMDL);
+	msapi_item m;
+	assert_int_equal(fabric_create_semantic_model(&c, WS_FINANCE, "Nope", NULL, parts, np, &m, err), PB_EINVAL);
+	assert_non_null(strstr(err, "Fabric refused to create semantic model 'Nope'"));
+	assert_non_null(strstr(err, "Contributor or higher"));
+	/* the SP-owned model cannot be bound by the user: owner only */
+	msapi_item_release(&m);
+	entra_token_release(&u);
+	msapi_release(&c);
+	msapi_release(&entra);
+}
+
+/* ---------- Power BI ---------- */
+
+static void powerbi_reads_and_expiry(void **state)
+{
+	(void)state;
+	if (!have_emu()) {
+		skip();
+		return;
+	}
+	char err[PB_ERR_MAX];
+	msapi c, entra;
+	struct sp_refresh r;
+	sp_client(&c, &r, &entra, NULL);
+	msapi_items l;
+	assert_int_equal(powerbi_list_groups(&c, NULL, &l, err), PB_OK);
+	assert_int_equal(l.n, 9);
+	msapi_items_release(&l);
+	assert_int_equal(powerbi_list_groups(&c, "name eq 'Sales'", &l, err), PB_OK);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.v[0].id, WS_SALES);
+	msapi_items_release(&l);
+	assert_int_equal(powerbi_list_datasets(&c, WS_SALES, &l, err), PB_OK);
+	assert_non_null(msapi_items_find_name(&l, "Orders"));
+	msapi_items_release(&l);
+	assert_int_equal(powerbi_list_reports(&c, WS_SALES, &l, err), PB_OK);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.v[0].dataset_id, DS_ORDERS);
+	msapi_items_release(&l);
+	assert_int_equal(powerbi_list_dashboards(&c, WS_SALES, &l, err), PB_OK);
+	assert_string_equal(l.v[0].name, "Orders board");
+	msapi_items_release(&l);
+	assert_int_equal(powerbi_list_tiles(&c, WS_SALES, DASH, &l, err), PB_OK);
+	assert_string_equal(l.v[0].name, "Total");
+	assert_string_equal(l.v[0].dataset_id, DS_ORDERS);
+	msapi_items_release(&l);
+	assert_int_equal(powerbi_list_datasources(&c, WS_SALES, DS_ORDERS, &l, err), PB_OK);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.v[0].path, "acme.snowflakecomputing.com;WH");
+	msapi_items_release(&l);
+	/* no role in Finance */
+	assert_int_equal(powerbi_list_datasets(&c, WS_FINANCE, &l, err), PB_EINVAL);
+	assert_non_null(strstr(err, "Power BI refused to list the datasets of a workspace"));
+	assert_non_null(strstr(err, "PowerBINotAuthorizedException"));
+	assert_non_null(strstr(err, "as Viewer"));
+	/* expired token: Power BI answers 403 TokenExpired -> refresh -> retry */
+	fault("{\"expire_tokens\":true}");
+	assert_int_equal(powerbi_list_datasets(&c, WS_SALES, &l, err), PB_OK);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(c.last.refreshes, 1);
+	msapi_items_release(&l);
+	/* 429 storm on Power BI */
+	fault("{\"burst_429\":{\"count\":4,\"retry_after\":0},\"path_prefix\":\"/powerbi\"}");
+	assert_int_equal(powerbi_list_reports(&c, WS_SALES, &l, err), PB_OK);
+	assert_int_equal(c.last.attempts, 5);
+	msapi_items_release(&l);
+	no_faults();
+	sp_release(&c, &entra);
+}
+
+static void powerbi_refresh_and_push(void **state)
+{
+	(void)state;
+	if (!have_emu()) {
+		skip();
+		return;
+	}
+	char err[PB_ERR_MAX];
+	msapi c, entra;
+	struct sp_refresh r;
+	sp_client(&c, &r, &entra, NULL);
+	char *rid = NULL;
+	assert_int_equal(powerbi_refresh_dataset(&c, WS_SALES, DS_ORDERS, NULL, &rid, err), PB_OK);
+	assert_non_null(rid);
+	/* one refresh at a time */
+	char *rid2 = NULL;
+	assert_int_equal(powerbi_refresh_dataset(&c, WS_SALES, DS_ORDERS, NULL, &rid2, err), PB_EINVAL);
+	assert_non_null(strstr(err, "Power BI refused to start a dataset refresh"));
+	powerbi_refresh *h = NULL;
+	size_t n = 0;
+	assert_int_equal(powerbi_refresh_history(&c, WS_SALES, DS_ORDERS, 5, &h, &n, err), PB_OK);
+	assert_true(n >= 1);
+	assert_string_equal(h[0].request_id, rid);
+	assert_true(powerbi_refresh_running(&h[0]));
+	powerbi_refreshes_release(h, n);
+	assert_int_equal(emu_ctl(&E, "POST", "advance", "{\"seconds\":60}", NULL), 200);
+	assert_int_equal(powerbi_refresh_history(&c, WS_SALES, DS_ORDERS, 1, &h, &n, err), PB_OK);
+	assert_string_equal(h[0].status, "Completed");
+	assert_non_null(h[0].end_time);
+	powerbi_refreshes_release(h, n);
+	free(rid);
+	/* a dropped trigger: the running refresh is found instead of starting another */
+	fault("{\"drop_connections\":1,\"path_prefix\":\"/powerbi/v1.0/myorg/groups/" WS_SALES "/datasets/" DS_ORDERS
+	      "/refreshes\"}");
+	assert_int_equal(powerbi_refresh_dataset(&c, WS_SALES, DS_ORDERS, NULL, &rid, err), PB_OK);
+	assert_non_null(rid);
+	no_faults();
+	free(rid);
+	assert_int_equal(emu_ctl(&E, "POST", "advance", "{\"seconds\":60}", NULL), 200);
+
+	/* push datasets */
+	powerbi_push_column cols[] = { { "Id", "Int64" }, { "Name", "string" } };
+	powerbi_push_table tab = { "Events", cols, 2 };
+	msapi_item ds;
+	fault("{\"drop_connections\":1,\"path_prefix\":\"/powerbi/v1.0/myorg/groups/" WS_SALES "/datasets\"}");
+	assert_int_equal(powerbi_push_create(&c, WS_SALES, "Pushed", &tab, 1, "basicFIFO", &ds, err), PB_OK);
+	no_faults();
+	assert_non_null(ds.id);
+	msapi_items l;
+	assert_int_equal(powerbi_list_datasets(&c, WS_SALES, &l, err), PB_OK);
+	size_t pushed = 0;
+	for (size_t i = 0; i < l.n; i++)
+		pushed += !strcmp(l.v[i].name, "Pushed");
+	assert_int_equal(pushed, 1);
+	msapi_items_release(&l);
+	json_t *rows = json_pack("[{s:i, s:s}, {s:i, s:s}]", "Id", 1, "Name", "a", "Id", 2, "Name", "b");
+	assert_int_equal(powerbi_push_rows(&c, WS_SALES, ds.id, "Events", rows, err), PB_OK);
+	/* a dropped POST rows is not repeated: outcome unknown */
+	fault("{\"drop_connections\":1,\"path_prefix\":\"/powerbi/v1.0/myorg/groups/" WS_SALES "/datasets/\"}");
+	assert_int_equal(powerbi_push_rows(&c, WS_SALES, ds.id, "Events", rows, err), PB_EIO);
+	assert_true(c.last.outcome_unknown);
+	no_faults();
+	assert_int_equal(powerbi_push_delete_rows(&c, WS_SALES, ds.id, "Events", err), PB_OK);
+	json_t *many = json_array();
+	for (int i = 0; i <= POWERBI_PUSH_ROWS_MAX; i++)
+		json_array_append_new(many, json_pack("{s:i}", "Id", i));
+	assert_int_equal(powerbi_push_rows(&c, WS_SALES, ds.id, "Events", many, err), PB_ELIMIT);
+	json_decref(many);
+	json_decref(rows);
+	msapi_item_release(&ds);
+	sp_release(&c, &entra);
+}
+
+/* ---------- scanner ---------- */
+
+struct scan_count {
+	size_t workspaces;
+	size_t datasets;
+};
+
+static int count_scan(void *ctx, json_t *result, char *err)
+{
+	(void)err;
+	struct scan_count *sc = ctx;
+	json_t *wss = json_object_get(result, "workspaces");
+	size_t i;
+	json_t *w;
+	json_array_foreach(wss, i, w) {
+		sc->workspaces++;
+		sc->datasets += json_array_size(json_object_get(w, "datasets"));
+	}
+	return 0;
+}
+
+static void scanner_flow(void **state)
+{
+	(void)state;
+	if (!have_emu()) {
+		skip();
+		return;
+	}
+	char err[PB_ERR_MAX];
+	msapi c, entra;
+	struct sp_refresh r;
+	sp_client(&c, &r, &entra, NULL);
+	char **ids = NULL;
+	size_t n = 0;
+	assert_int_equal(scanner_modified(&c, NULL, true, &ids, &n, err), PB_OK);
+	assert_int_equal(n, 10);
+	/* one scan by hand */
+	char *sid = NULL, *st = NULL;
+	assert_int_equal(scanner_get_info(&c, (const char *const *)ids, 2, NULL, &sid, err), PB_OK);
+	assert_int_equal(emu_ctl(&E, "POST", "advance", "{\"seconds\":60}", NULL), 200);
+	assert_int_equal(scanner_status(&c, sid, &st, err), PB_OK);
+	assert_string_equal(st, "Succeeded");
+	json_t *res = NULL;
+	assert_int_equal(scanner_result(&c, sid, &res, err), PB_OK);
+	assert_int_equal(json_array_size(json_object_get(res, "workspaces")), 2);
+	json_decref(res);
+	free(sid);
+	free(st);
+	assert_int_equal(scanner_get_info(&c, (const char *const *)ids, 0, NULL, &sid, err), PB_EINVAL);
+	/* all of them in parallel batches, with a 429 in the middle and an expired token */
+	config("{\"scan_duration_s\":0.05}");
+	fault("{\"burst_429\":{\"count\":2,\"retry_after\":0},\"path_prefix\":\"/powerbi/v1.0/myorg/admin/workspaces/getInfo\"}");
+	fault("{\"expire_tokens\":true}");
+	scanner_opts o = { .lineage = true, .datasource_details = true, .dataset_schema = true };
+	struct scan_count sc = { 0, 0 };
+	scanner_stats stats;
+	assert_int_equal(scanner_scan_all(&c, (const char *const *)ids, n, &o, count_scan, &sc, &stats, err), PB_OK);
+	assert_int_equal(sc.workspaces, 10);
+	assert_int_equal(sc.datasets, 1);
+	assert_int_equal(stats.succeeded, 1);
+	assert_true(stats.retries >= 2);
+	assert_int_equal(r.calls, 1);
+	no_faults();
+	/* batches of 100: 250 ids (unknown ids are simply not in the result) */
+	char **many = calloc(250, sizeof *many);
+	for (size_t i = 0; i < 250; i++)
+		many[i] = (char *)ids[i % n];
+	memset(&sc, 0, sizeof sc);
+	assert_int_equal(scanner_scan_all(&c, (const char *const *)many, 250, NULL, count_scan, &sc, &stats, err), PB_OK);
+	assert_int_equal(stats.batches, 3);
+	assert_int_equal(stats.succeeded, 3);
+	free(many);
+	config("{\"scan_duration_s\":30}");
+	msapi_strv_free(ids, n);
+	sp_release(&c, &entra);
+
+	/* an app that may not use admin APIs: clear message, stops at once */
+	msapi p;
+	assert_int_equal(msapi_init(&p, E.http, err), PB_OK);
+	entra_app plain = { TENANT, PLAIN_ID, "plain-secret" };
+	entra_token t;
+	assert_int_equal(entra_client_credentials(&p, &plain, NULL, &t, err), PB_OK);
+	assert_int_equal(msapi_set_token(&p, t.access_token, err), PB_OK);
+	entra_token_release(&t);
+	assert_int_not_equal(scanner_modified(&p, NULL, true, &ids, &n, err), PB_OK);
+	assert_non_null(strstr(err, "Power BI refused to list modified workspaces"));
+	const char *one[] = { WS_SALES };
+	assert_int_not_equal(scanner_scan_all(&p, one, 1, NULL, count_scan, &sc, &stats, err), PB_OK);
+	assert_non_null(strstr(err, "Power BI refused to start a workspace scan"));
+	msapi_release(&p);
+}
+
+/* ---------- TLS ---------- */
+
+static void wrong_ca_is_a_clear_error(void **state)
+{
+	(void)state;
+	if (!have_emu()) {
+		skip();
+		return;
+	}
+	char err[PB_ERR_MAX], other[700];
+	snprintf(other, sizeof other, "%s/tests/fixtures/msapi/other-ca.pem", emu_src_dir());
+	pb_http_opts o = { .ca_bundle = other };
+	pb_http *h = NULL;
+	assert_int_equal(pb_http_new(&o, &h, err), PB_OK);
+	msapi c;
+	assert_int_equal(msapi_init(&c, h, err), PB_OK);
+	entra_app sp = { TENANT, SP_ID, SP_SEC };
+	entra_token t;
+	assert_int_equal(entra_client_credentials(&c, &sp, NULL, &t, err), PB_EIO);
+	assert_non_null(strstr(err, "TLS check failed"));
+	assert_int_equal(c.last.attempts, 1); /* not retried: a TLS failure does not heal */
+	msapi_release(&c);
+	pb_http_free(h);
+}
+
+static int teardown_all(void **state)
+{
+	(void)state;
+	if (emu_state == 0)
+		emu_stop(&E);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(error_messages_name_the_fix),
+		cmocka_unit_test(urls_pkce_and_paths),
+		cmocka_unit_test(entra_flows),
+		cmocka_unit_test(graph_display_name),
+		cmocka_unit_test(fabric_paging_and_token_refresh),
+		cmocka_unit_test(fabric_throttling_and_bursts),
+		cmocka_unit_test(fabric_models_lro),
+		cmocka_unit_test(fabric_as_user),
+		cmocka_unit_test(powerbi_reads_and_expiry),
+		cmocka_unit_test(powerbi_refresh_and_push),
+		cmocka_unit_test(scanner_flow),
+		cmocka_unit_test(wrong_ca_is_a_clear_error),
+	};
+	return cmocka_run_group_tests(tests, NULL, teardown_all);
+}
