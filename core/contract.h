@@ -93,6 +93,9 @@ typedef struct pb_contract {
  * err holds one line naming the place, e.g.
  *   schema[0].properties[1].logicalType: unknown type "strng"
  *   contract.yaml:12:3: YAML syntax error: ...
+ * Things read leniently (unknown keys below the top level, unmapped v2 types, nested
+ * fields, skipped relationships, dropped secret-looking server fields) become
+ * warnings, not errors. The full rule list is at the top of core/contract.c.
  * Returns PB_OK or PB_EINVAL (bad input) / PB_ENOMEM / PB_ELIMIT. */
 int contract_parse(const char *text, size_t len, const char *source, pb_contract **out, char *err);
 
