@@ -1,0 +1,76 @@
+/* A bounded, allow-listed Lua 5.4 state for running admin-editable templates.
+ *
+ * Generic: it knows nothing about Power BI or TMDL. One sandbox per run:
+ *  - created with lua_newstate and a counting allocator that refuses allocations past
+ *    mem_max (default PB_LUA_MEM_MAX);
+ *  - a count hook checks a monotonic deadline (time_limit_ms, default PB_LUA_TIME_MAX_MS);
+ *    once past it fires on every instruction, so pcall inside a script cannot swallow it;
+ *  - only base (without dofile, loadfile, load, collectgarbage, rawset and xpcall;
+ *    setmetatable refuses __gc, since Lua runs finalizers with hooks off), string (without
+ *    dump), table, math and utf8 are opened; no io, os, debug or package;
+ *  - `require(name)` loads `<dir>/<name>.lua` (dots become '/') from the search folders in
+ *    order, as text only, under the chunk name `<label>/<name>.lua`; names are limited to
+ *    [A-Za-z0-9_.];
+ *  - every module runs in its own environment: reading or writing an undefined global is an
+ *    error ("undefined global 'x'");
+ *  - `print` writes one "pbiport: template: ..." line to stderr;
+ *  - a C module `pbiport` offers `pbiport.uuid(text)`: a name-based (SHA-1, UUIDv5 layout)
+ *    UUID string, the same for the same text.
+ *
+ * Errors come back as one line:
+ *   template PATH:LINE: message                       (runtime or syntax error)
+ *   template PATH: out of memory (limit N MiB)
+ *   template PATH:LINE: time limit of N ms exceeded
+ * After any error the sandbox refuses further calls; free it and make a new one. */
+#ifndef PBIPORT_LUA_SANDBOX_H
+#define PBIPORT_LUA_SANDBOX_H
+
+#include <stddef.h>
+
+#include <lua.h>
+
+typedef struct lua_sandbox lua_sandbox;
+
+typedef struct sandbox_dir {
+	const char *dir;    /* folder searched by require */
+	const char *label;  /* prefix shown in chunk names and messages; NULL = dir */
+} sandbox_dir;
+
+typedef struct sandbox_opts {
+	const sandbox_dir *dirs;  /* search order, first match wins; copied by sandbox_new */
+	size_t ndirs;
+	size_t mem_max;           /* bytes; 0 = PB_LUA_MEM_MAX */
+	int time_limit_ms;        /* 0 = PB_LUA_TIME_MAX_MS */
+} sandbox_opts;
+
+/* *out is new: free with sandbox_free(). */
+int sandbox_new(const sandbox_opts *o, lua_sandbox **out, char *err);
+void sandbox_free(lua_sandbox *sb);
+
+/* The Lua state, borrowed until sandbox_free(). Use it only to read results and to push
+ * plain values with non-raising calls; anything that allocates goes through
+ * sandbox_cpcall(). */
+lua_State *sandbox_lua(lua_sandbox *sb);
+
+/* Runs f(ud) in protected mode (f may push values and raise errors); f's results stay on
+ * the stack (nresults of them). Errors (including out of memory) map to one line. */
+int sandbox_cpcall(lua_sandbox *sb, lua_CFunction f, void *ud, int nresults, char *err);
+
+/* Requires `module`, which must return a function, and calls it with the nargs values on
+ * top of the stack (they are popped). Leaves its one result on the stack. The deadline
+ * starts when this call starts. */
+int sandbox_call(lua_sandbox *sb, const char *module, int nargs, char *err);
+
+/* Runs a text chunk named `chunkname` (shown in messages) in a fresh environment and
+ * leaves nresults results on the stack. Same limits and messages as sandbox_call. */
+int sandbox_run(lua_sandbox *sb, const char *chunkname, const char *code, int nresults,
+		char *err);
+
+/* Bytes the Lua heap holds right now, and its high-water mark. */
+size_t sandbox_mem_used(const lua_sandbox *sb);
+size_t sandbox_mem_peak(const lua_sandbox *sb);
+
+/* Writes the UUIDv5-layout name-based UUID of text (36 chars + NUL) into out[37]. */
+int sandbox_uuid(const char *text, size_t len, char out[37]);
+
+#endif
