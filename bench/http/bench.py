@@ -42,9 +42,10 @@ def to_ms(text):
     return float(m.group(1)) * UNITS[m.group(2)]
 
 
-def wrk(url, headers=(), script=None, env=None):
+def wrk(url, headers=(), script=None, env=None, connections=None):
     """One wrk run; returns dict rps, p50, p99 (ms), requests, non2xx, errors."""
-    args = ["wrk", "-t%d" % THREADS, "-c%d" % CONNECTIONS, "-d%ds" % SECONDS, "--latency"]
+    conns = connections or CONNECTIONS
+    args = ["wrk", "-t%d" % min(THREADS, conns), "-c%d" % conns, "-d%ds" % SECONDS, "--latency"]
     for h in headers:
         args += ["-H", h]
     if script:
@@ -83,6 +84,8 @@ def run_pool(procs):
             raise RuntimeError("GET data product answered %d" % status)
         rows = {}
         rows["get"] = wrk(app_url, headers=[auth])
+        # As many connections as processes: latency without queueing in front of the pool.
+        rows["get_unqueued"] = wrk(app_url, headers=[auth], connections=procs)
         rows["static"] = wrk("http://127.0.0.1:%d/static-ok" % static_port)
         env = dict(os.environ, BENCH_TOKEN=token, BENCH_PRODUCT_ID=doc["id"], BENCH_CONTRACT=CONTRACT)
         rows["mixed"] = wrk(stack.url + "/", script=os.path.join(HERE, "mixed.lua"), env=env)
@@ -92,11 +95,15 @@ def run_pool(procs):
 
 
 def table(results):
-    lines = ["| run | FastCGI procs | requests/s | p50 ms | p99 ms | non-2xx | socket errors |",
+    lines = ["Rows at %d connections unless stated. At 64 connections a request waits for the ones "
+             "queued before it, so by Little's law p99 < 5 ms needs more than 64 / 5 ms = 12 800 requests/s; "
+             "the last row of each pool shows the latency of a request that does not queue." % CONNECTIONS, "",
+             "| run | FastCGI procs | requests/s | p50 ms | p99 ms | non-2xx | socket errors |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for procs, rows in results.items():
         for name, label in (("get", "GET /api/data-products/{id}"), ("static", "nginx `return 200`"),
-                            ("mixed", "mixed: 90% GET, 10% import")):
+                            ("mixed", "mixed: 90% GET, 10% import"),
+                            ("get_unqueued", "GET /api/data-products/{id}, %d connections" % procs)):
             r = rows[name]
             lines.append("| %s | %d | %.0f | %.2f | %.2f | %d | %d |" % (
                 label, procs, r["rps"], r["p50"], r["p99"], r["non2xx"], r["errors"]))
@@ -125,9 +132,10 @@ def section(body):
         "(bench/http/mixed.lua) sends every tenth request as an import of tests/integration/fixtures/"
         "orders.odcs.yaml under one of 50 contract ids." % cores,
         "",
-        "Machine: %d cores, %s, Python %s; run on %s UTC." % (
-            cores, platform.platform(terse=True), platform.python_version(),
-            datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")),
+        "Machine: %d cores, %s; run on %s UTC; load average before the run %s (other work on the "
+        "machine competes with wrk, nginx and the pool for the same cores)." % (
+            cores, platform.platform(terse=True),
+            datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"), LOAD_BEFORE),
         "",
         body,
         END,
@@ -147,6 +155,9 @@ def write_readme(text):
         new = "# Benchmarks\n\nEach section is written by its own benchmark script.\n\n" + text + "\n"
     with open(README, "w") as f:
         f.write(new)
+
+
+LOAD_BEFORE = "%.2f / %.2f / %.2f" % os.getloadavg()
 
 
 def main():

@@ -4,6 +4,7 @@ contract errors, routing errors, request ids, the TMDL dry run, and the request 
 import http.client
 import json
 import re
+import sys
 import time
 
 import harness
@@ -186,7 +187,9 @@ class NginxApi(harness.StackTestCase):
         # /api/settings/powerbi is the first owner-only route of the HTTP surface.
         status, _, _ = self.stack.request("GET", "/api/settings/powerbi", token="alice")
         if status == 404:
-            self.skipTest("SKIP: no owner-only route served yet (/api/settings/powerbi answers 404)")
+            reason = "no owner-only route served yet (/api/settings/powerbi answers 404)"
+            print("SKIP: " + reason, file=sys.stderr)
+            self.skipTest(reason)
         self.assertError(self.stack.json("GET", "/api/settings/powerbi", token="bob"), 403)
 
     # ---- bodies -------------------------------------------------------------------------------
