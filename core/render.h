@@ -1,0 +1,57 @@
+/* The renderer: a contract plus options become a TMDL definition (a set of files), by
+ * running the Lua templates in templates/tmdl/ inside the sandbox (runtime/lua_sandbox.h).
+ *
+ * The entry template `main.lua` returns a function that receives one table
+ *   ctx = { contract = <contract_to_json() shape as a Lua table>,
+ *           target   = { name, type, host, warehouse (snowflake), http_path (databricks),
+ *                        database (snowflake), catalog (databricks), schema, role },
+ *           options  = { mode = "import" | "directquery" } }
+ * and returns { [path] = text }. Paths must be relative, without "..", "." or empty
+ * parts, absolute parts or backslashes, and be `definition.pbism` or under
+ * `definition/`; texts must be UTF-8 strings; all files together at most
+ * PB_RENDER_MAX_BYTES.
+ *
+ * Template search path, first match wins: the colon-separated folders in
+ * opts->template_path (e.g. --templates), then those in the environment variable
+ * PBIPORT_TEMPLATE_PATH, then the built-in folders $PBIPORT_DATADIR/templates/tmdl and
+ * $PBIPORT_DATADIR/lua (PBIPORT_DATADIR: environment, else the compile-time path). */
+#ifndef PBIPORT_RENDER_H
+#define PBIPORT_RENDER_H
+
+#include <stddef.h>
+
+#include "core/contract.h"
+
+typedef struct pb_file {
+	char *path;      /* relative, '/'-separated */
+	char *content;   /* NUL-terminated; len bytes */
+	size_t len;
+} pb_file;
+
+typedef struct pb_files {
+	pb_file *v;      /* sorted by path (strcmp) */
+	size_t n;
+} pb_files;
+
+/* Frees everything in f and leaves it empty. */
+void pb_files_release(pb_files *f);
+
+typedef struct render_opts {
+	const char *server;         /* server name; NULL = the contract's first server */
+	const char *mode;           /* "import" (default) or "directquery" (any case) */
+	const char *warehouse;      /* Snowflake warehouse when the server has none */
+	const char *http_path;      /* Databricks HTTP path when the server has none */
+	const char *template_path;  /* admin folders, colon-separated; NULL for none */
+	int time_limit_ms;          /* 0 = PB_LUA_TIME_MAX_MS */
+} render_opts;
+
+/* Renders c. On success out holds new files (caller releases with pb_files_release());
+ * on failure out is empty and err holds one line:
+ *   server "prod" (snowflake): no warehouse; add "warehouse" to the server or pass --warehouse
+ *   server type postgresql is not supported for Power BI (snowflake, databricks)
+ *   template templates/tmdl/table.lua:12: ...
+ * Returns PB_OK, PB_EINVAL (bad contract, options or template), PB_ELIMIT (template
+ * memory, time or output limits), PB_ENOMEM. opts may be NULL. */
+int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, char *err);
+
+#endif

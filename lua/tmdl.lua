@@ -1,0 +1,264 @@
+-- tmdl: helpers for writing TMDL and Power Query M text. Every escaping rule of
+-- /work/shared/reference/tmdl.md (sections 2 and 10) lives here and only here; the
+-- templates under templates/tmdl/ call these functions and never quote by hand.
+-- Errors are raised at the caller's level so messages name the template line.
+
+local M = {}
+
+local find, gsub, format, byte, rep, sub, lower, upper =
+	string.find, string.gsub, string.format, string.byte, string.rep, string.sub,
+	string.lower, string.upper
+local concat = table.concat
+local uuid = pbiport.uuid
+
+local PLAIN = "^[A-Za-z_][A-Za-z0-9_]*$"
+
+local function shown(s)
+	-- A name as shown in an error message: control characters made visible.
+	return (gsub(s, "%c", function(c) return format("\\x%02X", byte(c)) end))
+end
+
+local function check_name(s, what, level)
+	if type(s) ~= "string" or s == "" then
+		error(what .. " is empty", level + 1)
+	end
+	if find(s, "%c") then
+		error(what .. " '" .. shown(s) .. "' contains a control character", level + 1)
+	end
+	if not utf8.len(s) then
+		error(what .. " '" .. shown(s) .. "' is not valid UTF-8", level + 1)
+	end
+end
+
+-- An object name: bare when ^[A-Za-z_][A-Za-z0-9_]*$, else in single quotes with ' doubled.
+-- Control characters cannot be written in TMDL's line syntax: they are an error.
+function M.quote_name(s)
+	check_name(s, "name", 2)
+	if find(s, PLAIN) then
+		return s
+	end
+	return "'" .. gsub(s, "'", "''") .. "'"
+end
+
+-- A fully qualified column reference: Table.Column with each part quoted as needed.
+function M.column_ref(table_name, column_name)
+	return M.quote_name(table_name) .. "." .. M.quote_name(column_name)
+end
+
+-- A ':' property text value (tmdl.md 2.4): unquoted unless empty, with leading or
+-- trailing blanks, or starting with a double quote; then "..." with " doubled.
+-- Line breaks and other control characters cannot be carried: error.
+function M.text_value(s)
+	if type(s) ~= "string" then
+		error("text value must be a string, not " .. type(s), 2)
+	end
+	if find(s, "%c") then
+		error("text value '" .. shown(s) .. "' contains a line break or control character", 2)
+	end
+	if s == "" or find(s, "^%s") or find(s, "%s$") or sub(s, 1, 1) == '"' then
+		return '"' .. gsub(s, '"', '""') .. '"'
+	end
+	return s
+end
+
+-- Description lines ("/// text"), one per line of the text; CR removed, other
+-- control characters become spaces, empty lines are "/// ". nil or "" gives {}.
+function M.description_lines(text)
+	local out = {}
+	if text == nil or text == "" then
+		return out
+	end
+	text = gsub(gsub(text, "\r", ""), "[\0-\8\11-\31\127]", " ")
+	text = gsub(text, "[\n%s]+$", "")
+	if text == "" then
+		return out
+	end
+	for line in (text .. "\n"):gmatch("(.-)\n") do
+		out[#out + 1] = "/// " .. line
+	end
+	return out
+end
+
+local M_CONTROL = { ["\r"] = "#(cr)", ["\n"] = "#(lf)", ["\t"] = "#(tab)", ['"'] = '""' }
+
+-- A Power Query M text literal: " doubled, #( written #(#)(, control characters as
+-- #(cr) #(lf) #(tab) or #(hhhh).
+function M.m_string(s)
+	if type(s) ~= "string" then
+		error("M text must be a string, not " .. type(s), 2)
+	end
+	s = gsub(s, "#%(", "#(#)(")
+	s = gsub(s, '[%c"]', function(c)
+		return M_CONTROL[c] or format("#(%04X)", byte(c))
+	end)
+	return '"' .. s .. '"'
+end
+
+local M_KEYWORDS = {}
+for w in ("and as catch each else error false if in is let meta not null or otherwise " ..
+	"section shared then true try type"):gmatch("%S+") do
+	M_KEYWORDS[w] = true
+end
+
+-- A Power Query M identifier: bare when plain and not a keyword, else #"...".
+function M.m_ident(s)
+	check_name(s, "M identifier", 2)
+	if find(s, PLAIN) and not M_KEYWORDS[s] then
+		return s
+	end
+	return "#" .. M.m_string(s)
+end
+
+-- A JSON string (for annotation values such as PBI_QueryOrder).
+function M.json_string(s)
+	return '"' .. gsub(s, '[%c"\\]', function(c)
+		if c == '"' then return '\\"' elseif c == "\\" then return "\\\\" end
+		return format("\\u%04x", byte(c))
+	end) .. '"'
+end
+
+-- The file name of a table file: the table name with / \ : * ? " < > | and control
+-- characters replaced by '_', and trailing dots and spaces replaced by '_' (Windows
+-- drops them). Uniqueness is the caller's job (see unique_file_names).
+function M.file_name(name)
+	local s = gsub(name, '[/\\:%*%?"<>|%c]', "_")
+	s = gsub(s, "[%. ]+$", function(tail) return rep("_", #tail) end)
+	if s == "" then
+		s = "_"
+	end
+	return s
+end
+
+-- Assigns each item a file name unique without regard to case: the second "A" and
+-- an "a" become "A (2)", "a (3)" in input order.
+function M.unique_file_names(names)
+	local seen, out = {}, {}
+	for i, name in ipairs(names) do
+		local base = M.file_name(name)
+		local candidate, n = base, 1
+		while seen[lower(candidate)] do
+			n = n + 1
+			candidate = base .. " (" .. n .. ")"
+		end
+		seen[lower(candidate)] = true
+		out[i] = candidate
+	end
+	return out
+end
+
+local function looks_like_key(name)
+	local l = lower(name)
+	return l == "id" or l == "key" or find(l, "[_%s%-]id$") ~= nil or find(l, "[_%s%-]key$") ~= nil
+		or find(name, "%l[Ii][Dd]$") ~= nil or find(name, "%lKey$") ~= nil
+end
+
+-- How a contract column is typed in TMDL (tmdl.md section 4 mapping table).
+-- col: { name, logical_type, precision, scale, primary_key }. Returns
+-- { data_type, format_string (or nil), summarize_by, annotations = { {name, value}... } }.
+function M.column_type(col)
+	local lt = col.logical_type and lower(col.logical_type) or "string"
+	local key = col.primary_key or looks_like_key(col.name or "")
+	local t = { annotations = { { "SummarizationSetBy", "Automatic" } } }
+	if lt == "integer" then
+		t.data_type, t.format_string = "int64", "0"
+		t.summarize_by = key and "none" or "sum"
+	elseif lt == "number" then
+		local p, s = col.precision, col.scale
+		if s == 0 and p and p <= 18 then
+			t.data_type, t.format_string = "int64", "0"
+		elseif s and s >= 1 and s <= 4 then
+			t.data_type, t.format_string = "decimal", "#,0." .. rep("0", s)
+		else
+			t.data_type = "double"
+			t.annotations[#t.annotations + 1] = { "PBI_FormatHint", '{"isGeneralNumber":true}' }
+		end
+		t.summarize_by = key and "none" or "sum"
+	elseif lt == "boolean" then
+		t.data_type, t.summarize_by = "boolean", "none"
+	elseif lt == "date" then
+		t.data_type, t.format_string, t.summarize_by = "dateTime", "Long Date", "none"
+		t.annotations[#t.annotations + 1] = { "UnderlyingDateTimeDataType", "Date" }
+	elseif lt == "timestamp" then
+		t.data_type, t.format_string, t.summarize_by = "dateTime", "General Date", "none"
+	elseif lt == "time" then
+		t.data_type, t.format_string, t.summarize_by = "dateTime", "Long Time", "none"
+		t.annotations[#t.annotations + 1] = { "UnderlyingDateTimeDataType", "Time" }
+	else
+		-- string, and object/array flattened to JSON text by the contract reader
+		t.data_type, t.summarize_by = "string", "none"
+	end
+	return t
+end
+
+-- A deterministic lineage tag: UUIDv5 layout over the contract id and an object path.
+function M.lineage_tag(contract_id, ...)
+	return uuid(concat({ contract_id or "", ... }, "\0"))
+end
+
+-- Title Case for names: "order_line id" -> "Order Line Id" (used by docs/examples).
+function M.title_case(s)
+	s = gsub(s, "[_%s]+", " ")
+	return (gsub(s, "(%a)([%w']*)", function(first, rest) return upper(first) .. lower(rest) end))
+end
+
+-- Writer: collects lines at a tab depth and joins them with LF, ending in one newline.
+local TABS = {}
+for i = 0, 32 do
+	TABS[i] = rep("\t", i)
+end
+
+local Writer = {}
+Writer.__index = Writer
+
+function M.writer()
+	return setmetatable({ n = 0 }, Writer)
+end
+
+function Writer:line(depth, s)
+	local n = self.n + 1
+	self[n] = TABS[depth] .. s
+	self.n = n
+end
+
+function Writer:blank()
+	local n = self.n + 1
+	self[n] = ""
+	self.n = n
+end
+
+-- "name: value" with value written by text_value.
+function Writer:prop(depth, name, value)
+	self:line(depth, name .. ": " .. M.text_value(value))
+end
+
+-- "name: value" with value already in TMDL form (enums, numbers, references).
+function Writer:raw_prop(depth, name, value)
+	self:line(depth, name .. ": " .. value)
+end
+
+function Writer:description(depth, text)
+	for _, l in ipairs(M.description_lines(text)) do
+		self:line(depth, l)
+	end
+end
+
+-- A multi-line expression body: each line of text at depth (blank lines kept empty).
+function Writer:expression(depth, text)
+	for l in (text .. "\n"):gmatch("(.-)\n") do
+		if l == "" then self:blank() else self:line(depth, l) end
+	end
+end
+
+function Writer:annotation(depth, name, value)
+	self:line(depth, "annotation " .. M.quote_name(name) .. " = " .. value)
+end
+
+function Writer:text()
+	local n = self.n
+	while n > 0 and self[n] == "" do
+		n = n - 1
+	end
+	return concat(self, "\n", 1, n) .. "\n"
+end
+
+return M

@@ -1,0 +1,149 @@
+-- main: the entry template. Receives ctx = { contract, target, options } and returns
+-- { [path] = text } for a complete TMDL definition: definition.pbism and definition/...
+-- It first builds a view model (names from naming.lua, types from tmdl.column_type,
+-- lineage tags) that the per-file templates render.
+local tmdl = require "tmdl"
+local naming = require "naming"
+
+local lower, format = string.lower, string.format
+
+local PARAMETERS = {
+	snowflake = {
+		{ name = "SnowflakeHost", field = "host", description = "Snowflake account host name" },
+		{ name = "SnowflakeWarehouse", field = "warehouse", description = "Snowflake virtual warehouse" },
+		{ name = "SnowflakeDatabase", field = "database", description = "Snowflake database" },
+	},
+	databricks = {
+		{ name = "DatabricksHost", field = "host", description = "Databricks server host name" },
+		{ name = "DatabricksHttpPath", field = "http_path", description = "Databricks SQL warehouse HTTP path" },
+		{ name = "DatabricksCatalog", field = "catalog", description = "Databricks Unity Catalog catalog" },
+	},
+}
+
+local function must_be_name(v, what)
+	if type(v) ~= "string" or v == "" then
+		error(format("naming.%s returned %s, expected a non-empty string", what, type(v)), 3)
+	end
+	return v
+end
+
+local function build(ctx)
+	local c, target = ctx.contract, ctx.target
+	local id = c.id or c.name or ""
+	local model = {
+		contract = c,
+		target = target,
+		mode = ctx.options.mode == "directquery" and "directQuery" or "import",
+		culture = "en-US",
+		tables = {},
+		relationships = {},
+		parameters = {},
+	}
+	local queries = {}   -- lower-cased query names: tables and parameters share one namespace
+	for _, p in ipairs(PARAMETERS[target.type]) do
+		model.parameters[#model.parameters + 1] = {
+			name = p.name,
+			value = target[p.field],
+			description = p.description,
+			lineage_tag = tmdl.lineage_tag(id, "expression", p.name),
+		}
+		queries[lower(p.name)] = p.name
+	end
+
+	local by_source = {}
+	for _, ct in ipairs(c.tables or {}) do
+		local name = must_be_name(naming.table_name(ct, ctx), "table_name")
+		if queries[lower(name)] then
+			error(format("table name '%s' clashes with '%s' (names are compared without case)",
+				name, queries[lower(name)]), 0)
+		end
+		queries[lower(name)] = name
+		local nkeys = 0
+		for _, cc in ipairs(ct.columns or {}) do
+			if cc.primary_key then nkeys = nkeys + 1 end
+		end
+		local t = {
+			name = name,
+			source = ct,
+			source_name = ct.physical_name or ct.name,
+			kind = ct.physical_type == "view" and "View" or "Table",
+			description = naming.table_description(ct, ctx),
+			lineage_tag = tmdl.lineage_tag(id, "table", ct.name),
+			columns = {},
+			column_by_source = {},
+		}
+		local seen = {}
+		for _, cc in ipairs(ct.columns or {}) do
+			local cname = must_be_name(naming.column_name(cc, ct, ctx), "column_name")
+			if seen[lower(cname)] then
+				error(format("table '%s': columns '%s' and '%s' differ only by case", name,
+					seen[lower(cname)], cname), 0)
+			end
+			seen[lower(cname)] = cname
+			local col = {
+				name = cname,
+				source = cc,
+				source_column = cc.physical_name or cc.name,
+				hidden = naming.column_hidden(cc, ct, ctx) and true or false,
+				-- Power BI allows one key column per table: composite keys mark none.
+				is_key = (cc.primary_key and nkeys == 1) and true or false,
+				not_null = (cc.required or (cc.primary_key and nkeys == 1)) and true or false,
+				type = tmdl.column_type(cc),
+				description = naming.column_description(cc, ct, ctx),
+				lineage_tag = tmdl.lineage_tag(id, "column", ct.name, cc.name),
+			}
+			t.columns[#t.columns + 1] = col
+			t.column_by_source[cc.name] = col
+		end
+		model.tables[#model.tables + 1] = t
+		by_source[ct.name] = t
+	end
+
+	local names = {}
+	for i, t in ipairs(model.tables) do names[i] = t.name end
+	for i, f in ipairs(tmdl.unique_file_names(names)) do model.tables[i].file = f end
+
+	for _, r in ipairs(c.relationships or {}) do
+		local function side(tname, cname)
+			local t = by_source[tname]
+			if not t then
+				error(format("relationship %s.%s -> %s.%s: no table '%s' in the contract",
+					r.from_table, r.from_column, r.to_table, r.to_column, tname), 0)
+			end
+			local col = t.column_by_source[cname]
+			if not col then
+				error(format("relationship %s.%s -> %s.%s: table '%s' has no column '%s'",
+					r.from_table, r.from_column, r.to_table, r.to_column, tname, cname), 0)
+			end
+			return t, col
+		end
+		local ft, fc = side(r.from_table, r.from_column)
+		local tt, tc = side(r.to_table, r.to_column)
+		model.relationships[#model.relationships + 1] = {
+			name = tmdl.lineage_tag(id, "relationship", r.from_table, r.from_column,
+				r.to_table, r.to_column),
+			from_table = ft.name, from_column = fc.name,
+			to_table = tt.name, to_column = tc.name,
+			cardinality = r.cardinality and lower(r.cardinality) or nil,
+		}
+	end
+	return model
+end
+
+return function(ctx)
+	local model = build(ctx)
+	local files = {
+		["definition.pbism"] = require("pbism")(model, ctx),
+		["definition/database.tmdl"] = require("database")(model, ctx),
+		["definition/model.tmdl"] = require("model")(model, ctx),
+		["definition/expressions.tmdl"] = require("expressions")(model, ctx),
+	}
+	local render_table = require "table"
+	for _, t in ipairs(model.tables) do
+		files["definition/tables/" .. t.file .. ".tmdl"] = render_table(t, model, ctx)
+	end
+	if #model.relationships > 0 then
+		files["definition/relationships.tmdl"] = require("relationships")(model, ctx)
+	end
+	return files
+end

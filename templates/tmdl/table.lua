@@ -1,0 +1,45 @@
+-- table: definition/tables/<file>.tmdl (tmdl.md sections 4 and 6): the table, its
+-- columns and one M partition in the storage mode chosen with --mode.
+local tmdl = require "tmdl"
+local source = require "source"
+
+local quote = tmdl.quote_name
+
+local function column(w, col)
+	local ty = col.type
+	w:blank()
+	w:description(1, col.description)
+	w:line(1, "column " .. quote(col.name))
+	w:raw_prop(2, "dataType", ty.data_type)
+	if col.hidden then w:line(2, "isHidden") end
+	if col.is_key then w:line(2, "isKey") end
+	if col.not_null then w:raw_prop(2, "isNullable", "false") end
+	if ty.format_string then w:prop(2, "formatString", ty.format_string) end
+	w:raw_prop(2, "lineageTag", col.lineage_tag)
+	w:raw_prop(2, "summarizeBy", ty.summarize_by)
+	w:prop(2, "sourceColumn", col.source_column)
+	for _, a in ipairs(ty.annotations) do
+		w:blank()
+		w:annotation(2, a[1], a[2])
+	end
+end
+
+return function(t, model, ctx)
+	local w = tmdl.writer()
+	w:description(0, t.description)
+	w:line(0, "table " .. quote(t.name))
+	w:raw_prop(1, "lineageTag", t.lineage_tag)
+	for _, col in ipairs(t.columns) do
+		column(w, col)
+	end
+	w:blank()
+	w:line(1, "partition " .. quote(t.name) .. " = m")
+	w:raw_prop(2, "mode", model.mode)
+	w:line(2, "source =")
+	w:expression(4, source(t, model, ctx))
+	w:blank()
+	w:annotation(1, "PBI_ResultType", "Table")
+	w:blank()
+	w:annotation(1, "PBI_NavigationStepName", "Navigation")
+	return w:text()
+end
