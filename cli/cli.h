@@ -5,6 +5,7 @@
 
 int cmd_keygen(int argc, char **argv);
 int cmd_tmdl_parse(int argc, char **argv);
+int cmd_tmdl(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 int cmd_org(int argc, char **argv);
