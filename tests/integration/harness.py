@@ -40,6 +40,7 @@ POOL = os.path.join(DEPLOY, "systemd", "pbiport-pool")
 DEFAULT_MAX_BODY = 10485760
 STREAM_MAX_BODY = 268435456
 START_TIMEOUT_S = 30.0
+PORT_ATTEMPTS = 3
 STOP_TIMEOUT_S = 10.0
 APACHE_MODULES = "/usr/lib/apache2/modules"
 # When the tests run as root, web server workers drop to this account.
@@ -192,6 +193,10 @@ class CommandError(Exception):
     pass
 
 
+class ServerExited(RuntimeError):
+    pass
+
+
 class Stack:
     """One database + FastCGI pool + web server, started by start() and ended by stop()."""
 
@@ -273,9 +278,18 @@ class Stack:
             self.cli("migrate")
             self._make_identities()
             self._start_pool()
-            self.port = free_port()
-            getattr(self, "_start_" + self.server)()
-            self._wait_healthy()
+            for attempt in range(PORT_ATTEMPTS):
+                self.port = free_port()
+                getattr(self, "_start_" + self.server)()
+                try:
+                    self._wait_healthy()
+                    break
+                except ServerExited:
+                    # Another process took the port between free_port() and the bind: try another.
+                    if attempt + 1 == PORT_ATTEMPTS or not self._port_was_taken():
+                        raise
+                    _, proc = self._groups.pop()
+                    kill_group(proc)
             self._started = True
         except BaseException:
             sys.stderr.write(self.diagnostics())
@@ -416,7 +430,7 @@ class Stack:
         while time.monotonic() < deadline:
             for name, proc in self._groups:
                 if hasattr(proc, "poll") and proc.poll() is not None:
-                    raise RuntimeError("%s exited with %d during start-up" % (name, proc.returncode))
+                    raise ServerExited("%s exited with %d during start-up" % (name, proc.returncode))
             try:
                 status, _, body = self.request("GET", "/healthz", timeout=2)
                 if status == 200:
@@ -426,6 +440,18 @@ class Stack:
                 last = str(e)
             time.sleep(0.05)
         raise RuntimeError("no healthy /healthz within %.0fs (last: %s)" % (START_TIMEOUT_S, last))
+
+    def _port_was_taken(self):
+        """True when the web server's logs say its port was in use; the logs are emptied for the
+        next attempt."""
+        taken = False
+        for rel in ("web/logs/stderr.log", "web/logs/error.log"):
+            p = self.path(rel)
+            if os.path.exists(p):
+                with open(p, errors="replace") as f:
+                    taken = taken or "already in use" in f.read()
+                open(p, "w").close()
+        return taken
 
     def diagnostics(self):
         """Tails of every log file, for a failing start or test."""
