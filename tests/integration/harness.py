@@ -2,8 +2,9 @@
 
 A Stack owns one temporary folder holding a fresh SQLite database (made with `pbiport migrate`),
 two organizations with users and API tokens (made with the CLI), a FastCGI pool on a unix socket
-(spawn-fcgi -n + deploy/systemd/pbiport-pool), and nginx, lighttpd or Apache on a free 127.0.0.1 port, rendered from
-the same templates admins deploy (deploy/<server>/). stop() ends every process group it started.
+(spawn-fcgi -n + deploy/systemd/pbiport-pool), and nginx, lighttpd or Apache on a free 127.0.0.1
+port, rendered from the same templates admins deploy (deploy/<server>/). stop() ends every process
+group it started.
 
     with Stack("nginx", fcgi_procs=4) as s:
         status, headers, body = s.request("GET", "/healthz")
@@ -16,9 +17,11 @@ Python 3 standard library only.
 
 import atexit
 import base64
+import grp
 import http.client
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -28,8 +31,6 @@ import sys
 import tempfile
 import time
 import unittest
-import pwd
-import grp
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
@@ -212,8 +213,8 @@ class Stack:
         # The web server's own bound; the shipped configs keep it equal to PBIPORT_MAX_BODY, tests
         # raise it to reach pbiport's check.
         self.web_max_body = int(web_max_body or self.max_body)
-        # nginx_extra: more http-context text (e.g. the benchmark's `return 200` server).
         self.nginx_workers = nginx_workers
+        # More http-context text for nginx (the benchmark's `return 200` server).
         self.nginx_extra = nginx_extra
         self.bin = pbiport_bin()
         self.fcgi_bin = os.path.join(os.path.dirname(self.bin), "pbiport.fcgi")
@@ -222,7 +223,6 @@ class Stack:
         self.tokens = {}
         self.passwords = {}
         self._groups = []  # (name, Popen or pgid)
-        self._started = False
 
     # ---- paths -----------------------------------------------------------------------------
     def path(self, *parts):
@@ -290,7 +290,6 @@ class Stack:
                         raise
                     _, proc = self._groups.pop()
                     kill_group(proc)
-            self._started = True
         except BaseException:
             sys.stderr.write(self.diagnostics())
             self.stop()
