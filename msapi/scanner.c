@@ -180,7 +180,8 @@ struct scan_job {
 	char *scan_id;
 	char *auth;            /* secret */
 	const char *hdrs[3];
-	long long started_ms;
+	long long started_ms;  /* when the scan was accepted (for its time limit) */
+	long long slot_ms;     /* when the job's first request went out (for occupancy) */
 };
 
 struct scan_run {
@@ -253,8 +254,8 @@ static void job_failed(struct scan_run *run, const char *msg)
 		run->st->first_error[PB_ERR_MAX - 1] = '\0';
 }
 
-static int on_reply(void *ctx, size_t idx, pb_http_resp *resp, int rc, const char *xerr, long *delay_ms,
-		    char *batch_err)
+static int on_reply_step(void *ctx, size_t idx, pb_http_resp *resp, int rc, const char *xerr, long *delay_ms,
+			 char *batch_err)
 {
 	struct scan_run *run = ctx;
 	struct scan_job *j = &run->jobs[idx];
@@ -377,6 +378,21 @@ static int on_reply(void *ctx, size_t idx, pb_http_resp *resp, int rc, const cha
 	}
 	}
 	json_decref(body);
+	return ret;
+}
+
+/* Runs one step and keeps the time each batch held one of the scan slots. */
+static int on_reply(void *ctx, size_t idx, pb_http_resp *resp, int rc, const char *xerr, long *delay_ms,
+		    char *batch_err)
+{
+	struct scan_run *run = ctx;
+	struct scan_job *j = &run->jobs[idx];
+	long long now = pb_now_ms();
+	if (!j->slot_ms)
+		j->slot_ms = now - (long long)(resp->seconds * 1000);
+	int ret = on_reply_step(ctx, idx, resp, rc, xerr, delay_ms, batch_err);
+	if (ret == PB_HTTP_DONE)
+		run->st->slot_seconds += (double)(pb_now_ms() - j->slot_ms) / 1000.0;
 	return ret;
 }
 

@@ -42,6 +42,8 @@ typedef struct scanner_stats {
 	size_t retries;          /* 429/503/network retries */
 	int parallel;            /* scans allowed in flight */
 	double busy_seconds;     /* sum of the requests' transfer times */
+	double slot_seconds;     /* sum over batches of the time each held a scan slot; divided by
+				  * wall time x parallel it is how fully the allowed concurrency was used */
 	long long wall_ms;
 	char first_error[PB_ERR_MAX];
 } scanner_stats;

@@ -1,0 +1,122 @@
+/* msapi benchmark: against an emulator started by bench/msapi/run.sh (PBIPORT_*_URL and
+ * PBIPORT_CA_BUNDLE set), lists every workspace through Fabric, Power BI and the scanner's
+ * "modified" call, then scans them all with scanner_scan_all (batches of 100, at most
+ * `parallel` scans in flight). Prints one "key=value" line per measurement.
+ *
+ *   bench_msapi TENANT CLIENT_ID CLIENT_SECRET [PARALLEL [POLL_MS]]
+ * The client secret may also come from BENCH_CLIENT_SECRET (then pass "-"). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msapi/entra.h"
+#include "msapi/fabric.h"
+#include "msapi/msapi.h"
+#include "msapi/powerbi.h"
+#include "msapi/scanner.h"
+#include "runtime/util.h"
+
+struct tally {
+	size_t workspaces;
+	size_t datasets;
+	size_t reports;
+};
+
+static int tally_scan(void *ctx, json_t *result, char *err)
+{
+	(void)err;
+	struct tally *t = ctx;
+	size_t i;
+	json_t *w;
+	json_array_foreach(json_object_get(result, "workspaces"), i, w) {
+		t->workspaces++;
+		t->datasets += json_array_size(json_object_get(w, "datasets"));
+		t->reports += json_array_size(json_object_get(w, "reports"));
+	}
+	return 0;
+}
+
+static int scan(msapi *c, char **ids, size_t n, int parallel, const char *label, char *err)
+{
+	scanner_opts o = { .lineage = true, .datasource_details = true, .dataset_schema = true };
+	struct tally t = { 0, 0, 0 };
+	scanner_stats st;
+	c->parallel = parallel;
+	int rc = scanner_scan_all(c, (const char *const *)ids, n, &o, tally_scan, &t, &st, err);
+	if (rc)
+		return rc;
+	double wall = (double)st.wall_ms / 1000.0;
+	printf("%s_parallel=%d\n", label, st.parallel);
+	printf("%s_wall_s=%.2f\n", label, wall);
+	printf("%s_batches=%zu\n", label, st.batches);
+	printf("%s_requests=%zu\n", label, st.requests);
+	printf("%s_retries=%zu\n", label, st.retries);
+	printf("%s_workspaces=%zu\n", label, t.workspaces);
+	printf("%s_datasets=%zu\n", label, t.datasets);
+	printf("%s_reports=%zu\n", label, t.reports);
+	printf("%s_avg_requests_in_flight=%.2f\n", label, wall > 0 ? st.busy_seconds / wall : 0);
+	printf("%s_slot_occupancy=%.2f\n", label, wall > 0 ? st.slot_seconds / (wall * st.parallel) : 0);
+	printf("%s_workspaces_per_s=%.0f\n", label, wall > 0 ? (double)t.workspaces / wall : 0);
+	return PB_OK;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 4) {
+		fprintf(stderr, "usage: bench_msapi TENANT CLIENT_ID CLIENT_SECRET|- [PARALLEL [POLL_MS]]\n");
+		return 2;
+	}
+	const char *secret = strcmp(argv[3], "-") ? argv[3] : getenv("BENCH_CLIENT_SECRET");
+	int parallel = argc > 4 ? atoi(argv[4]) : PB_SCAN_PARALLEL_MAX;
+	long poll_ms = argc > 5 ? atol(argv[5]) : 100;
+	char err[PB_ERR_MAX];
+	pb_http *h = NULL;
+	msapi c;
+	memset(&c, 0, sizeof c);
+	entra_token t;
+	memset(&t, 0, sizeof t);
+	char **ids = NULL;
+	size_t nids = 0;
+	int rc = pb_http_new(NULL, &h, err);
+	if (!rc)
+		rc = msapi_init(&c, h, err);
+	if (rc)
+		goto out;
+	c.poll_ms = poll_ms;
+	entra_app app = { argv[1], argv[2], secret };
+	if ((rc = entra_client_credentials(&c, &app, NULL, &t, err)) || (rc = msapi_set_token(&c, t.access_token, err)))
+		goto out;
+
+	long long t0 = pb_now_ms();
+	msapi_items l;
+	if ((rc = fabric_list_workspaces(&c, &l, err)))
+		goto out;
+	printf("fabric_list_workspaces=%zu\nfabric_list_wall_s=%.2f\n", l.n, (double)(pb_now_ms() - t0) / 1000.0);
+	msapi_items_release(&l);
+
+	t0 = pb_now_ms();
+	if ((rc = powerbi_list_groups(&c, NULL, &l, err)))
+		goto out;
+	printf("powerbi_list_groups=%zu\npowerbi_list_wall_s=%.2f\n", l.n, (double)(pb_now_ms() - t0) / 1000.0);
+	msapi_items_release(&l);
+
+	t0 = pb_now_ms();
+	if ((rc = scanner_modified(&c, NULL, true, &ids, &nids, err)))
+		goto out;
+	printf("scanner_modified=%zu\nscanner_modified_wall_s=%.2f\n", nids, (double)(pb_now_ms() - t0) / 1000.0);
+	fflush(stdout);
+
+	if ((rc = scan(&c, ids, nids, parallel, "scan", err)))
+		goto out;
+	fflush(stdout);
+	if (getenv("BENCH_SERIAL"))
+		rc = scan(&c, ids, nids, 1, "serial", err);
+out:
+	if (rc)
+		fprintf(stderr, "bench_msapi: %s\n", err);
+	msapi_strv_free(ids, nids);
+	entra_token_release(&t);
+	msapi_release(&c);
+	pb_http_free(h);
+	return rc ? 1 : 0;
+}
