@@ -216,6 +216,8 @@ cmd_start() {
 	fi
 	[ -x "$BIN" ] || die "$BIN missing after make"
 
+	# A start that fails half-way stops what it had started.
+	trap 'cmd_stop >/dev/null 2>&1' EXIT
 	umask 077
 	mkdir -p "$DEMO_DIR/db" "$DEMO_DIR/run" "$DEMO_DIR/logs" "$DEMO_DIR/nginx"
 	# The nginx workers (nobody when started as root) must reach the socket in run/.
@@ -295,6 +297,7 @@ cmd_start() {
 		printf '%s\n' "${APP_ENV[@]:1}"
 	} | sed -e "s/'/'\\\\''/g" -e "s/^\([A-Z_][A-Z0-9_]*\)=\(.*\)$/export \1='\2'/" >"$DEMO_DIR/demo.env"
 	chmod 600 "$DEMO_DIR/demo.env"
+	trap - EXIT
 
 	cat <<EOF
 
