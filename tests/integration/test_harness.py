@@ -1,6 +1,8 @@
-"""The harness itself: templates render without leftovers, and stop() leaves no process and no
-temporary folder behind."""
+"""The harness and the pool runner: templates render without leftovers, stop() leaves no process
+and no temporary folder behind, and pbiport-pool replaces a FastCGI process that dies."""
 import os
+import signal
+import time
 import unittest
 
 import harness
@@ -37,6 +39,39 @@ class Teardown(unittest.TestCase):
         stack.stop()
         self.assertEqual([p for p in pids if harness.process_alive(p)], [])
         self.assertFalse(os.path.exists(folder))
+
+
+class PoolRestart(harness.StackTestCase):
+    """deploy/systemd/pbiport-pool replaces a pbiport.fcgi process that dies; requests keep working."""
+    FCGI_PROCS = 2
+
+    def fcgi_pids(self):
+        out = []
+        for pid in self.stack.pids():
+            try:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    argv0 = f.read().split(b"\0")[0]
+            except OSError:
+                continue
+            if argv0.endswith(b"pbiport.fcgi") and harness.process_alive(pid):
+                out.append(pid)
+        return sorted(out)
+
+    def test_killed_process_is_replaced(self):
+        before = self.fcgi_pids()
+        self.assertEqual(len(before), 2, before)
+        os.kill(before[0], signal.SIGKILL)
+        for _ in range(20):
+            status, _, _ = self.stack.request("GET", "/api/data-products", token="alice")
+            self.assertEqual(status, 200)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            now = self.fcgi_pids()
+            if len(now) == 2 and before[0] not in now:
+                break
+            time.sleep(0.1)
+        self.assertEqual(len(now), 2, now)
+        self.assertNotIn(before[0], now)
 
 
 if __name__ == "__main__":
