@@ -149,7 +149,7 @@ end
 local function looks_like_key(name)
 	local l = lower(name)
 	return l == "id" or l == "key" or find(l, "[_%s%-]id$") ~= nil or find(l, "[_%s%-]key$") ~= nil
-		or find(name, "%l[Ii][Dd]$") ~= nil or find(name, "%lKey$") ~= nil
+		or find(name, "%lI[Dd]$") ~= nil or find(name, "%lKey$") ~= nil
 end
 
 -- How a contract column is typed in TMDL (tmdl.md section 4 mapping table).

@@ -1,0 +1,591 @@
+/* The TMDL renderer: escaping helpers (lua/tmdl.lua, called through the sandbox),
+ * Snowflake and Databricks output against tests/fixtures/render/, missing values,
+ * --mode, relationships, admin overrides, template errors and determinism.
+ * PBIPORT_UPDATE_FIXTURES=1 rewrites the expected files (review the diff). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+
+#include "core/render.h"
+#include "runtime/lua_sandbox.h"
+#include "runtime/strbuf.h"
+#include "runtime/util.h"
+
+#define S(x) ((char *)(x))
+#define FIXTURES PBIPORT_DATADIR "/tests/fixtures/render"
+
+static char tmpdir[256];
+
+/* --- contracts built by hand ------------------------------------------------------- */
+
+static pb_column customer_cols[] = {
+	{ .name = S("customer_id"), .physical_name = S("CUSTOMER_ID"), .logical_type = S("integer"),
+	  .description = S("Surrogate key."), .required = true, .primary_key = true,
+	  .primary_key_position = 1, .precision = 38, .scale = 0 },
+	{ .name = S("O'Brien \"nick\" name"), .physical_name = S(" NICK NAME "), .logical_type = S("string"),
+	  .description = S("Line one\r\nLine `two` with 'quotes' and \"double\"\n\nafter a blank line"),
+	  .precision = -1, .scale = -1 },
+	{ .name = S("Größe"), .physical_name = S("GROESSE"), .logical_type = S("number"),
+	  .precision = -1, .scale = -1 },
+	{ .name = S("2nd address"), .physical_name = S("ADDRESS_2"), .logical_type = S("string"),
+	  .precision = -1, .scale = -1 },
+	{ .name = S("birth_date"), .physical_name = S("BIRTH_DATE"), .logical_type = S("date"),
+	  .precision = -1, .scale = -1 },
+	{ .name = S("wake_time"), .physical_name = S("WAKE_TIME"), .logical_type = S("time"),
+	  .precision = -1, .scale = -1 },
+	{ .name = S("active"), .physical_name = S("ACTIVE"), .logical_type = S("boolean"),
+	  .precision = -1, .scale = -1 },
+};
+
+static pb_column order_cols[] = {
+	{ .name = S("order_id"), .physical_name = S("ORDER_ID"), .logical_type = S("integer"),
+	  .required = true, .primary_key = true, .precision = -1, .scale = -1 },
+	{ .name = S("customer_id"), .physical_name = S("CUSTOMER_ID"), .logical_type = S("integer"),
+	  .required = true, .precision = -1, .scale = -1 },
+	{ .name = S("total"), .physical_name = S("TOTAL"), .logical_type = S("number"),
+	  .precision = 12, .scale = 2 },
+	{ .name = S("placed_at"), .physical_name = S("PLACED_AT"), .logical_type = S("timestamp"),
+	  .precision = -1, .scale = -1 },
+	{ .name = S("quantity"), .physical_name = S("QTY"), .logical_type = S("integer"),
+	  .precision = -1, .scale = -1 },
+};
+
+static pb_table tables[] = {
+	{ .name = S("Customer List"), .physical_name = S("CUSTOMER LIST"), .physical_type = S("view"),
+	  .description = S("Customers.\nOne row each."), .columns = customer_cols,
+	  .ncolumns = sizeof customer_cols / sizeof customer_cols[0] },
+	{ .name = S("orders/2024"), .physical_name = S("ORDERS#(2024)"), .physical_type = S("table"),
+	  .columns = order_cols, .ncolumns = sizeof order_cols / sizeof order_cols[0] },
+};
+
+static pb_relationship rels[] = {
+	{ .from_table = S("orders/2024"), .from_column = S("customer_id"),
+	  .to_table = S("Customer List"), .to_column = S("customer_id"), .cardinality = S("many-to-one") },
+};
+
+static pb_kv sf_fields[] = {
+	{ S("account"), S("myorg-acct1") }, { S("database"), S("SALES DB") },
+	{ S("warehouse"), S("REPORTING_WH") }, { S("schema"), S("PUBLIC") },
+};
+static pb_kv sf_nowh_fields[] = {
+	{ S("host"), S("acme.snowflakecomputing.com") }, { S("database"), S("SALES") },
+	{ S("schema"), S("PUBLIC") },
+};
+static pb_kv dbx_fields[] = {
+	{ S("host"), S("adb-123.4.azuredatabricks.net") }, { S("catalog"), S("main") },
+	{ S("schema"), S("sales") },
+};
+static pb_kv dbx_custom[] = { { S("httpPath"), S("/sql/1.0/warehouses/abc") } };
+static pb_kv pg_fields[] = { { S("host"), S("db.local") }, { S("database"), S("x") } };
+
+static pb_server servers[] = {
+	{ .name = S("prod"), .type = S("snowflake"), .fields = sf_fields, .nfields = 4 },
+	{ .name = S("nowh"), .type = S("snowflake"), .fields = sf_nowh_fields, .nfields = 3 },
+	{ .name = S("dbx"), .type = S("databricks"), .fields = dbx_fields, .nfields = 3,
+	  .custom = dbx_custom, .ncustom = 1 },
+	{ .name = S("dbx-nopath"), .type = S("databricks"), .fields = dbx_fields, .nfields = 3 },
+	{ .name = S("pg"), .type = S("postgresql"), .fields = pg_fields, .nfields = 2 },
+	{ .name = S("sf-noschema"), .type = S("snowflake"), .fields = sf_fields, .nfields = 3 },
+};
+
+static pb_contract contract = {
+	.id = S("urn:test:customers"), .name = S("Customers"), .version = S("1.0.0"), .odcs_major = 3,
+	.tables = tables, .ntables = 2, .servers = servers, .nservers = 6,
+	.relationships = rels, .nrelationships = 1,
+};
+
+/* --- helpers ----------------------------------------------------------------------- */
+
+static int setup(void **state)
+{
+	(void)state;
+	unsetenv("PBIPORT_TEMPLATE_PATH");
+	unsetenv("PBIPORT_DATADIR");
+	assert_int_equal(xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-render-XXXXXX"), 0);
+	assert_non_null(mkdtemp(tmpdir));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[400];
+	assert_int_equal(xsnprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir), 0);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void put(const char *dir, const char *name, const char *text)
+{
+	char path[700], err[PB_ERR_MAX];
+	assert_int_equal(xsnprintf(path, sizeof path, "%s/%s", dir, name), 0);
+	assert_int_equal(write_file(path, text, strlen(text), err), 0);
+}
+
+static const pb_file *find(const pb_files *f, const char *path)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (!strcmp(f->v[i].path, path))
+			return &f->v[i];
+	return NULL;
+}
+
+static int render(const char *server, const render_opts *base, pb_files *out, char *err)
+{
+	render_opts o = base ? *base : (render_opts){ 0 };
+	o.server = server;
+	return tmdl_render(&contract, &o, out, err);
+}
+
+/* Compares every file with FIXTURES/<name>/<path>, and the list with MANIFEST. */
+static void compare_with_fixtures(const pb_files *f, const char *name)
+{
+	char dir[512], path[1024], err[PB_ERR_MAX];
+	bool update = getenv("PBIPORT_UPDATE_FIXTURES") != NULL;
+	sbuf manifest;
+	sbuf_init(&manifest, 1u << 20);
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/%s", FIXTURES, name), 0);
+	for (size_t i = 0; i < f->n; i++) {
+		assert_int_equal(sbuf_addf(&manifest, "%s\n", f->v[i].path), 0);
+		assert_int_equal(xsnprintf(path, sizeof path, "%s/%s", dir, f->v[i].path), 0);
+		if (update) {
+			assert_int_equal(write_file(path, f->v[i].content, f->v[i].len, err), 0);
+			continue;
+		}
+		char *want = NULL;
+		size_t len = 0;
+		if (read_file(path, 1u << 24, &want, &len, err))
+			fail_msg("%s", err);
+		if (len != f->v[i].len || memcmp(want, f->v[i].content, len)) {
+			fprintf(stderr, "--- %s differs; got:\n%s", path, f->v[i].content);
+			free(want);
+			fail_msg("%s differs from the fixture", path);
+		}
+		free(want);
+	}
+	assert_int_equal(xsnprintf(path, sizeof path, "%s/MANIFEST", dir), 0);
+	if (update) {
+		assert_int_equal(write_file(path, manifest.buf, manifest.len, err), 0);
+	} else {
+		char *want = NULL;
+		size_t len = 0;
+		if (read_file(path, 1u << 20, &want, &len, err))
+			fail_msg("%s", err);
+		assert_string_equal(want, sbuf_str(&manifest));
+		free(want);
+	}
+	sbuf_release(&manifest);
+}
+
+/* --- escaping helpers through the sandbox ------------------------------------------ */
+
+static lua_sandbox *helpers(void)
+{
+	sandbox_dir dirs[] = { { PBIPORT_DATADIR "/lua", "lua" } };
+	sandbox_opts o = { .dirs = dirs, .ndirs = 1 };
+	lua_sandbox *sb = NULL;
+	char err[PB_ERR_MAX];
+	assert_int_equal(sandbox_new(&o, &sb, err), 0);
+	assert_int_equal(sandbox_run(sb, "t.lua", "return require 'tmdl'", 1, err), 0);
+	return sb;
+}
+
+/* Calls tmdl.<fn>(arg) and returns the result (or "ERROR: message") in buf. */
+static const char *call1(lua_sandbox *sb, const char *fn, const char *arg, char *buf, size_t n)
+{
+	lua_State *L = sandbox_lua(sb);
+	lua_getfield(L, -1, fn);
+	lua_pushstring(L, arg);
+	if (lua_pcall(L, 1, 1, 0) != LUA_OK)
+		assert_int_equal(xsnprintf(buf, n, "ERROR: %s", lua_tostring(L, -1)), 0);
+	else
+		assert_int_equal(xsnprintf(buf, n, "%s", lua_tostring(L, -1)), 0);
+	lua_pop(L, 1);
+	return buf;
+}
+
+struct case1 {
+	const char *fn, *in, *want;
+};
+
+static void escaping_rules(void **state)
+{
+	(void)state;
+	static const struct case1 cases[] = {
+		/* names (tmdl.md 2.3) */
+		{ "quote_name", "Sales", "Sales" },
+		{ "quote_name", "_x9", "_x9" },
+		{ "quote_name", "Order Lines", "'Order Lines'" },
+		{ "quote_name", "O'Brien", "'O''Brien'" },
+		{ "quote_name", "it''s", "'it''''s'" },
+		{ "quote_name", "Größe", "'Größe'" },
+		{ "quote_name", "2nd", "'2nd'" },
+		{ "quote_name", "a.b", "'a.b'" },
+		{ "quote_name", "x=y:z", "'x=y:z'" },
+		{ "quote_name", "Year-Month", "'Year-Month'" },
+		{ "quote_name", "table", "table" },
+		{ "quote_name", "tab\there", "ERROR: name 'tab\\x09here' contains a control character" },
+		{ "quote_name", "line\nbreak", "ERROR: name 'line\\x0Abreak' contains a control character" },
+		{ "quote_name", "", "ERROR: name is empty" },
+		{ "quote_name", "bad\xff", "ERROR: name 'bad\xff' is not valid UTF-8" },
+		/* ':' text values (tmdl.md 2.4) */
+		{ "text_value", "Order Date", "Order Date" },
+		{ "text_value", "$ #,##0;(\\$#,0)", "$ #,##0;(\\$#,0)" },
+		{ "text_value", " lead", "\" lead\"" },
+		{ "text_value", "trail ", "\"trail \"" },
+		{ "text_value", "say \"hi\"", "say \"hi\"" },
+		{ "text_value", "\"quoted\"", "\"\"\"quoted\"\"\"" },
+		{ "text_value", "", "\"\"" },
+		{ "text_value", "a\nb", "ERROR: text value 'a\\x0Ab' contains a line break or control character" },
+		/* M text literals (tmdl.md 10) */
+		{ "m_string", "plain", "\"plain\"" },
+		{ "m_string", "say \"hi\"", "\"say \"\"hi\"\"\"" },
+		{ "m_string", "x#(y", "\"x#(#)(y\"" },
+		{ "m_string", "#(lf)", "\"#(#)(lf)\"" },
+		{ "m_string", "l1\r\nl2\tz", "\"l1#(cr)#(lf)l2#(tab)z\"" },
+		{ "m_string", "bell\x07", "\"bell#(0007)\"" },
+		{ "m_string", "Größe", "\"Größe\"" },
+		/* M identifiers */
+		{ "m_ident", "Source", "Source" },
+		{ "m_ident", "SALES_Database", "SALES_Database" },
+		{ "m_ident", "my db_Database", "#\"my db_Database\"" },
+		{ "m_ident", "let", "#\"let\"" },
+		{ "m_ident", "each", "#\"each\"" },
+		{ "m_ident", "1abc", "#\"1abc\"" },
+		{ "m_ident", "q\"x", "#\"q\"\"x\"" },
+		{ "m_ident", "ORDERS#(2024)_Table", "#\"ORDERS#(#)(2024)_Table\"" },
+		/* JSON strings (PBI_QueryOrder) */
+		{ "json_string", "a\"b\\c", "\"a\\\"b\\\\c\"" },
+		{ "json_string", "t\tx", "\"t\\u0009x\"" },
+		/* table file names */
+		{ "file_name", "a/b\\c:d*e?f\"g<h>i|j", "a_b_c_d_e_f_g_h_i_j" },
+		{ "file_name", "trail. ", "trail__" },
+		{ "file_name", "Größe Tabelle", "Größe Tabelle" },
+		{ "file_name", "ctl\x01x", "ctl_x" },
+		/* Title Case used by docs/examples/naming.lua */
+		{ "title_case", "customer_id", "Customer Id" },
+		{ "title_case", "ORDER  total", "Order Total" },
+	};
+	lua_sandbox *sb = helpers();
+	char buf[512];
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *got = call1(sb, cases[i].fn, cases[i].in, buf, sizeof buf);
+		/* Errors carry a location prefix ("t.lua:1: " or "?: "); compare the message. */
+		if (!strncmp(cases[i].want, "ERROR: ", 7) && !strncmp(got, "ERROR: ", 7)) {
+			const char *msg = strstr(got, cases[i].want + 7);
+			if (!msg)
+				fail_msg("%s(%s): got %s, want %s", cases[i].fn, cases[i].in, got, cases[i].want);
+			continue;
+		}
+		if (strcmp(got, cases[i].want))
+			fail_msg("%s(%s): got %s, want %s", cases[i].fn, cases[i].in, got, cases[i].want);
+	}
+	sandbox_free(sb);
+}
+
+static void description_and_lists(void **state)
+{
+	(void)state;
+	lua_sandbox *sb = helpers();
+	char err[PB_ERR_MAX];
+	lua_pop(sandbox_lua(sb), 1);
+	assert_int_equal(sandbox_run(sb, "d.lua",
+		"local t = require 'tmdl'\n"
+		"local d = t.description_lines('a\\r\\nb `code` \"q\" \\'s\\'\\n\\nc\\n\\n')\n"
+		"local f = t.unique_file_names({ 'A', 'a', 'A', 'x/y', 'x_y' })\n"
+		"return table.concat(d, '|') .. '#' .. table.concat(f, '|') .. '#' .. #t.description_lines(nil)"
+		" .. #t.description_lines('')", 1, err), 0);
+	assert_string_equal(lua_tostring(sandbox_lua(sb), -1),
+			    "/// a|/// b `code` \"q\" 's'|/// |/// c#A|a (2)|A (3)|x_y|x_y (2)#00");
+	lua_pop(sandbox_lua(sb), 1);
+	sandbox_free(sb);
+}
+
+static void column_types(void **state)
+{
+	(void)state;
+	lua_sandbox *sb = helpers();
+	char err[PB_ERR_MAX];
+	lua_pop(sandbox_lua(sb), 1);
+	assert_int_equal(sandbox_run(sb, "c.lua",
+		"local t = require 'tmdl'\n"
+		"local function f(c)\n"
+		"  local r = t.column_type(c)\n"
+		"  local a = {}\n"
+		"  for _, x in ipairs(r.annotations) do a[#a + 1] = x[1] .. '=' .. x[2] end\n"
+		"  return r.data_type .. ',' .. (r.format_string or '-') .. ',' .. r.summarize_by .. ',' .."
+		"    table.concat(a, ';')\n"
+		"end\n"
+		"return table.concat({\n"
+		"  f{ name = 'qty', logical_type = 'integer' },\n"
+		"  f{ name = 'customer_id', logical_type = 'integer' },\n"
+		"  f{ name = 'CustomerID', logical_type = 'integer' },\n"
+		"  f{ name = 'paid', logical_type = 'integer' },\n"
+		"  f{ name = 'n', logical_type = 'integer', primary_key = true },\n"
+		"  f{ name = 'price', logical_type = 'number', precision = 12, scale = 2 },\n"
+		"  f{ name = 'big', logical_type = 'number', precision = 18, scale = 0 },\n"
+		"  f{ name = 'ratio', logical_type = 'number' },\n"
+		"  f{ name = 'wide', logical_type = 'number', precision = 38, scale = 10 },\n"
+		"  f{ name = 'd', logical_type = 'date' },\n"
+		"  f{ name = 'ts', logical_type = 'timestamp' },\n"
+		"  f{ name = 't', logical_type = 'time' },\n"
+		"  f{ name = 'b', logical_type = 'boolean' },\n"
+		"  f{ name = 's', logical_type = 'string' },\n"
+		"  f{ name = 'o', logical_type = 'object' },\n"
+		"  f{ name = 'none' },\n"
+		"}, '\\n')", 1, err), 0);
+	assert_string_equal(lua_tostring(sandbox_lua(sb), -1),
+		"int64,0,sum,SummarizationSetBy=Automatic\n"
+		"int64,0,none,SummarizationSetBy=Automatic\n"
+		"int64,0,none,SummarizationSetBy=Automatic\n"
+		"int64,0,sum,SummarizationSetBy=Automatic\n"
+		"int64,0,none,SummarizationSetBy=Automatic\n"
+		"decimal,#,0.00,sum,SummarizationSetBy=Automatic\n"
+		"int64,0,sum,SummarizationSetBy=Automatic\n"
+		"double,-,sum,SummarizationSetBy=Automatic;PBI_FormatHint={\"isGeneralNumber\":true}\n"
+		"double,-,sum,SummarizationSetBy=Automatic;PBI_FormatHint={\"isGeneralNumber\":true}\n"
+		"dateTime,Long Date,none,SummarizationSetBy=Automatic;UnderlyingDateTimeDataType=Date\n"
+		"dateTime,General Date,none,SummarizationSetBy=Automatic\n"
+		"dateTime,Long Time,none,SummarizationSetBy=Automatic;UnderlyingDateTimeDataType=Time\n"
+		"boolean,-,none,SummarizationSetBy=Automatic\n"
+		"string,-,none,SummarizationSetBy=Automatic\n"
+		"string,-,none,SummarizationSetBy=Automatic\n"
+		"string,-,none,SummarizationSetBy=Automatic");
+	lua_pop(sandbox_lua(sb), 1);
+	sandbox_free(sb);
+}
+
+/* --- whole renders ------------------------------------------------------------------ */
+
+static void snowflake_output(void **state)
+{
+	(void)state;
+	pb_files f;
+	char err[PB_ERR_MAX];
+	if (render("prod", NULL, &f, err))
+		fail_msg("%s", err);
+	compare_with_fixtures(&f, "snowflake");
+	/* every file ends with exactly one LF and has no CR */
+	for (size_t i = 0; i < f.n; i++) {
+		assert_true(f.v[i].len > 0 && f.v[i].content[f.v[i].len - 1] == '\n');
+		assert_null(strchr(f.v[i].content, '\r'));
+	}
+	pb_files_release(&f);
+}
+
+static void databricks_output(void **state)
+{
+	(void)state;
+	pb_files f;
+	char err[PB_ERR_MAX];
+	render_opts o = { .mode = "DirectQuery", .warehouse = "IGNORED_WH" };
+	if (render("dbx", &o, &f, err))
+		fail_msg("%s", err);
+	compare_with_fixtures(&f, "databricks");
+	pb_files_release(&f);
+}
+
+static void expect_error(const char *server, const render_opts *o, int rc, const char *msg)
+{
+	pb_files f;
+	char err[PB_ERR_MAX];
+	assert_int_equal(render(server, o, &f, err), rc);
+	assert_int_equal(f.n, 0);
+	assert_null(f.v);
+	if (strcmp(err, msg))
+		fail_msg("got \"%s\", want \"%s\"", err, msg);
+}
+
+static void missing_values(void **state)
+{
+	(void)state;
+	expect_error("nowh", NULL, PB_EINVAL,
+		     "server \"nowh\" (snowflake): no warehouse; add \"warehouse\" to the server or pass --warehouse");
+	expect_error("dbx-nopath", NULL, PB_EINVAL,
+		     "server \"dbx-nopath\" (databricks): no HTTP path; add customProperties \"httpPath\" to the "
+		     "server or pass --http-path");
+	expect_error("pg", NULL, PB_EINVAL,
+		     "server type postgresql is not supported for Power BI (snowflake, databricks)");
+	expect_error("sf-noschema", NULL, PB_EINVAL,
+		     "server \"sf-noschema\" (snowflake): no schema; add \"schema\" to the server");
+	expect_error("nope", NULL, PB_EINVAL,
+		     "no server named \"nope\" in the contract (servers: prod, nowh, dbx, dbx-nopath, pg, sf-noschema)");
+	render_opts bad = { .mode = "dual" };
+	expect_error("prod", &bad, PB_EINVAL, "mode \"dual\": use import or directquery");
+
+	/* Flags fill in what the server lacks; the server's own value wins. */
+	pb_files f;
+	char err[PB_ERR_MAX];
+	render_opts o = { .warehouse = "FLAG_WH", .http_path = "/sql/1.0/warehouses/flag" };
+	assert_int_equal(render("nowh", &o, &f, err), 0);
+	assert_non_null(strstr(find(&f, "definition/expressions.tmdl")->content, "\"FLAG_WH\" meta"));
+	assert_non_null(strstr(find(&f, "definition/expressions.tmdl")->content,
+			       "SnowflakeHost = \"acme.snowflakecomputing.com\""));
+	pb_files_release(&f);
+	assert_int_equal(render("prod", &o, &f, err), 0);
+	assert_non_null(strstr(find(&f, "definition/expressions.tmdl")->content, "\"REPORTING_WH\" meta"));
+	pb_files_release(&f);
+	assert_int_equal(render("dbx-nopath", &o, &f, err), 0);
+	assert_non_null(strstr(find(&f, "definition/expressions.tmdl")->content, "\"/sql/1.0/warehouses/flag\""));
+	pb_files_release(&f);
+	assert_int_equal(render("dbx", &o, &f, err), 0);
+	assert_non_null(strstr(find(&f, "definition/expressions.tmdl")->content, "\"/sql/1.0/warehouses/abc\""));
+	pb_files_release(&f);
+
+	/* No servers at all. */
+	pb_contract none = contract;
+	none.nservers = 0;
+	assert_int_equal(tmdl_render(&none, NULL, &f, err), PB_EINVAL);
+	assert_string_equal(err, "the contract has no servers; add a snowflake or databricks server");
+}
+
+static void mode_and_relationships(void **state)
+{
+	(void)state;
+	pb_files f;
+	char err[PB_ERR_MAX];
+	render_opts o = { .mode = "directquery" };
+	assert_int_equal(render("prod", &o, &f, err), 0);
+	const pb_file *t = find(&f, "definition/tables/Customer List.tmdl");
+	assert_non_null(t);
+	assert_non_null(strstr(t->content, "\t\tmode: directQuery\n"));
+	assert_non_null(find(&f, "definition/relationships.tmdl"));
+	pb_files_release(&f);
+
+	/* First server when none is named; no relationships file without relationships. */
+	pb_contract plain = contract;
+	plain.nrelationships = 0;
+	assert_int_equal(tmdl_render(&plain, NULL, &f, err), 0);
+	assert_null(find(&f, "definition/relationships.tmdl"));
+	assert_non_null(strstr(find(&f, "definition/tables/Customer List.tmdl")->content, "\t\tmode: import\n"));
+	pb_files_release(&f);
+
+	/* A relationship naming a column the contract lacks. */
+	pb_relationship bad_rel = rels[0];
+	bad_rel.to_column = S("nope");
+	plain.relationships = &bad_rel;
+	plain.nrelationships = 1;
+	assert_int_equal(tmdl_render(&plain, NULL, &f, err), PB_EINVAL);
+	assert_non_null(strstr(err, "template templates/tmdl/main.lua:"));
+	assert_non_null(strstr(err, ": relationship orders/2024.customer_id -> Customer List.nope: "
+				    "table 'Customer List' has no column 'nope'"));
+}
+
+static void output_is_deterministic(void **state)
+{
+	(void)state;
+	pb_files a, b;
+	char err[PB_ERR_MAX];
+	assert_int_equal(render("prod", NULL, &a, err), 0);
+	assert_int_equal(render("prod", NULL, &b, err), 0);
+	assert_int_equal(a.n, b.n);
+	for (size_t i = 0; i < a.n; i++) {
+		assert_string_equal(a.v[i].path, b.v[i].path);
+		assert_int_equal(a.v[i].len, b.v[i].len);
+		assert_memory_equal(a.v[i].content, b.v[i].content, a.v[i].len);
+	}
+	pb_files_release(&a);
+	pb_files_release(&b);
+}
+
+static void override_folder(void **state)
+{
+	(void)state;
+	pb_files f;
+	char err[PB_ERR_MAX], dir[512];
+	render_opts o = { .template_path = PBIPORT_DATADIR "/docs/examples" };
+	assert_int_equal(render("prod", &o, &f, err), 0);
+	const char *t = find(&f, "definition/tables/Customer List.tmdl")->content;
+	assert_non_null(strstr(t, "\tcolumn 'Customer Id'\n\t\tdataType: int64\n\t\tisHidden\n\t\tisKey\n"));
+	assert_non_null(strstr(t, "\tcolumn 'O''brien \"Nick\" Name'\n"));
+	assert_non_null(strstr(t, "\tcolumn 'Birth Date'\n\t\tdataType: dateTime\n\t\tformatString"));
+	assert_non_null(strstr(find(&f, "definition/relationships.tmdl")->content,
+			       "\ttoColumn: 'Customer List'.'Customer Id'\n"));
+	pb_files_release(&f);
+
+	/* The same through PBIPORT_TEMPLATE_PATH (after an empty entry). */
+	setenv("PBIPORT_TEMPLATE_PATH", ":" PBIPORT_DATADIR "/docs/examples", 1);
+	assert_int_equal(render("prod", NULL, &f, err), 0);
+	assert_non_null(strstr(find(&f, "definition/tables/Customer List.tmdl")->content, "'Customer Id'"));
+	pb_files_release(&f);
+	unsetenv("PBIPORT_TEMPLATE_PATH");
+
+	/* A template with a runtime error names its file and line. */
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/broken", tmpdir), 0);
+	put(dir, "table.lua", "local tmdl = require 'tmdl'\n\nreturn function(t, model, ctx)\n"
+			      "  return t.no_such_field.x\nend\n");
+	o.template_path = dir;
+	assert_int_equal(render("prod", &o, &f, err), PB_EINVAL);
+	char want[PB_ERR_MAX];
+	assert_int_equal(xsnprintf(want, sizeof want, "template %s/table.lua:4: attempt to index a nil value "
+				   "(field 'no_such_field')", dir), 0);
+	assert_string_equal(err, want);
+
+	/* A runaway template is stopped. */
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/spin", tmpdir), 0);
+	put(dir, "main.lua", "return function(ctx)\n  while true do end\nend\n");
+	o.template_path = dir;
+	o.time_limit_ms = 100;
+	assert_int_equal(render("prod", &o, &f, err), PB_ELIMIT);
+	assert_int_equal(xsnprintf(want, sizeof want, "template %s/main.lua:2: time limit of 100 ms exceeded", dir), 0);
+	assert_string_equal(err, want);
+	o.time_limit_ms = 0;
+
+	/* Bad output paths and values are refused. */
+	static const char *const bad[][2] = {
+		{ "return function() return { ['../x'] = 'y' } end",
+		  "template output: path \"../x\" is outside definition/ and definition.pbism" },
+		{ "return function() return { ['definition/../x'] = 'y' } end",
+		  "template output: path \"definition/../x\" has an empty, '.' or '..' part" },
+		{ "return function() return { ['/etc/x'] = 'y' } end",
+		  "template output: path \"/etc/x\" is outside definition/ and definition.pbism" },
+		{ "return function() return { ['definition\\\\x'] = 'y' } end",
+		  "template output: path \"definition\\x\" is outside definition/ and definition.pbism" },
+		{ "return function() return { ['definition/a\\\\b.tmdl'] = 'y' } end",
+		  "template output: path \"definition/a\\b.tmdl\" has a backslash or control character" },
+		{ "return function() return { ['definition//a'] = 'y' } end",
+		  "template output: path \"definition//a\" has an empty, '.' or '..' part" },
+		{ "return function() return { ['definition/a'] = 5 } end",
+		  "template output: keys must be paths and values texts (got a string key and a number value)" },
+		{ "return function() return { ['definition/a'] = '\\xff' } end",
+		  "template output: definition/a is not valid UTF-8" },
+		{ "return function() return 'text' end",
+		  "template main.lua: the render function returned a string, expected a table { [path] = text }" },
+	};
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/paths", tmpdir), 0);
+	o.template_path = dir;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		put(dir, "main.lua", bad[i][0]);
+		assert_int_equal(render("prod", &o, &f, err), PB_EINVAL);
+		if (strcmp(err, bad[i][1]))
+			fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, bad[i][1]);
+	}
+
+	/* A missing --templates folder is an error, not silently skipped. */
+	o.template_path = "/nonexistent/pbiport-templates";
+	assert_int_equal(render("prod", &o, &f, err), PB_EINVAL);
+	assert_string_equal(err, "template folder /nonexistent/pbiport-templates: not a readable folder");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(escaping_rules),
+		cmocka_unit_test(description_and_lists),
+		cmocka_unit_test(column_types),
+		cmocka_unit_test(snowflake_output),
+		cmocka_unit_test(databricks_output),
+		cmocka_unit_test(missing_values),
+		cmocka_unit_test(mode_and_relationships),
+		cmocka_unit_test(output_is_deterministic),
+		cmocka_unit_test(override_folder),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
