@@ -105,7 +105,7 @@ def model_item(m):
             "workspaceId": m["workspace"]}
 
 
-def _paged(emu, req, items):
+def _paged(emu, req, items, render=None):
     size = max(1, int(emu.config["page_size"]))
     start = 0
     tok = req.q("continuationToken")
@@ -114,7 +114,8 @@ def _paged(emu, req, items):
             start = int(base64.b64decode(tok, validate=True).decode("ascii").split(":", 1)[1])
         except (ValueError, IndexError, binascii.Error, UnicodeDecodeError):
             raise HttpError(fabric_error(req, 400, "InvalidContinuationToken", "The continuation token is not valid"))
-    body = {"value": items[start:start + size]}
+    page = items[start:start + size]
+    body = {"value": [render(i) for i in page] if render else page}
     if start + size < len(items):
         raw = base64.b64encode(("off:%d" % (start + size)).encode()).decode()
         enc = urllib.parse.quote(raw, safe="")  # pre-encoded, as the service sends it
@@ -131,12 +132,10 @@ def _paged(emu, req, items):
 def list_workspaces(emu, req, m):
     p = auth(emu, req, READ_WS + ("Item.Read.All", "Item.ReadWrite.All"))
     roles = {r.strip().lower() for r in (req.q("roles") or "").split(",") if r.strip()}
-    out = []
-    for ws in sorted(emu.visible_workspaces(p), key=lambda w: (w["name"].lower(), w["id"])):
-        if roles and _role_name(emu.role_rank(ws, p)).lower() not in roles:
-            continue
-        out.append(_ws_json(ws))
-    return _paged(emu, req, out)
+    items = emu.visible_workspaces(p)
+    if roles:
+        items = [ws for ws in items if _role_name(emu.role_rank(ws, p)).lower() in roles]
+    return _paged(emu, req, items, _ws_json)
 
 
 def get_workspace(emu, req, m):
@@ -146,17 +145,14 @@ def get_workspace(emu, req, m):
 
 def _items_of(emu, ws, typ=None):
     out = []
-    for md in emu.models.values():
-        if md["workspace"] == ws["id"]:
-            out.append(model_item(md))
-    for r in emu.reports.values():
-        if r["workspace"] == ws["id"]:
-            out.append({"id": r["id"], "type": "PaginatedReport" if r["reportType"] == "PaginatedReport" else "Report",
-                        "displayName": r["name"], "description": r["description"], "workspaceId": ws["id"]})
-    for d in emu.dashboards.values():
-        if d["workspace"] == ws["id"]:
-            out.append({"id": d["id"], "type": "Dashboard", "displayName": d["name"], "description": "",
-                        "workspaceId": ws["id"]})
+    for md in emu.ws_models(ws):
+        out.append(model_item(md))
+    for r in emu.ws_reports(ws):
+        out.append({"id": r["id"], "type": "PaginatedReport" if r["reportType"] == "PaginatedReport" else "Report",
+                    "displayName": r["name"], "description": r["description"], "workspaceId": ws["id"]})
+    for d in emu.ws_dashboards(ws):
+        out.append({"id": d["id"], "type": "Dashboard", "displayName": d["name"], "description": "",
+                    "workspaceId": ws["id"]})
     if typ:
         out = [i for i in out if i["type"].lower() == typ.lower()]
     return sorted(out, key=lambda i: (i["displayName"].lower(), i["id"]))
@@ -283,8 +279,7 @@ def _lro_or_sync(emu, req, p, kind, on_finish, sync_status, precheck_error=None)
 
 def _name_taken(emu, ws, name, skip_id=None, skip_op=None):
     low = name.lower()
-    if any(md["workspace"] == ws["id"] and md["name"].lower() == low and md["id"] != skip_id
-           for md in emu.models.values()):
+    if any(md["name"].lower() == low and md["id"] != skip_id for md in emu.ws_models(ws)):
         return True
     return any(op["status"] in ("NotStarted", "Running") and op.get("ws") == ws["id"] and op["id"] != skip_op
                and op.get("name", "").lower() == low for op in emu.operations.values())
@@ -401,8 +396,7 @@ def delete_model(emu, req, m):
     p = auth(emu, req, WRITE_MODELS)
     ws = _ws(emu, req, p, m.group(1), min_rank=2)
     model = _model(emu, req, ws, m.group(2))
-    del emu.models[model["id"]]
-    ws["modified"] = emu.now()
+    emu.remove_model(model["id"])
     return empty(200)
 
 

@@ -155,7 +155,6 @@ def group_json(emu, ws, p):
 def list_groups(emu, req, m):
     p = auth(emu, req, READ_WS)
     groups = [ws for ws in emu.visible_workspaces(p) if ws["type"] != "Personal"]
-    groups.sort(key=lambda w: (w["name"].lower(), w["id"]))
     flt = req.q("$filter")
     if flt:
         pred = _filter(flt)
@@ -209,7 +208,7 @@ def dataset_json(emu, ws, md):
 def list_datasets(emu, req, m):
     p = auth(emu, req, READ_DS)
     ws = ws_for(emu, req, p, m.group(1), allow_missing=True)
-    items = sorted((md for md in emu.models.values() if ws and md["workspace"] == ws["id"]),
+    items = sorted(emu.ws_models(ws) if ws else [],
                    key=lambda x: (x["name"].lower(), x["id"]))
     return json_resp(200, {"@odata.context": _ctx(req, "datasets"),
                            "value": [dataset_json(emu, ws, md) for md in items]})
@@ -226,7 +225,7 @@ def delete_dataset(emu, req, m):
     p = auth(emu, req, WRITE_DS)
     ws = ws_for(emu, req, p, m.group(1), min_rank=2)
     md = _model(emu, ws, m.group(2))
-    del emu.models[md["id"]]
+    emu.remove_model(md["id"])
     return empty(200)
 
 
@@ -251,7 +250,7 @@ def report_json(ws, r):
 def list_reports(emu, req, m):
     p = auth(emu, req, READ_RPT)
     ws = ws_for(emu, req, p, m.group(1), allow_missing=True)
-    items = sorted((r for r in emu.reports.values() if ws and r["workspace"] == ws["id"]),
+    items = sorted(emu.ws_reports(ws) if ws else [],
                    key=lambda x: (x["name"].lower(), x["id"]))
     return json_resp(200, {"@odata.context": _ctx(req, "reports"), "value": [report_json(ws, r) for r in items]})
 
@@ -274,7 +273,7 @@ def dashboard_json(emu, ws, d, p):
 def list_dashboards(emu, req, m):
     p = auth(emu, req, READ_DASH)
     ws = ws_for(emu, req, p, m.group(1), allow_missing=True)
-    items = sorted((d for d in emu.dashboards.values() if ws and d["workspace"] == ws["id"]),
+    items = sorted(emu.ws_dashboards(ws) if ws else [],
                    key=lambda x: (x["name"].lower(), x["id"]))
     return json_resp(200, {"@odata.context": _ctx(req, "dashboards"),
                            "value": [dashboard_json(emu, ws, d, p) for d in items]})
@@ -357,6 +356,7 @@ def trigger_refresh(emu, req, m):
         "error_description": plan.get("error_description", plan["error_code"]), "enhanced": enhanced,
         "request": body, "principal": p["id"]})
     del md["refreshes"][60:]
+    emu.running_refreshes.append((md, md["refreshes"][0]))
     emu.counters["refreshes_started"] += 1
     headers = []
     if enhanced:

@@ -172,7 +172,7 @@ def build_result(emu, tenant, ids, flags):
             wj["capacityId"] = ws["capacityId"]
         if flags["getArtifactUsers"]:
             wj["users"] = _users(emu, ws, "groupUserAccessRight")
-        for r in sorted((r for r in emu.reports.values() if r["workspace"] == ws["id"]), key=lambda r: r["id"]):
+        for r in emu.ws_reports(ws):
             rj = {"id": r["id"], "name": r["name"], "reportType": r["reportType"],
                   "createdDateTime": iso(emu.now() - 86400), "modifiedDateTime": iso(emu.now() - 3600)}
             if r["datasetId"]:
@@ -181,7 +181,7 @@ def build_result(emu, tenant, ids, flags):
             if flags["getArtifactUsers"]:
                 rj["users"] = []
             wj["reports"].append(rj)
-        for d in sorted((d for d in emu.dashboards.values() if d["workspace"] == ws["id"]), key=lambda d: d["id"]):
+        for d in emu.ws_dashboards(ws):
             tiles = []
             for t in d["tiles"]:
                 tj = {"id": t["id"], "title": t["title"]}
@@ -192,7 +192,7 @@ def build_result(emu, tenant, ids, flags):
                     tj["datasetWorkspaceId"] = ws["id"]
                 tiles.append(tj)
             wj["dashboards"].append({"id": d["id"], "displayName": d["name"], "isReadOnly": False, "tiles": tiles})
-        for md in sorted((x for x in emu.models.values() if x["workspace"] == ws["id"]), key=lambda x: x["id"]):
+        for md in emu.ws_models(ws):
             wj["datasets"].append(_dataset(emu, tenant, md, flags, schema, exprs, instances))
         out.append(wj)
     result = {"workspaces": out}

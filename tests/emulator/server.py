@@ -303,8 +303,7 @@ class Server(ThreadingHTTPServer):
             return json_resp(400, {"error": {"code": "InvalidJson", "message": str(e)}})
         with emu.lock:
             if req.method == "POST" and name == "reset":
-                emu.load(emu.initial_fixture)
-                emu.clock_offset = 0.0
+                emu.reset()
                 return json_resp(200, {"ok": True})
             if req.method == "POST" and name == "load":
                 emu.load(body)
@@ -360,15 +359,16 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.rate_scale <= 0:
         ap.error("--rate-scale must be positive")
-    fixture = {}
+    text = "{}"
     if args.fixture:
         with open(args.fixture, encoding="utf-8") as f:
-            fixture = json.load(f)
+            text = f.read()
     ca, cert, key = make_certs(args.state_dir)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert, key)
-    emu = Emu(fixture, token_lifetime=args.token_lifetime, rate_scale=args.rate_scale, latency_ms=args.latency_ms)
+    emu = Emu(json.loads(text), token_lifetime=args.token_lifetime, rate_scale=args.rate_scale,
+              latency_ms=args.latency_ms, fixture_text=text)
     srv = Server(("127.0.0.1", args.port), Handler)
     srv.ssl_ctx = ctx
     srv.emu = emu

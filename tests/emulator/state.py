@@ -6,7 +6,7 @@ moves forward, so tests can expire tokens or pass rate windows without sleeping.
 """
 
 import collections
-import copy
+import json
 import math
 import threading
 import time
@@ -60,14 +60,15 @@ def split_scope(scope):
 
 
 class Emu:
-    def __init__(self, fixture, token_lifetime=3600, rate_scale=1.0, latency_ms=0):
+    def __init__(self, fixture, token_lifetime=3600, rate_scale=1.0, latency_ms=0, fixture_text=None):
         self.lock = threading.RLock()
         self.token_lifetime = token_lifetime
         self.rate_scale = rate_scale
         self.base_latency_ms = latency_ms
-        self.initial_fixture = copy.deepcopy(fixture)
+        # reset re-reads this text: cheaper than a deepcopy, and load() may then keep what it parses
+        self.initial_fixture = fixture_text if fixture_text is not None else json.dumps(fixture or {})
         self.clock_offset = 0.0
-        self.load(fixture)
+        self.load(fixture if fixture_text is not None else json.loads(self.initial_fixture))
 
     # ---- time, limits --------------------------------------------------------
 
@@ -90,8 +91,13 @@ class Emu:
 
     # ---- loading -------------------------------------------------------------
 
+    def reset(self):
+        self.clock_offset = 0.0
+        self.load(json.loads(self.initial_fixture))
+
     def load(self, fixture):
-        fx = copy.deepcopy(fixture or {})
+        """Replaces all state with fixture (a freshly parsed dict; it is kept, not copied)."""
+        fx = fixture or {}
         self.config = dict(DEFAULT_CONFIG)
         self.config.update(fx.get("emulator") or {})
         self.tenants = {}
@@ -109,6 +115,9 @@ class Emu:
         self.faults = []
         self.pending_rows = {}
         self.refresh_plans = {}
+        self.ws_index = {}          # principal (upn / client id / object id, lower case) -> workspace ids
+        self.running_refreshes = []  # (model, refresh) pairs still "Unknown"
+        self.visible_cache = {}
         self.log = collections.deque(maxlen=int(self.config["request_log_max"]))
         self.counters = collections.Counter()
         for t in fx.get("tenants") or []:
@@ -183,8 +192,11 @@ class Emu:
               "isOnDedicatedCapacity": bool(w.get("is_on_dedicated_capacity", bool(w.get("capacity_id")))),
               "roles": [{"principal": r["principal"].lower(), "role": r["role"]} for r in w.get("roles") or []],
               "state": w.get("state", "Active"),
-              "modified": parse_iso(w.get("modified", "")) or self.now() - 3600}
+              "modified": parse_iso(w.get("modified", "")) or self.now() - 3600,
+              "models": {}, "reports": {}, "dashboards": {}}  # ids (dicts keep insertion order)
         self.workspaces[wid] = ws
+        for key in [r["principal"] for r in ws["roles"]] + ([ws["owner"]] if typ == "Personal" else []):
+            self.ws_index.setdefault(key, set()).add(wid)
         for m in w.get("semantic_models") or []:
             self.add_model(ws, m, by_api=False)
         for r in w.get("reports") or []:
@@ -192,12 +204,14 @@ class Emu:
             self.reports[rid] = {"id": rid, "workspace": wid, "name": r.get("name", rid),
                                  "datasetId": r.get("dataset_id"), "reportType": r.get("report_type", "PowerBIReport"),
                                  "description": r.get("description", "")}
+            ws["reports"][rid] = True
         for d in w.get("dashboards") or []:
             did = d.get("id") or new_id()
             self.dashboards[did] = {"id": did, "workspace": wid, "name": d.get("name", did),
                                     "tiles": [{"id": tl.get("id") or new_id(), "title": tl.get("title", ""),
                                                "reportId": tl.get("report_id"), "datasetId": tl.get("dataset_id")}
                                               for tl in d.get("tiles") or []]}
+            ws["dashboards"][did] = True
 
     def add_model(self, ws, m, by_api, parts=None, parsed=None):
         """Fixture models carry structured tables; API-created ones carry their TMDL parts."""
@@ -220,8 +234,25 @@ class Emu:
         for b in m.get("bindings") or []:
             model["bindings"][(b["type"].lower(), b["path"].lower())] = b["connection_id"]
         self.models[mid] = model
+        ws["models"][mid] = True
         ws["modified"] = self.now()
         return model
+
+    def remove_model(self, mid):
+        model = self.models.pop(mid)
+        ws = self.workspaces[model["workspace"]]
+        ws["models"].pop(mid, None)
+        ws["modified"] = self.now()
+        self.running_refreshes = [(m, r) for m, r in self.running_refreshes if m["id"] != mid]
+
+    def ws_models(self, ws):
+        return [self.models[i] for i in ws["models"]]
+
+    def ws_reports(self, ws):
+        return [self.reports[i] for i in ws["reports"]]
+
+    def ws_dashboards(self, ws):
+        return [self.dashboards[i] for i in ws["dashboards"]]
 
     def model_parts(self, model):
         if model["parts"] is None:
@@ -281,8 +312,20 @@ class Emu:
         return best
 
     def visible_workspaces(self, p):
-        return [ws for ws in self.workspaces.values()
-                if ws["tenant"] == p["tenant"] and ws["state"] == "Active" and self.role_rank(ws, p) > 0]
+        """Workspaces where p has a role, sorted by (name, id). Cached: roles only change on load."""
+        key = (p["tenant"], p["id"].lower(), (p.get("oid") or "").lower())
+        hit = self.visible_cache.get(key)
+        if hit is not None:
+            return hit
+        wids = self.ws_index.get(key[1], set()) | self.ws_index.get(key[2], set())
+        out = []
+        for wid in wids:
+            ws = self.workspaces.get(wid)
+            if ws and ws["tenant"] == p["tenant"] and ws["state"] == "Active" and self.role_rank(ws, p) > 0:
+                out.append(ws)
+        out.sort(key=lambda w: (w["name"].lower(), w["id"]))
+        self.visible_cache[key] = out
+        return out
 
     # ---- state machines ----------------------------------------------------------
 
@@ -291,10 +334,9 @@ class Emu:
         for op in list(self.operations.values()):
             if op["status"] in ("NotStarted", "Running") and now - op["created"] >= op["duration"]:
                 self.finish_operation(op)
-        for model in self.models.values():
-            for r in model["refreshes"]:
-                if r["status"] == "Unknown" and now - r["start"] >= r["duration"]:
-                    self.finish_refresh(model, r)
+        for model, r in list(self.running_refreshes):
+            if r["status"] == "Unknown" and now - r["start"] >= r["duration"]:
+                self.finish_refresh(model, r)
         for scan in list(self.scans.values()):
             if scan["status"] in ("NotStarted", "Running") and now - scan["created"] >= scan["duration"]:
                 self.finish_scan(scan)
@@ -322,6 +364,7 @@ class Emu:
                 op["error"] = err
 
     def finish_refresh(self, model, r):
+        self.running_refreshes = [(m, x) for m, x in self.running_refreshes if x is not r]
         r["status"] = r["outcome"]
         r["end"] = self.now()
         if r["status"] == "Completed":
@@ -341,10 +384,9 @@ class Emu:
         for op in self.operations.values():
             if op["status"] in ("NotStarted", "Running"):
                 self.finish_operation(op)
-        for model in self.models.values():
-            for r in model["refreshes"]:
-                if r["status"] == "Unknown":
-                    self.finish_refresh(model, r)
+        for model, r in list(self.running_refreshes):
+            if r["status"] == "Unknown":
+                self.finish_refresh(model, r)
         for scan in self.scans.values():
             if scan["status"] in ("NotStarted", "Running"):
                 self.finish_scan(scan)
@@ -418,7 +460,9 @@ class Emu:
                                          for u in t["users"].values()]} for t in self.tenants.values()]
         if want("workspaces"):
             out["workspaces"] = [{"id": w["id"], "name": w["name"], "type": w["type"], "tenant": w["tenant"],
-                                  "roles": w["roles"], "modified": iso(w["modified"])} for w in self.workspaces.values()]
+                                  "roles": w["roles"], "modified": iso(w["modified"]), "models": list(w["models"]),
+                                  "reports": list(w["reports"]), "dashboards": list(w["dashboards"])}
+                                 for w in self.workspaces.values()]
         if want("models"):
             ms = []
             for m in self.models.values():

@@ -11,6 +11,7 @@ Public functions:
   write_parts(model)      structured fixture model => dict path -> text (a loadable definition)
 """
 
+import functools
 import re
 
 OBJECT_PARENTS = {
@@ -89,8 +90,16 @@ def _unquote_value(v):
     return v
 
 
+# a line that is a property or child object, not the first line of an expression body
+_PROP_LIKE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*\s*[:=]|///|(?:column|measure|partition|hierarchy|level|"
+                        r"annotation|extendedProperty|changedProperty|variation|kpi|ref|member|tablePermission|"
+                        r"columnPermission|calculationItem|calendarColumnGroup)\s)")
+
+
 def _read_expression(lines, i, depth, first, path):
-    """Reads the text after '=' on line i (0-based). Returns (text, next_index)."""
+    """Reads the text after '=' on line i (0-based). Returns (text, next_index).
+    A multi-line body sits two tabs deeper than the opening line (Power BI's output); one tab
+    deeper is also accepted when that line cannot be a property (the docs' examples)."""
     lineno = i + 1
     head = first.strip()
     if head.startswith("```"):
@@ -107,6 +116,15 @@ def _read_expression(lines, i, depth, first, path):
         raise TmdlError(path, lineno, "unterminated ``` expression block")
     if head:
         return head, i + 1
+    k = i + 1
+    while k < len(lines) and lines[k].strip() == "":
+        k += 1
+    if k < len(lines) and _depth(lines[k]) > depth + 1:
+        threshold = depth + 1
+    elif k < len(lines) and _depth(lines[k]) == depth + 1 and not _PROP_LIKE.match(lines[k].lstrip("\t")):
+        threshold = depth
+    else:
+        raise TmdlError(path, lineno, "expression expected after '='")
     body = []
     j = i + 1
     while j < len(lines):
@@ -115,14 +133,12 @@ def _read_expression(lines, i, depth, first, path):
             body.append("")
             j += 1
             continue
-        if _depth(ln) <= depth:
+        if _depth(ln) <= threshold:
             break
         body.append(ln)
         j += 1
     while body and body[-1] == "":
         body.pop()
-    if not body:
-        raise TmdlError(path, lineno, "expression expected after '='")
     margin = min(_depth(ln) for ln in body if ln)
     return "\n".join(ln[margin:].rstrip() for ln in body), j
 
@@ -201,6 +217,10 @@ def parse_document(path, text):
                 raise TmdlError(path, lineno, "property %r outside an object" % word)
             expr, i = _read_expression(lines, i, d, after.lstrip()[1:], path)
             parent.props[word] = expr
+            # unnamed objects with a default value may carry children (calendarColumnGroup = year)
+            node = Node(word, None, expr, lineno, d)
+            parent.children.append(node)
+            stack.append(node)
             continue
         if not after.startswith((" ", "\t")):
             raise TmdlError(path, lineno, "unexpected text %r" % rest[:40])
@@ -391,6 +411,12 @@ def _parameters(model):
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def _source_calls(text):
+    """(function, arg1, arg2) of every source call in one M text (cached: big tenants repeat them)."""
+    return tuple((m.group(1), m.group(2), m.group(3)) for m in _SRC_RE.finditer(text))
+
+
 def datasources_of(model):
     """The data-source references a model's M code resolves to, deduplicated."""
     params = _parameters(model)
@@ -399,12 +425,12 @@ def datasources_of(model):
     out = []
     seen = set()
     for text in texts:
-        for m in _SRC_RE.finditer(text):
-            a = _m_literal(m.group(2), params)
-            b = _m_literal(m.group(3), params)
+        for func, arg1, arg2 in _source_calls(text):
+            a = _m_literal(arg1, params)
+            b = _m_literal(arg2, params)
             if a is None or b is None:
                 continue
-            typ = SOURCE_FUNCS[m.group(1)]
+            typ = SOURCE_FUNCS[func]
             path = "%s;%s" % (a, b)
             key = (typ.lower(), path.lower())
             if key in seen:
