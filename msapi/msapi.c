@@ -803,3 +803,238 @@ void msapi_wipe_json(json_t *v)
 			msapi_wipe_json(x);
 	}
 }
+
+/* ---------- parallel jobs ---------- */
+
+static void copy_err_line(char *dst, const char *src)
+{
+	if (xsnprintf(dst, PB_ERR_MAX, "%s", src))
+		dst[PB_ERR_MAX - 1] = '\0';
+}
+
+int msapi_job_set(msapi *c, msapi_job *job, int svc, const char *method, const char *url, const char *body,
+		  bool idempotent, const char *what, char *err)
+{
+	char *u = full_url(c, svc, url);
+	char *b = body ? xstrdup(body) : NULL;
+	if (!u || (body && !b)) {
+		free(u);
+		free(b);
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	}
+	free(job->url);
+	free(job->body);
+	job->url = u;
+	job->body = b;
+	job->call = (msapi_call){ .svc = svc, .method = method, .url = job->url, .idempotent = idempotent,
+				  .what = what };
+	memset(&job->t, 0, sizeof job->t);
+	return PB_OK;
+}
+
+void msapi_job_release(msapi_job *job)
+{
+	if (!job)
+		return;
+	free(job->url);
+	free(job->body);
+	if (job->auth)
+		pb_secret_free(job->auth, strlen(job->auth));
+	memset(job, 0, sizeof *job);
+}
+
+struct job_run {
+	msapi *c;
+	msapi_job *jobs;
+	pb_http_req *reqs;
+	msapi_job_ok_fn ok;
+	msapi_job_fail_fn fail;
+	void *ctx;
+	msapi_batch_stats *st;
+};
+
+/* Points reqs[i] at job i's current request, with the current token. */
+static int job_request(struct job_run *run, size_t i, char *err)
+{
+	msapi_job *j = &run->jobs[i];
+	pb_http_req *q = &run->reqs[i];
+	if (j->auth)
+		pb_secret_free(j->auth, strlen(j->auth));
+	j->auth = NULL;
+	memset(q, 0, sizeof *q);
+	size_t nh = 0;
+	j->hdrs[nh++] = "Accept: application/json";
+	if (!j->call.no_auth) {
+		if (!(j->auth = msapi_auth_header(run->c)))
+			return pb_err(err, PB_EINVAL, "no access token to %s: sign in first", j->call.what);
+		j->hdrs[nh++] = j->auth;
+	}
+	if (j->body) {
+		j->hdrs[nh++] = "Content-Type: application/json";
+		q->body = j->body;
+		q->body_len = strlen(j->body);
+	}
+	q->method = j->call.method;
+	q->url = j->url;
+	q->headers = j->hdrs;
+	q->nheaders = nh;
+	q->fresh_connection = !j->call.idempotent;
+	j->t.token_gen = run->c->token_gen;
+	return PB_OK;
+}
+
+/* Counts a job that failed for good and asks the caller whether to go on. */
+static int job_failed(struct job_run *run, size_t idx, int rc, const char *jerr, char *batch_err)
+{
+	run->st->failed++;
+	if (!run->st->first_error[0])
+		copy_err_line(run->st->first_error, jerr);
+	int prc;
+	if (run->fail && (prc = run->fail(run->ctx, idx, &run->jobs[idx], rc, jerr, batch_err)) < 0)
+		return prc;
+	return PB_HTTP_DONE;
+}
+
+static int job_step(struct job_run *run, size_t idx, pb_http_resp *resp, int rc, const char *xerr,
+		    long *delay_ms, char *batch_err)
+{
+	msapi_job *j = &run->jobs[idx];
+	msapi *c = run->c;
+	run->st->requests++;
+	run->st->busy_seconds += resp->seconds;
+	char jerr[PB_ERR_MAX];
+	long delay = 0;
+	int act = msapi_classify(c, &j->call, resp, rc, xerr, &j->t, &delay, jerr);
+	int prc;
+	if (act < 0)
+		return job_failed(run, idx, act, jerr, batch_err);
+	switch (act) {
+	case MSAPI_A_REFRESH:
+		if ((prc = msapi_refresh_token(c, j->t.token_gen, batch_err)))
+			return prc;
+		run->st->retries++;
+		*delay_ms = 0;
+		break;
+	case MSAPI_A_RETRY:
+		run->st->retries++;
+		*delay_ms = delay;
+		break;
+	case MSAPI_A_REDIRECT: {
+		char *loc = xstrdup(pb_http_header(resp, "Location"));
+		if (!loc)
+			return pb_err(batch_err, PB_ENOMEM, "out of memory");
+		free(j->url);
+		j->url = loc;
+		j->call.url = loc;
+		*delay_ms = 0;
+		break;
+	}
+	default: {
+		int ret = run->ok ? run->ok(run->ctx, idx, j, resp, delay_ms, jerr) : PB_HTTP_DONE;
+		if (ret == MSAPI_JOB_FAILED)
+			return job_failed(run, idx, PB_EIO, jerr, batch_err);
+		if (ret < 0)
+			return pb_err(batch_err, ret, "%s", jerr);
+		if (ret != PB_HTTP_AGAIN)
+			return ret;
+		break;
+	}
+	}
+	if ((prc = job_request(run, idx, batch_err)))
+		return prc;
+	return PB_HTTP_AGAIN;
+}
+
+static int job_reply(void *ctx, size_t idx, pb_http_resp *resp, int rc, const char *xerr, long *delay_ms,
+		     char *batch_err)
+{
+	struct job_run *run = ctx;
+	msapi_job *j = &run->jobs[idx];
+	if (!j->slot_ms)
+		j->slot_ms = pb_now_ms() - (long long)(resp->seconds * 1000);
+	int ret = job_step(run, idx, resp, rc, xerr, delay_ms, batch_err);
+	if (ret == PB_HTTP_DONE)
+		run->st->slot_seconds += (double)(pb_now_ms() - j->slot_ms) / 1000.0;
+	return ret;
+}
+
+int msapi_run_jobs(msapi *c, msapi_job *jobs, size_t n, int parallel, msapi_job_ok_fn ok,
+		   msapi_job_fail_fn fail, void *ctx, msapi_batch_stats *st, char *err)
+{
+	msapi_batch_stats local;
+	if (!st)
+		st = &local;
+	memset(st, 0, sizeof *st);
+	if (!n)
+		return PB_OK;
+	struct job_run run = { c, jobs, calloc(n, sizeof *run.reqs), ok, fail, ctx, st };
+	int rc = PB_OK;
+	if (!run.reqs)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = job_request(&run, i, err);
+	if (!rc)
+		rc = pb_http_run_many(c->http, run.reqs, n, parallel, job_reply, &run, err);
+	free(run.reqs);
+	return rc;
+}
+
+struct get_many {
+	json_t **out;
+	int *rcs;
+	int first_rc;
+};
+
+static int get_many_ok(void *ctx, size_t idx, msapi_job *job, const pb_http_resp *resp, long *delay_ms, char *err)
+{
+	(void)job;
+	(void)delay_ms;
+	(void)err;
+	struct get_many *g = ctx;
+	g->out[idx] = resp->body_len ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
+	if (g->rcs)
+		g->rcs[idx] = PB_OK;
+	return PB_HTTP_DONE;
+}
+
+static int get_many_fail(void *ctx, size_t idx, msapi_job *job, int rc, const char *jerr, char *err)
+{
+	(void)job;
+	(void)jerr;
+	(void)err;
+	struct get_many *g = ctx;
+	if (g->rcs)
+		g->rcs[idx] = rc;
+	if (!g->first_rc)
+		g->first_rc = rc;
+	return PB_OK;
+}
+
+int msapi_get_many(msapi *c, int svc, const char *const *paths, size_t n, const char *what, json_t **out,
+		   int *rcs, char *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		out[i] = NULL;
+		if (rcs)
+			rcs[i] = PB_EINTERNAL;
+	}
+	if (!n)
+		return PB_OK;
+	msapi_job *jobs = calloc(n, sizeof *jobs);
+	if (!jobs)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	int rc = PB_OK;
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = msapi_job_set(c, &jobs[i], svc, "GET", paths[i], NULL, true, what, err);
+	struct get_many g = { out, rcs, PB_OK };
+	msapi_batch_stats st;
+	if (!rc)
+		rc = msapi_run_jobs(c, jobs, n, c->parallel, get_many_ok, get_many_fail, &g, &st, err);
+	if (!rc && st.failed)
+		rc = pb_err(err, g.first_rc, "%zu of %zu calls to %s failed; first: %s", st.failed, n, what,
+			    st.first_error);
+	for (size_t i = 0; i < n; i++)
+		msapi_job_release(&jobs[i]);
+	free(jobs);
+	return rc;
+}

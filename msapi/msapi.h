@@ -168,6 +168,58 @@ typedef struct msapi_try {
  * (with *delay_ms for RETRY) or a negative pb_rc with the translated message in err. */
 int msapi_classify(msapi *c, const msapi_call *call, const pb_http_resp *resp, int rc,
 		   const char *xerr, msapi_try *t, long *delay_ms, char *err);
+/* ---- parallel calls: jobs on one curl multi handle, with the same retry, refresh and
+ * error rules as msapi_do. A job is a little state machine: its on_ok callback may point
+ * it at a next request (msapi_job_set) and ask to run again after a delay. ---- */
+
+typedef struct msapi_job {
+	msapi_call call;        /* svc, method, what, idempotent; call.url == url */
+	char *url;              /* owned: absolute URL of the current request */
+	char *body;             /* owned: JSON request body, or NULL */
+	char *auth;             /* owned secret: Authorization header line */
+	const char *hdrs[3];
+	msapi_try t;
+	long long slot_ms;      /* when the job's first request went out */
+	void *user;             /* the caller's per-job data (not owned) */
+} msapi_job;
+
+typedef struct msapi_batch_stats {
+	size_t requests;        /* HTTP requests made, retries included */
+	size_t retries;         /* 429/503/network retries and token refreshes */
+	size_t failed;          /* jobs that ended in failure */
+	double busy_seconds;    /* sum of the requests' transfer times */
+	double slot_seconds;    /* sum over jobs of first request -> done */
+	char first_error[PB_ERR_MAX];
+} msapi_batch_stats;
+
+/* Points job at method + url (absolute, or a path under svc's base) with body (copied,
+ * may be NULL) and resets its retry state. */
+int msapi_job_set(msapi *c, msapi_job *job, int svc, const char *method, const char *url, const char *body,
+		  bool idempotent, const char *what, char *err);
+void msapi_job_release(msapi_job *job);
+
+/* A job's 2xx reply (resp->body holds it). Return PB_HTTP_DONE, or PB_HTTP_AGAIN after
+ * msapi_job_set (or to repeat the same request) with *delay_ms, or MSAPI_JOB_FAILED (message
+ * in err) when this job failed but the others go on, or a negative pb_rc (message in err) to
+ * stop the batch. */
+enum { MSAPI_JOB_FAILED = 2 };
+typedef int (*msapi_job_ok_fn)(void *ctx, size_t idx, msapi_job *job, const pb_http_resp *resp,
+			       long *delay_ms, char *err);
+/* A job that failed for good (rc, jerr). Return 0 to let the others go on, or a negative
+ * pb_rc (message in err) to stop the batch. NULL: failures are only counted. */
+typedef int (*msapi_job_fail_fn)(void *ctx, size_t idx, msapi_job *job, int rc, const char *jerr, char *err);
+
+/* Runs jobs[0..n) (each set up with msapi_job_set) with at most `parallel` in progress.
+ * st may be NULL. Returns 0 or the stopping callback's rc; individual failures are in st. */
+int msapi_run_jobs(msapi *c, msapi_job *jobs, size_t n, int parallel, msapi_job_ok_fn ok,
+		   msapi_job_fail_fn fail, void *ctx, msapi_batch_stats *st, char *err);
+
+/* GETs paths[i] (one page each) in parallel, c->parallel at a time. out[i] is new JSON (or
+ * NULL when the call failed or the body was empty); rcs (may be NULL) gets each call's rc.
+ * Returns 0 when every call succeeded, else the first failure's rc and message. */
+int msapi_get_many(msapi *c, int svc, const char *const *paths, size_t n, const char *what, json_t **out,
+		   int *rcs, char *err);
+
 /* Calls the refresh callback (once per token generation). */
 int msapi_refresh_token(msapi *c, unsigned seen_gen, char *err);
 /* "Authorization: Bearer ..." header line, new (secret: free with pb_secret_free). */

@@ -174,225 +174,107 @@ enum phase { P_SUBMIT, P_POLL, P_RESULT };
 
 struct scan_job {
 	enum phase phase;
-	msapi_try t;
-	char *body;            /* getInfo body */
-	char *url;             /* current request URL */
 	char *scan_id;
-	char *auth;            /* secret */
-	const char *hdrs[3];
 	long long started_ms;  /* when the scan was accepted (for its time limit) */
-	long long slot_ms;     /* when the job's first request went out (for occupancy) */
 };
 
 struct scan_run {
-	msapi *c;
-	struct scan_job *jobs;
-	pb_http_req *reqs;
-	char *info_path;
+	struct scan_job *scans;
 	scanner_result_fn fn;
 	void *ctx;
-	scanner_stats *st;
+	size_t succeeded;
 };
 
-static void set_str(char **dst, char *v)
+/* Moves a job to its next request (scanStatus or scanResult of its scan). */
+static int next_phase(msapi *c, msapi_job *job, struct scan_job *s, enum phase ph, char *err)
 {
-	free(*dst);
-	*dst = v;
+	char *path = NULL;
+	int rc = msapi_path(&path, err, ph == P_POLL ? ADMIN "/scanStatus/%s" : ADMIN "/scanResult/%s", s->scan_id);
+	if (!rc)
+		rc = msapi_job_set(c, job, MSAPI_POWERBI, "GET", path, NULL, true,
+				   ph == P_POLL ? "read a scan's status" : "read a scan's result", err);
+	free(path);
+	s->phase = ph;
+	return rc;
 }
 
-/* Points reqs[i] at the job's current phase. */
-static int job_prepare(struct scan_run *run, size_t i, char *err)
+static int scan_failed(void *ctx, size_t idx, msapi_job *job, int rc, const char *jerr, char *err)
 {
-	struct scan_job *j = &run->jobs[i];
-	pb_http_req *q = &run->reqs[i];
-	if (j->auth)
-		pb_secret_free(j->auth, strlen(j->auth));
-	if (!(j->auth = msapi_auth_header(run->c)))
-		return pb_err(err, PB_EINVAL, "no access token to scan workspaces: sign in first");
-	j->hdrs[0] = "Accept: application/json";
-	j->hdrs[1] = j->auth;
-	j->hdrs[2] = "Content-Type: application/json";
-	memset(q, 0, sizeof *q);
-	q->headers = j->hdrs;
-	q->url = j->url;
-	j->t.token_gen = run->c->token_gen;
-	if (j->phase == P_SUBMIT) {
-		q->method = "POST";
-		q->body = j->body;
-		q->body_len = strlen(j->body);
-		q->nheaders = 3;
-	} else {
-		q->method = "GET";
-		q->nheaders = 2;
-	}
+	(void)ctx;
+	(void)idx;
+	msapi *c = job->user;
+	/* an authorization problem hits every batch alike: stop now */
+	if (c->last.status == 401 || c->last.status == 403)
+		return pb_err(err, rc, "%s", jerr);
 	return PB_OK;
 }
 
-static int job_phase(struct scan_run *run, size_t i, enum phase ph, char *err)
-{
-	struct scan_job *j = &run->jobs[i];
-	char *url = NULL;
-	int rc = msapi_path(&url, err, ph == P_POLL ? ADMIN "/scanStatus/%s" : ADMIN "/scanResult/%s", j->scan_id);
-	if (rc)
-		return rc;
-	char *full = NULL;
-	if (asprintf(&full, "%s%s", msapi_base(run->c, MSAPI_POWERBI), url) < 0)
-		full = NULL;
-	free(url);
-	if (!full)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	set_str(&j->url, full);
-	j->phase = ph;
-	memset(&j->t, 0, sizeof j->t);
-	return job_prepare(run, i, err);
-}
-
-static void job_failed(struct scan_run *run, const char *msg)
-{
-	run->st->failed++;
-	if (!run->st->first_error[0] && xsnprintf(run->st->first_error, PB_ERR_MAX, "%s", msg))
-		run->st->first_error[PB_ERR_MAX - 1] = '\0';
-}
-
-static int on_reply_step(void *ctx, size_t idx, pb_http_resp *resp, int rc, const char *xerr, long *delay_ms,
-			 char *batch_err)
+static int scan_step(void *ctx, size_t idx, msapi_job *job, const pb_http_resp *resp, long *delay_ms, char *err)
 {
 	struct scan_run *run = ctx;
-	struct scan_job *j = &run->jobs[idx];
-	msapi *c = run->c;
-	run->st->requests++;
-	run->st->busy_seconds += resp->seconds;
-	static const char *const whats[] = { "start a workspace scan", "read a scan's status", "read a scan's result" };
-	msapi_call call = { .svc = MSAPI_POWERBI, .method = run->reqs[idx].method, .url = j->url,
-			    .idempotent = true, .what = whats[j->phase] };
-	char jerr[PB_ERR_MAX];
-	long delay = 0;
-	int act = msapi_classify(c, &call, resp, rc, xerr, &j->t, &delay, jerr);
-	if (act < 0) {
-		if (c->last.status == 401 || c->last.status == 403) {
-			/* an authorization problem hits every batch alike: stop now */
-			return pb_err(batch_err, act, "%s", jerr);
-		}
-		job_failed(run, jerr);
-		return PB_HTTP_DONE;
-	}
-	int prc;
-	switch (act) {
-	case MSAPI_A_REFRESH:
-		if ((prc = msapi_refresh_token(c, j->t.token_gen, batch_err)))
-			return prc;
-		if ((prc = job_prepare(run, idx, batch_err)))
-			return prc;
-		*delay_ms = 0;
-		return PB_HTTP_AGAIN;
-	case MSAPI_A_RETRY:
-		run->st->retries++;
-		if ((prc = job_prepare(run, idx, batch_err)))
-			return prc;
-		*delay_ms = delay;
-		return PB_HTTP_AGAIN;
-	case MSAPI_A_REDIRECT: {
-		char *loc = xstrdup(pb_http_header(resp, "Location"));
-		if (!loc)
-			return pb_err(batch_err, PB_ENOMEM, "out of memory");
-		set_str(&j->url, loc);
-		if ((prc = job_prepare(run, idx, batch_err)))
-			return prc;
-		*delay_ms = 0;
-		return PB_HTTP_AGAIN;
-	}
-	default:
-		break;
-	}
+	struct scan_job *s = &run->scans[idx];
+	msapi *c = job->user;
 	json_t *body = resp->body_len ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
-	int ret = PB_HTTP_DONE;
 	long ra = pb_http_retry_after(resp);
 	long poll = ra >= 0 ? ra * 1000 : c->poll_ms;
-	switch (j->phase) {
+	int ret = PB_HTTP_DONE;
+	switch (s->phase) {
 	case P_SUBMIT: {
 		const char *id = json_string_value(json_object_get(body, "id"));
 		if (!id) {
-			job_failed(run, "Power BI accepted a scan but sent no scan id");
+			pb_err(err, PB_EIO, "Power BI accepted a scan but sent no scan id");
+			ret = MSAPI_JOB_FAILED;
 			break;
 		}
-		char *sid = xstrdup(id);
-		if (!sid) {
-			ret = pb_err(batch_err, PB_ENOMEM, "out of memory");
+		free(s->scan_id);
+		if (!(s->scan_id = xstrdup(id))) {
+			ret = pb_err(err, PB_ENOMEM, "out of memory");
 			break;
 		}
-		set_str(&j->scan_id, sid);
-		j->started_ms = pb_now_ms();
-		if ((prc = job_phase(run, idx, P_POLL, batch_err))) {
-			ret = prc;
+		s->started_ms = pb_now_ms();
+		if ((ret = next_phase(c, job, s, P_POLL, err)))
 			break;
-		}
 		*delay_ms = poll;
 		ret = PB_HTTP_AGAIN;
 		break;
 	}
 	case P_POLL: {
-		const char *s = json_string_value(json_object_get(body, "status"));
-		if (s && !strcmp(s, "Succeeded")) {
-			if ((prc = job_phase(run, idx, P_RESULT, batch_err))) {
-				ret = prc;
-				break;
-			}
+		const char *st = json_string_value(json_object_get(body, "status"));
+		if (st && !strcmp(st, "Succeeded")) {
+			if (!(ret = next_phase(c, job, s, P_RESULT, err)))
+				ret = PB_HTTP_AGAIN;
 			*delay_ms = 0;
-			ret = PB_HTTP_AGAIN;
-		} else if (s && !strcmp(s, "Failed")) {
-			char m[PB_ERR_MAX];
+		} else if (st && !strcmp(st, "Failed")) {
 			const json_t *e = json_object_get(body, "error");
 			const char *em = json_string_value(json_object_get(e, "message"));
 			if (!em)
 				em = json_string_value(json_object_get(e, "code"));
-			pb_err(m, PB_EIO, "Power BI could not scan a batch of workspaces (scan %s): %s", j->scan_id,
+			pb_err(err, PB_EIO, "Power BI could not scan a batch of workspaces (scan %s): %s", s->scan_id,
 			       em ? em : "no reason given");
-			job_failed(run, m);
-		} else if (pb_now_ms() - j->started_ms > c->lro_max_ms) {
-			char m[PB_ERR_MAX];
-			pb_err(m, PB_ELIMIT, "scan %s did not finish within %ld s", j->scan_id, c->lro_max_ms / 1000);
-			job_failed(run, m);
+			ret = MSAPI_JOB_FAILED;
+		} else if (pb_now_ms() - s->started_ms > c->lro_max_ms) {
+			pb_err(err, PB_ELIMIT, "scan %s did not finish within %ld s", s->scan_id, c->lro_max_ms / 1000);
+			ret = MSAPI_JOB_FAILED;
 		} else {
-			memset(&j->t, 0, sizeof j->t);
-			if ((prc = job_prepare(run, idx, batch_err))) {
-				ret = prc;
-				break;
-			}
+			memset(&job->t, 0, sizeof job->t); /* a new poll, not a retry */
 			*delay_ms = poll;
 			ret = PB_HTTP_AGAIN;
 		}
 		break;
 	}
-	case P_RESULT: {
+	case P_RESULT:
 		if (!json_is_object(body)) {
-			job_failed(run, "Power BI sent a scan result that is not a JSON object");
+			pb_err(err, PB_EIO, "Power BI sent a scan result that is not a JSON object");
+			ret = MSAPI_JOB_FAILED;
 			break;
 		}
-		char ferr[PB_ERR_MAX] = "";
-		if ((prc = run->fn ? run->fn(run->ctx, body, ferr) : PB_OK)) {
-			ret = pb_err(batch_err, prc, "%s", ferr[0] ? ferr : "the scan result handler failed");
+		if (run->fn && (ret = run->fn(run->ctx, body, err)) < 0)
 			break;
-		}
-		run->st->succeeded++;
+		run->succeeded++;
+		ret = PB_HTTP_DONE;
 		break;
 	}
-	}
 	json_decref(body);
-	return ret;
-}
-
-/* Runs one step and keeps the time each batch held one of the scan slots. */
-static int on_reply(void *ctx, size_t idx, pb_http_resp *resp, int rc, const char *xerr, long *delay_ms,
-		    char *batch_err)
-{
-	struct scan_run *run = ctx;
-	struct scan_job *j = &run->jobs[idx];
-	long long now = pb_now_ms();
-	if (!j->slot_ms)
-		j->slot_ms = now - (long long)(resp->seconds * 1000);
-	int ret = on_reply_step(ctx, idx, resp, rc, xerr, delay_ms, batch_err);
-	if (ret == PB_HTTP_DONE)
-		run->st->slot_seconds += (double)(pb_now_ms() - j->slot_ms) / 1000.0;
 	return ret;
 }
 
@@ -411,49 +293,50 @@ int scanner_scan_all(msapi *c, const char *const *ids, size_t n, const scanner_o
 	if (!nb)
 		return PB_OK;
 	int rc = PB_OK;
-	struct scan_run run = { c, calloc(nb, sizeof *run.jobs), calloc(nb, sizeof *run.reqs), NULL, fn, ctx, st };
-	char *q = NULL;
-	if (!run.jobs || !run.reqs || info_query(o, &q)) {
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
-	if (asprintf(&run.info_path, "%s%s", msapi_base(c, MSAPI_POWERBI), q) < 0) {
-		run.info_path = NULL;
+	msapi_job *jobs = calloc(nb, sizeof *jobs);
+	struct scan_run run = { calloc(nb, sizeof *run.scans), fn, ctx, 0 };
+	char *path = NULL;
+	msapi_batch_stats bs;
+	memset(&bs, 0, sizeof bs);
+	if (!jobs || !run.scans || info_query(o, &path)) {
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
 	for (size_t b = 0; b < nb; b++) {
 		size_t first = b * PB_SCAN_BATCH_MAX;
 		size_t cnt = n - first < PB_SCAN_BATCH_MAX ? n - first : PB_SCAN_BATCH_MAX;
-		struct scan_job *j = &run.jobs[b];
-		if (!(j->body = info_body(ids + first, cnt, err))) {
+		char *body = info_body(ids + first, cnt, err);
+		if (!body) {
 			rc = PB_EINVAL;
 			goto out;
 		}
-		if (!(j->url = xstrdup(run.info_path))) {
-			rc = pb_err(err, PB_ENOMEM, "out of memory");
+		/* a repeated getInfo only starts a second, harmless scan */
+		rc = msapi_job_set(c, &jobs[b], MSAPI_POWERBI, "POST", path, body, true, "start a workspace scan", err);
+		free(body);
+		if (rc)
 			goto out;
-		}
-		if ((rc = job_prepare(&run, b, err)))
-			goto out;
+		jobs[b].user = c;
 	}
-	rc = pb_http_run_many(c->http, run.reqs, nb, parallel, on_reply, &run, err);
+	rc = msapi_run_jobs(c, jobs, nb, parallel, scan_step, scan_failed, &run, &bs, err);
+	st->succeeded = run.succeeded;
+	st->failed = bs.failed;
+	st->requests = bs.requests;
+	st->retries = bs.retries;
+	st->busy_seconds = bs.busy_seconds;
+	st->slot_seconds = bs.slot_seconds;
+	if (xsnprintf(st->first_error, PB_ERR_MAX, "%s", bs.first_error))
+		st->first_error[PB_ERR_MAX - 1] = '\0';
 	if (!rc && st->failed)
 		rc = pb_err(err, PB_EIO, "%zu of %zu workspace batches could not be scanned; first: %s", st->failed, nb,
 			    st->first_error);
 out:
 	st->wall_ms = pb_now_ms() - t0;
-	for (size_t b = 0; run.jobs && b < nb; b++) {
-		struct scan_job *j = &run.jobs[b];
-		free(j->body);
-		free(j->url);
-		free(j->scan_id);
-		if (j->auth)
-			pb_secret_free(j->auth, strlen(j->auth));
-	}
-	free(run.jobs);
-	free(run.reqs);
-	free(run.info_path);
-	free(q);
+	for (size_t b = 0; jobs && b < nb; b++)
+		msapi_job_release(&jobs[b]);
+	for (size_t b = 0; run.scans && b < nb; b++)
+		free(run.scans[b].scan_id);
+	free(jobs);
+	free(run.scans);
+	free(path);
 	return rc;
 }

@@ -664,6 +664,24 @@ static void powerbi_reads_and_expiry(void **state)
 	assert_int_equal(r.calls, 1);
 	assert_int_equal(c.last.refreshes, 1);
 	msapi_items_release(&l);
+	/* many calls in parallel: one of them (Finance) fails, the others arrive */
+	const char *paths[] = { "/v1.0/myorg/groups/" WS_SALES "/datasets", "/v1.0/myorg/groups/" WS_FINANCE "/datasets",
+				"/v1.0/myorg/groups/" WS_TEAM3 "/datasets", "/v1.0/myorg/groups/" WS_SALES "/reports" };
+	json_t *outs[4];
+	int rcs[4];
+	fault("{\"burst_429\":{\"count\":3,\"retry_after\":0},\"path_prefix\":\"/powerbi\"}");
+	assert_int_equal(msapi_get_many(&c, MSAPI_POWERBI, paths, 4, "list datasets", outs, rcs, err), PB_EINVAL);
+	no_faults();
+	assert_non_null(strstr(err, "1 of 4 calls to list datasets failed"));
+	assert_int_equal(rcs[0], PB_OK);
+	assert_int_equal(rcs[1], PB_EINVAL);
+	assert_int_equal(rcs[2], PB_OK);
+	assert_int_equal(rcs[3], PB_OK);
+	assert_null(outs[1]);
+	assert_int_equal(json_array_size(json_object_get(outs[0], "value")), 1);
+	assert_int_equal(json_array_size(json_object_get(outs[3], "value")), 1);
+	for (int i = 0; i < 4; i++)
+		json_decref(outs[i]);
 	/* 429 storm on Power BI */
 	fault("{\"burst_429\":{\"count\":4,\"retry_after\":0},\"path_prefix\":\"/powerbi\"}");
 	assert_int_equal(powerbi_list_reports(&c, WS_SALES, &l, err), PB_OK);
