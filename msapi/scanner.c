@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "runtime/crypto.h"
 #include "runtime/strbuf.h"
@@ -339,4 +340,226 @@ out:
 	free(run.scans);
 	free(path);
 	return rc;
+}
+
+/* ---------- scan result -> plain C ---------- */
+
+#define ARENA_BLOCK (64u * 1024)
+
+struct arena_block {
+	struct arena_block *next;
+	size_t used, size;
+	max_align_t data[];
+};
+
+/* Zeroed memory from the arena; NULL on OOM. */
+static void *arena_alloc(void **arena, size_t n)
+{
+	struct arena_block *b = *arena;
+	n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+	if (!b || b->size - b->used < n) {
+		size_t size = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+		struct arena_block *nb = malloc(sizeof *nb + size);
+		if (!nb)
+			return NULL;
+		nb->next = b;
+		nb->used = 0;
+		nb->size = size;
+		*arena = b = nb;
+	}
+	char *p = (char *)b->data + b->used;
+	b->used += n;
+	memset(p, 0, n);
+	return p;
+}
+
+void scan_result_release(scan_result *r)
+{
+	if (!r)
+		return;
+	struct arena_block *b = r->arena;
+	while (b) {
+		struct arena_block *next = b->next;
+		free(b);
+		b = next;
+	}
+	memset(r, 0, sizeof *r);
+}
+
+struct conv {
+	void **arena;
+	bool oom;
+};
+
+/* Member `key` of o, matched exactly first, then case-insensitively. */
+static const json_t *jget(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+	if (v || !json_is_object(o))
+		return v;
+	const char *k;
+	json_t *x;
+	json_object_foreach((json_t *)o, k, x)
+		if (!strcasecmp(k, key))
+			return x;
+	return NULL;
+}
+
+static const char *cstr(struct conv *cv, const json_t *o, const char *key)
+{
+	const char *s = json_string_value(jget(o, key));
+	if (!s)
+		return NULL;
+	size_t n = strlen(s);
+	char *d = arena_alloc(cv->arena, n + 1);
+	if (!d) {
+		cv->oom = true;
+		return NULL;
+	}
+	memcpy(d, s, n + 1);
+	return d;
+}
+
+static bool cbool(const json_t *o, const char *key)
+{
+	return json_is_true(jget(o, key));
+}
+
+/* Array member `key` of o: *n elements of size sz, zeroed. */
+static void *carr(struct conv *cv, const json_t *o, const char *key, size_t sz, size_t *n, const json_t **arr)
+{
+	*arr = jget(o, key);
+	*n = json_array_size(*arr);
+	if (!*n)
+		return NULL;
+	void *p = arena_alloc(cv->arena, *n * sz);
+	if (!p) {
+		cv->oom = true;
+		*n = 0;
+	}
+	return p;
+}
+
+/* Strings at `field` of each object in array member `key`. */
+static const char **cids(struct conv *cv, const json_t *o, const char *key, const char *field, size_t *n)
+{
+	const json_t *arr;
+	const char **v = carr(cv, o, key, sizeof *v, n, &arr);
+	size_t k = 0;
+	for (size_t i = 0; i < *n; i++) {
+		const char *s = cstr(cv, json_array_get(arr, i), field);
+		if (s)
+			v[k++] = s;
+	}
+	*n = k;
+	return v;
+}
+
+static void conv_table(struct conv *cv, const json_t *t, scan_table *out)
+{
+	const json_t *arr;
+	out->name = cstr(cv, t, "name");
+	out->hidden = cbool(t, "isHidden");
+	out->columns = carr(cv, t, "columns", sizeof *out->columns, &out->ncolumns, &arr);
+	for (size_t i = 0; i < out->ncolumns; i++) {
+		const json_t *c = json_array_get(arr, i);
+		scan_column *col = &out->columns[i];
+		col->name = cstr(cv, c, "name");
+		col->data_type = cstr(cv, c, "dataType");
+		col->column_type = cstr(cv, c, "columnType");
+		col->expression = cstr(cv, c, "expression");
+		col->hidden = cbool(c, "isHidden");
+	}
+	out->measures = carr(cv, t, "measures", sizeof *out->measures, &out->nmeasures, &arr);
+	for (size_t i = 0; i < out->nmeasures; i++) {
+		const json_t *m = json_array_get(arr, i);
+		out->measures[i].name = cstr(cv, m, "name");
+		out->measures[i].expression = cstr(cv, m, "expression");
+		out->measures[i].hidden = cbool(m, "isHidden");
+	}
+	out->sources = cids(cv, t, "source", "expression", &out->nsources);
+}
+
+static void conv_dataset(struct conv *cv, const json_t *d, scan_dataset *out)
+{
+	const json_t *arr;
+	out->id = cstr(cv, d, "id");
+	out->name = cstr(cv, d, "name");
+	out->configured_by = cstr(cv, d, "configuredBy");
+	out->storage_mode = cstr(cv, d, "targetStorageMode");
+	out->schema_error = cstr(cv, d, "schemaRetrievalError");
+	out->tables = carr(cv, d, "tables", sizeof *out->tables, &out->ntables, &arr);
+	for (size_t i = 0; i < out->ntables; i++)
+		conv_table(cv, json_array_get(arr, i), &out->tables[i]);
+	out->datasource_ids = cids(cv, d, "datasourceUsages", "datasourceInstanceId", &out->ndatasource_ids);
+	out->upstream_dataset_ids = cids(cv, d, "upstreamDatasets", "targetDatasetId", &out->nupstream_dataset_ids);
+}
+
+static void conv_workspace(struct conv *cv, const json_t *w, scan_workspace *out)
+{
+	const json_t *arr;
+	out->id = cstr(cv, w, "id");
+	out->name = cstr(cv, w, "name");
+	out->type = cstr(cv, w, "type");
+	out->state = cstr(cv, w, "state");
+	out->datasets = carr(cv, w, "datasets", sizeof *out->datasets, &out->ndatasets, &arr);
+	for (size_t i = 0; i < out->ndatasets; i++)
+		conv_dataset(cv, json_array_get(arr, i), &out->datasets[i]);
+	out->reports = carr(cv, w, "reports", sizeof *out->reports, &out->nreports, &arr);
+	for (size_t i = 0; i < out->nreports; i++) {
+		const json_t *r = json_array_get(arr, i);
+		scan_report *rep = &out->reports[i];
+		rep->id = cstr(cv, r, "id");
+		rep->name = cstr(cv, r, "name");
+		rep->dataset_id = cstr(cv, r, "datasetId");
+		rep->report_type = cstr(cv, r, "reportType");
+		rep->app_id = cstr(cv, r, "appId");
+	}
+	out->dashboards = carr(cv, w, "dashboards", sizeof *out->dashboards, &out->ndashboards, &arr);
+	for (size_t i = 0; i < out->ndashboards; i++) {
+		const json_t *d = json_array_get(arr, i), *tarr;
+		scan_dashboard *db = &out->dashboards[i];
+		db->id = cstr(cv, d, "id");
+		db->name = cstr(cv, d, "displayName");
+		db->app_id = cstr(cv, d, "appId");
+		db->tiles = carr(cv, d, "tiles", sizeof *db->tiles, &db->ntiles, &tarr);
+		for (size_t k = 0; k < db->ntiles; k++) {
+			const json_t *t = json_array_get(tarr, k);
+			db->tiles[k].id = cstr(cv, t, "id");
+			db->tiles[k].title = cstr(cv, t, "title");
+			db->tiles[k].report_id = cstr(cv, t, "reportId");
+			db->tiles[k].dataset_id = cstr(cv, t, "datasetId");
+		}
+	}
+}
+
+int scanner_parse_result(const json_t *result, scan_result *out, char *err)
+{
+	memset(out, 0, sizeof *out);
+	if (!json_is_object(result))
+		return pb_err(err, PB_EIO, "a scan result must be a JSON object");
+	struct conv cv = { &out->arena, false };
+	const json_t *arr;
+	out->workspaces = carr(&cv, result, "workspaces", sizeof *out->workspaces, &out->nworkspaces, &arr);
+	for (size_t i = 0; i < out->nworkspaces; i++)
+		conv_workspace(&cv, json_array_get(arr, i), &out->workspaces[i]);
+	out->datasources = carr(&cv, result, "datasourceInstances", sizeof *out->datasources, &out->ndatasources, &arr);
+	for (size_t i = 0; i < out->ndatasources; i++) {
+		const json_t *d = json_array_get(arr, i);
+		const json_t *cd = jget(d, "connectionDetails");
+		scan_datasource *ds = &out->datasources[i];
+		ds->id = cstr(&cv, d, "datasourceId");
+		ds->type = cstr(&cv, d, "datasourceType");
+		ds->gateway_id = cstr(&cv, d, "gatewayId");
+		ds->server = cstr(&cv, cd, "server");
+		ds->database = cstr(&cv, cd, "database");
+		ds->path = cstr(&cv, cd, "path");
+		ds->url = cstr(&cv, cd, "url");
+		ds->kind = cstr(&cv, cd, "kind");
+	}
+	if (cv.oom) {
+		scan_result_release(out);
+		return pb_err(err, PB_ENOMEM, "out of memory reading a scan result");
+	}
+	return PB_OK;
 }

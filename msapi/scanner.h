@@ -30,6 +30,72 @@ int scanner_status(msapi *c, const char *scan_id, char **status, char *err);
  * caller decrefs. */
 int scanner_result(msapi *c, const char *scan_id, json_t **out, char *err);
 
+/* A scan result (reference §4.1) in plain C. Every pointer lives in the result's own arena
+ * and is freed by scan_result_release; strings are NULL when Microsoft sent no such field.
+ * Field names are matched case-insensitively (the service mixes CreatedDate/createdDate). */
+typedef struct scan_column {
+	const char *name, *data_type, *column_type, *expression;
+	bool hidden;
+} scan_column;
+typedef struct scan_measure {
+	const char *name, *expression;
+	bool hidden;
+} scan_measure;
+typedef struct scan_table {
+	const char *name;
+	bool hidden;
+	scan_column *columns;
+	size_t ncolumns;
+	scan_measure *measures;
+	size_t nmeasures;
+	const char **sources;            /* partition source expressions (M) */
+	size_t nsources;
+} scan_table;
+typedef struct scan_dataset {
+	const char *id, *name, *configured_by, *storage_mode, *schema_error;
+	scan_table *tables;
+	size_t ntables;
+	const char **datasource_ids;     /* datasourceUsages[].datasourceInstanceId */
+	size_t ndatasource_ids;
+	const char **upstream_dataset_ids;
+	size_t nupstream_dataset_ids;
+} scan_dataset;
+typedef struct scan_report {
+	const char *id, *name, *dataset_id, *report_type, *app_id;
+} scan_report;
+typedef struct scan_tile {
+	const char *id, *title, *report_id, *dataset_id;
+} scan_tile;
+typedef struct scan_dashboard {
+	const char *id, *name, *app_id;
+	scan_tile *tiles;
+	size_t ntiles;
+} scan_dashboard;
+typedef struct scan_workspace {
+	const char *id, *name, *type, *state;
+	scan_dataset *datasets;
+	size_t ndatasets;
+	scan_report *reports;
+	size_t nreports;
+	scan_dashboard *dashboards;
+	size_t ndashboards;
+} scan_workspace;
+typedef struct scan_datasource {
+	const char *id, *type, *gateway_id;
+	const char *server, *database, *path, *url, *kind;   /* connectionDetails */
+} scan_datasource;
+typedef struct scan_result {
+	scan_workspace *workspaces;
+	size_t nworkspaces;
+	scan_datasource *datasources;
+	size_t ndatasources;
+	void *arena;                     /* owned: every allocation above */
+} scan_result;
+
+/* Converts a scanResult body. Release out with scan_result_release (also after an error). */
+int scanner_parse_result(const json_t *result, scan_result *out, char *err);
+void scan_result_release(scan_result *r);
+
 /* Called once per scanned batch with the scan result (borrowed for the call). Return 0,
  * or a negative pb_rc (message in err) to stop the whole scan. */
 typedef int (*scanner_result_fn)(void *ctx, json_t *result, char *err);

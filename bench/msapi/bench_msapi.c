@@ -22,18 +22,19 @@ struct tally {
 	size_t reports;
 };
 
+/* Counts through the plain-C form, as an importer would read it. */
 static int tally_scan(void *ctx, json_t *result, char *err)
 {
-	(void)err;
 	struct tally *t = ctx;
-	size_t i;
-	json_t *w;
-	json_array_foreach(json_object_get(result, "workspaces"), i, w) {
+	scan_result r;
+	int rc = scanner_parse_result(result, &r, err);
+	for (size_t i = 0; !rc && i < r.nworkspaces; i++) {
 		t->workspaces++;
-		t->datasets += json_array_size(json_object_get(w, "datasets"));
-		t->reports += json_array_size(json_object_get(w, "reports"));
+		t->datasets += r.workspaces[i].ndatasets;
+		t->reports += r.workspaces[i].nreports;
 	}
-	return 0;
+	scan_result_release(&r);
+	return rc;
 }
 
 static int scan(msapi *c, char **ids, size_t n, int parallel, const char *label, char *err)

@@ -802,14 +802,47 @@ static void scanner_flow(void **state)
 	assert_int_equal(n, 10);
 	/* one scan by hand */
 	char *sid = NULL, *st = NULL;
-	assert_int_equal(scanner_get_info(&c, (const char *const *)ids, 2, NULL, &sid, err), PB_OK);
+	const char *sales[] = { WS_SALES, WS_TEAM3 };
+	scanner_opts full = { .lineage = true, .datasource_details = true, .dataset_schema = true,
+			      .dataset_expressions = true };
+	assert_int_equal(scanner_get_info(&c, sales, 2, &full, &sid, err), PB_OK);
 	assert_int_equal(emu_ctl(&E, "POST", "advance", "{\"seconds\":60}", NULL), 200);
 	assert_int_equal(scanner_status(&c, sid, &st, err), PB_OK);
 	assert_string_equal(st, "Succeeded");
 	json_t *res = NULL;
 	assert_int_equal(scanner_result(&c, sid, &res, err), PB_OK);
 	assert_int_equal(json_array_size(json_object_get(res, "workspaces")), 2);
+	/* the same result as plain C */
+	scan_result sr;
+	assert_int_equal(scanner_parse_result(res, &sr, err), PB_OK);
+	assert_int_equal(sr.nworkspaces, 2);
+	const scan_workspace *w = !strcmp(sr.workspaces[0].id, WS_SALES) ? &sr.workspaces[0] : &sr.workspaces[1];
+	assert_string_equal(w->name, "Sales");
+	assert_int_equal(w->ndatasets, 1);
+	assert_string_equal(w->datasets[0].name, "Orders");
+	assert_int_equal(w->datasets[0].ntables, 1);
+	assert_int_equal(w->datasets[0].tables[0].ncolumns, 2);
+	assert_string_equal(w->datasets[0].tables[0].columns[1].name, "Amount");
+	assert_int_equal(w->datasets[0].tables[0].nsources, 1);
+	assert_non_null(strstr(w->datasets[0].tables[0].sources[0], "Snowflake.Databases"));
+	assert_int_equal(w->nreports, 1);
+	assert_string_equal(w->reports[0].dataset_id, DS_ORDERS);
+	assert_int_equal(w->ndashboards, 1);
+	assert_int_equal(w->dashboards[0].ntiles, 1);
+	assert_string_equal(w->dashboards[0].tiles[0].title, "Total");
+	assert_int_equal(w->datasets[0].ndatasource_ids, 1);
+	assert_true(sr.ndatasources >= 1);
+	assert_string_equal(sr.datasources[0].id, w->datasets[0].datasource_ids[0]);
+	scan_result_release(&sr);
 	json_decref(res);
+	/* field names are matched case-insensitively */
+	json_t *odd = json_pack("{s:[{s:s, s:s, s:[{s:s, s:[{s:s}]}]}]}", "workspaces", "Id", "w1", "Name", "W",
+				"Datasets", "Name", "d", "Tables", "Name", "t");
+	assert_int_equal(scanner_parse_result(odd, &sr, err), PB_OK);
+	assert_string_equal(sr.workspaces[0].id, "w1");
+	assert_string_equal(sr.workspaces[0].datasets[0].tables[0].name, "t");
+	scan_result_release(&sr);
+	json_decref(odd);
 	free(sid);
 	free(st);
 	assert_int_equal(scanner_get_info(&c, (const char *const *)ids, 0, NULL, &sid, err), PB_EINVAL);
