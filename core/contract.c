@@ -418,6 +418,55 @@ static const char *kv_get(const pb_kv *kv, size_t n, const char *key)
 	return NULL;
 }
 
+/* One code point of valid UTF-8 (the input was checked), advancing *s. */
+static uint32_t next_cp(const unsigned char **s)
+{
+	const unsigned char *p = *s;
+	uint32_t cp;
+	if (p[0] < 0x80) {
+		cp = p[0];
+		*s = p + 1;
+	} else if ((p[0] & 0xE0) == 0xC0) {
+		cp = ((uint32_t)(p[0] & 0x1F) << 6) | (p[1] & 0x3F);
+		*s = p + 2;
+	} else if ((p[0] & 0xF0) == 0xE0) {
+		cp = ((uint32_t)(p[0] & 0x0F) << 12) | ((uint32_t)(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
+		*s = p + 3;
+	} else {
+		cp = ((uint32_t)(p[0] & 0x07) << 18) | ((uint32_t)(p[1] & 0x3F) << 12) |
+		     ((uint32_t)(p[2] & 0x3F) << 6) | (p[3] & 0x3F);
+		*s = p + 4;
+	}
+	return cp;
+}
+
+/* Simple lower-case folding for the alphabets names use most (Latin, Greek,
+ * Cyrillic); Power BI compares names without case, "É" equals "é". */
+static uint32_t fold_cp(uint32_t c)
+{
+	if ((c >= 'A' && c <= 'Z') || (c >= 0xC0 && c <= 0xDE && c != 0xD7) || (c >= 0x391 && c <= 0x3AB && c != 0x3A2) ||
+	    (c >= 0x410 && c <= 0x42F))
+		return c + 0x20;
+	if (c >= 0x400 && c <= 0x40F)
+		return c + 0x50;
+	if (((c >= 0x100 && c <= 0x137) || (c >= 0x14A && c <= 0x177)) && !(c & 1))
+		return c + 1;
+	if (((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E)) && (c & 1))
+		return c + 1;
+	return c;
+}
+
+static int name_casecmp(const char *a, const char *b)
+{
+	const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
+	while (*x && *y) {
+		uint32_t cx = fold_cp(next_cp(&x)), cy = fold_cp(next_cp(&y));
+		if (cx != cy)
+			return cx < cy ? -1 : 1;
+	}
+	return (int)*x - (int)*y;
+}
+
 /* First name that repeats an earlier one without case, in document order. */
 typedef struct named {
 	const char *name;
@@ -427,7 +476,7 @@ typedef struct named {
 static int named_cmp(const void *a, const void *b)
 {
 	const named *x = a, *y = b;
-	int d = strcasecmp(x->name, y->name);
+	int d = name_casecmp(x->name, y->name);
 	if (d)
 		return d;
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
@@ -446,7 +495,7 @@ static int find_duplicate(const char *const *names, size_t stride, size_t n, siz
 	qsort(v, n, sizeof *v, named_cmp);
 	*dup = n;
 	for (size_t i = 1; i < n; i++)
-		if (!strcasecmp(v[i].name, v[i - 1].name) && v[i].idx < *dup)
+		if (!name_casecmp(v[i].name, v[i - 1].name) && v[i].idx < *dup)
 			*dup = v[i].idx;
 	free(v);
 	return 0;
@@ -1016,13 +1065,13 @@ static bool find_ref(const rd *r, const char *tname, size_t tn, const char *cnam
 	key[tn] = '\0';
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (strcasecmp(v[mid].name, key) < 0)
+		if (name_casecmp(v[mid].name, key) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	size_t pick = n;
-	for (size_t k = lo; k < n && !strcasecmp(v[k].name, key); k++) {
+	for (size_t k = lo; k < n && !name_casecmp(v[k].name, key); k++) {
 		if (!strcmp(v[k].name, key)) {
 			pick = k;
 			break;

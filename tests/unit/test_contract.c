@@ -394,6 +394,12 @@ static void duplicates_without_case(void **state)
 		     "schema[2].name: duplicate table \"ORDERS\" (Power BI compares names without case)");
 	expect_error("uuid: x\ndataset:\n  - table: t\n    columns:\n      - column: Amount\n      - column: amount\n",
 		     "dataset[0].columns[1].column: duplicate column \"amount\" (Power BI compares names without case)");
+	/* letters beyond ASCII fold too */
+	expect_error(V3_HEAD "schema:\n  - name: a\n    properties:\n      - name: caf\xc3\xa9\n      - name: CAF\xc3\x89\n",
+		     "schema[0].properties[1].name: duplicate column \"CAF\xc3\x89\" (Power BI compares names without case)");
+	expect_error(V3_HEAD "schema:\n  - name: \xd0\xb7\xd0\xb0\xd0\xba\xd0\xb0\xd0\xb7\n    properties: [{name: a}]\n"
+			     "  - name: \xd0\x97\xd0\x90\xd0\x9a\xd0\x90\xd0\x97\n    properties: [{name: a}]\n",
+		     "~schema[1].name: duplicate table");
 	/* the same column name in two tables is fine */
 	pb_contract *c = parse_ok(V3_HEAD "schema:\n  - name: a\n    properties: [{name: id}]\n  - name: b\n"
 					  "    properties: [{name: id}]\n");
