@@ -16,5 +16,6 @@ int data_products_get(struct req *r);
 int data_products_delete(struct req *r);
 int output_ports_get(struct req *r);
 int output_ports_tmdl(struct req *r);
+int jobs_get_handler(struct req *r);
 
 #endif

@@ -20,6 +20,7 @@ static const struct route routes[] = {
 	{ "DELETE", "/api/data-products/{id}",    data_products_delete, PB_ROLE_OWNER,  0,                 NULL,           NULL,       0 },
 	{ "GET",    "/api/output-ports/{id}",     output_ports_get,     PB_ROLE_MEMBER, 0,                 NULL,           NULL,       0 },
 	{ "GET",    "/api/output-ports/{id}/tmdl", output_ports_tmdl,   PB_ROLE_MEMBER, 0,                 NULL,           tmdl_query, 0 },
+	{ "GET",    "/api/jobs/{id}",             jobs_get_handler,     PB_ROLE_MEMBER, 0,                 NULL,           NULL,       0 },
 };
 
 const struct pb_app pb_app = {

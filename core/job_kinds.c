@@ -1,0 +1,11 @@
+/* THE table of job kinds and scheduled checks the worker runs. One row per kind;
+ * each names the function in core/ that carries it out. */
+#include "core/worker.h"
+
+const pb_job_kind pb_job_kinds[] = {
+	{ NULL, NULL },
+};
+
+const pb_worker_tick pb_worker_ticks[] = {
+	NULL,
+};

@@ -1,0 +1,264 @@
+#include "core/worker.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime/crypto.h"
+#include "runtime/log.h"
+#include "runtime/timeutil.h"
+
+#define WORKER_DEFAULT_LEASE_MS 60000
+#define WORKER_DEFAULT_POLL_MS 1000
+#define WORKER_MAX_BACKOFF_MS (5 * 60 * 1000)
+
+int job_phase(pb_job_ctx *ctx, const char *phase, int progress)
+{
+	if (atomic_load(&ctx->lease_lost))
+		return pb_err(ctx->err, PB_ENOTFOUND, "the job's lease was lost to another worker");
+	return jobs_update(ctx->db, ctx->job->id, ctx->worker_id, ctx->lease_ms, phase, progress, NULL,
+			   ctx->err);
+}
+
+int job_checkpoint(pb_job_ctx *ctx, const char *key, json_t *value)
+{
+	if (!value || json_object_set_new(ctx->checkpoint, key, value))
+		return pb_err(ctx->err, PB_ENOMEM, "out of memory");
+	char *text = json_dumps(ctx->checkpoint, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!text)
+		return pb_err(ctx->err, PB_ENOMEM, "out of memory");
+	int rc = atomic_load(&ctx->lease_lost)
+			 ? pb_err(ctx->err, PB_ENOTFOUND, "the job's lease was lost to another worker")
+			 : jobs_update(ctx->db, ctx->job->id, ctx->worker_id, ctx->lease_ms, NULL, -1, text,
+				       ctx->err);
+	free(text);
+	return rc;
+}
+
+static void set_code(pb_job_ctx *ctx, const char *code)
+{
+	if (xsnprintf(ctx->error_code, sizeof ctx->error_code, "%s", code))
+		ctx->error_code[0] = '\0';
+}
+
+int job_fail(pb_job_ctx *ctx, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(ctx->err, sizeof ctx->err, fmt, ap);
+	va_end(ap);
+	set_code(ctx, code);
+	ctx->transient = false;
+	return PB_EINVAL;
+}
+
+int job_retry_later(pb_job_ctx *ctx, long after_ms, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(ctx->err, sizeof ctx->err, fmt, ap);
+	va_end(ap);
+	set_code(ctx, code);
+	ctx->transient = true;
+	ctx->retry_after_ms = after_ms;
+	return PB_EIO;
+}
+
+/* ---- heartbeat: renews the lease on its own connection while the kind works ---- */
+
+struct heartbeat {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	const char *db_path;
+	pb_job_ctx *ctx;
+};
+
+static void *heartbeat_main(void *arg)
+{
+	struct heartbeat *hb = arg;
+	pb_db *db = NULL;
+	char err[PB_ERR_MAX];
+	if (db_open(hb->db_path, false, &db, err)) {
+		log_event("warn", NULL, "worker %s: heartbeat cannot open the database: %s", hb->ctx->worker_id, err);
+		return NULL;
+	}
+	long interval = hb->ctx->lease_ms / 3;
+	pthread_mutex_lock(&hb->mu);
+	while (!hb->done) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += interval / 1000;
+		ts.tv_nsec += (interval % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&hb->cv, &hb->mu, &ts);
+		if (hb->done)
+			break;
+		pthread_mutex_unlock(&hb->mu);
+		int rc = jobs_renew(db, hb->ctx->job->id, hb->ctx->worker_id, hb->ctx->lease_ms, err);
+		pthread_mutex_lock(&hb->mu);
+		if (rc == PB_ENOTFOUND) {
+			atomic_store(&hb->ctx->lease_lost, 1);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&hb->mu);
+	db_close(db);
+	return NULL;
+}
+
+static int heartbeat_start(struct heartbeat *hb, pb_job_ctx *ctx, const char *db_path)
+{
+	memset(hb, 0, sizeof *hb);
+	hb->ctx = ctx;
+	hb->db_path = db_path;
+	pthread_mutex_init(&hb->mu, NULL);
+	pthread_cond_init(&hb->cv, NULL);
+	if (pthread_create(&hb->thread, NULL, heartbeat_main, hb)) {
+		pthread_mutex_destroy(&hb->mu);
+		pthread_cond_destroy(&hb->cv);
+		return -1;
+	}
+	return 0;
+}
+
+static void heartbeat_stop(struct heartbeat *hb)
+{
+	pthread_mutex_lock(&hb->mu);
+	hb->done = true;
+	pthread_cond_signal(&hb->cv);
+	pthread_mutex_unlock(&hb->mu);
+	pthread_join(hb->thread, NULL);
+	pthread_mutex_destroy(&hb->mu);
+	pthread_cond_destroy(&hb->cv);
+}
+
+/* ---- the loop ---- */
+
+static const pb_job_kind *find_kind(const pb_job_kind *kinds, const char *name)
+{
+	for (; kinds->name; kinds++)
+		if (!strcmp(kinds->name, name))
+			return kinds;
+	return NULL;
+}
+
+static long backoff_ms(int attempts)
+{
+	long ms = 2000;
+	for (int i = 1; i < attempts && ms < WORKER_MAX_BACKOFF_MS; i++)
+		ms *= 2;
+	if (ms > WORKER_MAX_BACKOFF_MS)
+		ms = WORKER_MAX_BACKOFF_MS;
+	unsigned short jitter = 0;
+	pb_random_bytes(&jitter, sizeof jitter, NULL);
+	return ms + jitter % 1000;   /* jitter keeps retried jobs from moving in lock step */
+}
+
+/* Runs one claimed job to its end state (or back to the queue). */
+static int run_job(pb_db *db, const pb_config *cfg, const pb_worker_opts *o, const pb_job_kind *kinds,
+		   pb_job *job, char *err)
+{
+	pb_job_ctx ctx = { .db = db, .cfg = cfg, .job = job, .worker_id = o->worker_id,
+			   .lease_ms = o->lease_ms, .stop = o->stop };
+	atomic_init(&ctx.lease_lost, 0);
+	struct heartbeat hb;
+	bool hb_running = false;
+	int rc;
+	const pb_job_kind *kind = find_kind(kinds, job->kind);
+	ctx.checkpoint = json_loads(job->checkpoint ? job->checkpoint : "{}", 0, NULL);
+	if (!ctx.checkpoint || !json_is_object(ctx.checkpoint)) {
+		json_decref(ctx.checkpoint);
+		ctx.checkpoint = json_object();
+	}
+	log_event("info", NULL, "worker %s: job %s (%s) attempt %d/%d", o->worker_id, job->id, job->kind,
+		 job->attempts, job->max_attempts);
+	if (!kind) {
+		rc = jobs_finish(db, job->id, o->worker_id, false, NULL, "unknown_kind",
+				 "this pbiport version has no job kind of that name", err);
+		goto out;
+	}
+	hb_running = cfg && cfg->db_path && heartbeat_start(&hb, &ctx, cfg->db_path) == 0;
+	int krc = kind->run(&ctx);
+	if (hb_running) {
+		heartbeat_stop(&hb);
+		hb_running = false;
+	}
+	if (atomic_load(&ctx.lease_lost)) {
+		rc = pb_err(err, PB_ENOTFOUND, "job %s: lease lost; another worker continues it", job->id);
+		goto out;
+	}
+	if (krc == PB_OK) {
+		char *text = ctx.result ? json_dumps(ctx.result, JSON_COMPACT) : NULL;
+		rc = jobs_finish(db, job->id, o->worker_id, true, text ? text : "{}", NULL, NULL, err);
+		free(text);
+	} else if (ctx.transient || !ctx.error_code[0]) {
+		/* no code means an unexpected error (database, memory): worth another try */
+		bool gave_up = false;
+		long delay = ctx.retry_after_ms > 0 ? ctx.retry_after_ms : backoff_ms(job->attempts);
+		rc = jobs_retry(db, job->id, o->worker_id, delay, ctx.error_code[0] ? ctx.error_code : "internal",
+				ctx.err, &gave_up, err);
+	} else {
+		rc = jobs_finish(db, job->id, o->worker_id, false, NULL, ctx.error_code, ctx.err, err);
+	}
+	log_event(krc ? "warn" : "info", NULL, "worker %s: job %s (%s) %s %s", o->worker_id, job->id,
+		  job->kind, krc ? "stopped:" : "succeeded", krc ? ctx.error_code : "");
+out:
+	json_decref(ctx.checkpoint);
+	json_decref(ctx.result);
+	return rc;
+}
+
+int worker_run(pb_db *db, const pb_config *cfg, const pb_worker_opts *opts, long *ran, char *err)
+{
+	pb_worker_opts o = *opts;
+	char default_id[128];
+	if (!o.worker_id) {
+		char host[64] = "worker";
+		gethostname(host, sizeof host - 1);
+		host[sizeof host - 1] = '\0';
+		if (xsnprintf(default_id, sizeof default_id, "%s:%ld", host, (long)getpid()))
+			default_id[0] = '\0';
+		o.worker_id = default_id;
+	}
+	if (o.lease_ms <= 0)
+		o.lease_ms = WORKER_DEFAULT_LEASE_MS;
+	if (o.poll_ms <= 0)
+		o.poll_ms = WORKER_DEFAULT_POLL_MS;
+	const pb_job_kind *kinds = o.kinds ? o.kinds : pb_job_kinds;
+	const pb_worker_tick *ticks = o.ticks ? o.ticks : pb_worker_ticks;
+	if (ran)
+		*ran = 0;
+	while (!(o.stop && *o.stop)) {
+		for (const pb_worker_tick *t = ticks; *t; t++) {
+			char terr[PB_ERR_MAX];
+			if ((*t)(db, cfg, terr))
+				log_event("warn", NULL, "worker %s: schedule check failed: %s", o.worker_id, terr);
+		}
+		pb_job *job = NULL;
+		int got = jobs_claim(db, o.worker_id, o.lease_ms, NULL, &job, err);
+		if (got < 0)
+			return got;
+		if (got == 0) {
+			if (o.once)
+				break;
+			pb_sleep_interruptible(o.poll_ms, o.stop);
+			continue;
+		}
+		int rc = run_job(db, cfg, &o, kinds, job, err);
+		job_free(job);
+		if (ran)
+			(*ran)++;
+		if (rc && rc != PB_ENOTFOUND)
+			return rc;
+	}
+	return PB_OK;
+}

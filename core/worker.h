@@ -1,0 +1,85 @@
+/* The worker: claims due jobs and runs them, and starts scheduled work.
+ *
+ * A job kind is a function in the table core/job_kinds.c. It gets a pb_job_ctx and
+ * returns PB_OK with ctx->result set (succeeded), or a negative pb_rc with ctx->err
+ * and ctx->error_code set; ctx->transient asks for a retry after ctx->retry_after_ms
+ * (else exponential back-off with jitter), up to the job's max_attempts.
+ *
+ * Resuming: before each phase a kind records what it created with job_checkpoint();
+ * a job reclaimed after its worker died finds that in ctx->checkpoint and must look
+ * up what may already exist before creating anything again.
+ *
+ * While a kind runs, a heartbeat thread renews the lease on its own database
+ * connection, so long waits on Microsoft keep the job. If the lease is lost anyway
+ * (another worker took over), job_phase()/job_checkpoint() fail with PB_ENOTFOUND
+ * and the kind must stop. */
+#ifndef PBIPORT_WORKER_H
+#define PBIPORT_WORKER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "runtime/config.h"
+#include "runtime/db.h"
+#include "runtime/jobs.h"
+#include "runtime/util.h"
+
+struct json_t;
+
+typedef struct pb_job_ctx {
+	pb_db *db;                     /* borrowed: the worker's connection */
+	const pb_config *cfg;          /* borrowed */
+	pb_job *job;                   /* borrowed: the claimed row */
+	const char *worker_id;
+	long lease_ms;
+	struct json_t *checkpoint;     /* owned by the ctx: parsed job->checkpoint */
+	struct json_t *result;         /* set by the kind on success; the ctx takes it */
+	char error_code[64];           /* set by the kind on failure, e.g. "not_connected" */
+	bool transient;                /* failure worth retrying */
+	long retry_after_ms;           /* 0: back-off chosen by the worker */
+	atomic_int lease_lost;         /* set by the heartbeat when the lease is gone */
+	volatile int *stop;            /* non-zero when the worker is asked to stop */
+	char err[PB_ERR_MAX];
+} pb_job_ctx;
+
+typedef int (*pb_job_fn)(pb_job_ctx *ctx);
+
+typedef struct pb_job_kind {
+	const char *name;
+	pb_job_fn run;
+} pb_job_kind;
+
+/* Scheduled work run once per worker loop before claiming (e.g. queue the
+ * integrations whose schedule came due). Returns PB_OK or a pb_rc with err. */
+typedef int (*pb_worker_tick)(pb_db *db, const pb_config *cfg, char *err);
+
+/* The tables in core/job_kinds.c, each ended by an entry with a NULL name/function. */
+extern const pb_job_kind pb_job_kinds[];
+extern const pb_worker_tick pb_worker_ticks[];
+
+/* Records phase and progress (and renews the lease) before the phase begins. */
+int job_phase(pb_job_ctx *ctx, const char *phase, int progress);
+/* Sets checkpoint[key] = value (stealing value) and saves it at once. */
+int job_checkpoint(pb_job_ctx *ctx, const char *key, struct json_t *value);
+/* Fails the job with a code and message a user can act on (returns PB_EINVAL so a
+ * kind can `return job_fail(ctx, "no_write_role", "...")`). Not retried. */
+int job_fail(pb_job_ctx *ctx, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A failure worth retrying later (network trouble, 429, 503). */
+int job_retry_later(pb_job_ctx *ctx, long after_ms, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+typedef struct pb_worker_opts {
+	const char *worker_id;         /* NULL: "<hostname>:<pid>" */
+	long lease_ms;                 /* default 60000 */
+	long poll_ms;                  /* idle wait between claims, default 1000 */
+	bool once;                     /* run what is due now, then return */
+	const pb_job_kind *kinds;      /* NULL: pb_job_kinds */
+	const pb_worker_tick *ticks;   /* NULL: pb_worker_ticks */
+	volatile int *stop;            /* set non-zero (e.g. from SIGTERM) to stop after the job */
+} pb_worker_opts;
+
+/* Runs the loop. *ran (may be NULL) counts jobs run. Returns PB_OK when stopped or,
+ * with once, when nothing is due any more. */
+int worker_run(pb_db *db, const pb_config *cfg, const pb_worker_opts *opts, long *ran, char *err);
+
+#endif

@@ -1,0 +1,387 @@
+#include "runtime/jobs.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/timeutil.h"
+#include "runtime/util.h"
+
+/* Every column of a job, in the order job_from_row() reads them. */
+#define JOB_COLUMNS                                                                           \
+	"id, org_id, user_id, kind, state, phase, progress, attempts, max_attempts, "          \
+	"idempotency_key, input, private_input, checkpoint, result, error_code, error_message, " \
+	"created_at, updated_at"
+
+void job_free(pb_job *j)
+{
+	if (!j)
+		return;
+	free(j->kind);
+	free(j->state);
+	free(j->phase);
+	free(j->idempotency_key);
+	free(j->input);
+	if (j->private_input) {
+		/* sealed, but no reason to leave it lying in freed memory */
+		memset(j->private_input, 0, strlen(j->private_input));
+		free(j->private_input);
+	}
+	free(j->checkpoint);
+	free(j->result);
+	free(j->error_code);
+	free(j->error_message);
+	free(j);
+}
+
+static void copy_fixed(char *dst, size_t size, const char *src)
+{
+	if (xsnprintf(dst, size, "%s", src))
+		dst[0] = '\0';
+}
+
+static int job_from_row(sqlite3_stmt *st, pb_job **out, char *err)
+{
+	pb_job *j = calloc(1, sizeof *j);
+	bool ok = j != NULL;
+	if (!ok)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	copy_fixed(j->id, sizeof j->id, db_col_text(st, 0));
+	copy_fixed(j->org_id, sizeof j->org_id, db_col_text(st, 1));
+	copy_fixed(j->user_id, sizeof j->user_id, db_col_text(st, 2));
+	j->kind = db_col_dup(st, 3, &ok);
+	j->state = db_col_dup(st, 4, &ok);
+	j->phase = db_col_dup(st, 5, &ok);
+	j->progress = sqlite3_column_int(st, 6);
+	j->attempts = sqlite3_column_int(st, 7);
+	j->max_attempts = sqlite3_column_int(st, 8);
+	j->idempotency_key = db_col_dup(st, 9, &ok);
+	j->input = db_col_dup(st, 10, &ok);
+	j->private_input = db_col_dup(st, 11, &ok);
+	j->checkpoint = db_col_dup(st, 12, &ok);
+	j->result = db_col_dup(st, 13, &ok);
+	j->error_code = db_col_dup(st, 14, &ok);
+	j->error_message = db_col_dup(st, 15, &ok);
+	copy_fixed(j->created_at, sizeof j->created_at, db_col_text(st, 16));
+	copy_fixed(j->updated_at, sizeof j->updated_at, db_col_text(st, 17));
+	if (!ok) {
+		job_free(j);
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	}
+	*out = j;
+	return PB_OK;
+}
+
+static int find_inflight(pb_db *db, const char *key, char id[PB_ID_BUF], bool *found, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	*found = false;
+	int rc = db_prepare(db,
+			    "SELECT id FROM jobs WHERE idempotency_key = ? AND state IN ('queued', 'running')",
+			    &st, err);
+	if (!rc)
+		rc = db_bind_text(st, 1, key, err);
+	if (!rc) {
+		int row = db_row(db, st, err);
+		if (row == 1) {
+			copy_fixed(id, PB_ID_BUF, db_col_text(st, 0));
+			*found = true;
+		} else if (row < 0) {
+			rc = row;
+		}
+	}
+	db_done(st);
+	return rc;
+}
+
+int jobs_submit(pb_db *db, const pb_job_spec *s, char id[PB_ID_BUF], bool *existing, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[PB_TIME_BUF], due[PB_TIME_BUF];
+	bool found = false;
+	int rc = db_begin(db, err);
+	if (rc)
+		return rc;
+	if (s->idempotency_key && (rc = find_inflight(db, s->idempotency_key, id, &found, err)))
+		goto out;
+	if (found)
+		goto out;
+	if ((rc = pb_new_id(id, err)))
+		goto out;
+	pb_now(now);
+	pb_time_in(s->delay_ms, due);
+	if ((rc = db_prepare(db,
+			     "INSERT INTO jobs (id, org_id, user_id, kind, state, progress, attempts, "
+			     "max_attempts, run_after, idempotency_key, input, private_input, checkpoint, "
+			     "created_at, updated_at) "
+			     "VALUES (?, ?, ?, ?, 'queued', 0, 0, ?, ?, ?, ?, ?, '{}', ?, ?)",
+			     &st, err)))
+		goto out;
+	sqlite3_bind_int(st, 5, s->max_attempts > 0 ? s->max_attempts : PB_JOB_DEFAULT_ATTEMPTS);
+	if ((rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, s->org_id, err)) ||
+	    (rc = db_bind_text(st, 3, s->user_id, err)) || (rc = db_bind_text(st, 4, s->kind, err)) ||
+	    (rc = db_bind_text(st, 6, due, err)) || (rc = db_bind_text(st, 7, s->idempotency_key, err)) ||
+	    (rc = db_bind_text(st, 8, s->input ? s->input : "{}", err)) ||
+	    (rc = db_bind_text(st, 9, s->private_input, err)) || (rc = db_bind_text(st, 10, now, err)) ||
+	    (rc = db_bind_text(st, 11, now, err)) || (rc = db_exec(db, st, err)))
+		goto out;
+out:
+	db_done(st);
+	if (!rc)
+		rc = db_commit(db, err);
+	else
+		db_rollback(db);
+	if (existing)
+		*existing = found;
+	return rc;
+}
+
+int jobs_get(pb_db *db, const char *id, pb_job **out, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	*out = NULL;
+	int rc = db_prepare(db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", &st, err);
+	if (!rc)
+		rc = db_bind_text(st, 1, id, err);
+	if (!rc) {
+		int row = db_row(db, st, err);
+		if (row == 1)
+			rc = job_from_row(st, out, err);
+		else
+			rc = row < 0 ? row : pb_err(err, PB_ENOTFOUND, "no job %s", id);
+	}
+	db_done(st);
+	return rc;
+}
+
+static json_t *json_or_null(const char *text)
+{
+	if (!text)
+		return json_null();
+	json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+	return v ? v : json_string(text);
+}
+
+json_t *job_json(const pb_job *j)
+{
+	json_t *error = json_null();
+	if (j->error_code || j->error_message)
+		error = json_pack("{s:s?,s:s?}", "code", j->error_code, "message", j->error_message);
+	return json_pack("{s:s,s:s,s:s,s:s?,s:i,s:i,s:o,s:o,s:s,s:s}", "id", j->id, "kind", j->kind,
+			 "state", j->state, "phase", j->phase, "progress", j->progress, "attempts",
+			 j->attempts, "error", error ? error : json_null(), "result", json_or_null(j->result),
+			 "created_at", j->created_at, "updated_at", j->updated_at);
+}
+
+/* Fails, inside the claim transaction, every running job whose lease expired and
+ * that has no attempts left: its worker died on the last try. */
+static int fail_exhausted(pb_db *db, const char *now, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db,
+			    "UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_expires = NULL, "
+			    "private_input = NULL, error_code = 'worker_lost', "
+			    "error_message = 'the worker running this job stopped ' || attempts || "
+			    "' times; giving up', updated_at = ?, finished_at = ? "
+			    "WHERE state = 'running' AND lease_expires < ? AND attempts >= max_attempts",
+			    &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, now, err)) && !(rc = db_bind_text(st, 2, now, err)) &&
+	    !(rc = db_bind_text(st, 3, now, err)))
+		rc = db_exec(db, st, err);
+	db_done(st);
+	return rc;
+}
+
+static bool kind_wanted(const char *kind, const char *const *kinds)
+{
+	if (!kinds)
+		return true;
+	for (; *kinds; kinds++)
+		if (!strcmp(*kinds, kind))
+			return true;
+	return false;
+}
+
+int jobs_claim(pb_db *db, const char *worker, long lease_ms, const char *const *kinds, pb_job **out,
+	       char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[PB_TIME_BUF], until[PB_TIME_BUF], id[PB_ID_BUF] = "";
+	*out = NULL;
+	int rc = db_begin(db, err);
+	if (rc)
+		return rc;
+	pb_now(now);
+	pb_time_in(lease_ms, until);
+	if ((rc = fail_exhausted(db, now, err)))
+		goto out;
+	/* Oldest due first. The kind filter runs here, not in SQL, so the statement text
+	 * stays constant; the scan stops at the first wanted row. */
+	if ((rc = db_prepare(db,
+			     "SELECT id, kind FROM jobs WHERE (state = 'queued' AND run_after <= ?) "
+			     "OR (state = 'running' AND lease_expires < ?) ORDER BY run_after, created_at",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, now, err)) || (rc = db_bind_text(st, 2, now, err)))
+		goto out;
+	for (;;) {
+		int row = db_row(db, st, err);
+		if (row < 0) {
+			rc = row;
+			goto out;
+		}
+		if (row == 0)
+			break;
+		if (kind_wanted(db_col_text(st, 1), kinds)) {
+			copy_fixed(id, sizeof id, db_col_text(st, 0));
+			break;
+		}
+	}
+	db_done(st);
+	st = NULL;
+	if (!id[0])
+		goto out;
+	if ((rc = db_prepare(db,
+			     "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?, "
+			     "lease_expires = ?, updated_at = ? WHERE id = ?",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, worker, err)) || (rc = db_bind_text(st, 2, until, err)) ||
+	    (rc = db_bind_text(st, 3, now, err)) || (rc = db_bind_text(st, 4, id, err)) ||
+	    (rc = db_exec(db, st, err)))
+		goto out;
+	db_done(st);
+	st = NULL;
+	if ((rc = db_commit(db, err)))
+		return rc;
+	rc = jobs_get(db, id, out, err);
+	return rc ? rc : 1;
+out:
+	db_done(st);
+	if (rc)
+		db_rollback(db);
+	else
+		rc = db_commit(db, err);
+	return rc;
+}
+
+/* Runs an UPDATE whose last two parameters are (id, worker) and that must touch one
+ * row held by this worker; PB_ENOTFOUND when the lease is gone. */
+static int update_held(pb_db *db, sqlite3_stmt *st, char *err)
+{
+	int rc = db_exec(db, st, err);
+	if (!rc && sqlite3_changes(db_sqlite(db)) != 1)
+		rc = pb_err(err, PB_ENOTFOUND, "the job's lease was lost to another worker");
+	return rc;
+}
+
+int jobs_renew(pb_db *db, const char *id, const char *worker, long lease_ms, char *err)
+{
+	return jobs_update(db, id, worker, lease_ms, NULL, -1, NULL, err);
+}
+
+int jobs_update(pb_db *db, const char *id, const char *worker, long lease_ms, const char *phase,
+		int progress, const char *checkpoint, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[PB_TIME_BUF], until[PB_TIME_BUF];
+	pb_now(now);
+	pb_time_in(lease_ms, until);
+	int rc = db_prepare(db,
+			    "UPDATE jobs SET lease_expires = ?, updated_at = ?, phase = COALESCE(?, phase), "
+			    "progress = CASE WHEN ? < 0 THEN progress ELSE ? END, "
+			    "checkpoint = COALESCE(?, checkpoint) "
+			    "WHERE id = ? AND lease_owner = ? AND state = 'running'",
+			    &st, err);
+	if (rc)
+		return rc;
+	sqlite3_bind_int(st, 4, progress);
+	sqlite3_bind_int(st, 5, progress > 100 ? 100 : progress);
+	if (!(rc = db_bind_text(st, 1, until, err)) && !(rc = db_bind_text(st, 2, now, err)) &&
+	    !(rc = db_bind_text(st, 3, phase, err)) && !(rc = db_bind_text(st, 6, checkpoint, err)) &&
+	    !(rc = db_bind_text(st, 7, id, err)) && !(rc = db_bind_text(st, 8, worker, err)))
+		rc = update_held(db, st, err);
+	db_done(st);
+	return rc;
+}
+
+int jobs_finish(pb_db *db, const char *id, const char *worker, bool ok, const char *result,
+		const char *code, const char *message, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[PB_TIME_BUF];
+	pb_now(now);
+	int rc = db_prepare(db,
+			    "UPDATE jobs SET state = ?, progress = CASE WHEN ? = 'succeeded' THEN 100 "
+			    "ELSE progress END, result = ?, error_code = ?, error_message = ?, "
+			    "private_input = NULL, lease_owner = NULL, lease_expires = NULL, "
+			    "updated_at = ?, finished_at = ? "
+			    "WHERE id = ? AND lease_owner = ? AND state = 'running'",
+			    &st, err);
+	if (rc)
+		return rc;
+	const char *state = ok ? "succeeded" : "failed";
+	if (!(rc = db_bind_text(st, 1, state, err)) && !(rc = db_bind_text(st, 2, state, err)) &&
+	    !(rc = db_bind_text(st, 3, result, err)) && !(rc = db_bind_text(st, 4, ok ? NULL : code, err)) &&
+	    !(rc = db_bind_text(st, 5, ok ? NULL : message, err)) && !(rc = db_bind_text(st, 6, now, err)) &&
+	    !(rc = db_bind_text(st, 7, now, err)) && !(rc = db_bind_text(st, 8, id, err)) &&
+	    !(rc = db_bind_text(st, 9, worker, err)))
+		rc = update_held(db, st, err);
+	db_done(st);
+	return rc;
+}
+
+int jobs_retry(pb_db *db, const char *id, const char *worker, long delay_ms, const char *code,
+	       const char *message, bool *gave_up, char *err)
+{
+	pb_job *j = NULL;
+	*gave_up = false;
+	int rc = jobs_get(db, id, &j, err);
+	if (rc)
+		return rc;
+	if (j->attempts >= j->max_attempts) {
+		*gave_up = true;
+		char msg[PB_ERR_MAX];
+		if (xsnprintf(msg, sizeof msg, "%s (gave up after %d attempts)", message, j->attempts))
+			copy_fixed(msg, sizeof msg, message);
+		rc = jobs_finish(db, id, worker, false, NULL, code, msg, err);
+		job_free(j);
+		return rc;
+	}
+	job_free(j);
+	sqlite3_stmt *st = NULL;
+	char now[PB_TIME_BUF], due[PB_TIME_BUF];
+	pb_now(now);
+	pb_time_in(delay_ms, due);
+	rc = db_prepare(db,
+			"UPDATE jobs SET state = 'queued', run_after = ?, error_code = ?, error_message = ?, "
+			"lease_owner = NULL, lease_expires = NULL, updated_at = ? "
+			"WHERE id = ? AND lease_owner = ? AND state = 'running'",
+			&st, err);
+	if (rc)
+		return rc;
+	if (!(rc = db_bind_text(st, 1, due, err)) && !(rc = db_bind_text(st, 2, code, err)) &&
+	    !(rc = db_bind_text(st, 3, message, err)) && !(rc = db_bind_text(st, 4, now, err)) &&
+	    !(rc = db_bind_text(st, 5, id, err)) && !(rc = db_bind_text(st, 6, worker, err)))
+		rc = update_held(db, st, err);
+	db_done(st);
+	return rc;
+}
+
+int jobs_count_by_state(pb_db *db, long counts[4], char *err)
+{
+	static const char *const states[4] = { "queued", "running", "succeeded", "failed" };
+	sqlite3_stmt *st = NULL;
+	memset(counts, 0, 4 * sizeof counts[0]);
+	int rc = db_prepare(db, "SELECT state, COUNT(*) FROM jobs GROUP BY state", &st, err);
+	while (!rc) {
+		int row = db_row(db, st, err);
+		if (row <= 0) {
+			rc = row;
+			break;
+		}
+		for (int i = 0; i < 4; i++)
+			if (!strcmp(db_col_text(st, 0), states[i]))
+				counts[i] = sqlite3_column_int64(st, 1);
+	}
+	db_done(st);
+	return rc;
+}

@@ -1,0 +1,25 @@
+/* UTC time as pbiport stores it: ISO-8601 text with milliseconds,
+ * "2026-11-26T03:04:05.678Z". Text of this one format sorts in time order, so SQL
+ * compares it with plain < and > on SQLite and PostgreSQL alike. */
+#ifndef PBIPORT_TIMEUTIL_H
+#define PBIPORT_TIMEUTIL_H
+
+#include <stdint.h>
+
+#include "runtime/db.h"   /* PB_TIME_BUF */
+
+/* Milliseconds since the Unix epoch, wall clock. */
+int64_t pb_epoch_ms(void);
+/* Milliseconds from a monotonic clock (for durations and deadlines). */
+int64_t pb_mono_ms(void);
+/* Formats epoch milliseconds as stored text. */
+void pb_time_format(int64_t epoch_ms, char out[PB_TIME_BUF]);
+/* The stored text for now + delta_ms (delta may be negative). */
+void pb_time_in(int64_t delta_ms, char out[PB_TIME_BUF]);
+/* Parses "YYYY-MM-DDTHH:MM:SS[.fff]Z" (also "+00:00"); PB_EINVAL otherwise. */
+int pb_time_parse(const char *text, int64_t *epoch_ms);
+/* Sleeps ms milliseconds (restarts after signals until the time has passed,
+ * unless *stop becomes non-zero; stop may be NULL). */
+void pb_sleep_interruptible(int64_t ms, volatile int *stop);
+
+#endif
