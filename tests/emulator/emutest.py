@@ -134,7 +134,8 @@ class Emulator:
     def authorize(self, params, tenant=TENANT):
         return self.call("GET", "/entra/%s/oauth2/v2.0/authorize?%s" % (tenant, urllib.parse.urlencode(params)))
 
-    def user_tokens(self, upn="alice@contoso.test", scopes=None, client_id=WEB_APP, secret=WEB_SECRET):
+    def user_tokens(self, upn="alice@contoso.test", scopes=None, client_id=WEB_APP, secret=WEB_SECRET,
+                    tenant=TENANT):
         """Auth-code + PKCE flow with login_hint (consent already in the fixture). Returns token JSON."""
         scopes = scopes or ["offline_access", PBI + "Dataset.ReadWrite.All", PBI + "Workspace.Read.All",
                             PBI + "Item.ReadWrite.All", PBI + "Connection.ReadWrite.All", PBI + "Report.Read.All",
@@ -142,10 +143,10 @@ class Emulator:
         verifier, challenge = pkce()
         r = self.authorize({"client_id": client_id, "response_type": "code", "redirect_uri": REDIRECT,
                             "scope": " ".join(scopes), "state": "st", "login_hint": upn,
-                            "code_challenge": challenge, "code_challenge_method": "S256"})
+                            "code_challenge": challenge, "code_challenge_method": "S256"}, tenant)
         assert r.status == 302, r
         q = urllib.parse.parse_qs(urllib.parse.urlparse(r.header("Location")).query)
-        r = self.call("POST", "/entra/%s/oauth2/v2.0/token" % TENANT,
+        r = self.call("POST", "/entra/%s/oauth2/v2.0/token" % tenant,
                       form={"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret,
                             "code": q["code"][0], "redirect_uri": REDIRECT, "code_verifier": verifier})
         assert r.status == 200, r

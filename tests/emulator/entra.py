@@ -86,7 +86,9 @@ def authorize(emu, req, m):
         res, _, _ = split_scope(s)
         if res not in ("pbi", "graph", "oidc"):
             return fail("invalid_resource", "AADSTS500011: The resource principal named %s was not found." % s)
-    login = params.get("login") or params.get("login_hint") or ""
+    # who is "signed in": the form, login_hint, the browser session cookie, or the configured default
+    login = (params.get("login") or params.get("login_hint") or _session_user(req)
+             or emu.config.get("signed_in_user") or "")
     user = emu.find_user(login, tenant) if login else None
     prompt = params.get("prompt", "")
     needed = emu.norm_scopes(scopes)
@@ -100,7 +102,10 @@ def authorize(emu, req, m):
         granted = user["consents"].setdefault(app["client_id"].lower(), set())
         granted.update(s for s in needed if not s.endswith(":.default"))
         emu.counters["consents_granted"] += 1
-        return _issue_code(emu, params, redirect_uri, mode, app, user, scopes)
+        resp = _issue_code(emu, params, redirect_uri, mode, app, user, scopes)
+        resp.headers.append(("Set-Cookie", "emu_session=%s; Path=/entra; Secure; HttpOnly; SameSite=Lax"
+                             % urllib.parse.quote(user["upn"])))
+        return resp
     missing = _missing_consent(user, app, needed) if user else needed
     if prompt == "none":
         if user is None:
@@ -112,6 +117,14 @@ def authorize(emu, req, m):
     if user is not None and not missing and prompt not in ("consent", "login", "select_account"):
         return _issue_code(emu, params, redirect_uri, mode, app, user, scopes)
     return _consent_page(req, params, app, scopes, None)
+
+
+def _session_user(req):
+    for part in (req.header("Cookie") or "").split(";"):
+        k, _, v = part.strip().partition("=")
+        if k == "emu_session":
+            return urllib.parse.unquote(v)
+    return None
 
 
 def _missing_consent(user, app, needed):
@@ -139,7 +152,7 @@ def _consent_page(req, params, app, scopes, problem):
             '<button name="consent" value="accept">Accept</button>'
             '<button name="consent" value="deny">Cancel</button></form></body></html>'
             % (htmlmod.escape(app["display_name"]), items, msg, htmlmod.escape(action), hidden,
-               htmlmod.escape(params.get("login_hint", ""))))
+               htmlmod.escape(params.get("login_hint") or _session_user(req) or "")))
     return html(200, page)
 
 

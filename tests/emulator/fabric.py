@@ -4,7 +4,6 @@ long-running operations, connections, item connections, bindConnection."""
 import base64
 import binascii
 import json
-import re
 import urllib.parse
 
 import tmdl

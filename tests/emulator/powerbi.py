@@ -85,9 +85,9 @@ def _bad(message):
 # ---- groups ----------------------------------------------------------------------------
 
 _ATOM = [
-    (re.compile(r"^(name|type)\s+eq\s+'((?:[^']|'')*)'$", re.I), lambda m, g: g[m.group(1).lower()].lower() ==
+    (re.compile(r"^(name|type|id|state)\s+eq\s+'((?:[^']|'')*)'$", re.I), lambda m, g: g[m.group(1).lower()].lower() ==
      m.group(2).replace("''", "'").lower()),
-    (re.compile(r"^(name|type)\s+ne\s+'((?:[^']|'')*)'$", re.I), lambda m, g: g[m.group(1).lower()].lower() !=
+    (re.compile(r"^(name|type|id|state)\s+ne\s+'((?:[^']|'')*)'$", re.I), lambda m, g: g[m.group(1).lower()].lower() !=
      m.group(2).replace("''", "'").lower()),
     (re.compile(r"^contains\(\s*name\s*,\s*'((?:[^']|'')*)'\s*\)$", re.I),
      lambda m, g: m.group(1).replace("''", "'").lower() in g["name"].lower()),
@@ -134,6 +134,12 @@ def _filter(flt):
     return lambda g: any(all(fn(m, g) for fn, m in conj) for conj in alts)
 
 
+def filter_fields(ws):
+    return {"name": ws["name"], "id": ws["id"], "state": ws["state"],
+            "type": "PersonalGroup" if ws["type"] == "Personal" else "Workspace",
+            "isondedicatedcapacity": ws["isOnDedicatedCapacity"]}
+
+
 def _int_param(req, name, default, lo, hi):
     v = req.q(name)
     if v is None or v == "":
@@ -158,8 +164,7 @@ def list_groups(emu, req, m):
     flt = req.q("$filter")
     if flt:
         pred = _filter(flt)
-        groups = [w for w in groups if pred({"name": w["name"], "type": "Workspace",
-                                             "isondedicatedcapacity": w["isOnDedicatedCapacity"]})]
+        groups = [w for w in groups if pred(filter_fields(w))]
     top = _int_param(req, "$top", None, 1, int(emu.config["groups_max_top"]))
     skip = _int_param(req, "$skip", 0, 0, 10 ** 9)
     page = groups[skip:skip + top if top else None]

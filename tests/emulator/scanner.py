@@ -260,7 +260,33 @@ def _dataset(emu, tenant, md, flags, schema, exprs, instances):
     return dj
 
 
+def admin_groups(emu, req, m):
+    """GET /admin/groups?$top=N (required) [&$skip=&$filter=]: every workspace of the tenant."""
+    p = admin_auth(emu, req)
+    top = req.q("$top")
+    if top is None:
+        return pbi_error(400, "InvalidRequest", "$top is required for admin/groups")
+    top = powerbi._int_param(req, "$top", None, 1, 5000)
+    skip = powerbi._int_param(req, "$skip", 0, 0, 10 ** 9)
+    items = sorted((w for w in emu.workspaces.values() if w["tenant"] == p["tenant"]),
+                   key=lambda w: (w["name"].lower(), w["id"]))
+    if req.q("$filter"):
+        pred = powerbi._filter(req.q("$filter"))
+        items = [w for w in items if pred(powerbi.filter_fields(w))]
+    out = []
+    for w in items[skip:skip + top]:
+        d = {"id": w["id"], "name": w["name"], "description": w["description"],
+             "type": "PersonalGroup" if w["type"] == "Personal" else "Workspace", "state": w["state"],
+             "isReadOnly": False, "isOnDedicatedCapacity": w["isOnDedicatedCapacity"]}
+        if w["capacityId"]:
+            d["capacityId"] = w["capacityId"]
+        out.append(d)
+    return json_resp(200, {"@odata.context": "%s/v1.0/myorg/admin/$metadata#groups" % req.host_url(),
+                           "@odata.count": len(items), "value": out})
+
+
 ROUTES = [
+    ("GET", r"/v1\.0/myorg/admin/groups", admin_groups),
     ("GET", ADMIN + r"/modified", modified),
     ("POST", ADMIN + r"/getInfo", get_info),
     ("GET", ADMIN + r"/scanStatus/([^/]+)", scan_status),

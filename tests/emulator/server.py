@@ -12,6 +12,7 @@ DIR/url and prints "READY https://127.0.0.1:PORT". Hosts are path prefixes: /ent
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -30,11 +31,9 @@ import fabric  # noqa: E402
 import graph  # noqa: E402
 import powerbi  # noqa: E402
 import scanner  # noqa: E402
-from common import (DropConnection, HttpError, Req, Resp, empty, entra_error, fabric_error,  # noqa: E402
-                    graph_error, json_resp, pbi_error, pbi_throttled)
+from common import (DropConnection, HttpError, Req, entra_error, fabric_error, graph_error,  # noqa: E402
+                    json_resp, pbi_error, pbi_throttled)
 from state import Emu  # noqa: E402
-
-import re  # noqa: E402
 
 MAX_BODY = 64 * 1024 * 1024
 SECRET_QUERY_KEYS = {"code", "client_secret", "refresh_token", "access_token", "password", "key", "code_verifier"}
@@ -84,6 +83,8 @@ def make_certs(state_dir):
                   "-out", "server.pem"], state_dir)
     finally:
         os.umask(old)
+    for name in ("server.csr", "server.ext"):
+        os.remove(os.path.join(state_dir, name))
     for name in ("ca.key", "server.key"):
         os.chmod(os.path.join(state_dir, name), 0o600)
     os.chmod(ca_pem, 0o644)
@@ -105,7 +106,8 @@ def host_error(req, status, code, message, retry_after=None):
         r.headers += headers
         return r
     if req.host == "entra":
-        r = entra_error(status if status != 404 else 404, "temporarily_unavailable" if status >= 500 else "invalid_request",
+        transient = status == 429 or status >= 500
+        r = entra_error(status, "temporarily_unavailable" if transient else "invalid_request",
                         50196 if status == 429 else 90033, message, req)
         r.headers += headers
         return r
@@ -201,6 +203,12 @@ class Handler(BaseHTTPRequestHandler):
                     emu.counters["faults_status"] += 1
             else:
                 resp = self._dispatch(req)
+                if action and action[0] == "drop_after":
+                    self._log(req, t0, "drop-after-%d" % resp.status)
+                    with emu.lock:
+                        emu.counters["faults_dropped"] += 1
+                        self._record(req, path, "drop-after-%d" % resp.status)
+                    raise DropConnection()
         except DropConnection:
             self.close_connection = True
             try:
@@ -352,17 +360,18 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--state-dir", required=True)
     ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--fixture")
+    ap.add_argument("--fixture", help="tenant fixture JSON (default: tests/fixtures/tenants/demo.json)")
     ap.add_argument("--token-lifetime", type=int, default=3600)
     ap.add_argument("--rate-scale", type=float, default=1.0)
     ap.add_argument("--latency-ms", type=int, default=0)
     args = ap.parse_args(argv)
     if args.rate_scale <= 0:
         ap.error("--rate-scale must be positive")
-    text = "{}"
-    if args.fixture:
-        with open(args.fixture, encoding="utf-8") as f:
-            text = f.read()
+    # without --fixture the demo tenant is loaded, so a bare start is usable at once
+    path = args.fixture or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "tenants",
+                                        "demo.json")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
     ca, cert, key = make_certs(args.state_dir)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2

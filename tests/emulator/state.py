@@ -31,6 +31,7 @@ DEFAULT_CONFIG = {
     "auth_code_lifetime_s": 600,
     "refresh_token_inactive_s": 90 * 86400,
     "request_log_max": 50000,
+    "signed_in_user": None,           # upn treated as signed in when authorize has no login_hint
 }
 
 ROLE_RANK = {"viewer": 1, "contributor": 2, "member": 3, "admin": 4}
@@ -404,7 +405,8 @@ class Emu:
                 rt["last_used"] = self.now() - self.config["refresh_token_inactive_s"] - 1
         rule = {"path_prefix": spec.get("path_prefix") or "/",
                 "latency_ms": int(spec.get("latency_ms") or 0),
-                "error_rate": None, "burst_429": None, "drop_connections": int(spec.get("drop_connections") or 0)}
+                "error_rate": None, "burst_429": None, "drop_connections": int(spec.get("drop_connections") or 0),
+                "drop_after": bool(spec.get("drop_after"))}
         if spec.get("error_rate"):
             er = spec["error_rate"]
             rule["error_rate"] = {"status": int(er.get("status", 503)), "percent": float(er.get("percent", 100)),
@@ -417,7 +419,8 @@ class Emu:
         return rule
 
     def fault_for(self, path):
-        """(latency_ms, action) for a request path; action None, ('drop',), ('429', s), ('status', code, s)."""
+        """(latency_ms, action) for a request path; action None, ('drop',), ('drop_after',), ('429', s),
+        ('status', code, s)."""
         latency = self.base_latency_ms
         action = None
         for rule in self.faults:
@@ -428,7 +431,8 @@ class Emu:
                 continue
             if rule["drop_connections"] > 0:
                 rule["drop_connections"] -= 1
-                action = ("drop",)
+                # drop_after: the call takes effect, only the answer is lost
+                action = ("drop_after",) if rule["drop_after"] else ("drop",)
             elif rule["burst_429"] and rule["burst_429"]["count"] > 0:
                 rule["burst_429"]["count"] -= 1
                 action = ("429", rule["burst_429"]["retry_after"])

@@ -62,6 +62,21 @@ class Faults(EmuTestCase):
         log = self.emu.state("log")["requests"]
         self.assertEqual([e["status"] for e in log if e["path"] == GROUPS], ["drop", 200])
 
+    def test_drop_after_processing(self):
+        from test_fabric import definition
+        self.emu.control("POST", "config", {"lro_mode": "sync", "page_size": 100})
+        self.emu.control("POST", "faults", {"drop_connections": 1, "drop_after": True,
+                                            "path_prefix": "/fabric/v1/workspaces/%s/semanticModels" % WS_SALES})
+        with self.assertRaises((urllib.error.URLError, http.client.RemoteDisconnected, ConnectionError)):
+            self.emu.opener.open(urllib.request.Request(
+                self.emu.url + "/fabric/v1/workspaces/%s/semanticModels" % WS_SALES, method="POST",
+                data=json.dumps({"displayName": "Lost answer", "definition": definition()}).encode(),
+                headers={"Authorization": "Bearer " + self.alice, "Content-Type": "application/json"}), timeout=10)
+        names = [m["displayName"] for m in self.emu.call(
+            "GET", "/fabric/v1/workspaces/%s/semanticModels" % WS_SALES, token=self.alice).json["value"]]
+        self.assertIn("Lost answer", names)  # the model exists although the client saw no answer
+        self.assertEqual(self.emu.state("log")["requests"][-2]["status"], "drop-after-201")
+
     def test_latency_and_expire_tokens(self):
         self.emu.control("POST", "faults", {"latency_ms": 20, "path_prefix": "/graph"})
         self.emu.control("POST", "faults", {"expire_tokens": True})

@@ -155,6 +155,22 @@ class AuthCode(EmuTestCase):
         self.assertEqual(q["error"], ["access_denied"])
         self.assertEqual(q["state"], ["s-1"])
 
+    def test_signed_in_user_and_session_cookie(self):
+        p, verifier = self._params()
+        del p["login_hint"]
+        r = self.emu.authorize(p)
+        self.assertEqual(r.status, 200)  # nobody signed in: the sign-in/consent page
+        self.emu.control("POST", "config", {"signed_in_user": "alice@contoso.test"})
+        code = self._code(self.emu.authorize(p))
+        self.assertEqual(self._redeem(code, verifier).status, 200)
+        self.emu.control("POST", "config", {"signed_in_user": None})
+        form = dict(p, login="alice@contoso.test", consent="accept")
+        r = self.emu.call("POST", "/entra/%s/oauth2/v2.0/authorize" % TENANT, form=form)
+        cookie = r.header("Set-Cookie").split(";")[0]
+        self.assertTrue(cookie.startswith("emu_session="))
+        self._code(self.emu.call("GET", "/entra/%s/oauth2/v2.0/authorize?%s" % (TENANT, urllib.parse.urlencode(p)),
+                                 headers={"Cookie": cookie}))
+
     def test_prompt_none_without_consent(self):
         p, _ = self._params(login_hint="bob@contoso.test", prompt="none")
         r = self.emu.authorize(p)

@@ -135,6 +135,16 @@ class Scanner(EmuTestCase):
         st = self.emu.state("scans")
         self.assertEqual(len(st["scans"]), 17)
 
+    def test_admin_groups(self):
+        self.assertPbiError(self.emu.call("GET", "/powerbi/v1.0/myorg/admin/groups", token=self.sp), 400,
+                            "InvalidRequest")
+        j = self.emu.call("GET", "/powerbi/v1.0/myorg/admin/groups?$top=2&$skip=1", token=self.sp).json
+        self.assertEqual(j["@odata.count"], 6)
+        self.assertEqual([g["name"] for g in j["value"]], ["Finance", "Marketing"])
+        q = urllib.parse.quote("id eq '%s' or type eq 'PersonalGroup'" % WS_SALES)
+        j = self.emu.call("GET", "/powerbi/v1.0/myorg/admin/groups?$top=10&$filter=" + q, token=self.sp).json
+        self.assertEqual(sorted(g["name"] for g in j["value"]), ["My workspace", "Sales"])
+
     def test_refusals(self):
         sp = self.emu.sp_token(CONSENTED_APP, CONSENTED_SECRET)
         r = self.emu.call("GET", A + "/modified", token=sp)

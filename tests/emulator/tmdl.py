@@ -477,6 +477,12 @@ def write_parts(model):
                     "\t\tmode: %s" % p.get("mode", "import"), "\t\tsource ="]
             out += ["\t\t\t\t" + ln if ln else "" for ln in p.get("source", "").split("\n")]
         parts["definition/tables/%s.tmdl" % t["name"].replace("/", "_")] = "\n".join(out) + "\n"
+    if model.get("relationships"):
+        out = []
+        for r in model["relationships"]:
+            out += ["relationship %s" % quote_name(r["name"]), "\tfromColumn: %s" % r["fromColumn"],
+                    "\ttoColumn: %s" % r["toColumn"], ""]
+        parts["definition/relationships.tmdl"] = "\n".join(out)
     if model.get("expressions"):
         out = []
         for e in model["expressions"]:
