@@ -80,6 +80,41 @@ static void path_index(char *dst, const char *at, const char *key, size_t i)
 		(void)xsnprintf(dst, AT_MAX, "%s.%s[%zu]", at, key, i);
 }
 
+/* Makes a message one printable line of valid UTF-8, in place (s holds PB_ERR_MAX
+ * bytes): user text may carry newlines, and a cut may split a character. Control
+ * characters become \n, \t or \xNN; broken UTF-8 becomes '?'. */
+static void clean_line(char *s)
+{
+	char out[PB_ERR_MAX], esc[8];
+	size_t o = 0, i = 0, n = strlen(s);
+	while (i < n) {
+		unsigned char ch = (unsigned char)s[i];
+		const char *piece = s + i;
+		size_t plen = 1, step = 1;
+		if (ch == '\n' || ch == '\t') {
+			piece = ch == '\n' ? "\\n" : "\\t";
+			plen = 2;
+		} else if (ch < 0x20 || ch == 0x7f) {
+			(void)xsnprintf(esc, sizeof esc, "\\x%02x", ch);
+			piece = esc;
+			plen = 4;
+		} else if (ch >= 0x80) {
+			size_t len = (ch & 0xE0) == 0xC0 ? 2 : (ch & 0xF0) == 0xE0 ? 3 : (ch & 0xF8) == 0xF0 ? 4 : 0;
+			if (len && len <= n - i && utf8_valid(s + i, len))
+				plen = step = len;
+			else
+				piece = "?";
+		}
+		if (o + plen >= sizeof out)
+			break;
+		memcpy(out + o, piece, plen);
+		o += plen;
+		i += step;
+	}
+	out[o] = '\0';
+	memcpy(s, out, o + 1);
+}
+
 static int failf(rd *r, int rc, const char *at, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static int failf(rd *r, int rc, const char *at, const char *fmt, ...)
 {
@@ -110,6 +145,7 @@ static int warnf(rd *r, const char *at, const char *fmt, ...)
 		else
 			(void)xsnprintf(line, sizeof line, "%s", msg);
 	}
+	clean_line(line);
 	if (c->nwarnings == r->capwarnings) {
 		size_t cap = r->capwarnings ? r->capwarnings * 2 : 8;
 		char **w = realloc(c->warnings, cap * sizeof *w);
@@ -1742,22 +1778,27 @@ int contract_parse(const char *text, size_t len, const char *source, pb_contract
 	source = source ? source : "contract";
 	r.source = source;
 	r.err = err;
-	if (!text)
-		return pb_err(err, PB_EINVAL, "%s: no contract text", source);
-	if (len > PB_CONTRACT_MAX_BYTES)
-		return pb_err(err, PB_ELIMIT, "%s: contract is larger than %u bytes", source, PB_CONTRACT_MAX_BYTES);
+	size_t skip = 0, k;
+	if (!text) {
+		rc = pb_err(err, PB_EINVAL, "%s: no contract text", source);
+		goto out;
+	}
+	if (len > PB_CONTRACT_MAX_BYTES) {
+		rc = pb_err(err, PB_ELIMIT, "%s: contract is larger than %u bytes", source, PB_CONTRACT_MAX_BYTES);
+		goto out;
+	}
 	if ((rc = check_utf8(text, len, source, err)))
-		return rc;
-	size_t skip = (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) ? 3 : 0; /* byte order mark */
-	size_t k = skip;
-	while (k < len && (text[k] == ' ' || text[k] == '\t' || text[k] == '\r' || text[k] == '\n'))
+		goto out;
+	if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3))
+		skip = 3; /* byte order mark */
+	for (k = skip; k < len && (text[k] == ' ' || text[k] == '\t' || text[k] == '\r' || text[k] == '\n');)
 		k++;
 	if (k < len && text[k] == '{')
 		rc = load_json(text + skip, len - skip, source, &root, err);
 	else
 		rc = yamltree_load(text + skip, len - skip, source, &root, err);
 	if (rc)
-		return rc;
+		goto out;
 
 	r.c = calloc(1, sizeof *r.c);
 	if (!r.c) {
@@ -1789,6 +1830,8 @@ out:
 	free(r.by_name);
 	free(r.by_id);
 	if (rc) {
+		if (err)
+			clean_line(err);
 		contract_free(r.c);
 		return rc;
 	}

@@ -22,6 +22,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(text, data, size);
 	if (contract_parse(text, size, "fuzz", &c, err) == PB_OK) {
 		json_t *j = contract_to_json(c);
+		if (!j)
+			abort(); /* only invalid UTF-8 in the model could make this fail */
+		for (size_t i = 0; i < c->nwarnings; i++)
+			if (strchr(c->warnings[i], '\n'))
+				abort();
 		char *s = json_dumps(j, JSON_COMPACT);
 		free(s);
 		json_decref(j);

@@ -213,6 +213,8 @@ static void json_errors_have_line_and_column(void **state)
 	expect_error("{\n  \"id\": 1,\n  \"id\": 2\n}", "~t.yaml:3:");
 	expect_error("{\n  \"id\": 1,\n  \"id\": 2\n}", "~duplicate");
 	expect_error("{\n  \"a\": [1, 2,\n}", "~t.yaml:3:1: JSON syntax error");
+	/* jansson quotes the source near the error: still one line */
+	expect_error("{\"apiVersion\": \"act\\\\\\\n\n\"}", "~JSON syntax error");
 	/* JSON is detected by its first non-blank byte */
 	pb_contract *c = parse_ok("  \n{\"apiVersion\":\"v3.1.0\",\"kind\":\"DataContract\",\"id\":\"x\",\"version\":\"1\","
 				  "\"status\":\"draft\",\"schema\":[{\"name\":\"a\",\"properties\":[{\"name\":\"b\"}]}]}");
@@ -342,6 +344,9 @@ static void unknown_logical_type(void **state)
 	expect_error(V3_HEAD "schema:\n  - name: a\n    properties:\n      - name: x\n        logicalType: string\n"
 			     "      - name: y\n        logicalType: strng\n",
 		     "schema[0].properties[1].logicalType: unknown type \"strng\"");
+	/* user text in a message stays on one line */
+	expect_error(V3_HEAD "schema:\n  - name: a\n    properties:\n      - name: x\n        logicalType: \"str\\nng\"\n",
+		     "schema[0].properties[0].logicalType: unknown type \"str\\nng\"");
 	/* a v2-style type in a v3 contract is not a v3 type */
 	expect_error(V3_HEAD "schema:\n  - name: a\n    properties:\n      - name: x\n        logicalType: bigint\n",
 		     "schema[0].properties[0].logicalType: unknown type \"bigint\"");
