@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/json_body.h"
 #include "runtime/request.h"
 #include "runtime/util.h"
 
@@ -281,6 +282,53 @@ static void env_is_bounded(void **state)
 	assert_int_equal(load(f, env), PB_EINVAL);
 }
 
+static void json_bodies(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	json_t *v;
+	const char ok[] = "{\"a\": [1, {\"b\": \"x\"}]}";
+	assert_int_equal(json_body_parse(ok, strlen(ok), 0, &v, err), PB_OK);
+	const char *const allowed[] = { "a", NULL };
+	assert_int_equal(json_body_only_keys(v, allowed, "", err), PB_OK);
+	const char *const other[] = { "b", "c", NULL };
+	assert_int_equal(json_body_only_keys(v, other, "settings", err), PB_EINVAL);
+	assert_string_equal(err, "unknown field 'settings.a' (allowed: b, c)");
+	json_decref(v);
+
+	const char dup[] = "{\"a\": 1,\n \"a\": 2}";
+	assert_int_equal(json_body_parse(dup, strlen(dup), 0, &v, err), PB_EINVAL);
+	assert_null(v);
+	assert_non_null(strstr(err, "line 2, column"));
+	assert_non_null(strstr(err, "duplicate"));
+
+	const char bad[] = "{\n\n  \"a\": tru }";
+	assert_int_equal(json_body_parse(bad, strlen(bad), 0, &v, err), PB_EINVAL);
+	assert_non_null(strstr(err, "line 3, column"));
+
+	/* too deep: refused on the text, before jansson builds anything; brackets in strings do not count */
+	const char deep[] = "{\"s\": \"[[[[[[\", \"a\": [[[1]]]}";
+	assert_int_equal(json_body_parse(deep, strlen(deep), 4, &v, err), PB_OK);
+	json_decref(v);
+	assert_int_equal(json_body_parse(deep, strlen(deep), 3, &v, err), PB_ELIMIT);
+	assert_string_equal(err, "line 1, column 24: nested deeper than 3 levels");
+	char nested[PB_JSON_MAX_DEPTH * 2 + 4];
+	size_t k = 0;
+	for (int i = 0; i <= PB_JSON_MAX_DEPTH; i++)
+		nested[k++] = '[';
+	nested[k] = '\0';
+	assert_int_equal(json_body_parse(nested, k, 0, &v, err), PB_ELIMIT);
+
+	const char nul[] = "{\"a\": \"x\0y\"}";
+	assert_int_equal(json_body_parse(nul, sizeof nul - 1, 0, &v, err), PB_EINVAL);
+
+	assert_true(json_media_type("application/json"));
+	assert_true(json_media_type("application/merge-patch+json"));
+	assert_false(json_media_type("text/json+"));
+	assert_true(yaml_media_type("application/x-yaml"));
+	assert_false(yaml_media_type("application/json"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -293,6 +341,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(body_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(response_format, setup, teardown),
 		cmocka_unit_test_setup_teardown(env_is_bounded, setup, teardown),
+		cmocka_unit_test(json_bodies),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
