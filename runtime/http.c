@@ -390,6 +390,7 @@ static int finish(struct xfer *x, CURL *e, CURLcode code, pb_http_resp *resp, ch
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &reqsize);
 	curl_easy_getinfo(e, CURLINFO_TOTAL_TIME, &secs);
+	curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &resp->new_connections);
 	resp->curl_code = (int)code;
 	resp->request_sent = reqsize > 0;
 	resp->seconds = secs;
@@ -450,8 +451,9 @@ int pb_http_do(pb_http *h, const pb_http_req *req, pb_http_resp *resp, char *err
 		CURLcode code = curl_easy_perform(h->easy);
 		rc = finish(&x, h->easy, code, resp, err);
 	}
-	/* the easy handle must not point at freed callback data between calls */
-	curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, NULL);
+	/* the easy handle must not point at this call's stack (headers, error buffer, callback
+	 * data) between calls; its connections live on in the share object */
+	curl_easy_reset(h->easy);
 	xfer_release(&x);
 	return rc;
 }

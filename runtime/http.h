@@ -57,6 +57,7 @@ typedef struct pb_http_resp {
 	int curl_code;                    /* CURLcode of the transfer (0 = fine) */
 	bool request_sent;                /* some request bytes left us: outcome may be unknown */
 	double seconds;                   /* total transfer time */
+	long new_connections;             /* connections opened for this transfer (0 = reused) */
 } pb_http_resp;
 
 /* Releases everything a response owns and zeroes it. */

@@ -115,6 +115,10 @@ static void tls_with_right_and_wrong_ca(void **state)
 	assert_int_equal(pb_http_do(E.http, &req, &resp, err), PB_OK);
 	assert_int_equal(resp.status, 401);
 	pb_http_resp_release(&resp);
+	/* the next call reuses the connection */
+	assert_int_equal(pb_http_do(E.http, &req, &resp, err), PB_OK);
+	assert_int_equal(resp.new_connections, 0);
+	pb_http_resp_release(&resp);
 	/* an unrelated CA: must fail, clearly */
 	char other[600];
 	snprintf(other, sizeof other, "%s/tests/fixtures/msapi/other-ca.pem", emu_src_dir());
@@ -184,6 +188,7 @@ static void body_ceiling_timeout_and_drop(void **state)
 }
 
 struct batch {
+	long connects;
 	int calls[40];
 	int again[40];
 	long statuses[40];
@@ -200,6 +205,7 @@ static int on_done(void *ctx, size_t idx, pb_http_resp *resp, int rc, const char
 		return PB_HTTP_DONE;
 	}
 	b->statuses[idx] = resp->status;
+	b->connects += resp->new_connections;
 	/* even jobs run twice, the second time after a short delay */
 	if (idx % 2 == 0 && b->calls[idx] == 1) {
 		b->again[idx]++;
@@ -242,6 +248,8 @@ static void parallel_batch_with_requeue(void **state)
 		assert_int_equal(b.calls[i], i % 2 == 0 ? 2 : 1);
 		assert_int_equal(b.statuses[i], 401);
 	}
+	/* 60 requests, 8 at a time, over the shared connection cache: far fewer connections */
+	assert_true(b.connects <= 16);
 	/* a callback error stops the batch and is returned */
 	int seen = 0;
 	assert_int_equal(pb_http_run_many(E.http, reqs, 40, 4, stop_at_five, &seen, err), PB_EINVAL);
