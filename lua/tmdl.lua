@@ -9,6 +9,7 @@ local find, gsub, format, byte, rep, sub, lower, upper =
 	string.find, string.gsub, string.format, string.byte, string.rep, string.sub,
 	string.lower, string.upper
 local concat = table.concat
+local type, error, setmetatable, ipairs = type, error, setmetatable, ipairs
 local uuid = pbiport.uuid
 
 local PLAIN = "^[A-Za-z_][A-Za-z0-9_]*$"
@@ -33,10 +34,10 @@ end
 -- An object name: bare when ^[A-Za-z_][A-Za-z0-9_]*$, else in single quotes with ' doubled.
 -- Control characters cannot be written in TMDL's line syntax: they are an error.
 function M.quote_name(s)
-	check_name(s, "name", 2)
-	if find(s, PLAIN) then
+	if type(s) == "string" and find(s, PLAIN) then
 		return s
 	end
+	check_name(s, "name", 2)
 	return "'" .. gsub(s, "'", "''") .. "'"
 end
 
@@ -49,6 +50,9 @@ end
 -- trailing blanks, or starting with a double quote; then "..." with " doubled.
 -- Line breaks and other control characters cannot be carried: error.
 function M.text_value(s)
+	if type(s) == "string" and find(s, "^[%w_]+$") then
+		return s
+	end
 	if type(s) ~= "string" then
 		error("text value must be a string, not " .. type(s), 2)
 	end
@@ -146,19 +150,31 @@ function M.unique_file_names(names)
 	return out
 end
 
+-- "id", "key", "customer_id", "order key", "CustomerId", "CustomerKey". Only the last
+-- four characters are examined: unanchored patterns over whole names are slow.
 local function looks_like_key(name)
-	local l = lower(name)
-	return l == "id" or l == "key" or find(l, "[_%s%-]id$") ~= nil or find(l, "[_%s%-]key$") ~= nil
-		or find(name, "%lI[Dd]$") ~= nil or find(name, "%lKey$") ~= nil
+	local tail = sub(name, -4)
+	local l = lower(tail)
+	if #name <= 3 then
+		return l == "id" or l == "key"
+	end
+	return find(l, "[_%s%-]id$") ~= nil or find(l, "^[_%s%-]key$") ~= nil
+		or find(tail, "%lI[Dd]$") ~= nil or find(tail, "^%lKey$") ~= nil
 end
+
+local SUMMARIZATION = { "SummarizationSetBy", "Automatic" }
+local GENERAL_NUMBER = { "PBI_FormatHint", '{"isGeneralNumber":true}' }
+local DATE_ONLY = { "UnderlyingDateTimeDataType", "Date" }
+local TIME_ONLY = { "UnderlyingDateTimeDataType", "Time" }
 
 -- How a contract column is typed in TMDL (tmdl.md section 4 mapping table).
 -- col: { name, logical_type, precision, scale, primary_key }. Returns
 -- { data_type, format_string (or nil), summarize_by, annotations = { {name, value}... } }.
+-- The { name, value } pairs inside annotations are shared: replace them, do not edit them.
 function M.column_type(col)
 	local lt = col.logical_type and lower(col.logical_type) or "string"
 	local key = col.primary_key or looks_like_key(col.name or "")
-	local t = { annotations = { { "SummarizationSetBy", "Automatic" } } }
+	local t = { annotations = { SUMMARIZATION } }
 	if lt == "integer" then
 		t.data_type, t.format_string = "int64", "0"
 		t.summarize_by = key and "none" or "sum"
@@ -170,19 +186,19 @@ function M.column_type(col)
 			t.data_type, t.format_string = "decimal", "#,0." .. rep("0", s)
 		else
 			t.data_type = "double"
-			t.annotations[#t.annotations + 1] = { "PBI_FormatHint", '{"isGeneralNumber":true}' }
+			t.annotations[2] = GENERAL_NUMBER
 		end
 		t.summarize_by = key and "none" or "sum"
 	elseif lt == "boolean" then
 		t.data_type, t.summarize_by = "boolean", "none"
 	elseif lt == "date" then
 		t.data_type, t.format_string, t.summarize_by = "dateTime", "Long Date", "none"
-		t.annotations[#t.annotations + 1] = { "UnderlyingDateTimeDataType", "Date" }
+		t.annotations[2] = DATE_ONLY
 	elseif lt == "timestamp" then
 		t.data_type, t.format_string, t.summarize_by = "dateTime", "General Date", "none"
 	elseif lt == "time" then
 		t.data_type, t.format_string, t.summarize_by = "dateTime", "Long Time", "none"
-		t.annotations[#t.annotations + 1] = { "UnderlyingDateTimeDataType", "Time" }
+		t.annotations[2] = TIME_ONLY
 	else
 		-- string, and object/array flattened to JSON text by the contract reader
 		t.data_type, t.summarize_by = "string", "none"
@@ -236,7 +252,23 @@ function Writer:raw_prop(depth, name, value)
 	self:line(depth, name .. ": " .. value)
 end
 
+-- Appends one line that already carries its indentation (the cheap path for hot loops).
+function Writer:add(s)
+	local n = self.n + 1
+	self[n] = s
+	self.n = n
+end
+
 function Writer:description(depth, text)
+	if text == nil or text == "" then
+		return
+	end
+	if not find(text, "[\0-\9\11-\31\127]") and not find(text, "%s$") then
+		-- Common case (only LF breaks, nothing to trim): one gsub, same result as below.
+		local prefix = TABS[depth] .. "/// "
+		self:add(prefix .. gsub(text, "\n", "\n" .. prefix))
+		return
+	end
 	for _, l in ipairs(M.description_lines(text)) do
 		self:line(depth, l)
 	end

@@ -35,6 +35,8 @@ struct lua_sandbox {
 	const char *entry_module;    /* borrowed during sandbox_call */
 	char **dirs, **labels;
 	size_t ndirs;
+	EVP_MD *sha1;                /* for pbiport.uuid, created on first use */
+	EVP_MD_CTX *md_ctx;
 };
 
 /* Registry keys: addresses unique to this file. */
@@ -224,19 +226,16 @@ static int sb_print(lua_State *L)
 	return 0;
 }
 
-int sandbox_uuid(const char *text, size_t len, char out[37])
+/* UUIDv5 layout over SHA-1(namespace || text) with a caller's digest context. */
+static int uuid_with(EVP_MD_CTX *ctx, const EVP_MD *sha1, const char *text, size_t len, char out[37])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
-	int rc = -1;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	if (!ctx)
-		goto out;
-	if (EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) != 1 ||
+	if (EVP_DigestInit_ex(ctx, sha1, NULL) != 1 ||
 	    EVP_DigestUpdate(ctx, UUID_NS, sizeof UUID_NS) != 1 ||
 	    EVP_DigestUpdate(ctx, text, len) != 1 || EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 ||
 	    mdlen < 16)
-		goto out;
+		return -1;
 	md[6] = (unsigned char)((md[6] & 0x0f) | 0x50); /* version 5 */
 	md[8] = (unsigned char)((md[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	static const char hex[] = "0123456789abcdef";
@@ -248,8 +247,13 @@ int sandbox_uuid(const char *text, size_t len, char out[37])
 		out[o++] = hex[md[i] & 15];
 	}
 	out[o] = '\0';
-	rc = 0;
-out:
+	return 0;
+}
+
+int sandbox_uuid(const char *text, size_t len, char out[37])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int rc = ctx ? uuid_with(ctx, EVP_sha1(), text, len, out) : -1;
 	EVP_MD_CTX_free(ctx);
 	return rc;
 }
@@ -258,8 +262,14 @@ static int sb_uuid(lua_State *L)
 {
 	size_t len;
 	const char *s = luaL_checklstring(L, 1, &len);
+	lua_sandbox *sb = sb_of(L);
 	char u[37];
-	if (sandbox_uuid(s, len, u))
+	/* One fetched digest and context per sandbox: a fresh one per call costs 10x. */
+	if (!sb->sha1)
+		sb->sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+	if (!sb->md_ctx)
+		sb->md_ctx = EVP_MD_CTX_new();
+	if (!sb->sha1 || !sb->md_ctx || uuid_with(sb->md_ctx, sb->sha1, s, len, u))
 		return luaL_error(L, "pbiport.uuid: SHA-1 failed");
 	lua_pushstring(L, u);
 	return 1;
@@ -592,6 +602,8 @@ void sandbox_free(lua_sandbox *sb)
 	}
 	free(sb->dirs);
 	free(sb->labels);
+	EVP_MD_CTX_free(sb->md_ctx);
+	EVP_MD_free(sb->sha1);
 	free(sb);
 }
 

@@ -6,6 +6,7 @@ local tmdl = require "tmdl"
 local naming = require "naming"
 
 local lower, format = string.lower, string.format
+local type, error, ipairs = type, error, ipairs
 
 local PARAMETERS = {
 	snowflake = {
@@ -75,11 +76,12 @@ local function build(ctx)
 		local seen = {}
 		for _, cc in ipairs(ct.columns or {}) do
 			local cname = must_be_name(naming.column_name(cc, ct, ctx), "column_name")
-			if seen[lower(cname)] then
+			local folded = lower(cname)
+			if seen[folded] then
 				error(format("table '%s': columns '%s' and '%s' differ only by case", name,
-					seen[lower(cname)], cname), 0)
+					seen[folded], cname), 0)
 			end
-			seen[lower(cname)] = cname
+			seen[folded] = cname
 			local col = {
 				name = cname,
 				source = cc,

@@ -5,22 +5,25 @@ local source = require "source"
 
 local quote = tmdl.quote_name
 
+local text = tmdl.text_value
+
+-- The hot loop of a big model: lines are appended ready-indented with w:add.
 local function column(w, col)
 	local ty = col.type
-	w:blank()
+	w:add("")
 	w:description(1, col.description)
-	w:line(1, "column " .. quote(col.name))
-	w:raw_prop(2, "dataType", ty.data_type)
-	if col.hidden then w:line(2, "isHidden") end
-	if col.is_key then w:line(2, "isKey") end
-	if col.not_null then w:raw_prop(2, "isNullable", "false") end
-	if ty.format_string then w:prop(2, "formatString", ty.format_string) end
-	w:raw_prop(2, "lineageTag", col.lineage_tag)
-	w:raw_prop(2, "summarizeBy", ty.summarize_by)
-	w:prop(2, "sourceColumn", col.source_column)
+	w:add("\tcolumn " .. quote(col.name))
+	w:add("\t\tdataType: " .. ty.data_type)
+	if col.hidden then w:add("\t\tisHidden") end
+	if col.is_key then w:add("\t\tisKey") end
+	if col.not_null then w:add("\t\tisNullable: false") end
+	if ty.format_string then w:add("\t\tformatString: " .. text(ty.format_string)) end
+	w:add("\t\tlineageTag: " .. col.lineage_tag)
+	w:add("\t\tsummarizeBy: " .. ty.summarize_by)
+	w:add("\t\tsourceColumn: " .. text(col.source_column))
 	for _, a in ipairs(ty.annotations) do
-		w:blank()
-		w:annotation(2, a[1], a[2])
+		w:add("")
+		w:add("\t\tannotation " .. quote(a[1]) .. " = " .. a[2])
 	end
 end
 
