@@ -321,8 +321,27 @@ def create_model(emu, req, m):
     return resp
 
 
+def _tmsl(m):
+    """model.bim for format=TMSL, built from the parsed model."""
+    p = m["parsed"]
+    tables = [{"name": t["name"],
+               "columns": [{"name": c["name"], "dataType": c.get("dataType", "string"),
+                            "sourceColumn": c.get("sourceColumn", c["name"])} for c in t.get("columns") or []],
+               "measures": [{"name": x["name"], "expression": x.get("expression", "")} for x in t.get("measures") or []],
+               "partitions": [{"name": x["name"], "mode": x.get("mode", "import"),
+                               "source": {"type": x.get("type", "m"), "expression": x.get("source") or ""}}
+                              for x in t.get("partitions") or []]} for t in p["tables"]]
+    return json.dumps({"name": m["name"], "compatibilityLevel": 1604,
+                       "model": {"culture": "en-US", "tables": tables,
+                                 "expressions": [{"name": e["name"], "kind": "m", "expression": e["expression"]}
+                                                 for e in p.get("expressions") or []]}}, indent=2)
+
+
 def _definition_json(emu, m, fmt):
-    parts = dict(emu.model_parts(m))
+    if fmt == "TMSL":
+        parts = {"definition.pbism": '{"version":"1.0","settings":{}}\n', "model.bim": _tmsl(m)}
+    else:
+        parts = dict(emu.model_parts(m))
     parts[".platform"] = json.dumps({"$schema": "https://developer.microsoft.com/json-schemas/fabric/"
                                                 "gitIntegration/platformProperties/2.0.0/schema.json",
                                      "metadata": {"type": "SemanticModel", "displayName": m["name"]},
@@ -342,7 +361,7 @@ def get_definition(emu, req, m):
                                                                       "or format")
 
     def finish(op):
-        op["result"] = _definition_json(emu, model, "TMDL")
+        op["result"] = _definition_json(emu, model, fmt)
         return None
     return _lro_or_sync(emu, req, p, "getDefinition", finish, 200)
 

@@ -174,6 +174,35 @@ class Control(EmuTestCase):
             self.assertNotIn("Bearer", line)
 
 
+class Concurrency(EmuTestCase):
+    def test_parallel_clients_one_lock(self):
+        import threading
+        alice = self.emu.user_tokens()["access_token"]
+        body = {"connectivityType": "ShareableCloud", "displayName": "same-name",
+                "connectionDetails": {"type": "Snowflake", "creationMethod": "Snowflake.Databases", "parameters": [
+                    {"dataType": "Text", "name": "server", "value": "x.snowflakecomputing.com"},
+                    {"dataType": "Text", "name": "warehouse", "value": "W"}]},
+                "credentialDetails": {"credentials": {"credentialType": "Basic", "username": "u", "password": "p"}}}
+        statuses = []
+        lock = threading.Lock()
+
+        def worker(i):
+            got = [self.emu.call("POST", "/fabric/v1/connections", token=alice, body=body).status,
+                   self.emu.call("GET", GROUPS, token=alice).status,
+                   self.emu.call("GET", "/fabric/v1/workspaces", token=alice).status]
+            with lock:
+                statuses.extend(got)
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(statuses.count(201), 1)  # exactly one create wins the name
+        self.assertEqual(statuses.count(409), 15)
+        self.assertEqual(statuses.count(200), 32)
+        self.assertEqual(len(self.emu.state("connections")["connections"]), 2)
+
+
 class StartupOptions(EmuTestCase):
     latency_ms = 5
 

@@ -207,6 +207,16 @@ class Fabric(EmuTestCase):
         self.emu.control("POST", "config", {"lro_mode": "sync"})
         d = {"parts": [p for p in res["definition"]["parts"] if p["path"] != ".platform"]}
         self.assertEqual(self.create("Copy", defn=d).status, 201)
+        # TMSL on request, and it loads back too
+        r = self.emu.call("POST", "/fabric/v1/workspaces/%s/semanticModels/%s/getDefinition?format=TMSL"
+                          % (WS_SALES, MODEL_SALES), token=self.alice)
+        self.assertEqual(r.status, 200, r)
+        tmsl = {p["path"]: p for p in r.json["definition"]["parts"]}
+        self.assertEqual(r.json["definition"]["format"], "TMSL")
+        bim = json.loads(base64.b64decode(tmsl["model.bim"]["payload"]))
+        self.assertEqual(bim["model"]["tables"][0]["name"], "Orders")
+        self.assertEqual(self.create("From TMSL", defn={"parts": [tmsl["definition.pbism"], tmsl["model.bim"]]}).status,
+                         201)
         r = self.emu.call("POST", "/fabric/v1/workspaces/%s/semanticModels/%s/updateDefinition" % (WS_SALES,
                                                                                                     MODEL_SALES),
                           token=self.alice, body={"definition": definition()})
@@ -304,6 +314,23 @@ class Fabric(EmuTestCase):
         self.assertEqual(self.emu.call("POST", bind, token=self.alice, body=unbind).status, 200)
         conns = self.emu.call("GET", base + "/items/%s/connections" % mid, token=self.alice).json["value"]
         self.assertEqual(conns[0]["connectivityType"], "None")
+
+    def test_tenant_settings_for_service_principals(self):
+        import os
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "tenants",
+                               "test.json")) as f:
+            fx = json.load(f)
+        fx["tenants"][0]["settings"].update(service_principals_allowed=False, sp_can_create_connections=False)
+        self.emu.control("POST", "load", fx)
+        sp = self.emu.sp_token(PUSH_APP, PUSH_SECRET)  # Entra still issues the token
+        self.assertFabricError(self.emu.call("GET", "/fabric/v1/workspaces", token=sp), 401,
+                               "PrincipalTypeNotSupported")
+        self.assertPbiError(self.emu.call("GET", "/powerbi/v1.0/myorg/groups", token=sp), 401,
+                            "PowerBINotAuthorizedException")
+        fx["tenants"][0]["settings"]["service_principals_allowed"] = True
+        self.emu.control("POST", "load", fx)
+        sp = self.emu.sp_token(PUSH_APP, PUSH_SECRET)
+        self.assertFabricError(self._sf_connection(token=sp), 403, "InsufficientPrivileges")
 
     def test_service_principal_access(self):
         sp = self.emu.sp_token(PUSH_APP, PUSH_SECRET)
