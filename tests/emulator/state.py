@@ -507,6 +507,7 @@ class Emu:
                              "auth_codes_redeemed": self.counters["auth_codes_redeemed"]}
         if want("counters"):
             out["counters"] = dict(self.counters)
+            out["pending_rows_requests"] = {k: v for k, v in self.pending_rows.items() if v}
         if want("faults"):
             out["faults"] = self.faults
         if want("log"):

@@ -119,17 +119,19 @@ class Push(EmuTestCase):
 
     def test_pending_requests(self):
         ds = self.create()["id"]
-        self.emu.control("POST", "faults", {"latency_ms": 800, "path_prefix": "/powerbi" + G[len("/powerbi"):]
+        self.emu.control("POST", "faults", {"latency_ms": 1500, "path_prefix": "/powerbi" + G[len("/powerbi"):]
                                             + "/datasets/%s/tables" % ds})
         results = []
 
         def go():
             results.append(self.post(ds, rows(1)).status)
-        threads = [threading.Thread(target=go) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        first = threading.Thread(target=go)
+        first.start()
+        # start the second call once the first is counted as pending (no timing guess)
+        while not self.emu.state("counters")["pending_rows_requests"].get(ds):
+            pass
+        go()
+        first.join()
         self.assertEqual(sorted(results), [200, 429])  # scaled pending limit is 1
 
 
