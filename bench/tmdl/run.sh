@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# tmdl benchmark: `pbiport tmdl` on generated contracts of N tables x 40 columns
+# (N = 20, 200, 2000; BENCH_SIZES overrides). Reports wall and CPU time, output MB/s and
+# peak RSS per size, the ratio to `cat` of the same output (baseline measured in this
+# run) and the ratio to the 20-table run scaled linearly; writes the "tmdl" section of
+# bench/README.md. Needs /usr/bin/time and a build.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+[ -x bin/pbiport ] || make -s
+SIZES=${BENCH_SIZES:-20 200 2000}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+unset PBIPORT_TEMPLATE_PATH
+rows="$tmp/rows"; : >"$rows"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
+for n in $SIZES; do
+  python3 bench/tmdl/gen.py "$n" 40 >"$tmp/c$n.json"
+  best=""
+  # best of 3: the machine may be shared
+  for run in 1 2 3; do
+    rm -rf "$tmp/out$n"
+    /usr/bin/time -f "%e %U %S %M" -o "$tmp/time" bin/pbiport tmdl "$tmp/c$n.json" --out "$tmp/out$n"
+    read -r wall user sys rss <"$tmp/time"
+    if [ -z "$best" ] || awk -v a="$wall" -v b="${best%% *}" 'BEGIN{exit !(a<b)}'; then
+      best="$wall $user $sys $rss"
+    fi
+  done
+  bytes=$(find "$tmp/out$n" -type f -printf '%s\n' | awk '{s+=$1} END{print s}')
+  files=$(find "$tmp/out$n" -type f | wc -l)
+  cat_best=""
+  for run in 1 2 3; do
+    /usr/bin/time -f "%e" -o "$tmp/ctime" sh -c "find '$tmp/out$n' -type f -exec cat {} + >/dev/null"
+    c=$(cat "$tmp/ctime")
+    if [ -z "$cat_best" ] || awk -v a="$c" -v b="$cat_best" 'BEGIN{exit !(a<b)}'; then cat_best=$c; fi
+  done
+  echo "$n $files $bytes $best $cat_best" >>"$rows"
+  echo "tables=$n files=$files bytes=$bytes wall/user/sys/rssKB=$best cat=$cat_best" >&2
+done
+
+python3 - "$rows" "$load_before" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
+import datetime, os, platform, re, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+base = None
+lines = []
+for n, files, nbytes, wall, user, sys_, rss, cat in rows:
+    n, files, nbytes = int(n), int(files), int(nbytes)
+    wall, user, sys_, rss, cat = float(wall), float(user), float(sys_), int(rss), float(cat)
+    if base is None:
+        base = (n, wall, user + sys_)
+    scaled_wall = base[1] * n / base[0]
+    scaled_cpu = base[2] * n / base[0]
+    lines.append("| %d x 40 | %d | %.1f | %.2f | %.2f | %.1f | %.0f | %.0fx | %.2f / %.2f |" % (
+        n, files, nbytes / 1e6, wall, user + sys_, nbytes / 1e6 / max(wall, 0.001), rss / 1024,
+        wall / max(cat, 0.001), wall / max(scaled_wall, 0.001), (user + sys_) / max(scaled_cpu, 0.001)))
+big = [r for r in rows if r[0] == "2000"]
+goal = ("met" if float(big[0][3]) < 0.5 else "NOT met") + f" ({float(big[0][3]):.2f} s wall, {float(big[0][4]) + float(big[0][5]):.2f} s CPU)" if big else "not measured in this run"
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+section = f"""<!-- tmdl:begin -->
+## tmdl
+
+Reproduce: `bench/tmdl/run.sh` (contracts from `bench/tmdl/gen.py N 40`: N tables x 40 columns,
+all logical types, descriptions, a key and a relationship per table; Snowflake server). Each
+size runs `pbiport tmdl CONTRACT --out DIR` three times and keeps the fastest; times include
+reading and parsing the JSON contract, the Lua render and writing the files. Baseline: `cat`
+of the same output files to /dev/null, measured in the same run (best of 3). "vs 20 scaled" is
+wall (and CPU) time divided by the 20-table run's time scaled by N/20: 1.00 means linear.
+
+Machine: {os.cpu_count()} cores, {platform.platform()}; run on {now}; load average
+{sys.argv[2]} before, {sys.argv[3]} after (the machine was shared, so CPU time is the steadier
+figure).
+
+| size | files | output MB | wall s | CPU s | MB/s (wall) | peak RSS MiB | vs cat | vs 20 scaled (wall / CPU) |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|
+""" + "\n".join(lines) + f"""
+
+- Goal for 2000 x 40: under 0.5 s wall: {goal}.
+<!-- tmdl:end -->"""
+path = "bench/README.md"
+text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+if "<!-- tmdl:begin -->" in text:
+    text = re.sub(r"<!-- tmdl:begin -->.*?<!-- tmdl:end -->", lambda m: section, text, flags=re.S)
+else:
+    text = text.rstrip("\n") + "\n\n" + section + "\n"
+open(path, "w").write(text)
+print(section)
+PY
