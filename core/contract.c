@@ -999,22 +999,19 @@ static int read_v3_server(rd *r, const json_t *s, size_t i, pb_server *srv)
 		return rc;
 	/* drop secret-looking custom properties in place */
 	size_t keep = 0;
-	for (size_t c = 0; c < srv->ncustom; c++) {
-		if (secret_name(srv->custom[c].key)) {
-			path_key(p, at, "customProperties");
-			rc = warnf(r, p, "%s not kept (secrets do not belong in a contract)", srv->custom[c].key);
-			free(srv->custom[c].key);
-			free(srv->custom[c].value);
-			if (rc) {
-				srv->custom[c].key = srv->custom[c].value = NULL;
-				return rc;
-			}
+	for (size_t ci = 0; ci < srv->ncustom; ci++) {
+		if (!secret_name(srv->custom[ci].key)) {
+			srv->custom[keep++] = srv->custom[ci];
 			continue;
 		}
-		srv->custom[keep++] = srv->custom[c];
+		path_key(p, at, "customProperties");
+		if (!rc)
+			rc = warnf(r, p, "%s not kept (secrets do not belong in a contract)", srv->custom[ci].key);
+		free(srv->custom[ci].key);
+		free(srv->custom[ci].value);
 	}
 	srv->ncustom = keep;
-	return PB_OK;
+	return rc;
 }
 
 static int read_servers(rd *r, const json_t *root)
