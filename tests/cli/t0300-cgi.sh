@@ -86,6 +86,7 @@ check "pbiport serve answers one CGI request" 'head -1 "$tmp/resp" | grep -q "^S
 req GET /metrics
 check "GET /metrics is Prometheus text" '[ "$status" = 200 ] && grep -q "^Content-Type: text/plain; version=0.0.4" "$tmp/headers"'
 check "metrics count requests by route, method and status" 'grep -qE "^pbiport_requests_total\{route=\"/healthz\",method=\"GET\",status=\"200\"\} [0-9]+$" "$tmp/body"'
+check "metrics have the job gauge" 'grep -qE "^pbiport_jobs\{state=\"queued\"\} [0-9]+$" "$tmp/body"'
 check "metrics have the duration histogram" 'grep -q "^# TYPE pbiport_request_duration_seconds histogram" "$tmp/body" && grep -qE "^pbiport_request_duration_seconds_bucket\{route=\"/healthz\",le=\"\+Inf\"\} [0-9]+$" "$tmp/body" && grep -q "^pbiport_request_duration_seconds_count{route=\"/healthz\"}" "$tmp/body"'
 
 # ---- routing errors ----
@@ -118,7 +119,8 @@ check "unknown REMOTE_USER: 401" '[ "$status" = 401 ] && is_error unauthorized'
 req GET /api/data-products "HTTP_AUTHORIZATION=Bearer $TOKEN"
 check "Bearer token: 200" '[ "$status" = 200 ] && json "d == {\"data_products\": []}"'
 check "the token never reaches the log" '! grep -q "${TOKEN#pbi_*_}" "$tmp/log"'
-req GET /api/data-products "HTTP_AUTHORIZATION=Bearer ${TOKEN%?}0"
+last=${TOKEN: -1}; [ "$last" = 0 ] && swap=1 || swap=0
+req GET /api/data-products "HTTP_AUTHORIZATION=Bearer ${TOKEN%?}$swap"
 check "wrong token secret: 401" '[ "$status" = 401 ]'
 req GET /api/data-products "HTTP_AUTHORIZATION=Basic YWxpY2U6eA=="
 check "other auth scheme: 401" '[ "$status" = 401 ]'
