@@ -170,6 +170,17 @@ check "contract error: 400 naming the field" '[ "$status" = 400 ] && json "d[\"e
 req GET /api/data-products REMOTE_USER=alice
 check "nothing written by refused imports" '[ "$status" = 200 ] && json "[p[\"contract_id\"] for p in d[\"data_products\"]] == [\"urn:contract:orders\"]"'
 
+# ---- several processes writing at once: no "database is locked" reaches a client ----
+for i in 1 2 3 4 5 6 7 8; do
+  env REQUEST_METHOD=POST REQUEST_URI=/api/data-products QUERY_STRING= CONTENT_TYPE=application/yaml \
+    CONTENT_LENGTH="$(wc -c <"$FIX/orders.yaml")" REMOTE_USER=alice "$FCGI" <"$FIX/orders.yaml" \
+    >"$tmp/par$i" 2>/dev/null &
+done
+wait
+check "8 concurrent re-imports all succeed" '[ "$(cat "$tmp"/par? | grep -c "^Status: 200 OK")" -eq 8 ]'
+req GET "/api/data-products/$PRODUCT" REMOTE_USER=alice
+check "each concurrent import counted once" 'json "d[\"revision\"] == 11"'
+
 # ---- reads ----
 req GET "/api/data-products/$PRODUCT" REMOTE_USER=bob
 check "GET product: same shape plus the contract text" '[ "$status" = 200 ] && json "d[\"id\"] == \"$PRODUCT\" and d[\"contract\"] == open(\"$FIX/orders.yaml\").read() and len(d[\"output_ports\"]) == 2"'

@@ -14,6 +14,8 @@
 #include "core/catalog.h"
 #include "core/contract.h"
 #include "core/identity.h"
+#include "handlers/handlers.h"
+#include "runtime/config.h"
 #include "runtime/db.h"
 #include "runtime/util.h"
 
@@ -344,6 +346,48 @@ static void catalog_import_update_isolation(void **state)
 	db_close(db);
 }
 
+static int out_write(void *ctx, const char *buf, size_t n)
+{
+	return sbuf_add(ctx, buf, n);
+}
+
+/* The whole pipeline in-process: pb_handle + the real route table. */
+static int handle(pb_db *db, char **env, sbuf *out)
+{
+	pb_config cfg = { .max_body = 1024 };
+	struct req r;
+	struct req_io io = { NULL, out_write, out };
+	sbuf_reset(out);
+	req_init(&r, &cfg, db);
+	pb_handle(&r, &pb_app, env, &io);
+	int status = r.status;
+	req_release(&r);
+	return status;
+}
+
+static void pipeline_health(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	sbuf out;
+	sbuf_init(&out, 1 << 20);
+	char *health[] = { "REQUEST_METHOD=GET", "REQUEST_URI=/healthz", NULL };
+	pb_db *db = fresh_db("pipe.db");
+	assert_int_equal(handle(db, health, &out), 200);
+	assert_non_null(strstr(sbuf_str(&out), "{\"status\":\"ok\"}"));
+	char *anon[] = { "REQUEST_METHOD=GET", "REQUEST_URI=/api/data-products", NULL };
+	assert_int_equal(handle(db, anon, &out), 401);
+	db_close(db);
+
+	/* a database the check cannot read: 503, and the cause stays in the log */
+	assert_int_equal(db_open(tmp_path("empty.db"), true, &db, err), PB_OK);
+	assert_int_equal(handle(db, health, &out), 503);
+	assert_non_null(strstr(sbuf_str(&out), "\"code\":\"unavailable\""));
+	assert_null(strstr(sbuf_str(&out), "no such table"));
+	db_close(db);
+	sbuf_release(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -351,6 +395,7 @@ int main(void)
 		cmocka_unit_test(real_schema_and_statement_cache),
 		cmocka_unit_test(identity_store),
 		cmocka_unit_test(catalog_import_update_isolation),
+		cmocka_unit_test(pipeline_health),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
