@@ -242,6 +242,41 @@ def list_datasources(emu, req, m):
                            "value": [datasource_json(emu, md, ds) for ds in md["datasources"]]})
 
 
+def bind_to_gateway(emu, req, m):
+    """Default.BindToGateway with a cloud connection: gatewayObjectId = the tenant's virtual gateway,
+    datasourceObjectIds = connection ids (community usage; the reference recommends bindConnection)."""
+    p = auth(emu, req, WRITE_DS)
+    ws = ws_for(emu, req, p, m.group(1), min_rank=2)
+    md = _model(emu, ws, m.group(2))
+    body = req.json()
+    gw = body.get("gatewayObjectId") if isinstance(body, dict) else None
+    tenant = emu.tenants[ws["tenant"]]
+    if not gw:
+        raise _bad("gatewayObjectId is required")
+    if gw != tenant["gateway_id"]:
+        return pbi_error(400, "DMTS_CanNotFindMatchingDatasourceInGatewayError",
+                         "Gateway '%s' is not a gateway this dataset's data sources can use" % gw)
+    wanted = body.get("datasourceObjectIds") or []
+    bound = 0
+    for cid in wanted:
+        c = emu.connections.get(cid)
+        if c is None or c["tenant"] != ws["tenant"]:
+            return pbi_error(400, "DMTS_CanNotFindMatchingDatasourceInGatewayError",
+                             "Data source '%s' was not found on gateway '%s'" % (cid, gw))
+        key = (c["type"].lower(), c["path"].lower())
+        if not any((d["type"].lower(), d["path"].lower()) == key for d in md["datasources"]):
+            return pbi_error(400, "DMTS_CanNotFindMatchingDatasourceInGatewayError",
+                             "Connection '%s' (%s, %s) matches no data source of dataset '%s'"
+                             % (c["displayName"], c["type"], c["path"], md["name"]))
+        md["bindings"][key] = cid
+        c["lastBound"] = emu.now()
+        bound += 1
+    if not wanted:
+        raise _bad("datasourceObjectIds is required for cloud connections")
+    emu.counters["bindings"] += bound
+    return empty(200)
+
+
 def report_json(ws, r):
     d = {"id": r["id"], "reportType": r["reportType"], "name": r["name"], "webUrl": _web(ws, "reports", r["id"]),
          "embedUrl": "https://app.powerbi.com/reportEmbed?reportId=%s&groupId=%s" % (r["id"], ws["id"]),
@@ -560,34 +595,22 @@ def post_rows(emu, req, m):
     if emu.pending_rows.get(ds, 0) > emu.scaled(LIMITS["pending_requests"]):
         emu.counters["rows_throttled"] += 1
         return pbi_throttled(1)
-    # rate windows: peek all, then record, so a refused call uses no budget
+    # rate windows: check all, then record, so a refused call uses no budget
     big = any(x["rows"] >= emu.scaled(LIMITS["big_table_rows"]) for x in md["push_tables"].values())
-    checks = [(("rows_min", ds), emu.scaled(LIMITS["requests_per_minute"]), 60)]
+    checks = [(("rows_min", ds), emu.scaled(LIMITS["requests_per_minute"]), 60, 1),
+              (("rows_count", ds), emu.scaled(LIMITS["rows_per_hour"]), 3600, len(rows))]
     if big:
-        checks.append((("rows_hour", ds), emu.scaled(LIMITS["big_requests_per_hour"]), 3600))
-    now = emu.now()
-    wait = 0
-    for key, limit, period in checks:
-        win = emu.windows.setdefault(key, [])
-        win[:] = [ts for ts in win if ts > now - period]
-        if len(win) >= limit:
-            wait = max(wait, int(math.ceil(win[0] + period - now)))
-    rkey = ("rows_count", ds)
-    rwin = emu.windows.setdefault(rkey, [])
-    rwin[:] = [(ts, n) for ts, n in rwin if ts > now - 3600]
-    if sum(n for _, n in rwin) + len(rows) > emu.scaled(LIMITS["rows_per_hour"]):
-        wait = max(wait, int(math.ceil(rwin[0][0] + 3600 - now)) if rwin else 3600)
+        checks.append((("rows_hour", ds), emu.scaled(LIMITS["big_requests_per_hour"]), 3600, 1))
+    wait = max(emu.rate_wait(key, limit, period, weight) for key, limit, period, weight in checks)
     if wait:
         emu.counters["rows_throttled"] += 1
-        return pbi_throttled(max(1, wait))
+        return pbi_throttled(wait)
     cap = emu.scaled(LIMITS["fifo_rows"] if md["push"]["retention"] == "basicFIFO" else LIMITS["none_rows"])
     if md["push"]["retention"] != "basicFIFO" and t["rows"] + len(rows) > cap:
         raise _bad("Table '%s' would exceed %d rows (retention policy None)" % (t["name"], cap))
-    for key, _, _ in checks:
-        emu.windows[key].append(now)
-    if not big:
-        emu.windows.setdefault(("rows_hour", ds), []).append(now)
-    rwin.append((now, len(rows)))
+    emu.rate_record(("rows_min", ds))
+    emu.rate_record(("rows_hour", ds))  # counted before the table is big, so the switch sees the last hour
+    emu.rate_record(("rows_count", ds), len(rows))
     t["rows"] = min(cap, t["rows"] + len(rows))  # basicFIFO drops the oldest rows
     emu.counters["rows_posted"] += len(rows)
     emu.counters["rows_requests"] += 1
@@ -609,6 +632,7 @@ ROUTES = [
     ("GET", G + r"/datasets/([^/]+)", get_dataset),
     ("DELETE", G + r"/datasets/([^/]+)", delete_dataset),
     ("GET", G + r"/datasets/([^/]+)/datasources", list_datasources),
+    ("POST", G + r"/datasets/([^/]+)/Default\.BindToGateway", bind_to_gateway),
     ("GET", G + r"/datasets/([^/]+)/refreshes", refresh_history),
     ("POST", G + r"/datasets/([^/]+)/refreshes", trigger_refresh),
     ("GET", G + r"/datasets/([^/]+)/refreshes/([^/]+)", refresh_detail),

@@ -372,7 +372,7 @@ def main(argv=None):
                                         "demo.json")
     with open(path, encoding="utf-8") as f:
         text = f.read()
-    ca, cert, key = make_certs(args.state_dir)
+    _, cert, key = make_certs(args.state_dir)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert, key)

@@ -79,16 +79,28 @@ class Emu:
     def scaled(self, n):
         return max(1, int(math.floor(n * self.rate_scale)))
 
-    def rate_check(self, key, limit, period):
-        """Sliding window: 0 and records the call when allowed, else seconds to wait."""
+    def rate_wait(self, key, limit, period, weight=1):
+        """Sliding window of (time, weight): seconds until `weight` more fits under limit, 0 if it fits now."""
         now = self.now()
         win = self.windows.setdefault(key, collections.deque())
-        while win and win[0] <= now - period:
+        while win and win[0][0] <= now - period:
             win.popleft()
-        if len(win) >= limit:
-            return max(1, int(math.ceil(win[0] + period - now)))
-        win.append(now)
-        return 0
+        used = sum(w for _, w in win)
+        if used + weight <= limit:
+            return 0
+        if not win:
+            return max(1, int(math.ceil(period)))
+        return max(1, int(math.ceil(win[0][0] + period - now)))
+
+    def rate_record(self, key, weight=1):
+        self.windows.setdefault(key, collections.deque()).append((self.now(), weight))
+
+    def rate_check(self, key, limit, period):
+        """One call against a window: 0 (and counted) when allowed, else seconds to wait."""
+        wait = self.rate_wait(key, limit, period)
+        if not wait:
+            self.rate_record(key)
+        return wait
 
     # ---- loading -------------------------------------------------------------
 

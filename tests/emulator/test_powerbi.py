@@ -74,6 +74,23 @@ class Groups(EmuTestCase):
         self.assertIn("scope", r.json["error"]["message"])
         self.assertIn("RequestId", r.headers)
 
+    def test_bind_to_gateway(self):
+        from test_fabric import definition
+        self.emu.control("POST", "config", {"lro_mode": "sync"})
+        mid = self.emu.call("POST", "/fabric/v1/workspaces/%s/semanticModels" % WS_SALES, token=self.alice,
+                            body={"displayName": "GW", "definition": definition()}).json["id"]
+        conn = self.emu.call("GET", "/fabric/v1/connections/cccccccc-0000-0000-0000-000000000001",
+                             token=self.alice).json
+        url = G + "/%s/datasets/%s/Default.BindToGateway" % (WS_SALES, mid)
+        r = self.emu.call("POST", url, token=self.alice, body={"gatewayObjectId": "nope",
+                                                               "datasourceObjectIds": [conn["id"]]})
+        self.assertPbiError(r, 400, "DMTS_CanNotFindMatchingDatasourceInGatewayError")
+        r = self.emu.call("POST", url, token=self.alice, body={"gatewayObjectId": conn["gatewayId"],
+                                                               "datasourceObjectIds": [conn["id"]]})
+        self.assertEqual(r.status, 200, r)
+        src = self.get(G + "/%s/datasets/%s/datasources" % (WS_SALES, mid)).json["value"]
+        self.assertEqual(src[0]["gatewayId"], conn["gatewayId"])
+
     def test_my_workspace(self):
         body = {"name": "Mine", "defaultMode": "Push", "tables": [{"name": "T", "columns": [
             {"name": "a", "dataType": "string"}]}]}
