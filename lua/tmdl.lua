@@ -9,7 +9,7 @@ local find, gsub, format, byte, rep, sub, lower, upper =
 	string.find, string.gsub, string.format, string.byte, string.rep, string.sub,
 	string.lower, string.upper
 local concat = table.concat
-local type, error, setmetatable, ipairs = type, error, setmetatable, ipairs
+local type, error, setmetatable, ipairs, select = type, error, setmetatable, ipairs, select
 local uuid = pbiport.uuid
 
 local PLAIN = "^[A-Za-z_][A-Za-z0-9_]*$"
@@ -170,16 +170,12 @@ local TIME_ONLY = { "UnderlyingDateTimeDataType", "Time" }
 -- How a contract column is typed in TMDL (tmdl.md section 4 mapping table).
 -- col: { name, logical_type, precision, scale, primary_key }. Returns
 -- { data_type, format_string (or nil), summarize_by, annotations = { {name, value}... } }.
--- The { name, value } pairs inside annotations are shared: replace them, do not edit them.
-function M.column_type(col)
-	local lt = col.logical_type and lower(col.logical_type) or "string"
-	local key = col.primary_key or looks_like_key(col.name or "")
+local function compute_type(lt, p, s, key)
 	local t = { annotations = { SUMMARIZATION } }
 	if lt == "integer" then
 		t.data_type, t.format_string = "int64", "0"
 		t.summarize_by = key and "none" or "sum"
 	elseif lt == "number" then
-		local p, s = col.precision, col.scale
 		if s == 0 and p and p <= 18 then
 			t.data_type, t.format_string = "int64", "0"
 		elseif s and s >= 1 and s <= 4 then
@@ -206,9 +202,37 @@ function M.column_type(col)
 	return t
 end
 
+-- Results by logical type / precision / scale / key: big models repeat a few shapes.
+local type_cache = {}
+
+-- The result is shared by every column of the same shape: copy it before changing it.
+function M.column_type(col)
+	local lt = col.logical_type and lower(col.logical_type) or "string"
+	local key = (col.primary_key or looks_like_key(col.name or "")) and true or false
+	local p, s = col.precision or -1, col.scale or -1
+	local by_p = type_cache[lt]
+	if not by_p then by_p = {}; type_cache[lt] = by_p end
+	local by_s = by_p[p]
+	if not by_s then by_s = {}; by_p[p] = by_s end
+	local by_key = by_s[s]
+	if not by_key then by_key = {}; by_s[s] = by_key end
+	local t = by_key[key]
+	if not t then
+		t = compute_type(lt, col.precision, col.scale, key)
+		by_key[key] = t
+	end
+	return t
+end
+
 -- A deterministic lineage tag: UUIDv5 layout over the contract id and an object path.
-function M.lineage_tag(contract_id, ...)
-	return uuid(concat({ contract_id or "", ... }, "\0"))
+function M.lineage_tag(contract_id, a, b, c, ...)
+	if select("#", ...) == 0 then
+		-- the common arities without building a table
+		if c then return uuid((contract_id or "") .. "\0" .. a .. "\0" .. b .. "\0" .. c) end
+		if b then return uuid((contract_id or "") .. "\0" .. a .. "\0" .. b) end
+		if a then return uuid((contract_id or "") .. "\0" .. a) end
+	end
+	return uuid(concat({ contract_id or "", a, b, c, ... }, "\0"))
 end
 
 -- Title Case for names: "order_line id" -> "Order Line Id" (used by docs/examples).
@@ -259,18 +283,27 @@ function Writer:add(s)
 	self.n = n
 end
 
-function Writer:description(depth, text)
+-- The /// lines of a description at a tab depth, each followed by LF ("" for none).
+function M.description_text(depth, text)
 	if text == nil or text == "" then
-		return
+		return ""
 	end
+	local prefix = TABS[depth] .. "/// "
 	if not find(text, "[\0-\9\11-\31\127]") and not find(text, "%s$") then
 		-- Common case (only LF breaks, nothing to trim): one gsub, same result as below.
-		local prefix = TABS[depth] .. "/// "
-		self:add(prefix .. gsub(text, "\n", "\n" .. prefix))
-		return
+		return prefix .. gsub(text, "\n", "\n" .. prefix) .. "\n"
 	end
-	for _, l in ipairs(M.description_lines(text)) do
-		self:line(depth, l)
+	local lines = M.description_lines(text)
+	if #lines == 0 then
+		return ""
+	end
+	return TABS[depth] .. concat(lines, "\n" .. TABS[depth]) .. "\n"
+end
+
+function Writer:description(depth, text)
+	local d = M.description_text(depth, text)
+	if d ~= "" then
+		self:add(sub(d, 1, -2))
 	end
 end
 

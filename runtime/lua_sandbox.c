@@ -21,6 +21,7 @@
 #define SB_HOOK_COUNT 1000          /* instructions between deadline checks */
 #define SB_MODULE_NAME_MAX 128
 #define SB_PATH_MAX 4096
+#define SB_GC_PAUSE 400             /* percent heap growth between collections */
 
 struct lua_sandbox {
 	lua_State *L;
@@ -576,6 +577,12 @@ int sandbox_new(const sandbox_opts *o, lua_sandbox **out, char *err)
 	*(lua_sandbox **)lua_getextraspace(sb->L) = sb;
 	lua_sethook(sb->L, sb_hook, LUA_MASKCOUNT, SB_HOOK_COUNT);
 	rc = sandbox_cpcall(sb, sb_setup, NULL, 0, err);
+	/* A render keeps its input alive to the end, so each collection cycle re-marks all of
+	 * it: waiting for the heap to grow 4x (not 2x) between cycles cut render CPU ~20% on
+	 * bench/tmdl; the allocator cap still bounds the heap (Lua collects fully before
+	 * failing an allocation). */
+	if (!rc)
+		lua_gc(sb->L, LUA_GCINC, SB_GC_PAUSE, 0, 0);
 out:
 	if (rc) {
 		sandbox_free(sb);
