@@ -14,6 +14,11 @@ local uuid = pbiport.uuid
 
 local PLAIN = "^[A-Za-z_][A-Za-z0-9_]*$"
 
+-- Whether byte b (may be nil) is ASCII white space; cheaper than an unanchored "%s$".
+local function is_space(b)
+	return b == 32 or (b ~= nil and b >= 9 and b <= 13)
+end
+
 local function shown(s)
 	-- A name as shown in an error message: control characters made visible.
 	return (gsub(s, "%c", function(c) return format("\\x%02X", byte(c)) end))
@@ -59,7 +64,7 @@ function M.text_value(s)
 	if find(s, "%c") then
 		error("text value '" .. shown(s) .. "' contains a line break or control character", 2)
 	end
-	if s == "" or find(s, "^%s") or find(s, "%s$") or sub(s, 1, 1) == '"' then
+	if s == "" or is_space(byte(s, 1)) or is_space(byte(s, -1)) or byte(s, 1) == 34 then
 		return '"' .. gsub(s, '"', '""') .. '"'
 	end
 	return s
@@ -289,7 +294,7 @@ function M.description_text(depth, text)
 		return ""
 	end
 	local prefix = TABS[depth] .. "/// "
-	if not find(text, "[\0-\9\11-\31\127]") and not find(text, "%s$") then
+	if not find(text, "[\0-\9\11-\31\127]") and not is_space(byte(text, -1)) then
 		-- Common case (only LF breaks, nothing to trim): one gsub, same result as below.
 		return prefix .. gsub(text, "\n", "\n" .. prefix) .. "\n"
 	end
