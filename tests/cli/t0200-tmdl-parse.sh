@@ -74,5 +74,26 @@ else
   echo "SKIP: tmdl-parse corpus checks: PBIPORT_CORPUS/tmdl not found"
 fi
 
+# Every model the renderer produces from the corpus contracts must parse back.
+if [ -n "${PBIPORT_CORPUS:-}" ] && [ -d "$PBIPORT_CORPUS/odcs" ] && "$BIN" help | grep -q '^  pbiport tmdl CONTRACT'; then
+  rendered=0; bad=0; i=0
+  while IFS= read -r -d '' f; do
+    for mode in import directquery; do
+      i=$((i + 1)); out="$tmp/render-$i"
+      "$BIN" tmdl "$f" --out "$out" --mode $mode --warehouse WH --http-path /sql/1.0/warehouses/abc \
+        >/dev/null 2>&1 || continue
+      rendered=$((rendered + 1))
+      ntables=$(find "$out" -path '*/tables/*.tmdl' | wc -l)
+      if ! "$BIN" tmdl-parse "$out" >"$tmp/out" 2>"$tmp/err" ||
+         [ "$(grep -c '^table ' "$tmp/out")" -ne "$ntables" ]; then
+        bad=$((bad + 1)); echo "# $f ($mode):"; sed 's/^/#   /' "$tmp/err"
+      fi
+    done
+  done < <(find "$PBIPORT_CORPUS/odcs" -type f \( -name '*.yaml' -o -name '*.yml' -o -name '*.json' \) -print0)
+  check "renderer output: $rendered rendered models parse back with every table" '[ $rendered -gt 0 ] && [ $bad -eq 0 ]'
+else
+  echo "SKIP: renderer round trip: no corpus contracts or no 'pbiport tmdl' command"
+fi
+
 echo "1..$n"
 [ $failed -eq 0 ]
