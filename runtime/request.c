@@ -48,6 +48,9 @@ void req_reset(struct req *r)
 	r->resp = resp;
 	sbuf_reset(&r->headers);
 	sbuf_reset(&r->resp);
+	/* keep a small buffer for the next request, not the memory of a huge response */
+	if (r->resp.cap > 1024 * 1024)
+		sbuf_release(&r->resp);
 }
 
 void req_release(struct req *r)
