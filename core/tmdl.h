@@ -174,8 +174,10 @@ typedef struct tmdl_model {
 tmdl_model *tmdl_model_new(void);
 
 /* Adds one document (a .tmdl file's bytes) to a model being built. name is used in
- * error messages and node->file (copied). text need not be NUL-terminated. After an
- * error the model must only be freed. */
+ * error messages and node->file (copied). text need not be NUL-terminated. Feed the
+ * documents in path order (as tmdl_parse_path does): partial declarations merge at the
+ * first one and unreferenced tables keep document order. Only .tmdl parts belong here
+ * (not definition.pbism or .platform). After an error the model must only be freed. */
 int tmdl_parse_buffer(tmdl_model *m, const char *name, const char *text, size_t len, char *err);
 
 /* Merges partial declarations, checks duplicates, extracts tables/relationships/
