@@ -25,6 +25,17 @@ OBJECT_PARENTS = {
 }
 
 IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# boolean properties (TMDL schema): written bare for true, ': true' / ': false' otherwise
+BOOL_PROPS = {p.lower() for p in (
+    "ForceUniqueNames", "DiscourageImplicitMeasures", "DiscourageReportMeasures", "DiscourageCompositeModels",
+    "DisableSystemDefaultExpression", "IsHidden", "ShowAsVariationsOnly", "IsPrivate", "ExcludeFromModelRefresh",
+    "SystemManaged", "ExcludeFromAutomaticAggregations", "IsDataTypeInferred", "IsUnique", "IsKey", "IsNullable",
+    "IsDefaultLabel", "IsDefaultImage", "IsAvailableInMDX", "KeepUniqueRows", "IsNameInferred", "IsDefault",
+    "RetainDataTillForceCalculate", "IsSimpleMeasure", "IsActive", "RelyOnReferentialIntegrity", "IncludeAll",
+    "LegacyRedirects", "ReturnErrorValuesAsNull")}
+MERGEABLE_ROOTS = ("table",)
+REPEATABLE_UNNAMED = ("changedproperty", "calendarcolumngroup")  # 'word = value' objects that may repeat
+REPEATABLE_PROPS = ("associatedcolumn",)  # list-valued properties written once per value  # partial declarations: one table may be spread over several places
 
 
 class TmdlError(Exception):
@@ -143,6 +154,17 @@ def _read_expression(lines, i, depth, first, path):
     return "\n".join(ln[margin:].rstrip() for ln in body), j
 
 
+def _set_prop(node, word, value, path, lineno):
+    if word.lower() in REPEATABLE_PROPS:
+        node.props.setdefault(word, [])
+        if isinstance(node.props[word], list):
+            node.props[word].append(value)
+        return
+    if any(k.lower() == word.lower() for k in node.props if k != "__ref"):
+        raise TmdlError(path, lineno, "property %r is set twice" % word)
+    node.props[word] = value
+
+
 def parse_document(path, text):
     """Parses one .tmdl file into a list of top-level Nodes."""
     if text.startswith("\ufeff"):
@@ -170,6 +192,8 @@ def parse_document(path, text):
             raise TmdlError(path, lineno, "unexpected indentation (depth %d, expected at most %d)"
                             % (d, expected))
         if rest.startswith("///"):
+            if not description:
+                desc_line = lineno
             description.append(rest[3:].strip())
             i += 1
             continue
@@ -178,6 +202,9 @@ def parse_document(path, text):
             raise TmdlError(path, lineno, "unexpected text %r" % rest[:40])
         word = m.group(0)
         after = rest[m.end():]
+        declares = not (after.strip() == "" or after.startswith(":") or after.lstrip().startswith("="))
+        if description and (not declares or word == "ref"):
+            raise TmdlError(path, desc_line, "description (///) is not followed by an object declaration")
         if word == "ref" and after.startswith(" "):
             m2 = IDENT_RE.match(after.lstrip())
             if not m2:
@@ -198,7 +225,7 @@ def parse_document(path, text):
                 raise TmdlError(path, lineno, "property %r outside an object" % word)
             node = Node(word, None, None, lineno, d)
             if parent is not None:
-                parent.props[word] = True
+                _set_prop(parent, word, True, path, lineno)
                 parent.children.append(node)
             else:
                 roots.append(node)
@@ -209,14 +236,19 @@ def parse_document(path, text):
         if after.startswith(":"):
             if parent is None:
                 raise TmdlError(path, lineno, "property %r outside an object" % word)
-            parent.props[word] = _unquote_value(after[1:])
+            value = _unquote_value(after[1:])
+            if word.lower() in BOOL_PROPS and value.lower() not in ("true", "false"):
+                raise TmdlError(path, lineno, "%s must be true or false, not %r" % (word, value))
+            _set_prop(parent, word, value if word.lower() not in BOOL_PROPS else value.lower() == "true",
+                      path, lineno)
             i += 1
             continue
         if after.lstrip().startswith("="):
             if parent is None:
                 raise TmdlError(path, lineno, "property %r outside an object" % word)
             expr, i = _read_expression(lines, i, d, after.lstrip()[1:], path)
-            parent.props[word] = expr
+            if word.lower() not in REPEATABLE_UNNAMED:
+                _set_prop(parent, word, expr, path, lineno)
             # unnamed objects with a default value may carry children (calendarColumnGroup = year)
             node = Node(word, None, expr, lineno, d)
             parent.children.append(node)
@@ -238,6 +270,8 @@ def parse_document(path, text):
             i += 1
         _attach(node, parent, roots, path, stack)
         stack.append(node)
+    if description:
+        raise TmdlError(path, desc_line, "description (///) is not followed by an object declaration")
     return roots
 
 
@@ -250,10 +284,14 @@ def _attach(node, parent, roots, path, stack):
         if pkind not in allowed:
             where = ("inside %s" % pkind) if pkind else "at top level"
             raise TmdlError(path, node.line, "%s %r is not allowed %s" % (node.kind, node.name, where))
-    if parent is None:
-        roots.append(node)
-    else:
-        parent.children.append(node)
+    siblings = roots if parent is None else parent.children
+    if node.name is not None and not (parent is None and node.kind in MERGEABLE_ROOTS):
+        for other in siblings:
+            if other.kind == node.kind and other.name is not None and other.name.lower() == node.name.lower() \
+                    and bool(other.props.get("__ref")) == bool(node.props.get("__ref")):
+                raise TmdlError(path, node.line, "duplicate %s %r (first at line %d)" % (node.kind, node.name,
+                                                                                       other.line))
+    siblings.append(node)
 
 
 def _split_ref(ref):
@@ -306,8 +344,14 @@ def parse_parts(parts):
                     tables[key] = {"name": node.name, "description": node.description,
                                    "isHidden": bool(node.props.get("isHidden")),
                                    "columns": [], "measures": [], "partitions": [],
-                                   "_path": path}
+                                   "_path": path, "_props": set()}
                     order.append(key)
+                props = {k.lower() for k in node.props if k != "__ref"}
+                twice = props & tables[key]["_props"]
+                if twice:
+                    raise TmdlError(path, node.line, "property %r of table %r is set twice"
+                                    % (sorted(twice)[0], node.name))
+                tables[key]["_props"] |= props
                 _merge_table(tables[key], node, path)
             elif node.kind == "expression":
                 expressions.append({"name": node.name, "expression": node.default or "",
@@ -337,6 +381,7 @@ def parse_parts(parts):
     for key in order:
         t = dict(tables[key])
         t.pop("_path", None)
+        t.pop("_props", None)
         t["partitions"] = [{k: v for k, v in p.items() if not k.startswith("_")} for p in t["partitions"]]
         out_tables.append(t)
     return {"name": model_name, "tables": out_tables, "expressions": expressions,
@@ -345,7 +390,12 @@ def parse_parts(parts):
 
 def _merge_table(t, node, path):
     seen = {c["name"].lower() for c in t["columns"]} | {m["name"].lower() for m in t["measures"]}
+    parts = {p["name"].lower() for p in t["partitions"]}
     for ch in node.children:
+        if ch.kind == "partition":
+            if ch.name.lower() in parts:
+                raise TmdlError(path, ch.line, "duplicate partition %r in table %r" % (ch.name, t["name"]))
+            parts.add(ch.name.lower())
         if ch.kind in ("column", "measure"):
             if ch.name.lower() in seen:
                 raise TmdlError(path, ch.line, "duplicate %s %r in table %r" % (ch.kind, ch.name, t["name"]))
