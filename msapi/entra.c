@@ -79,6 +79,7 @@ out:
 	free(path);
 	if (r.http.body) /* the reply holds tokens */
 		pb_wipe(r.http.body, r.http.body_len);
+	msapi_wipe_json(r.json);
 	msapi_reply_release(&r);
 	return rc;
 }
