@@ -229,7 +229,7 @@ def _resource_of(scopes):
     return "graph", "https://graph.microsoft.com"
 
 
-def _issue_tokens(emu, req, app, user, scopes, grant, family=None):
+def _issue_tokens(emu, req, app, user, scopes, grant):
     """scopes: raw requested scope strings. Returns the token response."""
     res, prefix = _resource_of(scopes)
     granted = user["consents"].get(app["client_id"].lower(), set())
@@ -252,11 +252,11 @@ def _issue_tokens(emu, req, app, user, scopes, grant, family=None):
     body = {"token_type": "Bearer", "scope": " ".join("%s/%s" % (prefix, n) for n in names),
             "expires_in": emu.token_lifetime, "ext_expires_in": emu.token_lifetime, "access_token": at}
     lower = [s.lower() for s in scopes]
-    if "offline_access" in lower or family is not None:
+    if "offline_access" in lower:
         rt = "emu_rt_" + secrets.token_urlsafe(40)
         emu.refresh_tokens[rt] = {"client_id": app["client_id"], "upn": user["upn"], "tenant": user["tenant"],
                                   "scopes": list(scopes), "issued": now, "last_used": now, "uses": 0,
-                                  "valid": True, "family": family or rt}
+                                  "valid": True}
         body["refresh_token"] = rt
     if "openid" in lower:
         claims = {"aud": app["client_id"], "iss": "https://login.microsoftonline.com/%s/v2.0" % user["tenant"],
@@ -347,7 +347,7 @@ def _grant_refresh(emu, req, form, app):
     if emu.config["refresh_token_reuse"] == "reject":
         rec["valid"] = False
     emu.counters["refresh_token_exchanges"] += 1
-    return _issue_tokens(emu, req, app, user, scopes + ["offline_access"], "refresh_token", family=rec["family"])
+    return _issue_tokens(emu, req, app, user, scopes + ["offline_access"], "refresh_token")
 
 
 def _grant_client_credentials(emu, req, form, app, tkey):
