@@ -710,9 +710,11 @@ static int check_nested(rd *r, const json_t *prop, const char *at, size_t *count
 		json_array_foreach(props, i, child) {
 			char *name = NULL;
 			path_index(p, at, "properties", i);
-			if ((rc = need_mapping(r, child, p)) || (rc = get_name(r, child, "name", p, &name)))
+			if (!(rc = need_mapping(r, child, p)))
+				rc = get_name(r, child, "name", p, &name);
+			free(name); /* checked only: nested fields are not columns */
+			if (rc)
 				return rc;
-			free(name);
 			if ((rc = check_v3_types(r, child, p, &canon)) || (rc = check_nested(r, child, p, count)))
 				return rc;
 			(*count)++;

@@ -558,6 +558,9 @@ static void nested_properties_rule(void **state)
 	contract_free(c);
 	/* nested fields are still checked, with their place */
 	expect_error(V3_HEAD "schema:\n  - name: a\n    properties:\n      - name: o\n        logicalType: object\n"
+			     "        properties:\n          - name: \"\"\n",
+		     "schema[0].properties[0].properties[0].name: must not be empty");
+	expect_error(V3_HEAD "schema:\n  - name: a\n    properties:\n      - name: o\n        logicalType: object\n"
 			     "        properties:\n          - name: p\n            logicalType: strng\n",
 		     "schema[0].properties[0].properties[0].logicalType: unknown type \"strng\"");
 	expect_error(V3_HEAD "schema:\n  - name: a\n    properties:\n      - name: o\n        logicalType: array\n"
