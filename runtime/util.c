@@ -177,7 +177,10 @@ int write_file(const char *path, const void *data, size_t len, char *err)
 		free(tmp);
 		return rc;
 	}
-	if ((len && fwrite(data, 1, len, f) != len) | (fclose(f) != 0)) {
+	/* both must run: fclose() flushes and reports late write errors */
+	bool write_failed = len && fwrite(data, 1, len, f) != len;
+	bool close_failed = fclose(f) != 0;
+	if (write_failed || close_failed) {
 		rc = pb_err(err, PB_EIO, "%s: write failed", path);
 		unlink(tmp);
 	} else if (rename(tmp, path)) {

@@ -12,6 +12,7 @@ make -s BUILD=$FB BIN=$FB/bin CC=clang OPT="-O1 -g -fsanitize=fuzzer-no-link" \
 CFLAGS_PKG=$(pkg-config --cflags lua5.4 sqlite3 jansson libcurl openssl yaml-0.1)
 LIBS_PKG="$(pkg-config --libs lua5.4 sqlite3 jansson libcurl openssl yaml-0.1) -lfcgi -lm -lpthread"
 status=0
+root=$PWD
 for src in tests/fuzz/fuzz_*.c; do
   name=$(basename "$src" .c)
   bin=$FB/$name
@@ -22,7 +23,7 @@ for src in tests/fuzz/fuzz_*.c; do
   [ -d "tests/fuzz/corpus/$name" ] && seeds+=("tests/fuzz/corpus/$name")
   echo "== $name: ${SECS}s"
   if ! (cd $FB && ASAN_OPTIONS=detect_leaks=1 "./$name" -max_total_time="$SECS" -rss_limit_mb=2048 \
-          -print_final_stats=1 "${seeds[@]/#/$PWD/}" 2>&1 | tee "$name.log" | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ); then
+          -print_final_stats=1 "${seeds[@]/#/$root/}" 2>&1 | tee "$name.log" | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ); then
     :
   fi
   if grep -q 'ERROR: \(AddressSanitizer\|libFuzzer\|UndefinedBehaviorSanitizer\)\|runtime error' $FB/$name.log; then
