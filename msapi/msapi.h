@@ -10,13 +10,16 @@
  * the clients append the real paths (/v1/workspaces, /v1.0/myorg/groups, ...).
  *
  * Behaviour of every call made through an msapi client:
- *  - 429 and 503 (and 500/502/504 and network failures for idempotent calls) are retried
- *    with exponential back-off and full jitter, honouring Retry-After (seconds or HTTP
- *    date). The total wait of one call is capped by wait_budget_ms; a server asking for
- *    more fails the call at once with "Power BI asked to wait N s ...".
- *  - A non-idempotent call (create model, create connection, post rows, trigger refresh)
- *    whose connection dropped after sending is never blindly repeated: the caller-level
- *    function checks whether it happened (e.g. lists models by display name) first.
+ *  - 429 and 503 (and 500/502/504 and transient network failures for idempotent calls)
+ *    are retried with exponential back-off and jitter (half fixed, half random), honouring
+ *    Retry-After (seconds or HTTP date), up to max_attempts. The total wait of one call is
+ *    capped by wait_budget_ms; a server asking for more fails the call at once with
+ *    "Power BI asked to wait N s ...". TLS trust failures are never retried.
+ *  - A non-idempotent call (create model, create connection, create push dataset, trigger
+ *    refresh, post rows) goes out on a fresh connection (so libcurl cannot replay it) and,
+ *    when its connection drops after sending, is never blindly repeated: the caller-level
+ *    function checks whether it happened first (lists models / connections / datasets by
+ *    name, reads the refresh history); post rows reports c->last.outcome_unknown instead.
  *  - An expired token (Fabric 401, Power BI 403 TokenExpired) makes the client call the
  *    caller's refresh callback once and repeat the call with the new token.
  *  - Lists follow every page (continuationUri / continuationToken / @odata.nextLink).
