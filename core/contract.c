@@ -1569,14 +1569,16 @@ static int read_v2_server(rd *r, const json_t *root)
 	}
 	c->nservers = 1;
 	pb_server *s = &c->servers[0];
-	s->fields = calloc(16, sizeof *s->fields);
+	s->fields = calloc(3 + sizeof copied / sizeof copied[0], sizeof *s->fields) /* server, host, port */;
 	s->name = xstrdup("default");
 	if (!s->fields || !s->name) {
 		rc = oom(r);
 		goto out;
 	}
 	if (server) {
-		/* "host:port" -> host and port */
+		/* kept as written, and split: "host:port" -> host and port */
+		if ((rc = add_field(r, s, "server", server)))
+			goto out;
 		char *colon = strrchr(server, ':');
 		long long port;
 		if (colon && text_integer(colon + 1, &port) && port > 0 && port < 65536) {

@@ -256,6 +256,7 @@ static void v2_list_shape(void **state)
 	const pb_server *s = contract_server(c, "default");
 	assert_non_null(s);
 	assert_string_equal(s->type, "postgresql");
+	assert_string_equal(server_field(s, "server"), "db.example.com:5432");
 	assert_string_equal(server_field(s, "host"), "db.example.com");
 	assert_string_equal(server_field(s, "port"), "5432");
 	assert_string_equal(server_field(s, "database"), "sellers");
