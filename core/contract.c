@@ -1569,7 +1569,8 @@ static int read_v2_server(rd *r, const json_t *root)
 	}
 	c->nservers = 1;
 	pb_server *s = &c->servers[0];
-	s->fields = calloc(3 + sizeof copied / sizeof copied[0], sizeof *s->fields) /* server, host, port */;
+	/* server, host and port, then the copied fields */
+	s->fields = calloc(3 + sizeof copied / sizeof copied[0], sizeof *s->fields);
 	s->name = xstrdup("default");
 	if (!s->fields || !s->name) {
 		rc = oom(r);
