@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "msapi/entra.h"
 #include "msapi/fabric.h"
@@ -37,8 +38,17 @@ static int tally_scan(void *ctx, json_t *result, char *err)
 	return rc;
 }
 
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+	       ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+}
+
 static int scan(msapi *c, char **ids, size_t n, int parallel, const char *label, char *err)
 {
+	double cpu0 = cpu_seconds();
 	scanner_opts o = { .lineage = true, .datasource_details = true, .dataset_schema = true };
 	struct tally t = { 0, 0, 0 };
 	scanner_stats st;
@@ -58,6 +68,7 @@ static int scan(msapi *c, char **ids, size_t n, int parallel, const char *label,
 	printf("%s_avg_requests_in_flight=%.2f\n", label, wall > 0 ? st.busy_seconds / wall : 0);
 	printf("%s_slot_occupancy=%.2f\n", label, wall > 0 ? st.slot_seconds / (wall * st.parallel) : 0);
 	printf("%s_workspaces_per_s=%.0f\n", label, wall > 0 ? (double)t.workspaces / wall : 0);
+	printf("%s_client_cpu_s=%.2f\n", label, cpu_seconds() - cpu0);
 	return PB_OK;
 }
 
