@@ -48,7 +48,9 @@ int db_commit(pb_db *db, char *err);
 void db_rollback(pb_db *db);
 
 /* Migrations: files dir/NNNN_name.sql, applied in number order, each in its own
- * transaction, recorded in schema_migrations(version, name, applied_at).
+ * transaction (so a file must not contain BEGIN/COMMIT), recorded in
+ * schema_migrations(version, name, applied_at). Several migrators at once are safe:
+ * each re-checks a version after taking the write lock.
  * Running it again applies nothing. *applied (may be NULL) counts new ones. */
 int db_migrate(pb_db *db, const char *dir, int *applied, char *err);
 /* Highest version recorded in the database (0 for a database never migrated). */

@@ -282,6 +282,35 @@ static void env_is_bounded(void **state)
 	assert_int_equal(load(f, env), PB_EINVAL);
 }
 
+/* Random paths and query strings (fixed seed): every one is either parsed into
+ * NUL-free UTF-8 segments/parameters or refused, never a crash (run under ASan). */
+static void random_inputs_are_safe(void **state)
+{
+	struct fixture *f = *state;
+	static const char alphabet[] = "/%?&=+.aZ09\xc3\xa9\xff\x01 #";
+	unsigned seed = 12345;
+	char uri[160], query[160], u_env[200], q_env[200];
+	for (int iter = 0; iter < 3000; iter++) {
+		size_t ul = 1 + (seed = seed * 1103515245u + 12345u) % 120, ql = (seed >> 8) % 120;
+		uri[0] = '/';
+		for (size_t i = 1; i < ul; i++)
+			uri[i] = alphabet[(seed = seed * 1103515245u + 12345u) % (sizeof alphabet - 1)];
+		uri[ul] = '\0';
+		for (size_t i = 0; i < ql; i++)
+			query[i] = alphabet[(seed = seed * 1103515245u + 12345u) % (sizeof alphabet - 1)];
+		query[ql] = '\0';
+		xsnprintf(u_env, sizeof u_env, "REQUEST_URI=%s", uri);
+		xsnprintf(q_env, sizeof q_env, "QUERY_STRING=%s", query);
+		char *env[] = { "REQUEST_METHOD=GET", u_env, q_env, NULL };
+		if (load(f, env) != PB_OK)
+			continue;
+		for (size_t i = 0; i < f->r.nsegs; i++)
+			assert_true(utf8_valid(f->r.segs[i], strlen(f->r.segs[i])));
+		for (size_t i = 0; i < f->r.nquery; i++)
+			assert_true(utf8_valid(f->r.query[i].value, strlen(f->r.query[i].value)));
+	}
+}
+
 static void json_bodies(void **state)
 {
 	(void)state;
@@ -342,6 +371,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(response_format, setup, teardown),
 		cmocka_unit_test_setup_teardown(env_is_bounded, setup, teardown),
 		cmocka_unit_test(json_bodies),
+		cmocka_unit_test_setup_teardown(random_inputs_are_safe, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
