@@ -1,0 +1,76 @@
+/* The assets store: what imports brought in from Power BI (workspaces, semantic models,
+ * reports, dashboards, data sources), keyed by (org, kind, Power BI id). Owns the tables
+ * assets and asset_staging.
+ *
+ * A run stages what it scans (assets_stage, row by row as batches finish; staged rows
+ * survive a worker restart), then assets_apply_run() applies the whole run in ONE
+ * transaction: upserts, marks what disappeared as removed (never deleted), counts
+ * added / changed / removed, and drops the staging rows. A run that fails before the
+ * apply leaves the previous assets untouched.
+ *
+ * Every read takes the caller's org id: another org's assets are not found.
+ * Ownership: pb_asset values are new; free with asset_free / assets_free. */
+#ifndef PBIPORT_ASSETS_H
+#define PBIPORT_ASSETS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "runtime/db.h"
+
+struct json_t;
+
+typedef struct pb_asset {
+	char id[PB_ID_BUF];
+	char org_id[PB_ID_BUF];
+	char *integration_id;           /* NULL when the integration was deleted */
+	char *kind;                     /* workspace, semantic_model, report, dashboard, datasource */
+	char *powerbi_id;
+	char *workspace_powerbi_id;     /* NULL for data sources; a workspace's own id for workspaces */
+	char *name;
+	char *details_json;             /* JSON object text (see docs/import.md "Assets") */
+	char *state;                    /* active, removed */
+	char created_at[PB_TIME_BUF], updated_at[PB_TIME_BUF];
+} pb_asset;
+
+/* True for the five kinds above. */
+bool asset_kind_valid(const char *kind);
+
+int assets_get(pb_db *db, const char *org_id, const char *id, pb_asset **out, char *err);
+int assets_get_by_powerbi_id(pb_db *db, const char *org_id, const char *kind, const char *powerbi_id,
+			     pb_asset **out, char *err);
+/* Active assets of org, optionally of one kind and whose name contains q (case-insensitive,
+ * ASCII), ordered by kind and name; at most PB_LIST_MAX_ITEMS. *out is a new array. */
+int assets_list(pb_db *db, const char *org_id, const char *kind, const char *q, pb_asset **out, size_t *n,
+		char *err);
+/* Active workspaces imported by an integration: *ids and *names are new arrays of *n new
+ * strings (free each, then the arrays). For filtering before a scan. */
+int assets_workspace_names(pb_db *db, const char *integration_id, char ***ids, char ***names, size_t *n,
+			   char *err);
+void asset_free(pb_asset *a);
+void assets_free(pb_asset *v, size_t n);
+
+/* {"id","kind","powerbi_id","workspace_powerbi_id","name","state","integration_id",
+ *  "created_at","updated_at"} + "details" (parsed) when with_details. New reference. */
+struct json_t *asset_json(const pb_asset *a, bool with_details);
+
+/* ---- staging (one run) ---- */
+
+/* Stages one scanned object (insert or replace). kind "_scope" marks a workspace id that
+ * the run scanned (incremental runs remove only within scanned workspaces). */
+int assets_stage(pb_db *db, const char *run_id, const char *kind, const char *powerbi_id,
+		 const char *workspace_powerbi_id, const char *name, const char *details_json, char *err);
+/* Drops a run's staging rows (a run restarting from scratch, or after the apply). */
+int assets_unstage(pb_db *db, const char *run_id, char *err);
+
+typedef struct assets_counts {
+	long workspaces, semantic_models, reports, dashboards, datasources;   /* active after the run */
+	long added, changed, removed;
+} assets_counts;
+
+/* Applies the staged run in one transaction (see above). full: remove every active asset of
+ * the integration not staged; else only those within the staged "_scope" workspaces. */
+int assets_apply_run(pb_db *db, const char *org_id, const char *integration_id, const char *run_id, bool full,
+		     assets_counts *counts, char *err);
+
+#endif
