@@ -1,7 +1,11 @@
 """The harness and the pool runner: templates render without leftovers, stop() leaves no process
 and no temporary folder behind, and pbiport-pool replaces a FastCGI process that dies."""
 import os
+import shutil
 import signal
+import socket
+import subprocess
+import tempfile
 import time
 import unittest
 
@@ -72,6 +76,30 @@ class PoolRestart(harness.StackTestCase):
             time.sleep(0.1)
         self.assertEqual(len(now), 2, now)
         self.assertNotIn(before[0], now)
+
+
+class PoolGivesUp(unittest.TestCase):
+    """A pool whose processes cannot start (database not migrated) fails with their one clear
+    line instead of restarting them forever."""
+
+    def test_unmigrated_database(self):
+        tmp = tempfile.mkdtemp(prefix="pbiport-pool-test-")
+        try:
+            db = os.path.join(tmp, "empty.db")
+            open(db, "w").close()
+            with socket.socket(socket.AF_UNIX) as listener:
+                listener.bind(os.path.join(tmp, "pbiport.sock"))
+                listener.listen(8)
+                env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PBIPORT_DB": db,
+                       "PBIPORT_FCGI_PROCS": "2"}
+                fcgi = os.path.join(os.path.dirname(harness.pbiport_bin()), "pbiport.fcgi")
+                res = subprocess.run([harness.POOL, fcgi], stdin=listener.fileno(), env=env,
+                                     capture_output=True, text=True, timeout=120)
+            self.assertEqual(res.returncode, 1, res.stderr)
+            self.assertIn("pbiport migrate", res.stderr)
+            self.assertIn("giving up", res.stderr)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
