@@ -44,8 +44,12 @@ class NginxApi(harness.StackTestCase):
         self.assertEqual(status, 200)
         self.assertTrue(hdrs["content-type"].startswith("text/plain"), hdrs)
         text = body.decode()
-        self.assertIn("pbiport_requests_total{", text)
-        self.assertIn("pbiport_request_duration_seconds", text)
+        # Counters are shared by every FastCGI process: the class's import shows up, whichever
+        # process answered it.
+        self.assertRegex(text, r'pbiport_requests_total\{route="/api/data-products",method="POST",'
+                               r'status="201"\} [1-9]')
+        self.assertRegex(text, r'pbiport_requests_total\{route="/healthz",method="GET",status="200"\} [1-9]')
+        self.assertIn("pbiport_request_duration_seconds_bucket{", text)
 
     # ---- import and read ----------------------------------------------------------------------
     def test_import_yaml_shape(self):
@@ -138,6 +142,17 @@ class NginxApi(harness.StackTestCase):
                                          token="bob")
         self.assertEqual(status, 200, doc)
         self.assertIn("ADHOC_WH", "\n".join(f["content"] for f in doc["files"]))
+
+    def test_tmdl_dry_run_mode_and_escaped_query(self):
+        port_id = self.ports["snowflake"]["id"]
+        status, _, doc = self.stack.json("GET", "/api/output-ports/%s/tmdl?mode=directquery" % port_id,
+                                         token="alice")
+        self.assertEqual(status, 200, doc)
+        self.assertIn("mode: directQuery", "\n".join(f["content"] for f in doc["files"]))
+        status, hdrs, err = self.stack.json("GET", "/api/output-ports/%s/tmdl?mode=bogus" % port_id,
+                                            token="alice")
+        self.assertIn(status, (400, 422), err)
+        self.assertIn("bogus", self.assertError((status, hdrs, err), status)["message"])
 
     def test_tmdl_dry_run_databricks_http_path(self):
         port_id = self.ports["databricks"]["id"]
