@@ -68,6 +68,44 @@ def wrk(url, headers=(), script=None, env=None, connections=None):
     return res
 
 
+def cpu_seconds(pids):
+    """User + system CPU time of the given processes so far."""
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def roles(stack):
+    """Pids of the pbiport.fcgi copies and of the nginx workers of a stack."""
+    fcgi, web = [], []
+    for pid in stack.pids():
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"pbiport.fcgi"):
+            fcgi.append(pid)
+        elif argv[0].startswith(b"nginx: worker"):
+            web.append(pid)
+    return fcgi, web
+
+
+def measured(run, fcgi, web):
+    """run() with the CPU its requests cost in the pool and in nginx, in microseconds/request."""
+    app0, web0 = cpu_seconds(fcgi), cpu_seconds(web)
+    res = run()
+    res["app_us"] = (cpu_seconds(fcgi) - app0) / res["requests"] * 1e6
+    res["web_us"] = (cpu_seconds(web) - web0) / res["requests"] * 1e6
+    return res
+
+
 def run_pool(procs):
     static_port = harness.free_port()
     stack = harness.Stack("nginx", fcgi_procs=procs, nginx_extra=STATIC_SERVER % static_port)
@@ -83,10 +121,11 @@ def run_pool(procs):
         if status != 200:
             raise RuntimeError("GET data product answered %d" % status)
         rows = {}
-        rows["get"] = wrk(app_url, headers=[auth])
+        fcgi, web = roles(stack)
+        rows["get"] = measured(lambda: wrk(app_url, headers=[auth]), fcgi, web)
         # As many connections as processes: latency without queueing in front of the pool.
         rows["get_unqueued"] = wrk(app_url, headers=[auth], connections=procs)
-        rows["static"] = wrk("http://127.0.0.1:%d/static-ok" % static_port)
+        rows["static"] = measured(lambda: wrk("http://127.0.0.1:%d/static-ok" % static_port), fcgi, web)
         env = dict(os.environ, BENCH_TOKEN=token, BENCH_PRODUCT_ID=doc["id"], BENCH_CONTRACT=CONTRACT)
         rows["mixed"] = wrk(stack.url + "/", script=os.path.join(HERE, "mixed.lua"), env=env)
         with open(stack.fcgi_log, errors="replace") as f:
@@ -108,6 +147,11 @@ def table(results):
             lines.append("| %s | %d | %.0f | %.2f | %.2f | %d | %d |" % (
                 label, procs, r["rps"], r["p50"], r["p99"], r["non2xx"], r["errors"]))
     lines.append("")
+    for procs, rows in results.items():
+        get, static = rows["get"], rows["static"]
+        lines.append("- %d procs: CPU per GET request: %.0f us in pbiport.fcgi + %.0f us in nginx; per "
+                     "`return 200` request: %.0f us in nginx" % (procs, get["app_us"], get["web_us"],
+                                                                 static["web_us"]))
     for procs, rows in results.items():
         ratio = rows["get"]["rps"] / rows["static"]["rps"]
         lines.append("- %d procs: GET/static ratio **%.2f** (goal >= %.1f: %s), GET p99 %.2f ms (goal < %.0f ms: %s), "
