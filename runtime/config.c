@@ -115,7 +115,13 @@ int config_load(pb_config *cfg, char *err)
 	bool need_keys = cfg->powerbi_web_enabled || cfg->ingestions_enabled;
 	if ((rc = load_keys("APPLICATION_ENCRYPTION_KEYS", need_keys, &cfg->encryption_keys, err)))
 		goto out;
-	rc = load_keys("APPLICATION_SECURITY_REMEMBERME_KEY", need_keys, &cfg->rememberme_keys, err);
+	if ((rc = load_keys("APPLICATION_SECURITY_REMEMBERME_KEY", need_keys, &cfg->rememberme_keys, err)))
+		goto out;
+	/* the deployment's sign-in app, reused by organizations in Power BI "sso" mode */
+	if ((rc = copy_opt("PBIPORT_SSO_TENANT_ID", &cfg->sso_tenant_id, err)) ||
+	    (rc = copy_opt("PBIPORT_SSO_CLIENT_ID", &cfg->sso_client_id, err)))
+		goto out;
+	rc = copy_opt("PBIPORT_SSO_CLIENT_SECRET", &cfg->sso_client_secret, err);
 out:
 	if (rc)
 		config_release(cfg);
@@ -130,5 +136,8 @@ void config_release(pb_config *cfg)
 	free(cfg->sql_dir);
 	pb_keyring_free(cfg->encryption_keys);
 	pb_keyring_free(cfg->rememberme_keys);
+	free(cfg->sso_tenant_id);
+	free(cfg->sso_client_id);
+	pb_secret_free(cfg->sso_client_secret, cfg->sso_client_secret ? strlen(cfg->sso_client_secret) : 0);
 	memset(cfg, 0, sizeof *cfg);
 }

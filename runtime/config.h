@@ -24,6 +24,9 @@ typedef struct pb_config {
 	bool ingestions_enabled;    /* APPLICATION_INGESTIONS_ENABLED */
 	struct pb_keyring *encryption_keys;  /* APPLICATION_ENCRYPTION_KEYS (runtime/crypto.h), or NULL */
 	struct pb_keyring *rememberme_keys;  /* APPLICATION_SECURITY_REMEMBERME_KEY, or NULL */
+	char *sso_tenant_id;        /* PBIPORT_SSO_TENANT_ID, or NULL */
+	char *sso_client_id;        /* PBIPORT_SSO_CLIENT_ID, or NULL */
+	char *sso_client_secret;    /* PBIPORT_SSO_CLIENT_SECRET (secret: wiped on release), or NULL */
 } pb_config;
 
 /* Reads the process environment. On failure err holds e.g.

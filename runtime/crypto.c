@@ -473,6 +473,24 @@ bool pb_hmac_verify(const void *key, size_t keylen, const void *msg, size_t len,
 	return pb_ct_equal(want, PB_HMAC_B64URL_LEN, sig, strlen(sig));
 }
 
+/* Signing with a key ring (e.g. the remember-me key): the first key signs, every key
+ * verifies, so signed values survive a key rotation like sealed ones. */
+int pb_keyring_hmac_sign(const pb_keyring *kr, const void *msg, size_t len,
+			 char out[PB_HMAC_B64URL_LEN + 1], char *err)
+{
+	if (!kr || !kr->n)
+		return pb_err(err, PB_EINVAL, "no signing key configured");
+	return pb_hmac_sign(kr->key[0], PB_KEY_BYTES, msg, len, out, err);
+}
+
+bool pb_keyring_hmac_verify(const pb_keyring *kr, const void *msg, size_t len, const char *sig)
+{
+	bool ok = false;
+	for (size_t i = 0; kr && i < kr->n; i++)
+		ok |= pb_hmac_verify(kr->key[i], PB_KEY_BYTES, msg, len, sig);
+	return ok;
+}
+
 int pb_random_bytes(void *buf, size_t len, char *err)
 {
 	if (len > INT32_MAX || RAND_bytes(buf, (int)len) != 1)

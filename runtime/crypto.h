@@ -59,6 +59,11 @@ bool pb_hmac_verify(const void *key, size_t keylen, const void *msg, size_t len,
 /* Constant-time equality of two byte ranges (false when lengths differ). */
 bool pb_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
 
+/* HMAC with a key ring: signs with the first key, verifies against every key. */
+int pb_keyring_hmac_sign(const pb_keyring *kr, const void *msg, size_t len,
+			 char out[PB_HMAC_B64URL_LEN + 1], char *err);
+bool pb_keyring_hmac_verify(const pb_keyring *kr, const void *msg, size_t len, const char *sig);
+
 /* Cryptographically random bytes. */
 int pb_random_bytes(void *buf, size_t len, char *err);
 /* A random token: nbytes random bytes as base64url without padding. *out is new. */

@@ -66,4 +66,16 @@
 #define PB_LIST_MAX_ITEMS       1000                  /* one catalog list response */
 #define PB_METRICS_MAX_BYTES    (4u * 1024 * 1024)    /* /metrics text */
 
+/* Connect Power BI (core/connections, core/pbi_session, handlers/powerbi_connect) */
+#define PB_PBI_REFRESH_MARGIN_S 300                   /* refresh an access token expiring within 5 minutes */
+#define PB_OAUTH_STATE_TTL_S    600                   /* a started sign-in is valid 10 minutes */
+#define PB_PBI_CLAIM_MS         60000                 /* a refresher's claim on a connection row (crash recovery) */
+#define PB_PBI_WAIT_MS          90000                 /* longest wait for another process's refresh */
+#define PB_PBI_POLL_MS          50                    /* re-read interval while another process refreshes */
+#define PB_RETURN_TO_MAX        1024                  /* return_to path of /powerbi/connect */
+#define PB_OAUTH_STATE_MAX      512                   /* the state parameter */
+#define PB_OAUTH_CODE_MAX       8192                  /* the authorization code */
+#define PB_PBI_SECRET_MAX       1024                  /* a client secret typed into the settings */
+#define PB_PBI_ID_MAX           256                   /* tenant id / client id */
+
 #endif

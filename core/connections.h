@@ -1,0 +1,119 @@
+/* The store of users' delegated Power BI consent (table user_datasource_connection) and of
+ * sign-ins in progress (table oauth_states), plus the token service on top of them.
+ *
+ * Secrets (access token, refresh token, PKCE verifier) are sealed with the key ring under a
+ * context naming the row and the field ("udc:<id>:access"), so a sealed value moved to
+ * another row or column does not open. Nothing here logs or returns a secret except
+ * conn_token(), whose caller uses the access token for one Microsoft call.
+ *
+ * Refresh (conn_token): a caller that needs a new access token claims the row for its
+ * token generation with one UPDATE ... WHERE token_gen = ? AND no live claim (a
+ * compare-and-swap that works across processes); only the winner calls Entra, then
+ * stores the new tokens with token_gen + 1. Everyone else re-reads the row every
+ * PB_PBI_POLL_MS until the generation moves (or a crashed winner's claim expires after
+ * PB_PBI_CLAIM_MS), and uses the new token. invalid_grant from Entra marks the row
+ * needs_reconnect and erases its tokens.
+ *
+ * Owns the tables user_datasource_connection and oauth_states. */
+#ifndef PBIPORT_CONNECTIONS_H
+#define PBIPORT_CONNECTIONS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "msapi/entra.h"
+#include "runtime/crypto.h"
+#include "runtime/db.h"
+
+#ifndef PBI_CODE_MAX
+#define PBI_CODE_MAX 32
+#endif
+
+/* Delegated scopes asked for at consent and at every refresh. */
+#define CONN_SCOPES                                                                                      \
+	"https://analysis.windows.net/powerbi/api/Workspace.Read.All "                                 \
+	"https://analysis.windows.net/powerbi/api/Dataset.ReadWrite.All "                              \
+	"https://analysis.windows.net/powerbi/api/Item.ReadWrite.All "                                 \
+	"https://analysis.windows.net/powerbi/api/Connection.ReadWrite.All offline_access"
+
+/* One connection row without its secrets. Strings are new: release with conn_release. */
+typedef struct pbi_conn {
+	char id[PB_ID_BUF];
+	char org_id[PB_ID_BUF];
+	char user_id[PB_ID_BUF];
+	char *tenant_id;
+	char *client_id;
+	char *scopes;                 /* space-separated, as granted */
+	char status[16];              /* "active" / "needs_reconnect" */
+	char expires_at[PB_TIME_BUF]; /* access token expiry */
+	long long token_gen;
+	char created_at[PB_TIME_BUF];
+	char updated_at[PB_TIME_BUF];
+} pbi_conn;
+void conn_release(pbi_conn *c);
+
+/* Stores a fresh consent: replaces the user's connection to the same tenant (so there is at
+ * most one per tenant) in one transaction. tok must carry an access and a refresh token.
+ * id receives the row id (a new one each time). */
+int conn_save(pb_db *db, const pb_keyring *kr, const char *org_id, const char *user_id, const char *tenant_id,
+	      const char *client_id, const entra_token *tok, char id[PB_ID_BUF], char *err);
+
+/* The user's connections in org as a JSON array (new reference) of {id, tenant_id, client_id,
+ * status, scopes[], expires_at, created_at, updated_at}: no tokens. */
+int conn_list(pb_db *db, const char *org_id, const char *user_id, json_t **out, char *err);
+
+/* Erases the tokens and removes the row, only when it belongs to user in org;
+ * PB_ENOTFOUND otherwise (another user's or org's id looks like a missing one). */
+int conn_delete(pb_db *db, const char *org_id, const char *user_id, const char *id, char *err);
+
+/* The user's connection to tenant_id in org (tenant_id NULL: the most recently updated).
+ * PB_ENOTFOUND when none. */
+int conn_find(pb_db *db, const char *org_id, const char *user_id, const char *tenant_id, pbi_conn *out,
+	      char *err);
+
+/* A valid access token of connection conn_id (expiring no sooner than PB_PBI_REFRESH_MARGIN_S
+ * from now), refreshing it through Entra (entra: a client for the refresh call; app: the
+ * connection's app with its secret) when needed. stale_gen >= 0 forces a refresh unless the
+ * row has moved past that generation already (a token Microsoft called expired).
+ * *access_token is new (secret: pb_secret_free); *gen its generation. On failure code says
+ * "not_connected", "needs_reconnect", "bad_credentials" or "unavailable". */
+int conn_token(pb_db *db, const pb_keyring *kr, struct msapi *entra, const entra_app *app, const char *conn_id,
+	       long long stale_gen, char **access_token, long long *gen, char code[PBI_CODE_MAX], char *err);
+
+/* Re-seals every connection token and PKCE verifier made with an older key; counts them. */
+int conn_rotate(pb_db *db, const pb_keyring *kr, size_t *resealed, char *err);
+
+/* ---- sign-ins in progress ---- */
+
+#define OAUTH_NONCE_BUF 44   /* base64url of 32 random bytes + NUL */
+
+/* A started sign-in. Strings new; code_verifier is a secret. Release with oauth_state_release. */
+typedef struct oauth_state {
+	char nonce[OAUTH_NONCE_BUF];
+	char org_id[PB_ID_BUF];
+	char user_id[PB_ID_BUF];
+	char *tenant_id;
+	char *client_id;
+	char *redirect_uri;
+	char *return_to;
+	char *code_verifier;
+} oauth_state;
+void oauth_state_release(oauth_state *s);
+
+/* Records a new sign-in (expires PB_OAUTH_STATE_TTL_S from now; also drops expired rows) and
+ * makes the state parameter: "<nonce>.<expiry epoch s>.<HMAC>" signed with signing_keys over
+ * nonce, expiry, user and org. *state is new. */
+int oauth_state_begin(pb_db *db, const pb_keyring *kr, const pb_keyring *signing_keys, const oauth_state *in,
+		      char **state, char *err);
+
+/* Checks a state parameter for (org_id, user_id) and consumes it: signature, expiry, owner and
+ * single use, in that spirit; the row is marked used at once, so a replay fails. PB_EINVAL
+ * with a message saying which check failed. *out is filled on success. */
+int oauth_state_finish(pb_db *db, const pb_keyring *kr, const pb_keyring *signing_keys, const char *state,
+		       const char *org_id, const char *user_id, oauth_state *out, char *err);
+
+/* True for a safe local redirect target: starts with one '/', then no '/' or '\' right
+ * after it, no backslash, no control characters, no scheme; at most PB_RETURN_TO_MAX bytes. */
+bool conn_return_to_ok(const char *path);
+
+#endif

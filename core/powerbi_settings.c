@@ -1,0 +1,366 @@
+#include "core/powerbi_settings.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/pbi_session.h"
+#include "msapi/entra.h"
+#include "msapi/graph.h"
+#include "runtime/crypto.h"
+#include "runtime/util.h"
+
+#define SETTINGS_CTX_MAX (sizeof "powerbi_settings:" + PB_ID_BUF)
+
+/* The sealing context binds a secret to its organization: a sealed value copied to
+ * another org's row does not open. */
+static int secret_context(const char *org_id, char ctx[SETTINGS_CTX_MAX], char *err)
+{
+	if (xsnprintf(ctx, SETTINGS_CTX_MAX, "powerbi_settings:%s", org_id))
+		return pb_err(err, PB_EINVAL, "organization id too long");
+	return PB_OK;
+}
+
+bool pbi_id_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || n > PB_PBI_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+		      c == '-' || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+static bool sso_configured(const pb_config *cfg)
+{
+	return cfg->sso_tenant_id && cfg->sso_client_id && cfg->sso_client_secret;
+}
+
+void pbi_settings_release(pbi_settings *s)
+{
+	free(s->tenant_id);
+	free(s->client_id);
+	free(s->application_name);
+	memset(s, 0, sizeof *s);
+}
+
+/* One row: mode, tenant, client, sealed secret, app name, updated_at. *sealed is new. */
+static int read_row(pb_db *db, const char *org_id, pbi_settings *out, char **sealed, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	bool ok = true;
+	memset(out, 0, sizeof *out);
+	*sealed = NULL;
+	int rc = db_prepare(db,
+			    "SELECT mode, tenant_id, client_id, client_secret_sealed, application_name, updated_at "
+			    "FROM powerbi_settings WHERE org_id = ?",
+			    &st, err);
+	if (rc || (rc = db_bind_text(st, 1, org_id, err)))
+		goto out;
+	int r = db_row(db, st, err);
+	if (r <= 0) {
+		rc = r < 0 ? r : pb_err(err, PB_ENOTFOUND, "Power BI is not configured for this organization: "
+					"an owner sets it up in the Power BI settings");
+		goto out;
+	}
+	if (xsnprintf(out->mode, sizeof out->mode, "%s", db_col_text(st, 0)) ||
+	    xsnprintf(out->updated_at, sizeof out->updated_at, "%s", db_col_text(st, 5))) {
+		rc = pb_err(err, PB_EIO, "malformed Power BI settings row");
+		goto out;
+	}
+	out->tenant_id = db_col_dup(st, 1, &ok);
+	if (ok)
+		out->client_id = db_col_dup(st, 2, &ok);
+	if (ok)
+		*sealed = db_col_dup(st, 3, &ok);
+	if (ok)
+		out->application_name = db_col_dup(st, 4, &ok);
+	if (!ok)
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+out:
+	db_done(st);
+	if (rc) {
+		free(*sealed);
+		*sealed = NULL;
+		pbi_settings_release(out);
+	}
+	return rc;
+}
+
+int pbi_settings_get(pb_db *db, const pb_config *cfg, const char *org_id, pbi_settings *out, char *err)
+{
+	char *sealed = NULL;
+	int rc = read_row(db, org_id, out, &sealed, err);
+	if (rc)
+		return rc;
+	if (!strcmp(out->mode, "sso")) {
+		/* sso: show the deployment's app ids so owners see what will be used */
+		free(out->tenant_id);
+		free(out->client_id);
+		out->tenant_id = xstrdup(cfg->sso_tenant_id);
+		out->client_id = xstrdup(cfg->sso_client_id);
+		out->has_client_secret = cfg->sso_client_secret != NULL;
+		if ((cfg->sso_tenant_id && !out->tenant_id) || (cfg->sso_client_id && !out->client_id))
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+	} else {
+		out->has_client_secret = sealed && *sealed;
+	}
+	free(sealed);
+	if (rc)
+		pbi_settings_release(out);
+	return rc;
+}
+
+json_t *pbi_settings_json(const pbi_settings *s, const char *redirect_uri)
+{
+	return json_pack("{s:s, s:s?, s:s?, s:b, s:s?, s:s?, s:s}", "mode", s->mode, "tenant_id", s->tenant_id,
+			 "client_id", s->client_id, "has_client_secret", s->has_client_secret, "application_name",
+			 s->application_name, "redirect_uri", redirect_uri, "updated_at", s->updated_at);
+}
+
+static int check_input(const pb_config *cfg, const pbi_settings_input *in, char *err)
+{
+	if (!in->mode)
+		return pb_err(err, PB_EINVAL, "mode is required: \"sso\" or \"custom\"");
+	if (!strcmp(in->mode, "sso")) {
+		if (!sso_configured(cfg))
+			return pb_err(err, PB_EINVAL,
+				      "mode \"sso\" needs the deployment's sign-in app: PBIPORT_SSO_TENANT_ID, "
+				      "PBIPORT_SSO_CLIENT_ID and PBIPORT_SSO_CLIENT_SECRET are not all set on this "
+				      "server; use mode \"custom\" or ask the operator to set them");
+		if (in->tenant_id || in->client_id || in->client_secret)
+			return pb_err(err, PB_EINVAL, "mode \"sso\" takes no tenant_id, client_id or client_secret");
+		return PB_OK;
+	}
+	if (strcmp(in->mode, "custom"))
+		return pb_err(err, PB_EINVAL, "mode must be \"sso\" or \"custom\"");
+	if (!in->tenant_id || !pbi_id_valid(in->tenant_id))
+		return pb_err(err, PB_EINVAL, "tenant_id is required: the Entra tenant id (GUID) or domain");
+	if (!in->client_id || !pbi_id_valid(in->client_id))
+		return pb_err(err, PB_EINVAL, "client_id is required: the application (client) id of the Entra app");
+	if (in->client_secret) {
+		size_t n = strlen(in->client_secret);
+		if (n == 0 || n > PB_PBI_SECRET_MAX)
+			return pb_err(err, PB_EINVAL, "client_secret must be 1..%d characters", PB_PBI_SECRET_MAX);
+	}
+	if (!cfg->encryption_keys)
+		return pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set: secrets cannot be stored");
+	return PB_OK;
+}
+
+int pbi_settings_put(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
+		     const pbi_settings_input *in, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	pbi_settings old = { 0 };
+	char *old_sealed = NULL, *sealed = NULL, ctx[SETTINGS_CTX_MAX], now[PB_TIME_BUF];
+	bool began = false;
+	int rc = check_input(cfg, in, err);
+	if (rc || (rc = secret_context(org_id, ctx, err)))
+		return rc;
+	if ((rc = db_begin(db, err)))
+		return rc;
+	began = true;
+	rc = read_row(db, org_id, &old, &old_sealed, err);
+	if (rc && rc != PB_ENOTFOUND)
+		goto out;
+	bool had = rc == PB_OK;
+	rc = PB_OK;
+	bool custom = !strcmp(in->mode, "custom");
+	if (custom && in->client_secret) {
+		if ((rc = pb_seal(cfg->encryption_keys, in->client_secret, strlen(in->client_secret), ctx, &sealed,
+				  err)))
+			goto out;
+	} else if (custom) {
+		/* no secret given: keep the stored one, but only for the same app */
+		if (!had || !old_sealed || !*old_sealed || strcmp(old.mode, "custom")) {
+			rc = pb_err(err, PB_EINVAL, "client_secret is required the first time mode \"custom\" is saved");
+			goto out;
+		}
+		sealed = old_sealed;
+		old_sealed = NULL;
+	}
+	/* the resolved name belongs to one app: keep it only while the app stays the same */
+	bool same_app = had && !strcmp(old.mode, in->mode) &&
+			(!custom || (old.tenant_id && old.client_id && !strcmp(old.tenant_id, in->tenant_id) &&
+				     !strcmp(old.client_id, in->client_id)));
+	pb_now(now);
+	if ((rc = db_prepare(db,
+			     "INSERT INTO powerbi_settings (org_id, mode, tenant_id, client_id, client_secret_sealed, "
+			     "application_name, updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+			     "ON CONFLICT (org_id) DO UPDATE SET mode = excluded.mode, tenant_id = excluded.tenant_id, "
+			     "client_id = excluded.client_id, client_secret_sealed = excluded.client_secret_sealed, "
+			     "application_name = excluded.application_name, updated_by = excluded.updated_by, "
+			     "updated_at = excluded.updated_at",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, in->mode, err)) ||
+	    (rc = db_bind_text(st, 3, custom ? in->tenant_id : NULL, err)) ||
+	    (rc = db_bind_text(st, 4, custom ? in->client_id : NULL, err)) ||
+	    (rc = db_bind_text(st, 5, sealed, err)) ||
+	    (rc = db_bind_text(st, 6, same_app ? old.application_name : NULL, err)) ||
+	    (rc = db_bind_text(st, 7, user_id, err)) || (rc = db_bind_text(st, 8, now, err)) ||
+	    (rc = db_exec(db, st, err)))
+		goto out;
+	db_done(st);
+	st = NULL;
+	rc = db_commit(db, err);
+	began = false;
+out:
+	db_done(st);
+	if (began && rc)
+		db_rollback(db);
+	free(sealed);
+	free(old_sealed);
+	pbi_settings_release(&old);
+	return rc;
+}
+
+int pbi_settings_set_app_name(pb_db *db, const char *org_id, const char *name, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db, "UPDATE powerbi_settings SET application_name = ? WHERE org_id = ?", &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, name, err)) && !(rc = db_bind_text(st, 2, org_id, err)))
+		rc = db_exec(db, st, err);
+	db_done(st);
+	return rc;
+}
+
+void pbi_app_release(pbi_app *a)
+{
+	free(a->tenant_id);
+	free(a->client_id);
+	pb_secret_free(a->client_secret, a->client_secret ? strlen(a->client_secret) : 0);
+	memset(a, 0, sizeof *a);
+}
+
+int pbi_settings_app(pb_db *db, const pb_config *cfg, const char *org_id, pbi_app *out, char *err)
+{
+	pbi_settings s = { 0 };
+	char *sealed = NULL, ctx[SETTINGS_CTX_MAX];
+	size_t len = 0;
+	memset(out, 0, sizeof *out);
+	int rc = read_row(db, org_id, &s, &sealed, err);
+	if (rc)
+		goto out;
+	if (!strcmp(s.mode, "sso")) {
+		if (!sso_configured(cfg)) {
+			rc = pb_err(err, PB_ENOTFOUND, "Power BI is set to the deployment's sign-in app, but "
+				    "PBIPORT_SSO_TENANT_ID / _CLIENT_ID / _CLIENT_SECRET are not set on this server");
+			goto out;
+		}
+		out->tenant_id = xstrdup(cfg->sso_tenant_id);
+		out->client_id = xstrdup(cfg->sso_client_id);
+		out->client_secret = xstrdup(cfg->sso_client_secret);
+		if (!out->tenant_id || !out->client_id || !out->client_secret)
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (!s.tenant_id || !s.client_id || !sealed) {
+		rc = pb_err(err, PB_ENOTFOUND, "the organization's Power BI settings are incomplete");
+		goto out;
+	}
+	if (!cfg->encryption_keys) {
+		rc = pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set: the client secret cannot be opened");
+		goto out;
+	}
+	if ((rc = secret_context(org_id, ctx, err)) ||
+	    (rc = pb_open(cfg->encryption_keys, sealed, ctx, &out->client_secret, &len, err)))
+		goto out;
+	out->tenant_id = s.tenant_id;
+	out->client_id = s.client_id;
+	s.tenant_id = s.client_id = NULL;
+out:
+	free(sealed);
+	pbi_settings_release(&s);
+	if (rc)
+		pbi_app_release(out);
+	return rc;
+}
+
+int pbi_settings_test(pb_db *db, const pb_config *cfg, const char *org_id, char **app_name, char *err)
+{
+	pbi_app app = { 0 };
+	pbi_session pbi = { 0 };
+	entra_token graph_tok = { 0 };
+	char code[PBI_CODE_MAX];
+	*app_name = NULL;
+	int rc = pbi_settings_app(db, cfg, org_id, &app, err);
+	if (rc)
+		goto out;
+	/* a Power BI token proves tenant, client id and secret */
+	if ((rc = pbi_session_app(&pbi, app.tenant_id, app.client_id, app.client_secret, code, err)))
+		goto out;
+	entra_app ea = { app.tenant_id, app.client_id, app.client_secret };
+	if ((rc = entra_client_credentials(&pbi.api, &ea, ENTRA_SCOPE_GRAPH_DEFAULT, &graph_tok, err)) ||
+	    (rc = msapi_set_token(&pbi.api, graph_tok.access_token, err)) ||
+	    (rc = graph_app_display_name(&pbi.api, app.client_id, app_name, err)))
+		goto out;
+	rc = pbi_settings_set_app_name(db, org_id, *app_name, err);
+out:
+	entra_token_release(&graph_tok);
+	pbi_session_release(&pbi);
+	pbi_app_release(&app);
+	if (rc) {
+		free(*app_name);
+		*app_name = NULL;
+	}
+	return rc;
+}
+
+int pbi_settings_rotate(pb_db *db, const pb_config *cfg, size_t *resealed, char *err)
+{
+	sqlite3_stmt *st = NULL, *up = NULL;
+	char *plain = NULL, *sealed = NULL, ctx[SETTINGS_CTX_MAX];
+	size_t len = 0;
+	int rc;
+	*resealed = 0;
+	if (!cfg->encryption_keys)
+		return pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set");
+	if ((rc = db_begin(db, err)))
+		return rc;
+	if ((rc = db_prepare(db, "SELECT org_id, client_secret_sealed FROM powerbi_settings "
+			     "WHERE client_secret_sealed IS NOT NULL", &st, err)))
+		goto out;
+	int r;
+	while ((r = db_row(db, st, err)) == 1) {
+		const char *org_id = db_col_text(st, 0), *old = db_col_text(st, 1);
+		if (!pb_sealed_needs_rotation(cfg->encryption_keys, old))
+			continue;
+		if ((rc = secret_context(org_id, ctx, err)) ||
+		    (rc = pb_open(cfg->encryption_keys, old, ctx, &plain, &len, err)) ||
+		    (rc = pb_seal(cfg->encryption_keys, plain, len, ctx, &sealed, err)))
+			goto out;
+		pb_secret_free(plain, len);
+		plain = NULL;
+		if ((rc = db_prepare(db, "UPDATE powerbi_settings SET client_secret_sealed = ? WHERE org_id = ?", &up,
+				     err)) ||
+		    (rc = db_bind_text(up, 1, sealed, err)) || (rc = db_bind_text(up, 2, org_id, err)) ||
+		    (rc = db_exec(db, up, err)))
+			goto out;
+		db_done(up);
+		up = NULL;
+		free(sealed);
+		sealed = NULL;
+		(*resealed)++;
+	}
+	if (r < 0) {
+		rc = r;
+		goto out;
+	}
+	db_done(st);
+	st = NULL;
+	rc = db_commit(db, err);
+	if (rc)
+		return rc;
+	return PB_OK;
+out:
+	db_done(up);
+	db_done(st);
+	pb_secret_free(plain, len);
+	free(sealed);
+	db_rollback(db);
+	return rc;
+}
