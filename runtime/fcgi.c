@@ -78,6 +78,15 @@ static void dispatch(struct req *r, const struct pb_app *app)
 	case ROUTE_FOUND:
 		break;
 	}
+	/* a feature that is off looks like it does not exist, before anything else is checked */
+	if (((r->route->flags & ROUTE_FEATURE_POWERBI_WEB) && !r->cfg->powerbi_web_enabled) ||
+	    ((r->route->flags & ROUTE_FEATURE_INGESTIONS) && !r->cfg->ingestions_enabled)) {
+		req_reply_error(r, 404, "feature_disabled", "%s is turned off on this server (set %s=true)",
+				(r->route->flags & ROUTE_FEATURE_POWERBI_WEB) ? "Power BI publishing" : "Ingestion",
+				(r->route->flags & ROUTE_FEATURE_POWERBI_WEB) ? "APPLICATION_POWERBI_WEB_ENABLED"
+									       : "APPLICATION_INGESTIONS_ENABLED");
+		goto out;
+	}
 	if (r->route->role != PB_ROLE_NONE && identify(r, app))
 		goto out;
 	if (check_query(r))

@@ -22,6 +22,8 @@ typedef int (*pb_handler)(struct req *r);
 
 enum route_flags {
 	ROUTE_EMPTY_BODY_OK = 1u << 0,   /* triggers: an empty body without content type is fine */
+	ROUTE_FEATURE_POWERBI_WEB = 1u << 1,  /* 404 feature_disabled unless APPLICATION_POWERBI_WEB_ENABLED */
+	ROUTE_FEATURE_INGESTIONS = 1u << 2,   /* 404 feature_disabled unless APPLICATION_INGESTIONS_ENABLED */
 };
 
 #define ROUTE_BODY_CONFIG ((size_t)-1)   /* body limit = PBIPORT_MAX_BODY */
