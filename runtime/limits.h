@@ -78,4 +78,24 @@
 #define PB_PBI_SECRET_MAX       1024                  /* a client secret typed into the settings */
 #define PB_PBI_ID_MAX           256                   /* tenant id / client id */
 
+/* Power Query M lineage (core/mlineage) */
+#define PB_MLINEAGE_MAX_BYTES   (1u * 1024 * 1024)    /* one M expression */
+#define PB_MLINEAGE_MAX_DEPTH   200                   /* nesting of M syntax and evaluation */
+#define PB_MLINEAGE_MAX_SOURCES 1000                  /* distinct sources of one expression */
+#define PB_MLINEAGE_MAX_MEMORY  (64u * 1024 * 1024)   /* working memory of one parse */
+#define PB_MLINEAGE_MAX_PARAM_DEPTH 16                /* shared expressions followed in a chain */
+#define PB_MLINEAGE_MAX_EVALS   2000000               /* evaluation steps of one parse */
+/* lineage graph (core/lineage) */
+#define PB_LINEAGE_DEPTH_DEFAULT 3
+#define PB_LINEAGE_DEPTH_MAX    10
+#define PB_LINEAGE_MAX_NODES    5000                  /* nodes one lineage answer may hold */
+
+/* import integrations (core/integrations, core/ingest) */
+#define PB_FILTER_MAX_PATTERNS  200                   /* include or exclude entries of one list */
+#define PB_FILTER_PATTERN_MAX_BYTES 256               /* one wildcard pattern */
+#define PB_FILTER_PATTERN_MAX_STARS 8                 /* '*' per pattern (bounds matching work) */
+#define PB_INTEGRATION_RUNS_KEPT 10                   /* run history per integration */
+#define PB_INGEST_WORKSPACES_MAX 100000               /* workspaces one run may scan */
+#define PB_SCAN_GETINFO_PER_HOUR 500                  /* Power BI's getInfo limit per tenant */
+
 #endif
