@@ -397,10 +397,14 @@ int db_migrate(pb_db *db, const char *dir, int *applied, char *err)
 	}
 	if ((rc = db_schema_version(db, &have, err)))
 		goto out;
+	/* every file not yet recorded, not only those above the highest: migrations written
+	 * in parallel branches may land with a lower number than one already applied */
 	for (size_t i = 0; i < n; i++) {
-		if (m[i].version <= have)
+		bool done, recorded = false;
+		if (m[i].version <= have && (rc = migration_applied(db, m[i].version, &recorded, err)))
+			goto out;
+		if (recorded)
 			continue;
-		bool done;
 		if ((rc = apply_migration(db, dir, &m[i], &done, err)))
 			goto out;
 		count += done;
@@ -414,17 +418,33 @@ out:
 
 int db_check_schema(pb_db *db, const char *dir, char *err)
 {
-	int have, need;
-	int rc = db_needed_version(dir, &need, err);
-	if (!rc)
-		rc = db_schema_version(db, &have, err);
-	if (rc)
-		return rc;
-	if (have < need)
-		return pb_err(err, PB_EINVAL,
-			      "database schema is at version %d, this binary needs %d: run `pbiport migrate`",
-			      have, need);
-	return PB_OK;
+	struct migration *m = NULL;
+	size_t n = 0;
+	int have, need = 0;
+	int rc = list_migrations(dir, &m, &n, err);
+	if (rc || (rc = db_schema_version(db, &have, err)))
+		goto out;
+	if (n)
+		need = m[n - 1].version;
+	if (have < need) {
+		rc = pb_err(err, PB_EINVAL,
+			    "database schema is at version %d, this binary needs %d: run `pbiport migrate`",
+			    have, need);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool applied;
+		if ((rc = migration_applied(db, m[i].version, &applied, err)))
+			goto out;
+		if (!applied) {
+			rc = pb_err(err, PB_EINVAL, "database schema lacks migration %s: run `pbiport migrate`",
+				    m[i].name);
+			goto out;
+		}
+	}
+out:
+	free_migrations(m, n);
+	return rc;
 }
 
 int db_ping(pb_db *db, char *err)

@@ -49,8 +49,9 @@ void db_rollback(pb_db *db);
 
 /* Migrations: files dir/NNNN_name.sql, applied in number order, each in its own
  * transaction (so a file must not contain BEGIN/COMMIT), recorded in
- * schema_migrations(version, name, applied_at). Several migrators at once are safe:
- * each re-checks a version after taking the write lock.
+ * schema_migrations(version, name, applied_at). Every file not yet recorded is applied,
+ * also one numbered below the highest applied (written in parallel, merged later).
+ * Several migrators at once are safe: each re-checks a version under the write lock.
  * Running it again applies nothing. *applied (may be NULL) counts new ones. */
 int db_migrate(pb_db *db, const char *dir, int *applied, char *err);
 /* Highest version recorded in the database (0 for a database never migrated). */
@@ -58,7 +59,8 @@ int db_schema_version(pb_db *db, int *version, char *err);
 /* Highest version among the migration files in dir. */
 int db_needed_version(const char *dir, int *version, char *err);
 /* Start-up check: fails with "database schema is at version X, this binary needs Y:
- * run `pbiport migrate`" when the database is behind the migration files. */
+ * run `pbiport migrate`" when the database is behind the migration files, or "database
+ * schema lacks migration NNNN_name.sql: ..." when a lower-numbered file is missing. */
 int db_check_schema(pb_db *db, const char *dir, char *err);
 
 /* Liveness: a read of schema_migrations. PB_EIO with the reason when it fails. */

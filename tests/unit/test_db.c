@@ -95,12 +95,26 @@ static void migrations_fresh_idempotent_and_too_old(void **state)
 	assert_int_equal(applied, 1);
 	assert_int_equal(db_check_schema(db, dir, err), PB_OK);
 
-	/* a failing migration changes nothing and names the file */
-	put(dir, "0004_broken.sql", "CREATE TABLE d (id TEXT); CREATE TABLE a (x);");
-	assert_int_equal(db_migrate(db, dir, &applied, err), PB_EIO);
-	assert_non_null(strstr(err, "0004_broken.sql"));
+	/* a migration merged later with a lower number than the highest applied one */
+	put(dir, "0003_third.sql", "CREATE TABLE c (id TEXT PRIMARY KEY);");
+	put(dir, "0005_fifth.sql", "CREATE TABLE e (id TEXT PRIMARY KEY);");
+	assert_int_equal(db_migrate(db, dir, &applied, err), PB_OK);
+	assert_int_equal(applied, 1);
+	put(dir, "0004_fourth.sql", "CREATE TABLE f (id TEXT PRIMARY KEY);");
+	assert_int_equal(db_check_schema(db, dir, err), PB_EINVAL);
+	assert_string_equal(err, "database schema lacks migration 0004_fourth.sql: run `pbiport migrate`");
+	assert_int_equal(db_migrate(db, dir, &applied, err), PB_OK);
+	assert_int_equal(applied, 1);
+	assert_int_equal(db_check_schema(db, dir, err), PB_OK);
 	assert_int_equal(db_schema_version(db, &version, err), PB_OK);
-	assert_int_equal(version, 3);
+	assert_int_equal(version, 5);
+
+	/* a failing migration changes nothing and names the file */
+	put(dir, "0006_broken.sql", "CREATE TABLE d (id TEXT); CREATE TABLE a (x);");
+	assert_int_equal(db_migrate(db, dir, &applied, err), PB_EIO);
+	assert_non_null(strstr(err, "0006_broken.sql"));
+	assert_int_equal(db_schema_version(db, &version, err), PB_OK);
+	assert_int_equal(version, 5);
 	sqlite3_stmt *st;
 	assert_int_not_equal(sqlite3_prepare_v2(db_sqlite(db), "SELECT * FROM d", -1, &st, NULL), SQLITE_OK);
 	db_close(db);
