@@ -515,9 +515,12 @@ int pb_http_run_many(pb_http *h, pb_http_req *reqs, size_t n, int parallel,
 	if (!jobs)
 		return pb_err(err, PB_ENOMEM, "out of memory");
 	int rc = PB_OK;
-	size_t next = 0, active = 0, done = 0;
+	size_t next = 0, active = 0, done = 0, lo = 0;
 	while (done < n) {
 		long long now = pb_now_ms();
+		/* jobs end roughly in order: scan only from the oldest unfinished one */
+		while (lo < next && jobs[lo].state == J_DONE)
+			lo++;
 		while (next < n && active < (size_t)parallel) {
 			jobs[next].state = J_WAIT;
 			jobs[next].ready_at = now;
@@ -526,7 +529,7 @@ int pb_http_run_many(pb_http *h, pb_http_req *reqs, size_t n, int parallel,
 		}
 		size_t running = 0;
 		long long soonest = -1;
-		for (size_t i = 0; i < next; i++) {
+		for (size_t i = lo; i < next; i++) {
 			struct job *j = &jobs[i];
 			if (j->state == J_WAIT && j->ready_at <= now) {
 				char serr[PB_ERR_MAX] = "";
