@@ -12,5 +12,6 @@ int cmd_org(int argc, char **argv);
 int cmd_user(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
+int cmd_rotate_keys(int argc, char **argv);
 
 #endif

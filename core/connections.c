@@ -462,6 +462,7 @@ int conn_token(pb_db *db, const pb_keyring *kr, msapi *entra, const entra_app *a
 	token_row t = { 0 };
 	char claim[PB_ID_BUF];
 	int64_t deadline = pb_mono_ms() + PB_PBI_WAIT_MS;
+	long long first_gen = -1;
 	int rc;
 	*access_token = NULL;
 	set_code(code, "");
@@ -478,7 +479,12 @@ int conn_token(pb_db *db, const pb_keyring *kr, msapi *entra, const entra_app *a
 			goto out;
 		}
 		bool stale = stale_gen >= 0 && t.gen <= stale_gen;
-		if (!stale && t.access_sealed && t.expires_ms - pb_epoch_ms() > PB_PBI_REFRESH_MARGIN_S * 1000LL) {
+		if (first_gen < 0)
+			first_gen = t.gen;
+		/* a token another process just fetched is used as long as it is valid at all, so
+		 * short-lived tokens do not make every waiter refresh once more in turn */
+		int64_t margin = t.gen > first_gen ? 0 : PB_PBI_REFRESH_MARGIN_S * 1000LL;
+		if (!stale && t.access_sealed && t.expires_ms - pb_epoch_ms() > margin) {
 			if ((rc = open_str(kr, t.access_sealed, "udc", conn_id, "access", access_token, err)))
 				set_code(code, "needs_reconnect");
 			else

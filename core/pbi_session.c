@@ -19,7 +19,6 @@ typedef struct session_priv {
 	long long gen;              /* generation of the token in api */
 	pbi_app app;                /* owned: tenant, client id, secret (wiped) */
 	msapi entra;                /* owned: Entra calls made from inside a refresh */
-	bool entra_ready;
 } session_priv;
 
 static void set_code(char code[PBI_CODE_MAX], const char *v)
@@ -71,10 +70,8 @@ static int session_open(pbi_session *s, char code[PBI_CODE_MAX], char *err)
 	int rc = pb_http_new(NULL, &s->http, err);
 	if (!rc)
 		rc = msapi_init(&s->api, s->http, err);
-	if (!rc) {
-		p->entra_ready = true;
+	if (!rc)
 		rc = msapi_init(&p->entra, s->http, err);
-	}
 	if (rc)
 		set_code(code, "unavailable");
 	else
@@ -162,11 +159,10 @@ out:
 void pbi_session_release(pbi_session *s)
 {
 	session_priv *p = s->priv;
-	if (s->http)
-		msapi_release(&s->api);
+	/* both msapi values start zeroed, so releasing one never initialized is fine */
+	msapi_release(&s->api);
 	if (p) {
-		if (p->entra_ready)
-			msapi_release(&p->entra);
+		msapi_release(&p->entra);
 		pbi_app_release(&p->app);
 		free(p);
 	}

@@ -17,5 +17,16 @@ int data_products_delete(struct req *r);
 int output_ports_get(struct req *r);
 int output_ports_tmdl(struct req *r);
 int jobs_get_handler(struct req *r);
+/* Connect Power BI (handlers/powerbi_settings.c, powerbi_connect.c, me_connections.c) */
+int powerbi_settings_get(struct req *r);
+int powerbi_settings_put(struct req *r);
+int powerbi_settings_test(struct req *r);
+int powerbi_connect(struct req *r);
+int powerbi_callback(struct req *r);
+int me_connections_list(struct req *r);
+int me_connections_delete(struct req *r);
+int me_connections_check(struct req *r);
+/* <PBIPORT_PUBLIC_URL>/powerbi/callback (or built from the request's Host). *out is new. */
+int powerbi_redirect_uri(struct req *r, char **out);
 
 #endif

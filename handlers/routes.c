@@ -9,6 +9,13 @@ static const char *const contract_types[] = {
 	"application/yaml", "application/x-yaml", "text/yaml", "application/json", NULL,
 };
 static const char *const tmdl_query[] = { "warehouse", "http_path", "mode", NULL };
+static const char *const json_types[] = { "application/json", NULL };
+static const char *const connect_query[] = { "return_to", "prompt", "login_hint", NULL };
+/* everything Entra may append to the redirect URI */
+static const char *const callback_query[] = {
+	"code", "state", "error", "error_description", "error_uri", "error_codes", "session_state",
+	"client_info", "iss", "admin_consent", "scope", "trace_id", "correlation_id", "timestamp", NULL,
+};
 
 static const struct route routes[] = {
 	/* method  pattern                        handler               role             body limit         content types   query */
@@ -21,6 +28,14 @@ static const struct route routes[] = {
 	{ "GET",    "/api/output-ports/{id}",     output_ports_get,     PB_ROLE_MEMBER, 0,                 NULL,           NULL,       0 },
 	{ "GET",    "/api/output-ports/{id}/tmdl", output_ports_tmdl,   PB_ROLE_MEMBER, 0,                 NULL,           tmdl_query, 0 },
 	{ "GET",    "/api/jobs/{id}",             jobs_get_handler,     PB_ROLE_MEMBER, 0,                 NULL,           NULL,       0 },
+	{ "GET",    "/api/settings/powerbi",      powerbi_settings_get, PB_ROLE_OWNER,  0,                 NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
+	{ "PUT",    "/api/settings/powerbi",      powerbi_settings_put, PB_ROLE_OWNER,  64 * 1024,         json_types,     NULL,       ROUTE_FEATURE_POWERBI_WEB },
+	{ "POST",   "/api/settings/powerbi/test", powerbi_settings_test, PB_ROLE_OWNER, 0,                 NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
+	{ "GET",    "/powerbi/connect",           powerbi_connect,      PB_ROLE_MEMBER, 0,                 NULL,           connect_query, ROUTE_FEATURE_POWERBI_WEB },
+	{ "GET",    "/powerbi/callback",          powerbi_callback,     PB_ROLE_MEMBER, 0,                 NULL,           callback_query, ROUTE_FEATURE_POWERBI_WEB },
+	{ "GET",    "/api/me/powerbi-connections", me_connections_list, PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
+	{ "POST",   "/api/me/powerbi-connections/check", me_connections_check, PB_ROLE_MEMBER, 0,          NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
+	{ "DELETE", "/api/me/powerbi-connections/{id}", me_connections_delete, PB_ROLE_MEMBER, 0,          NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
 };
 
 const struct pb_app pb_app = {

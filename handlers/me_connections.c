@@ -1,0 +1,54 @@
+/* GET /api/me/powerbi-connections, DELETE /api/me/powerbi-connections/{id},
+ * POST /api/me/powerbi-connections/check: the caller's own Power BI connections.
+ * Another user's or organization's id answers 404 like a missing one. No tokens go out. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/connections.h"
+#include "core/pbi_session.h"
+#include "handlers/handlers.h"
+#include "msapi/powerbi.h"
+#include "runtime/util.h"
+
+int me_connections_list(struct req *r)
+{
+	json_t *list = NULL;
+	int rc = conn_list(r->db, r->who.org_id, r->who.user_id, &list, r->err);
+	if (rc)
+		return rc;
+	return req_reply_json_new(r, 200, json_pack("{s:o}", "connections", list));
+}
+
+int me_connections_delete(struct req *r)
+{
+	int rc = conn_delete(r->db, r->who.org_id, r->who.user_id, req_capture(r, "id"), r->err);
+	if (rc == PB_ENOTFOUND)
+		return req_reply_error(r, 404, "not_found", "no Power BI connection with this id");
+	if (rc)
+		return rc;
+	return req_reply(r, 204, NULL, NULL, 0);
+}
+
+/* Uses the caller's connection once through the shared token service (refreshing the token
+ * when it is about to expire) and lists the workspaces it can see: proof that publishing
+ * will be able to act for the user. */
+int me_connections_check(struct req *r)
+{
+	pbi_session s = { 0 };
+	msapi_items groups = { 0 };
+	char code[PBI_CODE_MAX];
+	int rc = pbi_session_user(&s, r->db, r->cfg, r->who.org_id, r->who.user_id, code, r->err);
+	if (rc) {
+		int status = !strcmp(code, "unavailable") ? 502 : 409;
+		return req_reply_error(r, status, code, "%s", r->err);
+	}
+	rc = powerbi_list_groups(&s.api, NULL, &groups, r->err);
+	if (rc)
+		rc = req_reply_error(r, 502, "powerbi_failed", "%s", r->err);
+	else
+		rc = req_reply_json_new(r, 200, json_pack("{s:b, s:I}", "ok", 1, "workspaces", (json_int_t)groups.n));
+	msapi_items_release(&groups);
+	pbi_session_release(&s);
+	return rc;
+}
