@@ -70,6 +70,20 @@ function M.text_value(s)
 	return s
 end
 
+-- The lines of text (split on LF) in a list; plain finds, so long texts stay linear.
+local function split_lines(text)
+	local out, pos = {}, 1
+	while true do
+		local nl = find(text, "\n", pos, true)
+		if not nl then
+			out[#out + 1] = sub(text, pos)
+			return out
+		end
+		out[#out + 1] = sub(text, pos, nl - 1)
+		pos = nl + 1
+	end
+end
+
 -- Description lines ("/// text"), one per line of the text; CR removed, other
 -- control characters become spaces, empty lines are "/// ". nil or "" gives {}.
 function M.description_lines(text)
@@ -78,12 +92,15 @@ function M.description_lines(text)
 		return out
 	end
 	text = gsub(gsub(text, "\r", ""), "[\0-\8\11-\31\127]", " ")
-	text = gsub(text, "[\n%s]+$", "")
-	if text == "" then
+	local last = #text
+	while last > 0 and is_space(byte(text, last)) do
+		last = last - 1
+	end
+	if last == 0 then
 		return out
 	end
-	for line in (text .. "\n"):gmatch("(.-)\n") do
-		out[#out + 1] = "/// " .. line
+	for i, line in ipairs(split_lines(sub(text, 1, last))) do
+		out[i] = "/// " .. line
 	end
 	return out
 end
@@ -314,7 +331,7 @@ end
 
 -- A multi-line expression body: each line of text at depth (blank lines kept empty).
 function Writer:expression(depth, text)
-	for l in (text .. "\n"):gmatch("(.-)\n") do
+	for _, l in ipairs(split_lines(text)) do
 		if l == "" then self:blank() else self:line(depth, l) end
 	end
 end

@@ -22,6 +22,7 @@
 #define SB_MODULE_NAME_MAX 128
 #define SB_PATH_MAX 4096
 #define SB_GC_PAUSE 400             /* percent heap growth between collections */
+#define SB_PATTERN_STEPS 2e8        /* worst-case matcher steps one string.find/gsub may take */
 
 struct lua_sandbox {
 	lua_State *L;
@@ -292,6 +293,118 @@ static int sb_setmetatable(lua_State *L)
 	return 1;
 }
 
+/* --- C functions that could run long without the hook firing ---------------------- */
+
+/* Index just past a character class set starting at p[j] == '['. */
+static size_t skip_set(const char *p, size_t len, size_t j)
+{
+	j++;
+	if (j < len && p[j] == '^')
+		j++;
+	if (j < len && p[j] == ']')
+		j++;                       /* a leading ']' is a literal */
+	while (j < len && p[j] != ']')
+		j += p[j] == '%' ? 2 : 1;
+	return j + 1;
+}
+
+/* Counts the quantifiers (* + - ?) of a Lua pattern that have more pattern after them:
+ * those are the ones the backtracking matcher may retry at every length. */
+static int backtracking_quantifiers(const char *p, size_t len, bool *anchored)
+{
+	size_t i = 0;
+	int q = 0;
+	*anchored = len > 0 && p[0] == '^';
+	if (*anchored)
+		i = 1;
+	while (i < len) {
+		size_t end;
+		if (p[i] == '(' || p[i] == ')') {
+			i++;
+			continue;
+		}
+		if (p[i] == '%' && i + 1 < len && p[i + 1] == 'b') {
+			i += 4;
+			continue;
+		}
+		if (p[i] == '%' && i + 1 < len && p[i + 1] == 'f') {
+			i = i + 2 < len && p[i + 2] == '[' ? skip_set(p, len, i + 2) : i + 3;
+			continue;
+		}
+		if (p[i] == '%')
+			end = i + 2;
+		else if (p[i] == '[')
+			end = skip_set(p, len, i);
+		else
+			end = i + 1;
+		if (end < len && strchr("*+-?", p[end])) {
+			end++;
+			size_t rest = end;
+			while (rest < len && p[rest] == ')')
+				rest++;
+			if (rest < len)
+				q++;
+		}
+		i = end;
+	}
+	return q;
+}
+
+enum { GUARD_FIND = 1, GUARD_OTHER = 2 };
+
+/* string.find/match/gmatch/gsub: Lua's matcher runs in C, where the deadline hook cannot
+ * fire, and backtracks: n bytes and q retried quantifiers cost up to n^q steps (one more
+ * factor of n when unanchored). Refuse what could exceed SB_PATTERN_STEPS. */
+static int sb_pattern_guard(lua_State *L)
+{
+	size_t n, plen;
+	luaL_checklstring(L, 1, &n);
+	const char *p = luaL_checklstring(L, 2, &plen);
+	bool plain = lua_tointeger(L, lua_upvalueindex(2)) == GUARD_FIND && lua_toboolean(L, 4);
+	if (!plain) {
+		bool anchored;
+		int q = backtracking_quantifiers(p, plen, &anchored);
+		double steps = 1;
+		for (int k = 0; k < q + !anchored && steps <= SB_PATTERN_STEPS; k++)
+			steps *= (double)n + 1;
+		if (q > 0 && steps > SB_PATTERN_STEPS)
+			return luaL_error(L, "pattern too complex for a %d-byte subject "
+					  "(simplify the pattern or split the text)", (int)n);
+	}
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+	return lua_gettop(L);
+}
+
+/* string.rep: with an empty string and separator Lua's copy loop still runs count
+ * times (no allocation stops it); the answer is "" anyway. Other cases are bounded by the
+ * allocator, which refuses the result buffer first. */
+static int sb_rep_guard(lua_State *L)
+{
+	size_t len, seplen = 0;
+	luaL_checklstring(L, 1, &len);
+	luaL_checkinteger(L, 2);
+	luaL_optlstring(L, 3, "", &seplen);
+	if (len == 0 && seplen == 0) {
+		lua_pushliteral(L, "");
+		return 1;
+	}
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_call(L, lua_gettop(L) - 1, 1);
+	return 1;
+}
+
+/* Replaces string[name] (table on top of the stack) with a guard holding the original. */
+static void guard(lua_State *L, const char *name, lua_CFunction f, int kind)
+{
+	lua_getfield(L, -1, name);
+	lua_pushinteger(L, kind);
+	lua_pushcclosure(L, f, 2);
+	lua_setfield(L, -2, name);
+}
+
 static bool valid_module_name(const char *s, size_t n)
 {
 	if (n == 0 || n > SB_MODULE_NAME_MAX || s[0] == '.' || s[n - 1] == '.')
@@ -408,6 +521,11 @@ static int sb_setup(lua_State *L)
 	lua_getfield(L, -1, LUA_STRLIBNAME);
 	lua_pushnil(L);
 	lua_setfield(L, -2, "dump");   /* bytecode never enters or leaves */
+	guard(L, "find", sb_pattern_guard, GUARD_FIND);
+	guard(L, "match", sb_pattern_guard, GUARD_OTHER);
+	guard(L, "gmatch", sb_pattern_guard, GUARD_OTHER);
+	guard(L, "gsub", sb_pattern_guard, GUARD_OTHER);
+	guard(L, "rep", sb_rep_guard, GUARD_OTHER);
 	lua_pop(L, 1);
 
 	/* The API table every module environment reads through. */

@@ -139,6 +139,34 @@ static void memory_bombs_are_refused(void **state)
 		    "template test.lua: out of memory (limit 16 MiB)");
 }
 
+/* C library functions run without the hook: the sandbox bounds them up front. */
+static void c_functions_cannot_run_away(void **state)
+{
+	(void)state;
+	expect_fail("return string.find(string.rep('a', 1e6), '.-.-.-b')", PB_EINVAL,
+		    "template test.lua:1: pattern too complex for a 1000000-byte subject "
+		    "(simplify the pattern or split the text)");
+	expect_fail("local s = ('a'):rep(1e5)\nreturn s:find('a*b')", PB_EINVAL,
+		    "template test.lua:2: pattern too complex for a 100000-byte subject "
+		    "(simplify the pattern or split the text)");
+	expect_fail("return ('x'):rep(1e6):gsub('(x-)y', '')", PB_EINVAL,
+		    "template test.lua:1: pattern too complex for a 1000000-byte subject "
+		    "(simplify the pattern or split the text)");
+	lua_sandbox *sb = make(0, 0);
+	char err[PB_ERR_MAX];
+	/* Linear patterns on big texts, plain finds, and the empty-rep loop are fine. */
+	assert_int_equal(sandbox_run(sb, "ok.lua",
+		"local big = ('line\\n'):rep(1e5)\n"
+		"local n = 0 for l in big:gmatch('[^\\n]+') do n = n + 1 end\n"
+		"local s, k = big:gsub('\\n', '')\n"
+		"return n .. ',' .. k .. ',' .. #string.rep('', 1e15) .. ',' .. #string.rep('', 1e15, '') .. ','"
+		" .. big:find('e\\n', 1, true) .. ',' .. select(2, ('a  b   c'):gsub('%s+', ' '))"
+		" .. ',' .. (('[x]'):find('[]]')) .. ',' .. ('k=v'):match('^(%w+)=(%w+)$')", 1, err), 0);
+	assert_string_equal(lua_tostring(sandbox_lua(sb), -1), "100000,100000,0,0,4,2,3,k");
+	lua_pop(sandbox_lua(sb), 1);
+	sandbox_free(sb);
+}
+
 static void dangerous_libraries_are_absent(void **state)
 {
 	(void)state;
@@ -273,6 +301,7 @@ int main(void)
 		cmocka_unit_test(runs_plain_code),
 		cmocka_unit_test(infinite_loop_is_stopped),
 		cmocka_unit_test(memory_bombs_are_refused),
+		cmocka_unit_test(c_functions_cannot_run_away),
 		cmocka_unit_test(dangerous_libraries_are_absent),
 		cmocka_unit_test(undefined_globals_are_errors),
 		cmocka_unit_test(modules_load_from_the_search_path),
