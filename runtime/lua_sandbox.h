@@ -13,6 +13,10 @@
  *    [A-Za-z0-9_.];
  *  - every module runs in its own environment: reading or writing an undefined global is an
  *    error ("undefined global 'x'");
+ *  - library functions that run in C, where the hook cannot fire, are bounded up front:
+ *    string.find/match/gmatch/gsub refuse patterns whose worst-case backtracking on the
+ *    subject could pass ~2e8 steps ("pattern too complex for a N-byte subject"),
+ *    string.rep of empty strings returns at once, table.sort takes at most 1e6 elements;
  *  - `print` writes one "pbiport: template: ..." line to stderr;
  *  - a C module `pbiport` offers `pbiport.uuid(text)`: a name-based (SHA-1, UUIDv5 layout)
  *    UUID string, the same for the same text.

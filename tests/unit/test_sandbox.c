@@ -152,8 +152,11 @@ static void c_functions_cannot_run_away(void **state)
 	expect_fail("return ('x'):rep(1e6):gsub('(x-)y', '')", PB_EINVAL,
 		    "template test.lua:1: pattern too complex for a 1000000-byte subject "
 		    "(simplify the pattern or split the text)");
-	lua_sandbox *sb = make(0, 0);
 	char err[PB_ERR_MAX];
+	assert_int_equal(run("local t = {} for i = 1, 1000001 do t[i] = i end\ntable.sort(t)", 0, 0, err),
+			 PB_EINVAL);
+	assert_string_equal(err, "template test.lua:2: table.sort: more than 1000000 elements");
+	lua_sandbox *sb = make(0, 0);
 	/* Linear patterns on big texts, plain finds, and the empty-rep loop are fine. */
 	assert_int_equal(sandbox_run(sb, "ok.lua",
 		"local big = ('line\\n'):rep(1e5)\n"
@@ -161,8 +164,10 @@ static void c_functions_cannot_run_away(void **state)
 		"local s, k = big:gsub('\\n', '')\n"
 		"return n .. ',' .. k .. ',' .. #string.rep('', 1e15) .. ',' .. #string.rep('', 1e15, '') .. ','"
 		" .. big:find('e\\n', 1, true) .. ',' .. select(2, ('a  b   c'):gsub('%s+', ' '))"
-		" .. ',' .. (('[x]'):find('[]]')) .. ',' .. ('k=v'):match('^(%w+)=(%w+)$')", 1, err), 0);
-	assert_string_equal(lua_tostring(sandbox_lua(sb), -1), "100000,100000,0,0,4,2,3,k");
+		" .. ',' .. (('[x]'):find('[]]')) .. ',' .. ('k=v'):match('^(%w+)=(%w+)$')"
+		" .. ',' .. (function() local t = { 3, 1, 2 } table.sort(t, function(a, b) return a > b end)"
+		" return table.concat(t) end)()", 1, err), 0);
+	assert_string_equal(lua_tostring(sandbox_lua(sb), -1), "100000,100000,0,0,4,2,3,k,321");
 	lua_pop(sandbox_lua(sb), 1);
 	sandbox_free(sb);
 }
