@@ -1,11 +1,14 @@
 /* THE table of job kinds and scheduled checks the worker runs. One row per kind;
  * each names the function in core/ that carries it out. */
+#include "core/ingest.h"
 #include "core/worker.h"
 
 const pb_job_kind pb_job_kinds[] = {
+	{ "ingest", ingest_job },
 	{ NULL, NULL },
 };
 
 const pb_worker_tick pb_worker_ticks[] = {
+	ingest_schedule_tick,
 	NULL,
 };

@@ -1,0 +1,50 @@
+/* Import from Power BI: the "ingest" job kind, the schedule tick and the permission doctor.
+ *
+ * A run (one "ingest" job, input {"integration_id","run_id"}):
+ *  1. token by client credentials for the integration's service principal;
+ *  2. plan: full scan on the first run, after a filter change and when the last success is
+ *     30 days old or more; else incremental (admin "modified" workspaces since the last
+ *     success, clamped to at least 30 minutes ago). Workspace filters are applied before
+ *     scanning where names are known from earlier runs. The plan (batches of up to 100
+ *     workspace ids) is written to integration_scans;
+ *  3. scan: at most PB_SCAN_PARALLEL_MAX scans in flight, each getInfo charged to the
+ *     tenant's hourly budget (PBIPORT_SCAN_BUDGET_PER_HOUR, default 500, shared by every
+ *     integration on the tenant); scan ids are saved as soon as Power BI hands them out, so a
+ *     worker that dies resumes polling them. Status polls back off from
+ *     PBIPORT_SCAN_POLL_MS (default 2000) to PBIPORT_SCAN_POLL_MAX_MS (default 60000).
+ *     Each finished batch is filtered (Lua rule) and staged in one transaction;
+ *  4. apply: assets_apply_run() in one transaction, then lineage edges, then the run's counts.
+ * When admin APIs are refused, the per-workspace listing APIs are used instead and the run
+ * carries a warning saying what that loses. A Retry-After longer than the msapi wait budget
+ * puts the job back in the queue for that long (the plan and finished batches are kept).
+ *
+ * Env: PBIPORT_SCAN_POLL_MS, PBIPORT_SCAN_POLL_MAX_MS, PBIPORT_SCAN_BUDGET_PER_HOUR. */
+#ifndef PBIPORT_INGEST_H
+#define PBIPORT_INGEST_H
+
+#include "core/worker.h"
+#include "runtime/config.h"
+#include "runtime/db.h"
+
+struct json_t;
+
+/* The "ingest" job kind (row in core/job_kinds.c). */
+int ingest_job(pb_job_ctx *ctx);
+
+/* Worker tick: queues a run for every integration whose schedule came due and moves its
+ * next due time past now (a worker that was down runs one catch-up, not a burst). */
+int ingest_schedule_tick(pb_db *db, const pb_config *cfg, char *err);
+
+/* The permission doctor for a service principal: signs in, lists workspaces, calls the
+ * admin APIs and scans up to 100 workspaces. *report is new:
+ * {"ok":bool,"checks":[{"check","ok":true|false|null,"message","fix"|null}]}: ok null =
+ * not checked (an earlier check failed). Checks: credentials, fabric_api_access,
+ * admin_api_access, detailed_metadata, mashup_expressions, workspace_roles. */
+int ingest_doctor(const char *tenant_id, const char *client_id, const char *client_secret,
+		  struct json_t **report, char *err);
+
+/* Checks that the filter rule (module name, NULL = filters.default) loads and answers for
+ * a sample item with the given filters (JSON text). For saving an integration. */
+int ingest_filter_check(const pb_config *cfg, const char *rule, const char *filters_json, char *err);
+
+#endif

@@ -1,0 +1,62 @@
+/* GET /api/assets[?type=&q=], GET /api/assets/{id}: what imports brought in (any member of
+ * the org); POST /api/data-products/from-asset: govern an asset as a data product. */
+#include <jansson.h>
+#include <string.h>
+
+#include "core/asset_products.h"
+#include "core/assets.h"
+#include "handlers/handlers.h"
+#include "runtime/json_body.h"
+#include "runtime/util.h"
+
+int assets_list_handler(struct req *r)
+{
+	const char *type = req_query(r, "type"), *q = req_query(r, "q");
+	pb_asset *v = NULL;
+	size_t n = 0;
+	if (type && *type && !asset_kind_valid(type))
+		return req_reply_error(r, 400, "bad_request", "type: use workspace, semantic_model, report, dashboard or "
+				       "datasource");
+	int rc = assets_list(r->db, r->who.org_id, type && *type ? type : NULL, q, &v, &n, r->err);
+	if (rc)
+		return rc;
+	json_t *list = json_array();
+	for (size_t i = 0; list && i < n; i++)
+		if (json_array_append_new(list, asset_json(&v[i], false))) {
+			json_decref(list);
+			list = NULL;
+		}
+	assets_free(v, n);
+	return req_reply_json_new(r, 200, list ? json_pack("{s:o}", "assets", list) : NULL);
+}
+
+int assets_get_handler(struct req *r)
+{
+	pb_asset *a = NULL;
+	int rc = assets_get(r->db, r->who.org_id, req_capture(r, "id"), &a, r->err);
+	if (!rc)
+		rc = req_reply_json_new(r, 200, asset_json(a, true));
+	asset_free(a);
+	return rc;
+}
+
+int data_products_from_asset_handler(struct req *r)
+{
+	static const char *const keys[] = { "asset_id", NULL };
+	json_t *body = NULL, *out = NULL;
+	bool created = false;
+	int rc;
+	if (json_body_parse(r->body, r->body_len, 0, &body, r->err) || json_body_only_keys(body, keys, "", r->err)) {
+		json_decref(body);
+		return req_reply_error(r, 400, "bad_request", "request body: %s", r->err);
+	}
+	const char *id = json_string_value(json_object_get(body, "asset_id"));
+	if (!id || !*id)
+		rc = req_reply_error(r, 400, "bad_request", "asset_id is required");
+	else if ((rc = asset_product_create(r->db, r->who.org_id, id, &out, &created, r->err)) == PB_EINVAL)
+		rc = req_reply_error(r, 400, "bad_request", "%s", r->err);
+	else if (!rc)
+		rc = req_reply_json_new(r, created ? 201 : 200, out);
+	json_decref(body);
+	return rc;
+}

@@ -1,0 +1,206 @@
+/* /api/integrations[...]: import integrations (org owners), their runs and the permission
+ * doctor. The route rows require the owner role and APPLICATION_INGESTIONS_ENABLED. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ingest.h"
+#include "core/integrations.h"
+#include "handlers/handlers.h"
+#include "runtime/crypto.h"
+#include "runtime/json_body.h"
+#include "runtime/util.h"
+
+static int parse_body(struct req *r, json_t **body)
+{
+	if (json_body_parse(r->body, r->body_len, 0, body, r->err))
+		return req_reply_error(r, 400, "bad_request", "request body: %s", r->err) ? PB_ENOMEM : PB_EINVAL;
+	return 0;
+}
+
+/* Replies 400 / 409 for a failed create or update, or passes other failures on. */
+static int save_failed(struct req *r, int rc, bool conflict)
+{
+	if (conflict)
+		return req_reply_error(r, 409, "conflict", "%s", r->err);
+	if (rc == PB_EINVAL || rc == PB_ELIMIT)
+		return req_reply_error(r, 400, "invalid_integration", "%s", r->err);
+	return rc;
+}
+
+/* A custom filter rule must load and answer before it is saved. */
+static int check_rule(struct req *r, const integration_input *in, const char *stored_filters)
+{
+	char *filters = NULL;
+	int rc = 0;
+	if (!in->filter_rule || !*in->filter_rule)
+		return 0;
+	if (in->filters && integration_filters_normalize(in->filters, &filters, r->err))
+		return PB_EINVAL;
+	rc = ingest_filter_check(r->cfg, in->filter_rule, filters ? filters : stored_filters, r->err);
+	free(filters);
+	return rc ? PB_EINVAL : 0;
+}
+
+int integrations_create_handler(struct req *r)
+{
+	json_t *body = NULL;
+	integration_input in;
+	pb_integration *i = NULL;
+	bool conflict = false;
+	int rc = parse_body(r, &body);
+	if (rc)
+		return r->status ? 0 : rc;
+	if ((rc = integration_parse(body, true, &in, r->err)) || (rc = check_rule(r, &in, "{}")) ||
+	    (rc = integrations_create(r->db, r->cfg, r->who.org_id, r->who.user_id, &in, &i, &conflict, r->err)))
+		rc = save_failed(r, rc, conflict);
+	else
+		rc = req_reply_json_new(r, 201, integration_json(i));
+	integration_free(i);
+	json_decref(body);
+	return rc;
+}
+
+int integrations_list_handler(struct req *r)
+{
+	pb_integration *v = NULL;
+	size_t n = 0;
+	int rc = integrations_list(r->db, r->who.org_id, &v, &n, r->err);
+	if (rc)
+		return rc;
+	json_t *list = json_array();
+	for (size_t k = 0; list && k < n; k++)
+		if (json_array_append_new(list, integration_json(&v[k]))) {
+			json_decref(list);
+			list = NULL;
+		}
+	integrations_free(v, n);
+	return req_reply_json_new(r, 200, list ? json_pack("{s:o}", "integrations", list) : NULL);
+}
+
+int integrations_get_handler(struct req *r)
+{
+	pb_integration *i = NULL;
+	int rc = integrations_get(r->db, r->who.org_id, req_capture(r, "id"), &i, r->err);
+	if (!rc)
+		rc = req_reply_json_new(r, 200, integration_json(i));
+	integration_free(i);
+	return rc;
+}
+
+int integrations_put_handler(struct req *r)
+{
+	json_t *body = NULL;
+	integration_input in;
+	pb_integration *i = NULL, *cur = NULL;
+	bool conflict = false;
+	int rc = parse_body(r, &body);
+	if (rc)
+		return r->status ? 0 : rc;
+	if ((rc = integrations_get(r->db, r->who.org_id, req_capture(r, "id"), &cur, r->err)))
+		goto out;
+	if ((rc = integration_parse(body, false, &in, r->err)) || (rc = check_rule(r, &in, cur->filters_json)) ||
+	    (rc = integrations_update(r->db, r->cfg, r->who.org_id, cur->id, &in, &i, &conflict, r->err)))
+		rc = save_failed(r, rc, conflict);
+	else
+		rc = req_reply_json_new(r, 200, integration_json(i));
+out:
+	integration_free(cur);
+	integration_free(i);
+	json_decref(body);
+	return rc;
+}
+
+int integrations_delete_handler(struct req *r)
+{
+	int rc = integrations_delete(r->db, r->who.org_id, req_capture(r, "id"), r->err);
+	return rc ? rc : req_reply(r, 204, "application/json", NULL, 0);
+}
+
+int integration_runs_post_handler(struct req *r)
+{
+	pb_integration *i = NULL;
+	pb_run *run = NULL;
+	bool existing = false;
+	int rc = integrations_get(r->db, r->who.org_id, req_capture(r, "id"), &i, r->err);
+	if (rc)
+		return rc;
+	rc = integration_run_submit(r->db, r->who.org_id, r->who.user_id, i->id, "manual", &run, &existing, r->err);
+	if (!rc) {
+		json_t *o = run_json(run);
+		char url[64];
+		xsnprintf(url, sizeof url, "/api/jobs/%s", run->job_id ? run->job_id : "");
+		if (o && (json_object_set_new(o, "status_url", json_string(url)) ||
+			  json_object_set_new(o, "already_running", json_boolean(existing)))) {
+			json_decref(o);
+			o = NULL;
+		}
+		rc = req_reply_json_new(r, 202, o);
+	}
+	run_free(run);
+	integration_free(i);
+	return rc;
+}
+
+int integration_runs_list_handler(struct req *r)
+{
+	pb_integration *i = NULL;
+	pb_run *v = NULL;
+	size_t n = 0;
+	int rc = integrations_get(r->db, r->who.org_id, req_capture(r, "id"), &i, r->err);
+	if (!rc)
+		rc = integration_runs_list(r->db, r->who.org_id, i->id, &v, &n, r->err);
+	integration_free(i);
+	if (rc)
+		return rc;
+	json_t *list = json_array();
+	for (size_t k = 0; list && k < n; k++)
+		if (json_array_append_new(list, run_json(&v[k]))) {
+			json_decref(list);
+			list = NULL;
+		}
+	runs_free(v, n);
+	return req_reply_json_new(r, 200, list ? json_pack("{s:o}", "runs", list) : NULL);
+}
+
+static int doctor_reply(struct req *r, const char *tenant, const char *client, const char *secret)
+{
+	json_t *report = NULL;
+	int rc = ingest_doctor(tenant, client, secret, &report, r->err);
+	if (rc == PB_EIO)
+		return req_reply_error(r, 502, "unavailable", "%s", r->err);
+	return rc ? rc : req_reply_json_new(r, 200, report);
+}
+
+int integration_test_handler(struct req *r)
+{
+	pb_integration *i = NULL;
+	char *secret = NULL;
+	size_t len = 0;
+	int rc = integrations_get(r->db, r->who.org_id, req_capture(r, "id"), &i, r->err);
+	if (!rc && !(rc = integration_open_secret(r->cfg, i, &secret, &len, r->err)))
+		rc = doctor_reply(r, i->tenant_id, i->client_id, secret);
+	pb_secret_free(secret, len);
+	integration_free(i);
+	return rc;
+}
+
+int integrations_test_unsaved_handler(struct req *r)
+{
+	static const char *const keys[] = { "tenant_id", "client_id", "client_secret", NULL };
+	json_t *body = NULL;
+	int rc = parse_body(r, &body);
+	if (rc)
+		return r->status ? 0 : rc;
+	const char *t = json_string_value(json_object_get(body, "tenant_id"));
+	const char *c = json_string_value(json_object_get(body, "client_id"));
+	const char *s = json_string_value(json_object_get(body, "client_secret"));
+	if ((rc = json_body_only_keys(body, keys, "", r->err)))
+		rc = req_reply_error(r, 400, "bad_request", "%s", r->err);
+	else if (!t || !*t || !c || !*c || !s || !*s)
+		rc = req_reply_error(r, 400, "bad_request", "tenant_id, client_id and client_secret are required");
+	else
+		rc = doctor_reply(r, t, c, s);
+	json_decref(body);
+	return rc;
+}
