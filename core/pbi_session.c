@@ -19,6 +19,7 @@ typedef struct session_priv {
 	long long gen;              /* generation of the token in api */
 	pbi_app app;                /* owned: tenant, client id, secret (wiped) */
 	msapi entra;                /* owned: Entra calls made from inside a refresh */
+	char code[PBI_CODE_MAX];    /* code of the last failed refresh, "" when none */
 } session_priv;
 
 static void set_code(char code[PBI_CODE_MAX], const char *v)
@@ -42,14 +43,16 @@ static int session_refresh(void *ctx, char **access_token, char *err)
 	*access_token = NULL;
 	if (p->user) {
 		long long gen = 0;
-		int rc = conn_token(p->db, p->kr, &p->entra, &ea, p->conn_id, p->gen, access_token, &gen, NULL, err);
+		int rc = conn_token(p->db, p->kr, &p->entra, &ea, p->conn_id, p->gen, access_token, &gen, p->code, err);
 		if (!rc)
 			p->gen = gen;
 		return rc;
 	}
 	entra_token tok = { 0 };
 	int rc = entra_client_credentials(&p->entra, &ea, ENTRA_SCOPE_POWERBI_DEFAULT, &tok, err);
-	if (!rc) {
+	if (rc)
+		set_code(p->code, app_failure_code(&p->entra));
+	else {
 		*access_token = tok.access_token;
 		tok.access_token = NULL;
 	}
@@ -154,6 +157,12 @@ out:
 	if (rc)
 		pbi_session_release(s);
 	return rc;
+}
+
+const char *pbi_session_code(const pbi_session *s)
+{
+	const session_priv *p = s->priv;
+	return p ? p->code : "";
 }
 
 void pbi_session_release(pbi_session *s)

@@ -46,4 +46,9 @@ int pbi_session_app(pbi_session *s, const char *tenant_id, const char *client_id
 
 void pbi_session_release(pbi_session *s);
 
+/* The error code (see above) of the last token refresh that failed inside an msapi call
+ * made with s->api, e.g. "needs_reconnect" when Entra refused the refresh token mid-call;
+ * "" when none failed. Borrowed until pbi_session_release. */
+const char *pbi_session_code(const pbi_session *s);
+
 #endif

@@ -27,7 +27,7 @@ int me_connections_delete(struct req *r)
 		return req_reply_error(r, 404, "not_found", "no Power BI connection with this id");
 	if (rc)
 		return rc;
-	return req_reply(r, 204, NULL, NULL, 0);
+	return req_reply(r, 204, "application/json", NULL, 0);
 }
 
 /* Uses the caller's connection once through the shared token service (refreshing the token
@@ -44,7 +44,9 @@ int me_connections_check(struct req *r)
 		return req_reply_error(r, status, code, "%s", r->err);
 	}
 	rc = powerbi_list_groups(&s.api, NULL, &groups, r->err);
-	if (rc)
+	if (rc && *pbi_session_code(&s) && strcmp(pbi_session_code(&s), "unavailable"))
+		rc = req_reply_error(r, 409, pbi_session_code(&s), "%s", r->err);
+	else if (rc)
 		rc = req_reply_error(r, 502, "powerbi_failed", "%s", r->err);
 	else
 		rc = req_reply_json_new(r, 200, json_pack("{s:b, s:I}", "ok", 1, "workspaces", (json_int_t)groups.n));

@@ -46,7 +46,7 @@ static int redirect_to(struct req *r, const char *location)
 {
 	if (req_header(r, "Location", location) || req_header(r, "Cache-Control", "no-store"))
 		return pb_err(r->err, PB_EINVAL, "unusable redirect target");
-	return req_reply(r, 302, NULL, NULL, 0);
+	return req_reply(r, 302, "text/plain; charset=utf-8", NULL, 0);
 }
 
 int powerbi_connect(struct req *r)

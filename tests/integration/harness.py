@@ -371,6 +371,25 @@ class Stack:
                 raise RuntimeError("spawn-fcgi did not create %s" % self.socket_path)
             time.sleep(0.02)
 
+    def restart_pool(self, env=None):
+        """Stops the FastCGI pool and starts it again with env merged into the application's
+        environment (None values remove a variable): a configuration change such as a key
+        rotation, with the same database and web server."""
+        for i, (name, proc) in enumerate(self._groups):
+            if name == "fcgi":
+                kill_group(proc)
+                del self._groups[i]
+                break
+        if os.path.exists(self.socket_path):
+            os.unlink(self.socket_path)
+        for key, value in (env or {}).items():
+            if value is None:
+                self.extra_env.pop(key, None)
+            else:
+                self.extra_env[key] = value
+        self._start_pool()
+        self._wait_healthy()
+
     def _spawn_server(self, args):
         log = open(self.path("web", "logs", "stderr.log"), "ab")
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -518,6 +537,18 @@ def http_request(port, method, path, body=None, headers=None, timeout=30):
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
     finally:
         conn.close()
+
+
+def emulator_env(emu):
+    """The environment that points pbiport at a running emulator (tests/emulator/emutest.py
+    Emulator): its four hosts and its test CA (verification stays on)."""
+    return {
+        "PBIPORT_ENTRA_URL": emu.url + "/entra",
+        "PBIPORT_FABRIC_URL": emu.url + "/fabric",
+        "PBIPORT_POWERBI_URL": emu.url + "/powerbi",
+        "PBIPORT_GRAPH_URL": emu.url + "/graph",
+        "PBIPORT_CA_BUNDLE": os.path.join(emu.dir, "ca.pem"),
+    }
 
 
 def fixture(name):

@@ -1,0 +1,587 @@
+/* Connect Power BI: return_to checks, the signed single-use OAuth state, the settings store
+ * (sealed secret, keep-on-update, sso), the connection store (scoping, one per tenant), the
+ * token service against the emulator (refresh near expiry, forced refresh, exactly one
+ * refresh for 20 processes, invalid_grant -> needs_reconnect), key rotation, app sessions. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/connections.h"
+#include "core/identity.h"
+#include "core/pbi_session.h"
+#include "core/powerbi_settings.h"
+#include "emu.h"
+#include "msapi/entra.h"
+#include "runtime/crypto.h"
+#include "runtime/db.h"
+#include "runtime/timeutil.h"
+#include "runtime/util.h"
+
+#define TENANT   "7e1a0000-0000-4000-8000-000000000001"   /* tests/fixtures/tenants/demo.json */
+#define APP_ID   "11111111-aaaa-4000-8000-000000000001"
+#define APP_SEC  "demo-web-secret"
+#define ALICE    "alice@contoso.example"
+#define REDIRECT "https://pbiport.test/powerbi/callback"
+#define KEY_A    "1111111111111111111111111111111111111111111111111111111111111111"
+#define KEY_B    "2222222222222222222222222222222222222222222222222222222222222222"
+#define KEY_SIGN "3333333333333333333333333333333333333333333333333333333333333333"
+#define PROCS    20
+
+static struct emu E;
+static int emu_state = -2;
+static char tmpdir[64], db_path[256];
+static pb_db *db;
+static pb_config cfg;
+static pb_keyring *signing;
+static char org_id[PB_ID_BUF], ann_id[PB_ID_BUF], bob_id[PB_ID_BUF];
+static char org2_id[PB_ID_BUF], cat_id[PB_ID_BUF];
+
+static int setup(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], sql[512];
+	const char *src = getenv("PBIPORT_SRC");
+	xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-test-connect-XXXXXX");
+	if (!mkdtemp(tmpdir))
+		return -1;
+	xsnprintf(db_path, sizeof db_path, "%s/connect.db", tmpdir);
+	xsnprintf(sql, sizeof sql, "%s/sql", src ? src : PBIPORT_DATADIR);
+	if (db_open(db_path, true, &db, err) || db_migrate(db, sql, NULL, err) ||
+	    identity_org_create(db, "acme", org_id, err) || identity_org_create(db, "globex", org2_id, err) ||
+	    identity_user_add(db, "ann", "acme", PB_ROLE_OWNER, NULL, 0, ann_id, err) ||
+	    identity_user_add(db, "bob", "acme", PB_ROLE_MEMBER, NULL, 0, bob_id, err) ||
+	    identity_user_add(db, "cat", "globex", PB_ROLE_OWNER, NULL, 0, cat_id, err) ||
+	    pb_keyring_parse(KEY_A, &cfg.encryption_keys, err) || pb_keyring_parse(KEY_SIGN, &signing, err)) {
+		fprintf(stderr, "setup: %s\n", err);
+		return -1;
+	}
+	cfg.rememberme_keys = signing;
+	cfg.db_path = db_path;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[128];
+	db_close(db);
+	pb_keyring_free(cfg.encryption_keys);
+	pb_keyring_free(signing);
+	if (emu_state == 0)
+		emu_stop(&E);
+	xsnprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static bool have_emu(void)
+{
+	if (emu_state == -2) {
+		emu_state = emu_start(&E, NULL);   /* demo.json */
+		assert_int_not_equal(emu_state, -1);
+	}
+	if (emu_state != 0)
+		return false;
+	assert_int_equal(emu_ctl(&E, "POST", "reset", NULL, NULL), 200);
+	return true;
+}
+
+static void sql_exec(const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(db_sqlite(db), sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		fprintf(stderr, "sql: %s\n", msg ? msg : "?");
+	sqlite3_free(msg);
+	assert_int_equal(rc, SQLITE_OK);
+}
+
+/* ---------- return_to ---------- */
+
+static void return_to_only_local_paths(void **state)
+{
+	(void)state;
+	static const char *const good[] = { "/", "/data-products/x", "/a?b=c&d=/e", "/a#frag", "/a//b", NULL };
+	static const char *const bad[] = { "", "https://evil.example", "//evil", "/\\evil", "\\\\evil", "evil",
+					   "/a\\b", "/ok\r\nX: y", "/tab\there", "javascript:alert(1)", NULL };
+	for (size_t i = 0; good[i]; i++)
+		assert_true(conn_return_to_ok(good[i]));
+	for (size_t i = 0; bad[i]; i++)
+		assert_false(conn_return_to_ok(bad[i]));
+	assert_false(conn_return_to_ok(NULL));
+	char longp[PB_RETURN_TO_MAX + 2];
+	memset(longp, 'a', sizeof longp - 1);
+	longp[0] = '/';
+	longp[sizeof longp - 1] = '\0';
+	assert_false(conn_return_to_ok(longp));
+}
+
+/* ---------- OAuth state ---------- */
+
+static char *begin_state(const char *user_id, const char *verifier)
+{
+	char err[PB_ERR_MAX], *st = NULL;
+	oauth_state in = { .tenant_id = TENANT, .client_id = APP_ID, .redirect_uri = REDIRECT,
+			   .return_to = "/back", .code_verifier = (char *)verifier };
+	memcpy(in.org_id, org_id, sizeof in.org_id);
+	memcpy(in.user_id, user_id, sizeof in.user_id);
+	assert_int_equal(oauth_state_begin(db, cfg.encryption_keys, signing, &in, &st, err), PB_OK);
+	return st;
+}
+
+static void expect_refused(const char *st, const char *org, const char *user, const char *word)
+{
+	char err[PB_ERR_MAX];
+	oauth_state out;
+	assert_int_equal(oauth_state_finish(db, cfg.encryption_keys, signing, st, org, user, &out, err), PB_EINVAL);
+	if (!strstr(err, word))
+		fail_msg("expected '%s' in: %s", word, err);
+}
+
+static void state_signed_bound_single_use_expiring(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	const char *verifier = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+	char *st = begin_state(ann_id, verifier);
+	assert_true(strlen(st) < PB_OAUTH_STATE_MAX);
+	assert_null(strstr(st, verifier));
+	/* the verifier is sealed at rest */
+	sqlite3_stmt *q;
+	assert_int_equal(db_prepare(db, "SELECT code_verifier_sealed FROM oauth_states", &q, err), PB_OK);
+	while (db_row(db, q, err) == 1) {
+		assert_null(strstr(db_col_text(q, 0), verifier));
+		assert_true(!strncmp(db_col_text(q, 0), "v1:", 3));
+	}
+	db_done(q);
+
+	/* tampered: each part changed */
+	char *t = xstrdup(st);
+	t[strlen(t) - 1] = t[strlen(t) - 1] == 'A' ? 'B' : 'A';
+	expect_refused(t, org_id, ann_id, "altered");
+	t[0] = t[0] == 'A' ? 'B' : 'A';
+	expect_refused(t, org_id, ann_id, "altered");
+	free(t);
+	expect_refused("", org_id, ann_id, "missing");
+	expect_refused("a.b.c", org_id, ann_id, "malformed");
+	expect_refused("no-dots-at-all", org_id, ann_id, "malformed");
+	/* another user of the same org, and a user of another org */
+	expect_refused(st, org_id, bob_id, "another user");
+	expect_refused(st, org2_id, cat_id, "another user");
+
+	oauth_state out;
+	assert_int_equal(oauth_state_finish(db, cfg.encryption_keys, signing, st, org_id, ann_id, &out, err), PB_OK);
+	assert_string_equal(out.code_verifier, verifier);
+	assert_string_equal(out.return_to, "/back");
+	assert_string_equal(out.redirect_uri, REDIRECT);
+	assert_string_equal(out.client_id, APP_ID);
+	oauth_state_release(&out);
+	/* replay */
+	expect_refused(st, org_id, ann_id, "already used");
+	free(st);
+
+	/* expired: a correctly signed state whose time is over */
+	st = begin_state(ann_id, verifier);
+	char nonce[OAUTH_NONCE_BUF], msg[256], sig[PB_HMAC_B64URL_LEN + 1], old[PB_OAUTH_STATE_MAX];
+	xsnprintf(nonce, sizeof nonce, "%.*s", (int)strcspn(st, "."), st);
+	long long exp = (long long)(pb_epoch_ms() / 1000) - 1;
+	xsnprintf(msg, sizeof msg, "pbiport-oauth-state-v1\n%s\n%lld\n%s\n%s", nonce, exp, org_id, ann_id);
+	assert_int_equal(pb_keyring_hmac_sign(signing, msg, strlen(msg), sig, err), PB_OK);
+	xsnprintf(old, sizeof old, "%s.%lld.%s", nonce, exp, sig);
+	expect_refused(old, org_id, ann_id, "expired");
+	/* a state for a nonce that was never issued (signed with the right key) */
+	xsnprintf(msg, sizeof msg, "pbiport-oauth-state-v1\n%s\n%lld\n%s\n%s",
+		  "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", exp + 600, org_id, ann_id);
+	assert_int_equal(pb_keyring_hmac_sign(signing, msg, strlen(msg), sig, err), PB_OK);
+	xsnprintf(old, sizeof old, "%s.%lld.%s", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", exp + 600, sig);
+	expect_refused(old, org_id, ann_id, "unknown");
+	/* a row whose verifier went missing */
+	sql_exec("UPDATE oauth_states SET code_verifier_sealed = '' WHERE used_at IS NULL");
+	expect_refused(st, org_id, ann_id, "PKCE");
+	free(st);
+	/* a signing key rotation keeps states in flight valid: old key second in the ring */
+	st = begin_state(ann_id, verifier);
+	pb_keyring *rotated = NULL;
+	assert_int_equal(pb_keyring_parse(KEY_B "," KEY_SIGN, &rotated, err), PB_OK);
+	assert_int_equal(oauth_state_finish(db, cfg.encryption_keys, rotated, st, org_id, ann_id, &out, err), PB_OK);
+	oauth_state_release(&out);
+	pb_keyring_free(rotated);
+	free(st);
+}
+
+/* ---------- settings ---------- */
+
+static void settings_sealed_kept_and_sso(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	pbi_settings s;
+	pbi_app app;
+	assert_int_equal(pbi_settings_get(db, &cfg, org2_id, &s, err), PB_ENOTFOUND);
+	assert_int_equal(pbi_settings_app(db, &cfg, org2_id, &app, err), PB_ENOTFOUND);
+
+	pbi_settings_input sso = { .mode = "sso" };
+	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &sso, err), PB_EINVAL);
+	assert_non_null(strstr(err, "PBIPORT_SSO_TENANT_ID"));
+	pbi_settings_input in = { .mode = "custom", .tenant_id = TENANT, .client_id = APP_ID };
+	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, err), PB_EINVAL);
+	assert_non_null(strstr(err, "client_secret"));
+	in.tenant_id = "bad tenant/../x";
+	in.client_secret = APP_SEC;
+	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, err), PB_EINVAL);
+	in.tenant_id = TENANT;
+	pbi_settings_input nomode = { 0 };
+	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &nomode, err), PB_EINVAL);
+	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, err), PB_OK);
+
+	assert_int_equal(pbi_settings_get(db, &cfg, org_id, &s, err), PB_OK);
+	assert_string_equal(s.mode, "custom");
+	assert_true(s.has_client_secret);
+	json_t *j = pbi_settings_json(&s, REDIRECT);
+	char *text = json_dumps(j, 0);
+	assert_null(strstr(text, APP_SEC));
+	assert_non_null(strstr(text, "\"redirect_uri\": \"" REDIRECT "\""));
+	free(text);
+	json_decref(j);
+	pbi_settings_release(&s);
+
+	/* sealed at rest, bound to the org */
+	sqlite3_stmt *q;
+	assert_int_equal(db_prepare(db, "SELECT client_secret_sealed FROM powerbi_settings", &q, err), PB_OK);
+	assert_int_equal(db_row(db, q, err), 1);
+	assert_null(strstr(db_col_text(q, 0), APP_SEC));
+	db_done(q);
+	sql_exec("INSERT INTO powerbi_settings (org_id, mode, tenant_id, client_id, client_secret_sealed, updated_at) "
+		 "SELECT o.id, 'custom', s.tenant_id, s.client_id, s.client_secret_sealed, s.updated_at "
+		 "FROM powerbi_settings s, organizations o WHERE o.name = 'globex'");
+	assert_int_not_equal(pbi_settings_app(db, &cfg, org2_id, &app, err), PB_OK);
+	sql_exec("DELETE FROM powerbi_settings WHERE org_id IN (SELECT id FROM organizations WHERE name = 'globex')");
+
+	/* update without a secret keeps it */
+	in.client_secret = NULL;
+	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, err), PB_OK);
+	assert_int_equal(pbi_settings_app(db, &cfg, org_id, &app, err), PB_OK);
+	assert_string_equal(app.client_secret, APP_SEC);
+	assert_string_equal(app.tenant_id, TENANT);
+	pbi_app_release(&app);
+
+	/* sso once the deployment's app is configured */
+	pb_config c2 = cfg;
+	c2.sso_tenant_id = "sso-tenant";
+	c2.sso_client_id = "sso-client";
+	c2.sso_client_secret = "sso-secret";
+	assert_int_equal(pbi_settings_put(db, &c2, org2_id, cat_id, &sso, err), PB_OK);
+	assert_int_equal(pbi_settings_get(db, &c2, org2_id, &s, err), PB_OK);
+	assert_string_equal(s.mode, "sso");
+	assert_string_equal(s.client_id, "sso-client");
+	assert_true(s.has_client_secret);
+	pbi_settings_release(&s);
+	assert_int_equal(pbi_settings_app(db, &c2, org2_id, &app, err), PB_OK);
+	assert_string_equal(app.client_secret, "sso-secret");
+	pbi_app_release(&app);
+	/* ... and the server lost its PBIPORT_SSO_*: a clear not-configured */
+	assert_int_equal(pbi_settings_app(db, &cfg, org2_id, &app, err), PB_ENOTFOUND);
+	assert_non_null(strstr(err, "PBIPORT_SSO"));
+	sql_exec("DELETE FROM powerbi_settings WHERE org_id IN (SELECT id FROM organizations WHERE name = 'globex')");
+}
+
+/* ---------- connections against the emulator ---------- */
+
+static long long refresh_exchanges(void)
+{
+	char *body = NULL;
+	assert_int_equal(emu_ctl(&E, "GET", "state?sections=tokens", NULL, &body), 200);
+	json_t *j = json_loads(body, 0, NULL);
+	free(body);
+	assert_non_null(j);
+	long long n = json_integer_value(json_object_get(json_object_get(j, "tokens"), "refresh_token_exchanges"));
+	json_decref(j);
+	return n;
+}
+
+/* alice consents (login_hint: no page) and the code is exchanged; the tokens are stored for user. */
+static void connect_user(const char *org, const char *user, char id[PB_ID_BUF])
+{
+	char err[PB_ERR_MAX], *url = NULL;
+	pb_http *h = NULL;
+	msapi c;
+	entra_pkce p;
+	assert_int_equal(pb_http_new(NULL, &h, err), PB_OK);
+	assert_int_equal(msapi_init(&c, h, err), PB_OK);
+	assert_int_equal(entra_pkce_new(&p, err), PB_OK);
+	entra_authorize a = { .tenant = TENANT, .client_id = APP_ID, .redirect_uri = REDIRECT, .scope = CONN_SCOPES,
+			      .state = "s", .code_challenge = p.challenge, .login_hint = ALICE };
+	assert_int_equal(entra_authorize_url(&c, &a, &url, err), PB_OK);
+	pb_http_req req = { .method = "GET", .url = url };
+	pb_http_resp resp;
+	assert_int_equal(pb_http_do(h, &req, &resp, err), PB_OK);
+	assert_int_equal(resp.status, 302);
+	const char *loc = pb_http_header(&resp, "Location");
+	assert_non_null(loc);
+	const char *cs = strstr(loc, "code=");
+	assert_non_null(cs);
+	char code[512];
+	xsnprintf(code, sizeof code, "%.*s", (int)strcspn(cs + 5, "&"), cs + 5);
+	pb_http_resp_release(&resp);
+	entra_app app = { TENANT, APP_ID, APP_SEC };
+	entra_token tok;
+	assert_int_equal(entra_exchange_code(&c, &app, code, REDIRECT, p.verifier, CONN_SCOPES, &tok, err), PB_OK);
+	assert_int_equal(conn_save(db, cfg.encryption_keys, org, user, TENANT, APP_ID, &tok, id, err), PB_OK);
+	entra_token_release(&tok);
+	free(url);
+	msapi_release(&c);
+	pb_http_free(h);
+}
+
+static void store_scoping_and_one_per_tenant(void **state)
+{
+	(void)state;
+	if (!have_emu())
+		return;
+	char err[PB_ERR_MAX], id1[PB_ID_BUF], id2[PB_ID_BUF];
+	connect_user(org_id, bob_id, id1);
+	json_t *l = NULL;
+	assert_int_equal(conn_list(db, org_id, bob_id, &l, err), PB_OK);
+	assert_int_equal(json_array_size(l), 1);
+	char *text = json_dumps(l, 0);
+	assert_null(strstr(text, "emu_at_"));
+	assert_null(strstr(text, "emu_rt_"));
+	assert_non_null(strstr(text, "Dataset.ReadWrite.All"));
+	free(text);
+	json_decref(l);
+	/* connecting again replaces */
+	connect_user(org_id, bob_id, id2);
+	assert_string_not_equal(id1, id2);
+	assert_int_equal(conn_list(db, org_id, bob_id, &l, err), PB_OK);
+	assert_int_equal(json_array_size(l), 1);
+	json_decref(l);
+	/* other users and orgs see nothing and cannot delete it */
+	assert_int_equal(conn_list(db, org_id, ann_id, &l, err), PB_OK);
+	assert_int_equal(json_array_size(l), 0);
+	json_decref(l);
+	assert_int_equal(conn_delete(db, org_id, ann_id, id2, err), PB_ENOTFOUND);
+	assert_int_equal(conn_delete(db, org2_id, cat_id, id2, err), PB_ENOTFOUND);
+	assert_int_equal(conn_delete(db, org2_id, bob_id, id2, err), PB_ENOTFOUND);
+	assert_int_equal(conn_delete(db, org_id, bob_id, id1, err), PB_ENOTFOUND);
+	pbi_conn c;
+	assert_int_equal(conn_find(db, org_id, bob_id, TENANT, &c, err), PB_OK);
+	assert_string_equal(c.id, id2);
+	conn_release(&c);
+	assert_int_equal(conn_delete(db, org_id, bob_id, id2, err), PB_OK);
+	assert_int_equal(conn_find(db, org_id, bob_id, NULL, &c, err), PB_ENOTFOUND);
+}
+
+static int token_once(const char *id, long long stale, char code[PBI_CODE_MAX], long long *gen, char *err)
+{
+	pb_http *h = NULL;
+	msapi c;
+	char *tok = NULL;
+	entra_app app = { TENANT, APP_ID, APP_SEC };
+	int rc = pb_http_new(NULL, &h, err);
+	if (!rc)
+		rc = msapi_init(&c, h, err);
+	if (!rc)
+		rc = conn_token(db, cfg.encryption_keys, &c, &app, id, stale, &tok, gen, code, err);
+	if (!rc && strncmp(tok, "emu_at_", 7))
+		rc = pb_err(err, PB_EINTERNAL, "not an emulator token");
+	pb_secret_free(tok, tok ? strlen(tok) : 0);
+	msapi_release(&c);
+	pb_http_free(h);
+	return rc;
+}
+
+static void token_service_refreshes_once(void **state)
+{
+	(void)state;
+	if (!have_emu())
+		return;
+	char err[PB_ERR_MAX], id[PB_ID_BUF], code[PBI_CODE_MAX];
+	long long gen = -1, base = refresh_exchanges();
+	connect_user(org_id, ann_id, id);
+	assert_int_equal(token_once(id, -1, code, &gen, err), PB_OK);
+	assert_int_equal(gen, 0);
+	assert_int_equal(refresh_exchanges(), base);
+	/* within 5 minutes of expiry: refreshed first */
+	char sql[256];
+	char soon[PB_TIME_BUF];
+	pb_time_in(120 * 1000, soon);
+	xsnprintf(sql, sizeof sql, "UPDATE user_datasource_connection SET expires_at = '%s' WHERE id = '%s'", soon, id);
+	sql_exec(sql);
+	assert_int_equal(token_once(id, -1, code, &gen, err), PB_OK);
+	assert_int_equal(gen, 1);
+	assert_int_equal(refresh_exchanges(), base + 1);
+	/* Microsoft said "expired" for generation 1: forced; for generation 0 (already moved on): not */
+	assert_int_equal(token_once(id, 1, code, &gen, err), PB_OK);
+	assert_int_equal(gen, 2);
+	assert_int_equal(token_once(id, 0, code, &gen, err), PB_OK);
+	assert_int_equal(gen, 2);
+	assert_int_equal(refresh_exchanges(), base + 2);
+
+	/* 20 processes, each with its own database handle, all holding an expired token */
+	pb_time_in(-1000, soon);
+	xsnprintf(sql, sizeof sql, "UPDATE user_datasource_connection SET expires_at = '%s' WHERE id = '%s'", soon, id);
+	sql_exec(sql);
+	pid_t pids[PROCS];
+	for (int i = 0; i < PROCS; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			pb_db *own = NULL;
+			char e[PB_ERR_MAX], cd[PBI_CODE_MAX];
+			long long g = 0;
+			int rc = db_open(db_path, false, &own, e);
+			if (!rc) {
+				pb_db *parent = db;
+				db = own;   /* token_once uses the global handle */
+				rc = token_once(id, -1, cd, &g, e);
+				db = parent;
+			}
+			if (rc)
+				fprintf(stderr, "child %d: %s\n", i, e);
+			db_close(own);
+			_exit(rc || g != 3 ? 1 : 0);
+		}
+	}
+	int failed = 0;
+	for (int i = 0; i < PROCS; i++) {
+		int st = 0;
+		waitpid(pids[i], &st, 0);
+		failed += !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	assert_int_equal(failed, 0);
+	assert_int_equal(refresh_exchanges(), base + 3);
+
+	/* a refresh token Entra no longer accepts: needs_reconnect, tokens erased */
+	assert_int_equal(emu_ctl(&E, "POST", "faults", "{\"expire_refresh_tokens\": true}", NULL), 200);
+	assert_int_equal(emu_ctl(&E, "DELETE", "faults", NULL, NULL), 200);
+	assert_int_not_equal(token_once(id, 3, code, &gen, err), PB_OK);
+	assert_string_equal(code, "needs_reconnect");
+	assert_non_null(strstr(err, "reconnect Power BI"));
+	assert_int_not_equal(token_once(id, -1, code, &gen, err), PB_OK);
+	assert_string_equal(code, "needs_reconnect");
+	pbi_conn c;
+	assert_int_equal(conn_find(db, org_id, ann_id, TENANT, &c, err), PB_OK);
+	assert_string_equal(c.status, "needs_reconnect");
+	conn_release(&c);
+	sqlite3_stmt *q;
+	assert_int_equal(db_prepare(db, "SELECT access_token_sealed IS NULL AND refresh_token_sealed IS NULL "
+				    "FROM user_datasource_connection WHERE id = ?", &q, err), PB_OK);
+	assert_int_equal(db_bind_text(q, 1, id, err), PB_OK);
+	assert_int_equal(db_row(db, q, err), 1);
+	assert_int_equal(sqlite3_column_int(q, 0), 1);
+	db_done(q);
+	/* unknown connection */
+	assert_int_not_equal(token_once("00000000000000000000000000000000", -1, code, &gen, err), PB_OK);
+	assert_string_equal(code, "not_connected");
+}
+
+static void sessions_user_and_app(void **state)
+{
+	(void)state;
+	if (!have_emu())
+		return;
+	char err[PB_ERR_MAX], code[PBI_CODE_MAX], id[PB_ID_BUF];
+	pbi_session s;
+	/* settings for acme exist (settings test above); bob has no connection */
+	assert_int_not_equal(pbi_session_user(&s, db, &cfg, org_id, bob_id, code, err), PB_OK);
+	assert_string_equal(code, "not_connected");
+	assert_int_not_equal(pbi_session_user(&s, db, &cfg, org2_id, cat_id, code, err), PB_OK);
+	assert_string_equal(code, "not_configured");
+	connect_user(org_id, bob_id, id);
+	assert_int_equal(pbi_session_user(&s, db, &cfg, org_id, bob_id, code, err), PB_OK);
+	assert_true(!strncmp(s.api.token, "emu_at_", 7));
+	/* Microsoft expires the token mid-session: the msapi callback refreshes through the row */
+	long long base = refresh_exchanges();
+	assert_int_equal(emu_ctl(&E, "POST", "faults", "{\"expire_tokens\": true}", NULL), 200);
+	assert_int_equal(emu_ctl(&E, "DELETE", "faults", NULL, NULL), 200);
+	char *fresh = NULL;
+	assert_int_equal(msapi_refresh_token(&s.api, s.api.token_gen, err), PB_OK);
+	assert_int_equal(refresh_exchanges(), base + 1);
+	pbi_conn c;
+	assert_int_equal(conn_find(db, org_id, bob_id, TENANT, &c, err), PB_OK);
+	assert_int_equal(c.token_gen, 1);
+	conn_release(&c);
+	free(fresh);
+	pbi_session_release(&s);
+
+	assert_int_equal(pbi_session_app(&s, TENANT, APP_ID, APP_SEC, code, err), PB_OK);
+	assert_non_null(s.api.token);
+	pbi_session_release(&s);
+	assert_int_not_equal(pbi_session_app(&s, TENANT, APP_ID, "Zq9-not-the-secret", code, err), PB_OK);
+	assert_string_equal(code, "bad_credentials");
+	assert_null(strstr(err, "Zq9-not-the-secret"));
+	assert_int_not_equal(pbi_session_app(&s, "00000000-0000-4000-8000-00000000dead", APP_ID, APP_SEC, code, err),
+			     PB_OK);
+	assert_string_equal(code, "bad_credentials");
+	assert_int_not_equal(pbi_session_app(&s, TENANT, APP_ID, "", code, err), PB_OK);
+	assert_string_equal(code, "not_configured");
+
+	char *name = NULL;
+	assert_int_equal(pbi_settings_test(db, &cfg, org_id, &name, err), PB_OK);
+	assert_string_equal(name, "pbiport");
+	free(name);
+}
+
+static void rotate_keys_then_drop_old(void **state)
+{
+	(void)state;
+	if (!have_emu())
+		return;
+	char err[PB_ERR_MAX], id[PB_ID_BUF], code[PBI_CODE_MAX];
+	size_t n = 0;
+	connect_user(org_id, ann_id, id);
+	char *st = begin_state(ann_id, "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG");
+	pb_keyring *old = cfg.encryption_keys, *both = NULL, *fresh = NULL;
+	assert_int_equal(pb_keyring_parse(KEY_B "," KEY_A, &both, err), PB_OK);
+	assert_int_equal(pb_keyring_parse(KEY_B, &fresh, err), PB_OK);
+	cfg.encryption_keys = both;
+	assert_int_equal(pbi_settings_rotate(db, &cfg, &n, err), PB_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(conn_rotate(db, both, &n, err), PB_OK);
+	assert_true(n >= 3);   /* bob's and ann's two tokens... and the sign-in's verifier */
+	assert_int_equal(conn_rotate(db, both, &n, err), PB_OK);
+	assert_int_equal(n, 0); /* nothing left to do */
+	cfg.encryption_keys = fresh;
+	pbi_app app;
+	assert_int_equal(pbi_settings_app(db, &cfg, org_id, &app, err), PB_OK);
+	assert_string_equal(app.client_secret, APP_SEC);
+	pbi_app_release(&app);
+	long long gen;
+	pb_keyring *saved = cfg.encryption_keys;
+	assert_int_equal(token_once(id, -1, code, &gen, err), PB_OK);
+	assert_int_equal(token_once(id, gen, code, &gen, err), PB_OK);   /* opens the refresh token too */
+	oauth_state out;
+	assert_int_equal(oauth_state_finish(db, fresh, signing, st, org_id, ann_id, &out, err), PB_OK);
+	oauth_state_release(&out);
+	free(st);
+	/* the old key alone opens nothing any more */
+	cfg.encryption_keys = old;
+	assert_int_not_equal(pbi_settings_app(db, &cfg, org_id, &app, err), PB_OK);
+	assert_int_not_equal(token_once(id, -1, code, &gen, err), PB_OK);
+	cfg.encryption_keys = saved;
+	pb_keyring_free(both);
+	/* keep the ring the database is sealed with for teardown */
+	pb_keyring_free(old);
+	cfg.encryption_keys = fresh;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(return_to_only_local_paths),
+		cmocka_unit_test(state_signed_bound_single_use_expiring),
+		cmocka_unit_test(settings_sealed_kept_and_sso),
+		cmocka_unit_test(store_scoping_and_one_per_tenant),
+		cmocka_unit_test(token_service_refreshes_once),
+		cmocka_unit_test(sessions_user_and_app),
+		cmocka_unit_test(rotate_keys_then_drop_old),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
