@@ -4,13 +4,15 @@
 # CONTENT_TYPE, CONTENT_LENGTH and a body on stdin (TAP output).
 set -u
 cd "$(dirname "$0")/../.."
-BIN=${PBIPORT_BIN:-$PWD/bin/pbiport}
-FCGI="$(dirname "$BIN")/pbiport.fcgi"
 FIX=tests/fixtures/cgi
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+# a private copy, so a rebuild of the working tree during the run cannot swap it
+mkdir "$tmp/bin" && cp "${PBIPORT_BIN:-$PWD/bin/pbiport}" "$tmp/bin/pbiport" && ln -s pbiport "$tmp/bin/pbiport.fcgi"
+BIN="$tmp/bin/pbiport"
+FCGI="$tmp/bin/pbiport.fcgi"
 n=0; failed=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; sed 's/^/#   /' "$tmp/resp" 2>/dev/null | head -20; }
+not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; sed 's/^/#   /' "$tmp/resp" "$tmp/log" 2>/dev/null | head -20; }
 check() { if eval "$2"; then ok "$1"; else not_ok "$1"; fi; }
 
 DB="$tmp/pbiport.db"

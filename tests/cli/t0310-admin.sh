@@ -3,9 +3,11 @@
 # 2 bad input, 1 otherwise), token shown once and stored only hashed (TAP output).
 set -u
 cd "$(dirname "$0")/../.."
-BIN=${PBIPORT_BIN:-$PWD/bin/pbiport}
-FCGI="$(dirname "$BIN")/pbiport.fcgi"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+# a private copy, so a rebuild of the working tree during the run cannot swap it
+mkdir "$tmp/bin" && cp "${PBIPORT_BIN:-$PWD/bin/pbiport}" "$tmp/bin/pbiport" && ln -s pbiport "$tmp/bin/pbiport.fcgi"
+BIN="$tmp/bin/pbiport"
+FCGI="$tmp/bin/pbiport.fcgi"
 n=0; failed=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; sed 's/^/#   /' "$tmp/err" 2>/dev/null | head -5; }
