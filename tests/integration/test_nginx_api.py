@@ -3,6 +3,7 @@ identity (token, basic auth, unknown users), organization isolation, body and co
 contract errors, routing errors, request ids, the TMDL dry run, and the request log."""
 import http.client
 import json
+import os
 import re
 import sys
 import time
@@ -16,6 +17,10 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 class NginxApi(harness.StackTestCase):
     SERVER = "nginx"
     FCGI_PROCS = 2
+    # Both features on, as in the demo: their owner-only routes are served too.
+    ENV = {"APPLICATION_POWERBI_WEB_ENABLED": "true", "APPLICATION_INGESTIONS_ENABLED": "true",
+           "APPLICATION_ENCRYPTION_KEYS": os.urandom(32).hex(),
+           "APPLICATION_SECURITY_REMEMBERME_KEY": os.urandom(32).hex()}
 
     @classmethod
     def setUpClass(cls):
@@ -199,13 +204,24 @@ class NginxApi(harness.StackTestCase):
         self.assertNotIn(doc["id"], self.list_ids(token="alice"))
 
     def test_member_gets_403_on_owner_only_route(self):
-        # /api/settings/powerbi is the first owner-only route of the HTTP surface.
-        status, _, _ = self.stack.request("GET", "/api/settings/powerbi", token="alice")
-        if status == 404:
-            reason = "no owner-only route served yet (/api/settings/powerbi answers 404)"
+        # Deleting a data product is for owners; settings are owner-only too (feature on here).
+        text = contract_variant(fixture("orders.odcs.yaml"), contract_id="urn:pbiport:it:delete-me")
+        status, _, doc = self.stack.import_contract(text, token="alice")
+        self.assertEqual(status, 201, doc)
+        path = "/api/data-products/" + doc["id"]
+        status, _, _ = self.stack.request("DELETE", path, token="bob")
+        if status == 405:
+            reason = "DELETE /api/data-products/{id} not served by this build"
             print("SKIP: " + reason, file=sys.stderr)
             self.skipTest(reason)
+        self.assertError(self.stack.json("DELETE", path, token="bob"), 403)
+        self.assertError(self.stack.json("DELETE", path, token="carol"), 404)
+        self.assertEqual(self.stack.request("GET", path, token="bob")[0], 200)
+        status, _, body = self.stack.request("DELETE", path, token="alice")
+        self.assertIn(status, (200, 204), body)
+        self.assertError(self.stack.json("GET", path, token="alice"), 404)
         self.assertError(self.stack.json("GET", "/api/settings/powerbi", token="bob"), 403)
+        self.assertEqual(self.stack.request("GET", "/api/settings/powerbi", token="alice")[0], 200)
 
     # ---- bodies -------------------------------------------------------------------------------
     def test_wrong_content_type_is_415(self):
@@ -323,6 +339,7 @@ class NginxApi(harness.StackTestCase):
         with open(self.stack.path("web", "logs", "access.log"), errors="replace") as f:
             text += f.read()
         secrets = list(self.stack.tokens.values()) + list(self.stack.passwords.values()) + ["pbi_bogus_token_123456"]
+        secrets += [self.ENV["APPLICATION_ENCRYPTION_KEYS"], self.ENV["APPLICATION_SECURITY_REMEMBERME_KEY"]]
         for secret in secrets:
             self.assertNotIn(secret, text)
 
