@@ -150,6 +150,35 @@ start_emulator() {
 	export PBIPORT_POWERBI_URL=$url/powerbi PBIPORT_GRAPH_URL=$url/graph
 	export PBIPORT_CA_BUNDLE=$DEMO_DIR/emulator/ca.pem
 	say "emulator at $url"
+	# Power BI sign-in with no set-up: the demo tenant's web app becomes the deployment's
+	# sign-in app (the demo org is put in "sso" mode below), and the emulator treats its
+	# consented user as signed in, so /powerbi/connect goes straight through.
+	local sso=""
+	[ -f "$fixture" ] && sso=$(python3 -c 'import json, sys
+t = json.load(open(sys.argv[1]))["tenants"][0]
+a = t["apps"][0]
+print(t["id"], a["client_id"], a["client_secret"], t["users"][0]["upn"])' "$fixture" 2>/dev/null) || sso=""
+	if [ -n "$sso" ] && [ -z "${PBIPORT_SSO_CLIENT_ID:-}" ]; then
+		local upn
+		read -r PBIPORT_SSO_TENANT_ID PBIPORT_SSO_CLIENT_ID PBIPORT_SSO_CLIENT_SECRET upn <<<"$sso"
+		export PBIPORT_SSO_TENANT_ID PBIPORT_SSO_CLIENT_ID PBIPORT_SSO_CLIENT_SECRET
+		curl -fsS -m 10 --cacert "$DEMO_DIR/emulator/ca.pem" -H 'Content-Type: application/json' \
+			-d "{\"signed_in_user\": \"$upn\"}" "$url/_emulator/config" >/dev/null ||
+			say "emulator: could not set the signed-in user"
+	fi
+}
+
+configure_powerbi() {
+	# Hook: the demo organization uses the deployment's sign-in app (PBIPORT_SSO_*) for Power BI.
+	local url=$1 token=$2 code
+	[ -n "${PBIPORT_SSO_CLIENT_ID:-}" ] || return 0
+	code=$(curl -sS -o "$DEMO_DIR/logs/powerbi-settings.json" -w '%{http_code}' -m 30 -X PUT \
+		-H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+		--data '{"mode": "sso"}' "$url/api/settings/powerbi") || code=000
+	case $code in
+		200) say "Power BI settings: sso mode (try $url/powerbi/connect)" ;;
+		*) say "Power BI settings answered $code (see $DEMO_DIR/logs/powerbi-settings.json)" ;;
+	esac
 }
 
 start_worker() {
@@ -283,6 +312,8 @@ cmd_start() {
 		200|201) say "imported ${sample#"$ROOT"/}" ;;
 		*) say "importing ${sample#"$ROOT"/} answered $code (see $DEMO_DIR/logs/import.json)" ;;
 	esac
+
+	configure_powerbi "$url" "$owner_token"
 
 	{
 		echo "# pbiport demo: source this file (. $DEMO_DIR/demo.env). It holds the demo's secrets."
