@@ -116,6 +116,9 @@ def host_error(req, status, code, message, retry_after=None):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY the second one
+    # waits for the client's delayed ACK (~40 ms per reply).
+    disable_nagle_algorithm = True
     server_version = "pbiport-emulator/1.0"
     sys_version = ""
 
