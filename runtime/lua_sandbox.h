@@ -3,8 +3,10 @@
  * Generic: it knows nothing about Power BI or TMDL. One sandbox per run:
  *  - created with lua_newstate and a counting allocator that refuses allocations past
  *    mem_max (default PB_LUA_MEM_MAX);
- *  - a count hook checks a monotonic deadline (time_limit_ms, default PB_LUA_TIME_MAX_MS);
- *    once past it fires on every instruction, so pcall inside a script cannot swallow it;
+ *  - a count hook checks a deadline (time_limit_ms, default PB_LUA_TIME_MAX_MS) measured
+ *    in CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID), so a busy machine does
+ *    not fail honest renders; once past it the hook fires on every instruction, so pcall
+ *    inside a script cannot swallow it;
  *  - only base (without dofile, loadfile, load, collectgarbage, rawset and xpcall;
  *    setmetatable refuses __gc, since Lua runs finalizers with hooks off), string (without
  *    dump), table, math and utf8 are opened; no io, os, debug or package;
