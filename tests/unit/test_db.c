@@ -17,6 +17,7 @@
 #include "handlers/handlers.h"
 #include "runtime/config.h"
 #include "runtime/db.h"
+#include "runtime/metrics.h"
 #include "runtime/util.h"
 
 static char tmpdir[64];
@@ -360,6 +361,36 @@ static void catalog_import_update_isolation(void **state)
 	db_close(db);
 }
 
+static void metrics_counters_and_histogram(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	sbuf out;
+	pb_db *db = fresh_db("metrics.db");
+	assert_int_equal(metrics_record(db, "/a/{id}", "GET", 200, 0.0004, err), PB_OK);
+	assert_int_equal(metrics_record(db, "/a/{id}", "GET", 200, 0.003, err), PB_OK);
+	assert_int_equal(metrics_record(db, "/a/{id}", "DELETE", 403, 0.0001, err), PB_OK);
+	assert_int_equal(metrics_record(db, "/b\"x", "POST", 201, 30.0, err), PB_OK);
+	sbuf_init(&out, PB_METRICS_MAX_BYTES);
+	assert_int_equal(metrics_render(db, &out, err), PB_OK);
+	const char *t = sbuf_str(&out);
+	assert_non_null(strstr(t, "pbiport_requests_total{route=\"/a/{id}\",method=\"GET\",status=\"200\"} 2\n"));
+	assert_non_null(strstr(t, "pbiport_requests_total{route=\"/a/{id}\",method=\"DELETE\",status=\"403\"} 1\n"));
+	assert_non_null(strstr(t, "pbiport_requests_total{route=\"/b\\\"x\",method=\"POST\",status=\"201\"} 1\n"));
+	/* one histogram per route, over all its methods and statuses, cumulative */
+	assert_non_null(strstr(t, "pbiport_request_duration_seconds_bucket{route=\"/a/{id}\",le=\"0.001\"} 2\n"));
+	assert_non_null(strstr(t, "pbiport_request_duration_seconds_bucket{route=\"/a/{id}\",le=\"0.005\"} 3\n"));
+	assert_non_null(strstr(t, "pbiport_request_duration_seconds_bucket{route=\"/a/{id}\",le=\"+Inf\"} 3\n"));
+	assert_non_null(strstr(t, "pbiport_request_duration_seconds_count{route=\"/a/{id}\"} 3\n"));
+	assert_non_null(strstr(t, "pbiport_request_duration_seconds_bucket{route=\"/b\\\"x\",le=\"10\"} 0\n"));
+	assert_non_null(strstr(t, "pbiport_request_duration_seconds_bucket{route=\"/b\\\"x\",le=\"+Inf\"} 1\n"));
+	assert_non_null(strstr(t, "pbiport_request_duration_seconds_sum{route=\"/b\\\"x\"} 30.000000\n"));
+	/* all counters come before the histogram family */
+	assert_true(strstr(t, "# TYPE pbiport_request_duration_seconds") > strstr(t, "status=\"201\"}"));
+	sbuf_release(&out);
+	db_close(db);
+}
+
 static int out_write(void *ctx, const char *buf, size_t n)
 {
 	return sbuf_add(ctx, buf, n);
@@ -409,6 +440,7 @@ int main(void)
 		cmocka_unit_test(real_schema_and_statement_cache),
 		cmocka_unit_test(identity_store),
 		cmocka_unit_test(catalog_import_update_isolation),
+		cmocka_unit_test(metrics_counters_and_histogram),
 		cmocka_unit_test(pipeline_health),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
