@@ -13,7 +13,7 @@ static const char *const json_types[] = { "application/json", NULL };
 static const char *const connect_query[] = { "return_to", "prompt", "login_hint", NULL };
 /* everything Entra may append to the redirect URI */
 static const char *const callback_query[] = {
-	"code", "state", "error", "error_description", "error_uri", "error_codes", "session_state",
+	"code", "state", "error", "error_subcode", "error_description", "error_uri", "error_codes", "session_state",
 	"client_info", "iss", "admin_consent", "scope", "trace_id", "correlation_id", "timestamp", NULL,
 };
 
@@ -29,7 +29,7 @@ static const struct route routes[] = {
 	{ "GET",    "/api/output-ports/{id}/tmdl", output_ports_tmdl,   PB_ROLE_MEMBER, 0,                 NULL,           tmdl_query, 0 },
 	{ "GET",    "/api/jobs/{id}",             jobs_get_handler,     PB_ROLE_MEMBER, 0,                 NULL,           NULL,       0 },
 	{ "GET",    "/api/settings/powerbi",      powerbi_settings_get, PB_ROLE_OWNER,  0,                 NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
-	{ "PUT",    "/api/settings/powerbi",      powerbi_settings_put, PB_ROLE_OWNER,  64 * 1024,         json_types,     NULL,       ROUTE_FEATURE_POWERBI_WEB },
+	{ "PUT",    "/api/settings/powerbi",      powerbi_settings_put, PB_ROLE_OWNER,  PB_SETTINGS_BODY_MAX, json_types,     NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	{ "POST",   "/api/settings/powerbi/test", powerbi_settings_test, PB_ROLE_OWNER, 0,                 NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	{ "GET",    "/powerbi/connect",           powerbi_connect,      PB_ROLE_MEMBER, 0,                 NULL,           connect_query, ROUTE_FEATURE_POWERBI_WEB },
 	{ "GET",    "/powerbi/callback",          powerbi_callback,     PB_ROLE_MEMBER, 0,                 NULL,           callback_query, ROUTE_FEATURE_POWERBI_WEB },

@@ -77,6 +77,7 @@
 #define PB_OAUTH_CODE_MAX       8192                  /* the authorization code */
 #define PB_PBI_SECRET_MAX       1024                  /* a client secret typed into the settings */
 #define PB_PBI_ID_MAX           256                   /* tenant id / client id */
+#define PB_SETTINGS_BODY_MAX    (64u * 1024)          /* PUT /api/settings/powerbi body */
 
 /* Power Query M lineage (core/mlineage) */
 #define PB_MLINEAGE_MAX_BYTES   (1u * 1024 * 1024)    /* one M expression */
