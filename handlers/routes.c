@@ -10,6 +10,7 @@ static const char *const contract_types[] = {
 };
 static const char *const tmdl_query[] = { "warehouse", "http_path", "mode", NULL };
 static const char *const json_types[] = { "application/json", NULL };
+static const char *const lineage_query[] = { "node", "depth", "format", NULL };
 static const char *const connect_query[] = { "return_to", "prompt", "login_hint", NULL };
 /* everything Entra may append to the redirect URI */
 static const char *const callback_query[] = {
@@ -28,6 +29,7 @@ static const struct route routes[] = {
 	{ "GET",    "/api/output-ports/{id}",     output_ports_get,     PB_ROLE_MEMBER, 0,                 NULL,           NULL,       0 },
 	{ "GET",    "/api/output-ports/{id}/tmdl", output_ports_tmdl,   PB_ROLE_MEMBER, 0,                 NULL,           tmdl_query, 0 },
 	{ "GET",    "/api/jobs/{id}",             jobs_get_handler,     PB_ROLE_MEMBER, 0,                 NULL,           NULL,       0 },
+	{ "GET",    "/api/lineage",               lineage_get,          PB_ROLE_MEMBER, 0,                 NULL,           lineage_query, 0 },
 	{ "GET",    "/api/settings/powerbi",      powerbi_settings_get, PB_ROLE_OWNER,  0,                 NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	{ "PUT",    "/api/settings/powerbi",      powerbi_settings_put, PB_ROLE_OWNER,  PB_SETTINGS_BODY_MAX, json_types,     NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	{ "POST",   "/api/settings/powerbi/test", powerbi_settings_test, PB_ROLE_OWNER, 0,                 NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },

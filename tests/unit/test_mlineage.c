@@ -220,6 +220,7 @@ static void limits(void **state)
 	assert_int_equal(s.n, 1);
 	assert_string_equal(s.v[0].table, "T");
 	mlineage_sources_release(&s);
+	free(chain);
 	/* the same chain in reverse order refers forward: bounded recursion, clean error */
 	f = open_memstream(&chain, &cl);
 	assert_non_null(f);
@@ -419,7 +420,8 @@ static void corpus_walk(const char *dir, int depth, corpus_stats *st)
 		subs[nsubs++] = xstrdup(path);
 	}
 	closedir(d);
-	qsort(subs, nsubs, sizeof *subs, cmp_str);
+	if (nsubs)
+		qsort(subs, nsubs, sizeof *subs, cmp_str);
 	for (size_t i = 0; i < nsubs; i++) {
 		char def[4096];
 		struct stat sb;
