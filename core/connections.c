@@ -534,12 +534,14 @@ int conn_rotate(pb_db *db, const pb_keyring *kr, size_t *resealed, char *err)
 {
 	sqlite3_stmt *st = NULL, *up = NULL;
 	char *a = NULL, *r = NULL, *v = NULL;
+	bool began = false;
 	int rc;
 	*resealed = 0;
 	if (!kr)
 		return pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set");
 	if ((rc = db_begin(db, err)))
 		return rc;
+	began = true;
 	if ((rc = db_prepare(db, "SELECT id, access_token_sealed, refresh_token_sealed FROM user_datasource_connection",
 			     &st, err)))
 		goto out;
@@ -594,14 +596,16 @@ int conn_rotate(pb_db *db, const pb_keyring *kr, size_t *resealed, char *err)
 	}
 	db_done(st);
 	st = NULL;
-	return db_commit(db, err);
+	rc = db_commit(db, err);
+	began = false;   /* db_commit rolls back itself when it fails */
 out:
 	db_done(up);
 	db_done(st);
 	free(a);
 	free(r);
 	free(v);
-	db_rollback(db);
+	if (began)
+		db_rollback(db);
 	return rc;
 }
 

@@ -315,12 +315,14 @@ int pbi_settings_rotate(pb_db *db, const pb_config *cfg, size_t *resealed, char 
 	sqlite3_stmt *st = NULL, *up = NULL;
 	char *plain = NULL, *sealed = NULL, ctx[SETTINGS_CTX_MAX];
 	size_t len = 0;
+	bool began = false;
 	int rc;
 	*resealed = 0;
 	if (!cfg->encryption_keys)
 		return pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set");
 	if ((rc = db_begin(db, err)))
 		return rc;
+	began = true;
 	if ((rc = db_prepare(db, "SELECT org_id, client_secret_sealed FROM powerbi_settings "
 			     "WHERE client_secret_sealed IS NOT NULL", &st, err)))
 		goto out;
@@ -353,14 +355,13 @@ int pbi_settings_rotate(pb_db *db, const pb_config *cfg, size_t *resealed, char 
 	db_done(st);
 	st = NULL;
 	rc = db_commit(db, err);
-	if (rc)
-		return rc;
-	return PB_OK;
+	began = false;   /* db_commit rolls back itself when it fails */
 out:
 	db_done(up);
 	db_done(st);
 	pb_secret_free(plain, len);
 	free(sealed);
-	db_rollback(db);
+	if (began)
+		db_rollback(db);
 	return rc;
 }

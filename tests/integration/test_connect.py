@@ -226,6 +226,9 @@ class ConnectPowerBI(harness.StackTestCase):
         self.assertEqual(self.call("POST", "/api/me/powerbi-connections/check", "alice")[0], 200)
         self.emu.control("POST", "faults", {"expire_tokens": True})
         self.emu.control("DELETE", "faults")
+        # a slow token endpoint keeps the first refresh in flight while the other requests arrive
+        self.emu.control("POST", "faults", {"path_prefix": "/entra", "latency_ms": 300})
+        self.addCleanup(self.emu.control, "DELETE", "faults")
         before = self.refresh_count()
         token = self.stack.tokens["alice"]
 

@@ -428,6 +428,9 @@ static void token_service_refreshes_once(void **state)
 	pb_time_in(-1000, soon);
 	xsnprintf(sql, sizeof sql, "UPDATE user_datasource_connection SET expires_at = '%s' WHERE id = '%s'", soon, id);
 	sql_exec(sql);
+	/* a slow token endpoint keeps the winner's refresh in flight while the others arrive */
+	assert_int_equal(emu_ctl(&E, "POST", "faults", "{\"path_prefix\": \"/entra\", \"latency_ms\": 300}", NULL),
+			 200);
 	pid_t pids[PROCS];
 	for (int i = 0; i < PROCS; i++) {
 		pids[i] = fork();
@@ -455,6 +458,7 @@ static void token_service_refreshes_once(void **state)
 		waitpid(pids[i], &st, 0);
 		failed += !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	}
+	assert_int_equal(emu_ctl(&E, "DELETE", "faults", NULL, NULL), 200);
 	assert_int_equal(failed, 0);
 	assert_int_equal(refresh_exchanges(), base + 3);
 
