@@ -20,13 +20,13 @@ static const char *const callback_query[] = {
 
 static const struct route routes[] = {
 	/* method  pattern                        handler               role             body limit         content types   query */
-	{ "GET",    "/healthz",                   health_get,           PB_ROLE_NONE,   0,                 NULL,           NULL,       0 },
-	{ "GET",    "/metrics",                   metrics_get,          PB_ROLE_NONE,   0,                 NULL,           NULL,       0 },
+	{ "GET",    "/healthz",                   health_get,           PB_ROLE_NONE,   0,                 NULL,           NULL,       ROUTE_READ_ONLY },
+	{ "GET",    "/metrics",                   metrics_get,          PB_ROLE_NONE,   0,                 NULL,           NULL,       ROUTE_READ_ONLY },
 	{ "POST",   "/api/data-products",         data_products_import, PB_ROLE_MEMBER, ROUTE_BODY_CONFIG, contract_types, NULL,       0 },
-	{ "GET",    "/api/data-products",         data_products_list,   PB_ROLE_MEMBER, 0,                 NULL,           NULL,       0 },
-	{ "GET",    "/api/data-products/{id}",    data_products_get,    PB_ROLE_MEMBER, 0,                 NULL,           NULL,       0 },
+	{ "GET",    "/api/data-products",         data_products_list,   PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_READ_ONLY },
+	{ "GET",    "/api/data-products/{id}",    data_products_get,    PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_READ_ONLY },
 	{ "DELETE", "/api/data-products/{id}",    data_products_delete, PB_ROLE_OWNER,  0,                 NULL,           NULL,       0 },
-	{ "GET",    "/api/output-ports/{id}",     output_ports_get,     PB_ROLE_MEMBER, 0,                 NULL,           NULL,       0 },
+	{ "GET",    "/api/output-ports/{id}",     output_ports_get,     PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_READ_ONLY },
 	{ "GET",    "/api/output-ports/{id}/tmdl", output_ports_tmdl,   PB_ROLE_MEMBER, 0,                 NULL,           tmdl_query, 0 },
 	{ "GET",    "/api/jobs/{id}",             jobs_get_handler,     PB_ROLE_MEMBER, 0,                 NULL,           NULL,       0 },
 	{ "GET",    "/api/lineage",               lineage_get,          PB_ROLE_MEMBER, 0,                 NULL,           lineage_query, 0 },

@@ -175,6 +175,17 @@ static int exec_simple(pb_db *db, const char *sql, char *err)
 	return rc;
 }
 
+int db_read_begin(pb_db *db, char *err)
+{
+	return exec_simple(db, "BEGIN", err);
+}
+
+void db_read_end(pb_db *db)
+{
+	if (!sqlite3_get_autocommit(db->h) && exec_simple(db, "COMMIT", NULL))
+		db_rollback(db);
+}
+
 int db_begin(pb_db *db, char *err)
 {
 	return exec_simple(db, "BEGIN IMMEDIATE", err);

@@ -42,6 +42,11 @@ const char *db_col_text(sqlite3_stmt *st, int idx);
 /* Column text as a new string (NULL for SQL NULL; *ok false on OOM). */
 char *db_col_dup(sqlite3_stmt *st, int idx, bool *ok);
 
+/* A read transaction (BEGIN ... COMMIT): several reads see one snapshot and take the
+ * file locks once. db_read_end() cannot fail the caller: reads have nothing to commit. */
+int db_read_begin(pb_db *db, char *err);
+void db_read_end(pb_db *db);
+
 /* Write transactions: BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any failure. */
 int db_begin(pb_db *db, char *err);
 int db_commit(pb_db *db, char *err);

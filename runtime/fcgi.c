@@ -64,6 +64,7 @@ static void dispatch(struct req *r, const struct pb_app *app)
 {
 	sbuf allow;
 	int rc, status;
+	bool in_read = false;
 	sbuf_init(&allow, 256);
 	switch (router_match(app->routes, app->nroutes, r->method, r->segs, r->nsegs, &r->route,
 			     r->captures, &r->ncaptures, &allow)) {
@@ -86,6 +87,13 @@ static void dispatch(struct req *r, const struct pb_app *app)
 				(r->route->flags & ROUTE_FEATURE_POWERBI_WEB) ? "APPLICATION_POWERBI_WEB_ENABLED"
 									       : "APPLICATION_INGESTIONS_ENABLED");
 		goto out;
+	}
+	if ((r->route->flags & ROUTE_READ_ONLY) && r->db) {
+		if ((rc = db_read_begin(r->db, r->err))) {
+			reply_rc(r, rc);
+			goto out;
+		}
+		in_read = true;
 	}
 	if (r->route->role != PB_ROLE_NONE && identify(r, app))
 		goto out;
@@ -112,6 +120,8 @@ static void dispatch(struct req *r, const struct pb_app *app)
 	else if (!r->status)
 		req_reply_error(r, 500, "internal", "the handler produced no response");
 out:
+	if (in_read)
+		db_read_end(r->db);
 	sbuf_release(&allow);
 }
 

@@ -24,6 +24,9 @@ enum route_flags {
 	ROUTE_EMPTY_BODY_OK = 1u << 0,   /* triggers: an empty body without content type is fine */
 	ROUTE_FEATURE_POWERBI_WEB = 1u << 1,  /* 404 feature_disabled unless APPLICATION_POWERBI_WEB_ENABLED */
 	ROUTE_FEATURE_INGESTIONS = 1u << 2,   /* 404 feature_disabled unless APPLICATION_INGESTIONS_ENABLED */
+	ROUTE_READ_ONLY = 1u << 3,            /* the handler only reads: identity lookup and handler share
+	                                         one read transaction (one snapshot, file locks taken once);
+	                                         it must not call db_begin() */
 };
 
 #define ROUTE_BODY_CONFIG ((size_t)-1)   /* body limit = PBIPORT_MAX_BODY */
