@@ -1492,6 +1492,7 @@ typedef struct evaluator {
 	bool *param_busy;
 	int param_depth;
 	pvec unknown_fns;          /* names of source-like functions not traced */
+	pvec undefined;            /* names neither a step nor a shared expression */
 	bool truncated;
 } evaluator;
 
@@ -1756,6 +1757,13 @@ static val *lookup(evaluator *e, const char *name, const scope *sc, bool *found)
 	if (pi >= 0)
 		return eval_param(e, pi);
 	*found = false;
+	/* library values (JoinKind.LeftOuter, Int64.Type, #date) are not user names */
+	bool library = strchr(name, '.') || name[0] == '#';
+	bool listed = library;
+	for (size_t i = 0; i < e->undefined.n && !listed; i++)
+		listed = !strcmp(e->undefined.v[i], name);
+	if (!listed && e->undefined.n < 16)
+		pvec_push(e->c, &e->undefined, (void *)name);
 	return unknown(e, afmt(e->c, "%s is not defined in the expression or the model's parameters", name));
 }
 
@@ -2358,12 +2366,18 @@ static int expression_note(evaluator *e, size_t nsources, char **out, char *err)
 	sbuf b;
 	int rc = 0;
 	sbuf_init(&b, PB_ERR_MAX * 4);
-	if (!nsources && !e->unknown_fns.n)
+	if (!nsources && !e->unknown_fns.n && !e->undefined.n)
 		rc |= sbuf_adds(&b, "no data source found in the expression");
 	if (e->unknown_fns.n) {
 		rc |= sbuf_adds(&b, "data sources not traced: ");
 		for (size_t i = 0; i < e->unknown_fns.n; i++)
 			rc |= sbuf_addf(&b, "%s%s", i ? ", " : "", (const char *)e->unknown_fns.v[i]);
+	}
+	if (e->undefined.n) {
+		rc |= sbuf_addf(&b, "%snot defined in the expression or the model's shared expressions: ",
+				b.len ? "; " : "");
+		for (size_t i = 0; i < e->undefined.n; i++)
+			rc |= sbuf_addf(&b, "%s%s", i ? ", " : "", (const char *)e->undefined.v[i]);
 	}
 	if (e->truncated)
 		rc |= sbuf_addf(&b, "%smore than %d sources: the rest were left out", b.len ? "; " : "",

@@ -42,7 +42,10 @@ struct tmdl_model;
 
 /* One shared expression of the model: name as declared (unquoted), value its M text,
  * e.g. `"acme.snowflakecomputing.com" meta [IsParameterQuery=true, Type="Text"]` or
- * a whole let ... in query. Both borrowed for the duration of mlineage_parse(). */
+ * a whole let ... in query. A caller may also pass the other tables of the model (name =
+ * table name, value = its M partition source): a table defined as `let Source = DimDate
+ * in Source` then carries DimDate's sources. Both borrowed for the duration of
+ * mlineage_parse(). */
 typedef struct mlineage_param {
 	const char *name;
 	const char *value;
