@@ -30,14 +30,13 @@ static json_t *custom(const char *property, const char *value)
 	return json_pack("{s:s, s:s}", "property", property, "value", value ? value : "");
 }
 
-/* The ODCS v3 text for a semantic model asset; PB_EINVAL when it has no table schema. */
-static int model_contract(const pb_asset *a, char **text, char *err)
+/* The contract schema (tables and columns) of a semantic model asset; PB_EINVAL when the
+ * import brought no table schema. *out new. */
+static int model_schema(const pb_asset *a, json_t **out, char *err)
 {
 	json_t *d = json_loads(a->details_json, 0, NULL), *schema = json_array(), *t;
-	char cid[PB_ID_BUF + 64];
 	size_t i;
-	int rc = 0;
-	*text = NULL;
+	*out = NULL;
 	json_array_foreach(json_object_get(d, "tables"), i, t) {
 		json_t *props = json_array(), *c;
 		size_t k;
@@ -47,10 +46,11 @@ static int model_contract(const pb_asset *a, char **text, char *err)
 			/* RowNumber is Power BI's hidden internal column, not data */
 			if (!name || !*name || (ctype && str_ieq(ctype, "RowNumber")))
 				continue;
-			json_array_append_new(props, json_pack("{s:s, s:s, s:s?}", "name", name, "logicalType",
-							       asset_logical_type(json_string_value(json_object_get(c, "data_type"))),
-							       "description",
-							       json_is_true(json_object_get(c, "hidden")) ? "hidden in Power BI" : NULL));
+			json_t *p = json_pack("{s:s, s:s}", "name", name, "logicalType",
+					      asset_logical_type(json_string_value(json_object_get(c, "data_type"))));
+			if (p && json_is_true(json_object_get(c, "hidden")))
+				json_object_set_new(p, "description", json_string("hidden in Power BI"));
+			json_array_append_new(props, p);
 		}
 		const char *tname = json_string_value(json_object_get(t, "name"));
 		if (tname && *tname && json_array_size(props))
@@ -59,43 +59,60 @@ static int model_contract(const pb_asset *a, char **text, char *err)
 		else
 			json_decref(props);
 	}
+	json_decref(d);
 	if (!json_array_size(schema)) {
-		rc = pb_err(err, PB_EINVAL, "semantic model '%s' has no table schema: its import had no detailed metadata "
-			    "(turn on 'Enhance admin APIs responses with detailed metadata') or it was never refreshed",
-			    a->name);
-		goto out;
+		json_decref(schema);
+		return pb_err(err, PB_EINVAL, "semantic model '%s' has no table schema: its import had no detailed "
+			      "metadata (turn on 'Enhance admin APIs responses with detailed metadata') or it was never "
+			      "refreshed", a->name);
 	}
-	xsnprintf(cid, sizeof cid, "powerbi-semantic_model-%s", a->powerbi_id);
-	json_t *c = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s}, s:[{s:s, s:s}], s:O, s:[o, o, o]}", "apiVersion",
+	*out = schema;
+	return 0;
+}
+
+/* An ODCS v3 contract for asset a (kind "semantic_model" or "report") over schema (stolen);
+ * custom properties name the Power BI objects. *text new. */
+static int contract_text(const pb_asset *a, json_t *schema, const char *purpose, json_t *customs, char **text,
+			 char *err)
+{
+	char cid[PB_ID_BUF + 64];
+	xsnprintf(cid, sizeof cid, "powerbi-%s-%s", a->kind, a->powerbi_id);
+	json_t *c = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s}, s:[{s:s, s:s}], s:o, s:o}", "apiVersion",
 			      "v3.0.2", "kind", "DataContract", "id", cid, "name", a->name, "version", "1.0.0", "status",
-			      "active", "description", "purpose", "Imported from a Power BI semantic model", "servers",
-			      "server", "powerbi", "type", "powerbi", "schema", schema, "customProperties",
-			      custom("powerbiSemanticModelId", a->powerbi_id),
-			      custom("powerbiWorkspaceId", a->workspace_powerbi_id),
-			      custom("storageMode", json_string_value(json_object_get(d, "storage_mode"))));
+			      "active", "description", "purpose", purpose, "servers", "server", "powerbi", "type", "powerbi",
+			      "schema", schema, "customProperties", customs);
 	*text = c ? json_dumps(c, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(c);
-	if (!*text)
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
-out:
-	json_decref(schema);
+	return *text ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
+}
+
+static int model_contract(const pb_asset *a, char **text, char *err)
+{
+	json_t *schema = NULL, *d = json_loads(a->details_json, 0, NULL);
+	int rc = model_schema(a, &schema, err);
+	if (!rc)
+		rc = contract_text(a, schema, "Imported from a Power BI semantic model",
+				   json_pack("[o, o, o]", custom("powerbiSemanticModelId", a->powerbi_id),
+					     custom("powerbiWorkspaceId", a->workspace_powerbi_id),
+					     custom("storageMode", json_string_value(json_object_get(d, "storage_mode")))),
+				   text, err);
 	json_decref(d);
 	return rc;
 }
 
-static int report_contract(const pb_asset *a, const char *model_product_id, char **text, char *err)
+/* A report's contract lists the tables of the model it reads. */
+static int report_contract(const pb_asset *a, const pb_asset *model, const char *model_product_id, char **text,
+			   char *err)
 {
-	char cid[PB_ID_BUF + 64];
-	xsnprintf(cid, sizeof cid, "powerbi-report-%s", a->powerbi_id);
-	json_t *c = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s}, s:[{s:s, s:s}], s:[o, o, o]}", "apiVersion",
-			      "v3.0.2", "kind", "DataContract", "id", cid, "name", a->name, "version", "1.0.0", "status",
-			      "active", "description", "purpose", "Imported from a Power BI report", "servers", "server",
-			      "powerbi", "type", "powerbi", "customProperties", custom("powerbiReportId", a->powerbi_id),
-			      custom("powerbiWorkspaceId", a->workspace_powerbi_id),
-			      custom("semanticModelDataProductId", model_product_id));
-	*text = c ? json_dumps(c, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-	json_decref(c);
-	return *text ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
+	json_t *schema = NULL;
+	int rc = model_schema(model, &schema, err);
+	if (!rc)
+		rc = contract_text(a, schema, "Imported from a Power BI report; the schema is its semantic model's",
+				   json_pack("[o, o, o]", custom("powerbiReportId", a->powerbi_id),
+					     custom("powerbiWorkspaceId", a->workspace_powerbi_id),
+					     custom("semanticModelDataProductId", model_product_id)),
+				   text, err);
+	return rc;
 }
 
 /* The catalog makes every imported contract a "source" product; these are Power BI ones.
@@ -171,7 +188,7 @@ static int create_for(pb_db *db, const char *org_id, const pb_asset *a, cat_prod
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	if (!(rc = report_contract(a, mp->id, &text, err)))
+	if (!(rc = report_contract(a, model, mp->id, &text, err)))
 		rc = import_text(db, org_id, text, TYPE_REPORT, out, created, err);
 out:
 	json_decref(d);

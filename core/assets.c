@@ -4,11 +4,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/lineage_store.h"
+#include "runtime/crypto.h"
 #include "runtime/strbuf.h"
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
 
 static const char *const kinds[] = { "workspace", "semantic_model", "report", "dashboard", "datasource", NULL };
+
+void assets_id_for(const char *org_id, const char *kind, const char *powerbi_id, char out[PB_ID_BUF])
+{
+	char hex[PB_SHA256_HEX_LEN + 1];
+	sbuf b;
+	sbuf_init(&b, 4096);
+	if (sbuf_addf(&b, "%s\n%s\n%s", org_id, kind, powerbi_id)) {
+		/* ids longer than the ceiling: hash the parts one after the other */
+		sbuf_reset(&b);
+		pb_sha256_hex(powerbi_id, strlen(powerbi_id), hex);
+		sbuf_addf(&b, "%s\n%s\n%s", org_id, kind, hex);
+	}
+	pb_sha256_hex(sbuf_str(&b), b.len, hex);
+	sbuf_release(&b);
+	memcpy(out, hex, PB_ID_BUF - 1);
+	out[PB_ID_BUF - 1] = '\0';
+}
 
 bool asset_kind_valid(const char *kind)
 {
@@ -252,12 +271,53 @@ int assets_stage(pb_db *db, const char *run_id, const char *kind, const char *po
 	return rc;
 }
 
+int assets_stage_edge(pb_db *db, const char *run_id, const char *from_kind, const char *from_id,
+		      const char *to_kind, const char *to_id, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db, "INSERT INTO lineage_staging (run_id, from_kind, from_id, to_kind, to_id) "
+			    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, from_id, to_id) DO NOTHING", &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, run_id, err)) && !(rc = db_bind_text(st, 2, from_kind, err)) &&
+	    !(rc = db_bind_text(st, 3, from_id, err)) && !(rc = db_bind_text(st, 4, to_kind, err)) &&
+	    !(rc = db_bind_text(st, 5, to_id, err)))
+		rc = db_exec(db, st, err);
+	db_done(st);
+	return rc;
+}
+
 int assets_unstage(pb_db *db, const char *run_id, char *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = db_prepare(db, "DELETE FROM asset_staging WHERE run_id = ?", &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, run_id, err)))
 		rc = db_exec(db, st, err);
+	db_done(st);
+	st = NULL;
+	if (!rc && !(rc = db_prepare(db, "DELETE FROM lineage_staging WHERE run_id = ?", &st, err)) &&
+	    !(rc = db_bind_text(st, 1, run_id, err)))
+		rc = db_exec(db, st, err);
+	db_done(st);
+	return rc;
+}
+
+/* Staged edges whose ends are active assets (or an output port) become lineage edges. */
+static int apply_edges(pb_db *db, const char *org_id, const char *run_id, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc = db_prepare(db, "SELECT e.from_kind, e.from_id, e.to_kind, e.to_id FROM lineage_staging e "
+			       "WHERE e.run_id = ? AND (e.from_kind = 'output_port' OR EXISTS (SELECT 1 FROM assets a "
+			       "WHERE a.id = e.from_id AND a.org_id = ? AND a.state = 'active')) AND EXISTS "
+			       "(SELECT 1 FROM assets b WHERE b.id = e.to_id AND b.org_id = ? AND b.state = 'active')",
+			       &st, err);
+	if (rc || (rc = db_bind_text(st, 1, run_id, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
+	    (rc = db_bind_text(st, 3, org_id, err)))
+		goto out;
+	while ((r = db_row(db, st, err)) == 1)
+		if ((rc = lineage_edge_add(db, org_id, db_col_text(st, 0), db_col_text(st, 1), db_col_text(st, 2),
+					   db_col_text(st, 3), err)))
+			goto out;
+	rc = r < 0 ? r : 0;
+out:
 	db_done(st);
 	return rc;
 }
@@ -288,8 +348,8 @@ static int upsert_staged(pb_db *db, const char *org_id, const char *integration_
 	if (rc || (rc = db_bind_text(sel, 1, run_id, err)))
 		goto out;
 	while ((r = db_row(db, sel, err)) == 1) {
-		if ((rc = pb_new_id(id, err)) ||
-		    (rc = db_prepare(db, "INSERT INTO assets (id, org_id, integration_id, kind, powerbi_id, "
+		assets_id_for(org_id, db_col_text(sel, 0), db_col_text(sel, 1), id);
+		if ((rc = db_prepare(db, "INSERT INTO assets (id, org_id, integration_id, kind, powerbi_id, "
 				     "workspace_powerbi_id, name, details_json, state, created_at, updated_at) "
 				     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?) "
 				     "ON CONFLICT (org_id, kind, powerbi_id) DO UPDATE SET "
@@ -382,7 +442,7 @@ int assets_apply_run(pb_db *db, const char *org_id, const char *integration_id, 
 	db_done(st);
 	st = NULL;
 	if ((rc = upsert_staged(db, org_id, integration_id, run_id, now, err)) ||
-	    (rc = assets_unstage(db, run_id, err)) || (rc = active_counts(db, integration_id, counts, err)))
+	    (rc = apply_edges(db, org_id, run_id, err)) || (rc = assets_unstage(db, run_id, err)) || (rc = active_counts(db, integration_id, counts, err)))
 		goto out;
 	rc = db_commit(db, err);
 out:

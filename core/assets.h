@@ -33,6 +33,10 @@ typedef struct pb_asset {
 	char created_at[PB_TIME_BUF], updated_at[PB_TIME_BUF];
 } pb_asset;
 
+/* The id an asset gets: derived from (org, kind, Power BI id), so a run can name assets
+ * (lineage edges) before they are written. 32 hex digits. */
+void assets_id_for(const char *org_id, const char *kind, const char *powerbi_id, char out[PB_ID_BUF]);
+
 /* True for the five kinds above. */
 bool asset_kind_valid(const char *kind);
 
@@ -60,6 +64,10 @@ struct json_t *asset_json(const pb_asset *a, bool with_details);
  * the run scanned (incremental runs remove only within scanned workspaces). */
 int assets_stage(pb_db *db, const char *run_id, const char *kind, const char *powerbi_id,
 		 const char *workspace_powerbi_id, const char *name, const char *details_json, char *err);
+/* Stages a lineage edge between asset ids (assets_id_for) or from an output port
+ * (from_kind "output_port"); applied by assets_apply_run when both ends are active. */
+int assets_stage_edge(pb_db *db, const char *run_id, const char *from_kind, const char *from_id,
+		      const char *to_kind, const char *to_id, char *err);
 /* Drops a run's staging rows (a run restarting from scratch, or after the apply). */
 int assets_unstage(pb_db *db, const char *run_id, char *err);
 
@@ -68,7 +76,7 @@ typedef struct assets_counts {
 	long added, changed, removed;
 } assets_counts;
 
-/* Applies the staged run in one transaction (see above). full: remove every active asset of
+/* Applies the staged run in one transaction (see above), staged lineage edges included. full: remove every active asset of
  * the integration not staged; else only those within the staged "_scope" workspaces. */
 int assets_apply_run(pb_db *db, const char *org_id, const char *integration_id, const char *run_id, bool full,
 		     assets_counts *counts, char *err);

@@ -9,7 +9,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/asset_products.h"
 #include "core/assets.h"
+#include "core/catalog.h"
 #include "core/cron.h"
 #include "core/integrations.h"
 #include "core/mlineage.h"
@@ -234,7 +236,15 @@ typedef struct ingest_run {
 	long poll_ms, poll_max_ms, budget_per_hour;
 	size_t batches_total, batches_done, scans_started, max_in_flight, workspaces_planned;
 	size_t models_seen, models_with_tables, models_with_sources;
+	struct port_match *ports;   /* the org's Snowflake / Databricks output ports */
+	size_t nports;
 } ingest_run;
+
+/* An output port reduced to what a Power BI data source is matched on. */
+struct port_match {
+	char id[PB_ID_BUF];
+	char *type, *host, *second;   /* second: warehouse (Snowflake) or HTTP path (Databricks) */
+};
 
 static long env_long(const char *name, long def, long lo, long hi)
 {
@@ -455,6 +465,24 @@ static const json_t *raw_dataset(const json_t *raw, const char *ws_id, const cha
 	return NULL;
 }
 
+/* connectionDetails.extensionDataSourceKind / Path of a data source instance (connectors
+ * such as Snowflake and Databricks report themselves this way); scanner_parse_result maps
+ * only server / database / path / url / kind. */
+static void raw_extension(const json_t *raw, const char *id, const char **kind, const char **path)
+{
+	size_t i;
+	json_t *d;
+	*kind = *path = NULL;
+	json_array_foreach(json_object_get(raw, "datasourceInstances"), i, d) {
+		if (!str_ieq(json_string_value(json_object_get(d, "datasourceId")), id))
+			continue;
+		json_t *cd = json_object_get(d, "connectionDetails");
+		*kind = json_string_value(json_object_get(cd, "extensionDataSourceKind"));
+		*path = json_string_value(json_object_get(cd, "extensionDataSourcePath"));
+		return;
+	}
+}
+
 static json_t *strv_json(const char *const *v, size_t n)
 {
 	json_t *a = json_array();
@@ -554,6 +582,137 @@ static const char *datasource_name(const char *type, const char *server, const c
 	return buf;
 }
 
+
+/* ---- lineage (edges staged with the assets; core/assets.h) ---- */
+
+static void ports_free(ingest_run *r)
+{
+	for (size_t i = 0; i < r->nports; i++) {
+		free(r->ports[i].type);
+		free(r->ports[i].host);
+		free(r->ports[i].second);
+	}
+	free(r->ports);
+	r->ports = NULL;
+	r->nports = 0;
+}
+
+static const char *first_field(const json_t *o, const char *const *keys)
+{
+	for (size_t i = 0; keys[i]; i++) {
+		const char *v = json_string_value(json_object_get(o, keys[i]));
+		if (v && *v)
+			return v;
+	}
+	return NULL;
+}
+
+static int ports_load(ingest_run *r, char *err)
+{
+	static const char *const host_keys[] = { "host", "account", "server", NULL };
+	static const char *const second_keys[] = { "warehouse", "httpPath", "http_path", NULL };
+	cat_product *v = NULL;
+	size_t n = 0, total = 0;
+	int rc = catalog_product_list(r->db, r->integ->org_id, &v, &n, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		total += v[i].nports;
+	if (total && !(r->ports = calloc(total, sizeof *r->ports)))
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+	for (size_t i = 0; !rc && i < n; i++)
+		for (size_t k = 0; k < v[i].nports; k++) {
+			const cat_port *p = &v[i].ports[k];
+			json_t *sj = json_loads(p->server_json ? p->server_json : "{}", 0, NULL);
+			json_t *custom = json_object_get(sj, "customProperties");
+			const char *host = first_field(sj, host_keys), *second = first_field(sj, second_keys);
+			if (!second && json_is_object(custom))
+				second = first_field(custom, second_keys);
+			if (host && p->type) {
+				struct port_match *m = &r->ports[r->nports++];
+				xsnprintf(m->id, sizeof m->id, "%s", p->id);
+				m->type = xstrdup(p->type);
+				m->host = xstrdup(host);
+				m->second = second ? xstrdup(second) : NULL;
+			}
+			json_decref(sj);
+		}
+	catalog_products_free(v, n);
+	return rc;
+}
+
+/* Stages output port -> to_id for every port whose server matches (type, host[, second]). */
+static int port_edges(ingest_run *r, const char *type, const char *host, const char *second, const char *to_kind,
+		      const char *to_id, char *err)
+{
+	int rc = 0;
+	if (!type || !host)
+		return 0;
+	for (size_t i = 0; i < r->nports && !rc; i++) {
+		const struct port_match *m = &r->ports[i];
+		if (!strcasestr(type, m->type) || !mlineage_same_server(m->type, m->host, host))
+			continue;
+		if (second && m->second && !str_ieq(second, m->second))
+			continue;
+		rc = assets_stage_edge(r->db, r->run->id, "output_port", m->id, to_kind, to_id, err);
+	}
+	return rc;
+}
+
+/* A data source given as server + database or as one "host;second" path. */
+static int datasource_port_edges(ingest_run *r, const char *type, const char *kind, const char *server,
+				 const char *path, const char *asset_id, char *err)
+{
+	char host[512] = "", second[512] = "";
+	const char *semi = path ? strchr(path, ';') : NULL;
+	if (server)
+		xsnprintf(host, sizeof host, "%s", server);
+	else if (path)
+		xsnprintf(host, sizeof host, "%.*s", (int)(semi ? (size_t)(semi - path) : strlen(path)), path);
+	if (semi)
+		xsnprintf(second, sizeof second, "%s", semi + 1);
+	return port_edges(r, kind && *kind ? kind : type, host[0] ? host : NULL, second[0] ? second : NULL, "datasource",
+			  asset_id, err);
+}
+
+static int edge(ingest_run *r, const char *from_kind, const char *from_pbi, const char *to_kind, const char *to_pbi,
+		char *err)
+{
+	char a[PB_ID_BUF], b[PB_ID_BUF];
+	if (!from_pbi || !to_pbi)
+		return 0;
+	assets_id_for(r->integ->org_id, from_kind, from_pbi, a);
+	assets_id_for(r->integ->org_id, to_kind, to_pbi, b);
+	return assets_stage_edge(r->db, r->run->id, from_kind, a, to_kind, b, err);
+}
+
+/* Edges into a model: its data sources, upstream models, and (when Power BI named no data
+ * source) the output ports its M reads from. */
+static int model_edges(ingest_run *r, const scan_dataset *ds, const json_t *details, char *err)
+{
+	int rc = 0;
+	char mid[PB_ID_BUF];
+	for (size_t k = 0; !rc && k < ds->ndatasource_ids; k++)
+		rc = edge(r, "datasource", ds->datasource_ids[k], "semantic_model", ds->id, err);
+	for (size_t k = 0; !rc && k < ds->nupstream_dataset_ids; k++)
+		rc = edge(r, "semantic_model", ds->upstream_dataset_ids[k], "semantic_model", ds->id, err);
+	if (rc || ds->ndatasource_ids)
+		return rc;
+	assets_id_for(r->integ->org_id, "semantic_model", ds->id, mid);
+	size_t i;
+	json_t *src;
+	json_array_foreach(json_object_get(details, "upstream_tables"), i, src) {
+		const char *type = json_string_value(json_object_get(src, "type"));
+		const char *second = json_string_value(json_object_get(src, "warehouse"));
+		if (!second)
+			second = json_string_value(json_object_get(src, "http_path"));
+		if ((rc = port_edges(r, type, json_string_value(json_object_get(src, "host")), second, "semantic_model",
+				     mid, err)))
+			break;
+	}
+	return rc;
+}
+
 /* Everything one scanned batch brought, filtered, staged, and the batch marked done: one
  * transaction, so a worker dying here leaves the batch to be fetched again. */
 static int stage_scan(ingest_run *r, long batch, const char *ids_json, const json_t *raw, const scan_result *res,
@@ -596,8 +755,12 @@ static int stage_scan(ingest_run *r, long batch, const char *ids_json, const jso
 				goto next_ds;
 			if (!ok)
 				continue;
-			if ((rc = stage_json(r, "semantic_model", ds->id, w->id, ds->name ? ds->name : ds->id,
-					     model_details(r, w, ds, raw_dataset(raw, w->id, ds->id)), err)))
+			json_t *md = model_details(r, w, ds, raw_dataset(raw, w->id, ds->id));
+			if (md && (rc = model_edges(r, ds, md, err))) {
+				json_decref(md);
+				goto out;
+			}
+			if ((rc = stage_json(r, "semantic_model", ds->id, w->id, ds->name ? ds->name : ds->id, md, err)))
 				goto out;
 			for (size_t k = 0; k < ds->ndatasource_ids; k++) {
 				if (nused == capused) {
@@ -622,9 +785,10 @@ next_ds:
 				continue;
 			if ((rc = filter_allows(&r->filter, "report", rp->name, w->name, rp->id, &ok, err)))
 				goto out;
-			if (ok && (rc = stage_json(r, "report", rp->id, w->id, rp->name ? rp->name : rp->id,
-						   json_pack("{s:s, s:s?, s:s?}", "workspace_id", w->id, "dataset_id",
-							     rp->dataset_id, "report_type", rp->report_type), err)))
+			if (ok && ((rc = stage_json(r, "report", rp->id, w->id, rp->name ? rp->name : rp->id,
+						    json_pack("{s:s, s:s?, s:s?}", "workspace_id", w->id, "dataset_id",
+							      rp->dataset_id, "report_type", rp->report_type), err)) ||
+				   (rc = edge(r, "semantic_model", rp->dataset_id, "report", rp->id, err))))
 				goto out;
 		}
 		for (size_t k = 0; k < w->ndashboards; k++) {
@@ -634,11 +798,17 @@ next_ds:
 				json_decref(tiles);
 				continue;
 			}
-			for (size_t t = 0; tiles && t < db->ntiles; t++)
-				json_array_append_new(tiles, json_pack("{s:s?, s:s?, s:s?, s:s?}", "id", db->tiles[t].id,
-								       "title", db->tiles[t].title, "report_id",
-								       db->tiles[t].report_id, "dataset_id",
-								       db->tiles[t].dataset_id));
+			for (size_t t = 0; tiles && t < db->ntiles; t++) {
+				const scan_tile *tl = &db->tiles[t];
+				json_array_append_new(tiles, json_pack("{s:s?, s:s?, s:s?, s:s?}", "id", tl->id, "title",
+								       tl->title, "report_id", tl->report_id, "dataset_id",
+								       tl->dataset_id));
+				if ((rc = tl->report_id ? edge(r, "report", tl->report_id, "dashboard", db->id, err)
+							: edge(r, "semantic_model", tl->dataset_id, "dashboard", db->id, err))) {
+					json_decref(tiles);
+					goto out;
+				}
+			}
 			if ((rc = stage_json(r, "dashboard", db->id, w->id, db->name ? db->name : db->id,
 					     json_pack("{s:s, s:o*}", "workspace_id", w->id, "tiles", tiles), err)))
 				goto out;
@@ -651,11 +821,22 @@ next_ds:
 			wanted = str_ieq(used[k], s->id);
 		if (!wanted)
 			continue;
+		char dsid[PB_ID_BUF];
+		const char *kind = s->kind, *path = s->path, *ekind, *epath;
+		raw_extension(raw, s->id, &ekind, &epath);
+		if (!kind)
+			kind = ekind;
+		if (!path)
+			path = epath;
+		assets_id_for(r->integ->org_id, "datasource", s->id, dsid);
+		if ((rc = datasource_port_edges(r, s->type, kind, s->server, path, dsid, err)))
+			goto out;
 		if ((rc = stage_json(r, "datasource", s->id, NULL,
-				     datasource_name(s->type, s->server, s->database, s->path, s->url, buf, sizeof buf),
+				     datasource_name(kind ? kind : s->type, s->server, s->database, path, s->url, buf,
+						     sizeof buf),
 				     json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}", "type", s->type, "server",
-					       s->server, "database", s->database, "path", s->path, "url", s->url, "kind",
-					       s->kind, "gateway_id", s->gateway_id), err)))
+					       s->server, "database", s->database, "path", path, "url", s->url, "kind", kind,
+					       "gateway_id", s->gateway_id), err)))
 			goto out;
 	}
 	if ((rc = scan_set(r->db, r->run->id, batch, NULL, "done", err)))
@@ -968,8 +1149,13 @@ static int list_workspace(ingest_run *r, const msapi_item *g, char *err)
 			const char *sid = src.v[k].id ? src.v[k].id : src.v[k].path;
 			if (!sid)
 				continue;
+			char dsid[PB_ID_BUF];
 			json_array_append_new(src_ids, json_string(sid));
-			rc = stage_json(r, "datasource", sid, NULL,
+			assets_id_for(r->integ->org_id, "datasource", sid, dsid);
+			if (!(rc = edge(r, "datasource", sid, "semantic_model", ds.v[i].id, err)))
+				rc = datasource_port_edges(r, src.v[k].type, NULL, NULL, src.v[k].path, dsid, err);
+			if (!rc)
+				rc = stage_json(r, "datasource", sid, NULL,
 					datasource_name(src.v[k].type, NULL, NULL, src.v[k].path, NULL, buf, sizeof buf),
 					json_pack("{s:s?, s:s?}", "type", src.v[k].type, "path", src.v[k].path), err);
 		}
@@ -990,10 +1176,11 @@ static int list_workspace(ingest_run *r, const msapi_item *g, char *err)
 			continue;
 		if ((rc = filter_allows(&r->filter, "report", reps.v[i].name, g->name, reps.v[i].id, &ok, err)))
 			goto out;
-		if (ok && (rc = stage_json(r, "report", reps.v[i].id, g->id, reps.v[i].name ? reps.v[i].name : reps.v[i].id,
-					   json_pack("{s:s, s:s?, s:s?, s:s?}", "workspace_id", g->id, "dataset_id",
-						     reps.v[i].dataset_id, "report_type", reps.v[i].type, "web_url",
-						     reps.v[i].web_url), err)))
+		if (ok && ((rc = stage_json(r, "report", reps.v[i].id, g->id, reps.v[i].name ? reps.v[i].name : reps.v[i].id,
+					    json_pack("{s:s, s:s?, s:s?, s:s?}", "workspace_id", g->id, "dataset_id",
+						      reps.v[i].dataset_id, "report_type", reps.v[i].type, "web_url",
+						      reps.v[i].web_url), err)) ||
+			   (rc = edge(r, "semantic_model", reps.v[i].dataset_id, "report", reps.v[i].id, err))))
 			goto out;
 	}
 	for (size_t i = 0; i < dash.n; i++) {
@@ -1004,11 +1191,14 @@ static int list_workspace(ingest_run *r, const msapi_item *g, char *err)
 			continue;
 		}
 		rc = powerbi_list_tiles(r->api, g->id, dash.v[i].id, &tiles, err);
-		for (size_t t = 0; !rc && tj && t < tiles.n; t++)
+		for (size_t t = 0; !rc && tj && t < tiles.n; t++) {
+			const char *rep = json_string_value(json_object_get(tiles.v[t].raw, "reportId"));
 			json_array_append_new(tj, json_pack("{s:s?, s:s?, s:s?, s:s?}", "id", tiles.v[t].id, "title",
-							    tiles.v[t].name, "report_id",
-							    json_string_value(json_object_get(tiles.v[t].raw, "reportId")),
-							    "dataset_id", tiles.v[t].dataset_id));
+							    tiles.v[t].name, "report_id", rep, "dataset_id",
+							    tiles.v[t].dataset_id));
+			rc = rep ? edge(r, "report", rep, "dashboard", dash.v[i].id, err)
+				 : edge(r, "semantic_model", tiles.v[t].dataset_id, "dashboard", dash.v[i].id, err);
+		}
 		msapi_items_release(&tiles);
 		if (!rc)
 			rc = stage_json(r, "dashboard", dash.v[i].id, g->id, dash.v[i].name ? dash.v[i].name : dash.v[i].id,
@@ -1105,6 +1295,7 @@ static bool transient_failure(const ingest_run *r, int rc, long *after_ms, char 
 
 static void run_release(ingest_run *r)
 {
+	ports_free(r);
 	filter_close(&r->filter);
 	json_decref(r->warnings);
 	integration_free(r->integ);
@@ -1190,6 +1381,8 @@ int ingest_job(pb_job_ctx *ctx)
 		rc = fail_run(&r, "filter_rule", err);
 		goto out;
 	}
+	if ((rc = ports_load(&r, err)))
+		goto out;
 	if (cp_mode) {
 		xsnprintf(r.mode, sizeof r.mode, "%s", cp_mode);
 	} else {
@@ -1217,6 +1410,9 @@ int ingest_job(pb_job_ctx *ctx)
 	assets_counts c;
 	if ((rc = assets_apply_run(r.db, r.integ->org_id, r.integ->id, rid, strcmp(r.mode, "incremental") != 0, &c, err)))
 		goto failed;
+	char perr[PB_ERR_MAX];
+	if (asset_products_refresh(r.db, r.integ->org_id, perr))
+		add_warning(&r, "data products made from assets were not refreshed: %s", perr);
 	json_t *counts = counts_json(&r, &c);
 	char *ct = counts ? json_dumps(counts, JSON_COMPACT) : NULL;
 	char *wt = json_dumps(r.warnings, JSON_COMPACT);

@@ -66,6 +66,17 @@ CREATE TABLE asset_staging (
     PRIMARY KEY (run_id, kind, powerbi_id)
 );
 
+-- Lineage edges a run found (asset ids are derived from org, kind and Power BI id, so they
+-- are known before the assets are written); applied with the assets.
+CREATE TABLE lineage_staging (
+    run_id     TEXT NOT NULL REFERENCES integration_runs (id) ON DELETE CASCADE,
+    from_kind  TEXT NOT NULL,
+    from_id    TEXT NOT NULL,
+    to_kind    TEXT NOT NULL,
+    to_id      TEXT NOT NULL,
+    PRIMARY KEY (run_id, from_id, to_id)
+);
+
 -- getInfo calls made per service-principal tenant per clock hour, shared by every integration.
 CREATE TABLE scan_budget (
     tenant_id    TEXT NOT NULL,

@@ -1,0 +1,561 @@
+"""Import from Power BI through nginx + pbiport worker + the emulator: integrations (owner only,
+unique names, sealed secret, filter and schedule validation), manual and scheduled runs, the
+last-10 history with flat counts, include/exclude/wildcard filters (exclude wins), a custom Lua
+rule, the admin-APIs-off fallback with its warning, a 429 storm, a worker killed mid-run (previous
+assets intact, scan ids resumed from SQLite), incremental runs that scan only modified workspaces,
+assets removed (not deleted), the permission doctor, and data products from assets."""
+import copy
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import harness
+
+sys.path.insert(0, os.path.join(harness.ROOT, "tests", "emulator"))
+import emutest  # noqa: E402
+
+with open(os.path.join(harness.ROOT, "tests", "fixtures", "tenants", "demo.json"), encoding="utf-8") as _f:
+    DEMO = json.load(_f)
+TENANT = DEMO["tenants"][0]["id"]
+SCAN_APP = DEMO["tenants"][0]["apps"][1]
+SP_ID, SP_SECRET = SCAN_APP["client_id"], SCAN_APP["client_secret"]
+ALICE = "alice@contoso.example"
+KEY = "44" * 32
+RUN_WAIT_S = 120
+
+
+def tenant_fixture():
+    """demo.json plus workspaces whose names exercise the filters."""
+    fx = copy.deepcopy(DEMO)
+    fx["emulator"]["scan_duration_s"] = 1
+    t = fx["tenants"][0]
+    extra = [("Sales EU", ["EU Orders"], ["EU Revenue", "Draft EU"]),
+             ("Sales test", ["Test Model"], ["Test Report"]),
+             ("HR", ["People"], ["Headcount"])]
+    for i, (name, models, reports) in enumerate(extra):
+        ws = {"id": "22222222-0000-4000-8000-%012d" % i, "name": name,
+              "roles": [{"principal": ALICE, "role": "Admin"}, {"principal": SP_ID, "role": "Viewer"}],
+              "semantic_models": [], "reports": [], "dashboards": []}
+        for j, m in enumerate(models):
+            mid = "33333333-%04d-4000-8000-%012d" % (i, j)
+            ws["semantic_models"].append({
+                "id": mid, "name": m, "owner": ALICE, "refreshed": True,
+                "tables": [{"name": "Facts", "columns": [
+                    {"name": "Id", "dataType": "Int64"}, {"name": "Amount", "dataType": "Double"},
+                    {"name": "When", "dataType": "DateTime"}, {"name": "Label", "dataType": "String"}],
+                    "partitions": [{"name": "Facts", "mode": "import", "source":
+                                    'let S = Snowflake.Databases("acme.snowflakecomputing.com", "WH"),\n'
+                                    ' D = S{[Name="SALES",Kind="Database"]}[Data],\n'
+                                    ' Sc = D{[Name="PUBLIC",Kind="Schema"]}[Data],\n'
+                                    ' T = Sc{[Name="FACTS",Kind="Table"]}[Data]\nin T'}]}]})
+            for k, r in enumerate(reports):
+                ws["reports"].append({"id": "44444444-%04d-4000-8000-%012d" % (i, k), "name": r,
+                                      "dataset_id": mid})
+        t["workspaces"].append(ws)
+    return fx
+
+
+class ImportFromPowerBI(harness.StackTestCase):
+    SERVER = "nginx"
+    FCGI_PROCS = 4
+    emu = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = emutest.Emulator(fixture="demo.json")
+        cls.fixture = tenant_fixture()
+        cls.tpl = tempfile.mkdtemp(prefix="pbiport-filters-")
+        os.makedirs(os.path.join(cls.tpl, "filters"))
+        with open(os.path.join(cls.tpl, "filters", "eu_only.lua"), "w") as f:
+            f.write('local filters = require("filters")\n'
+                    'return function(item, rules)\n'
+                    '  if item.kind == "workspace" and not filters.match("* EU", item.name) then\n'
+                    '    return false\n'
+                    '  end\n'
+                    '  return filters.allowed(rules[filters.group(item.kind)], item.name)\n'
+                    'end\n')
+        cls.ENV = dict(harness.emulator_env(cls.emu), APPLICATION_INGESTIONS_ENABLED="true",
+                       APPLICATION_ENCRYPTION_KEYS=KEY, APPLICATION_SECURITY_REMEMBERME_KEY="55" * 32,
+                       PBIPORT_SCAN_POLL_MS="100",
+                       PBIPORT_SCAN_POLL_MAX_MS="400", PBIPORT_TEMPLATE_PATH=cls.tpl)
+        try:
+            super().setUpClass()
+        except BaseException:
+            cls.emu.stop()
+            raise
+        cls.workers = []
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            for w in cls.workers:
+                harness.kill_group(w)
+            super().tearDownClass()
+        finally:
+            cls.emu.stop()
+
+    def setUp(self):
+        self.load(self.fixture)
+        db = self.db()
+        db.execute("DELETE FROM integrations")
+        db.execute("DELETE FROM assets")
+        db.execute("DELETE FROM jobs")
+        db.execute("DELETE FROM scan_budget")
+        db.commit()
+        db.close()
+
+    # ---- helpers -----------------------------------------------------------------------------
+    def load(self, fx):
+        """Loads a tenant as it was two hours ago, so nothing counts as modified in the last 30
+        minutes (the shortest modifiedSince Power BI takes)."""
+        self.emu.control("POST", "reset")
+        self.emu.control("POST", "advance", {"seconds": -7200})
+        self.emu.control("POST", "load", fx)
+        self.emu.control("POST", "advance", {"seconds": 7200})
+
+    def db(self):
+        return sqlite3.connect(self.stack.path("db", "pbiport.db"), timeout=30)
+
+    def call(self, method, path, user="alice", body=None):
+        hdrs = {}
+        if body is not None:
+            body = json.dumps(body)
+            hdrs["Content-Type"] = "application/json"
+        status, headers, data = self.stack.request(method, path, body=body, headers=hdrs, token=user)
+        doc = json.loads(data.decode()) if data else None
+        return status, doc
+
+    def create(self, name="prod", **fields):
+        body = {"name": name, "type": "powerbi", "tenant_id": TENANT, "client_id": SP_ID,
+                "client_secret": SP_SECRET}
+        body.update(fields)
+        status, doc = self.call("POST", "/api/integrations", body=body)
+        self.assertEqual(status, 201, doc)
+        return doc
+
+    def worker(self, *extra):
+        p = subprocess.Popen([self.stack.bin, "worker", "--poll-ms", "100", "--lease-seconds", "3"] + list(extra),
+                             env=self.stack.env(), stdout=subprocess.DEVNULL,
+                             stderr=open(self.stack.path("logs", "worker.log"), "a"), start_new_session=True)
+        self.workers.append(p)
+        return p
+
+    def run_once(self):
+        rc, out, err = self.stack.cli("worker", "--once", "--lease-seconds", "3", check=False)
+        self.assertEqual(rc, 0, err)
+
+    def trigger(self, iid):
+        status, doc = self.call("POST", "/api/integrations/%s/runs" % iid)
+        self.assertEqual(status, 202, doc)
+        return doc
+
+    def runs(self, iid):
+        status, doc = self.call("GET", "/api/integrations/%s/runs" % iid)
+        self.assertEqual(status, 200, doc)
+        return doc["runs"]
+
+    def run_to_end(self, iid):
+        """Triggers a run and has `worker --once` carry it out; returns the run."""
+        run = self.trigger(iid)
+        self.run_once()
+        latest = self.runs(iid)[0]
+        self.assertEqual(latest["id"], run["id"])
+        return latest
+
+    def assets(self, kind=None, q=None):
+        qs = []
+        if kind:
+            qs.append("type=" + kind)
+        if q:
+            qs.append("q=" + q)
+        status, doc = self.call("GET", "/api/assets" + ("?" + "&".join(qs) if qs else ""), user="bob")
+        self.assertEqual(status, 200, doc)
+        return doc["assets"]
+
+    def names(self, kind):
+        return sorted(a["name"] for a in self.assets(kind))
+
+    # ---- integrations --------------------------------------------------------------------------
+    def test_create_validation_and_secret(self):
+        doc = self.create(schedule="@daily")
+        self.assertNotIn("client_secret", doc)
+        self.assertTrue(doc["has_client_secret"])
+        self.assertIsNotNone(doc["next_run_at"])
+        self.assertTrue(doc["next_run_at"].endswith("T00:00:00.000Z"), doc)
+        self.assertEqual(doc["filters"]["workspaces"], {"include": [], "exclude": []})
+        # duplicate name
+        status, err = self.call("POST", "/api/integrations", body={
+            "name": "prod", "type": "powerbi", "tenant_id": TENANT, "client_id": SP_ID, "client_secret": "x"})
+        self.assertEqual(status, 409, err)
+        # members may not manage integrations
+        status, err = self.call("POST", "/api/integrations", user="bob", body={"name": "m"})
+        self.assertEqual(status, 403, err)
+        status, err = self.call("GET", "/api/integrations", user="bob")
+        self.assertEqual(status, 403, err)
+        # another org does not see it
+        status, err = self.call("GET", "/api/integrations/%s" % doc["id"], user="carol")
+        self.assertEqual(status, 404, err)
+        # schedules: too frequent, malformed
+        for sched, part in (("0 * * * *", "shortest allowed interval is 12 h"),
+                            ("*/5 * * * *", "every 5 min"), ("@hourlyish", "unknown preset"),
+                            ("0 0 * *", "expected 5 fields")):
+            status, err = self.call("POST", "/api/integrations", body={
+                "name": "s", "type": "powerbi", "tenant_id": TENANT, "client_id": SP_ID, "client_secret": "x",
+                "schedule": sched})
+            self.assertEqual(status, 400, err)
+            self.assertIn(part, err["error"]["message"])
+        for bad in ({"filters": {"workspaces": {"include": "Sales*"}}},
+                    {"filters": {"dashboards": {}}},
+                    {"filters": {"reports": {"exclude": ["*a*b*c*d*e*f*g*h*i*"]}}},
+                    {"filter_rule": "../../etc/passwd"},
+                    {"filter_rule": "filters.nope"},
+                    {"type": "tableau"}, {"colour": "red"}):
+            body = {"name": "f", "type": "powerbi", "tenant_id": TENANT, "client_id": SP_ID, "client_secret": "x"}
+            body.update(bad)
+            status, err = self.call("POST", "/api/integrations", body=body)
+            self.assertEqual(status, 400, (bad, err))
+        # update: rename clash, schedule change, secret kept sealed
+        other = self.create("other")
+        status, err = self.call("PUT", "/api/integrations/%s" % other["id"], body={"name": "prod"})
+        self.assertEqual(status, 409, err)
+        status, upd = self.call("PUT", "/api/integrations/%s" % other["id"], body={"schedule": "@twice_daily"})
+        self.assertEqual(status, 200, upd)
+        self.assertEqual(upd["schedule"], "@twice_daily")
+        self.assertTrue(upd["next_run_at"][11:] in ("00:00:00.000Z", "12:00:00.000Z"), upd)
+        status, lst = self.call("GET", "/api/integrations")
+        self.assertEqual(status, 200)
+        self.assertEqual([i["name"] for i in lst["integrations"]], ["other", "prod"])
+        # the secret is sealed in SQLite and never in a response
+        db = self.db()
+        stored = [r[0] for r in db.execute("SELECT client_secret FROM integrations")]
+        db.close()
+        for s in stored:
+            self.assertTrue(s.startswith("v1:"), s)
+            self.assertNotIn(SP_SECRET, s)
+        with open(self.stack.path("db", "pbiport.db"), "rb") as f:
+            self.assertNotIn(SP_SECRET.encode(), f.read())
+        status, err = self.call("DELETE", "/api/integrations/%s" % other["id"])
+        self.assertEqual(status, 204)
+
+    def test_feature_flag_off(self):
+        self.stack.restart_pool({"APPLICATION_INGESTIONS_ENABLED": None})
+        try:
+            status, err = self.call("GET", "/api/integrations")
+            self.assertEqual(status, 404, err)
+            self.assertEqual(err["error"]["code"], "feature_disabled")
+        finally:
+            self.stack.restart_pool({"APPLICATION_INGESTIONS_ENABLED": "true"})
+
+    # ---- runs ----------------------------------------------------------------------------------
+    def test_full_run_assets_and_history(self):
+        integ = self.create()
+        run = self.run_to_end(integ["id"])
+        self.assertEqual(run["state"], "succeeded", run)
+        self.assertEqual(run["trigger"], "manual")
+        self.assertEqual(run["mode"], "full")
+        c = run["counts"]
+        # demo: Sales Analytics, Finance, Marketing, Data Platform + 3 extra (My workspace skipped)
+        self.assertEqual(c["workspaces"], 7, c)
+        self.assertEqual(c["semantic_models"], 6, c)
+        self.assertEqual(c["reports"], 8, c)
+        self.assertEqual(c["dashboards"], 1, c)
+        self.assertEqual(c["added"], c["workspaces"] + c["semantic_models"] + c["reports"] + c["dashboards"]
+                         + c["datasources"], c)
+        self.assertEqual((c["changed"], c["removed"]), (0, 0))
+        for v in c.values():
+            self.assertIsInstance(v, int)
+        self.assertIsNotNone(run["started_at"])
+        self.assertIsNotNone(run["finished_at"])
+        self.assertIsNone(run["error"])
+        self.assertNotIn("My workspace", self.names("workspace"))
+        # a model with its tables, columns and storage mode
+        eu = [a for a in self.assets("semantic_model") if a["name"] == "EU Orders"][0]
+        status, full = self.call("GET", "/api/assets/%s" % eu["id"], user="bob")
+        self.assertEqual(status, 200, full)
+        cols = full["details"]["tables"][0]["columns"]
+        self.assertEqual([c["name"] for c in cols][:4], ["Id", "Amount", "When", "Label"])
+        self.assertEqual(full["details"]["upstream_tables"][0]["table"], "FACTS")
+        self.assertEqual(self.assets("semantic_model", q="eu%20ord")[0]["id"], eu["id"])
+        status, err = self.call("GET", "/api/assets?type=table", user="bob")
+        self.assertEqual(status, 400, err)
+        status, err = self.call("GET", "/api/assets/%s" % eu["id"], user="carol")
+        self.assertEqual(status, 404, err)
+        # the same run again: nothing added, changed or removed
+        run2 = self.run_to_end(integ["id"])
+        self.assertEqual(run2["state"], "succeeded", run2)
+        self.assertEqual((run2["counts"]["added"], run2["counts"]["changed"], run2["counts"]["removed"]), (0, 0, 0))
+        # history: last 10, newest first
+        for _ in range(10):
+            self.run_to_end(integ["id"])
+        runs = self.runs(integ["id"])
+        self.assertEqual(len(runs), 10)
+        self.assertEqual(runs, sorted(runs, key=lambda r: r["created_at"], reverse=True))
+        status, lst = self.call("GET", "/api/integrations")
+        self.assertEqual(lst["integrations"][0]["last_run_state"], "succeeded")
+
+    def test_one_run_at_a_time(self):
+        integ = self.create()
+        first = self.trigger(integ["id"])
+        second = self.trigger(integ["id"])
+        self.assertEqual(second["id"], first["id"])
+        self.assertTrue(second["already_running"])
+        self.run_once()
+        self.assertEqual(len(self.runs(integ["id"])), 1)
+
+    def test_filters(self):
+        integ = self.create(filters={"workspaces": {"include": ["sales*", "HR"], "exclude": ["*TEST*"]},
+                                     "reports": {"exclude": ["Draft*"]},
+                                     "semantic_models": {"include": ["*"], "exclude": ["Customer*"]}})
+        run = self.run_to_end(integ["id"])
+        self.assertEqual(run["state"], "succeeded", run)
+        # case-insensitive include, exclude wins over include ("Sales test")
+        self.assertEqual(self.names("workspace"), ["HR", "Sales Analytics", "Sales EU"])
+        self.assertEqual(self.names("semantic_model"), ["EU Orders", "People", "Sales"])
+        self.assertNotIn("Draft EU", self.names("report"))
+        self.assertIn("EU Revenue", self.names("report"))
+        # narrowing the filter removes (not deletes) what falls out, in a full run
+        status, doc = self.call("PUT", "/api/integrations/%s" % integ["id"],
+                                body={"filters": {"workspaces": {"include": ["HR"]}}})
+        self.assertEqual(status, 200, doc)
+        run = self.run_to_end(integ["id"])
+        self.assertEqual(run["mode"], "full")
+        self.assertEqual(self.names("workspace"), ["HR"])
+        self.assertGreater(run["counts"]["removed"], 0)
+        db = self.db()
+        removed = db.execute("SELECT COUNT(*) FROM assets WHERE state = 'removed'").fetchone()[0]
+        db.close()
+        self.assertEqual(removed, run["counts"]["removed"])
+
+    def test_custom_rule(self):
+        integ = self.create(filter_rule="filters.eu_only", filters={"reports": {"exclude": ["draft*"]}})
+        run = self.run_to_end(integ["id"])
+        self.assertEqual(run["state"], "succeeded", run)
+        self.assertEqual(self.names("workspace"), ["Sales EU"])
+        self.assertEqual(self.names("report"), ["EU Revenue"])
+
+    def test_admin_apis_off_fallback(self):
+        fx = copy.deepcopy(self.fixture)
+        for a in fx["tenants"][0]["apps"]:
+            a["admin_api_allowed"] = False
+        self.load(fx)
+        integ = self.create()
+        run = self.run_to_end(integ["id"])
+        self.assertEqual(run["state"], "succeeded", run)
+        self.assertEqual(run["mode"], "listing")
+        self.assertTrue(any("admin APIs are not enabled for this service principal: used per-workspace listing, "
+                            "no column schema" in w for w in run["warnings"]), run["warnings"])
+        # only the workspaces where the principal has a role
+        self.assertEqual(self.names("workspace"), ["Finance", "HR", "Sales Analytics", "Sales EU", "Sales test"])
+        self.assertEqual(run["counts"]["semantic_models"], 6)
+        # the doctor names what is missing, with a fix
+        status, rep = self.call("POST", "/api/integrations/%s/test" % integ["id"])
+        self.assertEqual(status, 200, rep)
+        self.assertFalse(rep["ok"])
+        checks = {c["check"]: c for c in rep["checks"]}
+        self.assertTrue(checks["credentials"]["ok"])
+        self.assertTrue(checks["fabric_api_access"]["ok"])
+        self.assertFalse(checks["admin_api_access"]["ok"])
+        self.assertIn("Service principals can access read-only admin APIs", checks["admin_api_access"]["fix"])
+
+    def test_doctor(self):
+        integ = self.create()
+        status, rep = self.call("POST", "/api/integrations/%s/test" % integ["id"])
+        self.assertEqual(status, 200, rep)
+        self.assertTrue(rep["ok"], rep)
+        self.assertEqual([c["check"] for c in rep["checks"]],
+                         ["credentials", "fabric_api_access", "admin_api_access", "detailed_metadata",
+                          "mashup_expressions", "workspace_roles"])
+        # unsaved credentials with a wrong secret
+        status, rep = self.call("POST", "/api/integrations/test",
+                                body={"tenant_id": TENANT, "client_id": SP_ID, "client_secret": "not-the-secret-7f3a"})
+        self.assertEqual(status, 200, rep)
+        self.assertFalse(rep["ok"])
+        self.assertFalse(rep["checks"][0]["ok"])
+        self.assertIn("client secret", rep["checks"][0]["fix"])
+        self.assertNotIn("not-the-secret-7f3a", json.dumps(rep))
+        # tenant settings turned off, one at a time
+        for setting, check, words in (("service_principals_allowed", "fabric_api_access", "Service principals can use Fabric APIs"),
+                                      ("detailed_metadata", "detailed_metadata", "detailed metadata"),
+                                      ("dax_mashup_expressions", "mashup_expressions", "DAX and mashup expressions")):
+            fx = copy.deepcopy(self.fixture)
+            fx["tenants"][0]["settings"][setting] = False
+            self.load(fx)
+            status, rep = self.call("POST", "/api/integrations/%s/test" % integ["id"])
+            self.assertEqual(status, 200, rep)
+            checks = {c["check"]: c for c in rep["checks"]}
+            self.assertFalse(checks[check]["ok"], (setting, rep))
+            self.assertIn(words, checks[check]["fix"])
+            self.assertEqual(len([c for c in rep["checks"] if c["ok"] is False]), 1, rep)
+
+    def test_429_storm(self):
+        integ = self.create()
+        self.emu.control("POST", "faults", {"path_prefix": "/powerbi/v1.0/myorg/admin",
+                                            "burst_429": {"count": 6, "retry_after": 1}})
+        run = self.run_to_end(integ["id"])
+        self.assertEqual(run["state"], "succeeded", run)
+        self.assertEqual(run["counts"]["workspaces"], 7)
+        st = self.emu.state("counters")["counters"]
+        self.assertGreaterEqual(st.get("faults_429", st.get("faults_burst_429", 6)), 1)
+
+    def test_long_retry_after_requeues(self):
+        integ = self.create()
+        self.emu.control("POST", "faults", {"path_prefix": "/powerbi/v1.0/myorg/admin/workspaces/getInfo",
+                                            "burst_429": {"count": 1, "retry_after": 3600}})
+        run = self.trigger(integ["id"])
+        self.run_once()
+        runs = self.runs(integ["id"])
+        self.assertEqual(runs[0]["state"], "running", runs[0])
+        db = self.db()
+        job = db.execute("SELECT state, run_after, error_code FROM jobs WHERE id = ?", (run["job_id"],)).fetchone()
+        scans = db.execute("SELECT COUNT(*) FROM integration_scans WHERE run_id = ?", (run["id"],)).fetchone()[0]
+        db.close()
+        self.assertEqual(job[0], "queued")
+        self.assertEqual(job[2], "throttled")
+        self.assertGreater(job[1], time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 3000)))
+        self.assertGreater(scans, 0)
+
+    def test_killed_run_keeps_previous_assets_and_resumes(self):
+        integ = self.create()
+        self.assertEqual(self.run_to_end(integ["id"])["state"], "succeeded")
+        before = {a["id"]: a["updated_at"] for a in self.assets()}
+        # slow scans down so the worker is caught mid-run, then kill it hard
+        self.emu.control("POST", "config", {"scan_duration_s": 3600, "scan_polls": 1000000})
+        db = self.db()
+        db.execute("UPDATE integrations SET last_success_at = NULL")   # make the next run a full one
+        db.commit()
+        run = self.trigger(integ["id"])
+        w = self.worker()
+        deadline = time.monotonic() + RUN_WAIT_S
+        scanning = 0
+        while time.monotonic() < deadline and not scanning:
+            time.sleep(0.2)
+            scanning = db.execute("SELECT COUNT(*) FROM integration_scans WHERE run_id = ? AND state = 'scanning' "
+                                  "AND scan_id IS NOT NULL", (run["id"],)).fetchone()[0]
+        self.assertGreater(scanning, 0)
+        scan_ids = [r[0] for r in db.execute("SELECT scan_id FROM integration_scans WHERE run_id = ?", (run["id"],))]
+        os.killpg(w.pid, signal.SIGKILL)
+        w.wait()
+        # the previous assets are untouched
+        self.assertEqual({a["id"]: a["updated_at"] for a in self.assets()}, before)
+        started = self.emu.state("counters")["counters"]["scans_started"]
+        # let the scans finish and a new worker take over after the lease expires
+        self.emu.control("POST", "config", {"scan_duration_s": 1, "scan_polls": 1})
+        self.emu.control("POST", "advance")
+        time.sleep(3.5)
+        self.run_once()
+        runs = self.runs(integ["id"])
+        self.assertEqual(runs[0]["id"], run["id"])
+        self.assertEqual(runs[0]["state"], "succeeded", runs[0])
+        # it polled the saved scans instead of starting new ones
+        self.assertEqual(self.emu.state("counters")["counters"]["scans_started"], started)
+        self.assertTrue(all(scan_ids))
+        db.close()
+
+    def test_incremental_scans_only_modified(self):
+        integ = self.create()
+        first = self.run_to_end(integ["id"])
+        self.assertEqual(first["mode"], "full")
+        # nothing changed: the next run is incremental and scans nothing
+        self.emu.control("POST", "clear-log")
+        second = self.run_to_end(integ["id"])
+        self.assertEqual(second["mode"], "incremental", second)
+        self.assertEqual(second["counts"]["scanned_workspaces"], 0)
+        self.assertEqual(second["counts"]["workspaces"], 7)
+        log = self.emu.state("log")["requests"]
+        self.assertFalse([r for r in log if r["path"].endswith("/getInfo")])
+        # delete a model in HR: only HR is scanned, and the model is marked removed
+        tok = self.emu.user_tokens(ALICE, ["https://analysis.windows.net/powerbi/api/Dataset.ReadWrite.All"],
+                                   DEMO["tenants"][0]["apps"][0]["client_id"],
+                                   DEMO["tenants"][0]["apps"][0]["client_secret"], TENANT)
+        people = [a for a in self.assets("semantic_model") if a["name"] == "People"][0]
+        r = self.emu.call("DELETE", "/powerbi/v1.0/myorg/groups/%s/datasets/%s"
+                          % (people["workspace_powerbi_id"], people["powerbi_id"]), token=tok["access_token"])
+        self.assertIn(r.status, (200, 204), r)
+        self.emu.control("POST", "advance", {"seconds": 60})
+        third = self.run_to_end(integ["id"])
+        self.assertEqual(third["mode"], "incremental")
+        self.assertEqual(third["counts"]["scanned_workspaces"], 1, third)
+        self.assertEqual(third["counts"]["removed"], 1, third)
+        self.assertNotIn("People", self.names("semantic_model"))
+        db = self.db()
+        state = db.execute("SELECT state FROM assets WHERE id = ?", (people["id"],)).fetchone()[0]
+        db.close()
+        self.assertEqual(state, "removed")
+        self.assertEqual(third["counts"]["workspaces"], 7)
+
+    def test_scheduled_run(self):
+        integ = self.create(schedule="@daily")
+        # the schedule is first due at its next matching time, not at once
+        self.run_once()
+        self.assertEqual(self.runs(integ["id"]), [])
+        db = self.db()
+        db.execute("UPDATE integrations SET next_run_at = '2020-01-01T00:00:00.000Z'")   # missed many
+        db.commit()
+        db.close()
+        self.run_once()
+        runs = self.runs(integ["id"])
+        self.assertEqual(len(runs), 1, runs)     # one catch-up run, not a burst
+        self.assertEqual(runs[0]["trigger"], "schedule")
+        self.assertEqual(runs[0]["state"], "succeeded", runs[0])
+        status, doc = self.call("GET", "/api/integrations/%s" % integ["id"])
+        self.assertGreater(doc["next_run_at"], time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()))
+
+    def test_data_product_from_asset(self):
+        integ = self.create()
+        self.assertEqual(self.run_to_end(integ["id"])["state"], "succeeded")
+        eu = [a for a in self.assets("semantic_model") if a["name"] == "EU Orders"][0]
+        status, dp = self.call("POST", "/api/data-products/from-asset", user="bob", body={"asset_id": eu["id"]})
+        self.assertEqual(status, 201, dp)
+        self.assertEqual(dp["type"], "powerbi_semantic_model")
+        self.assertEqual(dp["name"], "EU Orders")
+        contract = json.loads(dp["contract"])
+        props = {p["name"]: p["logicalType"] for p in contract["schema"][0]["properties"]}
+        self.assertEqual(props, {"Id": "integer", "Amount": "number", "When": "timestamp", "Label": "string"})
+        status, again = self.call("GET", "/api/data-products/%s" % dp["id"], user="bob")
+        self.assertEqual(status, 200, again)
+        self.assertEqual(json.loads(again["contract"])["schema"], contract["schema"])
+        self.assertEqual(len(again["output_ports"]), 1)
+        rep = [a for a in self.assets("report") if a["name"] == "EU Revenue"][0]
+        status, rdp = self.call("POST", "/api/data-products/from-asset", user="bob", body={"asset_id": rep["id"]})
+        self.assertEqual(status, 201, rdp)
+        self.assertEqual(rdp["type"], "powerbi_report")
+        self.assertEqual(rdp["semantic_model_data_product_id"], dp["id"])
+        ws = self.assets("workspace")[0]
+        status, err = self.call("POST", "/api/data-products/from-asset", user="bob", body={"asset_id": ws["id"]})
+        self.assertEqual(status, 400, err)
+        status, err = self.call("POST", "/api/data-products/from-asset", user="carol", body={"asset_id": eu["id"]})
+        self.assertEqual(status, 404, err)
+
+    def test_lineage_from_source_port_to_report(self):
+        contract = (
+            "apiVersion: v3.0.2\nkind: DataContract\nid: urn:contract:facts\nname: Facts\nversion: 1.0.0\n"
+            "status: active\nservers:\n  - server: production\n    type: snowflake\n"
+            "    host: acme.snowflakecomputing.com\n    warehouse: WH\n    database: SALES\n    schema: PUBLIC\n"
+            "schema:\n  - name: FACTS\n    properties:\n      - name: Id\n        logicalType: integer\n")
+        status, _, product = self.stack.import_contract(contract, token="alice")
+        self.assertIn(status, (200, 201), product)
+        integ = self.create(filters={"workspaces": {"include": ["Sales EU"]}})
+        self.assertEqual(self.run_to_end(integ["id"])["state"], "succeeded")
+        status, graph = self.call("GET", "/api/lineage?node=%s&depth=6" % product["id"], user="bob")
+        self.assertEqual(status, 200, graph)
+        by_type = {}
+        for n in graph["nodes"]:
+            by_type.setdefault(n["type"], []).append(n["name"])
+        self.assertIn("output_port", by_type, graph)
+        self.assertIn("semantic_model", by_type, graph)
+        self.assertIn("EU Orders", by_type["semantic_model"])
+        self.assertEqual(sorted(map(str, by_type.get("report", []))), ["Draft EU", "EU Revenue"], graph)
+        # re-running the import adds no duplicate edges
+        self.assertEqual(self.run_to_end(integ["id"])["state"], "succeeded")
+        status, again = self.call("GET", "/api/lineage?node=%s&depth=6" % product["id"], user="bob")
+        self.assertEqual(len(again["edges"]), len(graph["edges"]))
+
+
+if __name__ == "__main__":
+    harness.main()
