@@ -15,6 +15,7 @@
 
 #include "core/identity.h"
 #include "core/lineage.h"
+#include "core/lineage_store.h"
 #include "handlers/handlers.h"
 #include "runtime/db.h"
 #include "runtime/fcgi.h"
@@ -37,13 +38,6 @@ typedef struct fixture {
 	char org_a[PB_ID_BUF], org_b[PB_ID_BUF];
 } fixture;
 
-static void exec_sql(pb_db *db, const char *sql)
-{
-	char *msg = NULL;
-	if (sqlite3_exec(db_sqlite(db), sql, NULL, NULL, &msg) != SQLITE_OK)
-		fail_msg("%s: %s", sql, msg);
-}
-
 /* Runs sql with its ?s bound to the n text arguments (test data goes through bound
  * parameters like everywhere else). */
 static void run(pb_db *db, const char *sql, int n, ...)
@@ -63,8 +57,9 @@ static void run(pb_db *db, const char *sql, int n, ...)
 
 static void edge(fixture *f, const char *org, const char *fk, const char *fid, const char *tk, const char *tid)
 {
-	run(f->db, "INSERT INTO lineage_edges (org_id, from_kind, from_id, to_kind, to_id) VALUES (?,?,?,?,?)", 5,
-	    org, fk, fid, tk, tid);
+	char err[PB_ERR_MAX];
+	if (lineage_edge_add(f->db, org, fk, fid, tk, tid, err))
+		fail_msg("lineage_edge_add: %s", err);
 }
 
 static void asset(fixture *f, const char *org, const char *id, const char *kind, const char *name)
@@ -87,9 +82,6 @@ static int setup(void **state)
 	assert_int_equal(xsnprintf(sql, sizeof sql, "%s/sql", PBIPORT_DATADIR), 0);
 	if (db_open(path, true, &f->db, err) || db_migrate(f->db, sql, NULL, err))
 		fail_msg("%s", err);
-	/* the publish migration owns this table; the columns below are its documented ones */
-	exec_sql(f->db, "CREATE TABLE IF NOT EXISTS lineage_edges (org_id TEXT NOT NULL, from_kind TEXT NOT NULL, "
-			"from_id TEXT NOT NULL, to_kind TEXT NOT NULL, to_id TEXT NOT NULL)");
 	assert_int_equal(identity_org_create(f->db, "org-a", f->org_a, err), 0);
 	assert_int_equal(identity_org_create(f->db, "org-b", f->org_b, err), 0);
 	assert_int_equal(identity_user_add(f->db, "alice", "org-a", PB_ROLE_MEMBER, NULL, 0, (char[PB_ID_BUF]){ 0 }, err),
@@ -261,13 +253,13 @@ static void cycles_and_ceiling(void **state)
 	assert_true(has_edge(&g, DASH, SOURCE));
 	lineage_graph_release(&g);
 	/* more neighbours than the ceiling */
-	exec_sql(f->db, "BEGIN");
+	assert_int_equal(db_begin(f->db, err), 0);
 	for (int i = 0; i < PB_LINEAGE_MAX_NODES + 10; i++) {
 		char id[40];
 		assert_int_equal(xsnprintf(id, sizeof id, "e%031d", i), 0);
 		edge(f, f->org_a, "dashboard", DASH, "tile", id);
 	}
-	exec_sql(f->db, "COMMIT");
+	assert_int_equal(db_commit(f->db, err), 0);
 	assert_int_equal(lineage_graph_get(f->db, f->org_a, DASH, 1, &g, err), 0);
 	assert_int_equal(g.nnodes, PB_LINEAGE_MAX_NODES);
 	assert_true(g.truncated);
