@@ -30,4 +30,17 @@ int me_connections_check(struct req *r);
 /* <PBIPORT_PUBLIC_URL>/powerbi/callback (or built from the request's Host). *out is new. */
 int powerbi_redirect_uri(struct req *r, char **out);
 
+int integrations_create_handler(struct req *r);
+int integrations_list_handler(struct req *r);
+int integrations_get_handler(struct req *r);
+int integrations_put_handler(struct req *r);
+int integrations_delete_handler(struct req *r);
+int integration_runs_post_handler(struct req *r);
+int integration_runs_list_handler(struct req *r);
+int integration_test_handler(struct req *r);
+int integrations_test_unsaved_handler(struct req *r);
+int assets_list_handler(struct req *r);
+int assets_get_handler(struct req *r);
+int data_products_from_asset_handler(struct req *r);
+
 #endif

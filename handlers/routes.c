@@ -10,6 +10,7 @@ static const char *const contract_types[] = {
 };
 static const char *const tmdl_query[] = { "warehouse", "http_path", "mode", NULL };
 static const char *const json_types[] = { "application/json", NULL };
+static const char *const assets_query[] = { "type", "q", NULL };
 static const char *const lineage_query[] = { "node", "depth", "format", NULL };
 static const char *const connect_query[] = { "return_to", "prompt", "login_hint", NULL };
 /* everything Entra may append to the redirect URI */
@@ -38,6 +39,18 @@ static const struct route routes[] = {
 	{ "GET",    "/api/me/powerbi-connections", me_connections_list, PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	{ "POST",   "/api/me/powerbi-connections/check", me_connections_check, PB_ROLE_MEMBER, 0,          NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	{ "DELETE", "/api/me/powerbi-connections/{id}", me_connections_delete, PB_ROLE_MEMBER, 0,          NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
+	{ "POST",   "/api/integrations",          integrations_create_handler, PB_ROLE_OWNER, 256 * 1024,      json_types,     NULL,       ROUTE_FEATURE_INGESTIONS },
+	{ "GET",    "/api/integrations",          integrations_list_handler, PB_ROLE_OWNER, 0,                 NULL,           NULL,       ROUTE_FEATURE_INGESTIONS },
+	{ "POST",   "/api/integrations/test",     integrations_test_unsaved_handler, PB_ROLE_OWNER, 64 * 1024, json_types,     NULL,       ROUTE_FEATURE_INGESTIONS },
+	{ "GET",    "/api/integrations/{id}",     integrations_get_handler, PB_ROLE_OWNER, 0,                  NULL,           NULL,       ROUTE_FEATURE_INGESTIONS },
+	{ "PUT",    "/api/integrations/{id}",     integrations_put_handler, PB_ROLE_OWNER, 256 * 1024,         json_types,     NULL,       ROUTE_FEATURE_INGESTIONS },
+	{ "DELETE", "/api/integrations/{id}",     integrations_delete_handler, PB_ROLE_OWNER, 0,               NULL,           NULL,       ROUTE_FEATURE_INGESTIONS },
+	{ "POST",   "/api/integrations/{id}/runs", integration_runs_post_handler, PB_ROLE_OWNER, 0,            NULL,           NULL,       ROUTE_FEATURE_INGESTIONS | ROUTE_EMPTY_BODY_OK },
+	{ "GET",    "/api/integrations/{id}/runs", integration_runs_list_handler, PB_ROLE_OWNER, 0,            NULL,           NULL,       ROUTE_FEATURE_INGESTIONS },
+	{ "POST",   "/api/integrations/{id}/test", integration_test_handler, PB_ROLE_OWNER, 0,                 NULL,           NULL,       ROUTE_FEATURE_INGESTIONS | ROUTE_EMPTY_BODY_OK },
+	{ "GET",    "/api/assets",                assets_list_handler,  PB_ROLE_MEMBER, 0,                 NULL,           assets_query, ROUTE_FEATURE_INGESTIONS },
+	{ "GET",    "/api/assets/{id}",           assets_get_handler,   PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_FEATURE_INGESTIONS },
+	{ "POST",   "/api/data-products/from-asset", data_products_from_asset_handler, PB_ROLE_MEMBER, 64 * 1024, json_types, NULL,    ROUTE_FEATURE_INGESTIONS },
 };
 
 const struct pb_app pb_app = {
