@@ -1,0 +1,448 @@
+/* Import building blocks without Microsoft: the filter helpers in the Lua sandbox (wildcards,
+ * case, exclude wins, bounded matching), filter validation, the integrations store (sealed
+ * secret, unique names, schedules and their first due time, the schedule tick: one catch-up
+ * run), run history kept to 10, and the assets store (one transaction per run: added /
+ * changed / removed, scoped removal for incremental runs, a failed apply leaves the previous
+ * state, lineage edges only between active assets). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <lua.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/assets.h"
+#include "core/identity.h"
+#include "core/ingest.h"
+#include "core/integrations.h"
+#include "runtime/crypto.h"
+#include "runtime/db.h"
+#include "runtime/jobs.h"
+#include "runtime/lua_sandbox.h"
+#include "runtime/timeutil.h"
+#include "runtime/util.h"
+
+static char tmpdir[64];
+static char db_path[256];
+static pb_db *db;
+static pb_config cfg;
+static char org_id[PB_ID_BUF], user_id[PB_ID_BUF];
+
+static const char *src_dir(void)
+{
+	const char *src = getenv("PBIPORT_SRC");
+	return src ? src : PBIPORT_DATADIR;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], sql[512];
+	xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-test-ingest-XXXXXX");
+	if (!mkdtemp(tmpdir))
+		return -1;
+	xsnprintf(db_path, sizeof db_path, "%s/ingest.db", tmpdir);
+	xsnprintf(sql, sizeof sql, "%s/sql", src_dir());
+	if (db_open(db_path, true, &db, err) || db_migrate(db, sql, NULL, err) ||
+	    identity_org_create(db, "acme", org_id, err) ||
+	    identity_user_add(db, "ann", "acme", PB_ROLE_OWNER, NULL, 0, user_id, err) ||
+	    pb_keyring_parse("4444444444444444444444444444444444444444444444444444444444444444", &cfg.encryption_keys,
+			     err)) {
+		fprintf(stderr, "setup: %s\n", err);
+		return -1;
+	}
+	cfg.db_path = db_path;
+	cfg.ingestions_enabled = true;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[128];
+	db_close(db);
+	pb_keyring_free(cfg.encryption_keys);
+	xsnprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- filters.lua ---- */
+
+static lua_sandbox *filters_sandbox(void)
+{
+	char tpl[512], lua[512], err[PB_ERR_MAX];
+	xsnprintf(tpl, sizeof tpl, "%s/templates", src_dir());
+	xsnprintf(lua, sizeof lua, "%s/lua", src_dir());
+	sandbox_dir dirs[] = { { tpl, "templates" }, { lua, "lua" } };
+	sandbox_opts o = { .dirs = dirs, .ndirs = 2, .time_limit_ms = 2000 };
+	lua_sandbox *sb = NULL;
+	assert_int_equal(sandbox_new(&o, &sb, err), 0);
+	return sb;
+}
+
+static bool lua_bool(lua_sandbox *sb, const char *code)
+{
+	char err[PB_ERR_MAX];
+	if (sandbox_run(sb, "test", code, 1, err))
+		fail_msg("%s: %s", code, err);
+	bool v = lua_toboolean(sandbox_lua(sb), -1);
+	lua_pop(sandbox_lua(sb), 1);
+	return v;
+}
+
+static void test_wildcards(void **state)
+{
+	(void)state;
+	lua_sandbox *sb = filters_sandbox();
+	static const struct { const char *pattern, *text; bool match; } cases[] = {
+		{ "Sales*", "Sales EU", true }, { "sales*", "SALES eu", true }, { "*test*", "Sales Test", true },
+		{ "*test*", "Sales", false }, { "HR", "HR", true }, { "HR", "HR2", false }, { "H*R", "HR", true },
+		{ "*", "", true }, { "", "", true }, { "", "x", false }, { "a*b*c", "aXbYc", true },
+		{ "a*b*c", "aXbY", false }, { "*-prod", "finance-prod", true }, { "*-prod", "finance-prod2", false },
+		{ "**", "anything", true }, { "Ünï*", "Ünïcode", true },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char code[512];
+		xsnprintf(code, sizeof code, "return require('filters').match(%s%s%s, %s%s%s)", "\"", cases[i].pattern, "\"",
+			  "\"", cases[i].text, "\"");
+		if (lua_bool(sb, code) != cases[i].match)
+			fail_msg("match('%s', '%s') should be %d", cases[i].pattern, cases[i].text, cases[i].match);
+	}
+	/* a pattern that backtracks exponentially in naive matchers stays quick */
+	assert_false(lua_bool(sb, "local t = string.rep('a', 4000) .. 'c' "
+				  "return require('filters').match('*a*a*a*a*a*a*a*b', t)"));
+	sandbox_free(sb);
+}
+
+static void test_allowed_and_default_rule(void **state)
+{
+	(void)state;
+	lua_sandbox *sb = filters_sandbox();
+	/* exclude wins over include; empty include means everything; no group means everything */
+	assert_false(lua_bool(sb, "return require('filters').allowed({include={'Sales*'}, exclude={'*test*'}}, 'Sales test')"));
+	assert_true(lua_bool(sb, "return require('filters').allowed({include={'Sales*'}, exclude={'*test*'}}, 'Sales EU')"));
+	assert_false(lua_bool(sb, "return require('filters').allowed({include={'Sales*'}}, 'HR')"));
+	assert_true(lua_bool(sb, "return require('filters').allowed({include={}, exclude={}}, 'HR')"));
+	assert_true(lua_bool(sb, "return require('filters').allowed(nil, 'HR')"));
+	assert_false(lua_bool(sb, "return require('filters').allowed({exclude={'*'}}, 'HR')"));
+	assert_false(lua_bool(sb, "local rule = require('filters.default') "
+				  "return rule({kind='report', name='Draft 1'}, {reports={exclude={'draft*'}}})"));
+	assert_true(lua_bool(sb, "local rule = require('filters.default') "
+				 "return rule({kind='dashboard', name='Draft 1'}, {reports={exclude={'draft*'}}})"));
+	sandbox_free(sb);
+	char err[PB_ERR_MAX] = "";
+	assert_int_equal(ingest_filter_check(&cfg, NULL, "{\"workspaces\":{\"include\":[\"a*\"],\"exclude\":[]}}", err), 0);
+	assert_int_equal(ingest_filter_check(&cfg, "filters.missing", "{}", err), PB_EINVAL);
+	assert_non_null(strstr(err, "filters.missing"));
+}
+
+static void test_filter_validation(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+		"{\"workspaces\":{\"include\":\"Sales*\"}}", "{\"dashboards\":{}}", "{\"workspaces\":{\"only\":[]}}",
+		"{\"reports\":{\"exclude\":[1]}}", "{\"reports\":{\"exclude\":[\"\"]}}",
+		"{\"reports\":{\"exclude\":[\"*a*b*c*d*e*f*g*h*i\"]}}", "[]",
+	};
+	char err[PB_ERR_MAX], *out = NULL;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		json_t *f = json_loads(bad[i], 0, NULL);
+		assert_non_null(f);
+		if (integration_filters_normalize(f, &out, err) != PB_EINVAL)
+			fail_msg("%s was accepted", bad[i]);
+		json_decref(f);
+	}
+	json_t *f = json_loads("{\"reports\":{\"exclude\":[\"Draft*\"]}}", 0, NULL);
+	assert_int_equal(integration_filters_normalize(f, &out, err), 0);
+	assert_string_equal(out, "{\"reports\":{\"exclude\":[\"Draft*\"],\"include\":[]},\"semantic_models\":"
+				 "{\"exclude\":[],\"include\":[]},\"workspaces\":{\"exclude\":[],\"include\":[]}}");
+	free(out);
+	json_decref(f);
+}
+
+/* ---- integrations ---- */
+
+static pb_integration *make(const char *name, const char *schedule, bool *conflict)
+{
+	char err[PB_ERR_MAX], body[512];
+	integration_input in;
+	pb_integration *i = NULL;
+	xsnprintf(body, sizeof body, "{\"name\":\"%s\",\"type\":\"powerbi\",\"tenant_id\":\"contoso.example\","
+		  "\"client_id\":\"11111111-aaaa-4000-8000-000000000002\",\"client_secret\":\"s3cret-value\"%s%s%s}",
+		  name, schedule ? ",\"schedule\":\"" : "", schedule ? schedule : "", schedule ? "\"" : "");
+	json_t *j = json_loads(body, 0, NULL);
+	assert_int_equal(integration_parse(j, true, &in, err), 0);
+	int rc = integrations_create(db, &cfg, org_id, user_id, &in, &i, conflict, err);
+	json_decref(j);
+	if (*conflict) {
+		assert_int_equal(rc, PB_EINVAL);
+		return NULL;
+	}
+	assert_int_equal(rc, 0);
+	return i;
+}
+
+static void test_integrations_store(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], *plain = NULL;
+	size_t len = 0;
+	bool conflict = false;
+	pb_integration *i = make("store", "@daily", &conflict);
+	assert_true(!strncmp(i->client_secret, "v1:", 3));
+	assert_null(strstr(i->client_secret, "s3cret"));
+	assert_int_equal(integration_open_secret(&cfg, i, &plain, &len, err), 0);
+	assert_string_equal(plain, "s3cret-value");
+	pb_secret_free(plain, len);
+	/* first due at the next matching time: the coming midnight */
+	assert_non_null(i->next_run_at);
+	assert_string_equal(i->next_run_at + 10, "T00:00:00.000Z");
+	assert_true(strcmp(i->next_run_at, i->created_at) > 0);
+	json_t *j = integration_json(i);
+	char *text = json_dumps(j, 0);
+	assert_null(strstr(text, "v1:"));
+	assert_null(strstr(text, "s3cret"));
+	free(text);
+	json_decref(j);
+	assert_null(make("store", NULL, &conflict));
+	assert_true(conflict);
+	/* schedule validation */
+	integration_input in;
+	json_t *b = json_loads("{\"schedule\":\"0 * * * *\"}", 0, NULL);
+	assert_int_equal(integration_parse(b, false, &in, err), PB_EINVAL);
+	assert_non_null(strstr(err, "PBIPORT_MIN_SCHEDULE_INTERVAL"));
+	json_decref(b);
+	b = json_loads("{\"name\":\"x\"}", 0, NULL);
+	assert_int_equal(integration_parse(b, true, &in, err), PB_EINVAL);
+	json_decref(b);
+	/* unknown ids are not found; other orgs see nothing */
+	pb_integration *g = NULL;
+	assert_int_equal(integrations_get(db, "0123456789abcdef0123456789abcdef", i->id, &g, err), PB_ENOTFOUND);
+	assert_int_equal(integrations_delete(db, org_id, i->id, err), 0);
+	assert_int_equal(integrations_get(db, org_id, i->id, &g, err), PB_ENOTFOUND);
+	integration_free(i);
+}
+
+static void test_schedule_tick_one_catch_up(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	bool conflict = false, won = false;
+	pb_integration *i = make("tick", "@twice_daily", &conflict);
+	/* not due yet: nothing happens */
+	assert_int_equal(ingest_schedule_tick(db, &cfg, err), 0);
+	pb_run *runs = NULL;
+	size_t n = 0;
+	assert_int_equal(integration_runs_list(db, org_id, i->id, &runs, &n, err), 0);
+	assert_int_equal(n, 0);
+	runs_free(runs, n);
+	/* the worker was down for days: one run, and the next due time is in the future */
+	assert_int_equal(integration_advance_schedule(db, i->id, i->next_run_at, "2020-01-01T00:00:00.000Z", &won, err), 0);
+	assert_true(won);
+	assert_int_equal(ingest_schedule_tick(db, &cfg, err), 0);
+	assert_int_equal(ingest_schedule_tick(db, &cfg, err), 0);
+	assert_int_equal(integration_runs_list(db, org_id, i->id, &runs, &n, err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(runs[0].trigger, "schedule");
+	assert_string_equal(runs[0].state, "queued");
+	runs_free(runs, n);
+	pb_integration *g = NULL;
+	char now[PB_TIME_BUF];
+	pb_now(now);
+	assert_int_equal(integrations_get(db, org_id, i->id, &g, err), 0);
+	assert_true(strcmp(g->next_run_at, now) > 0);
+	integration_free(g);
+	integration_free(i);
+}
+
+static void test_run_history_kept_to_ten(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	bool conflict = false, existing = false;
+	pb_integration *i = make("history", NULL, &conflict);
+	char first_id[PB_ID_BUF] = "";
+	pb_job *left = NULL;
+	/* jobs earlier tests queued would be claimed first */
+	while (jobs_claim(db, "t", 60000, NULL, &left, err) == 1) {
+		jobs_finish(db, left->id, "t", false, NULL, "drained", "drained", err);
+		job_free(left);
+	}
+	for (int k = 0; k < 13; k++) {
+		pb_run *run = NULL, *again = NULL;
+		assert_int_equal(integration_run_submit(db, org_id, user_id, i->id, "manual", &run, &existing, err), 0);
+		assert_false(existing);
+		/* a second trigger while one is queued returns it */
+		assert_int_equal(integration_run_submit(db, org_id, user_id, i->id, "manual", &again, &existing, err), 0);
+		assert_true(existing);
+		assert_string_equal(again->id, run->id);
+		if (!first_id[0])
+			xsnprintf(first_id, sizeof first_id, "%s", run->id);
+		/* close the job and the run as a worker would */
+		pb_job *j = NULL;
+		assert_int_equal(jobs_claim(db, "t", 60000, NULL, &j, err), 1);
+		assert_int_equal(jobs_finish(db, j->id, "t", true, "{}", NULL, NULL, err), 0);
+		job_free(j);
+		assert_int_equal(integration_run_start(db, run->id, "full", err), 0);
+		assert_int_equal(integration_run_finish(db, run->id, true, "{\"workspaces\":1}", "[]", NULL, NULL, err), 0);
+		run_free(run);
+		run_free(again);
+		usleep(2000);   /* distinct created_at */
+	}
+	pb_run *runs = NULL;
+	size_t n = 0;
+	assert_int_equal(integration_runs_list(db, org_id, i->id, &runs, &n, err), 0);
+	assert_int_equal(n, 10);
+	for (size_t k = 1; k < n; k++)
+		assert_true(strcmp(runs[k - 1].created_at, runs[k].created_at) >= 0);
+	for (size_t k = 0; k < n; k++)
+		assert_string_not_equal(runs[k].id, first_id);
+	json_t *j = run_json(&runs[0]);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "counts"), "workspaces")), 1);
+	json_decref(j);
+	runs_free(runs, n);
+	pb_integration *g = NULL;
+	assert_int_equal(integrations_get(db, org_id, i->id, &g, err), 0);
+	assert_non_null(g->last_success_at);
+	assert_string_equal(g->last_run_state, "succeeded");
+	integration_free(g);
+	integration_free(i);
+}
+
+/* ---- assets ---- */
+
+static void stage(const char *run, const char *kind, const char *id, const char *ws, const char *name, const char *d)
+{
+	char err[PB_ERR_MAX];
+	assert_int_equal(assets_stage(db, run, kind, id, ws, name, d, err), 0);
+}
+
+static void new_run(const char *integ, char id[PB_ID_BUF])
+{
+	char err[PB_ERR_MAX], now[PB_TIME_BUF];
+	sqlite3_stmt *st = NULL;
+	pb_now(now);
+	assert_int_equal(pb_new_id(id, err), 0);
+	assert_int_equal(db_prepare(db, "INSERT INTO integration_runs (id, integration_id, org_id, trigger, state, "
+				    "created_at) VALUES (?, ?, ?, 'manual', 'running', ?)", &st, err), 0);
+	db_bind_text(st, 1, id, err);
+	db_bind_text(st, 2, integ, err);
+	db_bind_text(st, 3, org_id, err);
+	db_bind_text(st, 4, now, err);
+	assert_int_equal(db_exec(db, st, err), 0);
+	db_done(st);
+}
+
+static long count_active(const char *kind)
+{
+	pb_asset *v = NULL;
+	size_t n = 0;
+	char err[PB_ERR_MAX];
+	assert_int_equal(assets_list(db, org_id, kind, NULL, &v, &n, err), 0);
+	assets_free(v, n);
+	return (long)n;
+}
+
+static void test_assets_apply(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], run[PB_ID_BUF], a[PB_ID_BUF], b[PB_ID_BUF];
+	bool conflict = false;
+	assets_counts c;
+	pb_integration *i = make("assets", NULL, &conflict);
+	/* first run: 2 workspaces, 2 models, 1 report */
+	new_run(i->id, run);
+	stage(run, "workspace", "w1", "w1", "Sales", "{}");
+	stage(run, "workspace", "w2", "w2", "HR", "{}");
+	stage(run, "semantic_model", "m1", "w1", "Orders", "{\"tables\":[]}");
+	stage(run, "semantic_model", "m2", "w2", "People", "{}");
+	stage(run, "report", "r1", "w1", "Revenue", "{\"dataset_id\":\"m1\"}");
+	assets_id_for(org_id, "semantic_model", "m1", a);
+	assets_id_for(org_id, "report", "r1", b);
+	assert_int_equal(assets_stage_edge(db, run, "semantic_model", a, "report", b, err), 0);
+	assets_id_for(org_id, "semantic_model", "gone", a);
+	assert_int_equal(assets_stage_edge(db, run, "semantic_model", a, "report", b, err), 0);
+	assert_int_equal(assets_apply_run(db, org_id, i->id, run, true, &c, err), 0);
+	assert_int_equal(c.added, 5);
+	assert_int_equal(c.changed + c.removed, 0);
+	assert_int_equal(c.workspaces, 2);
+	assert_int_equal(c.semantic_models, 2);
+	assert_int_equal(c.reports, 1);
+	pb_asset *got = NULL;
+	assert_int_equal(assets_get_by_powerbi_id(db, org_id, "report", "r1", &got, err), 0);
+	assert_string_equal(got->id, b);
+	asset_free(got);
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(db_prepare(db, "SELECT COUNT(*) FROM lineage_edges WHERE org_id = ?", &st, err), 0);
+	db_bind_text(st, 1, org_id, err);
+	assert_int_equal(db_row(db, st, err), 1);
+	assert_int_equal(sqlite3_column_int(st, 0), 1);   /* the edge from a model never imported is dropped */
+	db_done(st);
+
+	/* incremental run over w2 only: People renamed, nothing else touched */
+	new_run(i->id, run);
+	stage(run, "_scope", "w2", NULL, "", "{}");
+	stage(run, "workspace", "w2", "w2", "HR", "{}");
+	stage(run, "semantic_model", "m2", "w2", "Staff", "{}");
+	assert_int_equal(assets_apply_run(db, org_id, i->id, run, false, &c, err), 0);
+	assert_int_equal(c.added + c.removed, 0);
+	assert_int_equal(c.changed, 1);
+	assert_int_equal(c.semantic_models, 2);
+
+	/* incremental run over w1 in which r1 disappeared: removed, not deleted */
+	new_run(i->id, run);
+	stage(run, "_scope", "w1", NULL, "", "{}");
+	stage(run, "workspace", "w1", "w1", "Sales", "{}");
+	stage(run, "semantic_model", "m1", "w1", "Orders", "{\"tables\":[]}");
+	assert_int_equal(assets_apply_run(db, org_id, i->id, run, false, &c, err), 0);
+	assert_int_equal(c.removed, 1);
+	assert_int_equal(c.reports, 0);
+	assert_int_equal(assets_get_by_powerbi_id(db, org_id, "report", "r1", &got, err), 0);
+	assert_string_equal(got->state, "removed");
+	asset_free(got);
+
+	/* a run whose apply fails leaves everything as it was: staging a row the table refuses
+	 * (an unknown kind) makes the upsert fail inside the transaction */
+	long before = count_active(NULL);
+	new_run(i->id, run);
+	stage(run, "workspace", "w3", "w3", "New", "{}");
+	stage(run, "table", "t1", "w3", "Bad", "{}");
+	assert_int_not_equal(assets_apply_run(db, org_id, i->id, run, true, &c, err), 0);
+	assert_int_equal(count_active(NULL), before);
+	assert_int_equal(assets_get_by_powerbi_id(db, org_id, "workspace", "w3", &got, err), PB_ENOTFOUND);
+	assert_int_equal(assets_get_by_powerbi_id(db, org_id, "workspace", "w2", &got, err), 0);
+	assert_string_equal(got->state, "active");
+	asset_free(got);
+	assert_int_equal(assets_unstage(db, run, err), 0);
+
+	/* list filters: kind and a case-insensitive name part, with LIKE wildcards taken literally */
+	pb_asset *v = NULL;
+	size_t n = 0;
+	assert_int_equal(assets_list(db, org_id, "semantic_model", "ORD", &v, &n, err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].name, "Orders");
+	assets_free(v, n);
+	assert_int_equal(assets_list(db, org_id, NULL, "%", &v, &n, err), 0);
+	assert_int_equal(n, 0);
+	assets_free(v, n);
+	integration_free(i);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_wildcards),
+		cmocka_unit_test(test_allowed_and_default_rule),
+		cmocka_unit_test(test_filter_validation),
+		cmocka_unit_test(test_integrations_store),
+		cmocka_unit_test(test_schedule_tick_one_catch_up),
+		cmocka_unit_test(test_run_history_kept_to_ten),
+		cmocka_unit_test(test_assets_apply),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
