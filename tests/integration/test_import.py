@@ -105,6 +105,7 @@ class ImportFromPowerBI(harness.StackTestCase):
         db = self.db()
         db.execute("DELETE FROM integrations")
         db.execute("DELETE FROM assets")
+        db.execute("DELETE FROM lineage_edges")
         db.execute("DELETE FROM jobs")
         db.execute("DELETE FROM scan_budget")
         db.commit()
