@@ -1,0 +1,16 @@
+/* The lineage store, write side: owns the lineage_edges table (sql/0004_publish.sql).
+ * core/lineage.h reads it. Publish writes output_port -> data_product (the consumer
+ * product of a published model); import writes its asset edges. */
+#ifndef PBIPORT_LINEAGE_STORE_H
+#define PBIPORT_LINEAGE_STORE_H
+
+#include "runtime/db.h"
+
+/* Records the edge from (from_kind, from_id) to (to_kind, to_id) in org_id. Adding an
+ * edge that exists already changes nothing and succeeds, so a resumed job can repeat
+ * it. Every argument is required (PB_EINVAL when one is NULL or empty). Runs inside the
+ * caller's transaction when there is one. */
+int lineage_edge_add(pb_db *db, const char *org_id, const char *from_kind, const char *from_id,
+		     const char *to_kind, const char *to_id, char *err);
+
+#endif

@@ -1,0 +1,414 @@
+"""Publish an output port to Power BI through nginx + pbiport worker + the emulator: new Snowflake
+connection, existing matching connection (none created), Databricks PAT and service principal,
+double submit collapsed, re-publish suffix, listing, other org 404, Viewer-only workspace,
+malformed template, validation 400s, and crash safety (kill -9 of the worker inside each phase,
+then exactly one connection and one model)."""
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import harness
+
+sys.path.insert(0, os.path.join(harness.ROOT, "tests", "emulator"))
+import emutest  # noqa: E402
+
+with open(os.path.join(harness.ROOT, "tests", "fixtures", "tenants", "demo.json"), encoding="utf-8") as _f:
+    _DEMO = json.load(_f)["tenants"][0]
+TENANT = _DEMO["id"]
+APP = _DEMO["apps"][0]
+ALICE_UPN = "alice@contoso.example"
+WS_ADMIN = "a0000000-0000-4000-8000-000000000001"     # alice: Admin
+WS_MEMBER = "a0000000-0000-4000-8000-000000000002"    # alice: Member
+WS_VIEWER = "a0000000-0000-4000-8000-000000000003"    # alice: Viewer
+WS_CONTRIB = "a0000000-0000-4000-8000-000000000004"   # alice: Contributor
+SF_CONNECTION = "c0000000-0000-4000-8000-000000000001"
+PHASES = ("validating", "creating_connection", "creating_model", "binding", "finalizing")
+JOB_WAIT_S = 90
+with open(os.path.join(harness.ROOT, "tests", "fixtures", "publish", "contoso.odcs.yaml"), encoding="utf-8") as _f:
+    CONTRACT = _f.read()
+BASIC = {"credential_type": "basic", "username": "svc_pbi", "password": "Sn0w-s3cret-pw"}
+TOKEN = {"credential_type": "token", "token": "dapi-0123456789abcdef-secret"}
+SP = {"credential_type": "service_principal", "tenant_id": TENANT, "client_id": "99999999-0000-4000-8000-000000000001",
+      "client_secret": "sp-s3cret-value"}
+SECRETS = ("Sn0w-s3cret-pw", "dapi-0123456789abcdef-secret", "sp-s3cret-value")
+
+
+class Publish(harness.StackTestCase):
+    SERVER = "nginx"
+    FCGI_PROCS = 2
+    emu = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = emutest.Emulator(fixture="demo.json")
+        cls.ENV = dict(harness.emulator_env(cls.emu), APPLICATION_POWERBI_WEB_ENABLED="true",
+                       APPLICATION_ENCRYPTION_KEYS="44" * 32, APPLICATION_SECURITY_REMEMBERME_KEY="55" * 32)
+        try:
+            super().setUpClass()
+            cls.workers = []
+            cls.worker_logs = []
+            cls._connect_alice()
+            status, _, doc = cls.stack.import_contract(CONTRACT, token="alice")
+            assert status == 201, doc
+            cls.ports = {p["name"]: p["id"] for p in doc["output_ports"]}
+        except BaseException:
+            cls.emu.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            for p in cls.workers:
+                cls._kill(p)
+            super().tearDownClass()
+        finally:
+            cls.emu.stop()
+
+    @classmethod
+    def _connect_alice(cls):
+        s = cls.stack
+        status, _, doc = s.json("PUT", "/api/settings/powerbi", token="alice", headers={"Content-Type": "application/json"},
+                                body=json.dumps({"mode": "custom", "tenant_id": TENANT, "client_id": APP["client_id"],
+                                                 "client_secret": APP["client_secret"]}))
+        assert status == 200, doc
+        status, headers, _ = s.request("GET", "/powerbi/connect?return_to=/x", token="alice")
+        assert status == 302, status
+        r = cls.emu.call("GET", headers["location"] + "&login_hint=" + ALICE_UPN)
+        assert r.status == 302, r
+        cb = r.header("Location")
+        cb = cb[cb.index("/powerbi/callback"):]
+        status, _, body = s.request("GET", cb, token="alice")
+        assert status == 302, body
+
+    def setUp(self):
+        # quick long-running operations: one poll, no wait
+        self.emu.control("POST", "config", {"lro_polls": 1, "retry_after_s": 0, "latency_ms": 0})
+
+    # ---- workers -------------------------------------------------------------------------------
+    def start_worker(self, **env):
+        log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", dir=self.stack.path("logs"), delete=False)
+        wenv = dict(self.stack.env(), **env)
+        p = subprocess.Popen([self.stack.bin, "worker", "--poll-ms", "50", "--lease-seconds", "3"], env=wenv,
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        self.workers.append(p)
+        self.worker_logs.append(log.name)
+        return p, log.name
+
+    @staticmethod
+    def _kill(p, sig=15):
+        if p.poll() is None:
+            try:
+                os.kill(p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(p.pid, 9)
+                p.wait()
+
+    def stop_workers(self):
+        for p in self.workers:
+            self._kill(p)
+
+    def tearDown(self):
+        self.stop_workers()
+        for name in self.worker_logs:
+            with open(name, errors="replace") as f:
+                text = f.read()
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                self.assertNotIn(marker, text, name)
+        self.worker_logs.clear()
+
+    # ---- API helpers ---------------------------------------------------------------------------
+    def publish(self, port, body, user="alice"):
+        return self.stack.json("POST", "/api/output-ports/%s/powerbi-publish" % self.ports.get(port, port),
+                               body=json.dumps(body), headers={"Content-Type": "application/json"}, token=user)
+
+    def submit(self, port, body):
+        status, _, doc = self.publish(port, body)
+        self.assertEqual(status, 202, doc)
+        self.assertEqual(doc["status_url"], "/api/jobs/" + doc["job_id"])
+        return doc["job_id"]
+
+    def job(self, job_id, user="alice"):
+        status, _, doc = self.stack.json("GET", "/api/jobs/" + job_id, token=user)
+        self.assertEqual(status, 200, doc)
+        return doc
+
+    def wait_job(self, job_id):
+        deadline = time.monotonic() + JOB_WAIT_S
+        phases = []
+        while time.monotonic() < deadline:
+            doc = self.job(job_id)
+            if doc["phase"] and (not phases or phases[-1] != doc["phase"]):
+                phases.append(doc["phase"])
+            if doc["state"] in ("succeeded", "failed"):
+                doc["seen_phases"] = phases
+                return doc
+            time.sleep(0.05)
+        self.fail("job %s did not finish: %r" % (job_id, self.job(job_id)))
+
+    def run_job(self, port, body):
+        self.start_worker()
+        job_id = self.submit(port, body)
+        return self.wait_job(job_id)
+
+    def emu_models(self, parts=False):
+        return self.emu.control("GET", "state?sections=models" + ("" if parts else "&parts=0"))["models"]
+
+    def counters(self):
+        c = self.emu.state("counters")["counters"]
+        return {k: c.get(k, 0) for k in ("connections_created", "models_created", "bindings")}
+
+    def db(self):
+        return sqlite3.connect(self.stack.path("db", "pbiport.db"))
+
+    # ---- tests ---------------------------------------------------------------------------------
+    def test_01_new_snowflake_connection(self):
+        before = self.counters()
+        doc = self.run_job("fresh", {"workspace_id": WS_ADMIN, "name": "Contoso sales (fresh)", "connection": BASIC})
+        self.assertEqual(doc["state"], "succeeded", doc)
+        self.assertEqual(doc["progress"], 100, doc)
+        res = doc["result"]
+        for key in ("semantic_model_id", "web_url", "connection_id", "consumer_data_product_id", "agreement_id"):
+            self.assertTrue(res.get(key), (key, res))
+        after = self.counters()
+        self.assertEqual(after["connections_created"], before["connections_created"] + 1)
+        self.assertEqual(after["models_created"], before["models_created"] + 1)
+        conns = [c for c in self.emu.state("connections")["connections"] if c["id"] == res["connection_id"]]
+        self.assertEqual(len(conns), 1)
+        self.assertEqual(conns[0]["type"], "Snowflake")
+        self.assertEqual(conns[0]["path"], "newacct-zz99999.snowflakecomputing.com;FRESH_WH")
+        self.assertEqual(conns[0]["credentialType"], "Basic")
+        model = [m for m in self.emu_models(parts=True) if m["id"] == res["semantic_model_id"]][0]
+        self.assertEqual(model["name"], "Contoso sales (fresh)")
+        self.assertEqual(model["workspaceId"], WS_ADMIN)
+        # the model Power BI got has the contract's tables and columns, and is bound
+        self.assertEqual(sorted(t.lower() for t in model["tables"]), ["customers", "orders"])
+        text = "\n".join(model["parts"].values())
+        for col in ("order_id", "customer_id", "amount", "placed_at", "name"):
+            self.assertIn("column " + col, text)
+        self.assertEqual([b["connectionId"] for b in model["bindings"]], [res["connection_id"]])
+        # catalog records: consumer data product, approved agreement, lineage edge
+        with self.db() as db:
+            row = db.execute("SELECT type, name FROM data_products WHERE id = ?",
+                             (res["consumer_data_product_id"],)).fetchone()
+            self.assertEqual(row, ("powerbi_semantic_model", "Contoso sales (fresh)"))
+            row = db.execute("SELECT state, output_port_id FROM agreements WHERE id = ?", (res["agreement_id"],)).fetchone()
+            self.assertEqual(row, ("approved", self.ports["fresh"]))
+            self.assertEqual(db.execute("SELECT private_input FROM jobs WHERE id = ?", (doc["id"],)).fetchone(), (None,))
+        status, _, lin = self.stack.json("GET", "/api/lineage?node=%s&depth=1" % self.ports["fresh"], token="alice")
+        self.assertEqual(status, 200, lin)
+        self.assertIn(res["consumer_data_product_id"], [n["id"] for n in lin["nodes"]])
+        # credentials typed into the request are nowhere once the job ended
+        with open(self.stack.path("db", "pbiport.db"), "rb") as f:
+            raw = f.read()
+        for secret in SECRETS:
+            self.assertNotIn(secret.encode(), raw)
+
+    def test_02_existing_matching_connection(self):
+        status, _, doc = self.stack.json("GET", "/api/powerbi/connections?output_port=" + self.ports["analytics"],
+                                         token="alice")
+        self.assertEqual(status, 200, doc)
+        self.assertEqual([c["id"] for c in doc["connections"]], [SF_CONNECTION])
+        self.assertEqual(doc["data_source"]["type"], "Snowflake")
+        status, _, doc = self.stack.json("GET", "/api/powerbi/connections?output_port=" + self.ports["fresh"],
+                                         token="alice")
+        self.assertEqual((status, [c for c in doc["connections"] if c["id"] == SF_CONNECTION]), (200, []))
+        before = self.counters()
+        doc = self.run_job("analytics", {"workspace_id": WS_MEMBER, "name": "Sales (existing)",
+                                         "connection_id": SF_CONNECTION})
+        self.assertEqual(doc["state"], "succeeded", doc)
+        self.assertEqual(doc["result"]["connection_id"], SF_CONNECTION)
+        self.assertEqual(self.counters()["connections_created"], before["connections_created"])
+        model = [m for m in self.emu_models() if m["id"] == doc["result"]["semantic_model_id"]][0]
+        self.assertEqual([b["connectionId"] for b in model["bindings"]], [SF_CONNECTION])
+        # a connection that points elsewhere is refused in plain words
+        doc = self.run_job("fresh", {"workspace_id": WS_MEMBER, "name": "Mismatch", "connection_id": SF_CONNECTION})
+        self.assertEqual((doc["state"], doc["error"]["code"]), ("failed", "connection_mismatch"), doc)
+
+    def test_03_databricks_pat_with_http_path(self):
+        status, _, doc = self.publish("lake-nopath", {"workspace_id": WS_ADMIN, "connection": TOKEN})
+        self.assertEqual(status, 400, doc)
+        self.assertIn("http_path", doc["error"]["message"])
+        doc = self.run_job("lake-nopath", {"workspace_id": WS_ADMIN, "connection": TOKEN,
+                                           "http_path": "/sql/1.0/warehouses/feedbeef"})
+        self.assertEqual(doc["state"], "succeeded", doc)
+        conn = [c for c in self.emu.state("connections")["connections"] if c["id"] == doc["result"]["connection_id"]][0]
+        self.assertEqual((conn["type"], conn["credentialType"]), ("Databricks", "Key"))
+        self.assertEqual(conn["path"], "adb-5555555555555555.5.azuredatabricks.net;/sql/1.0/warehouses/feedbeef")
+        # the default name is the output port's
+        self.assertEqual(doc["result"]["name"], "lake-nopath")
+
+    def test_04_databricks_service_principal(self):
+        doc = self.run_job("lakehouse", {"workspace_id": WS_CONTRIB, "name": "Lakehouse SP", "connection": SP})
+        self.assertEqual(doc["state"], "succeeded", doc)
+        conn = [c for c in self.emu.state("connections")["connections"] if c["id"] == doc["result"]["connection_id"]][0]
+        self.assertEqual(conn["credentialType"], "ServicePrincipal")
+        model = [m for m in self.emu_models() if m["id"] == doc["result"]["semantic_model_id"]][0]
+        self.assertEqual([b["connectionId"] for b in model["bindings"]], [conn["id"]])
+
+    def test_05_double_submit_suffix_and_listing(self):
+        body = {"workspace_id": WS_ADMIN, "name": "Twice", "connection_id": SF_CONNECTION}
+        first = self.submit("analytics", body)
+        status, _, doc = self.publish("analytics", body)   # no worker yet: still queued
+        self.assertEqual((status, doc["job_id"], doc["existing"]), (202, first, True))
+        self.start_worker()
+        one = self.wait_job(first)
+        self.assertEqual(one["state"], "succeeded", one)
+        self.assertEqual(one["seen_phases"][-1], "finalizing")
+        self.assertEqual(one["result"]["name"], "Twice")
+        # after it ended, the same request is a fresh publish whose model gets a suffix
+        second = self.submit("analytics", body)
+        self.assertNotEqual(second, first)
+        two = self.wait_job(second)
+        self.assertEqual((two["state"], two["result"]["name"]), ("succeeded", "Twice (2)"), two)
+        self.assertNotEqual(two["result"]["semantic_model_id"], one["result"]["semantic_model_id"])
+        status, _, doc = self.stack.json("GET", "/api/output-ports/%s/powerbi-models" % self.ports["analytics"],
+                                         token="bob")
+        self.assertEqual(status, 200, doc)
+        names = [m["name"] for m in doc["models"]]
+        self.assertLess(names.index("Twice (2)"), names.index("Twice"))   # newest first
+        top = doc["models"][names.index("Twice (2)")]
+        self.assertEqual((top["semantic_model_id"], top["workspace_id"], top["job_id"]),
+                         (two["result"]["semantic_model_id"], WS_ADMIN, second))
+        self.assertTrue(top["web_url"] and top["published_at"])
+        self.__class__.done_job = second
+
+    def test_06_other_org_and_other_user(self):
+        job_id = getattr(self, "done_job", None) or self.run_job(
+            "analytics", {"workspace_id": WS_ADMIN, "name": "Other org", "connection_id": SF_CONNECTION})["id"]
+        self.assertError(self.stack.json("GET", "/api/jobs/" + job_id, token="carol"), 404, "not_found")
+        self.assertError(self.stack.json("GET", "/api/jobs/" + job_id, token="bob"), 404, "not_found")
+        self.assertEqual(self.stack.json("GET", "/api/jobs/" + job_id, token="alice")[0], 200)
+        port = self.ports["analytics"]
+        self.assertError(self.stack.json("GET", "/api/output-ports/%s/powerbi-models" % port, token="carol"), 404)
+        self.assertError(self.publish("analytics", {"workspace_id": WS_ADMIN, "connection_id": SF_CONNECTION},
+                                      user="carol"), 404)
+        self.assertError(self.stack.json("GET", "/api/powerbi/connections?output_port=" + port, token="carol"), 404)
+
+    def test_07_viewer_workspace_fails_clearly(self):
+        doc = self.run_job("analytics", {"workspace_id": WS_VIEWER, "name": "Viewer", "connection_id": SF_CONNECTION})
+        self.assertEqual(doc["state"], "failed", doc)
+        self.assertEqual(doc["error"]["code"], "no_write_role", doc)
+        self.assertIn("Contributor", doc["error"]["message"])
+
+    def test_08_malformed_template_names_file_and_line(self):
+        tdir = tempfile.mkdtemp(dir=self.stack.path("logs"))
+        with open(os.path.join(tdir, "main.lua"), "w") as f:
+            f.write("-- broken on purpose\nreturn function(ctx)\n  return {  \nend\n")
+        self.start_worker(PBIPORT_TEMPLATE_PATH=tdir)
+        doc = self.wait_job(self.submit("analytics", {"workspace_id": WS_ADMIN, "name": "Broken",
+                                                      "connection_id": SF_CONNECTION}))
+        self.assertEqual((doc["state"], doc["error"]["code"]), ("failed", "template_failed"), doc)
+        self.assertIn("main.lua:", doc["error"]["message"])
+
+    def test_09_validation(self):
+        cases = [
+            ({"connection_id": SF_CONNECTION}, "workspace_id"),
+            ({"workspace_id": WS_ADMIN}, "connection_id"),
+            ({"workspace_id": WS_ADMIN, "connection_id": SF_CONNECTION, "connection": BASIC}, "either"),
+            ({"workspace_id": WS_ADMIN, "connection_id": SF_CONNECTION, "bogus": 1}, "bogus"),
+            ({"workspace_id": WS_ADMIN, "connection": {"credential_type": "kerberos"}}, "connection.credential_type"),
+            ({"workspace_id": WS_ADMIN, "connection": TOKEN}, "connection.credential_type"),
+            ({"workspace_id": WS_ADMIN, "connection": {"credential_type": "basic", "username": "u"}},
+             "connection.password"),
+            ({"workspace_id": "", "connection_id": SF_CONNECTION}, "workspace_id"),
+            ({"workspace_id": WS_ADMIN, "name": 5, "connection_id": SF_CONNECTION}, "name"),
+        ]
+        for body, word in cases:
+            err = self.assertError(self.publish("analytics", body), 400, "invalid_request")
+            self.assertIn(word, err["message"], body)
+        self.assertError(self.publish("0" * 32, {"workspace_id": WS_ADMIN, "connection_id": SF_CONNECTION}), 404)
+        status, _, doc = self.stack.json("POST", "/api/output-ports/%s/powerbi-publish" % self.ports["analytics"],
+                                         body="{not json", headers={"Content-Type": "application/json"}, token="alice")
+        self.assertEqual(status, 400, doc)
+
+    def test_10_workspaces(self):
+        status, _, doc = self.stack.json("GET", "/api/powerbi/workspaces", token="alice")
+        self.assertEqual(status, 200, doc)
+        names = {w["name"] for w in doc["workspaces"]}
+        self.assertTrue({"Sales Analytics", "Finance", "Marketing", "Data Platform"} <= names, names)
+        self.assertError(self.stack.json("GET", "/api/powerbi/workspaces", token="bob"), 409, "not_connected")
+
+    def test_11_not_connected_user_fails_clearly(self):
+        job = self.stack.json("POST", "/api/output-ports/%s/powerbi-publish" % self.ports["analytics"],
+                              body=json.dumps({"workspace_id": WS_ADMIN, "connection_id": SF_CONNECTION}),
+                              headers={"Content-Type": "application/json"}, token="bob")
+        self.assertEqual(job[0], 202, job)
+        self.start_worker()
+        deadline = time.monotonic() + JOB_WAIT_S
+        while time.monotonic() < deadline:
+            doc = self.job(job[2]["job_id"], user="bob")
+            if doc["state"] in ("succeeded", "failed"):
+                break
+            time.sleep(0.05)
+        self.assertEqual((doc["state"], doc["error"]["code"]), ("failed", "not_connected"), doc)
+        self.assertIn("/powerbi/connect", doc["error"]["message"])
+
+    def _crash_in(self, phase):
+        name = "Crash " + phase
+        before = self.counters()
+        job_id = self.submit("fresh", {"workspace_id": WS_ADMIN, "name": name, "connection": BASIC})
+        p, log = self.start_worker(PBIPORT_TEST_PAUSE_PHASE=phase)
+        deadline = time.monotonic() + JOB_WAIT_S
+        marker = "PBIPORT_TEST_PAUSED %s %s" % (phase, job_id)
+        while time.monotonic() < deadline:
+            with open(log, errors="replace") as f:
+                if marker in f.read():
+                    break
+            self.assertIsNone(p.poll(), "worker exited before the pause")
+            time.sleep(0.05)
+        else:
+            self.fail("worker never paused in " + phase)
+        self.assertEqual(self.job(job_id)["phase"], phase)
+        os.kill(p.pid, 9)
+        p.wait()
+        self.start_worker()
+        doc = self.wait_job(job_id)
+        self.assertEqual(doc["state"], "succeeded", doc)
+        after = self.counters()
+        self.assertEqual(after["connections_created"] - before["connections_created"], 1, phase)
+        self.assertEqual(after["models_created"] - before["models_created"], 1, phase)
+        models = [m for m in self.emu_models() if m["workspaceId"] == WS_ADMIN and m["name"].startswith(name)]
+        self.assertEqual([m["name"] for m in models], [name], phase)
+        conns = [c for c in self.emu.state("connections")["connections"] if job_id[:12] in c["displayName"]]
+        self.assertEqual(len(conns), 1, phase)
+        self.assertEqual([b["connectionId"] for b in models[0]["bindings"]], [conns[0]["id"]])
+        with self.db() as db:
+            self.assertEqual(db.execute("SELECT count(*) FROM published_models WHERE job_id = ?", (job_id,)).fetchone(),
+                             (1,))
+            self.assertEqual(db.execute("SELECT private_input FROM jobs WHERE id = ?", (job_id,)).fetchone(), (None,))
+
+    def test_12_crash_validating(self):
+        self._crash_in("validating")
+
+    def test_13_crash_creating_connection(self):
+        self._crash_in("creating_connection")
+
+    def test_14_crash_creating_model(self):
+        self._crash_in("creating_model")
+
+    def test_15_crash_binding(self):
+        self._crash_in("binding")
+
+    def test_16_crash_finalizing(self):
+        self._crash_in("finalizing")
+
+    def test_17_phases_visible_with_latency(self):
+        self.emu.control("POST", "config", {"latency_ms": 150})
+        doc = self.run_job("analytics", {"workspace_id": WS_ADMIN, "name": "Slow", "connection_id": SF_CONNECTION})
+        self.assertEqual(doc["state"], "succeeded", doc)
+        self.assertEqual([p for p in PHASES if p in doc["seen_phases"]][-3:], ["creating_model", "binding",
+                                                                               "finalizing"], doc["seen_phases"])
+
+
+if __name__ == "__main__":
+    harness.main()
