@@ -1,10 +1,12 @@
 /* THE table of job kinds and scheduled checks the worker runs. One row per kind;
  * each names the function in core/ that carries it out. */
 #include "core/ingest.h"
+#include "core/publish.h"
 #include "core/worker.h"
 
 const pb_job_kind pb_job_kinds[] = {
 	{ "ingest", ingest_job },
+	{ "publish", publish_job },
 	{ NULL, NULL },
 };
 

@@ -29,6 +29,11 @@ int me_connections_delete(struct req *r);
 int me_connections_check(struct req *r);
 /* <PBIPORT_PUBLIC_URL>/powerbi/callback (or built from the request's Host). *out is new. */
 int powerbi_redirect_uri(struct req *r, char **out);
+/* Publish (handlers/powerbi_publish.c, powerbi_workspaces.c) */
+int powerbi_publish_post(struct req *r);
+int powerbi_models_get(struct req *r);
+int powerbi_workspaces_get(struct req *r);
+int powerbi_connections_get(struct req *r);
 
 int integrations_create_handler(struct req *r);
 int integrations_list_handler(struct req *r);

@@ -12,6 +12,7 @@ static const char *const tmdl_query[] = { "warehouse", "http_path", "mode", NULL
 static const char *const json_types[] = { "application/json", NULL };
 static const char *const assets_query[] = { "type", "q", NULL };
 static const char *const lineage_query[] = { "node", "depth", "format", NULL };
+static const char *const pbi_connections_query[] = { "output_port", "http_path", NULL };
 static const char *const connect_query[] = { "return_to", "prompt", "login_hint", NULL };
 /* everything Entra may append to the redirect URI */
 static const char *const callback_query[] = {
@@ -39,6 +40,10 @@ static const struct route routes[] = {
 	{ "GET",    "/api/me/powerbi-connections", me_connections_list, PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	{ "POST",   "/api/me/powerbi-connections/check", me_connections_check, PB_ROLE_MEMBER, 0,          NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	{ "DELETE", "/api/me/powerbi-connections/{id}", me_connections_delete, PB_ROLE_MEMBER, 0,          NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
+	{ "GET",    "/api/powerbi/workspaces",    powerbi_workspaces_get, PB_ROLE_MEMBER, 0,               NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
+	{ "GET",    "/api/powerbi/connections",   powerbi_connections_get, PB_ROLE_MEMBER, 0,              NULL,           pbi_connections_query, ROUTE_FEATURE_POWERBI_WEB },
+	{ "POST",   "/api/output-ports/{id}/powerbi-publish", powerbi_publish_post, PB_ROLE_MEMBER, 64 * 1024, json_types, NULL,       ROUTE_FEATURE_POWERBI_WEB },
+	{ "GET",    "/api/output-ports/{id}/powerbi-models", powerbi_models_get, PB_ROLE_MEMBER, 0,        NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	{ "POST",   "/api/integrations",          integrations_create_handler, PB_ROLE_OWNER, 256 * 1024,      json_types,     NULL,       ROUTE_FEATURE_INGESTIONS },
 	{ "GET",    "/api/integrations",          integrations_list_handler, PB_ROLE_OWNER, 0,                 NULL,           NULL,       ROUTE_FEATURE_INGESTIONS },
 	{ "POST",   "/api/integrations/test",     integrations_test_unsaved_handler, PB_ROLE_OWNER, 64 * 1024, json_types,     NULL,       ROUTE_FEATURE_INGESTIONS },

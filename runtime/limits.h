@@ -99,4 +99,10 @@
 #define PB_INGEST_WORKSPACES_MAX 100000               /* workspaces one run may scan */
 #define PB_SCAN_GETINFO_PER_HOUR 500                  /* Power BI's getInfo limit per tenant */
 
+/* publish to Power BI (core/publish) */
+#define PB_PUBLISH_NAME_MAX     256                   /* a semantic model name typed into a publish */
+#define PB_PUBLISH_SUFFIX_MAX   1000                  /* " (2)" ... " (N)" tried before giving up */
+#define PB_PUBLISH_CONN_NAME_MAX 200                  /* Fabric connection displayName limit */
+#define PB_PUBLISH_ATTEMPTS     8                     /* tries of one publish job (retries + 1) */
+
 #endif
