@@ -1,0 +1,2127 @@
+/* Push datasets: connections, datasets, the row reader and converter, the shared rate
+ * limiter and the push_rows job. See core/push.h. */
+#include "core/push.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/pbi_session.h"
+#include "msapi/powerbi.h"
+#include "runtime/crypto.h"
+#include "runtime/json_body.h"
+#include "runtime/jobs.h"
+#include "runtime/timeutil.h"
+#include "runtime/util.h"
+
+/* ======================================================================== schema */
+
+static const char *const type_names[] = { "Int64", "Double", "Decimal", "Boolean", "Datetime", "String" };
+
+const char *push_type_name(push_type t)
+{
+	return (unsigned)t < sizeof type_names / sizeof type_names[0] ? type_names[t] : "String";
+}
+
+int push_type_parse(const char *s, push_type *out, char *err)
+{
+	for (size_t i = 0; s && i < sizeof type_names / sizeof type_names[0]; i++)
+		if (str_ieq(s, type_names[i])) {
+			*out = (push_type)i;
+			return 0;
+		}
+	if (s && str_ieq(s, "bool")) {
+		*out = PUSH_BOOLEAN;
+		return 0;
+	}
+	return pb_err(err, PB_EINVAL, "dataType '%.60s' is not one of Int64, Double, Decimal, Boolean, Datetime, String",
+		      s ? s : "");
+}
+
+static size_t utf8_chars(const char *s, size_t len)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++)
+		if (((unsigned char)s[i] & 0xC0) != 0x80)
+			n++;
+	return n;
+}
+
+static int check_name(const char *what, const char *name, char *err)
+{
+	if (!name || !*name)
+		return pb_err(err, PB_EINVAL, "%s needs a non-empty name", what);
+	size_t len = strlen(name);
+	if (!utf8_valid(name, len))
+		return pb_err(err, PB_EINVAL, "%s name is not UTF-8", what);
+	if (utf8_chars(name, len) > PB_PUSH_NAME_MAX_CHARS)
+		return pb_err(err, PB_EINVAL, "%s name '%.40s…' is longer than %d characters", what, name,
+			      PB_PUSH_NAME_MAX_CHARS);
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)name[i] < 0x20)
+			return pb_err(err, PB_EINVAL, "%s name contains a control character", what);
+	return 0;
+}
+
+void push_schema_release(push_schema *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->ntables; i++) {
+		for (size_t k = 0; k < s->tables[i].ncols; k++)
+			free(s->tables[i].cols[k].name);
+		free(s->tables[i].cols);
+		free(s->tables[i].name);
+	}
+	free(s->tables);
+	s->tables = NULL;
+	s->ntables = 0;
+}
+
+static int parse_table(const json_t *jt, size_t idx, push_table *t, char *err)
+{
+	static const char *const keys[] = { "name", "columns", NULL };
+	static const char *const col_keys[] = { "name", "dataType", NULL };
+	char what[64];
+	int rc;
+	xsnprintf(what, sizeof what, "tables[%zu]", idx);
+	if (!json_is_object(jt))
+		return pb_err(err, PB_EINVAL, "%s must be an object {\"name\", \"columns\"}", what);
+	if ((rc = json_body_only_keys(jt, keys, what, err)))
+		return rc;
+	const char *name = json_string_value(json_object_get(jt, "name"));
+	if ((rc = check_name("table", name, err)))
+		return pb_err(err, rc, "%s: %s", what, err);
+	const json_t *cols = json_object_get(jt, "columns");
+	if (!json_is_array(cols) || !json_array_size(cols))
+		return pb_err(err, PB_EINVAL, "table '%s' needs a non-empty \"columns\" array", name);
+	if (json_array_size(cols) > PB_PUSH_MAX_COLUMNS)
+		return pb_err(err, PB_EINVAL, "table '%s' has %zu columns; Power BI allows at most %d", name,
+			      json_array_size(cols), PB_PUSH_MAX_COLUMNS);
+	if (!(t->name = xstrdup(name)) || !(t->cols = calloc(json_array_size(cols), sizeof *t->cols)))
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	for (size_t k = 0; k < json_array_size(cols); k++) {
+		const json_t *jc = json_array_get(cols, k);
+		if (!json_is_object(jc))
+			return pb_err(err, PB_EINVAL, "table '%s' column %zu must be an object {\"name\", \"dataType\"}",
+				      name, k + 1);
+		char cwhat[PB_ERR_MAX / 2];
+		xsnprintf(cwhat, sizeof cwhat, "table '%.80s' column %zu", name, k + 1);
+		if ((rc = json_body_only_keys(jc, col_keys, cwhat, err)))
+			return rc;
+		const char *cname = json_string_value(json_object_get(jc, "name"));
+		if ((rc = check_name("column", cname, err)))
+			return pb_err(err, rc, "%s: %s", cwhat, err);
+		for (size_t j = 0; j < t->ncols; j++)
+			if (str_ieq(t->cols[j].name, cname))
+				return pb_err(err, PB_EINVAL, "table '%s' has column '%s' twice", name, cname);
+		push_type ty;
+		if ((rc = push_type_parse(json_string_value(json_object_get(jc, "dataType")), &ty, err)))
+			return pb_err(err, rc, "%s ('%s'): %s", cwhat, cname, err);
+		if (!(t->cols[k].name = xstrdup(cname)))
+			return pb_err(err, PB_ENOMEM, "out of memory");
+		t->cols[k].type = ty;
+		t->ncols = k + 1;
+	}
+	return 0;
+}
+
+int push_schema_parse(const json_t *tables, push_schema *out, char *err)
+{
+	memset(out, 0, sizeof *out);
+	int rc = 0;
+	if (!json_is_array(tables) || !json_array_size(tables))
+		return pb_err(err, PB_EINVAL, "\"tables\" must be a non-empty array");
+	if (json_array_size(tables) > PB_PUSH_MAX_TABLES)
+		return pb_err(err, PB_EINVAL, "%zu tables; Power BI allows at most %d in a push dataset",
+			      json_array_size(tables), PB_PUSH_MAX_TABLES);
+	if (!(out->tables = calloc(json_array_size(tables), sizeof *out->tables)))
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	for (size_t i = 0; i < json_array_size(tables); i++) {
+		out->ntables = i + 1;
+		if ((rc = parse_table(json_array_get(tables, i), i, &out->tables[i], err)))
+			goto out;
+		for (size_t j = 0; j < i; j++)
+			if (str_ieq(out->tables[j].name, out->tables[i].name)) {
+				rc = pb_err(err, PB_EINVAL, "table '%s' is defined twice", out->tables[i].name);
+				goto out;
+			}
+	}
+out:
+	if (rc)
+		push_schema_release(out);
+	return rc;
+}
+
+json_t *push_schema_json(const push_schema *s)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; arr && i < s->ntables; i++) {
+		json_t *cols = json_array();
+		for (size_t k = 0; cols && k < s->tables[i].ncols; k++)
+			if (json_array_append_new(cols, json_pack("{s:s, s:s}", "name", s->tables[i].cols[k].name, "dataType",
+							   push_type_name(s->tables[i].cols[k].type)))) {
+				json_decref(cols);
+				cols = NULL;
+			}
+		if (!cols || json_array_append_new(arr, json_pack("{s:s, s:o}", "name", s->tables[i].name, "columns", cols))) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	return arr;
+}
+
+const push_table *push_schema_table(const push_schema *s, const char *name)
+{
+	for (size_t i = 0; name && i < s->ntables; i++)
+		if (str_ieq(s->tables[i].name, name))
+			return &s->tables[i];
+	return NULL;
+}
+
+bool push_schema_equal(const push_schema *a, const push_schema *b)
+{
+	if (a->ntables != b->ntables)
+		return false;
+	for (size_t i = 0; i < a->ntables; i++) {
+		const push_table *x = &a->tables[i], *y = &b->tables[i];
+		if (strcmp(x->name, y->name) || x->ncols != y->ncols)
+			return false;
+		for (size_t k = 0; k < x->ncols; k++)
+			if (strcmp(x->cols[k].name, y->cols[k].name) || x->cols[k].type != y->cols[k].type)
+				return false;
+	}
+	return true;
+}
+
+/* ======================================================================== values */
+
+int push_format_from_media_type(const char *mt, push_format *out, char *err)
+{
+	if (mt && !strcmp(mt, "application/json"))
+		*out = PUSH_FMT_JSON;
+	else if (mt && (!strcmp(mt, "application/x-ndjson") || !strcmp(mt, "application/ndjson") ||
+			!strcmp(mt, "application/jsonl") || !strcmp(mt, "application/x-jsonlines")))
+		*out = PUSH_FMT_NDJSON;
+	else if (mt && !strcmp(mt, "text/csv"))
+		*out = PUSH_FMT_CSV;
+	else
+		return pb_err(err, PB_EINVAL, "rows must be application/json (an array), application/x-ndjson or text/csv");
+	return 0;
+}
+
+static int add_json_string(sbuf *out, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	if (sbuf_addc(out, '"'))
+		return -1;
+	size_t run = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		if (sbuf_add(out, s + run, i - run))
+			return -1;
+		run = i + 1;
+		char esc[7] = { '\\', 0 };
+		size_t n = 2;
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			esc[1] = 'u';
+			esc[2] = '0';
+			esc[3] = '0';
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			n = 6;
+		}
+		if (sbuf_add(out, esc, n))
+			return -1;
+	}
+	if (sbuf_add(out, s + run, len - run) || sbuf_addc(out, '"'))
+		return -1;
+	return 0;
+}
+
+/* The JSON number grammar (RFC 8259 §6). */
+static bool json_number_text(const char *s, size_t len)
+{
+	size_t i = 0;
+	if (i < len && s[i] == '-')
+		i++;
+	if (i >= len)
+		return false;
+	if (s[i] == '0')
+		i++;
+	else if (s[i] >= '1' && s[i] <= '9')
+		while (i < len && isdigit((unsigned char)s[i]))
+			i++;
+	else
+		return false;
+	if (i < len && s[i] == '.') {
+		size_t d = ++i;
+		while (i < len && isdigit((unsigned char)s[i]))
+			i++;
+		if (i == d)
+			return false;
+	}
+	if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < len && (s[i] == '+' || s[i] == '-'))
+			i++;
+		size_t d = i;
+		while (i < len && isdigit((unsigned char)s[i]))
+			i++;
+		if (i == d)
+			return false;
+	}
+	return i == len;
+}
+
+static bool all_digits(const char *s, size_t a, size_t b)
+{
+	if (a >= b)
+		return false;
+	for (size_t i = a; i < b; i++)
+		if (!isdigit((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+/* YYYY-MM-DD[(T| )HH:MM[:SS[.f+]]][Z|(+|-)HH:MM] */
+static bool datetime_text(const char *s, size_t len)
+{
+	if (len < 10 || !all_digits(s, 0, 4) || s[4] != '-' || !all_digits(s, 5, 7) || s[7] != '-' ||
+	    !all_digits(s, 8, 10))
+		return false;
+	int mon = (s[5] - '0') * 10 + (s[6] - '0'), day = (s[8] - '0') * 10 + (s[9] - '0');
+	if (mon < 1 || mon > 12 || day < 1 || day > 31)
+		return false;
+	size_t i = 10;
+	if (i == len)
+		return true;
+	if ((s[i] != 'T' && s[i] != ' ') || len < i + 6 || !all_digits(s, i + 1, i + 3) || s[i + 3] != ':' ||
+	    !all_digits(s, i + 4, i + 6))
+		return false;
+	int hh = (s[i + 1] - '0') * 10 + (s[i + 2] - '0'), mm = (s[i + 4] - '0') * 10 + (s[i + 5] - '0');
+	if (hh > 23 || mm > 59)
+		return false;
+	i += 6;
+	if (i + 3 <= len && s[i] == ':' && all_digits(s, i + 1, i + 3)) {
+		if ((s[i + 1] - '0') * 10 + (s[i + 2] - '0') > 60)
+			return false;
+		i += 3;
+		if (i < len && s[i] == '.') {
+			size_t d = ++i;
+			while (i < len && isdigit((unsigned char)s[i]))
+				i++;
+			if (i == d)
+				return false;
+		}
+	}
+	if (i == len)
+		return true;
+	if (s[i] == 'Z' && i + 1 == len)
+		return true;
+	return (s[i] == '+' || s[i] == '-') && i + 6 == len && all_digits(s, i + 1, i + 3) && s[i + 3] == ':' &&
+	       all_digits(s, i + 4, i + 6);
+}
+
+static void trim(const char **s, size_t *len)
+{
+	while (*len && isspace((unsigned char)**s)) {
+		(*s)++;
+		(*len)--;
+	}
+	while (*len && isspace((unsigned char)(*s)[*len - 1]))
+		(*len)--;
+}
+
+static int bad_value(char *err, push_type t, const char *s, size_t len)
+{
+	return pb_err(err, PB_EINVAL, "'%.*s%s' is not a valid %s", (int)(len > 60 ? 60 : len), s, len > 60 ? "…" : "",
+		      push_type_name(t));
+}
+
+int push_convert_text(push_type t, const char *s, size_t len, bool quoted, sbuf *out, char *err)
+{
+	if (!utf8_valid(s, len))
+		return pb_err(err, PB_EINVAL, "the value is not UTF-8");
+	if (t == PUSH_STRING) {
+		if (!len && !quoted)
+			return sbuf_adds(out, "null") ? pb_err(err, PB_ENOMEM, "a chunk is too large") : 0;
+		if (utf8_chars(s, len) > PB_PUSH_STRING_MAX_CHARS)
+			return pb_err(err, PB_EINVAL, "the value has %zu characters; Power BI allows at most %d",
+				      utf8_chars(s, len), PB_PUSH_STRING_MAX_CHARS);
+		return add_json_string(out, s, len) ? pb_err(err, PB_ENOMEM, "a chunk is too large") : 0;
+	}
+	trim(&s, &len);
+	if (!len)
+		return sbuf_adds(out, "null") ? pb_err(err, PB_ENOMEM, "a chunk is too large") : 0;
+	char num[64];
+	switch (t) {
+	case PUSH_INT64: {
+		if (len >= sizeof num)
+			return bad_value(err, t, s, len);
+		memcpy(num, s, len);
+		num[len] = '\0';
+		char *end = NULL;
+		errno = 0;
+		long long v = strtoll(num, &end, 10);
+		if (errno || end == num || *end) {
+			/* 42.0 and 1e3 are whole numbers too */
+			double d = strtod(num, &end);
+			if (*end || !isfinite(d) || d != floor(d) || fabs(d) >= 9.2e18)
+				return bad_value(err, t, s, len);
+			v = (long long)d;
+		}
+		return sbuf_addf(out, "%lld", v) ? pb_err(err, PB_ENOMEM, "a chunk is too large") : 0;
+	}
+	case PUSH_DOUBLE:
+	case PUSH_DECIMAL: {
+		if (json_number_text(s, len))
+			return sbuf_add(out, s, len) ? pb_err(err, PB_ENOMEM, "a chunk is too large") : 0;
+		if (len >= sizeof num)
+			return bad_value(err, t, s, len);
+		memcpy(num, s, len);
+		num[len] = '\0';
+		char *end = NULL;
+		double d = strtod(num, &end);
+		if (end == num || *end || !isfinite(d))
+			return bad_value(err, t, s, len);
+		return sbuf_addf(out, "%.17g", d) ? pb_err(err, PB_ENOMEM, "a chunk is too large") : 0;
+	}
+	case PUSH_BOOLEAN: {
+		bool v;
+		if ((len == 4 && !strncasecmp(s, "true", 4)) || (len == 1 && *s == '1'))
+			v = true;
+		else if ((len == 5 && !strncasecmp(s, "false", 5)) || (len == 1 && *s == '0'))
+			v = false;
+		else
+			return bad_value(err, t, s, len);
+		return sbuf_adds(out, v ? "true" : "false") ? pb_err(err, PB_ENOMEM, "a chunk is too large") : 0;
+	}
+	case PUSH_DATETIME:
+		if (!datetime_text(s, len))
+			return pb_err(err, PB_EINVAL, "'%.*s' is not a Datetime (expected YYYY-MM-DD[THH:MM[:SS[.fff]]][Z|±HH:MM])",
+				      (int)(len > 60 ? 60 : len), s);
+		return add_json_string(out, s, len) ? pb_err(err, PB_ENOMEM, "a chunk is too large") : 0;
+	case PUSH_STRING:
+		break;
+	}
+	return pb_err(err, PB_EINTERNAL, "unknown column type");
+}
+
+/* A value from a JSON row: strings go through the text converter; native values must fit. */
+static int convert_json_value(push_type t, const json_t *v, sbuf *out, char *err)
+{
+	char num[64];
+	switch (json_typeof(v)) {
+	case JSON_NULL:
+		return sbuf_adds(out, "null") ? pb_err(err, PB_ENOMEM, "a chunk is too large") : 0;
+	case JSON_STRING:
+		return push_convert_text(t, json_string_value(v), json_string_length(v), true, out, err);
+	case JSON_INTEGER:
+		xsnprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		if (t == PUSH_BOOLEAN && json_integer_value(v) != 0 && json_integer_value(v) != 1)
+			return pb_err(err, PB_EINVAL, "%s is not a valid Boolean", num);
+		return t == PUSH_STRING ? (add_json_string(out, num, strlen(num)) ? PB_ENOMEM : 0)
+					: push_convert_text(t, num, strlen(num), false, out, err);
+	case JSON_REAL:
+		if (t == PUSH_BOOLEAN || t == PUSH_DATETIME)
+			return pb_err(err, PB_EINVAL, "a number is not a valid %s", push_type_name(t));
+		xsnprintf(num, sizeof num, "%.17g", json_real_value(v));
+		return t == PUSH_STRING ? (add_json_string(out, num, strlen(num)) ? PB_ENOMEM : 0)
+					: push_convert_text(t, num, strlen(num), false, out, err);
+	case JSON_TRUE:
+	case JSON_FALSE:
+		if (t == PUSH_BOOLEAN || t == PUSH_STRING)
+			return sbuf_adds(out, t == PUSH_BOOLEAN ? (json_is_true(v) ? "true" : "false")
+								 : (json_is_true(v) ? "\"true\"" : "\"false\""))
+				       ? PB_ENOMEM
+				       : 0;
+		return pb_err(err, PB_EINVAL, "true/false is not a valid %s", push_type_name(t));
+	default:
+		return pb_err(err, PB_EINVAL, "objects and arrays are not values of a %s column", push_type_name(t));
+	}
+}
+
+/* ======================================================================== reader */
+
+enum csv_state { CSV_FIELD_START, CSV_UNQUOTED, CSV_QUOTED, CSV_QUOTE_SEEN, CSV_AFTER_CR };
+enum json_state { JA_BEFORE, JA_VALUE, JA_OBJECT, JA_AFTER_VALUE, JA_DONE };
+
+struct push_reader {
+	const push_table *t;
+	push_format fmt;
+	size_t chunk_rows;
+	push_chunk_fn fn;
+	void *ctx;
+	size_t rows;              /* data rows converted */
+	size_t in_chunk;
+	sbuf chunk;               /* "[row,row" */
+	sbuf line;                /* current record / object / line text */
+	char **keys;              /* per column: "\"name\":" */
+	/* CSV */
+	enum csv_state cs;
+	bool have_header;
+	size_t *field_start;      /* offsets into line (fields separated by NUL) */
+	bool *field_quoted;
+	size_t nfields, cap_fields;
+	int *col_of_field;        /* header position -> column index */
+	size_t nheader;
+	bool record_has_data;
+	/* JSON array */
+	enum json_state js;
+	int depth;
+	bool in_string, escape;
+};
+
+static int flush_chunk(push_reader *rd, char *err)
+{
+	int rc = 0;
+	if (!rd->in_chunk)
+		return 0;
+	if (sbuf_addc(&rd->chunk, ']'))
+		return pb_err(err, PB_ENOMEM, "a chunk is too large");
+	rc = rd->fn(rd->ctx, sbuf_str(&rd->chunk), rd->chunk.len, rd->in_chunk, err);
+	sbuf_reset(&rd->chunk);
+	rd->in_chunk = 0;
+	return rc;
+}
+
+static int row_begin(push_reader *rd, char *err)
+{
+	if (sbuf_addc(&rd->chunk, rd->in_chunk ? ',' : '[') || sbuf_addc(&rd->chunk, '{'))
+		return pb_err(err, PB_ENOMEM, "a chunk is too large");
+	return 0;
+}
+
+static int row_end(push_reader *rd, char *err)
+{
+	if (sbuf_addc(&rd->chunk, '}'))
+		return pb_err(err, PB_ENOMEM, "a chunk is too large");
+	rd->rows++;
+	if (++rd->in_chunk >= rd->chunk_rows)
+		return flush_chunk(rd, err);
+	return 0;
+}
+
+static int row_error(push_reader *rd, const char *column, char *err)
+{
+	char sub[PB_ERR_MAX];
+	xsnprintf(sub, sizeof sub, "%s", err);
+	if (column)
+		return pb_err(err, PB_EINVAL, "row %zu, column '%s': %s", rd->rows + 1, column, sub);
+	return pb_err(err, PB_EINVAL, "row %zu: %s", rd->rows + 1, sub);
+}
+
+static int find_column(const push_table *t, const char *name)
+{
+	for (size_t k = 0; k < t->ncols; k++)
+		if (str_ieq(t->cols[k].name, name))
+			return (int)k;
+	return -1;
+}
+
+/* ---- CSV ---- */
+
+static int csv_header(push_reader *rd, char *err)
+{
+	if (!(rd->col_of_field = calloc(rd->nfields, sizeof *rd->col_of_field)))
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	rd->nheader = rd->nfields;
+	for (size_t i = 0; i < rd->nfields; i++) {
+		const char *name = rd->line.buf + rd->field_start[i];
+		size_t len = strlen(name);
+		trim(&name, &len);
+		char nm[PB_NAME_MAX_BYTES];
+		xsnprintf(nm, sizeof nm, "%.*s", (int)(len < sizeof nm ? len : sizeof nm - 1), name);
+		int c = find_column(rd->t, nm);
+		if (c < 0)
+			return pb_err(err, PB_EINVAL, "header, column %zu: '%s' is not a column of table '%s'", i + 1, nm,
+				      rd->t->name);
+		for (size_t j = 0; j < i; j++)
+			if (rd->col_of_field[j] == c)
+				return pb_err(err, PB_EINVAL, "header: column '%s' appears twice", rd->t->cols[c].name);
+		rd->col_of_field[i] = c;
+	}
+	rd->have_header = true;
+	return 0;
+}
+
+static int csv_record(push_reader *rd, char *err)
+{
+	int rc;
+	if (!rd->record_has_data && rd->nfields <= 1) {
+		rd->nfields = 0;
+		sbuf_reset(&rd->line);
+		return 0; /* blank line */
+	}
+	if (!rd->have_header)
+		rc = csv_header(rd, err);
+	else if (rd->nfields != rd->nheader)
+		rc = pb_err(err, PB_EINVAL, "row %zu: %zu fields, the header has %zu", rd->rows + 1, rd->nfields, rd->nheader);
+	else if (!(rc = row_begin(rd, err))) {
+		for (size_t i = 0; i < rd->nfields && !rc; i++) {
+			const push_column *col = &rd->t->cols[rd->col_of_field[i]];
+			const char *v = rd->line.buf + rd->field_start[i];
+			size_t len = (i + 1 < rd->nfields ? rd->field_start[i + 1] - 1 : rd->line.len) - rd->field_start[i];
+			if ((i && sbuf_addc(&rd->chunk, ',')) || sbuf_adds(&rd->chunk, rd->keys[rd->col_of_field[i]]))
+				rc = pb_err(err, PB_ENOMEM, "a chunk is too large");
+			else if ((rc = push_convert_text(col->type, v, len, rd->field_quoted[i], &rd->chunk, err)))
+				rc = row_error(rd, col->name, err);
+		}
+		if (!rc)
+			rc = row_end(rd, err);
+	}
+	rd->nfields = 0;
+	rd->record_has_data = false;
+	sbuf_reset(&rd->line);
+	return rc;
+}
+
+static int csv_field_begin(push_reader *rd, char *err)
+{
+	if (rd->nfields == rd->cap_fields) {
+		size_t cap = rd->cap_fields ? rd->cap_fields * 2 : 16;
+		if (cap > PB_PUSH_MAX_COLUMNS * 4)
+			return pb_err(err, PB_EINVAL, "row %zu: more than %d fields", rd->rows + 1, PB_PUSH_MAX_COLUMNS * 4);
+		size_t *fs = realloc(rd->field_start, cap * sizeof *fs);
+		if (!fs)
+			return pb_err(err, PB_ENOMEM, "out of memory");
+		rd->field_start = fs;
+		bool *fq = realloc(rd->field_quoted, cap * sizeof *fq);
+		if (!fq)
+			return pb_err(err, PB_ENOMEM, "out of memory");
+		rd->field_quoted = fq;
+		rd->cap_fields = cap;
+	}
+	if (rd->nfields && sbuf_addc(&rd->line, '\0'))
+		return pb_err(err, PB_EINVAL, "row %zu is longer than %u bytes", rd->rows + 1, PB_PUSH_ROW_MAX_BYTES);
+	rd->field_start[rd->nfields] = rd->line.len;
+	rd->field_quoted[rd->nfields] = false;
+	rd->nfields++;
+	return 0;
+}
+
+static int csv_feed(push_reader *rd, const char *p, size_t n, char *err)
+{
+	int rc = 0;
+	size_t i = 0;
+	while (i < n && !rc) {
+		char c = p[i];
+		switch (rd->cs) {
+		case CSV_AFTER_CR:
+			rd->cs = CSV_FIELD_START;
+			if (c == '\n') {
+				i++;
+				continue;
+			}
+			continue;
+		case CSV_FIELD_START:
+			if ((rc = csv_field_begin(rd, err)))
+				break;
+			if (c == '"') {
+				rd->field_quoted[rd->nfields - 1] = true;
+				rd->record_has_data = true;
+				rd->cs = CSV_QUOTED;
+				i++;
+			} else {
+				rd->cs = CSV_UNQUOTED;
+			}
+			continue;
+		case CSV_UNQUOTED: {
+			/* copy a run of plain bytes at once */
+			size_t j = i;
+			while (j < n && p[j] != ',' && p[j] != '\n' && p[j] != '\r')
+				j++;
+			if (j > i) {
+				if (sbuf_add(&rd->line, p + i, j - i)) {
+					rc = pb_err(err, PB_EINVAL, "row %zu is longer than %u bytes", rd->rows + 1,
+						    PB_PUSH_ROW_MAX_BYTES);
+					break;
+				}
+				rd->record_has_data = true;
+				i = j;
+			}
+			if (i >= n)
+				break;
+			c = p[i++];
+			if (c == ',') {
+				rd->record_has_data = true;
+				rd->cs = CSV_FIELD_START;
+			} else {
+				rd->cs = c == '\r' ? CSV_AFTER_CR : CSV_FIELD_START;
+				rc = csv_record(rd, err);
+			}
+			continue;
+		}
+		case CSV_QUOTED: {
+			size_t j = i;
+			while (j < n && p[j] != '"')
+				j++;
+			if (j > i && sbuf_add(&rd->line, p + i, j - i)) {
+				rc = pb_err(err, PB_EINVAL, "row %zu is longer than %u bytes", rd->rows + 1, PB_PUSH_ROW_MAX_BYTES);
+				break;
+			}
+			i = j;
+			if (i < n) {
+				rd->cs = CSV_QUOTE_SEEN;
+				i++;
+			}
+			continue;
+		}
+		case CSV_QUOTE_SEEN:
+			if (c == '"') {
+				if (sbuf_addc(&rd->line, '"'))
+					rc = pb_err(err, PB_EINVAL, "row %zu is too long", rd->rows + 1);
+				rd->cs = CSV_QUOTED;
+				i++;
+			} else if (c == ',') {
+				rd->cs = CSV_FIELD_START;
+				i++;
+			} else if (c == '\n' || c == '\r') {
+				rd->cs = c == '\r' ? CSV_AFTER_CR : CSV_FIELD_START;
+				i++;
+				rc = csv_record(rd, err);
+			} else {
+				rc = pb_err(err, PB_EINVAL, "row %zu, field %zu: a quoted field must end at its closing quote",
+					    rd->rows + (rd->have_header ? 1 : 0), rd->nfields);
+			}
+			continue;
+		}
+	}
+	return rc;
+}
+
+static int csv_finish(push_reader *rd, char *err)
+{
+	if (rd->cs == CSV_QUOTED)
+		return pb_err(err, PB_EINVAL, "row %zu: a quoted field is not closed at the end of the body", rd->rows + 1);
+	if (rd->cs == CSV_UNQUOTED || rd->cs == CSV_QUOTE_SEEN || rd->nfields) {
+		rd->cs = CSV_FIELD_START;
+		int rc = csv_record(rd, err);
+		if (rc)
+			return rc;
+	}
+	if (!rd->have_header)
+		return pb_err(err, PB_EINVAL, "the CSV body has no header row");
+	return 0;
+}
+
+/* ---- JSON rows (one object) ---- */
+
+static int json_row(push_reader *rd, const char *text, size_t len, char *err)
+{
+	json_error_t je;
+	int rc = 0;
+	json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	if (!o)
+		return pb_err(err, PB_EINVAL, "row %zu: not valid JSON: %s", rd->rows + 1, je.text);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return pb_err(err, PB_EINVAL, "row %zu: a row must be a JSON object", rd->rows + 1);
+	}
+	if ((rc = row_begin(rd, err)))
+		goto out;
+	const char *key;
+	json_t *v;
+	bool first = true;
+	json_object_foreach(o, key, v)
+	{
+		int c = find_column(rd->t, key);
+		if (c < 0) {
+			rc = pb_err(err, PB_EINVAL, "row %zu, column '%.100s': not a column of table '%s'", rd->rows + 1, key,
+				    rd->t->name);
+			goto out;
+		}
+		if ((!first && sbuf_addc(&rd->chunk, ',')) || sbuf_adds(&rd->chunk, rd->keys[c])) {
+			rc = pb_err(err, PB_ENOMEM, "a chunk is too large");
+			goto out;
+		}
+		first = false;
+		if ((rc = convert_json_value(rd->t->cols[c].type, v, &rd->chunk, err))) {
+			rc = row_error(rd, rd->t->cols[c].name, err);
+			goto out;
+		}
+	}
+	rc = row_end(rd, err);
+out:
+	json_decref(o);
+	return rc;
+}
+
+static int ndjson_feed(push_reader *rd, const char *p, size_t n, char *err)
+{
+	size_t i = 0;
+	while (i < n) {
+		const char *nl = memchr(p + i, '\n', n - i);
+		size_t end = nl ? (size_t)(nl - p) : n;
+		if (sbuf_add(&rd->line, p + i, end - i))
+			return pb_err(err, PB_EINVAL, "row %zu is longer than %u bytes", rd->rows + 1, PB_PUSH_ROW_MAX_BYTES);
+		i = end;
+		if (!nl)
+			break;
+		i++;
+		const char *s = sbuf_str(&rd->line);
+		size_t len = rd->line.len;
+		trim(&s, &len);
+		int rc = len ? json_row(rd, s, len, err) : 0;
+		sbuf_reset(&rd->line);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int json_array_feed(push_reader *rd, const char *p, size_t n, char *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		switch (rd->js) {
+		case JA_BEFORE:
+			if (isspace((unsigned char)c))
+				continue;
+			if (c != '[')
+				return pb_err(err, PB_EINVAL, "a JSON body must be an array of row objects");
+			rd->js = JA_VALUE;
+			continue;
+		case JA_VALUE:
+			if (isspace((unsigned char)c))
+				continue;
+			if (c == ']' && rd->rows == 0 && !rd->in_string) {
+				rd->js = JA_DONE;
+				continue;
+			}
+			if (c != '{')
+				return pb_err(err, PB_EINVAL, "row %zu: a row must be a JSON object", rd->rows + 1);
+			rd->js = JA_OBJECT;
+			rd->depth = 0;
+			rd->in_string = rd->escape = false;
+			/* fall through: the brace belongs to the object */
+			/* FALLTHROUGH */
+		case JA_OBJECT: {
+			/* copy up to the end of the object */
+			size_t j = i;
+			bool closed = false;
+			for (; j < n; j++) {
+				char d = p[j];
+				if (rd->in_string) {
+					if (rd->escape)
+						rd->escape = false;
+					else if (d == '\\')
+						rd->escape = true;
+					else if (d == '"')
+						rd->in_string = false;
+				} else if (d == '"') {
+					rd->in_string = true;
+				} else if (d == '{' || d == '[') {
+					if (++rd->depth > PB_JSON_MAX_DEPTH)
+						return pb_err(err, PB_EINVAL, "row %zu is nested too deeply", rd->rows + 1);
+				} else if (d == '}' || d == ']') {
+					if (--rd->depth == 0) {
+						closed = true;
+						break;
+					}
+				}
+			}
+			size_t upto = closed ? j + 1 : n;
+			if (sbuf_add(&rd->line, p + i, upto - i))
+				return pb_err(err, PB_EINVAL, "row %zu is longer than %u bytes", rd->rows + 1,
+					      PB_PUSH_ROW_MAX_BYTES);
+			i = upto - 1;
+			if (closed) {
+				int rc = json_row(rd, sbuf_str(&rd->line), rd->line.len, err);
+				sbuf_reset(&rd->line);
+				if (rc)
+					return rc;
+				rd->js = JA_AFTER_VALUE;
+			}
+			continue;
+		}
+		case JA_AFTER_VALUE:
+			if (isspace((unsigned char)c))
+				continue;
+			if (c == ',')
+				rd->js = JA_VALUE;
+			else if (c == ']')
+				rd->js = JA_DONE;
+			else
+				return pb_err(err, PB_EINVAL, "after row %zu: expected ',' or ']'", rd->rows);
+			continue;
+		case JA_DONE:
+			if (!isspace((unsigned char)c))
+				return pb_err(err, PB_EINVAL, "text after the end of the JSON array");
+			continue;
+		}
+	}
+	return 0;
+}
+
+int push_reader_new(const push_table *t, push_format f, size_t chunk_rows, push_chunk_fn fn, void *ctx,
+		    push_reader **out, char *err)
+{
+	*out = NULL;
+	if (!chunk_rows || chunk_rows > POWERBI_PUSH_ROWS_MAX)
+		return pb_err(err, PB_EINVAL, "rows per chunk must be 1..%d", POWERBI_PUSH_ROWS_MAX);
+	push_reader *rd = calloc(1, sizeof *rd);
+	if (!rd || !(rd->keys = calloc(t->ncols, sizeof *rd->keys))) {
+		free(rd);
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	}
+	rd->t = t;
+	rd->fmt = f;
+	rd->chunk_rows = chunk_rows;
+	rd->fn = fn;
+	rd->ctx = ctx;
+	/* a chunk holds at most chunk_rows rows of at most one input row's size each, converted */
+	sbuf_init(&rd->chunk, (size_t)chunk_rows * 2 * PB_PUSH_ROW_MAX_BYTES < 512u * 1024 * 1024
+				      ? (size_t)chunk_rows * 2 * PB_PUSH_ROW_MAX_BYTES
+				      : 512u * 1024 * 1024);
+	sbuf_init(&rd->line, PB_PUSH_ROW_MAX_BYTES);
+	for (size_t k = 0; k < t->ncols; k++) {
+		sbuf kb;
+		sbuf_init(&kb, 4 * PB_NAME_MAX_BYTES);
+		if (add_json_string(&kb, t->cols[k].name, strlen(t->cols[k].name)) || sbuf_addc(&kb, ':') ||
+		    !(rd->keys[k] = sbuf_detach(&kb, NULL))) {
+			sbuf_release(&kb);
+			push_reader_free(rd);
+			return pb_err(err, PB_ENOMEM, "out of memory");
+		}
+	}
+	*out = rd;
+	return 0;
+}
+
+int push_reader_feed(push_reader *rd, const char *data, size_t len, char *err)
+{
+	switch (rd->fmt) {
+	case PUSH_FMT_CSV:
+		return csv_feed(rd, data, len, err);
+	case PUSH_FMT_NDJSON:
+		return ndjson_feed(rd, data, len, err);
+	case PUSH_FMT_JSON:
+		return json_array_feed(rd, data, len, err);
+	}
+	return pb_err(err, PB_EINTERNAL, "unknown format");
+}
+
+int push_reader_finish(push_reader *rd, char *err)
+{
+	int rc = 0;
+	switch (rd->fmt) {
+	case PUSH_FMT_CSV:
+		rc = csv_finish(rd, err);
+		break;
+	case PUSH_FMT_NDJSON:
+		rc = ndjson_feed(rd, "\n", 1, err);
+		break;
+	case PUSH_FMT_JSON:
+		if (rd->js != JA_DONE)
+			rc = pb_err(err, PB_EINVAL, "the JSON array is not complete (after row %zu)", rd->rows);
+		break;
+	}
+	return rc ? rc : flush_chunk(rd, err);
+}
+
+size_t push_reader_rows(const push_reader *rd)
+{
+	return rd->rows;
+}
+
+void push_reader_free(push_reader *rd)
+{
+	if (!rd)
+		return;
+	for (size_t k = 0; rd->keys && k < rd->t->ncols; k++)
+		free(rd->keys[k]);
+	free(rd->keys);
+	sbuf_release(&rd->chunk);
+	sbuf_release(&rd->line);
+	free(rd->field_start);
+	free(rd->field_quoted);
+	free(rd->col_of_field);
+	free(rd);
+}
+
+/* ======================================================================== limiter */
+
+static long scaled(long n, double scale)
+{
+	double v = floor((double)n * scale);
+	return v < 1 ? 1 : (long)v;
+}
+
+void push_limits_scaled(double scale, push_limits *out)
+{
+	out->per_minute = scaled(120, scale);
+	out->rows_per_hour = scaled(1000000, scale);
+	out->pending = scaled(5, scale);
+	out->big_table_rows = scaled(250000, scale);
+	out->big_per_hour = scaled(120, scale);
+}
+
+int push_limits_from_env(push_limits *out, char *err)
+{
+	const char *s = getenv("PBIPORT_PUSH_RATE_SCALE");
+	double scale = 1.0;
+	if (s && *s) {
+		char *end = NULL;
+		errno = 0;
+		scale = strtod(s, &end);
+		if (errno || *end || !isfinite(scale) || scale <= 0 || scale > 1e6)
+			return pb_err(err, PB_EINVAL, "PBIPORT_PUSH_RATE_SCALE: expected a positive number, got '%.40s'", s);
+	}
+	push_limits_scaled(scale, out);
+	return 0;
+}
+
+/* Counts (or sums rows of) the events of key since since_ms; *oldest = the time of the
+ * event that must leave the window before `need` more fits under limit. */
+static int window(pb_db *db, const char *key, int64_t since_ms, bool sum_rows, bool only_pending, long limit,
+		  long need, int64_t *used, int64_t *free_at, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db,
+			    only_pending ? "SELECT at_ms, rows FROM push_rate_events WHERE dataset_key = ? AND at_ms > ? "
+					   "AND done = 0 ORDER BY at_ms"
+					 : "SELECT at_ms, rows FROM push_rate_events WHERE dataset_key = ? AND at_ms > ? "
+					   "ORDER BY at_ms",
+			    &st, err);
+	*used = 0;
+	*free_at = 0;
+	if (rc || (rc = db_bind_text(st, 1, key, err)))
+		goto out;
+	sqlite3_bind_int64(st, 2, since_ms);
+	/* events in time order: total first, then how many must leave for `need` to fit */
+	int64_t total = 0;
+	while ((rc = db_row(db, st, err)) == 1)
+		total += sum_rows ? sqlite3_column_int64(st, 1) : 1;
+	if (rc < 0)
+		goto out;
+	rc = 0;
+	*used = total;
+	if (total + need <= limit)
+		goto out;
+	sqlite3_reset(st);
+	int64_t excess = total + need - limit;
+	while ((rc = db_row(db, st, err)) == 1) {
+		excess -= sum_rows ? sqlite3_column_int64(st, 1) : 1;
+		if (excess <= 0) {
+			*free_at = sqlite3_column_int64(st, 0);
+			break;
+		}
+	}
+	if (rc < 0)
+		goto out;
+	rc = 0;
+	if (!*free_at)
+		*free_at = since_ms + 1; /* cannot fit at all: wait the whole window */
+out:
+	db_done(st);
+	return rc;
+}
+
+int push_rate_acquire(pb_db *db, const push_limits *lim, const char *key, long rows, long table_rows, int64_t now_ms,
+		      int64_t *wait_ms, int64_t *ticket, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t used, free_at, wait = 0;
+	*wait_ms = 0;
+	*ticket = 0;
+	int rc = db_begin(db, err);
+	if (rc)
+		return rc;
+	if ((rc = db_prepare(db, "DELETE FROM push_rate_events WHERE dataset_key = ? AND at_ms <= ?", &st, err)) ||
+	    (rc = db_bind_text(st, 1, key, err)))
+		goto out;
+	sqlite3_bind_int64(st, 2, now_ms - 3600 * 1000);
+	rc = db_exec(db, st, err);
+	db_done(st);
+	st = NULL;
+	if (rc)
+		goto out;
+	struct {
+		int64_t period;
+		bool rows, pending;
+		long limit, need;
+		bool on;
+	} checks[] = {
+		{ 60 * 1000, false, false, lim->per_minute, 1, true },
+		{ 3600 * 1000, true, false, lim->rows_per_hour, rows, true },
+		{ 3600 * 1000, false, false, lim->big_per_hour, 1, table_rows >= lim->big_table_rows },
+		{ PB_PUSH_INFLIGHT_STALE_MS, false, true, lim->pending, 1, true },
+	};
+	for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+		if (!checks[i].on)
+			continue;
+		if ((rc = window(db, key, now_ms - checks[i].period, checks[i].rows, checks[i].pending, checks[i].limit,
+				 checks[i].need, &used, &free_at, err)))
+			goto out;
+		if (free_at) {
+			/* in flight: poll again soon; windows: until the blocking event leaves it */
+			int64_t w = checks[i].pending ? 200 : free_at + checks[i].period - now_ms + PB_PUSH_RATE_MARGIN_MS;
+			if (w > wait)
+				wait = w;
+		}
+	}
+	if (wait > 0) {
+		*wait_ms = wait;
+		goto out;
+	}
+	if ((rc = db_prepare(db, "INSERT INTO push_rate_events (dataset_key, at_ms, rows, done) VALUES (?, ?, ?, 0) "
+				 "RETURNING id",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, key, err)))
+		goto out;
+	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_int64(st, 3, rows);
+	if ((rc = db_row(db, st, err)) == 1) {
+		*ticket = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else if (!rc) {
+		rc = pb_err(err, PB_EIO, "the rate limiter recorded nothing");
+	}
+out:
+	db_done(st);
+	if (rc) {
+		db_rollback(db);
+		return rc;
+	}
+	return db_commit(db, err);
+}
+
+int push_rate_release(pb_db *db, int64_t ticket, bool sent, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db, sent ? "UPDATE push_rate_events SET done = 1 WHERE id = ?"
+				     : "DELETE FROM push_rate_events WHERE id = ?",
+			    &st, err);
+	if (!rc) {
+		sqlite3_bind_int64(st, 1, ticket);
+		rc = db_exec(db, st, err);
+	}
+	db_done(st);
+	return rc;
+}
+
+/* ======================================================================== connections */
+
+typedef struct push_conn {
+	char id[PB_ID_BUF], org_id[PB_ID_BUF], team_id[PB_ID_BUF];
+	char *team, *name, *tenant_id, *client_id, *client_secret;
+	char created_at[PB_TIME_BUF];
+} push_conn;
+
+static void conn_free(push_conn *c)
+{
+	if (!c)
+		return;
+	free(c->team);
+	free(c->name);
+	free(c->tenant_id);
+	free(c->client_id);
+	free(c->client_secret);
+	free(c);
+}
+
+/* Connections the caller may use: owners all of the org's, members those of their teams. */
+#define CONN_COLS                                                                                          \
+	"SELECT c.id, c.org_id, c.team_id, t.name, c.name, c.tenant_id, c.client_id, c.client_secret, "    \
+	"c.created_at FROM push_connections c JOIN teams t ON t.id = c.team_id "
+#define CONN_VISIBLE                                                                                       \
+	" AND (? = 'owner' OR EXISTS (SELECT 1 FROM team_members m WHERE m.team_id = c.team_id AND m.user_id = ?))"
+
+static int conn_row(sqlite3_stmt *st, push_conn **out, char *err)
+{
+	bool ok = true;
+	push_conn *c = calloc(1, sizeof *c);
+	if (!c)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	xsnprintf(c->id, sizeof c->id, "%s", db_col_text(st, 0));
+	xsnprintf(c->org_id, sizeof c->org_id, "%s", db_col_text(st, 1));
+	xsnprintf(c->team_id, sizeof c->team_id, "%s", db_col_text(st, 2));
+	c->team = db_col_dup(st, 3, &ok);
+	c->name = db_col_dup(st, 4, &ok);
+	c->tenant_id = db_col_dup(st, 5, &ok);
+	c->client_id = db_col_dup(st, 6, &ok);
+	c->client_secret = db_col_dup(st, 7, &ok);
+	xsnprintf(c->created_at, sizeof c->created_at, "%s", db_col_text(st, 8));
+	if (!ok) {
+		conn_free(c);
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	}
+	*out = c;
+	return 0;
+}
+
+static int bind_caller(sqlite3_stmt *st, int first, const push_caller *who, char *err)
+{
+	int rc = db_bind_text(st, first, who->role == PB_ROLE_OWNER ? "owner" : "member", err);
+	return rc ? rc : db_bind_text(st, first + 1, who->user_id, err);
+}
+
+/* who NULL: any org (the worker, which got the id from its own job). */
+static int conn_get(pb_db *db, const push_caller *who, const char *id, push_conn **out, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	*out = NULL;
+	int rc = db_prepare(db, who ? CONN_COLS "WHERE c.id = ? AND c.org_id = ?" CONN_VISIBLE : CONN_COLS "WHERE c.id = ?",
+			    &st, err);
+	if (rc || (rc = db_bind_text(st, 1, id, err)))
+		goto out;
+	if (who && ((rc = db_bind_text(st, 2, who->org_id, err)) || (rc = bind_caller(st, 3, who, err))))
+		goto out;
+	rc = db_row(db, st, err);
+	if (rc == 1)
+		rc = conn_row(st, out, err);
+	else if (!rc)
+		rc = pb_err(err, PB_ENOTFOUND, "push connection %.40s not found", id);
+out:
+	db_done(st);
+	return rc;
+}
+
+static json_t *conn_json(const push_conn *c)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s}", "id", c->id, "name", c->name, "team", c->team, "tenant_id",
+			 c->tenant_id, "client_id", c->client_id, "has_client_secret", 1, "created_at", c->created_at);
+}
+
+static int error_reply(int *status, json_t **reply, int code_status, const char *code, const char *msg, char *err)
+{
+	*status = code_status;
+	*reply = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
+	return *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
+}
+
+static bool id_text(const char *s)
+{
+	if (!s || !*s || strlen(s) > PB_PBI_ID_MAX)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '.' && *s != '_')
+			return false;
+	return true;
+}
+
+/* The team's id if the caller may use it (owners: any team of the org; members: theirs). */
+static int team_for_caller(pb_db *db, const push_caller *who, const char *team, char id[PB_ID_BUF], bool *found,
+			   char *err)
+{
+	sqlite3_stmt *st = NULL;
+	*found = false;
+	int rc = db_prepare(db,
+			    "SELECT t.id FROM teams t WHERE t.org_id = ? AND t.name = ? AND (? = 'owner' OR EXISTS "
+			    "(SELECT 1 FROM team_members m WHERE m.team_id = t.id AND m.user_id = ?))",
+			    &st, err);
+	if (rc || (rc = db_bind_text(st, 1, who->org_id, err)) || (rc = db_bind_text(st, 2, team, err)) ||
+	    (rc = bind_caller(st, 3, who, err)))
+		goto out;
+	if ((rc = db_row(db, st, err)) == 1) {
+		xsnprintf(id, PB_ID_BUF, "%s", db_col_text(st, 0));
+		*found = true;
+		rc = 0;
+	}
+out:
+	db_done(st);
+	return rc;
+}
+
+int push_connection_create(pb_db *db, const pb_config *cfg, const push_caller *who, const json_t *body, int *status,
+			   json_t **reply, char *err)
+{
+	static const char *const keys[] = { "name", "team", "tenant_id", "client_id", "client_secret", NULL };
+	sqlite3_stmt *st = NULL;
+	char id[PB_ID_BUF], team_id[PB_ID_BUF], now[PB_TIME_BUF], context[64];
+	char *sealed = NULL;
+	push_conn *c = NULL;
+	bool found = false;
+	int rc;
+	*reply = NULL;
+	if (!json_is_object(body) || json_body_only_keys(body, keys, "", err))
+		return error_reply(status, reply, 400, "bad_request", json_is_object(body) ? err : "the body must be an object",
+				   err);
+	const char *name = json_string_value(json_object_get(body, "name"));
+	const char *team = json_string_value(json_object_get(body, "team"));
+	const char *tenant = json_string_value(json_object_get(body, "tenant_id"));
+	const char *client = json_string_value(json_object_get(body, "client_id"));
+	const char *secret = json_string_value(json_object_get(body, "client_secret"));
+	if (!name || !*name || strlen(name) > PB_NAME_FIELD_MAX || !utf8_valid(name, strlen(name)))
+		return error_reply(status, reply, 400, "bad_request", "\"name\" is required (1 to 128 bytes of UTF-8)", err);
+	if (!team || !*team)
+		return error_reply(status, reply, 400, "bad_request", "\"team\" is required: the team that shares it", err);
+	if (!id_text(tenant) || !id_text(client))
+		return error_reply(status, reply, 400, "bad_request", "\"tenant_id\" and \"client_id\" are required ids", err);
+	if (!secret || !*secret || strlen(secret) > PB_PBI_SECRET_MAX)
+		return error_reply(status, reply, 400, "bad_request", "\"client_secret\" is required", err);
+	if (!cfg->encryption_keys)
+		return error_reply(status, reply, 400, "not_configured",
+				   "APPLICATION_ENCRYPTION_KEYS is not set: secrets cannot be stored", err);
+	if ((rc = team_for_caller(db, who, team, team_id, &found, err)))
+		return rc;
+	if (!found)
+		return error_reply(status, reply, who->role == PB_ROLE_OWNER ? 400 : 403,
+				   who->role == PB_ROLE_OWNER ? "bad_request" : "forbidden",
+				   who->role == PB_ROLE_OWNER ? "no such team in this organization"
+							      : "members create connections only for their own teams",
+				   err);
+	if ((rc = pb_new_id(id, err)))
+		return rc;
+	xsnprintf(context, sizeof context, "push_connection:%s", id);
+	if ((rc = pb_seal(cfg->encryption_keys, secret, strlen(secret), context, &sealed, err)))
+		return rc;
+	pb_now(now);
+	if ((rc = db_prepare(db,
+			     "INSERT INTO push_connections (id, org_id, team_id, name, tenant_id, client_id, client_secret, "
+			     "created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, who->org_id, err)) ||
+	    (rc = db_bind_text(st, 3, team_id, err)) || (rc = db_bind_text(st, 4, name, err)) ||
+	    (rc = db_bind_text(st, 5, tenant, err)) || (rc = db_bind_text(st, 6, client, err)) ||
+	    (rc = db_bind_text(st, 7, sealed, err)) || (rc = db_bind_text(st, 8, who->user_id, err)) ||
+	    (rc = db_bind_text(st, 9, now, err)))
+		goto out;
+	rc = db_exec(db, st, err);
+	db_done(st);
+	st = NULL;
+	if (rc == PB_EINVAL) {
+		rc = error_reply(status, reply, 409, "conflict", "a push connection with this name exists in the organization",
+				 err);
+		goto out;
+	}
+	if (rc || (rc = conn_get(db, NULL, id, &c, err)))
+		goto out;
+	*status = 201;
+	if (!(*reply = conn_json(c)))
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+out:
+	db_done(st);
+	free(sealed);
+	conn_free(c);
+	return rc;
+}
+
+int push_connections_list(pb_db *db, const push_caller *who, json_t **reply, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *arr = json_array();
+	int rc = arr ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
+	if (rc || (rc = db_prepare(db, CONN_COLS "WHERE c.org_id = ?" CONN_VISIBLE " ORDER BY c.name LIMIT 1000", &st, err)) ||
+	    (rc = db_bind_text(st, 1, who->org_id, err)) || (rc = bind_caller(st, 2, who, err)))
+		goto out;
+	while ((rc = db_row(db, st, err)) == 1) {
+		push_conn *c = NULL;
+		if ((rc = conn_row(st, &c, err)))
+			goto out;
+		rc = json_array_append_new(arr, conn_json(c)) ? pb_err(err, PB_ENOMEM, "out of memory") : 0;
+		conn_free(c);
+		if (rc)
+			goto out;
+	}
+	if (!rc && !(*reply = json_pack("{s:O}", "push_connections", arr)))
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+out:
+	db_done(st);
+	json_decref(arr);
+	return rc;
+}
+
+int push_connection_delete(pb_db *db, const push_caller *who, const char *id, char *err)
+{
+	push_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = conn_get(db, who, id, &c, err);
+	if (rc || (rc = db_prepare(db, "DELETE FROM push_connections WHERE id = ?", &st, err)) ||
+	    (rc = db_bind_text(st, 1, c->id, err)))
+		goto out;
+	rc = db_exec(db, st, err);
+out:
+	db_done(st);
+	conn_free(c);
+	return rc;
+}
+
+/* An app session for the connection's service principal. code: pbi_session codes. */
+static int conn_session(const pb_config *cfg, const push_conn *c, pbi_session *s, char code[PBI_CODE_MAX], char *err)
+{
+	char *plain = NULL, context[64];
+	size_t len = 0;
+	memset(s, 0, sizeof *s);
+	code[0] = '\0';
+	if (!cfg->encryption_keys)
+		return pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set: the client secret cannot be opened");
+	xsnprintf(context, sizeof context, "push_connection:%s", c->id);
+	int rc = pb_open(cfg->encryption_keys, c->client_secret, context, &plain, &len, err);
+	if (!rc)
+		rc = pbi_session_app(s, c->tenant_id, c->client_id, plain, code, err);
+	pb_secret_free(plain, len);
+	return rc;
+}
+
+/* ======================================================================== datasets */
+
+typedef struct push_ds {
+	char id[PB_ID_BUF], org_id[PB_ID_BUF], connection_id[PB_ID_BUF];
+	char *workspace_id, *powerbi_id, *name, *retention, *schema_json;
+	char created_at[PB_TIME_BUF], updated_at[PB_TIME_BUF];
+	push_schema schema;
+} push_ds;
+
+static void ds_free(push_ds *d)
+{
+	if (!d)
+		return;
+	free(d->workspace_id);
+	free(d->powerbi_id);
+	free(d->name);
+	free(d->retention);
+	free(d->schema_json);
+	push_schema_release(&d->schema);
+	free(d);
+}
+
+#define DS_COLS                                                                                             \
+	"SELECT d.id, d.org_id, d.connection_id, d.workspace_id, d.powerbi_id, d.name, d.retention, "       \
+	"d.schema_json, d.created_at, d.updated_at FROM push_datasets d JOIN push_connections c ON c.id = " \
+	"d.connection_id "
+
+static int ds_row(sqlite3_stmt *st, push_ds **out, char *err)
+{
+	bool ok = true;
+	json_error_t je;
+	push_ds *d = calloc(1, sizeof *d);
+	if (!d)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	xsnprintf(d->id, sizeof d->id, "%s", db_col_text(st, 0));
+	xsnprintf(d->org_id, sizeof d->org_id, "%s", db_col_text(st, 1));
+	xsnprintf(d->connection_id, sizeof d->connection_id, "%s", db_col_text(st, 2));
+	d->workspace_id = db_col_dup(st, 3, &ok);
+	d->powerbi_id = db_col_dup(st, 4, &ok);
+	d->name = db_col_dup(st, 5, &ok);
+	d->retention = db_col_dup(st, 6, &ok);
+	d->schema_json = db_col_dup(st, 7, &ok);
+	xsnprintf(d->created_at, sizeof d->created_at, "%s", db_col_text(st, 8));
+	xsnprintf(d->updated_at, sizeof d->updated_at, "%s", db_col_text(st, 9));
+	int rc = ok ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
+	json_t *tables = rc ? NULL : json_loads(d->schema_json, 0, &je);
+	if (!rc && (rc = push_schema_parse(tables, &d->schema, err)))
+		rc = pb_err(err, PB_EIO, "stored schema of push dataset %s: %s", d->id, err);
+	json_decref(tables);
+	if (rc) {
+		ds_free(d);
+		return rc;
+	}
+	*out = d;
+	return 0;
+}
+
+static int ds_get(pb_db *db, const push_caller *who, const char *id, push_ds **out, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	*out = NULL;
+	int rc = db_prepare(db, who ? DS_COLS "WHERE d.id = ? AND d.org_id = ?" CONN_VISIBLE : DS_COLS "WHERE d.id = ?", &st,
+			    err);
+	if (rc || (rc = db_bind_text(st, 1, id, err)))
+		goto out;
+	if (who && ((rc = db_bind_text(st, 2, who->org_id, err)) || (rc = bind_caller(st, 3, who, err))))
+		goto out;
+	rc = db_row(db, st, err);
+	if (rc == 1)
+		rc = ds_row(st, out, err);
+	else if (!rc)
+		rc = pb_err(err, PB_ENOTFOUND, "push dataset %.40s not found", id);
+out:
+	db_done(st);
+	return rc;
+}
+
+static int ds_find(pb_db *db, const char *org_id, const char *conn_id, const char *ws, const char *name, push_ds **out,
+		   char *err)
+{
+	sqlite3_stmt *st = NULL;
+	*out = NULL;
+	int rc = db_prepare(db, DS_COLS "WHERE d.org_id = ? AND d.connection_id = ? AND d.workspace_id = ? AND d.name = ?",
+			    &st, err);
+	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, conn_id, err)) ||
+	    (rc = db_bind_text(st, 3, ws, err)) || (rc = db_bind_text(st, 4, name, err)))
+		goto out;
+	rc = db_row(db, st, err);
+	if (rc == 1)
+		rc = ds_row(st, out, err);
+out:
+	db_done(st);
+	return rc < 0 ? rc : 0;
+}
+
+static json_t *ds_json(const push_ds *d)
+{
+	json_t *tables = json_loads(d->schema_json, 0, NULL);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "id", d->id, "connection_id", d->connection_id,
+			 "workspace_id", d->workspace_id, "powerbi_id", d->powerbi_id, "name", d->name, "retention",
+			 d->retention, "tables", tables ? tables : json_array(), "created_at", d->created_at, "updated_at",
+			 d->updated_at);
+}
+
+int push_dataset_get(pb_db *db, const push_caller *who, const char *id, json_t **reply, char *err)
+{
+	push_ds *d = NULL;
+	int rc = ds_get(db, who, id, &d, err);
+	if (!rc && !(*reply = ds_json(d)))
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+	ds_free(d);
+	return rc;
+}
+
+int push_datasets_list(pb_db *db, const push_caller *who, json_t **reply, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *arr = json_array();
+	int rc = arr ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
+	if (rc || (rc = db_prepare(db, DS_COLS "WHERE d.org_id = ?" CONN_VISIBLE " ORDER BY d.name LIMIT 1000", &st, err)) ||
+	    (rc = db_bind_text(st, 1, who->org_id, err)) || (rc = bind_caller(st, 2, who, err)))
+		goto out;
+	while ((rc = db_row(db, st, err)) == 1) {
+		push_ds *d = NULL;
+		if ((rc = ds_row(st, &d, err)))
+			goto out;
+		rc = json_array_append_new(arr, ds_json(d)) ? pb_err(err, PB_ENOMEM, "out of memory") : 0;
+		ds_free(d);
+		if (rc)
+			goto out;
+	}
+	if (!rc && !(*reply = json_pack("{s:O}", "push_datasets", arr)))
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+out:
+	db_done(st);
+	json_decref(arr);
+	return rc;
+}
+
+/* Maps a Power BI failure to a reply: the session codes and 4xx are the caller's to fix. */
+static int upstream_reply(const msapi *api, const char *code, int rc, int *status, json_t **reply, char *err)
+{
+	if (code && *code)
+		return error_reply(status, reply, strcmp(code, "unavailable") ? 400 : 502, code, err, err);
+	if (rc == PB_EIO && api && api->last.status >= 400 && api->last.status < 500 && api->last.status != 429)
+		return error_reply(status, reply, 400, "powerbi_rejected", err, err);
+	return error_reply(status, reply, 502, "powerbi_unavailable", err, err);
+}
+
+static int ds_save(pb_db *db, const push_caller *who, const push_conn *c, const char *ws, const char *pbi_id,
+		   const char *name, const char *retention, const char *schema_json, const char *replace_id, char id[PB_ID_BUF],
+		   char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[PB_TIME_BUF];
+	int rc;
+	pb_now(now);
+	if (replace_id) {
+		xsnprintf(id, PB_ID_BUF, "%s", replace_id);
+		if ((rc = db_prepare(db, "UPDATE push_datasets SET powerbi_id = ?, retention = ?, schema_json = ?, "
+					 "updated_at = ? WHERE id = ?",
+				     &st, err)) ||
+		    (rc = db_bind_text(st, 1, pbi_id, err)) || (rc = db_bind_text(st, 2, retention, err)) ||
+		    (rc = db_bind_text(st, 3, schema_json, err)) || (rc = db_bind_text(st, 4, now, err)) ||
+		    (rc = db_bind_text(st, 5, id, err)) || (rc = db_exec(db, st, err)))
+			goto out;
+		db_done(st);
+		if ((rc = db_prepare(db, "DELETE FROM push_table_rows WHERE dataset_id = ?", &st, err)) ||
+		    (rc = db_bind_text(st, 1, id, err)))
+			goto out;
+		rc = db_exec(db, st, err);
+		goto out;
+	}
+	if ((rc = pb_new_id(id, err)) ||
+	    (rc = db_prepare(db, "INSERT INTO push_datasets (id, org_id, connection_id, workspace_id, powerbi_id, name, "
+				 "retention, schema_json, created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, who->org_id, err)) ||
+	    (rc = db_bind_text(st, 3, c->id, err)) || (rc = db_bind_text(st, 4, ws, err)) ||
+	    (rc = db_bind_text(st, 5, pbi_id, err)) || (rc = db_bind_text(st, 6, name, err)) ||
+	    (rc = db_bind_text(st, 7, retention, err)) || (rc = db_bind_text(st, 8, schema_json, err)) ||
+	    (rc = db_bind_text(st, 9, who->user_id, err)) || (rc = db_bind_text(st, 10, now, err)) ||
+	    (rc = db_bind_text(st, 11, now, err)))
+		goto out;
+	rc = db_exec(db, st, err);
+out:
+	db_done(st);
+	return rc;
+}
+
+int push_dataset_create(pb_db *db, const pb_config *cfg, const push_caller *who, const json_t *body, int *status,
+			json_t **reply, const char **warning, char *err)
+{
+	static const char *const keys[] = { "connection_id", "workspace_id", "name", "tables", "retention", "replace", NULL };
+	push_schema schema = { 0 };
+	push_conn *c = NULL;
+	push_ds *existing = NULL, *d = NULL;
+	pbi_session s = { 0 };
+	powerbi_push_table *pt = NULL;
+	powerbi_push_column *pc = NULL;
+	msapi_item item = { 0 };
+	char *schema_text = NULL, code[PBI_CODE_MAX] = "", id[PB_ID_BUF];
+	json_t *tables = NULL;
+	bool have_session = false;
+	int rc;
+	*reply = NULL;
+	*warning = NULL;
+	if (!json_is_object(body) || json_body_only_keys(body, keys, "", err))
+		return error_reply(status, reply, 400, "bad_request", json_is_object(body) ? err : "the body must be an object",
+				   err);
+	const char *conn_id = json_string_value(json_object_get(body, "connection_id"));
+	const char *ws = json_string_value(json_object_get(body, "workspace_id"));
+	const char *name = json_string_value(json_object_get(body, "name"));
+	const char *retention = json_string_value(json_object_get(body, "retention"));
+	const json_t *jreplace = json_object_get(body, "replace");
+	if (!retention)
+		retention = "None";
+	if (!conn_id || !id_text(ws))
+		return error_reply(status, reply, 400, "bad_request", "\"connection_id\" and \"workspace_id\" are required", err);
+	if (jreplace && !json_is_boolean(jreplace))
+		return error_reply(status, reply, 400, "bad_request", "\"replace\" must be true or false", err);
+	if (strcmp(retention, "None") && strcmp(retention, "basicFIFO"))
+		return error_reply(status, reply, 400, "bad_request", "\"retention\" must be None or basicFIFO", err);
+	if ((rc = check_name("dataset", name, err)) || (rc = push_schema_parse(json_object_get(body, "tables"), &schema, err)))
+		return error_reply(status, reply, 400, "invalid_push_dataset", err, err);
+	rc = conn_get(db, who, conn_id, &c, err);
+	if (rc == PB_ENOTFOUND) {
+		rc = error_reply(status, reply, 404, "not_found", "push connection not found (or not shared with your teams)",
+				 err);
+		goto out;
+	}
+	if (rc || (rc = ds_find(db, who->org_id, c->id, ws, name, &existing, err)))
+		goto out;
+	if (existing && push_schema_equal(&existing->schema, &schema) && !strcmp(existing->retention, retention)) {
+		*status = 200;
+		*warning = PUSH_RETIREMENT_WARNING;
+		*reply = ds_json(existing);
+		goto warn;
+	}
+	if (existing && !json_is_true(jreplace)) {
+		rc = error_reply(status, reply, 409, "schema_conflict",
+				 "a push dataset with this name exists with another schema; send \"replace\": true to create "
+				 "it again with the new schema (its rows are not kept)",
+				 err);
+		goto out;
+	}
+	if (!(tables = push_schema_json(&schema)) || !(schema_text = json_dumps(tables, JSON_COMPACT))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	size_t total = 0;
+	for (size_t i = 0; i < schema.ntables; i++)
+		total += schema.tables[i].ncols;
+	if (!(pt = calloc(schema.ntables, sizeof *pt)) || !(pc = calloc(total, sizeof *pc))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0, k0 = 0; i < schema.ntables; i++) {
+		pt[i].name = schema.tables[i].name;
+		pt[i].columns = pc + k0;
+		pt[i].ncolumns = schema.tables[i].ncols;
+		for (size_t k = 0; k < schema.tables[i].ncols; k++, k0++) {
+			pc[k0].name = schema.tables[i].cols[k].name;
+			pc[k0].data_type = push_type_name(schema.tables[i].cols[k].type);
+		}
+	}
+	if ((rc = conn_session(cfg, c, &s, code, err))) {
+		rc = upstream_reply(NULL, code[0] ? code : "bad_credentials", rc, status, reply, err);
+		goto out;
+	}
+	have_session = true;
+	if ((rc = powerbi_push_create(&s.api, ws, name, pt, schema.ntables, retention, &item, err))) {
+		rc = upstream_reply(&s.api, pbi_session_code(&s), rc, status, reply, err);
+		goto out;
+	}
+	if (!item.id) {
+		rc = error_reply(status, reply, 502, "powerbi_unavailable", "Power BI created the dataset without an id", err);
+		goto out;
+	}
+	if ((rc = ds_save(db, who, c, ws, item.id, name, retention, schema_text, existing ? existing->id : NULL, id, err)) ||
+	    (rc = ds_get(db, NULL, id, &d, err)))
+		goto out;
+	*status = existing ? 200 : 201;
+	*warning = PUSH_RETIREMENT_WARNING;
+	*reply = ds_json(d);
+	if (*reply && existing)
+		json_object_set_new(*reply, "replaced_powerbi_id", json_string(existing->powerbi_id));
+warn:
+	if (!*reply || json_object_set_new(*reply, "warnings", json_pack("[s]", PUSH_RETIREMENT_WARNING)))
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+out:
+	if (have_session)
+		pbi_session_release(&s);
+	msapi_item_release(&item);
+	free(pt);
+	free(pc);
+	free(schema_text);
+	json_decref(tables);
+	ds_free(existing);
+	ds_free(d);
+	conn_free(c);
+	push_schema_release(&schema);
+	return rc;
+}
+
+/* ======================================================================== rows */
+
+static int table_rows_get(pb_db *db, const char *ds_id, const char *table, long *rows, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	*rows = 0;
+	int rc = db_prepare(db, "SELECT rows FROM push_table_rows WHERE dataset_id = ? AND table_name = ?", &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, ds_id, err)) && !(rc = db_bind_text(st, 2, table, err)) &&
+	    (rc = db_row(db, st, err)) == 1) {
+		*rows = (long)sqlite3_column_int64(st, 0);
+		rc = 0;
+	}
+	db_done(st);
+	return rc;
+}
+
+/* set: rows = n; else rows += n, capped at cap (basicFIFO drops the oldest). */
+static int table_rows_add(pb_db *db, const char *ds_id, const char *table, long n, long cap, bool set, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db,
+			    set ? "INSERT INTO push_table_rows (dataset_id, table_name, rows) VALUES (?, ?, ?) "
+				  "ON CONFLICT (dataset_id, table_name) DO UPDATE SET rows = excluded.rows"
+				: "INSERT INTO push_table_rows (dataset_id, table_name, rows) VALUES (?, ?, MIN(?, ?4)) "
+				  "ON CONFLICT (dataset_id, table_name) DO UPDATE SET rows = MIN(rows + excluded.rows, ?4)",
+			    &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, ds_id, err)) && !(rc = db_bind_text(st, 2, table, err))) {
+		sqlite3_bind_int64(st, 3, n);
+		if (!set)
+			sqlite3_bind_int64(st, 4, cap);
+		rc = db_exec(db, st, err);
+	}
+	db_done(st);
+	return rc;
+}
+
+/* One chunk to Power BI under the limiter. wait: block until the limiter grants (the job);
+ * otherwise *refused is set when it would have to wait. 429s are waited out (Retry-After). */
+typedef struct send_ctx {
+	pb_db *db;
+	push_limits lim;
+	msapi *api;
+	const push_ds *d;
+	const char *table;
+	long retention_cap;
+	volatile int *stop;
+	long requests, throttled;
+} send_ctx;
+
+static int send_chunk(send_ctx *sc, const char *rows_json, size_t len, long nrows, bool wait, bool *refused, char *err)
+{
+	json_error_t je;
+	json_t *rows = json_loadb(rows_json, len, 0, &je);
+	int rc = 0;
+	if (refused)
+		*refused = false;
+	if (!rows)
+		return pb_err(err, PB_EINTERNAL, "spooled rows are not JSON: %s", je.text);
+	for (int round = 0;; round++) {
+		long table_rows = 0;
+		int64_t wait_ms = 0, ticket = 0;
+		if ((rc = table_rows_get(sc->db, sc->d->id, sc->table, &table_rows, err)) ||
+		    (rc = push_rate_acquire(sc->db, &sc->lim, sc->d->powerbi_id, nrows, table_rows, pb_epoch_ms(), &wait_ms,
+					    &ticket, err)))
+			break;
+		if (wait_ms) {
+			if (!wait) {
+				*refused = true;
+				break;
+			}
+			pb_sleep_interruptible(wait_ms, sc->stop);
+			if (sc->stop && *sc->stop) {
+				rc = pb_err(err, PB_EIO, "stopped while waiting for the push rate limit");
+				break;
+			}
+			round--;
+			continue;
+		}
+		rc = powerbi_push_rows(sc->api, sc->d->workspace_id, sc->d->powerbi_id, sc->table, rows, err);
+		sc->requests += sc->api->last.attempts > 0 ? sc->api->last.attempts : 1;
+		bool throttled = rc && sc->api->last.status == 429;
+		if (sc->api->last.attempts > 1 || throttled)
+			sc->throttled += sc->api->last.attempts - (rc ? 0 : 1);
+		char rerr[PB_ERR_MAX];
+		int rrc = push_rate_release(sc->db, ticket, !throttled, rerr);
+		if (!rc && !rrc)
+			rc = table_rows_add(sc->db, sc->d->id, sc->table, nrows, sc->retention_cap, false, err);
+		if (!rc && rrc)
+			rc = pb_err(err, rrc, "%s", rerr);
+		if (!throttled || !wait)
+			break;
+		if (round + 1 >= PB_PUSH_THROTTLE_ROUNDS)
+			break;
+		/* Power BI's own Retry-After is the wait; the limiter is asked again afterwards */
+		long ra = sc->api->last.retry_after_s > 0 ? sc->api->last.retry_after_s : 1;
+		pb_sleep_interruptible(ra * 1000, sc->stop);
+		if (sc->stop && *sc->stop)
+			break;
+	}
+	json_decref(rows);
+	return rc;
+}
+
+/* Chunks of one body: the first one is kept in memory (a small body is sent at once), the
+ * rest, and the first once a second arrives, go to push_chunks. */
+typedef struct spool {
+	pb_db *db;
+	char upload_id[PB_ID_BUF];
+	long seq;
+	char *first;
+	size_t first_len, first_rows;
+	bool spilled;
+} spool;
+
+static int chunk_insert(pb_db *db, const char *upload, long seq, const char *rows, size_t len, size_t nrows, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[PB_TIME_BUF];
+	pb_now(now);
+	int rc = db_prepare(db, "INSERT INTO push_chunks (upload_id, seq, nrows, rows_json, created_at) VALUES (?, ?, ?, ?, ?)",
+			    &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, upload, err))) {
+		sqlite3_bind_int64(st, 2, seq);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)nrows);
+		if (sqlite3_bind_text(st, 4, rows, (int)len, SQLITE_STATIC) != SQLITE_OK)
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+		else if (!(rc = db_bind_text(st, 5, now, err)))
+			rc = db_exec(db, st, err);
+	}
+	db_done(st);
+	return rc;
+}
+
+static int chunks_drop(pb_db *db, const char *upload, long seq_or_all, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db,
+			    seq_or_all < 0 ? "DELETE FROM push_chunks WHERE upload_id = ?"
+					   : "DELETE FROM push_chunks WHERE upload_id = ? AND seq = ?",
+			    &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, upload, err))) {
+		if (seq_or_all >= 0)
+			sqlite3_bind_int64(st, 2, seq_or_all);
+		rc = db_exec(db, st, err);
+	}
+	db_done(st);
+	return rc;
+}
+
+static int spool_first(spool *sp, char *err)
+{
+	int rc = chunk_insert(sp->db, sp->upload_id, 0, sp->first, sp->first_len, sp->first_rows, err);
+	sp->spilled = true;
+	return rc;
+}
+
+static int spool_chunk(void *ctx, const char *rows, size_t len, size_t nrows, char *err)
+{
+	spool *sp = ctx;
+	int rc;
+	if (sp->seq == 0) {
+		sp->seq = 1;
+		if (!(sp->first = xstrndup(rows, len)))
+			return pb_err(err, PB_ENOMEM, "out of memory");
+		sp->first_len = len;
+		sp->first_rows = nrows;
+		return 0;
+	}
+	if (!sp->spilled && (rc = spool_first(sp, err)))
+		return rc;
+	return chunk_insert(sp->db, sp->upload_id, sp->seq++, rows, len, nrows, err);
+}
+
+static long retention_cap(const push_ds *d)
+{
+	return strcmp(d->retention, "basicFIFO") ? 5000000L : 200000L;
+}
+
+/* Opens the dataset's connection and session. On failure *status and *reply say why. */
+static int ds_session(pb_db *db, const pb_config *cfg, const push_ds *d, pbi_session *s, bool *have, int *status,
+		      json_t **reply, char *err)
+{
+	push_conn *c = NULL;
+	char code[PBI_CODE_MAX] = "";
+	int rc = conn_get(db, NULL, d->connection_id, &c, err);
+	if (!rc && (rc = conn_session(cfg, c, s, code, err)))
+		rc = upstream_reply(NULL, code[0] ? code : "bad_credentials", rc, status, reply, err);
+	else if (!rc)
+		*have = true;
+	conn_free(c);
+	return rc;
+}
+
+int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, const char *dataset_id, const char *table,
+		     const char *media_type, const push_source *src, int *status, json_t **reply, char *err)
+{
+	push_ds *d = NULL;
+	push_reader *rd = NULL;
+	pbi_session s = { 0 };
+	bool have_session = false, refused = false;
+	spool sp = { .db = db };
+	push_format fmt;
+	char *buf = NULL;
+	int rc;
+	*reply = NULL;
+	if ((rc = push_format_from_media_type(media_type, &fmt, err)))
+		return error_reply(status, reply, 415, "unsupported_media_type", err, err);
+	if ((rc = ds_get(db, who, dataset_id, &d, err)))
+		return rc;
+	const push_table *t = push_schema_table(&d->schema, table);
+	if (!t) {
+		rc = error_reply(status, reply, 404, "not_found", "the push dataset has no such table", err);
+		goto out;
+	}
+	if ((rc = pb_new_id(sp.upload_id, err)) ||
+	    (rc = push_reader_new(t, fmt, POWERBI_PUSH_ROWS_MAX, spool_chunk, &sp, &rd, err)))
+		goto out;
+	enum { BUFSZ = 64 * 1024 };
+	if (!(buf = malloc(BUFSZ))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (;;) {
+		long n = src->read(src->ctx, buf, BUFSZ);
+		if (n < 0) {
+			rc = error_reply(status, reply, 400, "bad_request", "the request body could not be read", err);
+			goto out;
+		}
+		if (!n)
+			break;
+		if ((rc = push_reader_feed(rd, buf, (size_t)n, err)))
+			break;
+	}
+	if (!rc)
+		rc = push_reader_finish(rd, err);
+	if (rc == PB_EINVAL) {
+		/* nothing was sent: the whole body is refused */
+		rc = error_reply(status, reply, 400, "invalid_rows", err, err);
+		goto out;
+	}
+	if (rc)
+		goto out;
+	long total = (long)push_reader_rows(rd);
+	if (!total) {
+		rc = error_reply(status, reply, 400, "invalid_rows", "the body holds no rows", err);
+		goto out;
+	}
+	if (!sp.spilled) {
+		/* one chunk: send it now if the limiter lets us */
+		send_ctx sc = { .db = db, .d = d, .table = t->name, .retention_cap = retention_cap(d) };
+		if ((rc = push_limits_from_env(&sc.lim, err)) ||
+		    (rc = ds_session(db, cfg, d, &s, &have_session, status, reply, err)))
+			goto out;
+		if (*reply)
+			goto out;
+		sc.api = &s.api;
+		rc = send_chunk(&sc, sp.first, sp.first_len, (long)sp.first_rows, false, &refused, err);
+		if (rc) {
+			rc = upstream_reply(&s.api, pbi_session_code(&s), rc, status, reply, err);
+			goto out;
+		}
+		if (!refused) {
+			*status = 200;
+			*reply = json_pack("{s:I, s:I, s:I}", "rows_accepted", (json_int_t)total, "requests",
+					   (json_int_t)sc.requests, "throttled", (json_int_t)sc.throttled);
+			rc = *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
+			goto out;
+		}
+		if ((rc = spool_first(&sp, err)))
+			goto out;
+	}
+	/* the rest runs as a job: the chunks wait in push_chunks */
+	char job_id[PB_ID_BUF], key[64], url[80];
+	bool existing = false;
+	json_t *input = json_pack("{s:s, s:s, s:s, s:I}", "upload_id", sp.upload_id, "dataset_id", d->id, "table", t->name,
+				  "rows", (json_int_t)total);
+	char *text = input ? json_dumps(input, JSON_COMPACT) : NULL;
+	json_decref(input);
+	if (!text) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	xsnprintf(key, sizeof key, "push:%s", sp.upload_id);
+	pb_job_spec spec = { .kind = "push_rows", .org_id = who->org_id, .user_id = who->user_id, .input = text,
+			     .idempotency_key = key };
+	rc = jobs_submit(db, &spec, job_id, &existing, err);
+	free(text);
+	if (rc)
+		goto out;
+	sp.spilled = false; /* the job owns the chunks now */
+	xsnprintf(url, sizeof url, "/api/jobs/%s", job_id);
+	*status = 202;
+	*reply = json_pack("{s:s, s:s, s:I}", "job_id", job_id, "status_url", url, "rows", (json_int_t)total);
+	rc = *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
+out:
+	if (sp.spilled) {
+		char derr[PB_ERR_MAX];
+		chunks_drop(db, sp.upload_id, -1, derr);
+	}
+	if (have_session)
+		pbi_session_release(&s);
+	free(buf);
+	free(sp.first);
+	push_reader_free(rd);
+	ds_free(d);
+	return rc;
+}
+
+int push_rows_delete(pb_db *db, const pb_config *cfg, const push_caller *who, const char *dataset_id, const char *table,
+		     int *status, json_t **reply, char *err)
+{
+	push_ds *d = NULL;
+	pbi_session s = { 0 };
+	bool have = false;
+	*reply = NULL;
+	int rc = ds_get(db, who, dataset_id, &d, err);
+	if (rc)
+		return rc;
+	const push_table *t = push_schema_table(&d->schema, table);
+	if (!t) {
+		rc = error_reply(status, reply, 404, "not_found", "the push dataset has no such table", err);
+		goto out;
+	}
+	if ((rc = ds_session(db, cfg, d, &s, &have, status, reply, err)) || *reply)
+		goto out;
+	if ((rc = powerbi_push_delete_rows(&s.api, d->workspace_id, d->powerbi_id, t->name, err))) {
+		rc = upstream_reply(&s.api, pbi_session_code(&s), rc, status, reply, err);
+		goto out;
+	}
+	if ((rc = table_rows_add(db, d->id, t->name, 0, 0, true, err)))
+		goto out;
+	*status = 200;
+	*reply = json_pack("{s:s, s:s, s:b}", "dataset_id", d->id, "table", t->name, "cleared", 1);
+	rc = *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
+out:
+	if (have)
+		pbi_session_release(&s);
+	ds_free(d);
+	return rc;
+}
+
+/* ======================================================================== the job */
+
+int push_rows_job(pb_job_ctx *ctx)
+{
+	json_t *in = json_loads(ctx->job->input, 0, NULL);
+	const char *upload = json_string_value(json_object_get(in, "upload_id"));
+	const char *ds_id = json_string_value(json_object_get(in, "dataset_id"));
+	const char *table = json_string_value(json_object_get(in, "table"));
+	push_ds *d = NULL;
+	pbi_session s = { 0 };
+	bool have = false;
+	json_t *reply = NULL;
+	sqlite3_stmt *st = NULL;
+	int status = 0, rc;
+	char *rows = NULL;
+	if (!upload || !ds_id || !table) {
+		rc = job_fail(ctx, "bad_input", "the job input lacks upload_id, dataset_id or table");
+		goto out;
+	}
+	/* counts survive a restart in the checkpoint; sent chunks are gone from push_chunks */
+	send_ctx sc = { .db = ctx->db, .table = table, .stop = ctx->stop };
+	sc.requests = (long)json_integer_value(json_object_get(ctx->checkpoint, "requests"));
+	sc.throttled = (long)json_integer_value(json_object_get(ctx->checkpoint, "throttled"));
+	long accepted = (long)json_integer_value(json_object_get(ctx->checkpoint, "rows_accepted"));
+	long total = (long)json_integer_value(json_object_get(in, "rows"));
+	if ((rc = ds_get(ctx->db, NULL, ds_id, &d, ctx->err))) {
+		if (rc == PB_ENOTFOUND)
+			rc = job_fail(ctx, "not_found", "the push dataset was deleted");
+		goto out;
+	}
+	sc.d = d;
+	sc.retention_cap = retention_cap(d);
+	if ((rc = push_limits_from_env(&sc.lim, ctx->err)) ||
+	    (rc = ds_session(ctx->db, ctx->cfg, d, &s, &have, &status, &reply, ctx->err)))
+		goto out;
+	if (reply) {
+		rc = job_fail(ctx, json_string_value(json_object_get(json_object_get(reply, "error"), "code")), "%s",
+			      json_string_value(json_object_get(json_object_get(reply, "error"), "message")));
+		goto out;
+	}
+	sc.api = &s.api;
+	if ((rc = job_phase(ctx, "sending", total ? (int)(accepted * 100 / total) : 0)))
+		goto out;
+	for (;;) {
+		long seq, nrows;
+		size_t len;
+		if ((rc = db_prepare(ctx->db, "SELECT seq, nrows, rows_json FROM push_chunks WHERE upload_id = ? "
+					      "ORDER BY seq LIMIT 1",
+				     &st, ctx->err)) ||
+		    (rc = db_bind_text(st, 1, upload, ctx->err)))
+			goto out;
+		rc = db_row(ctx->db, st, ctx->err);
+		if (rc <= 0) {
+			db_done(st);
+			st = NULL;
+			break;
+		}
+		seq = (long)sqlite3_column_int64(st, 0);
+		nrows = (long)sqlite3_column_int64(st, 1);
+		len = (size_t)sqlite3_column_bytes(st, 2);
+		free(rows);
+		rows = xstrndup((const char *)sqlite3_column_text(st, 2), len);
+		db_done(st);
+		st = NULL;
+		if (!rows) {
+			rc = pb_err(ctx->err, PB_ENOMEM, "out of memory");
+			goto out;
+		}
+		if ((rc = send_chunk(&sc, rows, len, nrows, true, NULL, ctx->err))) {
+			if (s.api.last.outcome_unknown)
+				rc = job_fail(ctx, "outcome_unknown",
+					      "rows %ld to %ld: the connection dropped after sending; Power BI may or may not "
+					      "have added them (%ld rows accepted before): %s",
+					      accepted + 1, accepted + nrows, accepted, ctx->err);
+			else if (s.api.last.status == 429 || s.api.last.status >= 500 || !s.api.last.status)
+				rc = job_retry_later(ctx, s.api.last.retry_after_s > 0 ? s.api.last.retry_after_s * 1000 : 0,
+						     "powerbi_unavailable", "%s", ctx->err);
+			else
+				rc = job_fail(ctx, "powerbi_rejected", "rows %ld to %ld: %s", accepted + 1, accepted + nrows,
+					      ctx->err);
+			goto out;
+		}
+		accepted += nrows;
+		if ((rc = chunks_drop(ctx->db, upload, seq, ctx->err)) ||
+		    (rc = job_checkpoint(ctx, "rows_accepted", json_integer(accepted))) ||
+		    (rc = job_checkpoint(ctx, "requests", json_integer(sc.requests))) ||
+		    (rc = job_checkpoint(ctx, "throttled", json_integer(sc.throttled))) ||
+		    (rc = job_phase(ctx, "sending", total ? (int)(accepted * 100 / total) : 100)))
+			goto out;
+	}
+	if (rc < 0)
+		goto out;
+	ctx->result = json_pack("{s:I, s:I, s:I, s:s, s:s}", "rows_accepted", (json_int_t)accepted, "requests",
+				(json_int_t)sc.requests, "throttled", (json_int_t)sc.throttled, "dataset_id", d->id, "table",
+				table);
+	rc = ctx->result ? 0 : pb_err(ctx->err, PB_ENOMEM, "out of memory");
+out:
+	/* a job that ends for good drops what it did not send */
+	if (rc && !ctx->transient && upload) {
+		char derr[PB_ERR_MAX];
+		chunks_drop(ctx->db, upload, -1, derr);
+	}
+	db_done(st);
+	free(rows);
+	if (have)
+		pbi_session_release(&s);
+	json_decref(reply);
+	ds_free(d);
+	json_decref(in);
+	return rc;
+}

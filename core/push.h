@@ -1,0 +1,186 @@
+/* Push datasets: team-shared push connections, dataset creation with Power BI's limits
+ * checked first, and row ingestion (JSON array, NDJSON, CSV with a header row).
+ *
+ * Owns the tables push_connections, push_datasets, push_table_rows, push_chunks and
+ * push_rate_events (sql/0006_refresh_push.sql). Reads teams/team_members (core/identity)
+ * to decide which connections a member may use: members use the connections of their
+ * teams, owners use all of their org's; any other connection is PB_ENOTFOUND.
+ *
+ * Rows: a body is read in chunks by a push_reader, which checks EVERY row against the
+ * table schema and converts each value to the column's JSON type before anything is sent
+ * (a bad row fails the whole body with "row N, column 'c': ..."; data rows count from 1).
+ * Converted rows are cut into chunks of at most POWERBI_PUSH_ROWS_MAX rows; one chunk is
+ * one POST rows request. A body of one small chunk is sent at once when the rate limiter
+ * grants it; otherwise the chunks are spooled in push_chunks and the "push_rows" job sends
+ * them, deleting each chunk once Power BI accepted it (so a resumed job sends the rest).
+ *
+ * Rate limits (Power BI's documented per-dataset limits, scaled by PBIPORT_PUSH_RATE_SCALE,
+ * default 1, each scaled value at least 1): 120 POST rows requests a minute, 1,000,000
+ * rows an hour, 5 requests in flight, and 120 requests an hour once a table holds 250,000
+ * rows (threshold scaled too). The limiter is a sliding-window log in push_rate_events,
+ * checked and written under one write transaction, so every process shares it.
+ *
+ * Creating a push dataset answers with a warning that Microsoft stops the creation of new
+ * push datasets on 31 October 2027 (PUSH_RETIREMENT_WARNING). */
+#ifndef PBIPORT_PUSH_H
+#define PBIPORT_PUSH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/worker.h"
+#include "runtime/auth.h"
+#include "runtime/config.h"
+#include "runtime/db.h"
+#include "runtime/strbuf.h"
+
+struct json_t;
+
+#define PUSH_RETIREMENT_WARNING                                                                        \
+	"Microsoft stops the creation of new push datasets (real-time semantic models) on 31 October "   \
+	"2027; existing ones keep working. Plan the move to Microsoft Fabric Real-Time Intelligence "   \
+	"(eventstreams into an eventhouse/KQL database)."
+
+/* ---- schema ---- */
+
+typedef enum push_type {
+	PUSH_INT64, PUSH_DOUBLE, PUSH_DECIMAL, PUSH_BOOLEAN, PUSH_DATETIME, PUSH_STRING,
+} push_type;
+
+typedef struct push_column {
+	char *name;
+	push_type type;
+} push_column;
+
+typedef struct push_table {
+	char *name;
+	push_column *cols;
+	size_t ncols;
+} push_table;
+
+typedef struct push_schema {
+	push_table *tables;
+	size_t ntables;
+} push_schema;
+
+/* Power BI's spelling of t ("Int64", "Double", "Decimal", "Boolean", "Datetime", "String"). */
+const char *push_type_name(push_type t);
+/* Case-insensitive; "bool" and "DateTime" accepted. PB_EINVAL otherwise. */
+int push_type_parse(const char *s, push_type *out, char *err);
+/* Checks a "tables" array in Power BI's shape against the limits (tables, columns, name
+ * lengths, unique names) and fills *out (release with push_schema_release). */
+int push_schema_parse(const struct json_t *tables, push_schema *out, char *err);
+void push_schema_release(push_schema *s);
+/* [{"name","columns":[{"name","dataType"}]}]; new reference, NULL on OOM. */
+struct json_t *push_schema_json(const push_schema *s);
+/* Borrowed; NULL when there is no such table (names compare case-insensitively). */
+const push_table *push_schema_table(const push_schema *s, const char *name);
+/* True when both schemas have the same tables, columns and types (in order). */
+bool push_schema_equal(const push_schema *a, const push_schema *b);
+
+/* ---- rows ---- */
+
+typedef enum push_format { PUSH_FMT_JSON, PUSH_FMT_NDJSON, PUSH_FMT_CSV } push_format;
+
+/* application/json → JSON array; application/x-ndjson, application/ndjson,
+ * application/jsonl → NDJSON; text/csv → CSV. PB_EINVAL otherwise. */
+int push_format_from_media_type(const char *media_type, push_format *out, char *err);
+
+/* Converts one text value to column type t, appending its JSON text to out. quoted: a CSV
+ * field written in quotes (an empty quoted field is an empty string, an empty unquoted one
+ * is null). PB_EINVAL with a message that does not name the row (the reader adds it). */
+int push_convert_text(push_type t, const char *s, size_t len, bool quoted, sbuf *out, char *err);
+
+/* A chunk of converted rows: rows_json is a JSON array text (borrowed for the call). */
+typedef int (*push_chunk_fn)(void *ctx, const char *rows_json, size_t len, size_t nrows, char *err);
+
+typedef struct push_reader push_reader;
+
+/* chunk_rows: rows per chunk (1..POWERBI_PUSH_ROWS_MAX). t is borrowed for the reader's
+ * life. *out new: free with push_reader_free. */
+int push_reader_new(const push_table *t, push_format f, size_t chunk_rows, push_chunk_fn fn, void *ctx,
+		    push_reader **out, char *err);
+/* Feeds the next bytes of the body. The first bad row ends the reading with PB_EINVAL. */
+int push_reader_feed(push_reader *rd, const char *data, size_t len, char *err);
+/* End of body: checks the format is complete and hands over the last chunk. */
+int push_reader_finish(push_reader *rd, char *err);
+size_t push_reader_rows(const push_reader *rd);   /* data rows read so far */
+void push_reader_free(push_reader *rd);
+
+/* ---- the shared rate limiter ---- */
+
+typedef struct push_limits {
+	long per_minute;        /* POST rows requests per minute per dataset */
+	long rows_per_hour;     /* rows per hour per dataset */
+	long pending;           /* requests in flight per dataset */
+	long big_table_rows;    /* a table holding this many rows slows the dataset to: */
+	long big_per_hour;      /* requests per hour */
+} push_limits;
+
+/* Power BI's limits times scale (each at least 1). */
+void push_limits_scaled(double scale, push_limits *out);
+/* From PBIPORT_PUSH_RATE_SCALE (a positive number; default 1). PB_EINVAL naming it. */
+int push_limits_from_env(push_limits *out, char *err);
+
+/* Asks for one request of rows rows to dataset_key at now_ms, the biggest table holding
+ * table_rows. Granted: *wait_ms = 0 and *ticket names the recorded request (release it).
+ * Refused: *wait_ms > 0 is how long until it would fit; nothing is recorded. */
+int push_rate_acquire(pb_db *db, const push_limits *lim, const char *dataset_key, long rows, long table_rows,
+		      int64_t now_ms, int64_t *wait_ms, int64_t *ticket, char *err);
+/* The request ended: sent (kept in the windows, no longer in flight) or not sent / refused
+ * by Power BI (forgotten: it used no budget). */
+int push_rate_release(pb_db *db, int64_t ticket, bool sent, char *err);
+
+/* ---- connections ---- */
+
+typedef struct push_caller {
+	const char *org_id;
+	const char *user_id;
+	pb_role role;
+} push_caller;
+
+/* Handles POST /api/push-connections: {name, team, tenant_id, client_id, client_secret}.
+ * Members may create connections only for their own teams. *reply new; *status 201, or
+ * 400/409 with *reply an error body; other failures return a pb_rc. */
+int push_connection_create(pb_db *db, const pb_config *cfg, const push_caller *who, const struct json_t *body,
+			   int *status, struct json_t **reply, char *err);
+/* {"push_connections":[...]} of the connections the caller may use. */
+int push_connections_list(pb_db *db, const push_caller *who, struct json_t **reply, char *err);
+/* Owners, or members of the connection's team. PB_ENOTFOUND when not visible. */
+int push_connection_delete(pb_db *db, const push_caller *who, const char *id, char *err);
+
+/* ---- datasets ---- */
+
+/* Handles POST /api/push-datasets: {connection_id, workspace_id, name, tables,
+ * retention?, replace?}. Same name + same schema returns the existing dataset (200); a
+ * different schema is 409 unless replace is true. *status 201/200 or an error status with
+ * *reply an error body; *warning (borrowed static text) set for the Warning header. */
+int push_dataset_create(pb_db *db, const pb_config *cfg, const push_caller *who, const struct json_t *body,
+			int *status, struct json_t **reply, const char **warning, char *err);
+int push_dataset_get(pb_db *db, const push_caller *who, const char *id, struct json_t **reply, char *err);
+int push_datasets_list(pb_db *db, const push_caller *who, struct json_t **reply, char *err);
+
+/* Where a body comes from: read() returns bytes read, 0 at the end, -1 on error. */
+typedef struct push_source {
+	long (*read)(void *ctx, char *buf, size_t n);
+	void *ctx;
+	size_t size_hint;       /* total bytes when known (0: unknown) */
+} push_source;
+
+/* Handles POST /api/push-datasets/{id}/tables/{table}/rows. *status: 200 with
+ * {rows_accepted, requests} when sent at once, 202 {job_id, status_url, rows} when
+ * queued, or 400/404/409/502 with an error body. */
+int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, const char *dataset_id,
+		     const char *table, const char *media_type, const push_source *src, int *status,
+		     struct json_t **reply, char *err);
+/* Handles DELETE .../rows: clears the table in Power BI. */
+int push_rows_delete(pb_db *db, const pb_config *cfg, const push_caller *who, const char *dataset_id,
+		     const char *table, int *status, struct json_t **reply, char *err);
+
+/* The "push_rows" job kind: sends the spooled chunks of one upload.
+ * Input {"upload_id","dataset_id","table","rows"}; result {"rows_accepted","requests",
+ * "throttled","dataset_id","table"}. */
+int push_rows_job(pb_job_ctx *ctx);
+
+#endif

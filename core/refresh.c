@@ -1,0 +1,957 @@
+/* Semantic-model refreshes: resolving a model, submitting, the "refresh" job, history,
+ * schedules and upstream events. See core/refresh.h. */
+#include "core/refresh.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/assets.h"
+#include "core/cron.h"
+#include "core/integrations.h"
+#include "core/lineage.h"
+#include "core/pbi_session.h"
+#include "msapi/powerbi.h"
+#include "runtime/crypto.h"
+#include "runtime/jobs.h"
+#include "runtime/json_body.h"
+#include "runtime/timeutil.h"
+#include "runtime/util.h"
+
+static int error_reply(int *status, json_t **reply, int st, const char *code, const char *msg, char *err)
+{
+	*status = st;
+	*reply = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
+	return *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
+}
+
+static void copy(char *dst, size_t size, const char *src)
+{
+	if (xsnprintf(dst, size, "%s", src ? src : ""))
+		dst[0] = '\0';
+}
+
+/* ======================================================================== targets */
+
+static int published_lookup(pb_db *db, const char *org_id, const char *ref, refresh_target *t, bool *found, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	*found = false;
+	int rc = db_prepare(db,
+			    "SELECT id, workspace_id, semantic_model_id, name, user_id FROM published_models "
+			    "WHERE org_id = ? AND (id = ? OR consumer_product_id = ?) ORDER BY published_at DESC LIMIT 1",
+			    &st, err);
+	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, ref, err)) ||
+	    (rc = db_bind_text(st, 3, ref, err)))
+		goto out;
+	if ((rc = db_row(db, st, err)) == 1) {
+		copy(t->model_ref, sizeof t->model_ref, db_col_text(st, 0));
+		copy(t->workspace_id, sizeof t->workspace_id, db_col_text(st, 1));
+		copy(t->dataset_id, sizeof t->dataset_id, db_col_text(st, 2));
+		copy(t->name, sizeof t->name, db_col_text(st, 3));
+		copy(t->publisher_id, sizeof t->publisher_id, db_col_text(st, 4));
+		t->published = true;
+		*found = true;
+		rc = 0;
+	}
+out:
+	db_done(st);
+	return rc;
+}
+
+int refresh_resolve(pb_db *db, const char *org_id, const char *ref, refresh_target *out, char *err)
+{
+	pb_asset *a = NULL;
+	bool found = false;
+	memset(out, 0, sizeof *out);
+	int rc = assets_get(db, org_id, ref, &a, err);
+	if (!rc && !strcmp(a->kind, "semantic_model") && a->workspace_powerbi_id) {
+		copy(out->model_ref, sizeof out->model_ref, a->id);
+		copy(out->workspace_id, sizeof out->workspace_id, a->workspace_powerbi_id);
+		copy(out->dataset_id, sizeof out->dataset_id, a->powerbi_id);
+		copy(out->name, sizeof out->name, a->name);
+		copy(out->integration_id, sizeof out->integration_id, a->integration_id);
+		asset_free(a);
+		return 0;
+	}
+	asset_free(a);
+	if (rc && rc != PB_ENOTFOUND)
+		return rc;
+	if ((rc = published_lookup(db, org_id, ref, out, &found, err)))
+		return rc;
+	return found ? 0 : pb_err(err, PB_ENOTFOUND, "no semantic model %.40s in this organization", ref);
+}
+
+/* Who refreshes: "sp" (the integration's service principal) or "user" (a delegated
+ * connection); asker NULL for schedules and events. PB_EINVAL says why neither. */
+static int choose_auth(pb_db *db, const char *org_id, const refresh_target *t, const char *asker, const char **auth,
+		       const char **user, char *err)
+{
+	if (!t->published) {
+		pb_integration *i = NULL;
+		int rc = t->integration_id[0] ? integrations_get(db, org_id, t->integration_id, &i, err) : PB_ENOTFOUND;
+		integration_free(i);
+		if (rc == PB_ENOTFOUND)
+			return pb_err(err, PB_EINVAL,
+				      "no credentials to refresh '%s': the integration that imported it was deleted", t->name);
+		if (rc)
+			return rc;
+		*auth = "sp";
+		*user = NULL;
+		return 0;
+	}
+	if (!t->publisher_id[0])
+		return pb_err(err, PB_EINVAL, "no credentials to refresh '%s': the user who published it was deleted", t->name);
+	if (asker && strcmp(asker, t->publisher_id))
+		return pb_err(err, PB_EINVAL,
+			      "no credentials to refresh '%s': it was published by another user, and pbiport refreshes a "
+			      "published model only with its publisher's Power BI connection",
+			      t->name);
+	*auth = "user";
+	*user = t->publisher_id;
+	return 0;
+}
+
+/* ======================================================================== options */
+
+int refresh_options_check(const json_t *body, char *err)
+{
+	static const char *const keys[] = { "notifyOption", "type", "commitMode", "objects", "retryCount", "maxParallelism",
+					     "applyRefreshPolicy", "effectiveDate", "timeout", "wait_timeout", NULL };
+	static const char *const notify[] = { "NoNotification", "MailOnFailure", "MailOnCompletion", NULL };
+	if (!body)
+		return 0;
+	if (!json_is_object(body))
+		return pb_err(err, PB_EINVAL, "the body must be a JSON object");
+	int rc = json_body_only_keys(body, keys, "", err);
+	if (rc)
+		return rc;
+	const json_t *n = json_object_get(body, "notifyOption");
+	if (n) {
+		bool ok = false;
+		for (size_t i = 0; json_is_string(n) && notify[i]; i++)
+			ok = ok || !strcmp(notify[i], json_string_value(n));
+		if (!ok)
+			return pb_err(err, PB_EINVAL, "notifyOption must be NoNotification, MailOnFailure or MailOnCompletion");
+	}
+	const json_t *wt = json_object_get(body, "wait_timeout");
+	if (wt && !(json_is_integer(wt) && json_integer_value(wt) > 0) && !json_is_string(wt))
+		return pb_err(err, PB_EINVAL, "wait_timeout must be seconds or a duration such as \"2h\"");
+	const char *enhanced[] = { "type", "commitMode", "objects", "retryCount", "maxParallelism", "applyRefreshPolicy",
+				   "effectiveDate", "timeout" };
+	for (size_t i = 0; i < sizeof enhanced / sizeof enhanced[0]; i++)
+		if (json_object_get(body, enhanced[i]))
+			/* msapi's refresh call sends only notifyOption: refusing beats refreshing the
+			 * whole model when a partition or commit mode was asked for */
+			return pb_err(err, PB_EINVAL,
+				      "enhanced-refresh option '%s' is not supported yet: send {} or {\"notifyOption\": ...} "
+				      "for a standard refresh",
+				      enhanced[i]);
+	return 0;
+}
+
+static int wait_timeout_s(const json_t *body, int64_t *secs, char *err)
+{
+	const char *env = getenv("PBIPORT_REFRESH_TIMEOUT");
+	const json_t *wt = body ? json_object_get(body, "wait_timeout") : NULL;
+	*secs = PB_REFRESH_TIMEOUT_S_DEFAULT;
+	if (json_is_integer(wt)) {
+		*secs = json_integer_value(wt);
+		return 0;
+	}
+	if (json_is_string(wt))
+		return cron_parse_duration(json_string_value(wt), secs, err) ? pb_err(err, PB_EINVAL, "wait_timeout: %s", err)
+									     : 0;
+	if (env && *env && cron_parse_duration(env, secs, err))
+		return pb_err(err, PB_EINVAL, "PBIPORT_REFRESH_TIMEOUT: %s", err);
+	return 0;
+}
+
+/* ======================================================================== runs */
+
+static int run_insert(pb_db *db, const char *org_id, const char *ref, const char *job_id, const char *trigger,
+		      char id[PB_ID_BUF], char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[PB_TIME_BUF];
+	pb_now(now);
+	int rc = pb_new_id(id, err);
+	if (rc || (rc = db_prepare(db,
+				   "INSERT INTO refresh_runs (id, org_id, model_ref, job_id, trigger, status, created_at, "
+				   "updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)",
+				   &st, err)) ||
+	    (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
+	    (rc = db_bind_text(st, 3, ref, err)) || (rc = db_bind_text(st, 4, job_id, err)) ||
+	    (rc = db_bind_text(st, 5, trigger, err)) || (rc = db_bind_text(st, 6, now, err)) ||
+	    (rc = db_bind_text(st, 7, now, err)))
+		goto out;
+	rc = db_exec(db, st, err);
+out:
+	db_done(st);
+	return rc;
+}
+
+static int run_update(pb_db *db, const char *job_id, const char *request_id, const char *status, bool joined,
+		      const char *start, const char *end, const char *error, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[PB_TIME_BUF];
+	pb_now(now);
+	int rc = db_prepare(db,
+			    "UPDATE refresh_runs SET request_id = COALESCE(?, request_id), status = ?, joined = ?, "
+			    "start_time = COALESCE(?, start_time), end_time = ?, error = ?, updated_at = ? WHERE job_id = ?",
+			    &st, err);
+	if (rc || (rc = db_bind_text(st, 1, request_id, err)) || (rc = db_bind_text(st, 2, status, err)))
+		goto out;
+	sqlite3_bind_int(st, 3, joined ? 1 : 0);
+	if ((rc = db_bind_text(st, 4, start, err)) || (rc = db_bind_text(st, 5, end, err)) ||
+	    (rc = db_bind_text(st, 6, error, err)) || (rc = db_bind_text(st, 7, now, err)) ||
+	    (rc = db_bind_text(st, 8, job_id, err)))
+		goto out;
+	rc = db_exec(db, st, err);
+out:
+	db_done(st);
+	return rc;
+}
+
+/* ======================================================================== submit */
+
+int refresh_submit(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *ref,
+		   const json_t *body, const char *trigger, int *status, json_t **reply, char *err)
+{
+	refresh_target t;
+	const char *auth = NULL, *auth_user = NULL;
+	char job_id[PB_ID_BUF], run_id[PB_ID_BUF], key[PB_PBI_ID_MAX + 16], url[80];
+	bool existing = false;
+	int64_t timeout_s = 0;
+	char *text = NULL;
+	int rc;
+	(void)cfg;
+	*reply = NULL;
+	if ((rc = refresh_options_check(body, err)) || (rc = wait_timeout_s(body, &timeout_s, err)))
+		return rc == PB_EINVAL ? error_reply(status, reply, 400, "bad_request", err, err) : rc;
+	if ((rc = refresh_resolve(db, org_id, ref, &t, err)))
+		return rc == PB_ENOTFOUND ? error_reply(status, reply, 404, "not_found", err, err) : rc;
+	if ((rc = choose_auth(db, org_id, &t, user_id, &auth, &auth_user, err)))
+		return rc == PB_EINVAL ? error_reply(status, reply, 400, "no_credentials", err, err) : rc;
+	const json_t *notify = body ? json_object_get(body, "notifyOption") : NULL;
+	json_t *input = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:I, s:s, s:s?}", "model_ref", t.model_ref,
+				  "workspace_id", t.workspace_id, "dataset_id", t.dataset_id, "name", t.name, "auth", auth,
+				  "integration_id", t.integration_id[0] ? t.integration_id : NULL, "user_id", auth_user,
+				  "wait_timeout_s", (json_int_t)timeout_s, "trigger", trigger, "notify",
+				  json_string_value(notify));
+	if (!input || !(text = json_dumps(input, JSON_COMPACT))) {
+		json_decref(input);
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	}
+	json_decref(input);
+	/* one refresh per model at a time: a queued or running job for it is joined */
+	xsnprintf(key, sizeof key, "refresh:%s", t.dataset_id);
+	pb_job_spec spec = { .kind = "refresh", .org_id = org_id, .user_id = user_id, .input = text, .idempotency_key = key,
+			     .max_attempts = PB_JOB_DEFAULT_ATTEMPTS };
+	rc = jobs_submit(db, &spec, job_id, &existing, err);
+	free(text);
+	if (rc)
+		return rc;
+	if (!existing && (rc = run_insert(db, org_id, t.model_ref, job_id, trigger, run_id, err)))
+		return rc;
+	xsnprintf(url, sizeof url, "/api/jobs/%s", job_id);
+	*status = 202;
+	*reply = json_pack("{s:s, s:s, s:s, s:s, s:b}", "job_id", job_id, "status_url", url, "model_ref", t.model_ref, "name",
+			   t.name, "joined", existing);
+	return *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
+}
+
+/* ======================================================================== sessions */
+
+static int open_session(pb_db *db, const pb_config *cfg, const char *org_id, const char *auth, const char *integration_id,
+			const char *user_id, pbi_session *s, char code[PBI_CODE_MAX], char *err)
+{
+	memset(s, 0, sizeof *s);
+	code[0] = '\0';
+	if (auth && !strcmp(auth, "user"))
+		return pbi_session_user(s, db, cfg, org_id, user_id, code, err);
+	pb_integration *i = NULL;
+	char *secret = NULL;
+	size_t len = 0;
+	int rc = integrations_get(db, NULL, integration_id ? integration_id : "", &i, err);
+	if (rc == PB_ENOTFOUND)
+		copy(code, PBI_CODE_MAX, "no_credentials");
+	if (!rc && !(rc = integration_open_secret(cfg, i, &secret, &len, err)))
+		rc = pbi_session_app(s, i->tenant_id, i->client_id, secret, code, err);
+	pb_secret_free(secret, len);
+	integration_free(i);
+	return rc;
+}
+
+/* ======================================================================== the job */
+
+static const char *entry_error(const powerbi_refresh *e, char *buf, size_t size)
+{
+	if (!e->error)
+		return NULL;
+	json_t *j = json_loads(e->error, 0, NULL);
+	const char *desc = json_string_value(json_object_get(j, "errorDescription"));
+	const char *code = json_string_value(json_object_get(j, "errorCode"));
+	if (desc && code && strcmp(desc, code))
+		xsnprintf(buf, size, "%s: %s", code, desc);
+	else
+		copy(buf, size, desc ? desc : code ? code : e->error);
+	json_decref(j);
+	return buf;
+}
+
+static long poll_first_ms(void)
+{
+	const char *s = getenv("PBIPORT_REFRESH_POLL_MS");
+	long v = s && *s ? strtol(s, NULL, 10) : 0;
+	return v > 0 ? v : PB_REFRESH_POLL_MIN_MS;
+}
+
+static bool stopping(pb_job_ctx *ctx)
+{
+	return (ctx->stop && *ctx->stop) || atomic_load(&ctx->lease_lost);
+}
+
+/* Reads the history; on failure decides between retry-later and fail. */
+static int read_history(pb_job_ctx *ctx, pbi_session *s, const char *ws, const char *ds, powerbi_refresh **h, size_t *n)
+{
+	int rc = powerbi_refresh_history(&s->api, ws, ds, PB_REFRESH_HISTORY_TOP, h, n, ctx->err);
+	if (!rc)
+		return 0;
+	if (pbi_session_code(s)[0] && strcmp(pbi_session_code(s), "unavailable"))
+		return job_fail(ctx, pbi_session_code(s), "%s", ctx->err);
+	if (s->api.last.status >= 400 && s->api.last.status < 500 && s->api.last.status != 429)
+		return job_fail(ctx, "powerbi_rejected", "reading the refresh history: %s", ctx->err);
+	return job_retry_later(ctx, 0, "powerbi_unavailable", "reading the refresh history: %s", ctx->err);
+}
+
+static bool in_list(json_t *ids, const char *id)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(ids, i, v)
+	if (json_is_string(v) && id && !strcmp(json_string_value(v), id))
+		return true;
+	return false;
+}
+
+/* Triggers the refresh (or joins a running one) and finds ours in the history. */
+static int start_refresh(pb_job_ctx *ctx, pbi_session *s, const char *ws, const char *ds, const char *notify,
+			 char **request_id, bool *joined)
+{
+	powerbi_refresh *h = NULL;
+	size_t n = 0;
+	char *msid = NULL;
+	json_t *before = json_array();
+	int rc;
+	*joined = false;
+	if (!before)
+		return pb_err(ctx->err, PB_ENOMEM, "out of memory");
+	if ((rc = job_phase(ctx, "triggering", 10)) || (rc = read_history(ctx, s, ws, ds, &h, &n)))
+		goto out;
+	if (n && powerbi_refresh_running(&h[0]) && h[0].request_id) {
+		/* Power BI runs one refresh at a time: follow the running one */
+		*joined = true;
+		rc = (*request_id = xstrdup(h[0].request_id)) ? 0 : pb_err(ctx->err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (h[i].request_id && json_array_append_new(before, json_string(h[i].request_id))) {
+			rc = pb_err(ctx->err, PB_ENOMEM, "out of memory");
+			goto out;
+		}
+	/* saved first: a job resumed after a crash must not take an older refresh for its own */
+	if ((rc = job_checkpoint(ctx, "before", json_incref(before))))
+		goto out;
+	rc = powerbi_refresh_dataset(&s->api, ws, ds, notify, &msid, ctx->err);
+	if (rc) {
+		long st = s->api.last.status;
+		if ((st == 400 || st == 409)) {
+			/* another refresh started in between: join it */
+			powerbi_refreshes_release(h, n);
+			h = NULL;
+			n = 0;
+			char first[PB_ERR_MAX];
+			copy(first, sizeof first, ctx->err);
+			if ((rc = read_history(ctx, s, ws, ds, &h, &n)))
+				goto out;
+			if (n && powerbi_refresh_running(&h[0]) && h[0].request_id) {
+				*joined = true;
+				rc = (*request_id = xstrdup(h[0].request_id)) ? 0 : pb_err(ctx->err, PB_ENOMEM, "out of memory");
+				goto out;
+			}
+			rc = job_fail(ctx, "powerbi_rejected", "Power BI refused the refresh: %s", first);
+		} else if (pbi_session_code(s)[0] && strcmp(pbi_session_code(s), "unavailable")) {
+			rc = job_fail(ctx, pbi_session_code(s), "%s", ctx->err);
+		} else if (st >= 400 && st < 500 && st != 429) {
+			rc = job_fail(ctx, "powerbi_rejected", "Power BI refused the refresh: %s", ctx->err);
+		} else {
+			rc = job_retry_later(ctx, 0, "powerbi_unavailable", "%s", ctx->err);
+		}
+		goto out;
+	}
+	rc = job_phase(ctx, "finding", 20);
+	/* ours = the id from the 202 if it is new, else the newest entry that was not there before */
+	long wait = poll_first_ms();
+	for (int tries = 0; !rc && tries < PB_REFRESH_FIND_TRIES; tries++) {
+		powerbi_refreshes_release(h, n);
+		h = NULL;
+		n = 0;
+		if ((rc = read_history(ctx, s, ws, ds, &h, &n)))
+			goto out;
+		const char *found = NULL;
+		for (size_t i = 0; i < n && !found; i++)
+			if (h[i].request_id && !in_list(before, h[i].request_id) && msid && !strcmp(msid, h[i].request_id))
+				found = h[i].request_id;
+		for (size_t i = 0; i < n && !found; i++)
+			if (h[i].request_id && !in_list(before, h[i].request_id))
+				found = h[i].request_id;
+		if (found) {
+			rc = (*request_id = xstrdup(found)) ? 0 : pb_err(ctx->err, PB_ENOMEM, "out of memory");
+			goto out;
+		}
+		pb_sleep_interruptible(wait, ctx->stop);
+		if (stopping(ctx)) {
+			rc = job_retry_later(ctx, 0, "stopped", "the worker stopped while finding the refresh");
+			goto out;
+		}
+		wait = wait * 2 > PB_REFRESH_POLL_MAX_MS ? PB_REFRESH_POLL_MAX_MS : wait * 2;
+	}
+	if (!rc)
+		rc = job_fail(ctx, "refresh_not_found",
+			      "Power BI accepted the refresh request, but no new entry appeared in the model's refresh "
+			      "history (Power BI may have dropped it as part of a burst); ask again");
+out:
+	free(msid);
+	json_decref(before);
+	powerbi_refreshes_release(h, n);
+	return rc;
+}
+
+int refresh_job(pb_job_ctx *ctx)
+{
+	json_t *in = json_loads(ctx->job->input, 0, NULL);
+	const char *ws = json_string_value(json_object_get(in, "workspace_id"));
+	const char *ds = json_string_value(json_object_get(in, "dataset_id"));
+	const char *ref = json_string_value(json_object_get(in, "model_ref"));
+	int64_t timeout_s = json_integer_value(json_object_get(in, "wait_timeout_s"));
+	pbi_session s = { 0 };
+	bool have = false, joined = json_is_true(json_object_get(ctx->checkpoint, "joined"));
+	char code[PBI_CODE_MAX], *request_id = NULL, errbuf[PB_ERR_MAX];
+	powerbi_refresh *h = NULL;
+	size_t n = 0;
+	int rc;
+	if (!ws || !ds || !ref) {
+		rc = job_fail(ctx, "bad_input", "the job input lacks workspace_id, dataset_id or model_ref");
+		goto out;
+	}
+	if (timeout_s <= 0)
+		timeout_s = PB_REFRESH_TIMEOUT_S_DEFAULT;
+	/* the wait started with the first attempt, not this one */
+	int64_t started = json_integer_value(json_object_get(ctx->checkpoint, "started_ms"));
+	if (!started && (rc = job_checkpoint(ctx, "started_ms", json_integer(started = pb_epoch_ms()))))
+		goto out;
+	if ((rc = open_session(ctx->db, ctx->cfg, ctx->job->org_id, json_string_value(json_object_get(in, "auth")),
+			       json_string_value(json_object_get(in, "integration_id")),
+			       json_string_value(json_object_get(in, "user_id")), &s, code, ctx->err))) {
+		if (!strcmp(code, "unavailable") || (!code[0] && rc == PB_EIO))
+			rc = job_retry_later(ctx, 0, "unavailable", "%s", ctx->err);
+		else
+			rc = job_fail(ctx, code[0] ? code : "no_credentials", "%s", ctx->err);
+		goto out;
+	}
+	have = true;
+	const char *saved = json_string_value(json_object_get(ctx->checkpoint, "request_id"));
+	if (saved) {
+		request_id = xstrdup(saved);
+	} else if (json_object_get(ctx->checkpoint, "before")) {
+		/* resumed after the trigger: find ours among the entries that are new */
+		json_t *before = json_object_get(ctx->checkpoint, "before");
+		if ((rc = read_history(ctx, &s, ws, ds, &h, &n)))
+			goto out;
+		for (size_t i = 0; i < n && !request_id; i++)
+			if (h[i].request_id && !in_list(before, h[i].request_id))
+				request_id = xstrdup(h[i].request_id);
+		powerbi_refreshes_release(h, n);
+		h = NULL;
+		n = 0;
+		if (!request_id && (rc = start_refresh(ctx, &s, ws, ds, json_string_value(json_object_get(in, "notify")),
+						      &request_id, &joined)))
+			goto out;
+	} else if ((rc = start_refresh(ctx, &s, ws, ds, json_string_value(json_object_get(in, "notify")), &request_id,
+				       &joined))) {
+		goto out;
+	}
+	if (!request_id) {
+		rc = pb_err(ctx->err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = job_checkpoint(ctx, "request_id", json_string(request_id))) ||
+	    (rc = job_checkpoint(ctx, "joined", json_boolean(joined))) ||
+	    (rc = run_update(ctx->db, ctx->job->id, request_id, "Unknown", joined, NULL, NULL, NULL, ctx->err)) ||
+	    (rc = job_phase(ctx, "running", 30)))
+		goto out;
+	/* follow it: Unknown = still running */
+	long wait = poll_first_ms();
+	for (;;) {
+		powerbi_refreshes_release(h, n);
+		h = NULL;
+		n = 0;
+		if ((rc = read_history(ctx, &s, ws, ds, &h, &n)))
+			goto out;
+		const powerbi_refresh *e = NULL;
+		for (size_t i = 0; i < n && !e; i++)
+			if (h[i].request_id && !strcmp(h[i].request_id, request_id))
+				e = &h[i];
+		if (e && e->status && strcmp(e->status, "Unknown")) {
+			int64_t a = 0, b = 0;
+			double duration = -1;
+			if (e->start_time && e->end_time && !pb_time_parse(e->start_time, &a) && !pb_time_parse(e->end_time, &b))
+				duration = (double)(b - a) / 1000.0;
+			const char *error = entry_error(e, errbuf, sizeof errbuf);
+			ctx->result = json_pack("{s:s, s:s, s:s?, s:s?, s:o, s:s?, s:b, s:s, s:s, s:s}", "status", e->status,
+						"request_id", request_id, "start", e->start_time, "end", e->end_time,
+						"duration_s", duration >= 0 ? json_real(duration) : json_null(), "error",
+						error, "joined", joined, "model_ref", ref, "dataset_id", ds, "workspace_id", ws);
+			if (!ctx->result) {
+				rc = pb_err(ctx->err, PB_ENOMEM, "out of memory");
+				goto out;
+			}
+			rc = run_update(ctx->db, ctx->job->id, request_id, e->status, joined, e->start_time, e->end_time, error,
+					ctx->err);
+			goto out;
+		}
+		if (e && e->start_time)
+			run_update(ctx->db, ctx->job->id, request_id, "Unknown", joined, e->start_time, NULL, NULL, errbuf);
+		int64_t elapsed_ms = pb_epoch_ms() - started;
+		if (elapsed_ms >= timeout_s * 1000) {
+			char msg[PB_ERR_MAX];
+			xsnprintf(msg, sizeof msg,
+				  "still running in Power BI after %lld s; pbiport stopped waiting (PBIPORT_REFRESH_TIMEOUT), "
+				  "the refresh itself goes on",
+				  (long long)(elapsed_ms / 1000));
+			ctx->result = json_pack("{s:s, s:s, s:s?, s:n, s:n, s:n, s:b, s:b, s:s, s:s, s:s, s:s}", "status", "Unknown",
+						"request_id", request_id, "start", e ? e->start_time : NULL, "end",
+						"duration_s", "error", "still_running", 1, "joined", joined, "message", msg,
+						"model_ref", ref, "dataset_id", ds, "workspace_id", ws);
+			rc = ctx->result ? 0 : pb_err(ctx->err, PB_ENOMEM, "out of memory");
+			goto out;
+		}
+		long sleep_ms = wait;
+		if (sleep_ms > timeout_s * 1000 - elapsed_ms)
+			sleep_ms = (long)(timeout_s * 1000 - elapsed_ms);
+		pb_sleep_interruptible(sleep_ms, ctx->stop);
+		if (stopping(ctx)) {
+			/* resumed later from the checkpoint (request id saved) */
+			rc = job_retry_later(ctx, 0, "stopped", "the worker stopped while the refresh was running");
+			goto out;
+		}
+		wait = wait * 2 > PB_REFRESH_POLL_MAX_MS ? PB_REFRESH_POLL_MAX_MS : wait * 2;
+	}
+out:
+	if (rc && !ctx->transient) {
+		char uerr[PB_ERR_MAX];
+		run_update(ctx->db, ctx->job->id, request_id, "Failed", joined, NULL, NULL, ctx->err, uerr);
+	}
+	powerbi_refreshes_release(h, n);
+	free(request_id);
+	if (have)
+		pbi_session_release(&s);
+	json_decref(in);
+	return rc;
+}
+
+/* ======================================================================== history */
+
+static json_t *run_entry(sqlite3_stmt *st)
+{
+	const char *rid = db_col_text(st, 0);
+	return json_pack("{s:s?, s:s, s:s?, s:s?, s:s?, s:s, s:s, s:b, s:s, s:[s]}", "request_id", *rid ? rid : NULL, "status",
+			 db_col_text(st, 1), "start", *db_col_text(st, 2) ? db_col_text(st, 2) : NULL, "end",
+			 *db_col_text(st, 3) ? db_col_text(st, 3) : NULL, "error",
+			 *db_col_text(st, 4) ? db_col_text(st, 4) : NULL, "job_id", db_col_text(st, 5), "trigger",
+			 db_col_text(st, 6), "joined", sqlite3_column_int(st, 7), "created_at", db_col_text(st, 8), "sources",
+			 "pbiport");
+}
+
+int refresh_history(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *ref,
+		    int *status, json_t **reply, char *err)
+{
+	refresh_target t;
+	sqlite3_stmt *st = NULL;
+	json_t *list = json_array(), *byid = json_object();
+	powerbi_refresh *h = NULL;
+	size_t n = 0;
+	pbi_session s = { 0 };
+	bool have = false;
+	char code[PBI_CODE_MAX], pbi_err[PB_ERR_MAX] = "", ebuf[PB_ERR_MAX];
+	const char *auth = NULL, *auth_user = NULL;
+	int rc;
+	*reply = NULL;
+	if (!list || !byid) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = refresh_resolve(db, org_id, ref, &t, err))) {
+		if (rc == PB_ENOTFOUND)
+			rc = error_reply(status, reply, 404, "not_found", err, err);
+		goto out;
+	}
+	if ((rc = db_prepare(db,
+			     "SELECT request_id, status, start_time, end_time, error, job_id, trigger, joined, created_at "
+			     "FROM refresh_runs WHERE org_id = ? AND model_ref = ? ORDER BY created_at DESC LIMIT 60",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, t.model_ref, err)))
+		goto out;
+	while ((rc = db_row(db, st, err)) == 1) {
+		json_t *e = run_entry(st);
+		if (!e || json_array_append_new(list, e)) {
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+			goto out;
+		}
+		const char *rid = json_string_value(json_object_get(e, "request_id"));
+		if (rid)
+			json_object_set(byid, rid, e);
+	}
+	if (rc < 0)
+		goto out;
+	db_done(st);
+	st = NULL;
+	/* Power BI's side, with the same credentials a refresh would use (members see it when
+	 * the model is theirs to refresh) */
+	if (choose_auth(db, org_id, &t, NULL, &auth, &auth_user, pbi_err) ||
+	    open_session(db, cfg, org_id, auth, t.integration_id, auth_user, &s, code, pbi_err)) {
+		(void)user_id;
+	} else {
+		have = true;
+		if (powerbi_refresh_history(&s.api, t.workspace_id, t.dataset_id, PB_REFRESH_HISTORY_TOP, &h, &n, pbi_err))
+			n = 0;
+		else
+			pbi_err[0] = '\0';
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *error = entry_error(&h[i], ebuf, sizeof ebuf);
+		json_t *ours = h[i].request_id ? json_object_get(byid, h[i].request_id) : NULL;
+		if (ours) {
+			/* Power BI knows the latest state; keep our job id and trigger */
+			json_object_set_new(ours, "status", json_string(h[i].status ? h[i].status : "Unknown"));
+			json_object_set_new(ours, "start", h[i].start_time ? json_string(h[i].start_time) : json_null());
+			json_object_set_new(ours, "end", h[i].end_time ? json_string(h[i].end_time) : json_null());
+			json_object_set_new(ours, "error", error ? json_string(error) : json_null());
+			json_object_set_new(ours, "refresh_type", h[i].refresh_type ? json_string(h[i].refresh_type) : json_null());
+			json_array_append_new(json_object_get(ours, "sources"), json_string("powerbi"));
+			continue;
+		}
+		json_t *e = json_pack("{s:s?, s:s, s:s?, s:s?, s:s?, s:s?, s:[s]}", "request_id", h[i].request_id, "status",
+				      h[i].status ? h[i].status : "Unknown", "start", h[i].start_time, "end", h[i].end_time,
+				      "error", error, "refresh_type", h[i].refresh_type, "sources", "powerbi");
+		if (!e || json_array_append_new(list, e)) {
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	*status = 200;
+	*reply = json_pack("{s:s, s:s, s:O, s:b}", "model_ref", t.model_ref, "name", t.name, "refreshes", list,
+			   "powerbi_history", have && !pbi_err[0]);
+	if (*reply && pbi_err[0])
+		json_object_set_new(*reply, "powerbi_error", json_string(pbi_err));
+	rc = *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
+out:
+	db_done(st);
+	powerbi_refreshes_release(h, n);
+	if (have)
+		pbi_session_release(&s);
+	json_decref(list);
+	json_decref(byid);
+	return rc;
+}
+
+/* ======================================================================== schedules */
+
+static int schedule_json(pb_db *db, const char *org_id, const char *ref, json_t **out, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	*out = NULL;
+	int rc = db_prepare(db, "SELECT schedule, next_run_at FROM refresh_schedules WHERE org_id = ? AND model_ref = ?", &st,
+			    err);
+	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, ref, err)))
+		goto out;
+	rc = db_row(db, st, err);
+	if (rc >= 0) {
+		*out = rc == 1 ? json_pack("{s:s, s:s, s:s}", "model_ref", ref, "schedule", db_col_text(st, 0), "next_run_at",
+					   db_col_text(st, 1))
+			       : json_pack("{s:s, s:n, s:n}", "model_ref", ref, "schedule", "next_run_at");
+		rc = *out ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
+	}
+out:
+	db_done(st);
+	return rc;
+}
+
+int refresh_schedule_get(pb_db *db, const char *org_id, const char *ref, int *status, json_t **reply, char *err)
+{
+	refresh_target t;
+	int rc = refresh_resolve(db, org_id, ref, &t, err);
+	if (rc)
+		return rc == PB_ENOTFOUND ? error_reply(status, reply, 404, "not_found", err, err) : rc;
+	*status = 200;
+	return schedule_json(db, org_id, t.model_ref, reply, err);
+}
+
+int refresh_schedule_put(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *ref,
+			 const json_t *body, int *status, json_t **reply, char *err)
+{
+	static const char *const keys[] = { "schedule", NULL };
+	refresh_target t;
+	sqlite3_stmt *st = NULL;
+	const char *auth = NULL, *auth_user = NULL;
+	pb_cron c;
+	int64_t min_s = 0, next_s = 0;
+	char now[PB_TIME_BUF], next[PB_TIME_BUF];
+	int rc;
+	(void)cfg;
+	*reply = NULL;
+	if (!json_is_object(body))
+		return error_reply(status, reply, 400, "bad_request", "the body must be an object", err);
+	if (json_body_only_keys(body, keys, "", err))
+		return error_reply(status, reply, 400, "bad_request", err, err);
+	if (!json_object_get(body, "schedule"))
+		return error_reply(status, reply, 400, "bad_request", "{\"schedule\": \"<cron or preset>\" | null} expected", err);
+	const json_t *js = json_object_get(body, "schedule");
+	if (!json_is_null(js) && !json_is_string(js))
+		return error_reply(status, reply, 400, "bad_request", "schedule must be a string or null", err);
+	if ((rc = refresh_resolve(db, org_id, ref, &t, err)))
+		return rc == PB_ENOTFOUND ? error_reply(status, reply, 404, "not_found", err, err) : rc;
+	if ((rc = choose_auth(db, org_id, &t, user_id, &auth, &auth_user, err)))
+		return rc == PB_EINVAL ? error_reply(status, reply, 400, "no_credentials", err, err) : rc;
+	const char *text = json_string_value(js);
+	pb_now(now);
+	if (!text || !*text) {
+		if ((rc = db_prepare(db, "DELETE FROM refresh_schedules WHERE org_id = ? AND model_ref = ?", &st, err)) ||
+		    (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, t.model_ref, err)) ||
+		    (rc = db_exec(db, st, err)))
+			goto out;
+	} else {
+		if ((rc = cron_min_interval(&min_s, err)))
+			goto out;
+		if ((rc = cron_validate(text, min_s, &c, err)) || (rc = cron_next(&c, pb_epoch_ms() / 1000, &next_s, err))) {
+			rc = error_reply(status, reply, 400, "bad_schedule", err, err);
+			goto out;
+		}
+		pb_time_format(next_s * 1000, next);
+		if ((rc = db_prepare(db,
+				     "INSERT INTO refresh_schedules (model_ref, org_id, schedule, next_run_at, created_by, "
+				     "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model_ref) DO UPDATE SET "
+				     "schedule = excluded.schedule, next_run_at = excluded.next_run_at, updated_at = excluded.updated_at",
+				     &st, err)) ||
+		    (rc = db_bind_text(st, 1, t.model_ref, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
+		    (rc = db_bind_text(st, 3, text, err)) || (rc = db_bind_text(st, 4, next, err)) ||
+		    (rc = db_bind_text(st, 5, user_id, err)) || (rc = db_bind_text(st, 6, now, err)) ||
+		    (rc = db_bind_text(st, 7, now, err)) || (rc = db_exec(db, st, err)))
+			goto out;
+	}
+	db_done(st);
+	st = NULL;
+	*status = 200;
+	rc = schedule_json(db, org_id, t.model_ref, reply, err);
+out:
+	db_done(st);
+	return rc;
+}
+
+int refresh_schedules_due(pb_db *db, const char *now, refresh_due **out, size_t *n, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	refresh_due *v = NULL;
+	size_t cnt = 0;
+	*out = NULL;
+	*n = 0;
+	int rc = db_prepare(db,
+			    "SELECT model_ref, org_id, schedule, next_run_at FROM refresh_schedules WHERE next_run_at <= ? "
+			    "ORDER BY next_run_at LIMIT 1000",
+			    &st, err);
+	if (rc || (rc = db_bind_text(st, 1, now, err)))
+		goto out;
+	while ((rc = db_row(db, st, err)) == 1) {
+		refresh_due *nv = realloc(v, (cnt + 1) * sizeof *v);
+		if (!nv) {
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+			goto out;
+		}
+		v = nv;
+		copy(v[cnt].ref, sizeof v[cnt].ref, db_col_text(st, 0));
+		copy(v[cnt].org_id, sizeof v[cnt].org_id, db_col_text(st, 1));
+		copy(v[cnt].schedule, sizeof v[cnt].schedule, db_col_text(st, 2));
+		copy(v[cnt].next_run_at, sizeof v[cnt].next_run_at, db_col_text(st, 3));
+		cnt++;
+	}
+out:
+	db_done(st);
+	if (rc < 0) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+int refresh_schedule_advance(pb_db *db, const char *ref, const char *seen, const char *next, bool *won, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	*won = false;
+	int rc = db_prepare(db, "UPDATE refresh_schedules SET next_run_at = ? WHERE model_ref = ? AND next_run_at = ?", &st,
+			    err);
+	if (!rc && !(rc = db_bind_text(st, 1, next, err)) && !(rc = db_bind_text(st, 2, ref, err)) &&
+	    !(rc = db_bind_text(st, 3, seen, err)) && !(rc = db_exec(db, st, err)))
+		*won = sqlite3_changes(db_sqlite(db)) == 1;
+	db_done(st);
+	return rc;
+}
+
+/* ======================================================================== events */
+
+/* Semantic models downstream of product_id: directed breadth-first search over the
+ * lineage graph around it (which holds every node within PB_LINEAGE_DEPTH_MAX edges). */
+static int downstream_models(pb_db *db, const char *org_id, const char *product_id, json_t *refs, char *err)
+{
+	lineage_graph g;
+	int rc = lineage_graph_get(db, org_id, product_id, PB_LINEAGE_DEPTH_MAX, &g, err);
+	if (rc)
+		return rc;
+	char **queue = calloc(g.nnodes + 1, sizeof *queue);
+	bool *seen = calloc(g.nnodes + 1, sizeof *seen);
+	size_t head = 0, tail = 0;
+	if (!queue || !seen) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	queue[tail++] = g.nodes[0].id;
+	seen[0] = true;
+	while (head < tail) {
+		const char *cur = queue[head++];
+		for (size_t e = 0; e < g.nedges; e++) {
+			if (strcmp(g.edges[e].from, cur))
+				continue;
+			for (size_t k = 0; k < g.nnodes; k++) {
+				if (seen[k] || strcmp(g.nodes[k].id, g.edges[e].to))
+					continue;
+				seen[k] = true;
+				queue[tail++] = g.nodes[k].id;
+				/* imported models are assets; published ones appear as their consumer product */
+				if (!strcmp(g.nodes[k].type, "semantic_model") || !strcmp(g.nodes[k].type, "data_product"))
+					if (json_array_append_new(refs, json_pack("[s, s]", g.nodes[k].id, g.nodes[k].type))) {
+						rc = pb_err(err, PB_ENOMEM, "out of memory");
+						goto out;
+					}
+			}
+		}
+	}
+out:
+	free(queue);
+	free(seen);
+	lineage_graph_release(&g);
+	return rc;
+}
+
+int refresh_events(pb_db *db, const pb_config *cfg, const char *org_id, const json_t *body, int *status, json_t **reply,
+		   char *err)
+{
+	static const char *const event_keys[] = { "type", "data_product_id", NULL };
+	static const char *const batch_keys[] = { "events", NULL };
+	json_t *events = NULL, *cands = json_array(), *jobs = json_array(), *skipped = json_array(), *done = json_object();
+	int rc = 0;
+	*reply = NULL;
+	if (!cands || !jobs || !skipped || !done) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (json_is_object(body) && json_object_get(body, "events")) {
+		if (json_body_only_keys(body, batch_keys, "", err) || !json_is_array(json_object_get(body, "events")) ||
+		    !json_array_size(json_object_get(body, "events")) || json_array_size(json_object_get(body, "events")) > 100) {
+			rc = error_reply(status, reply, 400, "bad_request", "\"events\" must be an array of 1 to 100 events", err);
+			goto out;
+		}
+		events = json_incref(json_object_get(body, "events"));
+	} else if (!(events = json_pack("[O]", body))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	size_t i;
+	json_t *ev;
+	json_array_foreach(events, i, ev)
+	{
+		char what[32];
+		xsnprintf(what, sizeof what, "events[%zu]", i);
+		const char *type = json_string_value(json_object_get(ev, "type"));
+		const char *dp = json_string_value(json_object_get(ev, "data_product_id"));
+		if (!json_is_object(ev) || json_body_only_keys(ev, event_keys, what, err)) {
+			rc = error_reply(status, reply, 400, "bad_request", json_is_object(ev) ? err : "an event must be an object",
+					 err);
+			goto out;
+		}
+		if (!type || strcmp(type, "data_product.updated")) {
+			rc = error_reply(status, reply, 400, "bad_request", "type must be \"data_product.updated\"", err);
+			goto out;
+		}
+		if (!dp || !*dp) {
+			rc = error_reply(status, reply, 400, "bad_request", "data_product_id is required", err);
+			goto out;
+		}
+		if ((rc = downstream_models(db, org_id, dp, cands, err))) {
+			if (rc == PB_ENOTFOUND)
+				rc = error_reply(status, reply, 404, "not_found", err, err);
+			goto out;
+		}
+	}
+	json_t *c;
+	json_array_foreach(cands, i, c)
+	{
+		const char *node = json_string_value(json_array_get(c, 0));
+		const char *type = json_string_value(json_array_get(c, 1));
+		refresh_target t;
+		int r = refresh_resolve(db, org_id, node, &t, err);
+		if (r == PB_ENOTFOUND) {
+			if (!strcmp(type, "semantic_model"))
+				json_array_append_new(skipped, json_pack("{s:s, s:s}", "model_ref", node, "reason", err));
+			continue; /* a data product that is not a published model */
+		}
+		if (r) {
+			rc = r;
+			goto out;
+		}
+		/* once each, however many events or paths lead to it */
+		if (json_object_get(done, t.dataset_id))
+			continue;
+		json_object_set_new(done, t.dataset_id, json_true());
+		if (json_array_size(jobs) >= PB_REFRESH_FANOUT_MAX) {
+			json_array_append_new(skipped, json_pack("{s:s, s:s}", "model_ref", t.model_ref, "reason",
+								 "more downstream models than one event may refresh"));
+			continue;
+		}
+		int st = 0;
+		json_t *one = NULL;
+		if ((rc = refresh_submit(db, cfg, org_id, NULL, t.model_ref, NULL, "event", &st, &one, err)))
+			goto out;
+		if (st == 202)
+			json_array_append_new(jobs, one);
+		else {
+			json_array_append_new(skipped,
+					      json_pack("{s:s, s:s}", "model_ref", t.model_ref, "reason",
+							json_string_value(json_object_get(json_object_get(one, "error"), "message"))));
+			json_decref(one);
+		}
+	}
+	*status = 202;
+	*reply = json_pack("{s:O, s:O}", "jobs", jobs, "skipped", skipped);
+	rc = *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
+out:
+	json_decref(events);
+	json_decref(cands);
+	json_decref(jobs);
+	json_decref(skipped);
+	json_decref(done);
+	return rc;
+}

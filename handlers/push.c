@@ -1,0 +1,134 @@
+/* /api/push-connections and /api/push-datasets: team-shared service principals for pushing,
+ * push datasets, and their rows (JSON array, NDJSON or CSV). */
+#include <jansson.h>
+#include <string.h>
+
+#include "core/push.h"
+#include "handlers/handlers.h"
+#include "runtime/json_body.h"
+#include "runtime/util.h"
+
+static push_caller caller(const struct req *r)
+{
+	push_caller who = { r->who.org_id, r->who.user_id, r->who.role };
+	return who;
+}
+
+static int parse_body(struct req *r, json_t **body)
+{
+	if (json_body_parse(r->body, r->body_len, 0, body, r->err))
+		return req_reply_error(r, 400, "bad_request", "request body: %s", r->err) ? PB_ENOMEM : PB_EINVAL;
+	return 0;
+}
+
+static int answer(struct req *r, int rc, int status, json_t *reply)
+{
+	if (rc) {
+		json_decref(reply);
+		return rc;
+	}
+	return req_reply_json_new(r, status, reply);
+}
+
+int push_connections_create_handler(struct req *r)
+{
+	push_caller who = caller(r);
+	json_t *body = NULL, *reply = NULL;
+	int status = 0;
+	int rc = parse_body(r, &body);
+	if (rc)
+		return r->status ? 0 : rc;
+	rc = push_connection_create(r->db, r->cfg, &who, body, &status, &reply, r->err);
+	json_decref(body);
+	return answer(r, rc, status, reply);
+}
+
+int push_connections_list_handler(struct req *r)
+{
+	push_caller who = caller(r);
+	json_t *reply = NULL;
+	int rc = push_connections_list(r->db, &who, &reply, r->err);
+	return answer(r, rc, 200, reply);
+}
+
+int push_connections_delete_handler(struct req *r)
+{
+	push_caller who = caller(r);
+	int rc = push_connection_delete(r->db, &who, req_capture(r, "id"), r->err);
+	return rc ? rc : req_reply(r, 204, "application/json", NULL, 0);
+}
+
+int push_datasets_create_handler(struct req *r)
+{
+	push_caller who = caller(r);
+	json_t *body = NULL, *reply = NULL;
+	const char *warning = NULL;
+	int status = 0;
+	int rc = parse_body(r, &body);
+	if (rc)
+		return r->status ? 0 : rc;
+	rc = push_dataset_create(r->db, r->cfg, &who, body, &status, &reply, &warning, r->err);
+	json_decref(body);
+	if (!rc && warning) {
+		char hdr[512];
+		/* RFC 7234 form: 299 = persistent warning */
+		if (!xsnprintf(hdr, sizeof hdr, "299 pbiport \"%s\"", warning))
+			req_header(r, "Warning", hdr);
+	}
+	return answer(r, rc, status, reply);
+}
+
+int push_datasets_list_handler(struct req *r)
+{
+	push_caller who = caller(r);
+	json_t *reply = NULL;
+	int rc = push_datasets_list(r->db, &who, &reply, r->err);
+	return answer(r, rc, 200, reply);
+}
+
+int push_datasets_get_handler(struct req *r)
+{
+	push_caller who = caller(r);
+	json_t *reply = NULL;
+	int rc = push_dataset_get(r->db, &who, req_capture(r, "id"), &reply, r->err);
+	return answer(r, rc, 200, reply);
+}
+
+/* The body as a push_source. The runtime has read it already; the reader takes it in
+ * pieces all the same, so a streamed body needs no other change here. */
+struct mem_src {
+	const char *p;
+	size_t left;
+};
+
+static long mem_read(void *ctx, char *buf, size_t n)
+{
+	struct mem_src *m = ctx;
+	size_t k = n < m->left ? n : m->left;
+	memcpy(buf, m->p, k);
+	m->p += k;
+	m->left -= k;
+	return (long)k;
+}
+
+int push_rows_post_handler(struct req *r)
+{
+	push_caller who = caller(r);
+	struct mem_src m = { r->body ? r->body : "", r->body_len };
+	push_source src = { mem_read, &m, r->body_len };
+	json_t *reply = NULL;
+	int status = 0;
+	int rc = push_rows_ingest(r->db, r->cfg, &who, req_capture(r, "id"), req_capture(r, "table"), r->content_type, &src,
+				  &status, &reply, r->err);
+	return answer(r, rc, status, reply);
+}
+
+int push_rows_delete_handler(struct req *r)
+{
+	push_caller who = caller(r);
+	json_t *reply = NULL;
+	int status = 0;
+	int rc = push_rows_delete(r->db, r->cfg, &who, req_capture(r, "id"), req_capture(r, "table"), &status, &reply,
+				  r->err);
+	return answer(r, rc, status, reply);
+}

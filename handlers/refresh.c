@@ -1,0 +1,72 @@
+/* /api/semantic-models/{id}/refreshes and /refresh-schedule: refresh a semantic model now,
+ * read its refresh history (ours merged with Power BI's), set its schedule. */
+#include <jansson.h>
+
+#include "core/refresh.h"
+#include "handlers/handlers.h"
+#include "runtime/json_body.h"
+#include "runtime/util.h"
+
+/* Parses an optional JSON body; NULL *body for an empty one. Replies 400 itself. */
+static int optional_body(struct req *r, json_t **body)
+{
+	*body = NULL;
+	if (!r->body_len)
+		return 0;
+	if (json_body_parse(r->body, r->body_len, 0, body, r->err))
+		return req_reply_error(r, 400, "bad_request", "request body: %s", r->err) ? PB_ENOMEM : PB_EINVAL;
+	return 0;
+}
+
+/* Sends what core answered: a status and a body, or the failing rc. */
+static int answer(struct req *r, int rc, int status, json_t *reply)
+{
+	if (rc) {
+		json_decref(reply);
+		return rc;
+	}
+	return req_reply_json_new(r, status, reply);
+}
+
+int refresh_post_handler(struct req *r)
+{
+	json_t *body = NULL, *reply = NULL;
+	int status = 0;
+	int rc = optional_body(r, &body);
+	if (rc)
+		return r->status ? 0 : rc;
+	rc = refresh_submit(r->db, r->cfg, r->who.org_id, r->who.user_id, req_capture(r, "id"), body, "manual", &status,
+			    &reply, r->err);
+	json_decref(body);
+	return answer(r, rc, status, reply);
+}
+
+int refresh_list_handler(struct req *r)
+{
+	json_t *reply = NULL;
+	int status = 0;
+	int rc = refresh_history(r->db, r->cfg, r->who.org_id, r->who.user_id, req_capture(r, "id"), &status, &reply,
+				 r->err);
+	return answer(r, rc, status, reply);
+}
+
+int refresh_schedule_put_handler(struct req *r)
+{
+	json_t *body = NULL, *reply = NULL;
+	int status = 0;
+	int rc = optional_body(r, &body);
+	if (rc)
+		return r->status ? 0 : rc;
+	rc = refresh_schedule_put(r->db, r->cfg, r->who.org_id, r->who.user_id, req_capture(r, "id"), body, &status,
+				  &reply, r->err);
+	json_decref(body);
+	return answer(r, rc, status, reply);
+}
+
+int refresh_schedule_get_handler(struct req *r)
+{
+	json_t *reply = NULL;
+	int status = 0;
+	int rc = refresh_schedule_get(r->db, r->who.org_id, req_capture(r, "id"), &status, &reply, r->err);
+	return answer(r, rc, status, reply);
+}

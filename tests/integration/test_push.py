@@ -1,0 +1,314 @@
+"""Push datasets through nginx + pbiport (+ worker) + the emulator: team-shared push connections
+(isolation between teams, owners see all, sealed secret), dataset creation (limits checked before
+calling, the 2027 retirement warning in a Warning header and in `warnings`, same schema = same
+dataset, another schema only with replace), rows as a JSON array, NDJSON and CSV (values converted
+to the column types), schema errors naming row and column with nothing sent, large bodies as a job
+cut in requests of 10,000 rows, a 429 storm, DELETE rows, and the shared rate limiter: Power BI's
+per-minute limit and its 120-an-hour limit past 250,000 rows (scaled down with the emulator's
+rate_scale and PBIPORT_PUSH_RATE_SCALE alike), never answered 429 by the emulator."""
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+import harness
+
+sys.path.insert(0, os.path.join(harness.ROOT, "tests", "emulator"))
+import emutest  # noqa: E402
+
+with open(os.path.join(harness.ROOT, "tests", "fixtures", "tenants", "demo.json"), encoding="utf-8") as _f:
+    DEMO = json.load(_f)
+TENANT = DEMO["tenants"][0]["id"]
+PUSH_APP = DEMO["tenants"][0]["apps"][2]
+SP_ID, SP_SECRET = PUSH_APP["client_id"], PUSH_APP["client_secret"]
+WS = DEMO["tenants"][0]["workspaces"][0]["id"]   # the push SP is Contributor there
+KEY = "66" * 32
+SCHEMA = [{"name": "Sales", "columns": [
+    {"name": "id", "dataType": "Int64"}, {"name": "amount", "dataType": "Double"},
+    {"name": "paid", "dataType": "Boolean"}, {"name": "day", "dataType": "Datetime"},
+    {"name": "label", "dataType": "String"}]}]
+
+
+class PushBase(harness.StackTestCase):
+    SERVER = "nginx"
+    FCGI_PROCS = 2
+    RATE_SCALE = 1.0
+    emu = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = emutest.Emulator(fixture="demo.json", rate_scale=cls.RATE_SCALE)
+        cls.ENV = dict(harness.emulator_env(cls.emu), APPLICATION_ENCRYPTION_KEYS=KEY,
+                       PBIPORT_PUSH_RATE_SCALE=repr(cls.RATE_SCALE))
+        try:
+            super().setUpClass()
+            # teams: dave is in "data", erin in "web"; bob in none
+            for name, team in (("dave", "data"), ("erin", "web")):
+                cls.stack.cli("user", "add", name, "--org", "acme", "--role", "member", "--team", team)
+                _, out, _ = cls.stack.cli("token", "create", name)
+                cls.stack.tokens[name] = out.strip()
+        except BaseException:
+            cls.emu.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.emu.stop()
+
+    def call(self, method, path, user="dave", body=None, raw=None, ctype=None):
+        hdrs = {}
+        if body is not None:
+            raw = json.dumps(body)
+            ctype = ctype or "application/json"
+        if ctype:
+            hdrs["Content-Type"] = ctype
+        status, headers, data = self.stack.request(method, path, body=raw, headers=hdrs, token=user)
+        doc = json.loads(data.decode()) if data else None
+        return status, headers, doc
+
+    def connection(self, name="sales-push", team="data", user="alice"):
+        status, _, doc = self.call("POST", "/api/push-connections", user=user, body={
+            "name": name, "team": team, "tenant_id": TENANT, "client_id": SP_ID, "client_secret": SP_SECRET})
+        self.assertEqual(status, 201, doc)
+        return doc
+
+    def dataset(self, conn, name="Sales feed", tables=None, **extra):
+        body = {"connection_id": conn["id"], "workspace_id": WS, "name": name, "tables": tables or SCHEMA}
+        body.update(extra)
+        return self.call("POST", "/api/push-datasets", body=body)
+
+    def counters(self):
+        return self.emu.state("counters")["counters"]
+
+    def rows_in(self, powerbi_id, table="Sales"):
+        for m in self.emu.state("models")["models"]:
+            if m.get("id") == powerbi_id:
+                for t, info in (m.get("push") or {}).get("tables", {}).items():
+                    if t.lower() == table.lower():
+                        return info["rows"] if isinstance(info, dict) else info
+        raise AssertionError("no push table %s in dataset %s" % (table, powerbi_id))
+
+    def worker_once(self):
+        rc, out, err = self.stack.cli("worker", "--once", "--lease-seconds", "5", check=False)
+        self.assertEqual(rc, 0, err)
+
+    def job(self, job_id, user="dave"):
+        status, _, doc = self.call("GET", "/api/jobs/" + job_id, user=user)
+        self.assertEqual(status, 200, doc)
+        return doc
+
+
+def csv_rows(n, start=1, bad_at=None):
+    lines = ["id,amount,paid,day,label"]
+    for i in range(start, start + n):
+        idv = "x%d" % i if bad_at == i - start + 1 else str(i)
+        lines.append('%s,%d.5,%s,2026-11-%02dT10:00:00Z,"item ""%d"", ok"' % (idv, i, "true" if i % 2 else "false",
+                                                                            1 + i % 28, i))
+    return "\n".join(lines) + "\n"
+
+
+class PushDatasets(PushBase):
+    def test_connections_are_shared_within_a_team(self):
+        conn = self.connection(name="team-data")
+        self.assertNotIn("client_secret", conn)
+        self.assertTrue(conn["has_client_secret"])
+        self.assertEqual(conn["team"], "data")
+        # same name in the org
+        status, _, doc = self.call("POST", "/api/push-connections", user="alice", body={
+            "name": "team-data", "team": "web", "tenant_id": TENANT, "client_id": SP_ID, "client_secret": "x"})
+        self.assertEqual(status, 409, doc)
+        # members create only for their own teams
+        status, _, doc = self.call("POST", "/api/push-connections", user="erin", body={
+            "name": "erin-data", "team": "data", "tenant_id": TENANT, "client_id": SP_ID, "client_secret": "x"})
+        self.assertEqual(status, 403, doc)
+        ids = lambda user: [c["id"] for c in self.call("GET", "/api/push-connections", user=user)[2]["push_connections"]]
+        self.assertIn(conn["id"], ids("dave"))
+        self.assertIn(conn["id"], ids("alice"))       # owners use all
+        self.assertNotIn(conn["id"], ids("erin"))     # another team
+        self.assertNotIn(conn["id"], ids("bob"))      # no team
+        self.assertNotIn(conn["id"], ids("carol"))    # another org
+        # erin cannot create a dataset with it: it does not exist for her
+        status, _, doc = self.call("POST", "/api/push-datasets", user="erin", body={
+            "connection_id": conn["id"], "workspace_id": WS, "name": "x", "tables": SCHEMA})
+        self.assertEqual(status, 404, doc)
+        status, _, doc = self.call("DELETE", "/api/push-connections/" + conn["id"], user="erin")
+        self.assertEqual(status, 404, doc)
+        # the secret is sealed in the database
+        import sqlite3
+        db = sqlite3.connect(self.stack.path("db", "pbiport.db"))
+        (sealed,) = db.execute("SELECT client_secret FROM push_connections WHERE id = ?", (conn["id"],)).fetchone()
+        db.close()
+        self.assertTrue(sealed.startswith("v1:"), sealed)
+        self.assertNotIn(SP_SECRET, sealed)
+
+    def test_create_warns_and_checks_limits_first(self):
+        conn = self.connection(name="create")
+        before = self.counters().get("models_created", 0)
+        too_wide = [{"name": "T", "columns": [{"name": "c%d" % i, "dataType": "Int64"} for i in range(76)]}]
+        status, _, doc = self.dataset(conn, name="wide", tables=too_wide)
+        self.assertEqual(status, 400, doc)
+        self.assertIn("75", doc["error"]["message"])
+        status, _, doc = self.dataset(conn, name="bad type", tables=[{"name": "T", "columns": [
+            {"name": "a", "dataType": "Money"}]}])
+        self.assertEqual(status, 400, doc)
+        status, _, doc = self.dataset(conn, name="n" * 101)
+        self.assertEqual(status, 400, doc)
+        self.assertEqual(self.counters().get("models_created", 0), before, "nothing may reach Power BI")
+        status, headers, doc = self.dataset(conn, name="Feed A")
+        self.assertEqual(status, 201, doc)
+        self.assertIn("31 October 2027", headers.get("warning", ""))
+        self.assertTrue(headers["warning"].startswith("299 pbiport "), headers["warning"])
+        self.assertIn("31 October 2027", doc["warnings"][0])
+        self.assertIn("Real-Time Intelligence", doc["warnings"][0])
+        self.assertEqual([c["dataType"] for c in doc["tables"][0]["columns"]],
+                         ["Int64", "Double", "Boolean", "Datetime", "String"])
+        # the same again: the same dataset
+        status, _, again = self.dataset(conn, name="Feed A")
+        self.assertEqual(status, 200, again)
+        self.assertEqual(again["powerbi_id"], doc["powerbi_id"])
+        # another schema: never dropped without replace
+        other = copy.deepcopy(SCHEMA)
+        other[0]["columns"].append({"name": "extra", "dataType": "String"})
+        status, _, err = self.dataset(conn, name="Feed A", tables=other)
+        self.assertEqual(status, 409, err)
+        self.assertIn("replace", err["error"]["message"])
+        status, _, rep = self.dataset(conn, name="Feed A", tables=other, replace=True)
+        self.assertEqual(status, 200, rep)
+        self.assertNotEqual(rep["powerbi_id"], doc["powerbi_id"])
+        self.assertEqual(len(rep["tables"][0]["columns"]), 6)
+
+    def test_rows_in_each_format(self):
+        conn = self.connection(name="formats")
+        status, _, ds = self.dataset(conn, name="Formats")
+        self.assertEqual(status, 201, ds)
+        path = "/api/push-datasets/%s/tables/Sales/rows" % ds["id"]
+        status, _, doc = self.call("POST", path, body=[
+            {"id": 1, "amount": 2.5, "paid": True, "day": "2026-11-01T10:00:00Z", "label": "a"},
+            {"id": "2", "amount": "3", "paid": "false", "label": None}])
+        self.assertEqual((status, doc["rows_accepted"], doc["requests"]), (200, 2, 1), doc)
+        nd = '{"id": 3, "paid": 1}\n\n{"id": 4, "label": 42}\n'
+        status, _, doc = self.call("POST", path, raw=nd, ctype="application/x-ndjson")
+        self.assertEqual((status, doc["rows_accepted"], doc["requests"]), (200, 2, 1), doc)
+        status, _, doc = self.call("POST", path, raw=csv_rows(5), ctype="text/csv")
+        self.assertEqual((status, doc["rows_accepted"], doc["requests"]), (200, 5, 1), doc)
+        self.assertEqual(self.rows_in(ds["powerbi_id"]), 9)
+        # clear the table
+        status, _, doc = self.call("DELETE", path)
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(self.rows_in(ds["powerbi_id"]), 0)
+
+    def test_schema_errors_send_nothing(self):
+        conn = self.connection(name="errors")
+        status, _, ds = self.dataset(conn, name="Errors")
+        path = "/api/push-datasets/%s/tables/Sales/rows" % ds["id"]
+        before = self.counters().get("rows_requests", 0)
+        cases = [
+            (csv_rows(20000, bad_at=15000), "text/csv", "row 15000, column 'id'"),
+            ('[{"id": 1}, {"id": 2, "paid": "maybe"}]', "application/json", "row 2, column 'paid'"),
+            ('{"id": 1}\n{"id": 2, "colour": "red"}\n', "application/x-ndjson", "row 2, column 'colour'"),
+            ('[{"id": 1}, {"id": 2, "day": "yesterday"}]', "application/json", "row 2, column 'day'"),
+            ("id,nope\n1,2\n", "text/csv", "'nope' is not a column"),
+            ("id,amount\n1,2\n3\n", "text/csv", "row 2: 1 fields"),
+            ('[{"id": 1}, {"id": 2, "label": "%s"}]' % ("x" * 4001), "application/json", "row 2, column 'label'"),
+        ]
+        for raw, ctype, part in cases:
+            status, _, doc = self.call("POST", path, raw=raw, ctype=ctype)
+            self.assertEqual(status, 400, doc)
+            self.assertIn(part, doc["error"]["message"])
+        self.assertEqual(self.counters().get("rows_requests", 0), before, "a bad body must send nothing")
+        status, _, doc = self.call("POST", "/api/push-datasets/%s/tables/Nope/rows" % ds["id"], body=[{"id": 1}])
+        self.assertEqual(status, 404, doc)
+        status, _, doc = self.call("POST", path, raw="a,b", ctype="text/plain")
+        self.assertEqual(status, 415, doc)
+
+    def test_large_body_runs_as_job_in_chunks_of_10000(self):
+        conn = self.connection(name="large")
+        status, _, ds = self.dataset(conn, name="Large")
+        path = "/api/push-datasets/%s/tables/Sales/rows" % ds["id"]
+        before = self.counters().get("rows_requests", 0)
+        status, _, doc = self.call("POST", path, raw=csv_rows(25000), ctype="text/csv")
+        self.assertEqual(status, 202, doc)
+        self.assertEqual(doc["rows"], 25000)
+        self.worker_once()
+        job = self.job(doc["job_id"])
+        self.assertEqual(job["state"], "succeeded", job)
+        self.assertEqual(job["result"]["rows_accepted"], 25000)
+        self.assertEqual(job["result"]["requests"], 3)
+        self.assertEqual(self.counters()["rows_requests"] - before, 3)
+        self.assertEqual(self.rows_in(ds["powerbi_id"]), 25000)
+        # the job's other owner does not see it
+        status, _, _ = self.call("GET", "/api/jobs/" + doc["job_id"], user="carol")
+        self.assertEqual(status, 404)
+
+    def test_429_storm_is_waited_out(self):
+        conn = self.connection(name="storm")
+        status, _, ds = self.dataset(conn, name="Storm")
+        path = "/api/push-datasets/%s/tables/Sales/rows" % ds["id"]
+        self.emu.control("POST", "faults", {"path_prefix": "/powerbi/v1.0/myorg/groups/%s/datasets/%s/tables" % (
+            WS, ds["powerbi_id"]), "burst_429": {"count": 4, "retry_after": 1}})
+        try:
+            status, _, doc = self.call("POST", path, raw=csv_rows(15000), ctype="text/csv")
+            self.assertEqual(status, 202, doc)
+            self.worker_once()
+        finally:
+            self.emu.control("DELETE", "faults")
+        job = self.job(doc["job_id"])
+        self.assertEqual(job["state"], "succeeded", job)
+        self.assertEqual(job["result"]["rows_accepted"], 15000)
+        self.assertEqual(job["result"]["requests"], 2 + 4)   # every POST made, the 429s included
+        self.assertEqual(job["result"]["throttled"], 4)
+        self.assertEqual(self.rows_in(ds["powerbi_id"]), 15000)
+
+
+class PushRateLimits(PushBase):
+    """Power BI's limits divided by 60: 2 POST rows requests a minute, and 2 an hour once a table
+    holds 4,166 rows. The emulator enforces the same numbers and would answer 429."""
+    RATE_SCALE = 1 / 60.0
+
+    def test_the_shared_limiter_paces_requests(self):
+        conn = self.connection(name="pace")
+        status, _, ds = self.dataset(conn, name="Paced")
+        path = "/api/push-datasets/%s/tables/Sales/rows" % ds["id"]
+        self.emu.control("POST", "clear-log")
+        answers = [self.call("POST", path, body=[{"id": i}]) for i in range(3)]
+        self.assertEqual([a[0] for a in answers], [200, 200, 202], answers)   # third: would wait
+        job_id = answers[2][2]["job_id"]
+        self.assertEqual(self.job(job_id)["state"], "queued")
+        self.worker_once()    # waits for the minute window, then sends
+        job = self.job(job_id)
+        self.assertEqual(job["state"], "succeeded", job)
+        log = [r for r in self.emu.state("log")["requests"]
+               if r["method"] == "POST" and r["path"].endswith("/rows")]
+        self.assertEqual([r["status"] for r in log], [200, 200, 200], log)
+        self.assertGreaterEqual(log[2]["time"] - log[0]["time"], 60.0, "3 requests within a minute")
+        self.assertEqual(self.counters().get("rows_throttled", 0), 0)
+
+    def test_big_table_slows_to_the_hourly_limit(self):
+        conn = self.connection(name="big")
+        status, _, ds = self.dataset(conn, name="Big")
+        path = "/api/push-datasets/%s/tables/Sales/rows" % ds["id"]
+        status, _, doc = self.call("POST", path, raw=csv_rows(5000), ctype="text/csv")
+        self.assertEqual(status, 200, doc)      # table now holds 5,000 >= 4,166 rows
+        # the hourly limit (2) counts the request above: one more now, then an hour's wait
+        status, _, doc = self.call("POST", path, body=[{"id": 1}])
+        self.assertEqual(status, 200, doc)
+        status, _, doc = self.call("POST", path, body=[{"id": 2}])
+        self.assertEqual(status, 202, doc)
+        self.assertEqual(self.job(doc["job_id"])["state"], "queued")
+        self.assertEqual(self.counters().get("rows_throttled", 0), 0)
+        # the queued job would wait an hour: not for the other tests' workers
+        import sqlite3
+        db = sqlite3.connect(self.stack.path("db", "pbiport.db"), timeout=30)
+        db.execute("DELETE FROM jobs WHERE id = ?", (doc["job_id"],))
+        db.commit()
+        db.close()
+
+
+if __name__ == "__main__":
+    harness.main()
