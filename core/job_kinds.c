@@ -2,15 +2,20 @@
  * each names the function in core/ that carries it out. */
 #include "core/ingest.h"
 #include "core/publish.h"
+#include "core/push.h"
+#include "core/refresh.h"
 #include "core/worker.h"
 
 const pb_job_kind pb_job_kinds[] = {
 	{ "ingest", ingest_job },
 	{ "publish", publish_job },
+	{ "refresh", refresh_job },
+	{ "push_rows", push_rows_job },
 	{ NULL, NULL },
 };
 
 const pb_worker_tick pb_worker_ticks[] = {
 	ingest_schedule_tick,
+	refresh_schedule_tick,
 	NULL,
 };

@@ -48,4 +48,19 @@ int assets_list_handler(struct req *r);
 int assets_get_handler(struct req *r);
 int data_products_from_asset_handler(struct req *r);
 
+/* Refresh and push (handlers/refresh.c, events.c, push.c) */
+int refresh_post_handler(struct req *r);
+int refresh_list_handler(struct req *r);
+int refresh_schedule_put_handler(struct req *r);
+int refresh_schedule_get_handler(struct req *r);
+int events_post_handler(struct req *r);
+int push_connections_create_handler(struct req *r);
+int push_connections_list_handler(struct req *r);
+int push_connections_delete_handler(struct req *r);
+int push_datasets_create_handler(struct req *r);
+int push_datasets_list_handler(struct req *r);
+int push_datasets_get_handler(struct req *r);
+int push_rows_post_handler(struct req *r);
+int push_rows_delete_handler(struct req *r);
+
 #endif

@@ -10,8 +10,12 @@ static const char *const contract_types[] = {
 };
 static const char *const tmdl_query[] = { "warehouse", "http_path", "mode", NULL };
 static const char *const json_types[] = { "application/json", NULL };
-static const char *const assets_query[] = { "type", "q", NULL };
+/* push rows: a JSON array, NDJSON or CSV with a header row */
+static const char *const rows_types[] = {
+	"application/json", "application/x-ndjson", "application/ndjson", "application/jsonl", "text/csv", NULL,
+};
 static const char *const lineage_query[] = { "node", "depth", "format", NULL };
+static const char *const assets_query[] = { "type", "q", NULL };
 static const char *const pbi_connections_query[] = { "output_port", "http_path", NULL };
 static const char *const connect_query[] = { "return_to", "prompt", "login_hint", NULL };
 /* everything Entra may append to the redirect URI */
@@ -56,6 +60,20 @@ static const struct route routes[] = {
 	{ "GET",    "/api/assets",                assets_list_handler,  PB_ROLE_MEMBER, 0,                 NULL,           assets_query, ROUTE_FEATURE_INGESTIONS },
 	{ "GET",    "/api/assets/{id}",           assets_get_handler,   PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_FEATURE_INGESTIONS },
 	{ "POST",   "/api/data-products/from-asset", data_products_from_asset_handler, PB_ROLE_MEMBER, 64 * 1024, json_types, NULL,    ROUTE_FEATURE_INGESTIONS },
+	{ "POST",   "/api/semantic-models/{id}/refreshes", refresh_post_handler, PB_ROLE_MEMBER, 64 * 1024, json_types, NULL,   ROUTE_EMPTY_BODY_OK },
+	{ "GET",    "/api/semantic-models/{id}/refreshes", refresh_list_handler, PB_ROLE_MEMBER, 0,         NULL,       NULL,   0 },
+	{ "PUT",    "/api/semantic-models/{id}/refresh-schedule", refresh_schedule_put_handler, PB_ROLE_MEMBER, 4096, json_types, NULL, 0 },
+	{ "GET",    "/api/semantic-models/{id}/refresh-schedule", refresh_schedule_get_handler, PB_ROLE_MEMBER, 0, NULL,    NULL,   0 },
+	{ "POST",   "/api/events",                events_post_handler,  PB_ROLE_MEMBER, 64 * 1024,         json_types,     NULL,       0 },
+	{ "POST",   "/api/push-connections",      push_connections_create_handler, PB_ROLE_MEMBER, 64 * 1024, json_types,  NULL,       0 },
+	{ "GET",    "/api/push-connections",      push_connections_list_handler, PB_ROLE_MEMBER, 0,        NULL,           NULL,       0 },
+	{ "DELETE", "/api/push-connections/{id}", push_connections_delete_handler, PB_ROLE_MEMBER, 0,      NULL,           NULL,       0 },
+	{ "POST",   "/api/push-datasets",         push_datasets_create_handler, PB_ROLE_MEMBER, 1024 * 1024, json_types,   NULL,       0 },
+	{ "GET",    "/api/push-datasets",         push_datasets_list_handler, PB_ROLE_MEMBER, 0,           NULL,           NULL,       0 },
+	{ "GET",    "/api/push-datasets/{id}",    push_datasets_get_handler, PB_ROLE_MEMBER, 0,            NULL,           NULL,       0 },
+	/* its own body bound (PB_PUSH_BODY_MAX, = @STREAM_BODY@ in the web server configs) */
+	{ "POST",   "/api/push-datasets/{id}/tables/{table}/rows", push_rows_post_handler, PB_ROLE_MEMBER, PB_PUSH_BODY_MAX, rows_types, NULL, 0 },
+	{ "DELETE", "/api/push-datasets/{id}/tables/{table}/rows", push_rows_delete_handler, PB_ROLE_MEMBER, 0, NULL,  NULL,       0 },
 };
 
 const struct pb_app pb_app = {

@@ -105,4 +105,22 @@
 #define PB_PUBLISH_CONN_NAME_MAX 200                  /* Fabric connection displayName limit */
 #define PB_PUBLISH_ATTEMPTS     8                     /* tries of one publish job (retries + 1) */
 
+/* refresh (core/refresh) */
+#define PB_REFRESH_TIMEOUT_S_DEFAULT (4 * 3600)       /* PBIPORT_REFRESH_TIMEOUT: follow one refresh this long */
+#define PB_REFRESH_POLL_MIN_MS  2000                  /* first history poll interval (doubles) */
+#define PB_REFRESH_POLL_MAX_MS  60000                 /* longest history poll interval */
+#define PB_REFRESH_FIND_TRIES   10                    /* history reads to find a triggered refresh */
+#define PB_REFRESH_HISTORY_TOP  60                    /* entries read (Power BI keeps 60) */
+#define PB_REFRESH_FANOUT_MAX   200                   /* models one event may refresh */
+/* push datasets (core/push) */
+#define PB_PUSH_MAX_TABLES      75                    /* Power BI push dataset limit */
+#define PB_PUSH_MAX_COLUMNS     75                    /* per table, Power BI limit */
+#define PB_PUSH_NAME_MAX_CHARS  100                   /* dataset, table and column names (pbiport's bound) */
+#define PB_PUSH_STRING_MAX_CHARS 4000                 /* one string value, Power BI limit */
+#define PB_PUSH_ROW_MAX_BYTES   (1u * 1024 * 1024)    /* one input row / CSV record */
+#define PB_PUSH_BODY_MAX        (256u * 1024 * 1024)  /* the rows route's own body bound */
+#define PB_PUSH_RATE_MARGIN_MS  1000                  /* added to limiter waits: clocks differ */
+#define PB_PUSH_THROTTLE_ROUNDS 50                    /* 429 answers one chunk may get before the job retries later */
+#define PB_PUSH_INFLIGHT_STALE_MS 120000              /* an in-flight request older than this is over */
+
 #endif
