@@ -1,0 +1,372 @@
+/* Publish: the port's data source read back from the rendered TMDL, connection matching,
+ * request validation (400 naming the field), the in-flight collapse, sealed credentials,
+ * the publish records (idempotent by job), lineage edges, and the job's early failures
+ * (feature off, port gone, no Power BI settings, broken template) through the worker. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/catalog.h"
+#include "core/contract.h"
+#include "core/identity.h"
+#include "core/lineage_store.h"
+#include "core/publish.h"
+#include "core/published_models.h"
+#include "core/worker.h"
+#include "runtime/crypto.h"
+#include "runtime/db.h"
+#include "runtime/jobs.h"
+#include "runtime/util.h"
+
+static char tmpdir[64], db_path[256];
+static pb_db *db;
+static pb_config cfg;
+static char org_id[PB_ID_BUF], user_id[PB_ID_BUF], other_org[PB_ID_BUF];
+static cat_product *product;
+
+static const cat_port *port_named(const char *name)
+{
+	for (size_t i = 0; i < product->nports; i++)
+		if (!strcmp(product->ports[i].name, name))
+			return &product->ports[i];
+	fail_msg("no port %s", name);
+	return NULL;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], sql[512], fx[512];
+	const char *src = getenv("PBIPORT_SRC");
+	pb_contract *c = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	bool created;
+	xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-test-publish-XXXXXX");
+	if (!mkdtemp(tmpdir))
+		return -1;
+	xsnprintf(db_path, sizeof db_path, "%s/publish.db", tmpdir);
+	xsnprintf(sql, sizeof sql, "%s/sql", src ? src : PBIPORT_DATADIR);
+	xsnprintf(fx, sizeof fx, "%s/tests/fixtures/publish/contoso.odcs.yaml", src ? src : PBIPORT_DATADIR);
+	if (db_open(db_path, true, &db, err) || db_migrate(db, sql, NULL, err) ||
+	    identity_org_create(db, "acme", org_id, err) || identity_org_create(db, "globex", other_org, err) ||
+	    identity_user_add(db, "ann", "acme", PB_ROLE_MEMBER, NULL, 0, user_id, err) ||
+	    read_file(fx, PB_CONTRACT_MAX_BYTES, &text, &len, err) ||
+	    contract_parse(text, len, "contoso.odcs.yaml", &c, err) ||
+	    catalog_import(db, org_id, c, text, len, &product, &created, err) ||
+	    pb_keyring_parse("6666666666666666666666666666666666666666666666666666666666666666", &cfg.encryption_keys,
+			     err)) {
+		fprintf(stderr, "setup: %s\n", err);
+		return -1;
+	}
+	contract_free(c);
+	free(text);
+	cfg.db_path = db_path;
+	cfg.powerbi_web_enabled = true;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[128];
+	catalog_product_free(product);
+	pb_keyring_free(cfg.encryption_keys);
+	db_close(db);
+	xsnprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static cat_port *load_port(const char *name)
+{
+	cat_port *p = NULL;
+	char err[PB_ERR_MAX];
+	if (catalog_port_get(db, org_id, port_named(name)->id, true, &p, err))
+		fail_msg("%s", err);
+	return p;
+}
+
+static void free_port(cat_port *p)
+{
+	catalog_port_free(p);
+	free(p);
+}
+
+static void source_is_read_from_the_rendered_model(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	publish_source s;
+	pb_files files = { 0 };
+	cat_port *p = load_port("fresh");
+	assert_int_equal(publish_port_source(&cfg, p, NULL, &s, &files, err), PB_OK);
+	assert_string_equal(s.type, "Snowflake");
+	assert_string_equal(s.host, "newacct-zz99999.snowflakecomputing.com");   /* account -> host */
+	assert_string_equal(s.second, "FRESH_WH");
+	bool pbism = false;
+	for (size_t i = 0; i < files.n; i++)
+		pbism |= !strcmp(files.v[i].path, "definition.pbism");
+	assert_true(pbism);
+	publish_source_release(&s);
+	pb_files_release(&files);
+	free_port(p);
+
+	p = load_port("lakehouse");
+	assert_int_equal(publish_port_source(&cfg, p, NULL, &s, NULL, err), PB_OK);
+	assert_string_equal(s.type, "Databricks");
+	assert_string_equal(s.second, "/sql/1.0/warehouses/0a1b2c3d4e5f6a7b");
+	publish_source_release(&s);
+	free_port(p);
+
+	p = load_port("lake-nopath");
+	assert_int_equal(publish_port_source(&cfg, p, NULL, &s, NULL, err), PB_EINVAL);
+	assert_non_null(strstr(err, "HTTP path"));
+	assert_int_equal(publish_port_source(&cfg, p, "/sql/1.0/warehouses/x", &s, NULL, err), PB_OK);
+	assert_string_equal(s.second, "/sql/1.0/warehouses/x");
+	publish_source_release(&s);
+	free_port(p);
+}
+
+static void connections_match_by_type_server_and_warehouse(void **state)
+{
+	(void)state;
+	publish_source s = { "Snowflake", "contoso-xy12345.snowflakecomputing.com", "ANALYTICS_WH" };
+	msapi_item c = { .type = "Snowflake", .path = "CONTOSO-XY12345.snowflakecomputing.com;analytics_wh" };
+	assert_true(publish_connection_matches(&s, &c));
+	c.path = "contoso-xy12345;ANALYTICS_WH";   /* the account identifier names the same host */
+	assert_true(publish_connection_matches(&s, &c));
+	c.path = "contoso-xy12345.snowflakecomputing.com;OTHER_WH";
+	assert_false(publish_connection_matches(&s, &c));
+	c.path = "other.snowflakecomputing.com;ANALYTICS_WH";
+	assert_false(publish_connection_matches(&s, &c));
+	c.path = "contoso-xy12345.snowflakecomputing.com";   /* no second part */
+	assert_false(publish_connection_matches(&s, &c));
+	c = (msapi_item){ .type = "Databricks", .path = "contoso-xy12345.snowflakecomputing.com;ANALYTICS_WH" };
+	assert_false(publish_connection_matches(&s, &c));
+	c.type = NULL;
+	assert_false(publish_connection_matches(&s, &c));
+}
+
+static int submit_text(const char *port, const char *body_text, char job_id[PB_ID_BUF], bool *existing, char *err)
+{
+	json_t *body = json_loads(body_text, 0, NULL);
+	assert_non_null(body);
+	int rc = publish_submit(db, &cfg, org_id, user_id, port_named(port)->id, body, job_id, existing, err);
+	json_decref(body);
+	return rc;
+}
+
+static void requests_are_checked_field_by_field(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *port, *body, *word;
+	} bad[] = {
+		{ "fresh", "{\"connection_id\":\"c\"}", "workspace_id" },
+		{ "fresh", "{\"workspace_id\":\"w\"}", "connection_id" },
+		{ "fresh", "{\"workspace_id\":\"w\",\"connection_id\":\"c\",\"color\":1}", "color" },
+		{ "fresh", "{\"workspace_id\":\"  \",\"connection_id\":\"c\"}", "workspace_id" },
+		{ "fresh", "{\"workspace_id\":\"w\",\"name\":\"a\\nb\",\"connection_id\":\"c\"}", "name" },
+		{ "fresh", "{\"workspace_id\":\"w\",\"connection\":{\"credential_type\":\"token\",\"token\":\"t\"}}",
+		  "connection.credential_type" },
+		{ "fresh", "{\"workspace_id\":\"w\",\"connection\":{\"credential_type\":\"basic\",\"username\":\"u\"}}",
+		  "connection.password" },
+		{ "fresh", "{\"workspace_id\":\"w\",\"connection\":{\"credential_type\":\"basic\",\"username\":\"u\","
+			   "\"password\":\"p\",\"extra\":1}}",
+		  "extra" },
+		{ "lakehouse", "{\"workspace_id\":\"w\",\"connection\":{\"credential_type\":\"basic\",\"username\":\"u\","
+			       "\"password\":\"p\"}}",
+		  "connection.credential_type" },
+		{ "lakehouse", "{\"workspace_id\":\"w\",\"connection\":{\"credential_type\":\"service_principal\","
+			       "\"tenant_id\":\"t\",\"client_id\":\"c\"}}",
+		  "connection.client_secret" },
+		{ "lake-nopath", "{\"workspace_id\":\"w\",\"connection_id\":\"c\"}", "http_path" },
+	};
+	char id[PB_ID_BUF], err[PB_ERR_MAX];
+	bool existing;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		int rc = submit_text(bad[i].port, bad[i].body, id, &existing, err);
+		if (rc != PB_EINVAL || !strstr(err, bad[i].word))
+			fail_msg("case %zu: rc %d, message %s (wanted %s)", i, rc, err, bad[i].word);
+	}
+	json_t *body = json_pack("{s:s, s:s}", "workspace_id", "w", "connection_id", "c");
+	assert_int_equal(publish_submit(db, &cfg, other_org, user_id, port_named("fresh")->id, body, id, &existing, err),
+			 PB_ENOTFOUND);
+	json_decref(body);
+}
+
+static void same_request_in_flight_is_one_job_and_credentials_are_sealed(void **state)
+{
+	(void)state;
+	const char *body = "{\"workspace_id\":\"ws-1\",\"connection\":{\"credential_type\":\"basic\","
+			   "\"username\":\"svc\",\"password\":\"hunter2-secret\"}}";
+	char a[PB_ID_BUF], b[PB_ID_BUF], c[PB_ID_BUF], err[PB_ERR_MAX];
+	bool existing;
+	pb_job *j = NULL;
+	assert_int_equal(submit_text("fresh", body, a, &existing, err), PB_OK);
+	assert_false(existing);
+	assert_int_equal(submit_text("fresh", body, b, &existing, err), PB_OK);
+	assert_true(existing);
+	assert_string_equal(a, b);
+	/* another name is another publish */
+	assert_int_equal(submit_text("fresh", "{\"workspace_id\":\"ws-1\",\"name\":\"Other\",\"connection_id\":\"x\"}", c,
+				     &existing, err),
+			 PB_OK);
+	assert_false(existing);
+	assert_string_not_equal(a, c);
+	assert_int_equal(jobs_get(db, a, &j, err), PB_OK);
+	assert_null(strstr(j->input, "hunter2"));
+	assert_null(strstr(j->private_input, "hunter2"));
+	json_t *in = json_loads(j->input, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(in, "name")), "fresh");   /* the port's name */
+	assert_string_equal(json_string_value(json_object_get(in, "credential_type")), "basic");
+	json_decref(in);
+	char *plain = NULL;
+	size_t len = 0;
+	assert_int_equal(pb_open(cfg.encryption_keys, j->private_input, "publish-credentials", &plain, &len, err), PB_OK);
+	assert_non_null(strstr(plain, "hunter2-secret"));
+	pb_secret_free(plain, len);
+	job_free(j);
+	/* end them so later tests start with an empty queue */
+	pb_job *claimed = NULL;
+	while (jobs_claim(db, "t", 1000, NULL, &claimed, err) == 1) {
+		assert_int_equal(jobs_finish(db, claimed->id, "t", false, NULL, "x", "x", err), PB_OK);
+		job_free(claimed);
+	}
+	assert_int_equal(jobs_get(db, a, &j, err), PB_OK);
+	assert_null(j->private_input);   /* erased when the job ended */
+	job_free(j);
+}
+
+static long count(const char *sql, const char *arg)
+{
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_prepare_v2(db_sqlite(db), sql, -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	long n = (long)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+static void records_are_written_once_per_job_and_listed_newest_first(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	pm_ids one, again, two;
+	const char *port = port_named("analytics")->id;
+	pm_record r = { .org_id = org_id, .user_id = user_id, .job_id = "job-a", .output_port_id = port,
+			.workspace_id = "ws", .semantic_model_id = "model-1", .name = "Sales", .web_url = "https://x/1",
+			.connection_id = "conn", .source_name = "Contoso sales" };
+	assert_int_equal(published_model_record(db, &r, &one, err), PB_OK);
+	assert_int_equal(published_model_record(db, &r, &again, err), PB_OK);   /* resumed finalizing */
+	assert_string_equal(one.consumer_product_id, again.consumer_product_id);
+	assert_string_equal(one.agreement_id, again.agreement_id);
+	assert_string_equal(one.published_id, again.published_id);
+	assert_int_equal(count("SELECT count(*) FROM published_models WHERE job_id = ?", "job-a"), 1);
+	assert_int_equal(count("SELECT count(*) FROM lineage_edges WHERE to_id = ?", one.consumer_product_id), 1);
+	assert_int_equal(count("SELECT count(*) FROM agreements WHERE state = 'approved' AND consumer_product_id = ?",
+			       one.consumer_product_id),
+			 1);
+	assert_int_equal(count("SELECT count(*) FROM data_products WHERE type = 'powerbi_semantic_model' AND id = ?",
+			       one.consumer_product_id),
+			 1);
+	usleep(5000);   /* published_at has millisecond resolution */
+	r.job_id = "job-b";
+	r.semantic_model_id = "model-2";
+	r.name = "Sales (2)";
+	r.web_url = NULL;
+	assert_int_equal(published_model_record(db, &r, &two, err), PB_OK);
+	assert_string_not_equal(one.consumer_product_id, two.consumer_product_id);
+	json_t *list = NULL;
+	assert_int_equal(published_models_list_json(db, org_id, port, &list, err), PB_OK);
+	json_t *models = json_object_get(list, "models");
+	assert_int_equal(json_array_size(models), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(models, 0), "name")), "Sales (2)");
+	assert_true(json_is_null(json_object_get(json_array_get(models, 0), "web_url")));
+	assert_string_equal(json_string_value(json_object_get(json_array_get(models, 1), "job_id")), "job-a");
+	json_decref(list);
+	assert_int_equal(published_models_list_json(db, other_org, port, &list, err), PB_OK);
+	assert_int_equal(json_array_size(json_object_get(list, "models")), 0);
+	json_decref(list);
+	pm_record bad = r;
+	bad.semantic_model_id = NULL;
+	assert_int_equal(published_model_record(db, &bad, &two, err), PB_EINVAL);
+}
+
+static void lineage_edges_are_added_once(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	assert_int_equal(lineage_edge_add(db, org_id, "output_port", "p-1", "semantic_model", "m-1", err), PB_OK);
+	assert_int_equal(lineage_edge_add(db, org_id, "output_port", "p-1", "semantic_model", "m-1", err), PB_OK);
+	assert_int_equal(count("SELECT count(*) FROM lineage_edges WHERE from_id = ?", "p-1"), 1);
+	assert_int_equal(lineage_edge_add(db, org_id, "output_port", "", "semantic_model", "m-1", err), PB_EINVAL);
+	assert_int_equal(lineage_edge_add(db, org_id, NULL, "p-1", "semantic_model", "m-1", err), PB_EINVAL);
+}
+
+/* Submits a publish of port and runs the worker once; returns the finished job. */
+static pb_job *run_once(const char *port, const char *name, const pb_config *c)
+{
+	char id[PB_ID_BUF], err[PB_ERR_MAX], body[256];
+	bool existing;
+	long ran = 0;
+	pb_job *j = NULL;
+	xsnprintf(body, sizeof body, "{\"workspace_id\":\"ws\",\"name\":\"%s\",\"connection_id\":\"c\"}", name);
+	assert_int_equal(submit_text(port, body, id, &existing, err), PB_OK);
+	pb_worker_opts o = { .worker_id = "unit", .once = true, .lease_ms = 5000 };
+	if (worker_run(db, c, &o, &ran, err))
+		fail_msg("%s", err);
+	assert_int_equal(jobs_get(db, id, &j, err), PB_OK);
+	return j;
+}
+
+static void early_failures_are_plain(void **state)
+{
+	(void)state;
+	pb_config off = cfg;
+	off.powerbi_web_enabled = false;
+	pb_job *j = run_once("analytics", "off", &off);
+	assert_string_equal(j->state, "failed");
+	assert_string_equal(j->error_code, "feature_disabled");
+	job_free(j);
+	/* the org has no Power BI settings: validating passes, the session cannot open */
+	j = run_once("analytics", "no settings", &cfg);
+	assert_string_equal(j->state, "failed");
+	assert_string_equal(j->phase, "validating");
+	assert_string_equal(j->error_code, "not_configured");
+	job_free(j);
+	/* a broken template fails the job with the template's file and line */
+	char tdir[128], path[192], err[PB_ERR_MAX];
+	xsnprintf(tdir, sizeof tdir, "%s/templates", tmpdir);
+	xsnprintf(path, sizeof path, "%s/main.lua", tdir);
+	const char *broken = "-- broken\nreturn function(ctx)\n  return {\nend\n";
+	assert_int_equal(write_file(path, broken, strlen(broken), err), PB_OK);
+	pb_config tpl = cfg;
+	tpl.template_path = tdir;
+	j = run_once("analytics", "broken", &tpl);
+	assert_string_equal(j->error_code, "template_failed");
+	assert_non_null(strstr(j->error_message, "main.lua:"));
+	job_free(j);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(source_is_read_from_the_rendered_model),
+		cmocka_unit_test(connections_match_by_type_server_and_warehouse),
+		cmocka_unit_test(requests_are_checked_field_by_field),
+		cmocka_unit_test(same_request_in_flight_is_one_job_and_credentials_are_sealed),
+		cmocka_unit_test(records_are_written_once_per_job_and_listed_newest_first),
+		cmocka_unit_test(lineage_edges_are_added_once),
+		cmocka_unit_test(early_failures_are_plain),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
