@@ -26,7 +26,8 @@ HEALTH_TIMEOUT_S=20
 # Variables the demo defines itself: never carried over from the caller's environment (a sourced
 # old demo.env would otherwise hand out stale tokens).
 DEMO_OWNED=" PBIPORT_DB PBIPORT_URL PBIPORT_OWNER_TOKEN PBIPORT_MEMBER_TOKEN PBIPORT_OTHER_ORG_TOKEN \
-PBIPORT_DEMO_OWNER_PASSWORD PBIPORT_DEMO_MEMBER_PASSWORD PBIPORT_DEMO_DIR "
+PBIPORT_DEMO_OWNER_PASSWORD PBIPORT_DEMO_MEMBER_PASSWORD PBIPORT_DEMO_DIR PBIPORT_SAMPLE_PORT \
+PBIPORT_SAMPLE_WORKSPACE "
 
 say() { printf 'demo: %s\n' "$*"; }
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
@@ -181,6 +182,27 @@ configure_powerbi() {
 	esac
 }
 
+connect_powerbi() {
+	# Hook: the demo owner's Power BI connection, made through the consent flow a browser
+	# follows (the emulator signs its demo user in), so a publish works at once.
+	local url=$1 token=$2 loc cb code
+	[ -n "$EMULATOR_URL" ] && [ -n "${PBIPORT_SSO_CLIENT_ID:-}" ] || return 0
+	loc=$(curl -sS -o /dev/null -w '%{redirect_url}' -m 30 -H "Authorization: Bearer $token" \
+		"$url/powerbi/connect?return_to=/") || loc=""
+	cb=""
+	if [ -n "$loc" ]; then
+		cb=$(curl -sS -o /dev/null -w '%{redirect_url}' -m 30 --cacert "$DEMO_DIR/emulator/ca.pem" "$loc") || cb=""
+	fi
+	code=000
+	if [ -n "$cb" ]; then
+		code=$(curl -sS -o /dev/null -w '%{http_code}' -m 30 -H "Authorization: Bearer $token" "$cb") || code=000
+	fi
+	case $code in
+		302) say "Power BI connected for the owner" ;;
+		*) say "connecting Power BI for the owner answered $code (try $url/powerbi/connect)" ;;
+	esac
+}
+
 start_worker() {
 	# Hook: the job worker, once the binary has the `worker` command.
 	local commands
@@ -314,6 +336,18 @@ cmd_start() {
 	esac
 
 	configure_powerbi "$url" "$owner_token"
+	connect_powerbi "$url" "$owner_token"
+	# What docs/publish.md's two curl calls need: the sample's production port and a workspace
+	# where the demo user may publish.
+	local sample_port="" sample_ws=""
+	sample_port=$(python3 -c 'import json, sys
+print([p["id"] for p in json.load(open(sys.argv[1]))["output_ports"] if p["name"] == "production"][0])' \
+		"$DEMO_DIR/logs/import.json" 2>/dev/null) || sample_port=""
+	[ -z "$EMULATOR_URL" ] || sample_ws=$(python3 -c 'import json, sys
+t = json.load(open(sys.argv[1]))["tenants"][0]
+u = t["users"][0]["upn"]
+print([w["id"] for w in t["workspaces"] if any(r["principal"] == u and r["role"] in ("Admin", "Member", "Contributor")
+      for r in w.get("roles", []))][0])' "$ROOT/tests/fixtures/tenants/demo.json" 2>/dev/null) || sample_ws=""
 
 	{
 		echo "# pbiport demo: source this file (. $DEMO_DIR/demo.env). It holds the demo's secrets."
@@ -325,6 +359,8 @@ cmd_start() {
 		echo "PBIPORT_DEMO_MEMBER_PASSWORD=$member_pw"
 		echo "PBIPORT_DEMO_DIR=$DEMO_DIR"
 		[ -n "$EMULATOR_URL" ] && echo "EMULATOR_URL=$EMULATOR_URL"
+		[ -n "$sample_port" ] && echo "PBIPORT_SAMPLE_PORT=$sample_port"
+		[ -n "$sample_ws" ] && echo "PBIPORT_SAMPLE_WORKSPACE=$sample_ws"
 		printf '%s\n' "${APP_ENV[@]:1}"
 	} | sed -e "s/'/'\\\\''/g" -e "s/^\([A-Z_][A-Z0-9_]*\)=\(.*\)$/export \1='\2'/" >"$DEMO_DIR/demo.env"
 	chmod 600 "$DEMO_DIR/demo.env"
@@ -340,6 +376,8 @@ Try:
   curl -s -H "Authorization: Bearer \$PBIPORT_OWNER_TOKEN" \$PBIPORT_URL/api/data-products
   curl -s -u member:\$PBIPORT_DEMO_MEMBER_PASSWORD \$PBIPORT_URL/api/data-products
   curl -s -H "Authorization: Bearer \$PBIPORT_OTHER_ORG_TOKEN" \$PBIPORT_URL/api/data-products   # other org: empty
+
+Publish the sample port to Power BI (the emulator) and watch the phases: docs/publish.md
 
 Stop it with: deploy/demo.sh stop
 EOF
