@@ -254,18 +254,20 @@ json_t *asset_json(const pb_asset *a, bool with_details)
 	return o;
 }
 
-int assets_stage(pb_db *db, const char *run_id, const char *kind, const char *powerbi_id,
+int assets_stage(pb_db *db, const char *org_id, const char *run_id, const char *kind, const char *powerbi_id,
 		 const char *workspace_powerbi_id, const char *name, const char *details_json, char *err)
 {
 	sqlite3_stmt *st = NULL;
+	char id[PB_ID_BUF];
+	assets_id_for(org_id, kind, powerbi_id, id);
 	int rc = db_prepare(db, "INSERT INTO asset_staging (run_id, kind, powerbi_id, workspace_powerbi_id, name, "
-			    "details_json) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, kind, powerbi_id) DO UPDATE "
-			    "SET workspace_powerbi_id = excluded.workspace_powerbi_id, name = excluded.name, "
+			    "details_json, asset_id) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, kind, powerbi_id) "
+			    "DO UPDATE SET workspace_powerbi_id = excluded.workspace_powerbi_id, name = excluded.name, "
 			    "details_json = excluded.details_json", &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, run_id, err)) && !(rc = db_bind_text(st, 2, kind, err)) &&
 	    !(rc = db_bind_text(st, 3, powerbi_id, err)) && !(rc = db_bind_text(st, 4, workspace_powerbi_id, err)) &&
 	    !(rc = db_bind_text(st, 5, name ? name : "", err)) &&
-	    !(rc = db_bind_text(st, 6, details_json ? details_json : "{}", err)))
+	    !(rc = db_bind_text(st, 6, details_json ? details_json : "{}", err)) && !(rc = db_bind_text(st, 7, id, err)))
 		rc = db_exec(db, st, err);
 	db_done(st);
 	return rc;
@@ -338,47 +340,31 @@ static int count_staged(pb_db *db, const char *sql, const char *run_id, const ch
 	return rc;
 }
 
+/* One set-based statement: the staged rows carry their asset ids already. Unchanged rows are
+ * left alone (the DO UPDATE's WHERE), so updated_at moves only when something changed. The
+ * SELECT needs its WHERE for SQLite to read ON CONFLICT as the upsert clause. */
 static int upsert_staged(pb_db *db, const char *org_id, const char *integration_id, const char *run_id,
 			 const char *now, char *err)
 {
-	sqlite3_stmt *sel = NULL, *ins = NULL;
-	char id[PB_ID_BUF];
-	int r, rc = db_prepare(db, "SELECT kind, powerbi_id, workspace_powerbi_id, name, details_json "
-			       "FROM asset_staging WHERE run_id = ? AND kind <> '_scope'", &sel, err);
-	if (rc || (rc = db_bind_text(sel, 1, run_id, err)))
-		goto out;
-	while ((r = db_row(db, sel, err)) == 1) {
-		assets_id_for(org_id, db_col_text(sel, 0), db_col_text(sel, 1), id);
-		if ((rc = db_prepare(db, "INSERT INTO assets (id, org_id, integration_id, kind, powerbi_id, "
-				     "workspace_powerbi_id, name, details_json, state, created_at, updated_at) "
-				     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?) "
-				     "ON CONFLICT (org_id, kind, powerbi_id) DO UPDATE SET "
-				     "integration_id = excluded.integration_id, "
-				     "workspace_powerbi_id = excluded.workspace_powerbi_id, name = excluded.name, "
-				     "details_json = excluded.details_json, state = 'active', "
-				     "updated_at = excluded.updated_at "
-				     "WHERE assets.details_json <> excluded.details_json OR assets.name <> excluded.name "
-				     "OR assets.state <> 'active' OR assets.integration_id IS NULL "
-				     "OR assets.integration_id <> excluded.integration_id "
-				     "OR COALESCE(assets.workspace_powerbi_id, '') <> "
-				     "COALESCE(excluded.workspace_powerbi_id, '')", &ins, err)))
-			goto out;
-		const char *ws = sqlite3_column_type(sel, 2) == SQLITE_NULL ? NULL : db_col_text(sel, 2);
-		if ((rc = db_bind_text(ins, 1, id, err)) || (rc = db_bind_text(ins, 2, org_id, err)) ||
-		    (rc = db_bind_text(ins, 3, integration_id, err)) ||
-		    (rc = db_bind_text(ins, 4, db_col_text(sel, 0), err)) ||
-		    (rc = db_bind_text(ins, 5, db_col_text(sel, 1), err)) || (rc = db_bind_text(ins, 6, ws, err)) ||
-		    (rc = db_bind_text(ins, 7, db_col_text(sel, 3), err)) ||
-		    (rc = db_bind_text(ins, 8, db_col_text(sel, 4), err)) || (rc = db_bind_text(ins, 9, now, err)) ||
-		    (rc = db_bind_text(ins, 10, now, err)) || (rc = db_exec(db, ins, err)))
-			goto out;
-		db_done(ins);
-		ins = NULL;
-	}
-	rc = r < 0 ? r : 0;
-out:
-	db_done(ins);
-	db_done(sel);
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db, "INSERT INTO assets (id, org_id, integration_id, kind, powerbi_id, workspace_powerbi_id, "
+			    "name, details_json, state, created_at, updated_at) "
+			    "SELECT s.asset_id, ?, ?, s.kind, s.powerbi_id, s.workspace_powerbi_id, s.name, s.details_json, "
+			    "'active', ?, ? FROM asset_staging s WHERE s.run_id = ? AND s.kind <> '_scope' "
+			    "ON CONFLICT (org_id, kind, powerbi_id) DO UPDATE SET "
+			    "integration_id = excluded.integration_id, "
+			    "workspace_powerbi_id = excluded.workspace_powerbi_id, name = excluded.name, "
+			    "details_json = excluded.details_json, state = 'active', updated_at = excluded.updated_at "
+			    "WHERE assets.details_json <> excluded.details_json OR assets.name <> excluded.name "
+			    "OR assets.state <> 'active' OR assets.integration_id IS NULL "
+			    "OR assets.integration_id <> excluded.integration_id "
+			    "OR COALESCE(assets.workspace_powerbi_id, '') <> COALESCE(excluded.workspace_powerbi_id, '')",
+			    &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, org_id, err)) && !(rc = db_bind_text(st, 2, integration_id, err)) &&
+	    !(rc = db_bind_text(st, 3, now, err)) && !(rc = db_bind_text(st, 4, now, err)) &&
+	    !(rc = db_bind_text(st, 5, run_id, err)))
+		rc = db_exec(db, st, err);
+	db_done(st);
 	return rc;
 }
 

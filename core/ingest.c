@@ -236,6 +236,7 @@ typedef struct ingest_run {
 	long poll_ms, poll_max_ms, budget_per_hour;
 	size_t batches_total, batches_done, scans_started, max_in_flight, workspaces_planned;
 	size_t models_seen, models_with_tables, models_with_sources;
+	int64_t ms_fetch, ms_stage, ms_poll_wait, ms_apply;   /* where a run's time went */
 	struct port_match *ports;   /* the org's Snowflake / Databricks output ports */
 	size_t nports;
 } ingest_run;
@@ -330,6 +331,8 @@ typedef struct scan_row {
 	char *scan_id;
 	char state[12];
 	int failures;
+	int64_t next_poll_ms;   /* monotonic: when this scan's status is asked next */
+	long interval_ms;       /* its current poll interval (doubles up to the maximum) */
 } scan_row;
 
 static void scan_rows_free(scan_row *v, size_t n)
@@ -438,7 +441,7 @@ static int stage_json(ingest_run *r, const char *kind, const char *id, const cha
 	json_decref(details);
 	if (!text)
 		return pb_err(err, PB_ENOMEM, "out of memory");
-	int rc = assets_stage(r->db, r->run->id, kind, id, ws, name, text, err);
+	int rc = assets_stage(r->db, r->integ->org_id, r->run->id, kind, id, ws, name, text, err);
 	free(text);
 	return rc;
 }
@@ -731,7 +734,8 @@ static int stage_scan(ingest_run *r, long batch, const char *ids_json, const jso
 		size_t i;
 		json_t *id;
 		json_array_foreach(ids, i, id) {
-			if ((rc = assets_stage(r->db, r->run->id, "_scope", json_string_value(id), NULL, "", "{}", err)))
+			if ((rc = assets_stage(r->db, r->integ->org_id, r->run->id, "_scope", json_string_value(id), NULL, "",
+						  "{}", err)))
 				break;
 		}
 		json_decref(ids);
@@ -994,30 +998,39 @@ static int fetch_batch(ingest_run *r, scan_row *row, char *err)
 {
 	json_t *raw = NULL;
 	scan_result res = { 0 };
+	int64_t t0 = pb_mono_ms();
 	int rc = scanner_result(r->api, row->scan_id, &raw, err);
 	if (!rc)
 		rc = scanner_parse_result(raw, &res, err);
+	int64_t t1 = pb_mono_ms();
 	if (!rc)
 		rc = stage_scan(r, row->batch, row->ids_json, raw, &res, err);
+	r->ms_fetch += t1 - t0;
+	r->ms_stage += pb_mono_ms() - t1;
 	scan_result_release(&res);
 	json_decref(raw);
 	return rc;
 }
 
+/* Each scan is polled on its own clock: first poll_ms after it started (at once for scans a
+ * previous worker started), then at doubling intervals up to poll_max_ms; the loop sleeps
+ * until the next scan is due and starts new scans as soon as a slot frees. */
 static int scan_loop(ingest_run *r, scan_state *ss, char *err)
 {
 	scan_row *rows = NULL;
 	size_t n = 0, total = 0, left;
-	long interval = r->poll_ms;
 	int rc = scans_load(r->db, r->run->id, &rows, &n, &total, err);
 	if (rc)
 		return rc;
 	r->batches_total = total;
 	r->batches_done = total - n;
 	left = n;
+	for (size_t i = 0; i < n; i++) {
+		rows[i].next_poll_ms = pb_mono_ms();
+		rows[i].interval_ms = r->poll_ms;
+	}
 	while (left > 0) {
-		size_t inflight = 0;
-		bool progress = false;
+		size_t inflight = 0, pending = 0;
 		if (must_stop(r)) {
 			ss->retry_ms = 1;
 			xsnprintf(ss->retry_code, sizeof ss->retry_code, "worker_stopped");
@@ -1051,6 +1064,8 @@ static int scan_loop(ingest_run *r, scan_state *ss, char *err)
 				rows[i].scan_id = scan_id;
 				scan_id = NULL;
 				xsnprintf(rows[i].state, sizeof rows[i].state, "scanning");
+				rows[i].interval_ms = r->poll_ms;
+				rows[i].next_poll_ms = pb_mono_ms() + r->poll_ms;
 				inflight++;
 				r->scans_started++;
 			}
@@ -1062,7 +1077,7 @@ static int scan_loop(ingest_run *r, scan_state *ss, char *err)
 			r->max_in_flight = inflight;
 		for (size_t i = 0; i < n; i++) {
 			char *status = NULL;
-			if (strcmp(rows[i].state, "scanning"))
+			if (strcmp(rows[i].state, "scanning") || rows[i].next_poll_ms > pb_mono_ms())
 				continue;
 			rc = scanner_status(r->api, rows[i].scan_id, &status, err);
 			if (rc == PB_ENOTFOUND || (!rc && !strcmp(status, "Failed"))) {
@@ -1073,44 +1088,56 @@ static int scan_loop(ingest_run *r, scan_state *ss, char *err)
 						    rows[i].failures);
 					goto out;
 				}
-				add_warning(r, "Power BI failed a scan of %s workspaces once; it was asked again",
-					    "a batch of");
+				add_warning(r, "Power BI failed a scan of a batch of workspaces once; it was asked again");
 				xsnprintf(rows[i].state, sizeof rows[i].state, "pending");
 				if ((rc = scan_set(r->db, r->run->id, rows[i].batch, NULL, "pending", err)))
 					goto out;
-				progress = true;
 				continue;
 			}
 			if (rc)
 				goto out;
 			bool done = !strcmp(status, "Succeeded");
 			free(status);
-			if (!done)
+			if (!done) {
+				rows[i].interval_ms = rows[i].interval_ms * 2 > r->poll_max_ms ? r->poll_max_ms
+												: rows[i].interval_ms * 2;
+				rows[i].next_poll_ms = pb_mono_ms() + rows[i].interval_ms;
 				continue;
+			}
 			rc = fetch_batch(r, &rows[i], err);
 			if (rc == PB_ENOTFOUND || (rc == PB_EINVAL && r->api->last.status == 400)) {
 				/* results are kept 24 h: an expired one is scanned again */
 				xsnprintf(rows[i].state, sizeof rows[i].state, "pending");
 				if ((rc = scan_set(r->db, r->run->id, rows[i].batch, NULL, "pending", err)))
 					goto out;
-				progress = true;
 				continue;
 			}
 			if (rc)
 				goto out;
 			xsnprintf(rows[i].state, sizeof rows[i].state, "done");
 			left--;
+			inflight--;
 			r->batches_done++;
-			progress = true;
 			if (r->ctx && (rc = job_phase(r->ctx, "scanning",
 						      10 + (int)(80 * r->batches_done / (r->batches_total ? r->batches_total : 1)))))
 				goto out;
+			break;   /* a slot is free: start the next scan before polling on */
 		}
-		if (left && !progress) {
-			pb_sleep_interruptible(interval, r->ctx ? r->ctx->stop : NULL);
-			interval = interval * 2 > r->poll_max_ms ? r->poll_max_ms : interval * 2;
-		} else {
-			interval = r->poll_ms;
+		int64_t next = INT64_MAX, now = pb_mono_ms();
+		inflight = 0;
+		for (size_t i = 0; i < n; i++) {
+			pending += !strcmp(rows[i].state, "pending");
+			if (!strcmp(rows[i].state, "scanning")) {
+				inflight++;
+				if (rows[i].next_poll_ms < next)
+					next = rows[i].next_poll_ms;
+			}
+		}
+		if (pending && inflight < PB_SCAN_PARALLEL_MAX)
+			continue;
+		if (left && next > now && next != INT64_MAX) {
+			pb_sleep_interruptible(next - now, r->ctx ? r->ctx->stop : NULL);
+			r->ms_poll_wait += pb_mono_ms() - now;
 		}
 	}
 out:
@@ -1408,8 +1435,10 @@ int ingest_job(pb_job_ctx *ctx)
 		goto out;
 	schema_warnings(&r);
 	assets_counts c;
+	int64_t t_apply = pb_mono_ms();
 	if ((rc = assets_apply_run(r.db, r.integ->org_id, r.integ->id, rid, strcmp(r.mode, "incremental") != 0, &c, err)))
 		goto failed;
+	r.ms_apply = pb_mono_ms() - t_apply;
 	char perr[PB_ERR_MAX];
 	if (asset_products_refresh(r.db, r.integ->org_id, perr))
 		add_warning(&r, "data products made from assets were not refreshed: %s", perr);
@@ -1422,13 +1451,20 @@ int ingest_job(pb_job_ctx *ctx)
 	if (!rc)
 		rc = scans_delete(r.db, rid, err);
 	if (!rc) {
-		ctx->result = json_pack("{s:s, s:s, s:o, s:I}", "run_id", rid, "mode", r.mode, "counts", counts,
-					"max_scans_in_flight", (json_int_t)r.max_in_flight);
+		ctx->result = json_pack("{s:s, s:s, s:o, s:I, s:{s:I, s:I, s:I, s:I}}", "run_id", rid, "mode", r.mode,
+					"counts", counts, "max_scans_in_flight", (json_int_t)r.max_in_flight, "ms",
+					"fetch", (json_int_t)r.ms_fetch, "stage", (json_int_t)r.ms_stage, "poll_wait",
+					(json_int_t)r.ms_poll_wait, "apply", (json_int_t)r.ms_apply);
 		counts = NULL;
 	}
 	json_decref(counts);
 	goto out;
-failed:;
+failed:
+	if (atomic_load(&ctx->lease_lost)) {
+		/* another worker holds the job now: the run is theirs to finish */
+		rc = PB_ENOTFOUND;
+		goto out;
+	}
 	long after = ss.retry_ms;
 	char tcode[32];
 	xsnprintf(tcode, sizeof tcode, "%s", ss.retry_code);

@@ -319,7 +319,7 @@ static void test_run_history_kept_to_ten(void **state)
 static void stage(const char *run, const char *kind, const char *id, const char *ws, const char *name, const char *d)
 {
 	char err[PB_ERR_MAX];
-	assert_int_equal(assets_stage(db, run, kind, id, ws, name, d, err), 0);
+	assert_int_equal(assets_stage(db, org_id, run, kind, id, ws, name, d, err), 0);
 }
 
 static void new_run(const char *integ, char id[PB_ID_BUF])

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Import benchmark: a full then an incremental run of one integration over an emulator tenant
+of BENCH_WORKSPACES (default 10000) workspaces x 5 models x 10 reports, BENCH_LATENCY_MS (default
+20) of latency on every call and the emulator's scanner limits (16 scans in flight, 500 getInfo
+per hour). pbiport is driven as in production: the API through CGI (bin/pbiport.fcgi), the run by
+`pbiport worker --once` (wall time and peak RSS measured on that process). Writes the "ingest"
+section of bench/README.md. Python 3 standard library only."""
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import ssl
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.path.join(ROOT, "bin", "pbiport")
+WS = int(os.environ.get("BENCH_WORKSPACES", "10000"))
+LAT = int(os.environ.get("BENCH_LATENCY_MS", "20"))
+README = os.path.join(ROOT, "bench", "README.md")
+
+
+def cgi(env, method, path, body=None):
+    e = dict(env, REQUEST_METHOD=method, REQUEST_URI=path, QUERY_STRING=path.partition("?")[2],
+             REMOTE_USER="alice")
+    data = json.dumps(body).encode() if body is not None else b""
+    if body is not None:
+        e.update(CONTENT_TYPE="application/json", CONTENT_LENGTH=str(len(data)))
+    out = subprocess.run([BIN + ".fcgi"], env=e, input=data, capture_output=True, check=True).stdout
+    head, _, payload = out.partition(b"\r\n\r\n")
+    status = int(re.match(rb"Status: (\d+)", head).group(1))
+    return status, json.loads(payload) if payload else None
+
+
+def run_worker(env):
+    """`pbiport worker --once` as a child: (wall s, peak RSS MiB of that process)."""
+    t0 = time.monotonic()
+    p = subprocess.Popen([BIN, "worker", "--once"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = p.stderr.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = status
+    wall = time.monotonic() - t0
+    if status:
+        sys.exit("worker failed: " + err.decode()[-2000:])
+    return wall, usage.ru_maxrss / 1024.0
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="pbiport-bench-ingest-")
+    emu = None
+    try:
+        t0 = time.monotonic()
+        tenant = os.path.join(work, "tenant.json")
+        subprocess.run([sys.executable, os.path.join(ROOT, "tests", "emulator", "gen_tenant.py"), "--workspaces",
+                        str(WS), "--models-per", "5", "--reports-per", "10", "--out", tenant], check=True)
+        gen_s = time.monotonic() - t0
+        # read in a child process: this process stays small, so its forked children measure only themselves
+        ids = subprocess.run([sys.executable, "-c", "import json,sys; t = json.load(open(sys.argv[1]))['tenants'][0]; "
+                              "a = t['apps'][1]; print(json.dumps({'id': t['id'], 'apps': [None, a]}))", tenant],
+                             capture_output=True, check=True).stdout
+        t = json.loads(ids)
+        app = t["apps"][1]
+        os.makedirs(os.path.join(work, "emu"))
+        emu = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "emulator", "server.py"), "--state-dir",
+                                os.path.join(work, "emu"), "--port", "0", "--fixture", tenant, "--latency-ms",
+                                str(LAT)], stdout=subprocess.PIPE, stderr=open(os.path.join(work, "emu.err"), "w"))
+        url = None
+        for line in emu.stdout:
+            if line.startswith(b"READY "):
+                url = line.split()[1].decode()
+                break
+        if not url:
+            sys.exit("emulator did not start")
+        ctx = ssl.create_default_context(cafile=os.path.join(work, "emu", "ca.pem"))
+
+        def control(method, name, body=None):
+            req = urllib.request.Request(url + "/_emulator/" + name, method=method,
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, context=ctx, timeout=600) as resp:
+                return json.load(resp) if resp.length != 0 else None
+
+        # The tenant as it was two hours ago: nothing counts as modified in the last 30 minutes
+        # (the shortest modifiedSince Power BI takes), as in a tenant nobody touched since.
+        control("POST", "advance", {"seconds": -7200})
+        with open(tenant, "rb") as f:
+            req = urllib.request.Request(url + "/_emulator/load", method="POST", data=f.read(),
+                                         headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, context=ctx, timeout=600).read()
+        control("POST", "advance", {"seconds": 7200})
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PBIPORT_DB": os.path.join(work, "pbiport.db"),
+               "APPLICATION_INGESTIONS_ENABLED": "true", "APPLICATION_ENCRYPTION_KEYS": "66" * 32,
+               "APPLICATION_SECURITY_REMEMBERME_KEY": "77" * 32, "PBIPORT_ENTRA_URL": url + "/entra",
+               "PBIPORT_FABRIC_URL": url + "/fabric", "PBIPORT_POWERBI_URL": url + "/powerbi",
+               "PBIPORT_GRAPH_URL": url + "/graph", "PBIPORT_CA_BUNDLE": os.path.join(work, "emu", "ca.pem")}
+        for args in (["migrate"], ["org", "create", "acme"], ["user", "add", "alice", "--org", "acme", "--role", "owner"]):
+            subprocess.run([BIN] + args, env=env, check=True, capture_output=True)
+        status, integ = cgi(env, "POST", "/api/integrations", {
+            "name": "bench", "type": "powerbi", "tenant_id": t["id"], "client_id": app["client_id"],
+            "client_secret": app["client_secret"]})
+        assert status == 201, integ
+        rows = []
+        for label in ("full", "incremental (nothing changed)"):
+            status, run = cgi(env, "POST", "/api/integrations/%s/runs" % integ["id"])
+            assert status == 202, run
+            wall, rss = run_worker(env)
+            status, runs = cgi(env, "GET", "/api/integrations/%s/runs" % integ["id"])
+            r = runs["runs"][0]
+            assert r["state"] == "succeeded", r
+            status, job = cgi(env, "GET", "/api/jobs/%s" % r["job_id"])
+            rows.append((label, r, wall, rss, job.get("result") or {}))
+            print(label, wall, rss, json.dumps(job.get("result")), file=sys.stderr)
+        with urllib.request.urlopen(url + "/_emulator/state?sections=counters&parts=0", context=ctx) as resp:
+            counters = json.load(resp)["counters"]
+    finally:
+        if emu:
+            emu.terminate()
+            emu.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+    full, incr = rows[0], rows[1]
+    c = full[1]["counts"]
+    batches = -(-WS // 100)
+    lines = [
+        "<!-- ingest:begin -->",
+        "## ingest",
+        "",
+        "Reproduce: `bench/ingest/run.sh` (BENCH_WORKSPACES=%d, BENCH_LATENCY_MS=%d). Tenant from "
+        "`tests/emulator/gen_tenant.py --workspaces %d --models-per 5 --reports-per 10` (generated in %.1f s); the "
+        "emulator adds %d ms to every call and enforces the scanner limits (16 scans in flight, 500 getInfo per "
+        "hour, 100 workspaces per getInfo). One integration, no filters; the API through CGI, each run by "
+        "`pbiport worker --once` (default poll intervals: 2 s growing to 60 s)." % (WS, LAT, WS, gen_s, LAT),
+        "",
+        "Machine: %d cores, %s, Python %s; run on %s UTC; load average %s." % (
+            os.cpu_count(), platform.platform(), platform.python_version(), time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+            " / ".join("%.2f" % x for x in os.getloadavg())),
+        "",
+        "| run | mode | workspaces scanned | scans | max scans in flight | wall s | peak RSS MiB | assets after | added | changed | removed |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, r, wall, rss, res in rows:
+        k = r["counts"]
+        total = k["workspaces"] + k["semantic_models"] + k["reports"] + k["dashboards"] + k["datasources"]
+        lines.append("| %s | %s | %d | %d | %d | %.1f | %.0f | %d | %d | %d | %d |" % (
+            label, r["mode"], k["scanned_workspaces"], k["scans"], res.get("max_scans_in_flight", 0), wall, rss, total,
+            k["added"], k["changed"], k["removed"]))
+    ratio = incr[2] / full[2] if full[2] else 0
+    lines += [
+        "",
+        "- full run: %d workspaces, %d semantic models, %d reports, %d dashboards, %d data sources; %.0f workspaces/s; "
+        "%d getInfo calls (= ceil(%d / 100)); the emulator counted %s scans started and throttled %s calls." % (
+            c["workspaces"], c["semantic_models"], c["reports"], c["dashboards"], c["datasources"],
+            c["scanned_workspaces"] / full[2], c["scans"], WS, counters.get("scans_started", "?"),
+            counters.get("scanner_throttled", 0)),
+        "- goals: peak RSS < 300 MiB: %s (%.0f MiB); incremental run < 5%% of the full run: %s (%.1f%%)." % (
+            "met" if full[3] < 300 else "NOT met", full[3], "met" if ratio < 0.05 else "NOT met", 100 * ratio),
+        "- throughput the limits allow: 16 scans in flight and 500 getInfo per hour let %d batches finish in "
+        "ceil(%d / 16) = %d waves of one scan each; how close the run came is in the notes below." % (
+            batches, batches, -(-batches // 16)),
+        "<!-- ingest:end -->",
+    ]
+    section = "\n".join(lines) + "\n"
+    print(section)
+    text = open(README).read() if os.path.exists(README) else "# Benchmarks\n"
+    if "<!-- ingest:begin -->" in text:
+        text = re.sub(r"<!-- ingest:begin -->.*?<!-- ingest:end -->\n?", lambda m: section, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    with open(README, "w") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    main()
