@@ -457,6 +457,25 @@ static int build_search_path(search_path *sp, const char *admin, const char *kin
 	return rc;
 }
 
+/* Default limits grow with the contract, so a runaway template on a small contract stops
+ * within a few hundred ms while a big honest render still has ~3x what it needs
+ * (bench/tmdl: ~350 instructions per column). An explicit time_limit_ms replaces both. */
+static void set_limits(const pb_contract *c, const render_opts *o, sandbox_opts *so)
+{
+	if (o->time_limit_ms > 0) {
+		so->time_limit_ms = o->time_limit_ms;
+		return;
+	}
+	long long ncols = 0;
+	for (size_t i = 0; i < c->ntables; i++)
+		ncols += (long long)c->tables[i].ncolumns;
+	long long ntables = (long long)c->ntables;
+	so->instr_max = PB_LUA_INSTR_BASE + PB_LUA_INSTR_PER_TABLE * ntables +
+			PB_LUA_INSTR_PER_COLUMN * ncols;
+	long long ms = PB_LUA_TIME_BASE_MS + PB_LUA_TIME_PER_COLUMN_US * ncols / 1000;
+	so->time_limit_ms = (int)(ms < PB_LUA_TIME_MAX_MS ? ms : PB_LUA_TIME_MAX_MS);
+}
+
 static int check_mode(const char *mode, const char **norm, char *err)
 {
 	if (!mode || str_ieq(mode, "import"))
@@ -487,7 +506,8 @@ int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, ch
 		rc = build_search_path(&sp, o->template_path, "tmdl", err);
 	if (rc)
 		goto out;
-	sandbox_opts so = { .dirs = sp.dirs, .ndirs = sp.n, .time_limit_ms = o->time_limit_ms };
+	sandbox_opts so = { .dirs = sp.dirs, .ndirs = sp.n };
+	set_limits(c, o, &so);
 	rc = sandbox_new(&so, &sb, err);
 	if (!rc)
 		rc = sandbox_cpcall(sb, push_ctx, &args, 1, err);

@@ -42,7 +42,10 @@ typedef struct render_opts {
 	const char *warehouse;      /* Snowflake warehouse when the server has none */
 	const char *http_path;      /* Databricks HTTP path when the server has none */
 	const char *template_path;  /* admin folders, colon-separated; NULL for none */
-	int time_limit_ms;          /* 0 = PB_LUA_TIME_MAX_MS */
+	int time_limit_ms;          /* CPU time for the templates; 0 = scaled to the contract:
+	                               an instruction budget of PB_LUA_INSTR_BASE + per table and
+	                               per column, and a deadline of PB_LUA_TIME_BASE_MS + per
+	                               column, at most PB_LUA_TIME_MAX_MS (runtime/limits.h) */
 } render_opts;
 
 /* Renders c. On success out holds new files (caller releases with pb_files_release());

@@ -19,7 +19,14 @@
 #define PB_TMDL_MAX_DIR_DEPTH   16                    /* folder nesting scanned for .tmdl files */
 #define PB_RENDER_MAX_BYTES     (512u * 1024 * 1024)  /* all files one render may produce */
 #define PB_LUA_MEM_MAX          (256u * 1024 * 1024)  /* Lua heap per render */
-#define PB_LUA_TIME_MAX_MS      5000                  /* wall time per render */
+#define PB_LUA_TIME_MAX_MS      5000                  /* CPU time per render, upper bound */
+/* Default render budget, scaled to the contract (core/render.c set_limits): instructions
+ * base + per table + per column; CPU-time backstop base + per column. */
+#define PB_LUA_INSTR_BASE       10000000LL
+#define PB_LUA_INSTR_PER_TABLE  5000LL
+#define PB_LUA_INSTR_PER_COLUMN 1000LL
+#define PB_LUA_TIME_BASE_MS     300LL
+#define PB_LUA_TIME_PER_COLUMN_US 30LL
 #define PB_LUA_MAX_SOURCE_BYTES (1u * 1024 * 1024)    /* one template or module file */
 #define PB_TEMPLATE_MAX_DIRS    32                    /* folders on the template search path */
 #define PB_RENDER_MAX_PATH      4096                  /* one output file path */

@@ -18,7 +18,7 @@
 
 #include "runtime/util.h"
 
-#define SB_HOOK_COUNT 10000         /* instructions between deadline checks (~50 us) */
+#define SB_HOOK_COUNT 10000         /* instructions between budget/deadline checks (~50 us) */
 #define SB_MODULE_NAME_MAX 128
 #define SB_PATH_MAX 4096
 #define SB_GC_PAUSE 400             /* percent heap growth between collections */
@@ -29,10 +29,13 @@ struct lua_sandbox {
 	lua_State *L;
 	size_t used, peak, max;
 	bool oom;            /* the allocator refused a request */
-	bool expired;        /* the deadline passed */
+	bool expired;        /* the deadline passed or the instruction budget ran out */
+	bool out_of_instr;   /* ... and it was the budget */
 	bool dead;           /* a call failed: the state may be inconsistent */
 	int64_t deadline_ns;
 	int limit_ms;
+	long long instr_max;         /* per call; 0 = no instruction budget */
+	long long instr_used;        /* by the current (or last) call, in SB_HOOK_COUNT steps */
 	char where[PB_ERR_MAX];      /* "path:line" of the failing Lua frame */
 	char entry[PB_ERR_MAX];      /* chunk name of the entry template, for OOM messages */
 	const char *entry_module;    /* borrowed during sandbox_call */
@@ -99,25 +102,34 @@ static void record_where(lua_sandbox *sb, const lua_Debug *ar)
 		sb->where[0] = '\0';
 }
 
-/* Deadline check. Once expired, fire on every instruction so that a pcall in the script
- * only delays the abort by one instruction (redis luaMaskCountHook). */
+/* Budget and deadline check, every SB_HOOK_COUNT instructions. The instruction count is
+ * the deterministic limit (same contract, same verdict on any machine); the CPU-time
+ * deadline is the backstop for time spent in C library calls, which count as one
+ * instruction each. Once expired, fire on every instruction so that a pcall in the
+ * script only delays the abort by one instruction (redis luaMaskCountHook). */
 static void sb_hook(lua_State *L, lua_Debug *ar)
 {
 	lua_sandbox *sb = sb_of(L);
 	if (!sb->expired) {
-		if (now_ns() < sb->deadline_ns)
+		sb->instr_used += SB_HOOK_COUNT;
+		if (sb->instr_max > 0 && sb->instr_used > sb->instr_max)
+			sb->out_of_instr = true;
+		else if (now_ns() < sb->deadline_ns)
 			return;
 		sb->expired = true;
 		if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
 			record_where(sb, ar);
 		lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);
 	}
+	if (sb->out_of_instr)
+		luaL_error(L, "instruction limit of %lld exceeded", sb->instr_max);
 	luaL_error(L, "time limit of %d ms exceeded", sb->limit_ms);
 }
 
 static void arm_deadline(lua_sandbox *sb)
 {
 	sb->deadline_ns = now_ns() + (int64_t)sb->limit_ms * 1000000;
+	sb->instr_used = 0;
 }
 
 /* Message handler: remembers where (file:line) the error was raised in Lua code. */
@@ -166,6 +178,11 @@ static int map_error(lua_sandbox *sb, int status, char *err)
 	int rc;
 
 	sb->dead = true;
+	if (sb->expired && sb->out_of_instr) {
+		rc = pb_err(err, PB_ELIMIT, "template %s: instruction limit of %lld exceeded",
+			    sb->where[0] ? sb->where : entry, sb->instr_max);
+		goto out;
+	}
 	if (sb->expired) {
 		rc = pb_err(err, PB_ELIMIT, "template %s: time limit of %d ms exceeded",
 			    sb->where[0] ? sb->where : entry, sb->limit_ms);
@@ -690,6 +707,7 @@ int sandbox_new(const sandbox_opts *o, lua_sandbox **out, char *err)
 		return pb_err(err, PB_ENOMEM, "template sandbox: out of memory");
 	sb->max = o && o->mem_max ? o->mem_max : PB_LUA_MEM_MAX;
 	sb->limit_ms = o && o->time_limit_ms > 0 ? o->time_limit_ms : PB_LUA_TIME_MAX_MS;
+	sb->instr_max = o && o->instr_max > 0 ? o->instr_max : 0;
 	if (o && o->ndirs) {
 		sb->dirs = calloc(o->ndirs, sizeof *sb->dirs);
 		sb->labels = calloc(o->ndirs, sizeof *sb->labels);
@@ -765,4 +783,9 @@ size_t sandbox_mem_used(const lua_sandbox *sb)
 size_t sandbox_mem_peak(const lua_sandbox *sb)
 {
 	return sb->peak;
+}
+
+long long sandbox_instructions(const lua_sandbox *sb)
+{
+	return sb->instr_used;
 }

@@ -3,10 +3,13 @@
  * Generic: it knows nothing about Power BI or TMDL. One sandbox per run:
  *  - created with lua_newstate and a counting allocator that refuses allocations past
  *    mem_max (default PB_LUA_MEM_MAX);
- *  - a count hook checks a deadline (time_limit_ms, default PB_LUA_TIME_MAX_MS) measured
- *    in CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID), so a busy machine does
- *    not fail honest renders; once past it the hook fires on every instruction, so pcall
- *    inside a script cannot swallow it;
+ *  - a count hook, every 10000 VM instructions, checks an instruction budget (instr_max,
+ *    none by default; deterministic: the same script and input stop at the same place on
+ *    any machine) and a deadline (time_limit_ms, default PB_LUA_TIME_MAX_MS) measured in
+ *    CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID), so a busy machine does not
+ *    fail honest renders; the deadline is the backstop for time spent inside C library
+ *    calls. Once either is past, the hook fires on every instruction, so pcall inside a
+ *    script cannot swallow it. Both restart with each sandbox_call/cpcall/run;
  *  - only base (without dofile, loadfile, load, collectgarbage, rawset and xpcall;
  *    setmetatable refuses __gc, since Lua runs finalizers with hooks off), string (without
  *    dump), table, math and utf8 are opened; no io, os, debug or package;
@@ -27,6 +30,7 @@
  *   template PATH:LINE: message                       (runtime or syntax error)
  *   template PATH: out of memory (limit N MiB)
  *   template PATH:LINE: time limit of N ms exceeded
+ *   template PATH:LINE: instruction limit of N exceeded
  * After any error the sandbox refuses further calls; free it and make a new one. */
 #ifndef PBIPORT_LUA_SANDBOX_H
 #define PBIPORT_LUA_SANDBOX_H
@@ -47,6 +51,7 @@ typedef struct sandbox_opts {
 	size_t ndirs;
 	size_t mem_max;           /* bytes; 0 = PB_LUA_MEM_MAX */
 	int time_limit_ms;        /* 0 = PB_LUA_TIME_MAX_MS */
+	long long instr_max;      /* VM instructions per call (10000 granularity); 0 = none */
 } sandbox_opts;
 
 /* *out is new: free with sandbox_free(). */
@@ -75,6 +80,9 @@ int sandbox_run(lua_sandbox *sb, const char *chunkname, const char *code, int nr
 /* Bytes the Lua heap holds right now, and its high-water mark. */
 size_t sandbox_mem_used(const lua_sandbox *sb);
 size_t sandbox_mem_peak(const lua_sandbox *sb);
+
+/* VM instructions the current or last call ran, counted in steps of 10000. */
+long long sandbox_instructions(const lua_sandbox *sb);
 
 /* Writes the UUIDv5-layout name-based UUID of text (36 chars + NUL) into out[37]. */
 int sandbox_uuid(const char *text, size_t len, char out[37]);

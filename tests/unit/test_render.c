@@ -528,10 +528,22 @@ static void override_folder(void **state)
 				   "(field 'no_such_field')", dir), 0);
 	assert_string_equal(err, want);
 
-	/* A runaway template is stopped. */
+	/* A runaway template is stopped by the default budget, scaled to the contract. */
 	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/spin", tmpdir), 0);
 	put(dir, "main.lua", "return function(ctx)\n  while true do end\nend\n");
 	o.template_path = dir;
+	assert_int_equal(render("prod", &o, &f, err), PB_ELIMIT);
+	assert_int_equal(xsnprintf(want, sizeof want, "template %s/main.lua:2: instruction limit of ", dir), 0);
+	assert_memory_equal(err, want, strlen(want));
+	assert_non_null(strstr(err, " exceeded"));
+	/* Time spent in C calls counts against the CPU-time backstop. */
+	put(dir, "main.lua", "return function(ctx)\n  while true do pcall(error) end\nend\n");
+	assert_int_equal(render("prod", &o, &f, err), PB_ELIMIT);
+	assert_int_equal(xsnprintf(want, sizeof want, "template %s/main.lua:2: ", dir), 0);
+	assert_memory_equal(err, want, strlen(want));
+	assert_non_null(strstr(err, " limit of "));
+	/* An explicit time limit replaces the default budget. */
+	put(dir, "main.lua", "return function(ctx)\n  while true do end\nend\n");
 	o.time_limit_ms = 100;
 	assert_int_equal(render("prod", &o, &f, err), PB_ELIMIT);
 	assert_int_equal(xsnprintf(want, sizeof want, "template %s/main.lua:2: time limit of 100 ms exceeded", dir), 0);

@@ -126,6 +126,41 @@ static void infinite_loop_is_stopped(void **state)
 		    PB_EINVAL, "template test.lua:1: undefined global 'xpcall'");
 }
 
+/* The instruction budget stops a loop at the same place on any machine; a budget that
+ * is enough leaves an honest script alone, and the count restarts with each call. */
+static void instruction_budget_stops_loops(void **state)
+{
+	(void)state;
+	sandbox_dir dirs[1] = { { dir_a, "mods" } };
+	sandbox_opts o = { .dirs = dirs, .ndirs = 1, .instr_max = 1000000 };
+	lua_sandbox *sb = NULL;
+	char err[PB_ERR_MAX];
+
+	assert_int_equal(sandbox_new(&o, &sb, err), 0);
+	assert_int_equal(sandbox_run(sb, "ok.lua", "local n = 0 for i = 1, 100000 do n = n + i end return n",
+				     1, err), 0);
+	assert_int_equal(lua_tointeger(sandbox_lua(sb), -1), 5000050000);
+	lua_pop(sandbox_lua(sb), 1);
+	long long used = sandbox_instructions(sb);
+	assert_true(used >= 200000 && used <= 1000000);
+	assert_int_equal(sandbox_run(sb, "ok2.lua", "local n = 0 for i = 1, 100000 do n = n + i end return n",
+				     1, err), 0);
+	lua_pop(sandbox_lua(sb), 1);
+	assert_int_equal(sandbox_instructions(sb), used);
+	assert_int_equal(sandbox_call(sb, "spin", 0, err), PB_ELIMIT);
+	assert_string_equal(err, "template mods/spin.lua:1: instruction limit of 1000000 exceeded");
+	sandbox_free(sb);
+
+	/* pcall cannot swallow it. */
+	assert_int_equal(sandbox_new(&o, &sb, err), 0);
+	assert_int_equal(sandbox_run(sb, "p.lua", "local n = 0\nwhile true do\n"
+				     "  pcall(function() while true do n = n + 1 end end)\nend", 0, err),
+			 PB_ELIMIT);
+	assert_string_equal(err, "template p.lua:3: instruction limit of 1000000 exceeded");
+	sandbox_free(sb);
+	still_works();
+}
+
 static void memory_bombs_are_refused(void **state)
 {
 	(void)state;
@@ -305,6 +340,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(runs_plain_code),
 		cmocka_unit_test(infinite_loop_is_stopped),
+		cmocka_unit_test(instruction_budget_stops_loops),
 		cmocka_unit_test(memory_bombs_are_refused),
 		cmocka_unit_test(c_functions_cannot_run_away),
 		cmocka_unit_test(dangerous_libraries_are_absent),
