@@ -20,6 +20,24 @@
 
 /* ---------------------------------------------------------------- arena */
 
+/* Under AddressSanitizer the unused part of a chunk is poisoned, so an overrun of one
+ * arena allocation is reported like one of malloc's. */
+#if defined(__SANITIZE_ADDRESS__)
+#define MLIN_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MLIN_ASAN 1
+#endif
+#endif
+#ifdef MLIN_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 typedef struct chunk {
 	struct chunk *next;
 	size_t used, cap;
@@ -51,11 +69,11 @@ static int fail(ctx *c, int rc, const char *fmt, ...)
 	return c->rc;
 }
 
-static void *aalloc(ctx *c, size_t n)
+static void *aalloc(ctx *c, size_t want)
 {
 	if (c->rc)
 		return NULL;
-	n = (n + 15) & ~(size_t)15;
+	size_t n = (want + 15) & ~(size_t)15;
 	if (!c->chunks || c->chunks->cap - c->chunks->used < n) {
 		size_t cap = n > 65536 ? n : 65536;
 		if (c->total + cap > PB_MLINEAGE_MAX_MEMORY) {
@@ -71,12 +89,14 @@ static void *aalloc(ctx *c, size_t n)
 		k->next = c->chunks;
 		k->used = 0;
 		k->cap = cap;
+		POISON(k->data, cap);
 		c->chunks = k;
 		c->total += cap;
 	}
 	void *p = c->chunks->data + c->chunks->used;
 	c->chunks->used += n;
-	memset(p, 0, n);
+	UNPOISON(p, want);
+	memset(p, 0, want);
 	return p;
 }
 
@@ -95,6 +115,7 @@ static void arena_free(ctx *c)
 	while (c->chunks) {
 		chunk *k = c->chunks;
 		c->chunks = k->next;
+		UNPOISON(k->data, k->cap);
 		free(k);
 	}
 }
@@ -1437,10 +1458,17 @@ typedef struct src {
 	const char *note;
 } src;
 
+/* A set of sources. Sets share arrays: a copy made with srcs_share() has cap 0, so
+ * its first add copies; the owner (cap > 0) appends in place past every sharer's n. */
 typedef struct srcset {
 	src **v;
-	size_t n;
+	size_t n, cap;
 } srcset;
+
+static srcset srcs_share(const srcset *s)
+{
+	return (srcset){ .v = s->v, .n = s->n, .cap = 0 };
+}
 
 /* A connector function's result before navigation. */
 typedef struct conn {
@@ -1473,6 +1501,8 @@ typedef struct val {
 	size_t nitems;
 	nav *nv;               /* V_NAV */
 	srcset srcs;           /* sources the value was computed from */
+	srcset all;            /* srcs + what the value itself stands for, once computed */
+	bool all_done;
 } val;
 
 /* Scopes: a let's bindings (memoized), a function's parameters (unknown). */
@@ -1542,6 +1572,10 @@ static const char *note_add(ctx *c, const char *note, const char *more)
 
 static int srcs_add(evaluator *e, srcset *s, src *x)
 {
+	/* the duplicate scan is work too: it counts against the evaluation budget */
+	e->c->evals += s->n / 64;
+	if (e->c->evals > PB_MLINEAGE_MAX_EVALS)
+		return fail(e->c, PB_ELIMIT, "M expression needs more than %d evaluation steps", PB_MLINEAGE_MAX_EVALS);
 	for (size_t i = 0; i < s->n; i++)
 		if (s->v[i] == x)
 			return PB_OK;
@@ -1549,20 +1583,24 @@ static int srcs_add(evaluator *e, srcset *s, src *x)
 		e->truncated = true;
 		return PB_OK;
 	}
-	src **v = aalloc(e->c, (s->n + 1) * sizeof *v);
-	if (!v)
-		return e->c->rc;
-	if (s->n)
-		memcpy(v, s->v, s->n * sizeof *v);
-	v[s->n++] = x;
-	s->v = v;
+	if (s->n >= s->cap) {   /* full, or shared (cap 0): a new array */
+		size_t cap = s->n < 4 ? 8 : s->n * 2;
+		src **v = aalloc(e->c, cap * sizeof *v);
+		if (!v)
+			return e->c->rc;
+		if (s->n)
+			memcpy(v, s->v, s->n * sizeof *v);
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n++] = x;
 	return PB_OK;
 }
 
 static int srcs_union(evaluator *e, srcset *into, const srcset *from)
 {
 	if (!into->n) {
-		*into = *from;   /* sets are never changed in place once shared: copy on add */
+		*into = srcs_share(from);
 		return PB_OK;
 	}
 	for (size_t i = 0; i < from->n && !e->c->rc; i++)
@@ -1614,24 +1652,41 @@ static src *nav_source(evaluator *e, nav *nv)
 	return s;
 }
 
-/* Adds to *set every source v stands for: its own sources, a navigation, the items of
- * a list or record (bounded by the depth of the value, itself bounded by the tree). */
+/* Every source v stands for: its own sources, a navigation, the items of a list or
+ * record. Computed once per value: values share items (a = {b, b}), so walking them
+ * again each time would be exponential. The cache is the only thing ever written to a
+ * value after it is made, hence the cast. */
+static const srcset *sources_of(evaluator *e, const val *cv, int depth)
+{
+	static const srcset none = { 0 };
+	val *v = (val *)cv;
+	if (v->all_done)
+		return &v->all;
+	if (depth > PB_MLINEAGE_MAX_DEPTH) {
+		fail(e->c, PB_ELIMIT, "M value nested more than %d levels", PB_MLINEAGE_MAX_DEPTH);
+		return &none;
+	}
+	srcset set = srcs_share(&v->srcs);
+	if (v->k == V_NAV) {
+		src *s = nav_source(e, v->nv);
+		if (s)
+			srcs_add(e, &set, s);
+	}
+	for (size_t i = 0; (v->k == V_LIST || v->k == V_RECORD) && i < v->nitems && !e->c->rc; i++)
+		srcs_union(e, &set, sources_of(e, v->items[i], depth + 1));
+	if (e->c->rc)
+		return &none;
+	v->all = set;
+	v->all_done = true;
+	return &v->all;
+}
+
+/* Adds to *set every source v stands for (sources_of). */
 static int materialize(evaluator *e, const val *v, srcset *set, int depth)
 {
 	if (!v || e->c->rc)
 		return e->c->rc;
-	if (depth > PB_MLINEAGE_MAX_DEPTH)
-		return fail(e->c, PB_ELIMIT, "M value nested more than %d levels", PB_MLINEAGE_MAX_DEPTH);
-	srcs_union(e, set, &v->srcs);
-	if (v->k == V_NAV) {
-		src *s = nav_source(e, v->nv);
-		if (s)
-			srcs_add(e, set, s);
-	}
-	if (v->k == V_LIST || v->k == V_RECORD)
-		for (size_t i = 0; i < v->nitems; i++)
-			materialize(e, v->items[i], set, depth + 1);
-	return e->c->rc;
+	return srcs_union(e, set, sources_of(e, v, depth));
 }
 
 static const val *rec_field(const val *rec, const char *name)
@@ -2040,7 +2095,7 @@ static val *nav_step(evaluator *e, const val *target, const val *key)
 	*nv = *old;
 	nv->made = NULL;
 	v->nv = nv;
-	v->srcs = target->srcs;
+	v->srcs = srcs_share(&target->srcs);
 	if (!key || key->k != V_RECORD) {
 		nv->level++;
 		nv->dyn = note_add(e->c, nv->dyn,

@@ -232,6 +232,35 @@ static void limits(void **state)
 	assert_int_equal(mlineage_parse(chain, NULL, 0, &s, err), PB_ELIMIT);
 	assert_non_null(strstr(err, "refer to each other"));
 	free(chain);
+	/* values that share items ({a, a} nested 60 times): linear, not exponential */
+	f = open_memstream(&chain, &cl);
+	assert_non_null(f);
+	fprintf(f, "let S = Sql.Database(\"s\", \"d\"){[Schema=\"x\",Item=\"t\"]}[Data], a0 = {S, [k=S]}");
+	for (int i = 1; i < 60; i++)
+		fprintf(f, ",\n a%d = {a%d, a%d, [r=a%d]}", i, i - 1, i - 1, i - 1);
+	fprintf(f, "\nin Table.Combine(a59)");
+	fclose(f);
+	assert_int_equal(mlineage_parse(chain, NULL, 0, &s, err), PB_OK);
+	assert_int_equal(s.n, 1);
+	mlineage_sources_release(&s);
+	free(chain);
+	/* sets of 1000 sources merged step after step: stopped by the evaluation budget */
+	f = open_memstream(&chain, &cl);
+	assert_non_null(f);
+	fprintf(f, "let S = Sql.Database(\"s\", \"d\"), b = {");
+	for (int i = 0; i < 1000; i++)
+		fprintf(f, "%sS{[Schema=\"x\",Item=\"t%d\"]}[Data]", i ? "," : "", i);
+	fprintf(f, "}, c = {");
+	for (int i = 0; i < 1000; i++)
+		fprintf(f, "%sS{[Schema=\"y\",Item=\"t%d\"]}[Data]", i ? "," : "", i);
+	fprintf(f, "}, a0 = Table.Combine(b)");
+	for (int i = 1; i < 3000; i++)
+		fprintf(f, ",\n a%d = Table.Combine({a%d, %s})", i, i - 1, i % 2 ? "c" : "b");
+	fprintf(f, "\nin a2999");
+	fclose(f);
+	assert_int_equal(mlineage_parse(chain, NULL, 0, &s, err), PB_ELIMIT);
+	assert_non_null(strstr(err, "evaluation steps"));
+	free(chain);
 	/* many distinct sources: cut at the limit with a note */
 	f = open_memstream(&chain, &cl);
 	assert_non_null(f);
