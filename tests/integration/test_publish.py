@@ -409,6 +409,15 @@ class Publish(harness.StackTestCase):
         self.assertEqual([p for p in PHASES if p in doc["seen_phases"]][-3:], ["creating_model", "binding",
                                                                                "finalizing"], doc["seen_phases"])
 
+    def test_18_create_answered_201(self):
+        # a create answered 201 at once is handled like a long-running one
+        self.emu.control("POST", "config", {"lro_mode": "sync"})
+        try:
+            doc = self.run_job("analytics", {"workspace_id": WS_ADMIN, "name": "Sync", "connection_id": SF_CONNECTION})
+        finally:
+            self.emu.control("POST", "config", {"lro_mode": "async"})
+        self.assertEqual(doc["state"], "succeeded", doc)
+
 
 if __name__ == "__main__":
     harness.main()
