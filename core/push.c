@@ -41,6 +41,14 @@ int push_type_parse(const char *s, push_type *out, char *err)
 		      s ? s : "");
 }
 
+/* Puts prefix before the message already in err (err cannot be both source and target). */
+static int wrap_err(char *err, int rc, const char *prefix)
+{
+	char sub[PB_ERR_MAX];
+	xsnprintf(sub, sizeof sub, "%s", err);
+	return pb_err(err, rc, "%s: %s", prefix, sub);
+}
+
 static size_t utf8_chars(const char *s, size_t len)
 {
 	size_t n = 0;
@@ -94,7 +102,7 @@ static int parse_table(const json_t *jt, size_t idx, push_table *t, char *err)
 		return rc;
 	const char *name = json_string_value(json_object_get(jt, "name"));
 	if ((rc = check_name("table", name, err)))
-		return pb_err(err, rc, "%s: %s", what, err);
+		return wrap_err(err, rc, what);
 	const json_t *cols = json_object_get(jt, "columns");
 	if (!json_is_array(cols) || !json_array_size(cols))
 		return pb_err(err, PB_EINVAL, "table '%s' needs a non-empty \"columns\" array", name);
@@ -114,13 +122,16 @@ static int parse_table(const json_t *jt, size_t idx, push_table *t, char *err)
 			return rc;
 		const char *cname = json_string_value(json_object_get(jc, "name"));
 		if ((rc = check_name("column", cname, err)))
-			return pb_err(err, rc, "%s: %s", cwhat, err);
+			return wrap_err(err, rc, cwhat);
 		for (size_t j = 0; j < t->ncols; j++)
 			if (str_ieq(t->cols[j].name, cname))
 				return pb_err(err, PB_EINVAL, "table '%s' has column '%s' twice", name, cname);
 		push_type ty;
-		if ((rc = push_type_parse(json_string_value(json_object_get(jc, "dataType")), &ty, err)))
-			return pb_err(err, rc, "%s ('%s'): %s", cwhat, cname, err);
+		if ((rc = push_type_parse(json_string_value(json_object_get(jc, "dataType")), &ty, err))) {
+			char named[PB_ERR_MAX];
+			xsnprintf(named, sizeof named, "%s ('%s')", cwhat, cname);
+			return wrap_err(err, rc, named);
+		}
 		if (!(t->cols[k].name = xstrdup(cname)))
 			return pb_err(err, PB_ENOMEM, "out of memory");
 		t->cols[k].type = ty;
@@ -1415,7 +1426,11 @@ static int ds_row(sqlite3_stmt *st, push_ds **out, char *err)
 	int rc = ok ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
 	json_t *tables = rc ? NULL : json_loads(d->schema_json, 0, &je);
 	if (!rc && (rc = push_schema_parse(tables, &d->schema, err)))
-		rc = pb_err(err, PB_EIO, "stored schema of push dataset %s: %s", d->id, err);
+		{
+		char what[80];
+		xsnprintf(what, sizeof what, "stored schema of push dataset %s", d->id);
+		rc = wrap_err(err, PB_EIO, what);
+	}
 	json_decref(tables);
 	if (rc) {
 		ds_free(d);

@@ -151,6 +151,14 @@ int refresh_options_check(const json_t *body, char *err)
 	return 0;
 }
 
+/* Puts prefix before the message already in err. */
+static int wrap_err(char *err, int rc, const char *prefix)
+{
+	char sub[PB_ERR_MAX];
+	copy(sub, sizeof sub, err);
+	return pb_err(err, rc, "%s: %s", prefix, sub);
+}
+
 static int wait_timeout_s(const json_t *body, int64_t *secs, char *err)
 {
 	const char *env = getenv("PBIPORT_REFRESH_TIMEOUT");
@@ -161,10 +169,10 @@ static int wait_timeout_s(const json_t *body, int64_t *secs, char *err)
 		return 0;
 	}
 	if (json_is_string(wt))
-		return cron_parse_duration(json_string_value(wt), secs, err) ? pb_err(err, PB_EINVAL, "wait_timeout: %s", err)
+		return cron_parse_duration(json_string_value(wt), secs, err) ? wrap_err(err, PB_EINVAL, "wait_timeout")
 									     : 0;
 	if (env && *env && cron_parse_duration(env, secs, err))
-		return pb_err(err, PB_EINVAL, "PBIPORT_REFRESH_TIMEOUT: %s", err);
+		return wrap_err(err, PB_EINVAL, "PBIPORT_REFRESH_TIMEOUT");
 	return 0;
 }
 

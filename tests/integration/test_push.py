@@ -94,9 +94,10 @@ class PushBase(harness.StackTestCase):
                         return info["rows"] if isinstance(info, dict) else info
         raise AssertionError("no push table %s in dataset %s" % (table, powerbi_id))
 
-    def worker_once(self):
-        rc, out, err = self.stack.cli("worker", "--once", "--lease-seconds", "5", check=False)
-        self.assertEqual(rc, 0, err)
+    def worker_once(self, timeout=60):
+        res = subprocess.run([self.stack.bin, "worker", "--once", "--lease-seconds", "5"], env=self.stack.env(),
+                             capture_output=True, timeout=timeout)
+        self.assertEqual(res.returncode, 0, res.stderr.decode(errors="replace"))
 
     def job(self, job_id, user="dave"):
         status, _, doc = self.call("GET", "/api/jobs/" + job_id, user=user)
@@ -280,7 +281,7 @@ class PushRateLimits(PushBase):
         self.assertEqual([a[0] for a in answers], [200, 200, 202], answers)   # third: would wait
         job_id = answers[2][2]["job_id"]
         self.assertEqual(self.job(job_id)["state"], "queued")
-        self.worker_once()    # waits for the minute window, then sends
+        self.worker_once(timeout=300)    # waits for the minute window, then sends
         job = self.job(job_id)
         self.assertEqual(job["state"], "succeeded", job)
         log = [r for r in self.emu.state("log")["requests"]

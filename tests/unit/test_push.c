@@ -1,0 +1,436 @@
+/* Push datasets: the schema checks, the value converter, the streaming row reader (CSV with
+ * quotes and CRLF, NDJSON, JSON array; fed whole or one byte at a time; chunks of N rows;
+ * errors naming row and column) and the rate limiter shared through SQLite. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/push.h"
+#include "runtime/db.h"
+#include "runtime/strbuf.h"
+#include "runtime/util.h"
+
+static char tmpdir[64];
+static pb_db *db;
+
+static int setup(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], sql[512], path[256];
+	const char *src = getenv("PBIPORT_SRC");
+	xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-test-push-XXXXXX");
+	if (!mkdtemp(tmpdir))
+		return -1;
+	xsnprintf(path, sizeof path, "%s/push.db", tmpdir);
+	xsnprintf(sql, sizeof sql, "%s/sql", src ? src : PBIPORT_DATADIR);
+	if (db_open(path, true, &db, err) || db_migrate(db, sql, NULL, err)) {
+		fprintf(stderr, "setup: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[128];
+	db_close(db);
+	xsnprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- schema ---- */
+
+static int parse_schema(const char *text, push_schema *s, char *err)
+{
+	json_t *j = json_loads(text, 0, NULL);
+	assert_non_null(j);
+	int rc = push_schema_parse(j, s, err);
+	json_decref(j);
+	return rc;
+}
+
+static const char *const SALES =
+	"[{\"name\":\"Sales\",\"columns\":[{\"name\":\"id\",\"dataType\":\"Int64\"},"
+	"{\"name\":\"amount\",\"dataType\":\"double\"},{\"name\":\"paid\",\"dataType\":\"bool\"},"
+	"{\"name\":\"day\",\"dataType\":\"DateTime\"},{\"name\":\"label\",\"dataType\":\"string\"},"
+	"{\"name\":\"price\",\"dataType\":\"Decimal\"}]}]";
+
+static void schema_checks_limits_and_types(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	push_schema s;
+	assert_int_equal(parse_schema(SALES, &s, err), 0);
+	assert_int_equal(s.ntables, 1);
+	assert_int_equal(s.tables[0].ncols, 6);
+	assert_int_equal(s.tables[0].cols[2].type, PUSH_BOOLEAN);
+	assert_string_equal(push_type_name(s.tables[0].cols[3].type), "Datetime");
+	assert_non_null(push_schema_table(&s, "SALES"));
+	assert_null(push_schema_table(&s, "Other"));
+	json_t *j = push_schema_json(&s);
+	char *text = json_dumps(j, JSON_COMPACT);
+	assert_non_null(strstr(text, "\"dataType\":\"Boolean\""));
+	free(text);
+	json_decref(j);
+	push_schema_release(&s);
+
+	sbuf wide;
+	sbuf_init(&wide, 1 << 20);
+	sbuf_adds(&wide, "[{\"name\":\"T\",\"columns\":[");
+	for (int i = 0; i < 76; i++)
+		sbuf_addf(&wide, "%s{\"name\":\"c%d\",\"dataType\":\"Int64\"}", i ? "," : "", i);
+	sbuf_adds(&wide, "]}]");
+	assert_int_equal(parse_schema(sbuf_str(&wide), &s, err), PB_EINVAL);
+	assert_non_null(strstr(err, "at most 75"));
+	sbuf_release(&wide);
+
+	assert_int_equal(parse_schema("[{\"name\":\"T\",\"columns\":[{\"name\":\"a\",\"dataType\":\"Money\"}]}]", &s, err),
+			 PB_EINVAL);
+	assert_non_null(strstr(err, "Money"));
+	assert_int_equal(parse_schema("[{\"name\":\"T\",\"columns\":[{\"name\":\"a\",\"dataType\":\"Int64\"},"
+				      "{\"name\":\"A\",\"dataType\":\"Int64\"}]}]",
+				      &s, err),
+			 PB_EINVAL);
+	assert_non_null(strstr(err, "twice"));
+	assert_int_equal(parse_schema("[]", &s, err), PB_EINVAL);
+	assert_int_equal(parse_schema("[{\"name\":\"T\",\"columns\":[{\"name\":\"a\",\"dataType\":\"Int64\",\"x\":1}]}]", &s,
+				      err),
+			 PB_EINVAL);
+	assert_non_null(strstr(err, "unknown field"));
+}
+
+/* ---- converter ---- */
+
+static void expect_convert(push_type t, const char *in, bool quoted, const char *want)
+{
+	char err[PB_ERR_MAX];
+	sbuf out;
+	sbuf_init(&out, 1 << 16);
+	int rc = push_convert_text(t, in, strlen(in), quoted, &out, err);
+	if (want) {
+		if (rc)
+			fail_msg("'%s' as %s: %s", in, push_type_name(t), err);
+		assert_string_equal(sbuf_str(&out), want);
+	} else {
+		assert_int_equal(rc, PB_EINVAL);
+	}
+	sbuf_release(&out);
+}
+
+static void values_convert_to_the_column_type(void **state)
+{
+	(void)state;
+	expect_convert(PUSH_INT64, "42", false, "42");
+	expect_convert(PUSH_INT64, " -7 ", false, "-7");
+	expect_convert(PUSH_INT64, "42.0", false, "42");
+	expect_convert(PUSH_INT64, "", false, "null");
+	expect_convert(PUSH_INT64, "4.5", false, NULL);
+	expect_convert(PUSH_INT64, "abc", false, NULL);
+	expect_convert(PUSH_INT64, "99999999999999999999", false, NULL);
+	expect_convert(PUSH_DOUBLE, "2.5", false, "2.5");
+	expect_convert(PUSH_DOUBLE, "-1e3", false, "-1e3");
+	expect_convert(PUSH_DOUBLE, "1.", false, "1");
+	expect_convert(PUSH_DOUBLE, "nan", false, NULL);
+	expect_convert(PUSH_DOUBLE, "inf", false, NULL);
+	expect_convert(PUSH_DECIMAL, "0.1234", false, "0.1234");
+	expect_convert(PUSH_BOOLEAN, "true", false, "true");
+	expect_convert(PUSH_BOOLEAN, "FALSE", false, "false");
+	expect_convert(PUSH_BOOLEAN, "1", false, "true");
+	expect_convert(PUSH_BOOLEAN, "maybe", false, NULL);
+	expect_convert(PUSH_DATETIME, "2026-11-26", false, "\"2026-11-26\"");
+	expect_convert(PUSH_DATETIME, "2026-11-26T10:11:12.345Z", false, "\"2026-11-26T10:11:12.345Z\"");
+	expect_convert(PUSH_DATETIME, "2026-11-26 10:11+02:00", false, "\"2026-11-26 10:11+02:00\"");
+	expect_convert(PUSH_DATETIME, "2026-13-01", false, NULL);
+	expect_convert(PUSH_DATETIME, "yesterday", false, NULL);
+	expect_convert(PUSH_STRING, "a \"b\"\n\\c\x01", true, "\"a \\\"b\\\"\\n\\\\c\\u0001\"");
+	expect_convert(PUSH_STRING, "", true, "\"\"");
+	expect_convert(PUSH_STRING, "", false, "null");
+	expect_convert(PUSH_STRING, "\xff", true, NULL);
+	char *long_text = malloc(4002);
+	memset(long_text, 'x', 4001);
+	long_text[4001] = '\0';
+	expect_convert(PUSH_STRING, long_text, true, NULL);
+	long_text[4000] = '\0';
+	sbuf out;
+	char err[PB_ERR_MAX];
+	sbuf_init(&out, 1 << 16);
+	assert_int_equal(push_convert_text(PUSH_STRING, long_text, 4000, false, &out, err), 0);
+	sbuf_release(&out);
+	/* 4,000 characters, not bytes: "é" is two bytes */
+	sbuf_init(&out, 1 << 16);
+	sbuf in;
+	sbuf_init(&in, 1 << 16);
+	for (int i = 0; i < 4000; i++)
+		sbuf_adds(&in, "\xc3\xa9");
+	assert_int_equal(push_convert_text(PUSH_STRING, in.buf, in.len, true, &out, err), 0);
+	sbuf_release(&in);
+	sbuf_release(&out);
+	free(long_text);
+}
+
+/* ---- reader ---- */
+
+typedef struct collected {
+	json_t *rows;     /* every row, parsed back */
+	size_t chunks;
+	size_t sizes[64];
+} collected;
+
+static int collect(void *ctx, const char *rows, size_t len, size_t nrows, char *err)
+{
+	collected *c = ctx;
+	json_error_t je;
+	json_t *arr = json_loadb(rows, len, 0, &je);
+	if (!arr)
+		return pb_err(err, PB_EINTERNAL, "chunk is not JSON: %s: %.*s", je.text, (int)len, rows);
+	assert_int_equal(json_array_size(arr), nrows);
+	json_array_extend(c->rows, arr);
+	json_decref(arr);
+	if (c->chunks < 64)
+		c->sizes[c->chunks] = nrows;
+	c->chunks++;
+	return 0;
+}
+
+/* Reads text with the reader, whole (step 0) or step bytes at a time. */
+static int read_all(const push_table *t, push_format f, size_t chunk_rows, const char *text, size_t step, collected *c,
+		    char *err)
+{
+	push_reader *rd = NULL;
+	memset(c, 0, sizeof *c);
+	c->rows = json_array();
+	int rc = push_reader_new(t, f, chunk_rows, collect, c, &rd, err);
+	size_t len = strlen(text);
+	for (size_t i = 0; !rc && i < len; i += step ? step : len)
+		rc = push_reader_feed(rd, text + i, step && i + step < len ? step : len - i, err);
+	if (!rc)
+		rc = push_reader_finish(rd, err);
+	push_reader_free(rd);
+	return rc;
+}
+
+static void csv_rows_are_converted_in_chunks(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	push_schema s;
+	collected c;
+	assert_int_equal(parse_schema(SALES, &s, err), 0);
+	const push_table *t = &s.tables[0];
+	const char *csv = "label,id,paid,amount,day\r\n"
+			  "\"a, \"\"quoted\"\"\nline\",1,true,2.5,2026-01-02\r\n"
+			  ",2,0,,\r\n"
+			  "\"\",3,FALSE,-1e2,2026-01-02T03:04:05Z\n"
+			  "\n"
+			  "plain,4,1,7,2026-01-03";
+	for (size_t step = 0; step <= 7; step++) {
+		assert_int_equal(read_all(t, PUSH_FMT_CSV, 2, csv, step, &c, err), 0);
+		assert_int_equal(json_array_size(c.rows), 4);
+		assert_int_equal(c.chunks, 2);
+		json_t *r0 = json_array_get(c.rows, 0), *r1 = json_array_get(c.rows, 1), *r2 = json_array_get(c.rows, 2);
+		assert_string_equal(json_string_value(json_object_get(r0, "label")), "a, \"quoted\"\nline");
+		assert_int_equal(json_integer_value(json_object_get(r0, "id")), 1);
+		assert_true(json_is_true(json_object_get(r0, "paid")));
+		assert_true(json_is_real(json_object_get(r0, "amount")));
+		assert_true(json_is_null(json_object_get(r1, "label")));   /* empty unquoted = null */
+		assert_true(json_is_false(json_object_get(r1, "paid")));
+		assert_true(json_is_null(json_object_get(r1, "amount")));
+		assert_string_equal(json_string_value(json_object_get(r2, "label")), "");   /* "" = empty string */
+		assert_string_equal(json_string_value(json_object_get(r2, "day")), "2026-01-02T03:04:05Z");
+		json_decref(c.rows);
+	}
+	/* 25 rows in chunks of 10: 10, 10, 5 */
+	sbuf big;
+	sbuf_init(&big, 1 << 20);
+	sbuf_adds(&big, "id,label\n");
+	for (int i = 1; i <= 25; i++)
+		sbuf_addf(&big, "%d,row %d\n", i, i);
+	assert_int_equal(read_all(t, PUSH_FMT_CSV, 10, sbuf_str(&big), 0, &c, err), 0);
+	assert_int_equal(c.chunks, 3);
+	assert_int_equal(c.sizes[0], 10);
+	assert_int_equal(c.sizes[2], 5);
+	json_decref(c.rows);
+	sbuf_release(&big);
+	push_schema_release(&s);
+}
+
+static void bad_rows_name_row_and_column(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	push_schema s;
+	collected c;
+	assert_int_equal(parse_schema(SALES, &s, err), 0);
+	const push_table *t = &s.tables[0];
+	static const struct {
+		push_format f;
+		const char *text;
+		const char *want;
+	} cases[] = {
+		{ PUSH_FMT_CSV, "id,paid\n1,true\n2,true\n3,maybe\n", "row 3, column 'paid'" },
+		{ PUSH_FMT_CSV, "id,nope\n1,2\n", "'nope' is not a column" },
+		{ PUSH_FMT_CSV, "id,id\n1,2\n", "appears twice" },
+		{ PUSH_FMT_CSV, "id,paid\n1,true\n2\n", "row 2: 1 fields, the header has 2" },
+		{ PUSH_FMT_CSV, "id,label\n1,\"open\n", "not closed" },
+		{ PUSH_FMT_CSV, "id,label\n1,\"a\"b\n", "closing quote" },
+		{ PUSH_FMT_CSV, "", "no header row" },
+		{ PUSH_FMT_NDJSON, "{\"id\":1}\n\n{\"id\":\"x\"}\n", "row 2, column 'id'" },
+		{ PUSH_FMT_NDJSON, "{\"id\":1}\n[1]\n", "row 2: a row must be a JSON object" },
+		{ PUSH_FMT_NDJSON, "{\"id\":1}\n{\"colour\":1}\n", "row 2, column 'colour'" },
+		{ PUSH_FMT_JSON, "[{\"id\":1},{\"label\":{\"a\":1}}]", "row 2, column 'label'" },
+		{ PUSH_FMT_JSON, "[{\"id\":1}, 5]", "row 2: a row must be a JSON object" },
+		{ PUSH_FMT_JSON, "[{\"id\":1}] x", "after the end" },
+		{ PUSH_FMT_JSON, "[{\"id\":1}", "not complete" },
+		{ PUSH_FMT_JSON, "{\"id\":1}", "array of row objects" },
+		{ PUSH_FMT_JSON, "[{\"day\":\"2026-02-30T25:00\"}]", "row 1, column 'day'" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		for (size_t step = 0; step <= 3; step += 3) {
+			int rc = read_all(t, cases[i].f, 10, cases[i].text, step, &c, err);
+			json_decref(c.rows);
+			if (rc != PB_EINVAL || !strstr(err, cases[i].want))
+				fail_msg("case %zu (step %zu): rc %d, message '%s', wanted '%s'", i, step, rc, err, cases[i].want);
+		}
+	}
+	push_schema_release(&s);
+}
+
+static void json_and_ndjson_rows(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	push_schema s;
+	collected c;
+	assert_int_equal(parse_schema(SALES, &s, err), 0);
+	const push_table *t = &s.tables[0];
+	const char *arr = " [ {\"label\":\"has } and { and \\\" inside\",\"id\":\"7\",\"paid\":1},\n"
+			  "{\"amount\":3,\"price\":\"1.25\",\"label\":12,\"paid\":false,\"ID\":8.0} ] ";
+	for (size_t step = 0; step <= 5; step++) {
+		assert_int_equal(read_all(t, PUSH_FMT_JSON, 10, arr, step, &c, err), 0);
+		assert_int_equal(json_array_size(c.rows), 2);
+		json_t *r0 = json_array_get(c.rows, 0), *r1 = json_array_get(c.rows, 1);
+		assert_string_equal(json_string_value(json_object_get(r0, "label")), "has } and { and \" inside");
+		assert_int_equal(json_integer_value(json_object_get(r0, "id")), 7);
+		assert_true(json_is_true(json_object_get(r0, "paid")));
+		assert_string_equal(json_string_value(json_object_get(r1, "label")), "12");
+		assert_int_equal(json_integer_value(json_object_get(r1, "id")), 8);   /* the schema's spelling */
+		assert_true(json_is_real(json_object_get(r1, "price")));
+		json_decref(c.rows);
+	}
+	assert_int_equal(read_all(t, PUSH_FMT_JSON, 10, "[]", 0, &c, err), 0);
+	assert_int_equal(json_array_size(c.rows), 0);
+	assert_int_equal(c.chunks, 0);
+	json_decref(c.rows);
+	assert_int_equal(read_all(t, PUSH_FMT_NDJSON, 1, "{\"id\":1}\r\n\r\n{\"id\":2}", 0, &c, err), 0);
+	assert_int_equal(json_array_size(c.rows), 2);
+	assert_int_equal(c.chunks, 2);
+	json_decref(c.rows);
+	push_schema_release(&s);
+}
+
+static void media_types(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	push_format f;
+	assert_int_equal(push_format_from_media_type("text/csv", &f, err), 0);
+	assert_int_equal(f, PUSH_FMT_CSV);
+	assert_int_equal(push_format_from_media_type("application/x-ndjson", &f, err), 0);
+	assert_int_equal(f, PUSH_FMT_NDJSON);
+	assert_int_equal(push_format_from_media_type("application/json", &f, err), 0);
+	assert_int_equal(f, PUSH_FMT_JSON);
+	assert_int_equal(push_format_from_media_type("text/plain", &f, err), PB_EINVAL);
+}
+
+/* ---- limiter ---- */
+
+static void limiter_keeps_every_window(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	push_limits lim;
+	int64_t wait, t1, t2, t3;
+	const int64_t t0 = 1800000000000LL;
+	push_limits_scaled(1.0 / 60, &lim);   /* 2 a minute, 16,666 rows an hour, 1 in flight */
+	assert_int_equal(lim.per_minute, 2);
+	assert_int_equal(lim.rows_per_hour, 16666);
+	assert_int_equal(lim.pending, 1);
+	assert_int_equal(lim.big_table_rows, 4166);
+	assert_int_equal(lim.big_per_hour, 2);
+
+	assert_int_equal(push_rate_acquire(db, &lim, "ds1", 10, 0, t0, &wait, &t1, err), 0);
+	assert_int_equal(wait, 0);
+	/* in flight: the next waits briefly */
+	assert_int_equal(push_rate_acquire(db, &lim, "ds1", 10, 0, t0 + 10, &wait, &t2, err), 0);
+	assert_true(wait > 0 && wait < 1000);
+	assert_int_equal(push_rate_release(db, t1, true, err), 0);
+	assert_int_equal(push_rate_acquire(db, &lim, "ds1", 10, 0, t0 + 20, &wait, &t2, err), 0);
+	assert_int_equal(wait, 0);
+	assert_int_equal(push_rate_release(db, t2, true, err), 0);
+	/* a third within the minute waits for the first to leave it (plus the margin) */
+	assert_int_equal(push_rate_acquire(db, &lim, "ds1", 10, 0, t0 + 30, &wait, &t3, err), 0);
+	assert_int_equal(wait, 60000 - 30 + PB_PUSH_RATE_MARGIN_MS);
+	/* another dataset has its own windows */
+	assert_int_equal(push_rate_acquire(db, &lim, "ds2", 10, 0, t0 + 30, &wait, &t3, err), 0);
+	assert_int_equal(wait, 0);
+	assert_int_equal(push_rate_release(db, t3, true, err), 0);
+	/* after the minute: fine again */
+	assert_int_equal(push_rate_acquire(db, &lim, "ds1", 10, 0, t0 + 60001, &wait, &t3, err), 0);
+	assert_int_equal(wait, 0);
+	assert_int_equal(push_rate_release(db, t3, true, err), 0);
+
+	/* rows an hour: 16,666 */
+	assert_int_equal(push_rate_acquire(db, &lim, "rows", 16000, 0, t0, &wait, &t1, err), 0);
+	assert_int_equal(push_rate_release(db, t1, true, err), 0);
+	assert_int_equal(push_rate_acquire(db, &lim, "rows", 666, 0, t0 + 1, &wait, &t2, err), 0);
+	assert_int_equal(wait, 0);
+	assert_int_equal(push_rate_release(db, t2, true, err), 0);
+	assert_int_equal(push_rate_acquire(db, &lim, "rows", 1, 0, t0 + 2, &wait, &t3, err), 0);
+	assert_int_equal(wait, 3600000 - 2 + PB_PUSH_RATE_MARGIN_MS);
+
+	/* a big table: 2 an hour, counting the requests before it grew */
+	assert_int_equal(push_rate_acquire(db, &lim, "big", 5000, 0, t0, &wait, &t1, err), 0);
+	assert_int_equal(push_rate_release(db, t1, true, err), 0);
+	assert_int_equal(push_rate_acquire(db, &lim, "big", 1, 5000, t0 + 70000, &wait, &t2, err), 0);
+	assert_int_equal(wait, 0);
+	assert_int_equal(push_rate_release(db, t2, true, err), 0);
+	assert_int_equal(push_rate_acquire(db, &lim, "big", 1, 5000, t0 + 140000, &wait, &t3, err), 0);
+	assert_int_equal(wait, 3600000 - 140000 + PB_PUSH_RATE_MARGIN_MS);
+
+	/* a request Power BI refused (429) is forgotten: it used no budget */
+	assert_int_equal(push_rate_acquire(db, &lim, "r429", 1, 0, t0, &wait, &t1, err), 0);
+	assert_int_equal(push_rate_release(db, t1, false, err), 0);
+	assert_int_equal(push_rate_acquire(db, &lim, "r429", 1, 0, t0 + 1, &wait, &t1, err), 0);
+	assert_int_equal(push_rate_release(db, t1, true, err), 0);
+	assert_int_equal(push_rate_acquire(db, &lim, "r429", 1, 0, t0 + 2, &wait, &t1, err), 0);
+	assert_int_equal(wait, 0);
+
+	/* Power BI's own numbers at scale 1 */
+	push_limits_scaled(1.0, &lim);
+	assert_int_equal(lim.per_minute, 120);
+	assert_int_equal(lim.rows_per_hour, 1000000);
+	assert_int_equal(lim.pending, 5);
+	assert_int_equal(lim.big_table_rows, 250000);
+	assert_int_equal(lim.big_per_hour, 120);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(schema_checks_limits_and_types),
+		cmocka_unit_test(values_convert_to_the_column_type),
+		cmocka_unit_test(csv_rows_are_converted_in_chunks),
+		cmocka_unit_test(bad_rows_name_row_and_column),
+		cmocka_unit_test(json_and_ndjson_rows),
+		cmocka_unit_test(media_types),
+		cmocka_unit_test(limiter_keeps_every_window),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

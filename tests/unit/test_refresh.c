@@ -1,0 +1,361 @@
+/* Refreshes: request bodies, resolving imported and published models, the credentials rule
+ * (integration service principal, or the publisher's delegated connection, else 400), one
+ * job per model while one is in flight, schedules (validation, due, compare-and-swap), and
+ * the "refresh" job against the emulator: it takes the entry that was not in the history
+ * before its trigger for its own, joins a refresh already running, and reports Power BI's
+ * error text. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/identity.h"
+#include "core/integrations.h"
+#include "core/refresh.h"
+#include "core/worker.h"
+#include "runtime/crypto.h"
+#include "runtime/db.h"
+#include "runtime/jobs.h"
+#include "runtime/util.h"
+#include "emu.h"
+
+static char tmpdir[64];
+static pb_db *db;
+static pb_config cfg;
+static char org_id[PB_ID_BUF], ann[PB_ID_BUF], ben[PB_ID_BUF], integ_id[PB_ID_BUF];
+static struct emu E;
+static int emu_state = -1;
+
+/* the emulator's test tenant (tests/fixtures/tenants/test.json) */
+#define TENANT "11111111-1111-1111-1111-111111111111"
+#define EMU_WS "22222222-0000-0000-0000-000000000001"
+#define EMU_DS "33333333-0000-0000-0000-000000000001"
+
+static void exec_sql(const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db_sqlite(db), sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg ? msg : "?");
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], sql[512], path[256];
+	const char *src = getenv("PBIPORT_SRC");
+	xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-test-refresh-XXXXXX");
+	if (!mkdtemp(tmpdir))
+		return -1;
+	xsnprintf(path, sizeof path, "%s/refresh.db", tmpdir);
+	xsnprintf(sql, sizeof sql, "%s/sql", src ? src : PBIPORT_DATADIR);
+	if (db_open(path, true, &db, err) || db_migrate(db, sql, NULL, err) ||
+	    identity_org_create(db, "acme", org_id, err) ||
+	    identity_user_add(db, "ann", "acme", PB_ROLE_OWNER, NULL, 0, ann, err) ||
+	    identity_user_add(db, "ben", "acme", PB_ROLE_MEMBER, NULL, 0, ben, err) ||
+	    pb_keyring_parse("9999999999999999999999999999999999999999999999999999999999999999", &cfg.encryption_keys,
+			     err)) {
+		fprintf(stderr, "setup: %s\n", err);
+		return -1;
+	}
+	cfg.db_path = path;
+	cfg.ingestions_enabled = true;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[128];
+	if (emu_state == 0)
+		emu_stop(&E);
+	db_close(db);
+	pb_keyring_free(cfg.encryption_keys);
+	xsnprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static json_t *parse(const char *text)
+{
+	json_t *j = json_loads(text, 0, NULL);
+	assert_non_null(j);
+	return j;
+}
+
+static void options(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	static const char *const ok[] = { "{}", "{\"notifyOption\":\"MailOnFailure\"}", "{\"wait_timeout\":\"2h\"}",
+					  "{\"wait_timeout\":30}" };
+	static const char *const bad[] = { "{\"notifyOption\":\"Always\"}", "{\"colour\":1}", "{\"type\":\"Full\"}",
+					   "{\"wait_timeout\":true}", "[]" };
+	assert_int_equal(refresh_options_check(NULL, err), 0);
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		json_t *j = parse(ok[i]);
+		if (refresh_options_check(j, err))
+			fail_msg("%s: %s", ok[i], err);
+		json_decref(j);
+	}
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		json_t *j = parse(bad[i]);
+		assert_int_equal(refresh_options_check(j, err), PB_EINVAL);
+		json_decref(j);
+	}
+}
+
+/* An integration (service principal of the emulator's test tenant) and its imported assets. */
+static void seed(void)
+{
+	char err[PB_ERR_MAX], sql[2048];
+	integration_input in = { .name = "prod", .type = "powerbi", .tenant_id = TENANT,
+				 .client_id = "aaaaaaaa-0000-0000-0000-000000000003", .client_secret = "push-secret",
+				 .include_personal = -1 };
+	pb_integration *i = NULL;
+	bool conflict = false;
+	if (integrations_create(db, &cfg, org_id, ann, &in, &i, &conflict, err))
+		fail_msg("integration: %s", err);
+	xsnprintf(integ_id, sizeof integ_id, "%s", i->id);
+	integration_free(i);
+	xsnprintf(sql, sizeof sql,
+		  "INSERT INTO assets (id, org_id, integration_id, kind, powerbi_id, workspace_powerbi_id, name, details_json,"
+		  " state, created_at, updated_at) VALUES "
+		  "('a1', '%s', '%s', 'semantic_model', 'ds-1', 'ws-1', 'Sales', '{}', 'active', 'x', 'x'),"
+		  "('a2', '%s', NULL, 'semantic_model', 'ds-2', 'ws-1', 'Orphan', '{}', 'active', 'x', 'x'),"
+		  "('a3', '%s', '%s', 'report', 'rp-1', 'ws-1', 'Report', '{}', 'active', 'x', 'x')",
+		  org_id, integ_id, org_id, org_id, integ_id);
+	exec_sql(sql);
+	xsnprintf(sql, sizeof sql,
+		  "INSERT INTO data_products (id, org_id, contract_id, name, type, contract_text, revision, created_at, "
+		  "updated_at) VALUES ('cp1', '%s', 'powerbi:semanticModel:ds-3', 'Published', 'powerbi_semantic_model', "
+		  "'{}', 1, 'x', 'x');",
+		  org_id);
+	exec_sql(sql);
+	xsnprintf(sql, sizeof sql,
+		  "INSERT INTO output_ports (id, data_product_id, org_id, name, type, server_json, created_at, updated_at) "
+		  "VALUES ('op1', 'cp1', '%s', 'p', 'snowflake', '{}', 'x', 'x');",
+		  org_id);
+	exec_sql(sql);
+	xsnprintf(sql, sizeof sql,
+		  "INSERT INTO published_models (id, org_id, output_port_id, user_id, job_id, workspace_id, semantic_model_id,"
+		  " name, consumer_product_id, published_at) VALUES ('pm1', '%s', 'op1', '%s', 'j1', 'ws-1', 'ds-3', "
+		  "'Published', 'cp1', 'x')",
+		  org_id, ann);
+	exec_sql(sql);
+}
+
+static void resolve_and_credentials(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	refresh_target t;
+	seed();
+	assert_int_equal(refresh_resolve(db, org_id, "a1", &t, err), 0);
+	assert_false(t.published);
+	assert_string_equal(t.dataset_id, "ds-1");
+	assert_string_equal(t.integration_id, integ_id);
+	assert_int_equal(refresh_resolve(db, org_id, "pm1", &t, err), 0);
+	assert_true(t.published);
+	assert_string_equal(t.dataset_id, "ds-3");
+	assert_string_equal(t.publisher_id, ann);
+	/* its consumer data product (how lineage shows it) names it too */
+	assert_int_equal(refresh_resolve(db, org_id, "cp1", &t, err), 0);
+	assert_string_equal(t.model_ref, "pm1");
+	assert_int_equal(refresh_resolve(db, org_id, "a3", &t, err), PB_ENOTFOUND);   /* a report */
+	assert_int_equal(refresh_resolve(db, org_id, "nope", &t, err), PB_ENOTFOUND);
+	assert_int_equal(refresh_resolve(db, "other-org", "a1", &t, err), PB_ENOTFOUND);
+
+	int status = 0;
+	json_t *reply = NULL;
+	/* imported without an integration: no credentials */
+	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, "a2", NULL, "manual", &status, &reply, err), 0);
+	assert_int_equal(status, 400);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(reply, "error"), "code")), "no_credentials");
+	json_decref(reply);
+	/* published by ann: ben may not refresh it with ann's connection */
+	assert_int_equal(refresh_submit(db, &cfg, org_id, ben, "pm1", NULL, "manual", &status, &reply, err), 0);
+	assert_int_equal(status, 400);
+	json_decref(reply);
+	/* ann may; a schedule or event (no person) acts for her */
+	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, "pm1", NULL, "manual", &status, &reply, err), 0);
+	assert_int_equal(status, 202);
+	const char *first = json_string_value(json_object_get(reply, "job_id"));
+	pb_job *j = NULL;
+	assert_int_equal(jobs_get(db, first, &j, err), 0);
+	json_t *in = parse(j->input);
+	assert_string_equal(json_string_value(json_object_get(in, "auth")), "user");
+	assert_string_equal(json_string_value(json_object_get(in, "user_id")), ann);
+	json_decref(in);
+	job_free(j);
+	json_t *again = NULL;
+	assert_int_equal(refresh_submit(db, &cfg, org_id, NULL, "pm1", NULL, "event", &status, &again, err), 0);
+	assert_int_equal(status, 202);
+	assert_string_equal(json_string_value(json_object_get(again, "job_id")), first);   /* in flight: joined */
+	assert_true(json_is_true(json_object_get(again, "joined")));
+	json_decref(again);
+	json_decref(reply);
+	/* an imported model goes with the integration's service principal */
+	assert_int_equal(refresh_submit(db, &cfg, org_id, ben, "a1", NULL, "manual", &status, &reply, err), 0);
+	assert_int_equal(status, 202);
+	assert_int_equal(jobs_get(db, json_string_value(json_object_get(reply, "job_id")), &j, err), 0);
+	in = parse(j->input);
+	assert_string_equal(json_string_value(json_object_get(in, "auth")), "sp");
+	assert_string_equal(json_string_value(json_object_get(in, "integration_id")), integ_id);
+	json_decref(in);
+	job_free(j);
+	json_decref(reply);
+	exec_sql("DELETE FROM jobs");
+}
+
+static void schedules(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	int status = 0;
+	json_t *reply = NULL, *body = parse("{\"schedule\":\"*/5 * * * *\"}");
+	assert_int_equal(refresh_schedule_put(db, &cfg, org_id, ann, "a1", body, &status, &reply, err), 0);
+	assert_int_equal(status, 400);
+	json_decref(reply);
+	json_decref(body);
+	body = parse("{\"schedule\":\"@daily\"}");
+	assert_int_equal(refresh_schedule_put(db, &cfg, org_id, ann, "a1", body, &status, &reply, err), 0);
+	assert_int_equal(status, 200);
+	const char *next = json_string_value(json_object_get(reply, "next_run_at"));
+	assert_non_null(next);
+	assert_non_null(strstr(next, "T00:00:00.000Z"));
+	json_decref(reply);
+	json_decref(body);
+	refresh_due *due = NULL;
+	size_t n = 0;
+	assert_int_equal(refresh_schedules_due(db, "2000-01-01T00:00:00.000Z", &due, &n, err), 0);
+	assert_int_equal(n, 0);
+	free(due);
+	assert_int_equal(refresh_schedules_due(db, "9999-01-01T00:00:00.000Z", &due, &n, err), 0);
+	assert_int_equal(n, 1);
+	bool won = false;
+	assert_int_equal(refresh_schedule_advance(db, due[0].ref, due[0].next_run_at, "9000-01-01T00:00:00.000Z", &won, err),
+			 0);
+	assert_true(won);
+	/* a second worker that read the same due time loses */
+	assert_int_equal(refresh_schedule_advance(db, due[0].ref, due[0].next_run_at, "9000-01-01T00:00:00.000Z", &won, err),
+			 0);
+	assert_false(won);
+	free(due);
+	body = parse("{\"schedule\":null}");
+	assert_int_equal(refresh_schedule_put(db, &cfg, org_id, ann, "a1", body, &status, &reply, err), 0);
+	assert_true(json_is_null(json_object_get(reply, "schedule")));
+	json_decref(reply);
+	json_decref(body);
+}
+
+/* ---- the job against the emulator ---- */
+
+static json_t *run_job(const char *ref, const char *body_text)
+{
+	char err[PB_ERR_MAX];
+	int status = 0;
+	json_t *reply = NULL, *body = body_text ? parse(body_text) : NULL;
+	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, ref, body, "manual", &status, &reply, err), 0);
+	if (status != 202)
+		fail_msg("submit: %d", status);
+	char id[PB_ID_BUF];
+	xsnprintf(id, sizeof id, "%s", json_string_value(json_object_get(reply, "job_id")));
+	json_decref(reply);
+	json_decref(body);
+	pb_worker_opts o = { .worker_id = "t", .lease_ms = 10000, .poll_ms = 10, .once = true };
+	long ran = 0;
+	if (worker_run(db, &cfg, &o, &ran, err))
+		fail_msg("worker: %s", err);
+	pb_job *j = NULL;
+	assert_int_equal(jobs_get(db, id, &j, err), 0);
+	if (strcmp(j->state, "succeeded"))
+		fail_msg("job %s: %s %s", j->state, j->error_code ? j->error_code : "", j->error_message ? j->error_message : "");
+	json_t *res = parse(j->result);
+	job_free(j);
+	return res;
+}
+
+static void plan(const char *outcome, int duration, const char *code, const char *desc)
+{
+	char body[512];
+	xsnprintf(body, sizeof body,
+		  "{\"dataset_id\":\"*\",\"outcome\":\"%s\",\"duration_s\":%d,\"error_code\":\"%s\",\"error_description\":\"%s\"}",
+		  outcome, duration, code, desc);
+	assert_int_equal(emu_ctl(&E, "POST", "refresh-plan", body, NULL), 200);
+}
+
+static void job_follows_its_own_refresh(void **state)
+{
+	(void)state;
+	char sql[1024];
+	if (emu_state < 0)
+		emu_state = emu_start(&E, NULL);
+	if (emu_state == 1) {
+		printf("SKIP: emulator not available\n");
+		return;
+	}
+	assert_int_equal(emu_state, 0);
+	assert_int_equal(emu_load(&E, "tests/fixtures/tenants/test.json"), 200);
+	setenv("PBIPORT_REFRESH_POLL_MS", "100", 1);
+	xsnprintf(sql, sizeof sql, "UPDATE assets SET powerbi_id = '%s', workspace_powerbi_id = '%s' WHERE id = 'a1'",
+		  EMU_DS, EMU_WS);
+	exec_sql(sql);
+	/* three earlier refreshes in the history: ours is the new one, not the newest old one */
+	for (int i = 0; i < 3; i++) {
+		plan("Completed", 0, "", "");
+		json_t *r = run_job("a1", NULL);
+		json_decref(r);
+		assert_int_equal(emu_ctl(&E, "POST", "advance", NULL, NULL), 200);
+	}
+	plan("Failed", 1, "ModelRefreshFailed_CredentialsNotSpecified", "No credentials for the Snowflake source");
+	json_t *res = run_job("a1", NULL);
+	assert_string_equal(json_string_value(json_object_get(res, "status")), "Failed");
+	assert_non_null(strstr(json_string_value(json_object_get(res, "error")), "No credentials for the Snowflake source"));
+	assert_false(json_is_true(json_object_get(res, "joined")));
+	char *st = NULL;
+	assert_int_equal(emu_ctl(&E, "GET", "state?parts=0&sections=models", NULL, &st), 200);
+	json_t *s = parse(st);
+	json_t *m = NULL, *v;
+	size_t k;
+	json_array_foreach(json_object_get(s, "models"), k, v)
+	if (!strcmp(json_string_value(json_object_get(v, "id")), EMU_DS))
+		m = v;
+	assert_non_null(m);
+	json_t *newest = json_array_get(json_object_get(m, "refreshes"), 0);
+	assert_string_equal(json_string_value(json_object_get(res, "request_id")),
+			    json_string_value(json_object_get(newest, "requestId")));
+	assert_int_equal(json_array_size(json_object_get(m, "refreshes")), 4);
+	json_decref(s);
+	free(st);
+	json_decref(res);
+	/* a timeout: still running, not failed */
+	plan("Completed", 600, "", "");
+	res = run_job("a1", "{\"wait_timeout\":1}");
+	assert_string_equal(json_string_value(json_object_get(res, "status")), "Unknown");
+	assert_true(json_is_true(json_object_get(res, "still_running")));
+	const char *running = json_string_value(json_object_get(res, "request_id"));
+	char running_id[128];
+	xsnprintf(running_id, sizeof running_id, "%s", running);
+	json_decref(res);
+	/* asked again while it runs: joined, same refresh */
+	res = run_job("a1", "{\"wait_timeout\":1}");
+	assert_true(json_is_true(json_object_get(res, "joined")));
+	assert_string_equal(json_string_value(json_object_get(res, "request_id")), running_id);
+	json_decref(res);
+	assert_int_equal(emu_ctl(&E, "POST", "advance", NULL, NULL), 200);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(options),
+		cmocka_unit_test(resolve_and_credentials),
+		cmocka_unit_test(schedules),
+		cmocka_unit_test(job_follows_its_own_refresh),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
