@@ -446,6 +446,11 @@ static void connection_name(const publish_run *r, char out[PB_PUBLISH_CONN_NAME_
 		out[PB_PUBLISH_CONN_NAME_MAX] = '\0';
 }
 
+static const char *cred(const json_t *creds, const char *key)
+{
+	return json_string_value(json_object_get(creds, key));
+}
+
 /* Opens the sealed credentials of the job into *creds (new; wipe with msapi_wipe_json). */
 static int open_credentials(publish_run *r, json_t **creds)
 {
@@ -485,7 +490,7 @@ static int create_connection(publish_run *r, const msapi_items *existing)
 	}
 	if ((rc = open_credentials(r, &creds)))
 		return rc;
-	const char *ctype = json_string_value(json_object_get(creds, "credential_type"));
+	const char *ctype = cred(creds, "credential_type");
 	bool sf = !strcmp(r->src.type, "Snowflake");
 	fabric_param params[2] = {
 		{ sf ? "server" : "host", r->src.host, NULL },
@@ -499,21 +504,19 @@ static int create_connection(publish_run *r, const msapi_items *existing)
 		.nparams = 2,
 		.encryption = "Encrypted",
 	};
-#define CRED(k) json_string_value(json_object_get(creds, k))
 	if (ctype && !strcmp(ctype, "basic")) {
 		req.cred = FABRIC_CRED_BASIC;
-		req.username = CRED("username");
-		req.password = CRED("password");
+		req.username = cred(creds, "username");
+		req.password = cred(creds, "password");
 	} else if (ctype && !strcmp(ctype, "token")) {
 		req.cred = FABRIC_CRED_KEY;
-		req.key = CRED("token");
+		req.key = cred(creds, "token");
 	} else {
 		req.cred = FABRIC_CRED_SERVICE_PRINCIPAL;
-		req.tenant_id = CRED("tenant_id");
-		req.sp_client_id = CRED("client_id");
-		req.sp_secret = CRED("client_secret");
+		req.tenant_id = cred(creds, "tenant_id");
+		req.sp_client_id = cred(creds, "client_id");
+		req.sp_secret = cred(creds, "client_secret");
 	}
-#undef CRED
 	rc = fabric_create_connection(&r->s.api, &req, &made, sub);
 	msapi_wipe_json(creds);
 	json_decref(creds);

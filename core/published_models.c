@@ -140,7 +140,7 @@ int published_models_list_json(pb_db *db, const char *org_id, const char *port_i
 					    "job_id", "connection_id", "consumer_data_product_id", "agreement_id" };
 	sqlite3_stmt *st = NULL;
 	json_t *models = json_array();
-	int rc, n = 0;
+	int rc;
 	*out = NULL;
 	if (!models)
 		return pb_err(err, PB_ENOMEM, "out of memory");
@@ -163,7 +163,6 @@ int published_models_list_json(pb_db *db, const char *org_id, const char *port_i
 			rc = pb_err(err, PB_ENOMEM, "out of memory");
 			break;
 		}
-		n++;
 		rc = 0;
 	}
 	db_done(st);
@@ -171,7 +170,6 @@ int published_models_list_json(pb_db *db, const char *org_id, const char *port_i
 		json_decref(models);
 		return rc;
 	}
-	(void)n;
 	*out = json_pack("{s:o}", "models", models);
 	return *out ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
 }
