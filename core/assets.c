@@ -307,12 +307,14 @@ static int apply_edges(pb_db *db, const char *org_id, const char *run_id, char *
 {
 	sqlite3_stmt *st = NULL;
 	int r, rc = db_prepare(db, "SELECT e.from_kind, e.from_id, e.to_kind, e.to_id FROM lineage_staging e "
-			       "WHERE e.run_id = ? AND (e.from_kind = 'output_port' OR EXISTS (SELECT 1 FROM assets a "
+			       "WHERE e.run_id = ? AND (e.from_kind IN ('output_port', 'data_product') OR EXISTS (SELECT 1 FROM assets a "
 			       "WHERE a.id = e.from_id AND a.org_id = ? AND a.state = 'active')) AND EXISTS "
-			       "(SELECT 1 FROM assets b WHERE b.id = e.to_id AND b.org_id = ? AND b.state = 'active')",
+			       "(SELECT 1 FROM assets b WHERE b.id = e.to_id AND b.org_id = ? AND b.state = 'active') "
+			       "AND NOT EXISTS (SELECT 1 FROM lineage_edges l WHERE l.org_id = ? AND l.from_kind = e.from_kind "
+			       "AND l.from_id = e.from_id AND l.to_kind = e.to_kind AND l.to_id = e.to_id)",
 			       &st, err);
 	if (rc || (rc = db_bind_text(st, 1, run_id, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
-	    (rc = db_bind_text(st, 3, org_id, err)))
+	    (rc = db_bind_text(st, 3, org_id, err)) || (rc = db_bind_text(st, 4, org_id, err)))
 		goto out;
 	while ((r = db_row(db, st, err)) == 1)
 		if ((rc = lineage_edge_add(db, org_id, db_col_text(st, 0), db_col_text(st, 1), db_col_text(st, 2),

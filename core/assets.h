@@ -64,8 +64,9 @@ struct json_t *asset_json(const pb_asset *a, bool with_details);
  * the run scanned (incremental runs remove only within scanned workspaces). */
 int assets_stage(pb_db *db, const char *org_id, const char *run_id, const char *kind, const char *powerbi_id,
 		 const char *workspace_powerbi_id, const char *name, const char *details_json, char *err);
-/* Stages a lineage edge between asset ids (assets_id_for) or from an output port
- * (from_kind "output_port"); applied by assets_apply_run when both ends are active. */
+/* Stages a lineage edge between asset ids (assets_id_for) or from an output port or data
+ * product (from_kind "output_port" / "data_product"); applied by assets_apply_run when the
+ * asset ends are active. */
 int assets_stage_edge(pb_db *db, const char *run_id, const char *from_kind, const char *from_id,
 		      const char *to_kind, const char *to_id, char *err);
 /* Drops a run's staging rows (a run restarting from scratch, or after the apply). */

@@ -239,7 +239,14 @@ typedef struct ingest_run {
 	int64_t ms_fetch, ms_stage, ms_poll_wait, ms_apply;   /* where a run's time went */
 	struct port_match *ports;   /* the org's Snowflake / Databricks output ports */
 	size_t nports;
+	struct published *published;   /* models pbiport published: Power BI id -> consumer product */
+	size_t npublished;
 } ingest_run;
+
+struct published {
+	char *model_id;
+	char product_id[PB_ID_BUF];
+};
 
 /* An output port reduced to what a Power BI data source is matched on. */
 struct port_match {
@@ -598,6 +605,11 @@ static void ports_free(ingest_run *r)
 	free(r->ports);
 	r->ports = NULL;
 	r->nports = 0;
+	for (size_t i = 0; i < r->npublished; i++)
+		free(r->published[i].model_id);
+	free(r->published);
+	r->published = NULL;
+	r->npublished = 0;
 }
 
 static const char *first_field(const json_t *o, const char *const *keys)
@@ -621,8 +633,16 @@ static int ports_load(ingest_run *r, char *err)
 		return rc;
 	for (size_t i = 0; i < n; i++)
 		total += v[i].nports;
-	if (total && !(r->ports = calloc(total, sizeof *r->ports)))
+	if ((total && !(r->ports = calloc(total, sizeof *r->ports))) || (n && !(r->published = calloc(n, sizeof *r->published))))
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
+	/* consumer products of models pbiport published (core/published_models.h contract ids) */
+	static const char pub_prefix[] = "powerbi:semanticModel:";
+	for (size_t i = 0; !rc && i < n; i++)
+		if (v[i].contract_id && !strncmp(v[i].contract_id, pub_prefix, sizeof pub_prefix - 1)) {
+			struct published *pm = &r->published[r->npublished++];
+			pm->model_id = xstrdup(v[i].contract_id + sizeof pub_prefix - 1);
+			xsnprintf(pm->product_id, sizeof pm->product_id, "%s", v[i].id);
+		}
 	for (size_t i = 0; !rc && i < n; i++)
 		for (size_t k = 0; k < v[i].nports; k++) {
 			const cat_port *p = &v[i].ports[k];
@@ -689,12 +709,26 @@ static int edge(ingest_run *r, const char *from_kind, const char *from_pbi, cons
 	return assets_stage_edge(r->db, r->run->id, from_kind, a, to_kind, b, err);
 }
 
-/* Edges into a model: its data sources, upstream models, and (when Power BI named no data
- * source) the output ports its M reads from. */
+/* A model pbiport published itself: its publish record (the consumer data product, which
+ * publish linked to the source output port) -> the model, so lineage is the contract's. */
+static int published_edge(ingest_run *r, const char *model_pbi_id, char *err)
+{
+	char mid[PB_ID_BUF];
+	for (size_t i = 0; model_pbi_id && i < r->npublished; i++)
+		if (r->published[i].model_id && str_ieq(r->published[i].model_id, model_pbi_id)) {
+			assets_id_for(r->integ->org_id, "semantic_model", model_pbi_id, mid);
+			return assets_stage_edge(r->db, r->run->id, "data_product", r->published[i].product_id,
+						 "semantic_model", mid, err);
+		}
+	return 0;
+}
+
+/* Edges into a model: its publish record, data sources, upstream models, and (when Power BI
+ * named no data source) the output ports its M reads from. */
 static int model_edges(ingest_run *r, const scan_dataset *ds, const json_t *details, char *err)
 {
-	int rc = 0;
 	char mid[PB_ID_BUF];
+	int rc = published_edge(r, ds->id, err);
 	for (size_t k = 0; !rc && k < ds->ndatasource_ids; k++)
 		rc = edge(r, "datasource", ds->datasource_ids[k], "semantic_model", ds->id, err);
 	for (size_t k = 0; !rc && k < ds->nupstream_dataset_ids; k++)
@@ -1187,6 +1221,8 @@ static int list_workspace(ingest_run *r, const msapi_item *g, char *err)
 					json_pack("{s:s?, s:s?}", "type", src.v[k].type, "path", src.v[k].path), err);
 		}
 		msapi_items_release(&src);
+		if (!rc)
+			rc = published_edge(r, ds.v[i].id, err);
 		r->models_seen++;
 		if (!rc)
 			rc = stage_json(r, "semantic_model", ds.v[i].id, g->id, ds.v[i].name ? ds.v[i].name : ds.v[i].id,
