@@ -1,4 +1,5 @@
 /* GET /api/lineage?node=&depth=[&format=dot]: the lineage graph around a node. */
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@ int lineage_get(struct req *r)
 		char *end = NULL;
 		errno = 0;
 		long d = strtol(depth_s, &end, 10);
-		if (!*depth_s || *end || errno || d < 0 || d > PB_LINEAGE_DEPTH_MAX)
+		if (!isdigit((unsigned char)depth_s[0]) || *end || errno || d < 0 || d > PB_LINEAGE_DEPTH_MAX)
 			return req_reply_error(r, 400, "bad_request", "depth must be a whole number from 0 to %d",
 					       PB_LINEAGE_DEPTH_MAX);
 		depth = (int)d;

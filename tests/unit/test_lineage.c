@@ -380,6 +380,9 @@ static void handler(void **state)
 	assert_int_equal(get(f, "alice", "node=" PRODUCT "&depth=11", &m, &body), 400);
 	assert_int_equal(get(f, "alice", "node=" PRODUCT "&depth=x", &m, &body), 400);
 	assert_int_equal(get(f, "alice", "node=" PRODUCT "&depth=", &m, &body), 400);
+	assert_int_equal(get(f, "alice", "node=" PRODUCT "&depth=+3", &m, &body), 400);
+	assert_int_equal(get(f, "alice", "node=" PRODUCT "&depth=-0", &m, &body), 400);
+	assert_int_equal(get(f, "alice", "node=" PRODUCT "&depth=0", &m, &body), 200);
 	assert_int_equal(get(f, "alice", "node=" PRODUCT "&format=svg", &m, &body), 400);
 	assert_int_equal(get(f, "alice", "node=" PRODUCT "&other=1", &m, &body), 400);
 	assert_int_equal(get(f, "nobody", "node=" PRODUCT, &m, &body), 401);
