@@ -391,9 +391,26 @@ static void corpus_model(const char *path, corpus_stats *st)
 	if (tmdl_parse_path(path, &m, err))
 		return;   /* the TMDL reader's own tests judge the corpus TMDL */
 	st->models++;
-	mlineage_param *ps = NULL;
+	mlineage_param *shared = NULL;
+	size_t nshared = 0;
+	assert_int_equal(mlineage_params_from_model(m, &shared, &nshared, err), 0);
+	/* shared expressions, then each table's M (a table may be built from another) */
+	mlineage_param *ps = calloc(nshared + m->n_tables + 1, sizeof *ps);
+	assert_non_null(ps);
 	size_t np = 0;
-	assert_int_equal(mlineage_params_from_model(m, &ps, &np, err), 0);
+	for (size_t i = 0; i < nshared; i++)
+		ps[np++] = shared[i];
+	for (size_t t = 0; t < m->n_tables; t++)
+		for (size_t p = 0; p < m->tables[t].n_partitions; p++) {
+			const tmdl_partition *part = &m->tables[t].partitions[p];
+			if (part->source && part->source_type && !strcmp(part->source_type, "m") &&
+			    !tmdl_model_find_expression(m, m->tables[t].name)) {
+				ps[np].name = m->tables[t].name;
+				ps[np++].value = part->source;
+				break;
+			}
+		}
+	free(shared);
 	for (size_t t = 0; t <= m->n_tables; t++) {
 		size_t nparts = t < m->n_tables ? m->tables[t].n_partitions : m->n_expressions;
 		for (size_t p = 0; p < nparts; p++) {
