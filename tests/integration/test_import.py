@@ -421,6 +421,25 @@ class ImportFromPowerBI(harness.StackTestCase):
         self.assertGreater(job[1], time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 3000)))
         self.assertGreater(scans, 0)
 
+    def test_tenant_scan_budget(self):
+        """Every integration on a tenant shares its getInfo budget: with this hour's budget used
+        up by others, the run waits for the next hour instead of calling Power BI."""
+        integ = self.create()
+        hour = time.strftime("%Y-%m-%dT%H", time.gmtime())
+        db = self.db()
+        db.execute("INSERT INTO scan_budget (tenant_id, hour, calls) VALUES (?, ?, 500)", (TENANT, hour))
+        db.commit()
+        run = self.trigger(integ["id"])
+        self.emu.control("POST", "clear-log")
+        self.run_once()
+        job = db.execute("SELECT state, error_code, error_message FROM jobs WHERE id = ?", (run["job_id"],)).fetchone()
+        db.close()
+        self.assertEqual(job[:2], ("queued", "scan_budget"), job)
+        self.assertIn("500 scans per hour", job[2])
+        log = self.emu.state("log")["requests"]
+        self.assertFalse([r for r in log if r["path"].endswith("/getInfo")])
+        self.assertEqual(self.runs(integ["id"])[0]["state"], "running")
+
     def test_killed_run_keeps_previous_assets_and_resumes(self):
         integ = self.create()
         self.assertEqual(self.run_to_end(integ["id"])["state"], "succeeded")
