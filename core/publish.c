@@ -18,6 +18,7 @@
 #include "runtime/jobs.h"
 #include "runtime/json_body.h"
 #include "runtime/strbuf.h"
+#include "runtime/timeutil.h"
 #include "runtime/util.h"
 
 #define SEAL_CONTEXT "publish-credentials"
@@ -592,6 +593,26 @@ static int free_model_name(publish_run *r, const msapi_items *models)
 			"name", r->ws, PB_PUBLISH_SUFFIX_MAX, r->name);
 }
 
+/* After a restart the create this job sent may still be running in Power BI: its name is
+ * taken by an operation whose model is not listed yet. Polls the workspace (as the
+ * long-running operation would have been followed) until the model appears. */
+static int await_own_model(publish_run *r, char *err)
+{
+	int64_t deadline = pb_mono_ms() + r->s.api.lro_max_ms;
+	while (pb_mono_ms() < deadline && !(r->ctx->stop && *r->ctx->stop)) {
+		msapi_items models = { 0 };
+		pb_sleep_interruptible(r->s.api.poll_ms, r->ctx->stop);
+		int rc = fabric_list_semantic_models(&r->s.api, r->ws, &models, err);
+		const msapi_item *m = rc ? NULL : msapi_items_find_name(&models, r->model_name);
+		if (m && m->id)
+			xsnprintf(r->model_id, sizeof r->model_id, "%s", m->id);
+		msapi_items_release(&models);
+		if (rc || r->model_id[0])
+			return rc;
+	}
+	return pb_err(err, PB_EIO, "semantic model \"%s\" did not appear in workspace %s", r->model_name, r->ws);
+}
+
 static int phase_model(publish_run *r)
 {
 	pb_job_ctx *ctx = r->ctx;
@@ -635,8 +656,23 @@ static int phase_model(publish_run *r)
 		parts[i] = (fabric_part){ r->files.v[i].path, r->files.v[i].content, r->files.v[i].len };
 	if ((rc = job_phase(ctx, NULL, 50)))
 		goto out;
-	if ((rc = fabric_create_semantic_model(&r->s.api, r->ws, r->model_name, NULL, parts, r->files.n, &made,
-					       sub))) {
+	rc = fabric_create_semantic_model(&r->s.api, r->ws, r->model_name, NULL, parts, r->files.n, &made, sub);
+	if (rc && planned && !strcmp(r->s.api.last.code, "ItemDisplayNameAlreadyInUse")) {
+		/* resumed: most likely our own create, still running */
+		if ((rc = await_own_model(r, sub)))
+			rc = api_failure(r, "waiting for the semantic model", sub);
+		else
+			goto found;
+		goto out;
+	}
+	if (rc && !strcmp(r->s.api.last.code, "ItemDisplayNameAlreadyInUse")) {
+		/* another publish took the name since it was chosen: choose again on the retry */
+		if (!(rc = job_checkpoint(ctx, "model_name", json_null())))
+			rc = job_retry_later(ctx, 1000, "name_taken", "workspace %s got a model named \"%s\" meanwhile; "
+					     "choosing another name", r->ws, r->model_name);
+		goto out;
+	}
+	if (rc) {
 		rc = api_failure(r, "creating the semantic model", sub);
 		goto out;
 	}

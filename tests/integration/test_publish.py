@@ -87,7 +87,7 @@ class Publish(harness.StackTestCase):
 
     def setUp(self):
         # quick long-running operations: one poll, no wait
-        self.emu.control("POST", "config", {"lro_polls": 1, "retry_after_s": 0, "latency_ms": 0})
+        self.emu.control("POST", "config", {"lro_polls": 1, "lro_duration_s": 2, "retry_after_s": 0, "latency_ms": 0})
 
     # ---- workers -------------------------------------------------------------------------------
     def start_worker(self, **env):
@@ -417,6 +417,42 @@ class Publish(harness.StackTestCase):
         finally:
             self.emu.control("POST", "config", {"lro_mode": "async"})
         self.assertEqual(doc["state"], "succeeded", doc)
+
+    def test_19_crash_while_the_model_is_being_created(self):
+        # the create was sent and Power BI is still working on it when the worker dies: the next
+        # worker finds the name taken by that operation and waits for the model instead of failing
+        self.emu.control("POST", "config", {"lro_polls": 100000, "lro_duration_s": 100000})
+        before = self.counters()
+        name = "Crash mid-create"
+        job_id = self.submit("fresh", {"workspace_id": WS_ADMIN, "name": name, "connection": BASIC})
+        p, _ = self.start_worker()
+
+        def pending_creates():
+            return [o for o in self.emu.state("operations")["operations"]
+                    if o["kind"] == "createSemanticModel" and o["status"] in ("NotStarted", "Running")]
+
+        deadline = time.monotonic() + JOB_WAIT_S
+        while not pending_creates() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(pending_creates())
+        os.kill(p.pid, 9)
+        p.wait()
+        self.start_worker()
+
+        def refused_creates():
+            return [q for q in self.emu.state("log")["requests"] if q["method"] == "POST" and q["status"] == 400
+                    and q["path"].endswith("/v1/workspaces/%s/semanticModels" % WS_ADMIN)]
+
+        while not refused_creates() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(refused_creates(), "the second worker did not try to create")
+        self.emu.control("POST", "advance")   # Power BI finishes the first create
+        doc = self.wait_job(job_id)
+        self.assertEqual(doc["state"], "succeeded", doc)
+        after = self.counters()
+        self.assertEqual(after["models_created"] - before["models_created"], 1)
+        self.assertEqual(after["connections_created"] - before["connections_created"], 1)
+        self.assertEqual([m["name"] for m in self.emu_models() if m["name"].startswith(name)], [name])
 
 
 if __name__ == "__main__":
