@@ -6,8 +6,12 @@
  * its content. --templates DIR is searched before PBIPORT_TEMPLATE_PATH and the built-in
  * templates. Flags that do not apply to the server's type are ignored.
  * Exit 0 ok, 2 bad input (message on stderr), 1 when files cannot be written. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/contract.h"
@@ -36,15 +40,61 @@ static int flag_value(int argc, char **argv, int *i, const char *name, const cha
 	return 1;
 }
 
+/* mkdir -p for the folder part of path (up to its last '/'); path is modified and restored. */
+static int make_parents(char *path, char *err)
+{
+	char *last = strrchr(path, '/');
+	if (!last)
+		return 0;
+	for (char *p = path + 1; p <= last; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		int failed = mkdir(path, 0755) && errno != EEXIST;
+		int saved = errno;
+		*p = '/';
+		if (failed)
+			return pb_err(err, PB_EIO, "%.*s: %s", (int)(p - path), path, strerror(saved));
+	}
+	return 0;
+}
+
+/* One open and one write per file, written in place: rendering again into the same
+ * folder reuses the files (a temporary file renamed over each one allocated a new inode
+ * per file and freed the old one, which costs most of the time for big models on ext4).
+ * Folders are created once per distinct folder (files come sorted by path). */
 static int write_files(const pb_files *files, const char *dir, char *err)
 {
-	char path[PB_RENDER_MAX_PATH * 2];
+	char path[PB_RENDER_MAX_PATH * 2], made[PB_RENDER_MAX_PATH * 2] = "";
 	for (size_t i = 0; i < files->n; i++) {
-		if (xsnprintf(path, sizeof path, "%s/%s", dir, files->v[i].path))
-			return pb_err(err, PB_EINVAL, "output path too long: %s/%s", dir, files->v[i].path);
-		int rc = write_file(path, files->v[i].content, files->v[i].len, err);
-		if (rc)
-			return rc;
+		const pb_file *f = &files->v[i];
+		if (xsnprintf(path, sizeof path, "%s/%s", dir, f->path))
+			return pb_err(err, PB_EINVAL, "output path too long: %s/%s", dir, f->path);
+		size_t dlen = (size_t)(strrchr(path, '/') - path);
+		if (strlen(made) != dlen || strncmp(made, path, dlen)) {
+			int rc = make_parents(path, err);
+			if (rc)
+				return rc;
+			memcpy(made, path, dlen);
+			made[dlen] = '\0';
+		}
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+		if (fd < 0)
+			return pb_err(err, PB_EIO, "%s: %s", path, strerror(errno));
+		size_t done = 0;
+		while (done < f->len) {
+			ssize_t n = write(fd, f->content + done, f->len - done);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				int saved = n < 0 ? errno : EIO;
+				close(fd);
+				return pb_err(err, PB_EIO, "%s: write failed: %s", path, strerror(saved));
+			}
+			done += (size_t)n;
+		}
+		if (close(fd))
+			return pb_err(err, PB_EIO, "%s: write failed: %s", path, strerror(errno));
 	}
 	return 0;
 }

@@ -9,7 +9,7 @@ local find, gsub, format, byte, rep, sub, lower, upper =
 	string.find, string.gsub, string.format, string.byte, string.rep, string.sub,
 	string.lower, string.upper
 local concat = table.concat
-local type, error, setmetatable, ipairs, select = type, error, setmetatable, ipairs, select
+local type, error, setmetatable, ipairs = type, error, setmetatable, ipairs
 local uuid = pbiport.uuid
 
 local PLAIN = "^[A-Za-z_][A-Za-z0-9_]*$"
@@ -36,14 +36,26 @@ local function check_name(s, what, level)
 	end
 end
 
+-- Results of quote_name and text_value by input: models repeat the same column names and
+-- format strings in table after table, and a table lookup is cheaper than the patterns.
+-- Only successful results are kept, so errors still name the calling template line.
+local quoted, texts = {}, {}
+
 -- An object name: bare when ^[A-Za-z_][A-Za-z0-9_]*$, else in single quotes with ' doubled.
 -- Control characters cannot be written in TMDL's line syntax: they are an error.
 function M.quote_name(s)
+	local q = quoted[s]
+	if q then
+		return q
+	end
 	if type(s) == "string" and find(s, PLAIN) then
+		quoted[s] = s
 		return s
 	end
 	check_name(s, "name", 2)
-	return "'" .. gsub(s, "'", "''") .. "'"
+	q = "'" .. gsub(s, "'", "''") .. "'"
+	quoted[s] = q
+	return q
 end
 
 -- A fully qualified column reference: Table.Column with each part quoted as needed.
@@ -55,7 +67,12 @@ end
 -- trailing blanks, or starting with a double quote; then "..." with " doubled.
 -- Line breaks and other control characters cannot be carried: error.
 function M.text_value(s)
+	local t = texts[s]
+	if t then
+		return t
+	end
 	if type(s) == "string" and find(s, "^[%w_]+$") then
+		texts[s] = s
 		return s
 	end
 	if type(s) ~= "string" then
@@ -64,10 +81,12 @@ function M.text_value(s)
 	if find(s, "%c") then
 		error("text value '" .. shown(s) .. "' contains a line break or control character", 2)
 	end
+	t = s
 	if s == "" or is_space(byte(s, 1)) or is_space(byte(s, -1)) or byte(s, 1) == 34 then
-		return '"' .. gsub(s, '"', '""') .. '"'
+		t = '"' .. gsub(s, '"', '""') .. '"'
 	end
-	return s
+	texts[s] = t
+	return t
 end
 
 -- The lines of text (split on LF) in a list; plain finds, so long texts stay linear.
@@ -247,14 +266,9 @@ function M.column_type(col)
 end
 
 -- A deterministic lineage tag: UUIDv5 layout over the contract id and an object path.
-function M.lineage_tag(contract_id, a, b, c, ...)
-	if select("#", ...) == 0 then
-		-- the common arities without building a table
-		if c then return uuid((contract_id or "") .. "\0" .. a .. "\0" .. b .. "\0" .. c) end
-		if b then return uuid((contract_id or "") .. "\0" .. a .. "\0" .. b) end
-		if a then return uuid((contract_id or "") .. "\0" .. a) end
-	end
-	return uuid(concat({ contract_id or "", a, b, c, ... }, "\0"))
+-- pbiport.uuid joins its arguments with NUL bytes itself: no joined string is built.
+function M.lineage_tag(contract_id, ...)
+	return uuid(contract_id or "", ...)
 end
 
 -- Title Case for names: "order_line id" -> "Order Line Id" (used by docs/examples).

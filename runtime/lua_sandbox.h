@@ -23,8 +23,9 @@
  *    subject could pass ~2e8 steps ("pattern too complex for a N-byte subject"),
  *    string.rep of empty strings returns at once, table.sort takes at most 1e6 elements;
  *  - `print` writes one "pbiport: template: ..." line to stderr;
- *  - a C module `pbiport` offers `pbiport.uuid(text)`: a name-based (SHA-1, UUIDv5 layout)
- *    UUID string, the same for the same text.
+ *  - a C module `pbiport` offers `pbiport.uuid(text [, text2 ...])`: a name-based (SHA-1,
+ *    UUIDv5 layout) UUID string of the texts joined with NUL bytes (at most 16), the same
+ *    for the same texts.
  *
  * Errors come back as one line:
  *   template PATH:LINE: message                       (runtime or syntax error)

@@ -332,6 +332,11 @@ static void uuid_is_name_based_v5(void **state)
 				     1, err), 0);
 	assert_string_equal(lua_tostring(sandbox_lua(sb), -1), "10559ce2-e946-5408-b7f2-4ef32d1032d2");
 	lua_pop(sandbox_lua(sb), 1);
+	/* Several texts are joined with NUL bytes without building the joined string. */
+	assert_int_equal(sandbox_run(sb, "u2.lua", "return pbiport.uuid('a', 'bc', '') == pbiport.uuid('a\\0bc\\0') "
+				     "and pbiport.uuid('a', 'bc') ~= pbiport.uuid('abc')", 1, err), 0);
+	assert_true(lua_toboolean(sandbox_lua(sb), -1));
+	lua_pop(sandbox_lua(sb), 1);
 	sandbox_free(sb);
 }
 
