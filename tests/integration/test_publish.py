@@ -299,6 +299,9 @@ class Publish(harness.StackTestCase):
         self.assertEqual(doc["state"], "failed", doc)
         self.assertEqual(doc["error"]["code"], "no_write_role", doc)
         self.assertIn("Contributor", doc["error"]["message"])
+        doc = self.run_job("analytics", {"workspace_id": "a0000000-0000-4000-8000-0000000000ff", "name": "Nowhere",
+                                         "connection_id": SF_CONNECTION})
+        self.assertEqual((doc["state"], doc["error"]["code"]), ("failed", "workspace_not_found"), doc)
 
     def test_08_malformed_template_names_file_and_line(self):
         tdir = tempfile.mkdtemp(dir=self.stack.path("logs"))
