@@ -25,6 +25,7 @@
 #include "emu.h"
 
 static char tmpdir[64];
+static char db_path[256];   /* the worker's heartbeat opens it by name */
 static pb_db *db;
 static pb_config cfg;
 static char org_id[PB_ID_BUF], ann[PB_ID_BUF], ben[PB_ID_BUF], integ_id[PB_ID_BUF];
@@ -46,12 +47,13 @@ static void exec_sql(const char *sql)
 static int setup(void **state)
 {
 	(void)state;
-	char err[PB_ERR_MAX], sql[512], path[256];
+	char err[PB_ERR_MAX], sql[512];
+	char *path = db_path;
 	const char *src = getenv("PBIPORT_SRC");
 	xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-test-refresh-XXXXXX");
 	if (!mkdtemp(tmpdir))
 		return -1;
-	xsnprintf(path, sizeof path, "%s/refresh.db", tmpdir);
+	xsnprintf(db_path, sizeof db_path, "%s/refresh.db", tmpdir);
 	xsnprintf(sql, sizeof sql, "%s/sql", src ? src : PBIPORT_DATADIR);
 	if (db_open(path, true, &db, err) || db_migrate(db, sql, NULL, err) ||
 	    identity_org_create(db, "acme", org_id, err) ||
