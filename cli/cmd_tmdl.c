@@ -1,10 +1,11 @@
 /* `pbiport tmdl CONTRACT [--server NAME] [--out DIR] [--templates DIR]
- *  [--mode import|directquery] [--warehouse WH] [--http-path PATH]`
+ *  [--mode import|directquery] [--host HOST] [--warehouse WH] [--http-path PATH]`
  *
  * Renders a TMDL definition (core/render.h) from an ODCS contract. With --out the files
  * are written under DIR; without it each file is printed as "==> path <==" followed by
  * its content. --templates DIR is searched before PBIPORT_TEMPLATE_PATH and the built-in
- * templates. Flags that do not apply to the server's type are ignored.
+ * templates. --host, --warehouse and --http-path fill in what the chosen server lacks (its
+ * own values win). Flags that do not apply to the server's type are ignored.
  * Exit 0 ok, 2 bad input (message on stderr), 1 when files cannot be written. */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,7 +21,8 @@
 
 static const char TMDL_USAGE[] =
 	"usage: pbiport tmdl CONTRACT [--server NAME] [--out DIR] [--templates DIR]\n"
-	"                    [--mode import|directquery] [--warehouse WH] [--http-path PATH]\n";
+	"                    [--mode import|directquery] [--host HOST] [--warehouse WH]\n"
+	"                    [--http-path PATH]\n";
 
 /* Matches "--name VALUE" or "--name=VALUE"; advances *i past what it used. */
 static int flag_value(int argc, char **argv, int *i, const char *name, const char **out)
@@ -114,6 +116,7 @@ int cmd_tmdl(int argc, char **argv)
 		    (r = flag_value(argc, argv, &i, "--out", &out_dir)) ||
 		    (r = flag_value(argc, argv, &i, "--templates", &o.template_path)) ||
 		    (r = flag_value(argc, argv, &i, "--mode", &o.mode)) ||
+		    (r = flag_value(argc, argv, &i, "--host", &o.host)) ||
 		    (r = flag_value(argc, argv, &i, "--warehouse", &o.warehouse)) ||
 		    (r = flag_value(argc, argv, &i, "--http-path", &o.http_path))) {
 			if (r < 0) {

@@ -86,12 +86,15 @@ static int resolve_target(const pb_contract *c, const render_opts *o, render_tar
 					      s->name);
 			t->host = t->host_buf;
 		}
+		if (!t->host)
+			t->host = nonempty(o->host);
 		t->warehouse = nonempty(server_field(s, "warehouse"));
 		if (!t->warehouse)
 			t->warehouse = nonempty(o->warehouse);
 		t->database = nonempty(server_field(s, "database"));
 		if (!rc)
-			rc = need(t, t->host, "host", "add \"host\" or \"account\" to the server", err);
+			rc = need(t, t->host, "host",
+				  "add \"host\" or \"account\" to the server or pass --host", err);
 		if (!rc)
 			rc = need(t, t->warehouse, "warehouse",
 				  "add \"warehouse\" to the server or pass --warehouse", err);
@@ -99,6 +102,8 @@ static int resolve_target(const pb_contract *c, const render_opts *o, render_tar
 			rc = need(t, t->database, "database", "add \"database\" to the server", err);
 	} else if (str_ieq(s->type, "databricks")) {
 		t->host = nonempty(server_field(s, "host"));
+		if (!t->host)
+			t->host = nonempty(o->host);
 		t->http_path = nonempty(server_field(s, "httpPath"));
 		if (!t->http_path)
 			t->http_path = nonempty(server_field(s, "http_path"));
@@ -106,7 +111,7 @@ static int resolve_target(const pb_contract *c, const render_opts *o, render_tar
 			t->http_path = nonempty(o->http_path);
 		t->catalog = nonempty(server_field(s, "catalog"));
 		if (!rc)
-			rc = need(t, t->host, "host", "add \"host\" to the server", err);
+			rc = need(t, t->host, "host", "add \"host\" to the server or pass --host", err);
 		if (!rc)
 			rc = need(t, t->http_path, "HTTP path",
 				  "add customProperties \"httpPath\" to the server or pass --http-path",

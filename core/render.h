@@ -39,6 +39,8 @@ void pb_files_release(pb_files *f);
 typedef struct render_opts {
 	const char *server;         /* server name; NULL = the contract's first server */
 	const char *mode;           /* "import" (default) or "directquery" (any case) */
+	const char *host;           /* server host when the server has none (Snowflake: nor an
+	                               account) */
 	const char *warehouse;      /* Snowflake warehouse when the server has none */
 	const char *http_path;      /* Databricks HTTP path when the server has none */
 	const char *template_path;  /* admin folders, colon-separated; NULL for none */

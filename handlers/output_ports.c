@@ -50,6 +50,7 @@ int output_ports_tmdl(struct req *r)
 	render_opts opts = {
 		.server = p->name,
 		.mode = req_query(r, "mode"),
+		.host = req_query(r, "host"),
 		.warehouse = req_query(r, "warehouse"),
 		.http_path = req_query(r, "http_path"),
 		.template_path = r->cfg ? r->cfg->template_path : NULL,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pbiport tmdl: stdout and --out output, --server/--mode/--warehouse/--http-path,
+# pbiport tmdl: stdout and --out output, --server/--mode/--host/--warehouse/--http-path,
 # --templates and PBIPORT_TEMPLATE_PATH overrides, exit codes and messages (TAP output).
 set -u
 cd "$(dirname "$0")/../.."
@@ -38,6 +38,14 @@ check "missing warehouse: exit 2 with how to fix" '[ $rc -eq 2 ] && [ ! -s "$tmp
 
 "$BIN" tmdl "$FIX/odd-names.snowflake.odcs.yaml" --warehouse WH >"$tmp/out" 2>"$tmp/err"; rc=$?
 check "--warehouse fills it in; host from account" '[ $rc -eq 0 ] && grep -q "SnowflakeHost = \"acme-prod.snowflakecomputing.com\"" "$tmp/out" && grep -q "^==> definition/tables/orders_2024.tmdl <==" "$tmp/out"'
+
+grep -v "^    host: adb-" "$FIX/lakehouse.databricks.odcs.yaml" >"$tmp/nohost.yaml"
+"$BIN" tmdl "$tmp/nohost.yaml" >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "databricks without host: exit 2 naming --host" '[ $rc -eq 2 ] && grep -q "no host; add \"host\" to the server or pass --host$" "$tmp/err"'
+"$BIN" tmdl "$tmp/nohost.yaml" --host=adb-1.2.azuredatabricks.net >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "--host fills it in" '[ $rc -eq 0 ] && grep -q "DatabricksHost = \"adb-1.2.azuredatabricks.net\"" "$tmp/out"'
+"$BIN" tmdl "$FIX/lakehouse.databricks.odcs.yaml" --host other.example.net >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "contract host wins over --host" '[ $rc -eq 0 ] && grep -q "DatabricksHost = \"adb-1234567890.12.azuredatabricks.net\"" "$tmp/out" && ! grep -q other.example.net "$tmp/out"'
 
 "$BIN" tmdl "$FIX/lakehouse.databricks.odcs.yaml" --warehouse IGNORED >"$tmp/out" 2>"$tmp/err"; rc=$?
 check "databricks: HTTP path from customProperties" '[ $rc -eq 0 ] && grep -q "DatabricksHttpPath = \"/sql/1.0/warehouses/0123456789abcdef\"" "$tmp/out" && grep -q "Databricks.Catalogs(DatabricksHost, DatabricksHttpPath" "$tmp/out" && ! grep -q IGNORED "$tmp/out"'

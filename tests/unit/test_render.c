@@ -84,6 +84,7 @@ static pb_kv dbx_fields[] = {
 	{ S("schema"), S("sales") },
 };
 static pb_kv dbx_custom[] = { { S("httpPath"), S("/sql/1.0/warehouses/abc") } };
+static pb_kv dbx_nohost_fields[] = { { S("catalog"), S("main") }, { S("schema"), S("sales") } };
 static pb_kv pg_fields[] = { { S("host"), S("db.local") }, { S("database"), S("x") } };
 
 static pb_server servers[] = {
@@ -94,11 +95,14 @@ static pb_server servers[] = {
 	{ .name = S("dbx-nopath"), .type = S("databricks"), .fields = dbx_fields, .nfields = 3 },
 	{ .name = S("pg"), .type = S("postgresql"), .fields = pg_fields, .nfields = 2 },
 	{ .name = S("sf-noschema"), .type = S("snowflake"), .fields = sf_fields, .nfields = 3 },
+	{ .name = S("dbx-nohost"), .type = S("databricks"), .fields = dbx_nohost_fields, .nfields = 2,
+	  .custom = dbx_custom, .ncustom = 1 },
+	{ .name = S("sf-nohost"), .type = S("snowflake"), .fields = sf_fields + 1, .nfields = 3 },
 };
 
 static pb_contract contract = {
 	.id = S("urn:test:customers"), .name = S("Customers"), .version = S("1.0.0"), .odcs_major = 3,
-	.tables = tables, .ntables = 2, .servers = servers, .nservers = 6,
+	.tables = tables, .ntables = 2, .servers = servers, .nservers = sizeof servers / sizeof servers[0],
 	.relationships = rels, .nrelationships = 1,
 };
 
@@ -416,14 +420,21 @@ static void missing_values(void **state)
 	expect_error("sf-noschema", NULL, PB_EINVAL,
 		     "server \"sf-noschema\" (snowflake): no schema; add \"schema\" to the server");
 	expect_error("nope", NULL, PB_EINVAL,
-		     "no server named \"nope\" in the contract (servers: prod, nowh, dbx, dbx-nopath, pg, sf-noschema)");
+		     "no server named \"nope\" in the contract (servers: prod, nowh, dbx, dbx-nopath, pg, sf-noschema, "
+		     "dbx-nohost, sf-nohost)");
+	expect_error("dbx-nohost", NULL, PB_EINVAL,
+		     "server \"dbx-nohost\" (databricks): no host; add \"host\" to the server or pass --host");
+	expect_error("sf-nohost", NULL, PB_EINVAL,
+		     "server \"sf-nohost\" (snowflake): no host; add \"host\" or \"account\" to the server or "
+		     "pass --host");
 	render_opts bad = { .mode = "dual" };
 	expect_error("prod", &bad, PB_EINVAL, "mode \"dual\": use import or directquery");
 
 	/* Flags fill in what the server lacks; the server's own value wins. */
 	pb_files f;
 	char err[PB_ERR_MAX];
-	render_opts o = { .warehouse = "FLAG_WH", .http_path = "/sql/1.0/warehouses/flag" };
+	render_opts o = { .host = "flag.example.net", .warehouse = "FLAG_WH",
+			  .http_path = "/sql/1.0/warehouses/flag" };
 	assert_int_equal(render("nowh", &o, &f, err), 0);
 	assert_non_null(strstr(find(&f, "definition/expressions.tmdl")->content, "\"FLAG_WH\" meta"));
 	assert_non_null(strstr(find(&f, "definition/expressions.tmdl")->content,
@@ -437,6 +448,21 @@ static void missing_values(void **state)
 	pb_files_release(&f);
 	assert_int_equal(render("dbx", &o, &f, err), 0);
 	assert_non_null(strstr(find(&f, "definition/expressions.tmdl")->content, "\"/sql/1.0/warehouses/abc\""));
+	assert_non_null(strstr(find(&f, "definition/expressions.tmdl")->content,
+			       "DatabricksHost = \"adb-123.4.azuredatabricks.net\""));
+	pb_files_release(&f);
+	assert_int_equal(render("dbx-nohost", &o, &f, err), 0);
+	assert_non_null(strstr(find(&f, "definition/expressions.tmdl")->content,
+			       "DatabricksHost = \"flag.example.net\""));
+	pb_files_release(&f);
+	assert_int_equal(render("sf-nohost", &o, &f, err), 0);
+	assert_non_null(strstr(find(&f, "definition/expressions.tmdl")->content,
+			       "SnowflakeHost = \"flag.example.net\""));
+	pb_files_release(&f);
+	/* A Snowflake account is the server's own value: it wins over the flag. */
+	assert_int_equal(render("prod", &o, &f, err), 0);
+	assert_non_null(strstr(find(&f, "definition/expressions.tmdl")->content,
+			       "SnowflakeHost = \"myorg-acct1.snowflakecomputing.com\""));
 	pb_files_release(&f);
 
 	/* No servers at all. */
