@@ -27,7 +27,7 @@ static const char *const callback_query[] = {
 static const struct route routes[] = {
 	/* method  pattern                        handler               role             body limit         content types   query */
 	{ "GET",    "/healthz",                   health_get,           PB_ROLE_NONE,   0,                 NULL,           NULL,       ROUTE_READ_ONLY },
-	{ "GET",    "/metrics",                   metrics_get,          PB_ROLE_NONE,   0,                 NULL,           NULL,       ROUTE_READ_ONLY },
+	{ "GET",    "/metrics",                   metrics_get,          PB_ROLE_NONE,   0,                 NULL,           NULL,       ROUTE_READ_ONLY | ROUTE_METRICS_FLUSH },
 	{ "POST",   "/api/data-products",         data_products_import, PB_ROLE_MEMBER, ROUTE_BODY_CONFIG, contract_types, NULL,       0 },
 	{ "GET",    "/api/data-products",         data_products_list,   PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_READ_ONLY },
 	{ "GET",    "/api/data-products/{id}",    data_products_get,    PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_READ_ONLY },

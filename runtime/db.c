@@ -49,10 +49,15 @@ int db_open(const char *path, bool create, pb_db **out, char *err)
 	sqlite3_extended_result_codes(db->h, 1);
 	/* busy_timeout first: switching to WAL itself may wait for another process */
 	sqlite3_busy_timeout(db->h, PB_DB_BUSY_TIMEOUT_MS);
-	static const char *const pragmas[] = {
+	/* mmap: a page another process's commit made stale in our cache is read again from the
+	 * mapping instead of one pread() per page */
+	char mmap_pragma[64];
+	xsnprintf(mmap_pragma, sizeof mmap_pragma, "PRAGMA mmap_size=%lld", PB_DB_MMAP_BYTES);
+	const char *const pragmas[] = {
 		"PRAGMA journal_mode=WAL",
 		"PRAGMA synchronous=NORMAL",   /* durable at checkpoints; safe with WAL */
 		"PRAGMA foreign_keys=ON",
+		mmap_pragma,
 	};
 	for (size_t i = 0; i < sizeof pragmas / sizeof pragmas[0]; i++) {
 		if (sqlite3_exec(db->h, pragmas[i], NULL, NULL, NULL) != SQLITE_OK) {

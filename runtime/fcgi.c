@@ -1,6 +1,9 @@
 #include "runtime/fcgi.h"
 
+#include <errno.h>
 #include <fcgiapp.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -88,6 +91,9 @@ static void dispatch(struct req *r, const struct pb_app *app)
 									       : "APPLICATION_INGESTIONS_ENABLED");
 		goto out;
 	}
+	/* this process's own unwritten counts are part of what /metrics shows */
+	if ((r->route->flags & ROUTE_METRICS_FLUSH) && r->db && metrics_flush(r->db, r->err))
+		log_event("warn", r->request_id, "metrics not written: %s", r->err);
 	if ((r->route->flags & ROUTE_READ_ONLY) && r->db) {
 		if ((rc = db_read_begin(r->db, r->err))) {
 			reply_rc(r, rc);
@@ -142,9 +148,19 @@ void pb_after(struct req *r)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	double secs = (double)(now.tv_sec - r->started.tv_sec) + (double)(now.tv_nsec - r->started.tv_nsec) / 1e9;
 	log_request(r, secs);
-	if (r->db && metrics_record(r->db, r->route ? r->route->pattern : "unmatched",
-				    r->method ? r->method : "-", r->status, secs, err))
+	if (r->db && (metrics_count(r->db, r->route ? r->route->pattern : "unmatched",
+				    r->method ? r->method : "-", r->status, secs, err) ||
+		      (metrics_due() && metrics_flush(r->db, err))))
 		log_event("warn", r->request_id, "metrics not recorded: %s", err);
+}
+
+/* Writes the counts that wait in this process (runtime/metrics.h); a failure is logged and
+ * the counts wait for the next try. */
+static void flush_metrics(pb_db *db)
+{
+	char err[PB_ERR_MAX];
+	if (db && metrics_pending() && metrics_flush(db, err))
+		log_event("warn", NULL, "metrics not written: %s", err);
 }
 
 /* ---- I/O over libfcgi streams and over stdio ---- */
@@ -206,7 +222,25 @@ static int serve_fastcgi(const struct pb_app *app, struct req *r)
 		fprintf(stderr, "pbiport: cannot initialize FastCGI\n");
 		return 1;
 	}
-	while (!stopping && FCGX_Accept_r(&fr) >= 0) {
+	/* A non-blocking listening socket tells this process when no request waits for it (accept
+	 * answers EAGAIN): that idle moment is when the batched metrics are written, and poll()
+	 * then waits for the next connection. Accepted connections do not inherit O_NONBLOCK. */
+	int lflags = fcntl(0, F_GETFL);
+	if (lflags < 0 || fcntl(0, F_SETFL, lflags | O_NONBLOCK) < 0) {
+		fprintf(stderr, "pbiport: cannot set up the FastCGI socket: %s\n", strerror(errno));
+		return 1;
+	}
+	while (!stopping) {
+		int arc = FCGX_Accept_r(&fr);
+		if (arc == -EAGAIN || arc == -EWOULDBLOCK || arc == -EINTR) {
+			struct pollfd pfd = { .fd = 0, .events = POLLIN };
+			flush_metrics(r->db);
+			if (!stopping && poll(&pfd, 1, -1) < 0 && errno != EINTR)
+				break;
+			continue;
+		}
+		if (arc < 0)
+			break;
 		struct fcgx_streams streams = { fr.in, fr.out };
 		struct req_io io = { fcgx_read, fcgx_write, &streams };
 		pb_handle(r, app, fr.envp, &io);
@@ -226,6 +260,7 @@ static int serve_cgi(const struct pb_app *app, struct req *r)
 	int rc = fflush(stdout) ? 1 : 0;
 	pb_after(r);
 	req_reset(r);
+	flush_metrics(r->db);
 	return rc;
 }
 
@@ -254,6 +289,8 @@ fail:
 out:
 	if (have_req)
 		req_release(&r);
+	flush_metrics(db);   /* SIGTERM: nothing counted is lost */
+	metrics_forget();
 	db_close(db);
 	if (have_cfg)
 		config_release(&cfg);

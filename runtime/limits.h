@@ -70,8 +70,17 @@
 #define PB_MIGRATION_MAX_BYTES  (1u * 1024 * 1024)    /* one sql/NNNN_*.sql file */
 #define PB_MIGRATIONS_MAX       9999
 #define PB_JSON_MAX_DEPTH       64                    /* request bodies */
+#define PB_JSON_OUT_MAX_DEPTH   2048                  /* nesting of a JSON value pbiport writes */
+#define PB_LOG_LINE_MAX         (64u * 1024)          /* one JSON log line on stderr */
 #define PB_LIST_MAX_ITEMS       1000                  /* one catalog list response */
 #define PB_METRICS_MAX_BYTES    (4u * 1024 * 1024)    /* /metrics text */
+/* Request counters wait in the process and are written in one transaction when the process has
+ * nothing queued, or at the latest after this many requests or milliseconds (the most a crashed
+ * process loses), and at exit. */
+#define PB_METRICS_FLUSH_REQUESTS 256
+#define PB_METRICS_FLUSH_MS     1000
+#define PB_METRICS_BATCH_CELLS  64                    /* distinct route+method+status between flushes */
+#define PB_DB_MMAP_BYTES        268435456ll           /* 256 MiB of the database read through a mapping, not pread */
 
 /* Connect Power BI (core/connections, core/pbi_session, handlers/powerbi_connect) */
 #define PB_PBI_REFRESH_MARGIN_S 300                   /* refresh an access token expiring within 5 minutes */

@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "runtime/util.h"
 
@@ -18,33 +19,166 @@ static int bucket_of(double seconds)
 	return NBUCKETS - 1;
 }
 
-/* One constant statement per bucket column: the column is picked from this fixed list,
- * never built from input. A single statement is its own write transaction. */
-#define RECORD(b)                                                                              \
-	"INSERT INTO request_metrics (route, method, status, count, sum_seconds, " b ") "     \
-	"VALUES (?, ?, ?, 1, ?, 1) ON CONFLICT (route, method, status) DO UPDATE SET "        \
-	"count = request_metrics.count + 1, "                                                 \
-	"sum_seconds = request_metrics.sum_seconds + excluded.sum_seconds, "                  \
-	b " = request_metrics." b " + 1"
-static const char *const sql_record[NBUCKETS] = {
-	RECORD("b0"), RECORD("b1"), RECORD("b2"), RECORD("b3"), RECORD("b4"), RECORD("b5"), RECORD("b6"),
-	RECORD("b7"), RECORD("b8"), RECORD("b9"), RECORD("b10"), RECORD("b11"), RECORD("b12"), RECORD("b13"),
+/* Adds a batch of counts to one row. Constant text; the bucket counts are bound. */
+#define BUCKET_ADD(b) b " = request_metrics." b " + excluded." b
+static const char sql_add[] =
+	"INSERT INTO request_metrics (route, method, status, count, sum_seconds, b0, b1, b2, b3, b4, b5, b6, "
+	"b7, b8, b9, b10, b11, b12, b13) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+	"ON CONFLICT (route, method, status) DO UPDATE SET count = request_metrics.count + excluded.count, "
+	"sum_seconds = request_metrics.sum_seconds + excluded.sum_seconds, "
+	BUCKET_ADD("b0") ", " BUCKET_ADD("b1") ", " BUCKET_ADD("b2") ", " BUCKET_ADD("b3") ", "
+	BUCKET_ADD("b4") ", " BUCKET_ADD("b5") ", " BUCKET_ADD("b6") ", " BUCKET_ADD("b7") ", "
+	BUCKET_ADD("b8") ", " BUCKET_ADD("b9") ", " BUCKET_ADD("b10") ", " BUCKET_ADD("b11") ", "
+	BUCKET_ADD("b12") ", " BUCKET_ADD("b13");
+#define SQL_ADD_FIRST_BUCKET 6   /* parameter number of b0 */
+
+/* Counts not yet written, one cell per route, method and status. Cells and their strings stay
+ * allocated across flushes (a flush zeroes the counts): the same few routes come back. */
+struct cell {
+	char *route, *method;
+	int status;
+	long long count;
+	double sum;
+	long long buckets[NBUCKETS];
 };
-_Static_assert(sizeof sql_record / sizeof sql_record[0] == NBUCKETS, "one statement per bucket");
+
+static struct {
+	struct cell cells[PB_METRICS_BATCH_CELLS];
+	size_t ncells;
+	long long pending;          /* requests counted since the last flush */
+	struct timespec since;      /* when the first of them was counted */
+} batch;
+
+static void drop_cells(void)
+{
+	for (size_t i = 0; i < batch.ncells; i++) {
+		free(batch.cells[i].route);
+		free(batch.cells[i].method);
+	}
+	memset(batch.cells, 0, sizeof batch.cells);
+	batch.ncells = 0;
+}
+
+static struct cell *find_cell(const char *route, const char *method, int status)
+{
+	for (size_t i = 0; i < batch.ncells; i++) {
+		struct cell *c = &batch.cells[i];
+		if (c->status == status && !strcmp(c->route, route) && !strcmp(c->method, method))
+			return c;
+	}
+	return NULL;
+}
+
+static struct cell *new_cell(const char *route, const char *method, int status)
+{
+	if (batch.ncells == PB_METRICS_BATCH_CELLS)
+		return NULL;
+	struct cell *c = &batch.cells[batch.ncells];
+	c->route = xstrdup(route);
+	c->method = xstrdup(method);
+	if (!c->route || !c->method) {
+		free(c->route);
+		free(c->method);
+		memset(c, 0, sizeof *c);
+		return NULL;
+	}
+	c->status = status;
+	batch.ncells++;
+	return c;
+}
+
+int metrics_count(pb_db *db, const char *route, const char *method, int status, double seconds,
+		  char *err)
+{
+	struct cell *c = find_cell(route, method, status);
+	int rc = PB_OK;
+	if (!c && !(c = new_cell(route, method, status))) {
+		/* a full table (or no memory): write what waits, start over with fresh cells */
+		if ((rc = metrics_flush(db, err)))
+			return rc;
+		drop_cells();
+		if (!(c = new_cell(route, method, status)))
+			return pb_err(err, PB_ENOMEM, "out of memory");
+	}
+	if (batch.pending++ == 0)
+		clock_gettime(CLOCK_MONOTONIC, &batch.since);
+	c->count++;
+	c->sum += seconds;
+	c->buckets[bucket_of(seconds)]++;
+	return rc;
+}
+
+bool metrics_pending(void)
+{
+	return batch.pending > 0;
+}
+
+bool metrics_due(void)
+{
+	struct timespec now;
+	if (batch.pending == 0)
+		return false;
+	if (batch.pending >= PB_METRICS_FLUSH_REQUESTS)
+		return true;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	long long ms = (long long)(now.tv_sec - batch.since.tv_sec) * 1000 +
+		       (now.tv_nsec - batch.since.tv_nsec) / 1000000;
+	return ms >= PB_METRICS_FLUSH_MS;
+}
+
+int metrics_flush(pb_db *db, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	if (batch.pending == 0)
+		return PB_OK;
+	if ((rc = db_begin(db, err)))
+		return rc;
+	for (size_t i = 0; i < batch.ncells; i++) {
+		const struct cell *c = &batch.cells[i];
+		if (!c->count)
+			continue;
+		if ((rc = db_prepare(db, sql_add, &st, err)) || (rc = db_bind_text(st, 1, c->route, err)) ||
+		    (rc = db_bind_text(st, 2, c->method, err)))
+			goto out;
+		sqlite3_bind_int(st, 3, c->status);
+		sqlite3_bind_int64(st, 4, c->count);
+		sqlite3_bind_double(st, 5, c->sum);
+		for (int b = 0; b < NBUCKETS; b++)
+			sqlite3_bind_int64(st, SQL_ADD_FIRST_BUCKET + b, c->buckets[b]);
+		if ((rc = db_exec(db, st, err)))
+			goto out;
+		db_done(st);
+		st = NULL;
+	}
+	if ((rc = db_commit(db, err)))
+		goto out;
+	/* written: the counts start again from zero; on failure they wait for the next flush */
+	for (size_t i = 0; i < batch.ncells; i++) {
+		struct cell *c = &batch.cells[i];
+		c->count = 0;
+		c->sum = 0;
+		memset(c->buckets, 0, sizeof c->buckets);
+	}
+	batch.pending = 0;
+out:
+	db_done(st);
+	if (rc)
+		db_rollback(db);
+	return rc;
+}
+
+void metrics_forget(void)
+{
+	drop_cells();
+	batch.pending = 0;
+}
 
 int metrics_record(pb_db *db, const char *route, const char *method, int status, double seconds,
 		   char *err)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = db_prepare(db, sql_record[bucket_of(seconds)], &st, err);
-	if (rc || (rc = db_bind_text(st, 1, route, err)) || (rc = db_bind_text(st, 2, method, err)))
-		goto out;
-	sqlite3_bind_int(st, 3, status);
-	sqlite3_bind_double(st, 4, seconds);
-	rc = db_exec(db, st, err);
-out:
-	db_done(st);
-	return rc;
+	int rc = metrics_count(db, route, method, status, seconds, err);
+	return rc ? rc : metrics_flush(db, err);
 }
 
 /* Label values: backslash, double quote and newline escaped (exposition format). */

@@ -27,6 +27,8 @@ enum route_flags {
 	ROUTE_READ_ONLY = 1u << 3,            /* the handler only reads: identity lookup and handler share
 	                                         one read transaction (one snapshot, file locks taken once);
 	                                         it must not call db_begin() */
+	ROUTE_METRICS_FLUSH = 1u << 4,        /* before the handler, write this process's batched request
+	                                         counts (runtime/metrics.h): the route shows them */
 };
 
 #define ROUTE_BODY_CONFIG ((size_t)-1)   /* body limit = PBIPORT_MAX_BODY */
