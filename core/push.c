@@ -1735,6 +1735,7 @@ typedef struct send_ctx {
 	long retention_cap;
 	volatile int *stop;
 	long requests, throttled;
+	int64_t defer_ms;       /* set with PB_ELIMIT: the limiter asks for a wait too long to sleep through */
 } send_ctx;
 
 static int send_chunk(send_ctx *sc, const char *rows_json, size_t len, long nrows, bool wait, bool *refused, char *err)
@@ -1758,6 +1759,13 @@ static int send_chunk(send_ctx *sc, const char *rows_json, size_t len, long nrow
 				*refused = true;
 				break;
 			}
+			if (wait_ms > PB_PUSH_WAIT_INLINE_MS) {
+				/* an hour-long wait frees the worker: the job comes back when it fits */
+				sc->defer_ms = wait_ms;
+				rc = pb_err(err, PB_ELIMIT, "waiting %lld s for Power BI's push rate limit",
+					    (long long)(wait_ms / 1000));
+				break;
+			}
 			pb_sleep_interruptible(wait_ms, sc->stop);
 			if (sc->stop && *sc->stop) {
 				rc = pb_err(err, PB_EIO, "stopped while waiting for the push rate limit");
@@ -1773,6 +1781,12 @@ static int send_chunk(send_ctx *sc, const char *rows_json, size_t len, long nrow
 			sc->throttled += sc->api->last.attempts - (rc ? 0 : 1);
 		char rerr[PB_ERR_MAX];
 		int rrc = push_rate_release(sc->db, ticket, !throttled, rerr);
+		if (throttled && !wait && !rrc) {
+			/* the answer-at-once path does not wait out Power BI: the job will */
+			*refused = true;
+			rc = 0;
+			break;
+		}
 		if (!rc && !rrc)
 			rc = table_rows_add(sc->db, sc->d->id, sc->table, nrows, sc->retention_cap, false, err);
 		if (!rc && rrc)
@@ -1889,6 +1903,7 @@ int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, co
 	pbi_session s = { 0 };
 	bool have_session = false, refused = false;
 	spool sp = { .db = db };
+	long requests_before = 0, throttled_before = 0;
 	push_format fmt;
 	char *buf = NULL;
 	int rc;
@@ -1944,7 +1959,18 @@ int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, co
 		if (*reply)
 			goto out;
 		sc.api = &s.api;
+		/* a 429 here is not waited out in the web request: msapi gives up soon and the job waits */
+		s.api.wait_budget_ms = 2000;
 		rc = send_chunk(&sc, sp.first, sp.first_len, (long)sp.first_rows, false, &refused, err);
+		if (rc && s.api.last.outcome_unknown) {
+			char msg[PB_ERR_MAX];
+			xsnprintf(msg, sizeof msg,
+				  "the connection to Power BI dropped after the rows were sent: they may or may not have "
+				  "been added (%s)",
+				  err);
+			rc = error_reply(status, reply, 502, "outcome_unknown", msg, err);
+			goto out;
+		}
 		if (rc) {
 			rc = upstream_reply(&s.api, pbi_session_code(&s), rc, status, reply, err);
 			goto out;
@@ -1956,14 +1982,17 @@ int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, co
 			rc = *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
 			goto out;
 		}
+		requests_before = sc.requests;
+		throttled_before = sc.throttled;
 		if ((rc = spool_first(&sp, err)))
 			goto out;
 	}
-	/* the rest runs as a job: the chunks wait in push_chunks */
+	/* the rest runs as a job: the chunks wait in push_chunks (with the calls already made) */
 	char job_id[PB_ID_BUF], key[64], url[80];
 	bool existing = false;
-	json_t *input = json_pack("{s:s, s:s, s:s, s:I}", "upload_id", sp.upload_id, "dataset_id", d->id, "table", t->name,
-				  "rows", (json_int_t)total);
+	json_t *input = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "upload_id", sp.upload_id, "dataset_id", d->id, "table",
+				  t->name, "rows", (json_int_t)total, "requests_before", (json_int_t)requests_before,
+				  "throttled_before", (json_int_t)throttled_before);
 	char *text = input ? json_dumps(input, JSON_COMPACT) : NULL;
 	json_decref(input);
 	if (!text) {
@@ -1972,7 +2001,7 @@ int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, co
 	}
 	xsnprintf(key, sizeof key, "push:%s", sp.upload_id);
 	pb_job_spec spec = { .kind = "push_rows", .org_id = who->org_id, .user_id = who->user_id, .input = text,
-			     .idempotency_key = key };
+			     .idempotency_key = key, .max_attempts = PB_PUSH_JOB_ATTEMPTS };
 	rc = jobs_submit(db, &spec, job_id, &existing, err);
 	free(text);
 	if (rc)
@@ -2050,8 +2079,9 @@ int push_rows_job(pb_job_ctx *ctx)
 	}
 	/* counts survive a restart in the checkpoint; sent chunks are gone from push_chunks */
 	send_ctx sc = { .db = ctx->db, .table = table, .stop = ctx->stop };
-	sc.requests = (long)json_integer_value(json_object_get(ctx->checkpoint, "requests"));
-	sc.throttled = (long)json_integer_value(json_object_get(ctx->checkpoint, "throttled"));
+	json_t *cp_req = json_object_get(ctx->checkpoint, "requests"), *cp_thr = json_object_get(ctx->checkpoint, "throttled");
+	sc.requests = (long)json_integer_value(cp_req ? cp_req : json_object_get(in, "requests_before"));
+	sc.throttled = (long)json_integer_value(cp_thr ? cp_thr : json_object_get(in, "throttled_before"));
 	long accepted = (long)json_integer_value(json_object_get(ctx->checkpoint, "rows_accepted"));
 	long total = (long)json_integer_value(json_object_get(in, "rows"));
 	if ((rc = ds_get(ctx->db, NULL, ds_id, &d, ctx->err))) {
@@ -2098,7 +2128,10 @@ int push_rows_job(pb_job_ctx *ctx)
 			goto out;
 		}
 		if ((rc = send_chunk(&sc, rows, len, nrows, true, NULL, ctx->err))) {
-			if (s.api.last.outcome_unknown)
+			if (rc == PB_ELIMIT && sc.defer_ms)
+				rc = job_retry_later(ctx, (long)sc.defer_ms, "rate_limited", "%s (%ld of %ld rows sent)", ctx->err,
+						     accepted, total);
+			else if (s.api.last.outcome_unknown)
 				rc = job_fail(ctx, "outcome_unknown",
 					      "rows %ld to %ld: the connection dropped after sending; Power BI may or may not "
 					      "have added them (%ld rows accepted before): %s",

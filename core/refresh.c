@@ -241,7 +241,10 @@ int refresh_submit(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 		return rc == PB_EINVAL ? error_reply(status, reply, 400, "bad_request", err, err) : rc;
 	if ((rc = refresh_resolve(db, org_id, ref, &t, err)))
 		return rc == PB_ENOTFOUND ? error_reply(status, reply, 404, "not_found", err, err) : rc;
-	if ((rc = choose_auth(db, org_id, &t, user_id, &auth, &auth_user, err)))
+	/* a person asking for a published model must be its publisher; schedules and events
+	 * act for the publisher (the job still belongs to whoever sent the event) */
+	const char *asker = trigger && !strcmp(trigger, "manual") ? user_id : NULL;
+	if ((rc = choose_auth(db, org_id, &t, asker, &auth, &auth_user, err)))
 		return rc == PB_EINVAL ? error_reply(status, reply, 400, "no_credentials", err, err) : rc;
 	const json_t *notify = body ? json_object_get(body, "notifyOption") : NULL;
 	json_t *input = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:I, s:s, s:s?}", "model_ref", t.model_ref,
@@ -864,8 +867,8 @@ out:
 	return rc;
 }
 
-int refresh_events(pb_db *db, const pb_config *cfg, const char *org_id, const json_t *body, int *status, json_t **reply,
-		   char *err)
+int refresh_events(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const json_t *body,
+		   int *status, json_t **reply, char *err)
 {
 	static const char *const event_keys[] = { "type", "data_product_id", NULL };
 	static const char *const batch_keys[] = { "events", NULL };
@@ -941,7 +944,7 @@ int refresh_events(pb_db *db, const pb_config *cfg, const char *org_id, const js
 		}
 		int st = 0;
 		json_t *one = NULL;
-		if ((rc = refresh_submit(db, cfg, org_id, NULL, t.model_ref, NULL, "event", &st, &one, err)))
+		if ((rc = refresh_submit(db, cfg, org_id, user_id, t.model_ref, NULL, "event", &st, &one, err)))
 			goto out;
 		if (st == 202)
 			json_array_append_new(jobs, one);

@@ -58,8 +58,9 @@ int refresh_resolve(pb_db *db, const char *org_id, const char *ref, refresh_targ
  * effectiveDate, timeout) plus pbiport's "wait_timeout". PB_EINVAL with a message. */
 int refresh_options_check(const struct json_t *body, char *err);
 
-/* Queues a refresh of ref (trigger "manual", "schedule" or "event"; user_id the person
- * asking, NULL for schedules and events). *status: 202 with {job_id, status_url, model_ref,
+/* Queues a refresh of ref (trigger "manual", "schedule" or "event"). user_id: the person
+ * asking (NULL for schedules); the job belongs to them. Only a "manual" request is checked
+ * against a published model's publisher; schedules and events act for the publisher. *status: 202 with {job_id, status_url, model_ref,
  * joined}, or 400/404 with an error body in *reply. */
 int refresh_submit(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *ref,
 		   const struct json_t *body, const char *trigger, int *status, struct json_t **reply, char *err);
@@ -78,10 +79,10 @@ int refresh_schedule_get(pb_db *db, const char *org_id, const char *ref, int *st
 
 /* POST /api/events: {"type":"data_product.updated","data_product_id":...} or
  * {"events":[...]}: refreshes every semantic model downstream of the data products in the
- * lineage graph, once each. *reply {"jobs":[{job_id, model_ref, name, joined}],
+ * lineage graph, once each; the jobs belong to user_id. *reply {"jobs":[{job_id, model_ref, name, joined}],
  * "skipped":[{model_ref, reason}]}, *status 202 (400/404 with an error body). */
-int refresh_events(pb_db *db, const pb_config *cfg, const char *org_id, const struct json_t *body, int *status,
-		   struct json_t **reply, char *err);
+int refresh_events(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
+		   const struct json_t *body, int *status, struct json_t **reply, char *err);
 
 /* The "refresh" job kind. */
 int refresh_job(pb_job_ctx *ctx);

@@ -19,7 +19,7 @@ int events_post_handler(struct req *r)
 		return req_reply_error(r, 403, "forbidden", "events come from org owners or from API tokens");
 	if (json_body_parse(r->body, r->body_len, 0, &body, r->err))
 		return req_reply_error(r, 400, "bad_request", "request body: %s", r->err);
-	rc = refresh_events(r->db, r->cfg, r->who.org_id, body, &status, &reply, r->err);
+	rc = refresh_events(r->db, r->cfg, r->who.org_id, r->who.user_id, body, &status, &reply, r->err);
 	json_decref(body);
 	if (rc) {
 		json_decref(reply);

@@ -138,5 +138,7 @@
 #define PB_PUSH_RATE_MARGIN_MS  1000                  /* added to limiter waits: clocks differ */
 #define PB_PUSH_THROTTLE_ROUNDS 50                    /* 429 answers one chunk may get before the job retries later */
 #define PB_PUSH_INFLIGHT_STALE_MS 120000              /* an in-flight request older than this is over */
+#define PB_PUSH_WAIT_INLINE_MS  120000                /* longer limiter waits put the push job back in the queue */
+#define PB_PUSH_JOB_ATTEMPTS    50                    /* tries of one push job (each long wait uses one) */
 
 #endif

@@ -265,6 +265,19 @@ class PushDatasets(PushBase):
         self.assertEqual(job["result"]["requests"], 2 + 4)   # every POST made, the 429s included
         self.assertEqual(job["result"]["throttled"], 4)
         self.assertEqual(self.rows_in(ds["powerbi_id"]), 15000)
+        # a small body is not held in the web request through a storm: it becomes a job
+        self.emu.control("POST", "faults", {"path_prefix": "/powerbi/v1.0/myorg/groups/%s/datasets/%s/tables" % (
+            WS, ds["powerbi_id"]), "burst_429": {"count": 5, "retry_after": 1}})
+        try:
+            status, _, small = self.call("POST", path, body=[{"id": 1}, {"id": 2}])
+            self.assertEqual(status, 202, small)
+            self.worker_once()
+        finally:
+            self.emu.control("DELETE", "faults")
+        res = self.job(small["job_id"])["result"]
+        self.assertEqual(res["rows_accepted"], 2)
+        self.assertEqual((res["requests"], res["throttled"]), (6, 5), res)   # counted across both tries
+        self.assertEqual(self.rows_in(ds["powerbi_id"]), 15002)
 
 
 class PushRateLimits(PushBase):
