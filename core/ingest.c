@@ -7,7 +7,6 @@
 #include <lua.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/asset_products.h"
 #include "core/assets.h"
@@ -789,8 +788,10 @@ static int stage_scan(ingest_run *r, long batch, const char *ids_json, const jso
 			goto out;
 		for (size_t d = 0; d < w->ndatasets; d++) {
 			const scan_dataset *ds = &w->datasets[d];
-			if (!ds->id || (rc = filter_allows(&r->filter, "semantic_model", ds->name, w->name, ds->id, &ok, err)))
-				goto next_ds;
+			if (!ds->id)
+				continue;
+			if ((rc = filter_allows(&r->filter, "semantic_model", ds->name, w->name, ds->id, &ok, err)))
+				goto out;
 			if (!ok)
 				continue;
 			json_t *md = model_details(r, w, ds, raw_dataset(raw, w->id, ds->id));
@@ -813,9 +814,6 @@ static int stage_scan(ingest_run *r, long batch, const char *ids_json, const jso
 				}
 				used[nused++] = ds->datasource_ids[k];
 			}
-next_ds:
-			if (rc)
-				goto out;
 		}
 		for (size_t k = 0; k < w->nreports; k++) {
 			const scan_report *rp = &w->reports[k];
@@ -1622,9 +1620,11 @@ static int doctor_scan(msapi *api, char **ids, size_t n, scan_result *res, json_
 	return rc;
 }
 
-int ingest_doctor(const char *tenant_id, const char *client_id, const char *client_secret, json_t **report,
-		  char *err)
+int ingest_doctor(pb_db *db, const char *tenant_id, const char *client_id, const char *client_secret,
+		  json_t **report, char *err)
 {
+	bool granted = false;
+	long wait_ms = 0;
 	pbi_session s = { 0 };
 	char code[PBI_CODE_MAX] = "", msg[PB_ERR_MAX + 128], sub[PB_ERR_MAX];
 	msapi_items groups = { 0 };
@@ -1684,6 +1684,14 @@ int ingest_doctor(const char *tenant_id, const char *client_id, const char *clie
 		if (n == 0) {
 			add_check(checks, "detailed_metadata", -1, "not checked: the tenant has no workspaces", FIX_METADATA);
 			add_check(checks, "mashup_expressions", -1, "not checked: the tenant has no workspaces", FIX_EXPRESSIONS);
+		} else if ((rc = budget_take(db, tenant_id, env_long("PBIPORT_SCAN_BUDGET_PER_HOUR", PB_SCAN_GETINFO_PER_HOUR,
+								     1, 100000), &granted, &wait_ms, err))) {
+			goto out;
+		} else if (!granted) {
+			xsnprintf(msg, sizeof msg, "not checked: the tenant's scan budget for this hour is used up (again in "
+				  "%ld s)", wait_ms / 1000);
+			add_check(checks, "detailed_metadata", -1, msg, FIX_METADATA);
+			add_check(checks, "mashup_expressions", -1, msg, FIX_EXPRESSIONS);
 		} else if (doctor_scan(&s.api, ids, n, &res, &raw, sub)) {
 			xsnprintf(msg, sizeof msg, "not checked: the test scan failed (%s)", sub);
 			add_check(checks, "detailed_metadata", -1, msg, FIX_METADATA);

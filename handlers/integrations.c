@@ -166,7 +166,7 @@ int integration_runs_list_handler(struct req *r)
 static int doctor_reply(struct req *r, const char *tenant, const char *client, const char *secret)
 {
 	json_t *report = NULL;
-	int rc = ingest_doctor(tenant, client, secret, &report, r->err);
+	int rc = ingest_doctor(r->db, tenant, client, secret, &report, r->err);
 	if (rc == PB_EIO)
 		return req_reply_error(r, 502, "unavailable", "%s", r->err);
 	return rc ? rc : req_reply_json_new(r, 200, report);
