@@ -576,6 +576,24 @@ class ImportFromPowerBI(harness.StackTestCase):
         status, again = self.call("GET", "/api/lineage?node=%s&depth=6" % product["id"], user="bob")
         self.assertEqual(len(again["edges"]), len(graph["edges"]))
 
+    def test_lineage_of_a_model_pbiport_published(self):
+        """A consumer data product that publish recorded for a model (contract id
+        powerbi:semanticModel:<model id>) links to the imported model."""
+        model_id = "33333333-0000-4000-8000-000000000000"   # "EU Orders"
+        contract = ("apiVersion: v3.0.2\nkind: DataContract\nid: powerbi:semanticModel:%s\nname: EU Orders\n"
+                    "version: 1.0.0\nstatus: active\nservers:\n  - server: powerbi\n    type: powerbi\n"
+                    "schema:\n  - name: Facts\n    properties:\n      - name: Id\n        logicalType: integer\n"
+                    % model_id)
+        status, _, product = self.stack.import_contract(contract, token="alice")
+        self.assertIn(status, (200, 201), product)
+        integ = self.create(filters={"workspaces": {"include": ["Sales EU"]}})
+        self.assertEqual(self.run_to_end(integ["id"])["state"], "succeeded")
+        status, graph = self.call("GET", "/api/lineage?node=%s&depth=2" % product["id"], user="bob")
+        self.assertEqual(status, 200, graph)
+        models = [n for n in graph["nodes"] if n["type"] == "semantic_model"]
+        self.assertEqual([m["name"] for m in models], ["EU Orders"], graph)
+        self.assertIn({"from": product["id"], "to": models[0]["id"]}, graph["edges"])
+
 
 if __name__ == "__main__":
     harness.main()
