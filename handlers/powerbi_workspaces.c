@@ -43,10 +43,33 @@ static json_t *item_json(const msapi_item *it)
 	return json_pack("{s:s?, s:s?, s:s?}", "id", it->id, "name", it->name, "type", it->type);
 }
 
+/* Fabric's workspace list does not say the caller's role, but filters by it: ask for
+ * the writing roles, highest first; every other workspace listed is one the caller only
+ * views. roles[i] is borrowed from the table below. */
+static int workspace_roles(struct req *r, pbi_session *s, const msapi_items *ws, const char **roles)
+{
+	static const char *const writing[] = { "Admin", "Member", "Contributor" };
+	for (size_t i = 0; i < ws->n; i++)
+		roles[i] = "Viewer";
+	for (size_t k = sizeof writing / sizeof writing[0]; k-- > 0;) {
+		msapi_items in_role = { 0 };
+		int rc = fabric_list_workspaces_in_role(&s->api, writing[k], &in_role, r->err);
+		for (size_t j = 0; !rc && j < in_role.n; j++)
+			for (size_t i = 0; i < ws->n; i++)
+				if (in_role.v[j].id && ws->v[i].id && !strcmp(in_role.v[j].id, ws->v[i].id))
+					roles[i] = writing[k];   /* lower roles were set first: highest wins */
+		msapi_items_release(&in_role);
+		if (rc)
+			return rc;
+	}
+	return PB_OK;
+}
+
 int powerbi_workspaces_get(struct req *r)
 {
 	pbi_session s;
 	msapi_items ws = { 0 };
+	const char **roles = NULL;
 	int rc;
 	if (open_session(r, &s, &rc))
 		return rc;
@@ -54,12 +77,24 @@ int powerbi_workspaces_get(struct req *r)
 		rc = call_failed(r, &s);
 		goto out;
 	}
+	roles = calloc(ws.n + 1, sizeof *roles);
+	if (!roles) {
+		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = workspace_roles(r, &s, &ws, roles))) {
+		rc = call_failed(r, &s);
+		goto out;
+	}
 	json_t *list = json_array();
 	for (size_t i = 0; list && i < ws.n; i++) {
 		json_t *one = item_json(&ws.v[i]);
-		/* Fabric's list does not say the caller's role; null = unknown (a publish into a
-		 * workspace without write access fails with no_write_role). */
-		if (!one || json_object_set_new(one, "role", json_null()) || json_array_append_new(list, one)) {
+		/* writable: the modal greys out workspaces the caller cannot publish into */
+		bool ok = one && !json_object_set_new(one, "role", json_string(roles[i])) &&
+			  !json_object_set_new(one, "writable", json_boolean(strcmp(roles[i], "Viewer") != 0));
+		if (!ok)
+			json_decref(one);
+		if (!ok || json_array_append_new(list, one)) {   /* append_new frees one on failure */
 			json_decref(list);
 			list = NULL;
 		}
@@ -67,6 +102,7 @@ int powerbi_workspaces_get(struct req *r)
 	rc = list ? req_reply_json_new(r, 200, json_pack("{s:o}", "workspaces", list))
 		  : pb_err(r->err, PB_ENOMEM, "out of memory");
 out:
+	free(roles);
 	msapi_items_release(&ws);
 	pbi_session_release(&s);
 	return rc;

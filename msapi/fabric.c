@@ -31,6 +31,18 @@ int fabric_list_workspaces(msapi *c, msapi_items *out, char *err)
 	return msapi_list_items(c, MSAPI_FABRIC, "/v1/workspaces", "list workspaces", out, err);
 }
 
+int fabric_list_workspaces_in_role(msapi *c, const char *role, msapi_items *out, char *err)
+{
+	out->v = NULL;
+	out->n = 0;
+	char *path = NULL;
+	int rc = msapi_path(&path, err, "/v1/workspaces?roles=%s", role);
+	if (!rc)
+		rc = msapi_list_items(c, MSAPI_FABRIC, path, "list workspaces by role", out, err);
+	free(path);
+	return rc;
+}
+
 int fabric_list_semantic_models(msapi *c, const char *ws, msapi_items *out, char *err)
 {
 	out->v = NULL;

@@ -29,6 +29,9 @@ void fabric_definition_release(fabric_definition *d);
 
 /* GET /v1/workspaces (all pages). item: id, name (displayName), type. */
 int fabric_list_workspaces(msapi *c, msapi_items *out, char *err);
+/* The caller's workspaces in which they hold `role` (Admin, Member, Contributor or Viewer):
+ * Fabric's list does not say the role, only filters by it. out as above. */
+int fabric_list_workspaces_in_role(msapi *c, const char *role, msapi_items *out, char *err);
 /* GET /v1/workspaces/{ws}/semanticModels (all pages). */
 int fabric_list_semantic_models(msapi *c, const char *ws, msapi_items *out, char *err);
 int fabric_get_semantic_model(msapi *c, const char *ws, const char *id, msapi_item *out, char *err);

@@ -339,6 +339,12 @@ class Publish(harness.StackTestCase):
         self.assertEqual(status, 200, doc)
         names = {w["name"] for w in doc["workspaces"]}
         self.assertTrue({"Sales Analytics", "Finance", "Marketing", "Data Platform"} <= names, names)
+        # the caller's role in each, so the modal can grey out read-only ones
+        roles = {w["id"]: (w["role"], w["writable"]) for w in doc["workspaces"]}
+        self.assertEqual(roles[WS_ADMIN], ("Admin", True))
+        self.assertEqual(roles[WS_MEMBER], ("Member", True))
+        self.assertEqual(roles[WS_CONTRIB], ("Contributor", True))
+        self.assertEqual(roles[WS_VIEWER], ("Viewer", False))
         self.assertError(self.stack.json("GET", "/api/powerbi/workspaces", token="bob"), 409, "not_connected")
 
     def test_11_not_connected_user_fails_clearly(self):
