@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "core/connections.h"
 #include "core/powerbi_settings.h"
+#include "core/publish.h"
 #include "runtime/config.h"
 #include "runtime/crypto.h"
 #include "runtime/db.h"
@@ -28,6 +29,7 @@ static const struct {
 } stores[] = {
 	{ "Power BI settings client secrets", rotate_settings },
 	{ "Power BI connection tokens and sign-in verifiers", rotate_connections },
+	{ "credentials of unfinished publish jobs", publish_reseal_credentials },
 };
 
 int cmd_rotate_keys(int argc, char **argv)

@@ -791,3 +791,8 @@ out:
 	json_decref(r.in);
 	return rc;
 }
+
+int publish_reseal_credentials(pb_db *db, const pb_config *cfg, size_t *resealed, char *err)
+{
+	return jobs_reseal_private(db, cfg->encryption_keys, "publish", SEAL_CONTEXT, resealed, err);
+}

@@ -69,4 +69,7 @@ int publish_submit(pb_db *db, const pb_config *cfg, const char *org_id, const ch
  * workspace_not_found, port_gone, feature_disabled, powerbi_error. */
 int publish_job(pb_job_ctx *ctx);
 
+/* pbiport rotate-keys: re-seals the credentials typed into unfinished publish jobs. */
+int publish_reseal_credentials(pb_db *db, const pb_config *cfg, size_t *resealed, char *err);
+
 #endif

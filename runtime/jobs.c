@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/crypto.h"
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
 
@@ -384,4 +385,58 @@ int jobs_count_by_state(pb_db *db, long counts[4], char *err)
 	}
 	db_done(st);
 	return rc;
+}
+
+int jobs_reseal_private(pb_db *db, const struct pb_keyring *kr, const char *kind, const char *context,
+			size_t *resealed, char *err)
+{
+	sqlite3_stmt *sel = NULL, *upd = NULL;
+	size_t n = 0;
+	int rc = db_begin(db, err);
+	if (rc)
+		return rc;
+	if ((rc = db_prepare(db,
+			     "SELECT id, private_input FROM jobs WHERE kind = ? AND private_input IS NOT NULL "
+			     "AND state IN ('queued', 'running')",
+			     &sel, err)) ||
+	    (rc = db_bind_text(sel, 1, kind, err)))
+		goto out;
+	for (;;) {
+		int row = db_row(db, sel, err);
+		if (row <= 0) {
+			rc = row;
+			break;
+		}
+		const char *sealed = db_col_text(sel, 1);
+		if (!pb_sealed_needs_rotation(kr, sealed))
+			continue;
+		char *plain = NULL, *fresh = NULL;
+		size_t len = 0;
+		char id[PB_ID_BUF];
+		copy_fixed(id, sizeof id, db_col_text(sel, 0));
+		if ((rc = pb_open(kr, sealed, context, &plain, &len, err)) ||
+		    (rc = pb_seal(kr, plain, len, context, &fresh, err))) {
+			pb_secret_free(plain, len);
+			break;
+		}
+		pb_secret_free(plain, len);
+		if (!(rc = db_prepare(db, "UPDATE jobs SET private_input = ? WHERE id = ?", &upd, err)) &&
+		    !(rc = db_bind_text(upd, 1, fresh, err)) && !(rc = db_bind_text(upd, 2, id, err)))
+			rc = db_exec(db, upd, err);
+		db_done(upd);
+		upd = NULL;
+		free(fresh);
+		if (rc)
+			break;
+		n++;
+	}
+out:
+	db_done(sel);
+	if (rc) {
+		db_rollback(db);
+		return rc;
+	}
+	if (resealed)
+		*resealed = n;
+	return db_commit(db, err);
 }

@@ -87,6 +87,13 @@ int jobs_finish(pb_db *db, const char *id, const char *worker, bool ok, const ch
 int jobs_retry(pb_db *db, const char *id, const char *worker, long delay_ms, const char *code,
 	       const char *message, bool *gave_up, char *err);
 
+struct pb_keyring;
+/* Re-seals, with the ring's first key, the private input of every unfinished job of
+ * `kind` that an older key sealed (pbiport rotate-keys). context is the one the kind
+ * sealed with. *resealed (may be NULL) counts them. */
+int jobs_reseal_private(pb_db *db, const struct pb_keyring *kr, const char *kind, const char *context,
+			size_t *resealed, char *err);
+
 /* Number of jobs in each state, for /metrics: counts[0..3] = queued, running,
  * succeeded, failed. */
 int jobs_count_by_state(pb_db *db, long counts[4], char *err);

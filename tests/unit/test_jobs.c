@@ -14,6 +14,7 @@
 
 #include "core/identity.h"
 #include "core/worker.h"
+#include "runtime/crypto.h"
 #include "runtime/db.h"
 #include "runtime/jobs.h"
 #include "runtime/timeutil.h"
@@ -212,6 +213,42 @@ static void worker_runs_retries_and_fails_with_message(void **state)
 	assert_int_equal(counts[0] + counts[1], 0);
 }
 
+static void reseal_moves_private_input_to_the_new_key(void **state)
+{
+	(void)state;
+	static const char *const key_a = "1111111111111111111111111111111111111111111111111111111111111111";
+	static const char *const key_b = "2222222222222222222222222222222222222222222222222222222222222222";
+	char ring_ba[200], err[PB_ERR_MAX], id[PB_ID_BUF];
+	pb_keyring *old_ring = NULL, *both = NULL, *new_only = NULL;
+	char *sealed = NULL, *plain = NULL;
+	size_t len = 0, n = 0;
+	bool existing;
+	drain();
+	xsnprintf(ring_ba, sizeof ring_ba, "%s,%s", key_b, key_a);
+	assert_int_equal(pb_keyring_parse(key_a, &old_ring, err), PB_OK);
+	assert_int_equal(pb_keyring_parse(ring_ba, &both, err), PB_OK);
+	assert_int_equal(pb_keyring_parse(key_b, &new_only, err), PB_OK);
+	assert_int_equal(pb_seal(old_ring, "{\"password\":\"s3cret\"}", 21, "ctx", &sealed, err), PB_OK);
+	submit("rotating", NULL, sealed, id, &existing);
+	assert_int_equal(jobs_reseal_private(db, both, "rotating", "ctx", &n, err), PB_OK);
+	assert_int_equal(n, 1);
+	pb_job *j = NULL;
+	assert_int_equal(jobs_get(db, id, &j, err), PB_OK);
+	assert_string_not_equal(j->private_input, sealed);
+	assert_int_equal(pb_open(new_only, j->private_input, "ctx", &plain, &len, err), PB_OK);
+	assert_string_equal(plain, "{\"password\":\"s3cret\"}");
+	/* already on the first key: nothing to do */
+	assert_int_equal(jobs_reseal_private(db, both, "rotating", "ctx", &n, err), PB_OK);
+	assert_int_equal(n, 0);
+	pb_secret_free(plain, len);
+	job_free(j);
+	free(sealed);
+	pb_keyring_free(old_ring);
+	pb_keyring_free(both);
+	pb_keyring_free(new_only);
+	drain();
+}
+
 static void time_text_round_trips(void **state)
 {
 	(void)state;
@@ -234,6 +271,7 @@ int main(void)
 		cmocka_unit_test(finish_erases_private_input_and_checks_lease),
 		cmocka_unit_test(expired_lease_is_reclaimed_then_given_up),
 		cmocka_unit_test(worker_runs_retries_and_fails_with_message),
+		cmocka_unit_test(reseal_moves_private_input_to_the_new_key),
 		cmocka_unit_test(time_text_round_trips),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
