@@ -1,5 +1,6 @@
 /* The call engine shared by every Microsoft client: URLs, retries, token refresh, paging,
  * long-running operations, item conversion. */
+#include "runtime/timeutil.h"
 #include "msapi/msapi.h"
 
 #include <stdarg.h>
@@ -690,14 +691,14 @@ int msapi_lro(msapi *c, int svc, msapi_reply *first, const char *what, json_t **
 		rc = pb_err(err, PB_EIO, "%s: the operation URL points at a host that is not Microsoft's", what);
 		goto out;
 	}
-	long long deadline = pb_now_ms() + c->lro_max_ms;
+	long long deadline = pb_mono_ms() + c->lro_max_ms;
 	long ra = pb_http_retry_after(&first->http);
 	const char *state = "NotStarted";
 	char last_state[32] = "NotStarted";
 	char poll_err[PB_ERR_MAX] = "";
 	for (;;) {
 		long delay = ra >= 0 ? ra * 1000 : c->poll_ms;
-		long long left = deadline - pb_now_ms();
+		long long left = deadline - pb_mono_ms();
 		if (left <= 0) {
 			rc = pb_err(err, PB_ELIMIT, "%s did not finish %s within %ld s (last state %s%s%s); it may still "
 				    "complete: check the workspace before trying again", msapi_svc_name(svc), what,
@@ -951,10 +952,10 @@ static int job_reply(void *ctx, size_t idx, pb_http_resp *resp, int rc, const ch
 	struct job_run *run = ctx;
 	msapi_job *j = &run->jobs[idx];
 	if (!j->slot_ms)
-		j->slot_ms = pb_now_ms() - (long long)(resp->seconds * 1000);
+		j->slot_ms = pb_mono_ms() - (long long)(resp->seconds * 1000);
 	int ret = job_step(run, idx, resp, rc, xerr, delay_ms, batch_err);
 	if (ret == PB_HTTP_DONE)
-		run->st->slot_seconds += (double)(pb_now_ms() - j->slot_ms) / 1000.0;
+		run->st->slot_seconds += (double)(pb_mono_ms() - j->slot_ms) / 1000.0;
 	return ret;
 }
 

@@ -1,3 +1,4 @@
+#include "runtime/timeutil.h"
 #include "msapi/scanner.h"
 
 #include <stdio.h>
@@ -232,7 +233,7 @@ static int scan_step(void *ctx, size_t idx, msapi_job *job, const pb_http_resp *
 			ret = pb_err(err, PB_ENOMEM, "out of memory");
 			break;
 		}
-		s->started_ms = pb_now_ms();
+		s->started_ms = pb_mono_ms();
 		if ((ret = next_phase(c, job, s, P_POLL, err)))
 			break;
 		*delay_ms = poll;
@@ -253,7 +254,7 @@ static int scan_step(void *ctx, size_t idx, msapi_job *job, const pb_http_resp *
 			pb_err(err, PB_EIO, "Power BI could not scan a batch of workspaces (scan %s): %s", s->scan_id,
 			       em ? em : "no reason given");
 			ret = MSAPI_JOB_FAILED;
-		} else if (pb_now_ms() - s->started_ms > c->lro_max_ms) {
+		} else if (pb_mono_ms() - s->started_ms > c->lro_max_ms) {
 			pb_err(err, PB_ELIMIT, "scan %s did not finish within %ld s", s->scan_id, c->lro_max_ms / 1000);
 			ret = MSAPI_JOB_FAILED;
 		} else {
@@ -286,7 +287,7 @@ int scanner_scan_all(msapi *c, const char *const *ids, size_t n, const scanner_o
 	if (!st)
 		st = &local;
 	memset(st, 0, sizeof *st);
-	long long t0 = pb_now_ms();
+	long long t0 = pb_mono_ms();
 	size_t nb = (n + PB_SCAN_BATCH_MAX - 1) / PB_SCAN_BATCH_MAX;
 	st->batches = nb;
 	int parallel = c->parallel > 0 && c->parallel < PB_SCAN_PARALLEL_MAX ? c->parallel : PB_SCAN_PARALLEL_MAX;
@@ -331,7 +332,7 @@ int scanner_scan_all(msapi *c, const char *const *ids, size_t n, const scanner_o
 		rc = pb_err(err, PB_EIO, "%zu of %zu workspace batches could not be scanned; first: %s", st->failed, nb,
 			    st->first_error);
 out:
-	st->wall_ms = pb_now_ms() - t0;
+	st->wall_ms = pb_mono_ms() - t0;
 	for (size_t b = 0; jobs && b < nb; b++)
 		msapi_job_release(&jobs[b]);
 	for (size_t b = 0; run.scans && b < nb; b++)

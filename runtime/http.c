@@ -1,4 +1,5 @@
 #include "runtime/http.h"
+#include "runtime/timeutil.h"
 
 #include <curl/curl.h>
 #include <openssl/err.h>
@@ -45,22 +46,6 @@ static CURLcode global_rc = CURLE_OK;
 static void global_init(void)
 {
 	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-long long pb_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void pb_sleep_ms(long ms)
-{
-	if (ms <= 0)
-		return;
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
 }
 
 static void share_lock(CURL *e, curl_lock_data data, curl_lock_access access, void *ud)
@@ -491,7 +476,7 @@ static int job_complete(pb_http *h, struct job *j, size_t idx, pb_http_req *reqs
 		return action;
 	if (action == PB_HTTP_AGAIN) {
 		j->state = J_WAIT;
-		j->ready_at = pb_now_ms() + (delay > 0 ? delay : 0);
+		j->ready_at = pb_mono_ms() + (delay > 0 ? delay : 0);
 		return 0;
 	}
 	j->state = J_DONE;
@@ -519,7 +504,7 @@ int pb_http_run_many(pb_http *h, pb_http_req *reqs, size_t n, int parallel,
 	int rc = PB_OK;
 	size_t next = 0, active = 0, done = 0, lo = 0;
 	while (done < n) {
-		long long now = pb_now_ms();
+		long long now = pb_mono_ms();
 		/* jobs end roughly in order: scan only from the oldest unfinished one */
 		while (lo < next && jobs[lo].state == J_DONE)
 			lo++;
@@ -578,7 +563,7 @@ int pb_http_run_many(pb_http *h, pb_http_req *reqs, size_t n, int parallel,
 			continue;
 		long wait = 1000;
 		if (soonest >= 0) {
-			long long d = soonest - pb_now_ms();
+			long long d = soonest - pb_mono_ms();
 			wait = d < 0 ? 0 : (d > 1000 ? 1000 : (long)d);
 		}
 		if (running)

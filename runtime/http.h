@@ -94,9 +94,5 @@ typedef int (*pb_http_done_fn)(void *ctx, size_t idx, pb_http_resp *resp, int rc
 int pb_http_run_many(pb_http *h, pb_http_req *reqs, size_t n, int parallel,
 		     pb_http_done_fn fn, void *ctx, char *err);
 
-/* Sleeps ms milliseconds (restarts after signals). */
-void pb_sleep_ms(long ms);
-/* Monotonic milliseconds. */
-long long pb_now_ms(void);
 
 #endif

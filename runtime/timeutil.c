@@ -80,3 +80,8 @@ void pb_sleep_interruptible(int64_t ms, volatile int *stop)
 		nanosleep(&ts, NULL);
 	}
 }
+
+void pb_sleep_ms(int64_t ms)
+{
+	pb_sleep_interruptible(ms, NULL);
+}

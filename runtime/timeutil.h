@@ -18,6 +18,8 @@ void pb_time_format(int64_t epoch_ms, char out[PB_TIME_BUF]);
 void pb_time_in(int64_t delta_ms, char out[PB_TIME_BUF]);
 /* Parses "YYYY-MM-DDTHH:MM:SS[.fff]Z" (also "+00:00"); PB_EINVAL otherwise. */
 int pb_time_parse(const char *text, int64_t *epoch_ms);
+/* Sleeps ms milliseconds (restarts after signals). */
+void pb_sleep_ms(int64_t ms);
 /* Sleeps ms milliseconds (restarts after signals until the time has passed,
  * unless *stop becomes non-zero; stop may be NULL). */
 void pb_sleep_interruptible(int64_t ms, volatile int *stop);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "runtime/timeutil.h"
 #include "msapi/entra.h"
 #include "msapi/fabric.h"
 #include "msapi/msapi.h"
@@ -99,23 +100,23 @@ int main(int argc, char **argv)
 	if ((rc = entra_client_credentials(&c, &app, NULL, &t, err)) || (rc = msapi_set_token(&c, t.access_token, err)))
 		goto out;
 
-	long long t0 = pb_now_ms();
+	long long t0 = pb_mono_ms();
 	msapi_items l;
 	if ((rc = fabric_list_workspaces(&c, &l, err)))
 		goto out;
-	printf("fabric_list_workspaces=%zu\nfabric_list_wall_s=%.2f\n", l.n, (double)(pb_now_ms() - t0) / 1000.0);
+	printf("fabric_list_workspaces=%zu\nfabric_list_wall_s=%.2f\n", l.n, (double)(pb_mono_ms() - t0) / 1000.0);
 	msapi_items_release(&l);
 
-	t0 = pb_now_ms();
+	t0 = pb_mono_ms();
 	if ((rc = powerbi_list_groups(&c, NULL, &l, err)))
 		goto out;
-	printf("powerbi_list_groups=%zu\npowerbi_list_wall_s=%.2f\n", l.n, (double)(pb_now_ms() - t0) / 1000.0);
+	printf("powerbi_list_groups=%zu\npowerbi_list_wall_s=%.2f\n", l.n, (double)(pb_mono_ms() - t0) / 1000.0);
 	msapi_items_release(&l);
 
-	t0 = pb_now_ms();
+	t0 = pb_mono_ms();
 	if ((rc = scanner_modified(&c, NULL, true, &ids, &nids, err)))
 		goto out;
-	printf("scanner_modified=%zu\nscanner_modified_wall_s=%.2f\n", nids, (double)(pb_now_ms() - t0) / 1000.0);
+	printf("scanner_modified=%zu\nscanner_modified_wall_s=%.2f\n", nids, (double)(pb_mono_ms() - t0) / 1000.0);
 	fflush(stdout);
 
 	if ((rc = scan(&c, ids, nids, parallel, "scan", err)))
