@@ -247,6 +247,11 @@ int refresh_submit(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 	if ((rc = choose_auth(db, org_id, &t, asker, &auth, &auth_user, err)))
 		return rc == PB_EINVAL ? error_reply(status, reply, 400, "no_credentials", err, err) : rc;
 	const json_t *notify = body ? json_object_get(body, "notifyOption") : NULL;
+	if (!strcmp(auth, "sp") && notify && strcmp(json_string_value(notify), "NoNotification"))
+		return error_reply(status, reply, 400, "bad_request",
+				   "a service principal refreshes this model, and Power BI sends service principals no "
+				   "mail: notifyOption must be NoNotification",
+				   err);
 	json_t *input = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:I, s:s, s:s?}", "model_ref", t.model_ref,
 				  "workspace_id", t.workspace_id, "dataset_id", t.dataset_id, "name", t.name, "auth", auth,
 				  "integration_id", t.integration_id[0] ? t.integration_id : NULL, "user_id", auth_user,
@@ -564,7 +569,8 @@ int refresh_job(pb_job_ctx *ctx)
 out:
 	if (rc && !ctx->transient) {
 		char uerr[PB_ERR_MAX];
-		run_update(ctx->db, ctx->job->id, request_id, "Failed", joined, NULL, NULL, ctx->err, uerr);
+		/* "Error": pbiport could not trigger or follow it (not Power BI's "Failed") */
+		run_update(ctx->db, ctx->job->id, request_id, "Error", joined, NULL, NULL, ctx->err, uerr);
 	}
 	powerbi_refreshes_release(h, n);
 	free(request_id);

@@ -22,7 +22,8 @@ CREATE TABLE refresh_runs (
     job_id        TEXT NOT NULL,
     trigger       TEXT NOT NULL CHECK (trigger IN ('manual', 'schedule', 'event')),
     request_id    TEXT,                       -- Power BI's id of the refresh, once known
-    status        TEXT NOT NULL,              -- queued, Unknown (running), Completed, Failed, Cancelled, Disabled
+    status        TEXT NOT NULL,              -- queued, Unknown (running), Completed, Failed, Cancelled, Disabled;
+                                              -- Error: pbiport could not trigger or follow it
     joined        INTEGER NOT NULL DEFAULT 0, -- 1: a refresh already running was followed
     start_time    TEXT,
     end_time      TEXT,

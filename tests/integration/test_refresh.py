@@ -269,6 +269,10 @@ class Refresh(harness.StackTestCase):
                                    body={"type": "Full", "objects": [{"table": "Sales"}]})
         self.assertEqual(status, 400, doc)
         self.assertIn("enhanced", doc["error"]["message"])
+        status, _, doc = self.call("POST", "/api/semantic-models/%s/refreshes" % self.models[SALES],
+                                   body={"notifyOption": "MailOnCompletion"})
+        self.assertEqual(status, 400, doc)
+        self.assertIn("NoNotification", doc["error"]["message"])
         status, _, doc = self.call("POST", "/api/semantic-models/nope/refreshes", body={})
         self.assertEqual(status, 404, doc)
         status, _, doc = self.call("POST", "/api/semantic-models/%s/refreshes" % self.models[SALES], user="carol",

@@ -200,6 +200,12 @@ static void resolve_and_credentials(void **state)
 	assert_true(json_is_true(json_object_get(again, "joined")));
 	json_decref(again);
 	json_decref(reply);
+	/* service principals get no mail from Power BI */
+	json_t *mail = parse("{\"notifyOption\":\"MailOnFailure\"}");
+	assert_int_equal(refresh_submit(db, &cfg, org_id, ben, "a1", mail, "manual", &status, &reply, err), 0);
+	assert_int_equal(status, 400);
+	json_decref(reply);
+	json_decref(mail);
 	/* an imported model goes with the integration's service principal */
 	assert_int_equal(refresh_submit(db, &cfg, org_id, ben, "a1", NULL, "manual", &status, &reply, err), 0);
 	assert_int_equal(status, 202);
