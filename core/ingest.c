@@ -1138,7 +1138,15 @@ static int scan_loop(ingest_run *r, scan_state *ss, char *err)
 			}
 			rc = fetch_batch(r, &rows[i], err);
 			if (rc == PB_ENOTFOUND || (rc == PB_EINVAL && r->api->last.status == 400)) {
-				/* results are kept 24 h: an expired one is scanned again */
+				/* results are kept 24 h: an expired one is scanned again (a few times) */
+				if (++rows[i].failures >= SCAN_FAILURES_MAX) {
+					char why[PB_ERR_MAX];
+					xsnprintf(why, sizeof why, "%s", err);
+					rc = pb_err(err, PB_EIO, "Power BI lost the result of batch %ld %d times: %s",
+						    rows[i].batch, rows[i].failures, why);
+					goto out;
+				}
+				rc = 0;
 				xsnprintf(rows[i].state, sizeof rows[i].state, "pending");
 				if ((rc = scan_set(r->db, r->run->id, rows[i].batch, NULL, "pending", err)))
 					goto out;
