@@ -732,7 +732,6 @@ static node *parse_bracket(parser *p, size_t pos)
 		accept(p, "?");
 		return mk(p, N_OTHER, pos);
 	}
-	size_t save = p->i;
 	const char *name = field_name(p);
 	if (!name)
 		return NULL;
@@ -748,7 +747,6 @@ static node *parse_bracket(parser *p, size_t pos)
 		set_kids(p, n, &kids, NULL);
 		return n;
 	}
-	(void)save;
 	for (;;) {
 		if (expect(p, "="))
 			return NULL;
