@@ -115,20 +115,7 @@ static int report_contract(const pb_asset *a, const pb_asset *model, const char 
 	return rc;
 }
 
-/* The catalog makes every imported contract a "source" product; these are Power BI ones.
- * (catalog.h has no typed import yet.) */
-static int set_type(pb_db *db, const char *org_id, const char *id, const char *type, char *err)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = db_prepare(db, "UPDATE data_products SET type = ? WHERE id = ? AND org_id = ?", &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, type, err)) && !(rc = db_bind_text(st, 2, id, err)) &&
-	    !(rc = db_bind_text(st, 3, org_id, err)))
-		rc = db_exec(db, st, err);
-	db_done(st);
-	return rc;
-}
-
-/* Imports text as the product's contract, unless the stored one is the same already. */
+/* Imports text as the product's contract, typed in the same transaction. */
 static int import_text(pb_db *db, const char *org_id, const char *text, const char *type, cat_product **out,
 		       bool *created, char *err)
 {
@@ -138,9 +125,7 @@ static int import_text(pb_db *db, const char *org_id, const char *text, const ch
 	*out = NULL;
 	*created = false;
 	if (!rc)
-		rc = catalog_import(db, org_id, c, text, strlen(text), &p, created, err);
-	if (!rc)
-		rc = set_type(db, org_id, p->id, type, err);
+		rc = catalog_import_typed(db, org_id, c, text, strlen(text), type, &p, created, err);
 	if (!rc)
 		rc = catalog_product_get(db, org_id, p->id, true, out, err);
 	catalog_product_free(p);

@@ -311,8 +311,9 @@ static void free_plan(struct port_plan *plan, size_t n)
 	free(plan);
 }
 
+/* type NULL: "source" for a new product, the stored type kept on update. */
 static int upsert_product(pb_db *db, const char *org_id, const pb_contract *c, const char *text, size_t len,
-			  const char *now, char id[PB_ID_BUF], bool *created, char *err)
+			  const char *type, const char *now, char id[PB_ID_BUF], bool *created, char *err)
 {
 	sqlite3_stmt *st;
 	int rc = db_prepare(db, "SELECT id FROM data_products WHERE org_id = ? AND contract_id = ?", &st, err);
@@ -334,9 +335,9 @@ static int upsert_product(pb_db *db, const char *org_id, const pb_contract *c, c
 				"contract_text, updated_at, id, org_id, contract_id, type, revision, created_at) "
 				"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)", &st, err);
 	else
-		rc = db_prepare(db, "UPDATE data_products SET name = ?, version = ?, status = ?, domain = ?, "
-				"description = ?, contract_text = ?, updated_at = ?, revision = revision + 1 "
-				"WHERE id = ?", &st, err);
+		rc = db_prepare(db, "UPDATE data_products SET name = ?1, version = ?2, status = ?3, domain = ?4, "
+				"description = ?5, contract_text = ?6, updated_at = ?7, type = COALESCE(?9, type), "
+				"revision = revision + 1 WHERE id = ?8", &st, err);
 	if (rc || (rc = db_bind_text(st, 1, c->name ? c->name : c->id, err)) ||
 	    (rc = db_bind_text(st, 2, c->version, err)) || (rc = db_bind_text(st, 3, c->status, err)) ||
 	    (rc = db_bind_text(st, 4, c->domain, err)) || (rc = db_bind_text(st, 5, c->description, err)))
@@ -348,8 +349,10 @@ static int upsert_product(pb_db *db, const char *org_id, const pb_contract *c, c
 	if ((rc = db_bind_text(st, 7, now, err)) || (rc = db_bind_text(st, 8, id, err)))
 		goto out;
 	if (*created && ((rc = db_bind_text(st, 9, org_id, err)) || (rc = db_bind_text(st, 10, c->id, err)) ||
-			 (rc = db_bind_text(st, 11, PRODUCT_TYPE_SOURCE, err)) ||
+			 (rc = db_bind_text(st, 11, type ? type : PRODUCT_TYPE_SOURCE, err)) ||
 			 (rc = db_bind_text(st, 12, now, err))))
+		goto out;
+	if (!*created && (rc = db_bind_text(st, 9, type, err)))
 		goto out;
 	rc = db_exec(db, st, err);
 out:
@@ -418,6 +421,12 @@ out:
 int catalog_import(pb_db *db, const char *org_id, const pb_contract *c, const char *text, size_t len,
 		   cat_product **out, bool *created, char *err)
 {
+	return catalog_import_typed(db, org_id, c, text, len, NULL, out, created, err);
+}
+
+int catalog_import_typed(pb_db *db, const char *org_id, const pb_contract *c, const char *text, size_t len,
+			 const char *type, cat_product **out, bool *created, char *err)
+{
 	struct port_plan *plan = NULL;
 	char id[PB_ID_BUF], now[PB_TIME_BUF];
 	int rc;
@@ -429,12 +438,14 @@ int catalog_import(pb_db *db, const char *org_id, const pb_contract *c, const ch
 		return pb_err(err, PB_EINVAL, "id: longer than %d bytes", PB_NAME_MAX_BYTES);
 	if (len > INT32_MAX)
 		return pb_err(err, PB_ELIMIT, "contract is too large");
+	if (type && (!*type || strlen(type) > PB_NAME_MAX_BYTES))
+		return pb_err(err, PB_EINVAL, "type: 1 to %d bytes", PB_NAME_MAX_BYTES);
 	if ((rc = plan_ports(c, &plan, err)))
 		return rc;
 	pb_now(now);
 	if ((rc = db_begin(db, err)))
 		goto out;
-	if ((rc = upsert_product(db, org_id, c, text, len, now, id, created, err)) ||
+	if ((rc = upsert_product(db, org_id, c, text, len, type, now, id, created, err)) ||
 	    (rc = sync_ports(db, org_id, id, plan, c->nservers, now, err)) ||
 	    (rc = db_commit(db, err)))
 		goto out;

@@ -1,7 +1,8 @@
 /* The catalog store: data products and their output ports, imported from ODCS
  * contracts. Owns the tables data_products and output_ports.
  *
- * A contract becomes one data product (type "source") per organization and contract
+ * A contract becomes one data product (type "source", or the caller's with
+ * catalog_import_typed) per organization and contract
  * id, with one output port per contract server (named by the server). Importing the
  * same contract id again in the same org updates the product (revision + 1, the new
  * version and text) and its ports: ports keep their id by server name, new servers
@@ -47,6 +48,11 @@ typedef struct cat_product {
  * write, and the write is one transaction. *created tells insert from update. */
 int catalog_import(pb_db *db, const char *org_id, const pb_contract *c, const char *text, size_t len,
 		   cat_product **out, bool *created, char *err);
+/* catalog_import for products of another type than "source" (e.g. "powerbi_semantic_model"):
+ * type is set on insert and on every re-import. catalog_import is type NULL: "source" on
+ * insert, the stored type kept on update. */
+int catalog_import_typed(pb_db *db, const char *org_id, const pb_contract *c, const char *text, size_t len,
+			 const char *type, cat_product **out, bool *created, char *err);
 
 int catalog_product_get(pb_db *db, const char *org_id, const char *id, bool with_contract,
 			cat_product **out, char *err);

@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "core/assets.h"
+#include "core/catalog.h"
+#include "core/contract.h"
 #include "core/identity.h"
 #include "core/ingest.h"
 #include "core/integrations.h"
@@ -433,6 +435,63 @@ static void test_assets_apply(void **state)
 	integration_free(i);
 }
 
+/* ---- typed catalog import (Power BI products) ---- */
+
+static cat_product *import_contract(const char *text, const char *type, bool *created)
+{
+	char err[PB_ERR_MAX];
+	pb_contract *c = NULL;
+	cat_product *p = NULL;
+	assert_int_equal(contract_parse(text, strlen(text), "test", &c, err), 0);
+	int rc = type ? catalog_import_typed(db, org_id, c, text, strlen(text), type, &p, created, err)
+		      : catalog_import(db, org_id, c, text, strlen(text), &p, created, err);
+	if (rc)
+		fail_msg("import: %s", err);
+	contract_free(c);
+	return p;
+}
+
+static void test_catalog_import_typed(void **state)
+{
+	(void)state;
+	static const char v1[] = "{\"apiVersion\":\"v3.0.2\",\"kind\":\"DataContract\",\"id\":\"powerbi-x-1\","
+				 "\"name\":\"M\",\"version\":\"1.0.0\",\"status\":\"active\","
+				 "\"servers\":[{\"server\":\"powerbi\",\"type\":\"powerbi\"}],"
+				 "\"schema\":[{\"name\":\"t\",\"properties\":[{\"name\":\"c\",\"logicalType\":\"string\"}]}]}";
+	static const char v2[] = "{\"apiVersion\":\"v3.0.2\",\"kind\":\"DataContract\",\"id\":\"powerbi-x-1\","
+				 "\"name\":\"M2\",\"version\":\"1.0.0\",\"status\":\"active\","
+				 "\"servers\":[{\"server\":\"powerbi\",\"type\":\"powerbi\"}],"
+				 "\"schema\":[{\"name\":\"t\",\"properties\":[{\"name\":\"c\",\"logicalType\":\"string\"}]}]}";
+	char err[PB_ERR_MAX];
+	bool created;
+	cat_product *p = import_contract(v1, "powerbi_semantic_model", &created), *q;
+	assert_true(created);
+	assert_string_equal(p->type, "powerbi_semantic_model");
+	assert_int_equal(p->revision, 1);
+	/* an untyped re-import keeps the type; a typed one sets it */
+	q = import_contract(v2, NULL, &created);
+	assert_false(created);
+	assert_string_equal(q->id, p->id);
+	assert_string_equal(q->type, "powerbi_semantic_model");
+	assert_int_equal(q->revision, 2);
+	catalog_product_free(q);
+	q = import_contract(v1, "powerbi_report", &created);
+	assert_string_equal(q->type, "powerbi_report");
+	catalog_product_free(q);
+	pb_contract *c = NULL;
+	assert_int_equal(contract_parse(v1, strlen(v1), "test", &c, err), 0);
+	assert_int_equal(catalog_import_typed(db, org_id, c, v1, strlen(v1), "", &q, &created, err), PB_EINVAL);
+	contract_free(c);
+	assert_int_equal(catalog_product_delete(db, org_id, p->id, err), 0);
+	catalog_product_free(p);
+	/* a new untyped import is a source product */
+	p = import_contract(v1, NULL, &created);
+	assert_true(created);
+	assert_string_equal(p->type, "source");
+	assert_int_equal(catalog_product_delete(db, org_id, p->id, err), 0);
+	catalog_product_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -443,6 +502,7 @@ int main(void)
 		cmocka_unit_test(test_schedule_tick_one_catch_up),
 		cmocka_unit_test(test_run_history_kept_to_ten),
 		cmocka_unit_test(test_assets_apply),
+		cmocka_unit_test(test_catalog_import_typed),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
