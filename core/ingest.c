@@ -457,41 +457,6 @@ static bool personal_type(const char *type)
 	return type && (!strcmp(type, "PersonalGroup") || !strcmp(type, "Personal"));
 }
 
-/* The model's shared expressions (parameters) from the raw scan result: scanner_parse_result
- * does not carry them. */
-static const json_t *raw_dataset(const json_t *raw, const char *ws_id, const char *ds_id)
-{
-	size_t i, j;
-	json_t *w, *d;
-	json_array_foreach(json_object_get(raw, "workspaces"), i, w) {
-		if (!str_ieq(json_string_value(json_object_get(w, "id")), ws_id))
-			continue;
-		json_array_foreach(json_object_get(w, "datasets"), j, d) {
-			if (str_ieq(json_string_value(json_object_get(d, "id")), ds_id))
-				return d;
-		}
-	}
-	return NULL;
-}
-
-/* connectionDetails.extensionDataSourceKind / Path of a data source instance (connectors
- * such as Snowflake and Databricks report themselves this way); scanner_parse_result maps
- * only server / database / path / url / kind. */
-static void raw_extension(const json_t *raw, const char *id, const char **kind, const char **path)
-{
-	size_t i;
-	json_t *d;
-	*kind = *path = NULL;
-	json_array_foreach(json_object_get(raw, "datasourceInstances"), i, d) {
-		if (!str_ieq(json_string_value(json_object_get(d, "datasourceId")), id))
-			continue;
-		json_t *cd = json_object_get(d, "connectionDetails");
-		*kind = json_string_value(json_object_get(cd, "extensionDataSourceKind"));
-		*path = json_string_value(json_object_get(cd, "extensionDataSourcePath"));
-		return;
-	}
-}
-
 static json_t *strv_json(const char *const *v, size_t n)
 {
 	json_t *a = json_array();
@@ -504,19 +469,16 @@ static json_t *strv_json(const char *const *v, size_t n)
 }
 
 /* Upstream tables read by the model's partitions, from its M (core/mlineage.h). */
-static json_t *model_upstream(const scan_dataset *ds, const json_t *exprs)
+static json_t *model_upstream(const scan_dataset *ds)
 {
 	mlineage_param params[256];
-	size_t np = 0, i;
-	json_t *e, *out = json_array();
-	json_array_foreach(exprs, i, e) {
-		const char *name = json_string_value(json_object_get(e, "name"));
-		const char *val = json_string_value(json_object_get(e, "expression"));
-		if (name && val && np < sizeof params / sizeof params[0]) {
-			params[np].name = name;
-			params[np++].value = val;
+	size_t np = 0;
+	json_t *out = json_array();
+	for (size_t i = 0; i < ds->nexpressions && np < sizeof params / sizeof params[0]; i++)
+		if (ds->expressions[i].expression) {
+			params[np].name = ds->expressions[i].name;
+			params[np++].value = ds->expressions[i].expression;
 		}
-	}
 	for (size_t t = 0; out && t < ds->ntables; t++) {
 		for (size_t s = 0; s < ds->tables[t].nsources; s++) {
 			mlineage_sources src = { 0 };
@@ -536,7 +498,7 @@ static json_t *model_upstream(const scan_dataset *ds, const json_t *exprs)
 	return out;
 }
 
-static json_t *model_details(ingest_run *r, const scan_workspace *w, const scan_dataset *ds, const json_t *raw_ds)
+static json_t *model_details(ingest_run *r, const scan_workspace *w, const scan_dataset *ds)
 {
 	json_t *tables = json_array();
 	bool any_source = false;
@@ -559,25 +521,19 @@ static json_t *model_details(ingest_run *r, const scan_workspace *w, const scan_
 						  tb->hidden, "columns", cols, "measures", meas, "sources", srcs)
 				      : NULL);
 	}
-	const json_t *exprs = json_object_get(raw_ds, "expressions");
 	r->models_seen++;
 	r->models_with_tables += ds->ntables > 0;
-	r->models_with_sources += any_source || json_array_size(exprs) > 0;
+	r->models_with_sources += any_source || ds->nexpressions > 0;
 	json_t *ex = json_array();
-	size_t i;
-	json_t *e;
-	json_array_foreach(exprs, i, e) {
-		const char *name = json_string_value(json_object_get(e, "name"));
-		const char *val = json_string_value(json_object_get(e, "expression"));
-		if (name && ex)
-			json_array_append_new(ex, json_pack("{s:s, s:s?}", "name", name, "expression", val));
-	}
+	for (size_t i = 0; ex && i < ds->nexpressions; i++)
+		json_array_append_new(ex, json_pack("{s:s, s:s?}", "name", ds->expressions[i].name, "expression",
+						    ds->expressions[i].expression));
 	return json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:o*, s:o*, s:o*, s:o*, s:o*}", "workspace_id", w->id,
 			 "workspace_name", w->name, "configured_by", ds->configured_by, "storage_mode", ds->storage_mode,
 			 "schema_error", ds->schema_error, "tables", tables, "expressions", ex, "datasource_ids",
 			 strv_json(ds->datasource_ids, ds->ndatasource_ids), "upstream_dataset_ids",
 			 strv_json(ds->upstream_dataset_ids, ds->nupstream_dataset_ids), "upstream_tables",
-			 model_upstream(ds, exprs));
+			 model_upstream(ds));
 }
 
 static const char *datasource_name(const char *type, const char *server, const char *database, const char *path,
@@ -751,8 +707,7 @@ static int model_edges(ingest_run *r, const scan_dataset *ds, const json_t *deta
 
 /* Everything one scanned batch brought, filtered, staged, and the batch marked done: one
  * transaction, so a worker dying here leaves the batch to be fetched again. */
-static int stage_scan(ingest_run *r, long batch, const char *ids_json, const json_t *raw, const scan_result *res,
-		      char *err)
+static int stage_scan(ingest_run *r, long batch, const char *ids_json, const scan_result *res, char *err)
 {
 	const char **used = NULL;
 	size_t nused = 0, capused = 0;
@@ -794,7 +749,7 @@ static int stage_scan(ingest_run *r, long batch, const char *ids_json, const jso
 				goto out;
 			if (!ok)
 				continue;
-			json_t *md = model_details(r, w, ds, raw_dataset(raw, w->id, ds->id));
+			json_t *md = model_details(r, w, ds);
 			if (md && (rc = model_edges(r, ds, md, err))) {
 				json_decref(md);
 				goto out;
@@ -858,12 +813,7 @@ static int stage_scan(ingest_run *r, long batch, const char *ids_json, const jso
 		if (!wanted)
 			continue;
 		char dsid[PB_ID_BUF];
-		const char *kind = s->kind, *path = s->path, *ekind, *epath;
-		raw_extension(raw, s->id, &ekind, &epath);
-		if (!kind)
-			kind = ekind;
-		if (!path)
-			path = epath;
+		const char *kind = s->kind ? s->kind : s->extension_kind, *path = s->path ? s->path : s->extension_path;
 		assets_id_for(r->integ->org_id, "datasource", s->id, dsid);
 		if ((rc = datasource_port_edges(r, s->type, kind, s->server, path, dsid, err)))
 			goto out;
@@ -1034,9 +984,11 @@ static int fetch_batch(ingest_run *r, scan_row *row, char *err)
 	int rc = scanner_result(r->api, row->scan_id, &raw, err);
 	if (!rc)
 		rc = scanner_parse_result(raw, &res, err);
+	json_decref(raw);   /* everything staged comes from res */
+	raw = NULL;
 	int64_t t1 = pb_mono_ms();
 	if (!rc)
-		rc = stage_scan(r, row->batch, row->ids_json, raw, &res, err);
+		rc = stage_scan(r, row->batch, row->ids_json, &res, err);
 	r->ms_fetch += t1 - t0;
 	r->ms_stage += pb_mono_ms() - t1;
 	scan_result_release(&res);

@@ -492,6 +492,16 @@ static void conv_dataset(struct conv *cv, const json_t *d, scan_dataset *out)
 	out->tables = carr(cv, d, "tables", sizeof *out->tables, &out->ntables, &arr);
 	for (size_t i = 0; i < out->ntables; i++)
 		conv_table(cv, json_array_get(arr, i), &out->tables[i]);
+	size_t n;
+	out->expressions = carr(cv, d, "expressions", sizeof *out->expressions, &n, &arr);
+	for (size_t i = 0; i < n; i++) {
+		const json_t *e = json_array_get(arr, i);
+		scan_expression *x = &out->expressions[out->nexpressions];
+		if ((x->name = cstr(cv, e, "name"))) {
+			x->expression = cstr(cv, e, "expression");
+			out->nexpressions++;
+		}
+	}
 	out->datasource_ids = cids(cv, d, "datasourceUsages", "datasourceInstanceId", &out->ndatasource_ids);
 	out->upstream_dataset_ids = cids(cv, d, "upstreamDatasets", "targetDatasetId", &out->nupstream_dataset_ids);
 }
@@ -557,6 +567,8 @@ int scanner_parse_result(const json_t *result, scan_result *out, char *err)
 		ds->path = cstr(&cv, cd, "path");
 		ds->url = cstr(&cv, cd, "url");
 		ds->kind = cstr(&cv, cd, "kind");
+		ds->extension_kind = cstr(&cv, cd, "extensionDataSourceKind");
+		ds->extension_path = cstr(&cv, cd, "extensionDataSourcePath");
 	}
 	if (cv.oom) {
 		scan_result_release(out);

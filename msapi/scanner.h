@@ -51,10 +51,15 @@ typedef struct scan_table {
 	const char **sources;            /* partition source expressions (M) */
 	size_t nsources;
 } scan_table;
+typedef struct scan_expression {     /* a shared expression (M parameter or query) */
+	const char *name, *expression;
+} scan_expression;
 typedef struct scan_dataset {
 	const char *id, *name, *configured_by, *storage_mode, *schema_error;
 	scan_table *tables;
 	size_t ntables;
+	scan_expression *expressions;    /* expressions[]; only entries with a name */
+	size_t nexpressions;
 	const char **datasource_ids;     /* datasourceUsages[].datasourceInstanceId */
 	size_t ndatasource_ids;
 	const char **upstream_dataset_ids;
@@ -83,6 +88,9 @@ typedef struct scan_workspace {
 typedef struct scan_datasource {
 	const char *id, *type, *gateway_id;
 	const char *server, *database, *path, *url, *kind;   /* connectionDetails */
+	/* connectionDetails.extensionDataSourceKind / Path: how connectors such as Snowflake
+	 * and Databricks describe themselves (e.g. "Snowflake", "host;warehouse") */
+	const char *extension_kind, *extension_path;
 } scan_datasource;
 typedef struct scan_result {
 	scan_workspace *workspaces;

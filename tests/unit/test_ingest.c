@@ -22,6 +22,7 @@
 #include "core/identity.h"
 #include "core/ingest.h"
 #include "core/integrations.h"
+#include "msapi/scanner.h"
 #include "runtime/crypto.h"
 #include "runtime/db.h"
 #include "runtime/jobs.h"
@@ -435,6 +436,36 @@ static void test_assets_apply(void **state)
 	integration_free(i);
 }
 
+/* ---- scan results: the fields core reads come as plain C ---- */
+
+static void test_scan_result_expressions_and_extension(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	json_t *raw = json_loads(
+		"{\"workspaces\":[{\"id\":\"w1\",\"datasets\":[{\"id\":\"d1\",\"expressions\":["
+		"{\"name\":\"Host\",\"expression\":\"\\\"x.snowflakecomputing.com\\\" meta [IsParameterQuery=true]\"},"
+		"{\"expression\":\"nameless\"},{\"Name\":\"Empty\"}]}]}],"
+		"\"datasourceInstances\":[{\"datasourceType\":\"Extension\",\"datasourceId\":\"s1\","
+		"\"connectionDetails\":{\"extensionDataSourceKind\":\"Snowflake\","
+		"\"extensionDataSourcePath\":\"x.snowflakecomputing.com;WH\"}}]}", 0, NULL);
+	scan_result res;
+	assert_non_null(raw);
+	assert_int_equal(scanner_parse_result(raw, &res, err), 0);
+	json_decref(raw);   /* nothing in res points into the JSON */
+	const scan_dataset *ds = &res.workspaces[0].datasets[0];
+	assert_int_equal(ds->nexpressions, 2);
+	assert_string_equal(ds->expressions[0].name, "Host");
+	assert_string_equal(ds->expressions[0].expression, "\"x.snowflakecomputing.com\" meta [IsParameterQuery=true]");
+	assert_string_equal(ds->expressions[1].name, "Empty");
+	assert_null(ds->expressions[1].expression);
+	assert_int_equal(res.ndatasources, 1);
+	assert_string_equal(res.datasources[0].extension_kind, "Snowflake");
+	assert_string_equal(res.datasources[0].extension_path, "x.snowflakecomputing.com;WH");
+	assert_null(res.datasources[0].kind);
+	scan_result_release(&res);
+}
+
 /* ---- typed catalog import (Power BI products) ---- */
 
 static cat_product *import_contract(const char *text, const char *type, bool *created)
@@ -503,6 +534,7 @@ int main(void)
 		cmocka_unit_test(test_run_history_kept_to_ten),
 		cmocka_unit_test(test_assets_apply),
 		cmocka_unit_test(test_catalog_import_typed),
+		cmocka_unit_test(test_scan_result_expressions_and_extension),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
