@@ -6,6 +6,7 @@ import json
 import os
 import ssl
 import stat
+import time
 import urllib.error
 import urllib.request
 
@@ -165,7 +166,12 @@ class Control(EmuTestCase):
                       form={"grant_type": "refresh_token", "client_id": "aaaaaaaa-0000-0000-0000-000000000001",
                             "client_secret": WEB_SECRET, "refresh_token": tokens["refresh_token"],
                             "scope": PBI + "Dataset.ReadWrite.All"})
-        log = self.emu.stderr_text()
+        # the server logs a request after answering it: wait for the last line to land
+        for _ in range(100):
+            log = self.emu.stderr_text()
+            if "POST /entra/contoso.test/oauth2/v2.0/token 200" in log:
+                break
+            time.sleep(0.05)
         self.assertIn("GET /powerbi/v1.0/myorg/groups 200", log)
         self.assertIn("POST /entra/contoso.test/oauth2/v2.0/token 200", log)
         for secret in (tokens["access_token"], tokens["refresh_token"], WEB_SECRET, "code_verifier", "$top"):
