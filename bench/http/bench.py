@@ -9,6 +9,7 @@ import datetime
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 
@@ -43,14 +44,17 @@ def to_ms(text):
 
 
 def wrk(url, headers=(), script=None, env=None, connections=None):
-    """One wrk run; returns dict rps, p50, p99 (ms), requests, non2xx, errors."""
+    """One wrk run; returns dict rps, p50, p99 (ms), requests, non2xx, errors, and wrk_us: the CPU wrk
+    itself spent per request (the load generator shares the cores with what it measures)."""
     conns = connections or CONNECTIONS
     args = ["wrk", "-t%d" % min(THREADS, conns), "-c%d" % conns, "-d%ds" % SECONDS, "--latency"]
     for h in headers:
         args += ["-H", h]
     if script:
         args += ["-s", script]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(args + [url], capture_output=True, text=True, env=env, timeout=SECONDS + 60)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     text = out.stdout
     if out.returncode != 0:
         raise RuntimeError("wrk failed: %s %s" % (text, out.stderr))
@@ -59,6 +63,7 @@ def wrk(url, headers=(), script=None, env=None, connections=None):
            "p99": to_ms(re.search(r"\s99%\s+(\S+)", text).group(1)),
            "requests": int(re.search(r"(\d+) requests in", text).group(1)),
            "non2xx": 0, "errors": 0}
+    res["wrk_us"] = ((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)) / res["requests"] * 1e6
     m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     if m:
         res["non2xx"] = int(m.group(1))
@@ -149,9 +154,17 @@ def table(results):
     lines.append("")
     for procs, rows in results.items():
         get, static = rows["get"], rows["static"]
-        lines.append("- %d procs: CPU per GET request: %.0f us in pbiport.fcgi + %.0f us in nginx; per "
-                     "`return 200` request: %.0f us in nginx" % (procs, get["app_us"], get["web_us"],
-                                                                 static["web_us"]))
+        get_total = get["app_us"] + get["web_us"] + get["wrk_us"]
+        static_total = static["web_us"] + static["wrk_us"]
+        lines.append("- %d procs: CPU per GET request: %.0f us in pbiport.fcgi + %.0f us in nginx + %.0f us in wrk "
+                     "= %.0f us; per `return 200` request: %.0f us in nginx + %.0f us in wrk = %.0f us. With all "
+                     "of them CPU-bound on the same %d cores the rates go as the inverse of these sums: the "
+                     "GET/static ratio can reach at most %.2f now, and %.2f if pbiport cost nothing at all "
+                     "(nginx's FastCGI proxying alone is %.1fx a `return 200`)" % (
+                         procs, get["app_us"], get["web_us"], get["wrk_us"], get_total, static["web_us"],
+                         static["wrk_us"], static_total, os.cpu_count(), static_total / get_total,
+                         static_total / (get["web_us"] + get["wrk_us"]),
+                         get["web_us"] / max(static["web_us"], 0.1)))
     for procs, rows in results.items():
         ratio = rows["get"]["rps"] / rows["static"]["rps"]
         lines.append("- %d procs: GET/static ratio **%.2f** (goal >= %.1f: %s), GET p99 %.2f ms (goal < %.0f ms: %s), "
