@@ -266,6 +266,14 @@ static int get_name(rd *r, const json_t *obj, const char *key, const char *at, c
 	int rc = get_text(r, obj, key, at, out);
 	if (rc)
 		return rc;
+	/* The usual case, checked before the path for a message is built. */
+	if (*out && **out && strlen(*out) <= PB_NAME_MAX_BYTES) {
+		const unsigned char *s = (const unsigned char *)*out;
+		while (*s >= 0x20 && *s != 0x7f)
+			s++;
+		if (!*s)
+			return PB_OK;
+	}
 	path_key(p, at, key);
 	if (!*out)
 		return failf(r, PB_EINVAL, p, "required");
@@ -496,6 +504,16 @@ static int name_casecmp(const char *a, const char *b)
 {
 	const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
 	while (*x && *y) {
+		if (*x < 0x80 && *y < 0x80) {
+			/* ASCII, most names: the same folding without decoding. */
+			unsigned ax = *x >= 'A' && *x <= 'Z' ? *x + 0x20u : *x;
+			unsigned ay = *y >= 'A' && *y <= 'Z' ? *y + 0x20u : *y;
+			if (ax != ay)
+				return ax < ay ? -1 : 1;
+			x++;
+			y++;
+			continue;
+		}
 		uint32_t cx = fold_cp(next_cp(&x)), cy = fold_cp(next_cp(&y));
 		if (cx != cy)
 			return cx < cy ? -1 : 1;
@@ -680,15 +698,17 @@ static int check_v3_types(rd *r, const json_t *prop, const char *at, const char 
 		goto out;
 	if (!logical)
 		goto out;
-	path_key(p, at, "logicalType");
 	*canon = v3_type(logical);
 	if (!*canon) {
+		path_key(p, at, "logicalType");
 		rc = failf(r, PB_EINVAL, p, "unknown type \"%s\"", logical);
 		goto out;
 	}
 	pclass pc = type_class(physical, &prec, &scale); /* before reading scale */
-	if (physical && contradicts(*canon, pc, scale))
+	if (physical && contradicts(*canon, pc, scale)) {
+		path_key(p, at, "logicalType");
 		rc = failf(r, PB_EINVAL, p, "\"%s\" contradicts physicalType \"%s\"", logical, physical);
+	}
 out:
 	free(logical);
 	free(physical);
@@ -1330,6 +1350,9 @@ static int read_relationships(rd *r, const json_t *schema)
 		size_t j;
 		json_t *prop;
 		json_array_foreach(props, j, prop) {
+			/* Most properties state none: skip building their path. */
+			if (!json_object_get(prop, "relationships"))
+				continue;
 			path_index(pat, at, "properties", j);
 			if ((rc = read_relationship_list(r, prop, pat, i, j)))
 				return rc;
