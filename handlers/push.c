@@ -94,28 +94,17 @@ int push_datasets_get_handler(struct req *r)
 	return answer(r, rc, 200, reply);
 }
 
-/* The body as a push_source. The runtime has read it already; the reader takes it in
- * pieces all the same, so a streamed body needs no other change here. */
-struct mem_src {
-	const char *p;
-	size_t left;
-};
-
-static long mem_read(void *ctx, char *buf, size_t n)
+/* The body as a push_source: the route streams it (ROUTE_STREAM_BODY), so core/push reads
+ * it from the client in 64 KiB pieces and never holds all of it. */
+static long body_read(void *ctx, char *buf, size_t n)
 {
-	struct mem_src *m = ctx;
-	size_t k = n < m->left ? n : m->left;
-	memcpy(buf, m->p, k);
-	m->p += k;
-	m->left -= k;
-	return (long)k;
+	return req_body_read(ctx, buf, n);
 }
 
 int push_rows_post_handler(struct req *r)
 {
 	push_caller who = caller(r);
-	struct mem_src m = { r->body ? r->body : "", r->body_len };
-	push_source src = { mem_read, &m, r->body_len };
+	push_source src = { body_read, r, r->body_unread };
 	json_t *reply = NULL;
 	int status = 0;
 	int rc = push_rows_ingest(r->db, r->cfg, &who, req_capture(r, "id"), req_capture(r, "table"), r->content_type, &src,

@@ -106,8 +106,8 @@ static void dispatch(struct req *r, const struct pb_app *app)
 	if (check_query(r))
 		goto out;
 	size_t limit = r->route->body_limit == ROUTE_BODY_CONFIG ? r->cfg->max_body : r->route->body_limit;
-	if (req_read_body(r, limit, r->route->content_types, r->route->flags & ROUTE_EMPTY_BODY_OK,
-			  &status, r->err)) {
+	if (((r->route->flags & ROUTE_STREAM_BODY) ? req_stream_body : req_read_body)(
+		    r, limit, r->route->content_types, r->route->flags & ROUTE_EMPTY_BODY_OK, &status, r->err)) {
 		static const struct { int status; const char *code; } codes[] = {
 			{ 400, "bad_request" }, { 411, "length_required" },
 			{ 413, "payload_too_large" }, { 415, "unsupported_media_type" },

@@ -370,12 +370,14 @@ static int check_type(const struct req *r, const char *const *types, int *status
 	return rc;
 }
 
-int req_read_body(struct req *r, size_t limit, const char *const *types, bool empty_ok, int *status,
-		  char *err)
+/* The checks before a body is read; *len is its Content-Length (0 when there is none). */
+static int check_body(struct req *r, size_t limit, const char *const *types, bool empty_ok, int *status,
+		      unsigned long long *len_out, char *err)
 {
 	const char *cl = req_env(r, "CONTENT_LENGTH");
 	unsigned long long len = 0;
 	*status = 0;
+	*len_out = 0;
 	if (!cl || !*cl) {
 		/* no length: only an empty body can be bounded (chunked bodies are refused) */
 		const char *te = req_env(r, "HTTP_TRANSFER_ENCODING");
@@ -404,13 +406,44 @@ int req_read_body(struct req *r, size_t limit, const char *const *types, bool em
 		if (rc)
 			return rc;
 	}
-	if (len == 0) {
-		if (limit && !empty_ok) {
-			*status = 400;
-			return pb_err(err, PB_EINVAL, "request body is empty");
-		}
-		return PB_OK;
+	if (len == 0 && limit && !empty_ok) {
+		*status = 400;
+		return pb_err(err, PB_EINVAL, "request body is empty");
 	}
+	*len_out = len;
+	return PB_OK;
+}
+
+int req_stream_body(struct req *r, size_t limit, const char *const *types, bool empty_ok, int *status,
+		    char *err)
+{
+	unsigned long long len = 0;
+	int rc = check_body(r, limit, types, empty_ok, status, &len, err);
+	if (!rc)
+		r->body_unread = (size_t)len;
+	return rc;
+}
+
+long req_body_read(struct req *r, char *buf, size_t n)
+{
+	if (n > r->body_unread)
+		n = r->body_unread;
+	if (!n)
+		return 0;
+	long got = r->io.read ? r->io.read(r->io.ctx, buf, n) : -1;
+	if (got <= 0)
+		return -1;   /* shorter than its Content-Length */
+	r->body_unread -= (size_t)got;
+	return got;
+}
+
+int req_read_body(struct req *r, size_t limit, const char *const *types, bool empty_ok, int *status,
+		  char *err)
+{
+	unsigned long long len = 0;
+	int rc = check_body(r, limit, types, empty_ok, status, &len, err);
+	if (rc || len == 0)
+		return rc;
 	r->body = malloc((size_t)len + 1);
 	if (!r->body) {
 		*status = 413;

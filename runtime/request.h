@@ -53,6 +53,7 @@ struct req {
 	char *content_type;           /* media type, lower case, no parameters; NULL if none */
 	char *body;                   /* NUL-terminated; NULL when there is none */
 	size_t body_len;
+	size_t body_unread;           /* ROUTE_STREAM_BODY: bytes req_body_read() has yet to deliver */
 	const struct route *route;    /* borrowed from the route table */
 	const char *captures[PB_ROUTE_MAX_CAPTURES];   /* point into segs */
 	size_t ncaptures;
@@ -91,6 +92,14 @@ const char *req_capture(const struct req *r, const char *name);  /* "{name}" of 
  * status to answer and err says why. */
 int req_read_body(struct req *r, size_t limit, const char *const *types, bool empty_ok, int *status,
 		  char *err);
+
+/* The same checks as req_read_body, but the body stays unread (ROUTE_STREAM_BODY): the
+ * handler pulls it with req_body_read(). r->body stays NULL. */
+int req_stream_body(struct req *r, size_t limit, const char *const *types, bool empty_ok, int *status,
+		    char *err);
+/* Next bytes of a streamed body into buf (at most n): bytes read, 0 at the end, -1 when the
+ * body ends before its Content-Length or the client is gone. */
+long req_body_read(struct req *r, char *buf, size_t n);
 
 /* Percent-decoding (plus_space: '+' is a space, as in query strings). Refuses bad
  * escapes, NUL bytes and invalid UTF-8. *out is new (caller frees). */

@@ -29,6 +29,8 @@ enum route_flags {
 	                                         it must not call db_begin() */
 	ROUTE_METRICS_FLUSH = 1u << 4,        /* before the handler, write this process's batched request
 	                                         counts (runtime/metrics.h): the route shows them */
+	ROUTE_STREAM_BODY = 1u << 5,          /* length and content type are checked, the body is left
+	                                         unread: the handler pulls it with req_body_read() */
 };
 
 #define ROUTE_BODY_CONFIG ((size_t)-1)   /* body limit = PBIPORT_MAX_BODY */

@@ -13,6 +13,7 @@
 
 #include "core/push.h"
 #include "runtime/db.h"
+#include "runtime/request.h"
 #include "runtime/strbuf.h"
 #include "runtime/util.h"
 
@@ -421,6 +422,82 @@ static void limiter_keeps_every_window(void **state)
 	assert_int_equal(lim.big_per_hour, 120);
 }
 
+/* ---- a streamed body (ROUTE_STREAM_BODY): checked up front, read by the handler in pieces ---- */
+
+struct mem_body {
+	const char *p;
+	size_t left;
+	int reads;
+};
+
+static long mem_body_read(void *ctx, char *buf, size_t n)
+{
+	struct mem_body *m = ctx;
+	size_t k = n < m->left ? n : m->left;
+	if (k > 5)
+		k = 5;   /* a client that sends in small pieces */
+	memcpy(buf, m->p, k);
+	m->p += k;
+	m->left -= k;
+	m->reads++;
+	return (long)k;
+}
+
+static int stream_req(struct req *r, struct mem_body *m, const char *len, const char *ctype, size_t limit,
+		      int *status, char *err)
+{
+	static const char *const types[] = { "text/csv", NULL };
+	char cl[64], ct[64];
+	char *env[] = { "REQUEST_METHOD=POST", "REQUEST_URI=/rows", cl, ct, NULL };
+	struct req_io io = { mem_body_read, NULL, m };
+	xsnprintf(cl, sizeof cl, "CONTENT_LENGTH=%s", len);
+	xsnprintf(ct, sizeof ct, "CONTENT_TYPE=%s", ctype);
+	req_reset(r);
+	assert_int_equal(req_load(r, env, &io, err), 0);
+	return req_stream_body(r, limit, types, false, status, err);
+}
+
+static void streamed_body_is_read_in_pieces(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], buf[16];
+	const char *text = "id,amount\n1,2.5\n2,3.5\n";
+	struct req r;
+	struct mem_body m = { text, strlen(text), 0 };
+	int status = 0;
+	char len[16];
+	req_init(&r, NULL, NULL);
+	xsnprintf(len, sizeof len, "%zu", strlen(text));
+	assert_int_equal(stream_req(&r, &m, len, "text/csv", 100, &status, err), 0);
+	assert_null(r.body);                     /* nothing read before the handler */
+	assert_int_equal(m.reads, 0);
+	assert_int_equal(r.body_unread, strlen(text));
+	sbuf got;
+	sbuf_init(&got, 1024);
+	long n;
+	while ((n = req_body_read(&r, buf, sizeof buf)) > 0)
+		assert_int_equal(sbuf_add(&got, buf, (size_t)n), 0);
+	assert_int_equal(n, 0);
+	assert_string_equal(sbuf_str(&got), text);
+	assert_true(m.reads > 1);
+	sbuf_release(&got);
+
+	/* the limit and the content type are checked from the headers alone */
+	m = (struct mem_body){ text, strlen(text), 0 };
+	assert_int_not_equal(stream_req(&r, &m, "101", "text/csv", 100, &status, err), 0);
+	assert_int_equal(status, 413);
+	assert_int_not_equal(stream_req(&r, &m, len, "text/plain", 100, &status, err), 0);
+	assert_int_equal(status, 415);
+	assert_int_equal(m.reads, 0);
+
+	/* a body shorter than its Content-Length is an error for the reader */
+	assert_int_equal(stream_req(&r, &m, "40", "text/csv", 100, &status, err), 0);
+	while ((n = req_body_read(&r, buf, sizeof buf)) > 0)
+		;
+	assert_int_equal(n, -1);
+	req_release(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -431,6 +508,7 @@ int main(void)
 		cmocka_unit_test(json_and_ndjson_rows),
 		cmocka_unit_test(media_types),
 		cmocka_unit_test(limiter_keeps_every_window),
+		cmocka_unit_test(streamed_body_is_read_in_pieces),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
