@@ -130,6 +130,11 @@ render() {  # template, output, KEY=VALUE...
 start_emulator() {
 	# Hook: the Power BI emulator (tests/emulator/server.py) when it is present and starts.
 	local server=$ROOT/tests/emulator/server.py fixture=$ROOT/tests/fixtures/tenants/demo.json url=""
+	if [ -n "${PBIPORT_ENTRA_URL:-}" ] && [ -n "${PBIPORT_FABRIC_URL:-}" ] && [ -n "${PBIPORT_POWERBI_URL:-}" ] &&
+		[ -n "${PBIPORT_GRAPH_URL:-}" ]; then
+		say "PBIPORT_*_URL are set: using that tenant, no emulator"
+		return 0
+	fi
 	[ -f "$server" ] || { say "emulator not present, skipped"; return 0; }
 	local args=(--state-dir "$DEMO_DIR/emulator" --port 0)
 	[ -f "$fixture" ] && args+=(--fixture "$fixture")
@@ -361,6 +366,15 @@ print([w["id"] for w in t["workspaces"] if any(r["principal"] == u and r["role"]
 		[ -n "$EMULATOR_URL" ] && echo "EMULATOR_URL=$EMULATOR_URL"
 		[ -n "$sample_port" ] && echo "PBIPORT_SAMPLE_PORT=$sample_port"
 		[ -n "$sample_ws" ] && echo "PBIPORT_SAMPLE_WORKSPACE=$sample_ws"
+		# the emulator's demo tenant: a service principal for imports (admin APIs allowed, Member
+		# of every workspace with models) and an Entra user who is only a Viewer somewhere
+		[ -z "$EMULATOR_URL" ] || python3 -c 'import json, sys
+t = json.load(open(sys.argv[1]))["tenants"][0]
+sp = t["apps"][1]
+print("DEMO_TENANT_ID=" + t["id"])
+print("DEMO_SP_CLIENT_ID=" + sp["client_id"])
+print("DEMO_SP_CLIENT_SECRET=" + sp["client_secret"])
+print("DEMO_USER=" + t["users"][0]["upn"])' "$ROOT/tests/fixtures/tenants/demo.json"
 		printf '%s\n' "${APP_ENV[@]:1}"
 	} | sed -e "s/'/'\\\\''/g" -e "s/^\([A-Z_][A-Z0-9_]*\)=\(.*\)$/export \1='\2'/" >"$DEMO_DIR/demo.env"
 	chmod 600 "$DEMO_DIR/demo.env"
