@@ -18,12 +18,12 @@
 #include "core/identity.h"
 #include "core/pbi_session.h"
 #include "core/powerbi_settings.h"
-#include "emu.h"
 #include "msapi/entra.h"
 #include "runtime/crypto.h"
 #include "runtime/db.h"
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
+#include "tests/unit/testutil.h"
 
 #define TENANT   "7e1a0000-0000-4000-8000-000000000001"   /* tests/fixtures/tenants/demo.json */
 #define APP_ID   "11111111-aaaa-4000-8000-000000000001"
@@ -47,14 +47,9 @@ static char org2_id[PB_ID_BUF], cat_id[PB_ID_BUF];
 static int setup(void **state)
 {
 	(void)state;
-	char err[PB_ERR_MAX], sql[512];
-	const char *src = getenv("PBIPORT_SRC");
-	xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-test-connect-XXXXXX");
-	if (!mkdtemp(tmpdir))
-		return -1;
-	xsnprintf(db_path, sizeof db_path, "%s/connect.db", tmpdir);
-	xsnprintf(sql, sizeof sql, "%s/sql", src ? src : PBIPORT_DATADIR);
-	if (db_open(db_path, true, &db, err) || db_migrate(db, sql, NULL, err) ||
+	char err[PB_ERR_MAX] = "";
+	if (tu_mkdtemp(tmpdir, sizeof tmpdir, "connect") ||
+	    tu_db_open_migrated(tmpdir, "connect.db", db_path, sizeof db_path, &db, err) ||
 	    identity_org_create(db, "acme", org_id, err) || identity_org_create(db, "globex", org2_id, err) ||
 	    identity_user_add(db, "ann", "acme", PB_ROLE_OWNER, NULL, 0, ann_id, err) ||
 	    identity_user_add(db, "bob", "acme", PB_ROLE_MEMBER, NULL, 0, bob_id, err) ||
@@ -71,25 +66,18 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[128];
 	db_close(db);
 	pb_keyring_free(cfg.encryption_keys);
 	pb_keyring_free(signing);
-	if (emu_state == 0)
-		emu_stop(&E);
-	xsnprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	tu_emu_stop(&E, emu_state);
+	return tu_rmtree(tmpdir);
 }
 
 static bool have_emu(void)
 {
-	if (emu_state == -2) {
-		emu_state = emu_start(&E, NULL);   /* demo.json */
-		assert_int_not_equal(emu_state, -1);
-	}
-	if (emu_state != 0)
+	if (!tu_emu_once(&E, &emu_state))   /* demo.json */
 		return false;
-	assert_int_equal(emu_ctl(&E, "POST", "reset", NULL, NULL), 200);
+	tu_emu_ok(&E, "POST", "reset", NULL);
 	return true;
 }
 
@@ -429,8 +417,7 @@ static void token_service_refreshes_once(void **state)
 	xsnprintf(sql, sizeof sql, "UPDATE user_datasource_connection SET expires_at = '%s' WHERE id = '%s'", soon, id);
 	sql_exec(sql);
 	/* a slow token endpoint keeps the winner's refresh in flight while the others arrive */
-	assert_int_equal(emu_ctl(&E, "POST", "faults", "{\"path_prefix\": \"/entra\", \"latency_ms\": 300}", NULL),
-			 200);
+	tu_fault(&E, "{\"path_prefix\": \"/entra\", \"latency_ms\": 300}");
 	pid_t pids[PROCS];
 	for (int i = 0; i < PROCS; i++) {
 		pids[i] = fork();
@@ -458,13 +445,13 @@ static void token_service_refreshes_once(void **state)
 		waitpid(pids[i], &st, 0);
 		failed += !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	}
-	assert_int_equal(emu_ctl(&E, "DELETE", "faults", NULL, NULL), 200);
+	tu_no_faults(&E);
 	assert_int_equal(failed, 0);
 	assert_int_equal(refresh_exchanges(), base + 3);
 
 	/* a refresh token Entra no longer accepts: needs_reconnect, tokens erased */
-	assert_int_equal(emu_ctl(&E, "POST", "faults", "{\"expire_refresh_tokens\": true}", NULL), 200);
-	assert_int_equal(emu_ctl(&E, "DELETE", "faults", NULL, NULL), 200);
+	tu_fault(&E, "{\"expire_refresh_tokens\": true}");
+	tu_no_faults(&E);
 	assert_int_not_equal(token_once(id, 3, code, &gen, err), PB_OK);
 	assert_string_equal(code, "needs_reconnect");
 	assert_non_null(strstr(err, "reconnect Power BI"));
@@ -503,8 +490,8 @@ static void sessions_user_and_app(void **state)
 	assert_true(!strncmp(s.api.token, "emu_at_", 7));
 	/* Microsoft expires the token mid-session: the msapi callback refreshes through the row */
 	long long base = refresh_exchanges();
-	assert_int_equal(emu_ctl(&E, "POST", "faults", "{\"expire_tokens\": true}", NULL), 200);
-	assert_int_equal(emu_ctl(&E, "DELETE", "faults", NULL, NULL), 200);
+	tu_fault(&E, "{\"expire_tokens\": true}");
+	tu_no_faults(&E);
 	char *fresh = NULL;
 	assert_int_equal(msapi_refresh_token(&s.api, s.api.token_gen, err), PB_OK);
 	assert_int_equal(refresh_exchanges(), base + 1);

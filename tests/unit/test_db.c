@@ -19,6 +19,7 @@
 #include "runtime/db.h"
 #include "runtime/metrics.h"
 #include "runtime/util.h"
+#include "tests/unit/testutil.h"
 
 static char tmpdir[64];
 static char path_buf[256];
@@ -39,24 +40,20 @@ static void put(const char *dir, const char *name, const char *text)
 static const char *sql_dir(void)
 {
 	static char dir[512];
-	const char *src = getenv("PBIPORT_SRC");
-	xsnprintf(dir, sizeof dir, "%s/sql", src ? src : PBIPORT_DATADIR);
+	tu_src_path(dir, sizeof dir, "sql");
 	return dir;
 }
 
 static int setup(void **state)
 {
 	(void)state;
-	xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-test-db-XXXXXX");
-	return mkdtemp(tmpdir) ? 0 : -1;
+	return tu_mkdtemp(tmpdir, sizeof tmpdir, "db");
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[128];
-	xsnprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tu_rmtree(tmpdir);
 }
 
 static void migrations_fresh_idempotent_and_too_old(void **state)

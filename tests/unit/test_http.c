@@ -12,19 +12,10 @@
 
 #include "runtime/http.h"
 #include "runtime/util.h"
-#include "tests/unit/emu.h"
+#include "tests/unit/testutil.h"
 
 static struct emu E;
 static int emu_state = -2; /* -2 not tried, 0 running, 1 skipped */
-
-static bool have_emu(void)
-{
-	if (emu_state == -2) {
-		emu_state = emu_start(&E, NULL);
-		assert_int_not_equal(emu_state, -1);
-	}
-	return emu_state == 0;
-}
 
 static void headers_and_retry_after(void **state)
 {
@@ -103,7 +94,7 @@ static void bad_ca_bundles_are_named(void **state)
 static void tls_with_right_and_wrong_ca(void **state)
 {
 	(void)state;
-	if (!have_emu()) {
+	if (!tu_emu_once(&E, &emu_state)) {
 		skip();
 		return;
 	}
@@ -146,7 +137,7 @@ static void tls_with_right_and_wrong_ca(void **state)
 static void body_ceiling_timeout_and_drop(void **state)
 {
 	(void)state;
-	if (!have_emu()) {
+	if (!tu_emu_once(&E, &emu_state)) {
 		skip();
 		return;
 	}
@@ -163,16 +154,16 @@ static void body_ceiling_timeout_and_drop(void **state)
 	pb_http_free(h);
 
 	/* a slow answer past the request's own timeout */
-	assert_int_equal(emu_ctl(&E, "POST", "faults", "{\"latency_ms\":1500,\"path_prefix\":\"/graph\"}", NULL), 200);
+	tu_fault(&E, "{\"latency_ms\":1500,\"path_prefix\":\"/graph\"}");
 	snprintf(url, sizeof url, "%s/graph/v1.0/servicePrincipals", E.url);
 	pb_http_req slow = { .method = "GET", .url = url, .timeout_ms = 300 };
 	assert_int_equal(pb_http_do(E.http, &slow, &resp, err), PB_EIO);
 	assert_non_null(strstr(err, "no complete answer in time"));
 	pb_http_resp_release(&resp);
-	assert_int_equal(emu_ctl(&E, "DELETE", "faults", NULL, NULL), 200);
+	tu_no_faults(&E);
 
 	/* a dropped connection after the request went out: outcome unknown */
-	assert_int_equal(emu_ctl(&E, "POST", "faults", "{\"drop_connections\":1,\"path_prefix\":\"/fabric\"}", NULL), 200);
+	tu_fault(&E, "{\"drop_connections\":1,\"path_prefix\":\"/fabric\"}");
 	snprintf(url, sizeof url, "%s/fabric/v1/connections", E.url);
 	pb_http_req post = { .method = "POST", .url = url, .body = "{}", .body_len = 2, .fresh_connection = true };
 	int rc = pb_http_do(E.http, &post, &resp, err);
@@ -184,7 +175,7 @@ static void body_ceiling_timeout_and_drop(void **state)
 	assert_int_equal(pb_http_do(E.http, &post, &resp, err), PB_OK);
 	assert_int_equal(resp.status, 401);
 	pb_http_resp_release(&resp);
-	assert_int_equal(emu_ctl(&E, "DELETE", "faults", NULL, NULL), 200);
+	tu_no_faults(&E);
 }
 
 struct batch {
@@ -231,13 +222,13 @@ static int stop_at_five(void *ctx, size_t idx, pb_http_resp *resp, int rc, const
 static void parallel_batch_with_requeue(void **state)
 {
 	(void)state;
-	if (!have_emu()) {
+	if (!tu_emu_once(&E, &emu_state)) {
 		skip();
 		return;
 	}
 	char err[PB_ERR_MAX], url[700];
 	snprintf(url, sizeof url, "%s/fabric/v1/workspaces", E.url);
-	assert_int_equal(emu_ctl(&E, "POST", "faults", "{\"latency_ms\":30,\"path_prefix\":\"/fabric\"}", NULL), 200);
+	tu_fault(&E, "{\"latency_ms\":30,\"path_prefix\":\"/fabric\"}");
 	pb_http_req reqs[40];
 	for (int i = 0; i < 40; i++)
 		reqs[i] = (pb_http_req){ .method = "GET", .url = url };
@@ -255,7 +246,7 @@ static void parallel_batch_with_requeue(void **state)
 	assert_int_equal(pb_http_run_many(E.http, reqs, 40, 4, stop_at_five, &seen, err), PB_EINVAL);
 	assert_non_null(strstr(err, "stopped at job"));
 	assert_int_equal(seen, 5);
-	assert_int_equal(emu_ctl(&E, "DELETE", "faults", NULL, NULL), 200);
+	tu_no_faults(&E);
 	/* zero jobs is fine */
 	assert_int_equal(pb_http_run_many(E.http, reqs, 0, 4, on_done, &b, err), PB_OK);
 }
@@ -263,8 +254,7 @@ static void parallel_batch_with_requeue(void **state)
 static int teardown_all(void **state)
 {
 	(void)state;
-	if (emu_state == 0)
-		emu_stop(&E);
+	tu_emu_stop(&E, emu_state);
 	return 0;
 }
 

@@ -19,6 +19,7 @@
 #include "runtime/jobs.h"
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
+#include "tests/unit/testutil.h"
 
 static char tmpdir[64];
 static char db_path[256];
@@ -29,14 +30,9 @@ static char org_id[PB_ID_BUF], user_id[PB_ID_BUF];
 static int setup(void **state)
 {
 	(void)state;
-	char err[PB_ERR_MAX], sql[512];
-	const char *src = getenv("PBIPORT_SRC");
-	xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-test-jobs-XXXXXX");
-	if (!mkdtemp(tmpdir))
-		return -1;
-	xsnprintf(db_path, sizeof db_path, "%s/jobs.db", tmpdir);
-	xsnprintf(sql, sizeof sql, "%s/sql", src ? src : PBIPORT_DATADIR);
-	if (db_open(db_path, true, &db, err) || db_migrate(db, sql, NULL, err) ||
+	char err[PB_ERR_MAX] = "";
+	if (tu_mkdtemp(tmpdir, sizeof tmpdir, "jobs") ||
+	    tu_db_open_migrated(tmpdir, "jobs.db", db_path, sizeof db_path, &db, err) ||
 	    identity_org_create(db, "acme", org_id, err) ||
 	    identity_user_add(db, "ann", "acme", PB_ROLE_MEMBER, NULL, 0, user_id, err)) {
 		fprintf(stderr, "setup: %s\n", err);
@@ -49,10 +45,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[128];
 	db_close(db);
-	xsnprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tu_rmtree(tmpdir);
 }
 
 static void submit(const char *kind, const char *key, const char *private_input, char id[PB_ID_BUF],

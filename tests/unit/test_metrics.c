@@ -14,19 +14,20 @@
 #include "runtime/db.h"
 #include "runtime/metrics.h"
 #include "runtime/util.h"
+#include "tests/unit/testutil.h"
 
 static char tmpdir[64];
 
 static pb_db *open_db(const char *name, bool migrate)
 {
-	char path[256], sql[512], err[PB_ERR_MAX];
-	const char *src = getenv("PBIPORT_SRC");
+	char path[256], err[PB_ERR_MAX];
 	pb_db *db = NULL;
+	if (migrate) {
+		assert_int_equal(tu_db_open_migrated(tmpdir, name, NULL, 0, &db, err), PB_OK);
+		return db;
+	}
 	xsnprintf(path, sizeof path, "%s/%s", tmpdir, name);
-	xsnprintf(sql, sizeof sql, "%s/sql", src ? src : PBIPORT_DATADIR);
 	assert_int_equal(db_open(path, true, &db, err), PB_OK);
-	if (migrate)
-		assert_int_equal(db_migrate(db, sql, NULL, err), PB_OK);
 	return db;
 }
 
@@ -143,16 +144,13 @@ static void failed_write_keeps_counts(void **state)
 static int setup(void **state)
 {
 	(void)state;
-	xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-test-metrics-XXXXXX");
-	return mkdtemp(tmpdir) ? 0 : -1;
+	return tu_mkdtemp(tmpdir, sizeof tmpdir, "metrics");
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[128];
-	xsnprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tu_rmtree(tmpdir);
 }
 
 int main(void)

@@ -19,7 +19,7 @@
 #include "msapi/powerbi.h"
 #include "msapi/scanner.h"
 #include "runtime/util.h"
-#include "tests/unit/emu.h"
+#include "tests/unit/testutil.h"
 
 #define TENANT  "11111111-1111-4111-8111-111111111111"
 #define SP_ID   "22222222-2222-4222-8222-000000000001"
@@ -134,11 +134,7 @@ static void urls_pkce_and_paths(void **state)
 
 static bool have_emu(void)
 {
-	if (emu_state == -2) {
-		emu_state = emu_start(&E, NULL);
-		assert_int_not_equal(emu_state, -1);
-	}
-	if (emu_state != 0)
+	if (!tu_emu_once(&E, &emu_state))
 		return false;
 	assert_int_equal(emu_load(&E, FIXTURE), 200);
 	return true;
@@ -192,17 +188,23 @@ static void sp_release(msapi *c, msapi *entra)
 
 static void fault(const char *json)
 {
-	assert_int_equal(emu_ctl(&E, "POST", "faults", json, NULL), 200);
+	tu_fault(&E, json);
 }
 
 static void no_faults(void)
 {
-	assert_int_equal(emu_ctl(&E, "DELETE", "faults", NULL, NULL), 200);
+	tu_no_faults(&E);
 }
 
 static void config(const char *json)
 {
-	assert_int_equal(emu_ctl(&E, "POST", "config", json, NULL), 200);
+	tu_emu_ok(&E, "POST", "config", json);
+}
+
+/* Moves the emulator's clock: refreshes and scans finish. */
+static void advance_60s(void)
+{
+	tu_emu_ok(&E, "POST", "advance", "{\"seconds\":60}");
 }
 
 /* Signs ann in through authorize (login_hint: no browser) + code exchange. */
@@ -732,7 +734,7 @@ static void powerbi_refresh_and_push(void **state)
 	assert_string_equal(h[0].request_id, rid);
 	assert_true(powerbi_refresh_running(&h[0]));
 	powerbi_refreshes_release(h, n);
-	assert_int_equal(emu_ctl(&E, "POST", "advance", "{\"seconds\":60}", NULL), 200);
+	advance_60s();
 	assert_int_equal(powerbi_refresh_history(&c, WS_SALES, DS_ORDERS, 1, &h, &n, err), PB_OK);
 	assert_string_equal(h[0].status, "Completed");
 	assert_non_null(h[0].end_time);
@@ -745,7 +747,7 @@ static void powerbi_refresh_and_push(void **state)
 	assert_non_null(rid);
 	no_faults();
 	free(rid);
-	assert_int_equal(emu_ctl(&E, "POST", "advance", "{\"seconds\":60}", NULL), 200);
+	advance_60s();
 
 	/* push datasets */
 	powerbi_push_column cols[] = { { "Id", "Int64" }, { "Name", "string" } };
@@ -822,7 +824,7 @@ static void scanner_flow(void **state)
 	scanner_opts full = { .lineage = true, .datasource_details = true, .dataset_schema = true,
 			      .dataset_expressions = true };
 	assert_int_equal(scanner_get_info(&c, sales, 2, &full, &sid, err), PB_OK);
-	assert_int_equal(emu_ctl(&E, "POST", "advance", "{\"seconds\":60}", NULL), 200);
+	advance_60s();
 	assert_int_equal(scanner_status(&c, sid, &st, err), PB_OK);
 	assert_string_equal(st, "Succeeded");
 	json_t *res = NULL;
@@ -933,8 +935,7 @@ static void wrong_ca_is_a_clear_error(void **state)
 static int teardown_all(void **state)
 {
 	(void)state;
-	if (emu_state == 0)
-		emu_stop(&E);
+	tu_emu_stop(&E, emu_state);
 	return 0;
 }
 

@@ -24,6 +24,7 @@
 #include "runtime/db.h"
 #include "runtime/jobs.h"
 #include "runtime/util.h"
+#include "tests/unit/testutil.h"
 
 static char tmpdir[64], db_path[256];
 static pb_db *db;
@@ -43,19 +44,15 @@ static const cat_port *port_named(const char *name)
 static int setup(void **state)
 {
 	(void)state;
-	char err[PB_ERR_MAX], sql[512], fx[512];
-	const char *src = getenv("PBIPORT_SRC");
+	char err[PB_ERR_MAX] = "", fx[512];
 	pb_contract *c = NULL;
 	char *text = NULL;
 	size_t len = 0;
 	bool created;
-	xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-test-publish-XXXXXX");
-	if (!mkdtemp(tmpdir))
+	if (tu_mkdtemp(tmpdir, sizeof tmpdir, "publish"))
 		return -1;
-	xsnprintf(db_path, sizeof db_path, "%s/publish.db", tmpdir);
-	xsnprintf(sql, sizeof sql, "%s/sql", src ? src : PBIPORT_DATADIR);
-	xsnprintf(fx, sizeof fx, "%s/tests/fixtures/publish/contoso.odcs.yaml", src ? src : PBIPORT_DATADIR);
-	if (db_open(db_path, true, &db, err) || db_migrate(db, sql, NULL, err) ||
+	tu_src_path(fx, sizeof fx, "tests/fixtures/publish/contoso.odcs.yaml");
+	if (tu_db_open_migrated(tmpdir, "publish.db", db_path, sizeof db_path, &db, err) ||
 	    identity_org_create(db, "acme", org_id, err) || identity_org_create(db, "globex", other_org, err) ||
 	    identity_user_add(db, "ann", "acme", PB_ROLE_MEMBER, NULL, 0, user_id, err) ||
 	    read_file(fx, PB_CONTRACT_MAX_BYTES, &text, &len, err) ||
@@ -76,12 +73,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[128];
 	catalog_product_free(product);
 	pb_keyring_free(cfg.encryption_keys);
 	db_close(db);
-	xsnprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tu_rmtree(tmpdir);
 }
 
 static cat_port *load_port(const char *name)
