@@ -83,13 +83,13 @@ History (2026-11-26, same machine, shared; these lines are fixed text in run.sh)
   about 1.1-1.3 s of that was kernel time: on this ext4 (no journal) every new inode scans
   past the ones deleted in the last minute, so writing 2005 files right after deleting 2005
   is quadratic. The method now writes each run to a fresh folder (~0.25 s kernel time).
-- Old and new code side by side (04:38 UTC, fresh folders, alternating runs, best of 3,
-  load average ~4-5 on 2 cores, so wall time was ~3x CPU time for both): 2000 x 40
-  1.68 -> 1.42 s CPU (user 1.34 -> 1.15, sys 0.34 -> 0.27); 200 x 40 0.16 -> 0.14 s CPU.
+- Old and new code side by side (04:50 UTC, fresh folders, alternating runs, best of 3,
+  load average ~3.7-4 on 2 cores): 2000 x 40 1.49 -> 1.31 s CPU (user 1.19 -> 1.05, sys
+  0.30 -> 0.26), best wall 1.60 -> 1.47 s; 200 x 40 0.13 -> 0.12 s CPU.
 - Deterministic count (valgrind callgrind, 200 x 40, contract read + render, no writing):
-  1,269.5 M -> 1,010.0 M instructions (-20%). What remains: JSON parsing and freeing in
-  jansson ~32%, the Lua templates ~45% (VM with the budget hook, string building, SHA-1
-  lineage tags ~5%, pattern matching for descriptions ~7%), contract checks ~9%.
+  1,269.5 M -> 967.3 M instructions (-24%). What remains: JSON parsing and freeing in
+  jansson ~33%, the Lua templates ~45% (VM with the budget hook, string building, SHA-1
+  lineage tags ~5%, pattern matching for descriptions ~7%), contract checks ~7%.
 <!-- tmdl:end -->"""
 path = "bench/README.md"
 text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
