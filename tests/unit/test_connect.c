@@ -35,8 +35,6 @@
 #define KEY_SIGN "3333333333333333333333333333333333333333333333333333333333333333"
 #define PROCS    20
 
-static struct emu E;
-static int emu_state = -2;
 static char tmpdir[64], db_path[256];
 static pb_db *db;
 static pb_config cfg;
@@ -69,15 +67,15 @@ static int teardown(void **state)
 	db_close(db);
 	pb_keyring_free(cfg.encryption_keys);
 	pb_keyring_free(signing);
-	tu_emu_stop(&E, emu_state);
+	tu_emu_teardown(state);
 	return tu_rmtree(tmpdir);
 }
 
 static bool have_emu(void)
 {
-	if (!tu_emu_once(&E, &emu_state))   /* demo.json */
+	if (!tu_have_emu())   /* demo.json */
 		return false;
-	tu_emu_ok(&E, "POST", "reset", NULL);
+	tu_emu_ok("POST", "reset", NULL);
 	return true;
 }
 
@@ -285,7 +283,7 @@ static void settings_sealed_kept_and_sso(void **state)
 static long long refresh_exchanges(void)
 {
 	char *body = NULL;
-	assert_int_equal(emu_ctl(&E, "GET", "state?sections=tokens", NULL, &body), 200);
+	assert_int_equal(emu_ctl(&tu_emu, "GET", "state?sections=tokens", NULL, &body), 200);
 	json_t *j = json_loads(body, 0, NULL);
 	free(body);
 	assert_non_null(j);
@@ -417,7 +415,7 @@ static void token_service_refreshes_once(void **state)
 	xsnprintf(sql, sizeof sql, "UPDATE user_datasource_connection SET expires_at = '%s' WHERE id = '%s'", soon, id);
 	sql_exec(sql);
 	/* a slow token endpoint keeps the winner's refresh in flight while the others arrive */
-	tu_fault(&E, "{\"path_prefix\": \"/entra\", \"latency_ms\": 300}");
+	tu_fault("{\"path_prefix\": \"/entra\", \"latency_ms\": 300}");
 	pid_t pids[PROCS];
 	for (int i = 0; i < PROCS; i++) {
 		pids[i] = fork();
@@ -445,13 +443,13 @@ static void token_service_refreshes_once(void **state)
 		waitpid(pids[i], &st, 0);
 		failed += !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	}
-	tu_no_faults(&E);
+	tu_no_faults();
 	assert_int_equal(failed, 0);
 	assert_int_equal(refresh_exchanges(), base + 3);
 
 	/* a refresh token Entra no longer accepts: needs_reconnect, tokens erased */
-	tu_fault(&E, "{\"expire_refresh_tokens\": true}");
-	tu_no_faults(&E);
+	tu_fault("{\"expire_refresh_tokens\": true}");
+	tu_no_faults();
 	assert_int_not_equal(token_once(id, 3, code, &gen, err), PB_OK);
 	assert_string_equal(code, "needs_reconnect");
 	assert_non_null(strstr(err, "reconnect Power BI"));
@@ -490,8 +488,8 @@ static void sessions_user_and_app(void **state)
 	assert_true(!strncmp(s.api.token, "emu_at_", 7));
 	/* Microsoft expires the token mid-session: the msapi callback refreshes through the row */
 	long long base = refresh_exchanges();
-	tu_fault(&E, "{\"expire_tokens\": true}");
-	tu_no_faults(&E);
+	tu_fault("{\"expire_tokens\": true}");
+	tu_no_faults();
 	char *fresh = NULL;
 	assert_int_equal(msapi_refresh_token(&s.api, s.api.token_gen, err), PB_OK);
 	assert_int_equal(refresh_exchanges(), base + 1);

@@ -14,8 +14,6 @@
 #include "runtime/util.h"
 #include "tests/unit/testutil.h"
 
-static struct emu E;
-static int emu_state = -2; /* -2 not tried, 0 running, 1 skipped */
 
 static void headers_and_retry_after(void **state)
 {
@@ -94,20 +92,20 @@ static void bad_ca_bundles_are_named(void **state)
 static void tls_with_right_and_wrong_ca(void **state)
 {
 	(void)state;
-	if (!tu_emu_once(&E, &emu_state)) {
+	if (!tu_have_emu()) {
 		skip();
 		return;
 	}
 	char err[PB_ERR_MAX], url[700];
-	snprintf(url, sizeof url, "%s/fabric/v1/workspaces", E.url);
+	snprintf(url, sizeof url, "%s/fabric/v1/workspaces", tu_emu.url);
 	pb_http_req req = { .method = "GET", .url = url };
 	pb_http_resp resp;
 	/* trusted via PBIPORT_CA_BUNDLE (set by emu_start): an answer, 401 without a token */
-	assert_int_equal(pb_http_do(E.http, &req, &resp, err), PB_OK);
+	assert_int_equal(pb_http_do(tu_emu.http, &req, &resp, err), PB_OK);
 	assert_int_equal(resp.status, 401);
 	pb_http_resp_release(&resp);
 	/* the next call reuses the connection */
-	assert_int_equal(pb_http_do(E.http, &req, &resp, err), PB_OK);
+	assert_int_equal(pb_http_do(tu_emu.http, &req, &resp, err), PB_OK);
 	assert_int_equal(resp.new_connections, 0);
 	pb_http_resp_release(&resp);
 	/* an unrelated CA: must fail, clearly */
@@ -137,12 +135,12 @@ static void tls_with_right_and_wrong_ca(void **state)
 static void body_ceiling_timeout_and_drop(void **state)
 {
 	(void)state;
-	if (!tu_emu_once(&E, &emu_state)) {
+	if (!tu_have_emu()) {
 		skip();
 		return;
 	}
 	char err[PB_ERR_MAX], url[700];
-	snprintf(url, sizeof url, "%s/_emulator/state", E.url);
+	snprintf(url, sizeof url, "%s/_emulator/state", tu_emu.url);
 	pb_http_opts o = { .max_body = 16 };
 	pb_http *h = NULL;
 	assert_int_equal(pb_http_new(&o, &h, err), PB_OK);
@@ -154,28 +152,28 @@ static void body_ceiling_timeout_and_drop(void **state)
 	pb_http_free(h);
 
 	/* a slow answer past the request's own timeout */
-	tu_fault(&E, "{\"latency_ms\":1500,\"path_prefix\":\"/graph\"}");
-	snprintf(url, sizeof url, "%s/graph/v1.0/servicePrincipals", E.url);
+	tu_fault("{\"latency_ms\":1500,\"path_prefix\":\"/graph\"}");
+	snprintf(url, sizeof url, "%s/graph/v1.0/servicePrincipals", tu_emu.url);
 	pb_http_req slow = { .method = "GET", .url = url, .timeout_ms = 300 };
-	assert_int_equal(pb_http_do(E.http, &slow, &resp, err), PB_EIO);
+	assert_int_equal(pb_http_do(tu_emu.http, &slow, &resp, err), PB_EIO);
 	assert_non_null(strstr(err, "no complete answer in time"));
 	pb_http_resp_release(&resp);
-	tu_no_faults(&E);
+	tu_no_faults();
 
 	/* a dropped connection after the request went out: outcome unknown */
-	tu_fault(&E, "{\"drop_connections\":1,\"path_prefix\":\"/fabric\"}");
-	snprintf(url, sizeof url, "%s/fabric/v1/connections", E.url);
+	tu_fault("{\"drop_connections\":1,\"path_prefix\":\"/fabric\"}");
+	snprintf(url, sizeof url, "%s/fabric/v1/connections", tu_emu.url);
 	pb_http_req post = { .method = "POST", .url = url, .body = "{}", .body_len = 2, .fresh_connection = true };
-	int rc = pb_http_do(E.http, &post, &resp, err);
+	int rc = pb_http_do(tu_emu.http, &post, &resp, err);
 	assert_int_equal(rc, PB_EIO);
 	assert_non_null(strstr(err, "connection dropped"));
 	assert_true(pb_http_outcome_unknown(&resp, rc));
 	pb_http_resp_release(&resp);
 	/* the next call works again */
-	assert_int_equal(pb_http_do(E.http, &post, &resp, err), PB_OK);
+	assert_int_equal(pb_http_do(tu_emu.http, &post, &resp, err), PB_OK);
 	assert_int_equal(resp.status, 401);
 	pb_http_resp_release(&resp);
-	tu_no_faults(&E);
+	tu_no_faults();
 }
 
 struct batch {
@@ -222,19 +220,19 @@ static int stop_at_five(void *ctx, size_t idx, pb_http_resp *resp, int rc, const
 static void parallel_batch_with_requeue(void **state)
 {
 	(void)state;
-	if (!tu_emu_once(&E, &emu_state)) {
+	if (!tu_have_emu()) {
 		skip();
 		return;
 	}
 	char err[PB_ERR_MAX], url[700];
-	snprintf(url, sizeof url, "%s/fabric/v1/workspaces", E.url);
-	tu_fault(&E, "{\"latency_ms\":30,\"path_prefix\":\"/fabric\"}");
+	snprintf(url, sizeof url, "%s/fabric/v1/workspaces", tu_emu.url);
+	tu_fault("{\"latency_ms\":30,\"path_prefix\":\"/fabric\"}");
 	pb_http_req reqs[40];
 	for (int i = 0; i < 40; i++)
 		reqs[i] = (pb_http_req){ .method = "GET", .url = url };
 	struct batch b;
 	memset(&b, 0, sizeof b);
-	assert_int_equal(pb_http_run_many(E.http, reqs, 40, 8, on_done, &b, err), PB_OK);
+	assert_int_equal(pb_http_run_many(tu_emu.http, reqs, 40, 8, on_done, &b, err), PB_OK);
 	for (int i = 0; i < 40; i++) {
 		assert_int_equal(b.calls[i], i % 2 == 0 ? 2 : 1);
 		assert_int_equal(b.statuses[i], 401);
@@ -243,19 +241,12 @@ static void parallel_batch_with_requeue(void **state)
 	assert_true(b.connects <= 16);
 	/* a callback error stops the batch and is returned */
 	int seen = 0;
-	assert_int_equal(pb_http_run_many(E.http, reqs, 40, 4, stop_at_five, &seen, err), PB_EINVAL);
+	assert_int_equal(pb_http_run_many(tu_emu.http, reqs, 40, 4, stop_at_five, &seen, err), PB_EINVAL);
 	assert_non_null(strstr(err, "stopped at job"));
 	assert_int_equal(seen, 5);
-	tu_no_faults(&E);
+	tu_no_faults();
 	/* zero jobs is fine */
-	assert_int_equal(pb_http_run_many(E.http, reqs, 0, 4, on_done, &b, err), PB_OK);
-}
-
-static int teardown_all(void **state)
-{
-	(void)state;
-	tu_emu_stop(&E, emu_state);
-	return 0;
+	assert_int_equal(pb_http_run_many(tu_emu.http, reqs, 0, 4, on_done, &b, err), PB_OK);
 }
 
 int main(void)
@@ -268,5 +259,5 @@ int main(void)
 		cmocka_unit_test(body_ceiling_timeout_and_drop),
 		cmocka_unit_test(parallel_batch_with_requeue),
 	};
-	return cmocka_run_group_tests(tests, NULL, teardown_all);
+	return cmocka_run_group_tests(tests, NULL, tu_emu_teardown);
 }

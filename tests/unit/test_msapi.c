@@ -35,8 +35,6 @@
 #define DASH       "66666666-6666-4666-8666-000000000001"
 #define FIXTURE "tests/fixtures/msapi/tenant.json"
 
-static struct emu E;
-static int emu_state = -2;
 
 /* ---------- offline: error translation ---------- */
 
@@ -132,12 +130,13 @@ static void urls_pkce_and_paths(void **state)
 
 /* ---------- emulator helpers ---------- */
 
-static bool have_emu(void)
+/* Skips the calling test when the emulator is absent (skip() does not return); else loads
+ * the tenant fixture afresh. */
+static void need_emu(void)
 {
-	if (!tu_emu_once(&E, &emu_state))
-		return false;
-	assert_int_equal(emu_load(&E, FIXTURE), 200);
-	return true;
+	if (!tu_have_emu())
+		skip();
+	assert_int_equal(emu_load(&tu_emu, FIXTURE), 200);
 }
 
 struct sp_refresh {
@@ -161,50 +160,77 @@ static int sp_refresh_cb(void *ctx, char **tok, char *err)
 	return rc;
 }
 
-/* A client for the service principal, with a token refresh callback. */
-static void sp_client(msapi *c, struct sp_refresh *r, msapi *entra, const char *scope)
+/* A service principal's session, set up per test (cmocka fixture): the client with a token
+ * refresh callback, the Entra client the callback uses, and the callback's state. */
+struct sp {
+	msapi c;
+	msapi entra;
+	struct sp_refresh r;
+};
+
+static int sp_setup_scope(void **state, const char *scope)
 {
 	char err[PB_ERR_MAX];
-	assert_int_equal(msapi_init(c, E.http, err), PB_OK);
-	assert_int_equal(msapi_init(entra, E.http, err), PB_OK);
-	c->retry_base_ms = 10;
-	c->poll_ms = 20;
-	r->entra = entra;
-	r->scope = scope ? scope : ENTRA_SCOPE_POWERBI_DEFAULT;
-	r->calls = 0;
+	*state = NULL;
+	if (!tu_have_emu())
+		return 0; /* sp_of skips the test */
+	assert_int_equal(emu_load(&tu_emu, FIXTURE), 200);
+	struct sp *s = calloc(1, sizeof *s);
+	assert_non_null(s);
+	assert_int_equal(msapi_init(&s->c, tu_emu.http, err), PB_OK);
+	assert_int_equal(msapi_init(&s->entra, tu_emu.http, err), PB_OK);
+	*state = s;
+	s->c.retry_base_ms = 10;
+	s->c.poll_ms = 20;
+	s->r.entra = &s->entra;
+	s->r.scope = scope;
 	char *tok = NULL;
-	assert_int_equal(sp_refresh_cb(r, &tok, err), PB_OK);
-	r->calls = 0;
-	assert_int_equal(msapi_set_token(c, tok, err), PB_OK);
+	assert_int_equal(sp_refresh_cb(&s->r, &tok, err), PB_OK);
+	s->r.calls = 0;
+	assert_int_equal(msapi_set_token(&s->c, tok, err), PB_OK);
 	free(tok);
-	msapi_set_refresh(c, sp_refresh_cb, r);
+	msapi_set_refresh(&s->c, sp_refresh_cb, &s->r);
+	return 0;
 }
 
-static void sp_release(msapi *c, msapi *entra)
+static int sp_setup(void **state)
 {
-	msapi_release(c);
-	msapi_release(entra);
+	return sp_setup_scope(state, ENTRA_SCOPE_POWERBI_DEFAULT);
 }
 
-static void fault(const char *json)
+static int sp_setup_graph(void **state)
 {
-	tu_fault(&E, json);
+	return sp_setup_scope(state, ENTRA_SCOPE_GRAPH_DEFAULT);
 }
 
-static void no_faults(void)
+static int sp_teardown(void **state)
 {
-	tu_no_faults(&E);
+	struct sp *s = *state;
+	if (s) {
+		msapi_release(&s->c);
+		msapi_release(&s->entra);
+		free(s);
+	}
+	return 0;
+}
+
+/* The test's session; skips the test (skip() does not return) without the emulator. */
+static struct sp *sp_of(void **state)
+{
+	if (!*state)
+		skip();
+	return *state;
 }
 
 static void config(const char *json)
 {
-	tu_emu_ok(&E, "POST", "config", json);
+	tu_emu_ok("POST", "config", json);
 }
 
 /* Moves the emulator's clock: refreshes and scans finish. */
 static void advance_60s(void)
 {
-	tu_emu_ok(&E, "POST", "advance", "{\"seconds\":60}");
+	tu_emu_ok("POST", "advance", "{\"seconds\":60}");
 }
 
 /* Signs ann in through authorize (login_hint: no browser) + code exchange. */
@@ -223,7 +249,7 @@ static void user_login(msapi *entra, entra_token *t)
 	assert_int_equal(entra_authorize_url(entra, &a, &url, err), PB_OK);
 	pb_http_req req = { .method = "GET", .url = url };
 	pb_http_resp resp;
-	assert_int_equal(pb_http_do(E.http, &req, &resp, err), PB_OK);
+	assert_int_equal(pb_http_do(tu_emu.http, &req, &resp, err), PB_OK);
 	assert_int_equal(resp.status, 302);
 	const char *loc = pb_http_header(&resp, "Location");
 	assert_non_null(loc);
@@ -244,7 +270,7 @@ static void user_login(msapi *entra, entra_token *t)
 	assert_non_null(strstr(err, "PKCE code verifier"));
 	/* sign in again for a fresh code */
 	pb_http_resp_release(&resp);
-	assert_int_equal(pb_http_do(E.http, &req, &resp, err), PB_OK);
+	assert_int_equal(pb_http_do(tu_emu.http, &req, &resp, err), PB_OK);
 	loc = pb_http_header(&resp, "Location");
 	cp = strstr(loc, "code=");
 	n = strcspn(cp + 5, "&");
@@ -268,13 +294,10 @@ static void user_login(msapi *entra, entra_token *t)
 static void entra_flows(void **state)
 {
 	(void)state;
-	if (!have_emu()) {
-		skip();
-		return;
-	}
+	need_emu();
 	char err[PB_ERR_MAX];
 	msapi entra;
-	assert_int_equal(msapi_init(&entra, E.http, err), PB_OK);
+	assert_int_equal(msapi_init(&entra, tu_emu.http, err), PB_OK);
 	entra_token t;
 	entra_app sp = { TENANT, SP_ID, SP_SEC };
 	assert_int_equal(entra_client_credentials(&entra, &sp, NULL, &t, err), PB_OK);
@@ -300,19 +323,19 @@ static void entra_flows(void **state)
 	assert_string_not_equal(r1.refresh_token, u.refresh_token); /* rotation */
 	assert_string_not_equal(r1.access_token, u.access_token);
 	/* inactivity: the emulator ages every refresh token past 90 days */
-	fault("{\"expire_refresh_tokens\":true}");
+	tu_fault("{\"expire_refresh_tokens\":true}");
 	assert_int_equal(entra_refresh(&entra, &web, r1.refresh_token, NULL, &r2, err), PB_EINVAL);
 	assert_string_equal(err, "Entra refused the refresh token (AADSTS700082, expired after 90 days without use): "
 				 "reconnect Power BI");
-	no_faults();
+	tu_no_faults();
 	/* a dropped connection on the refresh grant is not repeated */
 	user_login(&entra, &r2);
-	fault("{\"drop_connections\":1,\"path_prefix\":\"/entra\"}");
+	tu_fault("{\"drop_connections\":1,\"path_prefix\":\"/entra\"}");
 	entra_token r3;
 	assert_int_equal(entra_refresh(&entra, &web, r2.refresh_token, NULL, &r3, err), PB_EIO);
 	assert_true(entra.last.outcome_unknown);
 	assert_non_null(strstr(err, "unknown"));
-	no_faults();
+	tu_no_faults();
 	entra_token_release(&u);
 	entra_token_release(&r1);
 	entra_token_release(&r2);
@@ -321,135 +344,112 @@ static void entra_flows(void **state)
 
 static void graph_display_name(void **state)
 {
-	(void)state;
-	if (!have_emu()) {
-		skip();
-		return;
-	}
+	struct sp *s = sp_of(state);
 	char err[PB_ERR_MAX];
-	msapi c, entra;
-	struct sp_refresh r;
-	sp_client(&c, &r, &entra, ENTRA_SCOPE_GRAPH_DEFAULT);
 	char *name = NULL;
-	assert_int_equal(graph_app_display_name(&c, SP_ID, &name, err), PB_OK);
+	assert_int_equal(graph_app_display_name(&s->c, SP_ID, &name, err), PB_OK);
 	assert_string_equal(name, "pbiport Scanner");
 	free(name);
-	assert_int_equal(graph_app_display_name(&c, "not-a-guid'", &name, err), PB_EINVAL);
-	sp_release(&c, &entra);
+	assert_int_equal(graph_app_display_name(&s->c, "not-a-guid'", &name, err), PB_EINVAL);
 }
 
 /* ---------- Fabric ---------- */
 
+/* Workspaces the service principal sees in the fixture: Sales + Team 03..10 (not Finance). */
+#define SP_WORKSPACES 9
+
+/* Lists the Fabric workspaces c sees, expecting n of them. */
+static void expect_workspaces(msapi *c, size_t n)
+{
+	char err[PB_ERR_MAX];
+	msapi_items l;
+	assert_int_equal(fabric_list_workspaces(c, &l, err), PB_OK);
+	assert_int_equal(l.n, n);
+	msapi_items_release(&l);
+}
+
 static void fabric_paging_and_token_refresh(void **state)
 {
-	(void)state;
-	if (!have_emu()) {
-		skip();
-		return;
-	}
+	struct sp *s = sp_of(state);
 	char err[PB_ERR_MAX];
-	msapi c, entra;
-	struct sp_refresh r;
-	sp_client(&c, &r, &entra, NULL);
 	msapi_items l;
-	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_OK);
-	assert_int_equal(l.n, 9); /* Sales + Team 03..10; page size 3 */
+	assert_int_equal(fabric_list_workspaces(&s->c, &l, err), PB_OK);
+	assert_int_equal(l.n, SP_WORKSPACES); /* page size 3 */
 	assert_non_null(msapi_items_find_name(&l, "Sales"));
 	assert_non_null(msapi_items_find_name(&l, "Team 10"));
 	assert_null(msapi_items_find_name(&l, "Finance"));
 	msapi_items_release(&l);
 	/* many pages: one item per page */
 	config("{\"page_size\":1}");
-	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_OK);
-	assert_int_equal(l.n, 9);
-	assert_int_equal(c.last.attempts, 1); /* last page's call */
-	msapi_items_release(&l);
+	expect_workspaces(&s->c, SP_WORKSPACES);
+	assert_int_equal(s->c.last.attempts, 1); /* last page's call */
 	config("{\"page_size\":3}");
 	/* a continuationUri on another origin is not followed (our token would go there): the
 	 * continuationToken is used instead. Here the client knows the emulator as "localhost"
 	 * while its links say 127.0.0.1. */
 	char saved[600], local[600];
 	snprintf(saved, sizeof saved, "%s", getenv("PBIPORT_FABRIC_URL"));
-	const char *port = strrchr(E.url, ':');
+	const char *port = strrchr(tu_emu.url, ':');
 	snprintf(local, sizeof local, "https://localhost%s/fabric", port);
 	setenv("PBIPORT_FABRIC_URL", local, 1);
 	msapi c2;
-	assert_int_equal(msapi_init(&c2, E.http, err), PB_OK);
-	assert_int_equal(msapi_set_token(&c2, c.token, err), PB_OK);
-	assert_int_equal(fabric_list_workspaces(&c2, &l, err), PB_OK);
-	assert_int_equal(l.n, 9);
-	msapi_items_release(&l);
+	assert_int_equal(msapi_init(&c2, tu_emu.http, err), PB_OK);
+	assert_int_equal(msapi_set_token(&c2, s->c.token, err), PB_OK);
+	expect_workspaces(&c2, SP_WORKSPACES);
 	msapi_release(&c2);
 	setenv("PBIPORT_FABRIC_URL", saved, 1);
 
 	/* expired token: Fabric answers 401 TokenExpired -> one refresh -> retried */
-	fault("{\"expire_tokens\":true}");
-	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_OK);
-	assert_int_equal(r.calls, 1);
-	assert_int_equal(l.n, 9);
-	msapi_items_release(&l);
+	tu_fault("{\"expire_tokens\":true}");
+	expect_workspaces(&s->c, SP_WORKSPACES);
+	assert_int_equal(s->r.calls, 1);
 	/* without a refresh callback the expiry is a clear error */
-	fault("{\"expire_tokens\":true}");
-	msapi_set_refresh(&c, NULL, NULL);
-	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_EINVAL);
+	tu_fault("{\"expire_tokens\":true}");
+	msapi_set_refresh(&s->c, NULL, NULL);
+	assert_int_equal(fabric_list_workspaces(&s->c, &l, err), PB_EINVAL);
 	assert_non_null(strstr(err, "expired"));
-	assert_int_equal(c.last.status, 401);
-	sp_release(&c, &entra);
+	assert_int_equal(s->c.last.status, 401);
 }
 
 static void fabric_throttling_and_bursts(void **state)
 {
-	(void)state;
-	if (!have_emu()) {
-		skip();
-		return;
-	}
+	struct sp *s = sp_of(state);
 	char err[PB_ERR_MAX];
-	msapi c, entra;
-	struct sp_refresh r;
-	sp_client(&c, &r, &entra, NULL);
 	msapi_items l;
 	/* a 429 storm with Retry-After: 0 -> retried until it passes */
-	fault("{\"burst_429\":{\"count\":5,\"retry_after\":0},\"path_prefix\":\"/fabric\"}");
-	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_OK);
-	assert_int_equal(l.n, 9);
-	msapi_items_release(&l);
-	no_faults();
+	tu_fault("{\"burst_429\":{\"count\":5,\"retry_after\":0},\"path_prefix\":\"/fabric\"}");
+	expect_workspaces(&s->c, SP_WORKSPACES);
+	tu_no_faults();
 	/* Retry-After honoured (1 s, twice) */
-	fault("{\"burst_429\":{\"count\":2,\"retry_after\":1},\"path_prefix\":\"/fabric\"}");
+	tu_fault("{\"burst_429\":{\"count\":2,\"retry_after\":1},\"path_prefix\":\"/fabric\"}");
 	config("{\"page_size\":100}");
-	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_OK);
-	assert_int_equal(c.last.attempts, 3);
-	msapi_items_release(&l);
-	no_faults();
+	expect_workspaces(&s->c, SP_WORKSPACES);
+	assert_int_equal(s->c.last.attempts, 3);
+	tu_no_faults();
 	/* asked to wait longer than the budget: fails at once, saying so */
-	fault("{\"burst_429\":{\"count\":1,\"retry_after\":3600},\"path_prefix\":\"/fabric\"}");
-	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_ELIMIT);
+	tu_fault("{\"burst_429\":{\"count\":1,\"retry_after\":3600},\"path_prefix\":\"/fabric\"}");
+	assert_int_equal(fabric_list_workspaces(&s->c, &l, err), PB_ELIMIT);
 	assert_non_null(strstr(err, "Fabric asked to wait 3600 s"));
-	assert_int_equal(c.last.attempts, 1);
-	no_faults();
+	assert_int_equal(s->c.last.attempts, 1);
+	tu_no_faults();
 	/* 503 bursts: every other request fails */
-	fault("{\"error_rate\":{\"status\":503,\"percent\":50,\"retry_after\":0},\"path_prefix\":\"/fabric\"}");
+	tu_fault("{\"error_rate\":{\"status\":503,\"percent\":50,\"retry_after\":0},\"path_prefix\":\"/fabric\"}");
 	config("{\"page_size\":2}");
-	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_OK);
-	assert_int_equal(l.n, 9);
-	msapi_items_release(&l);
-	no_faults();
+	expect_workspaces(&s->c, SP_WORKSPACES);
+	tu_no_faults();
 	/* 503 for ever: gives up after max_attempts with a clear message */
-	fault("{\"error_rate\":{\"status\":503,\"percent\":100,\"retry_after\":0},\"path_prefix\":\"/fabric\"}");
-	c.max_attempts = 4;
-	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_EIO);
+	tu_fault("{\"error_rate\":{\"status\":503,\"percent\":100,\"retry_after\":0},\"path_prefix\":\"/fabric\"}");
+	s->c.max_attempts = 4;
+	assert_int_equal(fabric_list_workspaces(&s->c, &l, err), PB_EIO);
 	assert_non_null(strstr(err, "gave up after 4 attempts"));
 	assert_non_null(strstr(err, "HTTP 503"));
-	no_faults();
+	tu_no_faults();
 	/* dropped connections on a GET are retried */
-	fault("{\"drop_connections\":3,\"path_prefix\":\"/fabric\"}");
-	c.max_attempts = 8;
-	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_OK);
-	msapi_items_release(&l);
-	no_faults();
+	tu_fault("{\"drop_connections\":3,\"path_prefix\":\"/fabric\"}");
+	s->c.max_attempts = 8;
+	expect_workspaces(&s->c, SP_WORKSPACES);
+	tu_no_faults();
 	config("{\"page_size\":3}");
-	sp_release(&c, &entra);
 }
 
 static const char MODEL_TMDL[] = "model Model\n\tculture: en-US\n";
@@ -492,40 +492,33 @@ static size_t count_models_named(msapi *c, const char *ws, const char *name)
 
 static void fabric_models_lro(void **state)
 {
-	(void)state;
-	if (!have_emu()) {
-		skip();
-		return;
-	}
+	struct sp *s = sp_of(state);
 	char err[PB_ERR_MAX];
-	msapi c, entra;
-	struct sp_refresh r;
-	sp_client(&c, &r, &entra, NULL);
 	fabric_part parts[3];
 	size_t np = model_parts(parts, TABLE_TMDL);
 	msapi_item m;
 	/* 202 + Location, polled to Succeeded, result = the item */
-	assert_int_equal(fabric_create_semantic_model(&c, WS_SALES, "Sales model", "generated", parts, np, &m, err),
+	assert_int_equal(fabric_create_semantic_model(&s->c, WS_SALES, "Sales model", "generated", parts, np, &m, err),
 			 PB_OK);
 	assert_non_null(m.id);
 	assert_string_equal(m.name, "Sales model");
 	msapi_item got;
-	assert_int_equal(fabric_get_semantic_model(&c, WS_SALES, m.id, &got, err), PB_OK);
+	assert_int_equal(fabric_get_semantic_model(&s->c, WS_SALES, m.id, &got, err), PB_OK);
 	assert_string_equal(got.id, m.id);
 	msapi_item_release(&got);
 	/* definition round trip */
 	fabric_definition d;
-	assert_int_equal(fabric_get_definition(&c, WS_SALES, m.id, NULL, &d, err), PB_OK);
+	assert_int_equal(fabric_get_definition(&s->c, WS_SALES, m.id, NULL, &d, err), PB_OK);
 	bool saw_table = false;
 	for (size_t i = 0; i < d.n; i++)
 		if (!strcmp(d.v[i].path, "definition/tables/Sales.tmdl"))
 			saw_table = strstr((char *)d.v[i].data, "Snowflake.Databases") != NULL;
 	assert_true(saw_table);
 	fabric_definition_release(&d);
-	assert_int_equal(fabric_update_definition(&c, WS_SALES, m.id, parts, np, err), PB_OK);
+	assert_int_equal(fabric_update_definition(&s->c, WS_SALES, m.id, parts, np, err), PB_OK);
 	/* the model's data source, then bind it to a new connection */
 	msapi_items ds;
-	assert_int_equal(fabric_list_item_connections(&c, WS_SALES, m.id, &ds, err), PB_OK);
+	assert_int_equal(fabric_list_item_connections(&s->c, WS_SALES, m.id, &ds, err), PB_OK);
 	assert_int_equal(ds.n, 1);
 	assert_string_equal(ds.v[0].type, "Snowflake");
 	assert_string_equal(ds.v[0].path, "acme.snowflakecomputing.com;WH");
@@ -534,27 +527,27 @@ static void fabric_models_lro(void **state)
 				     .creation_method = "Snowflake.Databases", .params = params, .nparams = 2,
 				     .cred = FABRIC_CRED_BASIC, .username = "svc", .password = "pw-123" };
 	msapi_item conn;
-	assert_int_equal(fabric_create_connection(&c, &cr, &conn, err), PB_OK);
+	assert_int_equal(fabric_create_connection(&s->c, &cr, &conn, err), PB_OK);
 	assert_non_null(conn.id);
 	assert_string_equal(conn.type, "Snowflake");
 	char *dumped = json_dumps(conn.raw, 0);
 	assert_null(strstr(dumped, "pw-123")); /* secrets never come back */
 	free(dumped);
-	assert_int_equal(fabric_bind_connection(&c, WS_SALES, m.id, conn.id, ds.v[0].type, ds.v[0].path, err), PB_OK);
+	assert_int_equal(fabric_bind_connection(&s->c, WS_SALES, m.id, conn.id, ds.v[0].type, ds.v[0].path, err), PB_OK);
 	/* a path that is not one of the model's data sources is refused */
-	assert_int_not_equal(fabric_bind_connection(&c, WS_SALES, m.id, conn.id, "Snowflake", "other;WH", err), PB_OK);
+	assert_int_not_equal(fabric_bind_connection(&s->c, WS_SALES, m.id, conn.id, "Snowflake", "other;WH", err), PB_OK);
 	assert_non_null(strstr(err, "Fabric refused to bind"));
 	msapi_items_release(&ds);
 	/* the same connection name again */
 	msapi_item dup;
-	assert_int_equal(fabric_create_connection(&c, &cr, &dup, err), PB_EINVAL);
+	assert_int_equal(fabric_create_connection(&s->c, &cr, &dup, err), PB_EINVAL);
 	assert_non_null(strstr(err, "DuplicateConnectionName"));
 	assert_non_null(strstr(err, "reuse the existing connection"));
 	msapi_items conns, types;
-	assert_int_equal(fabric_list_connections(&c, &conns, err), PB_OK);
+	assert_int_equal(fabric_list_connections(&s->c, &conns, err), PB_OK);
 	assert_non_null(msapi_items_find_name(&conns, "sf-sales"));
 	msapi_items_release(&conns);
-	assert_int_equal(fabric_supported_connection_types(&c, &types, err), PB_OK);
+	assert_int_equal(fabric_supported_connection_types(&s->c, &types, err), PB_OK);
 	bool sf = false;
 	for (size_t i = 0; i < types.n; i++)
 		sf |= types.v[i].type && !strcmp(types.v[i].type, "Snowflake");
@@ -564,60 +557,53 @@ static void fabric_models_lro(void **state)
 
 	/* the name is taken now */
 	msapi_item m2;
-	assert_int_not_equal(fabric_create_semantic_model(&c, WS_SALES, "Sales model", NULL, parts, np, &m2, err), PB_OK);
+	assert_int_not_equal(fabric_create_semantic_model(&s->c, WS_SALES, "Sales model", NULL, parts, np, &m2, err), PB_OK);
 	assert_non_null(strstr(err, "ItemDisplayNameAlreadyInUse"));
 
 	/* LRO failure: a TMDL part the service cannot read */
 	fabric_part badp[3];
 	model_parts(badp, "table Broken\n  column NoTabs\n");
-	assert_int_not_equal(fabric_create_semantic_model(&c, WS_SALES, "Broken", NULL, badp, 3, &m2, err), PB_OK);
+	assert_int_not_equal(fabric_create_semantic_model(&s->c, WS_SALES, "Broken", NULL, badp, 3, &m2, err), PB_OK);
 	assert_non_null(strstr(err, "Fabric refused to create semantic model 'Broken'"));
 	assert_non_null(strstr(err, "CorruptedPayload"));
 	assert_non_null(strstr(err, "long-running operation failed"));
 
 	/* a dropped connection on create: listed first, created once */
-	fault("{\"drop_connections\":1,\"path_prefix\":\"/fabric/v1/workspaces/" WS_SALES "/semanticModels\"}");
-	assert_int_equal(fabric_create_semantic_model(&c, WS_SALES, "After drop", NULL, parts, np, &m2, err), PB_OK);
-	no_faults();
-	assert_int_equal(count_models_named(&c, WS_SALES, "After drop"), 1);
+	tu_fault("{\"drop_connections\":1,\"path_prefix\":\"/fabric/v1/workspaces/" WS_SALES "/semanticModels\"}");
+	assert_int_equal(fabric_create_semantic_model(&s->c, WS_SALES, "After drop", NULL, parts, np, &m2, err), PB_OK);
+	tu_no_faults();
+	assert_int_equal(count_models_named(&s->c, WS_SALES, "After drop"), 1);
 	msapi_item_release(&m2);
 
 	/* polls that get no answer do not fail the operation, even without per-call retries */
-	fault("{\"drop_connections\":2,\"path_prefix\":\"/fabric/v1/operations\"}");
-	c.max_attempts = 1;
-	assert_int_equal(fabric_create_semantic_model(&c, WS_SALES, "Polled", NULL, parts, np, &m2, err), PB_OK);
-	c.max_attempts = 8;
-	no_faults();
+	tu_fault("{\"drop_connections\":2,\"path_prefix\":\"/fabric/v1/operations\"}");
+	s->c.max_attempts = 1;
+	assert_int_equal(fabric_create_semantic_model(&s->c, WS_SALES, "Polled", NULL, parts, np, &m2, err), PB_OK);
+	s->c.max_attempts = 8;
+	tu_no_faults();
 	msapi_item_release(&m2);
 
 	/* finishing at once (201) works too */
 	config("{\"lro_mode\":\"sync\"}");
-	assert_int_equal(fabric_create_semantic_model(&c, WS_SALES, "Sync model", NULL, parts, np, &m2, err), PB_OK);
+	assert_int_equal(fabric_create_semantic_model(&s->c, WS_SALES, "Sync model", NULL, parts, np, &m2, err), PB_OK);
 	assert_string_equal(m2.name, "Sync model");
 	msapi_item_release(&m2);
 	config("{\"lro_mode\":\"async\"}");
 	msapi_item_release(&m);
-	sp_release(&c, &entra);
 }
 
 static void fabric_as_user(void **state)
 {
 	(void)state;
-	if (!have_emu()) {
-		skip();
-		return;
-	}
+	need_emu();
 	char err[PB_ERR_MAX];
 	msapi entra, c;
-	assert_int_equal(msapi_init(&entra, E.http, err), PB_OK);
-	assert_int_equal(msapi_init(&c, E.http, err), PB_OK);
+	assert_int_equal(msapi_init(&entra, tu_emu.http, err), PB_OK);
+	assert_int_equal(msapi_init(&c, tu_emu.http, err), PB_OK);
 	entra_token u;
 	user_login(&entra, &u);
 	assert_int_equal(msapi_set_token(&c, u.access_token, err), PB_OK);
-	msapi_items l;
-	assert_int_equal(fabric_list_workspaces(&c, &l, err), PB_OK);
-	assert_int_equal(l.n, 10);
-	msapi_items_release(&l);
+	expect_workspaces(&c, 10);
 	/* a Viewer cannot create a model */
 	fabric_part parts[3];
 	size_t np = model_parts(parts, TABLE_TMDL);
@@ -636,60 +622,53 @@ static void fabric_as_user(void **state)
 
 static void powerbi_reads_and_expiry(void **state)
 {
-	(void)state;
-	if (!have_emu()) {
-		skip();
-		return;
-	}
+	struct sp *s = sp_of(state);
 	char err[PB_ERR_MAX];
-	msapi c, entra;
-	struct sp_refresh r;
-	sp_client(&c, &r, &entra, NULL);
 	msapi_items l;
-	assert_int_equal(powerbi_list_groups(&c, NULL, &l, err), PB_OK);
+	assert_int_equal(powerbi_list_groups(&s->c, NULL, &l, err), PB_OK);
 	assert_int_equal(l.n, 9);
 	msapi_items_release(&l);
-	assert_int_equal(powerbi_list_groups(&c, "name eq 'Sales'", &l, err), PB_OK);
+	assert_int_equal(powerbi_list_groups(&s->c, "name eq 'Sales'", &l, err), PB_OK);
 	assert_int_equal(l.n, 1);
 	assert_string_equal(l.v[0].id, WS_SALES);
 	msapi_items_release(&l);
-	assert_int_equal(powerbi_list_datasets(&c, WS_SALES, &l, err), PB_OK);
+	assert_int_equal(powerbi_list_datasets(&s->c, WS_SALES, &l, err), PB_OK);
 	assert_non_null(msapi_items_find_name(&l, "Orders"));
 	msapi_items_release(&l);
-	assert_int_equal(powerbi_list_reports(&c, WS_SALES, &l, err), PB_OK);
+	assert_int_equal(powerbi_list_reports(&s->c, WS_SALES, &l, err), PB_OK);
 	assert_int_equal(l.n, 1);
 	assert_string_equal(l.v[0].dataset_id, DS_ORDERS);
 	msapi_items_release(&l);
-	assert_int_equal(powerbi_list_dashboards(&c, WS_SALES, &l, err), PB_OK);
+	assert_int_equal(powerbi_list_dashboards(&s->c, WS_SALES, &l, err), PB_OK);
 	assert_string_equal(l.v[0].name, "Orders board");
 	msapi_items_release(&l);
-	assert_int_equal(powerbi_list_tiles(&c, WS_SALES, DASH, &l, err), PB_OK);
+	assert_int_equal(powerbi_list_tiles(&s->c, WS_SALES, DASH, &l, err), PB_OK);
 	assert_string_equal(l.v[0].name, "Total");
 	assert_string_equal(l.v[0].dataset_id, DS_ORDERS);
 	msapi_items_release(&l);
-	assert_int_equal(powerbi_list_datasources(&c, WS_SALES, DS_ORDERS, &l, err), PB_OK);
+	assert_int_equal(powerbi_list_datasources(&s->c, WS_SALES, DS_ORDERS, &l, err), PB_OK);
 	assert_int_equal(l.n, 1);
 	assert_string_equal(l.v[0].path, "acme.snowflakecomputing.com;WH");
 	msapi_items_release(&l);
 	/* no role in Finance */
-	assert_int_equal(powerbi_list_datasets(&c, WS_FINANCE, &l, err), PB_EINVAL);
+	assert_int_equal(powerbi_list_datasets(&s->c, WS_FINANCE, &l, err), PB_EINVAL);
 	assert_non_null(strstr(err, "Power BI refused to list the datasets of a workspace"));
 	assert_non_null(strstr(err, "PowerBINotAuthorizedException"));
 	assert_non_null(strstr(err, "as Viewer"));
 	/* expired token: Power BI answers 403 TokenExpired -> refresh -> retry */
-	fault("{\"expire_tokens\":true}");
-	assert_int_equal(powerbi_list_datasets(&c, WS_SALES, &l, err), PB_OK);
-	assert_int_equal(r.calls, 1);
-	assert_int_equal(c.last.refreshes, 1);
+	tu_fault("{\"expire_tokens\":true}");
+	assert_int_equal(powerbi_list_datasets(&s->c, WS_SALES, &l, err), PB_OK);
+	assert_int_equal(s->r.calls, 1);
+	assert_int_equal(s->c.last.refreshes, 1);
 	msapi_items_release(&l);
 	/* many calls in parallel: one of them (Finance) fails, the others arrive */
 	const char *paths[] = { "/v1.0/myorg/groups/" WS_SALES "/datasets", "/v1.0/myorg/groups/" WS_FINANCE "/datasets",
 				"/v1.0/myorg/groups/" WS_TEAM3 "/datasets", "/v1.0/myorg/groups/" WS_SALES "/reports" };
 	json_t *outs[4];
 	int rcs[4];
-	fault("{\"burst_429\":{\"count\":3,\"retry_after\":0},\"path_prefix\":\"/powerbi\"}");
-	assert_int_equal(msapi_get_many(&c, MSAPI_POWERBI, paths, 4, "list datasets", outs, rcs, err), PB_EINVAL);
-	no_faults();
+	tu_fault("{\"burst_429\":{\"count\":3,\"retry_after\":0},\"path_prefix\":\"/powerbi\"}");
+	assert_int_equal(msapi_get_many(&s->c, MSAPI_POWERBI, paths, 4, "list datasets", outs, rcs, err), PB_EINVAL);
+	tu_no_faults();
 	assert_non_null(strstr(err, "1 of 4 calls to list datasets failed"));
 	assert_int_equal(rcs[0], PB_OK);
 	assert_int_equal(rcs[1], PB_EINVAL);
@@ -701,51 +680,43 @@ static void powerbi_reads_and_expiry(void **state)
 	for (int i = 0; i < 4; i++)
 		json_decref(outs[i]);
 	/* 429 storm on Power BI */
-	fault("{\"burst_429\":{\"count\":4,\"retry_after\":0},\"path_prefix\":\"/powerbi\"}");
-	assert_int_equal(powerbi_list_reports(&c, WS_SALES, &l, err), PB_OK);
-	assert_int_equal(c.last.attempts, 5);
+	tu_fault("{\"burst_429\":{\"count\":4,\"retry_after\":0},\"path_prefix\":\"/powerbi\"}");
+	assert_int_equal(powerbi_list_reports(&s->c, WS_SALES, &l, err), PB_OK);
+	assert_int_equal(s->c.last.attempts, 5);
 	msapi_items_release(&l);
-	no_faults();
-	sp_release(&c, &entra);
+	tu_no_faults();
 }
 
 static void powerbi_refresh_and_push(void **state)
 {
-	(void)state;
-	if (!have_emu()) {
-		skip();
-		return;
-	}
+	struct sp *s = sp_of(state);
 	char err[PB_ERR_MAX];
-	msapi c, entra;
-	struct sp_refresh r;
-	sp_client(&c, &r, &entra, NULL);
 	char *rid = NULL;
-	assert_int_equal(powerbi_refresh_dataset(&c, WS_SALES, DS_ORDERS, NULL, &rid, err), PB_OK);
+	assert_int_equal(powerbi_refresh_dataset(&s->c, WS_SALES, DS_ORDERS, NULL, &rid, err), PB_OK);
 	assert_non_null(rid);
 	/* one refresh at a time */
 	char *rid2 = NULL;
-	assert_int_equal(powerbi_refresh_dataset(&c, WS_SALES, DS_ORDERS, NULL, &rid2, err), PB_EINVAL);
+	assert_int_equal(powerbi_refresh_dataset(&s->c, WS_SALES, DS_ORDERS, NULL, &rid2, err), PB_EINVAL);
 	assert_non_null(strstr(err, "Power BI refused to start a dataset refresh"));
 	powerbi_refresh *h = NULL;
 	size_t n = 0;
-	assert_int_equal(powerbi_refresh_history(&c, WS_SALES, DS_ORDERS, 5, &h, &n, err), PB_OK);
+	assert_int_equal(powerbi_refresh_history(&s->c, WS_SALES, DS_ORDERS, 5, &h, &n, err), PB_OK);
 	assert_true(n >= 1);
 	assert_string_equal(h[0].request_id, rid);
 	assert_true(powerbi_refresh_running(&h[0]));
 	powerbi_refreshes_release(h, n);
 	advance_60s();
-	assert_int_equal(powerbi_refresh_history(&c, WS_SALES, DS_ORDERS, 1, &h, &n, err), PB_OK);
+	assert_int_equal(powerbi_refresh_history(&s->c, WS_SALES, DS_ORDERS, 1, &h, &n, err), PB_OK);
 	assert_string_equal(h[0].status, "Completed");
 	assert_non_null(h[0].end_time);
 	powerbi_refreshes_release(h, n);
 	free(rid);
 	/* a dropped trigger: the running refresh is found instead of starting another */
-	fault("{\"drop_connections\":1,\"path_prefix\":\"/powerbi/v1.0/myorg/groups/" WS_SALES "/datasets/" DS_ORDERS
+	tu_fault("{\"drop_connections\":1,\"path_prefix\":\"/powerbi/v1.0/myorg/groups/" WS_SALES "/datasets/" DS_ORDERS
 	      "/refreshes\"}");
-	assert_int_equal(powerbi_refresh_dataset(&c, WS_SALES, DS_ORDERS, NULL, &rid, err), PB_OK);
+	assert_int_equal(powerbi_refresh_dataset(&s->c, WS_SALES, DS_ORDERS, NULL, &rid, err), PB_OK);
 	assert_non_null(rid);
-	no_faults();
+	tu_no_faults();
 	free(rid);
 	advance_60s();
 
@@ -753,33 +724,32 @@ static void powerbi_refresh_and_push(void **state)
 	powerbi_push_column cols[] = { { "Id", "Int64" }, { "Name", "string" } };
 	powerbi_push_table tab = { "Events", cols, 2 };
 	msapi_item ds;
-	fault("{\"drop_connections\":1,\"path_prefix\":\"/powerbi/v1.0/myorg/groups/" WS_SALES "/datasets\"}");
-	assert_int_equal(powerbi_push_create(&c, WS_SALES, "Pushed", &tab, 1, "basicFIFO", &ds, err), PB_OK);
-	no_faults();
+	tu_fault("{\"drop_connections\":1,\"path_prefix\":\"/powerbi/v1.0/myorg/groups/" WS_SALES "/datasets\"}");
+	assert_int_equal(powerbi_push_create(&s->c, WS_SALES, "Pushed", &tab, 1, "basicFIFO", &ds, err), PB_OK);
+	tu_no_faults();
 	assert_non_null(ds.id);
 	msapi_items l;
-	assert_int_equal(powerbi_list_datasets(&c, WS_SALES, &l, err), PB_OK);
+	assert_int_equal(powerbi_list_datasets(&s->c, WS_SALES, &l, err), PB_OK);
 	size_t pushed = 0;
 	for (size_t i = 0; i < l.n; i++)
 		pushed += !strcmp(l.v[i].name, "Pushed");
 	assert_int_equal(pushed, 1);
 	msapi_items_release(&l);
 	json_t *rows = json_pack("[{s:i, s:s}, {s:i, s:s}]", "Id", 1, "Name", "a", "Id", 2, "Name", "b");
-	assert_int_equal(powerbi_push_rows(&c, WS_SALES, ds.id, "Events", rows, err), PB_OK);
+	assert_int_equal(powerbi_push_rows(&s->c, WS_SALES, ds.id, "Events", rows, err), PB_OK);
 	/* a dropped POST rows is not repeated: outcome unknown */
-	fault("{\"drop_connections\":1,\"path_prefix\":\"/powerbi/v1.0/myorg/groups/" WS_SALES "/datasets/\"}");
-	assert_int_equal(powerbi_push_rows(&c, WS_SALES, ds.id, "Events", rows, err), PB_EIO);
-	assert_true(c.last.outcome_unknown);
-	no_faults();
-	assert_int_equal(powerbi_push_delete_rows(&c, WS_SALES, ds.id, "Events", err), PB_OK);
+	tu_fault("{\"drop_connections\":1,\"path_prefix\":\"/powerbi/v1.0/myorg/groups/" WS_SALES "/datasets/\"}");
+	assert_int_equal(powerbi_push_rows(&s->c, WS_SALES, ds.id, "Events", rows, err), PB_EIO);
+	assert_true(s->c.last.outcome_unknown);
+	tu_no_faults();
+	assert_int_equal(powerbi_push_delete_rows(&s->c, WS_SALES, ds.id, "Events", err), PB_OK);
 	json_t *many = json_array();
 	for (int i = 0; i <= POWERBI_PUSH_ROWS_MAX; i++)
 		json_array_append_new(many, json_pack("{s:i}", "Id", i));
-	assert_int_equal(powerbi_push_rows(&c, WS_SALES, ds.id, "Events", many, err), PB_ELIMIT);
+	assert_int_equal(powerbi_push_rows(&s->c, WS_SALES, ds.id, "Events", many, err), PB_ELIMIT);
 	json_decref(many);
 	json_decref(rows);
 	msapi_item_release(&ds);
-	sp_release(&c, &entra);
 }
 
 /* ---------- scanner ---------- */
@@ -805,30 +775,23 @@ static int count_scan(void *ctx, json_t *result, char *err)
 
 static void scanner_flow(void **state)
 {
-	(void)state;
-	if (!have_emu()) {
-		skip();
-		return;
-	}
+	struct sp *s = sp_of(state);
 	char err[PB_ERR_MAX];
-	msapi c, entra;
-	struct sp_refresh r;
-	sp_client(&c, &r, &entra, NULL);
 	char **ids = NULL;
 	size_t n = 0;
-	assert_int_equal(scanner_modified(&c, NULL, true, &ids, &n, err), PB_OK);
+	assert_int_equal(scanner_modified(&s->c, NULL, true, &ids, &n, err), PB_OK);
 	assert_int_equal(n, 10);
 	/* one scan by hand */
 	char *sid = NULL, *st = NULL;
 	const char *sales[] = { WS_SALES, WS_TEAM3 };
 	scanner_opts full = { .lineage = true, .datasource_details = true, .dataset_schema = true,
 			      .dataset_expressions = true };
-	assert_int_equal(scanner_get_info(&c, sales, 2, &full, &sid, err), PB_OK);
+	assert_int_equal(scanner_get_info(&s->c, sales, 2, &full, &sid, err), PB_OK);
 	advance_60s();
-	assert_int_equal(scanner_status(&c, sid, &st, err), PB_OK);
+	assert_int_equal(scanner_status(&s->c, sid, &st, err), PB_OK);
 	assert_string_equal(st, "Succeeded");
 	json_t *res = NULL;
-	assert_int_equal(scanner_result(&c, sid, &res, err), PB_OK);
+	assert_int_equal(scanner_result(&s->c, sid, &res, err), PB_OK);
 	assert_int_equal(json_array_size(json_object_get(res, "workspaces")), 2);
 	/* the same result as plain C */
 	scan_result sr;
@@ -863,37 +826,36 @@ static void scanner_flow(void **state)
 	json_decref(odd);
 	free(sid);
 	free(st);
-	assert_int_equal(scanner_get_info(&c, (const char *const *)ids, 0, NULL, &sid, err), PB_EINVAL);
+	assert_int_equal(scanner_get_info(&s->c, (const char *const *)ids, 0, NULL, &sid, err), PB_EINVAL);
 	/* all of them in parallel batches, with a 429 in the middle and an expired token */
 	config("{\"scan_duration_s\":0.05}");
-	fault("{\"burst_429\":{\"count\":2,\"retry_after\":0},\"path_prefix\":\"/powerbi/v1.0/myorg/admin/workspaces/getInfo\"}");
-	fault("{\"expire_tokens\":true}");
+	tu_fault("{\"burst_429\":{\"count\":2,\"retry_after\":0},\"path_prefix\":\"/powerbi/v1.0/myorg/admin/workspaces/getInfo\"}");
+	tu_fault("{\"expire_tokens\":true}");
 	scanner_opts o = { .lineage = true, .datasource_details = true, .dataset_schema = true };
 	struct scan_count sc = { 0, 0 };
 	scanner_stats stats;
-	assert_int_equal(scanner_scan_all(&c, (const char *const *)ids, n, &o, count_scan, &sc, &stats, err), PB_OK);
+	assert_int_equal(scanner_scan_all(&s->c, (const char *const *)ids, n, &o, count_scan, &sc, &stats, err), PB_OK);
 	assert_int_equal(sc.workspaces, 10);
 	assert_int_equal(sc.datasets, 1);
 	assert_int_equal(stats.succeeded, 1);
 	assert_true(stats.retries >= 2);
-	assert_int_equal(r.calls, 1);
-	no_faults();
+	assert_int_equal(s->r.calls, 1);
+	tu_no_faults();
 	/* batches of 100: 250 ids (unknown ids are simply not in the result) */
 	char **many = calloc(250, sizeof *many);
 	for (size_t i = 0; i < 250; i++)
 		many[i] = (char *)ids[i % n];
 	memset(&sc, 0, sizeof sc);
-	assert_int_equal(scanner_scan_all(&c, (const char *const *)many, 250, NULL, count_scan, &sc, &stats, err), PB_OK);
+	assert_int_equal(scanner_scan_all(&s->c, (const char *const *)many, 250, NULL, count_scan, &sc, &stats, err), PB_OK);
 	assert_int_equal(stats.batches, 3);
 	assert_int_equal(stats.succeeded, 3);
 	free(many);
 	config("{\"scan_duration_s\":30}");
 	msapi_strv_free(ids, n);
-	sp_release(&c, &entra);
 
 	/* an app that may not use admin APIs: clear message, stops at once */
 	msapi p;
-	assert_int_equal(msapi_init(&p, E.http, err), PB_OK);
+	assert_int_equal(msapi_init(&p, tu_emu.http, err), PB_OK);
 	entra_app plain = { TENANT, PLAIN_ID, "plain-secret" };
 	entra_token t;
 	assert_int_equal(entra_client_credentials(&p, &plain, NULL, &t, err), PB_OK);
@@ -912,10 +874,7 @@ static void scanner_flow(void **state)
 static void wrong_ca_is_a_clear_error(void **state)
 {
 	(void)state;
-	if (!have_emu()) {
-		skip();
-		return;
-	}
+	need_emu();
 	char err[PB_ERR_MAX], other[700];
 	snprintf(other, sizeof other, "%s/tests/fixtures/msapi/other-ca.pem", emu_src_dir());
 	pb_http_opts o = { .ca_bundle = other };
@@ -932,28 +891,21 @@ static void wrong_ca_is_a_clear_error(void **state)
 	pb_http_free(h);
 }
 
-static int teardown_all(void **state)
-{
-	(void)state;
-	tu_emu_stop(&E, emu_state);
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(error_messages_name_the_fix),
 		cmocka_unit_test(urls_pkce_and_paths),
 		cmocka_unit_test(entra_flows),
-		cmocka_unit_test(graph_display_name),
-		cmocka_unit_test(fabric_paging_and_token_refresh),
-		cmocka_unit_test(fabric_throttling_and_bursts),
-		cmocka_unit_test(fabric_models_lro),
+		cmocka_unit_test_setup_teardown(graph_display_name, sp_setup_graph, sp_teardown),
+		cmocka_unit_test_setup_teardown(fabric_paging_and_token_refresh, sp_setup, sp_teardown),
+		cmocka_unit_test_setup_teardown(fabric_throttling_and_bursts, sp_setup, sp_teardown),
+		cmocka_unit_test_setup_teardown(fabric_models_lro, sp_setup, sp_teardown),
 		cmocka_unit_test(fabric_as_user),
-		cmocka_unit_test(powerbi_reads_and_expiry),
-		cmocka_unit_test(powerbi_refresh_and_push),
-		cmocka_unit_test(scanner_flow),
+		cmocka_unit_test_setup_teardown(powerbi_reads_and_expiry, sp_setup, sp_teardown),
+		cmocka_unit_test_setup_teardown(powerbi_refresh_and_push, sp_setup, sp_teardown),
+		cmocka_unit_test_setup_teardown(scanner_flow, sp_setup, sp_teardown),
 		cmocka_unit_test(wrong_ca_is_a_clear_error),
 	};
-	return cmocka_run_group_tests(tests, NULL, teardown_all);
+	return cmocka_run_group_tests(tests, NULL, tu_emu_teardown);
 }

@@ -67,38 +67,47 @@ TU_FN int tu_db_open_migrated(const char *dir, const char *file, char *path, siz
 
 /* ---------- the emulator, started once per test binary ---------- */
 
-/* Starts the emulator on first use; *state is -2 before, then emu_start's answer (a failed
- * start fails the test). True when it runs, false when skipped. */
-TU_FN bool tu_emu_once(struct emu *e, int *state)
+/* The binary's one emulator and whether it runs: -2 not tried yet, then emu_start's answer
+ * (0 running, 1 skipped). */
+__attribute__((unused)) static struct emu tu_emu;
+__attribute__((unused)) static int tu_emu_state = -2;
+
+/* Starts the emulator on first use (a failed start fails the test). True when it runs,
+ * false when skipped (no python3 or no emulator). */
+TU_FN bool tu_have_emu(void)
 {
-	if (*state == -2) {
-		*state = emu_start(e, NULL);
-		assert_int_not_equal(*state, -1);
+	if (tu_emu_state == -2) {
+		tu_emu_state = emu_start(&tu_emu, NULL);
+		assert_int_not_equal(tu_emu_state, -1);
 	}
-	return *state == 0;
+	return tu_emu_state == 0;
 }
 
-/* Stops it again if tu_emu_once started it. */
-TU_FN void tu_emu_stop(struct emu *e, int state)
+/* Group teardown: stops the emulator if tu_have_emu started it. */
+TU_FN int tu_emu_teardown(void **state)
 {
-	if (state == 0)
-		emu_stop(e);
+	(void)state;
+	if (tu_emu_state == 0)
+		emu_stop(&tu_emu);
+	tu_emu_state = -2;
+	return 0;
 }
 
-/* Control calls that must succeed. */
-TU_FN void tu_emu_ok(struct emu *e, const char *method, const char *what, const char *body)
+/* A control call that must succeed. */
+TU_FN void tu_emu_ok(const char *method, const char *what, const char *body)
 {
-	assert_int_equal(emu_ctl(e, method, what, body, NULL), 200);
+	assert_int_equal(emu_ctl(&tu_emu, method, what, body, NULL), 200);
 }
 
-TU_FN void tu_fault(struct emu *e, const char *json)
+/* Adds a fault (JSON, see tests/emulator/server.py) / clears all faults. */
+TU_FN void tu_fault(const char *json)
 {
-	tu_emu_ok(e, "POST", "faults", json);
+	tu_emu_ok("POST", "faults", json);
 }
 
-TU_FN void tu_no_faults(struct emu *e)
+TU_FN void tu_no_faults(void)
 {
-	tu_emu_ok(e, "DELETE", "faults", NULL);
+	tu_emu_ok("DELETE", "faults", NULL);
 }
 
 #endif
