@@ -1738,15 +1738,22 @@ typedef struct send_ctx {
 	int64_t defer_ms;       /* set with PB_ELIMIT: the limiter asks for a wait too long to sleep through */
 } send_ctx;
 
-static int send_chunk(send_ctx *sc, const char *rows_json, size_t len, long nrows, bool wait, bool *refused, char *err)
+/* The POST rows body {"rows":[...]} around a chunk's JSON array text, into out (reset first):
+ * the converted rows are sent as the text they are, never parsed again. */
+static int rows_body(sbuf *out, const char *rows_json, size_t len, char *err)
 {
-	json_error_t je;
-	json_t *rows = json_loadb(rows_json, len, 0, &je);
+	sbuf_reset(out);
+	if (sbuf_adds(out, "{\"rows\":") || sbuf_add(out, rows_json, len) || sbuf_addc(out, '}'))
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	return 0;
+}
+
+/* body: a whole {"rows":[...]} text (rows_body) of nrows rows. */
+static int send_chunk(send_ctx *sc, const char *body, size_t len, long nrows, bool wait, bool *refused, char *err)
+{
 	int rc = 0;
 	if (refused)
 		*refused = false;
-	if (!rows)
-		return pb_err(err, PB_EINTERNAL, "spooled rows are not JSON: %s", je.text);
 	for (int round = 0;; round++) {
 		long table_rows = 0;
 		int64_t wait_ms = 0, ticket = 0;
@@ -1774,7 +1781,7 @@ static int send_chunk(send_ctx *sc, const char *rows_json, size_t len, long nrow
 			round--;
 			continue;
 		}
-		rc = powerbi_push_rows(sc->api, sc->d->workspace_id, sc->d->powerbi_id, sc->table, rows, err);
+		rc = powerbi_push_rows_text(sc->api, sc->d->workspace_id, sc->d->powerbi_id, sc->table, body, len, err);
 		sc->requests += sc->api->last.attempts > 0 ? sc->api->last.attempts : 1;
 		bool throttled = rc && sc->api->last.status == 429;
 		if (sc->api->last.attempts > 1 || throttled)
@@ -1801,7 +1808,6 @@ static int send_chunk(send_ctx *sc, const char *rows_json, size_t len, long nrow
 		if (sc->stop && *sc->stop)
 			break;
 	}
-	json_decref(rows);
 	return rc;
 }
 
@@ -1906,8 +1912,10 @@ int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, co
 	long requests_before = 0, throttled_before = 0;
 	push_format fmt;
 	char *buf = NULL;
+	sbuf body;
 	int rc;
 	*reply = NULL;
+	sbuf_init(&body, PB_PUSH_CHUNK_BODY_MAX);
 	if ((rc = push_format_from_media_type(media_type, &fmt, err)))
 		return error_reply(status, reply, 415, "unsupported_media_type", err, err);
 	if ((rc = ds_get(db, who, dataset_id, &d, err)))
@@ -1961,7 +1969,9 @@ int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, co
 		sc.api = &s.api;
 		/* a 429 here is not waited out in the web request: msapi gives up soon and the job waits */
 		s.api.wait_budget_ms = 2000;
-		rc = send_chunk(&sc, sp.first, sp.first_len, (long)sp.first_rows, false, &refused, err);
+		if ((rc = rows_body(&body, sp.first, sp.first_len, err)))
+			goto out;
+		rc = send_chunk(&sc, sbuf_str(&body), body.len, (long)sp.first_rows, false, &refused, err);
 		if (rc && s.api.last.outcome_unknown) {
 			char msg[PB_ERR_MAX];
 			xsnprintf(msg, sizeof msg,
@@ -2018,6 +2028,7 @@ out:
 	}
 	if (have_session)
 		pbi_session_release(&s);
+	sbuf_release(&body);
 	free(buf);
 	free(sp.first);
 	push_reader_free(rd);
@@ -2072,7 +2083,8 @@ int push_rows_job(pb_job_ctx *ctx)
 	json_t *reply = NULL;
 	sqlite3_stmt *st = NULL;
 	int status = 0, rc;
-	char *rows = NULL;
+	sbuf body;
+	sbuf_init(&body, PB_PUSH_CHUNK_BODY_MAX);
 	if (!upload || !ds_id || !table) {
 		rc = job_fail(ctx, "bad_input", "the job input lacks upload_id, dataset_id or table");
 		goto out;
@@ -2119,15 +2131,12 @@ int push_rows_job(pb_job_ctx *ctx)
 		seq = (long)sqlite3_column_int64(st, 0);
 		nrows = (long)sqlite3_column_int64(st, 1);
 		len = (size_t)sqlite3_column_bytes(st, 2);
-		free(rows);
-		rows = xstrndup((const char *)sqlite3_column_text(st, 2), len);
+		rc = rows_body(&body, (const char *)sqlite3_column_text(st, 2), len, ctx->err);
 		db_done(st);
 		st = NULL;
-		if (!rows) {
-			rc = pb_err(ctx->err, PB_ENOMEM, "out of memory");
+		if (rc)
 			goto out;
-		}
-		if ((rc = send_chunk(&sc, rows, len, nrows, true, NULL, ctx->err))) {
+		if ((rc = send_chunk(&sc, sbuf_str(&body), body.len, nrows, true, NULL, ctx->err))) {
 			if (rc == PB_ELIMIT && sc.defer_ms)
 				rc = job_retry_later(ctx, (long)sc.defer_ms, "rate_limited", "%s (%ld of %ld rows sent)", ctx->err,
 						     accepted, total);
@@ -2165,7 +2174,7 @@ out:
 		chunks_drop(ctx->db, upload, -1, derr);
 	}
 	db_done(st);
-	free(rows);
+	sbuf_release(&body);
 	if (have)
 		pbi_session_release(&s);
 	json_decref(reply);

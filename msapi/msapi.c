@@ -505,6 +505,9 @@ int msapi_do(msapi *c, const msapi_call *call, msapi_reply *out, char *err)
 		}
 		blen = strlen(body);
 		ctype = "Content-Type: application/json";
+	} else if (call->json_text) {
+		blen = call->json_text_len;
+		ctype = "Content-Type: application/json";
 	} else if (call->form) {
 		blen = strlen(call->form);
 		ctype = "Content-Type: application/x-www-form-urlencoded";
@@ -529,7 +532,7 @@ int msapi_do(msapi *c, const msapi_call *call, msapi_reply *out, char *err)
 			hdrs[nh++] = auth;
 		}
 		t.token_gen = c->token_gen;
-		pb_http_req req = { call->method, url, hdrs, nh, call->json ? body : call->form, blen, 0,
+		pb_http_req req = { call->method, url, hdrs, nh, call->json ? body : call->json_text ? call->json_text : call->form, blen, 0,
 				    !call->idempotent };
 		pb_http_resp resp;
 		char xerr[PB_ERR_MAX] = "";

@@ -119,6 +119,8 @@ typedef struct msapi_call {
 	const char *url;        /* "/v1/..." appended to the service base, or an absolute https:// URL */
 	const json_t *json;     /* borrowed JSON body, or NULL */
 	const char *form;       /* borrowed form body (Entra), or NULL */
+	const char *json_text;  /* borrowed JSON body text sent as is (json NULL), or NULL */
+	size_t json_text_len;
 	bool idempotent;        /* safe to repeat when the outcome is unknown */
 	bool no_auth;           /* no Authorization header (Entra token endpoint) */
 	const char *what;       /* "listing workspaces": used in messages */

@@ -202,8 +202,57 @@ static int running_refresh(msapi *c, const char *group, const char *dataset, cha
 	return rc;
 }
 
+bool powerbi_refresh_options_enhanced(const powerbi_refresh_options *o)
+{
+	return o && (o->type || o->commit_mode || o->nobjects || o->retry_count >= 0 || o->max_parallelism >= 0 ||
+		     o->apply_refresh_policy >= 0 || o->effective_date || o->timeout);
+}
+
+/* The request body: {"notifyOption"} for a standard refresh, the enhanced fields otherwise. */
+static json_t *refresh_body(const char *notify, const powerbi_refresh_options *o)
+{
+	if (!powerbi_refresh_options_enhanced(o))
+		return json_pack("{s:s}", "notifyOption", notify ? notify : "NoNotification");
+	json_t *b = json_object();
+	json_t *objs = o->nobjects ? json_array() : NULL;
+	bool ok = b && (!o->nobjects || objs);
+	for (size_t i = 0; ok && i < o->nobjects; i++)
+		ok = !json_array_append_new(objs, json_pack("{s:s, s:s*}", "table", o->objects[i].table ? o->objects[i].table : "",
+							    "partition", o->objects[i].partition));
+	if (ok && o->type)
+		ok = !json_object_set_new(b, "type", json_string(o->type));
+	if (ok && o->commit_mode)
+		ok = !json_object_set_new(b, "commitMode", json_string(o->commit_mode));
+	if (ok && objs) {
+		ok = !json_object_set_new(b, "objects", objs);
+		objs = NULL;
+	}
+	if (ok && o->retry_count >= 0)
+		ok = !json_object_set_new(b, "retryCount", json_integer(o->retry_count));
+	if (ok && o->max_parallelism >= 0)
+		ok = !json_object_set_new(b, "maxParallelism", json_integer(o->max_parallelism));
+	if (ok && o->apply_refresh_policy >= 0)
+		ok = !json_object_set_new(b, "applyRefreshPolicy", json_boolean(o->apply_refresh_policy));
+	if (ok && o->effective_date)
+		ok = !json_object_set_new(b, "effectiveDate", json_string(o->effective_date));
+	if (ok && o->timeout)
+		ok = !json_object_set_new(b, "timeout", json_string(o->timeout));
+	json_decref(objs);
+	if (!ok) {
+		json_decref(b);
+		return NULL;
+	}
+	return b;
+}
+
 int powerbi_refresh_dataset(msapi *c, const char *group, const char *dataset, const char *notify,
 			    char **request_id, char *err)
+{
+	return powerbi_refresh_dataset_with(c, group, dataset, notify, NULL, request_id, err);
+}
+
+int powerbi_refresh_dataset_with(msapi *c, const char *group, const char *dataset, const char *notify,
+				 const powerbi_refresh_options *o, char **request_id, char *err)
 {
 	if (request_id)
 		*request_id = NULL;
@@ -213,8 +262,8 @@ int powerbi_refresh_dataset(msapi *c, const char *group, const char *dataset, co
 	int rc = msapi_path(&path, err, "/v1.0/myorg/groups/%s/datasets/%s/refreshes", group, dataset);
 	if (rc)
 		goto out;
-	if (!(body = json_pack("{s:s}", "notifyOption", notify ? notify : "NoNotification"))) {
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
+	if (!(body = refresh_body(notify, o))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory (or a table name is not UTF-8)");
 		goto out;
 	}
 	for (int round = 0; round < 2; round++) {
@@ -368,6 +417,36 @@ out:
 	return rc;
 }
 
+/* POST .../rows with either a tree (json) or a prepared text (text, len). */
+static int push_rows_call(msapi *c, const char *group, const char *dataset, const char *table, const json_t *json,
+			  const char *text, size_t len, char *err)
+{
+	char *path = NULL;
+	msapi_reply r = { 0 };
+	int rc = msapi_path(&path, err, "/v1.0/myorg/groups/%s/datasets/%s/tables/%s/rows", group, dataset, table);
+	if (rc)
+		goto out;
+	/* appending rows twice duplicates them: never repeated blindly */
+	msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = path, .json = json, .json_text = text,
+			    .json_text_len = len, .idempotent = false, .what = "add rows to a push dataset" };
+	rc = msapi_do(c, &call, &r, err);
+out:
+	free(path);
+	msapi_reply_release(&r);
+	return rc;
+}
+
+int powerbi_push_rows_text(msapi *c, const char *group, const char *dataset, const char *table,
+			   const char *body, size_t len, char *err)
+{
+	static const char head[] = "{\"rows\":[";
+	/* a cheap shape check: the rows themselves were built by the caller */
+	if (!body || len < sizeof head + 1 || memcmp(body, head, sizeof head - 1) || body[len - 2] != ']' ||
+	    body[len - 1] != '}')
+		return pb_err(err, PB_EINVAL, "the rows body must be {\"rows\":[...]}");
+	return push_rows_call(c, group, dataset, table, NULL, body, len, err);
+}
+
 int powerbi_push_rows(msapi *c, const char *group, const char *dataset, const char *table,
 		      const json_t *rows, char *err)
 {
@@ -376,24 +455,11 @@ int powerbi_push_rows(msapi *c, const char *group, const char *dataset, const ch
 	if (json_array_size(rows) > POWERBI_PUSH_ROWS_MAX)
 		return pb_err(err, PB_ELIMIT, "%zu rows in one call; Power BI accepts at most %d",
 			      json_array_size(rows), POWERBI_PUSH_ROWS_MAX);
-	char *path = NULL;
-	json_t *body = NULL;
-	msapi_reply r = { 0 };
-	int rc = msapi_path(&path, err, "/v1.0/myorg/groups/%s/datasets/%s/tables/%s/rows", group, dataset, table);
-	if (rc)
-		goto out;
-	if (!(body = json_pack("{s:O}", "rows", rows))) {
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
-	/* appending rows twice duplicates them: never repeated blindly */
-	msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = path, .json = body, .idempotent = false,
-			    .what = "add rows to a push dataset" };
-	rc = msapi_do(c, &call, &r, err);
-out:
-	free(path);
+	json_t *body = json_pack("{s:O}", "rows", rows);
+	if (!body)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	int rc = push_rows_call(c, group, dataset, table, body, NULL, 0, err);
 	json_decref(body);
-	msapi_reply_release(&r);
 	return rc;
 }
 

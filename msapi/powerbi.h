@@ -43,6 +43,31 @@ bool powerbi_refresh_running(const powerbi_refresh *r);
  * running refresh is taken as this one rather than starting another. */
 int powerbi_refresh_dataset(msapi *c, const char *group, const char *dataset, const char *notify,
 			    char **request_id, char *err);
+/* Enhanced-refresh options (strings borrowed). Any field set makes the call an enhanced
+ * refresh: notifyOption is then left out (Power BI refuses it there), and Power BI answers
+ * with the refresh's id. Unset: NULL strings, nobjects 0, and -1 for the numbers and
+ * apply_refresh_policy (0 false, 1 true). */
+typedef struct powerbi_refresh_object {
+	const char *table;
+	const char *partition;    /* NULL: the whole table */
+} powerbi_refresh_object;
+typedef struct powerbi_refresh_options {
+	const char *type;         /* Full, ClearValues, Calculate, DataOnly, Automatic, Defragment */
+	const char *commit_mode;  /* Transactional, PartialBatch */
+	const powerbi_refresh_object *objects;
+	size_t nobjects;
+	int retry_count;
+	int max_parallelism;
+	int apply_refresh_policy;
+	const char *effective_date;
+	const char *timeout;      /* "hh:mm:ss" */
+} powerbi_refresh_options;
+#define POWERBI_REFRESH_OPTIONS_NONE { NULL, NULL, NULL, 0, -1, -1, -1, NULL, NULL }
+bool powerbi_refresh_options_enhanced(const powerbi_refresh_options *o);
+/* powerbi_refresh_dataset with enhanced-refresh options (o NULL or none set: a standard
+ * refresh with notify). */
+int powerbi_refresh_dataset_with(msapi *c, const char *group, const char *dataset, const char *notify,
+				 const powerbi_refresh_options *o, char **request_id, char *err);
 /* GET .../refreshes?$top=top (top <= 0: service default). *out new array of *n entries. */
 int powerbi_refresh_history(msapi *c, const char *group, const char *dataset, int top,
 			    powerbi_refresh **out, size_t *n, char *err);
@@ -69,6 +94,11 @@ int powerbi_push_create(msapi *c, const char *group, const char *name, const pow
  * c->last.outcome_unknown then tells the rows may or may not have been added. */
 int powerbi_push_rows(msapi *c, const char *group, const char *dataset, const char *table,
 		      const json_t *rows, char *err);
+/* The same call with the body prepared by the caller: body is the whole {"rows":[...]} JSON
+ * text (borrowed), sent as it is, so a caller that already holds the rows as JSON text skips
+ * building and serialising a tree. The caller keeps it within POWERBI_PUSH_ROWS_MAX rows. */
+int powerbi_push_rows_text(msapi *c, const char *group, const char *dataset, const char *table,
+			   const char *body, size_t len, char *err);
 /* DELETE .../tables/{t}/rows (all rows). */
 int powerbi_push_delete_rows(msapi *c, const char *group, const char *dataset, const char *table, char *err);
 

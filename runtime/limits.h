@@ -128,6 +128,9 @@
 #define PB_REFRESH_FIND_TRIES   10                    /* history reads to find a triggered refresh */
 #define PB_REFRESH_HISTORY_TOP  60                    /* entries read (Power BI keeps 60) */
 #define PB_REFRESH_FANOUT_MAX   200                   /* models one event may refresh */
+#define PB_REFRESH_OBJECTS_MAX  1000                  /* tables/partitions one enhanced refresh names */
+#define PB_REFRESH_RETRY_MAX    100                   /* enhanced refresh retryCount (Power BI: 24 h in all) */
+#define PB_REFRESH_PARALLELISM_MAX 1000               /* enhanced refresh maxParallelism */
 /* push datasets (core/push) */
 #define PB_PUSH_MAX_TABLES      75                    /* Power BI push dataset limit */
 #define PB_PUSH_MAX_COLUMNS     75                    /* per table, Power BI limit */
@@ -140,5 +143,6 @@
 #define PB_PUSH_INFLIGHT_STALE_MS 120000              /* an in-flight request older than this is over */
 #define PB_PUSH_WAIT_INLINE_MS  120000                /* longer limiter waits put the push job back in the queue */
 #define PB_PUSH_JOB_ATTEMPTS    50                    /* tries of one push job (each long wait uses one) */
+#define PB_PUSH_CHUNK_BODY_MAX  (512u * 1024 * 1024 + 64) /* one POST rows body: a reader chunk (bounded at 512 MiB) + {"rows":} */
 
 #endif
