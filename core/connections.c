@@ -514,99 +514,73 @@ out:
 	return rc;
 }
 
-/* Re-seals one sealed column value of a row when it was made with an older key. *fresh is
- * new (NULL when nothing to do). */
-static int reseal(const pb_keyring *kr, const char *sealed, const char *kind, const char *id, const char *field,
-		  char **fresh, char *err)
+/* Re-seals one column's values made with an older key than kr's newest (inside the caller's
+ * transaction); *resealed counts them. */
+static int reseal_column(pb_db *db, const pb_keyring *kr, const sealed_column *col, size_t *resealed, char *err)
 {
-	char *plain = NULL;
-	*fresh = NULL;
-	if (!sealed || !*sealed || !pb_sealed_needs_rotation(kr, sealed))
-		return PB_OK;
-	int rc = open_str(kr, sealed, kind, id, field, &plain, err);
-	if (!rc)
-		rc = seal_str(kr, plain, kind, id, field, fresh, err);
-	secret_free(plain);
+	sqlite3_stmt *st = NULL, *up = NULL;
+	char ctx[CTX_MAX], *plain = NULL, *fresh = NULL;
+	size_t len = 0;
+	int rc, row;
+	if ((rc = db_prepare(db, col->select_sql, &st, err)))
+		goto out;
+	while ((row = db_row(db, st, err)) == 1) {
+		const char *key = db_col_text(st, 0), *sealed = db_col_text(st, 1);
+		if (!sealed || !pb_sealed_needs_rotation(kr, sealed))
+			continue;
+		if ((rc = seal_ctx(ctx, col->kind, key, col->field, err)) ||
+		    (rc = pb_open(kr, sealed, ctx, &plain, &len, err)) ||
+		    (rc = pb_seal(kr, plain, len, ctx, &fresh, err)))
+			goto out;
+		pb_secret_free(plain, len);
+		plain = NULL;
+		if ((rc = db_prepare(db, col->update_sql, &up, err)) || (rc = db_bind_text(up, 1, fresh, err)) ||
+		    (rc = db_bind_text(up, 2, key, err)) || (rc = db_exec(db, up, err)))
+			goto out;
+		db_done(up);
+		up = NULL;
+		free(fresh);
+		fresh = NULL;
+		(*resealed)++;
+	}
+	rc = row < 0 ? row : PB_OK;
+out:
+	db_done(up);
+	db_done(st);
+	pb_secret_free(plain, len);
+	free(fresh);
 	return rc;
 }
 
-int conn_rotate(pb_db *db, const pb_keyring *kr, size_t *resealed, char *err)
+int reseal_columns(pb_db *db, const pb_keyring *kr, const sealed_column *cols, size_t n, size_t *resealed,
+		   char *err)
 {
-	sqlite3_stmt *st = NULL, *up = NULL;
-	char *a = NULL, *r = NULL, *v = NULL;
-	bool began = false;
-	int rc;
+	int rc = PB_OK;
 	*resealed = 0;
 	if (!kr)
 		return pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set");
 	if ((rc = db_begin(db, err)))
 		return rc;
-	began = true;
-	if ((rc = db_prepare(db, "SELECT id, access_token_sealed, refresh_token_sealed FROM user_datasource_connection",
-			     &st, err)))
-		goto out;
-	int row;
-	while ((row = db_row(db, st, err)) == 1) {
-		const char *id = db_col_text(st, 0);
-		if ((rc = reseal(kr, db_col_text(st, 1), "udc", id, "access", &a, err)) ||
-		    (rc = reseal(kr, db_col_text(st, 2), "udc", id, "refresh", &r, err)))
-			goto out;
-		if (!a && !r)
-			continue;
-		if ((rc = db_prepare(db, "UPDATE user_datasource_connection SET access_token_sealed = "
-				     "COALESCE(?, access_token_sealed), refresh_token_sealed = "
-				     "COALESCE(?, refresh_token_sealed) WHERE id = ?", &up, err)) ||
-		    (rc = db_bind_text(up, 1, a, err)) || (rc = db_bind_text(up, 2, r, err)) ||
-		    (rc = db_bind_text(up, 3, id, err)) || (rc = db_exec(db, up, err)))
-			goto out;
-		db_done(up);
-		up = NULL;
-		*resealed += (a != NULL) + (r != NULL);
-		free(a);
-		free(r);
-		a = r = NULL;
-	}
-	if (row < 0) {
-		rc = row;
-		goto out;
-	}
-	db_done(st);
-	if ((rc = db_prepare(db, "SELECT nonce, code_verifier_sealed FROM oauth_states WHERE used_at IS NULL", &st,
-			     err)))
-		goto out;
-	while ((row = db_row(db, st, err)) == 1) {
-		const char *nonce = db_col_text(st, 0);
-		if ((rc = reseal(kr, db_col_text(st, 1), "oauth_state", nonce, NULL, &v, err)))
-			goto out;
-		if (!v)
-			continue;
-		if ((rc = db_prepare(db, "UPDATE oauth_states SET code_verifier_sealed = ? WHERE nonce = ?", &up, err)) ||
-		    (rc = db_bind_text(up, 1, v, err)) || (rc = db_bind_text(up, 2, nonce, err)) ||
-		    (rc = db_exec(db, up, err)))
-			goto out;
-		db_done(up);
-		up = NULL;
-		(*resealed)++;
-		free(v);
-		v = NULL;
-	}
-	if (row < 0) {
-		rc = row;
-		goto out;
-	}
-	db_done(st);
-	st = NULL;
-	rc = db_commit(db, err);
-	began = false;   /* db_commit rolls back itself when it fails */
-out:
-	db_done(up);
-	db_done(st);
-	free(a);
-	free(r);
-	free(v);
-	if (began)
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = reseal_column(db, kr, &cols[i], resealed, err);
+	if (rc) {
 		db_rollback(db);
-	return rc;
+		return rc;
+	}
+	return db_commit(db, err);   /* rolls back itself when it fails */
+}
+
+int conn_rotate(pb_db *db, const pb_keyring *kr, size_t *resealed, char *err)
+{
+	static const sealed_column cols[] = {
+		{ "SELECT id, access_token_sealed FROM user_datasource_connection",
+		  "UPDATE user_datasource_connection SET access_token_sealed = ? WHERE id = ?", "udc", "access" },
+		{ "SELECT id, refresh_token_sealed FROM user_datasource_connection",
+		  "UPDATE user_datasource_connection SET refresh_token_sealed = ? WHERE id = ?", "udc", "refresh" },
+		{ "SELECT nonce, code_verifier_sealed FROM oauth_states WHERE used_at IS NULL",
+		  "UPDATE oauth_states SET code_verifier_sealed = ? WHERE nonce = ?", "oauth_state", NULL },
+	};
+	return reseal_columns(db, kr, cols, sizeof cols / sizeof cols[0], resealed, err);
 }
 
 /* ---- sign-ins in progress ---- */

@@ -80,6 +80,21 @@ int conn_find(pb_db *db, const char *org_id, const char *user_id, const char *te
 int conn_token(pb_db *db, const pb_keyring *kr, struct msapi *entra, const entra_app *app, const char *conn_id,
 	       long long stale_gen, char **access_token, long long *gen, char code[PBI_CODE_MAX], char *err);
 
+/* A sealed column for key rotation: select_sql yields (row key, sealed value), update_sql
+ * takes (?1 the value sealed again, ?2 the row key). Values are sealed under the context
+ * "<kind>:<row key>[:<field>]" (field may be NULL). */
+typedef struct sealed_column {
+	const char *select_sql;
+	const char *update_sql;
+	const char *kind;
+	const char *field;
+} sealed_column;
+
+/* Re-seals, in one transaction, every value of the n columns made with an older key than kr's
+ * newest; *resealed counts them. Nothing is written when one fails. */
+int reseal_columns(pb_db *db, const pb_keyring *kr, const sealed_column *cols, size_t n, size_t *resealed,
+		   char *err);
+
 /* Re-seals every connection token and PKCE verifier made with an older key; counts them. */
 int conn_rotate(pb_db *db, const pb_keyring *kr, size_t *resealed, char *err);
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/connections.h"
 #include "core/pbi_session.h"
 #include "msapi/entra.h"
 #include "msapi/graph.h"
@@ -312,56 +313,10 @@ out:
 
 int pbi_settings_rotate(pb_db *db, const pb_config *cfg, size_t *resealed, char *err)
 {
-	sqlite3_stmt *st = NULL, *up = NULL;
-	char *plain = NULL, *sealed = NULL, ctx[SETTINGS_CTX_MAX];
-	size_t len = 0;
-	bool began = false;
-	int rc;
-	*resealed = 0;
-	if (!cfg->encryption_keys)
-		return pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set");
-	if ((rc = db_begin(db, err)))
-		return rc;
-	began = true;
-	if ((rc = db_prepare(db, "SELECT org_id, client_secret_sealed FROM powerbi_settings "
-			     "WHERE client_secret_sealed IS NOT NULL", &st, err)))
-		goto out;
-	int r;
-	while ((r = db_row(db, st, err)) == 1) {
-		const char *org_id = db_col_text(st, 0), *old = db_col_text(st, 1);
-		if (!pb_sealed_needs_rotation(cfg->encryption_keys, old))
-			continue;
-		if ((rc = secret_context(org_id, ctx, err)) ||
-		    (rc = pb_open(cfg->encryption_keys, old, ctx, &plain, &len, err)) ||
-		    (rc = pb_seal(cfg->encryption_keys, plain, len, ctx, &sealed, err)))
-			goto out;
-		pb_secret_free(plain, len);
-		plain = NULL;
-		if ((rc = db_prepare(db, "UPDATE powerbi_settings SET client_secret_sealed = ? WHERE org_id = ?", &up,
-				     err)) ||
-		    (rc = db_bind_text(up, 1, sealed, err)) || (rc = db_bind_text(up, 2, org_id, err)) ||
-		    (rc = db_exec(db, up, err)))
-			goto out;
-		db_done(up);
-		up = NULL;
-		free(sealed);
-		sealed = NULL;
-		(*resealed)++;
-	}
-	if (r < 0) {
-		rc = r;
-		goto out;
-	}
-	db_done(st);
-	st = NULL;
-	rc = db_commit(db, err);
-	began = false;   /* db_commit rolls back itself when it fails */
-out:
-	db_done(up);
-	db_done(st);
-	pb_secret_free(plain, len);
-	free(sealed);
-	if (began)
-		db_rollback(db);
-	return rc;
+	/* the context is secret_context's "powerbi_settings:<org_id>" */
+	static const sealed_column secret = {
+		"SELECT org_id, client_secret_sealed FROM powerbi_settings WHERE client_secret_sealed IS NOT NULL",
+		"UPDATE powerbi_settings SET client_secret_sealed = ? WHERE org_id = ?", "powerbi_settings", NULL
+	};
+	return reseal_columns(db, cfg->encryption_keys, &secret, 1, resealed, err);
 }
