@@ -38,6 +38,23 @@ static int open_db(const char *cmd, pb_config *cfg, pb_db **db)
 	return 0;
 }
 
+/* Ends a command: prints out (the new id or token) or what failed, closes db and cfg. The
+ * exit code. */
+static int finish(const char *what, int rc, const char *err, const char *out, pb_db *db, pb_config *cfg)
+{
+	int code = 0;
+	if (rc) {
+		fprintf(stderr, "pbiport %s: %s\n", what, err);
+		code = exit_code(rc);
+	} else {
+		printf("%s\n", out);
+		fflush(stdout);
+	}
+	db_close(db);
+	config_release(cfg);
+	return code;
+}
+
 int cmd_org(int argc, char **argv)
 {
 	pb_config cfg;
@@ -51,15 +68,7 @@ int cmd_org(int argc, char **argv)
 	if (code)
 		return code;
 	int rc = identity_org_create(db, argv[2], id, err);
-	if (rc) {
-		fprintf(stderr, "pbiport org create: %s\n", err);
-		code = exit_code(rc);
-	} else {
-		printf("%s\n", id);
-	}
-	db_close(db);
-	config_release(&cfg);
-	return code;
+	return finish("org create", rc, err, id, db, &cfg);
 }
 
 static int user_usage(void)
@@ -104,15 +113,7 @@ int cmd_user(int argc, char **argv)
 	if (code)
 		return code;
 	int rc = identity_user_add(db, argv[2], org, role, teams, nteams, id, err);
-	if (rc) {
-		fprintf(stderr, "pbiport user add: %s\n", err);
-		code = exit_code(rc);
-	} else {
-		printf("%s\n", id);
-	}
-	db_close(db);
-	config_release(&cfg);
-	return code;
+	return finish("user add", rc, err, id, db, &cfg);
 }
 
 int cmd_token(int argc, char **argv)
@@ -128,16 +129,7 @@ int cmd_token(int argc, char **argv)
 	if (code)
 		return code;
 	int rc = identity_token_create(db, argv[2], token, err);
-	if (rc) {
-		fprintf(stderr, "pbiport token create: %s\n", err);
-		code = exit_code(rc);
-	} else {
-		/* the only time the token is ever shown */
-		printf("%s\n", token);
-		fflush(stdout);
-	}
+	code = finish("token create", rc, err, token, db, &cfg);   /* the only time the token is ever shown */
 	OPENSSL_cleanse(token, sizeof token);
-	db_close(db);
-	config_release(&cfg);
 	return code;
 }
