@@ -115,11 +115,183 @@ static int choose_auth(pb_db *db, const char *org_id, const refresh_target *t, c
 
 /* ======================================================================== options */
 
-int refresh_options_check(const json_t *body, char *err)
+/* One of names, case-insensitively (Power BI's docs write them both ways); *canon is the
+ * spelling sent on. */
+static bool one_of(const json_t *v, const char *const *names, const char **canon)
+{
+	for (size_t i = 0; json_is_string(v) && names[i]; i++)
+		if (str_ieq(names[i], json_string_value(v))) {
+			*canon = names[i];
+			return true;
+		}
+	return false;
+}
+
+static bool digits(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* "YYYY-MM-DD", optionally followed by a time ("T..."). */
+static bool date_text(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 10 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' || !digits(s + 8, 2) ||
+	    (n > 10 && s[10] != 'T'))
+		return false;
+	int mo = (s[5] - '0') * 10 + (s[6] - '0'), d = (s[8] - '0') * 10 + (s[9] - '0');
+	return mo >= 1 && mo <= 12 && d >= 1 && d <= 31;
+}
+
+/* "hh:mm:ss" with hh 0-23 (one or two digits): Power BI's pattern. *secs its length. */
+static bool timeout_text(const char *s, long *secs)
+{
+	size_t h = strspn(s, "0123456789");
+	if (h < 1 || h > 2 || strlen(s) != h + 6 || s[h] != ':' || s[h + 3] != ':' || !digits(s + h + 1, 2) ||
+	    !digits(s + h + 4, 2))
+		return false;
+	long hh = strtol(s, NULL, 10), mm = strtol(s + h + 1, NULL, 10), ss = strtol(s + h + 4, NULL, 10);
+	*secs = hh * 3600 + mm * 60 + ss;
+	return hh <= 23 && mm <= 59 && ss <= 59;
+}
+
+static int int_field(const json_t *body, const char *name, long lo, long hi, json_t *out, char *err)
+{
+	const json_t *v = json_object_get(body, name);
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+		return pb_err(err, PB_EINVAL, "%s must be a whole number from %ld to %ld", name, lo, hi);
+	return json_object_set_new(out, name, json_integer(json_integer_value(v))) ? pb_err(err, PB_ENOMEM, "out of memory")
+										   : 0;
+}
+
+static int objects_field(const json_t *objs, json_t *out, char *err)
+{
+	static const char *const keys[] = { "table", "partition", NULL };
+	if (!json_is_array(objs) || !json_array_size(objs) || json_array_size(objs) > PB_REFRESH_OBJECTS_MAX)
+		return pb_err(err, PB_EINVAL, "objects must be a list of 1 to %d {\"table\", \"partition\"?} entries",
+			      PB_REFRESH_OBJECTS_MAX);
+	json_t *arr = json_array();
+	if (!arr || json_object_set_new(out, "objects", arr))
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	for (size_t i = 0; i < json_array_size(objs); i++) {
+		const json_t *o = json_array_get(objs, i);
+		char what[64];
+		xsnprintf(what, sizeof what, "objects[%zu]", i);
+		if (!json_is_object(o))
+			return pb_err(err, PB_EINVAL, "%s must be an object {\"table\", \"partition\"?}", what);
+		int rc = json_body_only_keys(o, keys, what, err);
+		if (rc)
+			return rc;
+		const json_t *t = json_object_get(o, "table"), *p = json_object_get(o, "partition");
+		if (!json_is_string(t) || !json_string_length(t) || json_string_length(t) > PB_NAME_MAX_BYTES)
+			return pb_err(err, PB_EINVAL, "%s.table must be a table name (1 to %d bytes)", what, PB_NAME_MAX_BYTES);
+		if (p && (!json_is_string(p) || !json_string_length(p) || json_string_length(p) > PB_NAME_MAX_BYTES))
+			return pb_err(err, PB_EINVAL, "%s.partition must be a partition name (1 to %d bytes)", what,
+				      PB_NAME_MAX_BYTES);
+		if (json_array_append_new(arr, json_pack("{s:O, s:O*}", "table", t, "partition", p)))
+			return pb_err(err, PB_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* Checks the enhanced-refresh fields of body and builds *out: the same fields in Power BI's
+ * spelling (NULL when there are none: a standard refresh). */
+static int enhanced_options(const json_t *body, json_t **out, char *err)
+{
+	static const char *const types[] = { "Full", "ClearValues", "Calculate", "DataOnly", "Automatic", "Defragment",
+					     NULL };
+	static const char *const modes[] = { "Transactional", "PartialBatch", NULL };
+	const char *canon = NULL;
+	json_t *o = json_object();
+	int rc = 0;
+	*out = NULL;
+	if (!o)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	const json_t *v;
+	if ((v = json_object_get(body, "type"))) {
+		if (!one_of(v, types, &canon)) {
+			rc = pb_err(err, PB_EINVAL, "type must be Full, ClearValues, Calculate, DataOnly, Automatic or Defragment");
+			goto out;
+		}
+		json_object_set_new(o, "type", json_string(canon));
+	}
+	bool partial = false;
+	if ((v = json_object_get(body, "commitMode"))) {
+		if (!one_of(v, modes, &canon)) {
+			rc = pb_err(err, PB_EINVAL, "commitMode must be Transactional or PartialBatch");
+			goto out;
+		}
+		partial = !strcmp(canon, "PartialBatch");
+		json_object_set_new(o, "commitMode", json_string(canon));
+	}
+	if ((v = json_object_get(body, "objects")) && (rc = objects_field(v, o, err)))
+		goto out;
+	if ((rc = int_field(body, "retryCount", 0, PB_REFRESH_RETRY_MAX, o, err)) ||
+	    (rc = int_field(body, "maxParallelism", 1, PB_REFRESH_PARALLELISM_MAX, o, err)))
+		goto out;
+	if ((v = json_object_get(body, "applyRefreshPolicy"))) {
+		if (!json_is_boolean(v)) {
+			rc = pb_err(err, PB_EINVAL, "applyRefreshPolicy must be true or false");
+			goto out;
+		}
+		json_object_set_new(o, "applyRefreshPolicy", json_boolean(json_is_true(v)));
+	}
+	/* Power BI's default for applyRefreshPolicy is true, which PartialBatch does not allow */
+	if (partial && !json_is_false(json_object_get(o, "applyRefreshPolicy"))) {
+		rc = pb_err(err, PB_EINVAL, "applyRefreshPolicy must be false with commitMode PartialBatch (Power BI allows "
+					    "the refresh policy only in a transactional refresh)");
+		goto out;
+	}
+	if ((v = json_object_get(body, "effectiveDate"))) {
+		if (!json_is_string(v) || !date_text(json_string_value(v))) {
+			rc = pb_err(err, PB_EINVAL, "effectiveDate must be a date (YYYY-MM-DD)");
+			goto out;
+		}
+		json_object_set_new(o, "effectiveDate", json_string(json_string_value(v)));
+	}
+	if ((v = json_object_get(body, "timeout"))) {
+		long secs = 0;
+		if (!json_is_string(v) || !timeout_text(json_string_value(v), &secs)) {
+			rc = pb_err(err, PB_EINVAL, "timeout must be hh:mm:ss (at most 23:59:59), the time one attempt may take");
+			goto out;
+		}
+		long tries = 1 + (long)json_integer_value(json_object_get(o, "retryCount"));
+		if (secs * tries > 24 * 3600) {
+			rc = pb_err(err, PB_EINVAL, "timeout: %ld attempts of %s exceed the 24 hours Power BI allows a refresh "
+						    "in all (lower timeout or retryCount)", tries, json_string_value(v));
+			goto out;
+		}
+		json_object_set_new(o, "timeout", json_string(json_string_value(v)));
+	}
+	if (json_object_size(o) && json_object_get(body, "notifyOption")) {
+		rc = pb_err(err, PB_EINVAL, "notifyOption is for a standard refresh only: leave it out of an enhanced refresh "
+					    "(type, commitMode, objects, ...)");
+		goto out;
+	}
+	if (json_object_size(o)) {
+		*out = o;
+		o = NULL;
+	}
+out:
+	json_decref(o);
+	return rc;
+}
+
+/* Checks the body; *enhanced (may be NULL) receives the enhanced-refresh options in Power
+ * BI's spelling, or NULL for a standard refresh. */
+static int options_parse(const json_t *body, json_t **enhanced, char *err)
 {
 	static const char *const keys[] = { "notifyOption", "type", "commitMode", "objects", "retryCount", "maxParallelism",
 					     "applyRefreshPolicy", "effectiveDate", "timeout", "wait_timeout", NULL };
 	static const char *const notify[] = { "NoNotification", "MailOnFailure", "MailOnCompletion", NULL };
+	json_t *opts = NULL;
+	if (enhanced)
+		*enhanced = NULL;
 	if (!body)
 		return 0;
 	if (!json_is_object(body))
@@ -138,17 +310,18 @@ int refresh_options_check(const json_t *body, char *err)
 	const json_t *wt = json_object_get(body, "wait_timeout");
 	if (wt && !(json_is_integer(wt) && json_integer_value(wt) > 0) && !json_is_string(wt))
 		return pb_err(err, PB_EINVAL, "wait_timeout must be seconds or a duration such as \"2h\"");
-	const char *enhanced[] = { "type", "commitMode", "objects", "retryCount", "maxParallelism", "applyRefreshPolicy",
-				   "effectiveDate", "timeout" };
-	for (size_t i = 0; i < sizeof enhanced / sizeof enhanced[0]; i++)
-		if (json_object_get(body, enhanced[i]))
-			/* msapi's refresh call sends only notifyOption: refusing beats refreshing the
-			 * whole model when a partition or commit mode was asked for */
-			return pb_err(err, PB_EINVAL,
-				      "enhanced-refresh option '%s' is not supported yet: send {} or {\"notifyOption\": ...} "
-				      "for a standard refresh",
-				      enhanced[i]);
+	if ((rc = enhanced_options(body, &opts, err)))
+		return rc;
+	if (enhanced)
+		*enhanced = opts;
+	else
+		json_decref(opts);
 	return 0;
+}
+
+int refresh_options_check(const json_t *body, char *err)
+{
+	return options_parse(body, NULL, err);
 }
 
 /* Puts prefix before the message already in err. */
@@ -234,29 +407,39 @@ int refresh_submit(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 	bool existing = false;
 	int64_t timeout_s = 0;
 	char *text = NULL;
+	json_t *options = NULL;
 	int rc;
 	(void)cfg;
 	*reply = NULL;
-	if ((rc = refresh_options_check(body, err)) || (rc = wait_timeout_s(body, &timeout_s, err)))
+	if ((rc = options_parse(body, &options, err)) || (rc = wait_timeout_s(body, &timeout_s, err))) {
+		json_decref(options);
 		return rc == PB_EINVAL ? error_reply(status, reply, 400, "bad_request", err, err) : rc;
-	if ((rc = refresh_resolve(db, org_id, ref, &t, err)))
+	}
+	/* options_parse checked everything; from here the options go into the job input */
+	if ((rc = refresh_resolve(db, org_id, ref, &t, err))) {
+		json_decref(options);
 		return rc == PB_ENOTFOUND ? error_reply(status, reply, 404, "not_found", err, err) : rc;
+	}
 	/* a person asking for a published model must be its publisher; schedules and events
 	 * act for the publisher (the job still belongs to whoever sent the event) */
 	const char *asker = trigger && !strcmp(trigger, "manual") ? user_id : NULL;
-	if ((rc = choose_auth(db, org_id, &t, asker, &auth, &auth_user, err)))
+	if ((rc = choose_auth(db, org_id, &t, asker, &auth, &auth_user, err))) {
+		json_decref(options);
 		return rc == PB_EINVAL ? error_reply(status, reply, 400, "no_credentials", err, err) : rc;
+	}
 	const json_t *notify = body ? json_object_get(body, "notifyOption") : NULL;
-	if (!strcmp(auth, "sp") && notify && strcmp(json_string_value(notify), "NoNotification"))
+	if (!strcmp(auth, "sp") && notify && strcmp(json_string_value(notify), "NoNotification")) {
+		json_decref(options);
 		return error_reply(status, reply, 400, "bad_request",
 				   "a service principal refreshes this model, and Power BI sends service principals no "
 				   "mail: notifyOption must be NoNotification",
 				   err);
-	json_t *input = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:I, s:s, s:s?}", "model_ref", t.model_ref,
+	}
+	json_t *input = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:I, s:s, s:s?, s:o?}", "model_ref", t.model_ref,
 				  "workspace_id", t.workspace_id, "dataset_id", t.dataset_id, "name", t.name, "auth", auth,
 				  "integration_id", t.integration_id[0] ? t.integration_id : NULL, "user_id", auth_user,
 				  "wait_timeout_s", (json_int_t)timeout_s, "trigger", trigger, "notify",
-				  json_string_value(notify));
+				  json_string_value(notify), "options", options);
 	if (!input || !(text = json_dumps(input, JSON_COMPACT))) {
 		json_decref(input);
 		return pb_err(err, PB_ENOMEM, "out of memory");
@@ -354,17 +537,51 @@ static bool in_list(json_t *ids, const char *id)
 }
 
 /* Triggers the refresh (or joins a running one) and finds ours in the history. */
-static int start_refresh(pb_job_ctx *ctx, pbi_session *s, const char *ws, const char *ds, const char *notify,
-			 char **request_id, bool *joined)
+/* The job input's "options" (checked at submit, Power BI's spelling) as msapi's struct;
+ * borrowed from opts. objs holds up to PB_REFRESH_OBJECTS_MAX entries. */
+static void refresh_opts(const json_t *opts, powerbi_refresh_options *o, powerbi_refresh_object *objs)
 {
+	powerbi_refresh_options none = POWERBI_REFRESH_OPTIONS_NONE;
+	*o = none;
+	if (!json_is_object(opts))
+		return;
+	const json_t *v;
+	o->type = json_string_value(json_object_get(opts, "type"));
+	o->commit_mode = json_string_value(json_object_get(opts, "commitMode"));
+	o->effective_date = json_string_value(json_object_get(opts, "effectiveDate"));
+	o->timeout = json_string_value(json_object_get(opts, "timeout"));
+	if ((v = json_object_get(opts, "retryCount")))
+		o->retry_count = (int)json_integer_value(v);
+	if ((v = json_object_get(opts, "maxParallelism")))
+		o->max_parallelism = (int)json_integer_value(v);
+	if ((v = json_object_get(opts, "applyRefreshPolicy")))
+		o->apply_refresh_policy = json_is_true(v);
+	const json_t *arr = json_object_get(opts, "objects");
+	for (size_t i = 0; i < json_array_size(arr) && i < PB_REFRESH_OBJECTS_MAX; i++) {
+		objs[i].table = json_string_value(json_object_get(json_array_get(arr, i), "table"));
+		objs[i].partition = json_string_value(json_object_get(json_array_get(arr, i), "partition"));
+		o->nobjects = i + 1;
+	}
+	o->objects = o->nobjects ? objs : NULL;
+}
+
+static int start_refresh(pb_job_ctx *ctx, pbi_session *s, const char *ws, const char *ds, const char *notify,
+			 const json_t *opts, char **request_id, bool *joined)
+{
+	powerbi_refresh_options o;
+	powerbi_refresh_object *objs = calloc(PB_REFRESH_OBJECTS_MAX, sizeof *objs);
 	powerbi_refresh *h = NULL;
 	size_t n = 0;
 	char *msid = NULL;
 	json_t *before = json_array();
 	int rc;
 	*joined = false;
-	if (!before)
+	if (!before || !objs) {
+		free(objs);
+		json_decref(before);
 		return pb_err(ctx->err, PB_ENOMEM, "out of memory");
+	}
+	refresh_opts(opts, &o, objs);
 	if ((rc = job_phase(ctx, "triggering", 10)) || (rc = read_history(ctx, s, ws, ds, &h, &n)))
 		goto out;
 	if (n && powerbi_refresh_running(&h[0]) && h[0].request_id) {
@@ -381,7 +598,7 @@ static int start_refresh(pb_job_ctx *ctx, pbi_session *s, const char *ws, const 
 	/* saved first: a job resumed after a crash must not take an older refresh for its own */
 	if ((rc = job_checkpoint(ctx, "before", json_incref(before))))
 		goto out;
-	rc = powerbi_refresh_dataset(&s->api, ws, ds, notify, &msid, ctx->err);
+	rc = powerbi_refresh_dataset_with(&s->api, ws, ds, notify, &o, &msid, ctx->err);
 	if (rc) {
 		long st = s->api.last.status;
 		if ((st == 400 || st == 409)) {
@@ -441,6 +658,7 @@ static int start_refresh(pb_job_ctx *ctx, pbi_session *s, const char *ws, const 
 			      "history (Power BI may have dropped it as part of a burst); ask again");
 out:
 	free(msid);
+	free(objs);
 	json_decref(before);
 	powerbi_refreshes_release(h, n);
 	return rc;
@@ -494,10 +712,10 @@ int refresh_job(pb_job_ctx *ctx)
 		h = NULL;
 		n = 0;
 		if (!request_id && (rc = start_refresh(ctx, &s, ws, ds, json_string_value(json_object_get(in, "notify")),
-						      &request_id, &joined)))
+						      json_object_get(in, "options"), &request_id, &joined)))
 			goto out;
-	} else if ((rc = start_refresh(ctx, &s, ws, ds, json_string_value(json_object_get(in, "notify")), &request_id,
-				       &joined))) {
+	} else if ((rc = start_refresh(ctx, &s, ws, ds, json_string_value(json_object_get(in, "notify")),
+				       json_object_get(in, "options"), &request_id, &joined))) {
 		goto out;
 	}
 	if (!request_id) {

@@ -486,7 +486,8 @@ class Emu:
                      "by_api": m["by_api"], "tables": [t["name"] for t in m["parsed"]["tables"]],
                      "datasources": [{"type": s["type"], "path": s["path"]} for s in m["datasources"]],
                      "bindings": [{"type": k[0], "path": k[1], "connectionId": v} for k, v in m["bindings"].items()],
-                     "refreshes": [self.refresh_view(r) for r in m["refreshes"]]}
+                     # "request": the trigger's body as received, so tests can check what was asked
+                     "refreshes": [dict(self.refresh_view(r), request=r["request"]) for r in m["refreshes"]]}
                 if with_parts and m["push"] is None:
                     d["parts"] = self.model_parts(m)
                 if m["push"] is not None:

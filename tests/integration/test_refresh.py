@@ -165,6 +165,24 @@ class Refresh(harness.StackTestCase):
         self.assertEqual(mine[0]["status"], "Completed")
         self.assertEqual(mine[0]["trigger"], "manual")
 
+    def test_enhanced_refresh_options_reach_power_bi(self):
+        self.plan(SALES, "Completed", 1)
+        doc = self.refresh(SALES, {"type": "full", "commitMode": "transactional", "maxParallelism": 2,
+                                   "retryCount": 1, "timeout": "02:00:00", "applyRefreshPolicy": False,
+                                   "effectiveDate": "2026-11-01",
+                                   "objects": [{"table": "Sales", "partition": "Sales"}, {"table": "Date"}]})
+        self.worker_once()
+        job = self.job(doc["job_id"])
+        self.assertEqual(job["state"], "succeeded", job)
+        newest = self.pbi_history(SALES)[0]
+        self.assertEqual(job["result"]["request_id"], newest["requestId"])
+        self.assertEqual(newest["refreshType"], "ViaEnhancedApi")
+        # what Power BI received: the options in its own spelling, and no notifyOption
+        self.assertEqual(newest["request"], {
+            "type": "Full", "commitMode": "Transactional", "maxParallelism": 2, "retryCount": 1,
+            "timeout": "02:00:00", "applyRefreshPolicy": False, "effectiveDate": "2026-11-01",
+            "objects": [{"table": "Sales", "partition": "Sales"}, {"table": "Date"}]})
+
     def test_failure_carries_power_bi_message(self):
         self.plan(FINANCE, "Failed", 1, error_code="ModelRefreshFailed_CredentialsNotSpecified",
                   error_description="The credentials provided for the Snowflake source are invalid.")
@@ -265,10 +283,14 @@ class Refresh(harness.StackTestCase):
         status, _, doc = self.call("POST", "/api/semantic-models/%s/refreshes" % self.models[SALES],
                                    body={"colour": "red"})
         self.assertEqual(status, 400, doc)
-        status, _, doc = self.call("POST", "/api/semantic-models/%s/refreshes" % self.models[SALES],
-                                   body={"type": "Full", "objects": [{"table": "Sales"}]})
-        self.assertEqual(status, 400, doc)
-        self.assertIn("enhanced", doc["error"]["message"])
+        # enhanced-refresh options are checked before anything is queued; the message names the field
+        for body, field in (({"type": "Full", "commitMode": "PartialBatch"}, "applyRefreshPolicy"),
+                            ({"type": "Everything"}, "type"), ({"objects": [{"partition": "p"}]}, "objects[0].table"),
+                            ({"timeout": "25:00:00"}, "timeout"), ({"maxParallelism": 0}, "maxParallelism"),
+                            ({"type": "Full", "notifyOption": "NoNotification"}, "notifyOption")):
+            status, _, doc = self.call("POST", "/api/semantic-models/%s/refreshes" % self.models[SALES], body=body)
+            self.assertEqual(status, 400, (body, doc))
+            self.assertIn(field, doc["error"]["message"], body)
         status, _, doc = self.call("POST", "/api/semantic-models/%s/refreshes" % self.models[SALES],
                                    body={"notifyOption": "MailOnCompletion"})
         self.assertEqual(status, 400, doc)

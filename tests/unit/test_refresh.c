@@ -92,10 +92,39 @@ static void options(void **state)
 {
 	(void)state;
 	char err[PB_ERR_MAX];
-	static const char *const ok[] = { "{}", "{\"notifyOption\":\"MailOnFailure\"}", "{\"wait_timeout\":\"2h\"}",
-					  "{\"wait_timeout\":30}" };
-	static const char *const bad[] = { "{\"notifyOption\":\"Always\"}", "{\"colour\":1}", "{\"type\":\"Full\"}",
-					   "{\"wait_timeout\":true}", "[]" };
+	static const char *const ok[] = {
+		"{}", "{\"notifyOption\":\"MailOnFailure\"}", "{\"wait_timeout\":\"2h\"}", "{\"wait_timeout\":30}",
+		"{\"type\":\"Full\"}", "{\"type\":\"dataonly\",\"commitMode\":\"transactional\"}",
+		"{\"type\":\"Full\",\"commitMode\":\"PartialBatch\",\"applyRefreshPolicy\":false,\"maxParallelism\":2,"
+		"\"retryCount\":2,\"timeout\":\"02:00:00\",\"effectiveDate\":\"2026-11-01\","
+		"\"objects\":[{\"table\":\"Sales\",\"partition\":\"Sales-2026\"},{\"table\":\"Date\"}]}",
+		"{\"timeout\":\"5:00:00\",\"retryCount\":3}",
+	};
+	/* each bad body, and the field its message must name */
+	static const struct { const char *body, *field; } bad[] = {
+		{ "{\"notifyOption\":\"Always\"}", "notifyOption" },
+		{ "{\"colour\":1}", "colour" },
+		{ "{\"wait_timeout\":true}", "wait_timeout" },
+		{ "[]", "object" },
+		{ "{\"type\":\"Everything\"}", "type" },
+		{ "{\"commitMode\":\"Sometimes\"}", "commitMode" },
+		{ "{\"commitMode\":\"PartialBatch\"}", "applyRefreshPolicy" },
+		{ "{\"commitMode\":\"PartialBatch\",\"applyRefreshPolicy\":true}", "applyRefreshPolicy" },
+		{ "{\"applyRefreshPolicy\":\"yes\"}", "applyRefreshPolicy" },
+		{ "{\"objects\":[]}", "objects" },
+		{ "{\"objects\":[{\"partition\":\"p\"}]}", "objects[0].table" },
+		{ "{\"objects\":[{\"table\":\"T\",\"colour\":1}]}", "colour" },
+		{ "{\"objects\":[\"T\"]}", "objects[0]" },
+		{ "{\"retryCount\":-1}", "retryCount" },
+		{ "{\"retryCount\":1.5}", "retryCount" },
+		{ "{\"maxParallelism\":0}", "maxParallelism" },
+		{ "{\"effectiveDate\":\"yesterday\"}", "effectiveDate" },
+		{ "{\"effectiveDate\":\"2026-13-01\"}", "effectiveDate" },
+		{ "{\"timeout\":\"24:00:00\"}", "timeout" },
+		{ "{\"timeout\":\"2h\"}", "timeout" },
+		{ "{\"timeout\":\"10:00:00\",\"retryCount\":2}", "timeout" },
+		{ "{\"type\":\"Full\",\"notifyOption\":\"NoNotification\"}", "notifyOption" },
+	};
 	assert_int_equal(refresh_options_check(NULL, err), 0);
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
 		json_t *j = parse(ok[i]);
@@ -104,8 +133,10 @@ static void options(void **state)
 		json_decref(j);
 	}
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		json_t *j = parse(bad[i]);
+		json_t *j = parse(bad[i].body);
 		assert_int_equal(refresh_options_check(j, err), PB_EINVAL);
+		if (!strstr(err, bad[i].field))
+			fail_msg("%s: the message does not name %s: %s", bad[i].body, bad[i].field, err);
 		json_decref(j);
 	}
 }
