@@ -108,24 +108,41 @@ oom:
 	return NULL;
 }
 
-/* Finds the model named name in ws; *found tells. */
-static int find_model(msapi *c, const char *ws, const char *name, msapi_item *out, bool *found, char *err)
+/* After a listing that returned rc: moves the item named name out of l (then released) into
+ * *out; *found tells. Returns rc. */
+static int take_named(int rc, msapi_items *l, const char *name, msapi_item *out, bool *found)
 {
 	*found = false;
-	msapi_items l = { 0 };
-	int rc = fabric_list_semantic_models(c, ws, &l, err);
 	if (rc)
 		return rc;
-	for (size_t i = 0; i < l.n; i++) {
-		if (l.v[i].name && !strcmp(l.v[i].name, name)) {
-			*out = l.v[i];
-			memset(&l.v[i], 0, sizeof l.v[i]);
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->v[i].name && !strcmp(l->v[i].name, name)) {
+			*out = l->v[i];
+			memset(&l->v[i], 0, sizeof l->v[i]);
 			*found = true;
 			break;
 		}
 	}
-	msapi_items_release(&l);
+	msapi_items_release(l);
 	return PB_OK;
+}
+
+/* The result of looking for an item after a create whose outcome is unknown: lrc the
+ * look-up's (lerr its message). On failure err says both (the create's error first). */
+static int lookup_rc(int lrc, const char *lerr, char *err)
+{
+	if (!lrc)
+		return PB_OK;
+	char first[PB_ERR_MAX];
+	copy_err(first, err);
+	return pb_err(err, lrc, "%s; checking whether it was created failed too: %s", first, lerr);
+}
+
+/* Finds the model named name in ws; *found tells. */
+static int find_model(msapi *c, const char *ws, const char *name, msapi_item *out, bool *found, char *err)
+{
+	msapi_items l = { 0 };
+	return take_named(fabric_list_semantic_models(c, ws, &l, err), &l, name, out, found);
 }
 
 int fabric_create_semantic_model(msapi *c, const char *ws, const char *display_name, const char *description,
@@ -168,17 +185,8 @@ int fabric_create_semantic_model(msapi *c, const char *ws, const char *display_n
 		/* the create may have happened: look before creating a second model */
 		was_unknown = true;
 		char lerr[PB_ERR_MAX];
-		int lrc = find_model(c, ws, display_name, out, &found, lerr);
-		if (lrc) {
-			char first[PB_ERR_MAX];
-			copy_err(first, err);
-			rc = pb_err(err, lrc, "%s; checking whether it was created failed too: %s", first, lerr);
+		if ((rc = lookup_rc(find_model(c, ws, display_name, out, &found, lerr), lerr, err)) || found)
 			goto out;
-		}
-		if (found) {
-			rc = PB_OK;
-			goto out;
-		}
 		if (clash_after_drop) /* the operation is still running server-side */
 			goto out;
 	}
@@ -338,21 +346,8 @@ static json_t *credentials_json(const fabric_connection_req *r, char *err)
 
 static int find_connection(msapi *c, const char *name, msapi_item *out, bool *found, char *err)
 {
-	*found = false;
 	msapi_items l = { 0 };
-	int rc = fabric_list_connections(c, &l, err);
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < l.n; i++) {
-		if (l.v[i].name && !strcmp(l.v[i].name, name)) {
-			*out = l.v[i];
-			memset(&l.v[i], 0, sizeof l.v[i]);
-			*found = true;
-			break;
-		}
-	}
-	msapi_items_release(&l);
-	return PB_OK;
+	return take_named(fabric_list_connections(c, &l, err), &l, name, out, found);
 }
 
 int fabric_create_connection(msapi *c, const fabric_connection_req *r, msapi_item *out, char *err)
@@ -408,17 +403,8 @@ int fabric_create_connection(msapi *c, const fabric_connection_req *r, msapi_ite
 			goto out;
 		was_unknown = true;
 		char lerr[PB_ERR_MAX];
-		int lrc = find_connection(c, r->display_name, out, &found, lerr);
-		if (lrc) {
-			char first[PB_ERR_MAX];
-			copy_err(first, err);
-			rc = pb_err(err, lrc, "%s; checking whether it was created failed too: %s", first, lerr);
+		if ((rc = lookup_rc(find_connection(c, r->display_name, out, &found, lerr), lerr, err)) || found)
 			goto out;
-		}
-		if (found) {
-			rc = PB_OK;
-			goto out;
-		}
 	}
 	if (!rc)
 		rc = msapi_item_from_json(rep.json, out, err);
