@@ -15,6 +15,13 @@
 #include "tests/unit/testutil.h"
 
 
+/* url <- the emulator's address + path; skips the test without the emulator. */
+static void emu_url(char *url, size_t size, const char *path)
+{
+	tu_need_emu();
+	snprintf(url, size, "%s%s", tu_emu.url, path);
+}
+
 static void headers_and_retry_after(void **state)
 {
 	(void)state;
@@ -92,12 +99,8 @@ static void bad_ca_bundles_are_named(void **state)
 static void tls_with_right_and_wrong_ca(void **state)
 {
 	(void)state;
-	if (!tu_have_emu()) {
-		skip();
-		return;
-	}
 	char err[PB_ERR_MAX], url[700];
-	snprintf(url, sizeof url, "%s/fabric/v1/workspaces", tu_emu.url);
+	emu_url(url, sizeof url, "/fabric/v1/workspaces");
 	pb_http_req req = { .method = "GET", .url = url };
 	pb_http_resp resp;
 	/* trusted via PBIPORT_CA_BUNDLE (set by emu_start): an answer, 401 without a token */
@@ -135,12 +138,8 @@ static void tls_with_right_and_wrong_ca(void **state)
 static void body_ceiling_timeout_and_drop(void **state)
 {
 	(void)state;
-	if (!tu_have_emu()) {
-		skip();
-		return;
-	}
 	char err[PB_ERR_MAX], url[700];
-	snprintf(url, sizeof url, "%s/_emulator/state", tu_emu.url);
+	emu_url(url, sizeof url, "/_emulator/state");
 	pb_http_opts o = { .max_body = 16 };
 	pb_http *h = NULL;
 	assert_int_equal(pb_http_new(&o, &h, err), PB_OK);
@@ -153,7 +152,7 @@ static void body_ceiling_timeout_and_drop(void **state)
 
 	/* a slow answer past the request's own timeout */
 	tu_fault("{\"latency_ms\":1500,\"path_prefix\":\"/graph\"}");
-	snprintf(url, sizeof url, "%s/graph/v1.0/servicePrincipals", tu_emu.url);
+	emu_url(url, sizeof url, "/graph/v1.0/servicePrincipals");
 	pb_http_req slow = { .method = "GET", .url = url, .timeout_ms = 300 };
 	assert_int_equal(pb_http_do(tu_emu.http, &slow, &resp, err), PB_EIO);
 	assert_non_null(strstr(err, "no complete answer in time"));
@@ -162,7 +161,7 @@ static void body_ceiling_timeout_and_drop(void **state)
 
 	/* a dropped connection after the request went out: outcome unknown */
 	tu_fault("{\"drop_connections\":1,\"path_prefix\":\"/fabric\"}");
-	snprintf(url, sizeof url, "%s/fabric/v1/connections", tu_emu.url);
+	emu_url(url, sizeof url, "/fabric/v1/connections");
 	pb_http_req post = { .method = "POST", .url = url, .body = "{}", .body_len = 2, .fresh_connection = true };
 	int rc = pb_http_do(tu_emu.http, &post, &resp, err);
 	assert_int_equal(rc, PB_EIO);
@@ -220,12 +219,8 @@ static int stop_at_five(void *ctx, size_t idx, pb_http_resp *resp, int rc, const
 static void parallel_batch_with_requeue(void **state)
 {
 	(void)state;
-	if (!tu_have_emu()) {
-		skip();
-		return;
-	}
 	char err[PB_ERR_MAX], url[700];
-	snprintf(url, sizeof url, "%s/fabric/v1/workspaces", tu_emu.url);
+	emu_url(url, sizeof url, "/fabric/v1/workspaces");
 	tu_fault("{\"latency_ms\":30,\"path_prefix\":\"/fabric\"}");
 	pb_http_req reqs[40];
 	for (int i = 0; i < 40; i++)

@@ -134,8 +134,7 @@ static void urls_pkce_and_paths(void **state)
  * the tenant fixture afresh. */
 static void need_emu(void)
 {
-	if (!tu_have_emu())
-		skip();
+	tu_need_emu();
 	assert_int_equal(emu_load(&tu_emu, FIXTURE), 200);
 }
 

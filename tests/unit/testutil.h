@@ -83,6 +83,13 @@ TU_FN bool tu_have_emu(void)
 	return tu_emu_state == 0;
 }
 
+/* Skips the calling test (skip() does not return) when the emulator does not run. */
+TU_FN void tu_need_emu(void)
+{
+	if (!tu_have_emu())
+		skip();
+}
+
 /* Group teardown: stops the emulator if tu_have_emu started it. */
 TU_FN int tu_emu_teardown(void **state)
 {
