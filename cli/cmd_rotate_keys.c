@@ -6,8 +6,10 @@
 
 #include "cli/cli.h"
 #include "core/connections.h"
+#include "core/integrations.h"
 #include "core/powerbi_settings.h"
 #include "core/publish.h"
+#include "core/push.h"
 #include "runtime/config.h"
 #include "runtime/crypto.h"
 #include "runtime/db.h"
@@ -30,6 +32,8 @@ static const struct {
 	{ "Power BI settings client secrets", rotate_settings },
 	{ "Power BI connection tokens and sign-in verifiers", rotate_connections },
 	{ "credentials of unfinished publish jobs", publish_reseal_credentials },
+	{ "push connection client secrets", push_connections_rotate },
+	{ "import integration client secrets", integrations_rotate },
 };
 
 int cmd_rotate_keys(int argc, char **argv)

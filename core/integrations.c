@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/connections.h"
 #include "core/cron.h"
 #include "runtime/crypto.h"
 #include "runtime/jobs.h"
@@ -361,6 +362,16 @@ json_t *integration_json(const pb_integration *i)
 static int seal_context(const char *id, char ctx[PB_ID_BUF + 16])
 {
 	return xsnprintf(ctx, PB_ID_BUF + 16, "integration:%s", id);
+}
+
+int integrations_rotate(pb_db *db, const pb_config *cfg, size_t *resealed, char *err)
+{
+	/* kind "integration" + the row id: the context seal_context() seals with */
+	static const sealed_column cols[] = {
+		{ "SELECT id, client_secret FROM integrations", "UPDATE integrations SET client_secret = ? WHERE id = ?",
+		  "integration", NULL },
+	};
+	return reseal_columns(db, cfg->encryption_keys, cols, sizeof cols / sizeof cols[0], resealed, err);
 }
 
 int integration_open_secret(const pb_config *cfg, const pb_integration *i, char **plain, size_t *len, char *err)

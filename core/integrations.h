@@ -71,6 +71,10 @@ void integrations_free(pb_integration *v, size_t n);
  * "last_success_at","created_at","updated_at"}. New reference. */
 struct json_t *integration_json(const pb_integration *i);
 
+/* pbiport rotate-keys: re-seals every client secret sealed with an older key than the
+ * first of cfg's ring (one transaction); *resealed counts them. */
+int integrations_rotate(pb_db *db, const pb_config *cfg, size_t *resealed, char *err);
+
 /* The plain client secret: *plain new, free with pb_secret_free(*plain, *len). */
 int integration_open_secret(const pb_config *cfg, const pb_integration *i, char **plain, size_t *len, char *err);
 

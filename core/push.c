@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/connections.h"
 #include "core/pbi_session.h"
 #include "msapi/powerbi.h"
 #include "runtime/crypto.h"
@@ -1347,6 +1348,16 @@ out:
 	return rc;
 }
 
+int push_connections_rotate(pb_db *db, const pb_config *cfg, size_t *resealed, char *err)
+{
+	/* kind "push_connection" + the row id: the context push_connection_create seals with */
+	static const sealed_column cols[] = {
+		{ "SELECT id, client_secret FROM push_connections",
+		  "UPDATE push_connections SET client_secret = ? WHERE id = ?", "push_connection", NULL },
+	};
+	return reseal_columns(db, cfg->encryption_keys, cols, sizeof cols / sizeof cols[0], resealed, err);
+}
+
 int push_connection_delete(pb_db *db, const push_caller *who, const char *id, char *err)
 {
 	push_conn *c = NULL;
@@ -1585,7 +1596,7 @@ int push_dataset_create(pb_db *db, const pb_config *cfg, const push_caller *who,
 	powerbi_push_column *pc = NULL;
 	msapi_item item = { 0 };
 	char *schema_text = NULL, code[PBI_CODE_MAX] = "", id[PB_ID_BUF];
-	json_t *tables = NULL;
+	json_t *tables = NULL, *warnings = NULL;
 	bool have_session = false;
 	int rc;
 	*reply = NULL;
@@ -1668,11 +1679,32 @@ int push_dataset_create(pb_db *db, const pb_config *cfg, const push_caller *who,
 	*status = existing ? 200 : 201;
 	*warning = PUSH_RETIREMENT_WARNING;
 	*reply = ds_json(d);
-	if (*reply && existing)
+	warnings = json_pack("[s]", PUSH_RETIREMENT_WARNING);
+	if (*reply && existing) {
+		/* replaced: the new dataset exists and the record points at it, so the old one goes.
+		 * A failure here leaves it in Power BI and says so; the replace itself stands. */
+		char derr[PB_ERR_MAX] = "";
+		bool same = !strcmp(existing->powerbi_id, item.id);
+		int drc = same ? 0 : powerbi_dataset_delete(&s.api, ws, existing->powerbi_id, derr);
 		json_object_set_new(*reply, "replaced_powerbi_id", json_string(existing->powerbi_id));
+		json_object_set_new(*reply, "replaced_deleted", json_boolean(!drc && !same));
+		if (drc && warnings)
+			json_array_append_new(warnings, json_sprintf("the replaced Power BI dataset %s could not be deleted; "
+								      "delete it in Power BI: %s",
+								      existing->powerbi_id, derr));
+	}
+	goto reply;
 warn:
-	if (!*reply || json_object_set_new(*reply, "warnings", json_pack("[s]", PUSH_RETIREMENT_WARNING)))
+	warnings = json_pack("[s]", PUSH_RETIREMENT_WARNING);
+reply:
+	if (*reply && warnings) {
+		json_t *w = warnings;
+		warnings = NULL; /* json_object_set_new takes it, even when failing */
+		if (json_object_set_new(*reply, "warnings", w))
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+	} else {
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
+	}
 out:
 	if (have_session)
 		pbi_session_release(&s);
@@ -1681,6 +1713,7 @@ out:
 	free(pc);
 	free(schema_text);
 	json_decref(tables);
+	json_decref(warnings);
 	ds_free(existing);
 	ds_free(d);
 	conn_free(c);

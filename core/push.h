@@ -147,6 +147,9 @@ int push_connection_create(pb_db *db, const pb_config *cfg, const push_caller *w
 			   int *status, struct json_t **reply, char *err);
 /* {"push_connections":[...]} of the connections the caller may use. */
 int push_connections_list(pb_db *db, const push_caller *who, struct json_t **reply, char *err);
+/* pbiport rotate-keys: re-seals every push connection secret sealed with an older key than
+ * the first of cfg's ring (one transaction); *resealed counts them. */
+int push_connections_rotate(pb_db *db, const pb_config *cfg, size_t *resealed, char *err);
 /* Owners, or members of the connection's team. PB_ENOTFOUND when not visible. */
 int push_connection_delete(pb_db *db, const push_caller *who, const char *id, char *err);
 

@@ -463,6 +463,23 @@ int powerbi_push_rows(msapi *c, const char *group, const char *dataset, const ch
 	return rc;
 }
 
+int powerbi_dataset_delete(msapi *c, const char *group, const char *dataset, char *err)
+{
+	char *path = NULL;
+	msapi_reply r = { 0 };
+	int rc = msapi_path(&path, err, "/v1.0/myorg/groups/%s/datasets/%s", group, dataset);
+	if (!rc) {
+		msapi_call call = { .svc = MSAPI_POWERBI, .method = "DELETE", .url = path, .idempotent = true,
+				    .what = "delete a dataset" };
+		rc = msapi_do(c, &call, &r, err);
+		if (rc && c->last.status == 404)
+			rc = PB_OK; /* gone already: what was asked for */
+	}
+	free(path);
+	msapi_reply_release(&r);
+	return rc;
+}
+
 int powerbi_push_delete_rows(msapi *c, const char *group, const char *dataset, const char *table, char *err)
 {
 	char *path = NULL;

@@ -99,6 +99,9 @@ int powerbi_push_rows(msapi *c, const char *group, const char *dataset, const ch
  * building and serialising a tree. The caller keeps it within POWERBI_PUSH_ROWS_MAX rows. */
 int powerbi_push_rows_text(msapi *c, const char *group, const char *dataset, const char *table,
 			   const char *body, size_t len, char *err);
+/* DELETE /groups/{g}/datasets/{d}: removes the dataset (semantic model) and its rows.
+ * A dataset already gone (404) counts as deleted. */
+int powerbi_dataset_delete(msapi *c, const char *group, const char *dataset, char *err);
 /* DELETE .../tables/{t}/rows (all rows). */
 int powerbi_push_delete_rows(msapi *c, const char *group, const char *dataset, const char *table, char *err);
 

@@ -183,6 +183,11 @@ class PushDatasets(PushBase):
         self.assertEqual(status, 200, rep)
         self.assertNotEqual(rep["powerbi_id"], doc["powerbi_id"])
         self.assertEqual(len(rep["tables"][0]["columns"]), 6)
+        # the old Power BI dataset is deleted once the new one exists
+        self.assertEqual((rep["replaced_powerbi_id"], rep["replaced_deleted"]), (doc["powerbi_id"], True), rep)
+        ids = [m["id"] for m in self.emu.state("models")["models"]]
+        self.assertIn(rep["powerbi_id"], ids)
+        self.assertNotIn(doc["powerbi_id"], ids)
 
     def test_rows_in_each_format(self):
         conn = self.connection(name="formats")

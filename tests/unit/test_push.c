@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/identity.h"
+#include "core/integrations.h"
 #include "core/push.h"
+#include "runtime/crypto.h"
 #include "runtime/db.h"
 #include "runtime/request.h"
 #include "runtime/strbuf.h"
@@ -498,6 +501,81 @@ static void streamed_body_is_read_in_pieces(void **state)
 	req_release(&r);
 }
 
+/* ---- rotate-keys: push connection and integration secrets are sealed again with the new key ---- */
+
+#define KEY_OLD "1111111111111111111111111111111111111111111111111111111111111111"
+#define KEY_NEW "2222222222222222222222222222222222222222222222222222222222222222"
+
+static void secrets_are_resealed_with_the_new_key(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], org[PB_ID_BUF], user[PB_ID_BUF];
+	const char *teams[] = { "data" };
+	pb_config old_cfg = { 0 }, both_cfg = { 0 }, new_cfg = { 0 };
+	assert_int_equal(pb_keyring_parse(KEY_OLD, &old_cfg.encryption_keys, err), 0);
+	assert_int_equal(pb_keyring_parse(KEY_NEW "," KEY_OLD, &both_cfg.encryption_keys, err), 0);
+	assert_int_equal(pb_keyring_parse(KEY_NEW, &new_cfg.encryption_keys, err), 0);
+	assert_int_equal(identity_org_create(db, "rot", org, err), 0);
+	assert_int_equal(identity_user_add(db, "rot-owner", "rot", PB_ROLE_OWNER, teams, 1, user, err), 0);
+
+	/* sealed with the old key */
+	push_caller who = { org, user, PB_ROLE_OWNER };
+	json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", "rot-conn", "team", "data", "tenant_id",
+				 "11111111-1111-1111-1111-111111111111", "client_id", "aaaaaaaa-0000-0000-0000-000000000003",
+				 "client_secret", "push-secret");
+	json_t *reply = NULL;
+	int status = 0;
+	assert_int_equal(push_connection_create(db, &old_cfg, &who, body, &status, &reply, err), 0);
+	assert_int_equal(status, 201);
+	char conn_id[PB_ID_BUF];
+	xsnprintf(conn_id, sizeof conn_id, "%s", json_string_value(json_object_get(reply, "id")));
+	json_decref(reply);
+	json_decref(body);
+	integration_input in = { .name = "rot-integ", .type = "powerbi", .tenant_id = "11111111-1111-1111-1111-111111111111",
+				 .client_id = "aaaaaaaa-0000-0000-0000-000000000001", .client_secret = "integ-secret",
+				 .include_personal = -1 };
+	pb_integration *integ = NULL;
+	bool conflict = false;
+	assert_int_equal(integrations_create(db, &old_cfg, org, user, &in, &integ, &conflict, err), 0);
+	char integ_id[PB_ID_BUF];
+	xsnprintf(integ_id, sizeof integ_id, "%s", integ->id);
+	integration_free(integ);
+
+	/* the new key first: both re-sealed once, then nothing left to do */
+	size_t n = 0;
+	assert_int_equal(push_connections_rotate(db, &both_cfg, &n, err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(integrations_rotate(db, &both_cfg, &n, err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(push_connections_rotate(db, &both_cfg, &n, err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(integrations_rotate(db, &both_cfg, &n, err), 0);
+	assert_int_equal(n, 0);
+
+	/* the old key is gone from the ring: both still open */
+	sqlite3_stmt *st = NULL;
+	char *plain = NULL, ctx[64];
+	size_t len = 0;
+	assert_int_equal(db_prepare(db, "SELECT client_secret FROM push_connections WHERE id = ?", &st, err), 0);
+	assert_int_equal(db_bind_text(st, 1, conn_id, err), 0);
+	assert_int_equal(db_row(db, st, err), 1);
+	xsnprintf(ctx, sizeof ctx, "push_connection:%s", conn_id);
+	assert_int_equal(pb_open(new_cfg.encryption_keys, db_col_text(st, 0), ctx, &plain, &len, err), 0);
+	db_done(st);
+	assert_int_equal(len, strlen("push-secret"));
+	assert_memory_equal(plain, "push-secret", len);
+	pb_secret_free(plain, len);
+	assert_int_equal(integrations_get(db, org, integ_id, &integ, err), 0);
+	assert_int_equal(integration_open_secret(&new_cfg, integ, &plain, &len, err), 0);
+	assert_int_equal(len, strlen("integ-secret"));
+	assert_memory_equal(plain, "integ-secret", len);
+	pb_secret_free(plain, len);
+	integration_free(integ);
+	pb_keyring_free(old_cfg.encryption_keys);
+	pb_keyring_free(both_cfg.encryption_keys);
+	pb_keyring_free(new_cfg.encryption_keys);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -509,6 +587,7 @@ int main(void)
 		cmocka_unit_test(media_types),
 		cmocka_unit_test(limiter_keeps_every_window),
 		cmocka_unit_test(streamed_body_is_read_in_pieces),
+		cmocka_unit_test(secrets_are_resealed_with_the_new_key),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
