@@ -176,6 +176,19 @@ static void syntax_errors(void **state)
 	assert_int_equal(mlineage_parse(NULL, NULL, 0, &s, err), PB_EINVAL);
 }
 
+/* Closes f (an open_memstream over *text) and parses the text, expecting rc and, when says
+ * is not NULL, says in the message; frees the text. *s gets the sources (caller releases). */
+static void parse_built(FILE *f, char **text, int rc, const char *says, mlineage_sources *s)
+{
+	char err[PB_ERR_MAX];
+	fclose(f);
+	assert_int_equal(mlineage_parse(*text, NULL, 0, s, err), rc);
+	if (says)
+		assert_non_null(strstr(err, says));
+	free(*text);
+	*text = NULL;
+}
+
 static void limits(void **state)
 {
 	(void)state;
@@ -215,12 +228,10 @@ static void limits(void **state)
 	for (int i = 1; i < 3000; i++)
 		fprintf(f, ",\n S%d = Table.SelectRows(S%d, each [x] > %d)", i, i - 1, i);
 	fprintf(f, "\nin\n S2999");
-	fclose(f);
-	assert_int_equal(mlineage_parse(chain, NULL, 0, &s, err), PB_OK);
+	parse_built(f, &chain, PB_OK, NULL, &s);
 	assert_int_equal(s.n, 1);
 	assert_string_equal(s.v[0].table, "T");
 	mlineage_sources_release(&s);
-	free(chain);
 	/* the same chain in reverse order refers forward: bounded recursion, clean error */
 	f = open_memstream(&chain, &cl);
 	assert_non_null(f);
@@ -228,10 +239,7 @@ static void limits(void **state)
 	for (int i = 0; i < 3000; i++)
 		fprintf(f, " S%d = Table.Buffer(S%d),\n", i, i + 1);
 	fprintf(f, " S3000 = 1\nin\n S0");
-	fclose(f);
-	assert_int_equal(mlineage_parse(chain, NULL, 0, &s, err), PB_ELIMIT);
-	assert_non_null(strstr(err, "refer to each other"));
-	free(chain);
+	parse_built(f, &chain, PB_ELIMIT, "refer to each other", &s);
 	/* values that share items ({a, a} nested 60 times): linear, not exponential */
 	f = open_memstream(&chain, &cl);
 	assert_non_null(f);
@@ -239,11 +247,9 @@ static void limits(void **state)
 	for (int i = 1; i < 60; i++)
 		fprintf(f, ",\n a%d = {a%d, a%d, [r=a%d]}", i, i - 1, i - 1, i - 1);
 	fprintf(f, "\nin Table.Combine(a59)");
-	fclose(f);
-	assert_int_equal(mlineage_parse(chain, NULL, 0, &s, err), PB_OK);
+	parse_built(f, &chain, PB_OK, NULL, &s);
 	assert_int_equal(s.n, 1);
 	mlineage_sources_release(&s);
-	free(chain);
 	/* sets of 1000 sources merged step after step: stopped by the evaluation budget */
 	f = open_memstream(&chain, &cl);
 	assert_non_null(f);
@@ -257,10 +263,7 @@ static void limits(void **state)
 	for (int i = 1; i < 3000; i++)
 		fprintf(f, ",\n a%d = Table.Combine({a%d, %s})", i, i - 1, i % 2 ? "c" : "b");
 	fprintf(f, "\nin a2999");
-	fclose(f);
-	assert_int_equal(mlineage_parse(chain, NULL, 0, &s, err), PB_ELIMIT);
-	assert_non_null(strstr(err, "evaluation steps"));
-	free(chain);
+	parse_built(f, &chain, PB_ELIMIT, "evaluation steps", &s);
 	/* many distinct sources: cut at the limit with a note */
 	f = open_memstream(&chain, &cl);
 	assert_non_null(f);
@@ -268,12 +271,10 @@ static void limits(void **state)
 	for (int i = 0; i < PB_MLINEAGE_MAX_SOURCES + 5; i++)
 		fprintf(f, "%sS{[Schema=\"dbo\",Item=\"T%d\"]}[Data]", i ? "," : "", i);
 	fprintf(f, "})");
-	fclose(f);
-	assert_int_equal(mlineage_parse(chain, NULL, 0, &s, err), PB_OK);
+	parse_built(f, &chain, PB_OK, NULL, &s);
 	assert_int_equal(s.n, PB_MLINEAGE_MAX_SOURCES);
 	assert_non_null(strstr(s.note, "the rest were left out"));
 	mlineage_sources_release(&s);
-	free(chain);
 }
 
 static void cycles_and_parameters(void **state)
