@@ -47,6 +47,16 @@ static char **fixture_names(size_t *n)
 	return v;
 }
 
+/* The text of fixture <name>.m (new: caller frees); *len its length. */
+static char *read_fixture_m(const char *name, size_t *len)
+{
+	char path[512], err[PB_ERR_MAX];
+	char *m = NULL;
+	assert_int_equal(xsnprintf(path, sizeof path, FIX "%s.m", name), 0);
+	assert_int_equal(read_file(path, 1 << 20, &m, len, err), 0);
+	return m;
+}
+
 static json_t *parse_json(const char *m, const mlineage_param *ps, size_t np)
 {
 	char err[PB_ERR_MAX] = "";
@@ -68,11 +78,9 @@ static void fixtures(void **state)
 	assert_true(n >= 30);
 	size_t with_sources = 0, exact = 0;
 	for (size_t i = 0; i < n; i++) {
-		char path[512], err[PB_ERR_MAX];
-		char *m = NULL;
+		char path[512];
 		size_t len;
-		assert_int_equal(xsnprintf(path, sizeof path, FIX "%s.m", names[i]), 0);
-		assert_int_equal(read_file(path, 1 << 20, &m, &len, err), 0);
+		char *m = read_fixture_m(names[i], &len);
 		assert_int_equal(xsnprintf(path, sizeof path, FIX "%s.params.json", names[i]), 0);
 		json_t *pj = json_load_file(path, 0, NULL);
 		mlineage_param ps[64];
@@ -119,11 +127,9 @@ static void fixture_prefixes(void **state)
 	char **names = fixture_names(&n);
 	size_t runs = 0;
 	for (size_t i = 0; i < n; i++) {
-		char path[512], err[PB_ERR_MAX];
-		char *m = NULL;
+		char err[PB_ERR_MAX];
 		size_t len;
-		assert_int_equal(xsnprintf(path, sizeof path, FIX "%s.m", names[i]), 0);
-		assert_int_equal(read_file(path, 1 << 20, &m, &len, err), 0);
+		char *m = read_fixture_m(names[i], &len);
 		for (size_t cut = 0; cut <= len; cut++) {
 			char *p = xstrndup(m, cut);
 			mlineage_sources s = { 0 };
