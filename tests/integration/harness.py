@@ -592,6 +592,41 @@ class StackTestCase(unittest.TestCase):
         return doc["error"]
 
 
+class EmulatorStackTestCase(StackTestCase):
+    """A Stack pointed at a Power BI emulator (tests/emulator/emutest.py) that is started
+    before it and stopped after it. Subclasses set EMU_FIXTURE, EMU_OPTIONS (more Emulator
+    keywords) and EMU_ENV (settings beside the emulator's hosts), and override
+    set_up_stack() for class set-up that needs the running stack."""
+    EMU_FIXTURE = "demo.json"
+    EMU_OPTIONS = {}
+    EMU_ENV = {}
+    emu = None
+
+    @classmethod
+    def setUpClass(cls):
+        sys.path.insert(0, os.path.join(ROOT, "tests", "emulator"))
+        import emutest  # the emulator's own helper, beside server.py
+        cls.emu = emutest.Emulator(fixture=cls.EMU_FIXTURE, **cls.EMU_OPTIONS)
+        cls.ENV = dict(emulator_env(cls.emu), **cls.EMU_ENV)
+        try:
+            super().setUpClass()
+            cls.set_up_stack()
+        except BaseException:
+            cls.emu.stop()
+            raise
+
+    @classmethod
+    def set_up_stack(cls):
+        """More class set-up once the stack runs (nothing by default)."""
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.emu.stop()
+
+
 def main():
     """unittest.main that exits non-zero on failure (each test file calls this)."""
     unittest.main(verbosity=2)

@@ -8,7 +8,6 @@ import hmac
 import json
 import os
 import sqlite3
-import sys
 import time
 import unittest
 import urllib.parse
@@ -16,8 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import harness
 
-sys.path.insert(0, os.path.join(harness.ROOT, "tests", "emulator"))
-import emutest  # noqa: E402
 
 with open(os.path.join(harness.ROOT, "tests", "fixtures", "tenants", "demo.json"), encoding="utf-8") as _f:
     _DEMO = json.load(_f)["tenants"][0]
@@ -36,29 +33,15 @@ def b64url(raw):
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-class ConnectPowerBI(harness.StackTestCase):
+class ConnectPowerBI(harness.EmulatorStackTestCase):
     SERVER = "nginx"
     FCGI_PROCS = 8
-    emu = None
+    EMU_ENV = dict(APPLICATION_POWERBI_WEB_ENABLED="true", APPLICATION_ENCRYPTION_KEYS=KEY_OLD,
+                   APPLICATION_SECURITY_REMEMBERME_KEY=REMEMBER_KEY)
 
     @classmethod
-    def setUpClass(cls):
-        cls.emu = emutest.Emulator(fixture="demo.json")
-        cls.ENV = dict(harness.emulator_env(cls.emu), APPLICATION_POWERBI_WEB_ENABLED="true",
-                       APPLICATION_ENCRYPTION_KEYS=KEY_OLD, APPLICATION_SECURITY_REMEMBERME_KEY=REMEMBER_KEY)
-        try:
-            super().setUpClass()
-        except BaseException:
-            cls.emu.stop()
-            raise
+    def set_up_stack(cls):
         cls.responses = []   # every body pbiport sent, scanned for secrets at the end
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.emu.stop()
 
     # ---- helpers -------------------------------------------------------------------------------
     def call(self, method, path, user, body=None):

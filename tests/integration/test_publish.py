@@ -7,15 +7,12 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 import unittest
 
 import harness
 
-sys.path.insert(0, os.path.join(harness.ROOT, "tests", "emulator"))
-import emutest  # noqa: E402
 
 with open(os.path.join(harness.ROOT, "tests", "fixtures", "tenants", "demo.json"), encoding="utf-8") as _f:
     _DEMO = json.load(_f)["tenants"][0]
@@ -38,36 +35,28 @@ SP = {"credential_type": "service_principal", "tenant_id": TENANT, "client_id": 
 SECRETS = ("Sn0w-s3cret-pw", "dapi-0123456789abcdef-secret", "sp-s3cret-value")
 
 
-class Publish(harness.StackTestCase):
+class Publish(harness.EmulatorStackTestCase):
     SERVER = "nginx"
     FCGI_PROCS = 2
-    emu = None
+    EMU_ENV = dict(APPLICATION_POWERBI_WEB_ENABLED="true", APPLICATION_ENCRYPTION_KEYS="44" * 32,
+                   APPLICATION_SECURITY_REMEMBERME_KEY="55" * 32)
 
     @classmethod
-    def setUpClass(cls):
-        cls.emu = emutest.Emulator(fixture="demo.json")
-        cls.ENV = dict(harness.emulator_env(cls.emu), APPLICATION_POWERBI_WEB_ENABLED="true",
-                       APPLICATION_ENCRYPTION_KEYS="44" * 32, APPLICATION_SECURITY_REMEMBERME_KEY="55" * 32)
-        try:
-            super().setUpClass()
-            cls.workers = []
-            cls.worker_logs = []
-            cls._connect_alice()
-            status, _, doc = cls.stack.import_contract(CONTRACT, token="alice")
-            assert status == 201, doc
-            cls.ports = {p["name"]: p["id"] for p in doc["output_ports"]}
-        except BaseException:
-            cls.emu.stop()
-            raise
+    def set_up_stack(cls):
+        cls.workers = []
+        cls.worker_logs = []
+        cls._connect_alice()
+        status, _, doc = cls.stack.import_contract(CONTRACT, token="alice")
+        assert status == 201, doc
+        cls.ports = {p["name"]: p["id"] for p in doc["output_ports"]}
 
     @classmethod
     def tearDownClass(cls):
         try:
             for p in cls.workers:
                 cls._kill(p)
-            super().tearDownClass()
         finally:
-            cls.emu.stop()
+            super().tearDownClass()
 
     @classmethod
     def _connect_alice(cls):
