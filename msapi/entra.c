@@ -84,12 +84,21 @@ out:
 	return rc;
 }
 
-static int run_grant(msapi *c, const entra_app *app, sbuf *form, bool idempotent, const char *what,
-		     entra_token *out, char *err)
+/* Posts the token form made of the n name/value pairs (a NULL value is left out) and reads
+ * the reply. The form holds secrets: wiped afterwards. */
+static int run_grant(msapi *c, const entra_app *app, const char *const fields[][2], size_t n, bool idempotent,
+		     const char *what, entra_token *out, char *err)
 {
-	int rc = token_call(c, app, form, idempotent, what, out, err);
-	pb_wipe(form->buf, form->cap);
-	sbuf_release(form);
+	sbuf f;
+	int rc = PB_OK;
+	sbuf_init(&f, FORM_MAX);
+	for (size_t i = 0; i < n && !rc; i++)
+		if (form_add(&f, fields[i][0], fields[i][1]))
+			rc = pb_err(err, PB_ELIMIT, "token request too large");
+	if (!rc)
+		rc = token_call(c, app, &f, idempotent, what, out, err);
+	pb_wipe(f.buf, f.cap);
+	sbuf_release(&f);
 	return rc;
 }
 
@@ -101,17 +110,11 @@ int entra_client_credentials(msapi *c, const entra_app *app, const char *scope, 
 		return rc;
 	if (!app->client_secret || !*app->client_secret)
 		return pb_err(err, PB_EINVAL, "the Power BI app settings lack a client secret");
-	sbuf f;
-	sbuf_init(&f, FORM_MAX);
-	if (form_add(&f, "grant_type", "client_credentials") || form_add(&f, "client_id", app->client_id) ||
-	    form_add(&f, "client_secret", app->client_secret) ||
-	    form_add(&f, "scope", scope ? scope : ENTRA_SCOPE_POWERBI_DEFAULT)) {
-		pb_wipe(f.buf, f.cap);
-		sbuf_release(&f);
-		return pb_err(err, PB_ELIMIT, "token request too large");
-	}
+	const char *const form[][2] = { { "grant_type", "client_credentials" }, { "client_id", app->client_id },
+					{ "client_secret", app->client_secret },
+					{ "scope", scope ? scope : ENTRA_SCOPE_POWERBI_DEFAULT } };
 	/* client credentials create nothing: safe to repeat */
-	return run_grant(c, app, &f, true, "issue an app token", out, err);
+	return run_grant(c, app, form, sizeof form / sizeof *form, true, "issue an app token", out, err);
 }
 
 int entra_exchange_code(msapi *c, const entra_app *app, const char *code, const char *redirect_uri,
@@ -123,17 +126,11 @@ int entra_exchange_code(msapi *c, const entra_app *app, const char *code, const 
 		return rc;
 	if (!code || !*code || !redirect_uri || !code_verifier)
 		return pb_err(err, PB_EINVAL, "the sign-in answer lacks a code, redirect URI or PKCE verifier");
-	sbuf f;
-	sbuf_init(&f, FORM_MAX);
-	if (form_add(&f, "grant_type", "authorization_code") || form_add(&f, "client_id", app->client_id) ||
-	    form_add(&f, "code", code) || form_add(&f, "redirect_uri", redirect_uri) ||
-	    form_add(&f, "code_verifier", code_verifier) || form_add(&f, "scope", scope) ||
-	    form_add(&f, "client_secret", app->client_secret)) {
-		pb_wipe(f.buf, f.cap);
-		sbuf_release(&f);
-		return pb_err(err, PB_ELIMIT, "token request too large");
-	}
-	return run_grant(c, app, &f, false, "exchange the sign-in code", out, err);
+	const char *const form[][2] = { { "grant_type", "authorization_code" }, { "client_id", app->client_id },
+					{ "code", code }, { "redirect_uri", redirect_uri },
+					{ "code_verifier", code_verifier }, { "scope", scope },
+					{ "client_secret", app->client_secret } };
+	return run_grant(c, app, form, sizeof form / sizeof *form, false, "exchange the sign-in code", out, err);
 }
 
 int entra_refresh(msapi *c, const entra_app *app, const char *refresh_token, const char *scope,
@@ -145,16 +142,10 @@ int entra_refresh(msapi *c, const entra_app *app, const char *refresh_token, con
 		return rc;
 	if (!refresh_token || !*refresh_token)
 		return pb_err(err, PB_EINVAL, "no refresh token stored: reconnect Power BI");
-	sbuf f;
-	sbuf_init(&f, FORM_MAX);
-	if (form_add(&f, "grant_type", "refresh_token") || form_add(&f, "client_id", app->client_id) ||
-	    form_add(&f, "refresh_token", refresh_token) || form_add(&f, "scope", scope) ||
-	    form_add(&f, "client_secret", app->client_secret)) {
-		pb_wipe(f.buf, f.cap);
-		sbuf_release(&f);
-		return pb_err(err, PB_ELIMIT, "token request too large");
-	}
-	return run_grant(c, app, &f, false, "refresh the Power BI sign-in", out, err);
+	const char *const form[][2] = { { "grant_type", "refresh_token" }, { "client_id", app->client_id },
+					{ "refresh_token", refresh_token }, { "scope", scope },
+					{ "client_secret", app->client_secret } };
+	return run_grant(c, app, form, sizeof form / sizeof *form, false, "refresh the Power BI sign-in", out, err);
 }
 
 int entra_pkce_challenge(const char *verifier, char out[44], char *err)
