@@ -1,5 +1,6 @@
 #include "core/identity.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "runtime/util.h"
@@ -62,6 +63,53 @@ out:
 	db_done(st);
 	if (rc)
 		db_rollback(db);
+	return rc;
+}
+
+int identity_teams(pb_db *db, const char *org_id, const char *user_id, pb_team **out, size_t *n, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	pb_team *v = NULL;
+	size_t count = 0;
+	int rc, row;
+	*out = NULL;
+	*n = 0;
+	rc = db_prepare(db,
+			user_id ? "SELECT t.id, t.name FROM teams t JOIN team_members m ON m.team_id = t.id "
+				  "WHERE t.org_id = ? AND m.user_id = ? ORDER BY t.name LIMIT ?"
+				: "SELECT t.id, t.name FROM teams t WHERE t.org_id = ? ORDER BY t.name LIMIT ?",
+			&st, err);
+	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (user_id && (rc = db_bind_text(st, 2, user_id, err))))
+		goto out;
+	sqlite3_bind_int(st, user_id ? 3 : 2, PB_LIST_MAX_ITEMS);
+	size_t cap = 0;
+	while ((row = db_row(db, st, err)) == 1) {
+		if (count == cap) {
+			size_t ncap = cap ? cap * 2 : 8;
+			pb_team *nv = realloc(v, ncap * sizeof *v);
+			if (!nv) {
+				rc = pb_err(err, PB_ENOMEM, "out of memory");
+				goto out;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		xsnprintf(v[count].id, sizeof v[count].id, "%s", db_col_text(st, 0));
+		xsnprintf(v[count].name, sizeof v[count].name, "%s", db_col_text(st, 1));
+		count++;
+	}
+	if (row < 0) {
+		rc = row;
+		goto out;
+	}
+	if (count) {
+		*out = v;
+		*n = count;
+		v = NULL;
+	}
+out:
+	free(v);
+	db_done(st);
 	return rc;
 }
 

@@ -24,6 +24,16 @@ int identity_user_add(pb_db *db, const char *name, const char *org_name, pb_role
  * logged (only its SHA-256 is kept). */
 int identity_token_create(pb_db *db, const char *user_name, char token[PB_TOKEN_BUF], char *err);
 
+/* A team of an organization. */
+typedef struct pb_team {
+	char id[PB_ID_BUF];
+	char name[PB_NAME_FIELD_MAX + 1];
+} pb_team;
+
+/* The teams of org_id that user_id belongs to, or every team of the org when user_id is
+ * NULL; ordered by name, at most PB_LIST_MAX_ITEMS. *out new (free()); NULL when *n is 0. */
+int identity_teams(pb_db *db, const char *org_id, const char *user_id, pb_team **out, size_t *n, char *err);
+
 /* Lookups for runtime/auth (struct pb_auth_ops). */
 int identity_user_by_name(pb_db *db, const char *name, pb_identity *who, char *err);
 int identity_token_by_id(pb_db *db, const char *token_id, pb_identity *who,

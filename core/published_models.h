@@ -13,7 +13,10 @@
 #ifndef PBIPORT_PUBLISHED_MODELS_H
 #define PBIPORT_PUBLISHED_MODELS_H
 
+#include <stdbool.h>
+
 #include "runtime/db.h"
+#include "runtime/limits.h"
 
 struct json_t;
 
@@ -39,5 +42,18 @@ int published_model_record(pb_db *db, const pm_record *r, pm_ids *out, char *err
  * first, at most PB_LIST_MAX_ITEMS. *out is a new reference. */
 int published_models_list_json(pb_db *db, const char *org_id, const char *port_id, struct json_t **out,
 			       char *err);
+
+/* A published model found by published_model_find(). */
+typedef struct pm_model {
+	char id[PB_ID_BUF];
+	char workspace_id[PB_PBI_ID_MAX + 1];
+	char semantic_model_id[PB_PBI_ID_MAX + 1];
+	char name[PB_NAME_FIELD_MAX * 2 + 1];
+	char user_id[PB_ID_BUF];     /* the publisher; "" when that user was deleted */
+} pm_model;
+
+/* The published model of org_id whose id, or consumer data product id, is ref (the newest
+ * publish when several share the product). *found false when there is none. */
+int published_model_find(pb_db *db, const char *org_id, const char *ref, pm_model *out, bool *found, char *err);
 
 #endif

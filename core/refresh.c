@@ -12,6 +12,7 @@
 #include "core/integrations.h"
 #include "core/lineage.h"
 #include "core/pbi_session.h"
+#include "core/published_models.h"
 #include "msapi/powerbi.h"
 #include "runtime/crypto.h"
 #include "runtime/jobs.h"
@@ -36,28 +37,17 @@ static void copy(char *dst, size_t size, const char *src)
 
 static int published_lookup(pb_db *db, const char *org_id, const char *ref, refresh_target *t, bool *found, char *err)
 {
-	sqlite3_stmt *st = NULL;
-	*found = false;
-	int rc = db_prepare(db,
-			    "SELECT id, workspace_id, semantic_model_id, name, user_id FROM published_models "
-			    "WHERE org_id = ? AND (id = ? OR consumer_product_id = ?) ORDER BY published_at DESC LIMIT 1",
-			    &st, err);
-	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, ref, err)) ||
-	    (rc = db_bind_text(st, 3, ref, err)))
-		goto out;
-	if ((rc = db_row(db, st, err)) == 1) {
-		copy(t->model_ref, sizeof t->model_ref, db_col_text(st, 0));
-		copy(t->workspace_id, sizeof t->workspace_id, db_col_text(st, 1));
-		copy(t->dataset_id, sizeof t->dataset_id, db_col_text(st, 2));
-		copy(t->name, sizeof t->name, db_col_text(st, 3));
-		copy(t->publisher_id, sizeof t->publisher_id, db_col_text(st, 4));
-		t->published = true;
-		*found = true;
-		rc = 0;
-	}
-out:
-	db_done(st);
-	return rc;
+	pm_model m;
+	int rc = published_model_find(db, org_id, ref, &m, found, err);
+	if (rc || !*found)
+		return rc;
+	copy(t->model_ref, sizeof t->model_ref, m.id);
+	copy(t->workspace_id, sizeof t->workspace_id, m.workspace_id);
+	copy(t->dataset_id, sizeof t->dataset_id, m.semantic_model_id);
+	copy(t->name, sizeof t->name, m.name);
+	copy(t->publisher_id, sizeof t->publisher_id, m.user_id);
+	t->published = true;
+	return 0;
 }
 
 int refresh_resolve(pb_db *db, const char *org_id, const char *ref, refresh_target *out, char *err)

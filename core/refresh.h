@@ -26,8 +26,8 @@
  * timeout). The job succeeds whatever Power BI's outcome; it fails only when pbiport
  * could not trigger or follow the refresh.
  *
- * Owns the tables refresh_runs and refresh_schedules (sql/0006_refresh_push.sql); reads
- * published_models (core/published_models) and assets (core/assets). */
+ * Owns the tables refresh_runs and refresh_schedules (sql/0006_refresh_push.sql); finds
+ * models through core/published_models (published_model_find) and core/assets. */
 #ifndef PBIPORT_REFRESH_H
 #define PBIPORT_REFRESH_H
 
