@@ -277,8 +277,9 @@ int assets_stage_edge(pb_db *db, const char *run_id, const char *from_kind, cons
 		      const char *to_kind, const char *to_id, char *err)
 {
 	sqlite3_stmt *st = NULL;
+	/* appended (sql/0008): a duplicate is dropped when the run is applied */
 	int rc = db_prepare(db, "INSERT INTO lineage_staging (run_id, from_kind, from_id, to_kind, to_id) "
-			    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, from_id, to_id) DO NOTHING", &st, err);
+			    "VALUES (?, ?, ?, ?, ?)", &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, run_id, err)) && !(rc = db_bind_text(st, 2, from_kind, err)) &&
 	    !(rc = db_bind_text(st, 3, from_id, err)) && !(rc = db_bind_text(st, 4, to_kind, err)) &&
 	    !(rc = db_bind_text(st, 5, to_id, err)))
@@ -302,17 +303,18 @@ int assets_unstage(pb_db *db, const char *run_id, char *err)
 	return rc;
 }
 
-/* Staged edges whose ends are active assets (or an output port) become lineage edges. */
+/* Staged edges whose ends are active assets (or an output port) become lineage edges; in
+ * from_id order, so the edges' indexes are written in order rather than at random. */
 static int apply_edges(pb_db *db, const char *org_id, const char *run_id, char *err)
 {
 	sqlite3_stmt *st = NULL;
-	int r, rc = db_prepare(db, "SELECT e.from_kind, e.from_id, e.to_kind, e.to_id FROM lineage_staging e "
+	int r, rc = db_prepare(db, "SELECT DISTINCT e.from_kind, e.from_id, e.to_kind, e.to_id FROM lineage_staging e "
 			       "WHERE e.run_id = ? AND (e.from_kind IN ('output_port', 'data_product') OR EXISTS (SELECT 1 FROM assets a "
 			       "WHERE a.id = e.from_id AND a.org_id = ? AND a.state = 'active')) AND EXISTS "
 			       "(SELECT 1 FROM assets b WHERE b.id = e.to_id AND b.org_id = ? AND b.state = 'active') "
 			       "AND NOT EXISTS (SELECT 1 FROM lineage_edges l WHERE l.org_id = ? AND l.from_kind = e.from_kind "
-			       "AND l.from_id = e.from_id AND l.to_kind = e.to_kind AND l.to_id = e.to_id)",
-			       &st, err);
+			       "AND l.from_id = e.from_id AND l.to_kind = e.to_kind AND l.to_id = e.to_id) "
+			       "ORDER BY e.from_id, e.to_id", &st, err);
 	if (rc || (rc = db_bind_text(st, 1, run_id, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
 	    (rc = db_bind_text(st, 3, org_id, err)) || (rc = db_bind_text(st, 4, org_id, err)))
 		goto out;
@@ -430,7 +432,7 @@ int assets_apply_run(pb_db *db, const char *org_id, const char *integration_id, 
 	db_done(st);
 	st = NULL;
 	if ((rc = upsert_staged(db, org_id, integration_id, run_id, now, err)) ||
-	    (rc = apply_edges(db, org_id, run_id, err)) || (rc = assets_unstage(db, run_id, err)) || (rc = active_counts(db, integration_id, counts, err)))
+	    (rc = apply_edges(db, org_id, run_id, err)) || (rc = active_counts(db, integration_id, counts, err)))
 		goto out;
 	rc = db_commit(db, err);
 out:

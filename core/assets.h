@@ -5,8 +5,10 @@
  * A run stages what it scans (assets_stage, row by row as batches finish; staged rows
  * survive a worker restart), then assets_apply_run() applies the whole run in ONE
  * transaction: upserts, marks what disappeared as removed (never deleted), counts
- * added / changed / removed, and drops the staging rows. A run that fails before the
- * apply leaves the previous assets untouched.
+ * added / changed / removed. The staging rows stay until the caller has recorded the run
+ * and drops them (assets_unstage): a worker that dies in between applies the same rows
+ * again (nothing changes) instead of an empty run that would remove everything. A run
+ * that fails before the apply leaves the previous assets untouched.
  *
  * Every read takes the caller's org id: another org's assets are not found.
  * Ownership: pb_asset values are new; free with asset_free / assets_free. */
@@ -77,8 +79,10 @@ typedef struct assets_counts {
 	long added, changed, removed;
 } assets_counts;
 
-/* Applies the staged run in one transaction (see above), staged lineage edges included. full: remove every active asset of
- * the integration not staged; else only those within the staged "_scope" workspaces. */
+/* Applies the staged run in one transaction (see above), staged lineage edges included; the
+ * staging rows are kept (drop them with assets_unstage once the run is recorded). full:
+ * remove every active asset of the integration not staged; else only those within the
+ * staged "_scope" workspaces. */
 int assets_apply_run(pb_db *db, const char *org_id, const char *integration_id, const char *run_id, bool full,
 		     assets_counts *counts, char *err);
 

@@ -1442,8 +1442,11 @@ int ingest_job(pb_job_ctx *ctx)
 	rc = ct && wt ? integration_run_finish(r.db, rid, true, ct, wt, NULL, NULL, err) : pb_err(err, PB_ENOMEM, "out of memory");
 	free(ct);
 	free(wt);
-	if (!rc)
+	/* the staged rows go only now that the run is recorded (core/assets.h) */
+	int64_t t_unstage = pb_mono_ms();
+	if (!rc && !(rc = assets_unstage(r.db, rid, err)))
 		rc = scans_delete(r.db, rid, err);
+	r.ms_apply += pb_mono_ms() - t_unstage;
 	if (!rc) {
 		ctx->result = json_pack("{s:s, s:s, s:o, s:I, s:{s:I, s:I, s:I, s:I}}", "run_id", rid, "mode", r.mode,
 					"counts", counts, "max_scans_in_flight", (json_int_t)r.max_in_flight, "ms",

@@ -18,10 +18,14 @@ import urllib.request
 import ssl
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BIN = os.path.join(ROOT, "bin", "pbiport")
+BIN = os.path.join(os.environ.get("BENCH_BIN_DIR") or os.path.join(ROOT, "bin"), "pbiport")
 WS = int(os.environ.get("BENCH_WORKSPACES", "10000"))
 LAT = int(os.environ.get("BENCH_LATENCY_MS", "20"))
 README = os.path.join(ROOT, "bench", "README.md")
+# For profiling: BENCH_WRAP is a command put before the full run's worker (e.g. "perf record -g -o
+# /tmp/ingest.perf"), and BENCH_README=0 leaves bench/README.md alone.
+WRAP = os.environ.get("BENCH_WRAP", "").split()
+WRITE_README = os.environ.get("BENCH_README", "1") != "0"
 
 
 def cgi(env, method, path, body=None):
@@ -36,10 +40,10 @@ def cgi(env, method, path, body=None):
     return status, json.loads(payload) if payload else None
 
 
-def run_worker(env):
+def run_worker(env, wrap=()):
     """`pbiport worker --once` under /usr/bin/time: (wall s, peak RSS MiB of the worker itself)."""
     t0 = time.monotonic()
-    res = subprocess.run(["/usr/bin/time", "-f", "PEAK_RSS_KB=%M", BIN, "worker", "--once"], env=env,
+    res = subprocess.run(["/usr/bin/time", "-f", "PEAK_RSS_KB=%M"] + list(wrap) + [BIN, "worker", "--once"], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wall = time.monotonic() - t0
     err = res.stderr.decode()
@@ -130,15 +134,19 @@ def main():
         for label in ("full", "incremental (nothing changed)"):
             status, run = cgi(env, "POST", "/api/integrations/%s/runs" % integ["id"])
             assert status == 202, run
-            wall, rss = run_worker(env)
+            wall, rss = run_worker(env, WRAP if label == "full" else ())
             status, runs = cgi(env, "GET", "/api/integrations/%s/runs" % integ["id"])
             r = runs["runs"][0]
             assert r["state"] == "succeeded", r
             status, job = cgi(env, "GET", "/api/jobs/%s" % r["job_id"])
             rows.append((label, r, wall, rss, job.get("result") or {}))
-            print(label, wall, rss, json.dumps(job.get("result")), file=sys.stderr)
+            print(label, wall, rss, json.dumps(job.get("result")), "db bytes",
+                  sum(os.path.getsize(env["PBIPORT_DB"] + x) for x in ("", "-wal") if os.path.exists(env["PBIPORT_DB"] + x)),
+                  file=sys.stderr)
         with urllib.request.urlopen(url + "/_emulator/state?sections=counters&parts=0", context=ctx) as resp:
             counters = json.load(resp)["counters"]
+        if os.environ.get("BENCH_KEEP_DB"):   # for looking into what the run wrote
+            shutil.copy(env["PBIPORT_DB"], os.environ["BENCH_KEEP_DB"])
     finally:
         if emu:
             emu.terminate()
@@ -191,6 +199,8 @@ def main():
     ]
     section = "\n".join(lines) + "\n"
     print(section)
+    if not WRITE_README:
+        return
     text = open(README).read() if os.path.exists(README) else "# Benchmarks\n"
     if "<!-- ingest:begin -->" in text:
         text = re.sub(r"<!-- ingest:begin -->.*?<!-- ingest:end -->\n?", lambda m: section, text, flags=re.S)
