@@ -17,5 +17,6 @@ const pb_job_kind pb_job_kinds[] = {
 const pb_worker_tick pb_worker_ticks[] = {
 	ingest_schedule_tick,
 	refresh_schedule_tick,
+	push_spool_tick,
 	NULL,
 };

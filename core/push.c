@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/connections.h"
+#include "core/identity.h"
 #include "core/pbi_session.h"
 #include "msapi/powerbi.h"
 #include "runtime/crypto.h"
@@ -1146,12 +1147,31 @@ static void conn_free(push_conn *c)
 	free(c);
 }
 
-/* Connections the caller may use: owners all of the org's, members those of their teams. */
 #define CONN_COLS                                                                                          \
-	"SELECT c.id, c.org_id, c.team_id, t.name, c.name, c.tenant_id, c.client_id, c.client_secret, "    \
-	"c.created_at FROM push_connections c JOIN teams t ON t.id = c.team_id "
-#define CONN_VISIBLE                                                                                       \
-	" AND (? = 'owner' OR EXISTS (SELECT 1 FROM team_members m WHERE m.team_id = c.team_id AND m.user_id = ?))"
+	"SELECT c.id, c.org_id, c.team_id, c.name, c.tenant_id, c.client_id, c.client_secret, c.created_at "  \
+	"FROM push_connections c "
+
+/* Teams whose connections (and their datasets) a caller may use: a member those of their
+ * teams, an owner, or the worker (who NULL), every team of the org. Teams belong to
+ * core/identity; membership is asked there. */
+typedef struct team_list {
+	pb_team *v;
+	size_t n;
+} team_list;
+
+static int visible_teams(pb_db *db, const push_caller *who, const char *org_id, team_list *out, char *err)
+{
+	return identity_teams(db, org_id, who && who->role != PB_ROLE_OWNER ? who->user_id : NULL, &out->v, &out->n,
+			      err);
+}
+
+static const pb_team *team_find(const team_list *l, const char *id, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if ((id && !strcmp(l->v[i].id, id)) || (name && !strcmp(l->v[i].name, name)))
+			return &l->v[i];
+	return NULL;
+}
 
 static int conn_row(sqlite3_stmt *st, push_conn **out, char *err)
 {
@@ -1162,12 +1182,11 @@ static int conn_row(sqlite3_stmt *st, push_conn **out, char *err)
 	xsnprintf(c->id, sizeof c->id, "%s", db_col_text(st, 0));
 	xsnprintf(c->org_id, sizeof c->org_id, "%s", db_col_text(st, 1));
 	xsnprintf(c->team_id, sizeof c->team_id, "%s", db_col_text(st, 2));
-	c->team = db_col_dup(st, 3, &ok);
-	c->name = db_col_dup(st, 4, &ok);
-	c->tenant_id = db_col_dup(st, 5, &ok);
-	c->client_id = db_col_dup(st, 6, &ok);
-	c->client_secret = db_col_dup(st, 7, &ok);
-	xsnprintf(c->created_at, sizeof c->created_at, "%s", db_col_text(st, 8));
+	c->name = db_col_dup(st, 3, &ok);
+	c->tenant_id = db_col_dup(st, 4, &ok);
+	c->client_id = db_col_dup(st, 5, &ok);
+	c->client_secret = db_col_dup(st, 6, &ok);
+	xsnprintf(c->created_at, sizeof c->created_at, "%s", db_col_text(st, 7));
 	if (!ok) {
 		conn_free(c);
 		return pb_err(err, PB_ENOMEM, "out of memory");
@@ -1176,30 +1195,52 @@ static int conn_row(sqlite3_stmt *st, push_conn **out, char *err)
 	return 0;
 }
 
-static int bind_caller(sqlite3_stmt *st, int first, const push_caller *who, char *err)
+/* c's team name from l; false when the team is not in l (not visible to the caller). */
+static bool conn_team(push_conn *c, const team_list *l, bool *oom)
 {
-	int rc = db_bind_text(st, first, who->role == PB_ROLE_OWNER ? "owner" : "member", err);
-	return rc ? rc : db_bind_text(st, first + 1, who->user_id, err);
+	const pb_team *t = team_find(l, c->team_id, NULL);
+	*oom = false;
+	if (!t)
+		return false;
+	free(c->team);
+	*oom = !(c->team = xstrdup(t->name));
+	return true;
 }
 
 /* who NULL: any org (the worker, which got the id from its own job). */
 static int conn_get(pb_db *db, const push_caller *who, const char *id, push_conn **out, char *err)
 {
 	sqlite3_stmt *st = NULL;
+	team_list tl = { 0 };
+	push_conn *c = NULL;
+	bool oom = false;
 	*out = NULL;
-	int rc = db_prepare(db, who ? CONN_COLS "WHERE c.id = ? AND c.org_id = ?" CONN_VISIBLE : CONN_COLS "WHERE c.id = ?",
-			    &st, err);
-	if (rc || (rc = db_bind_text(st, 1, id, err)))
-		goto out;
-	if (who && ((rc = db_bind_text(st, 2, who->org_id, err)) || (rc = bind_caller(st, 3, who, err))))
+	int rc = db_prepare(db, who ? CONN_COLS "WHERE c.id = ? AND c.org_id = ?" : CONN_COLS "WHERE c.id = ?", &st, err);
+	if (rc || (rc = db_bind_text(st, 1, id, err)) || (who && (rc = db_bind_text(st, 2, who->org_id, err))))
 		goto out;
 	rc = db_row(db, st, err);
 	if (rc == 1)
-		rc = conn_row(st, out, err);
+		rc = conn_row(st, &c, err);
 	else if (!rc)
 		rc = pb_err(err, PB_ENOTFOUND, "push connection %.40s not found", id);
+	db_done(st);
+	st = NULL;
+	if (rc || (rc = visible_teams(db, who, c->org_id, &tl, err)))
+		goto out;
+	if (!conn_team(c, &tl, &oom) && who) {
+		rc = pb_err(err, PB_ENOTFOUND, "push connection %.40s not found", id);
+		goto out;
+	}
+	if (oom) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	*out = c;
+	c = NULL;
 out:
 	db_done(st);
+	free(tl.v);
+	conn_free(c);
 	return rc;
 }
 
@@ -1230,22 +1271,13 @@ static bool id_text(const char *s)
 static int team_for_caller(pb_db *db, const push_caller *who, const char *team, char id[PB_ID_BUF], bool *found,
 			   char *err)
 {
-	sqlite3_stmt *st = NULL;
-	*found = false;
-	int rc = db_prepare(db,
-			    "SELECT t.id FROM teams t WHERE t.org_id = ? AND t.name = ? AND (? = 'owner' OR EXISTS "
-			    "(SELECT 1 FROM team_members m WHERE m.team_id = t.id AND m.user_id = ?))",
-			    &st, err);
-	if (rc || (rc = db_bind_text(st, 1, who->org_id, err)) || (rc = db_bind_text(st, 2, team, err)) ||
-	    (rc = bind_caller(st, 3, who, err)))
-		goto out;
-	if ((rc = db_row(db, st, err)) == 1) {
-		xsnprintf(id, PB_ID_BUF, "%s", db_col_text(st, 0));
-		*found = true;
-		rc = 0;
-	}
-out:
-	db_done(st);
+	team_list tl = { 0 };
+	int rc = visible_teams(db, who, who->org_id, &tl, err);
+	const pb_team *t = rc ? NULL : team_find(&tl, NULL, team);
+	*found = t != NULL;
+	if (t)
+		xsnprintf(id, PB_ID_BUF, "%s", t->id);
+	free(tl.v);
 	return rc;
 }
 
@@ -1326,16 +1358,20 @@ out:
 int push_connections_list(pb_db *db, const push_caller *who, json_t **reply, char *err)
 {
 	sqlite3_stmt *st = NULL;
+	team_list tl = { 0 };
 	json_t *arr = json_array();
 	int rc = arr ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
-	if (rc || (rc = db_prepare(db, CONN_COLS "WHERE c.org_id = ?" CONN_VISIBLE " ORDER BY c.name LIMIT 1000", &st, err)) ||
-	    (rc = db_bind_text(st, 1, who->org_id, err)) || (rc = bind_caller(st, 2, who, err)))
+	if (rc || (rc = visible_teams(db, who, who->org_id, &tl, err)) ||
+	    (rc = db_prepare(db, CONN_COLS "WHERE c.org_id = ? ORDER BY c.name", &st, err)) ||
+	    (rc = db_bind_text(st, 1, who->org_id, err)))
 		goto out;
-	while ((rc = db_row(db, st, err)) == 1) {
+	while (json_array_size(arr) < PB_LIST_MAX_ITEMS && (rc = db_row(db, st, err)) == 1) {
 		push_conn *c = NULL;
+		bool oom = false;
 		if ((rc = conn_row(st, &c, err)))
 			goto out;
-		rc = json_array_append_new(arr, conn_json(c)) ? pb_err(err, PB_ENOMEM, "out of memory") : 0;
+		if (conn_team(c, &tl, &oom))
+			rc = oom || json_array_append_new(arr, conn_json(c)) ? pb_err(err, PB_ENOMEM, "out of memory") : 0;
 		conn_free(c);
 		if (rc)
 			goto out;
@@ -1344,6 +1380,7 @@ int push_connections_list(pb_db *db, const push_caller *who, json_t **reply, cha
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 out:
 	db_done(st);
+	free(tl.v);
 	json_decref(arr);
 	return rc;
 }
@@ -1393,7 +1430,7 @@ static int conn_session(const pb_config *cfg, const push_conn *c, pbi_session *s
 /* ======================================================================== datasets */
 
 typedef struct push_ds {
-	char id[PB_ID_BUF], org_id[PB_ID_BUF], connection_id[PB_ID_BUF];
+	char id[PB_ID_BUF], org_id[PB_ID_BUF], connection_id[PB_ID_BUF], team_id[PB_ID_BUF];
 	char *workspace_id, *powerbi_id, *name, *retention, *schema_json;
 	char created_at[PB_TIME_BUF], updated_at[PB_TIME_BUF];
 	push_schema schema;
@@ -1414,8 +1451,8 @@ static void ds_free(push_ds *d)
 
 #define DS_COLS                                                                                             \
 	"SELECT d.id, d.org_id, d.connection_id, d.workspace_id, d.powerbi_id, d.name, d.retention, "       \
-	"d.schema_json, d.created_at, d.updated_at FROM push_datasets d JOIN push_connections c ON c.id = " \
-	"d.connection_id "
+	"d.schema_json, d.created_at, d.updated_at, c.team_id FROM push_datasets d JOIN push_connections c " \
+	"ON c.id = d.connection_id "
 
 static int ds_row(sqlite3_stmt *st, push_ds **out, char *err)
 {
@@ -1434,6 +1471,7 @@ static int ds_row(sqlite3_stmt *st, push_ds **out, char *err)
 	d->schema_json = db_col_dup(st, 7, &ok);
 	xsnprintf(d->created_at, sizeof d->created_at, "%s", db_col_text(st, 8));
 	xsnprintf(d->updated_at, sizeof d->updated_at, "%s", db_col_text(st, 9));
+	xsnprintf(d->team_id, sizeof d->team_id, "%s", db_col_text(st, 10));
 	int rc = ok ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
 	json_t *tables = rc ? NULL : json_loads(d->schema_json, 0, &je);
 	if (!rc && (rc = push_schema_parse(tables, &d->schema, err)))
@@ -1454,20 +1492,26 @@ static int ds_row(sqlite3_stmt *st, push_ds **out, char *err)
 static int ds_get(pb_db *db, const push_caller *who, const char *id, push_ds **out, char *err)
 {
 	sqlite3_stmt *st = NULL;
+	team_list tl = { 0 };
 	*out = NULL;
-	int rc = db_prepare(db, who ? DS_COLS "WHERE d.id = ? AND d.org_id = ?" CONN_VISIBLE : DS_COLS "WHERE d.id = ?", &st,
-			    err);
-	if (rc || (rc = db_bind_text(st, 1, id, err)))
-		goto out;
-	if (who && ((rc = db_bind_text(st, 2, who->org_id, err)) || (rc = bind_caller(st, 3, who, err))))
+	int rc = db_prepare(db, who ? DS_COLS "WHERE d.id = ? AND d.org_id = ?" : DS_COLS "WHERE d.id = ?", &st, err);
+	if (rc || (rc = db_bind_text(st, 1, id, err)) || (who && (rc = db_bind_text(st, 2, who->org_id, err))))
 		goto out;
 	rc = db_row(db, st, err);
 	if (rc == 1)
 		rc = ds_row(st, out, err);
 	else if (!rc)
 		rc = pb_err(err, PB_ENOTFOUND, "push dataset %.40s not found", id);
+	/* a member sees the datasets of their teams' connections */
+	if (!rc && who && ((rc = visible_teams(db, who, who->org_id, &tl, err)) || !team_find(&tl, (*out)->team_id, NULL))) {
+		ds_free(*out);
+		*out = NULL;
+		if (!rc)
+			rc = pb_err(err, PB_ENOTFOUND, "push dataset %.40s not found", id);
+	}
 out:
 	db_done(st);
+	free(tl.v);
 	return rc;
 }
 
@@ -1511,16 +1555,20 @@ int push_dataset_get(pb_db *db, const push_caller *who, const char *id, json_t *
 int push_datasets_list(pb_db *db, const push_caller *who, json_t **reply, char *err)
 {
 	sqlite3_stmt *st = NULL;
+	team_list tl = { 0 };
 	json_t *arr = json_array();
 	int rc = arr ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
-	if (rc || (rc = db_prepare(db, DS_COLS "WHERE d.org_id = ?" CONN_VISIBLE " ORDER BY d.name LIMIT 1000", &st, err)) ||
-	    (rc = db_bind_text(st, 1, who->org_id, err)) || (rc = bind_caller(st, 2, who, err)))
+	if (rc || (rc = visible_teams(db, who, who->org_id, &tl, err)) ||
+	    (rc = db_prepare(db, DS_COLS "WHERE d.org_id = ? ORDER BY d.name", &st, err)) ||
+	    (rc = db_bind_text(st, 1, who->org_id, err)))
 		goto out;
-	while ((rc = db_row(db, st, err)) == 1) {
+	while (json_array_size(arr) < PB_LIST_MAX_ITEMS && (rc = db_row(db, st, err)) == 1) {
 		push_ds *d = NULL;
 		if ((rc = ds_row(st, &d, err)))
 			goto out;
-		rc = json_array_append_new(arr, ds_json(d)) ? pb_err(err, PB_ENOMEM, "out of memory") : 0;
+		rc = team_find(&tl, d->team_id, NULL) && json_array_append_new(arr, ds_json(d))
+			     ? pb_err(err, PB_ENOMEM, "out of memory")
+			     : 0;
 		ds_free(d);
 		if (rc)
 			goto out;
@@ -1529,6 +1577,7 @@ int push_datasets_list(pb_db *db, const push_caller *who, json_t **reply, char *
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 out:
 	db_done(st);
+	free(tl.v);
 	json_decref(arr);
 	return rc;
 }
@@ -1844,6 +1893,9 @@ static int send_chunk(send_ctx *sc, const char *body, size_t len, long nrows, bo
 	return rc;
 }
 
+/* The row of an upload (seq -1, rows_json = the job id) that names the job owning its chunks. */
+#define SPOOL_OWNER_SEQ (-1)
+
 /* Chunks of one body: the first one is kept in memory (a small body is sent at once), the
  * rest, and the first once a second arrives, go to push_chunks. */
 typedef struct spool {
@@ -2050,6 +2102,11 @@ int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, co
 	if (rc)
 		goto out;
 	sp.spilled = false; /* the job owns the chunks now */
+	/* the owner row tells the spool sweep (push_spool_sweep) these chunks are not orphans. If
+	 * it cannot be written the job still runs; should the sweep take its chunks first, the
+	 * job says rows were lost instead of claiming success. */
+	char oerr[PB_ERR_MAX];
+	chunk_insert(db, sp.upload_id, SPOOL_OWNER_SEQ, job_id, strlen(job_id), 0, oerr);
 	xsnprintf(url, sizeof url, "/api/jobs/%s", job_id);
 	*status = 202;
 	*reply = json_pack("{s:s, s:s, s:I}", "job_id", job_id, "status_url", url, "rows", (json_int_t)total);
@@ -2102,6 +2159,99 @@ out:
 	return rc;
 }
 
+/* ======================================================================== spool sweep */
+
+/* Is the job named by an owner row still going to send its chunks? */
+static int owner_alive(pb_db *db, const char *job_id, bool *alive, char *err)
+{
+	pb_job *j = NULL;
+	int rc = job_id && *job_id ? jobs_get(db, job_id, &j, err) : PB_ENOTFOUND;
+	*alive = false;
+	if (rc == PB_ENOTFOUND)
+		return 0;
+	if (!rc)
+		*alive = !strcmp(j->state, "queued") || !strcmp(j->state, "running");
+	job_free(j);
+	return rc;
+}
+
+int push_spool_sweep(pb_db *db, const char *older_than, size_t *dropped, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char (*ids)[PB_ID_BUF] = NULL, (*owners)[PB_ID_BUF] = NULL;
+	size_t n = 0;
+	int rc, row;
+	*dropped = 0;
+	/* uploads whose newest chunk is older than the limit, with the job that owns them (if any) */
+	rc = db_prepare(db,
+			"SELECT upload_id, MAX(CASE WHEN seq = -1 THEN rows_json END) FROM push_chunks GROUP BY upload_id "
+			"HAVING MAX(created_at) < ? LIMIT ?",
+			&st, err);
+	if (rc || (rc = db_bind_text(st, 1, older_than, err)))
+		goto out;
+	sqlite3_bind_int(st, 2, PB_LIST_MAX_ITEMS);
+	if (!(ids = calloc(PB_LIST_MAX_ITEMS, sizeof *ids)) || !(owners = calloc(PB_LIST_MAX_ITEMS, sizeof *owners))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	while ((row = db_row(db, st, err)) == 1) {
+		xsnprintf(ids[n], sizeof ids[n], "%s", db_col_text(st, 0));
+		xsnprintf(owners[n], sizeof owners[n], "%s", db_col_text(st, 1) ? db_col_text(st, 1) : "");
+		n++;
+	}
+	db_done(st);
+	st = NULL;
+	if (row < 0) {
+		rc = row;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool alive = false;
+		/* no owner: the POST that spooled them died before queueing its job; an owner that
+		 * ended (or is gone) did not take them with it */
+		if ((rc = owner_alive(db, owners[i], &alive, err)))
+			goto out;
+		if (alive)
+			continue;
+		if ((rc = chunks_drop(db, ids[i], -1, err)))
+			goto out;
+		(*dropped)++;
+	}
+out:
+	db_done(st);
+	free(ids);
+	free(owners);
+	return rc;
+}
+
+int push_spool_tick(pb_db *db, const pb_config *cfg, char *err)
+{
+	static int64_t last_ms;
+	char cutoff[PB_TIME_BUF];
+	size_t dropped = 0;
+	int64_t now = pb_epoch_ms();
+	(void)cfg;
+	if (last_ms && now - last_ms < PB_PUSH_SPOOL_SWEEP_MS)
+		return 0;
+	last_ms = now;
+	pb_time_format(now - PB_PUSH_SPOOL_ORPHAN_S * 1000LL, cutoff);
+	return push_spool_sweep(db, cutoff, &dropped, err);
+}
+
+/* Whether the upload still has its owner row. */
+static int owner_row(pb_db *db, const char *upload, bool *present, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	*present = false;
+	int rc = db_prepare(db, "SELECT 1 FROM push_chunks WHERE upload_id = ? AND seq = -1", &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, upload, err)) && (rc = db_row(db, st, err)) == 1) {
+		*present = true;
+		rc = 0;
+	}
+	db_done(st);
+	return rc;
+}
+
 /* ======================================================================== the job */
 
 int push_rows_job(pb_job_ctx *ctx)
@@ -2150,7 +2300,7 @@ int push_rows_job(pb_job_ctx *ctx)
 	for (;;) {
 		long seq, nrows;
 		size_t len;
-		if ((rc = db_prepare(ctx->db, "SELECT seq, nrows, rows_json FROM push_chunks WHERE upload_id = ? "
+		if ((rc = db_prepare(ctx->db, "SELECT seq, nrows, rows_json FROM push_chunks WHERE upload_id = ? AND seq >= 0 "
 					      "ORDER BY seq LIMIT 1",
 				     &st, ctx->err)) ||
 		    (rc = db_bind_text(st, 1, upload, ctx->err)))
@@ -2195,6 +2345,22 @@ int push_rows_job(pb_job_ctx *ctx)
 			goto out;
 	}
 	if (rc < 0)
+		goto out;
+	bool owned = false;
+	if (accepted < total && (rc = owner_row(ctx->db, upload, &owned, ctx->err)))
+		goto out;
+	/* rows missing and the owner row gone: the sweep took them (the owner row could not be
+	 * written). With the owner row there, the count only missed a chunk sent just before a
+	 * restart, and nothing was lost. */
+	if (accepted < total && !owned) {
+		rc = job_fail(ctx, "rows_lost",
+			      "%ld of %ld rows were sent; the spooled rest is gone (removed as abandoned while the job "
+			      "waited): send rows %ld to %ld again",
+			      accepted, total, accepted + 1, total);
+		goto out;
+	}
+	/* done: the owner row goes too */
+	if ((rc = chunks_drop(ctx->db, upload, -1, ctx->err)))
 		goto out;
 	ctx->result = json_pack("{s:I, s:I, s:I, s:s, s:s}", "rows_accepted", (json_int_t)accepted, "requests",
 				(json_int_t)sc.requests, "throttled", (json_int_t)sc.throttled, "dataset_id", d->id, "table",

@@ -2,8 +2,8 @@
  * checked first, and row ingestion (JSON array, NDJSON, CSV with a header row).
  *
  * Owns the tables push_connections, push_datasets, push_table_rows, push_chunks and
- * push_rate_events (sql/0006_refresh_push.sql). Reads teams/team_members (core/identity)
- * to decide which connections a member may use: members use the connections of their
+ * push_rate_events (sql/0006_refresh_push.sql). Asks core/identity (identity_teams) which
+ * teams a caller belongs to, to decide which connections a member may use: members use the connections of their
  * teams, owners use all of their org's; any other connection is PB_ENOTFOUND.
  *
  * Rows: a body is read in chunks by a push_reader, which checks EVERY row against the
@@ -180,6 +180,15 @@ int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, co
 /* Handles DELETE .../rows: clears the table in Power BI. */
 int push_rows_delete(pb_db *db, const pb_config *cfg, const push_caller *who, const char *dataset_id,
 		     const char *table, int *status, struct json_t **reply, char *err);
+
+/* Drops spooled chunks nobody will send: uploads whose newest chunk is older than
+ * older_than (a stored time text) and that no queued or running job owns (the POST that
+ * spooled them died before queueing its job, or the job ended without them). *dropped
+ * counts the uploads removed. */
+int push_spool_sweep(pb_db *db, const char *older_than, size_t *dropped, char *err);
+/* Worker tick: push_spool_sweep with PB_PUSH_SPOOL_ORPHAN_S, at most once every
+ * PB_PUSH_SPOOL_SWEEP_MS per process. */
+int push_spool_tick(pb_db *db, const pb_config *cfg, char *err);
 
 /* The "push_rows" job kind: sends the spooled chunks of one upload.
  * Input {"upload_id","dataset_id","table","rows"}; result {"rows_accepted","requests",

@@ -143,6 +143,8 @@
 #define PB_PUSH_INFLIGHT_STALE_MS 120000              /* an in-flight request older than this is over */
 #define PB_PUSH_WAIT_INLINE_MS  120000                /* longer limiter waits put the push job back in the queue */
 #define PB_PUSH_JOB_ATTEMPTS    50                    /* tries of one push job (each long wait uses one) */
+#define PB_PUSH_SPOOL_ORPHAN_S  3600                  /* spooled rows no job owns are dropped after an hour */
+#define PB_PUSH_SPOOL_SWEEP_MS  60000                 /* how often a worker looks for them */
 #define PB_PUSH_CHUNK_BODY_MAX  (512u * 1024 * 1024 + 64) /* one POST rows body: a reader chunk (bounded at 512 MiB) + {"rows":} */
 
 #endif

@@ -15,6 +15,7 @@
 #include "core/integrations.h"
 #include "core/push.h"
 #include "runtime/crypto.h"
+#include "runtime/jobs.h"
 #include "runtime/db.h"
 #include "runtime/request.h"
 #include "runtime/strbuf.h"
@@ -517,6 +518,20 @@ static void secrets_are_resealed_with_the_new_key(void **state)
 	assert_int_equal(pb_keyring_parse(KEY_NEW, &new_cfg.encryption_keys, err), 0);
 	assert_int_equal(identity_org_create(db, "rot", org, err), 0);
 	assert_int_equal(identity_user_add(db, "rot-owner", "rot", PB_ROLE_OWNER, teams, 1, user, err), 0);
+	/* teams come from core/identity: a user's own, or every team of the org */
+	char other[PB_ID_BUF];
+	const char *web[] = { "web" };
+	pb_team *tv = NULL;
+	size_t tn = 0;
+	assert_int_equal(identity_user_add(db, "rot-member", "rot", PB_ROLE_MEMBER, web, 1, other, err), 0);
+	assert_int_equal(identity_teams(db, org, user, &tv, &tn, err), 0);
+	assert_int_equal(tn, 1);
+	assert_string_equal(tv[0].name, "data");
+	free(tv);
+	assert_int_equal(identity_teams(db, org, NULL, &tv, &tn, err), 0);
+	assert_int_equal(tn, 2);
+	assert_string_equal(tv[1].name, "web");
+	free(tv);
 
 	/* sealed with the old key */
 	push_caller who = { org, user, PB_ROLE_OWNER };
@@ -576,6 +591,68 @@ static void secrets_are_resealed_with_the_new_key(void **state)
 	pb_keyring_free(new_cfg.encryption_keys);
 }
 
+/* ---- spooled rows nobody will send are swept ---- */
+
+static void spool(const char *upload, long seq, const char *rows, const char *created)
+{
+	char err[PB_ERR_MAX];
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(db_prepare(db, "INSERT INTO push_chunks (upload_id, seq, nrows, rows_json, created_at) "
+					"VALUES (?, ?, 1, ?, ?)", &st, err), 0);
+	assert_int_equal(db_bind_text(st, 1, upload, err), 0);
+	sqlite3_bind_int64(st, 2, seq);
+	assert_int_equal(db_bind_text(st, 3, rows, err), 0);
+	assert_int_equal(db_bind_text(st, 4, created, err), 0);
+	assert_int_equal(db_exec(db, st, err), 0);
+	db_done(st);
+}
+
+static long chunks_of(const char *upload)
+{
+	char err[PB_ERR_MAX];
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(db_prepare(db, "SELECT COUNT(*) FROM push_chunks WHERE upload_id = ?", &st, err), 0);
+	assert_int_equal(db_bind_text(st, 1, upload, err), 0);
+	assert_int_equal(db_row(db, st, err), 1);
+	long n = (long)sqlite3_column_int64(st, 0);
+	db_done(st);
+	return n;
+}
+
+static void orphaned_spool_is_swept(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], org[PB_ID_BUF], job[PB_ID_BUF];
+	const char *old = "2026-01-01T00:00:00.000Z", *recent = "2026-01-01T02:00:00.000Z";
+	const char *cutoff = "2026-01-01T01:00:00.000Z";
+	bool existing = false;
+	assert_int_equal(identity_org_create(db, "spool", org, err), 0);
+	pb_job_spec spec = { .kind = "push_rows", .org_id = org, .input = "{}" };
+	assert_int_equal(jobs_submit(db, &spec, job, &existing, err), 0);
+	/* a POST that died while spooling: old chunks, no owner */
+	spool("dead", 0, "[{}]", old);
+	spool("dead", 1, "[{}]", old);
+	/* a POST still spooling (its newest chunk is recent) */
+	spool("live", 0, "[{}]", old);
+	spool("live", 1, "[{}]", recent);
+	/* a queued job owns these: kept however old */
+	spool("owned", 0, "[{}]", old);
+	spool("owned", -1, job, old);
+	/* the owner job is gone: nobody sends them */
+	spool("gone", 0, "[{}]", old);
+	spool("gone", -1, "0000000000000000000000000000dead", old);
+	size_t dropped = 0;
+	assert_int_equal(push_spool_sweep(db, cutoff, &dropped, err), 0);
+	assert_int_equal(dropped, 2);
+	assert_int_equal(chunks_of("dead"), 0);
+	assert_int_equal(chunks_of("gone"), 0);
+	assert_int_equal(chunks_of("live"), 2);
+	assert_int_equal(chunks_of("owned"), 2);
+	/* nothing left to do */
+	assert_int_equal(push_spool_sweep(db, cutoff, &dropped, err), 0);
+	assert_int_equal(dropped, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -588,6 +665,7 @@ int main(void)
 		cmocka_unit_test(limiter_keeps_every_window),
 		cmocka_unit_test(streamed_body_is_read_in_pieces),
 		cmocka_unit_test(secrets_are_resealed_with_the_new_key),
+		cmocka_unit_test(orphaned_spool_is_swept),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
