@@ -260,8 +260,10 @@ int assets_stage(pb_db *db, const char *org_id, const char *run_id, const char *
 	sqlite3_stmt *st = NULL;
 	char id[PB_ID_BUF];
 	assets_id_for(org_id, kind, powerbi_id, id);
+	/* appended (sql/0009); only a data source can come again in the same run */
 	int rc = db_prepare(db, "INSERT INTO asset_staging (run_id, kind, powerbi_id, workspace_powerbi_id, name, "
-			    "details_json, asset_id) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, kind, powerbi_id) "
+			    "details_json, asset_id) VALUES (?, ?, ?, ?, ?, ?, ?) "
+			    "ON CONFLICT (run_id, powerbi_id) WHERE kind = 'datasource' "
 			    "DO UPDATE SET workspace_powerbi_id = excluded.workspace_powerbi_id, name = excluded.name, "
 			    "details_json = excluded.details_json", &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, run_id, err)) && !(rc = db_bind_text(st, 2, kind, err)) &&
@@ -409,20 +411,22 @@ int assets_apply_run(pb_db *db, const char *org_id, const char *integration_id, 
 	pb_now(now);
 	if ((rc = db_begin(db, err)))
 		return rc;
-	if ((rc = count_staged(db, "SELECT COUNT(*) FROM asset_staging s WHERE s.run_id = ? AND s.kind <> '_scope' "
-			       "AND NOT EXISTS (SELECT 1 FROM assets a WHERE a.org_id = ? AND a.kind = s.kind "
-			       "AND a.powerbi_id = s.powerbi_id)", run_id, org_id, &counts->added, err)) ||
-	    (rc = count_staged(db, "SELECT COUNT(*) FROM asset_staging s JOIN assets a ON a.kind = s.kind "
-			       "AND a.powerbi_id = s.powerbi_id WHERE s.run_id = ? AND a.org_id = ? "
+	/* DISTINCT: a row staged twice (never expected, see sql/0009) counts once */
+	if ((rc = count_staged(db, "SELECT COUNT(DISTINCT s.asset_id) FROM asset_staging s WHERE s.run_id = ? "
+			       "AND s.kind <> '_scope' AND NOT EXISTS (SELECT 1 FROM assets a WHERE a.org_id = ? "
+			       "AND a.kind = s.kind AND a.powerbi_id = s.powerbi_id)", run_id, org_id, &counts->added, err)) ||
+	    (rc = count_staged(db, "SELECT COUNT(DISTINCT s.asset_id) FROM asset_staging s JOIN assets a "
+			       "ON a.kind = s.kind AND a.powerbi_id = s.powerbi_id WHERE s.run_id = ? AND a.org_id = ? "
 			       "AND (a.details_json <> s.details_json OR a.name <> s.name OR a.state <> 'active')",
 			       run_id, org_id, &counts->changed, err)))
 		goto out;
-	/* Removal first (it only looks at rows not staged), then the upsert. */
+	/* Removal first (it only looks at rows not staged), then the upsert. The staged ids are a
+	 * NOT IN list (built once, sorted in temporary storage) rather than a lookup per asset:
+	 * the staging table has no key on them (sql/0009). asset_id is never NULL. */
 	if ((rc = db_prepare(db, "UPDATE assets SET state = 'removed', updated_at = ? WHERE org_id = ? "
 			     "AND integration_id = ? AND state = 'active' AND (? = 'full' OR workspace_powerbi_id IN "
 			     "(SELECT powerbi_id FROM asset_staging WHERE run_id = ? AND kind = '_scope')) "
-			     "AND NOT EXISTS (SELECT 1 FROM asset_staging s WHERE s.run_id = ? "
-			     "AND s.kind = assets.kind AND s.powerbi_id = assets.powerbi_id)", &st, err)) ||
+			     "AND id NOT IN (SELECT asset_id FROM asset_staging WHERE run_id = ?)", &st, err)) ||
 	    (rc = db_bind_text(st, 1, now, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
 	    (rc = db_bind_text(st, 3, integration_id, err)) ||
 	    (rc = db_bind_text(st, 4, full ? "full" : "scoped", err)) || (rc = db_bind_text(st, 5, run_id, err)) ||

@@ -62,8 +62,9 @@ struct json_t *asset_json(const pb_asset *a, bool with_details);
 
 /* ---- staging (one run) ---- */
 
-/* Stages one scanned object (insert or replace). kind "_scope" marks a workspace id that
- * the run scanned (incremental runs remove only within scanned workspaces). */
+/* Stages one scanned object, appended: stage each object once per run (a data source, which
+ * many batches name, is replaced instead). kind "_scope" marks a workspace id that the run
+ * scanned (incremental runs remove only within scanned workspaces). */
 int assets_stage(pb_db *db, const char *org_id, const char *run_id, const char *kind, const char *powerbi_id,
 		 const char *workspace_powerbi_id, const char *name, const char *details_json, char *err);
 /* Stages a lineage edge between asset ids (assets_id_for) or from an output port or data

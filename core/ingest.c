@@ -705,6 +705,12 @@ static int model_edges(ingest_run *r, const scan_dataset *ds, const json_t *deta
 	return rc;
 }
 
+/* qsort / bsearch order of const char * elements, ASCII case-insensitive (Power BI ids) */
+static int str_icmp_p(const void *a, const void *b)
+{
+	return strcasecmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 /* Everything one scanned batch brought, filtered, staged, and the batch marked done: one
  * transaction, so a worker dying here leaves the batch to be fetched again. */
 static int stage_scan(ingest_run *r, long batch, const char *ids_json, const scan_result *res, char *err)
@@ -805,12 +811,12 @@ static int stage_scan(ingest_run *r, long batch, const char *ids_json, const sca
 				goto out;
 		}
 	}
+	/* sorted once, searched per data source: a batch can hold thousands of each */
+	if (nused)
+		qsort(used, nused, sizeof *used, str_icmp_p);
 	for (size_t i = 0; i < res->ndatasources; i++) {
 		const scan_datasource *s = &res->datasources[i];
-		bool wanted = false;
-		for (size_t k = 0; s->id && k < nused && !wanted; k++)
-			wanted = str_ieq(used[k], s->id);
-		if (!wanted)
+		if (!s->id || !nused || !bsearch(&s->id, used, nused, sizeof *used, str_icmp_p))
 			continue;
 		char dsid[PB_ID_BUF];
 		const char *kind = s->kind ? s->kind : s->extension_kind, *path = s->path ? s->path : s->extension_path;

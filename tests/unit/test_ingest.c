@@ -431,6 +431,19 @@ static void test_assets_apply(void **state)
 	asset_free(got);
 	assert_int_equal(assets_unstage(db, run, err), 0);
 
+	/* a data source named by several batches of one run is staged and counted once, the last
+	 * batch's description winning */
+	new_run(i->id, run);
+	stage(run, "datasource", "ds1", NULL, "Snowflake a", "{}");
+	stage(run, "datasource", "ds1", NULL, "Snowflake b", "{}");
+	assert_int_equal(assets_apply_run(db, org_id, i->id, run, false, &c, err), 0);
+	assert_int_equal(c.added, 1);
+	assert_int_equal(c.datasources, 1);
+	assert_int_equal(assets_get_by_powerbi_id(db, org_id, "datasource", "ds1", &got, err), 0);
+	assert_string_equal(got->name, "Snowflake b");
+	asset_free(got);
+	assert_int_equal(assets_unstage(db, run, err), 0);
+
 	/* list filters: kind and a case-insensitive name part, with LIKE wildcards taken literally */
 	pb_asset *v = NULL;
 	size_t n = 0;
