@@ -64,7 +64,7 @@ int cmd_worker(int argc, char **argv)
 		fprintf(stderr, "pbiport worker: %s\n", err);
 		return 2;
 	}
-	if (db_open(cfg.db_path, false, &db, err) || db_check_schema(db, cfg.sql_dir, err)) {
+	if (db_open(cfg.db_path, false, &db, err) || db_unmap(db, err) || db_check_schema(db, cfg.sql_dir, err)) {
 		fprintf(stderr, "pbiport worker: %s\n", err);
 		goto out;
 	}

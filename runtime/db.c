@@ -72,6 +72,13 @@ out:
 	return rc;
 }
 
+int db_unmap(pb_db *db, char *err)
+{
+	if (sqlite3_exec(db->h, "PRAGMA mmap_size=0", NULL, NULL, NULL) != SQLITE_OK)
+		return pb_err(err, PB_EIO, "database: PRAGMA mmap_size=0: %s", sqlite3_errmsg(db->h));
+	return PB_OK;
+}
+
 void db_close(pb_db *db)
 {
 	if (!db)

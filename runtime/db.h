@@ -22,6 +22,10 @@ typedef struct pb_db pb_db;
  * not silently make an empty database). *out is new: free with db_close(). */
 int db_open(const char *path, bool create, pb_db **out, char *err);
 void db_close(pb_db *db);
+/* Turns off the memory mapping of the file for this connection. The request path maps
+ * the database (stale pages are re-read from memory); a long-lived worker that streams
+ * through large tables would keep all of those pages resident for nothing. */
+int db_unmap(pb_db *db, char *err);
 sqlite3 *db_sqlite(pb_db *db);   /* borrowed until db_close */
 
 /* A cached statement for constant text sql, reset and unbound, ready to bind.
