@@ -9,16 +9,22 @@
 
 #define PRODUCT_TYPE_SOURCE "source"   /* imported from a contract (publish makes "consumer") */
 
-void catalog_port_free(cat_port *p)
+static void port_clear(cat_port *p)
 {
-	if (!p)
-		return;
 	free(p->name);
 	free(p->type);
 	free(p->server_json);
 	free(p->contract_id);
 	free(p->contract_text);
 	memset(p, 0, sizeof *p);
+}
+
+void catalog_port_free(cat_port *p)
+{
+	if (!p)
+		return;
+	port_clear(p);
+	free(p);
 }
 
 static void product_clear(cat_product *p)
@@ -31,7 +37,7 @@ static void product_clear(cat_product *p)
 	free(p->updated_at);
 	free(p->contract_text);
 	for (size_t i = 0; i < p->nports; i++)
-		catalog_port_free(&p->ports[i]);
+		port_clear(&p->ports[i]);
 	free(p->ports);
 	memset(p, 0, sizeof *p);
 }
@@ -92,7 +98,7 @@ static int read_port(sqlite3_stmt *st, cat_port *p, char *err)
 	p->server_json = db_col_dup(st, 4, &ok);
 	p->contract_id = db_col_dup(st, 5, &ok);
 	if (!ok) {
-		catalog_port_free(p);
+		port_clear(p);
 		return pb_err(err, PB_ENOMEM, "out of memory");
 	}
 	return PB_OK;
@@ -253,7 +259,6 @@ out:
 	db_done(st);
 	if (rc) {
 		catalog_port_free(p);
-		free(p);
 	} else {
 		*out = p;
 	}

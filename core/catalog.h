@@ -64,6 +64,7 @@ int catalog_port_get(pb_db *db, const char *org_id, const char *id, bool with_co
 /* Deletes a product and its ports; PB_ENOTFOUND when org_id has no such product. */
 int catalog_product_delete(pb_db *db, const char *org_id, const char *id, char *err);
 
+/* Free a port or product returned by the functions above: its strings and the struct. */
 void catalog_port_free(cat_port *p);
 void catalog_product_free(cat_product *p);
 void catalog_products_free(cat_product *v, size_t n);

@@ -152,7 +152,6 @@ static int lookup_in(walk *w, enum store st, const char *id, char **type, char *
 			*name = xstrdup(p->name);
 		}
 		catalog_port_free(p);
-		free(p);
 	} else {
 		pb_asset *a = NULL;
 		if (!(rc = assets_get(w->db, w->org_id, id, &a, err))) {
@@ -209,7 +208,6 @@ static int implicit_neighbours(walk *w, const lineage_node *n, char *err)
 		if (!(rc = catalog_port_get(w->db, w->org_id, n->id, false, &p, err)))
 			rc = add_neighbour(w, p->data_product_id, "data_product", false, err);
 		catalog_port_free(p);
-		free(p);
 	}
 	return rc == PB_ENOTFOUND ? PB_OK : rc;   /* deleted meanwhile: no implicit edges */
 }

@@ -317,7 +317,6 @@ out:
 	json_decref(input);
 	json_decref(server);
 	catalog_port_free(port);
-	free(port);
 	return rc;
 }
 
@@ -786,7 +785,6 @@ out:
 	publish_source_release(&r.src);
 	if (r.port) {
 		catalog_port_free(r.port);
-		free(r.port);
 	}
 	json_decref(r.in);
 	return rc;

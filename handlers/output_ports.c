@@ -16,7 +16,6 @@ int output_ports_get(struct req *r)
 	if (!rc)
 		rc = req_reply_json_new(r, 200, catalog_port_json(p));
 	catalog_port_free(p);
-	free(p);
 	return rc;
 }
 
@@ -66,6 +65,5 @@ out:
 	pb_files_release(&files);
 	contract_free(c);
 	catalog_port_free(p);
-	free(p);
 	return rc;
 }

@@ -43,7 +43,6 @@ int powerbi_models_get(struct req *r)
 	const char *port_id = req_capture(r, "id");
 	int rc = catalog_port_get(r->db, r->who.org_id, port_id, false, &p, r->err);
 	catalog_port_free(p);
-	free(p);
 	if (rc == PB_ENOTFOUND)
 		return req_reply_error(r, 404, "not_found", "no output port %s", port_id);
 	if (rc)

@@ -164,7 +164,6 @@ out:
 	publish_source_release(&src);
 	if (port) {
 		catalog_port_free(port);
-		free(port);
 	}
 	return rc;
 }

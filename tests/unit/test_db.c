@@ -328,7 +328,6 @@ static void catalog_import_update_isolation(void **state)
 	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "server"), "database")), "SALES2");
 	json_decref(j);
 	catalog_port_free(port);
-	free(port);
 
 	cat_product *list;
 	size_t n;

@@ -91,7 +91,6 @@ static cat_port *load_port(const char *name)
 static void free_port(cat_port *p)
 {
 	catalog_port_free(p);
-	free(p);
 }
 
 static void source_is_read_from_the_rendered_model(void **state)
