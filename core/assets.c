@@ -305,31 +305,6 @@ int assets_unstage(pb_db *db, const char *run_id, char *err)
 	return rc;
 }
 
-/* Staged edges whose ends are active assets (or an output port) become lineage edges; in
- * from_id order, so the edges' indexes are written in order rather than at random. */
-static int apply_edges(pb_db *db, const char *org_id, const char *run_id, char *err)
-{
-	sqlite3_stmt *st = NULL;
-	int r, rc = db_prepare(db, "SELECT DISTINCT e.from_kind, e.from_id, e.to_kind, e.to_id FROM lineage_staging e "
-			       "WHERE e.run_id = ? AND (e.from_kind IN ('output_port', 'data_product') OR EXISTS (SELECT 1 FROM assets a "
-			       "WHERE a.id = e.from_id AND a.org_id = ? AND a.state = 'active')) AND EXISTS "
-			       "(SELECT 1 FROM assets b WHERE b.id = e.to_id AND b.org_id = ? AND b.state = 'active') "
-			       "AND NOT EXISTS (SELECT 1 FROM lineage_edges l WHERE l.org_id = ? AND l.from_kind = e.from_kind "
-			       "AND l.from_id = e.from_id AND l.to_kind = e.to_kind AND l.to_id = e.to_id) "
-			       "ORDER BY e.from_id, e.to_id", &st, err);
-	if (rc || (rc = db_bind_text(st, 1, run_id, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
-	    (rc = db_bind_text(st, 3, org_id, err)) || (rc = db_bind_text(st, 4, org_id, err)))
-		goto out;
-	while ((r = db_row(db, st, err)) == 1)
-		if ((rc = lineage_edge_add(db, org_id, db_col_text(st, 0), db_col_text(st, 1), db_col_text(st, 2),
-					   db_col_text(st, 3), err)))
-			goto out;
-	rc = r < 0 ? r : 0;
-out:
-	db_done(st);
-	return rc;
-}
-
 /* One COUNT(*) over staged rows, bound (run_id, org_id). */
 static int count_staged(pb_db *db, const char *sql, const char *run_id, const char *org_id, long *out, char *err)
 {
@@ -436,7 +411,7 @@ int assets_apply_run(pb_db *db, const char *org_id, const char *integration_id, 
 	db_done(st);
 	st = NULL;
 	if ((rc = upsert_staged(db, org_id, integration_id, run_id, now, err)) ||
-	    (rc = apply_edges(db, org_id, run_id, err)) || (rc = active_counts(db, integration_id, counts, err)))
+	    (rc = lineage_edges_add_staged(db, org_id, run_id, err)) || (rc = active_counts(db, integration_id, counts, err)))
 		goto out;
 	rc = db_commit(db, err);
 out:

@@ -13,4 +13,11 @@
 int lineage_edge_add(pb_db *db, const char *org_id, const char *from_kind, const char *from_id,
 		     const char *to_kind, const char *to_id, char *err);
 
+/* Records, as one set-based statement, every edge staged for import run run_id (table
+ * lineage_staging, sql/0008) whose ends stand: the to end an active asset of org_id, the
+ * from end an active asset or an output port / data product. Edges that exist already and
+ * edges staged twice are skipped, so a re-applied run changes nothing. Runs inside the
+ * caller's transaction when there is one (import applies assets and edges in one). */
+int lineage_edges_add_staged(pb_db *db, const char *org_id, const char *run_id, char *err);
+
 #endif

@@ -394,6 +394,13 @@ static void test_assets_apply(void **state)
 	/* the edge staged twice is one edge; the edge from a model never imported is dropped */
 	assert_int_equal(sqlite3_column_int(st, 0), 1);
 	db_done(st);
+	/* the set-based write gives the edge an id of pb_new_id's form and a creation time */
+	assert_int_equal(db_prepare(db, "SELECT COUNT(*) FROM lineage_edges WHERE org_id = ? AND length(id) = 32 "
+				    "AND id NOT GLOB '*[^0-9a-f]*' AND created_at IS NOT NULL", &st, err), 0);
+	db_bind_text(st, 1, org_id, err);
+	assert_int_equal(db_row(db, st, err), 1);
+	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	db_done(st);
 
 	/* incremental run over w2 only: People renamed, nothing else touched */
 	new_run(i->id, run);
