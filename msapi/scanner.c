@@ -178,12 +178,12 @@ struct scan_job {
 	enum phase phase;
 	char *scan_id;
 	long long started_ms;  /* when the scan was accepted (for its time limit) */
+	long interval_ms;      /* the current poll interval */
 };
 
 struct scan_run {
 	struct scan_job *scans;
-	scanner_result_fn fn;
-	void *ctx;
+	const scanner_hooks *h;
 	size_t succeeded;
 };
 
@@ -202,23 +202,45 @@ static int next_phase(msapi *c, msapi_job *job, struct scan_job *s, enum phase p
 
 static int scan_failed(void *ctx, size_t idx, msapi_job *job, int rc, const char *jerr, char *err)
 {
-	(void)ctx;
-	(void)idx;
+	struct scan_run *run = ctx;
 	msapi *c = job->user;
 	/* an authorization problem hits every batch alike: stop now */
 	if (c->last.status == 401 || c->last.status == 403)
 		return pb_err(err, rc, "%s", jerr);
+	if (run->h->failed)
+		return run->h->failed(run->h->ctx, idx, rc, jerr, err);
 	return PB_OK;
+}
+
+/* The next poll interval: c->poll_ms at first, then doubling up to the hooks' maximum. */
+static long grow_interval(const msapi *c, const scanner_hooks *h, long cur)
+{
+	if (cur <= 0)
+		return c->poll_ms;
+	long max = h->poll_max_ms > c->poll_ms ? h->poll_max_ms : c->poll_ms;
+	return cur > max / 2 ? max : cur * 2;
+}
+
+/* The hooks asked to stop: true with the message in err. Asked once the reply's scan id
+ * (if any) has been handed over, so no started scan is forgotten. */
+static bool stopped(const struct scan_run *run, char *err)
+{
+	if (!run->h->stop || !run->h->stop(run->h->ctx))
+		return false;
+	pb_err(err, PB_EIO, "the scan was stopped; %zu batches were done", run->succeeded);
+	return true;
 }
 
 static int scan_step(void *ctx, size_t idx, msapi_job *job, const pb_http_resp *resp, long *delay_ms, char *err)
 {
 	struct scan_run *run = ctx;
+	const scanner_hooks *h = run->h;
 	struct scan_job *s = &run->scans[idx];
 	msapi *c = job->user;
+	if (s->phase != P_SUBMIT && stopped(run, err))
+		return PB_EIO;
 	json_t *body = resp->body_len ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
 	long ra = pb_http_retry_after(resp);
-	long poll = ra >= 0 ? ra * 1000 : c->poll_ms;
 	int ret = PB_HTTP_DONE;
 	switch (s->phase) {
 	case P_SUBMIT: {
@@ -234,9 +256,17 @@ static int scan_step(void *ctx, size_t idx, msapi_job *job, const pb_http_resp *
 			break;
 		}
 		s->started_ms = pb_mono_ms();
+		/* the caller keeps the id before the first poll, so a restart resumes this scan */
+		if (h->started && (ret = h->started(h->ctx, idx, s->scan_id, err)) < 0)
+			break;
+		if (stopped(run, err)) {
+			ret = PB_EIO;
+			break;
+		}
 		if ((ret = next_phase(c, job, s, P_POLL, err)))
 			break;
-		*delay_ms = poll;
+		s->interval_ms = grow_interval(c, h, 0);
+		*delay_ms = ra >= 0 ? ra * 1000 : s->interval_ms;
 		ret = PB_HTTP_AGAIN;
 		break;
 	}
@@ -259,7 +289,8 @@ static int scan_step(void *ctx, size_t idx, msapi_job *job, const pb_http_resp *
 			ret = MSAPI_JOB_FAILED;
 		} else {
 			memset(&job->t, 0, sizeof job->t); /* a new poll, not a retry */
-			*delay_ms = poll;
+			s->interval_ms = grow_interval(c, h, s->interval_ms);
+			*delay_ms = ra >= 0 ? ra * 1000 : s->interval_ms;
 			ret = PB_HTTP_AGAIN;
 		}
 		break;
@@ -270,7 +301,7 @@ static int scan_step(void *ctx, size_t idx, msapi_job *job, const pb_http_resp *
 			ret = MSAPI_JOB_FAILED;
 			break;
 		}
-		if (run->fn && (ret = run->fn(run->ctx, body, err)) < 0)
+		if (h->result && (ret = h->result(h->ctx, idx, body, err)) < 0)
 			break;
 		run->succeeded++;
 		ret = PB_HTTP_DONE;
@@ -280,15 +311,43 @@ static int scan_step(void *ctx, size_t idx, msapi_job *job, const pb_http_resp *
 	return ret;
 }
 
-int scanner_scan_all(msapi *c, const char *const *ids, size_t n, const scanner_opts *o, scanner_result_fn fn,
-		     void *ctx, scanner_stats *st, char *err)
+/* Points job b at its first request: getInfo for a new scan, scanStatus (at once) for a
+ * scan started earlier. */
+static int first_request(msapi *c, const scanner_batch *b, const char *info_path, msapi_job *job, struct scan_job *s,
+			 char *err)
 {
+	job->user = c;
+	if (b->scan_id) {
+		if (!*b->scan_id)
+			return pb_err(err, PB_EINVAL, "a resumed scan needs its scan id");
+		if (!(s->scan_id = xstrdup(b->scan_id)))
+			return pb_err(err, PB_ENOMEM, "out of memory");
+		s->started_ms = pb_mono_ms();
+		return next_phase(c, job, s, P_POLL, err);
+	}
+	if (b->n == 0 || b->n > PB_SCAN_BATCH_MAX)
+		return pb_err(err, PB_EINVAL, "a scan takes 1 to %d workspaces (got %zu)", PB_SCAN_BATCH_MAX, b->n);
+	char *body = info_body(b->ids, b->n, err);
+	if (!body)
+		return PB_EINVAL;
+	/* a repeated getInfo only starts a second, harmless scan */
+	int rc = msapi_job_set(c, job, MSAPI_POWERBI, "POST", info_path, body, true, "start a workspace scan", err);
+	free(body);
+	s->phase = P_SUBMIT;
+	return rc;
+}
+
+int scanner_scan_batches(msapi *c, const scanner_batch *batches, size_t nb, const scanner_opts *o,
+			 const scanner_hooks *h, scanner_stats *st, char *err)
+{
+	static const scanner_hooks no_hooks;
 	scanner_stats local;
 	if (!st)
 		st = &local;
+	if (!h)
+		h = &no_hooks;
 	memset(st, 0, sizeof *st);
 	long long t0 = pb_mono_ms();
-	size_t nb = (n + PB_SCAN_BATCH_MAX - 1) / PB_SCAN_BATCH_MAX;
 	st->batches = nb;
 	int parallel = c->parallel > 0 && c->parallel < PB_SCAN_PARALLEL_MAX ? c->parallel : PB_SCAN_PARALLEL_MAX;
 	st->parallel = parallel;
@@ -296,7 +355,7 @@ int scanner_scan_all(msapi *c, const char *const *ids, size_t n, const scanner_o
 		return PB_OK;
 	int rc = PB_OK;
 	msapi_job *jobs = calloc(nb, sizeof *jobs);
-	struct scan_run run = { calloc(nb, sizeof *run.scans), fn, ctx, 0 };
+	struct scan_run run = { calloc(nb, sizeof *run.scans), h, 0 };
 	char *path = NULL;
 	msapi_batch_stats bs;
 	memset(&bs, 0, sizeof bs);
@@ -304,21 +363,10 @@ int scanner_scan_all(msapi *c, const char *const *ids, size_t n, const scanner_o
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	for (size_t b = 0; b < nb; b++) {
-		size_t first = b * PB_SCAN_BATCH_MAX;
-		size_t cnt = n - first < PB_SCAN_BATCH_MAX ? n - first : PB_SCAN_BATCH_MAX;
-		char *body = info_body(ids + first, cnt, err);
-		if (!body) {
-			rc = PB_EINVAL;
-			goto out;
-		}
-		/* a repeated getInfo only starts a second, harmless scan */
-		rc = msapi_job_set(c, &jobs[b], MSAPI_POWERBI, "POST", path, body, true, "start a workspace scan", err);
-		free(body);
-		if (rc)
-			goto out;
-		jobs[b].user = c;
-	}
+	for (size_t b = 0; b < nb && !rc; b++)
+		rc = first_request(c, &batches[b], path, &jobs[b], &run.scans[b], err);
+	if (rc)
+		goto out;
 	rc = msapi_run_jobs(c, jobs, nb, parallel, scan_step, scan_failed, &run, &bs, err);
 	st->succeeded = run.succeeded;
 	st->failed = bs.failed;
@@ -328,7 +376,8 @@ int scanner_scan_all(msapi *c, const char *const *ids, size_t n, const scanner_o
 	st->slot_seconds = bs.slot_seconds;
 	if (xsnprintf(st->first_error, PB_ERR_MAX, "%s", bs.first_error))
 		st->first_error[PB_ERR_MAX - 1] = '\0';
-	if (!rc && st->failed)
+	/* with a failed hook the caller has been told about each failed batch */
+	if (!rc && st->failed && !h->failed)
 		rc = pb_err(err, PB_EIO, "%zu of %zu workspace batches could not be scanned; first: %s", st->failed, nb,
 			    st->first_error);
 out:
@@ -340,6 +389,40 @@ out:
 	free(jobs);
 	free(run.scans);
 	free(path);
+	return rc;
+}
+
+struct scan_all {
+	scanner_result_fn fn;
+	void *ctx;
+};
+
+static int scan_all_result(void *ctx, size_t batch, json_t *result, char *err)
+{
+	(void)batch;
+	struct scan_all *a = ctx;
+	return a->fn ? a->fn(a->ctx, result, err) : PB_OK;
+}
+
+int scanner_scan_all(msapi *c, const char *const *ids, size_t n, const scanner_opts *o, scanner_result_fn fn,
+		     void *ctx, scanner_stats *st, char *err)
+{
+	size_t nb = (n + PB_SCAN_BATCH_MAX - 1) / PB_SCAN_BATCH_MAX;
+	scanner_batch *b = calloc(nb ? nb : 1, sizeof *b);
+	if (!b) {
+		if (st)
+			memset(st, 0, sizeof *st);
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < nb; i++) {
+		size_t first = i * PB_SCAN_BATCH_MAX;
+		b[i].ids = ids + first;
+		b[i].n = n - first < PB_SCAN_BATCH_MAX ? n - first : PB_SCAN_BATCH_MAX;
+	}
+	struct scan_all a = { fn, ctx };
+	scanner_hooks h = { .ctx = &a, .result = scan_all_result };
+	int rc = scanner_scan_batches(c, b, nb, o, &h, st, err);
+	free(b);
 	return rc;
 }
 

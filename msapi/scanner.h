@@ -129,4 +129,39 @@ typedef struct scanner_stats {
 int scanner_scan_all(msapi *c, const char *const *ids, size_t n, const scanner_opts *o, scanner_result_fn fn,
 		     void *ctx, scanner_stats *st, char *err);
 
+/* One batch of scanner_scan_batches: the workspaces of one getInfo, or a scan started
+ * earlier (by a worker that stopped) to poll instead of starting it again. */
+typedef struct scanner_batch {
+	const char *const *ids;  /* borrowed: 1..PB_SCAN_BATCH_MAX workspace ids; unused with scan_id */
+	size_t n;
+	const char *scan_id;     /* borrowed; NULL: start the scan with getInfo */
+} scanner_batch;
+
+/* What scanner_scan_batches tells its caller; every member may be NULL / 0. batch is the
+ * index into the batches array. A hook returns 0, or a negative pb_rc with its message in
+ * err to stop the whole scan (the call then returns that rc). */
+typedef struct scanner_hooks {
+	void *ctx;
+	/* getInfo returned the batch's scan id (borrowed for the call); called before the
+	 * scan's first poll, so the caller can keep the id and resume after a restart */
+	int (*started)(void *ctx, size_t batch, const char *scan_id, char *err);
+	/* the batch's scan result (borrowed for the call) */
+	int (*result)(void *ctx, size_t batch, json_t *result, char *err);
+	/* the batch failed for good (its calls failed, or Power BI failed, lost or timed out the
+	 * scan or its result): rc and its one-line message. 401/403 stop the scan before this
+	 * hook is asked. With this hook the call returns 0 after failures it let pass. */
+	int (*failed)(void *ctx, size_t batch, int rc, const char *msg, char *err);
+	/* asked before each reply is handled: true stops the scan (PB_EIO) */
+	bool (*stop)(void *ctx);
+	/* polls come c->poll_ms after getInfo, then at doubling intervals up to this (or Power
+	 * BI's Retry-After); <= c->poll_ms: every c->poll_ms */
+	long poll_max_ms;
+} scanner_hooks;
+
+/* Scans batches[0..nb) like scanner_scan_all (at most min(c->parallel,
+ * PB_SCAN_PARALLEL_MAX) in flight, results fetched in parallel), telling h about each scan
+ * id, result and failure as they come. h and st may be NULL. */
+int scanner_scan_batches(msapi *c, const scanner_batch *batches, size_t nb, const scanner_opts *o,
+			 const scanner_hooks *h, scanner_stats *st, char *err);
+
 #endif

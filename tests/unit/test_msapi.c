@@ -772,6 +772,83 @@ static int count_scan(void *ctx, json_t *result, char *err)
 	return 0;
 }
 
+/* What scanner_scan_batches told its hooks, per batch (at most 4 in these tests). */
+struct batch_log {
+	char started[4][64];
+	size_t workspaces[4];
+	int failed_rc[4];
+	size_t nstarted, nresults, nfailed;
+};
+
+static int log_started(void *ctx, size_t batch, const char *scan_id, char *err)
+{
+	(void)err;
+	struct batch_log *l = ctx;
+	assert_true(batch < 4);
+	snprintf(l->started[batch], sizeof l->started[batch], "%s", scan_id);
+	l->nstarted++;
+	return 0;
+}
+
+static int log_result(void *ctx, size_t batch, json_t *result, char *err)
+{
+	(void)err;
+	struct batch_log *l = ctx;
+	assert_true(batch < 4);
+	/* the scan id was handed over before the result */
+	l->workspaces[batch] = json_array_size(json_object_get(result, "workspaces"));
+	l->nresults++;
+	return 0;
+}
+
+static int log_failed(void *ctx, size_t batch, int rc, const char *msg, char *err)
+{
+	(void)err;
+	(void)msg;
+	struct batch_log *l = ctx;
+	assert_true(batch < 4);
+	l->failed_rc[batch] = rc;
+	l->nfailed++;
+	return 0;
+}
+
+/* scanner_scan_batches: new scans report their ids before they are polled, a scan started
+ * earlier is polled instead of started again, a lost scan goes to the failed hook. */
+static void scan_batches_resume_and_ids(struct sp *s, char **ids, size_t n)
+{
+	char err[PB_ERR_MAX], *sid = NULL;
+	const char *two[] = { ids[0], ids[1] };
+	assert_true(n >= 5);
+	config("{\"scan_duration_s\":0.05}");
+	assert_int_equal(scanner_get_info(&s->c, two, 2, NULL, &sid, err), PB_OK);
+	scanner_batch b[3] = {
+		{ .ids = (const char *const *)ids + 2, .n = 3 },
+		{ .scan_id = sid },
+		{ .scan_id = "00000000-0000-0000-0000-000000000000" },
+	};
+	struct batch_log l;
+	memset(&l, 0, sizeof l);
+	scanner_hooks h = { .ctx = &l, .started = log_started, .result = log_result, .failed = log_failed,
+			    .poll_max_ms = 200 };
+	scanner_stats stats;
+	assert_int_equal(scanner_scan_batches(&s->c, b, 3, NULL, &h, &stats, err), PB_OK);
+	assert_int_equal(l.nstarted, 1);
+	assert_true(l.started[0][0] && strcmp(l.started[0], sid));
+	assert_int_equal(l.nresults, 2);
+	assert_int_equal(l.workspaces[0], 3);
+	assert_int_equal(l.workspaces[1], 2);
+	assert_int_equal(l.nfailed, 1);
+	assert_true(l.failed_rc[2] < 0);
+	assert_int_equal(stats.failed, 1);
+	assert_int_equal(stats.succeeded, 2);
+	/* without a failed hook the same lost scan is the call's error */
+	h.failed = NULL;
+	memset(&l, 0, sizeof l);
+	assert_int_not_equal(scanner_scan_batches(&s->c, b + 2, 1, NULL, &h, &stats, err), PB_OK);
+	assert_non_null(strstr(err, "1 of 1 workspace batches"));
+	free(sid);
+}
+
 static void scanner_flow(void **state)
 {
 	struct sp *s = sp_of(state);
@@ -849,6 +926,7 @@ static void scanner_flow(void **state)
 	assert_int_equal(stats.batches, 3);
 	assert_int_equal(stats.succeeded, 3);
 	free(many);
+	scan_batches_resume_and_ids(s, ids, n);
 	config("{\"scan_duration_s\":30}");
 	msapi_strv_free(ids, n);
 
