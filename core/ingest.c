@@ -336,9 +336,7 @@ typedef struct scan_row {
 	char *ids_json;
 	char *scan_id;
 	char state[12];
-	int failures;
-	int64_t next_poll_ms;   /* monotonic: when this scan's status is asked next */
-	long interval_ms;       /* its current poll interval (doubles up to the maximum) */
+	int failures;           /* scans of this batch Power BI failed or lost in this run */
 } scan_row;
 
 static void scan_rows_free(scan_row *v, size_t n)
@@ -975,170 +973,201 @@ static int ids_from_json(const char *text, char ***out, size_t *n, char *err)
 	return 0;
 }
 
-enum { SCAN_RETRY = 1 };   /* internal: put the job back for r->retry_ms */
-
 typedef struct scan_state {
 	long retry_ms;
 	char retry_code[32];
 } scan_state;
 
-static int fetch_batch(ingest_run *r, scan_row *row, char *err)
+/* One round of scanning: rows[k] is the scanner's batch k. */
+struct scan_round {
+	ingest_run *r;
+	scan_row **rows;
+	size_t inflight;
+	int64_t ms_hooks;   /* time spent in the hooks (converting and staging results) */
+};
+
+static void round_inflight(struct scan_round *sr, bool up)
 {
-	json_t *raw = NULL;
+	sr->inflight = up ? sr->inflight + 1 : sr->inflight ? sr->inflight - 1 : 0;
+	if (sr->inflight > sr->r->max_in_flight)
+		sr->r->max_in_flight = sr->inflight;
+}
+
+/* getInfo returned a scan id: kept before the scan is polled, so a worker that dies from
+ * here on resumes polling it instead of starting it again. */
+static int round_started(void *ctx, size_t k, const char *scan_id, char *err)
+{
+	struct scan_round *sr = ctx;
+	scan_row *row = sr->rows[k];
+	char *copy = xstrdup(scan_id);
+	if (!copy)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	int rc = scan_set(sr->r->db, sr->r->run->id, row->batch, scan_id, "scanning", err);
+	if (rc) {
+		free(copy);
+		return rc;
+	}
+	free(row->scan_id);
+	row->scan_id = copy;
+	xsnprintf(row->state, sizeof row->state, "scanning");
+	sr->r->scans_started++;
+	round_inflight(sr, true);
+	return PB_OK;
+}
+
+/* A batch's result: converted, filtered and staged, the batch marked done (stage_scan). */
+static int round_result(void *ctx, size_t k, json_t *raw, char *err)
+{
+	struct scan_round *sr = ctx;
+	ingest_run *r = sr->r;
+	scan_row *row = sr->rows[k];
 	scan_result res = { 0 };
 	int64_t t0 = pb_mono_ms();
-	int rc = scanner_result(r->api, row->scan_id, &raw, err);
-	if (!rc)
-		rc = scanner_parse_result(raw, &res, err);
-	json_decref(raw);   /* everything staged comes from res */
-	raw = NULL;
+	int rc = scanner_parse_result(raw, &res, err);
 	int64_t t1 = pb_mono_ms();
 	if (!rc)
 		rc = stage_scan(r, row->batch, row->ids_json, &res, err);
+	scan_result_release(&res);
 	r->ms_fetch += t1 - t0;
 	r->ms_stage += pb_mono_ms() - t1;
-	scan_result_release(&res);
-	json_decref(raw);
+	sr->ms_hooks += pb_mono_ms() - t0;
+	if (rc)
+		return rc;
+	xsnprintf(row->state, sizeof row->state, "done");
+	round_inflight(sr, false);
+	r->batches_done++;
+	if (r->ctx)
+		rc = job_phase(r->ctx, "scanning", 10 + (int)(80 * r->batches_done / (r->batches_total ? r->batches_total : 1)));
 	return rc;
 }
 
-/* Each scan is polled on its own clock: first poll_ms after it started (at once for scans a
- * previous worker started), then at doubling intervals up to poll_max_ms; the loop sleeps
- * until the next scan is due and starts new scans as soon as a slot frees. */
+/* A batch that failed: throttling and outages stop the round (the job is retried later, the
+ * scans kept); a scan Power BI failed, lost or whose result expired is asked for again in
+ * the next round, a few times. */
+static int round_failed(void *ctx, size_t k, int rc, const char *msg, char *err)
+{
+	struct scan_round *sr = ctx;
+	ingest_run *r = sr->r;
+	scan_row *row = sr->rows[k];
+	const msapi_last *l = &r->api->last;
+	round_inflight(sr, false);
+	if (l->status == 429 || l->status == 0 || l->status >= 500)
+		return pb_err(err, rc < 0 ? rc : PB_EIO, "%s", msg);
+	if (++row->failures >= SCAN_FAILURES_MAX)
+		return pb_err(err, PB_EIO, "Power BI failed to scan batch %ld (%d tries): %s", row->batch, row->failures,
+			      msg);
+	add_warning(r, "Power BI failed or lost a scan of a batch of workspaces once; it was asked again");
+	xsnprintf(row->state, sizeof row->state, "pending");
+	return scan_set(r->db, r->run->id, row->batch, NULL, "pending", err);
+}
+
+static bool round_stop(void *ctx)
+{
+	return must_stop(((struct scan_round *)ctx)->r);
+}
+
+/* Up to 16 scans in flight, their results fetched in parallel (scanner_scan_batches). A
+ * round takes the scans a previous worker started (polled, not started again) and every
+ * pending batch the tenant's getInfo budget allows; batches Power BI failed go again in the
+ * next round. Budget is taken for a whole round before it starts, one call per batch. */
 static int scan_loop(ingest_run *r, scan_state *ss, char *err)
 {
-	scan_row *rows = NULL;
-	size_t n = 0, total = 0, left;
+	scan_row *rows = NULL, **pick = NULL;
+	scanner_batch *b = NULL;
+	char ***ids = NULL;
+	size_t n = 0, total = 0, k = 0;
 	int rc = scans_load(r->db, r->run->id, &rows, &n, &total, err);
 	if (rc)
 		return rc;
 	r->batches_total = total;
 	r->batches_done = total - n;
-	left = n;
-	for (size_t i = 0; i < n; i++) {
-		rows[i].next_poll_ms = pb_mono_ms();
-		rows[i].interval_ms = r->poll_ms;
+	pick = calloc(n ? n : 1, sizeof *pick);
+	b = calloc(n ? n : 1, sizeof *b);
+	ids = calloc(n ? n : 1, sizeof *ids);
+	if (!pick || !b || !ids) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
 	}
-	while (left > 0) {
-		size_t inflight = 0, pending = 0;
+	scanner_hooks h = { .started = round_started, .result = round_result, .failed = round_failed,
+			    .stop = round_stop, .poll_max_ms = r->poll_max_ms };
+	long saved_poll = r->api->poll_ms;
+	for (;;) {
+		bool budget_short = false;
+		long wait_ms = 0;
+		size_t left = 0;
+		for (size_t i = 0; i < n; i++)
+			left += strcmp(rows[i].state, "done") != 0;
+		if (!left)
+			break;
 		if (must_stop(r)) {
 			ss->retry_ms = 1;
 			xsnprintf(ss->retry_code, sizeof ss->retry_code, "worker_stopped");
 			rc = pb_err(err, PB_EIO, "the worker stopped; the run resumes from its saved scans");
 			goto out;
 		}
+		k = 0;
+		/* scans already running at Power BI first: they need no slot of the budget */
 		for (size_t i = 0; i < n; i++)
-			inflight += !strcmp(rows[i].state, "scanning");
-		for (size_t i = 0; i < n && inflight < PB_SCAN_PARALLEL_MAX; i++) {
-			char **ids = NULL, *scan_id = NULL;
-			size_t k = 0;
+			if (!strcmp(rows[i].state, "scanning") && rows[i].scan_id) {
+				pick[k] = &rows[i];
+				b[k++] = (scanner_batch){ .scan_id = rows[i].scan_id };
+			}
+		for (size_t i = 0; i < n && !budget_short; i++) {
+			size_t cnt = 0;
 			bool granted;
-			long wait_ms;
 			if (strcmp(rows[i].state, "pending"))
 				continue;
 			if ((rc = budget_take(r->db, r->integ->tenant_id, r->budget_per_hour, &granted, &wait_ms, err)))
 				goto out;
 			if (!granted) {
-				ss->retry_ms = wait_ms;
-				xsnprintf(ss->retry_code, sizeof ss->retry_code, "scan_budget");
-				rc = pb_err(err, PB_ELIMIT, "the tenant's budget of %ld scans per hour is used up; the run "
-					    "goes on in %ld s", r->budget_per_hour, wait_ms / 1000);
-				goto out;
+				budget_short = true;
+				break;
 			}
-			if ((rc = ids_from_json(rows[i].ids_json, &ids, &k, err)))
+			if ((rc = ids_from_json(rows[i].ids_json, &ids[k], &cnt, err)))
 				goto out;
-			rc = scanner_get_info(r->api, (const char *const *)ids, k, &r->sopts, &scan_id, err);
-			msapi_strv_free(ids, k);
-			if (!rc && (rc = scan_set(r->db, r->run->id, rows[i].batch, scan_id, "scanning", err)) == 0) {
-				free(rows[i].scan_id);
-				rows[i].scan_id = scan_id;
-				scan_id = NULL;
-				xsnprintf(rows[i].state, sizeof rows[i].state, "scanning");
-				rows[i].interval_ms = r->poll_ms;
-				rows[i].next_poll_ms = pb_mono_ms() + r->poll_ms;
-				inflight++;
-				r->scans_started++;
+			pick[k] = &rows[i];
+			b[k] = (scanner_batch){ .ids = (const char *const *)ids[k], .n = cnt };
+			k++;
+		}
+		if (k) {
+			struct scan_round sr = { r, pick, 0, 0 };
+			scanner_stats st;
+			h.ctx = &sr;
+			for (size_t i = 0; i < k; i++)
+				if (b[i].scan_id)
+					round_inflight(&sr, true);
+			r->api->poll_ms = r->poll_ms;
+			rc = scanner_scan_batches(r->api, b, k, &r->sopts, &h, &st, err);
+			r->api->poll_ms = saved_poll;
+			r->ms_poll_wait += st.wall_ms - sr.ms_hooks;
+			for (size_t i = 0; i < k; i++) {
+				if (ids[i])
+					msapi_strv_free(ids[i], b[i].n);
+				ids[i] = NULL;
 			}
-			free(scan_id);
+			if (rc && must_stop(r)) {
+				ss->retry_ms = 1;
+				xsnprintf(ss->retry_code, sizeof ss->retry_code, "worker_stopped");
+				rc = pb_err(err, PB_EIO, "the worker stopped; the run resumes from its saved scans");
+			}
 			if (rc)
 				goto out;
 		}
-		if (inflight > r->max_in_flight)
-			r->max_in_flight = inflight;
-		for (size_t i = 0; i < n; i++) {
-			char *status = NULL;
-			if (strcmp(rows[i].state, "scanning") || rows[i].next_poll_ms > pb_mono_ms())
-				continue;
-			rc = scanner_status(r->api, rows[i].scan_id, &status, err);
-			if (rc == PB_ENOTFOUND || (!rc && !strcmp(status, "Failed"))) {
-				/* a scan Power BI lost or failed is asked for again, a few times */
-				free(status);
-				if (++rows[i].failures >= SCAN_FAILURES_MAX) {
-					rc = pb_err(err, PB_EIO, "Power BI failed to scan batch %ld (%d tries)", rows[i].batch,
-						    rows[i].failures);
-					goto out;
-				}
-				add_warning(r, "Power BI failed a scan of a batch of workspaces once; it was asked again");
-				xsnprintf(rows[i].state, sizeof rows[i].state, "pending");
-				if ((rc = scan_set(r->db, r->run->id, rows[i].batch, NULL, "pending", err)))
-					goto out;
-				continue;
-			}
-			if (rc)
-				goto out;
-			bool done = !strcmp(status, "Succeeded");
-			free(status);
-			if (!done) {
-				rows[i].interval_ms = rows[i].interval_ms * 2 > r->poll_max_ms ? r->poll_max_ms
-												: rows[i].interval_ms * 2;
-				rows[i].next_poll_ms = pb_mono_ms() + rows[i].interval_ms;
-				continue;
-			}
-			rc = fetch_batch(r, &rows[i], err);
-			if (rc == PB_ENOTFOUND || (rc == PB_EINVAL && r->api->last.status == 400)) {
-				/* results are kept 24 h: an expired one is scanned again (a few times) */
-				if (++rows[i].failures >= SCAN_FAILURES_MAX) {
-					char why[PB_ERR_MAX];
-					xsnprintf(why, sizeof why, "%s", err);
-					rc = pb_err(err, PB_EIO, "Power BI lost the result of batch %ld %d times: %s",
-						    rows[i].batch, rows[i].failures, why);
-					goto out;
-				}
-				rc = 0;
-				xsnprintf(rows[i].state, sizeof rows[i].state, "pending");
-				if ((rc = scan_set(r->db, r->run->id, rows[i].batch, NULL, "pending", err)))
-					goto out;
-				continue;
-			}
-			if (rc)
-				goto out;
-			xsnprintf(rows[i].state, sizeof rows[i].state, "done");
-			left--;
-			inflight--;
-			r->batches_done++;
-			if (r->ctx && (rc = job_phase(r->ctx, "scanning",
-						      10 + (int)(80 * r->batches_done / (r->batches_total ? r->batches_total : 1)))))
-				goto out;
-			break;   /* a slot is free: start the next scan before polling on */
-		}
-		int64_t next = INT64_MAX, now = pb_mono_ms();
-		inflight = 0;
-		for (size_t i = 0; i < n; i++) {
-			pending += !strcmp(rows[i].state, "pending");
-			if (!strcmp(rows[i].state, "scanning")) {
-				inflight++;
-				if (rows[i].next_poll_ms < next)
-					next = rows[i].next_poll_ms;
-			}
-		}
-		if (pending && inflight < PB_SCAN_PARALLEL_MAX)
-			continue;
-		if (left && next > now && next != INT64_MAX) {
-			pb_sleep_interruptible(next - now, r->ctx ? r->ctx->stop : NULL);
-			r->ms_poll_wait += pb_mono_ms() - now;
+		if (budget_short) {
+			ss->retry_ms = wait_ms;
+			xsnprintf(ss->retry_code, sizeof ss->retry_code, "scan_budget");
+			rc = pb_err(err, PB_ELIMIT, "the tenant's budget of %ld scans per hour is used up; the run goes on in "
+				    "%ld s", r->budget_per_hour, wait_ms / 1000);
+			goto out;
 		}
 	}
 out:
+	for (size_t i = 0; ids && i < n; i++)
+		if (ids[i])
+			msapi_strv_free(ids[i], b[i].n);
+	free(ids);
+	free(b);
+	free(pick);
 	scan_rows_free(rows, n);
 	return rc;
 }
