@@ -982,16 +982,8 @@ typedef struct scan_state {
 struct scan_round {
 	ingest_run *r;
 	scan_row **rows;
-	size_t inflight;
 	int64_t ms_hooks;   /* time spent in the hooks (converting and staging results) */
 };
-
-static void round_inflight(struct scan_round *sr, bool up)
-{
-	sr->inflight = up ? sr->inflight + 1 : sr->inflight ? sr->inflight - 1 : 0;
-	if (sr->inflight > sr->r->max_in_flight)
-		sr->r->max_in_flight = sr->inflight;
-}
 
 /* getInfo returned a scan id: kept before the scan is polled, so a worker that dies from
  * here on resumes polling it instead of starting it again. */
@@ -1011,7 +1003,6 @@ static int round_started(void *ctx, size_t k, const char *scan_id, char *err)
 	row->scan_id = copy;
 	xsnprintf(row->state, sizeof row->state, "scanning");
 	sr->r->scans_started++;
-	round_inflight(sr, true);
 	return PB_OK;
 }
 
@@ -1034,7 +1025,6 @@ static int round_result(void *ctx, size_t k, json_t *raw, char *err)
 	if (rc)
 		return rc;
 	xsnprintf(row->state, sizeof row->state, "done");
-	round_inflight(sr, false);
 	r->batches_done++;
 	if (r->ctx)
 		rc = job_phase(r->ctx, "scanning", 10 + (int)(80 * r->batches_done / (r->batches_total ? r->batches_total : 1)));
@@ -1050,7 +1040,6 @@ static int round_failed(void *ctx, size_t k, int rc, const char *msg, char *err)
 	ingest_run *r = sr->r;
 	scan_row *row = sr->rows[k];
 	const msapi_last *l = &r->api->last;
-	round_inflight(sr, false);
 	if (l->status == 429 || l->status == 0 || l->status >= 500)
 		return pb_err(err, rc < 0 ? rc : PB_EIO, "%s", msg);
 	if (++row->failures >= SCAN_FAILURES_MAX)
@@ -1130,16 +1119,15 @@ static int scan_loop(ingest_run *r, scan_state *ss, char *err)
 			k++;
 		}
 		if (k) {
-			struct scan_round sr = { r, pick, 0, 0 };
+			struct scan_round sr = { r, pick, 0 };
 			scanner_stats st;
 			h.ctx = &sr;
-			for (size_t i = 0; i < k; i++)
-				if (b[i].scan_id)
-					round_inflight(&sr, true);
 			r->api->poll_ms = r->poll_ms;
 			rc = scanner_scan_batches(r->api, b, k, &r->sopts, &h, &st, err);
 			r->api->poll_ms = saved_poll;
 			r->ms_poll_wait += st.wall_ms - sr.ms_hooks;
+			if (st.max_running > r->max_in_flight)
+				r->max_in_flight = st.max_running;
 			for (size_t i = 0; i < k; i++) {
 				if (ids[i])
 					msapi_strv_free(ids[i], b[i].n);

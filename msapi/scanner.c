@@ -170,56 +170,38 @@ int scanner_result(msapi *c, const char *scan_id, json_t **out, char *err)
 	return rc;
 }
 
-/* ---------- the parallel scan ---------- */
+/* ---------- the parallel scan ----------
+ *
+ * Power BI's limit of 16 counts scans that are NotStarted or Running, not results being
+ * read. So each of up to 16 lanes (one msapi job each) carries one running scan at a time and
+ * takes the next batch as soon as its scan has Succeeded: it starts the next scan first and
+ * reads the finished scan's result while that one runs. */
 
 enum phase { P_SUBMIT, P_POLL, P_RESULT };
 
-struct scan_job {
-	enum phase phase;
-	char *scan_id;
-	long long started_ms;  /* when the scan was accepted (for its time limit) */
-	long interval_ms;      /* the current poll interval */
+struct scan_lane {
+	enum phase sent;          /* the request in progress */
+	bool has_cur;             /* cur: the batch whose scan this lane runs */
+	size_t cur;
+	char *scan_id;            /* cur's scan; NULL until getInfo answered */
+	long long started_ms;     /* when cur's scan was accepted (for its time limit) */
+	long long poll_due_ms;    /* when cur's status is asked next */
+	long interval_ms;         /* cur's current poll interval */
+	bool has_pending;         /* pending: a batch whose scan succeeded, result not read yet */
+	size_t pending;
+	char *pending_id;
 };
 
 struct scan_run {
-	struct scan_job *scans;
+	msapi *c;
+	struct scan_lane *lanes;
+	const scanner_batch *batches;
+	size_t nb, next;          /* batches[next..nb) are not taken by a lane yet */
+	const char *info_path;
 	const scanner_hooks *h;
-	size_t succeeded;
+	size_t succeeded, failed, running, max_running;
+	char first_error[PB_ERR_MAX];
 };
-
-/* Moves a job to its next request (scanStatus or scanResult of its scan). */
-static int next_phase(msapi *c, msapi_job *job, struct scan_job *s, enum phase ph, char *err)
-{
-	char *path = NULL;
-	int rc = msapi_path(&path, err, ph == P_POLL ? ADMIN "/scanStatus/%s" : ADMIN "/scanResult/%s", s->scan_id);
-	if (!rc)
-		rc = msapi_job_set(c, job, MSAPI_POWERBI, "GET", path, NULL, true,
-				   ph == P_POLL ? "read a scan's status" : "read a scan's result", err);
-	free(path);
-	s->phase = ph;
-	return rc;
-}
-
-static int scan_failed(void *ctx, size_t idx, msapi_job *job, int rc, const char *jerr, char *err)
-{
-	struct scan_run *run = ctx;
-	msapi *c = job->user;
-	/* an authorization problem hits every batch alike: stop now */
-	if (c->last.status == 401 || c->last.status == 403)
-		return pb_err(err, rc, "%s", jerr);
-	if (run->h->failed)
-		return run->h->failed(run->h->ctx, idx, rc, jerr, err);
-	return PB_OK;
-}
-
-/* The next poll interval: c->poll_ms at first, then doubling up to the hooks' maximum. */
-static long grow_interval(const msapi *c, const scanner_hooks *h, long cur)
-{
-	if (cur <= 0)
-		return c->poll_ms;
-	long max = h->poll_max_ms > c->poll_ms ? h->poll_max_ms : c->poll_ms;
-	return cur > max / 2 ? max : cur * 2;
-}
 
 /* The hooks asked to stop: true with the message in err. Asked once the reply's scan id
  * (if any) has been handed over, so no started scan is forgotten. */
@@ -231,110 +213,209 @@ static bool stopped(const struct scan_run *run, char *err)
 	return true;
 }
 
+/* A batch that will not be scanned in this call: counted, and told to the failed hook. */
+static int batch_failed(struct scan_run *run, size_t batch, int rc, const char *msg, char *err)
+{
+	run->failed++;
+	if (!run->first_error[0] && xsnprintf(run->first_error, sizeof run->first_error, "%s", msg))
+		run->first_error[PB_ERR_MAX - 1] = '\0';
+	return run->h->failed ? run->h->failed(run->h->ctx, batch, rc, msg, err) : PB_OK;
+}
+
+static void scan_ended(struct scan_run *run)
+{
+	if (run->running)
+		run->running--;
+}
+
+/* The next poll interval: c->poll_ms at first, then doubling up to the hooks' maximum. */
+static long grow_interval(const msapi *c, const scanner_hooks *h, long cur)
+{
+	if (cur <= 0)
+		return c->poll_ms;
+	long max = h->poll_max_ms > c->poll_ms ? h->poll_max_ms : c->poll_ms;
+	return cur > max / 2 ? max : cur * 2;
+}
+
+/* Gives the lane the next batch, if any: a scan started earlier is polled at once. */
+static int lane_take(struct scan_run *run, struct scan_lane *l, char *err)
+{
+	l->has_cur = false;
+	free(l->scan_id);
+	l->scan_id = NULL;
+	if (run->next >= run->nb)
+		return PB_OK;
+	l->cur = run->next++;
+	l->has_cur = true;
+	const scanner_batch *b = &run->batches[l->cur];
+	if (!b->scan_id)
+		return PB_OK;
+	if (!*b->scan_id)
+		return pb_err(err, PB_EINVAL, "a resumed scan needs its scan id");
+	if (!(l->scan_id = xstrdup(b->scan_id)))
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	l->started_ms = l->poll_due_ms = pb_mono_ms();
+	l->interval_ms = 0;
+	if (++run->running > run->max_running)
+		run->max_running = run->running;
+	return PB_OK;
+}
+
+/* Points the lane's job at its next request: start cur's scan, read the pending result, or
+ * poll cur when due. PB_HTTP_DONE when the lane has nothing left. */
+static int lane_next(struct scan_run *run, msapi_job *job, struct scan_lane *l, long *delay_ms, char *err)
+{
+	msapi *c = run->c;
+	char *path = NULL;
+	int rc;
+	*delay_ms = 0;
+	if (l->has_cur && !l->scan_id) {
+		const scanner_batch *b = &run->batches[l->cur];
+		if (b->n == 0 || b->n > PB_SCAN_BATCH_MAX)
+			return pb_err(err, PB_EINVAL, "a scan takes 1 to %d workspaces (got %zu)", PB_SCAN_BATCH_MAX, b->n);
+		char *body = info_body(b->ids, b->n, err);
+		if (!body)
+			return PB_EINVAL;
+		/* a repeated getInfo only starts a second, harmless scan */
+		rc = msapi_job_set(c, job, MSAPI_POWERBI, "POST", run->info_path, body, true, "start a workspace scan", err);
+		free(body);
+		l->sent = P_SUBMIT;
+		return rc ? rc : PB_HTTP_AGAIN;
+	}
+	if (l->has_pending) {
+		if (!(rc = msapi_path(&path, err, ADMIN "/scanResult/%s", l->pending_id)))
+			rc = msapi_job_set(c, job, MSAPI_POWERBI, "GET", path, NULL, true, "read a scan's result", err);
+		free(path);
+		l->sent = P_RESULT;
+		return rc ? rc : PB_HTTP_AGAIN;
+	}
+	if (l->has_cur) {
+		if (!(rc = msapi_path(&path, err, ADMIN "/scanStatus/%s", l->scan_id)))
+			rc = msapi_job_set(c, job, MSAPI_POWERBI, "GET", path, NULL, true, "read a scan's status", err);
+		free(path);
+		long long wait = l->poll_due_ms - pb_mono_ms();
+		*delay_ms = wait > 0 ? (long)wait : 0;
+		l->sent = P_POLL;
+		return rc ? rc : PB_HTTP_AGAIN;
+	}
+	return PB_HTTP_DONE;
+}
+
+/* cur's scan ended badly (Power BI failed it, it timed out, or getInfo sent no id). */
+static int cur_failed(struct scan_run *run, struct scan_lane *l, int rc, const char *msg, char *err)
+{
+	int hrc = batch_failed(run, l->cur, rc, msg, err);
+	if (hrc < 0)
+		return hrc;
+	return lane_take(run, l, err);
+}
+
+/* A lane's job failed for good (its request failed after msapi's retries): both batches it
+ * held are failed; the other lanes go on. */
+static int scan_failed(void *ctx, size_t idx, msapi_job *job, int rc, const char *jerr, char *err)
+{
+	struct scan_run *run = ctx;
+	struct scan_lane *l = &run->lanes[idx];
+	msapi *c = job->user;
+	/* an authorization problem hits every batch alike: stop now */
+	if (c->last.status == 401 || c->last.status == 403)
+		return pb_err(err, rc, "%s", jerr);
+	int hrc = PB_OK;
+	if (l->has_pending) {
+		l->has_pending = false;
+		hrc = batch_failed(run, l->pending, rc, jerr, err);
+	}
+	if (hrc >= 0 && l->has_cur) {
+		if (l->scan_id)
+			scan_ended(run);
+		l->has_cur = false;
+		hrc = batch_failed(run, l->cur, rc, jerr, err);
+	}
+	return hrc < 0 ? hrc : PB_OK;
+}
+
 static int scan_step(void *ctx, size_t idx, msapi_job *job, const pb_http_resp *resp, long *delay_ms, char *err)
 {
 	struct scan_run *run = ctx;
+	struct scan_lane *l = &run->lanes[idx];
 	const scanner_hooks *h = run->h;
-	struct scan_job *s = &run->scans[idx];
 	msapi *c = job->user;
-	if (s->phase != P_SUBMIT && stopped(run, err))
+	if (l->sent != P_SUBMIT && stopped(run, err))
 		return PB_EIO;
 	json_t *body = resp->body_len ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
 	long ra = pb_http_retry_after(resp);
-	int ret = PB_HTTP_DONE;
-	switch (s->phase) {
+	char msg[PB_ERR_MAX];
+	int rc = PB_OK;
+	switch (l->sent) {
 	case P_SUBMIT: {
 		const char *id = json_string_value(json_object_get(body, "id"));
 		if (!id) {
-			pb_err(err, PB_EIO, "Power BI accepted a scan but sent no scan id");
-			ret = MSAPI_JOB_FAILED;
+			pb_err(msg, PB_EIO, "Power BI accepted a scan but sent no scan id");
+			rc = cur_failed(run, l, PB_EIO, msg, err);
 			break;
 		}
-		free(s->scan_id);
-		if (!(s->scan_id = xstrdup(id))) {
-			ret = pb_err(err, PB_ENOMEM, "out of memory");
+		if (!(l->scan_id = xstrdup(id))) {
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
 			break;
 		}
-		s->started_ms = pb_mono_ms();
+		if (++run->running > run->max_running)
+			run->max_running = run->running;
+		l->started_ms = pb_mono_ms();
+		l->interval_ms = grow_interval(c, h, 0);
+		l->poll_due_ms = l->started_ms + (ra >= 0 ? ra * 1000 : l->interval_ms);
 		/* the caller keeps the id before the first poll, so a restart resumes this scan */
-		if (h->started && (ret = h->started(h->ctx, idx, s->scan_id, err)) < 0)
+		if (h->started && (rc = h->started(h->ctx, l->cur, l->scan_id, err)) < 0)
 			break;
-		if (stopped(run, err)) {
-			ret = PB_EIO;
-			break;
-		}
-		if ((ret = next_phase(c, job, s, P_POLL, err)))
-			break;
-		s->interval_ms = grow_interval(c, h, 0);
-		*delay_ms = ra >= 0 ? ra * 1000 : s->interval_ms;
-		ret = PB_HTTP_AGAIN;
+		if (stopped(run, err))
+			rc = PB_EIO;
 		break;
 	}
 	case P_POLL: {
 		const char *st = json_string_value(json_object_get(body, "status"));
 		if (st && !strcmp(st, "Succeeded")) {
-			if (!(ret = next_phase(c, job, s, P_RESULT, err)))
-				ret = PB_HTTP_AGAIN;
-			*delay_ms = 0;
+			scan_ended(run);
+			/* the result is read while the lane's next scan runs */
+			l->has_pending = true;
+			l->pending = l->cur;
+			free(l->pending_id);
+			l->pending_id = l->scan_id;
+			l->scan_id = NULL;
+			rc = lane_take(run, l, err);
 		} else if (st && !strcmp(st, "Failed")) {
 			const json_t *e = json_object_get(body, "error");
 			const char *em = json_string_value(json_object_get(e, "message"));
 			if (!em)
 				em = json_string_value(json_object_get(e, "code"));
-			pb_err(err, PB_EIO, "Power BI could not scan a batch of workspaces (scan %s): %s", s->scan_id,
+			pb_err(msg, PB_EIO, "Power BI could not scan a batch of workspaces (scan %s): %s", l->scan_id,
 			       em ? em : "no reason given");
-			ret = MSAPI_JOB_FAILED;
-		} else if (pb_mono_ms() - s->started_ms > c->lro_max_ms) {
-			pb_err(err, PB_ELIMIT, "scan %s did not finish within %ld s", s->scan_id, c->lro_max_ms / 1000);
-			ret = MSAPI_JOB_FAILED;
+			scan_ended(run);
+			rc = cur_failed(run, l, PB_EIO, msg, err);
+		} else if (pb_mono_ms() - l->started_ms > c->lro_max_ms) {
+			pb_err(msg, PB_ELIMIT, "scan %s did not finish within %ld s", l->scan_id, c->lro_max_ms / 1000);
+			scan_ended(run);
+			rc = cur_failed(run, l, PB_ELIMIT, msg, err);
 		} else {
-			memset(&job->t, 0, sizeof job->t); /* a new poll, not a retry */
-			s->interval_ms = grow_interval(c, h, s->interval_ms);
-			*delay_ms = ra >= 0 ? ra * 1000 : s->interval_ms;
-			ret = PB_HTTP_AGAIN;
+			l->interval_ms = grow_interval(c, h, l->interval_ms);
+			l->poll_due_ms = pb_mono_ms() + (ra >= 0 ? ra * 1000 : l->interval_ms);
 		}
 		break;
 	}
 	case P_RESULT:
+		l->has_pending = false;
 		if (!json_is_object(body)) {
-			pb_err(err, PB_EIO, "Power BI sent a scan result that is not a JSON object");
-			ret = MSAPI_JOB_FAILED;
+			pb_err(msg, PB_EIO, "Power BI sent a scan result that is not a JSON object");
+			rc = batch_failed(run, l->pending, PB_EIO, msg, err);
 			break;
 		}
-		if (h->result && (ret = h->result(h->ctx, idx, body, err)) < 0)
+		if (h->result && (rc = h->result(h->ctx, l->pending, body, err)) < 0)
 			break;
 		run->succeeded++;
-		ret = PB_HTTP_DONE;
 		break;
 	}
 	json_decref(body);
-	return ret;
-}
-
-/* Points job b at its first request: getInfo for a new scan, scanStatus (at once) for a
- * scan started earlier. */
-static int first_request(msapi *c, const scanner_batch *b, const char *info_path, msapi_job *job, struct scan_job *s,
-			 char *err)
-{
-	job->user = c;
-	if (b->scan_id) {
-		if (!*b->scan_id)
-			return pb_err(err, PB_EINVAL, "a resumed scan needs its scan id");
-		if (!(s->scan_id = xstrdup(b->scan_id)))
-			return pb_err(err, PB_ENOMEM, "out of memory");
-		s->started_ms = pb_mono_ms();
-		return next_phase(c, job, s, P_POLL, err);
-	}
-	if (b->n == 0 || b->n > PB_SCAN_BATCH_MAX)
-		return pb_err(err, PB_EINVAL, "a scan takes 1 to %d workspaces (got %zu)", PB_SCAN_BATCH_MAX, b->n);
-	char *body = info_body(b->ids, b->n, err);
-	if (!body)
-		return PB_EINVAL;
-	/* a repeated getInfo only starts a second, harmless scan */
-	int rc = msapi_job_set(c, job, MSAPI_POWERBI, "POST", info_path, body, true, "start a workspace scan", err);
-	free(body);
-	s->phase = P_SUBMIT;
-	return rc;
+	if (rc < 0)
+		return rc;
+	return lane_next(run, job, l, delay_ms, err);
 }
 
 int scanner_scan_batches(msapi *c, const scanner_batch *batches, size_t nb, const scanner_opts *o,
@@ -353,28 +434,43 @@ int scanner_scan_batches(msapi *c, const scanner_batch *batches, size_t nb, cons
 	st->parallel = parallel;
 	if (!nb)
 		return PB_OK;
+	size_t nl = nb < (size_t)parallel ? nb : (size_t)parallel;
 	int rc = PB_OK;
-	msapi_job *jobs = calloc(nb, sizeof *jobs);
-	struct scan_run run = { calloc(nb, sizeof *run.scans), h, 0 };
+	msapi_job *jobs = calloc(nl, sizeof *jobs);
 	char *path = NULL;
+	struct scan_run run = { .c = c, .lanes = calloc(nl, sizeof *run.lanes), .batches = batches, .nb = nb, .h = h };
 	msapi_batch_stats bs;
 	memset(&bs, 0, sizeof bs);
-	if (!jobs || !run.scans || info_query(o, &path)) {
+	if (!jobs || !run.lanes || info_query(o, &path)) {
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	for (size_t b = 0; b < nb && !rc; b++)
-		rc = first_request(c, &batches[b], path, &jobs[b], &run.scans[b], err);
+	run.info_path = path;
+	for (size_t i = 0; i < nl && !rc; i++) {
+		long delay;
+		jobs[i].user = c;
+		if (!(rc = lane_take(&run, &run.lanes[i], err)))
+			rc = lane_next(&run, &jobs[i], &run.lanes[i], &delay, err);
+		if (rc == PB_HTTP_AGAIN)
+			rc = PB_OK;
+	}
 	if (rc)
 		goto out;
-	rc = msapi_run_jobs(c, jobs, nb, parallel, scan_step, scan_failed, &run, &bs, err);
+	rc = msapi_run_jobs(c, jobs, nl, parallel, scan_step, scan_failed, &run, &bs, err);
+	/* batches no lane took: every lane stopped on failures */
+	while (!rc && run.next < nb) {
+		int hrc = batch_failed(&run, run.next++, PB_EIO, "not scanned: every scan lane failed", err);
+		if (hrc < 0)
+			rc = hrc;
+	}
 	st->succeeded = run.succeeded;
-	st->failed = bs.failed;
+	st->failed = run.failed;
+	st->max_running = run.max_running;
 	st->requests = bs.requests;
 	st->retries = bs.retries;
 	st->busy_seconds = bs.busy_seconds;
 	st->slot_seconds = bs.slot_seconds;
-	if (xsnprintf(st->first_error, PB_ERR_MAX, "%s", bs.first_error))
+	if (xsnprintf(st->first_error, PB_ERR_MAX, "%s", run.first_error[0] ? run.first_error : bs.first_error))
 		st->first_error[PB_ERR_MAX - 1] = '\0';
 	/* with a failed hook the caller has been told about each failed batch */
 	if (!rc && st->failed && !h->failed)
@@ -382,12 +478,14 @@ int scanner_scan_batches(msapi *c, const scanner_batch *batches, size_t nb, cons
 			    st->first_error);
 out:
 	st->wall_ms = pb_mono_ms() - t0;
-	for (size_t b = 0; jobs && b < nb; b++)
-		msapi_job_release(&jobs[b]);
-	for (size_t b = 0; run.scans && b < nb; b++)
-		free(run.scans[b].scan_id);
+	for (size_t i = 0; jobs && i < nl; i++)
+		msapi_job_release(&jobs[i]);
+	for (size_t i = 0; run.lanes && i < nl; i++) {
+		free(run.lanes[i].scan_id);
+		free(run.lanes[i].pending_id);
+	}
 	free(jobs);
-	free(run.scans);
+	free(run.lanes);
 	free(path);
 	return rc;
 }

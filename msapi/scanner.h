@@ -115,6 +115,7 @@ typedef struct scanner_stats {
 	size_t requests;         /* HTTP requests made (including polls and retries) */
 	size_t retries;          /* 429/503/network retries */
 	int parallel;            /* scans allowed in flight */
+	size_t max_running;      /* most scans started and not yet ended at once (scanner_scan_batches) */
 	double busy_seconds;     /* sum of the requests' transfer times */
 	double slot_seconds;     /* sum over batches of the time each held a scan slot; divided by
 				  * wall time x parallel it is how fully the allowed concurrency was used */
