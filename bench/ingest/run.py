@@ -52,9 +52,24 @@ HISTORY = [
     "through the WAL. Applying the staged edges in random order did the same to lineage_edges' indexes.",
     "  - after (sql/0008, sql/0009: staged rows appended with an index on run_id, a unique key only for data "
     "sources; edges applied in from_id order; the removal checks staged ids as one NOT IN list; staging rows "
-    "dropped after the run is recorded, timed with the apply): 26.2 / 3.3 / 7.6 at 05:04 (82%), and the table above.",
+    "dropped after the run is recorded, timed with the apply): 26.2 / 3.3 / 7.6 at 05:04 (82%) and 26.9 / 3.4 / 8.5 at 05:05 (84%), peak RSS 165 MiB.",
     "  - not taken: a larger SQLite page cache for the worker (PRAGMA cache_size in runtime/db.c) cut the "
     "apply from 12.3 to 8.6 s at 128 MiB but took the peak RSS to 322 MiB, over the 300 MiB goal.",
+    "  - 05:14-05:18, one after another on the same machine (load average 0.6-1.0): the code above re-run "
+    "(BENCH_BIN_DIR): 26.1 / 3.3 / 8.1 (86%; fetching and parsing 5.7 s of it, one result after another). "
+    "Scans through msapi's parallel jobs (scanner_scan_batches, each scan id saved as getInfo returns it), "
+    "one slot per scan until its result was read and staged: 30.2 / 3.9 / 8.1 (69%) - a slot stayed taken "
+    "while its result was built, sent and staged, and the 16 results read at once from the emulator finished "
+    "together, so the next scans started late. Then lanes: a lane's next scan starts as soon as its scan "
+    "has succeeded (Power BI's limit of 16 counts running scans, not result reads) and the finished result is "
+    "read while the next scan runs; lineage edges written by one INSERT ... SELECT instead of one insert per "
+    "edge: 25.8 / 3.3 / 7.2 (82%), and the table above (its peak RSS fell from 165 to 41 MiB with the worker "
+    "opening the database without the memory mapping, an earlier change).",
+    "  - what remains: the same run with PBIPORT_SCAN_POLL_MS=100 (the msapi benchmark's poll interval) "
+    "scanned in 15.6 s, no faster, so the 2 s first poll is not what is left. The worker decodes (jansson) "
+    "and stages each result (3.3 s) in the thread that drives the transfers, so while it stages, due "
+    "getInfo and status calls wait; staging on a thread of its own (its own SQLite connection) is the next "
+    "step.",
 ]
 
 
@@ -206,9 +221,10 @@ def main():
             c["workspaces"], c["semantic_models"], c["reports"], c["dashboards"], c["datasources"],
             c["scanned_workspaces"] / full[2], c["scans"], WS, counters.get("scans_started", "?"),
             counters.get("scanner_throttled", 0)),
-        "- where the full run's time went (worker's own timers): fetching and parsing scan results %.1f s, "
-        "filtering and staging them %.1f s, waiting for scans %.1f s, applying assets and lineage in one "
-        "transaction and dropping the staging rows %.1f s; the rest is getInfo / scanStatus calls, planning and start-up." % tuple(
+        "- where the full run's time went (worker's own timers): converting scan results to C structures %.1f s, "
+        "filtering and staging them %.1f s, the rest of the scanning (getInfo, status polls and result reads on "
+        "up to 16 lanes at once, waiting for scans, decoding the results' JSON) %.1f s, applying assets and "
+        "lineage in one transaction and dropping the staging rows %.1f s; the rest is planning and start-up." % tuple(
             full[4].get("ms", {}).get(k, 0) / 1000.0 for k in ("fetch", "stage", "poll_wait", "apply")),
         "- goals: peak RSS < 300 MiB: %s (%.0f MiB); incremental run < 5%% of the full run: %s (%.1f%%)." % (
             "met" if full[3] < 300 else "NOT met", full[3], "met" if ratio < 0.05 else "NOT met", 100 * ratio),
