@@ -1416,6 +1416,8 @@ int ingest_job(pb_job_ctx *ctx)
 		goto out;
 	}
 	r.api = &s.api;
+	/* a worker asked to stop leaves the scans it started for the next run to poll */
+	pb_http_set_stop(s.http, ctx->stop);
 	r.poll_ms = env_long("PBIPORT_SCAN_POLL_MS", 2000, 10, 3600000);
 	r.poll_max_ms = env_long("PBIPORT_SCAN_POLL_MAX_MS", 60000, r.poll_ms, 3600000);
 	r.budget_per_hour = env_long("PBIPORT_SCAN_BUDGET_PER_HOUR", PB_SCAN_GETINFO_PER_HOUR, 1, 100000);

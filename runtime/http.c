@@ -26,6 +26,7 @@ struct pb_http {
 	size_t max_body;
 	X509_STORE *ca_store;     /* system CAs + extra CA, shared by every connection; NULL: curl's defaults */
 	char *ca_extra;           /* path of the extra CA file, for messages */
+	volatile int *stop;       /* borrowed: pb_http_set_stop */
 };
 
 /* One transfer in progress: what the callbacks fill. */
@@ -142,6 +143,11 @@ out:
 	}
 	*out = h;
 	return PB_OK;
+}
+
+void pb_http_set_stop(pb_http *h, volatile int *stop)
+{
+	h->stop = stop;
 }
 
 void pb_http_free(pb_http *h)
@@ -504,6 +510,10 @@ int pb_http_run_many(pb_http *h, pb_http_req *reqs, size_t n, int parallel,
 	int rc = PB_OK;
 	size_t next = 0, active = 0, done = 0, lo = 0;
 	while (done < n) {
+		if (h->stop && *h->stop) {
+			rc = pb_err(err, PB_EIO, "stopped: %zu of %zu calls were done", done, n);
+			goto out;
+		}
 		long long now = pb_mono_ms();
 		/* jobs end roughly in order: scan only from the oldest unfinished one */
 		while (lo < next && jobs[lo].state == J_DONE)

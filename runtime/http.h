@@ -94,5 +94,10 @@ typedef int (*pb_http_done_fn)(void *ctx, size_t idx, pb_http_resp *resp, int rc
 int pb_http_run_many(pb_http *h, pb_http_req *reqs, size_t n, int parallel,
 		     pb_http_done_fn fn, void *ctx, char *err);
 
+/* While *stop (borrowed; NULL to unset) is non-zero, pb_http_run_many gives up at its next
+ * wake-up (within about a second) with PB_EIO, so a worker asked to stop does not wait
+ * out long polling intervals. pb_http_do is not interrupted: its timeout bounds it. */
+void pb_http_set_stop(pb_http *h, volatile int *stop);
+
 
 #endif

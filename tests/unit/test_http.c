@@ -244,6 +244,36 @@ static void parallel_batch_with_requeue(void **state)
 	assert_int_equal(pb_http_run_many(tu_emu.http, reqs, 0, 4, on_done, &b, err), PB_OK);
 }
 
+/* Sets the stop flag from inside the batch: the jobs that wait for a retry are abandoned. */
+static int ask_stop_then_retry(void *ctx, size_t idx, pb_http_resp *resp, int rc, const char *err,
+			       long *delay_ms, char *batch_err)
+{
+	(void)idx;
+	(void)resp;
+	(void)rc;
+	(void)err;
+	(void)batch_err;
+	volatile int *stop = ctx;
+	*stop = 1;
+	*delay_ms = 60000;   /* a long poll interval that a stopping worker must not wait out */
+	return PB_HTTP_AGAIN;
+}
+
+static void stop_flag_ends_a_batch(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], url[700];
+	emu_url(url, sizeof url, "/fabric/v1/workspaces");
+	pb_http_req reqs[4];
+	for (int i = 0; i < 4; i++)
+		reqs[i] = (pb_http_req){ .method = "GET", .url = url };
+	volatile int stop = 0;
+	pb_http_set_stop(tu_emu.http, &stop);
+	assert_int_equal(pb_http_run_many(tu_emu.http, reqs, 4, 2, ask_stop_then_retry, (void *)&stop, err), PB_EIO);
+	assert_non_null(strstr(err, "stopped"));
+	pb_http_set_stop(tu_emu.http, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,6 +283,7 @@ int main(void)
 		cmocka_unit_test(tls_with_right_and_wrong_ca),
 		cmocka_unit_test(body_ceiling_timeout_and_drop),
 		cmocka_unit_test(parallel_batch_with_requeue),
+		cmocka_unit_test(stop_flag_ends_a_batch),
 	};
 	return cmocka_run_group_tests(tests, NULL, tu_emu_teardown);
 }
