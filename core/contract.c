@@ -66,20 +66,47 @@ static int oom(rd *r)
 	return pb_err(r->err, PB_ENOMEM, "%s: out of memory", r->source);
 }
 
+/* Appends n bytes of s to dst (length *len), cut at AT_MAX - 1 bytes as snprintf would:
+ * paths are built for every column, and snprintf was a visible part of reading one. */
+static void path_add(char *dst, size_t *len, const char *s, size_t n)
+{
+	size_t room = AT_MAX - 1 - *len;
+	if (n > room)
+		n = room;
+	memcpy(dst + *len, s, n);
+	*len += n;
+	dst[*len] = '\0';
+}
+
+static size_t path_build(char *dst, const char *at, const char *key)
+{
+	size_t len = 0;
+	dst[0] = '\0';
+	if (at && *at) {
+		path_add(dst, &len, at, strlen(at));
+		path_add(dst, &len, ".", 1);
+	}
+	path_add(dst, &len, key, strlen(key));
+	return len;
+}
+
 static void path_key(char *dst, const char *at, const char *key)
 {
-	if (!at || !*at)
-		(void)xsnprintf(dst, AT_MAX, "%s", key);
-	else
-		(void)xsnprintf(dst, AT_MAX, "%s.%s", at, key);
+	(void)path_build(dst, at, key);
 }
 
 static void path_index(char *dst, const char *at, const char *key, size_t i)
 {
-	if (!at || !*at)
-		(void)xsnprintf(dst, AT_MAX, "%s[%zu]", key, i);
-	else
-		(void)xsnprintf(dst, AT_MAX, "%s.%s[%zu]", at, key, i);
+	char num[24];
+	size_t n = sizeof num;
+	num[--n] = ']';
+	do {
+		num[--n] = (char)('0' + i % 10);
+		i /= 10;
+	} while (i);
+	num[--n] = '[';
+	size_t len = path_build(dst, at, key);
+	path_add(dst, &len, num + n, sizeof num - n);
 }
 
 /* Makes a message one printable line of valid UTF-8, in place (s holds PB_ERR_MAX
@@ -1740,44 +1767,58 @@ static int check_utf8(const char *text, size_t len, const char *source, char *er
 	return pb_err(err, PB_EINVAL, "%s:%zu:%zu: invalid UTF-8 at byte offset %zu", source, line, col, i);
 }
 
+/* Line and column (1-based, in bytes) of text[i], for messages. */
+static void text_position(const char *text, size_t i, size_t *line, size_t *col)
+{
+	size_t l = 1, last_nl = 0;
+	bool seen = false;
+	for (size_t k = 0; k < i; k++) {
+		if (text[k] == '\n') {
+			l++;
+			last_nl = k;
+			seen = true;
+		}
+	}
+	*line = l;
+	*col = seen ? i - last_nl : i + 1;
+}
+
 /* jansson has no runtime depth limit and builds the whole tree first: check depth and
- * size with a quick scan (outside strings) before parsing. */
+ * size with a quick scan (outside strings) before parsing. Positions are worked out only
+ * for a message: counting lines on every byte was a visible part of reading a contract. */
 static int json_prescan(const char *text, size_t len, const char *source, char *err)
 {
-	size_t depth = 0, values = 1, line = 1, col = 0;
-	bool in_str = false, esc = false;
+	size_t depth = 0, values = 1, line, col;
 	for (size_t i = 0; i < len; i++) {
 		char ch = text[i];
-		col++;
-		if (ch == '\n') {
-			line++;
-			col = 0;
-		}
-		if (in_str) {
-			if (esc)
-				esc = false;
-			else if (ch == '\\')
-				esc = true;
-			else if (ch == '"')
-				in_str = false;
+		if (ch == '"') {
+			for (i++; i < len && text[i] != '"'; i++) {
+				if (text[i] == '\\')
+					i++;
+			}
 			continue;
 		}
-		if (ch == '"') {
-			in_str = true;
-		} else if (ch == '{' || ch == '[') {
+		if (ch == '{' || ch == '[') {
 			values++;
-			if (++depth > PB_CONTRACT_MAX_DEPTH)
+			if (++depth > PB_CONTRACT_MAX_DEPTH) {
+				text_position(text, i, &line, &col);
 				return pb_err(err, PB_ELIMIT, "%s:%zu:%zu: nesting deeper than %d levels", source, line, col,
 					      PB_CONTRACT_MAX_DEPTH);
+			}
 		} else if (ch == '}' || ch == ']') {
 			if (depth)
 				depth--;
+			continue;
 		} else if (ch == ',') {
 			values++;
+		} else {
+			continue;
 		}
-		if (values > PB_CONTRACT_MAX_NODES)
+		if (values > PB_CONTRACT_MAX_NODES) {
+			text_position(text, i, &line, &col);
 			return pb_err(err, PB_ELIMIT, "%s:%zu:%zu: more than %d values", source, line, col,
 				      PB_CONTRACT_MAX_NODES);
+		}
 	}
 	return PB_OK;
 }
