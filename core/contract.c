@@ -2108,7 +2108,8 @@ static json_t *fast_json_load(const char *text, size_t len)
 		return NULL;
 	json_t *root = fj_value(&f);
 	fj_space(&f);
-	if (root && f.p != f.end) {
+	/* like json_loadb without JSON_DECODE_ANY: only an object or array at the top */
+	if (root && (f.p != f.end || !(json_is_object(root) || json_is_array(root)))) {
 		json_decref(root);
 		root = NULL;
 	}
