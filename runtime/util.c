@@ -190,3 +190,18 @@ int write_file(const char *path, const void *data, size_t len, char *err)
 	free(tmp);
 	return rc;
 }
+
+bool str_is_guid(const char *s)
+{
+	static const unsigned char group[] = {8, 4, 4, 4, 12};
+	if (!s)
+		return false;
+	for (size_t g = 0; g < sizeof group; g++) {
+		for (unsigned i = 0; i < group[g]; i++, s++)
+			if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') || (*s >= 'A' && *s <= 'F')))
+				return false;
+		if (g + 1 < sizeof group && *s++ != '-')
+			return false;
+	}
+	return *s == '\0';
+}

@@ -34,6 +34,10 @@ char *xstrdup(const char *s);                 /* new; NULL in -> NULL out; NULL 
 char *xstrndup(const char *s, size_t n);      /* new */
 bool str_ieq(const char *a, const char *b);   /* ASCII case-insensitive equality; NULL-safe */
 bool utf8_valid(const char *s, size_t len);
+/* True when s is a GUID in its 8-4-4-4-12 hex form (either case), as Microsoft's ids
+ * (workspaces, models, connections, tenants) are; NULL-safe. Ids that go into Microsoft URLs
+ * are checked with it at submission so a value like ".." never reaches a path. */
+bool str_is_guid(const char *s);
 
 /* Reads a whole file, refusing files over max bytes. *out is new (NUL-terminated). */
 int read_file(const char *path, size_t max, char **out, size_t *len, char *err);

@@ -61,6 +61,21 @@ static void utf8_validation(void **state)
 	assert_false(utf8_valid("\xff", 1));
 }
 
+static void guid_shape(void **state)
+{
+	(void)state;
+	assert_true(str_is_guid("00000000-0000-0000-0000-000000000000"));
+	assert_true(str_is_guid("3fA85f64-5717-4562-b3fc-2c963f66afa6"));
+	assert_false(str_is_guid(NULL));
+	assert_false(str_is_guid(""));
+	assert_false(str_is_guid(".."));
+	assert_false(str_is_guid("3fa85f64-5717-4562-b3fc-2c963f66afa"));     /* short */
+	assert_false(str_is_guid("3fa85f64-5717-4562-b3fc-2c963f66afa60"));   /* long */
+	assert_false(str_is_guid("3fa85f64x5717-4562-b3fc-2c963f66afa6"));    /* separator */
+	assert_false(str_is_guid("3fa85f64-5717-4562-b3fc-2c963f66afg6"));    /* not hex */
+	assert_false(str_is_guid("{3fa85f64-5717-4562-b3fc-2c963f66afa6}"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -68,6 +83,7 @@ int main(void)
 		cmocka_unit_test(xsnprintf_reports_truncation),
 		cmocka_unit_test(pb_err_marks_cut_messages),
 		cmocka_unit_test(utf8_validation),
+		cmocka_unit_test(guid_shape),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
