@@ -83,6 +83,13 @@ cmd_stop() {
 			say "stopped $name"
 		fi
 	done < <(components)
+	# the folder under /tmp that make_web_dirs made when the demo folder was out of the workers' reach
+	local web
+	if [ -L "$DEMO_DIR/nginx" ]; then
+		web=$(readlink "$DEMO_DIR/nginx")
+		[[ $web == /tmp/pbiport-demo-web.* ]] && rm -rf "$web"
+		rm -f "$DEMO_DIR/nginx"
+	fi
 }
 
 cmd_status() {
@@ -228,12 +235,12 @@ start_pool() {
 	# spawn-fcgi makes the socket and stays in the foreground (-n) as pbiport-pool, which runs the
 	# copies of pbiport.fcgi and keeps their stderr (the request log) in logs/pbiport.log.
 	setsid env -i "${APP_ENV[@]}" PBIPORT_FCGI_PROCS="$FCGI_PROCS" \
-		spawn-fcgi -n -s "$DEMO_DIR/run/pbiport.sock" -M 0600 "${owner[@]}" \
+		spawn-fcgi -n -s "$SOCKET" -M 0600 "${owner[@]}" \
 		-- "$ROOT/deploy/systemd/pbiport-pool" "$ROOT/bin/pbiport.fcgi" \
 		>>"$DEMO_DIR/logs/pbiport.log" 2>&1 </dev/null &
 	echo $! >"$DEMO_DIR/run/fcgi.pid"
 	for _ in $(seq 1 100); do
-		[ -S "$DEMO_DIR/run/pbiport.sock" ] && return 0
+		[ -S "$SOCKET" ] && return 0
 		# Just after the fork the child may not have exec'ed yet: only ask whether it exists.
 		kill -0 "$(cat "$DEMO_DIR/run/fcgi.pid")" 2>/dev/null || break
 		sleep 0.1
@@ -243,15 +250,57 @@ start_pool() {
 
 start_nginx() {
 	local web=$DEMO_DIR/nginx user_line=""
-	mkdir -p "$web/logs" "$web/tmp"
 	[ "$(id -u)" -eq 0 ] && user_line="user $WEB_USER $WEB_GROUP;"
 	render "$ROOT/deploy/nginx/pbiport.conf" "$web/pbiport.conf" \
-		"LISTEN=127.0.0.1:$PORT" "SOCKET=$DEMO_DIR/run/pbiport.sock" "HTPASSWD=$web/htpasswd" \
+		"LISTEN=127.0.0.1:$PORT" "SOCKET=$SOCKET" "HTPASSWD=$web/htpasswd" \
 		"MAX_BODY=$MAX_BODY" "STREAM_BODY=$STREAM_BODY"
 	render "$ROOT/deploy/nginx/nginx.conf" "$web/nginx.conf" \
 		"PREFIX=$web" "USER_LINE=$user_line" "DAEMON=on" "WORKERS=auto" "SERVER_CONF=$web/pbiport.conf"
 	nginx -p "$web/" -c "$web/nginx.conf" -e "$web/logs/error.log" \
 		|| die "nginx did not start (see $web/logs/error.log)"
+}
+
+# ---- folders ----------------------------------------------------------------------------------
+# The web server's workers (nobody when the demo starts as root) must reach the FastCGI socket, the
+# folder nginx keeps request bodies over 1 MiB in, and the password file; everything else in the
+# demo folder (database, logs, demo.env) stays private whatever the caller's umask.
+reachable_by_web_user() {  # folder
+	[ "$(id -u)" -eq 0 ] || return 0
+	runuser -u "$WEB_USER" -- test -x "$1" 2>/dev/null
+}
+
+mkdir_passable() {  # folder: make it and every missing parent with mode 0711 (searchable, not listable)
+	local dir=$1 missing=()
+	while [ ! -d "$dir" ]; do
+		missing=("$dir" "${missing[@]+"${missing[@]}"}")
+		dir=$(dirname "$dir")
+	done
+	for dir in "${missing[@]+"${missing[@]}"}"; do
+		mkdir -m 0711 "$dir"
+	done
+}
+
+make_web_dirs() {
+	mkdir_passable "$DEMO_DIR"
+	chmod 0711 "$DEMO_DIR"
+	mkdir -p "$DEMO_DIR/db" "$DEMO_DIR/logs"
+	mkdir -m 0711 "$DEMO_DIR/run"
+	SOCKET=$DEMO_DIR/run/pbiport.sock
+	local web=$DEMO_DIR/nginx
+	if ! reachable_by_web_user "$DEMO_DIR/run"; then
+		# A parent the workers cannot pass (a clone in /root, mode 0700): the parts they need live
+		# in a folder of their own under /tmp, which `stop` removes; nginx/ links to it.
+		web=$(mktemp -d /tmp/pbiport-demo-web.XXXXXX)
+		chmod 0711 "$web"
+		ln -s "$web" "$DEMO_DIR/nginx"
+		SOCKET=$web/pbiport.sock
+		say "$DEMO_DIR is out of reach of the web server's user $WEB_USER: socket and nginx files in $web"
+	else
+		mkdir -m 0711 "$web"
+	fi
+	mkdir -m 0700 "$web/logs"
+	# nginx makes the folders below tmp/ itself and hands them to its workers' user.
+	mkdir -m 0711 "$web/tmp"
 }
 
 pbi() { env -i "${APP_ENV[@]}" "$BIN" "$@"; }
@@ -275,10 +324,7 @@ cmd_start() {
 	# A start that fails half-way stops what it had started.
 	trap 'cmd_stop >/dev/null 2>&1' EXIT
 	umask 077
-	mkdir -p "$DEMO_DIR/db" "$DEMO_DIR/run" "$DEMO_DIR/logs" "$DEMO_DIR/nginx"
-	# The nginx workers (nobody when started as root) must reach the socket in run/.
-	chmod 711 "$DEMO_DIR" "$DEMO_DIR/run"
-	chmod 755 "$DEMO_DIR/nginx"
+	make_web_dirs
 
 	local enc_keys=${APPLICATION_ENCRYPTION_KEYS:-$("$BIN" keygen)}
 	local remember=${APPLICATION_SECURITY_REMEMBERME_KEY:-$("$BIN" keygen)}
@@ -317,7 +363,9 @@ cmd_start() {
 		printf 'owner:%s\n' "$(printf '%s' "$owner_pw" | openssl passwd -apr1 -stdin)"
 		printf 'member:%s\n' "$(printf '%s' "$member_pw" | openssl passwd -apr1 -stdin)"
 	} >"$DEMO_DIR/nginx/htpasswd"
-	chmod 644 "$DEMO_DIR/nginx/htpasswd"
+	# nginx's workers read it on every request; nobody else needs to.
+	[ "$(id -u)" -eq 0 ] && chown "$WEB_USER:$WEB_GROUP" "$DEMO_DIR/nginx/htpasswd"
+	chmod 400 "$DEMO_DIR/nginx/htpasswd"
 
 	start_pool
 	start_worker
