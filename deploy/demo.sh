@@ -249,7 +249,7 @@ start_pool() {
 }
 
 start_nginx() {
-	local web=$DEMO_DIR/nginx user_line=""
+	local web=$WEB_DIR user_line=""
 	[ "$(id -u)" -eq 0 ] && user_line="user $WEB_USER $WEB_GROUP;"
 	render "$ROOT/deploy/nginx/pbiport.conf" "$web/pbiport.conf" \
 		"LISTEN=127.0.0.1:$PORT" "SOCKET=$SOCKET" "HTPASSWD=$web/htpasswd" \
@@ -301,6 +301,8 @@ make_web_dirs() {
 	mkdir -m 0700 "$web/logs"
 	# nginx makes the folders below tmp/ itself and hands them to its workers' user.
 	mkdir -m 0711 "$web/tmp"
+	# the real path: the workers must not pass through the demo folder to reach it
+	WEB_DIR=$web
 }
 
 pbi() { env -i "${APP_ENV[@]}" "$BIN" "$@"; }
@@ -362,10 +364,10 @@ cmd_start() {
 	{
 		printf 'owner:%s\n' "$(printf '%s' "$owner_pw" | openssl passwd -apr1 -stdin)"
 		printf 'member:%s\n' "$(printf '%s' "$member_pw" | openssl passwd -apr1 -stdin)"
-	} >"$DEMO_DIR/nginx/htpasswd"
+	} >"$WEB_DIR/htpasswd"
 	# nginx's workers read it on every request; nobody else needs to.
-	[ "$(id -u)" -eq 0 ] && chown "$WEB_USER:$WEB_GROUP" "$DEMO_DIR/nginx/htpasswd"
-	chmod 400 "$DEMO_DIR/nginx/htpasswd"
+	[ "$(id -u)" -eq 0 ] && chown "$WEB_USER:$WEB_GROUP" "$WEB_DIR/htpasswd"
+	chmod 400 "$WEB_DIR/htpasswd"
 
 	start_pool
 	start_worker
