@@ -23,11 +23,12 @@ STREAM_BODY=268435456
 WEB_USER=nobody
 WEB_GROUP=nogroup
 HEALTH_TIMEOUT_S=20
+DEMO_TEAM=analytics
 # Variables the demo defines itself: never carried over from the caller's environment (a sourced
 # old demo.env would otherwise hand out stale tokens).
 DEMO_OWNED=" PBIPORT_DB PBIPORT_URL PBIPORT_OWNER_TOKEN PBIPORT_MEMBER_TOKEN PBIPORT_OTHER_ORG_TOKEN \
 PBIPORT_DEMO_OWNER_PASSWORD PBIPORT_DEMO_MEMBER_PASSWORD PBIPORT_DEMO_DIR PBIPORT_SAMPLE_PORT \
-PBIPORT_SAMPLE_WORKSPACE "
+PBIPORT_SAMPLE_WORKSPACE PBIPORT_DEMO_TEAM "
 
 say() { printf 'demo: %s\n' "$*"; }
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
@@ -352,8 +353,9 @@ cmd_start() {
 	pbi migrate >/dev/null
 	pbi org create demo >/dev/null
 	pbi org create other >/dev/null
-	pbi user add owner --org demo --role owner >/dev/null
-	pbi user add member --org demo --role member >/dev/null
+	# one team for both demo users: push connections are shared within a team
+	pbi user add owner --org demo --role owner --team "$DEMO_TEAM" >/dev/null
+	pbi user add member --org demo --role member --team "$DEMO_TEAM" >/dev/null
 	pbi user add outsider --org other --role owner >/dev/null
 	local owner_token member_token other_token owner_pw member_pw
 	owner_token=$(pbi token create owner)
@@ -413,6 +415,7 @@ print([w["id"] for w in t["workspaces"] if any(r["principal"] == u and r["role"]
 		echo "PBIPORT_DEMO_OWNER_PASSWORD=$owner_pw"
 		echo "PBIPORT_DEMO_MEMBER_PASSWORD=$member_pw"
 		echo "PBIPORT_DEMO_DIR=$DEMO_DIR"
+		echo "PBIPORT_DEMO_TEAM=$DEMO_TEAM"
 		[ -n "$EMULATOR_URL" ] && echo "EMULATOR_URL=$EMULATOR_URL"
 		[ -n "$sample_port" ] && echo "PBIPORT_SAMPLE_PORT=$sample_port"
 		[ -n "$sample_ws" ] && echo "PBIPORT_SAMPLE_WORKSPACE=$sample_ws"
@@ -432,7 +435,7 @@ print("DEMO_USER=" + t["users"][0]["upn"])' "$ROOT/tests/fixtures/tenants/demo.j
 
 	cat <<EOF
 
-pbiport demo is running at $url  (users: owner, member in org "demo"; outsider in org "other")
+pbiport demo is running at $url  (users: owner, member in org "demo", team "$DEMO_TEAM"; outsider in org "other")
 Tokens, browser passwords and keys: $DEMO_DIR/demo.env
 
 Try:
