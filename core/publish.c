@@ -197,13 +197,24 @@ static const char *server_http_path(const json_t *server)
 	return NULL;
 }
 
+/* The longest prefix of s[0..len) of at most max bytes that ends at a character boundary. */
+static size_t utf8_prefix_len(const char *s, size_t len, size_t max)
+{
+	if (len <= max)
+		return len;
+	size_t n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	return n;
+}
+
 /* A Microsoft id of the request (field label) is a GUID: it goes into Power BI URLs. */
 static int guid_field(const char *value, const char *label, const char *what, char *err)
 {
 	if (!value || str_is_guid(value))
 		return PB_OK;
-	return pb_err(err, PB_EINVAL, "%s must be %s id, a GUID like 00000000-0000-0000-0000-000000000000 (got \"%.64s\")",
-		      label, what, value);
+	return pb_err(err, PB_EINVAL, "%s must be %s id, a GUID like 00000000-0000-0000-0000-000000000000 (got \"%.*s\")",
+		      label, what, (int)utf8_prefix_len(value, strlen(value), 64), value);
 }
 
 /* Validates body.connection for a port of type port_type; *sealed_out is the sealed
@@ -258,17 +269,6 @@ static int check_credentials(const pb_config *cfg, const json_t *conn, const cha
 	rc = pb_seal(cfg->encryption_keys, text, len, SEAL_CONTEXT, sealed_out, err);
 	pb_secret_free(text, len);
 	return rc;
-}
-
-/* The longest prefix of s[0..len) of at most max bytes that ends at a character boundary. */
-static size_t utf8_prefix_len(const char *s, size_t len, size_t max)
-{
-	if (len <= max)
-		return len;
-	size_t n = max;
-	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-		n--;
-	return n;
 }
 
 /* The model name used when the request gives none: the data product's name, followed by the
@@ -739,6 +739,16 @@ out:
 	return rc;
 }
 
+/* The model of models named name, compared as Fabric compares names (case-insensitively);
+ * borrowed, NULL when none. */
+static const msapi_item *model_named(const msapi_items *models, const char *name)
+{
+	for (size_t i = 0; i < models->n; i++)
+		if (models->v[i].name && str_ieq(models->v[i].name, name))
+			return &models->v[i];
+	return NULL;
+}
+
 /* The first of name, "name (2)", "name (3)", ... no model of the workspace carries. */
 static int free_model_name(publish_run *r, const msapi_items *models)
 {
@@ -747,10 +757,7 @@ static int free_model_name(publish_run *r, const msapi_items *models)
 			xsnprintf(r->model_name, sizeof r->model_name, "%s", r->name);
 		else
 			xsnprintf(r->model_name, sizeof r->model_name, "%s (%d)", r->name, n);
-		bool taken = false;
-		for (size_t i = 0; i < models->n && !taken; i++)
-			taken = models->v[i].name && str_ieq(models->v[i].name, r->model_name);
-		if (!taken)
+		if (!model_named(models, r->model_name))
 			return PB_OK;
 	}
 	return job_fail(r->ctx, "name_taken", "workspace %s already has %d models named like \"%s\": choose another "
@@ -763,12 +770,11 @@ static int free_model_name(publish_run *r, const msapi_items *models)
  * keeps descriptions up to 256 characters; the port's name is cut to fit. */
 static void model_description(const publish_run *r, char out[PB_PUBLISH_DESC_MAX + 1])
 {
-	static const char fmt[] = "Published by pbiport job %s, from output port ";
-	size_t fixed = sizeof fmt - 3 + strlen(r->ctx->job->id);
+	static const char head[] = "Published by pbiport job ", tail[] = ", from output port ";
+	size_t fixed = sizeof head - 1 + strlen(r->ctx->job->id) + sizeof tail - 1;
 	const char *port = r->port ? r->port->name : "";
 	size_t n = fixed < PB_PUBLISH_DESC_MAX ? utf8_prefix_len(port, strlen(port), PB_PUBLISH_DESC_MAX - fixed) : 0;
-	if (xsnprintf(out, PB_PUBLISH_DESC_MAX + 1, "Published by pbiport job %s, from output port %.*s",
-		      r->ctx->job->id, (int)n, port))
+	if (xsnprintf(out, PB_PUBLISH_DESC_MAX + 1, "%s%s%s%.*s", head, r->ctx->job->id, tail, (int)n, port))
 		out[PB_PUBLISH_DESC_MAX] = '\0';
 }
 
@@ -792,7 +798,7 @@ static int await_own_model(publish_run *r, char *err)
 		msapi_items models = { 0 };
 		pb_sleep_interruptible(r->s.api.poll_ms, r->ctx->stop);
 		int rc = fabric_list_semantic_models(&r->s.api, r->ws, &models, err);
-		const msapi_item *m = rc ? NULL : msapi_items_find_name(&models, r->model_name);
+		const msapi_item *m = rc ? NULL : model_named(&models, r->model_name);
 		bool appeared = m != NULL;
 		if (model_is_ours(r, m))
 			xsnprintf(r->model_id, sizeof r->model_id, "%s", m->id);
@@ -836,7 +842,7 @@ static int phase_model(publish_run *r)
 	bool resumed = planned != NULL;
 	if (resumed) {
 		xsnprintf(r->model_name, sizeof r->model_name, "%s", planned);
-		const msapi_item *m = msapi_items_find_name(&models, r->model_name);
+		const msapi_item *m = model_named(&models, r->model_name);
 		if (model_is_ours(r, m)) {
 			xsnprintf(r->model_id, sizeof r->model_id, "%s", m->id);
 			goto found;
