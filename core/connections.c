@@ -269,7 +269,7 @@ out:
 }
 
 /* Why a connection needs a reconnect when nothing more precise is stored. */
-#define RECONNECT_REASON_DEFAULT "Entra no longer accepts your Power BI sign-in"
+#define RECONNECT_REASON_DEFAULT "Entra no longer accepts your Power BI sign-in: reconnect Power BI"
 
 /* The one way a connection becomes needs_reconnect: status and reason stored together (read
  * by every endpoint), tokens erased (they will never be used again). MARK_SQL is followed by
@@ -470,14 +470,15 @@ static int refresh_claimed(pb_db *db, const pb_keyring *kr, msapi *entra, const 
 			   const char *claim, const token_row *t, char **access_token, long long *gen,
 			   char code[PBI_CODE_MAX], char *err)
 {
-	char *rt = NULL, ignore[PB_ERR_MAX], reason[PB_ERR_MAX];
+	char *rt = NULL, ignore[PB_ERR_MAX];
 	entra_token tok = { 0 };
 	int rc = t->refresh_sealed ? open_str(kr, t->refresh_sealed, "udc", id, "refresh", &rt, err)
 				   : pb_err(err, PB_EINVAL, "no refresh token stored: reconnect Power BI");
 	if (rc) {
 		set_code(code, "needs_reconnect");
 		(void)end_claim(db, kr, id, claim, NULL,
-				t->refresh_sealed ? CONN_KEYS_CHANGED : "no Power BI sign-in is stored for this connection",
+				t->refresh_sealed ? CONN_KEYS_CHANGED
+						  : "no Power BI sign-in is stored for this connection: reconnect Power BI",
 				ignore);
 		goto out;
 	}
@@ -485,9 +486,8 @@ static int refresh_claimed(pb_db *db, const pb_keyring *kr, msapi *entra, const 
 	if (rc) {
 		bool dead = refresh_token_dead(entra);
 		set_code(code, dead ? "needs_reconnect" : conn_failure_code(entra));
-		if (dead)
-			(void)xsnprintf(reason, sizeof reason, RECONNECT_REASON_DEFAULT " (%s)", entra->last.code);
-		(void)end_claim(db, kr, id, claim, NULL, dead ? reason : NULL, ignore);
+		/* Entra's refusal, explained (msapi/errors), is the reason */
+		(void)end_claim(db, kr, id, claim, NULL, dead ? err : NULL, ignore);
 		goto out;
 	}
 	if ((rc = end_claim(db, kr, id, claim, &tok, NULL, err))) {
@@ -523,7 +523,7 @@ int conn_token(pb_db *db, const pb_keyring *kr, msapi *entra, const entra_app *a
 		if (strcmp(t.status, "active")) {
 			/* the stored reason, so every endpoint says the same */
 			set_code(code, "needs_reconnect");
-			rc = pb_err(err, PB_EINVAL, "%s: reconnect Power BI",
+			rc = pb_err(err, PB_EINVAL, "%s",
 				    t.status_reason && *t.status_reason ? t.status_reason : RECONNECT_REASON_DEFAULT);
 			goto out;
 		}

@@ -74,12 +74,13 @@ int conn_find(pb_db *db, const char *org_id, const char *user_id, const char *te
 	      char *err);
 
 /* The status is stored once and read by everyone: whichever path learns that a connection can
- * no longer be used marks it needs_reconnect with a reason a user can act on (and its tokens
- * are erased). Reasons used by more than one module: */
-#define CONN_APP_CHANGED "the organization's Power BI app changed since you connected"
+ * no longer be used marks it needs_reconnect with the reason, one line a user can act on, which
+ * the token service then answers with (and its tokens are erased). Reasons used by more than
+ * one module: */
+#define CONN_APP_CHANGED "the organization's Power BI app changed since you connected: reconnect Power BI"
 #define CONN_KEYS_CHANGED                                                                          \
 	"your stored Power BI sign-in cannot be opened with this server's keys "                      \
-	"(APPLICATION_ENCRYPTION_KEYS changed)"
+	"(APPLICATION_ENCRYPTION_KEYS changed): reconnect Power BI"
 
 /* Marks connection id needs_reconnect for reason (no-op when it is already). */
 int conn_mark_needs_reconnect(pb_db *db, const char *id, const char *reason, char *err);

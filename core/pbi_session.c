@@ -102,7 +102,7 @@ int pbi_session_user(pbi_session *s, pb_db *db, const pb_config *cfg, const char
 		char ignore[PB_ERR_MAX];
 		set_code(code, "needs_reconnect");
 		(void)conn_mark_needs_reconnect(db, conn.id, CONN_APP_CHANGED, ignore);
-		rc = pb_err(err, PB_EINVAL, CONN_APP_CHANGED ": reconnect Power BI");
+		rc = pb_err(err, PB_EINVAL, CONN_APP_CHANGED);
 		goto out;
 	}
 	memcpy(p->conn_id, conn.id, sizeof p->conn_id);
