@@ -1063,6 +1063,20 @@ int refresh_schedule_get(pb_db *db, const char *org_id, const char *ref, int *st
 	return schedule_json(db, org_id, t.model_ref, reply, err);
 }
 
+/* Runs st (prepared and bound when rc is 0; finalized here) and answers with the model's
+ * schedule as it now is. */
+static int change_schedule(pb_db *db, sqlite3_stmt *st, int rc, const char *org_id, const char *ref, int *status,
+			   json_t **reply, char *err)
+{
+	if (!rc)
+		rc = db_exec(db, st, err);
+	db_done(st);
+	if (rc)
+		return rc;
+	*status = 200;
+	return schedule_json(db, org_id, ref, reply, err);
+}
+
 /* Why refresh schedules have a floor, for the message that refuses a shorter one. */
 #define REFRESH_SCHEDULE_FLOOR_WHY                                                                                     \
 	"each run is a refresh in Power BI, which allows 8 refreshes a day on shared capacity (48 scheduled ones on "  \
@@ -1085,17 +1099,9 @@ int refresh_schedule_delete(pb_db *db, const char *org_id, const char *user_id, 
 	if (t.published && t.publisher_id[0] && user_id && strcmp(user_id, t.publisher_id))
 		return error_reply(status, reply, 403, "forbidden",
 				   "this model was published by another user: only they may change its refresh schedule", err);
-	if ((rc = db_prepare(db, "DELETE FROM refresh_schedules WHERE org_id = ? AND model_ref = ?", &st, err)) ||
-	    (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, t.model_ref, err)) ||
-	    (rc = db_exec(db, st, err)))
-		goto out;
-	db_done(st);
-	st = NULL;
-	*status = 200;
-	rc = schedule_json(db, org_id, t.model_ref, reply, err);
-out:
-	db_done(st);
-	return rc;
+	(void)((rc = db_prepare(db, "DELETE FROM refresh_schedules WHERE org_id = ? AND model_ref = ?", &st, err)) ||
+	       (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, t.model_ref, err)));
+	return change_schedule(db, st, rc, org_id, t.model_ref, status, reply, err);
 }
 
 int refresh_schedule_put(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *ref,
@@ -1141,23 +1147,17 @@ int refresh_schedule_put(pb_db *db, const pb_config *cfg, const char *org_id, co
 		return error_reply(status, reply, 400, "bad_schedule", err, err);
 	pb_now(now);
 	pb_time_format(next_s * 1000, next);
-	if ((rc = db_prepare(db,
-			     "INSERT INTO refresh_schedules (model_ref, org_id, schedule, next_run_at, created_by, "
-			     "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model_ref) DO UPDATE SET "
-			     "schedule = excluded.schedule, next_run_at = excluded.next_run_at, updated_at = excluded.updated_at",
-			     &st, err)) ||
-	    (rc = db_bind_text(st, 1, t.model_ref, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
-	    (rc = db_bind_text(st, 3, text, err)) || (rc = db_bind_text(st, 4, next, err)) ||
-	    (rc = db_bind_text(st, 5, user_id, err)) || (rc = db_bind_text(st, 6, now, err)) ||
-	    (rc = db_bind_text(st, 7, now, err)) || (rc = db_exec(db, st, err)))
-		goto out;
-	db_done(st);
-	st = NULL;
-	*status = 200;
-	rc = schedule_json(db, org_id, t.model_ref, reply, err);
-out:
-	db_done(st);
-	return rc;
+	(void)((rc = db_prepare(db,
+				"INSERT INTO refresh_schedules (model_ref, org_id, schedule, next_run_at, created_by, "
+				"created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model_ref) DO UPDATE SET "
+				"schedule = excluded.schedule, next_run_at = excluded.next_run_at, "
+				"updated_at = excluded.updated_at",
+				&st, err)) ||
+	       (rc = db_bind_text(st, 1, t.model_ref, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
+	       (rc = db_bind_text(st, 3, text, err)) || (rc = db_bind_text(st, 4, next, err)) ||
+	       (rc = db_bind_text(st, 5, user_id, err)) || (rc = db_bind_text(st, 6, now, err)) ||
+	       (rc = db_bind_text(st, 7, now, err)));
+	return change_schedule(db, st, rc, org_id, t.model_ref, status, reply, err);
 }
 
 int refresh_schedules_due(pb_db *db, const char *now, refresh_due **out, size_t *n, char *err)
