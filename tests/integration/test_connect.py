@@ -231,6 +231,32 @@ class ConnectPowerBI(harness.EmulatorStackTestCase):
         self.connect()
         self.assertEqual(self.connections()[0]["status"], "active")
 
+    def test_02d_server_app_change_shows_in_the_list(self):
+        """sso mode: the deployment's sign-in app changes on the server (no save). The list says
+        needs_reconnect before anything used the connection, as the check does."""
+        sso = {"PBIPORT_SSO_TENANT_ID": TENANT, "PBIPORT_SSO_CLIENT_ID": APP_ID,
+               "PBIPORT_SSO_CLIENT_SECRET": APP_SECRET}
+        other = _DEMO["apps"][2]
+        try:
+            self.stack.restart_pool(sso)
+            status, _, doc = self.call("PUT", "/api/settings/powerbi", "alice", {"mode": "sso"})
+            self.assertEqual(status, 200, doc)
+            self.assertEqual(doc["application_name"], APP_NAME, doc)
+            self.connect()
+            self.assertEqual(self.connections()[0]["status"], "active")
+            self.stack.restart_pool({"PBIPORT_SSO_CLIENT_ID": other["client_id"],
+                                     "PBIPORT_SSO_CLIENT_SECRET": other["client_secret"]})
+            conn = self.connections()[0]
+            self.assertEqual(conn["status"], "needs_reconnect", conn)
+            self.assertIn("app changed", conn["status_reason"])
+            status, _, doc = self.call("POST", "/api/me/powerbi-connections/check", "alice")
+            self.assertEqual((status, doc["error"]["code"]), (409, "needs_reconnect"), doc)
+            self.assertIn(conn["status_reason"], doc["error"]["message"])
+        finally:
+            self.stack.restart_pool(dict.fromkeys(sso))
+        self.configure()
+        self.connect()
+
     def test_03_full_flow_refresh_disconnect(self):
         self.configure()
         loc, q = self.start_connect()
