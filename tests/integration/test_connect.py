@@ -97,6 +97,16 @@ class ConnectPowerBI(harness.EmulatorStackTestCase):
         with sqlite3.connect(self.stack.path("db", "pbiport.db")) as db:
             return db.execute("SELECT org_id, id FROM users WHERE name = ?", (user,)).fetchone()
 
+    def assert_app_changed(self):
+        """alice's connection is listed as needing a reconnect because the app changed, and the
+        check says the same."""
+        conn = self.connections()[0]
+        self.assertEqual(conn["status"], "needs_reconnect", conn)
+        self.assertIn("app changed", conn["status_reason"])
+        status, _, doc = self.call("POST", "/api/me/powerbi-connections/check", "alice")
+        self.assertEqual((status, doc["error"]["code"]), (409, "needs_reconnect"), doc)
+        self.assertIn(conn["status_reason"], doc["error"]["message"])
+
     def signed_state(self, nonce, exp, user):
         org_id, user_id = self.db_ids(user)
         msg = "pbiport-oauth-state-v1\n%s\n%d\n%s\n%s" % (nonce, exp, org_id, user_id)
@@ -220,12 +230,7 @@ class ConnectPowerBI(harness.EmulatorStackTestCase):
                                    {"mode": "custom", "tenant_id": TENANT, "client_id": other["client_id"],
                                     "client_secret": other["client_secret"]})
         self.assertEqual(status, 200, doc)
-        conn = self.connections()[0]
-        self.assertEqual(conn["status"], "needs_reconnect", conn)
-        self.assertIn("app changed", conn["status_reason"])
-        status, _, doc = self.call("POST", "/api/me/powerbi-connections/check", "alice")
-        self.assertEqual((status, doc["error"]["code"]), (409, "needs_reconnect"), doc)
-        self.assertIn(conn["status_reason"], doc["error"]["message"])
+        self.assert_app_changed()
         self.configure()
         self.assertEqual(self.connections()[0]["status"], "needs_reconnect", "switching back needs a reconnect too")
         self.connect()
@@ -246,12 +251,7 @@ class ConnectPowerBI(harness.EmulatorStackTestCase):
             self.assertEqual(self.connections()[0]["status"], "active")
             self.stack.restart_pool({"PBIPORT_SSO_CLIENT_ID": other["client_id"],
                                      "PBIPORT_SSO_CLIENT_SECRET": other["client_secret"]})
-            conn = self.connections()[0]
-            self.assertEqual(conn["status"], "needs_reconnect", conn)
-            self.assertIn("app changed", conn["status_reason"])
-            status, _, doc = self.call("POST", "/api/me/powerbi-connections/check", "alice")
-            self.assertEqual((status, doc["error"]["code"]), (409, "needs_reconnect"), doc)
-            self.assertIn(conn["status_reason"], doc["error"]["message"])
+            self.assert_app_changed()
         finally:
             self.stack.restart_pool(dict.fromkeys(sso))
         self.configure()
