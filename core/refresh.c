@@ -33,6 +33,16 @@ static void copy(char *dst, size_t size, const char *src)
 		dst[0] = '\0';
 }
 
+/* A name to show: cut when it is too long, at a character boundary, so messages and JSON
+ * made from it stay valid UTF-8. */
+static void copy_name(char *dst, size_t size, const char *src)
+{
+	(void)xsnprintf(dst, size, "%s", src ? src : "");
+	size_t n = strlen(dst);
+	while (n && !utf8_valid(dst, n))
+		dst[--n] = '\0';
+}
+
 /* ======================================================================== targets */
 
 static int published_lookup(pb_db *db, const char *org_id, const char *ref, refresh_target *t, bool *found, char *err)
@@ -44,22 +54,29 @@ static int published_lookup(pb_db *db, const char *org_id, const char *ref, refr
 	copy(t->model_ref, sizeof t->model_ref, m.id);
 	copy(t->workspace_id, sizeof t->workspace_id, m.workspace_id);
 	copy(t->dataset_id, sizeof t->dataset_id, m.semantic_model_id);
-	copy(t->name, sizeof t->name, m.name);
+	copy_name(t->name, sizeof t->name, m.name);
 	copy(t->publisher_id, sizeof t->publisher_id, m.user_id);
 	t->published = true;
 	return 0;
 }
 
-/* The Power BI ids go into URLs: only Microsoft ids (GUIDs) may, whatever a stored row holds. */
+/* The Power BI ids go into URLs: only Microsoft ids (GUIDs) may, whatever a stored row holds.
+ * The message shows the id's first 40 bytes, anything but printable ASCII as '?'. */
 static int ids_check(const refresh_target *t, char *err)
 {
-	const char *bad = !str_is_guid(t->workspace_id) ? "workspace" : !str_is_guid(t->dataset_id) ? "semantic model" : NULL;
-	if (!bad)
+	const char *what = !str_is_guid(t->workspace_id) ? "workspace" : !str_is_guid(t->dataset_id) ? "semantic model" : NULL;
+	char shown[41];
+	if (!what)
 		return 0;
+	const char *id = !strcmp(what, "workspace") ? t->workspace_id : t->dataset_id;
+	size_t n = 0;
+	for (; id[n] && n < sizeof shown - 1; n++)
+		shown[n] = id[n] >= 0x20 && id[n] < 0x7f ? id[n] : '?';
+	shown[n] = '\0';
 	return pb_err(err, PB_EINVAL,
-		      "semantic model '%.80s' has a Power BI %s id ('%.40s') that is not a Microsoft id (GUID): pbiport "
-		      "does not call Power BI with it; import or publish the model again",
-		      t->name, bad, !strcmp(bad, "workspace") ? t->workspace_id : t->dataset_id);
+		      "semantic model '%s' has a Power BI %s id ('%s') that is not a Microsoft id (GUID): pbiport does "
+		      "not call Power BI with it; import or publish the model again",
+		      t->name, what, shown);
 }
 
 int refresh_resolve(pb_db *db, const char *org_id, const char *ref, refresh_target *out, char *err)
@@ -72,7 +89,7 @@ int refresh_resolve(pb_db *db, const char *org_id, const char *ref, refresh_targ
 		copy(out->model_ref, sizeof out->model_ref, a->id);
 		copy(out->workspace_id, sizeof out->workspace_id, a->workspace_powerbi_id);
 		copy(out->dataset_id, sizeof out->dataset_id, a->powerbi_id);
-		copy(out->name, sizeof out->name, a->name);
+		copy_name(out->name, sizeof out->name, a->name);
 		copy(out->integration_id, sizeof out->integration_id, a->integration_id);
 		asset_free(a);
 		return ids_check(out, err);
@@ -476,7 +493,7 @@ static int workspace_on_shared_capacity(msapi *api, const char *ws, bool *shared
 	int rc = powerbi_get_group(api, ws, &g, err);
 	if (!rc) {
 		*shared = !g.on_dedicated_capacity;
-		copy(name, size, g.name ? g.name : ws);
+		copy_name(name, size, g.name ? g.name : ws);
 	}
 	powerbi_group_release(&g);
 	return rc;

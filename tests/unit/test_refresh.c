@@ -236,6 +236,23 @@ static void resolve_and_credentials(void **state)
 	assert_string_equal(json_string_value(json_object_get(json_object_get(reply, "error"), "code")),
 			    "invalid_powerbi_id");
 	json_decref(reply);
+	/* a long name cut at a character boundary and a non-ASCII id shown as '?': the answer is
+	 * still valid JSON (UTF-8), not an internal error */
+	char sql[2048], name[301];
+	for (int i = 0; i < 100; i++)
+		memcpy(name + 3 * i, "\xe2\x82\xac", 3);   /* 100 x EURO SIGN, 300 bytes */
+	name[300] = '\0';
+	xsnprintf(sql, sizeof sql,
+		  "INSERT INTO assets (id, org_id, integration_id, kind, powerbi_id, workspace_powerbi_id, name, details_json,"
+		  " state, created_at, updated_at) VALUES ('a7', '%s', '%s', 'semantic_model', '" DS3 "', "
+		  "'\xc3\xbc-ws', '%s', '{}', 'active', 'x', 'x')",
+		  org_id, integ_id, name);
+	exec_sql(sql);
+	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, "a7", NULL, "manual", &status, &reply, err), 0);
+	assert_int_equal(status, 409);
+	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(reply, "error"), "message")), "'?" "?-ws'"));
+	json_decref(reply);
+	exec_sql("DELETE FROM assets WHERE id = 'a7'");
 	/* imported without an integration: no credentials */
 	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, "a2", NULL, "manual", &status, &reply, err), 0);
 	assert_int_equal(status, 400);
