@@ -64,6 +64,7 @@ static const struct route routes[] = {
 	{ "GET",    "/api/semantic-models/{id}/refreshes", refresh_list_handler, PB_ROLE_MEMBER, 0,         NULL,       NULL,   0 },
 	{ "PUT",    "/api/semantic-models/{id}/refresh-schedule", refresh_schedule_put_handler, PB_ROLE_MEMBER, 4096, json_types, NULL, 0 },
 	{ "GET",    "/api/semantic-models/{id}/refresh-schedule", refresh_schedule_get_handler, PB_ROLE_MEMBER, 0, NULL,    NULL,   0 },
+	{ "DELETE", "/api/semantic-models/{id}/refresh-schedule", refresh_schedule_delete_handler, PB_ROLE_MEMBER, 0, NULL, NULL, 0 },
 	{ "POST",   "/api/events",                events_post_handler,  PB_ROLE_MEMBER, 64 * 1024,         json_types,     NULL,       0 },
 	{ "POST",   "/api/push-connections",      push_connections_create_handler, PB_ROLE_MEMBER, 64 * 1024, json_types,  NULL,       0 },
 	{ "GET",    "/api/push-connections",      push_connections_list_handler, PB_ROLE_MEMBER, 0,        NULL,           NULL,       0 },

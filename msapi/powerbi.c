@@ -78,6 +78,46 @@ out:
 	return rc;
 }
 
+void powerbi_group_release(powerbi_group *g)
+{
+	free(g->id);
+	free(g->name);
+	free(g->capacity_id);
+	memset(g, 0, sizeof *g);
+}
+
+int powerbi_get_group(msapi *c, const char *group, powerbi_group *out, char *err)
+{
+	char *path = NULL;
+	msapi_reply r = { 0 };
+	memset(out, 0, sizeof *out);
+	int rc = msapi_path(&path, err, "/v1.0/myorg/groups/%s", group);
+	if (rc)
+		goto out;
+	msapi_call call = { .svc = MSAPI_POWERBI, .method = "GET", .url = path, .idempotent = true,
+			    .what = "read the workspace" };
+	if ((rc = msapi_do(c, &call, &r, err)))
+		goto out;
+	const json_t *ded = json_object_get(r.json, "isOnDedicatedCapacity");
+	if (!json_is_object(r.json) || !json_is_boolean(ded)) {
+		rc = pb_err(err, PB_EIO, "Power BI described workspace %s without isOnDedicatedCapacity", group);
+		goto out;
+	}
+	out->on_dedicated_capacity = json_is_true(ded);
+	const char *id = json_string_value(json_object_get(r.json, "id"));
+	const char *name = json_string_value(json_object_get(r.json, "name"));
+	const char *cap = json_string_value(json_object_get(r.json, "capacityId"));
+	if ((id && !(out->id = xstrdup(id))) || (name && !(out->name = xstrdup(name))) ||
+	    (cap && !(out->capacity_id = xstrdup(cap))))
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+out:
+	free(path);
+	msapi_reply_release(&r);
+	if (rc)
+		powerbi_group_release(out);
+	return rc;
+}
+
 int powerbi_list_datasets(msapi *c, const char *group, msapi_items *out, char *err)
 {
 	return list_under(c, "list the datasets of a workspace", out, err, "/v1.0/myorg/groups/%s/datasets", group, NULL);

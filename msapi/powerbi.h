@@ -10,6 +10,16 @@
 /* GET /groups (all pages). filter: OData $filter (e.g. "name eq 'Sales'") or NULL.
  * item: id, name, type. */
 int powerbi_list_groups(msapi *c, const char *filter, msapi_items *out, char *err);
+/* A workspace as GET /groups/{g} describes it (Groups - Get Group). Strings new (NULL when
+ * absent); release with powerbi_group_release. */
+typedef struct powerbi_group {
+	char *id;
+	char *name;
+	char *capacity_id;            /* capacityId: absent on shared capacity */
+	bool on_dedicated_capacity;   /* isOnDedicatedCapacity: Premium, PPU, Embedded or Fabric capacity */
+} powerbi_group;
+int powerbi_get_group(msapi *c, const char *group, powerbi_group *out, char *err);
+void powerbi_group_release(powerbi_group *g);
 /* GET /groups/{g}/datasets. item: id, name, web_url. */
 int powerbi_list_datasets(msapi *c, const char *group, msapi_items *out, char *err);
 /* GET /groups/{g}/reports. item: id, name, type (reportType), dataset_id, web_url. */

@@ -373,7 +373,10 @@ def trigger_refresh(emu, req, m):
     if enhanced and notify is not None:
         raise _bad("notifyOption is not applicable to an enhanced refresh request")
     if enhanced and not ws["isOnDedicatedCapacity"]:
-        raise _bad("Enhanced refresh needs a Premium, Premium Per User or Embedded capacity")
+        # the documented limitation (Datasets - Refresh Dataset In Group); the wire error is not
+        # documented, so the status and code are those of every other refused body
+        raise _bad("Enhanced refresh is not supported for shared capacities: on shared capacity only notifyOption "
+                   "can be specified in the request body")
     if p["kind"] == "app" and notify in ("MailOnFailure", "MailOnCompletion"):
         raise _bad("Mail notifications are not supported for service principals")
     if "type" in body and str(body["type"]).lower() not in REFRESH_TYPES:
