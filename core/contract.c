@@ -44,6 +44,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/names.h"
 #include "core/yamltree.h"
 #include "runtime/util.h"
 
@@ -56,7 +57,7 @@ typedef struct rd {
 	char *err;
 	size_t capwarnings, caprelationships;
 	struct named *by_name, *by_id;  /* table lookup for relationships, see build_table_index */
-	size_t nby_id;
+	size_t nby_name, nby_id;
 } rd;
 
 /* ---- small helpers ------------------------------------------------------------- */
@@ -289,14 +290,17 @@ static int get_text(rd *r, const json_t *obj, const char *key, const char *at, c
 }
 
 /* A table or column name: required, non-empty, bounded, no control characters. */
-static int get_name(rd *r, const json_t *obj, const char *key, const char *at, char **out)
+/* obj[key] as an object name (`what`: "table", "column", "field"): present, not empty, no
+ * control characters, and within the length Power BI accepts for a name (core/names.h). */
+static int get_name(rd *r, const json_t *obj, const char *key, const char *at, const char *what, char **out)
 {
-	char p[AT_MAX];
+	char p[AT_MAX], shown[PB_PBI_NAME_SHOWN_BUF];
 	int rc = get_text(r, obj, key, at, out);
 	if (rc)
 		return rc;
-	/* The usual case, checked before the path for a message is built. */
-	if (*out && **out && strlen(*out) <= PB_NAME_MAX_BYTES) {
+	/* The usual case, checked before the path for a message is built: a name of at most
+	 * PB_PBI_NAME_MAX_CHARS bytes has at most as many UTF-16 units. */
+	if (*out && **out && strlen(*out) <= PB_PBI_NAME_MAX_CHARS) {
 		const unsigned char *s = (const unsigned char *)*out;
 		while (*s >= 0x20 && *s != 0x7f)
 			s++;
@@ -308,11 +312,13 @@ static int get_name(rd *r, const json_t *obj, const char *key, const char *at, c
 		return failf(r, PB_EINVAL, p, "required");
 	if (!**out)
 		return failf(r, PB_EINVAL, p, "must not be empty");
-	if (strlen(*out) > PB_NAME_MAX_BYTES)
-		return failf(r, PB_ELIMIT, p, "longer than %d bytes", PB_NAME_MAX_BYTES);
 	for (const unsigned char *s = (const unsigned char *)*out; *s; s++)
 		if (*s < 0x20 || *s == 0x7f)
 			return failf(r, PB_EINVAL, p, "contains a control character (byte 0x%02x)", *s);
+	size_t chars = pbname_length(*out, strlen(*out));
+	if (chars > PB_PBI_NAME_MAX_CHARS)
+		return failf(r, PB_EINVAL, p, "%s name of %zu characters; Power BI allows at most %d (\"%s\")", what,
+			     chars, PB_PBI_NAME_MAX_CHARS, pbname_shown(*out, shown));
 	return PB_OK;
 }
 
@@ -491,96 +497,67 @@ static const char *kv_get(const pb_kv *kv, size_t n, const char *key)
 	return NULL;
 }
 
-/* One code point of valid UTF-8 (the input was checked), advancing *s. */
-static uint32_t next_cp(const unsigned char **s)
-{
-	const unsigned char *p = *s;
-	uint32_t cp;
-	if (p[0] < 0x80) {
-		cp = p[0];
-		*s = p + 1;
-	} else if ((p[0] & 0xE0) == 0xC0) {
-		cp = ((uint32_t)(p[0] & 0x1F) << 6) | (p[1] & 0x3F);
-		*s = p + 2;
-	} else if ((p[0] & 0xF0) == 0xE0) {
-		cp = ((uint32_t)(p[0] & 0x0F) << 12) | ((uint32_t)(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
-		*s = p + 3;
-	} else {
-		cp = ((uint32_t)(p[0] & 0x07) << 18) | ((uint32_t)(p[1] & 0x3F) << 12) |
-		     ((uint32_t)(p[2] & 0x3F) << 6) | (p[3] & 0x3F);
-		*s = p + 4;
-	}
-	return cp;
-}
-
-/* Simple lower-case folding for the alphabets names use most (Latin, Greek,
- * Cyrillic); Power BI compares names without case, "É" equals "é". */
-static uint32_t fold_cp(uint32_t c)
-{
-	if ((c >= 'A' && c <= 'Z') || (c >= 0xC0 && c <= 0xDE && c != 0xD7) || (c >= 0x391 && c <= 0x3AB && c != 0x3A2) ||
-	    (c >= 0x410 && c <= 0x42F))
-		return c + 0x20;
-	if (c >= 0x400 && c <= 0x40F)
-		return c + 0x50;
-	if (((c >= 0x100 && c <= 0x137) || (c >= 0x14A && c <= 0x177)) && !(c & 1))
-		return c + 1;
-	if (((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E)) && (c & 1))
-		return c + 1;
-	return c;
-}
-
-static int name_casecmp(const char *a, const char *b)
-{
-	const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
-	while (*x && *y) {
-		if (*x < 0x80 && *y < 0x80) {
-			/* ASCII, most names: the same folding without decoding. */
-			unsigned ax = *x >= 'A' && *x <= 'Z' ? *x + 0x20u : *x;
-			unsigned ay = *y >= 'A' && *y <= 'Z' ? *y + 0x20u : *y;
-			if (ax != ay)
-				return ax < ay ? -1 : 1;
-			x++;
-			y++;
-			continue;
-		}
-		uint32_t cx = fold_cp(next_cp(&x)), cy = fold_cp(next_cp(&y));
-		if (cx != cy)
-			return cx < cy ? -1 : 1;
-	}
-	return (int)*x - (int)*y;
-}
-
-/* First name that repeats an earlier one without case, in document order. */
+/* Names as Power BI compares them (core/names.h): each entry holds the comparison key of a
+ * name -- the name itself when it is ASCII (pbname_keycmp folds ASCII case), else its
+ * NFC case folding, owned -- and the name's index. Sorted by key, then index. */
 typedef struct named {
-	const char *name;
+	const char *key;
+	char *owned;
 	size_t idx;
 } named;
+
+static int named_set(named *v, const char *name, size_t idx)
+{
+	size_t n = strlen(name);
+	v->idx = idx;
+	v->owned = NULL;
+	v->key = name;
+	if (pbname_is_ascii(name, n))
+		return 0;
+	v->owned = pbname_key(name, n, NULL);
+	v->key = v->owned;
+	return v->owned ? 0 : -1;
+}
+
+static void named_free(named *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i].owned);
+	free(v);
+}
 
 static int named_cmp(const void *a, const void *b)
 {
 	const named *x = a, *y = b;
-	int d = name_casecmp(x->name, y->name);
+	int d = pbname_keycmp(x->key, y->key);
 	if (d)
 		return d;
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-/* Sets *dup to the index of the first repeated name, or n. -1 on OOM. */
-static int find_duplicate(const char *const *names, size_t stride, size_t n, size_t *dup)
+/* The first name (in document order) that is the same name to Power BI as an earlier one:
+ * *dup is its index and *first the earlier one's, or *dup = n when all differ. -1 on OOM. */
+static int find_duplicate(const char *const *names, size_t stride, size_t n, size_t *first, size_t *dup)
 {
 	named *v = calloc(n ? n : 1, sizeof *v);
 	if (!v)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		v[i].name = *(const char *const *)((const char *)names + i * stride);
-		v[i].idx = i;
+		if (named_set(&v[i], *(const char *const *)((const char *)names + i * stride), i)) {
+			named_free(v, i + 1);
+			return -1;
+		}
 	}
 	qsort(v, n, sizeof *v, named_cmp);
-	*dup = n;
+	*dup = *first = n;
+	/* in each run of equal keys the first entry is the original, the second its first repeat */
 	for (size_t i = 1; i < n; i++)
-		if (!name_casecmp(v[i].name, v[i - 1].name) && v[i].idx < *dup)
+		if (!pbname_keycmp(v[i].key, v[i - 1].key) && (i == 1 || pbname_keycmp(v[i - 1].key, v[i - 2].key)) &&
+		    v[i].idx < *dup) {
 			*dup = v[i].idx;
-	free(v);
+			*first = v[i - 1].idx;
+		}
+	named_free(v, n);
 	return 0;
 }
 
@@ -760,7 +737,7 @@ static int check_nested(rd *r, const json_t *prop, const char *at, size_t *count
 			char *name = NULL;
 			path_index(p, at, "properties", i);
 			if (!(rc = need_mapping(r, child, p)))
-				rc = get_name(r, child, "name", p, &name);
+				rc = get_name(r, child, "name", p, "field", &name);
 			free(name); /* checked only: nested fields are not columns */
 			if (rc)
 				return rc;
@@ -844,7 +821,7 @@ static int read_v3_property(rd *r, const json_t *prop, const char *tat, size_t j
 	path_index(at, tat, "properties", j);
 	col->precision = col->scale = -1;
 	if ((rc = need_mapping(r, prop, at)) || (rc = warn_unknown(r, prop, at, v3_property_keys)) ||
-	    (rc = get_name(r, prop, "name", at, &col->name)) || (rc = get_text(r, prop, "id", at, &col->id)) ||
+	    (rc = get_name(r, prop, "name", at, "column", &col->name)) || (rc = get_text(r, prop, "id", at, &col->id)) ||
 	    (rc = get_text(r, prop, "physicalName", at, &col->physical_name)) ||
 	    (rc = get_text(r, prop, "physicalType", at, &col->physical_type)) ||
 	    (rc = get_text(r, prop, "description", at, &col->description)) ||
@@ -882,34 +859,36 @@ static int read_v3_property(rd *r, const json_t *prop, const char *tat, size_t j
 	return finish_column(r, col, canon ? canon : class_logical(pc));
 }
 
+#define SAME_NAME_WHY "(Power BI compares names without case and after Unicode normalization)"
+
 static int check_unique_columns(rd *r, const pb_table *t, const char *tat, const char *list_key,
 				const char *name_key)
 {
-	size_t dup;
-	char p[AT_MAX], q[AT_MAX];
-	if (find_duplicate((const char *const *)&t->columns[0].name, sizeof t->columns[0], t->ncolumns, &dup))
+	size_t first, dup;
+	char p[AT_MAX], q[AT_MAX], a[PB_PBI_NAME_SHOWN_BUF], b[PB_PBI_NAME_SHOWN_BUF];
+	if (find_duplicate((const char *const *)&t->columns[0].name, sizeof t->columns[0], t->ncolumns, &first, &dup))
 		return oom(r);
 	if (dup == t->ncolumns)
 		return PB_OK;
 	path_index(p, tat, list_key, dup);
 	path_key(q, p, name_key);
-	return failf(r, PB_EINVAL, q, "duplicate column \"%s\" (Power BI compares names without case)",
-		     t->columns[dup].name);
+	return failf(r, PB_EINVAL, q, "duplicate column \"%s\", the same name as %s[%zu] \"%s\" " SAME_NAME_WHY,
+		     pbname_shown(t->columns[dup].name, a), list_key, first, pbname_shown(t->columns[first].name, b));
 }
 
 static int check_unique_tables(rd *r, const char *list_path, const char *name_key)
 {
 	pb_contract *c = r->c;
-	size_t dup;
-	char p[AT_MAX], q[AT_MAX];
-	if (find_duplicate((const char *const *)&c->tables[0].name, sizeof c->tables[0], c->ntables, &dup))
+	size_t first, dup;
+	char p[AT_MAX], q[AT_MAX], a[PB_PBI_NAME_SHOWN_BUF], b[PB_PBI_NAME_SHOWN_BUF];
+	if (find_duplicate((const char *const *)&c->tables[0].name, sizeof c->tables[0], c->ntables, &first, &dup))
 		return oom(r);
 	if (dup == c->ntables)
 		return PB_OK;
 	(void)xsnprintf(p, sizeof p, "%s[%zu]", list_path, dup);
 	path_key(q, p, name_key);
-	return failf(r, PB_EINVAL, q, "duplicate table \"%s\" (Power BI compares names without case)",
-		     c->tables[dup].name);
+	return failf(r, PB_EINVAL, q, "duplicate table \"%s\", the same name as %s[%zu] \"%s\" " SAME_NAME_WHY,
+		     pbname_shown(c->tables[dup].name, a), list_path, first, pbname_shown(c->tables[first].name, b));
 }
 
 static int no_columns(rd *r, const char *at, const char *key, const char *table)
@@ -966,7 +945,7 @@ static int read_v3_object(rd *r, const json_t *obj, size_t i, pb_table *t)
 	int rc;
 	path_index(at, "", "schema", i);
 	if ((rc = need_mapping(r, obj, at)) || (rc = warn_unknown(r, obj, at, v3_object_keys)) ||
-	    (rc = get_name(r, obj, "name", at, &t->name)) || (rc = get_text(r, obj, "id", at, &t->id)) ||
+	    (rc = get_name(r, obj, "name", at, "table", &t->name)) || (rc = get_text(r, obj, "id", at, &t->id)) ||
 	    (rc = get_text(r, obj, "physicalName", at, &t->physical_name)) ||
 	    (rc = get_text(r, obj, "physicalType", at, &t->physical_type)) ||
 	    (rc = get_text(r, obj, "description", at, &t->description)) ||
@@ -1117,8 +1096,8 @@ static bool find_column_in(const pb_table *t, const char *name, size_t n, bool b
 	return false;
 }
 
-/* Sorts the tables without case by name and by id, so each reference costs a binary
- * search plus one table's columns (contracts may hold thousands of each). */
+/* Sorts the tables by name and by id as Power BI compares names, so each reference costs a
+ * binary search plus one table's columns (contracts may hold thousands of each). */
 static int build_table_index(rd *r)
 {
 	pb_contract *c = r->c;
@@ -1127,46 +1106,53 @@ static int build_table_index(rd *r)
 	if (!r->by_name || !r->by_id)
 		return oom(r);
 	for (size_t i = 0; i < c->ntables; i++) {
-		r->by_name[i] = (named){c->tables[i].name, i};
-		if (c->tables[i].id)
-			r->by_id[r->nby_id++] = (named){c->tables[i].id, i};
+		r->nby_name = i + 1;
+		if (named_set(&r->by_name[i], c->tables[i].name, i))
+			return oom(r);
+		if (c->tables[i].id && named_set(&r->by_id[r->nby_id++], c->tables[i].id, i))
+			return oom(r);
 	}
-	qsort(r->by_name, c->ntables, sizeof *r->by_name, named_cmp);
+	qsort(r->by_name, r->nby_name, sizeof *r->by_name, named_cmp);
 	qsort(r->by_id, r->nby_id, sizeof *r->by_id, named_cmp);
 	return PB_OK;
 }
 
-/* The table named (or with id) tname[0..tn) -- exact case first -- and its column. */
+/* The table named (or with id) tname[0..tn) -- exact spelling first -- and its column. */
 static bool find_ref(const rd *r, const char *tname, size_t tn, const char *cname, size_t cn, bool by_id,
 		     size_t *ti, size_t *cj)
 {
-	char key[PB_NAME_MAX_BYTES + 1];
 	const named *v = by_id ? r->by_id : r->by_name;
-	size_t n = by_id ? r->nby_id : r->c->ntables, lo = 0, hi = n;
-	if (tn > PB_NAME_MAX_BYTES)
+	size_t n = by_id ? r->nby_id : r->nby_name, lo = 0, hi = n;
+	bool found = false;
+	if (tn > PB_PBI_NAME_MAX_BYTES)
 		return false;
-	memcpy(key, tname, tn);
-	key[tn] = '\0';
+	char *key = pbname_key(tname, tn, NULL);
+	if (!key)
+		return false;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (name_casecmp(v[mid].name, key) < 0)
+		if (pbname_keycmp(v[mid].key, key) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	size_t pick = n;
-	for (size_t k = lo; k < n && !name_casecmp(v[k].name, key); k++) {
-		if (!strcmp(v[k].name, key)) {
+	for (size_t k = lo; k < n && !pbname_keycmp(v[k].key, key); k++) {
+		const pb_table *t = &r->c->tables[v[k].idx];
+		const char *written = by_id ? t->id : t->name;
+		if (strlen(written) == tn && !memcmp(written, tname, tn)) {
 			pick = k;
 			break;
 		}
 		if (pick == n)
 			pick = k;
 	}
-	if (pick == n || !find_column_in(&r->c->tables[v[pick].idx], cname, cn, by_id, cj))
-		return false;
-	*ti = v[pick].idx;
-	return true;
+	if (pick != n && find_column_in(&r->c->tables[v[pick].idx], cname, cn, by_id, cj)) {
+		*ti = v[pick].idx;
+		found = true;
+	}
+	free(key);
+	return found;
 }
 
 typedef enum ref_result { REF_FOUND, REF_MISSING, REF_EXTERNAL } ref_result;
@@ -1176,7 +1162,7 @@ static ref_result resolve_ref(const rd *r, const char *ref, size_t *ti, size_t *
 {
 	if (strchr(ref, '#'))
 		return REF_EXTERNAL;
-	if (strlen(ref) > 2 * PB_NAME_MAX_BYTES + 32)
+	if (strlen(ref) > 2 * PB_PBI_NAME_MAX_BYTES + 32)
 		return REF_MISSING;
 	const char *s = ref[0] == '/' ? ref + 1 : ref;
 	if (!strncmp(s, "schema/", 7)) {
@@ -1514,7 +1500,7 @@ static int read_v2_column(rd *r, const json_t *cj, const char *tat, size_t j, pb
 	path_index(at, tat, "columns", j);
 	col->precision = col->scale = -1;
 	if ((rc = need_mapping(r, cj, at)) || (rc = warn_unknown(r, cj, at, v2_column_keys)) ||
-	    (rc = get_name(r, cj, "column", at, &col->name)) ||
+	    (rc = get_name(r, cj, "column", at, "column", &col->name)) ||
 	    (rc = get_text(r, cj, "physicalType", at, &col->physical_type)) ||
 	    (rc = get_text(r, cj, "logicalType", at, &logical)) ||
 	    (rc = get_text(r, cj, "description", at, &col->description)) ||
@@ -1553,7 +1539,7 @@ static int read_v2_table(rd *r, const json_t *tj, const char *base, size_t i, pb
 	int rc;
 	(void)xsnprintf(at, sizeof at, "%s[%zu]", base, i);
 	if ((rc = need_mapping(r, tj, at)) || (rc = warn_unknown(r, tj, at, v2_table_keys)) ||
-	    (rc = get_name(r, tj, "table", at, &t->name)) ||
+	    (rc = get_name(r, tj, "table", at, "table", &t->name)) ||
 	    (rc = get_text(r, tj, "physicalName", at, &t->physical_name)) ||
 	    (rc = get_text(r, tj, "description", at, &t->description)) ||
 	    (rc = get_text(r, tj, "businessName", at, &t->business_name)) || (rc = set_table_kind(r, t, at)) ||
@@ -2191,8 +2177,8 @@ int contract_parse(const char *text, size_t len, const char *source, pb_contract
 	}
 out:
 	json_decref(root);
-	free(r.by_name);
-	free(r.by_id);
+	named_free(r.by_name, r.nby_name);
+	named_free(r.by_id, r.nby_id);
 	if (rc) {
 		if (err)
 			clean_line(err);
