@@ -978,16 +978,19 @@ out:
 	return rc;
 }
 
-static int read_v3_server(rd *r, const json_t *s, size_t i, pb_server *srv)
+/* One server at path `at`; `key` is its name when the servers come as a mapping of name ->
+ * server (the form v2-era contracts use), NULL in a v3 list. */
+static int read_one_server(rd *r, const json_t *s, const char *at, const char *key, pb_server *srv)
 {
 	static const char *const not_fields[] = {"server", "type", "id", "description", "roles",
 						 "customProperties", NULL};
-	char at[AT_MAX], p[AT_MAX];
+	char p[AT_MAX];
 	int rc;
-	path_index(at, "", "servers", i);
 	if ((rc = need_mapping(r, s, at)) || (rc = get_text(r, s, "server", at, &srv->name)) ||
 	    (rc = get_text(r, s, "type", at, &srv->type)))
 		return rc;
+	if (key && !srv->name && !(srv->name = xstrdup(key)))
+		return oom(r);
 	if (!srv->type) {
 		path_key(p, at, "type");
 		return failf(r, PB_EINVAL, p, "required");
@@ -1044,34 +1047,53 @@ static int read_v3_server(rd *r, const json_t *s, size_t i, pb_server *srv)
 	return rc;
 }
 
-static int read_servers(rd *r, const json_t *root)
+/* Warns when servers[i] repeats an earlier server's name (the first is the one picked). */
+static int warn_same_server_name(rd *r, size_t i, const char *at)
 {
 	pb_contract *c = r->c;
-	json_t *list;
-	int rc = get_list(r, root, "servers", "", &list);
-	if (rc || !list)
-		return rc;
-	if (json_array_size(list) > PB_CONTRACT_MAX_SERVERS)
+	for (size_t k = 0; k < i; k++)
+		if (!strcmp(c->servers[k].name, c->servers[i].name))
+			return warnf(r, at, "server name \"%s\" used twice; the first one is picked by name",
+				     c->servers[i].name);
+	return PB_OK;
+}
+
+/* `servers`: a list (ODCS v3), or, when map_ok (v2), also a mapping of name -> server. The
+ * array gets one spare slot for the v2 top-level connection (read_v2_server). */
+static int read_servers(rd *r, const json_t *root, bool map_ok)
+{
+	pb_contract *c = r->c;
+	json_t *v = json_object_get(root, "servers"), *s;
+	char at[AT_MAX];
+	int rc;
+	if (!v)
+		return PB_OK;
+	if (!json_is_array(v) && !(map_ok && json_is_object(v)))
+		return failf(r, PB_EINVAL, "servers", "expected a list%s, got %s", map_ok ? " or a mapping" : "",
+			     kind_name(v));
+	size_t n = json_is_array(v) ? json_array_size(v) : json_object_size(v);
+	if (n > PB_CONTRACT_MAX_SERVERS)
 		return failf(r, PB_ELIMIT, "servers", "more than %d servers", PB_CONTRACT_MAX_SERVERS);
-	c->servers = calloc(json_array_size(list) + 1, sizeof *c->servers);
+	c->servers = calloc(n + 1, sizeof *c->servers);
 	if (!c->servers)
 		return oom(r);
-	size_t i;
-	json_t *s;
-	json_array_foreach(list, i, s) {
-		c->nservers = i + 1;
-		if ((rc = read_v3_server(r, s, i, &c->servers[i])))
-			return rc;
-		for (size_t k = 0; k < i; k++) {
-			if (strcmp(c->servers[k].name, c->servers[i].name))
-				continue;
-			char p[AT_MAX];
-			path_index(p, "", "servers", i);
-			if ((rc = warnf(r, p, "server name \"%s\" used twice; the first one is picked by name",
-					c->servers[i].name)))
+	if (json_is_array(v)) {
+		size_t i;
+		json_array_foreach(v, i, s) {
+			c->nservers = i + 1;
+			path_index(at, "", "servers", i);
+			if ((rc = read_one_server(r, s, at, NULL, &c->servers[i])) ||
+			    (rc = warn_same_server_name(r, i, at)))
 				return rc;
-			break;
 		}
+		return PB_OK;
+	}
+	const char *name;
+	json_object_foreach(v, name, s) {
+		size_t i = c->nservers++;
+		path_key(at, "servers", name);
+		if ((rc = read_one_server(r, s, at, name, &c->servers[i])) || (rc = warn_same_server_name(r, i, at)))
+			return rc;
 	}
 	return PB_OK;
 }
@@ -1438,7 +1460,7 @@ static int read_v3(rd *r, const json_t *root)
 		if ((rc = read_v3_object(r, obj, i, &c->tables[i])))
 			goto out;
 	}
-	if ((rc = check_unique_tables(r, "schema", "name")) || (rc = read_servers(r, root)))
+	if ((rc = check_unique_tables(r, "schema", "name")) || (rc = read_servers(r, root, false)))
 		goto out;
 	rc = read_relationships(r, schema);
 out:
@@ -1454,7 +1476,7 @@ static const char *const v2_top_keys[] = {"apiVersion", "standardVersion", "kind
 	"productSlackChannel", "productFeedbackUrl", "server", "database", "driver", "driverVersion",
 	"username", "password", "project", "schedulerAppName", "dataset", "price", "stakeholders", "roles",
 	"slaDefaultColumn", "slaProperties", "tags", "customProperties", "systemInstance",
-	"contractCreatedTs", NULL};
+	"contractCreatedTs", "servers", NULL};
 static const char *const v2_table_keys[] = {"table", "physicalName", "priorTableName", "description",
 	"authoritativeDefinitions", "dataGranularity", "quality", "columns", "tags", "customProperties",
 	"businessName", NULL};
@@ -1585,7 +1607,8 @@ static const char *driver_type(const char *driver)
 	return NULL;
 }
 
-/* v2 keeps one connection at the top level: server, database, driver, sourceSystem. */
+/* v2 keeps one connection at the top level: server, database, driver, sourceSystem. It is
+ * the server named "default", after those of a `servers` block when the contract has one. */
 static int read_v2_server(rd *r, const json_t *root)
 {
 	static const char *const copied[] = {"database", "driver", "driverVersion", "username", "project",
@@ -1600,13 +1623,12 @@ static int read_v2_server(rd *r, const json_t *root)
 		goto out;
 	if (!server && !system && !json_object_get(root, "database") && !json_object_get(root, "driver"))
 		goto out;
-	c->servers = calloc(1, sizeof *c->servers);
-	if (!c->servers) {
+	/* after the servers of a `servers` block, if any: read_servers left a slot for it */
+	if (!c->servers && !(c->servers = calloc(1, sizeof *c->servers))) {
 		rc = oom(r);
 		goto out;
 	}
-	c->nservers = 1;
-	pb_server *s = &c->servers[0];
+	pb_server *s = &c->servers[c->nservers++];
 	/* server, host and port, then the copied fields */
 	s->fields = calloc(3 + sizeof copied / sizeof copied[0], sizeof *s->fields);
 	s->name = xstrdup("default");
@@ -1655,6 +1677,7 @@ static int read_v2_server(rd *r, const json_t *root)
 		goto out;
 	}
 	lower_ascii(s->type);
+	rc = warn_same_server_name(r, c->nservers - 1, "server");
 out:
 	free(server);
 	free(system);
@@ -1703,7 +1726,7 @@ static int read_v2(rd *r, const json_t *root)
 		if ((rc = read_v2_table(r, tj, base, i, &c->tables[i])))
 			return rc;
 	}
-	if ((rc = check_unique_tables(r, base, "table")))
+	if ((rc = check_unique_tables(r, base, "table")) || (rc = read_servers(r, root, true)))
 		return rc;
 	return read_v2_server(r, root);
 }

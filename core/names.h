@@ -35,6 +35,14 @@ bool pbname_is_ascii(const char *s, size_t len);
  * length in *keylen (may be NULL). NULL on no memory or text utf8proc refuses. */
 char *pbname_key(const char *s, size_t len, size_t *keylen);
 
+/* The same key written into caller memory (for callers whose allocations must go through
+ * their own allocator): pbname_key_room() gives the room needed, in 4-byte units (negative
+ * when utf8proc refuses the text); pbname_key_fill() writes the key (UTF-8, not
+ * NUL-terminated) into buf, which holds that many 4-byte units suitably aligned for
+ * int32_t, and returns its length in bytes (negative on error). */
+long pbname_key_room(const char *s, size_t len);
+long pbname_key_fill(const char *s, size_t len, void *buf, long room);
+
 /* Compares two keys, or ASCII names, which are their own keys once lower-cased: ASCII
  * letters are compared without case, other bytes as they are. strcmp-style result. */
 int pbname_keycmp(const char *a, const char *b);
@@ -45,5 +53,7 @@ int pbname_keycmp(const char *a, const char *b);
  * PB_PBI_NAME_SHOWN_BYTES + 4 bytes. */
 #define PB_PBI_NAME_SHOWN_BUF (PB_PBI_NAME_SHOWN_BYTES + 4)
 const char *pbname_shown(const char *s, char buf[PB_PBI_NAME_SHOWN_BUF]);
+/* The same for s[0..len) (valid UTF-8, need not be NUL-terminated). */
+const char *pbname_shown_n(const char *s, size_t len, char buf[PB_PBI_NAME_SHOWN_BUF]);
 
 #endif
