@@ -46,6 +46,8 @@
 
 #include "core/names.h"
 #include "core/yamltree.h"
+#include "runtime/json_out.h"
+#include "runtime/strbuf.h"
 #include "runtime/util.h"
 
 #define AT_MAX PB_ERR_MAX   /* a path only ever ends up in one message line */
@@ -216,7 +218,7 @@ static const char *kind_name(const json_t *v)
 /* new: a value as text (scalars as written, lists/mappings as compact JSON). */
 static char *value_text(const json_t *v)
 {
-	char buf[32];
+	char buf[JSON_OUT_DOUBLE_MAX];
 	switch (json_typeof(v)) {
 	case JSON_STRING:
 		return xstrndup(json_string_value(v), json_string_length(v));
@@ -228,8 +230,19 @@ static char *value_text(const json_t *v)
 		return xstrdup("true");
 	case JSON_FALSE:
 		return xstrdup("false");
-	default:
-		return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+	case JSON_REAL:
+		/* the shortest text that reads back the same: 2.002, not 2.0019999999999998 */
+		return json_out_double(json_real_value(v), buf) < 0 ? NULL : xstrdup(buf);
+	default: {
+		/* lists and mappings as compact JSON, their reals written the same way */
+		sbuf b;
+		sbuf_init(&b, PB_CONTRACT_MAX_BYTES);
+		if (json_out(&b, v, JSON_COMPACT)) {
+			sbuf_release(&b);
+			return NULL;
+		}
+		return sbuf_detach(&b, NULL);
+	}
 	}
 }
 

@@ -307,6 +307,54 @@ static void databricks_server_custom(void **state)
 	contract_free(c);
 }
 
+/* ODCS v2 with a `servers` block: a mapping of name -> server (the form v2-era contracts use)
+ * or a list; the top-level connection comes after, as "default". Numbers keep the text they
+ * were written with. */
+static void v2_servers_and_numbers(void **state)
+{
+	(void)state;
+	pb_contract *c = parse_ok("apiVersion: v2.2.2\nuuid: u\ndatasetName: d\nserver: db.example.com:5432\n"
+				  "driver: jdbc:postgresql\nservers:\n  production:\n    type: Snowflake\n"
+				  "    account: acme\n    database: SALES\n    schema: PUBLIC\n    warehouse: WH\n"
+				  "    ratio: 2.002\n    tiers: [0.1, 2.002, 3]\n  lake:\n    type: databricks\n"
+				  "    host: adb.example.net\n    customProperties:\n      - property: httpPath\n"
+				  "        value: /sql/1.0/x\n"
+				  "dataset:\n  - table: t\n    columns: [{column: a, logicalType: string}]\n");
+	assert_int_equal(c->nservers, 3);
+	assert_string_equal(c->servers[0].name, "production");
+	assert_string_equal(c->servers[0].type, "snowflake");
+	assert_string_equal(server_field(&c->servers[0], "schema"), "PUBLIC");
+	assert_string_equal(server_field(&c->servers[0], "ratio"), "2.002");
+	assert_string_equal(server_field(&c->servers[0], "tiers"), "[\"0.1\",\"2.002\",3]"); /* YAML floats stay text */
+	assert_string_equal(c->servers[1].name, "lake");
+	assert_string_equal(server_field(&c->servers[1], "httpPath"), "/sql/1.0/x");
+	assert_string_equal(c->servers[2].name, "default");
+	assert_string_equal(c->servers[2].type, "postgresql");
+	assert_false(has_warning(c, "servers: unknown"));
+	contract_free(c);
+	c = parse_ok("uuid: u\nservers:\n  - server: s\n    type: databricks\n    catalog: c\n"
+		     "dataset:\n  - table: t\n    columns: [{column: a}]\n");
+	assert_int_equal(c->nservers, 1);
+	assert_string_equal(server_field(&c->servers[0], "catalog"), "c");
+	contract_free(c);
+	expect_error("uuid: u\nservers: snowflake\ndataset:\n  - table: t\n    columns: [{column: a}]\n",
+		     "servers: expected a list or a mapping, got text");
+	expect_error("uuid: u\nservers:\n  p: {account: a}\ndataset:\n  - table: t\n    columns: [{column: a}]\n",
+		     "servers.p.type: required");
+	/* ODCS v3 keeps its list */
+	expect_error(V3_HEAD "servers:\n  p: {type: snowflake}\nschema:\n  - name: a\n    properties: [{name: x}]\n",
+		     "servers: expected a list, got a mapping");
+	/* JSON numbers: the shortest text that reads back the same, not 17 digits */
+	c = parse_ok("{\"apiVersion\":\"v3.1.0\",\"kind\":\"DataContract\",\"id\":\"t\",\"version\":\"1\","
+		     "\"status\":\"draft\",\"servers\":[{\"server\":\"p\",\"type\":\"snowflake\",\"ratio\":2.002,"
+		     "\"big\":0.30000000000000004,\"tiers\":[0.1,2.002,{\"x\":1e300}]}],"
+		     "\"schema\":[{\"name\":\"a\",\"properties\":[{\"name\":\"x\"}]}]}");
+	assert_string_equal(server_field(&c->servers[0], "ratio"), "2.002");
+	assert_string_equal(server_field(&c->servers[0], "big"), "0.30000000000000004");
+	assert_string_equal(server_field(&c->servers[0], "tiers"), "[0.1,2.002,{\"x\":1e300}]");
+	contract_free(c);
+}
+
 /* ---- the JSON shape ---------------------------------------------------------------- */
 
 static void to_json_shape(void **state)
@@ -813,6 +861,7 @@ int main(void)
 		cmocka_unit_test(v2_list_shape),
 		cmocka_unit_test(v2_tables_variant),
 		cmocka_unit_test(databricks_server_custom),
+		cmocka_unit_test(v2_servers_and_numbers),
 		cmocka_unit_test(to_json_shape),
 		cmocka_unit_test(unknown_logical_type),
 		cmocka_unit_test(yaml_syntax_error_has_line_and_column),
