@@ -5,15 +5,10 @@
 # (corpus: $PBIPORT_CORPUS, skipped when absent) (TAP output).
 set -u
 cd "$(dirname "$0")/../.."
-BIN=${PBIPORT_BIN:-$PWD/bin/pbiport}
+. tests/cli/lib/tap.sh
 FIX=tests/fixtures/render/contracts
 ORDERS=examples/contracts/orders.odcs.yaml
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 unset PBIPORT_TEMPLATE_PATH
-n=0; failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() { if eval "$2"; then ok "$1"; else not_ok "$1"; fi; }
 
 "$BIN" tmdl "$ORDERS" >"$tmp/out" 2>"$tmp/err"; rc=$?
 check "stdout render exits 0, quiet stderr" '[ $rc -eq 0 ] && [ ! -s "$tmp/err" ]'
@@ -208,5 +203,4 @@ else
   echo "SKIP: corpus not found ($CORPUS)"
 fi
 
-echo "1..$n"
-[ $failed -eq 0 ]
+tap_done

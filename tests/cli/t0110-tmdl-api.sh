@@ -5,34 +5,15 @@
 # Power BI would refuse (too long, look-alikes) with 400 (TAP output).
 set -u
 cd "$(dirname "$0")/../.."
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-# a private copy, so a rebuild of the working tree during the run cannot swap it
-mkdir "$tmp/bin" && cp "${PBIPORT_BIN:-$PWD/bin/pbiport}" "$tmp/bin/pbiport" && ln -s pbiport "$tmp/bin/pbiport.fcgi"
-BIN="$tmp/bin/pbiport"
-FCGI="$tmp/bin/pbiport.fcgi"
-n=0; failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; sed 's/^/#   /' "$tmp/resp" "$tmp/log" 2>/dev/null | head -20; }
-check() { if eval "$2"; then ok "$1"; else not_ok "$1"; fi; }
+. tests/cli/lib/tap.sh
 
 export PBIPORT_DB="$tmp/pbiport.db"
 unset REMOTE_USER HTTP_AUTHORIZATION PBIPORT_MAX_BODY PBIPORT_TEMPLATE_PATH APPLICATION_POWERBI_WEB_ENABLED \
       APPLICATION_INGESTIONS_ENABLED APPLICATION_ENCRYPTION_KEYS APPLICATION_SECURITY_REMEMBERME_KEY
 
-# req METHOD URI [NAME=value ...]: one CGI request, body from $BODY; sets $status, $tmp/body.
-req() {
-  local method=$1 uri=$2; shift 2
-  local query=""; case $uri in *\?*) query=${uri#*\?};; esac
-  env REQUEST_METHOD="$method" REQUEST_URI="$uri" QUERY_STRING="$query" "$@" \
-    "$FCGI" <"${BODY:-/dev/null}" >"$tmp/resp" 2>"$tmp/log"
-  status=$(sed -n '1s/^Status: \([0-9]*\) .*/\1/p' "$tmp/resp" | tr -d '\r')
-  sed '1,/^\r$/d' "$tmp/resp" >"$tmp/body"
-}
 import() {  # FILE: POST it as YAML as alice
-  BODY=$1 req POST /api/data-products CONTENT_TYPE=application/yaml CONTENT_LENGTH="$(wc -c <"$1")" REMOTE_USER=alice
+  BODY=$1 cgi POST /api/data-products CONTENT_TYPE=application/yaml CONTENT_LENGTH="$(wc -c <"$1")" REMOTE_USER=alice
 }
-json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if ($1) else 1)" "$tmp/body"; }
-jget() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($1)" "$tmp/body"; }
 message() { jget 'd["error"]["message"]'; }
 
 "$BIN" migrate 2>/dev/null && "$BIN" org create acme >/dev/null && "$BIN" user add alice --org acme --role owner >/dev/null
@@ -65,13 +46,13 @@ check "a contract whose servers lack values imports" '[ "$status" = 201 ]'
 SF=$(jget '[p["id"] for p in d["output_ports"] if p["name"] == "sf"][0]')
 DBX=$(jget '[p["id"] for p in d["output_ports"] if p["name"] == "dbx"][0]')
 
-req GET "/api/output-ports/$SF/tmdl" REMOTE_USER=alice
+cgi GET "/api/output-ports/$SF/tmdl" REMOTE_USER=alice
 check "dry run: every missing value in one 422, named as query parameters" '[ "$status" = 422 ] && [ "$(message)" = "server \"sf\" (snowflake): no warehouse or schema; add \"warehouse\" and \"schema\" to the server or pass ?warehouse= and ?schema=" ]'
-req GET "/api/output-ports/$DBX/tmdl" REMOTE_USER=alice
+cgi GET "/api/output-ports/$DBX/tmdl" REMOTE_USER=alice
 check "dry run: ?http_path=, not --http-path" '[ "$status" = 422 ] && json "d[\"error\"][\"message\"].endswith(\"or pass ?http_path=\") and \"--\" not in d[\"error\"][\"message\"]"'
-req GET "/api/output-ports/$SF/tmdl?warehouse=WH&schema=PUBLIC" REMOTE_USER=alice
+cgi GET "/api/output-ports/$SF/tmdl?warehouse=WH&schema=PUBLIC" REMOTE_USER=alice
 check "dry run with ?warehouse= and ?schema=: 200" '[ "$status" = 200 ] && json "any(\"{[Name=\\\"PUBLIC\\\",Kind=\\\"Schema\\\"]}\" in f[\"content\"] for f in d[\"files\"])"'
-req GET "/api/output-ports/$DBX/tmdl?http_path=%2Fsql%2F1.0%2Fwarehouses%2Fabc&catalog=ignored" REMOTE_USER=alice
+cgi GET "/api/output-ports/$DBX/tmdl?http_path=%2Fsql%2F1.0%2Fwarehouses%2Fabc&catalog=ignored" REMOTE_USER=alice
 check "dry run with ?http_path=; the server's own catalog wins" '[ "$status" = 200 ] && json "any(\"DatabricksCatalog = \\\"main\\\"\" in f[\"content\"] for f in d[\"files\"]) and not any(\"ignored\" in f[\"content\"] for f in d[\"files\"])"'
 
 # names Power BI refuses are refused at import, naming the object and the limit
@@ -91,5 +72,4 @@ check "look-alike table names: 400 as duplicates" '[ "$status" = 400 ] && json "
 import "$tmp/ok.yaml"
 check "512 characters of 3 bytes each: imported" '[ "$status" = 201 ]'
 
-echo "1..$n"
-[ $failed -eq 0 ]
+tap_done
