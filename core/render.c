@@ -552,7 +552,8 @@ static int collect_files(lua_State *L, pb_files *out, char *err)
 		f->content[clen] = '\0';
 		lua_pop(L, 1);
 	}
-	qsort(out->v, out->n, sizeof *out->v, cmp_file);
+	if (out->n)     /* an empty result has no array to sort */
+		qsort(out->v, out->n, sizeof *out->v, cmp_file);
 out:
 	if (rc)
 		pb_files_release(out);
@@ -678,7 +679,7 @@ static int check_mode(const char *mode, const char **norm, char *err)
 static bool has_file(const pb_files *f, const char *path)
 {
 	pb_file key = { .path = (char *)path };
-	return bsearch(&key, f->v, f->n, sizeof *f->v, cmp_file) != NULL;
+	return f->n && bsearch(&key, f->v, f->n, sizeof *f->v, cmp_file) != NULL;
 }
 
 /* What every semantic model definition holds: a template that returns less fails here,
