@@ -24,8 +24,12 @@
  *    physical type (user-defined types such as `Name`) contradicts nothing. Missing
  *    logicalType is inferred from physicalType.
  *  - v2 logical types are free text, mapped leniently (unknown text -> string, warned).
- *  - Tables need columns; table names and column names (per table) are unique without
- *    case, as Power BI compares them.
+ *  - Tables need columns. Table and column names are at most 512 characters (UTF-16 units),
+ *    Power BI's limit, and table names and column names (per table) are unique as Power BI
+ *    compares them: without case and after Unicode normalization (core/names.h).
+ *  - v2: a `servers` block (a list, or a mapping of name -> server) is read like v3's, and
+ *    the top-level connection (server, database, driver, sourceSystem) becomes the server
+ *    "default" after them.
  *  - Relationships (v3.1.0): object-level from/to and property-level `to`, written
  *    `table.column` or `schema/<object-id>/properties/<property-id>`. Composite keys,
  *    references to other contracts and references to absent columns are skipped with
@@ -708,7 +712,7 @@ static bool contradicts(const char *logical, pclass pc, int scale)
  * *canon gets the canonical logical type (static) or NULL when none is written. */
 static int check_v3_types(rd *r, const json_t *prop, const char *at, const char **canon)
 {
-	char *logical = NULL, *physical = NULL, p[AT_MAX];
+	char *logical = NULL, *physical = NULL, p[AT_MAX], s1[PB_PBI_NAME_SHOWN_BUF], s2[PB_PBI_NAME_SHOWN_BUF];
 	int prec = -1, scale = -1;
 	int rc;
 	*canon = NULL;
@@ -720,13 +724,14 @@ static int check_v3_types(rd *r, const json_t *prop, const char *at, const char 
 	*canon = v3_type(logical);
 	if (!*canon) {
 		path_key(p, at, "logicalType");
-		rc = failf(r, PB_EINVAL, p, "unknown type \"%s\"", logical);
+		rc = failf(r, PB_EINVAL, p, "unknown type \"%s\"", pbname_shown(logical, s1));
 		goto out;
 	}
 	pclass pc = type_class(physical, &prec, &scale); /* before reading scale */
 	if (physical && contradicts(*canon, pc, scale)) {
 		path_key(p, at, "logicalType");
-		rc = failf(r, PB_EINVAL, p, "\"%s\" contradicts physicalType \"%s\"", logical, physical);
+		rc = failf(r, PB_EINVAL, p, "\"%s\" contradicts physicalType \"%s\"", pbname_shown(logical, s1),
+			   pbname_shown(physical, s2));
 	}
 out:
 	free(logical);
@@ -827,7 +832,7 @@ static int finish_column(rd *r, pb_column *col, const char *logical)
 
 static int read_v3_property(rd *r, const json_t *prop, const char *tat, size_t j, pb_column *col)
 {
-	char at[AT_MAX];
+	char at[AT_MAX], shown[PB_PBI_NAME_SHOWN_BUF];
 	const char *canon = NULL;
 	long long pos = 0;
 	int rc;
@@ -860,10 +865,10 @@ static int read_v3_property(rd *r, const json_t *prop, const char *tat, size_t j
 		const char *what = canon ? canon : "struct";
 		if (inner)
 			rc = warnf(r, at, "\"%s\" is %s %s: kept as one text column (JSON); its %zu nested %s",
-				   col->name, what[0] == 'a' || what[0] == 'o' ? "an" : "a", what, inner,
+				   pbname_shown(col->name, shown), what[0] == 'a' || what[0] == 'o' ? "an" : "a", what, inner,
 				   inner == 1 ? "field is not a column" : "fields are not columns");
 		else
-			rc = warnf(r, at, "\"%s\" is %s %s: kept as one text column (JSON)", col->name,
+			rc = warnf(r, at, "\"%s\" is %s %s: kept as one text column (JSON)", pbname_shown(col->name, shown),
 				   what[0] == 'a' || what[0] == 'o' ? "an" : "a", what);
 		if (rc)
 			return rc;
@@ -906,10 +911,10 @@ static int check_unique_tables(rd *r, const char *list_path, const char *name_ke
 
 static int no_columns(rd *r, const char *at, const char *key, const char *table)
 {
-	char p[AT_MAX];
+	char p[AT_MAX], shown[PB_PBI_NAME_SHOWN_BUF];
 	path_key(p, at, key);
 	return failf(r, PB_EINVAL, p, "table \"%s\" has no columns (Power BI cannot have a table without columns)",
-		     table);
+		     pbname_shown(table, shown));
 }
 
 /* Lists of tables and columns: present, a list, not empty, not over the limit. */
@@ -1274,11 +1279,11 @@ static int add_relationship(rd *r, const pb_relationship *rel)
 
 static int missing_ref(rd *r, const char *at, const char *key, const char *ref, ref_result res)
 {
-	char p[AT_MAX];
+	char p[AT_MAX], shown[PB_PBI_NAME_SHOWN_BUF];
 	path_key(p, at, key);
 	if (res == REF_EXTERNAL)
-		return warnf(r, p, "\"%s\" refers to another contract; relationship skipped", ref);
-	return warnf(r, p, "\"%s\" names no column of this contract; relationship skipped", ref);
+		return warnf(r, p, "\"%s\" refers to another contract; relationship skipped", pbname_shown(ref, shown));
+	return warnf(r, p, "\"%s\" names no column of this contract; relationship skipped", pbname_shown(ref, shown));
 }
 
 /* One relationship; from_ti/from_cj give the implied `from` of a property-level one

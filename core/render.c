@@ -185,8 +185,9 @@ static int resolve_target(const pb_contract *c, const render_opts *o, render_tar
 			sbuf_init(&names, PB_ERR_MAX);
 			for (size_t i = 0; i < c->nservers; i++)
 				sbuf_addf(&names, "%s%s", i ? ", " : "", c->servers[i].name);
+			char shown[PB_PBI_NAME_SHOWN_BUF];
 			rc = pb_err(err, PB_EINVAL, "no server named \"%s\" in the contract (servers: %s)",
-				    o->server, c->nservers ? sbuf_str(&names) : "none");
+				    pbname_shown(o->server, shown), c->nservers ? sbuf_str(&names) : "none");
 			sbuf_release(&names);
 			return rc;
 		}

@@ -136,12 +136,14 @@ local function build(ctx)
 			local t = by_source[tname]
 			if not t then
 				error(format("relationship %s.%s -> %s.%s: no table '%s' in the contract",
-					r.from_table, r.from_column, r.to_table, r.to_column, tname), 0)
+					shown(r.from_table), shown(r.from_column), shown(r.to_table), shown(r.to_column),
+					shown(tname)), 0)
 			end
 			local col = t.column_by_source[cname]
 			if not col then
 				error(format("relationship %s.%s -> %s.%s: table '%s' has no column '%s'",
-					r.from_table, r.from_column, r.to_table, r.to_column, tname, cname), 0)
+					shown(r.from_table), shown(r.from_column), shown(r.to_table), shown(r.to_column),
+					shown(tname), shown(cname)), 0)
 			end
 			return t, col
 		end
