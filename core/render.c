@@ -174,9 +174,13 @@ static int resolve_target(const pb_contract *c, const render_opts *o, render_tar
 
 	memset(t, 0, sizeof *t);
 	if (!o->server && nonempty(o->type)) {
-		/* a type without a server name: the first server of that type, else the options */
+		/* a type without a server name: the first server of that type, else the first that
+		 * does not say its type (a v2 connection), else none: the options alone */
 		for (size_t i = 0; !s && i < c->nservers; i++)
 			if (str_ieq(c->servers[i].type, o->type))
+				s = &c->servers[i];
+		for (size_t i = 0; !s && i < c->nservers; i++)
+			if (!strcmp(c->servers[i].type, "custom"))
 				s = &c->servers[i];
 	} else if (c->nservers || o->server) {
 		s = contract_server(c, o->server);

@@ -53,9 +53,9 @@ typedef struct render_opts {
 	const char *server;         /* server name; NULL = the contract's first server */
 	const char *mode;           /* "import" (default) or "directquery" (any case) */
 	/* What the server lacks; the server's own values win. `type` without `server` picks the
-	 * contract's first server of that type, or, when it has none (or no servers at all), a
-	 * server made from these values; with `server` it applies when that server's type is
-	 * unknown ("custom": a v2 connection that does not say what it is). */
+	 * contract's first server of that type, else its first server whose type is unknown
+	 * ("custom": a v2 connection that does not say what it is), else none: a server made
+	 * from these values; with `server` it applies when that server's type is unknown. */
 	const char *type;           /* snowflake or databricks */
 	const char *host;           /* server host (Snowflake: when it has no account either) */
 	const char *warehouse;      /* Snowflake warehouse */

@@ -488,6 +488,16 @@ static void missing_values(void **state)
 		fail_msg("%s", err);
 	assert_non_null(strstr(find(&f, "definition/expressions.tmdl")->content, "SnowflakeHost = \"v2.example.com\""));
 	pb_files_release(&f);
+	/* --type alone picks the first server of that type, else the first of unknown type */
+	pb_contract v2only = contract;
+	v2only.servers = &servers[10];
+	v2only.nservers = 1;
+	assert_string_equal(servers[10].name, "v2");
+	v2.server = NULL;
+	if (tmdl_render(&v2only, &v2, &f, err))
+		fail_msg("%s", err);
+	assert_non_null(strstr(find(&f, "definition/expressions.tmdl")->content, "SnowflakeDatabase = \"DB\""));
+	pb_files_release(&f);
 	render_opts pg = { .params = RENDER_PARAMS_CLI, .type = "snowflake" };
 	expect_error("pg", &pg, PB_EINVAL, "server type postgresql is not supported for Power BI (snowflake, databricks)");
 
