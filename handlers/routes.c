@@ -8,7 +8,8 @@
 static const char *const contract_types[] = {
 	"application/yaml", "application/x-yaml", "text/yaml", "application/json", NULL,
 };
-static const char *const tmdl_query[] = { "host", "warehouse", "http_path", "mode", NULL };
+static const char *const tmdl_query[] = { "type", "host", "warehouse", "database", "http_path", "catalog", "schema",
+					   "mode", NULL };
 static const char *const json_types[] = { "application/json", NULL };
 /* push rows: a JSON array, NDJSON or CSV with a header row */
 static const char *const rows_types[] = {
