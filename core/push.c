@@ -4,7 +4,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,39 +266,172 @@ static int add_json_string(sbuf *out, const char *s, size_t len)
 	return 0;
 }
 
-/* The JSON number grammar (RFC 8259 §6). */
-static bool json_number_text(const char *s, size_t len)
+/* ---- numbers ----
+ * A number's text: [+|-]digits[.digits][(e|E)[+|-]digits], at least one mantissa digit. Ranges
+ * are checked on the digits themselves (no floating-point rounding decides), and the value is
+ * sent as strict JSON (RFC 8259 §6). */
+typedef struct num_text {
+	const char *s;
+	size_t len;
+	bool neg;
+	bool json;                /* already strict JSON: sent as it is */
+	bool zero;                /* every digit is 0 */
+	bool integral;            /* no non-zero digit below the units */
+	size_t int_at, int_len;   /* digits before the point */
+	size_t frac_at, frac_len; /* digits after it */
+	size_t exp_at;            /* the exponent part ("e+3"), len when there is none */
+	long exp;                 /* its value, saturated at +-NUM_EXP_MAX */
+	long top;                 /* power of ten of the first non-zero digit */
+} num_text;
+
+/* Exponents past this are out of every column type's range however the digits read. */
+#define NUM_EXP_MAX 100000L
+
+static bool is_digit(char c)
+{
+	return (unsigned)(c - '0') < 10u;
+}
+
+static bool num_scan(const char *s, size_t len, num_text *n)
 {
 	size_t i = 0;
-	if (i < len && s[i] == '-')
+	bool plus = false, point = false, eneg = false;
+	long first = LONG_MIN, last = 0;
+	memset(n, 0, sizeof *n);
+	n->s = s;
+	n->len = len;
+	if (i < len && (s[i] == '-' || s[i] == '+')) {
+		n->neg = s[i] == '-';
+		plus = !n->neg;
 		i++;
-	if (i >= len)
-		return false;
-	if (s[i] == '0')
+	}
+	n->int_at = i;
+	while (i < len && is_digit(s[i]))
 		i++;
-	else if (s[i] >= '1' && s[i] <= '9')
-		while (i < len && isdigit((unsigned char)s[i]))
-			i++;
-	else
-		return false;
+	n->int_len = i - n->int_at;
 	if (i < len && s[i] == '.') {
-		size_t d = ++i;
-		while (i < len && isdigit((unsigned char)s[i]))
+		point = true;
+		n->frac_at = ++i;
+		while (i < len && is_digit(s[i]))
 			i++;
-		if (i == d)
-			return false;
+		n->frac_len = i - n->frac_at;
 	}
+	if (!n->int_len && !n->frac_len)
+		return false;
+	n->exp_at = i;
 	if (i < len && (s[i] == 'e' || s[i] == 'E')) {
-		i++;
-		if (i < len && (s[i] == '+' || s[i] == '-'))
-			i++;
-		size_t d = i;
-		while (i < len && isdigit((unsigned char)s[i]))
-			i++;
+		size_t d;
+		if (++i < len && (s[i] == '+' || s[i] == '-'))
+			eneg = s[i++] == '-';
+		for (d = i; i < len && is_digit(s[i]); i++)
+			if (n->exp < NUM_EXP_MAX)
+				n->exp = n->exp * 10 + (s[i] - '0');
 		if (i == d)
 			return false;
+		if (eneg)
+			n->exp = -n->exp;
 	}
-	return i == len;
+	if (i != len)
+		return false;
+	n->json = !plus && n->int_len && (n->int_len == 1 || s[n->int_at] != '0') && (!point || n->frac_len);
+	for (size_t k = 0; k < n->int_len; k++)
+		if (s[n->int_at + k] != '0') {
+			last = (long)(n->int_len - 1 - k);
+			if (first == LONG_MIN)
+				first = last;
+		}
+	for (size_t k = 0; k < n->frac_len; k++)
+		if (s[n->frac_at + k] != '0') {
+			last = -(long)(k + 1);
+			if (first == LONG_MIN)
+				first = last;
+		}
+	n->zero = first == LONG_MIN;
+	n->top = n->zero ? 0 : first + n->exp;
+	n->integral = n->zero || last + n->exp >= 0;
+	return true;
+}
+
+/* The digit of the value's power of ten p ('0' outside the written digits). */
+static char num_digit(const num_text *n, long p)
+{
+	long q = p - n->exp; /* its power in the mantissa as written */
+	if (q >= 0 && (size_t)q < n->int_len)
+		return n->s[n->int_at + n->int_len - 1 - (size_t)q];
+	if (q < 0 && (size_t)(-q) <= n->frac_len)
+		return n->s[n->frac_at + (size_t)(-q) - 1];
+	return '0';
+}
+
+/* Appends the number as strict JSON: no '+' sign, no leading zeros, no empty fraction. */
+static int num_add_json(const num_text *n, sbuf *out)
+{
+	if (n->json)
+		return sbuf_add(out, n->s, n->len);
+	size_t k = 0;
+	while (k + 1 < n->int_len && n->s[n->int_at + k] == '0')
+		k++;
+	if ((n->neg && sbuf_addc(out, '-')) ||
+	    (n->int_len ? sbuf_add(out, n->s + n->int_at + k, n->int_len - k) : sbuf_addc(out, '0')) ||
+	    (n->frac_len && (sbuf_addc(out, '.') || sbuf_add(out, n->s + n->frac_at, n->frac_len))))
+		return -1;
+	return sbuf_add(out, n->s + n->exp_at, n->len - n->exp_at);
+}
+
+/* Power BI's ranges (api-dataset-properties: "Int64.MaxValue and Int64.MinValue not allowed",
+ * "Double.MaxValue and Double.MinValue values not allowed. NaN not supported", "Decimal
+ * precision=28, scale=4"). */
+static int out_of_range(char *err, push_type t, const char *s, size_t len)
+{
+	static const char *const why[] = {
+		[PUSH_INT64] = "Power BI takes -9223372036854775807 to 9223372036854775806",
+		[PUSH_DOUBLE] = "Power BI takes finite numbers smaller in magnitude than 1.7976931348623157e308",
+		[PUSH_DECIMAL] = "precision 28, scale 4: Power BI takes at most 24 digits before the decimal point",
+	};
+	return pb_err(err, PB_EINVAL, "'%.*s%s' is out of range for %s (%s)", (int)(len > 60 ? 60 : len), s,
+		      len > 60 ? "…" : "", push_type_name(t), t <= PUSH_DECIMAL ? why[t] : "");
+}
+
+/* Int64: a whole number (42, 42.0, 4.2e1) within Power BI's range, sent as plain digits. */
+static int convert_int64(const num_text *n, sbuf *out, char *err)
+{
+	char digits[24];
+	size_t k = 0;
+	if (!n->integral)
+		return pb_err(err, PB_EINVAL, "'%.*s%s' is not a valid Int64 (not a whole number)",
+			      (int)(n->len > 60 ? 60 : n->len), n->s, n->len > 60 ? "…" : "");
+	if (n->top > 18)
+		return out_of_range(err, PUSH_INT64, n->s, n->len);
+	if (n->neg && !n->zero)
+		digits[k++] = '-';
+	if (n->zero)
+		digits[k++] = '0';
+	else
+		for (long p = n->top; p >= 0; p--)
+			digits[k++] = num_digit(n, p);
+	/* 19 digits: compare with Int64.MaxValue (excluded) and -Int64.MaxValue (the lowest allowed) */
+	if (n->top == 18 && memcmp(digits + (n->neg ? 1 : 0), n->neg ? "9223372036854775807" : "9223372036854775806",
+				   19) > 0)
+		return out_of_range(err, PUSH_INT64, n->s, n->len);
+	return sbuf_add(out, digits, k) ? pb_err(err, PB_ENOMEM, "a chunk is too large") : 0;
+}
+
+/* Double and Decimal: finite and within range; the text is kept (no rounding on the way). */
+static int convert_real(push_type t, const num_text *n, sbuf *out, char *err)
+{
+	if (!n->zero && n->top >= (t == PUSH_DECIMAL ? 24 : 309))
+		return out_of_range(err, t, n->s, n->len);
+	if (t == PUSH_DOUBLE && !n->zero && n->top == 308) {
+		/* 1e308 .. 9.99e308: only the value tells whether it passes Double.MaxValue */
+		char *copy = xstrndup(n->s, n->len);
+		if (!copy)
+			return pb_err(err, PB_ENOMEM, "out of memory");
+		double d = strtod(copy, NULL);
+		free(copy);
+		if (!isfinite(d) || fabs(d) >= DBL_MAX)
+			return out_of_range(err, t, n->s, n->len);
+	}
+	return num_add_json(n, out) ? pb_err(err, PB_ENOMEM, "a chunk is too large") : 0;
 }
 
 static bool all_digits(const char *s, size_t a, size_t b)
@@ -309,14 +444,22 @@ static bool all_digits(const char *s, size_t a, size_t b)
 	return true;
 }
 
-/* YYYY-MM-DD[(T| )HH:MM[:SS[.f+]]][Z|(+|-)HH:MM] */
+static int two_digits(const char *s)
+{
+	return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+/* YYYY-MM-DD[(T| )HH:MM[:SS[.f+]]][Z|(+|-)HH:MM], a date that exists (year 0001 to 9999, as .NET's
+ * DateTime, which Power BI parses with: no 30 February, no second 60, offsets up to 14:00). */
 static bool datetime_text(const char *s, size_t len)
 {
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 	if (len < 10 || !all_digits(s, 0, 4) || s[4] != '-' || !all_digits(s, 5, 7) || s[7] != '-' ||
 	    !all_digits(s, 8, 10))
 		return false;
-	int mon = (s[5] - '0') * 10 + (s[6] - '0'), day = (s[8] - '0') * 10 + (s[9] - '0');
-	if (mon < 1 || mon > 12 || day < 1 || day > 31)
+	int year = two_digits(s) * 100 + two_digits(s + 2), mon = two_digits(s + 5), day = two_digits(s + 8);
+	bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+	if (!year || mon < 1 || mon > 12 || day < 1 || day > mdays[mon - 1] || (mon == 2 && day == 29 && !leap))
 		return false;
 	size_t i = 10;
 	if (i == len)
@@ -324,12 +467,11 @@ static bool datetime_text(const char *s, size_t len)
 	if ((s[i] != 'T' && s[i] != ' ') || len < i + 6 || !all_digits(s, i + 1, i + 3) || s[i + 3] != ':' ||
 	    !all_digits(s, i + 4, i + 6))
 		return false;
-	int hh = (s[i + 1] - '0') * 10 + (s[i + 2] - '0'), mm = (s[i + 4] - '0') * 10 + (s[i + 5] - '0');
-	if (hh > 23 || mm > 59)
+	if (two_digits(s + i + 1) > 23 || two_digits(s + i + 4) > 59)
 		return false;
 	i += 6;
 	if (i + 3 <= len && s[i] == ':' && all_digits(s, i + 1, i + 3)) {
-		if ((s[i + 1] - '0') * 10 + (s[i + 2] - '0') > 60)
+		if (two_digits(s + i + 1) > 59)
 			return false;
 		i += 3;
 		if (i < len && s[i] == '.') {
@@ -345,7 +487,8 @@ static bool datetime_text(const char *s, size_t len)
 	if (s[i] == 'Z' && i + 1 == len)
 		return true;
 	return (s[i] == '+' || s[i] == '-') && i + 6 == len && all_digits(s, i + 1, i + 3) && s[i + 3] == ':' &&
-	       all_digits(s, i + 4, i + 6);
+	       all_digits(s, i + 4, i + 6) && two_digits(s + i + 4) <= 59 &&
+	       two_digits(s + i + 1) * 60 + two_digits(s + i + 4) <= 14 * 60;
 }
 
 static void trim(const char **s, size_t *len)
@@ -379,39 +522,14 @@ int push_convert_text(push_type t, const char *s, size_t len, bool quoted, sbuf 
 	trim(&s, &len);
 	if (!len)
 		return sbuf_adds(out, "null") ? pb_err(err, PB_ENOMEM, "a chunk is too large") : 0;
-	char num[64];
+	num_text n;
 	switch (t) {
-	case PUSH_INT64: {
-		if (len >= sizeof num)
-			return bad_value(err, t, s, len);
-		memcpy(num, s, len);
-		num[len] = '\0';
-		char *end = NULL;
-		errno = 0;
-		long long v = strtoll(num, &end, 10);
-		if (errno || end == num || *end) {
-			/* 42.0 and 1e3 are whole numbers too */
-			double d = strtod(num, &end);
-			if (*end || !isfinite(d) || d != floor(d) || fabs(d) >= 9.2e18)
-				return bad_value(err, t, s, len);
-			v = (long long)d;
-		}
-		return sbuf_addf(out, "%lld", v) ? pb_err(err, PB_ENOMEM, "a chunk is too large") : 0;
-	}
+	case PUSH_INT64:
 	case PUSH_DOUBLE:
-	case PUSH_DECIMAL: {
-		if (json_number_text(s, len))
-			return sbuf_add(out, s, len) ? pb_err(err, PB_ENOMEM, "a chunk is too large") : 0;
-		if (len >= sizeof num)
+	case PUSH_DECIMAL:
+		if (!num_scan(s, len, &n))
 			return bad_value(err, t, s, len);
-		memcpy(num, s, len);
-		num[len] = '\0';
-		char *end = NULL;
-		double d = strtod(num, &end);
-		if (end == num || *end || !isfinite(d))
-			return bad_value(err, t, s, len);
-		return sbuf_addf(out, "%.17g", d) ? pb_err(err, PB_ENOMEM, "a chunk is too large") : 0;
-	}
+		return t == PUSH_INT64 ? convert_int64(&n, out, err) : convert_real(t, &n, out, err);
 	case PUSH_BOOLEAN: {
 		bool v;
 		if ((len == 4 && !strncasecmp(s, "true", 4)) || (len == 1 && *s == '1'))
@@ -452,6 +570,10 @@ static int convert_json_value(push_type t, const json_t *v, sbuf *out, char *err
 		if (t == PUSH_BOOLEAN || t == PUSH_DATETIME)
 			return pb_err(err, PB_EINVAL, "a number is not a valid %s", push_type_name(t));
 		xsnprintf(num, sizeof num, "%.17g", json_real_value(v));
+		/* read as a double, a whole number past 2^53 may have changed on the way in */
+		if (t == PUSH_INT64 && fabs(json_real_value(v)) > 9007199254740992.0)
+			return pb_err(err, PB_EINVAL, "%s, written with a fraction or an exponent, is too large to be read "
+				      "exactly as an Int64; write it as plain digits", num);
 		return t == PUSH_STRING ? (add_json_string(out, num, strlen(num)) ? PB_ENOMEM : 0)
 					: push_convert_text(t, num, strlen(num), false, out, err);
 	case JSON_TRUE:
@@ -492,6 +614,8 @@ struct push_reader {
 	int *col_of_field;        /* header position -> column index */
 	size_t nheader;
 	bool record_has_data;
+	bool started;             /* past a UTF-8 byte order mark (Excel writes one) */
+	unsigned bom;             /* bytes of it seen so far */
 	/* JSON array */
 	enum json_state js;
 	int depth;
@@ -602,6 +726,22 @@ static int csv_record(push_reader *rd, char *err)
 	return rc;
 }
 
+/* An error in the field being read: "header, column 2: ..." or "row 12, column 'amount': ...". */
+static int csv_field_error(push_reader *rd, const char *what, char *err)
+{
+	size_t f = rd->nfields ? rd->nfields : 1;
+	if (!rd->have_header)
+		return pb_err(err, PB_EINVAL, "header, column %zu: %s", f, what);
+	if (f <= rd->nheader)
+		return pb_err(err, PB_EINVAL, "row %zu, column '%s': %s", rd->rows + 1,
+			      rd->t->cols[rd->col_of_field[f - 1]].name, what);
+	return pb_err(err, PB_EINVAL, "row %zu, field %zu (the header has %zu): %s", rd->rows + 1, f, rd->nheader, what);
+}
+
+/* Bytes that end a run of an unquoted field: the separators, and what RFC 4180 does not allow
+ * there (a quote, which only a quoted field may hold, doubled; a NUL). */
+static const unsigned char csv_stop[256] = { [','] = 1, ['\n'] = 1, ['\r'] = 1, ['"'] = 1, [0] = 1 };
+
 static int csv_field_begin(push_reader *rd, char *err)
 {
 	if (rd->nfields == rd->cap_fields) {
@@ -628,8 +768,19 @@ static int csv_field_begin(push_reader *rd, char *err)
 
 static int csv_feed(push_reader *rd, const char *p, size_t n, char *err)
 {
+	static const unsigned char bom[3] = { 0xEF, 0xBB, 0xBF };
 	int rc = 0;
 	size_t i = 0;
+	while (!rd->started && i < n) {
+		if ((unsigned char)p[i] != bom[rd->bom]) {
+			if (rd->bom)
+				return pb_err(err, PB_EINVAL, "the body starts with an incomplete UTF-8 byte order mark");
+			rd->started = true;
+			break;
+		}
+		i++;
+		rd->started = ++rd->bom == sizeof bom;
+	}
 	while (i < n && !rc) {
 		char c = p[i];
 		switch (rd->cs) {
@@ -655,7 +806,7 @@ static int csv_feed(push_reader *rd, const char *p, size_t n, char *err)
 		case CSV_UNQUOTED: {
 			/* copy a run of plain bytes at once */
 			size_t j = i;
-			while (j < n && p[j] != ',' && p[j] != '\n' && p[j] != '\r')
+			while (j < n && !csv_stop[(unsigned char)p[j]])
 				j++;
 			if (j > i) {
 				if (sbuf_add(&rd->line, p + i, j - i)) {
@@ -669,6 +820,16 @@ static int csv_feed(push_reader *rd, const char *p, size_t n, char *err)
 			if (i >= n)
 				break;
 			c = p[i++];
+			if (c == '"') {
+				rc = csv_field_error(rd, "a quote inside a field that does not start with one (RFC 4180: quote "
+							 "the whole field and double the quotes inside it)",
+						     err);
+				break;
+			}
+			if (!c) {
+				rc = csv_field_error(rd, "a NUL byte (CSV is text)", err);
+				break;
+			}
 			if (c == ',') {
 				rd->record_has_data = true;
 				rd->cs = CSV_FIELD_START;
@@ -679,9 +840,12 @@ static int csv_feed(push_reader *rd, const char *p, size_t n, char *err)
 			continue;
 		}
 		case CSV_QUOTED: {
-			size_t j = i;
-			while (j < n && p[j] != '"')
-				j++;
+			const char *q = memchr(p + i, '"', n - i);
+			size_t j = q ? (size_t)(q - p) : n;
+			if (memchr(p + i, '\0', j - i)) {
+				rc = csv_field_error(rd, "a NUL byte (CSV is text)", err);
+				break;
+			}
 			if (j > i && sbuf_add(&rd->line, p + i, j - i)) {
 				rc = pb_err(err, PB_EINVAL, "row %zu is longer than %u bytes", rd->rows + 1, PB_PUSH_ROW_MAX_BYTES);
 				break;
@@ -707,8 +871,9 @@ static int csv_feed(push_reader *rd, const char *p, size_t n, char *err)
 				i++;
 				rc = csv_record(rd, err);
 			} else {
-				rc = pb_err(err, PB_EINVAL, "row %zu, field %zu: a quoted field must end at its closing quote",
-					    rd->rows + (rd->have_header ? 1 : 0), rd->nfields);
+				rc = csv_field_error(rd, "a quoted field must end at its closing quote (RFC 4180: a quote inside "
+							 "it is doubled)",
+						     err);
 			}
 			continue;
 		}
@@ -733,11 +898,117 @@ static int csv_finish(push_reader *rd, char *err)
 
 /* ---- JSON rows (one object) ---- */
 
+static size_t skip_ws(const char *t, size_t len, size_t i)
+{
+	while (i < len && isspace((unsigned char)t[i]))
+		i++;
+	return i;
+}
+
+/* The index just after the JSON value (or string) that starts at t[i]. */
+static size_t skip_json_value(const char *t, size_t len, size_t i)
+{
+	int depth = 0;
+	bool in_string = false, escape = false;
+	for (; i < len; i++) {
+		char c = t[i];
+		if (in_string) {
+			if (escape)
+				escape = false;
+			else if (c == '\\')
+				escape = true;
+			else if (c == '"') {
+				in_string = false;
+				if (!depth)
+					return i + 1;
+			}
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == '{' || c == '[') {
+			depth++;
+		} else if (c == '}' || c == ']') {
+			if (!depth)
+				return i; /* the enclosing object ends: so does the scalar before it */
+			if (!--depth)
+				return i + 1;
+		} else if (!depth && (c == ',' || isspace((unsigned char)c))) {
+			return i;
+		}
+	}
+	return i;
+}
+
+/* The member of the row object text whose value holds byte pos - 1 (jansson reports the end of
+ * the token it stopped at): *key is its name as written (with the quotes), *val its value. */
+static bool member_at(const char *t, size_t len, size_t pos, const char **key, size_t *key_len, const char **val,
+		      size_t *val_len)
+{
+	size_t i = skip_ws(t, len, 0);
+	if (i >= len || t[i++] != '{')
+		return false;
+	for (;;) {
+		i = skip_ws(t, len, i);
+		if (i >= len || t[i] != '"')
+			return false;
+		size_t ks = i;
+		i = skip_json_value(t, len, i);
+		size_t ke = i;
+		i = skip_ws(t, len, i);
+		if (i >= len || t[i] != ':')
+			return false;
+		size_t vs = skip_ws(t, len, i + 1);
+		i = skip_json_value(t, len, vs);
+		if (pos > vs && pos <= i) {
+			*key = t + ks;
+			*key_len = ke - ks;
+			*val = t + vs;
+			*val_len = i - vs;
+			return true;
+		}
+		i = skip_ws(t, len, i);
+		if (i >= len || t[i++] != ',')
+			return false;
+	}
+}
+
+/* jansson refused a number it cannot hold (1e400, or an integer past 64 bits): name the row and
+ * column, and say what the column's type makes of the number's text. */
+static int json_number_error(push_reader *rd, const char *text, size_t len, const json_error_t *je, char *err)
+{
+	const char *key, *val;
+	size_t key_len, val_len;
+	json_t *name = NULL;
+	sbuf scratch;
+	int rc, c;
+	if (je->position <= 0 || !member_at(text, len, (size_t)je->position, &key, &key_len, &val, &val_len) ||
+	    !(name = json_loadb(key, key_len, JSON_DECODE_ANY, NULL)) || !json_is_string(name))
+		rc = pb_err(err, PB_EINVAL, "row %zu: not valid JSON: %s", rd->rows + 1, je->text);
+	else if ((c = find_column(rd->t, json_string_value(name))) < 0)
+		rc = pb_err(err, PB_EINVAL, "row %zu, column '%.100s': not a column of table '%s'", rd->rows + 1,
+			    json_string_value(name), rd->t->name);
+	else {
+		sbuf_init(&scratch, 4 * PB_PUSH_STRING_MAX_CHARS);
+		rc = push_convert_text(rd->t->cols[c].type, val, val_len, false, &scratch, err);
+		sbuf_release(&scratch);
+		if (rc == PB_EINVAL)
+			rc = row_error(rd, rd->t->cols[c].name, err);
+		else if (!rc)
+			rc = pb_err(err, PB_EINVAL, "row %zu, column '%s': the number %.*s has more digits than a JSON number "
+				    "is read with; send it as a string (\"%.*s\")",
+				    rd->rows + 1, rd->t->cols[c].name, (int)(val_len > 60 ? 60 : val_len), val,
+				    (int)(val_len > 60 ? 60 : val_len), val);
+	}
+	json_decref(name);
+	return rc;
+}
+
 static int json_row(push_reader *rd, const char *text, size_t len, char *err)
 {
 	json_error_t je;
 	int rc = 0;
 	json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	if (!o && (strstr(je.text, "number overflow") || strstr(je.text, "too big integer")))
+		return json_number_error(rd, text, len, &je, err);
 	if (!o)
 		return pb_err(err, PB_EINVAL, "row %zu: not valid JSON: %s", rd->rows + 1, je.text);
 	if (!json_is_object(o)) {

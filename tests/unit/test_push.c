@@ -139,12 +139,59 @@ static void values_convert_to_the_column_type(void **state)
 	expect_convert(PUSH_INT64, "4.5", false, NULL);
 	expect_convert(PUSH_INT64, "abc", false, NULL);
 	expect_convert(PUSH_INT64, "99999999999999999999", false, NULL);
+	/* Power BI's Int64: Int64.MaxValue and Int64.MinValue are not allowed */
+	expect_convert(PUSH_INT64, "9223372036854775806", false, "9223372036854775806");
+	expect_convert(PUSH_INT64, "9223372036854775807", false, NULL);
+	expect_convert(PUSH_INT64, "-9223372036854775807", false, "-9223372036854775807");
+	expect_convert(PUSH_INT64, "-9223372036854775808", false, NULL);
+	expect_convert(PUSH_INT64, "1e18", false, "1000000000000000000");
+	expect_convert(PUSH_INT64, "4.2e1", false, "42");
+	expect_convert(PUSH_INT64, "4200e-2", false, "42");
+	expect_convert(PUSH_INT64, "+5", false, "5");
+	expect_convert(PUSH_INT64, "007", false, "7");
+	expect_convert(PUSH_INT64, "-0", false, "0");
+	expect_convert(PUSH_INT64, "1e400", false, NULL);
+	expect_convert(PUSH_INT64, "1e-400", false, NULL);
+	expect_convert(PUSH_INT64, "0x10", false, NULL);
+	expect_convert(PUSH_INT64, "1e99999999999999999999", false, NULL);
 	expect_convert(PUSH_DOUBLE, "2.5", false, "2.5");
 	expect_convert(PUSH_DOUBLE, "-1e3", false, "-1e3");
 	expect_convert(PUSH_DOUBLE, "1.", false, "1");
 	expect_convert(PUSH_DOUBLE, "nan", false, NULL);
 	expect_convert(PUSH_DOUBLE, "inf", false, NULL);
+	expect_convert(PUSH_DOUBLE, "Infinity", false, NULL);
+	expect_convert(PUSH_DOUBLE, "0x1p3", false, NULL);
+	/* finite, and below Double.MaxValue (which Power BI does not allow either) */
+	expect_convert(PUSH_DOUBLE, "1e400", false, NULL);
+	expect_convert(PUSH_DOUBLE, "-1e400", false, NULL);
+	expect_convert(PUSH_DOUBLE, "1.7976931348623157e308", false, NULL);
+	expect_convert(PUSH_DOUBLE, "-1.7976931348623157e308", false, NULL);
+	expect_convert(PUSH_DOUBLE, "1e309", false, NULL);
+	expect_convert(PUSH_DOUBLE, "1.7976931348623155e308", false, "1.7976931348623155e308");
+	expect_convert(PUSH_DOUBLE, "1e308", false, "1e308");
+	expect_convert(PUSH_DOUBLE, "0.000001e-300", false, "0.000001e-300");
+	expect_convert(PUSH_DOUBLE, "+2.5", false, "2.5");
+	expect_convert(PUSH_DOUBLE, ".5", false, "0.5");
+	expect_convert(PUSH_DOUBLE, "00.5E+1", false, "0.5E+1");
+	expect_convert(PUSH_DOUBLE, "1e", false, NULL);
+	expect_convert(PUSH_DOUBLE, ".", false, NULL);
 	expect_convert(PUSH_DECIMAL, "0.1234", false, "0.1234");
+	/* Decimal: precision 28, scale 4, so at most 24 digits before the point */
+	expect_convert(PUSH_DECIMAL, "999999999999999999999999.9999", false, "999999999999999999999999.9999");
+	expect_convert(PUSH_DECIMAL, "-1e23", false, "-1e23");
+	expect_convert(PUSH_DECIMAL, "1e24", false, NULL);
+	expect_convert(PUSH_DECIMAL, "1000000000000000000000000", false, NULL);
+	expect_convert(PUSH_DECIMAL, "1e400", false, NULL);
+	char err[PB_ERR_MAX];
+	sbuf o;
+	sbuf_init(&o, 256);
+	assert_int_equal(push_convert_text(PUSH_DOUBLE, "1e400", 5, false, &o, err), PB_EINVAL);
+	assert_non_null(strstr(err, "out of range for Double"));
+	assert_int_equal(push_convert_text(PUSH_INT64, "9223372036854775807", 19, false, &o, err), PB_EINVAL);
+	assert_non_null(strstr(err, "out of range for Int64"));
+	assert_int_equal(push_convert_text(PUSH_DECIMAL, "1e24", 4, false, &o, err), PB_EINVAL);
+	assert_non_null(strstr(err, "out of range for Decimal"));
+	sbuf_release(&o);
 	expect_convert(PUSH_BOOLEAN, "true", false, "true");
 	expect_convert(PUSH_BOOLEAN, "FALSE", false, "false");
 	expect_convert(PUSH_BOOLEAN, "1", false, "true");
@@ -154,6 +201,16 @@ static void values_convert_to_the_column_type(void **state)
 	expect_convert(PUSH_DATETIME, "2026-11-26 10:11+02:00", false, "\"2026-11-26 10:11+02:00\"");
 	expect_convert(PUSH_DATETIME, "2026-13-01", false, NULL);
 	expect_convert(PUSH_DATETIME, "yesterday", false, NULL);
+	/* dates that exist, as .NET's DateTime reads them */
+	expect_convert(PUSH_DATETIME, "2026-02-29", false, NULL);
+	expect_convert(PUSH_DATETIME, "2024-02-29", false, "\"2024-02-29\"");
+	expect_convert(PUSH_DATETIME, "2000-02-29", false, "\"2000-02-29\"");
+	expect_convert(PUSH_DATETIME, "1900-02-29", false, NULL);
+	expect_convert(PUSH_DATETIME, "2026-04-31", false, NULL);
+	expect_convert(PUSH_DATETIME, "0000-01-01", false, NULL);
+	expect_convert(PUSH_DATETIME, "2026-01-01T23:59:60", false, NULL);
+	expect_convert(PUSH_DATETIME, "2026-01-01T10:00+14:00", false, "\"2026-01-01T10:00+14:00\"");
+	expect_convert(PUSH_DATETIME, "2026-01-01T10:00+14:01", false, NULL);
 	expect_convert(PUSH_STRING, "a \"b\"\n\\c\x01", true, "\"a \\\"b\\\"\\n\\\\c\\u0001\"");
 	expect_convert(PUSH_STRING, "", true, "\"\"");
 	expect_convert(PUSH_STRING, "", false, "null");
@@ -164,7 +221,6 @@ static void values_convert_to_the_column_type(void **state)
 	expect_convert(PUSH_STRING, long_text, true, NULL);
 	long_text[4000] = '\0';
 	sbuf out;
-	char err[PB_ERR_MAX];
 	sbuf_init(&out, 1 << 16);
 	assert_int_equal(push_convert_text(PUSH_STRING, long_text, 4000, false, &out, err), 0);
 	sbuf_release(&out);
@@ -205,20 +261,25 @@ static int collect(void *ctx, const char *rows, size_t len, size_t nrows, char *
 }
 
 /* Reads text with the reader, whole (step 0) or step bytes at a time. */
-static int read_all(const push_table *t, push_format f, size_t chunk_rows, const char *text, size_t step, collected *c,
-		    char *err)
+static int read_all_n(const push_table *t, push_format f, size_t chunk_rows, const char *text, size_t len, size_t step,
+		      collected *c, char *err)
 {
 	push_reader *rd = NULL;
 	memset(c, 0, sizeof *c);
 	c->rows = json_array();
 	int rc = push_reader_new(t, f, chunk_rows, collect, c, &rd, err);
-	size_t len = strlen(text);
 	for (size_t i = 0; !rc && i < len; i += step ? step : len)
 		rc = push_reader_feed(rd, text + i, step && i + step < len ? step : len - i, err);
 	if (!rc)
 		rc = push_reader_finish(rd, err);
 	push_reader_free(rd);
 	return rc;
+}
+
+static int read_all(const push_table *t, push_format f, size_t chunk_rows, const char *text, size_t step, collected *c,
+		    char *err)
+{
+	return read_all_n(t, f, chunk_rows, text, strlen(text), step, c, err);
 }
 
 static void csv_rows_are_converted_in_chunks(void **state)
@@ -284,7 +345,20 @@ static void bad_rows_name_row_and_column(void **state)
 		{ PUSH_FMT_CSV, "id,id\n1,2\n", "appears twice" },
 		{ PUSH_FMT_CSV, "id,paid\n1,true\n2\n", "row 2: 1 fields, the header has 2" },
 		{ PUSH_FMT_CSV, "id,label\n1,\"open\n", "not closed" },
-		{ PUSH_FMT_CSV, "id,label\n1,\"a\"b\n", "closing quote" },
+		{ PUSH_FMT_CSV, "id,label\n1,\"a\"b\n", "row 1, column 'label': a quoted field must end at its closing quote" },
+		/* RFC 4180: a quote only inside a quoted field */
+		{ PUSH_FMT_CSV, "id,label\n1,x\n2,ab\"c\n", "row 2, column 'label': a quote inside a field" },
+		{ PUSH_FMT_CSV, "id,la\"bel\n1,x\n", "header, column 2: a quote inside a field" },
+		{ PUSH_FMT_CSV, "label,amount\n1,1e400\n", "row 1, column 'amount': '1e400' is out of range for Double" },
+		{ PUSH_FMT_CSV, "\xEF\xBBid\n1\n", "incomplete UTF-8 byte order mark" },
+		{ PUSH_FMT_JSON, "[{\"amount\":1},{\"amount\": 1e400}]", "row 2, column 'amount': '1e400' is out of range" },
+		{ PUSH_FMT_JSON, "[{\"label\":\"}\", \"id\" : 99999999999999999999 }]", "row 1, column 'id': '99999999999999999999' is out of range for Int64" },
+		{ PUSH_FMT_JSON, "[{\"amount\":99999999999999999999}]", "row 1, column 'amount': the number 99999999999999999999" },
+		{ PUSH_FMT_JSON, "[{\"nope\":1e400}]", "row 1, column 'nope': not a column" },
+		{ PUSH_FMT_JSON, "[{\"id\":1e300}]", "row 1, column 'id'" },
+		{ PUSH_FMT_NDJSON, "{\"id\":1}\n{\"price\":{\"a\":[1]},\"price\":-1e999}\n", "row 2" },
+		{ PUSH_FMT_NDJSON, "{\"id\":1}\n{\"amount\":\"1e400\"}\n", "row 2, column 'amount': '1e400' is out of range" },
+		{ PUSH_FMT_NDJSON, "{\"price\":\"1e24\"}\n", "row 1, column 'price': '1e24' is out of range for Decimal" },
 		{ PUSH_FMT_CSV, "", "no header row" },
 		{ PUSH_FMT_NDJSON, "{\"id\":1}\n\n{\"id\":\"x\"}\n", "row 2, column 'id'" },
 		{ PUSH_FMT_NDJSON, "{\"id\":1}\n[1]\n", "row 2: a row must be a JSON object" },
@@ -303,6 +377,37 @@ static void bad_rows_name_row_and_column(void **state)
 			if (rc != PB_EINVAL || !strstr(err, cases[i].want))
 				fail_msg("case %zu (step %zu): rc %d, message '%s', wanted '%s'", i, step, rc, err, cases[i].want);
 		}
+	}
+	push_schema_release(&s);
+}
+
+/* RFC 4180 and Excel: a UTF-8 byte order mark is skipped, a raw NUL is refused wherever it is. */
+static void csv_bom_and_nul(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	push_schema s;
+	collected c;
+	assert_int_equal(parse_schema(SALES, &s, err), 0);
+	const push_table *t = &s.tables[0];
+	for (size_t step = 0; step <= 2; step++) {
+		assert_int_equal(read_all(t, PUSH_FMT_CSV, 10, "\xEF\xBB\xBFid,label\r\n1,a\r\n", step, &c, err), 0);
+		assert_int_equal(json_array_size(c.rows), 1);
+		assert_int_equal(json_integer_value(json_object_get(json_array_get(c.rows, 0), "id")), 1);
+		json_decref(c.rows);
+	}
+	static const char unquoted[] = "id,label\n1,a\0b\n", quoted[] = "id,label\n1,x\n2,\"a\0b\"\n",
+			  header[] = "id,la\0bel\n";
+	for (size_t step = 0; step <= 3; step += 3) {
+		assert_int_equal(read_all_n(t, PUSH_FMT_CSV, 10, unquoted, sizeof unquoted - 1, step, &c, err), PB_EINVAL);
+		json_decref(c.rows);
+		assert_non_null(strstr(err, "row 1, column 'label': a NUL byte"));
+		assert_int_equal(read_all_n(t, PUSH_FMT_CSV, 10, quoted, sizeof quoted - 1, step, &c, err), PB_EINVAL);
+		json_decref(c.rows);
+		assert_non_null(strstr(err, "row 2, column 'label': a NUL byte"));
+		assert_int_equal(read_all_n(t, PUSH_FMT_CSV, 10, header, sizeof header - 1, step, &c, err), PB_EINVAL);
+		json_decref(c.rows);
+		assert_non_null(strstr(err, "header, column 2: a NUL byte"));
 	}
 	push_schema_release(&s);
 }
@@ -660,6 +765,7 @@ int main(void)
 		cmocka_unit_test(values_convert_to_the_column_type),
 		cmocka_unit_test(csv_rows_are_converted_in_chunks),
 		cmocka_unit_test(bad_rows_name_row_and_column),
+		cmocka_unit_test(csv_bom_and_nul),
 		cmocka_unit_test(json_and_ndjson_rows),
 		cmocka_unit_test(media_types),
 		cmocka_unit_test(limiter_keeps_every_window),
