@@ -116,11 +116,13 @@ typedef struct push_limits {
 	long pending;           /* requests in flight per dataset */
 	long big_table_rows;    /* a table holding this many rows slows the dataset to: */
 	long big_per_hour;      /* requests per hour */
+	long inflight_ms;       /* how long a request may still be under way at Power BI (not scaled) */
 } push_limits;
 
-/* Power BI's limits times scale (each at least 1). */
+/* Power BI's limits times scale (each at least 1); inflight_ms PB_PUSH_INFLIGHT_STALE_MS. */
 void push_limits_scaled(double scale, push_limits *out);
-/* From PBIPORT_PUSH_RATE_SCALE (a positive number; default 1). PB_EINVAL naming it. */
+/* From PBIPORT_PUSH_RATE_SCALE (a positive number; default 1) and PBIPORT_PUSH_INFLIGHT_S
+ * (seconds; default PB_PUSH_INFLIGHT_STALE_MS / 1000). PB_EINVAL naming the variable. */
 int push_limits_from_env(push_limits *out, char *err);
 
 /* Asks for one request of rows rows to dataset_key at now_ms, the biggest table holding
@@ -163,6 +165,12 @@ int push_dataset_create(pb_db *db, const pb_config *cfg, const push_caller *who,
 			int *status, struct json_t **reply, const char **warning, char *err);
 int push_dataset_get(pb_db *db, const push_caller *who, const char *id, struct json_t **reply, char *err);
 int push_datasets_list(pb_db *db, const push_caller *who, struct json_t **reply, char *err);
+/* Handles DELETE /api/push-datasets/{id}: deletes the dataset in Power BI (already gone there
+ * counts as deleted), then pbiport's record. Who may write rows to it may delete it (owners,
+ * members of the connection's team); anyone else gets PB_ENOTFOUND. *status 204 (*reply NULL),
+ * or an error status with *reply an error body (the record is kept). */
+int push_dataset_delete(pb_db *db, const pb_config *cfg, const push_caller *who, const char *id, int *status,
+			struct json_t **reply, char *err);
 
 /* Where a body comes from: read() returns bytes read, 0 at the end, -1 on error. */
 typedef struct push_source {
