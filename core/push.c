@@ -2394,28 +2394,32 @@ out:
 	return rc;
 }
 
-/* Power BI's count of the table's rows, read while no other write can change it: *quiet false
- * (and *rows unset) when another write was or may have been under way, or pbiport's own count
- * changed meanwhile. *count_rc / count_err: Power BI's failure to count (0 when it counted). */
-static int quiet_count(send_ctx *sc, const chunk_ref *mine, long *tracked, long long *rows, bool *quiet, bool *stuck,
-		       int *count_rc, char *count_err, char *err)
+/* Power BI's count of a table read while no other write could change it. */
+typedef struct table_count {
+	long tracked;             /* pbiport's count */
+	long long counted;        /* Power BI's (when count_rc is 0 and quiet) */
+	bool quiet;               /* false: another write was or may have been under way, or pbiport's count moved */
+	bool stuck;               /* another chunk of the table has an unknown outcome (others_sending) */
+	int count_rc;             /* Power BI could not count: count_err says why */
+	char count_err[PB_ERR_MAX];
+} table_count;
+
+static int quiet_count(send_ctx *sc, const chunk_ref *mine, table_count *tc, char *err)
 {
-	bool busy = false, busy2 = false, stuck2 = false;
+	bool busy = false;
 	long again = 0;
 	int rc;
-	*quiet = false;
-	*count_rc = 0;
-	if ((rc = others_sending(sc, mine, pb_epoch_ms(), &busy, stuck, err)) || busy || *stuck ||
-	    (rc = table_rows_get(sc->db, sc->d->id, sc->table, tracked, err)))
+	memset(tc, 0, sizeof *tc);
+	if ((rc = others_sending(sc, mine, pb_epoch_ms(), &busy, &tc->stuck, err)) || busy || tc->stuck ||
+	    (rc = table_rows_get(sc->db, sc->d->id, sc->table, &tc->tracked, err)))
 		return rc;
-	if ((*count_rc = powerbi_table_row_count(sc->api, sc->d->workspace_id, sc->d->powerbi_id, sc->table, rows,
-						 count_err)))
+	if ((tc->count_rc = powerbi_table_row_count(sc->api, sc->d->workspace_id, sc->d->powerbi_id, sc->table,
+						    &tc->counted, tc->count_err)))
 		return 0;
-	if ((rc = others_sending(sc, mine, pb_epoch_ms(), &busy2, &stuck2, err)) ||
+	if ((rc = others_sending(sc, mine, pb_epoch_ms(), &busy, &tc->stuck, err)) ||
 	    (rc = table_rows_get(sc->db, sc->d->id, sc->table, &again, err)))
 		return rc;
-	*stuck = stuck2;
-	*quiet = !busy2 && !stuck2 && again == *tracked;
+	tc->quiet = !busy && !tc->stuck && again == tc->tracked;
 	return 0;
 }
 
@@ -2428,55 +2432,51 @@ static int quiet_count(send_ctx *sc, const chunk_ref *mine, long *tracked, long 
  * pbiport's own database. */
 static int chunk_outcome_find(send_ctx *sc, const chunk_ref *c, chunk_outcome *out, int64_t *wait_ms, char *why, char *err)
 {
-	char cerr[PB_ERR_MAX];
-	long tracked = 0;
-	long long counted = 0;
-	bool quiet = false, stuck = false;
-	int crc = 0;
+	table_count tc;
 	*wait_ms = 0;
-	int rc = quiet_count(sc, c, &tracked, &counted, &quiet, &stuck, &crc, cerr, err);
+	int rc = quiet_count(sc, c, &tc, err);
 	if (rc)
 		return rc;
-	if (stuck) {
+	if (tc.stuck) {
 		*out = OUTCOME_UNKNOWN;
 		return pb_err(why, PB_OK, "another upload to table '%s' also has rows whose outcome is unknown, so the "
 			      "row count cannot tell them apart", sc->table);
 	}
-	if (crc) {
-		bool again = crc == PB_ELIMIT || sc->api->last.status == 429 || sc->api->last.status >= 500 ||
+	if (tc.count_rc) {
+		bool again = tc.count_rc == PB_ELIMIT || sc->api->last.status == 429 || sc->api->last.status >= 500 ||
 			     !sc->api->last.status;
 		*out = again ? OUTCOME_WAIT : OUTCOME_UNKNOWN;
 		*wait_ms = sc->api->last.retry_after_s > 0 ? sc->api->last.retry_after_s * 1000 : PB_PUSH_OUTCOME_RETRY_MS;
-		return pb_err(why, PB_OK, "Power BI could not count the rows of table '%s': %s", sc->table, cerr);
+		return pb_err(why, PB_OK, "Power BI could not count the rows of table '%s': %s", sc->table, tc.count_err);
 	}
-	if (!quiet) {
+	if (!tc.quiet) {
 		*out = OUTCOME_WAIT;
 		*wait_ms = PB_PUSH_OUTCOME_POLL_MS;
 		return pb_err(why, PB_OK, "other rows are being sent to dataset '%s'", sc->d->name);
 	}
-	long with = tracked + c->nrows < sc->retention_cap ? tracked + c->nrows : sc->retention_cap;
-	if (with == tracked) {
+	long with = tc.tracked + c->nrows < sc->retention_cap ? tc.tracked + c->nrows : sc->retention_cap;
+	if (with == tc.tracked) {
 		*out = OUTCOME_UNKNOWN;
 		return pb_err(why, PB_OK, "table '%s' holds the %ld rows its basicFIFO retention keeps, so its row count "
-			      "does not change when rows are added", sc->table, tracked);
+			      "does not change when rows are added", sc->table, tc.tracked);
 	}
-	if (counted == with) {
+	if (tc.counted == with) {
 		*out = OUTCOME_ADDED;
 		return 0;
 	}
-	if (counted == tracked) {
+	if (tc.counted == tc.tracked) {
 		int64_t left = c->sending_at_ms + sc->lim.inflight_ms - pb_epoch_ms();
 		*out = left > 0 ? OUTCOME_WAIT : OUTCOME_NOT_ADDED;
 		*wait_ms = left > 0 ? left : 0;
-		return left > 0 ? pb_err(why, PB_OK, "Power BI does not hold them yet; the request may still be under "
-						     "way there for %lld s",
+		return left > 0 ? pb_err(why, PB_OK, "Power BI does not hold them yet; the request may still be under way "
+						     "there for %lld s",
 					 (long long)((left + 999) / 1000))
 				: 0;
 	}
 	*out = OUTCOME_UNKNOWN;
 	return pb_err(why, PB_OK, "Power BI counts %lld rows in table '%s' where pbiport expected %ld without them or "
 		      "%ld with them: another program writes to this table, or earlier rows had an unknown outcome",
-		      counted, sc->table, tracked, with);
+		      tc.counted, sc->table, tc.tracked, with);
 }
 
 /* Before a job sends anything: when nothing else writes to the table, pbiport's count of it
@@ -2484,23 +2484,19 @@ static int chunk_outcome_find(send_ctx *sc, const chunk_ref *c, chunk_outcome *o
  * outside pbiport, or with an unknown outcome). Best effort: a count that fails changes nothing. */
 static int table_rows_sync(send_ctx *sc, char *err)
 {
-	char cerr[PB_ERR_MAX];
-	long tracked = 0;
-	long long counted = 0;
-	bool quiet = false, stuck = false;
-	int crc = 0;
-	int rc = quiet_count(sc, NULL, &tracked, &counted, &quiet, &stuck, &crc, cerr, err);
-	if (rc || !quiet)
+	table_count tc;
+	int rc = quiet_count(sc, NULL, &tc, err);
+	if (rc || (!tc.count_rc && !tc.quiet) || tc.stuck)
 		return rc;
-	if (crc) {
-		log_event("warn", NULL, "push dataset %s table '%s': %s", sc->d->id, sc->table, cerr);
+	if (tc.count_rc) {
+		log_event("warn", NULL, "push dataset %s table '%s': %s", sc->d->id, sc->table, tc.count_err);
 		return 0;
 	}
-	if (counted == tracked)
+	if (tc.counted == tc.tracked)
 		return 0;
 	log_event("info", NULL, "push dataset %s table '%s': Power BI holds %lld rows, pbiport counted %ld; taking Power BI's",
-		  sc->d->id, sc->table, counted, tracked);
-	return table_rows_add(sc->db, sc->d->id, sc->table, (long)counted, 0, true, err);
+		  sc->d->id, sc->table, tc.counted, tc.tracked);
+	return table_rows_add(sc->db, sc->d->id, sc->table, (long)tc.counted, 0, true, err);
 }
 
 /* ---- spooling a body ---- */
