@@ -2108,11 +2108,11 @@ static long retention_cap(const push_ds *d)
 }
 
 /* ---- spooled chunks (push_chunks) ----
- * A chunk is 'queued' until a POST of it is granted; it is marked 'sending' (with the limiter's
- * ticket and the time) in the transaction that grants it, leaves the table in the transaction
- * that adds its rows to the table's count once Power BI accepted it, and goes back to 'queued'
- * when Power BI answered without adding it. A chunk found 'sending' may or may not have been
- * added: chunk_outcome finds out from the table's row count. */
+ * A chunk is queued until a POST of it is granted; it is marked sending (a push_sending row with
+ * the limiter's ticket and the time) in the transaction that grants it, leaves both tables in the
+ * transaction that adds its rows to the table's count once Power BI accepted it, and is queued
+ * again when Power BI answered without adding it. A chunk found sending may or may not have been
+ * added: chunk_outcome_find finds out from the table's row count. */
 
 /* The row of an upload (seq -1, rows_json = the job id) that names the job owning its chunks. */
 #define SPOOL_OWNER_SEQ (-1)
@@ -2125,66 +2125,65 @@ typedef struct chunk_ref {
 	int64_t ticket;           /* 0: none */
 } chunk_ref;
 
-static int chunk_insert(pb_db *db, const char *upload, long seq, const char *ds_id, const char *table, const char *rows,
-			size_t len, size_t nrows, char *err)
+static int chunk_insert(pb_db *db, const char *upload, long seq, const char *rows, size_t len, size_t nrows, char *err)
 {
 	sqlite3_stmt *st = NULL;
 	char now[PB_TIME_BUF];
 	pb_now(now);
-	int rc = db_prepare(db, "INSERT INTO push_chunks (upload_id, seq, nrows, rows_json, created_at, dataset_id, "
-				"table_name) VALUES (?, ?, ?, ?, ?, ?, ?)",
+	int rc = db_prepare(db, "INSERT INTO push_chunks (upload_id, seq, nrows, rows_json, created_at) VALUES (?, ?, ?, ?, ?)",
 			    &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, upload, err))) {
 		sqlite3_bind_int64(st, 2, seq);
 		sqlite3_bind_int64(st, 3, (sqlite3_int64)nrows);
 		if (sqlite3_bind_text(st, 4, rows, (int)len, SQLITE_STATIC) != SQLITE_OK)
 			rc = pb_err(err, PB_ENOMEM, "out of memory");
-		else if (!(rc = db_bind_text(st, 5, now, err)) && !(rc = db_bind_text(st, 6, ds_id, err)) &&
-			 !(rc = db_bind_text(st, 7, table, err)))
+		else if (!(rc = db_bind_text(st, 5, now, err)))
 			rc = db_exec(db, st, err);
 	}
 	db_done(st);
 	return rc;
 }
 
+/* Deletes from push_chunks and push_sending the upload's chunk seq, or all its rows (seq < 0). */
 static int chunks_drop(pb_db *db, const char *upload, long seq_or_all, char *err)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = db_prepare(db,
-			    seq_or_all < 0 ? "DELETE FROM push_chunks WHERE upload_id = ?"
-					   : "DELETE FROM push_chunks WHERE upload_id = ? AND seq = ?",
-			    &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, upload, err))) {
-		if (seq_or_all >= 0)
-			sqlite3_bind_int64(st, 2, seq_or_all);
-		rc = db_exec(db, st, err);
+	static const char *const all[] = { "DELETE FROM push_chunks WHERE upload_id = ?",
+					   "DELETE FROM push_sending WHERE upload_id = ?" };
+	static const char *const one[] = { "DELETE FROM push_chunks WHERE upload_id = ? AND seq = ?",
+					   "DELETE FROM push_sending WHERE upload_id = ? AND seq = ?" };
+	int rc = 0;
+	for (size_t i = 0; !rc && i < 2; i++) {
+		sqlite3_stmt *st = NULL;
+		rc = db_prepare(db, seq_or_all < 0 ? all[i] : one[i], &st, err);
+		if (!rc && !(rc = db_bind_text(st, 1, upload, err))) {
+			if (seq_or_all >= 0)
+				sqlite3_bind_int64(st, 2, seq_or_all);
+			rc = db_exec(db, st, err);
+		}
+		db_done(st);
 	}
-	db_done(st);
 	return rc;
 }
 
-/* sending: a POST of the chunk is about to go out under ticket (dataset and table are set again
- * for chunks spooled before they were recorded); else it is queued again. */
+/* sending: a POST of the chunk is about to go out under ticket; else it is queued again. */
 static int chunk_mark(pb_db *db, const char *upload, long seq, bool sending, const char *ds_id, const char *table,
 		      int64_t now_ms, int64_t ticket, char *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = db_prepare(db,
-			    sending ? "UPDATE push_chunks SET state = 'sending', sending_at_ms = ?, ticket = ?, dataset_id = ?, "
-				      "table_name = ? WHERE upload_id = ? AND seq = ?"
-				    : "UPDATE push_chunks SET state = 'queued', sending_at_ms = NULL, ticket = NULL "
-				      "WHERE upload_id = ? AND seq = ?",
+			    sending ? "INSERT INTO push_sending (upload_id, seq, dataset_id, table_name, sending_at_ms, ticket) "
+				      "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (upload_id, seq) DO UPDATE SET "
+				      "sending_at_ms = excluded.sending_at_ms, ticket = excluded.ticket"
+				    : "DELETE FROM push_sending WHERE upload_id = ? AND seq = ?",
 			    &st, err);
-	int at = sending ? 5 : 1;
-	if (!rc && sending) {
-		sqlite3_bind_int64(st, 1, now_ms);
-		sqlite3_bind_int64(st, 2, ticket);
-		if (!(rc = db_bind_text(st, 3, ds_id, err)))
-			rc = db_bind_text(st, 4, table, err);
-	}
-	if (!rc && !(rc = db_bind_text(st, at, upload, err))) {
-		sqlite3_bind_int64(st, at + 1, seq);
-		rc = db_exec(db, st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, upload, err))) {
+		sqlite3_bind_int64(st, 2, seq);
+		if (sending && !(rc = db_bind_text(st, 3, ds_id, err)) && !(rc = db_bind_text(st, 4, table, err))) {
+			sqlite3_bind_int64(st, 5, now_ms);
+			sqlite3_bind_int64(st, 6, ticket);
+		}
+		if (!rc)
+			rc = db_exec(db, st, err);
 	}
 	db_done(st);
 	return rc;
@@ -2195,13 +2194,14 @@ static int chunk_mark(pb_db *db, const char *upload, long seq, bool sending, con
 static int chunk_next(pb_db *db, const char *upload, chunk_ref *c, sbuf *body, char *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = db_prepare(db, "SELECT seq, nrows, rows_json, state, sending_at_ms, ticket FROM push_chunks "
-				"WHERE upload_id = ? AND seq >= 0 ORDER BY seq LIMIT 1",
+	int rc = db_prepare(db, "SELECT c.seq, c.nrows, c.rows_json, s.seq IS NOT NULL, s.sending_at_ms, s.ticket "
+				"FROM push_chunks c LEFT JOIN push_sending s ON s.upload_id = c.upload_id AND s.seq = c.seq "
+				"WHERE c.upload_id = ? AND c.seq >= 0 ORDER BY c.seq LIMIT 1",
 			    &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, upload, err)) && (rc = db_row(db, st, err)) == 1) {
 		c->seq = (long)sqlite3_column_int64(st, 0);
 		c->nrows = (long)sqlite3_column_int64(st, 1);
-		c->sending = !strcmp(db_col_text(st, 3), "sending");
+		c->sending = sqlite3_column_int(st, 3) != 0;
 		c->sending_at_ms = sqlite3_column_int64(st, 4);
 		c->ticket = sqlite3_column_int64(st, 5);
 		if (!(rc = rows_body(body, (const char *)sqlite3_column_text(st, 2), (size_t)sqlite3_column_bytes(st, 2), err)))
@@ -2375,8 +2375,8 @@ static int others_sending(send_ctx *sc, const chunk_ref *mine, int64_t now, bool
 	*busy = row == 1;
 	db_done(st);
 	st = NULL;
-	if ((rc = db_prepare(sc->db, "SELECT sending_at_ms FROM push_chunks WHERE state = 'sending' AND dataset_id = ? "
-				     "AND table_name = ? AND NOT (upload_id = ? AND seq = ?)",
+	if ((rc = db_prepare(sc->db, "SELECT sending_at_ms FROM push_sending WHERE dataset_id = ? AND table_name = ? "
+				     "AND NOT (upload_id = ? AND seq = ?)",
 			     &st, err)) ||
 	    (rc = db_bind_text(st, 1, sc->d->id, err)) || (rc = db_bind_text(st, 2, sc->table, err)) ||
 	    (rc = db_bind_text(st, 3, sc->upload, err)))
@@ -2506,7 +2506,6 @@ static int table_rows_sync(send_ctx *sc, char *err)
 typedef struct spool {
 	pb_db *db;
 	char upload_id[PB_ID_BUF];
-	const char *ds_id, *table;
 	long seq;
 	char *first;
 	size_t first_len, first_rows;
@@ -2515,7 +2514,7 @@ typedef struct spool {
 
 static int spool_first(spool *sp, char *err)
 {
-	int rc = chunk_insert(sp->db, sp->upload_id, 0, sp->ds_id, sp->table, sp->first, sp->first_len, sp->first_rows, err);
+	int rc = chunk_insert(sp->db, sp->upload_id, 0, sp->first, sp->first_len, sp->first_rows, err);
 	sp->spilled = true;
 	return rc;
 }
@@ -2534,7 +2533,7 @@ static int spool_chunk(void *ctx, const char *rows, size_t len, size_t nrows, ch
 	}
 	if (!sp->spilled && (rc = spool_first(sp, err)))
 		return rc;
-	return chunk_insert(sp->db, sp->upload_id, sp->seq++, sp->ds_id, sp->table, rows, len, nrows, err);
+	return chunk_insert(sp->db, sp->upload_id, sp->seq++, rows, len, nrows, err);
 }
 
 /* Opens the dataset's connection and session. On failure *status and *reply say why. */
@@ -2576,8 +2575,6 @@ int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, co
 		rc = error_reply(status, reply, 404, "not_found", "the push dataset has no such table", err);
 		goto out;
 	}
-	sp.ds_id = d->id;
-	sp.table = t->name;
 	if ((rc = pb_new_id(sp.upload_id, err)) ||
 	    (rc = push_reader_new(t, fmt, POWERBI_PUSH_ROWS_MAX, spool_chunk, &sp, &rd, err)))
 		goto out;
@@ -2669,7 +2666,7 @@ int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, co
 	 * it cannot be written the job still runs; should the sweep take its chunks first, the
 	 * job says rows were lost instead of claiming success. */
 	char oerr[PB_ERR_MAX];
-	chunk_insert(db, sp.upload_id, SPOOL_OWNER_SEQ, NULL, NULL, job_id, strlen(job_id), 0, oerr);
+	chunk_insert(db, sp.upload_id, SPOOL_OWNER_SEQ, job_id, strlen(job_id), 0, oerr);
 	xsnprintf(url, sizeof url, "/api/jobs/%s", job_id);
 	*status = 202;
 	*reply = json_pack("{s:s, s:s, s:I}", "job_id", job_id, "status_url", url, "rows", (json_int_t)total);

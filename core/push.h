@@ -2,7 +2,7 @@
  * checked first, and row ingestion (JSON array, NDJSON, CSV with a header row).
  *
  * Owns the tables push_connections, push_datasets, push_table_rows, push_chunks and
- * push_rate_events (sql/0006_refresh_push.sql). Asks core/identity (identity_teams) which
+ * push_rate_events (sql/0006_refresh_push.sql), and push_sending (sql/0010_push_sending.sql). Asks core/identity (identity_teams) which
  * teams a caller belongs to, to decide which connections a member may use: members use the connections of their
  * teams, owners use all of their org's; any other connection is PB_ENOTFOUND.
  *
@@ -13,6 +13,14 @@
  * one POST rows request. A body of one small chunk is sent at once when the rate limiter
  * grants it; otherwise the chunks are spooled in push_chunks and the "push_rows" job sends
  * them, deleting each chunk once Power BI accepted it (so a resumed job sends the rest).
+ *
+ * Adding rows is not idempotent: a chunk is marked sending (push_sending) in the transaction that
+ * grants its POST, and leaves in the transaction that adds its rows to pbiport's count of the
+ * table (push_table_rows). A chunk found sending (the answer was lost, or the worker died) is not
+ * sent again blindly: Power BI's row count of the table (executeQueries) against pbiport's says
+ * whether it was added; when the count cannot tell (another writer, another chunk of unknown
+ * outcome, a full basicFIFO table, no count), the job fails naming the rows of unknown outcome,
+ * the rows added and the rows never sent.
  *
  * Rate limits (Power BI's documented per-dataset limits, scaled by PBIPORT_PUSH_RATE_SCALE,
  * default 1, each scaled value at least 1): 120 POST rows requests a minute, 1,000,000
