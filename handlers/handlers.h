@@ -61,6 +61,7 @@ int push_connections_delete_handler(struct req *r);
 int push_datasets_create_handler(struct req *r);
 int push_datasets_list_handler(struct req *r);
 int push_datasets_get_handler(struct req *r);
+int push_datasets_delete_handler(struct req *r);
 int push_rows_post_handler(struct req *r);
 int push_rows_delete_handler(struct req *r);
 

@@ -73,6 +73,7 @@ static const struct route routes[] = {
 	{ "POST",   "/api/push-datasets",         push_datasets_create_handler, PB_ROLE_MEMBER, 1024 * 1024, json_types,   NULL,       0 },
 	{ "GET",    "/api/push-datasets",         push_datasets_list_handler, PB_ROLE_MEMBER, 0,           NULL,           NULL,       0 },
 	{ "GET",    "/api/push-datasets/{id}",    push_datasets_get_handler, PB_ROLE_MEMBER, 0,            NULL,           NULL,       0 },
+	{ "DELETE", "/api/push-datasets/{id}",    push_datasets_delete_handler, PB_ROLE_MEMBER, 0,         NULL,           NULL,       0 },
 	/* its own body bound (PB_PUSH_BODY_MAX, = @STREAM_BODY@ in the web server configs) */
 	{ "POST",   "/api/push-datasets/{id}/tables/{table}/rows", push_rows_post_handler, PB_ROLE_MEMBER, PB_PUSH_BODY_MAX, rows_types, NULL, ROUTE_STREAM_BODY },
 	{ "DELETE", "/api/push-datasets/{id}/tables/{table}/rows", push_rows_delete_handler, PB_ROLE_MEMBER, 0, NULL,  NULL,       0 },

@@ -115,6 +115,14 @@ int powerbi_dataset_delete(msapi *c, const char *group, const char *dataset, cha
 /* DELETE .../tables/{t}/rows (all rows). */
 int powerbi_push_delete_rows(msapi *c, const char *group, const char *dataset, const char *table, char *err);
 
+/* POST /groups/{g}/datasets/{d}/executeQueries with EVALUATE ROW("n", COUNTROWS('table')):
+ * the rows the table holds now (an empty table counts BLANK: 0). Needs the tenant setting
+ * "Dataset Execute Queries REST API" and read + build permission on the dataset; Power BI
+ * allows 120 such queries a minute per caller (429 then, retried like any 429). A DAX error
+ * (no such table) is Power BI's 400 DatasetExecuteQueriesError, with its detail message. */
+int powerbi_table_row_count(msapi *c, const char *group, const char *dataset, const char *table, long long *rows,
+			    char *err);
+
 #define POWERBI_PUSH_ROWS_MAX 10000
 
 #endif

@@ -140,7 +140,9 @@
 #define PB_PUSH_BODY_MAX        (256u * 1024 * 1024)  /* the rows route's own body bound */
 #define PB_PUSH_RATE_MARGIN_MS  1000                  /* added to limiter waits: clocks differ */
 #define PB_PUSH_THROTTLE_ROUNDS 50                    /* 429 answers one chunk may get before the job retries later */
-#define PB_PUSH_INFLIGHT_STALE_MS 120000              /* an in-flight request older than this is over */
+#define PB_PUSH_INFLIGHT_STALE_MS 120000              /* an in-flight request older than this is over (PBIPORT_PUSH_INFLIGHT_S) */
+#define PB_PUSH_OUTCOME_POLL_MS 1000                  /* asking again whether a chunk was added while other rows are sent */
+#define PB_PUSH_OUTCOME_RETRY_MS 5000                 /* ... after Power BI could not count the table's rows */
 #define PB_PUSH_WAIT_INLINE_MS  120000                /* longer limiter waits put the push job back in the queue */
 #define PB_PUSH_JOB_ATTEMPTS    50                    /* tries of one push job (each long wait uses one) */
 #define PB_PUSH_SPOOL_ORPHAN_S  3600                  /* spooled rows no job owns are dropped after an hour */
