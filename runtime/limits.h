@@ -40,6 +40,10 @@
 /* Import filter rules (core/ingest.c): each call has the default time limit, and all calls of
  * one run together at most this much CPU time. */
 #define PB_FILTER_RUN_TIME_MS   60000
+/* One attempt of a job, wall clock from its claim: past it the worker's heartbeat stops renewing
+ * the lease and fails the job (time_limit), whatever its thread is doing. A kind that waits longer
+ * on purpose (a refresh followed for wait_timeout) raises its own limit (job_extend_time_limit). */
+#define PB_JOB_TIME_LIMIT_MS    (6LL * 3600 * 1000)
 #define PB_LUA_MAX_SOURCE_BYTES (1u * 1024 * 1024)    /* one template or module file */
 #define PB_TEMPLATE_MAX_DIRS    32                    /* folders on the template search path */
 #define PB_RENDER_MAX_PATH      4096                  /* one output file path */
