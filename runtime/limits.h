@@ -37,8 +37,9 @@
 #define PB_LUA_PRINT_LINES_MAX  100                   /* print() lines logged per sandbox */
 #define PB_LUA_SORT_MAX         1000000               /* elements table.sort accepts */
 #define PB_LUA_PATTERN_STEPS    2e8                   /* worst-case matcher steps of one string.find/gsub */
-/* Import filter rules (core/ingest.c): each call has the default time limit, and all calls of
- * one run together at most this much CPU time. */
+/* Import filter rules (core/ingest.c), in the same sandbox as templates: CPU time of one call
+ * (a rule is asked once per workspace, model and report), and of all calls of one run together. */
+#define PB_FILTER_RULE_TIME_MS  1000
 #define PB_FILTER_RUN_TIME_MS   60000
 /* One attempt of a job, wall clock from its claim: past it the worker's heartbeat stops renewing
  * the lease and fails the job (time_limit), whatever its thread is doing. A kind that waits longer

@@ -149,13 +149,17 @@ static const char *time_limit_tail(const lua_sandbox *sb)
 static void sb_hook(lua_State *L, lua_Debug *ar);
 
 /* Stops the script: remembers why and where (first time only), makes the hook fire on
- * every instruction so that a pcall in the script cannot swallow the stop, and raises. */
+ * every instruction so that a pcall in the script cannot swallow the stop, and raises.
+ * With no template code on the stack (the watchdog's call hook fired while an error that
+ * already unwound it closes a library buffer) it returns: that error stands, and template
+ * code that would run next is stopped at its first instruction. */
 static int sb_stop(lua_State *L, lua_sandbox *sb, bool budget)
 {
 	if (!sb->expired) {
+		if (!frame_where(L, 0, sb->where, sizeof sb->where))
+			return 0;
 		sb->expired = true;
 		sb->out_of_instr = budget;
-		record_where(sb, L, 0);
 	}
 	/* Count only: a call hook would also fire on the message handler. */
 	lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);
