@@ -1033,6 +1033,11 @@ static const char *const BASE_REMOVED[] = {
 	"dofile", "loadfile", "load", "collectgarbage", "require", "print", "rawset", "xpcall",
 };
 
+/* pbiport's copies of the table functions that loop on an index range */
+static const luaL_Reg table_copies[] = {
+	{ "insert", sb_table_insert }, { "remove", sb_table_remove }, { "move", sb_table_move }, { NULL, NULL },
+};
+
 static int sb_setup(lua_State *L)
 {
 	static const luaL_Reg libs[] = {
@@ -1060,12 +1065,7 @@ static int sb_setup(lua_State *L)
 	lua_pop(L, 1);
 	lua_getfield(L, -1, LUA_TABLIBNAME);
 	guard(L, "sort", sb_sort_guard, GUARD_OTHER);
-	lua_pushcfunction(L, sb_table_insert);
-	lua_setfield(L, -2, "insert");
-	lua_pushcfunction(L, sb_table_remove);
-	lua_setfield(L, -2, "remove");
-	lua_pushcfunction(L, sb_table_move);
-	lua_setfield(L, -2, "move");
+	luaL_setfuncs(L, table_copies, 0);
 	lua_pop(L, 1);
 
 	/* The API table every module environment reads through. */
