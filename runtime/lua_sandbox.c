@@ -47,7 +47,8 @@ struct lua_sandbox {
 	int total_ms;                /* all calls together; 0 = no such limit */
 	int64_t total_used_ns;       /* CPU time of the calls so far */
 	long long instr_max;         /* per call; 0 = no instruction budget */
-	long long instr_used;        /* by the current (or last) call, in SB_HOOK_COUNT steps */
+	long long instr_used;        /* by the current (or last) call: VM instructions in SB_HOOK_COUNT
+				      * steps, plus elements the table functions' loops handled */
 	/* The watchdog: a timer on the creating thread's CPU clock, armed during each call. */
 	timer_t timer;
 	bool have_timer;
@@ -156,8 +157,10 @@ static void sb_hook(lua_State *L, lua_Debug *ar);
 static int sb_stop(lua_State *L, lua_sandbox *sb, bool budget)
 {
 	if (!sb->expired) {
-		if (!frame_where(L, 0, sb->where, sizeof sb->where))
+		char where[sizeof sb->where];
+		if (!frame_where(L, 0, where, sizeof where))
 			return 0;
+		memcpy(sb->where, where, sizeof where);
 		sb->expired = true;
 		sb->out_of_instr = budget;
 	}
@@ -346,15 +349,15 @@ static int watchdog_arm(lua_sandbox *sb, char *err)
 	sb->armed_for_total = false;
 	if (sb->total_ms > 0) {
 		int64_t left = (int64_t)sb->total_ms * 1000000 - sb->total_used_ns;
-		if (left < ns) {
-			ns = left;
-			sb->armed_for_total = true;
-		}
 		if (left <= 0) {
 			sb->dead = true;
 			return pb_err(err, PB_ELIMIT, "template %s: total time limit of %d ms exceeded "
 				      "(all calls together)", sb->entry[0] ? sb->entry : "(template)",
 				      sb->total_ms);
+		}
+		if (left < ns) {
+			ns = left;
+			sb->armed_for_total = true;
 		}
 	}
 	set_stuck_line(sb, sb->entry[0] ? sb->entry : sb->entry_module ? sb->entry_module : "(template)");

@@ -99,7 +99,8 @@ int sandbox_run(lua_sandbox *sb, const char *chunkname, const char *code, int nr
 size_t sandbox_mem_used(const lua_sandbox *sb);
 size_t sandbox_mem_peak(const lua_sandbox *sb);
 
-/* VM instructions the current or last call ran, counted in steps of 10000. */
+/* VM instructions the current or last call ran, counted in steps of 10000, plus the
+ * elements table.move/insert/remove moved (the instruction budget counts both). */
 long long sandbox_instructions(const lua_sandbox *sb);
 
 /* Writes the UUIDv5-layout name-based UUID of text (36 chars + NUL) into out[37]. */
