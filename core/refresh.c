@@ -830,6 +830,8 @@ int refresh_job(pb_job_ctx *ctx)
 	}
 	if (timeout_s <= 0)
 		timeout_s = PB_REFRESH_TIMEOUT_S_DEFAULT;
+	/* the worker's limit for this attempt: the wait, plus an hour for the calls around it */
+	job_extend_time_limit(ctx, timeout_s * 1000 + 3600LL * 1000);
 	/* the wait started with the first attempt, not this one */
 	int64_t started = json_integer_value(json_object_get(ctx->checkpoint, "started_ms"));
 	if (!started && (rc = job_checkpoint(ctx, "started_ms", json_integer(started = pb_epoch_ms()))))

@@ -24,6 +24,10 @@ WEB_USER=nobody
 WEB_GROUP=nogroup
 HEALTH_TIMEOUT_S=20
 DEMO_TEAM=analytics
+# `stop` waits this long after TERM before KILL: longer than pbiport-pool's own grace
+# (PBIPORT_POOL_STOP_GRACE, 10 s), so the pool ends its copies itself first.
+DEMO_STOP_WAIT_S=${PBIPORT_DEMO_STOP_WAIT:-15}
+[[ $DEMO_STOP_WAIT_S =~ ^[0-9]+$ ]] || { echo "demo: PBIPORT_DEMO_STOP_WAIT must be a number of seconds" >&2; exit 2; }
 # Variables the demo defines itself: never carried over from the caller's environment (a sourced
 # old demo.env would otherwise hand out stale tokens).
 DEMO_OWNED=" PBIPORT_DB PBIPORT_URL PBIPORT_OWNER_TOKEN PBIPORT_MEMBER_TOKEN PBIPORT_OTHER_ORG_TOKEN \
@@ -39,7 +43,7 @@ die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 pid_alive() {  # pid, expected command substring
 	local pid=$1 want=$2 cmd
 	[ -n "$pid" ] && [ -d "/proc/$pid" ] || return 1
-	cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+	cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
 	[ -n "$cmd" ] && [[ $cmd == *"$want"* ]]
 }
 
@@ -52,26 +56,59 @@ components() {
 		"emulator $DEMO_DIR/run/emulator.pid server.py"
 }
 
+# Process group of a pid (field 5 of /proc/PID/stat), or nothing.
+pgid_of() {
+	local stat
+	read -r stat 2>/dev/null <"/proc/$1/stat" || return 0
+	stat=${stat##*) }
+	set -- $stat
+	echo "${3:-}"
+}
+
+# True while a process of the group runs (zombies do not count).
+group_alive() {  # pgid
+	local g=$1 stat f
+	kill -0 -- "-$g" 2>/dev/null || return 1
+	for f in /proc/[0-9]*/stat; do
+		read -r stat 2>/dev/null <"$f" || continue
+		stat=${stat##*) }
+		set -- $stat
+		[ "${3:-}" = "$g" ] && [ "$1" != Z ] && return 0
+	done
+	return 1
+}
+
+# TERM to the processes a pid file names, KILL after DEMO_STOP_WAIT_S. Each was started with
+# setsid and leads its own process group: whatever it started (the pool's pbiport.fcgi copies)
+# is in that group and ends with it, even when the leader is gone and left a busy child behind.
 stop_pid_file() {  # pid file, command substring
-	local file=$1 want=$2 pid left
+	local file=$1 want=$2 pid g groups=() left=()
 	[ -f "$file" ] || return 0
-	left=()
 	while read -r pid; do
 		pid_alive "$pid" "$want" || continue
+		[ "$(pgid_of "$pid")" = "$pid" ] && groups+=("$pid")
 		kill -TERM "$pid" 2>/dev/null || true
 		left+=("$pid")
 	done <"$file"
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 $((DEMO_STOP_WAIT_S * 10))); do
 		local still=()
 		for pid in "${left[@]+"${left[@]}"}"; do
 			pid_alive "$pid" "$want" && still+=("$pid")
 		done
+		for g in "${groups[@]+"${groups[@]}"}"; do
+			group_alive "$g" && still+=("-$g")
+		done
 		[ ${#still[@]} -eq 0 ] && break
-		left=("${still[@]}")
 		sleep 0.1
 	done
 	for pid in "${left[@]+"${left[@]}"}"; do
 		pid_alive "$pid" "$want" && kill -KILL "$pid" 2>/dev/null || true
+	done
+	for g in "${groups[@]+"${groups[@]}"}"; do
+		if group_alive "$g"; then
+			kill -KILL -- "-$g" 2>/dev/null || true
+			say "killed what was left of process group $g after ${DEMO_STOP_WAIT_S}s"
+		fi
 	done
 	rm -f "$file"
 }
