@@ -12,7 +12,15 @@
  * While a kind runs, a heartbeat thread renews the lease on its own database
  * connection, so long waits on Microsoft keep the job. If the lease is lost anyway
  * (another worker took over), job_phase()/job_checkpoint() fail with PB_ENOTFOUND
- * and the kind must stop. */
+ * and the kind must stop.
+ *
+ * Cancelling: job_phase()/job_checkpoint() are the checkpoints where a running job notices
+ * a cancel request (job_cancel). They still record what they were given, set
+ * ctx->cancel_requested and fail, and the kind returns as for any failure. The worker then
+ * ends the job `cancelled`; when the request asked for cleanup it first calls the kind's
+ * cleanup function, which removes what the job created (never what it reused) and may set
+ * ctx->result to say what it removed. A job claimed with a cancel request pending (queued
+ * for cleanup, or a dead worker's) goes straight to that step. */
 #ifndef PBIPORT_WORKER_H
 #define PBIPORT_WORKER_H
 
@@ -38,6 +46,8 @@ typedef struct pb_job_ctx {
 	bool transient;                /* failure worth retrying */
 	long retry_after_ms;           /* 0: back-off chosen by the worker */
 	atomic_int lease_lost;         /* set by the heartbeat when the lease is gone */
+	bool cancel_requested;         /* a checkpoint saw a cancel request: the kind must stop */
+	bool cleaning_up;              /* the kind's cleanup runs: checkpoints do not stop it */
 	volatile int *stop;            /* non-zero when the worker is asked to stop */
 	char err[PB_ERR_MAX];
 } pb_job_ctx;
@@ -47,6 +57,7 @@ typedef int (*pb_job_fn)(pb_job_ctx *ctx);
 typedef struct pb_job_kind {
 	const char *name;
 	pb_job_fn run;
+	pb_job_fn cleanup;             /* NULL: the kind has nothing to remove on cancel */
 } pb_job_kind;
 
 /* Scheduled work run once per worker loop before claiming (e.g. queue the
@@ -57,9 +68,11 @@ typedef int (*pb_worker_tick)(pb_db *db, const pb_config *cfg, char *err);
 extern const pb_job_kind pb_job_kinds[];
 extern const pb_worker_tick pb_worker_ticks[];
 
-/* Records phase and progress (and renews the lease) before the phase begins. */
+/* Records phase and progress (and renews the lease) before the phase begins. A cancel
+ * request pending: PB_EIO with ctx->cancel_requested set. */
 int job_phase(pb_job_ctx *ctx, const char *phase, int progress);
-/* Sets checkpoint[key] = value (stealing value) and saves it at once. */
+/* Sets checkpoint[key] = value (stealing value) and saves it at once (also when it then
+ * reports a pending cancel request as job_phase does). */
 int job_checkpoint(pb_job_ctx *ctx, const char *key, struct json_t *value);
 /* Fails the job with a code and message a user can act on (returns PB_EINVAL so a
  * kind can `return job_fail(ctx, "no_write_role", "...")`). Not retried. */
@@ -77,6 +90,14 @@ typedef struct pb_worker_opts {
 	const pb_worker_tick *ticks;   /* NULL: pb_worker_ticks */
 	volatile int *stop;            /* set non-zero (e.g. from SIGTERM) to stop after the job */
 } pb_worker_opts;
+
+/* Cancels job j (POST /api/jobs/{id}/cancel; the caller checked who may) for by_user.
+ * cleanup asks the job to remove what it created: PB_EINVAL when j's kind creates nothing
+ * it could remove. See jobs_cancel() for the outcomes. */
+int job_cancel(pb_db *db, const pb_job *j, const char *by_user, bool cleanup, pb_cancel_outcome *outcome,
+	       char *err);
+/* The kind of that name in pb_job_kinds, or NULL. */
+const pb_job_kind *job_kind_find(const char *name);
 
 /* Runs the loop. *ran (may be NULL) counts jobs run. Returns PB_OK when stopped or,
  * with once, when nothing is due any more. */

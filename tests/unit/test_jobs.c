@@ -172,7 +172,7 @@ static int failing_kind(pb_job_ctx *ctx)
 static void worker_runs_retries_and_fails_with_message(void **state)
 {
 	(void)state;
-	static const pb_job_kind kinds[] = { { "flaky", flaky_kind }, { "failing", failing_kind }, { NULL, NULL } };
+	static const pb_job_kind kinds[] = { { "flaky", flaky_kind, NULL }, { "failing", failing_kind, NULL }, { NULL, NULL, NULL } };
 	static const pb_worker_tick ticks[] = { NULL };
 	char ok_id[PB_ID_BUF], bad_id[PB_ID_BUF], odd_id[PB_ID_BUF], err[PB_ERR_MAX];
 	bool existing;
@@ -202,7 +202,7 @@ static void worker_runs_retries_and_fails_with_message(void **state)
 	assert_int_equal(jobs_get(db, odd_id, &j, err), PB_OK);
 	assert_string_equal(j->error_code, "unknown_kind");
 	job_free(j);
-	long counts[4];
+	long counts[PB_JOB_NSTATES];
 	assert_int_equal(jobs_count_by_state(db, counts, err), PB_OK);
 	assert_int_equal(counts[0] + counts[1], 0);
 }
