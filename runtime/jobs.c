@@ -240,52 +240,21 @@ void jobs_list_free(pb_job **v, size_t n)
 	free(v);
 }
 
-static bool hex_id(const char *s, size_t n)
-{
-	if (n != PB_ID_BUF - 1)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
-}
-
-/* "<created_at>_<id>" into its canonical time text and id; PB_EINVAL otherwise. */
-static int parse_cursor(const char *cursor, char at[PB_TIME_BUF], char id[PB_ID_BUF], char *err)
-{
-	const char *sep = strrchr(cursor, '_');
-	char time_text[PB_TIME_BUF];
-	int64_t ms;
-	if (!sep || (size_t)(sep - cursor) >= sizeof time_text || !hex_id(sep + 1, strlen(sep + 1)))
-		return pb_err(err, PB_EINVAL, "cursor: not a next_cursor this server gave");
-	memcpy(time_text, cursor, (size_t)(sep - cursor));
-	time_text[sep - cursor] = '\0';
-	if (pb_time_parse(time_text, &ms))
-		return pb_err(err, PB_EINVAL, "cursor: not a next_cursor this server gave");
-	pb_time_format(ms, at);
-	copy_fixed(id, PB_ID_BUF, sep + 1);
-	return PB_OK;
-}
-
-int jobs_list(pb_db *db, const pb_job_filter *f, pb_job ***out, size_t *n, char next_cursor[PB_JOB_CURSOR_BUF],
-	      char *err)
+int jobs_list(pb_db *db, const pb_job_filter *f, const pb_page *page, pb_job ***out, size_t *n,
+	      char next_cursor[PB_PAGE_CURSOR_BUF], char *err)
 {
 	sqlite3_stmt *st = NULL;
 	pb_job **v = NULL;
 	size_t count = 0;
-	char at[PB_TIME_BUF], after_id[PB_ID_BUF];
 	bool more = false;
 	int rc = PB_OK;
 	*out = NULL;
 	*n = 0;
 	next_cursor[0] = '\0';
-	if (f->limit < 1 || f->limit > PB_JOBS_PAGE_MAX)
-		return pb_err(err, PB_EINVAL, "limit: from 1 to %d", PB_JOBS_PAGE_MAX);
-	if (f->cursor && (rc = parse_cursor(f->cursor, at, after_id, err)))
-		return rc;
-	if (!(v = calloc((size_t)f->limit, sizeof *v)))
+	if (page->limit < 1)
+		return pb_err(err, PB_EINVAL, "limit: at least 1");
+	if (!(v = calloc((size_t)page->limit, sizeof *v)))
 		return pb_err(err, PB_ENOMEM, "out of memory");
-	/* keyset paging on (created_at, id), newest first: a page stays right while jobs are added */
 	if ((rc = db_prepare(db,
 			     "SELECT " JOB_COLUMNS " FROM jobs WHERE org_id = ?1 AND (?2 IS NULL OR user_id = ?2) "
 			     "AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR state = ?4) "
@@ -294,17 +263,17 @@ int jobs_list(pb_db *db, const pb_job_filter *f, pb_job ***out, size_t *n, char 
 			     &st, err)) ||
 	    (rc = db_bind_text(st, 1, f->org_id, err)) || (rc = db_bind_text(st, 2, f->user_id, err)) ||
 	    (rc = db_bind_text(st, 3, f->kind, err)) || (rc = db_bind_text(st, 4, f->state, err)) ||
-	    (rc = db_bind_text(st, 5, f->cursor ? at : NULL, err)) ||
-	    (rc = db_bind_text(st, 6, f->cursor ? after_id : NULL, err)))
+	    (rc = db_bind_text(st, 5, page->after ? page->at : NULL, err)) ||
+	    (rc = db_bind_text(st, 6, page->after ? page->id : NULL, err)))
 		goto out;
-	sqlite3_bind_int(st, 7, f->limit + 1);   /* one more tells whether a next page exists */
+	sqlite3_bind_int(st, 7, page->limit + 1);   /* one more tells whether a next page exists */
 	for (;;) {
 		int row = db_row(db, st, err);
 		if (row <= 0) {
 			rc = row;
 			break;
 		}
-		if (count == (size_t)f->limit) {
+		if (count == (size_t)page->limit) {
 			more = true;
 			break;
 		}
@@ -312,14 +281,12 @@ int jobs_list(pb_db *db, const pb_job_filter *f, pb_job ***out, size_t *n, char 
 			break;
 		count++;
 	}
-	if (!rc && more && xsnprintf(next_cursor, PB_JOB_CURSOR_BUF, "%s_%s", v[count - 1]->created_at,
-				     v[count - 1]->id))
-		rc = pb_err(err, PB_EINTERNAL, "job %s: cursor too long", v[count - 1]->id);
+	if (!rc && more)
+		rc = pb_page_cursor(v[count - 1]->created_at, v[count - 1]->id, next_cursor, err);
 out:
 	db_done(st);
 	if (rc) {
 		jobs_list_free(v, count);
-		next_cursor[0] = '\0';
 		return rc;
 	}
 	*out = v;

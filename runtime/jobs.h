@@ -23,6 +23,7 @@
 #include <stddef.h>
 
 #include "runtime/db.h"
+#include "runtime/page.h"
 
 struct json_t;
 
@@ -87,25 +88,20 @@ struct json_t *job_json(const pb_job *j);
 #define PB_JOB_PHASES_MAX 200
 int jobs_phases_json(pb_db *db, const char *id, struct json_t **out, char *err);
 
-/* GET /api/jobs: an org's jobs, newest first, one page at a time. */
+/* GET /api/jobs: an org's jobs, newest first, one page at a time (runtime/page.h). */
 typedef struct pb_job_filter {
 	const char *org_id;
 	const char *user_id;           /* NULL: every user's */
 	const char *kind;              /* NULL: any */
 	const char *state;             /* NULL: any (else one of pb_job_states) */
-	const char *cursor;            /* NULL: from the newest; else a next_cursor of the page before */
-	int limit;                     /* 1..PB_JOBS_PAGE_MAX */
 } pb_job_filter;
 
 #define PB_JOBS_PAGE_DEFAULT 50
 #define PB_JOBS_PAGE_MAX 200
-#define PB_JOB_CURSOR_BUF (PB_TIME_BUF + PB_ID_BUF + 1)
 
-/* *out is a new array of *n new jobs (jobs_list_free). next_cursor is "" on the last page,
- * else the text to pass as cursor for the next one (opaque to callers: "<created_at>_<id>").
- * PB_EINVAL with a message for a malformed cursor or limit. */
-int jobs_list(pb_db *db, const pb_job_filter *f, pb_job ***out, size_t *n, char next_cursor[PB_JOB_CURSOR_BUF],
-	      char *err);
+/* *out is a new array of *n new jobs (jobs_list_free). next_cursor is "" on the last page. */
+int jobs_list(pb_db *db, const pb_job_filter *f, const pb_page *page, pb_job ***out, size_t *n,
+	      char next_cursor[PB_PAGE_CURSOR_BUF], char *err);
 void jobs_list_free(pb_job **v, size_t n);
 
 /* What jobs_cancel did. */
