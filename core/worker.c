@@ -23,8 +23,8 @@ static int record_progress(pb_job_ctx *ctx, const char *phase, int progress, con
 	if (atomic_load(&ctx->lease_lost))
 		return pb_err(ctx->err, PB_ENOTFOUND, "the job's lease was lost to another worker");
 	int rc = jobs_progress(ctx->db, ctx->job->id, ctx->worker_id, ctx->lease_ms, phase, progress, checkpoint,
-			       &cancel, ctx->err);
-	if (!rc && cancel && !ctx->cleaning_up) {
+			       ctx->cleaning_up ? NULL : &cancel, ctx->err);
+	if (!rc && cancel) {
 		ctx->cancel_requested = true;
 		rc = pb_err(ctx->err, PB_EIO, "the job was cancelled");
 	}

@@ -406,13 +406,16 @@ int jobs_update(pb_db *db, const char *id, const char *worker, long lease_ms, co
 }
 
 /* Adds phase to the job's history unless it is the last one recorded for this attempt (a
- * phase re-entered with new progress is one phase), within PB_JOB_PHASES_MAX entries. */
+ * phase re-entered with new progress is one phase), within PB_JOB_PHASES_MAX entries. With
+ * stop_on_cancel, a pending cancel request adds nothing and sets *cancelled: the job stops
+ * instead of entering the phase. */
 static int record_phase(pb_db *db, const char *id, const char *worker, const char *phase, const char *now,
-			char *err)
+			bool stop_on_cancel, bool *cancelled, char *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = db_prepare(db,
-			    "SELECT j.attempts, p.seq, p.phase, p.attempt FROM jobs j LEFT JOIN job_phases p "
+			    "SELECT j.attempts, p.seq, p.phase, p.attempt, j.cancel_requested_at IS NOT NULL "
+			    "FROM jobs j LEFT JOIN job_phases p "
 			    "ON p.job_id = j.id AND p.seq = (SELECT MAX(seq) FROM job_phases WHERE job_id = j.id) "
 			    "WHERE j.id = ? AND j.lease_owner = ? AND j.state = 'running'",
 			    &st, err), row;
@@ -423,11 +426,12 @@ static int record_phase(pb_db *db, const char *id, const char *worker, const cha
 		goto out;
 	}
 	int attempt = sqlite3_column_int(st, 0), last_seq = sqlite3_column_int(st, 1);
+	*cancelled = stop_on_cancel && sqlite3_column_int(st, 4);
 	bool same = sqlite3_column_type(st, 1) != SQLITE_NULL && !strcmp(db_col_text(st, 2), phase) &&
 		    sqlite3_column_int(st, 3) == attempt;
 	db_done(st);
 	st = NULL;
-	if (same || last_seq >= PB_JOB_PHASES_MAX)
+	if (same || *cancelled || last_seq >= PB_JOB_PHASES_MAX)
 		goto out;
 	if ((rc = db_prepare(db, "INSERT INTO job_phases (job_id, seq, phase, attempt, started_at) "
 				 "VALUES (?, ?, ?, ?, ?)", &st, err)) ||
@@ -447,7 +451,7 @@ int jobs_progress(pb_db *db, const char *id, const char *worker, long lease_ms, 
 {
 	sqlite3_stmt *st = NULL;
 	char now[PB_TIME_BUF], until[PB_TIME_BUF];
-	bool began = false;
+	bool began = false, stopped = false;
 	int rc = PB_OK, row = 0;
 	pb_now(now);
 	pb_time_in(lease_ms, until);
@@ -456,8 +460,11 @@ int jobs_progress(pb_db *db, const char *id, const char *worker, long lease_ms, 
 	/* a new phase and its history entry are written together */
 	if (phase && !(rc = db_begin(db, err)))
 		began = true;
-	if (!rc && phase)
-		rc = record_phase(db, id, worker, phase, now, err);
+	if (!rc && phase && !(rc = record_phase(db, id, worker, phase, now, cancel != NULL, &stopped, err)) &&
+	    stopped) {
+		phase = NULL;   /* cancelled: the job does not enter it */
+		progress = -1;
+	}
 	if (!rc)
 		rc = db_prepare(db,
 				"UPDATE jobs SET lease_expires = ?, updated_at = ?, phase = COALESCE(?, phase), "

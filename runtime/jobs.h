@@ -133,9 +133,11 @@ int jobs_renew(pb_db *db, const char *id, const char *worker, long lease_ms, cha
  * renewing the lease. PB_ENOTFOUND when the lease was lost. */
 int jobs_update(pb_db *db, const char *id, const char *worker, long lease_ms, const char *phase,
 		int progress, const char *checkpoint, char *err);
-/* jobs_update that also tells whether a cancel was asked for (*cancel, may be NULL). The
- * update is written either way, so a checkpoint is never lost to a cancel. A phase other
- * than the last one recorded for this attempt is added to the phase history. */
+/* jobs_update for a job's own checkpoints. A phase other than the last one recorded for this
+ * attempt is added to the phase history. cancel (may be NULL) receives whether a cancel was
+ * asked for; then the job does not enter phase (it is to stop there), but the progress and
+ * the checkpoint are written, so what the job created is never lost to a cancel. With cancel
+ * NULL (a cleanup running for a cancel) the phase is entered whatever is pending. */
 int jobs_progress(pb_db *db, const char *id, const char *worker, long lease_ms, const char *phase,
 		  int progress, const char *checkpoint, bool *cancel, char *err);
 
