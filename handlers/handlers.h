@@ -21,10 +21,6 @@ int jobs_list_handler(struct req *r);
 int jobs_cancel_handler(struct req *r);
 int agreements_list_handler(struct req *r);
 int agreements_get_handler(struct req *r);
-struct pb_page;
-/* The query's limit and cursor (runtime/page.h) for a list endpoint; on a bad value the 400
- * reply is set and PB_EINVAL returned. */
-int handler_page(struct req *r, int def, int max, struct pb_page *out);
 int lineage_get(struct req *r);
 /* Connect Power BI (handlers/powerbi_settings.c, powerbi_connect.c, me_connections.c) */
 int powerbi_settings_get(struct req *r);

@@ -11,13 +11,6 @@
 #include "runtime/page.h"
 #include "runtime/util.h"
 
-int handler_page(struct req *r, int def, int max, pb_page *out)
-{
-	if (pb_page_parse(req_query(r, "limit"), req_query(r, "cursor"), def, max, out, r->err))
-		return req_reply_error(r, 400, "invalid_request", "%s", r->err) ? PB_ENOMEM : PB_EINVAL;
-	return PB_OK;
-}
-
 /* The job of the path if the caller may see it; otherwise the 404 is already set (*out NULL). */
 static int visible_job(struct req *r, pb_job **out)
 {
@@ -77,9 +70,10 @@ int jobs_list_handler(struct req *r)
 		.kind = req_query(r, "kind"),
 		.state = req_query(r, "state"),
 	};
-	int rc = handler_page(r, PB_JOBS_PAGE_DEFAULT, PB_JOBS_PAGE_MAX, &page);
-	if (rc)
-		return rc;
+	int rc;
+	if (pb_page_parse(req_query(r, "limit"), req_query(r, "cursor"), PB_JOBS_PAGE_DEFAULT, PB_JOBS_PAGE_MAX, &page,
+			  r->err))
+		return req_reply_error(r, 400, "invalid_request", "%s", r->err);
 	if (f.kind && !job_kind_find(f.kind)) {
 		char kinds[256] = "";
 		for (const pb_job_kind *k = pb_job_kinds; k->name; k++)
@@ -103,7 +97,7 @@ int jobs_list_handler(struct req *r)
 							   next[0] ? next : NULL) : NULL);
 }
 
-/* The optional body {"cleanup": true|false}. */
+/* The optional body {"cleanup": true|false}. PB_EINVAL with r->err for a bad one. */
 static int read_cleanup(struct req *r, bool *cleanup)
 {
 	static const char *const allowed[] = { "cleanup", NULL };
@@ -121,9 +115,7 @@ static int read_cleanup(struct req *r, bool *cleanup)
 		rc = pb_err(r->err, PB_EINVAL, "cleanup must be true or false");
 	*cleanup = json_is_true(v);
 	json_decref(body);
-	if (rc == PB_EINVAL || rc == PB_ELIMIT)
-		return req_reply_error(r, 400, "invalid_request", "%s", r->err) ? PB_ENOMEM : PB_EINVAL;
-	return rc;
+	return rc == PB_ELIMIT ? PB_EINVAL : rc;
 }
 
 int jobs_cancel_handler(struct req *r)
@@ -134,9 +126,8 @@ int jobs_cancel_handler(struct req *r)
 	int rc = visible_job(r, &j);
 	if (rc || !j)
 		return rc;
-	if ((rc = read_cleanup(r, &cleanup)))
-		goto out;
-	rc = job_cancel(r->db, j, r->who.user_id, cleanup, &outcome, r->err);
+	if (!(rc = read_cleanup(r, &cleanup)))
+		rc = job_cancel(r->db, j, r->who.user_id, cleanup, &outcome, r->err);
 	if (rc == PB_EINVAL) {
 		rc = req_reply_error(r, 400, "invalid_request", "%s", r->err);
 		goto out;

@@ -1,0 +1,136 @@
+"""A stack for tests that publish to Power BI: nginx + pbiport + the emulator, the organization's
+Power BI settings saved and alice (owner of acme) connected, workers started on demand, and the
+API calls those tests repeat (publish, job, wait for a job). Used by test_jobs.py and
+test_catalog.py."""
+import json
+import os
+import subprocess
+import tempfile
+import time
+
+import harness
+
+
+with open(os.path.join(harness.ROOT, "tests", "fixtures", "tenants", "demo.json"), encoding="utf-8") as _f:
+    _DEMO = json.load(_f)["tenants"][0]
+TENANT = _DEMO["id"]
+APP = _DEMO["apps"][0]
+ALICE_UPN = "alice@contoso.example"
+WS_ADMIN = "a0000000-0000-4000-8000-000000000001"     # alice: Admin
+WS_MEMBER = "a0000000-0000-4000-8000-000000000002"    # alice: Member
+SF_CONNECTION = "c0000000-0000-4000-8000-000000000001"   # matches the contract's "analytics" server
+JOB_WAIT_S = 90
+ENDED = ("succeeded", "failed", "cancelled")
+with open(os.path.join(harness.ROOT, "tests", "fixtures", "publish", "contoso.odcs.yaml"), encoding="utf-8") as _f:
+    CONTRACT = _f.read()
+BASIC = {"credential_type": "basic", "username": "svc_pbi", "password": "Sn0w-s3cret-pw"}
+
+
+class PublishStackTestCase(harness.EmulatorStackTestCase):
+    SERVER = "nginx"
+    FCGI_PROCS = 2
+    EMU_ENV = dict(APPLICATION_POWERBI_WEB_ENABLED="true", APPLICATION_ENCRYPTION_KEYS="44" * 32,
+                   APPLICATION_SECURITY_REMEMBERME_KEY="55" * 32)
+
+    @classmethod
+    def set_up_stack(cls):
+        cls.workers = []
+        cls.worker_logs = []
+        s = cls.stack
+        status, _, doc = s.json("PUT", "/api/settings/powerbi", token="alice", headers={"Content-Type": "application/json"},
+                                body=json.dumps({"mode": "custom", "tenant_id": TENANT, "client_id": APP["client_id"],
+                                                 "client_secret": APP["client_secret"]}))
+        assert status == 200, doc
+        status, headers, _ = s.request("GET", "/powerbi/connect?return_to=/x", token="alice")
+        assert status == 302, status
+        r = cls.emu.call("GET", headers["location"] + "&login_hint=" + ALICE_UPN)
+        assert r.status == 302, r
+        cb = r.header("Location")
+        status, _, body = s.request("GET", cb[cb.index("/powerbi/callback"):], token="alice")
+        assert status == 302, body
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            for p in getattr(cls, "workers", []):
+                cls._kill(p)
+        finally:
+            super().tearDownClass()
+
+    def setUp(self):
+        self.emu.control("POST", "config", {"lro_polls": 1, "lro_duration_s": 2, "retry_after_s": 0, "latency_ms": 0})
+        self.emu.control("DELETE", "faults")
+
+    def tearDown(self):
+        self.stop_workers()
+        for name in self.worker_logs:
+            with open(name, errors="replace") as f:
+                text = f.read()
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                self.assertNotIn(marker, text, name)
+        self.worker_logs.clear()
+
+    # ---- workers -------------------------------------------------------------------------------
+    def start_worker(self, **env):
+        log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", dir=self.stack.path("logs"), delete=False)
+        p = subprocess.Popen([self.stack.bin, "worker", "--poll-ms", "50", "--lease-seconds", "3"],
+                             env=dict(self.stack.env(), **env), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                             start_new_session=True)
+        log.close()
+        self.workers.append(p)
+        self.worker_logs.append(log.name)
+        return p
+
+    @staticmethod
+    def _kill(p, sig=15):
+        if p.poll() is None:
+            try:
+                os.kill(p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(p.pid, 9)
+                p.wait()
+
+    def stop_workers(self):
+        for p in self.workers:
+            self._kill(p)
+        self.workers.clear()
+
+    # ---- API -----------------------------------------------------------------------------------
+    def publish(self, port_id, body, user="alice"):
+        return self.stack.json("POST", "/api/output-ports/%s/powerbi-publish" % port_id, body=json.dumps(body),
+                               headers={"Content-Type": "application/json"}, token=user)
+
+    def submit(self, port_id, body, user="alice"):
+        status, _, doc = self.publish(port_id, body, user)
+        self.assertEqual(status, 202, doc)
+        return doc["job_id"]
+
+    def job(self, job_id, user="alice"):
+        status, _, doc = self.stack.json("GET", "/api/jobs/" + job_id, token=user)
+        self.assertEqual(status, 200, doc)
+        return doc
+
+    def wait_job(self, job_id, until=lambda doc: doc["state"] in ENDED, user="alice", interval=0.05):
+        deadline = time.monotonic() + JOB_WAIT_S
+        while time.monotonic() < deadline:
+            doc = self.job(job_id, user)
+            if until(doc):
+                return doc
+            if doc["state"] in ENDED:
+                self.fail("job %s ended before the awaited point: %r" % (job_id, doc))
+            time.sleep(interval)
+        self.fail("job %s did not get there: %r" % (job_id, self.job(job_id, user)))
+
+    def emu_models(self):
+        return self.emu.control("GET", "state?sections=models&parts=0")["models"]
+
+    def emu_connections(self):
+        return self.emu.state("connections")["connections"]
+
+    def counters(self):
+        c = self.emu.state("counters")["counters"]
+        return {k: c.get(k, 0) for k in ("connections_created", "models_created", "bindings")}
