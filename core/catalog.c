@@ -399,19 +399,6 @@ static int port_in_use(pb_db *db, const char *id, bool *in_use, char *err)
 	return rc;
 }
 
-/* Runs one statement with the texts bound in order. */
-static int exec_texts(pb_db *db, const char *sql, const char *const *v, int n, char *err)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = db_prepare(db, sql, &st, err);
-	for (int i = 0; !rc && i < n; i++)
-		rc = db_bind_text(st, i + 1, v[i], err);
-	if (!rc)
-		rc = db_exec(db, st, err);
-	db_done(st);
-	return rc;
-}
-
 /* Ports of product id become exactly plan: matched by name (and back in service if they
  * were retired), added, or removed; a removed port consumers depend on is retired instead
  * (and removed by a later import once nothing depends on it any more). */
@@ -451,10 +438,10 @@ static int sync_ports(pb_db *db, const char *org_id, const char *product_id, con
 			goto out;
 		const char *v[] = { now, stale[i] };
 		if (in_use)
-			rc = exec_texts(db, "UPDATE output_ports SET retired_at = ?1, updated_at = ?1 "
-					"WHERE id = ?2 AND retired_at IS NULL", v, 2, err);
+			rc = db_exec_texts(db, "UPDATE output_ports SET retired_at = ?1, updated_at = ?1 "
+					   "WHERE id = ?2 AND retired_at IS NULL", v, 2, err);
 		else
-			rc = exec_texts(db, "DELETE FROM output_ports WHERE id = ?", v + 1, 1, err);
+			rc = db_exec_texts(db, "DELETE FROM output_ports WHERE id = ?", v + 1, 1, err);
 		if (rc)
 			goto out;
 	}
@@ -463,12 +450,13 @@ static int sync_ports(pb_db *db, const char *org_id, const char *product_id, con
 		if ((rc = pb_new_id(id, err)))
 			goto out;
 		const char *v[] = { id, product_id, org_id, plan[i].name, plan[i].type, plan[i].server_json, now, now };
-		if ((rc = exec_texts(db,
-				     "INSERT INTO output_ports (id, data_product_id, org_id, name, type, server_json, "
-				     "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-				     "ON CONFLICT (data_product_id, name) DO UPDATE SET type = excluded.type, "
-				     "server_json = excluded.server_json, updated_at = excluded.updated_at, retired_at = NULL",
-				     v, 8, err)))
+		if ((rc = db_exec_texts(db,
+					"INSERT INTO output_ports (id, data_product_id, org_id, name, type, server_json, "
+					"created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+					"ON CONFLICT (data_product_id, name) DO UPDATE SET type = excluded.type, "
+					"server_json = excluded.server_json, updated_at = excluded.updated_at, "
+					"retired_at = NULL",
+					v, 8, err)))
 			goto out;
 	}
 out:

@@ -4,6 +4,7 @@ API calls those tests repeat (publish, job, wait for a job). Used by test_jobs.p
 test_catalog.py."""
 import json
 import os
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -98,6 +99,13 @@ class PublishStackTestCase(harness.EmulatorStackTestCase):
         for p in self.workers:
             self._kill(p)
         self.workers.clear()
+
+    def db(self):
+        return sqlite3.connect(self.stack.path("db", "pbiport.db"))
+
+    def user_id(self, name):
+        with self.db() as db:
+            return db.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()[0]
 
     # ---- API -----------------------------------------------------------------------------------
     def publish(self, port_id, body, user="alice"):

@@ -9,7 +9,6 @@ agreements API, through nginx with real publishes (worker + emulator).
 - GET /api/agreements?data_product= matches either side, pages with a cursor; GET
   /api/agreements/{id} names consumer, provider, state, who approved and when; the consumer
   product shows the port it consumes; another organization gets 404."""
-import sqlite3
 
 import harness
 from harness import contract_variant
@@ -41,9 +40,6 @@ class Catalog(PublishStackTestCase):
         cls.product = doc
         cls.ports = {p["name"]: p["id"] for p in doc["output_ports"]}
 
-    def db(self):
-        return sqlite3.connect(self.stack.path("db", "pbiport.db"))
-
     def product_doc(self, product_id, user="alice"):
         status, _, doc = self.stack.json("GET", "/api/data-products/" + product_id, token=user)
         self.assertEqual(status, 200, doc)
@@ -69,16 +65,14 @@ class Catalog(PublishStackTestCase):
         self.assertEqual(after["revision"], before["revision"])
         self.assertEqual(after["output_ports"], before["output_ports"])
         # the product's owner is who imported it
-        with self.db() as db:
-            alice_id = db.execute("SELECT id FROM users WHERE name = 'alice'").fetchone()[0]
+        alice_id = self.user_id("alice")
         self.assertEqual(after["owner_user_id"], alice_id)
 
     def test_02_a_member_owns_what_they_import(self):
         text = contract_variant(CONTRACT, contract_id="urn:pbiport:it:bobs", version="1.0.0")
         status, _, doc = self.stack.import_contract(text, token="bob")
         self.assertEqual(status, 201, doc)
-        with self.db() as db:
-            bob_id = db.execute("SELECT id FROM users WHERE name = 'bob'").fetchone()[0]
+        bob_id = self.user_id("bob")
         self.assertEqual(doc["owner_user_id"], bob_id)
         # its owner may update it, an organization owner too; the owner stays bob
         status, _, doc = self.stack.import_contract(without_server(contract_variant(text, version="1.1.0"), "fresh"),
@@ -174,8 +168,7 @@ class Catalog(PublishStackTestCase):
         res = self.publish_done("analytics", WS_ADMIN, "Linked")
         status, _, a = self.stack.json("GET", "/api/agreements/" + res["agreement_id"], token="bob")
         self.assertEqual(status, 200, a)
-        with self.db() as db:
-            alice_id = db.execute("SELECT id FROM users WHERE name = 'alice'").fetchone()[0]
+        alice_id = self.user_id("alice")
         self.assertEqual(a["state"], "approved")
         self.assertEqual(a["consumer"], {"data_product_id": res["consumer_data_product_id"], "name": "Linked",
                                          "type": "powerbi_semantic_model"})

@@ -5,7 +5,6 @@ checkpoint, with and without {"cleanup": true}: what the job created is removed 
 a connection the request chose is never removed), 409 for an ended job, 404 for someone else's,
 and the phase history a slow poller sees."""
 import json
-import sqlite3
 import uuid
 
 import harness
@@ -22,9 +21,6 @@ class Jobs(PublishStackTestCase):
         status, _, doc = cls.stack.import_contract(CONTRACT, token="alice")
         assert status == 201, doc
         cls.ports = {p["name"]: p["id"] for p in doc["output_ports"]}
-
-    def db(self):
-        return sqlite3.connect(self.stack.path("db", "pbiport.db"))
 
     def insert_job(self, user, kind="refresh", state="queued", created_at="2020-01-01T00:00:00.000Z"):
         """A job row for user as another part of pbiport would queue it (bob has no Power BI)."""
@@ -51,8 +47,7 @@ class Jobs(PublishStackTestCase):
         bobs = [self.insert_job("bob", created_at="2020-01-01T00:00:0%d.000Z" % i) for i in range(3)]
         alices = self.insert_job("alice", kind="ingest", state="failed", created_at="2020-01-02T00:00:00.000Z")
         carols = self.insert_job("carol", created_at="2020-01-03T00:00:00.000Z")
-        with self.db() as db:
-            bob_id = db.execute("SELECT id FROM users WHERE name = 'bob'").fetchone()[0]
+        bob_id = self.user_id("bob")
         listed = self.list_jobs(user="bob")["jobs"]
         self.assertEqual({j["user_id"] for j in listed}, {bob_id})         # a member: their own
         mine = [j["id"] for j in listed]
