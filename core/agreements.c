@@ -86,14 +86,10 @@ static int collect(pb_db *db, const char *org_id, sqlite3_stmt *st, size_t max, 
 
 static int product_exists(pb_db *db, const char *org_id, const char *id, char *err)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = db_prepare(db, "SELECT 1 FROM data_products WHERE org_id = ? AND id = ?", &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, org_id, err)) && !(rc = db_bind_text(st, 2, id, err))) {
-		int row = db_row(db, st, err);
-		rc = row < 0 ? row : row == 0 ? pb_err(err, PB_ENOTFOUND, "no data product %.64s", id) : PB_OK;
-	}
-	db_done(st);
-	return rc;
+	const char *v[] = { org_id, id };
+	bool found = false;
+	int rc = db_has_row(db, "SELECT 1 FROM data_products WHERE org_id = ? AND id = ?", v, 2, &found, err);
+	return rc ? rc : found ? PB_OK : pb_err(err, PB_ENOTFOUND, "no data product %.64s", id);
 }
 
 int agreements_list_json(pb_db *db, const char *org_id, const char *data_product_id, const char *state,
@@ -184,14 +180,5 @@ int agreements_consumed_json(pb_db *db, const char *org_id, const char *product_
 
 int agreements_port_in_use(pb_db *db, const char *port_id, bool *in_use, char *err)
 {
-	sqlite3_stmt *st = NULL;
-	*in_use = false;
-	int rc = db_prepare(db, "SELECT 1 FROM agreements WHERE output_port_id = ? LIMIT 1", &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, port_id, err))) {
-		int row = db_row(db, st, err);
-		*in_use = row == 1;
-		rc = row < 0 ? row : PB_OK;
-	}
-	db_done(st);
-	return rc;
+	return db_has_row(db, "SELECT 1 FROM agreements WHERE output_port_id = ? LIMIT 1", &port_id, 1, in_use, err);
 }

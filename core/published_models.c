@@ -191,14 +191,6 @@ out:
 
 int published_models_port_in_use(pb_db *db, const char *port_id, bool *in_use, char *err)
 {
-	sqlite3_stmt *st = NULL;
-	*in_use = false;
-	int rc = db_prepare(db, "SELECT 1 FROM published_models WHERE output_port_id = ? LIMIT 1", &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, port_id, err))) {
-		int row = db_row(db, st, err);
-		*in_use = row == 1;
-		rc = row < 0 ? row : PB_OK;
-	}
-	db_done(st);
-	return rc;
+	return db_has_row(db, "SELECT 1 FROM published_models WHERE output_port_id = ? LIMIT 1", &port_id, 1, in_use,
+			  err);
 }

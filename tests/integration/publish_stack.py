@@ -1,5 +1,6 @@
 """A stack for tests that publish to Power BI: nginx + pbiport + the emulator, the organization's
-Power BI settings saved and alice (owner of acme) connected, workers started on demand, and the
+Power BI settings saved, alice (owner of acme) connected, the publish fixture contract imported
+(cls.product, cls.ports by server name), workers started on demand, and the
 API calls those tests repeat (publish, job, wait for a job). Used by test_jobs.py and
 test_catalog.py."""
 import json
@@ -49,6 +50,10 @@ class PublishStackTestCase(harness.EmulatorStackTestCase):
         cb = r.header("Location")
         status, _, body = s.request("GET", cb[cb.index("/powerbi/callback"):], token="alice")
         assert status == 302, body
+        status, _, doc = s.import_contract(CONTRACT, token="alice")
+        assert status == 201, doc
+        cls.product = doc
+        cls.ports = {p["name"]: p["id"] for p in doc["output_ports"]}
 
     @classmethod
     def tearDownClass(cls):

@@ -32,14 +32,6 @@ def without_server(text, name):
 
 class Catalog(PublishStackTestCase):
 
-    @classmethod
-    def set_up_stack(cls):
-        super().set_up_stack()
-        status, _, doc = cls.stack.import_contract(CONTRACT, token="alice")
-        assert status == 201, doc
-        cls.product = doc
-        cls.ports = {p["name"]: p["id"] for p in doc["output_ports"]}
-
     def product_doc(self, product_id, user="alice"):
         status, _, doc = self.stack.json("GET", "/api/data-products/" + product_id, token=user)
         self.assertEqual(status, 200, doc)

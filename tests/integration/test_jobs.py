@@ -8,19 +8,12 @@ import json
 import uuid
 
 import harness
-from publish_stack import BASIC, CONTRACT, ENDED, SF_CONNECTION, WS_ADMIN, WS_MEMBER, PublishStackTestCase
+from publish_stack import BASIC, ENDED, SF_CONNECTION, WS_ADMIN, WS_MEMBER, PublishStackTestCase
 
 PUBLISH_PHASES = ["validating", "creating_connection", "creating_model", "binding", "finalizing"]
 
 
 class Jobs(PublishStackTestCase):
-
-    @classmethod
-    def set_up_stack(cls):
-        super().set_up_stack()
-        status, _, doc = cls.stack.import_contract(CONTRACT, token="alice")
-        assert status == 201, doc
-        cls.ports = {p["name"]: p["id"] for p in doc["output_ports"]}
 
     def insert_job(self, user, kind="refresh", state="queued", created_at="2020-01-01T00:00:00.000Z"):
         """A job row for user as another part of pbiport would queue it (bob has no Power BI)."""
