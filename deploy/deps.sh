@@ -6,7 +6,7 @@ PKGS=(
   libfcgi-dev liblua5.4-dev libsqlite3-dev libjansson-dev libcurl4-openssl-dev libssl-dev
   libyaml-dev libcmocka-dev
   nginx-light lighttpd apache2 spawn-fcgi
-  python3 openssl curl sqlite3 wrk procps
+  python3 openssl curl sqlite3 wrk procps jq
 )
 missing=()
 for p in "${PKGS[@]}"; do
