@@ -2,7 +2,7 @@
 Power BI settings saved, alice (owner of acme) connected, the publish fixture contract imported
 (cls.product, cls.ports by server name), workers started on demand, and the
 API calls those tests repeat (publish, job, wait for a job). Used by test_jobs.py and
-test_catalog.py."""
+test_catalog.py and test_publish.py."""
 import json
 import os
 import sqlite3
@@ -43,17 +43,23 @@ class PublishStackTestCase(harness.EmulatorStackTestCase):
                                 body=json.dumps({"mode": "custom", "tenant_id": TENANT, "client_id": APP["client_id"],
                                                  "client_secret": APP["client_secret"]}))
         assert status == 200, doc
-        status, headers, _ = s.request("GET", "/powerbi/connect?return_to=/x", token="alice")
-        assert status == 302, status
-        r = cls.emu.call("GET", headers["location"] + "&login_hint=" + ALICE_UPN)
-        assert r.status == 302, r
-        cb = r.header("Location")
-        status, _, body = s.request("GET", cb[cb.index("/powerbi/callback"):], token="alice")
-        assert status == 302, body
+        cls.connect("alice", ALICE_UPN)
         status, _, doc = s.import_contract(CONTRACT, token="alice")
         assert status == 201, doc
         cls.product = doc
         cls.ports = {p["name"]: p["id"] for p in doc["output_ports"]}
+
+    @classmethod
+    def connect(cls, user, upn):
+        """Connects pbiport user `user` to Power BI as the (consented) Entra user upn."""
+        s = cls.stack
+        status, headers, _ = s.request("GET", "/powerbi/connect?return_to=/x", token=user)
+        assert status == 302, status
+        r = cls.emu.call("GET", headers["location"] + "&login_hint=" + upn)
+        assert r.status == 302, r
+        cb = r.header("Location")
+        status, _, body = s.request("GET", cb[cb.index("/powerbi/callback"):], token=user)
+        assert status == 302, body
 
     @classmethod
     def tearDownClass(cls):
@@ -64,6 +70,7 @@ class PublishStackTestCase(harness.EmulatorStackTestCase):
             super().tearDownClass()
 
     def setUp(self):
+        # quick long-running operations: one poll, no wait; no faults left by an earlier test
         self.emu.control("POST", "config", {"lro_polls": 1, "lro_duration_s": 2, "retry_after_s": 0, "latency_ms": 0})
         self.emu.control("DELETE", "faults")
 
@@ -78,6 +85,7 @@ class PublishStackTestCase(harness.EmulatorStackTestCase):
 
     # ---- workers -------------------------------------------------------------------------------
     def start_worker(self, **env):
+        """A `pbiport worker` with env added: (process, its log file's name)."""
         log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", dir=self.stack.path("logs"), delete=False)
         p = subprocess.Popen([self.stack.bin, "worker", "--poll-ms", "50", "--lease-seconds", "3"],
                              env=dict(self.stack.env(), **env), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -85,7 +93,7 @@ class PublishStackTestCase(harness.EmulatorStackTestCase):
         log.close()
         self.workers.append(p)
         self.worker_logs.append(log.name)
-        return p
+        return p, log.name
 
     @staticmethod
     def _kill(p, sig=15):
@@ -113,13 +121,15 @@ class PublishStackTestCase(harness.EmulatorStackTestCase):
             return db.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()[0]
 
     # ---- API -----------------------------------------------------------------------------------
-    def publish(self, port_id, body, user="alice"):
-        return self.stack.json("POST", "/api/output-ports/%s/powerbi-publish" % port_id, body=json.dumps(body),
-                               headers={"Content-Type": "application/json"}, token=user)
+    def publish(self, port, body, user="alice"):
+        """port: a server name of the fixture contract, or a port id."""
+        return self.stack.json("POST", "/api/output-ports/%s/powerbi-publish" % self.ports.get(port, port),
+                               body=json.dumps(body), headers={"Content-Type": "application/json"}, token=user)
 
-    def submit(self, port_id, body, user="alice"):
-        status, _, doc = self.publish(port_id, body, user)
+    def submit(self, port, body, user="alice"):
+        status, _, doc = self.publish(port, body, user)
         self.assertEqual(status, 202, doc)
+        self.assertEqual(doc["status_url"], "/api/jobs/" + doc["job_id"])
         return doc["job_id"]
 
     def job(self, job_id, user="alice"):
@@ -128,18 +138,27 @@ class PublishStackTestCase(harness.EmulatorStackTestCase):
         return doc
 
     def wait_job(self, job_id, until=lambda doc: doc["state"] in ENDED, user="alice", interval=0.05):
+        """Polls the job until `until(doc)`; doc["seen_phases"]: the phases the polls saw."""
         deadline = time.monotonic() + JOB_WAIT_S
+        phases = []
         while time.monotonic() < deadline:
             doc = self.job(job_id, user)
+            if doc["phase"] and (not phases or phases[-1] != doc["phase"]):
+                phases.append(doc["phase"])
             if until(doc):
+                doc["seen_phases"] = phases
                 return doc
             if doc["state"] in ENDED:
                 self.fail("job %s ended before the awaited point: %r" % (job_id, doc))
             time.sleep(interval)
         self.fail("job %s did not get there: %r" % (job_id, self.job(job_id, user)))
 
-    def emu_models(self):
-        return self.emu.control("GET", "state?sections=models&parts=0")["models"]
+    def run_job(self, port, body):
+        self.start_worker()
+        return self.wait_job(self.submit(port, body))
+
+    def emu_models(self, parts=False):
+        return self.emu.control("GET", "state?sections=models" + ("" if parts else "&parts=0"))["models"]
 
     def emu_connections(self):
         return self.emu.state("connections")["connections"]
