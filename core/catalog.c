@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/agreements.h"
+#include "core/published_models.h"
 #include "runtime/util.h"
 
 #define PRODUCT_TYPE_SOURCE "source"   /* imported from a contract (publish makes "consumer") */
@@ -16,6 +18,7 @@ static void port_clear(cat_port *p)
 	free(p->server_json);
 	free(p->contract_id);
 	free(p->contract_text);
+	free(p->retired_at);
 	memset(p, 0, sizeof *p);
 }
 
@@ -87,6 +90,7 @@ out:
 
 /* ---- reads ---- */
 
+/* Columns: id, data_product_id, name, type, server_json, contract_id, retired_at */
 static int read_port(sqlite3_stmt *st, cat_port *p, char *err)
 {
 	bool ok = true;
@@ -97,6 +101,7 @@ static int read_port(sqlite3_stmt *st, cat_port *p, char *err)
 	p->type = db_col_dup(st, 3, &ok);
 	p->server_json = db_col_dup(st, 4, &ok);
 	p->contract_id = db_col_dup(st, 5, &ok);
+	p->retired_at = db_col_dup(st, 6, &ok);
 	if (!ok) {
 		port_clear(p);
 		return pb_err(err, PB_ENOMEM, "out of memory");
@@ -107,8 +112,8 @@ static int read_port(sqlite3_stmt *st, cat_port *p, char *err)
 static int load_ports(pb_db *db, cat_product *p, char *err)
 {
 	sqlite3_stmt *st;
-	int rc = db_prepare(db, "SELECT p.id, p.data_product_id, p.name, p.type, p.server_json, d.contract_id "
-			    "FROM output_ports p JOIN data_products d ON d.id = p.data_product_id "
+	int rc = db_prepare(db, "SELECT p.id, p.data_product_id, p.name, p.type, p.server_json, d.contract_id, "
+			    "p.retired_at FROM output_ports p JOIN data_products d ON d.id = p.data_product_id "
 			    "WHERE p.data_product_id = ? ORDER BY p.name", &st, err);
 	if (rc || (rc = db_bind_text(st, 1, p->id, err)))
 		goto out;
@@ -130,7 +135,8 @@ out:
 	return rc;
 }
 
-/* Columns: id, contract_id, name, type, version, revision, created_at, updated_at[, contract_text] */
+/* Columns: id, contract_id, name, type, version, revision, created_at, updated_at, owner_user_id
+ * [, contract_text] */
 static int read_product(sqlite3_stmt *st, bool with_contract, cat_product *p, char *err)
 {
 	bool ok = true;
@@ -143,8 +149,9 @@ static int read_product(sqlite3_stmt *st, bool with_contract, cat_product *p, ch
 	p->revision = sqlite3_column_int(st, 5);
 	p->created_at = db_col_dup(st, 6, &ok);
 	p->updated_at = db_col_dup(st, 7, &ok);
+	xsnprintf(p->owner_user_id, sizeof p->owner_user_id, "%s", db_col_text(st, 8));
 	if (with_contract)
-		p->contract_text = db_col_dup(st, 8, &ok);
+		p->contract_text = db_col_dup(st, 9, &ok);
 	if (!ok) {
 		product_clear(p);
 		return pb_err(err, PB_ENOMEM, "out of memory");
@@ -162,7 +169,7 @@ int catalog_product_get(pb_db *db, const char *org_id, const char *id, bool with
 	if (!p)
 		return pb_err(err, PB_ENOMEM, "out of memory");
 	rc = db_prepare(db, "SELECT id, contract_id, name, type, version, revision, created_at, updated_at, "
-			"contract_text FROM data_products WHERE org_id = ? AND id = ?", &st, err);
+			"owner_user_id, contract_text FROM data_products WHERE org_id = ? AND id = ?", &st, err);
 	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, id, err)))
 		goto out;
 	int r = db_row(db, st, err);
@@ -192,8 +199,8 @@ int catalog_product_list(pb_db *db, const char *org_id, cat_product **out, size_
 	int r, rc;
 	*out = NULL;
 	*n = 0;
-	rc = db_prepare(db, "SELECT id, contract_id, name, type, version, revision, created_at, updated_at "
-			"FROM data_products WHERE org_id = ? ORDER BY name, id LIMIT ?", &st, err);
+	rc = db_prepare(db, "SELECT id, contract_id, name, type, version, revision, created_at, updated_at, "
+			"owner_user_id FROM data_products WHERE org_id = ? ORDER BY name, id LIMIT ?", &st, err);
 	if (rc || (rc = db_bind_text(st, 1, org_id, err)))
 		goto out;
 	sqlite3_bind_int(st, 2, PB_LIST_MAX_ITEMS);
@@ -238,7 +245,7 @@ int catalog_port_get(pb_db *db, const char *org_id, const char *id, bool with_co
 	if (!p)
 		return pb_err(err, PB_ENOMEM, "out of memory");
 	rc = db_prepare(db, "SELECT p.id, p.data_product_id, p.name, p.type, p.server_json, d.contract_id, "
-			"d.contract_text FROM output_ports p JOIN data_products d ON d.id = p.data_product_id "
+			"p.retired_at, d.contract_text FROM output_ports p JOIN data_products d ON d.id = p.data_product_id "
 			"WHERE p.org_id = ? AND p.id = ?", &st, err);
 	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, id, err)))
 		goto out;
@@ -251,7 +258,7 @@ int catalog_port_get(pb_db *db, const char *org_id, const char *id, bool with_co
 		goto out;
 	if (with_contract) {
 		bool ok = true;
-		p->contract_text = db_col_dup(st, 6, &ok);
+		p->contract_text = db_col_dup(st, 7, &ok);
 		if (!ok)
 			rc = pb_err(err, PB_ENOMEM, "out of memory");
 	}
@@ -263,6 +270,14 @@ out:
 		*out = p;
 	}
 	return rc;
+}
+
+const char *catalog_port_retired_message(const cat_port *p, char *err)
+{
+	pb_err(err, PB_EINVAL, "output port %s ('%.128s') is retired: its server left the data product's contract "
+	       "on %s, and it is kept only for the models and agreements that use it; publish from a port in service",
+	       p->id, p->name ? p->name : "", p->retired_at ? p->retired_at : "?");
+	return err;
 }
 
 /* ---- import ---- */
@@ -316,12 +331,15 @@ static void free_plan(struct port_plan *plan, size_t n)
 	free(plan);
 }
 
-/* type NULL: "source" for a new product, the stored type kept on update. */
-static int upsert_product(pb_db *db, const char *org_id, const pb_contract *c, const char *text, size_t len,
-			  const char *type, const char *now, char id[PB_ID_BUF], bool *created, char *err)
+/* type NULL: "source" for a new product, the stored type kept on update. by (may be NULL: no
+ * check) must own the product or the organization to update it: else *forbidden. */
+static int upsert_product(pb_db *db, const char *org_id, const cat_actor *by, const pb_contract *c, const char *text,
+			  size_t len, const char *type, const char *now, char id[PB_ID_BUF], bool *created,
+			  bool *forbidden, char *err)
 {
 	sqlite3_stmt *st;
-	int rc = db_prepare(db, "SELECT id FROM data_products WHERE org_id = ? AND contract_id = ?", &st, err);
+	int rc = db_prepare(db, "SELECT id, owner_user_id FROM data_products WHERE org_id = ? AND contract_id = ?",
+			    &st, err);
 	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, c->id, err)))
 		goto out;
 	int r = db_row(db, st, err);
@@ -330,6 +348,12 @@ static int upsert_product(pb_db *db, const char *org_id, const pb_contract *c, c
 		goto out;
 	}
 	*created = r == 0;
+	if (r == 1 && by && !by->org_owner && (!by->user_id || strcmp(db_col_text(st, 1), by->user_id))) {
+		*forbidden = true;
+		rc = pb_err(err, PB_EINVAL, "data product %s (contract id '%.128s') exists and is not yours: only its "
+			    "owner or an organization owner may update it", db_col_text(st, 0), c->id);
+		goto out;
+	}
 	if (r == 1)
 		xsnprintf(id, PB_ID_BUF, "%s", db_col_text(st, 0));
 	else if ((rc = pb_new_id(id, err)))
@@ -337,8 +361,8 @@ static int upsert_product(pb_db *db, const char *org_id, const pb_contract *c, c
 	db_done(st);
 	if (*created)
 		rc = db_prepare(db, "INSERT INTO data_products (name, version, status, domain, description, "
-				"contract_text, updated_at, id, org_id, contract_id, type, revision, created_at) "
-				"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)", &st, err);
+				"contract_text, updated_at, id, org_id, contract_id, type, revision, created_at, "
+				"owner_user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)", &st, err);
 	else
 		rc = db_prepare(db, "UPDATE data_products SET name = ?1, version = ?2, status = ?3, domain = ?4, "
 				"description = ?5, contract_text = ?6, updated_at = ?7, type = COALESCE(?9, type), "
@@ -355,7 +379,8 @@ static int upsert_product(pb_db *db, const char *org_id, const pb_contract *c, c
 		goto out;
 	if (*created && ((rc = db_bind_text(st, 9, org_id, err)) || (rc = db_bind_text(st, 10, c->id, err)) ||
 			 (rc = db_bind_text(st, 11, type ? type : PRODUCT_TYPE_SOURCE, err)) ||
-			 (rc = db_bind_text(st, 12, now, err))))
+			 (rc = db_bind_text(st, 12, now, err)) ||
+			 (rc = db_bind_text(st, 13, by ? by->user_id : NULL, err))))
 		goto out;
 	if (!*created && (rc = db_bind_text(st, 9, type, err)))
 		goto out;
@@ -365,14 +390,26 @@ out:
 	return rc;
 }
 
-/* Ports of product id become exactly plan: matched by name, added, or removed. */
+/* Whether consumers depend on port id: an agreement or a published model names it. */
+static int port_in_use(pb_db *db, const char *id, bool *in_use, char *err)
+{
+	int rc = agreements_port_in_use(db, id, in_use, err);
+	if (!rc && !*in_use)
+		rc = published_models_port_in_use(db, id, in_use, err);
+	return rc;
+}
+
+/* Ports of product id become exactly plan: matched by name (and back in service if they
+ * were retired), added, or removed; a removed port consumers depend on is retired instead
+ * (and removed by a later import once nothing depends on it any more). */
 static int sync_ports(pb_db *db, const char *org_id, const char *product_id, const struct port_plan *plan,
 		      size_t n, const char *now, char *err)
 {
 	sqlite3_stmt *st = NULL;
 	char (*stale)[PB_ID_BUF] = NULL;
 	size_t nstale = 0;
-	int r, rc = db_prepare(db, "SELECT id, name FROM output_ports WHERE data_product_id = ?", &st, err);
+	int r, rc = db_prepare(db, "SELECT id, name FROM output_ports WHERE data_product_id = ?",
+			       &st, err);
 	if (rc || (rc = db_bind_text(st, 1, product_id, err)))
 		goto out;
 	while ((r = db_row(db, st, err)) == 1) {
@@ -394,48 +431,48 @@ static int sync_ports(pb_db *db, const char *org_id, const char *product_id, con
 		goto out;
 	}
 	db_done(st);
+	st = NULL;
 	for (size_t i = 0; i < nstale; i++) {
-		if ((rc = db_prepare(db, "DELETE FROM output_ports WHERE id = ?", &st, err)) ||
-		    (rc = db_bind_text(st, 1, stale[i], err)) || (rc = db_exec(db, st, err)))
+		bool in_use = false;
+		if ((rc = port_in_use(db, stale[i], &in_use, err)))
 			goto out;
-		db_done(st);
+		const char *v[] = { now, stale[i] };
+		if (in_use)
+			rc = db_exec_texts(db, "UPDATE output_ports SET retired_at = ?1, updated_at = ?1 "
+					   "WHERE id = ?2 AND retired_at IS NULL", v, 2, err);
+		else
+			rc = db_exec_texts(db, "DELETE FROM output_ports WHERE id = ?", v + 1, 1, err);
+		if (rc)
+			goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
 		char id[PB_ID_BUF];
-		if ((rc = pb_new_id(id, err)) ||
-		    (rc = db_prepare(db, "INSERT INTO output_ports (id, data_product_id, org_id, name, type, "
-				     "server_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-				     "ON CONFLICT (data_product_id, name) DO UPDATE SET type = excluded.type, "
-				     "server_json = excluded.server_json, updated_at = excluded.updated_at",
-				     &st, err)) ||
-		    (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, product_id, err)) ||
-		    (rc = db_bind_text(st, 3, org_id, err)) || (rc = db_bind_text(st, 4, plan[i].name, err)) ||
-		    (rc = db_bind_text(st, 5, plan[i].type, err)) ||
-		    (rc = db_bind_text(st, 6, plan[i].server_json, err)) || (rc = db_bind_text(st, 7, now, err)) ||
-		    (rc = db_bind_text(st, 8, now, err)) || (rc = db_exec(db, st, err)))
+		if ((rc = pb_new_id(id, err)))
 			goto out;
-		db_done(st);
+		const char *v[] = { id, product_id, org_id, plan[i].name, plan[i].type, plan[i].server_json, now, now };
+		if ((rc = db_exec_texts(db,
+					"INSERT INTO output_ports (id, data_product_id, org_id, name, type, server_json, "
+					"created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+					"ON CONFLICT (data_product_id, name) DO UPDATE SET type = excluded.type, "
+					"server_json = excluded.server_json, updated_at = excluded.updated_at, "
+					"retired_at = NULL",
+					v, 8, err)))
+			goto out;
 	}
-	st = NULL;
 out:
 	db_done(st);
 	free(stale);
 	return rc;
 }
 
-int catalog_import(pb_db *db, const char *org_id, const pb_contract *c, const char *text, size_t len,
-		   cat_product **out, bool *created, char *err)
-{
-	return catalog_import_typed(db, org_id, c, text, len, NULL, out, created, err);
-}
-
-int catalog_import_typed(pb_db *db, const char *org_id, const pb_contract *c, const char *text, size_t len,
-			 const char *type, cat_product **out, bool *created, char *err)
+static int import(pb_db *db, const char *org_id, const cat_actor *by, const pb_contract *c, const char *text,
+		  size_t len, const char *type, cat_product **out, bool *created, bool *forbidden, char *err)
 {
 	struct port_plan *plan = NULL;
 	char id[PB_ID_BUF], now[PB_TIME_BUF];
 	int rc;
 	*out = NULL;
+	*forbidden = false;
 	/* everything that can be refused is refused before the transaction starts */
 	if (!c->id || !*c->id)
 		return pb_err(err, PB_EINVAL, "id: the contract has no id");
@@ -450,7 +487,7 @@ int catalog_import_typed(pb_db *db, const char *org_id, const pb_contract *c, co
 	pb_now(now);
 	if ((rc = db_begin(db, err)))
 		goto out;
-	if ((rc = upsert_product(db, org_id, c, text, len, type, now, id, created, err)) ||
+	if ((rc = upsert_product(db, org_id, by, c, text, len, type, now, id, created, forbidden, err)) ||
 	    (rc = sync_ports(db, org_id, id, plan, c->nservers, now, err)) ||
 	    (rc = db_commit(db, err)))
 		goto out;
@@ -460,6 +497,26 @@ out:
 		db_rollback(db);
 	free_plan(plan, c->nservers);
 	return rc;
+}
+
+int catalog_import(pb_db *db, const char *org_id, const pb_contract *c, const char *text, size_t len,
+		   cat_product **out, bool *created, char *err)
+{
+	bool forbidden;
+	return import(db, org_id, NULL, c, text, len, NULL, out, created, &forbidden, err);
+}
+
+int catalog_import_typed(pb_db *db, const char *org_id, const pb_contract *c, const char *text, size_t len,
+			 const char *type, cat_product **out, bool *created, char *err)
+{
+	bool forbidden;
+	return import(db, org_id, NULL, c, text, len, type, out, created, &forbidden, err);
+}
+
+int catalog_import_by(pb_db *db, const char *org_id, const cat_actor *by, const pb_contract *c, const char *text,
+		      size_t len, cat_product **out, bool *created, bool *forbidden, char *err)
+{
+	return import(db, org_id, by, c, text, len, NULL, out, created, forbidden, err);
 }
 
 int catalog_product_delete(pb_db *db, const char *org_id, const char *id, char *err)
@@ -504,8 +561,9 @@ static json_t *server_object(const cat_port *p)
 
 static json_t *port_brief(const cat_port *p)
 {
-	return json_pack("{s:s,s:s,s:s,s:o}", "id", p->id, "name", p->name ? p->name : "",
-			 "type", p->type ? p->type : "", "server", server_object(p));
+	return json_pack("{s:s,s:s,s:s,s:o,s:s,s:s?}", "id", p->id, "name", p->name ? p->name : "",
+			 "type", p->type ? p->type : "", "server", server_object(p), "status",
+			 p->retired_at ? "retired" : "active", "retired_at", p->retired_at);
 }
 
 json_t *catalog_port_json(const cat_port *p)
@@ -530,10 +588,11 @@ json_t *catalog_product_json(const cat_product *p, bool with_contract)
 	}
 	if (!ports)
 		return NULL;
-	json_t *o = json_pack("{s:s,s:s,s:s,s:s?,s:s,s:i,s:s,s:s,s:o}", "id", p->id,
+	json_t *o = json_pack("{s:s,s:s,s:s,s:s?,s:s,s:i,s:s?,s:s,s:s,s:o}", "id", p->id,
 			      "name", p->name ? p->name : "", "type", p->type ? p->type : "",
 			      "version", p->version, "contract_id", p->contract_id ? p->contract_id : "",
-			      "revision", p->revision, "created_at", p->created_at ? p->created_at : "",
+			      "revision", p->revision, "owner_user_id", p->owner_user_id[0] ? p->owner_user_id : NULL,
+			      "created_at", p->created_at ? p->created_at : "",
 			      "updated_at", p->updated_at ? p->updated_at : "", "output_ports", ports);
 	if (o && with_contract && p->contract_text &&
 	    json_object_set_new(o, "contract", json_string(p->contract_text))) {

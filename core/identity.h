@@ -34,6 +34,11 @@ typedef struct pb_team {
  * NULL; ordered by name, at most PB_LIST_MAX_ITEMS. *out new (free()); NULL when *n is 0. */
 int identity_teams(pb_db *db, const char *org_id, const char *user_id, pb_team **out, size_t *n, char *err);
 
+/* The name of user_id in org_id (to show who did something). PB_ENOTFOUND when the org has
+ * no such user. */
+int identity_user_name(pb_db *db, const char *org_id, const char *user_id, char name[PB_NAME_FIELD_MAX + 1],
+		       char *err);
+
 /* Lookups for runtime/auth (struct pb_auth_ops). */
 int identity_user_by_name(pb_db *db, const char *name, pb_identity *who, char *err);
 int identity_token_by_id(pb_db *db, const char *token_id, pb_identity *who,

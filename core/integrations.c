@@ -740,7 +740,7 @@ static int reconcile(pb_db *db, pb_run *r, char *err)
 		return 0;
 	if (rc)
 		return rc;
-	if (!strcmp(j->state, "failed") || !strcmp(j->state, "succeeded")) {
+	if (job_ended(j)) {
 		const char *msg = j->error_message ? j->error_message : "the run's job ended without finishing the run";
 		rc = integration_run_finish(db, r->id, false, NULL, NULL, j->error_code ? j->error_code : "run_lost",
 					    msg, err);

@@ -7,11 +7,12 @@
 #include "core/worker.h"
 
 const pb_job_kind pb_job_kinds[] = {
-	{ "ingest", ingest_job },
-	{ "publish", publish_job },
-	{ "refresh", refresh_job },
-	{ "push_rows", push_rows_job },
-	{ NULL, NULL },
+	/* name         run            cleanup on cancel (NULL: nothing to remove) */
+	{ "ingest",     ingest_job,    NULL },
+	{ "publish",    publish_job,   publish_cancel_cleanup },
+	{ "refresh",    refresh_job,   NULL },
+	{ "push_rows",  push_rows_job, NULL },
+	{ NULL, NULL, NULL },
 };
 
 const pb_worker_tick pb_worker_ticks[] = {

@@ -1002,3 +1002,61 @@ int publish_reseal_credentials(pb_db *db, const pb_config *cfg, size_t *resealed
 {
 	return jobs_reseal_private(db, cfg->encryption_keys, "publish", SEAL_CONTEXT, resealed, err);
 }
+
+/* ---- cancel with cleanup (core/job_kinds.c) ------------------------------------------- */
+
+int publish_cancel_cleanup(pb_job_ctx *ctx)
+{
+	publish_run r = { .ctx = ctx };
+	msapi_items conns = { 0 };
+	char sub[PB_ERR_MAX], made_conn[PB_PBI_ID_MAX + 1] = "";
+	const char *model = cp_str(&r, "model_id"), *conn = cp_str(&r, "connection_id");
+	int rc;
+	r.in = json_loads(ctx->job->input ? ctx->job->input : "", 0, NULL);
+	r.ws = json_string_value(json_object_get(r.in, "workspace_id"));
+	r.conn_id = json_string_value(json_object_get(r.in, "connection_id"));   /* chosen, so reused: kept */
+	if (!r.ws) {
+		rc = job_fail(ctx, "bad_input", "the publish job has no workspace_id");
+		goto out;
+	}
+	if ((rc = open_session(&r)))
+		goto out;
+	if (model && (rc = fabric_delete_semantic_model(&r.s.api, r.ws, model, sub))) {
+		rc = api_failure(&r, "deleting the semantic model", sub);
+		goto out;
+	}
+	if (!r.conn_id && !conn) {
+		if ((rc = fabric_list_connections(&r.s.api, &conns, sub))) {
+			rc = api_failure(&r, "listing your connections", sub);
+			goto out;
+		}
+		/* made, but the worker died before its checkpoint: its name ends with the job id
+		 * (connection_name) */
+		char tail[32];
+		xsnprintf(tail, sizeof tail, "(pbiport %.12s)", ctx->job->id);
+		size_t tn = strlen(tail);
+		for (size_t i = 0; i < conns.n && !conn; i++) {
+			const char *name = conns.v[i].name;
+			size_t n = name ? strlen(name) : 0;
+			if (n >= tn && !strcmp(name + n - tn, tail))
+				conn = conns.v[i].id;
+		}
+	}
+	if (!r.conn_id && conn) {
+		xsnprintf(made_conn, sizeof made_conn, "%s", conn);
+		if ((rc = fabric_delete_connection(&r.s.api, made_conn, sub))) {
+			rc = api_failure(&r, "deleting the connection", sub);
+			goto out;
+		}
+	}
+	ctx->result = json_pack("{s:{s:s?,s:s?},s:{s:s?}}", "removed", "semantic_model_id", model, "connection_id",
+				made_conn[0] ? made_conn : NULL, "kept", "connection_id", r.conn_id);
+	if (!ctx->result)
+		rc = pb_err(ctx->err, PB_ENOMEM, "out of memory");
+out:
+	msapi_items_release(&conns);
+	if (r.have_session)
+		pbi_session_release(&r.s);
+	json_decref(r.in);
+	return rc;
+}

@@ -113,6 +113,13 @@ int publish_submit(pb_db *db, const pb_config *cfg, const char *org_id, const ch
  * powerbi_error. */
 int publish_job(pb_job_ctx *ctx);
 
+/* The publish kind's cleanup when a cancel asks for it (core/worker.h): deletes the semantic
+ * model this job created (checkpoint model_id) and the connection it created (never the one
+ * the request chose with connection_id), then sets ctx->result to
+ * {"removed":{"semantic_model_id","connection_id"},"kept":{"connection_id"}} (null where none).
+ * What was already gone counts as removed. Error codes as publish_job's. */
+int publish_cancel_cleanup(pb_job_ctx *ctx);
+
 /* pbiport rotate-keys: re-seals the credentials typed into unfinished publish jobs. */
 int publish_reseal_credentials(pb_db *db, const pb_config *cfg, size_t *resealed, char *err);
 

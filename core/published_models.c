@@ -8,19 +8,6 @@
 #include "core/lineage_store.h"
 #include "runtime/util.h"
 
-/* Runs sql with the n texts bound in order (NULL binds NULL). */
-static int exec_binds(pb_db *db, const char *sql, const char *const *v, int n, char *err)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = db_prepare(db, sql, &st, err);
-	for (int i = 0; !rc && i < n; i++)
-		rc = db_bind_text(st, i + 1, v[i], err);
-	if (!rc)
-		rc = db_exec(db, st, err);
-	db_done(st);
-	return rc;
-}
-
 /* The first column of the one row sql finds into out; PB_ENOTFOUND when none. */
 static int select_id(pb_db *db, const char *sql, const char *const *v, int n, char out[PB_ID_BUF], char *err)
 {
@@ -51,7 +38,7 @@ static int insert_or_find(pb_db *db, const char *insert, const char **v, int nv,
 	if (rc)
 		return rc;
 	v[0] = id;
-	if ((rc = exec_binds(db, insert, v, nv, err)))
+	if ((rc = db_exec_texts(db, insert, v, nv, err)))
 		return rc;
 	return select_id(db, select, k, nk, out, err);
 }
@@ -200,4 +187,10 @@ int published_model_find(pb_db *db, const char *org_id, const char *ref, pm_mode
 out:
 	db_done(st);
 	return rc;
+}
+
+int published_models_port_in_use(pb_db *db, const char *port_id, bool *in_use, char *err)
+{
+	return db_has_row(db, "SELECT 1 FROM published_models WHERE output_port_id = ? LIMIT 1", &port_id, 1, in_use,
+			  err);
 }

@@ -56,4 +56,8 @@ typedef struct pm_model {
  * publish when several share the product). *found false when there is none. */
 int published_model_find(pb_db *db, const char *org_id, const char *ref, pm_model *out, bool *found, char *err);
 
+/* Whether any model was published from output port port_id (the catalog keeps such a port,
+ * retired, when its server leaves the contract: core/catalog.h). */
+int published_models_port_in_use(pb_db *db, const char *port_id, bool *in_use, char *err);
+
 #endif

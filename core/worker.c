@@ -16,12 +16,24 @@
 #define WORKER_DEFAULT_POLL_MS 1000
 #define WORKER_MAX_BACKOFF_MS (5 * 60 * 1000)
 
-int job_phase(pb_job_ctx *ctx, const char *phase, int progress)
+/* Writes phase / progress / checkpoint text; a pending cancel request stops the kind here. */
+static int record_progress(pb_job_ctx *ctx, const char *phase, int progress, const char *checkpoint)
 {
+	bool cancel = false;
 	if (atomic_load(&ctx->lease_lost))
 		return pb_err(ctx->err, PB_ENOTFOUND, "the job's lease was lost to another worker");
-	return jobs_update(ctx->db, ctx->job->id, ctx->worker_id, ctx->lease_ms, phase, progress, NULL,
-			   ctx->err);
+	int rc = jobs_progress(ctx->db, ctx->job->id, ctx->worker_id, ctx->lease_ms, phase, progress, checkpoint,
+			       ctx->cleaning_up ? NULL : &cancel, ctx->err);
+	if (!rc && cancel) {
+		ctx->cancel_requested = true;
+		rc = pb_err(ctx->err, PB_EIO, "the job was cancelled");
+	}
+	return rc;
+}
+
+int job_phase(pb_job_ctx *ctx, const char *phase, int progress)
+{
+	return record_progress(ctx, phase, progress, NULL);
 }
 
 void job_extend_time_limit(pb_job_ctx *ctx, long long ms)
@@ -38,12 +50,27 @@ int job_checkpoint(pb_job_ctx *ctx, const char *key, json_t *value)
 	char *text = json_dumps(ctx->checkpoint, JSON_COMPACT | JSON_SORT_KEYS);
 	if (!text)
 		return pb_err(ctx->err, PB_ENOMEM, "out of memory");
-	int rc = atomic_load(&ctx->lease_lost)
-			 ? pb_err(ctx->err, PB_ENOTFOUND, "the job's lease was lost to another worker")
-			 : jobs_update(ctx->db, ctx->job->id, ctx->worker_id, ctx->lease_ms, NULL, -1, text,
-				       ctx->err);
+	int rc = record_progress(ctx, NULL, -1, text);
 	free(text);
 	return rc;
+}
+
+const pb_job_kind *job_kind_find(const char *name)
+{
+	for (const pb_job_kind *k = pb_job_kinds; k->name; k++)
+		if (!strcmp(k->name, name))
+			return k;
+	return NULL;
+}
+
+int job_cancel(pb_db *db, const pb_job *j, const char *by_user, bool cleanup, pb_cancel_outcome *outcome,
+	       char *err)
+{
+	const pb_job_kind *kind = job_kind_find(j->kind);
+	if (cleanup && (!kind || !kind->cleanup))
+		return pb_err(err, PB_EINVAL, "cleanup: a %s job creates nothing that cancelling could remove; "
+			      "cancel without cleanup", j->kind);
+	return jobs_cancel(db, j->id, by_user, cleanup, outcome, err);
 }
 
 static void set_code(pb_job_ctx *ctx, const char *code)
@@ -52,11 +79,20 @@ static void set_code(pb_job_ctx *ctx, const char *code)
 		ctx->error_code[0] = '\0';
 }
 
+/* Formats into a buffer of its own first: callers pass ctx->err itself as an argument
+ * (`job_fail(ctx, code, "...: %s", ctx->err)`), which must not be written while it is read. */
+static void set_message(pb_job_ctx *ctx, const char *fmt, va_list ap)
+{
+	char msg[sizeof ctx->err];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	memcpy(ctx->err, msg, sizeof msg);
+}
+
 int job_fail(pb_job_ctx *ctx, const char *code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(ctx->err, sizeof ctx->err, fmt, ap);
+	set_message(ctx, fmt, ap);
 	va_end(ap);
 	set_code(ctx, code);
 	ctx->transient = false;
@@ -67,7 +103,7 @@ int job_retry_later(pb_job_ctx *ctx, long after_ms, const char *code, const char
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(ctx->err, sizeof ctx->err, fmt, ap);
+	set_message(ctx, fmt, ap);
 	va_end(ap);
 	set_code(ctx, code);
 	ctx->transient = true;
@@ -213,6 +249,69 @@ static const pb_job_kind *find_kind(const pb_job_kind *kinds, const char *name)
 	return NULL;
 }
 
+static long backoff_ms(int attempts);
+
+/* Whether a cancel request arrived for job id (after its kind stopped without noticing). */
+static bool cancel_pending(pb_db *db, const char *id)
+{
+	pb_job *j = NULL;
+	char err[PB_ERR_MAX];
+	bool pending = !jobs_get(db, id, &j, err) && j->cancel_requested_at;
+	job_free(j);
+	return pending;
+}
+
+/* The cancel's cleanup step, while the heartbeat still holds the lease: re-reads the job
+ * (the request may have come after the claim) into *fresh (new) and, when cleanup was
+ * asked and the kind has one, runs it. Its rc; ctx->result says what it removed. */
+static int cancel_cleanup(pb_job_ctx *ctx, const pb_job_kind *kind, pb_job **fresh)
+{
+	int rc = jobs_get(ctx->db, ctx->job->id, fresh, ctx->err);
+	if (rc || !(*fresh)->cancel_cleanup || !kind->cleanup)
+		return rc;
+	/* what the stopped run left in the context is not the cleanup's */
+	json_decref(ctx->result);
+	ctx->result = NULL;
+	ctx->err[0] = ctx->error_code[0] = '\0';
+	ctx->transient = false;
+	ctx->retry_after_ms = 0;
+	ctx->cleaning_up = true;
+	if ((rc = job_phase(ctx, "cancelling", -1)))
+		return rc;
+	return kind->cleanup(ctx);
+}
+
+/* Ends a job whose cancel was carried out (crc: the cleanup's rc), or puts it back in the
+ * queue, request kept, when its cleanup failed in a way worth another try. */
+static int end_cancelled(pb_job_ctx *ctx, const pb_worker_opts *o, const pb_job *fresh, int crc, char *err)
+{
+	const pb_job *j = fresh ? fresh : ctx->job;
+	bool cleaned = fresh && fresh->cancel_cleanup;
+	/* the phase the job was in when it stopped (a retried cleanup shows "cancelling") */
+	const char *phase = j->phase && strcmp(j->phase, "cancelling") ? j->phase : NULL;
+	char msg[PB_ERR_MAX];
+	int rc;
+	if (crc && (ctx->transient || !ctx->error_code[0]) && ctx->job->attempts < ctx->job->max_attempts) {
+		bool gave_up = false;
+		long delay = ctx->retry_after_ms > 0 ? ctx->retry_after_ms : backoff_ms(ctx->job->attempts);
+		return jobs_retry(ctx->db, ctx->job->id, o->worker_id, delay, "cleanup_failed", ctx->err, &gave_up, err);
+	}
+	/* a message cut at PB_ERR_MAX is still the right message */
+	if (crc)
+		(void)xsnprintf(msg, sizeof msg, "cancelled; removing what it created failed: %s", ctx->err);
+	else
+		(void)xsnprintf(msg, sizeof msg, "cancelled%s%s%s", phase ? " during " : j->phase ? "" : " before it started",
+				phase ? phase : "", cleaned ? ", and what it created was removed" : "");
+	json_t *result = json_pack("{s:s?,s:b,s:O?}", "cancelled_in_phase", phase, "cleanup_done", cleaned && !crc,
+				   "cleanup", ctx->result);
+	char *text = result ? json_dumps(result, JSON_COMPACT) : NULL;
+	json_decref(result);
+	rc = text ? jobs_finish_cancelled(ctx->db, ctx->job->id, o->worker_id, text, msg, err)
+		  : pb_err(err, PB_ENOMEM, "out of memory");
+	free(text);
+	return rc;
+}
+
 static long backoff_ms(int attempts)
 {
 	long ms = 2000;
@@ -252,19 +351,36 @@ static int run_job(pb_db *db, const pb_config *cfg, const pb_worker_opts *o, con
 		goto out;
 	}
 	hb_running = cfg && cfg->db_path && heartbeat_start(&hb, &ctx, cfg->db_path) == 0;
-	int krc = kind->run(&ctx);
+	/* a job claimed with a cancel pending (queued for its cleanup, or a dead worker's) does not run */
+	bool cancel = job->cancel_requested_at != NULL;
+	int krc = cancel ? PB_OK : kind->run(&ctx);
+	if (!cancel && krc != PB_OK && !atomic_load(&ctx.lease_lost))
+		cancel = ctx.cancel_requested || cancel_pending(db, job->id);
+	pb_job *fresh = NULL;
+	int crc = PB_OK;
+	if (cancel && !atomic_load(&ctx.lease_lost))
+		crc = cancel_cleanup(&ctx, kind, &fresh);
 	if (hb_running) {
 		heartbeat_stop(&hb);
 		hb_running = false;
 	}
 	if (atomic_load(&ctx.timed_out)) {
+		job_free(fresh);
 		log_event("error", NULL, "worker %s: job %s (%s) ran past its time limit and was failed (time_limit)",
 			  o->worker_id, job->id, job->kind);
 		rc = pb_err(err, PB_ENOTFOUND, "job %s: failed past its time limit", job->id);
 		goto out;
 	}
 	if (atomic_load(&ctx.lease_lost)) {
+		job_free(fresh);
 		rc = pb_err(err, PB_ENOTFOUND, "job %s: lease lost; another worker continues it", job->id);
+		goto out;
+	}
+	if (cancel) {
+		rc = end_cancelled(&ctx, o, fresh, crc, err);
+		job_free(fresh);
+		log_event("info", NULL, "worker %s: job %s (%s) cancelled%s", o->worker_id, job->id, job->kind,
+			  crc ? " (cleanup failed)" : "");
 		goto out;
 	}
 	if (krc == PB_OK) {

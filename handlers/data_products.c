@@ -1,8 +1,10 @@
 /* POST/GET /api/data-products[/{id}], DELETE /api/data-products/{id}: contracts in,
- * catalog out. The route table already checked identity, body size and type. */
+ * catalog out. The route table already checked identity, body size and type; updating an
+ * existing product also needs its owner or an organization owner (core/catalog.h). */
 #include <jansson.h>
 #include <stdlib.h>
 
+#include "core/agreements.h"
 #include "core/catalog.h"
 #include "core/contract.h"
 #include "handlers/handlers.h"
@@ -14,7 +16,7 @@ int data_products_import(struct req *r)
 	pb_contract *c = NULL;
 	cat_product *p = NULL;
 	json_t *doc = NULL;
-	bool created = false;
+	bool created = false, forbidden = false;
 	int rc = PB_OK;
 	if (!utf8_valid(r->body, r->body_len)) {
 		rc = req_reply_error(r, 400, "invalid_contract", "request body is not valid UTF-8");
@@ -32,7 +34,12 @@ int data_products_import(struct req *r)
 	}
 	if (rc)
 		goto out;
-	rc = catalog_import(r->db, r->who.org_id, c, r->body, r->body_len, &p, &created, r->err);
+	cat_actor by = { .user_id = r->who.user_id, .org_owner = r->who.role == PB_ROLE_OWNER };
+	rc = catalog_import_by(r->db, r->who.org_id, &by, c, r->body, r->body_len, &p, &created, &forbidden, r->err);
+	if (forbidden) {
+		rc = req_reply_error(r, 403, "forbidden", "%s", r->err);
+		goto out;
+	}
 	if (rc == PB_EINVAL || rc == PB_ELIMIT) {
 		rc = req_reply_error(r, 400, "invalid_contract", "%s", r->err);
 		goto out;
@@ -67,9 +74,25 @@ int data_products_list(struct req *r)
 int data_products_get(struct req *r)
 {
 	cat_product *p = NULL;
+	json_t *o = NULL, *consumes = NULL;
 	int rc = catalog_product_get(r->db, r->who.org_id, req_capture(r, "id"), true, &p, r->err);
+	/* the ports this product reads, under which agreements: empty for a source product */
 	if (!rc)
-		rc = req_reply_json_new(r, 200, catalog_product_json(p, true));
+		rc = agreements_consumed_json(r->db, r->who.org_id, p->id, &consumes, r->err);
+	if (!rc && !(o = catalog_product_json(p, true)))
+		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
+	if (!rc) {
+		/* json_object_set_new takes consumes whatever it answers */
+		if (json_object_set_new(o, "consumes", consumes))
+			rc = pb_err(r->err, PB_ENOMEM, "out of memory");
+		consumes = NULL;
+	}
+	if (!rc) {
+		rc = req_reply_json_new(r, 200, o);
+		o = NULL;
+	}
+	json_decref(o);
+	json_decref(consumes);
 	catalog_product_free(p);
 	return rc;
 }

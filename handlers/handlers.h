@@ -17,6 +17,10 @@ int data_products_delete(struct req *r);
 int output_ports_get(struct req *r);
 int output_ports_tmdl(struct req *r);
 int jobs_get_handler(struct req *r);
+int jobs_list_handler(struct req *r);
+int jobs_cancel_handler(struct req *r);
+int agreements_list_handler(struct req *r);
+int agreements_get_handler(struct req *r);
 int lineage_get(struct req *r);
 /* Connect Power BI (handlers/powerbi_settings.c, powerbi_connect.c, me_connections.c) */
 int powerbi_settings_get(struct req *r);

@@ -7,15 +7,14 @@
 
 static int render_jobs(pb_db *db, sbuf *out, char *err)
 {
-	static const char *const states[4] = { "queued", "running", "succeeded", "failed" };
-	long counts[4];
+	long counts[PB_JOB_NSTATES];
 	int rc = jobs_count_by_state(db, counts, err);
 	if (rc)
 		return rc;
 	if (sbuf_adds(out, "# HELP pbiport_jobs Jobs in the queue by state.\n# TYPE pbiport_jobs gauge\n"))
 		return pb_err(err, PB_ELIMIT, "metrics text is larger than its ceiling");
-	for (int i = 0; i < 4; i++)
-		if (sbuf_addf(out, "pbiport_jobs{state=\"%s\"} %ld\n", states[i], counts[i]))
+	for (int i = 0; i < PB_JOB_NSTATES; i++)
+		if (sbuf_addf(out, "pbiport_jobs{state=\"%s\"} %ld\n", pb_job_states[i], counts[i]))
 			return pb_err(err, PB_ELIMIT, "metrics text is larger than its ceiling");
 	return PB_OK;
 }

@@ -41,6 +41,10 @@ int output_ports_tmdl(struct req *r)
 	int rc = catalog_port_get(r->db, r->who.org_id, req_capture(r, "id"), true, &p, r->err);
 	if (rc)
 		goto out;
+	if (p->retired_at) {
+		rc = req_reply_error(r, 409, "port_retired", "%s", catalog_port_retired_message(p, r->err));
+		goto out;
+	}
 	/* the stored text was accepted at import; failing now means the parser changed */
 	if ((rc = contract_parse(p->contract_text, strlen(p->contract_text), "stored contract", &c, r->err))) {
 		rc = req_reply_error(r, 422, "invalid_contract", "%s", r->err);

@@ -27,7 +27,16 @@ int powerbi_publish_post(struct req *r)
 	char job_id[PB_ID_BUF], url[64 + PB_ID_BUF], code[PBI_CODE_MAX] = "";
 	bool existing = false;
 	const char *port_id = req_capture(r, "id");
-	int rc = json_body_parse(r->body, r->body_len, 0, &body, r->err);
+	cat_port *port = NULL;
+	int rc = catalog_port_get(r->db, r->who.org_id, port_id, false, &port, r->err);
+	if (!rc && port->retired_at)
+		rc = req_reply_error(r, 409, "port_retired", "%s", catalog_port_retired_message(port, r->err));
+	catalog_port_free(port);
+	if (rc == PB_ENOTFOUND)
+		return req_reply_error(r, 404, "not_found", "no output port %s", port_id);
+	if (rc || r->status)
+		return rc;
+	rc = json_body_parse(r->body, r->body_len, 0, &body, r->err);
 	if (rc == PB_EINVAL || rc == PB_ELIMIT)
 		return req_reply_error(r, 400, "invalid_json", "%s", r->err);
 	if (rc)

@@ -15,6 +15,8 @@ static const char *const json_types[] = { "application/json", NULL };
 static const char *const rows_types[] = {
 	"application/json", "application/x-ndjson", "application/ndjson", "application/jsonl", "text/csv", NULL,
 };
+static const char *const jobs_query[] = { "kind", "state", "limit", "cursor", NULL };
+static const char *const agreements_query[] = { "data_product", "state", "limit", "cursor", NULL };
 static const char *const lineage_query[] = { "node", "depth", "format", NULL };
 static const char *const assets_query[] = { "type", "q", NULL };
 static const char *const pbi_connections_query[] = { "output_port", "http_path", NULL };
@@ -35,7 +37,11 @@ static const struct route routes[] = {
 	{ "DELETE", "/api/data-products/{id}",    data_products_delete, PB_ROLE_OWNER,  0,                 NULL,           NULL,       0 },
 	{ "GET",    "/api/output-ports/{id}",     output_ports_get,     PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_READ_ONLY },
 	{ "GET",    "/api/output-ports/{id}/tmdl", output_ports_tmdl,   PB_ROLE_MEMBER, 0,                 NULL,           tmdl_query, 0 },
-	{ "GET",    "/api/jobs/{id}",             jobs_get_handler,     PB_ROLE_MEMBER, 0,                 NULL,           NULL,       0 },
+	{ "GET",    "/api/jobs",                  jobs_list_handler,    PB_ROLE_MEMBER, 0,                 NULL,           jobs_query, ROUTE_READ_ONLY },
+	{ "GET",    "/api/jobs/{id}",             jobs_get_handler,     PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_READ_ONLY },
+	{ "POST",   "/api/jobs/{id}/cancel",      jobs_cancel_handler,  PB_ROLE_MEMBER, 4096,              json_types,     NULL,       ROUTE_EMPTY_BODY_OK },
+	{ "GET",    "/api/agreements",            agreements_list_handler, PB_ROLE_MEMBER, 0,              NULL,           agreements_query, ROUTE_READ_ONLY },
+	{ "GET",    "/api/agreements/{id}",       agreements_get_handler, PB_ROLE_MEMBER, 0,               NULL,           NULL,       ROUTE_READ_ONLY },
 	{ "GET",    "/api/lineage",               lineage_get,          PB_ROLE_MEMBER, 0,                 NULL,           lineage_query, 0 },
 	{ "GET",    "/api/settings/powerbi",      powerbi_settings_get, PB_ROLE_OWNER,  0,                 NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	{ "PUT",    "/api/settings/powerbi",      powerbi_settings_put, PB_ROLE_OWNER,  PB_SETTINGS_BODY_MAX, json_types,     NULL,       ROUTE_FEATURE_POWERBI_WEB },

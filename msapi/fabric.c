@@ -477,3 +477,35 @@ int fabric_list_item_connections(msapi *c, const char *ws, const char *item_id, 
 	free(path);
 	return rc;
 }
+
+/* A DELETE that counts an answer of 404 (already gone) as done. */
+static int delete_gone_ok(msapi *c, const char *path, const char *what, char *err)
+{
+	msapi_reply r = { 0 };
+	msapi_call call = { .svc = MSAPI_FABRIC, .method = "DELETE", .url = path, .idempotent = true, .what = what };
+	int rc = msapi_do(c, &call, &r, err);
+	if (rc && c->last.status == 404)
+		rc = PB_OK;
+	msapi_reply_release(&r);
+	return rc;
+}
+
+int fabric_delete_semantic_model(msapi *c, const char *ws, const char *id, char *err)
+{
+	char *path = NULL;
+	int rc = msapi_path(&path, err, "/v1/workspaces/%s/semanticModels/%s", ws, id);
+	if (!rc)
+		rc = delete_gone_ok(c, path, "delete the semantic model", err);
+	free(path);
+	return rc;
+}
+
+int fabric_delete_connection(msapi *c, const char *id, char *err)
+{
+	char *path = NULL;
+	int rc = msapi_path(&path, err, "/v1/connections/%s", id);
+	if (!rc)
+		rc = delete_gone_ok(c, path, "delete the connection", err);
+	free(path);
+	return rc;
+}

@@ -97,4 +97,9 @@ int fabric_bind_connection(msapi *c, const char *ws, const char *model_id, const
 /* GET /v1/workspaces/{ws}/items/{id}/connections. item: type, path, id (bound connection). */
 int fabric_list_item_connections(msapi *c, const char *ws, const char *item_id, msapi_items *out, char *err);
 
+/* DELETE /v1/workspaces/{ws}/semanticModels/{id} and DELETE /v1/connections/{id}. One that
+ * is already gone (404) counts as deleted. */
+int fabric_delete_semantic_model(msapi *c, const char *ws, const char *id, char *err);
+int fabric_delete_connection(msapi *c, const char *id, char *err);
+
 #endif

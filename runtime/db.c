@@ -151,6 +151,34 @@ int db_row(pb_db *db, sqlite3_stmt *st, char *err)
 	return step_rc(db, src, err);
 }
 
+int db_exec_texts(pb_db *db, const char *sql, const char *const *v, int n, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db, sql, &st, err);
+	for (int i = 0; !rc && i < n; i++)
+		rc = db_bind_text(st, i + 1, v[i], err);
+	if (!rc)
+		rc = db_exec(db, st, err);
+	db_done(st);
+	return rc;
+}
+
+int db_has_row(pb_db *db, const char *sql, const char *const *v, int n, bool *found, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db, sql, &st, err);
+	*found = false;
+	for (int i = 0; !rc && i < n; i++)
+		rc = db_bind_text(st, i + 1, v[i], err);
+	if (!rc) {
+		int row = db_row(db, st, err);
+		*found = row == 1;
+		rc = row < 0 ? row : PB_OK;
+	}
+	db_done(st);
+	return rc;
+}
+
 int db_bind_text(sqlite3_stmt *st, int idx, const char *s, char *err)
 {
 	int src = s ? sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, idx);

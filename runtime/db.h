@@ -39,6 +39,11 @@ int db_exec(pb_db *db, sqlite3_stmt *st, char *err);
 /* One step of a query: 1 = row ready, 0 = no more rows, <0 = pb_rc with err. */
 int db_row(pb_db *db, sqlite3_stmt *st, char *err);
 
+/* Prepares sql, binds the n texts v in order (NULL binds NULL) and runs it as db_exec. */
+int db_exec_texts(pb_db *db, const char *sql, const char *const *v, int n, char *err);
+/* Prepares query sql, binds the n texts v in order and sets *found to whether it has a row. */
+int db_has_row(pb_db *db, const char *sql, const char *const *v, int n, bool *found, char *err);
+
 /* Binds text (NULL binds SQL NULL). Returns PB_OK or PB_ENOMEM. */
 int db_bind_text(sqlite3_stmt *st, int idx, const char *s, char *err);
 /* Column text, "" for NULL; borrowed until the next step/reset of st. */

@@ -12,7 +12,22 @@
 #define JOB_COLUMNS                                                                           \
 	"id, org_id, user_id, kind, state, phase, progress, attempts, max_attempts, "          \
 	"idempotency_key, input, private_input, checkpoint, result, error_code, error_message, " \
-	"created_at, updated_at"
+	"created_at, updated_at, finished_at, cancel_requested_at, cancel_cleanup, cancelled_by"
+
+const char *const pb_job_states[PB_JOB_NSTATES] = { "queued", "running", "succeeded", "failed", "cancelled" };
+
+bool job_state_valid(const char *state)
+{
+	for (int i = 0; state && i < PB_JOB_NSTATES; i++)
+		if (!strcmp(state, pb_job_states[i]))
+			return true;
+	return false;
+}
+
+bool job_ended(const pb_job *j)
+{
+	return j->state && strcmp(j->state, "queued") && strcmp(j->state, "running");
+}
 
 void job_free(pb_job *j)
 {
@@ -32,6 +47,8 @@ void job_free(pb_job *j)
 	free(j->result);
 	free(j->error_code);
 	free(j->error_message);
+	free(j->finished_at);
+	free(j->cancel_requested_at);
 	free(j);
 }
 
@@ -65,6 +82,10 @@ static int job_from_row(sqlite3_stmt *st, pb_job **out, char *err)
 	j->error_message = db_col_dup(st, 15, &ok);
 	copy_fixed(j->created_at, sizeof j->created_at, db_col_text(st, 16));
 	copy_fixed(j->updated_at, sizeof j->updated_at, db_col_text(st, 17));
+	j->finished_at = db_col_dup(st, 18, &ok);
+	j->cancel_requested_at = db_col_dup(st, 19, &ok);
+	j->cancel_cleanup = sqlite3_column_int(st, 20) != 0;
+	copy_fixed(j->cancelled_by, sizeof j->cancelled_by, db_col_text(st, 21));
 	if (!ok) {
 		job_free(j);
 		return pb_err(err, PB_ENOMEM, "out of memory");
@@ -163,15 +184,114 @@ static json_t *json_or_null(const char *text)
 	return v ? v : json_string(text);
 }
 
+static const char *or_null(const char *s)
+{
+	return s && *s ? s : NULL;
+}
+
 json_t *job_json(const pb_job *j)
 {
-	json_t *error = json_null();
+	json_t *error = json_null(), *cancel = json_null();
 	if (j->error_code || j->error_message)
 		error = json_pack("{s:s?,s:s?}", "code", j->error_code, "message", j->error_message);
-	return json_pack("{s:s,s:s,s:s,s:s?,s:i,s:i,s:o,s:o,s:s,s:s}", "id", j->id, "kind", j->kind,
+	if (j->cancel_requested_at)
+		cancel = json_pack("{s:s,s:b,s:s?}", "requested_at", j->cancel_requested_at, "cleanup",
+				   j->cancel_cleanup, "by", or_null(j->cancelled_by));
+	return json_pack("{s:s,s:s,s:s,s:s?,s:i,s:i,s:o,s:o,s:s?,s:s,s:s,s:s?,s:o}", "id", j->id, "kind", j->kind,
 			 "state", j->state, "phase", j->phase, "progress", j->progress, "attempts",
 			 j->attempts, "error", error ? error : json_null(), "result", json_or_null(j->result),
-			 "created_at", j->created_at, "updated_at", j->updated_at);
+			 "user_id", or_null(j->user_id), "created_at", j->created_at, "updated_at", j->updated_at,
+			 "finished_at", j->finished_at, "cancel", cancel ? cancel : json_null());
+}
+
+int jobs_phases_json(pb_db *db, const char *id, json_t **out, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *list = json_array();
+	int rc = list ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
+	*out = NULL;
+	if (!rc)
+		rc = db_prepare(db, "SELECT phase, started_at, attempt FROM job_phases WHERE job_id = ? ORDER BY seq",
+				&st, err);
+	if (!rc)
+		rc = db_bind_text(st, 1, id, err);
+	while (!rc) {
+		int row = db_row(db, st, err);
+		if (row <= 0) {
+			rc = row;
+			break;
+		}
+		if (json_array_append_new(list, json_pack("{s:s,s:s,s:i}", "phase", db_col_text(st, 0), "started_at",
+							  db_col_text(st, 1), "attempt", sqlite3_column_int(st, 2))))
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+	}
+	db_done(st);
+	if (rc)
+		json_decref(list);
+	else
+		*out = list;
+	return rc;
+}
+
+void jobs_list_free(pb_job **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		job_free(v[i]);
+	free(v);
+}
+
+int jobs_list(pb_db *db, const pb_job_filter *f, const pb_page *page, pb_job ***out, size_t *n,
+	      char next_cursor[PB_PAGE_CURSOR_BUF], char *err)
+{
+	sqlite3_stmt *st = NULL;
+	pb_job **v = NULL;
+	size_t count = 0;
+	bool more = false;
+	int rc = PB_OK;
+	*out = NULL;
+	*n = 0;
+	next_cursor[0] = '\0';
+	if (page->limit < 1)
+		return pb_err(err, PB_EINVAL, "limit: at least 1");
+	if (!(v = calloc((size_t)page->limit, sizeof *v)))
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	if ((rc = db_prepare(db,
+			     "SELECT " JOB_COLUMNS " FROM jobs WHERE org_id = ?1 AND (?2 IS NULL OR user_id = ?2) "
+			     "AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR state = ?4) "
+			     "AND (?5 IS NULL OR created_at < ?5 OR (created_at = ?5 AND id < ?6)) "
+			     "ORDER BY created_at DESC, id DESC LIMIT ?7",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, f->org_id, err)) || (rc = db_bind_text(st, 2, f->user_id, err)) ||
+	    (rc = db_bind_text(st, 3, f->kind, err)) || (rc = db_bind_text(st, 4, f->state, err)) ||
+	    (rc = db_bind_text(st, 5, page->after ? page->at : NULL, err)) ||
+	    (rc = db_bind_text(st, 6, page->after ? page->id : NULL, err)))
+		goto out;
+	sqlite3_bind_int(st, 7, page->limit + 1);   /* one more tells whether a next page exists */
+	for (;;) {
+		int row = db_row(db, st, err);
+		if (row <= 0) {
+			rc = row;
+			break;
+		}
+		if (count == (size_t)page->limit) {
+			more = true;
+			break;
+		}
+		if ((rc = job_from_row(st, &v[count], err)))
+			break;
+		count++;
+	}
+	if (!rc && more)
+		rc = pb_page_cursor(v[count - 1]->created_at, v[count - 1]->id, next_cursor, err);
+out:
+	db_done(st);
+	if (rc) {
+		jobs_list_free(v, count);
+		return rc;
+	}
+	*out = v;
+	*n = count;
+	return PB_OK;
 }
 
 /* Fails, inside the claim transaction, every running job whose lease expired and
@@ -282,30 +402,109 @@ int jobs_renew(pb_db *db, const char *id, const char *worker, long lease_ms, cha
 int jobs_update(pb_db *db, const char *id, const char *worker, long lease_ms, const char *phase,
 		int progress, const char *checkpoint, char *err)
 {
+	return jobs_progress(db, id, worker, lease_ms, phase, progress, checkpoint, NULL, err);
+}
+
+/* Adds phase to the job's history unless it is the last one recorded for this attempt (a
+ * phase re-entered with new progress is one phase), within PB_JOB_PHASES_MAX entries. With
+ * stop_on_cancel, a pending cancel request adds nothing and sets *cancelled: the job stops
+ * instead of entering the phase. */
+static int record_phase(pb_db *db, const char *id, const char *worker, const char *phase, const char *now,
+			bool stop_on_cancel, bool *cancelled, char *err)
+{
 	sqlite3_stmt *st = NULL;
-	char now[PB_TIME_BUF], until[PB_TIME_BUF];
-	pb_now(now);
-	pb_time_in(lease_ms, until);
 	int rc = db_prepare(db,
-			    "UPDATE jobs SET lease_expires = ?, updated_at = ?, phase = COALESCE(?, phase), "
-			    "progress = CASE WHEN ? < 0 THEN progress ELSE ? END, "
-			    "checkpoint = COALESCE(?, checkpoint) "
-			    "WHERE id = ? AND lease_owner = ? AND state = 'running'",
-			    &st, err);
-	if (rc)
-		return rc;
-	sqlite3_bind_int(st, 4, progress);
-	sqlite3_bind_int(st, 5, progress > 100 ? 100 : progress);
-	if (!(rc = db_bind_text(st, 1, until, err)) && !(rc = db_bind_text(st, 2, now, err)) &&
-	    !(rc = db_bind_text(st, 3, phase, err)) && !(rc = db_bind_text(st, 6, checkpoint, err)) &&
-	    !(rc = db_bind_text(st, 7, id, err)) && !(rc = db_bind_text(st, 8, worker, err)))
-		rc = update_held(db, st, err);
+			    "SELECT j.attempts, p.seq, p.phase, p.attempt, j.cancel_requested_at IS NOT NULL "
+			    "FROM jobs j LEFT JOIN job_phases p "
+			    "ON p.job_id = j.id AND p.seq = (SELECT MAX(seq) FROM job_phases WHERE job_id = j.id) "
+			    "WHERE j.id = ? AND j.lease_owner = ? AND j.state = 'running'",
+			    &st, err), row;
+	if (rc || (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, worker, err)))
+		goto out;
+	if ((row = db_row(db, st, err)) <= 0) {
+		rc = row;   /* no row: the lease is gone, which the update reports */
+		goto out;
+	}
+	int attempt = sqlite3_column_int(st, 0), last_seq = sqlite3_column_int(st, 1);
+	*cancelled = stop_on_cancel && sqlite3_column_int(st, 4);
+	bool same = sqlite3_column_type(st, 1) != SQLITE_NULL && !strcmp(db_col_text(st, 2), phase) &&
+		    sqlite3_column_int(st, 3) == attempt;
+	db_done(st);
+	st = NULL;
+	if (same || *cancelled || last_seq >= PB_JOB_PHASES_MAX)
+		goto out;
+	if ((rc = db_prepare(db, "INSERT INTO job_phases (job_id, seq, phase, attempt, started_at) "
+				 "VALUES (?, ?, ?, ?, ?)", &st, err)) ||
+	    (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 3, phase, err)) ||
+	    (rc = db_bind_text(st, 5, now, err)))
+		goto out;
+	sqlite3_bind_int(st, 2, last_seq + 1);
+	sqlite3_bind_int(st, 4, attempt);
+	rc = db_exec(db, st, err);
+out:
 	db_done(st);
 	return rc;
 }
 
-int jobs_finish(pb_db *db, const char *id, const char *worker, bool ok, const char *result,
-		const char *code, const char *message, char *err)
+int jobs_progress(pb_db *db, const char *id, const char *worker, long lease_ms, const char *phase,
+		  int progress, const char *checkpoint, bool *cancel, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[PB_TIME_BUF], until[PB_TIME_BUF];
+	bool began = false, stopped = false;
+	int rc = PB_OK, row = 0;
+	pb_now(now);
+	pb_time_in(lease_ms, until);
+	if (cancel)
+		*cancel = false;
+	/* a new phase and its history entry are written together */
+	if (phase && !(rc = db_begin(db, err)))
+		began = true;
+	if (!rc && phase && !(rc = record_phase(db, id, worker, phase, now, cancel != NULL, &stopped, err)) &&
+	    stopped) {
+		phase = NULL;   /* cancelled: the job does not enter it */
+		progress = -1;
+	}
+	if (!rc)
+		rc = db_prepare(db,
+				"UPDATE jobs SET lease_expires = ?, updated_at = ?, phase = COALESCE(?, phase), "
+				"progress = CASE WHEN ? < 0 THEN progress ELSE ? END, "
+				"checkpoint = COALESCE(?, checkpoint) "
+				"WHERE id = ? AND lease_owner = ? AND state = 'running' "
+				"RETURNING cancel_requested_at IS NOT NULL",
+				&st, err);
+	if (rc)
+		goto out;
+	sqlite3_bind_int(st, 4, progress);
+	sqlite3_bind_int(st, 5, progress > 100 ? 100 : progress);
+	if ((rc = db_bind_text(st, 1, until, err)) || (rc = db_bind_text(st, 2, now, err)) ||
+	    (rc = db_bind_text(st, 3, phase, err)) || (rc = db_bind_text(st, 6, checkpoint, err)) ||
+	    (rc = db_bind_text(st, 7, id, err)) || (rc = db_bind_text(st, 8, worker, err)))
+		goto out;
+	if ((row = db_row(db, st, err)) < 0) {
+		rc = row;
+		goto out;
+	}
+	if (row == 0) {
+		rc = pb_err(err, PB_ENOTFOUND, "the job's lease was lost to another worker");
+		goto out;
+	}
+	if (cancel)
+		*cancel = sqlite3_column_int(st, 0) != 0;
+	/* finish the statement before COMMIT: RETURNING keeps it active */
+	while ((row = db_row(db, st, err)) == 1)
+		;
+	rc = row;
+out:
+	db_done(st);
+	if (began)
+		rc = rc ? (db_rollback(db), rc) : db_commit(db, err);
+	return rc;
+}
+
+/* Ends a running job held by worker in state (succeeded, failed, cancelled). */
+static int finish_as(pb_db *db, const char *id, const char *worker, const char *state, const char *result,
+		     const char *code, const char *message, char *err)
 {
 	sqlite3_stmt *st = NULL;
 	char now[PB_TIME_BUF];
@@ -319,15 +518,101 @@ int jobs_finish(pb_db *db, const char *id, const char *worker, bool ok, const ch
 			    &st, err);
 	if (rc)
 		return rc;
-	const char *state = ok ? "succeeded" : "failed";
 	if (!(rc = db_bind_text(st, 1, state, err)) && !(rc = db_bind_text(st, 2, state, err)) &&
-	    !(rc = db_bind_text(st, 3, result, err)) && !(rc = db_bind_text(st, 4, ok ? NULL : code, err)) &&
-	    !(rc = db_bind_text(st, 5, ok ? NULL : message, err)) && !(rc = db_bind_text(st, 6, now, err)) &&
+	    !(rc = db_bind_text(st, 3, result, err)) && !(rc = db_bind_text(st, 4, code, err)) &&
+	    !(rc = db_bind_text(st, 5, message, err)) && !(rc = db_bind_text(st, 6, now, err)) &&
 	    !(rc = db_bind_text(st, 7, now, err)) && !(rc = db_bind_text(st, 8, id, err)) &&
 	    !(rc = db_bind_text(st, 9, worker, err)))
 		rc = update_held(db, st, err);
 	db_done(st);
 	return rc;
+}
+
+int jobs_finish(pb_db *db, const char *id, const char *worker, bool ok, const char *result,
+		const char *code, const char *message, char *err)
+{
+	return finish_as(db, id, worker, ok ? "succeeded" : "failed", result, ok ? NULL : code, ok ? NULL : message,
+			 err);
+}
+
+int jobs_finish_cancelled(pb_db *db, const char *id, const char *worker, const char *result, const char *message,
+			  char *err)
+{
+	return finish_as(db, id, worker, "cancelled", result, "cancelled", message, err);
+}
+
+/* Ends a queued job as cancelled at once (inside jobs_cancel's transaction). */
+static int cancel_queued(pb_db *db, const char *id, const char *by_user, const char *now, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db,
+			    "UPDATE jobs SET state = 'cancelled', cancel_requested_at = ?1, cancelled_by = ?2, "
+			    "error_code = 'cancelled', error_message = CASE WHEN attempts = 0 "
+			    "THEN 'cancelled before it ran' ELSE 'cancelled while waiting to be retried' END, "
+			    "private_input = NULL, updated_at = ?1, finished_at = ?1 WHERE id = ?3 AND state = 'queued'",
+			    &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, now, err)) && !(rc = db_bind_text(st, 2, by_user, err)) &&
+	    !(rc = db_bind_text(st, 3, id, err)))
+		rc = db_exec(db, st, err);
+	db_done(st);
+	return rc;
+}
+
+/* Records a cancel request for a worker to carry out; a queued job becomes due now. */
+static int request_cancel(pb_db *db, const char *id, const char *by_user, bool cleanup, const char *now, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db,
+			    "UPDATE jobs SET cancel_requested_at = COALESCE(cancel_requested_at, ?1), "
+			    "cancelled_by = COALESCE(cancelled_by, ?2), "
+			    "cancel_cleanup = CASE WHEN ?3 = 1 THEN 1 ELSE cancel_cleanup END, "
+			    "run_after = CASE WHEN state = 'queued' THEN ?1 ELSE run_after END, updated_at = ?1 "
+			    "WHERE id = ?4 AND state IN ('queued', 'running')",
+			    &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, now, err)) && !(rc = db_bind_text(st, 2, by_user, err)) &&
+	    sqlite3_bind_int(st, 3, cleanup ? 1 : 0) == SQLITE_OK && !(rc = db_bind_text(st, 4, id, err)))
+		rc = db_exec(db, st, err);
+	db_done(st);
+	return rc;
+}
+
+int jobs_cancel(pb_db *db, const char *id, const char *by_user, bool cleanup, pb_cancel_outcome *outcome,
+		char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[PB_TIME_BUF];
+	int rc = db_begin(db, err), row;
+	if (rc)
+		return rc;
+	pb_now(now);
+	if ((rc = db_prepare(db, "SELECT state, checkpoint, cancel_cleanup FROM jobs WHERE id = ?", &st, err)) ||
+	    (rc = db_bind_text(st, 1, id, err)))
+		goto out;
+	if ((row = db_row(db, st, err)) <= 0) {
+		rc = row < 0 ? row : pb_err(err, PB_ENOTFOUND, "no job %s", id);
+		goto out;
+	}
+	bool queued = !strcmp(db_col_text(st, 0), "queued"), running = !strcmp(db_col_text(st, 0), "running");
+	/* a queued job created nothing unless an earlier attempt checkpointed it */
+	bool to_clean = (cleanup || sqlite3_column_int(st, 2)) && strcmp(db_col_text(st, 1), "{}");
+	db_done(st);
+	st = NULL;
+	if (!queued && !running)
+		*outcome = PB_CANCEL_ENDED;
+	else if (queued && !to_clean) {
+		*outcome = PB_CANCEL_DONE;
+		rc = cancel_queued(db, id, by_user, now, err);
+	} else {
+		*outcome = PB_CANCEL_REQUESTED;
+		rc = request_cancel(db, id, by_user, cleanup, now, err);
+	}
+out:
+	db_done(st);
+	if (rc) {
+		db_rollback(db);
+		return rc;
+	}
+	return db_commit(db, err);
 }
 
 int jobs_retry(pb_db *db, const char *id, const char *worker, long delay_ms, const char *code,
@@ -367,11 +652,10 @@ int jobs_retry(pb_db *db, const char *id, const char *worker, long delay_ms, con
 	return rc;
 }
 
-int jobs_count_by_state(pb_db *db, long counts[4], char *err)
+int jobs_count_by_state(pb_db *db, long counts[PB_JOB_NSTATES], char *err)
 {
-	static const char *const states[4] = { "queued", "running", "succeeded", "failed" };
 	sqlite3_stmt *st = NULL;
-	memset(counts, 0, 4 * sizeof counts[0]);
+	memset(counts, 0, PB_JOB_NSTATES * sizeof counts[0]);
 	int rc = db_prepare(db, "SELECT state, COUNT(*) FROM jobs GROUP BY state", &st, err);
 	while (!rc) {
 		int row = db_row(db, st, err);
@@ -379,8 +663,8 @@ int jobs_count_by_state(pb_db *db, long counts[4], char *err)
 			rc = row;
 			break;
 		}
-		for (int i = 0; i < 4; i++)
-			if (!strcmp(db_col_text(st, 0), states[i]))
+		for (int i = 0; i < PB_JOB_NSTATES; i++)
+			if (!strcmp(db_col_text(st, 0), pb_job_states[i]))
 				counts[i] = sqlite3_column_int64(st, 1);
 	}
 	db_done(st);

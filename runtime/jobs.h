@@ -2,10 +2,17 @@
  *
  * Life of a job: jobs_submit() → queued → jobs_claim() (attempts+1, running, lease) →
  * the worker renews the lease while it works (jobs_renew) and records phase, progress
- * and a checkpoint (jobs_update) → jobs_finish() (succeeded / failed; the private
- * input is erased) or jobs_retry() (queued again after a back-off; failed once
+ * and a checkpoint (jobs_update / jobs_progress; each new phase is also kept in the
+ * job's phase history, table job_phases) → jobs_finish() (succeeded / failed; the
+ * private input is erased) or jobs_retry() (queued again after a back-off; failed once
  * attempts reach max_attempts). A job whose lease expires (its worker died) is
  * claimable again and resumes from its checkpoint.
+ *
+ * Cancelling (jobs_cancel): a queued job with nothing to clean up ends `cancelled` at
+ * once. Otherwise the request is recorded on the row (cancel_requested_at, cleanup): a
+ * running job's worker sees it at its next jobs_progress() and ends the job with
+ * jobs_finish_cancelled(), after removing what the job created when cleanup was asked;
+ * a queued job to clean up is made due now so that a worker does it.
  *
  * The queue knows nothing about what a job does: kinds are strings; core/worker.c
  * maps them to functions. This module owns the jobs table: no other SQL touches it. */
@@ -16,6 +23,7 @@
 #include <stddef.h>
 
 #include "runtime/db.h"
+#include "runtime/page.h"
 
 struct json_t;
 
@@ -24,7 +32,7 @@ typedef struct pb_job {
 	char org_id[PB_ID_BUF];
 	char user_id[PB_ID_BUF];       /* "" when the user was deleted or for system jobs */
 	char *kind;
-	char *state;                   /* queued, running, succeeded, failed */
+	char *state;                   /* one of pb_job_states */
 	char *phase;                   /* NULL before the first phase */
 	int progress;                  /* 0..100 */
 	int attempts, max_attempts;
@@ -35,7 +43,18 @@ typedef struct pb_job {
 	char *result;                  /* JSON text or NULL */
 	char *error_code, *error_message;
 	char created_at[PB_TIME_BUF], updated_at[PB_TIME_BUF];
+	char *finished_at;             /* NULL until the job ended */
+	char *cancel_requested_at;     /* NULL unless a cancel was asked for */
+	bool cancel_cleanup;           /* the cancel asked to remove what the job created */
+	char cancelled_by[PB_ID_BUF];  /* who asked; "" when nobody (or the user was deleted) */
 } pb_job;
+
+/* Every state a job can be in, in this order (counts of jobs_count_by_state). */
+#define PB_JOB_NSTATES 5
+extern const char *const pb_job_states[PB_JOB_NSTATES];   /* queued running succeeded failed cancelled */
+bool job_state_valid(const char *state);
+/* True once the job is succeeded, failed or cancelled: nothing will run it again. */
+bool job_ended(const pb_job *j);
 
 typedef struct pb_job_spec {
 	const char *kind;
@@ -59,8 +78,46 @@ int jobs_get(pb_db *db, const char *id, pb_job **out, char *err);
 void job_free(pb_job *j);
 
 /* The public view: {id, kind, state, phase, progress, attempts, error:{code,message}|null,
- * result, created_at, updated_at}. New reference; NULL on OOM. Never the inputs. */
+ * result, user_id, created_at, updated_at, finished_at, cancel:{requested_at, cleanup, by}|null}.
+ * New reference; NULL on OOM. Never the inputs. */
 struct json_t *job_json(const pb_job *j);
+
+/* The job's phase history, oldest first: [{"phase","started_at","attempt"}] (at most
+ * PB_JOB_PHASES_MAX entries; a phase entered again on a later attempt is listed again).
+ * *out is a new reference. */
+#define PB_JOB_PHASES_MAX 200
+int jobs_phases_json(pb_db *db, const char *id, struct json_t **out, char *err);
+
+/* GET /api/jobs: an org's jobs, newest first, one page at a time (runtime/page.h). */
+typedef struct pb_job_filter {
+	const char *org_id;
+	const char *user_id;           /* NULL: every user's */
+	const char *kind;              /* NULL: any */
+	const char *state;             /* NULL: any (else one of pb_job_states) */
+} pb_job_filter;
+
+#define PB_JOBS_PAGE_DEFAULT 50
+#define PB_JOBS_PAGE_MAX 200
+
+/* *out is a new array of *n new jobs (jobs_list_free). next_cursor is "" on the last page. */
+int jobs_list(pb_db *db, const pb_job_filter *f, const pb_page *page, pb_job ***out, size_t *n,
+	      char next_cursor[PB_PAGE_CURSOR_BUF], char *err);
+void jobs_list_free(pb_job **v, size_t n);
+
+/* What jobs_cancel did. */
+typedef enum pb_cancel_outcome {
+	PB_CANCEL_DONE,        /* the job is cancelled (it was queued, with nothing to clean up) */
+	PB_CANCEL_REQUESTED,   /* a worker ends it: running, at its next checkpoint; queued, now */
+	PB_CANCEL_ENDED,       /* nothing done: the job had already ended */
+} pb_cancel_outcome;
+
+/* Asks to cancel job id (the caller checked who may) for user by_user (may be NULL). A
+ * queued job is cancelled at once unless cleanup is asked and its checkpoint is not empty
+ * (a retried job may have created something): then, as for a running job, the request is
+ * recorded and a worker finishes it. Asking again while a request is pending only adds
+ * cleanup (never removes it). PB_ENOTFOUND when there is no such job. */
+int jobs_cancel(pb_db *db, const char *id, const char *by_user, bool cleanup, pb_cancel_outcome *outcome,
+		char *err);
 
 /* Claims the oldest due job of one of kinds (NULL-terminated; NULL = any): a queued
  * job whose run_after has come, or a running one whose lease has expired. Returns 1
@@ -76,11 +133,24 @@ int jobs_renew(pb_db *db, const char *id, const char *worker, long lease_ms, cha
  * renewing the lease. PB_ENOTFOUND when the lease was lost. */
 int jobs_update(pb_db *db, const char *id, const char *worker, long lease_ms, const char *phase,
 		int progress, const char *checkpoint, char *err);
+/* jobs_update for a job's own checkpoints. A phase other than the last one recorded for this
+ * attempt is added to the phase history. cancel (may be NULL) receives whether a cancel was
+ * asked for; then the job does not enter phase (it is to stop there), but the progress and
+ * the checkpoint are written, so what the job created is never lost to a cancel. With cancel
+ * NULL (a cleanup running for a cancel) the phase is entered whatever is pending. */
+int jobs_progress(pb_db *db, const char *id, const char *worker, long lease_ms, const char *phase,
+		  int progress, const char *checkpoint, bool *cancel, char *err);
 
 /* Ends the job: succeeded with result (JSON text) or failed with code + message.
  * Erases the private input either way. PB_ENOTFOUND when the lease was lost. */
 int jobs_finish(pb_db *db, const char *id, const char *worker, bool ok, const char *result,
 		const char *code, const char *message, char *err);
+
+/* Ends a running job as cancelled with result (JSON text, may be NULL) and a message saying
+ * what happened (error code "cancelled"); erases the private input. PB_ENOTFOUND when the
+ * lease was lost. */
+int jobs_finish_cancelled(pb_db *db, const char *id, const char *worker, const char *result, const char *message,
+			  char *err);
 
 /* A transient failure: queued again after delay_ms with the error recorded, or
  * failed for good when attempts already reached max_attempts (*gave_up true). */
@@ -94,8 +164,7 @@ struct pb_keyring;
 int jobs_reseal_private(pb_db *db, const struct pb_keyring *kr, const char *kind, const char *context,
 			size_t *resealed, char *err);
 
-/* Number of jobs in each state, for /metrics: counts[0..3] = queued, running,
- * succeeded, failed. */
-int jobs_count_by_state(pb_db *db, long counts[4], char *err);
+/* Number of jobs in each state, for /metrics: counts[i] for pb_job_states[i]. */
+int jobs_count_by_state(pb_db *db, long counts[PB_JOB_NSTATES], char *err);
 
 #endif

@@ -83,7 +83,7 @@
 #define PB_RESPONSE_HEADERS_MAX (16u * 1024)
 #define PB_REQUEST_ID_MAX       64                    /* incoming X-Request-Id kept when safe */
 #define PB_NAME_FIELD_MAX       128                   /* org/user/team names */
-#define PB_STMT_CACHE_MAX       128                   /* prepared statements kept per process */
+#define PB_STMT_CACHE_MAX       256                   /* prepared statements kept per process (the program has ~190) */
 #define PB_DB_BUSY_TIMEOUT_MS   5000
 #define PB_MIGRATION_MAX_BYTES  (1u * 1024 * 1024)    /* one sql/NNNN_*.sql file */
 #define PB_MIGRATIONS_MAX       9999

@@ -143,7 +143,9 @@ PRODUCT=$(jget 'd["id"]')
 PORT=$(jget '[p["id"] for p in d["output_ports"] if p["name"] == "production"][0]')
 DBX_PORT=$(jget '[p["id"] for p in d["output_ports"] if p["name"] == "lakehouse"][0]')
 post /api/data-products "$FIX/orders-v2.json" application/json "HTTP_AUTHORIZATION=Bearer $TOKEN"
-check "re-import of the same contract id: 200, new version" '[ "$status" = 200 ] && json "d[\"id\"] == \"$PRODUCT\" and d[\"version\"] == \"2.0.0\""'
+check "a member re-importing another's contract id: 403, nothing changed" '[ "$status" = 403 ] && is_error forbidden && json "\"urn:contract:orders\" in d[\"error\"][\"message\"]"'
+post /api/data-products "$FIX/orders-v2.json" application/json REMOTE_USER=alice
+check "re-import of the same contract id: 200, new version" '[ "$status" = 200 ] && json "d[\"id\"] == \"$PRODUCT\" and d[\"version\"] == \"2.0.0\" and d[\"revision\"] == 2"'
 check "re-import keeps the port id of the same server, drops the removed one" 'json "[p[\"id\"] for p in d[\"output_ports\"]] == [\"$PORT\"]"'
 post /api/data-products "$FIX/orders.yaml" "text/yaml; charset=utf-8" REMOTE_USER=alice
 check "text/yaml with parameters accepted; back to two ports" '[ "$status" = 200 ] && json "len(d[\"output_ports\"]) == 2 and d[\"version\"] == \"1.0.0\""'

@@ -7,165 +7,26 @@ safety (kill -9 of the worker inside each phase, then exactly one connection and
 resumed job never adopts a model another publish made under its planned name)."""
 import json
 import os
-import sqlite3
 import subprocess
 import tempfile
 import time
 import unittest
 
 import harness
+from publish_stack import (ALICE_UPN, BASIC, JOB_WAIT_S, SF_CONNECTION, TENANT, WS_ADMIN, WS_MEMBER,
+                           PublishStackTestCase)
 
 
-with open(os.path.join(harness.ROOT, "tests", "fixtures", "tenants", "demo.json"), encoding="utf-8") as _f:
-    _DEMO = json.load(_f)["tenants"][0]
-TENANT = _DEMO["id"]
-APP = _DEMO["apps"][0]
-ALICE_UPN = "alice@contoso.example"
-WS_ADMIN = "a0000000-0000-4000-8000-000000000001"     # alice: Admin
-WS_MEMBER = "a0000000-0000-4000-8000-000000000002"    # alice: Member
 WS_VIEWER = "a0000000-0000-4000-8000-000000000003"    # alice: Viewer
 WS_CONTRIB = "a0000000-0000-4000-8000-000000000004"   # alice: Contributor
-SF_CONNECTION = "c0000000-0000-4000-8000-000000000001"
 PHASES = ("validating", "creating_connection", "creating_model", "binding", "finalizing")
-JOB_WAIT_S = 90
-with open(os.path.join(harness.ROOT, "tests", "fixtures", "publish", "contoso.odcs.yaml"), encoding="utf-8") as _f:
-    CONTRACT = _f.read()
-BASIC = {"credential_type": "basic", "username": "svc_pbi", "password": "Sn0w-s3cret-pw"}
 TOKEN = {"credential_type": "token", "token": "dapi-0123456789abcdef-secret"}
 SP = {"credential_type": "service_principal", "tenant_id": TENANT, "client_id": "99999999-0000-4000-8000-000000000001",
       "client_secret": "sp-s3cret-value"}
 SECRETS = ("Sn0w-s3cret-pw", "dapi-0123456789abcdef-secret", "sp-s3cret-value")
 
 
-class Publish(harness.EmulatorStackTestCase):
-    SERVER = "nginx"
-    FCGI_PROCS = 2
-    EMU_ENV = dict(APPLICATION_POWERBI_WEB_ENABLED="true", APPLICATION_ENCRYPTION_KEYS="44" * 32,
-                   APPLICATION_SECURITY_REMEMBERME_KEY="55" * 32)
-
-    @classmethod
-    def set_up_stack(cls):
-        cls.workers = []
-        cls.worker_logs = []
-        cls._connect_alice()
-        status, _, doc = cls.stack.import_contract(CONTRACT, token="alice")
-        assert status == 201, doc
-        cls.ports = {p["name"]: p["id"] for p in doc["output_ports"]}
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            for p in cls.workers:
-                cls._kill(p)
-        finally:
-            super().tearDownClass()
-
-    @classmethod
-    def _connect_alice(cls):
-        s = cls.stack
-        status, _, doc = s.json("PUT", "/api/settings/powerbi", token="alice", headers={"Content-Type": "application/json"},
-                                body=json.dumps({"mode": "custom", "tenant_id": TENANT, "client_id": APP["client_id"],
-                                                 "client_secret": APP["client_secret"]}))
-        assert status == 200, doc
-        cls._connect("alice", ALICE_UPN)
-
-    @classmethod
-    def _connect(cls, user, upn):
-        """Connects pbiport user `user` to Power BI as the (consented) Entra user upn."""
-        s = cls.stack
-        status, headers, _ = s.request("GET", "/powerbi/connect?return_to=/x", token=user)
-        assert status == 302, status
-        r = cls.emu.call("GET", headers["location"] + "&login_hint=" + upn)
-        assert r.status == 302, r
-        cb = r.header("Location")
-        cb = cb[cb.index("/powerbi/callback"):]
-        status, _, body = s.request("GET", cb, token=user)
-        assert status == 302, body
-
-    def setUp(self):
-        # quick long-running operations: one poll, no wait
-        self.emu.control("POST", "config", {"lro_polls": 1, "lro_duration_s": 2, "retry_after_s": 0, "latency_ms": 0})
-
-    # ---- workers -------------------------------------------------------------------------------
-    def start_worker(self, **env):
-        log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", dir=self.stack.path("logs"), delete=False)
-        wenv = dict(self.stack.env(), **env)
-        p = subprocess.Popen([self.stack.bin, "worker", "--poll-ms", "50", "--lease-seconds", "3"], env=wenv,
-                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-        log.close()
-        self.workers.append(p)
-        self.worker_logs.append(log.name)
-        return p, log.name
-
-    @staticmethod
-    def _kill(p, sig=15):
-        if p.poll() is None:
-            try:
-                os.kill(p.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(p.pid, 9)
-                p.wait()
-
-    def stop_workers(self):
-        for p in self.workers:
-            self._kill(p)
-
-    def tearDown(self):
-        self.stop_workers()
-        for name in self.worker_logs:
-            with open(name, errors="replace") as f:
-                text = f.read()
-            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-                self.assertNotIn(marker, text, name)
-        self.worker_logs.clear()
-
-    # ---- API helpers ---------------------------------------------------------------------------
-    def publish(self, port, body, user="alice"):
-        return self.stack.json("POST", "/api/output-ports/%s/powerbi-publish" % self.ports.get(port, port),
-                               body=json.dumps(body), headers={"Content-Type": "application/json"}, token=user)
-
-    def submit(self, port, body):
-        status, _, doc = self.publish(port, body)
-        self.assertEqual(status, 202, doc)
-        self.assertEqual(doc["status_url"], "/api/jobs/" + doc["job_id"])
-        return doc["job_id"]
-
-    def job(self, job_id, user="alice"):
-        status, _, doc = self.stack.json("GET", "/api/jobs/" + job_id, token=user)
-        self.assertEqual(status, 200, doc)
-        return doc
-
-    def wait_job(self, job_id):
-        deadline = time.monotonic() + JOB_WAIT_S
-        phases = []
-        while time.monotonic() < deadline:
-            doc = self.job(job_id)
-            if doc["phase"] and (not phases or phases[-1] != doc["phase"]):
-                phases.append(doc["phase"])
-            if doc["state"] in ("succeeded", "failed"):
-                doc["seen_phases"] = phases
-                return doc
-            time.sleep(0.05)
-        self.fail("job %s did not finish: %r" % (job_id, self.job(job_id)))
-
-    def run_job(self, port, body):
-        self.start_worker()
-        job_id = self.submit(port, body)
-        return self.wait_job(job_id)
-
-    def emu_models(self, parts=False):
-        return self.emu.control("GET", "state?sections=models" + ("" if parts else "&parts=0"))["models"]
-
-    def counters(self):
-        c = self.emu.state("counters")["counters"]
-        return {k: c.get(k, 0) for k in ("connections_created", "models_created", "bindings")}
-
-    def db(self):
-        return sqlite3.connect(self.stack.path("db", "pbiport.db"))
+class Publish(PublishStackTestCase):
 
     # ---- tests ---------------------------------------------------------------------------------
     def test_01_new_snowflake_connection(self):
@@ -493,7 +354,7 @@ class Publish(harness.EmulatorStackTestCase):
         # resumes and finds a model named N: not its own (no mark of job A), so A takes the next
         # free name and never touches B's model.
         name = "Contested"
-        self._connect("bob", ALICE_UPN)   # bob's own connection (the fixture's writer is alice)
+        self.connect("bob", ALICE_UPN)   # bob's own connection (the fixture's writer is alice)
         models_path = "/fabric/v1/workspaces/%s/semanticModels" % WS_ADMIN
         self.emu.control("POST", "faults", {"error_rate": {"status": 503, "percent": 100, "retry_after": 1},
                                             "method": "POST", "path_prefix": models_path})

@@ -1,7 +1,9 @@
 /* The job queue and the worker loop: submit with idempotency, claim, phases and
  * checkpoints, finish (private input erased), transient retry and giving up, lease
- * expiry (a dead worker's job is reclaimed and resumes from its checkpoint), the
- * attempt's time limit (a stuck job is failed and the queue goes on). */
+ * expiry (a dead worker's job is reclaimed and resumes from its checkpoint), cancelling
+ * (queued at once, running at the next checkpoint, with and without cleanup), the phase
+ * history, the paged list, and the attempt's time limit (a stuck job is failed and the queue
+ * goes on). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,7 +28,7 @@ static char tmpdir[64];
 static char db_path[256];
 static pb_db *db;
 static pb_config cfg;
-static char org_id[PB_ID_BUF], user_id[PB_ID_BUF];
+static char org_id[PB_ID_BUF], user_id[PB_ID_BUF], other_id[PB_ID_BUF];
 
 static int setup(void **state)
 {
@@ -35,7 +37,8 @@ static int setup(void **state)
 	if (tu_mkdtemp(tmpdir, sizeof tmpdir, "jobs") ||
 	    tu_db_open_migrated(tmpdir, "jobs.db", db_path, sizeof db_path, &db, err) ||
 	    identity_org_create(db, "acme", org_id, err) ||
-	    identity_user_add(db, "ann", "acme", PB_ROLE_MEMBER, NULL, 0, user_id, err)) {
+	    identity_user_add(db, "ann", "acme", PB_ROLE_MEMBER, NULL, 0, user_id, err) ||
+	    identity_user_add(db, "ola", "acme", PB_ROLE_MEMBER, NULL, 0, other_id, err)) {
 		fprintf(stderr, "setup: %s\n", err);
 		return -1;
 	}
@@ -173,7 +176,7 @@ static int failing_kind(pb_job_ctx *ctx)
 static void worker_runs_retries_and_fails_with_message(void **state)
 {
 	(void)state;
-	static const pb_job_kind kinds[] = { { "flaky", flaky_kind }, { "failing", failing_kind }, { NULL, NULL } };
+	static const pb_job_kind kinds[] = { { "flaky", flaky_kind, NULL }, { "failing", failing_kind, NULL }, { NULL, NULL, NULL } };
 	static const pb_worker_tick ticks[] = { NULL };
 	char ok_id[PB_ID_BUF], bad_id[PB_ID_BUF], odd_id[PB_ID_BUF], err[PB_ERR_MAX];
 	bool existing;
@@ -203,7 +206,7 @@ static void worker_runs_retries_and_fails_with_message(void **state)
 	assert_int_equal(jobs_get(db, odd_id, &j, err), PB_OK);
 	assert_string_equal(j->error_code, "unknown_kind");
 	job_free(j);
-	long counts[4];
+	long counts[PB_JOB_NSTATES];
 	assert_int_equal(jobs_count_by_state(db, counts, err), PB_OK);
 	assert_int_equal(counts[0] + counts[1], 0);
 }
@@ -241,6 +244,345 @@ static void reseal_moves_private_input_to_the_new_key(void **state)
 	pb_keyring_free(old_ring);
 	pb_keyring_free(both);
 	pb_keyring_free(new_only);
+	drain();
+}
+
+static pb_job *get_job(const char *id)
+{
+	char err[PB_ERR_MAX];
+	pb_job *j = NULL;
+	assert_int_equal(jobs_get(db, id, &j, err), PB_OK);
+	return j;
+}
+
+static void queued_job_is_cancelled_at_once(void **state)
+{
+	(void)state;
+	char id[PB_ID_BUF], err[PB_ERR_MAX];
+	bool existing;
+	pb_cancel_outcome out;
+	drain();
+	submit("t", "cancel:key", "v1:sealed", id, &existing);
+	assert_int_equal(jobs_cancel(db, id, user_id, false, &out, err), PB_OK);
+	assert_int_equal(out, PB_CANCEL_DONE);
+	pb_job *j = get_job(id);
+	assert_string_equal(j->state, "cancelled");
+	assert_true(job_ended(j));
+	assert_null(j->private_input);
+	assert_string_equal(j->error_code, "cancelled");
+	assert_string_equal(j->error_message, "cancelled before it ran");
+	assert_string_equal(j->cancelled_by, user_id);
+	assert_non_null(j->finished_at);
+	json_t *pub = job_json(j);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(pub, "cancel"), "by")), user_id);
+	assert_string_equal(json_string_value(json_object_get(pub, "state")), "cancelled");
+	json_decref(pub);
+	job_free(j);
+	/* nothing to claim; a second cancel finds it ended; the key is free for a new job */
+	assert_int_equal(jobs_claim(db, "w1", 1000, NULL, &j, err), 0);
+	assert_int_equal(jobs_cancel(db, id, user_id, true, &out, err), PB_OK);
+	assert_int_equal(out, PB_CANCEL_ENDED);
+	char again[PB_ID_BUF];
+	submit("t", "cancel:key", NULL, again, &existing);
+	assert_false(existing);
+	assert_int_equal(jobs_cancel(db, "0123456789abcdef0123456789abcdef", user_id, false, &out, err), PB_ENOTFOUND);
+	drain();
+}
+
+/* A kind that works in two phases; between them the test's "user" cancels it (as a request
+ * on another connection would), so the second checkpoint sees the request. */
+static bool cancel_cleanup_asked;
+static int cleanups_run, second_phases_run;
+static int cancelled_midway_kind(pb_job_ctx *ctx)
+{
+	char err[PB_ERR_MAX];
+	pb_cancel_outcome out;
+	int rc;
+	if ((rc = job_phase(ctx, "creating", 10)) || (rc = job_phase(ctx, "creating", 30)))
+		return rc;
+	if (jobs_cancel(ctx->db, ctx->job->id, other_id, cancel_cleanup_asked, &out, err) || out != PB_CANCEL_REQUESTED)
+		return job_fail(ctx, "test", "cancel was not requested: %s", err);
+	/* the checkpoint is still saved, then the request stops the kind */
+	rc = job_checkpoint(ctx, "made", json_string("thing-7"));
+	if (rc == PB_OK || !ctx->cancel_requested)
+		return job_fail(ctx, "test", "the checkpoint did not notice the cancel");
+	if (job_phase(ctx, "second", 60) == PB_OK)
+		second_phases_run++;
+	return rc;
+}
+
+static int removing_cleanup(pb_job_ctx *ctx)
+{
+	cleanups_run++;
+	const char *made = json_string_value(json_object_get(ctx->checkpoint, "made"));
+	/* cleanup checkpoints do not stop it */
+	if (job_checkpoint(ctx, "removed", json_true()))
+		return job_fail(ctx, "test", "cleanup checkpoint failed: %s", ctx->err);
+	ctx->result = json_pack("{s:s?}", "removed", made);
+	return PB_OK;
+}
+
+static void run_kinds_once(const pb_job_kind *kinds)
+{
+	static const pb_worker_tick ticks[] = { NULL };
+	char err[PB_ERR_MAX];
+	pb_worker_opts o = { .worker_id = "w-cancel", .lease_ms = 5000, .poll_ms = 10, .once = true,
+			     .kinds = kinds, .ticks = ticks };
+	assert_int_equal(worker_run(db, &cfg, &o, NULL, err), PB_OK);
+}
+
+static void running_job_stops_at_its_next_checkpoint(void **state)
+{
+	(void)state;
+	static const pb_job_kind kinds[] = { { "midway", cancelled_midway_kind, removing_cleanup },
+					     { NULL, NULL, NULL } };
+	char id[PB_ID_BUF], err[PB_ERR_MAX];
+	bool existing;
+	for (int with_cleanup = 0; with_cleanup <= 1; with_cleanup++) {
+		drain();
+		cancel_cleanup_asked = with_cleanup;
+		cleanups_run = second_phases_run = 0;
+		submit("midway", NULL, "v1:sealed", id, &existing);
+		run_kinds_once(kinds);
+		pb_job *j = get_job(id);
+		assert_string_equal(j->state, "cancelled");
+		assert_null(j->private_input);
+		assert_string_equal(j->cancelled_by, other_id);
+		assert_int_equal(j->cancel_cleanup, with_cleanup);
+		assert_int_equal(second_phases_run, 0);
+		assert_int_equal(cleanups_run, with_cleanup);
+		/* the checkpoint written as the cancel was noticed survived */
+		assert_non_null(strstr(j->checkpoint, "thing-7"));
+		json_t *res = json_loads(j->result, 0, NULL);
+		assert_string_equal(json_string_value(json_object_get(res, "cancelled_in_phase")), "creating");
+		assert_int_equal(json_is_true(json_object_get(res, "cleanup_done")), with_cleanup);
+		if (with_cleanup) {
+			assert_string_equal(json_string_value(json_object_get(json_object_get(res, "cleanup"), "removed")),
+					    "thing-7");
+			assert_non_null(strstr(j->error_message, "what it created was removed"));
+		} else {
+			assert_true(json_is_null(json_object_get(res, "cleanup")));
+			assert_string_equal(j->error_message, "cancelled during creating");
+		}
+		json_decref(res);
+		/* the history: one "creating" (its progress update is the same phase), then the cleanup */
+		json_t *phases = NULL;
+		assert_int_equal(jobs_phases_json(db, id, &phases, err), PB_OK);
+		assert_int_equal(json_array_size(phases), with_cleanup ? 2 : 1);
+		assert_string_equal(json_string_value(json_object_get(json_array_get(phases, 0), "phase")), "creating");
+		if (with_cleanup)
+			assert_string_equal(json_string_value(json_object_get(json_array_get(phases, 1), "phase")),
+					    "cancelling");
+		json_decref(phases);
+		job_free(j);
+	}
+}
+
+/* A kind that made something, then failed transiently: the retry waits in the queue. */
+static int made_then_throttled_kind(pb_job_ctx *ctx)
+{
+	if (job_phase(ctx, "creating", 10) || job_checkpoint(ctx, "made", json_string("thing-9")))
+		return PB_EIO;
+	return job_retry_later(ctx, 3600 * 1000L, "throttled", "Power BI asked to wait an hour");
+}
+
+static int should_not_run_kind(pb_job_ctx *ctx)
+{
+	return job_fail(ctx, "test", "a job with a cancel pending ran its kind");
+}
+
+static int flaky_cleanups;
+static int flaky_cleanup(pb_job_ctx *ctx)
+{
+	/* due again in 1 s: later than this worker pass ends, even under a sanitizer */
+	if (flaky_cleanups++ == 0)
+		return job_retry_later(ctx, 1000, "unavailable", "Power BI was not reachable");
+	return removing_cleanup(ctx);
+}
+
+static void queued_job_to_clean_up_goes_to_a_worker(void **state)
+{
+	(void)state;
+	static const pb_job_kind first[] = { { "made", made_then_throttled_kind, flaky_cleanup }, { NULL, NULL, NULL } };
+	static const pb_job_kind second[] = { { "made", should_not_run_kind, flaky_cleanup }, { NULL, NULL, NULL } };
+	char id[PB_ID_BUF], err[PB_ERR_MAX];
+	bool existing;
+	pb_cancel_outcome out;
+	drain();
+	cleanups_run = flaky_cleanups = 0;
+	submit("made", NULL, NULL, id, &existing);
+	run_kinds_once(first);
+	pb_job *j = get_job(id);
+	assert_string_equal(j->state, "queued");
+	job_free(j);
+	/* it created something: cancelling with cleanup leaves the removal to a worker, now */
+	assert_int_equal(jobs_cancel(db, id, user_id, true, &out, err), PB_OK);
+	assert_int_equal(out, PB_CANCEL_REQUESTED);
+	j = get_job(id);
+	assert_string_equal(j->state, "queued");
+	assert_non_null(j->cancel_requested_at);
+	job_free(j);
+	/* the first cleanup fails transiently: back in the queue with the request kept */
+	run_kinds_once(second);
+	j = get_job(id);
+	assert_string_equal(j->state, "queued");
+	assert_string_equal(j->error_code, "cleanup_failed");
+	assert_non_null(j->cancel_requested_at);
+	job_free(j);
+	usleep(1100 * 1000);
+	run_kinds_once(second);
+	j = get_job(id);
+	assert_string_equal(j->state, "cancelled");
+	assert_int_equal(cleanups_run, 1);
+	assert_non_null(strstr(j->result, "thing-9"));
+	assert_string_equal(j->error_message, "cancelled, and what it created was removed");
+	job_free(j);
+	/* without cleanup, a queued job that made something is cancelled at once, and kept */
+	submit("made", NULL, NULL, id, &existing);
+	run_kinds_once(first);
+	assert_int_equal(jobs_cancel(db, id, user_id, false, &out, err), PB_OK);
+	assert_int_equal(out, PB_CANCEL_DONE);
+	j = get_job(id);
+	assert_string_equal(j->state, "cancelled");
+	assert_string_equal(j->error_message, "cancelled while waiting to be retried");
+	job_free(j);
+	drain();
+}
+
+static void cleanup_only_for_kinds_that_have_one(void **state)
+{
+	(void)state;
+	char id[PB_ID_BUF], err[PB_ERR_MAX];
+	bool existing;
+	pb_cancel_outcome out;
+	drain();
+	submit("refresh", NULL, NULL, id, &existing);
+	pb_job *j = get_job(id);
+	assert_int_equal(job_cancel(db, j, user_id, true, &out, err), PB_EINVAL);
+	assert_non_null(strstr(err, "cleanup"));
+	assert_int_equal(job_cancel(db, j, user_id, false, &out, err), PB_OK);
+	assert_int_equal(out, PB_CANCEL_DONE);
+	job_free(j);
+	assert_non_null(job_kind_find("publish"));
+	assert_non_null(job_kind_find("publish")->cleanup);
+	assert_null(job_kind_find("no-such-kind"));
+}
+
+/* Two attempts: phases of each are listed, a phase re-entered on the retry again. */
+static int two_attempt_kind(pb_job_ctx *ctx)
+{
+	if (job_phase(ctx, "validating", 5) || job_phase(ctx, "creating", 20) || job_phase(ctx, "creating", 40))
+		return PB_EIO;
+	if (ctx->job->attempts == 1)
+		return job_retry_later(ctx, 1, "unavailable", "try again");
+	if (job_phase(ctx, "finalizing", 90))
+		return PB_EIO;
+	ctx->result = json_object();
+	return PB_OK;
+}
+
+static void phase_history_keeps_every_phase(void **state)
+{
+	(void)state;
+	static const pb_job_kind kinds[] = { { "two", two_attempt_kind, NULL }, { NULL, NULL, NULL } };
+	static const char *const want[][2] = { { "validating", "1" }, { "creating", "1" }, { "validating", "2" },
+					       { "creating", "2" }, { "finalizing", "2" } };
+	char id[PB_ID_BUF], err[PB_ERR_MAX];
+	bool existing;
+	drain();
+	submit("two", NULL, NULL, id, &existing);
+	run_kinds_once(kinds);
+	usleep(5000);
+	run_kinds_once(kinds);
+	pb_job *j = get_job(id);
+	assert_string_equal(j->state, "succeeded");
+	job_free(j);
+	json_t *phases = NULL;
+	assert_int_equal(jobs_phases_json(db, id, &phases, err), PB_OK);
+	assert_int_equal(json_array_size(phases), 5);
+	for (size_t i = 0; i < 5; i++) {
+		json_t *p = json_array_get(phases, i);
+		assert_string_equal(json_string_value(json_object_get(p, "phase")), want[i][0]);
+		assert_int_equal(json_integer_value(json_object_get(p, "attempt")), atoi(want[i][1]));
+		assert_int_equal(strlen(json_string_value(json_object_get(p, "started_at"))), 24);
+	}
+	json_decref(phases);
+}
+
+static void list_is_paged_newest_first_and_filtered(void **state)
+{
+	(void)state;
+	char ids[7][PB_ID_BUF], err[PB_ERR_MAX], next[PB_PAGE_CURSOR_BUF];
+	bool existing;
+	pb_job **v = NULL;
+	size_t n = 0;
+	pb_page page;
+	drain();
+	/* a fresh organization so that earlier tests' jobs do not count */
+	char org2[PB_ID_BUF], u1[PB_ID_BUF], u2[PB_ID_BUF];
+	assert_int_equal(identity_org_create(db, "listing", org2, err), PB_OK);
+	assert_int_equal(identity_user_add(db, "lu1", "listing", PB_ROLE_MEMBER, NULL, 0, u1, err), PB_OK);
+	assert_int_equal(identity_user_add(db, "lu2", "listing", PB_ROLE_OWNER, NULL, 0, u2, err), PB_OK);
+	for (int i = 0; i < 7; i++) {
+		pb_job_spec s = { .kind = i % 2 ? "publish" : "refresh", .org_id = org2, .user_id = i < 5 ? u1 : u2 };
+		assert_int_equal(jobs_submit(db, &s, ids[i], &existing, err), PB_OK);
+		usleep(2000);   /* distinct created_at, so the order is the submit order */
+	}
+	/* pages of 3, newest first, across all users */
+	pb_job_filter all = { .org_id = org2 };
+	assert_int_equal(pb_page_parse("3", NULL, 50, 200, &page, err), PB_OK);
+	size_t seen = 0;
+	for (int pageno = 0; pageno < 3; pageno++) {
+		assert_int_equal(jobs_list(db, &all, &page, &v, &n, next, err), PB_OK);
+		assert_int_equal(n, pageno < 2 ? 3 : 1);
+		for (size_t i = 0; i < n; i++, seen++)
+			assert_string_equal(v[i]->id, ids[6 - seen]);
+		jobs_list_free(v, n);
+		if (pageno < 2) {
+			assert_true(next[0]);
+			assert_int_equal(pb_page_parse("3", next, 50, 200, &page, err), PB_OK);
+		} else {
+			assert_false(next[0]);
+		}
+	}
+	/* one user's, one kind, one state */
+	pb_job_filter mine = { .org_id = org2, .user_id = u2 };
+	assert_int_equal(pb_page_parse(NULL, NULL, 50, 200, &page, err), PB_OK);
+	assert_int_equal(jobs_list(db, &mine, &page, &v, &n, next, err), PB_OK);
+	assert_int_equal(n, 2);
+	jobs_list_free(v, n);
+	pb_job_filter kind = { .org_id = org2, .kind = "publish" };
+	assert_int_equal(jobs_list(db, &kind, &page, &v, &n, next, err), PB_OK);
+	assert_int_equal(n, 3);
+	assert_string_equal(v[0]->id, ids[5]);
+	jobs_list_free(v, n);
+	pb_cancel_outcome out;
+	assert_int_equal(jobs_cancel(db, ids[2], u1, false, &out, err), PB_OK);
+	pb_job_filter cancelled = { .org_id = org2, .state = "cancelled" };
+	assert_int_equal(jobs_list(db, &cancelled, &page, &v, &n, next, err), PB_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0]->id, ids[2]);
+	jobs_list_free(v, n);
+	/* another org sees none of them */
+	pb_job_filter other = { .org_id = org_id, .kind = "refresh", .state = "cancelled" };
+	assert_int_equal(jobs_list(db, &other, &page, &v, &n, next, err), PB_OK);
+	for (size_t i = 0; i < n; i++)
+		for (int k = 0; k < 7; k++)
+			assert_string_not_equal(v[i]->id, ids[k]);
+	jobs_list_free(v, n);
+	/* bad paging input */
+	assert_int_equal(pb_page_parse("0", NULL, 50, 200, &page, err), PB_EINVAL);
+	assert_int_equal(pb_page_parse("201", NULL, 50, 200, &page, err), PB_EINVAL);
+	assert_int_equal(pb_page_parse("5x", NULL, 50, 200, &page, err), PB_EINVAL);
+	assert_int_equal(pb_page_parse("", NULL, 50, 200, &page, err), PB_EINVAL);
+	assert_int_equal(pb_page_parse(NULL, "garbage", 50, 200, &page, err), PB_EINVAL);
+	assert_non_null(strstr(err, "cursor"));
+	assert_int_equal(pb_page_parse(NULL, "2026-01-01T00:00:00.000Z_XYZ", 50, 200, &page, err), PB_EINVAL);
+	assert_int_equal(pb_page_parse(NULL, "2026-13-01T00:00:00.000Z_0123456789abcdef0123456789abcdef", 50, 200,
+				       &page, err), PB_EINVAL);
+	assert_int_equal(pb_page_parse(NULL, "2026-01-01T00:00:00Z_0123456789abcdef0123456789abcdef", 50, 200, &page,
+				       err), PB_OK);
+	assert_string_equal(page.at, "2026-01-01T00:00:00.000Z");
 	drain();
 }
 
@@ -338,6 +680,12 @@ int main(void)
 		cmocka_unit_test(expired_lease_is_reclaimed_then_given_up),
 		cmocka_unit_test(worker_runs_retries_and_fails_with_message),
 		cmocka_unit_test(reseal_moves_private_input_to_the_new_key),
+		cmocka_unit_test(queued_job_is_cancelled_at_once),
+		cmocka_unit_test(running_job_stops_at_its_next_checkpoint),
+		cmocka_unit_test(queued_job_to_clean_up_goes_to_a_worker),
+		cmocka_unit_test(cleanup_only_for_kinds_that_have_one),
+		cmocka_unit_test(phase_history_keeps_every_phase),
+		cmocka_unit_test(list_is_paged_newest_first_and_filtered),
 		cmocka_unit_test(time_text_round_trips),
 		cmocka_unit_test(stuck_job_fails_at_its_time_limit),
 	};

@@ -1,0 +1,31 @@
+/* GET /api/agreements[?data_product=], GET /api/agreements/{id}: the data-usage agreements of
+ * the caller's organization (core/agreements.h). Another organization's answer 404. */
+#include <jansson.h>
+
+#include "core/agreements.h"
+#include "handlers/handlers.h"
+#include "runtime/page.h"
+#include "runtime/util.h"
+
+int agreements_list_handler(struct req *r)
+{
+	pb_page page;
+	json_t *out = NULL;
+	const char *product = req_query(r, "data_product");
+	if (pb_page_parse(req_query(r, "limit"), req_query(r, "cursor"), PB_AGREEMENTS_PAGE_DEFAULT,
+			  PB_AGREEMENTS_PAGE_MAX, &page, r->err))
+		return req_reply_error(r, 400, "invalid_request", "%s", r->err);
+	int rc = agreements_list_json(r->db, r->who.org_id, product, req_query(r, "state"), &page, &out, r->err);
+	if (rc == PB_ENOTFOUND)
+		return req_reply_error(r, 404, "not_found", "data_product: no data product %.64s", product);
+	if (rc == PB_EINVAL)
+		return req_reply_error(r, 400, "invalid_request", "%s", r->err);
+	return rc ? rc : req_reply_json_new(r, 200, out);
+}
+
+int agreements_get_handler(struct req *r)
+{
+	json_t *out = NULL;
+	int rc = agreement_get_json(r->db, r->who.org_id, req_capture(r, "id"), &out, r->err);
+	return rc ? rc : req_reply_json_new(r, 200, out);
+}

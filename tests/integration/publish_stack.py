@@ -1,0 +1,168 @@
+"""A stack for tests that publish to Power BI: nginx + pbiport + the emulator, the organization's
+Power BI settings saved, alice (owner of acme) connected, the publish fixture contract imported
+(cls.product, cls.ports by server name), workers started on demand, and the
+API calls those tests repeat (publish, job, wait for a job). Used by test_jobs.py and
+test_catalog.py and test_publish.py."""
+import json
+import os
+import sqlite3
+import subprocess
+import tempfile
+import time
+
+import harness
+
+
+with open(os.path.join(harness.ROOT, "tests", "fixtures", "tenants", "demo.json"), encoding="utf-8") as _f:
+    _DEMO = json.load(_f)["tenants"][0]
+TENANT = _DEMO["id"]
+APP = _DEMO["apps"][0]
+ALICE_UPN = "alice@contoso.example"
+WS_ADMIN = "a0000000-0000-4000-8000-000000000001"     # alice: Admin
+WS_MEMBER = "a0000000-0000-4000-8000-000000000002"    # alice: Member
+SF_CONNECTION = "c0000000-0000-4000-8000-000000000001"   # matches the contract's "analytics" server
+JOB_WAIT_S = 90
+ENDED = ("succeeded", "failed", "cancelled")
+with open(os.path.join(harness.ROOT, "tests", "fixtures", "publish", "contoso.odcs.yaml"), encoding="utf-8") as _f:
+    CONTRACT = _f.read()
+BASIC = {"credential_type": "basic", "username": "svc_pbi", "password": "Sn0w-s3cret-pw"}
+
+
+class PublishStackTestCase(harness.EmulatorStackTestCase):
+    SERVER = "nginx"
+    FCGI_PROCS = 2
+    EMU_ENV = dict(APPLICATION_POWERBI_WEB_ENABLED="true", APPLICATION_ENCRYPTION_KEYS="44" * 32,
+                   APPLICATION_SECURITY_REMEMBERME_KEY="55" * 32)
+
+    @classmethod
+    def set_up_stack(cls):
+        cls.workers = []
+        cls.worker_logs = []
+        s = cls.stack
+        status, _, doc = s.json("PUT", "/api/settings/powerbi", token="alice", headers={"Content-Type": "application/json"},
+                                body=json.dumps({"mode": "custom", "tenant_id": TENANT, "client_id": APP["client_id"],
+                                                 "client_secret": APP["client_secret"]}))
+        assert status == 200, doc
+        cls.connect("alice", ALICE_UPN)
+        status, _, doc = s.import_contract(CONTRACT, token="alice")
+        assert status == 201, doc
+        cls.product = doc
+        cls.ports = {p["name"]: p["id"] for p in doc["output_ports"]}
+
+    @classmethod
+    def connect(cls, user, upn):
+        """Connects pbiport user `user` to Power BI as the (consented) Entra user upn."""
+        s = cls.stack
+        status, headers, _ = s.request("GET", "/powerbi/connect?return_to=/x", token=user)
+        assert status == 302, status
+        r = cls.emu.call("GET", headers["location"] + "&login_hint=" + upn)
+        assert r.status == 302, r
+        cb = r.header("Location")
+        status, _, body = s.request("GET", cb[cb.index("/powerbi/callback"):], token=user)
+        assert status == 302, body
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            for p in getattr(cls, "workers", []):
+                cls._kill(p)
+        finally:
+            super().tearDownClass()
+
+    def setUp(self):
+        # quick long-running operations: one poll, no wait; no faults left by an earlier test
+        self.emu.control("POST", "config", {"lro_polls": 1, "lro_duration_s": 2, "retry_after_s": 0, "latency_ms": 0})
+        self.emu.control("DELETE", "faults")
+
+    def tearDown(self):
+        self.stop_workers()
+        for name in self.worker_logs:
+            with open(name, errors="replace") as f:
+                text = f.read()
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                self.assertNotIn(marker, text, name)
+        self.worker_logs.clear()
+
+    # ---- workers -------------------------------------------------------------------------------
+    def start_worker(self, **env):
+        """A `pbiport worker` with env added: (process, its log file's name)."""
+        log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", dir=self.stack.path("logs"), delete=False)
+        p = subprocess.Popen([self.stack.bin, "worker", "--poll-ms", "50", "--lease-seconds", "3"],
+                             env=dict(self.stack.env(), **env), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                             start_new_session=True)
+        log.close()
+        self.workers.append(p)
+        self.worker_logs.append(log.name)
+        return p, log.name
+
+    @staticmethod
+    def _kill(p, sig=15):
+        if p.poll() is None:
+            try:
+                os.kill(p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(p.pid, 9)
+                p.wait()
+
+    def stop_workers(self):
+        for p in self.workers:
+            self._kill(p)
+        self.workers.clear()
+
+    def db(self):
+        return sqlite3.connect(self.stack.path("db", "pbiport.db"))
+
+    def user_id(self, name):
+        with self.db() as db:
+            return db.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()[0]
+
+    # ---- API -----------------------------------------------------------------------------------
+    def publish(self, port, body, user="alice"):
+        """port: a server name of the fixture contract, or a port id."""
+        return self.stack.json("POST", "/api/output-ports/%s/powerbi-publish" % self.ports.get(port, port),
+                               body=json.dumps(body), headers={"Content-Type": "application/json"}, token=user)
+
+    def submit(self, port, body, user="alice"):
+        status, _, doc = self.publish(port, body, user)
+        self.assertEqual(status, 202, doc)
+        self.assertEqual(doc["status_url"], "/api/jobs/" + doc["job_id"])
+        return doc["job_id"]
+
+    def job(self, job_id, user="alice"):
+        status, _, doc = self.stack.json("GET", "/api/jobs/" + job_id, token=user)
+        self.assertEqual(status, 200, doc)
+        return doc
+
+    def wait_job(self, job_id, until=lambda doc: doc["state"] in ENDED, user="alice", interval=0.05):
+        """Polls the job until `until(doc)`; doc["seen_phases"]: the phases the polls saw."""
+        deadline = time.monotonic() + JOB_WAIT_S
+        phases = []
+        while time.monotonic() < deadline:
+            doc = self.job(job_id, user)
+            if doc["phase"] and (not phases or phases[-1] != doc["phase"]):
+                phases.append(doc["phase"])
+            if until(doc):
+                doc["seen_phases"] = phases
+                return doc
+            if doc["state"] in ENDED:
+                self.fail("job %s ended before the awaited point: %r" % (job_id, doc))
+            time.sleep(interval)
+        self.fail("job %s did not get there: %r" % (job_id, self.job(job_id, user)))
+
+    def run_job(self, port, body):
+        self.start_worker()
+        return self.wait_job(self.submit(port, body))
+
+    def emu_models(self, parts=False):
+        return self.emu.control("GET", "state?sections=models" + ("" if parts else "&parts=0"))["models"]
+
+    def emu_connections(self):
+        return self.emu.state("connections")["connections"]
+
+    def counters(self):
+        c = self.emu.state("counters")["counters"]
+        return {k: c.get(k, 0) for k in ("connections_created", "models_created", "bindings")}
