@@ -634,7 +634,7 @@ static int patient_kind(pb_job_ctx *ctx)
 static void stuck_job_fails_at_its_time_limit(void **state)
 {
 	(void)state;
-	static const pb_job_kind kinds[] = { { "stuck", stuck_kind }, { "patient", patient_kind }, { NULL, NULL } };
+	static const pb_job_kind kinds[] = { { "stuck", stuck_kind, NULL }, { "patient", patient_kind, NULL }, { NULL, NULL, NULL } };
 	static const pb_worker_tick ticks[] = { NULL };
 	char stuck_id[PB_ID_BUF], patient_id[PB_ID_BUF], next_id[PB_ID_BUF], err[PB_ERR_MAX];
 	bool existing;
@@ -667,7 +667,7 @@ static void stuck_job_fails_at_its_time_limit(void **state)
 	assert_string_equal(j->state, "succeeded");
 	job_free(j);
 	/* nothing left running or leased */
-	long counts[4];
+	long counts[PB_JOB_NSTATES];
 	assert_int_equal(jobs_count_by_state(db, counts, err), PB_OK);
 	assert_int_equal(counts[0] + counts[1], 0);
 }
