@@ -1681,15 +1681,40 @@ int push_connections_rotate(pb_db *db, const pb_config *cfg, size_t *resealed, c
 	return reseal_columns(db, cfg->encryption_keys, cols, sizeof cols / sizeof cols[0], resealed, err);
 }
 
-int push_connection_delete(pb_db *db, const push_caller *who, const char *id, char *err)
+int push_connection_delete(pb_db *db, const push_caller *who, const char *id, int *status, json_t **reply, char *err)
 {
 	push_conn *c = NULL;
 	sqlite3_stmt *st = NULL;
 	int rc = conn_get(db, who, id, &c, err);
-	if (rc || (rc = db_prepare(db, "DELETE FROM push_connections WHERE id = ?", &st, err)) ||
-	    (rc = db_bind_text(st, 1, c->id, err)))
+	if (rc || (rc = db_begin(db, err)))
 		goto out;
-	rc = db_exec(db, st, err);
+	/* its datasets would go with it (ON DELETE CASCADE) and live on in Power BI, out of reach */
+	if ((rc = db_prepare(db, "SELECT count(*) FROM push_datasets WHERE connection_id = ?", &st, err)) ||
+	    (rc = db_bind_text(st, 1, c->id, err)))
+		goto end;
+	if ((rc = db_row(db, st, err)) < 0)
+		goto end;
+	rc = PB_OK;
+	long datasets = sqlite3_column_int64(st, 0);
+	db_done(st);
+	st = NULL;
+	if (datasets > 0) {
+		char msg[PB_ERR_MAX];
+		(void)xsnprintf(msg, sizeof msg, "push connection '%s' still has %ld push dataset%s: delete %s first "
+				"(DELETE /api/push-datasets/{id}, which removes them in Power BI too)",
+				c->name, datasets, datasets == 1 ? "" : "s", datasets == 1 ? "it" : "them");
+		rc = error_reply(status, reply, 409, "connection_in_use", msg, err);
+		goto end;
+	}
+	if ((rc = db_prepare(db, "DELETE FROM push_connections WHERE id = ?", &st, err)) ||
+	    (rc = db_bind_text(st, 1, c->id, err)) || (rc = db_exec(db, st, err)))
+		goto end;
+	*status = 204;
+end:
+	if (rc)
+		db_rollback(db);
+	else
+		rc = db_commit(db, err);
 out:
 	db_done(st);
 	conn_free(c);

@@ -160,8 +160,11 @@ int push_connections_list(pb_db *db, const push_caller *who, struct json_t **rep
 /* pbiport rotate-keys: re-seals every push connection secret sealed with an older key than
  * the first of cfg's ring (one transaction); *resealed counts them. */
 int push_connections_rotate(pb_db *db, const pb_config *cfg, size_t *resealed, char *err);
-/* Owners, or members of the connection's team. PB_ENOTFOUND when not visible. */
-int push_connection_delete(pb_db *db, const push_caller *who, const char *id, char *err);
+/* Owners, or members of the connection's team. PB_ENOTFOUND when not visible. *status 204,
+ * or 409 connection_in_use with *reply an error body while push datasets use it (deleting
+ * it would drop their records and leave them in Power BI). */
+int push_connection_delete(pb_db *db, const push_caller *who, const char *id, int *status, struct json_t **reply,
+			   char *err);
 
 /* ---- datasets ---- */
 

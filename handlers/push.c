@@ -54,8 +54,12 @@ int push_connections_list_handler(struct req *r)
 int push_connections_delete_handler(struct req *r)
 {
 	push_caller who = caller(r);
-	int rc = push_connection_delete(r->db, &who, req_capture(r, "id"), r->err);
-	return rc ? rc : req_reply(r, 204, "application/json", NULL, 0);
+	json_t *reply = NULL;
+	int status = 0;
+	int rc = push_connection_delete(r->db, &who, req_capture(r, "id"), &status, &reply, r->err);
+	if (!rc && !reply)
+		return req_reply(r, 204, "application/json", NULL, 0);
+	return answer(r, rc, status, reply);
 }
 
 int push_datasets_create_handler(struct req *r)

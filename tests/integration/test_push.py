@@ -393,6 +393,22 @@ class PushDatasets(PushBase):
         self.assertEqual(status, 204, doc)
         self.assertEqual(self.call("GET", "/api/push-datasets/" + ds2["id"], user="alice")[0], 404)
 
+    def test_a_connection_with_datasets_is_not_deleted(self):
+        # deleting it would drop the datasets' records and leave them in Power BI, out of reach
+        conn = self.connection(name="in-use")
+        status, _, ds = self.dataset(conn, name="Still here")
+        self.assertEqual(status, 201, ds)
+        status, _, doc = self.call("DELETE", "/api/push-connections/" + conn["id"], user="dave")
+        self.assertEqual(status, 409, doc)
+        self.assertEqual(doc["error"]["code"], "connection_in_use")
+        self.assertIn("DELETE /api/push-datasets/", doc["error"]["message"])
+        self.assertEqual(self.call("GET", "/api/push-datasets/" + ds["id"], user="dave")[0], 200)
+        status, _, doc = self.call("DELETE", "/api/push-datasets/" + ds["id"], user="dave")
+        self.assertEqual(status, 204, doc)
+        status, _, doc = self.call("DELETE", "/api/push-connections/" + conn["id"], user="dave")
+        self.assertEqual(status, 204, doc)
+        self.assertNotIn(conn["id"], [c["id"] for c in self.call("GET", "/api/push-connections", user="dave")[2]["push_connections"]])
+
 
 class PushOutcomes(PushBase):
     """A POST rows whose answer is lost: the job asks Power BI for the table's row count
