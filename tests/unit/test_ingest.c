@@ -175,7 +175,7 @@ static pb_integration *make(const char *name, const char *schedule, bool *confli
 	char err[PB_ERR_MAX], body[512];
 	integration_input in;
 	pb_integration *i = NULL;
-	xsnprintf(body, sizeof body, "{\"name\":\"%s\",\"type\":\"powerbi\",\"tenant_id\":\"contoso.example\","
+	xsnprintf(body, sizeof body, "{\"name\":\"%s\",\"type\":\"powerbi\",\"tenant_id\":\"7e1a0000-0000-4000-8000-000000000001\","
 		  "\"client_id\":\"11111111-aaaa-4000-8000-000000000002\",\"client_secret\":\"s3cret-value\"%s%s%s}",
 		  name, schedule ? ",\"schedule\":\"" : "", schedule ? schedule : "", schedule ? "\"" : "");
 	json_t *j = json_loads(body, 0, NULL);
@@ -371,7 +371,7 @@ static void test_assets_apply(void **state)
 	assert_int_equal(assets_stage_edge(db, run, "semantic_model", a, "report", b, err), 0);   /* twice */
 	assets_id_for(org_id, "semantic_model", "gone", a);
 	assert_int_equal(assets_stage_edge(db, run, "semantic_model", a, "report", b, err), 0);
-	assert_int_equal(assets_apply_run(db, org_id, i->id, run, true, &c, err), 0);
+	assert_int_equal(assets_apply_run(db, org_id, i->id, run, true, "scanner", &c, err), 0);
 	assert_int_equal(c.added, 5);
 	assert_int_equal(c.changed + c.removed, 0);
 	assert_int_equal(c.workspaces, 2);
@@ -379,7 +379,7 @@ static void test_assets_apply(void **state)
 	assert_int_equal(c.reports, 1);
 	/* the staging rows outlive the apply: applying them again (a worker that died before the
 	 * run was recorded) changes nothing, then the caller drops them */
-	assert_int_equal(assets_apply_run(db, org_id, i->id, run, true, &c, err), 0);
+	assert_int_equal(assets_apply_run(db, org_id, i->id, run, true, "scanner", &c, err), 0);
 	assert_int_equal(c.added + c.changed + c.removed, 0);
 	assert_int_equal(c.workspaces + c.semantic_models + c.reports, 5);
 	assert_int_equal(assets_unstage(db, run, err), 0);
@@ -407,7 +407,7 @@ static void test_assets_apply(void **state)
 	stage(run, "_scope", "w2", NULL, "", "{}");
 	stage(run, "workspace", "w2", "w2", "HR", "{}");
 	stage(run, "semantic_model", "m2", "w2", "Staff", "{}");
-	assert_int_equal(assets_apply_run(db, org_id, i->id, run, false, &c, err), 0);
+	assert_int_equal(assets_apply_run(db, org_id, i->id, run, false, "scanner", &c, err), 0);
 	assert_int_equal(c.added + c.removed, 0);
 	assert_int_equal(c.changed, 1);
 	assert_int_equal(c.semantic_models, 2);
@@ -417,7 +417,7 @@ static void test_assets_apply(void **state)
 	stage(run, "_scope", "w1", NULL, "", "{}");
 	stage(run, "workspace", "w1", "w1", "Sales", "{}");
 	stage(run, "semantic_model", "m1", "w1", "Orders", "{\"tables\":[]}");
-	assert_int_equal(assets_apply_run(db, org_id, i->id, run, false, &c, err), 0);
+	assert_int_equal(assets_apply_run(db, org_id, i->id, run, false, "scanner", &c, err), 0);
 	assert_int_equal(c.removed, 1);
 	assert_int_equal(c.reports, 0);
 	assert_int_equal(assets_get_by_powerbi_id(db, org_id, "report", "r1", &got, err), 0);
@@ -430,7 +430,7 @@ static void test_assets_apply(void **state)
 	new_run(i->id, run);
 	stage(run, "workspace", "w3", "w3", "New", "{}");
 	stage(run, "table", "t1", "w3", "Bad", "{}");
-	assert_int_not_equal(assets_apply_run(db, org_id, i->id, run, true, &c, err), 0);
+	assert_int_not_equal(assets_apply_run(db, org_id, i->id, run, true, "scanner", &c, err), 0);
 	assert_int_equal(count_active(NULL), before);
 	assert_int_equal(assets_get_by_powerbi_id(db, org_id, "workspace", "w3", &got, err), PB_ENOTFOUND);
 	assert_int_equal(assets_get_by_powerbi_id(db, org_id, "workspace", "w2", &got, err), 0);
@@ -443,7 +443,7 @@ static void test_assets_apply(void **state)
 	new_run(i->id, run);
 	stage(run, "datasource", "ds1", NULL, "Snowflake a", "{}");
 	stage(run, "datasource", "ds1", NULL, "Snowflake b", "{}");
-	assert_int_equal(assets_apply_run(db, org_id, i->id, run, false, &c, err), 0);
+	assert_int_equal(assets_apply_run(db, org_id, i->id, run, false, "scanner", &c, err), 0);
 	assert_int_equal(c.added, 1);
 	assert_int_equal(c.datasources, 1);
 	assert_int_equal(assets_get_by_powerbi_id(db, org_id, "datasource", "ds1", &got, err), 0);
