@@ -339,6 +339,12 @@ int assets_unstage(pb_db *db, const char *run_id, char *err)
 #define NEXT_OWNER(col)                                                                                        \
 	"(SELECT x." col " FROM asset_sightings x WHERE x.asset_id = assets.id AND x.integration_id <> ?2 "      \
 	"ORDER BY CASE x.access WHEN 'scanner' THEN 0 ELSE 1 END, x.first_seen_at, x.integration_id LIMIT 1)"
+/* the run's integration's active assets that another integration sees too (with access
+ * condition cond); "+": the sightings drive the statement (they are few), not the indexes over
+ * all the org's assets */
+#define OWN_SEEN_BY_OTHERS(cond)                                                                        \
+	"assets.id IN (SELECT asset_id FROM asset_sightings WHERE integration_id <> ?2" cond ") AND "      \
+	"+assets.org_id = ?1 AND +assets.integration_id = ?2 AND assets.state = 'active'"
 /* what the run covers: everything (a full run), or the workspaces it scanned */
 #define IN_SCOPE \
 	"(?6 = 'full' OR assets.workspace_powerbi_id IN (SELECT powerbi_id FROM asset_staging WHERE run_id = ?4 AND kind = '_scope'))"
@@ -403,25 +409,21 @@ static int forget_unseen(pb_db *db, const struct apply *a, long *removed, char *
 {
 	long moved = 0, handed = 0;
 	int rc;
-	/* "+" keeps SQLite from walking the integration's index: the sightings are few */
 	if ((rc = apply_exec(db, a, "DELETE FROM asset_sightings WHERE integration_id = ?2 AND "
 			     NOT_STAGED("asset_id") " AND (?6 = 'full' OR EXISTS (SELECT 1 FROM assets WHERE "
 			     "assets.id = asset_sightings.asset_id AND " IN_SCOPE "))", NULL, err)) ||
 	    (rc = apply_exec(db, a, "UPDATE assets SET integration_id = " NEXT_OWNER("integration_id") ", access = "
-			     NEXT_OWNER("access") ", updated_at = ?3 WHERE assets.id IN (SELECT asset_id FROM "
-			     "asset_sightings WHERE integration_id <> ?2) AND assets.org_id = ?1 AND "
-			     "+assets.integration_id = ?2 AND assets.state = 'active' AND " IN_SCOPE " AND "
-			     NOT_STAGED("assets.id"), &moved, err)))
+			     NEXT_OWNER("access") ", updated_at = ?3 WHERE " OWN_SEEN_BY_OTHERS("") " AND " IN_SCOPE
+			     " AND " NOT_STAGED("assets.id"), &moved, err)))
 		return rc;
 	if (!strcmp(a->v[A_ACCESS], "listing") &&
 	    ((rc = apply_exec(db, a, "INSERT INTO asset_sightings (asset_id, integration_id, access, first_seen_at) "
-			      "SELECT assets.id, ?2, ?5, assets.created_at FROM assets WHERE assets.integration_id = ?2 "
-			      "AND assets.org_id = ?1 AND assets.state = 'active' AND assets.access = 'scanner' AND "
-			      SCANNER_SIGHTING " ON CONFLICT (asset_id, integration_id) DO UPDATE SET access = "
-			      "excluded.access", NULL, err)) ||
+			      "SELECT assets.id, ?2, ?5, assets.created_at FROM assets WHERE "
+			      OWN_SEEN_BY_OTHERS(" AND access = 'scanner'") " AND assets.access = 'scanner' "
+			      "ON CONFLICT (asset_id, integration_id) DO UPDATE SET access = excluded.access", NULL, err)) ||
 	     (rc = apply_exec(db, a, "UPDATE assets SET integration_id = " NEXT_OWNER("integration_id") ", access = "
-			      "'scanner', updated_at = ?3 WHERE assets.integration_id = ?2 AND assets.org_id = ?1 AND "
-			      "assets.state = 'active' AND assets.access = 'scanner' AND " SCANNER_SIGHTING, &handed, err))))
+			      "'scanner', updated_at = ?3 WHERE " OWN_SEEN_BY_OTHERS(" AND access = 'scanner'")
+			      " AND assets.access = 'scanner'", &handed, err))))
 		return rc;
 	/* the integration an asset passed to is its owner now, no longer one of its sightings */
 	if ((moved || handed) &&
