@@ -1009,15 +1009,10 @@ static int hold_run(ingest_run *r, scan_state *ss, char *err)
 /* Power BI answered a scanner call with 429: every scanner caller on the tenant waits. */
 static void note_throttled(ingest_run *r, long retry_after_s)
 {
-	char why[PB_ERR_MAX], err[PB_ERR_MAX];
-	if (r->throttle_noted)
-		return;
-	xsnprintf(why, sizeof why, "integration '%s' (%s) %s", r->integ->name, r->integ->id,
-		  r->doing ? r->doing : "calling the scanner APIs");
-	if (tenant_backoff_note(r->db, r->integ->tenant_id, TB_SCANNER, retry_after_s, why, NULL, err))
-		log_event("warn", NULL, "run %s: the tenant's back-off was not recorded: %s", r->run->id, err);
-	else
-		r->throttle_noted = true;
+	if (!r->throttle_noted)
+		r->throttle_noted = tenant_backoff_record(r->db, r->integ->tenant_id, TB_SCANNER, retry_after_s,
+							  "integration '%s' (%s) %s", r->integ->name, r->integ->id,
+							  r->doing ? r->doing : "calling the scanner APIs");
 }
 
 static int ids_from_json(const char *text, char ***out, size_t *n, char *err)
@@ -1724,12 +1719,9 @@ static int doctor_scan(msapi *api, char **ids, size_t n, scan_result *res, json_
 /* A 429 the doctor got from the scanner APIs holds back the tenant's scanner callers too. */
 static void doctor_throttled(pb_db *db, const char *tenant_id, const char *client_id, const msapi *api)
 {
-	char why[PB_ERR_MAX], err[PB_ERR_MAX];
-	if (api->last.status != 429)
-		return;
-	xsnprintf(why, sizeof why, "the permission doctor for app %s", client_id);
-	if (tenant_backoff_note(db, tenant_id, TB_SCANNER, api->last.retry_after_s, why, NULL, err))
-		log_event("warn", NULL, "permission doctor: the tenant's back-off was not recorded: %s", err);
+	if (api->last.status == 429)
+		tenant_backoff_record(db, tenant_id, TB_SCANNER, api->last.retry_after_s,
+				      "the permission doctor for app %s", client_id);
 }
 
 int ingest_doctor(pb_db *db, const char *tenant_id, const char *client_id, const char *client_secret,

@@ -12,6 +12,7 @@
 #include "core/connections.h"
 #include "core/identity.h"
 #include "core/pbi_session.h"
+#include "core/tenant_backoff.h"
 #include "msapi/powerbi.h"
 #include "runtime/crypto.h"
 #include "runtime/json_body.h"
@@ -1886,6 +1887,15 @@ static int send_chunk(send_ctx *sc, const char *body, size_t len, long nrows, bo
 			break;
 		/* Power BI's own Retry-After is the wait; the limiter is asked again afterwards */
 		long ra = sc->api->last.retry_after_s > 0 ? sc->api->last.retry_after_s : 1;
+		if (ra * 1000L > PB_PUSH_WAIT_INLINE_MS) {
+			/* an hour-long Retry-After frees the worker too: the job comes back then */
+			char until[PB_TIME_BUF];
+			pb_time_in(ra * 1000LL, until);
+			sc->defer_ms = ra * 1000LL;
+			rc = pb_err(err, PB_ELIMIT, "Power BI answered 429 with Retry-After %ld s: sending goes on at %s", ra,
+				    until);
+			break;
+		}
 		pb_sleep_interruptible(ra * 1000, sc->stop);
 		if (sc->stop && *sc->stop)
 			break;
@@ -2295,6 +2305,16 @@ int push_rows_job(pb_job_ctx *ctx)
 		goto out;
 	}
 	sc.api = &s.api;
+	/* Power BI's push budget is the tenant's: a Retry-After another job got holds this one
+	 * too, in the queue rather than in the worker (core/tenant_backoff.h) */
+	char tenant[PB_PBI_ID_MAX + 1] = "";
+	push_conn *pc = NULL;
+	bool held = false;
+	if (!(rc = conn_get(ctx->db, NULL, d->connection_id, &pc, ctx->err)))
+		xsnprintf(tenant, sizeof tenant, "%s", pc->tenant_id);
+	conn_free(pc);
+	if (rc || (rc = tenant_backoff_hold_job(ctx, tenant, TB_PUSH, NULL, &held)))
+		goto out;
 	if ((rc = job_phase(ctx, "sending", total ? (int)(accepted * 100 / total) : 0)))
 		goto out;
 	for (;;) {
@@ -2320,6 +2340,9 @@ int push_rows_job(pb_job_ctx *ctx)
 		if (rc)
 			goto out;
 		if ((rc = send_chunk(&sc, sbuf_str(&body), body.len, nrows, true, NULL, ctx->err))) {
+			if (s.api.last.status == 429)   /* holds back every push caller on the tenant */
+				tenant_backoff_record(ctx->db, tenant, TB_PUSH, s.api.last.retry_after_s,
+						      "push job %s sending rows to dataset %s", ctx->job->id, d->powerbi_id);
 			if (rc == PB_ELIMIT && sc.defer_ms)
 				rc = job_retry_later(ctx, (long)sc.defer_ms, "rate_limited", "%s (%ld of %ld rows sent)", ctx->err,
 						     accepted, total);

@@ -2,8 +2,11 @@
 #include "core/tenant_backoff.h"
 
 #include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "runtime/log.h"
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
 
@@ -102,6 +105,20 @@ int tenant_backoff_note(pb_db *db, const char *tenant_id, tb_family f, long retr
 out:
 	db_done(st);
 	return rc;
+}
+
+bool tenant_backoff_record(pb_db *db, const char *tenant_id, tb_family f, long retry_after_s, const char *fmt, ...)
+{
+	char why[PB_ERR_MAX], err[PB_ERR_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	if (!tenant_backoff_note(db, tenant_id, f, retry_after_s, why, NULL, err))
+		return true;
+	log_event("warn", NULL, "tenant %s: the %s back-off (%s) was not recorded: %s", tenant_id ? tenant_id : "",
+		  tenant_backoff_family_name(f), why, err);
+	return false;
 }
 
 int tenant_backoff_hold_job(pb_job_ctx *ctx, const char *tenant_id, tb_family f, tenant_backoff *out, bool *held)

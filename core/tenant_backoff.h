@@ -42,6 +42,12 @@ typedef struct tenant_backoff {
 int tenant_backoff_note(pb_db *db, const char *tenant_id, tb_family f, long retry_after_s, const char *why,
 			tenant_backoff *out, char *err);
 
+/* tenant_backoff_note for a caller that goes on whatever happens (it is putting its own job
+ * back in the queue): why is a printf format; a failure to record the wait is logged and
+ * false returned. */
+bool tenant_backoff_record(pb_db *db, const char *tenant_id, tb_family f, long retry_after_s, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
 /* *waiting true, and *out filled, when the tenant's callers of family f must wait now. */
 int tenant_backoff_get(pb_db *db, const char *tenant_id, tb_family f, tenant_backoff *out, bool *waiting,
 		       char *err);
