@@ -8,13 +8,9 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 import time
 
 import harness
-
-sys.path.insert(0, os.path.join(harness.ROOT, "tests", "emulator"))
-import emutest  # noqa: E402
 
 with open(os.path.join(harness.ROOT, "tests", "fixtures", "tenants", "demo.json"), encoding="utf-8") as _f:
     DEMO = json.load(_f)
@@ -25,30 +21,16 @@ SCHEMA = [{"name": "Sales", "columns": [{"name": "id", "dataType": "Int64"}, {"n
 ROWS = 15000   # more than one request's worth: the rows go through a job
 
 
-class PushTenantBackoff(harness.StackTestCase):
+class PushTenantBackoff(harness.EmulatorStackTestCase):
     SERVER = "nginx"
     FCGI_PROCS = 2
-    emu = None
+    EMU_ENV = {"APPLICATION_ENCRYPTION_KEYS": "77" * 32}
 
     @classmethod
-    def setUpClass(cls):
-        cls.emu = emutest.Emulator(fixture="demo.json")
-        cls.ENV = dict(harness.emulator_env(cls.emu), APPLICATION_ENCRYPTION_KEYS="77" * 32)
-        try:
-            super().setUpClass()
-            cls.stack.cli("user", "add", "dave", "--org", "acme", "--role", "member", "--team", "data")
-            _, out, _ = cls.stack.cli("token", "create", "dave")
-            cls.stack.tokens["dave"] = out.strip()
-        except BaseException:
-            cls.emu.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.emu.stop()
+    def set_up_stack(cls):
+        cls.stack.cli("user", "add", "dave", "--org", "acme", "--role", "member", "--team", "data")
+        _, out, _ = cls.stack.cli("token", "create", "dave")
+        cls.stack.tokens["dave"] = out.strip()
 
     def call(self, method, path, body=None, raw=None, ctype=None, user="dave"):
         hdrs = {}
