@@ -106,6 +106,7 @@ class ImportFromPowerBI(harness.StackTestCase):
     def setUp(self):
         self.load(self.fixture)
         db = self.db()
+        db.execute("PRAGMA foreign_keys = ON")   # as pbiport has it: sightings go with their assets
         db.execute("DELETE FROM integrations")
         db.execute("DELETE FROM assets")
         db.execute("DELETE FROM lineage_edges")
