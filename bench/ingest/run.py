@@ -65,7 +65,7 @@ HISTORY = [
     "read while the next scan runs; lineage edges written by one INSERT ... SELECT instead of one insert per "
     "edge: 25.8 / 3.3 / 7.2 (82%), and the table above (its peak RSS fell from 165 to 41 MiB with the worker "
     "opening the database without the memory mapping, an earlier change).",
-    "  - 2026-12-06 01:24-01:29, one integration's assets kept apart from the others' (sql/0011: an asset seen by "
+    "  - 2026-12-06 01:24-01:29, assets shared by integrations (sql/0011: an asset seen by "
     "several integrations is one asset; the other integrations are rows of asset_sightings, written only when "
     "integrations overlap) and the tenant back-off looked up before each scan round and every 2 s while scanning "
     "(sql/0012): three runs each, one after another with the code before it (BENCH_BIN_DIR; load average 2.6-3.7): "
