@@ -62,6 +62,7 @@ void conn_release(pbi_conn *c)
 	free(c->tenant_id);
 	free(c->client_id);
 	free(c->scopes);
+	free(c->status_reason);
 	memset(c, 0, sizeof *c);
 }
 
@@ -118,7 +119,7 @@ out:
 
 #define CONN_COLS                                                                                        \
 	"id, org_id, user_id, tenant_id, client_id, scopes, status, expires_at, token_gen, created_at, " \
-	"updated_at"
+	"updated_at, status_reason"
 
 static int conn_from_row(sqlite3_stmt *st, pbi_conn *c, char *err)
 {
@@ -139,6 +140,8 @@ static int conn_from_row(sqlite3_stmt *st, pbi_conn *c, char *err)
 		c->client_id = db_col_dup(st, 4, &ok);
 	if (ok)
 		c->scopes = db_col_dup(st, 5, &ok);
+	if (ok)
+		c->status_reason = db_col_dup(st, 11, &ok);
 	if (!ok) {
 		conn_release(c);
 		return pb_err(err, PB_ENOMEM, "out of memory");
@@ -164,9 +167,10 @@ static json_t *scopes_json(const char *scopes)
 
 static json_t *conn_json(const pbi_conn *c)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s}", "id", c->id, "tenant_id", c->tenant_id,
-			 "client_id", c->client_id, "status", c->status, "scopes", scopes_json(c->scopes), "expires_at",
-			 c->expires_at, "created_at", c->created_at, "updated_at", c->updated_at);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:o, s:s, s:s, s:s}", "id", c->id, "tenant_id", c->tenant_id,
+			 "client_id", c->client_id, "status", c->status, "status_reason",
+			 strcmp(c->status, "active") ? c->status_reason : NULL, "scopes", scopes_json(c->scopes),
+			 "expires_at", c->expires_at, "created_at", c->created_at, "updated_at", c->updated_at);
 }
 
 int conn_list(pb_db *db, const char *org_id, const char *user_id, json_t **out, char *err)
@@ -264,10 +268,52 @@ out:
 	return rc;
 }
 
+/* Why a connection needs a reconnect when nothing more precise is stored. */
+#define RECONNECT_REASON_DEFAULT "Entra no longer accepts your Power BI sign-in: reconnect Power BI"
+
+/* The one way a connection becomes needs_reconnect: status and reason stored together (read
+ * by every endpoint), tokens erased (they will never be used again). MARK_SQL is followed by
+ * the condition that selects the rows; ?1 is the reason, ?2 the time, then binds. */
+#define MARK_SQL                                                                                          \
+	"UPDATE user_datasource_connection SET status = 'needs_reconnect', status_reason = ?, "          \
+	"access_token_sealed = NULL, refresh_token_sealed = NULL, token_gen = token_gen + 1, "            \
+	"refresh_claim = NULL, refresh_claim_until = NULL, updated_at = ? WHERE "
+
+static int mark_reconnect(pb_db *db, const char *sql, const char *reason, const char *const *binds, size_t nbinds,
+			  char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[PB_TIME_BUF];
+	pb_now(now);
+	int rc = db_prepare(db, sql, &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, reason, err)))
+		rc = db_bind_text(st, 2, now, err);
+	for (size_t i = 0; !rc && i < nbinds; i++)
+		rc = db_bind_text(st, (int)i + 3, binds[i], err);
+	if (!rc)
+		rc = db_exec(db, st, err);
+	db_done(st);
+	return rc;
+}
+
+int conn_mark_needs_reconnect(pb_db *db, const char *id, const char *reason, char *err)
+{
+	const char *binds[] = { id };
+	return mark_reconnect(db, MARK_SQL "id = ? AND status = 'active'", reason, binds, 1, err);
+}
+
+int conn_mark_app_changed(pb_db *db, const char *org_id, const char *tenant_id, const char *client_id, char *err)
+{
+	const char *binds[] = { org_id, tenant_id, client_id };
+	return mark_reconnect(db, MARK_SQL "org_id = ? AND status = 'active' AND (tenant_id <> ? OR client_id <> ?)",
+			      CONN_APP_CHANGED, binds, 3, err);
+}
+
 /* ---- the token service ---- */
 
 typedef struct token_row {
 	char status[16];
+	char *status_reason;
 	long long gen;
 	int64_t expires_ms;
 	char *access_sealed;
@@ -278,6 +324,7 @@ static void token_row_release(token_row *t)
 {
 	free(t->access_sealed);
 	free(t->refresh_sealed);
+	free(t->status_reason);
 	memset(t, 0, sizeof *t);
 }
 
@@ -287,7 +334,7 @@ static int read_token_row(pb_db *db, const char *id, token_row *t, char *err)
 	bool ok = true;
 	memset(t, 0, sizeof *t);
 	int rc = db_prepare(db,
-			    "SELECT status, token_gen, expires_at, access_token_sealed, refresh_token_sealed "
+			    "SELECT status, token_gen, expires_at, access_token_sealed, refresh_token_sealed, status_reason "
 			    "FROM user_datasource_connection WHERE id = ?",
 			    &st, err);
 	if (rc || (rc = db_bind_text(st, 1, id, err)))
@@ -305,6 +352,8 @@ static int read_token_row(pb_db *db, const char *id, token_row *t, char *err)
 	t->access_sealed = db_col_dup(st, 3, &ok);
 	if (ok)
 		t->refresh_sealed = db_col_dup(st, 4, &ok);
+	if (ok)
+		t->status_reason = db_col_dup(st, 5, &ok);
 	if (!ok)
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 out:
@@ -342,10 +391,10 @@ out:
 	return rc;
 }
 
-/* Ends our claim: with new tokens (tok), marking the row needs_reconnect (reconnect), or
- * just releasing it (neither). */
+/* Ends our claim: with new tokens (tok), marking the row needs_reconnect for reason, or just
+ * releasing it (neither). */
 static int end_claim(pb_db *db, const pb_keyring *kr, const char *id, const char *claim, const entra_token *tok,
-		     bool reconnect, char *err)
+		     const char *reason, char *err)
 {
 	sqlite3_stmt *st = NULL;
 	char *at = NULL, *rt = NULL, now[PB_TIME_BUF], exp[PB_TIME_BUF];
@@ -368,16 +417,10 @@ static int end_claim(pb_db *db, const pb_keyring *kr, const char *id, const char
 		    (rc = db_bind_text(st, 5, now, err)) || (rc = db_bind_text(st, 6, id, err)) ||
 		    (rc = db_bind_text(st, 7, claim, err)))
 			goto out;
-	} else if (reconnect) {
-		rc = db_prepare(db,
-				"UPDATE user_datasource_connection SET status = 'needs_reconnect', "
-				"access_token_sealed = NULL, refresh_token_sealed = NULL, token_gen = token_gen + 1, "
-				"refresh_claim = NULL, refresh_claim_until = NULL, updated_at = ? "
-				"WHERE id = ? AND refresh_claim = ?",
-				&st, err);
-		if (rc || (rc = db_bind_text(st, 1, now, err)) || (rc = db_bind_text(st, 2, id, err)) ||
-		    (rc = db_bind_text(st, 3, claim, err)))
-			goto out;
+	} else if (reason) {
+		const char *binds[] = { id, claim };
+		rc = mark_reconnect(db, MARK_SQL "id = ? AND refresh_claim = ?", reason, binds, 2, err);
+		goto out;
 	} else {
 		rc = db_prepare(db,
 				"UPDATE user_datasource_connection SET refresh_claim = NULL, refresh_claim_until = NULL "
@@ -409,7 +452,7 @@ static bool refresh_token_dead(const msapi *c)
 }
 
 /* The failing client-credentials / refresh answer as a code. */
-static const char *entra_failure_code(const msapi *c)
+const char *conn_failure_code(const msapi *c)
 {
 	if (c->last.status == 0 || c->last.status >= 500 || c->last.status == 429)
 		return "unavailable";
@@ -433,17 +476,21 @@ static int refresh_claimed(pb_db *db, const pb_keyring *kr, msapi *entra, const 
 				   : pb_err(err, PB_EINVAL, "no refresh token stored: reconnect Power BI");
 	if (rc) {
 		set_code(code, "needs_reconnect");
-		(void)end_claim(db, kr, id, claim, NULL, true, ignore);
+		(void)end_claim(db, kr, id, claim, NULL,
+				t->refresh_sealed ? CONN_KEYS_CHANGED
+						  : "no Power BI sign-in is stored for this connection: reconnect Power BI",
+				ignore);
 		goto out;
 	}
 	rc = entra_refresh(entra, app, rt, CONN_SCOPES, &tok, err);
 	if (rc) {
 		bool dead = refresh_token_dead(entra);
-		set_code(code, dead ? "needs_reconnect" : entra_failure_code(entra));
-		(void)end_claim(db, kr, id, claim, NULL, dead, ignore);
+		set_code(code, dead ? "needs_reconnect" : conn_failure_code(entra));
+		/* Entra's refusal, explained (msapi/errors), is the reason */
+		(void)end_claim(db, kr, id, claim, NULL, dead ? err : NULL, ignore);
 		goto out;
 	}
-	if ((rc = end_claim(db, kr, id, claim, &tok, false, err))) {
+	if ((rc = end_claim(db, kr, id, claim, &tok, NULL, err))) {
 		set_code(code, "unavailable");
 		goto out;
 	}
@@ -474,8 +521,10 @@ int conn_token(pb_db *db, const pb_keyring *kr, msapi *entra, const entra_app *a
 			goto out;
 		}
 		if (strcmp(t.status, "active")) {
+			/* the stored reason, so every endpoint says the same */
 			set_code(code, "needs_reconnect");
-			rc = pb_err(err, PB_EINVAL, "Entra no longer accepts your Power BI sign-in: reconnect Power BI");
+			rc = pb_err(err, PB_EINVAL, "%s",
+				    t.status_reason && *t.status_reason ? t.status_reason : RECONNECT_REASON_DEFAULT);
 			goto out;
 		}
 		bool stale = stale_gen >= 0 && t.gen <= stale_gen;
@@ -485,11 +534,12 @@ int conn_token(pb_db *db, const pb_keyring *kr, msapi *entra, const entra_app *a
 		 * short-lived tokens do not make every waiter refresh once more in turn */
 		int64_t margin = t.gen > first_gen ? 0 : PB_PBI_REFRESH_MARGIN_S * 1000LL;
 		if (!stale && t.access_sealed && t.expires_ms - pb_epoch_ms() > margin) {
-			if ((rc = open_str(kr, t.access_sealed, "udc", conn_id, "access", access_token, err)))
-				set_code(code, "needs_reconnect");
-			else
+			if (!(rc = open_str(kr, t.access_sealed, "udc", conn_id, "access", access_token, err))) {
 				*gen = t.gen;
-			goto out;
+				goto out;
+			}
+			/* sealed with a key the ring lost: a refresh is the way to a usable token, and
+			 * records why the connection is dead when the refresh token cannot be opened either */
 		}
 		rc = claim_refresh(db, conn_id, t.gen, claim, err);
 		if (rc < 0) {

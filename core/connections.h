@@ -45,6 +45,7 @@ typedef struct pbi_conn {
 	char *client_id;
 	char *scopes;                 /* space-separated, as granted */
 	char status[16];              /* "active" / "needs_reconnect" */
+	char *status_reason;          /* why it needs a reconnect, or NULL */
 	char expires_at[PB_TIME_BUF]; /* access token expiry */
 	long long token_gen;
 	char created_at[PB_TIME_BUF];
@@ -59,7 +60,8 @@ int conn_save(pb_db *db, const pb_keyring *kr, const char *org_id, const char *u
 	      const char *client_id, const entra_token *tok, char id[PB_ID_BUF], char *err);
 
 /* The user's connections in org as a JSON array (new reference) of {id, tenant_id, client_id,
- * status, scopes[], expires_at, created_at, updated_at}: no tokens. */
+ * status, status_reason (null while active), scopes[], expires_at, created_at, updated_at}:
+ * no tokens. The status is the stored one, the same the token service acts on. */
 int conn_list(pb_db *db, const char *org_id, const char *user_id, json_t **out, char *err);
 
 /* Erases the tokens and removes the row, only when it belongs to user in org;
@@ -70,6 +72,27 @@ int conn_delete(pb_db *db, const char *org_id, const char *user_id, const char *
  * PB_ENOTFOUND when none. */
 int conn_find(pb_db *db, const char *org_id, const char *user_id, const char *tenant_id, pbi_conn *out,
 	      char *err);
+
+/* The status is stored once and read by everyone: whichever path learns that a connection can
+ * no longer be used marks it needs_reconnect with the reason, one line a user can act on, which
+ * the token service then answers with (and its tokens are erased). Reasons used by more than
+ * one module: */
+#define CONN_APP_CHANGED "the organization's Power BI app changed since you connected: reconnect Power BI"
+#define CONN_KEYS_CHANGED                                                                          \
+	"your stored Power BI sign-in cannot be opened with this server's keys "                      \
+	"(APPLICATION_ENCRYPTION_KEYS changed): reconnect Power BI"
+
+/* Marks connection id needs_reconnect for reason (no-op when it is already). */
+int conn_mark_needs_reconnect(pb_db *db, const char *id, const char *reason, char *err);
+
+/* Marks every active connection in org made with another app than (tenant_id, client_id)
+ * needs_reconnect: the organization's app changed, and a refresh token only works with the
+ * app it was granted to. */
+int conn_mark_app_changed(pb_db *db, const char *org_id, const char *tenant_id, const char *client_id, char *err);
+
+/* The code for a failed Entra or Graph call of client c: "unavailable" (no answer, 5xx, 429:
+ * worth trying again) or "bad_credentials" (Entra or Graph refused). */
+const char *conn_failure_code(const struct msapi *c);
 
 /* A valid access token of connection conn_id (expiring no sooner than PB_PBI_REFRESH_MARGIN_S
  * from now), refreshing it through Entra (entra: a client for the refresh call; app: the

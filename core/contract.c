@@ -24,8 +24,12 @@
  *    physical type (user-defined types such as `Name`) contradicts nothing. Missing
  *    logicalType is inferred from physicalType.
  *  - v2 logical types are free text, mapped leniently (unknown text -> string, warned).
- *  - Tables need columns; table names and column names (per table) are unique without
- *    case, as Power BI compares them.
+ *  - Tables need columns. Table and column names are at most 512 characters (UTF-16 units),
+ *    Power BI's limit, and table names and column names (per table) are unique as Power BI
+ *    compares them: without case and after Unicode normalization (core/names.h).
+ *  - v2: a `servers` block (a list, or a mapping of name -> server) is read like v3's, and
+ *    the top-level connection (server, database, driver, sourceSystem) becomes the server
+ *    "default" after them.
  *  - Relationships (v3.1.0): object-level from/to and property-level `to`, written
  *    `table.column` or `schema/<object-id>/properties/<property-id>`. Composite keys,
  *    references to other contracts and references to absent columns are skipped with
@@ -44,7 +48,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/names.h"
 #include "core/yamltree.h"
+#include "runtime/json_out.h"
+#include "runtime/strbuf.h"
 #include "runtime/util.h"
 
 #define AT_MAX PB_ERR_MAX   /* a path only ever ends up in one message line */
@@ -56,7 +63,7 @@ typedef struct rd {
 	char *err;
 	size_t capwarnings, caprelationships;
 	struct named *by_name, *by_id;  /* table lookup for relationships, see build_table_index */
-	size_t nby_id;
+	size_t nby_name, nby_id;
 } rd;
 
 /* ---- small helpers ------------------------------------------------------------- */
@@ -215,7 +222,7 @@ static const char *kind_name(const json_t *v)
 /* new: a value as text (scalars as written, lists/mappings as compact JSON). */
 static char *value_text(const json_t *v)
 {
-	char buf[32];
+	char buf[JSON_OUT_DOUBLE_MAX];
 	switch (json_typeof(v)) {
 	case JSON_STRING:
 		return xstrndup(json_string_value(v), json_string_length(v));
@@ -227,8 +234,19 @@ static char *value_text(const json_t *v)
 		return xstrdup("true");
 	case JSON_FALSE:
 		return xstrdup("false");
-	default:
-		return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+	case JSON_REAL:
+		/* the shortest text that reads back the same: 2.002, not 2.0019999999999998 */
+		return json_out_double(json_real_value(v), buf) < 0 ? NULL : xstrdup(buf);
+	default: {
+		/* lists and mappings as compact JSON, their reals written the same way */
+		sbuf b;
+		sbuf_init(&b, PB_CONTRACT_MAX_BYTES);
+		if (json_out(&b, v, JSON_COMPACT)) {
+			sbuf_release(&b);
+			return NULL;
+		}
+		return sbuf_detach(&b, NULL);
+	}
 	}
 }
 
@@ -289,14 +307,17 @@ static int get_text(rd *r, const json_t *obj, const char *key, const char *at, c
 }
 
 /* A table or column name: required, non-empty, bounded, no control characters. */
-static int get_name(rd *r, const json_t *obj, const char *key, const char *at, char **out)
+/* obj[key] as an object name (`what`: "table", "column", "field"): present, not empty, no
+ * control characters, and within the length Power BI accepts for a name (core/names.h). */
+static int get_name(rd *r, const json_t *obj, const char *key, const char *at, const char *what, char **out)
 {
-	char p[AT_MAX];
+	char p[AT_MAX], shown[PB_PBI_NAME_SHOWN_BUF];
 	int rc = get_text(r, obj, key, at, out);
 	if (rc)
 		return rc;
-	/* The usual case, checked before the path for a message is built. */
-	if (*out && **out && strlen(*out) <= PB_NAME_MAX_BYTES) {
+	/* The usual case, checked before the path for a message is built: a name of at most
+	 * PB_PBI_NAME_MAX_CHARS bytes has at most as many UTF-16 units. */
+	if (*out && **out && strlen(*out) <= PB_PBI_NAME_MAX_CHARS) {
 		const unsigned char *s = (const unsigned char *)*out;
 		while (*s >= 0x20 && *s != 0x7f)
 			s++;
@@ -308,11 +329,13 @@ static int get_name(rd *r, const json_t *obj, const char *key, const char *at, c
 		return failf(r, PB_EINVAL, p, "required");
 	if (!**out)
 		return failf(r, PB_EINVAL, p, "must not be empty");
-	if (strlen(*out) > PB_NAME_MAX_BYTES)
-		return failf(r, PB_ELIMIT, p, "longer than %d bytes", PB_NAME_MAX_BYTES);
 	for (const unsigned char *s = (const unsigned char *)*out; *s; s++)
 		if (*s < 0x20 || *s == 0x7f)
 			return failf(r, PB_EINVAL, p, "contains a control character (byte 0x%02x)", *s);
+	size_t chars = pbname_length(*out, strlen(*out));
+	if (chars > PB_PBI_NAME_MAX_CHARS)
+		return failf(r, PB_EINVAL, p, "%s name of %zu characters; Power BI allows at most %d (\"%s\")", what,
+			     chars, PB_PBI_NAME_MAX_CHARS, pbname_shown(*out, shown));
 	return PB_OK;
 }
 
@@ -491,96 +514,67 @@ static const char *kv_get(const pb_kv *kv, size_t n, const char *key)
 	return NULL;
 }
 
-/* One code point of valid UTF-8 (the input was checked), advancing *s. */
-static uint32_t next_cp(const unsigned char **s)
-{
-	const unsigned char *p = *s;
-	uint32_t cp;
-	if (p[0] < 0x80) {
-		cp = p[0];
-		*s = p + 1;
-	} else if ((p[0] & 0xE0) == 0xC0) {
-		cp = ((uint32_t)(p[0] & 0x1F) << 6) | (p[1] & 0x3F);
-		*s = p + 2;
-	} else if ((p[0] & 0xF0) == 0xE0) {
-		cp = ((uint32_t)(p[0] & 0x0F) << 12) | ((uint32_t)(p[1] & 0x3F) << 6) | (p[2] & 0x3F);
-		*s = p + 3;
-	} else {
-		cp = ((uint32_t)(p[0] & 0x07) << 18) | ((uint32_t)(p[1] & 0x3F) << 12) |
-		     ((uint32_t)(p[2] & 0x3F) << 6) | (p[3] & 0x3F);
-		*s = p + 4;
-	}
-	return cp;
-}
-
-/* Simple lower-case folding for the alphabets names use most (Latin, Greek,
- * Cyrillic); Power BI compares names without case, "É" equals "é". */
-static uint32_t fold_cp(uint32_t c)
-{
-	if ((c >= 'A' && c <= 'Z') || (c >= 0xC0 && c <= 0xDE && c != 0xD7) || (c >= 0x391 && c <= 0x3AB && c != 0x3A2) ||
-	    (c >= 0x410 && c <= 0x42F))
-		return c + 0x20;
-	if (c >= 0x400 && c <= 0x40F)
-		return c + 0x50;
-	if (((c >= 0x100 && c <= 0x137) || (c >= 0x14A && c <= 0x177)) && !(c & 1))
-		return c + 1;
-	if (((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E)) && (c & 1))
-		return c + 1;
-	return c;
-}
-
-static int name_casecmp(const char *a, const char *b)
-{
-	const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
-	while (*x && *y) {
-		if (*x < 0x80 && *y < 0x80) {
-			/* ASCII, most names: the same folding without decoding. */
-			unsigned ax = *x >= 'A' && *x <= 'Z' ? *x + 0x20u : *x;
-			unsigned ay = *y >= 'A' && *y <= 'Z' ? *y + 0x20u : *y;
-			if (ax != ay)
-				return ax < ay ? -1 : 1;
-			x++;
-			y++;
-			continue;
-		}
-		uint32_t cx = fold_cp(next_cp(&x)), cy = fold_cp(next_cp(&y));
-		if (cx != cy)
-			return cx < cy ? -1 : 1;
-	}
-	return (int)*x - (int)*y;
-}
-
-/* First name that repeats an earlier one without case, in document order. */
+/* Names as Power BI compares them (core/names.h): each entry holds the comparison key of a
+ * name -- the name itself when it is ASCII (pbname_keycmp folds ASCII case), else its
+ * NFC case folding, owned -- and the name's index. Sorted by key, then index. */
 typedef struct named {
-	const char *name;
+	const char *key;
+	char *owned;
 	size_t idx;
 } named;
+
+static int named_set(named *v, const char *name, size_t idx)
+{
+	size_t n = strlen(name);
+	v->idx = idx;
+	v->owned = NULL;
+	v->key = name;
+	if (pbname_is_ascii(name, n))
+		return 0;
+	v->owned = pbname_key(name, n, NULL);
+	v->key = v->owned;
+	return v->owned ? 0 : -1;
+}
+
+static void named_free(named *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i].owned);
+	free(v);
+}
 
 static int named_cmp(const void *a, const void *b)
 {
 	const named *x = a, *y = b;
-	int d = name_casecmp(x->name, y->name);
+	int d = pbname_keycmp(x->key, y->key);
 	if (d)
 		return d;
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-/* Sets *dup to the index of the first repeated name, or n. -1 on OOM. */
-static int find_duplicate(const char *const *names, size_t stride, size_t n, size_t *dup)
+/* The first name (in document order) that is the same name to Power BI as an earlier one:
+ * *dup is its index and *first the earlier one's, or *dup = n when all differ. -1 on OOM. */
+static int find_duplicate(const char *const *names, size_t stride, size_t n, size_t *first, size_t *dup)
 {
 	named *v = calloc(n ? n : 1, sizeof *v);
 	if (!v)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		v[i].name = *(const char *const *)((const char *)names + i * stride);
-		v[i].idx = i;
+		if (named_set(&v[i], *(const char *const *)((const char *)names + i * stride), i)) {
+			named_free(v, i + 1);
+			return -1;
+		}
 	}
 	qsort(v, n, sizeof *v, named_cmp);
-	*dup = n;
+	*dup = *first = n;
+	/* in each run of equal keys the first entry is the original, the second its first repeat */
 	for (size_t i = 1; i < n; i++)
-		if (!name_casecmp(v[i].name, v[i - 1].name) && v[i].idx < *dup)
+		if (!pbname_keycmp(v[i].key, v[i - 1].key) && (i == 1 || pbname_keycmp(v[i - 1].key, v[i - 2].key)) &&
+		    v[i].idx < *dup) {
 			*dup = v[i].idx;
-	free(v);
+			*first = v[i - 1].idx;
+		}
+	named_free(v, n);
 	return 0;
 }
 
@@ -718,7 +712,7 @@ static bool contradicts(const char *logical, pclass pc, int scale)
  * *canon gets the canonical logical type (static) or NULL when none is written. */
 static int check_v3_types(rd *r, const json_t *prop, const char *at, const char **canon)
 {
-	char *logical = NULL, *physical = NULL, p[AT_MAX];
+	char *logical = NULL, *physical = NULL, p[AT_MAX], s1[PB_PBI_NAME_SHOWN_BUF], s2[PB_PBI_NAME_SHOWN_BUF];
 	int prec = -1, scale = -1;
 	int rc;
 	*canon = NULL;
@@ -730,13 +724,14 @@ static int check_v3_types(rd *r, const json_t *prop, const char *at, const char 
 	*canon = v3_type(logical);
 	if (!*canon) {
 		path_key(p, at, "logicalType");
-		rc = failf(r, PB_EINVAL, p, "unknown type \"%s\"", logical);
+		rc = failf(r, PB_EINVAL, p, "unknown type \"%s\"", pbname_shown(logical, s1));
 		goto out;
 	}
 	pclass pc = type_class(physical, &prec, &scale); /* before reading scale */
 	if (physical && contradicts(*canon, pc, scale)) {
 		path_key(p, at, "logicalType");
-		rc = failf(r, PB_EINVAL, p, "\"%s\" contradicts physicalType \"%s\"", logical, physical);
+		rc = failf(r, PB_EINVAL, p, "\"%s\" contradicts physicalType \"%s\"", pbname_shown(logical, s1),
+			   pbname_shown(physical, s2));
 	}
 out:
 	free(logical);
@@ -760,7 +755,7 @@ static int check_nested(rd *r, const json_t *prop, const char *at, size_t *count
 			char *name = NULL;
 			path_index(p, at, "properties", i);
 			if (!(rc = need_mapping(r, child, p)))
-				rc = get_name(r, child, "name", p, &name);
+				rc = get_name(r, child, "name", p, "field", &name);
 			free(name); /* checked only: nested fields are not columns */
 			if (rc)
 				return rc;
@@ -837,14 +832,14 @@ static int finish_column(rd *r, pb_column *col, const char *logical)
 
 static int read_v3_property(rd *r, const json_t *prop, const char *tat, size_t j, pb_column *col)
 {
-	char at[AT_MAX];
+	char at[AT_MAX], shown[PB_PBI_NAME_SHOWN_BUF];
 	const char *canon = NULL;
 	long long pos = 0;
 	int rc;
 	path_index(at, tat, "properties", j);
 	col->precision = col->scale = -1;
 	if ((rc = need_mapping(r, prop, at)) || (rc = warn_unknown(r, prop, at, v3_property_keys)) ||
-	    (rc = get_name(r, prop, "name", at, &col->name)) || (rc = get_text(r, prop, "id", at, &col->id)) ||
+	    (rc = get_name(r, prop, "name", at, "column", &col->name)) || (rc = get_text(r, prop, "id", at, &col->id)) ||
 	    (rc = get_text(r, prop, "physicalName", at, &col->physical_name)) ||
 	    (rc = get_text(r, prop, "physicalType", at, &col->physical_type)) ||
 	    (rc = get_text(r, prop, "description", at, &col->description)) ||
@@ -870,10 +865,10 @@ static int read_v3_property(rd *r, const json_t *prop, const char *tat, size_t j
 		const char *what = canon ? canon : "struct";
 		if (inner)
 			rc = warnf(r, at, "\"%s\" is %s %s: kept as one text column (JSON); its %zu nested %s",
-				   col->name, what[0] == 'a' || what[0] == 'o' ? "an" : "a", what, inner,
+				   pbname_shown(col->name, shown), what[0] == 'a' || what[0] == 'o' ? "an" : "a", what, inner,
 				   inner == 1 ? "field is not a column" : "fields are not columns");
 		else
-			rc = warnf(r, at, "\"%s\" is %s %s: kept as one text column (JSON)", col->name,
+			rc = warnf(r, at, "\"%s\" is %s %s: kept as one text column (JSON)", pbname_shown(col->name, shown),
 				   what[0] == 'a' || what[0] == 'o' ? "an" : "a", what);
 		if (rc)
 			return rc;
@@ -882,42 +877,44 @@ static int read_v3_property(rd *r, const json_t *prop, const char *tat, size_t j
 	return finish_column(r, col, canon ? canon : class_logical(pc));
 }
 
+#define SAME_NAME_WHY "(Power BI compares names without case and after Unicode normalization)"
+
 static int check_unique_columns(rd *r, const pb_table *t, const char *tat, const char *list_key,
 				const char *name_key)
 {
-	size_t dup;
-	char p[AT_MAX], q[AT_MAX];
-	if (find_duplicate((const char *const *)&t->columns[0].name, sizeof t->columns[0], t->ncolumns, &dup))
+	size_t first, dup;
+	char p[AT_MAX], q[AT_MAX], a[PB_PBI_NAME_SHOWN_BUF], b[PB_PBI_NAME_SHOWN_BUF];
+	if (find_duplicate((const char *const *)&t->columns[0].name, sizeof t->columns[0], t->ncolumns, &first, &dup))
 		return oom(r);
 	if (dup == t->ncolumns)
 		return PB_OK;
 	path_index(p, tat, list_key, dup);
 	path_key(q, p, name_key);
-	return failf(r, PB_EINVAL, q, "duplicate column \"%s\" (Power BI compares names without case)",
-		     t->columns[dup].name);
+	return failf(r, PB_EINVAL, q, "duplicate column \"%s\", the same name as %s[%zu] \"%s\" " SAME_NAME_WHY,
+		     pbname_shown(t->columns[dup].name, a), list_key, first, pbname_shown(t->columns[first].name, b));
 }
 
 static int check_unique_tables(rd *r, const char *list_path, const char *name_key)
 {
 	pb_contract *c = r->c;
-	size_t dup;
-	char p[AT_MAX], q[AT_MAX];
-	if (find_duplicate((const char *const *)&c->tables[0].name, sizeof c->tables[0], c->ntables, &dup))
+	size_t first, dup;
+	char p[AT_MAX], q[AT_MAX], a[PB_PBI_NAME_SHOWN_BUF], b[PB_PBI_NAME_SHOWN_BUF];
+	if (find_duplicate((const char *const *)&c->tables[0].name, sizeof c->tables[0], c->ntables, &first, &dup))
 		return oom(r);
 	if (dup == c->ntables)
 		return PB_OK;
 	(void)xsnprintf(p, sizeof p, "%s[%zu]", list_path, dup);
 	path_key(q, p, name_key);
-	return failf(r, PB_EINVAL, q, "duplicate table \"%s\" (Power BI compares names without case)",
-		     c->tables[dup].name);
+	return failf(r, PB_EINVAL, q, "duplicate table \"%s\", the same name as %s[%zu] \"%s\" " SAME_NAME_WHY,
+		     pbname_shown(c->tables[dup].name, a), list_path, first, pbname_shown(c->tables[first].name, b));
 }
 
 static int no_columns(rd *r, const char *at, const char *key, const char *table)
 {
-	char p[AT_MAX];
+	char p[AT_MAX], shown[PB_PBI_NAME_SHOWN_BUF];
 	path_key(p, at, key);
 	return failf(r, PB_EINVAL, p, "table \"%s\" has no columns (Power BI cannot have a table without columns)",
-		     table);
+		     pbname_shown(table, shown));
 }
 
 /* Lists of tables and columns: present, a list, not empty, not over the limit. */
@@ -966,7 +963,7 @@ static int read_v3_object(rd *r, const json_t *obj, size_t i, pb_table *t)
 	int rc;
 	path_index(at, "", "schema", i);
 	if ((rc = need_mapping(r, obj, at)) || (rc = warn_unknown(r, obj, at, v3_object_keys)) ||
-	    (rc = get_name(r, obj, "name", at, &t->name)) || (rc = get_text(r, obj, "id", at, &t->id)) ||
+	    (rc = get_name(r, obj, "name", at, "table", &t->name)) || (rc = get_text(r, obj, "id", at, &t->id)) ||
 	    (rc = get_text(r, obj, "physicalName", at, &t->physical_name)) ||
 	    (rc = get_text(r, obj, "physicalType", at, &t->physical_type)) ||
 	    (rc = get_text(r, obj, "description", at, &t->description)) ||
@@ -999,16 +996,19 @@ out:
 	return rc;
 }
 
-static int read_v3_server(rd *r, const json_t *s, size_t i, pb_server *srv)
+/* One server at path `at`; `key` is its name when the servers come as a mapping of name ->
+ * server (the form v2-era contracts use), NULL in a v3 list. */
+static int read_one_server(rd *r, const json_t *s, const char *at, const char *key, pb_server *srv)
 {
 	static const char *const not_fields[] = {"server", "type", "id", "description", "roles",
 						 "customProperties", NULL};
-	char at[AT_MAX], p[AT_MAX];
+	char p[AT_MAX];
 	int rc;
-	path_index(at, "", "servers", i);
 	if ((rc = need_mapping(r, s, at)) || (rc = get_text(r, s, "server", at, &srv->name)) ||
 	    (rc = get_text(r, s, "type", at, &srv->type)))
 		return rc;
+	if (key && !srv->name && !(srv->name = xstrdup(key)))
+		return oom(r);
 	if (!srv->type) {
 		path_key(p, at, "type");
 		return failf(r, PB_EINVAL, p, "required");
@@ -1065,34 +1065,53 @@ static int read_v3_server(rd *r, const json_t *s, size_t i, pb_server *srv)
 	return rc;
 }
 
-static int read_servers(rd *r, const json_t *root)
+/* Warns when servers[i] repeats an earlier server's name (the first is the one picked). */
+static int warn_same_server_name(rd *r, size_t i, const char *at)
 {
 	pb_contract *c = r->c;
-	json_t *list;
-	int rc = get_list(r, root, "servers", "", &list);
-	if (rc || !list)
-		return rc;
-	if (json_array_size(list) > PB_CONTRACT_MAX_SERVERS)
+	for (size_t k = 0; k < i; k++)
+		if (!strcmp(c->servers[k].name, c->servers[i].name))
+			return warnf(r, at, "server name \"%s\" used twice; the first one is picked by name",
+				     c->servers[i].name);
+	return PB_OK;
+}
+
+/* `servers`: a list (ODCS v3), or, when map_ok (v2), also a mapping of name -> server. The
+ * array gets one spare slot for the v2 top-level connection (read_v2_server). */
+static int read_servers(rd *r, const json_t *root, bool map_ok)
+{
+	pb_contract *c = r->c;
+	json_t *v = json_object_get(root, "servers"), *s;
+	char at[AT_MAX];
+	int rc;
+	if (!v)
+		return PB_OK;
+	if (!json_is_array(v) && !(map_ok && json_is_object(v)))
+		return failf(r, PB_EINVAL, "servers", "expected a list%s, got %s", map_ok ? " or a mapping" : "",
+			     kind_name(v));
+	size_t n = json_is_array(v) ? json_array_size(v) : json_object_size(v);
+	if (n > PB_CONTRACT_MAX_SERVERS)
 		return failf(r, PB_ELIMIT, "servers", "more than %d servers", PB_CONTRACT_MAX_SERVERS);
-	c->servers = calloc(json_array_size(list) + 1, sizeof *c->servers);
+	c->servers = calloc(n + 1, sizeof *c->servers);
 	if (!c->servers)
 		return oom(r);
-	size_t i;
-	json_t *s;
-	json_array_foreach(list, i, s) {
-		c->nservers = i + 1;
-		if ((rc = read_v3_server(r, s, i, &c->servers[i])))
-			return rc;
-		for (size_t k = 0; k < i; k++) {
-			if (strcmp(c->servers[k].name, c->servers[i].name))
-				continue;
-			char p[AT_MAX];
-			path_index(p, "", "servers", i);
-			if ((rc = warnf(r, p, "server name \"%s\" used twice; the first one is picked by name",
-					c->servers[i].name)))
+	if (json_is_array(v)) {
+		size_t i;
+		json_array_foreach(v, i, s) {
+			c->nservers = i + 1;
+			path_index(at, "", "servers", i);
+			if ((rc = read_one_server(r, s, at, NULL, &c->servers[i])) ||
+			    (rc = warn_same_server_name(r, i, at)))
 				return rc;
-			break;
 		}
+		return PB_OK;
+	}
+	const char *name;
+	json_object_foreach(v, name, s) {
+		size_t i = c->nservers++;
+		path_key(at, "servers", name);
+		if ((rc = read_one_server(r, s, at, name, &c->servers[i])) || (rc = warn_same_server_name(r, i, at)))
+			return rc;
 	}
 	return PB_OK;
 }
@@ -1117,8 +1136,8 @@ static bool find_column_in(const pb_table *t, const char *name, size_t n, bool b
 	return false;
 }
 
-/* Sorts the tables without case by name and by id, so each reference costs a binary
- * search plus one table's columns (contracts may hold thousands of each). */
+/* Sorts the tables by name and by id as Power BI compares names, so each reference costs a
+ * binary search plus one table's columns (contracts may hold thousands of each). */
 static int build_table_index(rd *r)
 {
 	pb_contract *c = r->c;
@@ -1127,46 +1146,53 @@ static int build_table_index(rd *r)
 	if (!r->by_name || !r->by_id)
 		return oom(r);
 	for (size_t i = 0; i < c->ntables; i++) {
-		r->by_name[i] = (named){c->tables[i].name, i};
-		if (c->tables[i].id)
-			r->by_id[r->nby_id++] = (named){c->tables[i].id, i};
+		r->nby_name = i + 1;
+		if (named_set(&r->by_name[i], c->tables[i].name, i))
+			return oom(r);
+		if (c->tables[i].id && named_set(&r->by_id[r->nby_id++], c->tables[i].id, i))
+			return oom(r);
 	}
-	qsort(r->by_name, c->ntables, sizeof *r->by_name, named_cmp);
+	qsort(r->by_name, r->nby_name, sizeof *r->by_name, named_cmp);
 	qsort(r->by_id, r->nby_id, sizeof *r->by_id, named_cmp);
 	return PB_OK;
 }
 
-/* The table named (or with id) tname[0..tn) -- exact case first -- and its column. */
+/* The table named (or with id) tname[0..tn) -- exact spelling first -- and its column. */
 static bool find_ref(const rd *r, const char *tname, size_t tn, const char *cname, size_t cn, bool by_id,
 		     size_t *ti, size_t *cj)
 {
-	char key[PB_NAME_MAX_BYTES + 1];
 	const named *v = by_id ? r->by_id : r->by_name;
-	size_t n = by_id ? r->nby_id : r->c->ntables, lo = 0, hi = n;
-	if (tn > PB_NAME_MAX_BYTES)
+	size_t n = by_id ? r->nby_id : r->nby_name, lo = 0, hi = n;
+	bool found = false;
+	if (tn > PB_PBI_NAME_MAX_BYTES)
 		return false;
-	memcpy(key, tname, tn);
-	key[tn] = '\0';
+	char *key = pbname_key(tname, tn, NULL);
+	if (!key)
+		return false;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (name_casecmp(v[mid].name, key) < 0)
+		if (pbname_keycmp(v[mid].key, key) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	size_t pick = n;
-	for (size_t k = lo; k < n && !name_casecmp(v[k].name, key); k++) {
-		if (!strcmp(v[k].name, key)) {
+	for (size_t k = lo; k < n && !pbname_keycmp(v[k].key, key); k++) {
+		const pb_table *t = &r->c->tables[v[k].idx];
+		const char *written = by_id ? t->id : t->name;
+		if (strlen(written) == tn && !memcmp(written, tname, tn)) {
 			pick = k;
 			break;
 		}
 		if (pick == n)
 			pick = k;
 	}
-	if (pick == n || !find_column_in(&r->c->tables[v[pick].idx], cname, cn, by_id, cj))
-		return false;
-	*ti = v[pick].idx;
-	return true;
+	if (pick != n && find_column_in(&r->c->tables[v[pick].idx], cname, cn, by_id, cj)) {
+		*ti = v[pick].idx;
+		found = true;
+	}
+	free(key);
+	return found;
 }
 
 typedef enum ref_result { REF_FOUND, REF_MISSING, REF_EXTERNAL } ref_result;
@@ -1176,7 +1202,7 @@ static ref_result resolve_ref(const rd *r, const char *ref, size_t *ti, size_t *
 {
 	if (strchr(ref, '#'))
 		return REF_EXTERNAL;
-	if (strlen(ref) > 2 * PB_NAME_MAX_BYTES + 32)
+	if (strlen(ref) > 2 * PB_PBI_NAME_MAX_BYTES + 32)
 		return REF_MISSING;
 	const char *s = ref[0] == '/' ? ref + 1 : ref;
 	if (!strncmp(s, "schema/", 7)) {
@@ -1253,11 +1279,11 @@ static int add_relationship(rd *r, const pb_relationship *rel)
 
 static int missing_ref(rd *r, const char *at, const char *key, const char *ref, ref_result res)
 {
-	char p[AT_MAX];
+	char p[AT_MAX], shown[PB_PBI_NAME_SHOWN_BUF];
 	path_key(p, at, key);
 	if (res == REF_EXTERNAL)
-		return warnf(r, p, "\"%s\" refers to another contract; relationship skipped", ref);
-	return warnf(r, p, "\"%s\" names no column of this contract; relationship skipped", ref);
+		return warnf(r, p, "\"%s\" refers to another contract; relationship skipped", pbname_shown(ref, shown));
+	return warnf(r, p, "\"%s\" names no column of this contract; relationship skipped", pbname_shown(ref, shown));
 }
 
 /* One relationship; from_ti/from_cj give the implied `from` of a property-level one
@@ -1452,7 +1478,7 @@ static int read_v3(rd *r, const json_t *root)
 		if ((rc = read_v3_object(r, obj, i, &c->tables[i])))
 			goto out;
 	}
-	if ((rc = check_unique_tables(r, "schema", "name")) || (rc = read_servers(r, root)))
+	if ((rc = check_unique_tables(r, "schema", "name")) || (rc = read_servers(r, root, false)))
 		goto out;
 	rc = read_relationships(r, schema);
 out:
@@ -1468,7 +1494,7 @@ static const char *const v2_top_keys[] = {"apiVersion", "standardVersion", "kind
 	"productSlackChannel", "productFeedbackUrl", "server", "database", "driver", "driverVersion",
 	"username", "password", "project", "schedulerAppName", "dataset", "price", "stakeholders", "roles",
 	"slaDefaultColumn", "slaProperties", "tags", "customProperties", "systemInstance",
-	"contractCreatedTs", NULL};
+	"contractCreatedTs", "servers", NULL};
 static const char *const v2_table_keys[] = {"table", "physicalName", "priorTableName", "description",
 	"authoritativeDefinitions", "dataGranularity", "quality", "columns", "tags", "customProperties",
 	"businessName", NULL};
@@ -1514,7 +1540,7 @@ static int read_v2_column(rd *r, const json_t *cj, const char *tat, size_t j, pb
 	path_index(at, tat, "columns", j);
 	col->precision = col->scale = -1;
 	if ((rc = need_mapping(r, cj, at)) || (rc = warn_unknown(r, cj, at, v2_column_keys)) ||
-	    (rc = get_name(r, cj, "column", at, &col->name)) ||
+	    (rc = get_name(r, cj, "column", at, "column", &col->name)) ||
 	    (rc = get_text(r, cj, "physicalType", at, &col->physical_type)) ||
 	    (rc = get_text(r, cj, "logicalType", at, &logical)) ||
 	    (rc = get_text(r, cj, "description", at, &col->description)) ||
@@ -1553,7 +1579,7 @@ static int read_v2_table(rd *r, const json_t *tj, const char *base, size_t i, pb
 	int rc;
 	(void)xsnprintf(at, sizeof at, "%s[%zu]", base, i);
 	if ((rc = need_mapping(r, tj, at)) || (rc = warn_unknown(r, tj, at, v2_table_keys)) ||
-	    (rc = get_name(r, tj, "table", at, &t->name)) ||
+	    (rc = get_name(r, tj, "table", at, "table", &t->name)) ||
 	    (rc = get_text(r, tj, "physicalName", at, &t->physical_name)) ||
 	    (rc = get_text(r, tj, "description", at, &t->description)) ||
 	    (rc = get_text(r, tj, "businessName", at, &t->business_name)) || (rc = set_table_kind(r, t, at)) ||
@@ -1599,7 +1625,8 @@ static const char *driver_type(const char *driver)
 	return NULL;
 }
 
-/* v2 keeps one connection at the top level: server, database, driver, sourceSystem. */
+/* v2 keeps one connection at the top level: server, database, driver, sourceSystem. It is
+ * the server named "default", after those of a `servers` block when the contract has one. */
 static int read_v2_server(rd *r, const json_t *root)
 {
 	static const char *const copied[] = {"database", "driver", "driverVersion", "username", "project",
@@ -1614,13 +1641,12 @@ static int read_v2_server(rd *r, const json_t *root)
 		goto out;
 	if (!server && !system && !json_object_get(root, "database") && !json_object_get(root, "driver"))
 		goto out;
-	c->servers = calloc(1, sizeof *c->servers);
-	if (!c->servers) {
+	/* after the servers of a `servers` block, if any: read_servers left a slot for it */
+	if (!c->servers && !(c->servers = calloc(1, sizeof *c->servers))) {
 		rc = oom(r);
 		goto out;
 	}
-	c->nservers = 1;
-	pb_server *s = &c->servers[0];
+	pb_server *s = &c->servers[c->nservers++];
 	/* server, host and port, then the copied fields */
 	s->fields = calloc(3 + sizeof copied / sizeof copied[0], sizeof *s->fields);
 	s->name = xstrdup("default");
@@ -1669,6 +1695,7 @@ static int read_v2_server(rd *r, const json_t *root)
 		goto out;
 	}
 	lower_ascii(s->type);
+	rc = warn_same_server_name(r, c->nservers - 1, "server");
 out:
 	free(server);
 	free(system);
@@ -1717,7 +1744,7 @@ static int read_v2(rd *r, const json_t *root)
 		if ((rc = read_v2_table(r, tj, base, i, &c->tables[i])))
 			return rc;
 	}
-	if ((rc = check_unique_tables(r, base, "table")))
+	if ((rc = check_unique_tables(r, base, "table")) || (rc = read_servers(r, root, true)))
 		return rc;
 	return read_v2_server(r, root);
 }
@@ -2191,8 +2218,8 @@ int contract_parse(const char *text, size_t len, const char *source, pb_contract
 	}
 out:
 	json_decref(root);
-	free(r.by_name);
-	free(r.by_id);
+	named_free(r.by_name, r.nby_name);
+	named_free(r.by_id, r.nby_id);
 	if (rc) {
 		if (err)
 			clean_line(err);

@@ -245,21 +245,29 @@ static void human_duration(int64_t s, char *out, size_t size)
 		xsnprintf(out, size, "%lld s", (long long)s);
 }
 
-int cron_validate(const char *text, int64_t min_interval_s, pb_cron *out, char *err)
+int cron_check_interval(const pb_cron *c, const char *text, int64_t min_interval_s, const char *what,
+			const char *because, char *err)
 {
 	int64_t gap;
 	char a[32], b[32];
-	int rc = cron_parse(text, out, err);
-	if (!rc)
-		rc = cron_min_gap(out, min_interval_s, &gap, err);
+	int rc = cron_min_gap(c, min_interval_s, &gap, err);
 	if (rc)
 		return rc == PB_ENOTFOUND ? PB_EINVAL : rc;
 	if (gap < min_interval_s) {
 		human_duration(gap, a, sizeof a);
 		human_duration(min_interval_s, b, sizeof b);
-		return pb_err(err, PB_EINVAL, "schedule '%s' runs as often as every %s; the shortest allowed interval "
-			      "is %s (PBIPORT_MIN_SCHEDULE_INTERVAL) because each run scans the tenant and Power BI "
-			      "allows few scans per hour; run it by hand for anything more", text, a, b);
+		return pb_err(err, PB_EINVAL, "%s '%s' runs as often as every %s; the shortest allowed interval is %s "
+			      "(PBIPORT_MIN_SCHEDULE_INTERVAL) because %s", what, text, a, b, because);
 	}
 	return 0;
+}
+
+int cron_validate(const char *text, int64_t min_interval_s, pb_cron *out, char *err)
+{
+	int rc = cron_parse(text, out, err);
+	return rc ? rc
+		  : cron_check_interval(out, text, min_interval_s, "schedule",
+					"each run scans the tenant and Power BI allows few scans per hour; run it by "
+					"hand for anything more",
+					err);
 }

@@ -42,8 +42,15 @@ int cron_parse_duration(const char *text, int64_t *secs, char *err);
  * naming the variable. */
 int cron_min_interval(int64_t *secs, char *err);
 
-/* Parses text and checks it runs no more often than min_interval_s; the message says why
- * not ("runs every 1 h; the shortest allowed interval is 12 h (PBIPORT_MIN_SCHEDULE_INTERVAL)"). */
+/* Checks that c (parsed from text) runs no more often than min_interval_s. PB_EINVAL with a
+ * message naming the schedule as the caller knows it and why the floor exists:
+ * "<what> '<text>' runs as often as every 1 h; the shortest allowed interval is 12 h
+ * (PBIPORT_MIN_SCHEDULE_INTERVAL) because <because>". Also PB_EINVAL when c never matches. */
+int cron_check_interval(const pb_cron *c, const char *text, int64_t min_interval_s, const char *what,
+			const char *because, char *err);
+
+/* An integration schedule: parses text and checks its interval (the floor exists because each
+ * run scans the tenant). */
 int cron_validate(const char *text, int64_t min_interval_s, pb_cron *out, char *err);
 
 #endif

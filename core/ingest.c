@@ -180,7 +180,8 @@ static int filter_open(ingest_filter *f, const pb_config *cfg, const char *rule,
 	dirs[nd++].label = "templates";
 	dirs[nd].dir = f->dirs_text[1];
 	dirs[nd++].label = "lua";
-	sandbox_opts so = { .dirs = dirs, .ndirs = nd };
+	sandbox_opts so = { .dirs = dirs, .ndirs = nd, .time_limit_ms = PB_FILTER_RULE_TIME_MS,
+			    .total_time_limit_ms = PB_FILTER_RUN_TIME_MS };
 	struct filter_item it = { .rules = rules };
 	if ((rc = sandbox_new(&so, &f->sb, err)) || (rc = sandbox_cpcall(f->sb, lua_make_rules, &it, 0, err)))
 		goto out;

@@ -28,13 +28,6 @@ static void set_code(char code[PBI_CODE_MAX], const char *v)
 		(void)xsnprintf(code, PBI_CODE_MAX, "%s", v);
 }
 
-static const char *app_failure_code(const msapi *c)
-{
-	if (c->last.status == 0 || c->last.status >= 500 || c->last.status == 429)
-		return "unavailable";
-	return "bad_credentials";
-}
-
 /* The msapi refresh callback: a new token for whatever identity the session holds. */
 static int session_refresh(void *ctx, char **access_token, char *err)
 {
@@ -51,7 +44,7 @@ static int session_refresh(void *ctx, char **access_token, char *err)
 	entra_token tok = { 0 };
 	int rc = entra_client_credentials(&p->entra, &ea, ENTRA_SCOPE_POWERBI_DEFAULT, &tok, err);
 	if (rc)
-		set_code(p->code, app_failure_code(&p->entra));
+		set_code(p->code, conn_failure_code(&p->entra));
 	else {
 		*access_token = tok.access_token;
 		tok.access_token = NULL;
@@ -104,9 +97,12 @@ int pbi_session_user(pbi_session *s, pb_db *db, const pb_config *cfg, const char
 		goto out;
 	}
 	if (strcmp(conn.client_id, p->app.client_id)) {
-		/* the refresh token belongs to the app the user consented to */
+		/* the refresh token belongs to the app the user consented to: recorded, so the
+		 * connection list says the same */
+		char ignore[PB_ERR_MAX];
 		set_code(code, "needs_reconnect");
-		rc = pb_err(err, PB_EINVAL, "the organization's Power BI app changed since you connected: reconnect Power BI");
+		(void)conn_mark_needs_reconnect(db, conn.id, CONN_APP_CHANGED, ignore);
+		rc = pb_err(err, PB_EINVAL, CONN_APP_CHANGED);
 		goto out;
 	}
 	memcpy(p->conn_id, conn.id, sizeof p->conn_id);
@@ -147,7 +143,7 @@ int pbi_session_app(pbi_session *s, const char *tenant_id, const char *client_id
 	}
 	entra_app ea = { tenant_id, client_id, client_secret };
 	if ((rc = entra_client_credentials(&p->entra, &ea, ENTRA_SCOPE_POWERBI_DEFAULT, &tok, err))) {
-		set_code(code, app_failure_code(&p->entra));
+		set_code(code, conn_failure_code(&p->entra));
 		goto out;
 	}
 	if ((rc = msapi_set_token(&s->api, tok.access_token, err)))

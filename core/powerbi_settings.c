@@ -140,8 +140,8 @@ static int check_input(const pb_config *cfg, const pbi_settings_input *in, char 
 		return pb_err(err, PB_EINVAL, "mode must be \"sso\" or \"custom\"");
 	if (!in->tenant_id || !pbi_id_valid(in->tenant_id))
 		return pb_err(err, PB_EINVAL, "tenant_id is required: the Entra tenant id (GUID) or domain");
-	if (!in->client_id || !pbi_id_valid(in->client_id))
-		return pb_err(err, PB_EINVAL, "client_id is required: the application (client) id of the Entra app");
+	if (!in->client_id || !str_is_guid(in->client_id))
+		return pb_err(err, PB_EINVAL, "client_id is required: the application (client) id of the Entra app, a GUID");
 	if (in->client_secret) {
 		size_t n = strlen(in->client_secret);
 		if (n == 0 || n > PB_PBI_SECRET_MAX)
@@ -152,25 +152,113 @@ static int check_input(const pb_config *cfg, const pbi_settings_input *in, char 
 	return PB_OK;
 }
 
+static void copy_text(char *dst, size_t size, const char *src)
+{
+	if (xsnprintf(dst, size, "%s", src))
+		dst[size - 1] = '\0';
+}
+
+/* Proves app's credentials with a Power BI token (client credentials), then reads the app's
+ * display name through Graph. PB_OK with *name (new). Otherwise code says why:
+ * "bad_credentials" (Entra refused them), "unavailable" (Entra or Graph could not be asked),
+ * "name_unknown" (the credentials work; Graph did not give the name). */
+static int app_verify(const pbi_app *app, char **name, char code[PBI_CODE_MAX], char *err)
+{
+	pbi_session pbi = { 0 };
+	entra_token graph_tok = { 0 };
+	*name = NULL;
+	int rc = pbi_session_app(&pbi, app->tenant_id, app->client_id, app->client_secret, code, err);
+	if (rc) {
+		if (!code[0] || !strcmp(code, "not_configured"))
+			copy_text(code, PBI_CODE_MAX, rc == PB_EIO ? "unavailable" : "bad_credentials");
+		return rc;
+	}
+	entra_app ea = { app->tenant_id, app->client_id, app->client_secret };
+	if ((rc = entra_client_credentials(&pbi.api, &ea, ENTRA_SCOPE_GRAPH_DEFAULT, &graph_tok, err)) ||
+	    (rc = msapi_set_token(&pbi.api, graph_tok.access_token, err)) ||
+	    (rc = graph_app_display_name(&pbi.api, app->client_id, name, err))) {
+		/* the Power BI token proved the credentials; only the name is missing, unless
+		 * Microsoft could not be reached */
+		bool transient = pbi.api.last.status ? !strcmp(conn_failure_code(&pbi.api), "unavailable") : rc == PB_EIO;
+		copy_text(code, PBI_CODE_MAX, transient ? "unavailable" : "name_unknown");
+	}
+	entra_token_release(&graph_tok);
+	pbi_session_release(&pbi);
+	return rc;
+}
+
+/* The app a save would store, secret opened (custom without a secret: the stored one; *kept
+ * then gets the sealed text it was opened from, new, to check it is still the stored one when
+ * saving). Release with pbi_app_release. */
+static int candidate_app(pb_db *db, const pb_config *cfg, const char *org_id, const pbi_settings_input *in,
+			 const char *ctx, pbi_app *out, char **kept, char *err)
+{
+	pbi_settings old = { 0 };
+	size_t len = 0;
+	int rc = PB_OK;
+	memset(out, 0, sizeof *out);
+	*kept = NULL;
+	bool custom = !strcmp(in->mode, "custom");
+	out->tenant_id = xstrdup(custom ? in->tenant_id : cfg->sso_tenant_id);
+	out->client_id = xstrdup(custom ? in->client_id : cfg->sso_client_id);
+	if (custom && !in->client_secret) {
+		rc = read_row(db, org_id, &old, kept, err);
+		if (rc == PB_ENOTFOUND || (!rc && (!*kept || !**kept || strcmp(old.mode, "custom"))))
+			rc = pb_err(err, PB_EINVAL, "client_secret is required the first time mode \"custom\" is saved");
+		if (!rc)
+			rc = pb_open(cfg->encryption_keys, *kept, ctx, &out->client_secret, &len, err);
+	} else {
+		out->client_secret = xstrdup(custom ? in->client_secret : cfg->sso_client_secret);
+	}
+	if (!rc && (!out->tenant_id || !out->client_id || !out->client_secret))
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+	pbi_settings_release(&old);
+	if (rc) {
+		pbi_app_release(out);
+		free(*kept);
+		*kept = NULL;
+	}
+	return rc;
+}
+
 int pbi_settings_put(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
-		     const pbi_settings_input *in, char *err)
+		     const pbi_settings_input *in, pbi_settings_saved *saved, char *err)
 {
 	sqlite3_stmt *st = NULL;
 	pbi_settings old = { 0 };
-	char *old_sealed = NULL, *sealed = NULL, ctx[SETTINGS_CTX_MAX], now[PB_TIME_BUF];
+	pbi_settings_saved ignored;
+	pbi_app cand = { 0 };
+	char *old_sealed = NULL, *sealed = NULL, *verified_sealed = NULL, *name = NULL, ctx[SETTINGS_CTX_MAX],
+	     now[PB_TIME_BUF];
 	bool began = false;
+	if (!saved)
+		saved = &ignored;
+	memset(saved, 0, sizeof *saved);
 	int rc = check_input(cfg, in, err);
 	if (rc || (rc = secret_context(org_id, ctx, err)))
 		return rc;
+	bool custom = !strcmp(in->mode, "custom");
+	/* asked before the transaction, which must not wait on Microsoft */
+	if (in->verify) {
+		if ((rc = candidate_app(db, cfg, org_id, in, ctx, &cand, &verified_sealed, err)))
+			goto out;
+		if ((rc = app_verify(&cand, &name, saved->code, err))) {
+			if (strcmp(saved->code, "name_unknown"))
+				goto out;
+			/* saved all the same: the credentials work */
+			copy_text(saved->warning, sizeof saved->warning, err);
+			saved->code[0] = '\0';
+			rc = PB_OK;
+		}
+	}
 	if ((rc = db_begin(db, err)))
-		return rc;
+		goto out;
 	began = true;
 	rc = read_row(db, org_id, &old, &old_sealed, err);
 	if (rc && rc != PB_ENOTFOUND)
 		goto out;
 	bool had = rc == PB_OK;
 	rc = PB_OK;
-	bool custom = !strcmp(in->mode, "custom");
 	if (custom && in->client_secret) {
 		if ((rc = pb_seal(cfg->encryption_keys, in->client_secret, strlen(in->client_secret), ctx, &sealed,
 				  err)))
@@ -181,6 +269,12 @@ int pbi_settings_put(pb_db *db, const pb_config *cfg, const char *org_id, const 
 			rc = pb_err(err, PB_EINVAL, "client_secret is required the first time mode \"custom\" is saved");
 			goto out;
 		}
+		if (verified_sealed && strcmp(verified_sealed, old_sealed)) {
+			copy_text(saved->code, sizeof saved->code, "settings_changed");
+			rc = pb_err(err, PB_EINVAL, "the stored client secret changed while these settings were being "
+				    "verified: save them again");
+			goto out;
+		}
 		sealed = old_sealed;
 		old_sealed = NULL;
 	}
@@ -188,6 +282,7 @@ int pbi_settings_put(pb_db *db, const pb_config *cfg, const char *org_id, const 
 	bool same_app = had && !strcmp(old.mode, in->mode) &&
 			(!custom || (old.tenant_id && old.client_id && !strcmp(old.tenant_id, in->tenant_id) &&
 				     !strcmp(old.client_id, in->client_id)));
+	const char *app_name = in->verify ? name : same_app ? old.application_name : NULL;
 	pb_now(now);
 	if ((rc = db_prepare(db,
 			     "INSERT INTO powerbi_settings (org_id, mode, tenant_id, client_id, client_secret_sealed, "
@@ -200,13 +295,16 @@ int pbi_settings_put(pb_db *db, const pb_config *cfg, const char *org_id, const 
 	    (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, in->mode, err)) ||
 	    (rc = db_bind_text(st, 3, custom ? in->tenant_id : NULL, err)) ||
 	    (rc = db_bind_text(st, 4, custom ? in->client_id : NULL, err)) ||
-	    (rc = db_bind_text(st, 5, sealed, err)) ||
-	    (rc = db_bind_text(st, 6, same_app ? old.application_name : NULL, err)) ||
+	    (rc = db_bind_text(st, 5, sealed, err)) || (rc = db_bind_text(st, 6, app_name, err)) ||
 	    (rc = db_bind_text(st, 7, user_id, err)) || (rc = db_bind_text(st, 8, now, err)) ||
 	    (rc = db_exec(db, st, err)))
 		goto out;
 	db_done(st);
 	st = NULL;
+	/* refresh tokens work only with the app they were granted to */
+	if ((rc = conn_mark_app_changed(db, org_id, custom ? in->tenant_id : cfg->sso_tenant_id,
+					custom ? in->client_id : cfg->sso_client_id, err)))
+		goto out;
 	rc = db_commit(db, err);
 	began = false;
 out:
@@ -215,6 +313,9 @@ out:
 		db_rollback(db);
 	free(sealed);
 	free(old_sealed);
+	free(verified_sealed);
+	free(name);
+	pbi_app_release(&cand);
 	pbi_settings_release(&old);
 	return rc;
 }
@@ -284,25 +385,11 @@ out:
 int pbi_settings_test(pb_db *db, const pb_config *cfg, const char *org_id, char **app_name, char *err)
 {
 	pbi_app app = { 0 };
-	pbi_session pbi = { 0 };
-	entra_token graph_tok = { 0 };
-	char code[PBI_CODE_MAX];
+	char code[PBI_CODE_MAX] = "";
 	*app_name = NULL;
 	int rc = pbi_settings_app(db, cfg, org_id, &app, err);
-	if (rc)
-		goto out;
-	/* a Power BI token proves tenant, client id and secret */
-	if ((rc = pbi_session_app(&pbi, app.tenant_id, app.client_id, app.client_secret, code, err)))
-		goto out;
-	entra_app ea = { app.tenant_id, app.client_id, app.client_secret };
-	if ((rc = entra_client_credentials(&pbi.api, &ea, ENTRA_SCOPE_GRAPH_DEFAULT, &graph_tok, err)) ||
-	    (rc = msapi_set_token(&pbi.api, graph_tok.access_token, err)) ||
-	    (rc = graph_app_display_name(&pbi.api, app.client_id, app_name, err)))
-		goto out;
-	rc = pbi_settings_set_app_name(db, org_id, *app_name, err);
-out:
-	entra_token_release(&graph_tok);
-	pbi_session_release(&pbi);
+	if (!rc && !(rc = app_verify(&app, app_name, code, err)))
+		rc = pbi_settings_set_app_name(db, org_id, *app_name, err);
 	pbi_app_release(&app);
 	if (rc) {
 		free(*app_name);

@@ -15,6 +15,7 @@
 
 #include "runtime/config.h"
 #include "runtime/db.h"
+#include "runtime/limits.h"
 
 struct msapi;
 
@@ -23,7 +24,7 @@ typedef struct pbi_settings {
 	char *tenant_id;            /* new; the effective value (sso: the deployment's), may be NULL */
 	char *client_id;            /* new; as tenant_id */
 	bool has_client_secret;
-	char *application_name;     /* new; resolved by the last successful test, or NULL */
+	char *application_name;     /* new; resolved when saved (or by the last successful test), or NULL */
 	char updated_at[PB_TIME_BUF];
 } pbi_settings;
 
@@ -38,15 +39,32 @@ json_t *pbi_settings_json(const pbi_settings *s, const char *redirect_uri);
 typedef struct pbi_settings_input {
 	const char *mode;           /* "sso" / "custom" (required) */
 	const char *tenant_id;      /* custom: required */
-	const char *client_id;      /* custom: required */
+	const char *client_id;      /* custom: required (a GUID) */
 	const char *client_secret;  /* custom: NULL keeps the stored one (required the first time) */
+	bool verify;                /* prove the credentials with Entra first and store the app's name */
 } pbi_settings_input;
+
+#ifndef PBI_CODE_MAX
+#define PBI_CODE_MAX 32
+#endif
+
+/* What a save learned from Microsoft. */
+typedef struct pbi_settings_saved {
+	char code[PBI_CODE_MAX];    /* failure: "bad_credentials" (Entra refused them), "unavailable"
+				     * (Entra could not be asked), "settings_changed" (changed meanwhile);
+				     * "" for input a user must correct */
+	char warning[PB_ERR_MAX];   /* success: why the application name stays unknown, or "" */
+} pbi_settings_saved;
 
 /* Validates and saves (insert or replace) in one transaction. PB_EINVAL with a message a
  * user can act on: sso without PBIPORT_SSO_* set, custom without ids or secret, malformed
- * ids, no key ring configured. A changed app forgets the resolved application name. */
+ * ids, no key ring configured. With in->verify, first (outside the transaction) gets a Power
+ * BI token with the credentials to save and resolves the app's display name through Graph:
+ * credentials Entra refuses are not saved (saved->code says why); the name is stored with
+ * them. Without verify the name is kept while the app stays the same, else forgotten.
+ * Connections made with another app are marked needs_reconnect. saved may be NULL. */
 int pbi_settings_put(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
-		     const pbi_settings_input *in, char *err);
+		     const pbi_settings_input *in, pbi_settings_saved *saved, char *err);
 
 /* Records the display name resolved by a successful test. */
 int pbi_settings_set_app_name(pb_db *db, const char *org_id, const char *name, char *err);
@@ -71,7 +89,7 @@ int pbi_settings_test(pb_db *db, const pb_config *cfg, const char *org_id, char 
  * *resealed counts them. */
 int pbi_settings_rotate(pb_db *db, const pb_config *cfg, size_t *resealed, char *err);
 
-/* Entra tenant / client ids: 1..PB_PBI_ID_MAX of [A-Za-z0-9.-_]. */
+/* Entra tenant ids (GUID or domain): 1..PB_PBI_ID_MAX of [A-Za-z0-9.-_]. */
 bool pbi_id_valid(const char *s);
 
 #endif

@@ -197,6 +197,26 @@ static const char *server_http_path(const json_t *server)
 	return NULL;
 }
 
+/* The longest prefix of s[0..len) of at most max bytes that ends at a character boundary. */
+static size_t utf8_prefix_len(const char *s, size_t len, size_t max)
+{
+	if (len <= max)
+		return len;
+	size_t n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	return n;
+}
+
+/* A Microsoft id of the request (field label) is a GUID: it goes into Power BI URLs. */
+static int guid_field(const char *value, const char *label, const char *what, char *err)
+{
+	if (!value || str_is_guid(value))
+		return PB_OK;
+	return pb_err(err, PB_EINVAL, "%s must be %s id, a GUID like 00000000-0000-0000-0000-000000000000 (got \"%.*s\")",
+		      label, what, (int)utf8_prefix_len(value, strlen(value), 64), value);
+}
+
 /* Validates body.connection for a port of type port_type; *sealed_out is the sealed
  * credentials JSON (new), *ctype the credential type (borrowed from body). */
 static int check_credentials(const pb_config *cfg, const json_t *conn, const char *port_type, char **sealed_out,
@@ -234,6 +254,12 @@ static int check_credentials(const pb_config *cfg, const json_t *conn, const cha
 		if ((rc = str_field(conn, keys[i], label, false, PB_PBI_SECRET_MAX, &v, err)))
 			return rc;
 	}
+	if (keys == sp_keys &&
+	    ((rc = guid_field(json_string_value(json_object_get(conn, "tenant_id")), "connection.tenant_id",
+			      "a Microsoft Entra tenant", err)) ||
+	     (rc = guid_field(json_string_value(json_object_get(conn, "client_id")), "connection.client_id",
+			      "a Microsoft Entra application (client)", err))))
+		return rc;
 	if (!cfg || !cfg->encryption_keys)
 		return pb_err(err, PB_EINTERNAL, "APPLICATION_ENCRYPTION_KEYS is not set: credentials cannot be kept");
 	char *text = json_dumps(conn, JSON_COMPACT);
@@ -245,21 +271,58 @@ static int check_credentials(const pb_config *cfg, const json_t *conn, const cha
 	return rc;
 }
 
-int publish_submit(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *port_id,
-		   const json_t *body, char job_id[PB_ID_BUF], bool *existing, char *err)
+/* The model name used when the request gives none: the data product's name, followed by the
+ * port's when the product has several ports ("Orders", "Orders – development"), at most
+ * PB_PUBLISH_NAME_MAX bytes (the product's name is shortened first, at a character boundary). */
+static int default_name(pb_db *db, const char *org_id, const cat_port *port, char out[PB_PUBLISH_NAME_MAX + 1],
+			char *err)
+{
+	static const char dash[] = " \xe2\x80\x93 ";   /* en dash */
+	cat_product *product = NULL;
+	int rc = catalog_product_get(db, org_id, port->data_product_id, false, &product, err);
+	if (rc)
+		return rc;
+	const char *pname = product->name && *product->name ? product->name : port->name;
+	size_t plen = strlen(pname), room = PB_PUBLISH_NAME_MAX;
+	size_t slen = product->nports > 1 ? sizeof dash - 1 + strlen(port->name) : 0;
+	if (slen && slen < room / 2)
+		room -= slen;
+	else
+		slen = 0;   /* a port name too long to add: the product's name alone */
+	size_t n = utf8_prefix_len(pname, plen, room);
+	xsnprintf(out, PB_PUBLISH_NAME_MAX + 1, "%.*s%s%s", (int)n, pname, slen ? dash : "", slen ? port->name : "");
+	for (char *c = out; *c; c++)   /* a name is shown on one line */
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = ' ';
+	catalog_product_free(product);
+	return PB_OK;
+}
+
+void publish_request_release(publish_request *rq)
+{
+	if (!rq)
+		return;
+	catalog_port_free(rq->port);
+	free(rq->input);
+	if (rq->sealed)
+		pb_secret_free(rq->sealed, strlen(rq->sealed));
+	memset(rq, 0, sizeof *rq);
+}
+
+int publish_request_read(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
+			 const char *port_id, const json_t *body, publish_request *out, char *err)
 {
 	static const char *const allowed[] = { "workspace_id", "name", "connection_id", "connection", "http_path",
 					       NULL };
-	cat_port *port = NULL;
 	json_t *server = NULL, *input = NULL;
-	char *sealed = NULL, *input_text = NULL;
 	const char *ws, *name, *conn_id, *http_path, *ctype = NULL;
-	char key_src[4 * PB_ID_BUF + PB_PUBLISH_NAME_MAX + PB_PBI_ID_MAX], key[8 + PB_SHA256_HEX_LEN + 1];
-	char hash[PB_SHA256_HEX_LEN + 1];
+	char key_src[4 * PB_ID_BUF + PB_PUBLISH_NAME_MAX + PB_PBI_ID_MAX], hash[PB_SHA256_HEX_LEN + 1];
+	char dflt[PB_PUBLISH_NAME_MAX + 1];
 	int rc;
-	*existing = false;
-	if ((rc = catalog_port_get(db, org_id, port_id, false, &port, err)))
+	memset(out, 0, sizeof *out);
+	if ((rc = catalog_port_get(db, org_id, port_id, false, &out->port, err)))
 		goto out;
+	const cat_port *port = out->port;
 	if (!json_is_object(body)) {
 		rc = pb_err(err, PB_EINVAL, "the body must be a JSON object");
 		goto out;
@@ -268,7 +331,9 @@ int publish_submit(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 	    (rc = str_field(body, "workspace_id", "workspace_id", false, PB_PBI_ID_MAX, &ws, err)) ||
 	    (rc = str_field(body, "name", "name", true, PB_PUBLISH_NAME_MAX, &name, err)) ||
 	    (rc = str_field(body, "connection_id", "connection_id", true, PB_PBI_ID_MAX, &conn_id, err)) ||
-	    (rc = str_field(body, "http_path", "http_path", true, PB_RENDER_MAX_PATH, &http_path, err)))
+	    (rc = str_field(body, "http_path", "http_path", true, PB_RENDER_MAX_PATH, &http_path, err)) ||
+	    (rc = guid_field(ws, "workspace_id", "a Power BI workspace", err)) ||
+	    (rc = guid_field(conn_id, "connection_id", "a Power BI connection", err)))
 		goto out;
 	if (!str_ieq(port->type, "snowflake") && !str_ieq(port->type, "databricks")) {
 		rc = pb_err(err, PB_EINVAL, "output port %s is of type %s, which cannot be published to Power BI "
@@ -282,21 +347,30 @@ int publish_submit(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 		goto out;
 	}
 	server = json_loads(port->server_json, 0, NULL);
+	if (http_path && !str_ieq(port->type, "databricks")) {
+		rc = pb_err(err, PB_EINVAL, "http_path is only for Databricks output ports; output port %s is %s (leave "
+			    "http_path out)", port->name, port->type);
+		goto out;
+	}
 	if (str_ieq(port->type, "databricks") && !http_path && !server_http_path(server)) {
 		rc = pb_err(err, PB_EINVAL, "http_path is required: the contract's server \"%s\" has no httpPath custom "
 			    "property", port->name);
 		goto out;
 	}
-	if (conn && (rc = check_credentials(cfg, conn, port->type, &sealed, &ctype, err)))
+	if (conn && (rc = check_credentials(cfg, conn, port->type, &out->sealed, &ctype, err)))
 		goto out;
-	if (!name)
-		name = port->name;
+	if (!name) {
+		if ((rc = default_name(db, org_id, port, dflt, err)))
+			goto out;
+		name = dflt;
+	}
+	xsnprintf(out->workspace_id, sizeof out->workspace_id, "%s", ws);
 	input = json_pack("{s:s, s:s, s:s}", "port_id", port->id, "workspace_id", ws, "name", name);
 	if (!input || (conn_id && json_object_set_new(input, "connection_id", json_string(conn_id))) ||
 	    (http_path && json_object_set_new(input, "http_path", json_string(http_path))) ||
 	    (ctype && json_object_set_new(input, "credential_type", json_string(ctype))) ||
-	    !(input_text = json_dumps(input, JSON_COMPACT))) {
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
+	    !(out->input = json_dumps(input, JSON_COMPACT))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory (or the name is not UTF-8)");
 		goto out;
 	}
 	/* The same user publishing the same port to the same workspace under the same name
@@ -306,17 +380,106 @@ int publish_submit(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 		goto out;
 	}
 	pb_sha256_hex(key_src, strlen(key_src), hash);
-	xsnprintf(key, sizeof key, "publish:%s", hash);
-	pb_job_spec spec = { .kind = "publish", .org_id = org_id, .user_id = user_id, .input = input_text,
-			     .private_input = sealed, .idempotency_key = key, .max_attempts = PB_PUBLISH_ATTEMPTS };
-	rc = jobs_submit(db, &spec, job_id, existing, err);
+	xsnprintf(out->key, sizeof out->key, "publish:%s", hash);
 out:
-	if (sealed)
-		pb_secret_free(sealed, strlen(sealed));
-	free(input_text);
 	json_decref(input);
 	json_decref(server);
-	catalog_port_free(port);
+	if (rc)
+		publish_request_release(out);
+	return rc;
+}
+
+/* What a user does about a Power BI session that did not open (code from pbi_session_user),
+ * in the words both the request check and the job use. */
+static void session_refusal(const char *code, const char *detail, char *out)
+{
+	if (!strcmp(code, "not_connected"))
+		pb_err(out, PB_EINVAL, "Power BI is not connected for you: connect it (/powerbi/connect) and publish again");
+	else if (!strcmp(code, "needs_reconnect"))
+		pb_err(out, PB_EINVAL, "your Power BI sign-in expired or was revoked: reconnect Power BI (/powerbi/connect) "
+		       "and publish again (%s)", detail);
+	else
+		pb_err(out, PB_EINVAL, "%s", detail);
+}
+
+/* True when workspace ws is listed among the caller's workspaces in roles (comma-separated).
+ * *rc: the call's result (message in err). */
+static bool workspace_in_roles(msapi *api, const char *roles, const char *ws, int *rc, char *err)
+{
+	msapi_items l = { 0 };
+	bool in = false;
+	*rc = fabric_list_workspaces_in_role(api, roles, &l, err);
+	for (size_t i = 0; !*rc && i < l.n && !in; i++)
+		in = l.v[i].id && !strcasecmp(l.v[i].id, ws);
+	msapi_items_release(&l);
+	return in;
+}
+
+int publish_check_access(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *ws,
+			 char code[PBI_CODE_MAX], char *err)
+{
+	pbi_session s;
+	char sub[PB_ERR_MAX];
+	int rc, lrc;
+	code[0] = '\0';
+	if ((rc = pbi_session_user(&s, db, cfg, org_id, user_id, code, sub))) {
+		if (!code[0])
+			return pb_err(err, rc, "%s", sub);
+		if (!strcmp(code, "unavailable")) {   /* the job opens it again, and waits for Microsoft */
+			code[0] = '\0';
+			return PB_OK;
+		}
+		session_refusal(code, sub, err);
+		return PB_EINVAL;
+	}
+	/* one quick question: a slow or busy Power BI does not hold the request, the job asks again */
+	s.api.max_attempts = 1;
+	s.api.call_timeout_ms = PB_PUBLISH_CHECK_TIMEOUT_MS;
+	bool writable = workspace_in_roles(&s.api, "Admin,Member,Contributor", ws, &lrc, sub);
+	if (!lrc && !writable) {
+		bool viewer = workspace_in_roles(&s.api, "Viewer", ws, &lrc, sub);
+		if (viewer || lrc) {
+			xsnprintf(code, PBI_CODE_MAX, "no_write_role");
+			rc = pb_err(err, PB_EINVAL, "workspace_id %s: you cannot publish into this workspace: it needs the "
+				    "Contributor, Member or Admin role there%s", ws, viewer ? " (you are Viewer)" : "");
+		} else {
+			xsnprintf(code, PBI_CODE_MAX, "workspace_not_found");
+			rc = pb_err(err, PB_EINVAL, "workspace_id %s is not a Power BI workspace you can see", ws);
+		}
+	} else if (lrc) {
+		const char *scode = pbi_session_code(&s);
+		const msapi_last *l = &s.api.last;
+		if (!strcmp(scode, "needs_reconnect") || l->status == 401 || !strcmp(l->code, "InsufficientScopes")) {
+			xsnprintf(code, PBI_CODE_MAX, "needs_reconnect");
+			session_refusal(code, sub, err);
+			rc = PB_EINVAL;
+		}   /* else Power BI did not answer in time: the job checks again */
+	}
+	pbi_session_release(&s);
+	return rc;
+}
+
+int publish_request_queue(pb_db *db, const char *org_id, const char *user_id, const publish_request *rq,
+			  char job_id[PB_ID_BUF], bool *existing, char *err)
+{
+	pb_job_spec spec = { .kind = "publish", .org_id = org_id, .user_id = user_id, .input = rq->input,
+			     .private_input = rq->sealed, .idempotency_key = rq->key, .max_attempts = PB_PUBLISH_ATTEMPTS };
+	*existing = false;
+	return jobs_submit(db, &spec, job_id, existing, err);
+}
+
+int publish_submit(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *port_id,
+		   const json_t *body, char job_id[PB_ID_BUF], bool *existing, char code[PBI_CODE_MAX], char *err)
+{
+	publish_request rq;
+	code[0] = '\0';
+	*existing = false;
+	int rc = publish_request_read(db, cfg, org_id, user_id, port_id, body, &rq, err);
+	if (rc)
+		return rc;
+	if (!(rc = publish_check_access(db, cfg, org_id, user_id, rq.workspace_id, code, err)))
+		rc = publish_request_queue(db, org_id, user_id, &rq, job_id, existing, err);
+	publish_request_release(&rq);
 	return rc;
 }
 
@@ -425,14 +588,11 @@ static int open_session(publish_run *r)
 	memset(&r->s, 0, sizeof r->s);
 	if (!strcmp(code, "unavailable"))
 		return job_retry_later(ctx, 0, "unavailable", "%s", sub);
-	if (!strcmp(code, "not_connected"))
-		return job_fail(ctx, "not_connected", "Power BI is not connected for you: connect it (/powerbi/connect) "
-			       "and publish again");
-	if (!strcmp(code, "needs_reconnect"))
-		return job_fail(ctx, "needs_reconnect", "your Power BI sign-in expired or was revoked: reconnect Power "
-			       "BI (/powerbi/connect) and publish again (%s)", sub);
-	if (code[0])
-		return job_fail(ctx, code, "%s", sub);
+	if (code[0]) {
+		char msg[PB_ERR_MAX];
+		session_refusal(code, sub, msg);
+		return job_fail(ctx, code, "%s", msg);
+	}
 	return pb_err(ctx->err, rc, "%s", sub);
 }
 
@@ -484,10 +644,15 @@ static int create_connection(publish_run *r, const msapi_items *existing)
 	int rc;
 	connection_name(r, name);
 	const msapi_item *found = msapi_items_find_name(existing, name);
-	if (found) {   /* made by this job before a crash */
+	if (found && publish_connection_matches(&r->src, found)) {   /* made by this job before a crash */
 		xsnprintf(r->connection_id, sizeof r->connection_id, "%s", found->id ? found->id : "");
 		return PB_OK;
 	}
+	if (found)   /* the name carries this job's id, yet the connection reads elsewhere: not ours */
+		return job_fail(r->ctx, "connection_name_taken", "a connection named \"%s\" already exists and points at "
+				"%s %s, not at %s %s;%s: this publish did not make it; rename or delete it and publish again",
+				name, found->type ? found->type : "?", found->path ? found->path : "?", r->src.type,
+				r->src.host, r->src.second);
 	if ((rc = open_credentials(r, &creds)))
 		return rc;
 	const char *ctype = cred(creds, "credential_type");
@@ -574,6 +739,16 @@ out:
 	return rc;
 }
 
+/* The model of models named name, compared as Fabric compares names (case-insensitively);
+ * borrowed, NULL when none. */
+static const msapi_item *model_named(const msapi_items *models, const char *name)
+{
+	for (size_t i = 0; i < models->n; i++)
+		if (models->v[i].name && str_ieq(models->v[i].name, name))
+			return &models->v[i];
+	return NULL;
+}
+
 /* The first of name, "name (2)", "name (3)", ... no model of the workspace carries. */
 static int free_model_name(publish_run *r, const msapi_items *models)
 {
@@ -582,19 +757,40 @@ static int free_model_name(publish_run *r, const msapi_items *models)
 			xsnprintf(r->model_name, sizeof r->model_name, "%s", r->name);
 		else
 			xsnprintf(r->model_name, sizeof r->model_name, "%s (%d)", r->name, n);
-		bool taken = false;
-		for (size_t i = 0; i < models->n && !taken; i++)
-			taken = models->v[i].name && str_ieq(models->v[i].name, r->model_name);
-		if (!taken)
+		if (!model_named(models, r->model_name))
 			return PB_OK;
 	}
 	return job_fail(r->ctx, "name_taken", "workspace %s already has %d models named like \"%s\": choose another "
 			"name", r->ws, PB_PUBLISH_SUFFIX_MAX, r->name);
 }
 
+/* The description of the models this job creates. It begins with the job's mark, "pbiport
+ * job <id>", which only this job writes (job ids are random and private to their user): a
+ * resumed job adopts a model of its checkpointed name only when the mark is there. Fabric
+ * keeps descriptions up to 256 characters; the port's name is cut to fit. */
+static void model_description(const publish_run *r, char out[PB_PUBLISH_DESC_MAX + 1])
+{
+	static const char head[] = "Published by pbiport job ", tail[] = ", from output port ";
+	size_t fixed = sizeof head - 1 + strlen(r->ctx->job->id) + sizeof tail - 1;
+	const char *port = r->port ? r->port->name : "";
+	size_t n = fixed < PB_PUBLISH_DESC_MAX ? utf8_prefix_len(port, strlen(port), PB_PUBLISH_DESC_MAX - fixed) : 0;
+	if (xsnprintf(out, PB_PUBLISH_DESC_MAX + 1, "%s%s%s%.*s", head, r->ctx->job->id, tail, (int)n, port))
+		out[PB_PUBLISH_DESC_MAX] = '\0';
+}
+
+/* True when model m carries this job's mark (see model_description). */
+static bool model_is_ours(const publish_run *r, const msapi_item *m)
+{
+	char mark[32 + PB_ID_BUF];
+	xsnprintf(mark, sizeof mark, "pbiport job %s", r->ctx->job->id);
+	return m && m->id && m->description && strstr(m->description, mark);
+}
+
 /* After a restart the create this job sent may still be running in Power BI: its name is
  * taken by an operation whose model is not listed yet. Polls the workspace (as the
- * long-running operation would have been followed) until the model appears. */
+ * long-running operation would have been followed) until a model of that name appears;
+ * r->model_id is set when it carries this job's mark and stays empty when it is another
+ * publish's (whose operation held the name). */
 static int await_own_model(publish_run *r, char *err)
 {
 	int64_t deadline = pb_mono_ms() + r->s.api.lro_max_ms;
@@ -602,14 +798,23 @@ static int await_own_model(publish_run *r, char *err)
 		msapi_items models = { 0 };
 		pb_sleep_interruptible(r->s.api.poll_ms, r->ctx->stop);
 		int rc = fabric_list_semantic_models(&r->s.api, r->ws, &models, err);
-		const msapi_item *m = rc ? NULL : msapi_items_find_name(&models, r->model_name);
-		if (m && m->id)
+		const msapi_item *m = rc ? NULL : model_named(&models, r->model_name);
+		bool appeared = m != NULL;
+		if (model_is_ours(r, m))
 			xsnprintf(r->model_id, sizeof r->model_id, "%s", m->id);
 		msapi_items_release(&models);
-		if (rc || r->model_id[0])
+		if (rc || appeared)
 			return rc;
 	}
 	return pb_err(err, PB_EIO, "semantic model \"%s\" did not appear in workspace %s", r->model_name, r->ws);
+}
+
+/* Chooses the model's name (free_model_name) and checkpoints it before the create, so a
+ * resumed job knows which name to look for. */
+static int plan_model_name(publish_run *r, const msapi_items *models)
+{
+	int rc = free_model_name(r, models);
+	return rc ? rc : job_checkpoint(r->ctx, "model_name", json_string(r->model_name));
 }
 
 static int phase_model(publish_run *r)
@@ -618,7 +823,7 @@ static int phase_model(publish_run *r)
 	msapi_items models = { 0 };
 	msapi_item made = { 0 };
 	fabric_part *parts = NULL;
-	char sub[PB_ERR_MAX];
+	char sub[PB_ERR_MAX], desc[PB_PUBLISH_DESC_MAX + 1];
 	int rc;
 	const char *done = cp_str(r, "model_id"), *planned = cp_str(r, "model_name");
 	if (done && planned) {
@@ -632,20 +837,20 @@ static int phase_model(publish_run *r)
 		rc = api_failure(r, "listing the workspace", sub);
 		goto out;
 	}
-	if (planned) {
-		/* resumed: the name was fixed before the create; a model of that name is ours */
+	/* resumed: the name was fixed before the create; a model of that name is ours only with
+	 * our mark, else another publish took the name meanwhile and this one chooses again */
+	bool resumed = planned != NULL;
+	if (resumed) {
 		xsnprintf(r->model_name, sizeof r->model_name, "%s", planned);
-		const msapi_item *m = msapi_items_find_name(&models, planned);
-		if (m && m->id) {
+		const msapi_item *m = model_named(&models, r->model_name);
+		if (model_is_ours(r, m)) {
 			xsnprintf(r->model_id, sizeof r->model_id, "%s", m->id);
 			goto found;
 		}
-	} else {
-		if ((rc = free_model_name(r, &models)))
-			goto out;
-		if ((rc = job_checkpoint(ctx, "model_name", json_string(r->model_name))))
-			goto out;
+		resumed = m == NULL;
 	}
+	if (!resumed && (rc = plan_model_name(r, &models)))
+		goto out;
 	parts = calloc(r->files.n ? r->files.n : 1, sizeof *parts);
 	if (!parts) {
 		rc = pb_err(ctx->err, PB_ENOMEM, "out of memory");
@@ -655,16 +860,19 @@ static int phase_model(publish_run *r)
 		parts[i] = (fabric_part){ r->files.v[i].path, r->files.v[i].content, r->files.v[i].len };
 	if ((rc = job_phase(ctx, NULL, 50)))
 		goto out;
-	rc = fabric_create_semantic_model(&r->s.api, r->ws, r->model_name, NULL, parts, r->files.n, &made, sub);
-	if (rc && planned && !strcmp(r->s.api.last.code, "ItemDisplayNameAlreadyInUse")) {
-		/* resumed: most likely our own create, still running */
-		if ((rc = await_own_model(r, sub)))
+	model_description(r, desc);
+	rc = fabric_create_semantic_model(&r->s.api, r->ws, r->model_name, desc, parts, r->files.n, &made, sub);
+	bool clash = rc && !strcmp(r->s.api.last.code, "ItemDisplayNameAlreadyInUse");
+	if (clash && resumed) {
+		/* resumed: most likely our own create, still running; taken only with our mark */
+		if ((rc = await_own_model(r, sub))) {
 			rc = api_failure(r, "waiting for the semantic model", sub);
-		else
+			goto out;
+		}
+		if (r->model_id[0])
 			goto found;
-		goto out;
 	}
-	if (rc && !strcmp(r->s.api.last.code, "ItemDisplayNameAlreadyInUse")) {
+	if (clash) {
 		/* another publish took the name since it was chosen: choose again on the retry */
 		if (!(rc = job_checkpoint(ctx, "model_name", json_null())))
 			rc = job_retry_later(ctx, 1000, "name_taken", "workspace %s got a model named \"%s\" meanwhile; "

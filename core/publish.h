@@ -10,8 +10,12 @@
  *
  * Crash safety: each phase checkpoints what it created (connection_id, model_name,
  * model_id, bound) before the next begins; a resumed job looks up what may exist already
- * (its connection by its deterministic display name, its model by the name it
- * checkpointed before creating) instead of creating a second one.
+ * (its connection by its display name, which carries the job's id; its model by the name it
+ * checkpointed before creating) instead of creating a second one. A job adopts only what it
+ * can prove it made: every model it creates carries the mark "pbiport job <job id>" in its
+ * Fabric description, and a model of the checkpointed name without that mark (another
+ * publish took the name meanwhile) makes the job choose the next free name; a connection
+ * found under the job's name must point at the port's data source.
  *
  * Credentials typed into the request are sealed (APPLICATION_ENCRYPTION_KEYS) into the
  * job's private input; jobs_finish() erases them when the job ends.
@@ -26,6 +30,7 @@
 #include <stdbool.h>
 
 #include "core/catalog.h"
+#include "core/pbi_session.h"
 #include "core/render.h"
 #include "core/worker.h"
 #include "msapi/msapi.h"
@@ -56,17 +61,56 @@ int publish_port_source(const pb_config *cfg, const cat_port *port, const char *
  * warehouse / HTTP path (case-insensitive). */
 bool publish_connection_matches(const publish_source *s, const msapi_item *conn);
 
-/* Checks a POST /api/output-ports/{id}/powerbi-publish body against the port and queues
- * the job (or finds the same user's queued/running job for port + workspace + name:
- * *existing true). PB_EINVAL with a message naming the field (400), PB_ENOTFOUND when
- * org_id has no such port (404). */
+/* The time the request check gives Power BI to answer (one call, no retry). */
+#define PB_PUBLISH_CHECK_TIMEOUT_MS 5000
+/* Fabric's limit on an item's description (characters; pbiport counts bytes, which is safe). */
+#define PB_PUBLISH_DESC_MAX 256
+
+/* A publish request read by publish_request_read: everything the job needs, checked. Every
+ * member is new; release with publish_request_release. */
+typedef struct publish_request {
+	cat_port *port;
+	char *input;                              /* the job's input (JSON text) */
+	char *sealed;                             /* secret: sealed credentials, or NULL */
+	char workspace_id[PB_PBI_ID_MAX + 1];
+	char key[80];                             /* idempotency key: user, port, workspace, name */
+} publish_request;
+void publish_request_release(publish_request *rq);
+
+/* Reads a POST /api/output-ports/{id}/powerbi-publish body against the port, without asking
+ * Microsoft: fields, Microsoft ids (GUIDs: workspace_id, connection_id, a service
+ * principal's tenant_id and client_id), credentials for the port's type, http_path only on
+ * Databricks ports. The model name defaults to the data product's name, with " – <port
+ * name>" when the product has several ports. PB_EINVAL with a message naming the field
+ * (400), PB_ENOTFOUND when org_id has no such port (404). */
+int publish_request_read(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
+			 const char *port_id, const struct json_t *body, publish_request *out, char *err);
+
+/* What can be known before queueing about the user's Power BI: a connection that opens, and
+ * a Contributor, Member or Admin role in workspace ws (one Fabric call of at most
+ * PB_PUBLISH_CHECK_TIMEOUT_MS, a second only to say why it was refused). PB_EINVAL with code:
+ * "not_configured", "not_connected", "needs_reconnect" (409), "no_write_role" (403),
+ * "workspace_not_found" (400). When Microsoft does not answer in time it returns PB_OK: the
+ * job checks again and waits for Microsoft. */
+int publish_check_access(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *ws,
+			 char code[PBI_CODE_MAX], char *err);
+
+/* Queues the job for rq (or finds the same user's queued/running job for port + workspace +
+ * name: *existing true). */
+int publish_request_queue(pb_db *db, const char *org_id, const char *user_id, const publish_request *rq,
+			  char job_id[PB_ID_BUF], bool *existing, char *err);
+
+/* publish_request_read + publish_check_access + publish_request_queue: the handler's one
+ * call. code is "" or publish_check_access's code. */
 int publish_submit(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *port_id,
-		   const struct json_t *body, char job_id[PB_ID_BUF], bool *existing, char *err);
+		   const struct json_t *body, char job_id[PB_ID_BUF], bool *existing, char code[PBI_CODE_MAX],
+		   char *err);
 
 /* The job kind "publish" (core/job_kinds.c). Error codes a user can act on:
  * not_connected, needs_reconnect, no_write_role, credentials_rejected, tmdl_rejected,
  * template_failed, invalid_contract, connection_not_found, connection_mismatch,
- * workspace_not_found, port_gone, feature_disabled, powerbi_error. */
+ * connection_name_taken, name_taken, workspace_not_found, port_gone, feature_disabled,
+ * powerbi_error. */
 int publish_job(pb_job_ctx *ctx);
 
 /* pbiport rotate-keys: re-seals the credentials typed into unfinished publish jobs. */

@@ -4,7 +4,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 #include "runtime/crypto.h"
 #include "runtime/json_body.h"
 #include "runtime/jobs.h"
+#include "runtime/log.h"
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
 
@@ -265,39 +268,172 @@ static int add_json_string(sbuf *out, const char *s, size_t len)
 	return 0;
 }
 
-/* The JSON number grammar (RFC 8259 §6). */
-static bool json_number_text(const char *s, size_t len)
+/* ---- numbers ----
+ * A number's text: [+|-]digits[.digits][(e|E)[+|-]digits], at least one mantissa digit. Ranges
+ * are checked on the digits themselves (no floating-point rounding decides), and the value is
+ * sent as strict JSON (RFC 8259 §6). */
+typedef struct num_text {
+	const char *s;
+	size_t len;
+	bool neg;
+	bool json;                /* already strict JSON: sent as it is */
+	bool zero;                /* every digit is 0 */
+	bool integral;            /* no non-zero digit below the units */
+	size_t int_at, int_len;   /* digits before the point */
+	size_t frac_at, frac_len; /* digits after it */
+	size_t exp_at;            /* the exponent part ("e+3"), len when there is none */
+	long exp;                 /* its value, saturated at +-NUM_EXP_MAX */
+	long top;                 /* power of ten of the first non-zero digit */
+} num_text;
+
+/* Exponents past this are out of every column type's range however the digits read. */
+#define NUM_EXP_MAX 100000L
+
+static bool is_digit(char c)
+{
+	return (unsigned)(c - '0') < 10u;
+}
+
+static bool num_scan(const char *s, size_t len, num_text *n)
 {
 	size_t i = 0;
-	if (i < len && s[i] == '-')
+	bool plus = false, point = false, eneg = false;
+	long first = LONG_MIN, last = 0;
+	memset(n, 0, sizeof *n);
+	n->s = s;
+	n->len = len;
+	if (i < len && (s[i] == '-' || s[i] == '+')) {
+		n->neg = s[i] == '-';
+		plus = !n->neg;
 		i++;
-	if (i >= len)
-		return false;
-	if (s[i] == '0')
+	}
+	n->int_at = i;
+	while (i < len && is_digit(s[i]))
 		i++;
-	else if (s[i] >= '1' && s[i] <= '9')
-		while (i < len && isdigit((unsigned char)s[i]))
-			i++;
-	else
-		return false;
+	n->int_len = i - n->int_at;
 	if (i < len && s[i] == '.') {
-		size_t d = ++i;
-		while (i < len && isdigit((unsigned char)s[i]))
+		point = true;
+		n->frac_at = ++i;
+		while (i < len && is_digit(s[i]))
 			i++;
-		if (i == d)
-			return false;
+		n->frac_len = i - n->frac_at;
 	}
+	if (!n->int_len && !n->frac_len)
+		return false;
+	n->exp_at = i;
 	if (i < len && (s[i] == 'e' || s[i] == 'E')) {
-		i++;
-		if (i < len && (s[i] == '+' || s[i] == '-'))
-			i++;
-		size_t d = i;
-		while (i < len && isdigit((unsigned char)s[i]))
-			i++;
+		size_t d;
+		if (++i < len && (s[i] == '+' || s[i] == '-'))
+			eneg = s[i++] == '-';
+		for (d = i; i < len && is_digit(s[i]); i++)
+			if (n->exp < NUM_EXP_MAX)
+				n->exp = n->exp * 10 + (s[i] - '0');
 		if (i == d)
 			return false;
+		if (eneg)
+			n->exp = -n->exp;
 	}
-	return i == len;
+	if (i != len)
+		return false;
+	n->json = !plus && n->int_len && (n->int_len == 1 || s[n->int_at] != '0') && (!point || n->frac_len);
+	for (size_t k = 0; k < n->int_len; k++)
+		if (s[n->int_at + k] != '0') {
+			last = (long)(n->int_len - 1 - k);
+			if (first == LONG_MIN)
+				first = last;
+		}
+	for (size_t k = 0; k < n->frac_len; k++)
+		if (s[n->frac_at + k] != '0') {
+			last = -(long)(k + 1);
+			if (first == LONG_MIN)
+				first = last;
+		}
+	n->zero = first == LONG_MIN;
+	n->top = n->zero ? 0 : first + n->exp;
+	n->integral = n->zero || last + n->exp >= 0;
+	return true;
+}
+
+/* The digit of the value's power of ten p ('0' outside the written digits). */
+static char num_digit(const num_text *n, long p)
+{
+	long q = p - n->exp; /* its power in the mantissa as written */
+	if (q >= 0 && (size_t)q < n->int_len)
+		return n->s[n->int_at + n->int_len - 1 - (size_t)q];
+	if (q < 0 && (size_t)(-q) <= n->frac_len)
+		return n->s[n->frac_at + (size_t)(-q) - 1];
+	return '0';
+}
+
+/* Appends the number as strict JSON: no '+' sign, no leading zeros, no empty fraction. */
+static int num_add_json(const num_text *n, sbuf *out)
+{
+	if (n->json)
+		return sbuf_add(out, n->s, n->len);
+	size_t k = 0;
+	while (k + 1 < n->int_len && n->s[n->int_at + k] == '0')
+		k++;
+	if ((n->neg && sbuf_addc(out, '-')) ||
+	    (n->int_len ? sbuf_add(out, n->s + n->int_at + k, n->int_len - k) : sbuf_addc(out, '0')) ||
+	    (n->frac_len && (sbuf_addc(out, '.') || sbuf_add(out, n->s + n->frac_at, n->frac_len))))
+		return -1;
+	return sbuf_add(out, n->s + n->exp_at, n->len - n->exp_at);
+}
+
+/* Power BI's ranges (api-dataset-properties: "Int64.MaxValue and Int64.MinValue not allowed",
+ * "Double.MaxValue and Double.MinValue values not allowed. NaN not supported", "Decimal
+ * precision=28, scale=4"). */
+static int out_of_range(char *err, push_type t, const char *s, size_t len)
+{
+	static const char *const why[] = {
+		[PUSH_INT64] = "Power BI takes -9223372036854775807 to 9223372036854775806",
+		[PUSH_DOUBLE] = "Power BI takes finite numbers smaller in magnitude than 1.7976931348623157e308",
+		[PUSH_DECIMAL] = "precision 28, scale 4: Power BI takes at most 24 digits before the decimal point",
+	};
+	return pb_err(err, PB_EINVAL, "'%.*s%s' is out of range for %s (%s)", (int)(len > 60 ? 60 : len), s,
+		      len > 60 ? "…" : "", push_type_name(t), t <= PUSH_DECIMAL ? why[t] : "");
+}
+
+/* Int64: a whole number (42, 42.0, 4.2e1) within Power BI's range, sent as plain digits. */
+static int convert_int64(const num_text *n, sbuf *out, char *err)
+{
+	char digits[24];
+	size_t k = 0;
+	if (!n->integral)
+		return pb_err(err, PB_EINVAL, "'%.*s%s' is not a valid Int64 (not a whole number)",
+			      (int)(n->len > 60 ? 60 : n->len), n->s, n->len > 60 ? "…" : "");
+	if (n->top > 18)
+		return out_of_range(err, PUSH_INT64, n->s, n->len);
+	if (n->neg && !n->zero)
+		digits[k++] = '-';
+	if (n->zero)
+		digits[k++] = '0';
+	else
+		for (long p = n->top; p >= 0; p--)
+			digits[k++] = num_digit(n, p);
+	/* 19 digits: compare with Int64.MaxValue (excluded) and -Int64.MaxValue (the lowest allowed) */
+	if (n->top == 18 && memcmp(digits + (n->neg ? 1 : 0), n->neg ? "9223372036854775807" : "9223372036854775806",
+				   19) > 0)
+		return out_of_range(err, PUSH_INT64, n->s, n->len);
+	return sbuf_add(out, digits, k) ? pb_err(err, PB_ENOMEM, "a chunk is too large") : 0;
+}
+
+/* Double and Decimal: finite and within range; the text is kept (no rounding on the way). */
+static int convert_real(push_type t, const num_text *n, sbuf *out, char *err)
+{
+	if (!n->zero && n->top >= (t == PUSH_DECIMAL ? 24 : 309))
+		return out_of_range(err, t, n->s, n->len);
+	if (t == PUSH_DOUBLE && !n->zero && n->top == 308) {
+		/* 1e308 .. 9.99e308: only the value tells whether it passes Double.MaxValue */
+		char *copy = xstrndup(n->s, n->len);
+		if (!copy)
+			return pb_err(err, PB_ENOMEM, "out of memory");
+		double d = strtod(copy, NULL);
+		free(copy);
+		if (!isfinite(d) || fabs(d) >= DBL_MAX)
+			return out_of_range(err, t, n->s, n->len);
+	}
+	return num_add_json(n, out) ? pb_err(err, PB_ENOMEM, "a chunk is too large") : 0;
 }
 
 static bool all_digits(const char *s, size_t a, size_t b)
@@ -310,14 +446,22 @@ static bool all_digits(const char *s, size_t a, size_t b)
 	return true;
 }
 
-/* YYYY-MM-DD[(T| )HH:MM[:SS[.f+]]][Z|(+|-)HH:MM] */
+static int two_digits(const char *s)
+{
+	return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+/* YYYY-MM-DD[(T| )HH:MM[:SS[.f+]]][Z|(+|-)HH:MM], a date that exists (year 0001 to 9999, as .NET's
+ * DateTime, which Power BI parses with: no 30 February, no second 60, offsets up to 14:00). */
 static bool datetime_text(const char *s, size_t len)
 {
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 	if (len < 10 || !all_digits(s, 0, 4) || s[4] != '-' || !all_digits(s, 5, 7) || s[7] != '-' ||
 	    !all_digits(s, 8, 10))
 		return false;
-	int mon = (s[5] - '0') * 10 + (s[6] - '0'), day = (s[8] - '0') * 10 + (s[9] - '0');
-	if (mon < 1 || mon > 12 || day < 1 || day > 31)
+	int year = two_digits(s) * 100 + two_digits(s + 2), mon = two_digits(s + 5), day = two_digits(s + 8);
+	bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+	if (!year || mon < 1 || mon > 12 || day < 1 || day > mdays[mon - 1] || (mon == 2 && day == 29 && !leap))
 		return false;
 	size_t i = 10;
 	if (i == len)
@@ -325,12 +469,11 @@ static bool datetime_text(const char *s, size_t len)
 	if ((s[i] != 'T' && s[i] != ' ') || len < i + 6 || !all_digits(s, i + 1, i + 3) || s[i + 3] != ':' ||
 	    !all_digits(s, i + 4, i + 6))
 		return false;
-	int hh = (s[i + 1] - '0') * 10 + (s[i + 2] - '0'), mm = (s[i + 4] - '0') * 10 + (s[i + 5] - '0');
-	if (hh > 23 || mm > 59)
+	if (two_digits(s + i + 1) > 23 || two_digits(s + i + 4) > 59)
 		return false;
 	i += 6;
 	if (i + 3 <= len && s[i] == ':' && all_digits(s, i + 1, i + 3)) {
-		if ((s[i + 1] - '0') * 10 + (s[i + 2] - '0') > 60)
+		if (two_digits(s + i + 1) > 59)
 			return false;
 		i += 3;
 		if (i < len && s[i] == '.') {
@@ -346,7 +489,8 @@ static bool datetime_text(const char *s, size_t len)
 	if (s[i] == 'Z' && i + 1 == len)
 		return true;
 	return (s[i] == '+' || s[i] == '-') && i + 6 == len && all_digits(s, i + 1, i + 3) && s[i + 3] == ':' &&
-	       all_digits(s, i + 4, i + 6);
+	       all_digits(s, i + 4, i + 6) && two_digits(s + i + 4) <= 59 &&
+	       two_digits(s + i + 1) * 60 + two_digits(s + i + 4) <= 14 * 60;
 }
 
 static void trim(const char **s, size_t *len)
@@ -380,39 +524,14 @@ int push_convert_text(push_type t, const char *s, size_t len, bool quoted, sbuf 
 	trim(&s, &len);
 	if (!len)
 		return sbuf_adds(out, "null") ? pb_err(err, PB_ENOMEM, "a chunk is too large") : 0;
-	char num[64];
+	num_text n;
 	switch (t) {
-	case PUSH_INT64: {
-		if (len >= sizeof num)
-			return bad_value(err, t, s, len);
-		memcpy(num, s, len);
-		num[len] = '\0';
-		char *end = NULL;
-		errno = 0;
-		long long v = strtoll(num, &end, 10);
-		if (errno || end == num || *end) {
-			/* 42.0 and 1e3 are whole numbers too */
-			double d = strtod(num, &end);
-			if (*end || !isfinite(d) || d != floor(d) || fabs(d) >= 9.2e18)
-				return bad_value(err, t, s, len);
-			v = (long long)d;
-		}
-		return sbuf_addf(out, "%lld", v) ? pb_err(err, PB_ENOMEM, "a chunk is too large") : 0;
-	}
+	case PUSH_INT64:
 	case PUSH_DOUBLE:
-	case PUSH_DECIMAL: {
-		if (json_number_text(s, len))
-			return sbuf_add(out, s, len) ? pb_err(err, PB_ENOMEM, "a chunk is too large") : 0;
-		if (len >= sizeof num)
+	case PUSH_DECIMAL:
+		if (!num_scan(s, len, &n))
 			return bad_value(err, t, s, len);
-		memcpy(num, s, len);
-		num[len] = '\0';
-		char *end = NULL;
-		double d = strtod(num, &end);
-		if (end == num || *end || !isfinite(d))
-			return bad_value(err, t, s, len);
-		return sbuf_addf(out, "%.17g", d) ? pb_err(err, PB_ENOMEM, "a chunk is too large") : 0;
-	}
+		return t == PUSH_INT64 ? convert_int64(&n, out, err) : convert_real(t, &n, out, err);
 	case PUSH_BOOLEAN: {
 		bool v;
 		if ((len == 4 && !strncasecmp(s, "true", 4)) || (len == 1 && *s == '1'))
@@ -453,6 +572,10 @@ static int convert_json_value(push_type t, const json_t *v, sbuf *out, char *err
 		if (t == PUSH_BOOLEAN || t == PUSH_DATETIME)
 			return pb_err(err, PB_EINVAL, "a number is not a valid %s", push_type_name(t));
 		xsnprintf(num, sizeof num, "%.17g", json_real_value(v));
+		/* read as a double, a whole number past 2^53 may have changed on the way in */
+		if (t == PUSH_INT64 && fabs(json_real_value(v)) > 9007199254740992.0)
+			return pb_err(err, PB_EINVAL, "%s, written with a fraction or an exponent, is too large to be read "
+				      "exactly as an Int64; write it as plain digits", num);
 		return t == PUSH_STRING ? (add_json_string(out, num, strlen(num)) ? PB_ENOMEM : 0)
 					: push_convert_text(t, num, strlen(num), false, out, err);
 	case JSON_TRUE:
@@ -493,6 +616,8 @@ struct push_reader {
 	int *col_of_field;        /* header position -> column index */
 	size_t nheader;
 	bool record_has_data;
+	bool started;             /* past a UTF-8 byte order mark (Excel writes one) */
+	unsigned bom;             /* bytes of it seen so far */
 	/* JSON array */
 	enum json_state js;
 	int depth;
@@ -603,6 +728,22 @@ static int csv_record(push_reader *rd, char *err)
 	return rc;
 }
 
+/* An error in the field being read: "header, column 2: ..." or "row 12, column 'amount': ...". */
+static int csv_field_error(push_reader *rd, const char *what, char *err)
+{
+	size_t f = rd->nfields ? rd->nfields : 1;
+	if (!rd->have_header)
+		return pb_err(err, PB_EINVAL, "header, column %zu: %s", f, what);
+	if (f <= rd->nheader)
+		return pb_err(err, PB_EINVAL, "row %zu, column '%s': %s", rd->rows + 1,
+			      rd->t->cols[rd->col_of_field[f - 1]].name, what);
+	return pb_err(err, PB_EINVAL, "row %zu, field %zu (the header has %zu): %s", rd->rows + 1, f, rd->nheader, what);
+}
+
+/* Bytes that end a run of an unquoted field: the separators, and what RFC 4180 does not allow
+ * there (a quote, which only a quoted field may hold, doubled; a NUL). */
+static const unsigned char csv_stop[256] = { [','] = 1, ['\n'] = 1, ['\r'] = 1, ['"'] = 1, [0] = 1 };
+
 static int csv_field_begin(push_reader *rd, char *err)
 {
 	if (rd->nfields == rd->cap_fields) {
@@ -629,8 +770,19 @@ static int csv_field_begin(push_reader *rd, char *err)
 
 static int csv_feed(push_reader *rd, const char *p, size_t n, char *err)
 {
+	static const unsigned char bom[3] = { 0xEF, 0xBB, 0xBF };
 	int rc = 0;
 	size_t i = 0;
+	while (!rd->started && i < n) {
+		if ((unsigned char)p[i] != bom[rd->bom]) {
+			if (rd->bom)
+				return pb_err(err, PB_EINVAL, "the body starts with an incomplete UTF-8 byte order mark");
+			rd->started = true;
+			break;
+		}
+		i++;
+		rd->started = ++rd->bom == sizeof bom;
+	}
 	while (i < n && !rc) {
 		char c = p[i];
 		switch (rd->cs) {
@@ -656,7 +808,7 @@ static int csv_feed(push_reader *rd, const char *p, size_t n, char *err)
 		case CSV_UNQUOTED: {
 			/* copy a run of plain bytes at once */
 			size_t j = i;
-			while (j < n && p[j] != ',' && p[j] != '\n' && p[j] != '\r')
+			while (j < n && !csv_stop[(unsigned char)p[j]])
 				j++;
 			if (j > i) {
 				if (sbuf_add(&rd->line, p + i, j - i)) {
@@ -670,6 +822,16 @@ static int csv_feed(push_reader *rd, const char *p, size_t n, char *err)
 			if (i >= n)
 				break;
 			c = p[i++];
+			if (c == '"') {
+				rc = csv_field_error(rd, "a quote inside a field that does not start with one (RFC 4180: quote "
+							 "the whole field and double the quotes inside it)",
+						     err);
+				break;
+			}
+			if (!c) {
+				rc = csv_field_error(rd, "a NUL byte (CSV is text)", err);
+				break;
+			}
 			if (c == ',') {
 				rd->record_has_data = true;
 				rd->cs = CSV_FIELD_START;
@@ -680,9 +842,12 @@ static int csv_feed(push_reader *rd, const char *p, size_t n, char *err)
 			continue;
 		}
 		case CSV_QUOTED: {
-			size_t j = i;
-			while (j < n && p[j] != '"')
-				j++;
+			const char *q = memchr(p + i, '"', n - i);
+			size_t j = q ? (size_t)(q - p) : n;
+			if (memchr(p + i, '\0', j - i)) {
+				rc = csv_field_error(rd, "a NUL byte (CSV is text)", err);
+				break;
+			}
 			if (j > i && sbuf_add(&rd->line, p + i, j - i)) {
 				rc = pb_err(err, PB_EINVAL, "row %zu is longer than %u bytes", rd->rows + 1, PB_PUSH_ROW_MAX_BYTES);
 				break;
@@ -708,8 +873,9 @@ static int csv_feed(push_reader *rd, const char *p, size_t n, char *err)
 				i++;
 				rc = csv_record(rd, err);
 			} else {
-				rc = pb_err(err, PB_EINVAL, "row %zu, field %zu: a quoted field must end at its closing quote",
-					    rd->rows + (rd->have_header ? 1 : 0), rd->nfields);
+				rc = csv_field_error(rd, "a quoted field must end at its closing quote (RFC 4180: a quote inside "
+							 "it is doubled)",
+						     err);
 			}
 			continue;
 		}
@@ -734,11 +900,117 @@ static int csv_finish(push_reader *rd, char *err)
 
 /* ---- JSON rows (one object) ---- */
 
+static size_t skip_ws(const char *t, size_t len, size_t i)
+{
+	while (i < len && isspace((unsigned char)t[i]))
+		i++;
+	return i;
+}
+
+/* The index just after the JSON value (or string) that starts at t[i]. */
+static size_t skip_json_value(const char *t, size_t len, size_t i)
+{
+	int depth = 0;
+	bool in_string = false, escape = false;
+	for (; i < len; i++) {
+		char c = t[i];
+		if (in_string) {
+			if (escape)
+				escape = false;
+			else if (c == '\\')
+				escape = true;
+			else if (c == '"') {
+				in_string = false;
+				if (!depth)
+					return i + 1;
+			}
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == '{' || c == '[') {
+			depth++;
+		} else if (c == '}' || c == ']') {
+			if (!depth)
+				return i; /* the enclosing object ends: so does the scalar before it */
+			if (!--depth)
+				return i + 1;
+		} else if (!depth && (c == ',' || isspace((unsigned char)c))) {
+			return i;
+		}
+	}
+	return i;
+}
+
+/* The member of the row object text whose value holds byte pos - 1 (jansson reports the end of
+ * the token it stopped at): *key is its name as written (with the quotes), *val its value. */
+static bool member_at(const char *t, size_t len, size_t pos, const char **key, size_t *key_len, const char **val,
+		      size_t *val_len)
+{
+	size_t i = skip_ws(t, len, 0);
+	if (i >= len || t[i++] != '{')
+		return false;
+	for (;;) {
+		i = skip_ws(t, len, i);
+		if (i >= len || t[i] != '"')
+			return false;
+		size_t ks = i;
+		i = skip_json_value(t, len, i);
+		size_t ke = i;
+		i = skip_ws(t, len, i);
+		if (i >= len || t[i] != ':')
+			return false;
+		size_t vs = skip_ws(t, len, i + 1);
+		i = skip_json_value(t, len, vs);
+		if (pos > vs && pos <= i) {
+			*key = t + ks;
+			*key_len = ke - ks;
+			*val = t + vs;
+			*val_len = i - vs;
+			return true;
+		}
+		i = skip_ws(t, len, i);
+		if (i >= len || t[i++] != ',')
+			return false;
+	}
+}
+
+/* jansson refused a number it cannot hold (1e400, or an integer past 64 bits): name the row and
+ * column, and say what the column's type makes of the number's text. */
+static int json_number_error(push_reader *rd, const char *text, size_t len, const json_error_t *je, char *err)
+{
+	const char *key, *val;
+	size_t key_len, val_len;
+	json_t *name = NULL;
+	sbuf scratch;
+	int rc, c;
+	if (je->position <= 0 || !member_at(text, len, (size_t)je->position, &key, &key_len, &val, &val_len) ||
+	    !(name = json_loadb(key, key_len, JSON_DECODE_ANY, NULL)) || !json_is_string(name))
+		rc = pb_err(err, PB_EINVAL, "row %zu: not valid JSON: %s", rd->rows + 1, je->text);
+	else if ((c = find_column(rd->t, json_string_value(name))) < 0)
+		rc = pb_err(err, PB_EINVAL, "row %zu, column '%.100s': not a column of table '%s'", rd->rows + 1,
+			    json_string_value(name), rd->t->name);
+	else {
+		sbuf_init(&scratch, 4 * PB_PUSH_STRING_MAX_CHARS);
+		rc = push_convert_text(rd->t->cols[c].type, val, val_len, false, &scratch, err);
+		sbuf_release(&scratch);
+		if (rc == PB_EINVAL)
+			rc = row_error(rd, rd->t->cols[c].name, err);
+		else if (!rc)
+			rc = pb_err(err, PB_EINVAL, "row %zu, column '%s': the number %.*s has more digits than a JSON number "
+				    "is read with; send it as a string (\"%.*s\")",
+				    rd->rows + 1, rd->t->cols[c].name, (int)(val_len > 60 ? 60 : val_len), val,
+				    (int)(val_len > 60 ? 60 : val_len), val);
+	}
+	json_decref(name);
+	return rc;
+}
+
 static int json_row(push_reader *rd, const char *text, size_t len, char *err)
 {
 	json_error_t je;
 	int rc = 0;
 	json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	if (!o && (strstr(je.text, "number overflow") || strstr(je.text, "too big integer")))
+		return json_number_error(rd, text, len, &je, err);
 	if (!o)
 		return pb_err(err, PB_EINVAL, "row %zu: not valid JSON: %s", rd->rows + 1, je.text);
 	if (!json_is_object(o)) {
@@ -982,6 +1254,7 @@ void push_limits_scaled(double scale, push_limits *out)
 	out->pending = scaled(5, scale);
 	out->big_table_rows = scaled(250000, scale);
 	out->big_per_hour = scaled(120, scale);
+	out->inflight_ms = PB_PUSH_INFLIGHT_STALE_MS;
 }
 
 int push_limits_from_env(push_limits *out, char *err)
@@ -996,6 +1269,15 @@ int push_limits_from_env(push_limits *out, char *err)
 			return pb_err(err, PB_EINVAL, "PBIPORT_PUSH_RATE_SCALE: expected a positive number, got '%.40s'", s);
 	}
 	push_limits_scaled(scale, out);
+	s = getenv("PBIPORT_PUSH_INFLIGHT_S");
+	if (s && *s) {
+		char *end = NULL;
+		errno = 0;
+		long v = strtol(s, &end, 10);
+		if (errno || *end || v < 1 || v > 86400)
+			return pb_err(err, PB_EINVAL, "PBIPORT_PUSH_INFLIGHT_S: expected seconds from 1 to 86400, got '%.40s'", s);
+		out->inflight_ms = v * 1000;
+	}
 	return 0;
 }
 
@@ -1045,16 +1327,15 @@ out:
 	return rc;
 }
 
-int push_rate_acquire(pb_db *db, const push_limits *lim, const char *key, long rows, long table_rows, int64_t now_ms,
-		      int64_t *wait_ms, int64_t *ticket, char *err)
+/* push_rate_acquire inside the caller's write transaction. */
+static int rate_acquire_locked(pb_db *db, const push_limits *lim, const char *key, long rows, long table_rows,
+			       int64_t now_ms, int64_t *wait_ms, int64_t *ticket, char *err)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t used, free_at, wait = 0;
+	int rc;
 	*wait_ms = 0;
 	*ticket = 0;
-	int rc = db_begin(db, err);
-	if (rc)
-		return rc;
 	if ((rc = db_prepare(db, "DELETE FROM push_rate_events WHERE dataset_key = ? AND at_ms <= ?", &st, err)) ||
 	    (rc = db_bind_text(st, 1, key, err)))
 		goto out;
@@ -1073,7 +1354,7 @@ int push_rate_acquire(pb_db *db, const push_limits *lim, const char *key, long r
 		{ 60 * 1000, false, false, lim->per_minute, 1, true },
 		{ 3600 * 1000, true, false, lim->rows_per_hour, rows, true },
 		{ 3600 * 1000, false, false, lim->big_per_hour, 1, table_rows >= lim->big_table_rows },
-		{ PB_PUSH_INFLIGHT_STALE_MS, false, true, lim->pending, 1, true },
+		{ lim->inflight_ms, false, true, lim->pending, 1, true },
 	};
 	for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
 		if (!checks[i].on)
@@ -1107,11 +1388,16 @@ int push_rate_acquire(pb_db *db, const push_limits *lim, const char *key, long r
 	}
 out:
 	db_done(st);
-	if (rc) {
+	return rc;
+}
+
+int push_rate_acquire(pb_db *db, const push_limits *lim, const char *key, long rows, long table_rows, int64_t now_ms,
+		      int64_t *wait_ms, int64_t *ticket, char *err)
+{
+	int rc = db_begin(db, err);
+	if (!rc && (rc = rate_acquire_locked(db, lim, key, rows, table_rows, now_ms, wait_ms, ticket, err)))
 		db_rollback(db);
-		return rc;
-	}
-	return db_commit(db, err);
+	return rc ? rc : db_commit(db, err);
 }
 
 int push_rate_release(pb_db *db, int64_t ticket, bool sent, char *err)
@@ -1807,20 +2093,6 @@ static int table_rows_add(pb_db *db, const char *ds_id, const char *table, long 
 	return rc;
 }
 
-/* One chunk to Power BI under the limiter. wait: block until the limiter grants (the job);
- * otherwise *refused is set when it would have to wait. 429s are waited out (Retry-After). */
-typedef struct send_ctx {
-	pb_db *db;
-	push_limits lim;
-	msapi *api;
-	const push_ds *d;
-	const char *table;
-	long retention_cap;
-	volatile int *stop;
-	long requests, throttled;
-	int64_t defer_ms;       /* set with PB_ELIMIT: the limiter asks for a wait too long to sleep through */
-} send_ctx;
-
 /* The POST rows body {"rows":[...]} around a chunk's JSON array text, into out (reset first):
  * the converted rows are sent as the text they are, never parsed again. */
 static int rows_body(sbuf *out, const char *rows_json, size_t len, char *err)
@@ -1831,18 +2103,182 @@ static int rows_body(sbuf *out, const char *rows_json, size_t len, char *err)
 	return 0;
 }
 
-/* body: a whole {"rows":[...]} text (rows_body) of nrows rows. */
-static int send_chunk(send_ctx *sc, const char *body, size_t len, long nrows, bool wait, bool *refused, char *err)
+static long retention_cap(const push_ds *d)
+{
+	return strcmp(d->retention, "basicFIFO") ? 5000000L : 200000L;
+}
+
+/* ---- spooled chunks (push_chunks) ----
+ * A chunk is queued until a POST of it is granted; it is marked sending (a push_sending row with
+ * the limiter's ticket and the time) in the transaction that grants it, leaves both tables in the
+ * transaction that adds its rows to the table's count once Power BI accepted it, and is queued
+ * again when Power BI answered without adding it. A chunk found sending may or may not have been
+ * added: chunk_outcome_find finds out from the table's row count. */
+
+/* The row of an upload (seq -1, rows_json = the job id) that names the job owning its chunks. */
+#define SPOOL_OWNER_SEQ (-1)
+
+typedef struct chunk_ref {
+	long seq;
+	long nrows;
+	bool sending;
+	int64_t sending_at_ms;
+	int64_t ticket;           /* 0: none */
+} chunk_ref;
+
+static int chunk_insert(pb_db *db, const char *upload, long seq, const char *rows, size_t len, size_t nrows, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[PB_TIME_BUF];
+	pb_now(now);
+	int rc = db_prepare(db, "INSERT INTO push_chunks (upload_id, seq, nrows, rows_json, created_at) VALUES (?, ?, ?, ?, ?)",
+			    &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, upload, err))) {
+		sqlite3_bind_int64(st, 2, seq);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)nrows);
+		if (sqlite3_bind_text(st, 4, rows, (int)len, SQLITE_STATIC) != SQLITE_OK)
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+		else if (!(rc = db_bind_text(st, 5, now, err)))
+			rc = db_exec(db, st, err);
+	}
+	db_done(st);
+	return rc;
+}
+
+/* Deletes from push_chunks and push_sending the upload's chunk seq, or all its rows (seq < 0). */
+static int chunks_drop(pb_db *db, const char *upload, long seq_or_all, char *err)
+{
+	static const char *const all[] = { "DELETE FROM push_chunks WHERE upload_id = ?",
+					   "DELETE FROM push_sending WHERE upload_id = ?" };
+	static const char *const one[] = { "DELETE FROM push_chunks WHERE upload_id = ? AND seq = ?",
+					   "DELETE FROM push_sending WHERE upload_id = ? AND seq = ?" };
+	int rc = 0;
+	for (size_t i = 0; !rc && i < 2; i++) {
+		sqlite3_stmt *st = NULL;
+		rc = db_prepare(db, seq_or_all < 0 ? all[i] : one[i], &st, err);
+		if (!rc && !(rc = db_bind_text(st, 1, upload, err))) {
+			if (seq_or_all >= 0)
+				sqlite3_bind_int64(st, 2, seq_or_all);
+			rc = db_exec(db, st, err);
+		}
+		db_done(st);
+	}
+	return rc;
+}
+
+/* sending: a POST of the chunk is about to go out under ticket; else it is queued again. */
+static int chunk_mark(pb_db *db, const char *upload, long seq, bool sending, const char *ds_id, const char *table,
+		      int64_t now_ms, int64_t ticket, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db,
+			    sending ? "INSERT INTO push_sending (upload_id, seq, dataset_id, table_name, sending_at_ms, ticket) "
+				      "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (upload_id, seq) DO UPDATE SET "
+				      "sending_at_ms = excluded.sending_at_ms, ticket = excluded.ticket"
+				    : "DELETE FROM push_sending WHERE upload_id = ? AND seq = ?",
+			    &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, upload, err))) {
+		sqlite3_bind_int64(st, 2, seq);
+		if (sending && !(rc = db_bind_text(st, 3, ds_id, err)) && !(rc = db_bind_text(st, 4, table, err))) {
+			sqlite3_bind_int64(st, 5, now_ms);
+			sqlite3_bind_int64(st, 6, ticket);
+		}
+		if (!rc)
+			rc = db_exec(db, st, err);
+	}
+	db_done(st);
+	return rc;
+}
+
+/* The upload's next chunk (lowest seq): 1 with *c and its rows in body ({"rows":[...]}), 0 when
+ * none is left. */
+static int chunk_next(pb_db *db, const char *upload, chunk_ref *c, sbuf *body, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db, "SELECT c.seq, c.nrows, c.rows_json, s.seq IS NOT NULL, s.sending_at_ms, s.ticket "
+				"FROM push_chunks c LEFT JOIN push_sending s ON s.upload_id = c.upload_id AND s.seq = c.seq "
+				"WHERE c.upload_id = ? AND c.seq >= 0 ORDER BY c.seq LIMIT 1",
+			    &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, upload, err)) && (rc = db_row(db, st, err)) == 1) {
+		c->seq = (long)sqlite3_column_int64(st, 0);
+		c->nrows = (long)sqlite3_column_int64(st, 1);
+		c->sending = sqlite3_column_int(st, 3) != 0;
+		c->sending_at_ms = sqlite3_column_int64(st, 4);
+		c->ticket = sqlite3_column_int64(st, 5);
+		if (!(rc = rows_body(body, (const char *)sqlite3_column_text(st, 2), (size_t)sqlite3_column_bytes(st, 2), err)))
+			rc = 1;
+	}
+	db_done(st);
+	return rc;
+}
+
+/* ---- sending one chunk ---- */
+
+/* One chunk to Power BI under the limiter. wait: block until the limiter grants (the job);
+ * otherwise *refused is set when it would have to wait. 429s are waited out (Retry-After). */
+typedef struct send_ctx {
+	pb_db *db;
+	push_limits lim;
+	msapi *api;
+	const push_ds *d;
+	const char *table;
+	long retention_cap;
+	const char *upload;
+	volatile int *stop;
+	long requests, throttled;
+	int64_t defer_ms;       /* set with PB_ELIMIT: the limiter asks for a wait too long to sleep through */
+	bool unknown;           /* the last POST may or may not have added its rows (the chunk stays 'sending') */
+	/* called in the transaction that records a chunk as added (may be NULL) */
+	int (*on_added)(struct send_ctx *sc, long nrows, char *err);
+	void *owner;            /* the on_added callback's */
+} send_ctx;
+
+/* Power BI added the chunk's rows: the table's count grows and the chunk goes, together. */
+static int chunk_added(send_ctx *sc, long seq, long nrows, char *err)
+{
+	int rc = db_begin(sc->db, err);
+	if (!rc && !(rc = table_rows_add(sc->db, sc->d->id, sc->table, nrows, sc->retention_cap, false, err)) &&
+	    !(rc = chunks_drop(sc->db, sc->upload, seq, err)) && sc->on_added)
+		rc = sc->on_added(sc, nrows, err);
+	if (rc) {
+		db_rollback(sc->db);
+		return rc;
+	}
+	return db_commit(sc->db, err);
+}
+
+/* A POST rows answer that does not say whether the rows were added: no answer after sending,
+ * or a gateway's 500/502/504 (the service behind it may have added them). */
+static bool post_outcome_unknown(const msapi *api)
+{
+	return api->last.outcome_unknown || api->last.status == 500 || api->last.status == 502 ||
+	       api->last.status == 504;
+}
+
+/* body: a whole {"rows":[...]} text (rows_body) of the upload's chunk seq, of nrows rows. */
+static int send_chunk(send_ctx *sc, long seq, const char *body, size_t len, long nrows, bool wait, bool *refused,
+		      char *err)
 {
 	int rc = 0;
+	char rerr[PB_ERR_MAX];
 	if (refused)
 		*refused = false;
+	sc->unknown = false;
 	for (int round = 0;; round++) {
 		long table_rows = 0;
-		int64_t wait_ms = 0, ticket = 0;
+		int64_t wait_ms = 0, ticket = 0, now = pb_epoch_ms();
+		/* the grant and the 'sending' mark in one transaction: a chunk that may be on its way is
+		 * never left looking queued */
+		if ((rc = db_begin(sc->db, err)))
+			break;
 		if ((rc = table_rows_get(sc->db, sc->d->id, sc->table, &table_rows, err)) ||
-		    (rc = push_rate_acquire(sc->db, &sc->lim, sc->d->powerbi_id, nrows, table_rows, pb_epoch_ms(), &wait_ms,
-					    &ticket, err)))
+		    (rc = rate_acquire_locked(sc->db, &sc->lim, sc->d->powerbi_id, nrows, table_rows, now, &wait_ms, &ticket,
+					      err)) ||
+		    (ticket && (rc = chunk_mark(sc->db, sc->upload, seq, true, sc->d->id, sc->table, now, ticket, err)))) {
+			db_rollback(sc->db);
+			break;
+		}
+		if ((rc = db_commit(sc->db, err)))
 			break;
 		if (wait_ms) {
 			if (!wait) {
@@ -1869,21 +2305,35 @@ static int send_chunk(send_ctx *sc, const char *body, size_t len, long nrows, bo
 		bool throttled = rc && sc->api->last.status == 429;
 		if (sc->api->last.attempts > 1 || throttled)
 			sc->throttled += sc->api->last.attempts - (rc ? 0 : 1);
-		char rerr[PB_ERR_MAX];
-		int rrc = push_rate_release(sc->db, ticket, !throttled, rerr);
-		if (throttled && !wait && !rrc) {
+		if (!rc) {
+			rc = chunk_added(sc, seq, nrows, err);
+			/* in flight no more, counted in the windows */
+			int rrc = push_rate_release(sc->db, ticket, true, rerr);
+			if (!rc && rrc)
+				rc = pb_err(err, rrc, "%s", rerr);
+			break;
+		}
+		if (post_outcome_unknown(sc->api)) {
+			/* the chunk stays 'sending' and the ticket in flight: the request may still be under
+			 * way at Power BI, and the limiter counts it so until inflight_ms has passed */
+			sc->unknown = true;
+			break;
+		}
+		/* Power BI answered without adding the rows */
+		int rrc = chunk_mark(sc->db, sc->upload, seq, false, NULL, NULL, 0, 0, rerr);
+		if (!rrc)
+			rrc = push_rate_release(sc->db, ticket, !throttled, rerr);
+		if (rrc) {
+			rc = pb_err(err, rrc, "%s", rerr);
+			break;
+		}
+		if (throttled && !wait) {
 			/* the answer-at-once path does not wait out Power BI: the job will */
 			*refused = true;
 			rc = 0;
 			break;
 		}
-		if (!rc && !rrc)
-			rc = table_rows_add(sc->db, sc->d->id, sc->table, nrows, sc->retention_cap, false, err);
-		if (!rc && rrc)
-			rc = pb_err(err, rrc, "%s", rerr);
-		if (!throttled || !wait)
-			break;
-		if (round + 1 >= PB_PUSH_THROTTLE_ROUNDS)
+		if (!throttled || round + 1 >= PB_PUSH_THROTTLE_ROUNDS)
 			break;
 		/* Power BI's own Retry-After is the wait; the limiter is asked again afterwards */
 		long ra = sc->api->last.retry_after_s > 0 ? sc->api->last.retry_after_s : 1;
@@ -1903,8 +2353,163 @@ static int send_chunk(send_ctx *sc, const char *body, size_t len, long nrows, bo
 	return rc;
 }
 
-/* The row of an upload (seq -1, rows_json = the job id) that names the job owning its chunks. */
-#define SPOOL_OWNER_SEQ (-1)
+/* ---- whether a chunk marked 'sending' was added ---- */
+
+typedef enum chunk_outcome {
+	OUTCOME_ADDED,          /* Power BI holds its rows */
+	OUTCOME_NOT_ADDED,      /* it does not, and the request can no longer be under way: send it again */
+	OUTCOME_WAIT,           /* ask again after *wait_ms */
+	OUTCOME_UNKNOWN,        /* a row count cannot tell (why says so) */
+} chunk_outcome;
+
+/* Other writes that would make the table's row count ambiguous: *busy when a POST rows to the
+ * dataset (pbiport's, the limiter's tickets) or a chunk of the table may be under way now;
+ * *stuck when another chunk of the table was sent longer ago than a request can take and
+ * nobody knows whether it was added. mine (may be NULL): the chunk being asked about. */
+static int others_sending(send_ctx *sc, const chunk_ref *mine, int64_t now, bool *busy, bool *stuck, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, row;
+	*busy = *stuck = false;
+	if ((rc = db_prepare(sc->db, "SELECT 1 FROM push_rate_events WHERE dataset_key = ? AND done = 0 AND at_ms > ? "
+				     "AND id <> ? LIMIT 1",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, sc->d->powerbi_id, err)))
+		goto out;
+	sqlite3_bind_int64(st, 2, now - sc->lim.inflight_ms);
+	sqlite3_bind_int64(st, 3, mine ? mine->ticket : 0);
+	if ((row = db_row(sc->db, st, err)) < 0) {
+		rc = row;
+		goto out;
+	}
+	*busy = row == 1;
+	db_done(st);
+	st = NULL;
+	if ((rc = db_prepare(sc->db, "SELECT sending_at_ms FROM push_sending WHERE dataset_id = ? AND table_name = ? "
+				     "AND NOT (upload_id = ? AND seq = ?)",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, sc->d->id, err)) || (rc = db_bind_text(st, 2, sc->table, err)) ||
+	    (rc = db_bind_text(st, 3, sc->upload, err)))
+		goto out;
+	sqlite3_bind_int64(st, 4, mine ? mine->seq : -2);
+	while ((row = db_row(sc->db, st, err)) == 1) {
+		if (sqlite3_column_int64(st, 0) > now - sc->lim.inflight_ms)
+			*busy = true;
+		else
+			*stuck = true;
+	}
+	rc = row < 0 ? row : 0;
+out:
+	db_done(st);
+	return rc;
+}
+
+/* Power BI's count of a table read while no other write could change it. */
+typedef struct table_count {
+	long tracked;             /* pbiport's count */
+	long long counted;        /* Power BI's (when count_rc is 0 and quiet) */
+	bool quiet;               /* false: another write was or may have been under way, or pbiport's count moved */
+	bool stuck;               /* another chunk of the table has an unknown outcome (others_sending) */
+	int count_rc;             /* Power BI could not count: count_err says why */
+	char count_err[PB_ERR_MAX];
+} table_count;
+
+static int quiet_count(send_ctx *sc, const chunk_ref *mine, table_count *tc, char *err)
+{
+	bool busy = false;
+	long again = 0;
+	int rc;
+	memset(tc, 0, sizeof *tc);
+	if ((rc = others_sending(sc, mine, pb_epoch_ms(), &busy, &tc->stuck, err)) || busy || tc->stuck ||
+	    (rc = table_rows_get(sc->db, sc->d->id, sc->table, &tc->tracked, err)))
+		return rc;
+	if ((tc->count_rc = powerbi_table_row_count(sc->api, sc->d->workspace_id, sc->d->powerbi_id, sc->table,
+						    &tc->counted, tc->count_err)))
+		return 0;
+	if ((rc = others_sending(sc, mine, pb_epoch_ms(), &busy, &tc->stuck, err)) ||
+	    (rc = table_rows_get(sc->db, sc->d->id, sc->table, &again, err)))
+		return rc;
+	tc->quiet = !busy && !tc->stuck && again == tc->tracked;
+	return 0;
+}
+
+/* Whether chunk c, marked 'sending', was added, from Power BI's row count of the table against
+ * pbiport's own (which counts every chunk pbiport knows was added): the same count means not
+ * added (once the request can no longer be under way), the count plus the chunk's rows means
+ * added; anything else, another writer. Valid only while pbiport is the table's only writer:
+ * other writes in flight make it wait, other unknown chunks make it unknown. why gets the reason
+ * for anything but OUTCOME_ADDED (PB_OK: a reason, not a failure); the return is a failure of
+ * pbiport's own database. */
+static int chunk_outcome_find(send_ctx *sc, const chunk_ref *c, chunk_outcome *out, int64_t *wait_ms, char *why, char *err)
+{
+	table_count tc;
+	*wait_ms = 0;
+	int rc = quiet_count(sc, c, &tc, err);
+	if (rc)
+		return rc;
+	if (tc.stuck) {
+		*out = OUTCOME_UNKNOWN;
+		return pb_err(why, PB_OK, "another upload to table '%s' also has rows whose outcome is unknown, so the "
+			      "row count cannot tell them apart", sc->table);
+	}
+	if (tc.count_rc) {
+		bool again = tc.count_rc == PB_ELIMIT || sc->api->last.status == 429 || sc->api->last.status >= 500 ||
+			     !sc->api->last.status;
+		*out = again ? OUTCOME_WAIT : OUTCOME_UNKNOWN;
+		*wait_ms = sc->api->last.retry_after_s > 0 ? sc->api->last.retry_after_s * 1000 : PB_PUSH_OUTCOME_RETRY_MS;
+		return pb_err(why, PB_OK, "Power BI could not count the rows of table '%s': %s", sc->table, tc.count_err);
+	}
+	if (!tc.quiet) {
+		*out = OUTCOME_WAIT;
+		*wait_ms = PB_PUSH_OUTCOME_POLL_MS;
+		return pb_err(why, PB_OK, "other rows are being sent to dataset '%s'", sc->d->name);
+	}
+	long with = tc.tracked + c->nrows < sc->retention_cap ? tc.tracked + c->nrows : sc->retention_cap;
+	if (with == tc.tracked) {
+		*out = OUTCOME_UNKNOWN;
+		return pb_err(why, PB_OK, "table '%s' holds the %ld rows its basicFIFO retention keeps, so its row count "
+			      "does not change when rows are added", sc->table, tc.tracked);
+	}
+	if (tc.counted == with) {
+		*out = OUTCOME_ADDED;
+		return 0;
+	}
+	if (tc.counted == tc.tracked) {
+		int64_t left = c->sending_at_ms + sc->lim.inflight_ms - pb_epoch_ms();
+		*out = left > 0 ? OUTCOME_WAIT : OUTCOME_NOT_ADDED;
+		*wait_ms = left > 0 ? left : 0;
+		return left > 0 ? pb_err(why, PB_OK, "Power BI does not hold them yet; the request may still be under way "
+						     "there for %lld s",
+					 (long long)((left + 999) / 1000))
+				: 0;
+	}
+	*out = OUTCOME_UNKNOWN;
+	return pb_err(why, PB_OK, "Power BI counts %lld rows in table '%s' where pbiport expected %ld without them or "
+		      "%ld with them: another program writes to this table, or earlier rows had an unknown outcome",
+		      tc.counted, sc->table, tc.tracked, with);
+}
+
+/* Before a job sends anything: when nothing else writes to the table, pbiport's count of it
+ * takes Power BI's (so the outcome of a chunk can be told later even after rows were added
+ * outside pbiport, or with an unknown outcome). Best effort: a count that fails changes nothing. */
+static int table_rows_sync(send_ctx *sc, char *err)
+{
+	table_count tc;
+	int rc = quiet_count(sc, NULL, &tc, err);
+	if (rc || (!tc.count_rc && !tc.quiet) || tc.stuck)
+		return rc;
+	if (tc.count_rc) {
+		log_event("warn", NULL, "push dataset %s table '%s': %s", sc->d->id, sc->table, tc.count_err);
+		return 0;
+	}
+	if (tc.counted == tc.tracked)
+		return 0;
+	log_event("info", NULL, "push dataset %s table '%s': Power BI holds %lld rows, pbiport counted %ld; taking Power BI's",
+		  sc->d->id, sc->table, tc.counted, tc.tracked);
+	return table_rows_add(sc->db, sc->d->id, sc->table, (long)tc.counted, 0, true, err);
+}
+
+/* ---- spooling a body ---- */
 
 /* Chunks of one body: the first one is kept in memory (a small body is sent at once), the
  * rest, and the first once a second arrives, go to push_chunks. */
@@ -1916,41 +2521,6 @@ typedef struct spool {
 	size_t first_len, first_rows;
 	bool spilled;
 } spool;
-
-static int chunk_insert(pb_db *db, const char *upload, long seq, const char *rows, size_t len, size_t nrows, char *err)
-{
-	sqlite3_stmt *st = NULL;
-	char now[PB_TIME_BUF];
-	pb_now(now);
-	int rc = db_prepare(db, "INSERT INTO push_chunks (upload_id, seq, nrows, rows_json, created_at) VALUES (?, ?, ?, ?, ?)",
-			    &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, upload, err))) {
-		sqlite3_bind_int64(st, 2, seq);
-		sqlite3_bind_int64(st, 3, (sqlite3_int64)nrows);
-		if (sqlite3_bind_text(st, 4, rows, (int)len, SQLITE_STATIC) != SQLITE_OK)
-			rc = pb_err(err, PB_ENOMEM, "out of memory");
-		else if (!(rc = db_bind_text(st, 5, now, err)))
-			rc = db_exec(db, st, err);
-	}
-	db_done(st);
-	return rc;
-}
-
-static int chunks_drop(pb_db *db, const char *upload, long seq_or_all, char *err)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = db_prepare(db,
-			    seq_or_all < 0 ? "DELETE FROM push_chunks WHERE upload_id = ?"
-					   : "DELETE FROM push_chunks WHERE upload_id = ? AND seq = ?",
-			    &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, upload, err))) {
-		if (seq_or_all >= 0)
-			sqlite3_bind_int64(st, 2, seq_or_all);
-		rc = db_exec(db, st, err);
-	}
-	db_done(st);
-	return rc;
-}
 
 static int spool_first(spool *sp, char *err)
 {
@@ -1976,11 +2546,6 @@ static int spool_chunk(void *ctx, const char *rows, size_t len, size_t nrows, ch
 	return chunk_insert(sp->db, sp->upload_id, sp->seq++, rows, len, nrows, err);
 }
 
-static long retention_cap(const push_ds *d)
-{
-	return strcmp(d->retention, "basicFIFO") ? 5000000L : 200000L;
-}
-
 /* Opens the dataset's connection and session. On failure *status and *reply say why. */
 static int ds_session(pb_db *db, const pb_config *cfg, const push_ds *d, pbi_session *s, bool *have, int *status,
 		      json_t **reply, char *err)
@@ -2002,7 +2567,7 @@ int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, co
 	push_ds *d = NULL;
 	push_reader *rd = NULL;
 	pbi_session s = { 0 };
-	bool have_session = false, refused = false;
+	bool have_session = false, refused = false, unknown = false;
 	spool sp = { .db = db };
 	long requests_before = 0, throttled_before = 0;
 	push_format fmt;
@@ -2054,8 +2619,9 @@ int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, co
 		goto out;
 	}
 	if (!sp.spilled) {
-		/* one chunk: send it now if the limiter lets us */
-		send_ctx sc = { .db = db, .d = d, .table = t->name, .retention_cap = retention_cap(d) };
+		/* one chunk: send it now if the limiter lets us. It is spooled first, so that a POST whose
+		 * outcome is unknown leaves it marked 'sending' for the job to find out. */
+		send_ctx sc = { .db = db, .d = d, .table = t->name, .retention_cap = retention_cap(d), .upload = sp.upload_id };
 		if ((rc = push_limits_from_env(&sc.lim, err)) ||
 		    (rc = ds_session(db, cfg, d, &s, &have_session, status, reply, err)))
 			goto out;
@@ -2064,33 +2630,27 @@ int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, co
 		sc.api = &s.api;
 		/* a 429 here is not waited out in the web request: msapi gives up soon and the job waits */
 		s.api.wait_budget_ms = 2000;
-		if ((rc = rows_body(&body, sp.first, sp.first_len, err)))
+		if ((rc = rows_body(&body, sp.first, sp.first_len, err)) || (rc = spool_first(&sp, err)))
 			goto out;
-		rc = send_chunk(&sc, sbuf_str(&body), body.len, (long)sp.first_rows, false, &refused, err);
-		if (rc && s.api.last.outcome_unknown) {
-			char msg[PB_ERR_MAX];
-			xsnprintf(msg, sizeof msg,
-				  "the connection to Power BI dropped after the rows were sent: they may or may not have "
-				  "been added (%s)",
-				  err);
-			rc = error_reply(status, reply, 502, "outcome_unknown", msg, err);
-			goto out;
-		}
-		if (rc) {
+		rc = send_chunk(&sc, 0, sbuf_str(&body), body.len, (long)sp.first_rows, false, &refused, err);
+		if (rc && !sc.unknown) {
 			rc = upstream_reply(&s.api, pbi_session_code(&s), rc, status, reply, err);
 			goto out;
 		}
-		if (!refused) {
+		if (!rc && !refused) {
+			sp.spilled = false; /* sent: the chunk left push_chunks with its rows counted */
 			*status = 200;
 			*reply = json_pack("{s:I, s:I, s:I}", "rows_accepted", (json_int_t)total, "requests",
 					   (json_int_t)sc.requests, "throttled", (json_int_t)sc.throttled);
 			rc = *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
 			goto out;
 		}
+		/* refused by the limiter or a 429 (queued again), or sent with no answer (still
+		 * 'sending'): the job sends it, or first finds out whether Power BI added it */
+		rc = 0;
+		unknown = sc.unknown;
 		requests_before = sc.requests;
 		throttled_before = sc.throttled;
-		if ((rc = spool_first(&sp, err)))
-			goto out;
 	}
 	/* the rest runs as a job: the chunks wait in push_chunks (with the calls already made) */
 	char job_id[PB_ID_BUF], key[64], url[80];
@@ -2120,6 +2680,11 @@ int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, co
 	xsnprintf(url, sizeof url, "/api/jobs/%s", job_id);
 	*status = 202;
 	*reply = json_pack("{s:s, s:s, s:I}", "job_id", job_id, "status_url", url, "rows", (json_int_t)total);
+	if (*reply && unknown)
+		json_object_set_new(*reply, "warnings",
+				    json_pack("[s]", "the connection to Power BI dropped after the rows were sent: the job "
+						     "finds out from the table's row count whether they were added before "
+						     "sending them again"));
 	rc = *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
 out:
 	if (sp.spilled) {
@@ -2163,6 +2728,39 @@ int push_rows_delete(pb_db *db, const pb_config *cfg, const push_caller *who, co
 	*reply = json_pack("{s:s, s:s, s:b}", "dataset_id", d->id, "table", t->name, "cleared", 1);
 	rc = *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
 out:
+	if (have)
+		pbi_session_release(&s);
+	ds_free(d);
+	return rc;
+}
+
+int push_dataset_delete(pb_db *db, const pb_config *cfg, const push_caller *who, const char *id, int *status,
+			json_t **reply, char *err)
+{
+	push_ds *d = NULL;
+	pbi_session s = { 0 };
+	sqlite3_stmt *st = NULL;
+	bool have = false;
+	*reply = NULL;
+	int rc = ds_get(db, who, id, &d, err);
+	if (rc)
+		return rc;
+	if ((rc = ds_session(db, cfg, d, &s, &have, status, reply, err)) || *reply)
+		goto out;
+	/* Power BI first: a record whose dataset could not be deleted stays, so the delete can be
+	 * asked again (a dataset already gone there counts as deleted) */
+	if ((rc = powerbi_dataset_delete(&s.api, d->workspace_id, d->powerbi_id, err))) {
+		rc = upstream_reply(&s.api, pbi_session_code(&s), rc, status, reply, err);
+		goto out;
+	}
+	/* its table counts go with it (ON DELETE CASCADE); jobs still holding rows for it fail with
+	 * "the push dataset was deleted" and drop them */
+	if ((rc = db_prepare(db, "DELETE FROM push_datasets WHERE id = ?", &st, err)) ||
+	    (rc = db_bind_text(st, 1, d->id, err)) || (rc = db_exec(db, st, err)))
+		goto out;
+	*status = 204;
+out:
+	db_done(st);
 	if (have)
 		pbi_session_release(&s);
 	ds_free(d);
@@ -2248,21 +2846,55 @@ int push_spool_tick(pb_db *db, const pb_config *cfg, char *err)
 	return push_spool_sweep(db, cutoff, &dropped, err);
 }
 
-/* Whether the upload still has its owner row. */
-static int owner_row(pb_db *db, const char *upload, bool *present, char *err)
+/* ======================================================================== the job */
+
+/* The job's counts, saved with every chunk it adds (in that chunk's transaction). */
+typedef struct job_counts {
+	pb_job_ctx *ctx;
+	long accepted;
+} job_counts;
+
+static int job_chunk_added(send_ctx *sc, long nrows, char *err)
 {
-	sqlite3_stmt *st = NULL;
-	*present = false;
-	int rc = db_prepare(db, "SELECT 1 FROM push_chunks WHERE upload_id = ? AND seq = -1", &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, upload, err)) && (rc = db_row(db, st, err)) == 1) {
-		*present = true;
-		rc = 0;
-	}
-	db_done(st);
+	job_counts *jc = sc->owner;
+	pb_job_ctx *ctx = jc->ctx;
+	/* job_checkpoint writes the whole object: the counters ride along with rows_accepted */
+	if (json_object_set_new(ctx->checkpoint, "requests", json_integer(sc->requests)) ||
+	    json_object_set_new(ctx->checkpoint, "throttled", json_integer(sc->throttled)))
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	int rc = job_checkpoint(ctx, "rows_accepted", json_integer(jc->accepted + nrows));
+	if (rc && err != ctx->err)
+		xsnprintf(err, PB_ERR_MAX, "%s", ctx->err);
+	if (!rc)
+		jc->accepted += nrows;
 	return rc;
 }
 
-/* ======================================================================== the job */
+/* Ends the job naming every row: first..last failed (what, why), the rows before were added,
+ * the rows after were never sent. why may be ctx->err: it is copied before the message is. */
+static int job_fail_rows(pb_job_ctx *ctx, const char *code, const char *what, long first, long last, long total,
+			 const char *why)
+{
+	char cause[PB_ERR_MAX], added[96], unsent[160];
+	xsnprintf(cause, sizeof cause, "%s", why);
+	if (first > 1)
+		xsnprintf(added, sizeof added, "rows 1 to %ld were added", first - 1);
+	else
+		xsnprintf(added, sizeof added, "no rows were added before them");
+	if (last < total)
+		xsnprintf(unsent, sizeof unsent, "rows %ld to %ld were not sent: send them again", last + 1, total);
+	else
+		xsnprintf(unsent, sizeof unsent, "no rows were left unsent");
+	return job_fail(ctx, code, "rows %ld to %ld: %s (%s); %s; %s", first, last, what, cause, added, unsent);
+}
+
+/* A transient failure: the job comes back after after_ms (0: the worker's back-off). */
+static int job_again(pb_job_ctx *ctx, long after_ms, const char *code, long accepted, long total)
+{
+	char cause[PB_ERR_MAX];
+	xsnprintf(cause, sizeof cause, "%s", ctx->err);
+	return job_retry_later(ctx, after_ms, code, "%s (%ld of %ld rows sent)", cause, accepted, total);
+}
 
 int push_rows_job(pb_job_ctx *ctx)
 {
@@ -2274,20 +2906,24 @@ int push_rows_job(pb_job_ctx *ctx)
 	pbi_session s = { 0 };
 	bool have = false;
 	json_t *reply = NULL;
-	sqlite3_stmt *st = NULL;
 	int status = 0, rc;
+	long checked = 0;
+	int64_t waited_ms = 0;
 	sbuf body;
 	sbuf_init(&body, PB_PUSH_CHUNK_BODY_MAX);
 	if (!upload || !ds_id || !table) {
 		rc = job_fail(ctx, "bad_input", "the job input lacks upload_id, dataset_id or table");
 		goto out;
 	}
-	/* counts survive a restart in the checkpoint; sent chunks are gone from push_chunks */
-	send_ctx sc = { .db = ctx->db, .table = table, .stop = ctx->stop };
+	/* counts survive a restart in the checkpoint, written with each chunk's removal */
+	job_counts jc = { .ctx = ctx };
+	send_ctx sc = { .db = ctx->db, .table = table, .upload = upload, .stop = ctx->stop, .on_added = job_chunk_added,
+			.owner = &jc };
 	json_t *cp_req = json_object_get(ctx->checkpoint, "requests"), *cp_thr = json_object_get(ctx->checkpoint, "throttled");
 	sc.requests = (long)json_integer_value(cp_req ? cp_req : json_object_get(in, "requests_before"));
 	sc.throttled = (long)json_integer_value(cp_thr ? cp_thr : json_object_get(in, "throttled_before"));
-	long accepted = (long)json_integer_value(json_object_get(ctx->checkpoint, "rows_accepted"));
+	jc.accepted = (long)json_integer_value(json_object_get(ctx->checkpoint, "rows_accepted"));
+	checked = (long)json_integer_value(json_object_get(ctx->checkpoint, "outcomes_checked"));
 	long total = (long)json_integer_value(json_object_get(in, "rows"));
 	if ((rc = ds_get(ctx->db, NULL, ds_id, &d, ctx->err))) {
 		if (rc == PB_ENOTFOUND)
@@ -2315,79 +2951,99 @@ int push_rows_job(pb_job_ctx *ctx)
 	conn_free(pc);
 	if (rc || (rc = tenant_backoff_hold_job(ctx, tenant, TB_PUSH, NULL, &held)))
 		goto out;
-	if ((rc = job_phase(ctx, "sending", total ? (int)(accepted * 100 / total) : 0)))
+	if ((rc = job_phase(ctx, "sending", total ? (int)(jc.accepted * 100 / total) : 0)))
 		goto out;
 	for (;;) {
-		long seq, nrows;
-		size_t len;
-		if ((rc = db_prepare(ctx->db, "SELECT seq, nrows, rows_json FROM push_chunks WHERE upload_id = ? AND seq >= 0 "
-					      "ORDER BY seq LIMIT 1",
-				     &st, ctx->err)) ||
-		    (rc = db_bind_text(st, 1, upload, ctx->err)))
-			goto out;
-		rc = db_row(ctx->db, st, ctx->err);
-		if (rc <= 0) {
-			db_done(st);
-			st = NULL;
+		chunk_ref c = { 0 };
+		if ((rc = chunk_next(ctx->db, upload, &c, &body, ctx->err)) <= 0)
 			break;
+		long first = jc.accepted + 1, last = jc.accepted + c.nrows;
+		if (!json_object_get(ctx->checkpoint, "rows_synced")) {
+			/* before the first POST: pbiport's count of the table takes Power BI's */
+			if ((!c.sending && (rc = table_rows_sync(&sc, ctx->err))) ||
+			    (rc = job_checkpoint(ctx, "rows_synced", json_true())))
+				goto out;
 		}
-		seq = (long)sqlite3_column_int64(st, 0);
-		nrows = (long)sqlite3_column_int64(st, 1);
-		len = (size_t)sqlite3_column_bytes(st, 2);
-		rc = rows_body(&body, (const char *)sqlite3_column_text(st, 2), len, ctx->err);
-		db_done(st);
-		st = NULL;
-		if (rc)
-			goto out;
-		if ((rc = send_chunk(&sc, sbuf_str(&body), body.len, nrows, true, NULL, ctx->err))) {
+		if (c.sending) {
+			/* a POST of it was made and nobody knows whether Power BI added its rows */
+			chunk_outcome o;
+			int64_t wait_ms = 0;
+			char why[PB_ERR_MAX] = "";
+			if ((rc = chunk_outcome_find(&sc, &c, &o, &wait_ms, why, ctx->err)))
+				goto out;
+			if (o == OUTCOME_WAIT) {
+				/* short waits here, up to the limiter's inline bound in all; longer ones free the worker */
+				if (waited_ms + wait_ms <= PB_PUSH_WAIT_INLINE_MS) {
+					pb_sleep_interruptible(wait_ms, ctx->stop);
+					waited_ms += wait_ms;
+					if (!ctx->stop || !*ctx->stop)
+						continue;
+				}
+				rc = job_retry_later(ctx, (long)wait_ms, "outcome_pending",
+						     "rows %ld to %ld: waiting to find out whether Power BI added them: %s", first,
+						     last, why);
+				goto out;
+			}
+			if (o == OUTCOME_UNKNOWN) {
+				rc = job_fail_rows(ctx, "outcome_unknown",
+						   "Power BI may or may not have added them, and its row count cannot tell; "
+						   "check the table for them before sending them again",
+						   first, last, total, why);
+				goto out;
+			}
+			if ((rc = job_checkpoint(ctx, "outcomes_checked", json_integer(++checked))))
+				goto out;
+			char rerr[PB_ERR_MAX];
+			if (o == OUTCOME_ADDED) {
+				if ((rc = chunk_added(&sc, c.seq, c.nrows, ctx->err)))
+					goto out;
+				if (c.ticket)
+					push_rate_release(ctx->db, c.ticket, true, rerr);
+				if ((rc = job_phase(ctx, "sending", total ? (int)(jc.accepted * 100 / total) : 100)))
+					goto out;
+				continue;
+			}
+			/* not added, and the request is over: send it again */
+			if ((rc = chunk_mark(ctx->db, upload, c.seq, false, NULL, NULL, 0, 0, ctx->err)))
+				goto out;
+			if (c.ticket)
+				push_rate_release(ctx->db, c.ticket, false, rerr);
+		}
+		if ((rc = send_chunk(&sc, c.seq, sbuf_str(&body), body.len, c.nrows, true, NULL, ctx->err))) {
+			if (sc.unknown)
+				continue; /* the chunk is still 'sending': the next round finds out */
 			if (s.api.last.status == 429)   /* holds back every push caller on the tenant */
 				tenant_backoff_record(ctx->db, tenant, TB_PUSH, s.api.last.retry_after_s,
 						      "push job %s sending rows to dataset %s", ctx->job->id, d->powerbi_id);
 			if (rc == PB_ELIMIT && sc.defer_ms)
-				rc = job_retry_later(ctx, (long)sc.defer_ms, "rate_limited", "%s (%ld of %ld rows sent)", ctx->err,
-						     accepted, total);
-			else if (s.api.last.outcome_unknown)
-				rc = job_fail(ctx, "outcome_unknown",
-					      "rows %ld to %ld: the connection dropped after sending; Power BI may or may not "
-					      "have added them (%ld rows accepted before): %s",
-					      accepted + 1, accepted + nrows, accepted, ctx->err);
+				rc = job_again(ctx, (long)sc.defer_ms, "rate_limited", jc.accepted, total);
 			else if (s.api.last.status == 429 || s.api.last.status >= 500 || !s.api.last.status)
-				rc = job_retry_later(ctx, s.api.last.retry_after_s > 0 ? s.api.last.retry_after_s * 1000 : 0,
-						     "powerbi_unavailable", "%s", ctx->err);
+				rc = job_again(ctx, s.api.last.retry_after_s > 0 ? s.api.last.retry_after_s * 1000 : 0,
+					       "powerbi_unavailable", jc.accepted, total);
 			else
-				rc = job_fail(ctx, "powerbi_rejected", "rows %ld to %ld: %s", accepted + 1, accepted + nrows,
-					      ctx->err);
+				rc = job_fail_rows(ctx, "powerbi_rejected", "Power BI refused them", first, last, total,
+						   ctx->err);
 			goto out;
 		}
-		accepted += nrows;
-		if ((rc = chunks_drop(ctx->db, upload, seq, ctx->err)) ||
-		    (rc = job_checkpoint(ctx, "rows_accepted", json_integer(accepted))) ||
-		    (rc = job_checkpoint(ctx, "requests", json_integer(sc.requests))) ||
-		    (rc = job_checkpoint(ctx, "throttled", json_integer(sc.throttled))) ||
-		    (rc = job_phase(ctx, "sending", total ? (int)(accepted * 100 / total) : 100)))
+		if ((rc = job_phase(ctx, "sending", total ? (int)(jc.accepted * 100 / total) : 100)))
 			goto out;
 	}
 	if (rc < 0)
 		goto out;
-	bool owned = false;
-	if (accepted < total && (rc = owner_row(ctx->db, upload, &owned, ctx->err)))
-		goto out;
-	/* rows missing and the owner row gone: the sweep took them (the owner row could not be
-	 * written). With the owner row there, the count only missed a chunk sent just before a
-	 * restart, and nothing was lost. */
-	if (accepted < total && !owned) {
+	/* rows missing with no chunk left: the sweep took them (the owner row could not be written) */
+	if (jc.accepted < total) {
 		rc = job_fail(ctx, "rows_lost",
 			      "%ld of %ld rows were sent; the spooled rest is gone (removed as abandoned while the job "
 			      "waited): send rows %ld to %ld again",
-			      accepted, total, accepted + 1, total);
+			      jc.accepted, total, jc.accepted + 1, total);
 		goto out;
 	}
 	/* done: the owner row goes too */
 	if ((rc = chunks_drop(ctx->db, upload, -1, ctx->err)))
 		goto out;
-	ctx->result = json_pack("{s:I, s:I, s:I, s:s, s:s}", "rows_accepted", (json_int_t)accepted, "requests",
-				(json_int_t)sc.requests, "throttled", (json_int_t)sc.throttled, "dataset_id", d->id, "table",
-				table);
+	ctx->result = json_pack("{s:I, s:I, s:I, s:I, s:s, s:s}", "rows_accepted", (json_int_t)jc.accepted, "requests",
+				(json_int_t)sc.requests, "throttled", (json_int_t)sc.throttled, "outcomes_checked",
+				(json_int_t)checked, "dataset_id", d->id, "table", table);
 	rc = ctx->result ? 0 : pb_err(ctx->err, PB_ENOMEM, "out of memory");
 out:
 	/* a job that ends for good drops what it did not send */
@@ -2395,7 +3051,6 @@ out:
 		char derr[PB_ERR_MAX];
 		chunks_drop(ctx->db, upload, -1, derr);
 	}
-	db_done(st);
 	sbuf_release(&body);
 	if (have)
 		pbi_session_release(&s);

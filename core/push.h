@@ -2,7 +2,7 @@
  * checked first, and row ingestion (JSON array, NDJSON, CSV with a header row).
  *
  * Owns the tables push_connections, push_datasets, push_table_rows, push_chunks and
- * push_rate_events (sql/0006_refresh_push.sql). Asks core/identity (identity_teams) which
+ * push_rate_events (sql/0006_refresh_push.sql), and push_sending (sql/0010_push_sending.sql). Asks core/identity (identity_teams) which
  * teams a caller belongs to, to decide which connections a member may use: members use the connections of their
  * teams, owners use all of their org's; any other connection is PB_ENOTFOUND.
  *
@@ -13,6 +13,14 @@
  * one POST rows request. A body of one small chunk is sent at once when the rate limiter
  * grants it; otherwise the chunks are spooled in push_chunks and the "push_rows" job sends
  * them, deleting each chunk once Power BI accepted it (so a resumed job sends the rest).
+ *
+ * Adding rows is not idempotent: a chunk is marked sending (push_sending) in the transaction that
+ * grants its POST, and leaves in the transaction that adds its rows to pbiport's count of the
+ * table (push_table_rows). A chunk found sending (the answer was lost, or the worker died) is not
+ * sent again blindly: Power BI's row count of the table (executeQueries) against pbiport's says
+ * whether it was added; when the count cannot tell (another writer, another chunk of unknown
+ * outcome, a full basicFIFO table, no count), the job fails naming the rows of unknown outcome,
+ * the rows added and the rows never sent.
  *
  * Rate limits (Power BI's documented per-dataset limits, scaled by PBIPORT_PUSH_RATE_SCALE,
  * default 1, each scaled value at least 1): 120 POST rows requests a minute, 1,000,000
@@ -116,11 +124,13 @@ typedef struct push_limits {
 	long pending;           /* requests in flight per dataset */
 	long big_table_rows;    /* a table holding this many rows slows the dataset to: */
 	long big_per_hour;      /* requests per hour */
+	long inflight_ms;       /* how long a request may still be under way at Power BI (not scaled) */
 } push_limits;
 
-/* Power BI's limits times scale (each at least 1). */
+/* Power BI's limits times scale (each at least 1); inflight_ms PB_PUSH_INFLIGHT_STALE_MS. */
 void push_limits_scaled(double scale, push_limits *out);
-/* From PBIPORT_PUSH_RATE_SCALE (a positive number; default 1). PB_EINVAL naming it. */
+/* From PBIPORT_PUSH_RATE_SCALE (a positive number; default 1) and PBIPORT_PUSH_INFLIGHT_S
+ * (seconds; default PB_PUSH_INFLIGHT_STALE_MS / 1000). PB_EINVAL naming the variable. */
 int push_limits_from_env(push_limits *out, char *err);
 
 /* Asks for one request of rows rows to dataset_key at now_ms, the biggest table holding
@@ -163,6 +173,12 @@ int push_dataset_create(pb_db *db, const pb_config *cfg, const push_caller *who,
 			int *status, struct json_t **reply, const char **warning, char *err);
 int push_dataset_get(pb_db *db, const push_caller *who, const char *id, struct json_t **reply, char *err);
 int push_datasets_list(pb_db *db, const push_caller *who, struct json_t **reply, char *err);
+/* Handles DELETE /api/push-datasets/{id}: deletes the dataset in Power BI (already gone there
+ * counts as deleted), then pbiport's record. Who may write rows to it may delete it (owners,
+ * members of the connection's team); anyone else gets PB_ENOTFOUND. *status 204 (*reply NULL),
+ * or an error status with *reply an error body (the record is kept). */
+int push_dataset_delete(pb_db *db, const pb_config *cfg, const push_caller *who, const char *id, int *status,
+			struct json_t **reply, char *err);
 
 /* Where a body comes from: read() returns bytes read, 0 at the end, -1 on error. */
 typedef struct push_source {

@@ -33,6 +33,16 @@ static void copy(char *dst, size_t size, const char *src)
 		dst[0] = '\0';
 }
 
+/* A name to show: cut when it is too long, at a character boundary, so messages and JSON
+ * made from it stay valid UTF-8. */
+static void copy_name(char *dst, size_t size, const char *src)
+{
+	(void)xsnprintf(dst, size, "%s", src ? src : "");
+	size_t n = strlen(dst);
+	while (n && !utf8_valid(dst, n))
+		dst[--n] = '\0';
+}
+
 /* ======================================================================== targets */
 
 static int published_lookup(pb_db *db, const char *org_id, const char *ref, refresh_target *t, bool *found, char *err)
@@ -44,10 +54,29 @@ static int published_lookup(pb_db *db, const char *org_id, const char *ref, refr
 	copy(t->model_ref, sizeof t->model_ref, m.id);
 	copy(t->workspace_id, sizeof t->workspace_id, m.workspace_id);
 	copy(t->dataset_id, sizeof t->dataset_id, m.semantic_model_id);
-	copy(t->name, sizeof t->name, m.name);
+	copy_name(t->name, sizeof t->name, m.name);
 	copy(t->publisher_id, sizeof t->publisher_id, m.user_id);
 	t->published = true;
 	return 0;
+}
+
+/* The Power BI ids go into URLs: only Microsoft ids (GUIDs) may, whatever a stored row holds.
+ * The message shows the id's first 40 bytes, anything but printable ASCII as '?'. */
+static int ids_check(const refresh_target *t, char *err)
+{
+	const char *what = !str_is_guid(t->workspace_id) ? "workspace" : !str_is_guid(t->dataset_id) ? "semantic model" : NULL;
+	char shown[41];
+	if (!what)
+		return 0;
+	const char *id = !strcmp(what, "workspace") ? t->workspace_id : t->dataset_id;
+	size_t n = 0;
+	for (; id[n] && n < sizeof shown - 1; n++)
+		shown[n] = id[n] >= 0x20 && id[n] < 0x7f ? id[n] : '?';
+	shown[n] = '\0';
+	return pb_err(err, PB_EINVAL,
+		      "semantic model '%s' has a Power BI %s id ('%s') that is not a Microsoft id (GUID): pbiport does "
+		      "not call Power BI with it; import or publish the model again",
+		      t->name, what, shown);
 }
 
 int refresh_resolve(pb_db *db, const char *org_id, const char *ref, refresh_target *out, char *err)
@@ -60,17 +89,33 @@ int refresh_resolve(pb_db *db, const char *org_id, const char *ref, refresh_targ
 		copy(out->model_ref, sizeof out->model_ref, a->id);
 		copy(out->workspace_id, sizeof out->workspace_id, a->workspace_powerbi_id);
 		copy(out->dataset_id, sizeof out->dataset_id, a->powerbi_id);
-		copy(out->name, sizeof out->name, a->name);
+		copy_name(out->name, sizeof out->name, a->name);
 		copy(out->integration_id, sizeof out->integration_id, a->integration_id);
 		asset_free(a);
-		return 0;
+		return ids_check(out, err);
 	}
 	asset_free(a);
 	if (rc && rc != PB_ENOTFOUND)
 		return rc;
 	if ((rc = published_lookup(db, org_id, ref, out, &found, err)))
 		return rc;
-	return found ? 0 : pb_err(err, PB_ENOTFOUND, "no semantic model %.40s in this organization", ref);
+	if (!found)
+		return pb_err(err, PB_ENOTFOUND, "no semantic model %.40s in this organization", ref);
+	return ids_check(out, err);
+}
+
+/* refresh_resolve answered as the API does: 404 for a model the organization does not have,
+ * 409 invalid_powerbi_id for one whose stored Power BI ids are not GUIDs. A refusal sets
+ * *reply and returns 0; other failures return their rc. */
+static int resolve_or_refuse(pb_db *db, const char *org_id, const char *ref, refresh_target *t, int *status,
+			     json_t **reply, char *err)
+{
+	int rc = refresh_resolve(db, org_id, ref, t, err);
+	if (rc == PB_ENOTFOUND)
+		return error_reply(status, reply, 404, "not_found", err, err);
+	if (rc == PB_EINVAL)
+		return error_reply(status, reply, 409, "invalid_powerbi_id", err, err);
+	return rc;
 }
 
 /* Who refreshes: "sp" (the integration's service principal) or "user" (a delegated
@@ -125,15 +170,42 @@ static bool digits(const char *s, size_t n)
 	return true;
 }
 
-/* "YYYY-MM-DD", optionally followed by a time ("T..."). */
-static bool date_text(const char *s)
+static int two_digits(const char *s)
 {
+	return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+/* A day that exists in the Gregorian calendar ("YYYY-MM-DD"), optionally followed by a time
+ * of day "Thh:mm:ss" with an optional fraction and "Z". Otherwise PB_EINVAL naming field. */
+static int calendar_date(const char *field, const char *s, char *err)
+{
+	static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	static const char *const months[] = { "January", "February", "March",     "April",   "May",      "June",
+					      "July",    "August",   "September", "October", "November", "December" };
 	size_t n = strlen(s);
-	if (n < 10 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' || !digits(s + 8, 2) ||
-	    (n > 10 && s[10] != 'T'))
-		return false;
-	int mo = (s[5] - '0') * 10 + (s[6] - '0'), d = (s[8] - '0') * 10 + (s[9] - '0');
-	return mo >= 1 && mo <= 12 && d >= 1 && d <= 31;
+	if (n < 10 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' || !digits(s + 8, 2))
+		return pb_err(err, PB_EINVAL, "%s must be a date (YYYY-MM-DD), got '%.40s'", field, s);
+	int y = (int)strtol(s, NULL, 10), mo = two_digits(s + 5), d = two_digits(s + 8);
+	if (mo < 1 || mo > 12)
+		return pb_err(err, PB_EINVAL, "%s '%.40s' has no month %02d (YYYY-MM-DD)", field, s, mo);
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	int last = days[mo - 1] + (mo == 2 && leap);
+	if (d < 1 || d > last)
+		return pb_err(err, PB_EINVAL, "%s '%.40s' is not a calendar date: %s %d has %d days", field, s,
+			      months[mo - 1], y, last);
+	const char *t = s + 10;
+	if (!*t)
+		return 0;
+	/* Thh:mm:ss[.f...][Z] */
+	if (t[0] != 'T' || strlen(t) < 9 || !digits(t + 1, 2) || t[3] != ':' || !digits(t + 4, 2) || t[6] != ':' ||
+	    !digits(t + 7, 2) || two_digits(t + 1) > 23 || two_digits(t + 4) > 59 || two_digits(t + 7) > 59)
+		return pb_err(err, PB_EINVAL, "%s '%.40s': a time after the date must be Thh:mm:ss", field, s);
+	t += 9;
+	if (*t == '.' && digits(t + 1, 1))
+		t += 1 + strspn(t + 1, "0123456789");
+	if (!strcmp(t, "Z"))
+		t++;
+	return *t ? pb_err(err, PB_EINVAL, "%s '%.40s': a time after the date must be Thh:mm:ss", field, s) : 0;
 }
 
 /* "hh:mm:ss" with hh 0-23 (one or two digits): Power BI's pattern. *secs its length. */
@@ -238,10 +310,12 @@ static int enhanced_options(const json_t *body, json_t **out, char *err)
 		goto out;
 	}
 	if ((v = json_object_get(body, "effectiveDate"))) {
-		if (!json_is_string(v) || !date_text(json_string_value(v))) {
+		if (!json_is_string(v)) {
 			rc = pb_err(err, PB_EINVAL, "effectiveDate must be a date (YYYY-MM-DD)");
 			goto out;
 		}
+		if ((rc = calendar_date("effectiveDate", json_string_value(v), err)))
+			goto out;
 		json_object_set_new(o, "effectiveDate", json_string(json_string_value(v)));
 	}
 	if ((v = json_object_get(body, "timeout"))) {
@@ -386,6 +460,75 @@ out:
 	return rc;
 }
 
+/* ======================================================================== sessions */
+
+static int open_session(pb_db *db, const pb_config *cfg, const char *org_id, const char *auth, const char *integration_id,
+			const char *user_id, pbi_session *s, char code[PBI_CODE_MAX], char *err)
+{
+	memset(s, 0, sizeof *s);
+	code[0] = '\0';
+	if (auth && !strcmp(auth, "user"))
+		return pbi_session_user(s, db, cfg, org_id, user_id, code, err);
+	pb_integration *i = NULL;
+	char *secret = NULL;
+	size_t len = 0;
+	int rc = integrations_get(db, NULL, integration_id ? integration_id : "", &i, err);
+	if (rc == PB_ENOTFOUND)
+		copy(code, PBI_CODE_MAX, "no_credentials");
+	if (!rc && !(rc = integration_open_secret(cfg, i, &secret, &len, err)))
+		rc = pbi_session_app(s, i->tenant_id, i->client_id, secret, code, err);
+	pb_secret_free(secret, len);
+	integration_free(i);
+	return rc;
+}
+
+/* ======================================================================== capacity */
+
+/* Power BI runs an enhanced refresh only in a workspace on a capacity (Premium, PPU,
+ * Embedded or Fabric) and refuses it on shared capacity. *shared says which; name gets the
+ * workspace's name (its id when Power BI gives none). */
+static int workspace_on_shared_capacity(msapi *api, const char *ws, bool *shared, char *name, size_t size, char *err)
+{
+	powerbi_group g;
+	int rc = powerbi_get_group(api, ws, &g, err);
+	if (!rc) {
+		*shared = !g.on_dedicated_capacity;
+		copy_name(name, size, g.name ? g.name : ws);
+	}
+	powerbi_group_release(&g);
+	return rc;
+}
+
+static void needs_capacity_message(char *buf, size_t size, const char *ws_name)
+{
+	if (xsnprintf(buf, size,
+		      "workspace '%s' is on shared capacity, and Power BI runs an enhanced refresh (type, commitMode, "
+		      "objects, retryCount, maxParallelism, applyRefreshPolicy, effectiveDate, timeout) only on Premium, "
+		      "Premium Per User, Embedded or Fabric capacity: ask for a standard refresh ({} or only "
+		      "notifyOption), or assign the workspace to a capacity",
+		      ws_name))
+		copy(buf, size, "the workspace is on shared capacity, where Power BI runs no enhanced refresh");
+}
+
+/* Refuses an enhanced refresh of a model on shared capacity before anything is queued, when
+ * Power BI can say where the workspace is (409 into *reply). When it cannot be asked now, the
+ * job asks again and reports what fails. */
+static int capacity_precheck(pb_db *db, const pb_config *cfg, const char *org_id, const refresh_target *t,
+			     const char *auth, const char *auth_user, int *status, json_t **reply, char *err)
+{
+	pbi_session s;
+	char code[PBI_CODE_MAX], sub[PB_ERR_MAX], name[PB_NAME_FIELD_MAX + 1], msg[PB_ERR_MAX];
+	bool shared = false;
+	if (open_session(db, cfg, org_id, auth, t->integration_id, auth_user, &s, code, sub))
+		return 0;
+	int rc = workspace_on_shared_capacity(&s.api, t->workspace_id, &shared, name, sizeof name, sub);
+	pbi_session_release(&s);
+	if (rc || !shared)
+		return 0;
+	needs_capacity_message(msg, sizeof msg, name);
+	return error_reply(status, reply, 409, "enhanced_refresh_needs_capacity", msg, err);
+}
+
 /* ======================================================================== submit */
 
 int refresh_submit(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *ref,
@@ -399,16 +542,15 @@ int refresh_submit(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 	char *text = NULL;
 	json_t *options = NULL;
 	int rc;
-	(void)cfg;
 	*reply = NULL;
 	if ((rc = options_parse(body, &options, err)) || (rc = wait_timeout_s(body, &timeout_s, err))) {
 		json_decref(options);
 		return rc == PB_EINVAL ? error_reply(status, reply, 400, "bad_request", err, err) : rc;
 	}
 	/* options_parse checked everything; from here the options go into the job input */
-	if ((rc = refresh_resolve(db, org_id, ref, &t, err))) {
+	if ((rc = resolve_or_refuse(db, org_id, ref, &t, status, reply, err)) || *reply) {
 		json_decref(options);
-		return rc == PB_ENOTFOUND ? error_reply(status, reply, 404, "not_found", err, err) : rc;
+		return rc;
 	}
 	/* a person asking for a published model must be its publisher; schedules and events
 	 * act for the publisher (the job still belongs to whoever sent the event) */
@@ -424,6 +566,10 @@ int refresh_submit(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 				   "a service principal refreshes this model, and Power BI sends service principals no "
 				   "mail: notifyOption must be NoNotification",
 				   err);
+	}
+	if (options && ((rc = capacity_precheck(db, cfg, org_id, &t, auth, auth_user, status, reply, err)) || *reply)) {
+		json_decref(options);
+		return rc;
 	}
 	json_t *input = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:I, s:s, s:s?, s:o?}", "model_ref", t.model_ref,
 				  "workspace_id", t.workspace_id, "dataset_id", t.dataset_id, "name", t.name, "auth", auth,
@@ -450,28 +596,6 @@ int refresh_submit(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 	*reply = json_pack("{s:s, s:s, s:s, s:s, s:b}", "job_id", job_id, "status_url", url, "model_ref", t.model_ref, "name",
 			   t.name, "joined", existing);
 	return *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
-}
-
-/* ======================================================================== sessions */
-
-static int open_session(pb_db *db, const pb_config *cfg, const char *org_id, const char *auth, const char *integration_id,
-			const char *user_id, pbi_session *s, char code[PBI_CODE_MAX], char *err)
-{
-	memset(s, 0, sizeof *s);
-	code[0] = '\0';
-	if (auth && !strcmp(auth, "user"))
-		return pbi_session_user(s, db, cfg, org_id, user_id, code, err);
-	pb_integration *i = NULL;
-	char *secret = NULL;
-	size_t len = 0;
-	int rc = integrations_get(db, NULL, integration_id ? integration_id : "", &i, err);
-	if (rc == PB_ENOTFOUND)
-		copy(code, PBI_CODE_MAX, "no_credentials");
-	if (!rc && !(rc = integration_open_secret(cfg, i, &secret, &len, err)))
-		rc = pbi_session_app(s, i->tenant_id, i->client_id, secret, code, err);
-	pb_secret_free(secret, len);
-	integration_free(i);
-	return rc;
 }
 
 /* ======================================================================== the job */
@@ -503,17 +627,41 @@ static bool stopping(pb_job_ctx *ctx)
 	return (ctx->stop && *ctx->stop) || atomic_load(&ctx->lease_lost);
 }
 
+/* job_fail / job_retry_later for a cause already in ctx->err, behind prefix (may be ""). Both
+ * format into ctx->err, so the cause is copied out first: formatting a buffer into itself is
+ * undefined behaviour (seen as doubled and cut messages). */
+static int fail_with_cause(pb_job_ctx *ctx, const char *code, const char *prefix)
+{
+	char cause[PB_ERR_MAX];
+	copy(cause, sizeof cause, ctx->err);
+	return job_fail(ctx, code, "%s%s", prefix, cause);
+}
+
+static int retry_with_cause(pb_job_ctx *ctx, const char *code, const char *prefix)
+{
+	char cause[PB_ERR_MAX];
+	copy(cause, sizeof cause, ctx->err);
+	return job_retry_later(ctx, 0, code, "%s%s", prefix, cause);
+}
+
+/* A failed Power BI call made through s, its message in ctx->err: fail for what a user must
+ * fix (the session's code, or a 4xx: message behind refused), retry later for the rest
+ * (behind later). */
+static int call_failed(pb_job_ctx *ctx, pbi_session *s, const char *refused, const char *later)
+{
+	long st = s->api.last.status;
+	if (pbi_session_code(s)[0] && strcmp(pbi_session_code(s), "unavailable"))
+		return fail_with_cause(ctx, pbi_session_code(s), "");
+	if (st >= 400 && st < 500 && st != 429)
+		return fail_with_cause(ctx, "powerbi_rejected", refused);
+	return retry_with_cause(ctx, "powerbi_unavailable", later);
+}
+
 /* Reads the history; on failure decides between retry-later and fail. */
 static int read_history(pb_job_ctx *ctx, pbi_session *s, const char *ws, const char *ds, powerbi_refresh **h, size_t *n)
 {
 	int rc = powerbi_refresh_history(&s->api, ws, ds, PB_REFRESH_HISTORY_TOP, h, n, ctx->err);
-	if (!rc)
-		return 0;
-	if (pbi_session_code(s)[0] && strcmp(pbi_session_code(s), "unavailable"))
-		return job_fail(ctx, pbi_session_code(s), "%s", ctx->err);
-	if (s->api.last.status >= 400 && s->api.last.status < 500 && s->api.last.status != 429)
-		return job_fail(ctx, "powerbi_rejected", "reading the refresh history: %s", ctx->err);
-	return job_retry_later(ctx, 0, "powerbi_unavailable", "reading the refresh history: %s", ctx->err);
+	return rc ? call_failed(ctx, s, "reading the refresh history: ", "reading the refresh history: ") : 0;
 }
 
 static bool in_list(json_t *ids, const char *id)
@@ -592,12 +740,21 @@ static int start_refresh(pb_job_ctx *ctx, pbi_session *s, const char *ws, const 
 	if (rc) {
 		long st = s->api.last.status;
 		if ((st == 400 || st == 409)) {
+			char first[PB_ERR_MAX], name[PB_NAME_FIELD_MAX + 1], sub[PB_ERR_MAX];
+			bool shared = false;
+			copy(first, sizeof first, ctx->err);
+			/* an enhanced refresh on shared capacity: say so rather than "refused" or joining
+			 * a standard refresh that happens to run */
+			if (powerbi_refresh_options_enhanced(&o) &&
+			    !workspace_on_shared_capacity(&s->api, ws, &shared, name, sizeof name, sub) && shared) {
+				needs_capacity_message(sub, sizeof sub, name);
+				rc = job_fail(ctx, "enhanced_refresh_needs_capacity", "%s", sub);
+				goto out;
+			}
 			/* another refresh started in between: join it */
 			powerbi_refreshes_release(h, n);
 			h = NULL;
 			n = 0;
-			char first[PB_ERR_MAX];
-			copy(first, sizeof first, ctx->err);
 			if ((rc = read_history(ctx, s, ws, ds, &h, &n)))
 				goto out;
 			if (n && powerbi_refresh_running(&h[0]) && h[0].request_id) {
@@ -606,12 +763,8 @@ static int start_refresh(pb_job_ctx *ctx, pbi_session *s, const char *ws, const 
 				goto out;
 			}
 			rc = job_fail(ctx, "powerbi_rejected", "Power BI refused the refresh: %s", first);
-		} else if (pbi_session_code(s)[0] && strcmp(pbi_session_code(s), "unavailable")) {
-			rc = job_fail(ctx, pbi_session_code(s), "%s", ctx->err);
-		} else if (st >= 400 && st < 500 && st != 429) {
-			rc = job_fail(ctx, "powerbi_rejected", "Power BI refused the refresh: %s", ctx->err);
 		} else {
-			rc = job_retry_later(ctx, 0, "powerbi_unavailable", "%s", ctx->err);
+			rc = call_failed(ctx, s, "Power BI refused the refresh: ", "");
 		}
 		goto out;
 	}
@@ -671,8 +824,14 @@ int refresh_job(pb_job_ctx *ctx)
 		rc = job_fail(ctx, "bad_input", "the job input lacks workspace_id, dataset_id or model_ref");
 		goto out;
 	}
+	if (!str_is_guid(ws) || !str_is_guid(ds)) {
+		rc = job_fail(ctx, "bad_input", "the job input's workspace_id or dataset_id is not a Microsoft id (GUID)");
+		goto out;
+	}
 	if (timeout_s <= 0)
 		timeout_s = PB_REFRESH_TIMEOUT_S_DEFAULT;
+	/* the worker's limit for this attempt: the wait, plus an hour for the calls around it */
+	job_extend_time_limit(ctx, timeout_s * 1000 + 3600LL * 1000);
 	/* the wait started with the first attempt, not this one */
 	int64_t started = json_integer_value(json_object_get(ctx->checkpoint, "started_ms"));
 	if (!started && (rc = job_checkpoint(ctx, "started_ms", json_integer(started = pb_epoch_ms()))))
@@ -681,9 +840,9 @@ int refresh_job(pb_job_ctx *ctx)
 			       json_string_value(json_object_get(in, "integration_id")),
 			       json_string_value(json_object_get(in, "user_id")), &s, code, ctx->err))) {
 		if (!strcmp(code, "unavailable") || (!code[0] && rc == PB_EIO))
-			rc = job_retry_later(ctx, 0, "unavailable", "%s", ctx->err);
+			rc = retry_with_cause(ctx, "unavailable", "");
 		else
-			rc = job_fail(ctx, code[0] ? code : "no_credentials", "%s", ctx->err);
+			rc = fail_with_cause(ctx, code[0] ? code : "no_credentials", "");
 		goto out;
 	}
 	have = true;
@@ -819,11 +978,8 @@ int refresh_history(pb_db *db, const pb_config *cfg, const char *org_id, const c
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = refresh_resolve(db, org_id, ref, &t, err))) {
-		if (rc == PB_ENOTFOUND)
-			rc = error_reply(status, reply, 404, "not_found", err, err);
+	if ((rc = resolve_or_refuse(db, org_id, ref, &t, status, reply, err)) || *reply)
 		goto out;
-	}
 	if ((rc = db_prepare(db,
 			     "SELECT request_id, status, start_time, end_time, error, job_id, trigger, joined, created_at "
 			     "FROM refresh_runs WHERE org_id = ? AND model_ref = ? ORDER BY created_at DESC LIMIT 60",
@@ -918,11 +1074,53 @@ out:
 int refresh_schedule_get(pb_db *db, const char *org_id, const char *ref, int *status, json_t **reply, char *err)
 {
 	refresh_target t;
-	int rc = refresh_resolve(db, org_id, ref, &t, err);
-	if (rc)
-		return rc == PB_ENOTFOUND ? error_reply(status, reply, 404, "not_found", err, err) : rc;
+	*reply = NULL;
+	int rc = resolve_or_refuse(db, org_id, ref, &t, status, reply, err);
+	if (rc || *reply)
+		return rc;
 	*status = 200;
 	return schedule_json(db, org_id, t.model_ref, reply, err);
+}
+
+/* Runs st (prepared and bound when rc is 0; finalized here) and answers with the model's
+ * schedule as it now is. */
+static int change_schedule(pb_db *db, sqlite3_stmt *st, int rc, const char *org_id, const char *ref, int *status,
+			   json_t **reply, char *err)
+{
+	if (!rc)
+		rc = db_exec(db, st, err);
+	db_done(st);
+	if (rc)
+		return rc;
+	*status = 200;
+	return schedule_json(db, org_id, ref, reply, err);
+}
+
+/* Why refresh schedules have a floor, for the message that refuses a shorter one. */
+#define REFRESH_SCHEDULE_FLOOR_WHY                                                                                     \
+	"each run is a refresh in Power BI, which allows 8 refreshes a day on shared capacity (48 scheduled ones on "  \
+	"Premium); for more, refresh on demand (POST /api/semantic-models/{id}/refreshes) or when the data changes "  \
+	"(POST /api/events)"
+
+int refresh_schedule_delete(pb_db *db, const char *org_id, const char *user_id, const char *ref, int *status,
+			    json_t **reply, char *err)
+{
+	refresh_target t;
+	sqlite3_stmt *st = NULL;
+	*reply = NULL;
+	/* removing needs no credentials (a model whose integration or publisher is gone must
+	 * still lose its schedule), and a model with unusable Power BI ids may lose it too */
+	int rc = refresh_resolve(db, org_id, ref, &t, err);
+	if (rc == PB_ENOTFOUND)
+		return error_reply(status, reply, 404, "not_found", err, err);
+	if (rc && (rc != PB_EINVAL || !t.model_ref[0]))
+		return rc;
+	if (t.published && t.publisher_id[0] && user_id && strcmp(user_id, t.publisher_id))
+		return error_reply(status, reply, 403, "forbidden",
+				   "this model was published by another user: only they may change its refresh schedule", err);
+	(void)((rc = db_prepare(db, "DELETE FROM refresh_schedules WHERE org_id = ? AND model_ref = ?", &st, err)) ||
+	       (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, t.model_ref, err)));
+	return change_schedule(db, st, rc, org_id, t.model_ref, status, reply, err);
 }
 
 int refresh_schedule_put(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *ref,
@@ -947,43 +1145,38 @@ int refresh_schedule_put(pb_db *db, const pb_config *cfg, const char *org_id, co
 	const json_t *js = json_object_get(body, "schedule");
 	if (!json_is_null(js) && !json_is_string(js))
 		return error_reply(status, reply, 400, "bad_request", "schedule must be a string or null", err);
-	if ((rc = refresh_resolve(db, org_id, ref, &t, err)))
-		return rc == PB_ENOTFOUND ? error_reply(status, reply, 404, "not_found", err, err) : rc;
+	const char *text = json_string_value(js);
+	if (!text)
+		return refresh_schedule_delete(db, org_id, user_id, ref, status, reply, err);
+	/* an empty text is a mistake more often than a wish to remove the schedule: say how */
+	if (!text[strspn(text, " \t")])
+		return error_reply(status, reply, 400, "bad_schedule",
+				   "schedule is empty: to remove the refresh schedule send {\"schedule\": null} or DELETE "
+				   "/api/semantic-models/{id}/refresh-schedule",
+				   err);
+	if ((rc = resolve_or_refuse(db, org_id, ref, &t, status, reply, err)) || *reply)
+		return rc;
 	if ((rc = choose_auth(db, org_id, &t, user_id, &auth, &auth_user, err)))
 		return rc == PB_EINVAL ? error_reply(status, reply, 400, "no_credentials", err, err) : rc;
-	const char *text = json_string_value(js);
+	if ((rc = cron_min_interval(&min_s, err)))
+		return rc;
+	if ((rc = cron_parse(text, &c, err)) ||
+	    (rc = cron_check_interval(&c, text, min_s, "refresh schedule", REFRESH_SCHEDULE_FLOOR_WHY, err)) ||
+	    (rc = cron_next(&c, pb_epoch_ms() / 1000, &next_s, err)))
+		return error_reply(status, reply, 400, "bad_schedule", err, err);
 	pb_now(now);
-	if (!text || !*text) {
-		if ((rc = db_prepare(db, "DELETE FROM refresh_schedules WHERE org_id = ? AND model_ref = ?", &st, err)) ||
-		    (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, t.model_ref, err)) ||
-		    (rc = db_exec(db, st, err)))
-			goto out;
-	} else {
-		if ((rc = cron_min_interval(&min_s, err)))
-			goto out;
-		if ((rc = cron_validate(text, min_s, &c, err)) || (rc = cron_next(&c, pb_epoch_ms() / 1000, &next_s, err))) {
-			rc = error_reply(status, reply, 400, "bad_schedule", err, err);
-			goto out;
-		}
-		pb_time_format(next_s * 1000, next);
-		if ((rc = db_prepare(db,
-				     "INSERT INTO refresh_schedules (model_ref, org_id, schedule, next_run_at, created_by, "
-				     "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model_ref) DO UPDATE SET "
-				     "schedule = excluded.schedule, next_run_at = excluded.next_run_at, updated_at = excluded.updated_at",
-				     &st, err)) ||
-		    (rc = db_bind_text(st, 1, t.model_ref, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
-		    (rc = db_bind_text(st, 3, text, err)) || (rc = db_bind_text(st, 4, next, err)) ||
-		    (rc = db_bind_text(st, 5, user_id, err)) || (rc = db_bind_text(st, 6, now, err)) ||
-		    (rc = db_bind_text(st, 7, now, err)) || (rc = db_exec(db, st, err)))
-			goto out;
-	}
-	db_done(st);
-	st = NULL;
-	*status = 200;
-	rc = schedule_json(db, org_id, t.model_ref, reply, err);
-out:
-	db_done(st);
-	return rc;
+	pb_time_format(next_s * 1000, next);
+	(void)((rc = db_prepare(db,
+				"INSERT INTO refresh_schedules (model_ref, org_id, schedule, next_run_at, created_by, "
+				"created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model_ref) DO UPDATE SET "
+				"schedule = excluded.schedule, next_run_at = excluded.next_run_at, "
+				"updated_at = excluded.updated_at",
+				&st, err)) ||
+	       (rc = db_bind_text(st, 1, t.model_ref, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
+	       (rc = db_bind_text(st, 3, text, err)) || (rc = db_bind_text(st, 4, next, err)) ||
+	       (rc = db_bind_text(st, 5, user_id, err)) || (rc = db_bind_text(st, 6, now, err)) ||
+	       (rc = db_bind_text(st, 7, now, err)));
+	return change_schedule(db, st, rc, org_id, t.model_ref, status, reply, err);
 }
 
 int refresh_schedules_due(pb_db *db, const char *now, refresh_due **out, size_t *n, char *err)
@@ -1138,8 +1331,8 @@ int refresh_events(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 		const char *type = json_string_value(json_array_get(c, 1));
 		refresh_target t;
 		int r = refresh_resolve(db, org_id, node, &t, err);
-		if (r == PB_ENOTFOUND) {
-			if (!strcmp(type, "semantic_model"))
+		if (r == PB_ENOTFOUND || r == PB_EINVAL) {
+			if (r == PB_EINVAL || !strcmp(type, "semantic_model"))
 				json_array_append_new(skipped, json_pack("{s:s, s:s}", "model_ref", node, "reason", err));
 			continue; /* a data product that is not a published model */
 		}

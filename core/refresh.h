@@ -50,7 +50,8 @@ typedef struct refresh_target {
 	char publisher_id[PB_ID_BUF];     /* published: "" when the user was deleted */
 } refresh_target;
 
-/* PB_ENOTFOUND when org_id has no such semantic model. */
+/* PB_ENOTFOUND when org_id has no such semantic model; PB_EINVAL (*out filled) when its
+ * stored Power BI workspace or model id is not a GUID, so no URL is ever built from it. */
 int refresh_resolve(pb_db *db, const char *org_id, const char *ref, refresh_target *out, char *err);
 
 /* Checks a POST .../refreshes body: {} or {"notifyOption"} or enhanced-refresh options
@@ -60,8 +61,12 @@ int refresh_options_check(const struct json_t *body, char *err);
 
 /* Queues a refresh of ref (trigger "manual", "schedule" or "event"). user_id: the person
  * asking (NULL for schedules); the job belongs to them. Only a "manual" request is checked
- * against a published model's publisher; schedules and events act for the publisher. *status: 202 with {job_id, status_url, model_ref,
- * joined}, or 400/404 with an error body in *reply. */
+ * against a published model's publisher; schedules and events act for the publisher.
+ * Enhanced-refresh options make it ask Power BI where the model's workspace is
+ * (GET /groups/{id}) and refuse one on shared capacity at once (409
+ * enhanced_refresh_needs_capacity); when Power BI cannot be asked, the job asks and says so.
+ * *status: 202 with {job_id, status_url, model_ref, joined}, or 400/404/409 with an error
+ * body in *reply (409 invalid_powerbi_id: the model's stored Power BI ids are not GUIDs). */
 int refresh_submit(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *ref,
 		   const struct json_t *body, const char *trigger, int *status, struct json_t **reply, char *err);
 
@@ -71,11 +76,15 @@ int refresh_history(pb_db *db, const pb_config *cfg, const char *org_id, const c
 		    int *status, struct json_t **reply, char *err);
 
 /* PUT .../refresh-schedule {"schedule": "<cron or preset>" | null}: sets or clears it.
- * *reply {"model_ref","schedule","next_run_at"}; 400 for a bad schedule or a model
- * without credentials. */
+ * *reply {"model_ref","schedule","next_run_at"}; 400 for a bad schedule (an empty text too:
+ * null or DELETE removes a schedule) or a model without credentials. */
 int refresh_schedule_put(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *ref,
 			 const struct json_t *body, int *status, struct json_t **reply, char *err);
 int refresh_schedule_get(pb_db *db, const char *org_id, const char *ref, int *status, struct json_t **reply, char *err);
+/* DELETE .../refresh-schedule (and PUT with null): removes it, whatever credentials the model
+ * still has; a model published by another user answers 403. *reply as for PUT. */
+int refresh_schedule_delete(pb_db *db, const char *org_id, const char *user_id, const char *ref, int *status,
+			    struct json_t **reply, char *err);
 
 /* POST /api/events: {"type":"data_product.updated","data_product_id":...} or
  * {"events":[...]}: refreshes every semantic model downstream of the data products in the

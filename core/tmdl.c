@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "core/names.h"
 #include "runtime/strbuf.h"
 #include "runtime/util.h"
 
@@ -265,8 +266,8 @@ static int scan_name(const doc *d, int lineno, const char *p, const char *e, con
 	}
 	if (n == 0)
 		return syntax_error(d->err, d->file, lineno, "empty name");
-	if (n > PB_NAME_MAX_BYTES)
-		return syntax_error(d->err, d->file, lineno, "name longer than %d bytes", PB_NAME_MAX_BYTES);
+	if (n > PB_PBI_NAME_MAX_BYTES)
+		return syntax_error(d->err, d->file, lineno, "name longer than %d bytes", PB_PBI_NAME_MAX_BYTES);
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f)
 			return syntax_error(d->err, d->file, lineno, "control character in name");

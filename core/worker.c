@@ -24,6 +24,13 @@ int job_phase(pb_job_ctx *ctx, const char *phase, int progress)
 			   ctx->err);
 }
 
+void job_extend_time_limit(pb_job_ctx *ctx, long long ms)
+{
+	long long cur = atomic_load(&ctx->time_limit_ms);
+	while (ms > cur && !atomic_compare_exchange_weak(&ctx->time_limit_ms, &cur, ms))
+		;
+}
+
 int job_checkpoint(pb_job_ctx *ctx, const char *key, json_t *value)
 {
 	if (!value || json_object_set_new(ctx->checkpoint, key, value))
@@ -79,36 +86,91 @@ struct heartbeat {
 	pb_job_ctx *ctx;
 };
 
+/* Waits on the heartbeat's condition for ms (or until heartbeat_stop); mutex held. */
+static void heartbeat_wait(struct heartbeat *hb, int64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&hb->cv, &hb->mu, &ts);
+}
+
+/* "6 h", "90 min", "300 ms": a limit as a person reads it. */
+static void duration_text(long long ms, char *out, size_t size)
+{
+	int bad = ms % 3600000 == 0 ? xsnprintf(out, size, "%lld h", ms / 3600000)
+		  : ms % 60000 == 0 ? xsnprintf(out, size, "%lld min", ms / 60000)
+		  : xsnprintf(out, size, "%lld ms", ms);
+	if (bad)
+		out[0] = '\0';
+}
+
+/* The attempt passed its time limit: fail the job while this worker still holds the lease,
+ * naming the phase it was in, so it ends clearly instead of being renewed for ever; the
+ * kind's thread, if it ever comes back, finds the lease gone. */
+static int fail_past_limit(pb_db *db, pb_job_ctx *ctx, long long limit_ms, char *err)
+{
+	pb_job *row = NULL;
+	char limit[32], msg[PB_ERR_MAX];
+	int rc = jobs_get(db, ctx->job->id, &row, err);
+	if (rc)
+		return rc;
+	duration_text(limit_ms, limit, sizeof limit);
+	if (xsnprintf(msg, sizeof msg, "attempt %d ran longer than the job's time limit of %s (phase %s) and was "
+		      "stopped; its worker may be stuck", row->attempts, limit, row->phase ? row->phase : "none"))
+		msg[0] = '\0';
+	rc = jobs_finish(db, ctx->job->id, ctx->worker_id, false, NULL, "time_limit", msg, err);
+	job_free(row);
+	if (!rc)
+		atomic_store(&ctx->timed_out, 1);
+	return rc;
+}
+
 static void *heartbeat_main(void *arg)
 {
 	struct heartbeat *hb = arg;
+	pb_job_ctx *ctx = hb->ctx;
 	pb_db *db = NULL;
 	char err[PB_ERR_MAX];
 	if (db_open(hb->db_path, false, &db, err)) {
-		log_event("warn", NULL, "worker %s: heartbeat cannot open the database: %s", hb->ctx->worker_id, err);
+		log_event("warn", NULL, "worker %s: heartbeat cannot open the database: %s", ctx->worker_id, err);
 		return NULL;
 	}
-	long interval = hb->ctx->lease_ms / 3;
+	long interval = ctx->lease_ms / 3;
 	pthread_mutex_lock(&hb->mu);
 	while (!hb->done) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += interval / 1000;
-		ts.tv_nsec += (interval % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
+		long long limit = atomic_load(&ctx->time_limit_ms);
+		int64_t left = ctx->started_ms + limit - pb_mono_ms();
+		if (left > 0) {
+			heartbeat_wait(hb, left < interval ? left : interval);
+			if (hb->done)
+				break;
+			if (ctx->started_ms + atomic_load(&ctx->time_limit_ms) - pb_mono_ms() > 0) {
+				pthread_mutex_unlock(&hb->mu);
+				int rc = jobs_renew(db, ctx->job->id, ctx->worker_id, ctx->lease_ms, err);
+				pthread_mutex_lock(&hb->mu);
+				if (rc == PB_ENOTFOUND) {
+					atomic_store(&ctx->lease_lost, 1);
+					break;
+				}
+				continue;
+			}
+			limit = atomic_load(&ctx->time_limit_ms);
 		}
-		pthread_cond_timedwait(&hb->cv, &hb->mu, &ts);
-		if (hb->done)
-			break;
+		/* past the limit: never renew again; fail the job (retried until the database answers) */
 		pthread_mutex_unlock(&hb->mu);
-		int rc = jobs_renew(db, hb->ctx->job->id, hb->ctx->worker_id, hb->ctx->lease_ms, err);
+		int rc = fail_past_limit(db, ctx, limit, err);
 		pthread_mutex_lock(&hb->mu);
-		if (rc == PB_ENOTFOUND) {
-			atomic_store(&hb->ctx->lease_lost, 1);
+		if (rc == PB_OK || rc == PB_ENOTFOUND) {
+			atomic_store(&ctx->lease_lost, 1);
 			break;
 		}
+		heartbeat_wait(hb, interval);
 	}
 	pthread_mutex_unlock(&hb->mu);
 	db_close(db);
@@ -170,6 +232,9 @@ static int run_job(pb_db *db, const pb_config *cfg, const pb_worker_opts *o, con
 	pb_job_ctx ctx = { .db = db, .cfg = cfg, .job = job, .worker_id = o->worker_id,
 			   .lease_ms = o->lease_ms, .stop = o->stop };
 	atomic_init(&ctx.lease_lost, 0);
+	atomic_init(&ctx.time_limit_ms, PB_JOB_TIME_LIMIT_MS);
+	atomic_init(&ctx.timed_out, 0);
+	ctx.started_ms = pb_mono_ms();
 	struct heartbeat hb;
 	bool hb_running = false;
 	int rc;
@@ -191,6 +256,12 @@ static int run_job(pb_db *db, const pb_config *cfg, const pb_worker_opts *o, con
 	if (hb_running) {
 		heartbeat_stop(&hb);
 		hb_running = false;
+	}
+	if (atomic_load(&ctx.timed_out)) {
+		log_event("error", NULL, "worker %s: job %s (%s) ran past its time limit and was failed (time_limit)",
+			  o->worker_id, job->id, job->kind);
+		rc = pb_err(err, PB_ENOTFOUND, "job %s: failed past its time limit", job->id);
+		goto out;
 	}
 	if (atomic_load(&ctx.lease_lost)) {
 		rc = pb_err(err, PB_ENOTFOUND, "job %s: lease lost; another worker continues it", job->id);

@@ -12,12 +12,16 @@
  * While a kind runs, a heartbeat thread renews the lease on its own database
  * connection, so long waits on Microsoft keep the job. If the lease is lost anyway
  * (another worker took over), job_phase()/job_checkpoint() fail with PB_ENOTFOUND
- * and the kind must stop. */
+ * and the kind must stop. The heartbeat renews only for the attempt's time limit
+ * (PB_JOB_TIME_LIMIT_MS of wall clock from the claim, unless the kind raised it): past
+ * it, it fails the job with time_limit, naming the phase, and the lease is lost, so a
+ * thread stuck anywhere cannot hold its job for ever. */
 #ifndef PBIPORT_WORKER_H
 #define PBIPORT_WORKER_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "runtime/config.h"
 #include "runtime/db.h"
@@ -38,6 +42,9 @@ typedef struct pb_job_ctx {
 	bool transient;                /* failure worth retrying */
 	long retry_after_ms;           /* 0: back-off chosen by the worker */
 	atomic_int lease_lost;         /* set by the heartbeat when the lease is gone */
+	atomic_llong time_limit_ms;    /* this attempt's wall-clock limit (job_extend_time_limit) */
+	atomic_int timed_out;          /* set by the heartbeat when it failed the job for it */
+	int64_t started_ms;            /* monotonic, when the attempt started */
 	volatile int *stop;            /* non-zero when the worker is asked to stop */
 	char err[PB_ERR_MAX];
 } pb_job_ctx;
@@ -61,6 +68,9 @@ extern const pb_worker_tick pb_worker_ticks[];
 int job_phase(pb_job_ctx *ctx, const char *phase, int progress);
 /* Sets checkpoint[key] = value (stealing value) and saves it at once. */
 int job_checkpoint(pb_job_ctx *ctx, const char *key, struct json_t *value);
+/* Raises this attempt's wall-clock limit to ms from its start (never lowers it): for a
+ * kind that waits longer than PB_JOB_TIME_LIMIT_MS on purpose. */
+void job_extend_time_limit(pb_job_ctx *ctx, long long ms);
 /* Fails the job with a code and message a user can act on (returns PB_EINVAL so a
  * kind can `return job_fail(ctx, "no_write_role", "...")`). Not retried. */
 int job_fail(pb_job_ctx *ctx, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

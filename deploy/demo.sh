@@ -23,11 +23,16 @@ STREAM_BODY=268435456
 WEB_USER=nobody
 WEB_GROUP=nogroup
 HEALTH_TIMEOUT_S=20
+DEMO_TEAM=analytics
+# `stop` waits this long after TERM before KILL: longer than pbiport-pool's own grace
+# (PBIPORT_POOL_STOP_GRACE, 10 s), so the pool ends its copies itself first.
+DEMO_STOP_WAIT_S=${PBIPORT_DEMO_STOP_WAIT:-15}
+[[ $DEMO_STOP_WAIT_S =~ ^[0-9]+$ ]] || { echo "demo: PBIPORT_DEMO_STOP_WAIT must be a number of seconds" >&2; exit 2; }
 # Variables the demo defines itself: never carried over from the caller's environment (a sourced
 # old demo.env would otherwise hand out stale tokens).
 DEMO_OWNED=" PBIPORT_DB PBIPORT_URL PBIPORT_OWNER_TOKEN PBIPORT_MEMBER_TOKEN PBIPORT_OTHER_ORG_TOKEN \
 PBIPORT_DEMO_OWNER_PASSWORD PBIPORT_DEMO_MEMBER_PASSWORD PBIPORT_DEMO_DIR PBIPORT_SAMPLE_PORT \
-PBIPORT_SAMPLE_WORKSPACE "
+PBIPORT_SAMPLE_WORKSPACE PBIPORT_DEMO_TEAM "
 
 say() { printf 'demo: %s\n' "$*"; }
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
@@ -38,7 +43,7 @@ die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 pid_alive() {  # pid, expected command substring
 	local pid=$1 want=$2 cmd
 	[ -n "$pid" ] && [ -d "/proc/$pid" ] || return 1
-	cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+	cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
 	[ -n "$cmd" ] && [[ $cmd == *"$want"* ]]
 }
 
@@ -51,26 +56,59 @@ components() {
 		"emulator $DEMO_DIR/run/emulator.pid server.py"
 }
 
+# Process group of a pid (field 5 of /proc/PID/stat), or nothing.
+pgid_of() {
+	local stat
+	read -r stat 2>/dev/null <"/proc/$1/stat" || return 0
+	stat=${stat##*) }
+	set -- $stat
+	echo "${3:-}"
+}
+
+# True while a process of the group runs (zombies do not count).
+group_alive() {  # pgid
+	local g=$1 stat f
+	kill -0 -- "-$g" 2>/dev/null || return 1
+	for f in /proc/[0-9]*/stat; do
+		read -r stat 2>/dev/null <"$f" || continue
+		stat=${stat##*) }
+		set -- $stat
+		[ "${3:-}" = "$g" ] && [ "$1" != Z ] && return 0
+	done
+	return 1
+}
+
+# TERM to the processes a pid file names, KILL after DEMO_STOP_WAIT_S. Each was started with
+# setsid and leads its own process group: whatever it started (the pool's pbiport.fcgi copies)
+# is in that group and ends with it, even when the leader is gone and left a busy child behind.
 stop_pid_file() {  # pid file, command substring
-	local file=$1 want=$2 pid left
+	local file=$1 want=$2 pid g groups=() left=()
 	[ -f "$file" ] || return 0
-	left=()
 	while read -r pid; do
 		pid_alive "$pid" "$want" || continue
+		[ "$(pgid_of "$pid")" = "$pid" ] && groups+=("$pid")
 		kill -TERM "$pid" 2>/dev/null || true
 		left+=("$pid")
 	done <"$file"
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 $((DEMO_STOP_WAIT_S * 10))); do
 		local still=()
 		for pid in "${left[@]+"${left[@]}"}"; do
 			pid_alive "$pid" "$want" && still+=("$pid")
 		done
+		for g in "${groups[@]+"${groups[@]}"}"; do
+			group_alive "$g" && still+=("-$g")
+		done
 		[ ${#still[@]} -eq 0 ] && break
-		left=("${still[@]}")
 		sleep 0.1
 	done
 	for pid in "${left[@]+"${left[@]}"}"; do
 		pid_alive "$pid" "$want" && kill -KILL "$pid" 2>/dev/null || true
+	done
+	for g in "${groups[@]+"${groups[@]}"}"; do
+		if group_alive "$g"; then
+			kill -KILL -- "-$g" 2>/dev/null || true
+			say "killed what was left of process group $g after ${DEMO_STOP_WAIT_S}s"
+		fi
 	done
 	rm -f "$file"
 }
@@ -83,6 +121,13 @@ cmd_stop() {
 			say "stopped $name"
 		fi
 	done < <(components)
+	# the folder under /tmp that make_web_dirs made when the demo folder was out of the workers' reach
+	local web
+	if [ -L "$DEMO_DIR/nginx" ]; then
+		web=$(readlink "$DEMO_DIR/nginx")
+		[[ $web == /tmp/pbiport-demo-web.* ]] && rm -rf "$web"
+		rm -f "$DEMO_DIR/nginx"
+	fi
 }
 
 cmd_status() {
@@ -228,12 +273,12 @@ start_pool() {
 	# spawn-fcgi makes the socket and stays in the foreground (-n) as pbiport-pool, which runs the
 	# copies of pbiport.fcgi and keeps their stderr (the request log) in logs/pbiport.log.
 	setsid env -i "${APP_ENV[@]}" PBIPORT_FCGI_PROCS="$FCGI_PROCS" \
-		spawn-fcgi -n -s "$DEMO_DIR/run/pbiport.sock" -M 0600 "${owner[@]}" \
+		spawn-fcgi -n -s "$SOCKET" -M 0600 "${owner[@]}" \
 		-- "$ROOT/deploy/systemd/pbiport-pool" "$ROOT/bin/pbiport.fcgi" \
 		>>"$DEMO_DIR/logs/pbiport.log" 2>&1 </dev/null &
 	echo $! >"$DEMO_DIR/run/fcgi.pid"
 	for _ in $(seq 1 100); do
-		[ -S "$DEMO_DIR/run/pbiport.sock" ] && return 0
+		[ -S "$SOCKET" ] && return 0
 		# Just after the fork the child may not have exec'ed yet: only ask whether it exists.
 		kill -0 "$(cat "$DEMO_DIR/run/fcgi.pid")" 2>/dev/null || break
 		sleep 0.1
@@ -242,16 +287,60 @@ start_pool() {
 }
 
 start_nginx() {
-	local web=$DEMO_DIR/nginx user_line=""
-	mkdir -p "$web/logs" "$web/tmp"
+	local web=$WEB_DIR user_line=""
 	[ "$(id -u)" -eq 0 ] && user_line="user $WEB_USER $WEB_GROUP;"
 	render "$ROOT/deploy/nginx/pbiport.conf" "$web/pbiport.conf" \
-		"LISTEN=127.0.0.1:$PORT" "SOCKET=$DEMO_DIR/run/pbiport.sock" "HTPASSWD=$web/htpasswd" \
+		"LISTEN=127.0.0.1:$PORT" "SOCKET=$SOCKET" "HTPASSWD=$web/htpasswd" \
 		"MAX_BODY=$MAX_BODY" "STREAM_BODY=$STREAM_BODY"
 	render "$ROOT/deploy/nginx/nginx.conf" "$web/nginx.conf" \
 		"PREFIX=$web" "USER_LINE=$user_line" "DAEMON=on" "WORKERS=auto" "SERVER_CONF=$web/pbiport.conf"
 	nginx -p "$web/" -c "$web/nginx.conf" -e "$web/logs/error.log" \
 		|| die "nginx did not start (see $web/logs/error.log)"
+}
+
+# ---- folders ----------------------------------------------------------------------------------
+# The web server's workers (nobody when the demo starts as root) must reach the FastCGI socket, the
+# folder nginx keeps request bodies over 1 MiB in, and the password file; everything else in the
+# demo folder (database, logs, demo.env) stays private whatever the caller's umask.
+reachable_by_web_user() {  # folder
+	[ "$(id -u)" -eq 0 ] || return 0
+	runuser -u "$WEB_USER" -- test -x "$1" 2>/dev/null
+}
+
+mkdir_passable() {  # folder: make it and every missing parent with mode 0711 (searchable, not listable)
+	local dir=$1 missing=()
+	while [ ! -d "$dir" ]; do
+		missing=("$dir" "${missing[@]+"${missing[@]}"}")
+		dir=$(dirname "$dir")
+	done
+	for dir in "${missing[@]+"${missing[@]}"}"; do
+		mkdir -m 0711 "$dir"
+	done
+}
+
+make_web_dirs() {
+	mkdir_passable "$DEMO_DIR"
+	chmod 0711 "$DEMO_DIR"
+	mkdir -p "$DEMO_DIR/db" "$DEMO_DIR/logs"
+	mkdir -m 0711 "$DEMO_DIR/run"
+	SOCKET=$DEMO_DIR/run/pbiport.sock
+	local web=$DEMO_DIR/nginx
+	if ! reachable_by_web_user "$DEMO_DIR/run"; then
+		# A parent the workers cannot pass (a clone in /root, mode 0700): the parts they need live
+		# in a folder of their own under /tmp, which `stop` removes; nginx/ links to it.
+		web=$(mktemp -d /tmp/pbiport-demo-web.XXXXXX)
+		chmod 0711 "$web"
+		ln -s "$web" "$DEMO_DIR/nginx"
+		SOCKET=$web/pbiport.sock
+		say "$DEMO_DIR is out of reach of the web server's user $WEB_USER: socket and nginx files in $web"
+	else
+		mkdir -m 0711 "$web"
+	fi
+	mkdir -m 0700 "$web/logs"
+	# nginx makes the folders below tmp/ itself and hands them to its workers' user.
+	mkdir -m 0711 "$web/tmp"
+	# the real path: the workers must not pass through the demo folder to reach it
+	WEB_DIR=$web
 }
 
 pbi() { env -i "${APP_ENV[@]}" "$BIN" "$@"; }
@@ -275,10 +364,7 @@ cmd_start() {
 	# A start that fails half-way stops what it had started.
 	trap 'cmd_stop >/dev/null 2>&1' EXIT
 	umask 077
-	mkdir -p "$DEMO_DIR/db" "$DEMO_DIR/run" "$DEMO_DIR/logs" "$DEMO_DIR/nginx"
-	# The nginx workers (nobody when started as root) must reach the socket in run/.
-	chmod 711 "$DEMO_DIR" "$DEMO_DIR/run"
-	chmod 755 "$DEMO_DIR/nginx"
+	make_web_dirs
 
 	local enc_keys=${APPLICATION_ENCRYPTION_KEYS:-$("$BIN" keygen)}
 	local remember=${APPLICATION_SECURITY_REMEMBERME_KEY:-$("$BIN" keygen)}
@@ -304,8 +390,9 @@ cmd_start() {
 	pbi migrate >/dev/null
 	pbi org create demo >/dev/null
 	pbi org create other >/dev/null
-	pbi user add owner --org demo --role owner >/dev/null
-	pbi user add member --org demo --role member >/dev/null
+	# one team for both demo users: push connections are shared within a team
+	pbi user add owner --org demo --role owner --team "$DEMO_TEAM" >/dev/null
+	pbi user add member --org demo --role member --team "$DEMO_TEAM" >/dev/null
 	pbi user add outsider --org other --role owner >/dev/null
 	local owner_token member_token other_token owner_pw member_pw
 	owner_token=$(pbi token create owner)
@@ -316,8 +403,10 @@ cmd_start() {
 	{
 		printf 'owner:%s\n' "$(printf '%s' "$owner_pw" | openssl passwd -apr1 -stdin)"
 		printf 'member:%s\n' "$(printf '%s' "$member_pw" | openssl passwd -apr1 -stdin)"
-	} >"$DEMO_DIR/nginx/htpasswd"
-	chmod 644 "$DEMO_DIR/nginx/htpasswd"
+	} >"$WEB_DIR/htpasswd"
+	# nginx's workers read it on every request; nobody else needs to.
+	[ "$(id -u)" -eq 0 ] && chown "$WEB_USER:$WEB_GROUP" "$WEB_DIR/htpasswd"
+	chmod 400 "$WEB_DIR/htpasswd"
 
 	start_pool
 	start_worker
@@ -363,6 +452,7 @@ print([w["id"] for w in t["workspaces"] if any(r["principal"] == u and r["role"]
 		echo "PBIPORT_DEMO_OWNER_PASSWORD=$owner_pw"
 		echo "PBIPORT_DEMO_MEMBER_PASSWORD=$member_pw"
 		echo "PBIPORT_DEMO_DIR=$DEMO_DIR"
+		echo "PBIPORT_DEMO_TEAM=$DEMO_TEAM"
 		[ -n "$EMULATOR_URL" ] && echo "EMULATOR_URL=$EMULATOR_URL"
 		[ -n "$sample_port" ] && echo "PBIPORT_SAMPLE_PORT=$sample_port"
 		[ -n "$sample_ws" ] && echo "PBIPORT_SAMPLE_WORKSPACE=$sample_ws"
@@ -382,7 +472,7 @@ print("DEMO_USER=" + t["users"][0]["upn"])' "$ROOT/tests/fixtures/tenants/demo.j
 
 	cat <<EOF
 
-pbiport demo is running at $url  (users: owner, member in org "demo"; outsider in org "other")
+pbiport demo is running at $url  (users: owner, member in org "demo", team "$DEMO_TEAM"; outsider in org "other")
 Tokens, browser passwords and keys: $DEMO_DIR/demo.env
 
 Try:

@@ -53,6 +53,7 @@ int refresh_post_handler(struct req *r);
 int refresh_list_handler(struct req *r);
 int refresh_schedule_put_handler(struct req *r);
 int refresh_schedule_get_handler(struct req *r);
+int refresh_schedule_delete_handler(struct req *r);
 int events_post_handler(struct req *r);
 int push_connections_create_handler(struct req *r);
 int push_connections_list_handler(struct req *r);
@@ -60,6 +61,7 @@ int push_connections_delete_handler(struct req *r);
 int push_datasets_create_handler(struct req *r);
 int push_datasets_list_handler(struct req *r);
 int push_datasets_get_handler(struct req *r);
+int push_datasets_delete_handler(struct req *r);
 int push_rows_post_handler(struct req *r);
 int push_rows_delete_handler(struct req *r);
 

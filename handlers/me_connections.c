@@ -1,12 +1,15 @@
 /* GET /api/me/powerbi-connections, DELETE /api/me/powerbi-connections/{id},
  * POST /api/me/powerbi-connections/check: the caller's own Power BI connections.
- * Another user's or organization's id answers 404 like a missing one. No tokens go out. */
+ * Another user's or organization's id answers 404 like a missing one. No tokens go out.
+ * Both the list and the check read the stored status (core/connections.h): whatever learns
+ * that a connection is dead records it there. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/connections.h"
 #include "core/pbi_session.h"
+#include "core/powerbi_settings.h"
 #include "handlers/handlers.h"
 #include "msapi/powerbi.h"
 #include "runtime/util.h"
@@ -14,8 +17,17 @@
 int me_connections_list(struct req *r)
 {
 	json_t *list = NULL;
-	int rc = conn_list(r->db, r->who.org_id, r->who.user_id, &list, r->err);
-	if (rc)
+	pbi_settings s = { 0 };
+	/* the organization's app may have changed without a save here (PBIPORT_SSO_* on the
+	 * server): connections to another app are recorded as needing a reconnect first, so
+	 * this list says what the token service will do */
+	int rc = pbi_settings_get(r->db, r->cfg, r->who.org_id, &s, r->err);
+	if (!rc && s.tenant_id && s.client_id)
+		rc = conn_mark_app_changed(r->db, r->who.org_id, s.tenant_id, s.client_id, r->err);
+	pbi_settings_release(&s);
+	if (rc && rc != PB_ENOTFOUND)
+		return rc;
+	if ((rc = conn_list(r->db, r->who.org_id, r->who.user_id, &list, r->err)))
 		return rc;
 	return req_reply_json_new(r, 200, json_pack("{s:o}", "connections", list));
 }

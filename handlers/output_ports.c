@@ -49,9 +49,14 @@ int output_ports_tmdl(struct req *r)
 	render_opts opts = {
 		.server = p->name,
 		.mode = req_query(r, "mode"),
+		.type = req_query(r, "type"),
 		.host = req_query(r, "host"),
 		.warehouse = req_query(r, "warehouse"),
+		.database = req_query(r, "database"),
 		.http_path = req_query(r, "http_path"),
+		.catalog = req_query(r, "catalog"),
+		.schema = req_query(r, "schema"),
+		.params = RENDER_PARAMS_QUERY,
 		.template_path = r->cfg ? r->cfg->template_path : NULL,
 	};
 	rc = tmdl_render(c, &opts, &files, r->err);

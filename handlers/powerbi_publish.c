@@ -11,10 +11,20 @@
 #include "runtime/json_body.h"
 #include "runtime/util.h"
 
+/* The status for a refusal of publish_check_access (core/publish.h), by its code. */
+static int refusal_status(const char *code)
+{
+	if (!strcmp(code, "no_write_role"))
+		return 403;
+	if (!strcmp(code, "workspace_not_found"))
+		return 400;
+	return 409;   /* not_configured, not_connected, needs_reconnect: connect first */
+}
+
 int powerbi_publish_post(struct req *r)
 {
 	json_t *body = NULL;
-	char job_id[PB_ID_BUF], url[64 + PB_ID_BUF];
+	char job_id[PB_ID_BUF], url[64 + PB_ID_BUF], code[PBI_CODE_MAX] = "";
 	bool existing = false;
 	const char *port_id = req_capture(r, "id");
 	int rc = json_body_parse(r->body, r->body_len, 0, &body, r->err);
@@ -22,10 +32,13 @@ int powerbi_publish_post(struct req *r)
 		return req_reply_error(r, 400, "invalid_json", "%s", r->err);
 	if (rc)
 		return rc;
-	rc = publish_submit(r->db, r->cfg, r->who.org_id, r->who.user_id, port_id, body, job_id, &existing, r->err);
+	rc = publish_submit(r->db, r->cfg, r->who.org_id, r->who.user_id, port_id, body, job_id, &existing, code,
+			    r->err);
 	json_decref(body);
 	if (rc == PB_ENOTFOUND)
 		return req_reply_error(r, 404, "not_found", "no output port %s", port_id);
+	if (rc == PB_EINVAL && code[0])
+		return req_reply_error(r, refusal_status(code), code, "%s", r->err);
 	if (rc == PB_EINVAL)
 		return req_reply_error(r, 400, "invalid_request", "%s", r->err);
 	if (rc)

@@ -10,7 +10,8 @@
 #include "runtime/json_body.h"
 #include "runtime/util.h"
 
-static int reply_settings(struct req *r, int status)
+/* GET's answer; warning (may be NULL or "") adds "warnings": [warning]. */
+static int reply_settings(struct req *r, int status, const char *warning)
 {
 	pbi_settings s = { 0 };
 	char *redirect_uri = NULL;
@@ -31,8 +32,12 @@ static int reply_settings(struct req *r, int status)
 						  "updated_at"));
 		goto out;
 	}
-	if (!rc)
-		rc = req_reply_json_new(r, status, pbi_settings_json(&s, redirect_uri));
+	if (!rc) {
+		json_t *doc = pbi_settings_json(&s, redirect_uri);
+		if (doc && warning && *warning)
+			json_object_set_new(doc, "warnings", json_pack("[s]", warning));
+		rc = req_reply_json_new(r, status, doc);
+	}
 out:
 	free(redirect_uri);
 	pbi_settings_release(&s);
@@ -41,7 +46,7 @@ out:
 
 int powerbi_settings_get(struct req *r)
 {
-	return reply_settings(r, 200);
+	return reply_settings(r, 200, NULL);
 }
 
 /* A string field or absent/null; anything else is refused. */
@@ -59,17 +64,23 @@ static int opt_string(struct req *r, const json_t *doc, const char *key, const c
 
 int powerbi_settings_put(struct req *r)
 {
-	static const char *const keys[] = { "mode", "tenant_id", "client_id", "client_secret", NULL };
+	static const char *const keys[] = { "mode", "tenant_id", "client_id", "client_secret", "verify", NULL };
 	json_t *doc = NULL;
-	pbi_settings_input in = { 0 };
+	pbi_settings_input in = { .verify = true };
+	pbi_settings_saved saved = { 0 };
 	int rc = json_body_parse(r->body, r->body_len, 0, &doc, r->err);
 	if (!rc && !json_is_object(doc))
 		rc = pb_err(r->err, PB_EINVAL, "request body must be a JSON object");
 	if (!rc && !(rc = json_body_only_keys(doc, keys, "", r->err)) && !(rc = opt_string(r, doc, "mode", &in.mode)) &&
 	    !(rc = opt_string(r, doc, "tenant_id", &in.tenant_id)) && !(rc = opt_string(r, doc, "client_id", &in.client_id)))
 		rc = opt_string(r, doc, "client_secret", &in.client_secret);
+	const json_t *verify = json_object_get(doc, "verify");
+	if (!rc && verify && !json_is_boolean(verify))
+		rc = pb_err(r->err, PB_EINVAL, "verify must be true or false");
+	if (!rc && verify)
+		in.verify = json_is_true(verify);
 	if (!rc)
-		rc = pbi_settings_put(r->db, r->cfg, r->who.org_id, r->who.user_id, &in, r->err);
+		rc = pbi_settings_put(r->db, r->cfg, r->who.org_id, r->who.user_id, &in, &saved, r->err);
 	/* the body held the secret: wipe our copy of it */
 	if (r->body)
 		pb_wipe(r->body, r->body_len);
@@ -79,11 +90,23 @@ int powerbi_settings_put(struct req *r)
 			pb_wipe((char *)json_string_value(sec), json_string_length(sec));
 	}
 	json_decref(doc);
+	if (rc && !strcmp(saved.code, "bad_credentials"))
+		return req_reply_error(r, 400, "bad_credentials",
+				       "Entra refused these credentials, so they were not saved: %s (to store them "
+				       "unchecked, send \"verify\": false)",
+				       r->err);
+	if (rc && !strcmp(saved.code, "unavailable"))
+		return req_reply_error(r, 502, "unavailable",
+				       "the credentials could not be checked, so they were not saved: %s (try again, or "
+				       "send \"verify\": false to store them unchecked)",
+				       r->err);
+	if (rc && !strcmp(saved.code, "settings_changed"))
+		return req_reply_error(r, 409, "settings_changed", "%s", r->err);
 	if (rc == PB_EINVAL || rc == PB_ELIMIT)
 		return req_reply_error(r, 400, "invalid_settings", "%s", r->err);
 	if (rc)
 		return rc;
-	return reply_settings(r, 200);
+	return reply_settings(r, 200, saved.warning);
 }
 
 int powerbi_settings_test(struct req *r)

@@ -94,6 +94,17 @@ int push_datasets_get_handler(struct req *r)
 	return answer(r, rc, 200, reply);
 }
 
+int push_datasets_delete_handler(struct req *r)
+{
+	push_caller who = caller(r);
+	json_t *reply = NULL;
+	int status = 0;
+	int rc = push_dataset_delete(r->db, r->cfg, &who, req_capture(r, "id"), &status, &reply, r->err);
+	if (!rc && !reply)
+		return req_reply(r, status, "application/json", NULL, 0);
+	return answer(r, rc, status, reply);
+}
+
 /* The body as a push_source: the route streams it (ROUTE_STREAM_BODY), so core/push reads
  * it from the client in 64 KiB pieces and never holds all of it. */
 static long body_read(void *ctx, char *buf, size_t n)

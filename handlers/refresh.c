@@ -1,5 +1,5 @@
 /* /api/semantic-models/{id}/refreshes and /refresh-schedule: refresh a semantic model now,
- * read its refresh history (ours merged with Power BI's), set its schedule. */
+ * read its refresh history (ours merged with Power BI's), set or remove its schedule. */
 #include <jansson.h>
 
 #include "core/refresh.h"
@@ -68,5 +68,18 @@ int refresh_schedule_get_handler(struct req *r)
 	json_t *reply = NULL;
 	int status = 0;
 	int rc = refresh_schedule_get(r->db, r->who.org_id, req_capture(r, "id"), &status, &reply, r->err);
+	return answer(r, rc, status, reply);
+}
+
+int refresh_schedule_delete_handler(struct req *r)
+{
+	json_t *reply = NULL;
+	int status = 0;
+	int rc = refresh_schedule_delete(r->db, r->who.org_id, r->who.user_id, req_capture(r, "id"), &status, &reply,
+					 r->err);
+	if (!rc && status == 200) {
+		json_decref(reply);
+		return req_reply(r, 204, "application/json", NULL, 0);
+	}
 	return answer(r, rc, status, reply);
 }

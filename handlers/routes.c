@@ -8,7 +8,8 @@
 static const char *const contract_types[] = {
 	"application/yaml", "application/x-yaml", "text/yaml", "application/json", NULL,
 };
-static const char *const tmdl_query[] = { "host", "warehouse", "http_path", "mode", NULL };
+static const char *const tmdl_query[] = { "type", "host", "warehouse", "database", "http_path", "catalog", "schema",
+					   "mode", NULL };
 static const char *const json_types[] = { "application/json", NULL };
 /* push rows: a JSON array, NDJSON or CSV with a header row */
 static const char *const rows_types[] = {
@@ -64,6 +65,7 @@ static const struct route routes[] = {
 	{ "GET",    "/api/semantic-models/{id}/refreshes", refresh_list_handler, PB_ROLE_MEMBER, 0,         NULL,       NULL,   0 },
 	{ "PUT",    "/api/semantic-models/{id}/refresh-schedule", refresh_schedule_put_handler, PB_ROLE_MEMBER, 4096, json_types, NULL, 0 },
 	{ "GET",    "/api/semantic-models/{id}/refresh-schedule", refresh_schedule_get_handler, PB_ROLE_MEMBER, 0, NULL,    NULL,   0 },
+	{ "DELETE", "/api/semantic-models/{id}/refresh-schedule", refresh_schedule_delete_handler, PB_ROLE_MEMBER, 0, NULL, NULL, 0 },
 	{ "POST",   "/api/events",                events_post_handler,  PB_ROLE_MEMBER, 64 * 1024,         json_types,     NULL,       0 },
 	{ "POST",   "/api/push-connections",      push_connections_create_handler, PB_ROLE_MEMBER, 64 * 1024, json_types,  NULL,       0 },
 	{ "GET",    "/api/push-connections",      push_connections_list_handler, PB_ROLE_MEMBER, 0,        NULL,           NULL,       0 },
@@ -71,6 +73,7 @@ static const struct route routes[] = {
 	{ "POST",   "/api/push-datasets",         push_datasets_create_handler, PB_ROLE_MEMBER, 1024 * 1024, json_types,   NULL,       0 },
 	{ "GET",    "/api/push-datasets",         push_datasets_list_handler, PB_ROLE_MEMBER, 0,           NULL,           NULL,       0 },
 	{ "GET",    "/api/push-datasets/{id}",    push_datasets_get_handler, PB_ROLE_MEMBER, 0,            NULL,           NULL,       0 },
+	{ "DELETE", "/api/push-datasets/{id}",    push_datasets_delete_handler, PB_ROLE_MEMBER, 0,         NULL,           NULL,       0 },
 	/* its own body bound (PB_PUSH_BODY_MAX, = @STREAM_BODY@ in the web server configs) */
 	{ "POST",   "/api/push-datasets/{id}/tables/{table}/rows", push_rows_post_handler, PB_ROLE_MEMBER, PB_PUSH_BODY_MAX, rows_types, NULL, ROUTE_STREAM_BODY },
 	{ "DELETE", "/api/push-datasets/{id}/tables/{table}/rows", push_rows_delete_handler, PB_ROLE_MEMBER, 0, NULL,  NULL,       0 },

@@ -5,11 +5,13 @@
 
 local M = {}
 
-local find, gsub, format, byte, rep, sub, lower, upper =
+local find, gsub, format, byte, rep, sub, lower, upper, match =
 	string.find, string.gsub, string.format, string.byte, string.rep, string.sub,
-	string.lower, string.upper
+	string.lower, string.upper, string.match
 local concat = table.concat
-local type, error, setmetatable, ipairs = type, error, setmetatable, ipairs
+local type, error, setmetatable, ipairs, tonumber, tostring = type, error, setmetatable, ipairs,
+	tonumber, tostring
+local mtype, huge = math.type, math.huge
 local uuid = pbiport.uuid
 
 local PLAIN = "^[A-Za-z_][A-Za-z0-9_]*$"
@@ -63,9 +65,33 @@ function M.column_ref(table_name, column_name)
 	return M.quote_name(table_name) .. "." .. M.quote_name(column_name)
 end
 
+-- A number as the shortest text that reads back to the same value, as JSON encoders write
+-- it (2.002, not the 2.0019999999999998 of 17 digits; Lua's own tostring keeps only 14
+-- digits and can change the value). Integers as they are; NaN and infinities are errors.
+function M.number(x)
+	if type(x) ~= "number" then
+		error("number expected, got " .. type(x), 2)
+	end
+	if mtype(x) == "integer" then
+		return format("%d", x)
+	end
+	if x ~= x or x == huge or x == -huge then
+		error("number " .. tostring(x) .. " cannot be written (not finite)", 2)
+	end
+	local t = format("%.15g", x)
+	if tonumber(t) ~= x then
+		t = format("%.16g", x)
+		if tonumber(t) ~= x then
+			t = format("%.17g", x)
+		end
+	end
+	return t
+end
+
 -- A ':' property text value (tmdl.md 2.4): unquoted unless empty, with leading or
 -- trailing blanks, or starting with a double quote; then "..." with " doubled.
--- Line breaks and other control characters cannot be carried: error.
+-- Line breaks and other control characters cannot be carried: error. Numbers are
+-- written by M.number.
 function M.text_value(s)
 	local t = texts[s]
 	if t then
@@ -74,6 +100,9 @@ function M.text_value(s)
 	if type(s) == "string" and find(s, "^[%w_]+$") then
 		texts[s] = s
 		return s
+	end
+	if type(s) == "number" then
+		return M.number(s)
 	end
 	if type(s) ~= "string" then
 		error("text value must be a string, not " .. type(s), 2)
@@ -162,30 +191,63 @@ function M.json_string(s)
 	end) .. '"'
 end
 
+-- Device names Windows reserves in every folder, in any case and with any extension
+-- (learn.microsoft.com/windows/win32/fileio/naming-a-file): a file "CON.tmdl" cannot be
+-- created or opened there.
+local RESERVED = { CON = true, PRN = true, AUX = true, NUL = true, ["CONIN$"] = true,
+	["CONOUT$"] = true }
+for _, digit in ipairs({ "0", "1", "2", "3", "4", "5", "6", "7", "8", "9",
+	"\u{B9}", "\u{B2}", "\u{B3}" }) do
+	RESERVED["COM" .. digit], RESERVED["LPT" .. digit] = true, true
+end
+
+-- Longest table file name (without ".tmdl"), in bytes. File systems allow 255 bytes (ext4)
+-- or 255 UTF-16 units (NTFS) per name, and Windows tools without long-path support 260
+-- characters per path: a model folder must fit below a project folder of its own.
+local FILE_STEM_MAX = 100
+
 -- The file name of a table file: the table name with / \ : * ? " < > | and control
--- characters replaced by '_', and trailing dots and spaces replaced by '_' (Windows
--- drops them). Uniqueness is the caller's job (see unique_file_names).
+-- characters replaced by '_', trailing dots and spaces replaced by '_' (Windows drops
+-- them), '_' after a reserved device name (CON -> CON_), and a name longer than
+-- FILE_STEM_MAX bytes cut on a character boundary and ended with "~" and 8 hex digits of
+-- a hash of the whole name, so long names that share their start stay apart. Only the file
+-- name changes: the table keeps its name inside the file. Uniqueness is the caller's job
+-- (see unique_file_names).
 function M.file_name(name)
 	local s = gsub(name, '[/\\:%*%?"<>|%c]', "_")
 	s = gsub(s, "[%. ]+$", function(tail) return rep("_", #tail) end)
 	if s == "" then
 		s = "_"
 	end
+	local base = match(s, "^[^%.]*")
+	if RESERVED[upper((gsub(base, " +$", "")))] then
+		s = base .. "_" .. sub(s, #base + 1)
+	end
+	if #s > FILE_STEM_MAX then
+		local cut = FILE_STEM_MAX - 9
+		while cut > 0 and (byte(s, cut + 1) or 0) >= 0x80 and (byte(s, cut + 1) or 0) < 0xC0 do
+			cut = cut - 1   -- do not split a UTF-8 sequence
+		end
+		s = sub(s, 1, cut) .. "~" .. sub(uuid("table file", name), 1, 8)
+	end
 	return s
 end
 
--- Assigns each item a file name unique without regard to case: the second "A" and
--- an "a" become "A (2)", "a (3)" in input order.
-function M.unique_file_names(names)
+-- Assigns each item a file name unique as the file system may compare them: by `fold`
+-- (default string.lower; main.lua passes ctx.names.key, which also folds non-ASCII case and
+-- Unicode normalization, as NTFS and APFS do). The second "A" and an "a" become "A (2)",
+-- "a (3)" in input order.
+function M.unique_file_names(names, fold)
+	fold = fold or lower
 	local seen, out = {}, {}
 	for i, name in ipairs(names) do
 		local base = M.file_name(name)
 		local candidate, n = base, 1
-		while seen[lower(candidate)] do
+		while seen[fold(candidate)] do
 			n = n + 1
 			candidate = base .. " (" .. n .. ")"
 		end
-		seen[lower(candidate)] = true
+		seen[fold(candidate)] = true
 		out[i] = candidate
 	end
 	return out
@@ -316,8 +378,12 @@ function Writer:prop(depth, name, value)
 	self:line(depth, name .. ": " .. M.text_value(value))
 end
 
--- "name: value" with value already in TMDL form (enums, numbers, references).
+-- "name: value" with value already in TMDL form (enums, numbers, references); a Lua
+-- number is written by M.number.
 function Writer:raw_prop(depth, name, value)
+	if type(value) == "number" then
+		value = M.number(value)
+	end
 	self:line(depth, name .. ": " .. value)
 end
 

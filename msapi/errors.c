@@ -163,6 +163,12 @@ void msapi_error_parse(int svc, const json_t *body, const char *raw, char *code,
 			c = jstr(pbi, "code");
 		copy_line(code, codesz, c);
 		copy_line(msg, msgsz, jstr(e, "message"));
+		/* executeQueries says what failed only in pbi.error.details (DetailsMessage) */
+		const json_t *details = json_object_get(pbi, "details");
+		for (size_t i = 0; !jstr(e, "message") && i < json_array_size(details); i++)
+			if (jstr(json_array_get(details, i), "code") &&
+			    !strcmp(jstr(json_array_get(details, i), "code"), "DetailsMessage"))
+				copy_line(msg, msgsz, jstr(json_object_get(json_array_get(details, i), "detail"), "value"));
 		return;
 	}
 	copy_line(msg, msgsz, jstr(body, "message")); /* Power BI 429 */

@@ -108,15 +108,18 @@ oom:
 	return NULL;
 }
 
-/* After a listing that returned rc: moves the item named name out of l (then released) into
- * *out; *found tells. Returns rc. */
-static int take_named(int rc, msapi_items *l, const char *name, msapi_item *out, bool *found)
+/* After a listing that returned rc: moves the item named name (and, when description is not
+ * NULL, described so: the mark of who created it) out of l (then released) into *out;
+ * *found tells. Returns rc. */
+static int take_named(int rc, msapi_items *l, const char *name, const char *description, msapi_item *out,
+		      bool *found)
 {
 	*found = false;
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < l->n; i++) {
-		if (l->v[i].name && !strcmp(l->v[i].name, name)) {
+		if (l->v[i].name && !strcmp(l->v[i].name, name) &&
+		    (!description || (l->v[i].description && !strcmp(l->v[i].description, description)))) {
 			*out = l->v[i];
 			memset(&l->v[i], 0, sizeof l->v[i]);
 			*found = true;
@@ -127,22 +130,30 @@ static int take_named(int rc, msapi_items *l, const char *name, msapi_item *out,
 	return PB_OK;
 }
 
-/* The result of looking for an item after a create whose outcome is unknown: lrc the
- * look-up's (lerr its message). On failure err says both (the create's error first). */
-static int lookup_rc(int lrc, const char *lerr, char *err)
+/* The outcome of looking for what a create may have made, after it failed with create_rc
+ * (message in err, facts in *create_last) in a way that leaves its outcome unknown: lrc and
+ * lerr are the look-up's result, *found whether it found the item. PB_OK when found; else
+ * the create's failure as it was (c->last restored, so callers still see its code), with
+ * the look-up's failure added to the message when the look-up itself failed. */
+static int after_lookup(msapi *c, int create_rc, const msapi_last *create_last, int lrc, const char *lerr,
+			bool found, char *err)
 {
-	if (!lrc)
-		return PB_OK;
-	char first[PB_ERR_MAX];
-	copy_err(first, err);
-	return pb_err(err, lrc, "%s; checking whether it was created failed too: %s", first, lerr);
+	c->last = *create_last;
+	if (lrc) {
+		char first[PB_ERR_MAX];
+		copy_err(first, err);
+		return pb_err(err, lrc, "%s; checking whether it was created failed too: %s", first, lerr);
+	}
+	return found ? PB_OK : create_rc;
 }
 
-/* Finds the model named name in ws; *found tells. */
-static int find_model(msapi *c, const char *ws, const char *name, msapi_item *out, bool *found, char *err)
+/* Finds the model named name in ws (with that description when it is not NULL: another
+ * caller's model of the same name is not ours); *found tells. */
+static int find_model(msapi *c, const char *ws, const char *name, const char *description, msapi_item *out,
+		      bool *found, char *err)
 {
 	msapi_items l = { 0 };
-	return take_named(fabric_list_semantic_models(c, ws, &l, err), &l, name, out, found);
+	return take_named(fabric_list_semantic_models(c, ws, &l, err), &l, name, description, out, found);
 }
 
 int fabric_create_semantic_model(msapi *c, const char *ws, const char *display_name, const char *description,
@@ -184,10 +195,12 @@ int fabric_create_semantic_model(msapi *c, const char *ws, const char *display_n
 			goto out;
 		/* the create may have happened: look before creating a second model */
 		was_unknown = true;
+		msapi_last create_last = c->last;
 		char lerr[PB_ERR_MAX];
-		if ((rc = lookup_rc(find_model(c, ws, display_name, out, &found, lerr), lerr, err)) || found)
-			goto out;
-		if (clash_after_drop) /* the operation is still running server-side */
+		int lrc = find_model(c, ws, display_name, description, out, &found, lerr);
+		rc = after_lookup(c, rc, &create_last, lrc, lerr, found, err);
+		/* a clash not found: the operation still runs server-side, or the name is another's */
+		if (found || lrc || clash_after_drop)
 			goto out;
 	}
 	if (rc)
@@ -198,7 +211,7 @@ int fabric_create_semantic_model(msapi *c, const char *ws, const char *display_n
 		rc = msapi_item_from_json(result, out, err);
 	} else {
 		/* an operation without a result body: find the model it made */
-		if (!(rc = find_model(c, ws, display_name, out, &found, err)) && !found)
+		if (!(rc = find_model(c, ws, display_name, description, out, &found, err)) && !found)
 			rc = pb_err(err, PB_EIO, "Fabric reported %s as done, but the model is not in the workspace",
 				    what);
 	}
@@ -347,7 +360,7 @@ static json_t *credentials_json(const fabric_connection_req *r, char *err)
 static int find_connection(msapi *c, const char *name, msapi_item *out, bool *found, char *err)
 {
 	msapi_items l = { 0 };
-	return take_named(fabric_list_connections(c, &l, err), &l, name, out, found);
+	return take_named(fabric_list_connections(c, &l, err), &l, name, NULL, out, found);
 }
 
 int fabric_create_connection(msapi *c, const fabric_connection_req *r, msapi_item *out, char *err)
@@ -402,8 +415,11 @@ int fabric_create_connection(msapi *c, const fabric_connection_req *r, msapi_ite
 		if (!c->last.outcome_unknown && !clash_after_drop)
 			goto out;
 		was_unknown = true;
+		msapi_last create_last = c->last;
 		char lerr[PB_ERR_MAX];
-		if ((rc = lookup_rc(find_connection(c, r->display_name, out, &found, lerr), lerr, err)) || found)
+		int lrc = find_connection(c, r->display_name, out, &found, lerr);
+		rc = after_lookup(c, rc, &create_last, lrc, lerr, found, err);
+		if (found || lrc || clash_after_drop)
 			goto out;
 	}
 	if (!rc)

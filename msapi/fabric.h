@@ -29,8 +29,9 @@ void fabric_definition_release(fabric_definition *d);
 
 /* GET /v1/workspaces (all pages). item: id, name (displayName), type. */
 int fabric_list_workspaces(msapi *c, msapi_items *out, char *err);
-/* The caller's workspaces in which they hold `role` (Admin, Member, Contributor or Viewer):
- * Fabric's list does not say the role, only filters by it. out as above. */
+/* The caller's workspaces in which they hold `role` (Admin, Member, Contributor or Viewer,
+ * or several joined by commas: "Admin,Member,Contributor"): Fabric's list does not say the
+ * role, only filters by it. out as above. */
 int fabric_list_workspaces_in_role(msapi *c, const char *role, msapi_items *out, char *err);
 /* GET /v1/workspaces/{ws}/semanticModels (all pages). */
 int fabric_list_semantic_models(msapi *c, const char *ws, msapi_items *out, char *err);
@@ -38,9 +39,11 @@ int fabric_get_semantic_model(msapi *c, const char *ws, const char *id, msapi_it
 
 /* POST /v1/workspaces/{ws}/semanticModels with the parts, following the long-running
  * operation to the created item. If the connection drops after sending, the client lists
- * the workspace's models and returns the one with this display name instead of creating
- * a second; likewise after ItemDisplayNameAlreadyInUse that follows such a drop.
- * description may be NULL. out->id is the new model's id. */
+ * the workspace's models and returns the one with this display name (and this description,
+ * when one is given: a caller marks its models so that another's model of the same name is
+ * never taken for its own) instead of creating a second; likewise after
+ * ItemDisplayNameAlreadyInUse that follows such a drop. description (at most 256
+ * characters, Fabric's limit) may be NULL. out->id is the new model's id. */
 int fabric_create_semantic_model(msapi *c, const char *ws, const char *display_name, const char *description,
 				 const fabric_part *parts, size_t nparts, msapi_item *out, char *err);
 /* POST .../getDefinition?format=TMDL|TMSL (format NULL = TMDL), LRO. */

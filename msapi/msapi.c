@@ -25,12 +25,6 @@ static const struct {
 	[MSAPI_GRAPH] = { "PBIPORT_GRAPH_URL", "https://graph.microsoft.com", "Graph" },
 };
 
-/* Hosts a Location / continuation / redirect may point at besides the configured bases:
- * Power BI answers 307 to its cluster hosts. The token is never sent elsewhere. */
-static const char *const ms_domains[] = {
-	".microsoft.com", ".microsoftonline.com", ".windows.net", ".powerbi.com", ".fabric.microsoft.com",
-};
-
 const char *msapi_svc_name(int svc)
 {
 	return svc >= 0 && svc < MSAPI_NSVC ? services[svc].name : "Microsoft";
@@ -122,6 +116,19 @@ int msapi_urlenc(void *sbp, const char *s)
 	return 0;
 }
 
+/* Appends one argument of msapi_path: percent-encoded like msapi_urlenc, and an argument made
+ * only of dots as %2E each, so "." or ".." can never become a dot segment that a client or
+ * server folds into another endpoint ("/v1/workspaces/../semanticModels"). */
+static int path_segment_enc(sbuf *sb, const char *a)
+{
+	if (a[strspn(a, ".")])
+		return msapi_urlenc(sb, a);
+	for (; *a; a++)
+		if (sbuf_adds(sb, "%2E"))
+			return -1;
+	return 0;
+}
+
 int msapi_path(char **out, char *err, const char *fmt, ...)
 {
 	*out = NULL;
@@ -140,7 +147,7 @@ int msapi_path(char **out, char *err, const char *fmt, ...)
 				rc = pb_err(err, PB_EINVAL, "an id in a Microsoft URL is empty");
 				goto out;
 			}
-			if (msapi_urlenc(&sb, a))
+			if (path_segment_enc(&sb, a))
 				rc = PB_ELIMIT;
 			p++;
 		} else {
@@ -168,25 +175,36 @@ static size_t origin_len(const char *url)
 	return 8 + strcspn(url + 8, "/?#");
 }
 
-/* May our token go to url? Same origin as a configured base, or a Microsoft host. */
-static bool url_allowed(const msapi *c, const char *url)
+bool msapi_url_allowed(const msapi *c, const char *url)
 {
+	if (!url || !*url)
+		return false;
+	if (url[0] == '/')   /* a path: resolved against the call's own service base */
+		return url[1] != '/' && url[1] != '\\';
 	size_t n = origin_len(url);
 	if (!n)
 		return false;
 	for (int s = 0; s < MSAPI_NSVC; s++)
-		if (origin_len(c->base[s]) == n && !strncasecmp(c->base[s], url, n))
+		if (c->base[s] && origin_len(c->base[s]) == n && !strncasecmp(c->base[s], url, n))
 			return true;
-	const char *host = url + 8;
-	size_t hl = strcspn(host, ":/?#");
-	for (size_t i = 0; i < sizeof ms_domains / sizeof ms_domains[0]; i++) {
-		size_t dl = strlen(ms_domains[i]);
-		if (hl > dl && !strncasecmp(host + hl - dl, ms_domains[i], dl))
-			return true;
-	}
 	return false;
 }
 
+/* The error for a follow-up URL msapi_url_allowed refused: names its host (never the rest,
+ * which may carry a signature) and where the allowed hosts come from. */
+static int refuse_url(char *err, const char *what, const char *kind, const char *url)
+{
+	size_t n = origin_len(url);
+	if (!n)
+		return pb_err(err, PB_EIO, "%s: Microsoft sent a %s that is neither an https:// URL nor a path; not "
+			      "following it", what, kind);
+	int host = (int)(n - 8 > 200 ? 200 : n - 8);
+	return pb_err(err, PB_EIO, "%s: Microsoft sent a %s to %.*s, which is not the host of PBIPORT_ENTRA_URL, "
+		      "PBIPORT_FABRIC_URL, PBIPORT_POWERBI_URL or PBIPORT_GRAPH_URL; not following it with the access "
+		      "token", what, kind, host, url + 8);
+}
+
+/* url as sent: an absolute https:// URL as is, a path appended to svc's base. New. */
 static char *full_url(const msapi *c, int svc, const char *url)
 {
 	if (!strncasecmp(url, "https://", 8) || !strncasecmp(url, "http://", 7))
@@ -213,6 +231,7 @@ void msapi_item_release(msapi_item *it)
 	free(it->dataset_id);
 	free(it->path);
 	free(it->web_url);
+	free(it->description);
 	json_decref(it->raw);
 	memset(it, 0, sizeof *it);
 }
@@ -265,6 +284,7 @@ int msapi_item_from_json(const json_t *o, msapi_item *it, char *err)
 	static const char *const k_ws[] = { "workspaceId", NULL };
 	static const char *const k_ds[] = { "datasetId", NULL };
 	static const char *const k_url[] = { "webUrl", NULL };
+	static const char *const k_desc[] = { "description", NULL };
 	const json_t *cd = json_object_get(o, "connectionDetails");
 	const char *type = first_str(o, k_type);
 	const char *path = NULL;
@@ -289,7 +309,7 @@ int msapi_item_from_json(const json_t *o, msapi_item *it, char *err)
 	int bad = dup_field(&it->id, first_str(o, k_id)) | dup_field(&it->name, first_str(o, k_name)) |
 		  dup_field(&it->type, type) | dup_field(&it->workspace_id, first_str(o, k_ws)) |
 		  dup_field(&it->dataset_id, first_str(o, k_ds)) | dup_field(&it->path, path) |
-		  dup_field(&it->web_url, first_str(o, k_url));
+		  dup_field(&it->web_url, first_str(o, k_url)) | dup_field(&it->description, first_str(o, k_desc));
 	free(pathbuf);
 	it->raw = json_incref((json_t *)o);
 	if (bad) {
@@ -416,9 +436,8 @@ int msapi_classify(msapi *c, const msapi_call *call, const pb_http_resp *resp, i
 		return MSAPI_A_DONE;
 	if ((st == 307 || st == 308) && pb_http_header(resp, "Location") && t->redirects < PB_MSAPI_REDIRECTS_MAX) {
 		const char *loc = pb_http_header(resp, "Location");
-		if (!url_allowed(c, loc))
-			return pb_err(err, PB_EIO, "%s redirected the call to %s to a host that is not Microsoft's; "
-				      "not following it", msapi_svc_name(call->svc), call->what);
+		if (!msapi_url_allowed(c, loc))
+			return refuse_url(err, call->what, "redirect", loc);
 		t->redirects++;
 		return MSAPI_A_REDIRECT;
 	}
@@ -532,8 +551,8 @@ int msapi_do(msapi *c, const msapi_call *call, msapi_reply *out, char *err)
 			hdrs[nh++] = auth;
 		}
 		t.token_gen = c->token_gen;
-		pb_http_req req = { call->method, url, hdrs, nh, call->json ? body : call->json_text ? call->json_text : call->form, blen, 0,
-				    !call->idempotent };
+		pb_http_req req = { call->method, url, hdrs, nh, call->json ? body : call->json_text ? call->json_text : call->form, blen,
+				    c->call_timeout_ms, !call->idempotent };
 		pb_http_resp resp;
 		char xerr[PB_ERR_MAX] = "";
 		int hrc = pb_http_do(c->http, &req, &resp, xerr);
@@ -548,7 +567,7 @@ int msapi_do(msapi *c, const msapi_call *call, msapi_reply *out, char *err)
 			goto out;
 		}
 		if (act == MSAPI_A_REDIRECT) {
-			char *next = xstrdup(pb_http_header(&resp, "Location"));
+			char *next = full_url(c, call->svc, pb_http_header(&resp, "Location"));
 			pb_http_resp_release(&resp);
 			if (!next) {
 				rc = pb_err(err, PB_ENOMEM, "out of memory");
@@ -621,21 +640,20 @@ int msapi_get_all(msapi *c, int svc, const char *path, const char *what, size_t 
 		const char *tok = json_string_value(json_object_get(r.json, "continuationToken"));
 		const char *next = json_string_value(json_object_get(r.json, "@odata.nextLink"));
 		char *nu = NULL;
-		if (uri && *uri && url_allowed(c, uri)) {
+		if (uri && *uri && msapi_url_allowed(c, uri)) {
 			nu = xstrdup(uri);
 		} else if (tok && *tok) {
 			/* the token arrives URL-encoded already: append it verbatim */
 			if (asprintf(&nu, "%s%scontinuationToken=%s", path, strchr(path, '?') ? "&" : "?", tok) < 0)
 				nu = NULL;
 		} else if (next && *next) {
-			if (!url_allowed(c, next)) {
-				rc = pb_err(err, PB_EIO, "%s: the next page link points at a host that is not Microsoft's",
-					    what);
+			if (!msapi_url_allowed(c, next)) {
+				rc = refuse_url(err, what, "next page link", next);
 				goto out;
 			}
 			nu = xstrdup(next);
 		} else if (uri && *uri) {
-			rc = pb_err(err, PB_EIO, "%s: the next page link points at a host that is not Microsoft's", what);
+			rc = refuse_url(err, what, "next page link", uri);
 			goto out;
 		} else {
 			break;
@@ -690,8 +708,8 @@ int msapi_lro(msapi *c, int svc, msapi_reply *first, const char *what, json_t **
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	if (!strncasecmp(op_url, "https://", 8) && !url_allowed(c, op_url)) {
-		rc = pb_err(err, PB_EIO, "%s: the operation URL points at a host that is not Microsoft's", what);
+	if (!msapi_url_allowed(c, op_url)) {
+		rc = refuse_url(err, what, "long-running operation URL", op_url);
 		goto out;
 	}
 	long long deadline = pb_mono_ms() + c->lro_max_ms;
@@ -755,7 +773,7 @@ int msapi_lro(msapi *c, int svc, msapi_reply *first, const char *what, json_t **
 		goto out;
 	/* Succeeded: the result lives at Location (when it names /result) or <op>/result */
 	const char *rl = pb_http_header(&r.http, "Location");
-	if (rl && strstr(rl, "/result") && (strncasecmp(rl, "https://", 8) || url_allowed(c, rl)))
+	if (rl && strstr(rl, "/result") && msapi_url_allowed(c, rl))
 		result_url = xstrdup(rl);
 	else if (asprintf(&result_url, "%s/result", op_url) < 0)
 		result_url = NULL;
@@ -883,6 +901,7 @@ static int job_request(struct job_run *run, size_t i, char *err)
 	q->headers = j->hdrs;
 	q->nheaders = nh;
 	q->fresh_connection = !j->call.idempotent;
+	q->timeout_ms = run->c->call_timeout_ms;
 	j->t.token_gen = run->c->token_gen;
 	return PB_OK;
 }
@@ -924,7 +943,7 @@ static int job_step(struct job_run *run, size_t idx, pb_http_resp *resp, int rc,
 		*delay_ms = delay;
 		break;
 	case MSAPI_A_REDIRECT: {
-		char *loc = xstrdup(pb_http_header(resp, "Location"));
+		char *loc = full_url(c, j->call.svc, pb_http_header(resp, "Location"));
 		if (!loc)
 			return pb_err(batch_err, PB_ENOMEM, "out of memory");
 		free(j->url);

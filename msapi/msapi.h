@@ -25,6 +25,11 @@
  *  - Lists follow every page (continuationUri / continuationToken / @odata.nextLink).
  *  - Long-running operations (202 + Location) are polled with Retry-After under a bounded
  *    total time; a poll that times out client-side is repeated, not treated as failure.
+ *  - Follow-up URLs Microsoft sends (operation and result Locations, continuationUri,
+ *    @odata.nextLink, 307/308 redirects) carry our token, so they are followed only to the
+ *    origin of one of the four configured base URLs (msapi_url_allowed); anything else
+ *    fails the call naming the host. Power BI's cluster redirects (307 to another host)
+ *    come only with ?preferClientRouting=true, which pbiport never sends.
  *
  * One msapi value serves one identity (one access token) and is not thread-safe. */
 #ifndef PBIPORT_MSAPI_H
@@ -69,6 +74,7 @@ typedef struct msapi {
 	int max_attempts;               /* tries per call, including the first */
 	long lro_max_ms;                /* total time to follow one long-running operation */
 	long poll_ms;                   /* LRO / scan poll interval when no Retry-After */
+	long call_timeout_ms;           /* one HTTP request's whole time; 0: the HTTP client's default */
 	int parallel;                   /* concurrent calls for batch operations */
 	msapi_last last;
 } msapi;
@@ -95,6 +101,7 @@ typedef struct msapi_item {
 	char *dataset_id;    /* datasetId (reports, tiles) */
 	char *path;          /* connectionDetails.path (Fabric), server[;database] (Power BI) */
 	char *web_url;       /* webUrl */
+	char *description;   /* description (Fabric items, Power BI datasets and reports) */
 	json_t *raw;
 } msapi_item;
 
@@ -154,9 +161,15 @@ int msapi_items_from_json(const json_t *arr, msapi_items *out, char *err);
 int msapi_item_from_json(const json_t *obj, msapi_item *out, char *err);
 /* Appends s percent-encoded (RFC 3986 unreserved kept) to sb. */
 int msapi_urlenc(void *sb /* sbuf* */, const char *s);
-/* Builds base-relative paths safely: each %s argument of fmt is percent-encoded.
- * *out is new. Only %s conversions are allowed. */
+/* Builds base-relative paths safely: each %s argument of fmt is percent-encoded ("/", "?",
+ * "#", "%" included), and an argument made only of dots ("." or "..") is written as %2E
+ * each, so no id can change which endpoint is called. Empty arguments are refused. Every
+ * URL built from an id goes through here. *out is new. Only %s conversions are allowed. */
 int msapi_path(char **out, char *err, const char *fmt, ...);
+/* May the token go to url, a follow-up URL Microsoft sent? True for an https:// URL whose
+ * origin (scheme, host, port; case-insensitive) is that of a configured base URL, and for a
+ * path ("/...", not "//...") that the call resolves against its own service's base. */
+bool msapi_url_allowed(const msapi *c, const char *url);
 /* Random jittered back-off for attempt (0-based), capped. */
 long msapi_backoff_ms(const msapi *c, int attempt);
 

@@ -78,6 +78,46 @@ out:
 	return rc;
 }
 
+void powerbi_group_release(powerbi_group *g)
+{
+	free(g->id);
+	free(g->name);
+	free(g->capacity_id);
+	memset(g, 0, sizeof *g);
+}
+
+int powerbi_get_group(msapi *c, const char *group, powerbi_group *out, char *err)
+{
+	char *path = NULL;
+	msapi_reply r = { 0 };
+	memset(out, 0, sizeof *out);
+	int rc = msapi_path(&path, err, "/v1.0/myorg/groups/%s", group);
+	if (rc)
+		goto out;
+	msapi_call call = { .svc = MSAPI_POWERBI, .method = "GET", .url = path, .idempotent = true,
+			    .what = "read the workspace" };
+	if ((rc = msapi_do(c, &call, &r, err)))
+		goto out;
+	const json_t *ded = json_object_get(r.json, "isOnDedicatedCapacity");
+	if (!json_is_object(r.json) || !json_is_boolean(ded)) {
+		rc = pb_err(err, PB_EIO, "Power BI described workspace %s without isOnDedicatedCapacity", group);
+		goto out;
+	}
+	out->on_dedicated_capacity = json_is_true(ded);
+	const char *id = json_string_value(json_object_get(r.json, "id"));
+	const char *name = json_string_value(json_object_get(r.json, "name"));
+	const char *cap = json_string_value(json_object_get(r.json, "capacityId"));
+	if ((id && !(out->id = xstrdup(id))) || (name && !(out->name = xstrdup(name))) ||
+	    (cap && !(out->capacity_id = xstrdup(cap))))
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+out:
+	free(path);
+	msapi_reply_release(&r);
+	if (rc)
+		powerbi_group_release(out);
+	return rc;
+}
+
 int powerbi_list_datasets(msapi *c, const char *group, msapi_items *out, char *err)
 {
 	return list_under(c, "list the datasets of a workspace", out, err, "/v1.0/myorg/groups/%s/datasets", group, NULL);
@@ -491,6 +531,82 @@ int powerbi_push_delete_rows(msapi *c, const char *group, const char *dataset, c
 		rc = msapi_do(c, &call, &r, err);
 	}
 	free(path);
+	msapi_reply_release(&r);
+	return rc;
+}
+
+/* A DAX table reference: 'name' with every quote doubled. */
+static int dax_table_ref(sbuf *out, const char *table)
+{
+	if (sbuf_addc(out, '\''))
+		return -1;
+	for (const char *q; (q = strchr(table, '\'')); table = q + 1)
+		if (sbuf_add(out, table, (size_t)(q - table) + 1) || sbuf_addc(out, '\''))
+			return -1;
+	return sbuf_adds(out, table) || sbuf_addc(out, '\'') ? -1 : 0;
+}
+
+/* The first error a 200 answer of executeQueries carries (a result or a table may hold one). */
+static const char *query_error(const json_t *result)
+{
+	const json_t *e = json_object_get(result, "error");
+	const char *msg = json_string_value(json_object_get(e, "message"));
+	return msg ? msg : json_string_value(json_object_get(e, "code"));
+}
+
+int powerbi_table_row_count(msapi *c, const char *group, const char *dataset, const char *table, long long *rows,
+			    char *err)
+{
+	char *path = NULL;
+	json_t *body = NULL;
+	msapi_reply r = { 0 };
+	sbuf dax;
+	int rc;
+	*rows = 0;
+	sbuf_init(&dax, 1024);
+	if (sbuf_adds(&dax, "EVALUATE ROW(\"n\", COUNTROWS(") || dax_table_ref(&dax, table) || sbuf_adds(&dax, "))")) {
+		rc = pb_err(err, PB_EINVAL, "the table name is too long for a query");
+		goto out;
+	}
+	/* includeNulls: a BLANK count (an empty table) comes back as null rather than no key */
+	if (!(body = json_pack("{s:[{s:s}], s:{s:b}}", "queries", "query", sbuf_str(&dax), "serializerSettings",
+			       "includeNulls", 1))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = msapi_path(&path, err, "/v1.0/myorg/groups/%s/datasets/%s/executeQueries", group, dataset)))
+		goto out;
+	msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = path, .json = body, .idempotent = true,
+			    .what = "count the rows of a push dataset table" };
+	if ((rc = msapi_do(c, &call, &r, err)))
+		goto out;
+	const json_t *res = json_array_get(json_object_get(r.json, "results"), 0);
+	const json_t *tab = json_array_get(json_object_get(res, "tables"), 0);
+	const char *qerr = query_error(r.json);
+	if (!qerr && res)
+		qerr = query_error(res);
+	if (!qerr && tab)
+		qerr = query_error(tab);
+	if (qerr) {
+		rc = pb_err(err, PB_EIO, "Power BI could not count the rows of table '%.100s': %.300s", table, qerr);
+		goto out;
+	}
+	const json_t *row = json_array_get(json_object_get(tab, "rows"), 0);
+	const json_t *n = json_object_get(row, "[n]");
+	if (!json_is_object(row) || (n && !json_is_null(n) && !json_is_number(n))) {
+		rc = pb_err(err, PB_EIO, "Power BI answered the row count of table '%.100s' in an unexpected shape", table);
+		goto out;
+	}
+	double v = n ? json_number_value(n) : 0;
+	if (v < 0 || v > 9e18 || v != (double)(long long)v) {
+		rc = pb_err(err, PB_EIO, "Power BI counted %g rows in table '%.100s'", v, table);
+		goto out;
+	}
+	*rows = (long long)v;
+out:
+	sbuf_release(&dax);
+	free(path);
+	json_decref(body);
 	msapi_reply_release(&r);
 	return rc;
 }

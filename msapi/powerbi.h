@@ -10,6 +10,16 @@
 /* GET /groups (all pages). filter: OData $filter (e.g. "name eq 'Sales'") or NULL.
  * item: id, name, type. */
 int powerbi_list_groups(msapi *c, const char *filter, msapi_items *out, char *err);
+/* A workspace as GET /groups/{g} describes it (Groups - Get Group). Strings new (NULL when
+ * absent); release with powerbi_group_release. */
+typedef struct powerbi_group {
+	char *id;
+	char *name;
+	char *capacity_id;            /* capacityId: absent on shared capacity */
+	bool on_dedicated_capacity;   /* isOnDedicatedCapacity: Premium, PPU, Embedded or Fabric capacity */
+} powerbi_group;
+int powerbi_get_group(msapi *c, const char *group, powerbi_group *out, char *err);
+void powerbi_group_release(powerbi_group *g);
 /* GET /groups/{g}/datasets. item: id, name, web_url. */
 int powerbi_list_datasets(msapi *c, const char *group, msapi_items *out, char *err);
 /* GET /groups/{g}/reports. item: id, name, type (reportType), dataset_id, web_url. */
@@ -104,6 +114,14 @@ int powerbi_push_rows_text(msapi *c, const char *group, const char *dataset, con
 int powerbi_dataset_delete(msapi *c, const char *group, const char *dataset, char *err);
 /* DELETE .../tables/{t}/rows (all rows). */
 int powerbi_push_delete_rows(msapi *c, const char *group, const char *dataset, const char *table, char *err);
+
+/* POST /groups/{g}/datasets/{d}/executeQueries with EVALUATE ROW("n", COUNTROWS('table')):
+ * the rows the table holds now (an empty table counts BLANK: 0). Needs the tenant setting
+ * "Dataset Execute Queries REST API" and read + build permission on the dataset; Power BI
+ * allows 120 such queries a minute per caller (429 then, retried like any 429). A DAX error
+ * (no such table) is Power BI's 400 DatasetExecuteQueriesError, with its detail message. */
+int powerbi_table_row_count(msapi *c, const char *group, const char *dataset, const char *table, long long *rows,
+			    char *err);
 
 #define POWERBI_PUSH_ROWS_MAX 10000
 

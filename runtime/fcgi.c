@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -63,8 +64,51 @@ static int identify(struct req *r, const struct pb_app *app)
 	return PB_OK;
 }
 
+/* An error the web server produced itself and hands to pbiport to word (lighttpd's
+ * server.error-handler, Apache's ErrorDocument) arrives with REDIRECT_STATUS set to that status.
+ * It is answered in pbiport's JSON error shape with the request id, in the same words nginx's
+ * error pages use (deploy/nginx/pbiport.conf), so every server's own 401, 413 and 5xx look alike.
+ * Clients cannot set the variable (it is not an HTTP_ header); ordinary requests carry none or
+ * 200. Returns true when it answered. */
+static bool answer_web_server_error(struct req *r)
+{
+	static const struct { int status; const char *code, *message; } known[] = {
+		{ 400, "bad_request", "the web server could not read the request" },
+		{ 401, "unauthorized", "sign in with basic auth or send Authorization: Bearer <token>" },
+		{ 403, "forbidden", "the web server refused the request" },
+		{ 404, "not_found", "no such endpoint" },
+		{ 408, "request_timeout", "the request was not received in time" },
+		{ 411, "length_required", "send a Content-Length with the request body" },
+		{ 413, "payload_too_large", "request body is larger than this route accepts" },
+		{ 414, "uri_too_long", "the request URI is too long" },
+		{ 431, "headers_too_large", "the request headers are too large" },
+		{ 502, "unavailable", "the pbiport application is not answering" },
+		{ 503, "unavailable", "the pbiport application is not answering" },
+		{ 504, "unavailable", "the pbiport application is not answering" },
+	};
+	const char *v = req_env(r, "REDIRECT_STATUS");
+	char *end;
+	long status;
+	if (!v || !*v)
+		return false;
+	errno = 0;
+	status = strtol(v, &end, 10);
+	if (errno || *end || status < 400 || status > 599)
+		return false;
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+		if (known[i].status == status) {
+			req_reply_error(r, known[i].status, known[i].code, "%s", known[i].message);
+			return true;
+		}
+	req_reply_error(r, (int)status, status < 500 ? "bad_request" : "unavailable",
+			"the web server answered %ld", status);
+	return true;
+}
+
 static void dispatch(struct req *r, const struct pb_app *app)
 {
+	if (answer_web_server_error(r))
+		return;
 	sbuf allow;
 	int rc, status;
 	bool in_read = false;

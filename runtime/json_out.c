@@ -1,5 +1,7 @@
 #include "runtime/json_out.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,8 +72,49 @@ int json_out_string(sbuf *out, const char *s, size_t len)
 	return sbuf_add(out, buf, n);
 }
 
+int json_out_double(double d, char buf[JSON_OUT_DOUBLE_MAX])
+{
+	if (!isfinite(d))
+		return -1;
+	/* the fewest digits that read back as d: 15 digits always read back unchanged text,
+	 * 17 always read back d */
+	int n = 0;
+	for (int prec = 15; prec <= 17; prec++) {
+		n = snprintf(buf, JSON_OUT_DOUBLE_MAX, "%.*g", prec, d);
+		if (n < 0 || n >= JSON_OUT_DOUBLE_MAX)
+			return -1;
+		if (strtod(buf, NULL) == d)
+			break;
+	}
+	/* as jansson writes reals: a "." or exponent so it reads back as a real, and the
+	 * exponent without "+" or leading zeros */
+	if (!strchr(buf, '.') && !strchr(buf, 'e')) {
+		memcpy(buf + n, ".0", 3);
+		return n + 2;
+	}
+	char *e = strchr(buf, 'e');
+	if (e) {
+		char *from = e + 1, *to = e + 1;
+		if (*from == '-')
+			*to++ = *from++;
+		else if (*from == '+')
+			from++;
+		while (*from == '0' && from[1])
+			from++;
+		memmove(to, from, strlen(from) + 1);
+		n = (int)strlen(buf);
+	}
+	return n;
+}
+
 static int out_real(sbuf *out, const json_t *v, size_t flags)
 {
+	if (!(flags & JSON_REAL_PRECISION(31))) {
+		char buf[JSON_OUT_DOUBLE_MAX];
+		int n = json_out_double(json_real_value(v), buf);
+		return n < 0 ? -1 : sbuf_add(out, buf, (size_t)n);
+	}
+	/* a fixed precision asked for (log durations): jansson's own text */
 	char *text = json_dumps(v, (flags & JSON_REAL_PRECISION(31)) | JSON_COMPACT | JSON_ENCODE_ANY);
 	int rc = text ? sbuf_adds(out, text) : -1;
 	free(text);

@@ -4,7 +4,9 @@
  * flags pbiport uses (JSON_COMPACT, JSON_REAL_PRECISION(n); objects in insertion order), at a
  * fraction of its cost: runs of plain bytes are copied at once instead of one UTF-8 code point
  * per callback. Every response and log line goes through here, so it is on the hot path of each
- * request. Reals are rare and are formatted by jansson itself, so their text cannot drift.
+ * request. One difference, on purpose: without JSON_REAL_PRECISION a real is written as the
+ * shortest text that reads back as the same double (json_out_double: 2.002), where json_dumps
+ * writes 17 digits (2.0019999999999998). With JSON_REAL_PRECISION(n) jansson formats it.
  * Strings inside a json_t are valid UTF-8 (jansson checks them when they are made). */
 #ifndef PBIPORT_JSON_OUT_H
 #define PBIPORT_JSON_OUT_H
@@ -18,6 +20,13 @@
  * JSON_REAL_PRECISION(n) applies to reals. Returns 0, or -1 when out would pass its ceiling,
  * on no memory, or when v nests deeper than PB_JSON_OUT_MAX_DEPTH (out then holds a prefix). */
 int json_out(sbuf *out, const json_t *v, size_t flags);
+
+/* Writes a finite double as JSON: the shortest of %.15g, %.16g, %.17g that reads back as d
+ * (the way JSON encoders in other languages write numbers), in jansson's spelling (a ".0"
+ * added to integral values, exponents without "+" or leading zeros: 1e300, 1e-5). Returns the
+ * length, or -1 for NaN and infinities (which JSON cannot carry). */
+#define JSON_OUT_DOUBLE_MAX 32
+int json_out_double(double d, char buf[JSON_OUT_DOUBLE_MAX]);
 
 /* Appends s[0..len) as a JSON string literal with quotes, escaped as jansson escapes. */
 int json_out_string(sbuf *out, const char *s, size_t len);

@@ -27,6 +27,24 @@
 #define PB_LUA_INSTR_PER_COLUMN 1000LL
 #define PB_LUA_TIME_BASE_MS     300LL
 #define PB_LUA_TIME_PER_COLUMN_US 30LL
+/* The watchdog (runtime/lua_sandbox.c): a CPU-time timer of the rendering thread that stops the
+ * template at its time limit even inside a library call, and ends the process when a call still
+ * has not returned this much CPU time later (exit status PB_LUA_WATCHDOG_EXIT, which
+ * deploy/systemd/pbiport-pool restarts without counting it as a start-up failure). */
+#define PB_LUA_WATCHDOG_GRACE_MS 2000
+#define PB_LUA_WATCHDOG_EXIT    70                    /* EX_SOFTWARE */
+#define PB_LUA_PRINT_MAX        1000                  /* one print() log message, escaped */
+#define PB_LUA_PRINT_LINES_MAX  100                   /* print() lines logged per sandbox */
+#define PB_LUA_SORT_MAX         1000000               /* elements table.sort accepts */
+#define PB_LUA_PATTERN_STEPS    2e8                   /* worst-case matcher steps of one string.find/gsub */
+/* Import filter rules (core/ingest.c), in the same sandbox as templates: CPU time of one call
+ * (a rule is asked once per workspace, model and report), and of all calls of one run together. */
+#define PB_FILTER_RULE_TIME_MS  1000
+#define PB_FILTER_RUN_TIME_MS   60000
+/* One attempt of a job, wall clock from its claim: past it the worker's heartbeat stops renewing
+ * the lease and fails the job (time_limit), whatever its thread is doing. A kind that waits longer
+ * on purpose (a refresh followed for wait_timeout) raises its own limit (job_extend_time_limit). */
+#define PB_JOB_TIME_LIMIT_MS    (6LL * 3600 * 1000)
 #define PB_LUA_MAX_SOURCE_BYTES (1u * 1024 * 1024)    /* one template or module file */
 #define PB_TEMPLATE_MAX_DIRS    32                    /* folders on the template search path */
 #define PB_RENDER_MAX_PATH      4096                  /* one output file path */
@@ -140,7 +158,9 @@
 #define PB_PUSH_BODY_MAX        (256u * 1024 * 1024)  /* the rows route's own body bound */
 #define PB_PUSH_RATE_MARGIN_MS  1000                  /* added to limiter waits: clocks differ */
 #define PB_PUSH_THROTTLE_ROUNDS 50                    /* 429 answers one chunk may get before the job retries later */
-#define PB_PUSH_INFLIGHT_STALE_MS 120000              /* an in-flight request older than this is over */
+#define PB_PUSH_INFLIGHT_STALE_MS 120000              /* an in-flight request older than this is over (PBIPORT_PUSH_INFLIGHT_S) */
+#define PB_PUSH_OUTCOME_POLL_MS 1000                  /* asking again whether a chunk was added while other rows are sent */
+#define PB_PUSH_OUTCOME_RETRY_MS 5000                 /* ... after Power BI could not count the table's rows */
 #define PB_PUSH_WAIT_INLINE_MS  120000                /* longer limiter waits put the push job back in the queue */
 #define PB_PUSH_JOB_ATTEMPTS    50                    /* tries of one push job (each long wait uses one) */
 #define PB_PUSH_SPOOL_ORPHAN_S  3600                  /* spooled rows no job owns are dropped after an hour */

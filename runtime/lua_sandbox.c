@@ -1,9 +1,12 @@
 /* The template sandbox: see lua_sandbox.h for the rules it enforces. Shaped after
  * redis's script_lua.c (allow lists, protected globals), HAProxy's hlua.c (capped
- * allocator, forced hook) and lighttpd's mod_magnet (per-run environment). */
+ * allocator, forced hook), lighttpd's mod_magnet (per-run environment) and lua.c's SIGINT
+ * handler (a signal sets the hook that stops the script). */
 #include "runtime/lua_sandbox.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,31 +14,50 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lualib.h>
 #include <openssl/evp.h>
 
+#include "runtime/log.h"
 #include "runtime/util.h"
 
-#define SB_HOOK_COUNT 10000         /* instructions between budget/deadline checks (~50 us) */
+#define SB_HOOK_COUNT 10000         /* instructions between budget checks (~50 us) */
+#define SB_WORK_STEP 4096           /* elements a C loop handles between budget/watchdog checks */
 #define SB_MODULE_NAME_MAX 128
 #define SB_PATH_MAX 4096
 #define SB_GC_PAUSE 400             /* percent heap growth between collections */
-#define SB_PATTERN_STEPS 2e8        /* worst-case matcher steps one string.find/gsub may take */
-#define SB_SORT_MAX 1000000         /* elements table.sort accepts */
+#define SB_WATCHDOG_SIGNAL SIGXCPU
+#define SB_STUCK_LINE_MAX 1024      /* the last-resort log line, without its time stamp */
+
+/* glibc before 2.41 names the thread id of SIGEV_THREAD_ID only through the union. */
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
 
 struct lua_sandbox {
 	lua_State *L;
 	size_t used, peak, max;
 	bool oom;            /* the allocator refused a request */
-	bool expired;        /* the deadline passed or the instruction budget ran out */
+	bool expired;        /* a time limit passed or the instruction budget ran out */
 	bool out_of_instr;   /* ... and it was the budget */
 	bool dead;           /* a call failed: the state may be inconsistent */
-	int64_t deadline_ns;
 	int limit_ms;
+	int total_ms;                /* all calls together; 0 = no such limit */
+	int64_t total_used_ns;       /* CPU time of the calls so far */
 	long long instr_max;         /* per call; 0 = no instruction budget */
-	long long instr_used;        /* by the current (or last) call, in SB_HOOK_COUNT steps */
+	long long instr_used;        /* by the current (or last) call: VM instructions in SB_HOOK_COUNT
+				      * steps, plus elements the table functions' loops handled */
+	/* The watchdog: a timer on the creating thread's CPU clock, armed during each call. */
+	timer_t timer;
+	bool have_timer;
+	volatile sig_atomic_t armed;   /* a call runs; the signal handler acts only then */
+	volatile sig_atomic_t fired;   /* timer expiries during this call */
+	int64_t armed_ns;            /* CPU time the current call was given */
+	bool armed_for_total;        /* ... which was what was left of total_ms */
+	char stuck_line[SB_STUCK_LINE_MAX]; /* `,"level":...}\n` of the last-resort log line */
+	unsigned print_lines;
 	char where[PB_ERR_MAX];      /* "path:line" of the failing Lua frame */
 	char entry[PB_ERR_MAX];      /* chunk name of the entry template, for OOM messages */
 	const char *entry_module;    /* borrowed during sandbox_call */
@@ -54,20 +76,12 @@ static const unsigned char UUID_NS[16] = {
 	0x9a, 0x71, 0x0b, 0x4d, 0x2e, 0x6f, 0x8a, 0x13,
 };
 
+/* The sandbox whose call runs on this thread, for the watchdog's signal handler. */
+static _Thread_local lua_sandbox *running;
+
 static lua_sandbox *sb_of(lua_State *L)
 {
 	return *(lua_sandbox **)lua_getextraspace(L);
-}
-
-/* The deadline counts CPU time of the calling thread, not wall time: a runaway script
- * burns CPU either way, while a big but honest render on a busy machine (other
- * processes, other FastCGI workers) is not failed for time it spent waiting. */
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts))
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* Counting allocator: refuses growth past sb->max (HAProxy hlua_alloc). */
@@ -95,57 +109,296 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	return p;
 }
 
-static void record_where(lua_sandbox *sb, const lua_Debug *ar)
+/* "path:line" of the innermost Lua frame with a line from level on (level 0 = the running
+ * function); false (and "") when there is none. */
+static bool frame_where(lua_State *L, int level, char *out, size_t size)
 {
-	const char *src = ar->source && ar->source[0] == '@' ? ar->source + 1 : ar->short_src;
-	if (xsnprintf(sb->where, sizeof sb->where, "%s:%d", src, ar->currentline))
-		sb->where[0] = '\0';
+	lua_Debug ar;
+	out[0] = '\0';
+	for (; lua_getstack(L, level, &ar); level++) {
+		if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+			const char *src = ar.source && ar.source[0] == '@' ? ar.source + 1 : ar.short_src;
+			if (!xsnprintf(out, size, "%s:%d", src, ar.currentline))
+				return true;
+			out[0] = '\0';
+			return false;
+		}
+	}
+	return false;
 }
 
-/* Budget and deadline check, every SB_HOOK_COUNT instructions. The instruction count is
- * the deterministic limit (same contract, same verdict on any machine); the CPU-time
- * deadline is the backstop for time spent in C library calls, which count as one
- * instruction each. Once expired, fire on every instruction so that a pcall in the
- * script only delays the abort by one instruction (redis luaMaskCountHook). */
+static void record_where(lua_sandbox *sb, lua_State *L, int level)
+{
+	frame_where(L, level, sb->where, sizeof sb->where);
+}
+
+static int time_limit_ms(const lua_sandbox *sb)
+{
+	return sb->armed_for_total ? sb->total_ms : sb->limit_ms;
+}
+
+static const char *time_limit_what(const lua_sandbox *sb)
+{
+	return sb->armed_for_total ? "total time limit" : "time limit";
+}
+
+static const char *time_limit_tail(const lua_sandbox *sb)
+{
+	return sb->armed_for_total ? " (all calls together)" : "";
+}
+
+static void sb_hook(lua_State *L, lua_Debug *ar);
+
+/* Stops the script: remembers why and where (first time only), makes the hook fire on
+ * every instruction so that a pcall in the script cannot swallow the stop, and raises.
+ * With no template code on the stack (the watchdog's call hook fired while an error that
+ * already unwound it closes a library buffer) it returns: that error stands, and template
+ * code that would run next is stopped at its first instruction. */
+static int sb_stop(lua_State *L, lua_sandbox *sb, bool budget)
+{
+	if (!sb->expired) {
+		char where[sizeof sb->where];
+		if (!frame_where(L, 0, where, sizeof where))
+			return 0;
+		memcpy(sb->where, where, sizeof where);
+		sb->expired = true;
+		sb->out_of_instr = budget;
+	}
+	/* Count only: a call hook would also fire on the message handler. */
+	lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);
+	if (sb->out_of_instr)
+		return luaL_error(L, "instruction limit of %lld exceeded", sb->instr_max);
+	return luaL_error(L, "%s of %d ms exceeded%s", time_limit_what(sb), time_limit_ms(sb),
+			  time_limit_tail(sb));
+}
+
+/* The count hook checks the instruction budget every SB_HOOK_COUNT instructions (C library
+ * calls count as one each: the watchdog bounds their time). After the watchdog fired it
+ * runs at the next instruction or call, and after a stop at every instruction
+ * (redis luaMaskCountHook). */
 static void sb_hook(lua_State *L, lua_Debug *ar)
 {
 	lua_sandbox *sb = sb_of(L);
-	if (!sb->expired) {
-		sb->instr_used += SB_HOOK_COUNT;
-		if (sb->instr_max > 0 && sb->instr_used > sb->instr_max)
-			sb->out_of_instr = true;
-		else if (now_ns() < sb->deadline_ns)
+	if (!sb->expired && !sb->fired) {
+		if (ar->event != LUA_HOOKCOUNT)
 			return;
-		sb->expired = true;
-		if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
-			record_where(sb, ar);
-		lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);
+		sb->instr_used += SB_HOOK_COUNT;
+		if (sb->instr_max <= 0 || sb->instr_used <= sb->instr_max)
+			return;
+		sb_stop(L, sb, true);
 	}
-	if (sb->out_of_instr)
-		luaL_error(L, "instruction limit of %lld exceeded", sb->instr_max);
-	luaL_error(L, "time limit of %d ms exceeded", sb->limit_ms);
+	sb_stop(L, sb, false);
 }
 
-static void arm_deadline(lua_sandbox *sb)
+/* Work a C loop did for the script (units = elements): counted toward the instruction
+ * budget, and a point where the watchdog can stop it. */
+static void sb_work(lua_State *L, lua_sandbox *sb, long long units)
 {
-	sb->deadline_ns = now_ns() + (int64_t)sb->limit_ms * 1000000;
+	sb->instr_used += units;
+	if (sb->expired || sb->fired)
+		sb_stop(L, sb, false);
+	if (sb->instr_max > 0 && sb->instr_used > sb->instr_max)
+		sb_stop(L, sb, true);
+}
+
+/* --- the watchdog -------------------------------------------------------------------- */
+
+/* "2026-11-26T03:04:05.678Z" from the real-time clock with no library call that is unsafe
+ * in a signal handler (gmtime_r and strftime are not async-signal-safe). */
+static size_t signal_safe_now(char out[32])
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_REALTIME, &ts))
+		return 0;
+	int64_t days = ts.tv_sec / 86400, secs = ts.tv_sec % 86400;
+	/* civil_from_days (H. Hinnant), days since 1970-01-01 -> year, month, day */
+	int64_t z = days + 719468, era = z / 146097, doe = z - era * 146097;
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+	int64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+	int64_t y = yoe + era * 400 + (m <= 2);
+	int64_t v[7] = { y, m, d, secs / 3600, secs / 60 % 60, secs % 60, ts.tv_nsec / 1000000 };
+	static const int width[7] = { 4, 2, 2, 2, 2, 2, 3 };
+	static const char after[7] = { '-', '-', 'T', ':', ':', '.', 'Z' };
+	size_t n = 0;
+	for (int i = 0; i < 7; i++) {
+		for (int k = width[i] - 1; k >= 0; k--) {
+			int64_t q = v[i];
+			for (int j = 0; j < k; j++)
+				q /= 10;
+			out[n++] = (char)('0' + q % 10);
+		}
+		out[n++] = after[i];
+	}
+	return n;
+}
+
+/* A library call has not returned PB_LUA_WATCHDOG_GRACE_MS after the time limit and the
+ * hook cannot stop it: interrupting C code at an arbitrary point (longjmp out of a signal
+ * handler) could leave the heap locked or the state corrupt, so end the process. Only
+ * async-signal-safe calls here. */
+static void watchdog_exit(const lua_sandbox *sb)
+{
+	char line[sizeof sb->stuck_line + 48];
+	size_t n = 0, tail = strlen(sb->stuck_line);
+	memcpy(line, "{\"ts\":\"", 7);
+	n = 7;
+	n += signal_safe_now(line + n);
+	line[n++] = '"';
+	memcpy(line + n, sb->stuck_line, tail);
+	n += tail;
+	for (size_t off = 0; off < n;) {
+		ssize_t w = write(STDERR_FILENO, line + off, n - off);
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	_exit(PB_LUA_WATCHDOG_EXIT);
+}
+
+/* SIGXCPU: the first expiry of the running call's timer makes the hook fire at the next VM
+ * instruction or function call (lua_sethook may be called from a signal handler: lua.c's
+ * SIGINT handler does it); the next one, PB_LUA_WATCHDOG_GRACE_MS of CPU later, means the
+ * thread is still inside one C function. Expiries of a call that already ended are ignored;
+ * a SIGXCPU that is not from a timer (RLIMIT_CPU) gets its default action. */
+static void watchdog_signal(int sig, siginfo_t *si, void *uctx)
+{
+	(void)uctx;
+	lua_sandbox *sb = running;
+	if (si->si_code != SI_TIMER) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
+	if (!sb || !sb->armed || si->si_value.sival_ptr != sb)
+		return;
+	if (++sb->fired == 1) {
+		lua_sethook(sb->L, sb_hook, LUA_MASKCOUNT | LUA_MASKCALL, 1);
+		return;
+	}
+	watchdog_exit(sb);
+}
+
+static pthread_once_t watchdog_once = PTHREAD_ONCE_INIT;
+static int watchdog_errno;
+
+static void watchdog_install(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = watchdog_signal;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;   /* require's file reads go on */
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SB_WATCHDOG_SIGNAL, &sa, NULL))
+		watchdog_errno = errno;
+}
+
+static int watchdog_new(lua_sandbox *sb, char *err)
+{
+	struct sigevent ev;
+	pthread_once(&watchdog_once, watchdog_install);
+	if (watchdog_errno)
+		return pb_err(err, PB_EINTERNAL, "template sandbox: cannot install the watchdog: %s",
+			      strerror(watchdog_errno));
+	memset(&ev, 0, sizeof ev);
+	ev.sigev_notify = SIGEV_THREAD_ID;
+	ev.sigev_signo = SB_WATCHDOG_SIGNAL;
+	ev.sigev_value.sival_ptr = sb;
+	ev.sigev_notify_thread_id = gettid();
+	if (timer_create(CLOCK_THREAD_CPUTIME_ID, &ev, &sb->timer))
+		return pb_err(err, PB_EINTERNAL, "template sandbox: cannot create the watchdog timer: %s",
+			      strerror(errno));
+	sb->have_timer = true;
+	return 0;
+}
+
+static struct timespec ns_to_ts(int64_t ns)
+{
+	return (struct timespec){ .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+}
+
+/* The last-resort log line (see watchdog_exit), made before the call, outside the handler. */
+static void set_stuck_line(lua_sandbox *sb, const char *name)
+{
+	char text[PB_ERR_MAX];
+	size_t n = 0;
+	/* name is a path: keep it one JSON-safe line */
+	for (const char *p = name; *p && n + 6 < sizeof text; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c < 0x20 || c == '"' || c == '\\' || c >= 0x7f)
+			n += (size_t)snprintf(text + n, sizeof text - n, "\\u%04x", c);
+		else
+			text[n++] = (char)c;
+	}
+	text[n] = '\0';
+	if (xsnprintf(sb->stuck_line, sizeof sb->stuck_line,
+		      ",\"level\":\"error\",\"msg\":\"template %s: a library call ran %d ms of CPU past the "
+		      "%s of %d ms and cannot be interrupted; ending process %ld so it does not hang "
+		      "(it is started again)\"}\n",
+		      text, PB_LUA_WATCHDOG_GRACE_MS, time_limit_what(sb), time_limit_ms(sb),
+		      (long)getpid()))
+		xsnprintf(sb->stuck_line, sizeof sb->stuck_line,
+			  ",\"level\":\"error\",\"msg\":\"template: a library call could not be "
+			  "interrupted; ending the process\"}\n");
+}
+
+/* Starts the watchdog for one call: this call's time limit, or what is left of the total. */
+static int watchdog_arm(lua_sandbox *sb, char *err)
+{
+	int64_t ns = (int64_t)sb->limit_ms * 1000000;
+	sb->armed_for_total = false;
+	if (sb->total_ms > 0) {
+		int64_t left = (int64_t)sb->total_ms * 1000000 - sb->total_used_ns;
+		if (left <= 0) {
+			sb->dead = true;
+			return pb_err(err, PB_ELIMIT, "template %s: total time limit of %d ms exceeded "
+				      "(all calls together)", sb->entry[0] ? sb->entry : "(template)",
+				      sb->total_ms);
+		}
+		if (left < ns) {
+			ns = left;
+			sb->armed_for_total = true;
+		}
+	}
+	set_stuck_line(sb, sb->entry[0] ? sb->entry : sb->entry_module ? sb->entry_module : "(template)");
+	/* Back to the normal hook: a watchdog that fired as the last call returned set another. */
+	lua_sethook(sb->L, sb_hook, LUA_MASKCOUNT, SB_HOOK_COUNT);
+	struct itimerspec its = { .it_value = ns_to_ts(ns),
+				  .it_interval = ns_to_ts((int64_t)PB_LUA_WATCHDOG_GRACE_MS * 1000000) };
+	sb->armed_ns = ns;
+	sb->fired = 0;
 	sb->instr_used = 0;
+	running = sb;
+	sb->armed = 1;
+	if (timer_settime(sb->timer, 0, &its, NULL)) {
+		sb->armed = 0;
+		running = NULL;
+		return pb_err(err, PB_EINTERNAL, "template sandbox: cannot start the watchdog timer: %s",
+			      strerror(errno));
+	}
+	return 0;
+}
+
+/* Stops the watchdog and adds the call's CPU time to the total. */
+static void watchdog_disarm(lua_sandbox *sb)
+{
+	struct itimerspec zero, left;
+	memset(&zero, 0, sizeof zero);
+	sb->armed = 0;   /* first: an expiry delivered from here on is ignored */
+	if (!timer_settime(sb->timer, 0, &zero, &left) && !sb->fired)
+		sb->total_used_ns += sb->armed_ns - ((int64_t)left.it_value.tv_sec * 1000000000 +
+						     left.it_value.tv_nsec);
+	else
+		sb->total_used_ns += sb->armed_ns;
+	running = NULL;
 }
 
 /* Message handler: remembers where (file:line) the error was raised in Lua code. */
 static int sb_msgh(lua_State *L)
 {
 	lua_sandbox *sb = sb_of(L);
-	lua_Debug ar;
-	if (!sb->expired) {
-		sb->where[0] = '\0';
-		for (int level = 1; lua_getstack(L, level, &ar); level++) {
-			if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
-				record_where(sb, &ar);
-				break;
-			}
-		}
-	}
+	if (!sb->expired)
+		record_where(sb, L, 1);
 	if (!lua_isstring(L, 1))
 		lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
 	else
@@ -184,8 +437,9 @@ static int map_error(lua_sandbox *sb, int status, char *err)
 		goto out;
 	}
 	if (sb->expired) {
-		rc = pb_err(err, PB_ELIMIT, "template %s: time limit of %d ms exceeded",
-			    sb->where[0] ? sb->where : entry, sb->limit_ms);
+		rc = pb_err(err, PB_ELIMIT, "template %s: %s of %d ms exceeded%s",
+			    sb->where[0] ? sb->where : entry, time_limit_what(sb), time_limit_ms(sb),
+			    time_limit_tail(sb));
 		goto out;
 	}
 	if (status == LUA_ERRMEM || (sb->oom && strstr(msg, "not enough memory"))) {
@@ -234,19 +488,74 @@ static void set_fresh_env(lua_State *L)
 		lua_pop(L, 1);
 }
 
+/* Appends len bytes of s to out (at most cap bytes in all, *n so far) as readable text on
+ * one line: backslash, CR, LF and tab as \\ \r \n \t, other control characters and bytes
+ * that are not UTF-8 as \xHH. False when it stopped for lack of room. */
+static bool add_escaped(char *out, size_t cap, size_t *n, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[8];
+		const char *piece = esc;
+		size_t plen = 1, take = 1;
+		if (c >= 0x20 && c < 0x7f && c != '\\') {
+			esc[0] = (char)c;
+		} else if (c == '\\' || c == '\n' || c == '\r' || c == '\t') {
+			esc[0] = '\\';
+			esc[1] = c == '\\' ? '\\' : c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+			plen = 2;
+		} else {
+			take = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+			if (take && take <= len - i && utf8_valid(s + i, take)) {
+				piece = s + i;
+				plen = take;
+			} else {
+				take = 1;
+				plen = (size_t)snprintf(esc, sizeof esc, "\\x%02X", c);
+			}
+		}
+		if (*n + plen > cap)
+			return false;
+		memcpy(out + *n, piece, plen);
+		*n += plen;
+		i += take;
+	}
+	return true;
+}
+
+/* print(...): one log line per call, not raw text on stderr, where a newline in the text
+ * would forge log lines. */
 static int sb_print(lua_State *L)
 {
-	luaL_Buffer b;
-	int n = lua_gettop(L);
-	luaL_buffinit(L, &b);
-	for (int i = 1; i <= n; i++) {
-		if (i > 1)
-			luaL_addchar(&b, ' ');
-		luaL_tolstring(L, i, NULL);
-		luaL_addvalue(&b);
+	lua_sandbox *sb = sb_of(L);
+	char text[PB_LUA_PRINT_MAX + 1], where[PB_ERR_MAX];
+	const size_t room = PB_LUA_PRINT_MAX - 3;   /* "..." marks text cut at the cap */
+	size_t n = 0;
+	int top = lua_gettop(L);
+	bool fits;
+
+	if (sb->print_lines >= PB_LUA_PRINT_LINES_MAX) {
+		if (sb->print_lines++ == PB_LUA_PRINT_LINES_MAX)
+			log_event("info", NULL, "template %s: more than %d print lines; the rest are not logged",
+				  sb->entry[0] ? sb->entry : "(template)", PB_LUA_PRINT_LINES_MAX);
+		return 0;
 	}
-	luaL_pushresult(&b);
-	fprintf(stderr, "pbiport: template: %s\n", lua_tostring(L, -1));
+	sb->print_lines++;
+	if (!frame_where(L, 1, where, sizeof where))
+		memcpy(where, "(template)", sizeof "(template)");
+	fits = add_escaped(text, room, &n, where, strlen(where)) && add_escaped(text, room, &n, ": print: ", 9);
+	for (int i = 1; i <= top && fits; i++) {
+		size_t len;
+		const char *piece = luaL_tolstring(L, i, &len);
+		fits = (i == 1 || add_escaped(text, room, &n, " ", 1)) && add_escaped(text, room, &n, piece, len);
+		lua_pop(L, 1);
+	}
+	if (!fits) {
+		memcpy(text + n, "...", 3);
+		n += 3;
+	}
+	text[n] = '\0';
+	log_event("info", NULL, "template %s", text);
 	return 0;
 }
 
@@ -336,7 +645,12 @@ static int sb_setmetatable(lua_State *L)
 	return 1;
 }
 
-/* --- C functions that could run long without the hook firing ---------------------- */
+/* --- C functions that could run long without the hook firing ----------------------
+ *
+ * The count hook never fires inside a library function, and the watchdog can stop one only
+ * when it calls back into Lua. Each function below loops in C on an argument; Lua 5.4's
+ * other library functions are O(1), bounded by the stack or by the memory cap (see
+ * lua_sandbox.h). */
 
 /* Index just past a character class set starting at p[j] == '['. */
 static size_t skip_set(const char *p, size_t len, size_t j)
@@ -351,9 +665,11 @@ static size_t skip_set(const char *p, size_t len, size_t j)
 	return j + 1;
 }
 
-/* Counts the quantifiers (* + - ?) of a Lua pattern that have more pattern after them:
- * those are the ones the backtracking matcher may retry at every length. */
-static int backtracking_quantifiers(const char *p, size_t len, bool *anchored)
+/* Counts the items of a Lua pattern that may cost a pass over the subject at each step:
+ * quantifiers (* + - ?) with more pattern after them, which the backtracking matcher
+ * retries at every length, %bxy (scans to its closing character) and back references
+ * %1-%9 (compare a capture). */
+static int backtracking_factors(const char *p, size_t len, bool *anchored)
 {
 	size_t i = 0;
 	int q = 0;
@@ -368,6 +684,12 @@ static int backtracking_quantifiers(const char *p, size_t len, bool *anchored)
 		}
 		if (p[i] == '%' && i + 1 < len && p[i + 1] == 'b') {
 			i += 4;
+			q++;
+			continue;
+		}
+		if (p[i] == '%' && i + 1 < len && p[i + 1] >= '1' && p[i + 1] <= '9') {
+			i += 2;
+			q++;
 			continue;
 		}
 		if (p[i] == '%' && i + 1 < len && p[i + 1] == 'f') {
@@ -393,27 +715,55 @@ static int backtracking_quantifiers(const char *p, size_t len, bool *anchored)
 	return q;
 }
 
-enum { GUARD_FIND = 1, GUARD_OTHER = 2 };
+enum { GUARD_FIND = 1, GUARD_MATCH, GUARD_GMATCH, GUARD_GSUB, GUARD_OTHER };
 
-/* string.find/match/gmatch/gsub: Lua's matcher runs in C, where the deadline hook cannot
- * fire, and backtracks: n bytes and q retried quantifiers cost up to n^q steps (one more
- * factor of n when unanchored). Refuse what could exceed SB_PATTERN_STEPS. */
+/* True when p has none of the pattern's special characters (lstrlib.c nospecials). */
+static bool no_specials(const char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] && strchr("^$*+?.([%-", p[i]))
+			return false;
+	return true;
+}
+
+/* string.find of plain text (the 4th argument, or a pattern without special characters):
+ * Lua's lmemfind compares the whole needle wherever its first byte occurs, up to n x m
+ * steps; glibc's memmem is linear. Same results as str_find_aux. */
+static int plain_find(lua_State *L, const char *s, size_t n, const char *p, size_t plen)
+{
+	lua_Integer pos = luaL_optinteger(L, 3, 1);
+	size_t init = pos > 0 ? (size_t)pos : pos == 0 || pos < -(lua_Integer)n ? 1 : n + (size_t)pos + 1;
+	const char *hit = init - 1 <= n ? memmem(s + init - 1, n - (init - 1), p, plen) : NULL;
+	if (!hit) {
+		luaL_pushfail(L);
+		return 1;
+	}
+	lua_pushinteger(L, (lua_Integer)(hit - s) + 1);
+	lua_pushinteger(L, (lua_Integer)(hit - s) + (lua_Integer)plen);
+	return 2;
+}
+
+/* string.find/match/gmatch/gsub: Lua's matcher backtracks: an n-byte subject costs up to
+ * plen x n^q steps for q factors (backtracking_factors), one more factor of n when
+ * unanchored (gmatch takes '^' literally). Refuse what could pass PB_LUA_PATTERN_STEPS. */
 static int sb_pattern_guard(lua_State *L)
 {
 	size_t n, plen;
-	luaL_checklstring(L, 1, &n);
+	const char *s = luaL_checklstring(L, 1, &n);
 	const char *p = luaL_checklstring(L, 2, &plen);
-	bool plain = lua_tointeger(L, lua_upvalueindex(2)) == GUARD_FIND && lua_toboolean(L, 4);
-	if (!plain) {
-		bool anchored;
-		int q = backtracking_quantifiers(p, plen, &anchored);
-		double steps = 1;
-		for (int k = 0; k < q + !anchored && steps <= SB_PATTERN_STEPS; k++)
-			steps *= (double)n + 1;
-		if (q > 0 && steps > SB_PATTERN_STEPS)
-			return luaL_error(L, "pattern too complex for a %d-byte subject "
-					  "(simplify the pattern or split the text)", (int)n);
-	}
+	int kind = (int)lua_tointeger(L, lua_upvalueindex(2));
+	if (kind == GUARD_FIND && (lua_toboolean(L, 4) || no_specials(p, plen)))
+		return plain_find(L, s, n, p, plen);
+	bool anchored;
+	int q = backtracking_factors(p, plen, &anchored);
+	if (kind == GUARD_GMATCH)
+		anchored = false;
+	double steps = plen ? (double)plen : 1;
+	for (int k = 0; k < q + !anchored && steps <= PB_LUA_PATTERN_STEPS; k++)
+		steps *= (double)n + 1;
+	if (steps > PB_LUA_PATTERN_STEPS)
+		return luaL_error(L, "pattern too complex for a %d-byte subject "
+				  "(simplify the pattern or split the text)", (int)(n < INT32_MAX ? n : INT32_MAX));
 	/* The library function reads the same arguments in this same frame: calling it
 	 * directly skips a second trip through Lua's call machinery on every find. */
 	return lua_tocfunction(L, lua_upvalueindex(1))(L);
@@ -438,16 +788,146 @@ static int sb_rep_guard(lua_State *L)
 	return 1;
 }
 
-/* table.sort: without a Lua comparator the whole sort runs in C, past the deadline. */
+#define SB_SORT_COMPARE_BYTES 1e9   /* string bytes table.sort may compare in C */
+
+/* table.sort: with no comparison function the sort runs in C (each comparison a strcmp);
+ * with one, each comparison is a call the watchdog can stop. Its length must be the raw
+ * one: a __len metamethod could answer the guard and the sort differently. */
 static int sb_sort_guard(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
-	if (lua_rawlen(L, 1) > SB_SORT_MAX)
-		return luaL_error(L, "table.sort: more than %d elements", SB_SORT_MAX);
+	if (luaL_getmetafield(L, 1, "__len") != LUA_TNIL)
+		return luaL_error(L, "table.sort: a table with a __len metamethod cannot be sorted in a template");
+	size_t n = lua_rawlen(L, 1);
+	if (n > PB_LUA_SORT_MAX)
+		return luaL_error(L, "table.sort: more than %d elements", PB_LUA_SORT_MAX);
+	if (lua_isnoneornil(L, 2) && n > 1) {
+		/* about 2 n log2 n comparisons, each up to the longest string */
+		size_t longest = 16;
+		for (size_t i = 1; i <= n; i++) {
+			if (lua_geti(L, 1, (lua_Integer)i) == LUA_TSTRING && lua_rawlen(L, -1) > longest)
+				longest = lua_rawlen(L, -1);
+			lua_pop(L, 1);
+		}
+		double log2n = 1;
+		for (size_t k = n; k > 1; k >>= 1)
+			log2n++;
+		if (2.0 * (double)n * log2n * (double)longest > SB_SORT_COMPARE_BYTES)
+			return luaL_error(L, "table.sort: %d texts of up to %d bytes are too much to compare "
+					  "without a comparison function (pass one)", (int)n,
+					  (int)(longest < INT32_MAX ? longest : INT32_MAX));
+	}
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_insert(L, 1);
 	lua_call(L, lua_gettop(L) - 1, 0);
 	return 0;
+}
+
+/* table.move/insert/remove loop over an index range taken from their arguments or from
+ * __len, and with nil values (or a string as source) they touch no memory: move({}, 1,
+ * 2^40, 1, {}) would spin for hours. These are ltablib.c's functions (Lua 5.4, MIT
+ * licence), with the same checks and messages, whose loops report their work through
+ * sb_work (instruction budget and watchdog). */
+enum { TAB_R = 1, TAB_W = 2, TAB_L = 4, TAB_RW = TAB_R | TAB_W };
+
+static bool has_metafield(lua_State *L, const char *key, int n)
+{
+	lua_pushstring(L, key);
+	return lua_rawget(L, -n) != LUA_TNIL;
+}
+
+/* arg is a table, or has a metatable with the metamethods `what` needs (ltablib checktab). */
+static void check_table_like(lua_State *L, int arg, int what)
+{
+	if (lua_type(L, arg) == LUA_TTABLE)
+		return;
+	int n = 1;
+	if (lua_getmetatable(L, arg) && (!(what & TAB_R) || has_metafield(L, "__index", ++n)) &&
+	    (!(what & TAB_W) || has_metafield(L, "__newindex", ++n)) &&
+	    (!(what & TAB_L) || has_metafield(L, "__len", ++n)))
+		lua_pop(L, n);
+	else
+		luaL_checktype(L, arg, LUA_TTABLE);
+}
+
+static lua_Integer table_len(lua_State *L, int arg, int what)
+{
+	check_table_like(L, arg, what | TAB_L);
+	return luaL_len(L, arg);
+}
+
+/* t2[j] = t1[i]; every SB_WORK_STEP elements a work report. */
+static void move_one(lua_State *L, lua_sandbox *sb, int t1, lua_Integer i, int t2, lua_Integer j,
+		     unsigned *k)
+{
+	lua_geti(L, t1, i);
+	lua_seti(L, t2, j);
+	if (++*k == SB_WORK_STEP) {
+		*k = 0;
+		sb_work(L, sb, SB_WORK_STEP);
+	}
+}
+
+static int sb_table_insert(lua_State *L)
+{
+	lua_sandbox *sb = sb_of(L);
+	lua_Integer pos, e = luaL_intop(+, table_len(L, 1, TAB_RW), 1);   /* first empty element */
+	unsigned k = 0;
+	switch (lua_gettop(L)) {
+	case 2:
+		pos = e;
+		break;
+	case 3:
+		pos = luaL_checkinteger(L, 2);
+		luaL_argcheck(L, (lua_Unsigned)pos - 1u < (lua_Unsigned)e, 2, "position out of bounds");
+		for (lua_Integer i = e; i > pos; i--)
+			move_one(L, sb, 1, i - 1, 1, i, &k);
+		break;
+	default:
+		return luaL_error(L, "wrong number of arguments to 'insert'");
+	}
+	lua_seti(L, 1, pos);
+	return 0;
+}
+
+static int sb_table_remove(lua_State *L)
+{
+	lua_sandbox *sb = sb_of(L);
+	lua_Integer size = table_len(L, 1, TAB_RW);
+	lua_Integer pos = luaL_optinteger(L, 2, size);
+	unsigned k = 0;
+	if (pos != size)
+		luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size, 2, "position out of bounds");
+	lua_geti(L, 1, pos);   /* the result */
+	for (; pos < size; pos++)
+		move_one(L, sb, 1, pos + 1, 1, pos, &k);
+	lua_pushnil(L);
+	lua_seti(L, 1, pos);
+	return 1;
+}
+
+static int sb_table_move(lua_State *L)
+{
+	lua_sandbox *sb = sb_of(L);
+	lua_Integer f = luaL_checkinteger(L, 2), e = luaL_checkinteger(L, 3), t = luaL_checkinteger(L, 4);
+	int tt = !lua_isnoneornil(L, 5) ? 5 : 1;   /* destination table */
+	unsigned k = 0;
+	check_table_like(L, 1, TAB_R);
+	check_table_like(L, tt, TAB_W);
+	if (e >= f) {
+		luaL_argcheck(L, f > 0 || e < LUA_MAXINTEGER + f, 3, "too many elements to move");
+		lua_Integer n = e - f + 1;
+		luaL_argcheck(L, t <= LUA_MAXINTEGER - n + 1, 4, "destination wrap around");
+		if (t > e || t <= f || (tt != 1 && !lua_compare(L, 1, tt, LUA_OPEQ))) {
+			for (lua_Integer i = 0; i < n; i++)
+				move_one(L, sb, 1, f + i, tt, t + i, &k);
+		} else {
+			for (lua_Integer i = n - 1; i >= 0; i--)
+				move_one(L, sb, 1, f + i, tt, t + i, &k);
+		}
+	}
+	lua_pushvalue(L, tt);
+	return 1;
 }
 
 /* Replaces lib[name] (table on top of the stack) with a guard holding the original. */
@@ -556,6 +1036,11 @@ static const char *const BASE_REMOVED[] = {
 	"dofile", "loadfile", "load", "collectgarbage", "require", "print", "rawset", "xpcall",
 };
 
+/* pbiport's copies of the table functions that loop on an index range */
+static const luaL_Reg table_copies[] = {
+	{ "insert", sb_table_insert }, { "remove", sb_table_remove }, { "move", sb_table_move }, { NULL, NULL },
+};
+
 static int sb_setup(lua_State *L)
 {
 	static const luaL_Reg libs[] = {
@@ -576,13 +1061,14 @@ static int sb_setup(lua_State *L)
 	lua_pushnil(L);
 	lua_setfield(L, -2, "dump");   /* bytecode never enters or leaves */
 	guard(L, "find", sb_pattern_guard, GUARD_FIND);
-	guard(L, "match", sb_pattern_guard, GUARD_OTHER);
-	guard(L, "gmatch", sb_pattern_guard, GUARD_OTHER);
-	guard(L, "gsub", sb_pattern_guard, GUARD_OTHER);
+	guard(L, "match", sb_pattern_guard, GUARD_MATCH);
+	guard(L, "gmatch", sb_pattern_guard, GUARD_GMATCH);
+	guard(L, "gsub", sb_pattern_guard, GUARD_GSUB);
 	guard(L, "rep", sb_rep_guard, GUARD_OTHER);
 	lua_pop(L, 1);
 	lua_getfield(L, -1, LUA_TABLIBNAME);
 	guard(L, "sort", sb_sort_guard, GUARD_OTHER);
+	luaL_setfuncs(L, table_copies, 0);
 	lua_pop(L, 1);
 
 	/* The API table every module environment reads through. */
@@ -629,7 +1115,6 @@ static int check_usable(lua_sandbox *sb, char *err)
 	if (!lua_checkstack(sb->L, 8))
 		return pb_err(err, PB_ENOMEM, "template sandbox: Lua stack exhausted");
 	sb->where[0] = '\0';
-	arm_deadline(sb);
 	return 0;
 }
 
@@ -638,9 +1123,15 @@ static int check_usable(lua_sandbox *sb, char *err)
 static int protected_call(lua_sandbox *sb, int base, int nargs, int nresults, char *err)
 {
 	lua_State *L = sb->L;
+	int rc = watchdog_arm(sb, err);
+	if (rc) {
+		lua_settop(L, base);
+		return rc;
+	}
 	lua_pushcfunction(L, sb_msgh);
 	lua_insert(L, base + 1);
 	int status = lua_pcall(L, nargs, nresults, base + 1);
+	watchdog_disarm(sb);
 	lua_remove(L, base + 1);
 	if (status != LUA_OK)
 		return map_error(sb, status, err);
@@ -727,6 +1218,7 @@ int sandbox_new(const sandbox_opts *o, lua_sandbox **out, char *err)
 		return pb_err(err, PB_ENOMEM, "template sandbox: out of memory");
 	sb->max = o && o->mem_max ? o->mem_max : PB_LUA_MEM_MAX;
 	sb->limit_ms = o && o->time_limit_ms > 0 ? o->time_limit_ms : PB_LUA_TIME_MAX_MS;
+	sb->total_ms = o && o->total_time_limit_ms > 0 ? o->total_time_limit_ms : 0;
 	sb->instr_max = o && o->instr_max > 0 ? o->instr_max : 0;
 	if (o && o->ndirs) {
 		sb->dirs = calloc(o->ndirs, sizeof *sb->dirs);
@@ -745,6 +1237,8 @@ int sandbox_new(const sandbox_opts *o, lua_sandbox **out, char *err)
 			}
 		}
 	}
+	if ((rc = watchdog_new(sb, err)))
+		goto out;
 	sb->L = lua_newstate(sb_alloc, sb);
 	if (!sb->L) {
 		rc = pb_err(err, PB_ENOMEM, "template sandbox: cannot create a Lua state");
@@ -787,6 +1281,8 @@ void sandbox_free(lua_sandbox *sb)
 	free(sb->labels);
 	EVP_MD_CTX_free(sb->md_ctx);
 	EVP_MD_free(sb->sha1);
+	if (sb->have_timer)
+		timer_delete(sb->timer);
 	free(sb);
 }
 

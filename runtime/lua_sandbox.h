@@ -5,24 +5,39 @@
  *    mem_max (default PB_LUA_MEM_MAX);
  *  - a count hook, every 10000 VM instructions, checks an instruction budget (instr_max,
  *    none by default; deterministic: the same script and input stop at the same place on
- *    any machine) and a deadline (time_limit_ms, default PB_LUA_TIME_MAX_MS) measured in
- *    CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID), so a busy machine does not
- *    fail honest renders; the deadline is the backstop for time spent inside C library
- *    calls. Once either is past, the hook fires on every instruction, so pcall inside a
- *    script cannot swallow it. Both restart with each sandbox_call/cpcall/run;
+ *    any machine);
+ *  - a watchdog bounds the CPU time of each call (time_limit_ms, default PB_LUA_TIME_MAX_MS,
+ *    measured on the calling thread's CPU clock, so a busy machine does not fail honest
+ *    renders), whatever runs: a POSIX timer on that clock sends SIGXCPU to the thread, whose
+ *    handler makes the hook fire on the next VM instruction or function call (C functions
+ *    included), so a loop of library calls, each bounded, still stops at the limit. A call
+ *    that is still inside one C function PB_LUA_WATCHDOG_GRACE_MS of CPU later (a hole in the
+ *    bounds below) cannot be stopped safely: the process writes one JSON log line and exits
+ *    with PB_LUA_WATCHDOG_EXIT (the FastCGI pool or the service manager starts a new one).
+ *    total_time_limit_ms optionally bounds all calls of the sandbox together. Use a sandbox
+ *    from the thread that created it, with SIGXCPU not blocked. Once a limit is past, the hook
+ *    fires on every instruction, so pcall inside a script cannot swallow it;
  *  - only base (without dofile, loadfile, load, collectgarbage, rawset and xpcall;
  *    setmetatable refuses __gc, since Lua runs finalizers with hooks off), string (without
- *    dump), table, math and utf8 are opened; no io, os, debug or package;
+ *    dump), table, math and utf8 are opened; no io, os, debug, coroutine or package;
  *  - `require(name)` loads `<dir>/<name>.lua` (dots become '/') from the search folders in
  *    order, as text only, under the chunk name `<label>/<name>.lua`; names are limited to
  *    [A-Za-z0-9_.];
  *  - every module runs in its own environment: reading or writing an undefined global is an
  *    error ("undefined global 'x'");
- *  - library functions that run in C, where the hook cannot fire, are bounded up front:
+ *  - library functions that loop in C on an argument are bounded (audit of Lua 5.4's base,
+ *    string, table, math and utf8 libraries; the rest are O(1), or bounded by the stack
+ *    (table.unpack, string.byte, select) or by the memory cap (every byte they write is
+ *    allocated first: string.rep, .format, .pack, utf8.char, table.concat, tostring)):
+ *    table.move/insert/remove run pbiport's copies, whose loops count one instruction per
+ *    element and check the watchdog; string.find of plain text is linear (memmem);
  *    string.find/match/gmatch/gsub refuse patterns whose worst-case backtracking on the
- *    subject could pass ~2e8 steps ("pattern too complex for a N-byte subject"),
- *    string.rep of empty strings returns at once, table.sort takes at most 1e6 elements;
- *  - `print` writes one "pbiport: template: ..." line to stderr;
+ *    subject could pass PB_LUA_PATTERN_STEPS ("pattern too complex for a N-byte subject");
+ *    string.rep of empty strings returns at once; table.sort takes at most PB_LUA_SORT_MAX
+ *    elements and no table with a __len metamethod;
+ *  - `print` logs one JSON line ("template PATH:LINE: print: text"), control characters and
+ *    bytes that are not UTF-8 escaped (\n, \xHH), at most PB_LUA_PRINT_MAX bytes, and at most
+ *    PB_LUA_PRINT_LINES_MAX lines per sandbox;
  *  - a C module `pbiport` offers `pbiport.uuid(text [, text2 ...])`: a name-based (SHA-1,
  *    UUIDv5 layout) UUID string of the texts joined with NUL bytes (at most 16), the same
  *    for the same texts.
@@ -31,6 +46,7 @@
  *   template PATH:LINE: message                       (runtime or syntax error)
  *   template PATH: out of memory (limit N MiB)
  *   template PATH:LINE: time limit of N ms exceeded
+ *   template PATH:LINE: total time limit of N ms exceeded (all calls together)
  *   template PATH:LINE: instruction limit of N exceeded
  * After any error the sandbox refuses further calls; free it and make a new one. */
 #ifndef PBIPORT_LUA_SANDBOX_H
@@ -51,7 +67,8 @@ typedef struct sandbox_opts {
 	const sandbox_dir *dirs;  /* search order, first match wins; copied by sandbox_new */
 	size_t ndirs;
 	size_t mem_max;           /* bytes; 0 = PB_LUA_MEM_MAX */
-	int time_limit_ms;        /* 0 = PB_LUA_TIME_MAX_MS */
+	int time_limit_ms;        /* CPU time per call; 0 = PB_LUA_TIME_MAX_MS */
+	int total_time_limit_ms;  /* CPU time of all calls together; 0 = none */
 	long long instr_max;      /* VM instructions per call (10000 granularity); 0 = none */
 } sandbox_opts;
 
@@ -82,7 +99,8 @@ int sandbox_run(lua_sandbox *sb, const char *chunkname, const char *code, int nr
 size_t sandbox_mem_used(const lua_sandbox *sb);
 size_t sandbox_mem_peak(const lua_sandbox *sb);
 
-/* VM instructions the current or last call ran, counted in steps of 10000. */
+/* VM instructions the current or last call ran, counted in steps of 10000, plus the
+ * elements table.move/insert/remove moved (the instruction budget counts both). */
 long long sandbox_instructions(const lua_sandbox *sb);
 
 /* Writes the UUIDv5-layout name-based UUID of text (36 chars + NUL) into out[37]. */

@@ -28,8 +28,31 @@ local function must_be_name(v, what)
 	return v
 end
 
+-- A name as echoed in a message: its first 40 characters, so the message keeps its cause.
+local function shown(name)
+	local cut = utf8.offset(name, 41)
+	return cut and cut <= #name and (name:sub(1, cut - 1) .. "...") or name
+end
+
+-- Power BI compares object names by ctx.names.key (without case, after Unicode
+-- normalization) and accepts at most ctx.names.max_length characters; a renamed table or
+-- column (naming.lua) is checked here the way the contract reader checks the originals.
+local SAME = " (Power BI compares names without case and after Unicode normalization)"
+
+local function check_length(ctx, name, what)
+	if #name <= ctx.names.max_length then
+		return   -- no more characters than bytes: the common case needs no count
+	end
+	local n = ctx.names.length(name)
+	if n > ctx.names.max_length then
+		error(format("%s name of %d characters; Power BI allows at most %d ('%s')", what, n,
+			ctx.names.max_length, shown(name)), 0)
+	end
+end
+
 local function build(ctx)
 	local c, target = ctx.contract, ctx.target
+	local key = ctx.names.key
 	local id = c.id or c.name or ""
 	local model = {
 		contract = c,
@@ -40,7 +63,7 @@ local function build(ctx)
 		relationships = {},
 		parameters = {},
 	}
-	local queries = {}   -- lower-cased query names: tables and parameters share one namespace
+	local queries = {}   -- query names by key: tables and parameters share one namespace
 	for _, p in ipairs(PARAMETERS[target.type]) do
 		model.parameters[#model.parameters + 1] = {
 			name = p.name,
@@ -48,17 +71,19 @@ local function build(ctx)
 			description = p.description,
 			lineage_tag = tmdl.lineage_tag(id, "expression", p.name),
 		}
-		queries[lower(p.name)] = p.name
+		queries[key(p.name)] = p.name
 	end
 
 	local by_source = {}
 	for _, ct in ipairs(c.tables or {}) do
 		local name = must_be_name(naming.table_name(ct, ctx), "table_name")
-		if queries[lower(name)] then
-			error(format("table name '%s' clashes with '%s' (names are compared without case)",
-				name, queries[lower(name)]), 0)
+		check_length(ctx, name, "table")
+		local k = key(name)
+		if queries[k] then
+			error(format("table name '%s' is the same name as '%s'" .. SAME, shown(name),
+				shown(queries[k])), 0)
 		end
-		queries[lower(name)] = name
+		queries[k] = name
 		local nkeys = 0
 		for _, cc in ipairs(ct.columns or {}) do
 			if cc.primary_key then nkeys = nkeys + 1 end
@@ -76,11 +101,12 @@ local function build(ctx)
 		local seen = {}
 		for _, cc in ipairs(ct.columns or {}) do
 			local cname = must_be_name(naming.column_name(cc, ct, ctx), "column_name")
-			local folded = lower(cname)
+			local folded = key(cname)
 			if seen[folded] then
-				error(format("table '%s': columns '%s' and '%s' differ only by case", name,
-					seen[folded], cname), 0)
+				error(format("table '%s': column '%s' is the same name as '%s'" .. SAME, shown(name),
+					shown(cname), shown(seen[folded])), 0)
 			end
+			check_length(ctx, cname, "column")
 			seen[folded] = cname
 			local col = {
 				name = cname,
@@ -103,19 +129,21 @@ local function build(ctx)
 
 	local names = {}
 	for i, t in ipairs(model.tables) do names[i] = t.name end
-	for i, f in ipairs(tmdl.unique_file_names(names)) do model.tables[i].file = f end
+	for i, f in ipairs(tmdl.unique_file_names(names, key)) do model.tables[i].file = f end
 
 	for _, r in ipairs(c.relationships or {}) do
 		local function side(tname, cname)
 			local t = by_source[tname]
 			if not t then
 				error(format("relationship %s.%s -> %s.%s: no table '%s' in the contract",
-					r.from_table, r.from_column, r.to_table, r.to_column, tname), 0)
+					shown(r.from_table), shown(r.from_column), shown(r.to_table), shown(r.to_column),
+					shown(tname)), 0)
 			end
 			local col = t.column_by_source[cname]
 			if not col then
 				error(format("relationship %s.%s -> %s.%s: table '%s' has no column '%s'",
-					r.from_table, r.from_column, r.to_table, r.to_column, tname, cname), 0)
+					shown(r.from_table), shown(r.from_column), shown(r.to_table), shown(r.to_column),
+					shown(tname), shown(cname)), 0)
 			end
 			return t, col
 		end

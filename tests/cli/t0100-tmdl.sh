@@ -1,17 +1,14 @@
 #!/usr/bin/env bash
-# pbiport tmdl: stdout and --out output, --server/--mode/--host/--warehouse/--http-path,
-# --templates and PBIPORT_TEMPLATE_PATH overrides, exit codes and messages (TAP output).
+# pbiport tmdl: stdout and --out output, --server/--mode/--type and the connection flags,
+# --templates and PBIPORT_TEMPLATE_PATH overrides, exit codes and messages; --out replacing a
+# previous render whole; long and look-alike names; ODCS v2 and server-less contracts
+# (corpus: $PBIPORT_CORPUS, skipped when absent) (TAP output).
 set -u
 cd "$(dirname "$0")/../.."
-BIN=${PBIPORT_BIN:-$PWD/bin/pbiport}
+. tests/cli/lib/tap.sh
 FIX=tests/fixtures/render/contracts
 ORDERS=examples/contracts/orders.odcs.yaml
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 unset PBIPORT_TEMPLATE_PATH
-n=0; failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() { if eval "$2"; then ok "$1"; else not_ok "$1"; fi; }
 
 "$BIN" tmdl "$ORDERS" >"$tmp/out" 2>"$tmp/err"; rc=$?
 check "stdout render exits 0, quiet stderr" '[ $rc -eq 0 ] && [ ! -s "$tmp/err" ]'
@@ -111,5 +108,99 @@ printf 'return function(ctx)\n  while true do pcall(error) end\nend\n' >"$tmp/ba
 "$BIN" tmdl "$ORDERS" --templates "$tmp/bad" >"$tmp/out" 2>"$tmp/err"; rc=$?
 check "endless loop of C calls: exit 2 with a limit" '[ $rc -eq 2 ] && grep -Eq "^pbiport tmdl: template $tmp/bad/main.lua:2: (time limit of [0-9]+ ms|instruction limit of [0-9]+) exceeded$" "$tmp/err"'
 
-echo "1..$n"
-[ $failed -eq 0 ]
+# ---- --out replaces the folder whole ----
+LAKE=$FIX/lakehouse.databricks.odcs.yaml
+"$BIN" tmdl "$ORDERS" --out "$tmp/swap" 2>"$tmp/err" && "$BIN" tmdl "$LAKE" --out "$tmp/swap" 2>"$tmp/err"; rc=$?
+check "a second render into the same folder holds only its own files" '[ $rc -eq 0 ] && [ "$(cd "$tmp/swap" && find . -type f | sort | tr "\n" " ")" = "./definition.pbism ./definition/database.tmdl ./definition/expressions.tmdl ./definition/model.tmdl ./definition/tables/events.tmdl " ]'
+check "and it parses as one model" '"$BIN" tmdl-parse "$tmp/swap" | grep -q "1 tables, 0 relationships"'
+check "no temporary folder is left beside it" '[ "$(ls -A "$tmp" | grep -c "^\.pbiport-")" = 0 ]'
+(cd "$tmp/swap" && find . -type f -exec md5sum {} + | sort) >"$tmp/before"
+"$BIN" tmdl "$ORDERS" --out "$tmp/swap" --mode dual >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "a render that fails leaves the previous one as it was" '[ $rc -eq 2 ] && [ "$( cd "$tmp/swap" && find . -type f -exec md5sum {} + | sort)" = "$(cat "$tmp/before")" ]'
+mkdir -p "$tmp/clash"
+printf 'return function(ctx)\n  return { ["definition.pbism"] = "{}", ["definition/database.tmdl"] = "database\\n",\n    ["definition/model.tmdl"] = "model Model\\n", ["definition/tables"] = "x",\n    ["definition/tables/events.tmdl"] = "table events\\n" }\nend\n' >"$tmp/clash/main.lua"
+"$BIN" tmdl "$LAKE" --templates "$tmp/clash" --out "$tmp/swap" >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "a write that fails: exit 1, the cause kept, the previous render intact" '[ $rc -eq 1 ] && grep -q "^pbiport tmdl: cannot write a file: Not a directory (" "$tmp/err" && [ "$( cd "$tmp/swap" && find . -type f -exec md5sum {} + | sort)" = "$(cat "$tmp/before")" ] && [ "$(ls -A "$tmp" | grep -c "^\.pbiport-")" = 0 ]'
+mkdir -p "$tmp/mine" && echo keep >"$tmp/mine/notes.txt"
+"$BIN" tmdl "$LAKE" --out "$tmp/mine" >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "a folder holding other files is not replaced" '[ $rc -eq 2 ] && grep -q "holds \"notes.txt\", which is not part of a rendered model" "$tmp/err" && [ "$(cat "$tmp/mine/notes.txt")" = keep ] && [ ! -e "$tmp/mine/definition" ]'
+mkdir -p "$tmp/empty"
+"$BIN" tmdl "$LAKE" --out "$tmp/empty/" 2>"$tmp/err"; rc=$?
+check "an empty folder (trailing slash) takes the render" '[ $rc -eq 0 ] && [ -f "$tmp/empty/definition/tables/events.tmdl" ]'
+"$BIN" tmdl "$LAKE" --out "$tmp/new/deep/model" 2>"$tmp/err"; rc=$?
+check "missing parent folders are made" '[ $rc -eq 0 ] && [ -f "$tmp/new/deep/model/definition.pbism" ]'
+
+# ---- long and look-alike names ----
+# contract NAME...: a v3 Snowflake contract with one table per name (one column each)
+contract() {
+  printf 'apiVersion: v3.1.0\nkind: DataContract\nid: names\nversion: 1.0.0\nstatus: draft\n'
+  printf 'servers:\n  - server: p\n    type: snowflake\n    account: a\n    database: D\n    schema: S\n    warehouse: W\nschema:\n'
+  for t in "$@"; do printf '  - name: "%s"\n    physicalName: T\n    properties: [{name: id, logicalType: integer}]\n' "$t"; done
+}
+E250=$(python3 -c 'print("\u00e9" * 125, end="")')
+EURO512=$(python3 -c 'print("\u20ac" * 512, end="")')
+contract "$E250" "$EURO512" CON >"$tmp/long.yaml"
+"$BIN" tmdl "$tmp/long.yaml" --out "$tmp/long" >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "names within Power BI's 512 characters render, whatever their bytes" '[ $rc -eq 0 ] && [ ! -s "$tmp/err" ] && [ "$(ls "$tmp/long/definition/tables" | wc -l)" = 3 ]'
+check "their file names stay short (100 bytes and .tmdl) and off Windows device names" '[ -z "$(ls "$tmp/long/definition/tables" | LC_ALL=C awk "length(\$0) > 105")" ] && [ -f "$tmp/long/definition/tables/CON_.tmdl" ]'
+check "the tables keep their whole names" 'grep -qx "table '"'"'$EURO512'"'"'" "$tmp"/long/definition/tables/* && "$BIN" tmdl-parse "$tmp/long" | grep -q "3 tables"'
+contract "$(python3 -c 'print("n" * 513, end="")')" >"$tmp/toolong.yaml"
+"$BIN" tmdl "$tmp/toolong.yaml" --out "$tmp/toolong" >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "a longer name: exit 2 naming the object and the limit, nothing written" '[ $rc -eq 2 ] && grep -q "^pbiport tmdl: schema\[0\].name: table name of 513 characters; Power BI allows at most 512 (\"nnn*...\")$" "$tmp/err" && [ ! -e "$tmp/toolong" ]'
+contract "$(printf 'Caf\xc3\xa9')" "$(printf 'cafe\xcc\x81')" >"$tmp/look.yaml"
+"$BIN" tmdl "$tmp/look.yaml" >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "look-alike names (composed and decomposed) are one name: exit 2" '[ $rc -eq 2 ] && grep -q "^pbiport tmdl: schema\[1\].name: duplicate table \"cafe.*\", the same name as schema\[0\] \"Caf.*\" (Power BI compares names without case and after Unicode normalization)$" "$tmp/err"'
+
+# ---- contracts a server does not describe fully, or at all ----
+cat >"$tmp/v2.yaml" <<'YAML'
+apiVersion: v2.2.2
+kind: DataContract
+uuid: v2-servers
+datasetName: v2 servers
+version: 1.0.0
+status: current
+servers:
+  production:
+    type: snowflake
+    account: acme
+    database: SALES
+dataset:
+  - table: orders
+    columns:
+      - column: id
+        logicalType: int
+YAML
+"$BIN" tmdl "$tmp/v2.yaml" >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "v2 servers map: every missing value in one message" '[ $rc -eq 2 ] && grep -qx "pbiport tmdl: server \"production\" (snowflake): no warehouse or schema; add \"warehouse\" and \"schema\" to the server or pass --warehouse and --schema" "$tmp/err"'
+"$BIN" tmdl "$tmp/v2.yaml" --warehouse W --schema S >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "v2 servers map with --warehouse and --schema renders" '[ $rc -eq 0 ] && grep -q "SnowflakeHost = \"acme.snowflakecomputing.com\"" "$tmp/out" && grep -q "{\[Name=\"S\",Kind=\"Schema\"\]}" "$tmp/out"'
+cat >"$tmp/none.yaml" <<'YAML'
+apiVersion: v3.1.0
+kind: DataContract
+id: none
+version: 1.0.0
+status: draft
+schema:
+  - name: t
+    properties: [{name: id, logicalType: integer}]
+YAML
+"$BIN" tmdl "$tmp/none.yaml" >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "no servers: exit 2 saying what to pass for either type" '[ $rc -eq 2 ] && grep -qx "pbiport tmdl: the contract has no servers; pass --type snowflake with --host, --warehouse, --database and --schema, or --type databricks with --host, --http-path, --catalog and --schema" "$tmp/err"'
+"$BIN" tmdl "$tmp/none.yaml" --type databricks --host h.example.net --http-path /sql/1 --catalog C --schema S >"$tmp/out" 2>"$tmp/err"; rc=$?
+check "no servers: --type and the flags make one" '[ $rc -eq 0 ] && grep -q "DatabricksCatalog = \"C\"" "$tmp/out"'
+CORPUS=${PBIPORT_CORPUS:-../shared/corpus}/odcs
+if [ -d "$CORPUS" ]; then
+  nserverless=0; bad=""
+  for f in $(find "$CORPUS" -name "*.yaml" | sort); do
+    "$BIN" tmdl "$f" --host h --warehouse W --database D --schema S >/dev/null 2>"$tmp/err" && continue
+    grep -q "^pbiport tmdl: the contract has no servers" "$tmp/err" || continue
+    nserverless=$((nserverless + 1))
+    "$BIN" tmdl "$f" --type snowflake --host h --warehouse W --database D --schema S --out "$tmp/corpus" >/dev/null 2>>"$tmp/corpus-err" || bad="$bad $f"
+  done
+  check "corpus: the $nserverless contracts without servers dry-run with --type and flags" '[ "$nserverless" -ge 9 ] && [ -z "$bad" ]'
+else
+  ok "corpus: contracts without servers # SKIP corpus not found ($CORPUS)"
+  echo "SKIP: corpus not found ($CORPUS)"
+fi
+
+tap_done

@@ -2,13 +2,8 @@
 # pbiport tmdl-parse: summary, --json, exit codes and FILE:LINE errors (TAP output).
 set -u
 cd "$(dirname "$0")/../.."
-BIN=${PBIPORT_BIN:-$PWD/bin/pbiport}
+. tests/cli/lib/tap.sh
 FIX=tests/fixtures/tmdl
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-n=0; failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() { if eval "$2"; then ok "$1"; else not_ok "$1"; fi; }
 
 "$BIN" tmdl-parse "$FIX/basic.SemanticModel" >"$tmp/out" 2>"$tmp/err"; rc=$?
 check "folder parses (exit 0)" '[ $rc -eq 0 ] && [ ! -s "$tmp/err" ]'
@@ -95,5 +90,4 @@ else
   echo "SKIP: renderer round trip: no corpus contracts or no 'pbiport tmdl' command"
 fi
 
-echo "1..$n"
-[ $failed -eq 0 ]
+tap_done

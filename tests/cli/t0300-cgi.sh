@@ -112,6 +112,14 @@ env REQUEST_METHOD=GET PATH_INFO=/healthz "$FCGI" </dev/null >"$tmp/resp" 2>/dev
 check "PATH_INFO alone routes (no REQUEST_URI)" 'head -1 "$tmp/resp" | grep -q "^Status: 200"'
 env REQUEST_METHOD=GET REQUEST_URI=/cgi-bin/pbiport.fcgi/healthz SCRIPT_NAME=/cgi-bin/pbiport.fcgi PATH_INFO=/healthz "$FCGI" </dev/null >"$tmp/resp" 2>/dev/null
 check "a CGI mounted under SCRIPT_NAME routes on PATH_INFO" 'head -1 "$tmp/resp" | grep -q "^Status: 200"'
+req GET /_pbiport/error REDIRECT_STATUS=413 HTTP_X_REQUEST_ID=rid-413
+check "an error the web server made itself (REDIRECT_STATUS) is worded as JSON with the request id" '[ "$status" = 413 ] && is_error payload_too_large && header X-Request-Id rid-413'
+req POST /api/data-products REDIRECT_STATUS=401 CONTENT_LENGTH=99999
+check "a web server 401 is answered without reading the body or routing" '[ "$status" = 401 ] && is_error unauthorized'
+req GET /healthz REDIRECT_STATUS=200
+check "REDIRECT_STATUS 200 (set on every lighttpd request) routes as usual" '[ "$status" = 200 ]'
+req GET /_pbiport/error
+check "the error handler URL without REDIRECT_STATUS is not an endpoint" '[ "$status" = 404 ] && is_error not_found'
 
 # ---- identity ----
 req GET /api/data-products

@@ -1,5 +1,6 @@
 """Power BI REST API (api.powerbi.com/v1.0/myorg): groups, datasets, reports, dashboards, tiles,
-datasources, refreshes, push datasets (tables, rows) with the documented limits."""
+datasources, refreshes, push datasets (tables, rows) with the documented limits, and executeQueries
+(row counts of push tables)."""
 
 import math
 import re
@@ -18,7 +19,7 @@ PUSH_TYPES = {"int64": "Int64", "double": "Double", "boolean": "Boolean", "bool"
               "string": "String", "decimal": "Decimal"}
 LIMITS = {"tables": 75, "columns": 75, "relationships": 75, "rows_per_request": 10000, "rows_per_hour": 1000000,
           "pending_requests": 5, "requests_per_minute": 120, "big_table_rows": 250000, "big_requests_per_hour": 120,
-          "fifo_rows": 200000, "none_rows": 5000000, "string_chars": 4000}
+          "fifo_rows": 200000, "none_rows": 5000000, "string_chars": 4000, "queries_per_minute": 120}
 G = r"/v1\.0/myorg(?:/groups/([^/]+))?"
 
 
@@ -373,7 +374,10 @@ def trigger_refresh(emu, req, m):
     if enhanced and notify is not None:
         raise _bad("notifyOption is not applicable to an enhanced refresh request")
     if enhanced and not ws["isOnDedicatedCapacity"]:
-        raise _bad("Enhanced refresh needs a Premium, Premium Per User or Embedded capacity")
+        # the documented limitation (Datasets - Refresh Dataset In Group); the wire error is not
+        # documented, so the status and code are those of every other refused body
+        raise _bad("Enhanced refresh is not supported for shared capacities: on shared capacity only notifyOption "
+                   "can be specified in the request body")
     if p["kind"] == "app" and notify in ("MailOnFailure", "MailOnCompletion"):
         raise _bad("Mail notifications are not supported for service principals")
     if "type" in body and str(body["type"]).lower() not in REFRESH_TYPES:
@@ -624,6 +628,87 @@ def delete_rows(emu, req, m):
     return empty(200)
 
 
+# ---- executeQueries (DAX) ------------------------------------------------------------------------
+# Power BI evaluates any DAX query; the emulator evaluates the row counts pbiport asks for, on push
+# datasets (the only ones whose rows it keeps): EVALUATE ROW("name", COUNTROWS('Table'), ...).
+
+DAX_ROW = re.compile(r"\s*EVALUATE\s+ROW\s*\((.*)\)\s*$", re.I | re.S)
+DAX_COUNT = re.compile(r"\s*\"((?:[^\"]|\"\")*)\"\s*,\s*COUNTROWS\s*\(\s*(?:'((?:[^']|'')*)'|([A-Za-z_][A-Za-z0-9_]*))"
+                       r"\s*\)\s*(,|$)", re.I | re.S)
+DAX_ERROR_CODE = "3238002695"   # the AnalysisServicesErrorCode Power BI gives with a query error
+
+
+def _dax_error(detail):
+    """Power BI's answer to a query that fails: 400 DatasetExecuteQueriesError, the reason only in
+    pbi.error.details (DetailsMessage)."""
+    return HttpError(json_resp(400, {"error": {"code": "DatasetExecuteQueriesError", "pbi.error": {
+        "code": "DatasetExecuteQueriesError", "parameters": {}, "details": [
+            {"code": "DetailsMessage", "detail": {"type": 1, "value": detail}},
+            {"code": "AnalysisServicesErrorCode", "detail": {"type": 1, "value": DAX_ERROR_CODE}}],
+        "exceptionCulprit": 1}}}))
+
+
+def _dax_counts(query):
+    """[(column name, table name)] of EVALUATE ROW("n", COUNTROWS('T'), ...), or a DAX error."""
+    m = DAX_ROW.match(query)
+    if not m or not query.lstrip().upper().startswith("EVALUATE"):
+        raise _dax_error("Query (1, 1) The emulator evaluates only EVALUATE ROW(\"name\", COUNTROWS('Table'), ...).")
+    args, out, pos = m.group(1), [], 0
+    while pos < len(args):
+        a = DAX_COUNT.match(args, pos)
+        if not a:
+            raise _dax_error("Query (1, %d) The syntax for '%s' is incorrect." % (
+                query.index(args) + pos + 1, args[pos:pos + 20].strip()))
+        table = a.group(2).replace("''", "'") if a.group(2) is not None else a.group(3)
+        out.append((a.group(1).replace('""', '"'), table))
+        pos = a.end()
+    if not out:
+        raise _dax_error("Query (1, 10) Too few arguments were passed to the ROW function.")
+    return out
+
+
+def execute_queries(emu, req, m):
+    """POST .../datasets/{id}/executeQueries: one query a call, 120 calls a minute per caller, the
+    tenant setting 'Dataset Execute Queries REST API', read and build permission (Contributor and
+    above; a Viewer has no build permission by default)."""
+    p = auth(emu, req, READ_DS)
+    if not emu.tenants[p["tenant"]]["settings"].get("dataset_execute_queries", True):
+        raise HttpError(pbi_error(401, "PowerBINotAuthorizedException", "The tenant setting 'Dataset Execute "
+                                                                        "Queries REST API' is disabled"))
+    ws = ws_for(emu, req, p, m.group(1), min_rank=2)
+    md = _model(emu, ws, m.group(2))
+    wait = emu.rate_wait(("dax", p["id"]), emu.scaled(LIMITS["queries_per_minute"]), 60)
+    if wait:
+        emu.counters["queries_throttled"] += 1
+        return pbi_throttled(wait)
+    emu.rate_record(("dax", p["id"]))
+    body = req.json()
+    queries = body.get("queries") if isinstance(body, dict) else None
+    if not isinstance(queries, list) or not queries or not all(isinstance(q, dict) for q in queries):
+        raise _bad("The body must be {\"queries\": [{\"query\": \"...\"}]}")
+    if len(queries) != 1:
+        raise _dax_error("Only one query is allowed per call; the request has %d." % len(queries))
+    if not isinstance(queries[0].get("query"), str):
+        raise _bad("queries[0].query must be a string")
+    include_nulls = (body.get("serializerSettings") or {}).get("includeNulls") is True
+    counts = _dax_counts(queries[0]["query"])
+    if md["push"] is None:
+        raise _dax_error("The emulator evaluates queries on push datasets only; '%s' is not one." % md["name"])
+    if md["push"]["defaultMode"] == "Streaming":
+        raise _dax_error("The dataset '%s' is a streaming dataset: it keeps no rows to query." % md["name"])
+    row = {}
+    for name, table in counts:
+        t = md["push_tables"].get(table.lower())
+        if t is None:
+            raise _dax_error("Query (1, 1) Cannot find table '<oii>%s</oii>'." % table)
+        if t["rows"]:
+            row["[%s]" % name] = t["rows"]
+        elif include_nulls:   # COUNTROWS of an empty table is BLANK: left out unless nulls are asked for
+            row["[%s]" % name] = None
+    emu.counters["queries_executed"] += 1
+    return json_resp(200, {"results": [{"tables": [{"rows": [row]}]}]})
+
+
 ROUTES = [
     ("GET", r"/v1\.0/myorg/groups", list_groups),
     ("GET", r"/v1\.0/myorg/groups/([^/]+)", get_group),
@@ -641,6 +726,7 @@ ROUTES = [
     ("PUT", G + r"/datasets/([^/]+)/tables/([^/]+)", put_table),
     ("POST", G + r"/datasets/([^/]+)/tables/([^/]+)/rows", post_rows),
     ("DELETE", G + r"/datasets/([^/]+)/tables/([^/]+)/rows", delete_rows),
+    ("POST", G + r"/datasets/([^/]+)/executeQueries", execute_queries),
     ("GET", G + r"/reports", list_reports),
     ("GET", G + r"/reports/([^/]+)", get_report),
     ("GET", G + r"/dashboards", list_dashboards),

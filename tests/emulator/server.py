@@ -171,7 +171,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         rows_key = None
         with emu.lock:
-            latency_ms, action = emu.fault_for(path)
+            latency_ms, action = emu.fault_for(path, self.command)
             rm = powerbi.ROWS_RE.match(path) if self.command == "POST" else None
             if rm:
                 rows_key = rm.group(2)

@@ -415,7 +415,7 @@ class Emu:
         if spec.get("expire_refresh_tokens"):
             for rt in self.refresh_tokens.values():
                 rt["last_used"] = self.now() - self.config["refresh_token_inactive_s"] - 1
-        rule = {"path_prefix": spec.get("path_prefix") or "/",
+        rule = {"path_prefix": spec.get("path_prefix") or "/", "method": (spec.get("method") or "").upper() or None,
                 "latency_ms": int(spec.get("latency_ms") or 0),
                 "error_rate": None, "burst_429": None, "drop_connections": int(spec.get("drop_connections") or 0),
                 "drop_after": bool(spec.get("drop_after"))}
@@ -430,13 +430,13 @@ class Emu:
             self.faults.append(rule)
         return rule
 
-    def fault_for(self, path):
-        """(latency_ms, action) for a request path; action None, ('drop',), ('drop_after',), ('429', s),
+    def fault_for(self, path, method=None):
+        """(latency_ms, action) for a request (path, method); action None, ('drop',), ('drop_after',), ('429', s),
         ('status', code, s)."""
         latency = self.base_latency_ms
         action = None
         for rule in self.faults:
-            if not path.startswith(rule["path_prefix"]):
+            if not path.startswith(rule["path_prefix"]) or (rule["method"] and rule["method"] != method):
                 continue
             latency += rule["latency_ms"]
             if action:
@@ -483,6 +483,7 @@ class Emu:
             ms = []
             for m in self.models.values():
                 d = {"id": m["id"], "workspaceId": m["workspace"], "name": m["name"], "owner": m["owner"],
+                     "description": m["description"],
                      "by_api": m["by_api"], "tables": [t["name"] for t in m["parsed"]["tables"]],
                      "datasources": [{"type": s["type"], "path": s["path"]} for s in m["datasources"]],
                      "bindings": [{"type": k[0], "path": k[1], "connectionId": v} for k, v in m["bindings"].items()],

@@ -36,6 +36,15 @@ class Faults(EmuTestCase):
         self.emu.control("DELETE", "faults")
         self.assertEqual(self.emu.call("GET", GROUPS, token=self.alice).status, 200)
 
+    def test_method_filter(self):
+        # a create (POST) fails while the list at the same path answers
+        path = "/fabric/v1/workspaces/%s/semanticModels" % WS_SALES
+        self.emu.control("POST", "faults", {"error_rate": {"status": 503, "percent": 100}, "method": "post",
+                                            "path_prefix": path})
+        self.assertEqual(self.emu.call("GET", path, token=self.alice).status, 200)
+        r = self.emu.call("POST", path, body={"displayName": "x"}, token=self.alice)
+        self.assertFabricError(r, 503, "ServiceUnavailable")
+
     def test_fabric_500_shape(self):
         self.emu.control("POST", "faults", {"error_rate": {"status": 500, "percent": 100}, "path_prefix": "/fabric"})
         r = self.emu.call("GET", "/fabric/v1/workspaces", token=self.alice)

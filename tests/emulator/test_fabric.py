@@ -143,6 +143,19 @@ class Fabric(EmuTestCase):
         self.assertEqual(m["tables"], ["Orders"])
         self.assertEqual(m["datasources"], [{"type": "Snowflake", "path": "acme.snowflakecomputing.com;WH"}])
         self.assertIn("definition/tables/Orders.tmdl", m["parts"])
+        # the description is kept and served back, as Fabric's Item does (list, get, PATCH)
+        self.assertEqual(item["description"], "generated")
+        path = "/fabric/v1/workspaces/%s/semanticModels" % WS_SALES
+        self.emu.control("POST", "config", {"page_size": 100})
+        listed = [x for x in self.emu.call("GET", path, token=self.alice).json["value"] if x["id"] == item["id"]]
+        self.assertEqual(listed, [item])
+        self.assertEqual(self.emu.call("GET", path + "/" + item["id"], token=self.alice).json["description"], "generated")
+        r = self.emu.call("PATCH", path + "/" + item["id"], body={"description": "edited"}, token=self.alice)
+        self.assertEqual((r.status, r.json["description"]), (200, "edited"))
+        self.assertEqual(self.emu.control("GET", "state?sections=models&parts=0")["models"][-1]["description"], "edited")
+        r = self.emu.call("POST", path, token=self.alice, body={"displayName": "Long", "description": "d" * 257,
+                                                               "definition": definition()})
+        self.assertFabricError(r, 400, "InvalidRequest")   # Fabric's limit: 256 characters
         # the same name again is refused
         self.assertFabricError(self.create(), 400, "ItemDisplayNameAlreadyInUse")
 

@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
-"""Push datasets: create, tables, rows, the documented limits (scaled with --rate-scale 0.05) and 429s."""
+"""Push datasets: create, tables, rows, the documented limits (scaled with --rate-scale 0.05) and 429s;
+executeQueries row counts as Power BI answers them (results/tables/rows, "[n]" keys, BLANK for an empty
+table, DatasetExecuteQueriesError with the detail message, one query a call, 120 a minute, the tenant
+setting)."""
 
+import copy
+import json
+import os
 import threading
 
-from emutest import PUSH_APP, PUSH_SECRET, WS_MARKETING, WS_SALES, EmuTestCase, main
+from emutest import FIXTURES, PUSH_APP, PUSH_SECRET, WS_MARKETING, WS_SALES, EmuTestCase, main
 
 G = "/powerbi/v1.0/myorg/groups/%s" % WS_SALES
 SCHEMA = {"name": "Telemetry", "defaultMode": "Push", "tables": [{"name": "Events", "columns": [
@@ -133,6 +139,61 @@ class Push(EmuTestCase):
         go()
         first.join()
         self.assertEqual(sorted(results), [200, 429])  # scaled pending limit is 1
+
+    def query(self, ds, *queries, include_nulls=None):
+        body = {"queries": [{"query": q} for q in queries]}
+        if include_nulls is not None:
+            body["serializerSettings"] = {"includeNulls": include_nulls}
+        return self.emu.call("POST", G + "/datasets/%s/executeQueries" % ds, token=self.sp, body=body)
+
+    def assertDaxError(self, r, detail):
+        self.assertPbiError(r, 400, "DatasetExecuteQueriesError")
+        details = {d["code"]: d["detail"]["value"] for d in r.json["error"]["pbi.error"]["details"]}
+        self.assertIn(detail, details["DetailsMessage"])
+        self.assertIn("AnalysisServicesErrorCode", details)
+
+    def test_execute_queries_counts_rows(self):
+        schema = copy.deepcopy(SCHEMA)
+        schema["tables"].append({"name": "Bob's", "columns": [{"name": "Id", "dataType": "Int64"}]})
+        ds = self.create(schema=schema)["id"]
+        self.assertEqual(self.post(ds, rows(3)).status, 200)
+        r = self.query(ds, 'EVALUATE ROW("n", COUNTROWS(\'Events\'))', include_nulls=True)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json, {"results": [{"tables": [{"rows": [{"[n]": 3}]}]}]})
+        # an unquoted name, several columns; an empty table counts BLANK: null, or no key at all
+        r = self.query(ds, 'evaluate row("a", countrows(Events), "b", COUNTROWS(\'Bob\'\'s\'))', include_nulls=True)
+        self.assertEqual(r.json["results"][0]["tables"][0]["rows"], [{"[a]": 3, "[b]": None}])
+        r = self.query(ds, 'EVALUATE ROW("b", COUNTROWS(\'Bob\'\'s\'))')
+        self.assertEqual(r.json["results"][0]["tables"][0]["rows"], [{}])
+        self.assertDaxError(self.query(ds, 'EVALUATE ROW("n", COUNTROWS(\'Nope\'))'), "Cannot find table")
+        self.assertDaxError(self.query(ds, 'EVALUATE ROW("n", COUNTROWS(\'Events\'))', "EVALUATE ROW(\"m\", 1)"),
+                            "one query")
+        self.assertDaxError(self.query(ds, "EVALUATE Events"), "EVALUATE ROW")
+        self.emu.control("POST", "advance", {"seconds": 61})   # 6 queries were the minute's (scaled) share
+        self.assertPbiError(self.emu.call("POST", G + "/datasets/%s/executeQueries" % ds, token=self.sp,
+                                          body={"query": "x"}), 400, "InvalidRequest")
+        # not a push dataset: the emulator keeps no rows of imported models
+        model = next(m for m in self.emu.state("models")["models"] if m["workspaceId"] == WS_SALES and not m.get("push"))
+        self.assertDaxError(self.query(model["id"], 'EVALUATE ROW("n", COUNTROWS(\'Events\'))'), "push datasets only")
+        # 120 a minute per caller (6 at rate scale 0.05): 2 calls since the advance, 4 more fit
+        for _ in range(4):
+            self.assertEqual(self.query(ds, 'EVALUATE ROW("n", COUNTROWS(\'Events\'))').status, 200)
+        r = self.query(ds, 'EVALUATE ROW("n", COUNTROWS(\'Events\'))')
+        self.assertEqual(r.status, 429, r)
+        self.assertGreater(int(r.header("Retry-After")), 0)
+        self.emu.control("POST", "advance", {"seconds": 61})
+        self.assertEqual(self.query(ds, 'EVALUATE ROW("n", COUNTROWS(\'Events\'))').status, 200)
+
+    def test_execute_queries_needs_the_tenant_setting(self):
+        with open(os.path.join(FIXTURES, "test.json"), encoding="utf-8") as f:
+            fx = json.load(f)
+        fx["tenants"][0].setdefault("settings", {})["dataset_execute_queries"] = False
+        self.emu.control("POST", "load", fx)
+        self.sp = self.emu.sp_token(PUSH_APP, PUSH_SECRET)
+        ds = self.create()["id"]
+        r = self.query(ds, 'EVALUATE ROW("n", COUNTROWS(\'Events\'))')
+        self.assertPbiError(r, 401, "PowerBINotAuthorizedException")
+        self.assertIn("Dataset Execute Queries REST API", r.json["error"]["message"])
 
 
 if __name__ == "__main__":

@@ -674,15 +674,43 @@ class SmokeTests:
         self.assertEqual(status, 200, doc)
         self.assertIn("data_products", doc)
 
+    def server_error(self, status, code, method="GET", body=None, headers=None):
+        """A request the web server refuses itself: the answer has pbiport's JSON error shape, the
+        request id the client sent, and (for 401) exactly one WWW-Authenticate header."""
+        request_id = "it-%s-%d" % (self.SERVER, status)
+        hdrs = dict(headers or {}, **{"X-Request-Id": request_id})
+        conn = http.client.HTTPConnection("127.0.0.1", self.stack.port, timeout=30)
+        try:
+            conn.request(method, "/api/data-products", body=body, headers=hdrs)
+            resp = conn.getresponse()
+            data = resp.read()
+            pairs = resp.getheaders()
+        finally:
+            conn.close()
+        self.assertEqual(resp.status, status, data)
+        named = lambda name: [v for k, v in pairs if k.lower() == name]
+        self.assertEqual(len(named("content-type")), 1, pairs)
+        self.assertTrue(named("content-type")[0].startswith("application/json"), pairs)
+        self.assertEqual(named("x-request-id"), [request_id], pairs)
+        doc = json.loads(data.decode("utf-8"))
+        self.assertEqual(doc["error"]["code"], code, doc)
+        self.assertTrue(doc["error"]["message"], doc)
+        if status == 401:
+            self.assertEqual(len(named("www-authenticate")), 1, pairs)
+            self.assertTrue(named("www-authenticate")[0].startswith("Basic"), pairs)
+        return doc["error"]
+
     def test_body_over_limit_is_413(self):
         body = "# padding\n" * 7000 + fixture("orders.odcs.yaml")
-        status, _, _ = self.stack.request("POST", "/api/data-products", body=body,
-                                          headers={"Content-Type": "application/yaml"}, token="alice")
-        self.assertEqual(status, 413)
+        self.server_error(413, "payload_too_large", "POST", body.encode(),
+                          {"Content-Type": "application/yaml", "Authorization": "Bearer " + self.stack.tokens["alice"]})
 
     def test_no_identity_is_401(self):
-        status, _, _ = self.stack.request("GET", "/api/data-products")
-        self.assertEqual(status, 401)
+        self.server_error(401, "unauthorized")
+
+    def test_wrong_basic_password_is_401(self):
+        self.server_error(401, "unauthorized", headers={
+            "Authorization": "Basic " + base64.b64encode(b"alice:not-her-password").decode()})
 
     def test_wrong_token_is_401(self):
         status, hdrs, doc = self.stack.json("GET", "/api/data-products", token="not-a-real-token")

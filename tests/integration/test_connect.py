@@ -97,6 +97,16 @@ class ConnectPowerBI(harness.EmulatorStackTestCase):
         with sqlite3.connect(self.stack.path("db", "pbiport.db")) as db:
             return db.execute("SELECT org_id, id FROM users WHERE name = ?", (user,)).fetchone()
 
+    def assert_app_changed(self):
+        """alice's connection is listed as needing a reconnect because the app changed, and the
+        check says the same."""
+        conn = self.connections()[0]
+        self.assertEqual(conn["status"], "needs_reconnect", conn)
+        self.assertIn("app changed", conn["status_reason"])
+        status, _, doc = self.call("POST", "/api/me/powerbi-connections/check", "alice")
+        self.assertEqual((status, doc["error"]["code"]), (409, "needs_reconnect"), doc)
+        self.assertIn(conn["status_reason"], doc["error"]["message"])
+
     def signed_state(self, nonce, exp, user):
         org_id, user_id = self.db_ids(user)
         msg = "pbiport-oauth-state-v1\n%s\n%d\n%s\n%s" % (nonce, exp, org_id, user_id)
@@ -148,7 +158,8 @@ class ConnectPowerBI(harness.EmulatorStackTestCase):
                  ({"tenant_id": "00000000-0000-4000-8000-00000000dead"}, "tenant"),
                  ({"client_id": "00000000-0000-4000-8000-00000000beef"}, "client id")]
         for change, word in cases:
-            body = {"mode": "custom", "tenant_id": TENANT, "client_id": APP_ID, "client_secret": APP_SECRET}
+            body = {"mode": "custom", "tenant_id": TENANT, "client_id": APP_ID, "client_secret": APP_SECRET,
+                    "verify": False}
             body.update(change)
             self.assertEqual(self.call("PUT", "/api/settings/powerbi", "alice", body)[0], 200)
             status, _, doc = self.call("POST", "/api/settings/powerbi/test", "alice")
@@ -157,6 +168,94 @@ class ConnectPowerBI(harness.EmulatorStackTestCase):
             self.assertEqual(doc["code"], "bad_credentials", doc)
             self.assertIn(word, doc["reason"].lower(), doc)
         self.configure()
+
+    def test_02b_save_verifies_and_names_the_app(self):
+        """The name is there right after a save (no /test needed); credentials Entra refuses are
+        not saved unless the request says verify: false."""
+        self.configure()
+        with sqlite3.connect(self.stack.path("db", "pbiport.db")) as db:
+            db.execute("UPDATE powerbi_settings SET application_name = NULL")
+        doc = self.configure()
+        self.assertEqual(doc["application_name"], APP_NAME, doc)
+        self.assertNotIn("warnings", doc)
+        status, _, doc = self.call("GET", "/api/settings/powerbi", "alice")
+        self.assertEqual(doc["application_name"], APP_NAME, doc)
+        for change, word in (({"client_secret": "wrong-secret"}, "secret"),
+                             ({"tenant_id": "00000000-0000-4000-8000-00000000dead"}, "tenant"),
+                             ({"client_id": "00000000-0000-4000-8000-00000000beef"}, "client id")):
+            body = {"mode": "custom", "tenant_id": TENANT, "client_id": APP_ID, "client_secret": APP_SECRET}
+            body.update(change)
+            status, _, doc = self.call("PUT", "/api/settings/powerbi", "alice", body)
+            self.assertEqual(status, 400, doc)
+            self.assertEqual(doc["error"]["code"], "bad_credentials", doc)
+            self.assertIn(word, doc["error"]["message"].lower(), doc)
+            self.assertIn('"verify": false', doc["error"]["message"], doc)
+            status, _, doc = self.call("GET", "/api/settings/powerbi", "alice")
+            self.assertEqual((doc["tenant_id"], doc["client_id"], doc["application_name"]),
+                             (TENANT, APP_ID, APP_NAME), "a refused save changed nothing")
+        status, _, doc = self.call("POST", "/api/settings/powerbi/test", "alice")
+        self.assertEqual(doc.get("ok"), True, doc)
+        # verify must be a boolean; a client id is a GUID
+        status, _, doc = self.call("PUT", "/api/settings/powerbi", "alice",
+                                   {"mode": "custom", "tenant_id": TENANT, "client_id": APP_ID, "verify": "no"})
+        self.assertEqual((status, doc["error"]["code"]), (400, "invalid_settings"), doc)
+        status, _, doc = self.call("PUT", "/api/settings/powerbi", "alice",
+                                   {"mode": "custom", "tenant_id": TENANT, "client_id": "my-app",
+                                    "client_secret": "x", "verify": False})
+        self.assertEqual((status, doc["error"]["code"]), (400, "invalid_settings"), doc)
+        self.assertIn("GUID", doc["error"]["message"])
+        # Entra unreachable: nothing saved, 502 saying how to store them anyway
+        self.emu.control("POST", "faults", {"path_prefix": "/entra", "error_rate": {
+            "status": 503, "percent": 100, "retry_after": 3600}})
+        try:
+            status, _, doc = self.call("PUT", "/api/settings/powerbi", "alice",
+                                       {"mode": "custom", "tenant_id": TENANT, "client_id": APP_ID,
+                                        "client_secret": APP_SECRET})
+        finally:
+            self.emu.control("DELETE", "faults")
+        self.assertEqual(status, 502, doc)
+        self.assertEqual(doc["error"]["code"], "unavailable")
+        self.assertIn('"verify": false', doc["error"]["message"])
+        self.configure()
+
+    def test_02c_one_status_for_a_connection(self):
+        """The list and the check say the same: a change of the organization's app is recorded
+        on the connections made with the old one, with the reason."""
+        self.configure()
+        self.connect()
+        self.assertEqual(self.connections()[0]["status"], "active")
+        self.assertIsNone(self.connections()[0]["status_reason"])
+        other = _DEMO["apps"][2]
+        status, _, doc = self.call("PUT", "/api/settings/powerbi", "alice",
+                                   {"mode": "custom", "tenant_id": TENANT, "client_id": other["client_id"],
+                                    "client_secret": other["client_secret"]})
+        self.assertEqual(status, 200, doc)
+        self.assert_app_changed()
+        self.configure()
+        self.assertEqual(self.connections()[0]["status"], "needs_reconnect", "switching back needs a reconnect too")
+        self.connect()
+        self.assertEqual(self.connections()[0]["status"], "active")
+
+    def test_02d_server_app_change_shows_in_the_list(self):
+        """sso mode: the deployment's sign-in app changes on the server (no save). The list says
+        needs_reconnect before anything used the connection, as the check does."""
+        sso = {"PBIPORT_SSO_TENANT_ID": TENANT, "PBIPORT_SSO_CLIENT_ID": APP_ID,
+               "PBIPORT_SSO_CLIENT_SECRET": APP_SECRET}
+        other = _DEMO["apps"][2]
+        try:
+            self.stack.restart_pool(sso)
+            status, _, doc = self.call("PUT", "/api/settings/powerbi", "alice", {"mode": "sso"})
+            self.assertEqual(status, 200, doc)
+            self.assertEqual(doc["application_name"], APP_NAME, doc)
+            self.connect()
+            self.assertEqual(self.connections()[0]["status"], "active")
+            self.stack.restart_pool({"PBIPORT_SSO_CLIENT_ID": other["client_id"],
+                                     "PBIPORT_SSO_CLIENT_SECRET": other["client_secret"]})
+            self.assert_app_changed()
+        finally:
+            self.stack.restart_pool(dict.fromkeys(sso))
+        self.configure()
+        self.connect()
 
     def test_03_full_flow_refresh_disconnect(self):
         self.configure()
@@ -331,7 +430,9 @@ class ConnectPowerBI(harness.EmulatorStackTestCase):
         self.assertEqual(status, 409, doc)
         self.assertEqual(doc["error"]["code"], "needs_reconnect")
         self.assertIn("reconnect Power BI", doc["error"]["message"])
-        self.assertEqual(self.connections()[0]["status"], "needs_reconnect")
+        conn = self.connections()[0]
+        self.assertEqual(conn["status"], "needs_reconnect")
+        self.assertIn(conn["status_reason"], doc["error"]["message"])
         self.connect()
         self.assertEqual(self.connections()[0]["status"], "active")
         self.assertEqual(self.call("POST", "/api/me/powerbi-connections/check", "alice")[0], 200)

@@ -1,5 +1,6 @@
 """deploy/demo.sh end to end: start on a free port in a temporary PBIPORT_DEMO_DIR, use it with
 curl, check that no secret sits anywhere in the demo folder but demo.env, stop, nothing left."""
+import json
 import os
 import shlex
 import shutil
@@ -142,6 +143,22 @@ class DemoScript(unittest.TestCase):
                 for secret in secrets:
                     self.assertNotIn(secret.encode(), data, "%s holds a secret in clear" % path)
         self.assertGreater(checked, 3)
+
+    def test_5_push_connection_for_the_demo_team(self):
+        # the push-connection example of docs/refresh-push.md works as it is: both demo users share
+        # the team demo.env names
+        team = self.demo_env.get("PBIPORT_DEMO_TEAM")
+        self.assertTrue(team)
+        if "DEMO_SP_CLIENT_ID" not in self.demo_env:
+            self.skipTest("SKIP: no emulator in this demo")
+        body = json.dumps({"name": "demo-push", "team": team, "tenant_id": self.demo_env["DEMO_TENANT_ID"],
+                           "client_id": self.demo_env["DEMO_SP_CLIENT_ID"],
+                           "client_secret": self.demo_env["DEMO_SP_CLIENT_SECRET"]})
+        code, reply = self.curl("-H", "Authorization: Bearer " + self.demo_env["PBIPORT_MEMBER_TOKEN"],
+                                "-H", "Content-Type: application/json", "-d", body,
+                                self.demo_env["PBIPORT_URL"] + "/api/push-connections")
+        self.assertEqual(code, 201, reply)
+        self.assertEqual(json.loads(reply)["team"], team)
 
     def test_9_stop_leaves_nothing(self):
         pids = []

@@ -368,5 +368,10 @@ class NginxBodyLimits(harness.StackTestCase):
         self.assertError(self.post(20000), 413)
 
 
+class NginxSmoke(harness.SmokeTests, harness.StackTestCase):
+    """The checks every web server passes, nginx's own 401 and 413 included."""
+    SERVER = "nginx"
+
+
 if __name__ == "__main__":
     harness.main()

@@ -1,8 +1,10 @@
 """Publish an output port to Power BI through nginx + pbiport worker + the emulator: new Snowflake
 connection, existing matching connection (none created), Databricks PAT and service principal,
-double submit collapsed, re-publish suffix, listing, other org 404, Viewer-only workspace,
-malformed template, validation 400s, and crash safety (kill -9 of the worker inside each phase,
-then exactly one connection and one model)."""
+double submit collapsed, re-publish suffix, listing, other org 404, what is refused before queueing
+(non-GUID ids 400, Viewer-only workspace 403, unknown workspace 400, no Power BI connection 409,
+http_path on Snowflake 400), the default name (the data product's), malformed template, and crash
+safety (kill -9 of the worker inside each phase, then exactly one connection and one model; a
+resumed job never adopts a model another publish made under its planned name)."""
 import json
 import os
 import sqlite3
@@ -65,13 +67,19 @@ class Publish(harness.EmulatorStackTestCase):
                                 body=json.dumps({"mode": "custom", "tenant_id": TENANT, "client_id": APP["client_id"],
                                                  "client_secret": APP["client_secret"]}))
         assert status == 200, doc
-        status, headers, _ = s.request("GET", "/powerbi/connect?return_to=/x", token="alice")
+        cls._connect("alice", ALICE_UPN)
+
+    @classmethod
+    def _connect(cls, user, upn):
+        """Connects pbiport user `user` to Power BI as the (consented) Entra user upn."""
+        s = cls.stack
+        status, headers, _ = s.request("GET", "/powerbi/connect?return_to=/x", token=user)
         assert status == 302, status
-        r = cls.emu.call("GET", headers["location"] + "&login_hint=" + ALICE_UPN)
+        r = cls.emu.call("GET", headers["location"] + "&login_hint=" + upn)
         assert r.status == 302, r
         cb = r.header("Location")
         cb = cb[cb.index("/powerbi/callback"):]
-        status, _, body = s.request("GET", cb, token="alice")
+        status, _, body = s.request("GET", cb, token=user)
         assert status == 302, body
 
     def setUp(self):
@@ -233,8 +241,8 @@ class Publish(harness.EmulatorStackTestCase):
         conn = [c for c in self.emu.state("connections")["connections"] if c["id"] == doc["result"]["connection_id"]][0]
         self.assertEqual((conn["type"], conn["credentialType"]), ("Databricks", "Key"))
         self.assertEqual(conn["path"], "adb-5555555555555555.5.azuredatabricks.net;/sql/1.0/warehouses/feedbeef")
-        # the default name is the output port's
-        self.assertEqual(doc["result"]["name"], "lake-nopath")
+        # the default name is the data product's, with the port's (the product has four ports)
+        self.assertEqual(doc["result"]["name"], "Contoso sales \u2013 lake-nopath")
 
     def test_04_databricks_service_principal(self):
         doc = self.run_job("lakehouse", {"workspace_id": WS_CONTRIB, "name": "Lakehouse SP", "connection": SP})
@@ -283,14 +291,35 @@ class Publish(harness.EmulatorStackTestCase):
                                       user="carol"), 404)
         self.assertError(self.stack.json("GET", "/api/powerbi/connections?output_port=" + port, token="carol"), 404)
 
-    def test_07_viewer_workspace_fails_clearly(self):
-        doc = self.run_job("analytics", {"workspace_id": WS_VIEWER, "name": "Viewer", "connection_id": SF_CONNECTION})
-        self.assertEqual(doc["state"], "failed", doc)
-        self.assertEqual(doc["error"]["code"], "no_write_role", doc)
-        self.assertIn("Contributor", doc["error"]["message"])
-        doc = self.run_job("analytics", {"workspace_id": "a0000000-0000-4000-8000-0000000000ff", "name": "Nowhere",
-                                         "connection_id": SF_CONNECTION})
-        self.assertEqual((doc["state"], doc["error"]["code"]), ("failed", "workspace_not_found"), doc)
+    def queued_jobs(self):
+        with self.db() as db:
+            return db.execute("SELECT count(*) FROM jobs WHERE kind = 'publish'").fetchone()[0]
+
+    def test_07_viewer_or_unknown_workspace_is_refused_before_queueing(self):
+        before = self.queued_jobs()
+        err = self.assertError(self.publish("analytics", {"workspace_id": WS_VIEWER, "name": "Viewer",
+                                                          "connection_id": SF_CONNECTION}), 403, "no_write_role")
+        self.assertIn("workspace_id", err["message"])
+        self.assertIn("Contributor", err["message"])
+        self.assertIn("Viewer", err["message"])
+        err = self.assertError(self.publish("analytics", {"workspace_id": "a0000000-0000-4000-8000-0000000000ff",
+                                                          "name": "Nowhere", "connection_id": SF_CONNECTION}),
+                               400, "workspace_not_found")
+        self.assertIn("workspace_id", err["message"])
+        self.assertEqual(self.queued_jobs(), before)   # nothing queued
+        # Power BI too slow to answer the check: the request is queued and the job checks again
+        self.emu.control("POST", "faults", {"latency_ms": 8000, "path_prefix": "/fabric/v1/workspaces", "method": "GET"})
+        try:
+            t0 = time.monotonic()
+            status, _, doc = self.publish("analytics", {"workspace_id": WS_VIEWER, "name": "Viewer (slow)",
+                                                        "connection_id": SF_CONNECTION})
+            self.assertLess(time.monotonic() - t0, 7.5)
+        finally:
+            self.emu.control("DELETE", "faults")
+        self.assertEqual(status, 202, doc)
+        self.start_worker()
+        job = self.wait_job(doc["job_id"])
+        self.assertEqual((job["state"], job["error"]["code"]), ("failed", "no_write_role"), job)
 
     def test_08_malformed_template_names_file_and_line(self):
         tdir = tempfile.mkdtemp(dir=self.stack.path("logs"))
@@ -314,10 +343,24 @@ class Publish(harness.EmulatorStackTestCase):
              "connection.password"),
             ({"workspace_id": "", "connection_id": SF_CONNECTION}, "workspace_id"),
             ({"workspace_id": WS_ADMIN, "name": 5, "connection_id": SF_CONNECTION}, "name"),
+            # ids that go into Power BI URLs are GUIDs: ".." never reaches /v1/semanticModels
+            ({"workspace_id": "..", "connection_id": SF_CONNECTION}, "workspace_id must be a Power BI workspace id"),
+            ({"workspace_id": WS_ADMIN + "/..", "connection_id": SF_CONNECTION}, "workspace_id must be"),
+            ({"workspace_id": "sales", "connection_id": SF_CONNECTION}, "workspace_id must be"),
+            ({"workspace_id": WS_ADMIN, "connection_id": "../connections"}, "connection_id must be"),
+            # http_path belongs to Databricks
+            ({"workspace_id": WS_ADMIN, "connection_id": SF_CONNECTION, "http_path": "/sql/1.0/warehouses/x"},
+             "http_path is only for Databricks"),
         ]
+        before = self.emu.state("log")["requests"]
         for body, word in cases:
             err = self.assertError(self.publish("analytics", body), 400, "invalid_request")
             self.assertIn(word, err["message"], body)
+        err = self.assertError(self.publish("lakehouse", {"workspace_id": WS_ADMIN, "connection": dict(SP, tenant_id="..")}),
+                               400, "invalid_request")
+        self.assertIn("connection.tenant_id must be", err["message"])
+        # refused before anything was asked of Power BI
+        self.assertEqual(len(self.emu.state("log")["requests"]), len(before))
         self.assertError(self.publish("0" * 32, {"workspace_id": WS_ADMIN, "connection_id": SF_CONNECTION}), 404)
         status, _, doc = self.stack.json("POST", "/api/output-ports/%s/powerbi-publish" % self.ports["analytics"],
                                          body="{not json", headers={"Content-Type": "application/json"}, token="alice")
@@ -336,20 +379,12 @@ class Publish(harness.EmulatorStackTestCase):
         self.assertEqual(roles[WS_VIEWER], ("Viewer", False))
         self.assertError(self.stack.json("GET", "/api/powerbi/workspaces", token="bob"), 409, "not_connected")
 
-    def test_11_not_connected_user_fails_clearly(self):
-        job = self.stack.json("POST", "/api/output-ports/%s/powerbi-publish" % self.ports["analytics"],
-                              body=json.dumps({"workspace_id": WS_ADMIN, "connection_id": SF_CONNECTION}),
-                              headers={"Content-Type": "application/json"}, token="bob")
-        self.assertEqual(job[0], 202, job)
-        self.start_worker()
-        deadline = time.monotonic() + JOB_WAIT_S
-        while time.monotonic() < deadline:
-            doc = self.job(job[2]["job_id"], user="bob")
-            if doc["state"] in ("succeeded", "failed"):
-                break
-            time.sleep(0.05)
-        self.assertEqual((doc["state"], doc["error"]["code"]), ("failed", "not_connected"), doc)
-        self.assertIn("/powerbi/connect", doc["error"]["message"])
+    def test_11_not_connected_user_is_refused_before_queueing(self):
+        before = self.queued_jobs()
+        err = self.assertError(self.publish("analytics", {"workspace_id": WS_ADMIN, "connection_id": SF_CONNECTION},
+                                            user="bob"), 409, "not_connected")
+        self.assertIn("/powerbi/connect", err["message"])
+        self.assertEqual(self.queued_jobs(), before)
 
     def _crash_in(self, phase):
         name = "Crash " + phase
@@ -451,6 +486,77 @@ class Publish(harness.EmulatorStackTestCase):
         self.assertEqual(after["models_created"] - before["models_created"], 1)
         self.assertEqual(after["connections_created"] - before["connections_created"], 1)
         self.assertEqual([m["name"] for m in self.emu_models() if m["name"].startswith(name)], [name])
+
+    def test_20_resumed_publish_does_not_adopt_another_publish_s_model(self):
+        # Job A (alice) checkpoints model_name=N, its create is refused with 503 and its worker is
+        # killed; job B (bob) publishes the same port into the same workspace under N; job A
+        # resumes and finds a model named N: not its own (no mark of job A), so A takes the next
+        # free name and never touches B's model.
+        name = "Contested"
+        self._connect("bob", ALICE_UPN)   # bob's own connection (the fixture's writer is alice)
+        models_path = "/fabric/v1/workspaces/%s/semanticModels" % WS_ADMIN
+        self.emu.control("POST", "faults", {"error_rate": {"status": 503, "percent": 100, "retry_after": 1},
+                                            "method": "POST", "path_prefix": models_path})
+        try:
+            job_a = self.submit("fresh", {"workspace_id": WS_ADMIN, "name": name, "connection": BASIC})
+            # a long lease: job A stays with its dead worker until B is done
+            w1 = subprocess.Popen([self.stack.bin, "worker", "--poll-ms", "50", "--lease-seconds", "8"],
+                                  env=self.stack.env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True)
+            self.workers.append(w1)
+
+            def refused_creates():
+                return [q for q in self.emu.state("log")["requests"]
+                        if q["method"] == "POST" and q["path"] == models_path and q["status"] == 503]
+
+            deadline = time.monotonic() + JOB_WAIT_S
+            while not refused_creates() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.assertTrue(refused_creates(), "job A never tried to create its model")
+            os.kill(w1.pid, 9)
+            w1.wait()
+        finally:
+            self.emu.control("DELETE", "faults")
+        with self.db() as db:
+            state, checkpoint = db.execute("SELECT state, checkpoint FROM jobs WHERE id = ?", (job_a,)).fetchone()
+        self.assertEqual(json.loads(checkpoint).get("model_name"), name)
+        self.assertNotIn("model_id", json.loads(checkpoint))
+        status, _, doc = self.publish("fresh", {"workspace_id": WS_ADMIN, "name": name, "connection": BASIC},
+                                      user="bob")
+        self.assertEqual(status, 202, doc)
+        job_b = doc["job_id"]
+        self.start_worker()
+        deadline = time.monotonic() + JOB_WAIT_S
+        while time.monotonic() < deadline:
+            b = self.job(job_b, user="bob")
+            if b["state"] in ("succeeded", "failed"):
+                break
+            time.sleep(0.05)
+        self.assertEqual(b["state"], "succeeded", b)
+        self.assertEqual(b["result"]["name"], name)
+        a = self.wait_job(job_a)
+        self.assertEqual(a["state"], "succeeded", a)
+        self.assertEqual(a["result"]["name"], name + " (2)")
+        self.assertNotEqual(a["result"]["semantic_model_id"], b["result"]["semantic_model_id"])
+        self.assertNotEqual(a["result"]["connection_id"], b["result"]["connection_id"])
+        models = {m["id"]: m for m in self.emu_models()}
+        mine, theirs = models[a["result"]["semantic_model_id"]], models[b["result"]["semantic_model_id"]]
+        # each model carries the mark of the job that made it, and only its own connection
+        self.assertIn("pbiport job " + job_a, mine["description"])
+        self.assertIn("pbiport job " + job_b, theirs["description"])
+        self.assertEqual([x["connectionId"] for x in theirs["bindings"]], [b["result"]["connection_id"]])
+        self.assertEqual([x["connectionId"] for x in mine["bindings"]], [a["result"]["connection_id"]])
+        with self.db() as db:
+            rows = db.execute("SELECT job_id, semantic_model_id FROM published_models WHERE job_id IN (?, ?)",
+                              (job_a, job_b)).fetchall()
+        self.assertEqual(sorted(rows), sorted([(job_a, a["result"]["semantic_model_id"]),
+                                               (job_b, b["result"]["semantic_model_id"])]))
+        self.assertNotEqual(a["result"]["consumer_data_product_id"], b["result"]["consumer_data_product_id"])
+        self.assertNotEqual(a["result"]["agreement_id"], b["result"]["agreement_id"])
+        # bob goes back to having no connection (test_11 expects that)
+        status, _, doc = self.stack.json("GET", "/api/me/powerbi-connections", token="bob")
+        for c in doc["connections"]:
+            self.assertEqual(self.stack.request("DELETE", "/api/me/powerbi-connections/" + c["id"], token="bob")[0], 204)
 
 
 if __name__ == "__main__":

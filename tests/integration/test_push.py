@@ -5,12 +5,22 @@ dataset, another schema only with replace), rows as a JSON array, NDJSON and CSV
 to the column types), schema errors naming row and column with nothing sent, large bodies as a job
 cut in requests of 10,000 rows, a 429 storm, DELETE rows, and the shared rate limiter: Power BI's
 per-minute limit and its 120-an-hour limit past 250,000 rows (scaled down with the emulator's
-rate_scale and PBIPORT_PUSH_RATE_SCALE alike), never answered 429 by the emulator."""
+rate_scale and PBIPORT_PUSH_RATE_SCALE alike), never answered 429 by the emulator.
+
+Rows whose outcome is unknown (issue 11 item 3): a worker killed three times during chunk POSTs
+under 1.5 s of latency, answers lost after or before Power BI added the rows, and another writer
+that makes the row count ambiguous: the table ends with every row exactly once, or the job fails
+naming the rows of unknown outcome and the rows never sent. Non-finite and out-of-range values
+(item 6), a UTF-8 BOM and RFC 4180 quoting (item 13), job messages that are not doubled (item 7),
+and DELETE of a push dataset (issue 12 item 13)."""
 import copy
 import json
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -38,11 +48,13 @@ class PushBase(harness.StackTestCase):
     RATE_SCALE = 1.0
     emu = None
 
+    EXTRA_ENV = {}
+
     @classmethod
     def setUpClass(cls):
         cls.emu = emutest.Emulator(fixture="demo.json", rate_scale=cls.RATE_SCALE)
         cls.ENV = dict(harness.emulator_env(cls.emu), APPLICATION_ENCRYPTION_KEYS=KEY,
-                       PBIPORT_PUSH_RATE_SCALE=repr(cls.RATE_SCALE))
+                       PBIPORT_PUSH_RATE_SCALE=repr(cls.RATE_SCALE), **cls.EXTRA_ENV)
         try:
             super().setUpClass()
             # teams: dave is in "data", erin in "web"; bob in none
@@ -103,6 +115,17 @@ class PushBase(harness.StackTestCase):
         status, _, doc = self.call("GET", "/api/jobs/" + job_id, user=user)
         self.assertEqual(status, 200, doc)
         return doc
+
+    def db(self):
+        return sqlite3.connect(self.stack.path("db", "pbiport.db"), timeout=30)
+
+    def spooled(self):
+        with self.db() as db:
+            return db.execute("SELECT COUNT(*) FROM push_chunks").fetchone()[0]
+
+    def tables_path(self, ds):
+        """The emulator path prefix of the dataset's calls (rows and executeQueries)."""
+        return "/powerbi/v1.0/myorg/groups/%s/datasets/%s" % (WS, ds["powerbi_id"])
 
 
 def csv_rows(n, start=1, bad_at=None):
@@ -283,6 +306,249 @@ class PushDatasets(PushBase):
         self.assertEqual(res["rows_accepted"], 2)
         self.assertEqual((res["requests"], res["throttled"]), (6, 5), res)   # counted across both tries
         self.assertEqual(self.rows_in(ds["powerbi_id"]), 15002)
+
+    def test_out_of_range_values_are_refused_before_anything_is_sent(self):
+        conn = self.connection(name="ranges")
+        status, _, ds = self.dataset(conn, name="Ranges")
+        path = "/api/push-datasets/%s/tables/Sales/rows" % ds["id"]
+        before = self.counters().get("rows_requests", 0)
+        big = csv_rows(25000).splitlines()
+        big[22000] = big[22000].replace(",22000.5,", ",1e400,")   # data row 22,000
+        cases = [
+            ("\n".join(big) + "\n", "text/csv", "row 22000, column 'amount': '1e400' is out of range for Double"),
+            ('[{"id": 1, "amount": 1e400}]', "application/json", "row 1, column 'amount': '1e400' is out of range"),
+            ('{"id": 1}\n{"id": 9223372036854775807}\n', "application/x-ndjson",
+             "row 2, column 'id': '9223372036854775807' is out of range for Int64"),
+            ('[{"day": "2026-02-30"}]', "application/json", "row 1, column 'day'"),
+        ]
+        for raw, ctype, part in cases:
+            status, _, doc = self.call("POST", path, raw=raw, ctype=ctype)
+            self.assertEqual(status, 400, doc)
+            self.assertEqual(doc["error"]["code"], "invalid_rows", doc)
+            self.assertIn(part, doc["error"]["message"])
+        self.assertEqual(self.counters().get("rows_requests", 0), before, "a bad body must send nothing")
+        self.assertEqual(self.spooled(), 0, "a refused body leaves nothing spooled")
+
+    def test_csv_byte_order_mark_and_rfc4180_quotes(self):
+        conn = self.connection(name="bom")
+        status, _, ds = self.dataset(conn, name="BOM")
+        path = "/api/push-datasets/%s/tables/Sales/rows" % ds["id"]
+        status, _, doc = self.call("POST", path, raw="\ufeff" + csv_rows(3), ctype="text/csv")   # as Excel saves it
+        self.assertEqual((status, doc.get("rows_accepted")), (200, 3), doc)
+        status, _, doc = self.call("POST", path, raw='id,label\n1,fine\n2,say "hi"\n', ctype="text/csv")
+        self.assertEqual(status, 400, doc)
+        self.assertIn("row 2, column 'label': a quote inside a field", doc["error"]["message"])
+        status, _, doc = self.call("POST", path, raw="id,label\n1,a\x00b\n", ctype="text/csv")
+        self.assertEqual(status, 400, doc)
+        self.assertIn("row 1, column 'label': a NUL byte", doc["error"]["message"])
+        self.assertEqual(self.rows_in(ds["powerbi_id"]), 3)
+
+    def test_a_refused_chunk_is_named_once(self):
+        # the job's message is built from the error it read, not in the same buffer (issue 11 item 7)
+        conn = self.connection(name="refused")
+        status, _, ds = self.dataset(conn, name="Refused")
+        path = "/api/push-datasets/%s/tables/Sales/rows" % ds["id"]
+        status, _, doc = self.call("POST", path, raw=csv_rows(25000), ctype="text/csv")
+        self.assertEqual(status, 202, doc)
+        self.emu.control("POST", "faults", {"path_prefix": self.tables_path(ds) + "/tables",
+                                            "error_rate": {"status": 400, "percent": 100}})
+        try:
+            self.worker_once()
+        finally:
+            self.emu.control("DELETE", "faults")
+        job = self.job(doc["job_id"])
+        self.assertEqual((job["state"], job["error"]["code"]), ("failed", "powerbi_rejected"), job)
+        msg = job["error"]["message"]
+        self.assertTrue(msg.startswith("rows 1 to 10000: Power BI refused them ("), msg)
+        self.assertEqual(msg.count("rows 1 to 10000"), 1, msg)
+        self.assertEqual(msg.count("Emulated failure (400)"), 1, msg)
+        self.assertIn("no rows were added before them; rows 10001 to 25000 were not sent: send them again", msg)
+        self.assertEqual(self.spooled(), 0)
+
+    def test_delete_a_dataset(self):
+        conn = self.connection(name="delete")
+        status, _, ds = self.dataset(conn, name="Doomed")
+        self.assertEqual(status, 201, ds)
+        status, _, doc = self.call("POST", "/api/push-datasets/%s/tables/Sales/rows" % ds["id"], body=[{"id": 1}])
+        self.assertEqual(status, 200, doc)
+        # who cannot write to it cannot delete it: another team, no team, another org
+        for user in ("erin", "bob", "carol"):
+            status, _, doc = self.call("DELETE", "/api/push-datasets/" + ds["id"], user=user)
+            self.assertEqual(status, 404, (user, doc))
+        self.assertIn(ds["powerbi_id"], [m["id"] for m in self.emu.state("models")["models"]])
+        status, _, doc = self.call("DELETE", "/api/push-datasets/" + ds["id"], user="dave")
+        self.assertEqual(status, 204, doc)
+        self.assertNotIn(ds["powerbi_id"], [m["id"] for m in self.emu.state("models")["models"]])
+        self.assertEqual(self.call("GET", "/api/push-datasets/" + ds["id"])[0], 404)
+        self.assertEqual(self.call("DELETE", "/api/push-datasets/" + ds["id"])[0], 404)
+        with self.db() as db:
+            self.assertEqual(db.execute("SELECT COUNT(*) FROM push_table_rows WHERE dataset_id = ?",
+                                        (ds["id"],)).fetchone(), (0,))
+        # already deleted in Power BI: removed here all the same (an owner may delete a team's dataset)
+        status, _, ds2 = self.dataset(conn, name="Gone already")
+        sp = self.emu.sp_token(SP_ID, SP_SECRET, tenant=TENANT)
+        r = self.emu.call("DELETE", self.tables_path(ds2), token=sp)
+        self.assertEqual(r.status, 200, r)
+        status, _, doc = self.call("DELETE", "/api/push-datasets/" + ds2["id"], user="alice")
+        self.assertEqual(status, 204, doc)
+        self.assertEqual(self.call("GET", "/api/push-datasets/" + ds2["id"], user="alice")[0], 404)
+
+
+class PushOutcomes(PushBase):
+    """A POST rows whose answer is lost: the job asks Power BI for the table's row count
+    (executeQueries) instead of sending the rows again blindly. A request may still be under way at
+    Power BI for PBIPORT_PUSH_INFLIGHT_S (2 s here) after it began."""
+    EXTRA_ENV = {"PBIPORT_PUSH_INFLIGHT_S": "2"}
+
+    def upload(self, name, rows=25000):
+        conn = self.connection(name=name)
+        status, _, ds = self.dataset(conn, name=name)
+        self.assertEqual(status, 201, ds)
+        status, _, doc = self.call("POST", "/api/push-datasets/%s/tables/Sales/rows" % ds["id"], raw=csv_rows(rows),
+                                   ctype="text/csv")
+        self.assertEqual(status, 202, doc)
+        return ds, doc["job_id"]
+
+    def lose_first_answer(self, name, after):
+        """Uploads 25,000 rows and runs the job with the answer to its first POST lost, after or
+        before Power BI carried it out; every row ends in the table once."""
+        ds, job_id = self.upload(name)
+        queries = self.counters().get("queries_executed", 0)
+        self.emu.control("POST", "faults", {"path_prefix": self.tables_path(ds) + "/tables",
+                                            "drop_connections": 1, "drop_after": after})
+        try:
+            self.worker_once()
+        finally:
+            self.emu.control("DELETE", "faults")
+        job = self.job(job_id)
+        self.assertEqual(job["state"], "succeeded", job)
+        self.assertEqual((job["result"]["rows_accepted"], job["result"]["outcomes_checked"]), (25000, 1), job)
+        self.assertEqual(self.rows_in(ds["powerbi_id"]), 25000)
+        self.assertEqual(self.spooled(), 0)
+        return self.counters()["queries_executed"] - queries
+
+    def test_answer_lost_after_the_rows_were_added(self):
+        # the row count before the first POST, and once its answer was lost
+        self.assertEqual(self.lose_first_answer("lost-after", True), 2)
+
+    def test_answer_lost_before_the_rows_were_added(self):
+        # before, once lost (not there yet: the request may be under way), once it cannot be
+        self.assertGreaterEqual(self.lose_first_answer("lost-before", False), 3)
+
+    def test_small_body_whose_answer_is_lost_becomes_a_job(self):
+        conn = self.connection(name="small-lost")
+        status, _, ds = self.dataset(conn, name="Small lost")
+        self.emu.control("POST", "faults", {"path_prefix": self.tables_path(ds) + "/tables",
+                                            "drop_connections": 1, "drop_after": True})
+        try:
+            status, _, doc = self.call("POST", "/api/push-datasets/%s/tables/Sales/rows" % ds["id"], body=[{"id": 1},
+                                                                                                          {"id": 2}])
+        finally:
+            self.emu.control("DELETE", "faults")
+        self.assertEqual(status, 202, doc)
+        self.assertIn("row count", doc["warnings"][0])
+        self.worker_once()
+        job = self.job(doc["job_id"])
+        self.assertEqual((job["state"], job["result"]["rows_accepted"]), ("succeeded", 2), job)
+        self.assertEqual(self.rows_in(ds["powerbi_id"]), 2)
+
+    def test_another_writer_makes_the_outcome_unknown(self):
+        ds, job_id = self.upload("other-writer")
+        self.emu.control("POST", "faults", {"path_prefix": self.tables_path(ds) + "/tables", "drop_connections": 1})
+        log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", dir=self.stack.path("logs"), delete=False)
+        w = subprocess.Popen([self.stack.bin, "worker", "--once", "--lease-seconds", "5"], env=self.stack.env(),
+                             stdout=log, stderr=log)
+        try:
+            # once the first POST is lost, someone else adds 5 rows to the table
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not any(
+                    r["status"] == "drop" for r in self.emu.state("log")["requests"] if r["path"].endswith("/rows")):
+                time.sleep(0.02)
+            sp = self.emu.sp_token(SP_ID, SP_SECRET, tenant=TENANT)
+            r = self.emu.call("POST", self.tables_path(ds) + "/tables/Sales/rows", token=sp,
+                              body={"rows": [{"id": i} for i in range(5)]})
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(w.wait(timeout=60), 0)
+        finally:
+            self.emu.control("DELETE", "faults")
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+            log.close()
+        job = self.job(job_id)
+        self.assertEqual((job["state"], job["error"]["code"]), ("failed", "outcome_unknown"), job)
+        msg = job["error"]["message"]
+        self.assertTrue(msg.startswith("rows 1 to 10000: Power BI may or may not have added them"), msg)
+        self.assertIn("Power BI counts 5 rows in table 'Sales' where pbiport expected 0 without them or 10000 with "
+                      "them", msg)
+        self.assertIn("no rows were added before them; rows 10001 to 25000 were not sent", msg)
+        self.assertEqual(self.rows_in(ds["powerbi_id"]), 5, "nothing is sent again")
+        self.assertEqual(self.spooled(), 0)
+
+
+class PushWorkerKilled(PushBase):
+    """The worker is killed (SIGKILL) three times while chunk POSTs are under way at Power BI
+    (1.5 s of latency on the dataset's calls): every row ends in the table exactly once."""
+    LATENCY_MS = 1500
+
+    def start_worker(self, log):
+        return subprocess.Popen([self.stack.bin, "worker", "--poll-ms", "50", "--lease-seconds", "3"],
+                                env=self.stack.env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True)
+
+    def test_rows_are_not_duplicated(self):
+        conn = self.connection(name="killed")
+        status, _, ds = self.dataset(conn, name="Killed")
+        status, _, doc = self.call("POST", "/api/push-datasets/%s/tables/Sales/rows" % ds["id"], raw=csv_rows(60000),
+                                   ctype="text/csv")
+        self.assertEqual(status, 202, doc)
+        self.emu.control("POST", "faults", {"path_prefix": self.tables_path(ds), "latency_ms": self.LATENCY_MS})
+        log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", dir=self.stack.path("logs"), delete=False)
+        workers = []
+        try:
+            def pending():
+                return self.emu.state("counters")["pending_rows_requests"].get(ds["powerbi_id"], 0)
+
+            for kill in range(3):
+                # the killed worker's POST is over at Power BI before the next worker starts
+                deadline = time.monotonic() + 120
+                while pending():
+                    self.assertLess(time.monotonic(), deadline, "a chunk POST never ended")
+                    time.sleep(0.02)
+                w = self.start_worker(log)
+                workers.append(w)
+                # wait until a chunk POST is under way at Power BI, then kill the worker mid-request
+                while not pending():
+                    self.assertLess(time.monotonic(), deadline, "no chunk POST under way (kill %d)" % kill)
+                    self.assertIsNone(w.poll(), "the worker exited")
+                    time.sleep(0.02)
+                time.sleep(0.3)
+                os.kill(w.pid, signal.SIGKILL)
+                w.wait()
+            w = self.start_worker(log)
+            workers.append(w)
+            deadline = time.monotonic() + 180
+            while self.job(doc["job_id"])["state"] not in ("succeeded", "failed"):
+                self.assertLess(time.monotonic(), deadline, "the job did not end")
+                time.sleep(0.2)
+        finally:
+            self.emu.control("DELETE", "faults")
+            for w in workers:
+                if w.poll() is None:
+                    w.send_signal(signal.SIGTERM)
+                    w.wait(timeout=30)
+            log.close()
+        job = self.job(doc["job_id"])
+        self.assertEqual(self.rows_in(ds["powerbi_id"]), 60000, job)
+        self.assertEqual(self.counters()["rows_posted"], 60000, "no chunk was posted twice")
+        self.assertEqual(job["state"], "succeeded", job)
+        self.assertEqual(job["result"]["rows_accepted"], 60000, job)
+        self.assertEqual(job["result"]["outcomes_checked"], 3, job)
+        self.assertEqual(self.spooled(), 0)
+        with open(log.name, errors="replace") as f:
+            text = f.read()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            self.assertNotIn(marker, text)
 
 
 class PushRateLimits(PushBase):

@@ -183,6 +183,33 @@ class Refresh(harness.StackTestCase):
             "timeout": "02:00:00", "applyRefreshPolicy": False, "effectiveDate": "2026-11-01",
             "objects": [{"table": "Sales", "partition": "Sales"}, {"table": "Date"}]})
 
+    def test_enhanced_refresh_on_shared_capacity_is_refused_at_submission(self):
+        # Finance KPIs lives in a workspace on shared capacity, where Power BI runs no enhanced refresh
+        started = self.counter("refreshes_started")
+        status, _, doc = self.call("POST", "/api/semantic-models/%s/refreshes" % self.models[FINANCE],
+                                   body={"type": "Full", "objects": [{"table": "KPIs"}]})
+        self.assertEqual(status, 409, doc)
+        self.assertEqual(doc["error"]["code"], "enhanced_refresh_needs_capacity")
+        self.assertIn("workspace 'Finance' is on shared capacity", doc["error"]["message"])
+        self.assertIn("standard refresh", doc["error"]["message"])
+        self.assertEqual(self.counter("refreshes_started"), started)
+        db = self.db()
+        queued = db.execute("SELECT COUNT(*) FROM jobs WHERE kind = 'refresh'").fetchone()[0]
+        db.close()
+        self.assertEqual(queued, 0, "nothing queued")
+        # the emulator refuses it the same way Power BI does
+        tok = self.emu.sp_token(client_id=SP_ID, secret=SP_SECRET, tenant=TENANT)
+        ws = DEMO["tenants"][0]["workspaces"][1]["id"]
+        r = self.emu.call("POST", "/powerbi/v1.0/myorg/groups/%s/datasets/%s/refreshes" % (ws, FINANCE),
+                          body={"type": "Full"}, token=tok)
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("shared capacit", r.json["error"]["message"])
+        # a standard refresh of it is fine
+        self.plan(FINANCE, "Completed", 1)
+        doc = self.refresh(FINANCE)
+        self.worker_once()
+        self.assertEqual(self.job(doc["job_id"])["result"]["status"], "Completed")
+
     def test_failure_carries_power_bi_message(self):
         self.plan(FINANCE, "Failed", 1, error_code="ModelRefreshFailed_CredentialsNotSpecified",
                   error_description="The credentials provided for the Snowflake source are invalid.")
@@ -260,6 +287,9 @@ class Refresh(harness.StackTestCase):
         status, _, doc = self.call("PUT", path, body={"schedule": "*/5 * * * *"})
         self.assertEqual(status, 400, doc)
         self.assertIn("shortest allowed interval", doc["error"]["message"])
+        # it names what the caller sent, a refresh schedule, and why refreshes have a floor
+        self.assertIn("refresh schedule '*/5 * * * *'", doc["error"]["message"])
+        self.assertNotIn("scan", doc["error"]["message"])
         status, _, doc = self.call("PUT", path, body={"schedule": "@daily"})
         self.assertEqual(status, 200, doc)
         self.assertTrue(doc["next_run_at"].endswith("T00:00:00.000Z"), doc)
@@ -278,6 +308,17 @@ class Refresh(harness.StackTestCase):
         self.assertGreater(doc["next_run_at"], "2001")
         status, _, doc = self.call("PUT", path, body={"schedule": None})
         self.assertEqual((status, doc["schedule"]), (200, None), doc)
+        # an empty text does not remove a schedule silently: null or DELETE does
+        self.assertEqual(self.call("PUT", path, body={"schedule": "@weekly"})[0], 200)
+        status, _, doc = self.call("PUT", path, body={"schedule": ""})
+        self.assertEqual((status, doc["error"]["code"]), (400, "bad_schedule"), doc)
+        self.assertIn('{"schedule": null}', doc["error"]["message"])
+        self.assertIn("DELETE", doc["error"]["message"])
+        self.assertEqual(self.call("GET", path)[2]["schedule"], "@weekly")
+        status, _, _ = self.call("DELETE", path)
+        self.assertEqual(status, 204)
+        self.assertIsNone(self.call("GET", path)[2]["schedule"])
+        self.assertEqual(self.call("DELETE", "/api/semantic-models/nope/refresh-schedule")[0], 404)
 
     def test_bad_requests(self):
         status, _, doc = self.call("POST", "/api/semantic-models/%s/refreshes" % self.models[SALES],
@@ -287,6 +328,7 @@ class Refresh(harness.StackTestCase):
         for body, field in (({"type": "Full", "commitMode": "PartialBatch"}, "applyRefreshPolicy"),
                             ({"type": "Everything"}, "type"), ({"objects": [{"partition": "p"}]}, "objects[0].table"),
                             ({"timeout": "25:00:00"}, "timeout"), ({"maxParallelism": 0}, "maxParallelism"),
+                            ({"effectiveDate": "2026-02-30"}, "effectiveDate '2026-02-30' is not a calendar date"),
                             ({"type": "Full", "notifyOption": "NoNotification"}, "notifyOption")):
             status, _, doc = self.call("POST", "/api/semantic-models/%s/refreshes" % self.models[SALES], body=body)
             self.assertEqual(status, 400, (body, doc))

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <ctype.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,18 +215,18 @@ static void settings_sealed_kept_and_sso(void **state)
 	assert_int_equal(pbi_settings_app(db, &cfg, org2_id, &app, err), PB_ENOTFOUND);
 
 	pbi_settings_input sso = { .mode = "sso" };
-	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &sso, err), PB_EINVAL);
+	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &sso, NULL, err), PB_EINVAL);
 	assert_non_null(strstr(err, "PBIPORT_SSO_TENANT_ID"));
 	pbi_settings_input in = { .mode = "custom", .tenant_id = TENANT, .client_id = APP_ID };
-	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, err), PB_EINVAL);
+	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, NULL, err), PB_EINVAL);
 	assert_non_null(strstr(err, "client_secret"));
 	in.tenant_id = "bad tenant/../x";
 	in.client_secret = APP_SEC;
-	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, err), PB_EINVAL);
+	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, NULL, err), PB_EINVAL);
 	in.tenant_id = TENANT;
 	pbi_settings_input nomode = { 0 };
-	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &nomode, err), PB_EINVAL);
-	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, err), PB_OK);
+	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &nomode, NULL, err), PB_EINVAL);
+	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, NULL, err), PB_OK);
 
 	assert_int_equal(pbi_settings_get(db, &cfg, org_id, &s, err), PB_OK);
 	assert_string_equal(s.mode, "custom");
@@ -252,7 +253,7 @@ static void settings_sealed_kept_and_sso(void **state)
 
 	/* update without a secret keeps it */
 	in.client_secret = NULL;
-	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, err), PB_OK);
+	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, NULL, err), PB_OK);
 	assert_int_equal(pbi_settings_app(db, &cfg, org_id, &app, err), PB_OK);
 	assert_string_equal(app.client_secret, APP_SEC);
 	assert_string_equal(app.tenant_id, TENANT);
@@ -263,7 +264,7 @@ static void settings_sealed_kept_and_sso(void **state)
 	c2.sso_tenant_id = "sso-tenant";
 	c2.sso_client_id = "sso-client";
 	c2.sso_client_secret = "sso-secret";
-	assert_int_equal(pbi_settings_put(db, &c2, org2_id, cat_id, &sso, err), PB_OK);
+	assert_int_equal(pbi_settings_put(db, &c2, org2_id, cat_id, &sso, NULL, err), PB_OK);
 	assert_int_equal(pbi_settings_get(db, &c2, org2_id, &s, err), PB_OK);
 	assert_string_equal(s.mode, "sso");
 	assert_string_equal(s.client_id, "sso-client");
@@ -518,6 +519,138 @@ static void sessions_user_and_app(void **state)
 	free(name);
 }
 
+/* The status of a connection (with its reason) as the list shows it. */
+static void expect_listed(const char *org, const char *user, const char *status, const char *reason)
+{
+	char err[PB_ERR_MAX];
+	json_t *l = NULL;
+	assert_int_equal(conn_list(db, org, user, &l, err), PB_OK);
+	assert_int_equal(json_array_size(l), 1);
+	json_t *c = json_array_get(l, 0);
+	assert_string_equal(json_string_value(json_object_get(c, "status")), status);
+	if (reason)
+		assert_non_null(strstr(json_string_value(json_object_get(c, "status_reason")), reason));
+	else
+		assert_true(json_is_null(json_object_get(c, "status_reason")));
+	json_decref(l);
+}
+
+/* A save proves the credentials with Entra and stores the app's name at once; credentials
+ * Entra refuses are not saved unless verify is off. */
+static void settings_save_verifies_and_names_the_app(void **state)
+{
+	(void)state;
+	if (!have_emu())
+		return;
+	char err[PB_ERR_MAX];
+	pbi_settings s;
+	pbi_settings_saved saved;
+	pbi_settings_input in = { .mode = "custom", .tenant_id = TENANT, .client_id = APP_ID, .client_secret = APP_SEC,
+				  .verify = true };
+	sql_exec("UPDATE powerbi_settings SET application_name = NULL");
+	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, &saved, err), PB_OK);
+	assert_string_equal(saved.warning, "");
+	assert_int_equal(pbi_settings_get(db, &cfg, org_id, &s, err), PB_OK);
+	assert_non_null(s.application_name);
+	assert_string_equal(s.application_name, "pbiport");   /* no test call needed */
+	pbi_settings_release(&s);
+	/* without a secret: the stored one is verified */
+	in.client_secret = NULL;
+	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, &saved, err), PB_OK);
+	/* refused by Entra: nothing saved, the reason says which part */
+	static const struct { const char *tenant, *client, *secret, *word; } bad[] = {
+		{ TENANT, APP_ID, "Zq9-not-the-secret", "secret" },
+		{ "00000000-0000-4000-8000-00000000dead", APP_ID, APP_SEC, "tenant" },
+		{ TENANT, "00000000-0000-4000-8000-00000000beef", APP_SEC, "client id" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		pbi_settings_input b = { .mode = "custom", .tenant_id = bad[i].tenant, .client_id = bad[i].client,
+					 .client_secret = bad[i].secret, .verify = true };
+		assert_int_not_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &b, &saved, err), PB_OK);
+		assert_string_equal(saved.code, "bad_credentials");
+		for (char *p = err; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		if (!strstr(err, bad[i].word))
+			fail_msg("case %zu: the reason does not name the %s: %s", i, bad[i].word, err);
+		assert_null(strstr(err, "zq9-not-the-secret"));
+		pbi_app app;
+		assert_int_equal(pbi_settings_app(db, &cfg, org_id, &app, err), PB_OK);
+		assert_string_equal(app.client_secret, APP_SEC);
+		assert_string_equal(app.client_id, APP_ID);
+		pbi_app_release(&app);
+	}
+	/* client ids are GUIDs */
+	pbi_settings_input g = { .mode = "custom", .tenant_id = TENANT, .client_id = "my-app", .client_secret = APP_SEC };
+	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &g, &saved, err), PB_EINVAL);
+	assert_non_null(strstr(err, "GUID"));
+	/* verify off: stored unchecked */
+	pbi_settings_input off = { .mode = "custom", .tenant_id = TENANT, .client_id = APP_ID,
+				   .client_secret = "Zq9-not-the-secret" };
+	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &off, &saved, err), PB_OK);
+	/* Graph cannot tell the name: saved all the same (the Power BI token proved the
+	 * credentials), with a warning */
+	tu_fault("{\"path_prefix\": \"/graph\", \"error_rate\": {\"status\": 403, \"percent\": 100}}");
+	in.client_secret = APP_SEC;
+	int rc = pbi_settings_put(db, &cfg, org_id, ann_id, &in, &saved, err);
+	tu_no_faults();
+	assert_int_equal(rc, PB_OK);
+	assert_non_null(strstr(saved.warning, "Graph"));
+	assert_int_equal(pbi_settings_get(db, &cfg, org_id, &s, err), PB_OK);
+	assert_null(s.application_name);
+	pbi_settings_release(&s);
+	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, &saved, err), PB_OK);
+}
+
+/* One status for a connection: whichever path learns it is dead records it (with why), and
+ * the list and the token service read the same. */
+static void connection_status_one_source(void **state)
+{
+	(void)state;
+	if (!have_emu())
+		return;
+	char err[PB_ERR_MAX], id[PB_ID_BUF], code[PBI_CODE_MAX];
+	long long gen;
+	pbi_session s;
+	sql_exec("DELETE FROM user_datasource_connection");
+	connect_user(org_id, ann_id, id);
+	expect_listed(org_id, ann_id, "active", NULL);
+	/* the organization's app changes: the connection (made with the old app) needs a reconnect */
+	pbi_settings_input other = { .mode = "custom", .tenant_id = TENANT,
+				     .client_id = "11111111-aaaa-4000-8000-000000000003", .client_secret = "x" };
+	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &other, NULL, err), PB_OK);
+	expect_listed(org_id, ann_id, "needs_reconnect", CONN_APP_CHANGED);
+	assert_int_not_equal(token_once(id, -1, code, &gen, err), PB_OK);
+	assert_string_equal(code, "needs_reconnect");
+	assert_non_null(strstr(err, CONN_APP_CHANGED));
+	pbi_settings_input back = { .mode = "custom", .tenant_id = TENANT, .client_id = APP_ID, .client_secret = APP_SEC };
+	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &back, NULL, err), PB_OK);
+	/* reconnecting makes it active again */
+	connect_user(org_id, ann_id, id);
+	expect_listed(org_id, ann_id, "active", NULL);
+	/* Entra refuses the refresh token: recorded with Entra's code */
+	tu_fault("{\"expire_tokens\": true, \"expire_refresh_tokens\": true}");
+	tu_no_faults();
+	sql_exec("UPDATE user_datasource_connection SET expires_at = '2000-01-01T00:00:00.000Z'");
+	assert_int_not_equal(pbi_session_user(&s, db, &cfg, org_id, ann_id, code, err), PB_OK);
+	assert_string_equal(code, "needs_reconnect");
+	expect_listed(org_id, ann_id, "needs_reconnect", "AADSTS700082");
+	/* the deployment's sign-in app changed on the server (no save): the session finds out and
+	 * records it */
+	connect_user(org2_id, cat_id, id);
+	pb_config c2 = cfg;
+	c2.sso_tenant_id = TENANT;
+	c2.sso_client_id = "11111111-aaaa-4000-8000-000000000003";
+	c2.sso_client_secret = "x";
+	sql_exec("INSERT INTO powerbi_settings (org_id, mode, updated_at) SELECT id, 'sso', 'x' FROM organizations "
+		 "WHERE name = 'globex'");
+	expect_listed(org2_id, cat_id, "active", NULL);
+	assert_int_not_equal(pbi_session_user(&s, db, &c2, org2_id, cat_id, code, err), PB_OK);
+	assert_string_equal(code, "needs_reconnect");
+	expect_listed(org2_id, cat_id, "needs_reconnect", CONN_APP_CHANGED);
+	sql_exec("DELETE FROM powerbi_settings WHERE org_id IN (SELECT id FROM organizations WHERE name = 'globex')");
+	sql_exec("DELETE FROM user_datasource_connection");
+}
+
 static void rotate_keys_then_drop_old(void **state)
 {
 	(void)state;
@@ -570,6 +703,8 @@ int main(void)
 		cmocka_unit_test(store_scoping_and_one_per_tenant),
 		cmocka_unit_test(token_service_refreshes_once),
 		cmocka_unit_test(sessions_user_and_app),
+		cmocka_unit_test(settings_save_verifies_and_names_the_app),
+		cmocka_unit_test(connection_status_one_source),
 		cmocka_unit_test(rotate_keys_then_drop_old),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

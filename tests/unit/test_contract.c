@@ -307,6 +307,54 @@ static void databricks_server_custom(void **state)
 	contract_free(c);
 }
 
+/* ODCS v2 with a `servers` block: a mapping of name -> server (the form v2-era contracts use)
+ * or a list; the top-level connection comes after, as "default". Numbers keep the text they
+ * were written with. */
+static void v2_servers_and_numbers(void **state)
+{
+	(void)state;
+	pb_contract *c = parse_ok("apiVersion: v2.2.2\nuuid: u\ndatasetName: d\nserver: db.example.com:5432\n"
+				  "driver: jdbc:postgresql\nservers:\n  production:\n    type: Snowflake\n"
+				  "    account: acme\n    database: SALES\n    schema: PUBLIC\n    warehouse: WH\n"
+				  "    ratio: 2.002\n    tiers: [0.1, 2.002, 3]\n  lake:\n    type: databricks\n"
+				  "    host: adb.example.net\n    customProperties:\n      - property: httpPath\n"
+				  "        value: /sql/1.0/x\n"
+				  "dataset:\n  - table: t\n    columns: [{column: a, logicalType: string}]\n");
+	assert_int_equal(c->nservers, 3);
+	assert_string_equal(c->servers[0].name, "production");
+	assert_string_equal(c->servers[0].type, "snowflake");
+	assert_string_equal(server_field(&c->servers[0], "schema"), "PUBLIC");
+	assert_string_equal(server_field(&c->servers[0], "ratio"), "2.002");
+	assert_string_equal(server_field(&c->servers[0], "tiers"), "[\"0.1\",\"2.002\",3]"); /* YAML floats stay text */
+	assert_string_equal(c->servers[1].name, "lake");
+	assert_string_equal(server_field(&c->servers[1], "httpPath"), "/sql/1.0/x");
+	assert_string_equal(c->servers[2].name, "default");
+	assert_string_equal(c->servers[2].type, "postgresql");
+	assert_false(has_warning(c, "servers: unknown"));
+	contract_free(c);
+	c = parse_ok("uuid: u\nservers:\n  - server: s\n    type: databricks\n    catalog: c\n"
+		     "dataset:\n  - table: t\n    columns: [{column: a}]\n");
+	assert_int_equal(c->nservers, 1);
+	assert_string_equal(server_field(&c->servers[0], "catalog"), "c");
+	contract_free(c);
+	expect_error("uuid: u\nservers: snowflake\ndataset:\n  - table: t\n    columns: [{column: a}]\n",
+		     "servers: expected a list or a mapping, got text");
+	expect_error("uuid: u\nservers:\n  p: {account: a}\ndataset:\n  - table: t\n    columns: [{column: a}]\n",
+		     "servers.p.type: required");
+	/* ODCS v3 keeps its list */
+	expect_error(V3_HEAD "servers:\n  p: {type: snowflake}\nschema:\n  - name: a\n    properties: [{name: x}]\n",
+		     "servers: expected a list, got a mapping");
+	/* JSON numbers: the shortest text that reads back the same, not 17 digits */
+	c = parse_ok("{\"apiVersion\":\"v3.1.0\",\"kind\":\"DataContract\",\"id\":\"t\",\"version\":\"1\","
+		     "\"status\":\"draft\",\"servers\":[{\"server\":\"p\",\"type\":\"snowflake\",\"ratio\":2.002,"
+		     "\"big\":0.30000000000000004,\"tiers\":[0.1,2.002,{\"x\":1e300}]}],"
+		     "\"schema\":[{\"name\":\"a\",\"properties\":[{\"name\":\"x\"}]}]}");
+	assert_string_equal(server_field(&c->servers[0], "ratio"), "2.002");
+	assert_string_equal(server_field(&c->servers[0], "big"), "0.30000000000000004");
+	assert_string_equal(server_field(&c->servers[0], "tiers"), "[0.1,2.002,{\"x\":1e300}]");
+	contract_free(c);
+}
+
 /* ---- the JSON shape ---------------------------------------------------------------- */
 
 static void to_json_shape(void **state)
@@ -389,23 +437,46 @@ static void no_tables_and_no_columns(void **state)
 							   "have a table without columns)");
 }
 
+#define WHY " (Power BI compares names without case and after Unicode normalization)"
+
 static void duplicates_without_case(void **state)
 {
 	(void)state;
 	expect_error(V3_HEAD "schema:\n  - name: a\n    properties:\n      - name: id\n      - name: x\n      - name: y\n"
 			     "      - name: ID\n",
-		     "schema[0].properties[3].name: duplicate column \"ID\" (Power BI compares names without case)");
+		     "schema[0].properties[3].name: duplicate column \"ID\", the same name as properties[0] \"id\"" WHY);
 	expect_error(V3_HEAD "schema:\n  - name: Orders\n    properties: [{name: a}]\n  - name: b\n    properties: [{name: a}]\n"
 			     "  - name: ORDERS\n    properties: [{name: a}]\n",
-		     "schema[2].name: duplicate table \"ORDERS\" (Power BI compares names without case)");
+		     "schema[2].name: duplicate table \"ORDERS\", the same name as schema[0] \"Orders\"" WHY);
 	expect_error("uuid: x\ndataset:\n  - table: t\n    columns:\n      - column: Amount\n      - column: amount\n",
-		     "dataset[0].columns[1].column: duplicate column \"amount\" (Power BI compares names without case)");
+		     "dataset[0].columns[1].column: duplicate column \"amount\", the same name as columns[0] \"Amount\"" WHY);
 	/* letters beyond ASCII fold too */
 	expect_error(V3_HEAD "schema:\n  - name: a\n    properties:\n      - name: caf\xc3\xa9\n      - name: CAF\xc3\x89\n",
-		     "schema[0].properties[1].name: duplicate column \"CAF\xc3\x89\" (Power BI compares names without case)");
+		     "schema[0].properties[1].name: duplicate column \"CAF\xc3\x89\", the same name as properties[0] \"caf\xc3\xa9\"" WHY);
 	expect_error(V3_HEAD "schema:\n  - name: \xd0\xb7\xd0\xb0\xd0\xba\xd0\xb0\xd0\xb7\n    properties: [{name: a}]\n"
 			     "  - name: \xd0\x97\xd0\x90\xd0\x9a\xd0\x90\xd0\x97\n    properties: [{name: a}]\n",
 		     "~schema[1].name: duplicate table");
+	/* look-alikes: "Caf\u00e9" composed and "Cafe\u0301" decomposed are one name (Unicode NFC) */
+	expect_error(V3_HEAD "schema:\n  - name: Caf\xc3\xa9\n    properties: [{name: a}]\n"
+			     "  - name: cafe\xcc\x81\n    properties: [{name: a}]\n",
+		     "schema[1].name: duplicate table \"cafe\xcc\x81\", the same name as schema[0] \"Caf\xc3\xa9\"" WHY);
+	expect_error(V3_HEAD "schema:\n  - name: t\n    properties:\n      - name: x\n      - name: Cafe\xcc\x81\n"
+			     "      - name: CAF\xc3\x89\n",
+		     "schema[0].properties[2].name: duplicate column \"CAF\xc3\x89\", the same name as properties[1] "
+		     "\"Cafe\xcc\x81\"" WHY);
+	expect_error("uuid: x\ndataset:\n  - table: Caf\xc3\xa9\n    columns: [{column: a}]\n"
+		     "  - table: Cafe\xcc\x81\n    columns: [{column: a}]\n",
+		     "~dataset[1].table: duplicate table");
+	/* full case folding: the Kelvin sign is k, long s is s, sharp s is ss */
+	expect_error(V3_HEAD "schema:\n  - name: t\n    properties:\n      - name: \xe2\x84\xaa" "ey\n      - name: key\n",
+		     "~schema[0].properties[1].name: duplicate column");
+	expect_error(V3_HEAD "schema:\n  - name: t\n    properties:\n      - name: Stra\xc3\x9f" "e\n      - name: STRASSE\n",
+		     "~schema[0].properties[1].name: duplicate column");
+	/* different letters stay different */
+	pb_contract *d = parse_ok(V3_HEAD "schema:\n  - name: t\n    properties:\n      - name: cafe\n      - name: caf\xc3\xa9\n"
+					  "      - name: caf\xc3\xa8\n");
+	assert_int_equal(d->tables[0].ncolumns, 3);
+	contract_free(d);
 	/* the same column name in two tables is fine */
 	pb_contract *c = parse_ok(V3_HEAD "schema:\n  - name: a\n    properties: [{name: id}]\n  - name: b\n"
 					  "    properties: [{name: id}]\n");
@@ -452,6 +523,38 @@ static void wrong_node_kinds(void **state)
 		     "schema[0].properties[0].primaryKeyPosition: expected a whole number, got text");
 }
 
+/* A contract whose one table is named `unit` repeated n times (and one column named so). */
+static char *long_name_contract(const char *unit, int n)
+{
+	size_t u = strlen(unit), cap = 256 + 2 * u * (size_t)n;
+	char *text = malloc(cap);
+	assert_non_null(text);
+	size_t k = (size_t)snprintf(text, cap, "%sschema:\n  - name: ", V3_HEAD);
+	for (int i = 0; i < n; i++, k += u)
+		memcpy(text + k, unit, u);
+	k += (size_t)snprintf(text + k, cap - k, "\n    properties:\n      - name: ");
+	for (int i = 0; i < n; i++, k += u)
+		memcpy(text + k, unit, u);
+	memcpy(text + k, "\n", 2);
+	return text;
+}
+
+static void long_name_ok(const char *unit, int n)
+{
+	char *text = long_name_contract(unit, n);
+	pb_contract *c = parse_ok(text);
+	assert_int_equal(strlen(c->tables[0].name), strlen(unit) * (size_t)n);
+	contract_free(c);
+	free(text);
+}
+
+static void long_name_refused(const char *unit, int n, const char *msg)
+{
+	char *text = long_name_contract(unit, n);
+	expect_err(text, strlen(text), PB_EINVAL, msg);
+	free(text);
+}
+
 static void limits(void **state)
 {
 	(void)state;
@@ -489,15 +592,14 @@ static void limits(void **state)
 	memset(text, ' ', big);
 	expect_err(text, big, PB_ELIMIT, "t.yaml: contract is larger than 16777216 bytes");
 	free(text);
-	/* a name over the limit */
-	char *longname = malloc(PB_NAME_MAX_BYTES + 200);
-	assert_non_null(longname);
-	int k = snprintf(longname, 100, "%sschema:\n  - name: ", V3_HEAD);
-	memset(longname + k, 'n', PB_NAME_MAX_BYTES + 1);
-	n = (size_t)k + PB_NAME_MAX_BYTES + 1;
-	memcpy(longname + n, "\n    properties: [{name: x}]\n", 30);
-	expect_err(longname, strlen(longname), PB_ELIMIT, "schema[0].name: longer than 1024 bytes");
-	free(longname);
+	/* names: Power BI's 512 characters (UTF-16 units), whatever the bytes */
+	long_name_ok("\xc3\xa9", 512);          /* 512 x e-acute: 1024 bytes */
+	long_name_ok("\xe2\x82\xac", 512);      /* 512 x euro sign: 1536 bytes */
+	long_name_ok("\xf0\x9f\x98\x80", 256); /* 256 emoji: 2 units each */
+	long_name_refused("n", 513, "schema[0].name: table name of 513 characters; Power BI allows at most 512 "
+				    "(\"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn...\")");
+	long_name_refused("\xf0\x9f\x98\x80", 257, "~schema[0].name: table name of 514 characters; Power BI allows at most 512");
+	long_name_refused("n", 5000, "~schema[0].name: table name of 5000 characters; Power BI allows at most 512 (\"nnn");
 }
 
 /* The rules behind the four deliberately bad corpus files, on contracts of our own. */
@@ -759,6 +861,7 @@ int main(void)
 		cmocka_unit_test(v2_list_shape),
 		cmocka_unit_test(v2_tables_variant),
 		cmocka_unit_test(databricks_server_custom),
+		cmocka_unit_test(v2_servers_and_numbers),
 		cmocka_unit_test(to_json_shape),
 		cmocka_unit_test(unknown_logical_type),
 		cmocka_unit_test(yaml_syntax_error_has_line_and_column),

@@ -1,6 +1,7 @@
 /* The job queue and the worker loop: submit with idempotency, claim, phases and
  * checkpoints, finish (private input erased), transient retry and giving up, lease
- * expiry (a dead worker's job is reclaimed and resumes from its checkpoint). */
+ * expiry (a dead worker's job is reclaimed and resumes from its checkpoint), the
+ * attempt's time limit (a stuck job is failed and the queue goes on). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -258,6 +259,77 @@ static void time_text_round_trips(void **state)
 	assert_int_equal(pb_time_parse("2025-13-26T03:04:05Z", &ms), PB_EINVAL);
 }
 
+/* The heartbeat renews a lease only for the attempt's wall-clock limit: a kind whose thread is
+ * stuck past it has its job failed (time_limit, naming the phase) and loses the lease, so the
+ * queue goes on; a kind that raised its own limit is left alone. */
+/* Stands for a thread stuck in a phase: it only notices, after a while, that its lease is
+ * gone (a truly stuck one never would; the test needs it to return). The limit is far
+ * below PB_JOB_TIME_LIMIT_MS so the test is quick: the kind lowers it through the ctx. */
+static int stuck_kind(pb_job_ctx *ctx)
+{
+	atomic_store(&ctx->time_limit_ms, 300);
+	if (job_phase(ctx, "validating", 5))
+		return PB_EIO;
+	for (int i = 0; i < 200 && !atomic_load(&ctx->lease_lost); i++)
+		pb_sleep_ms(25);
+	/* anything it tries now is refused */
+	return job_phase(ctx, "creating_model", 50) == PB_ENOTFOUND ? PB_OK : PB_EINTERNAL;
+}
+
+/* Waits longer than the default it starts with, having raised its limit first. */
+static int patient_kind(pb_job_ctx *ctx)
+{
+	atomic_store(&ctx->time_limit_ms, 300);
+	job_extend_time_limit(ctx, 2000);
+	job_extend_time_limit(ctx, 100);   /* never lowers it */
+	pb_sleep_ms(700);
+	if (atomic_load(&ctx->lease_lost) || job_phase(ctx, "done", 90))
+		return PB_EIO;
+	ctx->result = json_pack("{s:b}", "waited", 1);
+	return PB_OK;
+}
+
+static void stuck_job_fails_at_its_time_limit(void **state)
+{
+	(void)state;
+	static const pb_job_kind kinds[] = { { "stuck", stuck_kind }, { "patient", patient_kind }, { NULL, NULL } };
+	static const pb_worker_tick ticks[] = { NULL };
+	char stuck_id[PB_ID_BUF], patient_id[PB_ID_BUF], next_id[PB_ID_BUF], err[PB_ERR_MAX];
+	bool existing;
+	drain();
+	submit("stuck", NULL, NULL, stuck_id, &existing);
+	submit("patient", NULL, NULL, patient_id, &existing);
+	submit("stuck", NULL, NULL, next_id, &existing);
+	/* heartbeat every 50 ms */
+	pb_worker_opts o = { .worker_id = "w-time", .lease_ms = 150, .poll_ms = 10, .once = true,
+			     .kinds = kinds, .ticks = ticks };
+	long ran = 0;
+	int64_t t0 = pb_mono_ms();
+	assert_int_equal(worker_run(db, &cfg, &o, &ran, err), PB_OK);
+	assert_int_equal(ran, 3);
+	assert_true(pb_mono_ms() - t0 < 4000);
+
+	pb_job *j = NULL;
+	assert_int_equal(jobs_get(db, stuck_id, &j, err), PB_OK);
+	assert_string_equal(j->state, "failed");
+	assert_string_equal(j->error_code, "time_limit");
+	assert_string_equal(j->error_message, "attempt 1 ran longer than the job's time limit of 300 ms "
+			    "(phase validating) and was stopped; its worker may be stuck");
+	assert_int_equal(j->attempts, 1);
+	job_free(j);
+	/* the queue went on: the job after it ran too */
+	assert_int_equal(jobs_get(db, next_id, &j, err), PB_OK);
+	assert_string_equal(j->error_code, "time_limit");
+	job_free(j);
+	assert_int_equal(jobs_get(db, patient_id, &j, err), PB_OK);
+	assert_string_equal(j->state, "succeeded");
+	job_free(j);
+	/* nothing left running or leased */
+	long counts[4];
+	assert_int_equal(jobs_count_by_state(db, counts, err), PB_OK);
+	assert_int_equal(counts[0] + counts[1], 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -267,6 +339,7 @@ int main(void)
 		cmocka_unit_test(worker_runs_retries_and_fails_with_message),
 		cmocka_unit_test(reseal_moves_private_input_to_the_new_key),
 		cmocka_unit_test(time_text_round_trips),
+		cmocka_unit_test(stuck_job_fails_at_its_time_limit),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

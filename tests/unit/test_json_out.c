@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <jansson.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +30,63 @@ static void same_as_jansson(json_t *v, size_t flags)
 	json_decref(v);
 }
 
+/* json_out of a real, and json_out_double, give want. */
+static void real_is(double d, const char *want)
+{
+	sbuf out;
+	char buf[JSON_OUT_DOUBLE_MAX];
+	json_t *v = json_real(d);
+	assert_non_null(v);
+	sbuf_init(&out, 64);
+	assert_int_equal(json_out(&out, v, JSON_COMPACT), 0);
+	assert_string_equal(sbuf_str(&out), want);
+	assert_int_equal(json_out_double(d, buf), (int)strlen(want));
+	assert_string_equal(buf, want);
+	sbuf_release(&out);
+	json_decref(v);
+}
+
+/* Over many doubles of every magnitude: the text reads back as the same double (through
+ * jansson's own reader too) and is the first of the %.15g/%.16g/%.17g forms that does (plus
+ * jansson's ".0" on integral values). */
+static void reals_round_trip(void **state)
+{
+	(void)state;
+	uint64_t x = 0x9E3779B97F4A7C15ull;
+	char buf[JSON_OUT_DOUBLE_MAX];
+	for (int i = 0; i < 20000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		double d;
+		if (i % 2) {
+			memcpy(&d, &x, sizeof d);       /* any bit pattern */
+			if (!isfinite(d))
+				continue;
+		} else {
+			d = (double)(x % 100000000) / 1000.0;   /* decimals as people write them */
+		}
+		int n = json_out_double(d, buf);
+		assert_true(n > 0);
+		assert_true(strtod(buf, NULL) == d);
+		json_error_t e;
+		json_t *back = json_loads(buf, JSON_DECODE_ANY, &e);
+		assert_non_null(back);
+		assert_true(json_is_real(back) && json_real_value(back) == d);
+		json_decref(back);
+		/* and it is the first of %.15g, %.16g, %.17g that does */
+		char first[JSON_OUT_DOUBLE_MAX];
+		for (int prec = 15; prec <= 17; prec++) {
+			assert_int_equal(xsnprintf(first, sizeof first, "%.*g", prec, d), 0);
+			if (strtod(first, NULL) == d)
+				break;
+		}
+		assert_true(strtod(first, NULL) == strtod(buf, NULL) && strlen(buf) <= strlen(first) + 2);
+	}
+	assert_int_equal(json_out_double(NAN, buf), -1);
+	assert_int_equal(json_out_double(INFINITY, buf), -1);
+}
+
 static void scalars(void **state)
 {
 	(void)state;
@@ -37,10 +96,21 @@ static void scalars(void **state)
 	same_as_jansson(json_integer(0), 0);
 	same_as_jansson(json_integer(-9223372036854775807LL - 1), 0);
 	same_as_jansson(json_integer(9223372036854775807LL), 0);
-	same_as_jansson(json_real(1.5), 0);
-	same_as_jansson(json_real(2.0), 0);
-	same_as_jansson(json_real(0.1), 0);
-	same_as_jansson(json_real(1e300), 0);
+	/* reals: the shortest text that reads back the same (jansson writes 17 digits) */
+	real_is(1.5, "1.5");
+	real_is(2.0, "2.0");
+	real_is(0.1, "0.1");
+	real_is(2.002, "2.002");
+	real_is(-0.0, "-0.0");
+	real_is(1e300, "1e300");
+	real_is(1e-5, "1e-5");
+	real_is(1e22, "1e22");
+	real_is(123456789.0, "123456789.0");
+	real_is(0.1 + 0.2, "0.30000000000000004");
+	real_is(5e-324, "4.94065645841247e-324");  /* 15 digits read back: the first that does */
+	real_is(1.7976931348623157e308, "1.7976931348623157e308");
+	real_is(1.0 / 3.0, "0.3333333333333333");
+	/* with a precision asked for, jansson's text */
 	same_as_jansson(json_real(12.3456789), JSON_REAL_PRECISION(6));
 	same_as_jansson(json_real(0.000123456789), JSON_REAL_PRECISION(6));
 }
@@ -144,6 +214,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(scalars),
+		cmocka_unit_test(reals_round_trip),
 		cmocka_unit_test(strings),
 		cmocka_unit_test(containers),
 		cmocka_unit_test(ceiling_and_nesting),

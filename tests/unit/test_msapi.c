@@ -120,12 +120,113 @@ static void urls_pkce_and_paths(void **state)
 	free(path);
 	assert_int_equal(msapi_path(&path, err, "/v1/workspaces/%s", ""), PB_EINVAL);
 	msapi_release(&c);
+	/* an id can never change the endpoint: dot segments, "/", "?", "#" and "%" are encoded */
+	static const struct {
+		const char *id, *path;
+	} ids[] = {
+		{ "..", "/v1/workspaces/%2E%2E/semanticModels" },
+		{ ".", "/v1/workspaces/%2E/semanticModels" },
+		{ "...", "/v1/workspaces/%2E%2E%2E/semanticModels" },
+		{ "../connections", "/v1/workspaces/..%2Fconnections/semanticModels" },
+		{ "a#b", "/v1/workspaces/a%23b/semanticModels" },
+		{ "%2e%2e", "/v1/workspaces/%252e%252e/semanticModels" },
+		{ "x?roles=Admin", "/v1/workspaces/x%3Froles%3DAdmin/semanticModels" },
+		{ "contoso.example", "/v1/workspaces/contoso.example/semanticModels" },   /* dots inside stay */
+	};
+	for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+		assert_int_equal(msapi_path(&path, err, "/v1/workspaces/%s/semanticModels", ids[i].id), PB_OK);
+		assert_string_equal(path, ids[i].path);
+		free(path);
+	}
 	setenv("PBIPORT_FABRIC_URL", "http://insecure.test", 1);
 	assert_int_equal(msapi_init(&c, NULL, err), PB_EINVAL);
 	assert_non_null(strstr(err, "PBIPORT_FABRIC_URL"));
 	msapi_release(&c);
 	unsetenv("PBIPORT_FABRIC_URL");
 	unsetenv("PBIPORT_ENTRA_URL");
+}
+
+/* A reply as pb_http_do would leave it: status and one header. */
+static void fake_reply(pb_http_resp *resp, long status, const char *header, const char *value)
+{
+	memset(resp, 0, sizeof *resp);
+	resp->status = status;
+	size_t hn = strlen(header) + 1, vn = strlen(value) + 1;
+	resp->hdrs = malloc(hn + vn);
+	assert_non_null(resp->hdrs);
+	memcpy(resp->hdrs, header, hn);
+	memcpy(resp->hdrs + hn, value, vn);
+	resp->hdrs_len = hn + vn;
+	resp->body = calloc(1, 1);
+}
+
+/* Follow-up URLs carry our token: only to the configured services' hosts. */
+static void follow_up_urls_stay_on_the_configured_hosts(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	setenv("PBIPORT_FABRIC_URL", "https://api.fabric.microsoft.com", 1);
+	setenv("PBIPORT_POWERBI_URL", "https://api.powerbi.com/", 1);
+	setenv("PBIPORT_ENTRA_URL", "https://login.microsoftonline.com", 1);
+	setenv("PBIPORT_GRAPH_URL", "https://emulator.test:8443/graph", 1);
+	msapi c;
+	assert_int_equal(msapi_init(&c, NULL, err), PB_OK);
+	static const struct {
+		const char *url;
+		bool ok;
+	} cases[] = {
+		{ "https://api.fabric.microsoft.com/v1/operations/1", true },
+		{ "https://API.Fabric.Microsoft.com/operations/1/result", true },
+		{ "https://api.powerbi.com/v1.0/myorg/groups?$skip=100", true },
+		{ "https://emulator.test:8443/fabric/v1/operations/1", true },      /* same origin as a base */
+		{ "/v1/operations/1", true },                                         /* a path: the service's base */
+		/* customer-controlled hosts under Microsoft's domains */
+		{ "https://evil.blob.core.windows.net/op?sig=x", false },
+		{ "https://contoso.database.windows.net/", false },
+		{ "https://attacker.powerbi.com/v1/operations/1", false },
+		{ "https://wabi-west-us-redirect.analysis.windows.net/v1.0/myorg/groups", false },
+		/* look-alikes */
+		{ "https://api.fabric.microsoft.com.evil.test/v1/operations/1", false },
+		{ "https://api.fabric.microsoft.com@evil.test/v1/operations/1", false },
+		{ "https://api.fabric.microsoft.com:8443/v1/operations/1", false },
+		{ "https://emulator.test/fabric/v1/operations/1", false },           /* other port */
+		{ "http://api.fabric.microsoft.com/v1/operations/1", false },
+		{ "//evil.test/v1/operations/1", false },
+		{ "evil.test/v1/operations/1", false },
+		{ "", false },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		if (msapi_url_allowed(&c, cases[i].url) != cases[i].ok)
+			fail_msg("%s: expected %s", cases[i].url, cases[i].ok ? "allowed" : "refused");
+	assert_false(msapi_url_allowed(&c, NULL));
+	/* a long-running operation whose Location points at a storage host is not followed (no
+	 * HTTP client here: a request would crash the test) */
+	msapi_reply first = { .status = 202 };
+	fake_reply(&first.http, 202, "Location", "https://evil.blob.core.windows.net/operations/1?sig=secret");
+	assert_int_equal(msapi_lro(&c, MSAPI_FABRIC, &first, "create semantic model 'X'", NULL, err), PB_EIO);
+	assert_non_null(strstr(err, "evil.blob.core.windows.net"));
+	assert_non_null(strstr(err, "PBIPORT_FABRIC_URL"));
+	assert_null(strstr(err, "sig=secret"));
+	msapi_reply_release(&first);
+	/* nor a redirect */
+	pb_http_resp resp;
+	fake_reply(&resp, 307, "Location", "https://customer.queue.core.windows.net/x");
+	msapi_call call = { .svc = MSAPI_POWERBI, .method = "GET", .url = "/v1.0/myorg/groups", .idempotent = true,
+			    .what = "list workspaces" };
+	msapi_try t = { 0 };
+	long delay;
+	assert_int_equal(msapi_classify(&c, &call, &resp, PB_OK, "", &t, &delay, err), PB_EIO);
+	assert_non_null(strstr(err, "customer.queue.core.windows.net"));
+	pb_http_resp_release(&resp);
+	fake_reply(&resp, 307, "Location", "https://api.powerbi.com/v1.0/myorg/groups?x=1");
+	t = (msapi_try){ 0 };
+	assert_int_equal(msapi_classify(&c, &call, &resp, PB_OK, "", &t, &delay, err), MSAPI_A_REDIRECT);
+	pb_http_resp_release(&resp);
+	msapi_release(&c);
+	unsetenv("PBIPORT_FABRIC_URL");
+	unsetenv("PBIPORT_POWERBI_URL");
+	unsetenv("PBIPORT_ENTRA_URL");
+	unsetenv("PBIPORT_GRAPH_URL");
 }
 
 /* ---------- emulator helpers ---------- */
@@ -574,6 +675,32 @@ static void fabric_models_lro(void **state)
 	assert_int_equal(count_models_named(&s->c, WS_SALES, "After drop"), 1);
 	msapi_item_release(&m2);
 
+	/* after a drop, a model of the same name that another caller made (another description)
+	 * is not taken for ours: the create reports the name clash */
+	msapi_item theirs;
+	assert_int_equal(fabric_create_semantic_model(&s->c, WS_SALES, "Contested", "made by job B", parts, np, &theirs,
+						      err), PB_OK);
+	assert_string_equal(theirs.description, "made by job B");
+	tu_fault("{\"drop_connections\":1,\"method\":\"POST\",\"path_prefix\":\"/fabric/v1/workspaces/" WS_SALES
+		 "/semanticModels\"}");
+	assert_int_equal(fabric_create_semantic_model(&s->c, WS_SALES, "Contested", "made by job A", parts, np, &m2, err),
+			 PB_EINVAL);
+	tu_no_faults();
+	assert_null(m2.id);
+	assert_string_equal(s->c.last.code, "ItemDisplayNameAlreadyInUse");
+	assert_non_null(strstr(err, "ItemDisplayNameAlreadyInUse"));
+	msapi_items listed;
+	assert_int_equal(fabric_list_semantic_models(&s->c, WS_SALES, &listed, err), PB_OK);
+	const msapi_item *contested = msapi_items_find_name(&listed, "Contested");
+	assert_non_null(contested);
+	assert_string_equal(contested->id, theirs.id);
+	assert_string_equal(contested->description, "made by job B");
+	msapi_items_release(&listed);
+	msapi_item_release(&theirs);
+	/* ids are encoded: ".." names no workspace, it never reaches /v1/semanticModels */
+	assert_int_equal(fabric_list_semantic_models(&s->c, "..", &listed, err), PB_ENOTFOUND);
+	assert_string_equal(s->c.last.code, "WorkspaceNotFound");
+
 	/* polls that get no answer do not fail the operation, even without per-call retries */
 	tu_fault("{\"drop_connections\":2,\"path_prefix\":\"/fabric/v1/operations\"}");
 	s->c.max_attempts = 1;
@@ -973,6 +1100,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(error_messages_name_the_fix),
 		cmocka_unit_test(urls_pkce_and_paths),
+		cmocka_unit_test(follow_up_urls_stay_on_the_configured_hosts),
 		cmocka_unit_test(entra_flows),
 		cmocka_unit_test_setup_teardown(graph_display_name, sp_setup_graph, sp_teardown),
 		cmocka_unit_test_setup_teardown(fabric_paging_and_token_refresh, sp_setup, sp_teardown),

@@ -148,11 +148,20 @@ static void connections_match_by_type_server_and_warehouse(void **state)
 	assert_false(publish_connection_matches(&s, &c));
 }
 
+#define WS   "a0000000-0000-4000-8000-000000000001"
+#define CONN "c0000000-0000-4000-8000-000000000001"
+
+/* publish_submit without the Power BI access check (publish_check_access needs Microsoft:
+ * tests/integration/test_publish.py covers it): read the request, then queue it. */
 static int submit_text(const char *port, const char *body_text, char job_id[PB_ID_BUF], bool *existing, char *err)
 {
 	json_t *body = json_loads(body_text, 0, NULL);
 	assert_non_null(body);
-	int rc = publish_submit(db, &cfg, org_id, user_id, port_named(port)->id, body, job_id, existing, err);
+	publish_request rq;
+	int rc = publish_request_read(db, &cfg, org_id, user_id, port_named(port)->id, body, &rq, err);
+	if (!rc)
+		rc = publish_request_queue(db, org_id, user_id, &rq, job_id, existing, err);
+	publish_request_release(&rq);
 	json_decref(body);
 	return rc;
 }
@@ -163,25 +172,42 @@ static void requests_are_checked_field_by_field(void **state)
 	static const struct {
 		const char *port, *body, *word;
 	} bad[] = {
-		{ "fresh", "{\"connection_id\":\"c\"}", "workspace_id" },
-		{ "fresh", "{\"workspace_id\":\"w\"}", "connection_id" },
-		{ "fresh", "{\"workspace_id\":\"w\",\"connection_id\":\"c\",\"color\":1}", "color" },
-		{ "fresh", "{\"workspace_id\":\"  \",\"connection_id\":\"c\"}", "workspace_id" },
-		{ "fresh", "{\"workspace_id\":\"w\",\"name\":\"a\\nb\",\"connection_id\":\"c\"}", "name" },
-		{ "fresh", "{\"workspace_id\":\"w\",\"connection\":{\"credential_type\":\"token\",\"token\":\"t\"}}",
+		{ "fresh", "{\"connection_id\":\"" CONN "\"}", "workspace_id" },
+		{ "fresh", "{\"workspace_id\":\"" WS "\"}", "connection_id" },
+		{ "fresh", "{\"workspace_id\":\"" WS "\",\"connection_id\":\"" CONN "\",\"color\":1}", "color" },
+		{ "fresh", "{\"workspace_id\":\"  \",\"connection_id\":\"" CONN "\"}", "workspace_id" },
+		{ "fresh", "{\"workspace_id\":\"" WS "\",\"name\":\"a\\nb\",\"connection_id\":\"" CONN "\"}", "name" },
+		{ "fresh", "{\"workspace_id\":\"" WS "\",\"connection\":{\"credential_type\":\"token\",\"token\":\"t\"}}",
 		  "connection.credential_type" },
-		{ "fresh", "{\"workspace_id\":\"w\",\"connection\":{\"credential_type\":\"basic\",\"username\":\"u\"}}",
+		{ "fresh", "{\"workspace_id\":\"" WS "\",\"connection\":{\"credential_type\":\"basic\",\"username\":\"u\"}}",
 		  "connection.password" },
-		{ "fresh", "{\"workspace_id\":\"w\",\"connection\":{\"credential_type\":\"basic\",\"username\":\"u\","
+		{ "fresh", "{\"workspace_id\":\"" WS "\",\"connection\":{\"credential_type\":\"basic\",\"username\":\"u\","
 			   "\"password\":\"p\",\"extra\":1}}",
 		  "extra" },
-		{ "lakehouse", "{\"workspace_id\":\"w\",\"connection\":{\"credential_type\":\"basic\",\"username\":\"u\","
-			       "\"password\":\"p\"}}",
+		{ "lakehouse", "{\"workspace_id\":\"" WS "\",\"connection\":{\"credential_type\":\"basic\",\"username\":"
+			       "\"u\",\"password\":\"p\"}}",
 		  "connection.credential_type" },
-		{ "lakehouse", "{\"workspace_id\":\"w\",\"connection\":{\"credential_type\":\"service_principal\","
+		{ "lakehouse", "{\"workspace_id\":\"" WS "\",\"connection\":{\"credential_type\":\"service_principal\","
 			       "\"tenant_id\":\"t\",\"client_id\":\"c\"}}",
 		  "connection.client_secret" },
-		{ "lake-nopath", "{\"workspace_id\":\"w\",\"connection_id\":\"c\"}", "http_path" },
+		{ "lake-nopath", "{\"workspace_id\":\"" WS "\",\"connection_id\":\"" CONN "\"}", "http_path" },
+		/* Microsoft ids go into URLs: GUIDs only, so ".." cannot call another endpoint */
+		{ "fresh", "{\"workspace_id\":\"..\",\"connection_id\":\"" CONN "\"}", "workspace_id must be a Power BI "
+										     "workspace id" },
+		{ "fresh", "{\"workspace_id\":\"" WS "/semanticModels\",\"connection_id\":\"" CONN "\"}",
+		  "workspace_id must be" },
+		{ "fresh", "{\"workspace_id\":\"w\",\"connection_id\":\"" CONN "\"}", "workspace_id must be" },
+		{ "fresh", "{\"workspace_id\":\"" WS "\",\"connection_id\":\"../connections\"}", "connection_id must be" },
+		{ "fresh", "{\"workspace_id\":\"" WS "?x=1\",\"connection_id\":\"" CONN "\"}", "workspace_id must be" },
+		{ "lakehouse", "{\"workspace_id\":\"" WS "\",\"connection\":{\"credential_type\":\"service_principal\","
+			       "\"tenant_id\":\"contoso\",\"client_id\":\"" CONN "\",\"client_secret\":\"s\"}}",
+		  "connection.tenant_id must be" },
+		{ "lakehouse", "{\"workspace_id\":\"" WS "\",\"connection\":{\"credential_type\":\"service_principal\","
+			       "\"tenant_id\":\"" WS "\",\"client_id\":\"%2e%2e\",\"client_secret\":\"s\"}}",
+		  "connection.client_id must be" },
+		/* http_path is a Databricks setting */
+		{ "fresh", "{\"workspace_id\":\"" WS "\",\"connection_id\":\"" CONN "\",\"http_path\":\"/sql/1.0/x\"}",
+		  "http_path is only for Databricks" },
 	};
 	char id[PB_ID_BUF], err[PB_ERR_MAX];
 	bool existing;
@@ -190,8 +216,10 @@ static void requests_are_checked_field_by_field(void **state)
 		if (rc != PB_EINVAL || !strstr(err, bad[i].word))
 			fail_msg("case %zu: rc %d, message %s (wanted %s)", i, rc, err, bad[i].word);
 	}
-	json_t *body = json_pack("{s:s, s:s}", "workspace_id", "w", "connection_id", "c");
-	assert_int_equal(publish_submit(db, &cfg, other_org, user_id, port_named("fresh")->id, body, id, &existing, err),
+	json_t *body = json_pack("{s:s, s:s}", "workspace_id", WS, "connection_id", CONN);
+	char code[PBI_CODE_MAX];
+	assert_int_equal(publish_submit(db, &cfg, other_org, user_id, port_named("fresh")->id, body, id, &existing, code,
+					err),
 			 PB_ENOTFOUND);
 	json_decref(body);
 }
@@ -199,7 +227,7 @@ static void requests_are_checked_field_by_field(void **state)
 static void same_request_in_flight_is_one_job_and_credentials_are_sealed(void **state)
 {
 	(void)state;
-	const char *body = "{\"workspace_id\":\"ws-1\",\"connection\":{\"credential_type\":\"basic\","
+	const char *body = "{\"workspace_id\":\"" WS "\",\"connection\":{\"credential_type\":\"basic\","
 			   "\"username\":\"svc\",\"password\":\"hunter2-secret\"}}";
 	char a[PB_ID_BUF], b[PB_ID_BUF], c[PB_ID_BUF], err[PB_ERR_MAX];
 	bool existing;
@@ -210,8 +238,8 @@ static void same_request_in_flight_is_one_job_and_credentials_are_sealed(void **
 	assert_true(existing);
 	assert_string_equal(a, b);
 	/* another name is another publish */
-	assert_int_equal(submit_text("fresh", "{\"workspace_id\":\"ws-1\",\"name\":\"Other\",\"connection_id\":\"x\"}", c,
-				     &existing, err),
+	assert_int_equal(submit_text("fresh", "{\"workspace_id\":\"" WS "\",\"name\":\"Other\",\"connection_id\":\"" CONN
+				     "\"}", c, &existing, err),
 			 PB_OK);
 	assert_false(existing);
 	assert_string_not_equal(a, c);
@@ -219,7 +247,8 @@ static void same_request_in_flight_is_one_job_and_credentials_are_sealed(void **
 	assert_null(strstr(j->input, "hunter2"));
 	assert_null(strstr(j->private_input, "hunter2"));
 	json_t *in = json_loads(j->input, 0, NULL);
-	assert_string_equal(json_string_value(json_object_get(in, "name")), "fresh");   /* the port's name */
+	/* the data product's name, with the port's: the product has several ports */
+	assert_string_equal(json_string_value(json_object_get(in, "name")), "Contoso sales \xe2\x80\x93 fresh");
 	assert_string_equal(json_string_value(json_object_get(in, "credential_type")), "basic");
 	json_decref(in);
 	char *plain = NULL;
@@ -237,6 +266,70 @@ static void same_request_in_flight_is_one_job_and_credentials_are_sealed(void **
 	assert_int_equal(jobs_get(db, a, &j, err), PB_OK);
 	assert_null(j->private_input);   /* erased when the job ended */
 	job_free(j);
+}
+
+/* Imports a one-server contract named name; returns its only port (caller frees the product). */
+static cat_product *import_single(const char *id, const char *name)
+{
+	char text[4096], err[PB_ERR_MAX];
+	pb_contract *c = NULL;
+	cat_product *p = NULL;
+	bool created;
+	xsnprintf(text, sizeof text,
+		  "apiVersion: v3.1.0\nkind: DataContract\nid: %s\nname: \"%s\"\nversion: 1.0.0\nstatus: active\n"
+		  "servers:\n  - server: production\n    type: snowflake\n    account: acct-1\n    database: DB\n"
+		  "    schema: S\n    warehouse: WH\nschema:\n  - name: orders\n    physicalName: ORDERS\n"
+		  "    properties:\n      - name: id\n        logicalType: integer\n",
+		  id, name);
+	if (contract_parse(text, strlen(text), "single.yaml", &c, err) ||
+	    catalog_import(db, org_id, c, text, strlen(text), &p, &created, err))
+		fail_msg("%s", err);
+	contract_free(c);
+	assert_int_equal(p->nports, 1);
+	return p;
+}
+
+/* The name of the job a body-without-name publish of port queues. */
+static void queued_name(const char *port_id, char *out, size_t size)
+{
+	char err[PB_ERR_MAX], id[PB_ID_BUF];
+	bool existing;
+	pb_job *j = NULL;
+	publish_request rq;
+	json_t *body = json_pack("{s:s, s:s}", "workspace_id", WS, "connection_id", CONN);
+	assert_int_equal(publish_request_read(db, &cfg, org_id, user_id, port_id, body, &rq, err), PB_OK);
+	assert_int_equal(publish_request_queue(db, org_id, user_id, &rq, id, &existing, err), PB_OK);
+	publish_request_release(&rq);
+	json_decref(body);
+	assert_int_equal(jobs_get(db, id, &j, err), PB_OK);
+	json_t *in = json_loads(j->input, 0, NULL);
+	xsnprintf(out, size, "%s", json_string_value(json_object_get(in, "name")));
+	json_decref(in);
+	job_free(j);
+}
+
+static void default_name_is_the_data_product_s(void **state)
+{
+	(void)state;
+	char name[PB_PUBLISH_NAME_MAX + 1];
+	/* one port: the product's name, not the server's ("production") */
+	cat_product *p = import_single("urn:test:orders", "Orders");
+	queued_name(p->ports[0].id, name, sizeof name);
+	assert_string_equal(name, "Orders");
+	catalog_product_free(p);
+	/* several ports: product – port */
+	queued_name(port_named("analytics")->id, name, sizeof name);
+	assert_string_equal(name, "Contoso sales \xe2\x80\x93 analytics");
+	/* a long name is cut to PB_PUBLISH_NAME_MAX bytes at a character boundary */
+	char longname[400];
+	for (int i = 0; i < 150; i++)   /* é, 2 bytes: 300 bytes in all */
+		memcpy(longname + 2 * i, "\xc3\xa9", 2);
+	longname[300] = '\0';
+	p = import_single("urn:test:long", longname);
+	queued_name(p->ports[0].id, name, sizeof name);
+	assert_int_equal(strlen(name), PB_PUBLISH_NAME_MAX);
+	assert_true(utf8_valid(name, strlen(name)));
+	catalog_product_free(p);
 }
 
 static long count(const char *sql, const char *arg)
@@ -313,7 +406,7 @@ static pb_job *run_once(const char *port, const char *name, const pb_config *c)
 	bool existing;
 	long ran = 0;
 	pb_job *j = NULL;
-	xsnprintf(body, sizeof body, "{\"workspace_id\":\"ws\",\"name\":\"%s\",\"connection_id\":\"c\"}", name);
+	xsnprintf(body, sizeof body, "{\"workspace_id\":\"" WS "\",\"name\":\"%s\",\"connection_id\":\"" CONN "\"}", name);
 	assert_int_equal(submit_text(port, body, id, &existing, err), PB_OK);
 	pb_worker_opts o = { .worker_id = "unit", .once = true, .lease_ms = 5000 };
 	if (worker_run(db, c, &o, &ran, err))
@@ -358,6 +451,7 @@ int main(void)
 		cmocka_unit_test(connections_match_by_type_server_and_warehouse),
 		cmocka_unit_test(requests_are_checked_field_by_field),
 		cmocka_unit_test(same_request_in_flight_is_one_job_and_credentials_are_sealed),
+		cmocka_unit_test(default_name_is_the_data_product_s),
 		cmocka_unit_test(records_are_written_once_per_job_and_listed_newest_first),
 		cmocka_unit_test(lineage_edges_are_added_once),
 		cmocka_unit_test(early_failures_are_plain),

@@ -139,12 +139,77 @@ static void values_convert_to_the_column_type(void **state)
 	expect_convert(PUSH_INT64, "4.5", false, NULL);
 	expect_convert(PUSH_INT64, "abc", false, NULL);
 	expect_convert(PUSH_INT64, "99999999999999999999", false, NULL);
+	/* Power BI's ranges per type (api-dataset-properties), decided on the digits */
+	static const struct {
+		push_type t;
+		const char *in, *want;
+	} ranges[] = {
+		/* Power BI's Int64: Int64.MaxValue and Int64.MinValue are not allowed */
+		{ PUSH_INT64, "9223372036854775806", "9223372036854775806" },
+		{ PUSH_INT64, "9223372036854775807", NULL },
+		{ PUSH_INT64, "-9223372036854775807", "-9223372036854775807" },
+		{ PUSH_INT64, "-9223372036854775808", NULL },
+		{ PUSH_INT64, "1e18", "1000000000000000000" },
+		{ PUSH_INT64, "4.2e1", "42" },
+		{ PUSH_INT64, "4200e-2", "42" },
+		{ PUSH_INT64, "+5", "5" },
+		{ PUSH_INT64, "007", "7" },
+		{ PUSH_INT64, "-0", "0" },
+		{ PUSH_INT64, "1e400", NULL },
+		{ PUSH_INT64, "1e-400", NULL },
+		{ PUSH_INT64, "0x10", NULL },
+		{ PUSH_INT64, "1e99999999999999999999", NULL },
+		{ PUSH_DOUBLE, "Infinity", NULL },
+		{ PUSH_DOUBLE, "0x1p3", NULL },
+		/* finite, and below Double.MaxValue (which Power BI does not allow either) */
+		{ PUSH_DOUBLE, "1e400", NULL },
+		{ PUSH_DOUBLE, "-1e400", NULL },
+		{ PUSH_DOUBLE, "1.7976931348623157e308", NULL },
+		{ PUSH_DOUBLE, "-1.7976931348623157e308", NULL },
+		{ PUSH_DOUBLE, "1e309", NULL },
+		{ PUSH_DOUBLE, "1.7976931348623155e308", "1.7976931348623155e308" },
+		{ PUSH_DOUBLE, "1e308", "1e308" },
+		{ PUSH_DOUBLE, "0.000001e-300", "0.000001e-300" },
+		{ PUSH_DOUBLE, "+2.5", "2.5" },
+		{ PUSH_DOUBLE, ".5", "0.5" },
+		{ PUSH_DOUBLE, "00.5E+1", "0.5E+1" },
+		{ PUSH_DOUBLE, "1e", NULL },
+		{ PUSH_DOUBLE, ".", NULL },
+		{ PUSH_DECIMAL, "0.1234", "0.1234" },
+		/* Decimal: precision 28, scale 4, so at most 24 digits before the point */
+		{ PUSH_DECIMAL, "999999999999999999999999.9999", "999999999999999999999999.9999" },
+		{ PUSH_DECIMAL, "-1e23", "-1e23" },
+		{ PUSH_DECIMAL, "1e24", NULL },
+		{ PUSH_DECIMAL, "1000000000000000000000000", NULL },
+		{ PUSH_DECIMAL, "1e400", NULL },
+		/* dates that exist, as .NET's DateTime reads them */
+		{ PUSH_DATETIME, "2026-02-29", NULL },
+		{ PUSH_DATETIME, "2024-02-29", "\"2024-02-29\"" },
+		{ PUSH_DATETIME, "2000-02-29", "\"2000-02-29\"" },
+		{ PUSH_DATETIME, "1900-02-29", NULL },
+		{ PUSH_DATETIME, "2026-04-31", NULL },
+		{ PUSH_DATETIME, "0000-01-01", NULL },
+		{ PUSH_DATETIME, "2026-01-01T23:59:60", NULL },
+		{ PUSH_DATETIME, "2026-01-01T10:00+14:00", "\"2026-01-01T10:00+14:00\"" },
+		{ PUSH_DATETIME, "2026-01-01T10:00+14:01", NULL },
+	};
+	for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+		expect_convert(ranges[i].t, ranges[i].in, false, ranges[i].want);
 	expect_convert(PUSH_DOUBLE, "2.5", false, "2.5");
 	expect_convert(PUSH_DOUBLE, "-1e3", false, "-1e3");
 	expect_convert(PUSH_DOUBLE, "1.", false, "1");
 	expect_convert(PUSH_DOUBLE, "nan", false, NULL);
 	expect_convert(PUSH_DOUBLE, "inf", false, NULL);
-	expect_convert(PUSH_DECIMAL, "0.1234", false, "0.1234");
+	char err[PB_ERR_MAX];
+	sbuf o;
+	sbuf_init(&o, 256);
+	assert_int_equal(push_convert_text(PUSH_DOUBLE, "1e400", 5, false, &o, err), PB_EINVAL);
+	assert_non_null(strstr(err, "out of range for Double"));
+	assert_int_equal(push_convert_text(PUSH_INT64, "9223372036854775807", 19, false, &o, err), PB_EINVAL);
+	assert_non_null(strstr(err, "out of range for Int64"));
+	assert_int_equal(push_convert_text(PUSH_DECIMAL, "1e24", 4, false, &o, err), PB_EINVAL);
+	assert_non_null(strstr(err, "out of range for Decimal"));
+	sbuf_release(&o);
 	expect_convert(PUSH_BOOLEAN, "true", false, "true");
 	expect_convert(PUSH_BOOLEAN, "FALSE", false, "false");
 	expect_convert(PUSH_BOOLEAN, "1", false, "true");
@@ -164,7 +229,6 @@ static void values_convert_to_the_column_type(void **state)
 	expect_convert(PUSH_STRING, long_text, true, NULL);
 	long_text[4000] = '\0';
 	sbuf out;
-	char err[PB_ERR_MAX];
 	sbuf_init(&out, 1 << 16);
 	assert_int_equal(push_convert_text(PUSH_STRING, long_text, 4000, false, &out, err), 0);
 	sbuf_release(&out);
@@ -205,20 +269,25 @@ static int collect(void *ctx, const char *rows, size_t len, size_t nrows, char *
 }
 
 /* Reads text with the reader, whole (step 0) or step bytes at a time. */
-static int read_all(const push_table *t, push_format f, size_t chunk_rows, const char *text, size_t step, collected *c,
-		    char *err)
+static int read_all_n(const push_table *t, push_format f, size_t chunk_rows, const char *text, size_t len, size_t step,
+		      collected *c, char *err)
 {
 	push_reader *rd = NULL;
 	memset(c, 0, sizeof *c);
 	c->rows = json_array();
 	int rc = push_reader_new(t, f, chunk_rows, collect, c, &rd, err);
-	size_t len = strlen(text);
 	for (size_t i = 0; !rc && i < len; i += step ? step : len)
 		rc = push_reader_feed(rd, text + i, step && i + step < len ? step : len - i, err);
 	if (!rc)
 		rc = push_reader_finish(rd, err);
 	push_reader_free(rd);
 	return rc;
+}
+
+static int read_all(const push_table *t, push_format f, size_t chunk_rows, const char *text, size_t step, collected *c,
+		    char *err)
+{
+	return read_all_n(t, f, chunk_rows, text, strlen(text), step, c, err);
 }
 
 static void csv_rows_are_converted_in_chunks(void **state)
@@ -284,7 +353,20 @@ static void bad_rows_name_row_and_column(void **state)
 		{ PUSH_FMT_CSV, "id,id\n1,2\n", "appears twice" },
 		{ PUSH_FMT_CSV, "id,paid\n1,true\n2\n", "row 2: 1 fields, the header has 2" },
 		{ PUSH_FMT_CSV, "id,label\n1,\"open\n", "not closed" },
-		{ PUSH_FMT_CSV, "id,label\n1,\"a\"b\n", "closing quote" },
+		{ PUSH_FMT_CSV, "id,label\n1,\"a\"b\n", "row 1, column 'label': a quoted field must end at its closing quote" },
+		/* RFC 4180: a quote only inside a quoted field */
+		{ PUSH_FMT_CSV, "id,label\n1,x\n2,ab\"c\n", "row 2, column 'label': a quote inside a field" },
+		{ PUSH_FMT_CSV, "id,la\"bel\n1,x\n", "header, column 2: a quote inside a field" },
+		{ PUSH_FMT_CSV, "label,amount\n1,1e400\n", "row 1, column 'amount': '1e400' is out of range for Double" },
+		{ PUSH_FMT_CSV, "\xEF\xBBid\n1\n", "incomplete UTF-8 byte order mark" },
+		{ PUSH_FMT_JSON, "[{\"amount\":1},{\"amount\": 1e400}]", "row 2, column 'amount': '1e400' is out of range" },
+		{ PUSH_FMT_JSON, "[{\"label\":\"}\", \"id\" : 99999999999999999999 }]", "row 1, column 'id': '99999999999999999999' is out of range for Int64" },
+		{ PUSH_FMT_JSON, "[{\"amount\":99999999999999999999}]", "row 1, column 'amount': the number 99999999999999999999" },
+		{ PUSH_FMT_JSON, "[{\"nope\":1e400}]", "row 1, column 'nope': not a column" },
+		{ PUSH_FMT_JSON, "[{\"id\":1e300}]", "row 1, column 'id'" },
+		{ PUSH_FMT_NDJSON, "{\"id\":1}\n{\"price\":{\"a\":[1]},\"price\":-1e999}\n", "row 2" },
+		{ PUSH_FMT_NDJSON, "{\"id\":1}\n{\"amount\":\"1e400\"}\n", "row 2, column 'amount': '1e400' is out of range" },
+		{ PUSH_FMT_NDJSON, "{\"price\":\"1e24\"}\n", "row 1, column 'price': '1e24' is out of range for Decimal" },
 		{ PUSH_FMT_CSV, "", "no header row" },
 		{ PUSH_FMT_NDJSON, "{\"id\":1}\n\n{\"id\":\"x\"}\n", "row 2, column 'id'" },
 		{ PUSH_FMT_NDJSON, "{\"id\":1}\n[1]\n", "row 2: a row must be a JSON object" },
@@ -303,6 +385,37 @@ static void bad_rows_name_row_and_column(void **state)
 			if (rc != PB_EINVAL || !strstr(err, cases[i].want))
 				fail_msg("case %zu (step %zu): rc %d, message '%s', wanted '%s'", i, step, rc, err, cases[i].want);
 		}
+	}
+	push_schema_release(&s);
+}
+
+/* RFC 4180 and Excel: a UTF-8 byte order mark is skipped, a raw NUL is refused wherever it is. */
+static void csv_bom_and_nul(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	push_schema s;
+	collected c;
+	assert_int_equal(parse_schema(SALES, &s, err), 0);
+	const push_table *t = &s.tables[0];
+	for (size_t step = 0; step <= 2; step++) {
+		assert_int_equal(read_all(t, PUSH_FMT_CSV, 10, "\xEF\xBB\xBFid,label\r\n1,a\r\n", step, &c, err), 0);
+		assert_int_equal(json_array_size(c.rows), 1);
+		assert_int_equal(json_integer_value(json_object_get(json_array_get(c.rows, 0), "id")), 1);
+		json_decref(c.rows);
+	}
+	static const char unquoted[] = "id,label\n1,a\0b\n", quoted[] = "id,label\n1,x\n2,\"a\0b\"\n",
+			  header[] = "id,la\0bel\n";
+	for (size_t step = 0; step <= 3; step += 3) {
+		assert_int_equal(read_all_n(t, PUSH_FMT_CSV, 10, unquoted, sizeof unquoted - 1, step, &c, err), PB_EINVAL);
+		json_decref(c.rows);
+		assert_non_null(strstr(err, "row 1, column 'label': a NUL byte"));
+		assert_int_equal(read_all_n(t, PUSH_FMT_CSV, 10, quoted, sizeof quoted - 1, step, &c, err), PB_EINVAL);
+		json_decref(c.rows);
+		assert_non_null(strstr(err, "row 2, column 'label': a NUL byte"));
+		assert_int_equal(read_all_n(t, PUSH_FMT_CSV, 10, header, sizeof header - 1, step, &c, err), PB_EINVAL);
+		json_decref(c.rows);
+		assert_non_null(strstr(err, "header, column 2: a NUL byte"));
 	}
 	push_schema_release(&s);
 }
@@ -660,6 +773,7 @@ int main(void)
 		cmocka_unit_test(values_convert_to_the_column_type),
 		cmocka_unit_test(csv_rows_are_converted_in_chunks),
 		cmocka_unit_test(bad_rows_name_row_and_column),
+		cmocka_unit_test(csv_bom_and_nul),
 		cmocka_unit_test(json_and_ndjson_rows),
 		cmocka_unit_test(media_types),
 		cmocka_unit_test(limiter_keeps_every_window),

@@ -36,6 +36,12 @@ static int emu_state = -1;
 #define TENANT "11111111-1111-1111-1111-111111111111"
 #define EMU_WS "22222222-0000-0000-0000-000000000001"
 #define EMU_DS "33333333-0000-0000-0000-000000000001"
+/* Power BI ids of the seeded rows (GUIDs, as Power BI gives them) */
+#define WS1 "55555555-0000-4000-8000-000000000001"
+#define DS1 "55555555-0000-4000-8000-0000000000d1"
+#define DS2 "55555555-0000-4000-8000-0000000000d2"
+#define DS3 "55555555-0000-4000-8000-0000000000d3"
+#define DS4 "55555555-0000-4000-8000-0000000000d4"
 
 static void exec_sql(const char *sql)
 {
@@ -99,6 +105,8 @@ static void options(void **state)
 		"\"retryCount\":2,\"timeout\":\"02:00:00\",\"effectiveDate\":\"2026-11-01\","
 		"\"objects\":[{\"table\":\"Sales\",\"partition\":\"Sales-2026\"},{\"table\":\"Date\"}]}",
 		"{\"timeout\":\"5:00:00\",\"retryCount\":3}",
+		"{\"effectiveDate\":\"2024-02-29\"}", "{\"effectiveDate\":\"2000-02-29\"}",
+		"{\"effectiveDate\":\"2026-12-31T23:59:59Z\"}", "{\"effectiveDate\":\"2026-04-30T06:00:00.5\"}",
 	};
 	/* each bad body, and the field its message must name */
 	static const struct { const char *body, *field; } bad[] = {
@@ -120,6 +128,16 @@ static void options(void **state)
 		{ "{\"maxParallelism\":0}", "maxParallelism" },
 		{ "{\"effectiveDate\":\"yesterday\"}", "effectiveDate" },
 		{ "{\"effectiveDate\":\"2026-13-01\"}", "effectiveDate" },
+		/* real calendar dates only */
+		{ "{\"effectiveDate\":\"2026-02-30\"}", "effectiveDate '2026-02-30' is not a calendar date: February 2026 has 28 days" },
+		{ "{\"effectiveDate\":\"2026-02-29\"}", "February 2026 has 28 days" },
+		{ "{\"effectiveDate\":\"1900-02-29\"}", "February 1900 has 28 days" },
+		{ "{\"effectiveDate\":\"2026-04-31\"}", "April 2026 has 30 days" },
+		{ "{\"effectiveDate\":\"2026-01-00\"}", "effectiveDate" },
+		{ "{\"effectiveDate\":\"2026-11-01Tnoon\"}", "effectiveDate" },
+		{ "{\"effectiveDate\":\"2026-11-01T24:00:00\"}", "effectiveDate" },
+		{ "{\"effectiveDate\":\"2026-11-01T12:00:00+02:00\"}", "effectiveDate" },
+		{ "{\"effectiveDate\":20261101}", "effectiveDate" },
 		{ "{\"timeout\":\"24:00:00\"}", "timeout" },
 		{ "{\"timeout\":\"2h\"}", "timeout" },
 		{ "{\"timeout\":\"10:00:00\",\"retryCount\":2}", "timeout" },
@@ -144,7 +162,7 @@ static void options(void **state)
 /* An integration (service principal of the emulator's test tenant) and its imported assets. */
 static void seed(void)
 {
-	char err[PB_ERR_MAX], sql[2048];
+	char err[PB_ERR_MAX], sql[4096];
 	integration_input in = { .name = "prod", .type = "powerbi", .tenant_id = TENANT,
 				 .client_id = "aaaaaaaa-0000-0000-0000-000000000003", .client_secret = "push-secret",
 				 .include_personal = -1 };
@@ -157,10 +175,13 @@ static void seed(void)
 	xsnprintf(sql, sizeof sql,
 		  "INSERT INTO assets (id, org_id, integration_id, kind, powerbi_id, workspace_powerbi_id, name, details_json,"
 		  " state, created_at, updated_at) VALUES "
-		  "('a1', '%s', '%s', 'semantic_model', 'ds-1', 'ws-1', 'Sales', '{}', 'active', 'x', 'x'),"
-		  "('a2', '%s', NULL, 'semantic_model', 'ds-2', 'ws-1', 'Orphan', '{}', 'active', 'x', 'x'),"
-		  "('a3', '%s', '%s', 'report', 'rp-1', 'ws-1', 'Report', '{}', 'active', 'x', 'x')",
-		  org_id, integ_id, org_id, org_id, integ_id);
+		  "('a1', '%s', '%s', 'semantic_model', '" DS1 "', '" WS1 "', 'Sales', '{}', 'active', 'x', 'x'),"
+		  "('a2', '%s', NULL, 'semantic_model', '" DS2 "', '" WS1 "', 'Orphan', '{}', 'active', 'x', 'x'),"
+		  "('a3', '%s', '%s', 'report', 'rp-1', '" WS1 "', 'Report', '{}', 'active', 'x', 'x'),"
+		  /* ids that must never reach a URL */
+		  "('a4', '%s', '%s', 'semantic_model', '" DS4 "', '..', 'Dotted', '{}', 'active', 'x', 'x'),"
+		  "('a5', '%s', '%s', 'semantic_model', 'ds/../x', '" WS1 "', 'Slashed', '{}', 'active', 'x', 'x')",
+		  org_id, integ_id, org_id, org_id, integ_id, org_id, integ_id, org_id, integ_id);
 	exec_sql(sql);
 	xsnprintf(sql, sizeof sql,
 		  "INSERT INTO data_products (id, org_id, contract_id, name, type, contract_text, revision, created_at, "
@@ -175,7 +196,7 @@ static void seed(void)
 	exec_sql(sql);
 	xsnprintf(sql, sizeof sql,
 		  "INSERT INTO published_models (id, org_id, output_port_id, user_id, job_id, workspace_id, semantic_model_id,"
-		  " name, consumer_product_id, published_at) VALUES ('pm1', '%s', 'op1', '%s', 'j1', 'ws-1', 'ds-3', "
+		  " name, consumer_product_id, published_at) VALUES ('pm1', '%s', 'op1', '%s', 'j1', '" WS1 "', '" DS3 "', "
 		  "'Published', 'cp1', 'x')",
 		  org_id, ann);
 	exec_sql(sql);
@@ -189,11 +210,11 @@ static void resolve_and_credentials(void **state)
 	seed();
 	assert_int_equal(refresh_resolve(db, org_id, "a1", &t, err), 0);
 	assert_false(t.published);
-	assert_string_equal(t.dataset_id, "ds-1");
+	assert_string_equal(t.dataset_id, DS1);
 	assert_string_equal(t.integration_id, integ_id);
 	assert_int_equal(refresh_resolve(db, org_id, "pm1", &t, err), 0);
 	assert_true(t.published);
-	assert_string_equal(t.dataset_id, "ds-3");
+	assert_string_equal(t.dataset_id, DS3);
 	assert_string_equal(t.publisher_id, ann);
 	/* its consumer data product (how lineage shows it) names it too */
 	assert_int_equal(refresh_resolve(db, org_id, "cp1", &t, err), 0);
@@ -201,9 +222,37 @@ static void resolve_and_credentials(void **state)
 	assert_int_equal(refresh_resolve(db, org_id, "a3", &t, err), PB_ENOTFOUND);   /* a report */
 	assert_int_equal(refresh_resolve(db, org_id, "nope", &t, err), PB_ENOTFOUND);
 	assert_int_equal(refresh_resolve(db, "other-org", "a1", &t, err), PB_ENOTFOUND);
+	/* stored Power BI ids that are not GUIDs never reach a URL: refused, naming the model */
+	assert_int_equal(refresh_resolve(db, org_id, "a4", &t, err), PB_EINVAL);
+	assert_non_null(strstr(err, "Dotted"));
+	assert_non_null(strstr(err, "workspace id"));
+	assert_int_equal(refresh_resolve(db, org_id, "a5", &t, err), PB_EINVAL);
+	assert_non_null(strstr(err, "semantic model id"));
 
 	int status = 0;
 	json_t *reply = NULL;
+	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, "a4", NULL, "manual", &status, &reply, err), 0);
+	assert_int_equal(status, 409);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(reply, "error"), "code")),
+			    "invalid_powerbi_id");
+	json_decref(reply);
+	/* a long name cut at a character boundary and a non-ASCII id shown as '?': the answer is
+	 * still valid JSON (UTF-8), not an internal error */
+	char sql[2048], name[301];
+	for (int i = 0; i < 100; i++)
+		memcpy(name + 3 * i, "\xe2\x82\xac", 3);   /* 100 x EURO SIGN, 300 bytes */
+	name[300] = '\0';
+	xsnprintf(sql, sizeof sql,
+		  "INSERT INTO assets (id, org_id, integration_id, kind, powerbi_id, workspace_powerbi_id, name, details_json,"
+		  " state, created_at, updated_at) VALUES ('a7', '%s', '%s', 'semantic_model', '" DS3 "', "
+		  "'\xc3\xbc-ws', '%s', '{}', 'active', 'x', 'x')",
+		  org_id, integ_id, name);
+	exec_sql(sql);
+	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, "a7", NULL, "manual", &status, &reply, err), 0);
+	assert_int_equal(status, 409);
+	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(reply, "error"), "message")), "'?" "?-ws'"));
+	json_decref(reply);
+	exec_sql("DELETE FROM assets WHERE id = 'a7'");
 	/* imported without an integration: no credentials */
 	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, "a2", NULL, "manual", &status, &reply, err), 0);
 	assert_int_equal(status, 400);
@@ -258,8 +307,25 @@ static void schedules(void **state)
 	json_t *reply = NULL, *body = parse("{\"schedule\":\"*/5 * * * *\"}");
 	assert_int_equal(refresh_schedule_put(db, &cfg, org_id, ann, "a1", body, &status, &reply, err), 0);
 	assert_int_equal(status, 400);
+	/* the refusal names what the caller sent, a refresh schedule (not a tenant scan) */
+	const char *msg = json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
+	assert_non_null(strstr(msg, "refresh schedule '*/5 * * * *' runs as often as every 5 min"));
+	assert_non_null(strstr(msg, "refresh"));
+	assert_null(strstr(msg, "scan"));
 	json_decref(reply);
 	json_decref(body);
+	/* an empty schedule is refused, saying how to remove one */
+	static const char *const empty[] = { "{\"schedule\":\"\"}", "{\"schedule\":\"  \"}" };
+	for (size_t i = 0; i < 2; i++) {
+		body = parse(empty[i]);
+		assert_int_equal(refresh_schedule_put(db, &cfg, org_id, ann, "a1", body, &status, &reply, err), 0);
+		assert_int_equal(status, 400);
+		msg = json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
+		assert_non_null(strstr(msg, "{\"schedule\": null}"));
+		assert_non_null(strstr(msg, "DELETE"));
+		json_decref(reply);
+		json_decref(body);
+	}
 	body = parse("{\"schedule\":\"@daily\"}");
 	assert_int_equal(refresh_schedule_put(db, &cfg, org_id, ann, "a1", body, &status, &reply, err), 0);
 	assert_int_equal(status, 200);
@@ -284,16 +350,43 @@ static void schedules(void **state)
 			 0);
 	assert_false(won);
 	free(due);
+	/* the empty texts above left the schedule as it was */
+	assert_int_equal(refresh_schedule_get(db, org_id, "a1", &status, &reply, err), 0);
+	assert_string_equal(json_string_value(json_object_get(reply, "schedule")), "@daily");
+	json_decref(reply);
 	body = parse("{\"schedule\":null}");
 	assert_int_equal(refresh_schedule_put(db, &cfg, org_id, ann, "a1", body, &status, &reply, err), 0);
 	assert_true(json_is_null(json_object_get(reply, "schedule")));
 	json_decref(reply);
 	json_decref(body);
+	/* removing needs no credentials: a model whose integration is gone loses its schedule */
+	exec_sql("INSERT INTO refresh_schedules (model_ref, org_id, schedule, next_run_at, created_by, created_at, updated_at)"
+		 " SELECT 'a2', id, '@daily', '9000-01-01T00:00:00.000Z', NULL, 'x', 'x' FROM organizations");
+	assert_int_equal(refresh_schedule_delete(db, org_id, ben, "a2", &status, &reply, err), 0);
+	assert_int_equal(status, 200);
+	assert_true(json_is_null(json_object_get(reply, "schedule")));
+	json_decref(reply);
+	/* a published model's schedule is its publisher's to change */
+	body = parse("{\"schedule\":\"@weekly\"}");
+	assert_int_equal(refresh_schedule_put(db, &cfg, org_id, ann, "pm1", body, &status, &reply, err), 0);
+	assert_int_equal(status, 200);
+	json_decref(reply);
+	json_decref(body);
+	assert_int_equal(refresh_schedule_delete(db, org_id, ben, "pm1", &status, &reply, err), 0);
+	assert_int_equal(status, 403);
+	json_decref(reply);
+	assert_int_equal(refresh_schedule_delete(db, org_id, ann, "pm1", &status, &reply, err), 0);
+	assert_int_equal(status, 200);
+	json_decref(reply);
+	assert_int_equal(refresh_schedule_delete(db, org_id, ann, "nope", &status, &reply, err), 0);
+	assert_int_equal(status, 404);
+	json_decref(reply);
 }
 
 /* ---- the job against the emulator ---- */
 
-static json_t *run_job(const char *ref, const char *body_text)
+/* Submits a refresh of ref (id receives the job id); fails the test unless it is queued. */
+static void submit_job(const char *ref, const char *body_text, char id[PB_ID_BUF])
 {
 	char err[PB_ERR_MAX];
 	int status = 0;
@@ -301,21 +394,74 @@ static json_t *run_job(const char *ref, const char *body_text)
 	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, ref, body, "manual", &status, &reply, err), 0);
 	if (status != 202)
 		fail_msg("submit: %d", status);
-	char id[PB_ID_BUF];
-	xsnprintf(id, sizeof id, "%s", json_string_value(json_object_get(reply, "job_id")));
+	xsnprintf(id, PB_ID_BUF, "%s", json_string_value(json_object_get(reply, "job_id")));
 	json_decref(reply);
 	json_decref(body);
+}
+
+/* Runs what is due and returns job id as it ended (job_free it). */
+static pb_job *finish_job(const char *id)
+{
+	char err[PB_ERR_MAX];
 	pb_worker_opts o = { .worker_id = "t", .lease_ms = 10000, .poll_ms = 10, .once = true };
 	long ran = 0;
 	if (worker_run(db, &cfg, &o, &ran, err))
 		fail_msg("worker: %s", err);
 	pb_job *j = NULL;
 	assert_int_equal(jobs_get(db, id, &j, err), 0);
+	return j;
+}
+
+static json_t *run_job(const char *ref, const char *body_text)
+{
+	char id[PB_ID_BUF];
+	submit_job(ref, body_text, id);
+	pb_job *j = finish_job(id);
 	if (strcmp(j->state, "succeeded"))
 		fail_msg("job %s: %s %s", j->state, j->error_code ? j->error_code : "", j->error_message ? j->error_message : "");
 	json_t *res = parse(j->result);
 	job_free(j);
 	return res;
+}
+
+/* The emulator with the test tenant, a1 pointing at its Sales Model; false (SKIP) without it. */
+static bool emu_ready(void)
+{
+	char sql[256];
+	if (emu_state < 0)
+		emu_state = emu_start(&E, NULL);
+	if (emu_state == 1) {
+		printf("SKIP: emulator not available\n");
+		return false;
+	}
+	assert_int_equal(emu_state, 0);
+	assert_int_equal(emu_load(&E, "tests/fixtures/tenants/test.json"), 200);
+	setenv("PBIPORT_REFRESH_POLL_MS", "100", 1);
+	xsnprintf(sql, sizeof sql, "UPDATE assets SET powerbi_id = '%s', workspace_powerbi_id = '%s' WHERE id = 'a1'",
+		  EMU_DS, EMU_WS);
+	exec_sql(sql);
+	return true;
+}
+
+/* The test tenant with its Sales workspace on shared capacity (dedicated = false) or on its
+ * capacity, loaded into the emulator. */
+static void load_sales_capacity(bool dedicated)
+{
+	char path[512], err[PB_ERR_MAX], *text = NULL;
+	const char *src = getenv("PBIPORT_SRC");
+	xsnprintf(path, sizeof path, "%s/tests/fixtures/tenants/test.json", src ? src : PBIPORT_DATADIR);
+	assert_int_equal(read_file(path, 16u << 20, &text, NULL, err), 0);
+	json_t *fx = parse(text);
+	free(text);
+	json_t *ws = json_array_get(json_object_get(json_array_get(json_object_get(fx, "tenants"), 0), "workspaces"), 0);
+	assert_string_equal(json_string_value(json_object_get(ws, "id")), EMU_WS);
+	if (!dedicated)
+		json_object_del(ws, "capacity_id");
+	json_object_set_new(ws, "is_on_dedicated_capacity", json_boolean(dedicated));
+	text = json_dumps(fx, JSON_COMPACT);
+	assert_int_equal(emu_ctl(&E, "POST", "load", text, NULL), 200);
+	free(text);
+	json_decref(fx);
 }
 
 static void plan(const char *outcome, int duration, const char *code, const char *desc)
@@ -330,19 +476,8 @@ static void plan(const char *outcome, int duration, const char *code, const char
 static void job_follows_its_own_refresh(void **state)
 {
 	(void)state;
-	char sql[1024];
-	if (emu_state < 0)
-		emu_state = emu_start(&E, NULL);
-	if (emu_state == 1) {
-		printf("SKIP: emulator not available\n");
+	if (!emu_ready())
 		return;
-	}
-	assert_int_equal(emu_state, 0);
-	assert_int_equal(emu_load(&E, "tests/fixtures/tenants/test.json"), 200);
-	setenv("PBIPORT_REFRESH_POLL_MS", "100", 1);
-	xsnprintf(sql, sizeof sql, "UPDATE assets SET powerbi_id = '%s', workspace_powerbi_id = '%s' WHERE id = 'a1'",
-		  EMU_DS, EMU_WS);
-	exec_sql(sql);
 	/* three earlier refreshes in the history: ours is the new one, not the newest old one */
 	for (int i = 0; i < 3; i++) {
 		plan("Completed", 0, "", "");
@@ -388,6 +523,75 @@ static void job_follows_its_own_refresh(void **state)
 	assert_int_equal(emu_ctl(&E, "POST", "advance", NULL, NULL), 200);
 }
 
+/* A failure whose message is built from the cause already in the job's error buffer keeps
+ * that cause whole and once (it was formatted into the buffer it read from: doubled, cut). */
+static void job_error_keeps_its_cause_once(void **state)
+{
+	(void)state;
+	static const char prefix[] = "reading the refresh history: ";
+	char sql[1024], id[PB_ID_BUF];
+	if (!emu_ready())
+		return;
+	/* a model Power BI does not know (any more): reading its history answers 404 */
+	xsnprintf(sql, sizeof sql,
+		  "INSERT INTO assets (id, org_id, integration_id, kind, powerbi_id, workspace_powerbi_id, name, details_json,"
+		  " state, created_at, updated_at) VALUES ('a6', '%s', '%s', 'semantic_model', "
+		  "'33333333-0000-0000-0000-0000000000ff', '%s', 'Gone', '{}', 'active', 'x', 'x')",
+		  org_id, integ_id, EMU_WS);
+	exec_sql(sql);
+	submit_job("a6", NULL, id);
+	pb_job *j = finish_job(id);
+	assert_string_equal(j->state, "failed");
+	assert_string_equal(j->error_code, "powerbi_rejected");
+	const char *m = j->error_message;
+	if (strncmp(m, prefix, sizeof prefix - 1) || strstr(m + sizeof prefix - 1, "reading the refresh") ||
+	    !strstr(m, "PowerBIEntityNotFound") || strlen(m) >= PB_ERR_MAX - 1)
+		fail_msg("the message lost its cause or repeats itself: %s", m);
+	job_free(j);
+	exec_sql("DELETE FROM assets WHERE id = 'a6'");
+}
+
+/* Power BI runs an enhanced refresh only on a capacity: refused at submission when the
+ * workspace is on shared capacity, and a clear job error when it moved there since. */
+static void enhanced_refresh_needs_capacity(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], id[PB_ID_BUF];
+	int status = 0;
+	json_t *reply = NULL, *body = parse("{\"type\":\"Full\",\"commitMode\":\"Transactional\"}");
+	if (!emu_ready()) {
+		json_decref(body);
+		return;
+	}
+	plan("Completed", 0, "", "");
+	load_sales_capacity(false);
+	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, "a1", body, "manual", &status, &reply, err), 0);
+	assert_int_equal(status, 409);
+	json_t *e = json_object_get(reply, "error");
+	assert_string_equal(json_string_value(json_object_get(e, "code")), "enhanced_refresh_needs_capacity");
+	const char *m = json_string_value(json_object_get(e, "message"));
+	assert_non_null(strstr(m, "workspace 'Sales' is on shared capacity"));
+	assert_non_null(strstr(m, "standard refresh"));
+	json_decref(reply);
+	/* nothing was queued; a standard refresh of the same model is fine */
+	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, "a1", NULL, "manual", &status, &reply, err), 0);
+	assert_int_equal(status, 202);
+	assert_false(json_is_true(json_object_get(reply, "joined")));
+	json_decref(reply);
+	exec_sql("DELETE FROM jobs");
+	/* on a capacity at submission, on shared capacity when the job runs */
+	load_sales_capacity(true);
+	submit_job("a1", "{\"type\":\"Full\"}", id);
+	load_sales_capacity(false);
+	pb_job *j = finish_job(id);
+	assert_string_equal(j->state, "failed");
+	assert_string_equal(j->error_code, "enhanced_refresh_needs_capacity");
+	assert_non_null(strstr(j->error_message, "workspace 'Sales' is on shared capacity"));
+	job_free(j);
+	json_decref(body);
+	assert_int_equal(emu_load(&E, "tests/fixtures/tenants/test.json"), 200);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -395,6 +599,8 @@ int main(void)
 		cmocka_unit_test(resolve_and_credentials),
 		cmocka_unit_test(schedules),
 		cmocka_unit_test(job_follows_its_own_refresh),
+		cmocka_unit_test(job_error_keeps_its_cause_once),
+		cmocka_unit_test(enhanced_refresh_needs_capacity),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -85,6 +85,7 @@ static pb_kv dbx_fields[] = {
 };
 static pb_kv dbx_custom[] = { { S("httpPath"), S("/sql/1.0/warehouses/abc") } };
 static pb_kv dbx_nohost_fields[] = { { S("catalog"), S("main") }, { S("schema"), S("sales") } };
+static pb_kv v2_fields[] = { { S("host"), S("v2.example.com") }, { S("database"), S("DB") } };
 static pb_kv pg_fields[] = { { S("host"), S("db.local") }, { S("database"), S("x") } };
 
 static pb_server servers[] = {
@@ -98,6 +99,9 @@ static pb_server servers[] = {
 	{ .name = S("dbx-nohost"), .type = S("databricks"), .fields = dbx_nohost_fields, .nfields = 2,
 	  .custom = dbx_custom, .ncustom = 1 },
 	{ .name = S("sf-nohost"), .type = S("snowflake"), .fields = sf_fields + 1, .nfields = 3 },
+	{ .name = S("bare-sf"), .type = S("snowflake") },
+	{ .name = S("bare-dbx"), .type = S("databricks") },
+	{ .name = S("v2"), .type = S("custom"), .fields = v2_fields, .nfields = 2 },
 };
 
 static pb_contract contract = {
@@ -206,7 +210,10 @@ static const char *call1(lua_sandbox *sb, const char *fn, const char *arg, char 
 {
 	lua_State *L = sandbox_lua(sb);
 	lua_getfield(L, -1, fn);
-	lua_pushstring(L, arg);
+	if (!strcmp(fn, "number") && lua_stringtonumber(L, arg))
+		;       /* tmdl.number takes the number the text reads as */
+	else
+		lua_pushstring(L, arg);
 	if (lua_pcall(L, 1, 1, 0) != LUA_OK)
 		assert_int_equal(xsnprintf(buf, n, "ERROR: %s", lua_tostring(L, -1)), 0);
 	else
@@ -273,6 +280,23 @@ static void escaping_rules(void **state)
 		{ "file_name", "trail. ", "trail__" },
 		{ "file_name", "Größe Tabelle", "Größe Tabelle" },
 		{ "file_name", "ctl\x01x", "ctl_x" },
+		/* device names Windows reserves, with or without an extension, in any case */
+		{ "file_name", "CON", "CON_" },
+		{ "file_name", "nul.x", "nul_.x" },
+		{ "file_name", "Com1", "Com1_" },
+		{ "file_name", "LPT\xc2\xb9", "LPT\xc2\xb9_" },
+		{ "file_name", "aux .x", "aux _.x" },
+		{ "file_name", "CONSOLE", "CONSOLE" },
+		{ "file_name", "COM10", "COM10" },
+		{ "file_name", "prn.", "prn_" },
+		/* numbers: the shortest text that reads back the same */
+		{ "number", "2.002", "2.002" },
+		{ "number", "0.1", "0.1" },
+		{ "number", "1e300", "1e+300" },
+		{ "number", "0.30000000000000004", "0.30000000000000004" },
+		{ "number", "5", "5" },
+		{ "number", "-2.5", "-2.5" },
+		{ "number", "x", "ERROR: number expected, got string" },
 		/* Title Case used by docs/examples/naming.lua */
 		{ "title_case", "customer_id", "Customer Id" },
 		{ "title_case", "ORDER  total", "Order Total" },
@@ -410,29 +434,74 @@ static void expect_error(const char *server, const render_opts *o, int rc, const
 static void missing_values(void **state)
 {
 	(void)state;
-	expect_error("nowh", NULL, PB_EINVAL,
+	render_opts cli = { .params = RENDER_PARAMS_CLI };
+	expect_error("nowh", &cli, PB_EINVAL,
 		     "server \"nowh\" (snowflake): no warehouse; add \"warehouse\" to the server or pass --warehouse");
-	expect_error("dbx-nopath", NULL, PB_EINVAL,
+	expect_error("dbx-nopath", &cli, PB_EINVAL,
 		     "server \"dbx-nopath\" (databricks): no HTTP path; add customProperties \"httpPath\" to the "
 		     "server or pass --http-path");
-	expect_error("pg", NULL, PB_EINVAL,
+	expect_error("pg", &cli, PB_EINVAL,
 		     "server type postgresql is not supported for Power BI (snowflake, databricks)");
-	expect_error("sf-noschema", NULL, PB_EINVAL,
-		     "server \"sf-noschema\" (snowflake): no schema; add \"schema\" to the server");
-	expect_error("nope", NULL, PB_EINVAL,
+	expect_error("sf-noschema", &cli, PB_EINVAL,
+		     "server \"sf-noschema\" (snowflake): no schema; add \"schema\" to the server or pass --schema");
+	expect_error("nope", &cli, PB_EINVAL,
 		     "no server named \"nope\" in the contract (servers: prod, nowh, dbx, dbx-nopath, pg, sf-noschema, "
-		     "dbx-nohost, sf-nohost)");
-	expect_error("dbx-nohost", NULL, PB_EINVAL,
+		     "dbx-nohost, sf-nohost, bare-sf, bare-dbx, v2)");
+	expect_error("dbx-nohost", &cli, PB_EINVAL,
 		     "server \"dbx-nohost\" (databricks): no host; add \"host\" to the server or pass --host");
-	expect_error("sf-nohost", NULL, PB_EINVAL,
+	expect_error("sf-nohost", &cli, PB_EINVAL,
 		     "server \"sf-nohost\" (snowflake): no host; add \"host\" or \"account\" to the server or "
 		     "pass --host");
 	render_opts bad = { .mode = "dual" };
 	expect_error("prod", &bad, PB_EINVAL, "mode \"dual\": use import or directquery");
 
-	/* Flags fill in what the server lacks; the server's own value wins. */
+	/* Everything a server lacks, in one message, named as each caller takes it. */
+	expect_error("bare-sf", &cli, PB_EINVAL,
+		     "server \"bare-sf\" (snowflake): no host, warehouse, database or schema; add \"host\" or "
+		     "\"account\", \"warehouse\", \"database\" and \"schema\" to the server or pass --host, "
+		     "--warehouse, --database and --schema");
+	expect_error("bare-dbx", &cli, PB_EINVAL,
+		     "server \"bare-dbx\" (databricks): no host, HTTP path, catalog or schema; add \"host\", "
+		     "customProperties \"httpPath\", \"catalog\" and \"schema\" to the server or pass --host, "
+		     "--http-path, --catalog and --schema");
+	render_opts query = { .params = RENDER_PARAMS_QUERY, .warehouse = "W" };
+	expect_error("bare-sf", &query, PB_EINVAL,
+		     "server \"bare-sf\" (snowflake): no host, database or schema; add \"host\" or \"account\", "
+		     "\"database\" and \"schema\" to the server or pass ?host=, ?database= and ?schema=");
+	expect_error("dbx-nopath", &query, PB_EINVAL,
+		     "server \"dbx-nopath\" (databricks): no HTTP path; add customProperties \"httpPath\" to the "
+		     "server or pass ?http_path=");
+	/* a publish request takes only http_path */
+	expect_error("dbx-nopath", NULL, PB_EINVAL,
+		     "server \"dbx-nopath\" (databricks): no HTTP path; add customProperties \"httpPath\" to the "
+		     "server or send \"http_path\"");
+	expect_error("bare-sf", NULL, PB_EINVAL,
+		     "server \"bare-sf\" (snowflake): no host, warehouse, database or schema; add \"host\" or "
+		     "\"account\", \"warehouse\", \"database\" and \"schema\" to the server");
+	/* A v2 connection whose type is unknown takes --type; a known type is the server's own. */
+	expect_error("v2", &cli, PB_EINVAL, "server \"v2\" does not say its type; pass --type snowflake or --type databricks");
+	expect_error("v2", &query, PB_EINVAL, "server \"v2\" does not say its type; pass ?type=snowflake or ?type=databricks");
+	render_opts v2 = { .params = RENDER_PARAMS_CLI, .type = "snowflake", .warehouse = "W", .schema = "S" };
 	pb_files f;
 	char err[PB_ERR_MAX];
+	if (render("v2", &v2, &f, err))
+		fail_msg("%s", err);
+	assert_non_null(strstr(find(&f, "definition/expressions.tmdl")->content, "SnowflakeHost = \"v2.example.com\""));
+	pb_files_release(&f);
+	/* --type alone picks the first server of that type, else the first of unknown type */
+	pb_contract v2only = contract;
+	v2only.servers = &servers[10];
+	v2only.nservers = 1;
+	assert_string_equal(servers[10].name, "v2");
+	v2.server = NULL;
+	if (tmdl_render(&v2only, &v2, &f, err))
+		fail_msg("%s", err);
+	assert_non_null(strstr(find(&f, "definition/expressions.tmdl")->content, "SnowflakeDatabase = \"DB\""));
+	pb_files_release(&f);
+	render_opts pg = { .params = RENDER_PARAMS_CLI, .type = "snowflake" };
+	expect_error("pg", &pg, PB_EINVAL, "server type postgresql is not supported for Power BI (snowflake, databricks)");
+
+	/* Flags fill in what the server lacks; the server's own value wins. */
 	render_opts o = { .host = "flag.example.net", .warehouse = "FLAG_WH",
 			  .http_path = "/sql/1.0/warehouses/flag" };
 	assert_int_equal(render("nowh", &o, &f, err), 0);
@@ -465,11 +534,36 @@ static void missing_values(void **state)
 			       "SnowflakeHost = \"myorg-acct1.snowflakecomputing.com\""));
 	pb_files_release(&f);
 
-	/* No servers at all. */
+	/* No servers at all: --type and the values make one. */
 	pb_contract none = contract;
 	none.nservers = 0;
 	assert_int_equal(tmdl_render(&none, NULL, &f, err), PB_EINVAL);
 	assert_string_equal(err, "the contract has no servers; add a snowflake or databricks server");
+	assert_int_equal(tmdl_render(&none, &cli, &f, err), PB_EINVAL);
+	assert_string_equal(err, "the contract has no servers; pass --type snowflake with --host, --warehouse, "
+				 "--database and --schema, or --type databricks with --host, --http-path, --catalog "
+				 "and --schema");
+	render_opts half = { .params = RENDER_PARAMS_QUERY, .host = "h", .schema = "s" };
+	assert_int_equal(tmdl_render(&none, &half, &f, err), PB_EINVAL);
+	assert_string_equal(err, "the contract has no servers; pass ?type=snowflake with ?warehouse= and "
+				 "?database=, or ?type=databricks with ?http_path= and ?catalog=");
+	half.type = "databricks";
+	assert_int_equal(tmdl_render(&none, &half, &f, err), PB_EINVAL);
+	assert_string_equal(err, "?type=databricks without a databricks server in the contract: no HTTP path or "
+				 "catalog; pass ?http_path= and ?catalog=");
+	render_opts full = { .params = RENDER_PARAMS_CLI, .type = "DataBricks", .host = "h.example.net",
+			     .http_path = "/sql/1", .catalog = "cat", .schema = "sch" };
+	assert_int_equal(tmdl_render(&none, &full, &f, err), 0);
+	const char *expr = find(&f, "definition/expressions.tmdl")->content;
+	assert_non_null(strstr(expr, "DatabricksHost = \"h.example.net\""));
+	assert_non_null(strstr(expr, "DatabricksCatalog = \"cat\""));
+	assert_non_null(strstr(find(&f, "definition/tables/Customer List.tmdl")->content, "{[Name=\"sch\",Kind=\"Schema\"]}"));
+	pb_files_release(&f);
+	/* --type without --server picks the first server of that type */
+	full.type = "snowflake";
+	assert_int_equal(tmdl_render(&contract, &full, &f, err), 0);
+	assert_non_null(strstr(find(&f, "definition/expressions.tmdl")->content, "\"REPORTING_WH\" meta"));
+	pb_files_release(&f);
 }
 
 static void mode_and_relationships(void **state)
@@ -612,6 +706,146 @@ static void override_folder(void **state)
 	assert_string_equal(err, "template folder /nonexistent/pbiport-templates: not a readable folder");
 }
 
+/* Names: long ones render with short file names, look-alikes are one name, and a template
+ * must return a whole model. */
+static pb_contract one_table(pb_table *t, size_t n)
+{
+	pb_contract c = contract;
+	c.tables = t;
+	c.ntables = n;
+	c.nrelationships = 0;
+	return c;
+}
+
+static char *repeat(const char *unit, size_t n)
+{
+	size_t u = strlen(unit);
+	char *s = malloc(u * n + 1);
+	assert_non_null(s);
+	for (size_t i = 0; i < n; i++)
+		memcpy(s + i * u, unit, u);
+	s[u * n] = '\0';
+	return s;
+}
+
+static void names_and_files(void **state)
+{
+	(void)state;
+	pb_files f;
+	char err[PB_ERR_MAX], dir[512];
+	render_opts cli = { .params = RENDER_PARAMS_CLI };
+
+	/* 250 bytes, 512 characters of 3 bytes (1536 bytes), and two that share 200 bytes */
+	char *a = repeat("\xc3\xa9", 125), *b = repeat("\xe2\x82\xac", 512), *c1 = repeat("x", 300),
+	     *c2 = repeat("x", 300);
+	c2[299] = 'y';
+	pb_table t[] = {
+		{ .name = a, .physical_name = S("A"), .physical_type = S("table"), .columns = order_cols, .ncolumns = 1 },
+		{ .name = b, .physical_name = S("B"), .physical_type = S("table"), .columns = order_cols, .ncolumns = 1 },
+		{ .name = c1, .physical_name = S("C1"), .physical_type = S("table"), .columns = order_cols, .ncolumns = 1 },
+		{ .name = c2, .physical_name = S("C2"), .physical_type = S("table"), .columns = order_cols, .ncolumns = 1 },
+		{ .name = S("CON"), .physical_name = S("CON"), .physical_type = S("table"), .columns = order_cols,
+		  .ncolumns = 1 },
+	};
+	pb_contract c = one_table(t, 5);
+	if (tmdl_render(&c, &cli, &f, err))
+		fail_msg("%s", err);
+	size_t ntables = 0;
+	for (size_t i = 0; i < f.n; i++) {
+		const char *p = f.v[i].path;
+		if (strncmp(p, "definition/tables/", 18))
+			continue;
+		ntables++;
+		assert_true(strlen(p + 18) <= 100 + 5);       /* stem <= 100 bytes, ".tmdl" */
+		assert_true(utf8_valid(p, strlen(p)));
+	}
+	assert_int_equal(ntables, 5);
+	assert_non_null(find(&f, "definition/tables/CON_.tmdl"));
+	/* the objects keep their whole names */
+	char want[2000];
+	for (size_t i = 0; i < 4; i++) {
+		/* quoted unless plain (tmdl.quote_name) */
+		assert_int_equal(xsnprintf(want, sizeof want, i >= 2 ? "table %s\n" : "table '%s'\n", t[i].name), 0);
+		bool found = false;
+		for (size_t k = 0; k < f.n && !found; k++)
+			found = strstr(f.v[k].content, want) != NULL;
+		if (!found)
+			fail_msg("table %zu: no file declares its whole name", i);
+	}
+	pb_files_release(&f);
+
+	/* look-alike names are one name to Power BI: the templates refuse them too */
+	pb_table look[] = {
+		{ .name = S("Caf\xc3\xa9"), .physical_name = S("A"), .physical_type = S("table"), .columns = order_cols,
+		  .ncolumns = 1 },
+		{ .name = S("CAFE\xcc\x81"), .physical_name = S("B"), .physical_type = S("table"), .columns = order_cols,
+		  .ncolumns = 1 },
+	};
+	c = one_table(look, 2);
+	assert_int_equal(tmdl_render(&c, &cli, &f, err), PB_EINVAL);
+	assert_non_null(strstr(err, "table name 'CAFE\xcc\x81' is the same name as 'Caf\xc3\xa9' (Power BI compares "
+				    "names without case and after Unicode normalization)"));
+	pb_column lookcols[] = {
+		{ .name = S("Stra\xc3\x9f" "e"), .physical_name = S("A"), .logical_type = S("string"), .precision = -1,
+		  .scale = -1 },
+		{ .name = S("STRASSE"), .physical_name = S("B"), .logical_type = S("string"), .precision = -1, .scale = -1 },
+	};
+	look[1].name = S("other");
+	look[1].columns = lookcols;
+	look[1].ncolumns = 2;
+	assert_int_equal(tmdl_render(&c, &cli, &f, err), PB_EINVAL);
+	assert_non_null(strstr(err, "table 'other': column 'STRASSE' is the same name as 'Stra\xc3\x9f" "e'"));
+
+	/* a name a template makes too long is refused naming the limit */
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/longname", tmpdir), 0);
+	put(dir, "naming.lua", "local n = {}\nfunction n.table_name(t) return string.rep('\\u{1F600}', 257) end\n"
+			       "function n.column_name(col) return col.name end\nfunction n.column_hidden() return false end\n"
+			       "function n.table_description() end\nfunction n.column_description() end\nreturn n\n");
+	render_opts o = { .params = RENDER_PARAMS_CLI, .template_path = dir };
+	assert_int_equal(render("prod", &o, &f, err), PB_EINVAL);
+	assert_non_null(strstr(err, "table name of 514 characters; Power BI allows at most 512 ('"));
+
+	/* ctx.names, for templates of their own */
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/keys", tmpdir), 0);
+	put(dir, "main.lua", "return function(ctx)\n"
+			     "  local k, l = ctx.names.key, ctx.names.length\n"
+			     "  assert(k('Cafe\\u{301}') == k('CAF\\u{C9}'), 'nfc')\n"
+			     "  assert(k('abc') == 'abc' and k('ABC') == 'abc' and k('\\u{212A}') == 'k', 'fold')\n"
+			     "  assert(l('\\u{1F600}x') == 3 and ctx.names.max_length == 512, 'length')\n"
+			     "  assert(not pcall(k, '\\xff'), 'utf8')\n"
+			     "  error('ok', 0)\nend\n");
+	o.template_path = dir;
+	assert_int_equal(render("prod", &o, &f, err), PB_EINVAL);
+	assert_int_equal(xsnprintf(want, sizeof want, "template %s/main.lua:7: ok", dir), 0);
+	assert_string_equal(err, want);
+
+	/* a template must return a whole model (issue: {"files":[]} answered 200) */
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/partial", tmpdir), 0);
+	put(dir, "main.lua", "return function(ctx) return {} end\n");
+	assert_int_equal(render("prod", &o, &f, err), PB_EINVAL);
+	assert_string_equal(err, "template output: no definition.pbism, definition/database.tmdl or "
+				 "definition/model.tmdl; 0 table files under definition/tables/ for 2 contract tables (a "
+				 "model needs definition.pbism, definition/database.tmdl, definition/model.tmdl and a "
+				 "definition/tables/ file per contract table)");
+	assert_null(f.v);
+	put(dir, "main.lua", "return function(ctx) return { ['definition.pbism'] = '{}', "
+			     "['definition/database.tmdl'] = 'database\\n', ['definition/model.tmdl'] = 'model Model\\n', "
+			     "['definition/tables/a.tmdl'] = 'table a\\n' } end\n");
+	assert_int_equal(render("prod", &o, &f, err), PB_EINVAL);
+	assert_string_equal(err, "template output: 1 table file under definition/tables/ for 2 contract tables (a "
+				 "model needs definition.pbism, definition/database.tmdl, definition/model.tmdl and a "
+				 "definition/tables/ file per contract table)");
+	/* a file name no file system takes is refused before anything is written */
+	put(dir, "main.lua", "return function(ctx) return { ['definition/tables/' .. string.rep('n', 256) .. '.tmdl'] = 'x' } end\n");
+	assert_int_equal(render("prod", &o, &f, err), PB_EINVAL);
+	assert_string_equal(err, "template output: a file or folder name of 261 bytes, longer than 255 "
+				 "(\"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn...\")");
+	free(a);
+	free(b);
+	free(c1);
+	free(c2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -624,6 +858,7 @@ int main(void)
 		cmocka_unit_test(mode_and_relationships),
 		cmocka_unit_test(output_is_deterministic),
 		cmocka_unit_test(override_folder),
+		cmocka_unit_test(names_and_files),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -5,9 +5,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -340,6 +345,320 @@ static void uuid_is_name_based_v5(void **state)
 	sandbox_free(sb);
 }
 
+/* --- library functions that loop in C ---------------------------------------------- */
+
+static lua_sandbox *make_opts(const sandbox_opts *extra)
+{
+	sandbox_dir dirs[1] = { { dir_a, "mods" } };
+	sandbox_opts o = *extra;
+	o.dirs = dirs;
+	o.ndirs = 1;
+	lua_sandbox *sb = NULL;
+	char err[PB_ERR_MAX];
+	assert_int_equal(sandbox_new(&o, &sb, err), 0);
+	return sb;
+}
+
+static void expect_fail_opts(const sandbox_opts *o, const char *code, int rc, const char *msg)
+{
+	lua_sandbox *sb = make_opts(o);
+	char err[PB_ERR_MAX] = "";
+	assert_int_equal(sandbox_run(sb, "test.lua", code, 0, err), rc);
+	assert_string_equal(err, msg);
+	sandbox_free(sb);
+	still_works();
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Index ranges with nothing in them: no allocation stops these loops, so they count
+ * toward the instruction budget and the watchdog ends them without one. */
+static void table_loops_are_bounded(void **state)
+{
+	(void)state;
+	sandbox_opts budget = { .instr_max = 1000000 }, timed = { .time_limit_ms = 200 };
+	static const char *const loops[] = {
+		"\ntable.move({}, 1, 2^40, 1, {})",
+		"\ntable.move('abc', 1, 2^40, 1, {})",
+		"\ntable.move({}, -2^40, 2^40, 1)",
+		"\ntable.insert(setmetatable({}, { __len = function() return 2^40 end }), 1, 'x')",
+		"\ntable.remove(setmetatable({}, { __len = function() return 2^40 end }), 1)",
+		"\nlocal ok = pcall(table.move, {}, 1, 2^40, 1, {}) table.move({}, 1, 2^40, 1, {})",
+	};
+	for (size_t i = 0; i < sizeof loops / sizeof loops[0]; i++) {
+		double t0 = mono_s();
+		expect_fail_opts(&budget, loops[i], PB_ELIMIT, "template test.lua:2: instruction limit of 1000000 exceeded");
+		expect_fail_opts(&timed, loops[i], PB_ELIMIT, "template test.lua:2: time limit of 200 ms exceeded");
+		assert_true(mono_s() - t0 < 5);
+	}
+	/* The copies behave as Lua's own. */
+	lua_sandbox *sb = make(0, 0);
+	char err[PB_ERR_MAX];
+	assert_int_equal(sandbox_run(sb, "ok.lua",
+		"local t = { 1, 2, 3 } table.move(t, 1, 3, 2) local a = table.concat(t, ',')\n"
+		"local u = table.move({ 1, 2, 3 }, 2, 3, 1) local b = table.concat(u, ',')\n"
+		"local v = table.move({ 1, 2, 3 }, 1, 3, 3, { 'x' }) local c = table.concat(v, ',', 3, 5)\n"
+		"local w = { 'a', 'c' } table.insert(w, 2, 'b') table.insert(w, 'd') local d = table.concat(w)\n"
+		"local r = table.remove(w, 1) local r2 = table.remove(w) local e = r .. r2 .. table.concat(w)\n"
+		"local z = {} local f = tostring(table.remove(z)) .. #z\n"
+		"local ok1, e1 = pcall(table.insert, { 1 }, 5, 'x')\n"
+		"local ok2, e2 = pcall(table.insert, { 1 }, 1, 2, 3)\n"
+		"local ok3, e3 = pcall(table.move, {}, 1, math.maxinteger, 2)\n"
+		"local ok4, e4 = pcall(table.move, 1, 1, 2, 3)\n"
+		"return table.concat({ a, b, c, d, e, f, e1, e2, e3, e4 }, '|')", 1, err), 0);
+	assert_string_equal(lua_tostring(sandbox_lua(sb), -1),
+			    "1,1,2,3|2,3,3|1,2,3|abcd|adbc|nil0|"
+			    "bad argument #2 to 'table.insert' (position out of bounds)|"
+			    "wrong number of arguments to 'insert'|"
+			    "bad argument #4 to 'table.move' (destination wrap around)|"
+			    "bad argument #1 to 'table.move' (table expected, got number)");
+	lua_pop(sandbox_lua(sb), 1);
+	sandbox_free(sb);
+}
+
+static void sort_and_find_are_bounded(void **state)
+{
+	(void)state;
+	expect_fail("local t = setmetatable({ 3, 1 }, { __len = function() return 2^31 - 2 end })\ntable.sort(t)",
+		    PB_EINVAL, "template test.lua:2: table.sort: a table with a __len metamethod cannot be sorted in a template");
+	expect_fail("local t, s = {}, ('x'):rep(20000) for i = 1, 100000 do t[i] = s end\ntable.sort(t)", PB_EINVAL,
+		    "template test.lua:2: table.sort: 100000 texts of up to 20000 bytes are too much to compare "
+		    "without a comparison function (pass one)");
+	/* With a comparison function each comparison is a call the watchdog can stop. */
+	sandbox_opts timed = { .time_limit_ms = 200 };
+	expect_fail_opts(&timed, "local t = {} for i = 1, 1000000 do t[i] = i end\ntable.sort(t, rawequal)", PB_ELIMIT,
+		    "template test.lua:2: time limit of 200 ms exceeded");
+	/* A plain find of a long needle was n x m steps in Lua's lmemfind; memmem is linear. */
+	lua_sandbox *sb = make(0, 0);
+	char err[PB_ERR_MAX];
+	double t0 = mono_s();
+	assert_int_equal(sandbox_run(sb, "find.lua",
+		"local s, n = ('a'):rep(2e7), ('a'):rep(1e7) .. 'b'\n"
+		"local r = { tostring(s:find(n)), tostring(s:find(n, 1, true)) }\n"
+		"local h = 'hello'\n"
+		"for _, a in ipairs({ { 'l' }, { 'l', -2 }, { '', 10 }, { '', 6 }, { '', -100 }, { 'lo', 1, true },\n"
+		"    { 'xyz' }, { 'h', 0 }, { 'o', 5 }, { 'o', 6 }, { 'a.b', 1, true } }) do\n"
+		"  local i, j = h:find(a[1], a[2], a[3]) r[#r + 1] = tostring(i) .. ':' .. tostring(j)\n"
+		"end\n"
+		"r[#r + 1] = tostring(('a.b'):find('.', 1, true)) .. tostring(('a\\0b'):find('\\0'))\n"
+		"return table.concat(r, ' ')", 1, err), 0);
+	assert_string_equal(lua_tostring(sandbox_lua(sb), -1),
+			    "nil nil 3:3 4:4 nil:nil 6:5 1:0 4:5 nil:nil 1:1 5:5 nil:nil nil:nil 22");
+	assert_true(mono_s() - t0 < 5);
+	lua_pop(sandbox_lua(sb), 1);
+	sandbox_free(sb);
+	/* %b scans to the end of the subject, a back reference compares a capture, and a long
+	 * literal or set is compared at every position: each is one more factor of the size. */
+	expect_fail("local x = ('('):rep(1e5):find('%b()')", PB_EINVAL,
+		    "template test.lua:1: pattern too complex for a 100000-byte subject "
+		    "(simplify the pattern or split the text)");
+	expect_fail("local x = ('a'):rep(5e4):find('(a*)%1b')", PB_EINVAL,
+		    "template test.lua:1: pattern too complex for a 50000-byte subject "
+		    "(simplify the pattern or split the text)");
+	expect_fail("local x = ('a'):rep(3e4):gsub(('a'):rep(1e4) .. 'b', '')", PB_EINVAL,
+		    "template test.lua:1: pattern too complex for a 30000-byte subject "
+		    "(simplify the pattern or split the text)");
+	expect_fail("local x = ('a'):rep(1e6):match('[' .. ('b'):rep(1000) .. ']')", PB_EINVAL,
+		    "template test.lua:1: pattern too complex for a 1000000-byte subject "
+		    "(simplify the pattern or split the text)");
+	/* gmatch takes '^' literally: no anchor to rely on. */
+	expect_fail("for x in ('a'):rep(1e5):gmatch('^a*b') do end", PB_EINVAL,
+		    "template test.lua:1: pattern too complex for a 100000-byte subject "
+		    "(simplify the pattern or split the text)");
+}
+
+/* --- the watchdog -------------------------------------------------------------------- */
+
+/* A C function that loops for ever but calls template code now and then. */
+static int spin_calling(lua_State *L)
+{
+	if (luaL_loadstring(L, "local x = 1"))
+		return lua_error(L);
+	for (;;) {
+		lua_pushvalue(L, -1);
+		lua_call(L, 0, 0);
+	}
+	return 0;
+}
+
+static double thread_cpu_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Burns *(int *)ud ms of CPU, calling template code now and then. */
+static int burn_ms(lua_State *L)
+{
+	int ms = *(int *)lua_touserdata(L, 1);
+	double until = thread_cpu_ms() + ms;
+	if (luaL_loadstring(L, "local x = 1"))
+		return lua_error(L);
+	while (thread_cpu_ms() < until) {
+		lua_pushvalue(L, -1);
+		lua_call(L, 0, 0);
+	}
+	return 0;
+}
+
+/* The count hook fires every 10000 instructions; one instruction can take long (a copy
+ * of a big string), and a C function can loop: the timer stops both at the limit. */
+static void watchdog_stops_slow_instructions_and_calls(void **state)
+{
+	(void)state;
+	sandbox_opts timed = { .time_limit_ms = 200 };
+	double t0 = mono_s();
+	expect_fail_opts(&timed, "local s = ('x'):rep(1e7)\nwhile true do local t = s .. 'y' end", PB_ELIMIT,
+			 "template test.lua:2: time limit of 200 ms exceeded");
+	expect_fail_opts(&timed, "local s = ('x'):rep(1e6)\nwhile true do local ok = pcall(string.rep, s, 8) end", PB_ELIMIT,
+		    "template test.lua:2: time limit of 200 ms exceeded");
+	assert_true(mono_s() - t0 < 5);
+	lua_sandbox *sb = make(100, 0);
+	char err[PB_ERR_MAX];
+	assert_int_equal(sandbox_cpcall(sb, spin_calling, NULL, 0, err), PB_ELIMIT);
+	assert_string_equal(err, "template [string \"local x = 1\"]:1: time limit of 100 ms exceeded");
+	sandbox_free(sb);
+	still_works();
+}
+
+static void total_time_limit_bounds_all_calls(void **state)
+{
+	(void)state;
+	sandbox_opts o = { .time_limit_ms = 200, .total_time_limit_ms = 300 };
+	lua_sandbox *sb = make_opts(&o);
+	char err[PB_ERR_MAX];
+	int ms = 120;
+	assert_int_equal(sandbox_cpcall(sb, burn_ms, &ms, 0, err), 0);
+	assert_int_equal(sandbox_cpcall(sb, burn_ms, &ms, 0, err), 0);
+	assert_int_equal(sandbox_cpcall(sb, burn_ms, &ms, 0, err), PB_ELIMIT);
+	assert_string_equal(err, "template [string \"local x = 1\"]:1: total time limit of 300 ms exceeded (all calls together)");
+	sandbox_free(sb);
+	/* The per-call limit still applies below the total. */
+	o.total_time_limit_ms = 10000;
+	sb = make_opts(&o);
+	ms = 400;
+	assert_int_equal(sandbox_cpcall(sb, burn_ms, &ms, 0, err), PB_ELIMIT);
+	assert_string_equal(err, "template [string \"local x = 1\"]:1: time limit of 200 ms exceeded");
+	sandbox_free(sb);
+}
+
+static int spin_forever(lua_State *L)
+{
+	(void)L;
+	for (volatile unsigned long n = 0;; n++)
+		;
+	return 0;
+}
+
+/* A C function that never calls back cannot be stopped safely: PB_LUA_WATCHDOG_GRACE_MS
+ * of CPU after the limit the process writes one JSON log line and exits. */
+static void watchdog_ends_a_stuck_process(void **state)
+{
+	(void)state;
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	double t0 = mono_s();
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(fds[1], STDERR_FILENO);
+		close(fds[0]);
+		lua_sandbox *sb = make(100, 0);
+		char err[PB_ERR_MAX];
+		sandbox_run(sb, "stuck.lua", "return 1", 1, err);
+		sandbox_cpcall(sb, spin_forever, NULL, 0, err);
+		_exit(0);
+	}
+	close(fds[1]);
+	char out[4096];
+	size_t n = 0;
+	ssize_t got;
+	while (n + 1 < sizeof out && (got = read(fds[0], out + n, sizeof out - 1 - n)) > 0)
+		n += (size_t)got;
+	out[n] = '\0';
+	close(fds[0]);
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), PB_LUA_WATCHDOG_EXIT);
+	assert_true(mono_s() - t0 < 100 / 1000.0 + PB_LUA_WATCHDOG_GRACE_MS / 1000.0 + 5);
+	json_error_t je;
+	json_t *line = json_loads(out, 0, &je);
+	assert_non_null(line);
+	assert_string_equal(json_string_value(json_object_get(line, "level")), "error");
+	assert_true(strlen(json_string_value(json_object_get(line, "ts"))) == 24);
+	assert_non_null(strstr(json_string_value(json_object_get(line, "msg")),
+			       "template stuck.lua: a library call ran 2000 ms of CPU past the time limit of 100 ms"));
+	json_decref(line);
+}
+
+/* --- print --------------------------------------------------------------------------- */
+
+/* Runs code with stderr sent to a file; returns what was written (static buffer). */
+static const char *stderr_of(const char *code)
+{
+	static char out[1 << 16];
+	char path[320];
+	assert_int_equal(xsnprintf(path, sizeof path, "%s/stderr.txt", tmpdir), 0);
+	int fd = open(path, O_CREAT | O_TRUNC | O_RDWR, 0600);
+	assert_true(fd >= 0);
+	fflush(stderr);
+	int saved = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	lua_sandbox *sb = make(0, 0);
+	char err[PB_ERR_MAX];
+	int rc = sandbox_run(sb, "p.lua", code, 0, err);
+	sandbox_free(sb);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	assert_int_equal(rc, 0);
+	ssize_t n = pread(fd, out, sizeof out - 1, 0);
+	close(fd);
+	assert_true(n >= 0);
+	out[n] = '\0';
+	return out;
+}
+
+static const char *log_msg(const char *line, json_t **keep)
+{
+	*keep = json_loads(line, JSON_DISABLE_EOF_CHECK, NULL);
+	assert_non_null(*keep);
+	return json_string_value(json_object_get(*keep, "msg"));
+}
+
+/* print() cannot forge log lines or write a 16 MiB one: one JSON line, escaped, capped. */
+static void print_is_one_escaped_capped_log_line(void **state)
+{
+	(void)state;
+	json_t *v;
+	const char *out = stderr_of("print('a\\n{\"level\":\"error\"}\\r\\tb\\\\', 1, nil, '\\xff\\0\\xc3\\xa4')");
+	assert_non_null(strchr(out, '\n'));
+	assert_null(strchr(strchr(out, '\n') + 1, '\n'));
+	assert_string_equal(log_msg(out, &v),
+			    "template p.lua:1: print: a\\n{\"level\":\"error\"}\\r\\tb\\\\ 1 nil \\xFF\\x00\xc3\xa4");
+	json_decref(v);
+
+	out = stderr_of("print(('x'):rep(16 * 1024 * 1024))");
+	const char *msg = log_msg(out, &v);
+	assert_true(strlen(msg) <= PB_LUA_PRINT_MAX + strlen("template "));
+	assert_string_equal(msg + strlen(msg) - 6, "xxx...");
+	json_decref(v);
+
+	out = stderr_of("for i = 1, 1000 do print(i) end");
+	size_t lines = 0;
+	for (const char *p = out; (p = strchr(p, '\n')); p++)
+		lines++;
+	assert_int_equal(lines, PB_LUA_PRINT_LINES_MAX + 1);
+	assert_non_null(strstr(out, "more than 100 print lines; the rest are not logged"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -354,6 +673,12 @@ int main(void)
 		cmocka_unit_test(call_runs_entry_module),
 		cmocka_unit_test(finalizers_are_refused),
 		cmocka_unit_test(uuid_is_name_based_v5),
+		cmocka_unit_test(table_loops_are_bounded),
+		cmocka_unit_test(sort_and_find_are_bounded),
+		cmocka_unit_test(watchdog_stops_slow_instructions_and_calls),
+		cmocka_unit_test(total_time_limit_bounds_all_calls),
+		cmocka_unit_test(watchdog_ends_a_stuck_process),
+		cmocka_unit_test(print_is_one_escaped_capped_log_line),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

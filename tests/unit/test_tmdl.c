@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/names.h"
 #include "core/tmdl.h"
 #include "runtime/util.h"
 
@@ -279,15 +280,29 @@ static void syntax_errors(void **state)
 	assert_string_equal(err, "n.tmdl:2: NUL byte in text");
 	tmdl_model_free(m);
 
-	/* a name over the limit */
-	char *big = malloc(PB_NAME_MAX_BYTES + 16);
+	/* a name over the limit: Power BI's 512 characters take at most 1536 bytes */
+	char *big = malloc(PB_PBI_NAME_MAX_BYTES + 16);
 	assert_non_null(big);
 	memcpy(big, "table ", 6);
-	memset(big + 6, 'n', PB_NAME_MAX_BYTES + 1);
-	big[PB_NAME_MAX_BYTES + 7] = '\0';
+	memset(big + 6, 'n', PB_PBI_NAME_MAX_BYTES + 1);
+	big[PB_PBI_NAME_MAX_BYTES + 7] = '\0';
 	char want[128];
-	assert_int_equal(xsnprintf(want, sizeof want, "t.tmdl:1: name longer than %d bytes", PB_NAME_MAX_BYTES), 0);
+	assert_int_equal(xsnprintf(want, sizeof want, "t.tmdl:1: name longer than %d bytes", PB_PBI_NAME_MAX_BYTES), 0);
 	expect_error(big, PB_EINVAL, want);
+	/* and one of 512 three-byte characters is read */
+	char *ok = malloc(PB_PBI_NAME_MAX_BYTES + 32);
+	assert_non_null(ok);
+	memcpy(ok, "table '", 7);
+	for (int i = 0; i < PB_PBI_NAME_MAX_CHARS; i++)
+		memcpy(ok + 7 + 3 * i, "\xe2\x82\xac", 3);
+	memcpy(ok + 7 + PB_PBI_NAME_MAX_BYTES, "'\n", 3);
+	tmdl_model *m2 = tmdl_model_new();
+	assert_int_equal(tmdl_parse_buffer(m2, "ok.tmdl", ok, strlen(ok), want), 0);
+	assert_int_equal(tmdl_model_finish(m2, want), 0);
+	assert_int_equal(m2->n_tables, 1);
+	assert_int_equal(strlen(m2->tables[0].name), PB_PBI_NAME_MAX_BYTES);
+	tmdl_model_free(m2);
+	free(ok);
 	free(big);
 }
 
