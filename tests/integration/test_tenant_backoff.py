@@ -81,7 +81,7 @@ class PushTenantBackoff(harness.EmulatorStackTestCase):
         self.assertLess(self.worker_once(), 30)
         a = self.job(job_a)
         self.assertEqual((a["state"], a["error"]["code"]), ("queued", "rate_limited"), a)
-        self.assertIn("rows sent", a["error"]["message"])
+        self.assertIn("Retry-After 3600 s: sending goes on at ", a["error"]["message"])
         # another dataset on the same tenant, in a new worker process: no rows sent for the hour
         job_b = self.send(second)
         self.emu.control("POST", "clear-log")
