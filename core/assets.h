@@ -1,6 +1,6 @@
 /* The assets store: what imports brought in from Power BI (workspaces, semantic models,
  * reports, dashboards, data sources), keyed by (org, kind, Power BI id). Owns the tables
- * assets and asset_staging.
+ * assets, asset_sightings and asset_staging.
  *
  * A run stages what it scans (assets_stage, row by row as batches finish; staged rows
  * survive a worker restart), then assets_apply_run() applies the whole run in ONE
@@ -9,6 +9,16 @@
  * and drops them (assets_unstage): a worker that dies in between applies the same rows
  * again (nothing changes) instead of an empty run that would remove everything. A run
  * that fails before the apply leaves the previous assets untouched.
+ *
+ * An asset seen by several integrations is one asset. It belongs to one of them
+ * (integration_id): that integration's runs write its name and description, and its service
+ * principal refreshes the model (core/refresh.c). The others are its sightings. Who it
+ * belongs to: the integration with the richest access that sees it, scanner (the admin
+ * scanner APIs: tables, columns, expressions) before listing (the per-workspace listing
+ * APIs); among equals, the one it belongs to already; when that one no longer sees it, the
+ * other with scanner access first, then the one that has seen it longest. So a listing run
+ * never replaces what a scanner run recorded while a scanner integration still sees the asset,
+ * and an asset is marked removed only when no integration that covered it sees it any more.
  *
  * Every read takes the caller's org id: another org's assets are not found.
  * Ownership: pb_asset values are new; free with asset_free / assets_free. */
@@ -32,6 +42,7 @@ typedef struct pb_asset {
 	char *name;
 	char *details_json;             /* JSON object text (see docs/import.md "Assets") */
 	char *state;                    /* active, removed */
+	char *access;                   /* how integration_id sees Power BI: scanner, listing */
 	char created_at[PB_TIME_BUF], updated_at[PB_TIME_BUF];
 } pb_asset;
 
@@ -49,16 +60,27 @@ int assets_get_by_powerbi_id(pb_db *db, const char *org_id, const char *kind, co
  * ASCII), ordered by kind and name; at most PB_LIST_MAX_ITEMS. *out is a new array. */
 int assets_list(pb_db *db, const char *org_id, const char *kind, const char *q, pb_asset **out, size_t *n,
 		char *err);
-/* Active workspaces imported by an integration: *ids and *names are new arrays of *n new
- * strings (free each, then the arrays). For filtering before a scan. */
+/* Active workspaces an integration sees (its own and those it shares with another): *ids and
+ * *names are new arrays of *n new strings (free each, then the arrays). For filtering before
+ * a scan. */
 int assets_workspace_names(pb_db *db, const char *integration_id, char ***ids, char ***names, size_t *n,
 			   char *err);
 void asset_free(pb_asset *a);
 void assets_free(pb_asset *v, size_t n);
 
 /* {"id","kind","powerbi_id","workspace_powerbi_id","name","state","integration_id",
- *  "created_at","updated_at"} + "details" (parsed) when with_details. New reference. */
+ *  "access","created_at","updated_at"} + "details" (parsed) when with_details. New reference. */
 struct json_t *asset_json(const pb_asset *a, bool with_details);
+
+/* The integrations that see asset a now: *out (new) is
+ * [{"integration_id","name","access","refresh":bool}], the one it belongs to first (refresh
+ * true: its service principal refreshes the model); [] for a removed asset. */
+int assets_seen_by(pb_db *db, const pb_asset *a, struct json_t **out, char *err);
+
+/* Before integration_id is deleted: what belongs to it passes to another integration that
+ * sees it (the order above); the rest keeps its last state. Runs inside the caller's
+ * transaction. */
+int assets_integration_leaving(pb_db *db, const char *integration_id, char *err);
 
 /* ---- staging (one run) ---- */
 
@@ -81,10 +103,13 @@ typedef struct assets_counts {
 } assets_counts;
 
 /* Applies the staged run in one transaction (see above), staged lineage edges included; the
- * staging rows are kept (drop them with assets_unstage once the run is recorded). full:
- * remove every active asset of the integration not staged; else only those within the
- * staged "_scope" workspaces. */
+ * staging rows are kept (drop them with assets_unstage once the run is recorded). access:
+ * how the run saw Power BI, "scanner" or "listing". full: the run covers every asset the
+ * integration sees; else only those within the staged "_scope" workspaces. What it covers and
+ * did not see: the integration's sightings go, its own assets pass to another integration that
+ * sees them or are marked removed. counts: the integration's active assets after the run (its
+ * own and those it sees that belong to another); added / changed / removed by this run. */
 int assets_apply_run(pb_db *db, const char *org_id, const char *integration_id, const char *run_id, bool full,
-		     assets_counts *counts, char *err);
+		     const char *access, assets_counts *counts, char *err);
 
 #endif

@@ -15,6 +15,7 @@
 #include "core/integrations.h"
 #include "core/mlineage.h"
 #include "core/pbi_session.h"
+#include "core/tenant_backoff.h"
 #include "msapi/powerbi.h"
 #include "msapi/scanner.h"
 #include "runtime/crypto.h"
@@ -29,6 +30,7 @@
 #define SCAN_FAILURES_MAX 3        /* a batch whose scan fails this often fails the run */
 #define DOCTOR_SCAN_MAX_MS 60000   /* the doctor's one scan */
 #define MAX_WARNINGS 50
+#define BACKOFF_CHECK_MS 2000      /* how often a scan in progress looks for the tenant's back-off */
 
 /* ================= filter rules (Lua) ================= */
 
@@ -234,13 +236,19 @@ typedef struct ingest_run {
 	char mode[16];              /* full, incremental, listing */
 	scanner_opts sopts;
 	long poll_ms, poll_max_ms, budget_per_hour;
-	size_t batches_total, batches_done, scans_started, max_in_flight, workspaces_planned;
+	size_t batches_total, batches_done, max_in_flight, workspaces_planned;
+	long scans_started;         /* over every attempt of the run (integration_scans.scans) */
 	size_t models_seen, models_with_tables, models_with_sources;
 	int64_t ms_fetch, ms_stage, ms_poll_wait, ms_apply;   /* where a run's time went */
 	struct port_match *ports;   /* the org's Snowflake / Databricks output ports */
 	size_t nports;
 	struct published *published;   /* models pbiport published: Power BI id -> consumer product */
 	size_t npublished;
+	const char *doing;              /* what the run asks Power BI now, for the tenant's back-off */
+	bool throttle_noted;            /* a 429 of this attempt is in the tenant's back-off */
+	int64_t backoff_checked_ms;     /* when the run last looked at the tenant's back-off */
+	bool held;                      /* ... and found it: the tenant must wait (held_by) */
+	tenant_backoff held_by;
 } ingest_run;
 
 struct published {
@@ -403,8 +411,10 @@ static int scan_set(pb_db *db, const char *run_id, long batch, const char *scan_
 	sqlite3_stmt *st = NULL;
 	char now[PB_TIME_BUF];
 	pb_now(now);
-	int rc = db_prepare(db, "UPDATE integration_scans SET scan_id = ?, state = ?, started_at = ? "
-			    "WHERE run_id = ? AND batch = ?", &st, err);
+	/* scans: getInfo calls that started a scan of the batch, over every attempt of the run */
+	int rc = db_prepare(db, "UPDATE integration_scans SET scan_id = ?1, state = ?2, started_at = ?3, "
+			    "scans = scans + CASE WHEN ?1 IS NULL THEN 0 ELSE 1 END WHERE run_id = ?4 AND batch = ?5",
+			    &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, scan_id, err)) && !(rc = db_bind_text(st, 2, state, err)) &&
 	    !(rc = db_bind_text(st, 3, scan_id ? now : NULL, err)) && !(rc = db_bind_text(st, 4, run_id, err))) {
 		sqlite3_bind_int64(st, 5, batch);
@@ -422,6 +432,24 @@ static int scans_insert(pb_db *db, const char *run_id, long batch, const char *i
 	if (!rc && !(rc = db_bind_text(st, 1, run_id, err)) && !(rc = db_bind_text(st, 3, ids_json, err))) {
 		sqlite3_bind_int64(st, 2, batch);
 		rc = db_exec(db, st, err);
+	}
+	db_done(st);
+	return rc;
+}
+
+/* Workspace scans the run started, over all its attempts (a resumed run counts the scans of
+ * the worker before it). */
+static int scans_started(pb_db *db, const char *run_id, long *n, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db, "SELECT COALESCE(SUM(scans), 0) FROM integration_scans WHERE run_id = ?", &st, err);
+	*n = 0;
+	if (!rc && !(rc = db_bind_text(st, 1, run_id, err))) {
+		int r = db_row(db, st, err);
+		if (r < 0)
+			rc = r;
+		else if (r == 1)
+			*n = (long)sqlite3_column_int64(st, 0);
 	}
 	db_done(st);
 	return rc;
@@ -944,9 +972,48 @@ out:
 
 /* ---- scanning ---- */
 
+/* Why a run goes back to the queue, and for how long. */
+typedef struct scan_state {
+	long retry_ms;
+	char retry_code[32];
+} scan_state;
+
 static bool must_stop(const ingest_run *r)
 {
 	return r->ctx && ((r->ctx->stop && *r->ctx->stop) || atomic_load(&r->ctx->lease_lost));
+}
+
+/* ---- the tenant's back-off (core/tenant_backoff.h): the scanner APIs' budget is the
+ * tenant's, so a 429 one integration got holds back every integration on the tenant ---- */
+
+/* Looks whether the tenant's scanner callers must wait now: r->held, r->held_by. */
+static int backoff_check(ingest_run *r, char *err)
+{
+	bool waiting = false;
+	int rc = tenant_backoff_get(r->db, r->integ->tenant_id, TB_SCANNER, &r->held_by, &waiting, err);
+	r->backoff_checked_ms = pb_mono_ms();
+	if (!rc)
+		r->held = waiting;
+	return rc;
+}
+
+/* The run waits for the tenant's back-off: the job goes back to the queue until it ends (the
+ * plan and the scans started are kept). */
+static int hold_run(ingest_run *r, scan_state *ss, char *err)
+{
+	ss->retry_ms = (long)r->held_by.wait_ms;
+	xsnprintf(ss->retry_code, sizeof ss->retry_code, "tenant_backoff");
+	return pb_err(err, PB_EIO, "waiting until %s: Power BI asked every scanner caller on tenant %s to wait (%s)",
+		      r->held_by.until, r->integ->tenant_id, r->held_by.reason);
+}
+
+/* Power BI answered a scanner call with 429: every scanner caller on the tenant waits. */
+static void note_throttled(ingest_run *r, long retry_after_s)
+{
+	if (!r->throttle_noted)
+		r->throttle_noted = tenant_backoff_record(r->db, r->integ->tenant_id, TB_SCANNER, retry_after_s,
+							  "integration '%s' (%s) %s", r->integ->name, r->integ->id,
+							  r->doing ? r->doing : "calling the scanner APIs");
 }
 
 static int ids_from_json(const char *text, char ***out, size_t *n, char *err)
@@ -974,11 +1041,6 @@ static int ids_from_json(const char *text, char ***out, size_t *n, char *err)
 	return 0;
 }
 
-typedef struct scan_state {
-	long retry_ms;
-	char retry_code[32];
-} scan_state;
-
 /* One round of scanning: rows[k] is the scanner's batch k. */
 struct scan_round {
 	ingest_run *r;
@@ -1003,7 +1065,6 @@ static int round_started(void *ctx, size_t k, const char *scan_id, char *err)
 	free(row->scan_id);
 	row->scan_id = copy;
 	xsnprintf(row->state, sizeof row->state, "scanning");
-	sr->r->scans_started++;
 	return PB_OK;
 }
 
@@ -1041,6 +1102,8 @@ static int round_failed(void *ctx, size_t k, int rc, const char *msg, char *err)
 	ingest_run *r = sr->r;
 	scan_row *row = sr->rows[k];
 	const msapi_last *l = &r->api->last;
+	if (l->status == 429)
+		note_throttled(r, l->retry_after_s);
 	if (l->status == 429 || l->status == 0 || l->status >= 500)
 		return pb_err(err, rc < 0 ? rc : PB_EIO, "%s", msg);
 	if (++row->failures >= SCAN_FAILURES_MAX)
@@ -1051,9 +1114,20 @@ static int round_failed(void *ctx, size_t k, int rc, const char *msg, char *err)
 	return scan_set(r->db, r->run->id, row->batch, NULL, "pending", err);
 }
 
+/* Asked before each reply: the worker stops, or another job got the tenant a back-off (looked
+ * at every BACKOFF_CHECK_MS). */
 static bool round_stop(void *ctx)
 {
-	return must_stop(((struct scan_round *)ctx)->r);
+	ingest_run *r = ((struct scan_round *)ctx)->r;
+	if (must_stop(r))
+		return true;
+	if (!r->held && pb_mono_ms() - r->backoff_checked_ms >= BACKOFF_CHECK_MS) {
+		char err[PB_ERR_MAX];
+		/* the store unreadable for a moment does not stop the scan: it is asked again */
+		if (backoff_check(r, err))
+			log_event("warn", NULL, "run %s: tenant back-off not read: %s", r->run->id, err);
+	}
+	return r->held;
 }
 
 /* Up to 16 scans in flight, their results fetched in parallel (scanner_scan_batches). A
@@ -1095,6 +1169,12 @@ static int scan_loop(ingest_run *r, scan_state *ss, char *err)
 			rc = pb_err(err, PB_EIO, "the worker stopped; the run resumes from its saved scans");
 			goto out;
 		}
+		if ((rc = backoff_check(r, err)))
+			goto out;
+		if (r->held) {
+			rc = hold_run(r, ss, err);
+			goto out;
+		}
 		k = 0;
 		/* scans already running at Power BI first: they need no slot of the budget */
 		for (size_t i = 0; i < n; i++)
@@ -1134,7 +1214,9 @@ static int scan_loop(ingest_run *r, scan_state *ss, char *err)
 					msapi_strv_free(ids[i], b[i].n);
 				ids[i] = NULL;
 			}
-			if (rc && must_stop(r)) {
+			if (rc && r->held && !r->throttle_noted) {
+				rc = hold_run(r, ss, err);
+			} else if (rc && must_stop(r)) {
 				ss->retry_ms = 1;
 				xsnprintf(ss->retry_code, sizeof ss->retry_code, "worker_stopped");
 				rc = pb_err(err, PB_EIO, "the worker stopped; the run resumes from its saved scans");
@@ -1432,9 +1514,19 @@ int ingest_job(pb_job_ctx *ctx)
 		goto out;
 	if (cp_mode) {
 		xsnprintf(r.mode, sizeof r.mode, "%s", cp_mode);
+		/* a resumed run counts what its earlier attempts planned */
+		r.workspaces_planned = (size_t)json_integer_value(json_object_get(ctx->checkpoint, "workspaces"));
 	} else {
 		if ((rc = job_phase(ctx, "planning", 5)))
 			goto out;
+		/* another job's 429 holds this one before it calls the scanner APIs at all */
+		if ((rc = backoff_check(&r, err)))
+			goto out;
+		if (r.held) {
+			rc = hold_run(&r, &ss, err);
+			goto failed;
+		}
+		r.doing = "listing the workspaces to scan";
 		rc = plan_run(&r, &refused, err);
 		if (rc && !refused)
 			goto failed;
@@ -1445,10 +1537,12 @@ int ingest_job(pb_job_ctx *ctx)
 			if (rc)
 				goto failed;
 		}
-		if ((rc = job_checkpoint(ctx, "mode", json_string(r.mode))) ||
+		if ((rc = job_checkpoint(ctx, "workspaces", json_integer((json_int_t)r.workspaces_planned))) ||
+		    (rc = job_checkpoint(ctx, "mode", json_string(r.mode))) ||
 		    (rc = integration_run_start(r.db, rid, r.mode, err)))
 			goto out;
 	}
+	r.doing = "scanning workspaces";
 	if (strcmp(r.mode, "listing") && (rc = scan_loop(&r, &ss, err)))
 		goto failed;
 	if ((rc = job_phase(ctx, "applying", 95)))
@@ -1456,7 +1550,9 @@ int ingest_job(pb_job_ctx *ctx)
 	schema_warnings(&r);
 	assets_counts c;
 	int64_t t_apply = pb_mono_ms();
-	if ((rc = assets_apply_run(r.db, r.integ->org_id, r.integ->id, rid, strcmp(r.mode, "incremental") != 0, &c, err)))
+	if ((rc = assets_apply_run(r.db, r.integ->org_id, r.integ->id, rid, strcmp(r.mode, "incremental") != 0,
+				   strcmp(r.mode, "listing") ? "scanner" : "listing", &c, err)) ||
+	    (rc = scans_started(r.db, rid, &r.scans_started, err)))
 		goto failed;
 	r.ms_apply = pb_mono_ms() - t_apply;
 	char perr[PB_ERR_MAX];
@@ -1493,13 +1589,25 @@ failed:
 	xsnprintf(tcode, sizeof tcode, "%s", ss.retry_code);
 	if (after || transient_failure(&r, rc, &after, tcode)) {
 		char werr[PB_ERR_MAX];
+		/* a 429 from the scanner APIs holds back every scanner caller on the tenant; the
+		 * listing APIs' limits are each service principal's own */
+		if (!strcmp(tcode, "throttled") && strcmp(r.mode, "listing"))
+			note_throttled(&r, after / 1000);
 		if (save_warnings(&r, werr))
 			log_event("warn", NULL, "run %s: warnings not saved: %s", rid, werr);
 		if (ctx->job->attempts >= ctx->job->max_attempts) {
 			rc = fail_run(&r, tcode, err);
 		} else {
-			char msg[PB_ERR_MAX];
+			char msg[PB_ERR_MAX], until[PB_TIME_BUF];
 			xsnprintf(msg, sizeof msg, "%s", err);
+			/* the run says why it waits and until when (a worker's own back-off: not known) */
+			if (after > 1) {
+				pb_time_in(after, until);
+				if (strcmp(tcode, "tenant_backoff"))   /* whose message says it already */
+					xsnprintf(msg, sizeof msg, "%s; the run goes on at %s", err, until);
+				if (integration_run_wait(r.db, rid, until, msg, werr))
+					log_event("warn", NULL, "run %s: wait not recorded: %s", rid, werr);
+			}
 			rc = job_retry_later(ctx, after, tcode, "%s", msg);
 		}
 		goto out;
@@ -1609,6 +1717,14 @@ static int doctor_scan(msapi *api, char **ids, size_t n, scan_result *res, json_
 	return rc;
 }
 
+/* A 429 the doctor got from the scanner APIs holds back the tenant's scanner callers too. */
+static void doctor_throttled(pb_db *db, const char *tenant_id, const char *client_id, const msapi *api)
+{
+	if (api->last.status == 429)
+		tenant_backoff_record(db, tenant_id, TB_SCANNER, api->last.retry_after_s,
+				      "the permission doctor for app %s", client_id);
+}
+
 int ingest_doctor(pb_db *db, const char *tenant_id, const char *client_id, const char *client_secret,
 		  json_t **report, char *err)
 {
@@ -1656,8 +1772,23 @@ int ingest_doctor(pb_db *db, const char *tenant_id, const char *client_id, const
 		add_check(checks, "workspace_roles", -1, "not checked", FIX_ROLES);
 		goto done;
 	}
+	tenant_backoff tb;
+	bool waiting = false;
+	if ((rc = tenant_backoff_get(db, tenant_id, TB_SCANNER, &tb, &waiting, err)))
+		goto out;
+	if (waiting) {
+		/* the scanner APIs are not asked while the tenant must wait */
+		xsnprintf(msg, sizeof msg, "not checked: Power BI asked every scanner caller on this tenant to wait until %s "
+			  "(%s)", tb.until, tb.reason);
+		add_check(checks, "admin_api_access", -1, msg, FIX_ADMIN);
+		add_check(checks, "detailed_metadata", -1, msg, FIX_METADATA);
+		add_check(checks, "mashup_expressions", -1, msg, FIX_EXPRESSIONS);
+		add_check(checks, "workspace_roles", -1, msg, FIX_ROLES);
+		goto done;
+	}
 	if (scanner_modified(&s.api, NULL, true, &ids, &n, sub)) {
 		if (!admin_refused(&s.api)) {
+			doctor_throttled(db, tenant_id, client_id, &s.api);
 			rc = pb_err(err, PB_EIO, "Power BI could not be asked: %s", sub);
 			goto out;
 		}
@@ -1682,6 +1813,7 @@ int ingest_doctor(pb_db *db, const char *tenant_id, const char *client_id, const
 			add_check(checks, "detailed_metadata", -1, msg, FIX_METADATA);
 			add_check(checks, "mashup_expressions", -1, msg, FIX_EXPRESSIONS);
 		} else if (doctor_scan(&s.api, ids, n, &res, &raw, sub)) {
+			doctor_throttled(db, tenant_id, client_id, &s.api);
 			xsnprintf(msg, sizeof msg, "not checked: the test scan failed (%s)", sub);
 			add_check(checks, "detailed_metadata", -1, msg, FIX_METADATA);
 			add_check(checks, "mashup_expressions", -1, msg, FIX_EXPRESSIONS);

@@ -13,10 +13,17 @@
  *     worker that dies resumes polling them. Status polls back off from
  *     PBIPORT_SCAN_POLL_MS (default 2000) to PBIPORT_SCAN_POLL_MAX_MS (default 60000).
  *     Each finished batch is filtered (Lua rule) and staged in one transaction;
- *  4. apply: assets_apply_run() in one transaction, then lineage edges, then the run's counts.
+ *  4. apply: assets_apply_run() in one transaction (an asset other integrations see too stays
+ *     one asset, core/assets.h), then lineage edges, then the run's counts (over every
+ *     attempt of the run: a resumed run counts the workspaces planned and scans started before).
  * When admin APIs are refused, the per-workspace listing APIs are used instead and the run
  * carries a warning saying what that loses. A Retry-After longer than the msapi wait budget
- * puts the job back in the queue for that long (the plan and finished batches are kept).
+ * puts the job back in the queue for that long (the plan and finished batches are kept), and
+ * a 429 from the scanner APIs is recorded for the tenant (core/tenant_backoff.h): every run on
+ * the tenant then waits in the queue until it ends, checked before planning, before each scan
+ * round and every 2 s while scanning. A run put back in the queue records why and until when
+ * (integration_run_wait, shown as the run's "waiting"). The permission doctor does not call
+ * the scanner APIs while the tenant waits.
  *
  * Env: PBIPORT_SCAN_POLL_MS, PBIPORT_SCAN_POLL_MAX_MS, PBIPORT_SCAN_BUDGET_PER_HOUR. */
 #ifndef PBIPORT_INGEST_H

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/assets.h"
 #include "core/connections.h"
 #include "core/cron.h"
 #include "runtime/crypto.h"
@@ -22,6 +23,18 @@
 static const char *const filter_keys[] = { "workspaces", "semantic_models", "reports", NULL };
 
 /* ---------------- validation ---------------- */
+
+int integration_check_ids(const char *tenant_id, const char *client_id, char *err)
+{
+	/* a GUID, not a domain name: the tenant's Power BI budget and back-off are keyed by it */
+	if (tenant_id && !str_is_guid(tenant_id))
+		return pb_err(err, PB_EINVAL, "tenant_id: expected the Entra directory (tenant) id, a GUID like "
+			      "00000000-0000-0000-0000-000000000000 (Entra ID > Overview > Tenant ID)");
+	if (client_id && !str_is_guid(client_id))
+		return pb_err(err, PB_EINVAL, "client_id: expected the application (client) id, a GUID like "
+			      "00000000-0000-0000-0000-000000000000 (App registrations > the app > Overview)");
+	return 0;
+}
 
 static int check_pattern(const char *where, const char *p, char *err)
 {
@@ -128,18 +141,6 @@ static int get_string(const json_t *body, const char *key, bool required, size_t
 	return 0;
 }
 
-/* Entra tenant ids are GUIDs or domain names; client ids are GUIDs. */
-static bool id_text_ok(const char *s, bool domain_ok)
-{
-	size_t n = strlen(s);
-	if (!n || n > 253)
-		return false;
-	for (const char *c = s; *c; c++)
-		if (!isalnum((unsigned char)*c) && *c != '-' && !(domain_ok && *c == '.'))
-			return false;
-	return true;
-}
-
 static bool rule_name_ok(const char *s)
 {
 	if (!*s || strlen(s) > 128 || *s == '.')
@@ -173,10 +174,8 @@ int integration_parse(const json_t *body, bool create, integration_input *in, ch
 		return pb_err(err, PB_EINVAL, "name must not be empty");
 	if (in->type && strcmp(in->type, "powerbi"))
 		return pb_err(err, PB_EINVAL, "type: only \"powerbi\" is supported");
-	if (in->tenant_id && !id_text_ok(in->tenant_id, true))
-		return pb_err(err, PB_EINVAL, "tenant_id: expected the Entra tenant id (a GUID) or domain");
-	if (in->client_id && !id_text_ok(in->client_id, false))
-		return pb_err(err, PB_EINVAL, "client_id: expected the application (client) id, a GUID");
+	if ((rc = integration_check_ids(in->tenant_id, in->client_id, err)))
+		return rc;
 	if (in->client_secret && !*in->client_secret)
 		return pb_err(err, PB_EINVAL, "client_secret must not be empty");
 	if (in->filter_rule && *in->filter_rule && !rule_name_ok(in->filter_rule))
@@ -556,11 +555,23 @@ out:
 int integrations_delete(pb_db *db, const char *org_id, const char *id, char *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = db_prepare(db, "DELETE FROM integrations WHERE id = ? AND org_id = ?", &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, id, err)) && !(rc = db_bind_text(st, 2, org_id, err)) &&
+	pb_integration *cur = NULL;
+	/* found in this org first: assets of another org's integration are not touched */
+	int rc = integrations_get(db, org_id, id, &cur, err);
+	integration_free(cur);
+	if (rc || (rc = db_begin(db, err)))
+		return rc;
+	/* what belongs to it passes to another integration that sees it (core/assets.h) */
+	if (!(rc = assets_integration_leaving(db, id, err)) &&
+	    !(rc = db_prepare(db, "DELETE FROM integrations WHERE id = ? AND org_id = ?", &st, err)) &&
+	    !(rc = db_bind_text(st, 1, id, err)) && !(rc = db_bind_text(st, 2, org_id, err)) &&
 	    !(rc = db_exec(db, st, err)) && sqlite3_changes(db_sqlite(db)) == 0)
 		rc = pb_err(err, PB_ENOTFOUND, "no integration %s", id);
 	db_done(st);
+	if (rc)
+		db_rollback(db);
+	else
+		rc = db_commit(db, err);
 	return rc;
 }
 
@@ -591,6 +602,8 @@ static void run_clear(pb_run *r)
 	free(r->warnings_json);
 	free(r->error_code);
 	free(r->error_message);
+	free(r->wait_until);
+	free(r->wait_reason);
 }
 
 void run_free(pb_run *r)
@@ -609,7 +622,7 @@ void runs_free(pb_run *v, size_t n)
 }
 
 #define RUN_COLS "id, integration_id, org_id, job_id, trigger, state, mode, started_at, finished_at, " \
-	"counts_json, warnings_json, error_code, error_message, created_at"
+	"counts_json, warnings_json, error_code, error_message, created_at, wait_until, wait_reason"
 
 static int read_run(sqlite3_stmt *st, pb_run *r, char *err)
 {
@@ -629,6 +642,8 @@ static int read_run(sqlite3_stmt *st, pb_run *r, char *err)
 	r->error_code = db_col_dup(st, 11, &ok);
 	r->error_message = db_col_dup(st, 12, &ok);
 	xsnprintf(r->created_at, sizeof r->created_at, "%s", db_col_text(st, 13));
+	r->wait_until = db_col_dup(st, 14, &ok);
+	r->wait_reason = db_col_dup(st, 15, &ok);
 	if (!ok) {
 		run_clear(r);
 		return pb_err(err, PB_ENOMEM, "out of memory");
@@ -802,7 +817,14 @@ int integration_run_start(pb_db *db, const char *run_id, const char *mode, char 
 	pb_now(now);
 	const char *a[] = { mode, now, run_id };
 	return exec_run_sql(db, "UPDATE integration_runs SET state = 'running', mode = ?, "
-			    "started_at = COALESCE(started_at, ?) WHERE id = ?", a, 3, err);
+			    "started_at = COALESCE(started_at, ?), wait_until = NULL, wait_reason = NULL WHERE id = ?", a,
+			    3, err);
+}
+
+int integration_run_wait(pb_db *db, const char *run_id, const char *until, const char *reason, char *err)
+{
+	const char *a[] = { until, reason, run_id };
+	return exec_run_sql(db, "UPDATE integration_runs SET wait_until = ?, wait_reason = ? WHERE id = ?", a, 3, err);
 }
 
 int integration_run_warnings(pb_db *db, const char *run_id, const char *warnings_json, char *err)
@@ -828,7 +850,8 @@ int integration_run_finish(pb_db *db, const char *run_id, bool ok, const char *c
 	const char *c[] = { r->integration_id, r->integration_id };
 	if ((rc = exec_run_sql(db, "UPDATE integration_runs SET state = ?, finished_at = ?, "
 			       "counts_json = COALESCE(?, counts_json), warnings_json = COALESCE(?, warnings_json), "
-			       "error_code = ?, error_message = ?, started_at = COALESCE(started_at, ?) WHERE id = ?",
+			       "error_code = ?, error_message = ?, started_at = COALESCE(started_at, ?), "
+			       "wait_until = NULL, wait_reason = NULL WHERE id = ?",
 			       a, 8, err)) ||
 	    (ok && (rc = exec_run_sql(db, "UPDATE integrations SET last_success_at = ? WHERE id = ?", b, 2, err))) ||
 	    (rc = exec_run_sql(db, "DELETE FROM integration_runs WHERE integration_id = ? AND id NOT IN "
@@ -851,14 +874,18 @@ json_t *run_json(const pb_run *r)
 	json_t *warnings = json_loads(r->warnings_json ? r->warnings_json : "[]", 0, NULL);
 	json_t *error = r->error_code || r->error_message
 		? json_pack("{s:s?, s:s?}", "code", r->error_code, "message", r->error_message) : json_null();
-	if (!counts || !warnings || !error) {
+	/* a run put back in the queue says why it waits and until when */
+	bool waits = r->wait_until && (!strcmp(r->state, "queued") || !strcmp(r->state, "running"));
+	json_t *waiting = waits ? json_pack("{s:s, s:s?}", "until", r->wait_until, "reason", r->wait_reason) : json_null();
+	if (!counts || !warnings || !error || !waiting) {
 		json_decref(counts);
 		json_decref(warnings);
 		json_decref(error);
+		json_decref(waiting);
 		return NULL;
 	}
-	return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:o, s:o, s:o, s:s}", "id", r->id,
+	return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:o, s:o, s:o, s:o, s:s}", "id", r->id,
 			 "integration_id", r->integration_id, "trigger", r->trigger, "state", r->state, "mode", r->mode,
 			 "job_id", r->job_id, "started_at", r->started_at, "finished_at", r->finished_at, "counts",
-			 counts, "warnings", warnings, "error", error, "created_at", r->created_at);
+			 counts, "warnings", warnings, "error", error, "waiting", waiting, "created_at", r->created_at);
 }

@@ -49,6 +49,9 @@ typedef struct integration_input {
 	bool schedule_set;
 } integration_input;
 
+/* tenant_id and client_id (either may be NULL: not checked) must be GUIDs; PB_EINVAL naming
+ * the field. */
+int integration_check_ids(const char *tenant_id, const char *client_id, char *err);
 /* Checks a request body (unknown fields, types, ids, filters, rule name, schedule and its
  * interval). create: the required fields must be there. PB_EINVAL with a message. */
 int integration_parse(const struct json_t *body, bool create, integration_input *in, char *err);
@@ -59,6 +62,7 @@ int integrations_create(pb_db *db, const pb_config *cfg, const char *org_id, con
 			const integration_input *in, pb_integration **out, bool *conflict, char *err);
 int integrations_update(pb_db *db, const pb_config *cfg, const char *org_id, const char *id,
 			const integration_input *in, pb_integration **out, bool *conflict, char *err);
+/* What belonged to the integration passes to another that sees it (core/assets.h). */
 int integrations_delete(pb_db *db, const char *org_id, const char *id, char *err);
 /* org_id NULL: any org (the worker, which got the id from its own job). */
 int integrations_get(pb_db *db, const char *org_id, const char *id, pb_integration **out, char *err);
@@ -97,6 +101,7 @@ typedef struct pb_run {
 	char *warnings_json;              /* array of strings */
 	char *error_code, *error_message;
 	char created_at[PB_TIME_BUF];
+	char *wait_until, *wait_reason;   /* why a queued run waits and until when; NULL when it does not */
 } pb_run;
 
 /* Queues a run (trigger "manual" or "schedule"): a run row and an "ingest" job. When one is
@@ -109,8 +114,11 @@ int integration_run_submit(pb_db *db, const char *org_id, const char *user_id, c
 int integration_runs_list(pb_db *db, const char *org_id, const char *integration_id, pb_run **out, size_t *n,
 			  char *err);
 int integration_run_get(pb_db *db, const char *run_id, pb_run **out, char *err);
-/* queued -> running (started_at set on the first start only), with the mode. */
+/* queued -> running (started_at set on the first start only), with the mode; clears the wait. */
 int integration_run_start(pb_db *db, const char *run_id, const char *mode, char *err);
+/* The run goes back to the queue until `until` (ISO-8601 UTC) because of reason (one line):
+ * shown as "waiting" while it is queued. */
+int integration_run_wait(pb_db *db, const char *run_id, const char *until, const char *reason, char *err);
 /* Records warnings (JSON array text) while the run goes on. */
 int integration_run_warnings(pb_db *db, const char *run_id, const char *warnings_json, char *err);
 /* Ends a run: state "succeeded" or "failed", counts (JSON object text or NULL), warnings
@@ -121,7 +129,8 @@ int integration_run_finish(pb_db *db, const char *run_id, bool ok, const char *c
 void run_free(pb_run *r);
 void runs_free(pb_run *v, size_t n);
 /* {"id","integration_id","trigger","state","mode","job_id","started_at","finished_at",
- *  "counts":{...},"warnings":[...],"error":{"code","message"}|null,"created_at"} */
+ *  "counts":{...},"warnings":[...],"error":{"code","message"}|null,
+ *  "waiting":{"until","reason"}|null,"created_at"} */
 struct json_t *run_json(const pb_run *r);
 
 #endif

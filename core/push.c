@@ -14,6 +14,7 @@
 #include "core/connections.h"
 #include "core/identity.h"
 #include "core/pbi_session.h"
+#include "core/tenant_backoff.h"
 #include "msapi/powerbi.h"
 #include "runtime/crypto.h"
 #include "runtime/json_body.h"
@@ -2361,6 +2362,15 @@ static int send_chunk(send_ctx *sc, long seq, const char *body, size_t len, long
 			break;
 		/* Power BI's own Retry-After is the wait; the limiter is asked again afterwards */
 		long ra = sc->api->last.retry_after_s > 0 ? sc->api->last.retry_after_s : 1;
+		if (ra * 1000L > PB_PUSH_WAIT_INLINE_MS) {
+			/* an hour-long Retry-After frees the worker too: the job comes back then */
+			char until[PB_TIME_BUF];
+			pb_time_in(ra * 1000LL, until);
+			sc->defer_ms = ra * 1000LL;
+			rc = pb_err(err, PB_ELIMIT, "Power BI answered 429 with Retry-After %ld s: sending goes on at %s", ra,
+				    until);
+			break;
+		}
 		pb_sleep_interruptible(ra * 1000, sc->stop);
 		if (sc->stop && *sc->stop)
 			break;
@@ -2956,6 +2966,16 @@ int push_rows_job(pb_job_ctx *ctx)
 		goto out;
 	}
 	sc.api = &s.api;
+	/* Power BI's push budget is the tenant's: a Retry-After another job got holds this one
+	 * too, in the queue rather than in the worker (core/tenant_backoff.h) */
+	char tenant[PB_PBI_ID_MAX + 1] = "";
+	push_conn *pc = NULL;
+	bool held = false;
+	if (!(rc = conn_get(ctx->db, NULL, d->connection_id, &pc, ctx->err)))
+		xsnprintf(tenant, sizeof tenant, "%s", pc->tenant_id);
+	conn_free(pc);
+	if (rc || (rc = tenant_backoff_hold_job(ctx, tenant, TB_PUSH, NULL, &held)))
+		goto out;
 	if ((rc = job_phase(ctx, "sending", total ? (int)(jc.accepted * 100 / total) : 0)))
 		goto out;
 	for (;;) {
@@ -3017,6 +3037,9 @@ int push_rows_job(pb_job_ctx *ctx)
 		if ((rc = send_chunk(&sc, c.seq, sbuf_str(&body), body.len, c.nrows, true, NULL, ctx->err))) {
 			if (sc.unknown)
 				continue; /* the chunk is still 'sending': the next round finds out */
+			if (s.api.last.status == 429)   /* holds back every push caller on the tenant */
+				tenant_backoff_record(ctx->db, tenant, TB_PUSH, s.api.last.retry_after_s,
+						      "push job %s sending rows to dataset %s", ctx->job->id, d->powerbi_id);
 			if (rc == PB_ELIMIT && sc.defer_ms)
 				rc = job_again(ctx, (long)sc.defer_ms, "rate_limited", jc.accepted, total);
 			else if (s.api.last.status == 429 || s.api.last.status >= 500 || !s.api.last.status)

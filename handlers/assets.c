@@ -1,5 +1,5 @@
-/* GET /api/assets[?type=&q=], GET /api/assets/{id}: what imports brought in (any member of
- * the org); POST /api/data-products/from-asset: govern an asset as a data product. */
+/* GET /api/assets[?type=&q=], GET /api/assets/{id} (with the integrations that see it): what
+ * imports brought in (any member of the org); POST /api/data-products/from-asset: govern an asset as a data product. */
 #include <jansson.h>
 #include <string.h>
 
@@ -33,9 +33,23 @@ int assets_list_handler(struct req *r)
 int assets_get_handler(struct req *r)
 {
 	pb_asset *a = NULL;
+	json_t *o = NULL, *seen = NULL;
 	int rc = assets_get(r->db, r->who.org_id, req_capture(r, "id"), &a, r->err);
 	if (!rc)
-		rc = req_reply_json_new(r, 200, asset_json(a, true));
+		rc = assets_seen_by(r->db, a, &seen, r->err);
+	if (!rc) {
+		/* which integrations see it, the one whose credentials refresh it first */
+		o = asset_json(a, true);
+		if (!o) {
+			json_decref(seen);
+		} else if (json_object_set_new(o, "seen_by", seen)) {   /* takes seen */
+			json_decref(o);
+			o = NULL;
+		}
+		seen = NULL;
+		rc = req_reply_json_new(r, 200, o);
+	}
+	json_decref(seen);
 	asset_free(a);
 	return rc;
 }

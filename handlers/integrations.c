@@ -199,6 +199,8 @@ int integrations_test_unsaved_handler(struct req *r)
 		rc = req_reply_error(r, 400, "bad_request", "%s", r->err);
 	else if (!t || !*t || !c || !*c || !s || !*s)
 		rc = req_reply_error(r, 400, "bad_request", "tenant_id, client_id and client_secret are required");
+	else if (integration_check_ids(t, c, r->err))
+		rc = req_reply_error(r, 400, "bad_request", "%s", r->err);
 	else
 		rc = doctor_reply(r, t, c, s);
 	json_decref(body);

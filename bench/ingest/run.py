@@ -65,6 +65,17 @@ HISTORY = [
     "read while the next scan runs; lineage edges written by one INSERT ... SELECT instead of one insert per "
     "edge: 25.8 / 3.3 / 7.2 (82%), and the table above (its peak RSS fell from 165 to 41 MiB with the worker "
     "opening the database without the memory mapping, an earlier change).",
+    "  - 2026-12-06 01:24-01:29, assets shared by integrations (sql/0011: an asset seen by "
+    "several integrations is one asset; the other integrations are rows of asset_sightings, written only when "
+    "integrations overlap) and the tenant back-off looked up before each scan round and every 2 s while scanning "
+    "(sql/0012): three runs each, one after another with the code before it (BENCH_BIN_DIR; load average 2.6-3.7): "
+    "full run 26.5 / 26.5 / 25.5 s against 25.2 / 26.4 / 26.0 s before (medians 26.5 and 26.0, +1.8%); "
+    "incremental 0.57 / 0.57 / 0.60 s against 0.50 / 0.56 / 0.58 s (+1.2%). The apply alone, timed in CPU "
+    "by bench/ingest/apply.c with 170000 staged assets (median of three): all new 4.27 s against 4.24 s, all "
+    "unchanged 2.68 s against 2.58 s, an incremental run that scanned nothing 0.178 s against 0.173 s; counting "
+    "an integration's own assets and its sightings in one UNION ALL had cost the last one 10%, so they are "
+    "two queries. With two scanner integrations and a listing one over the same 170000 assets, each apply "
+    "takes 3.3-5.4 s CPU.",
     "  - what remains: the same run with PBIPORT_SCAN_POLL_MS=100 (the msapi benchmark's poll interval) "
     "scanned in 15.6 s, no faster, so the 2 s first poll is not what is left. The worker decodes (jansson) "
     "and stages each result (3.3 s) in the thread that drives the transfers, so while it stages, due "

@@ -25,6 +25,9 @@ with open(os.path.join(harness.ROOT, "tests", "fixtures", "tenants", "demo.json"
 TENANT = DEMO["tenants"][0]["id"]
 SCAN_APP = DEMO["tenants"][0]["apps"][1]
 SP_ID, SP_SECRET = SCAN_APP["client_id"], SCAN_APP["client_secret"]
+# a second service principal on the same tenant (the demo's push app)
+OTHER_APP = DEMO["tenants"][0]["apps"][2]
+OTHER_ID, OTHER_SECRET = OTHER_APP["client_id"], OTHER_APP["client_secret"]
 ALICE = "alice@contoso.example"
 KEY = "44" * 32
 RUN_WAIT_S = 120
@@ -103,11 +106,13 @@ class ImportFromPowerBI(harness.StackTestCase):
     def setUp(self):
         self.load(self.fixture)
         db = self.db()
+        db.execute("PRAGMA foreign_keys = ON")   # as pbiport has it: sightings go with their assets
         db.execute("DELETE FROM integrations")
         db.execute("DELETE FROM assets")
         db.execute("DELETE FROM lineage_edges")
         db.execute("DELETE FROM jobs")
         db.execute("DELETE FROM scan_budget")
+        db.execute("DELETE FROM tenant_backoff")   # a 429 one test provoked would hold the next
         db.commit()
         db.close()
 
@@ -211,6 +216,18 @@ class ImportFromPowerBI(harness.StackTestCase):
                 "schedule": sched})
             self.assertEqual(status, 400, err)
             self.assertIn(part, err["error"]["message"])
+        # Microsoft ids are GUIDs: the field is named
+        for field, value in (("tenant_id", "contoso.example"), ("tenant_id", ".."), ("client_id", "abc"),
+                             ("client_id", SP_ID + "0")):
+            body = {"name": "g", "type": "powerbi", "tenant_id": TENANT, "client_id": SP_ID, "client_secret": "x"}
+            body[field] = value
+            status, err = self.call("POST", "/api/integrations", body=body)
+            self.assertEqual(status, 400, (field, value, err))
+            self.assertTrue(err["error"]["message"].startswith(field + ": expected"), err)
+            status, err = self.call("POST", "/api/integrations/test", body=dict(
+                {"tenant_id": TENANT, "client_id": SP_ID, "client_secret": "x"}, **{field: value}))
+            self.assertEqual(status, 400, (field, value, err))
+            self.assertIn(field, err["error"]["message"])
         for bad in ({"filters": {"workspaces": {"include": "Sales*"}}},
                     {"filters": {"dashboards": {}}},
                     {"filters": {"reports": {"exclude": ["*a*b*c*d*e*f*g*h*i*"]}}},
@@ -474,6 +491,10 @@ class ImportFromPowerBI(harness.StackTestCase):
         self.assertEqual(runs[0]["state"], "succeeded", runs[0])
         # it polled the saved scans instead of starting new ones
         self.assertEqual(self.emu.state("counters")["counters"]["scans_started"], started)
+        # and its counts include what the killed worker planned and started (issue 11 item 12)
+        self.assertEqual(runs[0]["counts"]["scanned_workspaces"], 7, runs[0])
+        self.assertEqual(runs[0]["counts"]["scans"], len(scan_ids), runs[0])
+        self.assertEqual(runs[0]["counts"]["workspaces"], 7, runs[0])
         self.assertTrue(all(scan_ids))
         db.close()
 
@@ -508,6 +529,135 @@ class ImportFromPowerBI(harness.StackTestCase):
         db.close()
         self.assertEqual(state, "removed")
         self.assertEqual(third["counts"]["workspaces"], 7)
+
+    # ---- several integrations on one tenant ----------------------------------------------------
+    def test_shared_workspace_two_integrations(self):
+        """A scanner-mode and a listing-mode integration that see the same workspace keep one
+        asset: the scanner's tables and upstream lineage stay, the model stays the scanner
+        integration's (its service principal refreshes it), no data source is duplicated, both are
+        listed as seeing it, and it is removed only when neither sees it (issue 12 item 4)."""
+        fx = copy.deepcopy(self.fixture)
+        sales_eu = [w for w in fx["tenants"][0]["workspaces"] if w["name"] == "Sales EU"][0]
+        sales_eu["roles"].append({"principal": OTHER_ID, "role": "Contributor"})
+        self.load(fx)
+        scan = self.create("scanner")
+        lister = self.create("lister", client_id=OTHER_ID, client_secret=OTHER_SECRET)
+        self.assertEqual(self.run_to_end(scan["id"])["state"], "succeeded")
+        before = {a["id"]: a for a in self.assets()}
+        sources = sorted((a["powerbi_id"], a["name"]) for a in self.assets("datasource"))
+        eu = [a for a in self.assets("semantic_model") if a["name"] == "EU Orders"][0]
+        status, rich = self.call("GET", "/api/assets/%s" % eu["id"], user="bob")
+        self.assertEqual(status, 200, rich)
+        self.assertTrue(rich["details"]["tables"] and rich["details"]["upstream_tables"], rich)
+        run = self.run_to_end(lister["id"])
+        self.assertEqual((run["state"], run["mode"]), ("succeeded", "listing"), run)
+        self.assertEqual((run["counts"]["added"], run["counts"]["changed"], run["counts"]["removed"]), (0, 0, 0), run)
+        # its counts are what it sees, all of it the scanner integration's already
+        roles = [w for w in fx["tenants"][0]["workspaces"] if any(r["principal"] == OTHER_ID for r in w.get("roles", []))]
+        self.assertEqual(run["counts"]["workspaces"], len(roles), run)
+        # nothing was overwritten, nothing duplicated
+        after = {a["id"]: a for a in self.assets()}
+        self.assertEqual(after, before)
+        self.assertEqual(sorted((a["powerbi_id"], a["name"]) for a in self.assets("datasource")), sources)
+        status, full = self.call("GET", "/api/assets/%s" % eu["id"], user="bob")
+        self.assertEqual(status, 200, full)
+        self.assertEqual(full["details"], rich["details"])
+        self.assertEqual((full["integration_id"], full["access"]), (scan["id"], "scanner"))
+        self.assertEqual([(s["integration_id"], s["name"], s["access"], s["refresh"]) for s in full["seen_by"]],
+                         [(scan["id"], "scanner", "scanner", True), (lister["id"], "lister", "listing", False)])
+        # the scanner integration runs again: its lineage and the sharing stay as they are
+        again = self.run_to_end(scan["id"])
+        self.assertEqual((again["counts"]["added"], again["counts"]["changed"], again["counts"]["removed"]),
+                         (0, 0, 0), again)
+        # a refresh of the shared model uses the scanner integration's service principal
+        status, ref = self.call("POST", "/api/semantic-models/%s/refreshes" % eu["id"], body={})
+        self.assertEqual(status, 202, ref)
+        db = self.db()
+        job_input = json.loads(db.execute("SELECT input FROM jobs WHERE id = ?", (ref["job_id"],)).fetchone()[0])
+        self.assertEqual(job_input["integration_id"], scan["id"])
+        db.execute("DELETE FROM jobs WHERE id = ?", (ref["job_id"],))   # not run: only who would refresh
+        db.commit()
+        db.close()
+        # the scanner integration stops covering Sales EU: its model passes to the listing one
+        status, doc = self.call("PUT", "/api/integrations/%s" % scan["id"],
+                                body={"filters": {"workspaces": {"exclude": ["Sales EU"]}}})
+        self.assertEqual(status, 200, doc)
+        narrowed = self.run_to_end(scan["id"])
+        self.assertEqual(narrowed["state"], "succeeded", narrowed)
+        status, moved = self.call("GET", "/api/assets/%s" % eu["id"], user="bob")
+        self.assertEqual((moved["state"], moved["integration_id"], moved["access"]),
+                         ("active", lister["id"], "listing"), moved)
+        self.assertEqual([s["integration_id"] for s in moved["seen_by"]], [lister["id"]])
+        self.assertIn("EU Revenue", self.names("report"))
+        # the listing integration no longer covers it either: now it is removed
+        status, doc = self.call("PUT", "/api/integrations/%s" % lister["id"],
+                                body={"filters": {"workspaces": {"exclude": ["Sales EU"]}}})
+        self.assertEqual(status, 200, doc)
+        gone = self.run_to_end(lister["id"])
+        self.assertGreater(gone["counts"]["removed"], 0, gone)
+        status, removed = self.call("GET", "/api/assets/%s" % eu["id"], user="bob")
+        self.assertEqual((removed["state"], removed["seen_by"]), ("removed", []), removed)
+
+    def test_retry_after_holds_every_integration_on_the_tenant(self):
+        """Integration A gets 429 with Retry-After: 3600 on getInfo; integration B on the same tenant
+        does not call the scanner APIs for that hour: its job waits in the queue (the worker stays
+        free), and both runs say why they wait and until when, across worker restarts (issue 12
+        item 5)."""
+        fx = copy.deepcopy(self.fixture)
+        for a in fx["tenants"][0]["apps"]:
+            if a["client_id"] == OTHER_ID:
+                a["admin_api_allowed"] = True
+        self.load(fx)
+        a = self.create("tenant-a")
+        b = self.create("tenant-b", client_id=OTHER_ID, client_secret=OTHER_SECRET)
+        self.emu.control("POST", "faults", {"path_prefix": "/powerbi/v1.0/myorg/admin/workspaces/getInfo",
+                                            "burst_429": {"count": 1, "retry_after": 3600}})
+        run_a = self.trigger(a["id"])
+        self.run_once()
+        hour = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 3000))
+        ra = self.runs(a["id"])[0]
+        self.assertEqual(ra["state"], "running", ra)
+        self.assertGreater(ra["waiting"]["until"], hour, ra)
+        self.assertIn("3600 s", ra["waiting"]["reason"])
+        # B, seconds later, in a new worker process: not one scanner call, and the worker is free
+        self.emu.control("POST", "clear-log")
+        run_b = self.trigger(b["id"])
+        t0 = time.monotonic()
+        self.run_once()
+        self.assertLess(time.monotonic() - t0, 30)
+        log = self.emu.state("log")["requests"]
+        self.assertFalse([r for r in log if "/admin/" in r["path"]], log)
+        status, job = self.call("GET", "/api/jobs/%s" % run_b["job_id"])
+        self.assertEqual(status, 200, job)
+        self.assertEqual((job["state"], job["error"]["code"]), ("queued", "tenant_backoff"), job)
+        self.assertIn("waiting until", job["error"]["message"])
+        self.assertIn("integration 'tenant-a'", job["error"]["message"])
+        rb = self.runs(b["id"])[0]
+        self.assertEqual(rb["id"], run_b["id"])
+        self.assertGreater(rb["waiting"]["until"], hour, rb)
+        self.assertIn("integration 'tenant-a'", rb["waiting"]["reason"])
+        db = self.db()
+        run_after = db.execute("SELECT run_after FROM jobs WHERE id = ?", (run_b["job_id"],)).fetchone()[0]
+        self.assertGreater(run_after, hour)
+        # the permission doctor does not call the scanner APIs either
+        self.emu.control("POST", "clear-log")
+        status, rep = self.call("POST", "/api/integrations/%s/test" % b["id"])
+        self.assertEqual(status, 200, rep)
+        checks = {c["check"]: c for c in rep["checks"]}
+        self.assertIsNone(checks["admin_api_access"]["ok"], rep)
+        self.assertIn("wait until", checks["admin_api_access"]["message"])
+        self.assertFalse([r for r in self.emu.state("log")["requests"] if "/admin/" in r["path"]])
+        # the hour has passed: both runs go on and finish, the waits cleared
+        db.execute("UPDATE tenant_backoff SET wait_until = '2020-01-01T00:00:00.000Z'")
+        db.execute("UPDATE jobs SET run_after = '2020-01-01T00:00:00.000Z' WHERE id IN (?, ?)",
+                   (run_a["job_id"], run_b["job_id"]))
+        db.commit()
+        db.close()
+        self.run_once()
+        for integ in (a, b):
+            done = self.runs(integ["id"])[0]
+            self.assertEqual(done["state"], "succeeded", done)
+            self.assertIsNone(done["waiting"], done)
 
     def test_scheduled_run(self):
         integ = self.create(schedule="@daily")

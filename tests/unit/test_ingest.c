@@ -3,7 +3,8 @@
  * secret, unique names, schedules and their first due time, the schedule tick: one catch-up
  * run), run history kept to 10, and the assets store (one transaction per run: added /
  * changed / removed, scoped removal for incremental runs, a failed apply leaves the previous
- * state, lineage edges only between active assets). */
+ * state, lineage edges only between active assets; one asset however many integrations see
+ * it, the richest view kept), the tenant back-off store, GUID ids. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +23,7 @@
 #include "core/identity.h"
 #include "core/ingest.h"
 #include "core/integrations.h"
+#include "core/tenant_backoff.h"
 #include "msapi/scanner.h"
 #include "runtime/crypto.h"
 #include "runtime/db.h"
@@ -175,7 +177,7 @@ static pb_integration *make(const char *name, const char *schedule, bool *confli
 	char err[PB_ERR_MAX], body[512];
 	integration_input in;
 	pb_integration *i = NULL;
-	xsnprintf(body, sizeof body, "{\"name\":\"%s\",\"type\":\"powerbi\",\"tenant_id\":\"contoso.example\","
+	xsnprintf(body, sizeof body, "{\"name\":\"%s\",\"type\":\"powerbi\",\"tenant_id\":\"7e1a0000-0000-4000-8000-000000000001\","
 		  "\"client_id\":\"11111111-aaaa-4000-8000-000000000002\",\"client_secret\":\"s3cret-value\"%s%s%s}",
 		  name, schedule ? ",\"schedule\":\"" : "", schedule ? schedule : "", schedule ? "\"" : "");
 	json_t *j = json_loads(body, 0, NULL);
@@ -371,7 +373,7 @@ static void test_assets_apply(void **state)
 	assert_int_equal(assets_stage_edge(db, run, "semantic_model", a, "report", b, err), 0);   /* twice */
 	assets_id_for(org_id, "semantic_model", "gone", a);
 	assert_int_equal(assets_stage_edge(db, run, "semantic_model", a, "report", b, err), 0);
-	assert_int_equal(assets_apply_run(db, org_id, i->id, run, true, &c, err), 0);
+	assert_int_equal(assets_apply_run(db, org_id, i->id, run, true, "scanner", &c, err), 0);
 	assert_int_equal(c.added, 5);
 	assert_int_equal(c.changed + c.removed, 0);
 	assert_int_equal(c.workspaces, 2);
@@ -379,7 +381,7 @@ static void test_assets_apply(void **state)
 	assert_int_equal(c.reports, 1);
 	/* the staging rows outlive the apply: applying them again (a worker that died before the
 	 * run was recorded) changes nothing, then the caller drops them */
-	assert_int_equal(assets_apply_run(db, org_id, i->id, run, true, &c, err), 0);
+	assert_int_equal(assets_apply_run(db, org_id, i->id, run, true, "scanner", &c, err), 0);
 	assert_int_equal(c.added + c.changed + c.removed, 0);
 	assert_int_equal(c.workspaces + c.semantic_models + c.reports, 5);
 	assert_int_equal(assets_unstage(db, run, err), 0);
@@ -407,7 +409,7 @@ static void test_assets_apply(void **state)
 	stage(run, "_scope", "w2", NULL, "", "{}");
 	stage(run, "workspace", "w2", "w2", "HR", "{}");
 	stage(run, "semantic_model", "m2", "w2", "Staff", "{}");
-	assert_int_equal(assets_apply_run(db, org_id, i->id, run, false, &c, err), 0);
+	assert_int_equal(assets_apply_run(db, org_id, i->id, run, false, "scanner", &c, err), 0);
 	assert_int_equal(c.added + c.removed, 0);
 	assert_int_equal(c.changed, 1);
 	assert_int_equal(c.semantic_models, 2);
@@ -417,7 +419,7 @@ static void test_assets_apply(void **state)
 	stage(run, "_scope", "w1", NULL, "", "{}");
 	stage(run, "workspace", "w1", "w1", "Sales", "{}");
 	stage(run, "semantic_model", "m1", "w1", "Orders", "{\"tables\":[]}");
-	assert_int_equal(assets_apply_run(db, org_id, i->id, run, false, &c, err), 0);
+	assert_int_equal(assets_apply_run(db, org_id, i->id, run, false, "scanner", &c, err), 0);
 	assert_int_equal(c.removed, 1);
 	assert_int_equal(c.reports, 0);
 	assert_int_equal(assets_get_by_powerbi_id(db, org_id, "report", "r1", &got, err), 0);
@@ -430,7 +432,7 @@ static void test_assets_apply(void **state)
 	new_run(i->id, run);
 	stage(run, "workspace", "w3", "w3", "New", "{}");
 	stage(run, "table", "t1", "w3", "Bad", "{}");
-	assert_int_not_equal(assets_apply_run(db, org_id, i->id, run, true, &c, err), 0);
+	assert_int_not_equal(assets_apply_run(db, org_id, i->id, run, true, "scanner", &c, err), 0);
 	assert_int_equal(count_active(NULL), before);
 	assert_int_equal(assets_get_by_powerbi_id(db, org_id, "workspace", "w3", &got, err), PB_ENOTFOUND);
 	assert_int_equal(assets_get_by_powerbi_id(db, org_id, "workspace", "w2", &got, err), 0);
@@ -443,7 +445,7 @@ static void test_assets_apply(void **state)
 	new_run(i->id, run);
 	stage(run, "datasource", "ds1", NULL, "Snowflake a", "{}");
 	stage(run, "datasource", "ds1", NULL, "Snowflake b", "{}");
-	assert_int_equal(assets_apply_run(db, org_id, i->id, run, false, &c, err), 0);
+	assert_int_equal(assets_apply_run(db, org_id, i->id, run, false, "scanner", &c, err), 0);
 	assert_int_equal(c.added, 1);
 	assert_int_equal(c.datasources, 1);
 	assert_int_equal(assets_get_by_powerbi_id(db, org_id, "datasource", "ds1", &got, err), 0);
@@ -462,6 +464,235 @@ static void test_assets_apply(void **state)
 	assert_int_equal(n, 0);
 	assets_free(v, n);
 	integration_free(i);
+}
+
+/* ---- one asset, several integrations (issue 12 item 4) ---- */
+
+static pb_asset *asset_of(const char *kind, const char *powerbi_id)
+{
+	char err[PB_ERR_MAX];
+	pb_asset *a = NULL;
+	assert_int_equal(assets_get_by_powerbi_id(db, org_id, kind, powerbi_id, &a, err), 0);
+	return a;
+}
+
+/* The integrations that see the asset, as "id:access" in the order assets_seen_by gives. */
+static void expect_seen_by(const char *kind, const char *powerbi_id, const char *const *want, size_t n)
+{
+	char err[PB_ERR_MAX];
+	json_t *seen = NULL;
+	pb_asset *a = asset_of(kind, powerbi_id);
+	assert_int_equal(assets_seen_by(db, a, &seen, err), 0);
+	if (json_array_size(seen) != n)
+		fail_msg("%s %s is seen by %zu integrations, not %zu", kind, powerbi_id, json_array_size(seen), n);
+	for (size_t k = 0; k < n; k++) {
+		char got[128];
+		json_t *e = json_array_get(seen, k);
+		xsnprintf(got, sizeof got, "%s:%s", json_string_value(json_object_get(e, "integration_id")),
+			  json_string_value(json_object_get(e, "access")));
+		assert_string_equal(got, want[k]);
+		assert_int_equal(json_is_true(json_object_get(e, "refresh")), k == 0);
+	}
+	json_decref(seen);
+	asset_free(a);
+}
+
+/* Stages what a scanner (rich) or listing (poor) run sees of workspace w1 and applies it. */
+static void apply_view(const pb_integration *i, const char *access, bool with_model, assets_counts *c)
+{
+	char err[PB_ERR_MAX], run[PB_ID_BUF];
+	bool rich = !strcmp(access, "scanner");
+	new_run(i->id, run);
+	stage(run, "workspace", "sw1", "sw1", "Shared", "{}");
+	if (with_model)
+		stage(run, "semantic_model", "sm1", "sw1", "Orders",
+		      rich ? "{\"tables\":[{\"name\":\"Facts\"}],\"upstream_tables\":[{\"table\":\"FACTS\"}]}" : "{\"tables\":[]}");
+	stage(run, "datasource", "sds1", NULL, rich ? "Snowflake acme;WH" : "Extension acme;WH",
+	      rich ? "{\"kind\":\"Snowflake\"}" : "{\"type\":\"Extension\"}");
+	assert_int_equal(assets_apply_run(db, org_id, i->id, run, true, access, c, err), 0);
+	assert_int_equal(assets_unstage(db, run, err), 0);
+}
+
+static void test_assets_shared_by_integrations(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], sa[80], sb[80], lb[80], la[80];
+	bool conflict = false;
+	assets_counts c;
+	pb_integration *ia = make("shared-scanner", NULL, &conflict), *ib = make("shared-listing", NULL, &conflict);
+	xsnprintf(sa, sizeof sa, "%s:scanner", ia->id);
+	xsnprintf(la, sizeof la, "%s:listing", ia->id);
+	xsnprintf(sb, sizeof sb, "%s:scanner", ib->id);
+	xsnprintf(lb, sizeof lb, "%s:listing", ib->id);
+	long sources_before = count_active("datasource");
+
+	/* A scans; B lists the same workspace: one asset each, A's description and A's credentials */
+	apply_view(ia, "scanner", true, &c);
+	assert_int_equal(c.added, 3);
+	apply_view(ib, "listing", true, &c);
+	assert_int_equal(c.added + c.changed + c.removed, 0);
+	assert_int_equal(c.workspaces + c.semantic_models + c.datasources, 3);   /* B sees them too */
+	pb_asset *m = asset_of("semantic_model", "sm1");
+	assert_string_equal(m->integration_id, ia->id);
+	assert_string_equal(m->access, "scanner");
+	assert_non_null(strstr(m->details_json, "FACTS"));
+	asset_free(m);
+	pb_asset *d = asset_of("datasource", "sds1");
+	assert_string_equal(d->name, "Snowflake acme;WH");   /* not the listing's poorer name */
+	asset_free(d);
+	assert_int_equal(count_active("datasource"), sources_before + 1);
+	expect_seen_by("semantic_model", "sm1", (const char *const[]){ sa, lb }, 2);
+	/* A's runs again, B's again: nothing changes */
+	apply_view(ia, "scanner", true, &c);
+	assert_int_equal(c.added + c.changed + c.removed, 0);
+	apply_view(ib, "listing", true, &c);
+	assert_int_equal(c.added + c.changed + c.removed, 0);
+
+	/* the model goes from B's view only: B stops seeing it, A still does */
+	apply_view(ib, "listing", false, &c);
+	assert_int_equal(c.removed, 0);
+	assert_int_equal(c.semantic_models, 0);
+	m = asset_of("semantic_model", "sm1");
+	assert_string_equal(m->state, "active");
+	asset_free(m);
+	expect_seen_by("semantic_model", "sm1", (const char *const[]){ sa }, 1);
+	apply_view(ib, "listing", true, &c);
+
+	/* A no longer sees it: it passes to B, not removed; B's next run writes its own view */
+	apply_view(ia, "scanner", false, &c);
+	assert_int_equal(c.removed, 0);
+	m = asset_of("semantic_model", "sm1");
+	assert_string_equal(m->state, "active");
+	assert_string_equal(m->integration_id, ib->id);
+	assert_string_equal(m->access, "listing");
+	asset_free(m);
+	expect_seen_by("semantic_model", "sm1", (const char *const[]){ lb }, 1);
+	apply_view(ib, "listing", true, &c);
+	assert_int_equal(c.changed, 1);
+	m = asset_of("semantic_model", "sm1");
+	assert_null(strstr(m->details_json, "FACTS"));
+	asset_free(m);
+
+	/* A sees it again: the richer view takes it back, B stays a sighting */
+	apply_view(ia, "scanner", true, &c);
+	assert_int_equal(c.changed, 1);
+	m = asset_of("semantic_model", "sm1");
+	assert_string_equal(m->integration_id, ia->id);
+	assert_non_null(strstr(m->details_json, "FACTS"));
+	asset_free(m);
+	expect_seen_by("semantic_model", "sm1", (const char *const[]){ sa, lb }, 2);
+
+	/* B turns into a scanner integration: equal access, A keeps it */
+	apply_view(ib, "scanner", true, &c);
+	m = asset_of("semantic_model", "sm1");
+	assert_string_equal(m->integration_id, ia->id);
+	asset_free(m);
+	expect_seen_by("semantic_model", "sm1", (const char *const[]){ sa, sb }, 2);
+	/* A loses its admin API access (listing now): the model passes to B, whose scanner view stays */
+	apply_view(ia, "listing", true, &c);
+	m = asset_of("semantic_model", "sm1");
+	assert_string_equal(m->integration_id, ib->id);
+	assert_string_equal(m->access, "scanner");
+	assert_non_null(strstr(m->details_json, "FACTS"));
+	asset_free(m);
+	expect_seen_by("semantic_model", "sm1", (const char *const[]){ sb, la }, 2);
+
+	/* deleting B: what was B's passes to A */
+	assert_int_equal(integrations_delete(db, org_id, ib->id, err), 0);
+	m = asset_of("semantic_model", "sm1");
+	assert_string_equal(m->integration_id, ia->id);
+	assert_string_equal(m->access, "listing");
+	asset_free(m);
+	expect_seen_by("semantic_model", "sm1", (const char *const[]){ la }, 1);
+	/* and with nobody else seeing it, A's run that misses it removes it */
+	apply_view(ia, "listing", false, &c);
+	assert_int_equal(c.removed, 1);
+	m = asset_of("semantic_model", "sm1");
+	assert_string_equal(m->state, "removed");
+	asset_free(m);
+	expect_seen_by("semantic_model", "sm1", NULL, 0);
+	assert_int_equal(assets_apply_run(db, org_id, ia->id, "x", true, "admin", &c, err), PB_EINVAL);
+	integration_free(ia);
+	integration_free(ib);
+}
+
+/* ---- tenant back-off (issue 12 item 5) ---- */
+
+static void test_tenant_backoff_store(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	tenant_backoff tb;
+	bool waiting = true, held = false;
+	const char *tenant = "7E1A0000-0000-4000-8000-0000000000AA";
+	assert_int_equal(tenant_backoff_get(db, tenant, TB_SCANNER, &tb, &waiting, err), 0);
+	assert_false(waiting);
+	/* an hour for the scanner family, case-insensitively; push and other tenants go on */
+	assert_int_equal(tenant_backoff_note(db, tenant, TB_SCANNER, 3600, "integration 'a' starting a scan", &tb, err), 0);
+	assert_true(tb.wait_ms > 3590 * 1000LL && tb.wait_ms <= 3600 * 1000LL);
+	assert_non_null(strstr(tb.reason, "Retry-After 3600 s to integration 'a' starting a scan"));
+	assert_int_equal(tenant_backoff_get(db, "7e1a0000-0000-4000-8000-0000000000aa", TB_SCANNER, &tb, &waiting, err), 0);
+	assert_true(waiting);
+	char until[PB_TIME_BUF];
+	xsnprintf(until, sizeof until, "%s", tb.until);
+	assert_int_equal(tenant_backoff_get(db, tenant, TB_PUSH, &tb, &waiting, err), 0);
+	assert_false(waiting);
+	assert_int_equal(tenant_backoff_get(db, "7e1a0000-0000-4000-8000-0000000000bb", TB_SCANNER, &tb, &waiting, err), 0);
+	assert_false(waiting);
+	/* a shorter wait does not cut the longer one short; a longer one extends it */
+	assert_int_equal(tenant_backoff_note(db, tenant, TB_SCANNER, 5, "b", &tb, err), 0);
+	assert_string_equal(tb.until, until);
+	assert_int_equal(tenant_backoff_note(db, tenant, TB_SCANNER, 7200, "c", &tb, err), 0);
+	assert_true(strcmp(tb.until, until) > 0);
+	/* a job about to call the family goes back to the queue, saying why and until when */
+	pb_job j = { .id = "j" };
+	pb_job_ctx ctx = { .db = db, .job = &j };
+	assert_int_equal(tenant_backoff_hold_job(&ctx, tenant, TB_SCANNER, NULL, &held), PB_EIO);
+	assert_true(held);
+	assert_true(ctx.transient);
+	assert_string_equal(ctx.error_code, "tenant_backoff");
+	assert_true(ctx.retry_after_ms > 7100 * 1000L);
+	assert_non_null(strstr(ctx.err, "waiting until "));
+	assert_non_null(strstr(ctx.err, "Retry-After 7200 s to c"));
+	assert_int_equal(tenant_backoff_hold_job(&ctx, tenant, TB_PUSH, NULL, &held), 0);
+	assert_false(held);
+	/* a wait that has ended holds nobody and is dropped by the next note */
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(db_prepare(db, "UPDATE tenant_backoff SET wait_until = '2020-01-01T00:00:00.000Z'", &st, err), 0);
+	assert_int_equal(db_exec(db, st, err), 0);
+	db_done(st);
+	assert_int_equal(tenant_backoff_get(db, tenant, TB_SCANNER, &tb, &waiting, err), 0);
+	assert_false(waiting);
+	assert_int_equal(tenant_backoff_note(db, "other", TB_PUSH, 0, NULL, &tb, err), 0);
+	assert_true(tb.wait_ms > 50 * 1000LL);   /* no Retry-After: a minute */
+	assert_int_equal(db_prepare(db, "SELECT COUNT(*) FROM tenant_backoff", &st, err), 0);
+	assert_int_equal(db_row(db, st, err), 1);
+	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	db_done(st);
+	assert_int_equal(tenant_backoff_note(db, "", TB_PUSH, 10, NULL, NULL, err), PB_EINVAL);
+}
+
+static void test_integration_ids_are_guids(void **state)
+{
+	(void)state;
+	static const struct { const char *body, *field; } bad[] = {
+		{ "{\"tenant_id\":\"contoso.example\"}", "tenant_id" },
+		{ "{\"tenant_id\":\"..\"}", "tenant_id" },
+		{ "{\"client_id\":\"11111111-aaaa-4000-8000-00000000000\"}", "client_id" },
+		{ "{\"client_id\":\"../../v1/x\"}", "client_id" },
+	};
+	char err[PB_ERR_MAX];
+	integration_input in;
+	for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+		json_t *b = json_loads(bad[k].body, 0, NULL);
+		assert_int_equal(integration_parse(b, false, &in, err), PB_EINVAL);
+		if (strncmp(err, bad[k].field, strlen(bad[k].field)))
+			fail_msg("%s: %s", bad[k].body, err);
+		json_decref(b);
+	}
+	json_t *b = json_loads("{\"tenant_id\":\"7E1A0000-0000-4000-8000-000000000001\"}", 0, NULL);
+	assert_int_equal(integration_parse(b, false, &in, err), 0);
+	json_decref(b);
 }
 
 /* ---- scan results: the fields core reads come as plain C ---- */
@@ -561,6 +792,9 @@ int main(void)
 		cmocka_unit_test(test_schedule_tick_one_catch_up),
 		cmocka_unit_test(test_run_history_kept_to_ten),
 		cmocka_unit_test(test_assets_apply),
+		cmocka_unit_test(test_assets_shared_by_integrations),
+		cmocka_unit_test(test_tenant_backoff_store),
+		cmocka_unit_test(test_integration_ids_are_guids),
 		cmocka_unit_test(test_catalog_import_typed),
 		cmocka_unit_test(test_scan_result_expressions_and_extension),
 	};
