@@ -1595,7 +1595,9 @@ failed:
 			note_throttled(&r, after / 1000);
 		if (save_warnings(&r, werr))
 			log_event("warn", NULL, "run %s: warnings not saved: %s", rid, werr);
-		if (ctx->job->attempts >= ctx->job->max_attempts) {
+		/* waiting out Power BI's Retry-After (own or the tenant's) is not a failed attempt */
+		bool wait = !strcmp(tcode, "throttled") || !strcmp(tcode, "tenant_backoff");
+		if (!wait && ctx->job->attempts >= ctx->job->max_attempts) {
 			rc = fail_run(&r, tcode, err);
 		} else {
 			char msg[PB_ERR_MAX], until[PB_TIME_BUF];
@@ -1608,7 +1610,7 @@ failed:
 				if (integration_run_wait(r.db, rid, until, msg, werr))
 					log_event("warn", NULL, "run %s: wait not recorded: %s", rid, werr);
 			}
-			rc = job_retry_later(ctx, after, tcode, "%s", msg);
+			rc = (wait ? job_wait : job_retry_later)(ctx, after, tcode, "%s", msg);
 		}
 		goto out;
 	}

@@ -2913,12 +2913,13 @@ static int job_fail_rows(pb_job_ctx *ctx, const char *code, const char *what, lo
 	return job_fail(ctx, code, "rows %ld to %ld: %s (%s); %s; %s", first, last, what, cause, added, unsent);
 }
 
-/* A transient failure: the job comes back after after_ms (0: the worker's back-off). */
+/* A transient failure: the job comes back after after_ms (0: the worker's back-off). A wait
+ * a limit imposes (rate_limited) does not use up an attempt. */
 static int job_again(pb_job_ctx *ctx, long after_ms, const char *code, long accepted, long total)
 {
-	char cause[PB_ERR_MAX];
-	xsnprintf(cause, sizeof cause, "%s", ctx->err);
-	return job_retry_later(ctx, after_ms, code, "%s (%ld of %ld rows sent)", cause, accepted, total);
+	if (!strcmp(code, "rate_limited"))
+		return job_wait(ctx, after_ms, code, "%s (%ld of %ld rows sent)", ctx->err, accepted, total);
+	return job_retry_later(ctx, after_ms, code, "%s (%ld of %ld rows sent)", ctx->err, accepted, total);
 }
 
 int push_rows_job(pb_job_ctx *ctx)
@@ -3004,7 +3005,7 @@ int push_rows_job(pb_job_ctx *ctx)
 					if (!ctx->stop || !*ctx->stop)
 						continue;
 				}
-				rc = job_retry_later(ctx, (long)wait_ms, "outcome_pending",
+				rc = job_wait(ctx, (long)wait_ms, "outcome_pending",
 						     "rows %ld to %ld: waiting to find out whether Power BI added them: %s", first,
 						     last, why);
 				goto out;

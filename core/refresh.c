@@ -790,7 +790,7 @@ static int start_refresh(pb_job_ctx *ctx, pbi_session *s, const char *ws, const 
 		}
 		pb_sleep_interruptible(wait, ctx->stop);
 		if (stopping(ctx)) {
-			rc = job_retry_later(ctx, 0, "stopped", "the worker stopped while finding the refresh");
+			rc = job_wait(ctx, 0, "stopped", "the worker stopped while finding the refresh");
 			goto out;
 		}
 		wait = wait * 2 > PB_REFRESH_POLL_MAX_MS ? PB_REFRESH_POLL_MAX_MS : wait * 2;
@@ -928,7 +928,7 @@ int refresh_job(pb_job_ctx *ctx)
 		pb_sleep_interruptible(sleep_ms, ctx->stop);
 		if (stopping(ctx)) {
 			/* resumed later from the checkpoint (request id saved) */
-			rc = job_retry_later(ctx, 0, "stopped", "the worker stopped while the refresh was running");
+			rc = job_wait(ctx, 0, "stopped", "the worker stopped while the refresh was running");
 			goto out;
 		}
 		wait = wait * 2 > PB_REFRESH_POLL_MAX_MS ? PB_REFRESH_POLL_MAX_MS : wait * 2;

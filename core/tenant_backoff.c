@@ -132,7 +132,7 @@ int tenant_backoff_hold_job(pb_job_ctx *ctx, const char *tenant_id, tb_family f,
 	if (rc || !waiting)
 		return rc;
 	*held = true;
-	return job_retry_later(ctx, (long)out->wait_ms, "tenant_backoff",
+	return job_wait(ctx, (long)out->wait_ms, "tenant_backoff",
 			       "waiting until %s: Power BI asked every %s caller on tenant %s to wait (%s)", out->until,
 			       tenant_backoff_family_name(f), tenant_id, out->reason);
 }

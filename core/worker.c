@@ -96,7 +96,21 @@ int job_fail(pb_job_ctx *ctx, const char *code, const char *fmt, ...)
 	va_end(ap);
 	set_code(ctx, code);
 	ctx->transient = false;
+	ctx->waiting = false;
 	return PB_EINVAL;
+}
+
+int job_wait(pb_job_ctx *ctx, long after_ms, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	set_message(ctx, fmt, ap);
+	va_end(ap);
+	set_code(ctx, code);
+	ctx->transient = true;
+	ctx->waiting = true;
+	ctx->retry_after_ms = after_ms;
+	return PB_EIO;
 }
 
 int job_retry_later(pb_job_ctx *ctx, long after_ms, const char *code, const char *fmt, ...)
@@ -107,6 +121,7 @@ int job_retry_later(pb_job_ctx *ctx, long after_ms, const char *code, const char
 	va_end(ap);
 	set_code(ctx, code);
 	ctx->transient = true;
+	ctx->waiting = false;
 	ctx->retry_after_ms = after_ms;
 	return PB_EIO;
 }
@@ -387,6 +402,9 @@ static int run_job(pb_db *db, const pb_config *cfg, const pb_worker_opts *o, con
 		char *text = ctx.result ? json_dumps(ctx.result, JSON_COMPACT) : NULL;
 		rc = jobs_finish(db, job->id, o->worker_id, true, text ? text : "{}", NULL, NULL, err);
 		free(text);
+	} else if (ctx.waiting) {
+		rc = jobs_defer(db, job->id, o->worker_id, ctx.retry_after_ms > 0 ? ctx.retry_after_ms : 0,
+				ctx.error_code, ctx.err, err);
 	} else if (ctx.transient || !ctx.error_code[0]) {
 		/* no code means an unexpected error (database, memory): worth another try */
 		bool gave_up = false;

@@ -48,6 +48,7 @@ typedef struct pb_job_ctx {
 	struct json_t *result;         /* set by the kind on success; the ctx takes it */
 	char error_code[64];           /* set by the kind on failure, e.g. "not_connected" */
 	bool transient;                /* failure worth retrying */
+	bool waiting;                  /* not a failure: back in the queue without using an attempt */
 	long retry_after_ms;           /* 0: back-off chosen by the worker */
 	atomic_int lease_lost;         /* set by the heartbeat when the lease is gone */
 	atomic_llong time_limit_ms;    /* this attempt's wall-clock limit (job_extend_time_limit) */
@@ -88,6 +89,10 @@ void job_extend_time_limit(pb_job_ctx *ctx, long long ms);
  * kind can `return job_fail(ctx, "no_write_role", "...")`). Not retried. The arguments
  * may include ctx->err itself (the message is formatted aside, then copied). */
 int job_fail(pb_job_ctx *ctx, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Not a failure but a wait (a Retry-After, the tenant's back-off, a rate limit, a worker
+ * asked to stop): the job goes back to the queue for after_ms with code and message as its
+ * reason, and the attempt is not counted. Returns PB_EIO so a kind can return it. */
+int job_wait(pb_job_ctx *ctx, long after_ms, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* A failure worth retrying later (network trouble, 429, 503). */
 int job_retry_later(pb_job_ctx *ctx, long after_ms, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

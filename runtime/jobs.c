@@ -615,6 +615,34 @@ out:
 	return db_commit(db, err);
 }
 
+/* Puts a running job back in the queue for after delay_ms; counted: whether the claim
+ * that ends here stays counted as an attempt (the claim added it). */
+static int requeue(pb_db *db, const char *id, const char *worker, long delay_ms, const char *code,
+		   const char *message, bool counted, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[PB_TIME_BUF], due[PB_TIME_BUF];
+	pb_now(now);
+	pb_time_in(delay_ms, due);
+	int rc = db_prepare(db, counted
+		? "UPDATE jobs SET state = 'queued', run_after = ?, error_code = ?, error_message = ?, "
+		  "lease_owner = NULL, lease_expires = NULL, updated_at = ? "
+		  "WHERE id = ? AND lease_owner = ? AND state = 'running'"
+		: "UPDATE jobs SET state = 'queued', run_after = ?, error_code = ?, error_message = ?, "
+		  "lease_owner = NULL, lease_expires = NULL, updated_at = ?, "
+		  "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END "
+		  "WHERE id = ? AND lease_owner = ? AND state = 'running'",
+		&st, err);
+	if (rc)
+		return rc;
+	if (!(rc = db_bind_text(st, 1, due, err)) && !(rc = db_bind_text(st, 2, code, err)) &&
+	    !(rc = db_bind_text(st, 3, message, err)) && !(rc = db_bind_text(st, 4, now, err)) &&
+	    !(rc = db_bind_text(st, 5, id, err)) && !(rc = db_bind_text(st, 6, worker, err)))
+		rc = update_held(db, st, err);
+	db_done(st);
+	return rc;
+}
+
 int jobs_retry(pb_db *db, const char *id, const char *worker, long delay_ms, const char *code,
 	       const char *message, bool *gave_up, char *err)
 {
@@ -633,23 +661,13 @@ int jobs_retry(pb_db *db, const char *id, const char *worker, long delay_ms, con
 		return rc;
 	}
 	job_free(j);
-	sqlite3_stmt *st = NULL;
-	char now[PB_TIME_BUF], due[PB_TIME_BUF];
-	pb_now(now);
-	pb_time_in(delay_ms, due);
-	rc = db_prepare(db,
-			"UPDATE jobs SET state = 'queued', run_after = ?, error_code = ?, error_message = ?, "
-			"lease_owner = NULL, lease_expires = NULL, updated_at = ? "
-			"WHERE id = ? AND lease_owner = ? AND state = 'running'",
-			&st, err);
-	if (rc)
-		return rc;
-	if (!(rc = db_bind_text(st, 1, due, err)) && !(rc = db_bind_text(st, 2, code, err)) &&
-	    !(rc = db_bind_text(st, 3, message, err)) && !(rc = db_bind_text(st, 4, now, err)) &&
-	    !(rc = db_bind_text(st, 5, id, err)) && !(rc = db_bind_text(st, 6, worker, err)))
-		rc = update_held(db, st, err);
-	db_done(st);
-	return rc;
+	return requeue(db, id, worker, delay_ms, code, message, true, err);
+}
+
+int jobs_defer(pb_db *db, const char *id, const char *worker, long delay_ms, const char *code,
+	       const char *message, char *err)
+{
+	return requeue(db, id, worker, delay_ms, code, message, false, err);
 }
 
 int jobs_count_by_state(pb_db *db, long counts[PB_JOB_NSTATES], char *err)

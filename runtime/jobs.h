@@ -156,6 +156,11 @@ int jobs_finish_cancelled(pb_db *db, const char *id, const char *worker, const c
  * failed for good when attempts already reached max_attempts (*gave_up true). */
 int jobs_retry(pb_db *db, const char *id, const char *worker, long delay_ms, const char *code,
 	       const char *message, bool *gave_up, char *err);
+/* A wait that is not a failure (a Retry-After, a rate limit, a worker that stops): queued
+ * again after delay_ms with the reason recorded, and the claim that ends here is not
+ * counted as an attempt, so waiting never uses up a job's attempts. */
+int jobs_defer(pb_db *db, const char *id, const char *worker, long delay_ms, const char *code,
+	       const char *message, char *err);
 
 struct pb_keyring;
 /* Re-seals, with the ring's first key, the private input of every unfinished job of

@@ -211,6 +211,47 @@ static void worker_runs_retries_and_fails_with_message(void **state)
 	assert_int_equal(counts[0] + counts[1], 0);
 }
 
+/* waits out a "Retry-After" five times (more than its 3 attempts), then succeeds */
+static int waits_then_succeeds_kind(pb_job_ctx *ctx)
+{
+	static int waits;
+	if (waits < 5) {
+		waits++;
+		return job_wait(ctx, 1, "tenant_backoff", "waiting: %s", "Power BI asked to wait");
+	}
+	return PB_OK;
+}
+
+static void waiting_does_not_use_up_attempts(void **state)
+{
+	(void)state;
+	static const pb_job_kind kinds[] = { { "waits", waits_then_succeeds_kind, NULL }, { NULL, NULL, NULL } };
+	static const pb_worker_tick ticks[] = { NULL };
+	char id[PB_ID_BUF], err[PB_ERR_MAX];
+	bool existing;
+	pb_job *j = NULL;
+	drain();
+	submit("waits", NULL, NULL, id, &existing);
+	pb_worker_opts o = { .worker_id = "w-test", .lease_ms = 5000, .poll_ms = 10, .once = true,
+			     .kinds = kinds, .ticks = ticks };
+	long ran = 0;
+	for (int pass = 0; pass < 5; pass++) {
+		assert_int_equal(worker_run(db, &cfg, &o, &ran, err), PB_OK);
+		assert_int_equal(jobs_get(db, id, &j, err), PB_OK);
+		assert_string_equal(j->state, "queued");
+		assert_int_equal(j->attempts, 0);
+		assert_string_equal(j->error_code, "tenant_backoff");
+		assert_string_equal(j->error_message, "waiting: Power BI asked to wait");
+		job_free(j);
+		usleep(5000);
+	}
+	assert_int_equal(worker_run(db, &cfg, &o, &ran, err), PB_OK);
+	assert_int_equal(jobs_get(db, id, &j, err), PB_OK);
+	assert_string_equal(j->state, "succeeded");
+	assert_int_equal(j->attempts, 1);
+	job_free(j);
+}
+
 static void reseal_moves_private_input_to_the_new_key(void **state)
 {
 	(void)state;
@@ -679,6 +720,7 @@ int main(void)
 		cmocka_unit_test(finish_erases_private_input_and_checks_lease),
 		cmocka_unit_test(expired_lease_is_reclaimed_then_given_up),
 		cmocka_unit_test(worker_runs_retries_and_fails_with_message),
+		cmocka_unit_test(waiting_does_not_use_up_attempts),
 		cmocka_unit_test(reseal_moves_private_input_to_the_new_key),
 		cmocka_unit_test(queued_job_is_cancelled_at_once),
 		cmocka_unit_test(running_job_stops_at_its_next_checkpoint),
