@@ -142,7 +142,7 @@ static void expired_lease_is_reclaimed_then_given_up(void **state)
 		assert_string_equal(j->id, id);
 		assert_int_equal(j->attempts, attempt);
 		job_free(j);
-		usleep(5000);
+		usleep(320 * 1000);
 	}
 	/* the third expiry exhausts max_attempts: failed, not claimed again */
 	assert_int_equal(jobs_claim(db, "w1", 10000, NULL, &j, err), 0);
@@ -217,7 +217,8 @@ static int waits_then_succeeds_kind(pb_job_ctx *ctx)
 	static int waits;
 	if (waits < 5) {
 		waits++;
-		return job_wait(ctx, 1, "tenant_backoff", "waiting: %s", "Power BI asked to wait");
+		/* long enough that the same worker pass does not claim it again */
+		return job_wait(ctx, 300, "tenant_backoff", "waiting: %s", "Power BI asked to wait");
 	}
 	return PB_OK;
 }
@@ -243,7 +244,7 @@ static void waiting_does_not_use_up_attempts(void **state)
 		assert_string_equal(j->error_code, "tenant_backoff");
 		assert_string_equal(j->error_message, "waiting: Power BI asked to wait");
 		job_free(j);
-		usleep(5000);
+		usleep(320 * 1000);
 	}
 	assert_int_equal(worker_run(db, &cfg, &o, &ran, err), PB_OK);
 	assert_int_equal(jobs_get(db, id, &j, err), PB_OK);
