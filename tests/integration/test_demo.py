@@ -2,6 +2,7 @@
 curl, check that no secret sits anywhere in the demo folder but demo.env, stop, nothing left."""
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -159,6 +160,26 @@ class DemoScript(unittest.TestCase):
                                 self.demo_env["PBIPORT_URL"] + "/api/push-connections")
         self.assertEqual(code, 201, reply)
         self.assertEqual(json.loads(reply)["team"], team)
+
+    def test_6_readme_try_it_runs_as_one_paste(self):
+        # README.md's "Try it" block, as a newcomer pastes it: no id is copied by hand
+        if "DEMO_SP_CLIENT_ID" not in self.demo_env:
+            self.skipTest("SKIP: no emulator in this demo")
+        with open(os.path.join(harness.ROOT, "README.md"), encoding="utf-8") as f:
+            readme = f.read()
+        section = readme[readme.index("## Try it"):]
+        block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+        self.assertIn(". var/demo/demo.env", block)
+        self.assertNotRegex(block, r"<[a-z_ ]*id>")
+        script = "set -eo pipefail\n" + block.replace(". var/demo/demo.env", ". " + shlex.quote(
+            os.path.join(self.demo_dir, "demo.env")))
+        for attempt in ("first", "again"):   # a second paste works too
+            res = subprocess.run(["bash", "-c", script], cwd=harness.ROOT, capture_output=True, text=True,
+                                 timeout=180)
+            self.assertEqual(res.returncode, 0, "%s paste: %s%s" % (attempt, res.stdout, res.stderr))
+            self.assertEqual(res.stdout.count('"state": "succeeded"'), 2, res.stdout)
+            self.assertIn('"finalizing"', res.stdout)
+            self.assertIn("digraph lineage", res.stdout)
 
     def test_9_stop_leaves_nothing(self):
         pids = []
