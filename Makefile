@@ -6,7 +6,7 @@
 #   make fuzz       libFuzzer harnesses (FUZZ_SECONDS each, default 60)
 #   make bench      benchmarks (results in bench/README.md)
 #
-# Sources are picked up by folder: any runtime/*.c, core/*.c, msapi/*.c and handlers/*.c
+# Sources are picked up by folder: any runtime/*.c, core/*/*.c (store, lang, flow), msapi/*.c and handlers/*.c
 # goes into build/libpbiport.a; cli/*.c into bin/pbiport; every tests/unit/test_*.c becomes
 # its own cmocka binary linked against the library.
 
@@ -34,7 +34,7 @@ LDFLAGS   += -fsanitize=$(SANITIZE)
 endif
 LDLIBS    += $(LIBS_PKG) -lm -lpthread
 
-LIB_SRC   := $(sort $(wildcard runtime/*.c core/*.c msapi/*.c handlers/*.c))
+LIB_SRC   := $(sort $(wildcard runtime/*.c core/*/*.c msapi/*.c handlers/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_SRC   := $(sort $(wildcard cli/*.c))
 CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)

@@ -7,7 +7,7 @@
 #include <openssl/crypto.h>
 
 #include "cli/cli.h"
-#include "core/identity.h"
+#include "core/store/identity.h"
 #include "runtime/config.h"
 #include "runtime/db.h"
 #include "runtime/util.h"

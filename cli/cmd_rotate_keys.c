@@ -5,11 +5,11 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "core/connections.h"
-#include "core/integrations.h"
-#include "core/powerbi_settings.h"
-#include "core/publish.h"
-#include "core/push.h"
+#include "core/store/connections.h"
+#include "core/store/integrations.h"
+#include "core/store/powerbi_settings.h"
+#include "core/flow/publish.h"
+#include "core/flow/push.h"
 #include "runtime/config.h"
 #include "runtime/crypto.h"
 #include "runtime/db.h"

@@ -2,7 +2,7 @@
  *  [--mode import|directquery] [--type snowflake|databricks] [--host HOST] [--warehouse WH]
  *  [--database DB] [--http-path PATH] [--catalog CATALOG] [--schema SCHEMA]`
  *
- * Renders a TMDL definition (core/render.h) from an ODCS contract. With --out the model
+ * Renders a TMDL definition (core/lang/render.h) from an ODCS contract. With --out the model
  * replaces DIR whole: it is written into a new folder beside DIR, which then takes DIR's
  * place in one rename, so DIR holds exactly one render (no table file of an earlier render
  * stays behind) and a render that fails leaves the previous one as it was. DIR must be new,
@@ -26,8 +26,8 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "core/contract.h"
-#include "core/render.h"
+#include "core/lang/contract.h"
+#include "core/lang/render.h"
 #include "runtime/util.h"
 
 static const char TMDL_USAGE[] =

@@ -1,12 +1,12 @@
 /* `pbiport tmdl-parse PATH [--json]`: parse a TMDL folder or file and print what was read.
- * Default output is a readable summary; --json prints the whole model (core/tmdl.h).
+ * Default output is a readable summary; --json prints the whole model (core/lang/tmdl.h).
  * Exit 0 ok, 2 bad input (FILE:LINE: message on stderr), 1 other failures. */
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
-#include "core/tmdl.h"
+#include "core/lang/tmdl.h"
 #include "runtime/util.h"
 
 /* Names the way TMDL writes them: bare when plain, else 'quoted' with '' for '. */

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "core/worker.h"
+#include "core/flow/worker.h"
 #include "runtime/config.h"
 #include "runtime/db.h"
 

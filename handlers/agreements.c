@@ -1,8 +1,8 @@
 /* GET /api/agreements[?data_product=], GET /api/agreements/{id}: the data-usage agreements of
- * the caller's organization (core/agreements.h). Another organization's answer 404. */
+ * the caller's organization (core/store/agreements.h). Another organization's answer 404. */
 #include <jansson.h>
 
-#include "core/agreements.h"
+#include "core/store/agreements.h"
 #include "handlers/handlers.h"
 #include "runtime/page.h"
 #include "runtime/util.h"

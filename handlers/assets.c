@@ -3,8 +3,9 @@
 #include <jansson.h>
 #include <string.h>
 
-#include "core/asset_products.h"
-#include "core/assets.h"
+#include "core/flow/asset_products.h"
+#include "core/flow/ingest.h"
+#include "core/store/assets.h"
 #include "handlers/handlers.h"
 #include "runtime/json_body.h"
 #include "runtime/util.h"
@@ -36,7 +37,7 @@ int assets_get_handler(struct req *r)
 	json_t *o = NULL, *seen = NULL;
 	int rc = assets_get(r->db, r->who.org_id, req_capture(r, "id"), &a, r->err);
 	if (!rc)
-		rc = assets_seen_by(r->db, a, &seen, r->err);
+		rc = ingest_asset_seen_by(r->db, a, &seen, r->err);
 	if (!rc) {
 		/* which integrations see it, the one whose credentials refresh it first */
 		o = asset_json(a, true);

@@ -1,12 +1,12 @@
 /* POST/GET /api/data-products[/{id}], DELETE /api/data-products/{id}: contracts in,
  * catalog out. The route table already checked identity, body size and type; updating an
- * existing product also needs its owner or an organization owner (core/catalog.h). */
+ * existing product also needs its owner or an organization owner (core/store/catalog.h). */
 #include <jansson.h>
 #include <stdlib.h>
 
-#include "core/agreements.h"
-#include "core/catalog.h"
-#include "core/contract.h"
+#include "core/store/agreements.h"
+#include "core/store/catalog.h"
+#include "core/lang/contract.h"
 #include "handlers/handlers.h"
 #include "runtime/json_body.h"
 #include "runtime/util.h"

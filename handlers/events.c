@@ -4,7 +4,7 @@
 #include <jansson.h>
 #include <string.h>
 
-#include "core/refresh.h"
+#include "core/flow/refresh.h"
 #include "handlers/handlers.h"
 #include "runtime/json_body.h"
 #include "runtime/util.h"

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/ingest.h"
-#include "core/integrations.h"
+#include "core/flow/ingest.h"
+#include "core/store/integrations.h"
 #include "handlers/handlers.h"
 #include "runtime/crypto.h"
 #include "runtime/json_body.h"
@@ -113,7 +113,7 @@ out:
 
 int integrations_delete_handler(struct req *r)
 {
-	int rc = integrations_delete(r->db, r->who.org_id, req_capture(r, "id"), r->err);
+	int rc = ingest_integration_delete(r->db, r->who.org_id, req_capture(r, "id"), r->err);
 	return rc ? rc : req_reply(r, 204, "application/json", NULL, 0);
 }
 

@@ -4,7 +4,7 @@
 #include <jansson.h>
 #include <string.h>
 
-#include "core/worker.h"
+#include "core/flow/worker.h"
 #include "handlers/handlers.h"
 #include "runtime/jobs.h"
 #include "runtime/json_body.h"

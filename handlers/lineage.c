@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/lineage.h"
+#include "core/flow/lineage.h"
 #include "handlers/handlers.h"
 #include "runtime/util.h"
 

@@ -1,15 +1,15 @@
 /* GET /api/me/powerbi-connections, DELETE /api/me/powerbi-connections/{id},
  * POST /api/me/powerbi-connections/check: the caller's own Power BI connections.
  * Another user's or organization's id answers 404 like a missing one. No tokens go out.
- * Both the list and the check read the stored status (core/connections.h): whatever learns
+ * Both the list and the check read the stored status (core/store/connections.h): whatever learns
  * that a connection is dead records it there. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/connections.h"
-#include "core/pbi_session.h"
-#include "core/powerbi_settings.h"
+#include "core/store/connections.h"
+#include "core/flow/pbi_session.h"
+#include "core/store/powerbi_settings.h"
 #include "handlers/handlers.h"
 #include "msapi/powerbi.h"
 #include "runtime/util.h"

@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/catalog.h"
-#include "core/contract.h"
-#include "core/render.h"
+#include "core/store/catalog.h"
+#include "core/lang/contract.h"
+#include "core/lang/render.h"
 #include "handlers/handlers.h"
 #include "runtime/util.h"
 

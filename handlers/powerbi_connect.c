@@ -1,12 +1,12 @@
 /* GET /powerbi/connect and GET /powerbi/callback: a user's delegated Power BI consent
- * (authorization code + PKCE, signed single-use state; see core/connections.h).
+ * (authorization code + PKCE, signed single-use state; see core/store/connections.h).
  * Errors are JSON; nothing here logs or echoes a token, code or verifier. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/connections.h"
-#include "core/powerbi_settings.h"
+#include "core/store/connections.h"
+#include "core/store/powerbi_settings.h"
 #include "handlers/handlers.h"
 #include "msapi/entra.h"
 #include "runtime/strbuf.h"

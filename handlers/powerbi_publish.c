@@ -1,17 +1,17 @@
-/* POST /api/output-ports/{id}/powerbi-publish: queue a publish job (core/publish.h).
+/* POST /api/output-ports/{id}/powerbi-publish: queue a publish job (core/flow/publish.h).
  * GET /api/output-ports/{id}/powerbi-models: the models published from a port. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/catalog.h"
-#include "core/publish.h"
-#include "core/published_models.h"
+#include "core/store/catalog.h"
+#include "core/flow/publish.h"
+#include "core/store/published_models.h"
 #include "handlers/handlers.h"
 #include "runtime/json_body.h"
 #include "runtime/util.h"
 
-/* The status for a refusal of publish_check_access (core/publish.h), by its code. */
+/* The status for a refusal of publish_check_access (core/flow/publish.h), by its code. */
 static int refusal_status(const char *code)
 {
 	if (!strcmp(code, "no_write_role"))

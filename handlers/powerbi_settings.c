@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/powerbi_settings.h"
+#include "core/flow/powerbi_setup.h"
 #include "handlers/handlers.h"
 #include "runtime/crypto.h"
 #include "runtime/json_body.h"
@@ -80,7 +80,7 @@ int powerbi_settings_put(struct req *r)
 	if (!rc && verify)
 		in.verify = json_is_true(verify);
 	if (!rc)
-		rc = pbi_settings_put(r->db, r->cfg, r->who.org_id, r->who.user_id, &in, &saved, r->err);
+		rc = pbi_setup_save(r->db, r->cfg, r->who.org_id, r->who.user_id, &in, &saved, r->err);
 	/* the body held the secret: wipe our copy of it */
 	if (r->body)
 		pb_wipe(r->body, r->body_len);
@@ -112,7 +112,7 @@ int powerbi_settings_put(struct req *r)
 int powerbi_settings_test(struct req *r)
 {
 	char *name = NULL;
-	int rc = pbi_settings_test(r->db, r->cfg, r->who.org_id, &name, r->err);
+	int rc = pbi_setup_test(r->db, r->cfg, r->who.org_id, &name, r->err);
 	if (!rc) {
 		rc = req_reply_json_new(r, 200, json_pack("{s:b, s:s}", "ok", 1, "application_name", name));
 		free(name);

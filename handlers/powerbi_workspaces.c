@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/catalog.h"
-#include "core/pbi_session.h"
-#include "core/publish.h"
+#include "core/store/catalog.h"
+#include "core/flow/pbi_session.h"
+#include "core/flow/publish.h"
 #include "handlers/handlers.h"
 #include "msapi/fabric.h"
 #include "runtime/util.h"

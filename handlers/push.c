@@ -3,7 +3,7 @@
 #include <jansson.h>
 #include <string.h>
 
-#include "core/push.h"
+#include "core/flow/push.h"
 #include "handlers/handlers.h"
 #include "runtime/json_body.h"
 #include "runtime/util.h"

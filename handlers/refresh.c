@@ -2,7 +2,7 @@
  * read its refresh history (ours merged with Power BI's), set or remove its schedule. */
 #include <jansson.h>
 
-#include "core/refresh.h"
+#include "core/flow/refresh.h"
 #include "handlers/handlers.h"
 #include "runtime/json_body.h"
 #include "runtime/util.h"

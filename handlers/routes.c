@@ -3,7 +3,7 @@
  * and content type from these rows before the handler runs. */
 #include "handlers/handlers.h"
 
-#include "core/identity.h"
+#include "core/store/identity.h"
 
 static const char *const contract_types[] = {
 	"application/yaml", "application/x-yaml", "text/yaml", "application/json", NULL,

@@ -6,7 +6,7 @@
  * comparison leaks how much of a guess was right.
  *
  * runtime/ knows no tables: the lookups are functions the application supplies
- * (core/identity.c), passed in struct pb_auth_ops. */
+ * (core/store/identity.c), passed in struct pb_auth_ops. */
 #ifndef PBIPORT_AUTH_H
 #define PBIPORT_AUTH_H
 

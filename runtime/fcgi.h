@@ -16,7 +16,7 @@
 struct pb_app {
 	const struct route *routes;   /* THE route table (handlers/routes.c) */
 	size_t nroutes;
-	struct pb_auth_ops auth;      /* identity lookups (core/identity.c) */
+	struct pb_auth_ops auth;      /* identity lookups (core/store/identity.c) */
 };
 
 /* Loads envp into r (which req_init() prepared) and answers it through io. */

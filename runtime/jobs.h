@@ -14,7 +14,7 @@
  * jobs_finish_cancelled(), after removing what the job created when cleanup was asked;
  * a queued job to clean up is made due now so that a worker does it.
  *
- * The queue knows nothing about what a job does: kinds are strings; core/worker.c
+ * The queue knows nothing about what a job does: kinds are strings; core/flow/worker.c
  * maps them to functions. This module owns the jobs table: no other SQL touches it. */
 #ifndef PBIPORT_JOBS_H
 #define PBIPORT_JOBS_H

@@ -5,7 +5,7 @@
  * errors carry the position: "line 3, column 14: ...". Unknown fields are refused by
  * json_body_only_keys() so a typo is an error, not a silently ignored setting.
  *
- * YAML bodies go through core/yamltree.h (same tree shape, same error format); this
+ * YAML bodies go through core/lang/yamltree.h (same tree shape, same error format); this
  * module stays free of domain code. */
 #ifndef PBIPORT_JSON_BODY_H
 #define PBIPORT_JSON_BODY_H

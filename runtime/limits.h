@@ -20,7 +20,7 @@
 #define PB_RENDER_MAX_BYTES     (512u * 1024 * 1024)  /* all files one render may produce */
 #define PB_LUA_MEM_MAX          (256u * 1024 * 1024)  /* Lua heap per render */
 #define PB_LUA_TIME_MAX_MS      5000                  /* CPU time per render, upper bound */
-/* Default render budget, scaled to the contract (core/render.c set_limits): instructions
+/* Default render budget, scaled to the contract (core/lang/render.c set_limits): instructions
  * base + per table + per column; CPU-time backstop base + per column. */
 #define PB_LUA_INSTR_BASE       10000000LL
 #define PB_LUA_INSTR_PER_TABLE  5000LL
@@ -37,7 +37,7 @@
 #define PB_LUA_PRINT_LINES_MAX  100                   /* print() lines logged per sandbox */
 #define PB_LUA_SORT_MAX         1000000               /* elements table.sort accepts */
 #define PB_LUA_PATTERN_STEPS    2e8                   /* worst-case matcher steps of one string.find/gsub */
-/* Import filter rules (core/ingest.c), in the same sandbox as templates: CPU time of one call
+/* Import filter rules (core/flow/ingest.c), in the same sandbox as templates: CPU time of one call
  * (a rule is asked once per workspace, model and report), and of all calls of one run together. */
 #define PB_FILTER_RULE_TIME_MS  1000
 #define PB_FILTER_RUN_TIME_MS   60000

@@ -4,7 +4,7 @@
 -- row with the workspace, model id and web URL.
 
 -- Edges of the lineage graph that no other table implies (publish and import write them with
--- core/lineage_store.c). Kinds: data_product, output_port, or an imported asset kind.
+-- core/store/lineage_store.c). Kinds: data_product, output_port, or an imported asset kind.
 -- id and created_at are always written by lineage_edge_add(); they stay nullable so older
 -- readers that insert bare edges keep working.
 CREATE TABLE lineage_edges (

@@ -58,7 +58,7 @@ CREATE TABLE integration_scans (
 -- What a run found so far, before it is applied to assets in one transaction.
 CREATE TABLE asset_staging (
     run_id               TEXT NOT NULL REFERENCES integration_runs (id) ON DELETE CASCADE,
-    asset_id             TEXT NOT NULL,       -- the id the asset gets (core/assets.h assets_id_for)
+    asset_id             TEXT NOT NULL,       -- the id the asset gets (core/store/assets.h assets_id_for)
     kind                 TEXT NOT NULL,
     powerbi_id           TEXT NOT NULL,
     workspace_powerbi_id TEXT,

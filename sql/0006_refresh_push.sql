@@ -6,7 +6,7 @@
 CREATE TABLE refresh_schedules (
     model_ref    TEXT PRIMARY KEY,
     org_id       TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
-    schedule     TEXT NOT NULL,               -- preset or 5-field cron (UTC), core/cron.h
+    schedule     TEXT NOT NULL,               -- preset or 5-field cron (UTC), core/lang/cron.h
     next_run_at  TEXT NOT NULL,
     created_by   TEXT REFERENCES users (id) ON DELETE SET NULL,
     created_at   TEXT NOT NULL,

@@ -7,7 +7,7 @@
 
 CREATE TABLE asset_staging_new (
     run_id               TEXT NOT NULL REFERENCES integration_runs (id) ON DELETE CASCADE,
-    asset_id             TEXT NOT NULL,       -- the id the asset gets (core/assets.h assets_id_for)
+    asset_id             TEXT NOT NULL,       -- the id the asset gets (core/store/assets.h assets_id_for)
     kind                 TEXT NOT NULL,
     powerbi_id           TEXT NOT NULL,
     workspace_powerbi_id TEXT,

@@ -3,7 +3,7 @@
 -- leaves with its chunk, in the transaction that adds the chunk's rows to the table's count, once
 -- Power BI accepted them, or alone when Power BI answered that it did not add them. A worker that
 -- finds a chunk here does not know whether its rows were added: it asks Power BI for the table's
--- row count before sending it again (core/push.c, chunk_outcome_find). A table of its own, so
+-- row count before sending it again (core/flow/push.c, chunk_outcome_find). A table of its own, so
 -- that marking a chunk does not rewrite its rows (up to 10,000 of them) in push_chunks.
 
 CREATE TABLE push_sending (

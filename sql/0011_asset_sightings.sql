@@ -5,7 +5,7 @@
 -- asset's integration_id, which refresh uses for credentials). Now:
 --  * assets.integration_id is the integration the asset belongs to: the one whose description it
 --    carries and whose service principal refreshes it, chosen among the integrations that see it,
---    the richest access first (core/assets.h);
+--    the richest access first (core/store/assets.h);
 --  * assets.access is how that integration sees Power BI: 'scanner' (the admin scanner APIs:
 --    tables, columns, expressions, lineage) or 'listing' (the per-workspace listing APIs);
 --  * asset_sightings lists the OTHER integrations that see the asset now, so the common case of

@@ -1,4 +1,4 @@
--- pbiport schema 12: a Retry-After holds back every caller on the tenant (core/tenant_backoff.h).
+-- pbiport schema 12: a Retry-After holds back every caller on the tenant (core/store/tenant_backoff.h).
 --
 -- Power BI's throttling budgets for the scanner, admin and push APIs are the tenant's, shared by
 -- every caller: a 429 with "Retry-After: 3600" that one job got must hold back every other job

@@ -1,4 +1,4 @@
-/* The apply step of an import alone (core/assets.h assets_apply_run), in CPU time, without the
+/* The apply step of an import alone (core/store/assets.h assets_apply_run), in CPU time, without the
  * emulator: a run shaped like bench/ingest's (N workspaces x 5 models x 10 reports + 1
  * dashboard, a model -> report edge per report) is staged, then applied three times: all new,
  * all unchanged, and an incremental run that scanned nothing. With "shared", three integrations
@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/assets.h"
-#include "core/identity.h"
+#include "core/store/assets.h"
+#include "core/store/identity.h"
 #include "runtime/db.h"
 #include "runtime/util.h"
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/contract.h"
+#include "core/lang/contract.h"
 #include "runtime/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -8,7 +8,7 @@
 
 #include <jansson.h>
 
-#include "core/mlineage.h"
+#include "core/lang/mlineage.h"
 #include "runtime/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

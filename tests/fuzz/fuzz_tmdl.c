@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "core/tmdl.h"
+#include "core/lang/tmdl.h"
 #include "runtime/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

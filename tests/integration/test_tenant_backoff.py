@@ -1,4 +1,4 @@
-"""The tenant-wide back-off for the push family (core/tenant_backoff.h) through nginx + pbiport +
+"""The tenant-wide back-off for the push family (core/store/tenant_backoff.h) through nginx + pbiport +
 worker + the emulator: a push job that gets 429 with Retry-After: 3600 goes back to the queue (the
 worker does not sleep for the hour) and says until when; a push job for another dataset on the
 same tenant, seconds later and in another worker process, does not call Power BI for that hour and

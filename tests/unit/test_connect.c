@@ -15,10 +15,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/connections.h"
-#include "core/identity.h"
-#include "core/pbi_session.h"
-#include "core/powerbi_settings.h"
+#include "core/store/connections.h"
+#include "core/store/identity.h"
+#include "core/flow/pbi_session.h"
+#include "core/store/powerbi_settings.h"
+#include "core/flow/powerbi_setup.h"
 #include "msapi/entra.h"
 #include "runtime/crypto.h"
 #include "runtime/db.h"
@@ -215,18 +216,18 @@ static void settings_sealed_kept_and_sso(void **state)
 	assert_int_equal(pbi_settings_app(db, &cfg, org2_id, &app, err), PB_ENOTFOUND);
 
 	pbi_settings_input sso = { .mode = "sso" };
-	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &sso, NULL, err), PB_EINVAL);
+	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &sso, NULL, err), PB_EINVAL);
 	assert_non_null(strstr(err, "PBIPORT_SSO_TENANT_ID"));
 	pbi_settings_input in = { .mode = "custom", .tenant_id = TENANT, .client_id = APP_ID };
-	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, NULL, err), PB_EINVAL);
+	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &in, NULL, err), PB_EINVAL);
 	assert_non_null(strstr(err, "client_secret"));
 	in.tenant_id = "bad tenant/../x";
 	in.client_secret = APP_SEC;
-	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, NULL, err), PB_EINVAL);
+	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &in, NULL, err), PB_EINVAL);
 	in.tenant_id = TENANT;
 	pbi_settings_input nomode = { 0 };
-	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &nomode, NULL, err), PB_EINVAL);
-	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, NULL, err), PB_OK);
+	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &nomode, NULL, err), PB_EINVAL);
+	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &in, NULL, err), PB_OK);
 
 	assert_int_equal(pbi_settings_get(db, &cfg, org_id, &s, err), PB_OK);
 	assert_string_equal(s.mode, "custom");
@@ -253,7 +254,7 @@ static void settings_sealed_kept_and_sso(void **state)
 
 	/* update without a secret keeps it */
 	in.client_secret = NULL;
-	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, NULL, err), PB_OK);
+	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &in, NULL, err), PB_OK);
 	assert_int_equal(pbi_settings_app(db, &cfg, org_id, &app, err), PB_OK);
 	assert_string_equal(app.client_secret, APP_SEC);
 	assert_string_equal(app.tenant_id, TENANT);
@@ -264,7 +265,7 @@ static void settings_sealed_kept_and_sso(void **state)
 	c2.sso_tenant_id = "sso-tenant";
 	c2.sso_client_id = "sso-client";
 	c2.sso_client_secret = "sso-secret";
-	assert_int_equal(pbi_settings_put(db, &c2, org2_id, cat_id, &sso, NULL, err), PB_OK);
+	assert_int_equal(pbi_setup_save(db, &c2, org2_id, cat_id, &sso, NULL, err), PB_OK);
 	assert_int_equal(pbi_settings_get(db, &c2, org2_id, &s, err), PB_OK);
 	assert_string_equal(s.mode, "sso");
 	assert_string_equal(s.client_id, "sso-client");
@@ -514,7 +515,7 @@ static void sessions_user_and_app(void **state)
 	assert_string_equal(code, "not_configured");
 
 	char *name = NULL;
-	assert_int_equal(pbi_settings_test(db, &cfg, org_id, &name, err), PB_OK);
+	assert_int_equal(pbi_setup_test(db, &cfg, org_id, &name, err), PB_OK);
 	assert_string_equal(name, "pbiport");
 	free(name);
 }
@@ -548,7 +549,7 @@ static void settings_save_verifies_and_names_the_app(void **state)
 	pbi_settings_input in = { .mode = "custom", .tenant_id = TENANT, .client_id = APP_ID, .client_secret = APP_SEC,
 				  .verify = true };
 	sql_exec("UPDATE powerbi_settings SET application_name = NULL");
-	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, &saved, err), PB_OK);
+	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &in, &saved, err), PB_OK);
 	assert_string_equal(saved.warning, "");
 	assert_int_equal(pbi_settings_get(db, &cfg, org_id, &s, err), PB_OK);
 	assert_non_null(s.application_name);
@@ -556,7 +557,7 @@ static void settings_save_verifies_and_names_the_app(void **state)
 	pbi_settings_release(&s);
 	/* without a secret: the stored one is verified */
 	in.client_secret = NULL;
-	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, &saved, err), PB_OK);
+	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &in, &saved, err), PB_OK);
 	/* refused by Entra: nothing saved, the reason says which part */
 	static const struct { const char *tenant, *client, *secret, *word; } bad[] = {
 		{ TENANT, APP_ID, "Zq9-not-the-secret", "secret" },
@@ -566,7 +567,7 @@ static void settings_save_verifies_and_names_the_app(void **state)
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		pbi_settings_input b = { .mode = "custom", .tenant_id = bad[i].tenant, .client_id = bad[i].client,
 					 .client_secret = bad[i].secret, .verify = true };
-		assert_int_not_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &b, &saved, err), PB_OK);
+		assert_int_not_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &b, &saved, err), PB_OK);
 		assert_string_equal(saved.code, "bad_credentials");
 		for (char *p = err; *p; p++)
 			*p = (char)tolower((unsigned char)*p);
@@ -581,24 +582,24 @@ static void settings_save_verifies_and_names_the_app(void **state)
 	}
 	/* client ids are GUIDs */
 	pbi_settings_input g = { .mode = "custom", .tenant_id = TENANT, .client_id = "my-app", .client_secret = APP_SEC };
-	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &g, &saved, err), PB_EINVAL);
+	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &g, &saved, err), PB_EINVAL);
 	assert_non_null(strstr(err, "GUID"));
 	/* verify off: stored unchecked */
 	pbi_settings_input off = { .mode = "custom", .tenant_id = TENANT, .client_id = APP_ID,
 				   .client_secret = "Zq9-not-the-secret" };
-	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &off, &saved, err), PB_OK);
+	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &off, &saved, err), PB_OK);
 	/* Graph cannot tell the name: saved all the same (the Power BI token proved the
 	 * credentials), with a warning */
 	tu_fault("{\"path_prefix\": \"/graph\", \"error_rate\": {\"status\": 403, \"percent\": 100}}");
 	in.client_secret = APP_SEC;
-	int rc = pbi_settings_put(db, &cfg, org_id, ann_id, &in, &saved, err);
+	int rc = pbi_setup_save(db, &cfg, org_id, ann_id, &in, &saved, err);
 	tu_no_faults();
 	assert_int_equal(rc, PB_OK);
 	assert_non_null(strstr(saved.warning, "Graph"));
 	assert_int_equal(pbi_settings_get(db, &cfg, org_id, &s, err), PB_OK);
 	assert_null(s.application_name);
 	pbi_settings_release(&s);
-	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &in, &saved, err), PB_OK);
+	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &in, &saved, err), PB_OK);
 }
 
 /* One status for a connection: whichever path learns it is dead records it (with why), and
@@ -617,13 +618,13 @@ static void connection_status_one_source(void **state)
 	/* the organization's app changes: the connection (made with the old app) needs a reconnect */
 	pbi_settings_input other = { .mode = "custom", .tenant_id = TENANT,
 				     .client_id = "11111111-aaaa-4000-8000-000000000003", .client_secret = "x" };
-	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &other, NULL, err), PB_OK);
+	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &other, NULL, err), PB_OK);
 	expect_listed(org_id, ann_id, "needs_reconnect", CONN_APP_CHANGED);
 	assert_int_not_equal(token_once(id, -1, code, &gen, err), PB_OK);
 	assert_string_equal(code, "needs_reconnect");
 	assert_non_null(strstr(err, CONN_APP_CHANGED));
 	pbi_settings_input back = { .mode = "custom", .tenant_id = TENANT, .client_id = APP_ID, .client_secret = APP_SEC };
-	assert_int_equal(pbi_settings_put(db, &cfg, org_id, ann_id, &back, NULL, err), PB_OK);
+	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &back, NULL, err), PB_OK);
 	/* reconnecting makes it active again */
 	connect_user(org_id, ann_id, id);
 	expect_listed(org_id, ann_id, "active", NULL);

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/contract.h"
-#include "core/yamltree.h"
+#include "core/lang/contract.h"
+#include "core/lang/yamltree.h"
 #include "runtime/util.h"
 
 #define V3_HEAD "apiVersion: v3.1.0\nkind: DataContract\nid: t\nversion: 1.0.0\nstatus: draft\n"

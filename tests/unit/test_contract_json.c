@@ -1,4 +1,4 @@
-/* The contract reader's own JSON reader (fast_json_load, static in core/contract.c) must
+/* The contract reader's own JSON reader (fast_json_load, static in core/lang/contract.c) must
  * build exactly the tree jansson builds, or give up (NULL) so jansson reads the text
  * again. Differential test against json_loadb on fixtures and edge cases. */
 #include <setjmp.h>
@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "core/contract.c"
+#include "core/lang/contract.c"
 
 /* Same tree and same key order (templates see keys in document order). */
 static void assert_same_tree(const json_t *a, const json_t *b)

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/cron.h"
+#include "core/lang/cron.h"
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
 

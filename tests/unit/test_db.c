@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/catalog.h"
-#include "core/contract.h"
-#include "core/identity.h"
+#include "core/store/catalog.h"
+#include "core/lang/contract.h"
+#include "core/store/identity.h"
 #include "handlers/handlers.h"
 #include "runtime/config.h"
 #include "runtime/db.h"

@@ -17,13 +17,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/assets.h"
-#include "core/catalog.h"
-#include "core/contract.h"
-#include "core/identity.h"
-#include "core/ingest.h"
-#include "core/integrations.h"
-#include "core/tenant_backoff.h"
+#include "core/store/assets.h"
+#include "core/store/catalog.h"
+#include "core/lang/contract.h"
+#include "core/store/identity.h"
+#include "core/flow/ingest.h"
+#include "core/store/integrations.h"
+#include "core/store/tenant_backoff.h"
 #include "msapi/scanner.h"
 #include "runtime/crypto.h"
 #include "runtime/db.h"
@@ -228,7 +228,7 @@ static void test_integrations_store(void **state)
 	/* unknown ids are not found; other orgs see nothing */
 	pb_integration *g = NULL;
 	assert_int_equal(integrations_get(db, "0123456789abcdef0123456789abcdef", i->id, &g, err), PB_ENOTFOUND);
-	assert_int_equal(integrations_delete(db, org_id, i->id, err), 0);
+	assert_int_equal(ingest_integration_delete(db, org_id, i->id, err), 0);
 	assert_int_equal(integrations_get(db, org_id, i->id, &g, err), PB_ENOTFOUND);
 	integration_free(i);
 }
@@ -598,7 +598,7 @@ static void test_assets_shared_by_integrations(void **state)
 	expect_seen_by("semantic_model", "sm1", (const char *const[]){ sb, la }, 2);
 
 	/* deleting B: what was B's passes to A */
-	assert_int_equal(integrations_delete(db, org_id, ib->id, err), 0);
+	assert_int_equal(ingest_integration_delete(db, org_id, ib->id, err), 0);
 	m = asset_of("semantic_model", "sm1");
 	assert_string_equal(m->integration_id, ia->id);
 	assert_string_equal(m->access, "listing");

@@ -15,8 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/identity.h"
-#include "core/worker.h"
+#include "core/store/identity.h"
+#include "core/flow/worker.h"
 #include "runtime/crypto.h"
 #include "runtime/db.h"
 #include "runtime/jobs.h"

@@ -13,9 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/identity.h"
-#include "core/lineage.h"
-#include "core/lineage_store.h"
+#include "core/store/identity.h"
+#include "core/flow/lineage.h"
+#include "core/store/lineage_store.h"
 #include "handlers/handlers.h"
 #include "runtime/db.h"
 #include "runtime/fcgi.h"

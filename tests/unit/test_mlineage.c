@@ -14,8 +14,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/mlineage.h"
-#include "core/tmdl.h"
+#include "core/lang/mlineage.h"
+#include "core/lang/tmdl.h"
 #include "runtime/util.h"
 
 #define FIX "tests/fixtures/mlineage/"

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/names.h"
+#include "core/lang/names.h"
 
 static void length_in_utf16_units(void **state)
 {

@@ -13,13 +13,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/catalog.h"
-#include "core/contract.h"
-#include "core/identity.h"
-#include "core/lineage_store.h"
-#include "core/publish.h"
-#include "core/published_models.h"
-#include "core/worker.h"
+#include "core/store/catalog.h"
+#include "core/lang/contract.h"
+#include "core/store/identity.h"
+#include "core/store/lineage_store.h"
+#include "core/flow/publish.h"
+#include "core/store/published_models.h"
+#include "core/flow/worker.h"
 #include "runtime/crypto.h"
 #include "runtime/db.h"
 #include "runtime/jobs.h"

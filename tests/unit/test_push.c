@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/identity.h"
-#include "core/integrations.h"
-#include "core/push.h"
+#include "core/store/identity.h"
+#include "core/store/integrations.h"
+#include "core/flow/push.h"
 #include "runtime/crypto.h"
 #include "runtime/jobs.h"
 #include "runtime/db.h"

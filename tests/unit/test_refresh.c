@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/identity.h"
-#include "core/integrations.h"
-#include "core/refresh.h"
-#include "core/worker.h"
+#include "core/store/identity.h"
+#include "core/store/integrations.h"
+#include "core/flow/refresh.h"
+#include "core/flow/worker.h"
 #include "runtime/crypto.h"
 #include "runtime/db.h"
 #include "runtime/jobs.h"

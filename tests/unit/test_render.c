@@ -14,7 +14,7 @@
 
 #include <lauxlib.h>
 
-#include "core/render.h"
+#include "core/lang/render.h"
 #include "runtime/lua_sandbox.h"
 #include "runtime/strbuf.h"
 #include "runtime/util.h"

@@ -2,7 +2,7 @@
  * or databricks server, with what the server lacks given as `pbiport tmdl` flags would give
  * it, or, without such a server (ODCS v2, no `servers` block, other databases), through
  * --type snowflake and the flags alone -- and the output is read back with the TMDL parser
- * (core/tmdl.h); the same tables, columns, source columns, partitions and relationships must
+ * (core/lang/tmdl.h); the same tables, columns, source columns, partitions and relationships must
  * come back.
  * Inputs: tests/fixtures/render/contracts/ (always) and $PBIPORT_CORPUS/odcs/ (SKIP line
  * when absent). */
@@ -17,9 +17,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/contract.h"
-#include "core/render.h"
-#include "core/tmdl.h"
+#include "core/lang/contract.h"
+#include "core/lang/render.h"
+#include "core/lang/tmdl.h"
 #include "runtime/util.h"
 
 struct tally {

@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/names.h"
-#include "core/tmdl.h"
+#include "core/lang/names.h"
+#include "core/lang/tmdl.h"
 #include "runtime/util.h"
 
 #define FIX "tests/fixtures/tmdl/"

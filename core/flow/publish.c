@@ -1,0 +1,1062 @@
+/* Publish an output port to Power BI. See core/flow/publish.h. */
+#include "core/flow/publish.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/lang/contract.h"
+#include "core/lang/mlineage.h"
+#include "core/flow/pbi_session.h"
+#include "core/store/published_models.h"
+#include "core/lang/tmdl.h"
+#include "msapi/fabric.h"
+#include "msapi/powerbi.h"
+#include "runtime/crypto.h"
+#include "runtime/jobs.h"
+#include "runtime/json_body.h"
+#include "runtime/strbuf.h"
+#include "runtime/timeutil.h"
+#include "runtime/util.h"
+
+#define SEAL_CONTEXT "publish-credentials"
+
+void publish_source_release(publish_source *s)
+{
+	if (!s)
+		return;
+	free(s->host);
+	free(s->second);
+	memset(s, 0, sizeof *s);
+}
+
+/* ---- the data source of the rendered model ---------------------------------------- */
+
+/* Parses the rendered .tmdl files back into a model (the self-check of `validating`). */
+static int parse_back(const pb_files *files, tmdl_model **out, char *err)
+{
+	tmdl_model *m = tmdl_model_new();
+	int rc = m ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
+	for (size_t i = 0; !rc && i < files->n; i++) {
+		size_t n = strlen(files->v[i].path);
+		if (n > 5 && !strcmp(files->v[i].path + n - 5, ".tmdl"))
+			rc = tmdl_parse_buffer(m, files->v[i].path, files->v[i].content, files->v[i].len, err);
+	}
+	if (!rc)
+		rc = tmdl_model_finish(m, err);
+	if (rc) {
+		char sub[PB_ERR_MAX];
+		xsnprintf(sub, sizeof sub, "%s", err);
+		pb_err(err, PB_EINVAL, "the rendered TMDL does not parse back: %s", sub);
+		tmdl_model_free(m);
+		return PB_EINVAL;
+	}
+	if (m->n_tables == 0) {
+		tmdl_model_free(m);
+		return pb_err(err, PB_EINVAL, "the rendered TMDL has no tables");
+	}
+	*out = m;
+	return PB_OK;
+}
+
+/* Reads the one Snowflake / Databricks source every partition of the model reads. */
+static int model_source(const tmdl_model *m, publish_source *out, char *err)
+{
+	mlineage_param *params = NULL;
+	size_t nparams = 0;
+	int rc = mlineage_params_from_model(m, &params, &nparams, err);
+	for (size_t t = 0; !rc && t < m->n_tables; t++) {
+		const tmdl_table *tb = &m->tables[t];
+		for (size_t p = 0; !rc && p < tb->n_partitions; p++) {
+			const tmdl_partition *pa = &tb->partitions[p];
+			if (!pa->source || (pa->source_type && !str_ieq(pa->source_type, "m")))
+				continue;
+			mlineage_sources srcs = { 0 };
+			char sub[PB_ERR_MAX];
+			if ((rc = mlineage_parse(pa->source, params, nparams, &srcs, sub))) {
+				rc = pb_err(err, PB_EINVAL, "table %s: its M source does not parse: %s", tb->name, sub);
+				break;
+			}
+			for (size_t i = 0; !rc && i < srcs.n; i++) {
+				const mlineage_source *s = &srcs.v[i];
+				bool sf = !strcmp(s->type, "snowflake"), db = !strcmp(s->type, "databricks");
+				const char *second = sf ? s->warehouse : s->http_path;
+				if ((!sf && !db) || !s->host || !second) {
+					rc = pb_err(err, PB_EINVAL, "table %s reads a source Power BI cannot bind here (%s%s)",
+						    tb->name, s->type, s->host ? "" : " with a computed host");
+				} else if (!out->type) {
+					out->type = sf ? "Snowflake" : "Databricks";
+					out->host = xstrdup(s->host);
+					out->second = xstrdup(second);
+					if (!out->host || !out->second)
+						rc = pb_err(err, PB_ENOMEM, "out of memory");
+				} else if (strcmp(out->type, sf ? "Snowflake" : "Databricks") ||
+					   !mlineage_same_server(s->type, out->host, s->host) || !str_ieq(out->second, second)) {
+					rc = pb_err(err, PB_EINVAL, "table %s reads another server than the other tables "
+						    "(%s, %s): one model binds to one connection", tb->name, out->host, out->second);
+				}
+			}
+			mlineage_sources_release(&srcs);
+		}
+	}
+	free(params);
+	if (!rc && !out->type)
+		rc = pb_err(err, PB_EINVAL, "the rendered model reads no Snowflake or Databricks table");
+	if (rc)
+		publish_source_release(out);
+	return rc;
+}
+
+int publish_port_source(const pb_config *cfg, const cat_port *port, const char *http_path, publish_source *out,
+			pb_files *files, char *err)
+{
+	pb_contract *c = NULL;
+	tmdl_model *m = NULL;
+	pb_files local = { 0 };
+	pb_files *f = files ? files : &local;
+	int rc;
+	memset(out, 0, sizeof *out);
+	if (!port->contract_text)
+		return pb_err(err, PB_EINTERNAL, "output port %s was read without its contract", port->id);
+	if ((rc = contract_parse(port->contract_text, strlen(port->contract_text), "stored contract", &c, err)))
+		goto out;
+	render_opts opts = { .server = port->name, .http_path = http_path,
+			     .template_path = cfg ? cfg->template_path : NULL };
+	if ((rc = tmdl_render(c, &opts, f, err)))
+		goto out;
+	if ((rc = parse_back(f, &m, err)))
+		goto out;
+	rc = model_source(m, out, err);
+out:
+	tmdl_model_free(m);
+	contract_free(c);
+	pb_files_release(&local);
+	if (rc && files)
+		pb_files_release(files);
+	return rc;
+}
+
+bool publish_connection_matches(const publish_source *s, const msapi_item *conn)
+{
+	if (!s->type || !conn->type || !conn->path || !str_ieq(s->type, conn->type))
+		return false;
+	const char *semi = strchr(conn->path, ';');
+	if (!semi)
+		return false;
+	char *host = xstrndup(conn->path, (size_t)(semi - conn->path));
+	const char *second = semi + 1;
+	/* Fabric paths may carry optional parameters after the required ones */
+	size_t second_len = strcspn(second, ";");
+	bool same = host && mlineage_same_server(str_ieq(s->type, "Snowflake") ? "snowflake" : "databricks", host,
+						 s->host) &&
+		    strlen(s->second) == second_len && !strncasecmp(second, s->second, second_len);
+	free(host);
+	return same;
+}
+
+/* ---- the request ------------------------------------------------------------------- */
+
+/* A required (or, with optional, possibly absent) non-empty string field of at most max
+ * bytes without control characters. *out borrowed from obj. */
+static int str_field(const json_t *obj, const char *key, const char *label, bool optional, size_t max,
+		     const char **out, char *err)
+{
+	const json_t *v = json_object_get(obj, key);
+	*out = NULL;
+	if (!v && optional)
+		return PB_OK;
+	if (!json_is_string(v))
+		return pb_err(err, PB_EINVAL, "%s is required (a text)", label);
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+	if (n == 0 || strspn(s, " \t") == n)
+		return pb_err(err, PB_EINVAL, "%s must not be empty", label);
+	if (n > max)
+		return pb_err(err, PB_EINVAL, "%s is longer than %zu bytes", label, max);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return pb_err(err, PB_EINVAL, "%s must not contain control characters", label);
+	*out = s;
+	return PB_OK;
+}
+
+/* The httpPath a Databricks server carries (fields or customProperties), or NULL. */
+static const char *server_http_path(const json_t *server)
+{
+	const char *keys[] = { "httpPath", "http_path" };
+	const json_t *custom = json_object_get(server, "customProperties");
+	for (size_t i = 0; i < 2; i++) {
+		const char *v = json_string_value(json_object_get(server, keys[i]));
+		if (!v)
+			v = json_string_value(json_object_get(custom, keys[i]));
+		if (v && *v)
+			return v;
+	}
+	return NULL;
+}
+
+/* The longest prefix of s[0..len) of at most max bytes that ends at a character boundary. */
+static size_t utf8_prefix_len(const char *s, size_t len, size_t max)
+{
+	if (len <= max)
+		return len;
+	size_t n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	return n;
+}
+
+/* A Microsoft id of the request (field label) is a GUID: it goes into Power BI URLs. */
+static int guid_field(const char *value, const char *label, const char *what, char *err)
+{
+	if (!value || str_is_guid(value))
+		return PB_OK;
+	return pb_err(err, PB_EINVAL, "%s must be %s id, a GUID like 00000000-0000-0000-0000-000000000000 (got \"%.*s\")",
+		      label, what, (int)utf8_prefix_len(value, strlen(value), 64), value);
+}
+
+/* Validates body.connection for a port of type port_type; *sealed_out is the sealed
+ * credentials JSON (new), *ctype the credential type (borrowed from body). */
+static int check_credentials(const pb_config *cfg, const json_t *conn, const char *port_type, char **sealed_out,
+			     const char **ctype, char *err)
+{
+	static const char *const basic_keys[] = { "credential_type", "username", "password", NULL };
+	static const char *const token_keys[] = { "credential_type", "token", NULL };
+	static const char *const sp_keys[] = { "credential_type", "tenant_id", "client_id", "client_secret", NULL };
+	const char *const *keys;
+	int rc;
+	if (!json_is_object(conn))
+		return pb_err(err, PB_EINVAL, "connection must be an object with credential_type and credentials");
+	if ((rc = str_field(conn, "credential_type", "connection.credential_type", false, 64, ctype, err)))
+		return rc;
+	bool snowflake = str_ieq(port_type, "snowflake");
+	if (!strcmp(*ctype, "basic"))
+		keys = basic_keys;
+	else if (!strcmp(*ctype, "token"))
+		keys = token_keys;
+	else if (!strcmp(*ctype, "service_principal"))
+		keys = sp_keys;
+	else
+		return pb_err(err, PB_EINVAL,
+			      "connection.credential_type must be basic (Snowflake), token or service_principal "
+			      "(Databricks), not \"%s\"", *ctype);
+	if (snowflake != (keys == basic_keys))
+		return pb_err(err, PB_EINVAL, "connection.credential_type %s does not fit a %s output port (use %s)",
+			      *ctype, port_type, snowflake ? "basic" : "token or service_principal");
+	if ((rc = json_body_only_keys(conn, keys, "connection.", err)))
+		return rc;
+	for (size_t i = 1; keys[i]; i++) {
+		char label[64];
+		const char *v;
+		xsnprintf(label, sizeof label, "connection.%s", keys[i]);
+		if ((rc = str_field(conn, keys[i], label, false, PB_PBI_SECRET_MAX, &v, err)))
+			return rc;
+	}
+	if (keys == sp_keys &&
+	    ((rc = guid_field(json_string_value(json_object_get(conn, "tenant_id")), "connection.tenant_id",
+			      "a Microsoft Entra tenant", err)) ||
+	     (rc = guid_field(json_string_value(json_object_get(conn, "client_id")), "connection.client_id",
+			      "a Microsoft Entra application (client)", err))))
+		return rc;
+	if (!cfg || !cfg->encryption_keys)
+		return pb_err(err, PB_EINTERNAL, "APPLICATION_ENCRYPTION_KEYS is not set: credentials cannot be kept");
+	char *text = json_dumps(conn, JSON_COMPACT);
+	if (!text)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	size_t len = strlen(text);
+	rc = pb_seal(cfg->encryption_keys, text, len, SEAL_CONTEXT, sealed_out, err);
+	pb_secret_free(text, len);
+	return rc;
+}
+
+/* The model name used when the request gives none: the data product's name, followed by the
+ * port's when the product has several ports ("Orders", "Orders – development"), at most
+ * PB_PUBLISH_NAME_MAX bytes (the product's name is shortened first, at a character boundary). */
+static int default_name(pb_db *db, const char *org_id, const cat_port *port, char out[PB_PUBLISH_NAME_MAX + 1],
+			char *err)
+{
+	static const char dash[] = " \xe2\x80\x93 ";   /* en dash */
+	cat_product *product = NULL;
+	int rc = catalog_product_get(db, org_id, port->data_product_id, false, &product, err);
+	if (rc)
+		return rc;
+	const char *pname = product->name && *product->name ? product->name : port->name;
+	size_t plen = strlen(pname), room = PB_PUBLISH_NAME_MAX;
+	size_t slen = product->nports > 1 ? sizeof dash - 1 + strlen(port->name) : 0;
+	if (slen && slen < room / 2)
+		room -= slen;
+	else
+		slen = 0;   /* a port name too long to add: the product's name alone */
+	size_t n = utf8_prefix_len(pname, plen, room);
+	xsnprintf(out, PB_PUBLISH_NAME_MAX + 1, "%.*s%s%s", (int)n, pname, slen ? dash : "", slen ? port->name : "");
+	for (char *c = out; *c; c++)   /* a name is shown on one line */
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = ' ';
+	catalog_product_free(product);
+	return PB_OK;
+}
+
+void publish_request_release(publish_request *rq)
+{
+	if (!rq)
+		return;
+	catalog_port_free(rq->port);
+	free(rq->input);
+	if (rq->sealed)
+		pb_secret_free(rq->sealed, strlen(rq->sealed));
+	memset(rq, 0, sizeof *rq);
+}
+
+int publish_request_read(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
+			 const char *port_id, const json_t *body, publish_request *out, char *err)
+{
+	static const char *const allowed[] = { "workspace_id", "name", "connection_id", "connection", "http_path",
+					       NULL };
+	json_t *server = NULL, *input = NULL;
+	const char *ws, *name, *conn_id, *http_path, *ctype = NULL;
+	char key_src[4 * PB_ID_BUF + PB_PUBLISH_NAME_MAX + PB_PBI_ID_MAX], hash[PB_SHA256_HEX_LEN + 1];
+	char dflt[PB_PUBLISH_NAME_MAX + 1];
+	int rc;
+	memset(out, 0, sizeof *out);
+	if ((rc = catalog_port_get(db, org_id, port_id, false, &out->port, err)))
+		goto out;
+	const cat_port *port = out->port;
+	if (!json_is_object(body)) {
+		rc = pb_err(err, PB_EINVAL, "the body must be a JSON object");
+		goto out;
+	}
+	if ((rc = json_body_only_keys(body, allowed, "", err)) ||
+	    (rc = str_field(body, "workspace_id", "workspace_id", false, PB_PBI_ID_MAX, &ws, err)) ||
+	    (rc = str_field(body, "name", "name", true, PB_PUBLISH_NAME_MAX, &name, err)) ||
+	    (rc = str_field(body, "connection_id", "connection_id", true, PB_PBI_ID_MAX, &conn_id, err)) ||
+	    (rc = str_field(body, "http_path", "http_path", true, PB_RENDER_MAX_PATH, &http_path, err)) ||
+	    (rc = guid_field(ws, "workspace_id", "a Power BI workspace", err)) ||
+	    (rc = guid_field(conn_id, "connection_id", "a Power BI connection", err)))
+		goto out;
+	if (!str_ieq(port->type, "snowflake") && !str_ieq(port->type, "databricks")) {
+		rc = pb_err(err, PB_EINVAL, "output port %s is of type %s, which cannot be published to Power BI "
+			    "(snowflake, databricks)", port->name, port->type);
+		goto out;
+	}
+	const json_t *conn = json_object_get(body, "connection");
+	if (!!conn_id == !!conn) {
+		rc = pb_err(err, PB_EINVAL, "give either connection_id (an existing Power BI connection) or connection "
+			    "(credentials for a new one)");
+		goto out;
+	}
+	server = json_loads(port->server_json, 0, NULL);
+	if (http_path && !str_ieq(port->type, "databricks")) {
+		rc = pb_err(err, PB_EINVAL, "http_path is only for Databricks output ports; output port %s is %s (leave "
+			    "http_path out)", port->name, port->type);
+		goto out;
+	}
+	if (str_ieq(port->type, "databricks") && !http_path && !server_http_path(server)) {
+		rc = pb_err(err, PB_EINVAL, "http_path is required: the contract's server \"%s\" has no httpPath custom "
+			    "property", port->name);
+		goto out;
+	}
+	if (conn && (rc = check_credentials(cfg, conn, port->type, &out->sealed, &ctype, err)))
+		goto out;
+	if (!name) {
+		if ((rc = default_name(db, org_id, port, dflt, err)))
+			goto out;
+		name = dflt;
+	}
+	xsnprintf(out->workspace_id, sizeof out->workspace_id, "%s", ws);
+	input = json_pack("{s:s, s:s, s:s}", "port_id", port->id, "workspace_id", ws, "name", name);
+	if (!input || (conn_id && json_object_set_new(input, "connection_id", json_string(conn_id))) ||
+	    (http_path && json_object_set_new(input, "http_path", json_string(http_path))) ||
+	    (ctype && json_object_set_new(input, "credential_type", json_string(ctype))) ||
+	    !(out->input = json_dumps(input, JSON_COMPACT))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory (or the name is not UTF-8)");
+		goto out;
+	}
+	/* The same user publishing the same port to the same workspace under the same name
+	 * while one is in flight gets that job back. */
+	if (xsnprintf(key_src, sizeof key_src, "%s\n%s\n%s\n%s", user_id ? user_id : "", port->id, ws, name)) {
+		rc = pb_err(err, PB_EINVAL, "name or workspace_id too long");
+		goto out;
+	}
+	pb_sha256_hex(key_src, strlen(key_src), hash);
+	xsnprintf(out->key, sizeof out->key, "publish:%s", hash);
+out:
+	json_decref(input);
+	json_decref(server);
+	if (rc)
+		publish_request_release(out);
+	return rc;
+}
+
+/* What a user does about a Power BI session that did not open (code from pbi_session_user),
+ * in the words both the request check and the job use. */
+static void session_refusal(const char *code, const char *detail, char *out)
+{
+	if (!strcmp(code, "not_connected"))
+		pb_err(out, PB_EINVAL, "Power BI is not connected for you: connect it (/powerbi/connect) and publish again");
+	else if (!strcmp(code, "needs_reconnect"))
+		pb_err(out, PB_EINVAL, "your Power BI sign-in expired or was revoked: reconnect Power BI (/powerbi/connect) "
+		       "and publish again (%s)", detail);
+	else
+		pb_err(out, PB_EINVAL, "%s", detail);
+}
+
+/* True when workspace ws is listed among the caller's workspaces in roles (comma-separated).
+ * *rc: the call's result (message in err). */
+static bool workspace_in_roles(msapi *api, const char *roles, const char *ws, int *rc, char *err)
+{
+	msapi_items l = { 0 };
+	bool in = false;
+	*rc = fabric_list_workspaces_in_role(api, roles, &l, err);
+	for (size_t i = 0; !*rc && i < l.n && !in; i++)
+		in = l.v[i].id && !strcasecmp(l.v[i].id, ws);
+	msapi_items_release(&l);
+	return in;
+}
+
+int publish_check_access(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *ws,
+			 char code[PBI_CODE_MAX], char *err)
+{
+	pbi_session s;
+	char sub[PB_ERR_MAX];
+	int rc, lrc;
+	code[0] = '\0';
+	if ((rc = pbi_session_user(&s, db, cfg, org_id, user_id, code, sub))) {
+		if (!code[0])
+			return pb_err(err, rc, "%s", sub);
+		if (!strcmp(code, "unavailable")) {   /* the job opens it again, and waits for Microsoft */
+			code[0] = '\0';
+			return PB_OK;
+		}
+		session_refusal(code, sub, err);
+		return PB_EINVAL;
+	}
+	/* one quick question: a slow or busy Power BI does not hold the request, the job asks again */
+	s.api.max_attempts = 1;
+	s.api.call_timeout_ms = PB_PUBLISH_CHECK_TIMEOUT_MS;
+	bool writable = workspace_in_roles(&s.api, "Admin,Member,Contributor", ws, &lrc, sub);
+	if (!lrc && !writable) {
+		bool viewer = workspace_in_roles(&s.api, "Viewer", ws, &lrc, sub);
+		if (viewer || lrc) {
+			xsnprintf(code, PBI_CODE_MAX, "no_write_role");
+			rc = pb_err(err, PB_EINVAL, "workspace_id %s: you cannot publish into this workspace: it needs the "
+				    "Contributor, Member or Admin role there%s", ws, viewer ? " (you are Viewer)" : "");
+		} else {
+			xsnprintf(code, PBI_CODE_MAX, "workspace_not_found");
+			rc = pb_err(err, PB_EINVAL, "workspace_id %s is not a Power BI workspace you can see", ws);
+		}
+	} else if (lrc) {
+		const char *scode = pbi_session_code(&s);
+		const msapi_last *l = &s.api.last;
+		if (!strcmp(scode, "needs_reconnect") || l->status == 401 || !strcmp(l->code, "InsufficientScopes")) {
+			xsnprintf(code, PBI_CODE_MAX, "needs_reconnect");
+			session_refusal(code, sub, err);
+			rc = PB_EINVAL;
+		}   /* else Power BI did not answer in time: the job checks again */
+	}
+	pbi_session_release(&s);
+	return rc;
+}
+
+int publish_request_queue(pb_db *db, const char *org_id, const char *user_id, const publish_request *rq,
+			  char job_id[PB_ID_BUF], bool *existing, char *err)
+{
+	pb_job_spec spec = { .kind = "publish", .org_id = org_id, .user_id = user_id, .input = rq->input,
+			     .private_input = rq->sealed, .idempotency_key = rq->key, .max_attempts = PB_PUBLISH_ATTEMPTS };
+	*existing = false;
+	return jobs_submit(db, &spec, job_id, existing, err);
+}
+
+int publish_submit(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *port_id,
+		   const json_t *body, char job_id[PB_ID_BUF], bool *existing, char code[PBI_CODE_MAX], char *err)
+{
+	publish_request rq;
+	code[0] = '\0';
+	*existing = false;
+	int rc = publish_request_read(db, cfg, org_id, user_id, port_id, body, &rq, err);
+	if (rc)
+		return rc;
+	if (!(rc = publish_check_access(db, cfg, org_id, user_id, rq.workspace_id, code, err)))
+		rc = publish_request_queue(db, org_id, user_id, &rq, job_id, existing, err);
+	publish_request_release(&rq);
+	return rc;
+}
+
+/* ---- the job --------------------------------------------------------------------------- */
+
+typedef struct publish_run {
+	pb_job_ctx *ctx;
+	json_t *in;
+	const char *port_id, *ws, *name, *conn_id, *http_path;
+	cat_port *port;
+	publish_source src;
+	pb_files files;
+	pbi_session s;
+	bool have_session;
+	char connection_id[PB_PBI_ID_MAX + 1];
+	char model_id[PB_PBI_ID_MAX + 1];
+	char model_name[PB_PUBLISH_NAME_MAX + 16];
+} publish_run;
+
+static void test_pause(publish_run *r, const char *phase)
+{
+	const char *want = getenv("PBIPORT_TEST_PAUSE_PHASE");
+	if (!want || strcmp(want, phase))
+		return;
+	fprintf(stderr, "PBIPORT_TEST_PAUSED %s %s\n", phase, r->ctx->job->id);
+	fflush(stderr);
+	struct timespec ts = { 0, 50 * 1000000L };
+	while (!(r->ctx->stop && *r->ctx->stop))
+		nanosleep(&ts, NULL);
+}
+
+static const char *cp_str(publish_run *r, const char *key)
+{
+	return json_string_value(json_object_get(r->ctx->checkpoint, key));
+}
+
+/* Turns a failed Power BI call (facts in r->s.api.last) into a job failure in plain words,
+ * or a retry for what may pass. what: "creating the semantic model", ... */
+static int api_failure(publish_run *r, const char *what, const char *detail)
+{
+	pb_job_ctx *ctx = r->ctx;
+	const msapi_last *l = &r->s.api.last;
+	const char *scode = pbi_session_code(&r->s);
+	char msg[PB_ERR_MAX];
+	xsnprintf(msg, sizeof msg, "%s", detail);
+	if (scode && *scode) {
+		if (!strcmp(scode, "unavailable"))
+			return job_retry_later(ctx, 0, "unavailable", "Microsoft sign-in could not be reached while %s: %s",
+					       what, msg);
+		return job_fail(ctx, scode, "Power BI refused your saved sign-in while %s: reconnect Power BI "
+			       "(/powerbi/connect) and publish again (%s)", what, msg);
+	}
+	if (l->status == 401 || !strcmp(l->code, "InsufficientScopes") || !strcmp(l->code, "TokenExpired"))
+		return job_fail(ctx, "needs_reconnect", "Power BI did not accept your sign-in while %s: reconnect "
+			       "Power BI (/powerbi/connect) and grant the permissions it asks for (%s)", what, msg);
+	if (!strcmp(l->code, "InsufficientWorkspaceRole") || !strcmp(l->code, "InsufficientPrivileges"))
+		return job_fail(ctx, "no_write_role", "you cannot publish into workspace %s: it needs the Contributor, "
+			       "Member or Admin role there (Power BI said: %s)", r->ws, msg);
+	if (!strcmp(l->code, "IncorrectCredentials") || !strcmp(l->code, "InvalidCredentialDetails") ||
+	    !strcmp(l->code, "InvalidConnectionDetails"))
+		return job_fail(ctx, "credentials_rejected", "Power BI rejected the connection credentials: check them "
+			       "and publish again (Power BI said: %s)", msg);
+	if (!strcmp(l->code, "CorruptedPayload") || !strcmp(l->code, "TmdlFormatException"))
+		return job_fail(ctx, "tmdl_rejected", "Power BI rejected the generated TMDL: %s", msg);
+	if (!strcmp(l->code, "WorkspaceNotFound") || (l->status == 404 && !strcmp(what, "listing the workspace")))
+		return job_fail(ctx, "workspace_not_found", "workspace %s was not found or you cannot see it", r->ws);
+	if (l->status == 0 || l->status == 429 || l->status >= 500)
+		return job_retry_later(ctx, l->retry_after_s > 0 ? l->retry_after_s * 1000 : 0, "unavailable",
+				       "Power BI was not reachable while %s: %s", what, msg);
+	return job_fail(ctx, "powerbi_error", "Power BI refused %s: %s", what, msg);
+}
+
+static int phase_validate(publish_run *r)
+{
+	pb_job_ctx *ctx = r->ctx;
+	int rc = job_phase(ctx, "validating", 5);
+	if (rc)
+		return rc;
+	rc = catalog_port_get(ctx->db, ctx->job->org_id, r->port_id, true, &r->port, ctx->err);
+	if (rc == PB_ENOTFOUND)
+		return job_fail(ctx, "port_gone", "output port %s no longer exists", r->port_id);
+	if (rc)
+		return rc;
+	char sub[PB_ERR_MAX];
+	rc = publish_port_source(ctx->cfg, r->port, r->http_path, &r->src, &r->files, sub);
+	if (rc == PB_EINVAL || rc == PB_ELIMIT)
+		return job_fail(ctx, strstr(sub, "template") ? "template_failed" : "invalid_contract", "%s", sub);
+	if (rc)
+		return pb_err(ctx->err, rc, "%s", sub);
+	test_pause(r, "validating");
+	return PB_OK;
+}
+
+static int open_session(publish_run *r)
+{
+	pb_job_ctx *ctx = r->ctx;
+	char code[PBI_CODE_MAX] = "", sub[PB_ERR_MAX];
+	if (!ctx->job->user_id[0])
+		return job_fail(ctx, "not_connected", "the user who started this publish no longer exists");
+	int rc = pbi_session_user(&r->s, ctx->db, ctx->cfg, ctx->job->org_id, ctx->job->user_id, code, sub);
+	if (!rc) {
+		r->have_session = true;
+		return PB_OK;
+	}
+	/* a failed pbi_session_user released the session itself */
+	memset(&r->s, 0, sizeof r->s);
+	if (!strcmp(code, "unavailable"))
+		return job_retry_later(ctx, 0, "unavailable", "%s", sub);
+	if (code[0]) {
+		char msg[PB_ERR_MAX];
+		session_refusal(code, sub, msg);
+		return job_fail(ctx, code, "%s", msg);
+	}
+	return pb_err(ctx->err, rc, "%s", sub);
+}
+
+/* The deterministic display name of the connection this job creates, so a resumed job
+ * finds it instead of making a second. */
+static void connection_name(const publish_run *r, char out[PB_PUBLISH_CONN_NAME_MAX + 1])
+{
+	char host[64];
+	xsnprintf(host, sizeof host, "%s", r->src.host);   /* cut long hosts */
+	if (xsnprintf(out, PB_PUBLISH_CONN_NAME_MAX + 1, "%s %s (pbiport %.12s)", r->src.type, host, r->ctx->job->id))
+		out[PB_PUBLISH_CONN_NAME_MAX] = '\0';
+}
+
+static const char *cred(const json_t *creds, const char *key)
+{
+	return json_string_value(json_object_get(creds, key));
+}
+
+/* Opens the sealed credentials of the job into *creds (new; wipe with msapi_wipe_json). */
+static int open_credentials(publish_run *r, json_t **creds)
+{
+	pb_job_ctx *ctx = r->ctx;
+	char *plain = NULL;
+	size_t len = 0;
+	*creds = NULL;
+	if (!ctx->job->private_input || !*ctx->job->private_input)
+		return job_fail(ctx, "credentials_missing", "the credentials for the new connection are gone (the job "
+			       "ended once already): publish again with the credentials");
+	if (!ctx->cfg || !ctx->cfg->encryption_keys)
+		return job_fail(ctx, "credentials_unreadable", "APPLICATION_ENCRYPTION_KEYS is not set in the worker");
+	char sub[PB_ERR_MAX];
+	if (pb_open(ctx->cfg->encryption_keys, ctx->job->private_input, SEAL_CONTEXT, &plain, &len, sub))
+		return job_fail(ctx, "credentials_unreadable", "the sealed credentials cannot be opened: %s", sub);
+	*creds = json_loadb(plain, len, 0, NULL);
+	pb_secret_free(plain, len);
+	if (!json_is_object(*creds)) {
+		json_decref(*creds);
+		*creds = NULL;
+		return job_fail(ctx, "credentials_unreadable", "the sealed credentials are not readable");
+	}
+	return PB_OK;
+}
+
+static int create_connection(publish_run *r, const msapi_items *existing)
+{
+	char name[PB_PUBLISH_CONN_NAME_MAX + 1], sub[PB_ERR_MAX];
+	json_t *creds = NULL;
+	msapi_item made = { 0 };
+	int rc;
+	connection_name(r, name);
+	const msapi_item *found = msapi_items_find_name(existing, name);
+	if (found && publish_connection_matches(&r->src, found)) {   /* made by this job before a crash */
+		xsnprintf(r->connection_id, sizeof r->connection_id, "%s", found->id ? found->id : "");
+		return PB_OK;
+	}
+	if (found)   /* the name carries this job's id, yet the connection reads elsewhere: not ours */
+		return job_fail(r->ctx, "connection_name_taken", "a connection named \"%s\" already exists and points at "
+				"%s %s, not at %s %s;%s: this publish did not make it; rename or delete it and publish again",
+				name, found->type ? found->type : "?", found->path ? found->path : "?", r->src.type,
+				r->src.host, r->src.second);
+	if ((rc = open_credentials(r, &creds)))
+		return rc;
+	const char *ctype = cred(creds, "credential_type");
+	bool sf = !strcmp(r->src.type, "Snowflake");
+	fabric_param params[2] = {
+		{ sf ? "server" : "host", r->src.host, NULL },
+		{ sf ? "warehouse" : "httpPath", r->src.second, NULL },
+	};
+	fabric_connection_req req = {
+		.display_name = name,
+		.type = r->src.type,
+		.creation_method = sf ? "Snowflake.Databases" : "Databricks.Catalogs",
+		.params = params,
+		.nparams = 2,
+		.encryption = "Encrypted",
+	};
+	if (ctype && !strcmp(ctype, "basic")) {
+		req.cred = FABRIC_CRED_BASIC;
+		req.username = cred(creds, "username");
+		req.password = cred(creds, "password");
+	} else if (ctype && !strcmp(ctype, "token")) {
+		req.cred = FABRIC_CRED_KEY;
+		req.key = cred(creds, "token");
+	} else {
+		req.cred = FABRIC_CRED_SERVICE_PRINCIPAL;
+		req.tenant_id = cred(creds, "tenant_id");
+		req.sp_client_id = cred(creds, "client_id");
+		req.sp_secret = cred(creds, "client_secret");
+	}
+	rc = fabric_create_connection(&r->s.api, &req, &made, sub);
+	msapi_wipe_json(creds);
+	json_decref(creds);
+	if (rc) {
+		rc = api_failure(r, "creating the connection", sub);
+		goto out;
+	}
+	xsnprintf(r->connection_id, sizeof r->connection_id, "%s", made.id ? made.id : "");
+out:
+	msapi_item_release(&made);
+	return rc;
+}
+
+static int phase_connection(publish_run *r)
+{
+	pb_job_ctx *ctx = r->ctx;
+	msapi_items conns = { 0 };
+	char sub[PB_ERR_MAX];
+	int rc;
+	const char *done = cp_str(r, "connection_id");
+	if (done) {
+		xsnprintf(r->connection_id, sizeof r->connection_id, "%s", done);
+		return PB_OK;
+	}
+	if ((rc = job_phase(ctx, "creating_connection", 20)))
+		return rc;
+	if ((rc = fabric_list_connections(&r->s.api, &conns, sub))) {
+		rc = api_failure(r, "listing your connections", sub);
+		goto out;
+	}
+	if (r->conn_id) {
+		const msapi_item *c = NULL;
+		for (size_t i = 0; i < conns.n && !c; i++)
+			if (conns.v[i].id && !strcmp(conns.v[i].id, r->conn_id))
+				c = &conns.v[i];
+		if (!c) {
+			rc = job_fail(ctx, "connection_not_found", "Power BI connection %s was not found among the "
+				      "connections you can use (deleted, or not shared with you)", r->conn_id);
+			goto out;
+		}
+		if (!publish_connection_matches(&r->src, c)) {
+			rc = job_fail(ctx, "connection_mismatch", "connection \"%s\" points at %s %s, but the output port "
+				      "reads %s %s;%s", c->name ? c->name : c->id, c->type ? c->type : "?",
+				      c->path ? c->path : "?", r->src.type, r->src.host, r->src.second);
+			goto out;
+		}
+		xsnprintf(r->connection_id, sizeof r->connection_id, "%s", c->id);
+	} else if ((rc = create_connection(r, &conns))) {
+		goto out;
+	}
+	test_pause(r, "creating_connection");
+	rc = job_checkpoint(ctx, "connection_id", json_string(r->connection_id));
+out:
+	msapi_items_release(&conns);
+	return rc;
+}
+
+/* The model of models named name, compared as Fabric compares names (case-insensitively);
+ * borrowed, NULL when none. */
+static const msapi_item *model_named(const msapi_items *models, const char *name)
+{
+	for (size_t i = 0; i < models->n; i++)
+		if (models->v[i].name && str_ieq(models->v[i].name, name))
+			return &models->v[i];
+	return NULL;
+}
+
+/* The first of name, "name (2)", "name (3)", ... no model of the workspace carries. */
+static int free_model_name(publish_run *r, const msapi_items *models)
+{
+	for (int n = 1; n <= PB_PUBLISH_SUFFIX_MAX; n++) {
+		if (n == 1)
+			xsnprintf(r->model_name, sizeof r->model_name, "%s", r->name);
+		else
+			xsnprintf(r->model_name, sizeof r->model_name, "%s (%d)", r->name, n);
+		if (!model_named(models, r->model_name))
+			return PB_OK;
+	}
+	return job_fail(r->ctx, "name_taken", "workspace %s already has %d models named like \"%s\": choose another "
+			"name", r->ws, PB_PUBLISH_SUFFIX_MAX, r->name);
+}
+
+/* The description of the models this job creates. It begins with the job's mark, "pbiport
+ * job <id>", which only this job writes (job ids are random and private to their user): a
+ * resumed job adopts a model of its checkpointed name only when the mark is there. Fabric
+ * keeps descriptions up to 256 characters; the port's name is cut to fit. */
+static void model_description(const publish_run *r, char out[PB_PUBLISH_DESC_MAX + 1])
+{
+	static const char head[] = "Published by pbiport job ", tail[] = ", from output port ";
+	size_t fixed = sizeof head - 1 + strlen(r->ctx->job->id) + sizeof tail - 1;
+	const char *port = r->port ? r->port->name : "";
+	size_t n = fixed < PB_PUBLISH_DESC_MAX ? utf8_prefix_len(port, strlen(port), PB_PUBLISH_DESC_MAX - fixed) : 0;
+	if (xsnprintf(out, PB_PUBLISH_DESC_MAX + 1, "%s%s%s%.*s", head, r->ctx->job->id, tail, (int)n, port))
+		out[PB_PUBLISH_DESC_MAX] = '\0';
+}
+
+/* True when model m carries this job's mark (see model_description). */
+static bool model_is_ours(const publish_run *r, const msapi_item *m)
+{
+	char mark[32 + PB_ID_BUF];
+	xsnprintf(mark, sizeof mark, "pbiport job %s", r->ctx->job->id);
+	return m && m->id && m->description && strstr(m->description, mark);
+}
+
+/* After a restart the create this job sent may still be running in Power BI: its name is
+ * taken by an operation whose model is not listed yet. Polls the workspace (as the
+ * long-running operation would have been followed) until a model of that name appears;
+ * r->model_id is set when it carries this job's mark and stays empty when it is another
+ * publish's (whose operation held the name). */
+static int await_own_model(publish_run *r, char *err)
+{
+	int64_t deadline = pb_mono_ms() + r->s.api.lro_max_ms;
+	while (pb_mono_ms() < deadline && !(r->ctx->stop && *r->ctx->stop)) {
+		msapi_items models = { 0 };
+		pb_sleep_interruptible(r->s.api.poll_ms, r->ctx->stop);
+		int rc = fabric_list_semantic_models(&r->s.api, r->ws, &models, err);
+		const msapi_item *m = rc ? NULL : model_named(&models, r->model_name);
+		bool appeared = m != NULL;
+		if (model_is_ours(r, m))
+			xsnprintf(r->model_id, sizeof r->model_id, "%s", m->id);
+		msapi_items_release(&models);
+		if (rc || appeared)
+			return rc;
+	}
+	return pb_err(err, PB_EIO, "semantic model \"%s\" did not appear in workspace %s", r->model_name, r->ws);
+}
+
+/* Chooses the model's name (free_model_name) and checkpoints it before the create, so a
+ * resumed job knows which name to look for. */
+static int plan_model_name(publish_run *r, const msapi_items *models)
+{
+	int rc = free_model_name(r, models);
+	return rc ? rc : job_checkpoint(r->ctx, "model_name", json_string(r->model_name));
+}
+
+static int phase_model(publish_run *r)
+{
+	pb_job_ctx *ctx = r->ctx;
+	msapi_items models = { 0 };
+	msapi_item made = { 0 };
+	fabric_part *parts = NULL;
+	char sub[PB_ERR_MAX], desc[PB_PUBLISH_DESC_MAX + 1];
+	int rc;
+	const char *done = cp_str(r, "model_id"), *planned = cp_str(r, "model_name");
+	if (done && planned) {
+		xsnprintf(r->model_id, sizeof r->model_id, "%s", done);
+		xsnprintf(r->model_name, sizeof r->model_name, "%s", planned);
+		return PB_OK;
+	}
+	if ((rc = job_phase(ctx, "creating_model", 40)))
+		return rc;
+	if ((rc = fabric_list_semantic_models(&r->s.api, r->ws, &models, sub))) {
+		rc = api_failure(r, "listing the workspace", sub);
+		goto out;
+	}
+	/* resumed: the name was fixed before the create; a model of that name is ours only with
+	 * our mark, else another publish took the name meanwhile and this one chooses again */
+	bool resumed = planned != NULL;
+	if (resumed) {
+		xsnprintf(r->model_name, sizeof r->model_name, "%s", planned);
+		const msapi_item *m = model_named(&models, r->model_name);
+		if (model_is_ours(r, m)) {
+			xsnprintf(r->model_id, sizeof r->model_id, "%s", m->id);
+			goto found;
+		}
+		resumed = m == NULL;
+	}
+	if (!resumed && (rc = plan_model_name(r, &models)))
+		goto out;
+	parts = calloc(r->files.n ? r->files.n : 1, sizeof *parts);
+	if (!parts) {
+		rc = pb_err(ctx->err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < r->files.n; i++)
+		parts[i] = (fabric_part){ r->files.v[i].path, r->files.v[i].content, r->files.v[i].len };
+	if ((rc = job_phase(ctx, NULL, 50)))
+		goto out;
+	model_description(r, desc);
+	rc = fabric_create_semantic_model(&r->s.api, r->ws, r->model_name, desc, parts, r->files.n, &made, sub);
+	bool clash = rc && !strcmp(r->s.api.last.code, "ItemDisplayNameAlreadyInUse");
+	if (clash && resumed) {
+		/* resumed: most likely our own create, still running; taken only with our mark */
+		if ((rc = await_own_model(r, sub))) {
+			rc = api_failure(r, "waiting for the semantic model", sub);
+			goto out;
+		}
+		if (r->model_id[0])
+			goto found;
+	}
+	if (clash) {
+		/* another publish took the name since it was chosen: choose again on the retry */
+		if (!(rc = job_checkpoint(ctx, "model_name", json_null())))
+			rc = job_retry_later(ctx, 1000, "name_taken", "workspace %s got a model named \"%s\" meanwhile; "
+					     "choosing another name", r->ws, r->model_name);
+		goto out;
+	}
+	if (rc) {
+		rc = api_failure(r, "creating the semantic model", sub);
+		goto out;
+	}
+	xsnprintf(r->model_id, sizeof r->model_id, "%s", made.id ? made.id : "");
+found:
+	test_pause(r, "creating_model");
+	rc = job_checkpoint(ctx, "model_id", json_string(r->model_id));
+out:
+	free(parts);
+	msapi_item_release(&made);
+	msapi_items_release(&models);
+	return rc;
+}
+
+static int phase_bind(publish_run *r)
+{
+	pb_job_ctx *ctx = r->ctx;
+	msapi_items refs = { 0 };
+	char sub[PB_ERR_MAX];
+	int rc;
+	if (json_is_true(json_object_get(ctx->checkpoint, "bound")))
+		return PB_OK;
+	if ((rc = job_phase(ctx, "binding", 70)))
+		return rc;
+	if ((rc = fabric_list_item_connections(&r->s.api, r->ws, r->model_id, &refs, sub))) {
+		rc = api_failure(r, "reading the model's data sources", sub);
+		goto out;
+	}
+	for (size_t i = 0; i < refs.n; i++) {
+		const msapi_item *ref = &refs.v[i];
+		if (ref->id && !strcmp(ref->id, r->connection_id))
+			continue;   /* bound before a crash */
+		if ((rc = fabric_bind_connection(&r->s.api, r->ws, r->model_id, r->connection_id, ref->type, ref->path,
+						 sub))) {
+			rc = api_failure(r, "binding the model to the connection", sub);
+			goto out;
+		}
+	}
+	test_pause(r, "binding");
+	rc = job_checkpoint(ctx, "bound", json_true());
+out:
+	msapi_items_release(&refs);
+	return rc;
+}
+
+static int phase_finalize(publish_run *r)
+{
+	pb_job_ctx *ctx = r->ctx;
+	msapi_items datasets = { 0 };
+	cat_product *product = NULL;
+	pm_ids ids;
+	char sub[PB_ERR_MAX];
+	const char *web_url = NULL;
+	int rc = job_phase(ctx, "finalizing", 90);
+	if (rc)
+		return rc;
+	/* The web URL is Power BI's to give; without it the record simply has none. */
+	if (!powerbi_list_datasets(&r->s.api, r->ws, &datasets, sub))
+		for (size_t i = 0; i < datasets.n && !web_url; i++)
+			if (datasets.v[i].id && !strcmp(datasets.v[i].id, r->model_id))
+				web_url = datasets.v[i].web_url;
+	catalog_product_get(ctx->db, ctx->job->org_id, r->port->data_product_id, false, &product, sub);
+	pm_record rec = {
+		.org_id = ctx->job->org_id, .user_id = ctx->job->user_id[0] ? ctx->job->user_id : NULL,
+		.job_id = ctx->job->id, .output_port_id = r->port->id, .workspace_id = r->ws,
+		.semantic_model_id = r->model_id, .name = r->model_name, .web_url = web_url,
+		.connection_id = r->connection_id, .source_name = product ? product->name : NULL,
+	};
+	if ((rc = published_model_record(ctx->db, &rec, &ids, ctx->err)))
+		goto out;
+	test_pause(r, "finalizing");
+	ctx->result = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:s, s:s}", "semantic_model_id", r->model_id, "name",
+				r->model_name, "workspace_id", r->ws, "web_url", web_url, "connection_id",
+				r->connection_id, "consumer_data_product_id", ids.consumer_product_id, "agreement_id",
+				ids.agreement_id);
+	if (!ctx->result)
+		rc = pb_err(ctx->err, PB_ENOMEM, "out of memory");
+out:
+	catalog_product_free(product);   /* frees the struct too (unlike catalog_port_free) */
+	msapi_items_release(&datasets);
+	return rc;
+}
+
+int publish_job(pb_job_ctx *ctx)
+{
+	publish_run r = { .ctx = ctx };
+	int rc;
+	r.in = json_loads(ctx->job->input ? ctx->job->input : "", 0, NULL);
+	r.port_id = json_string_value(json_object_get(r.in, "port_id"));
+	r.ws = json_string_value(json_object_get(r.in, "workspace_id"));
+	r.name = json_string_value(json_object_get(r.in, "name"));
+	r.conn_id = json_string_value(json_object_get(r.in, "connection_id"));
+	r.http_path = json_string_value(json_object_get(r.in, "http_path"));
+	if (!r.port_id || !r.ws || !r.name) {
+		rc = job_fail(ctx, "bad_input", "the publish job has no port_id / workspace_id / name");
+		goto out;
+	}
+	if (!ctx->cfg || !ctx->cfg->powerbi_web_enabled) {
+		rc = job_fail(ctx, "feature_disabled", "publishing to Power BI is turned off "
+			      "(APPLICATION_POWERBI_WEB_ENABLED)");
+		goto out;
+	}
+	if ((rc = phase_validate(&r)) || (rc = open_session(&r)) || (rc = phase_connection(&r)) ||
+	    (rc = phase_model(&r)) || (rc = phase_bind(&r)))
+		goto out;
+	rc = phase_finalize(&r);
+out:
+	if (r.have_session)
+		pbi_session_release(&r.s);
+	pb_files_release(&r.files);
+	publish_source_release(&r.src);
+	if (r.port) {
+		catalog_port_free(r.port);
+	}
+	json_decref(r.in);
+	return rc;
+}
+
+int publish_reseal_credentials(pb_db *db, const pb_config *cfg, size_t *resealed, char *err)
+{
+	return jobs_reseal_private(db, cfg->encryption_keys, "publish", SEAL_CONTEXT, resealed, err);
+}
+
+/* ---- cancel with cleanup (core/flow/job_kinds.c) ------------------------------------------- */
+
+int publish_cancel_cleanup(pb_job_ctx *ctx)
+{
+	publish_run r = { .ctx = ctx };
+	msapi_items conns = { 0 };
+	char sub[PB_ERR_MAX], made_conn[PB_PBI_ID_MAX + 1] = "";
+	const char *model = cp_str(&r, "model_id"), *conn = cp_str(&r, "connection_id");
+	int rc;
+	r.in = json_loads(ctx->job->input ? ctx->job->input : "", 0, NULL);
+	r.ws = json_string_value(json_object_get(r.in, "workspace_id"));
+	r.conn_id = json_string_value(json_object_get(r.in, "connection_id"));   /* chosen, so reused: kept */
+	if (!r.ws) {
+		rc = job_fail(ctx, "bad_input", "the publish job has no workspace_id");
+		goto out;
+	}
+	if ((rc = open_session(&r)))
+		goto out;
+	if (model && (rc = fabric_delete_semantic_model(&r.s.api, r.ws, model, sub))) {
+		rc = api_failure(&r, "deleting the semantic model", sub);
+		goto out;
+	}
+	if (!r.conn_id && !conn) {
+		if ((rc = fabric_list_connections(&r.s.api, &conns, sub))) {
+			rc = api_failure(&r, "listing your connections", sub);
+			goto out;
+		}
+		/* made, but the worker died before its checkpoint: its name ends with the job id
+		 * (connection_name) */
+		char tail[32];
+		xsnprintf(tail, sizeof tail, "(pbiport %.12s)", ctx->job->id);
+		size_t tn = strlen(tail);
+		for (size_t i = 0; i < conns.n && !conn; i++) {
+			const char *name = conns.v[i].name;
+			size_t n = name ? strlen(name) : 0;
+			if (n >= tn && !strcmp(name + n - tn, tail))
+				conn = conns.v[i].id;
+		}
+	}
+	if (!r.conn_id && conn) {
+		xsnprintf(made_conn, sizeof made_conn, "%s", conn);
+		if ((rc = fabric_delete_connection(&r.s.api, made_conn, sub))) {
+			rc = api_failure(&r, "deleting the connection", sub);
+			goto out;
+		}
+	}
+	ctx->result = json_pack("{s:{s:s?,s:s?},s:{s:s?}}", "removed", "semantic_model_id", model, "connection_id",
+				made_conn[0] ? made_conn : NULL, "kept", "connection_id", r.conn_id);
+	if (!ctx->result)
+		rc = pb_err(ctx->err, PB_ENOMEM, "out of memory");
+out:
+	msapi_items_release(&conns);
+	if (r.have_session)
+		pbi_session_release(&r.s);
+	json_decref(r.in);
+	return rc;
+}

@@ -1,0 +1,678 @@
+/* Rows into a push dataset: a body read and checked whole, spooled in chunks, each chunk sent
+ * under the rate limiter and marked while its outcome is open (core/flow/push.h). */
+#include <ctype.h>
+#include <string.h>
+
+#include "core/flow/push_internal.h"
+#include "msapi/powerbi.h"
+#include "runtime/log.h"
+#include "runtime/timeutil.h"
+
+/* ======================================================================== rows */
+
+static int table_rows_get(pb_db *db, const char *ds_id, const char *table, long *rows, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	*rows = 0;
+	int rc = db_prepare(db, "SELECT rows FROM push_table_rows WHERE dataset_id = ? AND table_name = ?", &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, ds_id, err)) && !(rc = db_bind_text(st, 2, table, err)) &&
+	    (rc = db_row(db, st, err)) == 1) {
+		*rows = (long)sqlite3_column_int64(st, 0);
+		rc = 0;
+	}
+	db_done(st);
+	return rc;
+}
+
+/* set: rows = n; else rows += n, capped at cap (basicFIFO drops the oldest). */
+static int table_rows_add(pb_db *db, const char *ds_id, const char *table, long n, long cap, bool set, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db,
+			    set ? "INSERT INTO push_table_rows (dataset_id, table_name, rows) VALUES (?, ?, ?) "
+				  "ON CONFLICT (dataset_id, table_name) DO UPDATE SET rows = excluded.rows"
+				: "INSERT INTO push_table_rows (dataset_id, table_name, rows) VALUES (?, ?, MIN(?, ?4)) "
+				  "ON CONFLICT (dataset_id, table_name) DO UPDATE SET rows = MIN(rows + excluded.rows, ?4)",
+			    &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, ds_id, err)) && !(rc = db_bind_text(st, 2, table, err))) {
+		sqlite3_bind_int64(st, 3, n);
+		if (!set)
+			sqlite3_bind_int64(st, 4, cap);
+		rc = db_exec(db, st, err);
+	}
+	db_done(st);
+	return rc;
+}
+
+/* The POST rows body {"rows":[...]} around a chunk's JSON array text, into out (reset first):
+ * the converted rows are sent as the text they are, never parsed again. */
+static int rows_body(sbuf *out, const char *rows_json, size_t len, char *err)
+{
+	sbuf_reset(out);
+	if (sbuf_adds(out, "{\"rows\":") || sbuf_add(out, rows_json, len) || sbuf_addc(out, '}'))
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	return 0;
+}
+
+long push_retention_cap(const push_ds *d)
+{
+	return strcmp(d->retention, "basicFIFO") ? 5000000L : 200000L;
+}
+
+/* ---- spooled chunks (push_chunks) ----
+ * A chunk is queued until a POST of it is granted; it is marked sending (a push_sending row with
+ * the limiter's ticket and the time) in the transaction that grants it, leaves both tables in the
+ * transaction that adds its rows to the table's count once Power BI accepted it, and is queued
+ * again when Power BI answered without adding it. A chunk found sending may or may not have been
+ * added: chunk_outcome_find finds out from the table's row count. */
+
+/* The row of an upload (seq -1, rows_json = the job id) that names the job owning its chunks. */
+#define SPOOL_OWNER_SEQ (-1)
+
+
+static int chunk_insert(pb_db *db, const char *upload, long seq, const char *rows, size_t len, size_t nrows, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[PB_TIME_BUF];
+	pb_now(now);
+	int rc = db_prepare(db, "INSERT INTO push_chunks (upload_id, seq, nrows, rows_json, created_at) VALUES (?, ?, ?, ?, ?)",
+			    &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, upload, err))) {
+		sqlite3_bind_int64(st, 2, seq);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)nrows);
+		if (sqlite3_bind_text(st, 4, rows, (int)len, SQLITE_STATIC) != SQLITE_OK)
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+		else if (!(rc = db_bind_text(st, 5, now, err)))
+			rc = db_exec(db, st, err);
+	}
+	db_done(st);
+	return rc;
+}
+
+/* Deletes from push_chunks and push_sending the upload's chunk seq, or all its rows (seq < 0). */
+int push_chunks_drop(pb_db *db, const char *upload, long seq_or_all, char *err)
+{
+	static const char *const all[] = { "DELETE FROM push_chunks WHERE upload_id = ?",
+					   "DELETE FROM push_sending WHERE upload_id = ?" };
+	static const char *const one[] = { "DELETE FROM push_chunks WHERE upload_id = ? AND seq = ?",
+					   "DELETE FROM push_sending WHERE upload_id = ? AND seq = ?" };
+	int rc = 0;
+	for (size_t i = 0; !rc && i < 2; i++) {
+		sqlite3_stmt *st = NULL;
+		rc = db_prepare(db, seq_or_all < 0 ? all[i] : one[i], &st, err);
+		if (!rc && !(rc = db_bind_text(st, 1, upload, err))) {
+			if (seq_or_all >= 0)
+				sqlite3_bind_int64(st, 2, seq_or_all);
+			rc = db_exec(db, st, err);
+		}
+		db_done(st);
+	}
+	return rc;
+}
+
+/* sending: a POST of the chunk is about to go out under ticket; else it is queued again. */
+int push_chunk_mark(pb_db *db, const char *upload, long seq, bool sending, const char *ds_id, const char *table,
+		      int64_t now_ms, int64_t ticket, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db,
+			    sending ? "INSERT INTO push_sending (upload_id, seq, dataset_id, table_name, sending_at_ms, ticket) "
+				      "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (upload_id, seq) DO UPDATE SET "
+				      "sending_at_ms = excluded.sending_at_ms, ticket = excluded.ticket"
+				    : "DELETE FROM push_sending WHERE upload_id = ? AND seq = ?",
+			    &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, upload, err))) {
+		sqlite3_bind_int64(st, 2, seq);
+		if (sending && !(rc = db_bind_text(st, 3, ds_id, err)) && !(rc = db_bind_text(st, 4, table, err))) {
+			sqlite3_bind_int64(st, 5, now_ms);
+			sqlite3_bind_int64(st, 6, ticket);
+		}
+		if (!rc)
+			rc = db_exec(db, st, err);
+	}
+	db_done(st);
+	return rc;
+}
+
+/* The upload's next chunk (lowest seq): 1 with *c and its rows in body ({"rows":[...]}), 0 when
+ * none is left. */
+int push_chunk_next(pb_db *db, const char *upload, chunk_ref *c, sbuf *body, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db, "SELECT c.seq, c.nrows, c.rows_json, s.seq IS NOT NULL, s.sending_at_ms, s.ticket "
+				"FROM push_chunks c LEFT JOIN push_sending s ON s.upload_id = c.upload_id AND s.seq = c.seq "
+				"WHERE c.upload_id = ? AND c.seq >= 0 ORDER BY c.seq LIMIT 1",
+			    &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, upload, err)) && (rc = db_row(db, st, err)) == 1) {
+		c->seq = (long)sqlite3_column_int64(st, 0);
+		c->nrows = (long)sqlite3_column_int64(st, 1);
+		c->sending = sqlite3_column_int(st, 3) != 0;
+		c->sending_at_ms = sqlite3_column_int64(st, 4);
+		c->ticket = sqlite3_column_int64(st, 5);
+		if (!(rc = rows_body(body, (const char *)sqlite3_column_text(st, 2), (size_t)sqlite3_column_bytes(st, 2), err)))
+			rc = 1;
+	}
+	db_done(st);
+	return rc;
+}
+
+/* ---- sending one chunk ---- */
+
+
+/* Power BI added the chunk's rows: the table's count grows and the chunk goes, together. */
+int push_chunk_added(send_ctx *sc, long seq, long nrows, char *err)
+{
+	int rc = db_begin(sc->db, err);
+	if (!rc && !(rc = table_rows_add(sc->db, sc->d->id, sc->table, nrows, sc->retention_cap, false, err)) &&
+	    !(rc = push_chunks_drop(sc->db, sc->upload, seq, err)) && sc->on_added)
+		rc = sc->on_added(sc, nrows, err);
+	if (rc) {
+		db_rollback(sc->db);
+		return rc;
+	}
+	return db_commit(sc->db, err);
+}
+
+/* A POST rows answer that does not say whether the rows were added: no answer after sending,
+ * or a gateway's 500/502/504 (the service behind it may have added them). */
+static bool post_outcome_unknown(const msapi *api)
+{
+	return api->last.outcome_unknown || api->last.status == 500 || api->last.status == 502 ||
+	       api->last.status == 504;
+}
+
+/* body: a whole {"rows":[...]} text (rows_body) of the upload's chunk seq, of nrows rows. */
+int push_send_chunk(send_ctx *sc, long seq, const char *body, size_t len, long nrows, bool wait, bool *refused,
+		      char *err)
+{
+	int rc = 0;
+	char rerr[PB_ERR_MAX];
+	if (refused)
+		*refused = false;
+	sc->unknown = false;
+	for (int round = 0;; round++) {
+		long table_rows = 0;
+		int64_t wait_ms = 0, ticket = 0, now = pb_epoch_ms();
+		/* the grant and the 'sending' mark in one transaction: a chunk that may be on its way is
+		 * never left looking queued */
+		if ((rc = db_begin(sc->db, err)))
+			break;
+		if ((rc = table_rows_get(sc->db, sc->d->id, sc->table, &table_rows, err)) ||
+		    (rc = push_rate_acquire_locked(sc->db, &sc->lim, sc->d->powerbi_id, nrows, table_rows, now, &wait_ms, &ticket,
+					      err)) ||
+		    (ticket && (rc = push_chunk_mark(sc->db, sc->upload, seq, true, sc->d->id, sc->table, now, ticket, err)))) {
+			db_rollback(sc->db);
+			break;
+		}
+		if ((rc = db_commit(sc->db, err)))
+			break;
+		if (wait_ms) {
+			if (!wait) {
+				*refused = true;
+				break;
+			}
+			if (wait_ms > PB_PUSH_WAIT_INLINE_MS) {
+				/* an hour-long wait frees the worker: the job comes back when it fits */
+				sc->defer_ms = wait_ms;
+				rc = pb_err(err, PB_ELIMIT, "waiting %lld s for Power BI's push rate limit",
+					    (long long)(wait_ms / 1000));
+				break;
+			}
+			pb_sleep_interruptible(wait_ms, sc->stop);
+			if (sc->stop && *sc->stop) {
+				rc = pb_err(err, PB_EIO, "stopped while waiting for the push rate limit");
+				break;
+			}
+			round--;
+			continue;
+		}
+		rc = powerbi_push_rows_text(sc->api, sc->d->workspace_id, sc->d->powerbi_id, sc->table, body, len, err);
+		sc->requests += sc->api->last.attempts > 0 ? sc->api->last.attempts : 1;
+		bool throttled = rc && sc->api->last.status == 429;
+		if (sc->api->last.attempts > 1 || throttled)
+			sc->throttled += sc->api->last.attempts - (rc ? 0 : 1);
+		if (!rc) {
+			rc = push_chunk_added(sc, seq, nrows, err);
+			/* in flight no more, counted in the windows */
+			int rrc = push_rate_release(sc->db, ticket, true, rerr);
+			if (!rc && rrc)
+				rc = pb_err(err, rrc, "%s", rerr);
+			break;
+		}
+		if (post_outcome_unknown(sc->api)) {
+			/* the chunk stays 'sending' and the ticket in flight: the request may still be under
+			 * way at Power BI, and the limiter counts it so until inflight_ms has passed */
+			sc->unknown = true;
+			break;
+		}
+		/* Power BI answered without adding the rows */
+		int rrc = push_chunk_mark(sc->db, sc->upload, seq, false, NULL, NULL, 0, 0, rerr);
+		if (!rrc)
+			rrc = push_rate_release(sc->db, ticket, !throttled, rerr);
+		if (rrc) {
+			rc = pb_err(err, rrc, "%s", rerr);
+			break;
+		}
+		if (throttled && !wait) {
+			/* the answer-at-once path does not wait out Power BI: the job will */
+			*refused = true;
+			rc = 0;
+			break;
+		}
+		if (!throttled || round + 1 >= PB_PUSH_THROTTLE_ROUNDS)
+			break;
+		/* Power BI's own Retry-After is the wait; the limiter is asked again afterwards */
+		long ra = sc->api->last.retry_after_s > 0 ? sc->api->last.retry_after_s : 1;
+		if (ra * 1000L > PB_PUSH_WAIT_INLINE_MS) {
+			/* an hour-long Retry-After frees the worker too: the job comes back then */
+			char until[PB_TIME_BUF];
+			pb_time_in(ra * 1000LL, until);
+			sc->defer_ms = ra * 1000LL;
+			rc = pb_err(err, PB_ELIMIT, "Power BI answered 429 with Retry-After %ld s: sending goes on at %s", ra,
+				    until);
+			break;
+		}
+		pb_sleep_interruptible(ra * 1000, sc->stop);
+		if (sc->stop && *sc->stop)
+			break;
+	}
+	return rc;
+}
+
+/* ---- whether a chunk marked 'sending' was added ---- */
+
+
+/* Other writes that would make the table's row count ambiguous: *busy when a POST rows to the
+ * dataset (pbiport's, the limiter's tickets) or a chunk of the table may be under way now;
+ * *stuck when another chunk of the table was sent longer ago than a request can take and
+ * nobody knows whether it was added. mine (may be NULL): the chunk being asked about. */
+static int others_sending(send_ctx *sc, const chunk_ref *mine, int64_t now, bool *busy, bool *stuck, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, row;
+	*busy = *stuck = false;
+	if ((rc = db_prepare(sc->db, "SELECT 1 FROM push_rate_events WHERE dataset_key = ? AND done = 0 AND at_ms > ? "
+				     "AND id <> ? LIMIT 1",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, sc->d->powerbi_id, err)))
+		goto out;
+	sqlite3_bind_int64(st, 2, now - sc->lim.inflight_ms);
+	sqlite3_bind_int64(st, 3, mine ? mine->ticket : 0);
+	if ((row = db_row(sc->db, st, err)) < 0) {
+		rc = row;
+		goto out;
+	}
+	*busy = row == 1;
+	db_done(st);
+	st = NULL;
+	if ((rc = db_prepare(sc->db, "SELECT sending_at_ms FROM push_sending WHERE dataset_id = ? AND table_name = ? "
+				     "AND NOT (upload_id = ? AND seq = ?)",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, sc->d->id, err)) || (rc = db_bind_text(st, 2, sc->table, err)) ||
+	    (rc = db_bind_text(st, 3, sc->upload, err)))
+		goto out;
+	sqlite3_bind_int64(st, 4, mine ? mine->seq : -2);
+	while ((row = db_row(sc->db, st, err)) == 1) {
+		if (sqlite3_column_int64(st, 0) > now - sc->lim.inflight_ms)
+			*busy = true;
+		else
+			*stuck = true;
+	}
+	rc = row < 0 ? row : 0;
+out:
+	db_done(st);
+	return rc;
+}
+
+/* Power BI's count of a table read while no other write could change it. */
+typedef struct table_count {
+	long tracked;             /* pbiport's count */
+	long long counted;        /* Power BI's (when count_rc is 0 and quiet) */
+	bool quiet;               /* false: another write was or may have been under way, or pbiport's count moved */
+	bool stuck;               /* another chunk of the table has an unknown outcome (others_sending) */
+	int count_rc;             /* Power BI could not count: count_err says why */
+	char count_err[PB_ERR_MAX];
+} table_count;
+
+static int quiet_count(send_ctx *sc, const chunk_ref *mine, table_count *tc, char *err)
+{
+	bool busy = false;
+	long again = 0;
+	int rc;
+	memset(tc, 0, sizeof *tc);
+	if ((rc = others_sending(sc, mine, pb_epoch_ms(), &busy, &tc->stuck, err)) || busy || tc->stuck ||
+	    (rc = table_rows_get(sc->db, sc->d->id, sc->table, &tc->tracked, err)))
+		return rc;
+	if ((tc->count_rc = powerbi_table_row_count(sc->api, sc->d->workspace_id, sc->d->powerbi_id, sc->table,
+						    &tc->counted, tc->count_err)))
+		return 0;
+	if ((rc = others_sending(sc, mine, pb_epoch_ms(), &busy, &tc->stuck, err)) ||
+	    (rc = table_rows_get(sc->db, sc->d->id, sc->table, &again, err)))
+		return rc;
+	tc->quiet = !busy && !tc->stuck && again == tc->tracked;
+	return 0;
+}
+
+/* Whether chunk c, marked 'sending', was added, from Power BI's row count of the table against
+ * pbiport's own (which counts every chunk pbiport knows was added): the same count means not
+ * added (once the request can no longer be under way), the count plus the chunk's rows means
+ * added; anything else, another writer. Valid only while pbiport is the table's only writer:
+ * other writes in flight make it wait, other unknown chunks make it unknown. why gets the reason
+ * for anything but OUTCOME_ADDED (PB_OK: a reason, not a failure); the return is a failure of
+ * pbiport's own database. */
+int push_chunk_outcome_find(send_ctx *sc, const chunk_ref *c, chunk_outcome *out, int64_t *wait_ms, char *why, char *err)
+{
+	table_count tc;
+	*wait_ms = 0;
+	int rc = quiet_count(sc, c, &tc, err);
+	if (rc)
+		return rc;
+	if (tc.stuck) {
+		*out = OUTCOME_UNKNOWN;
+		return pb_err(why, PB_OK, "another upload to table '%s' also has rows whose outcome is unknown, so the "
+			      "row count cannot tell them apart", sc->table);
+	}
+	if (tc.count_rc) {
+		bool again = tc.count_rc == PB_ELIMIT || sc->api->last.status == 429 || sc->api->last.status >= 500 ||
+			     !sc->api->last.status;
+		*out = again ? OUTCOME_WAIT : OUTCOME_UNKNOWN;
+		*wait_ms = sc->api->last.retry_after_s > 0 ? sc->api->last.retry_after_s * 1000 : PB_PUSH_OUTCOME_RETRY_MS;
+		return pb_err(why, PB_OK, "Power BI could not count the rows of table '%s': %s", sc->table, tc.count_err);
+	}
+	if (!tc.quiet) {
+		*out = OUTCOME_WAIT;
+		*wait_ms = PB_PUSH_OUTCOME_POLL_MS;
+		return pb_err(why, PB_OK, "other rows are being sent to dataset '%s'", sc->d->name);
+	}
+	long with = tc.tracked + c->nrows < sc->retention_cap ? tc.tracked + c->nrows : sc->retention_cap;
+	if (with == tc.tracked) {
+		*out = OUTCOME_UNKNOWN;
+		return pb_err(why, PB_OK, "table '%s' holds the %ld rows its basicFIFO retention keeps, so its row count "
+			      "does not change when rows are added", sc->table, tc.tracked);
+	}
+	if (tc.counted == with) {
+		*out = OUTCOME_ADDED;
+		return 0;
+	}
+	if (tc.counted == tc.tracked) {
+		int64_t left = c->sending_at_ms + sc->lim.inflight_ms - pb_epoch_ms();
+		*out = left > 0 ? OUTCOME_WAIT : OUTCOME_NOT_ADDED;
+		*wait_ms = left > 0 ? left : 0;
+		return left > 0 ? pb_err(why, PB_OK, "Power BI does not hold them yet; the request may still be under way "
+						     "there for %lld s",
+					 (long long)((left + 999) / 1000))
+				: 0;
+	}
+	*out = OUTCOME_UNKNOWN;
+	return pb_err(why, PB_OK, "Power BI counts %lld rows in table '%s' where pbiport expected %ld without them or "
+		      "%ld with them: another program writes to this table, or earlier rows had an unknown outcome",
+		      tc.counted, sc->table, tc.tracked, with);
+}
+
+/* Before a job sends anything: when nothing else writes to the table, pbiport's count of it
+ * takes Power BI's (so the outcome of a chunk can be told later even after rows were added
+ * outside pbiport, or with an unknown outcome). Best effort: a count that fails changes nothing. */
+int push_table_rows_sync(send_ctx *sc, char *err)
+{
+	table_count tc;
+	int rc = quiet_count(sc, NULL, &tc, err);
+	if (rc || (!tc.count_rc && !tc.quiet) || tc.stuck)
+		return rc;
+	if (tc.count_rc) {
+		log_event("warn", NULL, "push dataset %s table '%s': %s", sc->d->id, sc->table, tc.count_err);
+		return 0;
+	}
+	if (tc.counted == tc.tracked)
+		return 0;
+	log_event("info", NULL, "push dataset %s table '%s': Power BI holds %lld rows, pbiport counted %ld; taking Power BI's",
+		  sc->d->id, sc->table, tc.counted, tc.tracked);
+	return table_rows_add(sc->db, sc->d->id, sc->table, (long)tc.counted, 0, true, err);
+}
+
+/* ---- spooling a body ---- */
+
+
+static int spool_first(spool *sp, char *err)
+{
+	int rc = chunk_insert(sp->db, sp->upload_id, 0, sp->first, sp->first_len, sp->first_rows, err);
+	sp->spilled = true;
+	return rc;
+}
+
+static int spool_chunk(void *ctx, const char *rows, size_t len, size_t nrows, char *err)
+{
+	spool *sp = ctx;
+	int rc;
+	if (sp->seq == 0) {
+		sp->seq = 1;
+		if (!(sp->first = xstrndup(rows, len)))
+			return pb_err(err, PB_ENOMEM, "out of memory");
+		sp->first_len = len;
+		sp->first_rows = nrows;
+		return 0;
+	}
+	if (!sp->spilled && (rc = spool_first(sp, err)))
+		return rc;
+	return chunk_insert(sp->db, sp->upload_id, sp->seq++, rows, len, nrows, err);
+}
+
+/* Opens the dataset's connection and session. On failure *status and *reply say why. */
+int push_ds_session(pb_db *db, const pb_config *cfg, const push_ds *d, pbi_session *s, bool *have, int *status,
+		      json_t **reply, char *err)
+{
+	push_conn *c = NULL;
+	char code[PBI_CODE_MAX] = "";
+	int rc = push_conn_get(db, NULL, d->connection_id, &c, err);
+	if (!rc && (rc = push_conn_session(cfg, c, s, code, err)))
+		rc = push_upstream_reply(NULL, code[0] ? code : "bad_credentials", rc, status, reply, err);
+	else if (!rc)
+		*have = true;
+	push_conn_free(c);
+	return rc;
+}
+
+int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, const char *dataset_id, const char *table,
+		     const char *media_type, const push_source *src, int *status, json_t **reply, char *err)
+{
+	push_ds *d = NULL;
+	push_reader *rd = NULL;
+	pbi_session s = { 0 };
+	bool have_session = false, refused = false, unknown = false;
+	spool sp = { .db = db };
+	long requests_before = 0, throttled_before = 0;
+	push_format fmt;
+	char *buf = NULL;
+	sbuf body;
+	int rc;
+	*reply = NULL;
+	sbuf_init(&body, PB_PUSH_CHUNK_BODY_MAX);
+	if ((rc = push_format_from_media_type(media_type, &fmt, err)))
+		return push_error_reply(status, reply, 415, "unsupported_media_type", err, err);
+	if ((rc = push_ds_get(db, who, dataset_id, &d, err)))
+		return rc;
+	const push_table *t = push_schema_table(&d->schema, table);
+	if (!t) {
+		rc = push_error_reply(status, reply, 404, "not_found", "the push dataset has no such table", err);
+		goto out;
+	}
+	if ((rc = pb_new_id(sp.upload_id, err)) ||
+	    (rc = push_reader_new(t, fmt, POWERBI_PUSH_ROWS_MAX, spool_chunk, &sp, &rd, err)))
+		goto out;
+	enum { BUFSZ = 64 * 1024 };
+	if (!(buf = malloc(BUFSZ))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (;;) {
+		long n = src->read(src->ctx, buf, BUFSZ);
+		if (n < 0) {
+			rc = push_error_reply(status, reply, 400, "bad_request", "the request body could not be read", err);
+			goto out;
+		}
+		if (!n)
+			break;
+		if ((rc = push_reader_feed(rd, buf, (size_t)n, err)))
+			break;
+	}
+	if (!rc)
+		rc = push_reader_finish(rd, err);
+	if (rc == PB_EINVAL) {
+		/* nothing was sent: the whole body is refused */
+		rc = push_error_reply(status, reply, 400, "invalid_rows", err, err);
+		goto out;
+	}
+	if (rc)
+		goto out;
+	long total = (long)push_reader_rows(rd);
+	if (!total) {
+		rc = push_error_reply(status, reply, 400, "invalid_rows", "the body holds no rows", err);
+		goto out;
+	}
+	if (!sp.spilled) {
+		/* one chunk: send it now if the limiter lets us. It is spooled first, so that a POST whose
+		 * outcome is unknown leaves it marked 'sending' for the job to find out. */
+		send_ctx sc = { .db = db, .d = d, .table = t->name, .retention_cap = push_retention_cap(d), .upload = sp.upload_id };
+		if ((rc = push_limits_from_env(&sc.lim, err)) ||
+		    (rc = push_ds_session(db, cfg, d, &s, &have_session, status, reply, err)))
+			goto out;
+		if (*reply)
+			goto out;
+		sc.api = &s.api;
+		/* a 429 here is not waited out in the web request: msapi gives up soon and the job waits */
+		s.api.wait_budget_ms = 2000;
+		if ((rc = rows_body(&body, sp.first, sp.first_len, err)) || (rc = spool_first(&sp, err)))
+			goto out;
+		rc = push_send_chunk(&sc, 0, sbuf_str(&body), body.len, (long)sp.first_rows, false, &refused, err);
+		if (rc && !sc.unknown) {
+			rc = push_upstream_reply(&s.api, pbi_session_code(&s), rc, status, reply, err);
+			goto out;
+		}
+		if (!rc && !refused) {
+			sp.spilled = false; /* sent: the chunk left push_chunks with its rows counted */
+			*status = 200;
+			*reply = json_pack("{s:I, s:I, s:I}", "rows_accepted", (json_int_t)total, "requests",
+					   (json_int_t)sc.requests, "throttled", (json_int_t)sc.throttled);
+			rc = *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
+			goto out;
+		}
+		/* refused by the limiter or a 429 (queued again), or sent with no answer (still
+		 * 'sending'): the job sends it, or first finds out whether Power BI added it */
+		rc = 0;
+		unknown = sc.unknown;
+		requests_before = sc.requests;
+		throttled_before = sc.throttled;
+	}
+	/* the rest runs as a job: the chunks wait in push_chunks (with the calls already made) */
+	char job_id[PB_ID_BUF], key[64], url[80];
+	bool existing = false;
+	json_t *input = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "upload_id", sp.upload_id, "dataset_id", d->id, "table",
+				  t->name, "rows", (json_int_t)total, "requests_before", (json_int_t)requests_before,
+				  "throttled_before", (json_int_t)throttled_before);
+	char *text = input ? json_dumps(input, JSON_COMPACT) : NULL;
+	json_decref(input);
+	if (!text) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	xsnprintf(key, sizeof key, "push:%s", sp.upload_id);
+	pb_job_spec spec = { .kind = "push_rows", .org_id = who->org_id, .user_id = who->user_id, .input = text,
+			     .idempotency_key = key, .max_attempts = PB_PUSH_JOB_ATTEMPTS };
+	rc = jobs_submit(db, &spec, job_id, &existing, err);
+	free(text);
+	if (rc)
+		goto out;
+	sp.spilled = false; /* the job owns the chunks now */
+	/* the owner row tells the spool sweep (push_spool_sweep) these chunks are not orphans. If
+	 * it cannot be written the job still runs; should the sweep take its chunks first, the
+	 * job says rows were lost instead of claiming success. */
+	char oerr[PB_ERR_MAX];
+	chunk_insert(db, sp.upload_id, SPOOL_OWNER_SEQ, job_id, strlen(job_id), 0, oerr);
+	xsnprintf(url, sizeof url, "/api/jobs/%s", job_id);
+	*status = 202;
+	*reply = json_pack("{s:s, s:s, s:I}", "job_id", job_id, "status_url", url, "rows", (json_int_t)total);
+	if (*reply && unknown)
+		json_object_set_new(*reply, "warnings",
+				    json_pack("[s]", "the connection to Power BI dropped after the rows were sent: the job "
+						     "finds out from the table's row count whether they were added before "
+						     "sending them again"));
+	rc = *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
+out:
+	if (sp.spilled) {
+		char derr[PB_ERR_MAX];
+		push_chunks_drop(db, sp.upload_id, -1, derr);
+	}
+	if (have_session)
+		pbi_session_release(&s);
+	sbuf_release(&body);
+	free(buf);
+	free(sp.first);
+	push_reader_free(rd);
+	push_ds_free(d);
+	return rc;
+}
+
+int push_rows_delete(pb_db *db, const pb_config *cfg, const push_caller *who, const char *dataset_id, const char *table,
+		     int *status, json_t **reply, char *err)
+{
+	push_ds *d = NULL;
+	pbi_session s = { 0 };
+	bool have = false;
+	*reply = NULL;
+	int rc = push_ds_get(db, who, dataset_id, &d, err);
+	if (rc)
+		return rc;
+	const push_table *t = push_schema_table(&d->schema, table);
+	if (!t) {
+		rc = push_error_reply(status, reply, 404, "not_found", "the push dataset has no such table", err);
+		goto out;
+	}
+	if ((rc = push_ds_session(db, cfg, d, &s, &have, status, reply, err)) || *reply)
+		goto out;
+	if ((rc = powerbi_push_delete_rows(&s.api, d->workspace_id, d->powerbi_id, t->name, err))) {
+		rc = push_upstream_reply(&s.api, pbi_session_code(&s), rc, status, reply, err);
+		goto out;
+	}
+	if ((rc = table_rows_add(db, d->id, t->name, 0, 0, true, err)))
+		goto out;
+	*status = 200;
+	*reply = json_pack("{s:s, s:s, s:b}", "dataset_id", d->id, "table", t->name, "cleared", 1);
+	rc = *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
+out:
+	if (have)
+		pbi_session_release(&s);
+	push_ds_free(d);
+	return rc;
+}
+
+int push_dataset_delete(pb_db *db, const pb_config *cfg, const push_caller *who, const char *id, int *status,
+			json_t **reply, char *err)
+{
+	push_ds *d = NULL;
+	pbi_session s = { 0 };
+	sqlite3_stmt *st = NULL;
+	bool have = false;
+	*reply = NULL;
+	int rc = push_ds_get(db, who, id, &d, err);
+	if (rc)
+		return rc;
+	if ((rc = push_ds_session(db, cfg, d, &s, &have, status, reply, err)) || *reply)
+		goto out;
+	/* Power BI first: a record whose dataset could not be deleted stays, so the delete can be
+	 * asked again (a dataset already gone there counts as deleted) */
+	if ((rc = powerbi_dataset_delete(&s.api, d->workspace_id, d->powerbi_id, err))) {
+		rc = push_upstream_reply(&s.api, pbi_session_code(&s), rc, status, reply, err);
+		goto out;
+	}
+	/* its table counts go with it (ON DELETE CASCADE); jobs still holding rows for it fail with
+	 * "the push dataset was deleted" and drop them */
+	if ((rc = db_prepare(db, "DELETE FROM push_datasets WHERE id = ?", &st, err)) ||
+	    (rc = db_bind_text(st, 1, d->id, err)) || (rc = db_exec(db, st, err)))
+		goto out;
+	*status = 204;
+out:
+	db_done(st);
+	if (have)
+		pbi_session_release(&s);
+	push_ds_free(d);
+	return rc;
+}

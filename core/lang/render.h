@@ -1,0 +1,89 @@
+/* The renderer: a contract plus options become a TMDL definition (a set of files), by
+ * running the Lua templates in templates/tmdl/ inside the sandbox (runtime/lua_sandbox.h).
+ *
+ * The entry template `main.lua` returns a function that receives one table
+ *   ctx = { contract = <contract_to_json() shape as a Lua table>,
+ *           target   = { name, type, host, warehouse (snowflake), http_path (databricks),
+ *                        database (snowflake), catalog (databricks), schema, role },
+ *           options  = { mode = "import" | "directquery" },
+ *           names    = { key = function(name), length = function(name),
+ *                        max_length = 512 } }
+ * names.key(s) is the key Power BI compares object names by (core/lang/names.h: NFC + case
+ * folding; equal keys = the same name) and names.length(s) the length Power BI counts
+ * (UTF-16 units), for templates that rename objects.
+ * It returns { [path] = text }. Paths must be relative, without "..", "." or empty
+ * parts, absolute parts or backslashes, and be `definition.pbism` or under
+ * `definition/`; texts must be UTF-8 strings; all files together at most
+ * PB_RENDER_MAX_BYTES.
+ *
+ * Template search path, first match wins: the colon-separated folders in
+ * opts->template_path (e.g. --templates), then those in the environment variable
+ * PBIPORT_TEMPLATE_PATH, then the built-in folders $PBIPORT_DATADIR/templates/tmdl and
+ * $PBIPORT_DATADIR/lua (PBIPORT_DATADIR: environment, else the compile-time path). */
+#ifndef PBIPORT_RENDER_H
+#define PBIPORT_RENDER_H
+
+#include <stddef.h>
+
+#include "core/lang/contract.h"
+
+typedef struct pb_file {
+	char *path;      /* relative, '/'-separated */
+	char *content;   /* NUL-terminated; len bytes */
+	size_t len;
+} pb_file;
+
+typedef struct pb_files {
+	pb_file *v;      /* sorted by path (strcmp) */
+	size_t n;
+} pb_files;
+
+/* Frees everything in f and leaves it empty. */
+void pb_files_release(pb_files *f);
+
+/* How a caller lets users give what the server lacks; messages name those, not CLI flags in
+ * an API answer. */
+typedef enum render_params {
+	RENDER_PARAMS_BODY = 0,     /* a request body: only "http_path" (POST .../powerbi-publish) */
+	RENDER_PARAMS_CLI,          /* pbiport tmdl flags: --host, --http-path ... */
+	RENDER_PARAMS_QUERY,        /* query parameters: ?host=, ?http_path= ... */
+} render_params;
+
+typedef struct render_opts {
+	const char *server;         /* server name; NULL = the contract's first server */
+	const char *mode;           /* "import" (default) or "directquery" (any case) */
+	/* What the server lacks; the server's own values win. `type` without `server` picks the
+	 * contract's first server of that type, else its first server whose type is unknown
+	 * ("custom": a v2 connection that does not say what it is), else none: a server made
+	 * from these values; with `server` it applies when that server's type is unknown. */
+	const char *type;           /* snowflake or databricks */
+	const char *host;           /* server host (Snowflake: when it has no account either) */
+	const char *warehouse;      /* Snowflake warehouse */
+	const char *database;       /* Snowflake database */
+	const char *http_path;      /* Databricks HTTP path */
+	const char *catalog;        /* Databricks catalog */
+	const char *schema;         /* schema (both) */
+	render_params params;       /* how the values above are named in messages */
+	const char *template_path;  /* admin folders, colon-separated; NULL for none */
+	int time_limit_ms;          /* CPU time for the templates; 0 = scaled to the contract:
+	                               an instruction budget of PB_LUA_INSTR_BASE + per table and
+	                               per column, and a deadline of PB_LUA_TIME_BASE_MS + per
+	                               column, at most PB_LUA_TIME_MAX_MS (runtime/limits.h) */
+} render_opts;
+
+/* Renders c. On success out holds new files (caller releases with pb_files_release());
+ * on failure out is empty and err holds one line naming everything that is missing, e.g.
+ *   server "prod" (snowflake): no warehouse and schema; add "warehouse" and "schema" to the
+ *     server or pass --warehouse and --schema              (RENDER_PARAMS_CLI)
+ *   ... or pass ?warehouse= and ?schema=                   (RENDER_PARAMS_QUERY)
+ *   the contract has no servers; pass --type snowflake with --host, ... or --type databricks ...
+ *   server type postgresql is not supported for Power BI (snowflake, databricks)
+ *   template templates/tmdl/table.lua:12: ...
+ *   template output: no definition/model.tmdl (a model needs definition.pbism, ...)
+ * The output must hold definition.pbism, definition/database.tmdl, definition/model.tmdl and
+ * at least one definition/tables/ file per contract table.
+ * Returns PB_OK, PB_EINVAL (bad contract, options or template), PB_ELIMIT (template
+ * memory, time or output limits), PB_ENOMEM. opts may be NULL. */
+int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, char *err);
+
+#endif

@@ -1,0 +1,45 @@
+/* Data-usage agreements as the catalog shows them: a consumer data product may read an
+ * output port (table agreements, sql/0004_publish.sql). Publishing writes them
+ * (core/store/published_models.h, with the approval); this module reads them, always within the
+ * caller's organization: another org's agreement is not found.
+ *
+ * Shape of one agreement (new references from the functions below):
+ *   {"id","state","purpose","consumer":{"data_product_id","name","type"},
+ *    "provider":{"output_port_id","output_port_name","retired","data_product_id","data_product_name"},
+ *    "requested_by":{"user_id","name"}|null,
+ *    "approved_by":{"user_id","name","automatic"}|null, "approved_at",
+ *    "created_at","updated_at"}
+ * An agreement made by a publish is approved automatically when the user publishes (the
+ * model goes into the user's own workspace): approved_by is that user, automatic true. */
+#ifndef PBIPORT_AGREEMENTS_H
+#define PBIPORT_AGREEMENTS_H
+
+#include <stdbool.h>
+
+#include "runtime/db.h"
+#include "runtime/page.h"
+
+struct json_t;
+
+#define PB_AGREEMENTS_PAGE_DEFAULT 50
+#define PB_AGREEMENTS_PAGE_MAX 200
+
+/* {"agreements":[...], "next_cursor": text|null}: the agreements of org_id, newest first;
+ * with data_product_id (may be NULL) those where it is the consumer or owns the provider
+ * port; with state (may be NULL) only that state. PB_ENOTFOUND when org_id has no data
+ * product data_product_id; PB_EINVAL for a state that agreements do not have. */
+int agreements_list_json(pb_db *db, const char *org_id, const char *data_product_id, const char *state,
+			 const pb_page *page, struct json_t **out, char *err);
+
+/* One agreement; PB_ENOTFOUND when org_id has none with that id. */
+int agreement_get_json(pb_db *db, const char *org_id, const char *id, struct json_t **out, char *err);
+
+/* The agreements under which consumer product product_id reads ports (array, at most
+ * PB_LIST_MAX_ITEMS, newest first): its "consumes" in GET /api/data-products/{id}. */
+int agreements_consumed_json(pb_db *db, const char *org_id, const char *product_id, struct json_t **out,
+			     char *err);
+
+/* Whether any agreement names output port port_id (a consumer depends on it). */
+int agreements_port_in_use(pb_db *db, const char *port_id, bool *in_use, char *err);
+
+#endif

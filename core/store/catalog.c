@@ -1,0 +1,603 @@
+#include "core/store/catalog.h"
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/store/agreements.h"
+#include "core/store/published_models.h"
+#include "runtime/util.h"
+
+#define PRODUCT_TYPE_SOURCE "source"   /* imported from a contract (publish makes "consumer") */
+
+static void port_clear(cat_port *p)
+{
+	free(p->name);
+	free(p->type);
+	free(p->server_json);
+	free(p->contract_id);
+	free(p->contract_text);
+	free(p->retired_at);
+	memset(p, 0, sizeof *p);
+}
+
+void catalog_port_free(cat_port *p)
+{
+	if (!p)
+		return;
+	port_clear(p);
+	free(p);
+}
+
+static void product_clear(cat_product *p)
+{
+	free(p->contract_id);
+	free(p->name);
+	free(p->type);
+	free(p->version);
+	free(p->created_at);
+	free(p->updated_at);
+	free(p->contract_text);
+	for (size_t i = 0; i < p->nports; i++)
+		port_clear(&p->ports[i]);
+	free(p->ports);
+	memset(p, 0, sizeof *p);
+}
+
+void catalog_product_free(cat_product *p)
+{
+	if (!p)
+		return;
+	product_clear(p);
+	free(p);
+}
+
+void catalog_products_free(cat_product *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		product_clear(&v[i]);
+	free(v);
+}
+
+/* The port's server as the API shows it: the ODCS v3 server entry's own shape. */
+static char *server_json_text(const pb_server *s)
+{
+	json_t *o = json_object();
+	char *text = NULL;
+	if (!o)
+		return NULL;
+	if (json_object_set_new(o, "server", json_string(s->name ? s->name : "")) ||
+	    json_object_set_new(o, "type", json_string(s->type ? s->type : "")))
+		goto out;
+	for (size_t i = 0; i < s->nfields; i++)
+		if (strcmp(s->fields[i].key, "server") && strcmp(s->fields[i].key, "type") &&
+		    json_object_set_new(o, s->fields[i].key, json_string(s->fields[i].value)))
+			goto out;
+	if (s->ncustom) {
+		json_t *custom = json_object();
+		if (json_object_set_new(o, "customProperties", custom))
+			goto out;
+		for (size_t i = 0; i < s->ncustom; i++)
+			if (json_object_set_new(custom, s->custom[i].key, json_string(s->custom[i].value)))
+				goto out;
+	}
+	text = json_dumps(o, JSON_COMPACT);
+out:
+	json_decref(o);
+	return text;
+}
+
+/* ---- reads ---- */
+
+/* Columns: id, data_product_id, name, type, server_json, contract_id, retired_at */
+static int read_port(sqlite3_stmt *st, cat_port *p, char *err)
+{
+	bool ok = true;
+	memset(p, 0, sizeof *p);
+	xsnprintf(p->id, sizeof p->id, "%s", db_col_text(st, 0));
+	xsnprintf(p->data_product_id, sizeof p->data_product_id, "%s", db_col_text(st, 1));
+	p->name = db_col_dup(st, 2, &ok);
+	p->type = db_col_dup(st, 3, &ok);
+	p->server_json = db_col_dup(st, 4, &ok);
+	p->contract_id = db_col_dup(st, 5, &ok);
+	p->retired_at = db_col_dup(st, 6, &ok);
+	if (!ok) {
+		port_clear(p);
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	}
+	return PB_OK;
+}
+
+static int load_ports(pb_db *db, cat_product *p, char *err)
+{
+	sqlite3_stmt *st;
+	int rc = db_prepare(db, "SELECT p.id, p.data_product_id, p.name, p.type, p.server_json, d.contract_id, "
+			    "p.retired_at FROM output_ports p JOIN data_products d ON d.id = p.data_product_id "
+			    "WHERE p.data_product_id = ? ORDER BY p.name", &st, err);
+	if (rc || (rc = db_bind_text(st, 1, p->id, err)))
+		goto out;
+	int r;
+	while ((r = db_row(db, st, err)) == 1) {
+		cat_port *v = realloc(p->ports, (p->nports + 1) * sizeof *v);
+		if (!v) {
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+			goto out;
+		}
+		p->ports = v;
+		if ((rc = read_port(st, &p->ports[p->nports], err)))
+			goto out;
+		p->nports++;
+	}
+	rc = r < 0 ? r : PB_OK;
+out:
+	db_done(st);
+	return rc;
+}
+
+/* Columns: id, contract_id, name, type, version, revision, created_at, updated_at, owner_user_id
+ * [, contract_text] */
+static int read_product(sqlite3_stmt *st, bool with_contract, cat_product *p, char *err)
+{
+	bool ok = true;
+	memset(p, 0, sizeof *p);
+	xsnprintf(p->id, sizeof p->id, "%s", db_col_text(st, 0));
+	p->contract_id = db_col_dup(st, 1, &ok);
+	p->name = db_col_dup(st, 2, &ok);
+	p->type = db_col_dup(st, 3, &ok);
+	p->version = db_col_dup(st, 4, &ok);
+	p->revision = sqlite3_column_int(st, 5);
+	p->created_at = db_col_dup(st, 6, &ok);
+	p->updated_at = db_col_dup(st, 7, &ok);
+	xsnprintf(p->owner_user_id, sizeof p->owner_user_id, "%s", db_col_text(st, 8));
+	if (with_contract)
+		p->contract_text = db_col_dup(st, 9, &ok);
+	if (!ok) {
+		product_clear(p);
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	}
+	return PB_OK;
+}
+
+int catalog_product_get(pb_db *db, const char *org_id, const char *id, bool with_contract,
+			cat_product **out, char *err)
+{
+	sqlite3_stmt *st;
+	cat_product *p = calloc(1, sizeof *p);
+	int rc;
+	*out = NULL;
+	if (!p)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	rc = db_prepare(db, "SELECT id, contract_id, name, type, version, revision, created_at, updated_at, "
+			"owner_user_id, contract_text FROM data_products WHERE org_id = ? AND id = ?", &st, err);
+	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, id, err)))
+		goto out;
+	int r = db_row(db, st, err);
+	if (r <= 0) {
+		rc = r < 0 ? r : pb_err(err, PB_ENOTFOUND, "no data product with id '%.64s'", id);
+		goto out;
+	}
+	if ((rc = read_product(st, with_contract, p, err)))
+		goto out;
+	db_done(st);
+	st = NULL;
+	rc = load_ports(db, p, err);
+out:
+	db_done(st);
+	if (rc)
+		catalog_product_free(p);
+	else
+		*out = p;
+	return rc;
+}
+
+int catalog_product_list(pb_db *db, const char *org_id, cat_product **out, size_t *n, char *err)
+{
+	sqlite3_stmt *st;
+	cat_product *v = NULL;
+	size_t count = 0;
+	int r, rc;
+	*out = NULL;
+	*n = 0;
+	rc = db_prepare(db, "SELECT id, contract_id, name, type, version, revision, created_at, updated_at, "
+			"owner_user_id FROM data_products WHERE org_id = ? ORDER BY name, id LIMIT ?", &st, err);
+	if (rc || (rc = db_bind_text(st, 1, org_id, err)))
+		goto out;
+	sqlite3_bind_int(st, 2, PB_LIST_MAX_ITEMS);
+	while ((r = db_row(db, st, err)) == 1) {
+		cat_product *nv = realloc(v, (count + 1) * sizeof *nv);
+		if (!nv) {
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+			goto out;
+		}
+		v = nv;
+		if ((rc = read_product(st, false, &v[count], err)))
+			goto out;
+		count++;
+	}
+	if (r < 0) {
+		rc = r;
+		goto out;
+	}
+	db_done(st);
+	st = NULL;
+	for (size_t i = 0; i < count; i++)
+		if ((rc = load_ports(db, &v[i], err)))
+			goto out;
+out:
+	db_done(st);
+	if (rc) {
+		catalog_products_free(v, count);
+		return rc;
+	}
+	*out = v;
+	*n = count;
+	return PB_OK;
+}
+
+int catalog_port_get(pb_db *db, const char *org_id, const char *id, bool with_contract,
+		     cat_port **out, char *err)
+{
+	sqlite3_stmt *st;
+	cat_port *p = calloc(1, sizeof *p);
+	int rc;
+	*out = NULL;
+	if (!p)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	rc = db_prepare(db, "SELECT p.id, p.data_product_id, p.name, p.type, p.server_json, d.contract_id, "
+			"p.retired_at, d.contract_text FROM output_ports p JOIN data_products d ON d.id = p.data_product_id "
+			"WHERE p.org_id = ? AND p.id = ?", &st, err);
+	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, id, err)))
+		goto out;
+	int r = db_row(db, st, err);
+	if (r <= 0) {
+		rc = r < 0 ? r : pb_err(err, PB_ENOTFOUND, "no output port with id '%.64s'", id);
+		goto out;
+	}
+	if ((rc = read_port(st, p, err)))
+		goto out;
+	if (with_contract) {
+		bool ok = true;
+		p->contract_text = db_col_dup(st, 7, &ok);
+		if (!ok)
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+	}
+out:
+	db_done(st);
+	if (rc) {
+		catalog_port_free(p);
+	} else {
+		*out = p;
+	}
+	return rc;
+}
+
+const char *catalog_port_retired_message(const cat_port *p, char *err)
+{
+	pb_err(err, PB_EINVAL, "output port %s ('%.128s') is retired: its server left the data product's contract "
+	       "on %s, and it is kept only for the models and agreements that use it; publish from a port in service",
+	       p->id, p->name ? p->name : "", p->retired_at ? p->retired_at : "?");
+	return err;
+}
+
+/* ---- import ---- */
+
+struct port_plan {
+	const char *name;
+	const char *type;
+	char *server_json;
+};
+
+static int plan_ports(const pb_contract *c, struct port_plan **out, char *err)
+{
+	struct port_plan *plan = calloc(c->nservers ? c->nservers : 1, sizeof *plan);
+	*out = NULL;
+	if (!plan)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	for (size_t i = 0; i < c->nservers; i++) {
+		const pb_server *s = &c->servers[i];
+		if (!s->name || !*s->name || !s->type || !*s->type) {
+			for (size_t k = 0; k < i; k++)
+				free(plan[k].server_json);
+			free(plan);
+			return pb_err(err, PB_EINVAL, "servers[%zu]: %s is required", i,
+				      !s->name || !*s->name ? "server" : "type");
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (!strcmp(plan[j].name, s->name)) {
+				for (size_t k = 0; k < i; k++)
+					free(plan[k].server_json);
+				free(plan);
+				return pb_err(err, PB_EINVAL, "servers[%zu].server: '%.128s' is used twice", i, s->name);
+			}
+		}
+		plan[i].name = s->name;
+		plan[i].type = s->type;
+		if (!(plan[i].server_json = server_json_text(s))) {
+			for (size_t k = 0; k < i; k++)
+				free(plan[k].server_json);
+			free(plan);
+			return pb_err(err, PB_ENOMEM, "out of memory");
+		}
+	}
+	*out = plan;
+	return PB_OK;
+}
+
+static void free_plan(struct port_plan *plan, size_t n)
+{
+	for (size_t i = 0; plan && i < n; i++)
+		free(plan[i].server_json);
+	free(plan);
+}
+
+/* type NULL: "source" for a new product, the stored type kept on update. by (may be NULL: no
+ * check) must own the product or the organization to update it: else *forbidden. */
+static int upsert_product(pb_db *db, const char *org_id, const cat_actor *by, const pb_contract *c, const char *text,
+			  size_t len, const char *type, const char *now, char id[PB_ID_BUF], bool *created,
+			  bool *forbidden, char *err)
+{
+	sqlite3_stmt *st;
+	int rc = db_prepare(db, "SELECT id, owner_user_id FROM data_products WHERE org_id = ? AND contract_id = ?",
+			    &st, err);
+	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, c->id, err)))
+		goto out;
+	int r = db_row(db, st, err);
+	if (r < 0) {
+		rc = r;
+		goto out;
+	}
+	*created = r == 0;
+	if (r == 1 && by && !by->org_owner && (!by->user_id || strcmp(db_col_text(st, 1), by->user_id))) {
+		*forbidden = true;
+		rc = pb_err(err, PB_EINVAL, "data product %s (contract id '%.128s') exists and is not yours: only its "
+			    "owner or an organization owner may update it", db_col_text(st, 0), c->id);
+		goto out;
+	}
+	if (r == 1)
+		xsnprintf(id, PB_ID_BUF, "%s", db_col_text(st, 0));
+	else if ((rc = pb_new_id(id, err)))
+		goto out;
+	db_done(st);
+	if (*created)
+		rc = db_prepare(db, "INSERT INTO data_products (name, version, status, domain, description, "
+				"contract_text, updated_at, id, org_id, contract_id, type, revision, created_at, "
+				"owner_user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)", &st, err);
+	else
+		rc = db_prepare(db, "UPDATE data_products SET name = ?1, version = ?2, status = ?3, domain = ?4, "
+				"description = ?5, contract_text = ?6, updated_at = ?7, type = COALESCE(?9, type), "
+				"revision = revision + 1 WHERE id = ?8", &st, err);
+	if (rc || (rc = db_bind_text(st, 1, c->name ? c->name : c->id, err)) ||
+	    (rc = db_bind_text(st, 2, c->version, err)) || (rc = db_bind_text(st, 3, c->status, err)) ||
+	    (rc = db_bind_text(st, 4, c->domain, err)) || (rc = db_bind_text(st, 5, c->description, err)))
+		goto out;
+	if (sqlite3_bind_text(st, 6, text, (int)len, SQLITE_TRANSIENT) != SQLITE_OK) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = db_bind_text(st, 7, now, err)) || (rc = db_bind_text(st, 8, id, err)))
+		goto out;
+	if (*created && ((rc = db_bind_text(st, 9, org_id, err)) || (rc = db_bind_text(st, 10, c->id, err)) ||
+			 (rc = db_bind_text(st, 11, type ? type : PRODUCT_TYPE_SOURCE, err)) ||
+			 (rc = db_bind_text(st, 12, now, err)) ||
+			 (rc = db_bind_text(st, 13, by ? by->user_id : NULL, err))))
+		goto out;
+	if (!*created && (rc = db_bind_text(st, 9, type, err)))
+		goto out;
+	rc = db_exec(db, st, err);
+out:
+	db_done(st);
+	return rc;
+}
+
+/* Whether consumers depend on port id: an agreement or a published model names it. */
+static int port_in_use(pb_db *db, const char *id, bool *in_use, char *err)
+{
+	int rc = agreements_port_in_use(db, id, in_use, err);
+	if (!rc && !*in_use)
+		rc = published_models_port_in_use(db, id, in_use, err);
+	return rc;
+}
+
+/* Ports of product id become exactly plan: matched by name (and back in service if they
+ * were retired), added, or removed; a removed port consumers depend on is retired instead
+ * (and removed by a later import once nothing depends on it any more). */
+static int sync_ports(pb_db *db, const char *org_id, const char *product_id, const struct port_plan *plan,
+		      size_t n, const char *now, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char (*stale)[PB_ID_BUF] = NULL;
+	size_t nstale = 0;
+	int r, rc = db_prepare(db, "SELECT id, name FROM output_ports WHERE data_product_id = ?",
+			       &st, err);
+	if (rc || (rc = db_bind_text(st, 1, product_id, err)))
+		goto out;
+	while ((r = db_row(db, st, err)) == 1) {
+		bool keep = false;
+		for (size_t i = 0; i < n && !keep; i++)
+			keep = !strcmp(plan[i].name, db_col_text(st, 1));
+		if (keep)
+			continue;
+		void *v = realloc(stale, (nstale + 1) * sizeof *stale);
+		if (!v) {
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+			goto out;
+		}
+		stale = v;
+		xsnprintf(stale[nstale++], PB_ID_BUF, "%s", db_col_text(st, 0));
+	}
+	if (r < 0) {
+		rc = r;
+		goto out;
+	}
+	db_done(st);
+	st = NULL;
+	for (size_t i = 0; i < nstale; i++) {
+		bool in_use = false;
+		if ((rc = port_in_use(db, stale[i], &in_use, err)))
+			goto out;
+		const char *v[] = { now, stale[i] };
+		if (in_use)
+			rc = db_exec_texts(db, "UPDATE output_ports SET retired_at = ?1, updated_at = ?1 "
+					   "WHERE id = ?2 AND retired_at IS NULL", v, 2, err);
+		else
+			rc = db_exec_texts(db, "DELETE FROM output_ports WHERE id = ?", v + 1, 1, err);
+		if (rc)
+			goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char id[PB_ID_BUF];
+		if ((rc = pb_new_id(id, err)))
+			goto out;
+		const char *v[] = { id, product_id, org_id, plan[i].name, plan[i].type, plan[i].server_json, now, now };
+		if ((rc = db_exec_texts(db,
+					"INSERT INTO output_ports (id, data_product_id, org_id, name, type, server_json, "
+					"created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+					"ON CONFLICT (data_product_id, name) DO UPDATE SET type = excluded.type, "
+					"server_json = excluded.server_json, updated_at = excluded.updated_at, "
+					"retired_at = NULL",
+					v, 8, err)))
+			goto out;
+	}
+out:
+	db_done(st);
+	free(stale);
+	return rc;
+}
+
+static int import(pb_db *db, const char *org_id, const cat_actor *by, const pb_contract *c, const char *text,
+		  size_t len, const char *type, cat_product **out, bool *created, bool *forbidden, char *err)
+{
+	struct port_plan *plan = NULL;
+	char id[PB_ID_BUF], now[PB_TIME_BUF];
+	int rc;
+	*out = NULL;
+	*forbidden = false;
+	/* everything that can be refused is refused before the transaction starts */
+	if (!c->id || !*c->id)
+		return pb_err(err, PB_EINVAL, "id: the contract has no id");
+	if (strlen(c->id) > PB_NAME_MAX_BYTES)
+		return pb_err(err, PB_EINVAL, "id: longer than %d bytes", PB_NAME_MAX_BYTES);
+	if (len > INT32_MAX)
+		return pb_err(err, PB_ELIMIT, "contract is too large");
+	if (type && (!*type || strlen(type) > PB_NAME_MAX_BYTES))
+		return pb_err(err, PB_EINVAL, "type: 1 to %d bytes", PB_NAME_MAX_BYTES);
+	if ((rc = plan_ports(c, &plan, err)))
+		return rc;
+	pb_now(now);
+	if ((rc = db_begin(db, err)))
+		goto out;
+	if ((rc = upsert_product(db, org_id, by, c, text, len, type, now, id, created, forbidden, err)) ||
+	    (rc = sync_ports(db, org_id, id, plan, c->nservers, now, err)) ||
+	    (rc = db_commit(db, err)))
+		goto out;
+	rc = catalog_product_get(db, org_id, id, false, out, err);
+out:
+	if (rc)
+		db_rollback(db);
+	free_plan(plan, c->nservers);
+	return rc;
+}
+
+int catalog_import(pb_db *db, const char *org_id, const pb_contract *c, const char *text, size_t len,
+		   cat_product **out, bool *created, char *err)
+{
+	bool forbidden;
+	return import(db, org_id, NULL, c, text, len, NULL, out, created, &forbidden, err);
+}
+
+int catalog_import_typed(pb_db *db, const char *org_id, const pb_contract *c, const char *text, size_t len,
+			 const char *type, cat_product **out, bool *created, char *err)
+{
+	bool forbidden;
+	return import(db, org_id, NULL, c, text, len, type, out, created, &forbidden, err);
+}
+
+int catalog_import_by(pb_db *db, const char *org_id, const cat_actor *by, const pb_contract *c, const char *text,
+		      size_t len, cat_product **out, bool *created, bool *forbidden, char *err)
+{
+	return import(db, org_id, by, c, text, len, NULL, out, created, forbidden, err);
+}
+
+int catalog_product_delete(pb_db *db, const char *org_id, const char *id, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_begin(db, err);
+	if (rc)
+		return rc;
+	/* ports go with it (ON DELETE CASCADE) */
+	if ((rc = db_prepare(db, "DELETE FROM data_products WHERE org_id = ? AND id = ? RETURNING id", &st, err)) ||
+	    (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, id, err)))
+		goto out;
+	int r = db_row(db, st, err);
+	if (r <= 0) {
+		rc = r < 0 ? r : pb_err(err, PB_ENOTFOUND, "no data product with id '%.64s'", id);
+		goto out;
+	}
+	/* finish the statement before COMMIT: RETURNING keeps it active */
+	while ((r = db_row(db, st, err)) == 1)
+		;
+	if (r < 0) {
+		rc = r;
+		goto out;
+	}
+	db_done(st);
+	st = NULL;
+	rc = db_commit(db, err);
+out:
+	db_done(st);
+	if (rc)
+		db_rollback(db);
+	return rc;
+}
+
+/* ---- API shapes ---- */
+
+static json_t *server_object(const cat_port *p)
+{
+	json_t *s = json_loads(p->server_json ? p->server_json : "{}", 0, NULL);
+	return s ? s : json_object();
+}
+
+static json_t *port_brief(const cat_port *p)
+{
+	return json_pack("{s:s,s:s,s:s,s:o,s:s,s:s?}", "id", p->id, "name", p->name ? p->name : "",
+			 "type", p->type ? p->type : "", "server", server_object(p), "status",
+			 p->retired_at ? "retired" : "active", "retired_at", p->retired_at);
+}
+
+json_t *catalog_port_json(const cat_port *p)
+{
+	json_t *o = port_brief(p);
+	if (o && (json_object_set_new(o, "data_product_id", json_string(p->data_product_id)) ||
+		  json_object_set_new(o, "contract_id", json_string(p->contract_id ? p->contract_id : "")))) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+json_t *catalog_product_json(const cat_product *p, bool with_contract)
+{
+	json_t *ports = json_array();
+	for (size_t i = 0; ports && i < p->nports; i++) {
+		if (json_array_append_new(ports, port_brief(&p->ports[i]))) {
+			json_decref(ports);
+			return NULL;
+		}
+	}
+	if (!ports)
+		return NULL;
+	json_t *o = json_pack("{s:s,s:s,s:s,s:s?,s:s,s:i,s:s?,s:s,s:s,s:o}", "id", p->id,
+			      "name", p->name ? p->name : "", "type", p->type ? p->type : "",
+			      "version", p->version, "contract_id", p->contract_id ? p->contract_id : "",
+			      "revision", p->revision, "owner_user_id", p->owner_user_id[0] ? p->owner_user_id : NULL,
+			      "created_at", p->created_at ? p->created_at : "",
+			      "updated_at", p->updated_at ? p->updated_at : "", "output_ports", ports);
+	if (o && with_contract && p->contract_text &&
+	    json_object_set_new(o, "contract", json_string(p->contract_text))) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}

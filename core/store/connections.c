@@ -1,0 +1,860 @@
+#include "core/store/connections.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/strbuf.h"
+#include "runtime/timeutil.h"
+#include "runtime/util.h"
+
+#define CTX_MAX 64
+
+/* "udc:<id>:access" / "udc:<id>:refresh" / "oauth_state:<nonce>". */
+static int seal_ctx(char ctx[CTX_MAX], const char *kind, const char *id, const char *field, char *err)
+{
+	if (xsnprintf(ctx, CTX_MAX, "%s:%s%s%s", kind, id, field ? ":" : "", field ? field : ""))
+		return pb_err(err, PB_EINTERNAL, "sealing context too long");
+	return PB_OK;
+}
+
+static int seal_str(const pb_keyring *kr, const char *plain, const char *kind, const char *id, const char *field,
+		    char **out, char *err)
+{
+	char ctx[CTX_MAX];
+	*out = NULL;
+	if (!kr)
+		return pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set: tokens cannot be stored");
+	int rc = seal_ctx(ctx, kind, id, field, err);
+	return rc ? rc : pb_seal(kr, plain, strlen(plain), ctx, out, err);
+}
+
+static int open_str(const pb_keyring *kr, const char *sealed, const char *kind, const char *id, const char *field,
+		    char **out, char *err)
+{
+	char ctx[CTX_MAX];
+	size_t len = 0;
+	*out = NULL;
+	if (!kr)
+		return pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set: tokens cannot be opened");
+	int rc = seal_ctx(ctx, kind, id, field, err);
+	return rc ? rc : pb_open(kr, sealed, ctx, out, &len, err);
+}
+
+static void secret_free(char *s)
+{
+	pb_secret_free(s, s ? strlen(s) : 0);
+}
+
+static int copy_fixed(char *dst, size_t size, const char *src, char *err)
+{
+	if (xsnprintf(dst, size, "%s", src))
+		return pb_err(err, PB_EIO, "malformed connection row");
+	return PB_OK;
+}
+
+static int changes(pb_db *db)
+{
+	return sqlite3_changes(db_sqlite(db));
+}
+
+void conn_release(pbi_conn *c)
+{
+	free(c->tenant_id);
+	free(c->client_id);
+	free(c->scopes);
+	free(c->status_reason);
+	memset(c, 0, sizeof *c);
+}
+
+int conn_save(pb_db *db, const pb_keyring *kr, const char *org_id, const char *user_id, const char *tenant_id,
+	      const char *client_id, const entra_token *tok, char id[PB_ID_BUF], char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char *at = NULL, *rt = NULL, now[PB_TIME_BUF], exp[PB_TIME_BUF];
+	bool began = false;
+	int rc;
+	if (!tok->access_token || !tok->refresh_token)
+		return pb_err(err, PB_EINVAL, "Entra did not return a refresh token (offline_access not granted): "
+			      "connect Power BI again and accept every permission");
+	if ((rc = pb_new_id(id, err)) || (rc = seal_str(kr, tok->access_token, "udc", id, "access", &at, err)) ||
+	    (rc = seal_str(kr, tok->refresh_token, "udc", id, "refresh", &rt, err)))
+		goto out;
+	pb_now(now);
+	pb_time_format((int64_t)tok->expires_at * 1000, exp);
+	if ((rc = db_begin(db, err)))
+		goto out;
+	began = true;
+	/* at most one connection per (user, tenant): connecting again replaces it */
+	if ((rc = db_prepare(db, "DELETE FROM user_datasource_connection WHERE user_id = ? AND tenant_id = ?", &st,
+			     err)) ||
+	    (rc = db_bind_text(st, 1, user_id, err)) || (rc = db_bind_text(st, 2, tenant_id, err)) ||
+	    (rc = db_exec(db, st, err)))
+		goto out;
+	db_done(st);
+	st = NULL;
+	if ((rc = db_prepare(db,
+			     "INSERT INTO user_datasource_connection (id, org_id, user_id, tenant_id, client_id, status, "
+			     "access_token_sealed, refresh_token_sealed, expires_at, scopes, token_gen, created_at, "
+			     "updated_at) VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, 0, ?, ?)",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
+	    (rc = db_bind_text(st, 3, user_id, err)) || (rc = db_bind_text(st, 4, tenant_id, err)) ||
+	    (rc = db_bind_text(st, 5, client_id, err)) || (rc = db_bind_text(st, 6, at, err)) ||
+	    (rc = db_bind_text(st, 7, rt, err)) || (rc = db_bind_text(st, 8, exp, err)) ||
+	    (rc = db_bind_text(st, 9, tok->scope ? tok->scope : "", err)) || (rc = db_bind_text(st, 10, now, err)) ||
+	    (rc = db_bind_text(st, 11, now, err)) || (rc = db_exec(db, st, err)))
+		goto out;
+	db_done(st);
+	st = NULL;
+	rc = db_commit(db, err);
+	began = false;
+out:
+	db_done(st);
+	if (began && rc)
+		db_rollback(db);
+	free(at);
+	free(rt);
+	return rc;
+}
+
+#define CONN_COLS                                                                                        \
+	"id, org_id, user_id, tenant_id, client_id, scopes, status, expires_at, token_gen, created_at, " \
+	"updated_at, status_reason"
+
+static int conn_from_row(sqlite3_stmt *st, pbi_conn *c, char *err)
+{
+	bool ok = true;
+	int rc;
+	memset(c, 0, sizeof *c);
+	if ((rc = copy_fixed(c->id, sizeof c->id, db_col_text(st, 0), err)) ||
+	    (rc = copy_fixed(c->org_id, sizeof c->org_id, db_col_text(st, 1), err)) ||
+	    (rc = copy_fixed(c->user_id, sizeof c->user_id, db_col_text(st, 2), err)) ||
+	    (rc = copy_fixed(c->status, sizeof c->status, db_col_text(st, 6), err)) ||
+	    (rc = copy_fixed(c->expires_at, sizeof c->expires_at, db_col_text(st, 7), err)) ||
+	    (rc = copy_fixed(c->created_at, sizeof c->created_at, db_col_text(st, 9), err)) ||
+	    (rc = copy_fixed(c->updated_at, sizeof c->updated_at, db_col_text(st, 10), err)))
+		return rc;
+	c->token_gen = sqlite3_column_int64(st, 8);
+	c->tenant_id = db_col_dup(st, 3, &ok);
+	if (ok)
+		c->client_id = db_col_dup(st, 4, &ok);
+	if (ok)
+		c->scopes = db_col_dup(st, 5, &ok);
+	if (ok)
+		c->status_reason = db_col_dup(st, 11, &ok);
+	if (!ok) {
+		conn_release(c);
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	}
+	return PB_OK;
+}
+
+static json_t *scopes_json(const char *scopes)
+{
+	json_t *a = json_array();
+	const char *p = scopes;
+	while (a && p && *p) {
+		size_t n = strcspn(p, " ");
+		if (n && json_array_append_new(a, json_stringn(p, n))) {
+			json_decref(a);
+			return NULL;
+		}
+		p += n;
+		p += strspn(p, " ");
+	}
+	return a;
+}
+
+static json_t *conn_json(const pbi_conn *c)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:o, s:s, s:s, s:s}", "id", c->id, "tenant_id", c->tenant_id,
+			 "client_id", c->client_id, "status", c->status, "status_reason",
+			 strcmp(c->status, "active") ? c->status_reason : NULL, "scopes", scopes_json(c->scopes),
+			 "expires_at", c->expires_at, "created_at", c->created_at, "updated_at", c->updated_at);
+}
+
+int conn_list(pb_db *db, const char *org_id, const char *user_id, json_t **out, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *arr = json_array();
+	int rc = arr ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
+	*out = NULL;
+	if (rc || (rc = db_prepare(db, "SELECT " CONN_COLS " FROM user_datasource_connection "
+				   "WHERE org_id = ? AND user_id = ? ORDER BY created_at, id", &st, err)) ||
+	    (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, user_id, err)))
+		goto out;
+	int r;
+	while ((r = db_row(db, st, err)) == 1) {
+		pbi_conn c;
+		if ((rc = conn_from_row(st, &c, err)))
+			goto out;
+		json_t *j = conn_json(&c);
+		conn_release(&c);
+		if (!j || json_array_append_new(arr, j)) {
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	rc = r < 0 ? r : PB_OK;
+out:
+	db_done(st);
+	if (rc)
+		json_decref(arr);
+	else
+		*out = arr;
+	return rc;
+}
+
+int conn_delete(pb_db *db, const char *org_id, const char *user_id, const char *id, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	bool began = false;
+	int rc = db_begin(db, err);
+	if (rc)
+		return rc;
+	began = true;
+	/* overwrite the sealed tokens first so no copy of them lingers in freed pages */
+	if ((rc = db_prepare(db,
+			     "UPDATE user_datasource_connection SET access_token_sealed = NULL, "
+			     "refresh_token_sealed = NULL WHERE id = ? AND org_id = ? AND user_id = ?",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
+	    (rc = db_bind_text(st, 3, user_id, err)) || (rc = db_exec(db, st, err)))
+		goto out;
+	if (changes(db) == 0) {
+		rc = pb_err(err, PB_ENOTFOUND, "no Power BI connection with this id");
+		goto out;
+	}
+	db_done(st);
+	st = NULL;
+	if ((rc = db_prepare(db, "DELETE FROM user_datasource_connection WHERE id = ? AND org_id = ? AND user_id = ?",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
+	    (rc = db_bind_text(st, 3, user_id, err)) || (rc = db_exec(db, st, err)))
+		goto out;
+	db_done(st);
+	st = NULL;
+	rc = db_commit(db, err);
+	began = false;
+out:
+	db_done(st);
+	if (began && rc)
+		db_rollback(db);
+	return rc;
+}
+
+int conn_find(pb_db *db, const char *org_id, const char *user_id, const char *tenant_id, pbi_conn *out,
+	      char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	memset(out, 0, sizeof *out);
+	if (tenant_id)
+		rc = db_prepare(db, "SELECT " CONN_COLS " FROM user_datasource_connection "
+				"WHERE org_id = ? AND user_id = ? AND tenant_id = ?", &st, err);
+	else
+		rc = db_prepare(db, "SELECT " CONN_COLS " FROM user_datasource_connection "
+				"WHERE org_id = ? AND user_id = ? ORDER BY updated_at DESC, id LIMIT 1", &st, err);
+	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, user_id, err)) ||
+	    (tenant_id && (rc = db_bind_text(st, 3, tenant_id, err))))
+		goto out;
+	int r = db_row(db, st, err);
+	if (r == 1)
+		rc = conn_from_row(st, out, err);
+	else
+		rc = r < 0 ? r : pb_err(err, PB_ENOTFOUND, "you have not connected Power BI yet: connect Power BI first");
+out:
+	db_done(st);
+	return rc;
+}
+
+/* Why a connection needs a reconnect when nothing more precise is stored. */
+#define RECONNECT_REASON_DEFAULT "Entra no longer accepts your Power BI sign-in: reconnect Power BI"
+
+/* The one way a connection becomes needs_reconnect: status and reason stored together (read
+ * by every endpoint), tokens erased (they will never be used again). MARK_SQL is followed by
+ * the condition that selects the rows; ?1 is the reason, ?2 the time, then binds. */
+#define MARK_SQL                                                                                          \
+	"UPDATE user_datasource_connection SET status = 'needs_reconnect', status_reason = ?, "          \
+	"access_token_sealed = NULL, refresh_token_sealed = NULL, token_gen = token_gen + 1, "            \
+	"refresh_claim = NULL, refresh_claim_until = NULL, updated_at = ? WHERE "
+
+static int mark_reconnect(pb_db *db, const char *sql, const char *reason, const char *const *binds, size_t nbinds,
+			  char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[PB_TIME_BUF];
+	pb_now(now);
+	int rc = db_prepare(db, sql, &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, reason, err)))
+		rc = db_bind_text(st, 2, now, err);
+	for (size_t i = 0; !rc && i < nbinds; i++)
+		rc = db_bind_text(st, (int)i + 3, binds[i], err);
+	if (!rc)
+		rc = db_exec(db, st, err);
+	db_done(st);
+	return rc;
+}
+
+int conn_mark_needs_reconnect(pb_db *db, const char *id, const char *reason, char *err)
+{
+	const char *binds[] = { id };
+	return mark_reconnect(db, MARK_SQL "id = ? AND status = 'active'", reason, binds, 1, err);
+}
+
+int conn_mark_app_changed(pb_db *db, const char *org_id, const char *tenant_id, const char *client_id, char *err)
+{
+	const char *binds[] = { org_id, tenant_id, client_id };
+	return mark_reconnect(db, MARK_SQL "org_id = ? AND status = 'active' AND (tenant_id <> ? OR client_id <> ?)",
+			      CONN_APP_CHANGED, binds, 3, err);
+}
+
+/* ---- the token service ---- */
+
+typedef struct token_row {
+	char status[16];
+	char *status_reason;
+	long long gen;
+	int64_t expires_ms;
+	char *access_sealed;
+	char *refresh_sealed;
+} token_row;
+
+static void token_row_release(token_row *t)
+{
+	free(t->access_sealed);
+	free(t->refresh_sealed);
+	free(t->status_reason);
+	memset(t, 0, sizeof *t);
+}
+
+static int read_token_row(pb_db *db, const char *id, token_row *t, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	bool ok = true;
+	memset(t, 0, sizeof *t);
+	int rc = db_prepare(db,
+			    "SELECT status, token_gen, expires_at, access_token_sealed, refresh_token_sealed, status_reason "
+			    "FROM user_datasource_connection WHERE id = ?",
+			    &st, err);
+	if (rc || (rc = db_bind_text(st, 1, id, err)))
+		goto out;
+	int r = db_row(db, st, err);
+	if (r != 1) {
+		rc = r < 0 ? r : pb_err(err, PB_ENOTFOUND, "the Power BI connection was removed: connect Power BI again");
+		goto out;
+	}
+	if ((rc = copy_fixed(t->status, sizeof t->status, db_col_text(st, 0), err)))
+		goto out;
+	t->gen = sqlite3_column_int64(st, 1);
+	if (pb_time_parse(db_col_text(st, 2), &t->expires_ms))
+		t->expires_ms = 0;   /* unreadable: treat as expired */
+	t->access_sealed = db_col_dup(st, 3, &ok);
+	if (ok)
+		t->refresh_sealed = db_col_dup(st, 4, &ok);
+	if (ok)
+		t->status_reason = db_col_dup(st, 5, &ok);
+	if (!ok)
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+out:
+	db_done(st);
+	if (rc)
+		token_row_release(t);
+	return rc;
+}
+
+/* Compare-and-swap: claims row id for a refresh of generation gen. 1 = ours, 0 = someone
+ * else holds a live claim or the generation moved, < 0 = error. */
+static int claim_refresh(pb_db *db, const char *id, long long gen, const char *claim, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[PB_TIME_BUF], until[PB_TIME_BUF];
+	pb_now(now);
+	pb_time_in(PB_PBI_CLAIM_MS, until);
+	int rc = db_prepare(db,
+			    "UPDATE user_datasource_connection SET refresh_claim = ?, refresh_claim_until = ? "
+			    "WHERE id = ? AND token_gen = ? AND status = 'active' "
+			    "AND (refresh_claim_until IS NULL OR refresh_claim_until < ?)",
+			    &st, err);
+	if (rc || (rc = db_bind_text(st, 1, claim, err)) || (rc = db_bind_text(st, 2, until, err)) ||
+	    (rc = db_bind_text(st, 3, id, err)))
+		goto out;
+	if (sqlite3_bind_int64(st, 4, gen) != SQLITE_OK) {
+		rc = pb_err(err, PB_EIO, "binding a value failed");
+		goto out;
+	}
+	if ((rc = db_bind_text(st, 5, now, err)) || (rc = db_exec(db, st, err)))
+		goto out;
+	rc = changes(db) == 1;
+out:
+	db_done(st);
+	return rc;
+}
+
+/* Ends our claim: with new tokens (tok), marking the row needs_reconnect for reason, or just
+ * releasing it (neither). */
+static int end_claim(pb_db *db, const pb_keyring *kr, const char *id, const char *claim, const entra_token *tok,
+		     const char *reason, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char *at = NULL, *rt = NULL, now[PB_TIME_BUF], exp[PB_TIME_BUF];
+	int rc = PB_OK;
+	pb_now(now);
+	if (tok) {
+		if ((rc = seal_str(kr, tok->access_token, "udc", id, "access", &at, err)) ||
+		    (tok->refresh_token && (rc = seal_str(kr, tok->refresh_token, "udc", id, "refresh", &rt, err))))
+			goto out;
+		pb_time_format((int64_t)tok->expires_at * 1000, exp);
+		/* COALESCE: Entra may omit a new refresh token; the old one then stays */
+		rc = db_prepare(db,
+				"UPDATE user_datasource_connection SET access_token_sealed = ?, "
+				"refresh_token_sealed = COALESCE(?, refresh_token_sealed), expires_at = ?, "
+				"scopes = COALESCE(?, scopes), token_gen = token_gen + 1, refresh_claim = NULL, "
+				"refresh_claim_until = NULL, updated_at = ? WHERE id = ? AND refresh_claim = ?",
+				&st, err);
+		if (rc || (rc = db_bind_text(st, 1, at, err)) || (rc = db_bind_text(st, 2, rt, err)) ||
+		    (rc = db_bind_text(st, 3, exp, err)) || (rc = db_bind_text(st, 4, tok->scope, err)) ||
+		    (rc = db_bind_text(st, 5, now, err)) || (rc = db_bind_text(st, 6, id, err)) ||
+		    (rc = db_bind_text(st, 7, claim, err)))
+			goto out;
+	} else if (reason) {
+		const char *binds[] = { id, claim };
+		rc = mark_reconnect(db, MARK_SQL "id = ? AND refresh_claim = ?", reason, binds, 2, err);
+		goto out;
+	} else {
+		rc = db_prepare(db,
+				"UPDATE user_datasource_connection SET refresh_claim = NULL, refresh_claim_until = NULL "
+				"WHERE id = ? AND refresh_claim = ?",
+				&st, err);
+		if (rc || (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, claim, err)))
+			goto out;
+	}
+	rc = db_exec(db, st, err);
+out:
+	db_done(st);
+	free(at);
+	free(rt);
+	return rc;
+}
+
+/* Entra answers for a refresh token that will never work again: the user must consent anew. */
+static bool refresh_token_dead(const msapi *c)
+{
+	static const char *const dead[] = { "invalid_grant", "AADSTS70000", "AADSTS70008", "AADSTS700082",
+					    "AADSTS700084", "AADSTS50173", "AADSTS65001", "AADSTS50076",
+					    "AADSTS50079", NULL };
+	if (c->last.svc != MSAPI_ENTRA || c->last.status != 400)
+		return false;
+	for (size_t i = 0; dead[i]; i++)
+		if (!strcmp(c->last.code, dead[i]))
+			return true;
+	return false;
+}
+
+/* The failing client-credentials / refresh answer as a code. */
+const char *conn_failure_code(const msapi *c)
+{
+	if (c->last.status == 0 || c->last.status >= 500 || c->last.status == 429)
+		return "unavailable";
+	return "bad_credentials";
+}
+
+static void set_code(char code[PBI_CODE_MAX], const char *v)
+{
+	if (code)
+		(void)xsnprintf(code, PBI_CODE_MAX, "%s", v);
+}
+
+/* We hold the claim on row id at generation t->gen: refresh at Entra and store the result. */
+static int refresh_claimed(pb_db *db, const pb_keyring *kr, msapi *entra, const entra_app *app, const char *id,
+			   const char *claim, const token_row *t, char **access_token, long long *gen,
+			   char code[PBI_CODE_MAX], char *err)
+{
+	char *rt = NULL, ignore[PB_ERR_MAX];
+	entra_token tok = { 0 };
+	int rc = t->refresh_sealed ? open_str(kr, t->refresh_sealed, "udc", id, "refresh", &rt, err)
+				   : pb_err(err, PB_EINVAL, "no refresh token stored: reconnect Power BI");
+	if (rc) {
+		set_code(code, "needs_reconnect");
+		(void)end_claim(db, kr, id, claim, NULL,
+				t->refresh_sealed ? CONN_KEYS_CHANGED
+						  : "no Power BI sign-in is stored for this connection: reconnect Power BI",
+				ignore);
+		goto out;
+	}
+	rc = entra_refresh(entra, app, rt, CONN_SCOPES, &tok, err);
+	if (rc) {
+		bool dead = refresh_token_dead(entra);
+		set_code(code, dead ? "needs_reconnect" : conn_failure_code(entra));
+		/* Entra's refusal, explained (msapi/errors), is the reason */
+		(void)end_claim(db, kr, id, claim, NULL, dead ? err : NULL, ignore);
+		goto out;
+	}
+	if ((rc = end_claim(db, kr, id, claim, &tok, NULL, err))) {
+		set_code(code, "unavailable");
+		goto out;
+	}
+	*access_token = tok.access_token;
+	tok.access_token = NULL;
+	*gen = t->gen + 1;
+out:
+	secret_free(rt);
+	entra_token_release(&tok);
+	return rc;
+}
+
+int conn_token(pb_db *db, const pb_keyring *kr, msapi *entra, const entra_app *app, const char *conn_id,
+	       long long stale_gen, char **access_token, long long *gen, char code[PBI_CODE_MAX], char *err)
+{
+	token_row t = { 0 };
+	char claim[PB_ID_BUF];
+	int64_t deadline = pb_mono_ms() + PB_PBI_WAIT_MS;
+	long long first_gen = -1;
+	int rc;
+	*access_token = NULL;
+	set_code(code, "");
+	if ((rc = pb_new_id(claim, err)))
+		return rc;
+	for (;;) {
+		if ((rc = read_token_row(db, conn_id, &t, err))) {
+			set_code(code, rc == PB_ENOTFOUND ? "not_connected" : "unavailable");
+			goto out;
+		}
+		if (strcmp(t.status, "active")) {
+			/* the stored reason, so every endpoint says the same */
+			set_code(code, "needs_reconnect");
+			rc = pb_err(err, PB_EINVAL, "%s",
+				    t.status_reason && *t.status_reason ? t.status_reason : RECONNECT_REASON_DEFAULT);
+			goto out;
+		}
+		bool stale = stale_gen >= 0 && t.gen <= stale_gen;
+		if (first_gen < 0)
+			first_gen = t.gen;
+		/* a token another process just fetched is used as long as it is valid at all, so
+		 * short-lived tokens do not make every waiter refresh once more in turn */
+		int64_t margin = t.gen > first_gen ? 0 : PB_PBI_REFRESH_MARGIN_S * 1000LL;
+		if (!stale && t.access_sealed && t.expires_ms - pb_epoch_ms() > margin) {
+			if (!(rc = open_str(kr, t.access_sealed, "udc", conn_id, "access", access_token, err))) {
+				*gen = t.gen;
+				goto out;
+			}
+			/* sealed with a key the ring lost: a refresh is the way to a usable token, and
+			 * records why the connection is dead when the refresh token cannot be opened either */
+		}
+		rc = claim_refresh(db, conn_id, t.gen, claim, err);
+		if (rc < 0) {
+			set_code(code, "unavailable");
+			goto out;
+		}
+		if (rc == 1) {
+			rc = refresh_claimed(db, kr, entra, app, conn_id, claim, &t, access_token, gen, code, err);
+			goto out;
+		}
+		/* another process is refreshing this generation: wait for its result */
+		if (pb_mono_ms() > deadline) {
+			set_code(code, "unavailable");
+			rc = pb_err(err, PB_EIO, "timed out waiting for another request to refresh the Power BI sign-in");
+			goto out;
+		}
+		token_row_release(&t);
+		pb_sleep_interruptible(PB_PBI_POLL_MS, NULL);
+	}
+out:
+	token_row_release(&t);
+	return rc;
+}
+
+/* Re-seals one column's values made with an older key than kr's newest (inside the caller's
+ * transaction); *resealed counts them. */
+static int reseal_column(pb_db *db, const pb_keyring *kr, const sealed_column *col, size_t *resealed, char *err)
+{
+	sqlite3_stmt *st = NULL, *up = NULL;
+	char ctx[CTX_MAX], *plain = NULL, *fresh = NULL;
+	size_t len = 0;
+	int rc, row;
+	if ((rc = db_prepare(db, col->select_sql, &st, err)))
+		goto out;
+	while ((row = db_row(db, st, err)) == 1) {
+		const char *key = db_col_text(st, 0), *sealed = db_col_text(st, 1);
+		if (!sealed || !pb_sealed_needs_rotation(kr, sealed))
+			continue;
+		if ((rc = seal_ctx(ctx, col->kind, key, col->field, err)) ||
+		    (rc = pb_open(kr, sealed, ctx, &plain, &len, err)) ||
+		    (rc = pb_seal(kr, plain, len, ctx, &fresh, err)))
+			goto out;
+		pb_secret_free(plain, len);
+		plain = NULL;
+		if ((rc = db_prepare(db, col->update_sql, &up, err)) || (rc = db_bind_text(up, 1, fresh, err)) ||
+		    (rc = db_bind_text(up, 2, key, err)) || (rc = db_exec(db, up, err)))
+			goto out;
+		db_done(up);
+		up = NULL;
+		free(fresh);
+		fresh = NULL;
+		(*resealed)++;
+	}
+	rc = row < 0 ? row : PB_OK;
+out:
+	db_done(up);
+	db_done(st);
+	pb_secret_free(plain, len);
+	free(fresh);
+	return rc;
+}
+
+int reseal_columns(pb_db *db, const pb_keyring *kr, const sealed_column *cols, size_t n, size_t *resealed,
+		   char *err)
+{
+	int rc = PB_OK;
+	*resealed = 0;
+	if (!kr)
+		return pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set");
+	if ((rc = db_begin(db, err)))
+		return rc;
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = reseal_column(db, kr, &cols[i], resealed, err);
+	if (rc) {
+		db_rollback(db);
+		return rc;
+	}
+	return db_commit(db, err);   /* rolls back itself when it fails */
+}
+
+int conn_rotate(pb_db *db, const pb_keyring *kr, size_t *resealed, char *err)
+{
+	static const sealed_column cols[] = {
+		{ "SELECT id, access_token_sealed FROM user_datasource_connection",
+		  "UPDATE user_datasource_connection SET access_token_sealed = ? WHERE id = ?", "udc", "access" },
+		{ "SELECT id, refresh_token_sealed FROM user_datasource_connection",
+		  "UPDATE user_datasource_connection SET refresh_token_sealed = ? WHERE id = ?", "udc", "refresh" },
+		{ "SELECT nonce, code_verifier_sealed FROM oauth_states WHERE used_at IS NULL",
+		  "UPDATE oauth_states SET code_verifier_sealed = ? WHERE nonce = ?", "oauth_state", NULL },
+	};
+	return reseal_columns(db, kr, cols, sizeof cols / sizeof cols[0], resealed, err);
+}
+
+/* ---- sign-ins in progress ---- */
+
+void oauth_state_release(oauth_state *s)
+{
+	free(s->tenant_id);
+	free(s->client_id);
+	free(s->redirect_uri);
+	free(s->return_to);
+	secret_free(s->code_verifier);
+	memset(s, 0, sizeof *s);
+}
+
+bool conn_return_to_ok(const char *p)
+{
+	size_t n = p ? strlen(p) : 0;
+	if (n == 0 || n > PB_RETURN_TO_MAX || p[0] != '/')
+		return false;
+	/* "//host" and "/\host" are taken by browsers as another host */
+	if (p[1] == '/' || p[1] == '\\')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (c < 0x20 || c == 0x7f || c == '\\')
+			return false;
+	}
+	return true;
+}
+
+#define STATE_MSG_MAX 256
+
+/* The signed text: a fixed label, nonce, expiry, user, org. */
+static int state_message(char out[STATE_MSG_MAX], const char *nonce, long long exp_s, const char *org_id,
+			 const char *user_id, char *err)
+{
+	if (xsnprintf(out, STATE_MSG_MAX, "pbiport-oauth-state-v1\n%s\n%lld\n%s\n%s", nonce, exp_s, org_id, user_id))
+		return pb_err(err, PB_EINVAL, "state too long");
+	return PB_OK;
+}
+
+int oauth_state_begin(pb_db *db, const pb_keyring *kr, const pb_keyring *signing_keys, const oauth_state *in,
+		      char **state, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char *nonce = NULL, *verifier = NULL, now[PB_TIME_BUF], exp[PB_TIME_BUF], msg[STATE_MSG_MAX];
+	char sig[PB_HMAC_B64URL_LEN + 1];
+	sbuf out;
+	sbuf_init(&out, PB_OAUTH_STATE_MAX);
+	*state = NULL;
+	int64_t exp_ms = pb_epoch_ms() + PB_OAUTH_STATE_TTL_S * 1000LL;
+	long long exp_s = (long long)(exp_ms / 1000);
+	int rc;
+	if (!signing_keys) {
+		rc = pb_err(err, PB_EINVAL, "APPLICATION_SECURITY_REMEMBERME_KEY is not set: sign-in cannot start");
+		goto out;
+	}
+	if ((rc = pb_random_token(32, &nonce, err)) ||
+	    (rc = seal_str(kr, in->code_verifier, "oauth_state", nonce, NULL, &verifier, err)) ||
+	    (rc = state_message(msg, nonce, exp_s, in->org_id, in->user_id, err)) ||
+	    (rc = pb_keyring_hmac_sign(signing_keys, msg, strlen(msg), sig, err)))
+		goto out;
+	if (sbuf_addf(&out, "%s.%lld.%s", nonce, exp_s, sig)) {
+		rc = pb_err(err, PB_ELIMIT, "state too long");
+		goto out;
+	}
+	pb_now(now);
+	pb_time_format(exp_s * 1000, exp);
+	/* forget sign-ins that can no longer finish */
+	if ((rc = db_prepare(db, "DELETE FROM oauth_states WHERE expires_at < ?", &st, err)) ||
+	    (rc = db_bind_text(st, 1, now, err)) || (rc = db_exec(db, st, err)))
+		goto out;
+	db_done(st);
+	st = NULL;
+	if ((rc = db_prepare(db,
+			     "INSERT INTO oauth_states (nonce, org_id, user_id, tenant_id, client_id, redirect_uri, "
+			     "code_verifier_sealed, return_to, expires_at, created_at) "
+			     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, nonce, err)) || (rc = db_bind_text(st, 2, in->org_id, err)) ||
+	    (rc = db_bind_text(st, 3, in->user_id, err)) || (rc = db_bind_text(st, 4, in->tenant_id, err)) ||
+	    (rc = db_bind_text(st, 5, in->client_id, err)) || (rc = db_bind_text(st, 6, in->redirect_uri, err)) ||
+	    (rc = db_bind_text(st, 7, verifier, err)) || (rc = db_bind_text(st, 8, in->return_to, err)) ||
+	    (rc = db_bind_text(st, 9, exp, err)) || (rc = db_bind_text(st, 10, now, err)) ||
+	    (rc = db_exec(db, st, err)))
+		goto out;
+	*state = sbuf_detach(&out, NULL);
+out:
+	db_done(st);
+	sbuf_release(&out);
+	free(nonce);
+	free(verifier);
+	return rc;
+}
+
+/* Splits "<nonce>.<exp>.<sig>" into its parts (pointers into buf). */
+static bool split_state(char *buf, char **nonce, long long *exp_s, char **sig)
+{
+	char *d1 = strchr(buf, '.');
+	char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+	if (!d1 || !d2 || strchr(d2 + 1, '.'))
+		return false;
+	*d1 = *d2 = '\0';
+	*nonce = buf;
+	*sig = d2 + 1;
+	char *end = NULL;
+	long long v = strtoll(d1 + 1, &end, 10);
+	if (end == d1 + 1 || *end || v <= 0)
+		return false;
+	*exp_s = v;
+	return strlen(*nonce) == OAUTH_NONCE_BUF - 1 && strlen(*sig) == PB_HMAC_B64URL_LEN;
+}
+
+/* The row of nonce (any user). 1 found, 0 none, < 0 error. used: already consumed. */
+static int load_state_row(pb_db *db, const char *nonce, oauth_state *out, bool *used, char *sealed_verifier[1],
+			  char *err)
+{
+	sqlite3_stmt *st = NULL;
+	bool ok = true;
+	int rc = db_prepare(db,
+			    "SELECT org_id, user_id, tenant_id, client_id, redirect_uri, return_to, "
+			    "code_verifier_sealed, used_at FROM oauth_states WHERE nonce = ?",
+			    &st, err);
+	if (rc || (rc = db_bind_text(st, 1, nonce, err)))
+		goto out;
+	rc = db_row(db, st, err);
+	if (rc != 1)
+		goto out;
+	if (copy_fixed(out->org_id, sizeof out->org_id, db_col_text(st, 0), err) ||
+	    copy_fixed(out->user_id, sizeof out->user_id, db_col_text(st, 1), err) ||
+	    copy_fixed(out->nonce, sizeof out->nonce, nonce, err)) {
+		rc = PB_EIO;
+		goto out;
+	}
+	out->tenant_id = db_col_dup(st, 2, &ok);
+	if (ok)
+		out->client_id = db_col_dup(st, 3, &ok);
+	if (ok)
+		out->redirect_uri = db_col_dup(st, 4, &ok);
+	if (ok)
+		out->return_to = db_col_dup(st, 5, &ok);
+	if (ok)
+		sealed_verifier[0] = db_col_dup(st, 6, &ok);
+	*used = sqlite3_column_type(st, 7) != SQLITE_NULL;
+	if (!ok)
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+out:
+	db_done(st);
+	return rc;
+}
+
+int oauth_state_finish(pb_db *db, const pb_keyring *kr, const pb_keyring *signing_keys, const char *state,
+		       const char *org_id, const char *user_id, oauth_state *out, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char *buf = NULL, *nonce = NULL, *sig = NULL, *sealed = NULL, msg[STATE_MSG_MAX], now[PB_TIME_BUF];
+	long long exp_s = 0;
+	bool used = false;
+	int rc;
+	memset(out, 0, sizeof *out);
+	if (!signing_keys)
+		return pb_err(err, PB_EINVAL, "APPLICATION_SECURITY_REMEMBERME_KEY is not set");
+	if (!state || !*state || strlen(state) > PB_OAUTH_STATE_MAX)
+		return pb_err(err, PB_EINVAL, "the sign-in state is missing: start the Power BI connection again");
+	if (!(buf = xstrdup(state)))
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	if (!split_state(buf, &nonce, &exp_s, &sig)) {
+		rc = pb_err(err, PB_EINVAL, "the sign-in state is malformed or was altered: start the Power BI "
+			    "connection again");
+		goto out;
+	}
+	if ((rc = state_message(msg, nonce, exp_s, org_id, user_id, err)))
+		goto out;
+	if (!pb_keyring_hmac_verify(signing_keys, msg, strlen(msg), sig)) {
+		/* say whether it is someone else's sign-in or a forged one */
+		oauth_state other = { 0 };
+		char *sv = NULL;
+		bool u = false;
+		int r = load_state_row(db, nonce, &other, &u, &sv, err);
+		bool foreign = r == 1 && (strcmp(other.user_id, user_id) || strcmp(other.org_id, org_id));
+		free(sv);
+		oauth_state_release(&other);
+		rc = pb_err(err, PB_EINVAL, foreign ? "this Power BI sign-in was started by another user: start it "
+						      "again while signed in as yourself"
+						    : "the sign-in state signature is invalid (the link was altered): start "
+						      "the Power BI connection again");
+		goto out;
+	}
+	if (exp_s * 1000 < pb_epoch_ms()) {
+		rc = pb_err(err, PB_EINVAL, "the Power BI sign-in took longer than %d minutes and expired: start it again",
+			    PB_OAUTH_STATE_TTL_S / 60);
+		goto out;
+	}
+	rc = load_state_row(db, nonce, out, &used, &sealed, err);
+	if (rc != 1) {
+		rc = rc < 0 ? rc : pb_err(err, PB_EINVAL, "this Power BI sign-in is unknown or expired: start it again");
+		goto out;
+	}
+	if (used || strcmp(out->user_id, user_id) || strcmp(out->org_id, org_id)) {
+		rc = pb_err(err, PB_EINVAL, "this Power BI sign-in link was already used: start the connection again");
+		goto out;
+	}
+	/* single use: the first UPDATE wins, a concurrent replay changes nothing */
+	pb_now(now);
+	if ((rc = db_prepare(db, "UPDATE oauth_states SET used_at = ? WHERE nonce = ? AND user_id = ? AND "
+			     "used_at IS NULL", &st, err)) ||
+	    (rc = db_bind_text(st, 1, now, err)) || (rc = db_bind_text(st, 2, nonce, err)) ||
+	    (rc = db_bind_text(st, 3, user_id, err)) || (rc = db_exec(db, st, err)))
+		goto out;
+	if (changes(db) != 1) {
+		rc = pb_err(err, PB_EINVAL, "this Power BI sign-in link was already used: start the connection again");
+		goto out;
+	}
+	if (!sealed || !*sealed) {
+		rc = pb_err(err, PB_EINVAL, "the sign-in has no PKCE verifier: start the Power BI connection again");
+		goto out;
+	}
+	if ((rc = open_str(kr, sealed, "oauth_state", nonce, NULL, &out->code_verifier, err)))
+		goto out;
+out:
+	db_done(st);
+	free(sealed);
+	free(buf);
+	if (rc)
+		oauth_state_release(out);
+	return rc;
+}

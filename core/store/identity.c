@@ -1,0 +1,289 @@
+#include "core/store/identity.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/util.h"
+
+static int check_name(const char *kind, const char *name, char *err)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n == 0)
+		return pb_err(err, PB_EINVAL, "%s name is empty", kind);
+	if (n > PB_NAME_FIELD_MAX)
+		return pb_err(err, PB_EINVAL, "%s name is longer than %d bytes", kind, PB_NAME_FIELD_MAX);
+	if (!utf8_valid(name, n))
+		return pb_err(err, PB_EINVAL, "%s name is not valid UTF-8", kind);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+			return pb_err(err, PB_EINVAL, "%s name contains a control character", kind);
+	return PB_OK;
+}
+
+/* The id of the row named `name` via a one-text-parameter query returning the id. */
+static int find_id(pb_db *db, const char *sql, const char *name, char id[PB_ID_BUF], char *err)
+{
+	sqlite3_stmt *st;
+	int rc = db_prepare(db, sql, &st, err);
+	if (!rc)
+		rc = db_bind_text(st, 1, name, err);
+	if (!rc) {
+		int r = db_row(db, st, err);
+		if (r == 1)
+			rc = xsnprintf(id, PB_ID_BUF, "%s", db_col_text(st, 0)) ? PB_EINTERNAL : PB_OK;
+		else
+			rc = r < 0 ? r : PB_ENOTFOUND;
+	}
+	db_done(st);
+	return rc;
+}
+
+int identity_org_create(pb_db *db, const char *name, char id[PB_ID_BUF], char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[PB_TIME_BUF], existing[PB_ID_BUF];
+	int rc = check_name("organization", name, err);
+	if (rc || (rc = pb_new_id(id, err)) || (rc = db_begin(db, err)))
+		return rc;
+	rc = find_id(db, "SELECT id FROM organizations WHERE name = ?", name, existing, err);
+	if (rc != PB_ENOTFOUND) {
+		if (!rc)
+			rc = pb_err(err, PB_EINVAL, "organization '%s' already exists", name);
+		goto out;
+	}
+	pb_now(now);
+	if ((rc = db_prepare(db, "INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?)", &st, err)) ||
+	    (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, name, err)) ||
+	    (rc = db_bind_text(st, 3, now, err)) || (rc = db_exec(db, st, err)))
+		goto out;
+	db_done(st);
+	st = NULL;
+	rc = db_commit(db, err);
+out:
+	db_done(st);
+	if (rc)
+		db_rollback(db);
+	return rc;
+}
+
+int identity_teams(pb_db *db, const char *org_id, const char *user_id, pb_team **out, size_t *n, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	pb_team *v = NULL;
+	size_t count = 0;
+	int rc, row;
+	*out = NULL;
+	*n = 0;
+	rc = db_prepare(db,
+			user_id ? "SELECT t.id, t.name FROM teams t JOIN team_members m ON m.team_id = t.id "
+				  "WHERE t.org_id = ? AND m.user_id = ? ORDER BY t.name LIMIT ?"
+				: "SELECT t.id, t.name FROM teams t WHERE t.org_id = ? ORDER BY t.name LIMIT ?",
+			&st, err);
+	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (user_id && (rc = db_bind_text(st, 2, user_id, err))))
+		goto out;
+	sqlite3_bind_int(st, user_id ? 3 : 2, PB_LIST_MAX_ITEMS);
+	size_t cap = 0;
+	while ((row = db_row(db, st, err)) == 1) {
+		if (count == cap) {
+			size_t ncap = cap ? cap * 2 : 8;
+			pb_team *nv = realloc(v, ncap * sizeof *v);
+			if (!nv) {
+				rc = pb_err(err, PB_ENOMEM, "out of memory");
+				goto out;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		xsnprintf(v[count].id, sizeof v[count].id, "%s", db_col_text(st, 0));
+		xsnprintf(v[count].name, sizeof v[count].name, "%s", db_col_text(st, 1));
+		count++;
+	}
+	if (row < 0) {
+		rc = row;
+		goto out;
+	}
+	if (count) {
+		*out = v;
+		*n = count;
+		v = NULL;
+	}
+out:
+	free(v);
+	db_done(st);
+	return rc;
+}
+
+static int add_to_team(pb_db *db, const char *org_id, const char *user_id, const char *team,
+		       const char *now, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char team_id[PB_ID_BUF];
+	int rc = check_name("team", team, err);
+	if (rc)
+		return rc;
+	if ((rc = db_prepare(db, "SELECT id FROM teams WHERE org_id = ? AND name = ?", &st, err)) ||
+	    (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, team, err)))
+		goto out;
+	int r = db_row(db, st, err);
+	if (r < 0) {
+		rc = r;
+		goto out;
+	}
+	if (r == 1)
+		xsnprintf(team_id, sizeof team_id, "%s", db_col_text(st, 0));
+	db_done(st);
+	st = NULL;
+	if (r == 0) {
+		if ((rc = pb_new_id(team_id, err)) ||
+		    (rc = db_prepare(db, "INSERT INTO teams (id, org_id, name, created_at) VALUES (?, ?, ?, ?)",
+				     &st, err)) ||
+		    (rc = db_bind_text(st, 1, team_id, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
+		    (rc = db_bind_text(st, 3, team, err)) || (rc = db_bind_text(st, 4, now, err)) ||
+		    (rc = db_exec(db, st, err)))
+			goto out;
+		db_done(st);
+		st = NULL;
+	}
+	if ((rc = db_prepare(db, "INSERT INTO team_members (team_id, user_id) VALUES (?, ?) "
+			     "ON CONFLICT (team_id, user_id) DO NOTHING", &st, err)) ||
+	    (rc = db_bind_text(st, 1, team_id, err)) || (rc = db_bind_text(st, 2, user_id, err)))
+		goto out;
+	rc = db_exec(db, st, err);
+out:
+	db_done(st);
+	return rc;
+}
+
+int identity_user_add(pb_db *db, const char *name, const char *org_name, pb_role role,
+		      const char *const *teams, size_t nteams, char id[PB_ID_BUF], char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[PB_TIME_BUF], org_id[PB_ID_BUF], existing[PB_ID_BUF];
+	int rc = check_name("user", name, err);
+	if (rc)
+		return rc;
+	if (role != PB_ROLE_OWNER && role != PB_ROLE_MEMBER)
+		return pb_err(err, PB_EINVAL, "role must be owner or member");
+	for (size_t i = 0; i < nteams; i++)
+		if ((rc = check_name("team", teams[i], err)))
+			return rc;
+	if ((rc = pb_new_id(id, err)) || (rc = db_begin(db, err)))
+		return rc;
+	rc = find_id(db, "SELECT id FROM organizations WHERE name = ?", org_name, org_id, err);
+	if (rc == PB_ENOTFOUND)
+		rc = pb_err(err, PB_ENOTFOUND, "no organization named '%.128s'", org_name);
+	if (rc)
+		goto out;
+	rc = find_id(db, "SELECT id FROM users WHERE name = ?", name, existing, err);
+	if (rc != PB_ENOTFOUND) {
+		if (!rc)
+			rc = pb_err(err, PB_EINVAL, "user '%s' already exists", name);
+		goto out;
+	}
+	pb_now(now);
+	if ((rc = db_prepare(db, "INSERT INTO users (id, org_id, name, role, created_at) VALUES (?, ?, ?, ?, ?)",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
+	    (rc = db_bind_text(st, 3, name, err)) || (rc = db_bind_text(st, 4, auth_role_name(role), err)) ||
+	    (rc = db_bind_text(st, 5, now, err)) || (rc = db_exec(db, st, err)))
+		goto out;
+	db_done(st);
+	st = NULL;
+	for (size_t i = 0; i < nteams; i++)
+		if ((rc = add_to_team(db, org_id, id, teams[i], now, err)))
+			goto out;
+	rc = db_commit(db, err);
+out:
+	db_done(st);
+	if (rc)
+		db_rollback(db);
+	return rc;
+}
+
+int identity_token_create(pb_db *db, const char *user_name, char token[PB_TOKEN_BUF], char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char user_id[PB_ID_BUF], token_id[PB_ID_BUF], hash[PB_TOKEN_HASH_HEX], now[PB_TIME_BUF];
+	int rc = db_begin(db, err);
+	if (rc)
+		return rc;
+	rc = find_id(db, "SELECT id FROM users WHERE name = ?", user_name, user_id, err);
+	if (rc == PB_ENOTFOUND)
+		rc = pb_err(err, PB_ENOTFOUND, "no user named '%.128s'", user_name);
+	if (rc || (rc = auth_token_new(token, token_id, hash, err)))
+		goto out;
+	pb_now(now);
+	if ((rc = db_prepare(db, "INSERT INTO api_tokens (id, user_id, token_hash, created_at) VALUES (?, ?, ?, ?)",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, token_id, err)) || (rc = db_bind_text(st, 2, user_id, err)) ||
+	    (rc = db_bind_text(st, 3, hash, err)) || (rc = db_bind_text(st, 4, now, err)) ||
+	    (rc = db_exec(db, st, err)))
+		goto out;
+	db_done(st);
+	st = NULL;
+	rc = db_commit(db, err);
+out:
+	db_done(st);
+	if (rc) {
+		db_rollback(db);
+		memset(token, 0, PB_TOKEN_BUF);
+	}
+	return rc;
+}
+
+/* Columns 0..3 = user id, org id, name, role. */
+static int fill_identity(sqlite3_stmt *st, pb_identity *who, char *err)
+{
+	memset(who, 0, sizeof *who);
+	if (xsnprintf(who->user_id, sizeof who->user_id, "%s", db_col_text(st, 0)) ||
+	    xsnprintf(who->org_id, sizeof who->org_id, "%s", db_col_text(st, 1)) ||
+	    xsnprintf(who->user_name, sizeof who->user_name, "%s", db_col_text(st, 2)) ||
+	    auth_role_parse(db_col_text(st, 3), &who->role))
+		return pb_err(err, PB_EINTERNAL, "user row is malformed");
+	return PB_OK;
+}
+
+int identity_user_by_name(pb_db *db, const char *name, pb_identity *who, char *err)
+{
+	sqlite3_stmt *st;
+	int rc = db_prepare(db, "SELECT id, org_id, name, role FROM users WHERE name = ?", &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, name, err))) {
+		int r = db_row(db, st, err);
+		rc = r == 1 ? fill_identity(st, who, err) : r < 0 ? r : PB_ENOTFOUND;
+	}
+	db_done(st);
+	return rc;
+}
+
+int identity_token_by_id(pb_db *db, const char *token_id, pb_identity *who,
+			 char hash_hex[PB_TOKEN_HASH_HEX], char *err)
+{
+	sqlite3_stmt *st;
+	int rc = db_prepare(db, "SELECT u.id, u.org_id, u.name, u.role, t.token_hash FROM api_tokens t "
+			    "JOIN users u ON u.id = t.user_id WHERE t.id = ? AND t.revoked_at IS NULL",
+			    &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, token_id, err))) {
+		int r = db_row(db, st, err);
+		rc = r == 1 ? fill_identity(st, who, err) : r < 0 ? r : PB_ENOTFOUND;
+		if (!rc && xsnprintf(hash_hex, PB_TOKEN_HASH_HEX, "%s", db_col_text(st, 4)))
+			rc = pb_err(err, PB_EINTERNAL, "token row is malformed");
+	}
+	db_done(st);
+	return rc;
+}
+
+int identity_user_name(pb_db *db, const char *org_id, const char *user_id, char name[PB_NAME_FIELD_MAX + 1],
+		       char *err)
+{
+	sqlite3_stmt *st;
+	name[0] = '\0';
+	int rc = db_prepare(db, "SELECT name FROM users WHERE org_id = ? AND id = ?", &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, org_id, err)) && !(rc = db_bind_text(st, 2, user_id, err))) {
+		int r = db_row(db, st, err);
+		if (r == 1)
+			xsnprintf(name, PB_NAME_FIELD_MAX + 1, "%s", db_col_text(st, 0));
+		rc = r < 0 ? r : r == 0 ? pb_err(err, PB_ENOTFOUND, "no user %.64s", user_id) : PB_OK;
+	}
+	db_done(st);
+	return rc;
+}

@@ -1,0 +1,878 @@
+#include "core/store/integrations.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/store/connections.h"
+#include "core/lang/cron.h"
+#include "runtime/crypto.h"
+#include "runtime/jobs.h"
+#include "runtime/json_body.h"
+#include "runtime/timeutil.h"
+#include "runtime/util.h"
+
+#define STR2(x) #x
+#define STR(x) STR2(x)
+#define RUNS_KEPT_TEXT STR(PB_INTEGRATION_RUNS_KEPT)
+#define FIELD_MAX 256          /* ids, names, rule names */
+#define SECRET_MAX 1024
+
+static const char *const filter_keys[] = { "workspaces", "semantic_models", "reports", NULL };
+
+/* ---------------- validation ---------------- */
+
+int integration_check_ids(const char *tenant_id, const char *client_id, char *err)
+{
+	/* a GUID, not a domain name: the tenant's Power BI budget and back-off are keyed by it */
+	if (tenant_id && !str_is_guid(tenant_id))
+		return pb_err(err, PB_EINVAL, "tenant_id: expected the Entra directory (tenant) id, a GUID like "
+			      "00000000-0000-0000-0000-000000000000 (Entra ID > Overview > Tenant ID)");
+	if (client_id && !str_is_guid(client_id))
+		return pb_err(err, PB_EINVAL, "client_id: expected the application (client) id, a GUID like "
+			      "00000000-0000-0000-0000-000000000000 (App registrations > the app > Overview)");
+	return 0;
+}
+
+static int check_pattern(const char *where, const char *p, char *err)
+{
+	size_t len = strlen(p), stars = 0;
+	if (!len || len > PB_FILTER_PATTERN_MAX_BYTES || !utf8_valid(p, len))
+		return pb_err(err, PB_EINVAL, "%s: a pattern must be 1 to %d bytes of text", where,
+			      PB_FILTER_PATTERN_MAX_BYTES);
+	for (const char *c = p; *c; c++)
+		stars += *c == '*';
+	if (stars > PB_FILTER_PATTERN_MAX_STARS)
+		return pb_err(err, PB_EINVAL, "%s: pattern '%.64s' has more than %d '*'", where, p,
+			      PB_FILTER_PATTERN_MAX_STARS);
+	return 0;
+}
+
+int integration_filters_normalize(const json_t *filters, char **out, char *err)
+{
+	static const char *const list_keys[] = { "include", "exclude", NULL };
+	json_t *norm = json_object();
+	char where[96];
+	int rc = 0;
+	*out = NULL;
+	if (!norm)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	if (filters && !json_is_null(filters)) {
+		if (!json_is_object(filters)) {
+			rc = pb_err(err, PB_EINVAL, "filters: expected an object with workspaces, semantic_models, "
+				    "reports");
+			goto out;
+		}
+		if ((rc = json_body_only_keys(filters, filter_keys, "filters", err)))
+			goto out;
+	}
+	for (size_t k = 0; filter_keys[k]; k++) {
+		json_t *grp = filters ? json_object_get(filters, filter_keys[k]) : NULL;
+		json_t *ng = json_object();
+		if (!ng || json_object_set_new(norm, filter_keys[k], ng)) {
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+			goto out;
+		}
+		if (grp && !json_is_null(grp) && !json_is_object(grp)) {
+			rc = pb_err(err, PB_EINVAL, "filters.%s: expected an object with include and exclude lists",
+				    filter_keys[k]);
+			goto out;
+		}
+		xsnprintf(where, sizeof where, "filters.%s", filter_keys[k]);
+		if (grp && json_is_object(grp) && (rc = json_body_only_keys(grp, list_keys, where, err)))
+			goto out;
+		for (size_t l = 0; list_keys[l]; l++) {
+			json_t *list = grp && json_is_object(grp) ? json_object_get(grp, list_keys[l]) : NULL;
+			json_t *nl = json_array();
+			size_t i;
+			json_t *v;
+			if (!nl || json_object_set_new(ng, list_keys[l], nl)) {
+				rc = pb_err(err, PB_ENOMEM, "out of memory");
+				goto out;
+			}
+			xsnprintf(where, sizeof where, "filters.%s.%s", filter_keys[k], list_keys[l]);
+			if (!list || json_is_null(list))
+				continue;
+			if (!json_is_array(list) || json_array_size(list) > PB_FILTER_MAX_PATTERNS) {
+				rc = pb_err(err, PB_EINVAL, "%s: expected a list of at most %d patterns", where,
+					    PB_FILTER_MAX_PATTERNS);
+				goto out;
+			}
+			json_array_foreach(list, i, v) {
+				if (!json_is_string(v)) {
+					rc = pb_err(err, PB_EINVAL, "%s[%zu]: expected a string", where, i);
+					goto out;
+				}
+				if ((rc = check_pattern(where, json_string_value(v), err)))
+					goto out;
+				if (json_array_append(nl, v)) {
+					rc = pb_err(err, PB_ENOMEM, "out of memory");
+					goto out;
+				}
+			}
+		}
+	}
+	if (!(*out = json_dumps(norm, JSON_COMPACT | JSON_SORT_KEYS)))
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+out:
+	json_decref(norm);
+	return rc;
+}
+
+static int get_string(const json_t *body, const char *key, bool required, size_t max, const char **out, char *err)
+{
+	json_t *v = json_object_get(body, key);
+	*out = NULL;
+	if (!v || json_is_null(v)) {
+		if (required)
+			return pb_err(err, PB_EINVAL, "%s is required", key);
+		return 0;
+	}
+	if (!json_is_string(v))
+		return pb_err(err, PB_EINVAL, "%s: expected a string", key);
+	const char *s = json_string_value(v);
+	if (strlen(s) > max || strlen(s) != json_string_length(v))
+		return pb_err(err, PB_EINVAL, "%s: longer than %zu bytes or holds a NUL", key, max);
+	if (required && !*s)
+		return pb_err(err, PB_EINVAL, "%s must not be empty", key);
+	*out = s;
+	return 0;
+}
+
+static bool rule_name_ok(const char *s)
+{
+	if (!*s || strlen(s) > 128 || *s == '.')
+		return false;
+	for (const char *c = s; *c; c++)
+		if (!isalnum((unsigned char)*c) && *c != '_' && *c != '.')
+			return false;
+	return !strstr(s, "..");
+}
+
+int integration_parse(const json_t *body, bool create, integration_input *in, char *err)
+{
+	static const char *const keys[] = { "name", "type", "tenant_id", "client_id", "client_secret", "filters",
+					    "filter_rule", "include_personal", "schedule", NULL };
+	int rc;
+	char *norm = NULL;
+	memset(in, 0, sizeof *in);
+	in->include_personal = -1;
+	if (!json_is_object(body))
+		return pb_err(err, PB_EINVAL, "request body: expected a JSON object");
+	if ((rc = json_body_only_keys(body, keys, "", err)) ||
+	    (rc = get_string(body, "name", create, PB_NAME_FIELD_MAX, &in->name, err)) ||
+	    (rc = get_string(body, "type", create, 32, &in->type, err)) ||
+	    (rc = get_string(body, "tenant_id", create, FIELD_MAX, &in->tenant_id, err)) ||
+	    (rc = get_string(body, "client_id", create, FIELD_MAX, &in->client_id, err)) ||
+	    (rc = get_string(body, "client_secret", create, SECRET_MAX, &in->client_secret, err)) ||
+	    (rc = get_string(body, "filter_rule", false, 128, &in->filter_rule, err)) ||
+	    (rc = get_string(body, "schedule", false, PB_CRON_MAX_TEXT, &in->schedule, err)))
+		return rc;
+	if (in->name && !*in->name)
+		return pb_err(err, PB_EINVAL, "name must not be empty");
+	if (in->type && strcmp(in->type, "powerbi"))
+		return pb_err(err, PB_EINVAL, "type: only \"powerbi\" is supported");
+	if ((rc = integration_check_ids(in->tenant_id, in->client_id, err)))
+		return rc;
+	if (in->client_secret && !*in->client_secret)
+		return pb_err(err, PB_EINVAL, "client_secret must not be empty");
+	if (in->filter_rule && *in->filter_rule && !rule_name_ok(in->filter_rule))
+		return pb_err(err, PB_EINVAL, "filter_rule: expected a Lua module name like filters.prod_only "
+			      "(letters, digits, '_' and '.')");
+	json_t *ip = json_object_get(body, "include_personal");
+	if (ip && !json_is_null(ip)) {
+		if (!json_is_boolean(ip))
+			return pb_err(err, PB_EINVAL, "include_personal: expected true or false");
+		in->include_personal = json_is_true(ip);
+	}
+	json_t *f = json_object_get(body, "filters");
+	if (f) {
+		if ((rc = integration_filters_normalize(f, &norm, err)))
+			return rc;
+		free(norm);
+		in->filters = f;
+	}
+	json_t *sch = json_object_get(body, "schedule");
+	in->schedule_set = sch != NULL;
+	if (sch && json_is_null(sch))
+		in->schedule = "";
+	if (in->schedule && *in->schedule) {
+		int64_t min_s;
+		pb_cron c;
+		if ((rc = cron_min_interval(&min_s, err)) || (rc = cron_validate(in->schedule, min_s, &c, err)))
+			return rc;
+	}
+	return 0;
+}
+
+/* ---------------- rows ---------------- */
+
+static void integration_clear(pb_integration *i)
+{
+	free(i->name);
+	free(i->type);
+	free(i->tenant_id);
+	free(i->client_id);
+	free(i->client_secret);
+	free(i->filters_json);
+	free(i->filter_rule);
+	free(i->schedule);
+	free(i->next_run_at);
+	free(i->last_success_at);
+	free(i->last_run_state);
+}
+
+void integration_free(pb_integration *i)
+{
+	if (!i)
+		return;
+	integration_clear(i);
+	free(i);
+}
+
+void integrations_free(pb_integration *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		integration_clear(&v[i]);
+	free(v);
+}
+
+#define INTEGRATION_COLS "i.id, i.org_id, i.name, i.type, i.tenant_id, i.client_id, i.client_secret, " \
+	"i.filters_json, i.filter_rule, i.include_personal, i.schedule, i.next_run_at, i.last_success_at, " \
+	"(SELECT r.state FROM integration_runs r WHERE r.integration_id = i.id ORDER BY r.created_at DESC " \
+	"LIMIT 1), i.created_at, i.updated_at"
+
+static int read_integration(sqlite3_stmt *st, pb_integration *i, char *err)
+{
+	bool ok = true;
+	memset(i, 0, sizeof *i);
+	xsnprintf(i->id, sizeof i->id, "%s", db_col_text(st, 0));
+	xsnprintf(i->org_id, sizeof i->org_id, "%s", db_col_text(st, 1));
+	i->name = db_col_dup(st, 2, &ok);
+	i->type = db_col_dup(st, 3, &ok);
+	i->tenant_id = db_col_dup(st, 4, &ok);
+	i->client_id = db_col_dup(st, 5, &ok);
+	i->client_secret = db_col_dup(st, 6, &ok);
+	i->filters_json = db_col_dup(st, 7, &ok);
+	i->filter_rule = db_col_dup(st, 8, &ok);
+	i->include_personal = sqlite3_column_int(st, 9) != 0;
+	i->schedule = db_col_dup(st, 10, &ok);
+	i->next_run_at = db_col_dup(st, 11, &ok);
+	i->last_success_at = db_col_dup(st, 12, &ok);
+	i->last_run_state = db_col_dup(st, 13, &ok);
+	xsnprintf(i->created_at, sizeof i->created_at, "%s", db_col_text(st, 14));
+	xsnprintf(i->updated_at, sizeof i->updated_at, "%s", db_col_text(st, 15));
+	if (!ok) {
+		integration_clear(i);
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+int integrations_get(pb_db *db, const char *org_id, const char *id, pb_integration **out, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	pb_integration *i = NULL;
+	int rc = db_prepare(db, "SELECT " INTEGRATION_COLS " FROM integrations i WHERE i.id = ? "
+			    "AND (? IS NULL OR i.org_id = ?)", &st, err);
+	*out = NULL;
+	if (rc || (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
+	    (rc = db_bind_text(st, 3, org_id, err)))
+		goto out;
+	int r = db_row(db, st, err);
+	if (r <= 0) {
+		rc = r < 0 ? r : pb_err(err, PB_ENOTFOUND, "no integration %s", id);
+		goto out;
+	}
+	if (!(i = calloc(1, sizeof *i))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = read_integration(st, i, err))) {
+		free(i);
+		goto out;
+	}
+	*out = i;
+out:
+	db_done(st);
+	return rc;
+}
+
+static int list_query(pb_db *db, const char *sql, const char *arg, pb_integration **out, size_t *n, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	pb_integration *v = NULL;
+	size_t len = 0;
+	int r = 0, rc = db_prepare(db, sql, &st, err);
+	*out = NULL;
+	*n = 0;
+	if (rc || (rc = db_bind_text(st, 1, arg, err)))
+		goto out;
+	sqlite3_bind_int(st, 2, PB_LIST_MAX_ITEMS);
+	if (!(v = calloc(PB_LIST_MAX_ITEMS, sizeof *v))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	while (len < PB_LIST_MAX_ITEMS && (r = db_row(db, st, err)) == 1) {
+		if ((rc = read_integration(st, &v[len], err)))
+			goto out;
+		len++;
+	}
+	if (r < 0)
+		rc = r;
+out:
+	db_done(st);
+	if (rc) {
+		integrations_free(v, len);
+		return rc;
+	}
+	*out = v;
+	*n = len;
+	return 0;
+}
+
+int integrations_list(pb_db *db, const char *org_id, pb_integration **out, size_t *n, char *err)
+{
+	return list_query(db, "SELECT " INTEGRATION_COLS " FROM integrations i WHERE i.org_id = ? "
+			  "ORDER BY i.name LIMIT ?", org_id, out, n, err);
+}
+
+int integrations_due(pb_db *db, const char *now, pb_integration **out, size_t *n, char *err)
+{
+	return list_query(db, "SELECT " INTEGRATION_COLS " FROM integrations i WHERE i.next_run_at IS NOT NULL "
+			  "AND i.next_run_at <= ? ORDER BY i.next_run_at LIMIT ?", now, out, n, err);
+}
+
+json_t *integration_json(const pb_integration *i)
+{
+	json_t *filters = json_loads(i->filters_json ? i->filters_json : "{}", 0, NULL);
+	if (!filters)
+		return NULL;
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:o, s:s?, s:b, s:s?, s:s?, s:s?, s:s?, s:s, s:s}", "id",
+			 i->id, "name", i->name, "type", i->type, "tenant_id", i->tenant_id, "client_id", i->client_id,
+			 "has_client_secret", i->client_secret && *i->client_secret, "filters", filters, "filter_rule",
+			 i->filter_rule, "include_personal", i->include_personal, "schedule", i->schedule,
+			 "next_run_at", i->next_run_at, "last_run_state", i->last_run_state, "last_success_at",
+			 i->last_success_at, "created_at", i->created_at, "updated_at", i->updated_at);
+}
+
+static int seal_context(const char *id, char ctx[PB_ID_BUF + 16])
+{
+	return xsnprintf(ctx, PB_ID_BUF + 16, "integration:%s", id);
+}
+
+int integrations_rotate(pb_db *db, const pb_config *cfg, size_t *resealed, char *err)
+{
+	/* kind "integration" + the row id: the context seal_context() seals with */
+	static const sealed_column cols[] = {
+		{ "SELECT id, client_secret FROM integrations", "UPDATE integrations SET client_secret = ? WHERE id = ?",
+		  "integration", NULL },
+	};
+	return reseal_columns(db, cfg->encryption_keys, cols, sizeof cols / sizeof cols[0], resealed, err);
+}
+
+int integration_open_secret(const pb_config *cfg, const pb_integration *i, char **plain, size_t *len, char *err)
+{
+	char ctx[PB_ID_BUF + 16];
+	if (!cfg->encryption_keys)
+		return pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set: the client secret cannot be opened");
+	seal_context(i->id, ctx);
+	return pb_open(cfg->encryption_keys, i->client_secret, ctx, plain, len, err);
+}
+
+/* The next due time of schedule after now, as stored text; *out "" for no schedule. */
+static int next_due(const char *schedule, char out[PB_TIME_BUF], char *err)
+{
+	pb_cron c;
+	int64_t next;
+	int rc;
+	out[0] = '\0';
+	if (!schedule || !*schedule)
+		return 0;
+	if ((rc = cron_parse(schedule, &c, err)) || (rc = cron_next(&c, pb_epoch_ms() / 1000, &next, err)))
+		return rc == PB_ENOTFOUND ? PB_EINVAL : rc;
+	pb_time_format(next * 1000, out);
+	return 0;
+}
+
+static int name_taken(pb_db *db, const char *org_id, const char *name, const char *except_id, bool *taken,
+		      char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db, "SELECT 1 FROM integrations WHERE org_id = ? AND name = ? AND id <> ?", &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, org_id, err)) && !(rc = db_bind_text(st, 2, name, err)) &&
+	    !(rc = db_bind_text(st, 3, except_id ? except_id : "", err))) {
+		int r = db_row(db, st, err);
+		if (r < 0)
+			rc = r;
+		*taken = r == 1;
+	}
+	db_done(st);
+	return rc;
+}
+
+int integrations_create(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
+			const integration_input *in, pb_integration **out, bool *conflict, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char id[PB_ID_BUF], now[PB_TIME_BUF], next[PB_TIME_BUF], ctx[PB_ID_BUF + 16];
+	char *sealed = NULL, *filters = NULL;
+	bool taken = false;
+	int rc;
+	*out = NULL;
+	*conflict = false;
+	if (!cfg->encryption_keys)
+		return pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set: client secrets cannot be stored");
+	if ((rc = pb_new_id(id, err)) || (rc = integration_filters_normalize(in->filters, &filters, err)) ||
+	    (rc = next_due(in->schedule, next, err)))
+		goto out;
+	seal_context(id, ctx);
+	if ((rc = pb_seal(cfg->encryption_keys, in->client_secret, strlen(in->client_secret), ctx, &sealed, err)))
+		goto out;
+	pb_now(now);
+	if ((rc = db_begin(db, err)))
+		goto out;
+	if ((rc = name_taken(db, org_id, in->name, NULL, &taken, err)))
+		goto rollback;
+	if (taken) {
+		*conflict = true;
+		rc = pb_err(err, PB_EINVAL, "an integration named '%s' already exists in this organization", in->name);
+		goto rollback;
+	}
+	if ((rc = db_prepare(db, "INSERT INTO integrations (id, org_id, name, type, tenant_id, client_id, "
+			     "client_secret, filters_json, filter_rule, include_personal, schedule, next_run_at, "
+			     "created_by, created_at, updated_at) VALUES (?, ?, ?, 'powerbi', ?, ?, ?, ?, ?, ?, ?, ?, "
+			     "?, ?, ?)", &st, err)) ||
+	    (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
+	    (rc = db_bind_text(st, 3, in->name, err)) || (rc = db_bind_text(st, 4, in->tenant_id, err)) ||
+	    (rc = db_bind_text(st, 5, in->client_id, err)) || (rc = db_bind_text(st, 6, sealed, err)) ||
+	    (rc = db_bind_text(st, 7, filters, err)) ||
+	    (rc = db_bind_text(st, 8, in->filter_rule && *in->filter_rule ? in->filter_rule : NULL, err)))
+		goto rollback;
+	sqlite3_bind_int(st, 9, in->include_personal == 1);
+	if ((rc = db_bind_text(st, 10, in->schedule && *in->schedule ? in->schedule : NULL, err)) ||
+	    (rc = db_bind_text(st, 11, next[0] ? next : NULL, err)) || (rc = db_bind_text(st, 12, user_id, err)) ||
+	    (rc = db_bind_text(st, 13, now, err)) || (rc = db_bind_text(st, 14, now, err)) ||
+	    (rc = db_exec(db, st, err)))
+		goto rollback;
+	db_done(st);
+	st = NULL;
+	if ((rc = db_commit(db, err)))
+		goto rollback;
+	rc = integrations_get(db, org_id, id, out, err);
+	goto out;
+rollback:
+	db_done(st);
+	st = NULL;
+	db_rollback(db);
+out:
+	db_done(st);
+	free(sealed);
+	free(filters);
+	return rc;
+}
+
+int integrations_update(pb_db *db, const pb_config *cfg, const char *org_id, const char *id,
+			const integration_input *in, pb_integration **out, bool *conflict, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	pb_integration *cur = NULL;
+	char now[PB_TIME_BUF], next[PB_TIME_BUF], ctx[PB_ID_BUF + 16];
+	char *sealed = NULL, *filters = NULL;
+	bool taken = false;
+	int rc;
+	*out = NULL;
+	*conflict = false;
+	if (in->type && strcmp(in->type, "powerbi"))
+		return pb_err(err, PB_EINVAL, "type: only \"powerbi\" is supported");
+	if ((rc = integrations_get(db, org_id, id, &cur, err)))
+		return rc;
+	if (in->client_secret) {
+		if (!cfg->encryption_keys) {
+			rc = pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set: client secrets cannot be stored");
+			goto out;
+		}
+		seal_context(id, ctx);
+		if ((rc = pb_seal(cfg->encryption_keys, in->client_secret, strlen(in->client_secret), ctx, &sealed,
+				  err)))
+			goto out;
+	}
+	if (in->filters && (rc = integration_filters_normalize(in->filters, &filters, err)))
+		goto out;
+	const char *schedule = in->schedule_set ? (in->schedule && *in->schedule ? in->schedule : NULL) : cur->schedule;
+	if (in->schedule_set) {
+		if ((rc = next_due(schedule, next, err)))
+			goto out;
+	} else {
+		xsnprintf(next, sizeof next, "%s", cur->next_run_at ? cur->next_run_at : "");
+	}
+	const char *rule = in->filter_rule ? (*in->filter_rule ? in->filter_rule : NULL) : cur->filter_rule;
+	pb_now(now);
+	if ((rc = db_begin(db, err)))
+		goto out;
+	if (in->name && (rc = name_taken(db, org_id, in->name, id, &taken, err)))
+		goto rollback;
+	if (taken) {
+		*conflict = true;
+		rc = pb_err(err, PB_EINVAL, "an integration named '%s' already exists in this organization", in->name);
+		goto rollback;
+	}
+	if ((rc = db_prepare(db, "UPDATE integrations SET name = ?, tenant_id = ?, client_id = ?, client_secret = ?, "
+			     "filters_json = ?, filter_rule = ?, include_personal = ?, schedule = ?, next_run_at = ?, "
+			     "updated_at = ? WHERE id = ? AND org_id = ?", &st, err)) ||
+	    (rc = db_bind_text(st, 1, in->name ? in->name : cur->name, err)) ||
+	    (rc = db_bind_text(st, 2, in->tenant_id ? in->tenant_id : cur->tenant_id, err)) ||
+	    (rc = db_bind_text(st, 3, in->client_id ? in->client_id : cur->client_id, err)) ||
+	    (rc = db_bind_text(st, 4, sealed ? sealed : cur->client_secret, err)) ||
+	    (rc = db_bind_text(st, 5, filters ? filters : cur->filters_json, err)) ||
+	    (rc = db_bind_text(st, 6, rule, err)))
+		goto rollback;
+	sqlite3_bind_int(st, 7, in->include_personal >= 0 ? in->include_personal : cur->include_personal);
+	if ((rc = db_bind_text(st, 8, schedule, err)) || (rc = db_bind_text(st, 9, next[0] ? next : NULL, err)) ||
+	    (rc = db_bind_text(st, 10, now, err)) || (rc = db_bind_text(st, 11, id, err)) ||
+	    (rc = db_bind_text(st, 12, org_id, err)) || (rc = db_exec(db, st, err)))
+		goto rollback;
+	db_done(st);
+	st = NULL;
+	if ((rc = db_commit(db, err)))
+		goto rollback;
+	rc = integrations_get(db, org_id, id, out, err);
+	goto out;
+rollback:
+	db_done(st);
+	st = NULL;
+	db_rollback(db);
+out:
+	db_done(st);
+	integration_free(cur);
+	free(sealed);
+	free(filters);
+	return rc;
+}
+
+int integrations_delete(pb_db *db, const char *org_id, const char *id, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db, "DELETE FROM integrations WHERE id = ? AND org_id = ?", &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, id, err)) && !(rc = db_bind_text(st, 2, org_id, err)) &&
+	    !(rc = db_exec(db, st, err)) && sqlite3_changes(db_sqlite(db)) == 0)
+		rc = pb_err(err, PB_ENOTFOUND, "no integration %s", id);
+	db_done(st);
+	return rc;
+}
+
+int integration_advance_schedule(pb_db *db, const char *id, const char *seen, const char *next, bool *won,
+				 char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db, "UPDATE integrations SET next_run_at = ? WHERE id = ? AND next_run_at = ?", &st, err);
+	*won = false;
+	if (!rc && !(rc = db_bind_text(st, 1, next, err)) && !(rc = db_bind_text(st, 2, id, err)) &&
+	    !(rc = db_bind_text(st, 3, seen, err)) && !(rc = db_exec(db, st, err)))
+		*won = sqlite3_changes(db_sqlite(db)) == 1;
+	db_done(st);
+	return rc;
+}
+
+/* ---------------- runs ---------------- */
+
+static void run_clear(pb_run *r)
+{
+	free(r->job_id);
+	free(r->trigger);
+	free(r->state);
+	free(r->mode);
+	free(r->started_at);
+	free(r->finished_at);
+	free(r->counts_json);
+	free(r->warnings_json);
+	free(r->error_code);
+	free(r->error_message);
+	free(r->wait_until);
+	free(r->wait_reason);
+}
+
+void run_free(pb_run *r)
+{
+	if (!r)
+		return;
+	run_clear(r);
+	free(r);
+}
+
+void runs_free(pb_run *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		run_clear(&v[i]);
+	free(v);
+}
+
+#define RUN_COLS "id, integration_id, org_id, job_id, trigger, state, mode, started_at, finished_at, " \
+	"counts_json, warnings_json, error_code, error_message, created_at, wait_until, wait_reason"
+
+static int read_run(sqlite3_stmt *st, pb_run *r, char *err)
+{
+	bool ok = true;
+	memset(r, 0, sizeof *r);
+	xsnprintf(r->id, sizeof r->id, "%s", db_col_text(st, 0));
+	xsnprintf(r->integration_id, sizeof r->integration_id, "%s", db_col_text(st, 1));
+	xsnprintf(r->org_id, sizeof r->org_id, "%s", db_col_text(st, 2));
+	r->job_id = db_col_dup(st, 3, &ok);
+	r->trigger = db_col_dup(st, 4, &ok);
+	r->state = db_col_dup(st, 5, &ok);
+	r->mode = db_col_dup(st, 6, &ok);
+	r->started_at = db_col_dup(st, 7, &ok);
+	r->finished_at = db_col_dup(st, 8, &ok);
+	r->counts_json = db_col_dup(st, 9, &ok);
+	r->warnings_json = db_col_dup(st, 10, &ok);
+	r->error_code = db_col_dup(st, 11, &ok);
+	r->error_message = db_col_dup(st, 12, &ok);
+	xsnprintf(r->created_at, sizeof r->created_at, "%s", db_col_text(st, 13));
+	r->wait_until = db_col_dup(st, 14, &ok);
+	r->wait_reason = db_col_dup(st, 15, &ok);
+	if (!ok) {
+		run_clear(r);
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static int run_query_one(pb_db *db, const char *sql, const char *arg, pb_run **out, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	pb_run *r = NULL;
+	int rc = db_prepare(db, sql, &st, err);
+	*out = NULL;
+	if (rc || (rc = db_bind_text(st, 1, arg, err)))
+		goto out;
+	int x = db_row(db, st, err);
+	if (x <= 0) {
+		rc = x < 0 ? x : pb_err(err, PB_ENOTFOUND, "no run %s", arg);
+		goto out;
+	}
+	if (!(r = calloc(1, sizeof *r))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = read_run(st, r, err))) {
+		free(r);
+		goto out;
+	}
+	*out = r;
+out:
+	db_done(st);
+	return rc;
+}
+
+int integration_run_get(pb_db *db, const char *run_id, pb_run **out, char *err)
+{
+	return run_query_one(db, "SELECT " RUN_COLS " FROM integration_runs WHERE id = ?", run_id, out, err);
+}
+
+static int exec_run_sql(pb_db *db, const char *sql, const char *const *args, size_t nargs, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db, sql, &st, err);
+	for (size_t i = 0; !rc && i < nargs; i++)
+		rc = db_bind_text(st, (int)i + 1, args[i], err);
+	if (!rc)
+		rc = db_exec(db, st, err);
+	db_done(st);
+	return rc;
+}
+
+int integration_run_submit(pb_db *db, const char *org_id, const char *user_id, const char *integration_id,
+			   const char *trigger, pb_run **out, bool *existing, char *err)
+{
+	char run_id[PB_ID_BUF], job_id[PB_ID_BUF], now[PB_TIME_BUF], key[PB_ID_BUF + 16];
+	char *input = NULL;
+	int rc;
+	*out = NULL;
+	*existing = false;
+	if ((rc = pb_new_id(run_id, err)))
+		return rc;
+	pb_now(now);
+	/* The run row exists before its job, so a worker claiming the job at once finds it. */
+	const char *ins[] = { run_id, integration_id, org_id, trigger, now };
+	if ((rc = exec_run_sql(db, "INSERT INTO integration_runs (id, integration_id, org_id, trigger, state, "
+			       "created_at) VALUES (?, ?, ?, ?, 'queued', ?)", ins, 5, err)))
+		return rc;
+	json_t *in = json_pack("{s:s, s:s}", "integration_id", integration_id, "run_id", run_id);
+	input = in ? json_dumps(in, JSON_COMPACT) : NULL;
+	json_decref(in);
+	if (!input) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto drop;
+	}
+	xsnprintf(key, sizeof key, "ingest:%s", integration_id);
+	pb_job_spec spec = { .kind = "ingest", .org_id = org_id, .user_id = user_id, .input = input,
+			     .idempotency_key = key, .max_attempts = 10 };
+	if ((rc = jobs_submit(db, &spec, job_id, existing, err)))
+		goto drop;
+	if (*existing) {
+		/* the running one answers: drop the row made above */
+		const char *del[] = { run_id };
+		exec_run_sql(db, "DELETE FROM integration_runs WHERE id = ?", del, 1, err);
+		rc = run_query_one(db, "SELECT " RUN_COLS " FROM integration_runs WHERE job_id = ?", job_id, out, err);
+		goto out;
+	}
+	const char *upd[] = { job_id, run_id };
+	if ((rc = exec_run_sql(db, "UPDATE integration_runs SET job_id = ? WHERE id = ?", upd, 2, err)))
+		goto out;
+	rc = integration_run_get(db, run_id, out, err);
+	goto out;
+drop:;
+	char derr[PB_ERR_MAX];
+	const char *del[] = { run_id };
+	exec_run_sql(db, "DELETE FROM integration_runs WHERE id = ?", del, 1, derr);
+out:
+	free(input);
+	return rc;
+}
+
+/* A run left queued/running whose job has ended (its worker died for good): close it. */
+static int reconcile(pb_db *db, pb_run *r, char *err)
+{
+	pb_job *j = NULL;
+	if (!r->job_id || (strcmp(r->state, "queued") && strcmp(r->state, "running")))
+		return 0;
+	int rc = jobs_get(db, r->job_id, &j, err);
+	if (rc == PB_ENOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	if (job_ended(j)) {
+		const char *msg = j->error_message ? j->error_message : "the run's job ended without finishing the run";
+		rc = integration_run_finish(db, r->id, false, NULL, NULL, j->error_code ? j->error_code : "run_lost",
+					    msg, err);
+		if (!rc) {
+			free(r->state);
+			r->state = xstrdup("failed");
+			free(r->error_code);
+			r->error_code = xstrdup(j->error_code ? j->error_code : "run_lost");
+			free(r->error_message);
+			r->error_message = xstrdup(msg);
+		}
+	}
+	job_free(j);
+	return rc;
+}
+
+int integration_runs_list(pb_db *db, const char *org_id, const char *integration_id, pb_run **out, size_t *n,
+			  char *err)
+{
+	sqlite3_stmt *st = NULL;
+	pb_run *v = NULL;
+	size_t len = 0;
+	int r = 0, rc = db_prepare(db, "SELECT " RUN_COLS " FROM integration_runs WHERE integration_id = ? "
+				   "AND org_id = ? ORDER BY created_at DESC, id LIMIT ?", &st, err);
+	*out = NULL;
+	*n = 0;
+	if (rc || (rc = db_bind_text(st, 1, integration_id, err)) || (rc = db_bind_text(st, 2, org_id, err)))
+		goto out;
+	sqlite3_bind_int(st, 3, PB_INTEGRATION_RUNS_KEPT);
+	if (!(v = calloc(PB_INTEGRATION_RUNS_KEPT, sizeof *v))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	while (len < PB_INTEGRATION_RUNS_KEPT && (r = db_row(db, st, err)) == 1) {
+		if ((rc = read_run(st, &v[len], err)))
+			goto out;
+		len++;
+	}
+	if (r < 0)
+		rc = r;
+	db_done(st);
+	st = NULL;
+	for (size_t i = 0; !rc && i < len; i++)
+		rc = reconcile(db, &v[i], err);
+out:
+	db_done(st);
+	if (rc) {
+		runs_free(v, len);
+		return rc;
+	}
+	*out = v;
+	*n = len;
+	return 0;
+}
+
+int integration_run_start(pb_db *db, const char *run_id, const char *mode, char *err)
+{
+	char now[PB_TIME_BUF];
+	pb_now(now);
+	const char *a[] = { mode, now, run_id };
+	return exec_run_sql(db, "UPDATE integration_runs SET state = 'running', mode = ?, "
+			    "started_at = COALESCE(started_at, ?), wait_until = NULL, wait_reason = NULL WHERE id = ?", a,
+			    3, err);
+}
+
+int integration_run_wait(pb_db *db, const char *run_id, const char *until, const char *reason, char *err)
+{
+	const char *a[] = { until, reason, run_id };
+	return exec_run_sql(db, "UPDATE integration_runs SET wait_until = ?, wait_reason = ? WHERE id = ?", a, 3, err);
+}
+
+int integration_run_warnings(pb_db *db, const char *run_id, const char *warnings_json, char *err)
+{
+	const char *a[] = { warnings_json, run_id };
+	return exec_run_sql(db, "UPDATE integration_runs SET warnings_json = ? WHERE id = ?", a, 2, err);
+}
+
+int integration_run_finish(pb_db *db, const char *run_id, bool ok, const char *counts_json,
+			   const char *warnings_json, const char *code, const char *message, char *err)
+{
+	char now[PB_TIME_BUF];
+	pb_run *r = NULL;
+	int rc;
+	pb_now(now);
+	if ((rc = integration_run_get(db, run_id, &r, err)))
+		return rc;
+	if ((rc = db_begin(db, err)))
+		goto out;
+	const char *a[] = { ok ? "succeeded" : "failed", now, counts_json, warnings_json, ok ? NULL : code,
+			    ok ? NULL : message, now, run_id };
+	const char *b[] = { r->started_at ? r->started_at : r->created_at, r->integration_id };
+	const char *c[] = { r->integration_id, r->integration_id };
+	if ((rc = exec_run_sql(db, "UPDATE integration_runs SET state = ?, finished_at = ?, "
+			       "counts_json = COALESCE(?, counts_json), warnings_json = COALESCE(?, warnings_json), "
+			       "error_code = ?, error_message = ?, started_at = COALESCE(started_at, ?), "
+			       "wait_until = NULL, wait_reason = NULL WHERE id = ?",
+			       a, 8, err)) ||
+	    (ok && (rc = exec_run_sql(db, "UPDATE integrations SET last_success_at = ? WHERE id = ?", b, 2, err))) ||
+	    (rc = exec_run_sql(db, "DELETE FROM integration_runs WHERE integration_id = ? AND id NOT IN "
+			       "(SELECT id FROM integration_runs WHERE integration_id = ? "
+			       "ORDER BY created_at DESC, id LIMIT " RUNS_KEPT_TEXT ")", c, 2, err)))
+		goto rollback;
+	rc = db_commit(db, err);
+	if (!rc)
+		goto out;
+rollback:
+	db_rollback(db);
+out:
+	run_free(r);
+	return rc;
+}
+
+json_t *run_json(const pb_run *r)
+{
+	json_t *counts = json_loads(r->counts_json ? r->counts_json : "{}", 0, NULL);
+	json_t *warnings = json_loads(r->warnings_json ? r->warnings_json : "[]", 0, NULL);
+	json_t *error = r->error_code || r->error_message
+		? json_pack("{s:s?, s:s?}", "code", r->error_code, "message", r->error_message) : json_null();
+	/* a run put back in the queue says why it waits and until when */
+	bool waits = r->wait_until && (!strcmp(r->state, "queued") || !strcmp(r->state, "running"));
+	json_t *waiting = waits ? json_pack("{s:s, s:s?}", "until", r->wait_until, "reason", r->wait_reason) : json_null();
+	if (!counts || !warnings || !error || !waiting) {
+		json_decref(counts);
+		json_decref(warnings);
+		json_decref(error);
+		json_decref(waiting);
+		return NULL;
+	}
+	return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:o, s:o, s:o, s:o, s:s}", "id", r->id,
+			 "integration_id", r->integration_id, "trigger", r->trigger, "state", r->state, "mode", r->mode,
+			 "job_id", r->job_id, "started_at", r->started_at, "finished_at", r->finished_at, "counts",
+			 counts, "warnings", warnings, "error", error, "waiting", waiting, "created_at", r->created_at);
+}

@@ -1,0 +1,184 @@
+/* The push rate limiter shared by every process: a sliding-window log in push_rate_events
+ * (core/store/push_limiter.h). */
+#include "core/store/push_limiter.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+
+#include "runtime/util.h"
+
+/* ======================================================================== limiter */
+
+static long scaled(long n, double scale)
+{
+	double v = floor((double)n * scale);
+	return v < 1 ? 1 : (long)v;
+}
+
+void push_limits_scaled(double scale, push_limits *out)
+{
+	out->per_minute = scaled(120, scale);
+	out->rows_per_hour = scaled(1000000, scale);
+	out->pending = scaled(5, scale);
+	out->big_table_rows = scaled(250000, scale);
+	out->big_per_hour = scaled(120, scale);
+	out->inflight_ms = PB_PUSH_INFLIGHT_STALE_MS;
+}
+
+int push_limits_from_env(push_limits *out, char *err)
+{
+	const char *s = getenv("PBIPORT_PUSH_RATE_SCALE");
+	double scale = 1.0;
+	if (s && *s) {
+		char *end = NULL;
+		errno = 0;
+		scale = strtod(s, &end);
+		if (errno || *end || !isfinite(scale) || scale <= 0 || scale > 1e6)
+			return pb_err(err, PB_EINVAL, "PBIPORT_PUSH_RATE_SCALE: expected a positive number, got '%.40s'", s);
+	}
+	push_limits_scaled(scale, out);
+	s = getenv("PBIPORT_PUSH_INFLIGHT_S");
+	if (s && *s) {
+		char *end = NULL;
+		errno = 0;
+		long v = strtol(s, &end, 10);
+		if (errno || *end || v < 1 || v > 86400)
+			return pb_err(err, PB_EINVAL, "PBIPORT_PUSH_INFLIGHT_S: expected seconds from 1 to 86400, got '%.40s'", s);
+		out->inflight_ms = v * 1000;
+	}
+	return 0;
+}
+
+/* Counts (or sums rows of) the events of key since since_ms; *oldest = the time of the
+ * event that must leave the window before `need` more fits under limit. */
+static int window(pb_db *db, const char *key, int64_t since_ms, bool sum_rows, bool only_pending, long limit,
+		  long need, int64_t *used, int64_t *free_at, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db,
+			    only_pending ? "SELECT at_ms, rows FROM push_rate_events WHERE dataset_key = ? AND at_ms > ? "
+					   "AND done = 0 ORDER BY at_ms"
+					 : "SELECT at_ms, rows FROM push_rate_events WHERE dataset_key = ? AND at_ms > ? "
+					   "ORDER BY at_ms",
+			    &st, err);
+	*used = 0;
+	*free_at = 0;
+	if (rc || (rc = db_bind_text(st, 1, key, err)))
+		goto out;
+	sqlite3_bind_int64(st, 2, since_ms);
+	/* events in time order: total first, then how many must leave for `need` to fit */
+	int64_t total = 0;
+	while ((rc = db_row(db, st, err)) == 1)
+		total += sum_rows ? sqlite3_column_int64(st, 1) : 1;
+	if (rc < 0)
+		goto out;
+	rc = 0;
+	*used = total;
+	if (total + need <= limit)
+		goto out;
+	sqlite3_reset(st);
+	int64_t excess = total + need - limit;
+	while ((rc = db_row(db, st, err)) == 1) {
+		excess -= sum_rows ? sqlite3_column_int64(st, 1) : 1;
+		if (excess <= 0) {
+			*free_at = sqlite3_column_int64(st, 0);
+			break;
+		}
+	}
+	if (rc < 0)
+		goto out;
+	rc = 0;
+	if (!*free_at)
+		*free_at = since_ms + 1; /* cannot fit at all: wait the whole window */
+out:
+	db_done(st);
+	return rc;
+}
+
+/* push_rate_acquire inside the caller's write transaction. */
+int push_rate_acquire_locked(pb_db *db, const push_limits *lim, const char *key, long rows, long table_rows,
+			       int64_t now_ms, int64_t *wait_ms, int64_t *ticket, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t used, free_at, wait = 0;
+	int rc;
+	*wait_ms = 0;
+	*ticket = 0;
+	if ((rc = db_prepare(db, "DELETE FROM push_rate_events WHERE dataset_key = ? AND at_ms <= ?", &st, err)) ||
+	    (rc = db_bind_text(st, 1, key, err)))
+		goto out;
+	sqlite3_bind_int64(st, 2, now_ms - 3600 * 1000);
+	rc = db_exec(db, st, err);
+	db_done(st);
+	st = NULL;
+	if (rc)
+		goto out;
+	struct {
+		int64_t period;
+		bool rows, pending;
+		long limit, need;
+		bool on;
+	} checks[] = {
+		{ 60 * 1000, false, false, lim->per_minute, 1, true },
+		{ 3600 * 1000, true, false, lim->rows_per_hour, rows, true },
+		{ 3600 * 1000, false, false, lim->big_per_hour, 1, table_rows >= lim->big_table_rows },
+		{ lim->inflight_ms, false, true, lim->pending, 1, true },
+	};
+	for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+		if (!checks[i].on)
+			continue;
+		if ((rc = window(db, key, now_ms - checks[i].period, checks[i].rows, checks[i].pending, checks[i].limit,
+				 checks[i].need, &used, &free_at, err)))
+			goto out;
+		if (free_at) {
+			/* in flight: poll again soon; windows: until the blocking event leaves it */
+			int64_t w = checks[i].pending ? 200 : free_at + checks[i].period - now_ms + PB_PUSH_RATE_MARGIN_MS;
+			if (w > wait)
+				wait = w;
+		}
+	}
+	if (wait > 0) {
+		*wait_ms = wait;
+		goto out;
+	}
+	if ((rc = db_prepare(db, "INSERT INTO push_rate_events (dataset_key, at_ms, rows, done) VALUES (?, ?, ?, 0) "
+				 "RETURNING id",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, key, err)))
+		goto out;
+	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_int64(st, 3, rows);
+	if ((rc = db_row(db, st, err)) == 1) {
+		*ticket = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else if (!rc) {
+		rc = pb_err(err, PB_EIO, "the rate limiter recorded nothing");
+	}
+out:
+	db_done(st);
+	return rc;
+}
+
+int push_rate_acquire(pb_db *db, const push_limits *lim, const char *key, long rows, long table_rows, int64_t now_ms,
+		      int64_t *wait_ms, int64_t *ticket, char *err)
+{
+	int rc = db_begin(db, err);
+	if (!rc && (rc = push_rate_acquire_locked(db, lim, key, rows, table_rows, now_ms, wait_ms, ticket, err)))
+		db_rollback(db);
+	return rc ? rc : db_commit(db, err);
+}
+
+int push_rate_release(pb_db *db, int64_t ticket, bool sent, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db, sent ? "UPDATE push_rate_events SET done = 1 WHERE id = ?"
+				     : "DELETE FROM push_rate_events WHERE id = ?",
+			    &st, err);
+	if (!rc) {
+		sqlite3_bind_int64(st, 1, ticket);
+		rc = db_exec(db, st, err);
+	}
+	db_done(st);
+	return rc;
+}

@@ -1,0 +1,38 @@
+/* The push rate limiter shared by every process: Power BI's per-dataset limits on POST rows
+ * (scaled by PBIPORT_PUSH_RATE_SCALE), kept as a sliding-window log in push_rate_events, which
+ * this module owns; checked and written under one write transaction. */
+#ifndef PBIPORT_PUSH_LIMITER_H
+#define PBIPORT_PUSH_LIMITER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/db.h"
+
+/* ---- the shared rate limiter ---- */
+
+typedef struct push_limits {
+	long per_minute;        /* POST rows requests per minute per dataset */
+	long rows_per_hour;     /* rows per hour per dataset */
+	long pending;           /* requests in flight per dataset */
+	long big_table_rows;    /* a table holding this many rows slows the dataset to: */
+	long big_per_hour;      /* requests per hour */
+	long inflight_ms;       /* how long a request may still be under way at Power BI (not scaled) */
+} push_limits;
+
+/* Power BI's limits times scale (each at least 1); inflight_ms PB_PUSH_INFLIGHT_STALE_MS. */
+void push_limits_scaled(double scale, push_limits *out);
+/* From PBIPORT_PUSH_RATE_SCALE (a positive number; default 1) and PBIPORT_PUSH_INFLIGHT_S
+ * (seconds; default PB_PUSH_INFLIGHT_STALE_MS / 1000). PB_EINVAL naming the variable. */
+int push_limits_from_env(push_limits *out, char *err);
+
+/* Asks for one request of rows rows to dataset_key at now_ms, the biggest table holding
+ * table_rows. Granted: *wait_ms = 0 and *ticket names the recorded request (release it).
+ * Refused: *wait_ms > 0 is how long until it would fit; nothing is recorded. */
+int push_rate_acquire(pb_db *db, const push_limits *lim, const char *dataset_key, long rows, long table_rows,
+		      int64_t now_ms, int64_t *wait_ms, int64_t *ticket, char *err);
+/* The request ended: sent (kept in the windows, no longer in flight) or not sent / refused
+ * by Power BI (forgotten: it used no budget). */
+int push_rate_release(pb_db *db, int64_t ticket, bool sent, char *err);
+
+#endif
