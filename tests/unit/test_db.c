@@ -231,13 +231,13 @@ static void identity_store(void **state)
 	const char *teams[] = { "data", "finance" };
 
 	assert_int_equal(identity_org_create(db, "acme", org, err), PB_OK);
-	assert_int_equal(identity_org_create(db, "acme", org, err), PB_EINVAL);
+	assert_int_equal(identity_org_create(db, "acme", org, err), PB_ECONFLICT);
 	assert_non_null(strstr(err, "already exists"));
 	assert_int_equal(identity_org_create(db, "", org, err), PB_EINVAL);
 	assert_int_equal(identity_org_create(db, "a\nb", org, err), PB_EINVAL);
 
 	assert_int_equal(identity_user_add(db, "alice", "acme", PB_ROLE_OWNER, teams, 2, user, err), PB_OK);
-	assert_int_equal(identity_user_add(db, "alice", "acme", PB_ROLE_MEMBER, NULL, 0, user, err), PB_EINVAL);
+	assert_int_equal(identity_user_add(db, "alice", "acme", PB_ROLE_MEMBER, NULL, 0, user, err), PB_ECONFLICT);
 	assert_int_equal(identity_user_add(db, "bob", "nope", PB_ROLE_MEMBER, NULL, 0, user, err), PB_ENOTFOUND);
 	assert_int_equal(identity_user_add(db, "bob", "acme", PB_ROLE_MEMBER, teams, 1, user, err), PB_OK);
 
