@@ -58,10 +58,6 @@ const pb_error_code pb_error_codes[] = {
 	  "not in the request; the message keeps Microsoft's code and words" },
 	{ "internal", PB_EINTERNAL, 0, A_ANY, "pbiport failed; the message gives the request id to find the cause in the "
 	  "log" },
-	/* ---- catalog ---- */
-	{ "port_retired", PB_ECONFLICT, 0, A_CATALOG, "the output port's server left its contract while models or "
-	  "agreements still use it: the port is kept, retired, and refuses new publishes and renders; use a port in "
-	  "service" },
 	/* ---- jobs: what any job can end (or wait) with ---- */
 	{ "job_ended", PB_ECONFLICT, 0, A_JOBS, "the job has already ended: there is nothing to cancel" },
 	{ "cancelled", 0, 0, A_JOBS, "someone cancelled the job (POST /api/jobs/{id}/cancel); result says in which "
