@@ -113,13 +113,15 @@ typedef struct pb_run {
 	char *wait_until, *wait_reason;   /* why a queued run waits and until when; NULL when it does not */
 } pb_run;
 
-/* Queues a run (trigger "manual" or "schedule"): a run row and an "ingest" job. When one is
+/* Queues a run (trigger "manual" or "schedule"): a run row and an "ingest" job, in one
+ * transaction (the caller's, when it holds one): both are written or neither. When one is
  * already queued or running, nothing is written: *out is that run and *existing true.
  * user_id may be NULL (schedule). */
 int integration_run_submit(pb_db *db, const char *org_id, const char *user_id, const char *integration_id,
 			   const char *trigger, pb_run **out, bool *existing, char *err);
-/* Newest first, at most PB_INTEGRATION_RUNS_KEPT. Runs whose job ended without the run
- * being closed (a worker that died for good) are shown failed. */
+/* Newest first, at most PB_INTEGRATION_RUNS_KEPT. A run whose job ended without closing it
+ * (cancelled while queued, its workers lost for good) is shown failed with the job's code,
+ * message and end; so is last_run_state. Reads only: nothing is written. */
 int integration_runs_list(pb_db *db, const char *org_id, const char *integration_id, pb_run **out, size_t *n,
 			  char *err);
 int integration_run_get(pb_db *db, const char *run_id, pb_run **out, char *err);
