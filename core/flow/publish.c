@@ -138,7 +138,7 @@ int publish_render(const pb_config *cfg, const cat_port *port, const render_opts
 		goto out;
 	}
 	if ((rc = tmdl_render(c, &o, files, f->message)))
-		template_or_input(f, rc, fault == RENDER_FAULT_TEMPLATE);
+		rc = template_or_input(f, rc, fault == RENDER_FAULT_TEMPLATE);
 out:
 	contract_free(c);
 	return rc;
@@ -158,7 +158,7 @@ int publish_port_source(const pb_config *cfg, const cat_port *port, const char *
 		goto out;
 	/* what the templates made must parse back and bind to one source: theirs to get right */
 	if ((rc = parse_back(fs, &m, f->message)) || (rc = model_source(m, out, f->message)))
-		template_or_input(f, rc, true);
+		rc = template_or_input(f, rc, true);
 out:
 	tmdl_model_free(m);
 	pb_files_release(&local);
