@@ -79,7 +79,7 @@ static int app_token(session_priv *p, char **access_token, pb_failure *f)
 	entra_app ea = { p->app.tenant_id, p->app.client_id, p->app.client_secret };
 	int rc = entra_client_credentials(&p->entra, &ea, ENTRA_SCOPE_POWERBI_DEFAULT, &tok, f->message);
 	if (rc) {
-		app_fail(p, rc, f);
+		rc = app_fail(p, rc, f);
 	} else {
 		*access_token = tok.access_token;
 		tok.access_token = NULL;

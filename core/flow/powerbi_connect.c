@@ -104,7 +104,7 @@ static int exchange(const pbi_app *app, const oauth_state *st, const char *code,
 	}
 	entra_app ea = { app->tenant_id, app->client_id, app->client_secret };
 	rc = entra_exchange_code(&api, &ea, code, st->redirect_uri, st->code_verifier, CONN_SCOPES, tok, f->message);
-	if (rc && ms_fail(&api, rc, f) && api.last.failure == MSAPI_BAD_CREDENTIALS)
+	if (rc && (rc = ms_fail(&api, rc, f)) && api.last.failure == MSAPI_BAD_CREDENTIALS)
 		pbi_fail_reword(f, PBI_ORG_SETTINGS ": %s", f->message);
 out:
 	msapi_release(&api);
@@ -187,7 +187,7 @@ int connect_check(pb_db *db, const pb_config *cfg, const char *org_id, const cha
 	if (rc)
 		return rc;
 	if ((rc = powerbi_list_groups(&s.api, NULL, &groups, f->message)))
-		pbi_session_fail(&s, rc, f);
+		rc = pbi_session_fail(&s, rc, f);
 	else
 		*workspaces = groups.n;
 	msapi_items_release(&groups);

@@ -28,7 +28,7 @@ static int app_verify(const char *credentials, const pbi_app *app, char **name, 
 	    (rc = graph_app_display_name(&pbi.api, app->client_id, name, f->message))) {
 		/* the Power BI token proved the credentials; only the name is missing, unless
 		 * Microsoft could not be reached */
-		if (ms_fail(&pbi.api, rc, f) != PB_EUNAVAIL) {
+		if ((rc = ms_fail(&pbi.api, rc, f)) != PB_EUNAVAIL) {
 			pbi_fail_reword(f, "the credentials work, but Graph did not give the app's name: %s", f->message);
 			*unnamed = *f;
 			pb_failure_clear(f);

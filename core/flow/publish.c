@@ -530,9 +530,9 @@ int publish_submit(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 	if ((rc = json_body_parse(body_text, body_len, 0, &body, f->message)) ||
 	    (rc = publish_request_read(db, cfg, org_id, user_id, port_id, body, &rq, f->message))) {
 		if (rc == PB_ENOTFOUND)
-			pb_fail(f, rc, NULL, "no output port %s", port_id);
+			rc = pb_fail(f, rc, NULL, "no output port %s", port_id);
 		else
-			pb_fail_as(f, rc == PB_ELIMIT ? PB_EINVAL : rc, NULL);
+			rc = pb_fail_as(f, rc == PB_ELIMIT ? PB_EINVAL : rc, NULL);
 		goto out;
 	}
 	if ((rc = publish_check_access(db, cfg, org_id, user_id, rq.workspace_id, f)))

@@ -53,7 +53,7 @@ int publish_workspaces(pb_db *db, const pb_config *cfg, const char *org_id, cons
 	if (rc)
 		return rc;
 	if ((rc = fabric_list_workspaces(&s.api, &ws, f->message))) {
-		pbi_session_fail(&s, rc, f);
+		rc = pbi_session_fail(&s, rc, f);
 		goto out;
 	}
 	if (!(roles = calloc(ws.n + 1, sizeof *roles))) {
@@ -61,7 +61,7 @@ int publish_workspaces(pb_db *db, const pb_config *cfg, const char *org_id, cons
 		goto out;
 	}
 	if ((rc = workspace_roles(&s, &ws, roles, f->message))) {
-		pbi_session_fail(&s, rc, f);
+		rc = pbi_session_fail(&s, rc, f);
 		goto out;
 	}
 	json_t *list = json_array();
@@ -101,7 +101,7 @@ int publish_connections(pb_db *db, const pb_config *cfg, const char *org_id, con
 		goto out;
 	have_session = true;
 	if ((rc = fabric_list_connections(&s.api, &conns, f->message))) {
-		pbi_session_fail(&s, rc, f);
+		rc = pbi_session_fail(&s, rc, f);
 		goto out;
 	}
 	json_t *list = json_array();
