@@ -409,6 +409,22 @@ static void lineage_edges_are_added_once(void **state)
 	assert_int_equal(lineage_edge_add(db, org_id, NULL, "p-1", "semantic_model", "m-1", err), PB_EINVAL);
 }
 
+#define BROKEN_MAIN "-- broken\nreturn function(ctx)\n  return {\nend\n"
+
+/* cfg with the admin template folder <tmpdir>/<sub> (its path into tdir, which must outlive the
+ * result) holding main.lua = text. */
+static pb_config with_main_template(const char *sub, const char *text, char tdir[128])
+{
+	char path[192], err[PB_ERR_MAX];
+	xsnprintf(tdir, 128, "%s/%s", tmpdir, sub);
+	xsnprintf(path, sizeof path, "%s/main.lua", tdir);
+	if (write_file(path, text, strlen(text), err))
+		fail_msg("%s", err);
+	pb_config c = cfg;
+	c.template_path = tdir;
+	return c;
+}
+
 /* Submits a publish of port and runs the worker once; returns the finished job. */
 static pb_job *run_once(const char *port, const char *name, const pb_config *c)
 {
@@ -441,13 +457,8 @@ static void early_failures_are_plain(void **state)
 	assert_string_equal(j->error_code, "not_configured");
 	job_free(j);
 	/* a broken template fails the job with the template's file and line */
-	char tdir[128], path[192], err[PB_ERR_MAX];
-	xsnprintf(tdir, sizeof tdir, "%s/templates", tmpdir);
-	xsnprintf(path, sizeof path, "%s/main.lua", tdir);
-	const char *broken = "-- broken\nreturn function(ctx)\n  return {\nend\n";
-	assert_int_equal(write_file(path, broken, strlen(broken), err), PB_OK);
-	pb_config tpl = cfg;
-	tpl.template_path = tdir;
+	char tdir[128];
+	pb_config tpl = with_main_template("templates", BROKEN_MAIN, tdir);
 	j = run_once("analytics", "broken", &tpl);
 	assert_string_equal(j->error_code, "template_failed");
 	assert_non_null(strstr(j->error_message, "main.lua:"));
@@ -469,16 +480,11 @@ static void sql_exec(const char *sql)
 static void render_failures_say_whose_fault(void **state)
 {
 	(void)state;
-	char tdir[128], path[192], err[PB_ERR_MAX], sql[512];
+	char tdir[128], sql[512];
 	pb_failure f;
 	publish_source s;
 	pb_files files = { 0 };
-	xsnprintf(tdir, sizeof tdir, "%s/broken", tmpdir);
-	xsnprintf(path, sizeof path, "%s/main.lua", tdir);
-	const char *broken = "-- broken\nreturn function(ctx)\n  return {\nend\n";
-	assert_int_equal(write_file(path, broken, strlen(broken), err), PB_OK);
-	pb_config tpl = cfg;
-	tpl.template_path = tdir;
+	pb_config tpl = with_main_template("broken", BROKEN_MAIN, tdir);
 	cat_port *p = load_port("fresh");
 	int rc = publish_port_source(&tpl, p, NULL, RENDER_PARAMS_BODY, &s, NULL, &f);
 	if (rc != PB_EUPSTREAM)
@@ -486,8 +492,7 @@ static void render_failures_say_whose_fault(void **state)
 	assert_string_equal(pb_failure_code(&f), "template_failed");
 	assert_non_null(strstr(f.message, "main.lua:"));
 	/* templates whose output is empty of tables: theirs too, though it renders */
-	const char *empty = "return function(ctx) return { ['definition.pbism'] = '{}' } end\n";
-	assert_int_equal(write_file(path, empty, strlen(empty), err), PB_OK);
+	tpl = with_main_template("empty", "return function(ctx) return { ['definition.pbism'] = '{}' } end\n", tdir);
 	assert_int_equal(publish_port_source(&tpl, p, NULL, RENDER_PARAMS_BODY, &s, NULL, &f), PB_EUPSTREAM);
 	assert_string_equal(pb_failure_code(&f), "template_failed");
 	free_port(p);
