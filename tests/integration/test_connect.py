@@ -500,6 +500,29 @@ class ConnectPowerBI(harness.EmulatorStackTestCase):
         status, _, doc = self.call("POST", "/api/settings/powerbi/test", "alice")
         self.assertFalse(doc.get("ok"), doc)
 
+    def test_13_callback_failures_say_whose(self):
+        """Entra's other redirect errors are classified like any Microsoft failure, and a code
+        exchange Entra refuses for the organization's app names the organization's settings (msapi's
+        own words name no one's settings)."""
+        self.configure()
+        n = len(self.connections())
+        _, q = self.start_connect()
+        status, headers, doc = self.call("GET", "/powerbi/callback?error=temporarily_unavailable&error_description="
+                                         "try+later&state=" + urllib.parse.quote(q["state"]), "alice")
+        self.assertEqual((status, doc["error"]["code"]), (503, "unavailable"), doc)
+        self.assertIn("temporarily_unavailable: try later", doc["error"]["message"])
+        # the saved secret is wrong (stored unchecked): the exchange is refused, nothing stored
+        body = {"mode": "custom", "tenant_id": TENANT, "client_id": APP_ID, "client_secret": "wrong-secret",
+                "verify": False}
+        self.assertEqual(self.call("PUT", "/api/settings/powerbi", "alice", body)[0], 200)
+        loc, _ = self.start_connect()
+        status, _, doc = self.call("GET", self.consent(loc), "alice")
+        self.assertEqual((status, doc["error"]["code"]), (400, "bad_credentials"), doc)
+        self.assertTrue(doc["error"]["message"].startswith("the organization's Power BI settings: Entra refused the "
+                                                           "client secret"), doc)
+        self.assertEqual(len(self.connections()), n)
+        self.configure()
+
 
 class FeatureDisabled(harness.StackTestCase):
     """Without APPLICATION_POWERBI_WEB_ENABLED the whole feature looks absent."""
