@@ -70,7 +70,7 @@ const pb_error_code pb_error_codes[] = {
 	  "neither published nor dry-run any more" },
 	{ "no_write_role", PB_EFORBIDDEN, 0, A_PUBLISH, "the user's role in the workspace does not allow publishing: it "
 	  "needs Contributor, Member or Admin" },
-	{ "template_failed", PB_EUPSTREAM, 0, A_PUBLISH, "the server's TMDL templates failed for this port (an admin "
+	{ "template_failed", PB_EINTERNAL, 0, A_PUBLISH, "the server's TMDL templates failed for this port (an admin "
 	  "template's error, output or limits), not the request; the message names the file and line" },
 	{ "credentials_rejected", 0, 0, A_PUBLISH, "the data source refused the credentials given for the new "
 	  "connection (connection in the request): publish again with working ones" },

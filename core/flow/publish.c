@@ -36,13 +36,14 @@ void publish_source_release(publish_source *s)
 /* ---- the data source of the rendered model ---------------------------------------- */
 
 /* A render that failed (rc, message in f): what the caller gave is a bad request; the server's
- * templates failing is "template_failed", a 5xx that still shows the template's file and line
- * (the admin who fixes it reads it in the answer), not the caller's fault. */
+ * templates failing is "template_failed", a 500 that still shows the template's file and line
+ * (the failure is named, so the runtime shows its message: the admin who fixes it reads it in
+ * the answer), not the caller's fault. */
 static int template_or_input(pb_failure *f, int rc, bool templates)
 {
 	if (rc != PB_EINVAL && rc != PB_ELIMIT)
 		return pb_fail_as(f, rc, NULL);
-	return templates ? pb_fail_as(f, PB_EUPSTREAM, "template_failed") : pb_fail_as(f, PB_EINVAL, NULL);
+	return templates ? pb_fail_as(f, PB_EINTERNAL, "template_failed") : pb_fail_as(f, PB_EINVAL, NULL);
 }
 
 /* Parses the rendered .tmdl files back into a model (the self-check of `validating`). */

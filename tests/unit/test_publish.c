@@ -474,7 +474,7 @@ static void sql_exec(const char *sql)
 	sqlite3_free(msg);
 }
 
-/* A render that fails says whose fault it is: the server's templates (template_failed, 502,
+/* A render that fails says whose fault it is: the server's templates (template_failed, 500,
  * with the file and line), what the caller gave (bad_request naming ?http_path=), or pbiport
  * (a stored contract that no longer reads: internal). Retired ports are not dry-run. */
 static void render_failures_say_whose_fault(void **state)
@@ -487,13 +487,13 @@ static void render_failures_say_whose_fault(void **state)
 	pb_config tpl = with_main_template("broken", BROKEN_MAIN, tdir);
 	cat_port *p = load_port("fresh");
 	int rc = publish_port_source(&tpl, p, NULL, RENDER_PARAMS_BODY, &s, NULL, &f);
-	if (rc != PB_EUPSTREAM)
+	if (rc != PB_EINTERNAL)
 		fail_msg("rc %d: %s", rc, f.message);
 	assert_string_equal(pb_failure_code(&f), "template_failed");
 	assert_non_null(strstr(f.message, "main.lua:"));
 	/* templates whose output is empty of tables: theirs too, though it renders */
 	tpl = with_main_template("empty", "return function(ctx) return { ['definition.pbism'] = '{}' } end\n", tdir);
-	assert_int_equal(publish_port_source(&tpl, p, NULL, RENDER_PARAMS_BODY, &s, NULL, &f), PB_EUPSTREAM);
+	assert_int_equal(publish_port_source(&tpl, p, NULL, RENDER_PARAMS_BODY, &s, NULL, &f), PB_EINTERNAL);
 	assert_string_equal(pb_failure_code(&f), "template_failed");
 	free_port(p);
 
