@@ -36,6 +36,7 @@ void req_reset(struct req *r)
 	free(r->content_type);
 	free(r->body);
 	free(r->resp_type);
+	page_form_clear(&r->form);
 
 	/* keep what outlives requests and the buffers' memory; clear everything else */
 	const pb_config *cfg = r->cfg;
@@ -478,6 +479,7 @@ const char *http_reason(int status)
 	case 202: return "Accepted";
 	case 204: return "No Content";
 	case 302: return "Found";
+	case 303: return "See Other";
 	case 304: return "Not Modified";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
@@ -567,10 +569,11 @@ int req_send(struct req *r)
 	sbuf_init(&head, PB_RESPONSE_HEADERS_MAX * 2);
 	if (!r->status)
 		req_reply_error(r, 500, "internal", "no response was produced");
+	bool own_cache = r->headers.len && strstr(sbuf_str(&r->headers), "Cache-Control:");
 	if (sbuf_addf(&head, "Status: %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-		      "X-Request-Id: %s\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n",
+		      "X-Request-Id: %s\r\n%sX-Content-Type-Options: nosniff\r\n",
 		      r->status, http_reason(r->status), r->resp_type ? r->resp_type : "application/json",
-		      r->resp.len, r->request_id) ||
+		      r->resp.len, r->request_id, own_cache ? "" : "Cache-Control: no-store\r\n") ||
 	    sbuf_add(&head, sbuf_str(&r->headers), r->headers.len) || sbuf_adds(&head, "\r\n")) {
 		rc = pb_err(r->err, PB_ENOMEM, "response headers are too large");
 		goto out;

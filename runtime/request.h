@@ -18,6 +18,7 @@
 #include "runtime/failure.h"
 #include "runtime/config.h"
 #include "runtime/db.h"
+#include "runtime/page_form.h"
 #include "runtime/router.h"
 #include "runtime/strbuf.h"
 
@@ -55,6 +56,7 @@ struct req {
 	char *body;                   /* NUL-terminated; NULL when there is none */
 	size_t body_len;
 	size_t body_unread;           /* ROUTE_STREAM_BODY: bytes req_body_read() has yet to deliver */
+	page_form form;               /* ROUTE_PAGE: the fields of a posted form (runtime/page_csrf.c) */
 	const struct route *route;    /* borrowed from the route table */
 	const char *captures[PB_ROUTE_MAX_CAPTURES];   /* point into segs */
 	size_t ncaptures;
@@ -120,7 +122,8 @@ int req_reply_error(struct req *r, int status, const char *code, const char *fmt
  * `return req_fail(r, PB_ECONFLICT, "port_retired", "...")`. The runtime answers it with
  * the status of rc and {"error":{"code","message"}} (runtime/fcgi.c). */
 int req_fail(struct req *r, int rc, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* Writes status line, headers and body through r->io. */
+/* Writes status line, headers and body through r->io. Responses are Cache-Control: no-store
+ * unless the handler set a Cache-Control header itself (static files). */
 int req_send(struct req *r);
 
 const char *http_reason(int status);

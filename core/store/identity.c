@@ -287,3 +287,18 @@ int identity_user_name(pb_db *db, const char *org_id, const char *user_id, char 
 	db_done(st);
 	return rc;
 }
+
+int identity_org_name(pb_db *db, const char *org_id, char name[PB_NAME_FIELD_MAX + 1], char *err)
+{
+	sqlite3_stmt *st;
+	name[0] = '\0';
+	int rc = db_prepare(db, "SELECT name FROM organizations WHERE id = ?", &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, org_id, err))) {
+		int r = db_row(db, st, err);
+		if (r == 1)
+			xsnprintf(name, PB_NAME_FIELD_MAX + 1, "%s", db_col_text(st, 0));
+		rc = r < 0 ? r : r == 0 ? pb_err(err, PB_ENOTFOUND, "no organization %.64s", org_id) : PB_OK;
+	}
+	db_done(st);
+	return rc;
+}
