@@ -16,6 +16,10 @@
 -- Event handler attributes (on...) and style are refused: the pages' Content-Security-Policy
 -- runs no inline script or style, so they could only break a page.
 --
+-- A mistake (an unknown kind of content, a refused attribute) stops the page with an error that
+-- names the template's line. A builder right after `return` is a tail call, for which Lua keeps
+-- no frame of the template: its error names the line that called the template's function.
+--
 -- Every builder returns an html value (a table with a locked metatable named
 -- "pbiport.html"); tostring(v) or html.text(v) gives its markup.
 
