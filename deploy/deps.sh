@@ -7,7 +7,7 @@ PKGS=(
   libyaml-dev libutf8proc-dev libcmocka-dev
   nginx-light lighttpd apache2 spawn-fcgi
   python3 openssl curl sqlite3 wrk procps jq
-  chromium chromium-driver python3-selenium
+  chromium chromium-driver python3-selenium fonts-noto-color-emoji
 )
 # axe-core (the accessibility checker the browser tests run in each page) comes from npm into a
 # folder the tests read (ignored by git); without the registry the browser tests say SKIP for it.

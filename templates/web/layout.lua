@@ -57,6 +57,14 @@ local function account(page)
   }
 end
 
+--- A breadcrumb trail: the pages above (label, href) and the current one.
+function layout.crumbs(trail, current)
+  local items = {}
+  for _, c in ipairs(trail) do items[#items + 1] = h.li{ h.a{ href = c[2], c[1] } } end
+  items[#items + 1] = h.li{ h.span{ ["aria-current"] = "page", current } }
+  return h.nav{ class = "crumbs", ["aria-label"] = "Breadcrumb", h.ol{ items } }
+end
+
 --- A hidden field with the page's CSRF token: every form that posts needs it (forms post to
 --- the page's own path; pbiport refuses a post without a valid token with 403).
 function layout.csrf(view)
@@ -64,8 +72,9 @@ function layout.csrf(view)
   return h.input{ type = "hidden", name = "csrf_token", value = token or "" }
 end
 
---- The whole page. p = { title = text, main = content, lead = content under the title (optional),
---- actions = content beside the title (optional) }.
+--- The whole page. p = { title = text, main = content, and optional: lead = content under the
+--- title, actions = content beside it, crumbs = { { label, href }, ... } (the pages above this
+--- one; the page itself ends the trail) }.
 function layout.page(view, p)
   local page = view.page or {}
   local user = page.user
@@ -89,6 +98,7 @@ function layout.page(view, p)
         user and account(page),
       },
       h.main{ id = "main", tabindex = "-1",
+        p.crumbs and layout.crumbs(p.crumbs, p.title),
         h.div{ class = "page-title",
           h.h1{ p.title },
           p.actions and h.div{ class = "actions", p.actions },

@@ -117,7 +117,7 @@ local function table_section(t, i)
   end
   local heading_id = "table-" .. i
   return h.section{ class = "schema-table", ["aria-labelledby"] = heading_id,
-    h.h3{ id = heading_id, t.name, t.physical_type and h.span{ class = "badge badge-muted", t.physical_type } },
+    h.h3{ id = heading_id, t.name, t.physical_type and { " ", h.span{ class = "badge badge-muted", t.physical_type } } },
     t.description and h.p{ class = "description", t.description },
     h.div{ class = "table-wrap",
       h.table{
@@ -167,10 +167,9 @@ return function(view)
   })
   return layout.page(view, {
     title = p.name,
+    crumbs = { { "Data Products", "/" } },
     lead = c.description and h.p{ class = "description", c.description },
     main = {
-      h.nav{ class = "crumbs", ["aria-label"] = "Breadcrumb",
-             h.ol{ h.li{ h.a{ href = "/", "Data Products" } }, h.li{ h.span{ ["aria-current"] = "page", p.name } } } },
       summary,
       h.section{ ["aria-labelledby"] = "ports",
         h.h2{ id = "ports", "Output ports" },

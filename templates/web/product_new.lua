@@ -10,6 +10,7 @@ return function(view)
   local err = view.error
   return layout.page(view, {
     title = "Add Data Product",
+    crumbs = { { "Data Products", "/" } },
     lead = h.p{ "Paste an ODCS data contract (YAML or JSON) or upload its file. Each server of the contract ",
                 "becomes an output port; adding a contract whose id exists updates that data product." },
     main = {
