@@ -13,5 +13,5 @@ return function(name, view)
     error(string.format("web/%s.lua: its function returned a %s, not html (build the page with "
       .. "html.tags, or wrap trusted markup in html.raw)", name, type(out)), 0)
   end
-  return tostring(out)
+  return html.markup(out)
 end
