@@ -212,9 +212,10 @@ static void dispatch(struct req *r, const struct pb_app *app)
 		goto out;
 	}
 	r->err[0] = '\0';
-	/* a page's form: from this site, with the token the page signed (runtime/page_csrf.h) */
-	if ((r->route->flags & ROUTE_PAGE) && strcmp(r->method, "GET") && strcmp(r->method, "HEAD") &&
-	    (rc = page_csrf_check(r))) {
+	/* A state-changing request with the browser's own credentials comes from this site only; a
+	 * page's form also carries the token its page signed (runtime/page_csrf.h). */
+	if (strcmp(r->method, "GET") && strcmp(r->method, "HEAD") &&
+	    (rc = (r->route->flags & ROUTE_PAGE) ? page_csrf_check(r) : page_cross_site_check(r))) {
 		reply_rc(r, app, rc);
 		goto out;
 	}

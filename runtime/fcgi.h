@@ -3,7 +3,8 @@
  * pb_handle() runs one request through what the route table declares, in order:
  * parse (400) → route (404/405 + Allow) → identity (401) and role (403) → declared
  * query parameters (400) → body length (411/413), content type (415) and read →
- * (ROUTE_PAGE, a state-changing method: the CSRF check, runtime/page_csrf.h, 403) →
+ * (a state-changing method with the browser's own credentials: from this site only; on a
+ * ROUTE_PAGE route also the form's CSRF token: runtime/page_csrf.h, 403) →
  * handler → one response with X-Request-Id. A page route's failures, and those of a
  * browser's request that no route matched, are answered as HTML error pages
  * (runtime/page_render.h) with the status of the same table. pb_serve() is the process: start-up

@@ -102,7 +102,8 @@ int page_origin_allowed(const char *origin, const char *fetch_site, const char *
 	return PB_OK;
 }
 
-int page_csrf_check(struct req *r)
+/* Check 1 on r; fills r->fail. */
+static int from_this_site(struct req *r)
 {
 	char own[PB_ORIGIN_MAX] = "", why[PB_ERR_MAX];
 	const char *origin = req_env(r, "HTTP_ORIGIN");
@@ -111,6 +112,21 @@ int page_csrf_check(struct req *r)
 		own[0] = '\0';
 	if ((rc = page_origin_allowed(origin, req_env(r, "HTTP_SEC_FETCH_SITE"), own[0] ? own : NULL, why)))
 		return req_fail(r, rc, "csrf_failed", "%s", why);
+	return PB_OK;
+}
+
+int page_cross_site_check(struct req *r)
+{
+	const char *user = req_env(r, "REMOTE_USER");
+	return user && *user ? from_this_site(r) : PB_OK;
+}
+
+int page_csrf_check(struct req *r)
+{
+	char why[PB_ERR_MAX];
+	int rc;
+	if ((rc = from_this_site(r)))
+		return rc;
 	if (r->body && page_form_type(r->content_type) &&
 	    (rc = page_form_parse(req_env(r, "CONTENT_TYPE"), r->body, r->body_len, &r->form, why)))
 		return req_fail(r, rc, rc == PB_EINVAL ? "bad_request" : NULL, "%s", why);

@@ -19,7 +19,9 @@
  *     to (runtime/page_render.c puts it into every page's view as page.csrf_token).
  *
  * Without APPLICATION_SECURITY_REMEMBERME_KEY no token can be made or checked: page forms are
- * refused with 503 unavailable naming the variable. */
+ * refused with 503 unavailable naming the variable.
+ *
+ * Check 1 also guards the JSON API when the browser supplied the identity (page_cross_site_check). */
 #ifndef PBIPORT_PAGE_CSRF_H
 #define PBIPORT_PAGE_CSRF_H
 
@@ -50,6 +52,12 @@ int page_own_origin(const struct req *r, char out[PB_ORIGIN_MAX], char *err);
 
 /* Check 1 above on the header values (each may be NULL). PB_EFORBIDDEN with err saying why. */
 int page_origin_allowed(const char *origin, const char *fetch_site, const char *own_origin, char *err);
+
+/* Check 1 on any state-changing request whose identity the browser sends by itself (the web
+ * server's REMOTE_USER: basic auth, an SSO module), pages or not: a JSON API route that takes an
+ * empty body (POST /api/integrations/{id}/runs) could otherwise be posted by another site's
+ * form. A Bearer token is never sent by a browser on its own: those requests pass. Fills r->fail. */
+int page_cross_site_check(struct req *r);
 
 /* Both checks on a state-changing page request whose body was read: parses a form body into
  * r->form first. On failure returns the rc with r->fail filled (403 csrf_failed, 503

@@ -175,7 +175,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	b.cfg.max_body = 1 << 20;
-	b.cfg.template_path = getenv("BENCH_TEMPLATES");
+	b.cfg.template_path = getenv("BENCH_TEMPLATES");   /* an admin folder to compare a template with */
 	b.cfg.powerbi_web_enabled = true;
 	req_init(&b.r, &b.cfg, b.db);
 	sbuf_init(&b.io.out, 64u << 20);

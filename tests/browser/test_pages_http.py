@@ -119,6 +119,20 @@ class PagesHttp(harness.StackTestCase):
         self.assertRegex(hdrs["location"], r"^/data-products/[0-9a-f]{32}$")
         self.assert_page_headers(hdrs, "303")
 
+    def test_cross_site_api_post_with_browser_credentials_is_refused(self):
+        # The API takes no token, but a POST another site's page makes the browser send (with the
+        # browser's basic-auth credentials) is refused; a Bearer token is never sent by itself.
+        text = contract_variant(fixture("orders.odcs.yaml"), contract_id="urn:pbiport:http:api-csrf")
+        cross = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site", "Content-Type": "application/yaml"}
+        status, _, body = self.stack.request("POST", "/api/data-products", body=text, headers=cross, basic="alice")
+        self.assertEqual(status, 403, body[:300])
+        self.assertIn(b"csrf_failed", body)
+        status, _, body = self.stack.request("POST", "/api/data-products", body=text, headers=cross, token="alice")
+        self.assertEqual(status, 201, body[:300])
+        same = dict(cross, Origin="http://127.0.0.1:%d" % self.stack.port, **{"Sec-Fetch-Site": "same-origin"})
+        status, _, body = self.stack.request("POST", "/api/data-products", body=text, headers=same, basic="alice")
+        self.assertEqual(status, 200, body[:300])   # updated, from this site
+
     def test_multipart_upload(self):
         path = "/data-products/new"
         token = self.form_token(path, user="bob")
