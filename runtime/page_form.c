@@ -70,29 +70,25 @@ static int add_field(page_form *f, char *name, char *filename, char *value, size
 static int parse_urlencoded(const char *body, size_t len, page_form *out, char *err)
 {
 	const char *p = body, *end = body + len;
-	while (p < end) {
-		const char *amp = memchr(p, '&', (size_t)(end - p));
-		const char *stop = amp ? amp : end;
-		if (stop > p) {
-			const char *eq = memchr(p, '=', (size_t)(stop - p));
-			const char *kend = eq ? eq : stop;
-			char *name = NULL, *value = NULL;
-			int rc = url_decode(p, (size_t)(kend - p), true, &name, err);
-			if (!rc && !good_name(name, strlen(name)))
-				rc = pb_err(err, PB_EINVAL, "form: a field name is empty, too long or has control characters");
-			if (!rc && (rc = url_decode(eq ? eq + 1 : stop, eq ? (size_t)(stop - eq - 1) : 0, true, &value, err)))
-				rc = pb_err(err, rc, "form field '%.64s': invalid encoding (bad %%-escape, NUL byte or "
-					    "invalid UTF-8)", name);
-			if (rc) {
-				free(name);
-				return rc;
-			}
-			if ((rc = add_field(out, name, NULL, value, strlen(value), err)))
-				return rc;
+	for (;;) {
+		char *name = NULL, *value = NULL;
+		int rc = url_next_pair(&p, end, &name, &value, err);
+		if (rc == 0)
+			return PB_OK;
+		if (rc > 0 && !good_name(name, strlen(name)))
+			rc = pb_err(err, PB_EINVAL, "form: a field name is empty, too long or has control characters");
+		else if (rc < 0)
+			rc = name ? pb_err(err, rc, "form field '%.64s': invalid encoding (bad %%-escape, NUL byte or "
+					   "invalid UTF-8)", name)
+				  : pb_err(err, rc, "form: a field name has an invalid encoding");
+		if (rc < 0) {
+			free(name);
+			pb_secret_free(value, value ? strlen(value) : 0);
+			return rc;
 		}
-		p = stop + 1;
+		if ((rc = add_field(out, name, NULL, value, strlen(value), err)))
+			return rc;
 	}
-	return PB_OK;
 }
 
 /* The boundary parameter of a multipart Content-Type into out. */

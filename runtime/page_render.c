@@ -175,6 +175,13 @@ static int fill_page(struct req *r, json_t *view, page_chrome_fn chrome, char *e
 	return signed_in && chrome ? chrome(r, page, err) : PB_OK;
 }
 
+/* The page in html as r's answer, with the security headers. */
+static int reply_html(struct req *r, int status, const sbuf *html)
+{
+	int rc = req_reply(r, status, "text/html; charset=utf-8", sbuf_str(html), html->len);
+	return rc ? rc : page_headers(r);
+}
+
 int page_reply(struct req *r, const char *name, json_t *view, int status, page_chrome_fn chrome)
 {
 	sbuf html;
@@ -187,9 +194,7 @@ int page_reply(struct req *r, const char *name, json_t *view, int status, page_c
 	if (!rc && (rc = page_render(r->cfg, name, view, &html, r->err)) && rc != PB_ENOMEM)
 		rc = PB_EINTERNAL;   /* a broken template is the server's fault, whatever it did */
 	if (!rc)
-		rc = req_reply(r, status, "text/html; charset=utf-8", sbuf_str(&html), html.len);
-	if (!rc)
-		rc = page_headers(r);
+		rc = reply_html(r, status, &html);
 	json_decref(view);
 	sbuf_release(&html);
 	return rc;
@@ -243,9 +248,7 @@ int page_reply_failure(struct req *r, int status, const char *code, const char *
 		rc = builtin_error_page(&html, status, title, message, r->request_id) ? PB_ENOMEM : PB_OK;
 	}
 	if (!rc)
-		rc = req_reply(r, status, "text/html; charset=utf-8", sbuf_str(&html), html.len);
-	if (!rc)
-		rc = page_headers(r);
+		rc = reply_html(r, status, &html);
 	json_decref(view);
 	sbuf_release(&html);
 	return rc;

@@ -131,6 +131,24 @@ int url_decode(const char *s, size_t len, bool plus_space, char **out, char *err
 	return PB_OK;
 }
 
+int url_next_pair(const char **p, const char *end, char **name, char **value, char *err)
+{
+	*name = *value = NULL;
+	while (*p < end) {
+		const char *s = *p, *amp = memchr(s, '&', (size_t)(end - s));
+		const char *stop = amp ? amp : end;
+		*p = stop < end ? stop + 1 : end;
+		if (stop == s)
+			continue;   /* "a=1&&b=2" */
+		const char *eq = memchr(s, '=', (size_t)(stop - s));
+		int rc = url_decode(s, (size_t)((eq ? eq : stop) - s), true, name, err);
+		if (!rc)
+			rc = url_decode(eq ? eq + 1 : stop, eq ? (size_t)(stop - eq - 1) : 0, true, value, err);
+		return rc ? rc : 1;
+	}
+	return 0;
+}
+
 /* One allocation holds the pointer array and every "NAME=value" copy after it: a request has
  * twenty-odd parameters, and one malloc instead of one each is measurable per request. */
 static int copy_env(struct req *r, char *const *envp, char *err)
@@ -261,33 +279,30 @@ static int load_query(struct req *r, char *err)
 	if (!r->query)
 		return pb_err(err, PB_ENOMEM, "out of memory");
 	const char *p = q, *end = q + qlen;
-	while (p < end) {
-		const char *amp = memchr(p, '&', (size_t)(end - p));
-		const char *stop = amp ? amp : end;
-		if (stop > p) {
-			const char *eq = memchr(p, '=', (size_t)(stop - p));
-			const char *kend = eq ? eq : stop;
-			pb_param *prm = &r->query[r->nquery];
-			int rc;
-			if (r->nquery == PB_QUERY_MAX_PARAMS)
-				return pb_err(err, PB_EINVAL, "more than %d query parameters", PB_QUERY_MAX_PARAMS);
-			if ((rc = url_decode(p, (size_t)(kend - p), true, &prm->name, err)))
-				return pb_err(err, rc, "query parameter name: invalid encoding (bad %%-escape, "
-					      "NUL byte or invalid UTF-8)");
-			r->nquery++;
-			rc = eq ? url_decode(eq + 1, (size_t)(stop - eq - 1), true, &prm->value, err)
-				: ((prm->value = xstrdup("")) ? PB_OK : PB_ENOMEM);
-			if (rc)
-				return pb_err(err, rc, "query parameter '%.64s': invalid encoding (bad %%-escape, "
-					      "NUL byte or invalid UTF-8)", prm->name);
-			for (size_t i = 0; i + 1 < r->nquery; i++)
-				if (!strcmp(r->query[i].name, prm->name))
-					return pb_err(err, PB_EINVAL, "query parameter '%.64s' is given twice",
-						      prm->name);
+	for (;;) {
+		char *name = NULL, *value = NULL;
+		int rc = url_next_pair(&p, end, &name, &value, err);
+		if (rc < 0 && !name)
+			return pb_err(err, rc, "query parameter name: invalid encoding (bad %%-escape, "
+				      "NUL byte or invalid UTF-8)");
+		if (rc < 0) {
+			rc = pb_err(err, rc, "query parameter '%.64s': invalid encoding (bad %%-escape, "
+				    "NUL byte or invalid UTF-8)", name);
+			free(name);
+			return rc;
 		}
-		p = stop + 1;
+		if (rc == 0)
+			return PB_OK;
+		if (r->nquery == PB_QUERY_MAX_PARAMS) {
+			free(name);
+			free(value);
+			return pb_err(err, PB_EINVAL, "more than %d query parameters", PB_QUERY_MAX_PARAMS);
+		}
+		r->query[r->nquery++] = (pb_param){ name, value };
+		for (size_t i = 0; i + 1 < r->nquery; i++)
+			if (!strcmp(r->query[i].name, name))
+				return pb_err(err, PB_EINVAL, "query parameter '%.64s' is given twice", name);
 	}
-	return PB_OK;
 }
 
 static bool safe_request_id(const char *s)

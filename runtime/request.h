@@ -110,6 +110,13 @@ long req_body_read(struct req *r, char *buf, size_t n);
  * escapes, NUL bytes and invalid UTF-8. *out is new (caller frees). */
 int url_decode(const char *s, size_t len, bool plus_space, char **out, char *err);
 
+/* The next name=value pair of www-form-urlencoded text (a query string, a form body) in
+ * [*p, end), empty pairs skipped, %-decoded with '+' as a space into *name and *value (new;
+ * value "" when the pair has no '='). Advances *p. 1 when a pair was read, 0 at the end, or a
+ * negative pb_rc with err: *name is NULL when the name was badly encoded, else the caller frees
+ * it (the value was). */
+int url_next_pair(const char **p, const char *end, char **name, char **value, char *err);
+
 /* Response. Each replaces any body set before. */
 int req_header(struct req *r, const char *name, const char *value);     /* no CR/LF allowed */
 int req_reply(struct req *r, int status, const char *content_type, const char *body, size_t len);

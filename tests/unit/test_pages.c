@@ -33,6 +33,7 @@ typedef struct fixture {
 	char admin[128];        /* PBIPORT_TEMPLATE_PATH of the tests: holds web/t_*.lua */
 	pb_db *db;
 	pb_config cfg;
+	sbuf out;               /* what render() wrote */
 	char product_id[PB_ID_BUF];
 } fixture;
 
@@ -189,6 +190,7 @@ static int setup(void **state)
 	f->cfg.template_path = f->admin;
 	f->cfg.max_body = 1 << 20;
 	f->cfg.powerbi_web_enabled = true;
+	sbuf_init(&f->out, 1 << 20);
 	*state = f;
 	return 0;
 }
@@ -196,6 +198,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fixture *f = *state;
+	sbuf_release(&f->out);
 	db_close(f->db);
 	pb_keyring_free(f->cfg.rememberme_keys);
 	tu_rmtree(f->dir);
@@ -204,6 +207,8 @@ static int teardown(void **state)
 }
 
 /* ---- html.lua and page templates ---- */
+
+#define TPL_HEAD "local html = require('html')\nlocal h = html.tags\n"
 
 /* Renders admin template web/<name>.lua (text) with view (JSON text); returns rc, out in *html. */
 static int render(fixture *f, const char *name, const char *text, const char *view_json, sbuf *html, char *err)
@@ -223,31 +228,28 @@ static void html_escapes_text_and_attributes(void **state)
 {
 	fixture *f = *state;
 	char err[PB_ERR_MAX];
-	sbuf out;
-	sbuf_init(&out, 1 << 20);
+	sbuf *out = &f->out;
 	static const char tpl[] =
-		"local html = require('html')\nlocal h = html.tags\n"
+		TPL_HEAD
 		"return function(v) return h.div{ title = v.name, class = { 'a', 'b' }, hidden = true, id = false,\n"
 		"  h.p{ v.name }, h.p{ v.n }, html.raw('<br>'), { h.i{ 'x' }, nil, h.b{ 'y' } }, nil, false } end\n";
 	assert_int_equal(render(f, "t_escape", tpl,
 			       "{\"name\": \"<script>alert(\\\"x\\\")</script> & 'q' \\u05e9\\u05dc\\u05d5\\u05dd \\ud83d\\ude80\","
-			       " \"n\": 3}", &out, err), 0);
-	assert_string_equal(sbuf_str(&out),
+			       " \"n\": 3}", out, err), 0);
+	assert_string_equal(sbuf_str(out),
 			    "<div class=\"a b\" hidden title=\"&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; "
 			    "&#39;q&#39; \xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d \xf0\x9f\x9a\x80\">"
 			    "<p>&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;q&#39; "
 			    "\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d \xf0\x9f\x9a\x80</p><p>3</p><br><i>x</i><b>y</b></div>");
-	sbuf_release(&out);
 }
 
 static void html_keeps_only_safe_urls(void **state)
 {
 	fixture *f = *state;
 	char err[PB_ERR_MAX];
-	sbuf out;
-	sbuf_init(&out, 1 << 20);
+	sbuf *out = &f->out;
 	static const char tpl[] =
-		"local html = require('html')\nlocal h = html.tags\n"
+		TPL_HEAD
 		"return function(v) local out = {}\n"
 		"  for _, u in ipairs(v.urls) do out[#out + 1] = h.a{ href = u, 'x' } end\n"
 		"  return h.div{ out } end\n";
@@ -256,71 +258,66 @@ static void html_keeps_only_safe_urls(void **state)
 			       "\"HTTP://example.com/\", \"?q=1\", \"#main\", \"relative/path\", \"javascript:alert(1)\", "
 			       "\"JavaScript:alert(1)\", \" javascript:alert(1)\", \"java\\tscript:alert(1)\", "
 			       "\"data:text/html,x\", \"//evil.example/\", \"/\\\\evil.example\", \"vbscript:x\", "
-			       "\"https://a b/\"]}", &out, err), 0);
+			       "\"https://a b/\"]}", out, err), 0);
 	const char *want =
 		"<div><a href=\"/data-products/1\">x</a><a href=\"https://app.powerbi.com/groups/a?x=1&amp;y=2\">x</a>"
 		"<a href=\"HTTP://example.com/\">x</a><a href=\"?q=1\">x</a><a href=\"#main\">x</a>"
 		"<a href=\"relative/path\">x</a>";
-	assert_int_equal(strncmp(sbuf_str(&out), want, strlen(want)), 0);
+	assert_int_equal(strncmp(sbuf_str(out), want, strlen(want)), 0);
 	/* the nine unsafe ones */
-	const char *p = sbuf_str(&out);
+	const char *p = sbuf_str(out);
 	int unsafe = 0;
 	while ((p = strstr(p, "href=\"about:invalid#unsafe-url\"")))
 		unsafe++, p++;
 	assert_int_equal(unsafe, 9);
-	assert_null(strstr(sbuf_str(&out), "javascript"));
-	sbuf_release(&out);
+	assert_null(strstr(sbuf_str(out), "javascript"));
 }
 
 static void html_refuses_inline_script_and_style(void **state)
 {
 	fixture *f = *state;
 	char err[PB_ERR_MAX];
-	sbuf out;
-	sbuf_init(&out, 1 << 20);
+	sbuf *out = &f->out;
 	assert_int_equal(render(f, "t_onclick", "local h = require('html').tags\nreturn function(v)\n"
-						"  return h.div{ h.button{ onclick = 'x()', 'Go' } } end\n", "{}", &out, err),
+						"  return h.div{ h.button{ onclick = 'x()', 'Go' } } end\n", "{}", out, err),
 			 PB_EINVAL);
 	assert_non_null(strstr(err, "admin/web/t_onclick.lua:3:"));
 	assert_non_null(strstr(err, "attribute onclick is not allowed"));
 	assert_int_equal(render(f, "t_style", "local h = require('html').tags\nreturn function(v)\n"
-					      "  return h.div{ h.p{ style = 'color:red', 'x' } } end\n", "{}", &out, err),
+					      "  return h.div{ h.p{ style = 'color:red', 'x' } } end\n", "{}", out, err),
 			 PB_EINVAL);
 	assert_non_null(strstr(err, "attribute style is not allowed"));
 	assert_int_equal(render(f, "t_script", "local h = require('html').tags\nreturn function(v)\n"
-					       "  return h.div{ h.script{ 'alert(1)' } } end\n", "{}", &out, err),
+					       "  return h.div{ h.script{ 'alert(1)' } } end\n", "{}", out, err),
 			 PB_EINVAL);
 	assert_non_null(strstr(err, "t_script.lua:3: html: <script> takes no inline code"));
 	assert_int_equal(render(f, "t_fn", "local h = require('html').tags\nreturn function(v)\n"
-					   "  return h.div{ h.p{ 'a', { h.b{ 'b' }, print } } } end\n", "{}", &out, err),
+					   "  return h.div{ h.p{ 'a', { h.b{ 'b' }, print } } } end\n", "{}", out, err),
 			 PB_EINVAL);
 	assert_non_null(strstr(err, "t_fn.lua:3: html: cannot put a function into <p>"));
-	sbuf_release(&out);
 }
 
 static void template_must_build_html(void **state)
 {
 	fixture *f = *state;
 	char err[PB_ERR_MAX];
-	sbuf out;
-	sbuf_init(&out, 1 << 20);
+	sbuf *out = &f->out;
 	/* a plain string would bypass escaping: refused */
 	assert_int_equal(render(f, "t_string", "return function(v) return '<p>' .. v.x .. '</p>' end\n",
-				"{\"x\": \"<b>\"}", &out, err), PB_EINVAL);
+				"{\"x\": \"<b>\"}", out, err), PB_EINVAL);
 	assert_non_null(strstr(err, "web/t_string.lua: its function returned a string, not html"));
 	/* a runtime error names the file and the line */
 	assert_int_equal(render(f, "t_error", "local h = require('html').tags\n\nreturn function(v)\n"
-					      "  return h.p{ v.missing.field } end\n", "{}", &out, err),
+					      "  return h.p{ v.missing.field } end\n", "{}", out, err),
 			 PB_EINVAL);
 	assert_non_null(strstr(err, "template "));
 	assert_non_null(strstr(err, "admin/web/t_error.lua:4:"));
 	/* a syntax error too */
-	assert_int_equal(render(f, "t_syntax", "return function(v)\n  return (\nend\n", "{}", &out, err), PB_EINVAL);
+	assert_int_equal(render(f, "t_syntax", "return function(v)\n  return (\nend\n", "{}", out, err), PB_EINVAL);
 	assert_non_null(strstr(err, "admin/web/t_syntax.lua:3:"));
 	/* a page that runs forever stops at the time limit */
-	assert_int_equal(render(f, "t_loop", "return function(v) while true do end end\n", "{}", &out, err), PB_ELIMIT);
+	assert_int_equal(render(f, "t_loop", "return function(v) while true do end end\n", "{}", out, err), PB_ELIMIT);
 	assert_non_null(strstr(err, "time limit"));
-	sbuf_release(&out);
 }
 
 /* ---- CSRF ---- */
@@ -439,6 +436,9 @@ static void form_bodies(void **state)
 	assert_int_equal(page_form_parse("application/x-www-form-urlencoded", "a=%zz", 5, &form, err), PB_EINVAL);
 	assert_int_equal(page_form_parse("application/x-www-form-urlencoded", "a=%00", 5, &form, err), PB_EINVAL);
 	assert_int_equal(page_form_parse("application/x-www-form-urlencoded", "=1", 2, &form, err), PB_EINVAL);
+	assert_non_null(strstr(err, "field name is empty"));
+	assert_int_equal(page_form_parse("application/x-www-form-urlencoded", "a=%zz", 5, &form, err), PB_EINVAL);
+	assert_non_null(strstr(err, "form field 'a': invalid encoding"));
 
 	static const char mp[] =
 		"--XyZ\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\ntok\r\n"
