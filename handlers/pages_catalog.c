@@ -185,7 +185,7 @@ int pages_product_create(struct req *r)
 	pb_contract *c = NULL;
 	cat_product *p = NULL;
 	json_t *doc = NULL;
-	bool created = false, forbidden = false;
+	bool created = false;
 	size_t len;
 	int rc;
 	if (paste && !(text = pasted_text(paste))) {
@@ -225,13 +225,16 @@ int pages_product_create(struct req *r)
 		goto out;
 	}
 	cat_actor by = { .user_id = r->who.user_id, .org_owner = r->who.role == PB_ROLE_OWNER };
-	rc = catalog_import_by(r->db, r->who.org_id, &by, c, body, len, &p, &created, &forbidden, msg);
-	if (forbidden || rc == PB_EINVAL || rc == PB_ELIMIT) {
-		rc = reply_form(r, forbidden ? 403 : 400, shown, NULL, msg);
+	pb_failure why;
+	pb_failure_clear(&why);
+	rc = catalog_import_by(r->db, r->who.org_id, &by, c, body, len, &p, &created, &why);
+	/* refused (not the owner: 403) or not importable (400): said on the form */
+	if (rc == PB_EFORBIDDEN || rc == PB_EINVAL || rc == PB_ELIMIT) {
+		rc = reply_form(r, pb_rc_status(rc), shown, NULL, why.message);
 		goto out;
 	}
 	if (rc) {
-		rc = pb_err(r->err, rc, "%s", msg);
+		r->fail = why;
 		goto out;
 	}
 	/* the new (or updated) product's page; a reload there does not post again */
