@@ -37,6 +37,9 @@ const pb_error_code pb_error_codes[] = {
 	{ "headers_too_large", PB_EINVAL, 431, A_ANY, "the web server refused the request headers as too large" },
 	{ "conflict", PB_ECONFLICT, 0, A_ANY, "the request clashes with what exists (a name taken, a state that does not "
 	  "allow it); the message says with what" },
+	{ "csrf_failed", PB_EFORBIDDEN, 0, A_ANY, "another site sent a request with the browser's own sign-in, or a web "
+	  "page's form lacks the token its page signed (missing, expired, another user's or another page's): reload "
+	  "the page and send the form again" },
 	{ "feature_disabled", PB_ENOTFOUND, 0, A_ANY, "the feature is turned off on this server "
 	  "(APPLICATION_POWERBI_WEB_ENABLED, APPLICATION_INGESTIONS_ENABLED)" },
 	{ "unavailable", PB_EUNAVAIL, 0, A_ANY, "a service pbiport needs (Microsoft, the database, the application "
