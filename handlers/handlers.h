@@ -77,6 +77,11 @@ int pages_product(struct req *r);
 int pages_product_new(struct req *r);
 int pages_product_create(struct req *r);
 int pages_static(struct req *r);
+/* handlers/pages_assets.c: /assets, /assets/{id} (POST: Import from Microsoft Fabric), /lineage.svg */
+int pages_assets(struct req *r);
+int pages_asset(struct req *r);
+int pages_asset_import(struct req *r);
+int pages_lineage_svg(struct req *r);
 /* Adds the organization's name to view.page.user (struct pb_app.page_chrome). */
 int pages_chrome(struct req *r, struct json_t *page, char *err);
 /* Renders web/<name>.lua with view (stolen) and answers with status (runtime/page_render.h). */

@@ -30,6 +30,9 @@ static const char *const callback_query[] = {
 /* page forms: a pasted contract (urlencoded) or an uploaded file (multipart) */
 static const char *const form_types[] = { "application/x-www-form-urlencoded", "multipart/form-data", NULL };
 static const char *const home_query[] = { "q", NULL };
+/* a page form of a few fields (buttons, settings); a pasted contract has its own bound */
+#define PAGE_FORM_BODY (64 * 1024)
+static const char *const lineage_svg_query[] = { "node", "depth", NULL };
 
 static const struct route routes[] = {
 	/* method  pattern                        handler               role             body limit         content types   query */
@@ -93,6 +96,10 @@ static const struct route routes[] = {
 	{ "GET",    "/data-products/new",         pages_product_new,    PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY },
 	{ "POST",   "/data-products/new",         pages_product_create, PB_ROLE_MEMBER, ROUTE_BODY_CONFIG, form_types,     NULL,       ROUTE_PAGE },
 	{ "GET",    "/data-products/{id}",        pages_product,        PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY },
+	{ "GET",    "/lineage.svg",               pages_lineage_svg,    PB_ROLE_MEMBER, 0,                 NULL,           lineage_svg_query, ROUTE_PAGE | ROUTE_READ_ONLY },
+	{ "GET",    "/assets",                    pages_assets,         PB_ROLE_MEMBER, 0,                 NULL,           assets_query, ROUTE_PAGE | ROUTE_READ_ONLY | ROUTE_FEATURE_INGESTIONS },
+	{ "GET",    "/assets/{id}",               pages_asset,          PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY | ROUTE_FEATURE_INGESTIONS },
+	{ "POST",   "/assets/{id}",               pages_asset_import,   PB_ROLE_MEMBER, PAGE_FORM_BODY,    form_types,     NULL,       ROUTE_PAGE | ROUTE_FEATURE_INGESTIONS },
 	{ "GET",    "/static/{name}",             pages_static,         PB_ROLE_NONE,   0,                 NULL,           NULL,       ROUTE_PAGE },
 };
 
