@@ -102,9 +102,11 @@ local function runs_section(view)
   local list = view.runs or {}
   local active = false
   for _, r in ipairs(list) do active = active or runs.active(r.state) end
-  return h.section{ ["aria-labelledby"] = "runs", ["data-reload-while-active"] = active and "5" or nil,
+  -- a page that answered a form (Test) is not reloaded: that would post the form again
+  local reload = active and not view.test and not view.test_error
+  return h.section{ ["aria-labelledby"] = "runs", ["data-reload-while-active"] = reload and "3" or nil,
     h.h2{ id = "runs", "Last 10 runs" },
-    active and h.p{ class = "muted", role = "status", "A run is going on; this page reloads until it ends." },
+    reload and h.p{ class = "muted", role = "status", "A run is going on; this page reloads until it ends." },
     #list == 0 and h.p{ class = "empty", "Not run yet. ", h.strong{ "Run now" }, " starts the first import." } or
     h.div{ class = "table-wrap", h.table{ class = "runs",
       h.caption{ class = "visually-hidden", "Last 10 runs, newest first" },
