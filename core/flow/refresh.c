@@ -734,7 +734,9 @@ int refresh_submit(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 	pb_job_spec spec = { .kind = "refresh", .org_id = org_id, .user_id = user_id, .input = text, .idempotency_key = key,
 			     .max_attempts = PB_JOB_DEFAULT_ATTEMPTS };
 	if ((rc = queue_job(db, &spec, t.model_ref, trigger, job_id, &existing, f->message))) {
-		rc = pb_fail_as(f, rc, NULL);
+		/* everything the caller sent was checked above: a write that fails (a constraint, a
+		 * busy database) is pbiport's failure, never a refusal of this request */
+		rc = pb_fail_as(f, rc == PB_ENOMEM || rc == PB_EIO ? rc : PB_EINTERNAL, NULL);
 		goto out;
 	}
 	xsnprintf(url, sizeof url, "/api/jobs/%s", job_id);
