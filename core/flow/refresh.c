@@ -831,7 +831,6 @@ static void refresh_opts(const json_t *opts, powerbi_refresh_options *o, powerbi
 	o->objects = o->nobjects ? objs : NULL;
 }
 
-
 /* Triggers the refresh (or joins a running one) and finds ours in the history. A failure
  * of Power BI is described in f; one of the job's own steps (a phase, a checkpoint, a stop)
  * leaves f alone and returns its rc with ctx->err. */
@@ -1384,7 +1383,6 @@ int refresh_schedule_advance(pb_db *db, const char *ref, const char *seen, const
 	return rc;
 }
 
-
 /* ======================================================================== events */
 
 /* Semantic models downstream of product_id: directed breadth-first search over the
@@ -1429,7 +1427,6 @@ out:
 	lineage_graph_release(&g);
 	return rc;
 }
-
 
 /* Queues a refresh of every model in cands (["id", "node type"] pairs), once per Power BI
  * model: jobs gets the queued ones, skipped the ones refused (without credentials, with ids
