@@ -45,22 +45,10 @@ static void copy_name(char *dst, size_t size, const char *src)
 		dst[--n] = '\0';
 }
 
-/* A message cut at PB_ERR_MAX may end inside a character: cut it back to the character's
- * start, so the JSON error made from it stays valid UTF-8. */
-static void utf8_cut(char *s)
-{
-	size_t n = strlen(s);
-	for (int i = 0; i < 3 && n && !utf8_valid(s, n); i++)
-		s[--n] = '\0';
-}
-
 /* Puts "what: " before f's message (a failure a lower step described). */
 static void failure_prefix(pb_failure *f, const char *what)
 {
-	char msg[PB_ERR_MAX];
-	(void)xsnprintf(msg, sizeof msg, "%s: %s", what, f->message);
-	memcpy(f->message, msg, sizeof msg);
-	utf8_cut(f->message);
+	pb_fail_prefix(f, "%s", what);
 }
 
 /* "semantic model 'Sales' in workspace 'Finance'" (the workspace's id when pbiport does not
@@ -745,8 +733,6 @@ int refresh_submit(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 	if (!*reply)
 		rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
 out:
-	if (rc)
-		utf8_cut(f->message);
 	free(text);
 	json_decref(input);
 	json_decref(options);
@@ -1177,7 +1163,6 @@ int refresh_history(pb_db *db, const pb_config *cfg, const char *org_id, const c
 			goto out;
 		}
 	}
-	utf8_cut(pbi.message);
 	*reply = json_pack("{s:s, s:s, s:O, s:b}", "model_ref", t.model_ref, "name", t.name, "refreshes", list,
 			   "powerbi_history", have && !pbi.message[0]);
 	if (*reply && pbi.message[0])
@@ -1264,7 +1249,6 @@ int refresh_schedule_delete(pb_db *db, const char *org_id, const char *user_id, 
 		describe_target(&t, what);
 		rc = pb_fail(f, PB_EFORBIDDEN, "forbidden",
 			     "%s was published by another user: only they may change its refresh schedule", what);
-		utf8_cut(f->message);
 		return rc;
 	}
 	(void)((rc = db_prepare(db, "DELETE FROM refresh_schedules WHERE org_id = ? AND model_ref = ?", &st, f->message)) ||
@@ -1328,8 +1312,6 @@ int refresh_schedule_put(pb_db *db, const pb_config *cfg, const char *org_id, co
 	       (rc = db_bind_text(st, 7, now, f->message)));
 	rc = change_schedule(db, st, rc, org_id, t.model_ref, reply, f);
 out:
-	if (rc)
-		utf8_cut(f->message);
 	return rc;
 }
 
@@ -1550,8 +1532,6 @@ int refresh_events(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 	*reply = json_pack("{s:O, s:O}", "jobs", jobs, "skipped", skipped);
 	rc = *reply ? 0 : pb_fail(f, PB_ENOMEM, NULL, "out of memory");
 out:
-	if (rc)
-		utf8_cut(f->message);
 	json_decref(events);
 	json_decref(cands);
 	json_decref(jobs);
