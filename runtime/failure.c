@@ -27,6 +27,8 @@ int pb_fail(pb_failure *f, int rc, const char *code, const char *fmt, ...)
 int pb_fail_as(pb_failure *f, int rc, const char *code)
 {
 	f->rc = rc;
+	if (code == f->code)
+		return rc;
 	if (xsnprintf(f->code, sizeof f->code, "%s", code ? code : ""))
 		f->code[0] = '\0';   /* a code longer than any in the table: the rc's default */
 	return rc;
@@ -66,5 +68,7 @@ int pb_fail_prefix(pb_failure *f, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		what[0] = '\0';
-	return pb_fail(f, f->rc, f->code[0] ? f->code : NULL, "%s: %s", what, f->message);
+	char code[PB_CODE_MAX];
+	memcpy(code, f->code, sizeof code);   /* pb_fail writes f->code: not from itself */
+	return pb_fail(f, f->rc, code[0] ? code : NULL, "%s: %s", what, f->message);
 }
