@@ -51,7 +51,7 @@ int integrations_create_handler(struct req *r)
 	int rc = parse_body(r, &body);
 	if (rc)
 		return r->status ? 0 : rc;
-	if ((rc = integration_parse(body, true, &in, r->err)) || (rc = check_rule(r, &in, "{}")) ||
+	if ((rc = integration_parse(body, true, r->cfg->min_schedule_interval_s, &in, r->err)) || (rc = check_rule(r, &in, "{}")) ||
 	    (rc = integrations_create(r->db, r->cfg, r->who.org_id, r->who.user_id, &in, &i, &conflict, r->err)))
 		rc = save_failed(r, rc, conflict);
 	else
@@ -99,7 +99,7 @@ int integrations_put_handler(struct req *r)
 		return r->status ? 0 : rc;
 	if ((rc = integrations_get(r->db, r->who.org_id, req_capture(r, "id"), &cur, r->err)))
 		goto out;
-	if ((rc = integration_parse(body, false, &in, r->err)) || (rc = check_rule(r, &in, cur->filters_json)) ||
+	if ((rc = integration_parse(body, false, r->cfg->min_schedule_interval_s, &in, r->err)) || (rc = check_rule(r, &in, cur->filters_json)) ||
 	    (rc = integrations_update(r->db, r->cfg, r->who.org_id, cur->id, &in, &i, &conflict, r->err)))
 		rc = save_failed(r, rc, conflict);
 	else
@@ -166,7 +166,7 @@ int integration_runs_list_handler(struct req *r)
 static int doctor_reply(struct req *r, const char *tenant, const char *client, const char *secret)
 {
 	json_t *report = NULL;
-	int rc = ingest_doctor(r->db, tenant, client, secret, &report, r->err);
+	int rc = ingest_doctor(r->db, r->cfg, tenant, client, secret, &report, r->err);
 	if (rc == PB_EIO)
 		return req_reply_error(r, 502, "unavailable", "%s", r->err);
 	return rc ? rc : req_reply_json_new(r, 200, report);

@@ -61,7 +61,7 @@ int output_ports_tmdl(struct req *r)
 		.catalog = req_query(r, "catalog"),
 		.schema = req_query(r, "schema"),
 		.params = RENDER_PARAMS_QUERY,
-		.template_path = r->cfg ? r->cfg->template_path : NULL,
+		.cfg = r->cfg,
 	};
 	rc = tmdl_render(c, &opts, &files, r->err);
 	if (rc == PB_EINVAL || rc == PB_ELIMIT) {

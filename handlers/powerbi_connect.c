@@ -82,8 +82,7 @@ int powerbi_connect(struct req *r)
 	memcpy(st.user_id, r->who.user_id, sizeof st.user_id);
 	if ((rc = oauth_state_begin(r->db, r->cfg->encryption_keys, r->cfg->rememberme_keys, &st, &state, r->err)))
 		goto out;
-	if ((rc = msapi_init(&api, NULL, r->err)))
-		goto out;
+	msapi_init(&api, NULL, r->cfg);
 	entra_authorize az = { .tenant = app.tenant_id, .client_id = app.client_id, .redirect_uri = redirect_uri,
 			       .scope = CONN_SCOPES, .state = state, .code_challenge = pkce.challenge,
 			       .prompt = prompt, .login_hint = login_hint };
@@ -157,8 +156,10 @@ int powerbi_callback(struct req *r)
 				     "sign-in: start the Power BI connection again");
 		goto out;
 	}
-	if ((rc = pb_http_new(NULL, &http, r->err)) || (rc = msapi_init(&api, http, r->err)))
+	pb_http_opts ho = { .ca_bundle = r->cfg->ca_bundle };
+	if ((rc = pb_http_new(&ho, &http, r->err)))
 		goto out;
+	msapi_init(&api, http, r->cfg);
 	entra_app ea = { app.tenant_id, app.client_id, app.client_secret };
 	rc = entra_exchange_code(&api, &ea, code, st.redirect_uri, st.code_verifier, CONN_SCOPES, &tok, r->err);
 	if (rc) {

@@ -4,8 +4,9 @@
  * plain C values (msapi_item, entra_token, ...) or, where noted, a jansson value whose
  * ownership the function documents.
  *
- * Base URLs come from PBIPORT_ENTRA_URL, PBIPORT_FABRIC_URL, PBIPORT_POWERBI_URL and
- * PBIPORT_GRAPH_URL (defaults https://login.microsoftonline.com,
+ * Base URLs come from the configuration: PBIPORT_ENTRA_URL, PBIPORT_FABRIC_URL,
+ * PBIPORT_POWERBI_URL and PBIPORT_GRAPH_URL, checked at start-up by runtime/config.c
+ * (defaults https://login.microsoftonline.com,
  * https://api.fabric.microsoft.com, https://api.powerbi.com, https://graph.microsoft.com);
  * the clients append the real paths (/v1/workspaces, /v1.0/myorg/groups, ...).
  *
@@ -39,6 +40,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "runtime/config.h"
 #include "runtime/http.h"
 #include "runtime/limits.h"
 
@@ -63,7 +65,8 @@ typedef struct msapi_last {
 
 typedef struct msapi {
 	pb_http *http;                  /* borrowed: outlives the msapi value */
-	char *base[MSAPI_NSVC];         /* owned: base URLs without a trailing slash */
+	const char *base[MSAPI_NSVC];   /* borrowed from the pb_config (or static): base URLs without a
+	                                   trailing slash */
 	char *token;                    /* owned secret: current access token (wiped on release) */
 	unsigned token_gen;             /* bumped by every refresh */
 	msapi_refresh_fn refresh;       /* may be NULL: an expired token then fails the call */
@@ -79,9 +82,10 @@ typedef struct msapi {
 	msapi_last last;
 } msapi;
 
-/* Sets defaults and reads the base URLs from the environment (a malformed one, i.e. not
- * https://, is an error naming the variable). Release with msapi_release even on error. */
-int msapi_init(msapi *c, pb_http *http, char *err);
+/* Sets defaults and takes the base URLs from cfg (validated at start-up, runtime/config.c;
+ * cfg NULL or a URL not configured: the public cloud's). cfg must outlive c. Release with
+ * msapi_release. */
+void msapi_init(msapi *c, pb_http *http, const pb_config *cfg);
 void msapi_release(msapi *c);
 /* Copies token (may be NULL to clear). */
 int msapi_set_token(msapi *c, const char *token, char *err);

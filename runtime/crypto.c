@@ -132,17 +132,6 @@ out:
 	return PB_OK;
 }
 
-int pb_keyring_from_env(pb_keyring **out, char *err)
-{
-	const char *v = getenv("APPLICATION_ENCRYPTION_KEYS");
-	if (!v) {
-		*out = NULL;
-		return pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set: give one or more "
-			      "64-hex-digit keys separated by commas (pbiport keygen makes one)");
-	}
-	return pb_keyring_parse(v, out, err);
-}
-
 void pb_keyring_free(pb_keyring *kr)
 {
 	if (!kr)

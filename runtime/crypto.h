@@ -30,8 +30,6 @@ typedef struct pb_keyring pb_keyring;
 /* Parses "hex64[,hex64...]" (spaces around commas allowed). *out is new: free with
  * pb_keyring_free. Errors name the position of the bad key, never its text. */
 int pb_keyring_parse(const char *spec, pb_keyring **out, char *err);
-/* Same, from APPLICATION_ENCRYPTION_KEYS; a missing variable is an error naming it. */
-int pb_keyring_from_env(pb_keyring **out, char *err);
 void pb_keyring_free(pb_keyring *kr);              /* wipes the keys; NULL is fine */
 size_t pb_keyring_count(const pb_keyring *kr);
 /* The key id of key i (0 = the sealing key); borrowed until pb_keyring_free. */

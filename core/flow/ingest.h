@@ -49,8 +49,8 @@ int ingest_schedule_tick(pb_db *db, const pb_config *cfg, char *err);
  * not checked (an earlier check failed). Checks: credentials, fabric_api_access,
  * admin_api_access, detailed_metadata, mashup_expressions, workspace_roles. The test scan is
  * charged to the tenant's getInfo budget in db (skipped, "not checked", when it is used up). */
-int ingest_doctor(pb_db *db, const char *tenant_id, const char *client_id, const char *client_secret,
-		  struct json_t **report, char *err);
+int ingest_doctor(pb_db *db, const pb_config *cfg, const char *tenant_id, const char *client_id,
+		  const char *client_secret, struct json_t **report, char *err);
 
 /* Checks that the filter rule (module name, NULL = filters.default) loads and answers for
  * a sample item with the given filters (JSON text). For saving an integration. */

@@ -54,7 +54,7 @@ static int session_refresh(void *ctx, char **access_token, char *err)
 }
 
 /* The parts both kinds share: HTTP client, msapi clients, private data. */
-static int session_open(pbi_session *s, char code[PBI_CODE_MAX], char *err)
+static int session_open(pbi_session *s, const pb_config *cfg, char code[PBI_CODE_MAX], char *err)
 {
 	memset(s, 0, sizeof *s);
 	session_priv *p = calloc(1, sizeof *p);
@@ -63,15 +63,15 @@ static int session_open(pbi_session *s, char code[PBI_CODE_MAX], char *err)
 		return pb_err(err, PB_ENOMEM, "out of memory");
 	}
 	s->priv = p;
-	int rc = pb_http_new(NULL, &s->http, err);
-	if (!rc)
-		rc = msapi_init(&s->api, s->http, err);
-	if (!rc)
-		rc = msapi_init(&p->entra, s->http, err);
-	if (rc)
+	pb_http_opts ho = { .ca_bundle = cfg ? cfg->ca_bundle : NULL };
+	int rc = pb_http_new(&ho, &s->http, err);
+	if (rc) {
 		set_code(code, "unavailable");
-	else
-		msapi_set_refresh(&s->api, session_refresh, p);
+		return rc;
+	}
+	msapi_init(&s->api, s->http, cfg);
+	msapi_init(&p->entra, s->http, cfg);
+	msapi_set_refresh(&s->api, session_refresh, p);
 	return rc;
 }
 
@@ -81,7 +81,7 @@ int pbi_session_user(pbi_session *s, pb_db *db, const pb_config *cfg, const char
 	pbi_conn conn = { 0 };
 	char *token = NULL;
 	set_code(code, "");
-	int rc = session_open(s, code, err);
+	int rc = session_open(s, cfg, code, err);
 	if (rc)
 		goto out;
 	session_priv *p = s->priv;
@@ -119,12 +119,12 @@ out:
 	return rc;
 }
 
-int pbi_session_app(pbi_session *s, const char *tenant_id, const char *client_id, const char *client_secret,
-		    char code[PBI_CODE_MAX], char *err)
+int pbi_session_app(pbi_session *s, const pb_config *cfg, const char *tenant_id, const char *client_id,
+		    const char *client_secret, char code[PBI_CODE_MAX], char *err)
 {
 	entra_token tok = { 0 };
 	set_code(code, "");
-	int rc = session_open(s, code, err);
+	int rc = session_open(s, cfg, code, err);
 	if (rc)
 		goto out;
 	session_priv *p = s->priv;

@@ -12,7 +12,9 @@
  *    id and secret (an import integration, a push connection). Tokens are fetched by
  *    client credentials and fetched again when they expire.
  *
- * Every later feature (publish, import, refresh, push) gets its msapi client here.
+ * Every later feature (publish, import, refresh, push) gets its msapi client here. cfg gives
+ * the base URLs and the extra CA (runtime/config.h; NULL: the public cloud's) and must outlive
+ * the session.
  *
  * Error codes (written to code[PBI_CODE_MAX] when not NULL), for messages a user can act on:
  *   "not_connected"     the user has no Power BI connection in this org: connect first
@@ -41,7 +43,7 @@ typedef struct pbi_session {
 int pbi_session_user(pbi_session *s, pb_db *db, const pb_config *cfg, const char *org_id,
 		     const char *user_id, char code[PBI_CODE_MAX], char *err);
 
-int pbi_session_app(pbi_session *s, const char *tenant_id, const char *client_id,
+int pbi_session_app(pbi_session *s, const pb_config *cfg, const char *tenant_id, const char *client_id,
 		    const char *client_secret, char code[PBI_CODE_MAX], char *err);
 
 void pbi_session_release(pbi_session *s);

@@ -17,12 +17,12 @@ static void copy_text(char *dst, size_t size, const char *src)
  * display name through Graph. PB_OK with *name (new). Otherwise code says why:
  * "bad_credentials" (Entra refused them), "unavailable" (Entra or Graph could not be asked),
  * "name_unknown" (the credentials work; Graph did not give the name). */
-static int app_verify(const pbi_app *app, char **name, char code[PBI_CODE_MAX], char *err)
+static int app_verify(const pb_config *cfg, const pbi_app *app, char **name, char code[PBI_CODE_MAX], char *err)
 {
 	pbi_session pbi = { 0 };
 	entra_token graph_tok = { 0 };
 	*name = NULL;
-	int rc = pbi_session_app(&pbi, app->tenant_id, app->client_id, app->client_secret, code, err);
+	int rc = pbi_session_app(&pbi, cfg, app->tenant_id, app->client_id, app->client_secret, code, err);
 	if (rc) {
 		if (!code[0] || !strcmp(code, "not_configured"))
 			copy_text(code, PBI_CODE_MAX, rc == PB_EIO ? "unavailable" : "bad_credentials");
@@ -57,7 +57,7 @@ int pbi_setup_save(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 	/* asked before the save's transaction, which must not wait on Microsoft */
 	if ((rc = pbi_settings_candidate(db, cfg, org_id, in, &cand, &kept, err)))
 		goto out;
-	if ((rc = app_verify(&cand, &name, saved->code, err))) {
+	if ((rc = app_verify(cfg, &cand, &name, saved->code, err))) {
 		if (strcmp(saved->code, "name_unknown"))
 			goto out;
 		/* saved all the same: the credentials work */
@@ -80,7 +80,7 @@ int pbi_setup_test(pb_db *db, const pb_config *cfg, const char *org_id, char **a
 	char code[PBI_CODE_MAX] = "";
 	*app_name = NULL;
 	int rc = pbi_settings_app(db, cfg, org_id, &app, err);
-	if (!rc && !(rc = app_verify(&app, app_name, code, err)))
+	if (!rc && !(rc = app_verify(cfg, &app, app_name, code, err)))
 		rc = pbi_settings_set_app_name(db, org_id, *app_name, err);
 	pbi_app_release(&app);
 	if (rc) {

@@ -122,8 +122,7 @@ int publish_port_source(const pb_config *cfg, const cat_port *port, const char *
 		return pb_err(err, PB_EINTERNAL, "output port %s was read without its contract", port->id);
 	if ((rc = contract_parse(port->contract_text, strlen(port->contract_text), "stored contract", &c, err)))
 		goto out;
-	render_opts opts = { .server = port->name, .http_path = http_path,
-			     .template_path = cfg ? cfg->template_path : NULL };
+	render_opts opts = { .server = port->name, .http_path = http_path, .cfg = cfg };
 	if ((rc = tmdl_render(c, &opts, f, err)))
 		goto out;
 	if ((rc = parse_back(f, &m, err)))
@@ -501,7 +500,7 @@ typedef struct publish_run {
 
 static void test_pause(publish_run *r, const char *phase)
 {
-	const char *want = getenv("PBIPORT_TEST_PAUSE_PHASE");
+	const char *want = r->ctx->cfg ? r->ctx->cfg->test_pause_phase : NULL;
 	if (!want || strcmp(want, phase))
 		return;
 	fprintf(stderr, "PBIPORT_TEST_PAUSED %s %s\n", phase, r->ctx->job->id);

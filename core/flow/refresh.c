@@ -396,20 +396,17 @@ static int wrap_err(char *err, int rc, const char *prefix)
 	return pb_err(err, rc, "%s: %s", prefix, sub);
 }
 
-static int wait_timeout_s(const json_t *body, int64_t *secs, char *err)
+static int wait_timeout_s(const json_t *body, const pb_config *cfg, int64_t *secs, char *err)
 {
-	const char *env = getenv("PBIPORT_REFRESH_TIMEOUT");
 	const json_t *wt = body ? json_object_get(body, "wait_timeout") : NULL;
-	*secs = PB_REFRESH_TIMEOUT_S_DEFAULT;
+	*secs = cfg->refresh_timeout_s;
 	if (json_is_integer(wt)) {
 		*secs = json_integer_value(wt);
 		return 0;
 	}
 	if (json_is_string(wt))
-		return cron_parse_duration(json_string_value(wt), secs, err) ? wrap_err(err, PB_EINVAL, "wait_timeout")
-									     : 0;
-	if (env && *env && cron_parse_duration(env, secs, err))
-		return wrap_err(err, PB_EINVAL, "PBIPORT_REFRESH_TIMEOUT");
+		return pb_duration_parse(json_string_value(wt), secs, err) ? wrap_err(err, PB_EINVAL, "wait_timeout")
+									   : 0;
 	return 0;
 }
 
@@ -476,7 +473,7 @@ static int open_session(pb_db *db, const pb_config *cfg, const char *org_id, con
 	if (rc == PB_ENOTFOUND)
 		copy(code, PBI_CODE_MAX, "no_credentials");
 	if (!rc && !(rc = integration_open_secret(cfg, i, &secret, &len, err)))
-		rc = pbi_session_app(s, i->tenant_id, i->client_id, secret, code, err);
+		rc = pbi_session_app(s, cfg, i->tenant_id, i->client_id, secret, code, err);
 	pb_secret_free(secret, len);
 	integration_free(i);
 	return rc;
@@ -543,7 +540,7 @@ int refresh_submit(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 	json_t *options = NULL;
 	int rc;
 	*reply = NULL;
-	if ((rc = options_parse(body, &options, err)) || (rc = wait_timeout_s(body, &timeout_s, err))) {
+	if ((rc = options_parse(body, &options, err)) || (rc = wait_timeout_s(body, cfg, &timeout_s, err))) {
 		json_decref(options);
 		return rc == PB_EINVAL ? error_reply(status, reply, 400, "bad_request", err, err) : rc;
 	}
@@ -613,13 +610,6 @@ static const char *entry_error(const powerbi_refresh *e, char *buf, size_t size)
 		copy(buf, size, desc ? desc : code ? code : e->error);
 	json_decref(j);
 	return buf;
-}
-
-static long poll_first_ms(void)
-{
-	const char *s = getenv("PBIPORT_REFRESH_POLL_MS");
-	long v = s && *s ? strtol(s, NULL, 10) : 0;
-	return v > 0 ? v : PB_REFRESH_POLL_MIN_MS;
 }
 
 static bool stopping(pb_job_ctx *ctx)
@@ -770,7 +760,7 @@ static int start_refresh(pb_job_ctx *ctx, pbi_session *s, const char *ws, const 
 	}
 	rc = job_phase(ctx, "finding", 20);
 	/* ours = the id from the 202 if it is new, else the newest entry that was not there before */
-	long wait = poll_first_ms();
+	long wait = ctx->cfg->refresh_poll_ms;
 	for (int tries = 0; !rc && tries < PB_REFRESH_FIND_TRIES; tries++) {
 		powerbi_refreshes_release(h, n);
 		h = NULL;
@@ -877,7 +867,7 @@ int refresh_job(pb_job_ctx *ctx)
 	    (rc = job_phase(ctx, "running", 30)))
 		goto out;
 	/* follow it: Unknown = still running */
-	long wait = poll_first_ms();
+	long wait = ctx->cfg->refresh_poll_ms;
 	for (;;) {
 		powerbi_refreshes_release(h, n);
 		h = NULL;
@@ -1131,10 +1121,9 @@ int refresh_schedule_put(pb_db *db, const pb_config *cfg, const char *org_id, co
 	sqlite3_stmt *st = NULL;
 	const char *auth = NULL, *auth_user = NULL;
 	pb_cron c;
-	int64_t min_s = 0, next_s = 0;
+	int64_t next_s = 0;
 	char now[PB_TIME_BUF], next[PB_TIME_BUF];
 	int rc;
-	(void)cfg;
 	*reply = NULL;
 	if (!json_is_object(body))
 		return error_reply(status, reply, 400, "bad_request", "the body must be an object", err);
@@ -1158,10 +1147,8 @@ int refresh_schedule_put(pb_db *db, const pb_config *cfg, const char *org_id, co
 		return rc;
 	if ((rc = choose_auth(db, org_id, &t, user_id, &auth, &auth_user, err)))
 		return rc == PB_EINVAL ? error_reply(status, reply, 400, "no_credentials", err, err) : rc;
-	if ((rc = cron_min_interval(&min_s, err)))
-		return rc;
 	if ((rc = cron_parse(text, &c, err)) ||
-	    (rc = cron_check_interval(&c, text, min_s, "refresh schedule", REFRESH_SCHEDULE_FLOOR_WHY, err)) ||
+	    (rc = cron_check_interval(&c, text, cfg->min_schedule_interval_s, "refresh schedule", REFRESH_SCHEDULE_FLOOR_WHY, err)) ||
 	    (rc = cron_next(&c, pb_epoch_ms() / 1000, &next_s, err)))
 		return error_reply(status, reply, 400, "bad_schedule", err, err);
 	pb_now(now);

@@ -567,87 +567,77 @@ out:
 
 /* --- search path ------------------------------------------------------------------- */
 
-typedef struct search_path {
-	sandbox_dir dirs[PB_TEMPLATE_MAX_DIRS];
-	size_t n;
-	char *strings[4];   /* owned copies the dirs point into */
-	size_t nstrings;
-} search_path;
-
-static void search_path_release(search_path *sp)
+void template_dirs_release(template_dirs *td)
 {
-	for (size_t i = 0; i < sp->nstrings; i++)
-		free(sp->strings[i]);
-	sp->n = sp->nstrings = 0;
+	for (size_t i = 0; i < td->nowned; i++)
+		free(td->owned[i]);
+	memset(td, 0, sizeof *td);
 }
 
-static int add_dir(search_path *sp, char *dir, const char *label, bool must_exist, char *err)
+static int add_dir(template_dirs *td, char *dir, const char *label, bool must_exist, char *err)
 {
 	struct stat st;
 	if (!*dir)
 		return 0;
-	if (sp->n == PB_TEMPLATE_MAX_DIRS)
+	if (td->n == PB_TEMPLATE_MAX_DIRS)
 		return pb_err(err, PB_ELIMIT, "more than %d template folders", PB_TEMPLATE_MAX_DIRS);
 	if (must_exist && (stat(dir, &st) || !S_ISDIR(st.st_mode)))
 		return pb_err(err, PB_EINVAL, "template folder %s: not a readable folder", dir);
-	sp->dirs[sp->n].dir = dir;
-	sp->dirs[sp->n].label = label;
-	sp->n++;
+	td->dirs[td->n].dir = dir;
+	td->dirs[td->n].label = label;
+	td->n++;
 	return 0;
 }
 
-/* Splits a colon-separated list (copied) into admin folders. */
-static int add_list(search_path *sp, const char *list, char *err)
+/* Keeps s (new, may be NULL: out of memory) for the folders that point into it. */
+static int own(template_dirs *td, char *s, char *err)
 {
-	char *copy;
-	int rc = 0;
+	if (!s)
+		return pb_err(err, PB_ENOMEM, "template folder path too long or out of memory");
+	td->owned[td->nowned++] = s;
+	return 0;
+}
+
+/* Splits a colon-separated list (copied) into admin folders, each of which must exist. */
+static int add_list(template_dirs *td, const char *list, char *err)
+{
+	int rc;
 	if (!list || !*list)
 		return 0;
-	copy = xstrdup(list);
-	if (!copy)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	sp->strings[sp->nstrings++] = copy;
+	char *copy = xstrdup(list);
+	if ((rc = own(td, copy, err)))
+		return rc;
 	for (char *p = copy; p && !rc;) {
 		char *colon = strchr(p, ':');
 		if (colon)
 			*colon = '\0';
-		rc = add_dir(sp, p, NULL, true, err);
+		rc = add_dir(td, p, NULL, true, err);
 		p = colon ? colon + 1 : NULL;
 	}
 	return rc;
 }
 
-static int build_search_path(search_path *sp, const char *admin, const char *kind, char *err)
+/* A built-in folder <datadir>/<sub>, shown in chunk names and messages as sub, as in the
+ * source tree. */
+static int add_builtin(template_dirs *td, const char *datadir, const char *sub, char *err)
 {
-	const char *datadir = getenv("PBIPORT_DATADIR");
-	char *tpl = NULL, *lua = NULL;
-	int rc;
-
-	if (!datadir || !*datadir)
-		datadir = PBIPORT_DATADIR;
-	rc = add_list(sp, admin, err);
-	if (!rc)
-		rc = add_list(sp, getenv("PBIPORT_TEMPLATE_PATH"), err);
-	if (rc)
-		return rc;
 	sbuf b;
 	sbuf_init(&b, PB_RENDER_MAX_PATH);
-	if (sbuf_addf(&b, "%s/templates/%s", datadir, kind) == 0)
-		tpl = sbuf_detach(&b, NULL);
-	sbuf_init(&b, PB_RENDER_MAX_PATH);
-	if (sbuf_addf(&b, "%s/lua", datadir) == 0)
-		lua = sbuf_detach(&b, NULL);
-	if (!tpl || !lua) {
-		free(tpl);
-		free(lua);
-		return pb_err(err, PB_ENOMEM, "template folder path too long or out of memory");
-	}
-	sp->strings[sp->nstrings++] = tpl;
-	sp->strings[sp->nstrings++] = lua;
-	/* Built-in labels are the paths relative to the source tree, as in the repo. */
-	rc = add_dir(sp, tpl, !strcmp(kind, "tmdl") ? "templates/tmdl" : tpl, false, err);
-	if (!rc)
-		rc = add_dir(sp, lua, "lua", false, err);
+	char *path = sbuf_addf(&b, "%s/%s", datadir, sub) ? NULL : sbuf_detach(&b, NULL);
+	sbuf_release(&b);
+	int rc = own(td, path, err);
+	return rc ? rc : add_dir(td, path, sub, false, err);
+}
+
+int template_dirs_build(const pb_config *cfg, const char *extra, const char *builtin, template_dirs *out,
+			char *err)
+{
+	const char *datadir = config_datadir(cfg);
+	int rc;
+	memset(out, 0, sizeof *out);
+	if ((rc = add_list(out, extra, err)) || (rc = add_list(out, cfg ? cfg->template_path : NULL, err)) ||
+	    (rc = add_builtin(out, datadir, builtin, err)) || (rc = add_builtin(out, datadir, "lua", err)))
+		template_dirs_release(out);
 	return rc;
 }
 
@@ -727,7 +717,7 @@ int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, ch
 {
 	static const render_opts defaults;
 	const render_opts *o = opts ? opts : &defaults;
-	search_path sp = { .n = 0 };
+	template_dirs td = { .n = 0 };
 	lua_sandbox *sb = NULL;
 	render_target target;
 	struct ctx_args args = { c, &target, NULL };
@@ -739,10 +729,10 @@ int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, ch
 	if (!rc)
 		rc = resolve_target(c, o, &target, err);
 	if (!rc)
-		rc = build_search_path(&sp, o->template_path, "tmdl", err);
+		rc = template_dirs_build(o->cfg, o->template_path, "templates/tmdl", &td, err);
 	if (rc)
 		goto out;
-	sandbox_opts so = { .dirs = sp.dirs, .ndirs = sp.n };
+	sandbox_opts so = { .dirs = td.dirs, .ndirs = td.n };
 	set_limits(c, o, &so);
 	rc = sandbox_new(&so, &sb, err);
 	if (!rc)
@@ -757,6 +747,6 @@ int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, ch
 		pb_files_release(out);
 out:
 	sandbox_free(sb);
-	search_path_release(&sp);
+	template_dirs_release(&td);
 	return rc;
 }

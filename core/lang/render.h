@@ -16,16 +16,17 @@
  * `definition/`; texts must be UTF-8 strings; all files together at most
  * PB_RENDER_MAX_BYTES.
  *
- * Template search path, first match wins: the colon-separated folders in
- * opts->template_path (e.g. --templates), then those in the environment variable
- * PBIPORT_TEMPLATE_PATH, then the built-in folders $PBIPORT_DATADIR/templates/tmdl and
- * $PBIPORT_DATADIR/lua (PBIPORT_DATADIR: environment, else the compile-time path). */
+ * Template search path: template_dirs_build() below, with the built-in folder
+ * templates/tmdl. Compiled templates are kept per process (runtime/lua_sandbox.h). */
 #ifndef PBIPORT_RENDER_H
 #define PBIPORT_RENDER_H
 
 #include <stddef.h>
 
 #include "core/lang/contract.h"
+#include "runtime/config.h"
+#include "runtime/limits.h"
+#include "runtime/lua_sandbox.h"
 
 typedef struct pb_file {
 	char *path;      /* relative, '/'-separated */
@@ -64,7 +65,9 @@ typedef struct render_opts {
 	const char *catalog;        /* Databricks catalog */
 	const char *schema;         /* schema (both) */
 	render_params params;       /* how the values above are named in messages */
-	const char *template_path;  /* admin folders, colon-separated; NULL for none */
+	const pb_config *cfg;       /* PBIPORT_TEMPLATE_PATH and PBIPORT_DATADIR; NULL: neither */
+	const char *template_path;  /* more admin folders searched first, colon-separated (pbiport tmdl
+	                               --templates); NULL for none */
 	int time_limit_ms;          /* CPU time for the templates; 0 = scaled to the contract:
 	                               an instruction budget of PB_LUA_INSTR_BASE + per table and
 	                               per column, and a deadline of PB_LUA_TIME_BASE_MS + per
@@ -85,5 +88,25 @@ typedef struct render_opts {
  * Returns PB_OK, PB_EINVAL (bad contract, options or template), PB_ELIMIT (template
  * memory, time or output limits), PB_ENOMEM. opts may be NULL. */
 int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, char *err);
+
+/* The ONE template search path, for renders and import filter rules alike. First match wins:
+ *  1. the folders in extra (colon-separated; pbiport tmdl --templates; may be NULL),
+ *  2. the admin folders of PBIPORT_TEMPLATE_PATH (cfg->template_path),
+ *  3. the built-in <datadir>/<builtin> ("templates/tmdl" for renders, "templates" for filter
+ *     rules, whose module names start with "filters.") and <datadir>/lua, shown in chunk names
+ *     as "<builtin>/..." and "lua/..." (datadir: config_datadir(cfg)).
+ * An admin folder that is not a folder is an error ("template folder X: not a readable
+ * folder"): a typo must not silently fall back to the built-in templates. cfg may be NULL. */
+typedef struct template_dirs {
+	sandbox_dir dirs[PB_TEMPLATE_MAX_DIRS];   /* ready for sandbox_opts.dirs */
+	size_t n;
+	char *owned[4];                           /* copies the dirs point into */
+	size_t nowned;
+} template_dirs;
+
+/* Fills out (release with template_dirs_release(), also after an error: it is then empty). */
+int template_dirs_build(const pb_config *cfg, const char *extra, const char *builtin, template_dirs *out,
+			char *err);
+void template_dirs_release(template_dirs *td);
 
 #endif

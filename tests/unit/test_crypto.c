@@ -159,14 +159,6 @@ static void malformed_key_lists_are_clear_errors(void **state)
 	assert_null(strstr(err, "0f0e0d0c")); /* never echoes key material */
 	assert_null(kr);
 	assert_int_equal(pb_keyring_parse(K1 " " K2, &kr, err), PB_EINVAL);
-	/* env variant */
-	unsetenv("APPLICATION_ENCRYPTION_KEYS");
-	assert_int_equal(pb_keyring_from_env(&kr, err), PB_EINVAL);
-	assert_non_null(strstr(err, "not set"));
-	setenv("APPLICATION_ENCRYPTION_KEYS", K3 "," K1, 1);
-	assert_int_equal(pb_keyring_from_env(&kr, err), PB_OK);
-	assert_int_equal(pb_keyring_count(kr), 2);
-	pb_keyring_free(kr);
 	/* uppercase hex is fine and gives the same key id */
 	pb_keyring *lo = ring(K1), *up = NULL;
 	char upper[65];

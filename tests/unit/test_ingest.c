@@ -48,6 +48,7 @@ static int setup(void **state)
 {
 	(void)state;
 	char err[PB_ERR_MAX], sql[512];
+	config_defaults(&cfg);
 	xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-test-ingest-XXXXXX");
 	if (!mkdtemp(tmpdir))
 		return -1;
@@ -181,7 +182,7 @@ static pb_integration *make(const char *name, const char *schedule, bool *confli
 		  "\"client_id\":\"11111111-aaaa-4000-8000-000000000002\",\"client_secret\":\"s3cret-value\"%s%s%s}",
 		  name, schedule ? ",\"schedule\":\"" : "", schedule ? schedule : "", schedule ? "\"" : "");
 	json_t *j = json_loads(body, 0, NULL);
-	assert_int_equal(integration_parse(j, true, &in, err), 0);
+	assert_int_equal(integration_parse(j, true, cfg.min_schedule_interval_s, &in, err), 0);
 	int rc = integrations_create(db, &cfg, org_id, user_id, &in, &i, conflict, err);
 	json_decref(j);
 	if (*conflict) {
@@ -219,11 +220,11 @@ static void test_integrations_store(void **state)
 	/* schedule validation */
 	integration_input in;
 	json_t *b = json_loads("{\"schedule\":\"0 * * * *\"}", 0, NULL);
-	assert_int_equal(integration_parse(b, false, &in, err), PB_EINVAL);
+	assert_int_equal(integration_parse(b, false, cfg.min_schedule_interval_s, &in, err), PB_EINVAL);
 	assert_non_null(strstr(err, "PBIPORT_MIN_SCHEDULE_INTERVAL"));
 	json_decref(b);
 	b = json_loads("{\"name\":\"x\"}", 0, NULL);
-	assert_int_equal(integration_parse(b, true, &in, err), PB_EINVAL);
+	assert_int_equal(integration_parse(b, true, cfg.min_schedule_interval_s, &in, err), PB_EINVAL);
 	json_decref(b);
 	/* unknown ids are not found; other orgs see nothing */
 	pb_integration *g = NULL;
@@ -685,13 +686,13 @@ static void test_integration_ids_are_guids(void **state)
 	integration_input in;
 	for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
 		json_t *b = json_loads(bad[k].body, 0, NULL);
-		assert_int_equal(integration_parse(b, false, &in, err), PB_EINVAL);
+		assert_int_equal(integration_parse(b, false, cfg.min_schedule_interval_s, &in, err), PB_EINVAL);
 		if (strncmp(err, bad[k].field, strlen(bad[k].field)))
 			fail_msg("%s: %s", bad[k].body, err);
 		json_decref(b);
 	}
 	json_t *b = json_loads("{\"tenant_id\":\"7E1A0000-0000-4000-8000-000000000001\"}", 0, NULL);
-	assert_int_equal(integration_parse(b, false, &in, err), 0);
+	assert_int_equal(integration_parse(b, false, cfg.min_schedule_interval_s, &in, err), 0);
 	json_decref(b);
 }
 

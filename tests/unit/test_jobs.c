@@ -34,6 +34,7 @@ static int setup(void **state)
 {
 	(void)state;
 	char err[PB_ERR_MAX] = "";
+	config_defaults(&cfg);
 	if (tu_mkdtemp(tmpdir, sizeof tmpdir, "jobs") ||
 	    tu_db_open_migrated(tmpdir, "jobs.db", db_path, sizeof db_path, &db, err) ||
 	    identity_org_create(db, "acme", org_id, err) ||

@@ -90,10 +90,13 @@ static void urls_pkce_and_paths(void **state)
 {
 	(void)state;
 	char err[PB_ERR_MAX];
-	setenv("PBIPORT_ENTRA_URL", "https://login.example.test/", 1);
+	pb_config cfg;
+	config_defaults(&cfg);
+	cfg.entra_url = "https://login.example.test";
 	msapi c;
-	assert_int_equal(msapi_init(&c, NULL, err), PB_OK);
+	msapi_init(&c, NULL, &cfg);
 	assert_string_equal(msapi_base(&c, MSAPI_ENTRA), "https://login.example.test");
+	assert_string_equal(msapi_base(&c, MSAPI_FABRIC), "https://api.fabric.microsoft.com");
 	entra_pkce p;
 	assert_int_equal(entra_pkce_new(&p, err), PB_OK);
 	assert_int_equal(strlen(p.verifier), 43);
@@ -138,12 +141,7 @@ static void urls_pkce_and_paths(void **state)
 		assert_string_equal(path, ids[i].path);
 		free(path);
 	}
-	setenv("PBIPORT_FABRIC_URL", "http://insecure.test", 1);
-	assert_int_equal(msapi_init(&c, NULL, err), PB_EINVAL);
-	assert_non_null(strstr(err, "PBIPORT_FABRIC_URL"));
-	msapi_release(&c);
-	unsetenv("PBIPORT_FABRIC_URL");
-	unsetenv("PBIPORT_ENTRA_URL");
+	/* a malformed base URL stops start-up: tests/unit/test_config.c */
 }
 
 /* A reply as pb_http_do would leave it: status and one header. */
@@ -165,12 +163,11 @@ static void follow_up_urls_stay_on_the_configured_hosts(void **state)
 {
 	(void)state;
 	char err[PB_ERR_MAX];
-	setenv("PBIPORT_FABRIC_URL", "https://api.fabric.microsoft.com", 1);
-	setenv("PBIPORT_POWERBI_URL", "https://api.powerbi.com/", 1);
-	setenv("PBIPORT_ENTRA_URL", "https://login.microsoftonline.com", 1);
-	setenv("PBIPORT_GRAPH_URL", "https://emulator.test:8443/graph", 1);
+	pb_config cfg;
+	config_defaults(&cfg);   /* Microsoft's own URLs, and Graph on an emulator */
+	cfg.graph_url = "https://emulator.test:8443/graph";
 	msapi c;
-	assert_int_equal(msapi_init(&c, NULL, err), PB_OK);
+	msapi_init(&c, NULL, &cfg);
 	static const struct {
 		const char *url;
 		bool ok;
@@ -223,10 +220,6 @@ static void follow_up_urls_stay_on_the_configured_hosts(void **state)
 	assert_int_equal(msapi_classify(&c, &call, &resp, PB_OK, "", &t, &delay, err), MSAPI_A_REDIRECT);
 	pb_http_resp_release(&resp);
 	msapi_release(&c);
-	unsetenv("PBIPORT_FABRIC_URL");
-	unsetenv("PBIPORT_POWERBI_URL");
-	unsetenv("PBIPORT_ENTRA_URL");
-	unsetenv("PBIPORT_GRAPH_URL");
 }
 
 /* ---------- emulator helpers ---------- */
@@ -277,8 +270,8 @@ static int sp_setup_scope(void **state, const char *scope)
 	assert_int_equal(emu_load(&tu_emu, FIXTURE), 200);
 	struct sp *s = calloc(1, sizeof *s);
 	assert_non_null(s);
-	assert_int_equal(msapi_init(&s->c, tu_emu.http, err), PB_OK);
-	assert_int_equal(msapi_init(&s->entra, tu_emu.http, err), PB_OK);
+	msapi_init(&s->c, tu_emu.http, &tu_emu.cfg);
+	msapi_init(&s->entra, tu_emu.http, &tu_emu.cfg);
 	*state = s;
 	s->c.retry_base_ms = 10;
 	s->c.poll_ms = 20;
@@ -397,7 +390,7 @@ static void entra_flows(void **state)
 	need_emu();
 	char err[PB_ERR_MAX];
 	msapi entra;
-	assert_int_equal(msapi_init(&entra, tu_emu.http, err), PB_OK);
+	msapi_init(&entra, tu_emu.http, &tu_emu.cfg);
 	entra_token t;
 	entra_app sp = { TENANT, SP_ID, SP_SEC };
 	assert_int_equal(entra_client_credentials(&entra, &sp, NULL, &t, err), PB_OK);
@@ -487,17 +480,16 @@ static void fabric_paging_and_token_refresh(void **state)
 	/* a continuationUri on another origin is not followed (our token would go there): the
 	 * continuationToken is used instead. Here the client knows the emulator as "localhost"
 	 * while its links say 127.0.0.1. */
-	char saved[600], local[600];
-	snprintf(saved, sizeof saved, "%s", getenv("PBIPORT_FABRIC_URL"));
+	char local[600];
 	const char *port = strrchr(tu_emu.url, ':');
 	snprintf(local, sizeof local, "https://localhost%s/fabric", port);
-	setenv("PBIPORT_FABRIC_URL", local, 1);
+	pb_config as_localhost = tu_emu.cfg;
+	as_localhost.fabric_url = local;
 	msapi c2;
-	assert_int_equal(msapi_init(&c2, tu_emu.http, err), PB_OK);
+	msapi_init(&c2, tu_emu.http, &as_localhost);
 	assert_int_equal(msapi_set_token(&c2, s->c.token, err), PB_OK);
 	expect_workspaces(&c2, SP_WORKSPACES);
 	msapi_release(&c2);
-	setenv("PBIPORT_FABRIC_URL", saved, 1);
 
 	/* expired token: Fabric answers 401 TokenExpired -> one refresh -> retried */
 	tu_fault("{\"expire_tokens\":true}");
@@ -724,8 +716,8 @@ static void fabric_as_user(void **state)
 	need_emu();
 	char err[PB_ERR_MAX];
 	msapi entra, c;
-	assert_int_equal(msapi_init(&entra, tu_emu.http, err), PB_OK);
-	assert_int_equal(msapi_init(&c, tu_emu.http, err), PB_OK);
+	msapi_init(&entra, tu_emu.http, &tu_emu.cfg);
+	msapi_init(&c, tu_emu.http, &tu_emu.cfg);
 	entra_token u;
 	user_login(&entra, &u);
 	assert_int_equal(msapi_set_token(&c, u.access_token, err), PB_OK);
@@ -1059,7 +1051,7 @@ static void scanner_flow(void **state)
 
 	/* an app that may not use admin APIs: clear message, stops at once */
 	msapi p;
-	assert_int_equal(msapi_init(&p, tu_emu.http, err), PB_OK);
+	msapi_init(&p, tu_emu.http, &tu_emu.cfg);
 	entra_app plain = { TENANT, PLAIN_ID, "plain-secret" };
 	entra_token t;
 	assert_int_equal(entra_client_credentials(&p, &plain, NULL, &t, err), PB_OK);
@@ -1085,7 +1077,7 @@ static void wrong_ca_is_a_clear_error(void **state)
 	pb_http *h = NULL;
 	assert_int_equal(pb_http_new(&o, &h, err), PB_OK);
 	msapi c;
-	assert_int_equal(msapi_init(&c, h, err), PB_OK);
+	msapi_init(&c, h, &tu_emu.cfg);
 	entra_app sp = { TENANT, SP_ID, SP_SEC };
 	entra_token t;
 	assert_int_equal(entra_client_credentials(&c, &sp, NULL, &t, err), PB_EIO);

@@ -49,6 +49,7 @@ static int setup(void **state)
 	char *text = NULL;
 	size_t len = 0;
 	bool created;
+	config_defaults(&cfg);
 	if (tu_mkdtemp(tmpdir, sizeof tmpdir, "publish"))
 		return -1;
 	tu_src_path(fx, sizeof fx, "tests/fixtures/publish/contoso.odcs.yaml");

@@ -115,8 +115,6 @@ static pb_contract contract = {
 static int setup(void **state)
 {
 	(void)state;
-	unsetenv("PBIPORT_TEMPLATE_PATH");
-	unsetenv("PBIPORT_DATADIR");
 	assert_int_equal(xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-render-XXXXXX"), 0);
 	assert_non_null(mkdtemp(tmpdir));
 	return 0;
@@ -631,11 +629,25 @@ static void override_folder(void **state)
 	pb_files_release(&f);
 
 	/* The same through PBIPORT_TEMPLATE_PATH (after an empty entry). */
-	setenv("PBIPORT_TEMPLATE_PATH", ":" PBIPORT_DATADIR "/docs/examples", 1);
-	assert_int_equal(render("prod", NULL, &f, err), 0);
+	pb_config cfg;
+	config_defaults(&cfg);
+	cfg.template_path = ":" PBIPORT_DATADIR "/docs/examples";
+	render_opts configured = { .cfg = &cfg };
+	assert_int_equal(render("prod", &configured, &f, err), 0);
 	assert_non_null(strstr(find(&f, "definition/tables/Customer List.tmdl")->content, "'Customer Id'"));
 	pb_files_release(&f);
-	unsetenv("PBIPORT_TEMPLATE_PATH");
+	/* Folders of opts->template_path (--templates) come before the configured ones. */
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/first", tmpdir), 0);
+	put(dir, "naming.lua", "error('the first folder wins')\n");
+	configured.template_path = dir;
+	assert_int_equal(render("prod", &configured, &f, err), PB_EINVAL);
+	assert_non_null(strstr(err, "the first folder wins"));
+	/* ... and the configured data folder holds the built-in ones. */
+	cfg.template_path = NULL;
+	cfg.datadir = tmpdir;
+	configured.template_path = NULL;
+	assert_int_equal(render("prod", &configured, &f, err), PB_EINVAL);
+	assert_non_null(strstr(err, "module 'main' not found"));
 
 	/* A template with a runtime error names its file and line. */
 	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/broken", tmpdir), 0);
