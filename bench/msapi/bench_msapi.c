@@ -1,5 +1,5 @@
 /* msapi benchmark: against an emulator started by bench/msapi/run.sh (PBIPORT_*_URL and
- * PBIPORT_CA_BUNDLE set), lists every workspace through Fabric, Power BI and the scanner's
+ * PBIPORT_CA_BUNDLE set, read as pbiport reads them: runtime/config.c), lists every workspace through Fabric, Power BI and the scanner's
  * "modified" call, then scans them all with scanner_scan_all (batches of 100, at most
  * `parallel` scans in flight). Prints one "key=value" line per measurement.
  *
@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "runtime/config.h"
 #include "runtime/timeutil.h"
 #include "msapi/entra.h"
 #include "msapi/fabric.h"
@@ -83,6 +84,7 @@ int main(int argc, char **argv)
 	int parallel = argc > 4 ? atoi(argv[4]) : PB_SCAN_PARALLEL_MAX;
 	long poll_ms = argc > 5 ? atol(argv[5]) : 100;
 	char err[PB_ERR_MAX];
+	pb_config cfg;
 	pb_http *h = NULL;
 	msapi c;
 	memset(&c, 0, sizeof c);
@@ -90,11 +92,15 @@ int main(int argc, char **argv)
 	memset(&t, 0, sizeof t);
 	char **ids = NULL;
 	size_t nids = 0;
-	int rc = pb_http_new(NULL, &h, err);
-	if (!rc)
-		rc = msapi_init(&c, h, err);
+	if (config_load(&cfg, err)) {
+		fprintf(stderr, "bench_msapi: %s\n", err);
+		return 2;
+	}
+	pb_http_opts ho = { .ca_bundle = cfg.ca_bundle };
+	int rc = pb_http_new(&ho, &h, err);
 	if (rc)
 		goto out;
+	msapi_init(&c, h, &cfg);
 	c.poll_ms = poll_ms;
 	entra_app app = { argv[1], argv[2], secret };
 	if ((rc = entra_client_credentials(&c, &app, NULL, &t, err)) || (rc = msapi_set_token(&c, t.access_token, err)))
@@ -131,5 +137,6 @@ out:
 	entra_token_release(&t);
 	msapi_release(&c);
 	pb_http_free(h);
+	config_release(&cfg);
 	return rc ? 1 : 0;
 }
