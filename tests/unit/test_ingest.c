@@ -31,6 +31,7 @@
 #include "runtime/lua_sandbox.h"
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
+#include "tests/unit/testutil.h"
 
 static char tmpdir[64];
 static char db_path[256];
@@ -275,7 +276,7 @@ static void test_run_history_kept_to_ten(void **state)
 	char first_id[PB_ID_BUF] = "";
 	pb_job *left = NULL;
 	/* jobs earlier tests queued would be claimed first */
-	while (jobs_claim(db, "t", 60000, NULL, &left, err) == 1) {
+	while (jobs_claim(db, "t", 60000, tu_all_kinds(), &left, err) == 1) {
 		jobs_finish(db, left->id, "t", false, NULL, "drained", "drained", err);
 		job_free(left);
 	}
@@ -291,7 +292,7 @@ static void test_run_history_kept_to_ten(void **state)
 			xsnprintf(first_id, sizeof first_id, "%s", run->id);
 		/* close the job and the run as a worker would */
 		pb_job *j = NULL;
-		assert_int_equal(jobs_claim(db, "t", 60000, NULL, &j, err), 1);
+		assert_int_equal(jobs_claim(db, "t", 60000, tu_all_kinds(), &j, err), 1);
 		assert_int_equal(jobs_finish(db, j->id, "t", true, "{}", NULL, NULL, err), 0);
 		job_free(j);
 		assert_int_equal(integration_run_start(db, run->id, "full", err), 0);

@@ -260,7 +260,7 @@ static void same_request_in_flight_is_one_job_and_credentials_are_sealed(void **
 	job_free(j);
 	/* end them so later tests start with an empty queue */
 	pb_job *claimed = NULL;
-	while (jobs_claim(db, "t", 1000, NULL, &claimed, err) == 1) {
+	while (jobs_claim(db, "t", 1000, tu_all_kinds(), &claimed, err) == 1) {
 		assert_int_equal(jobs_finish(db, claimed->id, "t", false, NULL, "x", "x", err), PB_OK);
 		job_free(claimed);
 	}

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/flow/worker.h"
 #include "runtime/db.h"
 #include "runtime/util.h"
 #include "tests/unit/emu.h"
@@ -63,6 +64,15 @@ TU_FN int tu_db_open_migrated(const char *dir, const char *file, char *path, siz
 	if (!rc && path)
 		rc = xsnprintf(path, path_size, "%s", p);
 	return rc;
+}
+
+/* The names of every job kind pbiport runs (core/flow/job_kinds.c): what a worker claims. */
+TU_FN const char *const *tu_all_kinds(void)
+{
+	static const char *names[PB_JOB_CLAIM_KINDS_MAX + 1];
+	char err[PB_ERR_MAX];
+	assert_int_equal(job_kind_names(pb_job_kinds, names, err), PB_OK);
+	return names;
 }
 
 /* ---------- the emulator, started once per test binary ---------- */
