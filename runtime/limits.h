@@ -47,6 +47,9 @@
 #define PB_JOB_TIME_LIMIT_MS    (6LL * 3600 * 1000)
 #define PB_LUA_MAX_SOURCE_BYTES (1u * 1024 * 1024)    /* one template or module file */
 #define PB_TEMPLATE_MAX_DIRS    32                    /* folders on the template search path */
+/* Compiled templates kept per process (runtime/lua_sandbox.c): files, and bytes of bytecode. */
+#define PB_LUA_CACHE_CHUNKS     128
+#define PB_LUA_CACHE_BYTES      (16u * 1024 * 1024)
 #define PB_RENDER_MAX_PATH      4096                  /* one output file path */
 
 /* outbound HTTP (runtime/http) */

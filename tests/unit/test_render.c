@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -858,6 +859,51 @@ static void names_and_files(void **state)
 	free(c2);
 }
 
+/* Templates are compiled once per process (runtime/lua_sandbox.c keeps the bytecode): an
+ * admin who edits one sees the edit at the next render of the same process, even when the
+ * file keeps its size and inode, and a template replaced by another file too. */
+static void edited_template_is_used_by_the_next_render(void **state)
+{
+	(void)state;
+	char dir[512], path[700], err[PB_ERR_MAX];
+	pb_files f;
+	static const char v1[] = "return function(model, ctx) return '{\"edit\": \"first\"}\\n' end\n";
+	static const char v2[] = "return function(model, ctx) return '{\"edit\": \"again\"}\\n' end\n";
+	static const char v3[] = "return function(model, ctx) return '{\"edit\": \"third version\"}\\n' end\n";
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/edited", tmpdir), 0);
+	put(dir, "pbism.lua", v1);
+	/* older than the compile cache's racy window, so the compiled template is kept */
+	time_t written = time(NULL);
+	while (time(NULL) - written < 3)
+		usleep(100 * 1000);
+	render_opts o = { .template_path = dir };
+	for (int i = 0; i < 2; i++) {   /* the second render loads the kept bytecode */
+		assert_int_equal(render("prod", &o, &f, err), 0);
+		assert_string_equal(find(&f, "definition.pbism")->content, "{\"edit\": \"first\"}\n");
+		pb_files_release(&f);
+	}
+	/* edited in place: same inode, same size */
+	assert_int_equal(sizeof v1, sizeof v2);
+	assert_int_equal(xsnprintf(path, sizeof path, "%s/pbism.lua", dir), 0);
+	FILE *fp = fopen(path, "r+");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(v2, 1, sizeof v2 - 1, fp), sizeof v2 - 1);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(render("prod", &o, &f, err), 0);
+	assert_string_equal(find(&f, "definition.pbism")->content, "{\"edit\": \"again\"}\n");
+	pb_files_release(&f);
+	/* replaced by another file (an editor's save: write aside, rename) */
+	put(dir, "pbism.lua", v3);
+	assert_int_equal(render("prod", &o, &f, err), 0);
+	assert_string_equal(find(&f, "definition.pbism")->content, "{\"edit\": \"third version\"}\n");
+	pb_files_release(&f);
+	/* removed: the built-in one is found again */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(render("prod", &o, &f, err), 0);
+	assert_non_null(strstr(find(&f, "definition.pbism")->content, "\"version\": \"4.2\""));
+	pb_files_release(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -870,6 +916,7 @@ int main(void)
 		cmocka_unit_test(mode_and_relationships),
 		cmocka_unit_test(output_is_deterministic),
 		cmocka_unit_test(override_folder),
+		cmocka_unit_test(edited_template_is_used_by_the_next_render),
 		cmocka_unit_test(names_and_files),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
