@@ -236,12 +236,6 @@ typedef int (*msapi_job_fail_fn)(void *ctx, size_t idx, msapi_job *job, int rc, 
 int msapi_run_jobs(msapi *c, msapi_job *jobs, size_t n, int parallel, msapi_job_ok_fn ok,
 		   msapi_job_fail_fn fail, void *ctx, msapi_batch_stats *st, char *err);
 
-/* GETs paths[i] (one page each) in parallel, c->parallel at a time. out[i] is new JSON (or
- * NULL when the call failed or the body was empty); rcs (may be NULL) gets each call's rc.
- * Returns 0 when every call succeeded, else the first failure's rc and message. */
-int msapi_get_many(msapi *c, int svc, const char *const *paths, size_t n, const char *what, json_t **out,
-		   int *rcs, char *err);
-
 /* Calls the refresh callback (once per token generation). */
 int msapi_refresh_token(msapi *c, unsigned seen_gen, char *err);
 /* "Authorization: Bearer ..." header line, new (secret: free with pb_secret_free). */

@@ -38,7 +38,7 @@
 
 struct lua_sandbox {
 	lua_State *L;
-	size_t used, peak, max;
+	size_t used, max;
 	bool oom;            /* the allocator refused a request */
 	bool expired;        /* a time limit passed or the instruction budget ran out */
 	bool out_of_instr;   /* ... and it was the budget */
@@ -104,8 +104,6 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 		return NULL;
 	}
 	sb->used = sb->used - old + nsize;
-	if (sb->used > sb->peak)
-		sb->peak = sb->used;
 	return p;
 }
 
@@ -592,15 +590,6 @@ static int uuid_with(EVP_MD_CTX *ctx, const EVP_MD *sha1, const text_piece *piec
 	}
 	out[o] = '\0';
 	return 0;
-}
-
-int sandbox_uuid(const char *text, size_t len, char out[37])
-{
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	text_piece piece = { text, len };
-	int rc = ctx ? uuid_with(ctx, EVP_sha1(), &piece, 1, out) : -1;
-	EVP_MD_CTX_free(ctx);
-	return rc;
 }
 
 #define SB_UUID_MAX_PIECES 16
@@ -1465,17 +1454,3 @@ lua_State *sandbox_lua(lua_sandbox *sb)
 	return sb->L;
 }
 
-size_t sandbox_mem_used(const lua_sandbox *sb)
-{
-	return sb->used;
-}
-
-size_t sandbox_mem_peak(const lua_sandbox *sb)
-{
-	return sb->peak;
-}
-
-long long sandbox_instructions(const lua_sandbox *sb)
-{
-	return sb->instr_used;
-}

@@ -99,15 +99,4 @@ int sandbox_call(lua_sandbox *sb, const char *module, int nargs, char *err);
 int sandbox_run(lua_sandbox *sb, const char *chunkname, const char *code, int nresults,
 		char *err);
 
-/* Bytes the Lua heap holds right now, and its high-water mark. */
-size_t sandbox_mem_used(const lua_sandbox *sb);
-size_t sandbox_mem_peak(const lua_sandbox *sb);
-
-/* VM instructions the current or last call ran, counted in steps of 10000, plus the
- * elements table.move/insert/remove moved (the instruction budget counts both). */
-long long sandbox_instructions(const lua_sandbox *sb);
-
-/* Writes the UUIDv5-layout name-based UUID of text (36 chars + NUL) into out[37]. */
-int sandbox_uuid(const char *text, size_t len, char out[37]);
-
 #endif

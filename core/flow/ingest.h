@@ -25,7 +25,8 @@
  * (integration_run_wait, shown as the run's "waiting"). The permission doctor does not call
  * the scanner APIs while the tenant waits.
  *
- * Env: PBIPORT_SCAN_POLL_MS, PBIPORT_SCAN_POLL_MAX_MS, PBIPORT_SCAN_BUDGET_PER_HOUR. */
+ * Settings (runtime/config.h, read at start-up): PBIPORT_SCAN_POLL_MS, PBIPORT_SCAN_POLL_MAX_MS,
+ * PBIPORT_SCAN_BUDGET_PER_HOUR. */
 #ifndef PBIPORT_INGEST_H
 #define PBIPORT_INGEST_H
 

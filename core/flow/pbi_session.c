@@ -1,4 +1,4 @@
-/* Sessions on behalf of a user (delegated, refreshed through core/connections) or of an
+/* Sessions on behalf of a user (delegated, refreshed through core/store/connections) or of an
  * app (client credentials). See core/flow/pbi_session.h. */
 #include "core/flow/pbi_session.h"
 

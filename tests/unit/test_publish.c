@@ -436,7 +436,7 @@ static void early_failures_are_plain(void **state)
 	xsnprintf(tdir, sizeof tdir, "%s/templates", tmpdir);
 	xsnprintf(path, sizeof path, "%s/main.lua", tdir);
 	const char *broken = "-- broken\nreturn function(ctx)\n  return {\nend\n";
-	assert_int_equal(write_file(path, broken, strlen(broken), err), PB_OK);
+	assert_int_equal(tu_write_file(path, broken, strlen(broken), err), PB_OK);
 	pb_config tpl = cfg;
 	tpl.template_path = tdir;
 	j = run_once("analytics", "broken", &tpl);

@@ -19,6 +19,7 @@
 #include "runtime/lua_sandbox.h"
 #include "runtime/strbuf.h"
 #include "runtime/util.h"
+#include "tests/unit/testutil.h"
 
 #define S(x) ((char *)(x))
 #define FIXTURES PBIPORT_DATADIR "/tests/fixtures/render"
@@ -133,7 +134,7 @@ static void put(const char *dir, const char *name, const char *text)
 {
 	char path[700], err[PB_ERR_MAX];
 	assert_int_equal(xsnprintf(path, sizeof path, "%s/%s", dir, name), 0);
-	assert_int_equal(write_file(path, text, strlen(text), err), 0);
+	assert_int_equal(tu_write_file(path, text, strlen(text), err), 0);
 }
 
 static const pb_file *find(const pb_files *f, const char *path)
@@ -163,7 +164,7 @@ static void compare_with_fixtures(const pb_files *f, const char *name)
 		assert_int_equal(sbuf_addf(&manifest, "%s\n", f->v[i].path), 0);
 		assert_int_equal(xsnprintf(path, sizeof path, "%s/%s", dir, f->v[i].path), 0);
 		if (update) {
-			assert_int_equal(write_file(path, f->v[i].content, f->v[i].len, err), 0);
+			assert_int_equal(tu_write_file(path, f->v[i].content, f->v[i].len, err), 0);
 			continue;
 		}
 		char *want = NULL;
@@ -179,7 +180,7 @@ static void compare_with_fixtures(const pb_files *f, const char *name)
 	}
 	assert_int_equal(xsnprintf(path, sizeof path, "%s/MANIFEST", dir), 0);
 	if (update) {
-		assert_int_equal(write_file(path, manifest.buf, manifest.len, err), 0);
+		assert_int_equal(tu_write_file(path, manifest.buf, manifest.len, err), 0);
 	} else {
 		char *want = NULL;
 		size_t len = 0;
