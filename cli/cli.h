@@ -4,6 +4,7 @@
 #define PBIPORT_CLI_H
 
 int cmd_keygen(int argc, char **argv);
+int cmd_error_codes(int argc, char **argv);
 int cmd_tmdl_parse(int argc, char **argv);
 int cmd_tmdl(int argc, char **argv);
 int cmd_serve(int argc, char **argv);

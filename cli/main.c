@@ -22,6 +22,7 @@ static const struct command commands[] = {
 	{ "keygen", cmd_keygen, "keygen   print a fresh 64-hex key" },
 	{ "rotate-keys", cmd_rotate_keys, "rotate-keys   re-seal every stored secret with the first key of APPLICATION_ENCRYPTION_KEYS" },
 	{ "tmdl", cmd_tmdl, "tmdl CONTRACT [--server NAME] [--out DIR] [--templates DIR] [--mode import|directquery] [--host HOST] [--warehouse WH] [--http-path PATH]   render a TMDL definition" },
+	{ "error-codes", cmd_error_codes, "error-codes   print the table of error codes (docs/errors.md)" },
 	{ "tmdl-parse", cmd_tmdl_parse, "tmdl-parse PATH [--json]   parse a TMDL folder or file, print a summary or JSON" },
 };
 

@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <strings.h>
 
@@ -229,4 +230,49 @@ int msapi_error_message(int svc, long status, const char *code, const char *ms_m
 			      m ? "; it says: " : "", shown);
 	return pb_err(err, rc, "%s refused to %s (HTTP %ld): %s%s%s", svcname, what, status, hint,
 		      m ? "; it says: " : "", shown);
+}
+
+/* Entra's AADSTS numbers for app credentials it refused, and for user grants that are gone. */
+static const long entra_bad_credentials[] = { 7000215, 7000222, 700016, 90002, 700027, 7000112 };
+static const long entra_reauthenticate[] = { 700082, 700084, 70008, 70000, 50173, 65001, 50076, 50079, 50078,
+					     500341, 53003 };
+
+static bool entra_in(const char *code, const long *list, size_t n)
+{
+	if (strncmp(code, "AADSTS", 6))
+		return false;
+	long num = strtol(code + 6, NULL, 10);
+	for (size_t i = 0; i < n; i++)
+		if (list[i] == num)
+			return true;
+	return false;
+}
+
+msapi_failure msapi_failure_of(int svc, long status, const char *code)
+{
+	if (!code)
+		code = "";
+	if (status == 0 || status >= 500)
+		return MSAPI_UNAVAILABLE;
+	if (status == 429 || !strcmp(code, "RequestBlocked"))
+		return MSAPI_RETRY_AFTER;
+	if (svc == MSAPI_ENTRA) {
+		if (entra_in(code, entra_bad_credentials, sizeof entra_bad_credentials / sizeof entra_bad_credentials[0]) ||
+		    !strcmp(code, "invalid_client") || !strcmp(code, "unauthorized_client"))
+			return MSAPI_BAD_CREDENTIALS;
+		if (entra_in(code, entra_reauthenticate, sizeof entra_reauthenticate / sizeof entra_reauthenticate[0]) ||
+		    !strcmp(code, "invalid_grant") || !strcmp(code, "interaction_required") ||
+		    !strcmp(code, "consent_required"))
+			return MSAPI_REAUTHENTICATE;
+		return MSAPI_REJECTED;
+	}
+	if (!strcmp(code, "TokenExpired"))   /* still expired after the one refresh */
+		return MSAPI_REAUTHENTICATE;
+	if (!strcmp(code, "ItemDisplayNameAlreadyInUse") || !strcmp(code, "DuplicateConnectionName"))
+		return MSAPI_NAME_TAKEN;
+	if (status == 401 || status == 403)
+		return MSAPI_FORBIDDEN;
+	if (status == 404)
+		return MSAPI_NOT_FOUND;
+	return MSAPI_REJECTED;
 }

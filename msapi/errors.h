@@ -10,6 +10,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "msapi/msapi.h"
+
 /* Extracts the error code (Entra: "AADSTS<n>" when error_codes is given, else `error`)
  * and the first line of the message into caller buffers (always NUL-terminated).
  * body may be NULL (then raw, the undecoded body, is searched as text). */
@@ -25,5 +27,8 @@ int msapi_status_rc(long status);
  * status's pb_rc. ms_message may be NULL. */
 int msapi_error_message(int svc, long status, const char *code, const char *ms_message,
 			const char *what, char *err);
+
+/* The kind of failure an error reply of svc is (msapi.h msapi_failure). status 0: no answer. */
+msapi_failure msapi_failure_of(int svc, long status, const char *code);
 
 #endif

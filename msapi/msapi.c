@@ -414,11 +414,15 @@ int msapi_classify(msapi *c, const msapi_call *call, const pb_http_resp *resp, i
 	long ra = -1;
 	char sub[PB_ERR_MAX];
 	int fail_rc;
+	c->last.failure = MSAPI_OK;
+	c->last.message[0] = '\0';
 	if (rc) {
+		c->last.failure = MSAPI_UNAVAILABLE;
 		if (!pb_http_transient(resp, rc)) /* TLS trust, our own limits: repeating will not help */
 			return pb_err(err, rc, "%s", xerr);
 		if (!call->idempotent && pb_http_outcome_unknown(resp, rc)) {
 			c->last.outcome_unknown = true;
+			c->last.failure = MSAPI_OUTCOME_UNKNOWN;
 			return pb_err(err, PB_EIO, "%s; whether the call to %s took effect is unknown", xerr, call->what);
 		}
 		copy_to(sub, sizeof sub, xerr);
@@ -450,6 +454,8 @@ int msapi_classify(msapi *c, const msapi_call *call, const pb_http_resp *resp, i
 	json_decref(body);
 	ra = pb_http_retry_after(resp);
 	c->last.retry_after_s = ra;
+	copy_to(c->last.message, sizeof c->last.message, msg);
+	c->last.failure = msapi_failure_of(call->svc, st, c->last.code);
 	if (token_expired(call->svc, st, c->last.code) && !call->no_auth && !t->refreshed) {
 		t->refreshed = true;
 		return MSAPI_A_REFRESH;
@@ -463,6 +469,8 @@ wait:
 	if (t->attempt >= c->max_attempts)
 		return pb_err(err, fail_rc, "%s (gave up after %d attempts)", sub, t->attempt);
 	if (t->waited_ms + *delay_ms > c->wait_budget_ms) {
+		if (ra >= 0)
+			c->last.failure = MSAPI_RETRY_AFTER;
 		if (ra >= 0)
 			return pb_err(err, PB_ELIMIT, "%s asked to wait %ld s before trying to %s again, more than "
 				      "the %ld s this call may wait; try again later", msapi_svc_name(call->svc), ra,
@@ -716,6 +724,7 @@ int msapi_lro(msapi *c, int svc, msapi_reply *first, const char *what, json_t **
 		long delay = ra >= 0 ? ra * 1000 : c->poll_ms;
 		long long left = deadline - pb_mono_ms();
 		if (left <= 0) {
+			c->last.failure = MSAPI_OUTCOME_UNKNOWN;
 			rc = pb_err(err, PB_ELIMIT, "%s did not finish %s within %ld s (last state %s%s%s); it may still "
 				    "complete: check the workspace before trying again", msapi_svc_name(svc), what,
 				    c->lro_max_ms / 1000, last_state, poll_err[0] ? "; last poll: " : "", poll_err);
@@ -757,6 +766,8 @@ int msapi_lro(msapi *c, int svc, msapi_reply *first, const char *what, json_t **
 			if (!json_is_object(e))
 				msapi_error_parse(MSAPI_FABRIC, r.json, NULL, code, sizeof code, msg, sizeof msg);
 			copy_to(c->last.code, sizeof c->last.code, code);
+			copy_to(c->last.message, sizeof c->last.message, msg);
+			c->last.failure = msapi_failure_of(svc, 400, code);
 			char sub[PB_ERR_MAX];
 			int erc = msapi_error_message(svc, 400, code, msg, what, sub);
 			rc = pb_err(err, erc, "%s (the long-running operation %s)", sub,

@@ -51,8 +51,26 @@ enum msapi_svc { MSAPI_ENTRA, MSAPI_FABRIC, MSAPI_POWERBI, MSAPI_GRAPH, MSAPI_NS
  * a message in err (which the client passes on). */
 typedef int (*msapi_refresh_fn)(void *ctx, char **access_token, char *err);
 
+/* What kind of failure the last call met, decided once, here in msapi, from Microsoft's
+ * status and error code (msapi_failure_of): no caller compares a Microsoft code or an HTTP
+ * status again. core/flow/ms_failure.h turns it into a pbiport failure. */
+typedef enum msapi_failure {
+	MSAPI_OK = 0,
+	MSAPI_RETRY_AFTER,        /* throttled: wait last.retry_after_s (-1: not said) and try again */
+	MSAPI_REAUTHENTICATE,     /* the user's grant is gone (expired, revoked, consent needed): reconnect */
+	MSAPI_FORBIDDEN,          /* the identity lacks a role, a permission or a tenant setting */
+	MSAPI_NOT_FOUND,          /* no such item, or the identity cannot see it */
+	MSAPI_NAME_TAKEN,         /* an item of that name exists already */
+	MSAPI_BAD_CREDENTIALS,    /* the app's credentials were refused (secret, client id, tenant) */
+	MSAPI_REJECTED,           /* refused as sent: last.code and last.message say why */
+	MSAPI_OUTCOME_UNKNOWN,    /* a call that is not repeated blindly may or may not have happened */
+	MSAPI_UNAVAILABLE,        /* not reached, timed out, or failed on Microsoft's side */
+} msapi_failure;
+
 /* Facts about the last failed (or last) call, for callers that branch on them. */
 typedef struct msapi_last {
+	msapi_failure failure;    /* MSAPI_OK unless the call failed */
+	char message[256];        /* Microsoft's own message (first line), when it gave one */
 	int svc;
 	long status;              /* HTTP status; 0 when no answer */
 	char code[128];           /* Microsoft error code ("PowerBINotAuthorized", "AADSTS700082", ...) */

@@ -17,6 +17,7 @@ struct stmt_slot {
 
 struct pb_db {
 	sqlite3 *h;
+	int depth;                                   /* write transactions open: 1 = BEGIN, more = savepoints */
 	struct stmt_slot cache[PB_STMT_CACHE_MAX];   /* kept across requests */
 	size_t ncache;
 };
@@ -226,14 +227,40 @@ void db_read_end(pb_db *db)
 		db_rollback(db);
 }
 
+/* Inside a write transaction a begin opens a savepoint, so a function that writes in a
+ * transaction of its own can be called from inside the caller's: both commit together, and
+ * its rollback undoes only its own part. */
 int db_begin(pb_db *db, char *err)
 {
-	return exec_simple(db, "BEGIN IMMEDIATE", err);
+	char sql[32];
+	int rc;
+	if (db->depth > 0 && !sqlite3_get_autocommit(db->h)) {
+		xsnprintf(sql, sizeof sql, "SAVEPOINT pb%d", db->depth);
+		rc = exec_simple(db, sql, err);
+	} else {
+		db->depth = 0;
+		rc = exec_simple(db, "BEGIN IMMEDIATE", err);
+	}
+	if (!rc)
+		db->depth++;
+	return rc;
 }
 
 int db_commit(pb_db *db, char *err)
 {
+	char sql[32];
+	if (db->depth > 1) {
+		xsnprintf(sql, sizeof sql, "RELEASE pb%d", db->depth - 1);
+		int rc = exec_simple(db, sql, err);
+		if (rc) {
+			db_rollback(db);
+			return rc;
+		}
+		db->depth--;
+		return PB_OK;
+	}
 	int rc = exec_simple(db, "COMMIT", err);
+	db->depth = 0;
 	if (rc)
 		db_rollback(db);
 	return rc;
@@ -241,8 +268,21 @@ int db_commit(pb_db *db, char *err)
 
 void db_rollback(pb_db *db)
 {
+	char sql[64];
+	if (db->depth > 1 && !sqlite3_get_autocommit(db->h)) {
+		db->depth--;
+		xsnprintf(sql, sizeof sql, "ROLLBACK TO pb%d; RELEASE pb%d", db->depth, db->depth);
+		sqlite3_exec(db->h, sql, NULL, NULL, NULL);
+		return;
+	}
+	db->depth = 0;
 	if (!sqlite3_get_autocommit(db->h))
 		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
+bool db_in_transaction(const pb_db *db)
+{
+	return db->depth > 0 && !sqlite3_get_autocommit(db->h);
 }
 
 /* ---- migrations ---- */

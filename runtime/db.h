@@ -56,10 +56,16 @@ char *db_col_dup(sqlite3_stmt *st, int idx, bool *ok);
 int db_read_begin(pb_db *db, char *err);
 void db_read_end(pb_db *db);
 
-/* Write transactions: BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any failure. */
+/* Write transactions: BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any failure. Called inside a
+ * write transaction, db_begin opens a savepoint instead, db_commit releases it (the outer
+ * transaction commits it) and db_rollback undoes back to it: a store function with its own
+ * transaction joins the caller's, so several writes (a run row and its job) commit together or
+ * not at all. Every db_begin is ended by exactly one db_commit or db_rollback. */
 int db_begin(pb_db *db, char *err);
 int db_commit(pb_db *db, char *err);
 void db_rollback(pb_db *db);
+/* True inside a write transaction (db_begin not yet ended). */
+bool db_in_transaction(const pb_db *db);
 
 /* Migrations: files dir/NNNN_name.sql, applied in number order, each in its own
  * transaction (so a file must not contain BEGIN/COMMIT), recorded in

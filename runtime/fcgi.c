@@ -16,19 +16,40 @@
 
 extern char **environ;
 
+/* THE table from a pbiport result code to an HTTP status: nothing else in pbiport picks the
+ * status of a failure. */
+static const struct { int rc; int status; } rc_status[] = {
+	{ PB_EINVAL, 400 }, { PB_ELIMIT, 400 }, { PB_EFORBIDDEN, 403 }, { PB_ENOTFOUND, 404 },
+	{ PB_ECONFLICT, 409 }, { PB_EUPSTREAM, 502 }, { PB_EUNAVAIL, 503 },
+	{ PB_ENOMEM, 500 }, { PB_EIO, 500 }, { PB_EINTERNAL, 500 },
+};
+
+int pb_rc_status(int rc)
+{
+	for (size_t i = 0; i < sizeof rc_status / sizeof rc_status[0]; i++)
+		if (rc_status[i].rc == rc)
+			return rc_status[i].status;
+	return 500;
+}
+
+/* Answers a handler's failure rc: the status of rc, the code the handler named in r->fail
+ * (or rc's default) and its message. A 500 says only the request id: the detail goes to the
+ * log (log_request prints r->err for 5xx), not to the client. */
 static int reply_rc(struct req *r, int rc)
 {
+	int status = pb_rc_status(rc);
+	const char *code = r->fail.rc == rc && r->fail.code[0] ? r->fail.code : pb_rc_code(rc);
 	sbuf_reset(&r->headers);
-	switch (rc) {
-	case PB_EINVAL:
-	case PB_ELIMIT:
-		return req_reply_error(r, 400, "bad_request", "%s", r->err);
-	case PB_ENOTFOUND:
-		return req_reply_error(r, 404, "not_found", "%s", r->err[0] ? r->err : "not found");
-	default:
-		/* the detail goes to the log (log_request prints r->err for 5xx), not to the client */
+	if (status == 500)
 		return req_reply_error(r, 500, "internal", "internal error (request %s)", r->request_id);
+	if (rc == PB_EUNAVAIL && r->fail.retry_after_s > 0) {
+		char secs[24];
+		if (!xsnprintf(secs, sizeof secs, "%ld", r->fail.retry_after_s))
+			req_header(r, "Retry-After", secs);
 	}
+	if (rc == PB_ENOTFOUND && !r->err[0])
+		return req_reply_error(r, status, code, "not found");
+	return req_reply_error(r, status, code, "%s", r->err);
 }
 
 static int check_query(struct req *r)

@@ -19,6 +19,9 @@ struct pb_app {
 	struct pb_auth_ops auth;      /* identity lookups (core/store/identity.c) */
 };
 
+/* The HTTP status of a failure with result code rc (the one table, in fcgi.c). */
+int pb_rc_status(int rc);
+
 /* Loads envp into r (which req_init() prepared) and answers it through io. */
 void pb_handle(struct req *r, const struct pb_app *app, char *const *envp, const struct req_io *io);
 /* After the response went out: the log line and the metrics. */

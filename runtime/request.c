@@ -16,6 +16,7 @@ void req_init(struct req *r, const pb_config *cfg, pb_db *db)
 	memset(r, 0, sizeof *r);
 	r->cfg = cfg;
 	r->db = db;
+	r->err = r->fail.message;
 	sbuf_init(&r->headers, PB_RESPONSE_HEADERS_MAX);
 	sbuf_init(&r->resp, PB_RESPONSE_MAX_BYTES);
 }
@@ -43,6 +44,7 @@ void req_reset(struct req *r)
 	memset(r, 0, sizeof *r);
 	r->cfg = cfg;
 	r->db = db;
+	r->err = r->fail.message;
 	r->headers = headers;
 	r->resp = resp;
 	sbuf_reset(&r->headers);
@@ -546,6 +548,15 @@ int req_reply_error(struct req *r, int status, const char *code, const char *fmt
 		static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}\n";
 		req_reply(r, status, "application/json", oom, sizeof oom - 1);
 	}
+	return rc;
+}
+
+int req_fail(struct req *r, int rc, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	pb_failv(&r->fail, rc, code, fmt, ap);
+	va_end(ap);
 	return rc;
 }
 

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "runtime/auth.h"
+#include "runtime/failure.h"
 #include "runtime/config.h"
 #include "runtime/db.h"
 #include "runtime/router.h"
@@ -68,7 +69,9 @@ struct req {
 	sbuf resp;                    /* response body */
 	size_t bytes_sent;
 
-	char err[PB_ERR_MAX];         /* the message travelling with a failing rc */
+	pb_failure fail;              /* why the handler failed: rc, code and message (req_fail) */
+	char *err;                    /* = fail.message: the buffer lower layers write a failing
+	                                 rc's message into (pb_err(r->err, ...)) */
 };
 
 void req_init(struct req *r, const pb_config *cfg, pb_db *db);
@@ -113,6 +116,10 @@ int req_reply_json_new(struct req *r, int status, struct json_t *body);
 /* {"error":{"code":code,"message":...}} */
 int req_reply_error(struct req *r, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* A handler's failure: fills r->fail (code NULL: the default for rc) and returns rc, for
+ * `return req_fail(r, PB_ECONFLICT, "port_retired", "...")`. The runtime answers it with
+ * the status of rc and {"error":{"code","message"}} (runtime/fcgi.c). */
+int req_fail(struct req *r, int rc, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Writes status line, headers and body through r->io. */
 int req_send(struct req *r);
 

@@ -20,6 +20,11 @@ typedef enum pb_rc {
 	PB_ENOTFOUND = -4,
 	PB_ELIMIT = -5,   /* a declared limit (size, time, memory) was hit */
 	PB_EINTERNAL = -6,
+	PB_ECONFLICT = -7,    /* the request clashes with the state of things: 409 */
+	PB_EFORBIDDEN = -8,   /* the caller may not do this: 403 */
+	PB_EUNAVAIL = -9,     /* a service pbiport needs cannot answer now; try again: 503 */
+	PB_EUPSTREAM = -10,   /* Microsoft refused or answered unexpectedly, for a reason that is
+	                         not the caller's input: 502, the message says what it said */
 } pb_rc;
 
 /* Writes a formatted message into err (PB_ERR_MAX bytes; truncated with "…" if

@@ -176,6 +176,57 @@ static pb_db *fresh_db(const char *name)
 	return db;
 }
 
+static long count_rows(pb_db *db, const char *name)
+{
+	char err[PB_ERR_MAX];
+	bool found = false;
+	const char *v[] = { name };
+	assert_int_equal(db_has_row(db, "SELECT 1 FROM nest WHERE name = ?", v, 1, &found, err), PB_OK);
+	return found;
+}
+
+static void insert_nest(pb_db *db, const char *name)
+{
+	char err[PB_ERR_MAX];
+	const char *v[] = { name };
+	assert_int_equal(db_exec_texts(db, "INSERT INTO nest (name) VALUES (?)", v, 1, err), PB_OK);
+}
+
+/* A function with its own transaction joins the caller's: its commit waits for the outer one,
+ * its rollback undoes only its part, the outer rollback undoes everything. */
+static void transactions_nest_as_savepoints(void **state)
+{
+	(void)state;
+	pb_db *db = NULL;
+	char err[PB_ERR_MAX];
+	assert_int_equal(db_open(tmp_path("nest.db"), true, &db, err), PB_OK);
+	assert_int_equal(db_exec_texts(db, "CREATE TABLE nest (name TEXT)", NULL, 0, err), PB_OK);
+	assert_false(db_in_transaction(db));
+	assert_int_equal(db_begin(db, err), PB_OK);
+	insert_nest(db, "outer");
+	assert_int_equal(db_begin(db, err), PB_OK);
+	insert_nest(db, "undone");
+	db_rollback(db);
+	assert_true(db_in_transaction(db));
+	assert_int_equal(db_begin(db, err), PB_OK);
+	insert_nest(db, "kept");
+	assert_int_equal(db_commit(db, err), PB_OK);
+	assert_true(db_in_transaction(db));
+	assert_int_equal(db_commit(db, err), PB_OK);
+	assert_false(db_in_transaction(db));
+	assert_true(count_rows(db, "outer") && count_rows(db, "kept"));
+	assert_false(count_rows(db, "undone"));
+	/* the outer rollback takes a committed inner part with it */
+	assert_int_equal(db_begin(db, err), PB_OK);
+	assert_int_equal(db_begin(db, err), PB_OK);
+	insert_nest(db, "inner-then-outer-rollback");
+	assert_int_equal(db_commit(db, err), PB_OK);
+	db_rollback(db);
+	assert_false(db_in_transaction(db));
+	assert_false(count_rows(db, "inner-then-outer-rollback"));
+	db_close(db);
+}
+
 static void identity_store(void **state)
 {
 	(void)state;
@@ -440,6 +491,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(migrations_fresh_idempotent_and_too_old),
 		cmocka_unit_test(real_schema_and_statement_cache),
+		cmocka_unit_test(transactions_nest_as_savepoints),
 		cmocka_unit_test(identity_store),
 		cmocka_unit_test(catalog_import_update_isolation),
 		cmocka_unit_test(metrics_counters_and_histogram),

@@ -1,0 +1,108 @@
+#include "core/flow/error_codes.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "runtime/fcgi.h"
+#include "runtime/util.h"
+
+#define A_ANY "Every request"
+#define A_CATALOG "Catalog: data products, output ports, agreements"
+#define A_CONNECT "Connecting Power BI: settings, consent, the user's connections"
+#define A_PUBLISH "Publish"
+#define A_JOBS "Jobs"
+#define A_IMPORT "Import"
+#define A_REFRESH "Refresh"
+#define A_PUSH "Push datasets"
+
+/* The areas in the order docs/errors.md lists them. */
+static const char *const areas[] = { A_ANY, A_CATALOG, A_CONNECT, A_PUBLISH, A_JOBS, A_IMPORT, A_REFRESH, A_PUSH };
+
+const pb_error_code pb_error_codes[] = {
+	/* ---- every request: the runtime, and what any Microsoft call can end in ---- */
+	{ "bad_request", PB_EINVAL, 0, A_ANY, "a parameter, a field of the body or the request itself is missing or not valid; "
+	  "the message names it" },
+	{ "unauthorized", PB_EINVAL, 401, A_ANY, "no identity: sign in (basic auth through the web server) or send "
+	  "Authorization: Bearer <token>" },
+	{ "forbidden", PB_EFORBIDDEN, 0, A_ANY, "the caller's role does not allow this (owner-only endpoints, objects of "
+	  "another user)" },
+	{ "not_found", PB_ENOTFOUND, 0, A_ANY, "no such endpoint, or no such object in the caller's organization" },
+	{ "method_not_allowed", PB_EINVAL, 405, A_ANY, "the path exists but not with this method; Allow lists the ones it "
+	  "has" },
+	{ "length_required", PB_EINVAL, 411, A_ANY, "a body without Content-Length" },
+	{ "payload_too_large", PB_EINVAL, 413, A_ANY, "the body is larger than the route accepts" },
+	{ "unsupported_media_type", PB_EINVAL, 415, A_ANY, "the Content-Type is not one the route accepts" },
+	{ "request_timeout", PB_EINVAL, 408, A_ANY, "the web server did not receive the request in time" },
+	{ "uri_too_long", PB_EINVAL, 414, A_ANY, "the web server refused the request URI as too long" },
+	{ "headers_too_large", PB_EINVAL, 431, A_ANY, "the web server refused the request headers as too large" },
+	{ "conflict", PB_ECONFLICT, 0, A_ANY, "the request clashes with what exists (a name taken, a state that does not "
+	  "allow it); the message says with what" },
+	{ "feature_disabled", PB_ENOTFOUND, 0, A_ANY, "the feature is turned off on this server "
+	  "(APPLICATION_POWERBI_WEB_ENABLED, APPLICATION_INGESTIONS_ENABLED)" },
+	{ "unavailable", PB_EUNAVAIL, 0, A_ANY, "a service pbiport needs (Microsoft, the database, the application "
+	  "behind the web server) cannot answer now; try again (Retry-After when known)" },
+	{ "throttled", PB_EUNAVAIL, 0, A_ANY, "Microsoft asked to wait (429 / Retry-After); a job waits it out without "
+	  "using an attempt, a request answers 503 with Retry-After" },
+	{ "outcome_unknown", PB_EUNAVAIL, 0, A_ANY, "a call that is not repeated blindly got no answer: whether it took "
+	  "effect is found out before anything is sent again" },
+	{ "needs_reconnect", PB_ECONFLICT, 0, A_ANY, "the user's Power BI connection is no longer valid (expired, "
+	  "revoked, another app): reconnect Power BI" },
+	{ "bad_credentials", PB_EINVAL, 0, A_ANY, "Entra refused the client id, tenant or client secret that was sent or "
+	  "stored; the message names where they are kept" },
+	{ "powerbi_forbidden", PB_EFORBIDDEN, 0, A_ANY, "Power BI or Fabric refused the identity: a workspace role, a "
+	  "permission or a tenant setting is missing; the message names it" },
+	{ "powerbi_not_found", PB_ENOTFOUND, 0, A_ANY, "Power BI or Fabric does not know the item, or the identity "
+	  "cannot see it" },
+	{ "name_taken", PB_ECONFLICT, 0, A_ANY, "an item of that name exists already in Power BI" },
+	{ "powerbi_rejected", PB_EUPSTREAM, 0, A_ANY, "Power BI, Fabric or Entra refused the call for a reason that is "
+	  "not in the request; the message keeps Microsoft's code and words" },
+	{ "internal", PB_EINTERNAL, 0, A_ANY, "pbiport failed; the message gives the request id to find the cause in the "
+	  "log" },
+	/* ---- jobs: what any job can end (or wait) with ---- */
+	{ "job_ended", PB_ECONFLICT, 0, A_JOBS, "the job has already ended: there is nothing to cancel" },
+	{ "cancelled", 0, 0, A_JOBS, "someone cancelled the job (POST /api/jobs/{id}/cancel); result says in which "
+	  "phase and what the cleanup removed" },
+	{ "cleanup_failed", 0, 0, A_JOBS, "a cancelled job could not remove what it created; it is tried again, and "
+	  "the message names what is left" },
+	{ "time_limit", 0, 0, A_JOBS, "the attempt ran past the job's time limit and was stopped, naming its phase: "
+	  "its worker was stuck; submit it again" },
+	{ "worker_lost", 0, 0, A_JOBS, "the workers running the job died on every attempt" },
+	{ "unknown_kind", 0, 0, A_JOBS, "no worker of this version knows the job's kind" },
+	{ "bad_input", 0, 0, A_JOBS, "the job's stored input is incomplete (written by another version, or by hand)" },
+	{ "stopped", 0, 0, A_JOBS, "the worker was asked to stop; the job waits in the queue for the next one "
+	  "(while queued)" },
+	{ "tenant_backoff", 0, 0, A_JOBS, "Power BI asked every caller on the tenant to wait (another job got the "
+	  "Retry-After); the job waits until the time its message gives, without using an attempt (while queued)" },
+};
+
+const size_t pb_error_codes_count = sizeof pb_error_codes / sizeof pb_error_codes[0];
+
+const pb_error_code *pb_error_code_find(const char *code)
+{
+	for (size_t i = 0; code && i < pb_error_codes_count; i++)
+		if (!strcmp(pb_error_codes[i].code, code))
+			return &pb_error_codes[i];
+	return NULL;
+}
+
+void pb_error_codes_markdown(FILE *out)
+{
+	for (size_t a = 0; a < sizeof areas / sizeof areas[0]; a++) {
+		bool any = false;
+		for (size_t i = 0; i < pb_error_codes_count && !any; i++)
+			any = !strcmp(pb_error_codes[i].area, areas[a]);
+		if (!any)
+			continue;
+		fprintf(out, "## %s\n\n| code | HTTP | meaning |\n|---|---|---|\n", areas[a]);
+		for (size_t i = 0; i < pb_error_codes_count; i++) {
+			const pb_error_code *e = &pb_error_codes[i];
+			if (strcmp(e->area, areas[a]))
+				continue;
+			if (e->rc)
+				fprintf(out, "| `%s` | %d | %s |\n", e->code, e->http ? e->http : pb_rc_status(e->rc), e->meaning);
+			else
+				fprintf(out, "| `%s` | job | %s |\n", e->code, e->meaning);
+		}
+		fputc('\n', out);
+	}
+}

@@ -1,0 +1,56 @@
+#include "runtime/failure.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int pb_failv(pb_failure *f, int rc, const char *code, const char *fmt, va_list ap)
+{
+	char msg[PB_ERR_MAX];
+	int n = vsnprintf(msg, sizeof msg, fmt, ap);
+	if (n < 0)
+		msg[0] = '\0';
+	memcpy(f->message, msg, sizeof msg);
+	return pb_fail_as(f, rc, code);
+}
+
+int pb_fail(pb_failure *f, int rc, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	pb_failv(f, rc, code, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int pb_fail_as(pb_failure *f, int rc, const char *code)
+{
+	f->rc = rc;
+	if (xsnprintf(f->code, sizeof f->code, "%s", code ? code : ""))
+		f->code[0] = '\0';   /* a code longer than any in the table: the rc's default */
+	return rc;
+}
+
+void pb_failure_clear(pb_failure *f)
+{
+	memset(f, 0, sizeof *f);
+}
+
+const char *pb_rc_code(int rc)
+{
+	switch (rc) {
+	case PB_OK: return "ok";
+	case PB_EINVAL:
+	case PB_ELIMIT: return "bad_request";
+	case PB_ENOTFOUND: return "not_found";
+	case PB_ECONFLICT: return "conflict";
+	case PB_EFORBIDDEN: return "forbidden";
+	case PB_EUNAVAIL: return "unavailable";
+	case PB_EUPSTREAM: return "powerbi_rejected";
+	default: return "internal";
+	}
+}
+
+const char *pb_failure_code(const pb_failure *f)
+{
+	return f->code[0] ? f->code : pb_rc_code(f->rc);
+}
