@@ -725,12 +725,14 @@ int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, ch
 
 	out->v = NULL;
 	out->n = 0;
+	render_fault at = RENDER_FAULT_INPUT;
 	rc = check_mode(o->mode, &args.mode, err);
 	if (!rc)
 		rc = resolve_target(c, o, &target, err);
-	if (!rc)
-		rc = template_dirs_build(o->cfg, o->template_path, "templates/tmdl", &td, err);
 	if (rc)
+		goto out;
+	at = RENDER_FAULT_TEMPLATE;   /* from here on, what fails is the templates */
+	if ((rc = template_dirs_build(o->cfg, o->template_path, "templates/tmdl", &td, err)))
 		goto out;
 	sandbox_opts so = { .dirs = td.dirs, .ndirs = td.n };
 	set_limits(c, o, &so);
@@ -746,6 +748,8 @@ int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, ch
 	if (!rc && (rc = check_complete(c, out, err)))
 		pb_files_release(out);
 out:
+	if (o->fault)
+		*o->fault = rc ? at : RENDER_FAULT_NONE;
 	sandbox_free(sb);
 	template_dirs_release(&td);
 	return rc;
