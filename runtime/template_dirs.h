@@ -1,5 +1,5 @@
 /* The ONE template search path, for TMDL renders, import filter rules and web pages
- * (builtin "templates": pages are web/*.lua and their static files web/static/). */
+ * (builtin "templates": pages are web/NAME.lua, their static files web/static/NAME). */
 #ifndef PBIPORT_TEMPLATE_DIRS_H
 #define PBIPORT_TEMPLATE_DIRS_H
 
