@@ -470,6 +470,11 @@ static int push_rows_call(msapi *c, const char *group, const char *dataset, cons
 	msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = path, .json = json, .json_text = text,
 			    .json_text_len = len, .idempotent = false, .what = "add rows to a push dataset" };
 	rc = msapi_do(c, &call, &r, err);
+	if (rc && (c->last.status == 500 || c->last.status == 502 || c->last.status == 504)) {
+		/* a gateway's answer: the service behind it may have added the rows */
+		c->last.outcome_unknown = true;
+		c->last.failure = MSAPI_OUTCOME_UNKNOWN;
+	}
 out:
 	free(path);
 	msapi_reply_release(&r);

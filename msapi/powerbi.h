@@ -100,8 +100,9 @@ typedef struct powerbi_push_table {
 int powerbi_push_create(msapi *c, const char *group, const char *name, const powerbi_push_table *tables,
 			size_t ntables, const char *retention, msapi_item *out, char *err);
 /* POST .../tables/{t}/rows with {"rows": rows} (rows: a JSON array of objects, borrowed;
- * at most 10,000 per call, Power BI's limit). Not repeated after a dropped connection:
- * c->last.outcome_unknown then tells the rows may or may not have been added. */
+ * at most 10,000 per call, Power BI's limit). Not repeated after a dropped connection or a
+ * gateway's 500/502/504: c->last.failure MSAPI_OUTCOME_UNKNOWN (and c->last.outcome_unknown)
+ * then tells the rows may or may not have been added. */
 int powerbi_push_rows(msapi *c, const char *group, const char *dataset, const char *table,
 		      const json_t *rows, char *err);
 /* The same call with the body prepared by the caller: body is the whole {"rows":[...]} JSON

@@ -73,6 +73,11 @@ const pb_error_code pb_error_codes[] = {
 	  "(while queued)" },
 	{ "tenant_backoff", 0, 0, A_JOBS, "Power BI asked every caller on the tenant to wait (another job got the "
 	  "Retry-After); the job waits until the time its message gives, without using an attempt (while queued)" },
+	/* ---- push datasets ---- */
+	{ "schema_conflict", PB_ECONFLICT, 0, A_PUSH, "a push dataset of that name exists in the workspace with another "
+	  "schema: send \"replace\": true to create it again with the new schema (its rows are not kept)" },
+	{ "invalid_rows", PB_EINVAL, 0, A_PUSH, "a row of the body does not fit the table (the message names the row and "
+	  "the column), or the body holds no rows: nothing was sent" },
 };
 
 const size_t pb_error_codes_count = sizeof pb_error_codes / sizeof pb_error_codes[0];
