@@ -77,7 +77,9 @@ struct entra_code {
 	const char *fix;
 };
 
-/* AADSTS numbers (reference §1.3). */
+/* AADSTS numbers (reference §1.3). The fixes do not say where the credentials are kept: msapi
+ * does not know (the organization's Power BI settings, an integration, a push connection); the
+ * caller's message names them. */
 static const struct entra_code entra_codes[] = {
 	{ 700082, "the refresh token", "expired after 90 days without use", "reconnect Power BI" },
 	{ 700084, "the refresh token", "past its fixed 24-hour lifetime", "reconnect Power BI" },
@@ -95,12 +97,12 @@ static const struct entra_code entra_codes[] = {
 	{ 50079, "the sign-in", "multi-factor authentication enrolment is required",
 	  "reconnect Power BI interactively" },
 	{ 70011, "the requested scope", "not valid for this app", "check the scopes requested" },
-	{ 7000215, "the client secret", "it is wrong", "check the client secret in the Power BI settings" },
+	{ 7000215, "the client secret", "it is wrong", "check the client secret" },
 	{ 7000222, "the client secret", "it has expired",
-	  "create a new client secret in Entra and save it in the Power BI settings" },
+	  "create a new client secret in Entra and save it" },
 	{ 700016, "the client id", "the application is not registered or consented in this tenant",
-	  "check the client id and tenant id in the Power BI settings" },
-	{ 90002, "the tenant", "it was not found", "check the tenant id in the Power BI settings" },
+	  "check the client id and tenant id" },
+	{ 90002, "the tenant", "it was not found", "check the tenant id" },
 	{ 50196, "the token request", "too many identical requests (loop detected)",
 	  "wait a minute before trying again" },
 };
@@ -215,7 +217,7 @@ int msapi_error_message(int svc, long status, const char *code, const char *ms_m
 	copy_line(shown, sizeof shown, m);
 	if (svc == MSAPI_ENTRA && (!strcmp(code, "invalid_client") || !strcmp(code, "unauthorized_client")))
 		return pb_err(err, rc, "Entra refused the app credentials (%s): check the tenant id, client id "
-			      "and secret in the Power BI settings%s%s", code, m ? "; Entra says: " : "", shown);
+			      "and secret%s%s", code, m ? "; Entra says: " : "", shown);
 	if (svc == MSAPI_ENTRA && !strcmp(code, "invalid_grant"))
 		return pb_err(err, rc, "Entra refused the grant (invalid_grant): reconnect Power BI%s%s",
 			      m ? "; Entra says: " : "", shown);

@@ -408,7 +408,8 @@ static void entra_flows(void **state)
 	assert_int_equal(entra_client_credentials(&entra, &wrong, NULL, &t, err), PB_EINVAL);
 	assert_string_equal(entra.last.code, "AADSTS7000215");
 	assert_non_null(strstr(err, "Entra refused the client secret"));
-	assert_non_null(strstr(err, "Power BI settings"));
+	/* msapi cannot know where the secret is kept: the caller names it (issue 12 item 9) */
+	assert_null(strstr(err, "Power BI settings"));
 	assert_null(strstr(err, "nope"));
 	entra_app nowhere = { "99999999-9999-4999-8999-999999999999", SP_ID, SP_SEC };
 	assert_int_equal(entra_client_credentials(&entra, &nowhere, NULL, &t, err), PB_EINVAL);

@@ -652,9 +652,8 @@ static void secrets_are_resealed_with_the_new_key(void **state)
 				 "11111111-1111-1111-1111-111111111111", "client_id", "aaaaaaaa-0000-0000-0000-000000000003",
 				 "client_secret", "push-secret");
 	json_t *reply = NULL;
-	int status = 0;
-	assert_int_equal(push_connection_create(db, &old_cfg, &who, body, &status, &reply, err), 0);
-	assert_int_equal(status, 201);
+	pb_failure f = { 0 };
+	assert_int_equal(push_connection_create(db, &old_cfg, &who, body, &reply, &f), 0);
 	char conn_id[PB_ID_BUF];
 	xsnprintf(conn_id, sizeof conn_id, "%s", json_string_value(json_object_get(reply, "id")));
 	json_decref(reply);
@@ -766,6 +765,215 @@ static void orphaned_spool_is_swept(void **state)
 	assert_int_equal(dropped, 0);
 }
 
+/* ---- a spooled upload, its owner row and its job commit together ---- */
+
+static long count_of(const char *sql)
+{
+	char err[PB_ERR_MAX];
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(db_prepare(db, sql, &st, err), 0);
+	assert_int_equal(db_row(db, st, err), 1);
+	long n = (long)sqlite3_column_int64(st, 0);
+	db_done(st);
+	return n;
+}
+
+static void exec_sql(const char *sql)
+{
+	char err[PB_ERR_MAX];
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(db_prepare(db, sql, &st, err), 0);
+	assert_int_equal(db_exec(db, st, err), 0);
+	db_done(st);
+}
+
+/* A CSV body of n rows, read by push_rows_ingest; sweep_at_end removes every spooled chunk when
+ * the body is done, as the spool sweep would for a POST that stalled past the orphan limit. */
+typedef struct csv_body {
+	sbuf text;
+	size_t off;
+	bool sweep_at_end;
+} csv_body;
+
+static long csv_body_read(void *ctx, char *buf, size_t n)
+{
+	csv_body *b = ctx;
+	size_t left = b->text.len - b->off;
+	if (!left && b->sweep_at_end) {
+		exec_sql("DELETE FROM push_chunks");
+		b->sweep_at_end = false;
+	}
+	if (n > left)
+		n = left;
+	memcpy(buf, sbuf_str(&b->text) + b->off, n);
+	b->off += n;
+	return (long)n;
+}
+
+/* An org with an owner, a push connection and a push dataset of one table Sales(id Int64);
+ * the dataset's id into ds_id. Nothing reaches Power BI: a body of more than one chunk
+ * (10,000 rows) goes straight to a job. */
+static void push_fixture(const char *org_name, push_caller *who, char org[PB_ID_BUF], char user[PB_ID_BUF],
+			 char ds_id[PB_ID_BUF], pb_config *cfg)
+{
+	char err[PB_ERR_MAX], sql[1024];
+	const char *teams[] = { "data" };
+	pb_failure f = { 0 };
+	json_t *reply = NULL;
+	assert_int_equal(pb_keyring_parse(KEY_NEW, &cfg->encryption_keys, err), 0);
+	assert_int_equal(identity_org_create(db, org_name, org, err), 0);
+	assert_int_equal(identity_user_add(db, org_name, org_name, PB_ROLE_OWNER, teams, 1, user, err), 0);
+	who->org_id = org;
+	who->user_id = user;
+	who->role = PB_ROLE_OWNER;
+	json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", org_name, "team", "data", "tenant_id",
+				 "11111111-1111-1111-1111-111111111111", "client_id", "aaaaaaaa-0000-0000-0000-000000000003",
+				 "client_secret", "push-secret");
+	assert_int_equal(push_connection_create(db, cfg, who, body, &reply, &f), 0);
+	json_decref(body);
+	assert_int_equal(pb_new_id(ds_id, err), 0);
+	xsnprintf(sql, sizeof sql, "INSERT INTO push_datasets (id, org_id, connection_id, workspace_id, powerbi_id, name, "
+		  "retention, schema_json, created_at, updated_at) VALUES ('%s', '%s', '%s', 'ws', 'pbi', 'Sales feed', "
+		  "'None', '[{\"name\":\"Sales\",\"columns\":[{\"name\":\"id\",\"dataType\":\"Int64\"}]}]', 'now', 'now')",
+		  ds_id, org, json_string_value(json_object_get(reply, "id")));
+	json_decref(reply);
+	exec_sql(sql);
+}
+
+static int ingest_rows(const pb_config *cfg, const push_caller *who, const char *ds_id, long rows, bool sweep,
+		       int *status, json_t **reply, pb_failure *f)
+{
+	csv_body b = { .sweep_at_end = sweep };
+	sbuf_init(&b.text, 1024 * 1024);
+	assert_int_equal(sbuf_adds(&b.text, "id\n"), 0);
+	for (long i = 1; i <= rows; i++)
+		assert_int_equal(sbuf_addf(&b.text, "%ld\n", i), 0);
+	push_source src = { csv_body_read, &b, b.text.len };
+	int rc = push_rows_ingest(db, cfg, who, ds_id, "Sales", "text/csv", &src, status, reply, f);
+	sbuf_release(&b.text);
+	return rc;
+}
+
+static void upload_job_and_owner_commit_together(void **state)
+{
+	(void)state;
+	char org[PB_ID_BUF], user[PB_ID_BUF], ds_id[PB_ID_BUF];
+	pb_config cfg = { 0 };
+	push_caller who;
+	pb_failure f = { 0 };
+	json_t *reply = NULL;
+	int status = 0;
+	push_fixture("txn", &who, org, user, ds_id, &cfg);
+	exec_sql("DELETE FROM push_chunks");
+	long jobs = count_of("SELECT count(*) FROM jobs WHERE kind = 'push_rows'");
+
+	/* the job is queued with its owner row naming it, over all three chunks */
+	assert_int_equal(ingest_rows(&cfg, &who, ds_id, 25000, false, &status, &reply, &f), 0);
+	assert_int_equal(status, 202);
+	const char *job_id = json_string_value(json_object_get(reply, "job_id"));
+	assert_non_null(job_id);
+	char sql[256];
+	xsnprintf(sql, sizeof sql, "SELECT count(*) FROM push_chunks WHERE seq = -1 AND rows_json = '%s'", job_id);
+	assert_int_equal(count_of(sql), 1);
+	assert_int_equal(count_of("SELECT count(*) FROM push_chunks WHERE seq >= 0"), 3);
+	json_decref(reply);
+	reply = NULL;
+	exec_sql("DELETE FROM push_chunks");
+	jobs = count_of("SELECT count(*) FROM jobs WHERE kind = 'push_rows'");
+
+	/* the owner row cannot be written: no job either, and the chunks are gone with the request */
+	exec_sql("CREATE TEMP TRIGGER no_owner BEFORE INSERT ON push_chunks WHEN NEW.seq = -1 "
+		 "BEGIN SELECT RAISE(ABORT, 'no owner rows'); END");
+	assert_int_not_equal(ingest_rows(&cfg, &who, ds_id, 25000, false, &status, &reply, &f), 0);
+	assert_null(reply);
+	exec_sql("DROP TRIGGER no_owner");
+	assert_int_equal(count_of("SELECT count(*) FROM jobs WHERE kind = 'push_rows'"), jobs);
+	assert_int_equal(count_of("SELECT count(*) FROM push_chunks"), 0);
+
+	/* the job cannot be queued: no owner row, no chunks */
+	exec_sql("CREATE TEMP TRIGGER no_job BEFORE INSERT ON jobs BEGIN SELECT RAISE(ABORT, 'no jobs'); END");
+	assert_int_not_equal(ingest_rows(&cfg, &who, ds_id, 25000, false, &status, &reply, &f), 0);
+	exec_sql("DROP TRIGGER no_job");
+	assert_int_equal(count_of("SELECT count(*) FROM jobs WHERE kind = 'push_rows'"), jobs);
+	assert_int_equal(count_of("SELECT count(*) FROM push_chunks"), 0);
+
+	/* the sweep took the chunks while the body was read: no job is queued without its rows */
+	assert_int_equal(ingest_rows(&cfg, &who, ds_id, 25000, true, &status, &reply, &f), PB_EUNAVAIL);
+	assert_null(reply);
+	assert_string_equal(pb_failure_code(&f), "unavailable");
+	assert_non_null(strstr(f.message, "send them again"));
+	assert_int_equal(count_of("SELECT count(*) FROM jobs WHERE kind = 'push_rows'"), jobs);
+	assert_int_equal(count_of("SELECT count(*) FROM push_chunks"), 0);
+	pb_keyring_free(cfg.encryption_keys);
+}
+
+static void failures_are_typed(void **state)
+{
+	(void)state;
+	char org[PB_ID_BUF], user[PB_ID_BUF], ds_id[PB_ID_BUF];
+	pb_config cfg = { 0 };
+	push_caller who;
+	pb_failure f = { 0 };
+	json_t *reply = NULL;
+	int status = 0;
+	push_fixture("typed", &who, org, user, ds_id, &cfg);
+
+	/* a bad row: invalid_rows naming it, nothing spooled */
+	csv_body b = { 0 };
+	sbuf_init(&b.text, 1024);
+	assert_int_equal(sbuf_adds(&b.text, "id\n1\nx\n"), 0);
+	push_source src = { csv_body_read, &b, b.text.len };
+	assert_int_equal(push_rows_ingest(db, &cfg, &who, ds_id, "Sales", "text/csv", &src, &status, &reply, &f), PB_EINVAL);
+	assert_string_equal(pb_failure_code(&f), "invalid_rows");
+	assert_non_null(strstr(f.message, "row 2, column 'id'"));
+	sbuf_release(&b.text);
+	/* no such table: not_found naming it */
+	b = (csv_body){ 0 };
+	sbuf_init(&b.text, 64);
+	src.ctx = &b;
+	assert_int_equal(push_rows_ingest(db, &cfg, &who, ds_id, "Nope", "text/csv", &src, &status, &reply, &f), PB_ENOTFOUND);
+	assert_non_null(strstr(f.message, "no table 'Nope'"));
+	sbuf_release(&b.text);
+
+	/* a connection with a dataset is not deleted: a conflict naming it */
+	char conn_id[PB_ID_BUF];
+	sqlite3_stmt *st = NULL;
+	char err[PB_ERR_MAX];
+	assert_int_equal(db_prepare(db, "SELECT connection_id FROM push_datasets WHERE id = ?", &st, err), 0);
+	assert_int_equal(db_bind_text(st, 1, ds_id, err), 0);
+	assert_int_equal(db_row(db, st, err), 1);
+	xsnprintf(conn_id, sizeof conn_id, "%s", db_col_text(st, 0));
+	db_done(st);
+	pb_failure_clear(&f);
+	assert_int_equal(push_connection_delete(db, &who, conn_id, &f), PB_ECONFLICT);
+	assert_string_equal(pb_failure_code(&f), "conflict");
+	assert_non_null(strstr(f.message, "push connection 'typed' still has 1 push dataset"));
+
+	/* the same name again: a conflict on "name"; a member outside the team: forbidden */
+	json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", "typed", "team", "data", "tenant_id", "t1",
+				 "client_id", "c1", "client_secret", "s");
+	assert_int_equal(push_connection_create(db, &cfg, &who, body, &reply, &f), PB_ECONFLICT);
+	assert_null(reply);
+	char member[PB_ID_BUF];
+	const char *web[] = { "web" };
+	assert_int_equal(identity_user_add(db, "typed-member", "typed", PB_ROLE_MEMBER, web, 1, member, err), 0);
+	push_caller m = { org, member, PB_ROLE_MEMBER };
+	json_object_set_new(body, "name", json_string("other"));
+	assert_int_equal(push_connection_create(db, &cfg, &m, body, &reply, &f), PB_EFORBIDDEN);
+	assert_non_null(strstr(f.message, "'data'"));
+
+	/* its secret cannot be opened with another key ring: bad_credentials naming the connection,
+	 * before anything is asked of Entra */
+	pb_config other = { 0 };
+	assert_int_equal(pb_keyring_parse(KEY_OLD, &other.encryption_keys, err), 0);
+	assert_int_equal(push_dataset_delete(db, &other, &who, ds_id, &f), PB_EINVAL);
+	assert_string_equal(pb_failure_code(&f), "bad_credentials");
+	assert_non_null(strstr(f.message, "push connection 'typed': its client secret cannot be opened"));
+	json_decref(body);
+	pb_keyring_free(other.encryption_keys);
+	pb_keyring_free(cfg.encryption_keys);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -780,6 +988,8 @@ int main(void)
 		cmocka_unit_test(streamed_body_is_read_in_pieces),
 		cmocka_unit_test(secrets_are_resealed_with_the_new_key),
 		cmocka_unit_test(orphaned_spool_is_swept),
+		cmocka_unit_test(upload_job_and_owner_commit_together),
+		cmocka_unit_test(failures_are_typed),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
