@@ -488,9 +488,8 @@ static int submit_job(pb_db *db, const push_caller *who, const push_ds *d, const
 			     "read (%ld of %ld chunks left): send them again", spooled, sp->seq);
 		goto end;
 	}
-	if ((rc = jobs_submit(db, &spec, job_id, &existing, err)) ||
-	    (rc = chunk_insert(db, sp->upload_id, SPOOL_OWNER_SEQ, job_id, strlen(job_id), 0, err)))
-		goto end;
+	if (!(rc = jobs_submit(db, &spec, job_id, &existing, err)))
+		rc = chunk_insert(db, sp->upload_id, SPOOL_OWNER_SEQ, job_id, strlen(job_id), 0, err);
 end:
 	db_done(st);
 	if (rc)
