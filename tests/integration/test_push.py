@@ -446,18 +446,24 @@ class PushOutcomes(PushBase):
         before Power BI carried it out; every row ends in the table once."""
         ds, job_id = self.upload(name)
         queries = self.counters().get("queries_executed", 0)
-        self.emu.control("POST", "faults", {"path_prefix": self.tables_path(ds) + "/tables",
-                                            "drop_connections": 1, "drop_after": after})
+        self.every_row_once(ds, self.run_with_fault(ds, job_id, {"drop_connections": 1, "drop_after": after}), 1)
+        return self.counters()["queries_executed"] - queries
+
+    def run_with_fault(self, ds, job_id, fault):
+        """One worker pass with fault on the dataset's rows calls; the job afterwards."""
+        self.emu.control("POST", "faults", dict(fault, path_prefix=self.tables_path(ds) + "/tables"))
         try:
             self.worker_once()
         finally:
             self.emu.control("DELETE", "faults")
-        job = self.job(job_id)
+        return self.job(job_id)
+
+    def every_row_once(self, ds, job, outcomes_checked):
         self.assertEqual(job["state"], "succeeded", job)
-        self.assertEqual((job["result"]["rows_accepted"], job["result"]["outcomes_checked"]), (25000, 1), job)
+        self.assertEqual((job["result"]["rows_accepted"], job["result"]["outcomes_checked"]), (25000, outcomes_checked),
+                         job)
         self.assertEqual(self.rows_in(ds["powerbi_id"]), 25000)
         self.assertEqual(self.spooled(), 0)
-        return self.counters()["queries_executed"] - queries
 
     def test_answer_lost_after_the_rows_were_added(self):
         # the row count before the first POST, and once its answer was lost
@@ -522,17 +528,8 @@ class PushOutcomes(PushBase):
         # a 502 to a POST rows may come after the service behind the gateway added the rows: the job
         # counts before sending them again, as for a lost answer (every second POST answers 502 here)
         ds, job_id = self.upload("gateway")
-        self.emu.control("POST", "faults", {"path_prefix": self.tables_path(ds) + "/tables", "method": "POST",
-                                            "error_rate": {"status": 502, "percent": 50}})
-        try:
-            self.worker_once()
-        finally:
-            self.emu.control("DELETE", "faults")
-        job = self.job(job_id)
-        self.assertEqual(job["state"], "succeeded", job)
-        self.assertEqual((job["result"]["rows_accepted"], job["result"]["outcomes_checked"]), (25000, 2), job)
-        self.assertEqual(self.rows_in(ds["powerbi_id"]), 25000)
-        self.assertEqual(self.spooled(), 0)
+        job = self.run_with_fault(ds, job_id, {"method": "POST", "error_rate": {"status": 502, "percent": 50}})
+        self.every_row_once(ds, job, 2)
 
 
 class PushWorkerKilled(PushBase):
