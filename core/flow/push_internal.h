@@ -74,7 +74,7 @@ typedef struct send_ctx {
 	const char *upload;
 	volatile int *stop;
 	long requests, throttled;
-	int64_t defer_ms;       /* set with PB_ELIMIT: the limiter asks for a wait too long to sleep through */
+	int64_t defer_ms;       /* set with PB_ELIMIT: the limiter or Power BI asks for a wait too long to sleep through */
 	bool unknown;           /* the last POST may or may not have added its rows (the chunk stays 'sending') */
 	/* called in the transaction that records a chunk as added (may be NULL) */
 	int (*on_added)(struct send_ctx *sc, long nrows, char *err);
