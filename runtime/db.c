@@ -216,6 +216,15 @@ static int exec_simple(pb_db *db, const char *sql, char *err)
 	return rc;
 }
 
+/* Statement text built at run time (savepoint names): run without the statement cache, which
+ * knows a statement by the address of its constant text. */
+static int exec_built(pb_db *db, const char *sql, char *err)
+{
+	if (sqlite3_exec(db->h, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(db, PB_EIO, err, "exec");
+	return PB_OK;
+}
+
 int db_read_begin(pb_db *db, char *err)
 {
 	return exec_simple(db, "BEGIN", err);
@@ -236,7 +245,7 @@ int db_begin(pb_db *db, char *err)
 	int rc;
 	if (db->depth > 0 && !sqlite3_get_autocommit(db->h)) {
 		xsnprintf(sql, sizeof sql, "SAVEPOINT pb%d", db->depth);
-		rc = exec_simple(db, sql, err);
+		rc = exec_built(db, sql, err);
 	} else {
 		db->depth = 0;
 		rc = exec_simple(db, "BEGIN IMMEDIATE", err);
@@ -251,7 +260,7 @@ int db_commit(pb_db *db, char *err)
 	char sql[32];
 	if (db->depth > 1) {
 		xsnprintf(sql, sizeof sql, "RELEASE pb%d", db->depth - 1);
-		int rc = exec_simple(db, sql, err);
+		int rc = exec_built(db, sql, err);
 		if (rc) {
 			db_rollback(db);
 			return rc;
