@@ -216,15 +216,6 @@ static int exec_simple(pb_db *db, const char *sql, char *err)
 	return rc;
 }
 
-/* Statement text built at run time (savepoint names): run without the statement cache, which
- * knows a statement by the address of its constant text. */
-static int exec_built(pb_db *db, const char *sql, char *err)
-{
-	if (sqlite3_exec(db->h, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return db_fail(db, PB_EIO, err, "exec");
-	return PB_OK;
-}
-
 int db_read_begin(pb_db *db, char *err)
 {
 	return exec_simple(db, "BEGIN", err);
@@ -236,6 +227,13 @@ void db_read_end(pb_db *db)
 		db_rollback(db);
 }
 
+/* A savepoint statement: its text names the depth, so it is built at run time and must not
+ * go into the statement cache, which keeps the text's address (constants only). */
+static int exec_savepoint(pb_db *db, const char *sql, char *err)
+{
+	return sqlite3_exec(db->h, sql, NULL, NULL, NULL) == SQLITE_OK ? PB_OK : db_fail(db, PB_EIO, err, sql);
+}
+
 /* Inside a write transaction a begin opens a savepoint, so a function that writes in a
  * transaction of its own can be called from inside the caller's: both commit together, and
  * its rollback undoes only its own part. */
@@ -245,7 +243,7 @@ int db_begin(pb_db *db, char *err)
 	int rc;
 	if (db->depth > 0 && !sqlite3_get_autocommit(db->h)) {
 		xsnprintf(sql, sizeof sql, "SAVEPOINT pb%d", db->depth);
-		rc = exec_built(db, sql, err);
+		rc = exec_savepoint(db, sql, err);
 	} else {
 		db->depth = 0;
 		rc = exec_simple(db, "BEGIN IMMEDIATE", err);
@@ -260,7 +258,7 @@ int db_commit(pb_db *db, char *err)
 	char sql[32];
 	if (db->depth > 1) {
 		xsnprintf(sql, sizeof sql, "RELEASE pb%d", db->depth - 1);
-		int rc = exec_built(db, sql, err);
+		int rc = exec_savepoint(db, sql, err);
 		if (rc) {
 			db_rollback(db);
 			return rc;

@@ -73,6 +73,15 @@ const pb_error_code pb_error_codes[] = {
 	  "(while queued)" },
 	{ "tenant_backoff", 0, 0, A_JOBS, "Power BI asked every caller on the tenant to wait (another job got the "
 	  "Retry-After); the job waits until the time its message gives, without using an attempt (while queued)" },
+	/* ---- import: what a run (its ingest job) can end or wait with ---- */
+	{ "scan_budget", 0, 0, A_IMPORT, "the tenant's getInfo calls for this hour (PBIPORT_SCAN_BUDGET_PER_HOUR, shared "
+	  "by every integration on the tenant) are used up: the run waits in the queue for the next hour (while "
+	  "queued)" },
+	{ "scan_failed", 0, 0, A_IMPORT, "the run could not scan: Power BI failed a batch of workspaces' scans three "
+	  "times, sent a scan result pbiport cannot read, or the tenant has more workspaces than one run scans; the "
+	  "message says which" },
+	{ "filter_rule", 0, 0, A_IMPORT, "the integration's filter rule (filter_rule, a Lua module) failed during the "
+	  "run; the message gives file:line: fix the rule" },
 	/* ---- push datasets ---- */
 	{ "schema_conflict", PB_ECONFLICT, 0, A_PUSH, "a push dataset of that name exists in the workspace with another "
 	  "schema: send \"replace\": true to create it again with the new schema (its rows are not kept)" },

@@ -171,7 +171,7 @@ check "body shorter than Content-Length: 400" '[ "$status" = 400 ]'
 req GET /healthz CONTENT_LENGTH=5
 check "a body where none is taken: 413" '[ "$status" = 413 ]'
 post /api/data-products "$FIX/broken.yaml" application/yaml REMOTE_USER=alice
-check "malformed YAML: 400 with line and column" '[ "$status" = 400 ] && is_error invalid_contract && json "\"request body:3:1:\" in d[\"error\"][\"message\"]"'
+check "malformed YAML: 400 with line and column" '[ "$status" = 400 ] && is_error bad_request && json "\"request body:3:1:\" in d[\"error\"][\"message\"]"'
 post /api/data-products "$FIX/broken.json" application/json REMOTE_USER=alice
 check "malformed JSON: 400 with line and column" '[ "$status" = 400 ] && json "\"line 2, column 10\" in d[\"error\"][\"message\"]"'
 printf '{"id":"a","id":"b"}' >"$tmp/dup.json"
