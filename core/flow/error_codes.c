@@ -58,6 +58,28 @@ const pb_error_code pb_error_codes[] = {
 	  "not in the request; the message keeps Microsoft's code and words" },
 	{ "internal", PB_EINTERNAL, 0, A_ANY, "pbiport failed; the message gives the request id to find the cause in the "
 	  "log" },
+	/* ---- connecting Power BI: settings, consent, the user's connections ---- */
+	{ "not_configured", PB_ECONFLICT, 0, A_CONNECT, "the organization has no Power BI settings yet (or they name the "
+	  "deployment's sign-in app while PBIPORT_SSO_* is unset): an owner saves them, PUT /api/settings/powerbi" },
+	{ "not_connected", PB_ECONFLICT, 0, A_CONNECT, "the user has not connected Power BI in this organization (or "
+	  "disconnected it): connect through GET /powerbi/connect" },
+	{ "consent_declined", PB_EINVAL, 0, A_CONNECT, "the Power BI consent screen was cancelled or declined, or a "
+	  "permission pbiport asks for was not granted: connect again and accept them" },
+	/* ---- publish ---- */
+	{ "port_retired", PB_ECONFLICT, 0, A_PUBLISH, "the output port is retired (its server left the contract): it is "
+	  "neither published nor dry-run any more" },
+	{ "no_write_role", PB_EFORBIDDEN, 0, A_PUBLISH, "the user's role in the workspace does not allow publishing: it "
+	  "needs Contributor, Member or Admin" },
+	{ "template_failed", PB_EINTERNAL, 0, A_PUBLISH, "the server's TMDL templates failed for this port (an admin "
+	  "template's error, output or limits), not the request; the message names the file and line" },
+	{ "credentials_rejected", 0, 0, A_PUBLISH, "the data source refused the credentials given for the new "
+	  "connection (connection in the request): publish again with working ones" },
+	{ "credentials_missing", 0, 0, A_PUBLISH, "the credentials for the new connection were erased when the job "
+	  "ended once already: publish again with them" },
+	{ "credentials_unreadable", 0, 0, A_PUBLISH, "the worker cannot open the job's sealed credentials "
+	  "(APPLICATION_ENCRYPTION_KEYS missing or changed): publish again" },
+	{ "connection_mismatch", 0, 0, A_PUBLISH, "the chosen connection (connection_id) points at another data source "
+	  "than the port's: choose one GET /api/powerbi/connections offers" },
 	/* ---- jobs: what any job can end (or wait) with ---- */
 	{ "job_ended", PB_ECONFLICT, 0, A_JOBS, "the job has already ended: there is nothing to cancel" },
 	{ "cancelled", 0, 0, A_JOBS, "someone cancelled the job (POST /api/jobs/{id}/cancel); result says in which "

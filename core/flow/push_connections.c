@@ -293,41 +293,22 @@ out:
 	return rc;
 }
 
-/* A failure of c's credentials: the code pbi_session gave it ("unavailable": Entra could not be
- * reached; anything else, Entra refused them), the message (in f->message) after c's name. */
-static int credentials_fail(const push_conn *c, const char *code, pb_failure *f)
-{
-	bool down = !strcmp(code, "unavailable");
-	return pb_fail(f, down ? PB_EUNAVAIL : PB_EINVAL, down ? "unavailable" : "bad_credentials",
-		       "push connection '%s': %s", c->name, f->message);
-}
-
 int push_conn_session(const pb_config *cfg, const push_conn *c, pbi_session *s, pb_failure *f)
 {
-	char *plain = NULL, context[64], code[PBI_CODE_MAX] = "";
+	char *plain = NULL, context[64], label[PB_NAME_FIELD_MAX + 32];
 	size_t len = 0;
 	memset(s, 0, sizeof *s);
 	if (!cfg->encryption_keys)
 		return pb_fail(f, PB_EINVAL, "bad_credentials", "push connection '%s': its client secret cannot be opened: "
 			       "APPLICATION_ENCRYPTION_KEYS is not set", c->name);
 	xsnprintf(context, sizeof context, "push_connection:%s", c->id);
+	xsnprintf(label, sizeof label, "push connection '%s'", c->name);
 	int rc = pb_open(cfg->encryption_keys, c->client_secret, context, &plain, &len, f->message);
-	if (rc) {
-		pb_fail(f, PB_EINVAL, "bad_credentials", "push connection '%s': its client secret cannot be opened (%s): "
-			"create the push connection again", c->name, f->message);
-		goto out;
-	}
-	if ((rc = pbi_session_app(s, c->tenant_id, c->client_id, plain, code, f->message)))
-		credentials_fail(c, code, f);
-out:
+	if (rc)
+		rc = pb_fail(f, PB_EINVAL, "bad_credentials", "%s: its client secret cannot be opened (%s): create the push "
+			     "connection again", label, f->message);
+	else
+		rc = pbi_session_open_app(s, label, c->tenant_id, c->client_id, plain, f);
 	pb_secret_free(plain, len);
-	return rc ? f->rc : 0;
-}
-
-int push_call_fail(const push_conn *c, const pbi_session *s, int rc, pb_failure *f)
-{
-	const char *code = pbi_session_code(s);
-	if (rc && code[0])
-		return credentials_fail(c, code, f);
-	return ms_fail(&s->api, rc, f);
+	return rc;
 }

@@ -307,7 +307,7 @@ int push_dataset_create(pb_db *db, const pb_config *cfg, const push_caller *who,
 		goto out;
 	have_session = true;
 	if ((rc = powerbi_push_create(&s.api, ws, name, pt, schema.ntables, retention, &item, err))) {
-		rc = push_call_fail(c, &s, rc, f);
+		rc = pbi_session_fail(&s, rc, f);
 		goto out;
 	}
 	if (!item.id) {

@@ -90,14 +90,11 @@ const pb_team *push_team_find(const team_list *l, const char *id, const char *na
 /* who NULL: any org (the worker, which got the id from its own job). */
 int push_conn_get(pb_db *db, const push_caller *who, const char *id, push_conn **out, char *err);
 bool push_id_text(const char *s);
-/* An app session for the connection's service principal. Fails naming the connection:
- * bad_credentials when its secret cannot be opened or Entra refuses its credentials,
- * unavailable when Entra cannot be reached. */
+/* An app session for the connection's service principal, whose failures (here and in the
+ * calls made through it: pbi_session_fail) name the connection: bad_credentials when its
+ * secret cannot be opened or Entra refuses its credentials, unavailable when Entra cannot be
+ * reached. */
 int push_conn_session(const pb_config *cfg, const push_conn *c, pbi_session *s, pb_failure *f);
-/* f for a failed Power BI call made through c's session s, rc its result and its message in
- * f->message: a token renewal that failed inside the call is Entra's verdict on c's
- * credentials (named as above); anything else is Microsoft's failure (ms_fail). */
-int push_call_fail(const push_conn *c, const pbi_session *s, int rc, pb_failure *f);
 
 /* ---- core/flow/push_datasets.c ---- */
 

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "core/flow/push_internal.h"
-#include "core/store/tenant_backoff.h"
+#include "core/flow/tenant_hold.h"
 #include "runtime/timeutil.h"
 
 /* ======================================================================== the job */
@@ -181,7 +181,7 @@ int push_rows_job(pb_job_ctx *ctx)
 				pb_fail_as(&f, PB_EUNAVAIL, "throttled");
 				f.retry_after_s = (long)((sc.defer_ms + 999) / 1000);
 			} else {
-				push_call_fail(conn, &s, rc, &f);
+				pbi_session_fail(&s, rc, &f);
 			}
 			rc = job_end_rows(ctx, &f, first, last, jc.accepted, total);
 			goto out;

@@ -573,7 +573,7 @@ int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, co
 			goto out;
 		rc = push_send_chunk(&sc, 0, sbuf_str(&body), body.len, (long)sp.first_rows, false, &refused, err);
 		if (rc && !sc.unknown) {
-			rc = push_call_fail(c, &s, rc, f);
+			rc = pbi_session_fail(&s, rc, f);
 			goto out;
 		}
 		if (!rc && !refused) {
@@ -640,7 +640,7 @@ int push_rows_delete(pb_db *db, const pb_config *cfg, const push_caller *who, co
 	if ((rc = push_ds_session(db, cfg, d, &c, &s, &have, f)))
 		goto out;
 	if ((rc = powerbi_push_delete_rows(&s.api, d->workspace_id, d->powerbi_id, t->name, err))) {
-		rc = push_call_fail(c, &s, rc, f);
+		rc = pbi_session_fail(&s, rc, f);
 		goto out;
 	}
 	if ((rc = table_rows_add(db, d->id, t->name, 0, 0, true, err)))
@@ -671,7 +671,7 @@ int push_dataset_delete(pb_db *db, const pb_config *cfg, const push_caller *who,
 	/* Power BI first: a record whose dataset could not be deleted stays, so the delete can be
 	 * asked again (a dataset already gone there counts as deleted) */
 	if ((rc = powerbi_dataset_delete(&s.api, d->workspace_id, d->powerbi_id, err))) {
-		rc = push_call_fail(c, &s, rc, f);
+		rc = pbi_session_fail(&s, rc, f);
 		goto out;
 	}
 	/* its table counts go with it (ON DELETE CASCADE); jobs still holding rows for it fail with

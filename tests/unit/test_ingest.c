@@ -23,7 +23,7 @@
 #include "core/store/identity.h"
 #include "core/flow/ingest.h"
 #include "core/store/integrations.h"
-#include "core/store/tenant_backoff.h"
+#include "core/flow/tenant_hold.h"
 #include "msapi/scanner.h"
 #include "runtime/crypto.h"
 #include "runtime/db.h"
