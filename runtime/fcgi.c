@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +13,8 @@
 
 #include "runtime/log.h"
 #include "runtime/metrics.h"
+#include "runtime/page_csrf.h"
+#include "runtime/page_render.h"
 #include "runtime/util.h"
 
 extern char **environ;
@@ -32,37 +35,61 @@ int pb_rc_status(int rc)
 	return 500;
 }
 
+/* A web page's request (ROUTE_PAGE, or a browser's request no route matched): its failures
+ * are answered as an HTML page with the same status, code and message as the JSON error. */
+static bool page_request(const struct req *r)
+{
+	return r->route ? (r->route->flags & ROUTE_PAGE) != 0 : page_wants_html(r);
+}
+
+/* A failure answered before or instead of a handler: {"error":{code,message}}, or the
+ * error page for a page request. */
+static int answer(struct req *r, const struct pb_app *app, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static int answer(struct req *r, const struct pb_app *app, int status, const char *code, const char *fmt, ...)
+{
+	char msg[PB_ERR_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	if (vsnprintf(msg, sizeof msg, fmt, ap) < 0)
+		msg[0] = '\0';
+	va_end(ap);
+	if (page_request(r))
+		return page_reply_failure(r, status, code, msg, app->page_chrome);
+	return req_reply_error(r, status, code, "%s", msg);
+}
+
 /* Answers a handler's failure rc: the status of rc, the code the handler named in r->fail
  * (or rc's default) and its message. An unnamed 500 (a failure nobody foresaw: memory, the
  * database) says only the request id: the detail goes to the log (log_request prints r->err for
  * 5xx), not to the client; a named one (template_failed) was worded for the reader. */
-static int reply_rc(struct req *r, int rc)
+static int reply_rc(struct req *r, const struct pb_app *app, int rc)
 {
 	int status = pb_rc_status(rc);
 	bool named = r->fail.rc == rc && r->fail.code[0];
 	const char *code = named ? r->fail.code : pb_rc_code(rc);
 	sbuf_reset(&r->headers);
 	if (status == 500 && !named)
-		return req_reply_error(r, 500, "internal", "internal error (request %s)", r->request_id);
+		return answer(r, app, 500, "internal", "internal error (request %s)", r->request_id);
 	if (rc == PB_EUNAVAIL && r->fail.retry_after_s > 0) {
 		char secs[24];
 		if (!xsnprintf(secs, sizeof secs, "%ld", r->fail.retry_after_s))
 			req_header(r, "Retry-After", secs);
 	}
 	if (rc == PB_ENOTFOUND && !r->err[0])
-		return req_reply_error(r, status, code, "not found");
-	return req_reply_error(r, status, code, "%s", r->err);
+		return answer(r, app, status, code, "not found");
+	return answer(r, app, status, code, "%s", r->err);
 }
 
-static int check_query(struct req *r)
+static int check_query(struct req *r, const struct pb_app *app)
 {
 	for (size_t i = 0; i < r->nquery; i++) {
 		bool ok = false;
 		for (size_t j = 0; r->route->query && r->route->query[j] && !ok; j++)
 			ok = !strcmp(r->query[i].name, r->route->query[j]);
 		if (!ok)
-			return req_reply_error(r, 400, "bad_request", "unknown query parameter '%.64s'",
-					       r->query[i].name) ? PB_ENOMEM : PB_EINVAL;
+			return answer(r, app, 400, "bad_request", "unknown query parameter '%.64s'",
+				      r->query[i].name) ? PB_ENOMEM : PB_EINVAL;
 	}
 	return PB_OK;
 }
@@ -73,15 +100,15 @@ static int identify(struct req *r, const struct pb_app *app)
 			       req_env(r, "HTTP_AUTHORIZATION"), &r->who, r->err);
 	if (rc == PB_ENOTFOUND) {
 		req_header(r, "WWW-Authenticate", "Bearer");
-		req_reply_error(r, 401, "unauthorized", "%s", r->err);
+		answer(r, app, 401, "unauthorized", "%s", r->err);
 		return rc;
 	}
 	if (rc) {
-		reply_rc(r, rc);
+		reply_rc(r, app, rc);
 		return rc;
 	}
 	if (r->route->role == PB_ROLE_OWNER && r->who.role != PB_ROLE_OWNER) {
-		req_reply_error(r, 403, "forbidden", "only an organization owner may do this");
+		answer(r, app, 403, "forbidden", "only an organization owner may do this");
 		return PB_EINVAL;
 	}
 	return PB_OK;
@@ -139,12 +166,12 @@ static void dispatch(struct req *r, const struct pb_app *app)
 	switch (router_match(app->routes, app->nroutes, r->method, r->segs, r->nsegs, &r->route,
 			     r->captures, &r->ncaptures, &allow)) {
 	case ROUTE_NOT_FOUND:
-		req_reply_error(r, 404, "not_found", "no such endpoint: %.200s", r->path);
+		answer(r, app, 404, "not_found", "no such endpoint: %.200s", r->path);
 		goto out;
 	case ROUTE_BAD_METHOD:
 		req_header(r, "Allow", sbuf_str(&allow));
-		req_reply_error(r, 405, "method_not_allowed", "%s is not allowed here (allowed: %s)",
-				r->method, sbuf_str(&allow));
+		answer(r, app, 405, "method_not_allowed", "%s is not allowed here (allowed: %s)", r->method,
+		       sbuf_str(&allow));
 		goto out;
 	case ROUTE_FOUND:
 		break;
@@ -152,10 +179,10 @@ static void dispatch(struct req *r, const struct pb_app *app)
 	/* a feature that is off looks like it does not exist, before anything else is checked */
 	if (((r->route->flags & ROUTE_FEATURE_POWERBI_WEB) && !r->cfg->powerbi_web_enabled) ||
 	    ((r->route->flags & ROUTE_FEATURE_INGESTIONS) && !r->cfg->ingestions_enabled)) {
-		req_reply_error(r, 404, "feature_disabled", "%s is turned off on this server (set %s=true)",
-				(r->route->flags & ROUTE_FEATURE_POWERBI_WEB) ? "Power BI publishing" : "Ingestion",
-				(r->route->flags & ROUTE_FEATURE_POWERBI_WEB) ? "APPLICATION_POWERBI_WEB_ENABLED"
-									       : "APPLICATION_INGESTIONS_ENABLED");
+		answer(r, app, 404, "feature_disabled", "%s is turned off on this server (set %s=true)",
+		       (r->route->flags & ROUTE_FEATURE_POWERBI_WEB) ? "Power BI publishing" : "Ingestion",
+		       (r->route->flags & ROUTE_FEATURE_POWERBI_WEB) ? "APPLICATION_POWERBI_WEB_ENABLED"
+								      : "APPLICATION_INGESTIONS_ENABLED");
 		goto out;
 	}
 	/* this process's own unwritten counts are part of what /metrics shows */
@@ -163,14 +190,14 @@ static void dispatch(struct req *r, const struct pb_app *app)
 		log_event("warn", r->request_id, "metrics not written: %s", r->err);
 	if ((r->route->flags & ROUTE_READ_ONLY) && r->db) {
 		if ((rc = db_read_begin(r->db, r->err))) {
-			reply_rc(r, rc);
+			reply_rc(r, app, rc);
 			goto out;
 		}
 		in_read = true;
 	}
 	if (r->route->role != PB_ROLE_NONE && identify(r, app))
 		goto out;
-	if (check_query(r))
+	if (check_query(r, app))
 		goto out;
 	size_t limit = r->route->body_limit == ROUTE_BODY_CONFIG ? r->cfg->max_body : r->route->body_limit;
 	if (((r->route->flags & ROUTE_STREAM_BODY) ? req_stream_body : req_read_body)(
@@ -183,15 +210,22 @@ static void dispatch(struct req *r, const struct pb_app *app)
 		for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
 			if (codes[i].status == status)
 				code = codes[i].code;
-		req_reply_error(r, status ? status : 400, code, "%s", r->err);
+		answer(r, app, status ? status : 400, code, "%s", r->err);
 		goto out;
 	}
 	r->err[0] = '\0';
+	/* A state-changing request with the browser's own credentials comes from this site only; a
+	 * page's form also carries the token its page signed (runtime/page_csrf.h). */
+	if (strcmp(r->method, "GET") && strcmp(r->method, "HEAD") &&
+	    (rc = (r->route->flags & ROUTE_PAGE) ? page_csrf_check(r) : page_cross_site_check(r))) {
+		reply_rc(r, app, rc);
+		goto out;
+	}
 	rc = r->route->handler(r);
 	if (rc)
-		reply_rc(r, rc);
+		reply_rc(r, app, rc);
 	else if (!r->status)
-		req_reply_error(r, 500, "internal", "the handler produced no response");
+		answer(r, app, 500, "internal", "the handler produced no response");
 out:
 	if (in_read)
 		db_read_end(r->db);

@@ -31,6 +31,10 @@ enum route_flags {
 	                                         counts (runtime/metrics.h): the route shows them */
 	ROUTE_STREAM_BODY = 1u << 5,          /* length and content type are checked, the body is left
 	                                         unread: the handler pulls it with req_body_read() */
+	ROUTE_PAGE = 1u << 6,                 /* a web page: failures are answered as an HTML error page
+	                                         with the status of the failure's rc; a method other than
+	                                         GET/HEAD must pass the CSRF check (runtime/page_csrf.h)
+	                                         before the handler runs */
 };
 
 #define ROUTE_BODY_CONFIG ((size_t)-1)   /* body limit = PBIPORT_MAX_BODY */

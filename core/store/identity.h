@@ -39,6 +39,9 @@ int identity_teams(pb_db *db, const char *org_id, const char *user_id, pb_team *
 int identity_user_name(pb_db *db, const char *org_id, const char *user_id, char name[PB_NAME_FIELD_MAX + 1],
 		       char *err);
 
+/* The name of organization org_id (for the pages' header). PB_ENOTFOUND when there is none. */
+int identity_org_name(pb_db *db, const char *org_id, char name[PB_NAME_FIELD_MAX + 1], char *err);
+
 /* Lookups for runtime/auth (struct pb_auth_ops). */
 int identity_user_by_name(pb_db *db, const char *name, pb_identity *who, char *err);
 int identity_token_by_id(pb_db *db, const char *token_id, pb_identity *who,
