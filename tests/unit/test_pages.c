@@ -41,7 +41,7 @@ static void write_text(const char *dir, const char *rel, const char *text)
 {
 	char path[256], err[PB_ERR_MAX];
 	assert_int_equal(xsnprintf(path, sizeof path, "%s/%s", dir, rel), 0);
-	if (write_file(path, text, strlen(text), err))
+	if (tu_write_file(path, text, strlen(text), err))
 		fail_msg("%s", err);
 }
 
@@ -186,6 +186,8 @@ static int setup(void **state)
 	assert_int_equal(identity_user_add(f->db, "bob", "acme", PB_ROLE_MEMBER, NULL, 0, id, err), 0);
 	assert_int_equal(identity_user_add(f->db, "carol", "globex", PB_ROLE_OWNER, NULL, 0, id, err), 0);
 	assert_int_equal(xsnprintf(f->admin, sizeof f->admin, "%s/admin", f->dir), 0);
+	/* an admin template folder exists (start-up checks it; the search path refuses a missing one) */
+	assert_int_equal(mkdir(f->admin, 0700), 0);
 	assert_int_equal(pb_keyring_parse(KEY_A, &f->cfg.rememberme_keys, err), 0);
 	f->cfg.template_path = f->admin;
 	f->cfg.max_body = 1 << 20;
