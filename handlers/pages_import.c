@@ -61,24 +61,23 @@ int pages_next_runs(const char *schedule, int n, json_t **out, char *err)
 
 /* {"schedule": text, "runs": [...]} or {"schedule": text, "error": why} for the wizard's
  * preview: a schedule the API would refuse (too often, never) says why. */
-static json_t *schedule_preview(const char *text)
+static json_t *schedule_preview(const pb_config *cfg, const char *text)
 {
 	char why[PB_ERR_MAX];
-	int64_t min_s;
 	pb_cron c;
 	json_t *runs = NULL;
-	if (cron_min_interval(&min_s, why) || cron_validate(text, min_s, &c, why) ||
+	if (cron_validate(text, cfg->min_schedule_interval_s, &c, why) ||
 	    pages_next_runs(text, NEXT_RUNS, &runs, why))
 		return json_pack("{s:s, s:s}", "schedule", text, "error", why);
 	return json_pack("{s:s, s:o}", "schedule", text, "runs", runs);
 }
 
 /* view.presets: [{value, runs}] for the wizard's choices. */
-static json_t *presets_json(void)
+static json_t *presets_json(const pb_config *cfg)
 {
 	json_t *list = json_array();
 	for (size_t i = 0; list && presets[i]; i++)
-		if (json_array_append_new(list, schedule_preview(presets[i]))) {
+		if (json_array_append_new(list, schedule_preview(cfg, presets[i]))) {
 			json_decref(list);
 			return NULL;
 		}
@@ -179,7 +178,7 @@ static json_t *wizard_body(const struct req *r)
 /* The wizard, with what was typed (never the secret) and why it was refused. */
 static int reply_wizard(struct req *r, int status, const char *message)
 {
-	json_t *form = json_object(), *presets_v = presets_json(), *preview = NULL;
+	json_t *form = json_object(), *presets_v = presets_json(r->cfg), *preview = NULL;
 	const char *schedule = req_query(r, "schedule");
 	static const char *const kept[] = { "name", "tenant_id", "client_id", "schedule", "cron",
 					    "workspaces_include", "workspaces_exclude", "semantic_models_include",
@@ -197,7 +196,7 @@ static int reply_wizard(struct req *r, int status, const char *message)
 	if (!schedule && r->form.n && *chosen_schedule(r))
 		schedule = chosen_schedule(r);
 	if (schedule && *schedule)
-		preview = schedule_preview(schedule);
+		preview = schedule_preview(r->cfg, schedule);
 	if (!form || !presets_v) {
 		json_decref(form);
 		json_decref(presets_v);
@@ -229,7 +228,7 @@ int pages_integration_create(struct req *r)
 		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = integration_parse(body, true, &in, why.message))) {
+	if ((rc = integration_parse(body, true, r->cfg->min_schedule_interval_s, &in, why.message))) {
 		rc = reply_wizard(r, 400, why.message);
 		goto out;
 	}
@@ -307,7 +306,7 @@ static int test_integration(struct req *r, const pb_integration *i)
 	if (rc)
 		return rc;
 	xsnprintf(whose, sizeof whose, "integration '%s'", i->name);
-	rc = ingest_doctor(r->db, whose, i->tenant_id, i->client_id, secret, &report, &why);
+	rc = ingest_doctor(r->db, r->cfg, whose, i->tenant_id, i->client_id, secret, &report, &why);
 	pb_secret_free(secret, len);
 	/* Entra or Power BI out of reach: said on the page, with the status the API answers */
 	rc = rc ? reply_integration(r, pb_rc_status(rc), i, NULL, why.message) : reply_integration(r, 200, i, report, NULL);
