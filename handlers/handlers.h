@@ -88,6 +88,11 @@ int pages_integration_new(struct req *r);
 int pages_integration_create(struct req *r);
 int pages_integration(struct req *r);
 int pages_integration_action(struct req *r);
+/* handlers/pages_refresh.c: /semantic-models/{id} (Refresh now, schedule, history and chart) */
+int pages_semantic_model(struct req *r);
+int pages_semantic_model_action(struct req *r);
+/* handlers/pages_push.c: /push-datasets */
+int pages_push_datasets(struct req *r);
 /* The next n run times (ISO-8601 UTC) of a schedule (core/lang/cron.h): *out new JSON array.
  * PB_EINVAL naming the problem for a schedule that does not parse or never runs. */
 int pages_next_runs(const char *schedule, int n, struct json_t **out, char *err);

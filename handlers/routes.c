@@ -108,6 +108,9 @@ static const struct route routes[] = {
 	{ "POST",   "/settings/integrations/new", pages_integration_create, PB_ROLE_OWNER, WIZARD_BODY,    form_types,     NULL,       ROUTE_PAGE | ROUTE_FEATURE_INGESTIONS },
 	{ "GET",    "/settings/integrations/{id}", pages_integration,   PB_ROLE_OWNER,  0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY | ROUTE_FEATURE_INGESTIONS },
 	{ "POST",   "/settings/integrations/{id}", pages_integration_action, PB_ROLE_OWNER, PAGE_FORM_BODY, form_types,     NULL,       ROUTE_PAGE | ROUTE_FEATURE_INGESTIONS },
+	{ "GET",    "/semantic-models/{id}",      pages_semantic_model, PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE },
+	{ "POST",   "/semantic-models/{id}",      pages_semantic_model_action, PB_ROLE_MEMBER, PAGE_FORM_BODY, form_types,   NULL,       ROUTE_PAGE },
+	{ "GET",    "/push-datasets",             pages_push_datasets,  PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY },
 	{ "GET",    "/static/{name}",             pages_static,         PB_ROLE_NONE,   0,                 NULL,           NULL,       ROUTE_PAGE },
 };
 
