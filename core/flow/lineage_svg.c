@@ -323,7 +323,7 @@ static void set_defaults(Agraph_t *G)
 	agattr(G, AGEDGE, "constraint", "true");
 	agattr(G, AGNODE, "shape", "box");
 	agattr(G, AGNODE, "fontname", "Helvetica");
-	agattr(G, AGNODE, "fontsize", "11");
+	agattr(G, AGNODE, "fontsize", "12.5");   /* drawn at 11: room for wider fallback fonts */
 	agattr(G, AGNODE, "margin", "0.12,0.06");
 	agattr(G, AGNODE, "label", "");
 }
