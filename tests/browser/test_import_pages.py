@@ -11,8 +11,8 @@ import copy
 import json
 import os
 import re
-import sqlite3
 import time
+import urllib.parse
 import xml.etree.ElementTree as ET
 
 import browser
@@ -26,6 +26,8 @@ ALICE = "alice@contoso.example"
 HOSTILE_MODEL = "\"Quote\" <script>alert('x')</script> & 🚀 שלום"
 HOSTILE_WS = "<img src=x onerror=alert(1)> Workspace"
 SVG_NS = "{http://www.w3.org/2000/svg}"
+TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([A-Za-z0-9_-]+)"')
+HTML = {"Accept": "text/html"}
 
 
 def tenant_fixture():
@@ -272,6 +274,65 @@ class ImportPages(browser.BrowserEmulatorTestCase):
         self.assertEqual([e for e in root.iter() if e.tag in (SVG_NS + "script", SVG_NS + "foreignObject")], [])
         self.assertFalse(any(k.lower().startswith("on") for e in root.iter() for k in e.attrib))
         self.assertIn(b"&lt;script&gt;", data)
+
+    # ---- the HTTP side: CSRF on the forms, headers, bad parameters -------------------------
+    def page(self, path, user="alice", method="GET", fields=None, headers=None):
+        body = urllib.parse.urlencode(fields) if fields is not None else None
+        hdrs = dict(HTML, **(headers or {}))
+        if fields is not None:
+            hdrs["Content-Type"] = "application/x-www-form-urlencoded"
+        return self.stack.request(method, path, body=body, headers=hdrs, basic=user)
+
+    def test_forms_are_csrf_checked_and_pages_have_their_headers(self):
+        doc = self.integration("http-%d" % os.getpid())
+        assets = self.imported()
+        model = assets[("semantic_model", "Sales")]
+        origin = "http://127.0.0.1:%d" % self.stack.port
+        for path in ("/settings/integrations", "/settings/integrations/new", "/settings/integrations/" + doc["id"],
+                     "/assets", "/assets/" + model["id"], "/semantic-models/" + model["id"], "/push-datasets"):
+            status, hdrs, body = self.page(path)
+            self.assertEqual(status, 200, (path, body[:300]))
+            self.assertTrue(hdrs["content-security-policy"].startswith("default-src 'self'"), path)
+            self.assertEqual(hdrs["x-frame-options"], "DENY", path)
+        # a form another site makes the browser send is refused before anything runs
+        for path, fields in (("/settings/integrations/" + doc["id"], {"action": "run"}),
+                             ("/assets/" + model["id"], {"go": "1"}),
+                             ("/semantic-models/" + model["id"], {"action": "refresh"})):
+            _, _, page = self.page(path)
+            token = TOKEN.search(page.decode()).group(1)
+            status, _, body = self.page(path, method="POST", fields=dict(fields, csrf_token=token),
+                                        headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"})
+            self.assertEqual(status, 403, path)
+            self.assertIn(b"csrf_failed", body)
+            status, _, body = self.page(path, method="POST", fields=fields, headers={"Origin": origin})
+            self.assertEqual(status, 403, path)                                  # no token
+        status, runs = self.api("GET", "/api/integrations/%s/runs" % doc["id"])
+        self.assertEqual(runs["runs"], [])                                      # nothing was run
+        # the same form with its token from this site runs it, and answers with the page again
+        _, _, page = self.page("/settings/integrations/" + doc["id"])
+        token = TOKEN.search(page.decode()).group(1)
+        status, hdrs, _ = self.page("/settings/integrations/" + doc["id"], method="POST",
+                                    fields={"action": "run", "csrf_token": token},
+                                    headers={"Origin": origin, "Sec-Fetch-Site": "same-origin"})
+        self.assertEqual(status, 303)
+        self.assertEqual(hdrs["location"], "/settings/integrations/" + doc["id"])
+        status, _, body = self.page("/settings/integrations/" + doc["id"], method="POST",
+                                    fields={"action": "delete-everything", "csrf_token": token},
+                                    headers={"Origin": origin})
+        self.assertEqual(status, 400)
+        self.assertIn(b"action must be test or run", body)
+        # the picture: parameters checked, its own policy, the layout's time said
+        for query, status_wanted in (("", 400), ("?node=" + model["id"] + "&depth=11", 400),
+                                     ("?node=" + model["id"] + "&depth=x", 400), ("?node=nope", 404),
+                                     ("?node=" + model["id"] + "&color=red", 400)):
+            status, _, _ = self.page("/lineage.svg" + query)
+            self.assertEqual(status, status_wanted, query)
+        status, hdrs, body = self.page("/lineage.svg?node=" + model["id"])
+        self.assertEqual(status, 200)
+        self.assertEqual(hdrs["x-frame-options"], "SAMEORIGIN")
+        self.assertRegex(hdrs["server-timing"], r"^layout;dur=\d+\.\d$")
+        self.assertEqual(hdrs["x-content-type-options"], "nosniff")
+        ET.fromstring(body)
 
     # ---- who sees what -----------------------------------------------------------------------
     def test_member_gets_403_and_other_org_404(self):
