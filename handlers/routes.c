@@ -30,11 +30,7 @@ static const char *const callback_query[] = {
 /* page forms: a pasted contract (urlencoded) or an uploaded file (multipart) */
 static const char *const form_types[] = { "application/x-www-form-urlencoded", "multipart/form-data", NULL };
 static const char *const home_query[] = { "q", NULL };
-/* a page form of a few fields (buttons, settings); a pasted contract has its own bound */
-#define PAGE_FORM_BODY (64 * 1024)
 static const char *const wizard_query[] = { "schedule", NULL };
-/* the Add Integration wizard: six lists of up to 200 patterns of up to 256 bytes */
-#define WIZARD_BODY (512 * 1024)
 static const char *const lineage_svg_query[] = { "node", "depth", NULL };
 
 static const struct route routes[] = {
@@ -102,14 +98,14 @@ static const struct route routes[] = {
 	{ "GET",    "/lineage.svg",               pages_lineage_svg,    PB_ROLE_MEMBER, 0,                 NULL,           lineage_svg_query, ROUTE_PAGE | ROUTE_READ_ONLY },
 	{ "GET",    "/assets",                    pages_assets,         PB_ROLE_MEMBER, 0,                 NULL,           assets_query, ROUTE_PAGE | ROUTE_READ_ONLY | ROUTE_FEATURE_INGESTIONS },
 	{ "GET",    "/assets/{id}",               pages_asset,          PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY | ROUTE_FEATURE_INGESTIONS },
-	{ "POST",   "/assets/{id}",               pages_asset_import,   PB_ROLE_MEMBER, PAGE_FORM_BODY,    form_types,     NULL,       ROUTE_PAGE | ROUTE_FEATURE_INGESTIONS },
+	{ "POST",   "/assets/{id}",               pages_asset_import,   PB_ROLE_MEMBER, PB_BODY_PAGE_FORM_MAX, form_types,     NULL,       ROUTE_PAGE | ROUTE_FEATURE_INGESTIONS },
 	{ "GET",    "/settings/integrations",     pages_integrations,   PB_ROLE_OWNER,  0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY | ROUTE_FEATURE_INGESTIONS },
 	{ "GET",    "/settings/integrations/new", pages_integration_new, PB_ROLE_OWNER, 0,                 NULL,           wizard_query, ROUTE_PAGE | ROUTE_READ_ONLY | ROUTE_FEATURE_INGESTIONS },
-	{ "POST",   "/settings/integrations/new", pages_integration_create, PB_ROLE_OWNER, WIZARD_BODY,    form_types,     NULL,       ROUTE_PAGE | ROUTE_FEATURE_INGESTIONS },
+	{ "POST",   "/settings/integrations/new", pages_integration_create, PB_ROLE_OWNER, PB_BODY_WIZARD_MAX, form_types,     NULL,       ROUTE_PAGE | ROUTE_FEATURE_INGESTIONS },
 	{ "GET",    "/settings/integrations/{id}", pages_integration,   PB_ROLE_OWNER,  0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY | ROUTE_FEATURE_INGESTIONS },
-	{ "POST",   "/settings/integrations/{id}", pages_integration_action, PB_ROLE_OWNER, PAGE_FORM_BODY, form_types,     NULL,       ROUTE_PAGE | ROUTE_FEATURE_INGESTIONS },
+	{ "POST",   "/settings/integrations/{id}", pages_integration_action, PB_ROLE_OWNER, PB_BODY_PAGE_FORM_MAX, form_types,     NULL,       ROUTE_PAGE | ROUTE_FEATURE_INGESTIONS },
 	{ "GET",    "/semantic-models/{id}",      pages_semantic_model, PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE },
-	{ "POST",   "/semantic-models/{id}",      pages_semantic_model_action, PB_ROLE_MEMBER, PAGE_FORM_BODY, form_types,   NULL,       ROUTE_PAGE },
+	{ "POST",   "/semantic-models/{id}",      pages_semantic_model_action, PB_ROLE_MEMBER, PB_BODY_PAGE_FORM_MAX, form_types,   NULL,       ROUTE_PAGE },
 	{ "GET",    "/push-datasets",             pages_push_datasets,  PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY },
 	{ "GET",    "/static/{name}",             pages_static,         PB_ROLE_NONE,   0,                 NULL,           NULL,       ROUTE_PAGE },
 };
