@@ -176,6 +176,7 @@ class Handler(BaseHTTPRequestHandler):
             if rm:
                 rows_key = rm.group(2)
                 emu.pending_rows[rows_key] = emu.pending_rows.get(rows_key, 0) + 1
+                req.pending_at_arrival = emu.pending_rows[rows_key]
         try:
             if latency_ms:
                 time.sleep(latency_ms / 1000.0)
