@@ -31,7 +31,9 @@ int powerbi_callback(struct req *r);
 int me_connections_list(struct req *r);
 int me_connections_delete(struct req *r);
 int me_connections_check(struct req *r);
-/* <PBIPORT_PUBLIC_URL>/powerbi/callback (or built from the request's Host). *out is new. */
+/* <PBIPORT_PUBLIC_URL><path> (or built from the request's scheme and Host). *out is new. */
+int site_url(struct req *r, const char *path, char **out);
+/* site_url(r, "/powerbi/callback"). */
 int powerbi_redirect_uri(struct req *r, char **out);
 /* Publish (handlers/powerbi_publish.c, powerbi_workspaces.c) */
 int powerbi_publish_post(struct req *r);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "runtime/crypto.h"
+#include "runtime/timeutil.h"
 #include "runtime/util.h"
 
 #ifndef PBIPORT_DATADIR
@@ -53,6 +54,54 @@ static int load_keys(const char *name, bool required, pb_keyring **keys, char *e
 	static const char ring[] = "APPLICATION_ENCRYPTION_KEYS";
 	const char *rest = strncmp(msg, ring, sizeof ring - 1) ? msg : msg + sizeof ring - 1;
 	return pb_err(err, rc, "%s%s%s", name, rest == msg ? ": " : "", rest);
+}
+
+/* A duration setting (seconds, or a number with s, m, h or d) between min_s and max_s. */
+static int parse_duration(const char *name, long long def_s, long long min_s, long long max_s, long long *out,
+			  char *err)
+{
+	const char *v = getenv(name);
+	char why[PB_ERR_MAX];
+	int64_t secs;
+	*out = def_s;
+	if (!v || !*v)
+		return PB_OK;
+	if (pb_duration_parse(v, &secs, why))
+		return pb_err(err, PB_EINVAL, "%s: %s", name, why);
+	if (secs < min_s || secs > max_s)
+		return pb_err(err, PB_EINVAL, "%s: expected a duration from %llds to %llds, got '%.40s'", name, min_s,
+			      max_s, v);
+	*out = secs;
+	return PB_OK;
+}
+
+/* Sign in with Microsoft: the deployment's app (all three PBIPORT_SSO_* or none), the keys that
+ * sign its state and session cookies and seal its PKCE verifiers, and the session timeouts. */
+static int load_signin(pb_config *cfg, char *err)
+{
+	int set = !!cfg->sso_tenant_id + !!cfg->sso_client_id + !!cfg->sso_client_secret;
+	int rc;
+	if (set > 0 && set < 3)
+		return pb_err(err, PB_EINVAL, "%s is not set (the deployment's sign-in app needs PBIPORT_SSO_TENANT_ID, "
+			      "PBIPORT_SSO_CLIENT_ID and PBIPORT_SSO_CLIENT_SECRET together)",
+			      !cfg->sso_tenant_id ? "PBIPORT_SSO_TENANT_ID" :
+			      !cfg->sso_client_id ? "PBIPORT_SSO_CLIENT_ID" : "PBIPORT_SSO_CLIENT_SECRET");
+	cfg->sso_signin = set == 3;
+	if (cfg->sso_signin && !cfg->rememberme_keys)
+		return pb_err(err, PB_EINVAL, "APPLICATION_SECURITY_REMEMBERME_KEY is not set (required when "
+			      "PBIPORT_SSO_* is set: it signs the sign-in state and the session cookies)");
+	if (cfg->sso_signin && !cfg->encryption_keys)
+		return pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set (required when PBIPORT_SSO_* is "
+			      "set: it seals the sign-in's PKCE verifier)");
+	if ((rc = parse_duration("PBIPORT_SESSION_IDLE_TIMEOUT", PB_SESSION_IDLE_DEFAULT_S, 60, 366LL * 86400,
+				 &cfg->session_idle_s, err)) ||
+	    (rc = parse_duration("PBIPORT_SESSION_LIFETIME", PB_SESSION_LIFETIME_DEFAULT_S, 60, 366LL * 86400,
+				 &cfg->session_lifetime_s, err)))
+		return rc;
+	if (cfg->session_idle_s > cfg->session_lifetime_s)
+		return pb_err(err, PB_EINVAL, "PBIPORT_SESSION_IDLE_TIMEOUT (%llds) is longer than PBIPORT_SESSION_LIFETIME "
+			      "(%llds)", cfg->session_idle_s, cfg->session_lifetime_s);
+	return PB_OK;
 }
 
 int config_load(pb_config *cfg, char *err)
@@ -121,7 +170,9 @@ int config_load(pb_config *cfg, char *err)
 	if ((rc = copy_opt("PBIPORT_SSO_TENANT_ID", &cfg->sso_tenant_id, err)) ||
 	    (rc = copy_opt("PBIPORT_SSO_CLIENT_ID", &cfg->sso_client_id, err)))
 		goto out;
-	rc = copy_opt("PBIPORT_SSO_CLIENT_SECRET", &cfg->sso_client_secret, err);
+	if ((rc = copy_opt("PBIPORT_SSO_CLIENT_SECRET", &cfg->sso_client_secret, err)))
+		goto out;
+	rc = load_signin(cfg, err);
 out:
 	if (rc)
 		config_release(cfg);

@@ -70,6 +70,38 @@ const char *req_env(const struct req *r, const char *name)
 	return NULL;
 }
 
+bool req_site_https(const struct req *r)
+{
+	const char *https = req_env(r, "HTTPS");
+	const char *scheme = req_env(r, "REQUEST_SCHEME");
+	if (r->cfg && r->cfg->public_url)
+		return !strncmp(r->cfg->public_url, "https://", 8);
+	return (https && (str_ieq(https, "on") || !strcmp(https, "1"))) || (scheme && str_ieq(scheme, "https"));
+}
+
+int req_site_origin(const struct req *r, char out[PB_ORIGIN_MAX], char *err)
+{
+	out[0] = '\0';
+	if (r->cfg && r->cfg->public_url) {
+		/* scheme://authority, without the path a public URL may have */
+		const char *u = r->cfg->public_url;
+		const char *auth = strstr(u, "://");
+		size_t n = auth ? strcspn(auth + 3, "/?#") + (size_t)(auth + 3 - u) : strlen(u);
+		if (n >= PB_ORIGIN_MAX)
+			return pb_err(err, PB_ELIMIT, "PBIPORT_PUBLIC_URL is too long");
+		memcpy(out, u, n);
+		out[n] = '\0';
+		return PB_OK;
+	}
+	/* without PBIPORT_PUBLIC_URL: the address the browser used */
+	const char *host = req_env(r, "HTTP_HOST");
+	if (!host || !*host || strpbrk(host, "/\\@ \r\n?#"))
+		return pb_err(err, PB_EINVAL, "PBIPORT_PUBLIC_URL is not set and the request has no usable Host");
+	if (xsnprintf(out, PB_ORIGIN_MAX, "%s://%s", req_site_https(r) ? "https" : "http", host))
+		return pb_err(err, PB_ELIMIT, "the request's Host is too long");
+	return PB_OK;
+}
+
 const char *req_query(const struct req *r, const char *name)
 {
 	for (size_t i = 0; i < r->nquery; i++)

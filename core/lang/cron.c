@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "runtime/timeutil.h"
 #include "runtime/util.h"
 
 static const struct { const char *name, *expr; } presets[] = {
@@ -200,24 +201,7 @@ int cron_min_gap(const pb_cron *c, int64_t stop_below_s, int64_t *gap_s, char *e
 
 int cron_parse_duration(const char *text, int64_t *secs, char *err)
 {
-	char *end;
-	if (!text || !isdigit((unsigned char)*text))
-		return pb_err(err, PB_EINVAL, "expected a duration like 43200, 720m or 12h");
-	errno = 0;
-	long long v = strtoll(text, &end, 10);
-	int64_t unit = 1;
-	if (*end == 's')
-		end++;
-	else if (*end == 'm')
-		unit = 60, end++;
-	else if (*end == 'h')
-		unit = 3600, end++;
-	else if (*end == 'd')
-		unit = 86400, end++;
-	if (errno || *end || v > 10LL * 366 * 86400)
-		return pb_err(err, PB_EINVAL, "expected a duration like 43200, 720m or 12h, got '%.40s'", text);
-	*secs = (int64_t)v * unit;
-	return 0;
+	return pb_duration_parse(text, secs, err);
 }
 
 int cron_min_interval(int64_t *secs, char *err)
