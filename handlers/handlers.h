@@ -35,6 +35,14 @@ int me_connections_check(struct req *r);
 int site_url(struct req *r, const char *path, char **out);
 /* site_url(r, "/powerbi/callback"). */
 int powerbi_redirect_uri(struct req *r, char **out);
+/* Sign in with Microsoft and sessions (handlers/signin.c) */
+int signin_start(struct req *r);
+int signin_callback(struct req *r);
+int signout_post(struct req *r);
+int me_sessions_list(struct req *r);
+int me_sessions_delete(struct req *r);
+int signin_settings_get(struct req *r);
+int signin_settings_put(struct req *r);
 /* Publish (handlers/powerbi_publish.c, powerbi_workspaces.c) */
 int powerbi_publish_post(struct req *r);
 int powerbi_models_get(struct req *r);

@@ -4,6 +4,7 @@
 #include "handlers/handlers.h"
 
 #include "core/store/identity.h"
+#include "core/store/sessions.h"
 
 static const char *const contract_types[] = {
 	"application/yaml", "application/x-yaml", "text/yaml", "application/json", NULL,
@@ -27,6 +28,11 @@ static const char *const callback_query[] = {
 	"client_info", "iss", "admin_consent", "scope", "trace_id", "correlation_id", "timestamp", NULL,
 };
 
+static const char *const signin_query[] = { "return_to", "prompt", "login_hint", NULL };
+static const char *const signout_query[] = { "return_to", NULL };
+/* a page's sign-out form (its fields, such as a CSRF token, are not needed: same-origin is checked) */
+static const char *const form_types[] = { "application/x-www-form-urlencoded", "multipart/form-data", NULL };
+
 static const struct route routes[] = {
 	/* method  pattern                        handler               role             body limit         content types   query */
 	{ "GET",    "/healthz",                   health_get,           PB_ROLE_NONE,   0,                 NULL,           NULL,       ROUTE_READ_ONLY },
@@ -48,6 +54,13 @@ static const struct route routes[] = {
 	{ "POST",   "/api/settings/powerbi/test", powerbi_settings_test, PB_ROLE_OWNER, 0,                 NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	{ "GET",    "/powerbi/connect",           powerbi_connect,      PB_ROLE_MEMBER, 0,                 NULL,           connect_query, ROUTE_FEATURE_POWERBI_WEB },
 	{ "GET",    "/powerbi/callback",          powerbi_callback,     PB_ROLE_MEMBER, 0,                 NULL,           callback_query, ROUTE_FEATURE_POWERBI_WEB },
+	{ "GET",    "/signin",                    signin_start,         PB_ROLE_NONE,   0,                 NULL,           signin_query, ROUTE_FEATURE_SSO },
+	{ "GET",    "/signin/callback",           signin_callback,      PB_ROLE_NONE,   0,                 NULL,           callback_query, ROUTE_FEATURE_SSO },
+	{ "POST",   "/signout",                   signout_post,         PB_ROLE_NONE,   4096,              form_types,     signout_query, ROUTE_EMPTY_BODY_OK },
+	{ "GET",    "/api/me/sessions",           me_sessions_list,     PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_READ_ONLY },
+	{ "DELETE", "/api/me/sessions/{id}",      me_sessions_delete,   PB_ROLE_MEMBER, 0,                 NULL,           NULL,       0 },
+	{ "GET",    "/api/settings/signin",       signin_settings_get,  PB_ROLE_OWNER,  0,                 NULL,           NULL,       ROUTE_READ_ONLY },
+	{ "PUT",    "/api/settings/signin",       signin_settings_put,  PB_ROLE_OWNER,  4096,              json_types,     NULL,       0 },
 	{ "GET",    "/api/me/powerbi-connections", me_connections_list, PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	{ "POST",   "/api/me/powerbi-connections/check", me_connections_check, PB_ROLE_MEMBER, 0,          NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	{ "DELETE", "/api/me/powerbi-connections/{id}", me_connections_delete, PB_ROLE_MEMBER, 0,          NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
@@ -88,5 +101,6 @@ static const struct route routes[] = {
 const struct pb_app pb_app = {
 	.routes = routes,
 	.nroutes = sizeof routes / sizeof routes[0],
-	.auth = { identity_user_by_name, identity_token_by_id },
+	.auth = { .user_by_name = identity_user_by_name, .token_by_id = identity_token_by_id,
+		  .session_by_hash = sessions_identify, .session_seen = sessions_seen },
 };

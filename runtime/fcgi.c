@@ -67,11 +67,29 @@ static int check_query(struct req *r)
 
 static int identify(struct req *r, const struct pb_app *app)
 {
-	int rc = auth_identify(r->db, &app->auth, req_env(r, "REMOTE_USER"),
-			       req_env(r, "HTTP_AUTHORIZATION"), &r->who, r->err);
+	char origin[PB_ORIGIN_MAX], why[PB_ERR_MAX];
+	if (req_site_origin(r, origin, why))
+		origin[0] = '\0';
+	pb_auth_request in = {
+		.remote_user = req_env(r, "REMOTE_USER"), .authorization = req_env(r, "HTTP_AUTHORIZATION"),
+		.cookie = req_env(r, "HTTP_COOKIE"), .method = r->method, .origin = req_env(r, "HTTP_ORIGIN"),
+		.sec_fetch_site = req_env(r, "HTTP_SEC_FETCH_SITE"), .site_origin = origin[0] ? origin : NULL,
+		.cookie_keys = r->cfg->rememberme_keys, .idle_s = r->cfg->session_idle_s,
+	};
+	int rc = auth_identify_request(r->db, &app->auth, &in, &r->who, r->err);
 	if (rc == PB_ENOTFOUND) {
+		/* a session cookie that no longer works is dropped, so the web server's own sign-in
+		 * (which it skips while the cookie is there) asks again */
+		char line[PB_SET_COOKIE_MAX];
+		if (r->who.via == PB_VIA_SESSION &&
+		    !auth_set_cookie(line, PB_SESSION_COOKIE, "", "/", -1, req_site_https(r), why))
+			req_header(r, "Set-Cookie", line);
 		req_header(r, "WWW-Authenticate", "Bearer");
 		req_reply_error(r, 401, "unauthorized", "%s", r->err);
+		return rc;
+	}
+	if (rc == PB_EFORBIDDEN) {
+		req_reply_error(r, 403, "cross_site", "%s", r->err);
 		return rc;
 	}
 	if (rc) {
@@ -83,6 +101,16 @@ static int identify(struct req *r, const struct pb_app *app)
 		return PB_EINVAL;
 	}
 	return PB_OK;
+}
+
+/* A session seen now moves its last sighting (sliding idle timeout), after the handler and
+ * outside its read transaction, at most every PB_SESSION_RENEW_S (sessions_identify decides). */
+static void session_seen(struct req *r, const struct pb_app *app)
+{
+	char err[PB_ERR_MAX];
+	if (r->who.via == PB_VIA_SESSION && r->who.session_renew && app->auth.session_seen &&
+	    app->auth.session_seen(r->db, r->who.session_id, err))
+		log_event("warn", r->request_id, "session last seen not recorded: %s", err);
 }
 
 /* An error the web server produced itself and hands to pbiport to word (lighttpd's
@@ -148,14 +176,19 @@ static void dispatch(struct req *r, const struct pb_app *app)
 		break;
 	}
 	/* a feature that is off looks like it does not exist, before anything else is checked */
-	if (((r->route->flags & ROUTE_FEATURE_POWERBI_WEB) && !r->cfg->powerbi_web_enabled) ||
-	    ((r->route->flags & ROUTE_FEATURE_INGESTIONS) && !r->cfg->ingestions_enabled)) {
-		req_reply_error(r, 404, "feature_disabled", "%s is turned off on this server (set %s=true)",
-				(r->route->flags & ROUTE_FEATURE_POWERBI_WEB) ? "Power BI publishing" : "Ingestion",
-				(r->route->flags & ROUTE_FEATURE_POWERBI_WEB) ? "APPLICATION_POWERBI_WEB_ENABLED"
-									       : "APPLICATION_INGESTIONS_ENABLED");
-		goto out;
-	}
+	static const struct { unsigned flag; const char *what, *setting; } features[] = {
+		{ ROUTE_FEATURE_POWERBI_WEB, "Power BI publishing", "set APPLICATION_POWERBI_WEB_ENABLED=true" },
+		{ ROUTE_FEATURE_INGESTIONS, "Ingestion", "set APPLICATION_INGESTIONS_ENABLED=true" },
+		{ ROUTE_FEATURE_SSO, "Signing in with Microsoft",
+		  "set PBIPORT_SSO_TENANT_ID, PBIPORT_SSO_CLIENT_ID and PBIPORT_SSO_CLIENT_SECRET" },
+	};
+	const bool on[] = { r->cfg->powerbi_web_enabled, r->cfg->ingestions_enabled, r->cfg->sso_signin };
+	for (size_t i = 0; i < sizeof features / sizeof features[0]; i++)
+		if ((r->route->flags & features[i].flag) && !on[i]) {
+			req_reply_error(r, 404, "feature_disabled", "%s is turned off on this server (%s)", features[i].what,
+					features[i].setting);
+			goto out;
+		}
 	/* this process's own unwritten counts are part of what /metrics shows */
 	if ((r->route->flags & ROUTE_METRICS_FLUSH) && r->db && metrics_flush(r->db, r->err))
 		log_event("warn", r->request_id, "metrics not written: %s", r->err);
@@ -193,6 +226,8 @@ static void dispatch(struct req *r, const struct pb_app *app)
 out:
 	if (in_read)
 		db_read_end(r->db);
+	if (r->db)
+		session_seen(r, app);
 	sbuf_release(&allow);
 }
 

@@ -31,6 +31,8 @@ enum route_flags {
 	                                         counts (runtime/metrics.h): the route shows them */
 	ROUTE_STREAM_BODY = 1u << 5,          /* length and content type are checked, the body is left
 	                                         unread: the handler pulls it with req_body_read() */
+	ROUTE_FEATURE_SSO = 1u << 6,          /* 404 feature_disabled unless signing in with Microsoft is
+	                                         configured (PBIPORT_SSO_*) */
 };
 
 #define ROUTE_BODY_CONFIG ((size_t)-1)   /* body limit = PBIPORT_MAX_BODY */

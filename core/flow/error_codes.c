@@ -9,6 +9,7 @@
 #define A_ANY "Every request"
 #define A_CATALOG "Catalog: data products, output ports, agreements"
 #define A_CONNECT "Connecting Power BI: settings, consent, the user's connections"
+#define A_SIGNIN "Signing in with Microsoft, sessions"
 #define A_PUBLISH "Publish"
 #define A_JOBS "Jobs"
 #define A_IMPORT "Import"
@@ -16,7 +17,7 @@
 #define A_PUSH "Push datasets"
 
 /* The areas in the order docs/errors.md lists them. */
-static const char *const areas[] = { A_ANY, A_CATALOG, A_CONNECT, A_PUBLISH, A_JOBS, A_IMPORT, A_REFRESH, A_PUSH };
+static const char *const areas[] = { A_ANY, A_CATALOG, A_CONNECT, A_SIGNIN, A_PUBLISH, A_JOBS, A_IMPORT, A_REFRESH, A_PUSH };
 
 const pb_error_code pb_error_codes[] = {
 	/* ---- every request: the runtime, and what any Microsoft call can end in ---- */
@@ -58,6 +59,28 @@ const pb_error_code pb_error_codes[] = {
 	  "not in the request; the message keeps Microsoft's code and words" },
 	{ "internal", PB_EINTERNAL, 0, A_ANY, "pbiport failed; the message gives the request id to find the cause in the "
 	  "log" },
+	/* ---- connecting Power BI and signing in: the redirect flows both use ---- */
+	{ "invalid_return_to", PB_EINVAL, 0, A_CONNECT, "return_to is not a local path (such as /data-products): no "
+	  "scheme, no //, no backslash" },
+	{ "invalid_prompt", PB_EINVAL, 0, A_CONNECT, "prompt is not one of consent, select_account or login" },
+	{ "invalid_login_hint", PB_EINVAL, 0, A_CONNECT, "login_hint is empty or too long" },
+	{ "invalid_state", PB_EINVAL, 0, A_CONNECT, "the callback's state is missing, altered, expired, already used, "
+	  "another user's, or (signing in) from another browser: start again" },
+	{ "invalid_callback", PB_EINVAL, 0, A_CONNECT, "the callback carries no authorization code" },
+	/* ---- signing in with Microsoft, sessions ---- */
+	{ "signin_declined", PB_EINVAL, 0, A_SIGNIN, "the person cancelled or declined the sign-in at Microsoft" },
+	{ "signin_failed", PB_EINVAL, 0, A_SIGNIN, "Microsoft did not complete the sign-in, or refused its code (used "
+	  "twice, expired): sign in again" },
+	{ "invalid_id_token", PB_EINVAL, 0, A_SIGNIN, "Entra's ID token failed a check (signature, key, issuer, audience, "
+	  "expiry, nonce, tenant); the message names which: sign in again" },
+	{ "signin_unknown_user", PB_EFORBIDDEN, 0, A_SIGNIN, "no pbiport user matches the Microsoft account and no "
+	  "organization lets its tenant sign up: an owner adds the user with this e-mail (pbiport user add --email) or "
+	  "turns on self-sign-up (PUT /api/settings/signin)" },
+	{ "signin_conflict", PB_ECONFLICT, 0, A_SIGNIN, "the account matches more than one user, the user is linked to "
+	  "another Microsoft account, or a new user's name or e-mail is taken" },
+	{ "cross_site", PB_EFORBIDDEN, 0, A_SIGNIN, "a signed-in browser's state-changing request (or sign-out) came from "
+	  "another site (Origin / Sec-Fetch-Site): use pbiport's own pages, or an API token" },
+	{ "tenant_claimed", PB_ECONFLICT, 0, A_SIGNIN, "another organization already lets that Entra tenant sign up" },
 	/* ---- jobs: what any job can end (or wait) with ---- */
 	{ "job_ended", PB_ECONFLICT, 0, A_JOBS, "the job has already ended: there is nothing to cancel" },
 	{ "cancelled", 0, 0, A_JOBS, "someone cancelled the job (POST /api/jobs/{id}/cancel); result says in which "
