@@ -167,8 +167,10 @@ int auth_cookie_get(const char *header, const char *name, char *out, size_t size
 			size_t vlen = len - nlen - 1;
 			while (vlen && (p[nlen + 1 + vlen - 1] == ' ' || p[nlen + 1 + vlen - 1] == '\t'))
 				vlen--;
-			if (vlen == 0 || vlen >= size)
+			if (vlen == 0)
 				return PB_ENOTFOUND;
+			if (vlen >= size)
+				return PB_ELIMIT;
 			memcpy(out, p + nlen + 1, vlen);
 			out[vlen] = '\0';
 			return PB_OK;
@@ -233,7 +235,7 @@ int auth_identify_request(pb_db *db, const struct pb_auth_ops *ops, const pb_aut
 {
 	char cookie[PB_SESSION_COOKIE_BUF];
 	pb_auth_via via = PB_VIA_NONE;
-	int rc;
+	int rc, crc;
 	memset(who, 0, sizeof *who);
 	/* scheme is case-insensitive (RFC 9110) */
 	if (in->authorization && !strncasecmp(in->authorization, "Bearer ", 7)) {
@@ -249,9 +251,10 @@ int auth_identify_request(pb_db *db, const struct pb_auth_ops *ops, const pb_aut
 			rc = pb_err(err, PB_ENOTFOUND, "user '%.*s' is not known to pbiport",
 				    PB_NAME_FIELD_MAX, in->remote_user);
 	} else if (in->cookie_keys && ops->session_by_hash &&
-		   auth_cookie_get(in->cookie, PB_SESSION_COOKIE, cookie, sizeof cookie) == PB_OK) {
+		   (crc = auth_cookie_get(in->cookie, PB_SESSION_COOKIE, cookie, sizeof cookie)) != PB_ENOTFOUND) {
 		via = PB_VIA_SESSION;
-		rc = identify_session(db, ops, in, cookie, who, err);
+		rc = crc ? pb_err(err, PB_ENOTFOUND, "the session cookie is malformed: sign in again")
+			 : identify_session(db, ops, in, cookie, who, err);
 		pb_wipe(cookie, sizeof cookie);
 	} else if (in->authorization && *in->authorization) {
 		/* anything but Bearer is not ours */

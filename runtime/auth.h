@@ -113,7 +113,7 @@ int auth_session_cookie_new(const struct pb_keyring *keys, char value[PB_SESSION
 int auth_session_cookie_check(const struct pb_keyring *keys, const char *value, char hash_hex[PB_TOKEN_HASH_HEX],
 			      char *err);
 /* The value of cookie name in a Cookie request header (the first one), copied into out (size
- * bytes). PB_ENOTFOUND when absent, empty or longer than size - 1. */
+ * bytes). PB_ENOTFOUND when absent or empty; PB_ELIMIT when longer than size - 1. */
 int auth_cookie_get(const char *header, const char *name, char *out, size_t size);
 /* A Set-Cookie header value: "name=value; Path=path; Max-Age=max_age; HttpOnly; SameSite=Lax"
  * plus "; Secure" when secure. max_age < 0 removes the cookie (empty value, Max-Age=0). Value and
