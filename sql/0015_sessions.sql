@@ -64,11 +64,13 @@ CREATE INDEX sessions_expires ON sessions (expires_at);
 
 -- The identity provider's OpenID configuration and signing keys (JWKS) as fetched, by the
 -- configuration's URL: shared by every process, fetched again when expired or when a token names
--- a key that is not there (at most once a minute: fetched_at).
+-- a key that is not there (at most once a minute: fetched_at). A process claims the next fetch by
+-- moving claim on by one from the value it read (compare-and-swap), so one fetches.
 CREATE TABLE oidc_providers (
     config_url    TEXT PRIMARY KEY,
     metadata      TEXT NOT NULL,
     jwks          TEXT NOT NULL,
     fetched_at    TEXT NOT NULL,
-    expires_at    TEXT NOT NULL
+    expires_at    TEXT NOT NULL,
+    claim         INTEGER NOT NULL DEFAULT 0
 );

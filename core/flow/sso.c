@@ -139,7 +139,7 @@ static int provider_keys(pb_db *db, msapi *api, const char *tenant, bool refetch
 	if (!rc) {
 		/* an expired copy is fetched again by one process (the others use it meanwhile); a key
 		 * missing from a fresh one at most once a minute */
-		rc = oidc_cache_claim(db, url, c->fetched_at, refetch ? PB_OIDC_REFETCH_MIN_S : 0, err);
+		rc = oidc_cache_claim(db, url, c->claim, refetch ? PB_OIDC_REFETCH_MIN_S : 0, err);
 		if (rc == PB_ECONFLICT) {
 			rc = refetch ? PB_ENOTFOUND : PB_OK;
 			goto out;

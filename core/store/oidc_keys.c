@@ -18,8 +18,8 @@ int oidc_cache_get(pb_db *db, const char *config_url, oidc_cached *out, char *er
 	sqlite3_stmt *st = NULL;
 	bool ok = true;
 	memset(out, 0, sizeof *out);
-	int rc = db_prepare(db, "SELECT metadata, jwks, fetched_at, expires_at FROM oidc_providers WHERE config_url = ?",
-			    &st, err);
+	int rc = db_prepare(db, "SELECT metadata, jwks, fetched_at, expires_at, claim FROM oidc_providers "
+			    "WHERE config_url = ?", &st, err);
 	if (rc || (rc = db_bind_text(st, 1, config_url, err)))
 		goto out;
 	int r = db_row(db, st, err);
@@ -34,8 +34,8 @@ int oidc_cache_get(pb_db *db, const char *config_url, oidc_cached *out, char *er
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	if (xsnprintf(out->fetched_at, sizeof out->fetched_at, "%s", db_col_text(st, 2)) ||
-	    pb_time_parse(out->fetched_at, &out->fetched_ms) || pb_time_parse(db_col_text(st, 3), &out->expires_ms) ||
+	out->claim = sqlite3_column_int64(st, 4);
+	if (pb_time_parse(db_col_text(st, 2), &out->fetched_ms) || pb_time_parse(db_col_text(st, 3), &out->expires_ms) ||
 	    !out->metadata || !out->jwks)
 		rc = pb_err(err, PB_EIO, "the cached OpenID configuration row is malformed");
 out:
@@ -57,14 +57,20 @@ int oidc_cache_put(pb_db *db, const char *config_url, const char *metadata, cons
 			     "fetched_at = ?4, expires_at = ?5", args, 5, err);
 }
 
-int oidc_cache_claim(pb_db *db, const char *config_url, const char *seen, long long min_s, char *err)
+int oidc_cache_claim(pb_db *db, const char *config_url, long long seen, long long min_s, char *err)
 {
+	sqlite3_stmt *st = NULL;
 	char now[PB_TIME_BUF], before[PB_TIME_BUF];
 	pb_now(now);
 	pb_time_in(-min_s * 1000, before);
-	const char *args[] = { now, config_url, seen, before };
-	int rc = db_exec_texts(db, "UPDATE oidc_providers SET fetched_at = ? WHERE config_url = ? AND fetched_at = ? "
-			       "AND fetched_at <= ?", args, 4, err);
+	int rc = db_prepare(db, "UPDATE oidc_providers SET fetched_at = ?, claim = claim + 1 WHERE config_url = ? AND "
+			    "claim = ? AND fetched_at <= ?", &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, now, err)) && !(rc = db_bind_text(st, 2, config_url, err)) &&
+	    !(rc = db_bind_text(st, 4, before, err))) {
+		sqlite3_bind_int64(st, 3, seen);
+		rc = db_exec(db, st, err);
+	}
+	db_done(st);
 	if (!rc && sqlite3_changes(db_sqlite(db)) != 1)
 		rc = pb_err(err, PB_ECONFLICT, "the identity provider's keys were fetched less than %lld s ago", min_s);
 	return rc;

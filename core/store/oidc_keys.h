@@ -14,8 +14,8 @@
 typedef struct oidc_cached {
 	char *metadata;                  /* new: the OpenID configuration document as fetched */
 	char *jwks;                      /* new: the key set document as fetched */
-	char fetched_at[PB_TIME_BUF];    /* when it was fetched (or last claimed for a fetch) */
-	int64_t fetched_ms;
+	long long claim;                 /* the claim generation read (oidc_cache_claim) */
+	int64_t fetched_ms;              /* when it was fetched (or last claimed for a fetch) */
 	int64_t expires_ms;
 } oidc_cached;
 void oidc_cached_release(oidc_cached *c);
@@ -28,9 +28,9 @@ int oidc_cache_get(pb_db *db, const char *config_url, oidc_cached *out, char *er
 int oidc_cache_put(pb_db *db, const char *config_url, const char *metadata, const char *jwks, long long ttl_s,
 		   char *err);
 
-/* Claims the next fetch of config_url, whose row was read with fetched_at seen: succeeds only
- * when nobody fetched or claimed since and seen is at least min_s old. PB_ECONFLICT otherwise
- * (fetched too recently, or another process is at it). */
-int oidc_cache_claim(pb_db *db, const char *config_url, const char *seen, long long min_s, char *err);
+/* Claims the next fetch of config_url, whose row was read with claim generation seen: succeeds
+ * only when nobody claimed since and the copy was fetched (or claimed) at least min_s ago.
+ * PB_ECONFLICT otherwise (fetched too recently, or another process is at it). */
+int oidc_cache_claim(pb_db *db, const char *config_url, long long seen, long long min_s, char *err);
 
 #endif
