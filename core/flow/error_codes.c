@@ -23,8 +23,9 @@ const pb_error_code pb_error_codes[] = {
 	/* ---- every request: the runtime, and what any Microsoft call can end in ---- */
 	{ "bad_request", PB_EINVAL, 0, A_ANY, "a parameter, a field of the body or the request itself is missing or not valid; "
 	  "the message names it" },
-	{ "unauthorized", PB_EINVAL, 401, A_ANY, "no identity: sign in (basic auth through the web server) or send "
-	  "Authorization: Bearer <token>" },
+	{ "unauthorized", PB_EINVAL, 401, A_ANY, "no identity: sign in (through the web server, or with Microsoft at "
+	  "/signin) or send Authorization: Bearer <token>; an ended session (signed out, idle, past its lifetime) "
+	  "says so and its cookie is removed" },
 	{ "forbidden", PB_EFORBIDDEN, 0, A_ANY, "the caller's role does not allow this (owner-only endpoints, objects of "
 	  "another user)" },
 	{ "not_found", PB_ENOTFOUND, 0, A_ANY, "no such endpoint, or no such object in the caller's organization" },
@@ -39,7 +40,7 @@ const pb_error_code pb_error_codes[] = {
 	{ "conflict", PB_ECONFLICT, 0, A_ANY, "the request clashes with what exists (a name taken, a state that does not "
 	  "allow it); the message says with what" },
 	{ "feature_disabled", PB_ENOTFOUND, 0, A_ANY, "the feature is turned off on this server "
-	  "(APPLICATION_POWERBI_WEB_ENABLED, APPLICATION_INGESTIONS_ENABLED)" },
+	  "(APPLICATION_POWERBI_WEB_ENABLED, APPLICATION_INGESTIONS_ENABLED, PBIPORT_SSO_* for signing in)" },
 	{ "unavailable", PB_EUNAVAIL, 0, A_ANY, "a service pbiport needs (Microsoft, the database, the application "
 	  "behind the web server) cannot answer now; try again (Retry-After when known)" },
 	{ "throttled", PB_EUNAVAIL, 0, A_ANY, "Microsoft asked to wait (429 / Retry-After); a job waits it out without "
