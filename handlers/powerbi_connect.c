@@ -95,17 +95,6 @@ out:
 	return rc;
 }
 
-/* Entra's error text for a message: its first line, printable ASCII only, bounded. */
-static void safe_text(char *dst, size_t size, const char *src)
-{
-	size_t j = 0;
-	for (size_t i = 0; src && src[i] && src[i] != '\n' && j + 1 < size; i++) {
-		unsigned char c = (unsigned char)src[i];
-		dst[j++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	dst[j] = '\0';
-}
-
 int powerbi_callback(struct req *r)
 {
 	oauth_state st = { 0 };
@@ -124,8 +113,8 @@ int powerbi_callback(struct req *r)
 		return rc;
 	if (error) {
 		char what[64], desc[256];
-		safe_text(what, sizeof what, error);
-		safe_text(desc, sizeof desc, req_query(r, "error_description"));
+		entra_error_text(what, sizeof what, error);
+		entra_error_text(desc, sizeof desc, req_query(r, "error_description"));
 		if (!strcmp(error, "access_denied"))
 			rc = req_reply_error(r, 400, "consent_declined",
 					     "Power BI access was not granted (the consent screen was cancelled or declined)%s%s: "

@@ -177,6 +177,16 @@ int entra_pkce_new(entra_pkce *p, char *err)
 	return rc;
 }
 
+void entra_error_text(char *dst, size_t size, const char *src)
+{
+	size_t j = 0;
+	for (size_t i = 0; src && src[i] && src[i] != '\n' && j + 1 < size; i++) {
+		unsigned char c = (unsigned char)src[i];
+		dst[j++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	dst[j] = '\0';
+}
+
 int entra_authorize_url(const msapi *c, const entra_authorize *a, char **url, char *err)
 {
 	*url = NULL;

@@ -69,6 +69,10 @@ typedef struct entra_authorize {
 	const char *nonce;           /* OpenID Connect: the nonce the ID token must carry; may be NULL */
 } entra_authorize;
 
+/* The error or error_description Entra put on a redirect back to us, fit for a message: its first
+ * line, printable ASCII only ('?' for anything else), at most size - 1 bytes; "" for NULL. */
+void entra_error_text(char *dst, size_t size, const char *src);
+
 /* Builds the authorize URL (response_type=code, response_mode=query). *url is new. */
 int entra_authorize_url(const msapi *c, const entra_authorize *a, char **url, char *err);
 

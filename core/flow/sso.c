@@ -110,17 +110,6 @@ void sso_finish_release(sso_finish_out *out)
 	memset(out, 0, sizeof *out);
 }
 
-/* Entra's error text for a message: its first line, printable ASCII only, bounded. */
-static void safe_text(char *dst, size_t size, const char *src)
-{
-	size_t j = 0;
-	for (size_t i = 0; src && src[i] && src[i] != '\n' && j + 1 < size; i++) {
-		unsigned char c = (unsigned char)src[i];
-		dst[j++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	dst[j] = '\0';
-}
-
 /* The tenant's configuration and keys: the cached copy while it is fresh, else fetched and
  * cached. refetch: the cached keys lack the token's key; fetch them again unless someone did
  * within PB_OIDC_REFETCH_MIN_S (then PB_ENOTFOUND: the key stays unknown). */
@@ -330,8 +319,8 @@ int sso_finish(pb_db *db, const pb_config *cfg, const sso_finish_in *in, sso_fin
 	}
 	if (in->error) {
 		char what[64], desc[256];
-		safe_text(what, sizeof what, in->error);
-		safe_text(desc, sizeof desc, in->error_description);
+		entra_error_text(what, sizeof what, in->error);
+		entra_error_text(desc, sizeof desc, in->error_description);
 		if (!strcmp(in->error, "access_denied"))
 			rc = pb_fail(f, PB_EINVAL, "signin_declined", "the sign-in was cancelled or declined at Microsoft%s%s",
 				     *desc ? ": " : "", desc);
