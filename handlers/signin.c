@@ -16,6 +16,7 @@
 #include "core/store/sessions.h"
 #include "handlers/handlers.h"
 #include "runtime/json_body.h"
+#include "runtime/log.h"
 #include "runtime/strbuf.h"
 #include "runtime/util.h"
 
@@ -110,9 +111,15 @@ int signin_callback(struct req *r)
 	if (set_cookie(r, SSO_BROWSER_COOKIE, "", "/signin", -1) && !rc)
 		rc = PB_EINTERNAL;
 	if (rc) {
+		/* who was refused and why, for the owners who add people (no secret is in the message) */
+		log_event("info", r->request_id, "sign-in with Microsoft refused (%s): %s", pb_failure_code(&r->fail), r->err);
 		rc = refuse(r, rc);
 		goto out;
 	}
+	log_event("info", r->request_id, "%s signed in with Microsoft%s%s", out.who.user_name,
+		  out.signed_up ? " (signed up as a member)" : "", out.powerbi_connected ? ", Power BI connected" : "");
+	if (out.powerbi_note[0])
+		log_event("warn", r->request_id, "%s: %s", out.who.user_name, out.powerbi_note);
 	if (!(rc = set_cookie(r, PB_SESSION_COOKIE, out.cookie, "/", r->cfg->session_lifetime_s)))
 		rc = redirect(r, 302, out.return_to);
 out:
