@@ -17,7 +17,7 @@
 
 static int exit_code(int rc)
 {
-	return rc == PB_EINVAL || rc == PB_ENOTFOUND || rc == PB_ECONFLICT ? 2 : 1;
+	return rc == PB_EINVAL || rc == PB_ECONFLICT || rc == PB_ENOTFOUND ? 2 : 1;
 }
 
 /* Opens PBIPORT_DB, which must be migrated to this binary's schema. */

@@ -11,16 +11,12 @@ int agreements_list_handler(struct req *r)
 {
 	pb_page page;
 	json_t *out = NULL;
-	const char *product = req_query(r, "data_product");
-	if (pb_page_parse(req_query(r, "limit"), req_query(r, "cursor"), PB_AGREEMENTS_PAGE_DEFAULT,
-			  PB_AGREEMENTS_PAGE_MAX, &page, r->err))
-		return req_reply_error(r, 400, "invalid_request", "%s", r->err);
-	int rc = agreements_list_json(r->db, r->who.org_id, product, req_query(r, "state"), &page, &out, r->err);
-	if (rc == PB_ENOTFOUND)
-		return req_reply_error(r, 404, "not_found", "data_product: no data product %.64s", product);
-	if (rc == PB_EINVAL)
-		return req_reply_error(r, 400, "invalid_request", "%s", r->err);
-	return rc ? rc : req_reply_json_new(r, 200, out);
+	int rc = pb_page_parse(req_query(r, "limit"), req_query(r, "cursor"), PB_AGREEMENTS_PAGE_DEFAULT,
+			       PB_AGREEMENTS_PAGE_MAX, &page, r->err);
+	if (!rc && !(rc = agreements_list_json(r->db, r->who.org_id, req_query(r, "data_product"), req_query(r, "state"),
+					       &page, &out, r->err)))
+		rc = req_reply_json_new(r, 200, out);
+	return rc;
 }
 
 int agreements_get_handler(struct req *r)

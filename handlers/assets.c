@@ -16,8 +16,7 @@ int assets_list_handler(struct req *r)
 	pb_asset *v = NULL;
 	size_t n = 0;
 	if (type && *type && !asset_kind_valid(type))
-		return req_reply_error(r, 400, "bad_request", "type: use workspace, semantic_model, report, dashboard or "
-				       "datasource");
+		return req_fail(r, PB_EINVAL, NULL, "type: use workspace, semantic_model, report, dashboard or datasource");
 	int rc = assets_list(r->db, r->who.org_id, type && *type ? type : NULL, q, &v, &n, r->err);
 	if (rc)
 		return rc;
@@ -63,14 +62,12 @@ int data_products_from_asset_handler(struct req *r)
 	int rc;
 	if (json_body_parse(r->body, r->body_len, 0, &body, r->err) || json_body_only_keys(body, keys, "", r->err)) {
 		json_decref(body);
-		return req_reply_error(r, 400, "bad_request", "request body: %s", r->err);
+		return req_fail(r, PB_EINVAL, NULL, "request body: %s", r->err);
 	}
 	const char *id = json_string_value(json_object_get(body, "asset_id"));
 	if (!id || !*id)
-		rc = req_reply_error(r, 400, "bad_request", "asset_id is required");
-	else if ((rc = asset_product_create(r->db, r->who.org_id, id, &out, &created, r->err)) == PB_EINVAL)
-		rc = req_reply_error(r, 400, "bad_request", "%s", r->err);
-	else if (!rc)
+		rc = req_fail(r, PB_EINVAL, NULL, "asset_id is required");
+	else if (!(rc = asset_product_create(r->db, r->who.org_id, id, &out, &created, r->err)))
 		rc = req_reply_json_new(r, created ? 201 : 200, out);
 	json_decref(body);
 	return rc;

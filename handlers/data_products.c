@@ -16,38 +16,18 @@ int data_products_import(struct req *r)
 	pb_contract *c = NULL;
 	cat_product *p = NULL;
 	json_t *doc = NULL;
-	bool created = false, forbidden = false;
-	int rc = PB_OK;
-	if (!utf8_valid(r->body, r->body_len)) {
-		rc = req_reply_error(r, 400, "invalid_contract", "request body is not valid UTF-8");
-		goto out;
-	}
+	bool created = false;
+	int rc;
+	if (!utf8_valid(r->body, r->body_len))
+		return req_fail(r, PB_EINVAL, NULL, "request body is not valid UTF-8");
 	/* a JSON body must be JSON (YAML would accept more); positions come from the JSON parser */
-	if (json_media_type(r->content_type) && json_body_parse(r->body, r->body_len, PB_CONTRACT_MAX_DEPTH, &doc, r->err)) {
-		rc = req_reply_error(r, 400, "invalid_contract", "request body: %s", r->err);
-		goto out;
-	}
-	rc = contract_parse(r->body, r->body_len, "request body", &c, r->err);
-	if (rc == PB_EINVAL || rc == PB_ELIMIT) {
-		rc = req_reply_error(r, 400, "invalid_contract", "%s", r->err);
-		goto out;
-	}
-	if (rc)
-		goto out;
-	cat_actor by = { .user_id = r->who.user_id, .org_owner = r->who.role == PB_ROLE_OWNER };
-	rc = catalog_import_by(r->db, r->who.org_id, &by, c, r->body, r->body_len, &p, &created, &forbidden, r->err);
-	if (forbidden) {
-		rc = req_reply_error(r, 403, "forbidden", "%s", r->err);
-		goto out;
-	}
-	if (rc == PB_EINVAL || rc == PB_ELIMIT) {
-		rc = req_reply_error(r, 400, "invalid_contract", "%s", r->err);
-		goto out;
-	}
-	if (!rc)
-		rc = req_reply_json_new(r, created ? 201 : 200, catalog_product_json(p, false));
-out:
+	if (json_media_type(r->content_type) && json_body_parse(r->body, r->body_len, PB_CONTRACT_MAX_DEPTH, &doc, r->err))
+		return req_fail(r, PB_EINVAL, NULL, "request body: %s", r->err);
 	json_decref(doc);
+	cat_actor by = { .user_id = r->who.user_id, .org_owner = r->who.role == PB_ROLE_OWNER };
+	if (!(rc = contract_parse(r->body, r->body_len, "request body", &c, r->err)) &&
+	    !(rc = catalog_import_by(r->db, r->who.org_id, &by, c, r->body, r->body_len, &p, &created, &r->fail)))
+		rc = req_reply_json_new(r, created ? 201 : 200, catalog_product_json(p, false));
 	catalog_product_free(p);
 	contract_free(c);
 	return rc;

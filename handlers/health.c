@@ -9,7 +9,7 @@ int health_get(struct req *r)
 	char err[PB_ERR_MAX];
 	if (db_ping(r->db, err)) {
 		log_event("error", r->request_id, "health check failed: %s", err);
-		return req_reply_error(r, 503, "unavailable", "database is not available");
+		return req_fail(r, PB_EUNAVAIL, NULL, "database is not available");
 	}
 	return req_reply_json_new(r, 200, json_pack("{s:s}", "status", "ok"));
 }

@@ -13,19 +13,8 @@
 
 static int parse_body(struct req *r, json_t **body)
 {
-	if (json_body_parse(r->body, r->body_len, 0, body, r->err))
-		return req_reply_error(r, 400, "bad_request", "request body: %s", r->err) ? PB_ENOMEM : PB_EINVAL;
-	return 0;
-}
-
-/* Replies 400 / 409 for a failed create or update, or passes other failures on. */
-static int save_failed(struct req *r, int rc, bool conflict)
-{
-	if (conflict)
-		return req_reply_error(r, 409, "conflict", "%s", r->err);
-	if (rc == PB_EINVAL || rc == PB_ELIMIT)
-		return req_reply_error(r, 400, "invalid_integration", "%s", r->err);
-	return rc;
+	int rc = json_body_parse(r->body, r->body_len, 0, body, r->err);
+	return rc ? req_fail(r, rc == PB_ENOMEM ? rc : PB_EINVAL, NULL, "request body: %s", r->err) : 0;
 }
 
 /* A custom filter rule must load and answer before it is saved. */
@@ -47,14 +36,9 @@ int integrations_create_handler(struct req *r)
 	json_t *body = NULL;
 	integration_input in;
 	pb_integration *i = NULL;
-	bool conflict = false;
 	int rc = parse_body(r, &body);
-	if (rc)
-		return r->status ? 0 : rc;
-	if ((rc = integration_parse(body, true, &in, r->err)) || (rc = check_rule(r, &in, "{}")) ||
-	    (rc = integrations_create(r->db, r->cfg, r->who.org_id, r->who.user_id, &in, &i, &conflict, r->err)))
-		rc = save_failed(r, rc, conflict);
-	else
+	if (!rc && !(rc = integration_parse(body, true, &in, r->err)) && !(rc = check_rule(r, &in, "{}")) &&
+	    !(rc = integrations_create(r->db, r->cfg, r->who.org_id, r->who.user_id, &in, &i, &r->fail)))
 		rc = req_reply_json_new(r, 201, integration_json(i));
 	integration_free(i);
 	json_decref(body);
@@ -93,18 +77,11 @@ int integrations_put_handler(struct req *r)
 	json_t *body = NULL;
 	integration_input in;
 	pb_integration *i = NULL, *cur = NULL;
-	bool conflict = false;
 	int rc = parse_body(r, &body);
-	if (rc)
-		return r->status ? 0 : rc;
-	if ((rc = integrations_get(r->db, r->who.org_id, req_capture(r, "id"), &cur, r->err)))
-		goto out;
-	if ((rc = integration_parse(body, false, &in, r->err)) || (rc = check_rule(r, &in, cur->filters_json)) ||
-	    (rc = integrations_update(r->db, r->cfg, r->who.org_id, cur->id, &in, &i, &conflict, r->err)))
-		rc = save_failed(r, rc, conflict);
-	else
+	if (!rc && !(rc = integrations_get(r->db, r->who.org_id, req_capture(r, "id"), &cur, r->err)) &&
+	    !(rc = integration_parse(body, false, &in, r->err)) && !(rc = check_rule(r, &in, cur->filters_json)) &&
+	    !(rc = integrations_update(r->db, r->cfg, r->who.org_id, cur->id, &in, &i, &r->fail)))
 		rc = req_reply_json_new(r, 200, integration_json(i));
-out:
 	integration_free(cur);
 	integration_free(i);
 	json_decref(body);
@@ -163,23 +140,23 @@ int integration_runs_list_handler(struct req *r)
 	return req_reply_json_new(r, 200, list ? json_pack("{s:o}", "runs", list) : NULL);
 }
 
-static int doctor_reply(struct req *r, const char *tenant, const char *client, const char *secret)
+static int doctor_reply(struct req *r, const char *whose, const char *tenant, const char *client, const char *secret)
 {
 	json_t *report = NULL;
-	int rc = ingest_doctor(r->db, tenant, client, secret, &report, r->err);
-	if (rc == PB_EIO)
-		return req_reply_error(r, 502, "unavailable", "%s", r->err);
+	int rc = ingest_doctor(r->db, whose, tenant, client, secret, &report, &r->fail);
 	return rc ? rc : req_reply_json_new(r, 200, report);
 }
 
 int integration_test_handler(struct req *r)
 {
 	pb_integration *i = NULL;
-	char *secret = NULL;
+	char *secret = NULL, whose[PB_NAME_FIELD_MAX + 32];
 	size_t len = 0;
 	int rc = integrations_get(r->db, r->who.org_id, req_capture(r, "id"), &i, r->err);
-	if (!rc && !(rc = integration_open_secret(r->cfg, i, &secret, &len, r->err)))
-		rc = doctor_reply(r, i->tenant_id, i->client_id, secret);
+	if (!rc && !(rc = integration_open_secret(r->cfg, i, &secret, &len, r->err))) {
+		xsnprintf(whose, sizeof whose, "integration '%s'", i->name);
+		rc = doctor_reply(r, whose, i->tenant_id, i->client_id, secret);
+	}
 	pb_secret_free(secret, len);
 	integration_free(i);
 	return rc;
@@ -191,18 +168,16 @@ int integrations_test_unsaved_handler(struct req *r)
 	json_t *body = NULL;
 	int rc = parse_body(r, &body);
 	if (rc)
-		return r->status ? 0 : rc;
+		return rc;
 	const char *t = json_string_value(json_object_get(body, "tenant_id"));
 	const char *c = json_string_value(json_object_get(body, "client_id"));
 	const char *s = json_string_value(json_object_get(body, "client_secret"));
-	if ((rc = json_body_only_keys(body, keys, "", r->err)))
-		rc = req_reply_error(r, 400, "bad_request", "%s", r->err);
-	else if (!t || !*t || !c || !*c || !s || !*s)
-		rc = req_reply_error(r, 400, "bad_request", "tenant_id, client_id and client_secret are required");
-	else if (integration_check_ids(t, c, r->err))
-		rc = req_reply_error(r, 400, "bad_request", "%s", r->err);
-	else
-		rc = doctor_reply(r, t, c, s);
+	if (!(rc = json_body_only_keys(body, keys, "", r->err))) {
+		if (!t || !*t || !c || !*c || !s || !*s)
+			rc = req_fail(r, PB_EINVAL, NULL, "tenant_id, client_id and client_secret are required");
+		else if (!(rc = integration_check_ids(t, c, r->err)))
+			rc = doctor_reply(r, "the credentials sent", t, c, s);
+	}
 	json_decref(body);
 	return rc;
 }

@@ -11,7 +11,7 @@
 #include "runtime/page.h"
 #include "runtime/util.h"
 
-/* The job of the path if the caller may see it; otherwise the 404 is already set (*out NULL). */
+/* The job of the path if the caller may see it (*out new); PB_ENOTFOUND otherwise. */
 static int visible_job(struct req *r, pb_job **out)
 {
 	const char *id = req_capture(r, "id");
@@ -26,7 +26,7 @@ static int visible_job(struct req *r, pb_job **out)
 		return PB_OK;
 	}
 	job_free(j);
-	return req_reply_error(r, 404, "not_found", "no job %.64s", id);
+	return req_fail(r, PB_ENOTFOUND, NULL, "no job %.64s", id);
 }
 
 /* job_json plus the phase history. New reference; NULL on failure (rc set). */
@@ -50,7 +50,7 @@ int jobs_get_handler(struct req *r)
 {
 	pb_job *j = NULL;
 	int rc = visible_job(r, &j);
-	if (rc || !j)
+	if (rc)
 		return rc;
 	json_t *o = job_detail(r, j, &rc);
 	job_free(j);
@@ -71,19 +71,19 @@ int jobs_list_handler(struct req *r)
 		.state = req_query(r, "state"),
 	};
 	int rc;
-	if (pb_page_parse(req_query(r, "limit"), req_query(r, "cursor"), PB_JOBS_PAGE_DEFAULT, PB_JOBS_PAGE_MAX, &page,
-			  r->err))
-		return req_reply_error(r, 400, "invalid_request", "%s", r->err);
+	if ((rc = pb_page_parse(req_query(r, "limit"), req_query(r, "cursor"), PB_JOBS_PAGE_DEFAULT, PB_JOBS_PAGE_MAX,
+				&page, r->err)))
+		return rc;
 	if (f.kind && !job_kind_find(f.kind)) {
 		char kinds[256] = "";
 		for (const pb_job_kind *k = pb_job_kinds; k->name; k++)
 			(void)xsnprintf(kinds + strlen(kinds), sizeof kinds - strlen(kinds), "%s%s", k == pb_job_kinds ? "" : ", ",
 					k->name);
-		return req_reply_error(r, 400, "invalid_request", "kind: one of %s, not \"%.64s\"", kinds, f.kind);
+		return req_fail(r, PB_EINVAL, NULL, "kind: one of %s, not \"%.64s\"", kinds, f.kind);
 	}
 	if (f.state && !job_state_valid(f.state))
-		return req_reply_error(r, 400, "invalid_request",
-				       "state: one of queued, running, succeeded, failed, cancelled, not \"%.64s\"", f.state);
+		return req_fail(r, PB_EINVAL, NULL, "state: one of queued, running, succeeded, failed, cancelled, not "
+				"\"%.64s\"", f.state);
 	if ((rc = jobs_list(r->db, &f, &page, &v, &n, next, r->err)))
 		return rc;
 	json_t *list = json_array();
@@ -123,28 +123,17 @@ int jobs_cancel_handler(struct req *r)
 	pb_job *j = NULL;
 	pb_cancel_outcome outcome;
 	bool cleanup;
-	int rc = visible_job(r, &j);
-	if (rc || !j)
-		return rc;
-	if (!(rc = read_cleanup(r, &cleanup)))
-		rc = job_cancel(r->db, j, r->who.user_id, cleanup, &outcome, r->err);
-	if (rc == PB_EINVAL) {
-		rc = req_reply_error(r, 400, "invalid_request", "%s", r->err);
-		goto out;
-	}
-	if (rc)
-		goto out;
 	char id[PB_ID_BUF], url[16 + PB_ID_BUF];
+	int rc = visible_job(r, &j);
+	if (rc)
+		return rc;
 	xsnprintf(id, sizeof id, "%s", j->id);
+	if ((rc = read_cleanup(r, &cleanup)) || (rc = job_cancel(r->db, j, r->who.user_id, cleanup, &outcome, &r->fail)))
+		goto out;
 	job_free(j);
 	j = NULL;
 	if ((rc = jobs_get(r->db, id, &j, r->err)))
 		goto out;
-	if (outcome == PB_CANCEL_ENDED) {
-		rc = req_reply_error(r, 409, "job_ended", "job %s already ended (%s): there is nothing to cancel", id,
-				     j->state);
-		goto out;
-	}
 	json_t *o = job_detail(r, j, &rc);
 	if (!o)
 		goto out;

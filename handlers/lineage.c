@@ -20,18 +20,17 @@ int lineage_get(struct req *r)
 	int rc;
 	sbuf_init(&dot, PB_RESPONSE_MAX_BYTES);
 	if (!node || !*node)
-		return req_reply_error(r, 400, "bad_request", "node is required (a data product, output port or asset id)");
+		return req_fail(r, PB_EINVAL, NULL, "node is required (a data product, output port or asset id)");
 	if (depth_s) {
 		char *end = NULL;
 		errno = 0;
 		long d = strtol(depth_s, &end, 10);
 		if (!isdigit((unsigned char)depth_s[0]) || *end || errno || d < 0 || d > PB_LINEAGE_DEPTH_MAX)
-			return req_reply_error(r, 400, "bad_request", "depth must be a whole number from 0 to %d",
-					       PB_LINEAGE_DEPTH_MAX);
+			return req_fail(r, PB_EINVAL, NULL, "depth must be a whole number from 0 to %d", PB_LINEAGE_DEPTH_MAX);
 		depth = (int)d;
 	}
 	if (format && strcmp(format, "json") && strcmp(format, "dot"))
-		return req_reply_error(r, 400, "bad_request", "format must be json or dot");
+		return req_fail(r, PB_EINVAL, NULL, "format must be json or dot");
 	if ((rc = lineage_graph_get(r->db, r->who.org_id, node, depth, &g, r->err)))
 		goto out;   /* PB_ENOTFOUND (another org's node too) becomes 404 */
 	if (format && !strcmp(format, "dot")) {

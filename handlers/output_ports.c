@@ -1,11 +1,9 @@
-/* GET /api/output-ports/{id}[/tmdl]: one port, and the TMDL a publish would send. */
+/* GET /api/output-ports/{id}[/tmdl]: one port, and the TMDL a publish would send (the dry
+ * run: core/flow/publish.h publish_dry_run). */
 #include <jansson.h>
-#include <stdlib.h>
-#include <string.h>
 
+#include "core/flow/publish.h"
 #include "core/store/catalog.h"
-#include "core/lang/contract.h"
-#include "core/lang/render.h"
 #include "handlers/handlers.h"
 #include "runtime/util.h"
 
@@ -35,23 +33,8 @@ static json_t *files_json(const pb_files *f)
 
 int output_ports_tmdl(struct req *r)
 {
-	cat_port *p = NULL;
-	pb_contract *c = NULL;
 	pb_files files = { 0 };
-	int rc = catalog_port_get(r->db, r->who.org_id, req_capture(r, "id"), true, &p, r->err);
-	if (rc)
-		goto out;
-	if (p->retired_at) {
-		rc = req_reply_error(r, 409, "port_retired", "%s", catalog_port_retired_message(p, r->err));
-		goto out;
-	}
-	/* the stored text was accepted at import; failing now means the parser changed */
-	if ((rc = contract_parse(p->contract_text, strlen(p->contract_text), "stored contract", &c, r->err))) {
-		rc = req_reply_error(r, 422, "invalid_contract", "%s", r->err);
-		goto out;
-	}
 	render_opts opts = {
-		.server = p->name,
 		.mode = req_query(r, "mode"),
 		.type = req_query(r, "type"),
 		.host = req_query(r, "host"),
@@ -61,18 +44,10 @@ int output_ports_tmdl(struct req *r)
 		.catalog = req_query(r, "catalog"),
 		.schema = req_query(r, "schema"),
 		.params = RENDER_PARAMS_QUERY,
-		.template_path = r->cfg ? r->cfg->template_path : NULL,
 	};
-	rc = tmdl_render(c, &opts, &files, r->err);
-	if (rc == PB_EINVAL || rc == PB_ELIMIT) {
-		rc = req_reply_error(r, 422, "render_failed", "%s", r->err);
-		goto out;
-	}
+	int rc = publish_dry_run(r->db, r->cfg, r->who.org_id, req_capture(r, "id"), &opts, &files, &r->fail);
 	if (!rc)
 		rc = req_reply_json_new(r, 200, files_json(&files));
-out:
 	pb_files_release(&files);
-	contract_free(c);
-	catalog_port_free(p);
 	return rc;
 }

@@ -67,7 +67,7 @@ int powerbi_settings_put(struct req *r)
 	static const char *const keys[] = { "mode", "tenant_id", "client_id", "client_secret", "verify", NULL };
 	json_t *doc = NULL;
 	pbi_settings_input in = { .verify = true };
-	pbi_settings_saved saved = { 0 };
+	pbi_setup_saved saved = { 0 };
 	int rc = json_body_parse(r->body, r->body_len, 0, &doc, r->err);
 	if (!rc && !json_is_object(doc))
 		rc = pb_err(r->err, PB_EINVAL, "request body must be a JSON object");
@@ -80,7 +80,7 @@ int powerbi_settings_put(struct req *r)
 	if (!rc && verify)
 		in.verify = json_is_true(verify);
 	if (!rc)
-		rc = pbi_setup_save(r->db, r->cfg, r->who.org_id, r->who.user_id, &in, &saved, r->err);
+		rc = pbi_setup_save(r->db, r->cfg, r->who.org_id, r->who.user_id, &in, &saved, &r->fail);
 	/* the body held the secret: wipe our copy of it */
 	if (r->body)
 		pb_wipe(r->body, r->body_len);
@@ -90,36 +90,22 @@ int powerbi_settings_put(struct req *r)
 			pb_wipe((char *)json_string_value(sec), json_string_length(sec));
 	}
 	json_decref(doc);
-	if (rc && !strcmp(saved.code, "bad_credentials"))
-		return req_reply_error(r, 400, "bad_credentials",
-				       "Entra refused these credentials, so they were not saved: %s (to store them "
-				       "unchecked, send \"verify\": false)",
-				       r->err);
-	if (rc && !strcmp(saved.code, "unavailable"))
-		return req_reply_error(r, 502, "unavailable",
-				       "the credentials could not be checked, so they were not saved: %s (try again, or "
-				       "send \"verify\": false to store them unchecked)",
-				       r->err);
-	if (rc && !strcmp(saved.code, "settings_changed"))
-		return req_reply_error(r, 409, "settings_changed", "%s", r->err);
-	if (rc == PB_EINVAL || rc == PB_ELIMIT)
-		return req_reply_error(r, 400, "invalid_settings", "%s", r->err);
-	if (rc)
-		return rc;
-	return reply_settings(r, 200, saved.warning);
+	return rc ? rc : reply_settings(r, 200, saved.warning);
 }
 
 int powerbi_settings_test(struct req *r)
 {
 	char *name = NULL;
-	int rc = pbi_setup_test(r->db, r->cfg, r->who.org_id, &name, r->err);
+	int rc = pbi_setup_test(r->db, r->cfg, r->who.org_id, &name, &r->fail);
 	if (!rc) {
 		rc = req_reply_json_new(r, 200, json_pack("{s:b, s:s}", "ok", 1, "application_name", name));
 		free(name);
 		return rc;
 	}
-	/* a failed test is an answer, not a server error: say why */
-	const char *code = rc == PB_ENOTFOUND ? "not_configured" : rc == PB_EIO || rc == PB_ELIMIT ? "unavailable"
-									       : "bad_credentials";
-	return req_reply_json_new(r, 200, json_pack("{s:b, s:s, s:s}", "ok", 0, "code", code, "reason", r->err));
+	/* a failed test is an answer, not an error of the request: say why; pbiport's own
+	 * failures stay errors */
+	if (rc == PB_ENOMEM || rc == PB_EIO || rc == PB_EINTERNAL)
+		return rc;
+	return req_reply_json_new(r, 200, json_pack("{s:b, s:s, s:s}", "ok", 0, "code", pb_failure_code(&r->fail),
+						    "reason", r->fail.message));
 }

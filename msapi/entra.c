@@ -35,7 +35,7 @@ static int form_add(sbuf *f, const char *name, const char *value)
 static int check_app(const entra_app *app, char *err)
 {
 	if (!app || !app->tenant || !*app->tenant || !app->client_id || !*app->client_id)
-		return pb_err(err, PB_EINVAL, "the Power BI app settings lack a tenant id or client id");
+		return pb_err(err, PB_EINVAL, "the app credentials lack a tenant id or client id");
 	return PB_OK;
 }
 
@@ -109,7 +109,7 @@ int entra_client_credentials(msapi *c, const entra_app *app, const char *scope, 
 	if (rc)
 		return rc;
 	if (!app->client_secret || !*app->client_secret)
-		return pb_err(err, PB_EINVAL, "the Power BI app settings lack a client secret");
+		return pb_err(err, PB_EINVAL, "the app credentials lack a client secret");
 	const char *const form[][2] = { { "grant_type", "client_credentials" }, { "client_id", app->client_id },
 					{ "client_secret", app->client_secret },
 					{ "scope", scope ? scope : ENTRA_SCOPE_POWERBI_DEFAULT } };
@@ -141,7 +141,7 @@ int entra_refresh(msapi *c, const entra_app *app, const char *refresh_token, con
 	if (rc)
 		return rc;
 	if (!refresh_token || !*refresh_token)
-		return pb_err(err, PB_EINVAL, "no refresh token stored: reconnect Power BI");
+		return pb_err(err, PB_EINVAL, "no refresh token to redeem: sign in again");
 	const char *const form[][2] = { { "grant_type", "refresh_token" }, { "client_id", app->client_id },
 					{ "refresh_token", refresh_token }, { "scope", scope },
 					{ "client_secret", app->client_secret } };
@@ -177,16 +177,6 @@ int entra_pkce_new(entra_pkce *p, char *err)
 	return rc;
 }
 
-void entra_error_text(char *dst, size_t size, const char *src)
-{
-	size_t j = 0;
-	for (size_t i = 0; src && src[i] && src[i] != '\n' && j + 1 < size; i++) {
-		unsigned char c = (unsigned char)src[i];
-		dst[j++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	dst[j] = '\0';
-}
-
 int entra_authorize_url(const msapi *c, const entra_authorize *a, char **url, char *err)
 {
 	*url = NULL;
@@ -218,4 +208,44 @@ out:
 	sbuf_release(&q);
 	sbuf_release(&u);
 	return rc;
+}
+
+/* Entra's words for a message: the first line, printable ASCII only, bounded. */
+static void safe_text(char *dst, size_t size, const char *src)
+{
+	size_t j = 0;
+	for (size_t i = 0; src && src[i] && src[i] != '\r' && src[i] != '\n' && j + 1 < size; i++) {
+		unsigned char ch = (unsigned char)src[i];
+		dst[j++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+	}
+	dst[j] = '\0';
+}
+
+int entra_authorize_failed(msapi *c, const char *error, const char *description, char *err)
+{
+	static const char *const reauthenticate[] = { "interaction_required", "login_required", "consent_required",
+						      "account_selection_required", NULL };
+	msapi_last *l = &c->last;
+	memset(l, 0, sizeof *l);
+	l->svc = MSAPI_ENTRA;
+	l->retry_after_s = -1;
+	safe_text(l->code, sizeof l->code, error && *error ? error : "unknown_error");
+	safe_text(l->message, sizeof l->message, description);
+	int rc = PB_EINVAL;
+	if (!strcmp(l->code, "access_denied")) {
+		l->failure = MSAPI_FORBIDDEN;
+	} else if (!strcmp(l->code, "temporarily_unavailable") || !strcmp(l->code, "server_error")) {
+		l->failure = MSAPI_UNAVAILABLE;
+		rc = PB_EIO;
+	} else {
+		l->failure = MSAPI_REJECTED;
+		for (size_t i = 0; reauthenticate[i]; i++)
+			if (!strcmp(l->code, reauthenticate[i]))
+				l->failure = MSAPI_REAUTHENTICATE;
+	}
+	if (l->failure == MSAPI_FORBIDDEN)
+		return pb_err(err, rc, "the consent screen was cancelled or declined (%s%s%s)", l->code,
+			      l->message[0] ? ": " : "", l->message);
+	return pb_err(err, rc, "Entra did not complete the sign-in (%s%s%s)", l->code, l->message[0] ? ": " : "",
+		      l->message);
 }

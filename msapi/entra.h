@@ -69,11 +69,16 @@ typedef struct entra_authorize {
 	const char *nonce;           /* OpenID Connect: the nonce the ID token must carry; may be NULL */
 } entra_authorize;
 
-/* The error or error_description Entra put on a redirect back to us, fit for a message: its first
- * line, printable ASCII only ('?' for anything else), at most size - 1 bytes; "" for NULL. */
-void entra_error_text(char *dst, size_t size, const char *src);
-
 /* Builds the authorize URL (response_type=code, response_mode=query). *url is new. */
 int entra_authorize_url(const msapi *c, const entra_authorize *a, char **url, char *err);
+
+/* Entra's answer to the redirect URI without a code (?error=&error_description=): recorded in
+ * c->last as a failed call would be (code: error; message: the description's first line, printable
+ * ASCII), classified once here: access_denied (the user cancelled or declined the consent screen)
+ * is MSAPI_FORBIDDEN; interaction_required, login_required, consent_required and
+ * account_selection_required MSAPI_REAUTHENTICATE; temporarily_unavailable and server_error
+ * MSAPI_UNAVAILABLE (PB_EIO); anything else MSAPI_REJECTED. Writes the message into err and
+ * returns the pb_rc (PB_EINVAL unless unavailable). */
+int entra_authorize_failed(msapi *c, const char *error, const char *description, char *err);
 
 #endif

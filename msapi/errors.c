@@ -17,7 +17,7 @@ struct api_code {
 
 /* Fabric and Power BI error codes (reference §6) with what a user can do about them. */
 static const struct api_code api_codes[] = {
-	{ "TokenExpired", "the access token has expired", "sign in again (reconnect Power BI)" },
+	{ "TokenExpired", "the access token has expired", "sign in again" },
 	{ "PowerBINotAuthorizedException", "the identity has no role in this workspace, or service principals "
 	  "may not use Power BI APIs in this tenant", "add it to the workspace as Viewer (Contributor or "
 	  "higher to make changes) and check the tenant setting 'Service principals can use Fabric APIs'" },
@@ -25,7 +25,7 @@ static const struct api_code api_codes[] = {
 	  "use Power BI APIs in this tenant", "add it to the workspace as Viewer (Contributor or higher to "
 	  "make changes) and check the tenant setting 'Service principals can use Fabric APIs'" },
 	{ "InsufficientScopes", "the sign-in lacks a permission this call needs",
-	  "reconnect Power BI and accept every requested permission" },
+	  "sign in again and accept every requested permission" },
 	{ "InsufficientPrivileges", "the identity's workspace role is too low for this",
 	  "ask a workspace admin to make it Contributor or higher" },
 	{ "InsufficientWorkspaceRole", "the identity's workspace role is too low for this",
@@ -63,7 +63,7 @@ static const struct api_code api_codes[] = {
 	  "create a connection for the model's server and database, then bind again" },
 	{ "InvalidRequest", "the service rejected the request as invalid", "check the values sent" },
 	{ "InvalidAuthenticationToken", "the access token is not valid for this service",
-	  "reconnect Power BI" },
+	  "sign in again" },
 	{ "Authorization_RequestDenied", "the identity may not read this directory object",
 	  "grant Application.Read.All or use the app's own credentials" },
 	{ "Request_ResourceNotFound", "the application is not known in this tenant",
@@ -79,28 +79,28 @@ struct entra_code {
 
 /* AADSTS numbers (reference §1.3). */
 static const struct entra_code entra_codes[] = {
-	{ 700082, "the refresh token", "expired after 90 days without use", "reconnect Power BI" },
-	{ 700084, "the refresh token", "past its fixed 24-hour lifetime", "reconnect Power BI" },
-	{ 70008, "the refresh token", "expired or revoked", "reconnect Power BI" },
-	{ 70000, "the refresh token", "invalid, expired or already replaced", "reconnect Power BI" },
-	{ 50173, "the refresh token", "revoked after a password change or reset", "reconnect Power BI" },
-	{ 54005, "the authorization code", "already redeemed", "start the Power BI connection again" },
+	{ 700082, "the refresh token", "expired after 90 days without use", "sign in again" },
+	{ 700084, "the refresh token", "past its fixed 24-hour lifetime", "sign in again" },
+	{ 70008, "the refresh token", "expired or revoked", "sign in again" },
+	{ 70000, "the refresh token", "invalid, expired or already replaced", "sign in again" },
+	{ 50173, "the refresh token", "revoked after a password change or reset", "sign in again" },
+	{ 54005, "the authorization code", "already redeemed", "start the sign-in again" },
 	{ 50148, "the PKCE code verifier", "it does not match the code challenge",
-	  "start the Power BI connection again" },
+	  "start the sign-in again" },
 	{ 501481, "the PKCE code verifier", "it does not match the code challenge",
-	  "start the Power BI connection again" },
+	  "start the sign-in again" },
 	{ 65001, "the token request", "the user or an admin has not consented to the app",
-	  "reconnect Power BI and accept the consent screen, or ask an admin to grant consent" },
-	{ 50076, "the sign-in", "multi-factor authentication is required", "reconnect Power BI interactively" },
+	  "sign in again and accept the consent screen, or ask an admin to grant consent" },
+	{ 50076, "the sign-in", "multi-factor authentication is required", "sign in again interactively" },
 	{ 50079, "the sign-in", "multi-factor authentication enrolment is required",
-	  "reconnect Power BI interactively" },
+	  "sign in again interactively" },
 	{ 70011, "the requested scope", "not valid for this app", "check the scopes requested" },
-	{ 7000215, "the client secret", "it is wrong", "check the client secret in the Power BI settings" },
+	{ 7000215, "the client secret", "it is wrong", "check the client secret" },
 	{ 7000222, "the client secret", "it has expired",
-	  "create a new client secret in Entra and save it in the Power BI settings" },
+	  "create a new client secret in Entra and save it in place of the old one" },
 	{ 700016, "the client id", "the application is not registered or consented in this tenant",
-	  "check the client id and tenant id in the Power BI settings" },
-	{ 90002, "the tenant", "it was not found", "check the tenant id in the Power BI settings" },
+	  "check the client id and tenant id" },
+	{ 90002, "the tenant", "it was not found", "check the tenant id" },
 	{ 50196, "the token request", "too many identical requests (loop detected)",
 	  "wait a minute before trying again" },
 };
@@ -215,9 +215,9 @@ int msapi_error_message(int svc, long status, const char *code, const char *ms_m
 	copy_line(shown, sizeof shown, m);
 	if (svc == MSAPI_ENTRA && (!strcmp(code, "invalid_client") || !strcmp(code, "unauthorized_client")))
 		return pb_err(err, rc, "Entra refused the app credentials (%s): check the tenant id, client id "
-			      "and secret in the Power BI settings%s%s", code, m ? "; Entra says: " : "", shown);
+			      "and secret%s%s", code, m ? "; Entra says: " : "", shown);
 	if (svc == MSAPI_ENTRA && !strcmp(code, "invalid_grant"))
-		return pb_err(err, rc, "Entra refused the grant (invalid_grant): reconnect Power BI%s%s",
+		return pb_err(err, rc, "Entra refused the grant (invalid_grant): sign in again%s%s",
 			      m ? "; Entra says: " : "", shown);
 	const char *hint = status == 401 ? "check the credentials and that the identity may use this API" :
 			   status == 403 ? "check the identity's workspace role and the tenant settings" :
@@ -234,8 +234,10 @@ int msapi_error_message(int svc, long status, const char *code, const char *ms_m
 
 /* Entra's AADSTS numbers for app credentials it refused, and for user grants that are gone. */
 static const long entra_bad_credentials[] = { 7000215, 7000222, 700016, 90002, 700027, 7000112 };
+/* A grant that is gone, and an authorization code that cannot be redeemed (used already, PKCE
+ * mismatch): either way the user signs in again. */
 static const long entra_reauthenticate[] = { 700082, 700084, 70008, 70000, 50173, 65001, 50076, 50079, 50078,
-					     500341, 53003 };
+					     500341, 53003, 54005, 50148, 501481 };
 
 static bool entra_in(const char *code, const long *list, size_t n)
 {
@@ -266,8 +268,13 @@ msapi_failure msapi_failure_of(int svc, long status, const char *code)
 			return MSAPI_REAUTHENTICATE;
 		return MSAPI_REJECTED;
 	}
-	if (!strcmp(code, "TokenExpired"))   /* still expired after the one refresh */
+	/* still expired after the one refresh; a delegated sign-in without a scope the call needs
+	 * (app tokens carry no scopes, so only a user's sign-in meets it) */
+	if (!strcmp(code, "TokenExpired") || !strcmp(code, "InsufficientScopes"))
 		return MSAPI_REAUTHENTICATE;
+	/* the credentials sent for a data source (Fabric connections) */
+	if (!strcmp(code, "IncorrectCredentials") || !strcmp(code, "InvalidCredentialDetails"))
+		return MSAPI_BAD_CREDENTIALS;
 	if (!strcmp(code, "ItemDisplayNameAlreadyInUse") || !strcmp(code, "DuplicateConnectionName"))
 		return MSAPI_NAME_TAKEN;
 	if (status == 401 || status == 403)

@@ -59,7 +59,8 @@ typedef enum msapi_failure {
 	MSAPI_FORBIDDEN,          /* the identity lacks a role, a permission or a tenant setting */
 	MSAPI_NOT_FOUND,          /* no such item, or the identity cannot see it */
 	MSAPI_NAME_TAKEN,         /* an item of that name exists already */
-	MSAPI_BAD_CREDENTIALS,    /* the app's credentials were refused (secret, client id, tenant) */
+	MSAPI_BAD_CREDENTIALS,    /* credentials sent were refused: an app's (secret, client id, tenant)
+	                             or a data source's (Fabric connection credentials) */
 	MSAPI_REJECTED,           /* refused as sent: last.code and last.message say why */
 	MSAPI_OUTCOME_UNKNOWN,    /* a call that is not repeated blindly may or may not have happened */
 	MSAPI_UNAVAILABLE,        /* not reached, timed out, or failed on Microsoft's side */

@@ -227,17 +227,11 @@ void db_read_end(pb_db *db)
 		db_rollback(db);
 }
 
-/* A savepoint statement: its text is made here, so it is run directly, not through the
- * statement cache (which keeps a pointer to the text it was given). */
-static int exec_savepoint(pb_db *db, const char *verb, int n, char *err)
+/* A savepoint statement: its text names the depth, so it is built at run time and must not
+ * go into the statement cache, which keeps the text's address (constants only). */
+static int exec_savepoint(pb_db *db, const char *sql, char *err)
 {
-	char sql[32];
-	if (xsnprintf(sql, sizeof sql, "%s pb%d", verb, n))
-		return pb_err(err, PB_EINTERNAL, "savepoint name too long");
-	if (sqlite3_exec(db->h, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return pb_err(err, sqlite3_errcode(db->h) == SQLITE_NOMEM ? PB_ENOMEM : PB_EIO, "%s: %s", verb,
-			      sqlite3_errmsg(db->h));
-	return PB_OK;
+	return sqlite3_exec(db->h, sql, NULL, NULL, NULL) == SQLITE_OK ? PB_OK : db_fail(db, PB_EIO, err, sql);
 }
 
 /* Inside a write transaction a begin opens a savepoint, so a function that writes in a
@@ -245,9 +239,11 @@ static int exec_savepoint(pb_db *db, const char *verb, int n, char *err)
  * its rollback undoes only its own part. */
 int db_begin(pb_db *db, char *err)
 {
+	char sql[32];
 	int rc;
 	if (db->depth > 0 && !sqlite3_get_autocommit(db->h)) {
-		rc = exec_savepoint(db, "SAVEPOINT", db->depth, err);
+		xsnprintf(sql, sizeof sql, "SAVEPOINT pb%d", db->depth);
+		rc = exec_savepoint(db, sql, err);
 	} else {
 		db->depth = 0;
 		rc = exec_simple(db, "BEGIN IMMEDIATE", err);
@@ -259,8 +255,10 @@ int db_begin(pb_db *db, char *err)
 
 int db_commit(pb_db *db, char *err)
 {
+	char sql[32];
 	if (db->depth > 1) {
-		int rc = exec_savepoint(db, "RELEASE", db->depth - 1, err);
+		xsnprintf(sql, sizeof sql, "RELEASE pb%d", db->depth - 1);
+		int rc = exec_savepoint(db, sql, err);
 		if (rc) {
 			db_rollback(db);
 			return rc;

@@ -33,14 +33,16 @@ int pb_rc_status(int rc)
 }
 
 /* Answers a handler's failure rc: the status of rc, the code the handler named in r->fail
- * (or rc's default) and its message. A 500 says only the request id: the detail goes to the
- * log (log_request prints r->err for 5xx), not to the client. */
+ * (or rc's default) and its message. An unnamed 500 (a failure nobody foresaw: memory, the
+ * database) says only the request id: the detail goes to the log (log_request prints r->err for
+ * 5xx), not to the client; a named one (template_failed) was worded for the reader. */
 static int reply_rc(struct req *r, int rc)
 {
 	int status = pb_rc_status(rc);
-	const char *code = r->fail.rc == rc && r->fail.code[0] ? r->fail.code : pb_rc_code(rc);
+	bool named = r->fail.rc == rc && r->fail.code[0];
+	const char *code = named ? r->fail.code : pb_rc_code(rc);
 	sbuf_reset(&r->headers);
-	if (status == 500)
+	if (status == 500 && !named)
 		return req_reply_error(r, 500, "internal", "internal error (request %s)", r->request_id);
 	if (rc == PB_EUNAVAIL && r->fail.retry_after_s > 0) {
 		char secs[24];

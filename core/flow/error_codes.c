@@ -60,6 +60,28 @@ const pb_error_code pb_error_codes[] = {
 	  "not in the request; the message keeps Microsoft's code and words" },
 	{ "internal", PB_EINTERNAL, 0, A_ANY, "pbiport failed; the message gives the request id to find the cause in the "
 	  "log" },
+	/* ---- connecting Power BI: settings, consent, the user's connections ---- */
+	{ "not_configured", PB_ECONFLICT, 0, A_CONNECT, "the organization has no Power BI settings yet (or they name the "
+	  "deployment's sign-in app while PBIPORT_SSO_* is unset): an owner saves them, PUT /api/settings/powerbi" },
+	{ "not_connected", PB_ECONFLICT, 0, A_CONNECT, "the user has not connected Power BI in this organization (or "
+	  "disconnected it): connect through GET /powerbi/connect" },
+	{ "consent_declined", PB_EINVAL, 0, A_CONNECT, "the Power BI consent screen was cancelled or declined, or a "
+	  "permission pbiport asks for was not granted: connect again and accept them" },
+	/* ---- publish ---- */
+	{ "port_retired", PB_ECONFLICT, 0, A_PUBLISH, "the output port is retired (its server left the contract): it is "
+	  "neither published nor dry-run any more" },
+	{ "no_write_role", PB_EFORBIDDEN, 0, A_PUBLISH, "the user's role in the workspace does not allow publishing: it "
+	  "needs Contributor, Member or Admin" },
+	{ "template_failed", PB_EINTERNAL, 0, A_PUBLISH, "the server's TMDL templates failed for this port (an admin "
+	  "template's error, output or limits), not the request; the message names the file and line" },
+	{ "credentials_rejected", 0, 0, A_PUBLISH, "the data source refused the credentials given for the new "
+	  "connection (connection in the request): publish again with working ones" },
+	{ "credentials_missing", 0, 0, A_PUBLISH, "the credentials for the new connection were erased when the job "
+	  "ended once already: publish again with them" },
+	{ "credentials_unreadable", 0, 0, A_PUBLISH, "the worker cannot open the job's sealed credentials "
+	  "(APPLICATION_ENCRYPTION_KEYS missing or changed): publish again" },
+	{ "connection_mismatch", 0, 0, A_PUBLISH, "the chosen connection (connection_id) points at another data source "
+	  "than the port's: choose one GET /api/powerbi/connections offers" },
 	/* ---- connecting Power BI and signing in: the redirect flows both use ---- */
 	{ "invalid_return_to", PB_EINVAL, 0, A_CONNECT, "return_to is not a local path (such as /data-products): no "
 	  "scheme, no //, no backslash" },
@@ -97,6 +119,15 @@ const pb_error_code pb_error_codes[] = {
 	  "(while queued)" },
 	{ "tenant_backoff", 0, 0, A_JOBS, "Power BI asked every caller on the tenant to wait (another job got the "
 	  "Retry-After); the job waits until the time its message gives, without using an attempt (while queued)" },
+	/* ---- import: what a run (its ingest job) can end or wait with ---- */
+	{ "scan_budget", 0, 0, A_IMPORT, "the tenant's getInfo calls for this hour (PBIPORT_SCAN_BUDGET_PER_HOUR, shared "
+	  "by every integration on the tenant) are used up: the run waits in the queue for the next hour (while "
+	  "queued)" },
+	{ "scan_failed", 0, 0, A_IMPORT, "the run could not scan: Power BI failed a batch of workspaces' scans three "
+	  "times, sent a scan result pbiport cannot read, or the tenant has more workspaces than one run scans; the "
+	  "message says which" },
+	{ "filter_rule", 0, 0, A_IMPORT, "the integration's filter rule (filter_rule, a Lua module) failed during the "
+	  "run; the message gives file:line: fix the rule" },
 };
 
 const size_t pb_error_codes_count = sizeof pb_error_codes / sizeof pb_error_codes[0];

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/flow/asset_products.h"
+#include "core/flow/ms_failure.h"
 #include "core/store/assets.h"
 #include "core/store/catalog.h"
 #include "core/lang/cron.h"
@@ -249,6 +250,9 @@ typedef struct ingest_run {
 	int64_t backoff_checked_ms;     /* when the run last looked at the tenant's back-off */
 	bool held;                      /* ... and found it: the tenant must wait (held_by) */
 	tenant_backoff held_by;
+	pb_failure fail;                /* why the attempt stops: its message is the run's err buffer */
+	long retry_ms;                  /* > 0: the job goes back to the queue for this long ... */
+	bool wait;                      /* ... without using an attempt (not a failure) */
 } ingest_run;
 
 struct published {
@@ -270,6 +274,15 @@ static long env_long(const char *name, long def, long lo, long hi)
 		return def;
 	long x = strtol(v, &end, 10);
 	return *end || x < lo || x > hi ? def : x;
+}
+
+/* A Microsoft call of the run failed with rc: the kind of failure msapi saw (ms_failure.h) is
+ * kept for the end of the attempt, unless an earlier one was. Returns rc. */
+static int ms_failed(ingest_run *r, int rc)
+{
+	if (rc && r->api && r->api->last.failure != MSAPI_OK && !r->fail.rc)
+		ms_fail(r->api, rc, &r->fail);
+	return rc;
 }
 
 static void add_warning(ingest_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -870,9 +883,11 @@ out:
 
 /* ---- planning ---- */
 
-static bool admin_refused(const msapi *api)
+/* Power BI refused the identity (a role, a permission or a tenant setting it lacks): for the
+ * admin (scanner) APIs, the listing APIs may still answer. */
+static bool identity_refused(const msapi *api)
 {
-	return api->last.status == 401 || api->last.status == 403;
+	return api->last.failure == MSAPI_FORBIDDEN;
 }
 
 struct named_ws {
@@ -903,12 +918,12 @@ static int plan_run(ingest_run *r, bool *refused, char *err)
 	}
 	xsnprintf(r->mode, sizeof r->mode, "%s", since[0] ? "incremental" : "full");
 	rc = scanner_modified(r->api, since[0] ? since : NULL, !r->integ->include_personal, &ids, &n, err);
-	if (rc && admin_refused(r->api)) {
+	if (rc && identity_refused(r->api)) {
 		*refused = true;
 		return rc;
 	}
 	if (rc)
-		return rc;
+		return ms_failed(r, rc);
 	if (n > PB_INGEST_WORKSPACES_MAX) {
 		rc = pb_err(err, PB_ELIMIT, "the tenant has %zu workspaces to scan; one run scans at most %d", n,
 			    PB_INGEST_WORKSPACES_MAX);
@@ -972,12 +987,6 @@ out:
 
 /* ---- scanning ---- */
 
-/* Why a run goes back to the queue, and for how long. */
-typedef struct scan_state {
-	long retry_ms;
-	char retry_code[32];
-} scan_state;
-
 static bool must_stop(const ingest_run *r)
 {
 	return r->ctx && ((r->ctx->stop && *r->ctx->stop) || atomic_load(&r->ctx->lease_lost));
@@ -997,14 +1006,28 @@ static int backoff_check(ingest_run *r, char *err)
 	return rc;
 }
 
-/* The run waits for the tenant's back-off: the job goes back to the queue until it ends (the
- * plan and the scans started are kept). */
-static int hold_run(ingest_run *r, scan_state *ss, char *err)
+/* The attempt stops, and the job goes back to the queue for retry_ms (the plan and the scans
+ * started are kept); wait: without using an attempt. Returns f's rc. */
+static int put_back(ingest_run *r, long retry_ms, bool wait)
 {
-	ss->retry_ms = (long)r->held_by.wait_ms;
-	xsnprintf(ss->retry_code, sizeof ss->retry_code, "tenant_backoff");
-	return pb_err(err, PB_EIO, "waiting until %s: Power BI asked every scanner caller on tenant %s to wait (%s)",
-		      r->held_by.until, r->integ->tenant_id, r->held_by.reason);
+	r->retry_ms = retry_ms;
+	r->wait = wait;
+	return r->fail.rc;
+}
+
+/* The run waits for the tenant's back-off until it ends. */
+static int hold_run(ingest_run *r)
+{
+	pb_fail(&r->fail, PB_EUNAVAIL, "tenant_backoff", "waiting until %s: Power BI asked every scanner caller on "
+		"tenant %s to wait (%s)", r->held_by.until, r->integ->tenant_id, r->held_by.reason);
+	return put_back(r, (long)r->held_by.wait_ms, true);
+}
+
+/* The worker is asked to stop: the run goes on with the next one, from what it saved. */
+static int stop_run(ingest_run *r)
+{
+	pb_fail(&r->fail, PB_EUNAVAIL, "stopped", "the worker stopped; the run resumes from its saved scans");
+	return put_back(r, 1, true);
 }
 
 /* Power BI answered a scanner call with 429: every scanner caller on the tenant waits. */
@@ -1101,14 +1124,18 @@ static int round_failed(void *ctx, size_t k, int rc, const char *msg, char *err)
 	struct scan_round *sr = ctx;
 	ingest_run *r = sr->r;
 	scan_row *row = sr->rows[k];
-	const msapi_last *l = &r->api->last;
-	if (l->status == 429)
-		note_throttled(r, l->retry_after_s);
-	if (l->status == 429 || l->status == 0 || l->status >= 500)
+	msapi_failure kind = r->api->last.failure;
+	if (kind == MSAPI_RETRY_AFTER)
+		note_throttled(r, r->api->last.retry_after_s);
+	if (kind == MSAPI_RETRY_AFTER || kind == MSAPI_UNAVAILABLE || kind == MSAPI_OUTCOME_UNKNOWN) {
+		ms_failed(r, rc < 0 ? rc : PB_EIO);
 		return pb_err(err, rc < 0 ? rc : PB_EIO, "%s", msg);
-	if (++row->failures >= SCAN_FAILURES_MAX)
-		return pb_err(err, PB_EIO, "Power BI failed to scan batch %ld (%d tries): %s", row->batch, row->failures,
-			      msg);
+	}
+	if (++row->failures >= SCAN_FAILURES_MAX) {
+		pb_fail_as(&r->fail, PB_EUPSTREAM, "scan_failed");
+		return pb_err(err, PB_EUPSTREAM, "Power BI failed to scan batch %ld (%d tries): %s", row->batch,
+			      row->failures, msg);
+	}
 	add_warning(r, "Power BI failed or lost a scan of a batch of workspaces once; it was asked again");
 	xsnprintf(row->state, sizeof row->state, "pending");
 	return scan_set(r->db, r->run->id, row->batch, NULL, "pending", err);
@@ -1134,7 +1161,7 @@ static bool round_stop(void *ctx)
  * round takes the scans a previous worker started (polled, not started again) and every
  * pending batch the tenant's getInfo budget allows; batches Power BI failed go again in the
  * next round. Budget is taken for a whole round before it starts, one call per batch. */
-static int scan_loop(ingest_run *r, scan_state *ss, char *err)
+static int scan_loop(ingest_run *r, char *err)
 {
 	scan_row *rows = NULL, **pick = NULL;
 	scanner_batch *b = NULL;
@@ -1164,15 +1191,13 @@ static int scan_loop(ingest_run *r, scan_state *ss, char *err)
 		if (!left)
 			break;
 		if (must_stop(r)) {
-			ss->retry_ms = 1;
-			xsnprintf(ss->retry_code, sizeof ss->retry_code, "worker_stopped");
-			rc = pb_err(err, PB_EIO, "the worker stopped; the run resumes from its saved scans");
+			rc = stop_run(r);
 			goto out;
 		}
 		if ((rc = backoff_check(r, err)))
 			goto out;
 		if (r->held) {
-			rc = hold_run(r, ss, err);
+			rc = hold_run(r);
 			goto out;
 		}
 		k = 0;
@@ -1214,21 +1239,19 @@ static int scan_loop(ingest_run *r, scan_state *ss, char *err)
 					msapi_strv_free(ids[i], b[i].n);
 				ids[i] = NULL;
 			}
-			if (rc && r->held && !r->throttle_noted) {
-				rc = hold_run(r, ss, err);
-			} else if (rc && must_stop(r)) {
-				ss->retry_ms = 1;
-				xsnprintf(ss->retry_code, sizeof ss->retry_code, "worker_stopped");
-				rc = pb_err(err, PB_EIO, "the worker stopped; the run resumes from its saved scans");
-			}
+			if (rc && r->held && !r->throttle_noted)
+				rc = hold_run(r);
+			else if (rc && must_stop(r))
+				rc = stop_run(r);
+			else
+				ms_failed(r, rc);
 			if (rc)
 				goto out;
 		}
 		if (budget_short) {
-			ss->retry_ms = wait_ms;
-			xsnprintf(ss->retry_code, sizeof ss->retry_code, "scan_budget");
-			rc = pb_err(err, PB_ELIMIT, "the tenant's budget of %ld scans per hour is used up; the run goes on in "
-				    "%ld s", r->budget_per_hour, wait_ms / 1000);
+			pb_fail(&r->fail, PB_EUNAVAIL, "scan_budget", "the tenant's budget of %ld scans per hour is used up; "
+				"the run goes on in %ld s", r->budget_per_hour, wait_ms / 1000);
+			rc = put_back(r, wait_ms, false);
 			goto out;
 		}
 	}
@@ -1255,7 +1278,7 @@ static int list_workspace(ingest_run *r, const msapi_item *g, char *err)
 		rc = powerbi_list_reports(r->api, g->id, &reps, err);
 	if (!rc)
 		rc = powerbi_list_dashboards(r->api, g->id, &dash, err);
-	if (rc)
+	if (ms_failed(r, rc))
 		goto out;
 	if ((rc = stage_json(r, "workspace", g->id, g->id, g->name ? g->name : g->id,
 			     json_pack("{s:s?}", "type", g->type), err)))
@@ -1269,7 +1292,7 @@ static int list_workspace(ingest_run *r, const msapi_item *g, char *err)
 				goto out;
 			continue;
 		}
-		rc = powerbi_list_datasources(r->api, g->id, ds.v[i].id, &src, err);
+		rc = ms_failed(r, powerbi_list_datasources(r->api, g->id, ds.v[i].id, &src, err));
 		for (size_t k = 0; !rc && k < src.n; k++) {
 			const char *sid = src.v[k].id ? src.v[k].id : src.v[k].path;
 			if (!sid)
@@ -1317,7 +1340,7 @@ static int list_workspace(ingest_run *r, const msapi_item *g, char *err)
 			json_decref(tj);
 			continue;
 		}
-		rc = powerbi_list_tiles(r->api, g->id, dash.v[i].id, &tiles, err);
+		rc = ms_failed(r, powerbi_list_tiles(r->api, g->id, dash.v[i].id, &tiles, err));
 		for (size_t t = 0; !rc && tj && t < tiles.n; t++) {
 			const char *rep = json_string_value(json_object_get(tiles.v[t].raw, "reportId"));
 			json_array_append_new(tj, json_pack("{s:s?, s:s?, s:s?, s:s?}", "id", tiles.v[t].id, "title",
@@ -1351,14 +1374,16 @@ static int run_listing(ingest_run *r, const char *why, char *err)
 	add_warning(r, "admin APIs are not enabled for this service principal: used per-workspace listing, no column "
 		    "schema, no expressions (%s)", why);
 	if ((rc = assets_unstage(r->db, r->run->id, err)) || (rc = scans_delete(r->db, r->run->id, err)) ||
-	    (rc = powerbi_list_groups(r->api, NULL, &groups, err)))
+	    (rc = ms_failed(r, powerbi_list_groups(r->api, NULL, &groups, err))))
 		goto out;
 	if (groups.n == 0)
 		add_warning(r, "the service principal has no role in any workspace: add it (or a group holding it) as "
 			    "Viewer or higher to the workspaces to import");
 	for (size_t i = 0; i < groups.n; i++) {
 		if (must_stop(r)) {
-			rc = pb_err(err, PB_EIO, "the worker stopped");
+			pb_fail(&r->fail, PB_EUNAVAIL, "stopped", "the worker stopped; the run lists the workspaces again "
+				"with the next one");
+			rc = put_back(r, 1, true);
 			goto out;
 		}
 		if (!groups.v[i].id || (personal_type(groups.v[i].type) && !r->integ->include_personal))
@@ -1403,23 +1428,6 @@ static void schema_warnings(ingest_run *r)
 			    "expressions'");
 }
 
-/* Classifies a failure from Microsoft: throttled or unavailable is worth a retry later. */
-static bool transient_failure(const ingest_run *r, int rc, long *after_ms, char code[32])
-{
-	const msapi_last *l = &r->api->last;
-	if (l->status == 429) {
-		*after_ms = l->retry_after_s > 0 ? l->retry_after_s * 1000 : 60000;
-		xsnprintf(code, 32, "throttled");
-		return true;
-	}
-	if (rc == PB_EIO && (l->status == 0 || l->status >= 500)) {
-		*after_ms = 0;
-		xsnprintf(code, 32, "unavailable");
-		return true;
-	}
-	return false;
-}
-
 static void run_release(ingest_run *r)
 {
 	ports_free(r);
@@ -1429,31 +1437,87 @@ static void run_release(ingest_run *r)
 	run_free(r->run);
 }
 
-/* Ends the run failed, drops its staging and plan, and fails the job. */
-static int fail_run(ingest_run *r, const char *code, const char *msg)
+/* Ends the run failed with r->fail, drops its staging and plan, and fails the job. */
+static int fail_run(ingest_run *r)
 {
 	char err[PB_ERR_MAX];
+	const char *code = pb_failure_code(&r->fail);
 	char *w = json_dumps(r->warnings, JSON_COMPACT);
-	if (integration_run_finish(r->db, r->run->id, false, NULL, w, code, msg, err))
+	if (integration_run_finish(r->db, r->run->id, false, NULL, w, code, r->fail.message, err))
 		log_event("warn", NULL, "run %s not closed: %s", r->run->id, err);
 	free(w);
 	assets_unstage(r->db, r->run->id, err);
 	scans_delete(r->db, r->run->id, err);
-	return job_fail(r->ctx, code, "%s", msg);
+	return job_fail(r->ctx, code, "%s", r->fail.message);
+}
+
+/* The attempt failed with rc (r->fail says how, when a Microsoft call or a wait decided it):
+ * the job goes back to the queue when the failure is worth another try and attempts are
+ * left, or waits (Power BI's Retry-After, the tenant's back-off, a stopping worker) without
+ * using one; else the run fails. */
+static int end_attempt(ingest_run *r, int rc)
+{
+	pb_job_ctx *ctx = r->ctx;
+	pb_failure *f = &r->fail;
+	char werr[PB_ERR_MAX];
+	/* not a Microsoft call's failure: the database or memory (worth another try), or what
+	 * Power BI sent could not be scanned */
+	if (!f->rc)
+		pb_fail_as(f, rc, rc == PB_EIO || rc == PB_ENOMEM ? NULL : "scan_failed");
+	const char *code = pb_failure_code(f);
+	bool throttled = f->rc == PB_EUNAVAIL && !strcmp(code, "throttled");
+	long after = r->retry_ms;
+	if (!after && f->rc == PB_EUNAVAIL)
+		after = f->retry_after_s > 0 ? f->retry_after_s * 1000 : throttled ? 60000 : 0;
+	/* waiting out Power BI's Retry-After (own or the tenant's) is not a failed attempt */
+	bool wait = r->wait || throttled;
+	bool again = f->rc == PB_EUNAVAIL || f->rc == PB_EIO || f->rc == PB_ENOMEM;
+	if (!again || (!wait && ctx->job->attempts >= ctx->job->max_attempts))
+		return fail_run(r);
+	/* a 429 from the scanner APIs holds back every scanner caller on the tenant; the listing
+	 * APIs' limits are each service principal's own */
+	if (throttled && strcmp(r->mode, "listing"))
+		note_throttled(r, after / 1000);
+	if (save_warnings(r, werr))
+		log_event("warn", NULL, "run %s: warnings not saved: %s", r->run->id, werr);
+	char msg[PB_ERR_MAX], until[PB_TIME_BUF];
+	xsnprintf(msg, sizeof msg, "%s", f->message);
+	/* the run says why it waits and until when (a worker's own back-off: not known) */
+	if (after > 1) {
+		pb_time_in(after, until);
+		if (strcmp(code, "tenant_backoff"))   /* whose message says it already */
+			xsnprintf(msg, sizeof msg, "%s; the run goes on at %s", f->message, until);
+		if (integration_run_wait(r->db, r->run->id, until, msg, werr))
+			log_event("warn", NULL, "run %s: wait not recorded: %s", r->run->id, werr);
+	}
+	return (wait ? job_wait : job_retry_later)(ctx, after, code, "%s", msg);
+}
+
+/* An app session for the service principal of credentials whose ("integration 'prod'"): a
+ * refusal names them (bad_credentials), Entra out of reach is unavailable. */
+static int app_session(pbi_session *s, const char *whose, const char *tenant_id, const char *client_id,
+		       const char *client_secret, pb_failure *f)
+{
+	char code[PBI_CODE_MAX] = "", sub[PB_ERR_MAX];
+	int rc = pbi_session_app(s, tenant_id, client_id, client_secret, code, sub);
+	if (!rc)
+		return PB_OK;
+	if (rc == PB_ENOMEM || !strcmp(code, "unavailable"))
+		return pb_fail(f, PB_EUNAVAIL, "unavailable", "Entra ID could not be reached to sign in %s: %s", whose, sub);
+	return pb_fail(f, PB_EINVAL, "bad_credentials", "%s: %s", whose, sub);
 }
 
 int ingest_job(pb_job_ctx *ctx)
 {
 	ingest_run r = { 0 };
 	pbi_session s = { 0 };
-	char code[PBI_CODE_MAX] = "", *secret = NULL;
+	char *secret = NULL, whose[PB_NAME_FIELD_MAX + 32];
 	size_t secret_len = 0;
 	bool refused = false;
-	scan_state ss = { 0 };
 	json_t *in = json_loads(ctx->job->input, 0, NULL);
 	const char *iid = json_string_value(json_object_get(in, "integration_id"));
 	const char *rid = json_string_value(json_object_get(in, "run_id"));
-	char *err = ctx->err;
+	char *err = r.fail.message;
 	int rc;
 	r.ctx = ctx;
 	r.db = ctx->db;
@@ -1462,8 +1526,9 @@ int ingest_job(pb_job_ctx *ctx)
 		rc = job_fail(ctx, "bad_input", "the ingest job has no integration_id / run_id");
 		goto out;
 	}
+	/* a run and its job are written together: a run gone is an integration deleted with its runs */
 	if ((rc = integration_run_get(r.db, rid, &r.run, err)) == PB_ENOTFOUND) {
-		rc = job_fail(ctx, "run_gone", "run %s no longer exists", rid);
+		rc = job_fail(ctx, "not_found", "the integration %s was deleted, and its run %s with it", iid, rid);
 		goto out;
 	}
 	if (rc)
@@ -1473,31 +1538,31 @@ int ingest_job(pb_job_ctx *ctx)
 		json_array_extend(r.warnings, old);
 	json_decref(old);
 	if ((rc = integrations_get(r.db, NULL, iid, &r.integ, err)) == PB_ENOTFOUND) {
-		rc = fail_run(&r, "integration_gone", "the integration was deleted");
+		pb_fail(&r.fail, PB_ENOTFOUND, NULL, "the integration %s was deleted", iid);
+		rc = fail_run(&r);
 		goto out;
 	}
 	if (rc)
 		goto out;
 	if (!ctx->cfg->ingestions_enabled) {
-		rc = fail_run(&r, "feature_disabled", "imports are turned off (APPLICATION_INGESTIONS_ENABLED)");
+		pb_fail(&r.fail, PB_ENOTFOUND, "feature_disabled", "imports are turned off (APPLICATION_INGESTIONS_ENABLED)");
+		rc = fail_run(&r);
 		goto out;
 	}
 	const char *cp_mode = json_string_value(json_object_get(ctx->checkpoint, "mode"));
 	if ((rc = integration_run_start(r.db, rid, cp_mode ? cp_mode : "planning", err)))
 		goto out;
 	if ((rc = integration_open_secret(ctx->cfg, r.integ, &secret, &secret_len, err))) {
-		rc = fail_run(&r, "secret_unreadable", err);
+		/* the secret must be saved again: as for one Entra refuses */
+		pb_fail_as(&r.fail, rc, rc == PB_ENOMEM ? NULL : "bad_credentials");
+		rc = fail_run(&r);
 		goto out;
 	}
-	rc = pbi_session_app(&s, r.integ->tenant_id, r.integ->client_id, secret, code, err);
+	xsnprintf(whose, sizeof whose, "integration '%s'", r.integ->name);
+	rc = app_session(&s, whose, r.integ->tenant_id, r.integ->client_id, secret, &r.fail);
 	pb_secret_free(secret, secret_len);
-	if (rc) {
-		if (!strcmp(code, "unavailable"))
-			rc = job_retry_later(ctx, 0, "unavailable", "%s", err);
-		else
-			rc = fail_run(&r, code[0] ? code : "bad_credentials", err);
-		goto out;
-	}
+	if (rc)
+		goto failed;
 	r.api = &s.api;
 	/* a worker asked to stop leaves the scans it started for the next run to poll */
 	pb_http_set_stop(s.http, ctx->stop);
@@ -1507,7 +1572,8 @@ int ingest_job(pb_job_ctx *ctx)
 	r.sopts = (scanner_opts){ .lineage = true, .datasource_details = true, .dataset_schema = true,
 				  .dataset_expressions = true };
 	if ((rc = filter_open(&r.filter, ctx->cfg, r.integ->filter_rule, r.integ->filters_json, err))) {
-		rc = fail_run(&r, "filter_rule", err);
+		pb_fail_as(&r.fail, rc, "filter_rule");
+		rc = fail_run(&r);
 		goto out;
 	}
 	if ((rc = ports_load(&r, err)))
@@ -1523,7 +1589,7 @@ int ingest_job(pb_job_ctx *ctx)
 		if ((rc = backoff_check(&r, err)))
 			goto out;
 		if (r.held) {
-			rc = hold_run(&r, &ss, err);
+			rc = hold_run(&r);
 			goto failed;
 		}
 		r.doing = "listing the workspaces to scan";
@@ -1543,7 +1609,7 @@ int ingest_job(pb_job_ctx *ctx)
 			goto out;
 	}
 	r.doing = "scanning workspaces";
-	if (strcmp(r.mode, "listing") && (rc = scan_loop(&r, &ss, err)))
+	if (strcmp(r.mode, "listing") && (rc = scan_loop(&r, err)))
 		goto failed;
 	if ((rc = job_phase(ctx, "applying", 95)))
 		goto out;
@@ -1584,42 +1650,11 @@ failed:
 		rc = PB_ENOTFOUND;
 		goto out;
 	}
-	long after = ss.retry_ms;
-	char tcode[32];
-	xsnprintf(tcode, sizeof tcode, "%s", ss.retry_code);
-	if (after || transient_failure(&r, rc, &after, tcode)) {
-		char werr[PB_ERR_MAX];
-		/* a 429 from the scanner APIs holds back every scanner caller on the tenant; the
-		 * listing APIs' limits are each service principal's own */
-		if (!strcmp(tcode, "throttled") && strcmp(r.mode, "listing"))
-			note_throttled(&r, after / 1000);
-		if (save_warnings(&r, werr))
-			log_event("warn", NULL, "run %s: warnings not saved: %s", rid, werr);
-		/* waiting out Power BI's Retry-After (own or the tenant's) is not a failed attempt */
-		bool wait = !strcmp(tcode, "throttled") || !strcmp(tcode, "tenant_backoff");
-		if (!wait && ctx->job->attempts >= ctx->job->max_attempts) {
-			rc = fail_run(&r, tcode, err);
-		} else {
-			char msg[PB_ERR_MAX], until[PB_TIME_BUF];
-			xsnprintf(msg, sizeof msg, "%s", err);
-			/* the run says why it waits and until when (a worker's own back-off: not known) */
-			if (after > 1) {
-				pb_time_in(after, until);
-				if (strcmp(tcode, "tenant_backoff"))   /* whose message says it already */
-					xsnprintf(msg, sizeof msg, "%s; the run goes on at %s", err, until);
-				if (integration_run_wait(r.db, rid, until, msg, werr))
-					log_event("warn", NULL, "run %s: wait not recorded: %s", rid, werr);
-			}
-			rc = (wait ? job_wait : job_retry_later)(ctx, after, tcode, "%s", msg);
-		}
-		goto out;
-	}
-	{
-		char msg[PB_ERR_MAX];
-		xsnprintf(msg, sizeof msg, "%s", err);
-		rc = fail_run(&r, rc == PB_ELIMIT ? "limit" : "scan_failed", msg);
-	}
+	rc = end_attempt(&r, rc);
 out:
+	/* a failure that did not end the job itself: the worker reads its message in ctx */
+	if (rc && !ctx->err[0])
+		xsnprintf(ctx->err, sizeof ctx->err, "%s", err);
 	pbi_session_release(&s);
 	run_release(&r);
 	json_decref(in);
@@ -1651,10 +1686,15 @@ int ingest_schedule_tick(pb_db *db, const pb_config *cfg, char *err)
 			continue;
 		}
 		pb_time_format(next_s * 1000, next);
-		/* due time moves past now first: one catch-up run however many were missed */
-		if ((rc = integration_advance_schedule(db, v[i].id, v[i].next_run_at, next, &won, err)) || !won)
-			continue;
-		rc = integration_run_submit(db, v[i].org_id, NULL, v[i].id, "schedule", &run, &existing, err);
+		/* the due time moves past now with the run it queues, in one transaction: one catch-up
+		 * run however many were missed, and a run that could not be queued stays due */
+		if ((rc = db_begin(db, err)))
+			break;
+		if ((rc = integration_advance_schedule(db, v[i].id, v[i].next_run_at, next, &won, err)) ||
+		    (won && (rc = integration_run_submit(db, v[i].org_id, NULL, v[i].id, "schedule", &run, &existing, err))))
+			db_rollback(db);
+		else
+			rc = db_commit(db, err);
 		run_free(run);
 	}
 	integrations_free(v, n);
@@ -1722,18 +1762,19 @@ static int doctor_scan(msapi *api, char **ids, size_t n, scan_result *res, json_
 /* A 429 the doctor got from the scanner APIs holds back the tenant's scanner callers too. */
 static void doctor_throttled(pb_db *db, const char *tenant_id, const char *client_id, const msapi *api)
 {
-	if (api->last.status == 429)
+	if (api->last.failure == MSAPI_RETRY_AFTER)
 		tenant_backoff_record(db, tenant_id, TB_SCANNER, api->last.retry_after_s,
 				      "the permission doctor for app %s", client_id);
 }
 
-int ingest_doctor(pb_db *db, const char *tenant_id, const char *client_id, const char *client_secret,
-		  json_t **report, char *err)
+int ingest_doctor(pb_db *db, const char *whose, const char *tenant_id, const char *client_id,
+		  const char *client_secret, json_t **report, pb_failure *f)
 {
 	bool granted = false;
 	long wait_ms = 0;
 	pbi_session s = { 0 };
-	char code[PBI_CODE_MAX] = "", msg[PB_ERR_MAX + 128], sub[PB_ERR_MAX];
+	pb_failure signin = { 0 };
+	char msg[PB_ERR_MAX + 128], sub[PB_ERR_MAX], *err = f->message;
 	msapi_items groups = { 0 };
 	char **ids = NULL;
 	size_t n = 0;
@@ -1743,23 +1784,26 @@ int ingest_doctor(pb_db *db, const char *tenant_id, const char *client_id, const
 	int rc = 0;
 	*report = NULL;
 	if (!checks)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	if (pbi_session_app(&s, tenant_id, client_id, client_secret, code, sub)) {
-		if (!strcmp(code, "unavailable")) {
-			rc = pb_err(err, PB_EIO, "Entra ID could not be reached: %s", sub);
+		return pb_fail(f, PB_ENOMEM, NULL, "out of memory");
+	if (app_session(&s, whose, tenant_id, client_id, client_secret, &signin)) {
+		if (signin.rc != PB_EINVAL) {
+			*f = signin;
+			rc = f->rc;
 			goto out;
 		}
-		add_check(checks, "credentials", 0, sub, FIX_SECRET);
+		add_check(checks, "credentials", 0, signin.message, FIX_SECRET);
 		all_ok = false;
 		goto skip_rest;
 	}
 	add_check(checks, "credentials", 1, "Entra ID issued a token for the service principal", NULL);
-	if (powerbi_list_groups(&s.api, NULL, &groups, sub)) {
-		bool denied = s.api.last.status == 401 || s.api.last.status == 403;
-		if (!denied) {
-			rc = pb_err(err, PB_EIO, "Power BI could not be asked: %s", sub);
+	if ((rc = powerbi_list_groups(&s.api, NULL, &groups, sub))) {
+		if (!identity_refused(&s.api)) {
+			pb_err(err, rc, "Power BI could not be asked to list the workspaces of %s: %s", whose, sub);
+			ms_fail(&s.api, rc, f);
+			rc = f->rc;
 			goto out;
 		}
+		rc = 0;
 		xsnprintf(msg, sizeof msg, "Power BI refused the service principal (%s)", sub);
 		add_check(checks, "fabric_api_access", 0, msg, FIX_FABRIC);
 		all_ok = false;
@@ -1776,8 +1820,10 @@ int ingest_doctor(pb_db *db, const char *tenant_id, const char *client_id, const
 	}
 	tenant_backoff tb;
 	bool waiting = false;
-	if ((rc = tenant_backoff_get(db, tenant_id, TB_SCANNER, &tb, &waiting, err)))
+	if ((rc = tenant_backoff_get(db, tenant_id, TB_SCANNER, &tb, &waiting, err))) {
+		pb_fail_as(f, rc, NULL);
 		goto out;
+	}
 	if (waiting) {
 		/* the scanner APIs are not asked while the tenant must wait */
 		xsnprintf(msg, sizeof msg, "not checked: Power BI asked every scanner caller on this tenant to wait until %s "
@@ -1788,12 +1834,15 @@ int ingest_doctor(pb_db *db, const char *tenant_id, const char *client_id, const
 		add_check(checks, "workspace_roles", -1, msg, FIX_ROLES);
 		goto done;
 	}
-	if (scanner_modified(&s.api, NULL, true, &ids, &n, sub)) {
-		if (!admin_refused(&s.api)) {
+	if ((rc = scanner_modified(&s.api, NULL, true, &ids, &n, sub))) {
+		if (!identity_refused(&s.api)) {
 			doctor_throttled(db, tenant_id, client_id, &s.api);
-			rc = pb_err(err, PB_EIO, "Power BI could not be asked: %s", sub);
+			pb_err(err, rc, "Power BI could not be asked which workspaces %s may scan: %s", whose, sub);
+			ms_fail(&s.api, rc, f);
+			rc = f->rc;
 			goto out;
 		}
+		rc = 0;
 		xsnprintf(msg, sizeof msg, "the read-only admin (scanner) APIs refused the service principal, so imports "
 			  "fall back to per-workspace listing without column schema or expressions (%s)", sub);
 		add_check(checks, "admin_api_access", 0, msg, FIX_ADMIN);
@@ -1808,6 +1857,7 @@ int ingest_doctor(pb_db *db, const char *tenant_id, const char *client_id, const
 			add_check(checks, "mashup_expressions", -1, "not checked: the tenant has no workspaces", FIX_EXPRESSIONS);
 		} else if ((rc = budget_take(db, tenant_id, env_long("PBIPORT_SCAN_BUDGET_PER_HOUR", PB_SCAN_GETINFO_PER_HOUR,
 								     1, 100000), &granted, &wait_ms, err))) {
+			pb_fail_as(f, rc, NULL);
 			goto out;
 		} else if (!granted) {
 			xsnprintf(msg, sizeof msg, "not checked: the tenant's scan budget for this hour is used up (again in "
@@ -1874,7 +1924,7 @@ skip_rest:
 done:
 	*report = json_pack("{s:b, s:O}", "ok", all_ok, "checks", checks);
 	if (!*report)
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
 out:
 	json_decref(checks);
 	json_decref(raw);

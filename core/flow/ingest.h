@@ -33,6 +33,7 @@
 #include "core/store/assets.h"
 #include "runtime/config.h"
 #include "runtime/db.h"
+#include "runtime/failure.h"
 
 struct json_t;
 
@@ -48,9 +49,12 @@ int ingest_schedule_tick(pb_db *db, const pb_config *cfg, char *err);
  * {"ok":bool,"checks":[{"check","ok":true|false|null,"message","fix"|null}]}: ok null =
  * not checked (an earlier check failed). Checks: credentials, fabric_api_access,
  * admin_api_access, detailed_metadata, mashup_expressions, workspace_roles. The test scan is
- * charged to the tenant's getInfo budget in db (skipped, "not checked", when it is used up). */
-int ingest_doctor(pb_db *db, const char *tenant_id, const char *client_id, const char *client_secret,
-		  struct json_t **report, char *err);
+ * charged to the tenant's getInfo budget in db (skipped, "not checked", when it is used up).
+ * whose names the credentials in messages ("integration 'prod'", "the credentials sent").
+ * A failure to answer at all fills f: Entra or Power BI out of reach (unavailable,
+ * throttled), Power BI refusing for another reason than the identity (ms_failure.h). */
+int ingest_doctor(pb_db *db, const char *whose, const char *tenant_id, const char *client_id,
+		  const char *client_secret, struct json_t **report, pb_failure *f);
 
 /* Checks that the filter rule (module name, NULL = filters.default) loads and answers for
  * a sample item with the given filters (JSON text). For saving an integration. */

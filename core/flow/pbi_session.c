@@ -1,12 +1,14 @@
-/* Sessions on behalf of a user (delegated, refreshed through core/connections) or of an
- * app (client credentials). See core/flow/pbi_session.h. */
+/* Sessions on behalf of a user (delegated, refreshed through the connection store's token
+ * service) or of an app (client credentials). See core/flow/pbi_session.h. */
 #include "core/flow/pbi_session.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/flow/ms_failure.h"
 #include "core/store/connections.h"
-#include "core/store/powerbi_settings.h"
 #include "msapi/entra.h"
 #include "runtime/crypto.h"
 #include "runtime/util.h"
@@ -18,34 +20,67 @@ typedef struct session_priv {
 	char conn_id[PB_ID_BUF];
 	long long gen;              /* generation of the token in api */
 	pbi_app app;                /* owned: tenant, client id, secret (wiped) */
+	char *credentials;          /* app: owned; what messages call the app's credentials */
 	msapi entra;                /* owned: Entra calls made from inside a refresh */
-	char code[PBI_CODE_MAX];    /* code of the last failed refresh, "" when none */
+	pb_failure refresh_fail;    /* the last refresh's failure; rc PB_OK when it worked */
+	char legacy_code[PBI_CODE_MAX];   /* pbi_session_code's answer */
 } session_priv;
 
-static void set_code(char code[PBI_CODE_MAX], const char *v)
+int pbi_fail_reword(pb_failure *f, const char *fmt, ...)
 {
-	if (code)
-		(void)xsnprintf(code, PBI_CODE_MAX, "%s", v);
+	char msg[PB_ERR_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (n >= 0)
+		memcpy(f->message, msg, sizeof msg);
+	return f->rc;
 }
 
-/* The msapi refresh callback: a new token for whatever identity the session holds. */
-static int session_refresh(void *ctx, char **access_token, char *err)
+int pbi_org_app(pb_db *db, const pb_config *cfg, const char *org_id, pbi_app *out, pb_failure *f)
+{
+	int rc = pbi_settings_app(db, cfg, org_id, out, f->message);
+	if (rc == PB_ENOTFOUND)
+		return pb_fail_as(f, PB_ECONFLICT, "not_configured");
+	return rc ? pb_fail_as(f, rc, NULL) : PB_OK;
+}
+
+int pbi_entra_user_fail(const msapi *entra, int rc, pb_failure *f)
+{
+	ms_fail(entra, rc, f);
+	if (entra->last.failure == MSAPI_BAD_CREDENTIALS)
+		return pbi_fail_reword(f, PBI_ORG_SETTINGS ": %s", f->message);
+	if (entra->last.failure == MSAPI_REAUTHENTICATE)
+		return pbi_fail_reword(f, PBI_USER_CONNECTION ": %s (reconnect Power BI)", f->message);
+	return f->rc;
+}
+
+/* f from a failed client-credentials call of an app session: the label says whose. */
+static int app_fail(const session_priv *p, int rc, pb_failure *f)
+{
+	ms_fail(&p->entra, rc, f);
+	return pbi_fail_reword(f, "%s: %s", p->credentials, f->message);
+}
+
+/* The token service's way to redeem a refresh token (core/store/connections.h). */
+static int redeem(void *ctx, const char *refresh_token, entra_token *out, pb_failure *f)
 {
 	session_priv *p = ctx;
 	entra_app ea = { p->app.tenant_id, p->app.client_id, p->app.client_secret };
-	*access_token = NULL;
-	if (p->user) {
-		long long gen = 0;
-		int rc = conn_token(p->db, p->kr, &p->entra, &ea, p->conn_id, p->gen, access_token, &gen, p->code, err);
-		if (!rc)
-			p->gen = gen;
-		return rc;
-	}
+	int rc = entra_refresh(&p->entra, &ea, refresh_token, CONN_SCOPES, out, f->message);
+	return rc ? pbi_entra_user_fail(&p->entra, rc, f) : PB_OK;
+}
+
+/* A fresh app token (client credentials) into *access_token (new secret). */
+static int app_token(session_priv *p, char **access_token, pb_failure *f)
+{
 	entra_token tok = { 0 };
-	int rc = entra_client_credentials(&p->entra, &ea, ENTRA_SCOPE_POWERBI_DEFAULT, &tok, err);
-	if (rc)
-		set_code(p->code, conn_failure_code(&p->entra));
-	else {
+	entra_app ea = { p->app.tenant_id, p->app.client_id, p->app.client_secret };
+	int rc = entra_client_credentials(&p->entra, &ea, ENTRA_SCOPE_POWERBI_DEFAULT, &tok, f->message);
+	if (rc) {
+		rc = app_fail(p, rc, f);
+	} else {
 		*access_token = tok.access_token;
 		tok.access_token = NULL;
 	}
@@ -53,64 +88,94 @@ static int session_refresh(void *ctx, char **access_token, char *err)
 	return rc;
 }
 
-/* The parts both kinds share: HTTP client, msapi clients, private data. */
-static int session_open(pbi_session *s, char code[PBI_CODE_MAX], char *err)
+/* The codes of the callers not yet converted (see the header). */
+static void legacy_code(const pb_failure *f, char code[PBI_CODE_MAX])
 {
-	memset(s, 0, sizeof *s);
-	session_priv *p = calloc(1, sizeof *p);
-	if (!p) {
-		set_code(code, "unavailable");
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	}
-	s->priv = p;
-	int rc = pb_http_new(NULL, &s->http, err);
-	if (!rc)
-		rc = msapi_init(&s->api, s->http, err);
-	if (!rc)
-		rc = msapi_init(&p->entra, s->http, err);
-	if (rc)
-		set_code(code, "unavailable");
-	else
-		msapi_set_refresh(&s->api, session_refresh, p);
-	return rc;
+	const char *c = pb_failure_code(f);
+	if (f->rc == PB_EUNAVAIL || f->rc == PB_EIO || f->rc == PB_ENOMEM || f->rc == PB_EINTERNAL)
+		c = "unavailable";
+	else if (!strcmp(c, "bad_request"))
+		c = "not_configured";   /* an app session without all its credentials */
+	else if (strcmp(c, "not_configured") && strcmp(c, "not_connected") && strcmp(c, "needs_reconnect"))
+		c = "bad_credentials";
+	if (code)
+		(void)xsnprintf(code, PBI_CODE_MAX, "%s", c);
 }
 
-int pbi_session_user(pbi_session *s, pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
-		     char code[PBI_CODE_MAX], char *err)
+/* The msapi refresh callback: a new token for whatever identity the session holds. */
+static int session_refresh(void *ctx, char **access_token, char *err)
+{
+	session_priv *p = ctx;
+	pb_failure *f = &p->refresh_fail;
+	long long gen = 0;
+	int rc;
+	*access_token = NULL;
+	if (p->user)
+		rc = conn_token(p->db, p->kr, p->conn_id, p->gen, redeem, p, access_token, &gen, f);
+	else
+		rc = app_token(p, access_token, f);
+	if (!rc) {
+		if (p->user)
+			p->gen = gen;
+		pb_failure_clear(f);
+		p->legacy_code[0] = '\0';
+		return PB_OK;
+	}
+	legacy_code(f, p->legacy_code);
+	return pb_err(err, rc, "%s", f->message);
+}
+
+/* The parts both kinds share: HTTP client, msapi clients, private data. */
+static int session_open(pbi_session *s, pb_failure *f)
+{
+	memset(s, 0, sizeof *s);
+	pb_failure_clear(f);
+	session_priv *p = calloc(1, sizeof *p);
+	if (!p)
+		return pb_fail(f, PB_ENOMEM, NULL, "out of memory");
+	s->priv = p;
+	int rc = pb_http_new(NULL, &s->http, f->message);
+	if (!rc)
+		rc = msapi_init(&s->api, s->http, f->message);
+	if (!rc)
+		rc = msapi_init(&p->entra, s->http, f->message);
+	if (rc)
+		return pb_fail_as(f, rc, NULL);
+	msapi_set_refresh(&s->api, session_refresh, p);
+	return PB_OK;
+}
+
+int pbi_session_open_user(pbi_session *s, pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
+			  pb_failure *f)
 {
 	pbi_conn conn = { 0 };
 	char *token = NULL;
-	set_code(code, "");
-	int rc = session_open(s, code, err);
+	int rc = session_open(s, f);
 	if (rc)
 		goto out;
 	session_priv *p = s->priv;
 	p->user = true;
 	p->db = db;
 	p->kr = cfg->encryption_keys;
-	if ((rc = pbi_settings_app(db, cfg, org_id, &p->app, err))) {
-		set_code(code, rc == PB_ENOTFOUND ? "not_configured" : "unavailable");
+	if ((rc = pbi_org_app(db, cfg, org_id, &p->app, f)))
 		goto out;
-	}
-	if ((rc = conn_find(db, org_id, user_id, p->app.tenant_id, &conn, err))) {
-		set_code(code, rc == PB_ENOTFOUND ? "not_connected" : "unavailable");
+	if ((rc = conn_find(db, org_id, user_id, p->app.tenant_id, &conn, f->message))) {
+		rc = rc == PB_ENOTFOUND ? pb_fail_as(f, PB_ECONFLICT, "not_connected") : pb_fail_as(f, rc, NULL);
 		goto out;
 	}
 	if (strcmp(conn.client_id, p->app.client_id)) {
 		/* the refresh token belongs to the app the user consented to: recorded, so the
 		 * connection list says the same */
 		char ignore[PB_ERR_MAX];
-		set_code(code, "needs_reconnect");
 		(void)conn_mark_needs_reconnect(db, conn.id, CONN_APP_CHANGED, ignore);
-		rc = pb_err(err, PB_EINVAL, CONN_APP_CHANGED);
+		rc = pb_fail(f, PB_ECONFLICT, "needs_reconnect", CONN_APP_CHANGED);
 		goto out;
 	}
 	memcpy(p->conn_id, conn.id, sizeof p->conn_id);
-	entra_app ea = { p->app.tenant_id, p->app.client_id, p->app.client_secret };
-	if ((rc = conn_token(db, p->kr, &p->entra, &ea, p->conn_id, -1, &token, &p->gen, code, err)))
+	if ((rc = conn_token(db, p->kr, p->conn_id, -1, redeem, p, &token, &p->gen, f)))
 		goto out;
-	if ((rc = msapi_set_token(&s->api, token, err)))
-		set_code(code, "unavailable");
+	if ((rc = msapi_set_token(&s->api, token, f->message)))
+		pb_fail_as(f, rc, NULL);
 out:
 	pb_secret_free(token, token ? strlen(token) : 0);
 	conn_release(&conn);
@@ -119,46 +184,55 @@ out:
 	return rc;
 }
 
-int pbi_session_app(pbi_session *s, const char *tenant_id, const char *client_id, const char *client_secret,
-		    char code[PBI_CODE_MAX], char *err)
+int pbi_session_open_app(pbi_session *s, const char *credentials, const char *tenant_id, const char *client_id,
+			 const char *client_secret, pb_failure *f)
 {
-	entra_token tok = { 0 };
-	set_code(code, "");
-	int rc = session_open(s, code, err);
+	char *token = NULL;
+	int rc = session_open(s, f);
 	if (rc)
 		goto out;
 	session_priv *p = s->priv;
+	if (!(p->credentials = xstrdup(credentials ? credentials : "the app credentials"))) {
+		rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
+		goto out;
+	}
 	if (!tenant_id || !*tenant_id || !client_id || !*client_id || !client_secret || !*client_secret) {
-		set_code(code, "not_configured");
-		rc = pb_err(err, PB_EINVAL, "tenant id, client id and client secret are all required");
+		rc = pb_fail(f, PB_EINVAL, NULL, "%s: a tenant id, a client id and a client secret are all required",
+			     p->credentials);
 		goto out;
 	}
 	p->app.tenant_id = xstrdup(tenant_id);
 	p->app.client_id = xstrdup(client_id);
 	p->app.client_secret = xstrdup(client_secret);
 	if (!p->app.tenant_id || !p->app.client_id || !p->app.client_secret) {
-		set_code(code, "unavailable");
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
 		goto out;
 	}
-	entra_app ea = { tenant_id, client_id, client_secret };
-	if ((rc = entra_client_credentials(&p->entra, &ea, ENTRA_SCOPE_POWERBI_DEFAULT, &tok, err))) {
-		set_code(code, conn_failure_code(&p->entra));
+	if ((rc = app_token(p, &token, f)))
 		goto out;
-	}
-	if ((rc = msapi_set_token(&s->api, tok.access_token, err)))
-		set_code(code, "unavailable");
+	if ((rc = msapi_set_token(&s->api, token, f->message)))
+		pb_fail_as(f, rc, NULL);
 out:
-	entra_token_release(&tok);
+	pb_secret_free(token, token ? strlen(token) : 0);
 	if (rc)
 		pbi_session_release(s);
 	return rc;
 }
 
-const char *pbi_session_code(const pbi_session *s)
+int pbi_session_fail_as(const pbi_session *s, int rc, msapi_failure kind, const char *code, pb_failure *f)
 {
 	const session_priv *p = s->priv;
-	return p ? p->code : "";
+	if (p && p->refresh_fail.rc) {
+		/* the call could not renew its token: that is the failure, in the refresh's words */
+		*f = p->refresh_fail;
+		return f->rc;
+	}
+	return ms_fail_as(&s->api, rc, s->api.last.failure == kind ? code : NULL, f);
+}
+
+int pbi_session_fail(const pbi_session *s, int rc, pb_failure *f)
+{
+	return pbi_session_fail_as(s, rc, MSAPI_OK, NULL, f);
 }
 
 void pbi_session_release(pbi_session *s)
@@ -169,8 +243,41 @@ void pbi_session_release(pbi_session *s)
 	if (p) {
 		msapi_release(&p->entra);
 		pbi_app_release(&p->app);
+		free(p->credentials);
 		free(p);
 	}
 	pb_http_free(s->http);
 	memset(s, 0, sizeof *s);
+}
+
+/* ---- for callers not yet converted ---- */
+
+static int legacy(int rc, const pb_failure *f, char code[PBI_CODE_MAX], char *err)
+{
+	if (code)
+		code[0] = '\0';
+	if (!rc)
+		return PB_OK;
+	legacy_code(f, code);
+	return pb_err(err, rc, "%s", f->message);
+}
+
+int pbi_session_user(pbi_session *s, pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
+		     char code[PBI_CODE_MAX], char *err)
+{
+	pb_failure f;
+	return legacy(pbi_session_open_user(s, db, cfg, org_id, user_id, &f), &f, code, err);
+}
+
+int pbi_session_app(pbi_session *s, const char *tenant_id, const char *client_id, const char *client_secret,
+		    char code[PBI_CODE_MAX], char *err)
+{
+	pb_failure f;
+	return legacy(pbi_session_open_app(s, NULL, tenant_id, client_id, client_secret, &f), &f, code, err);
+}
+
+const char *pbi_session_code(const pbi_session *s)
+{
+	const session_priv *p = s->priv;
+	return p ? p->legacy_code : "";
 }

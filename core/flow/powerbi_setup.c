@@ -1,41 +1,39 @@
 #include "core/flow/powerbi_setup.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/flow/ms_failure.h"
 #include "core/flow/pbi_session.h"
-#include "core/store/connections.h"
+#include "msapi/entra.h"
 #include "msapi/graph.h"
 #include "runtime/util.h"
 
-static void copy_text(char *dst, size_t size, const char *src)
-{
-	if (size && xsnprintf(dst, size, "%s", src ? src : ""))
-		dst[size - 1] = '\0';
-}
-
-/* Proves app's credentials with a Power BI token (client credentials), then reads the app's
- * display name through Graph. PB_OK with *name (new). Otherwise code says why:
- * "bad_credentials" (Entra refused them), "unavailable" (Entra or Graph could not be asked),
- * "name_unknown" (the credentials work; Graph did not give the name). */
-static int app_verify(const pbi_app *app, char **name, char code[PBI_CODE_MAX], char *err)
+/* Proves app's credentials (named credentials in messages) with a Power BI token (client
+ * credentials), then reads the app's display name through Graph. PB_OK with *name (new), or
+ * PB_OK with *name NULL and Graph's refusal in *unnamed when only the name is missing.
+ * Otherwise f says why (the credentials were refused, Microsoft could not be asked). */
+static int app_verify(const char *credentials, const pbi_app *app, char **name, pb_failure *unnamed, pb_failure *f)
 {
 	pbi_session pbi = { 0 };
 	entra_token graph_tok = { 0 };
 	*name = NULL;
-	int rc = pbi_session_app(&pbi, app->tenant_id, app->client_id, app->client_secret, code, err);
-	if (rc) {
-		if (!code[0] || !strcmp(code, "not_configured"))
-			copy_text(code, PBI_CODE_MAX, rc == PB_EIO ? "unavailable" : "bad_credentials");
+	pb_failure_clear(unnamed);
+	int rc = pbi_session_open_app(&pbi, credentials, app->tenant_id, app->client_id, app->client_secret, f);
+	if (rc)
 		return rc;
-	}
 	entra_app ea = { app->tenant_id, app->client_id, app->client_secret };
-	if ((rc = entra_client_credentials(&pbi.api, &ea, ENTRA_SCOPE_GRAPH_DEFAULT, &graph_tok, err)) ||
-	    (rc = msapi_set_token(&pbi.api, graph_tok.access_token, err)) ||
-	    (rc = graph_app_display_name(&pbi.api, app->client_id, name, err))) {
+	if ((rc = entra_client_credentials(&pbi.api, &ea, ENTRA_SCOPE_GRAPH_DEFAULT, &graph_tok, f->message)) ||
+	    (rc = msapi_set_token(&pbi.api, graph_tok.access_token, f->message)) ||
+	    (rc = graph_app_display_name(&pbi.api, app->client_id, name, f->message))) {
 		/* the Power BI token proved the credentials; only the name is missing, unless
 		 * Microsoft could not be reached */
-		bool transient = pbi.api.last.status ? !strcmp(conn_failure_code(&pbi.api), "unavailable") : rc == PB_EIO;
-		copy_text(code, PBI_CODE_MAX, transient ? "unavailable" : "name_unknown");
+		if ((rc = ms_fail(&pbi.api, rc, f)) != PB_EUNAVAIL) {
+			pbi_fail_reword(f, "the credentials work, but Graph did not give the app's name: %s", f->message);
+			*unnamed = *f;
+			pb_failure_clear(f);
+			rc = PB_OK;
+		}
 	}
 	entra_token_release(&graph_tok);
 	pbi_session_release(&pbi);
@@ -43,30 +41,39 @@ static int app_verify(const pbi_app *app, char **name, char code[PBI_CODE_MAX], 
 }
 
 int pbi_setup_save(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
-			  const pbi_settings_input *in, pbi_settings_saved *saved, char *err)
+		   const pbi_settings_input *in, pbi_setup_saved *saved, pb_failure *f)
 {
-	pbi_settings_saved ignored;
+	pbi_setup_saved ignored;
 	pbi_app cand = { 0 };
+	pb_failure unnamed;
 	char *kept = NULL, *name = NULL;
 	int rc = PB_OK;
 	if (!saved)
 		saved = &ignored;
 	memset(saved, 0, sizeof *saved);
-	if (!in->verify)
-		return pbi_settings_put(db, cfg, org_id, user_id, in, NULL, saved, err);
-	/* asked before the save's transaction, which must not wait on Microsoft */
-	if ((rc = pbi_settings_candidate(db, cfg, org_id, in, &cand, &kept, err)))
-		goto out;
-	if ((rc = app_verify(&cand, &name, saved->code, err))) {
-		if (strcmp(saved->code, "name_unknown"))
-			goto out;
-		/* saved all the same: the credentials work */
-		copy_text(saved->warning, sizeof saved->warning, err);
-		saved->code[0] = '\0';
-		rc = PB_OK;
+	pb_failure_clear(f);
+	if (!in->verify) {
+		rc = pbi_settings_put(db, cfg, org_id, user_id, in, NULL, f->message);
+		return rc ? pb_fail_as(f, rc, NULL) : PB_OK;
 	}
+	/* asked before the save's transaction, which must not wait on Microsoft */
+	if ((rc = pbi_settings_candidate(db, cfg, org_id, in, &cand, &kept, f->message))) {
+		pb_fail_as(f, rc, NULL);
+		goto out;
+	}
+	if ((rc = app_verify("the credentials in this request", &cand, &name, &unnamed, f))) {
+		if (rc == PB_EUNAVAIL)
+			pbi_fail_reword(f, "%s; they could not be checked, so they were not saved (try again, or send "
+					"\"verify\": false to store them unchecked)", f->message);
+		else
+			pbi_fail_reword(f, "%s; they were not saved (to store them unchecked, send \"verify\": false)",
+					f->message);
+		goto out;
+	}
+	memcpy(saved->warning, unnamed.message, sizeof saved->warning);
 	pbi_settings_verified proved = { .app_name = name, .kept_sealed = kept };
-	rc = pbi_settings_put(db, cfg, org_id, user_id, in, &proved, saved, err);
+	if ((rc = pbi_settings_put(db, cfg, org_id, user_id, in, &proved, f->message)))
+		pb_fail_as(f, rc, NULL);
 out:
 	free(kept);
 	free(name);
@@ -74,14 +81,21 @@ out:
 	return rc;
 }
 
-int pbi_setup_test(pb_db *db, const pb_config *cfg, const char *org_id, char **app_name, char *err)
+int pbi_setup_test(pb_db *db, const pb_config *cfg, const char *org_id, char **app_name, pb_failure *f)
 {
 	pbi_app app = { 0 };
-	char code[PBI_CODE_MAX] = "";
+	pb_failure unnamed;
 	*app_name = NULL;
-	int rc = pbi_settings_app(db, cfg, org_id, &app, err);
-	if (!rc && !(rc = app_verify(&app, app_name, code, err)))
-		rc = pbi_settings_set_app_name(db, org_id, *app_name, err);
+	pb_failure_clear(f);
+	int rc = pbi_org_app(db, cfg, org_id, &app, f);
+	if (!rc)
+		rc = app_verify(PBI_ORG_SETTINGS, &app, app_name, &unnamed, f);
+	if (!rc && !*app_name) {
+		*f = unnamed;
+		rc = f->rc;
+	}
+	if (!rc && (rc = pbi_settings_set_app_name(db, org_id, *app_name, f->message)))
+		pb_fail_as(f, rc, NULL);
 	pbi_app_release(&app);
 	if (rc) {
 		free(*app_name);

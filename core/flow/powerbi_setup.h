@@ -7,18 +7,27 @@
 #define PBIPORT_POWERBI_SETUP_H
 
 #include "core/store/powerbi_settings.h"
+#include "runtime/failure.h"
+
+/* What a verified save learned besides success. */
+typedef struct pbi_setup_saved {
+	char warning[PB_ERR_MAX];   /* why the application name stays unknown, or "" */
+} pbi_setup_saved;
 
 /* Saves in (pbi_settings_put). With in->verify, first gets a Power BI token with the
  * credentials to save and resolves the app's display name through Graph: credentials Entra
- * refuses are not saved (saved->code "bad_credentials", or "unavailable" when Entra could not
- * be asked); credentials that work but whose name Graph does not give are saved with
- * saved->warning saying so. saved may be NULL. */
+ * refuses are not saved ("bad_credentials"), nor are they when Entra cannot be asked
+ * ("unavailable", "throttled"); both messages say how to store them unchecked. Credentials that
+ * work but whose name Graph does not give are saved with saved->warning saying so. Otherwise
+ * "bad_request" for input to correct (the message names the field), "conflict" when the stored
+ * secret changed during the check. saved may be NULL. */
 int pbi_setup_save(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
-			  const pbi_settings_input *in, pbi_settings_saved *saved, char *err);
+		   const pbi_settings_input *in, pbi_setup_saved *saved, pb_failure *f);
 
-/* Test of the organization's app: a client-credentials token for Power BI, then one for
- * Graph and the app's display name (stored on success). PB_OK with *app_name (new);
- * otherwise the message says why (bad secret, unknown tenant, app not found, unreachable). */
-int pbi_setup_test(pb_db *db, const pb_config *cfg, const char *org_id, char **app_name, char *err);
+/* Test of the organization's app: a client-credentials token for Power BI, then one for Graph
+ * and the app's display name (stored on success). PB_OK with *app_name (new); otherwise f says
+ * why: "not_configured", "bad_credentials" (which part: bad secret, unknown tenant or app), a
+ * Microsoft failure ("unavailable", ...), or the database's. */
+int pbi_setup_test(pb_db *db, const pb_config *cfg, const char *org_id, char **app_name, pb_failure *f);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "core/lang/contract.h"
 #include "core/lang/mlineage.h"
+#include "core/flow/ms_failure.h"
 #include "core/flow/pbi_session.h"
 #include "core/store/published_models.h"
 #include "core/lang/tmdl.h"
@@ -33,6 +34,17 @@ void publish_source_release(publish_source *s)
 }
 
 /* ---- the data source of the rendered model ---------------------------------------- */
+
+/* A render that failed (rc, message in f): what the caller gave is a bad request; the server's
+ * templates failing is "template_failed", a 500 that still shows the template's file and line
+ * (the failure is named, so the runtime shows its message: the admin who fixes it reads it in
+ * the answer), not the caller's fault. */
+static int template_or_input(pb_failure *f, int rc, bool templates)
+{
+	if (rc != PB_EINVAL && rc != PB_ELIMIT)
+		return pb_fail_as(f, rc, NULL);
+	return templates ? pb_fail_as(f, PB_EINTERNAL, "template_failed") : pb_fail_as(f, PB_EINVAL, NULL);
+}
 
 /* Parses the rendered .tmdl files back into a model (the self-check of `validating`). */
 static int parse_back(const pb_files *files, tmdl_model **out, char *err)
@@ -109,29 +121,47 @@ static int model_source(const tmdl_model *m, publish_source *out, char *err)
 	return rc;
 }
 
-int publish_port_source(const pb_config *cfg, const cat_port *port, const char *http_path, publish_source *out,
-			pb_files *files, char *err)
+int publish_render(const pb_config *cfg, const cat_port *port, const render_opts *opts, pb_files *files,
+		   pb_failure *f)
 {
 	pb_contract *c = NULL;
+	render_fault fault = RENDER_FAULT_NONE;
+	render_opts o = *opts;
+	int rc;
+	o.fault = &fault;
+	if (!o.template_path && cfg)
+		o.template_path = cfg->template_path;
+	if (!port->contract_text)
+		return pb_fail(f, PB_EINTERNAL, NULL, "output port %s was read without its contract", port->id);
+	/* the stored text was accepted at import: failing now means pbiport's reader changed */
+	if ((rc = contract_parse(port->contract_text, strlen(port->contract_text), "stored contract", &c, f->message))) {
+		rc = pb_fail(f, rc == PB_ENOMEM ? rc : PB_EINTERNAL, NULL, "output port %s: %s", port->id, f->message);
+		goto out;
+	}
+	if ((rc = tmdl_render(c, &o, files, f->message)))
+		rc = template_or_input(f, rc, fault == RENDER_FAULT_TEMPLATE);
+out:
+	contract_free(c);
+	return rc;
+}
+
+int publish_port_source(const pb_config *cfg, const cat_port *port, const char *http_path, render_params params,
+			publish_source *out, pb_files *files, pb_failure *f)
+{
 	tmdl_model *m = NULL;
 	pb_files local = { 0 };
-	pb_files *f = files ? files : &local;
+	pb_files *fs = files ? files : &local;
 	int rc;
 	memset(out, 0, sizeof *out);
-	if (!port->contract_text)
-		return pb_err(err, PB_EINTERNAL, "output port %s was read without its contract", port->id);
-	if ((rc = contract_parse(port->contract_text, strlen(port->contract_text), "stored contract", &c, err)))
+	pb_failure_clear(f);
+	render_opts opts = { .server = port->name, .http_path = http_path, .params = params };
+	if ((rc = publish_render(cfg, port, &opts, fs, f)))
 		goto out;
-	render_opts opts = { .server = port->name, .http_path = http_path,
-			     .template_path = cfg ? cfg->template_path : NULL };
-	if ((rc = tmdl_render(c, &opts, f, err)))
-		goto out;
-	if ((rc = parse_back(f, &m, err)))
-		goto out;
-	rc = model_source(m, out, err);
+	/* what the templates made must parse back and bind to one source: theirs to get right */
+	if ((rc = parse_back(fs, &m, f->message)) || (rc = model_source(m, out, f->message)))
+		rc = template_or_input(f, rc, true);
 out:
 	tmdl_model_free(m);
-	contract_free(c);
 	pb_files_release(&local);
 	if (rc && files)
 		pb_files_release(files);
@@ -389,17 +419,25 @@ out:
 	return rc;
 }
 
-/* What a user does about a Power BI session that did not open (code from pbi_session_user),
- * in the words both the request check and the job use. */
-static void session_refusal(const char *code, const char *detail, char *out)
+/* A session that did not open or could not be renewed (f), in the words the request checks
+ * and the job use: what the user does about it. */
+static int session_refusal(pb_failure *f)
 {
+	const char *code = pb_failure_code(f);
 	if (!strcmp(code, "not_connected"))
-		pb_err(out, PB_EINVAL, "Power BI is not connected for you: connect it (/powerbi/connect) and publish again");
-	else if (!strcmp(code, "needs_reconnect"))
-		pb_err(out, PB_EINVAL, "your Power BI sign-in expired or was revoked: reconnect Power BI (/powerbi/connect) "
-		       "and publish again (%s)", detail);
-	else
-		pb_err(out, PB_EINVAL, "%s", detail);
+		return pbi_fail_reword(f, "Power BI is not connected for you: connect it (/powerbi/connect) and publish "
+				       "again");
+	if (!strcmp(code, "needs_reconnect"))
+		return pbi_fail_reword(f, "your Power BI sign-in expired or was revoked: reconnect Power BI "
+				       "(/powerbi/connect) and publish again (%s)", f->message);
+	return f->rc;
+}
+
+int publish_open_session(pbi_session *s, pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
+			 pb_failure *f)
+{
+	int rc = pbi_session_open_user(s, db, cfg, org_id, user_id, f);
+	return rc ? session_refusal(f) : PB_OK;
 }
 
 /* True when workspace ws is listed among the caller's workspaces in roles (comma-separated).
@@ -416,45 +454,37 @@ static bool workspace_in_roles(msapi *api, const char *roles, const char *ws, in
 }
 
 int publish_check_access(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *ws,
-			 char code[PBI_CODE_MAX], char *err)
+			 pb_failure *f)
 {
 	pbi_session s;
-	char sub[PB_ERR_MAX];
+	pb_failure call;
 	int rc, lrc;
-	code[0] = '\0';
-	if ((rc = pbi_session_user(&s, db, cfg, org_id, user_id, code, sub))) {
-		if (!code[0])
-			return pb_err(err, rc, "%s", sub);
-		if (!strcmp(code, "unavailable")) {   /* the job opens it again, and waits for Microsoft */
-			code[0] = '\0';
+	if ((rc = publish_open_session(&s, db, cfg, org_id, user_id, f))) {
+		if (rc == PB_EUNAVAIL) {   /* the job opens it again, and waits for Microsoft */
+			pb_failure_clear(f);
 			return PB_OK;
 		}
-		session_refusal(code, sub, err);
-		return PB_EINVAL;
+		return rc;
 	}
 	/* one quick question: a slow or busy Power BI does not hold the request, the job asks again */
 	s.api.max_attempts = 1;
 	s.api.call_timeout_ms = PB_PUBLISH_CHECK_TIMEOUT_MS;
-	bool writable = workspace_in_roles(&s.api, "Admin,Member,Contributor", ws, &lrc, sub);
+	pb_failure_clear(&call);
+	bool writable = workspace_in_roles(&s.api, "Admin,Member,Contributor", ws, &lrc, call.message);
 	if (!lrc && !writable) {
-		bool viewer = workspace_in_roles(&s.api, "Viewer", ws, &lrc, sub);
-		if (viewer || lrc) {
-			xsnprintf(code, PBI_CODE_MAX, "no_write_role");
-			rc = pb_err(err, PB_EINVAL, "workspace_id %s: you cannot publish into this workspace: it needs the "
-				    "Contributor, Member or Admin role there%s", ws, viewer ? " (you are Viewer)" : "");
-		} else {
-			xsnprintf(code, PBI_CODE_MAX, "workspace_not_found");
-			rc = pb_err(err, PB_EINVAL, "workspace_id %s is not a Power BI workspace you can see", ws);
-		}
-	} else if (lrc) {
-		const char *scode = pbi_session_code(&s);
-		const msapi_last *l = &s.api.last;
-		if (!strcmp(scode, "needs_reconnect") || l->status == 401 || !strcmp(l->code, "InsufficientScopes")) {
-			xsnprintf(code, PBI_CODE_MAX, "needs_reconnect");
-			session_refusal(code, sub, err);
-			rc = PB_EINVAL;
-		}   /* else Power BI did not answer in time: the job checks again */
-	}
+		bool viewer = workspace_in_roles(&s.api, "Viewer", ws, &lrc, call.message);
+		if (viewer || lrc)
+			rc = pb_fail(f, PB_EFORBIDDEN, "no_write_role", "workspace_id %s: you cannot publish into this "
+				     "workspace: it needs the Contributor, Member or Admin role there%s", ws,
+				     viewer ? " (you are Viewer)" : "");
+		else
+			rc = pb_fail(f, PB_ENOTFOUND, "powerbi_not_found", "workspace_id %s is not a Power BI workspace you "
+				     "can see", ws);
+	} else if (lrc && pbi_session_fail(&s, lrc, &call) == PB_ECONFLICT &&
+		   !strcmp(pb_failure_code(&call), "needs_reconnect")) {
+		*f = call;
+		rc = session_refusal(f);
+	}   /* else Power BI did not answer in time, or not plainly: the job checks again */
 	pbi_session_release(&s);
 	return rc;
 }
@@ -468,18 +498,66 @@ int publish_request_queue(pb_db *db, const char *org_id, const char *user_id, co
 	return jobs_submit(db, &spec, job_id, existing, err);
 }
 
-int publish_submit(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *port_id,
-		   const json_t *body, char job_id[PB_ID_BUF], bool *existing, char code[PBI_CODE_MAX], char *err)
+/* The port of a publish or a dry run: in org_id and not retired. *out new (catalog_port_free). */
+static int publishable_port(pb_db *db, const char *org_id, const char *port_id, bool with_contract, cat_port **out,
+			    pb_failure *f)
 {
-	publish_request rq;
-	code[0] = '\0';
+	int rc = catalog_port_get(db, org_id, port_id, with_contract, out, f->message);
+	if (rc == PB_ENOTFOUND)
+		return pb_fail(f, rc, NULL, "no output port %s", port_id);
+	if (rc)
+		return pb_fail_as(f, rc, NULL);
+	if ((*out)->retired_at) {
+		pb_fail(f, PB_ECONFLICT, "port_retired", "%s", catalog_port_retired_message(*out, f->message));
+		catalog_port_free(*out);
+		*out = NULL;
+		return f->rc;
+	}
+	return PB_OK;
+}
+
+int publish_submit(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *port_id,
+		   const char *body_text, size_t body_len, char job_id[PB_ID_BUF], bool *existing, pb_failure *f)
+{
+	publish_request rq = { 0 };
+	cat_port *port = NULL;
+	json_t *body = NULL;
 	*existing = false;
-	int rc = publish_request_read(db, cfg, org_id, user_id, port_id, body, &rq, err);
+	pb_failure_clear(f);
+	int rc = publishable_port(db, org_id, port_id, false, &port, f);
+	catalog_port_free(port);
 	if (rc)
 		return rc;
-	if (!(rc = publish_check_access(db, cfg, org_id, user_id, rq.workspace_id, code, err)))
-		rc = publish_request_queue(db, org_id, user_id, &rq, job_id, existing, err);
+	if ((rc = json_body_parse(body_text, body_len, 0, &body, f->message)) ||
+	    (rc = publish_request_read(db, cfg, org_id, user_id, port_id, body, &rq, f->message))) {
+		if (rc == PB_ENOTFOUND)
+			rc = pb_fail(f, rc, NULL, "no output port %s", port_id);
+		else
+			rc = pb_fail_as(f, rc == PB_ELIMIT ? PB_EINVAL : rc, NULL);
+		goto out;
+	}
+	if ((rc = publish_check_access(db, cfg, org_id, user_id, rq.workspace_id, f)))
+		goto out;
+	if ((rc = publish_request_queue(db, org_id, user_id, &rq, job_id, existing, f->message)))
+		pb_fail_as(f, rc, NULL);
+out:
+	json_decref(body);
 	publish_request_release(&rq);
+	return rc;
+}
+
+int publish_dry_run(pb_db *db, const pb_config *cfg, const char *org_id, const char *port_id, const render_opts *opts,
+		    pb_files *files, pb_failure *f)
+{
+	cat_port *port = NULL;
+	pb_failure_clear(f);
+	int rc = publishable_port(db, org_id, port_id, true, &port, f);
+	if (!rc) {
+		render_opts o = *opts;
+		o.server = port->name;
+		rc = publish_render(cfg, port, &o, files, f);
+	}
+	catalog_port_free(port);
 	return rc;
 }
 
@@ -516,59 +594,46 @@ static const char *cp_str(publish_run *r, const char *key)
 	return json_string_value(json_object_get(r->ctx->checkpoint, key));
 }
 
-/* Turns a failed Power BI call (facts in r->s.api.last) into a job failure in plain words,
- * or a retry for what may pass. what: "creating the semantic model", ... */
-static int api_failure(publish_run *r, const char *what, const char *detail)
+/* Ends the attempt for a failed Power BI call made while `what` ("creating the semantic
+ * model"), rc and its message detail: the session's failure (a sign-in that could not be
+ * renewed) or Microsoft's (core/flow/ms_failure.h), where a failure of kind means code in this
+ * call's context. Waits, retries or fails as the failure says (job_end_with). */
+static int api_failure(publish_run *r, int rc, const char *what, const char *detail, msapi_failure kind,
+		       const char *code)
 {
-	pb_job_ctx *ctx = r->ctx;
-	const msapi_last *l = &r->s.api.last;
-	const char *scode = pbi_session_code(&r->s);
-	char msg[PB_ERR_MAX];
-	xsnprintf(msg, sizeof msg, "%s", detail);
-	if (scode && *scode) {
-		if (!strcmp(scode, "unavailable"))
-			return job_retry_later(ctx, 0, "unavailable", "Microsoft sign-in could not be reached while %s: %s",
-					       what, msg);
-		return job_fail(ctx, scode, "Power BI refused your saved sign-in while %s: reconnect Power BI "
-			       "(/powerbi/connect) and publish again (%s)", what, msg);
-	}
-	if (l->status == 401 || !strcmp(l->code, "InsufficientScopes") || !strcmp(l->code, "TokenExpired"))
-		return job_fail(ctx, "needs_reconnect", "Power BI did not accept your sign-in while %s: reconnect "
-			       "Power BI (/powerbi/connect) and grant the permissions it asks for (%s)", what, msg);
-	if (!strcmp(l->code, "InsufficientWorkspaceRole") || !strcmp(l->code, "InsufficientPrivileges"))
-		return job_fail(ctx, "no_write_role", "you cannot publish into workspace %s: it needs the Contributor, "
-			       "Member or Admin role there (Power BI said: %s)", r->ws, msg);
-	if (!strcmp(l->code, "IncorrectCredentials") || !strcmp(l->code, "InvalidCredentialDetails") ||
-	    !strcmp(l->code, "InvalidConnectionDetails"))
-		return job_fail(ctx, "credentials_rejected", "Power BI rejected the connection credentials: check them "
-			       "and publish again (Power BI said: %s)", msg);
-	if (!strcmp(l->code, "CorruptedPayload") || !strcmp(l->code, "TmdlFormatException"))
-		return job_fail(ctx, "tmdl_rejected", "Power BI rejected the generated TMDL: %s", msg);
-	if (!strcmp(l->code, "WorkspaceNotFound") || (l->status == 404 && !strcmp(what, "listing the workspace")))
-		return job_fail(ctx, "workspace_not_found", "workspace %s was not found or you cannot see it", r->ws);
-	if (l->status == 0 || l->status == 429 || l->status >= 500)
-		return job_retry_later(ctx, l->retry_after_s > 0 ? l->retry_after_s * 1000 : 0, "unavailable",
-				       "Power BI was not reachable while %s: %s", what, msg);
-	return job_fail(ctx, "powerbi_error", "Power BI refused %s: %s", what, msg);
+	pb_failure f;
+	pb_failure_clear(&f);
+	(void)xsnprintf(f.message, sizeof f.message, "%s", detail);
+	pbi_session_fail_as(&r->s, rc, kind, code, &f);
+	const char *c = pb_failure_code(&f);
+	if (!strcmp(c, "needs_reconnect"))
+		pbi_fail_reword(&f, "Power BI did not accept your sign-in while %s: reconnect Power BI (/powerbi/connect) "
+				"and publish again (%s)", what, f.message);
+	else if (!strcmp(c, "no_write_role"))
+		pbi_fail_reword(&f, "you cannot publish into workspace %s: it needs the Contributor, Member or Admin role "
+				"there (Power BI said: %s)", r->ws, f.message);
+	else if (!strcmp(c, "credentials_rejected"))
+		pbi_fail_reword(&f, "Power BI rejected the credentials given for the new connection: check them and publish "
+				"again (Power BI said: %s)", f.message);
+	else
+		pbi_fail_reword(&f, "while %s: %s", what, f.message);
+	return job_end_with(r->ctx, &f);
 }
 
 static int phase_validate(publish_run *r)
 {
 	pb_job_ctx *ctx = r->ctx;
+	pb_failure f;
 	int rc = job_phase(ctx, "validating", 5);
 	if (rc)
 		return rc;
 	rc = catalog_port_get(ctx->db, ctx->job->org_id, r->port_id, true, &r->port, ctx->err);
 	if (rc == PB_ENOTFOUND)
-		return job_fail(ctx, "port_gone", "output port %s no longer exists", r->port_id);
+		return job_fail(ctx, "not_found", "output port %s no longer exists", r->port_id);
 	if (rc)
 		return rc;
-	char sub[PB_ERR_MAX];
-	rc = publish_port_source(ctx->cfg, r->port, r->http_path, &r->src, &r->files, sub);
-	if (rc == PB_EINVAL || rc == PB_ELIMIT)
-		return job_fail(ctx, strstr(sub, "template") ? "template_failed" : "invalid_contract", "%s", sub);
-	if (rc)
-		return pb_err(ctx->err, rc, "%s", sub);
+	if ((rc = publish_port_source(ctx->cfg, r->port, r->http_path, RENDER_PARAMS_BODY, &r->src, &r->files, &f)))
+		return job_end_with(ctx, &f);
 	test_pause(r, "validating");
 	return PB_OK;
 }
@@ -576,24 +641,16 @@ static int phase_validate(publish_run *r)
 static int open_session(publish_run *r)
 {
 	pb_job_ctx *ctx = r->ctx;
-	char code[PBI_CODE_MAX] = "", sub[PB_ERR_MAX];
+	pb_failure f;
 	if (!ctx->job->user_id[0])
 		return job_fail(ctx, "not_connected", "the user who started this publish no longer exists");
-	int rc = pbi_session_user(&r->s, ctx->db, ctx->cfg, ctx->job->org_id, ctx->job->user_id, code, sub);
+	int rc = publish_open_session(&r->s, ctx->db, ctx->cfg, ctx->job->org_id, ctx->job->user_id, &f);
 	if (!rc) {
 		r->have_session = true;
 		return PB_OK;
 	}
-	/* a failed pbi_session_user released the session itself */
-	memset(&r->s, 0, sizeof r->s);
-	if (!strcmp(code, "unavailable"))
-		return job_retry_later(ctx, 0, "unavailable", "%s", sub);
-	if (code[0]) {
-		char msg[PB_ERR_MAX];
-		session_refusal(code, sub, msg);
-		return job_fail(ctx, code, "%s", msg);
-	}
-	return pb_err(ctx->err, rc, "%s", sub);
+	/* a failed open released the session itself */
+	return job_end_with(ctx, &f);
 }
 
 /* The deterministic display name of the connection this job creates, so a resumed job
@@ -649,7 +706,7 @@ static int create_connection(publish_run *r, const msapi_items *existing)
 		return PB_OK;
 	}
 	if (found)   /* the name carries this job's id, yet the connection reads elsewhere: not ours */
-		return job_fail(r->ctx, "connection_name_taken", "a connection named \"%s\" already exists and points at "
+		return job_fail(r->ctx, "name_taken", "a connection named \"%s\" already exists and points at "
 				"%s %s, not at %s %s;%s: this publish did not make it; rename or delete it and publish again",
 				name, found->type ? found->type : "?", found->path ? found->path : "?", r->src.type,
 				r->src.host, r->src.second);
@@ -686,7 +743,7 @@ static int create_connection(publish_run *r, const msapi_items *existing)
 	msapi_wipe_json(creds);
 	json_decref(creds);
 	if (rc) {
-		rc = api_failure(r, "creating the connection", sub);
+		rc = api_failure(r, rc, "creating the connection", sub, MSAPI_BAD_CREDENTIALS, "credentials_rejected");
 		goto out;
 	}
 	xsnprintf(r->connection_id, sizeof r->connection_id, "%s", made.id ? made.id : "");
@@ -709,7 +766,7 @@ static int phase_connection(publish_run *r)
 	if ((rc = job_phase(ctx, "creating_connection", 20)))
 		return rc;
 	if ((rc = fabric_list_connections(&r->s.api, &conns, sub))) {
-		rc = api_failure(r, "listing your connections", sub);
+		rc = api_failure(r, rc, "listing your connections", sub, MSAPI_OK, NULL);
 		goto out;
 	}
 	if (r->conn_id) {
@@ -718,7 +775,7 @@ static int phase_connection(publish_run *r)
 			if (conns.v[i].id && !strcmp(conns.v[i].id, r->conn_id))
 				c = &conns.v[i];
 		if (!c) {
-			rc = job_fail(ctx, "connection_not_found", "Power BI connection %s was not found among the "
+			rc = job_fail(ctx, "powerbi_not_found", "connection_id %s: no such Power BI connection among the "
 				      "connections you can use (deleted, or not shared with you)", r->conn_id);
 			goto out;
 		}
@@ -834,7 +891,7 @@ static int phase_model(publish_run *r)
 	if ((rc = job_phase(ctx, "creating_model", 40)))
 		return rc;
 	if ((rc = fabric_list_semantic_models(&r->s.api, r->ws, &models, sub))) {
-		rc = api_failure(r, "listing the workspace", sub);
+		rc = api_failure(r, rc, "listing the workspace", sub, MSAPI_FORBIDDEN, "no_write_role");
 		goto out;
 	}
 	/* resumed: the name was fixed before the create; a model of that name is ours only with
@@ -862,11 +919,11 @@ static int phase_model(publish_run *r)
 		goto out;
 	model_description(r, desc);
 	rc = fabric_create_semantic_model(&r->s.api, r->ws, r->model_name, desc, parts, r->files.n, &made, sub);
-	bool clash = rc && !strcmp(r->s.api.last.code, "ItemDisplayNameAlreadyInUse");
+	bool clash = rc && r->s.api.last.failure == MSAPI_NAME_TAKEN;
 	if (clash && resumed) {
 		/* resumed: most likely our own create, still running; taken only with our mark */
 		if ((rc = await_own_model(r, sub))) {
-			rc = api_failure(r, "waiting for the semantic model", sub);
+			rc = api_failure(r, rc, "waiting for the semantic model", sub, MSAPI_FORBIDDEN, "no_write_role");
 			goto out;
 		}
 		if (r->model_id[0])
@@ -880,7 +937,7 @@ static int phase_model(publish_run *r)
 		goto out;
 	}
 	if (rc) {
-		rc = api_failure(r, "creating the semantic model", sub);
+		rc = api_failure(r, rc, "creating the semantic model", sub, MSAPI_FORBIDDEN, "no_write_role");
 		goto out;
 	}
 	xsnprintf(r->model_id, sizeof r->model_id, "%s", made.id ? made.id : "");
@@ -905,7 +962,7 @@ static int phase_bind(publish_run *r)
 	if ((rc = job_phase(ctx, "binding", 70)))
 		return rc;
 	if ((rc = fabric_list_item_connections(&r->s.api, r->ws, r->model_id, &refs, sub))) {
-		rc = api_failure(r, "reading the model's data sources", sub);
+		rc = api_failure(r, rc, "reading the model's data sources", sub, MSAPI_FORBIDDEN, "no_write_role");
 		goto out;
 	}
 	for (size_t i = 0; i < refs.n; i++) {
@@ -914,7 +971,7 @@ static int phase_bind(publish_run *r)
 			continue;   /* bound before a crash */
 		if ((rc = fabric_bind_connection(&r->s.api, r->ws, r->model_id, r->connection_id, ref->type, ref->path,
 						 sub))) {
-			rc = api_failure(r, "binding the model to the connection", sub);
+			rc = api_failure(r, rc, "binding the model to the connection", sub, MSAPI_FORBIDDEN, "no_write_role");
 			goto out;
 		}
 	}
@@ -1022,12 +1079,12 @@ int publish_cancel_cleanup(pb_job_ctx *ctx)
 	if ((rc = open_session(&r)))
 		goto out;
 	if (model && (rc = fabric_delete_semantic_model(&r.s.api, r.ws, model, sub))) {
-		rc = api_failure(&r, "deleting the semantic model", sub);
+		rc = api_failure(&r, rc, "deleting the semantic model", sub, MSAPI_OK, NULL);
 		goto out;
 	}
 	if (!r.conn_id && !conn) {
 		if ((rc = fabric_list_connections(&r.s.api, &conns, sub))) {
-			rc = api_failure(&r, "listing your connections", sub);
+			rc = api_failure(&r, rc, "listing your connections", sub, MSAPI_OK, NULL);
 			goto out;
 		}
 		/* made, but the worker died before its checkpoint: its name ends with the job id
@@ -1045,7 +1102,7 @@ int publish_cancel_cleanup(pb_job_ctx *ctx)
 	if (!r.conn_id && conn) {
 		xsnprintf(made_conn, sizeof made_conn, "%s", conn);
 		if ((rc = fabric_delete_connection(&r.s.api, made_conn, sub))) {
-			rc = api_failure(&r, "deleting the connection", sub);
+			rc = api_failure(&r, rc, "deleting the connection", sub, MSAPI_OK, NULL);
 			goto out;
 		}
 	}

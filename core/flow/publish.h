@@ -36,6 +36,7 @@
 #include "msapi/msapi.h"
 #include "runtime/config.h"
 #include "runtime/db.h"
+#include "runtime/failure.h"
 
 struct json_t;
 
@@ -47,13 +48,27 @@ typedef struct publish_source {
 } publish_source;
 void publish_source_release(publish_source *s);
 
-/* Renders the port's contract (its stored text) with the port's server, parses the TMDL
- * back and reads the data source from the tables' M code (core/lang/mlineage.h). http_path
- * (may be NULL) is used for Databricks servers without one. files (may be NULL) receives
- * the rendered files (caller releases). PB_EINVAL with a message for a contract or
- * template problem (template messages name the file and line). */
-int publish_port_source(const pb_config *cfg, const cat_port *port, const char *http_path, publish_source *out,
-			pb_files *files, char *err);
+/* Renders the port's stored contract with opts (the port's own server unless opts->server
+ * names one; the configured template folders unless opts->template_path does): the TMDL a
+ * publish sends. files is filled on success (caller releases). Failures: "bad_request" for what
+ * the caller gave or can give (the contract's server lacks a value: the message names it as
+ * opts->params says), "template_failed" (502) when the server's templates fail (the message
+ * names the file and line), "internal" when the stored contract no longer reads. */
+int publish_render(const pb_config *cfg, const cat_port *port, const render_opts *opts, pb_files *files,
+		   pb_failure *f);
+
+/* publish_render with the port's server, then parses the TMDL back and reads the data source
+ * from the tables' M code (core/lang/mlineage.h): what the templates made must bind to one
+ * Snowflake or Databricks source, else "template_failed". http_path (may be NULL) is used for
+ * Databricks servers without one, and named in messages as params says. files (may be NULL)
+ * receives the rendered files (caller releases). */
+int publish_port_source(const pb_config *cfg, const cat_port *port, const char *http_path, render_params params,
+			publish_source *out, pb_files *files, pb_failure *f);
+
+/* GET /api/output-ports/{id}/tmdl: publish_render of port_id in org_id with the caller's opts
+ * (the values the port's server lacks). "not_found", "port_retired" (409) for a retired port. */
+int publish_dry_run(pb_db *db, const pb_config *cfg, const char *org_id, const char *port_id, const render_opts *opts,
+		    pb_files *files, pb_failure *f);
 
 /* True when a Fabric connection (msapi item from fabric_list_connections: type, path
  * "host;second") points at the same data source: same type, same server (host compared
@@ -88,29 +103,49 @@ int publish_request_read(pb_db *db, const pb_config *cfg, const char *org_id, co
 
 /* What can be known before queueing about the user's Power BI: a connection that opens, and
  * a Contributor, Member or Admin role in workspace ws (one Fabric call of at most
- * PB_PUBLISH_CHECK_TIMEOUT_MS, a second only to say why it was refused). PB_EINVAL with code:
- * "not_configured", "not_connected", "needs_reconnect" (409), "no_write_role" (403),
- * "workspace_not_found" (400). When Microsoft does not answer in time it returns PB_OK: the
- * job checks again and waits for Microsoft. */
+ * PB_PUBLISH_CHECK_TIMEOUT_MS, a second only to say why it was refused). Refusals: the session's
+ * ("not_configured", "not_connected", "needs_reconnect": 409, "bad_credentials" of the
+ * organization's settings), "no_write_role" (403), "powerbi_not_found" (404: ws is not a
+ * workspace the user can see). When Microsoft does not answer in time it returns PB_OK: the job
+ * checks again and waits for Microsoft. */
 int publish_check_access(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *ws,
-			 char code[PBI_CODE_MAX], char *err);
+			 pb_failure *f);
 
 /* Queues the job for rq (or finds the same user's queued/running job for port + workspace +
  * name: *existing true). */
 int publish_request_queue(pb_db *db, const char *org_id, const char *user_id, const publish_request *rq,
 			  char job_id[PB_ID_BUF], bool *existing, char *err);
 
-/* publish_request_read + publish_check_access + publish_request_queue: the handler's one
- * call. code is "" or publish_check_access's code. */
+/* POST /api/output-ports/{id}/powerbi-publish, the handler's one call: the port ("not_found",
+ * "port_retired"), the body (body_len bytes of JSON: "bad_request" naming the field),
+ * publish_check_access, then the job (job_id; *existing true for the same request in flight). */
 int publish_submit(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *port_id,
-		   const struct json_t *body, char job_id[PB_ID_BUF], bool *existing, char code[PBI_CODE_MAX],
-		   char *err);
+		   const char *body_text, size_t body_len, char job_id[PB_ID_BUF], bool *existing, pb_failure *f);
 
-/* The job kind "publish" (core/flow/job_kinds.c). Error codes a user can act on:
- * not_connected, needs_reconnect, no_write_role, credentials_rejected, tmdl_rejected,
- * template_failed, invalid_contract, connection_not_found, connection_mismatch,
- * connection_name_taken, name_taken, workspace_not_found, port_gone, feature_disabled,
- * powerbi_error. */
+/* The user's session (core/flow/pbi_session.h) for publishing; a failure to open it says what
+ * the user does about it (connect or reconnect Power BI, then publish again). */
+int publish_open_session(pbi_session *s, pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
+			 pb_failure *f);
+
+/* For the publish modal, acting as the user through their Power BI connection (failures as
+ * publish_check_access's session refusals, or Microsoft's):
+ * GET /api/powerbi/workspaces: {"workspaces":[{id, name, type, role, writable}]}, role the
+ * user's ("Admin", "Member", "Contributor" or "Viewer"), writable when it allows publishing. */
+int publish_workspaces(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, struct json_t **out,
+		       pb_failure *f);
+/* GET /api/powerbi/connections?output_port=&http_path=: {"connections":[{id, name, type, path}],
+ * "data_source":{type, host, warehouse | http_path}}: the user's Fabric connections that point at
+ * the data source the port's model reads (publish_port_source, http_path as a query parameter). */
+int publish_connections(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *port_id,
+			const char *http_path, struct json_t **out, pb_failure *f);
+
+/* The job kind "publish" (core/flow/job_kinds.c). Failures end the attempt with
+ * job_end_with (a Microsoft failure waits or retries as core/flow/ms_failure.h says). Codes:
+ * the session's (not_configured, not_connected, needs_reconnect), no_write_role,
+ * credentials_rejected, credentials_missing, credentials_unreadable, connection_mismatch,
+ * template_failed, bad_request (the port's server lacks a value), not_found (the port is gone),
+ * name_taken, powerbi_not_found (the workspace or the chosen connection), feature_disabled,
+ * bad_input, and Microsoft's. */
 int publish_job(pb_job_ctx *ctx);
 
 /* The publish kind's cleanup when a cancel asks for it (core/flow/worker.h): deletes the semantic

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "core/flow/push_internal.h"
-#include "core/store/tenant_backoff.h"
+#include "core/flow/tenant_hold.h"
 #include "runtime/timeutil.h"
 
 /* ======================================================================== the job */

@@ -291,6 +291,26 @@ static int exchange_failed(const msapi *api, int rc, pb_failure *f)
 	}
 }
 
+/* Entra came back with an error instead of a code (classified by msapi): cancelled at Microsoft,
+ * Microsoft unavailable (worth trying again), or any other refusal. */
+static int redirect_failed(const sso_finish_in *in, pb_failure *f)
+{
+	msapi api = { 0 };
+	int rc = msapi_init(&api, NULL, f->message);
+	if (!rc) {
+		rc = entra_authorize_failed(&api, in->error, in->error_description, f->message);
+		if (api.last.failure == MSAPI_FORBIDDEN)
+			rc = pb_fail(f, PB_EINVAL, "signin_declined", "the sign-in was cancelled or declined at Microsoft%s%s",
+				     api.last.message[0] ? ": " : "", api.last.message);
+		else if (api.last.failure == MSAPI_UNAVAILABLE)
+			rc = ms_fail(&api, rc, f);
+		else
+			rc = pb_fail(f, PB_EINVAL, "signin_failed", "%s", f->message);
+	}
+	msapi_release(&api);
+	return rc;
+}
+
 int sso_finish(pb_db *db, const pb_config *cfg, const sso_finish_in *in, sso_finish_out *out, pb_failure *f)
 {
 	oauth_state st = { 0 };
@@ -318,15 +338,7 @@ int sso_finish(pb_db *db, const pb_config *cfg, const sso_finish_in *in, sso_fin
 		goto out;
 	}
 	if (in->error) {
-		char what[64], desc[256];
-		entra_error_text(what, sizeof what, in->error);
-		entra_error_text(desc, sizeof desc, in->error_description);
-		if (!strcmp(in->error, "access_denied"))
-			rc = pb_fail(f, PB_EINVAL, "signin_declined", "the sign-in was cancelled or declined at Microsoft%s%s",
-				     *desc ? ": " : "", desc);
-		else
-			rc = pb_fail(f, PB_EINVAL, "signin_failed", "Microsoft did not complete the sign-in (%s%s%s)", what,
-				     *desc ? ": " : "", desc);
+		rc = redirect_failed(in, f);
 		goto out;
 	}
 	if (!in->code || !*in->code || strlen(in->code) > PB_OAUTH_CODE_MAX) {

@@ -64,13 +64,22 @@ const pb_job_kind *job_kind_find(const char *name)
 }
 
 int job_cancel(pb_db *db, const pb_job *j, const char *by_user, bool cleanup, pb_cancel_outcome *outcome,
-	       char *err)
+	       pb_failure *f)
 {
 	const pb_job_kind *kind = job_kind_find(j->kind);
+	pb_job *now = NULL;
 	if (cleanup && (!kind || !kind->cleanup))
-		return pb_err(err, PB_EINVAL, "cleanup: a %s job creates nothing that cancelling could remove; "
-			      "cancel without cleanup", j->kind);
-	return jobs_cancel(db, j->id, by_user, cleanup, outcome, err);
+		return pb_fail(f, PB_EINVAL, NULL, "cleanup: a %s job creates nothing that cancelling could remove; "
+			       "cancel without cleanup", j->kind);
+	int rc = jobs_cancel(db, j->id, by_user, cleanup, outcome, f->message);
+	if (rc || *outcome != PB_CANCEL_ENDED)
+		return rc ? pb_fail_as(f, rc, NULL) : PB_OK;
+	/* the state it ended in, which may be newer than j's */
+	if ((rc = jobs_get(db, j->id, &now, f->message)))
+		return pb_fail_as(f, rc, NULL);
+	pb_fail(f, PB_ECONFLICT, "job_ended", "job %s already ended (%s): there is nothing to cancel", j->id, now->state);
+	job_free(now);
+	return PB_ECONFLICT;
 }
 
 static void set_code(pb_job_ctx *ctx, const char *code)

@@ -33,6 +33,7 @@
 
 #include "runtime/config.h"
 #include "runtime/db.h"
+#include "runtime/failure.h"
 #include "runtime/jobs.h"
 #include "runtime/util.h"
 
@@ -109,9 +110,10 @@ typedef struct pb_worker_opts {
 
 /* Cancels job j (POST /api/jobs/{id}/cancel; the caller checked who may) for by_user.
  * cleanup asks the job to remove what it created: PB_EINVAL when j's kind creates nothing
- * it could remove. See jobs_cancel() for the outcomes. */
+ * it could remove. A job that has already ended is PB_ECONFLICT "job_ended", naming its
+ * state. Else *outcome says what was done (jobs_cancel: PB_CANCEL_DONE or _REQUESTED). */
 int job_cancel(pb_db *db, const pb_job *j, const char *by_user, bool cleanup, pb_cancel_outcome *outcome,
-	       char *err);
+	       pb_failure *f);
 /* The kind of that name in pb_job_kinds, or NULL. */
 const pb_job_kind *job_kind_find(const char *name);
 

@@ -735,12 +735,14 @@ int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, ch
 
 	out->v = NULL;
 	out->n = 0;
+	render_fault at = RENDER_FAULT_INPUT;
 	rc = check_mode(o->mode, &args.mode, err);
 	if (!rc)
 		rc = resolve_target(c, o, &target, err);
-	if (!rc)
-		rc = build_search_path(&sp, o->template_path, "tmdl", err);
 	if (rc)
+		goto out;
+	at = RENDER_FAULT_TEMPLATE;   /* from here on, what fails is the templates */
+	if ((rc = build_search_path(&sp, o->template_path, "tmdl", err)))
 		goto out;
 	sandbox_opts so = { .dirs = sp.dirs, .ndirs = sp.n };
 	set_limits(c, o, &so);
@@ -756,6 +758,8 @@ int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, ch
 	if (!rc && (rc = check_complete(c, out, err)))
 		pb_files_release(out);
 out:
+	if (o->fault)
+		*o->fault = rc ? at : RENDER_FAULT_NONE;
 	sandbox_free(sb);
 	search_path_release(&sp);
 	return rc;

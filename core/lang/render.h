@@ -49,6 +49,11 @@ typedef enum render_params {
 	RENDER_PARAMS_QUERY,        /* query parameters: ?host=, ?http_path= ... */
 } render_params;
 
+/* Which side a failed render is at fault: what the caller gave (the contract, the server, the
+ * options: PB_EINVAL's "missing warehouse") or the server's templates (an admin template that
+ * fails, returns too little, or runs past its limits). */
+typedef enum render_fault { RENDER_FAULT_NONE = 0, RENDER_FAULT_INPUT, RENDER_FAULT_TEMPLATE } render_fault;
+
 typedef struct render_opts {
 	const char *server;         /* server name; NULL = the contract's first server */
 	const char *mode;           /* "import" (default) or "directquery" (any case) */
@@ -65,6 +70,7 @@ typedef struct render_opts {
 	const char *schema;         /* schema (both) */
 	render_params params;       /* how the values above are named in messages */
 	const char *template_path;  /* admin folders, colon-separated; NULL for none */
+	render_fault *fault;        /* may be NULL: set on failure to the side at fault */
 	int time_limit_ms;          /* CPU time for the templates; 0 = scaled to the contract:
 	                               an instruction budget of PB_LUA_INSTR_BASE + per table and
 	                               per column, and a deadline of PB_LUA_TIME_BASE_MS + per

@@ -89,7 +89,7 @@ static int product_exists(pb_db *db, const char *org_id, const char *id, char *e
 	const char *v[] = { org_id, id };
 	bool found = false;
 	int rc = db_has_row(db, "SELECT 1 FROM data_products WHERE org_id = ? AND id = ?", v, 2, &found, err);
-	return rc ? rc : found ? PB_OK : pb_err(err, PB_ENOTFOUND, "no data product %.64s", id);
+	return rc ? rc : found ? PB_OK : pb_err(err, PB_ENOTFOUND, "data_product: no data product %.64s", id);
 }
 
 int agreements_list_json(pb_db *db, const char *org_id, const char *data_product_id, const char *state,

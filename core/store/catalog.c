@@ -332,10 +332,9 @@ static void free_plan(struct port_plan *plan, size_t n)
 }
 
 /* type NULL: "source" for a new product, the stored type kept on update. by (may be NULL: no
- * check) must own the product or the organization to update it: else *forbidden. */
+ * check) must own the product or the organization to update it: else PB_EFORBIDDEN. */
 static int upsert_product(pb_db *db, const char *org_id, const cat_actor *by, const pb_contract *c, const char *text,
-			  size_t len, const char *type, const char *now, char id[PB_ID_BUF], bool *created,
-			  bool *forbidden, char *err)
+			  size_t len, const char *type, const char *now, char id[PB_ID_BUF], bool *created, char *err)
 {
 	sqlite3_stmt *st;
 	int rc = db_prepare(db, "SELECT id, owner_user_id FROM data_products WHERE org_id = ? AND contract_id = ?",
@@ -349,8 +348,7 @@ static int upsert_product(pb_db *db, const char *org_id, const cat_actor *by, co
 	}
 	*created = r == 0;
 	if (r == 1 && by && !by->org_owner && (!by->user_id || strcmp(db_col_text(st, 1), by->user_id))) {
-		*forbidden = true;
-		rc = pb_err(err, PB_EINVAL, "data product %s (contract id '%.128s') exists and is not yours: only its "
+		rc = pb_err(err, PB_EFORBIDDEN, "data product %s (contract id '%.128s') exists and is not yours: only its "
 			    "owner or an organization owner may update it", db_col_text(st, 0), c->id);
 		goto out;
 	}
@@ -466,13 +464,12 @@ out:
 }
 
 static int import(pb_db *db, const char *org_id, const cat_actor *by, const pb_contract *c, const char *text,
-		  size_t len, const char *type, cat_product **out, bool *created, bool *forbidden, char *err)
+		  size_t len, const char *type, cat_product **out, bool *created, char *err)
 {
 	struct port_plan *plan = NULL;
 	char id[PB_ID_BUF], now[PB_TIME_BUF];
 	int rc;
 	*out = NULL;
-	*forbidden = false;
 	/* everything that can be refused is refused before the transaction starts */
 	if (!c->id || !*c->id)
 		return pb_err(err, PB_EINVAL, "id: the contract has no id");
@@ -487,7 +484,7 @@ static int import(pb_db *db, const char *org_id, const cat_actor *by, const pb_c
 	pb_now(now);
 	if ((rc = db_begin(db, err)))
 		goto out;
-	if ((rc = upsert_product(db, org_id, by, c, text, len, type, now, id, created, forbidden, err)) ||
+	if ((rc = upsert_product(db, org_id, by, c, text, len, type, now, id, created, err)) ||
 	    (rc = sync_ports(db, org_id, id, plan, c->nservers, now, err)) ||
 	    (rc = db_commit(db, err)))
 		goto out;
@@ -502,21 +499,20 @@ out:
 int catalog_import(pb_db *db, const char *org_id, const pb_contract *c, const char *text, size_t len,
 		   cat_product **out, bool *created, char *err)
 {
-	bool forbidden;
-	return import(db, org_id, NULL, c, text, len, NULL, out, created, &forbidden, err);
+	return import(db, org_id, NULL, c, text, len, NULL, out, created, err);
 }
 
 int catalog_import_typed(pb_db *db, const char *org_id, const pb_contract *c, const char *text, size_t len,
 			 const char *type, cat_product **out, bool *created, char *err)
 {
-	bool forbidden;
-	return import(db, org_id, NULL, c, text, len, type, out, created, &forbidden, err);
+	return import(db, org_id, NULL, c, text, len, type, out, created, err);
 }
 
 int catalog_import_by(pb_db *db, const char *org_id, const cat_actor *by, const pb_contract *c, const char *text,
-		      size_t len, cat_product **out, bool *created, bool *forbidden, char *err)
+		      size_t len, cat_product **out, bool *created, pb_failure *f)
 {
-	return import(db, org_id, by, c, text, len, NULL, out, created, forbidden, err);
+	int rc = import(db, org_id, by, c, text, len, NULL, out, created, f->message);
+	return rc ? pb_fail_as(f, rc, NULL) : PB_OK;
 }
 
 int catalog_product_delete(pb_db *db, const char *org_id, const char *id, char *err)

@@ -26,6 +26,7 @@
 
 #include "core/lang/contract.h"
 #include "runtime/db.h"
+#include "runtime/failure.h"
 
 struct json_t;
 
@@ -71,9 +72,10 @@ typedef struct cat_actor {
 } cat_actor;
 
 /* catalog_import on behalf of `by`. When the contract id names a product that by may not
- * update, nothing is written: PB_EINVAL with *forbidden true and a message naming it. */
+ * update, nothing is written: PB_EFORBIDDEN ("forbidden") with a message naming it; a contract
+ * that cannot be imported is PB_EINVAL / PB_ELIMIT naming the field. */
 int catalog_import_by(pb_db *db, const char *org_id, const cat_actor *by, const pb_contract *c, const char *text,
-		      size_t len, cat_product **out, bool *created, bool *forbidden, char *err);
+		      size_t len, cat_product **out, bool *created, pb_failure *f);
 
 int catalog_product_get(pb_db *db, const char *org_id, const char *id, bool with_contract,
 			cat_product **out, char *err);

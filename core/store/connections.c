@@ -437,61 +437,29 @@ out:
 	return rc;
 }
 
-/* Entra answers for a refresh token that will never work again: the user must consent anew. */
-static bool refresh_token_dead(const msapi *c)
-{
-	static const char *const dead[] = { "invalid_grant", "AADSTS70000", "AADSTS70008", "AADSTS700082",
-					    "AADSTS700084", "AADSTS50173", "AADSTS65001", "AADSTS50076",
-					    "AADSTS50079", NULL };
-	if (c->last.svc != MSAPI_ENTRA || c->last.status != 400)
-		return false;
-	for (size_t i = 0; dead[i]; i++)
-		if (!strcmp(c->last.code, dead[i]))
-			return true;
-	return false;
-}
-
-/* The failing client-credentials / refresh answer as a code. */
-const char *conn_failure_code(const msapi *c)
-{
-	if (c->last.status == 0 || c->last.status >= 500 || c->last.status == 429)
-		return "unavailable";
-	return "bad_credentials";
-}
-
-static void set_code(char code[PBI_CODE_MAX], const char *v)
-{
-	if (code)
-		(void)xsnprintf(code, PBI_CODE_MAX, "%s", v);
-}
-
-/* We hold the claim on row id at generation t->gen: refresh at Entra and store the result. */
-static int refresh_claimed(pb_db *db, const pb_keyring *kr, msapi *entra, const entra_app *app, const char *id,
-			   const char *claim, const token_row *t, char **access_token, long long *gen,
-			   char code[PBI_CODE_MAX], char *err)
+/* We hold the claim on row id at generation t->gen: refresh through the caller and store the
+ * result. */
+static int refresh_claimed(pb_db *db, const pb_keyring *kr, conn_refresh_fn refresh, void *ctx, const char *id,
+			   const char *claim, const token_row *t, char **access_token, long long *gen, pb_failure *f)
 {
 	char *rt = NULL, ignore[PB_ERR_MAX];
 	entra_token tok = { 0 };
-	int rc = t->refresh_sealed ? open_str(kr, t->refresh_sealed, "udc", id, "refresh", &rt, err)
-				   : pb_err(err, PB_EINVAL, "no refresh token stored: reconnect Power BI");
-	if (rc) {
-		set_code(code, "needs_reconnect");
-		(void)end_claim(db, kr, id, claim, NULL,
-				t->refresh_sealed ? CONN_KEYS_CHANGED
-						  : "no Power BI sign-in is stored for this connection: reconnect Power BI",
-				ignore);
+	int rc;
+	if (!t->refresh_sealed || open_str(kr, t->refresh_sealed, "udc", id, "refresh", &rt, ignore)) {
+		const char *why = t->refresh_sealed ? CONN_KEYS_CHANGED
+						    : "no Power BI sign-in is stored for this connection: reconnect Power BI";
+		(void)end_claim(db, kr, id, claim, NULL, why, ignore);
+		rc = pb_fail(f, PB_ECONFLICT, "needs_reconnect", "%s", why);
 		goto out;
 	}
-	rc = entra_refresh(entra, app, rt, CONN_SCOPES, &tok, err);
-	if (rc) {
-		bool dead = refresh_token_dead(entra);
-		set_code(code, dead ? "needs_reconnect" : conn_failure_code(entra));
-		/* Entra's refusal, explained (msapi/errors), is the reason */
-		(void)end_claim(db, kr, id, claim, NULL, dead ? err : NULL, ignore);
+	if ((rc = refresh(ctx, rt, &tok, f))) {
+		/* a grant that is gone for good: its explanation is the stored reason */
+		bool dead = !strcmp(pb_failure_code(f), "needs_reconnect");
+		(void)end_claim(db, kr, id, claim, NULL, dead ? f->message : NULL, ignore);
 		goto out;
 	}
-	if ((rc = end_claim(db, kr, id, claim, &tok, NULL, err))) {
-		set_code(code, "unavailable");
+	if ((rc = end_claim(db, kr, id, claim, &tok, NULL, f->message))) {
+		rc = pb_fail_as(f, rc, NULL);
 		goto out;
 	}
 	*access_token = tok.access_token;
@@ -503,8 +471,8 @@ out:
 	return rc;
 }
 
-int conn_token(pb_db *db, const pb_keyring *kr, msapi *entra, const entra_app *app, const char *conn_id,
-	       long long stale_gen, char **access_token, long long *gen, char code[PBI_CODE_MAX], char *err)
+int conn_token(pb_db *db, const pb_keyring *kr, const char *conn_id, long long stale_gen, conn_refresh_fn refresh,
+	       void *ctx, char **access_token, long long *gen, pb_failure *f)
 {
 	token_row t = { 0 };
 	char claim[PB_ID_BUF];
@@ -512,19 +480,18 @@ int conn_token(pb_db *db, const pb_keyring *kr, msapi *entra, const entra_app *a
 	long long first_gen = -1;
 	int rc;
 	*access_token = NULL;
-	set_code(code, "");
-	if ((rc = pb_new_id(claim, err)))
-		return rc;
+	pb_failure_clear(f);
+	if ((rc = pb_new_id(claim, f->message)))
+		return pb_fail_as(f, rc, NULL);
 	for (;;) {
-		if ((rc = read_token_row(db, conn_id, &t, err))) {
-			set_code(code, rc == PB_ENOTFOUND ? "not_connected" : "unavailable");
+		if ((rc = read_token_row(db, conn_id, &t, f->message))) {
+			rc = pb_fail_as(f, rc == PB_ENOTFOUND ? PB_ECONFLICT : rc, rc == PB_ENOTFOUND ? "not_connected" : NULL);
 			goto out;
 		}
 		if (strcmp(t.status, "active")) {
 			/* the stored reason, so every endpoint says the same */
-			set_code(code, "needs_reconnect");
-			rc = pb_err(err, PB_EINVAL, "%s",
-				    t.status_reason && *t.status_reason ? t.status_reason : RECONNECT_REASON_DEFAULT);
+			rc = pb_fail(f, PB_ECONFLICT, "needs_reconnect", "%s",
+				     t.status_reason && *t.status_reason ? t.status_reason : RECONNECT_REASON_DEFAULT);
 			goto out;
 		}
 		bool stale = stale_gen >= 0 && t.gen <= stale_gen;
@@ -534,26 +501,27 @@ int conn_token(pb_db *db, const pb_keyring *kr, msapi *entra, const entra_app *a
 		 * short-lived tokens do not make every waiter refresh once more in turn */
 		int64_t margin = t.gen > first_gen ? 0 : PB_PBI_REFRESH_MARGIN_S * 1000LL;
 		if (!stale && t.access_sealed && t.expires_ms - pb_epoch_ms() > margin) {
-			if (!(rc = open_str(kr, t.access_sealed, "udc", conn_id, "access", access_token, err))) {
+			if (!open_str(kr, t.access_sealed, "udc", conn_id, "access", access_token, f->message)) {
 				*gen = t.gen;
 				goto out;
 			}
 			/* sealed with a key the ring lost: a refresh is the way to a usable token, and
 			 * records why the connection is dead when the refresh token cannot be opened either */
+			f->message[0] = '\0';
 		}
-		rc = claim_refresh(db, conn_id, t.gen, claim, err);
+		rc = claim_refresh(db, conn_id, t.gen, claim, f->message);
 		if (rc < 0) {
-			set_code(code, "unavailable");
+			rc = pb_fail_as(f, rc, NULL);
 			goto out;
 		}
 		if (rc == 1) {
-			rc = refresh_claimed(db, kr, entra, app, conn_id, claim, &t, access_token, gen, code, err);
+			rc = refresh_claimed(db, kr, refresh, ctx, conn_id, claim, &t, access_token, gen, f);
 			goto out;
 		}
 		/* another process is refreshing this generation: wait for its result */
 		if (pb_mono_ms() > deadline) {
-			set_code(code, "unavailable");
-			rc = pb_err(err, PB_EIO, "timed out waiting for another request to refresh the Power BI sign-in");
+			rc = pb_fail(f, PB_EUNAVAIL, NULL, "timed out waiting for another request to refresh the Power BI "
+				     "sign-in; try again");
 			goto out;
 		}
 		token_row_release(&t);

@@ -8,10 +8,11 @@
  *
  * Refresh (conn_token): a caller that needs a new access token claims the row for its
  * token generation with one UPDATE ... WHERE token_gen = ? AND no live claim (a
- * compare-and-swap that works across processes); only the winner calls Entra, then
+ * compare-and-swap that works across processes); only the winner redeems the refresh token
+ * (through the caller's conn_refresh_fn: this store asks no one outside the database), then
  * stores the new tokens with token_gen + 1. Everyone else re-reads the row every
  * PB_PBI_POLL_MS until the generation moves (or a crashed winner's claim expires after
- * PB_PBI_CLAIM_MS), and uses the new token. invalid_grant from Entra marks the row
+ * PB_PBI_CLAIM_MS), and uses the new token. A grant Entra no longer accepts marks the row
  * needs_reconnect and erases its tokens.
  *
  * Owns the tables user_datasource_connection and oauth_states. */
@@ -24,10 +25,7 @@
 #include "msapi/entra.h"
 #include "runtime/crypto.h"
 #include "runtime/db.h"
-
-#ifndef PBI_CODE_MAX
-#define PBI_CODE_MAX 32
-#endif
+#include "runtime/failure.h"
 
 /* Delegated scopes asked for at consent and at every refresh. */
 #define CONN_SCOPES                                                                                      \
@@ -90,18 +88,22 @@ int conn_mark_needs_reconnect(pb_db *db, const char *id, const char *reason, cha
  * app it was granted to. */
 int conn_mark_app_changed(pb_db *db, const char *org_id, const char *tenant_id, const char *client_id, char *err);
 
-/* The code for a failed Entra or Graph call of client c: "unavailable" (no answer, 5xx, 429:
- * worth trying again) or "bad_credentials" (Entra or Graph refused). */
-const char *conn_failure_code(const struct msapi *c);
+/* How the token service redeems a refresh token: the caller's (core/flow/pbi_session.c asks
+ * Entra). Fills *out, or f with why not; a failure with the code "needs_reconnect" means the grant
+ * is gone for good: the connection is then marked needs_reconnect with f->message as the reason
+ * (and its tokens erased). */
+typedef int (*conn_refresh_fn)(void *ctx, const char *refresh_token, entra_token *out, pb_failure *f);
 
 /* A valid access token of connection conn_id (expiring no sooner than PB_PBI_REFRESH_MARGIN_S
- * from now), refreshing it through Entra (entra: a client for the refresh call; app: the
- * connection's app with its secret) when needed. stale_gen >= 0 forces a refresh unless the
- * row has moved past that generation already (a token Microsoft called expired).
- * *access_token is new (secret: pb_secret_free); *gen its generation. On failure code says
- * "not_connected", "needs_reconnect", "bad_credentials" or "unavailable". */
-int conn_token(pb_db *db, const pb_keyring *kr, struct msapi *entra, const entra_app *app, const char *conn_id,
-	       long long stale_gen, char **access_token, long long *gen, char code[PBI_CODE_MAX], char *err);
+ * from now), redeeming the stored refresh token through refresh (with ctx) when needed.
+ * stale_gen >= 0 forces a refresh unless the row has moved past that generation already (a
+ * token Microsoft called expired). *access_token is new (secret: pb_secret_free); *gen its
+ * generation. On failure f says why: "not_connected" (the connection was removed),
+ * "needs_reconnect" (its stored status, a refresh token this server cannot open, or refresh's
+ * verdict), "unavailable" (another process's refresh did not end in time), refresh's own failure,
+ * or the database's. */
+int conn_token(pb_db *db, const pb_keyring *kr, const char *conn_id, long long stale_gen, conn_refresh_fn refresh,
+	       void *ctx, char **access_token, long long *gen, pb_failure *f);
 
 /* A sealed column for key rotation: select_sql yields (row key, sealed value), update_sql
  * takes (?1 the value sealed again, ?2 the row key). Values are sealed under the context

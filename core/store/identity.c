@@ -48,7 +48,7 @@ int identity_org_create(pb_db *db, const char *name, char id[PB_ID_BUF], char *e
 	rc = find_id(db, "SELECT id FROM organizations WHERE name = ?", name, existing, err);
 	if (rc != PB_ENOTFOUND) {
 		if (!rc)
-			rc = pb_err(err, PB_EINVAL, "organization '%s' already exists", name);
+			rc = pb_err(err, PB_ECONFLICT, "organization '%s' already exists", name);
 		goto out;
 	}
 	pb_now(now);
@@ -177,7 +177,7 @@ int identity_user_add(pb_db *db, const char *name, const char *org_name, pb_role
 	rc = find_id(db, "SELECT id FROM users WHERE name = ?", name, existing, err);
 	if (rc != PB_ENOTFOUND) {
 		if (!rc)
-			rc = pb_err(err, PB_EINVAL, "user '%s' already exists", name);
+			rc = pb_err(err, PB_ECONFLICT, "user '%s' already exists", name);
 		goto out;
 	}
 	pb_now(now);

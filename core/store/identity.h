@@ -3,8 +3,8 @@
  * module writes them. Names are 1..PB_NAME_FIELD_MAX bytes of UTF-8 without control
  * characters. Every write runs in one BEGIN IMMEDIATE transaction.
  *
- * Errors: PB_EINVAL for bad input (bad name, duplicate), PB_ENOTFOUND for a missing
- * org/user (both are the caller's mistake), PB_EIO/PB_ENOMEM otherwise. */
+ * Errors: PB_EINVAL for bad input (a bad name), PB_ECONFLICT for a name taken, PB_ENOTFOUND
+ * for a missing org/user (all the caller's mistake), PB_EIO/PB_ENOMEM otherwise. */
 #ifndef PBIPORT_IDENTITY_H
 #define PBIPORT_IDENTITY_H
 

@@ -241,9 +241,12 @@ void integrations_free(pb_integration *v, size_t n)
 #define INTEGRATION_COLS "i.id, i.org_id, i.name, i.type, i.tenant_id, i.client_id, i.client_secret, " \
 	"i.filters_json, i.filter_rule, i.include_personal, i.schedule, i.next_run_at, i.last_success_at, " \
 	"(SELECT r.state FROM integration_runs r WHERE r.integration_id = i.id ORDER BY r.created_at DESC " \
-	"LIMIT 1), i.created_at, i.updated_at"
+	"LIMIT 1), i.created_at, i.updated_at, " \
+	"(SELECT r.job_id FROM integration_runs r WHERE r.integration_id = i.id ORDER BY r.created_at DESC LIMIT 1)"
 
-static int read_integration(sqlite3_stmt *st, pb_integration *i, char *err)
+static int last_state_from_job(pb_db *db, pb_integration *i, const char *job_id, char *err);
+
+static int read_integration(pb_db *db, sqlite3_stmt *st, pb_integration *i, char *err)
 {
 	bool ok = true;
 	memset(i, 0, sizeof *i);
@@ -267,7 +270,10 @@ static int read_integration(sqlite3_stmt *st, pb_integration *i, char *err)
 		integration_clear(i);
 		return pb_err(err, PB_ENOMEM, "out of memory");
 	}
-	return 0;
+	int rc = last_state_from_job(db, i, db_col_text(st, 16), err);
+	if (rc)
+		integration_clear(i);
+	return rc;
 }
 
 int integrations_get(pb_db *db, const char *org_id, const char *id, pb_integration **out, char *err)
@@ -289,7 +295,7 @@ int integrations_get(pb_db *db, const char *org_id, const char *id, pb_integrati
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = read_integration(st, i, err))) {
+	if ((rc = read_integration(db, st, i, err))) {
 		free(i);
 		goto out;
 	}
@@ -315,7 +321,7 @@ static int list_query(pb_db *db, const char *sql, const char *arg, pb_integratio
 		goto out;
 	}
 	while (len < PB_LIST_MAX_ITEMS && (r = db_row(db, st, err)) == 1) {
-		if ((rc = read_integration(st, &v[len], err)))
+		if ((rc = read_integration(db, st, &v[len], err)))
 			goto out;
 		len++;
 	}
@@ -374,11 +380,18 @@ int integrations_rotate(pb_db *db, const pb_config *cfg, size_t *resealed, char 
 
 int integration_open_secret(const pb_config *cfg, const pb_integration *i, char **plain, size_t *len, char *err)
 {
-	char ctx[PB_ID_BUF + 16];
+	char ctx[PB_ID_BUF + 16], sub[PB_ERR_MAX];
+	*plain = NULL;
+	*len = 0;
 	if (!cfg->encryption_keys)
-		return pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set: the client secret cannot be opened");
+		return pb_err(err, PB_EINVAL, "integration '%s': its client secret cannot be opened: "
+			      "APPLICATION_ENCRYPTION_KEYS is not set", i->name);
 	seal_context(i->id, ctx);
-	return pb_open(cfg->encryption_keys, i->client_secret, ctx, plain, len, err);
+	int rc = pb_open(cfg->encryption_keys, i->client_secret, ctx, plain, len, sub);
+	if (rc)
+		pb_err(err, rc, "integration '%s': its client secret cannot be opened (%s); save the client secret "
+		       "of the integration again", i->name, sub);
+	return rc;
 }
 
 /* The next due time of schedule after now, as stored text; *out "" for no schedule. */
@@ -396,51 +409,66 @@ static int next_due(const char *schedule, char out[PB_TIME_BUF], char *err)
 	return 0;
 }
 
-static int name_taken(pb_db *db, const char *org_id, const char *name, const char *except_id, bool *taken,
-		      char *err)
+/* PB_ECONFLICT (code "conflict") when another integration of org_id than except_id (NULL:
+ * none) is named name. */
+static int check_name_free(pb_db *db, const char *org_id, const char *name, const char *except_id, pb_failure *f)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = db_prepare(db, "SELECT 1 FROM integrations WHERE org_id = ? AND name = ? AND id <> ?", &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, org_id, err)) && !(rc = db_bind_text(st, 2, name, err)) &&
-	    !(rc = db_bind_text(st, 3, except_id ? except_id : "", err))) {
-		int r = db_row(db, st, err);
+	int rc = db_prepare(db, "SELECT 1 FROM integrations WHERE org_id = ? AND name = ? AND id <> ?", &st, f->message);
+	if (!rc && !(rc = db_bind_text(st, 1, org_id, f->message)) && !(rc = db_bind_text(st, 2, name, f->message)) &&
+	    !(rc = db_bind_text(st, 3, except_id ? except_id : "", f->message))) {
+		int r = db_row(db, st, f->message);
 		if (r < 0)
 			rc = r;
-		*taken = r == 1;
+		else if (r == 1)
+			rc = pb_fail(f, PB_ECONFLICT, "conflict", "name: an integration named '%s' already exists in this "
+				     "organization", name);
 	}
 	db_done(st);
 	return rc;
 }
 
+/* The client secret sealed for integration id: *sealed new. */
+static int seal_secret(const pb_config *cfg, const char *id, const char *secret, char **sealed, char *err)
+{
+	char ctx[PB_ID_BUF + 16];
+	*sealed = NULL;
+	if (!cfg->encryption_keys)
+		return pb_err(err, PB_EINVAL, "client_secret: APPLICATION_ENCRYPTION_KEYS is not set on this server, so "
+			      "client secrets cannot be stored");
+	seal_context(id, ctx);
+	return pb_seal(cfg->encryption_keys, secret, strlen(secret), ctx, sealed, err);
+}
+
+/* Ends a write that failed with rc: rolls back (st done first) and fills f with rc and its
+ * default code unless a more precise one was named already. */
+static int save_failed(pb_db *db, sqlite3_stmt *st, int rc, pb_failure *f)
+{
+	db_done(st);
+	db_rollback(db);
+	return f->rc == rc ? rc : pb_fail_as(f, rc, NULL);
+}
+
 int integrations_create(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
-			const integration_input *in, pb_integration **out, bool *conflict, char *err)
+			const integration_input *in, pb_integration **out, pb_failure *f)
 {
 	sqlite3_stmt *st = NULL;
-	char id[PB_ID_BUF], now[PB_TIME_BUF], next[PB_TIME_BUF], ctx[PB_ID_BUF + 16];
-	char *sealed = NULL, *filters = NULL;
-	bool taken = false;
+	char id[PB_ID_BUF], now[PB_TIME_BUF], next[PB_TIME_BUF];
+	char *sealed = NULL, *filters = NULL, *err = f->message;
 	int rc;
 	*out = NULL;
-	*conflict = false;
-	if (!cfg->encryption_keys)
-		return pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set: client secrets cannot be stored");
 	if ((rc = pb_new_id(id, err)) || (rc = integration_filters_normalize(in->filters, &filters, err)) ||
-	    (rc = next_due(in->schedule, next, err)))
+	    (rc = next_due(in->schedule, next, err)) || (rc = seal_secret(cfg, id, in->client_secret, &sealed, err))) {
+		pb_fail_as(f, rc, NULL);
 		goto out;
-	seal_context(id, ctx);
-	if ((rc = pb_seal(cfg->encryption_keys, in->client_secret, strlen(in->client_secret), ctx, &sealed, err)))
-		goto out;
-	pb_now(now);
-	if ((rc = db_begin(db, err)))
-		goto out;
-	if ((rc = name_taken(db, org_id, in->name, NULL, &taken, err)))
-		goto rollback;
-	if (taken) {
-		*conflict = true;
-		rc = pb_err(err, PB_EINVAL, "an integration named '%s' already exists in this organization", in->name);
-		goto rollback;
 	}
-	if ((rc = db_prepare(db, "INSERT INTO integrations (id, org_id, name, type, tenant_id, client_id, "
+	pb_now(now);
+	if ((rc = db_begin(db, err))) {
+		pb_fail_as(f, rc, NULL);
+		goto out;
+	}
+	if ((rc = check_name_free(db, org_id, in->name, NULL, f)) ||
+	    (rc = db_prepare(db, "INSERT INTO integrations (id, org_id, name, type, tenant_id, client_id, "
 			     "client_secret, filters_json, filter_rule, include_personal, schedule, next_run_at, "
 			     "created_by, created_at, updated_at) VALUES (?, ?, ?, 'powerbi', ?, ?, ?, ?, ?, ?, ?, ?, "
 			     "?, ?, ?)", &st, err)) ||
@@ -448,77 +476,63 @@ int integrations_create(pb_db *db, const pb_config *cfg, const char *org_id, con
 	    (rc = db_bind_text(st, 3, in->name, err)) || (rc = db_bind_text(st, 4, in->tenant_id, err)) ||
 	    (rc = db_bind_text(st, 5, in->client_id, err)) || (rc = db_bind_text(st, 6, sealed, err)) ||
 	    (rc = db_bind_text(st, 7, filters, err)) ||
-	    (rc = db_bind_text(st, 8, in->filter_rule && *in->filter_rule ? in->filter_rule : NULL, err)))
-		goto rollback;
+	    (rc = db_bind_text(st, 8, in->filter_rule && *in->filter_rule ? in->filter_rule : NULL, err))) {
+		rc = save_failed(db, st, rc, f);
+		goto out;
+	}
 	sqlite3_bind_int(st, 9, in->include_personal == 1);
 	if ((rc = db_bind_text(st, 10, in->schedule && *in->schedule ? in->schedule : NULL, err)) ||
 	    (rc = db_bind_text(st, 11, next[0] ? next : NULL, err)) || (rc = db_bind_text(st, 12, user_id, err)) ||
 	    (rc = db_bind_text(st, 13, now, err)) || (rc = db_bind_text(st, 14, now, err)) ||
-	    (rc = db_exec(db, st, err)))
-		goto rollback;
+	    (rc = db_exec(db, st, err))) {
+		rc = save_failed(db, st, rc, f);
+		goto out;
+	}
 	db_done(st);
-	st = NULL;
-	if ((rc = db_commit(db, err)))
-		goto rollback;
-	rc = integrations_get(db, org_id, id, out, err);
-	goto out;
-rollback:
-	db_done(st);
-	st = NULL;
-	db_rollback(db);
+	if ((rc = db_commit(db, err)) || (rc = integrations_get(db, org_id, id, out, err)))
+		pb_fail_as(f, rc, NULL);
 out:
-	db_done(st);
 	free(sealed);
 	free(filters);
 	return rc;
 }
 
 int integrations_update(pb_db *db, const pb_config *cfg, const char *org_id, const char *id,
-			const integration_input *in, pb_integration **out, bool *conflict, char *err)
+			const integration_input *in, pb_integration **out, pb_failure *f)
 {
 	sqlite3_stmt *st = NULL;
 	pb_integration *cur = NULL;
-	char now[PB_TIME_BUF], next[PB_TIME_BUF], ctx[PB_ID_BUF + 16];
-	char *sealed = NULL, *filters = NULL;
-	bool taken = false;
+	char now[PB_TIME_BUF], next[PB_TIME_BUF];
+	char *sealed = NULL, *filters = NULL, *err = f->message;
 	int rc;
 	*out = NULL;
-	*conflict = false;
-	if (in->type && strcmp(in->type, "powerbi"))
-		return pb_err(err, PB_EINVAL, "type: only \"powerbi\" is supported");
-	if ((rc = integrations_get(db, org_id, id, &cur, err)))
-		return rc;
-	if (in->client_secret) {
-		if (!cfg->encryption_keys) {
-			rc = pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set: client secrets cannot be stored");
-			goto out;
-		}
-		seal_context(id, ctx);
-		if ((rc = pb_seal(cfg->encryption_keys, in->client_secret, strlen(in->client_secret), ctx, &sealed,
-				  err)))
-			goto out;
-	}
-	if (in->filters && (rc = integration_filters_normalize(in->filters, &filters, err)))
+	if (in->type && strcmp(in->type, "powerbi")) {
+		rc = pb_fail(f, PB_EINVAL, NULL, "type: only \"powerbi\" is supported");
 		goto out;
+	}
+	if ((rc = integrations_get(db, org_id, id, &cur, err)) ||
+	    (in->client_secret && (rc = seal_secret(cfg, id, in->client_secret, &sealed, err))) ||
+	    (in->filters && (rc = integration_filters_normalize(in->filters, &filters, err)))) {
+		pb_fail_as(f, rc, NULL);
+		goto out;
+	}
 	const char *schedule = in->schedule_set ? (in->schedule && *in->schedule ? in->schedule : NULL) : cur->schedule;
 	if (in->schedule_set) {
-		if ((rc = next_due(schedule, next, err)))
+		if ((rc = next_due(schedule, next, err))) {
+			pb_fail_as(f, rc, NULL);
 			goto out;
+		}
 	} else {
 		xsnprintf(next, sizeof next, "%s", cur->next_run_at ? cur->next_run_at : "");
 	}
 	const char *rule = in->filter_rule ? (*in->filter_rule ? in->filter_rule : NULL) : cur->filter_rule;
 	pb_now(now);
-	if ((rc = db_begin(db, err)))
+	if ((rc = db_begin(db, err))) {
+		pb_fail_as(f, rc, NULL);
 		goto out;
-	if (in->name && (rc = name_taken(db, org_id, in->name, id, &taken, err)))
-		goto rollback;
-	if (taken) {
-		*conflict = true;
-		rc = pb_err(err, PB_EINVAL, "an integration named '%s' already exists in this organization", in->name);
-		goto rollback;
 	}
-	if ((rc = db_prepare(db, "UPDATE integrations SET name = ?, tenant_id = ?, client_id = ?, client_secret = ?, "
+	if ((in->name && (rc = check_name_free(db, org_id, in->name, id, f))) ||
+	    (rc = db_prepare(db, "UPDATE integrations SET name = ?, tenant_id = ?, client_id = ?, client_secret = ?, "
 			     "filters_json = ?, filter_rule = ?, include_personal = ?, schedule = ?, next_run_at = ?, "
 			     "updated_at = ? WHERE id = ? AND org_id = ?", &st, err)) ||
 	    (rc = db_bind_text(st, 1, in->name ? in->name : cur->name, err)) ||
@@ -526,25 +540,21 @@ int integrations_update(pb_db *db, const pb_config *cfg, const char *org_id, con
 	    (rc = db_bind_text(st, 3, in->client_id ? in->client_id : cur->client_id, err)) ||
 	    (rc = db_bind_text(st, 4, sealed ? sealed : cur->client_secret, err)) ||
 	    (rc = db_bind_text(st, 5, filters ? filters : cur->filters_json, err)) ||
-	    (rc = db_bind_text(st, 6, rule, err)))
-		goto rollback;
+	    (rc = db_bind_text(st, 6, rule, err))) {
+		rc = save_failed(db, st, rc, f);
+		goto out;
+	}
 	sqlite3_bind_int(st, 7, in->include_personal >= 0 ? in->include_personal : cur->include_personal);
 	if ((rc = db_bind_text(st, 8, schedule, err)) || (rc = db_bind_text(st, 9, next[0] ? next : NULL, err)) ||
 	    (rc = db_bind_text(st, 10, now, err)) || (rc = db_bind_text(st, 11, id, err)) ||
-	    (rc = db_bind_text(st, 12, org_id, err)) || (rc = db_exec(db, st, err)))
-		goto rollback;
+	    (rc = db_bind_text(st, 12, org_id, err)) || (rc = db_exec(db, st, err))) {
+		rc = save_failed(db, st, rc, f);
+		goto out;
+	}
 	db_done(st);
-	st = NULL;
-	if ((rc = db_commit(db, err)))
-		goto rollback;
-	rc = integrations_get(db, org_id, id, out, err);
-	goto out;
-rollback:
-	db_done(st);
-	st = NULL;
-	db_rollback(db);
+	if ((rc = db_commit(db, err)) || (rc = integrations_get(db, org_id, id, out, err)))
+		pb_fail_as(f, rc, NULL);
 out:
-	db_done(st);
 	integration_free(cur);
 	free(sealed);
 	free(filters);
@@ -685,7 +695,7 @@ static int exec_run_sql(pb_db *db, const char *sql, const char *const *args, siz
 int integration_run_submit(pb_db *db, const char *org_id, const char *user_id, const char *integration_id,
 			   const char *trigger, pb_run **out, bool *existing, char *err)
 {
-	char run_id[PB_ID_BUF], job_id[PB_ID_BUF], now[PB_TIME_BUF], key[PB_ID_BUF + 16];
+	char run_id[PB_ID_BUF], job_id[PB_ID_BUF] = "", now[PB_TIME_BUF], key[PB_ID_BUF + 16];
 	char *input = NULL;
 	int rc;
 	*out = NULL;
@@ -693,68 +703,88 @@ int integration_run_submit(pb_db *db, const char *org_id, const char *user_id, c
 	if ((rc = pb_new_id(run_id, err)))
 		return rc;
 	pb_now(now);
-	/* The run row exists before its job, so a worker claiming the job at once finds it. */
-	const char *ins[] = { run_id, integration_id, org_id, trigger, now };
-	if ((rc = exec_run_sql(db, "INSERT INTO integration_runs (id, integration_id, org_id, trigger, state, "
-			       "created_at) VALUES (?, ?, ?, ?, 'queued', ?)", ins, 5, err)))
-		return rc;
 	json_t *in = json_pack("{s:s, s:s}", "integration_id", integration_id, "run_id", run_id);
 	input = in ? json_dumps(in, JSON_COMPACT) : NULL;
 	json_decref(in);
-	if (!input) {
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
-		goto drop;
-	}
+	if (!input)
+		return pb_err(err, PB_ENOMEM, "out of memory");
 	xsnprintf(key, sizeof key, "ingest:%s", integration_id);
 	pb_job_spec spec = { .kind = "ingest", .org_id = org_id, .user_id = user_id, .input = input,
 			     .idempotency_key = key, .max_attempts = 10 };
-	if ((rc = jobs_submit(db, &spec, job_id, existing, err)))
-		goto drop;
-	if (*existing) {
-		/* the running one answers: drop the row made above */
-		const char *del[] = { run_id };
-		exec_run_sql(db, "DELETE FROM integration_runs WHERE id = ?", del, 1, err);
-		rc = run_query_one(db, "SELECT " RUN_COLS " FROM integration_runs WHERE job_id = ?", job_id, out, err);
+	/* The job and its run row commit together (jobs_submit joins the transaction): a worker
+	 * never claims a job whose run is missing, and no run waits for a job never queued. */
+	const char *ins[] = { run_id, integration_id, org_id, job_id, trigger, now };
+	if ((rc = db_begin(db, err)))
+		goto out;
+	if ((rc = jobs_submit(db, &spec, job_id, existing, err)) ||
+	    (!*existing && (rc = exec_run_sql(db, "INSERT INTO integration_runs (id, integration_id, org_id, job_id, "
+					      "trigger, state, created_at) VALUES (?, ?, ?, ?, ?, 'queued', ?)", ins, 6,
+					      err)))) {
+		db_rollback(db);
 		goto out;
 	}
-	const char *upd[] = { job_id, run_id };
-	if ((rc = exec_run_sql(db, "UPDATE integration_runs SET job_id = ? WHERE id = ?", upd, 2, err)))
+	if ((rc = db_commit(db, err)))
 		goto out;
-	rc = integration_run_get(db, run_id, out, err);
-	goto out;
-drop:;
-	char derr[PB_ERR_MAX];
-	const char *del[] = { run_id };
-	exec_run_sql(db, "DELETE FROM integration_runs WHERE id = ?", del, 1, derr);
+	/* one already queued or running answers: nothing was written */
+	rc = *existing ? run_query_one(db, "SELECT " RUN_COLS " FROM integration_runs WHERE job_id = ?", job_id, out, err)
+		       : integration_run_get(db, run_id, out, err);
 out:
 	free(input);
 	return rc;
 }
 
-/* A run left queued/running whose job has ended (its worker died for good): close it. */
-static int reconcile(pb_db *db, pb_run *r, char *err)
+/* A run still queued or running whose job has ended without closing it (cancelled while
+ * queued, its worker lost for good) ended with its job: the job is the record of how, so the
+ * run is shown failed with the job's code and message. Reads only: nothing is written.
+ * *ended (new: job_free) is that job, NULL when the run is not such a run. */
+static int ended_without_run(pb_db *db, const char *job_id, const char *state, pb_job **ended, char *err)
+{
+	*ended = NULL;
+	if (!job_id || !*job_id || !state || (strcmp(state, "queued") && strcmp(state, "running")))
+		return 0;
+	int rc = jobs_get(db, job_id, ended, err);
+	if (rc == PB_ENOTFOUND)
+		rc = 0;
+	if (rc || !*ended || !job_ended(*ended)) {
+		job_free(*ended);
+		*ended = NULL;
+	}
+	return rc;
+}
+
+static int replace_str(char **field, const char *value)
+{
+	char *copy = value ? xstrdup(value) : NULL;
+	if (value && !copy)
+		return PB_ENOMEM;
+	free(*field);
+	*field = copy;
+	return 0;
+}
+
+static int run_end_from_job(pb_db *db, pb_run *r, char *err)
 {
 	pb_job *j = NULL;
-	if (!r->job_id || (strcmp(r->state, "queued") && strcmp(r->state, "running")))
-		return 0;
-	int rc = jobs_get(db, r->job_id, &j, err);
-	if (rc == PB_ENOTFOUND)
-		return 0;
-	if (rc)
+	int rc = ended_without_run(db, r->job_id, r->state, &j, err);
+	if (rc || !j)
 		return rc;
-	if (job_ended(j)) {
-		const char *msg = j->error_message ? j->error_message : "the run's job ended without finishing the run";
-		rc = integration_run_finish(db, r->id, false, NULL, NULL, j->error_code ? j->error_code : "run_lost",
-					    msg, err);
-		if (!rc) {
-			free(r->state);
-			r->state = xstrdup("failed");
-			free(r->error_code);
-			r->error_code = xstrdup(j->error_code ? j->error_code : "run_lost");
-			free(r->error_message);
-			r->error_message = xstrdup(msg);
-		}
-	}
+	if (replace_str(&r->state, "failed") ||
+	    replace_str(&r->error_code, j->error_code ? j->error_code : "worker_lost") ||
+	    replace_str(&r->error_message, j->error_message ? j->error_message
+							    : "the run's job ended without finishing the run") ||
+	    replace_str(&r->finished_at, j->finished_at))
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+	job_free(j);
+	return rc;
+}
+
+/* The newest run's state (last_run_state) as run_end_from_job shows it. */
+static int last_state_from_job(pb_db *db, pb_integration *i, const char *job_id, char *err)
+{
+	pb_job *j = NULL;
+	int rc = ended_without_run(db, job_id, i->last_run_state, &j, err);
+	if (!rc && j && replace_str(&i->last_run_state, "failed"))
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
 	job_free(j);
 	return rc;
 }
@@ -786,7 +816,7 @@ int integration_runs_list(pb_db *db, const char *org_id, const char *integration
 	db_done(st);
 	st = NULL;
 	for (size_t i = 0; !rc && i < len; i++)
-		rc = reconcile(db, &v[i], err);
+		rc = run_end_from_job(db, &v[i], err);
 out:
 	db_done(st);
 	if (rc) {

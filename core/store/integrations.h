@@ -3,7 +3,7 @@
  *
  * - The client secret is sealed with the key ring (context "integration:<id>") and never
  *   returned; integration_open_secret() opens it for the worker and the permission doctor.
- * - A name is unique within an org (PB_EINVAL with *conflict set on a clash: 409).
+ * - A name is unique within an org (PB_ECONFLICT, code "conflict", on a clash).
  * - A schedule (preset or 5-field cron, UTC; core/lang/cron.h) must not run more often than
  *   PBIPORT_MIN_SCHEDULE_INTERVAL. It is first due at its next matching time.
  * - Runs: at most one queued or running per integration (the "ingest" job's idempotency key
@@ -20,6 +20,7 @@
 
 #include "runtime/config.h"
 #include "runtime/db.h"
+#include "runtime/failure.h"
 
 struct json_t;
 
@@ -58,10 +59,14 @@ int integration_parse(const struct json_t *body, bool create, integration_input 
 /* Checks and normalizes a filters object; *out is new JSON text. */
 int integration_filters_normalize(const struct json_t *filters, char **out, char *err);
 
+/* Save an integration checked by integration_parse (and, for a custom filter_rule, by
+ * core/flow/ingest.h ingest_filter_check). f: PB_EINVAL naming the field (a secret that
+ * cannot be sealed: APPLICATION_ENCRYPTION_KEYS), PB_ECONFLICT "conflict" for a name taken,
+ * PB_ENOTFOUND (update) when org_id has no such integration; nothing is written then. */
 int integrations_create(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
-			const integration_input *in, pb_integration **out, bool *conflict, char *err);
+			const integration_input *in, pb_integration **out, pb_failure *f);
 int integrations_update(pb_db *db, const pb_config *cfg, const char *org_id, const char *id,
-			const integration_input *in, pb_integration **out, bool *conflict, char *err);
+			const integration_input *in, pb_integration **out, pb_failure *f);
 /* Deletes the integration (its runs go with it) inside the caller's transaction; what its
  * assets become is the caller's to settle first (core/flow/ingest.h ingest_integration_delete).
  * PB_ENOTFOUND when org_id has no such integration. */
@@ -81,7 +86,9 @@ struct json_t *integration_json(const pb_integration *i);
  * first of cfg's ring (one transaction); *resealed counts them. */
 int integrations_rotate(pb_db *db, const pb_config *cfg, size_t *resealed, char *err);
 
-/* The plain client secret: *plain new, free with pb_secret_free(*plain, *len). */
+/* The plain client secret: *plain new, free with pb_secret_free(*plain, *len). A secret that
+ * cannot be opened (APPLICATION_ENCRYPTION_KEYS unset, or without the key it was sealed with)
+ * fails with a message naming the integration. */
 int integration_open_secret(const pb_config *cfg, const pb_integration *i, char **plain, size_t *len, char *err);
 
 /* Schedules: integrations whose next_run_at has come (at most PB_LIST_MAX_ITEMS). */
@@ -106,13 +113,15 @@ typedef struct pb_run {
 	char *wait_until, *wait_reason;   /* why a queued run waits and until when; NULL when it does not */
 } pb_run;
 
-/* Queues a run (trigger "manual" or "schedule"): a run row and an "ingest" job. When one is
+/* Queues a run (trigger "manual" or "schedule"): a run row and an "ingest" job, in one
+ * transaction (the caller's, when it holds one): both are written or neither. When one is
  * already queued or running, nothing is written: *out is that run and *existing true.
  * user_id may be NULL (schedule). */
 int integration_run_submit(pb_db *db, const char *org_id, const char *user_id, const char *integration_id,
 			   const char *trigger, pb_run **out, bool *existing, char *err);
-/* Newest first, at most PB_INTEGRATION_RUNS_KEPT. Runs whose job ended without the run
- * being closed (a worker that died for good) are shown failed. */
+/* Newest first, at most PB_INTEGRATION_RUNS_KEPT. A run whose job ended without closing it
+ * (cancelled while queued, its workers lost for good) is shown failed with the job's code,
+ * message and end; so is last_run_state. Reads only: nothing is written. */
 int integration_runs_list(pb_db *db, const char *org_id, const char *integration_id, pb_run **out, size_t *n,
 			  char *err);
 int integration_run_get(pb_db *db, const char *run_id, pb_run **out, char *err);

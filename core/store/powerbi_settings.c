@@ -196,18 +196,14 @@ int pbi_settings_candidate(pb_db *db, const pb_config *cfg, const char *org_id, 
 }
 
 int pbi_settings_put(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
-		     const pbi_settings_input *in, const pbi_settings_verified *verified, pbi_settings_saved *saved,
-		     char *err)
+		     const pbi_settings_input *in, const pbi_settings_verified *verified, char *err)
 {
 	sqlite3_stmt *st = NULL;
 	pbi_settings old = { 0 };
-	pbi_settings_saved ignored;
 	char *old_sealed = NULL, *sealed = NULL, ctx[SETTINGS_CTX_MAX], now[PB_TIME_BUF];
 	const char *verified_sealed = verified ? verified->kept_sealed : NULL;
 	const char *name = verified ? verified->app_name : NULL;
 	bool began = false;
-	if (!saved)
-		saved = &ignored;
 	int rc = check_input(cfg, in, err);
 	if (rc || (rc = secret_context(org_id, ctx, err)))
 		return rc;
@@ -231,8 +227,7 @@ int pbi_settings_put(pb_db *db, const pb_config *cfg, const char *org_id, const 
 			goto out;
 		}
 		if (verified_sealed && strcmp(verified_sealed, old_sealed)) {
-			(void)xsnprintf(saved->code, sizeof saved->code, "settings_changed");
-			rc = pb_err(err, PB_EINVAL, "the stored client secret changed while these settings were being "
+			rc = pb_err(err, PB_ECONFLICT, "the stored client secret changed while these settings were being "
 				    "verified: save them again");
 			goto out;
 		}

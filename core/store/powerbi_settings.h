@@ -17,8 +17,6 @@
 #include "runtime/db.h"
 #include "runtime/limits.h"
 
-struct msapi;
-
 typedef struct pbi_settings {
 	char mode[8];               /* "sso" or "custom" */
 	char *tenant_id;            /* new; the effective value (sso: the deployment's), may be NULL */
@@ -44,18 +42,6 @@ typedef struct pbi_settings_input {
 	bool verify;                /* prove the credentials with Entra first and store the app's name */
 } pbi_settings_input;
 
-#ifndef PBI_CODE_MAX
-#define PBI_CODE_MAX 32
-#endif
-
-/* What a save learned from Microsoft. */
-typedef struct pbi_settings_saved {
-	char code[PBI_CODE_MAX];    /* failure: "bad_credentials" (Entra refused them), "unavailable"
-				     * (Entra could not be asked), "settings_changed" (changed meanwhile);
-				     * "" for input a user must correct */
-	char warning[PB_ERR_MAX];   /* success: why the application name stays unknown, or "" */
-} pbi_settings_saved;
-
 /* What a check of the credentials with Microsoft proved before a save (core/flow/powerbi_setup.h):
  * both borrowed for the call. */
 typedef struct pbi_settings_verified {
@@ -67,12 +53,11 @@ typedef struct pbi_settings_verified {
  * PB_EINVAL with a message a user can act on: sso without PBIPORT_SSO_* set, custom without ids
  * or secret, malformed ids, no key ring configured. verified (may be NULL: not checked) gives the
  * name to store and, when the stored secret was kept, the sealed text that was checked: a secret
- * changed meanwhile is refused (saved->code "settings_changed"). Without verified the name is
- * kept while the app stays the same, else forgotten. Connections made with another app are
- * marked needs_reconnect. saved may be NULL; its code is set only on failure. */
+ * changed meanwhile is refused with PB_ECONFLICT. Without verified the name is kept while the
+ * app stays the same, else forgotten. Connections made with another app are marked
+ * needs_reconnect. */
 int pbi_settings_put(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
-		     const pbi_settings_input *in, const pbi_settings_verified *verified, pbi_settings_saved *saved,
-		     char *err);
+		     const pbi_settings_input *in, const pbi_settings_verified *verified, char *err);
 
 /* Whether some organization uses the deployment's sign-in app for Power BI (mode "sso"): then
  * signing in with Microsoft asks for the Power BI permissions in the same consent. */

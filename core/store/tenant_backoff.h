@@ -6,7 +6,7 @@
  * when one job gets a 429 with "Retry-After: 3600", every other job that calls the same API
  * family on the same tenant must wait too, or it spends the tenant's budget and prolongs the
  * throttling. A job that got a 429 records it here (tenant_backoff_note); a job that is about to
- * call a family asks first (tenant_backoff_get, or tenant_backoff_hold_job, which puts the job
+ * call a family asks first (tenant_backoff_get, or core/flow/tenant_hold.h for a job, which puts the job
  * back in the queue until the wait ends instead of sleeping in the worker). The waits live in
  * the database, so they hold across processes and restarts.
  *
@@ -17,8 +17,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/flow/worker.h"
 #include "runtime/db.h"
+#include "runtime/limits.h"
 
 /* The API families whose budget a tenant's callers share. TB_ADMIN is Power BI's admin APIs
  * other than the scanner's (/admin/groups, /admin/datasets, ...). */
@@ -51,12 +51,5 @@ bool tenant_backoff_record(pb_db *db, const char *tenant_id, tb_family f, long r
 /* *waiting true, and *out filled, when the tenant's callers of family f must wait now. */
 int tenant_backoff_get(pb_db *db, const char *tenant_id, tb_family f, tenant_backoff *out, bool *waiting,
 		       char *err);
-
-/* For a job about to call family f on tenant_id: when the tenant must wait, puts the job back
- * in the queue until the wait ends (job_retry_later with code "tenant_backoff" and a message
- * saying why it waits and until when, shown in the job's status) and returns that rc with
- * *held true; else 0 and *held false. *out (may be NULL) gets the wait. A failure to read the
- * store is returned with the message in ctx->err. */
-int tenant_backoff_hold_job(pb_job_ctx *ctx, const char *tenant_id, tb_family f, tenant_backoff *out, bool *held);
 
 #endif

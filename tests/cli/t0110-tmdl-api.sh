@@ -47,9 +47,9 @@ SF=$(jget '[p["id"] for p in d["output_ports"] if p["name"] == "sf"][0]')
 DBX=$(jget '[p["id"] for p in d["output_ports"] if p["name"] == "dbx"][0]')
 
 cgi GET "/api/output-ports/$SF/tmdl" REMOTE_USER=alice
-check "dry run: every missing value in one 422, named as query parameters" '[ "$status" = 422 ] && [ "$(message)" = "server \"sf\" (snowflake): no warehouse or schema; add \"warehouse\" and \"schema\" to the server or pass ?warehouse= and ?schema=" ]'
+check "dry run: every missing value in one 400 (the caller can give them), named as query parameters" '[ "$status" = 400 ] && json "d[\"error\"][\"code\"] == \"bad_request\"" && [ "$(message)" = "server \"sf\" (snowflake): no warehouse or schema; add \"warehouse\" and \"schema\" to the server or pass ?warehouse= and ?schema=" ]'
 cgi GET "/api/output-ports/$DBX/tmdl" REMOTE_USER=alice
-check "dry run: ?http_path=, not --http-path" '[ "$status" = 422 ] && json "d[\"error\"][\"message\"].endswith(\"or pass ?http_path=\") and \"--\" not in d[\"error\"][\"message\"]"'
+check "dry run: ?http_path=, not --http-path" '[ "$status" = 400 ] && json "d[\"error\"][\"message\"].endswith(\"or pass ?http_path=\") and \"--\" not in d[\"error\"][\"message\"]"'
 cgi GET "/api/output-ports/$SF/tmdl?warehouse=WH&schema=PUBLIC" REMOTE_USER=alice
 check "dry run with ?warehouse= and ?schema=: 200" '[ "$status" = 200 ] && json "any(\"{[Name=\\\"PUBLIC\\\",Kind=\\\"Schema\\\"]}\" in f[\"content\"] for f in d[\"files\"])"'
 cgi GET "/api/output-ports/$DBX/tmdl?http_path=%2Fsql%2F1.0%2Fwarehouses%2Fabc&catalog=ignored" REMOTE_USER=alice

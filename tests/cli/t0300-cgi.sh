@@ -171,7 +171,7 @@ check "body shorter than Content-Length: 400" '[ "$status" = 400 ]'
 req GET /healthz CONTENT_LENGTH=5
 check "a body where none is taken: 413" '[ "$status" = 413 ]'
 post /api/data-products "$FIX/broken.yaml" application/yaml REMOTE_USER=alice
-check "malformed YAML: 400 with line and column" '[ "$status" = 400 ] && is_error invalid_contract && json "\"request body:3:1:\" in d[\"error\"][\"message\"]"'
+check "malformed YAML: 400 with line and column" '[ "$status" = 400 ] && is_error bad_request && json "\"request body:3:1:\" in d[\"error\"][\"message\"]"'
 post /api/data-products "$FIX/broken.json" application/json REMOTE_USER=alice
 check "malformed JSON: 400 with line and column" '[ "$status" = 400 ] && json "\"line 2, column 10\" in d[\"error\"][\"message\"]"'
 printf '{"id":"a","id":"b"}' >"$tmp/dup.json"
@@ -205,9 +205,9 @@ check "another org's port: 404" '[ "$status" = 404 ]'
 req GET "/api/output-ports/$PORT/tmdl?mode=directquery" REMOTE_USER=bob
 check "GET tmdl: rendered files" '[ "$status" = 200 ] && json "any(f[\"path\"] == \"definition/model.tmdl\" for f in d[\"files\"]) and all(set(f) == {\"path\",\"content\"} for f in d[\"files\"])"'
 req GET "/api/output-ports/$PORT/tmdl?mode=sideways" REMOTE_USER=bob
-check "GET tmdl with a bad mode: 422 naming it" '[ "$status" = 422 ] && is_error render_failed && json "\"sideways\" in d[\"error\"][\"message\"] or \"mode\" in d[\"error\"][\"message\"]"'
+check "GET tmdl with a bad mode: 400 naming it" '[ "$status" = 400 ] && is_error bad_request && json "\"sideways\" in d[\"error\"][\"message\"] or \"mode\" in d[\"error\"][\"message\"]"'
 req GET "/api/output-ports/$DBX_PORT/tmdl" REMOTE_USER=bob
-check "databricks port without http_path: 422 naming it" '[ "$status" = 422 ] && json "\"http_path\" in d[\"error\"][\"message\"] or \"httpPath\" in d[\"error\"][\"message\"]"'
+check "databricks port without http_path: 400 naming it" '[ "$status" = 400 ] && json "\"http_path\" in d[\"error\"][\"message\"] or \"httpPath\" in d[\"error\"][\"message\"]"'
 req GET "/api/output-ports/$DBX_PORT/tmdl?http_path=%2Fsql%2F1.0%2Fwarehouses%2Fabc" REMOTE_USER=bob
 check "databricks port with http_path in the query: 200" '[ "$status" = 200 ] && json "len(d[\"files\"]) > 2"'
 req GET "/api/output-ports/$PORT/tmdl?colour=red" REMOTE_USER=bob

@@ -152,9 +152,11 @@ class Catalog(PublishStackTestCase):
         self.assertEqual(doc["agreements"], [])
         for query, word in (("?state=done", "state"), ("?limit=0", "limit"), ("?cursor=x", "cursor")):
             err = self.assertError(self.stack.json("GET", "/api/agreements" + query, token="alice"), 400,
-                                   "invalid_request")
+                                   "bad_request")
             self.assertIn(word, err["message"])
-        self.assertError(self.stack.json("GET", "/api/agreements?data_product=" + "0" * 32, token="alice"), 404)
+        err = self.assertError(self.stack.json("GET", "/api/agreements?data_product=" + "0" * 32, token="alice"), 404,
+                               "not_found")
+        self.assertIn("data_product", err["message"])
 
     def test_06_one_agreement_and_the_consumers_link(self):
         res = self.publish_done("analytics", WS_ADMIN, "Linked")

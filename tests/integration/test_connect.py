@@ -198,13 +198,13 @@ class ConnectPowerBI(harness.EmulatorStackTestCase):
         # verify must be a boolean; a client id is a GUID
         status, _, doc = self.call("PUT", "/api/settings/powerbi", "alice",
                                    {"mode": "custom", "tenant_id": TENANT, "client_id": APP_ID, "verify": "no"})
-        self.assertEqual((status, doc["error"]["code"]), (400, "invalid_settings"), doc)
+        self.assertEqual((status, doc["error"]["code"]), (400, "bad_request"), doc)
         status, _, doc = self.call("PUT", "/api/settings/powerbi", "alice",
                                    {"mode": "custom", "tenant_id": TENANT, "client_id": "my-app",
                                     "client_secret": "x", "verify": False})
-        self.assertEqual((status, doc["error"]["code"]), (400, "invalid_settings"), doc)
+        self.assertEqual((status, doc["error"]["code"]), (400, "bad_request"), doc)
         self.assertIn("GUID", doc["error"]["message"])
-        # Entra unreachable: nothing saved, 502 saying how to store them anyway
+        # Entra unreachable (it asks to wait an hour): nothing saved, 503 saying how to store them anyway
         self.emu.control("POST", "faults", {"path_prefix": "/entra", "error_rate": {
             "status": 503, "percent": 100, "retry_after": 3600}})
         try:
@@ -213,8 +213,8 @@ class ConnectPowerBI(harness.EmulatorStackTestCase):
                                         "client_secret": APP_SECRET})
         finally:
             self.emu.control("DELETE", "faults")
-        self.assertEqual(status, 502, doc)
-        self.assertEqual(doc["error"]["code"], "unavailable")
+        self.assertEqual(status, 503, doc)
+        self.assertEqual(doc["error"]["code"], "throttled")
         self.assertIn('"verify": false', doc["error"]["message"])
         self.configure()
 
@@ -333,7 +333,7 @@ class ConnectPowerBI(harness.EmulatorStackTestCase):
         bad = st[:-1] + ("A" if st[-1] != "A" else "B")
         status, _, doc = self.call("GET", "/powerbi/callback?code=x&state=" + urllib.parse.quote(bad), "alice")
         self.assertEqual(status, 400, doc)
-        self.assertEqual(doc["error"]["code"], "invalid_state")
+        self.assertEqual(doc["error"]["code"], "bad_request")
         self.assertIn("altered", doc["error"]["message"])
         # replayed: the genuine callback works once
         cb = self.consent(loc)
@@ -389,7 +389,8 @@ class ConnectPowerBI(harness.EmulatorStackTestCase):
             status, _, doc = self.call("GET", "/powerbi/connect?return_to=" + urllib.parse.quote(bad, safe=""),
                                        "alice")
             self.assertEqual(status, 400, (bad, doc))
-            self.assertEqual(doc["error"]["code"], "invalid_return_to", bad)
+            self.assertEqual(doc["error"]["code"], "bad_request", bad)
+            self.assertIn("?return_to=", doc["error"]["message"])
         self.start_connect(query="return_to=%2Fdata-products%2Fx%3Ftab%3Dpbi")
 
     def test_08_consent_declined_is_a_clear_400(self):
@@ -498,6 +499,29 @@ class ConnectPowerBI(harness.EmulatorStackTestCase):
         # the old key alone no longer opens anything: the rotation really re-sealed
         status, _, doc = self.call("POST", "/api/settings/powerbi/test", "alice")
         self.assertFalse(doc.get("ok"), doc)
+
+    def test_13_callback_failures_say_whose(self):
+        """Entra's other redirect errors are classified like any Microsoft failure, and a code
+        exchange Entra refuses for the organization's app names the organization's settings (msapi's
+        own words name no one's settings)."""
+        self.configure()
+        n = len(self.connections())
+        _, q = self.start_connect()
+        status, headers, doc = self.call("GET", "/powerbi/callback?error=temporarily_unavailable&error_description="
+                                         "try+later&state=" + urllib.parse.quote(q["state"]), "alice")
+        self.assertEqual((status, doc["error"]["code"]), (503, "unavailable"), doc)
+        self.assertIn("temporarily_unavailable: try later", doc["error"]["message"])
+        # the saved secret is wrong (stored unchecked): the exchange is refused, nothing stored
+        body = {"mode": "custom", "tenant_id": TENANT, "client_id": APP_ID, "client_secret": "wrong-secret",
+                "verify": False}
+        self.assertEqual(self.call("PUT", "/api/settings/powerbi", "alice", body)[0], 200)
+        loc, _ = self.start_connect()
+        status, _, doc = self.call("GET", self.consent(loc), "alice")
+        self.assertEqual((status, doc["error"]["code"]), (400, "bad_credentials"), doc)
+        self.assertTrue(doc["error"]["message"].startswith("the organization's Power BI settings: Entra refused the "
+                                                           "client secret"), doc)
+        self.assertEqual(len(self.connections()), n)
+        self.configure()
 
 
 class FeatureDisabled(harness.StackTestCase):

@@ -198,7 +198,8 @@ class ImportFromPowerBI(harness.StackTestCase):
         # duplicate name
         status, err = self.call("POST", "/api/integrations", body={
             "name": "prod", "type": "powerbi", "tenant_id": TENANT, "client_id": SP_ID, "client_secret": "x"})
-        self.assertEqual(status, 409, err)
+        self.assertEqual((status, err["error"]["code"]), (409, "conflict"), err)
+        self.assertTrue(err["error"]["message"].startswith("name: "), err)
         # members may not manage integrations
         status, err = self.call("POST", "/api/integrations", user="bob", body={"name": "m"})
         self.assertEqual(status, 403, err)
@@ -214,7 +215,7 @@ class ImportFromPowerBI(harness.StackTestCase):
             status, err = self.call("POST", "/api/integrations", body={
                 "name": "s", "type": "powerbi", "tenant_id": TENANT, "client_id": SP_ID, "client_secret": "x",
                 "schedule": sched})
-            self.assertEqual(status, 400, err)
+            self.assertEqual((status, err["error"]["code"]), (400, "bad_request"), err)
             self.assertIn(part, err["error"]["message"])
         # Microsoft ids are GUIDs: the field is named
         for field, value in (("tenant_id", "contoso.example"), ("tenant_id", ".."), ("client_id", "abc"),
@@ -237,11 +238,11 @@ class ImportFromPowerBI(harness.StackTestCase):
             body = {"name": "f", "type": "powerbi", "tenant_id": TENANT, "client_id": SP_ID, "client_secret": "x"}
             body.update(bad)
             status, err = self.call("POST", "/api/integrations", body=body)
-            self.assertEqual(status, 400, (bad, err))
+            self.assertEqual((status, err["error"]["code"]), (400, "bad_request"), (bad, err))
         # update: rename clash, schedule change, secret kept sealed
         other = self.create("other")
         status, err = self.call("PUT", "/api/integrations/%s" % other["id"], body={"name": "prod"})
-        self.assertEqual(status, 409, err)
+        self.assertEqual((status, err["error"]["code"]), (409, "conflict"), err)
         status, upd = self.call("PUT", "/api/integrations/%s" % other["id"], body={"schedule": "@twice_daily"})
         self.assertEqual(status, 200, upd)
         self.assertEqual(upd["schedule"], "@twice_daily")
@@ -396,7 +397,15 @@ class ImportFromPowerBI(harness.StackTestCase):
         self.assertFalse(rep["ok"])
         self.assertFalse(rep["checks"][0]["ok"])
         self.assertIn("client secret", rep["checks"][0]["fix"])
+        self.assertTrue(rep["checks"][0]["message"].startswith("the credentials sent: "), rep)
         self.assertNotIn("not-the-secret-7f3a", json.dumps(rep))
+        # Power BI refusing the workspace list for another reason than the identity: 502, naming whose
+        self.emu.control("POST", "faults", {"path_prefix": "/powerbi/v1.0/myorg/groups",
+                                            "error_rate": {"status": 400, "percent": 100}})
+        status, err = self.call("POST", "/api/integrations/%s/test" % integ["id"])
+        self.assertEqual((status, err["error"]["code"]), (502, "powerbi_rejected"), err)
+        self.assertIn("integration 'prod'", err["error"]["message"])
+        self.load(self.fixture)
         # tenant settings turned off, one at a time
         for setting, check, words in (("service_principals_allowed", "fabric_api_access", "Service principals can use Fabric APIs"),
                                       ("detailed_metadata", "detailed_metadata", "detailed metadata"),
@@ -410,6 +419,15 @@ class ImportFromPowerBI(harness.StackTestCase):
             self.assertFalse(checks[check]["ok"], (setting, rep))
             self.assertIn(words, checks[check]["fix"])
             self.assertEqual(len([c for c in rep["checks"] if c["ok"] is False]), 1, rep)
+
+    def test_refused_secret_names_the_integration(self):
+        integ = self.create(client_secret="not-the-secret-7f3a")
+        run = self.run_to_end(integ["id"])
+        self.assertEqual((run["state"], run["error"]["code"]), ("failed", "bad_credentials"), run)
+        self.assertTrue(run["error"]["message"].startswith("integration 'prod': "), run)
+        self.assertNotIn("not-the-secret-7f3a", json.dumps(run))
+        status, job = self.call("GET", "/api/jobs/%s" % run["job_id"])
+        self.assertEqual((job["state"], job["error"]["code"]), ("failed", "bad_credentials"), job)
 
     def test_429_storm(self):
         integ = self.create()

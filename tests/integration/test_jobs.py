@@ -72,7 +72,7 @@ class Jobs(PublishStackTestCase):
         for query, word in (("?kind=bogus", "kind"), ("?state=done", "state"), ("?limit=0", "limit"),
                             ("?limit=201", "limit"), ("?limit=x", "limit"), ("?cursor=nope", "cursor"),
                             ("?user=bob", "user")):
-            err = self.assertError(self.stack.json("GET", "/api/jobs" + query, token="bob"), 400)
+            err = self.assertError(self.stack.json("GET", "/api/jobs" + query, token="bob"), 400, "bad_request")
             self.assertIn(word, err["message"], query)
 
     # ---- cancel ----------------------------------------------------------------------------------
@@ -174,10 +174,10 @@ class Jobs(PublishStackTestCase):
         self.assertError(self.cancel(alices, user="bob"), 404, "not_found")     # another user, a member
         self.assertError(self.cancel(uuid.uuid4().hex), 404, "not_found")
         # a refresh creates nothing to remove
-        err = self.assertError(self.cancel(bobs, {"cleanup": True}, user="bob"), 400, "invalid_request")
+        err = self.assertError(self.cancel(bobs, {"cleanup": True}, user="bob"), 400, "bad_request")
         self.assertIn("cleanup", err["message"])
         for body in ({"cleanup": "yes"}, {"clean": True}, []):
-            self.assertError(self.cancel(bobs, body, user="bob"), 400, "invalid_request")
+            self.assertError(self.cancel(bobs, body, user="bob"), 400, "bad_request")
         # an owner may cancel a member's job
         status, _, doc = self.cancel(bobs, user="alice")
         self.assertEqual((status, doc["state"]), (200, "cancelled"), doc)

@@ -253,19 +253,19 @@ class NginxApi(harness.StackTestCase):
 
     def test_malformed_yaml_is_400_with_position(self):
         before = self.list_ids()
-        err = self.assertError(self.stack.import_contract(fixture("malformed.yaml"), token="alice"), 400)
+        err = self.assertError(self.stack.import_contract(fixture("malformed.yaml"), token="alice"), 400, "bad_request")
         self.assertRegex(err["message"], LINE_COLUMN)
         self.assertEqual(self.list_ids(), before)
 
     def test_malformed_json_is_400_with_position(self):
         before = self.list_ids()
-        err = self.assertError(self.stack.import_contract(fixture("malformed.json"), token="alice"), 400)
+        err = self.assertError(self.stack.import_contract(fixture("malformed.json"), token="alice"), 400, "bad_request")
         self.assertRegex(err["message"], LINE_COLUMN)
         self.assertEqual(self.list_ids(), before)
 
     def test_contract_with_errors_names_field_and_writes_nothing(self):
         before = self.list_ids()
-        err = self.assertError(self.stack.import_contract(fixture("invalid_type.odcs.yaml"), token="alice"), 400)
+        err = self.assertError(self.stack.import_contract(fixture("invalid_type.odcs.yaml"), token="alice"), 400, "bad_request")
         self.assertIn("schema[0].properties[1].logicalType", err["message"])
         self.assertEqual(self.list_ids(), before)
 

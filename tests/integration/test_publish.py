@@ -1,7 +1,7 @@
 """Publish an output port to Power BI through nginx + pbiport worker + the emulator: new Snowflake
 connection, existing matching connection (none created), Databricks PAT and service principal,
 double submit collapsed, re-publish suffix, listing, other org 404, what is refused before queueing
-(non-GUID ids 400, Viewer-only workspace 403, unknown workspace 400, no Power BI connection 409,
+(non-GUID ids 400, Viewer-only workspace 403, unknown workspace 404, no Power BI connection 409,
 http_path on Snowflake 400), the default name (the data product's), malformed template, and crash
 safety (kill -9 of the worker inside each phase, then exactly one connection and one model; a
 resumed job never adopts a model another publish made under its planned name)."""
@@ -165,7 +165,7 @@ class Publish(PublishStackTestCase):
         self.assertIn("Viewer", err["message"])
         err = self.assertError(self.publish("analytics", {"workspace_id": "a0000000-0000-4000-8000-0000000000ff",
                                                           "name": "Nowhere", "connection_id": SF_CONNECTION}),
-                               400, "workspace_not_found")
+                               404, "powerbi_not_found")
         self.assertIn("workspace_id", err["message"])
         self.assertEqual(self.queued_jobs(), before)   # nothing queued
         # Power BI too slow to answer the check: the request is queued and the job checks again
@@ -215,10 +215,10 @@ class Publish(PublishStackTestCase):
         ]
         before = self.emu.state("log")["requests"]
         for body, word in cases:
-            err = self.assertError(self.publish("analytics", body), 400, "invalid_request")
+            err = self.assertError(self.publish("analytics", body), 400, "bad_request")
             self.assertIn(word, err["message"], body)
         err = self.assertError(self.publish("lakehouse", {"workspace_id": WS_ADMIN, "connection": dict(SP, tenant_id="..")}),
-                               400, "invalid_request")
+                               400, "bad_request")
         self.assertIn("connection.tenant_id must be", err["message"])
         # refused before anything was asked of Power BI
         self.assertEqual(len(self.emu.state("log")["requests"]), len(before))

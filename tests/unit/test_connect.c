@@ -73,6 +73,18 @@ static int teardown(void **state)
 	return tu_rmtree(tmpdir);
 }
 
+/* The failure of the last setup_save, token_once or session call. */
+static pb_failure last;
+
+/* pbi_setup_save with its failure in last and the message in err. */
+static int setup_save(const pb_config *c, const char *org, const char *user, const pbi_settings_input *in,
+		      pbi_setup_saved *saved, char *err)
+{
+	int rc = pbi_setup_save(db, c, org, user, in, saved, &last);
+	memcpy(err, last.message, PB_ERR_MAX);
+	return rc;
+}
+
 static bool have_emu(void)
 {
 	if (!tu_have_emu())   /* demo.json */
@@ -216,18 +228,18 @@ static void settings_sealed_kept_and_sso(void **state)
 	assert_int_equal(pbi_settings_app(db, &cfg, org2_id, &app, err), PB_ENOTFOUND);
 
 	pbi_settings_input sso = { .mode = "sso" };
-	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &sso, NULL, err), PB_EINVAL);
+	assert_int_equal(setup_save(&cfg, org_id, ann_id, &sso, NULL, err), PB_EINVAL);
 	assert_non_null(strstr(err, "PBIPORT_SSO_TENANT_ID"));
 	pbi_settings_input in = { .mode = "custom", .tenant_id = TENANT, .client_id = APP_ID };
-	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &in, NULL, err), PB_EINVAL);
+	assert_int_equal(setup_save(&cfg, org_id, ann_id, &in, NULL, err), PB_EINVAL);
 	assert_non_null(strstr(err, "client_secret"));
 	in.tenant_id = "bad tenant/../x";
 	in.client_secret = APP_SEC;
-	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &in, NULL, err), PB_EINVAL);
+	assert_int_equal(setup_save(&cfg, org_id, ann_id, &in, NULL, err), PB_EINVAL);
 	in.tenant_id = TENANT;
 	pbi_settings_input nomode = { 0 };
-	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &nomode, NULL, err), PB_EINVAL);
-	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &in, NULL, err), PB_OK);
+	assert_int_equal(setup_save(&cfg, org_id, ann_id, &nomode, NULL, err), PB_EINVAL);
+	assert_int_equal(setup_save(&cfg, org_id, ann_id, &in, NULL, err), PB_OK);
 
 	assert_int_equal(pbi_settings_get(db, &cfg, org_id, &s, err), PB_OK);
 	assert_string_equal(s.mode, "custom");
@@ -254,7 +266,7 @@ static void settings_sealed_kept_and_sso(void **state)
 
 	/* update without a secret keeps it */
 	in.client_secret = NULL;
-	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &in, NULL, err), PB_OK);
+	assert_int_equal(setup_save(&cfg, org_id, ann_id, &in, NULL, err), PB_OK);
 	assert_int_equal(pbi_settings_app(db, &cfg, org_id, &app, err), PB_OK);
 	assert_string_equal(app.client_secret, APP_SEC);
 	assert_string_equal(app.tenant_id, TENANT);
@@ -265,7 +277,7 @@ static void settings_sealed_kept_and_sso(void **state)
 	c2.sso_tenant_id = "sso-tenant";
 	c2.sso_client_id = "sso-client";
 	c2.sso_client_secret = "sso-secret";
-	assert_int_equal(pbi_setup_save(db, &c2, org2_id, cat_id, &sso, NULL, err), PB_OK);
+	assert_int_equal(setup_save(&c2, org2_id, cat_id, &sso, NULL, err), PB_OK);
 	assert_int_equal(pbi_settings_get(db, &c2, org2_id, &s, err), PB_OK);
 	assert_string_equal(s.mode, "sso");
 	assert_string_equal(s.client_id, "sso-client");
@@ -366,19 +378,31 @@ static void store_scoping_and_one_per_tenant(void **state)
 	assert_int_equal(conn_find(db, org_id, bob_id, NULL, &c, err), PB_ENOTFOUND);
 }
 
-static int token_once(const char *id, long long stale, char code[PBI_CODE_MAX], long long *gen, char *err)
+/* The store's refresh function, as core/flow/pbi_session.c's: Entra through c. */
+static int redeem(void *ctx, const char *refresh_token, entra_token *out, pb_failure *f)
+{
+	msapi *c = ctx;
+	entra_app app = { TENANT, APP_ID, APP_SEC };
+	int rc = entra_refresh(c, &app, refresh_token, CONN_SCOPES, out, f->message);
+	return rc ? pbi_entra_user_fail(c, rc, f) : PB_OK;
+}
+
+static int token_once(const char *id, long long stale, char code[PB_CODE_MAX], long long *gen, char *err)
 {
 	pb_http *h = NULL;
 	msapi c;
 	char *tok = NULL;
-	entra_app app = { TENANT, APP_ID, APP_SEC };
-	int rc = pb_http_new(NULL, &h, err);
+	pb_failure f;
+	pb_failure_clear(&f);
+	int rc = pb_http_new(NULL, &h, f.message);
 	if (!rc)
-		rc = msapi_init(&c, h, err);
+		rc = msapi_init(&c, h, f.message);
 	if (!rc)
-		rc = conn_token(db, cfg.encryption_keys, &c, &app, id, stale, &tok, gen, code, err);
+		rc = conn_token(db, cfg.encryption_keys, id, stale, redeem, &c, &tok, gen, &f);
 	if (!rc && strncmp(tok, "emu_at_", 7))
-		rc = pb_err(err, PB_EINTERNAL, "not an emulator token");
+		rc = pb_fail(&f, PB_EINTERNAL, NULL, "not an emulator token");
+	xsnprintf(code, PB_CODE_MAX, "%s", rc ? pb_failure_code(&f) : "");
+	memcpy(err, f.message, PB_ERR_MAX);
 	pb_secret_free(tok, tok ? strlen(tok) : 0);
 	msapi_release(&c);
 	pb_http_free(h);
@@ -390,7 +414,7 @@ static void token_service_refreshes_once(void **state)
 	(void)state;
 	if (!have_emu())
 		return;
-	char err[PB_ERR_MAX], id[PB_ID_BUF], code[PBI_CODE_MAX];
+	char err[PB_ERR_MAX], id[PB_ID_BUF], code[PB_CODE_MAX];
 	long long gen = -1, base = refresh_exchanges();
 	connect_user(org_id, ann_id, id);
 	assert_int_equal(token_once(id, -1, code, &gen, err), PB_OK);
@@ -424,7 +448,7 @@ static void token_service_refreshes_once(void **state)
 		assert_true(pids[i] >= 0);
 		if (pids[i] == 0) {
 			pb_db *own = NULL;
-			char e[PB_ERR_MAX], cd[PBI_CODE_MAX];
+			char e[PB_ERR_MAX], cd[PB_CODE_MAX];
 			long long g = 0;
 			int rc = db_open(db_path, false, &own, e);
 			if (!rc) {
@@ -478,15 +502,15 @@ static void sessions_user_and_app(void **state)
 	(void)state;
 	if (!have_emu())
 		return;
-	char err[PB_ERR_MAX], code[PBI_CODE_MAX], id[PB_ID_BUF];
+	char err[PB_ERR_MAX], code[PB_CODE_MAX], id[PB_ID_BUF];
 	pbi_session s;
 	/* settings for acme exist (settings test above); bob has no connection */
-	assert_int_not_equal(pbi_session_user(&s, db, &cfg, org_id, bob_id, code, err), PB_OK);
-	assert_string_equal(code, "not_connected");
-	assert_int_not_equal(pbi_session_user(&s, db, &cfg, org2_id, cat_id, code, err), PB_OK);
-	assert_string_equal(code, "not_configured");
+	assert_int_equal(pbi_session_open_user(&s, db, &cfg, org_id, bob_id, &last), PB_ECONFLICT);
+	assert_string_equal(pb_failure_code(&last), "not_connected");
+	assert_int_equal(pbi_session_open_user(&s, db, &cfg, org2_id, cat_id, &last), PB_ECONFLICT);
+	assert_string_equal(pb_failure_code(&last), "not_configured");
 	connect_user(org_id, bob_id, id);
-	assert_int_equal(pbi_session_user(&s, db, &cfg, org_id, bob_id, code, err), PB_OK);
+	assert_int_equal(pbi_session_open_user(&s, db, &cfg, org_id, bob_id, &last), PB_OK);
 	assert_true(!strncmp(s.api.token, "emu_at_", 7));
 	/* Microsoft expires the token mid-session: the msapi callback refreshes through the row */
 	long long base = refresh_exchanges();
@@ -502,20 +526,32 @@ static void sessions_user_and_app(void **state)
 	free(fresh);
 	pbi_session_release(&s);
 
-	assert_int_equal(pbi_session_app(&s, TENANT, APP_ID, APP_SEC, code, err), PB_OK);
+	assert_int_equal(pbi_session_open_app(&s, "push connection 'sales'", TENANT, APP_ID, APP_SEC, &last), PB_OK);
 	assert_non_null(s.api.token);
 	pbi_session_release(&s);
+	/* refused credentials: the message says whose (msapi's words do not) and which part */
+	assert_int_equal(pbi_session_open_app(&s, "push connection 'sales'", TENANT, APP_ID, "Zq9-not-the-secret", &last),
+			 PB_EINVAL);
+	assert_string_equal(pb_failure_code(&last), "bad_credentials");
+	assert_true(!strncmp(last.message, "push connection 'sales': Entra refused the client secret", 56));
+	assert_null(strstr(last.message, "Zq9-not-the-secret"));
+	assert_null(strstr(last.message, "Power BI settings"));
+	assert_int_equal(pbi_session_open_app(&s, NULL, "00000000-0000-4000-8000-00000000dead", APP_ID, APP_SEC, &last),
+			 PB_EINVAL);
+	assert_string_equal(pb_failure_code(&last), "bad_credentials");
+	assert_non_null(strstr(last.message, "tenant"));
+	assert_int_equal(pbi_session_open_app(&s, "integration 'prod'", TENANT, APP_ID, "", &last), PB_EINVAL);
+	assert_non_null(strstr(last.message, "integration 'prod'"));
+	/* the reduced codes of the callers not yet converted */
 	assert_int_not_equal(pbi_session_app(&s, TENANT, APP_ID, "Zq9-not-the-secret", code, err), PB_OK);
-	assert_string_equal(code, "bad_credentials");
-	assert_null(strstr(err, "Zq9-not-the-secret"));
-	assert_int_not_equal(pbi_session_app(&s, "00000000-0000-4000-8000-00000000dead", APP_ID, APP_SEC, code, err),
-			     PB_OK);
 	assert_string_equal(code, "bad_credentials");
 	assert_int_not_equal(pbi_session_app(&s, TENANT, APP_ID, "", code, err), PB_OK);
 	assert_string_equal(code, "not_configured");
+	assert_int_not_equal(pbi_session_user(&s, db, &cfg, org2_id, cat_id, code, err), PB_OK);
+	assert_string_equal(code, "not_configured");
 
 	char *name = NULL;
-	assert_int_equal(pbi_setup_test(db, &cfg, org_id, &name, err), PB_OK);
+	assert_int_equal(pbi_setup_test(db, &cfg, org_id, &name, &last), PB_OK);
 	assert_string_equal(name, "pbiport");
 	free(name);
 }
@@ -545,11 +581,11 @@ static void settings_save_verifies_and_names_the_app(void **state)
 		return;
 	char err[PB_ERR_MAX];
 	pbi_settings s;
-	pbi_settings_saved saved;
+	pbi_setup_saved saved;
 	pbi_settings_input in = { .mode = "custom", .tenant_id = TENANT, .client_id = APP_ID, .client_secret = APP_SEC,
 				  .verify = true };
 	sql_exec("UPDATE powerbi_settings SET application_name = NULL");
-	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &in, &saved, err), PB_OK);
+	assert_int_equal(setup_save(&cfg, org_id, ann_id, &in, &saved, err), PB_OK);
 	assert_string_equal(saved.warning, "");
 	assert_int_equal(pbi_settings_get(db, &cfg, org_id, &s, err), PB_OK);
 	assert_non_null(s.application_name);
@@ -557,7 +593,7 @@ static void settings_save_verifies_and_names_the_app(void **state)
 	pbi_settings_release(&s);
 	/* without a secret: the stored one is verified */
 	in.client_secret = NULL;
-	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &in, &saved, err), PB_OK);
+	assert_int_equal(setup_save(&cfg, org_id, ann_id, &in, &saved, err), PB_OK);
 	/* refused by Entra: nothing saved, the reason says which part */
 	static const struct { const char *tenant, *client, *secret, *word; } bad[] = {
 		{ TENANT, APP_ID, "Zq9-not-the-secret", "secret" },
@@ -567,8 +603,8 @@ static void settings_save_verifies_and_names_the_app(void **state)
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		pbi_settings_input b = { .mode = "custom", .tenant_id = bad[i].tenant, .client_id = bad[i].client,
 					 .client_secret = bad[i].secret, .verify = true };
-		assert_int_not_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &b, &saved, err), PB_OK);
-		assert_string_equal(saved.code, "bad_credentials");
+		assert_int_not_equal(setup_save(&cfg, org_id, ann_id, &b, &saved, err), PB_OK);
+		assert_string_equal(pb_failure_code(&last), "bad_credentials");
 		for (char *p = err; *p; p++)
 			*p = (char)tolower((unsigned char)*p);
 		if (!strstr(err, bad[i].word))
@@ -582,24 +618,24 @@ static void settings_save_verifies_and_names_the_app(void **state)
 	}
 	/* client ids are GUIDs */
 	pbi_settings_input g = { .mode = "custom", .tenant_id = TENANT, .client_id = "my-app", .client_secret = APP_SEC };
-	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &g, &saved, err), PB_EINVAL);
+	assert_int_equal(setup_save(&cfg, org_id, ann_id, &g, &saved, err), PB_EINVAL);
 	assert_non_null(strstr(err, "GUID"));
 	/* verify off: stored unchecked */
 	pbi_settings_input off = { .mode = "custom", .tenant_id = TENANT, .client_id = APP_ID,
 				   .client_secret = "Zq9-not-the-secret" };
-	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &off, &saved, err), PB_OK);
+	assert_int_equal(setup_save(&cfg, org_id, ann_id, &off, &saved, err), PB_OK);
 	/* Graph cannot tell the name: saved all the same (the Power BI token proved the
 	 * credentials), with a warning */
 	tu_fault("{\"path_prefix\": \"/graph\", \"error_rate\": {\"status\": 403, \"percent\": 100}}");
 	in.client_secret = APP_SEC;
-	int rc = pbi_setup_save(db, &cfg, org_id, ann_id, &in, &saved, err);
+	int rc = setup_save(&cfg, org_id, ann_id, &in, &saved, err);
 	tu_no_faults();
 	assert_int_equal(rc, PB_OK);
 	assert_non_null(strstr(saved.warning, "Graph"));
 	assert_int_equal(pbi_settings_get(db, &cfg, org_id, &s, err), PB_OK);
 	assert_null(s.application_name);
 	pbi_settings_release(&s);
-	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &in, &saved, err), PB_OK);
+	assert_int_equal(setup_save(&cfg, org_id, ann_id, &in, &saved, err), PB_OK);
 }
 
 /* One status for a connection: whichever path learns it is dead records it (with why), and
@@ -609,7 +645,7 @@ static void connection_status_one_source(void **state)
 	(void)state;
 	if (!have_emu())
 		return;
-	char err[PB_ERR_MAX], id[PB_ID_BUF], code[PBI_CODE_MAX];
+	char err[PB_ERR_MAX], id[PB_ID_BUF], code[PB_CODE_MAX];
 	long long gen;
 	pbi_session s;
 	sql_exec("DELETE FROM user_datasource_connection");
@@ -618,13 +654,13 @@ static void connection_status_one_source(void **state)
 	/* the organization's app changes: the connection (made with the old app) needs a reconnect */
 	pbi_settings_input other = { .mode = "custom", .tenant_id = TENANT,
 				     .client_id = "11111111-aaaa-4000-8000-000000000003", .client_secret = "x" };
-	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &other, NULL, err), PB_OK);
+	assert_int_equal(setup_save(&cfg, org_id, ann_id, &other, NULL, err), PB_OK);
 	expect_listed(org_id, ann_id, "needs_reconnect", CONN_APP_CHANGED);
 	assert_int_not_equal(token_once(id, -1, code, &gen, err), PB_OK);
 	assert_string_equal(code, "needs_reconnect");
 	assert_non_null(strstr(err, CONN_APP_CHANGED));
 	pbi_settings_input back = { .mode = "custom", .tenant_id = TENANT, .client_id = APP_ID, .client_secret = APP_SEC };
-	assert_int_equal(pbi_setup_save(db, &cfg, org_id, ann_id, &back, NULL, err), PB_OK);
+	assert_int_equal(setup_save(&cfg, org_id, ann_id, &back, NULL, err), PB_OK);
 	/* reconnecting makes it active again */
 	connect_user(org_id, ann_id, id);
 	expect_listed(org_id, ann_id, "active", NULL);
@@ -632,8 +668,9 @@ static void connection_status_one_source(void **state)
 	tu_fault("{\"expire_tokens\": true, \"expire_refresh_tokens\": true}");
 	tu_no_faults();
 	sql_exec("UPDATE user_datasource_connection SET expires_at = '2000-01-01T00:00:00.000Z'");
-	assert_int_not_equal(pbi_session_user(&s, db, &cfg, org_id, ann_id, code, err), PB_OK);
-	assert_string_equal(code, "needs_reconnect");
+	assert_int_equal(pbi_session_open_user(&s, db, &cfg, org_id, ann_id, &last), PB_ECONFLICT);
+	assert_string_equal(pb_failure_code(&last), "needs_reconnect");
+	assert_non_null(strstr(last.message, "your Power BI connection: Entra refused the refresh token"));
 	expect_listed(org_id, ann_id, "needs_reconnect", "AADSTS700082");
 	/* the deployment's sign-in app changed on the server (no save): the session finds out and
 	 * records it */
@@ -645,8 +682,8 @@ static void connection_status_one_source(void **state)
 	sql_exec("INSERT INTO powerbi_settings (org_id, mode, updated_at) SELECT id, 'sso', 'x' FROM organizations "
 		 "WHERE name = 'globex'");
 	expect_listed(org2_id, cat_id, "active", NULL);
-	assert_int_not_equal(pbi_session_user(&s, db, &c2, org2_id, cat_id, code, err), PB_OK);
-	assert_string_equal(code, "needs_reconnect");
+	assert_int_equal(pbi_session_open_user(&s, db, &c2, org2_id, cat_id, &last), PB_ECONFLICT);
+	assert_string_equal(pb_failure_code(&last), "needs_reconnect");
 	expect_listed(org2_id, cat_id, "needs_reconnect", CONN_APP_CHANGED);
 	sql_exec("DELETE FROM powerbi_settings WHERE org_id IN (SELECT id FROM organizations WHERE name = 'globex')");
 	sql_exec("DELETE FROM user_datasource_connection");
@@ -657,7 +694,7 @@ static void rotate_keys_then_drop_old(void **state)
 	(void)state;
 	if (!have_emu())
 		return;
-	char err[PB_ERR_MAX], id[PB_ID_BUF], code[PBI_CODE_MAX];
+	char err[PB_ERR_MAX], id[PB_ID_BUF], code[PB_CODE_MAX];
 	size_t n = 0;
 	connect_user(org_id, ann_id, id);
 	char *st = begin_state(ann_id, "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG");

@@ -1,5 +1,6 @@
 /* Database: migrations (fresh, idempotent, schema too old), statement cache, the
- * identity store, and the catalog (import, update, get, list, delete, org isolation). */
+ * identity store, and the catalog (import, update, get, list, delete, org isolation, who may
+ * update through the API). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -231,13 +232,13 @@ static void identity_store(void **state)
 	const char *teams[] = { "data", "finance" };
 
 	assert_int_equal(identity_org_create(db, "acme", org, err), PB_OK);
-	assert_int_equal(identity_org_create(db, "acme", org, err), PB_EINVAL);
+	assert_int_equal(identity_org_create(db, "acme", org, err), PB_ECONFLICT);
 	assert_non_null(strstr(err, "already exists"));
 	assert_int_equal(identity_org_create(db, "", org, err), PB_EINVAL);
 	assert_int_equal(identity_org_create(db, "a\nb", org, err), PB_EINVAL);
 
 	assert_int_equal(identity_user_add(db, "alice", "acme", PB_ROLE_OWNER, teams, 2, user, err), PB_OK);
-	assert_int_equal(identity_user_add(db, "alice", "acme", PB_ROLE_MEMBER, NULL, 0, user, err), PB_EINVAL);
+	assert_int_equal(identity_user_add(db, "alice", "acme", PB_ROLE_MEMBER, NULL, 0, user, err), PB_ECONFLICT);
 	assert_int_equal(identity_user_add(db, "bob", "nope", PB_ROLE_MEMBER, NULL, 0, user, err), PB_ENOTFOUND);
 	assert_int_equal(identity_user_add(db, "bob", "acme", PB_ROLE_MEMBER, teams, 1, user, err), PB_OK);
 
@@ -311,6 +312,46 @@ static const cat_port *port_named(const cat_product *p, const char *name)
 		if (!strcmp(p->ports[i].name, name))
 			return &p->ports[i];
 	return NULL;
+}
+
+/* Through the API only the product's owner or an organization owner updates it: anyone else
+ * gets 403 forbidden naming the product, and nothing is written. */
+static void catalog_import_by_owner_only(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], org[PB_ID_BUF], ann[PB_ID_BUF], bob[PB_ID_BUF];
+	bool created = false;
+	pb_db *db = fresh_db("cat_by.db");
+	assert_int_equal(identity_org_create(db, "acme", org, err), PB_OK);
+	assert_int_equal(identity_user_add(db, "ann", "acme", PB_ROLE_MEMBER, NULL, 0, ann, err), PB_OK);
+	assert_int_equal(identity_user_add(db, "bob", "acme", PB_ROLE_MEMBER, NULL, 0, bob, err), PB_OK);
+	pb_contract *v1 = NULL, *v2 = NULL;
+	cat_product *p = NULL, *q = NULL;
+	pb_failure f = { 0 };
+	assert_int_equal(contract_parse(contract_v1, strlen(contract_v1), "v1", &v1, err), PB_OK);
+	assert_int_equal(contract_parse(contract_v2, strlen(contract_v2), "v2", &v2, err), PB_OK);
+	cat_actor by_ann = { .user_id = ann }, by_bob = { .user_id = bob }, by_owner = { .user_id = bob, .org_owner = true };
+	assert_int_equal(catalog_import_by(db, org, &by_ann, v1, contract_v1, strlen(contract_v1), &p, &created, &f), 0);
+	assert_true(created);
+	assert_string_equal(p->owner_user_id, ann);
+	assert_int_equal(catalog_import_by(db, org, &by_bob, v2, contract_v2, strlen(contract_v2), &q, &created, &f),
+			 PB_EFORBIDDEN);
+	assert_null(q);
+	assert_string_equal(pb_failure_code(&f), "forbidden");
+	assert_non_null(strstr(f.message, "contract id 'orders'"));
+	assert_int_equal(catalog_product_get(db, org, p->id, false, &q, err), PB_OK);
+	assert_int_equal(q->revision, 1);
+	catalog_product_free(q);
+	q = NULL;
+	pb_failure_clear(&f);
+	assert_int_equal(catalog_import_by(db, org, &by_owner, v2, contract_v2, strlen(contract_v2), &q, &created, &f), 0);
+	assert_false(created);
+	assert_int_equal(q->revision, 2);
+	catalog_product_free(p);
+	catalog_product_free(q);
+	contract_free(v1);
+	contract_free(v2);
+	db_close(db);
 }
 
 static void catalog_import_update_isolation(void **state)
@@ -488,6 +529,7 @@ int main(void)
 		cmocka_unit_test(transactions_nest_as_savepoints),
 		cmocka_unit_test(identity_store),
 		cmocka_unit_test(catalog_import_update_isolation),
+		cmocka_unit_test(catalog_import_by_owner_only),
 		cmocka_unit_test(metrics_counters_and_histogram),
 		cmocka_unit_test(pipeline_health),
 	};

@@ -23,7 +23,7 @@
 #include "core/store/identity.h"
 #include "core/flow/ingest.h"
 #include "core/store/integrations.h"
-#include "core/store/tenant_backoff.h"
+#include "core/flow/tenant_hold.h"
 #include "msapi/scanner.h"
 #include "runtime/crypto.h"
 #include "runtime/db.h"
@@ -181,11 +181,16 @@ static pb_integration *make(const char *name, const char *schedule, bool *confli
 		  "\"client_id\":\"11111111-aaaa-4000-8000-000000000002\",\"client_secret\":\"s3cret-value\"%s%s%s}",
 		  name, schedule ? ",\"schedule\":\"" : "", schedule ? schedule : "", schedule ? "\"" : "");
 	json_t *j = json_loads(body, 0, NULL);
+	pb_failure f = { 0 };
 	assert_int_equal(integration_parse(j, true, &in, err), 0);
-	int rc = integrations_create(db, &cfg, org_id, user_id, &in, &i, conflict, err);
+	int rc = integrations_create(db, &cfg, org_id, user_id, &in, &i, &f);
 	json_decref(j);
+	*conflict = rc == PB_ECONFLICT;
 	if (*conflict) {
-		assert_int_equal(rc, PB_EINVAL);
+		/* a name taken: 409 conflict naming the field, nothing written */
+		assert_string_equal(pb_failure_code(&f), "conflict");
+		assert_non_null(strstr(f.message, "name: "));
+		assert_null(i);
 		return NULL;
 	}
 	assert_int_equal(rc, 0);
@@ -262,6 +267,140 @@ static void test_schedule_tick_one_catch_up(void **state)
 	assert_int_equal(integrations_get(db, org_id, i->id, &g, err), 0);
 	assert_true(strcmp(g->next_run_at, now) > 0);
 	integration_free(g);
+	integration_free(i);
+}
+
+static long jobs_total(void)
+{
+	char err[PB_ERR_MAX];
+	long counts[PB_JOB_NSTATES], total = 0;
+	assert_int_equal(jobs_count_by_state(db, counts, err), 0);
+	for (int k = 0; k < PB_JOB_NSTATES; k++)
+		total += counts[k];
+	return total;
+}
+
+static size_t runs_of(const char *integration_id)
+{
+	char err[PB_ERR_MAX];
+	pb_run *runs = NULL;
+	size_t n = 0;
+	assert_int_equal(integration_runs_list(db, org_id, integration_id, &runs, &n, err), 0);
+	runs_free(runs, n);
+	return n;
+}
+
+static void sql(const char *text)
+{
+	char err[PB_ERR_MAX];
+	if (db_exec_texts(db, text, NULL, 0, err))
+		fail_msg("%s: %s", text, err);
+}
+
+/* A run row and its job commit together or not at all. Whichever of the two is written second
+ * fails here, and nothing may be repaired afterwards (as when the process dies between the
+ * two writes): neither is left. So does a caller's transaction that rolls back around a submit
+ * that went through. */
+static void test_run_submit_is_atomic(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	bool conflict = false, existing = false;
+	pb_integration *i = make("atomic", NULL, &conflict);
+	pb_run *run = NULL;
+	long jobs_before = jobs_total();
+	sql("CREATE TEMP TRIGGER run_second BEFORE INSERT ON integration_runs WHEN EXISTS (SELECT 1 FROM jobs "
+	    "WHERE idempotency_key = 'ingest:' || NEW.integration_id AND state = 'queued') "
+	    "BEGIN SELECT RAISE(ABORT, 'injected: the second write fails'); END");
+	sql("CREATE TEMP TRIGGER job_second BEFORE INSERT ON jobs WHEN EXISTS (SELECT 1 FROM integration_runs "
+	    "WHERE 'ingest:' || integration_id = NEW.idempotency_key AND state = 'queued') "
+	    "BEGIN SELECT RAISE(ABORT, 'injected: the second write fails'); END");
+	sql("CREATE TEMP TRIGGER no_repair BEFORE DELETE ON integration_runs "
+	    "BEGIN SELECT RAISE(ABORT, 'injected: the process died, nothing is repaired'); END");
+	assert_int_not_equal(integration_run_submit(db, org_id, user_id, i->id, "manual", &run, &existing, err), 0);
+	assert_non_null(strstr(err, "injected: the second write fails"));
+	assert_null(run);
+	assert_false(db_in_transaction(db));
+	sql("DROP TRIGGER temp.run_second");
+	sql("DROP TRIGGER temp.job_second");
+	sql("DROP TRIGGER temp.no_repair");
+	assert_int_equal(jobs_total(), jobs_before);
+	assert_int_equal(runs_of(i->id), 0);
+
+	assert_int_equal(db_begin(db, err), 0);
+	assert_int_equal(integration_run_submit(db, org_id, user_id, i->id, "manual", &run, &existing, err), 0);
+	assert_false(existing);
+	run_free(run);
+	run = NULL;
+	db_rollback(db);
+	assert_int_equal(jobs_total(), jobs_before);
+	assert_int_equal(runs_of(i->id), 0);
+
+	/* nothing was left queued under the integration's key: the next trigger queues a new run */
+	assert_int_equal(integration_run_submit(db, org_id, user_id, i->id, "manual", &run, &existing, err), 0);
+	assert_false(existing);
+	assert_non_null(run->job_id);
+	assert_int_equal(jobs_total(), jobs_before + 1);
+	assert_int_equal(runs_of(i->id), 1);
+	run_free(run);
+	assert_int_equal(ingest_integration_delete(db, org_id, i->id, err), 0);
+	integration_free(i);
+}
+
+/* A run whose job ended without closing it (cancelled while queued) is shown failed with the
+ * job's code, in the run list and in last_run_state; reading writes nothing. */
+static void test_run_ended_by_its_job(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	bool conflict = false, existing = false;
+	pb_integration *i = make("cancelled-run", NULL, &conflict), *g = NULL;
+	pb_run *run = NULL, *raw = NULL, *runs = NULL;
+	size_t n = 0;
+	pb_cancel_outcome outcome;
+	assert_int_equal(integration_run_submit(db, org_id, user_id, i->id, "manual", &run, &existing, err), 0);
+	assert_int_equal(jobs_cancel(db, run->job_id, user_id, false, &outcome, err), 0);
+	assert_int_equal(outcome, PB_CANCEL_DONE);
+	assert_int_equal(integration_runs_list(db, org_id, i->id, &runs, &n, err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(runs[0].state, "failed");
+	assert_string_equal(runs[0].error_code, "cancelled");
+	assert_non_null(runs[0].finished_at);
+	runs_free(runs, n);
+	assert_int_equal(integrations_get(db, org_id, i->id, &g, err), 0);
+	assert_string_equal(g->last_run_state, "failed");
+	integration_free(g);
+	assert_int_equal(integration_run_get(db, run->id, &raw, err), 0);
+	assert_string_equal(raw->state, "queued");
+	run_free(raw);
+	run_free(run);
+	assert_int_equal(ingest_integration_delete(db, org_id, i->id, err), 0);
+	integration_free(i);
+}
+
+/* A secret that cannot be opened says whose it is and what to do. */
+static void test_open_secret_names_the_integration(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], *plain = NULL;
+	size_t len = 0;
+	bool conflict = false;
+	pb_integration *i = make("sealed", NULL, &conflict);
+	pb_config bare = cfg;
+	bare.encryption_keys = NULL;
+	assert_int_equal(integration_open_secret(&bare, i, &plain, &len, err), PB_EINVAL);
+	assert_null(plain);
+	assert_non_null(strstr(err, "integration 'sealed'"));
+	assert_non_null(strstr(err, "APPLICATION_ENCRYPTION_KEYS"));
+	pb_keyring *other = NULL;
+	assert_int_equal(pb_keyring_parse("5555555555555555555555555555555555555555555555555555555555555555", &other, err),
+			 0);
+	bare.encryption_keys = other;
+	assert_int_equal(integration_open_secret(&bare, i, &plain, &len, err), PB_EINVAL);
+	assert_non_null(strstr(err, "integration 'sealed'"));
+	assert_non_null(strstr(err, "save the client secret"));
+	pb_keyring_free(other);
+	assert_int_equal(ingest_integration_delete(db, org_id, i->id, err), 0);
 	integration_free(i);
 }
 
@@ -791,6 +930,9 @@ int main(void)
 		cmocka_unit_test(test_integrations_store),
 		cmocka_unit_test(test_schedule_tick_one_catch_up),
 		cmocka_unit_test(test_run_history_kept_to_ten),
+		cmocka_unit_test(test_run_submit_is_atomic),
+		cmocka_unit_test(test_run_ended_by_its_job),
+		cmocka_unit_test(test_open_secret_names_the_integration),
 		cmocka_unit_test(test_assets_apply),
 		cmocka_unit_test(test_assets_shared_by_integrations),
 		cmocka_unit_test(test_tenant_backoff_store),

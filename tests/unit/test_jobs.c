@@ -494,16 +494,23 @@ static void queued_job_to_clean_up_goes_to_a_worker(void **state)
 static void cleanup_only_for_kinds_that_have_one(void **state)
 {
 	(void)state;
-	char id[PB_ID_BUF], err[PB_ERR_MAX];
+	char id[PB_ID_BUF];
 	bool existing;
 	pb_cancel_outcome out;
+	pb_failure f = { 0 };
 	drain();
 	submit("refresh", NULL, NULL, id, &existing);
 	pb_job *j = get_job(id);
-	assert_int_equal(job_cancel(db, j, user_id, true, &out, err), PB_EINVAL);
-	assert_non_null(strstr(err, "cleanup"));
-	assert_int_equal(job_cancel(db, j, user_id, false, &out, err), PB_OK);
+	assert_int_equal(job_cancel(db, j, user_id, true, &out, &f), PB_EINVAL);
+	assert_string_equal(pb_failure_code(&f), "bad_request");
+	assert_non_null(strstr(f.message, "cleanup"));
+	assert_int_equal(job_cancel(db, j, user_id, false, &out, &f), PB_OK);
 	assert_int_equal(out, PB_CANCEL_DONE);
+	/* cancelled already: the job has ended, nothing to cancel (409 job_ended naming its state) */
+	pb_failure_clear(&f);
+	assert_int_equal(job_cancel(db, j, user_id, false, &out, &f), PB_ECONFLICT);
+	assert_string_equal(pb_failure_code(&f), "job_ended");
+	assert_non_null(strstr(f.message, "(cancelled)"));
 	job_free(j);
 	assert_non_null(job_kind_find("publish"));
 	assert_non_null(job_kind_find("publish")->cleanup);

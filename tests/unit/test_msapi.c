@@ -61,7 +61,7 @@ static void error_messages_name_the_fix(void **state)
 		  "{\"error\":\"invalid_grant\",\"error_description\":\"AADSTS700082: The refresh token has expired due "
 		  "to inactivity.\\r\\nTrace ID: x\",\"error_codes\":[700082]}", err);
 	assert_string_equal(err, "Entra refused the refresh token (AADSTS700082, expired after 90 days without use): "
-				 "reconnect Power BI");
+				 "sign in again");
 	translate(MSAPI_FABRIC, 403, "{\"errorCode\":\"InsufficientWorkspaceRole\",\"message\":\"no\"}", err);
 	assert_non_null(strstr(err, "Fabric refused"));
 	assert_non_null(strstr(err, "Contributor or higher"));
@@ -80,10 +80,73 @@ static void error_messages_name_the_fix(void **state)
 	/* not JSON at all */
 	translate(MSAPI_GRAPH, 502, "<html>bad gateway</html>", err);
 	assert_non_null(strstr(err, "HTTP 502"));
+	/* no fix text names where credentials are kept, or pbiport's own actions */
+	static const char *const entra_bodies[] = {
+		"{\"error\":\"invalid_client\",\"error_codes\":[7000215]}", "{\"error\":\"invalid_client\",\"error_codes\":[7000222]}",
+		"{\"error\":\"unauthorized_client\",\"error_codes\":[700016]}", "{\"error\":\"invalid_request\",\"error_codes\":[90002]}",
+		"{\"error\":\"invalid_client\"}", "{\"error\":\"invalid_grant\"}",
+		"{\"error\":\"invalid_grant\",\"error_codes\":[54005]}",
+	};
+	for (size_t i = 0; i < sizeof entra_bodies / sizeof entra_bodies[0]; i++) {
+		translate(MSAPI_ENTRA, 400, entra_bodies[i], err);
+		if (strstr(err, "Power BI settings") || strstr(err, "reconnect Power BI") || strstr(err, "Power BI connection"))
+			fail_msg("msapi names pbiport's credentials or actions: %s", err);
+	}
 	assert_int_equal(msapi_status_rc(404), PB_ENOTFOUND);
 	assert_int_equal(msapi_status_rc(429), PB_ELIMIT);
 	assert_int_equal(msapi_status_rc(503), PB_EIO);
 	assert_int_equal(msapi_status_rc(403), PB_EINVAL);
+}
+
+/* Each failure is classified once, here: what callers branch on. */
+static void failures_are_classified_once(void **state)
+{
+	(void)state;
+	static const struct {
+		int svc;
+		long status;
+		const char *code;
+		msapi_failure want;
+	} cases[] = {
+		{ MSAPI_ENTRA, 400, "AADSTS7000215", MSAPI_BAD_CREDENTIALS },
+		{ MSAPI_ENTRA, 400, "AADSTS700082", MSAPI_REAUTHENTICATE },
+		/* an authorization code that cannot be redeemed: sign in again */
+		{ MSAPI_ENTRA, 400, "AADSTS54005", MSAPI_REAUTHENTICATE },
+		{ MSAPI_ENTRA, 400, "AADSTS50148", MSAPI_REAUTHENTICATE },
+		{ MSAPI_ENTRA, 400, "AADSTS70011", MSAPI_REJECTED },
+		{ MSAPI_ENTRA, 503, "", MSAPI_UNAVAILABLE },
+		/* a delegated sign-in without a scope the call needs */
+		{ MSAPI_FABRIC, 403, "InsufficientScopes", MSAPI_REAUTHENTICATE },
+		{ MSAPI_FABRIC, 403, "InsufficientWorkspaceRole", MSAPI_FORBIDDEN },
+		/* a data source's credentials, refused when a connection is created */
+		{ MSAPI_FABRIC, 400, "IncorrectCredentials", MSAPI_BAD_CREDENTIALS },
+		{ MSAPI_FABRIC, 400, "InvalidCredentialDetails", MSAPI_BAD_CREDENTIALS },
+		{ MSAPI_FABRIC, 400, "InvalidConnectionDetails", MSAPI_REJECTED },
+		{ MSAPI_FABRIC, 400, "CorruptedPayload", MSAPI_REJECTED },
+		{ MSAPI_FABRIC, 409, "ItemDisplayNameAlreadyInUse", MSAPI_NAME_TAKEN },
+		{ MSAPI_FABRIC, 404, "WorkspaceNotFound", MSAPI_NOT_FOUND },
+		{ MSAPI_POWERBI, 429, "", MSAPI_RETRY_AFTER },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		if (msapi_failure_of(cases[i].svc, cases[i].status, cases[i].code) != cases[i].want)
+			fail_msg("case %zu (%s): %d, wanted %d", i, cases[i].code,
+				 (int)msapi_failure_of(cases[i].svc, cases[i].status, cases[i].code), (int)cases[i].want);
+	/* Entra's answer to the redirect URI instead of a code */
+	char err[PB_ERR_MAX];
+	msapi c = { 0 };
+	assert_int_equal(entra_authorize_failed(&c, "access_denied", "AADSTS65004: User declined\r\nTrace", err), PB_EINVAL);
+	assert_int_equal(c.last.failure, MSAPI_FORBIDDEN);
+	assert_string_equal(c.last.code, "access_denied");
+	assert_string_equal(c.last.message, "AADSTS65004: User declined");
+	assert_non_null(strstr(err, "cancelled or declined"));
+	assert_int_equal(entra_authorize_failed(&c, "temporarily_unavailable", NULL, err), PB_EIO);
+	assert_int_equal(c.last.failure, MSAPI_UNAVAILABLE);
+	assert_int_equal(entra_authorize_failed(&c, "consent_required", "x", err), PB_EINVAL);
+	assert_int_equal(c.last.failure, MSAPI_REAUTHENTICATE);
+	assert_int_equal(entra_authorize_failed(&c, "invalid_scope", "bad\x01scope", err), PB_EINVAL);
+	assert_int_equal(c.last.failure, MSAPI_REJECTED);
+	assert_string_equal(c.last.message, "bad?scope");
+	assert_non_null(strstr(err, "Entra did not complete the sign-in (invalid_scope: bad?scope)"));
 }
 
 static void urls_pkce_and_paths(void **state)
@@ -408,7 +471,9 @@ static void entra_flows(void **state)
 	assert_int_equal(entra_client_credentials(&entra, &wrong, NULL, &t, err), PB_EINVAL);
 	assert_string_equal(entra.last.code, "AADSTS7000215");
 	assert_non_null(strstr(err, "Entra refused the client secret"));
-	assert_non_null(strstr(err, "Power BI settings"));
+	/* msapi does not know where the secret is kept: its caller says */
+	assert_null(strstr(err, "Power BI settings"));
+	assert_int_equal(entra.last.failure, MSAPI_BAD_CREDENTIALS);
 	assert_null(strstr(err, "nope"));
 	entra_app nowhere = { "99999999-9999-4999-8999-999999999999", SP_ID, SP_SEC };
 	assert_int_equal(entra_client_credentials(&entra, &nowhere, NULL, &t, err), PB_EINVAL);
@@ -426,7 +491,7 @@ static void entra_flows(void **state)
 	tu_fault("{\"expire_refresh_tokens\":true}");
 	assert_int_equal(entra_refresh(&entra, &web, r1.refresh_token, NULL, &r2, err), PB_EINVAL);
 	assert_string_equal(err, "Entra refused the refresh token (AADSTS700082, expired after 90 days without use): "
-				 "reconnect Power BI");
+				 "sign in again");
 	tu_no_faults();
 	/* a dropped connection on the refresh grant is not repeated */
 	user_login(&entra, &r2);
@@ -1099,6 +1164,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(error_messages_name_the_fix),
+		cmocka_unit_test(failures_are_classified_once),
 		cmocka_unit_test(urls_pkce_and_paths),
 		cmocka_unit_test(follow_up_urls_stay_on_the_configured_hosts),
 		cmocka_unit_test(entra_flows),

@@ -96,11 +96,11 @@ static void free_port(cat_port *p)
 static void source_is_read_from_the_rendered_model(void **state)
 {
 	(void)state;
-	char err[PB_ERR_MAX];
+	pb_failure f;
 	publish_source s;
 	pb_files files = { 0 };
 	cat_port *p = load_port("fresh");
-	assert_int_equal(publish_port_source(&cfg, p, NULL, &s, &files, err), PB_OK);
+	assert_int_equal(publish_port_source(&cfg, p, NULL, RENDER_PARAMS_BODY, &s, &files, &f), PB_OK);
 	assert_string_equal(s.type, "Snowflake");
 	assert_string_equal(s.host, "newacct-zz99999.snowflakecomputing.com");   /* account -> host */
 	assert_string_equal(s.second, "FRESH_WH");
@@ -113,16 +113,21 @@ static void source_is_read_from_the_rendered_model(void **state)
 	free_port(p);
 
 	p = load_port("lakehouse");
-	assert_int_equal(publish_port_source(&cfg, p, NULL, &s, NULL, err), PB_OK);
+	assert_int_equal(publish_port_source(&cfg, p, NULL, RENDER_PARAMS_BODY, &s, NULL, &f), PB_OK);
 	assert_string_equal(s.type, "Databricks");
 	assert_string_equal(s.second, "/sql/1.0/warehouses/0a1b2c3d4e5f6a7b");
 	publish_source_release(&s);
 	free_port(p);
 
 	p = load_port("lake-nopath");
-	assert_int_equal(publish_port_source(&cfg, p, NULL, &s, NULL, err), PB_EINVAL);
-	assert_non_null(strstr(err, "HTTP path"));
-	assert_int_equal(publish_port_source(&cfg, p, "/sql/1.0/warehouses/x", &s, NULL, err), PB_OK);
+	/* what the caller can give is a bad request naming it as the caller writes it */
+	assert_int_equal(publish_port_source(&cfg, p, NULL, RENDER_PARAMS_BODY, &s, NULL, &f), PB_EINVAL);
+	assert_string_equal(pb_failure_code(&f), "bad_request");
+	assert_non_null(strstr(f.message, "HTTP path"));
+	assert_non_null(strstr(f.message, "send \"http_path\""));
+	assert_int_equal(publish_port_source(&cfg, p, NULL, RENDER_PARAMS_QUERY, &s, NULL, &f), PB_EINVAL);
+	assert_non_null(strstr(f.message, "?http_path="));
+	assert_int_equal(publish_port_source(&cfg, p, "/sql/1.0/warehouses/x", RENDER_PARAMS_BODY, &s, NULL, &f), PB_OK);
 	assert_string_equal(s.second, "/sql/1.0/warehouses/x");
 	publish_source_release(&s);
 	free_port(p);
@@ -216,12 +221,17 @@ static void requests_are_checked_field_by_field(void **state)
 		if (rc != PB_EINVAL || !strstr(err, bad[i].word))
 			fail_msg("case %zu: rc %d, message %s (wanted %s)", i, rc, err, bad[i].word);
 	}
-	json_t *body = json_pack("{s:s, s:s}", "workspace_id", WS, "connection_id", CONN);
-	char code[PBI_CODE_MAX];
-	assert_int_equal(publish_submit(db, &cfg, other_org, user_id, port_named("fresh")->id, body, id, &existing, code,
-					err),
+	static const char body[] = "{\"workspace_id\":\"" WS "\",\"connection_id\":\"" CONN "\"}";
+	pb_failure f;
+	assert_int_equal(publish_submit(db, &cfg, other_org, user_id, port_named("fresh")->id, body, sizeof body - 1, id,
+					&existing, &f),
 			 PB_ENOTFOUND);
-	json_decref(body);
+	assert_string_equal(pb_failure_code(&f), "not_found");
+	/* not JSON: a bad request, before anything else is asked */
+	assert_int_equal(publish_submit(db, &cfg, org_id, user_id, port_named("fresh")->id, "{not json", 9, id, &existing,
+					&f),
+			 PB_EINVAL);
+	assert_string_equal(pb_failure_code(&f), "bad_request");
 }
 
 static void same_request_in_flight_is_one_job_and_credentials_are_sealed(void **state)
@@ -399,6 +409,22 @@ static void lineage_edges_are_added_once(void **state)
 	assert_int_equal(lineage_edge_add(db, org_id, NULL, "p-1", "semantic_model", "m-1", err), PB_EINVAL);
 }
 
+#define BROKEN_MAIN "-- broken\nreturn function(ctx)\n  return {\nend\n"
+
+/* cfg with the admin template folder <tmpdir>/<sub> (its path into tdir, which must outlive the
+ * result) holding main.lua = text. */
+static pb_config with_main_template(const char *sub, const char *text, char tdir[128])
+{
+	char path[192], err[PB_ERR_MAX];
+	xsnprintf(tdir, 128, "%s/%s", tmpdir, sub);
+	xsnprintf(path, sizeof path, "%s/main.lua", tdir);
+	if (write_file(path, text, strlen(text), err))
+		fail_msg("%s", err);
+	pb_config c = cfg;
+	c.template_path = tdir;
+	return c;
+}
+
 /* Submits a publish of port and runs the worker once; returns the finished job. */
 static pb_job *run_once(const char *port, const char *name, const pb_config *c)
 {
@@ -431,17 +457,71 @@ static void early_failures_are_plain(void **state)
 	assert_string_equal(j->error_code, "not_configured");
 	job_free(j);
 	/* a broken template fails the job with the template's file and line */
-	char tdir[128], path[192], err[PB_ERR_MAX];
-	xsnprintf(tdir, sizeof tdir, "%s/templates", tmpdir);
-	xsnprintf(path, sizeof path, "%s/main.lua", tdir);
-	const char *broken = "-- broken\nreturn function(ctx)\n  return {\nend\n";
-	assert_int_equal(write_file(path, broken, strlen(broken), err), PB_OK);
-	pb_config tpl = cfg;
-	tpl.template_path = tdir;
+	char tdir[128];
+	pb_config tpl = with_main_template("templates", BROKEN_MAIN, tdir);
 	j = run_once("analytics", "broken", &tpl);
 	assert_string_equal(j->error_code, "template_failed");
 	assert_non_null(strstr(j->error_message, "main.lua:"));
 	job_free(j);
+}
+
+static void sql_exec(const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(db_sqlite(db), sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		fail_msg("sql: %s", msg ? msg : "?");
+	sqlite3_free(msg);
+}
+
+/* A render that fails says whose fault it is: the server's templates (template_failed, 500,
+ * with the file and line), what the caller gave (bad_request naming ?http_path=), or pbiport
+ * (a stored contract that no longer reads: internal). Retired ports are not dry-run. */
+static void render_failures_say_whose_fault(void **state)
+{
+	(void)state;
+	char tdir[128], sql[512];
+	pb_failure f;
+	publish_source s;
+	pb_files files = { 0 };
+	pb_config tpl = with_main_template("broken", BROKEN_MAIN, tdir);
+	cat_port *p = load_port("fresh");
+	int rc = publish_port_source(&tpl, p, NULL, RENDER_PARAMS_BODY, &s, NULL, &f);
+	if (rc != PB_EINTERNAL)
+		fail_msg("rc %d: %s", rc, f.message);
+	assert_string_equal(pb_failure_code(&f), "template_failed");
+	assert_non_null(strstr(f.message, "main.lua:"));
+	/* templates whose output is empty of tables: theirs too, though it renders */
+	tpl = with_main_template("empty", "return function(ctx) return { ['definition.pbism'] = '{}' } end\n", tdir);
+	assert_int_equal(publish_port_source(&tpl, p, NULL, RENDER_PARAMS_BODY, &s, NULL, &f), PB_EINTERNAL);
+	assert_string_equal(pb_failure_code(&f), "template_failed");
+	free_port(p);
+
+	const char *lake = port_named("lake-nopath")->id;
+	render_opts q = { .params = RENDER_PARAMS_QUERY };
+	assert_int_equal(publish_dry_run(db, &cfg, org_id, lake, &q, &files, &f), PB_EINVAL);
+	assert_string_equal(pb_failure_code(&f), "bad_request");
+	assert_non_null(strstr(f.message, "?http_path="));
+	q.http_path = "/sql/1.0/warehouses/x";
+	assert_int_equal(publish_dry_run(db, &cfg, org_id, lake, &q, &files, &f), PB_OK);
+	assert_true(files.n > 0);
+	pb_files_release(&files);
+	assert_int_equal(publish_dry_run(db, &cfg, other_org, lake, &q, &files, &f), PB_ENOTFOUND);
+
+	xsnprintf(sql, sizeof sql, "UPDATE output_ports SET retired_at = '2020-01-01T00:00:00.000Z' WHERE id = '%s'", lake);
+	sql_exec(sql);
+	assert_int_equal(publish_dry_run(db, &cfg, org_id, lake, &q, &files, &f), PB_ECONFLICT);
+	assert_string_equal(pb_failure_code(&f), "port_retired");
+	xsnprintf(sql, sizeof sql, "UPDATE output_ports SET retired_at = NULL WHERE id = '%s'", lake);
+	sql_exec(sql);
+
+	sql_exec("UPDATE data_products SET contract_text = 'apiVersion: [' || contract_text WHERE type <> "
+		 "'powerbi_semantic_model'");
+	assert_int_equal(publish_dry_run(db, &cfg, org_id, lake, &q, &files, &f), PB_EINTERNAL);
+	sql_exec("UPDATE data_products SET contract_text = substr(contract_text, 14) WHERE type <> "
+		 "'powerbi_semantic_model'");
+	assert_int_equal(publish_dry_run(db, &cfg, org_id, lake, &q, &files, &f), PB_OK);
+	pb_files_release(&files);
 }
 
 int main(void)
@@ -455,6 +535,7 @@ int main(void)
 		cmocka_unit_test(records_are_written_once_per_job_and_listed_newest_first),
 		cmocka_unit_test(lineage_edges_are_added_once),
 		cmocka_unit_test(early_failures_are_plain),
+		cmocka_unit_test(render_failures_say_whose_fault),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

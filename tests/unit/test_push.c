@@ -663,8 +663,8 @@ static void secrets_are_resealed_with_the_new_key(void **state)
 				 .client_id = "aaaaaaaa-0000-0000-0000-000000000001", .client_secret = "integ-secret",
 				 .include_personal = -1 };
 	pb_integration *integ = NULL;
-	bool conflict = false;
-	assert_int_equal(integrations_create(db, &old_cfg, org, user, &in, &integ, &conflict, err), 0);
+	pb_failure f = { 0 };
+	assert_int_equal(integrations_create(db, &old_cfg, org, user, &in, &integ, &f), 0);
 	char integ_id[PB_ID_BUF];
 	xsnprintf(integ_id, sizeof integ_id, "%s", integ->id);
 	integration_free(integ);

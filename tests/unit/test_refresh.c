@@ -162,14 +162,14 @@ static void options(void **state)
 /* An integration (service principal of the emulator's test tenant) and its imported assets. */
 static void seed(void)
 {
-	char err[PB_ERR_MAX], sql[4096];
+	char sql[4096];
 	integration_input in = { .name = "prod", .type = "powerbi", .tenant_id = TENANT,
 				 .client_id = "aaaaaaaa-0000-0000-0000-000000000003", .client_secret = "push-secret",
 				 .include_personal = -1 };
 	pb_integration *i = NULL;
-	bool conflict = false;
-	if (integrations_create(db, &cfg, org_id, ann, &in, &i, &conflict, err))
-		fail_msg("integration: %s", err);
+	pb_failure f = { 0 };
+	if (integrations_create(db, &cfg, org_id, ann, &in, &i, &f))
+		fail_msg("integration: %s", f.message);
 	xsnprintf(integ_id, sizeof integ_id, "%s", i->id);
 	integration_free(i);
 	xsnprintf(sql, sizeof sql,
