@@ -79,4 +79,17 @@ int push_datasets_delete_handler(struct req *r);
 int push_rows_post_handler(struct req *r);
 int push_rows_delete_handler(struct req *r);
 
+/* Web pages (handlers/pages_*.c). Each reads through core, builds its view as a JSON object
+ * and answers with pages_reply(); their rows are ROUTE_PAGE, so failures come back as HTML
+ * error pages and forms are CSRF-checked by the runtime before the handler runs. */
+int pages_home(struct req *r);
+int pages_product(struct req *r);
+int pages_product_new(struct req *r);
+int pages_product_create(struct req *r);
+int pages_static(struct req *r);
+/* Adds the organization's name to view.page.user (struct pb_app.page_chrome). */
+int pages_chrome(struct req *r, struct json_t *page, char *err);
+/* Renders web/<name>.lua with view (stolen) and answers with status (runtime/page_render.h). */
+int pages_reply(struct req *r, const char *name, struct json_t *view, int status);
+
 #endif

@@ -7,6 +7,7 @@
 
 #include "core/flow/powerbi_connect.h"
 #include "handlers/handlers.h"
+#include "runtime/page_csrf.h"
 #include "runtime/strbuf.h"
 #include "runtime/util.h"
 
@@ -17,7 +18,7 @@ int site_url(struct req *r, const char *path, char **out)
 	*out = NULL;
 	/* without PBIPORT_PUBLIC_URL: the address the browser used; Entra only accepts registered
 	 * redirect URIs, so a forged Host header cannot divert a code */
-	int rc = r->cfg->public_url ? PB_OK : req_site_origin(r, origin, r->err);
+	int rc = r->cfg->public_url ? PB_OK : page_own_origin(r, origin, r->err);
 	if (rc)
 		return rc;
 	sbuf_init(&sb, PB_RETURN_TO_MAX + 256);

@@ -28,10 +28,11 @@ static const char *const callback_query[] = {
 	"client_info", "iss", "admin_consent", "scope", "trace_id", "correlation_id", "timestamp", NULL,
 };
 
+/* page forms: a pasted contract (urlencoded) or an uploaded file (multipart); also the sign-out form */
+static const char *const form_types[] = { "application/x-www-form-urlencoded", "multipart/form-data", NULL };
+static const char *const home_query[] = { "q", NULL };
 static const char *const signin_query[] = { "return_to", "prompt", "login_hint", NULL };
 static const char *const signout_query[] = { "return_to", NULL };
-/* a page's sign-out form (its fields, such as a CSRF token, are not needed: same-origin is checked) */
-static const char *const form_types[] = { "application/x-www-form-urlencoded", "multipart/form-data", NULL };
 
 static const struct route routes[] = {
 	/* method  pattern                        handler               role             body limit         content types   query */
@@ -96,6 +97,13 @@ static const struct route routes[] = {
 	/* its own body bound (PB_PUSH_BODY_MAX, = @STREAM_BODY@ in the web server configs) */
 	{ "POST",   "/api/push-datasets/{id}/tables/{table}/rows", push_rows_post_handler, PB_ROLE_MEMBER, PB_PUSH_BODY_MAX, rows_types, NULL, ROUTE_STREAM_BODY },
 	{ "DELETE", "/api/push-datasets/{id}/tables/{table}/rows", push_rows_delete_handler, PB_ROLE_MEMBER, 0, NULL,  NULL,       0 },
+
+	/* web pages (handlers/pages_*.c): HTML failures, CSRF-checked forms (ROUTE_PAGE) */
+	{ "GET",    "/",                          pages_home,           PB_ROLE_MEMBER, 0,                 NULL,           home_query, ROUTE_PAGE | ROUTE_READ_ONLY },
+	{ "GET",    "/data-products/new",         pages_product_new,    PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY },
+	{ "POST",   "/data-products/new",         pages_product_create, PB_ROLE_MEMBER, ROUTE_BODY_CONFIG, form_types,     NULL,       ROUTE_PAGE },
+	{ "GET",    "/data-products/{id}",        pages_product,        PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY },
+	{ "GET",    "/static/{name}",             pages_static,         PB_ROLE_NONE,   0,                 NULL,           NULL,       ROUTE_PAGE },
 };
 
 const struct pb_app pb_app = {
@@ -103,4 +111,6 @@ const struct pb_app pb_app = {
 	.nroutes = sizeof routes / sizeof routes[0],
 	.auth = { .user_by_name = identity_user_by_name, .token_by_id = identity_token_by_id,
 		  .session_by_hash = sessions_identify, .session_seen = sessions_seen },
+	.page_chrome = pages_chrome,
+	.signin_path = "/signin",
 };

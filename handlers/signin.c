@@ -17,7 +17,8 @@
 #include "handlers/handlers.h"
 #include "runtime/json_body.h"
 #include "runtime/log.h"
-#include "runtime/strbuf.h"
+#include "runtime/page_csrf.h"
+#include "runtime/page_render.h"
 #include "runtime/util.h"
 
 /* Adds a Set-Cookie header (max_age < 0 removes the cookie). */
@@ -39,42 +40,13 @@ static int redirect(struct req *r, int status, const char *location)
 	return req_reply(r, status, "text/plain; charset=utf-8", NULL, 0);
 }
 
-static bool wants_html(const struct req *r)
-{
-	const char *accept = req_env(r, "HTTP_ACCEPT");
-	return accept && strstr(accept, "text/html");
-}
-
-static int add_escaped(sbuf *sb, const char *s)
-{
-	for (; *s; s++) {
-		const char *e = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;" : *s == '"' ? "&quot;" :
-				*s == '\'' ? "&#39;" : NULL;
-		if (e ? sbuf_adds(sb, e) : sbuf_addc(sb, *s))
-			return -1;
-	}
-	return 0;
-}
-
-/* Answers a failed sign-in: a page for a browser, the JSON error for anyone else (the runtime). */
+/* Answers a failed sign-in: the error page for a browser, the JSON error (the runtime's) for
+ * anyone else. Nobody is signed in here: the page has no organization in its header. */
 static int refuse(struct req *r, int rc)
 {
-	if (!wants_html(r) || pb_rc_status(rc) >= 500)
+	if (!page_wants_html(r) || pb_rc_status(rc) >= 500)
 		return rc;
-	sbuf page;
-	sbuf_init(&page, 8192);
-	int bad = sbuf_adds(&page, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-				   "<title>Sign-in refused - pbiport</title></head><body><main><h1>You are not signed in</h1>"
-				   "<p id=\"reason\">") ||
-		  add_escaped(&page, r->err) ||
-		  sbuf_addf(&page, "</p><p>Error code: <code>%s</code></p><p><a href=\"/signin\">Sign in again</a></p>"
-				   "</main></body></html>\n", pb_failure_code(&r->fail));
-	if (bad || req_header(r, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'") ||
-	    req_header(r, "X-Content-Type-Options", "nosniff") || req_header(r, "Cache-Control", "no-store") ||
-	    req_reply(r, pb_rc_status(rc), "text/html; charset=utf-8", page.buf, page.len))
-		bad = 1;
-	sbuf_release(&page);
-	return bad ? rc : PB_OK;
+	return page_reply_failure(r, pb_rc_status(rc), pb_failure_code(&r->fail), r->err, NULL) ? rc : PB_OK;
 }
 
 int signin_start(struct req *r)
@@ -135,11 +107,14 @@ int signout_post(struct req *r)
 		return_to = "/";
 	if (!conn_return_to_ok(return_to))
 		return req_fail(r, PB_EINVAL, "invalid_return_to", "return_to must be a local path such as /");
-	/* a page of another site must not sign people out: same-origin only (as the pages' forms) */
-	if (req_site_origin(r, origin, why))
+	/* a page of another site must not sign people out: same-origin only, the pages' forms' rule
+	 * (the session it ends may already be gone, so there is no identity for a form token) */
+	if (page_own_origin(r, origin, why))
 		origin[0] = '\0';
-	if (!auth_same_origin(req_env(r, "HTTP_ORIGIN"), req_env(r, "HTTP_SEC_FETCH_SITE"), origin[0] ? origin : NULL))
-		return req_fail(r, PB_EFORBIDDEN, "cross_site", "signing out is only possible from pbiport's own pages");
+	if (page_origin_allowed(req_env(r, "HTTP_ORIGIN"), req_env(r, "HTTP_SEC_FETCH_SITE"), origin[0] ? origin : NULL,
+				why))
+		return req_fail(r, PB_EFORBIDDEN, "csrf_failed", "signing out is only possible from pbiport's own pages: %s",
+				why);
 	if (auth_cookie_get(req_env(r, "HTTP_COOKIE"), PB_SESSION_COOKIE, cookie, sizeof cookie) == PB_OK &&
 	    auth_session_cookie_check(r->cfg->rememberme_keys, cookie, hash, why) == PB_OK) {
 		int rc = sessions_revoke_hash(r->db, hash, r->err);

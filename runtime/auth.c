@@ -203,31 +203,12 @@ int auth_set_cookie(char out[PB_SET_COOKIE_MAX], const char *name, const char *v
 	return PB_OK;
 }
 
-bool auth_same_origin(const char *origin, const char *sec_fetch_site, const char *site_origin)
-{
-	if (sec_fetch_site && *sec_fetch_site && strcmp(sec_fetch_site, "same-origin"))
-		return false;
-	if (origin && *origin && (!site_origin || !str_ieq(origin, site_origin)))
-		return false;
-	return true;
-}
-
-static bool safe_method(const char *m)
-{
-	return !m || !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "OPTIONS");
-}
-
 static int identify_session(pb_db *db, const struct pb_auth_ops *ops, const pb_auth_request *in, const char *value,
 			    pb_identity *who, char *err)
 {
 	char hash[PB_TOKEN_HASH_HEX];
 	int rc = auth_session_cookie_check(in->cookie_keys, value, hash, err);
-	if (!rc)
-		rc = ops->session_by_hash(db, hash, in->idle_s, who, err);
-	if (!rc && !safe_method(in->method) && !auth_same_origin(in->origin, in->sec_fetch_site, in->site_origin))
-		rc = pb_err(err, PB_EFORBIDDEN, "a signed-in browser's %s from another site is refused: use pbiport's own "
-			    "pages, or an API token", in->method);
-	return rc;
+	return rc ? rc : ops->session_by_hash(db, hash, in->idle_s, who, err);
 }
 
 int auth_identify_request(pb_db *db, const struct pb_auth_ops *ops, const pb_auth_request *in, pb_identity *who,

@@ -10,9 +10,8 @@
  * Session cookie: "<secret>.<signature>", the secret 32 random bytes in base64url, the signature
  * an HMAC-SHA256 over it with APPLICATION_SECURITY_REMEMBERME_KEY (any key of the ring verifies),
  * so a forged or altered cookie is refused before the database is asked. Only SHA-256(secret)
- * is stored. A state-changing request (not GET/HEAD/OPTIONS) identified by the cookie must come
- * from this site: Sec-Fetch-Site, when sent, says same-origin, and Origin, when sent, is the
- * site's origin; else it is refused (403) whatever else it carries.
+ * is stored. A browser sends the cookie (like basic-auth credentials) by itself: state-changing
+ * requests it identifies pass the cross-site check of runtime/page_csrf.h.
  *
  * runtime/ knows no tables: the lookups are functions the application supplies
  * (core/store/identity.c, core/store/sessions.c), passed in struct pb_auth_ops. */
@@ -55,7 +54,6 @@ typedef struct pb_identity {
 #define PB_SESSION_COOKIE "pbiport_session"
 #define PB_SESSION_COOKIE_BUF (PB_HMAC_B64URL_LEN + 1 + PB_HMAC_B64URL_LEN + 1)   /* secret "." sig NUL */
 #define PB_SET_COOKIE_MAX 512                  /* one Set-Cookie header value */
-#define PB_ORIGIN_MAX 512                      /* "https://host[:port]" */
 
 struct pb_auth_ops {
 	/* Fills *who for an existing user name; PB_ENOTFOUND when there is none. */
@@ -79,10 +77,6 @@ typedef struct pb_auth_request {
 	const char *remote_user;       /* REMOTE_USER */
 	const char *authorization;     /* HTTP_AUTHORIZATION */
 	const char *cookie;            /* HTTP_COOKIE */
-	const char *method;            /* REQUEST_METHOD */
-	const char *origin;            /* HTTP_ORIGIN */
-	const char *sec_fetch_site;    /* HTTP_SEC_FETCH_SITE */
-	const char *site_origin;       /* this site's origin (PBIPORT_PUBLIC_URL's or the Host's) */
 	const struct pb_keyring *cookie_keys;   /* verify session cookies; NULL: none is accepted */
 	long long idle_s;              /* a session unused this long has ended */
 } pb_auth_request;
@@ -90,19 +84,13 @@ typedef struct pb_auth_request {
 /* Identifies the caller: Bearer token, then REMOTE_USER, then the session cookie. PB_OK with
  * who->known and who->via set; PB_ENOTFOUND when no identity was offered or it is
  * unknown/invalid/expired (→ 401, err says why without echoing a secret; who->via is
- * PB_VIA_SESSION when it was a session cookie that failed, so the caller can drop it);
- * PB_EFORBIDDEN for a cookie-identified state-changing request from another site (→ 403);
- * other pb_rc on database trouble. */
+ * PB_VIA_SESSION when it was a session cookie that failed, so the caller can drop it); other
+ * pb_rc on database trouble. */
 int auth_identify_request(pb_db *db, const struct pb_auth_ops *ops, const pb_auth_request *in, pb_identity *who,
 			  char *err);
 /* auth_identify_request with only REMOTE_USER and the Authorization header. */
 int auth_identify(pb_db *db, const struct pb_auth_ops *ops, const char *remote_user,
 		  const char *authorization, pb_identity *who, char *err);
-
-/* True when a browser request may act for a signed-in person: Sec-Fetch-Site, when present, is
- * "same-origin", and Origin, when present, equals site_origin (ASCII case-insensitive). A request
- * carrying neither is not a browser's cross-site request and passes. */
-bool auth_same_origin(const char *origin, const char *sec_fetch_site, const char *site_origin);
 
 /* A new session secret: the cookie value "<secret>.<signature>" (secret: never log it) and
  * SHA-256 of the secret as hex, which is what is stored. */

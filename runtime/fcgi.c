@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +13,8 @@
 
 #include "runtime/log.h"
 #include "runtime/metrics.h"
+#include "runtime/page_csrf.h"
+#include "runtime/page_render.h"
 #include "runtime/util.h"
 
 extern char **environ;
@@ -32,51 +35,95 @@ int pb_rc_status(int rc)
 	return 500;
 }
 
+/* A web page's request (ROUTE_PAGE, or a browser's request no route matched): its failures
+ * are answered as an HTML page with the same status, code and message as the JSON error. */
+static bool page_request(const struct req *r)
+{
+	return r->route ? (r->route->flags & ROUTE_PAGE) != 0 : page_wants_html(r);
+}
+
+/* A failure answered before or instead of a handler: {"error":{code,message}}, or the
+ * error page for a page request. */
+static int answer(struct req *r, const struct pb_app *app, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static int answer(struct req *r, const struct pb_app *app, int status, const char *code, const char *fmt, ...)
+{
+	char msg[PB_ERR_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	if (vsnprintf(msg, sizeof msg, fmt, ap) < 0)
+		msg[0] = '\0';
+	va_end(ap);
+	if (page_request(r))
+		return page_reply_failure(r, status, code, msg, app->page_chrome);
+	return req_reply_error(r, status, code, "%s", msg);
+}
+
 /* Answers a handler's failure rc: the status of rc, the code the handler named in r->fail
  * (or rc's default) and its message. An unnamed 500 (a failure nobody foresaw: memory, the
  * database) says only the request id: the detail goes to the log (log_request prints r->err for
  * 5xx), not to the client; a named one (template_failed) was worded for the reader. */
-static int reply_rc(struct req *r, int rc)
+static int reply_rc(struct req *r, const struct pb_app *app, int rc)
 {
 	int status = pb_rc_status(rc);
 	bool named = r->fail.rc == rc && r->fail.code[0];
 	const char *code = named ? r->fail.code : pb_rc_code(rc);
 	sbuf_reset(&r->headers);
 	if (status == 500 && !named)
-		return req_reply_error(r, 500, "internal", "internal error (request %s)", r->request_id);
+		return answer(r, app, 500, "internal", "internal error (request %s)", r->request_id);
 	if (rc == PB_EUNAVAIL && r->fail.retry_after_s > 0) {
 		char secs[24];
 		if (!xsnprintf(secs, sizeof secs, "%ld", r->fail.retry_after_s))
 			req_header(r, "Retry-After", secs);
 	}
 	if (rc == PB_ENOTFOUND && !r->err[0])
-		return req_reply_error(r, status, code, "not found");
-	return req_reply_error(r, status, code, "%s", r->err);
+		return answer(r, app, status, code, "not found");
+	return answer(r, app, status, code, "%s", r->err);
 }
 
-static int check_query(struct req *r)
+static int check_query(struct req *r, const struct pb_app *app)
 {
 	for (size_t i = 0; i < r->nquery; i++) {
 		bool ok = false;
 		for (size_t j = 0; r->route->query && r->route->query[j] && !ok; j++)
 			ok = !strcmp(r->query[i].name, r->route->query[j]);
 		if (!ok)
-			return req_reply_error(r, 400, "bad_request", "unknown query parameter '%.64s'",
-					       r->query[i].name) ? PB_ENOMEM : PB_EINVAL;
+			return answer(r, app, 400, "bad_request", "unknown query parameter '%.64s'",
+				      r->query[i].name) ? PB_ENOMEM : PB_EINVAL;
 	}
 	return PB_OK;
 }
 
+/* A page asked for by a browser that is not signed in goes to the sign-in first, which brings it
+ * back (return_to: the page's path and query, percent-encoded). */
+static int sign_in_first(struct req *r, const struct pb_app *app)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const char *back = req_env(r, "REQUEST_URI");
+	sbuf loc;
+	sbuf_init(&loc, PB_RESPONSE_HEADERS_MAX / 2);
+	if (!back || back[0] != '/' || back[1] == '/' || back[1] == '\\')
+		back = "/";
+	int bad = sbuf_addf(&loc, "%s?return_to=", app->signin_path);
+	for (const unsigned char *p = (const unsigned char *)back; *p && !bad; p++)
+		bad = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || strchr("-._~/", *p)
+			      ? sbuf_addc(&loc, (char)*p)
+			      : sbuf_addf(&loc, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
+	if (bad || req_header(r, "Location", sbuf_str(&loc)) || req_header(r, "Cache-Control", "no-store"))
+		answer(r, app, 401, "unauthorized", "%s", r->err);
+	else
+		req_reply(r, 302, "text/plain; charset=utf-8", NULL, 0);
+	sbuf_release(&loc);
+	return PB_ENOTFOUND;
+}
+
 static int identify(struct req *r, const struct pb_app *app)
 {
-	char origin[PB_ORIGIN_MAX], why[PB_ERR_MAX];
-	if (req_site_origin(r, origin, why))
-		origin[0] = '\0';
+	char why[PB_ERR_MAX];
 	pb_auth_request in = {
 		.remote_user = req_env(r, "REMOTE_USER"), .authorization = req_env(r, "HTTP_AUTHORIZATION"),
-		.cookie = req_env(r, "HTTP_COOKIE"), .method = r->method, .origin = req_env(r, "HTTP_ORIGIN"),
-		.sec_fetch_site = req_env(r, "HTTP_SEC_FETCH_SITE"), .site_origin = origin[0] ? origin : NULL,
-		.cookie_keys = r->cfg->rememberme_keys, .idle_s = r->cfg->session_idle_s,
+		.cookie = req_env(r, "HTTP_COOKIE"), .cookie_keys = r->cfg->rememberme_keys,
+		.idle_s = r->cfg->session_idle_s,
 	};
 	int rc = auth_identify_request(r->db, &app->auth, &in, &r->who, r->err);
 	if (rc == PB_ENOTFOUND) {
@@ -86,20 +133,19 @@ static int identify(struct req *r, const struct pb_app *app)
 		if (r->who.via == PB_VIA_SESSION &&
 		    !auth_set_cookie(line, PB_SESSION_COOKIE, "", "/", -1, req_site_https(r), why))
 			req_header(r, "Set-Cookie", line);
+		if ((r->who.via == PB_VIA_NONE || r->who.via == PB_VIA_SESSION) && r->cfg->sso_signin && app->signin_path &&
+		    (r->route->flags & ROUTE_PAGE) && !strcmp(r->method, "GET"))
+			return sign_in_first(r, app);
 		req_header(r, "WWW-Authenticate", "Bearer");
-		req_reply_error(r, 401, "unauthorized", "%s", r->err);
-		return rc;
-	}
-	if (rc == PB_EFORBIDDEN) {
-		req_reply_error(r, 403, "cross_site", "%s", r->err);
+		answer(r, app, 401, "unauthorized", "%s", r->err);
 		return rc;
 	}
 	if (rc) {
-		reply_rc(r, rc);
+		reply_rc(r, app, rc);
 		return rc;
 	}
 	if (r->route->role == PB_ROLE_OWNER && r->who.role != PB_ROLE_OWNER) {
-		req_reply_error(r, 403, "forbidden", "only an organization owner may do this");
+		answer(r, app, 403, "forbidden", "only an organization owner may do this");
 		return PB_EINVAL;
 	}
 	return PB_OK;
@@ -167,12 +213,12 @@ static void dispatch(struct req *r, const struct pb_app *app)
 	switch (router_match(app->routes, app->nroutes, r->method, r->segs, r->nsegs, &r->route,
 			     r->captures, &r->ncaptures, &allow)) {
 	case ROUTE_NOT_FOUND:
-		req_reply_error(r, 404, "not_found", "no such endpoint: %.200s", r->path);
+		answer(r, app, 404, "not_found", "no such endpoint: %.200s", r->path);
 		goto out;
 	case ROUTE_BAD_METHOD:
 		req_header(r, "Allow", sbuf_str(&allow));
-		req_reply_error(r, 405, "method_not_allowed", "%s is not allowed here (allowed: %s)",
-				r->method, sbuf_str(&allow));
+		answer(r, app, 405, "method_not_allowed", "%s is not allowed here (allowed: %s)", r->method,
+		       sbuf_str(&allow));
 		goto out;
 	case ROUTE_FOUND:
 		break;
@@ -187,8 +233,8 @@ static void dispatch(struct req *r, const struct pb_app *app)
 	const bool on[] = { r->cfg->powerbi_web_enabled, r->cfg->ingestions_enabled, r->cfg->sso_signin };
 	for (size_t i = 0; i < sizeof features / sizeof features[0]; i++)
 		if ((r->route->flags & features[i].flag) && !on[i]) {
-			req_reply_error(r, 404, "feature_disabled", "%s is turned off on this server (%s)", features[i].what,
-					features[i].setting);
+			answer(r, app, 404, "feature_disabled", "%s is turned off on this server (%s)", features[i].what,
+			       features[i].setting);
 			goto out;
 		}
 	/* this process's own unwritten counts are part of what /metrics shows */
@@ -196,14 +242,14 @@ static void dispatch(struct req *r, const struct pb_app *app)
 		log_event("warn", r->request_id, "metrics not written: %s", r->err);
 	if ((r->route->flags & ROUTE_READ_ONLY) && r->db) {
 		if ((rc = db_read_begin(r->db, r->err))) {
-			reply_rc(r, rc);
+			reply_rc(r, app, rc);
 			goto out;
 		}
 		in_read = true;
 	}
 	if (r->route->role != PB_ROLE_NONE && identify(r, app))
 		goto out;
-	if (check_query(r))
+	if (check_query(r, app))
 		goto out;
 	size_t limit = r->route->body_limit == ROUTE_BODY_CONFIG ? r->cfg->max_body : r->route->body_limit;
 	if (((r->route->flags & ROUTE_STREAM_BODY) ? req_stream_body : req_read_body)(
@@ -216,15 +262,22 @@ static void dispatch(struct req *r, const struct pb_app *app)
 		for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
 			if (codes[i].status == status)
 				code = codes[i].code;
-		req_reply_error(r, status ? status : 400, code, "%s", r->err);
+		answer(r, app, status ? status : 400, code, "%s", r->err);
 		goto out;
 	}
 	r->err[0] = '\0';
+	/* A state-changing request with the browser's own credentials comes from this site only; a
+	 * page's form also carries the token its page signed (runtime/page_csrf.h). */
+	if (strcmp(r->method, "GET") && strcmp(r->method, "HEAD") &&
+	    (rc = (r->route->flags & ROUTE_PAGE) ? page_csrf_check(r) : page_cross_site_check(r))) {
+		reply_rc(r, app, rc);
+		goto out;
+	}
 	rc = r->route->handler(r);
 	if (rc)
-		reply_rc(r, rc);
+		reply_rc(r, app, rc);
 	else if (!r->status)
-		req_reply_error(r, 500, "internal", "the handler produced no response");
+		answer(r, app, 500, "internal", "the handler produced no response");
 out:
 	if (in_read)
 		db_read_end(r->db);

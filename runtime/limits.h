@@ -181,4 +181,12 @@
 #define PB_PUSH_SPOOL_SWEEP_MS  60000                 /* how often a worker looks for them */
 #define PB_PUSH_CHUNK_BODY_MAX  (512u * 1024 * 1024 + 64) /* one POST rows body: a reader chunk (bounded at 512 MiB) + {"rows":} */
 
+/* web pages (runtime/page_render, page_form, page_csrf) */
+#define PB_PAGE_LUA_MEM_MAX     (64u * 1024 * 1024)   /* Lua heap of one page render */
+#define PB_PAGE_LUA_TIME_MS     1000                  /* CPU time of one page render */
+#define PB_PAGE_VIEW_MAX_DEPTH  32                    /* nesting of the view handed to a page template */
+#define PB_PAGE_MAX_BYTES       (16u * 1024 * 1024)   /* one rendered page */
+#define PB_STATIC_MAX_BYTES     (4u * 1024 * 1024)    /* one file under web/static/ */
+#define PB_STATIC_MAX_AGE_S     600                   /* browsers reuse a static file this long, then revalidate */
+
 #endif

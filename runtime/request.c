@@ -36,6 +36,7 @@ void req_reset(struct req *r)
 	free(r->content_type);
 	free(r->body);
 	free(r->resp_type);
+	page_form_clear(&r->form);
 
 	/* keep what outlives requests and the buffers' memory; clear everything else */
 	const pb_config *cfg = r->cfg;
@@ -77,29 +78,6 @@ bool req_site_https(const struct req *r)
 	if (r->cfg && r->cfg->public_url)
 		return !strncmp(r->cfg->public_url, "https://", 8);
 	return (https && (str_ieq(https, "on") || !strcmp(https, "1"))) || (scheme && str_ieq(scheme, "https"));
-}
-
-int req_site_origin(const struct req *r, char out[PB_ORIGIN_MAX], char *err)
-{
-	out[0] = '\0';
-	if (r->cfg && r->cfg->public_url) {
-		/* scheme://authority, without the path a public URL may have */
-		const char *u = r->cfg->public_url;
-		const char *auth = strstr(u, "://");
-		size_t n = auth ? strcspn(auth + 3, "/?#") + (size_t)(auth + 3 - u) : strlen(u);
-		if (n >= PB_ORIGIN_MAX)
-			return pb_err(err, PB_ELIMIT, "PBIPORT_PUBLIC_URL is too long");
-		memcpy(out, u, n);
-		out[n] = '\0';
-		return PB_OK;
-	}
-	/* without PBIPORT_PUBLIC_URL: the address the browser used */
-	const char *host = req_env(r, "HTTP_HOST");
-	if (!host || !*host || strpbrk(host, "/\\@ \r\n?#"))
-		return pb_err(err, PB_EINVAL, "PBIPORT_PUBLIC_URL is not set and the request has no usable Host");
-	if (xsnprintf(out, PB_ORIGIN_MAX, "%s://%s", req_site_https(r) ? "https" : "http", host))
-		return pb_err(err, PB_ELIMIT, "the request's Host is too long");
-	return PB_OK;
 }
 
 const char *req_query(const struct req *r, const char *name)
@@ -160,6 +138,24 @@ int url_decode(const char *s, size_t len, bool plus_space, char **out, char *err
 	}
 	*out = d;
 	return PB_OK;
+}
+
+int url_next_pair(const char **p, const char *end, char **name, char **value, char *err)
+{
+	*name = *value = NULL;
+	while (*p < end) {
+		const char *s = *p, *amp = memchr(s, '&', (size_t)(end - s));
+		const char *stop = amp ? amp : end;
+		*p = stop < end ? stop + 1 : end;
+		if (stop == s)
+			continue;   /* "a=1&&b=2" */
+		const char *eq = memchr(s, '=', (size_t)(stop - s));
+		int rc = url_decode(s, (size_t)((eq ? eq : stop) - s), true, name, err);
+		if (!rc)
+			rc = url_decode(eq ? eq + 1 : stop, eq ? (size_t)(stop - eq - 1) : 0, true, value, err);
+		return rc ? rc : 1;
+	}
+	return 0;
 }
 
 /* One allocation holds the pointer array and every "NAME=value" copy after it: a request has
@@ -292,33 +288,30 @@ static int load_query(struct req *r, char *err)
 	if (!r->query)
 		return pb_err(err, PB_ENOMEM, "out of memory");
 	const char *p = q, *end = q + qlen;
-	while (p < end) {
-		const char *amp = memchr(p, '&', (size_t)(end - p));
-		const char *stop = amp ? amp : end;
-		if (stop > p) {
-			const char *eq = memchr(p, '=', (size_t)(stop - p));
-			const char *kend = eq ? eq : stop;
-			pb_param *prm = &r->query[r->nquery];
-			int rc;
-			if (r->nquery == PB_QUERY_MAX_PARAMS)
-				return pb_err(err, PB_EINVAL, "more than %d query parameters", PB_QUERY_MAX_PARAMS);
-			if ((rc = url_decode(p, (size_t)(kend - p), true, &prm->name, err)))
-				return pb_err(err, rc, "query parameter name: invalid encoding (bad %%-escape, "
-					      "NUL byte or invalid UTF-8)");
-			r->nquery++;
-			rc = eq ? url_decode(eq + 1, (size_t)(stop - eq - 1), true, &prm->value, err)
-				: ((prm->value = xstrdup("")) ? PB_OK : PB_ENOMEM);
-			if (rc)
-				return pb_err(err, rc, "query parameter '%.64s': invalid encoding (bad %%-escape, "
-					      "NUL byte or invalid UTF-8)", prm->name);
-			for (size_t i = 0; i + 1 < r->nquery; i++)
-				if (!strcmp(r->query[i].name, prm->name))
-					return pb_err(err, PB_EINVAL, "query parameter '%.64s' is given twice",
-						      prm->name);
+	for (;;) {
+		char *name = NULL, *value = NULL;
+		int rc = url_next_pair(&p, end, &name, &value, err);
+		if (rc < 0 && !name)
+			return pb_err(err, rc, "query parameter name: invalid encoding (bad %%-escape, "
+				      "NUL byte or invalid UTF-8)");
+		if (rc < 0) {
+			rc = pb_err(err, rc, "query parameter '%.64s': invalid encoding (bad %%-escape, "
+				    "NUL byte or invalid UTF-8)", name);
+			free(name);
+			return rc;
 		}
-		p = stop + 1;
+		if (rc == 0)
+			return PB_OK;
+		if (r->nquery == PB_QUERY_MAX_PARAMS) {
+			free(name);
+			free(value);
+			return pb_err(err, PB_EINVAL, "more than %d query parameters", PB_QUERY_MAX_PARAMS);
+		}
+		r->query[r->nquery++] = (pb_param){ name, value };
+		for (size_t i = 0; i + 1 < r->nquery; i++)
+			if (!strcmp(r->query[i].name, name))
+				return pb_err(err, PB_EINVAL, "query parameter '%.64s' is given twice", name);
 	}
-	return PB_OK;
 }
 
 static bool safe_request_id(const char *s)
@@ -510,6 +503,7 @@ const char *http_reason(int status)
 	case 202: return "Accepted";
 	case 204: return "No Content";
 	case 302: return "Found";
+	case 303: return "See Other";
 	case 304: return "Not Modified";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
@@ -599,10 +593,11 @@ int req_send(struct req *r)
 	sbuf_init(&head, PB_RESPONSE_HEADERS_MAX * 2);
 	if (!r->status)
 		req_reply_error(r, 500, "internal", "no response was produced");
+	bool own_cache = r->headers.len && strstr(sbuf_str(&r->headers), "Cache-Control:");
 	if (sbuf_addf(&head, "Status: %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-		      "X-Request-Id: %s\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n",
+		      "X-Request-Id: %s\r\n%sX-Content-Type-Options: nosniff\r\n",
 		      r->status, http_reason(r->status), r->resp_type ? r->resp_type : "application/json",
-		      r->resp.len, r->request_id) ||
+		      r->resp.len, r->request_id, own_cache ? "" : "Cache-Control: no-store\r\n") ||
 	    sbuf_add(&head, sbuf_str(&r->headers), r->headers.len) || sbuf_adds(&head, "\r\n")) {
 		rc = pb_err(r->err, PB_ENOMEM, "response headers are too large");
 		goto out;

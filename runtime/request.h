@@ -18,6 +18,7 @@
 #include "runtime/failure.h"
 #include "runtime/config.h"
 #include "runtime/db.h"
+#include "runtime/page_form.h"
 #include "runtime/router.h"
 #include "runtime/strbuf.h"
 
@@ -55,6 +56,7 @@ struct req {
 	char *body;                   /* NUL-terminated; NULL when there is none */
 	size_t body_len;
 	size_t body_unread;           /* ROUTE_STREAM_BODY: bytes req_body_read() has yet to deliver */
+	page_form form;               /* ROUTE_PAGE: the fields of a posted form (runtime/page_csrf.c) */
 	const struct route *route;    /* borrowed from the route table */
 	const char *captures[PB_ROUTE_MAX_CAPTURES];   /* point into segs */
 	size_t ncaptures;
@@ -88,10 +90,6 @@ const char *req_env(const struct req *r, const char *name);      /* borrowed; NU
 const char *req_query(const struct req *r, const char *name);    /* borrowed; NULL if absent */
 const char *req_capture(const struct req *r, const char *name);  /* "{name}" of the route */
 
-/* This site as the browser sees it: PBIPORT_PUBLIC_URL's scheme, host and port, or else the
- * request's (HTTPS / REQUEST_SCHEME and Host). PB_EINVAL when there is no public URL and no
- * usable Host. */
-int req_site_origin(const struct req *r, char out[PB_ORIGIN_MAX], char *err);
 /* True when the site is served over HTTPS: PBIPORT_PUBLIC_URL is https://, or the web server
  * says HTTPS=on (or REQUEST_SCHEME=https). Cookies are then marked Secure. */
 bool req_site_https(const struct req *r);
@@ -116,6 +114,13 @@ long req_body_read(struct req *r, char *buf, size_t n);
  * escapes, NUL bytes and invalid UTF-8. *out is new (caller frees). */
 int url_decode(const char *s, size_t len, bool plus_space, char **out, char *err);
 
+/* The next name=value pair of www-form-urlencoded text (a query string, a form body) in
+ * [*p, end), empty pairs skipped, %-decoded with '+' as a space into *name and *value (new;
+ * value "" when the pair has no '='). Advances *p. 1 when a pair was read, 0 at the end, or a
+ * negative pb_rc with err: *name is NULL when the name was badly encoded, else the caller frees
+ * it (the value was). */
+int url_next_pair(const char **p, const char *end, char **name, char **value, char *err);
+
 /* Response. Each replaces any body set before. */
 int req_header(struct req *r, const char *name, const char *value);     /* no CR/LF allowed */
 int req_reply(struct req *r, int status, const char *content_type, const char *body, size_t len);
@@ -128,7 +133,8 @@ int req_reply_error(struct req *r, int status, const char *code, const char *fmt
  * `return req_fail(r, PB_ECONFLICT, "port_retired", "...")`. The runtime answers it with
  * the status of rc and {"error":{"code","message"}} (runtime/fcgi.c). */
 int req_fail(struct req *r, int rc, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* Writes status line, headers and body through r->io. */
+/* Writes status line, headers and body through r->io. Responses are Cache-Control: no-store
+ * unless the handler set a Cache-Control header itself (static files). */
 int req_send(struct req *r);
 
 const char *http_reason(int status);

@@ -25,7 +25,7 @@ static bool is_capture(const char *s, size_t len)
 static bool pattern_match(const char *pattern, char *const *segs, size_t nsegs,
 			  const char *captures[PB_ROUTE_MAX_CAPTURES], size_t *ncaptures)
 {
-	const char *p = pattern;
+	const char *p = strcmp(pattern, "/") ? pattern : "";   /* "/" is the path of no segments */
 	size_t i = 0, nc = 0;
 	while (*p) {
 		size_t len;

@@ -31,7 +31,11 @@ enum route_flags {
 	                                         counts (runtime/metrics.h): the route shows them */
 	ROUTE_STREAM_BODY = 1u << 5,          /* length and content type are checked, the body is left
 	                                         unread: the handler pulls it with req_body_read() */
-	ROUTE_FEATURE_SSO = 1u << 6,          /* 404 feature_disabled unless signing in with Microsoft is
+	ROUTE_PAGE = 1u << 6,                 /* a web page: failures are answered as an HTML error page
+	                                         with the status of the failure's rc; a method other than
+	                                         GET/HEAD must pass the CSRF check (runtime/page_csrf.h)
+	                                         before the handler runs */
+	ROUTE_FEATURE_SSO = 1u << 7,          /* 404 feature_disabled unless signing in with Microsoft is
 	                                         configured (PBIPORT_SSO_*) */
 };
 

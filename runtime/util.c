@@ -17,11 +17,20 @@ int pb_err(char *err, int rc, const char *fmt, ...)
 	va_start(ap, fmt);
 	int n = vsnprintf(err, PB_ERR_MAX, fmt, ap);
 	va_end(ap);
-	if (n >= PB_ERR_MAX) {
-		/* mark the cut so nobody mistakes it for the whole message */
-		memcpy(err + PB_ERR_MAX - 4, "...", 4);
-	}
+	if (n >= PB_ERR_MAX)
+		mark_cut(err, PB_ERR_MAX);
 	return rc;
+}
+
+void mark_cut(char *s, size_t size)
+{
+	if (size < 4)
+		return;
+	/* back to the start of a character, so the message stays valid UTF-8 (it becomes JSON) */
+	size_t at = size - 4;
+	while (at > 0 && ((unsigned char)s[at] & 0xC0) == 0x80)
+		at--;
+	memcpy(s + at, "...", 4);
 }
 
 int xsnprintf(char *dst, size_t size, const char *fmt, ...)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs pbiport's tests and prints one closing line "N passed, N failed".
-#   tests/run.sh [unit|cli|emulator|integration]...   (default: all of them)
+#   tests/run.sh [unit|cli|emulator|integration|browser]...   (default: all of them)
 # BUILD (default build) and PBIPORT_BIN_DIR (default bin) select the build under test,
 # so `make check-asan` runs the same suite against the sanitizer build.
 set -u
@@ -15,7 +15,7 @@ export PBIPORT_CORPUS=${PBIPORT_CORPUS:-$PWD/../shared/corpus}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(unit cli emulator integration)
+[ ${#suites[@]} -gt 0 ] || suites=(unit cli emulator integration browser)
 
 passed=0; failed=0; failed_names=()
 log_dir="$BUILD/test-logs"; mkdir -p "$log_dir"
@@ -54,6 +54,14 @@ for suite in "${suites[@]}"; do
       for t in tests/integration/test_*.py; do
         [ -f "$t" ] || continue
         run_one "integration/$(basename "$t")" python3 "$t"
+      done ;;
+    browser)
+      # the web pages in a real Chromium (tests/browser/browser.py); screenshots in
+      # $BUILD/test-artifacts/browser/
+      export BROWSER_ARTIFACTS=${BROWSER_ARTIFACTS:-$PWD/$BUILD/test-artifacts/browser}
+      for t in tests/browser/test_*.py; do
+        [ -f "$t" ] || continue
+        run_one "browser/$(basename "$t")" python3 "$t"
       done ;;
     *) echo "tests/run.sh: unknown suite '$suite'" >&2; exit 2 ;;
   esac

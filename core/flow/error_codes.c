@@ -39,6 +39,9 @@ const pb_error_code pb_error_codes[] = {
 	{ "headers_too_large", PB_EINVAL, 431, A_ANY, "the web server refused the request headers as too large" },
 	{ "conflict", PB_ECONFLICT, 0, A_ANY, "the request clashes with what exists (a name taken, a state that does not "
 	  "allow it); the message says with what" },
+	{ "csrf_failed", PB_EFORBIDDEN, 0, A_ANY, "another site sent a request with the browser's own sign-in, or a web "
+	  "page's form lacks the token its page signed (missing, expired, another user's or another page's): reload "
+	  "the page and send the form again" },
 	{ "feature_disabled", PB_ENOTFOUND, 0, A_ANY, "the feature is turned off on this server "
 	  "(APPLICATION_POWERBI_WEB_ENABLED, APPLICATION_INGESTIONS_ENABLED, PBIPORT_SSO_* for signing in)" },
 	{ "unavailable", PB_EUNAVAIL, 0, A_ANY, "a service pbiport needs (Microsoft, the database, the application "
@@ -101,8 +104,6 @@ const pb_error_code pb_error_codes[] = {
 	  "turns on self-sign-up (PUT /api/settings/signin)" },
 	{ "signin_conflict", PB_ECONFLICT, 0, A_SIGNIN, "the account matches more than one user, the user is linked to "
 	  "another Microsoft account, or a new user's name or e-mail is taken" },
-	{ "cross_site", PB_EFORBIDDEN, 0, A_SIGNIN, "a signed-in browser's state-changing request (or sign-out) came from "
-	  "another site (Origin / Sec-Fetch-Site): use pbiport's own pages, or an API token" },
 	{ "tenant_claimed", PB_ECONFLICT, 0, A_SIGNIN, "another organization already lets that Entra tenant sign up" },
 	/* ---- jobs: what any job can end (or wait) with ---- */
 	{ "job_ended", PB_ECONFLICT, 0, A_JOBS, "the job has already ended: there is nothing to cancel" },
@@ -128,6 +129,15 @@ const pb_error_code pb_error_codes[] = {
 	  "message says which" },
 	{ "filter_rule", 0, 0, A_IMPORT, "the integration's filter rule (filter_rule, a Lua module) failed during the "
 	  "run; the message gives file:line: fix the rule" },
+	/* ---- refresh: semantic-model refreshes, their schedules and upstream events ---- */
+	{ "no_credentials", PB_EINVAL, 0, A_REFRESH, "pbiport holds no credentials that may refresh the model: the "
+	  "integration that imported it, or the user who published it, was deleted (or the integration's secret or the "
+	  "organization's Power BI settings are gone); import or publish it again" },
+	{ "enhanced_refresh_needs_capacity", PB_ECONFLICT, 0, A_REFRESH, "an enhanced refresh (type, commitMode, "
+	  "objects, ...) of a model whose workspace is on shared capacity: ask for a standard refresh ({} or only "
+	  "notifyOption) or assign the workspace to a capacity" },
+	{ "refresh_not_found", 0, 0, A_REFRESH, "Power BI accepted the refresh, but no new entry appeared in the model's "
+	  "refresh history (dropped in a burst): ask again" },
 };
 
 const size_t pb_error_codes_count = sizeof pb_error_codes / sizeof pb_error_codes[0];

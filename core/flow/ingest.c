@@ -21,6 +21,7 @@
 #include "msapi/scanner.h"
 #include "runtime/crypto.h"
 #include "runtime/log.h"
+#include "runtime/lua_json.h"
 #include "runtime/lua_sandbox.h"
 #include "runtime/strbuf.h"
 #include "runtime/timeutil.h"
@@ -50,44 +51,10 @@ struct filter_item {
 	int ref;
 };
 
-static void push_json(lua_State *L, const json_t *v, int depth)
-{
-	luaL_checkstack(L, 4, "filters nested too deeply");
-	if (depth > 8) {
-		lua_pushnil(L);
-		return;
-	}
-	if (json_is_object(v)) {
-		const char *k;
-		json_t *x;
-		lua_createtable(L, 0, (int)json_object_size(v));
-		json_object_foreach((json_t *)v, k, x) {
-			push_json(L, x, depth + 1);
-			lua_setfield(L, -2, k);
-		}
-	} else if (json_is_array(v)) {
-		size_t i;
-		json_t *x;
-		lua_createtable(L, (int)json_array_size(v), 0);
-		json_array_foreach(v, i, x) {
-			push_json(L, x, depth + 1);
-			lua_rawseti(L, -2, (lua_Integer)i + 1);
-		}
-	} else if (json_is_string(v)) {
-		lua_pushlstring(L, json_string_value(v), json_string_length(v));
-	} else if (json_is_boolean(v)) {
-		lua_pushboolean(L, json_is_true(v));
-	} else if (json_is_number(v)) {
-		lua_pushnumber(L, json_number_value(v));
-	} else {
-		lua_pushnil(L);
-	}
-}
-
 static int lua_make_rules(lua_State *L)
 {
 	struct filter_item *it = lua_touserdata(L, 1);
-	push_json(L, it->rules, 0);
+	lua_push_json(L, it->rules, 8);
 	it->ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	return 0;
 }

@@ -272,20 +272,35 @@ int identity_token_by_id(pb_db *db, const char *token_id, pb_identity *who,
 	return rc;
 }
 
-int identity_user_name(pb_db *db, const char *org_id, const char *user_id, char name[PB_NAME_FIELD_MAX + 1],
-		       char *err)
+/* The one name column sql (two text parameters a and b; b may be NULL) selects, into name;
+ * PB_ENOTFOUND naming `what` id when there is no row. */
+static int name_of(pb_db *db, const char *sql, const char *a, const char *b, const char *what, const char *id,
+		   char name[PB_NAME_FIELD_MAX + 1], char *err)
 {
 	sqlite3_stmt *st;
 	name[0] = '\0';
-	int rc = db_prepare(db, "SELECT name FROM users WHERE org_id = ? AND id = ?", &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, org_id, err)) && !(rc = db_bind_text(st, 2, user_id, err))) {
+	int rc = db_prepare(db, sql, &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, a, err)) && !(b && (rc = db_bind_text(st, 2, b, err)))) {
 		int r = db_row(db, st, err);
 		if (r == 1)
 			xsnprintf(name, PB_NAME_FIELD_MAX + 1, "%s", db_col_text(st, 0));
-		rc = r < 0 ? r : r == 0 ? pb_err(err, PB_ENOTFOUND, "no user %.64s", user_id) : PB_OK;
+		rc = r < 0 ? r : r == 0 ? pb_err(err, PB_ENOTFOUND, "no %s %.64s", what, id) : PB_OK;
 	}
 	db_done(st);
 	return rc;
+}
+
+int identity_user_name(pb_db *db, const char *org_id, const char *user_id, char name[PB_NAME_FIELD_MAX + 1],
+		       char *err)
+{
+	return name_of(db, "SELECT name FROM users WHERE org_id = ? AND id = ?", org_id, user_id, "user", user_id, name,
+		       err);
+}
+
+int identity_org_name(pb_db *db, const char *org_id, char name[PB_NAME_FIELD_MAX + 1], char *err)
+{
+	return name_of(db, "SELECT name FROM organizations WHERE id = ?", org_id, NULL, "organization", org_id, name,
+		       err);
 }
 
 /* ---- signing in with Microsoft ---- */

@@ -39,6 +39,9 @@ int identity_teams(pb_db *db, const char *org_id, const char *user_id, pb_team *
 int identity_user_name(pb_db *db, const char *org_id, const char *user_id, char name[PB_NAME_FIELD_MAX + 1],
 		       char *err);
 
+/* The name of organization org_id (for the pages' header). PB_ENOTFOUND when there is none. */
+int identity_org_name(pb_db *db, const char *org_id, char name[PB_NAME_FIELD_MAX + 1], char *err);
+
 /* ---- signing in with Microsoft (core/flow/sso.h): e-mail, Entra ids, self-sign-up ---- */
 
 #define PB_EMAIL_MAX 254

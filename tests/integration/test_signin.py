@@ -236,7 +236,7 @@ class SignIn(harness.EmulatorStackTestCase):
         self.assertEqual(status, 403)
         hdrs = dict(pairs)
         self.assertTrue(hdrs["content-type"].startswith("text/html"), hdrs)
-        self.assertIn("default-src 'none'", hdrs["content-security-policy"])
+        self.assertIn("frame-ancestors 'none'", hdrs["content-security-policy"])
         self.assertIn(b"signin_unknown_user", data)
         self.assertIn(b"admin@contoso.example", data)
         self.assertEqual(self.sql("SELECT count(*) FROM users WHERE name = ?", (ADA_UPN,))[0][0], 0)
@@ -377,7 +377,7 @@ class SignIn(harness.EmulatorStackTestCase):
         for hdrs in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}):
             status, _, doc = self.jcall("DELETE", "/api/me/sessions/" + s2, cookies={"pbiport_session": c1},
                                         headers=hdrs)
-            self.assertEqual((status, doc["error"]["code"]), (403, "cross_site"), doc)
+            self.assertEqual((status, doc["error"]["code"]), (403, "csrf_failed"), doc)
         self.assertEqual(self.me(c2)[0], 200)
         status, _, _ = self.jcall("DELETE", "/api/me/sessions/" + s2, cookies={"pbiport_session": c1},
                                   headers={"Origin": self.origin, "Sec-Fetch-Site": "same-origin"})
@@ -399,7 +399,7 @@ class SignIn(harness.EmulatorStackTestCase):
         cookie = self.sign_in()
         status, pairs, doc = self.jcall("POST", "/signout", cookies={"pbiport_session": cookie},
                                         headers={"Origin": "https://evil.example"})
-        self.assertEqual((status, doc["error"]["code"]), (403, "cross_site"), doc)
+        self.assertEqual((status, doc["error"]["code"]), (403, "csrf_failed"), doc)
         self.assertEqual(self.me(cookie)[0], 200)
         self.assertEqual(self.jcall("GET", "/signout", cookies={"pbiport_session": cookie})[0], 405)
         status, pairs, _ = self.http("POST", "/signout?return_to=/bye", cookies={"pbiport_session": cookie},
@@ -415,6 +415,31 @@ class SignIn(harness.EmulatorStackTestCase):
         self.assertIn("signed out", doc["error"]["message"])
         # signing out again, or without a session, still ends at the page
         self.assertEqual(self.http("POST", "/signout", headers={"Origin": self.origin})[0], 303)
+
+    def test_24_pages_with_the_session(self):
+        """The web pages take the session like any identity, and send a browser without one to sign in."""
+        cookie = self.sign_in()
+        status, pairs, body = self.http("GET", "/", cookies={"pbiport_session": cookie}, headers={"Accept": "text/html"})
+        self.assertEqual(status, 200, body[:300])
+        self.assertTrue(dict(pairs)["content-type"].startswith("text/html"))
+        # a page's form posted from another site with the cookie: refused before the handler
+        status, _, body = self.http("POST", "/data-products/new", cookies={"pbiport_session": cookie},
+                                    headers={"Origin": "https://evil.example", "Accept": "text/html",
+                                             "Content-Type": "application/x-www-form-urlencoded"}, body="contract=x")
+        self.assertEqual(status, 403, body[:300])
+        self.assertIn(b"csrf_failed", body)
+        # an ended session on a page: to the sign-in, which brings the browser back; the API says 401
+        for path in ("/", "/data-products/new?x=1&y=%C3%A9"):
+            status, pairs, _ = self.http("GET", path, cookies={"pbiport_session": "forged"})
+            self.assertEqual(status, 302, path)
+            loc = dict(pairs)["location"]
+            self.assertTrue(loc.startswith("/signin?return_to="), loc)
+            self.assertEqual(urllib.parse.parse_qs(urllib.parse.urlparse(loc).query)["return_to"], [path])
+            self.assertEqual(self.set_cookies(pairs)["pbiport_session"][1], "")
+            # ... where that path is a valid return_to
+            loc2, _ = self.start(path)
+            self.assertIn("/oauth2/v2.0/authorize", loc2)
+        self.assertEqual(self.me("forged")[0], 401)
 
     def test_30_key_rotation_picked_up_once_a_minute(self):
         self.sign_in()
@@ -503,7 +528,7 @@ class SignIn(harness.EmulatorStackTestCase):
         # the site's origin is now the public URL's
         status, _, doc = self.jcall("DELETE", "/api/me/sessions/" + self.session_row(cookie)[0],
                                     cookies={"pbiport_session": cookie}, headers={"Origin": self.origin})
-        self.assertEqual((status, doc["error"]["code"]), (403, "cross_site"), doc)
+        self.assertEqual((status, doc["error"]["code"]), (403, "csrf_failed"), doc)
         status, _, _ = self.jcall("DELETE", "/api/me/sessions/" + self.session_row(cookie)[0],
                                   cookies={"pbiport_session": cookie}, headers={"Origin": public})
         self.assertEqual(status, 204)

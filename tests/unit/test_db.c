@@ -220,6 +220,15 @@ static void transactions_nest_as_savepoints(void **state)
 	db_rollback(db);
 	assert_false(db_in_transaction(db));
 	assert_false(count_rows(db, "inner-then-outer-rollback"));
+	/* an inner commit releases its savepoint (it once ran the cached SAVEPOINT statement
+	 * again: its SQL text lived on the stack, where RELEASE's came next) */
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(db_begin(db, err), PB_OK);
+		assert_int_equal(db_begin(db, err), PB_OK);
+		assert_int_equal(db_commit(db, err), PB_OK);
+		assert_int_not_equal(sqlite3_exec(db_sqlite(db), "ROLLBACK TO pb1", NULL, NULL, NULL), SQLITE_OK);
+		assert_int_equal(db_commit(db, err), PB_OK);
+	}
 	db_close(db);
 }
 

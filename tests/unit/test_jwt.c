@@ -388,21 +388,6 @@ static void cookie_header_parsing(void **state)
 	assert_int_equal(auth_set_cookie(line, "s", "v\r\nX: y", "/", 60, false, err), PB_EINVAL);
 }
 
-static void same_origin_rule(void **state)
-{
-	(void)state;
-	const char *site = "https://pbiport.example";
-	assert_true(auth_same_origin(NULL, NULL, site));                       /* not a browser */
-	assert_true(auth_same_origin(site, "same-origin", site));
-	assert_true(auth_same_origin("HTTPS://PBIPORT.EXAMPLE", NULL, site));
-	assert_false(auth_same_origin(NULL, "same-site", site));
-	assert_false(auth_same_origin(NULL, "cross-site", site));
-	assert_false(auth_same_origin("https://evil.example", NULL, site));
-	assert_false(auth_same_origin("null", NULL, site));
-	assert_false(auth_same_origin(site, "cross-site", site));
-	assert_false(auth_same_origin(site, NULL, NULL));                      /* no site to compare with */
-}
-
 static void user_agent_summaries(void **state)
 {
 	(void)state;
@@ -436,7 +421,6 @@ int main(void)
 		cmocka_unit_test(entra_id_token),
 		cmocka_unit_test(session_cookie_signed_and_checked),
 		cmocka_unit_test(cookie_header_parsing),
-		cmocka_unit_test(same_origin_rule),
 		cmocka_unit_test(user_agent_summaries),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

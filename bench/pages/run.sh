@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Web pages, in-process (bench/pages/pages_bench.c): server time of GET / and
+# GET /data-products/{id} for the demo's data against the JSON API reads of the same data, and
+# the page weight. BENCH_ITERATIONS (default 2000) requests of each. Writes the "pages" section of
+# bench/README.md (BENCH_README=0 leaves it alone).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+make -s build/libpbiport.a
+mkdir -p build/bench
+# shellcheck disable=SC2046
+cc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -I. $(pkg-config --cflags lua5.4) \
+  -o build/bench/pages_bench bench/pages/pages_bench.c build/libpbiport.a \
+  $(pkg-config --libs lua5.4 sqlite3 jansson libcurl openssl yaml-0.1 libutf8proc) -lfcgi -lm -lpthread
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+rows=$(build/bench/pages_bench "$dir" "${BENCH_ITERATIONS:-2000}" 2>/dev/null)
+section=$(cat <<MD
+<!-- pages:begin -->
+## pages
+
+Reproduce: \`bench/pages/run.sh\` (BENCH_ITERATIONS=${BENCH_ITERATIONS:-2000} requests of each, after 20 to warm up).
+In-process: each request goes through \`pb_handle\` as the FastCGI loop runs it (route, identity, read
+transaction, handler, the Lua page template in a fresh sandbox, response text), as the demo's member, on the
+demo's data (examples/contracts/*.yaml imported as \`deploy/demo.sh\` imports them). The baseline is the JSON API
+read of the same data, measured in the same run. Times are the thread's CPU time (the machine's 2 cores are
+shared with other work, which moves wall time more than the work a request does); wall p50 beside it.
+
+Machine: $(nproc) cores, $(uname -sr); run on $(date -u '+%Y-%m-%d %H:%M') UTC; load average before the run $load.
+
+$rows
+<!-- pages:end -->
+MD
+)
+echo "$section"
+if [ "${BENCH_README:-1}" != 0 ]; then
+  python3 - "$section" <<'PY'
+import re, sys
+path = "bench/README.md"
+section = sys.argv[1] + "\n"
+text = open(path).read()
+if "<!-- pages:begin -->" in text:
+    text = re.sub(r"<!-- pages:begin -->.*?<!-- pages:end -->\n?", lambda m: section, text, flags=re.S)
+else:
+    text = text.rstrip("\n") + "\n\n" + section
+open(path, "w").write(text)
+PY
+fi

@@ -1,0 +1,22 @@
+/* What every page shares: the header's organization (the chrome the runtime's view.page
+ * lacks) and the one way page handlers answer (runtime/page_render.h). */
+#include <jansson.h>
+
+#include "core/store/identity.h"
+#include "handlers/handlers.h"
+
+int pages_chrome(struct req *r, json_t *page, char *err)
+{
+	char org[PB_NAME_FIELD_MAX + 1];
+	int rc = identity_org_name(r->db, r->who.org_id, org, err);
+	if (rc)
+		return rc;
+	if (json_object_set_new(json_object_get(page, "user"), "org", json_string(org)))
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	return PB_OK;
+}
+
+int pages_reply(struct req *r, const char *name, json_t *view, int status)
+{
+	return page_reply(r, name, view, status, pages_chrome);
+}

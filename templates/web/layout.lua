@@ -1,0 +1,116 @@
+-- The frame of every page: head (stylesheet, script), skip link, header with the organization,
+-- the main navigation and the signed-in user, the page's title, its content and the footer.
+--
+--   local layout = require("web.layout")
+--   return function(view)
+--     return layout.page(view, { title = "Data Products", main = { ... } })
+--   end
+--
+-- view.page is filled by pbiport (runtime/page_render.h): path, request_id, csrf_token,
+-- user = { name, role, org }, features = { powerbi_web, ingestions }.
+local html = require("html")
+local h = html.tags
+
+local layout = {}
+
+-- The main navigation: label, link, the paths it stands for, and who sees it.
+local NAV = {
+  { label = "Data Products", href = "/", prefixes = { "/data-products" } },
+  { label = "Assets", href = "/assets", prefixes = { "/assets", "/semantic-models" }, feature = "ingestions" },
+  { label = "Jobs", href = "/jobs", prefixes = { "/jobs" } },
+  { label = "Settings", href = "/settings/power-bi", prefixes = { "/settings" }, owner = true },
+}
+
+local function starts(path, prefix)
+  return path == prefix or string.sub(path, 1, #prefix + 1) == prefix .. "/"
+end
+
+local function is_current(item, path)
+  if path == item.href then return true end
+  for _, prefix in ipairs(item.prefixes) do
+    if starts(path, prefix) then return true end
+  end
+  return false
+end
+
+local function nav(page)
+  local user, features, path = page.user, page.features or {}, page.path or ""
+  local items = {}
+  for _, item in ipairs(NAV) do
+    local shown = (not item.owner or user.role == "owner") and (not item.feature or features[item.feature])
+    if shown then
+      items[#items + 1] = h.li{ h.a{ href = item.href, ["aria-current"] = is_current(item, path) and "page" or nil,
+                                     item.label } }
+    end
+  end
+  return h.nav{ class = "site-nav", ["aria-label"] = "Main", h.ul{ items } }
+end
+
+local function account(page)
+  local user = page.user
+  return h.div{ class = "account",
+    h.a{ href = "/profile/power-bi", ["aria-current"] = starts(page.path or "", "/profile") and "page" or nil,
+         title = "Your profile",
+         h.span{ class = "visually-hidden", "Your profile: " },
+         h.span{ class = "user-name", user.name },
+         h.span{ class = "role", " (", user.role, ")" } },
+  }
+end
+
+--- A breadcrumb trail: the pages above (label, href) and the current one.
+function layout.crumbs(trail, current)
+  local items = {}
+  for _, c in ipairs(trail) do items[#items + 1] = h.li{ h.a{ href = c[2], c[1] } } end
+  items[#items + 1] = h.li{ h.span{ ["aria-current"] = "page", current } }
+  return h.nav{ class = "crumbs", ["aria-label"] = "Breadcrumb", h.ol{ items } }
+end
+
+--- A hidden field with the page's CSRF token: every form that posts needs it (forms post to
+--- the page's own path; pbiport refuses a post without a valid token with 403).
+function layout.csrf(view)
+  local token = view.page and view.page.csrf_token
+  return h.input{ type = "hidden", name = "csrf_token", value = token or "" }
+end
+
+--- The whole page. p = { title = text, main = content, and optional: lead = content under the
+--- title, actions = content beside it, crumbs = { { label, href }, ... } (the pages above this
+--- one; the page itself ends the trail) }.
+function layout.page(view, p)
+  local page = view.page or {}
+  local user = page.user
+  return html.document{ lang = "en",
+    h.head{
+      h.meta{ charset = "utf-8" },
+      h.meta{ name = "viewport", content = "width=device-width, initial-scale=1" },
+      h.title{ p.title, " · pbiport" },
+      h.link{ rel = "icon", href = "/static/favicon.svg", type = "image/svg+xml" },
+      h.link{ rel = "stylesheet", href = "/static/pbiport.css" },
+      h.script{ src = "/static/pbiport.js", defer = true },
+    },
+    h.body{
+      h.a{ class = "skip-link", href = "#main", "Skip to main content" },
+      h.header{ class = "site-header",
+        h.div{ class = "brand",
+          h.a{ href = "/", class = "logo", "pbiport" },
+          user and user.org and h.span{ class = "org", h.span{ class = "visually-hidden", "Organization: " }, user.org },
+        },
+        user and nav(page),
+        user and account(page),
+      },
+      h.main{ id = "main", tabindex = "-1",
+        p.crumbs and layout.crumbs(p.crumbs, p.title),
+        h.div{ class = "page-title",
+          h.h1{ p.title },
+          p.actions and h.div{ class = "actions", p.actions },
+        },
+        p.lead and h.div{ class = "lead", p.lead },
+        p.main,
+      },
+      h.footer{ class = "site-footer",
+        h.p{ "pbiport", page.request_id and { " · request ", h.code{ page.request_id } } },
+      },
+    },
+  }
+end
+
+return layout

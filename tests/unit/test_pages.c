@@ -1,0 +1,721 @@
+/* Unit tests for the web pages' machinery: lua/html.lua's escaping and URL rule, page
+ * templates in the sandbox (errors located, admin overrides, a template that does not build
+ * html), CSRF tokens and the Origin / Sec-Fetch-Site rule, form bodies, and whole page
+ * requests in-process through pb_handle (HTML error pages with the status table, security
+ * headers, 403 for a cross-site or token-less form, 303 after adding a data product, another
+ * organization's id answered 404, static files with ETag and 304). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/store/identity.h"
+#include "handlers/handlers.h"
+#include "runtime/crypto.h"
+#include "runtime/fcgi.h"
+#include "runtime/page_csrf.h"
+#include "runtime/page_form.h"
+#include "runtime/page_render.h"
+#include "runtime/util.h"
+#include "tests/unit/testutil.h"
+
+#define KEY_A "5555555555555555555555555555555555555555555555555555555555555555"
+#define KEY_B "6666666666666666666666666666666666666666666666666666666666666666"
+
+typedef struct fixture {
+	char dir[64];
+	char admin[128];        /* PBIPORT_TEMPLATE_PATH of the tests: holds web/t_*.lua */
+	pb_db *db;
+	pb_config cfg;
+	sbuf out;               /* what render() wrote */
+	char product_id[PB_ID_BUF];
+} fixture;
+
+static void write_text(const char *dir, const char *rel, const char *text)
+{
+	char path[256], err[PB_ERR_MAX];
+	assert_int_equal(xsnprintf(path, sizeof path, "%s/%s", dir, rel), 0);
+	if (write_file(path, text, strlen(text), err))
+		fail_msg("%s", err);
+}
+
+/* ---- in-process requests ---- */
+
+struct mem_io {
+	const char *body;
+	size_t len, off;
+	sbuf out;
+};
+
+static long mem_read(void *ctx, char *buf, size_t n)
+{
+	struct mem_io *m = ctx;
+	size_t left = m->len - m->off;
+	if (n > left)
+		n = left;
+	memcpy(buf, m->body + m->off, n);
+	m->off += n;
+	return (long)n;
+}
+
+static int mem_write(void *ctx, const char *buf, size_t n)
+{
+	return sbuf_add(&((struct mem_io *)ctx)->out, buf, n);
+}
+
+typedef struct answer {
+	int status;
+	char *text;      /* headers and body */
+	const char *body;
+} answer;
+
+static void answer_free(answer *a)
+{
+	free(a->text);
+	memset(a, 0, sizeof *a);
+}
+
+/* The value of header name (case as pbiport writes it) in a, copied into out; false if absent. */
+static bool header(const answer *a, const char *name, char *out, size_t size)
+{
+	char key[128];
+	assert_int_equal(xsnprintf(key, sizeof key, "\r\n%s: ", name), 0);
+	const char *p = strstr(a->text, key);
+	if (!p || p > a->body)
+		return false;
+	p += strlen(key);
+	size_t n = strcspn(p, "\r");
+	assert_true(n < size);
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return true;
+}
+
+/* method uri as user (NULL: no identity) with a body of content_type; extra: more
+ * "NAME=value" parameters (NULL-terminated, may be NULL). */
+static answer call(fixture *f, const char *method, const char *uri, const char *user, const char *content_type,
+		   const char *body, const char *const *extra)
+{
+	char m[32], u[1024], q[1024], who[64], ct[256], cl[32];
+	const char *qs = strchr(uri, '?');
+	char *env[32];
+	size_t n = 0;
+	assert_int_equal(xsnprintf(m, sizeof m, "REQUEST_METHOD=%s", method), 0);
+	assert_int_equal(xsnprintf(u, sizeof u, "REQUEST_URI=%s", uri), 0);
+	assert_int_equal(xsnprintf(q, sizeof q, "QUERY_STRING=%s", qs ? qs + 1 : ""), 0);
+	env[n++] = m;
+	env[n++] = u;
+	env[n++] = q;
+	env[n++] = "HTTP_ACCEPT=text/html,application/xhtml+xml";
+	env[n++] = "HTTP_HOST=pages.test";
+	if (user) {
+		assert_int_equal(xsnprintf(who, sizeof who, "REMOTE_USER=%s", user), 0);
+		env[n++] = who;
+	}
+	if (content_type) {
+		assert_int_equal(xsnprintf(ct, sizeof ct, "CONTENT_TYPE=%s", content_type), 0);
+		env[n++] = ct;
+	}
+	if (body) {
+		assert_int_equal(xsnprintf(cl, sizeof cl, "CONTENT_LENGTH=%zu", strlen(body)), 0);
+		env[n++] = cl;
+	}
+	for (size_t i = 0; extra && extra[i]; i++)
+		env[n++] = (char *)extra[i];
+	env[n] = NULL;
+	struct mem_io io = { body, body ? strlen(body) : 0, 0, { 0 } };
+	sbuf_init(&io.out, 64u << 20);
+	struct req_io rio = { mem_read, mem_write, &io };
+	struct req r;
+	req_init(&r, &f->cfg, f->db);
+	pb_handle(&r, &pb_app, env, &rio);
+	answer a = { .status = r.status };
+	req_release(&r);
+	a.text = sbuf_detach(&io.out, NULL);
+	const char *b = strstr(a.text, "\r\n\r\n");
+	a.body = b ? b + 4 : "";
+	return a;
+}
+
+static answer get(fixture *f, const char *uri, const char *user)
+{
+	return call(f, "GET", uri, user, NULL, NULL, NULL);
+}
+
+/* The page's CSRF token for user: from the hidden field of the form on uri. */
+static void token_of(fixture *f, const char *uri, const char *user, char out[PB_CSRF_TOKEN_BUF])
+{
+	answer a = get(f, uri, user);
+	assert_int_equal(a.status, 200);
+	const char *p = strstr(a.body, "name=\"csrf_token\" type=\"hidden\" value=\"");
+	assert_non_null(p);
+	p += strlen("name=\"csrf_token\" type=\"hidden\" value=\"");
+	size_t n = strcspn(p, "\"");
+	assert_int_equal(n, PB_HMAC_B64URL_LEN);
+	memcpy(out, p, n);
+	out[n] = '\0';
+	answer_free(&a);
+}
+
+/* ---- set-up ---- */
+
+static const char ORDERS[] =
+	"apiVersion: v3.0.2\nkind: DataContract\nid: urn:test:orders\nname: Orders\nversion: 1.0.0\n"
+	"status: active\nservers:\n  - server: prod\n    type: snowflake\n    account: acme-xy\n"
+	"    database: SALES\n    schema: PUBLIC\n    warehouse: WH\nschema:\n  - name: orders\n"
+	"    physicalType: table\n    properties:\n      - name: order_id\n        logicalType: string\n"
+	"        primaryKey: true\n";
+
+static int setup(void **state)
+{
+	fixture *f = calloc(1, sizeof *f);
+	char err[PB_ERR_MAX], id[PB_ID_BUF];
+	assert_non_null(f);
+	assert_int_equal(tu_mkdtemp(f->dir, sizeof f->dir, "pages"), 0);
+	if (tu_db_open_migrated(f->dir, "pages.db", NULL, 0, &f->db, err))
+		fail_msg("%s", err);
+	assert_int_equal(identity_org_create(f->db, "acme", id, err), 0);
+	assert_int_equal(identity_org_create(f->db, "globex", id, err), 0);
+	assert_int_equal(identity_user_add(f->db, "alice", "acme", PB_ROLE_OWNER, NULL, 0, id, err), 0);
+	assert_int_equal(identity_user_add(f->db, "bob", "acme", PB_ROLE_MEMBER, NULL, 0, id, err), 0);
+	assert_int_equal(identity_user_add(f->db, "carol", "globex", PB_ROLE_OWNER, NULL, 0, id, err), 0);
+	assert_int_equal(xsnprintf(f->admin, sizeof f->admin, "%s/admin", f->dir), 0);
+	assert_int_equal(pb_keyring_parse(KEY_A, &f->cfg.rememberme_keys, err), 0);
+	f->cfg.template_path = f->admin;
+	f->cfg.max_body = 1 << 20;
+	f->cfg.powerbi_web_enabled = true;
+	sbuf_init(&f->out, 1 << 20);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture *f = *state;
+	sbuf_release(&f->out);
+	db_close(f->db);
+	pb_keyring_free(f->cfg.rememberme_keys);
+	tu_rmtree(f->dir);
+	free(f);
+	return 0;
+}
+
+/* ---- html.lua and page templates ---- */
+
+#define TPL_HEAD "local html = require('html')\nlocal h = html.tags\n"
+
+/* Renders admin template web/<name>.lua (text) with view (JSON text); returns rc, out in *html. */
+static int render(fixture *f, const char *name, const char *text, const char *view_json, sbuf *html, char *err)
+{
+	char rel[128];
+	assert_int_equal(xsnprintf(rel, sizeof rel, "web/%s.lua", name), 0);
+	write_text(f->admin, rel, text);
+	json_t *view = json_loads(view_json, 0, NULL);
+	assert_non_null(view);
+	sbuf_reset(html);
+	int rc = page_render(&f->cfg, name, view, html, err);
+	json_decref(view);
+	return rc;
+}
+
+static void html_escapes_text_and_attributes(void **state)
+{
+	fixture *f = *state;
+	char err[PB_ERR_MAX];
+	sbuf *out = &f->out;
+	static const char tpl[] =
+		TPL_HEAD
+		"return function(v) return h.div{ title = v.name, class = { 'a', 'b' }, hidden = true, id = false,\n"
+		"  h.p{ v.name }, h.p{ v.n }, html.raw('<br>'), { h.i{ 'x' }, nil, h.b{ 'y' } }, nil, false } end\n";
+	assert_int_equal(render(f, "t_escape", tpl,
+			       "{\"name\": \"<script>alert(\\\"x\\\")</script> & 'q' \\u05e9\\u05dc\\u05d5\\u05dd \\ud83d\\ude80\","
+			       " \"n\": 3}", out, err), 0);
+	assert_string_equal(sbuf_str(out),
+			    "<div class=\"a b\" hidden title=\"&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; "
+			    "&#39;q&#39; \xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d \xf0\x9f\x9a\x80\">"
+			    "<p>&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;q&#39; "
+			    "\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d \xf0\x9f\x9a\x80</p><p>3</p><br><i>x</i><b>y</b></div>");
+}
+
+static void html_keeps_only_safe_urls(void **state)
+{
+	fixture *f = *state;
+	char err[PB_ERR_MAX];
+	sbuf *out = &f->out;
+	static const char tpl[] =
+		TPL_HEAD
+		"return function(v) local out = {}\n"
+		"  for _, u in ipairs(v.urls) do out[#out + 1] = h.a{ href = u, 'x' } end\n"
+		"  return h.div{ out } end\n";
+	assert_int_equal(render(f, "t_urls", tpl,
+			       "{\"urls\": [\"/data-products/1\", \"https://app.powerbi.com/groups/a?x=1&y=2\", "
+			       "\"HTTP://example.com/\", \"?q=1\", \"#main\", \"relative/path\", \"javascript:alert(1)\", "
+			       "\"JavaScript:alert(1)\", \" javascript:alert(1)\", \"java\\tscript:alert(1)\", "
+			       "\"data:text/html,x\", \"//evil.example/\", \"/\\\\evil.example\", \"vbscript:x\", "
+			       "\"https://a b/\"]}", out, err), 0);
+	const char *want =
+		"<div><a href=\"/data-products/1\">x</a><a href=\"https://app.powerbi.com/groups/a?x=1&amp;y=2\">x</a>"
+		"<a href=\"HTTP://example.com/\">x</a><a href=\"?q=1\">x</a><a href=\"#main\">x</a>"
+		"<a href=\"relative/path\">x</a>";
+	assert_int_equal(strncmp(sbuf_str(out), want, strlen(want)), 0);
+	/* the nine unsafe ones */
+	const char *p = sbuf_str(out);
+	int unsafe = 0;
+	while ((p = strstr(p, "href=\"about:invalid#unsafe-url\"")))
+		unsafe++, p++;
+	assert_int_equal(unsafe, 9);
+	assert_null(strstr(sbuf_str(out), "javascript"));
+}
+
+static void html_refuses_inline_script_and_style(void **state)
+{
+	fixture *f = *state;
+	char err[PB_ERR_MAX];
+	sbuf *out = &f->out;
+	assert_int_equal(render(f, "t_onclick", "local h = require('html').tags\nreturn function(v)\n"
+						"  return h.div{ h.button{ onclick = 'x()', 'Go' } } end\n", "{}", out, err),
+			 PB_EINVAL);
+	assert_non_null(strstr(err, "admin/web/t_onclick.lua:3:"));
+	assert_non_null(strstr(err, "attribute onclick is not allowed"));
+	assert_int_equal(render(f, "t_style", "local h = require('html').tags\nreturn function(v)\n"
+					      "  return h.div{ h.p{ style = 'color:red', 'x' } } end\n", "{}", out, err),
+			 PB_EINVAL);
+	assert_non_null(strstr(err, "attribute style is not allowed"));
+	assert_int_equal(render(f, "t_script", "local h = require('html').tags\nreturn function(v)\n"
+					       "  return h.div{ h.script{ 'alert(1)' } } end\n", "{}", out, err),
+			 PB_EINVAL);
+	assert_non_null(strstr(err, "t_script.lua:3: html: <script> takes no inline code"));
+	assert_int_equal(render(f, "t_fn", "local h = require('html').tags\nreturn function(v)\n"
+					   "  return h.div{ h.p{ 'a', { h.b{ 'b' }, print } } } end\n", "{}", out, err),
+			 PB_EINVAL);
+	assert_non_null(strstr(err, "t_fn.lua:3: html: cannot put a function into <p>"));
+}
+
+static void template_must_build_html(void **state)
+{
+	fixture *f = *state;
+	char err[PB_ERR_MAX];
+	sbuf *out = &f->out;
+	/* a plain string would bypass escaping: refused */
+	assert_int_equal(render(f, "t_string", "return function(v) return '<p>' .. v.x .. '</p>' end\n",
+				"{\"x\": \"<b>\"}", out, err), PB_EINVAL);
+	assert_non_null(strstr(err, "web/t_string.lua: its function returned a string, not html"));
+	/* a runtime error names the file and the line */
+	assert_int_equal(render(f, "t_error", "local h = require('html').tags\n\nreturn function(v)\n"
+					      "  return h.p{ v.missing.field } end\n", "{}", out, err),
+			 PB_EINVAL);
+	assert_non_null(strstr(err, "template "));
+	assert_non_null(strstr(err, "admin/web/t_error.lua:4:"));
+	/* a syntax error too */
+	assert_int_equal(render(f, "t_syntax", "return function(v)\n  return (\nend\n", "{}", out, err), PB_EINVAL);
+	assert_non_null(strstr(err, "admin/web/t_syntax.lua:3:"));
+	/* a page that runs forever stops at the time limit */
+	assert_int_equal(render(f, "t_loop", "return function(v) while true do end end\n", "{}", out, err), PB_ELIMIT);
+	assert_non_null(strstr(err, "time limit"));
+}
+
+/* ---- CSRF ---- */
+
+static void csrf_tokens(void **state)
+{
+	(void)state;
+	pb_keyring *a = NULL, *b = NULL, *rotated = NULL;
+	char err[PB_ERR_MAX], t[PB_CSRF_TOKEN_BUF], t2[PB_CSRF_TOKEN_BUF];
+	time_t now = 1700000000;
+	assert_int_equal(pb_keyring_parse(KEY_A, &a, err), 0);
+	assert_int_equal(pb_keyring_parse(KEY_B, &b, err), 0);
+	assert_int_equal(pb_keyring_parse(KEY_B "," KEY_A, &rotated, err), 0);
+	assert_int_equal(page_csrf_token(a, "user1", "/settings/power-bi", now, t, err), 0);
+	assert_int_equal(strlen(t), PB_HMAC_B64URL_LEN);
+	assert_true(page_csrf_valid(a, "user1", "/settings/power-bi", now, t));
+	/* valid through the next window, not the one after */
+	assert_true(page_csrf_valid(a, "user1", "/settings/power-bi", now + PB_CSRF_WINDOW_S, t));
+	assert_false(page_csrf_valid(a, "user1", "/settings/power-bi", now + 2 * PB_CSRF_WINDOW_S + 1, t));
+	/* bound to the user, the path and the key */
+	assert_false(page_csrf_valid(a, "user2", "/settings/power-bi", now, t));
+	assert_false(page_csrf_valid(a, "user1", "/data-products/new", now, t));
+	assert_false(page_csrf_valid(b, "user1", "/settings/power-bi", now, t));
+	/* after a rotation the old key still verifies; new tokens use the new key */
+	assert_true(page_csrf_valid(rotated, "user1", "/settings/power-bi", now, t));
+	assert_int_equal(page_csrf_token(rotated, "user1", "/settings/power-bi", now, t2, err), 0);
+	assert_string_not_equal(t, t2);
+	assert_false(page_csrf_valid(a, "user1", "/settings/power-bi", now, t2));
+	/* junk */
+	assert_false(page_csrf_valid(a, "user1", "/settings/power-bi", now, ""));
+	assert_false(page_csrf_valid(a, "user1", "/settings/power-bi", now, NULL));
+	t[5] = t[5] == 'A' ? 'B' : 'A';
+	assert_false(page_csrf_valid(a, "user1", "/settings/power-bi", now, t));
+	assert_int_equal(page_csrf_token(NULL, "user1", "/", now, t, err), PB_EINVAL);
+	assert_non_null(strstr(err, "APPLICATION_SECURITY_REMEMBERME_KEY"));
+	pb_keyring_free(a);
+	pb_keyring_free(b);
+	pb_keyring_free(rotated);
+}
+
+static void origin_rule(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	const char *own = "https://pbiport.example.com";
+	assert_int_equal(page_origin_allowed(NULL, NULL, own, err), 0);
+	assert_int_equal(page_origin_allowed("https://pbiport.example.com", "same-origin", own, err), 0);
+	assert_int_equal(page_origin_allowed("HTTPS://PBIPORT.example.com", NULL, own, err), 0);
+	assert_int_equal(page_origin_allowed(NULL, "none", own, err), 0);
+	assert_int_equal(page_origin_allowed(NULL, "cross-site", own, err), PB_EFORBIDDEN);
+	assert_int_equal(page_origin_allowed(NULL, "same-site", own, err), PB_EFORBIDDEN);
+	assert_int_equal(page_origin_allowed("https://evil.example", NULL, own, err), PB_EFORBIDDEN);
+	assert_non_null(strstr(err, "https://evil.example"));
+	assert_int_equal(page_origin_allowed("null", NULL, own, err), PB_EFORBIDDEN);
+	assert_int_equal(page_origin_allowed("http://pbiport.example.com", "same-origin", own, err), PB_EFORBIDDEN);
+	assert_int_equal(page_origin_allowed("https://pbiport.example.com", NULL, NULL, err), PB_EFORBIDDEN);
+}
+
+static void own_origin(void **state)
+{
+	fixture *f = *state;
+	char out[PB_ORIGIN_MAX], err[PB_ERR_MAX];
+	struct {
+		const char *public_url;
+		const char *env[4];
+		const char *want;   /* NULL: no origin */
+	} cases[] = {
+		{ "https://Pbiport.Example.com/base/", { NULL }, "https://pbiport.example.com" },
+		{ "http://127.0.0.1:8080", { "HTTP_HOST=other:1" }, "http://127.0.0.1:8080" },
+		{ NULL, { "HTTP_HOST=Pages.Test:8081" }, "http://pages.test:8081" },
+		{ NULL, { "HTTP_HOST=pages.test:443", "HTTPS=on" }, "https://pages.test" },
+		{ NULL, { "HTTP_HOST=pages.test:80" }, "http://pages.test" },
+		{ NULL, { "HTTP_HOST=pages.test", "REQUEST_SCHEME=https" }, "https://pages.test" },
+		{ NULL, { "HTTP_HOST=a/b" }, NULL },
+		{ NULL, { NULL }, NULL },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		pb_config cfg = { .public_url = (char *)cases[i].public_url };
+		struct req r;
+		char *env[6] = { "REQUEST_METHOD=POST", "REQUEST_URI=/x", NULL };
+		size_t n = 2;
+		for (size_t j = 0; cases[i].env[j]; j++)
+			env[n++] = (char *)cases[i].env[j];
+		env[n] = NULL;
+		req_init(&r, &cfg, f->db);
+		assert_int_equal(req_load(&r, env, NULL, err), 0);
+		int rc = page_own_origin(&r, out, err);
+		if (cases[i].want) {
+			assert_int_equal(rc, 0);
+			assert_string_equal(out, cases[i].want);
+		} else {
+			assert_int_equal(rc, PB_EINVAL);
+		}
+		req_release(&r);
+	}
+}
+
+/* ---- forms ---- */
+
+static void form_bodies(void **state)
+{
+	(void)state;
+	page_form form;
+	char err[PB_ERR_MAX];
+	const char *u = "a=1&b=x+y%26z&empty=&flag&a=2&n%C3%A4me=%E2%9C%93";
+	assert_int_equal(page_form_parse("application/x-www-form-urlencoded", u, strlen(u), &form, err), 0);
+	assert_int_equal(form.n, 6);
+	assert_string_equal(page_form_get(&form, "a")->value, "1");
+	assert_string_equal(page_form_get(&form, "b")->value, "x y&z");
+	assert_string_equal(page_form_get(&form, "empty")->value, "");
+	assert_string_equal(page_form_get(&form, "flag")->value, "");
+	assert_string_equal(form.v[4].value, "2");
+	assert_string_equal(page_form_get(&form, "n\xc3\xa4me")->value, "\xe2\x9c\x93");
+	assert_null(page_form_get(&form, "missing"));
+	page_form_clear(&form);
+	assert_int_equal(page_form_parse("application/x-www-form-urlencoded", "a=%zz", 5, &form, err), PB_EINVAL);
+	assert_int_equal(page_form_parse("application/x-www-form-urlencoded", "a=%00", 5, &form, err), PB_EINVAL);
+	assert_int_equal(page_form_parse("application/x-www-form-urlencoded", "=1", 2, &form, err), PB_EINVAL);
+	assert_non_null(strstr(err, "field name is empty"));
+	assert_int_equal(page_form_parse("application/x-www-form-urlencoded", "a=%zz", 5, &form, err), PB_EINVAL);
+	assert_non_null(strstr(err, "form field 'a': invalid encoding"));
+
+	static const char mp[] =
+		"--XyZ\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\ntok\r\n"
+		"--XyZ\r\nContent-Disposition: form-data; name=\"contract\"\r\n\r\nline1\r\nline2\r\n"
+		"--XyZ\r\nContent-Disposition: form-data; name=\"contract_file\"; filename=\"o rders.yaml\"\r\n"
+		"Content-Type: application/x-yaml\r\n\r\nid: x\n\0bin\r\n"
+		"--XyZ--\r\n";
+	assert_int_equal(page_form_parse("multipart/form-data; boundary=\"XyZ\"", mp, sizeof mp - 1, &form, err), 0);
+	assert_int_equal(form.n, 3);
+	assert_string_equal(page_form_get(&form, "csrf_token")->value, "tok");
+	assert_null(page_form_get(&form, "csrf_token")->filename);
+	assert_string_equal(page_form_get(&form, "contract")->value, "line1\r\nline2");
+	const page_field *file = page_form_get(&form, "contract_file");
+	assert_string_equal(file->filename, "o rders.yaml");
+	assert_int_equal(file->len, 10);
+	assert_memory_equal(file->value, "id: x\n\0bin", 10);
+	page_form_clear(&form);
+	/* a body that ends inside a part, and one without a boundary parameter */
+	assert_int_equal(page_form_parse("multipart/form-data; boundary=XyZ", mp, 60, &form, err), PB_EINVAL);
+	assert_int_equal(page_form_parse("multipart/form-data", mp, sizeof mp - 1, &form, err), PB_EINVAL);
+	assert_non_null(strstr(err, "boundary"));
+	/* more fields than allowed */
+	sbuf many;
+	sbuf_init(&many, 1 << 16);
+	for (int i = 0; i <= PB_FORM_MAX_FIELDS; i++)
+		assert_int_equal(sbuf_addf(&many, "f%d=1&", i), 0);
+	assert_int_equal(page_form_parse("application/x-www-form-urlencoded", sbuf_str(&many), many.len, &form, err),
+			 PB_EINVAL);
+	assert_non_null(strstr(err, "more than"));
+	sbuf_release(&many);
+}
+
+/* ---- whole requests ---- */
+
+static void security_headers(const answer *a)
+{
+	char v[512];
+	assert_true(header(a, "Content-Security-Policy", v, sizeof v));
+	assert_string_equal(v, "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+	assert_true(header(a, "X-Content-Type-Options", v, sizeof v));
+	assert_string_equal(v, "nosniff");
+	assert_true(header(a, "Referrer-Policy", v, sizeof v));
+	assert_string_equal(v, "same-origin");
+	assert_true(header(a, "Content-Type", v, sizeof v));
+	assert_string_equal(v, "text/html; charset=utf-8");
+}
+
+/* Adds a data product through the page's form; returns the answer (303 on success). */
+static answer add_product(fixture *f, const char *user, const char *contract, const char *const *extra)
+{
+	char token[PB_CSRF_TOKEN_BUF];
+	sbuf body;
+	sbuf_init(&body, 1 << 20);
+	token_of(f, "/data-products/new", user, token);
+	assert_int_equal(sbuf_addf(&body, "csrf_token=%s&contract=", token), 0);
+	for (const char *p = contract; *p; p++)
+		assert_int_equal(sbuf_addf(&body, "%%%02X", (unsigned char)*p), 0);
+	answer a = call(f, "POST", "/data-products/new", user, "application/x-www-form-urlencoded", sbuf_str(&body),
+			extra);
+	sbuf_release(&body);
+	return a;
+}
+
+static void pages_in_process(void **state)
+{
+	fixture *f = *state;
+	char v[256];
+	answer a = get(f, "/", "alice");
+	assert_int_equal(a.status, 200);
+	security_headers(&a);
+	assert_true(header(&a, "Cache-Control", v, sizeof v));
+	assert_string_equal(v, "no-store");
+	assert_non_null(strstr(a.body, "<h1>Data Products</h1>"));
+	assert_non_null(strstr(a.body, "acme"));   /* the organization in the header */
+	assert_non_null(strstr(a.body, "No data products yet"));
+	answer_free(&a);
+
+	/* add one through the form: 303 to its page */
+	a = add_product(f, "bob", ORDERS, NULL);
+	assert_int_equal(a.status, 303);
+	assert_true(header(&a, "Location", v, sizeof v));
+	assert_int_equal(strncmp(v, "/data-products/", 15), 0);
+	xsnprintf(f->product_id, sizeof f->product_id, "%s", v + 15);
+	answer_free(&a);
+	a = get(f, "/?q=ORD", "alice");
+	assert_int_equal(a.status, 200);
+	assert_non_null(strstr(a.body, ">Orders</a>"));
+	answer_free(&a);
+	a = get(f, "/?q=nothing-like-it", "alice");
+	assert_non_null(strstr(a.body, "No data product matches"));
+	assert_null(strstr(a.body, ">Orders</a>"));
+	answer_free(&a);
+
+	/* the product page: port, server, schema, the Open in menu */
+	char uri[128];
+	xsnprintf(uri, sizeof uri, "/data-products/%s", f->product_id);
+	a = get(f, uri, "bob");
+	assert_int_equal(a.status, 200);
+	security_headers(&a);
+	assert_non_null(strstr(a.body, "<h1>Orders</h1>"));
+	assert_non_null(strstr(a.body, "order_id"));
+	assert_non_null(strstr(a.body, "acme-xy"));   /* the server's fields */
+	assert_non_null(strstr(a.body, ">Power BI Web</a>"));
+	assert_non_null(strstr(a.body, "/power-bi\""));
+	answer_free(&a);
+
+	/* another organization's id: the 404 page */
+	a = get(f, uri, "carol");
+	assert_int_equal(a.status, 404);
+	security_headers(&a);
+	assert_non_null(strstr(a.body, "<h1>Not Found</h1>"));
+	assert_non_null(strstr(a.body, "globex"));
+	answer_free(&a);
+
+	/* a broken contract: the form again, 400, with the located message */
+	a = add_product(f, "bob", "id: x\nname: [\n", NULL);
+	assert_int_equal(a.status, 400);
+	assert_non_null(strstr(a.body, "pasted contract:"));
+	assert_non_null(strstr(a.body, "role=\"alert\""));
+	assert_non_null(strstr(a.body, "name: ["));   /* the text box keeps what was pasted */
+	answer_free(&a);
+
+	/* an unknown path from a browser: HTML; under /api/: JSON */
+	a = get(f, "/nowhere", "alice");
+	assert_int_equal(a.status, 404);
+	security_headers(&a);
+	answer_free(&a);
+	a = get(f, "/api/nowhere", "alice");
+	assert_int_equal(a.status, 404);
+	assert_true(header(&a, "Content-Type", v, sizeof v));
+	assert_string_equal(v, "application/json");
+	answer_free(&a);
+	/* no identity: a 401 page */
+	a = get(f, "/", NULL);
+	assert_int_equal(a.status, 401);
+	security_headers(&a);
+	answer_free(&a);
+}
+
+static void forms_need_csrf(void **state)
+{
+	fixture *f = *state;
+	char v[256], token[PB_CSRF_TOKEN_BUF], body[512];
+	/* no token */
+	answer a = call(f, "POST", "/data-products/new", "alice", "application/x-www-form-urlencoded", "contract=id%3A+x",
+			NULL);
+	assert_int_equal(a.status, 403);
+	security_headers(&a);
+	assert_non_null(strstr(a.body, "csrf_failed"));
+	answer_free(&a);
+	/* another user's token */
+	token_of(f, "/data-products/new", "bob", token);
+	xsnprintf(body, sizeof body, "csrf_token=%s&contract=id%%3A+x", token);
+	a = call(f, "POST", "/data-products/new", "alice", "application/x-www-form-urlencoded", body, NULL);
+	assert_int_equal(a.status, 403);
+	answer_free(&a);
+	/* the right token, sent by another site */
+	token_of(f, "/data-products/new", "alice", token);
+	xsnprintf(body, sizeof body, "csrf_token=%s&contract=", token);
+	static const char *const cross[] = { "HTTP_ORIGIN=https://evil.example", "HTTP_SEC_FETCH_SITE=cross-site", NULL };
+	a = call(f, "POST", "/data-products/new", "alice", "application/x-www-form-urlencoded", body, cross);
+	assert_int_equal(a.status, 403);
+	assert_non_null(strstr(a.body, "another site"));
+	answer_free(&a);
+	static const char *const other_origin[] = { "HTTP_ORIGIN=http://evil.example", NULL };
+	a = call(f, "POST", "/data-products/new", "alice", "application/x-www-form-urlencoded", body, other_origin);
+	assert_int_equal(a.status, 403);
+	answer_free(&a);
+	/* the same token from this site's own origin reaches the handler (400: nothing pasted) */
+	static const char *const same[] = { "HTTP_ORIGIN=http://pages.test", "HTTP_SEC_FETCH_SITE=same-origin", NULL };
+	a = call(f, "POST", "/data-products/new", "alice", "application/x-www-form-urlencoded", body, same);
+	assert_int_equal(a.status, 400);
+	assert_non_null(strstr(a.body, "Paste a contract"));
+	answer_free(&a);
+	/* the token in the X-CSRF-Token header (scripts) */
+	char hdr[128];
+	xsnprintf(hdr, sizeof hdr, "HTTP_X_CSRF_TOKEN=%s", token);
+	const char *const by_header[] = { hdr, NULL };
+	a = call(f, "POST", "/data-products/new", "alice", "application/x-www-form-urlencoded", "contract=", by_header);
+	assert_int_equal(a.status, 400);
+	answer_free(&a);
+	/* without the key, forms are off: 503 naming the variable */
+	pb_keyring *kr = f->cfg.rememberme_keys;
+	f->cfg.rememberme_keys = NULL;
+	a = call(f, "POST", "/data-products/new", "alice", "application/x-www-form-urlencoded", body, NULL);
+	assert_int_equal(a.status, 503);
+	assert_non_null(strstr(a.body, "APPLICATION_SECURITY_REMEMBERME_KEY"));
+	answer_free(&a);
+	f->cfg.rememberme_keys = kr;
+	(void)v;
+}
+
+static void template_failure_is_a_500_page(void **state)
+{
+	fixture *f = *state;
+	char err[PB_ERR_MAX];
+	write_text(f->admin, "web/home.lua", "local h = require('html').tags\nreturn function(v)\n"
+					     "  return h.p{ v.nope.x } end\n");
+	answer a = get(f, "/", "alice");
+	assert_int_equal(a.status, 500);
+	security_headers(&a);
+	assert_non_null(strstr(a.body, "internal error (request "));
+	assert_null(strstr(a.body, "home.lua"));   /* the cause goes to the log only */
+	answer_free(&a);
+	/* a broken error page falls back to the built-in one */
+	write_text(f->admin, "web/error.lua", "return function(v) error('boom') end\n");
+	a = get(f, "/", "alice");
+	assert_int_equal(a.status, 500);
+	assert_non_null(strstr(a.body, "<h1>Internal Server Error (500)</h1>"));
+	answer_free(&a);
+	/* an admin override of a page is used instead of the built-in one */
+	write_text(f->admin, "web/home.lua", "local html = require('html')\nlocal layout = require('web.layout')\n"
+					     "return function(v) return layout.page(v, { title = 'Our catalog', "
+					     "main = html.tags.p{ 'custom' } }) end\n");
+	char path[256];
+	xsnprintf(path, sizeof path, "%s/web/error.lua", f->admin);
+	assert_int_equal(remove(path), 0);
+	a = get(f, "/", "alice");
+	assert_int_equal(a.status, 200);
+	assert_non_null(strstr(a.body, "<h1>Our catalog</h1>"));
+	answer_free(&a);
+	(void)err;
+}
+
+static void static_files(void **state)
+{
+	fixture *f = *state;
+	char etag[64], v[128], inm[96];
+	answer a = get(f, "/static/pbiport.css", NULL);
+	assert_int_equal(a.status, 200);
+	assert_true(header(&a, "Content-Type", v, sizeof v));
+	assert_string_equal(v, "text/css; charset=utf-8");
+	assert_true(header(&a, "Cache-Control", v, sizeof v));
+	assert_string_equal(v, "public, max-age=600");
+	assert_null(strstr(a.text, "no-store"));
+	assert_true(header(&a, "ETag", etag, sizeof etag));
+	answer_free(&a);
+	xsnprintf(inm, sizeof inm, "HTTP_IF_NONE_MATCH=%s", etag);
+	const char *const cond[] = { inm, NULL };
+	a = call(f, "GET", "/static/pbiport.css", NULL, NULL, NULL, cond);
+	assert_int_equal(a.status, 304);
+	assert_string_equal(a.body, "");
+	answer_free(&a);
+	a = get(f, "/static/pbiport.js", NULL);
+	assert_int_equal(a.status, 200);
+	assert_true(header(&a, "Content-Type", v, sizeof v));
+	assert_string_equal(v, "text/javascript; charset=utf-8");
+	answer_free(&a);
+	/* an admin's file comes first; Lua files and unknown kinds are not served */
+	write_text(f->admin, "web/static/pbiport.css", "body { color: teal }\n");
+	a = get(f, "/static/pbiport.css", NULL);
+	assert_string_equal(a.body, "body { color: teal }\n");
+	answer_free(&a);
+	static const char *const missing[] = { "/static/layout.lua", "/static/..", "/static/.hidden.css",
+					       "/static/nope.css", "/static/a..css", "/static/page" };
+	for (size_t i = 0; i < sizeof missing / sizeof missing[0]; i++) {
+		a = get(f, missing[i], NULL);
+		assert_true(a.status == 404 || a.status == 400);
+		answer_free(&a);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(html_escapes_text_and_attributes, setup, teardown),
+		cmocka_unit_test_setup_teardown(html_keeps_only_safe_urls, setup, teardown),
+		cmocka_unit_test_setup_teardown(html_refuses_inline_script_and_style, setup, teardown),
+		cmocka_unit_test_setup_teardown(template_must_build_html, setup, teardown),
+		cmocka_unit_test_setup_teardown(csrf_tokens, setup, teardown),
+		cmocka_unit_test_setup_teardown(origin_rule, setup, teardown),
+		cmocka_unit_test_setup_teardown(own_origin, setup, teardown),
+		cmocka_unit_test_setup_teardown(form_bodies, setup, teardown),
+		cmocka_unit_test_setup_teardown(pages_in_process, setup, teardown),
+		cmocka_unit_test_setup_teardown(forms_need_csrf, setup, teardown),
+		cmocka_unit_test_setup_teardown(template_failure_is_a_500_page, setup, teardown),
+		cmocka_unit_test_setup_teardown(static_files, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
