@@ -147,59 +147,6 @@ out:
 	return PB_OK;
 }
 
-static int mkdirs_for(const char *path, char *err)
-{
-	char *dup = xstrdup(path);
-	if (!dup)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	for (char *p = dup + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(dup, 0755) && errno != EEXIST) {
-			int rc = pb_err(err, PB_EIO, "%s: %s", dup, strerror(errno));
-			free(dup);
-			return rc;
-		}
-		*p = '/';
-	}
-	free(dup);
-	return PB_OK;
-}
-
-int write_file(const char *path, const void *data, size_t len, char *err)
-{
-	int rc = mkdirs_for(path, err);
-	if (rc)
-		return rc;
-	size_t tlen = strlen(path) + 32;
-	char *tmp = malloc(tlen);
-	if (!tmp)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	if (xsnprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid())) {
-		free(tmp);
-		return pb_err(err, PB_EINTERNAL, "path too long");
-	}
-	FILE *f = fopen(tmp, "wb");
-	if (!f) {
-		rc = pb_err(err, PB_EIO, "%s: %s", tmp, strerror(errno));
-		free(tmp);
-		return rc;
-	}
-	/* both must run: fclose() flushes and reports late write errors */
-	bool write_failed = len && fwrite(data, 1, len, f) != len;
-	bool close_failed = fclose(f) != 0;
-	if (write_failed || close_failed) {
-		rc = pb_err(err, PB_EIO, "%s: write failed", path);
-		unlink(tmp);
-	} else if (rename(tmp, path)) {
-		rc = pb_err(err, PB_EIO, "%s: %s", path, strerror(errno));
-		unlink(tmp);
-	}
-	free(tmp);
-	return rc;
-}
-
 bool str_is_guid(const char *s)
 {
 	static const unsigned char group[] = {8, 4, 4, 4, 12};

@@ -50,8 +50,6 @@ bool str_is_guid(const char *s);
 
 /* Reads a whole file, refusing files over max bytes. *out is new (NUL-terminated). */
 int read_file(const char *path, size_t max, char **out, size_t *len, char *err);
-/* Writes data to path atomically (temp file + rename), creating parent folders. */
-int write_file(const char *path, const void *data, size_t len, char *err);
 
 #include "runtime/banned.h"
 

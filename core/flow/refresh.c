@@ -459,20 +459,17 @@ static int wrap_err(char *err, int rc, const char *prefix)
 	return pb_err(err, rc, "%s: %s", prefix, sub);
 }
 
-static int wait_timeout_s(const json_t *body, int64_t *secs, char *err)
+static int wait_timeout_s(const json_t *body, const pb_config *cfg, int64_t *secs, char *err)
 {
-	const char *env = getenv("PBIPORT_REFRESH_TIMEOUT");
 	const json_t *wt = body ? json_object_get(body, "wait_timeout") : NULL;
-	*secs = PB_REFRESH_TIMEOUT_S_DEFAULT;
+	*secs = cfg->refresh_timeout_s;
 	if (json_is_integer(wt)) {
 		*secs = json_integer_value(wt);
 		return 0;
 	}
 	if (json_is_string(wt))
-		return cron_parse_duration(json_string_value(wt), secs, err) ? wrap_err(err, PB_EINVAL, "wait_timeout")
-									     : 0;
-	if (env && *env && cron_parse_duration(env, secs, err))
-		return wrap_err(err, PB_EINVAL, "PBIPORT_REFRESH_TIMEOUT");
+		return pb_duration_parse(json_string_value(wt), secs, err) ? wrap_err(err, PB_EINVAL, "wait_timeout")
+									   : 0;
 	return 0;
 }
 
@@ -580,7 +577,7 @@ static int open_session(pb_db *db, const pb_config *cfg, const char *org_id, con
 		rc = pb_fail_as(f, rc, rc == PB_EINVAL ? "no_credentials" : NULL);
 		goto out;
 	}
-	if ((rc = pbi_session_app(s, i->tenant_id, i->client_id, secret, code, f->message)))
+	if ((rc = pbi_session_app(s, cfg, i->tenant_id, i->client_id, secret, code, f->message)))
 		rc = session_failed(code, rc, f);
 out:
 	pb_secret_free(secret, len);
@@ -685,7 +682,7 @@ int refresh_submit(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 	json_t *options = NULL, *input = NULL;
 	int rc;
 	*reply = NULL;
-	if ((rc = options_parse(body, &options, f->message)) || (rc = wait_timeout_s(body, &timeout_s, f->message))) {
+	if ((rc = options_parse(body, &options, f->message)) || (rc = wait_timeout_s(body, cfg, &timeout_s, f->message))) {
 		rc = pb_fail_as(f, rc, NULL);
 		goto out;
 	}
@@ -754,13 +751,6 @@ static const char *entry_error(const powerbi_refresh *e, char *buf, size_t size)
 		copy(buf, size, desc ? desc : code ? code : e->error);
 	json_decref(j);
 	return buf;
-}
-
-static long poll_first_ms(void)
-{
-	const char *s = getenv("PBIPORT_REFRESH_POLL_MS");
-	long v = s && *s ? strtol(s, NULL, 10) : 0;
-	return v > 0 ? v : PB_REFRESH_POLL_MIN_MS;
 }
 
 static bool stopping(pb_job_ctx *ctx)
@@ -887,7 +877,7 @@ static int start_refresh(pb_job_ctx *ctx, pbi_session *s, const char *ws, const 
 	}
 	rc = job_phase(ctx, "finding", 20);
 	/* ours = the id from the 202 if it is new, else the newest entry that was not there before */
-	long wait = poll_first_ms();
+	long wait = ctx->cfg->refresh_poll_ms;
 	for (int tries = 0; !rc && tries < PB_REFRESH_FIND_TRIES; tries++) {
 		powerbi_refreshes_release(h, n);
 		h = NULL;
@@ -992,7 +982,7 @@ int refresh_job(pb_job_ctx *ctx)
 	    (rc = job_phase(ctx, "running", 30)))
 		goto out;
 	/* follow it: Unknown = still running */
-	long wait = poll_first_ms();
+	long wait = ctx->cfg->refresh_poll_ms;
 	for (;;) {
 		powerbi_refreshes_release(h, n);
 		h = NULL;
@@ -1264,10 +1254,9 @@ int refresh_schedule_put(pb_db *db, const pb_config *cfg, const char *org_id, co
 	refresh_auth a;
 	sqlite3_stmt *st = NULL;
 	pb_cron c;
-	int64_t min_s = 0, next_s = 0;
+	int64_t next_s = 0;
 	char now[PB_TIME_BUF], next[PB_TIME_BUF];
 	int rc;
-	(void)cfg;
 	*reply = NULL;
 	if (!json_is_object(body))
 		return pb_fail(f, PB_EINVAL, "bad_request", "the body must be an object {\"schedule\": \"<cron or preset>\" | null}");
@@ -1288,12 +1277,8 @@ int refresh_schedule_put(pb_db *db, const pb_config *cfg, const char *org_id, co
 			       "/api/semantic-models/{id}/refresh-schedule");
 	if ((rc = refresh_resolve(db, org_id, ref, &t, f)) || (rc = choose_auth(db, org_id, &t, user_id, &a, f)))
 		goto out;
-	if ((rc = cron_min_interval(&min_s, f->message))) {
-		rc = pb_fail_as(f, rc, NULL);
-		goto out;
-	}
 	if ((rc = cron_parse(text, &c, f->message)) ||
-	    (rc = cron_check_interval(&c, text, min_s, "refresh schedule", REFRESH_SCHEDULE_FLOOR_WHY, f->message)) ||
+	    (rc = cron_check_interval(&c, text, cfg->min_schedule_interval_s, "refresh schedule", REFRESH_SCHEDULE_FLOOR_WHY, f->message)) ||
 	    (rc = cron_next(&c, pb_epoch_ms() / 1000, &next_s, f->message))) {
 		rc = pb_fail_as(f, PB_EINVAL, "bad_request");
 		goto out;

@@ -35,7 +35,7 @@
  *
  * Owns the tables refresh_runs and refresh_schedules (sql/0006_refresh_push.sql): a
  * refresh job and its run row are written in one transaction. Finds models through
- * core/published_models (published_model_find) and core/assets. */
+ * core/store/published_models (published_model_find) and core/store/assets. */
 #ifndef PBIPORT_REFRESH_H
 #define PBIPORT_REFRESH_H
 
@@ -121,7 +121,7 @@ int refresh_job(pb_job_ctx *ctx);
 /* Worker tick (core/flow/refresh_schedule.c): queues the refreshes whose schedule came due. */
 int refresh_schedule_tick(pb_db *db, const pb_config *cfg, char *err);
 
-/* ---- inside core/refresh*.c ---- */
+/* ---- inside core/flow/refresh*.c ---- */
 typedef struct refresh_due {
 	char ref[PB_ID_BUF];
 	char org_id[PB_ID_BUF];

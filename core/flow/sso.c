@@ -83,9 +83,9 @@ int sso_begin(pb_db *db, const pb_config *cfg, const sso_begin_in *in, sso_begin
 	    (rc = browser_nonce(out->browser_secret, st.id_nonce, err)) || (rc = entra_pkce_new(&pkce, err)))
 		goto out;
 	st.code_verifier = pkce.verifier;
-	if ((rc = oauth_signin_begin(db, cfg->encryption_keys, cfg->rememberme_keys, &st, &state, err)) ||
-	    (rc = msapi_init(&api, NULL, err)))
+	if ((rc = oauth_signin_begin(db, cfg->encryption_keys, cfg->rememberme_keys, &st, &state, err)))
 		goto out;
+	msapi_init(&api, NULL, cfg);
 	entra_authorize az = { .tenant = cfg->sso_tenant_id, .client_id = cfg->sso_client_id,
 			       .redirect_uri = in->redirect_uri, .scope = scopes_of(out->with_powerbi), .state = state,
 			       .code_challenge = pkce.challenge, .prompt = in->prompt, .login_hint = in->login_hint,
@@ -296,17 +296,15 @@ static int exchange_failed(const msapi *api, int rc, pb_failure *f)
 static int redirect_failed(const sso_finish_in *in, pb_failure *f)
 {
 	msapi api = { 0 };
-	int rc = msapi_init(&api, NULL, f->message);
-	if (!rc) {
-		rc = entra_authorize_failed(&api, in->error, in->error_description, f->message);
-		if (api.last.failure == MSAPI_FORBIDDEN)
-			rc = pb_fail(f, PB_EINVAL, "signin_declined", "the sign-in was cancelled or declined at Microsoft%s%s",
-				     api.last.message[0] ? ": " : "", api.last.message);
-		else if (api.last.failure == MSAPI_UNAVAILABLE)
-			rc = ms_fail(&api, rc, f);
-		else
-			rc = pb_fail(f, PB_EINVAL, "signin_failed", "%s", f->message);
-	}
+	msapi_init(&api, NULL, NULL);   /* classifies Entra's answer; calls nothing */
+	int rc = entra_authorize_failed(&api, in->error, in->error_description, f->message);
+	if (api.last.failure == MSAPI_FORBIDDEN)
+		rc = pb_fail(f, PB_EINVAL, "signin_declined", "the sign-in was cancelled or declined at Microsoft%s%s",
+			     api.last.message[0] ? ": " : "", api.last.message);
+	else if (api.last.failure == MSAPI_UNAVAILABLE)
+		rc = ms_fail(&api, rc, f);
+	else
+		rc = pb_fail(f, PB_EINVAL, "signin_failed", "%s", f->message);
 	msapi_release(&api);
 	return rc;
 }
@@ -345,8 +343,10 @@ int sso_finish(pb_db *db, const pb_config *cfg, const sso_finish_in *in, sso_fin
 		rc = pb_fail(f, PB_EINVAL, "invalid_callback", "the callback carries no authorization code");
 		goto out;
 	}
-	if ((rc = pb_http_new(NULL, &http, err)) || (rc = msapi_init(&api, http, err)))
+	pb_http_opts ho = { .ca_bundle = cfg->ca_bundle };
+	if ((rc = pb_http_new(&ho, &http, err)))
 		goto out;
+	msapi_init(&api, http, cfg);
 	entra_app ea = { cfg->sso_tenant_id, cfg->sso_client_id, cfg->sso_client_secret };
 	if ((rc = entra_exchange_code(&api, &ea, in->code, st.redirect_uri, st.code_verifier,
 				      scopes_of(st.with_powerbi), &tok, err))) {

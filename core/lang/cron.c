@@ -1,12 +1,10 @@
 #include "core/lang/cron.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "runtime/timeutil.h"
 #include "runtime/util.h"
 
 static const struct { const char *name, *expr; } presets[] = {
@@ -197,23 +195,6 @@ int cron_min_gap(const pb_cron *c, int64_t stop_below_s, int64_t *gap_s, char *e
 		rc = 0;
 	*gap_s = best;
 	return rc;
-}
-
-int cron_parse_duration(const char *text, int64_t *secs, char *err)
-{
-	return pb_duration_parse(text, secs, err);
-}
-
-int cron_min_interval(int64_t *secs, char *err)
-{
-	const char *v = getenv("PBIPORT_MIN_SCHEDULE_INTERVAL");
-	char sub[PB_ERR_MAX];
-	*secs = 12 * 3600;
-	if (!v || !*v)
-		return 0;
-	if (cron_parse_duration(v, secs, sub))
-		return pb_err(err, PB_EINVAL, "PBIPORT_MIN_SCHEDULE_INTERVAL: %s", sub);
-	return 0;
 }
 
 /* "12 h", "30 min", "45 s": the largest unit that divides evenly. */

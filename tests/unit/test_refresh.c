@@ -56,6 +56,7 @@ static int setup(void **state)
 	char err[PB_ERR_MAX], sql[512];
 	char *path = db_path;
 	const char *src = getenv("PBIPORT_SRC");
+	config_defaults(&cfg);
 	xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-test-refresh-XXXXXX");
 	if (!mkdtemp(tmpdir))
 		return -1;
@@ -490,7 +491,8 @@ static bool emu_ready(void)
 	}
 	assert_int_equal(emu_state, 0);
 	assert_int_equal(emu_load(&E, "tests/fixtures/tenants/test.json"), 200);
-	setenv("PBIPORT_REFRESH_POLL_MS", "100", 1);
+	emu_config(&E, &cfg);
+	cfg.refresh_poll_ms = 100;
 	xsnprintf(sql, sizeof sql, "UPDATE assets SET powerbi_id = '%s', workspace_powerbi_id = '%s' WHERE id = 'a1'",
 		  EMU_DS, EMU_WS);
 	exec_sql(sql);
