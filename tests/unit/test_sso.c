@@ -1,7 +1,7 @@
 /* Signing in with Microsoft, the stores under it: e-mails and Entra ids of users (first match by
  * e-mail, then pinned), self-sign-up tenants, sessions (idle and absolute ends, the once-a-minute
- * renewal, revoking), sign-in states kept apart from Power BI ones, the provider key cache's
- * once-a-minute claim, and the configuration (PBIPORT_SSO_* together, session timeouts). */
+ * renewal, revoking), sign-in states kept apart from Power BI ones, and the provider key cache's
+ * once-a-minute claim. The sign-in settings are test_config.c's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +16,6 @@
 #include "core/store/identity.h"
 #include "core/store/oidc_keys.h"
 #include "core/store/sessions.h"
-#include "runtime/config.h"
 #include "runtime/crypto.h"
 #include "runtime/db.h"
 #include "runtime/timeutil.h"
@@ -268,54 +267,6 @@ static void key_cache_claims_once_a_minute(void **state)
 	oidc_cached_release(&c);
 }
 
-static void config_sso_together_and_timeouts(void **state)
-{
-	(void)state;
-	char err[PB_ERR_MAX];
-	pb_config cfg;
-	setenv("PBIPORT_DB", "/nonexistent.db", 1);
-	setenv("PBIPORT_SSO_TENANT_ID", TENANT, 1);
-	assert_int_equal(config_load(&cfg, err), PB_EINVAL);
-	assert_non_null(strstr(err, "PBIPORT_SSO_CLIENT_ID"));
-	setenv("PBIPORT_SSO_CLIENT_ID", "c", 1);
-	setenv("PBIPORT_SSO_CLIENT_SECRET", "s", 1);
-	assert_int_equal(config_load(&cfg, err), PB_EINVAL);
-	assert_non_null(strstr(err, "APPLICATION_SECURITY_REMEMBERME_KEY"));
-	setenv("APPLICATION_SECURITY_REMEMBERME_KEY", KEY_S, 1);
-	setenv("APPLICATION_ENCRYPTION_KEYS", KEY_A, 1);
-	assert_int_equal(config_load(&cfg, err), PB_OK);
-	assert_true(cfg.sso_signin);
-	assert_int_equal(cfg.session_idle_s, PB_SESSION_IDLE_DEFAULT_S);
-	assert_int_equal(cfg.session_lifetime_s, PB_SESSION_LIFETIME_DEFAULT_S);
-	config_release(&cfg);
-	setenv("PBIPORT_SESSION_IDLE_TIMEOUT", "30m", 1);
-	setenv("PBIPORT_SESSION_LIFETIME", "12h", 1);
-	assert_int_equal(config_load(&cfg, err), PB_OK);
-	assert_int_equal(cfg.session_idle_s, 1800);
-	assert_int_equal(cfg.session_lifetime_s, 12 * 3600);
-	config_release(&cfg);
-	setenv("PBIPORT_SESSION_IDLE_TIMEOUT", "2d", 1);
-	assert_int_equal(config_load(&cfg, err), PB_EINVAL);
-	assert_non_null(strstr(err, "longer than PBIPORT_SESSION_LIFETIME"));
-	setenv("PBIPORT_SESSION_IDLE_TIMEOUT", "soon", 1);
-	assert_int_equal(config_load(&cfg, err), PB_EINVAL);
-	assert_non_null(strstr(err, "PBIPORT_SESSION_IDLE_TIMEOUT"));
-	setenv("PBIPORT_SESSION_IDLE_TIMEOUT", "5s", 1);
-	assert_int_equal(config_load(&cfg, err), PB_EINVAL);
-	static const char *const vars[] = { "PBIPORT_DB", "PBIPORT_SSO_TENANT_ID", "PBIPORT_SSO_CLIENT_ID",
-					    "PBIPORT_SSO_CLIENT_SECRET", "APPLICATION_SECURITY_REMEMBERME_KEY",
-					    "APPLICATION_ENCRYPTION_KEYS", "PBIPORT_SESSION_IDLE_TIMEOUT",
-					    "PBIPORT_SESSION_LIFETIME" };
-	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-		unsetenv(vars[i]);
-	/* none set: no sign-in, and no keys needed */
-	setenv("PBIPORT_DB", "/nonexistent.db", 1);
-	assert_int_equal(config_load(&cfg, err), PB_OK);
-	assert_false(cfg.sso_signin);
-	config_release(&cfg);
-	unsetenv("PBIPORT_DB");
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -325,7 +276,6 @@ int main(void)
 		cmocka_unit_test(sessions_end_idle_absolute_and_revoked),
 		cmocka_unit_test(signin_states_apart_from_powerbi),
 		cmocka_unit_test(key_cache_claims_once_a_minute),
-		cmocka_unit_test(config_sso_together_and_timeouts),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
