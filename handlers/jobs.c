@@ -46,7 +46,7 @@ static json_t *job_detail(struct req *r, const pb_job *j, int *rc)
 	return o;
 }
 
-int jobs_get_handler(struct req *r)
+int api_jobs_get(struct req *r)
 {
 	pb_job *j = NULL;
 	int rc = visible_job(r, &j);
@@ -57,7 +57,7 @@ int jobs_get_handler(struct req *r)
 	return o ? req_reply_json_new(r, 200, o) : rc;
 }
 
-int jobs_list_handler(struct req *r)
+int api_jobs_list(struct req *r)
 {
 	pb_job **v = NULL;
 	size_t n = 0;
@@ -118,7 +118,7 @@ static int read_cleanup(struct req *r, bool *cleanup)
 	return rc == PB_ELIMIT ? PB_EINVAL : rc;
 }
 
-int jobs_cancel_handler(struct req *r)
+int api_jobs_cancel(struct req *r)
 {
 	pb_job *j = NULL;
 	pb_cancel_outcome outcome;

@@ -49,7 +49,7 @@ static int refuse(struct req *r, int rc)
 	return page_reply_failure(r, pb_rc_status(rc), pb_failure_code(&r->fail), r->err, NULL) ? rc : PB_OK;
 }
 
-int signin_start(struct req *r)
+int api_signin_start(struct req *r)
 {
 	sso_begin_out out = { 0 };
 	char *redirect_uri = NULL;
@@ -69,7 +69,7 @@ out:
 	return rc;
 }
 
-int signin_callback(struct req *r)
+int api_signin_callback(struct req *r)
 {
 	sso_finish_out out = { 0 };
 	char browser[PB_SESSION_COOKIE_BUF];
@@ -99,7 +99,7 @@ out:
 	return rc;
 }
 
-int signout_post(struct req *r)
+int api_signout(struct req *r)
 {
 	char cookie[PB_SESSION_COOKIE_BUF], hash[PB_TOKEN_HASH_HEX], origin[PB_ORIGIN_MAX], why[PB_ERR_MAX];
 	const char *return_to = req_query(r, "return_to");
@@ -126,7 +126,7 @@ int signout_post(struct req *r)
 	return rc ? rc : redirect(r, 303, return_to);
 }
 
-int me_sessions_list(struct req *r)
+int api_me_sessions_list(struct req *r)
 {
 	json_t *list = NULL;
 	int rc = sessions_list(r->db, r->who.user_id, r->cfg->session_idle_s, r->who.session_id[0] ? r->who.session_id : NULL,
@@ -136,7 +136,7 @@ int me_sessions_list(struct req *r)
 	return req_reply_json_new(r, 200, json_pack("{s:o}", "sessions", list));
 }
 
-int me_sessions_delete(struct req *r)
+int api_me_sessions_delete(struct req *r)
 {
 	const char *id = req_capture(r, "id");
 	int rc = sessions_revoke(r->db, r->who.user_id, id, r->err);
@@ -166,12 +166,12 @@ static int reply_signin_settings(struct req *r)
 	return req_reply_json_new(r, 200, doc);
 }
 
-int signin_settings_get(struct req *r)
+int api_signin_settings_get(struct req *r)
 {
 	return reply_signin_settings(r);
 }
 
-int signin_settings_put(struct req *r)
+int api_signin_settings_put(struct req *r)
 {
 	static const char *const keys[] = { "self_signup", "tenant_id", NULL };
 	json_t *doc = NULL;
