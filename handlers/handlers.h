@@ -87,6 +87,25 @@ int pages_product(struct req *r);
 int pages_product_new(struct req *r);
 int pages_product_create(struct req *r);
 int pages_static(struct req *r);
+/* handlers/pages_assets.c: /assets, /assets/{id} (POST: Import from Microsoft Fabric), /lineage.svg */
+int pages_assets(struct req *r);
+int pages_asset(struct req *r);
+int pages_asset_import(struct req *r);
+int pages_lineage_svg(struct req *r);
+/* handlers/pages_import.c: Settings ▸ Integrations (the wizard, Test, Run now, the last 10 runs) */
+int pages_integrations(struct req *r);
+int pages_integration_new(struct req *r);
+int pages_integration_create(struct req *r);
+int pages_integration(struct req *r);
+int pages_integration_action(struct req *r);
+/* handlers/pages_refresh.c: /semantic-models/{id} (Refresh now, schedule, history and chart) */
+int pages_semantic_model(struct req *r);
+int pages_semantic_model_action(struct req *r);
+/* handlers/pages_push.c: /push-datasets */
+int pages_push_datasets(struct req *r);
+/* The next n run times (ISO-8601 UTC) of a schedule (core/lang/cron.h): *out new JSON array.
+ * PB_EINVAL naming the problem for a schedule that does not parse or never runs. */
+int pages_next_runs(const char *schedule, int n, struct json_t **out, char *err);
 /* Adds the organization's name to view.page.user (struct pb_app.page_chrome). */
 int pages_chrome(struct req *r, struct json_t *page, char *err);
 /* Renders web/<name>.lua with view (stolen) and answers with status (runtime/page_render.h). */

@@ -31,6 +31,8 @@ static const char *const callback_query[] = {
 /* page forms: a pasted contract (urlencoded) or an uploaded file (multipart); also the sign-out form */
 static const char *const form_types[] = { "application/x-www-form-urlencoded", "multipart/form-data", NULL };
 static const char *const home_query[] = { "q", NULL };
+static const char *const wizard_query[] = { "schedule", NULL };
+static const char *const lineage_svg_query[] = { "node", "depth", NULL };
 static const char *const signin_query[] = { "return_to", "prompt", "login_hint", NULL };
 static const char *const signout_query[] = { "return_to", NULL };
 
@@ -103,6 +105,18 @@ static const struct route routes[] = {
 	{ "GET",    "/data-products/new",         pages_product_new,    PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY },
 	{ "POST",   "/data-products/new",         pages_product_create, PB_ROLE_MEMBER, ROUTE_BODY_CONFIG, form_types,     NULL,       ROUTE_PAGE },
 	{ "GET",    "/data-products/{id}",        pages_product,        PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY },
+	{ "GET",    "/lineage.svg",               pages_lineage_svg,    PB_ROLE_MEMBER, 0,                 NULL,           lineage_svg_query, ROUTE_PAGE | ROUTE_READ_ONLY },
+	{ "GET",    "/assets",                    pages_assets,         PB_ROLE_MEMBER, 0,                 NULL,           assets_query, ROUTE_PAGE | ROUTE_READ_ONLY | ROUTE_FEATURE_INGESTIONS },
+	{ "GET",    "/assets/{id}",               pages_asset,          PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY | ROUTE_FEATURE_INGESTIONS },
+	{ "POST",   "/assets/{id}",               pages_asset_import,   PB_ROLE_MEMBER, PB_BODY_PAGE_FORM_MAX, form_types,     NULL,       ROUTE_PAGE | ROUTE_FEATURE_INGESTIONS },
+	{ "GET",    "/settings/integrations",     pages_integrations,   PB_ROLE_OWNER,  0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY | ROUTE_FEATURE_INGESTIONS },
+	{ "GET",    "/settings/integrations/new", pages_integration_new, PB_ROLE_OWNER, 0,                 NULL,           wizard_query, ROUTE_PAGE | ROUTE_READ_ONLY | ROUTE_FEATURE_INGESTIONS },
+	{ "POST",   "/settings/integrations/new", pages_integration_create, PB_ROLE_OWNER, PB_BODY_WIZARD_MAX, form_types,     NULL,       ROUTE_PAGE | ROUTE_FEATURE_INGESTIONS },
+	{ "GET",    "/settings/integrations/{id}", pages_integration,   PB_ROLE_OWNER,  0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY | ROUTE_FEATURE_INGESTIONS },
+	{ "POST",   "/settings/integrations/{id}", pages_integration_action, PB_ROLE_OWNER, PB_BODY_PAGE_FORM_MAX, form_types,     NULL,       ROUTE_PAGE | ROUTE_FEATURE_INGESTIONS },
+	{ "GET",    "/semantic-models/{id}",      pages_semantic_model, PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE },
+	{ "POST",   "/semantic-models/{id}",      pages_semantic_model_action, PB_ROLE_MEMBER, PB_BODY_PAGE_FORM_MAX, form_types,   NULL,       ROUTE_PAGE },
+	{ "GET",    "/push-datasets",             pages_push_datasets,  PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY },
 	{ "GET",    "/static/{name}",             pages_static,         PB_ROLE_NONE,   0,                 NULL,           NULL,       ROUTE_PAGE },
 };
 

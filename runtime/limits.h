@@ -81,6 +81,8 @@
 #define PB_BODY_JSON_MAX        (64u * 1024)          /* an ordinary JSON request: publish, refresh, events, ... */
 #define PB_BODY_INTEGRATION_MAX (256u * 1024)         /* an integration: its filter lists can be long */
 #define PB_BODY_PUSH_DATASET_MAX (1024u * 1024)       /* a push dataset: up to 75 tables x 75 columns */
+#define PB_BODY_PAGE_FORM_MAX   (64u * 1024)          /* a page form of a few fields and buttons */
+#define PB_BODY_WIZARD_MAX      (512u * 1024)         /* Add Integration: six lists of 200 patterns of 256 bytes */
 #define PB_ENV_MAX_BYTES        (64u * 1024)          /* all CGI/FastCGI params of one request */
 #define PB_ENV_MAX_VARS         512
 #define PB_PATH_MAX_BYTES       4096                  /* request path */

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Web pages, in-process (bench/pages/pages_bench.c): server time of GET / and
-# GET /data-products/{id} for the demo's data against the JSON API reads of the same data, and
-# the page weight. BENCH_ITERATIONS (default 2000) requests of each. Writes the "pages" section of
+# Web pages, in-process (bench/pages/pages_bench.c): server time of GET /, GET /data-products/{id}
+# and GET /assets/{id} for the demo's data against the JSON API reads of the same data, the lineage
+# picture GET /lineage.svg apart (with Graphviz's share), and the page weight. BENCH_ITERATIONS (default 2000) requests of each. Writes the "pages" section of
 # bench/README.md (BENCH_README=0 leaves it alone).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 make -s build/libpbiport.a
 mkdir -p build/bench
+gv="$(pkg-config --variable=libdir libgvc)/graphviz"   # Graphviz's dot layout, linked in as by the Makefile
 # shellcheck disable=SC2046
 cc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -I. $(pkg-config --cflags lua5.4) \
   -o build/bench/pages_bench bench/pages/pages_bench.c build/libpbiport.a \
-  $(pkg-config --libs lua5.4 sqlite3 jansson libcurl openssl yaml-0.1 libutf8proc) -lfcgi -lm -lpthread
+  $(pkg-config --libs lua5.4 sqlite3 jansson libcurl openssl yaml-0.1 libutf8proc libgvc libcgraph) -lfcgi \
+  -L"$gv" -Wl,-rpath,"$gv" -lgvplugin_dot_layout -lm -lpthread
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 load=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -17,6 +17,7 @@ local layout = {}
 local NAV = {
   { label = "Data Products", href = "/", prefixes = { "/data-products" } },
   { label = "Assets", href = "/assets", prefixes = { "/assets", "/semantic-models" }, feature = "ingestions" },
+  { label = "Push datasets", href = "/push-datasets", prefixes = { "/push-datasets" } },
   { label = "Jobs", href = "/jobs", prefixes = { "/jobs" } },
   { label = "Settings", href = "/settings/power-bi", prefixes = { "/settings" }, owner = true },
 }

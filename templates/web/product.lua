@@ -3,10 +3,12 @@
 -- view.product: as GET /api/data-products/{id}; each port also has `models` (its published
 -- semantic models) and, for Snowflake and Databricks, `power_bi_url`. view.contract: the
 -- parsed contract (tables, columns, ...), or view.contract_error; view.owner: the owner's
--- name; view.consumes: the agreements under which this product reads other ports.
+-- name; view.consumes: the agreements under which this product reads other ports;
+-- view.lineage_svg: the URL of its lineage picture.
 local html = require("html")
 local h = html.tags
 local layout = require("web.layout")
+local lineage = require("web.lineage")
 
 local function sorted_keys(t)
   local keys = {}
@@ -177,6 +179,7 @@ return function(view)
       },
       consumes(view),
       h.section{ ["aria-labelledby"] = "schema", h.h2{ id = "schema", "Schema" }, schema(view) },
+      lineage.section{ url = view.lineage_svg, name = p.name },
     },
   })
 end

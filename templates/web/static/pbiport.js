@@ -5,7 +5,10 @@
 //  - [data-dialog-open="ID"] opens <dialog id="ID"> as a modal, [data-dialog-close] closes the
 //    dialog it is in (keyboard focus returns to the element that opened it);
 //  - forms with data-confirm="question" ask before they are sent;
-//  - pbiport.csrfToken(): the token of the page's own forms, for scripts that post to the page.
+//  - pbiport.csrfToken(): the token of the page's own forms, for scripts that post to the page;
+//  - a schedule typed into [data-schedule-input] shows its next runs as it is typed (the page
+//    itself answers ?schedule= with them in #schedule-preview) and picks its radio button;
+//  - a section [data-reload-while-active="N"] (a run going on) reloads the page every N seconds.
 (function () {
   "use strict";
 
@@ -62,6 +65,34 @@
     var question = event.target.getAttribute && event.target.getAttribute("data-confirm");
     if (question && !window.confirm(question)) event.preventDefault();
   });
+
+  var scheduleInput = document.querySelector("[data-schedule-input]");
+  if (scheduleInput && window.fetch && window.DOMParser) {
+    var timer = null, asked = 0;
+    scheduleInput.addEventListener("input", function () {
+      var radio = document.getElementById(scheduleInput.getAttribute("data-schedule-input"));
+      if (radio) radio.checked = true;
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        var text = scheduleInput.value.trim(), mine = ++asked;
+        if (!text) return;
+        fetch(location.pathname + "?schedule=" + encodeURIComponent(text), { credentials: "same-origin" })
+          .then(function (response) { return response.text(); })
+          .then(function (page) {
+            var fresh = new DOMParser().parseFromString(page, "text/html").getElementById("schedule-preview");
+            var shown = document.getElementById("schedule-preview");
+            if (fresh && shown && mine === asked) shown.innerHTML = fresh.innerHTML;
+          })
+          .catch(function () { /* the preview stays as it was; saving still checks the schedule */ });
+      }, 400);
+    });
+  }
+
+  var active = document.querySelector("[data-reload-while-active]");
+  if (active) {
+    var seconds = parseInt(active.getAttribute("data-reload-while-active"), 10) || 5;
+    setTimeout(function () { location.reload(); }, seconds * 1000);
+  }
 
   window.pbiport = {
     csrfToken: function () {
