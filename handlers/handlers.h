@@ -31,8 +31,18 @@ int api_powerbi_callback(struct req *r);
 int api_me_connections_list(struct req *r);
 int api_me_connections_delete(struct req *r);
 int api_me_connections_check(struct req *r);
-/* <PBIPORT_PUBLIC_URL>/powerbi/callback (or built from the request's Host). *out is new. */
+/* <PBIPORT_PUBLIC_URL><path> (or built from the request's scheme and Host). *out is new. */
+int site_url(struct req *r, const char *path, char **out);
+/* site_url(r, "/powerbi/callback"). */
 int powerbi_redirect_uri(struct req *r, char **out);
+/* Sign in with Microsoft and sessions (handlers/signin.c) */
+int api_signin_start(struct req *r);
+int api_signin_callback(struct req *r);
+int api_signout(struct req *r);
+int api_me_sessions_list(struct req *r);
+int api_me_sessions_delete(struct req *r);
+int api_signin_settings_get(struct req *r);
+int api_signin_settings_put(struct req *r);
 /* Publish (handlers/powerbi_publish.c, powerbi_workspaces.c) */
 int api_powerbi_publish_post(struct req *r);
 int api_powerbi_models_get(struct req *r);
