@@ -30,6 +30,10 @@ static const char *const callback_query[] = {
 /* page forms: a pasted contract (urlencoded) or an uploaded file (multipart) */
 static const char *const form_types[] = { "application/x-www-form-urlencoded", "multipart/form-data", NULL };
 static const char *const home_query[] = { "q", NULL };
+static const char *const power_bi_query[] = { "http_path", NULL };
+static const char *const jobs_page_query[] = { "cursor", NULL };
+static const char *const profile_query[] = { "disconnected", NULL };
+static const char *const settings_query[] = { "saved", NULL };
 
 static const struct route routes[] = {
 	/* method  pattern                        handler               role             body limit         content types   query */
@@ -93,6 +97,16 @@ static const struct route routes[] = {
 	{ "GET",    "/data-products/new",         pages_product_new,    PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY },
 	{ "POST",   "/data-products/new",         pages_product_create, PB_ROLE_MEMBER, ROUTE_BODY_CONFIG, form_types,     NULL,       ROUTE_PAGE },
 	{ "GET",    "/data-products/{id}",        pages_product,        PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY },
+	{ "GET",    "/output-ports/{id}/power-bi", pages_power_bi,      PB_ROLE_MEMBER, 0,                 NULL,           power_bi_query, ROUTE_PAGE | ROUTE_FEATURE_POWERBI_WEB },
+	{ "POST",   "/output-ports/{id}/power-bi", pages_power_bi_submit, PB_ROLE_MEMBER, 64 * 1024,       form_types,     NULL,       ROUTE_PAGE | ROUTE_FEATURE_POWERBI_WEB },
+	{ "GET",    "/jobs",                      pages_jobs,           PB_ROLE_MEMBER, 0,                 NULL,           jobs_page_query, ROUTE_PAGE | ROUTE_READ_ONLY },
+	{ "POST",   "/jobs",                      pages_jobs_cancel,    PB_ROLE_MEMBER, 4096,              form_types,     NULL,       ROUTE_PAGE },
+	{ "GET",    "/jobs/{id}",                 pages_job,            PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY },
+	{ "POST",   "/jobs/{id}",                 pages_job_cancel,     PB_ROLE_MEMBER, 4096,              form_types,     NULL,       ROUTE_PAGE },
+	{ "GET",    "/profile/power-bi",          pages_profile_power_bi, PB_ROLE_MEMBER, 0,               NULL,           profile_query, ROUTE_PAGE },
+	{ "POST",   "/profile/power-bi",          pages_profile_power_bi_post, PB_ROLE_MEMBER, 4096,       form_types,     NULL,       ROUTE_PAGE },
+	{ "GET",    "/settings/power-bi",         pages_settings_power_bi, PB_ROLE_OWNER, 0,               NULL,           settings_query, ROUTE_PAGE | ROUTE_FEATURE_POWERBI_WEB },
+	{ "POST",   "/settings/power-bi",         pages_settings_power_bi_post, PB_ROLE_OWNER, PB_SETTINGS_BODY_MAX, form_types, NULL, ROUTE_PAGE | ROUTE_FEATURE_POWERBI_WEB },
 	{ "GET",    "/static/{name}",             pages_static,         PB_ROLE_NONE,   0,                 NULL,           NULL,       ROUTE_PAGE },
 };
 
