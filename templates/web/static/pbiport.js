@@ -150,18 +150,23 @@
     var dialog = form.closest("dialog");
     if (!inline && !(dialog && dialog.querySelector("[data-modal-body]"))) return;
     event.preventDefault();
+    // the attributes: a field named "action" (a button's name) shadows form.action
+    var action = form.getAttribute("action") || window.location.pathname;
     var data = new FormData(form);
     if (submitter && submitter.name) data.append(submitter.name, submitter.value);
     if (!inline) {
-      if (form.method === "get") load(dialog, form.action + "?" + new URLSearchParams(data).toString());
-      else load(dialog, form.action, { method: "POST", body: data });
+      if ((form.getAttribute("method") || "get").toLowerCase() === "get") {
+        load(dialog, action + "?" + new URLSearchParams(data).toString());
+      } else {
+        load(dialog, action, { method: "POST", body: data });
+      }
       form.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
       return;
     }
     var target = document.getElementById(inline);
     submitter.disabled = true;
     if (target) target.setAttribute("aria-busy", "true");
-    fetchPage(form.action, { method: "POST", body: data }).then(function (doc) {
+    fetchPage(action, { method: "POST", body: data }).then(function (doc) {
       var fresh = doc.getElementById(inline);
       if (target) target.replaceWith(fresh ? document.importNode(fresh, true) : panelOf(doc));
     }, function () {
