@@ -289,9 +289,11 @@ int cmd_tmdl(int argc, char **argv)
 	render_opts o = { .params = RENDER_PARAMS_CLI };
 	pb_contract *c = NULL;
 	pb_files files = { 0 };
+	pb_config cfg;
 	char err[PB_ERR_MAX];
 	int status = 0;
 
+	config_defaults(&cfg);
 	for (int i = 1; i < argc; i++) {
 		int r = 0;
 		if ((r = flag_value(argc, argv, &i, "--server", &o.server)) ||
@@ -326,7 +328,11 @@ int cmd_tmdl(int argc, char **argv)
 		return 2;
 	}
 
-	int rc = contract_load(contract_path, &c, err);
+	/* the folders of --templates come first, then the configured ones */
+	int rc = config_load_templates(&cfg, err);
+	o.cfg = &cfg;
+	if (!rc)
+		rc = contract_load(contract_path, &c, err);
 	if (!rc)
 		rc = tmdl_render(c, &o, &files, err);
 	if (rc) {
@@ -352,5 +358,6 @@ int cmd_tmdl(int argc, char **argv)
 out:
 	pb_files_release(&files);
 	contract_free(c);
+	config_release(&cfg);
 	return status;
 }

@@ -14,16 +14,15 @@ int events_post_handler(struct req *r)
 	const char *authz = req_env(r, "HTTP_AUTHORIZATION");
 	bool token = authz && !strncasecmp(authz, "Bearer ", 7);
 	json_t *body = NULL, *reply = NULL;
-	int status = 0, rc;
 	if (r->who.role != PB_ROLE_OWNER && !token)
-		return req_reply_error(r, 403, "forbidden", "events come from org owners or from API tokens");
+		return req_fail(r, PB_EFORBIDDEN, "forbidden", "events come from org owners or from API tokens");
 	if (json_body_parse(r->body, r->body_len, 0, &body, r->err))
-		return req_reply_error(r, 400, "bad_request", "request body: %s", r->err);
-	rc = refresh_events(r->db, r->cfg, r->who.org_id, r->who.user_id, body, &status, &reply, r->err);
+		return req_fail(r, PB_EINVAL, "bad_request", "request body: %s", r->err);
+	int rc = refresh_events(r->db, r->cfg, r->who.org_id, r->who.user_id, body, &reply, &r->fail);
 	json_decref(body);
 	if (rc) {
 		json_decref(reply);
 		return rc;
 	}
-	return req_reply_json_new(r, status, reply);
+	return req_reply_json_new(r, 202, reply);
 }

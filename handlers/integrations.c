@@ -37,7 +37,8 @@ int integrations_create_handler(struct req *r)
 	integration_input in;
 	pb_integration *i = NULL;
 	int rc = parse_body(r, &body);
-	if (!rc && !(rc = integration_parse(body, true, &in, r->err)) && !(rc = check_rule(r, &in, "{}")) &&
+	if (!rc && !(rc = integration_parse(body, true, r->cfg->min_schedule_interval_s, &in, r->err)) &&
+	    !(rc = check_rule(r, &in, "{}")) &&
 	    !(rc = integrations_create(r->db, r->cfg, r->who.org_id, r->who.user_id, &in, &i, &r->fail)))
 		rc = req_reply_json_new(r, 201, integration_json(i));
 	integration_free(i);
@@ -79,7 +80,8 @@ int integrations_put_handler(struct req *r)
 	pb_integration *i = NULL, *cur = NULL;
 	int rc = parse_body(r, &body);
 	if (!rc && !(rc = integrations_get(r->db, r->who.org_id, req_capture(r, "id"), &cur, r->err)) &&
-	    !(rc = integration_parse(body, false, &in, r->err)) && !(rc = check_rule(r, &in, cur->filters_json)) &&
+	    !(rc = integration_parse(body, false, r->cfg->min_schedule_interval_s, &in, r->err)) &&
+	    !(rc = check_rule(r, &in, cur->filters_json)) &&
 	    !(rc = integrations_update(r->db, r->cfg, r->who.org_id, cur->id, &in, &i, &r->fail)))
 		rc = req_reply_json_new(r, 200, integration_json(i));
 	integration_free(cur);
@@ -143,7 +145,7 @@ int integration_runs_list_handler(struct req *r)
 static int doctor_reply(struct req *r, const char *whose, const char *tenant, const char *client, const char *secret)
 {
 	json_t *report = NULL;
-	int rc = ingest_doctor(r->db, whose, tenant, client, secret, &report, &r->fail);
+	int rc = ingest_doctor(r->db, r->cfg, whose, tenant, client, secret, &report, &r->fail);
 	return rc ? rc : req_reply_json_new(r, 200, report);
 }
 

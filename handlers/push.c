@@ -109,7 +109,7 @@ int push_datasets_delete_handler(struct req *r)
 	return answer(r, rc, status, reply);
 }
 
-/* The body as a push_source: the route streams it (ROUTE_STREAM_BODY), so core/push reads
+/* The body as a push_source: the route streams it (ROUTE_STREAM_BODY), so core/flow/push reads
  * it from the client in 64 KiB pieces and never holds all of it. */
 static long body_read(void *ctx, char *buf, size_t n)
 {

@@ -7,18 +7,16 @@
 #include "runtime/json_body.h"
 #include "runtime/util.h"
 
-/* Parses an optional JSON body; NULL *body for an empty one. Replies 400 itself. */
+/* Parses an optional JSON body; NULL *body for an empty one. */
 static int optional_body(struct req *r, json_t **body)
 {
 	*body = NULL;
-	if (!r->body_len)
-		return 0;
-	if (json_body_parse(r->body, r->body_len, 0, body, r->err))
-		return req_reply_error(r, 400, "bad_request", "request body: %s", r->err) ? PB_ENOMEM : PB_EINVAL;
+	if (r->body_len && json_body_parse(r->body, r->body_len, 0, body, r->err))
+		return req_fail(r, PB_EINVAL, "bad_request", "request body: %s", r->err);
 	return 0;
 }
 
-/* Sends what core answered: a status and a body, or the failing rc. */
+/* Sends what core answered: a success status and body, or the failing rc (r->fail). */
 static int answer(struct req *r, int rc, int status, json_t *reply)
 {
 	if (rc) {
@@ -31,55 +29,43 @@ static int answer(struct req *r, int rc, int status, json_t *reply)
 int refresh_post_handler(struct req *r)
 {
 	json_t *body = NULL, *reply = NULL;
-	int status = 0;
 	int rc = optional_body(r, &body);
-	if (rc)
-		return r->status ? 0 : rc;
-	rc = refresh_submit(r->db, r->cfg, r->who.org_id, r->who.user_id, req_capture(r, "id"), body, "manual", &status,
-			    &reply, r->err);
+	if (!rc)
+		rc = refresh_submit(r->db, r->cfg, r->who.org_id, r->who.user_id, req_capture(r, "id"), body, "manual", &reply,
+				    &r->fail);
 	json_decref(body);
-	return answer(r, rc, status, reply);
+	return answer(r, rc, 202, reply);
 }
 
 int refresh_list_handler(struct req *r)
 {
 	json_t *reply = NULL;
-	int status = 0;
-	int rc = refresh_history(r->db, r->cfg, r->who.org_id, r->who.user_id, req_capture(r, "id"), &status, &reply,
-				 r->err);
-	return answer(r, rc, status, reply);
+	int rc = refresh_history(r->db, r->cfg, r->who.org_id, r->who.user_id, req_capture(r, "id"), &reply, &r->fail);
+	return answer(r, rc, 200, reply);
 }
 
 int refresh_schedule_put_handler(struct req *r)
 {
 	json_t *body = NULL, *reply = NULL;
-	int status = 0;
 	int rc = optional_body(r, &body);
-	if (rc)
-		return r->status ? 0 : rc;
-	rc = refresh_schedule_put(r->db, r->cfg, r->who.org_id, r->who.user_id, req_capture(r, "id"), body, &status,
-				  &reply, r->err);
+	if (!rc)
+		rc = refresh_schedule_put(r->db, r->cfg, r->who.org_id, r->who.user_id, req_capture(r, "id"), body, &reply,
+					  &r->fail);
 	json_decref(body);
-	return answer(r, rc, status, reply);
+	return answer(r, rc, 200, reply);
 }
 
 int refresh_schedule_get_handler(struct req *r)
 {
 	json_t *reply = NULL;
-	int status = 0;
-	int rc = refresh_schedule_get(r->db, r->who.org_id, req_capture(r, "id"), &status, &reply, r->err);
-	return answer(r, rc, status, reply);
+	int rc = refresh_schedule_get(r->db, r->who.org_id, req_capture(r, "id"), &reply, &r->fail);
+	return answer(r, rc, 200, reply);
 }
 
 int refresh_schedule_delete_handler(struct req *r)
 {
 	json_t *reply = NULL;
-	int status = 0;
-	int rc = refresh_schedule_delete(r->db, r->who.org_id, r->who.user_id, req_capture(r, "id"), &status, &reply,
-					 r->err);
-	if (!rc && status == 200) {
-		json_decref(reply);
-		return req_reply(r, 204, "application/json", NULL, 0);
-	}
-	return answer(r, rc, status, reply);
+	int rc = refresh_schedule_delete(r->db, r->who.org_id, r->who.user_id, req_capture(r, "id"), &reply, &r->fail);
+	json_decref(reply);
+	return rc ? rc : req_reply(r, 204, "application/json", NULL, 0);
 }

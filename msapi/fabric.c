@@ -55,24 +55,6 @@ int fabric_list_semantic_models(msapi *c, const char *ws, msapi_items *out, char
 	return rc;
 }
 
-int fabric_get_semantic_model(msapi *c, const char *ws, const char *id, msapi_item *out, char *err)
-{
-	memset(out, 0, sizeof *out);
-	char *path = NULL;
-	msapi_reply r = { 0 };
-	int rc = msapi_path(&path, err, "/v1/workspaces/%s/semanticModels/%s", ws, id);
-	if (!rc) {
-		msapi_call call = { .svc = MSAPI_FABRIC, .method = "GET", .url = path, .idempotent = true,
-				    .what = "read a semantic model" };
-		rc = msapi_do(c, &call, &r, err);
-	}
-	if (!rc)
-		rc = msapi_item_from_json(r.json, out, err);
-	free(path);
-	msapi_reply_release(&r);
-	return rc;
-}
-
 /* {"parts":[{"path","payload","payloadType":"InlineBase64"}...]} (new) */
 static json_t *definition_json(const fabric_part *parts, size_t n, const char *format, char *err)
 {
@@ -322,12 +304,6 @@ out:
 int fabric_list_connections(msapi *c, msapi_items *out, char *err)
 {
 	return msapi_list_items(c, MSAPI_FABRIC, "/v1/connections", "list connections", out, err);
-}
-
-int fabric_supported_connection_types(msapi *c, msapi_items *out, char *err)
-{
-	return msapi_list_items(c, MSAPI_FABRIC, "/v1/connections/supportedConnectionTypes",
-				"list supported connection types", out, err);
 }
 
 static json_t *credentials_json(const fabric_connection_req *r, char *err)

@@ -35,7 +35,6 @@ int fabric_list_workspaces(msapi *c, msapi_items *out, char *err);
 int fabric_list_workspaces_in_role(msapi *c, const char *role, msapi_items *out, char *err);
 /* GET /v1/workspaces/{ws}/semanticModels (all pages). */
 int fabric_list_semantic_models(msapi *c, const char *ws, msapi_items *out, char *err);
-int fabric_get_semantic_model(msapi *c, const char *ws, const char *id, msapi_item *out, char *err);
 
 /* POST /v1/workspaces/{ws}/semanticModels with the parts, following the long-running
  * operation to the created item. If the connection drops after sending, the client lists
@@ -55,9 +54,6 @@ int fabric_update_definition(msapi *c, const char *ws, const char *id, const fab
 
 /* GET /v1/connections (all pages). item: id, name, type (connectionDetails.type), path. */
 int fabric_list_connections(msapi *c, msapi_items *out, char *err);
-/* GET /v1/connections/supportedConnectionTypes (cloud). item: type (and raw with its
- * creationMethods / supportedCredentialTypes). */
-int fabric_supported_connection_types(msapi *c, msapi_items *out, char *err);
 
 typedef struct fabric_param {
 	const char *name;

@@ -14,15 +14,16 @@
 #include "runtime/strbuf.h"
 #include "runtime/util.h"
 
+/* The public cloud's base URLs; pb_config's PBIPORT_*_URL settings replace them (tests and
+ * the demo point them at the emulator). */
 static const struct {
-	const char *env;
 	const char *dflt;
 	const char *name;
 } services[MSAPI_NSVC] = {
-	[MSAPI_ENTRA] = { "PBIPORT_ENTRA_URL", "https://login.microsoftonline.com", "Entra" },
-	[MSAPI_FABRIC] = { "PBIPORT_FABRIC_URL", "https://api.fabric.microsoft.com", "Fabric" },
-	[MSAPI_POWERBI] = { "PBIPORT_POWERBI_URL", "https://api.powerbi.com", "Power BI" },
-	[MSAPI_GRAPH] = { "PBIPORT_GRAPH_URL", "https://graph.microsoft.com", "Graph" },
+	[MSAPI_ENTRA] = { "https://login.microsoftonline.com", "Entra" },
+	[MSAPI_FABRIC] = { "https://api.fabric.microsoft.com", "Fabric" },
+	[MSAPI_POWERBI] = { "https://api.powerbi.com", "Power BI" },
+	[MSAPI_GRAPH] = { "https://graph.microsoft.com", "Graph" },
 };
 
 const char *msapi_svc_name(int svc)
@@ -30,7 +31,7 @@ const char *msapi_svc_name(int svc)
 	return svc >= 0 && svc < MSAPI_NSVC ? services[svc].name : "Microsoft";
 }
 
-int msapi_init(msapi *c, pb_http *http, char *err)
+void msapi_init(msapi *c, pb_http *http, const pb_config *cfg)
 {
 	memset(c, 0, sizeof *c);
 	c->http = http;
@@ -42,27 +43,21 @@ int msapi_init(msapi *c, pb_http *http, char *err)
 	c->poll_ms = 2000;
 	c->parallel = PB_SCAN_PARALLEL_MAX;
 	c->last.retry_after_s = -1;
-	for (int s = 0; s < MSAPI_NSVC; s++) {
-		const char *v = getenv(services[s].env);
-		if (!v || !*v)
-			v = services[s].dflt;
-		if (strncasecmp(v, "https://", 8) || strlen(v) > 1024)
-			return pb_err(err, PB_EINVAL, "%s must be an https:// URL (got \"%.100s\")", services[s].env, v);
-		size_t n = strlen(v);
-		while (n > 8 && v[n - 1] == '/')
-			n--;
-		if (!(c->base[s] = xstrndup(v, n)))
-			return pb_err(err, PB_ENOMEM, "out of memory");
+	const char *configured[MSAPI_NSVC] = { NULL };
+	if (cfg) {
+		configured[MSAPI_ENTRA] = cfg->entra_url;
+		configured[MSAPI_FABRIC] = cfg->fabric_url;
+		configured[MSAPI_POWERBI] = cfg->powerbi_url;
+		configured[MSAPI_GRAPH] = cfg->graph_url;
 	}
-	return PB_OK;
+	for (int s = 0; s < MSAPI_NSVC; s++)
+		c->base[s] = configured[s] ? configured[s] : services[s].dflt;
 }
 
 void msapi_release(msapi *c)
 {
 	if (!c)
 		return;
-	for (int s = 0; s < MSAPI_NSVC; s++)
-		free(c->base[s]);
 	if (c->token)
 		pb_secret_free(c->token, strlen(c->token));
 	memset(c, 0, sizeof *c);
@@ -1013,62 +1008,3 @@ int msapi_run_jobs(msapi *c, msapi_job *jobs, size_t n, int parallel, msapi_job_
 	return rc;
 }
 
-struct get_many {
-	json_t **out;
-	int *rcs;
-	int first_rc;
-};
-
-static int get_many_ok(void *ctx, size_t idx, msapi_job *job, const pb_http_resp *resp, long *delay_ms, char *err)
-{
-	(void)job;
-	(void)delay_ms;
-	(void)err;
-	struct get_many *g = ctx;
-	g->out[idx] = resp->body_len ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
-	if (g->rcs)
-		g->rcs[idx] = PB_OK;
-	return PB_HTTP_DONE;
-}
-
-static int get_many_fail(void *ctx, size_t idx, msapi_job *job, int rc, const char *jerr, char *err)
-{
-	(void)job;
-	(void)jerr;
-	(void)err;
-	struct get_many *g = ctx;
-	if (g->rcs)
-		g->rcs[idx] = rc;
-	if (!g->first_rc)
-		g->first_rc = rc;
-	return PB_OK;
-}
-
-int msapi_get_many(msapi *c, int svc, const char *const *paths, size_t n, const char *what, json_t **out,
-		   int *rcs, char *err)
-{
-	for (size_t i = 0; i < n; i++) {
-		out[i] = NULL;
-		if (rcs)
-			rcs[i] = PB_EINTERNAL;
-	}
-	if (!n)
-		return PB_OK;
-	msapi_job *jobs = calloc(n, sizeof *jobs);
-	if (!jobs)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	int rc = PB_OK;
-	for (size_t i = 0; i < n && !rc; i++)
-		rc = msapi_job_set(c, &jobs[i], svc, "GET", paths[i], NULL, true, what, err);
-	struct get_many g = { out, rcs, PB_OK };
-	msapi_batch_stats st;
-	if (!rc)
-		rc = msapi_run_jobs(c, jobs, n, c->parallel, get_many_ok, get_many_fail, &g, &st, err);
-	if (!rc && st.failed)
-		rc = pb_err(err, g.first_rc, "%zu of %zu calls to %s failed; first: %s", st.failed, n, what,
-			    st.first_error);
-	for (size_t i = 0; i < n; i++)
-		msapi_job_release(&jobs[i]);
-	free(jobs);
-	return rc;
-}

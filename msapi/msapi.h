@@ -4,8 +4,9 @@
  * plain C values (msapi_item, entra_token, ...) or, where noted, a jansson value whose
  * ownership the function documents.
  *
- * Base URLs come from PBIPORT_ENTRA_URL, PBIPORT_FABRIC_URL, PBIPORT_POWERBI_URL and
- * PBIPORT_GRAPH_URL (defaults https://login.microsoftonline.com,
+ * Base URLs come from the configuration: PBIPORT_ENTRA_URL, PBIPORT_FABRIC_URL,
+ * PBIPORT_POWERBI_URL and PBIPORT_GRAPH_URL, checked at start-up by runtime/config.c
+ * (defaults https://login.microsoftonline.com,
  * https://api.fabric.microsoft.com, https://api.powerbi.com, https://graph.microsoft.com);
  * the clients append the real paths (/v1/workspaces, /v1.0/myorg/groups, ...).
  *
@@ -39,6 +40,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "runtime/config.h"
 #include "runtime/http.h"
 #include "runtime/limits.h"
 
@@ -82,7 +84,8 @@ typedef struct msapi_last {
 
 typedef struct msapi {
 	pb_http *http;                  /* borrowed: outlives the msapi value */
-	char *base[MSAPI_NSVC];         /* owned: base URLs without a trailing slash */
+	const char *base[MSAPI_NSVC];   /* borrowed from the pb_config (or static): base URLs without a
+	                                   trailing slash */
 	char *token;                    /* owned secret: current access token (wiped on release) */
 	unsigned token_gen;             /* bumped by every refresh */
 	msapi_refresh_fn refresh;       /* may be NULL: an expired token then fails the call */
@@ -98,9 +101,10 @@ typedef struct msapi {
 	msapi_last last;
 } msapi;
 
-/* Sets defaults and reads the base URLs from the environment (a malformed one, i.e. not
- * https://, is an error naming the variable). Release with msapi_release even on error. */
-int msapi_init(msapi *c, pb_http *http, char *err);
+/* Sets defaults and takes the base URLs from cfg (validated at start-up, runtime/config.c;
+ * cfg NULL or a URL not configured: the public cloud's). cfg must outlive c. Release with
+ * msapi_release. */
+void msapi_init(msapi *c, pb_http *http, const pb_config *cfg);
 void msapi_release(msapi *c);
 /* Copies token (may be NULL to clear). */
 int msapi_set_token(msapi *c, const char *token, char *err);
@@ -250,12 +254,6 @@ typedef int (*msapi_job_fail_fn)(void *ctx, size_t idx, msapi_job *job, int rc, 
  * st may be NULL. Returns 0 or the stopping callback's rc; individual failures are in st. */
 int msapi_run_jobs(msapi *c, msapi_job *jobs, size_t n, int parallel, msapi_job_ok_fn ok,
 		   msapi_job_fail_fn fail, void *ctx, msapi_batch_stats *st, char *err);
-
-/* GETs paths[i] (one page each) in parallel, c->parallel at a time. out[i] is new JSON (or
- * NULL when the call failed or the body was empty); rcs (may be NULL) gets each call's rc.
- * Returns 0 when every call succeeded, else the first failure's rc and message. */
-int msapi_get_many(msapi *c, int svc, const char *const *paths, size_t n, const char *what, json_t **out,
-		   int *rcs, char *err);
 
 /* Calls the refresh callback (once per token generation). */
 int msapi_refresh_token(msapi *c, unsigned seen_gen, char *err);

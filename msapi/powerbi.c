@@ -285,12 +285,6 @@ static json_t *refresh_body(const char *notify, const powerbi_refresh_options *o
 	return b;
 }
 
-int powerbi_refresh_dataset(msapi *c, const char *group, const char *dataset, const char *notify,
-			    char **request_id, char *err)
-{
-	return powerbi_refresh_dataset_with(c, group, dataset, notify, NULL, request_id, err);
-}
-
 int powerbi_refresh_dataset_with(msapi *c, const char *group, const char *dataset, const char *notify,
 				 const powerbi_refresh_options *o, char **request_id, char *err)
 {
@@ -458,48 +452,26 @@ out:
 }
 
 /* POST .../rows with either a tree (json) or a prepared text (text, len). */
-static int push_rows_call(msapi *c, const char *group, const char *dataset, const char *table, const json_t *json,
-			  const char *text, size_t len, char *err)
+int powerbi_push_rows_text(msapi *c, const char *group, const char *dataset, const char *table,
+			   const char *body, size_t len, char *err)
 {
+	static const char head[] = "{\"rows\":[";
 	char *path = NULL;
 	msapi_reply r = { 0 };
+	/* a cheap shape check: the rows themselves were built by the caller */
+	if (!body || len < sizeof head + 1 || memcmp(body, head, sizeof head - 1) || body[len - 2] != ']' ||
+	    body[len - 1] != '}')
+		return pb_err(err, PB_EINVAL, "the rows body must be {\"rows\":[...]}");
 	int rc = msapi_path(&path, err, "/v1.0/myorg/groups/%s/datasets/%s/tables/%s/rows", group, dataset, table);
 	if (rc)
 		goto out;
 	/* appending rows twice duplicates them: never repeated blindly */
-	msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = path, .json = json, .json_text = text,
+	msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = path, .json_text = body,
 			    .json_text_len = len, .idempotent = false, .what = "add rows to a push dataset" };
 	rc = msapi_do(c, &call, &r, err);
 out:
 	free(path);
 	msapi_reply_release(&r);
-	return rc;
-}
-
-int powerbi_push_rows_text(msapi *c, const char *group, const char *dataset, const char *table,
-			   const char *body, size_t len, char *err)
-{
-	static const char head[] = "{\"rows\":[";
-	/* a cheap shape check: the rows themselves were built by the caller */
-	if (!body || len < sizeof head + 1 || memcmp(body, head, sizeof head - 1) || body[len - 2] != ']' ||
-	    body[len - 1] != '}')
-		return pb_err(err, PB_EINVAL, "the rows body must be {\"rows\":[...]}");
-	return push_rows_call(c, group, dataset, table, NULL, body, len, err);
-}
-
-int powerbi_push_rows(msapi *c, const char *group, const char *dataset, const char *table,
-		      const json_t *rows, char *err)
-{
-	if (!json_is_array(rows))
-		return pb_err(err, PB_EINVAL, "rows must be a JSON array");
-	if (json_array_size(rows) > POWERBI_PUSH_ROWS_MAX)
-		return pb_err(err, PB_ELIMIT, "%zu rows in one call; Power BI accepts at most %d",
-			      json_array_size(rows), POWERBI_PUSH_ROWS_MAX);
-	json_t *body = json_pack("{s:O}", "rows", rows);
-	if (!body)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	int rc = push_rows_call(c, group, dataset, table, body, NULL, 0, err);
-	json_decref(body);
 	return rc;
 }
 

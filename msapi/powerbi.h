@@ -46,13 +46,6 @@ typedef struct powerbi_refresh {
 void powerbi_refreshes_release(powerbi_refresh *v, size_t n);
 bool powerbi_refresh_running(const powerbi_refresh *r);
 
-/* POST /groups/{g}/datasets/{d}/refreshes with {"notifyOption": notify} (NULL =
- * "NoNotification"; service principals must use that). *request_id (may be NULL to
- * ignore) is new: the x-ms-request-id when Power BI gives one, else the id of the newest
- * running history entry. After a dropped connection the history is checked first: a
- * running refresh is taken as this one rather than starting another. */
-int powerbi_refresh_dataset(msapi *c, const char *group, const char *dataset, const char *notify,
-			    char **request_id, char *err);
 /* Enhanced-refresh options (strings borrowed). Any field set makes the call an enhanced
  * refresh: notifyOption is then left out (Power BI refuses it there), and Power BI answers
  * with the refresh's id. Unset: NULL strings, nobjects 0, and -1 for the numbers and
@@ -74,8 +67,12 @@ typedef struct powerbi_refresh_options {
 } powerbi_refresh_options;
 #define POWERBI_REFRESH_OPTIONS_NONE { NULL, NULL, NULL, 0, -1, -1, -1, NULL, NULL }
 bool powerbi_refresh_options_enhanced(const powerbi_refresh_options *o);
-/* powerbi_refresh_dataset with enhanced-refresh options (o NULL or none set: a standard
- * refresh with notify). */
+/* POST /groups/{g}/datasets/{d}/refreshes: with o NULL or none of its options set, a
+ * standard refresh {"notifyOption": notify} (NULL = "NoNotification"; service principals
+ * must use that), else an enhanced refresh with o. *request_id (may be NULL to ignore) is
+ * new: the x-ms-request-id when Power BI gives one, else the id of the newest running
+ * history entry. After a dropped connection the history is checked first: a running
+ * refresh is taken as this one rather than starting another. */
 int powerbi_refresh_dataset_with(msapi *c, const char *group, const char *dataset, const char *notify,
 				 const powerbi_refresh_options *o, char **request_id, char *err);
 /* GET .../refreshes?$top=top (top <= 0: service default). *out new array of *n entries. */
@@ -99,14 +96,10 @@ typedef struct powerbi_push_table {
  * the same name is returned instead of creating a second. item: id, name. */
 int powerbi_push_create(msapi *c, const char *group, const char *name, const powerbi_push_table *tables,
 			size_t ntables, const char *retention, msapi_item *out, char *err);
-/* POST .../tables/{t}/rows with {"rows": rows} (rows: a JSON array of objects, borrowed;
- * at most 10,000 per call, Power BI's limit). Not repeated after a dropped connection:
- * c->last.outcome_unknown then tells the rows may or may not have been added. */
-int powerbi_push_rows(msapi *c, const char *group, const char *dataset, const char *table,
-		      const json_t *rows, char *err);
-/* The same call with the body prepared by the caller: body is the whole {"rows":[...]} JSON
- * text (borrowed), sent as it is, so a caller that already holds the rows as JSON text skips
- * building and serialising a tree. The caller keeps it within POWERBI_PUSH_ROWS_MAX rows. */
+/* POST .../tables/{t}/rows: body is the whole {"rows":[...]} JSON text (borrowed), sent as
+ * it is; the caller keeps it within POWERBI_PUSH_ROWS_MAX rows (Power BI's limit). Not
+ * repeated after a dropped connection: c->last.outcome_unknown then tells the rows may or
+ * may not have been added. */
 int powerbi_push_rows_text(msapi *c, const char *group, const char *dataset, const char *table,
 			   const char *body, size_t len, char *err);
 /* DELETE /groups/{g}/datasets/{d}: removes the dataset (semantic model) and its rows.

@@ -490,40 +490,6 @@ out:
 	return rc;
 }
 
-struct scan_all {
-	scanner_result_fn fn;
-	void *ctx;
-};
-
-static int scan_all_result(void *ctx, size_t batch, json_t *result, char *err)
-{
-	(void)batch;
-	struct scan_all *a = ctx;
-	return a->fn ? a->fn(a->ctx, result, err) : PB_OK;
-}
-
-int scanner_scan_all(msapi *c, const char *const *ids, size_t n, const scanner_opts *o, scanner_result_fn fn,
-		     void *ctx, scanner_stats *st, char *err)
-{
-	size_t nb = (n + PB_SCAN_BATCH_MAX - 1) / PB_SCAN_BATCH_MAX;
-	scanner_batch *b = calloc(nb ? nb : 1, sizeof *b);
-	if (!b) {
-		if (st)
-			memset(st, 0, sizeof *st);
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	}
-	for (size_t i = 0; i < nb; i++) {
-		size_t first = i * PB_SCAN_BATCH_MAX;
-		b[i].ids = ids + first;
-		b[i].n = n - first < PB_SCAN_BATCH_MAX ? n - first : PB_SCAN_BATCH_MAX;
-	}
-	struct scan_all a = { fn, ctx };
-	scanner_hooks h = { .ctx = &a, .result = scan_all_result };
-	int rc = scanner_scan_batches(c, b, nb, o, &h, st, err);
-	free(b);
-	return rc;
-}
-
 /* ---------- scan result -> plain C ---------- */
 
 #define ARENA_BLOCK (64u * 1024)

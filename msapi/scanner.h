@@ -2,7 +2,7 @@
  * /v1.0/myorg/admin/workspaces/{modified,getInfo,scanStatus/{id},scanResult/{id}}.
  *
  * Power BI's rules (reference §4): at most 100 workspace ids per getInfo, 16 scans in
- * flight, 500 getInfo per hour, results kept 24 h. scanner_scan_all keeps to the first two
+ * flight, 500 getInfo per hour, results kept 24 h. scanner_scan_batches keeps to the first two
  * on its own (batches of PB_SCAN_BATCH_MAX, at most min(c->parallel, PB_SCAN_PARALLEL_MAX)
  * scans in progress) and leaves 429s to the usual Retry-After handling. */
 #ifndef PBIPORT_MSAPI_SCANNER_H
@@ -104,10 +104,6 @@ typedef struct scan_result {
 int scanner_parse_result(const json_t *result, scan_result *out, char *err);
 void scan_result_release(scan_result *r);
 
-/* Called once per scanned batch with the scan result (borrowed for the call). Return 0,
- * or a negative pb_rc (message in err) to stop the whole scan. */
-typedef int (*scanner_result_fn)(void *ctx, json_t *result, char *err);
-
 typedef struct scanner_stats {
 	size_t batches;          /* getInfo calls planned */
 	size_t succeeded;
@@ -122,13 +118,6 @@ typedef struct scanner_stats {
 	long long wall_ms;
 	char first_error[PB_ERR_MAX];
 } scanner_stats;
-
-/* Scans every id: getInfo in batches, polls scanStatus (Retry-After or c->poll_ms), fetches
- * scanResult and hands it to fn. A batch that fails is counted and the others go on; the
- * call then returns its error. 401/403 stop everything at once (the others would fail the
- * same way). st may be NULL. */
-int scanner_scan_all(msapi *c, const char *const *ids, size_t n, const scanner_opts *o, scanner_result_fn fn,
-		     void *ctx, scanner_stats *st, char *err);
 
 /* One batch of scanner_scan_batches: the workspaces of one getInfo, or a scan started
  * earlier (by a worker that stopped) to poll instead of starting it again. */
@@ -159,9 +148,12 @@ typedef struct scanner_hooks {
 	long poll_max_ms;
 } scanner_hooks;
 
-/* Scans batches[0..nb) like scanner_scan_all (at most min(c->parallel,
- * PB_SCAN_PARALLEL_MAX) in flight, results fetched in parallel), telling h about each scan
- * id, result and failure as they come. h and st may be NULL. */
+/* Scans batches[0..nb): getInfo for each (at most min(c->parallel, PB_SCAN_PARALLEL_MAX)
+ * scans in flight), polls scanStatus (Retry-After or c->poll_ms), fetches the results in
+ * parallel, telling h about each scan id, result and failure as they come. A batch that
+ * fails is counted and the others go on; without a failed hook the call then returns its
+ * error. 401/403 stop everything at once (the others would fail the same way). h and st may
+ * be NULL. */
 int scanner_scan_batches(msapi *c, const scanner_batch *batches, size_t nb, const scanner_opts *o,
 			 const scanner_hooks *h, scanner_stats *st, char *err);
 

@@ -132,28 +132,12 @@ out:
 	return PB_OK;
 }
 
-int pb_keyring_from_env(pb_keyring **out, char *err)
-{
-	const char *v = getenv("APPLICATION_ENCRYPTION_KEYS");
-	if (!v) {
-		*out = NULL;
-		return pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set: give one or more "
-			      "64-hex-digit keys separated by commas (pbiport keygen makes one)");
-	}
-	return pb_keyring_parse(v, out, err);
-}
-
 void pb_keyring_free(pb_keyring *kr)
 {
 	if (!kr)
 		return;
 	pb_wipe(kr, sizeof *kr);
 	free(kr);
-}
-
-size_t pb_keyring_count(const pb_keyring *kr)
-{
-	return kr ? kr->n : 0;
 }
 
 const char *pb_keyring_kid(const pb_keyring *kr, size_t i)
@@ -446,11 +430,6 @@ static int b64_decode_alpha(const char *text, size_t len, const char *alpha, boo
 int pb_b64_decode(const char *text, size_t len, unsigned char **out, size_t *outlen, char *err)
 {
 	return b64_decode_alpha(text, len, B64, true, out, outlen, err);
-}
-
-int pb_b64url_decode(const char *text, size_t len, unsigned char **out, size_t *outlen, char *err)
-{
-	return b64_decode_alpha(text, len, B64URL, false, out, outlen, err);
 }
 
 int pb_hmac_sign(const void *key, size_t keylen, const void *msg, size_t len,

@@ -30,10 +30,7 @@ typedef struct pb_keyring pb_keyring;
 /* Parses "hex64[,hex64...]" (spaces around commas allowed). *out is new: free with
  * pb_keyring_free. Errors name the position of the bad key, never its text. */
 int pb_keyring_parse(const char *spec, pb_keyring **out, char *err);
-/* Same, from APPLICATION_ENCRYPTION_KEYS; a missing variable is an error naming it. */
-int pb_keyring_from_env(pb_keyring **out, char *err);
 void pb_keyring_free(pb_keyring *kr);              /* wipes the keys; NULL is fine */
-size_t pb_keyring_count(const pb_keyring *kr);
 /* The key id of key i (0 = the sealing key); borrowed until pb_keyring_free. */
 const char *pb_keyring_kid(const pb_keyring *kr, size_t i);
 
@@ -74,11 +71,10 @@ void pb_sha256_hex(const void *data, size_t len, char out[PB_SHA256_HEX_LEN + 1]
 void pb_sha256(const void *data, size_t len, unsigned char out[32]);
 
 /* base64 (RFC 4648 §4, padded) and base64url (§5, unpadded). Encoders: *out is new text.
- * Decoders accept only their own alphabet (base64url also accepts padding); *out is new,
- * NUL-terminated, *outlen excludes the NUL. */
+ * The decoder accepts only padded base64; *out is new, NUL-terminated, *outlen excludes
+ * the NUL. */
 int pb_b64_encode(const void *data, size_t len, char **out, char *err);
 int pb_b64url_encode(const void *data, size_t len, char **out, char *err);
 int pb_b64_decode(const char *text, size_t len, unsigned char **out, size_t *outlen, char *err);
-int pb_b64url_decode(const char *text, size_t len, unsigned char **out, size_t *outlen, char *err);
 
 #endif

@@ -383,20 +383,6 @@ out:
 	return PB_OK;
 }
 
-int db_needed_version(const char *dir, int *version, char *err)
-{
-	struct migration *m;
-	size_t n;
-	*version = 0;
-	int rc = list_migrations(dir, &m, &n, err);
-	if (rc)
-		return rc;
-	if (n)
-		*version = m[n - 1].version;
-	free_migrations(m, n);
-	return PB_OK;
-}
-
 int db_schema_version(pb_db *db, int *version, char *err)
 {
 	*version = 0;

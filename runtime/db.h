@@ -76,8 +76,6 @@ bool db_in_transaction(const pb_db *db);
 int db_migrate(pb_db *db, const char *dir, int *applied, char *err);
 /* Highest version recorded in the database (0 for a database never migrated). */
 int db_schema_version(pb_db *db, int *version, char *err);
-/* Highest version among the migration files in dir. */
-int db_needed_version(const char *dir, int *version, char *err);
 /* Start-up check: fails with "database schema is at version X, this binary needs Y:
  * run `pbiport migrate`" when the database is behind the migration files, or "database
  * schema lacks migration NNNN_name.sql: ..." when a lower-numbered file is missing. */

@@ -9,6 +9,8 @@ int pb_failv(pb_failure *f, int rc, const char *code, const char *fmt, va_list a
 	int n = vsnprintf(msg, sizeof msg, fmt, ap);
 	if (n < 0)
 		msg[0] = '\0';
+	else if ((size_t)n >= sizeof msg)
+		mark_cut(msg, sizeof msg);
 	memcpy(f->message, msg, sizeof msg);
 	return pb_fail_as(f, rc, code);
 }
@@ -25,6 +27,8 @@ int pb_fail(pb_failure *f, int rc, const char *code, const char *fmt, ...)
 int pb_fail_as(pb_failure *f, int rc, const char *code)
 {
 	f->rc = rc;
+	if (code == f->code)
+		return rc;
 	if (xsnprintf(f->code, sizeof f->code, "%s", code ? code : ""))
 		f->code[0] = '\0';   /* a code longer than any in the table: the rc's default */
 	return rc;
@@ -53,4 +57,18 @@ const char *pb_rc_code(int rc)
 const char *pb_failure_code(const pb_failure *f)
 {
 	return f->code[0] ? f->code : pb_rc_code(f->rc);
+}
+
+int pb_fail_prefix(pb_failure *f, const char *fmt, ...)
+{
+	char what[PB_ERR_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		what[0] = '\0';
+	char code[PB_CODE_MAX];
+	memcpy(code, f->code, sizeof code);   /* pb_fail writes f->code: not from itself */
+	return pb_fail(f, f->rc, code[0] ? code : NULL, "%s: %s", what, f->message);
 }

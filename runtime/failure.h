@@ -27,6 +27,9 @@ int pb_failv(pb_failure *f, int rc, const char *code, const char *fmt, va_list a
 /* Sets rc and code around the message a lower layer already wrote into f->message. */
 int pb_fail_as(pb_failure *f, int rc, const char *code);
 void pb_failure_clear(pb_failure *f);
+/* Puts "<formatted>: " before f's message, keeping rc and code (a step's context around a
+ * failure a lower step described). Returns f->rc. */
+int pb_fail_prefix(pb_failure *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The code a failure of rc carries when nobody named a more precise one: "bad_request",
  * "not_found", "conflict", "forbidden", "unavailable", "powerbi_rejected", "internal". */

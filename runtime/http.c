@@ -70,10 +70,11 @@ static void share_unlock(CURL *e, curl_lock_data data, void *ud)
  * OpenSSL X509_STORE that every TLS connection shares (ssl_ctx_trust below). Handing curl
  * the PEM text instead (CURLOPT_CAINFO_BLOB) re-parses ~150 certificates for each new
  * connection: measured at 25 ms of CPU per connection. CURLOPT_CAINFO alone would replace
- * the system bundle, so public CAs would stop working. */
-static int load_ca(pb_http *h, const char *extra, char *err)
+ * the system bundle, so public CAs would stop working. *out is new (X509_STORE_free). */
+static int ca_store_new(const char *extra, X509_STORE **out, char *err)
 {
 	X509_STORE *store = X509_STORE_new();
+	*out = NULL;
 	if (!store)
 		return pb_err(err, PB_ENOMEM, "out of memory");
 	/* a machine without a system bundle still trusts the extra CA */
@@ -89,7 +90,23 @@ static int load_ca(pb_http *h, const char *extra, char *err)
 		fclose(f);
 		return pb_err(err, PB_EINVAL, "PBIPORT_CA_BUNDLE=%s holds no PEM certificate", extra);
 	}
-	h->ca_store = store;
+	*out = store;
+	return PB_OK;
+}
+
+int pb_http_ca_check(const char *path, char *err)
+{
+	X509_STORE *store;
+	int rc = ca_store_new(path, &store, err);
+	X509_STORE_free(store);
+	return rc;
+}
+
+static int load_ca(pb_http *h, const char *extra, char *err)
+{
+	int rc = ca_store_new(extra, &h->ca_store, err);
+	if (rc)
+		return rc;
 	h->ca_extra = xstrdup(extra);
 	if (!h->ca_extra)
 		return pb_err(err, PB_ENOMEM, "out of memory");
@@ -133,9 +150,8 @@ int pb_http_new(const pb_http_opts *opts, pb_http **out, char *err)
 	curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
 	curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-	const char *extra = opts && opts->ca_bundle ? opts->ca_bundle : getenv("PBIPORT_CA_BUNDLE");
-	if (extra && *extra)
-		rc = load_ca(h, extra, err);
+	if (opts && opts->ca_bundle && *opts->ca_bundle)
+		rc = load_ca(h, opts->ca_bundle, err);
 out:
 	if (rc) {
 		pb_http_free(h);

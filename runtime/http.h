@@ -28,11 +28,14 @@ typedef struct pb_http_opts {
 	long connect_timeout_ms;   /* 0: PB_HTTP_CONNECT_TIMEOUT_MS */
 	long timeout_ms;           /* 0: PB_HTTP_TIMEOUT_MS */
 	size_t max_body;           /* 0: PB_HTTP_BODY_MAX */
-	const char *ca_bundle;     /* extra CA PEM file; NULL: $PBIPORT_CA_BUNDLE (unset: none) */
+	const char *ca_bundle;     /* extra CA PEM file (pb_config.ca_bundle); NULL: none */
 } pb_http_opts;
 
 /* opts may be NULL. *out is new: free with pb_http_free. */
 int pb_http_new(const pb_http_opts *opts, pb_http **out, char *err);
+/* Checks that path is a readable file holding PEM certificates, as pb_http_new will load it
+ * (runtime/config.c, at start-up). PB_EINVAL naming PBIPORT_CA_BUNDLE. */
+int pb_http_ca_check(const char *path, char *err);
 void pb_http_free(pb_http *h);
 
 typedef struct pb_http_req {

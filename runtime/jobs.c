@@ -294,33 +294,39 @@ out:
 	return PB_OK;
 }
 
-/* Fails, inside the claim transaction, every running job whose lease expired and
+/* The kinds a claim takes, as parameters ?2 .. ?(1 + PB_JOB_CLAIM_KINDS_MAX) of a constant
+ * statement (unused ones NULL, which match nothing): the filter runs in SQL, so jobs of kinds
+ * this worker does not know are never read, let alone touched. */
+#define CLAIM_KINDS "(?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+_Static_assert(PB_JOB_CLAIM_KINDS_MAX == 16, "CLAIM_KINDS lists PB_JOB_CLAIM_KINDS_MAX parameters");
+
+static int bind_kinds(sqlite3_stmt *st, const char *const *kinds, char *err)
+{
+	int rc = 0;
+	for (int i = 0; !rc && i < PB_JOB_CLAIM_KINDS_MAX; i++) {
+		const char *k = kinds && *kinds ? *kinds++ : NULL;
+		rc = db_bind_text(st, 2 + i, k, err);
+	}
+	return rc;
+}
+
+/* Fails, inside the claim transaction, every running job of kinds whose lease expired and
  * that has no attempts left: its worker died on the last try. */
-static int fail_exhausted(pb_db *db, const char *now, char *err)
+static int fail_exhausted(pb_db *db, const char *now, const char *const *kinds, char *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = db_prepare(db,
 			    "UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_expires = NULL, "
 			    "private_input = NULL, error_code = 'worker_lost', "
 			    "error_message = 'the worker running this job stopped ' || attempts || "
-			    "' times; giving up', updated_at = ?, finished_at = ? "
-			    "WHERE state = 'running' AND lease_expires < ? AND attempts >= max_attempts",
+			    "' times; giving up', updated_at = ?1, finished_at = ?1 "
+			    "WHERE state = 'running' AND lease_expires < ?1 AND attempts >= max_attempts "
+			    "AND kind IN " CLAIM_KINDS,
 			    &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, now, err)) && !(rc = db_bind_text(st, 2, now, err)) &&
-	    !(rc = db_bind_text(st, 3, now, err)))
+	if (!rc && !(rc = db_bind_text(st, 1, now, err)) && !(rc = bind_kinds(st, kinds, err)))
 		rc = db_exec(db, st, err);
 	db_done(st);
 	return rc;
-}
-
-static bool kind_wanted(const char *kind, const char *const *kinds)
-{
-	if (!kinds)
-		return true;
-	for (; *kinds; kinds++)
-		if (!strcmp(*kinds, kind))
-			return true;
-	return false;
 }
 
 int jobs_claim(pb_db *db, const char *worker, long lease_ms, const char *const *kinds, pb_job **out,
@@ -328,35 +334,35 @@ int jobs_claim(pb_db *db, const char *worker, long lease_ms, const char *const *
 {
 	sqlite3_stmt *st = NULL;
 	char now[PB_TIME_BUF], until[PB_TIME_BUF], id[PB_ID_BUF] = "";
+	size_t nkinds = 0;
 	*out = NULL;
+	while (kinds && kinds[nkinds])
+		nkinds++;
+	if (nkinds == 0 || nkinds > PB_JOB_CLAIM_KINDS_MAX)
+		return pb_err(err, PB_EINVAL, "a worker claims from 1 to %d job kinds, not %zu", PB_JOB_CLAIM_KINDS_MAX,
+			      nkinds);
 	int rc = db_begin(db, err);
 	if (rc)
 		return rc;
 	pb_now(now);
 	pb_time_in(lease_ms, until);
-	if ((rc = fail_exhausted(db, now, err)))
+	if ((rc = fail_exhausted(db, now, kinds, err)))
 		goto out;
-	/* Oldest due first. The kind filter runs here, not in SQL, so the statement text
-	 * stays constant; the scan stops at the first wanted row. */
+	/* oldest due first */
 	if ((rc = db_prepare(db,
-			     "SELECT id, kind FROM jobs WHERE (state = 'queued' AND run_after <= ?) "
-			     "OR (state = 'running' AND lease_expires < ?) ORDER BY run_after, created_at",
+			     "SELECT id FROM jobs WHERE ((state = 'queued' AND run_after <= ?1) "
+			     "OR (state = 'running' AND lease_expires < ?1)) AND kind IN " CLAIM_KINDS " "
+			     "ORDER BY run_after, created_at LIMIT 1",
 			     &st, err)) ||
-	    (rc = db_bind_text(st, 1, now, err)) || (rc = db_bind_text(st, 2, now, err)))
+	    (rc = db_bind_text(st, 1, now, err)) || (rc = bind_kinds(st, kinds, err)))
 		goto out;
-	for (;;) {
-		int row = db_row(db, st, err);
-		if (row < 0) {
-			rc = row;
-			goto out;
-		}
-		if (row == 0)
-			break;
-		if (kind_wanted(db_col_text(st, 1), kinds)) {
-			copy_fixed(id, sizeof id, db_col_text(st, 0));
-			break;
-		}
+	int row = db_row(db, st, err);
+	if (row < 0) {
+		rc = row;
+		goto out;
 	}
+	if (row > 0)
+		copy_fixed(id, sizeof id, db_col_text(st, 0));
 	db_done(st);
 	st = NULL;
 	if (!id[0])

@@ -119,10 +119,14 @@ typedef enum pb_cancel_outcome {
 int jobs_cancel(pb_db *db, const char *id, const char *by_user, bool cleanup, pb_cancel_outcome *outcome,
 		char *err);
 
-/* Claims the oldest due job of one of kinds (NULL-terminated; NULL = any): a queued
- * job whose run_after has come, or a running one whose lease has expired. Returns 1
- * with *out new (job_free), 0 when nothing is due, or a negative pb_rc. A job whose
- * lease expired for the max_attempts-th time is failed instead of claimed. */
+/* Claims the oldest due job of one of kinds (the kinds this worker can run:
+ * NULL-terminated, 1 to PB_JOB_CLAIM_KINDS_MAX names, else PB_EINVAL): a queued job whose
+ * run_after has come, or a running one whose lease has expired. Jobs of other kinds are
+ * left as they are, for a worker that knows them (a rolling upgrade: an older worker never
+ * takes a newer kind). Returns 1 with *out new (job_free), 0 when nothing is due, or a
+ * negative pb_rc. A job of kinds whose lease expired for the max_attempts-th time is failed
+ * instead of claimed. */
+#define PB_JOB_CLAIM_KINDS_MAX 16
 int jobs_claim(pb_db *db, const char *worker, long lease_ms, const char *const *kinds, pb_job **out,
 	       char *err);
 

@@ -95,8 +95,3 @@ int json_media_type(const char *mt)
 	       (!strncmp(mt, "application/", 12) && n > 17 && !strcmp(mt + n - 5, "+json"));
 }
 
-int yaml_media_type(const char *mt)
-{
-	return mt && (!strcmp(mt, "application/yaml") || !strcmp(mt, "application/x-yaml") ||
-		      !strcmp(mt, "text/yaml"));
-}

@@ -29,7 +29,5 @@ int json_body_only_keys(const struct json_t *obj, const char *const *allowed, co
 
 /* True for "application/json" and "application/<x>+json". */
 int json_media_type(const char *media_type);
-/* True for application/yaml, application/x-yaml and text/yaml. */
-int yaml_media_type(const char *media_type);
 
 #endif

@@ -47,6 +47,9 @@
 #define PB_JOB_TIME_LIMIT_MS    (6LL * 3600 * 1000)
 #define PB_LUA_MAX_SOURCE_BYTES (1u * 1024 * 1024)    /* one template or module file */
 #define PB_TEMPLATE_MAX_DIRS    32                    /* folders on the template search path */
+/* Compiled templates kept per process (runtime/lua_sandbox.c): files, and bytes of bytecode. */
+#define PB_LUA_CACHE_CHUNKS     128
+#define PB_LUA_CACHE_BYTES      (16u * 1024 * 1024)
 #define PB_RENDER_MAX_PATH      4096                  /* one output file path */
 
 /* outbound HTTP (runtime/http) */
@@ -100,7 +103,7 @@
 #define PB_METRICS_BATCH_CELLS  64                    /* distinct route+method+status between flushes */
 #define PB_DB_MMAP_BYTES        268435456ll           /* 256 MiB of the database read through a mapping, not pread */
 
-/* Connect Power BI (core/connections, core/pbi_session, handlers/powerbi_connect) */
+/* Connect Power BI (core/store/connections, core/flow/pbi_session, handlers/powerbi_connect) */
 #define PB_PBI_REFRESH_MARGIN_S 300                   /* refresh an access token expiring within 5 minutes */
 #define PB_OAUTH_STATE_TTL_S    600                   /* a started sign-in is valid 10 minutes */
 #define PB_PBI_CLAIM_MS         60000                 /* a refresher's claim on a connection row (crash recovery) */
@@ -113,19 +116,19 @@
 #define PB_PBI_ID_MAX           256                   /* tenant id / client id */
 #define PB_SETTINGS_BODY_MAX    (64u * 1024)          /* PUT /api/settings/powerbi body */
 
-/* Power Query M lineage (core/mlineage) */
+/* Power Query M lineage (core/lang/mlineage) */
 #define PB_MLINEAGE_MAX_BYTES   (1u * 1024 * 1024)    /* one M expression */
 #define PB_MLINEAGE_MAX_DEPTH   200                   /* nesting of M syntax and evaluation */
 #define PB_MLINEAGE_MAX_SOURCES 1000                  /* distinct sources of one expression */
 #define PB_MLINEAGE_MAX_MEMORY  (64u * 1024 * 1024)   /* working memory of one parse */
 #define PB_MLINEAGE_MAX_PARAM_DEPTH 16                /* shared expressions followed in a chain */
 #define PB_MLINEAGE_MAX_EVALS   2000000               /* evaluation steps of one parse */
-/* lineage graph (core/lineage) */
+/* lineage graph (core/flow/lineage) */
 #define PB_LINEAGE_DEPTH_DEFAULT 3
 #define PB_LINEAGE_DEPTH_MAX    10
 #define PB_LINEAGE_MAX_NODES    5000                  /* nodes one lineage answer may hold */
 
-/* import integrations (core/integrations, core/ingest) */
+/* import integrations (core/store/integrations, core/flow/ingest) */
 #define PB_FILTER_MAX_PATTERNS  200                   /* include or exclude entries of one list */
 #define PB_FILTER_PATTERN_MAX_BYTES 256               /* one wildcard pattern */
 #define PB_FILTER_PATTERN_MAX_STARS 8                 /* '*' per pattern (bounds matching work) */
@@ -133,13 +136,13 @@
 #define PB_INGEST_WORKSPACES_MAX 100000               /* workspaces one run may scan */
 #define PB_SCAN_GETINFO_PER_HOUR 500                  /* Power BI's getInfo limit per tenant */
 
-/* publish to Power BI (core/publish) */
+/* publish to Power BI (core/flow/publish) */
 #define PB_PUBLISH_NAME_MAX     256                   /* a semantic model name typed into a publish */
 #define PB_PUBLISH_SUFFIX_MAX   1000                  /* " (2)" ... " (N)" tried before giving up */
 #define PB_PUBLISH_CONN_NAME_MAX 200                  /* Fabric connection displayName limit */
 #define PB_PUBLISH_ATTEMPTS     8                     /* tries of one publish job (retries + 1) */
 
-/* refresh (core/refresh) */
+/* refresh (core/flow/refresh) */
 #define PB_REFRESH_TIMEOUT_S_DEFAULT (4 * 3600)       /* PBIPORT_REFRESH_TIMEOUT: follow one refresh this long */
 #define PB_REFRESH_POLL_MIN_MS  2000                  /* first history poll interval (doubles) */
 #define PB_REFRESH_POLL_MAX_MS  60000                 /* longest history poll interval */
@@ -149,7 +152,7 @@
 #define PB_REFRESH_OBJECTS_MAX  1000                  /* tables/partitions one enhanced refresh names */
 #define PB_REFRESH_RETRY_MAX    100                   /* enhanced refresh retryCount (Power BI: 24 h in all) */
 #define PB_REFRESH_PARALLELISM_MAX 1000               /* enhanced refresh maxParallelism */
-/* push datasets (core/push) */
+/* push datasets (core/flow/push) */
 #define PB_PUSH_MAX_TABLES      75                    /* Power BI push dataset limit */
 #define PB_PUSH_MAX_COLUMNS     75                    /* per table, Power BI limit */
 #define PB_PUSH_NAME_MAX_CHARS  100                   /* dataset, table and column names (pbiport's bound) */

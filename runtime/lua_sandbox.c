@@ -38,7 +38,7 @@
 
 struct lua_sandbox {
 	lua_State *L;
-	size_t used, peak, max;
+	size_t used, max;
 	bool oom;            /* the allocator refused a request */
 	bool expired;        /* a time limit passed or the instruction budget ran out */
 	bool out_of_instr;   /* ... and it was the budget */
@@ -104,8 +104,6 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 		return NULL;
 	}
 	sb->used = sb->used - old + nsize;
-	if (sb->used > sb->peak)
-		sb->peak = sb->used;
 	return p;
 }
 
@@ -594,15 +592,6 @@ static int uuid_with(EVP_MD_CTX *ctx, const EVP_MD *sha1, const text_piece *piec
 	return 0;
 }
 
-int sandbox_uuid(const char *text, size_t len, char out[37])
-{
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	text_piece piece = { text, len };
-	int rc = ctx ? uuid_with(ctx, EVP_sha1(), &piece, 1, out) : -1;
-	EVP_MD_CTX_free(ctx);
-	return rc;
-}
-
 #define SB_UUID_MAX_PIECES 16
 
 /* pbiport.uuid(a [, b ...]): the UUID of the texts joined with NUL bytes, without
@@ -939,6 +928,168 @@ static void guard(lua_State *L, const char *name, lua_CFunction f, int kind)
 	lua_setfield(L, -2, name);
 }
 
+/* --- compiled templates, kept per process -------------------------------------------- */
+
+/* A module is compiled once per process, not on every render (lighttpd's mod_magnet_cache.c
+ * keeps compiled scripts the same way): the bytecode of the compiled chunk (lua_dump, line
+ * information kept, so messages still say file:line) is cached under the file's path and
+ * identity (device, inode, size, modification and change times; an edited, replaced or
+ * touched file has another), and each render loads it, mode "b", into its own fresh state,
+ * where it gets a fresh environment as a compiled text would. Only bytecode dumped here from
+ * a text chunk is ever loaded: a template file is always read as text, so a file can never
+ * supply bytecode. A file changed less than SB_CACHE_RACY_S before it was read is compiled
+ * afresh each time instead of cached: two writes of the same size within one tick of the file
+ * system's clock would otherwise look alike (git's "racy" files). At most PB_LUA_CACHE_CHUNKS
+ * files and PB_LUA_CACHE_BYTES of bytecode; the least recently used go first. Shared by the
+ * threads of the process (a mutex), kept until the process ends. */
+#define SB_CACHE_RACY_S 2
+
+typedef struct cached_chunk {
+	char *path;                  /* the file, as found on the search path */
+	char *chunkname;             /* "@label/name.lua" it was compiled under */
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+	char *code;                  /* lua_dump output */
+	size_t len;
+	uint64_t used;               /* chunk_cache.clock at the last use */
+} cached_chunk;
+
+static struct {
+	pthread_mutex_t lock;
+	cached_chunk *v[PB_LUA_CACHE_CHUNKS];
+	size_t n, bytes;
+	uint64_t clock;
+	unsigned long hits, misses;  /* loads from the cache; compiles of files it could keep */
+} chunk_cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static bool same_file(const cached_chunk *e, const struct stat *st)
+{
+	return e->dev == st->st_dev && e->ino == st->st_ino && e->size == st->st_size &&
+	       e->mtime.tv_sec == st->st_mtim.tv_sec && e->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+	       e->ctime.tv_sec == st->st_ctim.tv_sec && e->ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+/* Drops entry i (lock held). */
+static void cache_drop(size_t i)
+{
+	cached_chunk *e = chunk_cache.v[i];
+	chunk_cache.bytes -= e->len;
+	free(e->path);
+	free(e->chunkname);
+	free(e->code);
+	free(e);
+	chunk_cache.v[i] = chunk_cache.v[--chunk_cache.n];
+}
+
+/* Index of path's entry, or -1 (lock held). */
+static long cache_find(const char *path)
+{
+	for (size_t i = 0; i < chunk_cache.n; i++)
+		if (!strcmp(chunk_cache.v[i]->path, path))
+			return (long)i;
+	return -1;
+}
+
+/* Pushes the cached compiled chunk of path when st is still the file it was compiled from:
+ * LUA_OK, or lua_load's status with its message pushed (out of memory: the sandbox's cap);
+ * -1 when there is none (nothing pushed). */
+static int cache_load(lua_State *L, const char *path, const struct stat *st, const char *chunkname)
+{
+	int status = -1;
+	pthread_mutex_lock(&chunk_cache.lock);
+	long i = cache_find(path);
+	if (i >= 0 && (!same_file(chunk_cache.v[i], st) || strcmp(chunk_cache.v[i]->chunkname, chunkname))) {
+		cache_drop((size_t)i);   /* the file changed: compiled again by the caller */
+		i = -1;
+	}
+	if (i >= 0) {
+		cached_chunk *e = chunk_cache.v[i];
+		/* lua_load runs protected: it returns, so the lock is always released */
+		status = luaL_loadbufferx(L, e->code, e->len, chunkname, "b");
+		e->used = ++chunk_cache.clock;
+		chunk_cache.hits++;
+	}
+	pthread_mutex_unlock(&chunk_cache.lock);
+	return status;
+}
+
+struct dump_buf {
+	char *p;
+	size_t len, cap;
+};
+
+static int dump_write(lua_State *L, const void *data, size_t n, void *ud)
+{
+	(void)L;
+	struct dump_buf *b = ud;
+	if (n > PB_LUA_CACHE_BYTES - b->len)
+		return 1;   /* too big to keep: lua_dump stops */
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + n)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p)
+			return 1;
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+	return 0;
+}
+
+/* Keeps the compiled chunk on top of the stack for path, read when the file was st. A file
+ * too fresh to tell apart from its next version, a chunk too big, or no memory: not kept. */
+static void cache_store(lua_State *L, const char *path, const struct stat *st, const char *chunkname)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	time_t changed = st->st_mtim.tv_sec > st->st_ctim.tv_sec ? st->st_mtim.tv_sec : st->st_ctim.tv_sec;
+	if (now.tv_sec - changed < SB_CACHE_RACY_S)
+		return;
+	struct dump_buf b = { 0 };
+	cached_chunk *e = NULL;
+	if (lua_dump(L, dump_write, &b, 0) || !b.len)
+		goto out;
+	if (!(e = calloc(1, sizeof *e)) || !(e->path = xstrdup(path)) || !(e->chunkname = xstrdup(chunkname)))
+		goto out;
+	e->dev = st->st_dev;
+	e->ino = st->st_ino;
+	e->size = st->st_size;
+	e->mtime = st->st_mtim;
+	e->ctime = st->st_ctim;
+	e->code = b.p;
+	e->len = b.len;
+	b.p = NULL;
+	pthread_mutex_lock(&chunk_cache.lock);
+	long i = cache_find(path);
+	if (i >= 0)
+		cache_drop((size_t)i);
+	while (chunk_cache.n && (chunk_cache.n == PB_LUA_CACHE_CHUNKS || chunk_cache.bytes + e->len > PB_LUA_CACHE_BYTES)) {
+		size_t oldest = 0;
+		for (size_t k = 1; k < chunk_cache.n; k++)
+			if (chunk_cache.v[k]->used < chunk_cache.v[oldest]->used)
+				oldest = k;
+		cache_drop(oldest);
+	}
+	e->used = ++chunk_cache.clock;
+	chunk_cache.v[chunk_cache.n++] = e;
+	chunk_cache.bytes += e->len;
+	chunk_cache.misses++;
+	pthread_mutex_unlock(&chunk_cache.lock);
+	e = NULL;
+out:
+	if (e) {
+		free(e->path);
+		free(e->chunkname);
+		free(e);
+	}
+	free(b.p);
+}
+
 static bool valid_module_name(const char *s, size_t n)
 {
 	if (n == 0 || n > SB_MODULE_NAME_MAX || s[0] == '.' || s[n - 1] == '.')
@@ -991,22 +1142,34 @@ static int sb_require(lua_State *L)
 	if ((uint64_t)st.st_size > PB_LUA_MAX_SOURCE_BYTES)
 		return luaL_error(L, "module '%s': file larger than %d bytes", name,
 				  (int)PB_LUA_MAX_SOURCE_BYTES);
-
-	/* The text lives in a userdata so a Lua error cannot leak it. */
-	size_t size = (size_t)st.st_size;
-	char *buf = lua_newuserdatauv(L, size + 1, 0);              /* 3 */
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return luaL_error(L, "module '%s': %s", name, strerror(errno));
-	size_t got = fread(buf, 1, size, f);
-	fclose(f);
-	if (got != size)
-		return luaL_error(L, "module '%s': short read", name);
-	const char *chunk = lua_pushfstring(L, "@%s/%s.lua", sb->labels[found], rel); /* 4 */
+	const char *chunk = lua_pushfstring(L, "@%s/%s.lua", sb->labels[found], rel);   /* 3 */
 	if (sb->entry_module && !sb->entry[0] && !strcmp(name, sb->entry_module) &&
 	    xsnprintf(sb->entry, sizeof sb->entry, "%s", chunk + 1))
 		sb->entry[0] = '\0';
-	if (luaL_loadbufferx(L, buf, size, chunk, "t") != LUA_OK) {
+	int status = cache_load(L, path, &st, chunk);                                     /* 4 */
+	if (status < 0) {
+		/* The text lives in a userdata so a Lua error cannot leak it (made before the file is
+		 * opened: nothing raises while it is); the identity kept with the compiled chunk is
+		 * that of the file read. */
+		size_t size = (size_t)st.st_size;
+		char *buf = lua_newuserdatauv(L, size + 1, 0);
+		FILE *f = fopen(path, "rb");
+		if (!f)
+			return luaL_error(L, "module '%s': %s", name, strerror(errno));
+		bool same = !fstat(fileno(f), &st) && (size_t)st.st_size == size;
+		size_t got = same ? fread(buf, 1, size, f) : 0;
+		fclose(f);
+		if (!same)
+			return luaL_error(L, "module '%s': the file changed while it was read", name);
+		if (got != size)
+			return luaL_error(L, "module '%s': short read", name);
+		status = luaL_loadbufferx(L, buf, size, chunk, "t");                    /* 5 */
+		if (status == LUA_OK) {
+			cache_store(L, path, &st, chunk);
+			lua_remove(L, -2);   /* the text */
+		}
+	}
+	if (status != LUA_OK) {
 		/* Syntax errors carry "file:line:"; others (a binary chunk) get the file. */
 		if (!has_location(lua_tostring(L, -1)))
 			return luaL_error(L, "%s: %s", chunk + 1, lua_tostring(L, -1));
@@ -1291,17 +1454,3 @@ lua_State *sandbox_lua(lua_sandbox *sb)
 	return sb->L;
 }
 
-size_t sandbox_mem_used(const lua_sandbox *sb)
-{
-	return sb->used;
-}
-
-size_t sandbox_mem_peak(const lua_sandbox *sb)
-{
-	return sb->peak;
-}
-
-long long sandbox_instructions(const lua_sandbox *sb)
-{
-	return sb->instr_used;
-}

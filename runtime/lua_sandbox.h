@@ -22,7 +22,11 @@
  *    dump), table, math and utf8 are opened; no io, os, debug, coroutine or package;
  *  - `require(name)` loads `<dir>/<name>.lua` (dots become '/') from the search folders in
  *    order, as text only, under the chunk name `<label>/<name>.lua`; names are limited to
- *    [A-Za-z0-9_.];
+ *    [A-Za-z0-9_.]. A module is compiled once per process: its bytecode is kept (at most
+ *    PB_LUA_CACHE_CHUNKS files, PB_LUA_CACHE_BYTES) under the file's path and identity
+ *    (inode, size, modification and change times), so an edited file is compiled again at
+ *    its next use; each sandbox loads the kept bytecode into its own state, where the module
+ *    runs afresh. Only bytecode the sandbox dumped from a text file is ever loaded;
  *  - every module runs in its own environment: reading or writing an undefined global is an
  *    error ("undefined global 'x'");
  *  - library functions that loop in C on an argument are bounded (audit of Lua 5.4's base,
@@ -94,16 +98,5 @@ int sandbox_call(lua_sandbox *sb, const char *module, int nargs, char *err);
  * leaves nresults results on the stack. Same limits and messages as sandbox_call. */
 int sandbox_run(lua_sandbox *sb, const char *chunkname, const char *code, int nresults,
 		char *err);
-
-/* Bytes the Lua heap holds right now, and its high-water mark. */
-size_t sandbox_mem_used(const lua_sandbox *sb);
-size_t sandbox_mem_peak(const lua_sandbox *sb);
-
-/* VM instructions the current or last call ran, counted in steps of 10000, plus the
- * elements table.move/insert/remove moved (the instruction budget counts both). */
-long long sandbox_instructions(const lua_sandbox *sb);
-
-/* Writes the UUIDv5-layout name-based UUID of text (36 chars + NUL) into out[37]. */
-int sandbox_uuid(const char *text, size_t len, char out[37]);
 
 #endif

@@ -174,13 +174,6 @@ void metrics_forget(void)
 	batch.pending = 0;
 }
 
-int metrics_record(pb_db *db, const char *route, const char *method, int status, double seconds,
-		   char *err)
-{
-	int rc = metrics_count(db, route, method, status, seconds, err);
-	return rc ? rc : metrics_flush(db, err);
-}
-
 /* Label values: backslash, double quote and newline escaped (exposition format). */
 static int add_label(sbuf *out, const char *s)
 {

@@ -28,12 +28,6 @@ bool metrics_pending(void);   /* counts wait to be written */
 bool metrics_due(void);       /* pending for PB_METRICS_FLUSH_REQUESTS requests or PB_METRICS_FLUSH_MS */
 void metrics_forget(void);    /* drops the batch unwritten (frees its memory) */
 
-/* Counts one finished request and writes it at once (metrics_count + metrics_flush): for a
- * single-request process (CGI) and tests. route is the route pattern ("unmatched" when no
- * route matched). */
-int metrics_record(pb_db *db, const char *route, const char *method, int status, double seconds,
-		   char *err);
-
 /* Appends the Prometheus text exposition (format 0.0.4) to out. */
 int metrics_render(pb_db *db, sbuf *out, char *err);
 

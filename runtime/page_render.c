@@ -11,6 +11,7 @@
 #include "runtime/lua_sandbox.h"
 #include "runtime/page_csrf.h"
 #include "runtime/request.h"
+#include "runtime/template_dirs.h"
 #include "runtime/util.h"
 
 #ifndef PBIPORT_DATADIR
@@ -18,55 +19,6 @@
 #endif
 
 #define PAGE_NAME_MAX 64
-
-/* --- the search path --------------------------------------------------------------- */
-
-/* The folders pages, their modules and static files are looked up in, first match wins:
- * admin folders, then <datadir>/templates and <datadir>/lua. */
-typedef struct page_dirs {
-	sandbox_dir v[PB_TEMPLATE_MAX_DIRS];
-	size_t n;
-	char *admin;                       /* owned copy of the admin list the dirs point into */
-	char templates[PB_RENDER_MAX_PATH];
-	char lua[PB_RENDER_MAX_PATH];
-} page_dirs;
-
-static void page_dirs_release(page_dirs *d)
-{
-	free(d->admin);
-	d->admin = NULL;
-	d->n = 0;
-}
-
-static int page_dirs_init(const pb_config *cfg, page_dirs *d, char *err)
-{
-	const char *datadir = getenv("PBIPORT_DATADIR");
-	const char *admin = cfg ? cfg->template_path : getenv("PBIPORT_TEMPLATE_PATH");
-	memset(d, 0, sizeof *d);
-	if (!datadir || !*datadir)
-		datadir = PBIPORT_DATADIR;
-	if (admin && *admin) {
-		if (!(d->admin = xstrdup(admin)))
-			return pb_err(err, PB_ENOMEM, "out of memory");
-		for (char *p = d->admin; p;) {
-			char *colon = strchr(p, ':');
-			if (colon)
-				*colon = '\0';
-			if (*p && d->n < PB_TEMPLATE_MAX_DIRS - 2)
-				d->v[d->n++] = (sandbox_dir){ p, NULL };
-			p = colon ? colon + 1 : NULL;
-		}
-	}
-	if (xsnprintf(d->templates, sizeof d->templates, "%s/templates", datadir) ||
-	    xsnprintf(d->lua, sizeof d->lua, "%s/lua", datadir)) {
-		page_dirs_release(d);
-		return pb_err(err, PB_ELIMIT, "PBIPORT_DATADIR is too long");
-	}
-	/* built-in labels are the paths in the source tree, as the TMDL templates show them */
-	d->v[d->n++] = (sandbox_dir){ d->templates, "templates" };
-	d->v[d->n++] = (sandbox_dir){ d->lua, "lua" };
-	return PB_OK;
-}
 
 /* --- rendering --------------------------------------------------------------------- */
 
@@ -99,15 +51,15 @@ static bool good_page_name(const char *name)
 
 int page_render(const pb_config *cfg, const char *name, const json_t *view, sbuf *out, char *err)
 {
-	page_dirs dirs;
+	template_dirs dirs;
 	lua_sandbox *sb = NULL;
 	struct page_args args = { name, view };
 	int rc;
 	if (!good_page_name(name))
 		return pb_err(err, PB_EINTERNAL, "page template name '%.64s' is not valid", name);
-	if ((rc = page_dirs_init(cfg, &dirs, err)))
+	if ((rc = template_dirs_build(cfg, NULL, "templates", &dirs, err)))
 		return rc;
-	sandbox_opts so = { .dirs = dirs.v, .ndirs = dirs.n, .mem_max = PB_PAGE_LUA_MEM_MAX,
+	sandbox_opts so = { .dirs = dirs.dirs, .ndirs = dirs.n, .mem_max = PB_PAGE_LUA_MEM_MAX,
 			    .time_limit_ms = PB_PAGE_LUA_TIME_MS };
 	if (!(rc = sandbox_new(&so, &sb, err)) && !(rc = sandbox_cpcall(sb, push_args, &args, 2, err)) &&
 	    !(rc = sandbox_call(sb, "page", 2, err))) {
@@ -124,7 +76,7 @@ int page_render(const pb_config *cfg, const char *name, const json_t *view, sbuf
 		lua_pop(L, 1);
 	}
 	sandbox_free(sb);
-	page_dirs_release(&dirs);
+	template_dirs_release(&dirs);
 	return rc;
 }
 
@@ -305,7 +257,7 @@ static const char *static_type(const char *name)
 
 int page_static_find(const pb_config *cfg, const char *name, char **path, const char **content_type, char *err)
 {
-	page_dirs dirs;
+	template_dirs dirs;
 	char p[PB_RENDER_MAX_PATH];
 	struct stat st;
 	int rc;
@@ -313,18 +265,18 @@ int page_static_find(const pb_config *cfg, const char *name, char **path, const 
 	*content_type = static_type(name);
 	if (!*content_type)
 		return pb_err(err, PB_ENOTFOUND, "no static file %.80s", name);
-	if ((rc = page_dirs_init(cfg, &dirs, err)))
+	if ((rc = template_dirs_build(cfg, NULL, "templates", &dirs, err)))
 		return rc;
 	rc = pb_err(err, PB_ENOTFOUND, "no static file %.80s", name);
 	for (size_t i = 0; i < dirs.n; i++) {
-		if (dirs.v[i].dir == dirs.lua)
+		if (dirs.dirs[i].label && !strcmp(dirs.dirs[i].label, "lua"))
 			continue;   /* Lua modules are not served */
-		if (xsnprintf(p, sizeof p, "%s/web/static/%s", dirs.v[i].dir, name) || stat(p, &st) ||
+		if (xsnprintf(p, sizeof p, "%s/web/static/%s", dirs.dirs[i].dir, name) || stat(p, &st) ||
 		    !S_ISREG(st.st_mode))
 			continue;
 		rc = (*path = xstrdup(p)) ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
 		break;
 	}
-	page_dirs_release(&dirs);
+	template_dirs_release(&dirs);
 	return rc;
 }

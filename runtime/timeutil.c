@@ -1,6 +1,9 @@
 #include "runtime/timeutil.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -84,4 +87,26 @@ void pb_sleep_interruptible(int64_t ms, volatile int *stop)
 void pb_sleep_ms(int64_t ms)
 {
 	pb_sleep_interruptible(ms, NULL);
+}
+
+int pb_duration_parse(const char *text, int64_t *secs, char *err)
+{
+	char *end;
+	if (!text || !isdigit((unsigned char)*text))
+		return pb_err(err, PB_EINVAL, "expected a duration like 43200, 720m or 12h");
+	errno = 0;
+	long long v = strtoll(text, &end, 10);
+	int64_t unit = 1;
+	if (*end == 's')
+		end++;
+	else if (*end == 'm')
+		unit = 60, end++;
+	else if (*end == 'h')
+		unit = 3600, end++;
+	else if (*end == 'd')
+		unit = 86400, end++;
+	if (errno || *end || v > 10LL * 366 * 86400)
+		return pb_err(err, PB_EINVAL, "expected a duration like 43200, 720m or 12h, got '%.40s'", text);
+	*secs = (int64_t)v * unit;
+	return 0;
 }

@@ -18,6 +18,9 @@ void pb_time_format(int64_t epoch_ms, char out[PB_TIME_BUF]);
 void pb_time_in(int64_t delta_ms, char out[PB_TIME_BUF]);
 /* Parses "YYYY-MM-DDTHH:MM:SS[.fff]Z" (also "+00:00"); PB_EINVAL otherwise. */
 int pb_time_parse(const char *text, int64_t *epoch_ms);
+/* Parses a duration: a number of seconds, or a number followed by s, m, h or d ("90m",
+ * "12h"), at most ten years. PB_EINVAL with "expected a duration like 43200, 720m or 12h". */
+int pb_duration_parse(const char *text, int64_t *secs, char *err);
 /* Sleeps ms milliseconds (restarts after signals). */
 void pb_sleep_ms(int64_t ms);
 /* Sleeps ms milliseconds (restarts after signals until the time has passed,

@@ -17,11 +17,20 @@ int pb_err(char *err, int rc, const char *fmt, ...)
 	va_start(ap, fmt);
 	int n = vsnprintf(err, PB_ERR_MAX, fmt, ap);
 	va_end(ap);
-	if (n >= PB_ERR_MAX) {
-		/* mark the cut so nobody mistakes it for the whole message */
-		memcpy(err + PB_ERR_MAX - 4, "...", 4);
-	}
+	if (n >= PB_ERR_MAX)
+		mark_cut(err, PB_ERR_MAX);
 	return rc;
+}
+
+void mark_cut(char *s, size_t size)
+{
+	if (size < 4)
+		return;
+	/* back to the start of a character, so the message stays valid UTF-8 (it becomes JSON) */
+	size_t at = size - 4;
+	while (at > 0 && ((unsigned char)s[at] & 0xC0) == 0x80)
+		at--;
+	memcpy(s + at, "...", 4);
 }
 
 int xsnprintf(char *dst, size_t size, const char *fmt, ...)
@@ -136,59 +145,6 @@ out:
 	if (len)
 		*len = n;
 	return PB_OK;
-}
-
-static int mkdirs_for(const char *path, char *err)
-{
-	char *dup = xstrdup(path);
-	if (!dup)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	for (char *p = dup + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(dup, 0755) && errno != EEXIST) {
-			int rc = pb_err(err, PB_EIO, "%s: %s", dup, strerror(errno));
-			free(dup);
-			return rc;
-		}
-		*p = '/';
-	}
-	free(dup);
-	return PB_OK;
-}
-
-int write_file(const char *path, const void *data, size_t len, char *err)
-{
-	int rc = mkdirs_for(path, err);
-	if (rc)
-		return rc;
-	size_t tlen = strlen(path) + 32;
-	char *tmp = malloc(tlen);
-	if (!tmp)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	if (xsnprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid())) {
-		free(tmp);
-		return pb_err(err, PB_EINTERNAL, "path too long");
-	}
-	FILE *f = fopen(tmp, "wb");
-	if (!f) {
-		rc = pb_err(err, PB_EIO, "%s: %s", tmp, strerror(errno));
-		free(tmp);
-		return rc;
-	}
-	/* both must run: fclose() flushes and reports late write errors */
-	bool write_failed = len && fwrite(data, 1, len, f) != len;
-	bool close_failed = fclose(f) != 0;
-	if (write_failed || close_failed) {
-		rc = pb_err(err, PB_EIO, "%s: write failed", path);
-		unlink(tmp);
-	} else if (rename(tmp, path)) {
-		rc = pb_err(err, PB_EIO, "%s: %s", path, strerror(errno));
-		unlink(tmp);
-	}
-	free(tmp);
-	return rc;
 }
 
 bool str_is_guid(const char *s)

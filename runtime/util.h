@@ -32,6 +32,10 @@ typedef enum pb_rc {
  * err may be NULL. */
 int pb_err(char *err, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Ends s (a full buffer of size bytes whose text was cut) with "...", at a character
+ * boundary so the text stays valid UTF-8. */
+void mark_cut(char *s, size_t size);
+
 /* snprintf that reports truncation: returns 0 when everything fit, -1 otherwise. */
 int xsnprintf(char *dst, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -46,8 +50,6 @@ bool str_is_guid(const char *s);
 
 /* Reads a whole file, refusing files over max bytes. *out is new (NUL-terminated). */
 int read_file(const char *path, size_t max, char **out, size_t *len, char *err);
-/* Writes data to path atomically (temp file + rename), creating parent folders. */
-int write_file(const char *path, const void *data, size_t len, char *err);
 
 #include "runtime/banned.h"
 

@@ -1,6 +1,6 @@
 /* msapi benchmark: against an emulator started by bench/msapi/run.sh (PBIPORT_*_URL and
- * PBIPORT_CA_BUNDLE set), lists every workspace through Fabric, Power BI and the scanner's
- * "modified" call, then scans them all with scanner_scan_all (batches of 100, at most
+ * PBIPORT_CA_BUNDLE set, read as pbiport reads them: runtime/config.c), lists every workspace through Fabric, Power BI and the scanner's
+ * "modified" call, then scans them all with scanner_scan_batches (batches of 100, at most
  * `parallel` scans in flight). Prints one "key=value" line per measurement.
  *
  *   bench_msapi TENANT CLIENT_ID CLIENT_SECRET [PARALLEL [POLL_MS]]
@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "runtime/config.h"
 #include "runtime/timeutil.h"
 #include "msapi/entra.h"
 #include "msapi/fabric.h"
@@ -25,8 +26,9 @@ struct tally {
 };
 
 /* Counts through the plain-C form, as an importer would read it. */
-static int tally_scan(void *ctx, json_t *result, char *err)
+static int tally_scan(void *ctx, size_t batch, json_t *result, char *err)
 {
+	(void)batch;
 	struct tally *t = ctx;
 	scan_result r;
 	int rc = scanner_parse_result(result, &r, err);
@@ -54,7 +56,18 @@ static int scan(msapi *c, char **ids, size_t n, int parallel, const char *label,
 	struct tally t = { 0, 0, 0 };
 	scanner_stats st;
 	c->parallel = parallel;
-	int rc = scanner_scan_all(c, (const char *const *)ids, n, &o, tally_scan, &t, &st, err);
+	size_t nb = (n + PB_SCAN_BATCH_MAX - 1) / PB_SCAN_BATCH_MAX;
+	scanner_batch *b = calloc(nb ? nb : 1, sizeof *b);
+	if (!b)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	for (size_t i = 0; i < nb; i++) {
+		size_t first = i * PB_SCAN_BATCH_MAX;
+		b[i] = (scanner_batch){ .ids = (const char *const *)ids + first,
+					.n = n - first < PB_SCAN_BATCH_MAX ? n - first : PB_SCAN_BATCH_MAX };
+	}
+	scanner_hooks h = { .ctx = &t, .result = tally_scan };
+	int rc = scanner_scan_batches(c, b, nb, &o, &h, &st, err);
+	free(b);
 	if (rc)
 		return rc;
 	double wall = (double)st.wall_ms / 1000.0;
@@ -83,6 +96,7 @@ int main(int argc, char **argv)
 	int parallel = argc > 4 ? atoi(argv[4]) : PB_SCAN_PARALLEL_MAX;
 	long poll_ms = argc > 5 ? atol(argv[5]) : 100;
 	char err[PB_ERR_MAX];
+	pb_config cfg;
 	pb_http *h = NULL;
 	msapi c;
 	memset(&c, 0, sizeof c);
@@ -90,11 +104,15 @@ int main(int argc, char **argv)
 	memset(&t, 0, sizeof t);
 	char **ids = NULL;
 	size_t nids = 0;
-	int rc = pb_http_new(NULL, &h, err);
-	if (!rc)
-		rc = msapi_init(&c, h, err);
+	if (config_load(&cfg, err)) {
+		fprintf(stderr, "bench_msapi: %s\n", err);
+		return 2;
+	}
+	pb_http_opts ho = { .ca_bundle = cfg.ca_bundle };
+	int rc = pb_http_new(&ho, &h, err);
 	if (rc)
 		goto out;
+	msapi_init(&c, h, &cfg);
 	c.poll_ms = poll_ms;
 	entra_app app = { argv[1], argv[2], secret };
 	if ((rc = entra_client_credentials(&c, &app, NULL, &t, err)) || (rc = msapi_set_token(&c, t.access_token, err)))
@@ -131,5 +149,6 @@ out:
 	entra_token_release(&t);
 	msapi_release(&c);
 	pb_http_free(h);
+	config_release(&cfg);
 	return rc ? 1 : 0;
 }

@@ -42,6 +42,7 @@ url=$(sed -n 's/^READY //p' "$work/emu.out")
 [ -n "$url" ] || { echo "emulator did not start:"; tail -5 "$work/emu.err"; exit 1; }
 export PBIPORT_ENTRA_URL=$url/entra PBIPORT_FABRIC_URL=$url/fabric PBIPORT_POWERBI_URL=$url/powerbi
 export PBIPORT_GRAPH_URL=$url/graph PBIPORT_CA_BUNDLE=$work/emu/ca.pem
+export PBIPORT_DB=$work/unused.db   # required by the configuration; the benchmark opens no database
 export BENCH_CLIENT_SECRET=$secret
 [ "$SERIAL" = 0 ] || export BENCH_SERIAL=1
 

@@ -107,6 +107,15 @@ const pb_error_code pb_error_codes[] = {
 	  "message says which" },
 	{ "filter_rule", 0, 0, A_IMPORT, "the integration's filter rule (filter_rule, a Lua module) failed during the "
 	  "run; the message gives file:line: fix the rule" },
+	/* ---- refresh: semantic-model refreshes, their schedules and upstream events ---- */
+	{ "no_credentials", PB_EINVAL, 0, A_REFRESH, "pbiport holds no credentials that may refresh the model: the "
+	  "integration that imported it, or the user who published it, was deleted (or the integration's secret or the "
+	  "organization's Power BI settings are gone); import or publish it again" },
+	{ "enhanced_refresh_needs_capacity", PB_ECONFLICT, 0, A_REFRESH, "an enhanced refresh (type, commitMode, "
+	  "objects, ...) of a model whose workspace is on shared capacity: ask for a standard refresh ({} or only "
+	  "notifyOption) or assign the workspace to a capacity" },
+	{ "refresh_not_found", 0, 0, A_REFRESH, "Power BI accepted the refresh, but no new entry appeared in the model's "
+	  "refresh history (dropped in a burst): ask again" },
 };
 
 const size_t pb_error_codes_count = sizeof pb_error_codes / sizeof pb_error_codes[0];

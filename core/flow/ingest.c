@@ -13,6 +13,7 @@
 #include "core/store/assets.h"
 #include "core/store/catalog.h"
 #include "core/lang/cron.h"
+#include "core/lang/render.h"
 #include "core/store/integrations.h"
 #include "core/lang/mlineage.h"
 #include "core/flow/pbi_session.h"
@@ -41,8 +42,6 @@ typedef struct ingest_filter {
 	bool pass_all;        /* default rule and no patterns: nothing to ask Lua */
 	int rules_ref;
 	char module[136];
-	char *dirs_text[2];   /* owned folder paths the sandbox dirs point into */
-	char *admin_copy;
 } ingest_filter;
 
 struct filter_item {
@@ -92,19 +91,15 @@ static bool rules_empty(const json_t *rules)
 static void filter_close(ingest_filter *f)
 {
 	sandbox_free(f->sb);
-	free(f->dirs_text[0]);
-	free(f->dirs_text[1]);
-	free(f->admin_copy);
 	memset(f, 0, sizeof *f);
 }
 
-/* Search order: the admin folders (PBIPORT_TEMPLATE_PATH), then the built-in templates/ and lua/. */
+/* Rules are looked up on the template search path (core/lang/render.h), built-in folder
+ * templates/: module filters.default is templates/filters/default.lua. */
 static int filter_open(ingest_filter *f, const pb_config *cfg, const char *rule, const char *filters_json, char *err)
 {
-	sandbox_dir dirs[PB_TEMPLATE_MAX_DIRS];
-	size_t nd = 0;
+	template_dirs td = { .n = 0 };
 	json_t *rules = NULL;
-	const char *datadir = getenv("PBIPORT_DATADIR");
 	int rc = 0;
 	memset(f, 0, sizeof *f);
 	xsnprintf(f->module, sizeof f->module, "%s", rule && *rule ? rule : "filters.default");
@@ -114,41 +109,9 @@ static int filter_open(ingest_filter *f, const pb_config *cfg, const char *rule,
 		f->pass_all = true;
 		goto out;
 	}
-	if (!datadir || !*datadir)
-		datadir = PBIPORT_DATADIR;
-	const char *admin = cfg && cfg->template_path ? cfg->template_path : getenv("PBIPORT_TEMPLATE_PATH");
-	if (admin && *admin) {
-		if (!(f->admin_copy = xstrdup(admin))) {
-			rc = pb_err(err, PB_ENOMEM, "out of memory");
-			goto out;
-		}
-		for (char *p = f->admin_copy; p && nd < PB_TEMPLATE_MAX_DIRS - 2;) {
-			char *colon = strchr(p, ':');
-			if (colon)
-				*colon = '\0';
-			if (*p) {
-				dirs[nd].dir = p;
-				dirs[nd++].label = NULL;
-			}
-			p = colon ? colon + 1 : NULL;
-		}
-	}
-	sbuf b;
-	sbuf_init(&b, PB_RENDER_MAX_PATH);
-	if (!sbuf_addf(&b, "%s/templates", datadir))
-		f->dirs_text[0] = sbuf_detach(&b, NULL);
-	sbuf_init(&b, PB_RENDER_MAX_PATH);
-	if (!sbuf_addf(&b, "%s/lua", datadir))
-		f->dirs_text[1] = sbuf_detach(&b, NULL);
-	if (!f->dirs_text[0] || !f->dirs_text[1]) {
-		rc = pb_err(err, PB_ENOMEM, "template folder path too long or out of memory");
+	if ((rc = template_dirs_build(cfg, NULL, "templates", &td, err)))
 		goto out;
-	}
-	dirs[nd].dir = f->dirs_text[0];
-	dirs[nd++].label = "templates";
-	dirs[nd].dir = f->dirs_text[1];
-	dirs[nd++].label = "lua";
-	sandbox_opts so = { .dirs = dirs, .ndirs = nd, .time_limit_ms = PB_FILTER_RULE_TIME_MS,
+	sandbox_opts so = { .dirs = td.dirs, .ndirs = td.n, .time_limit_ms = PB_FILTER_RULE_TIME_MS,
 			    .total_time_limit_ms = PB_FILTER_RUN_TIME_MS };
 	struct filter_item it = { .rules = rules };
 	if ((rc = sandbox_new(&so, &f->sb, err)) || (rc = sandbox_cpcall(f->sb, lua_make_rules, &it, 0, err)))
@@ -156,6 +119,7 @@ static int filter_open(ingest_filter *f, const pb_config *cfg, const char *rule,
 	f->rules_ref = it.ref;
 out:
 	json_decref(rules);
+	template_dirs_release(&td);
 	if (rc)
 		filter_close(f);
 	return rc;
@@ -232,16 +196,6 @@ struct port_match {
 	char id[PB_ID_BUF];
 	char *type, *host, *second;   /* second: warehouse (Snowflake) or HTTP path (Databricks) */
 };
-
-static long env_long(const char *name, long def, long lo, long hi)
-{
-	const char *v = getenv(name);
-	char *end;
-	if (!v || !*v)
-		return def;
-	long x = strtol(v, &end, 10);
-	return *end || x < lo || x > hi ? def : x;
-}
 
 /* A Microsoft call of the run failed with rc: the kind of failure msapi saw (ms_failure.h) is
  * kept for the end of the attempt, unless an earlier one was. Returns rc. */
@@ -1462,11 +1416,11 @@ static int end_attempt(ingest_run *r, int rc)
 
 /* An app session for the service principal of credentials whose ("integration 'prod'"): a
  * refusal names them (bad_credentials), Entra out of reach is unavailable. */
-static int app_session(pbi_session *s, const char *whose, const char *tenant_id, const char *client_id,
-		       const char *client_secret, pb_failure *f)
+static int app_session(pbi_session *s, const pb_config *cfg, const char *whose, const char *tenant_id,
+		       const char *client_id, const char *client_secret, pb_failure *f)
 {
 	char code[PBI_CODE_MAX] = "", sub[PB_ERR_MAX];
-	int rc = pbi_session_app(s, tenant_id, client_id, client_secret, code, sub);
+	int rc = pbi_session_app(s, cfg, tenant_id, client_id, client_secret, code, sub);
 	if (!rc)
 		return PB_OK;
 	if (rc == PB_ENOMEM || !strcmp(code, "unavailable"))
@@ -1526,16 +1480,16 @@ int ingest_job(pb_job_ctx *ctx)
 		goto out;
 	}
 	xsnprintf(whose, sizeof whose, "integration '%s'", r.integ->name);
-	rc = app_session(&s, whose, r.integ->tenant_id, r.integ->client_id, secret, &r.fail);
+	rc = app_session(&s, ctx->cfg, whose, r.integ->tenant_id, r.integ->client_id, secret, &r.fail);
 	pb_secret_free(secret, secret_len);
 	if (rc)
 		goto failed;
 	r.api = &s.api;
 	/* a worker asked to stop leaves the scans it started for the next run to poll */
 	pb_http_set_stop(s.http, ctx->stop);
-	r.poll_ms = env_long("PBIPORT_SCAN_POLL_MS", 2000, 10, 3600000);
-	r.poll_max_ms = env_long("PBIPORT_SCAN_POLL_MAX_MS", 60000, r.poll_ms, 3600000);
-	r.budget_per_hour = env_long("PBIPORT_SCAN_BUDGET_PER_HOUR", PB_SCAN_GETINFO_PER_HOUR, 1, 100000);
+	r.poll_ms = ctx->cfg->scan_poll_ms;
+	r.poll_max_ms = ctx->cfg->scan_poll_max_ms;
+	r.budget_per_hour = ctx->cfg->scan_budget_per_hour;
 	r.sopts = (scanner_opts){ .lineage = true, .datasource_details = true, .dataset_schema = true,
 				  .dataset_expressions = true };
 	if ((rc = filter_open(&r.filter, ctx->cfg, r.integ->filter_rule, r.integ->filters_json, err))) {
@@ -1734,8 +1688,8 @@ static void doctor_throttled(pb_db *db, const char *tenant_id, const char *clien
 				      "the permission doctor for app %s", client_id);
 }
 
-int ingest_doctor(pb_db *db, const char *whose, const char *tenant_id, const char *client_id,
-		  const char *client_secret, json_t **report, pb_failure *f)
+int ingest_doctor(pb_db *db, const pb_config *cfg, const char *whose, const char *tenant_id,
+		  const char *client_id, const char *client_secret, json_t **report, pb_failure *f)
 {
 	bool granted = false;
 	long wait_ms = 0;
@@ -1752,7 +1706,7 @@ int ingest_doctor(pb_db *db, const char *whose, const char *tenant_id, const cha
 	*report = NULL;
 	if (!checks)
 		return pb_fail(f, PB_ENOMEM, NULL, "out of memory");
-	if (app_session(&s, whose, tenant_id, client_id, client_secret, &signin)) {
+	if (app_session(&s, cfg, whose, tenant_id, client_id, client_secret, &signin)) {
 		if (signin.rc != PB_EINVAL) {
 			*f = signin;
 			rc = f->rc;
@@ -1822,8 +1776,7 @@ int ingest_doctor(pb_db *db, const char *whose, const char *tenant_id, const cha
 		if (n == 0) {
 			add_check(checks, "detailed_metadata", -1, "not checked: the tenant has no workspaces", FIX_METADATA);
 			add_check(checks, "mashup_expressions", -1, "not checked: the tenant has no workspaces", FIX_EXPRESSIONS);
-		} else if ((rc = budget_take(db, tenant_id, env_long("PBIPORT_SCAN_BUDGET_PER_HOUR", PB_SCAN_GETINFO_PER_HOUR,
-								     1, 100000), &granted, &wait_ms, err))) {
+		} else if ((rc = budget_take(db, tenant_id, cfg->scan_budget_per_hour, &granted, &wait_ms, err))) {
 			pb_fail_as(f, rc, NULL);
 			goto out;
 		} else if (!granted) {

@@ -25,7 +25,8 @@
  * (integration_run_wait, shown as the run's "waiting"). The permission doctor does not call
  * the scanner APIs while the tenant waits.
  *
- * Env: PBIPORT_SCAN_POLL_MS, PBIPORT_SCAN_POLL_MAX_MS, PBIPORT_SCAN_BUDGET_PER_HOUR. */
+ * Settings (runtime/config.h, read at start-up): PBIPORT_SCAN_POLL_MS, PBIPORT_SCAN_POLL_MAX_MS,
+ * PBIPORT_SCAN_BUDGET_PER_HOUR. */
 #ifndef PBIPORT_INGEST_H
 #define PBIPORT_INGEST_H
 
@@ -53,8 +54,8 @@ int ingest_schedule_tick(pb_db *db, const pb_config *cfg, char *err);
  * whose names the credentials in messages ("integration 'prod'", "the credentials sent").
  * A failure to answer at all fills f: Entra or Power BI out of reach (unavailable,
  * throttled), Power BI refusing for another reason than the identity (ms_failure.h). */
-int ingest_doctor(pb_db *db, const char *whose, const char *tenant_id, const char *client_id,
-		  const char *client_secret, struct json_t **report, pb_failure *f);
+int ingest_doctor(pb_db *db, const pb_config *cfg, const char *whose, const char *tenant_id,
+		  const char *client_id, const char *client_secret, struct json_t **report, pb_failure *f);
 
 /* Checks that the filter rule (module name, NULL = filters.default) loads and answers for
  * a sample item with the given filters (JSON text). For saving an integration. */

@@ -126,7 +126,7 @@ static int session_refresh(void *ctx, char **access_token, char *err)
 }
 
 /* The parts both kinds share: HTTP client, msapi clients, private data. */
-static int session_open(pbi_session *s, pb_failure *f)
+static int session_open(pbi_session *s, const pb_config *cfg, pb_failure *f)
 {
 	memset(s, 0, sizeof *s);
 	pb_failure_clear(f);
@@ -134,13 +134,12 @@ static int session_open(pbi_session *s, pb_failure *f)
 	if (!p)
 		return pb_fail(f, PB_ENOMEM, NULL, "out of memory");
 	s->priv = p;
-	int rc = pb_http_new(NULL, &s->http, f->message);
-	if (!rc)
-		rc = msapi_init(&s->api, s->http, f->message);
-	if (!rc)
-		rc = msapi_init(&p->entra, s->http, f->message);
+	pb_http_opts ho = { .ca_bundle = cfg ? cfg->ca_bundle : NULL };
+	int rc = pb_http_new(&ho, &s->http, f->message);
 	if (rc)
 		return pb_fail_as(f, rc, NULL);
+	msapi_init(&s->api, s->http, cfg);
+	msapi_init(&p->entra, s->http, cfg);
 	msapi_set_refresh(&s->api, session_refresh, p);
 	return PB_OK;
 }
@@ -150,7 +149,7 @@ int pbi_session_open_user(pbi_session *s, pb_db *db, const pb_config *cfg, const
 {
 	pbi_conn conn = { 0 };
 	char *token = NULL;
-	int rc = session_open(s, f);
+	int rc = session_open(s, cfg, f);
 	if (rc)
 		goto out;
 	session_priv *p = s->priv;
@@ -184,11 +183,11 @@ out:
 	return rc;
 }
 
-int pbi_session_open_app(pbi_session *s, const char *credentials, const char *tenant_id, const char *client_id,
-			 const char *client_secret, pb_failure *f)
+int pbi_session_open_app(pbi_session *s, const pb_config *cfg, const char *credentials, const char *tenant_id,
+			 const char *client_id, const char *client_secret, pb_failure *f)
 {
 	char *token = NULL;
-	int rc = session_open(s, f);
+	int rc = session_open(s, cfg, f);
 	if (rc)
 		goto out;
 	session_priv *p = s->priv;
@@ -269,11 +268,11 @@ int pbi_session_user(pbi_session *s, pb_db *db, const pb_config *cfg, const char
 	return legacy(pbi_session_open_user(s, db, cfg, org_id, user_id, &f), &f, code, err);
 }
 
-int pbi_session_app(pbi_session *s, const char *tenant_id, const char *client_id, const char *client_secret,
-		    char code[PBI_CODE_MAX], char *err)
+int pbi_session_app(pbi_session *s, const pb_config *cfg, const char *tenant_id, const char *client_id,
+		    const char *client_secret, char code[PBI_CODE_MAX], char *err)
 {
 	pb_failure f;
-	return legacy(pbi_session_open_app(s, NULL, tenant_id, client_id, client_secret, &f), &f, code, err);
+	return legacy(pbi_session_open_app(s, cfg, NULL, tenant_id, client_id, client_secret, &f), &f, code, err);
 }
 
 const char *pbi_session_code(const pbi_session *s)

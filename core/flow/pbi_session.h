@@ -12,7 +12,8 @@
  *    secret (an import integration, a push connection). Tokens are fetched by client
  *    credentials and fetched again when they expire.
  *
- * Every feature (publish, import, refresh, push) gets its msapi client here.
+ * Every feature (publish, import, refresh, push) gets its msapi client here. cfg gives the base
+ * URLs and the extra CA (runtime/config.h; NULL: the public cloud's) and must outlive the session.
  *
  * Failures (pb_failure, runtime/failure.h) say which credentials they are about, since msapi's
  * words do not: "the organization's Power BI settings" (the app a user session acts through),
@@ -58,8 +59,8 @@ int pbi_session_open_user(pbi_session *s, pb_db *db, const pb_config *cfg, const
 
 /* A session of the app (tenant, client id, secret). credentials names them in messages, e.g.
  * "push connection 'sales'" (NULL: "the app credentials"). */
-int pbi_session_open_app(pbi_session *s, const char *credentials, const char *tenant_id, const char *client_id,
-			 const char *client_secret, pb_failure *f);
+int pbi_session_open_app(pbi_session *s, const pb_config *cfg, const char *credentials, const char *tenant_id,
+			 const char *client_id, const char *client_secret, pb_failure *f);
 
 /* The failure of a call made through s that returned rc (its message written to f->message):
  * the failed token refresh when the call could not renew its token (e.g. needs_reconnect),
@@ -82,8 +83,8 @@ int pbi_fail_reword(pb_failure *f, const char *fmt, ...) __attribute__((format(p
 #define PBI_CODE_MAX 32
 int pbi_session_user(pbi_session *s, pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
 		     char code[PBI_CODE_MAX], char *err);
-int pbi_session_app(pbi_session *s, const char *tenant_id, const char *client_id, const char *client_secret,
-		    char code[PBI_CODE_MAX], char *err);
+int pbi_session_app(pbi_session *s, const pb_config *cfg, const char *tenant_id, const char *client_id,
+		    const char *client_secret, char code[PBI_CODE_MAX], char *err);
 /* The reduced code of the last token refresh that failed inside a call made with s->api; ""
  * when none failed. Borrowed until pbi_session_release. */
 const char *pbi_session_code(const pbi_session *s);

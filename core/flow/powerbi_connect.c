@@ -50,9 +50,9 @@ int connect_begin(pb_db *db, const pb_config *cfg, const char *org_id, const cha
 		rc = pb_fail(f, PB_EINTERNAL, NULL, "organization or user id too long");
 		goto out;
 	}
-	if ((rc = oauth_state_begin(db, cfg->encryption_keys, cfg->rememberme_keys, &st, &state, f->message)) ||
-	    (rc = msapi_init(&api, NULL, f->message)))
+	if ((rc = oauth_state_begin(db, cfg->encryption_keys, cfg->rememberme_keys, &st, &state, f->message)))
 		goto failed;
+	msapi_init(&api, NULL, cfg);
 	entra_authorize az = { .tenant = app.tenant_id, .client_id = app.client_id, .redirect_uri = req.redirect_uri,
 			       .scope = CONN_SCOPES, .state = state, .code_challenge = pkce.challenge,
 			       .prompt = req.prompt, .login_hint = req.login_hint };
@@ -72,13 +72,9 @@ out:
 /* Entra sent the browser back with an error instead of a code. */
 static int answer_refused(const connect_answer *in, pb_failure *f)
 {
-	msapi api = { 0 };
-	int rc = msapi_init(&api, NULL, f->message);
-	if (rc) {
-		msapi_release(&api);
-		return pb_fail_as(f, rc, NULL);
-	}
-	rc = entra_authorize_failed(&api, in->error, in->error_description, f->message);
+	msapi api;
+	msapi_init(&api, NULL, NULL);   /* classifies Entra's answer; calls nothing */
+	int rc = entra_authorize_failed(&api, in->error, in->error_description, f->message);
 	if (api.last.failure == MSAPI_FORBIDDEN)
 		rc = pb_fail(f, PB_EINVAL, "consent_declined",
 			     "Power BI access was not granted (the consent screen was cancelled or declined)%s%s: connect "
@@ -91,17 +87,18 @@ static int answer_refused(const connect_answer *in, pb_failure *f)
 }
 
 /* Redeems code for tokens with the organization's app and the sign-in's verifier. */
-static int exchange(const pbi_app *app, const oauth_state *st, const char *code, entra_token *tok, pb_failure *f)
+static int exchange(const pb_config *cfg, const pbi_app *app, const oauth_state *st, const char *code,
+		    entra_token *tok, pb_failure *f)
 {
 	pb_http *http = NULL;
 	msapi api = { 0 };
-	int rc = pb_http_new(NULL, &http, f->message);
-	if (!rc)
-		rc = msapi_init(&api, http, f->message);
+	pb_http_opts ho = { .ca_bundle = cfg->ca_bundle };
+	int rc = pb_http_new(&ho, &http, f->message);
 	if (rc) {
 		pb_fail_as(f, rc, NULL);
 		goto out;
 	}
+	msapi_init(&api, http, cfg);
 	entra_app ea = { app->tenant_id, app->client_id, app->client_secret };
 	rc = entra_exchange_code(&api, &ea, code, st->redirect_uri, st->code_verifier, CONN_SCOPES, tok, f->message);
 	if (rc && (rc = ms_fail(&api, rc, f)) && api.last.failure == MSAPI_BAD_CREDENTIALS)
@@ -149,7 +146,7 @@ int connect_finish(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 			     "Power BI connection again");
 		goto out;
 	}
-	if ((rc = exchange(&app, &st, in->code, &tok, f)))
+	if ((rc = exchange(cfg, &app, &st, in->code, &tok, f)))
 		goto out;
 	rc = conn_save(db, cfg->encryption_keys, org_id, user_id, st.tenant_id, st.client_id, &tok, conn_id, f->message);
 	if (rc) {

@@ -13,13 +13,14 @@
  * credentials), then reads the app's display name through Graph. PB_OK with *name (new), or
  * PB_OK with *name NULL and Graph's refusal in *unnamed when only the name is missing.
  * Otherwise f says why (the credentials were refused, Microsoft could not be asked). */
-static int app_verify(const char *credentials, const pbi_app *app, char **name, pb_failure *unnamed, pb_failure *f)
+static int app_verify(const pb_config *cfg, const char *credentials, const pbi_app *app, char **name,
+		      pb_failure *unnamed, pb_failure *f)
 {
 	pbi_session pbi = { 0 };
 	entra_token graph_tok = { 0 };
 	*name = NULL;
 	pb_failure_clear(unnamed);
-	int rc = pbi_session_open_app(&pbi, credentials, app->tenant_id, app->client_id, app->client_secret, f);
+	int rc = pbi_session_open_app(&pbi, cfg, credentials, app->tenant_id, app->client_id, app->client_secret, f);
 	if (rc)
 		return rc;
 	entra_app ea = { app->tenant_id, app->client_id, app->client_secret };
@@ -61,7 +62,7 @@ int pbi_setup_save(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 		pb_fail_as(f, rc, NULL);
 		goto out;
 	}
-	if ((rc = app_verify("the credentials in this request", &cand, &name, &unnamed, f))) {
+	if ((rc = app_verify(cfg, "the credentials in this request", &cand, &name, &unnamed, f))) {
 		if (rc == PB_EUNAVAIL)
 			pbi_fail_reword(f, "%s; they could not be checked, so they were not saved (try again, or send "
 					"\"verify\": false to store them unchecked)", f->message);
@@ -82,10 +83,11 @@ out:
 }
 
 /* app_verify where a missing name fails the test too: *app_name (new) on PB_OK. */
-static int app_named(const char *credentials, const pbi_app *app, char **app_name, pb_failure *f)
+static int app_named(const pb_config *cfg, const char *credentials, const pbi_app *app, char **app_name,
+		     pb_failure *f)
 {
 	pb_failure unnamed;
-	int rc = app_verify(credentials, app, app_name, &unnamed, f);
+	int rc = app_verify(cfg, credentials, app, app_name, &unnamed, f);
 	if (!rc && !*app_name) {
 		*f = unnamed;
 		rc = f->rc;
@@ -100,7 +102,7 @@ int pbi_setup_test(pb_db *db, const pb_config *cfg, const char *org_id, char **a
 	pb_failure_clear(f);
 	int rc = pbi_org_app(db, cfg, org_id, &app, f);
 	if (!rc)
-		rc = app_named(PBI_ORG_SETTINGS, &app, app_name, f);
+		rc = app_named(cfg, PBI_ORG_SETTINGS, &app, app_name, f);
 	if (!rc && (rc = pbi_settings_set_app_name(db, org_id, *app_name, f->message)))
 		pb_fail_as(f, rc, NULL);
 	pbi_app_release(&app);
@@ -122,7 +124,7 @@ int pbi_setup_check(pb_db *db, const pb_config *cfg, const char *org_id, const p
 	if (rc)
 		pb_fail_as(f, rc, NULL);
 	else
-		rc = app_named("the credentials in the form", &cand, app_name, f);
+		rc = app_named(cfg, "the credentials in the form", &cand, app_name, f);
 	free(kept);
 	pbi_app_release(&cand);
 	return rc;

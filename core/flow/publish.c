@@ -129,8 +129,7 @@ int publish_render(const pb_config *cfg, const cat_port *port, const render_opts
 	render_opts o = *opts;
 	int rc;
 	o.fault = &fault;
-	if (!o.template_path && cfg)
-		o.template_path = cfg->template_path;
+	o.cfg = cfg;   /* PBIPORT_TEMPLATE_PATH and PBIPORT_DATADIR */
 	if (!port->contract_text)
 		return pb_fail(f, PB_EINTERNAL, NULL, "output port %s was read without its contract", port->id);
 	/* the stored text was accepted at import: failing now means pbiport's reader changed */
@@ -584,7 +583,7 @@ typedef struct publish_run {
 
 static void test_pause(publish_run *r, const char *phase)
 {
-	const char *want = getenv("PBIPORT_TEST_PAUSE_PHASE");
+	const char *want = r->ctx->cfg ? r->ctx->cfg->test_pause_phase : NULL;
 	if (!want || strcmp(want, phase))
 		return;
 	fprintf(stderr, "PBIPORT_TEST_PAUSED %s %s\n", phase, r->ctx->job->id);

@@ -2,7 +2,7 @@
  * checked first, and row ingestion (JSON array, NDJSON, CSV with a header row).
  *
  * Owns the tables push_connections, push_datasets, push_table_rows, push_chunks and
- * push_rate_events (sql/0006_refresh_push.sql), and push_sending (sql/0010_push_sending.sql). Asks core/identity (identity_teams) which
+ * push_rate_events (sql/0006_refresh_push.sql), and push_sending (sql/0010_push_sending.sql). Asks core/store/identity (identity_teams) which
  * teams a caller belongs to, to decide which connections a member may use: members use the connections of their
  * teams, owners use all of their org's; any other connection is PB_ENOTFOUND.
  *

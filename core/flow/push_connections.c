@@ -315,7 +315,7 @@ int push_conn_session(const pb_config *cfg, const push_conn *c, pbi_session *s, 
 	xsnprintf(context, sizeof context, "push_connection:%s", c->id);
 	int rc = pb_open(cfg->encryption_keys, c->client_secret, context, &plain, &len, err);
 	if (!rc)
-		rc = pbi_session_app(s, c->tenant_id, c->client_id, plain, code, err);
+		rc = pbi_session_app(s, cfg, c->tenant_id, c->client_id, plain, code, err);
 	pb_secret_free(plain, len);
 	return rc;
 }

@@ -19,7 +19,7 @@ typedef struct push_conn {
 
 /* Teams whose connections (and their datasets) a caller may use: a member those of their
  * teams, an owner, or the worker (who NULL), every team of the org. Teams belong to
- * core/identity; membership is asked there. */
+ * core/store/identity; membership is asked there. */
 typedef struct team_list {
 	pb_team *v;
 	size_t n;

@@ -94,8 +94,8 @@ int push_rows_job(pb_job_ctx *ctx)
 	}
 	sc.d = d;
 	sc.retention_cap = push_retention_cap(d);
-	if ((rc = push_limits_from_env(&sc.lim, ctx->err)) ||
-	    (rc = push_ds_session(ctx->db, ctx->cfg, d, &s, &have, &status, &reply, ctx->err)))
+	push_limits_configured(ctx->cfg, &sc.lim);
+	if ((rc = push_ds_session(ctx->db, ctx->cfg, d, &s, &have, &status, &reply, ctx->err)))
 		goto out;
 	if (reply) {
 		rc = job_fail(ctx, json_string_value(json_object_get(json_object_get(reply, "error"), "code")), "%s",

@@ -532,8 +532,8 @@ int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, co
 		/* one chunk: send it now if the limiter lets us. It is spooled first, so that a POST whose
 		 * outcome is unknown leaves it marked 'sending' for the job to find out. */
 		send_ctx sc = { .db = db, .d = d, .table = t->name, .retention_cap = push_retention_cap(d), .upload = sp.upload_id };
-		if ((rc = push_limits_from_env(&sc.lim, err)) ||
-		    (rc = push_ds_session(db, cfg, d, &s, &have_session, status, reply, err)))
+		push_limits_configured(cfg, &sc.lim);
+		if ((rc = push_ds_session(db, cfg, d, &s, &have_session, status, reply, err)))
 			goto out;
 		if (*reply)
 			goto out;

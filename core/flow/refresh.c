@@ -9,23 +9,25 @@
 
 #include "core/store/assets.h"
 #include "core/lang/cron.h"
+#include "core/store/identity.h"
 #include "core/store/integrations.h"
 #include "core/flow/lineage.h"
+#include "core/flow/ms_failure.h"
 #include "core/flow/pbi_session.h"
 #include "core/store/published_models.h"
 #include "msapi/powerbi.h"
 #include "runtime/crypto.h"
 #include "runtime/jobs.h"
 #include "runtime/json_body.h"
+#include "runtime/log.h"
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
 
-static int error_reply(int *status, json_t **reply, int st, const char *code, const char *msg, char *err)
-{
-	*status = st;
-	*reply = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
-	return *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
-}
+/* Bytes of a name quoted in a message (with its NUL): several fit in one message line. */
+#define SHOWN_NAME 81
+/* "semantic model '<name>' in workspace '<name>'", and the credentials in words */
+#define WHAT_MAX (2 * SHOWN_NAME + 64)
+#define VIA_MAX (SHOWN_NAME + 64)
 
 static void copy(char *dst, size_t size, const char *src)
 {
@@ -41,6 +43,31 @@ static void copy_name(char *dst, size_t size, const char *src)
 	size_t n = strlen(dst);
 	while (n && !utf8_valid(dst, n))
 		dst[--n] = '\0';
+}
+
+/* Puts "what: " before f's message (a failure a lower step described). */
+static void failure_prefix(pb_failure *f, const char *what)
+{
+	pb_fail_prefix(f, "%s", what);
+}
+
+/* "semantic model 'Sales' in workspace 'Finance'" (the workspace's id when pbiport does not
+ * know its name), names cut to SHOWN_NAME. */
+static void describe(const char *name, const char *ws_name, const char *ws_id, char out[WHAT_MAX])
+{
+	char n[SHOWN_NAME], w[SHOWN_NAME];
+	copy_name(n, sizeof n, name);
+	copy_name(w, sizeof w, ws_name);
+	if (w[0])
+		(void)xsnprintf(out, WHAT_MAX, "semantic model '%s' in workspace '%s'", n, w);
+	else
+		(void)xsnprintf(out, WHAT_MAX, "semantic model '%s' in workspace %s", n,
+				str_is_guid(ws_id) ? ws_id : "(id not valid)");
+}
+
+static void describe_target(const refresh_target *t, char out[WHAT_MAX])
+{
+	describe(t->name, t->workspace_name, t->workspace_id, out);
 }
 
 /* ======================================================================== targets */
@@ -60,12 +87,22 @@ static int published_lookup(pb_db *db, const char *org_id, const char *ref, refr
 	return 0;
 }
 
+/* The workspace's name, when an import brought the workspace in (messages name it). */
+static void workspace_lookup(pb_db *db, const char *org_id, refresh_target *t)
+{
+	pb_asset *w = NULL;
+	char ignore[PB_ERR_MAX];
+	if (!assets_get_by_powerbi_id(db, org_id, "workspace", t->workspace_id, &w, ignore) && w->name)
+		copy_name(t->workspace_name, sizeof t->workspace_name, w->name);
+	asset_free(w);
+}
+
 /* The Power BI ids go into URLs: only Microsoft ids (GUIDs) may, whatever a stored row holds.
  * The message shows the id's first 40 bytes, anything but printable ASCII as '?'. */
-static int ids_check(const refresh_target *t, char *err)
+static int ids_check(const refresh_target *t, pb_failure *f)
 {
 	const char *what = !str_is_guid(t->workspace_id) ? "workspace" : !str_is_guid(t->dataset_id) ? "semantic model" : NULL;
-	char shown[41];
+	char shown[41], name[SHOWN_NAME];
 	if (!what)
 		return 0;
 	const char *id = !strcmp(what, "workspace") ? t->workspace_id : t->dataset_id;
@@ -73,18 +110,19 @@ static int ids_check(const refresh_target *t, char *err)
 	for (; id[n] && n < sizeof shown - 1; n++)
 		shown[n] = id[n] >= 0x20 && id[n] < 0x7f ? id[n] : '?';
 	shown[n] = '\0';
-	return pb_err(err, PB_EINVAL,
-		      "semantic model '%s' has a Power BI %s id ('%s') that is not a Microsoft id (GUID): pbiport does "
-		      "not call Power BI with it; import or publish the model again",
-		      t->name, what, shown);
+	copy_name(name, sizeof name, t->name);
+	return pb_fail(f, PB_ECONFLICT, "conflict",
+		       "semantic model '%s' has a Power BI %s id ('%s') that is not a Microsoft id (GUID): pbiport does "
+		       "not call Power BI with it; import or publish the model again",
+		       name, what, shown);
 }
 
-int refresh_resolve(pb_db *db, const char *org_id, const char *ref, refresh_target *out, char *err)
+int refresh_resolve(pb_db *db, const char *org_id, const char *ref, refresh_target *out, pb_failure *f)
 {
 	pb_asset *a = NULL;
 	bool found = false;
 	memset(out, 0, sizeof *out);
-	int rc = assets_get(db, org_id, ref, &a, err);
+	int rc = assets_get(db, org_id, ref, &a, f->message);
 	if (!rc && !strcmp(a->kind, "semantic_model") && a->workspace_powerbi_id) {
 		copy(out->model_ref, sizeof out->model_ref, a->id);
 		copy(out->workspace_id, sizeof out->workspace_id, a->workspace_powerbi_id);
@@ -92,59 +130,84 @@ int refresh_resolve(pb_db *db, const char *org_id, const char *ref, refresh_targ
 		copy_name(out->name, sizeof out->name, a->name);
 		copy(out->integration_id, sizeof out->integration_id, a->integration_id);
 		asset_free(a);
-		return ids_check(out, err);
+		workspace_lookup(db, org_id, out);
+		return ids_check(out, f);
 	}
 	asset_free(a);
 	if (rc && rc != PB_ENOTFOUND)
-		return rc;
-	if ((rc = published_lookup(db, org_id, ref, out, &found, err)))
-		return rc;
-	if (!found)
-		return pb_err(err, PB_ENOTFOUND, "no semantic model %.40s in this organization", ref);
-	return ids_check(out, err);
+		return pb_fail_as(f, rc, NULL);
+	if ((rc = published_lookup(db, org_id, ref, out, &found, f->message)))
+		return pb_fail_as(f, rc, NULL);
+	if (!found) {
+		char shown[41];
+		copy_name(shown, sizeof shown, ref);
+		return pb_fail(f, PB_ENOTFOUND, "not_found", "no semantic model '%s' in this organization", shown);
+	}
+	workspace_lookup(db, org_id, out);
+	return ids_check(out, f);
 }
 
-/* refresh_resolve answered as the API does: 404 for a model the organization does not have,
- * 409 invalid_powerbi_id for one whose stored Power BI ids are not GUIDs. A refusal sets
- * *reply and returns 0; other failures return their rc. */
-static int resolve_or_refuse(pb_db *db, const char *org_id, const char *ref, refresh_target *t, int *status,
-			     json_t **reply, char *err)
+/* Who refreshes a model, and how messages name those credentials. */
+typedef struct refresh_auth {
+	const char *kind;             /* "sp": the integration's service principal; "user": a delegated connection */
+	const char *user_id;          /* "user": the publisher (borrowed from the target) */
+	char via[VIA_MAX];            /* "integration 'prod'", "the Power BI connection of ann, who published it" */
+} refresh_auth;
+
+static void via_integration(const pb_integration *i, char via[VIA_MAX])
 {
-	int rc = refresh_resolve(db, org_id, ref, t, err);
-	if (rc == PB_ENOTFOUND)
-		return error_reply(status, reply, 404, "not_found", err, err);
-	if (rc == PB_EINVAL)
-		return error_reply(status, reply, 409, "invalid_powerbi_id", err, err);
-	return rc;
+	char name[SHOWN_NAME];
+	copy_name(name, sizeof name, i->name);
+	(void)xsnprintf(via, VIA_MAX, "integration '%s'", name);
 }
 
-/* Who refreshes: "sp" (the integration's service principal) or "user" (a delegated
- * connection); asker NULL for schedules and events. PB_EINVAL says why neither. */
-static int choose_auth(pb_db *db, const char *org_id, const refresh_target *t, const char *asker, const char **auth,
-		       const char **user, char *err)
+static void via_publisher(pb_db *db, const char *org_id, const char *user_id, char via[VIA_MAX])
 {
+	char name[PB_NAME_FIELD_MAX + 1], shown[SHOWN_NAME], ignore[PB_ERR_MAX];
+	if (user_id && *user_id && !identity_user_name(db, org_id, user_id, name, ignore)) {
+		copy_name(shown, sizeof shown, name);
+		(void)xsnprintf(via, VIA_MAX, "the Power BI connection of %s, who published it", shown);
+	} else {
+		copy(via, VIA_MAX, "the Power BI connection of its publisher");
+	}
+}
+
+/* Who refreshes t; asker NULL for schedules and events, which act for a publisher.
+ * no_credentials when nobody can, forbidden when a published model is someone else's. */
+static int choose_auth(pb_db *db, const char *org_id, const refresh_target *t, const char *asker, refresh_auth *a,
+		       pb_failure *f)
+{
+	char what[WHAT_MAX];
+	memset(a, 0, sizeof *a);
+	describe_target(t, what);
 	if (!t->published) {
 		pb_integration *i = NULL;
-		int rc = t->integration_id[0] ? integrations_get(db, org_id, t->integration_id, &i, err) : PB_ENOTFOUND;
+		int rc = t->integration_id[0] ? integrations_get(db, org_id, t->integration_id, &i, f->message) : PB_ENOTFOUND;
+		if (!rc)
+			via_integration(i, a->via);
 		integration_free(i);
 		if (rc == PB_ENOTFOUND)
-			return pb_err(err, PB_EINVAL,
-				      "no credentials to refresh '%s': the integration that imported it was deleted", t->name);
+			return pb_fail(f, PB_EINVAL, "no_credentials",
+				       "no credentials to refresh %s: the integration that imported it was deleted (an "
+				       "integration that sees the workspace imports it again)",
+				       what);
 		if (rc)
-			return rc;
-		*auth = "sp";
-		*user = NULL;
+			return pb_fail_as(f, rc, NULL);
+		a->kind = "sp";
 		return 0;
 	}
 	if (!t->publisher_id[0])
-		return pb_err(err, PB_EINVAL, "no credentials to refresh '%s': the user who published it was deleted", t->name);
+		return pb_fail(f, PB_EINVAL, "no_credentials",
+			       "no credentials to refresh %s: the user who published it was deleted (publish it again)", what);
+	via_publisher(db, org_id, t->publisher_id, a->via);
 	if (asker && strcmp(asker, t->publisher_id))
-		return pb_err(err, PB_EINVAL,
-			      "no credentials to refresh '%s': it was published by another user, and pbiport refreshes a "
-			      "published model only with its publisher's Power BI connection",
-			      t->name);
-	*auth = "user";
-	*user = t->publisher_id;
+		return pb_fail(f, PB_EFORBIDDEN, "forbidden",
+			       "%s is refreshed with %s: pbiport refreshes a published model only with its publisher's "
+			       "connection, so only they may ask for a refresh or change its schedule (schedules and events "
+			       "refresh it for them)",
+			       what, a->via);
+	a->kind = "user";
+	a->user_id = t->publisher_id;
 	return 0;
 }
 
@@ -396,20 +459,17 @@ static int wrap_err(char *err, int rc, const char *prefix)
 	return pb_err(err, rc, "%s: %s", prefix, sub);
 }
 
-static int wait_timeout_s(const json_t *body, int64_t *secs, char *err)
+static int wait_timeout_s(const json_t *body, const pb_config *cfg, int64_t *secs, char *err)
 {
-	const char *env = getenv("PBIPORT_REFRESH_TIMEOUT");
 	const json_t *wt = body ? json_object_get(body, "wait_timeout") : NULL;
-	*secs = PB_REFRESH_TIMEOUT_S_DEFAULT;
+	*secs = cfg->refresh_timeout_s;
 	if (json_is_integer(wt)) {
 		*secs = json_integer_value(wt);
 		return 0;
 	}
 	if (json_is_string(wt))
-		return cron_parse_duration(json_string_value(wt), secs, err) ? wrap_err(err, PB_EINVAL, "wait_timeout")
-									     : 0;
-	if (env && *env && cron_parse_duration(env, secs, err))
-		return wrap_err(err, PB_EINVAL, "PBIPORT_REFRESH_TIMEOUT");
+		return pb_duration_parse(json_string_value(wt), secs, err) ? wrap_err(err, PB_EINVAL, "wait_timeout")
+									   : 0;
 	return 0;
 }
 
@@ -462,21 +522,64 @@ out:
 
 /* ======================================================================== sessions */
 
-static int open_session(pb_db *db, const pb_config *cfg, const char *org_id, const char *auth, const char *integration_id,
-			const char *user_id, pbi_session *s, char code[PBI_CODE_MAX], char *err)
+/* A Power BI session that did not open, or a call whose token refresh failed inside the
+ * session: the session's code (core/flow/pbi_session.h) as a failure, its cause already in
+ * f->message. */
+static int session_failed(const char *code, int rc, pb_failure *f)
 {
-	memset(s, 0, sizeof *s);
-	code[0] = '\0';
-	if (auth && !strcmp(auth, "user"))
-		return pbi_session_user(s, db, cfg, org_id, user_id, code, err);
+	if (!strcmp(code, "unavailable"))
+		return pb_fail_as(f, PB_EUNAVAIL, "unavailable");
+	if (!strcmp(code, "needs_reconnect") || !strcmp(code, "not_connected"))
+		return pb_fail_as(f, PB_ECONFLICT, "needs_reconnect");
+	if (!strcmp(code, "bad_credentials"))
+		return pb_fail_as(f, PB_EINVAL, "bad_credentials");
+	if (code[0])   /* not_configured: the organization's Power BI settings are gone */
+		return pb_fail_as(f, PB_EINVAL, "no_credentials");
+	return pb_fail_as(f, rc, NULL);
+}
+
+/* A call through s that failed with rc, its message in f->message. */
+static int call_failed(const pbi_session *s, int rc, pb_failure *f)
+{
+	const char *code = pbi_session_code(s);
+	return code[0] ? session_failed(code, rc, f) : ms_fail(&s->api, rc, f);
+}
+
+/* Opens a session with the credentials auth ("sp" or "user") names; via receives them in
+ * words, also when they cannot be used. */
+static int open_session(pb_db *db, const pb_config *cfg, const char *org_id, const char *auth, const char *integration_id,
+			const char *user_id, pbi_session *s, char via[VIA_MAX], pb_failure *f)
+{
+	char code[PBI_CODE_MAX] = "";
 	pb_integration *i = NULL;
 	char *secret = NULL;
 	size_t len = 0;
-	int rc = integrations_get(db, NULL, integration_id ? integration_id : "", &i, err);
-	if (rc == PB_ENOTFOUND)
-		copy(code, PBI_CODE_MAX, "no_credentials");
-	if (!rc && !(rc = integration_open_secret(cfg, i, &secret, &len, err)))
-		rc = pbi_session_app(s, i->tenant_id, i->client_id, secret, code, err);
+	int rc;
+	memset(s, 0, sizeof *s);
+	if (auth && !strcmp(auth, "user")) {
+		via_publisher(db, org_id, user_id, via);
+		rc = pbi_session_user(s, db, cfg, org_id, user_id, code, f->message);
+		return rc ? session_failed(code, rc, f) : 0;
+	}
+	copy(via, VIA_MAX, "the integration that imported it");
+	rc = integrations_get(db, NULL, integration_id ? integration_id : "", &i, f->message);
+	if (rc == PB_ENOTFOUND) {
+		rc = pb_fail(f, PB_EINVAL, "no_credentials", "the integration that imported it was deleted");
+		goto out;
+	}
+	if (rc) {
+		rc = pb_fail_as(f, rc, NULL);
+		goto out;
+	}
+	via_integration(i, via);
+	/* a secret sealed under a key no longer configured */
+	if ((rc = integration_open_secret(cfg, i, &secret, &len, f->message))) {
+		rc = pb_fail_as(f, rc, rc == PB_EINVAL ? "no_credentials" : NULL);
+		goto out;
+	}
+	if ((rc = pbi_session_app(s, cfg, i->tenant_id, i->client_id, secret, code, f->message)))
+		rc = session_failed(code, rc, f);
+out:
 	pb_secret_free(secret, len);
 	integration_free(i);
 	return rc;
@@ -499,103 +602,138 @@ static int workspace_on_shared_capacity(msapi *api, const char *ws, bool *shared
 	return rc;
 }
 
-static void needs_capacity_message(char *buf, size_t size, const char *ws_name)
+/* The failure of an enhanced refresh in workspace ws_name (on shared capacity). */
+static int needs_capacity(const char *ws_name, pb_failure *f)
 {
-	if (xsnprintf(buf, size,
-		      "workspace '%s' is on shared capacity, and Power BI runs an enhanced refresh (type, commitMode, "
-		      "objects, retryCount, maxParallelism, applyRefreshPolicy, effectiveDate, timeout) only on Premium, "
-		      "Premium Per User, Embedded or Fabric capacity: ask for a standard refresh ({} or only "
-		      "notifyOption), or assign the workspace to a capacity",
-		      ws_name))
-		copy(buf, size, "the workspace is on shared capacity, where Power BI runs no enhanced refresh");
+	return pb_fail(f, PB_ECONFLICT, "enhanced_refresh_needs_capacity",
+		       "workspace '%s' is on shared capacity, and Power BI runs an enhanced refresh (type, commitMode, "
+		       "objects, retryCount, maxParallelism, applyRefreshPolicy, effectiveDate, timeout) only on Premium, "
+		       "Premium Per User, Embedded or Fabric capacity: ask for a standard refresh ({} or only "
+		       "notifyOption), or assign the workspace to a capacity",
+		       ws_name);
+}
+
+/* "refreshing semantic model 'Sales' in workspace 'Finance' with integration 'prod'" before
+ * f's message: what was refreshed, and with which credentials. */
+static void refreshing(pb_failure *f, const char *what, const char *via)
+{
+	char context[WHAT_MAX + VIA_MAX + 32];
+	(void)xsnprintf(context, sizeof context, "refreshing %s with %s", what, via);
+	failure_prefix(f, context);
 }
 
 /* Refuses an enhanced refresh of a model on shared capacity before anything is queued, when
- * Power BI can say where the workspace is (409 into *reply). When it cannot be asked now, the
- * job asks again and reports what fails. */
+ * Power BI can say where the workspace is. When it cannot be asked now, the job asks again
+ * and reports what fails. */
 static int capacity_precheck(pb_db *db, const pb_config *cfg, const char *org_id, const refresh_target *t,
-			     const char *auth, const char *auth_user, int *status, json_t **reply, char *err)
+			     const refresh_auth *a, pb_failure *f)
 {
 	pbi_session s;
-	char code[PBI_CODE_MAX], sub[PB_ERR_MAX], name[PB_NAME_FIELD_MAX + 1], msg[PB_ERR_MAX];
+	pb_failure sub = { 0 };
+	char via[VIA_MAX], name[SHOWN_NAME], what[WHAT_MAX];
 	bool shared = false;
-	if (open_session(db, cfg, org_id, auth, t->integration_id, auth_user, &s, code, sub))
+	if (open_session(db, cfg, org_id, a->kind, t->integration_id, a->user_id, &s, via, &sub))
 		return 0;
-	int rc = workspace_on_shared_capacity(&s.api, t->workspace_id, &shared, name, sizeof name, sub);
+	int rc = workspace_on_shared_capacity(&s.api, t->workspace_id, &shared, name, sizeof name, sub.message);
 	pbi_session_release(&s);
 	if (rc || !shared)
 		return 0;
-	needs_capacity_message(msg, sizeof msg, name);
-	return error_reply(status, reply, 409, "enhanced_refresh_needs_capacity", msg, err);
+	needs_capacity(name, f);
+	describe_target(t, what);
+	refreshing(f, what, a->via);
+	return f->rc;
 }
 
 /* ======================================================================== submit */
 
+/* The job and its run row commit together or not at all (inside the caller's transaction
+ * when it holds one); a job joined while in flight has its row already. */
+static int queue_job(pb_db *db, const pb_job_spec *spec, const char *ref, const char *trigger, char job_id[PB_ID_BUF],
+		     bool *existing, char *err)
+{
+	char run_id[PB_ID_BUF];
+	int rc = db_begin(db, err);
+	if (rc)
+		return rc;
+	if (!(rc = jobs_submit(db, spec, job_id, existing, err)) && !*existing)
+		rc = run_insert(db, spec->org_id, ref, job_id, trigger, run_id, err);
+	if (rc)
+		db_rollback(db);
+	else
+		rc = db_commit(db, err);
+	return rc;
+}
+
+bool refresh_refused(const pb_failure *f)
+{
+	return f->rc == PB_EINVAL || f->rc == PB_ELIMIT || f->rc == PB_ENOTFOUND || f->rc == PB_ECONFLICT ||
+	       f->rc == PB_EFORBIDDEN;
+}
+
 int refresh_submit(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *ref,
-		   const json_t *body, const char *trigger, int *status, json_t **reply, char *err)
+		   const json_t *body, const char *trigger, json_t **reply, pb_failure *f)
 {
 	refresh_target t;
-	const char *auth = NULL, *auth_user = NULL;
-	char job_id[PB_ID_BUF], run_id[PB_ID_BUF], key[PB_PBI_ID_MAX + 16], url[80];
+	refresh_auth a;
+	char job_id[PB_ID_BUF], key[PB_PBI_ID_MAX + 16], url[80], what[WHAT_MAX];
 	bool existing = false;
 	int64_t timeout_s = 0;
 	char *text = NULL;
-	json_t *options = NULL;
+	json_t *options = NULL, *input = NULL;
 	int rc;
 	*reply = NULL;
-	if ((rc = options_parse(body, &options, err)) || (rc = wait_timeout_s(body, &timeout_s, err))) {
-		json_decref(options);
-		return rc == PB_EINVAL ? error_reply(status, reply, 400, "bad_request", err, err) : rc;
+	if ((rc = options_parse(body, &options, f->message)) || (rc = wait_timeout_s(body, cfg, &timeout_s, f->message))) {
+		rc = pb_fail_as(f, rc, NULL);
+		goto out;
 	}
 	/* options_parse checked everything; from here the options go into the job input */
-	if ((rc = resolve_or_refuse(db, org_id, ref, &t, status, reply, err)) || *reply) {
-		json_decref(options);
-		return rc;
-	}
+	if ((rc = refresh_resolve(db, org_id, ref, &t, f)))
+		goto out;
 	/* a person asking for a published model must be its publisher; schedules and events
 	 * act for the publisher (the job still belongs to whoever sent the event) */
 	const char *asker = trigger && !strcmp(trigger, "manual") ? user_id : NULL;
-	if ((rc = choose_auth(db, org_id, &t, asker, &auth, &auth_user, err))) {
-		json_decref(options);
-		return rc == PB_EINVAL ? error_reply(status, reply, 400, "no_credentials", err, err) : rc;
-	}
+	if ((rc = choose_auth(db, org_id, &t, asker, &a, f)))
+		goto out;
 	const json_t *notify = body ? json_object_get(body, "notifyOption") : NULL;
-	if (!strcmp(auth, "sp") && notify && strcmp(json_string_value(notify), "NoNotification")) {
-		json_decref(options);
-		return error_reply(status, reply, 400, "bad_request",
-				   "a service principal refreshes this model, and Power BI sends service principals no "
-				   "mail: notifyOption must be NoNotification",
-				   err);
+	if (!strcmp(a.kind, "sp") && notify && strcmp(json_string_value(notify), "NoNotification")) {
+		describe_target(&t, what);
+		rc = pb_fail(f, PB_EINVAL, "bad_request",
+			     "notifyOption must be NoNotification: %s is refreshed with the service principal of %s, and "
+			     "Power BI sends service principals no mail",
+			     what, a.via);
+		goto out;
 	}
-	if (options && ((rc = capacity_precheck(db, cfg, org_id, &t, auth, auth_user, status, reply, err)) || *reply)) {
-		json_decref(options);
-		return rc;
-	}
-	json_t *input = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:I, s:s, s:s?, s:o?}", "model_ref", t.model_ref,
-				  "workspace_id", t.workspace_id, "dataset_id", t.dataset_id, "name", t.name, "auth", auth,
-				  "integration_id", t.integration_id[0] ? t.integration_id : NULL, "user_id", auth_user,
-				  "wait_timeout_s", (json_int_t)timeout_s, "trigger", trigger, "notify",
-				  json_string_value(notify), "options", options);
+	if (options && (rc = capacity_precheck(db, cfg, org_id, &t, &a, f)))
+		goto out;
+	input = json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s, s:s?, s:s?, s:I, s:s, s:s?, s:O?}", "model_ref", t.model_ref,
+			  "workspace_id", t.workspace_id, "workspace_name", t.workspace_name[0] ? t.workspace_name : NULL,
+			  "dataset_id", t.dataset_id, "name", t.name, "auth", a.kind, "integration_id",
+			  t.integration_id[0] ? t.integration_id : NULL, "user_id", a.user_id, "wait_timeout_s",
+			  (json_int_t)timeout_s, "trigger", trigger, "notify", json_string_value(notify), "options", options);
 	if (!input || !(text = json_dumps(input, JSON_COMPACT))) {
-		json_decref(input);
-		return pb_err(err, PB_ENOMEM, "out of memory");
+		rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
+		goto out;
 	}
-	json_decref(input);
 	/* one refresh per model at a time: a queued or running job for it is joined */
 	xsnprintf(key, sizeof key, "refresh:%s", t.dataset_id);
 	pb_job_spec spec = { .kind = "refresh", .org_id = org_id, .user_id = user_id, .input = text, .idempotency_key = key,
 			     .max_attempts = PB_JOB_DEFAULT_ATTEMPTS };
-	rc = jobs_submit(db, &spec, job_id, &existing, err);
-	free(text);
-	if (rc)
-		return rc;
-	if (!existing && (rc = run_insert(db, org_id, t.model_ref, job_id, trigger, run_id, err)))
-		return rc;
+	if ((rc = queue_job(db, &spec, t.model_ref, trigger, job_id, &existing, f->message))) {
+		/* everything the caller sent was checked above: a write that fails (a constraint, a
+		 * busy database) is pbiport's failure, never a refusal of this request */
+		rc = pb_fail_as(f, rc == PB_ENOMEM || rc == PB_EIO ? rc : PB_EINTERNAL, NULL);
+		goto out;
+	}
 	xsnprintf(url, sizeof url, "/api/jobs/%s", job_id);
-	*status = 202;
 	*reply = json_pack("{s:s, s:s, s:s, s:s, s:b}", "job_id", job_id, "status_url", url, "model_ref", t.model_ref, "name",
 			   t.name, "joined", existing);
-	return *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
+	if (!*reply)
+		rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
+out:
+	free(text);
+	json_decref(input);
+	json_decref(options);
+	return rc;
 }
 
 /* ======================================================================== the job */
@@ -615,53 +753,20 @@ static const char *entry_error(const powerbi_refresh *e, char *buf, size_t size)
 	return buf;
 }
 
-static long poll_first_ms(void)
-{
-	const char *s = getenv("PBIPORT_REFRESH_POLL_MS");
-	long v = s && *s ? strtol(s, NULL, 10) : 0;
-	return v > 0 ? v : PB_REFRESH_POLL_MIN_MS;
-}
-
 static bool stopping(pb_job_ctx *ctx)
 {
 	return (ctx->stop && *ctx->stop) || atomic_load(&ctx->lease_lost);
 }
 
-/* job_fail / job_retry_later for a cause already in ctx->err, behind prefix (may be ""). Both
- * format into ctx->err, so the cause is copied out first: formatting a buffer into itself is
- * undefined behaviour (seen as doubled and cut messages). */
-static int fail_with_cause(pb_job_ctx *ctx, const char *code, const char *prefix)
+/* Reads the model's refresh history; a failure says what pbiport was reading. */
+static int read_history(pbi_session *s, const char *ws, const char *ds, powerbi_refresh **h, size_t *n, pb_failure *f)
 {
-	char cause[PB_ERR_MAX];
-	copy(cause, sizeof cause, ctx->err);
-	return job_fail(ctx, code, "%s%s", prefix, cause);
-}
-
-static int retry_with_cause(pb_job_ctx *ctx, const char *code, const char *prefix)
-{
-	char cause[PB_ERR_MAX];
-	copy(cause, sizeof cause, ctx->err);
-	return job_retry_later(ctx, 0, code, "%s%s", prefix, cause);
-}
-
-/* A failed Power BI call made through s, its message in ctx->err: fail for what a user must
- * fix (the session's code, or a 4xx: message behind refused), retry later for the rest
- * (behind later). */
-static int call_failed(pb_job_ctx *ctx, pbi_session *s, const char *refused, const char *later)
-{
-	long st = s->api.last.status;
-	if (pbi_session_code(s)[0] && strcmp(pbi_session_code(s), "unavailable"))
-		return fail_with_cause(ctx, pbi_session_code(s), "");
-	if (st >= 400 && st < 500 && st != 429)
-		return fail_with_cause(ctx, "powerbi_rejected", refused);
-	return retry_with_cause(ctx, "powerbi_unavailable", later);
-}
-
-/* Reads the history; on failure decides between retry-later and fail. */
-static int read_history(pb_job_ctx *ctx, pbi_session *s, const char *ws, const char *ds, powerbi_refresh **h, size_t *n)
-{
-	int rc = powerbi_refresh_history(&s->api, ws, ds, PB_REFRESH_HISTORY_TOP, h, n, ctx->err);
-	return rc ? call_failed(ctx, s, "reading the refresh history: ", "reading the refresh history: ") : 0;
+	int rc = powerbi_refresh_history(&s->api, ws, ds, PB_REFRESH_HISTORY_TOP, h, n, f->message);
+	if (!rc)
+		return 0;
+	call_failed(s, rc, f);
+	failure_prefix(f, "reading the refresh history");
+	return f->rc;
 }
 
 static bool in_list(json_t *ids, const char *id)
@@ -674,7 +779,6 @@ static bool in_list(json_t *ids, const char *id)
 	return false;
 }
 
-/* Triggers the refresh (or joins a running one) and finds ours in the history. */
 /* The job input's "options" (checked at submit, Power BI's spelling) as msapi's struct;
  * borrowed from opts. objs holds up to PB_REFRESH_OBJECTS_MAX entries. */
 static void refresh_opts(const json_t *opts, powerbi_refresh_options *o, powerbi_refresh_object *objs)
@@ -703,8 +807,11 @@ static void refresh_opts(const json_t *opts, powerbi_refresh_options *o, powerbi
 	o->objects = o->nobjects ? objs : NULL;
 }
 
+/* Triggers the refresh (or joins a running one) and finds ours in the history. A failure
+ * of Power BI is described in f; one of the job's own steps (a phase, a checkpoint, a stop)
+ * leaves f alone and returns its rc with ctx->err. */
 static int start_refresh(pb_job_ctx *ctx, pbi_session *s, const char *ws, const char *ds, const char *notify,
-			 const json_t *opts, char **request_id, bool *joined)
+			 const json_t *opts, char **request_id, bool *joined, pb_failure *f)
 {
 	powerbi_refresh_options o;
 	powerbi_refresh_object *objs = calloc(PB_REFRESH_OBJECTS_MAX, sizeof *objs);
@@ -720,7 +827,7 @@ static int start_refresh(pb_job_ctx *ctx, pbi_session *s, const char *ws, const 
 		return pb_err(ctx->err, PB_ENOMEM, "out of memory");
 	}
 	refresh_opts(opts, &o, objs);
-	if ((rc = job_phase(ctx, "triggering", 10)) || (rc = read_history(ctx, s, ws, ds, &h, &n)))
+	if ((rc = job_phase(ctx, "triggering", 10)) || (rc = read_history(s, ws, ds, &h, &n, f)))
 		goto out;
 	if (n && powerbi_refresh_running(&h[0]) && h[0].request_id) {
 		/* Power BI runs one refresh at a time: follow the running one */
@@ -736,46 +843,46 @@ static int start_refresh(pb_job_ctx *ctx, pbi_session *s, const char *ws, const 
 	/* saved first: a job resumed after a crash must not take an older refresh for its own */
 	if ((rc = job_checkpoint(ctx, "before", json_incref(before))))
 		goto out;
-	rc = powerbi_refresh_dataset_with(&s->api, ws, ds, notify, &o, &msid, ctx->err);
+	rc = powerbi_refresh_dataset_with(&s->api, ws, ds, notify, &o, &msid, f->message);
+	if (rc && (s->api.last.failure != MSAPI_REJECTED || pbi_session_code(s)[0])) {
+		call_failed(s, rc, f);
+		failure_prefix(f, "triggering the refresh");
+		rc = f->rc;
+		goto out;
+	}
 	if (rc) {
-		long st = s->api.last.status;
-		if ((st == 400 || st == 409)) {
-			char first[PB_ERR_MAX], name[PB_NAME_FIELD_MAX + 1], sub[PB_ERR_MAX];
-			bool shared = false;
-			copy(first, sizeof first, ctx->err);
-			/* an enhanced refresh on shared capacity: say so rather than "refused" or joining
-			 * a standard refresh that happens to run */
-			if (powerbi_refresh_options_enhanced(&o) &&
-			    !workspace_on_shared_capacity(&s->api, ws, &shared, name, sizeof name, sub) && shared) {
-				needs_capacity_message(sub, sizeof sub, name);
-				rc = job_fail(ctx, "enhanced_refresh_needs_capacity", "%s", sub);
-				goto out;
-			}
-			/* another refresh started in between: join it */
-			powerbi_refreshes_release(h, n);
-			h = NULL;
-			n = 0;
-			if ((rc = read_history(ctx, s, ws, ds, &h, &n)))
-				goto out;
-			if (n && powerbi_refresh_running(&h[0]) && h[0].request_id) {
-				*joined = true;
-				rc = (*request_id = xstrdup(h[0].request_id)) ? 0 : pb_err(ctx->err, PB_ENOMEM, "out of memory");
-				goto out;
-			}
-			rc = job_fail(ctx, "powerbi_rejected", "Power BI refused the refresh: %s", first);
-		} else {
-			rc = call_failed(ctx, s, "Power BI refused the refresh: ", "");
+		/* refused as sent: an enhanced refresh on shared capacity (say so rather than
+		 * "refused", or joining a standard refresh that happens to run), or another refresh
+		 * started in between (join it) */
+		char first[PB_ERR_MAX], name[SHOWN_NAME];
+		bool shared = false;
+		copy(first, sizeof first, f->message);
+		if (powerbi_refresh_options_enhanced(&o) &&
+		    !workspace_on_shared_capacity(&s->api, ws, &shared, name, sizeof name, f->message) && shared) {
+			rc = needs_capacity(name, f);
+			goto out;
 		}
+		powerbi_refreshes_release(h, n);
+		h = NULL;
+		n = 0;
+		if ((rc = read_history(s, ws, ds, &h, &n, f)))
+			goto out;
+		if (n && powerbi_refresh_running(&h[0]) && h[0].request_id) {
+			*joined = true;
+			rc = (*request_id = xstrdup(h[0].request_id)) ? 0 : pb_err(ctx->err, PB_ENOMEM, "out of memory");
+			goto out;
+		}
+		rc = pb_fail(f, PB_EUPSTREAM, "powerbi_rejected", "Power BI refused the refresh: %s", first);
 		goto out;
 	}
 	rc = job_phase(ctx, "finding", 20);
 	/* ours = the id from the 202 if it is new, else the newest entry that was not there before */
-	long wait = poll_first_ms();
+	long wait = ctx->cfg->refresh_poll_ms;
 	for (int tries = 0; !rc && tries < PB_REFRESH_FIND_TRIES; tries++) {
 		powerbi_refreshes_release(h, n);
 		h = NULL;
 		n = 0;
-		if ((rc = read_history(ctx, s, ws, ds, &h, &n)))
+		if ((rc = read_history(s, ws, ds, &h, &n, f)))
 			goto out;
 		const char *found = NULL;
 		for (size_t i = 0; i < n && !found; i++)
@@ -796,9 +903,9 @@ static int start_refresh(pb_job_ctx *ctx, pbi_session *s, const char *ws, const 
 		wait = wait * 2 > PB_REFRESH_POLL_MAX_MS ? PB_REFRESH_POLL_MAX_MS : wait * 2;
 	}
 	if (!rc)
-		rc = job_fail(ctx, "refresh_not_found",
-			      "Power BI accepted the refresh request, but no new entry appeared in the model's refresh "
-			      "history (Power BI may have dropped it as part of a burst); ask again");
+		rc = pb_fail(f, PB_EUPSTREAM, "refresh_not_found",
+			     "Power BI accepted the refresh request, but no new entry appeared in the model's refresh "
+			     "history (Power BI may have dropped it as part of a burst); ask again");
 out:
 	free(msid);
 	free(objs);
@@ -815,19 +922,22 @@ int refresh_job(pb_job_ctx *ctx)
 	const char *ref = json_string_value(json_object_get(in, "model_ref"));
 	int64_t timeout_s = json_integer_value(json_object_get(in, "wait_timeout_s"));
 	pbi_session s = { 0 };
-	bool have = false, joined = json_is_true(json_object_get(ctx->checkpoint, "joined"));
-	char code[PBI_CODE_MAX], *request_id = NULL, errbuf[PB_ERR_MAX];
+	pb_failure f = { 0 };   /* why Power BI could not be asked or refused (else ctx->err) */
+	bool have = false, named = false, joined = json_is_true(json_object_get(ctx->checkpoint, "joined"));
+	char *request_id = NULL, errbuf[PB_ERR_MAX], via[VIA_MAX] = "", what[WHAT_MAX];
 	powerbi_refresh *h = NULL;
 	size_t n = 0;
 	int rc;
 	if (!ws || !ds || !ref) {
-		rc = job_fail(ctx, "bad_input", "the job input lacks workspace_id, dataset_id or model_ref");
+		rc = pb_fail(&f, PB_EINVAL, "bad_input", "the job input lacks workspace_id, dataset_id or model_ref");
 		goto out;
 	}
 	if (!str_is_guid(ws) || !str_is_guid(ds)) {
-		rc = job_fail(ctx, "bad_input", "the job input's workspace_id or dataset_id is not a Microsoft id (GUID)");
+		rc = pb_fail(&f, PB_EINVAL, "bad_input",
+			     "the job input's workspace_id or dataset_id is not a Microsoft id (GUID)");
 		goto out;
 	}
+	named = true;
 	if (timeout_s <= 0)
 		timeout_s = PB_REFRESH_TIMEOUT_S_DEFAULT;
 	/* the worker's limit for this attempt: the wait, plus an hour for the calls around it */
@@ -838,13 +948,8 @@ int refresh_job(pb_job_ctx *ctx)
 		goto out;
 	if ((rc = open_session(ctx->db, ctx->cfg, ctx->job->org_id, json_string_value(json_object_get(in, "auth")),
 			       json_string_value(json_object_get(in, "integration_id")),
-			       json_string_value(json_object_get(in, "user_id")), &s, code, ctx->err))) {
-		if (!strcmp(code, "unavailable") || (!code[0] && rc == PB_EIO))
-			rc = retry_with_cause(ctx, "unavailable", "");
-		else
-			rc = fail_with_cause(ctx, code[0] ? code : "no_credentials", "");
+			       json_string_value(json_object_get(in, "user_id")), &s, via, &f)))
 		goto out;
-	}
 	have = true;
 	const char *saved = json_string_value(json_object_get(ctx->checkpoint, "request_id"));
 	if (saved) {
@@ -852,7 +957,7 @@ int refresh_job(pb_job_ctx *ctx)
 	} else if (json_object_get(ctx->checkpoint, "before")) {
 		/* resumed after the trigger: find ours among the entries that are new */
 		json_t *before = json_object_get(ctx->checkpoint, "before");
-		if ((rc = read_history(ctx, &s, ws, ds, &h, &n)))
+		if ((rc = read_history(&s, ws, ds, &h, &n, &f)))
 			goto out;
 		for (size_t i = 0; i < n && !request_id; i++)
 			if (h[i].request_id && !in_list(before, h[i].request_id))
@@ -861,10 +966,10 @@ int refresh_job(pb_job_ctx *ctx)
 		h = NULL;
 		n = 0;
 		if (!request_id && (rc = start_refresh(ctx, &s, ws, ds, json_string_value(json_object_get(in, "notify")),
-						      json_object_get(in, "options"), &request_id, &joined)))
+						      json_object_get(in, "options"), &request_id, &joined, &f)))
 			goto out;
 	} else if ((rc = start_refresh(ctx, &s, ws, ds, json_string_value(json_object_get(in, "notify")),
-				       json_object_get(in, "options"), &request_id, &joined))) {
+				       json_object_get(in, "options"), &request_id, &joined, &f))) {
 		goto out;
 	}
 	if (!request_id) {
@@ -877,12 +982,12 @@ int refresh_job(pb_job_ctx *ctx)
 	    (rc = job_phase(ctx, "running", 30)))
 		goto out;
 	/* follow it: Unknown = still running */
-	long wait = poll_first_ms();
+	long wait = ctx->cfg->refresh_poll_ms;
 	for (;;) {
 		powerbi_refreshes_release(h, n);
 		h = NULL;
 		n = 0;
-		if ((rc = read_history(ctx, &s, ws, ds, &h, &n)))
+		if ((rc = read_history(&s, ws, ds, &h, &n, &f)))
 			goto out;
 		const powerbi_refresh *e = NULL;
 		for (size_t i = 0; i < n && !e; i++)
@@ -934,6 +1039,15 @@ int refresh_job(pb_job_ctx *ctx)
 		wait = wait * 2 > PB_REFRESH_POLL_MAX_MS ? PB_REFRESH_POLL_MAX_MS : wait * 2;
 	}
 out:
+	if (rc && f.rc) {
+		/* what was refreshed, and with which credentials, before the cause */
+		if (named) {
+			describe(json_string_value(json_object_get(in, "name")),
+				 json_string_value(json_object_get(in, "workspace_name")), ws, what);
+			refreshing(&f, what, via);
+		}
+		rc = job_end_with(ctx, &f);
+	}
 	if (rc && !ctx->transient) {
 		char uerr[PB_ERR_MAX];
 		/* "Error": pbiport could not trigger or follow it (not Power BI's "Failed") */
@@ -961,35 +1075,37 @@ static json_t *run_entry(sqlite3_stmt *st)
 }
 
 int refresh_history(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *ref,
-		    int *status, json_t **reply, char *err)
+		    json_t **reply, pb_failure *f)
 {
 	refresh_target t;
+	refresh_auth a;
 	sqlite3_stmt *st = NULL;
 	json_t *list = json_array(), *byid = json_object();
 	powerbi_refresh *h = NULL;
 	size_t n = 0;
 	pbi_session s = { 0 };
+	pb_failure pbi = { 0 };   /* why Power BI's side is missing: told, not a failure */
 	bool have = false;
-	char code[PBI_CODE_MAX], pbi_err[PB_ERR_MAX] = "", ebuf[PB_ERR_MAX];
-	const char *auth = NULL, *auth_user = NULL;
+	char via[VIA_MAX], ebuf[PB_ERR_MAX];
 	int rc;
+	(void)user_id;
 	*reply = NULL;
 	if (!list || !byid) {
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
 		goto out;
 	}
-	if ((rc = resolve_or_refuse(db, org_id, ref, &t, status, reply, err)) || *reply)
+	if ((rc = refresh_resolve(db, org_id, ref, &t, f)))
 		goto out;
 	if ((rc = db_prepare(db,
 			     "SELECT request_id, status, start_time, end_time, error, job_id, trigger, joined, created_at "
 			     "FROM refresh_runs WHERE org_id = ? AND model_ref = ? ORDER BY created_at DESC LIMIT 60",
-			     &st, err)) ||
-	    (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, t.model_ref, err)))
-		goto out;
-	while ((rc = db_row(db, st, err)) == 1) {
+			     &st, f->message)) ||
+	    (rc = db_bind_text(st, 1, org_id, f->message)) || (rc = db_bind_text(st, 2, t.model_ref, f->message)))
+		goto failed;
+	while ((rc = db_row(db, st, f->message)) == 1) {
 		json_t *e = run_entry(st);
 		if (!e || json_array_append_new(list, e)) {
-			rc = pb_err(err, PB_ENOMEM, "out of memory");
+			rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
 			goto out;
 		}
 		const char *rid = json_string_value(json_object_get(e, "request_id"));
@@ -997,20 +1113,24 @@ int refresh_history(pb_db *db, const pb_config *cfg, const char *org_id, const c
 			json_object_set(byid, rid, e);
 	}
 	if (rc < 0)
-		goto out;
+		goto failed;
 	db_done(st);
 	st = NULL;
 	/* Power BI's side, with the same credentials a refresh would use (members see it when
 	 * the model is theirs to refresh) */
-	if (choose_auth(db, org_id, &t, NULL, &auth, &auth_user, pbi_err) ||
-	    open_session(db, cfg, org_id, auth, t.integration_id, auth_user, &s, code, pbi_err)) {
-		(void)user_id;
-	} else {
-		have = true;
-		if (powerbi_refresh_history(&s.api, t.workspace_id, t.dataset_id, PB_REFRESH_HISTORY_TOP, &h, &n, pbi_err))
-			n = 0;
-		else
-			pbi_err[0] = '\0';
+	if (!choose_auth(db, org_id, &t, NULL, &a, &pbi)) {
+		char asking[VIA_MAX + 48];
+		if (!open_session(db, cfg, org_id, a.kind, t.integration_id, a.user_id, &s, via, &pbi)) {
+			have = true;
+			if (powerbi_refresh_history(&s.api, t.workspace_id, t.dataset_id, PB_REFRESH_HISTORY_TOP, &h, &n,
+						    pbi.message))
+				n = 0;
+			else
+				pbi.message[0] = '\0';
+		}
+		(void)xsnprintf(asking, sizeof asking, "reading Power BI's history with %s", via);
+		if (pbi.message[0])
+			failure_prefix(&pbi, asking);
 	}
 	for (size_t i = 0; i < n; i++) {
 		const char *error = entry_error(&h[i], ebuf, sizeof ebuf);
@@ -1029,16 +1149,18 @@ int refresh_history(pb_db *db, const pb_config *cfg, const char *org_id, const c
 				      h[i].status ? h[i].status : "Unknown", "start", h[i].start_time, "end", h[i].end_time,
 				      "error", error, "refresh_type", h[i].refresh_type, "sources", "powerbi");
 		if (!e || json_array_append_new(list, e)) {
-			rc = pb_err(err, PB_ENOMEM, "out of memory");
+			rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
 			goto out;
 		}
 	}
-	*status = 200;
 	*reply = json_pack("{s:s, s:s, s:O, s:b}", "model_ref", t.model_ref, "name", t.name, "refreshes", list,
-			   "powerbi_history", have && !pbi_err[0]);
-	if (*reply && pbi_err[0])
-		json_object_set_new(*reply, "powerbi_error", json_string(pbi_err));
-	rc = *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
+			   "powerbi_history", have && !pbi.message[0]);
+	if (*reply && pbi.message[0])
+		json_object_set_new(*reply, "powerbi_error", json_string(pbi.message));
+	rc = *reply ? 0 : pb_fail(f, PB_ENOMEM, NULL, "out of memory");
+	goto out;
+failed:
+	rc = pb_fail_as(f, rc, NULL);
 out:
 	db_done(st);
 	powerbi_refreshes_release(h, n);
@@ -1071,29 +1193,27 @@ out:
 	return rc;
 }
 
-int refresh_schedule_get(pb_db *db, const char *org_id, const char *ref, int *status, json_t **reply, char *err)
+int refresh_schedule_get(pb_db *db, const char *org_id, const char *ref, json_t **reply, pb_failure *f)
 {
 	refresh_target t;
 	*reply = NULL;
-	int rc = resolve_or_refuse(db, org_id, ref, &t, status, reply, err);
-	if (rc || *reply)
-		return rc;
-	*status = 200;
-	return schedule_json(db, org_id, t.model_ref, reply, err);
+	int rc = refresh_resolve(db, org_id, ref, &t, f);
+	if (!rc && (rc = schedule_json(db, org_id, t.model_ref, reply, f->message)))
+		pb_fail_as(f, rc, NULL);
+	return rc;
 }
 
 /* Runs st (prepared and bound when rc is 0; finalized here) and answers with the model's
  * schedule as it now is. */
-static int change_schedule(pb_db *db, sqlite3_stmt *st, int rc, const char *org_id, const char *ref, int *status,
-			   json_t **reply, char *err)
+static int change_schedule(pb_db *db, sqlite3_stmt *st, int rc, const char *org_id, const char *ref, json_t **reply,
+			   pb_failure *f)
 {
 	if (!rc)
-		rc = db_exec(db, st, err);
+		rc = db_exec(db, st, f->message);
 	db_done(st);
-	if (rc)
-		return rc;
-	*status = 200;
-	return schedule_json(db, org_id, ref, reply, err);
+	if (!rc)
+		rc = schedule_json(db, org_id, ref, reply, f->message);
+	return rc ? pb_fail_as(f, rc, NULL) : 0;
 }
 
 /* Why refresh schedules have a floor, for the message that refuses a shorter one. */
@@ -1102,68 +1222,67 @@ static int change_schedule(pb_db *db, sqlite3_stmt *st, int rc, const char *org_
 	"Premium); for more, refresh on demand (POST /api/semantic-models/{id}/refreshes) or when the data changes "  \
 	"(POST /api/events)"
 
-int refresh_schedule_delete(pb_db *db, const char *org_id, const char *user_id, const char *ref, int *status,
-			    json_t **reply, char *err)
+int refresh_schedule_delete(pb_db *db, const char *org_id, const char *user_id, const char *ref, json_t **reply,
+			    pb_failure *f)
 {
 	refresh_target t;
 	sqlite3_stmt *st = NULL;
+	char what[WHAT_MAX];
 	*reply = NULL;
 	/* removing needs no credentials (a model whose integration or publisher is gone must
 	 * still lose its schedule), and a model with unusable Power BI ids may lose it too */
-	int rc = refresh_resolve(db, org_id, ref, &t, err);
-	if (rc == PB_ENOTFOUND)
-		return error_reply(status, reply, 404, "not_found", err, err);
-	if (rc && (rc != PB_EINVAL || !t.model_ref[0]))
+	int rc = refresh_resolve(db, org_id, ref, &t, f);
+	if (rc && (rc != PB_ECONFLICT || !t.model_ref[0]))
 		return rc;
-	if (t.published && t.publisher_id[0] && user_id && strcmp(user_id, t.publisher_id))
-		return error_reply(status, reply, 403, "forbidden",
-				   "this model was published by another user: only they may change its refresh schedule", err);
-	(void)((rc = db_prepare(db, "DELETE FROM refresh_schedules WHERE org_id = ? AND model_ref = ?", &st, err)) ||
-	       (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, t.model_ref, err)));
-	return change_schedule(db, st, rc, org_id, t.model_ref, status, reply, err);
+	pb_failure_clear(f);
+	if (t.published && t.publisher_id[0] && user_id && strcmp(user_id, t.publisher_id)) {
+		describe_target(&t, what);
+		rc = pb_fail(f, PB_EFORBIDDEN, "forbidden",
+			     "%s was published by another user: only they may change its refresh schedule", what);
+		return rc;
+	}
+	(void)((rc = db_prepare(db, "DELETE FROM refresh_schedules WHERE org_id = ? AND model_ref = ?", &st, f->message)) ||
+	       (rc = db_bind_text(st, 1, org_id, f->message)) || (rc = db_bind_text(st, 2, t.model_ref, f->message)));
+	return change_schedule(db, st, rc, org_id, t.model_ref, reply, f);
 }
 
 int refresh_schedule_put(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *ref,
-			 const json_t *body, int *status, json_t **reply, char *err)
+			 const json_t *body, json_t **reply, pb_failure *f)
 {
 	static const char *const keys[] = { "schedule", NULL };
 	refresh_target t;
+	refresh_auth a;
 	sqlite3_stmt *st = NULL;
-	const char *auth = NULL, *auth_user = NULL;
 	pb_cron c;
-	int64_t min_s = 0, next_s = 0;
+	int64_t next_s = 0;
 	char now[PB_TIME_BUF], next[PB_TIME_BUF];
 	int rc;
-	(void)cfg;
 	*reply = NULL;
 	if (!json_is_object(body))
-		return error_reply(status, reply, 400, "bad_request", "the body must be an object", err);
-	if (json_body_only_keys(body, keys, "", err))
-		return error_reply(status, reply, 400, "bad_request", err, err);
+		return pb_fail(f, PB_EINVAL, "bad_request", "the body must be an object {\"schedule\": \"<cron or preset>\" | null}");
+	if ((rc = json_body_only_keys(body, keys, "", f->message)))
+		return pb_fail_as(f, rc, NULL);
 	if (!json_object_get(body, "schedule"))
-		return error_reply(status, reply, 400, "bad_request", "{\"schedule\": \"<cron or preset>\" | null} expected", err);
+		return pb_fail(f, PB_EINVAL, "bad_request", "schedule is required: {\"schedule\": \"<cron or preset>\" | null}");
 	const json_t *js = json_object_get(body, "schedule");
 	if (!json_is_null(js) && !json_is_string(js))
-		return error_reply(status, reply, 400, "bad_request", "schedule must be a string or null", err);
+		return pb_fail(f, PB_EINVAL, "bad_request", "schedule must be a string or null");
 	const char *text = json_string_value(js);
 	if (!text)
-		return refresh_schedule_delete(db, org_id, user_id, ref, status, reply, err);
+		return refresh_schedule_delete(db, org_id, user_id, ref, reply, f);
 	/* an empty text is a mistake more often than a wish to remove the schedule: say how */
 	if (!text[strspn(text, " \t")])
-		return error_reply(status, reply, 400, "bad_schedule",
-				   "schedule is empty: to remove the refresh schedule send {\"schedule\": null} or DELETE "
-				   "/api/semantic-models/{id}/refresh-schedule",
-				   err);
-	if ((rc = resolve_or_refuse(db, org_id, ref, &t, status, reply, err)) || *reply)
-		return rc;
-	if ((rc = choose_auth(db, org_id, &t, user_id, &auth, &auth_user, err)))
-		return rc == PB_EINVAL ? error_reply(status, reply, 400, "no_credentials", err, err) : rc;
-	if ((rc = cron_min_interval(&min_s, err)))
-		return rc;
-	if ((rc = cron_parse(text, &c, err)) ||
-	    (rc = cron_check_interval(&c, text, min_s, "refresh schedule", REFRESH_SCHEDULE_FLOOR_WHY, err)) ||
-	    (rc = cron_next(&c, pb_epoch_ms() / 1000, &next_s, err)))
-		return error_reply(status, reply, 400, "bad_schedule", err, err);
+		return pb_fail(f, PB_EINVAL, "bad_request",
+			       "schedule is empty: to remove the refresh schedule send {\"schedule\": null} or DELETE "
+			       "/api/semantic-models/{id}/refresh-schedule");
+	if ((rc = refresh_resolve(db, org_id, ref, &t, f)) || (rc = choose_auth(db, org_id, &t, user_id, &a, f)))
+		goto out;
+	if ((rc = cron_parse(text, &c, f->message)) ||
+	    (rc = cron_check_interval(&c, text, cfg->min_schedule_interval_s, "refresh schedule", REFRESH_SCHEDULE_FLOOR_WHY, f->message)) ||
+	    (rc = cron_next(&c, pb_epoch_ms() / 1000, &next_s, f->message))) {
+		rc = pb_fail_as(f, PB_EINVAL, "bad_request");
+		goto out;
+	}
 	pb_now(now);
 	pb_time_format(next_s * 1000, next);
 	(void)((rc = db_prepare(db,
@@ -1171,12 +1290,14 @@ int refresh_schedule_put(pb_db *db, const pb_config *cfg, const char *org_id, co
 				"created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model_ref) DO UPDATE SET "
 				"schedule = excluded.schedule, next_run_at = excluded.next_run_at, "
 				"updated_at = excluded.updated_at",
-				&st, err)) ||
-	       (rc = db_bind_text(st, 1, t.model_ref, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
-	       (rc = db_bind_text(st, 3, text, err)) || (rc = db_bind_text(st, 4, next, err)) ||
-	       (rc = db_bind_text(st, 5, user_id, err)) || (rc = db_bind_text(st, 6, now, err)) ||
-	       (rc = db_bind_text(st, 7, now, err)));
-	return change_schedule(db, st, rc, org_id, t.model_ref, status, reply, err);
+				&st, f->message)) ||
+	       (rc = db_bind_text(st, 1, t.model_ref, f->message)) || (rc = db_bind_text(st, 2, org_id, f->message)) ||
+	       (rc = db_bind_text(st, 3, text, f->message)) || (rc = db_bind_text(st, 4, next, f->message)) ||
+	       (rc = db_bind_text(st, 5, user_id, f->message)) || (rc = db_bind_text(st, 6, now, f->message)) ||
+	       (rc = db_bind_text(st, 7, now, f->message)));
+	rc = change_schedule(db, st, rc, org_id, t.model_ref, reply, f);
+out:
+	return rc;
 }
 
 int refresh_schedules_due(pb_db *db, const char *now, refresh_due **out, size_t *n, char *err)
@@ -1274,71 +1395,30 @@ out:
 	return rc;
 }
 
-int refresh_events(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const json_t *body,
-		   int *status, json_t **reply, char *err)
+/* Queues a refresh of every model in cands (["id", "node type"] pairs), once per Power BI
+ * model: jobs gets the queued ones, skipped the ones refused (without credentials, with ids
+ * that are not GUIDs, past PB_REFRESH_FANOUT_MAX). Runs inside the caller's transaction. */
+static int fan_out(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const json_t *cands,
+		   json_t *jobs, json_t *skipped, pb_failure *f)
 {
-	static const char *const event_keys[] = { "type", "data_product_id", NULL };
-	static const char *const batch_keys[] = { "events", NULL };
-	json_t *events = NULL, *cands = json_array(), *jobs = json_array(), *skipped = json_array(), *done = json_object();
-	int rc = 0;
-	*reply = NULL;
-	if (!cands || !jobs || !skipped || !done) {
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
-	if (json_is_object(body) && json_object_get(body, "events")) {
-		if (json_body_only_keys(body, batch_keys, "", err) || !json_is_array(json_object_get(body, "events")) ||
-		    !json_array_size(json_object_get(body, "events")) || json_array_size(json_object_get(body, "events")) > 100) {
-			rc = error_reply(status, reply, 400, "bad_request", "\"events\" must be an array of 1 to 100 events", err);
-			goto out;
-		}
-		events = json_incref(json_object_get(body, "events"));
-	} else if (!(events = json_pack("[O]", body))) {
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
+	json_t *done = json_object(), *c;
 	size_t i;
-	json_t *ev;
-	json_array_foreach(events, i, ev)
-	{
-		char what[32];
-		xsnprintf(what, sizeof what, "events[%zu]", i);
-		const char *type = json_string_value(json_object_get(ev, "type"));
-		const char *dp = json_string_value(json_object_get(ev, "data_product_id"));
-		if (!json_is_object(ev) || json_body_only_keys(ev, event_keys, what, err)) {
-			rc = error_reply(status, reply, 400, "bad_request", json_is_object(ev) ? err : "an event must be an object",
-					 err);
-			goto out;
-		}
-		if (!type || strcmp(type, "data_product.updated")) {
-			rc = error_reply(status, reply, 400, "bad_request", "type must be \"data_product.updated\"", err);
-			goto out;
-		}
-		if (!dp || !*dp) {
-			rc = error_reply(status, reply, 400, "bad_request", "data_product_id is required", err);
-			goto out;
-		}
-		if ((rc = downstream_models(db, org_id, dp, cands, err))) {
-			if (rc == PB_ENOTFOUND)
-				rc = error_reply(status, reply, 404, "not_found", err, err);
-			goto out;
-		}
-	}
-	json_t *c;
+	int rc = done ? 0 : pb_fail(f, PB_ENOMEM, NULL, "out of memory");
 	json_array_foreach(cands, i, c)
 	{
 		const char *node = json_string_value(json_array_get(c, 0));
 		const char *type = json_string_value(json_array_get(c, 1));
 		refresh_target t;
-		int r = refresh_resolve(db, org_id, node, &t, err);
-		if (r == PB_ENOTFOUND || r == PB_EINVAL) {
-			if (r == PB_EINVAL || !strcmp(type, "semantic_model"))
-				json_array_append_new(skipped, json_pack("{s:s, s:s}", "model_ref", node, "reason", err));
-			continue; /* a data product that is not a published model */
-		}
-		if (r) {
-			rc = r;
-			goto out;
+		json_t *one = NULL;
+		if (rc)
+			break;
+		if ((rc = refresh_resolve(db, org_id, node, &t, f))) {
+			/* a data product that is not a published model is no model at all */
+			if (rc == PB_ECONFLICT || (rc == PB_ENOTFOUND && !strcmp(type, "semantic_model")))
+				json_array_append_new(skipped, json_pack("{s:s, s:s}", "model_ref", node, "reason", f->message));
+			if (rc == PB_ECONFLICT || rc == PB_ENOTFOUND)
+				rc = 0;
+			continue;
 		}
 		/* once each, however many events or paths lead to it */
 		if (json_object_get(done, t.dataset_id))
@@ -1349,27 +1429,97 @@ int refresh_events(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 								 "more downstream models than one event may refresh"));
 			continue;
 		}
-		int st = 0;
-		json_t *one = NULL;
-		if ((rc = refresh_submit(db, cfg, org_id, user_id, t.model_ref, NULL, "event", &st, &one, err)))
-			goto out;
-		if (st == 202)
+		if (!(rc = refresh_submit(db, cfg, org_id, user_id, t.model_ref, NULL, "event", &one, f))) {
 			json_array_append_new(jobs, one);
-		else {
-			json_array_append_new(skipped,
-					      json_pack("{s:s, s:s}", "model_ref", t.model_ref, "reason",
-							json_string_value(json_object_get(json_object_get(one, "error"), "message"))));
-			json_decref(one);
+		} else if (refresh_refused(f)) {
+			json_array_append_new(skipped, json_pack("{s:s, s:s}", "model_ref", t.model_ref, "reason", f->message));
+			rc = 0;
 		}
 	}
-	*status = 202;
+	json_decref(done);
+	if (!rc)
+		pb_failure_clear(f);
+	return rc;
+}
+
+int refresh_events(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const json_t *body,
+		   json_t **reply, pb_failure *f)
+{
+	static const char *const event_keys[] = { "type", "data_product_id", NULL };
+	static const char *const batch_keys[] = { "events", NULL };
+	json_t *events = NULL, *cands = json_array(), *jobs = json_array(), *skipped = json_array();
+	bool batch = json_is_object(body) && json_object_get(body, "events");
+	int rc = 0;
+	*reply = NULL;
+	if (!cands || !jobs || !skipped) {
+		rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
+		goto out;
+	}
+	if (batch) {
+		if ((rc = json_body_only_keys(body, batch_keys, "", f->message))) {
+			rc = pb_fail_as(f, rc, NULL);
+			goto out;
+		}
+		const json_t *v = json_object_get(body, "events");
+		if (!json_is_array(v) || !json_array_size(v) || json_array_size(v) > 100) {
+			rc = pb_fail(f, PB_EINVAL, "bad_request", "events must be an array of 1 to 100 events");
+			goto out;
+		}
+		events = json_incref(json_object_get(body, "events"));
+	} else if (!(events = json_pack("[O]", body))) {
+		rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
+		goto out;
+	}
+	size_t i;
+	json_t *ev;
+	json_array_foreach(events, i, ev)
+	{
+		/* fields named as the caller wrote them: "type", or "events[2].type" in a batch */
+		char what[32] = "";
+		if (batch)
+			xsnprintf(what, sizeof what, "events[%zu]", i);
+		const char *type = json_string_value(json_object_get(ev, "type"));
+		const char *dp = json_string_value(json_object_get(ev, "data_product_id"));
+		if (!json_is_object(ev)) {
+			rc = pb_fail(f, PB_EINVAL, "bad_request", "%s must be an object {\"type\", \"data_product_id\"}",
+				     batch ? what : "the body");
+			goto out;
+		}
+		if ((rc = json_body_only_keys(ev, event_keys, what, f->message))) {
+			rc = pb_fail_as(f, rc, NULL);
+			goto out;
+		}
+		if (!type || strcmp(type, "data_product.updated")) {
+			rc = pb_fail(f, PB_EINVAL, "bad_request", "%s%stype must be \"data_product.updated\"", what,
+				     batch ? "." : "");
+			goto out;
+		}
+		if (!dp || !*dp) {
+			rc = pb_fail(f, PB_EINVAL, "bad_request", "%s%sdata_product_id is required", what, batch ? "." : "");
+			goto out;
+		}
+		if ((rc = downstream_models(db, org_id, dp, cands, f->message))) {
+			rc = pb_fail_as(f, rc, NULL);
+			goto out;
+		}
+	}
+	/* every job of the request, with its run row, or none */
+	if ((rc = db_begin(db, f->message))) {
+		rc = pb_fail_as(f, rc, NULL);
+		goto out;
+	}
+	if ((rc = fan_out(db, cfg, org_id, user_id, cands, jobs, skipped, f)))
+		db_rollback(db);
+	else if ((rc = db_commit(db, f->message)))
+		rc = pb_fail_as(f, rc, NULL);
+	if (rc)
+		goto out;
 	*reply = json_pack("{s:O, s:O}", "jobs", jobs, "skipped", skipped);
-	rc = *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
+	rc = *reply ? 0 : pb_fail(f, PB_ENOMEM, NULL, "out of memory");
 out:
 	json_decref(events);
 	json_decref(cands);
 	json_decref(jobs);
 	json_decref(skipped);
-	json_decref(done);
 	return rc;
 }

@@ -1,6 +1,8 @@
 /* The refresh schedule tick: queues a refresh for every schedule that came due. Runs once
  * per worker loop (core/flow/job_kinds.c); several workers may run it at once, so each due
- * time is claimed by a compare-and-swap on next_run_at before a job is queued. */
+ * time is claimed by a compare-and-swap on next_run_at, in the same transaction as the job
+ * it queues: a due time is used up only by the refresh it queued (or by a model that can no
+ * longer be refreshed, which is logged). */
 #include <jansson.h>
 #include <stdlib.h>
 
@@ -9,6 +11,34 @@
 #include "runtime/log.h"
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
+
+/* Claims the due time of d (moving it to next) and queues its refresh, together. */
+static int queue_due(pb_db *db, const pb_config *cfg, const refresh_due *d, const char *next, char *err)
+{
+	pb_failure f = { 0 };
+	json_t *reply = NULL;
+	bool won = false;
+	int rc = db_begin(db, err);
+	if (rc)
+		return rc;
+	/* the due time moves past now first: one catch-up refresh however many were missed */
+	if (!(rc = refresh_schedule_advance(db, d->ref, d->next_run_at, next, &won, err)) && won &&
+	    (rc = refresh_submit(db, cfg, d->org_id, NULL, d->ref, NULL, "schedule", &reply, &f))) {
+		if (refresh_refused(&f)) {
+			/* the model lost its credentials or disappeared: say so, keep ticking */
+			log_event("warn", NULL, "scheduled refresh of %s not queued: %s", d->ref, f.message);
+			rc = 0;
+		} else {
+			rc = pb_err(err, rc, "scheduled refresh of %s: %s", d->ref, f.message);
+		}
+	}
+	json_decref(reply);
+	if (rc)
+		db_rollback(db);
+	else
+		rc = db_commit(db, err);
+	return rc;
+}
 
 int refresh_schedule_tick(pb_db *db, const pb_config *cfg, char *err)
 {
@@ -28,17 +58,7 @@ int refresh_schedule_tick(pb_db *db, const pb_config *cfg, char *err)
 			continue;
 		}
 		pb_time_format(next_s * 1000, next);
-		/* the due time moves past now first: one catch-up refresh however many were missed */
-		if ((rc = refresh_schedule_advance(db, v[i].ref, v[i].next_run_at, next, &won, err)) || !won)
-			continue;
-		int status = 0;
-		json_t *reply = NULL;
-		rc = refresh_submit(db, cfg, v[i].org_id, NULL, v[i].ref, NULL, "schedule", &status, &reply, err);
-		if (!rc && status != 202)
-			/* the model lost its credentials or disappeared: say so, keep ticking */
-			log_event("warn", NULL, "scheduled refresh of %s not queued: %s", v[i].ref,
-				  json_string_value(json_object_get(json_object_get(reply, "error"), "message")));
-		json_decref(reply);
+		rc = queue_due(db, cfg, &v[i], next, err);
 	}
 	free(v);
 	return rc;

@@ -55,6 +55,19 @@ int job_checkpoint(pb_job_ctx *ctx, const char *key, json_t *value)
 	return rc;
 }
 
+int job_kind_names(const pb_job_kind *kinds, const char *names[PB_JOB_CLAIM_KINDS_MAX + 1], char *err)
+{
+	size_t n = 0;
+	for (; kinds->name; kinds++) {
+		if (n == PB_JOB_CLAIM_KINDS_MAX)
+			return pb_err(err, PB_EINTERNAL, "more than %d job kinds: raise PB_JOB_CLAIM_KINDS_MAX",
+				      PB_JOB_CLAIM_KINDS_MAX);
+		names[n++] = kinds->name;
+	}
+	names[n] = NULL;
+	return PB_OK;
+}
+
 const pb_job_kind *job_kind_find(const char *name)
 {
 	for (const pb_job_kind *k = pb_job_kinds; k->name; k++)
@@ -369,9 +382,9 @@ static int run_job(pb_db *db, const pb_config *cfg, const pb_worker_opts *o, con
 	}
 	log_event("info", NULL, "worker %s: job %s (%s) attempt %d/%d", o->worker_id, job->id, job->kind,
 		 job->attempts, job->max_attempts);
-	if (!kind) {
-		rc = jobs_finish(db, job->id, o->worker_id, false, NULL, "unknown_kind",
-				 "this pbiport version has no job kind of that name", err);
+	if (!kind) {   /* cannot happen: jobs_claim took only these kinds */
+		rc = pb_err(err, PB_EINTERNAL, "claimed job %s of kind %s, which this worker does not run", job->id,
+			    job->kind);
 		goto out;
 	}
 	hb_running = cfg && cfg->db_path && heartbeat_start(&hb, &ctx, cfg->db_path) == 0;
@@ -449,6 +462,12 @@ int worker_run(pb_db *db, const pb_config *cfg, const pb_worker_opts *opts, long
 		o.poll_ms = WORKER_DEFAULT_POLL_MS;
 	const pb_job_kind *kinds = o.kinds ? o.kinds : pb_job_kinds;
 	const pb_worker_tick *ticks = o.ticks ? o.ticks : pb_worker_ticks;
+	/* only the kinds this worker runs: during a rolling upgrade an older worker leaves a newer
+	 * kind's jobs queued for the workers that know it */
+	const char *names[PB_JOB_CLAIM_KINDS_MAX + 1];
+	int nrc = job_kind_names(kinds, names, err);
+	if (nrc)
+		return nrc;
 	if (ran)
 		*ran = 0;
 	while (!(o.stop && *o.stop)) {
@@ -458,7 +477,7 @@ int worker_run(pb_db *db, const pb_config *cfg, const pb_worker_opts *opts, long
 				log_event("warn", NULL, "worker %s: schedule check failed: %s", o.worker_id, terr);
 		}
 		pb_job *job = NULL;
-		int got = jobs_claim(db, o.worker_id, o.lease_ms, NULL, &job, err);
+		int got = jobs_claim(db, o.worker_id, o.lease_ms, names, &job, err);
 		if (got < 0)
 			return got;
 		if (got == 0) {

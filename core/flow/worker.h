@@ -114,6 +114,9 @@ typedef struct pb_worker_opts {
  * state. Else *outcome says what was done (jobs_cancel: PB_CANCEL_DONE or _REQUESTED). */
 int job_cancel(pb_db *db, const pb_job *j, const char *by_user, bool cleanup, pb_cancel_outcome *outcome,
 	       pb_failure *f);
+/* The names of kinds (a table ended by a NULL name), NULL-terminated, for jobs_claim.
+ * PB_EINTERNAL when the table has more than PB_JOB_CLAIM_KINDS_MAX. Borrowed from kinds. */
+int job_kind_names(const pb_job_kind *kinds, const char *names[PB_JOB_CLAIM_KINDS_MAX + 1], char *err);
 /* The kind of that name in pb_job_kinds, or NULL. */
 const pb_job_kind *job_kind_find(const char *name);
 

@@ -1,7 +1,6 @@
 #include "core/lang/cron.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -196,40 +195,6 @@ int cron_min_gap(const pb_cron *c, int64_t stop_below_s, int64_t *gap_s, char *e
 		rc = 0;
 	*gap_s = best;
 	return rc;
-}
-
-int cron_parse_duration(const char *text, int64_t *secs, char *err)
-{
-	char *end;
-	if (!text || !isdigit((unsigned char)*text))
-		return pb_err(err, PB_EINVAL, "expected a duration like 43200, 720m or 12h");
-	errno = 0;
-	long long v = strtoll(text, &end, 10);
-	int64_t unit = 1;
-	if (*end == 's')
-		end++;
-	else if (*end == 'm')
-		unit = 60, end++;
-	else if (*end == 'h')
-		unit = 3600, end++;
-	else if (*end == 'd')
-		unit = 86400, end++;
-	if (errno || *end || v > 10LL * 366 * 86400)
-		return pb_err(err, PB_EINVAL, "expected a duration like 43200, 720m or 12h, got '%.40s'", text);
-	*secs = (int64_t)v * unit;
-	return 0;
-}
-
-int cron_min_interval(int64_t *secs, char *err)
-{
-	const char *v = getenv("PBIPORT_MIN_SCHEDULE_INTERVAL");
-	char sub[PB_ERR_MAX];
-	*secs = 12 * 3600;
-	if (!v || !*v)
-		return 0;
-	if (cron_parse_duration(v, secs, sub))
-		return pb_err(err, PB_EINVAL, "PBIPORT_MIN_SCHEDULE_INTERVAL: %s", sub);
-	return 0;
 }
 
 /* "12 h", "30 min", "45 s": the largest unit that divides evenly. */

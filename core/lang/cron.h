@@ -35,13 +35,6 @@ int cron_next(const pb_cron *c, int64_t after_s, int64_t *next_s, char *err);
  * of occurrences from a fixed start; stops early once a gap below stop_below_s is seen. */
 int cron_min_gap(const pb_cron *c, int64_t stop_below_s, int64_t *gap_s, char *err);
 
-/* Parses a duration: a number of seconds, or a number followed by s, m, h or d. */
-int cron_parse_duration(const char *text, int64_t *secs, char *err);
-
-/* PBIPORT_MIN_SCHEDULE_INTERVAL in seconds (default 12 h). A malformed value is an error
- * naming the variable. */
-int cron_min_interval(int64_t *secs, char *err);
-
 /* Checks that c (parsed from text) runs no more often than min_interval_s. PB_EINVAL with a
  * message naming the schedule as the caller knows it and why the floor exists:
  * "<what> '<text>' runs as often as every 1 h; the shortest allowed interval is 12 h

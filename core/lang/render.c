@@ -565,92 +565,6 @@ out:
 	return rc;
 }
 
-/* --- search path ------------------------------------------------------------------- */
-
-typedef struct search_path {
-	sandbox_dir dirs[PB_TEMPLATE_MAX_DIRS];
-	size_t n;
-	char *strings[4];   /* owned copies the dirs point into */
-	size_t nstrings;
-} search_path;
-
-static void search_path_release(search_path *sp)
-{
-	for (size_t i = 0; i < sp->nstrings; i++)
-		free(sp->strings[i]);
-	sp->n = sp->nstrings = 0;
-}
-
-static int add_dir(search_path *sp, char *dir, const char *label, bool must_exist, char *err)
-{
-	struct stat st;
-	if (!*dir)
-		return 0;
-	if (sp->n == PB_TEMPLATE_MAX_DIRS)
-		return pb_err(err, PB_ELIMIT, "more than %d template folders", PB_TEMPLATE_MAX_DIRS);
-	if (must_exist && (stat(dir, &st) || !S_ISDIR(st.st_mode)))
-		return pb_err(err, PB_EINVAL, "template folder %s: not a readable folder", dir);
-	sp->dirs[sp->n].dir = dir;
-	sp->dirs[sp->n].label = label;
-	sp->n++;
-	return 0;
-}
-
-/* Splits a colon-separated list (copied) into admin folders. */
-static int add_list(search_path *sp, const char *list, char *err)
-{
-	char *copy;
-	int rc = 0;
-	if (!list || !*list)
-		return 0;
-	copy = xstrdup(list);
-	if (!copy)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	sp->strings[sp->nstrings++] = copy;
-	for (char *p = copy; p && !rc;) {
-		char *colon = strchr(p, ':');
-		if (colon)
-			*colon = '\0';
-		rc = add_dir(sp, p, NULL, true, err);
-		p = colon ? colon + 1 : NULL;
-	}
-	return rc;
-}
-
-static int build_search_path(search_path *sp, const char *admin, const char *kind, char *err)
-{
-	const char *datadir = getenv("PBIPORT_DATADIR");
-	char *tpl = NULL, *lua = NULL;
-	int rc;
-
-	if (!datadir || !*datadir)
-		datadir = PBIPORT_DATADIR;
-	rc = add_list(sp, admin, err);
-	if (!rc)
-		rc = add_list(sp, getenv("PBIPORT_TEMPLATE_PATH"), err);
-	if (rc)
-		return rc;
-	sbuf b;
-	sbuf_init(&b, PB_RENDER_MAX_PATH);
-	if (sbuf_addf(&b, "%s/templates/%s", datadir, kind) == 0)
-		tpl = sbuf_detach(&b, NULL);
-	sbuf_init(&b, PB_RENDER_MAX_PATH);
-	if (sbuf_addf(&b, "%s/lua", datadir) == 0)
-		lua = sbuf_detach(&b, NULL);
-	if (!tpl || !lua) {
-		free(tpl);
-		free(lua);
-		return pb_err(err, PB_ENOMEM, "template folder path too long or out of memory");
-	}
-	sp->strings[sp->nstrings++] = tpl;
-	sp->strings[sp->nstrings++] = lua;
-	/* Built-in labels are the paths relative to the source tree, as in the repo. */
-	rc = add_dir(sp, tpl, !strcmp(kind, "tmdl") ? "templates/tmdl" : tpl, false, err);
-	if (!rc)
-		rc = add_dir(sp, lua, "lua", false, err);
-	return rc;
-}
-
 /* Default limits grow with the contract, so a runaway template on a small contract stops
  * within a few hundred ms while a big honest render still has ~3x what it needs
  * (bench/tmdl: ~350 instructions per column). An explicit time_limit_ms replaces both. */
@@ -727,7 +641,7 @@ int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, ch
 {
 	static const render_opts defaults;
 	const render_opts *o = opts ? opts : &defaults;
-	search_path sp = { .n = 0 };
+	template_dirs td = { .n = 0 };
 	lua_sandbox *sb = NULL;
 	render_target target;
 	struct ctx_args args = { c, &target, NULL };
@@ -742,9 +656,9 @@ int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, ch
 	if (rc)
 		goto out;
 	at = RENDER_FAULT_TEMPLATE;   /* from here on, what fails is the templates */
-	if ((rc = build_search_path(&sp, o->template_path, "tmdl", err)))
+	if ((rc = template_dirs_build(o->cfg, o->template_path, "templates/tmdl", &td, err)))
 		goto out;
-	sandbox_opts so = { .dirs = sp.dirs, .ndirs = sp.n };
+	sandbox_opts so = { .dirs = td.dirs, .ndirs = td.n };
 	set_limits(c, o, &so);
 	rc = sandbox_new(&so, &sb, err);
 	if (!rc)
@@ -761,6 +675,6 @@ out:
 	if (o->fault)
 		*o->fault = rc ? at : RENDER_FAULT_NONE;
 	sandbox_free(sb);
-	search_path_release(&sp);
+	template_dirs_release(&td);
 	return rc;
 }

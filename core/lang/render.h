@@ -16,16 +16,18 @@
  * `definition/`; texts must be UTF-8 strings; all files together at most
  * PB_RENDER_MAX_BYTES.
  *
- * Template search path, first match wins: the colon-separated folders in
- * opts->template_path (e.g. --templates), then those in the environment variable
- * PBIPORT_TEMPLATE_PATH, then the built-in folders $PBIPORT_DATADIR/templates/tmdl and
- * $PBIPORT_DATADIR/lua (PBIPORT_DATADIR: environment, else the compile-time path). */
+ * Template search path: template_dirs_build() below, with the built-in folder
+ * templates/tmdl. Compiled templates are kept per process (runtime/lua_sandbox.h). */
 #ifndef PBIPORT_RENDER_H
 #define PBIPORT_RENDER_H
 
 #include <stddef.h>
 
 #include "core/lang/contract.h"
+#include "runtime/config.h"
+#include "runtime/limits.h"
+#include "runtime/lua_sandbox.h"
+#include "runtime/template_dirs.h"
 
 typedef struct pb_file {
 	char *path;      /* relative, '/'-separated */
@@ -69,7 +71,9 @@ typedef struct render_opts {
 	const char *catalog;        /* Databricks catalog */
 	const char *schema;         /* schema (both) */
 	render_params params;       /* how the values above are named in messages */
-	const char *template_path;  /* admin folders, colon-separated; NULL for none */
+	const pb_config *cfg;       /* PBIPORT_TEMPLATE_PATH and PBIPORT_DATADIR; NULL: neither */
+	const char *template_path;  /* more admin folders searched first, colon-separated (pbiport tmdl
+	                               --templates); NULL for none */
 	render_fault *fault;        /* may be NULL: set on failure to the side at fault */
 	int time_limit_ms;          /* CPU time for the templates; 0 = scaled to the contract:
 	                               an instruction budget of PB_LUA_INSTR_BASE + per table and
@@ -91,5 +95,6 @@ typedef struct render_opts {
  * Returns PB_OK, PB_EINVAL (bad contract, options or template), PB_ELIMIT (template
  * memory, time or output limits), PB_ENOMEM. opts may be NULL. */
 int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, char *err);
+
 
 #endif

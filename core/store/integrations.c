@@ -150,7 +150,7 @@ static bool rule_name_ok(const char *s)
 	return !strstr(s, "..");
 }
 
-int integration_parse(const json_t *body, bool create, integration_input *in, char *err)
+int integration_parse(const json_t *body, bool create, int64_t min_interval_s, integration_input *in, char *err)
 {
 	static const char *const keys[] = { "name", "type", "tenant_id", "client_id", "client_secret", "filters",
 					    "filter_rule", "include_personal", "schedule", NULL };
@@ -198,9 +198,8 @@ int integration_parse(const json_t *body, bool create, integration_input *in, ch
 	if (sch && json_is_null(sch))
 		in->schedule = "";
 	if (in->schedule && *in->schedule) {
-		int64_t min_s;
 		pb_cron c;
-		if ((rc = cron_min_interval(&min_s, err)) || (rc = cron_validate(in->schedule, min_s, &c, err)))
+		if ((rc = cron_validate(in->schedule, min_interval_s, &c, err)))
 			return rc;
 	}
 	return 0;

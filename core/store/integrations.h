@@ -54,8 +54,10 @@ typedef struct integration_input {
  * the field. */
 int integration_check_ids(const char *tenant_id, const char *client_id, char *err);
 /* Checks a request body (unknown fields, types, ids, filters, rule name, schedule and its
- * interval). create: the required fields must be there. PB_EINVAL with a message. */
-int integration_parse(const struct json_t *body, bool create, integration_input *in, char *err);
+ * interval: at least min_interval_s, PBIPORT_MIN_SCHEDULE_INTERVAL). create: the required
+ * fields must be there. PB_EINVAL with a message. */
+int integration_parse(const struct json_t *body, bool create, int64_t min_interval_s, integration_input *in,
+		      char *err);
 /* Checks and normalizes a filters object; *out is new JSON text. */
 int integration_filters_normalize(const struct json_t *filters, char **out, char *err);
 

@@ -2,7 +2,6 @@
  * (core/store/push_limiter.h). */
 #include "core/store/push_limiter.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 
@@ -26,28 +25,10 @@ void push_limits_scaled(double scale, push_limits *out)
 	out->inflight_ms = PB_PUSH_INFLIGHT_STALE_MS;
 }
 
-int push_limits_from_env(push_limits *out, char *err)
+void push_limits_configured(const pb_config *cfg, push_limits *out)
 {
-	const char *s = getenv("PBIPORT_PUSH_RATE_SCALE");
-	double scale = 1.0;
-	if (s && *s) {
-		char *end = NULL;
-		errno = 0;
-		scale = strtod(s, &end);
-		if (errno || *end || !isfinite(scale) || scale <= 0 || scale > 1e6)
-			return pb_err(err, PB_EINVAL, "PBIPORT_PUSH_RATE_SCALE: expected a positive number, got '%.40s'", s);
-	}
-	push_limits_scaled(scale, out);
-	s = getenv("PBIPORT_PUSH_INFLIGHT_S");
-	if (s && *s) {
-		char *end = NULL;
-		errno = 0;
-		long v = strtol(s, &end, 10);
-		if (errno || *end || v < 1 || v > 86400)
-			return pb_err(err, PB_EINVAL, "PBIPORT_PUSH_INFLIGHT_S: expected seconds from 1 to 86400, got '%.40s'", s);
-		out->inflight_ms = v * 1000;
-	}
-	return 0;
+	push_limits_scaled(cfg->push_rate_scale, out);
+	out->inflight_ms = cfg->push_inflight_ms;
 }
 
 /* Counts (or sums rows of) the events of key since since_ms; *oldest = the time of the

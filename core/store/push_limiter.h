@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "runtime/config.h"
 #include "runtime/db.h"
 
 /* ---- the shared rate limiter ---- */
@@ -22,9 +23,9 @@ typedef struct push_limits {
 
 /* Power BI's limits times scale (each at least 1); inflight_ms PB_PUSH_INFLIGHT_STALE_MS. */
 void push_limits_scaled(double scale, push_limits *out);
-/* From PBIPORT_PUSH_RATE_SCALE (a positive number; default 1) and PBIPORT_PUSH_INFLIGHT_S
- * (seconds; default PB_PUSH_INFLIGHT_STALE_MS / 1000). PB_EINVAL naming the variable. */
-int push_limits_from_env(push_limits *out, char *err);
+/* The configured limits: Power BI's times PBIPORT_PUSH_RATE_SCALE, in flight for
+ * PBIPORT_PUSH_INFLIGHT_S (runtime/config.h). */
+void push_limits_configured(const pb_config *cfg, push_limits *out);
 
 /* Asks for one request of rows rows to dataset_key at now_ms, the biggest table holding
  * table_rows. Granted: *wait_ms = 0 and *ticket names the recorded request (release it).

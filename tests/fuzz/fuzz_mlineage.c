@@ -1,4 +1,4 @@
-/* libFuzzer harness for core/mlineage: the input is an M expression, optionally
+/* libFuzzer harness for core/lang/mlineage: the input is an M expression, optionally
  * followed by shared expressions, each after a 0xFF byte; they are named A, B, C, ...
  * (names the seeds use). Also feeds the first two parts to mlineage_same_server. */
 #include <stddef.h>

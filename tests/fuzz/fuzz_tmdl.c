@@ -1,4 +1,4 @@
-/* libFuzzer harness for core/tmdl: any bytes as one or two TMDL documents, then
+/* libFuzzer harness for core/lang/tmdl: any bytes as one or two TMDL documents, then
  * finish, both JSON views and free. A 0xFF byte in the input splits it into two
  * documents so partial-declaration merging across files is exercised too. */
 #include <stddef.h>

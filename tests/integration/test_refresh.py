@@ -311,7 +311,7 @@ class Refresh(harness.StackTestCase):
         # an empty text does not remove a schedule silently: null or DELETE does
         self.assertEqual(self.call("PUT", path, body={"schedule": "@weekly"})[0], 200)
         status, _, doc = self.call("PUT", path, body={"schedule": ""})
-        self.assertEqual((status, doc["error"]["code"]), (400, "bad_schedule"), doc)
+        self.assertEqual((status, doc["error"]["code"]), (400, "bad_request"), doc)
         self.assertIn('{"schedule": null}', doc["error"]["message"])
         self.assertIn("DELETE", doc["error"]["message"])
         self.assertEqual(self.call("GET", path)[2]["schedule"], "@weekly")
@@ -351,6 +351,9 @@ class Refresh(harness.StackTestCase):
         status, _, doc = self.call("POST", "/api/semantic-models/%s/refreshes" % self.models[CUSTOMER360], body={})
         self.assertEqual(status, 400, doc)
         self.assertEqual(doc["error"]["code"], "no_credentials")
+        # the message names the model and its workspace, and why nobody can refresh it
+        self.assertIn("semantic model 'Customer 360' in workspace '", doc["error"]["message"])
+        self.assertIn("the integration that imported it was deleted", doc["error"]["message"])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 /* Test helper (header-only, shared by test_http.c and test_msapi.c): starts the Power BI
  * emulator (tests/emulator/server.py) in a temporary state folder, reads its "READY <url>"
- * line, points PBIPORT_*_URL and PBIPORT_CA_BUNDLE at it, and talks to its control API.
+ * line, makes a configuration (e->cfg: the PBIPORT_*_URL base URLs and PBIPORT_CA_BUNDLE, as
+ * runtime/config.c would read them) that points at it, and talks to its control API.
  * When python3 or the emulator is missing, emu_start returns 1 and the test prints SKIP. */
 #ifndef PBIPORT_TEST_EMU_H
 #define PBIPORT_TEST_EMU_H
@@ -17,8 +18,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "runtime/config.h"
 #include "runtime/http.h"
 #include "runtime/util.h"
+
+#define EMU_FN __attribute__((unused)) static
 
 struct emu {
 	pid_t pid;
@@ -26,10 +30,21 @@ struct emu {
 	char url[512];
 	char ca[256];
 	char src[512];
+	char entra[600], fabric[600], powerbi[600], graph[600];
+	pb_config cfg;      /* defaults + the base URLs and CA above (borrowed: never released) */
 	pb_http *http;      /* trusts the emulator's CA; for control calls */
 };
 
-#define EMU_FN __attribute__((unused)) static
+/* Points cfg's base URLs and extra CA at the emulator (borrowed from e). */
+EMU_FN void emu_config(const struct emu *e, pb_config *cfg)
+{
+	cfg->entra_url = e->cfg.entra_url;
+	cfg->fabric_url = e->cfg.fabric_url;
+	cfg->powerbi_url = e->cfg.powerbi_url;
+	cfg->graph_url = e->cfg.graph_url;
+	cfg->ca_bundle = e->cfg.ca_bundle;
+}
+
 
 EMU_FN const char *emu_src_dir(void)
 {
@@ -111,18 +126,19 @@ EMU_FN int emu_start(struct emu *e, const char *const *extra)
 	line[strcspn(line, "\r\n")] = '\0';
 	snprintf(e->url, sizeof e->url, "%s", line + 6);
 	snprintf(e->ca, sizeof e->ca, "%s/ca.pem", e->dir);
-	char v[600];
-	snprintf(v, sizeof v, "%s/entra", e->url);
-	setenv("PBIPORT_ENTRA_URL", v, 1);
-	snprintf(v, sizeof v, "%s/fabric", e->url);
-	setenv("PBIPORT_FABRIC_URL", v, 1);
-	snprintf(v, sizeof v, "%s/powerbi", e->url);
-	setenv("PBIPORT_POWERBI_URL", v, 1);
-	snprintf(v, sizeof v, "%s/graph", e->url);
-	setenv("PBIPORT_GRAPH_URL", v, 1);
-	setenv("PBIPORT_CA_BUNDLE", e->ca, 1);
+	snprintf(e->entra, sizeof e->entra, "%s/entra", e->url);
+	snprintf(e->fabric, sizeof e->fabric, "%s/fabric", e->url);
+	snprintf(e->powerbi, sizeof e->powerbi, "%s/powerbi", e->url);
+	snprintf(e->graph, sizeof e->graph, "%s/graph", e->url);
+	config_defaults(&e->cfg);
+	e->cfg.entra_url = e->entra;
+	e->cfg.fabric_url = e->fabric;
+	e->cfg.powerbi_url = e->powerbi;
+	e->cfg.graph_url = e->graph;
+	e->cfg.ca_bundle = e->ca;
 	char err[PB_ERR_MAX];
-	if (pb_http_new(NULL, &e->http, err)) {
+	pb_http_opts ho = { .ca_bundle = e->ca };
+	if (pb_http_new(&ho, &e->http, err)) {
 		fprintf(stderr, "emu: %s\n", err);
 		return -1;
 	}

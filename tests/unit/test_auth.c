@@ -9,7 +9,7 @@
 #include "runtime/auth.h"
 #include "runtime/util.h"
 
-/* A one-user, one-token directory standing in for core/identity. */
+/* A one-user, one-token directory standing in for core/store/identity. */
 static char stored_id[PB_ID_BUF];
 static char stored_hash[PB_TOKEN_HASH_HEX];
 

@@ -48,6 +48,7 @@ static int setup(void **state)
 {
 	(void)state;
 	char err[PB_ERR_MAX] = "";
+	config_defaults(&cfg);
 	if (tu_mkdtemp(tmpdir, sizeof tmpdir, "connect") ||
 	    tu_db_open_migrated(tmpdir, "connect.db", db_path, sizeof db_path, &db, err) ||
 	    identity_org_create(db, "acme", org_id, err) || identity_org_create(db, "globex", org2_id, err) ||
@@ -89,6 +90,7 @@ static bool have_emu(void)
 {
 	if (!tu_have_emu())   /* demo.json */
 		return false;
+	emu_config(&tu_emu, &cfg);
 	tu_emu_ok("POST", "reset", NULL);
 	return true;
 }
@@ -313,8 +315,9 @@ static void connect_user(const char *org, const char *user, char id[PB_ID_BUF])
 	pb_http *h = NULL;
 	msapi c;
 	entra_pkce p;
-	assert_int_equal(pb_http_new(NULL, &h, err), PB_OK);
-	assert_int_equal(msapi_init(&c, h, err), PB_OK);
+	pb_http_opts ho = { .ca_bundle = cfg.ca_bundle };
+	assert_int_equal(pb_http_new(&ho, &h, err), PB_OK);
+	msapi_init(&c, h, &cfg);
 	assert_int_equal(entra_pkce_new(&p, err), PB_OK);
 	entra_authorize a = { .tenant = TENANT, .client_id = APP_ID, .redirect_uri = REDIRECT, .scope = CONN_SCOPES,
 			      .state = "s", .code_challenge = p.challenge, .login_hint = ALICE };
@@ -394,9 +397,9 @@ static int token_once(const char *id, long long stale, char code[PB_CODE_MAX], l
 	char *tok = NULL;
 	pb_failure f;
 	pb_failure_clear(&f);
-	int rc = pb_http_new(NULL, &h, f.message);
-	if (!rc)
-		rc = msapi_init(&c, h, f.message);
+	pb_http_opts ho = { .ca_bundle = cfg.ca_bundle };
+	int rc = pb_http_new(&ho, &h, f.message);
+	msapi_init(&c, h, &cfg);
 	if (!rc)
 		rc = conn_token(db, cfg.encryption_keys, id, stale, redeem, &c, &tok, gen, &f);
 	if (!rc && strncmp(tok, "emu_at_", 7))
@@ -526,26 +529,26 @@ static void sessions_user_and_app(void **state)
 	free(fresh);
 	pbi_session_release(&s);
 
-	assert_int_equal(pbi_session_open_app(&s, "push connection 'sales'", TENANT, APP_ID, APP_SEC, &last), PB_OK);
+	assert_int_equal(pbi_session_open_app(&s, &cfg, "push connection 'sales'", TENANT, APP_ID, APP_SEC, &last), PB_OK);
 	assert_non_null(s.api.token);
 	pbi_session_release(&s);
 	/* refused credentials: the message says whose (msapi's words do not) and which part */
-	assert_int_equal(pbi_session_open_app(&s, "push connection 'sales'", TENANT, APP_ID, "Zq9-not-the-secret", &last),
+	assert_int_equal(pbi_session_open_app(&s, &cfg, "push connection 'sales'", TENANT, APP_ID, "Zq9-not-the-secret", &last),
 			 PB_EINVAL);
 	assert_string_equal(pb_failure_code(&last), "bad_credentials");
 	assert_true(!strncmp(last.message, "push connection 'sales': Entra refused the client secret", 56));
 	assert_null(strstr(last.message, "Zq9-not-the-secret"));
 	assert_null(strstr(last.message, "Power BI settings"));
-	assert_int_equal(pbi_session_open_app(&s, NULL, "00000000-0000-4000-8000-00000000dead", APP_ID, APP_SEC, &last),
+	assert_int_equal(pbi_session_open_app(&s, &cfg, NULL, "00000000-0000-4000-8000-00000000dead", APP_ID, APP_SEC, &last),
 			 PB_EINVAL);
 	assert_string_equal(pb_failure_code(&last), "bad_credentials");
 	assert_non_null(strstr(last.message, "tenant"));
-	assert_int_equal(pbi_session_open_app(&s, "integration 'prod'", TENANT, APP_ID, "", &last), PB_EINVAL);
+	assert_int_equal(pbi_session_open_app(&s, &cfg, "integration 'prod'", TENANT, APP_ID, "", &last), PB_EINVAL);
 	assert_non_null(strstr(last.message, "integration 'prod'"));
 	/* the reduced codes of the callers not yet converted */
-	assert_int_not_equal(pbi_session_app(&s, TENANT, APP_ID, "Zq9-not-the-secret", code, err), PB_OK);
+	assert_int_not_equal(pbi_session_app(&s, &cfg, TENANT, APP_ID, "Zq9-not-the-secret", code, err), PB_OK);
 	assert_string_equal(code, "bad_credentials");
-	assert_int_not_equal(pbi_session_app(&s, TENANT, APP_ID, "", code, err), PB_OK);
+	assert_int_not_equal(pbi_session_app(&s, &cfg, TENANT, APP_ID, "", code, err), PB_OK);
 	assert_string_equal(code, "not_configured");
 	assert_int_not_equal(pbi_session_user(&s, db, &cfg, org2_id, cat_id, code, err), PB_OK);
 	assert_string_equal(code, "not_configured");

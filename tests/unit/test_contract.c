@@ -1,4 +1,4 @@
-/* Unit tests for core/contract (the ODCS reader) and core/yamltree.
+/* Unit tests for core/lang/contract (the ODCS reader) and core/lang/yamltree.
  * Fixtures: tests/fixtures/contracts/ and examples/contracts/ (paths from $PBIPORT_SRC,
  * default the current folder). The corpus test reads $PBIPORT_CORPUS/odcs. */
 #include <setjmp.h>

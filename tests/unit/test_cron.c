@@ -113,7 +113,6 @@ static void test_min_interval(void **state)
 	(void)state;
 	pb_cron c;
 	char err[PB_ERR_MAX] = "";
-	int64_t s;
 	assert_int_equal(cron_validate("@daily", 12 * 3600, &c, err), 0);
 	assert_int_equal(cron_validate("@twice_daily", 12 * 3600, &c, err), 0);
 	assert_int_equal(cron_validate("0 8,20 * * *", 12 * 3600, &c, err), 0);
@@ -125,20 +124,7 @@ static void test_min_interval(void **state)
 	assert_non_null(strstr(err, "every 5 min"));
 	assert_int_equal(cron_validate("*/5 * * * *", 300, &c, err), 0);
 	assert_int_equal(cron_validate("0 0 31 2 *", 300, &c, err), PB_EINVAL);
-
-	unsetenv("PBIPORT_MIN_SCHEDULE_INTERVAL");
-	assert_int_equal(cron_min_interval(&s, err), 0);
-	assert_int_equal(s, 43200);
-	setenv("PBIPORT_MIN_SCHEDULE_INTERVAL", "90m", 1);
-	assert_int_equal(cron_min_interval(&s, err), 0);
-	assert_int_equal(s, 5400);
-	setenv("PBIPORT_MIN_SCHEDULE_INTERVAL", "3600", 1);
-	assert_int_equal(cron_min_interval(&s, err), 0);
-	assert_int_equal(s, 3600);
-	setenv("PBIPORT_MIN_SCHEDULE_INTERVAL", "soon", 1);
-	assert_int_equal(cron_min_interval(&s, err), PB_EINVAL);
-	assert_non_null(strstr(err, "PBIPORT_MIN_SCHEDULE_INTERVAL"));
-	unsetenv("PBIPORT_MIN_SCHEDULE_INTERVAL");
+	/* PBIPORT_MIN_SCHEDULE_INTERVAL itself is read at start-up: tests/unit/test_config.c */
 }
 
 int main(void)

@@ -117,7 +117,8 @@ static void rotation_keeps_old_keys_opening(void **state)
 	assert_false(pb_sealed_needs_rotation(old, sealed));
 	/* new key first, old key kept */
 	pb_keyring *rot = ring(K2 " , " K1);
-	assert_int_equal(pb_keyring_count(rot), 2);
+	assert_non_null(pb_keyring_kid(rot, 1));
+	assert_null(pb_keyring_kid(rot, 2));
 	assert_true(pb_sealed_needs_rotation(rot, sealed));
 	assert_int_equal(pb_open(rot, sealed, NULL, &plain, &len, err), PB_OK);
 	assert_string_equal(plain, "token");
@@ -159,14 +160,6 @@ static void malformed_key_lists_are_clear_errors(void **state)
 	assert_null(strstr(err, "0f0e0d0c")); /* never echoes key material */
 	assert_null(kr);
 	assert_int_equal(pb_keyring_parse(K1 " " K2, &kr, err), PB_EINVAL);
-	/* env variant */
-	unsetenv("APPLICATION_ENCRYPTION_KEYS");
-	assert_int_equal(pb_keyring_from_env(&kr, err), PB_EINVAL);
-	assert_non_null(strstr(err, "not set"));
-	setenv("APPLICATION_ENCRYPTION_KEYS", K3 "," K1, 1);
-	assert_int_equal(pb_keyring_from_env(&kr, err), PB_OK);
-	assert_int_equal(pb_keyring_count(kr), 2);
-	pb_keyring_free(kr);
 	/* uppercase hex is fine and gives the same key id */
 	pb_keyring *lo = ring(K1), *up = NULL;
 	char upper[65];
@@ -185,13 +178,14 @@ static void hmac_sign_verify(void **state)
 	char sig[PB_HMAC_B64URL_LEN + 1];
 	/* RFC 4231 test case 2 */
 	assert_int_equal(pb_hmac_sign("Jefe", 4, "what do ya want for nothing?", 28, sig, err), PB_OK);
-	unsigned char *raw = NULL;
-	size_t rawlen = 0;
-	assert_int_equal(pb_b64url_decode(sig, strlen(sig), &raw, &rawlen, err), PB_OK);
-	assert_int_equal(rawlen, 32);
-	static const unsigned char want[4] = { 0x5b, 0xdc, 0xc1, 0x46 };
-	assert_memory_equal(raw, want, 4);
-	free(raw);
+	static const unsigned char want[32] = {
+		0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e, 0x6a, 0x04, 0x24, 0x26, 0x08, 0x95, 0x75, 0xc7,
+		0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27, 0x39, 0x83, 0x9d, 0xec, 0x58, 0xb9, 0x64, 0xec, 0x38, 0x43,
+	};
+	char *want_b64 = NULL;
+	assert_int_equal(pb_b64url_encode(want, sizeof want, &want_b64, err), PB_OK);
+	assert_string_equal(sig, want_b64);
+	free(want_b64);
 	assert_true(pb_hmac_verify("Jefe", 4, "what do ya want for nothing?", 28, sig));
 	assert_false(pb_hmac_verify("Jefe", 4, "what do ya want for nothing!", 28, sig));
 	assert_false(pb_hmac_verify("Jeff", 4, "what do ya want for nothing?", 28, sig));
@@ -229,16 +223,12 @@ static void sha256_and_base64(void **state)
 		free(d);
 		assert_int_equal(pb_b64url_encode(v[i].in, strlen(v[i].in), &e, err), PB_OK);
 		assert_string_equal(e, v[i].url);
-		assert_int_equal(pb_b64url_decode(e, strlen(e), &d, &dl, err), PB_OK);
-		assert_memory_equal(d, v[i].in, dl);
 		free(e);
-		free(d);
 	}
 	unsigned char *d = NULL;
 	size_t dl;
 	assert_int_equal(pb_b64_decode("Zm9", 3, &d, &dl, err), PB_EINVAL);
 	assert_int_equal(pb_b64_decode("Zm-v", 4, &d, &dl, err), PB_EINVAL);
-	assert_int_equal(pb_b64url_decode("Zm+v", 4, &d, &dl, err), PB_EINVAL);
 	assert_int_equal(pb_b64_decode("Zh==", 4, &d, &dl, err), PB_EINVAL); /* non-canonical */
 	assert_null(d);
 }

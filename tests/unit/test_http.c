@@ -63,7 +63,6 @@ static void refuses_plain_http_and_reports_connect_errors(void **state)
 	(void)state;
 	char err[PB_ERR_MAX];
 	pb_http *h = NULL;
-	unsetenv("PBIPORT_CA_BUNDLE");
 	assert_int_equal(pb_http_new(NULL, &h, err), PB_OK);
 	pb_http_req req = { .method = "GET", .url = "http://127.0.0.1:1/x" };
 	pb_http_resp resp;
@@ -94,6 +93,11 @@ static void bad_ca_bundles_are_named(void **state)
 	o.ca_bundle = path;
 	assert_int_equal(pb_http_new(&o, &h, err), PB_EINVAL);
 	assert_non_null(strstr(err, "no PEM certificate"));
+	/* the same check at start-up (runtime/config.c) */
+	assert_int_equal(pb_http_ca_check(path, err), PB_EINVAL);
+	assert_non_null(strstr(err, "no PEM certificate"));
+	assert_int_equal(pb_http_ca_check("/nonexistent/ca.pem", err), PB_EINVAL);
+	assert_non_null(strstr(err, "PBIPORT_CA_BUNDLE: /nonexistent/ca.pem"));
 }
 
 static void tls_with_right_and_wrong_ca(void **state)
@@ -103,7 +107,7 @@ static void tls_with_right_and_wrong_ca(void **state)
 	emu_url(url, sizeof url, "/fabric/v1/workspaces");
 	pb_http_req req = { .method = "GET", .url = url };
 	pb_http_resp resp;
-	/* trusted via PBIPORT_CA_BUNDLE (set by emu_start): an answer, 401 without a token */
+	/* trusted via the emulator's CA (emu_start): an answer, 401 without a token */
 	assert_int_equal(pb_http_do(tu_emu.http, &req, &resp, err), PB_OK);
 	assert_int_equal(resp.status, 401);
 	pb_http_resp_release(&resp);
@@ -123,16 +127,19 @@ static void tls_with_right_and_wrong_ca(void **state)
 	pb_http_resp_release(&resp);
 	pb_http_free(h);
 	/* no extra CA at all: the system bundle does not know the emulator */
-	const char *saved = getenv("PBIPORT_CA_BUNDLE");
-	char keep[300];
-	snprintf(keep, sizeof keep, "%s", saved ? saved : "");
-	unsetenv("PBIPORT_CA_BUNDLE");
 	assert_int_equal(pb_http_new(NULL, &h, err), PB_OK);
 	assert_int_equal(pb_http_do(h, &req, &resp, err), PB_EIO);
 	assert_non_null(strstr(err, "point PBIPORT_CA_BUNDLE"));
 	pb_http_resp_release(&resp);
 	pb_http_free(h);
-	setenv("PBIPORT_CA_BUNDLE", keep, 1);
+	/* the extra CA a configuration names is checked and trusted */
+	assert_int_equal(pb_http_ca_check(tu_emu.cfg.ca_bundle, err), PB_OK);
+	o.ca_bundle = tu_emu.cfg.ca_bundle;
+	assert_int_equal(pb_http_new(&o, &h, err), PB_OK);
+	assert_int_equal(pb_http_do(h, &req, &resp, err), PB_OK);
+	assert_int_equal(resp.status, 401);
+	pb_http_resp_release(&resp);
+	pb_http_free(h);
 }
 
 static void body_ceiling_timeout_and_drop(void **state)
@@ -140,7 +147,7 @@ static void body_ceiling_timeout_and_drop(void **state)
 	(void)state;
 	char err[PB_ERR_MAX], url[700];
 	emu_url(url, sizeof url, "/_emulator/state");
-	pb_http_opts o = { .max_body = 16 };
+	pb_http_opts o = { .max_body = 16, .ca_bundle = tu_emu.cfg.ca_bundle };
 	pb_http *h = NULL;
 	assert_int_equal(pb_http_new(&o, &h, err), PB_OK);
 	pb_http_req req = { .method = "GET", .url = url };

@@ -31,6 +31,7 @@
 #include "runtime/lua_sandbox.h"
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
+#include "tests/unit/testutil.h"
 
 static char tmpdir[64];
 static char db_path[256];
@@ -48,6 +49,7 @@ static int setup(void **state)
 {
 	(void)state;
 	char err[PB_ERR_MAX], sql[512];
+	config_defaults(&cfg);
 	xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-test-ingest-XXXXXX");
 	if (!mkdtemp(tmpdir))
 		return -1;
@@ -182,7 +184,7 @@ static pb_integration *make(const char *name, const char *schedule, bool *confli
 		  name, schedule ? ",\"schedule\":\"" : "", schedule ? schedule : "", schedule ? "\"" : "");
 	json_t *j = json_loads(body, 0, NULL);
 	pb_failure f = { 0 };
-	assert_int_equal(integration_parse(j, true, &in, err), 0);
+	assert_int_equal(integration_parse(j, true, cfg.min_schedule_interval_s, &in, err), 0);
 	int rc = integrations_create(db, &cfg, org_id, user_id, &in, &i, &f);
 	json_decref(j);
 	*conflict = rc == PB_ECONFLICT;
@@ -224,11 +226,11 @@ static void test_integrations_store(void **state)
 	/* schedule validation */
 	integration_input in;
 	json_t *b = json_loads("{\"schedule\":\"0 * * * *\"}", 0, NULL);
-	assert_int_equal(integration_parse(b, false, &in, err), PB_EINVAL);
+	assert_int_equal(integration_parse(b, false, cfg.min_schedule_interval_s, &in, err), PB_EINVAL);
 	assert_non_null(strstr(err, "PBIPORT_MIN_SCHEDULE_INTERVAL"));
 	json_decref(b);
 	b = json_loads("{\"name\":\"x\"}", 0, NULL);
-	assert_int_equal(integration_parse(b, true, &in, err), PB_EINVAL);
+	assert_int_equal(integration_parse(b, true, cfg.min_schedule_interval_s, &in, err), PB_EINVAL);
 	json_decref(b);
 	/* unknown ids are not found; other orgs see nothing */
 	pb_integration *g = NULL;
@@ -413,7 +415,7 @@ static void test_run_history_kept_to_ten(void **state)
 	char first_id[PB_ID_BUF] = "";
 	pb_job *left = NULL;
 	/* jobs earlier tests queued would be claimed first */
-	while (jobs_claim(db, "t", 60000, NULL, &left, err) == 1) {
+	while (jobs_claim(db, "t", 60000, tu_all_kinds(), &left, err) == 1) {
 		jobs_finish(db, left->id, "t", false, NULL, "drained", "drained", err);
 		job_free(left);
 	}
@@ -429,7 +431,7 @@ static void test_run_history_kept_to_ten(void **state)
 			xsnprintf(first_id, sizeof first_id, "%s", run->id);
 		/* close the job and the run as a worker would */
 		pb_job *j = NULL;
-		assert_int_equal(jobs_claim(db, "t", 60000, NULL, &j, err), 1);
+		assert_int_equal(jobs_claim(db, "t", 60000, tu_all_kinds(), &j, err), 1);
 		assert_int_equal(jobs_finish(db, j->id, "t", true, "{}", NULL, NULL, err), 0);
 		job_free(j);
 		assert_int_equal(integration_run_start(db, run->id, "full", err), 0);
@@ -824,13 +826,13 @@ static void test_integration_ids_are_guids(void **state)
 	integration_input in;
 	for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
 		json_t *b = json_loads(bad[k].body, 0, NULL);
-		assert_int_equal(integration_parse(b, false, &in, err), PB_EINVAL);
+		assert_int_equal(integration_parse(b, false, cfg.min_schedule_interval_s, &in, err), PB_EINVAL);
 		if (strncmp(err, bad[k].field, strlen(bad[k].field)))
 			fail_msg("%s: %s", bad[k].body, err);
 		json_decref(b);
 	}
 	json_t *b = json_loads("{\"tenant_id\":\"7E1A0000-0000-4000-8000-000000000001\"}", 0, NULL);
-	assert_int_equal(integration_parse(b, false, &in, err), 0);
+	assert_int_equal(integration_parse(b, false, cfg.min_schedule_interval_s, &in, err), 0);
 	json_decref(b);
 }
 

@@ -2,8 +2,8 @@
  * checkpoints, finish (private input erased), transient retry and giving up, lease
  * expiry (a dead worker's job is reclaimed and resumes from its checkpoint), cancelling
  * (queued at once, running at the next checkpoint, with and without cleanup), the phase
- * history, the paged list, and the attempt's time limit (a stuck job is failed and the queue
- * goes on). */
+ * history, the paged list, the attempt's time limit (a stuck job is failed and the queue
+ * goes on), and a worker claiming only the kinds it knows (a rolling upgrade). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,6 +34,7 @@ static int setup(void **state)
 {
 	(void)state;
 	char err[PB_ERR_MAX] = "";
+	config_defaults(&cfg);
 	if (tu_mkdtemp(tmpdir, sizeof tmpdir, "jobs") ||
 	    tu_db_open_migrated(tmpdir, "jobs.db", db_path, sizeof db_path, &db, err) ||
 	    identity_org_create(db, "acme", org_id, err) ||
@@ -62,12 +63,16 @@ static void submit(const char *kind, const char *key, const char *private_input,
 	assert_int_equal(jobs_submit(db, &s, id, existing, err), PB_OK);
 }
 
+/* Every kind this file submits: what its workers and drain() claim. */
+static const char *const KINDS[] = { "t", "flaky", "failing", "no-such-kind", "newer", "made", "midway",
+				     "patient", "publish", "refresh", "rotating", "stuck", "two", "waits", NULL };
+
 static void drain(void)
 {
 	/* finish whatever earlier tests left queued so each test starts clean */
 	char err[PB_ERR_MAX];
 	pb_job *j = NULL;
-	while (jobs_claim(db, "drain", 1000, NULL, &j, err) == 1) {
+	while (jobs_claim(db, "drain", 1000, KINDS, &j, err) == 1) {
 		jobs_finish(db, j->id, "drain", false, NULL, "drained", "drained", err);
 		job_free(j);
 	}
@@ -86,7 +91,7 @@ static void submit_is_idempotent_while_in_flight(void **state)
 	assert_string_equal(a, b);
 	/* once it has finished, the same key makes a new job */
 	pb_job *j = NULL;
-	assert_int_equal(jobs_claim(db, "w1", 10000, NULL, &j, err), 1);
+	assert_int_equal(jobs_claim(db, "w1", 10000, KINDS, &j, err), 1);
 	assert_string_equal(j->id, a);
 	assert_int_equal(jobs_finish(db, j->id, "w1", true, "{\"ok\":true}", NULL, NULL, err), PB_OK);
 	job_free(j);
@@ -104,7 +109,7 @@ static void finish_erases_private_input_and_checks_lease(void **state)
 	drain();
 	submit("t", NULL, "v1:sealed-secret", id, &existing);
 	pb_job *j = NULL;
-	assert_int_equal(jobs_claim(db, "w1", 10000, NULL, &j, err), 1);
+	assert_int_equal(jobs_claim(db, "w1", 10000, KINDS, &j, err), 1);
 	assert_string_equal(j->private_input, "v1:sealed-secret");
 	assert_int_equal(j->attempts, 1);
 	/* another worker cannot touch it */
@@ -138,14 +143,14 @@ static void expired_lease_is_reclaimed_then_given_up(void **state)
 	pb_job *j = NULL;
 	for (int attempt = 1; attempt <= 3; attempt++) {
 		/* a 1 ms lease: the worker "dies" at once */
-		assert_int_equal(jobs_claim(db, "dying", 1, NULL, &j, err), 1);
+		assert_int_equal(jobs_claim(db, "dying", 1, KINDS, &j, err), 1);
 		assert_string_equal(j->id, id);
 		assert_int_equal(j->attempts, attempt);
 		job_free(j);
 		usleep(320 * 1000);
 	}
 	/* the third expiry exhausts max_attempts: failed, not claimed again */
-	assert_int_equal(jobs_claim(db, "w1", 10000, NULL, &j, err), 0);
+	assert_int_equal(jobs_claim(db, "w1", 10000, KINDS, &j, err), 0);
 	assert_int_equal(jobs_get(db, id, &j, err), PB_OK);
 	assert_string_equal(j->state, "failed");
 	assert_string_equal(j->error_code, "worker_lost");
@@ -203,12 +208,97 @@ static void worker_runs_retries_and_fails_with_message(void **state)
 	assert_string_equal(j->error_code, "no_write_role");
 	assert_non_null(strstr(j->error_message, "Viewer"));
 	job_free(j);
+	/* a kind this worker does not know is left in the queue, untouched */
 	assert_int_equal(jobs_get(db, odd_id, &j, err), PB_OK);
-	assert_string_equal(j->error_code, "unknown_kind");
+	assert_string_equal(j->state, "queued");
+	assert_int_equal(j->attempts, 0);
+	assert_null(j->error_code);
 	job_free(j);
 	long counts[PB_JOB_NSTATES];
 	assert_int_equal(jobs_count_by_state(db, counts, err), PB_OK);
-	assert_int_equal(counts[0] + counts[1], 0);
+	assert_int_equal(counts[0], 1);
+	assert_int_equal(counts[1], 0);
+	drain();
+}
+
+static int newer_kind(pb_job_ctx *ctx)
+{
+	ctx->result = json_pack("{s:s}", "ran_by", ctx->worker_id);
+	return PB_OK;
+}
+
+/* A rolling upgrade: an old worker shares the queue with a job of a kind only the new version
+ * has. The old one neither runs nor fails it (nor its expired lease), and claims its own kinds
+ * past it; the new worker runs it. */
+static void worker_claims_only_the_kinds_it_knows(void **state)
+{
+	(void)state;
+	static const pb_job_kind old_kinds[] = { { "t", flaky_kind, NULL }, { NULL, NULL, NULL } };
+	static const pb_job_kind new_kinds[] = { { "t", flaky_kind, NULL }, { "newer", newer_kind, NULL },
+						 { NULL, NULL, NULL } };
+	static const pb_worker_tick ticks[] = { NULL };
+	static const char *const only_t[] = { "t", NULL };
+	char newer_id[PB_ID_BUF], lost_id[PB_ID_BUF], t_id[PB_ID_BUF], err[PB_ERR_MAX];
+	bool existing;
+	pb_job *j = NULL;
+	drain();
+	/* a claim names the kinds: none, or more than a statement takes, is a mistake */
+	assert_int_equal(jobs_claim(db, "w", 1000, NULL, &j, err), PB_EINVAL);
+	static const char *const none[] = { NULL };
+	assert_int_equal(jobs_claim(db, "w", 1000, none, &j, err), PB_EINVAL);
+	const char *many[PB_JOB_CLAIM_KINDS_MAX + 2];
+	for (int i = 0; i <= PB_JOB_CLAIM_KINDS_MAX; i++)
+		many[i] = "t";
+	many[PB_JOB_CLAIM_KINDS_MAX + 1] = NULL;
+	assert_int_equal(jobs_claim(db, "w", 1000, many, &j, err), PB_EINVAL);
+	assert_null(j);
+
+	/* a newer kind's job whose worker died on its last attempt */
+	submit("newer", NULL, NULL, lost_id, &existing);
+	static const char *const only_newer[] = { "newer", NULL };
+	for (int attempt = 1; attempt <= 3; attempt++) {
+		assert_int_equal(jobs_claim(db, "new-dying", 1, only_newer, &j, err), 1);   /* a 1 ms lease */
+		job_free(j);
+		usleep(320 * 1000);
+	}
+	/* then a queued one, older than a job of a kind both know */
+	submit("newer", NULL, NULL, newer_id, &existing);
+	usleep(2000);
+	submit("t", NULL, NULL, t_id, &existing);
+	assert_int_equal(jobs_claim(db, "old", 1000, only_t, &j, err), 1);
+	assert_string_equal(j->id, t_id);   /* past the older job it does not know */
+	assert_int_equal(jobs_finish(db, j->id, "old", true, "{}", NULL, NULL, err), PB_OK);
+	job_free(j);
+	assert_int_equal(jobs_claim(db, "old", 1000, only_t, &j, err), 0);
+
+	/* the old worker's loop: nothing of its kinds is due; the newer jobs are left alone */
+	pb_worker_opts o = { .worker_id = "old", .lease_ms = 5000, .poll_ms = 10, .once = true, .kinds = old_kinds,
+			     .ticks = ticks };
+	long ran = -1;
+	assert_int_equal(worker_run(db, &cfg, &o, &ran, err), PB_OK);
+	assert_int_equal(ran, 0);
+	assert_int_equal(jobs_get(db, newer_id, &j, err), PB_OK);
+	assert_string_equal(j->state, "queued");
+	assert_int_equal(j->attempts, 0);
+	job_free(j);
+	assert_int_equal(jobs_get(db, lost_id, &j, err), PB_OK);
+	assert_string_equal(j->state, "running");   /* not given up by a worker that cannot run it */
+	job_free(j);
+
+	/* the new worker gives up the lost one and runs the queued one */
+	o.worker_id = "new";
+	o.kinds = new_kinds;
+	assert_int_equal(worker_run(db, &cfg, &o, &ran, err), PB_OK);
+	assert_int_equal(ran, 1);
+	assert_int_equal(jobs_get(db, newer_id, &j, err), PB_OK);
+	assert_string_equal(j->state, "succeeded");
+	assert_non_null(strstr(j->result, "\"ran_by\":\"new\""));
+	job_free(j);
+	assert_int_equal(jobs_get(db, lost_id, &j, err), PB_OK);
+	assert_string_equal(j->state, "failed");
+	assert_string_equal(j->error_code, "worker_lost");
+	job_free(j);
+	drain();
 }
 
 /* waits out a "Retry-After" five times (more than its 3 attempts), then succeeds */
@@ -321,7 +411,7 @@ static void queued_job_is_cancelled_at_once(void **state)
 	json_decref(pub);
 	job_free(j);
 	/* nothing to claim; a second cancel finds it ended; the key is free for a new job */
-	assert_int_equal(jobs_claim(db, "w1", 1000, NULL, &j, err), 0);
+	assert_int_equal(jobs_claim(db, "w1", 1000, KINDS, &j, err), 0);
 	assert_int_equal(jobs_cancel(db, id, user_id, true, &out, err), PB_OK);
 	assert_int_equal(out, PB_CANCEL_ENDED);
 	char again[PB_ID_BUF];
@@ -728,6 +818,7 @@ int main(void)
 		cmocka_unit_test(finish_erases_private_input_and_checks_lease),
 		cmocka_unit_test(expired_lease_is_reclaimed_then_given_up),
 		cmocka_unit_test(worker_runs_retries_and_fails_with_message),
+		cmocka_unit_test(worker_claims_only_the_kinds_it_knows),
 		cmocka_unit_test(waiting_does_not_use_up_attempts),
 		cmocka_unit_test(reseal_moves_private_input_to_the_new_key),
 		cmocka_unit_test(queued_job_is_cancelled_at_once),

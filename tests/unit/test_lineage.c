@@ -1,4 +1,4 @@
-/* Unit tests for core/lineage and GET /api/lineage on a hand-built database: the chain
+/* Unit tests for core/flow/lineage and GET /api/lineage on a hand-built database: the chain
  * data product -> output port -> data source -> semantic model -> report -> dashboard,
  * depth in both directions, org isolation, nodes no store knows, cycles, the node
  * ceiling, JSON and DOT output, and the handler's status codes. */

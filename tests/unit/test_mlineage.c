@@ -1,4 +1,4 @@
-/* Unit tests for core/mlineage: every fixture in tests/fixtures/mlineage (NAME.m, the
+/* Unit tests for core/lang/mlineage: every fixture in tests/fixtures/mlineage (NAME.m, the
  * expected NAME.json, optional NAME.params.json {"param": "M text"}), syntax errors,
  * limits, cycles, server matching, and every M expression of the shared corpus
  * ($PBIPORT_CORPUS/tmdl; skipped when absent). */

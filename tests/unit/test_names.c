@@ -1,4 +1,4 @@
-/* core/names: the length Power BI counts, the key it compares names by, and names shown in
+/* core/lang/names: the length Power BI counts, the key it compares names by, and names shown in
  * messages. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -41,7 +41,7 @@ static void write_text(const char *dir, const char *rel, const char *text)
 {
 	char path[256], err[PB_ERR_MAX];
 	assert_int_equal(xsnprintf(path, sizeof path, "%s/%s", dir, rel), 0);
-	if (write_file(path, text, strlen(text), err))
+	if (tu_write_file(path, text, strlen(text), err))
 		fail_msg("%s", err);
 }
 

@@ -49,6 +49,7 @@ static int setup(void **state)
 	char *text = NULL;
 	size_t len = 0;
 	bool created;
+	config_defaults(&cfg);
 	if (tu_mkdtemp(tmpdir, sizeof tmpdir, "publish"))
 		return -1;
 	tu_src_path(fx, sizeof fx, "tests/fixtures/publish/contoso.odcs.yaml");
@@ -269,7 +270,7 @@ static void same_request_in_flight_is_one_job_and_credentials_are_sealed(void **
 	job_free(j);
 	/* end them so later tests start with an empty queue */
 	pb_job *claimed = NULL;
-	while (jobs_claim(db, "t", 1000, NULL, &claimed, err) == 1) {
+	while (jobs_claim(db, "t", 1000, tu_all_kinds(), &claimed, err) == 1) {
 		assert_int_equal(jobs_finish(db, claimed->id, "t", false, NULL, "x", "x", err), PB_OK);
 		job_free(claimed);
 	}
@@ -418,7 +419,7 @@ static pb_config with_main_template(const char *sub, const char *text, char tdir
 	char path[192], err[PB_ERR_MAX];
 	xsnprintf(tdir, 128, "%s/%s", tmpdir, sub);
 	xsnprintf(path, sizeof path, "%s/main.lua", tdir);
-	if (write_file(path, text, strlen(text), err))
+	if (tu_write_file(path, text, strlen(text), err))
 		fail_msg("%s", err);
 	pb_config c = cfg;
 	c.template_path = tdir;

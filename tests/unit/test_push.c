@@ -631,7 +631,7 @@ static void secrets_are_resealed_with_the_new_key(void **state)
 	assert_int_equal(pb_keyring_parse(KEY_NEW, &new_cfg.encryption_keys, err), 0);
 	assert_int_equal(identity_org_create(db, "rot", org, err), 0);
 	assert_int_equal(identity_user_add(db, "rot-owner", "rot", PB_ROLE_OWNER, teams, 1, user, err), 0);
-	/* teams come from core/identity: a user's own, or every team of the org */
+	/* teams come from core/store/identity: a user's own, or every team of the org */
 	char other[PB_ID_BUF];
 	const char *web[] = { "web" };
 	pb_team *tv = NULL;

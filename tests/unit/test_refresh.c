@@ -56,6 +56,7 @@ static int setup(void **state)
 	char err[PB_ERR_MAX], sql[512];
 	char *path = db_path;
 	const char *src = getenv("PBIPORT_SRC");
+	config_defaults(&cfg);
 	xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-test-refresh-XXXXXX");
 	if (!mkdtemp(tmpdir))
 		return -1;
@@ -206,36 +207,35 @@ static void resolve_and_credentials(void **state)
 {
 	(void)state;
 	char err[PB_ERR_MAX];
+	pb_failure f = { 0 };
 	refresh_target t;
 	seed();
-	assert_int_equal(refresh_resolve(db, org_id, "a1", &t, err), 0);
+	assert_int_equal(refresh_resolve(db, org_id, "a1", &t, &f), 0);
 	assert_false(t.published);
 	assert_string_equal(t.dataset_id, DS1);
 	assert_string_equal(t.integration_id, integ_id);
-	assert_int_equal(refresh_resolve(db, org_id, "pm1", &t, err), 0);
+	assert_int_equal(refresh_resolve(db, org_id, "pm1", &t, &f), 0);
 	assert_true(t.published);
 	assert_string_equal(t.dataset_id, DS3);
 	assert_string_equal(t.publisher_id, ann);
 	/* its consumer data product (how lineage shows it) names it too */
-	assert_int_equal(refresh_resolve(db, org_id, "cp1", &t, err), 0);
+	assert_int_equal(refresh_resolve(db, org_id, "cp1", &t, &f), 0);
 	assert_string_equal(t.model_ref, "pm1");
-	assert_int_equal(refresh_resolve(db, org_id, "a3", &t, err), PB_ENOTFOUND);   /* a report */
-	assert_int_equal(refresh_resolve(db, org_id, "nope", &t, err), PB_ENOTFOUND);
-	assert_int_equal(refresh_resolve(db, "other-org", "a1", &t, err), PB_ENOTFOUND);
+	assert_int_equal(refresh_resolve(db, org_id, "a3", &t, &f), PB_ENOTFOUND);   /* a report */
+	assert_int_equal(refresh_resolve(db, org_id, "nope", &t, &f), PB_ENOTFOUND);
+	assert_string_equal(pb_failure_code(&f), "not_found");
+	assert_int_equal(refresh_resolve(db, "other-org", "a1", &t, &f), PB_ENOTFOUND);
 	/* stored Power BI ids that are not GUIDs never reach a URL: refused, naming the model */
-	assert_int_equal(refresh_resolve(db, org_id, "a4", &t, err), PB_EINVAL);
-	assert_non_null(strstr(err, "Dotted"));
-	assert_non_null(strstr(err, "workspace id"));
-	assert_int_equal(refresh_resolve(db, org_id, "a5", &t, err), PB_EINVAL);
-	assert_non_null(strstr(err, "semantic model id"));
+	assert_int_equal(refresh_resolve(db, org_id, "a4", &t, &f), PB_ECONFLICT);
+	assert_non_null(strstr(f.message, "Dotted"));
+	assert_non_null(strstr(f.message, "workspace id"));
+	assert_int_equal(refresh_resolve(db, org_id, "a5", &t, &f), PB_ECONFLICT);
+	assert_non_null(strstr(f.message, "semantic model id"));
 
-	int status = 0;
 	json_t *reply = NULL;
-	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, "a4", NULL, "manual", &status, &reply, err), 0);
-	assert_int_equal(status, 409);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(reply, "error"), "code")),
-			    "invalid_powerbi_id");
-	json_decref(reply);
+	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, "a4", NULL, "manual", &reply, &f), PB_ECONFLICT);
+	assert_null(reply);
+	assert_string_equal(pb_failure_code(&f), "conflict");
 	/* a long name cut at a character boundary and a non-ASCII id shown as '?': the answer is
 	 * still valid JSON (UTF-8), not an internal error */
 	char sql[2048], name[301];
@@ -248,23 +248,20 @@ static void resolve_and_credentials(void **state)
 		  "'\xc3\xbc-ws', '%s', '{}', 'active', 'x', 'x')",
 		  org_id, integ_id, name);
 	exec_sql(sql);
-	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, "a7", NULL, "manual", &status, &reply, err), 0);
-	assert_int_equal(status, 409);
-	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(reply, "error"), "message")), "'?" "?-ws'"));
-	json_decref(reply);
+	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, "a7", NULL, "manual", &reply, &f), PB_ECONFLICT);
+	assert_non_null(strstr(f.message, "'?" "?-ws'"));
+	assert_true(utf8_valid(f.message, strlen(f.message)));
 	exec_sql("DELETE FROM assets WHERE id = 'a7'");
 	/* imported without an integration: no credentials */
-	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, "a2", NULL, "manual", &status, &reply, err), 0);
-	assert_int_equal(status, 400);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(reply, "error"), "code")), "no_credentials");
-	json_decref(reply);
-	/* published by ann: ben may not refresh it with ann's connection */
-	assert_int_equal(refresh_submit(db, &cfg, org_id, ben, "pm1", NULL, "manual", &status, &reply, err), 0);
-	assert_int_equal(status, 400);
-	json_decref(reply);
+	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, "a2", NULL, "manual", &reply, &f), PB_EINVAL);
+	assert_string_equal(pb_failure_code(&f), "no_credentials");
+	assert_non_null(strstr(f.message, "semantic model 'Orphan' in workspace " WS1));
+	/* published by ann: ben may not refresh it with ann's connection; the message says whose */
+	assert_int_equal(refresh_submit(db, &cfg, org_id, ben, "pm1", NULL, "manual", &reply, &f), PB_EFORBIDDEN);
+	assert_string_equal(pb_failure_code(&f), "forbidden");
+	assert_non_null(strstr(f.message, "the Power BI connection of ann, who published it"));
 	/* ann may; a schedule or event (no person) acts for her */
-	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, "pm1", NULL, "manual", &status, &reply, err), 0);
-	assert_int_equal(status, 202);
+	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, "pm1", NULL, "manual", &reply, &f), 0);
 	const char *first = json_string_value(json_object_get(reply, "job_id"));
 	pb_job *j = NULL;
 	assert_int_equal(jobs_get(db, first, &j, err), 0);
@@ -274,21 +271,19 @@ static void resolve_and_credentials(void **state)
 	json_decref(in);
 	job_free(j);
 	json_t *again = NULL;
-	assert_int_equal(refresh_submit(db, &cfg, org_id, NULL, "pm1", NULL, "event", &status, &again, err), 0);
-	assert_int_equal(status, 202);
+	assert_int_equal(refresh_submit(db, &cfg, org_id, NULL, "pm1", NULL, "event", &again, &f), 0);
 	assert_string_equal(json_string_value(json_object_get(again, "job_id")), first);   /* in flight: joined */
 	assert_true(json_is_true(json_object_get(again, "joined")));
 	json_decref(again);
 	json_decref(reply);
 	/* service principals get no mail from Power BI */
 	json_t *mail = parse("{\"notifyOption\":\"MailOnFailure\"}");
-	assert_int_equal(refresh_submit(db, &cfg, org_id, ben, "a1", mail, "manual", &status, &reply, err), 0);
-	assert_int_equal(status, 400);
-	json_decref(reply);
+	assert_int_equal(refresh_submit(db, &cfg, org_id, ben, "a1", mail, "manual", &reply, &f), PB_EINVAL);
+	assert_string_equal(pb_failure_code(&f), "bad_request");
+	assert_non_null(strstr(f.message, "integration 'prod'"));
 	json_decref(mail);
 	/* an imported model goes with the integration's service principal */
-	assert_int_equal(refresh_submit(db, &cfg, org_id, ben, "a1", NULL, "manual", &status, &reply, err), 0);
-	assert_int_equal(status, 202);
+	assert_int_equal(refresh_submit(db, &cfg, org_id, ben, "a1", NULL, "manual", &reply, &f), 0);
 	assert_int_equal(jobs_get(db, json_string_value(json_object_get(reply, "job_id")), &j, err), 0);
 	in = parse(j->input);
 	assert_string_equal(json_string_value(json_object_get(in, "auth")), "sp");
@@ -303,32 +298,28 @@ static void schedules(void **state)
 {
 	(void)state;
 	char err[PB_ERR_MAX];
-	int status = 0;
+	pb_failure f = { 0 };
 	json_t *reply = NULL, *body = parse("{\"schedule\":\"*/5 * * * *\"}");
-	assert_int_equal(refresh_schedule_put(db, &cfg, org_id, ann, "a1", body, &status, &reply, err), 0);
-	assert_int_equal(status, 400);
+	assert_int_equal(refresh_schedule_put(db, &cfg, org_id, ann, "a1", body, &reply, &f), PB_EINVAL);
+	assert_string_equal(pb_failure_code(&f), "bad_request");
 	/* the refusal names what the caller sent, a refresh schedule (not a tenant scan) */
-	const char *msg = json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
+	const char *msg = f.message;
 	assert_non_null(strstr(msg, "refresh schedule '*/5 * * * *' runs as often as every 5 min"));
 	assert_non_null(strstr(msg, "refresh"));
 	assert_null(strstr(msg, "scan"));
-	json_decref(reply);
 	json_decref(body);
 	/* an empty schedule is refused, saying how to remove one */
 	static const char *const empty[] = { "{\"schedule\":\"\"}", "{\"schedule\":\"  \"}" };
 	for (size_t i = 0; i < 2; i++) {
 		body = parse(empty[i]);
-		assert_int_equal(refresh_schedule_put(db, &cfg, org_id, ann, "a1", body, &status, &reply, err), 0);
-		assert_int_equal(status, 400);
-		msg = json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
-		assert_non_null(strstr(msg, "{\"schedule\": null}"));
-		assert_non_null(strstr(msg, "DELETE"));
-		json_decref(reply);
+		assert_int_equal(refresh_schedule_put(db, &cfg, org_id, ann, "a1", body, &reply, &f), PB_EINVAL);
+		assert_string_equal(pb_failure_code(&f), "bad_request");
+		assert_non_null(strstr(f.message, "{\"schedule\": null}"));
+		assert_non_null(strstr(f.message, "DELETE"));
 		json_decref(body);
 	}
 	body = parse("{\"schedule\":\"@daily\"}");
-	assert_int_equal(refresh_schedule_put(db, &cfg, org_id, ann, "a1", body, &status, &reply, err), 0);
-	assert_int_equal(status, 200);
+	assert_int_equal(refresh_schedule_put(db, &cfg, org_id, ann, "a1", body, &reply, &f), 0);
 	const char *next = json_string_value(json_object_get(reply, "next_run_at"));
 	assert_non_null(next);
 	assert_non_null(strstr(next, "T00:00:00.000Z"));
@@ -351,36 +342,102 @@ static void schedules(void **state)
 	assert_false(won);
 	free(due);
 	/* the empty texts above left the schedule as it was */
-	assert_int_equal(refresh_schedule_get(db, org_id, "a1", &status, &reply, err), 0);
+	assert_int_equal(refresh_schedule_get(db, org_id, "a1", &reply, &f), 0);
 	assert_string_equal(json_string_value(json_object_get(reply, "schedule")), "@daily");
 	json_decref(reply);
 	body = parse("{\"schedule\":null}");
-	assert_int_equal(refresh_schedule_put(db, &cfg, org_id, ann, "a1", body, &status, &reply, err), 0);
+	assert_int_equal(refresh_schedule_put(db, &cfg, org_id, ann, "a1", body, &reply, &f), 0);
 	assert_true(json_is_null(json_object_get(reply, "schedule")));
 	json_decref(reply);
 	json_decref(body);
 	/* removing needs no credentials: a model whose integration is gone loses its schedule */
 	exec_sql("INSERT INTO refresh_schedules (model_ref, org_id, schedule, next_run_at, created_by, created_at, updated_at)"
 		 " SELECT 'a2', id, '@daily', '9000-01-01T00:00:00.000Z', NULL, 'x', 'x' FROM organizations");
-	assert_int_equal(refresh_schedule_delete(db, org_id, ben, "a2", &status, &reply, err), 0);
-	assert_int_equal(status, 200);
+	assert_int_equal(refresh_schedule_delete(db, org_id, ben, "a2", &reply, &f), 0);
 	assert_true(json_is_null(json_object_get(reply, "schedule")));
 	json_decref(reply);
 	/* a published model's schedule is its publisher's to change */
 	body = parse("{\"schedule\":\"@weekly\"}");
-	assert_int_equal(refresh_schedule_put(db, &cfg, org_id, ann, "pm1", body, &status, &reply, err), 0);
-	assert_int_equal(status, 200);
+	assert_int_equal(refresh_schedule_put(db, &cfg, org_id, ann, "pm1", body, &reply, &f), 0);
 	json_decref(reply);
+	/* ... and ben setting it is refused as his asking for a refresh is */
+	assert_int_equal(refresh_schedule_put(db, &cfg, org_id, ben, "pm1", body, &reply, &f), PB_EFORBIDDEN);
+	assert_string_equal(pb_failure_code(&f), "forbidden");
 	json_decref(body);
-	assert_int_equal(refresh_schedule_delete(db, org_id, ben, "pm1", &status, &reply, err), 0);
-	assert_int_equal(status, 403);
+	assert_int_equal(refresh_schedule_delete(db, org_id, ben, "pm1", &reply, &f), PB_EFORBIDDEN);
+	assert_string_equal(pb_failure_code(&f), "forbidden");
+	assert_int_equal(refresh_schedule_delete(db, org_id, ann, "pm1", &reply, &f), 0);
 	json_decref(reply);
-	assert_int_equal(refresh_schedule_delete(db, org_id, ann, "pm1", &status, &reply, err), 0);
-	assert_int_equal(status, 200);
+	assert_int_equal(refresh_schedule_delete(db, org_id, ann, "nope", &reply, &f), PB_ENOTFOUND);
+	assert_string_equal(pb_failure_code(&f), "not_found");
+}
+
+static long count(const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	long n = -1;
+	if (sqlite3_prepare_v2(db_sqlite(db), sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		n = (long)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* A refresh job and its run row are written together or not at all: when the run row cannot
+ * be written, no job is left behind (it would run without a row in the model's history); a
+ * schedule keeps its due time, and an event queues none of its refreshes. */
+static void jobs_commit_with_their_rows(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	pb_failure f = { 0 };
+	json_t *reply = NULL;
+	exec_sql("DELETE FROM jobs; DELETE FROM refresh_runs;"
+		 "CREATE TRIGGER no_runs BEFORE INSERT ON refresh_runs BEGIN SELECT RAISE(ABORT, 'no runs today'); END;");
+	/* by hand */
+	assert_int_not_equal(refresh_submit(db, &cfg, org_id, ann, "a1", NULL, "manual", &reply, &f), 0);
+	assert_null(reply);
+	assert_false(refresh_refused(&f));
+	assert_string_equal(pb_failure_code(&f), "internal");
+	assert_int_equal(count("SELECT COUNT(*) FROM jobs"), 0);
+	/* on a schedule: the due time stays due, for the next tick */
+	exec_sql("INSERT INTO refresh_schedules (model_ref, org_id, schedule, next_run_at, created_by, created_at, updated_at)"
+		 " SELECT 'a1', id, '@daily', '2000-01-01T00:00:00.000Z', NULL, 'x', 'x' FROM organizations");
+	assert_int_not_equal(refresh_schedule_tick(db, &cfg, err), 0);
+	assert_int_equal(count("SELECT COUNT(*) FROM jobs"), 0);
+	assert_int_equal(count("SELECT COUNT(*) FROM refresh_schedules WHERE next_run_at = '2000-01-01T00:00:00.000Z'"), 1);
+	/* from an event: two models downstream of up1, the second one's row fails */
+	char sql[1024];
+	xsnprintf(sql, sizeof sql,
+		  "INSERT INTO data_products (id, org_id, contract_id, name, type, contract_text, revision, created_at, "
+		  "updated_at) VALUES ('up1', '%s', 'up', 'Upstream', 'source', '{}', 1, 'x', 'x');"
+		  "INSERT INTO lineage_edges (id, org_id, from_kind, from_id, to_kind, to_id) VALUES "
+		  "('e1', '%s', 'data_product', 'up1', 'semantic_model', 'a1'), "
+		  "('e2', '%s', 'data_product', 'up1', 'data_product', 'cp1');",
+		  org_id, org_id, org_id);
+	exec_sql(sql);
+	exec_sql("DROP TRIGGER no_runs;"
+		 "CREATE TRIGGER one_run BEFORE INSERT ON refresh_runs WHEN (SELECT COUNT(*) FROM refresh_runs) > 0 "
+		 "BEGIN SELECT RAISE(ABORT, 'one run only'); END;");
+	json_t *event = parse("{\"type\":\"data_product.updated\",\"data_product_id\":\"up1\"}");
+	assert_int_not_equal(refresh_events(db, &cfg, org_id, ann, event, &reply, &f), 0);
+	assert_null(reply);
+	assert_int_equal(count("SELECT COUNT(*) FROM jobs"), 0);
+	assert_int_equal(count("SELECT COUNT(*) FROM refresh_runs"), 0);
+	/* without the fault: both queued, each with its row; the schedule's job with its own */
+	exec_sql("DROP TRIGGER one_run");
+	assert_int_equal(refresh_events(db, &cfg, org_id, ann, event, &reply, &f), 0);
+	assert_int_equal(json_array_size(json_object_get(reply, "jobs")), 2);
 	json_decref(reply);
-	assert_int_equal(refresh_schedule_delete(db, org_id, ann, "nope", &status, &reply, err), 0);
-	assert_int_equal(status, 404);
-	json_decref(reply);
+	json_decref(event);
+	assert_int_equal(count("SELECT COUNT(*) FROM jobs j JOIN refresh_runs r ON r.job_id = j.id WHERE r.trigger = 'event'"),
+			 2);
+	exec_sql("DELETE FROM jobs");
+	assert_int_equal(refresh_schedule_tick(db, &cfg, err), 0);
+	assert_int_equal(count("SELECT COUNT(*) FROM jobs j JOIN refresh_runs r ON r.job_id = j.id WHERE r.trigger = 'schedule'"),
+			 1);
+	assert_int_equal(count("SELECT COUNT(*) FROM refresh_schedules WHERE next_run_at = '2000-01-01T00:00:00.000Z'"), 0);
+	exec_sql("DELETE FROM jobs; DELETE FROM refresh_schedules; DELETE FROM lineage_edges;"
+		 "DELETE FROM data_products WHERE id = 'up1'");
 }
 
 /* ---- the job against the emulator ---- */
@@ -388,12 +445,10 @@ static void schedules(void **state)
 /* Submits a refresh of ref (id receives the job id); fails the test unless it is queued. */
 static void submit_job(const char *ref, const char *body_text, char id[PB_ID_BUF])
 {
-	char err[PB_ERR_MAX];
-	int status = 0;
+	pb_failure f = { 0 };
 	json_t *reply = NULL, *body = body_text ? parse(body_text) : NULL;
-	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, ref, body, "manual", &status, &reply, err), 0);
-	if (status != 202)
-		fail_msg("submit: %d", status);
+	if (refresh_submit(db, &cfg, org_id, ann, ref, body, "manual", &reply, &f))
+		fail_msg("submit: %s %s", pb_failure_code(&f), f.message);
 	xsnprintf(id, PB_ID_BUF, "%s", json_string_value(json_object_get(reply, "job_id")));
 	json_decref(reply);
 	json_decref(body);
@@ -436,7 +491,8 @@ static bool emu_ready(void)
 	}
 	assert_int_equal(emu_state, 0);
 	assert_int_equal(emu_load(&E, "tests/fixtures/tenants/test.json"), 200);
-	setenv("PBIPORT_REFRESH_POLL_MS", "100", 1);
+	emu_config(&E, &cfg);
+	cfg.refresh_poll_ms = 100;
 	xsnprintf(sql, sizeof sql, "UPDATE assets SET powerbi_id = '%s', workspace_powerbi_id = '%s' WHERE id = 'a1'",
 		  EMU_DS, EMU_WS);
 	exec_sql(sql);
@@ -529,6 +585,7 @@ static void job_error_keeps_its_cause_once(void **state)
 {
 	(void)state;
 	static const char prefix[] = "reading the refresh history: ";
+	static const char context[] = "refreshing semantic model 'Gone' in workspace " EMU_WS " with integration 'prod': ";
 	char sql[1024], id[PB_ID_BUF];
 	if (!emu_ready())
 		return;
@@ -542,9 +599,10 @@ static void job_error_keeps_its_cause_once(void **state)
 	submit_job("a6", NULL, id);
 	pb_job *j = finish_job(id);
 	assert_string_equal(j->state, "failed");
-	assert_string_equal(j->error_code, "powerbi_rejected");
-	const char *m = j->error_message;
-	if (strncmp(m, prefix, sizeof prefix - 1) || strstr(m + sizeof prefix - 1, "reading the refresh") ||
+	assert_string_equal(j->error_code, "powerbi_not_found");
+	/* what was refreshed, where and with which credentials, then the step and its cause */
+	const char *m = j->error_message, *step = strstr(m, prefix);
+	if (strncmp(m, context, sizeof context - 1) || !step || strstr(step + sizeof prefix - 1, "reading the refresh") ||
 	    !strstr(m, "PowerBIEntityNotFound") || strlen(m) >= PB_ERR_MAX - 1)
 		fail_msg("the message lost its cause or repeats itself: %s", m);
 	job_free(j);
@@ -556,8 +614,8 @@ static void job_error_keeps_its_cause_once(void **state)
 static void enhanced_refresh_needs_capacity(void **state)
 {
 	(void)state;
-	char err[PB_ERR_MAX], id[PB_ID_BUF];
-	int status = 0;
+	char id[PB_ID_BUF];
+	pb_failure f = { 0 };
 	json_t *reply = NULL, *body = parse("{\"type\":\"Full\",\"commitMode\":\"Transactional\"}");
 	if (!emu_ready()) {
 		json_decref(body);
@@ -565,17 +623,13 @@ static void enhanced_refresh_needs_capacity(void **state)
 	}
 	plan("Completed", 0, "", "");
 	load_sales_capacity(false);
-	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, "a1", body, "manual", &status, &reply, err), 0);
-	assert_int_equal(status, 409);
-	json_t *e = json_object_get(reply, "error");
-	assert_string_equal(json_string_value(json_object_get(e, "code")), "enhanced_refresh_needs_capacity");
-	const char *m = json_string_value(json_object_get(e, "message"));
-	assert_non_null(strstr(m, "workspace 'Sales' is on shared capacity"));
-	assert_non_null(strstr(m, "standard refresh"));
-	json_decref(reply);
+	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, "a1", body, "manual", &reply, &f), PB_ECONFLICT);
+	assert_string_equal(pb_failure_code(&f), "enhanced_refresh_needs_capacity");
+	assert_non_null(strstr(f.message, "workspace 'Sales' is on shared capacity"));
+	assert_non_null(strstr(f.message, "standard refresh"));
+	assert_non_null(strstr(f.message, "with integration 'prod'"));
 	/* nothing was queued; a standard refresh of the same model is fine */
-	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, "a1", NULL, "manual", &status, &reply, err), 0);
-	assert_int_equal(status, 202);
+	assert_int_equal(refresh_submit(db, &cfg, org_id, ann, "a1", NULL, "manual", &reply, &f), 0);
 	assert_false(json_is_true(json_object_get(reply, "joined")));
 	json_decref(reply);
 	exec_sql("DELETE FROM jobs");
@@ -598,6 +652,7 @@ int main(void)
 		cmocka_unit_test(options),
 		cmocka_unit_test(resolve_and_credentials),
 		cmocka_unit_test(schedules),
+		cmocka_unit_test(jobs_commit_with_their_rows),
 		cmocka_unit_test(job_follows_its_own_refresh),
 		cmocka_unit_test(job_error_keeps_its_cause_once),
 		cmocka_unit_test(enhanced_refresh_needs_capacity),

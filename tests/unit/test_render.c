@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -18,6 +19,7 @@
 #include "runtime/lua_sandbox.h"
 #include "runtime/strbuf.h"
 #include "runtime/util.h"
+#include "tests/unit/testutil.h"
 
 #define S(x) ((char *)(x))
 #define FIXTURES PBIPORT_DATADIR "/tests/fixtures/render"
@@ -115,8 +117,6 @@ static pb_contract contract = {
 static int setup(void **state)
 {
 	(void)state;
-	unsetenv("PBIPORT_TEMPLATE_PATH");
-	unsetenv("PBIPORT_DATADIR");
 	assert_int_equal(xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-render-XXXXXX"), 0);
 	assert_non_null(mkdtemp(tmpdir));
 	return 0;
@@ -134,7 +134,7 @@ static void put(const char *dir, const char *name, const char *text)
 {
 	char path[700], err[PB_ERR_MAX];
 	assert_int_equal(xsnprintf(path, sizeof path, "%s/%s", dir, name), 0);
-	assert_int_equal(write_file(path, text, strlen(text), err), 0);
+	assert_int_equal(tu_write_file(path, text, strlen(text), err), 0);
 }
 
 static const pb_file *find(const pb_files *f, const char *path)
@@ -164,7 +164,7 @@ static void compare_with_fixtures(const pb_files *f, const char *name)
 		assert_int_equal(sbuf_addf(&manifest, "%s\n", f->v[i].path), 0);
 		assert_int_equal(xsnprintf(path, sizeof path, "%s/%s", dir, f->v[i].path), 0);
 		if (update) {
-			assert_int_equal(write_file(path, f->v[i].content, f->v[i].len, err), 0);
+			assert_int_equal(tu_write_file(path, f->v[i].content, f->v[i].len, err), 0);
 			continue;
 		}
 		char *want = NULL;
@@ -180,7 +180,7 @@ static void compare_with_fixtures(const pb_files *f, const char *name)
 	}
 	assert_int_equal(xsnprintf(path, sizeof path, "%s/MANIFEST", dir), 0);
 	if (update) {
-		assert_int_equal(write_file(path, manifest.buf, manifest.len, err), 0);
+		assert_int_equal(tu_write_file(path, manifest.buf, manifest.len, err), 0);
 	} else {
 		char *want = NULL;
 		size_t len = 0;
@@ -631,11 +631,25 @@ static void override_folder(void **state)
 	pb_files_release(&f);
 
 	/* The same through PBIPORT_TEMPLATE_PATH (after an empty entry). */
-	setenv("PBIPORT_TEMPLATE_PATH", ":" PBIPORT_DATADIR "/docs/examples", 1);
-	assert_int_equal(render("prod", NULL, &f, err), 0);
+	pb_config cfg;
+	config_defaults(&cfg);
+	cfg.template_path = ":" PBIPORT_DATADIR "/docs/examples";
+	render_opts configured = { .cfg = &cfg };
+	assert_int_equal(render("prod", &configured, &f, err), 0);
 	assert_non_null(strstr(find(&f, "definition/tables/Customer List.tmdl")->content, "'Customer Id'"));
 	pb_files_release(&f);
-	unsetenv("PBIPORT_TEMPLATE_PATH");
+	/* Folders of opts->template_path (--templates) come before the configured ones. */
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/first", tmpdir), 0);
+	put(dir, "naming.lua", "error('the first folder wins')\n");
+	configured.template_path = dir;
+	assert_int_equal(render("prod", &configured, &f, err), PB_EINVAL);
+	assert_non_null(strstr(err, "the first folder wins"));
+	/* ... and the configured data folder holds the built-in ones. */
+	cfg.template_path = NULL;
+	cfg.datadir = tmpdir;
+	configured.template_path = NULL;
+	assert_int_equal(render("prod", &configured, &f, err), PB_EINVAL);
+	assert_non_null(strstr(err, "module 'main' not found"));
 
 	/* A template with a runtime error names its file and line. */
 	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/broken", tmpdir), 0);
@@ -846,6 +860,51 @@ static void names_and_files(void **state)
 	free(c2);
 }
 
+/* Templates are compiled once per process (runtime/lua_sandbox.c keeps the bytecode): an
+ * admin who edits one sees the edit at the next render of the same process, even when the
+ * file keeps its size and inode, and a template replaced by another file too. */
+static void edited_template_is_used_by_the_next_render(void **state)
+{
+	(void)state;
+	char dir[512], path[700], err[PB_ERR_MAX];
+	pb_files f;
+	static const char v1[] = "return function(model, ctx) return '{\"edit\": \"first\"}\\n' end\n";
+	static const char v2[] = "return function(model, ctx) return '{\"edit\": \"again\"}\\n' end\n";
+	static const char v3[] = "return function(model, ctx) return '{\"edit\": \"third version\"}\\n' end\n";
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/edited", tmpdir), 0);
+	put(dir, "pbism.lua", v1);
+	/* older than the compile cache's racy window, so the compiled template is kept */
+	time_t written = time(NULL);
+	while (time(NULL) - written < 3)
+		usleep(100 * 1000);
+	render_opts o = { .template_path = dir };
+	for (int i = 0; i < 2; i++) {   /* the second render loads the kept bytecode */
+		assert_int_equal(render("prod", &o, &f, err), 0);
+		assert_string_equal(find(&f, "definition.pbism")->content, "{\"edit\": \"first\"}\n");
+		pb_files_release(&f);
+	}
+	/* edited in place: same inode, same size */
+	assert_int_equal(sizeof v1, sizeof v2);
+	assert_int_equal(xsnprintf(path, sizeof path, "%s/pbism.lua", dir), 0);
+	FILE *fp = fopen(path, "r+");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(v2, 1, sizeof v2 - 1, fp), sizeof v2 - 1);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(render("prod", &o, &f, err), 0);
+	assert_string_equal(find(&f, "definition.pbism")->content, "{\"edit\": \"again\"}\n");
+	pb_files_release(&f);
+	/* replaced by another file (an editor's save: write aside, rename) */
+	put(dir, "pbism.lua", v3);
+	assert_int_equal(render("prod", &o, &f, err), 0);
+	assert_string_equal(find(&f, "definition.pbism")->content, "{\"edit\": \"third version\"}\n");
+	pb_files_release(&f);
+	/* removed: the built-in one is found again */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(render("prod", &o, &f, err), 0);
+	assert_non_null(strstr(find(&f, "definition.pbism")->content, "\"version\": \"4.2\""));
+	pb_files_release(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -858,6 +917,7 @@ int main(void)
 		cmocka_unit_test(mode_and_relationships),
 		cmocka_unit_test(output_is_deterministic),
 		cmocka_unit_test(override_folder),
+		cmocka_unit_test(edited_template_is_used_by_the_next_render),
 		cmocka_unit_test(names_and_files),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -157,7 +157,6 @@ static void own_fixtures(void **state)
 {
 	(void)state;
 	struct tally t = { 0 };
-	unsetenv("PBIPORT_TEMPLATE_PATH");
 	walk(PBIPORT_DATADIR "/tests/fixtures/render/contracts", &t);
 	roundtrip_file(PBIPORT_DATADIR "/examples/contracts/orders.odcs.yaml", &t);
 	printf("fixtures: %d rendered and parsed back\n", t.rendered);
@@ -176,7 +175,6 @@ static void corpus(void **state)
 		return;
 	}
 	struct tally t = { 0 };
-	unsetenv("PBIPORT_TEMPLATE_PATH");
 	walk(dir, &t);
 	printf("corpus: %d rendered and parsed back (%d without a snowflake/databricks server, %d of them "
 	       "without servers), %d not parsed as contracts\n",

@@ -1,5 +1,6 @@
-/* The Lua template sandbox: limits, the known escapes, module loading, messages.
- * Every failing case is followed by a fresh sandbox that must work. */
+/* The Lua template sandbox: limits, the known escapes, module loading, messages, the
+ * per-process cache of compiled modules. Every failing case is followed by a fresh sandbox
+ * that must work. The sandbox's source is included to see the cache's counters. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,8 +18,9 @@
 
 #include <lauxlib.h>
 
-#include "runtime/lua_sandbox.h"
+#include "runtime/lua_sandbox.c"
 #include "runtime/util.h"
+#include "tests/unit/testutil.h"
 
 static char tmpdir[256];
 static char dir_a[300], dir_b[300];
@@ -27,7 +29,7 @@ static void put(const char *dir, const char *name, const char *text)
 {
 	char path[512], err[PB_ERR_MAX];
 	assert_int_equal(xsnprintf(path, sizeof path, "%s/%s", dir, name), 0);
-	assert_int_equal(write_file(path, text, strlen(text), err), 0);
+	assert_int_equal(tu_write_file(path, text, strlen(text), err), 0);
 }
 
 static int setup(void **state)
@@ -146,12 +148,12 @@ static void instruction_budget_stops_loops(void **state)
 				     1, err), 0);
 	assert_int_equal(lua_tointeger(sandbox_lua(sb), -1), 5000050000);
 	lua_pop(sandbox_lua(sb), 1);
-	long long used = sandbox_instructions(sb);
+	long long used = sb->instr_used;
 	assert_true(used >= 200000 && used <= 1000000);
 	assert_int_equal(sandbox_run(sb, "ok2.lua", "local n = 0 for i = 1, 100000 do n = n + i end return n",
 				     1, err), 0);
 	lua_pop(sandbox_lua(sb), 1);
-	assert_int_equal(sandbox_instructions(sb), used);
+	assert_int_equal(sb->instr_used, used);
 	assert_int_equal(sandbox_call(sb, "spin", 0, err), PB_ELIMIT);
 	assert_string_equal(err, "template mods/spin.lua:1: instruction limit of 1000000 exceeded");
 	sandbox_free(sb);
@@ -326,10 +328,7 @@ static void finalizers_are_refused(void **state)
 static void uuid_is_name_based_v5(void **state)
 {
 	(void)state;
-	char u[37];
 	/* Python: uuid.uuid5(uuid.UUID('5e1b6a0c-2f3d-4c8e-9a71-0b4d2e6f8a13'), 'abc') */
-	assert_int_equal(sandbox_uuid("abc", 3, u), 0);
-	assert_string_equal(u, "10559ce2-e946-5408-b7f2-4ef32d1032d2");
 	lua_sandbox *sb = make(0, 0);
 	char err[PB_ERR_MAX];
 	assert_int_equal(sandbox_run(sb, "u.lua", "return pbiport.uuid('abc') == pbiport.uuid('abc') "
@@ -659,6 +658,122 @@ static void print_is_one_escaped_capped_log_line(void **state)
 	assert_non_null(strstr(out, "more than 100 print lines; the rest are not logged"));
 }
 
+/* Waits until every file written so far is older than the cache's racy window. */
+static void wait_out_racy_window(void)
+{
+	time_t written = time(NULL);
+	while (time(NULL) - written < SB_CACHE_RACY_S + 1)
+		usleep(100 * 1000);
+}
+
+static lua_sandbox *cache_sandbox(const char *dir)
+{
+	sandbox_dir d[] = { { dir, "c" } };
+	sandbox_opts o = { .dirs = d, .ndirs = 1 };
+	lua_sandbox *sb = NULL;
+	char err[PB_ERR_MAX];
+	assert_int_equal(sandbox_new(&o, &sb, err), 0);
+	return sb;
+}
+
+/* Calls module name (a function of no arguments) in a new sandbox; its result as text, or
+ * the error message. */
+static void call_fresh(const char *dir, const char *name, char *out, size_t size)
+{
+	lua_sandbox *sb = cache_sandbox(dir);
+	char err[PB_ERR_MAX];
+	if (sandbox_call(sb, name, 0, err))
+		xsnprintf(out, size, "error: %s", err);
+	else
+		xsnprintf(out, size, "%s", lua_tostring(sandbox_lua(sb), -1));
+	sandbox_free(sb);
+}
+
+static void rewrite_in_place(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+	assert_int_equal(xsnprintf(path, sizeof path, "%s/%s", dir, name), 0);
+	FILE *f = fopen(path, "r+");   /* same inode, same size: only the times tell */
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+	assert_int_equal(fclose(f), 0);
+}
+
+/* Modules are compiled once per process; every sandbox still starts from fresh state; a
+ * changed file is compiled again; the cache is bounded; nothing but a text file is read. */
+static void modules_are_compiled_once_per_process(void **state)
+{
+	(void)state;
+	char dir[400], path[512], out[PB_ERR_MAX], want[PB_ERR_MAX];
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/cache", tmpdir), 0);
+	/* state kept in the module's own upvalue: 1 on the first call of every sandbox */
+	put(dir, "counter.lua", "local n = 0\nreturn function() n = n + 1 return 'n=' .. n end\n");
+	put(dir, "boom.lua", "local t = {}\n\nreturn function()\n  return t.x.y\nend\n");
+	put(dir, "syntax.lua", "return function( end\n");
+	for (int i = 0; i < PB_LUA_CACHE_CHUNKS + 8; i++) {
+		char name[32];
+		assert_int_equal(xsnprintf(name, sizeof name, "many/m%d.lua", i), 0);
+		put(dir, name, "return function() return 'many' end\n");
+	}
+	wait_out_racy_window();
+
+	unsigned long hits = chunk_cache.hits, misses = chunk_cache.misses;
+	for (int i = 0; i < 3; i++) {
+		call_fresh(dir, "counter", out, sizeof out);
+		assert_string_equal(out, "n=1");
+	}
+	assert_int_equal(chunk_cache.misses, misses + 1);   /* compiled once */
+	assert_int_equal(chunk_cache.hits, hits + 2);       /* loaded twice */
+	assert_int_equal(xsnprintf(path, sizeof path, "%s/counter.lua", dir), 0);
+	assert_true(cache_find(path) >= 0);
+
+	/* the same size in the same inode, written now: compiled again, and the new text runs */
+	rewrite_in_place(dir, "counter.lua", "local n = 4\nreturn function() n = n + 1 return 'n=' .. n end\n");
+	call_fresh(dir, "counter", out, sizeof out);
+	assert_string_equal(out, "n=5");
+	/* ... and, changed less than SB_CACHE_RACY_S ago, it is not kept: compiled each time */
+	assert_true(cache_find(path) < 0);
+	hits = chunk_cache.hits;
+	call_fresh(dir, "counter", out, sizeof out);
+	assert_string_equal(out, "n=5");
+	assert_int_equal(chunk_cache.hits, hits);
+
+	/* messages from a cached module still name its file and line */
+	assert_int_equal(xsnprintf(want, sizeof want, "error: template c/boom.lua:4: attempt to index a nil value "
+				   "(field 'x')"), 0);
+	call_fresh(dir, "boom", out, sizeof out);
+	assert_string_equal(out, want);
+	hits = chunk_cache.hits;
+	call_fresh(dir, "boom", out, sizeof out);
+	assert_string_equal(out, want);
+	assert_int_equal(chunk_cache.hits, hits + 1);
+	/* a module that does not compile is not kept */
+	call_fresh(dir, "syntax", out, sizeof out);
+	assert_non_null(strstr(out, "c/syntax.lua:1:"));
+	assert_int_equal(xsnprintf(path, sizeof path, "%s/syntax.lua", dir), 0);
+	assert_true(cache_find(path) < 0);
+
+	/* bounded: the least recently used go */
+	lua_sandbox *sb = cache_sandbox(dir);
+	char err[PB_ERR_MAX], code[128];
+	assert_int_equal(xsnprintf(code, sizeof code, "for i = 0, %d do require('many.m' .. i)() end return 1",
+				   PB_LUA_CACHE_CHUNKS + 7), 0);
+	assert_int_equal(sandbox_run(sb, "many.lua", code, 1, err), 0);
+	sandbox_free(sb);
+	assert_true(chunk_cache.n <= PB_LUA_CACHE_CHUNKS);
+	assert_true(chunk_cache.bytes <= PB_LUA_CACHE_BYTES);
+	assert_int_equal(xsnprintf(path, sizeof path, "%s/many/m%d.lua", dir, PB_LUA_CACHE_CHUNKS + 7), 0);
+	assert_true(cache_find(path) >= 0);
+	assert_int_equal(xsnprintf(path, sizeof path, "%s/many/m0.lua", dir), 0);
+	assert_true(cache_find(path) < 0);
+
+	/* the cache holds only what pbiport compiled: a file of bytecode is refused as before,
+	 * however old it is */
+	expect_fail("return require 'binary'", PB_EINVAL,
+		    "template test.lua:1: mods/binary.lua: attempt to load a binary chunk (mode is 't')");
+	still_works();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -679,6 +794,7 @@ int main(void)
 		cmocka_unit_test(total_time_limit_bounds_all_calls),
 		cmocka_unit_test(watchdog_ends_a_stuck_process),
 		cmocka_unit_test(print_is_one_escaped_capped_log_line),
+		cmocka_unit_test(modules_are_compiled_once_per_process),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,4 +1,4 @@
-/* Unit tests for core/tmdl: fixture model, every construct, every error (exact FILE:LINE),
+/* Unit tests for core/lang/tmdl: fixture model, every construct, every error (exact FILE:LINE),
  * the public API, and the shared corpus ($PBIPORT_CORPUS/tmdl, skipped when absent). */
 #include <setjmp.h>
 #include <stdarg.h>

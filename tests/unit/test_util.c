@@ -61,6 +61,27 @@ static void utf8_validation(void **state)
 	assert_false(utf8_valid("\xff", 1));
 }
 
+/* A message cut at PB_ERR_MAX ends in "..." at a character boundary: it stays valid UTF-8. */
+static void cut_messages_stay_utf8(void **state)
+{
+	(void)state;
+	char long_text[PB_ERR_MAX * 2], err[PB_ERR_MAX];
+	for (size_t off = 0; off < 4; off++) {
+		size_t i = 0;
+		for (; i < off; i++)
+			long_text[i] = 'a';
+		while (i + 2 < sizeof long_text) {
+			long_text[i++] = '\xc3';   /* é, two bytes each */
+			long_text[i++] = '\xa9';
+		}
+		long_text[i] = '\0';
+		assert_int_equal(pb_err(err, PB_EINVAL, "%s", long_text), PB_EINVAL);
+		size_t n = strlen(err);
+		assert_true(n >= 3 && !strcmp(err + n - 3, "..."));
+		assert_true(utf8_valid(err, n));
+	}
+}
+
 static void guid_shape(void **state)
 {
 	(void)state;
@@ -84,6 +105,7 @@ int main(void)
 		cmocka_unit_test(pb_err_marks_cut_messages),
 		cmocka_unit_test(utf8_validation),
 		cmocka_unit_test(guid_shape),
+		cmocka_unit_test(cut_messages_stay_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

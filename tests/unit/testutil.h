@@ -5,10 +5,15 @@
 #ifndef PBIPORT_TEST_UTIL_H
 #define PBIPORT_TEST_UTIL_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "core/flow/worker.h"
 #include "runtime/db.h"
 #include "runtime/util.h"
 #include "tests/unit/emu.h"
@@ -27,6 +32,34 @@ TU_FN const char *tu_src_dir(void)
 TU_FN int tu_src_path(char *out, size_t size, const char *rel)
 {
 	return xsnprintf(out, size, "%s/%s", tu_src_dir(), rel);
+}
+
+/* Writes data to path as an editor saves a file: into a new file beside it, renamed over it
+ * (so it is a new inode), creating parent folders. 0 or a negative pb_rc with err. */
+TU_FN int tu_write_file(const char *path, const void *data, size_t len, char *err)
+{
+	char tmp[4096];
+	if (xsnprintf(tmp, sizeof tmp, "%s", path))
+		return pb_err(err, PB_EINVAL, "%s: path too long", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) && errno != EEXIST)
+			return pb_err(err, PB_EIO, "%s: %s", tmp, strerror(errno));
+		*p = '/';
+	}
+	if (xsnprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()))
+		return pb_err(err, PB_EINVAL, "%s: path too long", path);
+	FILE *f = fopen(tmp, "wb");
+	if (!f)
+		return pb_err(err, PB_EIO, "%s: %s", tmp, strerror(errno));
+	bool write_failed = len && fwrite(data, 1, len, f) != len;
+	if (fclose(f) || write_failed || rename(tmp, path)) {
+		unlink(tmp);
+		return pb_err(err, PB_EIO, "%s: write failed", path);
+	}
+	return 0;
 }
 
 /* Creates /tmp/pbiport-test-<name>-XXXXXX into dir (size bytes). 0, or -1 on failure. */
@@ -63,6 +96,15 @@ TU_FN int tu_db_open_migrated(const char *dir, const char *file, char *path, siz
 	if (!rc && path)
 		rc = xsnprintf(path, path_size, "%s", p);
 	return rc;
+}
+
+/* The names of every job kind pbiport runs (core/flow/job_kinds.c): what a worker claims. */
+TU_FN const char *const *tu_all_kinds(void)
+{
+	static const char *names[PB_JOB_CLAIM_KINDS_MAX + 1];
+	char err[PB_ERR_MAX];
+	assert_int_equal(job_kind_names(pb_job_kinds, names, err), PB_OK);
+	return names;
 }
 
 /* ---------- the emulator, started once per test binary ---------- */
