@@ -101,6 +101,9 @@ int pages_settings_power_bi_post(struct req *r);
 int pages_connect_failed(struct req *r, int rc, const char *return_to);
 /* Adds the organization's name to view.page.user (struct pb_app.page_chrome). */
 int pages_chrome(struct req *r, struct json_t *page, char *err);
+/* view[key] = {code, message} of f, for a page that shows why something was refused; nothing
+ * when f is NULL. PB_ENOMEM when it cannot be added. */
+int pages_set_failure(struct json_t *view, const char *key, const pb_failure *f);
 /* Renders web/<name>.lua with view (stolen) and answers with status (runtime/page_render.h). */
 int pages_reply(struct req *r, const char *name, struct json_t *view, int status);
 

@@ -100,9 +100,7 @@ static int reply_job(struct req *r, const char *id, int status, const pb_failure
 	if (!(detail = jobs_detail_json(r, j, &rc)))
 		goto out;
 	if (add_phase_times(detail, j) || add_subject(r, detail, j) || add_cancel_options(detail, j) ||
-	    !(view = json_pack("{s:O}", "job", detail)) ||
-	    (refused && json_object_set_new(view, "error", json_pack("{s:s, s:s}", "code", pb_failure_code(refused),
-								     "message", refused->message)))) {
+	    !(view = json_pack("{s:O}", "job", detail)) || pages_set_failure(view, "error", refused)) {
 		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -195,8 +193,7 @@ static int reply_jobs(struct req *r, int status, const pb_failure *refused)
 		goto out;
 	if (!(view = json_pack("{s:O, s:b, s:s?, s:b}", "jobs", list, "all", owner, "next_cursor", next[0] ? next : NULL,
 			       "older", page.after)) ||
-	    (refused && json_object_set_new(view, "error", json_pack("{s:s, s:s}", "code", pb_failure_code(refused),
-								     "message", refused->message)))) {
+	    pages_set_failure(view, "error", refused)) {
 		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
 		goto out;
 	}

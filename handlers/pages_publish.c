@@ -79,10 +79,7 @@ static int build_view(struct req *r, const cat_port *port, json_t *view)
 	if (!rc && (!needs_path || http_path))
 		rc = publish_connections(r->db, r->cfg, r->who.org_id, r->who.user_id, port->id, http_path, &conns, &f);
 	if (rc && (is_state(&f) || (rc == PB_EINVAL && needs_path))) {
-		rc = json_object_set_new(view, "problem", json_pack("{s:s, s:s}", "code", pb_failure_code(&f), "message",
-								    f.message))
-			     ? pb_err(r->err, PB_ENOMEM, "out of memory")
-			     : PB_OK;
+		rc = pages_set_failure(view, "problem", &f) ? pb_err(r->err, PB_ENOMEM, "out of memory") : PB_OK;
 		goto out;
 	}
 	if (rc) {
@@ -122,9 +119,7 @@ static int reply_modal(struct req *r, const cat_port *port, int status, json_t *
 	int rc = view ? PB_OK : pb_err(r->err, PB_ENOMEM, "out of memory");
 	if (!rc && form && json_object_set(view, "form", form))
 		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
-	if (!rc && refused &&
-	    json_object_set_new(view, "error", json_pack("{s:s, s:s}", "code", pb_failure_code(refused), "message",
-							 refused->message)))
+	if (!rc && pages_set_failure(view, "error", refused))
 		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
 	if (!rc)
 		rc = build_view(r, port, view);
