@@ -14,30 +14,37 @@ local pbi = require("web.pbi")
 
 local RELOAD_S = 2
 
--- What to do after a failure, by its code (docs/errors.md). Actions: "connect" (Connect to Power
--- BI), "retry" (the port's Power BI page again).
+-- What to do after a failure, by its code (docs/errors.md); "%s" is the verb of the job's kind
+-- ("publish", else "start it"). Actions: "connect" (Connect to Power BI), "retry" (a publish's port
+-- page again).
 local ADVICE = {
-  not_connected = { "Connect to Power BI, then publish again.", "connect" },
-  needs_reconnect = { "Connect to Power BI again (your sign-in expired or was revoked), then publish again.", "connect" },
-  not_configured = { "An owner of your organization sets up Power BI in Settings ▸ Power BI; then publish again." },
+  not_connected = { "Connect to Power BI, then %s again.", "connect" },
+  needs_reconnect = { "Connect to Power BI again (your sign-in expired or was revoked), then %s again.", "connect" },
+  not_configured = { "An owner of your organization sets up Power BI in Settings ▸ Power BI; then %s again." },
   bad_credentials = { "The organization's Power BI app was refused: an owner checks Settings ▸ Power BI." },
   no_write_role = { "Choose a workspace where you are Contributor, Member or Admin, or ask the workspace's admin "
                     .. "for one of those roles.", "retry" },
-  credentials_rejected = { "Check the credentials of the new connection and publish again.", "retry" },
-  credentials_missing = { "Publish again and type the new connection's credentials.", "retry" },
-  credentials_unreadable = { "Publish again and type the new connection's credentials.", "retry" },
+  credentials_rejected = { "Check the credentials of the new connection and %s again.", "retry" },
+  credentials_missing = { "Type the new connection's credentials and %s again.", "retry" },
+  credentials_unreadable = { "Type the new connection's credentials and %s again.", "retry" },
   connection_mismatch = { "Choose one of the connections offered for this port, or create a new one.", "retry" },
   name_taken = { "Choose another semantic model name.", "retry" },
-  powerbi_not_found = { "The workspace or the connection is gone in Power BI: choose again.", "retry" },
+  powerbi_not_found = { "The workspace, the connection or the model is gone in Power BI: choose again.", "retry" },
   powerbi_forbidden = { "Power BI refused: the message names the role, permission or tenant setting that is missing." },
   template_failed = { "An administrator's TMDL template failed: tell an owner of your organization (the message "
                       .. "names the file and line)." },
   port_retired = { "This output port was retired: publish from a port that is in service." },
-  time_limit = { "Publish again; if it happens again, tell your administrator.", "retry" },
-  worker_lost = { "Publish again; if it happens again, tell your administrator.", "retry" },
-  cancelled = { "Nothing more happens. Publish again whenever you like.", "retry" },
+  time_limit = { "%s again; if it happens again, tell your administrator.", "retry" },
+  worker_lost = { "%s again; if it happens again, tell your administrator.", "retry" },
+  cancelled = { "Nothing more happens; %s again whenever you like.", "retry" },
 }
 local DEFAULT_ADVICE = { "Try again; if it fails again, give your administrator the job's id.", "retry" }
+
+-- The advice's text for the job's kind, its first letter upper case.
+local function advice_text(advice, job)
+  local text = string.format(advice[1], job.kind == "publish" and "publish" or "start it")
+  return (string.gsub(text, "^%l", string.upper))
+end
 
 local function ended(job)
   return job.state == "succeeded" or job.state == "failed" or job.state == "cancelled"
@@ -141,7 +148,7 @@ local function outcome(view)
     h.h3{ job.state == "failed" and "It failed" or "It was cancelled" },
     e.message and h.p{ class = "message", e.message },
     e.code and h.p{ class = "muted", "Code ", h.code{ e.code } },
-    h.p{ h.strong{ "What to do: " }, advice[1] },
+    h.p{ h.strong{ "What to do: " }, advice_text(advice, job) },
     action and h.p{ action },
   }
 end

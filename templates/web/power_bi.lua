@@ -192,13 +192,29 @@ local function publish_form(view)
   }
 end
 
+-- The HTTP path given does not lead to the port's data source: said above the path's form.
+local function http_path_problem(view)
+  return {
+    h.div{ class = "error-summary", role = "alert", id = "http-path-error", h.p{ class = "message", view.problem.message } },
+    http_path_lookup(view),
+  }
+end
+
 local function panel(view)
   local port = view.port
+  local body
+  if not view.problem then
+    body = publish_form(view)
+  elseif view.problem.code == "bad_request" and view.needs_http_path then
+    body = http_path_problem(view)
+  else
+    body = connect_box(view)
+  end
   return h.section{ id = "power-bi-panel", class = "power-bi-panel", ["aria-labelledby"] = "power-bi-title",
     h.h2{ id = "power-bi-title", tabindex = "-1", "Publish to Power BI" },
     h.p{ class = "muted", "Data product ", h.strong{ view.product.name }, " · output port ", h.strong{ port.name },
          " ", h.span{ class = "badge", port.type } },
-    view.problem and connect_box(view) or publish_form(view),
+    body,
   }
 end
 

@@ -163,6 +163,7 @@ end
 local function power_bi_dialog(any)
   if not any then return nil end
   return h.dialog{ id = "power-bi-dialog", class = "modal", ["aria-labelledby"] = "power-bi-title",
+                   ["aria-label"] = "Publish to Power BI",
     h.div{ class = "modal-head",
       h.button{ type = "button", class = "modal-close secondary", ["data-dialog-close"] = true,
                 h.span{ ["aria-hidden"] = "true", "×" }, h.span{ class = "visually-hidden", "Close" } } },

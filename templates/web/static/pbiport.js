@@ -123,6 +123,10 @@
     var menu = link.closest("details.menu");
     if (menu) menu.removeAttribute("open");
     opener = menu ? menu.querySelector("summary") : link;
+    var waiting = document.createElement("p");
+    waiting.className = "muted";
+    waiting.textContent = "Loading…";
+    dialog.querySelector("[data-modal-body]").replaceChildren(waiting);
     if (!dialog.open) dialog.showModal();
     load(dialog, link.href);
     return true;
@@ -181,7 +185,8 @@
   function watchJob(panel) {
     if (ended(panel.getAttribute("data-job-state"))) return;
     window.setTimeout(function () {
-      if (!panel.isConnected) return;
+      var dialog = panel.closest("dialog");
+      if (!panel.isConnected || (dialog && !dialog.open)) return;   /* gone, or its dialog was closed */
       fetch(panel.getAttribute("data-job-api"), { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (resp) {
           if (!resp.ok) throw new Error("HTTP " + resp.status);
