@@ -29,7 +29,8 @@ static long long span_ms(const char *from, const char *to)
 }
 
 /* Each entry of detail's phase history gets "ms": how long it lasted (until the next entry, the
- * job's end or, while it runs, now). The job's "queued_ms": from its creation to its first phase. */
+ * job's end or, while it runs, now). The job's "queued_ms": from its creation to its first phase
+ * (absent before one). */
 static int add_phase_times(json_t *detail, const pb_job *j)
 {
 	json_t *phases = json_object_get(detail, "phases"), *e;
@@ -45,9 +46,9 @@ static int add_phase_times(json_t *detail, const pb_job *j)
 		if (ms >= 0 && json_object_set_new(e, "ms", json_integer(ms)))
 			return PB_ENOMEM;
 	}
-	long long queued = span_ms(j->created_at, n ? json_string_value(json_object_get(json_array_get(phases, 0),
-										       "started_at"))
-						    : end);
+	if (!n)   /* not started: nothing waited yet, or it ended before a worker came */
+		return PB_OK;
+	long long queued = span_ms(j->created_at, json_string_value(json_object_get(json_array_get(phases, 0), "started_at")));
 	if (queued >= 0 && json_object_set_new(detail, "queued_ms", json_integer(queued)))
 		return PB_ENOMEM;
 	return PB_OK;

@@ -144,8 +144,9 @@ local function outcome(view)
   elseif advice[2] == "retry" and retry_url(job) then
     action = h.a{ class = "button secondary", href = retry_url(job), "Publish again" }
   end
-  return h.div{ class = "error-summary job-outcome", role = job.state == "failed" and "alert" or nil,
-    h.h3{ job.state == "failed" and "It failed" or "It was cancelled" },
+  local failed = job.state == "failed"
+  return h.div{ class = { failed and "error-summary" or "notice", "job-outcome" }, role = failed and "alert" or nil,
+    h.h3{ failed and "It failed" or "It was cancelled" },
     e.message and h.p{ class = "message", e.message },
     e.code and h.p{ class = "muted", "Code ", h.code{ e.code } },
     h.p{ h.strong{ "What to do: " }, advice_text(advice, job) },

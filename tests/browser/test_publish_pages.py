@@ -381,6 +381,9 @@ class PublishPages(browser.BrowserEmulatorTestCase, publish_stack.PublishStackTe
 
     # ---- the profile ----------------------------------------------------------------------------------
     def test_08_profile_disconnects_after_confirmation(self):
+        # a publish queued before the disconnect fails for it afterwards (below)
+        orphan = self.submit("analytics", {"workspace_id": WS_MARKETING, "connection_id": SF_CONNECTION,
+                                           "name": "After disconnect"}, user="bob")
         self.login("bob")
         self.open("/")
         self.b.css(".account a").click()
@@ -398,6 +401,19 @@ class PublishPages(browser.BrowserEmulatorTestCase, publish_stack.PublishStackTe
         self.check_page("profile-power-bi-disconnected")
         status, _, doc = self.stack.json("GET", "/api/me/powerbi-connections", token="bob")
         self.assertEqual(doc["connections"], [])
+        # the failed job's page: the error, what to do, and the way to do it
+        self.start_worker()
+        self.wait_for("the job to fail", lambda: self.api_job(orphan)["state"] == "failed")
+        self.open("/jobs/" + orphan)
+        outcome = self.b.css("#job-panel .job-outcome")
+        self.assertIn("It failed", outcome.text)
+        self.assertIn("not_connected", outcome.text)
+        self.assertIn("What to do: Connect to Power BI, then publish again.", outcome.text)
+        connect = outcome.find_element(self.b.By.LINK_TEXT, "Connect to Power BI")
+        self.assertEqual(connect.get_attribute("href"), self.b.url(
+            "/powerbi/connect?return_to=/output-ports/%s/power-bi" % self.ports["analytics"]))
+        self.assertIn("phase-failed", self.b.css("#job-panel li.phase[data-phase=validating]").get_attribute("class"))
+        self.check_page("job-failed")
 
     def test_09_another_organizations_ids_are_404(self):
         self.assertIsNotNone(self.published_job)
