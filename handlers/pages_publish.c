@@ -188,7 +188,12 @@ static int form_body(struct req *r, const cat_port *port, char **body, pb_failur
 		    (creds ? json_object_set(o, "connection", creds) : set_str(o, "connection_id", conn)) ||
 		    !(*body = json_dumps(o, JSON_COMPACT))))
 		rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
-	/* the credentials' copies in the JSON values go with them */
+	/* the credentials' copies in the JSON values are wiped before they are freed */
+	const char *key;
+	json_t *v;
+	json_object_foreach(creds, key, v)
+		if (json_is_string(v))
+			pb_wipe((char *)json_string_value(v), json_string_length(v));
 	json_decref(o);
 	json_decref(creds);
 	return rc;
