@@ -17,10 +17,11 @@ static push_caller caller(const struct req *r)
 static int parse_body(struct req *r, json_t **body)
 {
 	if (json_body_parse(r->body, r->body_len, 0, body, r->err))
-		return req_reply_error(r, 400, "bad_request", "request body: %s", r->err) ? PB_ENOMEM : PB_EINVAL;
+		return req_fail(r, PB_EINVAL, NULL, "request body: %s", r->err);
 	return 0;
 }
 
+/* The answer of a core call: its failure rc, or status with reply (taken). */
 static int answer(struct req *r, int rc, int status, json_t *reply)
 {
 	if (rc) {
@@ -34,13 +35,11 @@ int push_connections_create_handler(struct req *r)
 {
 	push_caller who = caller(r);
 	json_t *body = NULL, *reply = NULL;
-	int status = 0;
 	int rc = parse_body(r, &body);
-	if (rc)
-		return r->status ? 0 : rc;
-	rc = push_connection_create(r->db, r->cfg, &who, body, &status, &reply, r->err);
+	if (!rc)
+		rc = push_connection_create(r->db, r->cfg, &who, body, &reply, &r->fail);
 	json_decref(body);
-	return answer(r, rc, status, reply);
+	return answer(r, rc, 201, reply);
 }
 
 int push_connections_list_handler(struct req *r)
@@ -54,12 +53,8 @@ int push_connections_list_handler(struct req *r)
 int push_connections_delete_handler(struct req *r)
 {
 	push_caller who = caller(r);
-	json_t *reply = NULL;
-	int status = 0;
-	int rc = push_connection_delete(r->db, &who, req_capture(r, "id"), &status, &reply, r->err);
-	if (!rc && !reply)
-		return req_reply(r, 204, "application/json", NULL, 0);
-	return answer(r, rc, status, reply);
+	int rc = push_connection_delete(r->db, &who, req_capture(r, "id"), &r->fail);
+	return rc ? rc : req_reply(r, 204, "application/json", NULL, 0);
 }
 
 int push_datasets_create_handler(struct req *r)
@@ -69,9 +64,8 @@ int push_datasets_create_handler(struct req *r)
 	const char *warning = NULL;
 	int status = 0;
 	int rc = parse_body(r, &body);
-	if (rc)
-		return r->status ? 0 : rc;
-	rc = push_dataset_create(r->db, r->cfg, &who, body, &status, &reply, &warning, r->err);
+	if (!rc)
+		rc = push_dataset_create(r->db, r->cfg, &who, body, &status, &reply, &warning, &r->fail);
 	json_decref(body);
 	if (!rc && warning) {
 		char hdr[512];
@@ -101,12 +95,8 @@ int push_datasets_get_handler(struct req *r)
 int push_datasets_delete_handler(struct req *r)
 {
 	push_caller who = caller(r);
-	json_t *reply = NULL;
-	int status = 0;
-	int rc = push_dataset_delete(r->db, r->cfg, &who, req_capture(r, "id"), &status, &reply, r->err);
-	if (!rc && !reply)
-		return req_reply(r, status, "application/json", NULL, 0);
-	return answer(r, rc, status, reply);
+	int rc = push_dataset_delete(r->db, r->cfg, &who, req_capture(r, "id"), &r->fail);
+	return rc ? rc : req_reply(r, 204, "application/json", NULL, 0);
 }
 
 /* The body as a push_source: the route streams it (ROUTE_STREAM_BODY), so core/flow/push reads
@@ -123,7 +113,7 @@ int push_rows_post_handler(struct req *r)
 	json_t *reply = NULL;
 	int status = 0;
 	int rc = push_rows_ingest(r->db, r->cfg, &who, req_capture(r, "id"), req_capture(r, "table"), r->content_type, &src,
-				  &status, &reply, r->err);
+				  &status, &reply, &r->fail);
 	return answer(r, rc, status, reply);
 }
 
@@ -131,8 +121,6 @@ int push_rows_delete_handler(struct req *r)
 {
 	push_caller who = caller(r);
 	json_t *reply = NULL;
-	int status = 0;
-	int rc = push_rows_delete(r->db, r->cfg, &who, req_capture(r, "id"), req_capture(r, "table"), &status, &reply,
-				  r->err);
-	return answer(r, rc, status, reply);
+	int rc = push_rows_delete(r->db, r->cfg, &who, req_capture(r, "id"), req_capture(r, "table"), &reply, &r->fail);
+	return answer(r, rc, 200, reply);
 }

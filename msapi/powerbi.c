@@ -469,6 +469,11 @@ int powerbi_push_rows_text(msapi *c, const char *group, const char *dataset, con
 	msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = path, .json_text = body,
 			    .json_text_len = len, .idempotent = false, .what = "add rows to a push dataset" };
 	rc = msapi_do(c, &call, &r, err);
+	if (rc && (c->last.status == 500 || c->last.status == 502 || c->last.status == 504)) {
+		/* a gateway's answer: the service behind it may have added the rows */
+		c->last.outcome_unknown = true;
+		c->last.failure = MSAPI_OUTCOME_UNKNOWN;
+	}
 out:
 	free(path);
 	msapi_reply_release(&r);

@@ -98,8 +98,9 @@ int powerbi_push_create(msapi *c, const char *group, const char *name, const pow
 			size_t ntables, const char *retention, msapi_item *out, char *err);
 /* POST .../tables/{t}/rows: body is the whole {"rows":[...]} JSON text (borrowed), sent as
  * it is; the caller keeps it within POWERBI_PUSH_ROWS_MAX rows (Power BI's limit). Not
- * repeated after a dropped connection: c->last.outcome_unknown then tells the rows may or
- * may not have been added. */
+ * repeated after a dropped connection or a gateway's 500/502/504: c->last.failure
+ * MSAPI_OUTCOME_UNKNOWN (and c->last.outcome_unknown) then tells the rows may or may not have
+ * been added. */
 int powerbi_push_rows_text(msapi *c, const char *group, const char *dataset, const char *table,
 			   const char *body, size_t len, char *err);
 /* DELETE /groups/{g}/datasets/{d}: removes the dataset (semantic model) and its rows.

@@ -116,6 +116,11 @@ const pb_error_code pb_error_codes[] = {
 	  "notifyOption) or assign the workspace to a capacity" },
 	{ "refresh_not_found", 0, 0, A_REFRESH, "Power BI accepted the refresh, but no new entry appeared in the model's "
 	  "refresh history (dropped in a burst): ask again" },
+	/* ---- push datasets ---- */
+	{ "schema_conflict", PB_ECONFLICT, 0, A_PUSH, "a push dataset of that name exists in the workspace with another "
+	  "schema: send \"replace\": true to create it again with the new schema (its rows are not kept)" },
+	{ "invalid_rows", PB_EINVAL, 0, A_PUSH, "a row of the body does not fit the table (the message names the row and "
+	  "the column), or the body holds no rows: nothing was sent" },
 };
 
 const size_t pb_error_codes_count = sizeof pb_error_codes / sizeof pb_error_codes[0];

@@ -1414,20 +1414,6 @@ static int end_attempt(ingest_run *r, int rc)
 	return (wait ? job_wait : job_retry_later)(ctx, after, code, "%s", msg);
 }
 
-/* An app session for the service principal of credentials whose ("integration 'prod'"): a
- * refusal names them (bad_credentials), Entra out of reach is unavailable. */
-static int app_session(pbi_session *s, const pb_config *cfg, const char *whose, const char *tenant_id,
-		       const char *client_id, const char *client_secret, pb_failure *f)
-{
-	char code[PBI_CODE_MAX] = "", sub[PB_ERR_MAX];
-	int rc = pbi_session_app(s, cfg, tenant_id, client_id, client_secret, code, sub);
-	if (!rc)
-		return PB_OK;
-	if (rc == PB_ENOMEM || !strcmp(code, "unavailable"))
-		return pb_fail(f, PB_EUNAVAIL, "unavailable", "Entra ID could not be reached to sign in %s: %s", whose, sub);
-	return pb_fail(f, PB_EINVAL, "bad_credentials", "%s: %s", whose, sub);
-}
-
 int ingest_job(pb_job_ctx *ctx)
 {
 	ingest_run r = { 0 };
@@ -1480,7 +1466,7 @@ int ingest_job(pb_job_ctx *ctx)
 		goto out;
 	}
 	xsnprintf(whose, sizeof whose, "integration '%s'", r.integ->name);
-	rc = app_session(&s, ctx->cfg, whose, r.integ->tenant_id, r.integ->client_id, secret, &r.fail);
+	rc = pbi_session_open_app(&s, ctx->cfg, whose, r.integ->tenant_id, r.integ->client_id, secret, &r.fail);
 	pb_secret_free(secret, secret_len);
 	if (rc)
 		goto failed;
@@ -1706,7 +1692,7 @@ int ingest_doctor(pb_db *db, const pb_config *cfg, const char *whose, const char
 	*report = NULL;
 	if (!checks)
 		return pb_fail(f, PB_ENOMEM, NULL, "out of memory");
-	if (app_session(&s, cfg, whose, tenant_id, client_id, client_secret, &signin)) {
+	if (pbi_session_open_app(&s, cfg, whose, tenant_id, client_id, client_secret, &signin)) {
 		if (signin.rc != PB_EINVAL) {
 			*f = signin;
 			rc = f->rc;

@@ -23,7 +23,6 @@ typedef struct session_priv {
 	char *credentials;          /* app: owned; what messages call the app's credentials */
 	msapi entra;                /* owned: Entra calls made from inside a refresh */
 	pb_failure refresh_fail;    /* the last refresh's failure; rc PB_OK when it worked */
-	char legacy_code[PBI_CODE_MAX];   /* pbi_session_code's answer */
 } session_priv;
 
 int pbi_fail_reword(pb_failure *f, const char *fmt, ...)
@@ -88,20 +87,6 @@ static int app_token(session_priv *p, char **access_token, pb_failure *f)
 	return rc;
 }
 
-/* The codes of the callers not yet converted (see the header). */
-static void legacy_code(const pb_failure *f, char code[PBI_CODE_MAX])
-{
-	const char *c = pb_failure_code(f);
-	if (f->rc == PB_EUNAVAIL || f->rc == PB_EIO || f->rc == PB_ENOMEM || f->rc == PB_EINTERNAL)
-		c = "unavailable";
-	else if (!strcmp(c, "bad_request"))
-		c = "not_configured";   /* an app session without all its credentials */
-	else if (strcmp(c, "not_configured") && strcmp(c, "not_connected") && strcmp(c, "needs_reconnect"))
-		c = "bad_credentials";
-	if (code)
-		(void)xsnprintf(code, PBI_CODE_MAX, "%s", c);
-}
-
 /* The msapi refresh callback: a new token for whatever identity the session holds. */
 static int session_refresh(void *ctx, char **access_token, char *err)
 {
@@ -118,10 +103,8 @@ static int session_refresh(void *ctx, char **access_token, char *err)
 		if (p->user)
 			p->gen = gen;
 		pb_failure_clear(f);
-		p->legacy_code[0] = '\0';
 		return PB_OK;
 	}
-	legacy_code(f, p->legacy_code);
 	return pb_err(err, rc, "%s", f->message);
 }
 
@@ -247,36 +230,4 @@ void pbi_session_release(pbi_session *s)
 	}
 	pb_http_free(s->http);
 	memset(s, 0, sizeof *s);
-}
-
-/* ---- for callers not yet converted ---- */
-
-static int legacy(int rc, const pb_failure *f, char code[PBI_CODE_MAX], char *err)
-{
-	if (code)
-		code[0] = '\0';
-	if (!rc)
-		return PB_OK;
-	legacy_code(f, code);
-	return pb_err(err, rc, "%s", f->message);
-}
-
-int pbi_session_user(pbi_session *s, pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
-		     char code[PBI_CODE_MAX], char *err)
-{
-	pb_failure f;
-	return legacy(pbi_session_open_user(s, db, cfg, org_id, user_id, &f), &f, code, err);
-}
-
-int pbi_session_app(pbi_session *s, const pb_config *cfg, const char *tenant_id, const char *client_id,
-		    const char *client_secret, char code[PBI_CODE_MAX], char *err)
-{
-	pb_failure f;
-	return legacy(pbi_session_open_app(s, cfg, NULL, tenant_id, client_id, client_secret, &f), &f, code, err);
-}
-
-const char *pbi_session_code(const pbi_session *s)
-{
-	const session_priv *p = s->priv;
-	return p ? p->legacy_code : "";
 }

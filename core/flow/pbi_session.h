@@ -76,17 +76,4 @@ void pbi_session_release(pbi_session *s);
  * failure put in a caller's words). Returns f->rc. */
 int pbi_fail_reword(pb_failure *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* ---- for callers not yet converted to pb_failure (refresh, push, import): the same sessions
- * with the failure reduced to the codes they branch on, "not_configured", "not_connected",
- * "needs_reconnect", "bad_credentials" or "unavailable" (worth trying again), in
- * code[PBI_CODE_MAX] (may be NULL) and the message in err. */
-#define PBI_CODE_MAX 32
-int pbi_session_user(pbi_session *s, pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
-		     char code[PBI_CODE_MAX], char *err);
-int pbi_session_app(pbi_session *s, const pb_config *cfg, const char *tenant_id, const char *client_id,
-		    const char *client_secret, char code[PBI_CODE_MAX], char *err);
-/* The reduced code of the last token refresh that failed inside a call made with s->api; ""
- * when none failed. Borrowed until pbi_session_release. */
-const char *pbi_session_code(const pbi_session *s);
-
 #endif

@@ -12,7 +12,10 @@
  * Converted rows are cut into chunks of at most POWERBI_PUSH_ROWS_MAX rows; one chunk is
  * one POST rows request. A body of one small chunk is sent at once when the rate limiter
  * grants it; otherwise the chunks are spooled in push_chunks and the "push_rows" job sends
- * them, deleting each chunk once Power BI accepted it (so a resumed job sends the rest).
+ * them, deleting each chunk once Power BI accepted it (so a resumed job sends the rest). The
+ * job is queued in the transaction that writes the upload's owner row (which names the job) and
+ * finds its chunks all there: the chunks of an upload belong to its job from the moment the job
+ * exists. Chunks nobody owns (the POST died while reading, or the job ended) are swept.
  *
  * Adding rows is not idempotent: a chunk is marked sending (push_sending) in the transaction that
  * grants its POST, and leaves in the transaction that adds its rows to pbiport's count of the
@@ -43,6 +46,7 @@
 #include "runtime/auth.h"
 #include "runtime/config.h"
 #include "runtime/db.h"
+#include "runtime/failure.h"
 #include "runtime/strbuf.h"
 
 struct json_t;
@@ -60,38 +64,40 @@ typedef struct push_caller {
 	pb_role role;
 } push_caller;
 
+/* The push functions answering a request fail with a pb_failure: bad_request (a field, named),
+ * not_found, forbidden, conflict, the codes of a failed Microsoft call (core/flow/ms_failure.h),
+ * bad_credentials naming the push connection whose secret could not be opened or was refused,
+ * and the "Push datasets" codes of core/flow/error_codes.c (schema_conflict, invalid_rows). Their
+ * out-parameters carry only a success. */
+
 /* Handles POST /api/push-connections: {name, team, tenant_id, client_id, client_secret}.
- * Members may create connections only for their own teams. *reply new; *status 201, or
- * 400/409 with *reply an error body; other failures return a pb_rc. */
+ * Members may create connections only for their own teams (else forbidden); a name taken in
+ * the organization is a conflict. *reply new: the connection (201). */
 int push_connection_create(pb_db *db, const pb_config *cfg, const push_caller *who, const struct json_t *body,
-			   int *status, struct json_t **reply, char *err);
+			   struct json_t **reply, pb_failure *f);
 /* {"push_connections":[...]} of the connections the caller may use. */
 int push_connections_list(pb_db *db, const push_caller *who, struct json_t **reply, char *err);
 /* pbiport rotate-keys: re-seals every push connection secret sealed with an older key than
  * the first of cfg's ring (one transaction); *resealed counts them. */
 int push_connections_rotate(pb_db *db, const pb_config *cfg, size_t *resealed, char *err);
-/* Owners, or members of the connection's team. PB_ENOTFOUND when not visible. *status 204,
- * or 409 connection_in_use with *reply an error body while push datasets use it (deleting
- * it would drop their records and leave them in Power BI). */
-int push_connection_delete(pb_db *db, const push_caller *who, const char *id, int *status, struct json_t **reply,
-			   char *err);
+/* Owners, or members of the connection's team; anyone else PB_ENOTFOUND. A conflict while push
+ * datasets use it (deleting it would drop their records and leave them in Power BI). */
+int push_connection_delete(pb_db *db, const push_caller *who, const char *id, pb_failure *f);
 
 /* ---- datasets ---- */
 
 /* Handles POST /api/push-datasets: {connection_id, workspace_id, name, tables,
- * retention?, replace?}. Same name + same schema returns the existing dataset (200); a
- * different schema is 409 unless replace is true. *status 201/200 or an error status with
- * *reply an error body; *warning (borrowed static text) set for the Warning header. */
+ * retention?, replace?}. Same name + same schema returns the existing dataset (*status 200); a
+ * different schema fails with schema_conflict unless replace is true (then *status 200 too);
+ * a new one is 201. *reply new; *warning (borrowed static text) for the Warning header. */
 int push_dataset_create(pb_db *db, const pb_config *cfg, const push_caller *who, const struct json_t *body,
-			int *status, struct json_t **reply, const char **warning, char *err);
+			int *status, struct json_t **reply, const char **warning, pb_failure *f);
 int push_dataset_get(pb_db *db, const push_caller *who, const char *id, struct json_t **reply, char *err);
 int push_datasets_list(pb_db *db, const push_caller *who, struct json_t **reply, char *err);
 /* Handles DELETE /api/push-datasets/{id}: deletes the dataset in Power BI (already gone there
  * counts as deleted), then pbiport's record. Who may write rows to it may delete it (owners,
- * members of the connection's team); anyone else gets PB_ENOTFOUND. *status 204 (*reply NULL),
- * or an error status with *reply an error body (the record is kept). */
-int push_dataset_delete(pb_db *db, const pb_config *cfg, const push_caller *who, const char *id, int *status,
-			struct json_t **reply, char *err);
+ * members of the connection's team); anyone else gets PB_ENOTFOUND. A failure keeps the record. */
+int push_dataset_delete(pb_db *db, const pb_config *cfg, const push_caller *who, const char *id, pb_failure *f);
 
 /* Where a body comes from: read() returns bytes read, 0 at the end, -1 on error. */
 typedef struct push_source {
@@ -100,15 +106,15 @@ typedef struct push_source {
 	size_t size_hint;       /* total bytes when known (0: unknown) */
 } push_source;
 
-/* Handles POST /api/push-datasets/{id}/tables/{table}/rows. *status: 200 with
- * {rows_accepted, requests} when sent at once, 202 {job_id, status_url, rows} when
- * queued, or 400/404/409/502 with an error body. */
+/* Handles POST /api/push-datasets/{id}/tables/{table}/rows. *status 200 with
+ * {rows_accepted, requests, throttled} when sent at once, 202 {job_id, status_url, rows} when
+ * queued; *reply new. A bad row fails the whole body with invalid_rows and sends nothing. */
 int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, const char *dataset_id,
 		     const char *table, const char *media_type, const push_source *src, int *status,
-		     struct json_t **reply, char *err);
-/* Handles DELETE .../rows: clears the table in Power BI. */
+		     struct json_t **reply, pb_failure *f);
+/* Handles DELETE .../rows: clears the table in Power BI. *reply new (200). */
 int push_rows_delete(pb_db *db, const pb_config *cfg, const push_caller *who, const char *dataset_id,
-		     const char *table, int *status, struct json_t **reply, char *err);
+		     const char *table, struct json_t **reply, pb_failure *f);
 
 /* Drops spooled chunks nobody will send: uploads whose newest chunk is older than
  * older_than (a stored time text) and that no queued or running job owns (the POST that

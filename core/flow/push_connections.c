@@ -118,13 +118,6 @@ static json_t *conn_json(const push_conn *c)
 			 c->tenant_id, "client_id", c->client_id, "has_client_secret", 1, "created_at", c->created_at);
 }
 
-int push_error_reply(int *status, json_t **reply, int code_status, const char *code, const char *msg, char *err)
-{
-	*status = code_status;
-	*reply = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg);
-	return *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
-}
-
 bool push_id_text(const char *s)
 {
 	if (!s || !*s || strlen(s) > PB_PBI_ID_MAX)
@@ -149,44 +142,44 @@ static int team_for_caller(pb_db *db, const push_caller *who, const char *team, 
 	return rc;
 }
 
-int push_connection_create(pb_db *db, const pb_config *cfg, const push_caller *who, const json_t *body, int *status,
-			   json_t **reply, char *err)
+int push_connection_create(pb_db *db, const pb_config *cfg, const push_caller *who, const json_t *body,
+			   json_t **reply, pb_failure *f)
 {
 	static const char *const keys[] = { "name", "team", "tenant_id", "client_id", "client_secret", NULL };
 	sqlite3_stmt *st = NULL;
 	char id[PB_ID_BUF], team_id[PB_ID_BUF], now[PB_TIME_BUF], context[64];
-	char *sealed = NULL;
+	char *sealed = NULL, *err = f->message;
 	push_conn *c = NULL;
 	bool found = false;
 	int rc;
 	*reply = NULL;
-	if (!json_is_object(body) || json_body_only_keys(body, keys, "", err))
-		return push_error_reply(status, reply, 400, "bad_request", json_is_object(body) ? err : "the body must be an object",
-				   err);
+	if (!json_is_object(body))
+		return pb_fail(f, PB_EINVAL, NULL, "the body must be an object");
+	if (json_body_only_keys(body, keys, "", err))
+		return pb_fail_as(f, PB_EINVAL, NULL);
 	const char *name = json_string_value(json_object_get(body, "name"));
 	const char *team = json_string_value(json_object_get(body, "team"));
 	const char *tenant = json_string_value(json_object_get(body, "tenant_id"));
 	const char *client = json_string_value(json_object_get(body, "client_id"));
 	const char *secret = json_string_value(json_object_get(body, "client_secret"));
 	if (!name || !*name || strlen(name) > PB_NAME_FIELD_MAX || !utf8_valid(name, strlen(name)))
-		return push_error_reply(status, reply, 400, "bad_request", "\"name\" is required (1 to 128 bytes of UTF-8)", err);
+		return pb_fail(f, PB_EINVAL, NULL, "\"name\" is required (1 to 128 bytes of UTF-8)");
 	if (!team || !*team)
-		return push_error_reply(status, reply, 400, "bad_request", "\"team\" is required: the team that shares it", err);
+		return pb_fail(f, PB_EINVAL, NULL, "\"team\" is required: the team that shares it");
 	if (!push_id_text(tenant) || !push_id_text(client))
-		return push_error_reply(status, reply, 400, "bad_request", "\"tenant_id\" and \"client_id\" are required ids", err);
+		return pb_fail(f, PB_EINVAL, NULL, "\"tenant_id\" and \"client_id\" are required ids");
 	if (!secret || !*secret || strlen(secret) > PB_PBI_SECRET_MAX)
-		return push_error_reply(status, reply, 400, "bad_request", "\"client_secret\" is required", err);
+		return pb_fail(f, PB_EINVAL, NULL, "\"client_secret\" is required");
 	if (!cfg->encryption_keys)
-		return push_error_reply(status, reply, 400, "not_configured",
-				   "APPLICATION_ENCRYPTION_KEYS is not set: secrets cannot be stored", err);
+		return pb_fail(f, PB_EINTERNAL, NULL, "APPLICATION_ENCRYPTION_KEYS is not set: the client secret of push "
+			       "connection '%s' cannot be stored", name);
 	if ((rc = team_for_caller(db, who, team, team_id, &found, err)))
 		return rc;
+	if (!found && who->role == PB_ROLE_OWNER)
+		return pb_fail(f, PB_EINVAL, NULL, "\"team\": no team '%s' in this organization", team);
 	if (!found)
-		return push_error_reply(status, reply, who->role == PB_ROLE_OWNER ? 400 : 403,
-				   who->role == PB_ROLE_OWNER ? "bad_request" : "forbidden",
-				   who->role == PB_ROLE_OWNER ? "no such team in this organization"
-							      : "members create connections only for their own teams",
-				   err);
+		return pb_fail(f, PB_EFORBIDDEN, NULL, "\"team\": members create push connections only for their own "
+			       "teams, and '%s' is not one of them", team);
 	if ((rc = pb_new_id(id, err)))
 		return rc;
 	xsnprintf(context, sizeof context, "push_connection:%s", id);
@@ -207,13 +200,12 @@ int push_connection_create(pb_db *db, const pb_config *cfg, const push_caller *w
 	db_done(st);
 	st = NULL;
 	if (rc == PB_EINVAL) {
-		rc = push_error_reply(status, reply, 409, "conflict", "a push connection with this name exists in the organization",
-				 err);
+		rc = pb_fail(f, PB_ECONFLICT, NULL, "\"name\": a push connection named '%s' exists in the organization",
+			     name);
 		goto out;
 	}
 	if (rc || (rc = push_conn_get(db, NULL, id, &c, err)))
 		goto out;
-	*status = 201;
 	if (!(*reply = conn_json(c)))
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 out:
@@ -263,10 +255,11 @@ int push_connections_rotate(pb_db *db, const pb_config *cfg, size_t *resealed, c
 	return reseal_columns(db, cfg->encryption_keys, cols, sizeof cols / sizeof cols[0], resealed, err);
 }
 
-int push_connection_delete(pb_db *db, const push_caller *who, const char *id, int *status, json_t **reply, char *err)
+int push_connection_delete(pb_db *db, const push_caller *who, const char *id, pb_failure *f)
 {
 	push_conn *c = NULL;
 	sqlite3_stmt *st = NULL;
+	char *err = f->message;
 	int rc = push_conn_get(db, who, id, &c, err);
 	if (rc || (rc = db_begin(db, err)))
 		goto out;
@@ -281,17 +274,14 @@ int push_connection_delete(pb_db *db, const push_caller *who, const char *id, in
 	db_done(st);
 	st = NULL;
 	if (datasets > 0) {
-		char msg[PB_ERR_MAX];
-		(void)xsnprintf(msg, sizeof msg, "push connection '%s' still has %ld push dataset%s: delete %s first "
-				"(DELETE /api/push-datasets/{id}, which removes them in Power BI too)",
-				c->name, datasets, datasets == 1 ? "" : "s", datasets == 1 ? "it" : "them");
-		rc = push_error_reply(status, reply, 409, "connection_in_use", msg, err);
+		rc = pb_fail(f, PB_ECONFLICT, NULL, "push connection '%s' still has %ld push dataset%s: delete %s first "
+			     "(DELETE /api/push-datasets/{id}, which removes them in Power BI too)",
+			     c->name, datasets, datasets == 1 ? "" : "s", datasets == 1 ? "it" : "them");
 		goto end;
 	}
 	if ((rc = db_prepare(db, "DELETE FROM push_connections WHERE id = ?", &st, err)) ||
 	    (rc = db_bind_text(st, 1, c->id, err)) || (rc = db_exec(db, st, err)))
 		goto end;
-	*status = 204;
 end:
 	if (rc)
 		db_rollback(db);
@@ -303,19 +293,22 @@ out:
 	return rc;
 }
 
-/* An app session for the connection's service principal. code: pbi_session codes. */
-int push_conn_session(const pb_config *cfg, const push_conn *c, pbi_session *s, char code[PBI_CODE_MAX], char *err)
+int push_conn_session(const pb_config *cfg, const push_conn *c, pbi_session *s, pb_failure *f)
 {
-	char *plain = NULL, context[64];
+	char *plain = NULL, context[64], label[PB_NAME_FIELD_MAX + 32];
 	size_t len = 0;
 	memset(s, 0, sizeof *s);
-	code[0] = '\0';
 	if (!cfg->encryption_keys)
-		return pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set: the client secret cannot be opened");
+		return pb_fail(f, PB_EINVAL, "bad_credentials", "push connection '%s': its client secret cannot be opened: "
+			       "APPLICATION_ENCRYPTION_KEYS is not set", c->name);
 	xsnprintf(context, sizeof context, "push_connection:%s", c->id);
-	int rc = pb_open(cfg->encryption_keys, c->client_secret, context, &plain, &len, err);
-	if (!rc)
-		rc = pbi_session_app(s, cfg, c->tenant_id, c->client_id, plain, code, err);
+	xsnprintf(label, sizeof label, "push connection '%s'", c->name);
+	int rc = pb_open(cfg->encryption_keys, c->client_secret, context, &plain, &len, f->message);
+	if (rc)
+		rc = pb_fail(f, PB_EINVAL, "bad_credentials", "%s: its client secret cannot be opened (%s): create the push "
+			     "connection again", label, f->message);
+	else
+		rc = pbi_session_open_app(s, cfg, label, c->tenant_id, c->client_id, plain, f);
 	pb_secret_free(plain, len);
 	return rc;
 }

@@ -156,16 +156,6 @@ out:
 	return rc;
 }
 
-/* Maps a Power BI failure to a reply: the session codes and 4xx are the caller's to fix. */
-int push_upstream_reply(const msapi *api, const char *code, int rc, int *status, json_t **reply, char *err)
-{
-	if (code && *code)
-		return push_error_reply(status, reply, strcmp(code, "unavailable") ? 400 : 502, code, err, err);
-	if (rc == PB_EIO && api && api->last.status >= 400 && api->last.status < 500 && api->last.status != 429)
-		return push_error_reply(status, reply, 400, "powerbi_rejected", err, err);
-	return push_error_reply(status, reply, 502, "powerbi_unavailable", err, err);
-}
-
 static int ds_save(pb_db *db, const push_caller *who, const push_conn *c, const char *ws, const char *pbi_id,
 		   const char *name, const char *retention, const char *schema_json, const char *replace_id, char id[PB_ID_BUF],
 		   char *err)
@@ -207,8 +197,50 @@ out:
 	return rc;
 }
 
+/* Power BI's shape of a schema (pt, pc borrow schema's names; free both). */
+static int pbi_tables(const push_schema *schema, powerbi_push_table **pt, powerbi_push_column **pc, char *err)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < schema->ntables; i++)
+		total += schema->tables[i].ncols;
+	*pt = calloc(schema->ntables, sizeof **pt);
+	*pc = calloc(total ? total : 1, sizeof **pc);
+	if (!*pt || !*pc)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	for (size_t i = 0, k0 = 0; i < schema->ntables; i++) {
+		(*pt)[i].name = schema->tables[i].name;
+		(*pt)[i].columns = *pc + k0;
+		(*pt)[i].ncolumns = schema->tables[i].ncols;
+		for (size_t k = 0; k < schema->tables[i].ncols; k++, k0++) {
+			(*pc)[k0].name = schema->tables[i].cols[k].name;
+			(*pc)[k0].data_type = push_type_name(schema->tables[i].cols[k].type);
+		}
+	}
+	return 0;
+}
+
+/* reply gets "warnings": the retirement notice, and after a replace, the replaced dataset's
+ * fate (del_rc, the delete's result, and derr its message). */
+static int add_warnings(json_t *reply, const push_ds *replaced, bool same, int del_rc, const char *derr, char *err)
+{
+	json_t *w = json_pack("[s]", PUSH_RETIREMENT_WARNING);
+	if (replaced) {
+		json_object_set_new(reply, "replaced_powerbi_id", json_string(replaced->powerbi_id));
+		json_object_set_new(reply, "replaced_deleted", json_boolean(!del_rc && !same));
+		/* the replace itself stands: a failed delete leaves the old dataset in Power BI and says so */
+		if (del_rc && w)
+			json_array_append_new(w, json_sprintf("the replaced Power BI dataset %s could not be deleted; "
+							      "delete it in Power BI: %s",
+							      replaced->powerbi_id, derr));
+	}
+	/* json_object_set_new takes w, even when failing */
+	if (!w || json_object_set_new(reply, "warnings", w))
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	return 0;
+}
+
 int push_dataset_create(pb_db *db, const pb_config *cfg, const push_caller *who, const json_t *body, int *status,
-			json_t **reply, const char **warning, char *err)
+			json_t **reply, const char **warning, pb_failure *f)
 {
 	static const char *const keys[] = { "connection_id", "workspace_id", "name", "tables", "retention", "replace", NULL };
 	push_schema schema = { 0 };
@@ -218,15 +250,16 @@ int push_dataset_create(pb_db *db, const pb_config *cfg, const push_caller *who,
 	powerbi_push_table *pt = NULL;
 	powerbi_push_column *pc = NULL;
 	msapi_item item = { 0 };
-	char *schema_text = NULL, code[PBI_CODE_MAX] = "", id[PB_ID_BUF];
-	json_t *tables = NULL, *warnings = NULL;
-	bool have_session = false;
-	int rc;
+	char *schema_text = NULL, id[PB_ID_BUF], *err = f->message, derr[PB_ERR_MAX] = "";
+	json_t *tables = NULL;
+	bool have_session = false, same = false;
+	int rc, del_rc = 0;
 	*reply = NULL;
 	*warning = NULL;
-	if (!json_is_object(body) || json_body_only_keys(body, keys, "", err))
-		return push_error_reply(status, reply, 400, "bad_request", json_is_object(body) ? err : "the body must be an object",
-				   err);
+	if (!json_is_object(body))
+		return pb_fail(f, PB_EINVAL, NULL, "the body must be an object");
+	if (json_body_only_keys(body, keys, "", err))
+		return pb_fail_as(f, PB_EINVAL, NULL);
 	const char *conn_id = json_string_value(json_object_get(body, "connection_id"));
 	const char *ws = json_string_value(json_object_get(body, "workspace_id"));
 	const char *name = json_string_value(json_object_get(body, "name"));
@@ -235,17 +268,17 @@ int push_dataset_create(pb_db *db, const pb_config *cfg, const push_caller *who,
 	if (!retention)
 		retention = "None";
 	if (!conn_id || !push_id_text(ws))
-		return push_error_reply(status, reply, 400, "bad_request", "\"connection_id\" and \"workspace_id\" are required", err);
+		return pb_fail(f, PB_EINVAL, NULL, "\"connection_id\" and \"workspace_id\" are required");
 	if (jreplace && !json_is_boolean(jreplace))
-		return push_error_reply(status, reply, 400, "bad_request", "\"replace\" must be true or false", err);
+		return pb_fail(f, PB_EINVAL, NULL, "\"replace\" must be true or false");
 	if (strcmp(retention, "None") && strcmp(retention, "basicFIFO"))
-		return push_error_reply(status, reply, 400, "bad_request", "\"retention\" must be None or basicFIFO", err);
+		return pb_fail(f, PB_EINVAL, NULL, "\"retention\" must be None or basicFIFO");
 	if ((rc = push_check_name("dataset", name, err)) || (rc = push_schema_parse(json_object_get(body, "tables"), &schema, err)))
-		return push_error_reply(status, reply, 400, "invalid_push_dataset", err, err);
+		return pb_fail_as(f, PB_EINVAL, NULL);
 	rc = push_conn_get(db, who, conn_id, &c, err);
 	if (rc == PB_ENOTFOUND) {
-		rc = push_error_reply(status, reply, 404, "not_found", "push connection not found (or not shared with your teams)",
-				 err);
+		rc = pb_fail(f, PB_ENOTFOUND, NULL, "\"connection_id\": push connection '%.40s' not found (or not shared "
+			     "with your teams)", conn_id);
 		goto out;
 	}
 	if (rc || (rc = ds_find(db, who->org_id, c->id, ws, name, &existing, err)))
@@ -253,82 +286,52 @@ int push_dataset_create(pb_db *db, const pb_config *cfg, const push_caller *who,
 	if (existing && push_schema_equal(&existing->schema, &schema) && !strcmp(existing->retention, retention)) {
 		*status = 200;
 		*warning = PUSH_RETIREMENT_WARNING;
-		*reply = ds_json(existing);
-		goto warn;
+		if (!(*reply = ds_json(existing)))
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+		else
+			rc = add_warnings(*reply, NULL, false, 0, NULL, err);
+		goto out;
 	}
 	if (existing && !json_is_true(jreplace)) {
-		rc = push_error_reply(status, reply, 409, "schema_conflict",
-				 "a push dataset with this name exists with another schema; send \"replace\": true to create "
-				 "it again with the new schema (its rows are not kept)",
-				 err);
+		rc = pb_fail(f, PB_ECONFLICT, "schema_conflict",
+			     "push dataset '%s' exists with another schema; send \"replace\": true to create it again "
+			     "with the new schema (its rows are not kept)",
+			     name);
 		goto out;
 	}
 	if (!(tables = push_schema_json(&schema)) || !(schema_text = json_dumps(tables, JSON_COMPACT))) {
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	size_t total = 0;
-	for (size_t i = 0; i < schema.ntables; i++)
-		total += schema.tables[i].ncols;
-	if (!(pt = calloc(schema.ntables, sizeof *pt)) || !(pc = calloc(total, sizeof *pc))) {
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
+	if ((rc = pbi_tables(&schema, &pt, &pc, err)) || (rc = push_conn_session(cfg, c, &s, f)))
 		goto out;
-	}
-	for (size_t i = 0, k0 = 0; i < schema.ntables; i++) {
-		pt[i].name = schema.tables[i].name;
-		pt[i].columns = pc + k0;
-		pt[i].ncolumns = schema.tables[i].ncols;
-		for (size_t k = 0; k < schema.tables[i].ncols; k++, k0++) {
-			pc[k0].name = schema.tables[i].cols[k].name;
-			pc[k0].data_type = push_type_name(schema.tables[i].cols[k].type);
-		}
-	}
-	if ((rc = push_conn_session(cfg, c, &s, code, err))) {
-		rc = push_upstream_reply(NULL, code[0] ? code : "bad_credentials", rc, status, reply, err);
-		goto out;
-	}
 	have_session = true;
 	if ((rc = powerbi_push_create(&s.api, ws, name, pt, schema.ntables, retention, &item, err))) {
-		rc = push_upstream_reply(&s.api, pbi_session_code(&s), rc, status, reply, err);
+		rc = pbi_session_fail(&s, rc, f);
 		goto out;
 	}
 	if (!item.id) {
-		rc = push_error_reply(status, reply, 502, "powerbi_unavailable", "Power BI created the dataset without an id", err);
+		rc = pb_fail(f, PB_EUPSTREAM, NULL, "Power BI created push dataset '%s' without an id", name);
 		goto out;
 	}
 	if ((rc = ds_save(db, who, c, ws, item.id, name, retention, schema_text, existing ? existing->id : NULL, id, err)) ||
 	    (rc = push_ds_get(db, NULL, id, &d, err)))
 		goto out;
+	/* replaced: the new dataset exists and the record points at it, so the old one goes */
+	same = existing && !strcmp(existing->powerbi_id, item.id);
+	if (existing && !same)
+		del_rc = powerbi_dataset_delete(&s.api, ws, existing->powerbi_id, derr);
 	*status = existing ? 200 : 201;
 	*warning = PUSH_RETIREMENT_WARNING;
-	*reply = ds_json(d);
-	warnings = json_pack("[s]", PUSH_RETIREMENT_WARNING);
-	if (*reply && existing) {
-		/* replaced: the new dataset exists and the record points at it, so the old one goes.
-		 * A failure here leaves it in Power BI and says so; the replace itself stands. */
-		char derr[PB_ERR_MAX] = "";
-		bool same = !strcmp(existing->powerbi_id, item.id);
-		int drc = same ? 0 : powerbi_dataset_delete(&s.api, ws, existing->powerbi_id, derr);
-		json_object_set_new(*reply, "replaced_powerbi_id", json_string(existing->powerbi_id));
-		json_object_set_new(*reply, "replaced_deleted", json_boolean(!drc && !same));
-		if (drc && warnings)
-			json_array_append_new(warnings, json_sprintf("the replaced Power BI dataset %s could not be deleted; "
-								      "delete it in Power BI: %s",
-								      existing->powerbi_id, derr));
-	}
-	goto reply;
-warn:
-	warnings = json_pack("[s]", PUSH_RETIREMENT_WARNING);
-reply:
-	if (*reply && warnings) {
-		json_t *w = warnings;
-		warnings = NULL; /* json_object_set_new takes it, even when failing */
-		if (json_object_set_new(*reply, "warnings", w))
-			rc = pb_err(err, PB_ENOMEM, "out of memory");
-	} else {
+	if (!(*reply = ds_json(d)))
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
-	}
+	else
+		rc = add_warnings(*reply, existing, same, del_rc, derr, err);
 out:
+	if (rc) {
+		json_decref(*reply);
+		*reply = NULL;
+	}
 	if (have_session)
 		pbi_session_release(&s);
 	msapi_item_release(&item);
@@ -336,7 +339,6 @@ out:
 	free(pc);
 	free(schema_text);
 	json_decref(tables);
-	json_decref(warnings);
 	push_ds_free(existing);
 	push_ds_free(d);
 	push_conn_free(c);

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "core/flow/ms_failure.h"
 #include "core/flow/pbi_session.h"
 #include "core/flow/push.h"
 #include "core/store/identity.h"
@@ -47,6 +48,9 @@ typedef struct chunk_ref {
 	int64_t ticket;           /* 0: none */
 } chunk_ref;
 
+/* The row of an upload (seq -1, rows_json = the job id) that names the job owning its chunks. */
+#define SPOOL_OWNER_SEQ (-1)
+
 /* Chunks of one body: the first one is kept in memory (a small body is sent at once), the
  * rest, and the first once a second arrives, go to push_chunks. */
 typedef struct spool {
@@ -70,19 +74,13 @@ typedef struct send_ctx {
 	const char *upload;
 	volatile int *stop;
 	long requests, throttled;
-	int64_t defer_ms;       /* set with PB_ELIMIT: the limiter asks for a wait too long to sleep through */
+	int64_t defer_ms;       /* set with PB_ELIMIT: the limiter or Power BI asks for a wait too long to sleep through */
 	bool unknown;           /* the last POST may or may not have added its rows (the chunk stays 'sending') */
 	/* called in the transaction that records a chunk as added (may be NULL) */
 	int (*on_added)(struct send_ctx *sc, long nrows, char *err);
 	void *owner;            /* the on_added callback's */
 } send_ctx;
 
-
-/* ---- core/store/push_limiter.c ---- */
-
-/* push_rate_acquire inside the caller's write transaction. */
-int push_rate_acquire_locked(pb_db *db, const push_limits *lim, const char *key, long rows, long table_rows,
-			       int64_t now_ms, int64_t *wait_ms, int64_t *ticket, char *err);
 
 /* ---- core/flow/push_connections.c ---- */
 
@@ -91,17 +89,17 @@ int push_visible_teams(pb_db *db, const push_caller *who, const char *org_id, te
 const pb_team *push_team_find(const team_list *l, const char *id, const char *name);
 /* who NULL: any org (the worker, which got the id from its own job). */
 int push_conn_get(pb_db *db, const push_caller *who, const char *id, push_conn **out, char *err);
-int push_error_reply(int *status, json_t **reply, int code_status, const char *code, const char *msg, char *err);
 bool push_id_text(const char *s);
-/* An app session for the connection's service principal. code: pbi_session codes. */
-int push_conn_session(const pb_config *cfg, const push_conn *c, pbi_session *s, char code[PBI_CODE_MAX], char *err);
+/* An app session for the connection's service principal, whose failures (here and in the
+ * calls made through it: pbi_session_fail) name the connection: bad_credentials when its
+ * secret cannot be opened or Entra refuses its credentials, unavailable when Entra cannot be
+ * reached. */
+int push_conn_session(const pb_config *cfg, const push_conn *c, pbi_session *s, pb_failure *f);
 
 /* ---- core/flow/push_datasets.c ---- */
 
 void push_ds_free(push_ds *d);
 int push_ds_get(pb_db *db, const push_caller *who, const char *id, push_ds **out, char *err);
-/* Maps a Power BI failure to a reply: the session codes and 4xx are the caller's to fix. */
-int push_upstream_reply(const msapi *api, const char *code, int rc, int *status, json_t **reply, char *err);
 
 /* ---- core/flow/push_send.c ---- */
 
@@ -131,8 +129,9 @@ int push_chunk_outcome_find(send_ctx *sc, const chunk_ref *c, chunk_outcome *out
  * takes Power BI's (so the outcome of a chunk can be told later even after rows were added
  * outside pbiport, or with an unknown outcome). Best effort: a count that fails changes nothing. */
 int push_table_rows_sync(send_ctx *sc, char *err);
-/* Opens the dataset's connection and session. On failure *status and *reply say why. */
-int push_ds_session(pb_db *db, const pb_config *cfg, const push_ds *d, pbi_session *s, bool *have, int *status,
-		      json_t **reply, char *err);
+/* Opens the dataset's connection (*conn new, also on failure: NULL or the connection) and its
+ * session (*have set once it must be released). */
+int push_ds_session(pb_db *db, const pb_config *cfg, const push_ds *d, push_conn **conn, pbi_session *s, bool *have,
+		      pb_failure *f);
 
 #endif

@@ -49,13 +49,18 @@ static int job_fail_rows(pb_job_ctx *ctx, const char *code, const char *what, lo
 	return job_fail(ctx, code, "rows %ld to %ld: %s (%s); %s; %s", first, last, what, cause, added, unsent);
 }
 
-/* A transient failure: the job comes back after after_ms (0: the worker's back-off). A wait
- * a limit imposes (rate_limited) does not use up an attempt. */
-static int job_again(pb_job_ctx *ctx, long after_ms, const char *code, long accepted, long total)
+/* Ends the attempt with f, a failure of the chunk of rows first..last: one worth another try
+ * (Power BI asked to wait, or could not answer) brings the job back, saying how far it got;
+ * anything else fails it naming every row (job_fail_rows). */
+static int job_end_rows(pb_job_ctx *ctx, pb_failure *f, long first, long last, long accepted, long total)
 {
-	if (!strcmp(code, "rate_limited"))
-		return job_wait(ctx, after_ms, code, "%s (%ld of %ld rows sent)", ctx->err, accepted, total);
-	return job_retry_later(ctx, after_ms, code, "%s (%ld of %ld rows sent)", ctx->err, accepted, total);
+	char code[PB_CODE_MAX];
+	xsnprintf(code, sizeof code, "%s", pb_failure_code(f));
+	if (f->rc == PB_EUNAVAIL || f->rc == PB_ENOMEM || f->rc == PB_EIO) {
+		pb_fail(f, f->rc, code, "%s (%ld of %ld rows sent)", f->message, accepted, total);
+		return job_end_with(ctx, f);
+	}
+	return job_fail_rows(ctx, code, "Power BI refused them", first, last, total, f->message);
 }
 
 int push_rows_job(pb_job_ctx *ctx)
@@ -65,10 +70,11 @@ int push_rows_job(pb_job_ctx *ctx)
 	const char *ds_id = json_string_value(json_object_get(in, "dataset_id"));
 	const char *table = json_string_value(json_object_get(in, "table"));
 	push_ds *d = NULL;
+	push_conn *conn = NULL;
 	pbi_session s = { 0 };
+	pb_failure f = { 0 };
 	bool have = false;
-	json_t *reply = NULL;
-	int status = 0, rc;
+	int rc;
 	long checked = 0;
 	int64_t waited_ms = 0;
 	sbuf body;
@@ -95,23 +101,15 @@ int push_rows_job(pb_job_ctx *ctx)
 	sc.d = d;
 	sc.retention_cap = push_retention_cap(d);
 	push_limits_configured(ctx->cfg, &sc.lim);
-	if ((rc = push_ds_session(ctx->db, ctx->cfg, d, &s, &have, &status, &reply, ctx->err)))
-		goto out;
-	if (reply) {
-		rc = job_fail(ctx, json_string_value(json_object_get(json_object_get(reply, "error"), "code")), "%s",
-			      json_string_value(json_object_get(json_object_get(reply, "error"), "message")));
+	if ((rc = push_ds_session(ctx->db, ctx->cfg, d, &conn, &s, &have, &f))) {
+		rc = job_end_with(ctx, &f);
 		goto out;
 	}
 	sc.api = &s.api;
 	/* Power BI's push budget is the tenant's: a Retry-After another job got holds this one
 	 * too, in the queue rather than in the worker (core/store/tenant_backoff.h) */
-	char tenant[PB_PBI_ID_MAX + 1] = "";
-	push_conn *pc = NULL;
 	bool held = false;
-	if (!(rc = push_conn_get(ctx->db, NULL, d->connection_id, &pc, ctx->err)))
-		xsnprintf(tenant, sizeof tenant, "%s", pc->tenant_id);
-	push_conn_free(pc);
-	if (rc || (rc = tenant_backoff_hold_job(ctx, tenant, TB_PUSH, NULL, &held)))
+	if ((rc = tenant_backoff_hold_job(ctx, conn->tenant_id, TB_PUSH, NULL, &held)))
 		goto out;
 	if ((rc = job_phase(ctx, "sending", total ? (int)(jc.accepted * 100 / total) : 0)))
 		goto out;
@@ -141,9 +139,9 @@ int push_rows_job(pb_job_ctx *ctx)
 					if (!ctx->stop || !*ctx->stop)
 						continue;
 				}
-				rc = job_wait(ctx, (long)wait_ms, "outcome_pending",
-						     "rows %ld to %ld: waiting to find out whether Power BI added them: %s", first,
-						     last, why);
+				rc = job_wait(ctx, (long)wait_ms, "outcome_unknown",
+					      "rows %ld to %ld: waiting to find out whether Power BI added them: %s", first,
+					      last, why);
 				goto out;
 			}
 			if (o == OUTCOME_UNKNOWN) {
@@ -171,20 +169,20 @@ int push_rows_job(pb_job_ctx *ctx)
 			if (c.ticket)
 				push_rate_release(ctx->db, c.ticket, false, rerr);
 		}
-		if ((rc = push_send_chunk(&sc, c.seq, sbuf_str(&body), body.len, c.nrows, true, NULL, ctx->err))) {
+		if ((rc = push_send_chunk(&sc, c.seq, sbuf_str(&body), body.len, c.nrows, true, NULL, f.message))) {
 			if (sc.unknown)
 				continue; /* the chunk is still 'sending': the next round finds out */
-			if (s.api.last.status == 429)   /* holds back every push caller on the tenant */
-				tenant_backoff_record(ctx->db, tenant, TB_PUSH, s.api.last.retry_after_s,
+			if (s.api.last.failure == MSAPI_RETRY_AFTER)   /* holds back every push caller on the tenant */
+				tenant_backoff_record(ctx->db, conn->tenant_id, TB_PUSH, s.api.last.retry_after_s,
 						      "push job %s sending rows to dataset %s", ctx->job->id, d->powerbi_id);
-			if (rc == PB_ELIMIT && sc.defer_ms)
-				rc = job_again(ctx, (long)sc.defer_ms, "rate_limited", jc.accepted, total);
-			else if (s.api.last.status == 429 || s.api.last.status >= 500 || !s.api.last.status)
-				rc = job_again(ctx, s.api.last.retry_after_s > 0 ? s.api.last.retry_after_s * 1000 : 0,
-					       "powerbi_unavailable", jc.accepted, total);
-			else
-				rc = job_fail_rows(ctx, "powerbi_rejected", "Power BI refused them", first, last, total,
-						   ctx->err);
+			if (rc == PB_ELIMIT && sc.defer_ms) {
+				/* a wait too long to sleep through: the limiter's, or Power BI's Retry-After */
+				pb_fail_as(&f, PB_EUNAVAIL, "throttled");
+				f.retry_after_s = (long)((sc.defer_ms + 999) / 1000);
+			} else {
+				pbi_session_fail(&s, rc, &f);
+			}
+			rc = job_end_rows(ctx, &f, first, last, jc.accepted, total);
 			goto out;
 		}
 		if ((rc = job_phase(ctx, "sending", total ? (int)(jc.accepted * 100 / total) : 100)))
@@ -192,14 +190,6 @@ int push_rows_job(pb_job_ctx *ctx)
 	}
 	if (rc < 0)
 		goto out;
-	/* rows missing with no chunk left: the sweep took them (the owner row could not be written) */
-	if (jc.accepted < total) {
-		rc = job_fail(ctx, "rows_lost",
-			      "%ld of %ld rows were sent; the spooled rest is gone (removed as abandoned while the job "
-			      "waited): send rows %ld to %ld again",
-			      jc.accepted, total, jc.accepted + 1, total);
-		goto out;
-	}
 	/* done: the owner row goes too */
 	if ((rc = push_chunks_drop(ctx->db, upload, -1, ctx->err)))
 		goto out;
@@ -208,15 +198,16 @@ int push_rows_job(pb_job_ctx *ctx)
 				(json_int_t)checked, "dataset_id", d->id, "table", table);
 	rc = ctx->result ? 0 : pb_err(ctx->err, PB_ENOMEM, "out of memory");
 out:
-	/* a job that ends for good drops what it did not send */
-	if (rc && !ctx->transient && upload) {
+	/* a job that ends for good (failed with a code, or cancelled) drops what it did not send; one
+	 * that stopped on an unexpected error (no code: the worker tries it again) keeps it */
+	if (rc && upload && ((ctx->error_code[0] && !ctx->transient) || ctx->cancel_requested)) {
 		char derr[PB_ERR_MAX];
 		push_chunks_drop(ctx->db, upload, -1, derr);
 	}
 	sbuf_release(&body);
 	if (have)
 		pbi_session_release(&s);
-	json_decref(reply);
+	push_conn_free(conn);
 	push_ds_free(d);
 	json_decref(in);
 	return rc;

@@ -66,9 +66,6 @@ long push_retention_cap(const push_ds *d)
  * again when Power BI answered without adding it. A chunk found sending may or may not have been
  * added: chunk_outcome_find finds out from the table's row count. */
 
-/* The row of an upload (seq -1, rows_json = the job id) that names the job owning its chunks. */
-#define SPOOL_OWNER_SEQ (-1)
-
 
 static int chunk_insert(pb_db *db, const char *upload, long seq, const char *rows, size_t len, size_t nrows, char *err)
 {
@@ -173,14 +170,6 @@ int push_chunk_added(send_ctx *sc, long seq, long nrows, char *err)
 	return db_commit(sc->db, err);
 }
 
-/* A POST rows answer that does not say whether the rows were added: no answer after sending,
- * or a gateway's 500/502/504 (the service behind it may have added them). */
-static bool post_outcome_unknown(const msapi *api)
-{
-	return api->last.outcome_unknown || api->last.status == 500 || api->last.status == 502 ||
-	       api->last.status == 504;
-}
-
 /* body: a whole {"rows":[...]} text (rows_body) of the upload's chunk seq, of nrows rows. */
 int push_send_chunk(send_ctx *sc, long seq, const char *body, size_t len, long nrows, bool wait, bool *refused,
 		      char *err)
@@ -198,8 +187,8 @@ int push_send_chunk(send_ctx *sc, long seq, const char *body, size_t len, long n
 		if ((rc = db_begin(sc->db, err)))
 			break;
 		if ((rc = table_rows_get(sc->db, sc->d->id, sc->table, &table_rows, err)) ||
-		    (rc = push_rate_acquire_locked(sc->db, &sc->lim, sc->d->powerbi_id, nrows, table_rows, now, &wait_ms, &ticket,
-					      err)) ||
+		    (rc = push_rate_acquire(sc->db, &sc->lim, sc->d->powerbi_id, nrows, table_rows, now, &wait_ms, &ticket,
+					    err)) ||
 		    (ticket && (rc = push_chunk_mark(sc->db, sc->upload, seq, true, sc->d->id, sc->table, now, ticket, err)))) {
 			db_rollback(sc->db);
 			break;
@@ -228,7 +217,7 @@ int push_send_chunk(send_ctx *sc, long seq, const char *body, size_t len, long n
 		}
 		rc = powerbi_push_rows_text(sc->api, sc->d->workspace_id, sc->d->powerbi_id, sc->table, body, len, err);
 		sc->requests += sc->api->last.attempts > 0 ? sc->api->last.attempts : 1;
-		bool throttled = rc && sc->api->last.status == 429;
+		bool throttled = rc && sc->api->last.failure == MSAPI_RETRY_AFTER;
 		if (sc->api->last.attempts > 1 || throttled)
 			sc->throttled += sc->api->last.attempts - (rc ? 0 : 1);
 		if (!rc) {
@@ -239,7 +228,7 @@ int push_send_chunk(send_ctx *sc, long seq, const char *body, size_t len, long n
 				rc = pb_err(err, rrc, "%s", rerr);
 			break;
 		}
-		if (post_outcome_unknown(sc->api)) {
+		if (sc->api->last.failure == MSAPI_OUTCOME_UNKNOWN) {
 			/* the chunk stays 'sending' and the ticket in flight: the request may still be under
 			 * way at Power BI, and the limiter counts it so until inflight_ms has passed */
 			sc->unknown = true;
@@ -373,8 +362,9 @@ int push_chunk_outcome_find(send_ctx *sc, const chunk_ref *c, chunk_outcome *out
 			      "row count cannot tell them apart", sc->table);
 	}
 	if (tc.count_rc) {
-		bool again = tc.count_rc == PB_ELIMIT || sc->api->last.status == 429 || sc->api->last.status >= 500 ||
-			     !sc->api->last.status;
+		/* asked to wait, or not answered: ask again; refused (or answered with an error): cannot tell */
+		msapi_failure kind = sc->api->last.failure;
+		bool again = kind == MSAPI_RETRY_AFTER || kind == MSAPI_UNAVAILABLE;
 		*out = again ? OUTCOME_WAIT : OUTCOME_UNKNOWN;
 		*wait_ms = sc->api->last.retry_after_s > 0 ? sc->api->last.retry_after_s * 1000 : PB_PUSH_OUTCOME_RETRY_MS;
 		return pb_err(why, PB_OK, "Power BI could not count the rows of table '%s': %s", sc->table, tc.count_err);
@@ -456,43 +446,84 @@ static int spool_chunk(void *ctx, const char *rows, size_t len, size_t nrows, ch
 	return chunk_insert(sp->db, sp->upload_id, sp->seq++, rows, len, nrows, err);
 }
 
-/* Opens the dataset's connection and session. On failure *status and *reply say why. */
-int push_ds_session(pb_db *db, const pb_config *cfg, const push_ds *d, pbi_session *s, bool *have, int *status,
-		      json_t **reply, char *err)
+/* Opens the dataset's connection and session. */
+int push_ds_session(pb_db *db, const pb_config *cfg, const push_ds *d, push_conn **conn, pbi_session *s, bool *have,
+		    pb_failure *f)
 {
-	push_conn *c = NULL;
-	char code[PBI_CODE_MAX] = "";
-	int rc = push_conn_get(db, NULL, d->connection_id, &c, err);
-	if (!rc && (rc = push_conn_session(cfg, c, s, code, err)))
-		rc = push_upstream_reply(NULL, code[0] ? code : "bad_credentials", rc, status, reply, err);
-	else if (!rc)
+	int rc = push_conn_get(db, NULL, d->connection_id, conn, f->message);
+	if (!rc && !(rc = push_conn_session(cfg, *conn, s, f)))
 		*have = true;
-	push_conn_free(c);
+	return rc;
+}
+
+/* The table's upload of the rows in sp, which are spooled, goes to a new push_rows job: the
+ * job, its ownership of the chunks (the owner row) and the check that the chunks are all still
+ * there (the sweep takes chunks nobody owns) commit together, or nothing does. */
+static int submit_job(pb_db *db, const push_caller *who, const push_ds *d, const push_table *t, const spool *sp,
+		      long total, long requests_before, long throttled_before, char job_id[PB_ID_BUF], pb_failure *f)
+{
+	sqlite3_stmt *st = NULL;
+	char key[64], *err = f->message;
+	bool existing = false;
+	json_t *input = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "upload_id", sp->upload_id, "dataset_id", d->id, "table",
+				  t->name, "rows", (json_int_t)total, "requests_before", (json_int_t)requests_before,
+				  "throttled_before", (json_int_t)throttled_before);
+	char *text = input ? json_dumps(input, JSON_COMPACT) : NULL;
+	json_decref(input);
+	if (!text)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	xsnprintf(key, sizeof key, "push:%s", sp->upload_id);
+	pb_job_spec spec = { .kind = "push_rows", .org_id = who->org_id, .user_id = who->user_id, .input = text,
+			     .idempotency_key = key, .max_attempts = PB_PUSH_JOB_ATTEMPTS };
+	int rc = db_begin(db, err);
+	if (rc)
+		goto out;
+	if ((rc = db_prepare(db, "SELECT count(*) FROM push_chunks WHERE upload_id = ? AND seq >= 0", &st, err)) ||
+	    (rc = db_bind_text(st, 1, sp->upload_id, err)) || (rc = db_row(db, st, err)) < 0)
+		goto end;
+	long spooled = (long)sqlite3_column_int64(st, 0);
+	rc = 0;
+	if (spooled != sp->seq) {
+		rc = pb_fail(f, PB_EUNAVAIL, NULL, "the rows of this request were removed as abandoned while it was "
+			     "read (%ld of %ld chunks left): send them again", spooled, sp->seq);
+		goto end;
+	}
+	if (!(rc = jobs_submit(db, &spec, job_id, &existing, err)))
+		rc = chunk_insert(db, sp->upload_id, SPOOL_OWNER_SEQ, job_id, strlen(job_id), 0, err);
+end:
+	db_done(st);
+	if (rc)
+		db_rollback(db);
+	else
+		rc = db_commit(db, err);
+out:
+	free(text);
 	return rc;
 }
 
 int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, const char *dataset_id, const char *table,
-		     const char *media_type, const push_source *src, int *status, json_t **reply, char *err)
+		     const char *media_type, const push_source *src, int *status, json_t **reply, pb_failure *f)
 {
 	push_ds *d = NULL;
+	push_conn *c = NULL;
 	push_reader *rd = NULL;
 	pbi_session s = { 0 };
 	bool have_session = false, refused = false, unknown = false;
 	spool sp = { .db = db };
 	long requests_before = 0, throttled_before = 0;
 	push_format fmt;
-	char *buf = NULL;
+	char *buf = NULL, *err = f->message, job_id[PB_ID_BUF], url[80];
 	sbuf body;
 	int rc;
 	*reply = NULL;
 	sbuf_init(&body, PB_PUSH_CHUNK_BODY_MAX);
-	if ((rc = push_format_from_media_type(media_type, &fmt, err)))
-		return push_error_reply(status, reply, 415, "unsupported_media_type", err, err);
+	if (push_format_from_media_type(media_type, &fmt, err))
+		return pb_fail_as(f, PB_EINVAL, NULL);
 	if ((rc = push_ds_get(db, who, dataset_id, &d, err)))
 		return rc;
 	const push_table *t = push_schema_table(&d->schema, table);
 	if (!t) {
-		rc = push_error_reply(status, reply, 404, "not_found", "the push dataset has no such table", err);
+		rc = pb_fail(f, PB_ENOTFOUND, NULL, "push dataset '%s' has no table '%.100s'", d->name, table);
 		goto out;
 	}
 	if ((rc = pb_new_id(sp.upload_id, err)) ||
@@ -506,7 +537,7 @@ int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, co
 	for (;;) {
 		long n = src->read(src->ctx, buf, BUFSZ);
 		if (n < 0) {
-			rc = push_error_reply(status, reply, 400, "bad_request", "the request body could not be read", err);
+			rc = pb_fail(f, PB_EINVAL, NULL, "the request body could not be read");
 			goto out;
 		}
 		if (!n)
@@ -518,14 +549,14 @@ int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, co
 		rc = push_reader_finish(rd, err);
 	if (rc == PB_EINVAL) {
 		/* nothing was sent: the whole body is refused */
-		rc = push_error_reply(status, reply, 400, "invalid_rows", err, err);
+		rc = pb_fail_as(f, PB_EINVAL, "invalid_rows");
 		goto out;
 	}
 	if (rc)
 		goto out;
 	long total = (long)push_reader_rows(rd);
 	if (!total) {
-		rc = push_error_reply(status, reply, 400, "invalid_rows", "the body holds no rows", err);
+		rc = pb_fail(f, PB_EINVAL, "invalid_rows", "the body holds no rows");
 		goto out;
 	}
 	if (!sp.spilled) {
@@ -533,9 +564,7 @@ int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, co
 		 * outcome is unknown leaves it marked 'sending' for the job to find out. */
 		send_ctx sc = { .db = db, .d = d, .table = t->name, .retention_cap = push_retention_cap(d), .upload = sp.upload_id };
 		push_limits_configured(cfg, &sc.lim);
-		if ((rc = push_ds_session(db, cfg, d, &s, &have_session, status, reply, err)))
-			goto out;
-		if (*reply)
+		if ((rc = push_ds_session(db, cfg, d, &c, &s, &have_session, f)))
 			goto out;
 		sc.api = &s.api;
 		/* a 429 here is not waited out in the web request: msapi gives up soon and the job waits */
@@ -544,7 +573,7 @@ int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, co
 			goto out;
 		rc = push_send_chunk(&sc, 0, sbuf_str(&body), body.len, (long)sp.first_rows, false, &refused, err);
 		if (rc && !sc.unknown) {
-			rc = push_upstream_reply(&s.api, pbi_session_code(&s), rc, status, reply, err);
+			rc = pbi_session_fail(&s, rc, f);
 			goto out;
 		}
 		if (!rc && !refused) {
@@ -563,30 +592,9 @@ int push_rows_ingest(pb_db *db, const pb_config *cfg, const push_caller *who, co
 		throttled_before = sc.throttled;
 	}
 	/* the rest runs as a job: the chunks wait in push_chunks (with the calls already made) */
-	char job_id[PB_ID_BUF], key[64], url[80];
-	bool existing = false;
-	json_t *input = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "upload_id", sp.upload_id, "dataset_id", d->id, "table",
-				  t->name, "rows", (json_int_t)total, "requests_before", (json_int_t)requests_before,
-				  "throttled_before", (json_int_t)throttled_before);
-	char *text = input ? json_dumps(input, JSON_COMPACT) : NULL;
-	json_decref(input);
-	if (!text) {
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
-	xsnprintf(key, sizeof key, "push:%s", sp.upload_id);
-	pb_job_spec spec = { .kind = "push_rows", .org_id = who->org_id, .user_id = who->user_id, .input = text,
-			     .idempotency_key = key, .max_attempts = PB_PUSH_JOB_ATTEMPTS };
-	rc = jobs_submit(db, &spec, job_id, &existing, err);
-	free(text);
-	if (rc)
+	if ((rc = submit_job(db, who, d, t, &sp, total, requests_before, throttled_before, job_id, f)))
 		goto out;
 	sp.spilled = false; /* the job owns the chunks now */
-	/* the owner row tells the spool sweep (push_spool_sweep) these chunks are not orphans. If
-	 * it cannot be written the job still runs; should the sweep take its chunks first, the
-	 * job says rows were lost instead of claiming success. */
-	char oerr[PB_ERR_MAX];
-	chunk_insert(db, sp.upload_id, SPOOL_OWNER_SEQ, job_id, strlen(job_id), 0, oerr);
 	xsnprintf(url, sizeof url, "/api/jobs/%s", job_id);
 	*status = 202;
 	*reply = json_pack("{s:s, s:s, s:I}", "job_id", job_id, "status_url", url, "rows", (json_int_t)total);
@@ -607,60 +615,63 @@ out:
 	free(buf);
 	free(sp.first);
 	push_reader_free(rd);
+	push_conn_free(c);
 	push_ds_free(d);
 	return rc;
 }
 
 int push_rows_delete(pb_db *db, const pb_config *cfg, const push_caller *who, const char *dataset_id, const char *table,
-		     int *status, json_t **reply, char *err)
+		     json_t **reply, pb_failure *f)
 {
 	push_ds *d = NULL;
+	push_conn *c = NULL;
 	pbi_session s = { 0 };
 	bool have = false;
+	char *err = f->message;
 	*reply = NULL;
 	int rc = push_ds_get(db, who, dataset_id, &d, err);
 	if (rc)
 		return rc;
 	const push_table *t = push_schema_table(&d->schema, table);
 	if (!t) {
-		rc = push_error_reply(status, reply, 404, "not_found", "the push dataset has no such table", err);
+		rc = pb_fail(f, PB_ENOTFOUND, NULL, "push dataset '%s' has no table '%.100s'", d->name, table);
 		goto out;
 	}
-	if ((rc = push_ds_session(db, cfg, d, &s, &have, status, reply, err)) || *reply)
+	if ((rc = push_ds_session(db, cfg, d, &c, &s, &have, f)))
 		goto out;
 	if ((rc = powerbi_push_delete_rows(&s.api, d->workspace_id, d->powerbi_id, t->name, err))) {
-		rc = push_upstream_reply(&s.api, pbi_session_code(&s), rc, status, reply, err);
+		rc = pbi_session_fail(&s, rc, f);
 		goto out;
 	}
 	if ((rc = table_rows_add(db, d->id, t->name, 0, 0, true, err)))
 		goto out;
-	*status = 200;
 	*reply = json_pack("{s:s, s:s, s:b}", "dataset_id", d->id, "table", t->name, "cleared", 1);
 	rc = *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
 out:
 	if (have)
 		pbi_session_release(&s);
+	push_conn_free(c);
 	push_ds_free(d);
 	return rc;
 }
 
-int push_dataset_delete(pb_db *db, const pb_config *cfg, const push_caller *who, const char *id, int *status,
-			json_t **reply, char *err)
+int push_dataset_delete(pb_db *db, const pb_config *cfg, const push_caller *who, const char *id, pb_failure *f)
 {
 	push_ds *d = NULL;
+	push_conn *c = NULL;
 	pbi_session s = { 0 };
 	sqlite3_stmt *st = NULL;
 	bool have = false;
-	*reply = NULL;
+	char *err = f->message;
 	int rc = push_ds_get(db, who, id, &d, err);
 	if (rc)
 		return rc;
-	if ((rc = push_ds_session(db, cfg, d, &s, &have, status, reply, err)) || *reply)
+	if ((rc = push_ds_session(db, cfg, d, &c, &s, &have, f)))
 		goto out;
 	/* Power BI first: a record whose dataset could not be deleted stays, so the delete can be
 	 * asked again (a dataset already gone there counts as deleted) */
 	if ((rc = powerbi_dataset_delete(&s.api, d->workspace_id, d->powerbi_id, err))) {
-		rc = push_upstream_reply(&s.api, pbi_session_code(&s), rc, status, reply, err);
+		rc = pbi_session_fail(&s, rc, f);
 		goto out;
 	}
 	/* its table counts go with it (ON DELETE CASCADE); jobs still holding rows for it fail with
@@ -668,11 +679,11 @@ int push_dataset_delete(pb_db *db, const pb_config *cfg, const push_caller *who,
 	if ((rc = db_prepare(db, "DELETE FROM push_datasets WHERE id = ?", &st, err)) ||
 	    (rc = db_bind_text(st, 1, d->id, err)) || (rc = db_exec(db, st, err)))
 		goto out;
-	*status = 204;
 out:
 	db_done(st);
 	if (have)
 		pbi_session_release(&s);
+	push_conn_free(c);
 	push_ds_free(d);
 	return rc;
 }

@@ -7,44 +7,68 @@
 
 /* ======================================================================== spool sweep */
 
-/* Is the job named by an owner row still going to send its chunks? */
-static int owner_alive(pb_db *db, const char *job_id, bool *alive, char *err)
+/* Does a queued or running job own the upload's chunks (its owner row names the job)? */
+static int owned(pb_db *db, const char *upload, bool *alive, char *err)
 {
+	sqlite3_stmt *st = NULL;
 	pb_job *j = NULL;
-	int rc = job_id && *job_id ? jobs_get(db, job_id, &j, err) : PB_ENOTFOUND;
+	char job_id[PB_ID_BUF] = "";
 	*alive = false;
-	if (rc == PB_ENOTFOUND)
-		return 0;
+	int rc = db_prepare(db, "SELECT rows_json FROM push_chunks WHERE upload_id = ? AND seq = ?", &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, upload, err)))
+		sqlite3_bind_int(st, 2, SPOOL_OWNER_SEQ);
+	if (!rc && (rc = db_row(db, st, err)) == 1) {
+		xsnprintf(job_id, sizeof job_id, "%s", db_col_text(st, 0));
+		rc = 0;
+	}
+	db_done(st);
+	if (rc || !job_id[0])
+		return rc;
+	rc = jobs_get(db, job_id, &j, err);
 	if (!rc)
 		*alive = !strcmp(j->state, "queued") || !strcmp(j->state, "running");
 	job_free(j);
-	return rc;
+	return rc == PB_ENOTFOUND ? 0 : rc;
+}
+
+/* Drops the upload's chunks unless a job owns them, in one transaction: the POST that spools
+ * them makes its job their owner in one too, so they are either owned or gone, never both. */
+static int drop_unowned(pb_db *db, const char *upload, bool *dropped, char *err)
+{
+	bool alive = false;
+	*dropped = false;
+	int rc = db_begin(db, err);
+	if (rc)
+		return rc;
+	if (!(rc = owned(db, upload, &alive, err)) && !alive && !(rc = push_chunks_drop(db, upload, -1, err)))
+		*dropped = true;
+	if (rc) {
+		db_rollback(db);
+		*dropped = false;
+		return rc;
+	}
+	return db_commit(db, err);
 }
 
 int push_spool_sweep(pb_db *db, const char *older_than, size_t *dropped, char *err)
 {
 	sqlite3_stmt *st = NULL;
-	char (*ids)[PB_ID_BUF] = NULL, (*owners)[PB_ID_BUF] = NULL;
+	char (*ids)[PB_ID_BUF] = NULL;
 	size_t n = 0;
 	int rc, row;
 	*dropped = 0;
-	/* uploads whose newest chunk is older than the limit, with the job that owns them (if any) */
-	rc = db_prepare(db,
-			"SELECT upload_id, MAX(CASE WHEN seq = -1 THEN rows_json END) FROM push_chunks GROUP BY upload_id "
-			"HAVING MAX(created_at) < ? LIMIT ?",
-			&st, err);
+	/* uploads whose newest chunk is older than the limit */
+	rc = db_prepare(db, "SELECT upload_id FROM push_chunks GROUP BY upload_id HAVING MAX(created_at) < ? LIMIT ?", &st,
+			err);
 	if (rc || (rc = db_bind_text(st, 1, older_than, err)))
 		goto out;
 	sqlite3_bind_int(st, 2, PB_LIST_MAX_ITEMS);
-	if (!(ids = calloc(PB_LIST_MAX_ITEMS, sizeof *ids)) || !(owners = calloc(PB_LIST_MAX_ITEMS, sizeof *owners))) {
+	if (!(ids = calloc(PB_LIST_MAX_ITEMS, sizeof *ids))) {
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	while ((row = db_row(db, st, err)) == 1) {
-		xsnprintf(ids[n], sizeof ids[n], "%s", db_col_text(st, 0));
-		xsnprintf(owners[n], sizeof owners[n], "%s", db_col_text(st, 1) ? db_col_text(st, 1) : "");
-		n++;
-	}
+	while ((row = db_row(db, st, err)) == 1)
+		xsnprintf(ids[n++], sizeof ids[0], "%s", db_col_text(st, 0));
 	db_done(st);
 	st = NULL;
 	if (row < 0) {
@@ -52,21 +76,16 @@ int push_spool_sweep(pb_db *db, const char *older_than, size_t *dropped, char *e
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		bool alive = false;
 		/* no owner: the POST that spooled them died before queueing its job; an owner that
 		 * ended (or is gone) did not take them with it */
-		if ((rc = owner_alive(db, owners[i], &alive, err)))
+		bool gone = false;
+		if ((rc = drop_unowned(db, ids[i], &gone, err)))
 			goto out;
-		if (alive)
-			continue;
-		if ((rc = push_chunks_drop(db, ids[i], -1, err)))
-			goto out;
-		(*dropped)++;
+		*dropped += gone;
 	}
 out:
 	db_done(st);
 	free(ids);
-	free(owners);
 	return rc;
 }
 

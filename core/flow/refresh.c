@@ -522,27 +522,25 @@ out:
 
 /* ======================================================================== sessions */
 
-/* A Power BI session that did not open, or a call whose token refresh failed inside the
- * session: the session's code (core/flow/pbi_session.h) as a failure, its cause already in
- * f->message. */
-static int session_failed(const char *code, int rc, pb_failure *f)
+/* A session's failure in refresh's words: settings that are gone mean the model has no
+ * credentials to refresh with (no_credentials); a publisher who is not connected, or no longer,
+ * must reconnect (needs_reconnect). Returns f->rc. */
+static int session_code(pb_failure *f)
 {
-	if (!strcmp(code, "unavailable"))
-		return pb_fail_as(f, PB_EUNAVAIL, "unavailable");
-	if (!strcmp(code, "needs_reconnect") || !strcmp(code, "not_connected"))
-		return pb_fail_as(f, PB_ECONFLICT, "needs_reconnect");
-	if (!strcmp(code, "bad_credentials"))
-		return pb_fail_as(f, PB_EINVAL, "bad_credentials");
-	if (code[0])   /* not_configured: the organization's Power BI settings are gone */
+	const char *code = pb_failure_code(f);
+	if (!strcmp(code, "not_configured"))
 		return pb_fail_as(f, PB_EINVAL, "no_credentials");
-	return pb_fail_as(f, rc, NULL);
+	if (!strcmp(code, "not_connected"))
+		return pb_fail_as(f, PB_ECONFLICT, "needs_reconnect");
+	return f->rc;
 }
 
-/* A call through s that failed with rc, its message in f->message. */
+/* A call through s that failed with rc, its message in f->message: the token refresh that
+ * failed inside it, else Microsoft's failure (core/flow/pbi_session.h pbi_session_fail). */
 static int call_failed(const pbi_session *s, int rc, pb_failure *f)
 {
-	const char *code = pbi_session_code(s);
-	return code[0] ? session_failed(code, rc, f) : ms_fail(&s->api, rc, f);
+	pbi_session_fail(s, rc, f);
+	return session_code(f);
 }
 
 /* Opens a session with the credentials auth ("sp" or "user") names; via receives them in
@@ -550,7 +548,6 @@ static int call_failed(const pbi_session *s, int rc, pb_failure *f)
 static int open_session(pb_db *db, const pb_config *cfg, const char *org_id, const char *auth, const char *integration_id,
 			const char *user_id, pbi_session *s, char via[VIA_MAX], pb_failure *f)
 {
-	char code[PBI_CODE_MAX] = "";
 	pb_integration *i = NULL;
 	char *secret = NULL;
 	size_t len = 0;
@@ -558,8 +555,8 @@ static int open_session(pb_db *db, const pb_config *cfg, const char *org_id, con
 	memset(s, 0, sizeof *s);
 	if (auth && !strcmp(auth, "user")) {
 		via_publisher(db, org_id, user_id, via);
-		rc = pbi_session_user(s, db, cfg, org_id, user_id, code, f->message);
-		return rc ? session_failed(code, rc, f) : 0;
+		rc = pbi_session_open_user(s, db, cfg, org_id, user_id, f);
+		return rc ? session_code(f) : 0;
 	}
 	copy(via, VIA_MAX, "the integration that imported it");
 	rc = integrations_get(db, NULL, integration_id ? integration_id : "", &i, f->message);
@@ -577,8 +574,8 @@ static int open_session(pb_db *db, const pb_config *cfg, const char *org_id, con
 		rc = pb_fail_as(f, rc, rc == PB_EINVAL ? "no_credentials" : NULL);
 		goto out;
 	}
-	if ((rc = pbi_session_app(s, cfg, i->tenant_id, i->client_id, secret, code, f->message)))
-		rc = session_failed(code, rc, f);
+	if ((rc = pbi_session_open_app(s, cfg, via, i->tenant_id, i->client_id, secret, f)))
+		rc = session_code(f);
 out:
 	pb_secret_free(secret, len);
 	integration_free(i);
@@ -844,8 +841,7 @@ static int start_refresh(pb_job_ctx *ctx, pbi_session *s, const char *ws, const 
 	if ((rc = job_checkpoint(ctx, "before", json_incref(before))))
 		goto out;
 	rc = powerbi_refresh_dataset_with(&s->api, ws, ds, notify, &o, &msid, f->message);
-	if (rc && (s->api.last.failure != MSAPI_REJECTED || pbi_session_code(s)[0])) {
-		call_failed(s, rc, f);
+	if (rc && (call_failed(s, rc, f), strcmp(pb_failure_code(f), "powerbi_rejected"))) {
 		failure_prefix(f, "triggering the refresh");
 		rc = f->rc;
 		goto out;

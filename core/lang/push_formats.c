@@ -216,7 +216,8 @@ int push_format_from_media_type(const char *mt, push_format *out, char *err)
 	else if (mt && !strcmp(mt, "text/csv"))
 		*out = PUSH_FMT_CSV;
 	else
-		return pb_err(err, PB_EINVAL, "rows must be application/json (an array), application/x-ndjson or text/csv");
+		return pb_err(err, PB_EINVAL, "Content-Type '%.60s': rows must be application/json (an array), "
+			      "application/x-ndjson or text/csv", mt ? mt : "");
 	return 0;
 }
 

@@ -77,9 +77,9 @@ out:
 	return rc;
 }
 
-/* push_rate_acquire inside the caller's write transaction. */
-int push_rate_acquire_locked(pb_db *db, const push_limits *lim, const char *key, long rows, long table_rows,
-			       int64_t now_ms, int64_t *wait_ms, int64_t *ticket, char *err)
+/* push_rate_acquire inside its write transaction. */
+static int acquire(pb_db *db, const push_limits *lim, const char *key, long rows, long table_rows, int64_t now_ms,
+		   int64_t *wait_ms, int64_t *ticket, char *err)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t used, free_at, wait = 0;
@@ -145,7 +145,7 @@ int push_rate_acquire(pb_db *db, const push_limits *lim, const char *key, long r
 		      int64_t *wait_ms, int64_t *ticket, char *err)
 {
 	int rc = db_begin(db, err);
-	if (!rc && (rc = push_rate_acquire_locked(db, lim, key, rows, table_rows, now_ms, wait_ms, ticket, err)))
+	if (!rc && (rc = acquire(db, lim, key, rows, table_rows, now_ms, wait_ms, ticket, err)))
 		db_rollback(db);
 	return rc ? rc : db_commit(db, err);
 }

@@ -80,7 +80,7 @@ class PushTenantBackoff(harness.EmulatorStackTestCase):
         job_a = self.send(first)
         self.assertLess(self.worker_once(), 30)
         a = self.job(job_a)
-        self.assertEqual((a["state"], a["error"]["code"]), ("queued", "rate_limited"), a)
+        self.assertEqual((a["state"], a["error"]["code"]), ("queued", "throttled"), a)
         self.assertIn("Retry-After 3600 s: sending goes on at ", a["error"]["message"])
         # another dataset on the same tenant, in a new worker process: no rows sent for the hour
         job_b = self.send(second)

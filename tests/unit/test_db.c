@@ -213,6 +213,9 @@ static void transactions_nest_as_savepoints(void **state)
 	insert_nest(db, "kept");
 	assert_int_equal(db_commit(db, err), PB_OK);
 	assert_true(db_in_transaction(db));
+	/* the inner commit released its savepoint: it ran RELEASE, not a cached statement of the same
+	 * (stack) text address, such as the SAVEPOINT of the begin */
+	assert_int_not_equal(sqlite3_exec(db_sqlite(db), "RELEASE pb1", NULL, NULL, NULL), SQLITE_OK);
 	assert_int_equal(db_commit(db, err), PB_OK);
 	assert_false(db_in_transaction(db));
 	assert_true(count_rows(db, "outer") && count_rows(db, "kept"));

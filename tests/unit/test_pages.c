@@ -186,6 +186,8 @@ static int setup(void **state)
 	assert_int_equal(identity_user_add(f->db, "bob", "acme", PB_ROLE_MEMBER, NULL, 0, id, err), 0);
 	assert_int_equal(identity_user_add(f->db, "carol", "globex", PB_ROLE_OWNER, NULL, 0, id, err), 0);
 	assert_int_equal(xsnprintf(f->admin, sizeof f->admin, "%s/admin", f->dir), 0);
+	/* an admin template folder exists (start-up checks it; the search path refuses a missing one) */
+	assert_int_equal(mkdir(f->admin, 0700), 0);
 	assert_int_equal(pb_keyring_parse(KEY_A, &f->cfg.rememberme_keys, err), 0);
 	f->cfg.template_path = f->admin;
 	f->cfg.max_body = 1 << 20;

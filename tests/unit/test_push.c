@@ -652,9 +652,8 @@ static void secrets_are_resealed_with_the_new_key(void **state)
 				 "11111111-1111-1111-1111-111111111111", "client_id", "aaaaaaaa-0000-0000-0000-000000000003",
 				 "client_secret", "push-secret");
 	json_t *reply = NULL;
-	int status = 0;
-	assert_int_equal(push_connection_create(db, &old_cfg, &who, body, &status, &reply, err), 0);
-	assert_int_equal(status, 201);
+	pb_failure f = { 0 };
+	assert_int_equal(push_connection_create(db, &old_cfg, &who, body, &reply, &f), 0);
 	char conn_id[PB_ID_BUF];
 	xsnprintf(conn_id, sizeof conn_id, "%s", json_string_value(json_object_get(reply, "id")));
 	json_decref(reply);
@@ -663,7 +662,7 @@ static void secrets_are_resealed_with_the_new_key(void **state)
 				 .client_id = "aaaaaaaa-0000-0000-0000-000000000001", .client_secret = "integ-secret",
 				 .include_personal = -1 };
 	pb_integration *integ = NULL;
-	pb_failure f = { 0 };
+	pb_failure_clear(&f);
 	assert_int_equal(integrations_create(db, &old_cfg, org, user, &in, &integ, &f), 0);
 	char integ_id[PB_ID_BUF];
 	xsnprintf(integ_id, sizeof integ_id, "%s", integ->id);
@@ -766,6 +765,209 @@ static void orphaned_spool_is_swept(void **state)
 	assert_int_equal(dropped, 0);
 }
 
+/* ---- a spooled upload, its owner row and its job commit together ---- */
+
+/* SQL text built by the test: straight to SQLite, not through db_prepare's cache of constant
+ * statements (which keeps the text's address). */
+static long count_of(const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_prepare_v2(db_sqlite(db), sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	long n = (long)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+static void exec_sql(const char *sql)
+{
+	assert_int_equal(sqlite3_exec(db_sqlite(db), sql, NULL, NULL, NULL), SQLITE_OK);
+}
+
+/* A CSV body of n rows, read by push_rows_ingest; sweep_at_end removes every spooled chunk when
+ * the body is done, as the spool sweep would for a POST that stalled past the orphan limit. */
+typedef struct csv_body {
+	sbuf text;
+	size_t off;
+	bool sweep_at_end;
+} csv_body;
+
+static long csv_body_read(void *ctx, char *buf, size_t n)
+{
+	csv_body *b = ctx;
+	size_t left = b->text.len - b->off;
+	if (!left && b->sweep_at_end) {
+		exec_sql("DELETE FROM push_chunks");
+		b->sweep_at_end = false;
+	}
+	if (n > left)
+		n = left;
+	memcpy(buf, sbuf_str(&b->text) + b->off, n);
+	b->off += n;
+	return (long)n;
+}
+
+/* An org with an owner, a push connection and a push dataset of one table Sales(id Int64).
+ * Nothing reaches Power BI: a body of more than one chunk (10,000 rows) goes straight to a job. */
+typedef struct push_env {
+	char org[PB_ID_BUF], user[PB_ID_BUF], ds_id[PB_ID_BUF];
+	pb_config cfg;
+	push_caller who;
+	pb_failure f;
+	json_t *reply;
+	int status;
+} push_env;
+
+static void push_fixture(const char *org_name, push_env *e)
+{
+	char err[PB_ERR_MAX], sql[1024];
+	const char *teams[] = { "data" };
+	json_t *reply = NULL;
+	memset(e, 0, sizeof *e);
+	assert_int_equal(pb_keyring_parse(KEY_NEW, &e->cfg.encryption_keys, err), 0);
+	assert_int_equal(identity_org_create(db, org_name, e->org, err), 0);
+	assert_int_equal(identity_user_add(db, org_name, org_name, PB_ROLE_OWNER, teams, 1, e->user, err), 0);
+	e->who = (push_caller){ e->org, e->user, PB_ROLE_OWNER };
+	json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", org_name, "team", "data", "tenant_id",
+				 "11111111-1111-1111-1111-111111111111", "client_id", "aaaaaaaa-0000-0000-0000-000000000003",
+				 "client_secret", "push-secret");
+	assert_int_equal(push_connection_create(db, &e->cfg, &e->who, body, &reply, &e->f), 0);
+	json_decref(body);
+	assert_int_equal(pb_new_id(e->ds_id, err), 0);
+	xsnprintf(sql, sizeof sql, "INSERT INTO push_datasets (id, org_id, connection_id, workspace_id, powerbi_id, name, "
+		  "retention, schema_json, created_at, updated_at) VALUES ('%s', '%s', '%s', 'ws', 'pbi', 'Sales feed', "
+		  "'None', '[{\"name\":\"Sales\",\"columns\":[{\"name\":\"id\",\"dataType\":\"Int64\"}]}]', 'now', 'now')",
+		  e->ds_id, e->org, json_string_value(json_object_get(reply, "id")));
+	json_decref(reply);
+	exec_sql(sql);
+}
+
+/* POSTs a CSV body of rows rows to e's dataset (e->status, e->reply, e->f get the outcome). */
+static int ingest_rows(push_env *e, long rows, bool sweep)
+{
+	csv_body b = { .sweep_at_end = sweep };
+	sbuf_init(&b.text, 1024 * 1024);
+	assert_int_equal(sbuf_adds(&b.text, "id\n"), 0);
+	for (long i = 1; i <= rows; i++)
+		assert_int_equal(sbuf_addf(&b.text, "%ld\n", i), 0);
+	push_source src = { csv_body_read, &b, b.text.len };
+	json_decref(e->reply);
+	e->reply = NULL;
+	int rc = push_rows_ingest(db, &e->cfg, &e->who, e->ds_id, "Sales", "text/csv", &src, &e->status, &e->reply, &e->f);
+	sbuf_release(&b.text);
+	return rc;
+}
+
+static void upload_job_and_owner_commit_together(void **state)
+{
+	(void)state;
+	push_env e;
+	push_fixture("txn", &e);
+	exec_sql("DELETE FROM push_chunks");
+
+	/* the job is queued with its owner row naming it, over all three chunks */
+	assert_int_equal(ingest_rows(&e, 25000, false), 0);
+	assert_int_equal(e.status, 202);
+	const char *job_id = json_string_value(json_object_get(e.reply, "job_id"));
+	assert_non_null(job_id);
+	char sql[256];
+	xsnprintf(sql, sizeof sql, "SELECT count(*) FROM push_chunks WHERE seq = -1 AND rows_json = '%s'", job_id);
+	assert_int_equal(count_of(sql), 1);
+	assert_int_equal(count_of("SELECT count(*) FROM push_chunks WHERE seq >= 0"), 3);
+	exec_sql("DELETE FROM push_chunks");
+	long jobs = count_of("SELECT count(*) FROM jobs WHERE kind = 'push_rows'");
+
+	/* the owner row cannot be written: no job either, and the chunks are gone with the request */
+	exec_sql("CREATE TEMP TRIGGER no_owner BEFORE INSERT ON push_chunks WHEN NEW.seq = -1 "
+		 "BEGIN SELECT RAISE(ABORT, 'no owner rows'); END");
+	assert_int_not_equal(ingest_rows(&e, 25000, false), 0);
+	assert_null(e.reply);
+	exec_sql("DROP TRIGGER no_owner");
+	assert_int_equal(count_of("SELECT count(*) FROM jobs WHERE kind = 'push_rows'"), jobs);
+	assert_int_equal(count_of("SELECT count(*) FROM push_chunks"), 0);
+
+	/* the job cannot be queued: no owner row, no chunks */
+	exec_sql("CREATE TEMP TRIGGER no_job BEFORE INSERT ON jobs BEGIN SELECT RAISE(ABORT, 'no jobs'); END");
+	assert_int_not_equal(ingest_rows(&e, 25000, false), 0);
+	exec_sql("DROP TRIGGER no_job");
+	assert_int_equal(count_of("SELECT count(*) FROM jobs WHERE kind = 'push_rows'"), jobs);
+	assert_int_equal(count_of("SELECT count(*) FROM push_chunks"), 0);
+
+	/* the sweep took the chunks while the body was read: no job is queued without its rows */
+	assert_int_equal(ingest_rows(&e, 25000, true), PB_EUNAVAIL);
+	assert_null(e.reply);
+	assert_string_equal(pb_failure_code(&e.f), "unavailable");
+	assert_non_null(strstr(e.f.message, "send them again"));
+	assert_int_equal(count_of("SELECT count(*) FROM jobs WHERE kind = 'push_rows'"), jobs);
+	assert_int_equal(count_of("SELECT count(*) FROM push_chunks"), 0);
+	pb_keyring_free(e.cfg.encryption_keys);
+}
+
+static void failures_are_typed(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	push_env e;
+	pb_failure *f = &e.f;
+	push_fixture("typed", &e);
+
+	/* a bad row: invalid_rows naming it, nothing spooled */
+	csv_body b = { 0 };
+	sbuf_init(&b.text, 1024);
+	assert_int_equal(sbuf_adds(&b.text, "id\n1\nx\n"), 0);
+	push_source src = { csv_body_read, &b, b.text.len };
+	assert_int_equal(push_rows_ingest(db, &e.cfg, &e.who, e.ds_id, "Sales", "text/csv", &src, &e.status, &e.reply, f),
+			 PB_EINVAL);
+	assert_string_equal(pb_failure_code(f), "invalid_rows");
+	assert_non_null(strstr(f->message, "row 2, column 'id'"));
+	sbuf_release(&b.text);
+	/* no such table: not_found naming it */
+	b = (csv_body){ 0 };
+	sbuf_init(&b.text, 64);
+	src.ctx = &b;
+	assert_int_equal(push_rows_ingest(db, &e.cfg, &e.who, e.ds_id, "Nope", "text/csv", &src, &e.status, &e.reply, f),
+			 PB_ENOTFOUND);
+	assert_non_null(strstr(f->message, "no table 'Nope'"));
+	sbuf_release(&b.text);
+
+	/* a connection with a dataset is not deleted: a conflict naming it */
+	char conn_id[PB_ID_BUF];
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(db_prepare(db, "SELECT connection_id FROM push_datasets WHERE id = ?", &st, err), 0);
+	assert_int_equal(db_bind_text(st, 1, e.ds_id, err), 0);
+	assert_int_equal(db_row(db, st, err), 1);
+	xsnprintf(conn_id, sizeof conn_id, "%s", db_col_text(st, 0));
+	db_done(st);
+	pb_failure_clear(f);
+	assert_int_equal(push_connection_delete(db, &e.who, conn_id, f), PB_ECONFLICT);
+	assert_string_equal(pb_failure_code(f), "conflict");
+	assert_non_null(strstr(f->message, "push connection 'typed' still has 1 push dataset"));
+
+	/* the same name again: a conflict on "name"; a member outside the team: forbidden */
+	json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", "typed", "team", "data", "tenant_id", "t1",
+				 "client_id", "c1", "client_secret", "s");
+	assert_int_equal(push_connection_create(db, &e.cfg, &e.who, body, &e.reply, f), PB_ECONFLICT);
+	assert_null(e.reply);
+	char member[PB_ID_BUF];
+	const char *web[] = { "web" };
+	assert_int_equal(identity_user_add(db, "typed-member", "typed", PB_ROLE_MEMBER, web, 1, member, err), 0);
+	push_caller m = { e.org, member, PB_ROLE_MEMBER };
+	json_object_set_new(body, "name", json_string("other"));
+	assert_int_equal(push_connection_create(db, &e.cfg, &m, body, &e.reply, f), PB_EFORBIDDEN);
+	assert_non_null(strstr(f->message, "'data'"));
+
+	/* its secret cannot be opened with another key ring: bad_credentials naming the connection,
+	 * before anything is asked of Entra */
+	pb_config other = { 0 };
+	assert_int_equal(pb_keyring_parse(KEY_OLD, &other.encryption_keys, err), 0);
+	assert_int_equal(push_dataset_delete(db, &other, &e.who, e.ds_id, f), PB_EINVAL);
+	assert_string_equal(pb_failure_code(f), "bad_credentials");
+	assert_non_null(strstr(f->message, "push connection 'typed': its client secret cannot be opened"));
+	json_decref(body);
+	pb_keyring_free(other.encryption_keys);
+	pb_keyring_free(e.cfg.encryption_keys);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -780,6 +982,8 @@ int main(void)
 		cmocka_unit_test(streamed_body_is_read_in_pieces),
 		cmocka_unit_test(secrets_are_resealed_with_the_new_key),
 		cmocka_unit_test(orphaned_spool_is_swept),
+		cmocka_unit_test(upload_job_and_owner_commit_together),
+		cmocka_unit_test(failures_are_typed),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
