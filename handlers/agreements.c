@@ -7,7 +7,7 @@
 #include "runtime/page.h"
 #include "runtime/util.h"
 
-int agreements_list_handler(struct req *r)
+int api_agreements_list(struct req *r)
 {
 	pb_page page;
 	json_t *out = NULL;
@@ -19,7 +19,7 @@ int agreements_list_handler(struct req *r)
 	return rc;
 }
 
-int agreements_get_handler(struct req *r)
+int api_agreements_get(struct req *r)
 {
 	json_t *out = NULL;
 	int rc = agreement_get_json(r->db, r->who.org_id, req_capture(r, "id"), &out, r->err);

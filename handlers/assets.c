@@ -10,7 +10,7 @@
 #include "runtime/json_body.h"
 #include "runtime/util.h"
 
-int assets_list_handler(struct req *r)
+int api_assets_list(struct req *r)
 {
 	const char *type = req_query(r, "type"), *q = req_query(r, "q");
 	pb_asset *v = NULL;
@@ -30,7 +30,7 @@ int assets_list_handler(struct req *r)
 	return req_reply_json_new(r, 200, list ? json_pack("{s:o}", "assets", list) : NULL);
 }
 
-int assets_get_handler(struct req *r)
+int api_assets_get(struct req *r)
 {
 	pb_asset *a = NULL;
 	json_t *o = NULL, *seen = NULL;
@@ -54,7 +54,7 @@ int assets_get_handler(struct req *r)
 	return rc;
 }
 
-int data_products_from_asset_handler(struct req *r)
+int api_data_products_from_asset(struct req *r)
 {
 	static const char *const keys[] = { "asset_id", NULL };
 	json_t *body = NULL, *out = NULL;

@@ -11,7 +11,7 @@
 #include "runtime/json_body.h"
 #include "runtime/util.h"
 
-int data_products_import(struct req *r)
+int api_data_products_import(struct req *r)
 {
 	pb_contract *c = NULL;
 	cat_product *p = NULL;
@@ -33,7 +33,7 @@ int data_products_import(struct req *r)
 	return rc;
 }
 
-int data_products_list(struct req *r)
+int api_data_products_list(struct req *r)
 {
 	cat_product *v = NULL;
 	size_t n = 0;
@@ -51,7 +51,7 @@ int data_products_list(struct req *r)
 	return req_reply_json_new(r, 200, list ? json_pack("{s:o}", "data_products", list) : NULL);
 }
 
-int data_products_get(struct req *r)
+int api_data_products_get(struct req *r)
 {
 	cat_product *p = NULL;
 	json_t *o = NULL, *consumes = NULL;
@@ -77,7 +77,7 @@ int data_products_get(struct req *r)
 	return rc;
 }
 
-int data_products_delete(struct req *r)
+int api_data_products_delete(struct req *r)
 {
 	int rc = catalog_product_delete(r->db, r->who.org_id, req_capture(r, "id"), r->err);
 	if (!rc)

@@ -9,7 +9,7 @@
 #include "runtime/json_body.h"
 #include "runtime/util.h"
 
-int events_post_handler(struct req *r)
+int api_events_post(struct req *r)
 {
 	const char *authz = req_env(r, "HTTP_AUTHORIZATION");
 	bool token = authz && !strncasecmp(authz, "Bearer ", 7);

@@ -8,72 +8,72 @@
 
 extern const struct pb_app pb_app;   /* routes + identity lookups, for pb_serve() */
 
-int health_get(struct req *r);
-int metrics_get(struct req *r);
-int data_products_import(struct req *r);
-int data_products_list(struct req *r);
-int data_products_get(struct req *r);
-int data_products_delete(struct req *r);
-int output_ports_get(struct req *r);
-int output_ports_tmdl(struct req *r);
-int jobs_get_handler(struct req *r);
-int jobs_list_handler(struct req *r);
-int jobs_cancel_handler(struct req *r);
+int api_health_get(struct req *r);
+int api_metrics_get(struct req *r);
+int api_data_products_import(struct req *r);
+int api_data_products_list(struct req *r);
+int api_data_products_get(struct req *r);
+int api_data_products_delete(struct req *r);
+int api_output_ports_get(struct req *r);
+int api_output_ports_tmdl(struct req *r);
+int api_jobs_get(struct req *r);
+int api_jobs_list(struct req *r);
+int api_jobs_cancel(struct req *r);
 struct pb_job;
 /* The job id if the caller may see it: their own, or any of the organization's for an owner
  * (*out new: job_free). Anyone else's is PB_ENOTFOUND with r->fail set, like a missing one. */
 int jobs_visible(struct req *r, const char *id, struct pb_job **out);
 /* job_json plus "phases", the phase history. New reference; NULL on failure (*rc set). */
 struct json_t *jobs_detail_json(struct req *r, const struct pb_job *j, int *rc);
-int agreements_list_handler(struct req *r);
-int agreements_get_handler(struct req *r);
-int lineage_get(struct req *r);
+int api_agreements_list(struct req *r);
+int api_agreements_get(struct req *r);
+int api_lineage_get(struct req *r);
 /* Connect Power BI (handlers/powerbi_settings.c, powerbi_connect.c, me_connections.c) */
-int powerbi_settings_get(struct req *r);
-int powerbi_settings_put(struct req *r);
-int powerbi_settings_test(struct req *r);
-int powerbi_connect(struct req *r);
-int powerbi_callback(struct req *r);
-int me_connections_list(struct req *r);
-int me_connections_delete(struct req *r);
-int me_connections_check(struct req *r);
+int api_powerbi_settings_get(struct req *r);
+int api_powerbi_settings_put(struct req *r);
+int api_powerbi_settings_test(struct req *r);
+int api_powerbi_connect(struct req *r);
+int api_powerbi_callback(struct req *r);
+int api_me_connections_list(struct req *r);
+int api_me_connections_delete(struct req *r);
+int api_me_connections_check(struct req *r);
 /* <PBIPORT_PUBLIC_URL>/powerbi/callback (or built from the request's Host). *out is new. */
 int powerbi_redirect_uri(struct req *r, char **out);
 /* Publish (handlers/powerbi_publish.c, powerbi_workspaces.c) */
-int powerbi_publish_post(struct req *r);
-int powerbi_models_get(struct req *r);
-int powerbi_workspaces_get(struct req *r);
-int powerbi_connections_get(struct req *r);
+int api_powerbi_publish_post(struct req *r);
+int api_powerbi_models_get(struct req *r);
+int api_powerbi_workspaces_get(struct req *r);
+int api_powerbi_connections_get(struct req *r);
 
-int integrations_create_handler(struct req *r);
-int integrations_list_handler(struct req *r);
-int integrations_get_handler(struct req *r);
-int integrations_put_handler(struct req *r);
-int integrations_delete_handler(struct req *r);
-int integration_runs_post_handler(struct req *r);
-int integration_runs_list_handler(struct req *r);
-int integration_test_handler(struct req *r);
-int integrations_test_unsaved_handler(struct req *r);
-int assets_list_handler(struct req *r);
-int assets_get_handler(struct req *r);
-int data_products_from_asset_handler(struct req *r);
+int api_integrations_create(struct req *r);
+int api_integrations_list(struct req *r);
+int api_integrations_get(struct req *r);
+int api_integrations_put(struct req *r);
+int api_integrations_delete(struct req *r);
+int api_integration_runs_post(struct req *r);
+int api_integration_runs_list(struct req *r);
+int api_integration_test(struct req *r);
+int api_integrations_test_unsaved(struct req *r);
+int api_assets_list(struct req *r);
+int api_assets_get(struct req *r);
+int api_data_products_from_asset(struct req *r);
 
 /* Refresh and push (handlers/refresh.c, events.c, push.c) */
-int refresh_post_handler(struct req *r);
-int refresh_list_handler(struct req *r);
-int refresh_schedule_put_handler(struct req *r);
-int refresh_schedule_get_handler(struct req *r);
-int refresh_schedule_delete_handler(struct req *r);
-int events_post_handler(struct req *r);
-int push_connections_create_handler(struct req *r);
-int push_connections_list_handler(struct req *r);
-int push_connections_delete_handler(struct req *r);
-int push_datasets_create_handler(struct req *r);
-int push_datasets_list_handler(struct req *r);
-int push_datasets_get_handler(struct req *r);
-int push_datasets_delete_handler(struct req *r);
-int push_rows_post_handler(struct req *r);
-int push_rows_delete_handler(struct req *r);
+int api_refresh_post(struct req *r);
+int api_refresh_list(struct req *r);
+int api_refresh_schedule_put(struct req *r);
+int api_refresh_schedule_get(struct req *r);
+int api_refresh_schedule_delete(struct req *r);
+int api_events_post(struct req *r);
+int api_push_connections_create(struct req *r);
+int api_push_connections_list(struct req *r);
+int api_push_connections_delete(struct req *r);
+int api_push_datasets_create(struct req *r);
+int api_push_datasets_list(struct req *r);
+int api_push_datasets_get(struct req *r);
+int api_push_datasets_delete(struct req *r);
+int api_push_rows_post(struct req *r);
+int api_push_rows_delete(struct req *r);
 
 /* Web pages (handlers/pages_*.c). Each reads through core, builds its view as a JSON object
  * and answers with pages_reply(); their rows are ROUTE_PAGE, so failures come back as HTML

@@ -4,7 +4,7 @@
 #include "handlers/handlers.h"
 #include "runtime/log.h"
 
-int health_get(struct req *r)
+int api_health_get(struct req *r)
 {
 	char err[PB_ERR_MAX];
 	if (db_ping(r->db, err)) {

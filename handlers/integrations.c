@@ -31,7 +31,7 @@ static int check_rule(struct req *r, const integration_input *in, const char *st
 	return rc ? PB_EINVAL : 0;
 }
 
-int integrations_create_handler(struct req *r)
+int api_integrations_create(struct req *r)
 {
 	json_t *body = NULL;
 	integration_input in;
@@ -46,7 +46,7 @@ int integrations_create_handler(struct req *r)
 	return rc;
 }
 
-int integrations_list_handler(struct req *r)
+int api_integrations_list(struct req *r)
 {
 	pb_integration *v = NULL;
 	size_t n = 0;
@@ -63,7 +63,7 @@ int integrations_list_handler(struct req *r)
 	return req_reply_json_new(r, 200, list ? json_pack("{s:o}", "integrations", list) : NULL);
 }
 
-int integrations_get_handler(struct req *r)
+int api_integrations_get(struct req *r)
 {
 	pb_integration *i = NULL;
 	int rc = integrations_get(r->db, r->who.org_id, req_capture(r, "id"), &i, r->err);
@@ -73,7 +73,7 @@ int integrations_get_handler(struct req *r)
 	return rc;
 }
 
-int integrations_put_handler(struct req *r)
+int api_integrations_put(struct req *r)
 {
 	json_t *body = NULL;
 	integration_input in;
@@ -90,13 +90,13 @@ int integrations_put_handler(struct req *r)
 	return rc;
 }
 
-int integrations_delete_handler(struct req *r)
+int api_integrations_delete(struct req *r)
 {
 	int rc = ingest_integration_delete(r->db, r->who.org_id, req_capture(r, "id"), r->err);
 	return rc ? rc : req_reply(r, 204, "application/json", NULL, 0);
 }
 
-int integration_runs_post_handler(struct req *r)
+int api_integration_runs_post(struct req *r)
 {
 	pb_integration *i = NULL;
 	pb_run *run = NULL;
@@ -121,7 +121,7 @@ int integration_runs_post_handler(struct req *r)
 	return rc;
 }
 
-int integration_runs_list_handler(struct req *r)
+int api_integration_runs_list(struct req *r)
 {
 	pb_integration *i = NULL;
 	pb_run *v = NULL;
@@ -149,7 +149,7 @@ static int doctor_reply(struct req *r, const char *whose, const char *tenant, co
 	return rc ? rc : req_reply_json_new(r, 200, report);
 }
 
-int integration_test_handler(struct req *r)
+int api_integration_test(struct req *r)
 {
 	pb_integration *i = NULL;
 	char *secret = NULL, whose[PB_NAME_FIELD_MAX + 32];
@@ -164,7 +164,7 @@ int integration_test_handler(struct req *r)
 	return rc;
 }
 
-int integrations_test_unsaved_handler(struct req *r)
+int api_integrations_test_unsaved(struct req *r)
 {
 	static const char *const keys[] = { "tenant_id", "client_id", "client_secret", NULL };
 	json_t *body = NULL;

@@ -43,7 +43,7 @@ json_t *jobs_detail_json(struct req *r, const pb_job *j, int *rc)
 	return o;
 }
 
-int jobs_get_handler(struct req *r)
+int api_jobs_get(struct req *r)
 {
 	pb_job *j = NULL;
 	int rc = jobs_visible(r, req_capture(r, "id"), &j);
@@ -54,7 +54,7 @@ int jobs_get_handler(struct req *r)
 	return o ? req_reply_json_new(r, 200, o) : rc;
 }
 
-int jobs_list_handler(struct req *r)
+int api_jobs_list(struct req *r)
 {
 	pb_job **v = NULL;
 	size_t n = 0;
@@ -115,7 +115,7 @@ static int read_cleanup(struct req *r, bool *cleanup)
 	return rc == PB_ELIMIT ? PB_EINVAL : rc;
 }
 
-int jobs_cancel_handler(struct req *r)
+int api_jobs_cancel(struct req *r)
 {
 	pb_job *j = NULL;
 	pb_cancel_outcome outcome;

@@ -9,7 +9,7 @@
 #include "handlers/handlers.h"
 #include "runtime/util.h"
 
-int lineage_get(struct req *r)
+int api_lineage_get(struct req *r)
 {
 	const char *node = req_query(r, "node");
 	const char *depth_s = req_query(r, "depth");

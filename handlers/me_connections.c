@@ -9,20 +9,20 @@
 #include "handlers/handlers.h"
 #include "runtime/util.h"
 
-int me_connections_list(struct req *r)
+int api_me_connections_list(struct req *r)
 {
 	json_t *list = NULL;
 	int rc = connect_list(r->db, r->cfg, r->who.org_id, r->who.user_id, &list, &r->fail);
 	return rc ? rc : req_reply_json_new(r, 200, json_pack("{s:o}", "connections", list));
 }
 
-int me_connections_delete(struct req *r)
+int api_me_connections_delete(struct req *r)
 {
 	int rc = conn_delete(r->db, r->who.org_id, r->who.user_id, req_capture(r, "id"), r->err);
 	return rc ? rc : req_reply(r, 204, "application/json", NULL, 0);
 }
 
-int me_connections_check(struct req *r)
+int api_me_connections_check(struct req *r)
 {
 	size_t n = 0;
 	int rc = connect_check(r->db, r->cfg, r->who.org_id, r->who.user_id, &n, &r->fail);

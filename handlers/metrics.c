@@ -19,7 +19,7 @@ static int render_jobs(pb_db *db, sbuf *out, char *err)
 	return PB_OK;
 }
 
-int metrics_get(struct req *r)
+int api_metrics_get(struct req *r)
 {
 	sbuf text;
 	sbuf_init(&text, PB_METRICS_MAX_BYTES);

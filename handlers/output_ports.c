@@ -7,7 +7,7 @@
 #include "handlers/handlers.h"
 #include "runtime/util.h"
 
-int output_ports_get(struct req *r)
+int api_output_ports_get(struct req *r)
 {
 	cat_port *p = NULL;
 	int rc = catalog_port_get(r->db, r->who.org_id, req_capture(r, "id"), false, &p, r->err);
@@ -31,7 +31,7 @@ static json_t *files_json(const pb_files *f)
 	return files ? json_pack("{s:o}", "files", files) : NULL;
 }
 
-int output_ports_tmdl(struct req *r)
+int api_output_ports_tmdl(struct req *r)
 {
 	pb_files files = { 0 };
 	render_opts opts = {

@@ -48,7 +48,7 @@ static int redirect_to(struct req *r, const char *location)
 	return req_reply(r, 302, "text/plain; charset=utf-8", NULL, 0);
 }
 
-int powerbi_connect(struct req *r)
+int api_powerbi_connect(struct req *r)
 {
 	char *redirect_uri = NULL, *url = NULL;
 	int rc = powerbi_redirect_uri(r, &redirect_uri);
@@ -64,7 +64,7 @@ int powerbi_connect(struct req *r)
 	return rc;
 }
 
-int powerbi_callback(struct req *r)
+int api_powerbi_callback(struct req *r)
 {
 	char *return_to = NULL;
 	connect_answer in = { .state = req_query(r, "state"), .code = req_query(r, "code"), .error = req_query(r, "error"),

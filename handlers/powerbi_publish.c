@@ -9,7 +9,7 @@
 #include "handlers/handlers.h"
 #include "runtime/util.h"
 
-int powerbi_publish_post(struct req *r)
+int api_powerbi_publish_post(struct req *r)
 {
 	char job_id[PB_ID_BUF], url[64 + PB_ID_BUF];
 	bool existing = false;
@@ -23,7 +23,7 @@ int powerbi_publish_post(struct req *r)
 						    "existing", existing));
 }
 
-int powerbi_models_get(struct req *r)
+int api_powerbi_models_get(struct req *r)
 {
 	cat_port *p = NULL;
 	json_t *out = NULL;

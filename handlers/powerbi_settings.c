@@ -44,7 +44,7 @@ out:
 	return rc;
 }
 
-int powerbi_settings_get(struct req *r)
+int api_powerbi_settings_get(struct req *r)
 {
 	return reply_settings(r, 200, NULL);
 }
@@ -62,7 +62,7 @@ static int opt_string(struct req *r, const json_t *doc, const char *key, const c
 	return PB_OK;
 }
 
-int powerbi_settings_put(struct req *r)
+int api_powerbi_settings_put(struct req *r)
 {
 	static const char *const keys[] = { "mode", "tenant_id", "client_id", "client_secret", "verify", NULL };
 	json_t *doc = NULL;
@@ -93,7 +93,7 @@ int powerbi_settings_put(struct req *r)
 	return rc ? rc : reply_settings(r, 200, saved.warning);
 }
 
-int powerbi_settings_test(struct req *r)
+int api_powerbi_settings_test(struct req *r)
 {
 	char *name = NULL;
 	int rc = pbi_setup_test(r->db, r->cfg, r->who.org_id, &name, &r->fail);

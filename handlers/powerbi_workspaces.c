@@ -7,14 +7,14 @@
 #include "core/flow/publish.h"
 #include "handlers/handlers.h"
 
-int powerbi_workspaces_get(struct req *r)
+int api_powerbi_workspaces_get(struct req *r)
 {
 	json_t *doc = NULL;
 	int rc = publish_workspaces(r->db, r->cfg, r->who.org_id, r->who.user_id, &doc, &r->fail);
 	return rc ? rc : req_reply_json_new(r, 200, doc);
 }
 
-int powerbi_connections_get(struct req *r)
+int api_powerbi_connections_get(struct req *r)
 {
 	json_t *doc = NULL;
 	int rc = publish_connections(r->db, r->cfg, r->who.org_id, r->who.user_id, req_query(r, "output_port"),

@@ -31,7 +31,7 @@ static int answer(struct req *r, int rc, int status, json_t *reply)
 	return req_reply_json_new(r, status, reply);
 }
 
-int push_connections_create_handler(struct req *r)
+int api_push_connections_create(struct req *r)
 {
 	push_caller who = caller(r);
 	json_t *body = NULL, *reply = NULL;
@@ -42,7 +42,7 @@ int push_connections_create_handler(struct req *r)
 	return answer(r, rc, 201, reply);
 }
 
-int push_connections_list_handler(struct req *r)
+int api_push_connections_list(struct req *r)
 {
 	push_caller who = caller(r);
 	json_t *reply = NULL;
@@ -50,14 +50,14 @@ int push_connections_list_handler(struct req *r)
 	return answer(r, rc, 200, reply);
 }
 
-int push_connections_delete_handler(struct req *r)
+int api_push_connections_delete(struct req *r)
 {
 	push_caller who = caller(r);
 	int rc = push_connection_delete(r->db, &who, req_capture(r, "id"), &r->fail);
 	return rc ? rc : req_reply(r, 204, "application/json", NULL, 0);
 }
 
-int push_datasets_create_handler(struct req *r)
+int api_push_datasets_create(struct req *r)
 {
 	push_caller who = caller(r);
 	json_t *body = NULL, *reply = NULL;
@@ -76,7 +76,7 @@ int push_datasets_create_handler(struct req *r)
 	return answer(r, rc, status, reply);
 }
 
-int push_datasets_list_handler(struct req *r)
+int api_push_datasets_list(struct req *r)
 {
 	push_caller who = caller(r);
 	json_t *reply = NULL;
@@ -84,7 +84,7 @@ int push_datasets_list_handler(struct req *r)
 	return answer(r, rc, 200, reply);
 }
 
-int push_datasets_get_handler(struct req *r)
+int api_push_datasets_get(struct req *r)
 {
 	push_caller who = caller(r);
 	json_t *reply = NULL;
@@ -92,7 +92,7 @@ int push_datasets_get_handler(struct req *r)
 	return answer(r, rc, 200, reply);
 }
 
-int push_datasets_delete_handler(struct req *r)
+int api_push_datasets_delete(struct req *r)
 {
 	push_caller who = caller(r);
 	int rc = push_dataset_delete(r->db, r->cfg, &who, req_capture(r, "id"), &r->fail);
@@ -106,7 +106,7 @@ static long body_read(void *ctx, char *buf, size_t n)
 	return req_body_read(ctx, buf, n);
 }
 
-int push_rows_post_handler(struct req *r)
+int api_push_rows_post(struct req *r)
 {
 	push_caller who = caller(r);
 	push_source src = { body_read, r, r->body_unread };
@@ -117,7 +117,7 @@ int push_rows_post_handler(struct req *r)
 	return answer(r, rc, status, reply);
 }
 
-int push_rows_delete_handler(struct req *r)
+int api_push_rows_delete(struct req *r)
 {
 	push_caller who = caller(r);
 	json_t *reply = NULL;

@@ -26,7 +26,7 @@ static int answer(struct req *r, int rc, int status, json_t *reply)
 	return req_reply_json_new(r, status, reply);
 }
 
-int refresh_post_handler(struct req *r)
+int api_refresh_post(struct req *r)
 {
 	json_t *body = NULL, *reply = NULL;
 	int rc = optional_body(r, &body);
@@ -37,14 +37,14 @@ int refresh_post_handler(struct req *r)
 	return answer(r, rc, 202, reply);
 }
 
-int refresh_list_handler(struct req *r)
+int api_refresh_list(struct req *r)
 {
 	json_t *reply = NULL;
 	int rc = refresh_history(r->db, r->cfg, r->who.org_id, r->who.user_id, req_capture(r, "id"), &reply, &r->fail);
 	return answer(r, rc, 200, reply);
 }
 
-int refresh_schedule_put_handler(struct req *r)
+int api_refresh_schedule_put(struct req *r)
 {
 	json_t *body = NULL, *reply = NULL;
 	int rc = optional_body(r, &body);
@@ -55,14 +55,14 @@ int refresh_schedule_put_handler(struct req *r)
 	return answer(r, rc, 200, reply);
 }
 
-int refresh_schedule_get_handler(struct req *r)
+int api_refresh_schedule_get(struct req *r)
 {
 	json_t *reply = NULL;
 	int rc = refresh_schedule_get(r->db, r->who.org_id, req_capture(r, "id"), &reply, &r->fail);
 	return answer(r, rc, 200, reply);
 }
 
-int refresh_schedule_delete_handler(struct req *r)
+int api_refresh_schedule_delete(struct req *r)
 {
 	json_t *reply = NULL;
 	int rc = refresh_schedule_delete(r->db, r->who.org_id, r->who.user_id, req_capture(r, "id"), &reply, &r->fail);

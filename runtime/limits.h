@@ -75,6 +75,12 @@
 
 /* HTTP runtime (runtime/request, router, db, auth) */
 #define PB_BODY_MAX_DEFAULT     (10u * 1024 * 1024)   /* PBIPORT_MAX_BODY when unset */
+/* Request body bounds of the routes (handlers/routes.c): what the largest honest body of each
+ * kind needs, with room to spare. */
+#define PB_BODY_SMALL_MAX       4096u                 /* a few fields: a cancel, a schedule */
+#define PB_BODY_JSON_MAX        (64u * 1024)          /* an ordinary JSON request: publish, refresh, events, ... */
+#define PB_BODY_INTEGRATION_MAX (256u * 1024)         /* an integration: its filter lists can be long */
+#define PB_BODY_PUSH_DATASET_MAX (1024u * 1024)       /* a push dataset: up to 75 tables x 75 columns */
 #define PB_ENV_MAX_BYTES        (64u * 1024)          /* all CGI/FastCGI params of one request */
 #define PB_ENV_MAX_VARS         512
 #define PB_PATH_MAX_BYTES       4096                  /* request path */
