@@ -8,6 +8,7 @@
 #include "core/flow/powerbi_connect.h"
 #include "handlers/handlers.h"
 #include "runtime/page_csrf.h"
+#include "runtime/page_render.h"
 #include "runtime/strbuf.h"
 #include "runtime/util.h"
 
@@ -67,6 +68,8 @@ int api_powerbi_callback(struct req *r)
 	int rc = connect_finish(r->db, r->cfg, r->who.org_id, r->who.user_id, &in, &return_to, &r->fail);
 	if (!rc)
 		rc = redirect_to(r, return_to);
+	else if (page_wants_html(r))   /* a browser: a page saying why, with the way back */
+		rc = pages_connect_failed(r, rc, return_to);
 	free(return_to);
 	return rc;
 }

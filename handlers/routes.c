@@ -35,6 +35,10 @@ static const char *const wizard_query[] = { "schedule", NULL };
 static const char *const lineage_svg_query[] = { "node", "depth", NULL };
 static const char *const signin_query[] = { "return_to", "prompt", "login_hint", NULL };
 static const char *const signout_query[] = { "return_to", NULL };
+static const char *const power_bi_query[] = { "http_path", NULL };
+static const char *const jobs_page_query[] = { "cursor", NULL };
+static const char *const profile_query[] = { "disconnected", NULL };
+static const char *const settings_query[] = { "saved", NULL };
 
 static const struct route routes[] = {
 	/* method  pattern                        handler               role             body limit         content types   query */
@@ -117,6 +121,16 @@ static const struct route routes[] = {
 	{ "GET",    "/semantic-models/{id}",      pages_semantic_model, PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE },
 	{ "POST",   "/semantic-models/{id}",      pages_semantic_model_action, PB_ROLE_MEMBER, PB_BODY_PAGE_FORM_MAX, form_types,   NULL,       ROUTE_PAGE },
 	{ "GET",    "/push-datasets",             pages_push_datasets,  PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY },
+	{ "GET",    "/output-ports/{id}/power-bi", pages_power_bi,      PB_ROLE_MEMBER, 0,                 NULL,           power_bi_query, ROUTE_PAGE | ROUTE_FEATURE_POWERBI_WEB },
+	{ "POST",   "/output-ports/{id}/power-bi", pages_power_bi_submit, PB_ROLE_MEMBER, PB_BODY_JSON_MAX, form_types,     NULL,       ROUTE_PAGE | ROUTE_FEATURE_POWERBI_WEB },
+	{ "GET",    "/jobs",                      pages_jobs,           PB_ROLE_MEMBER, 0,                 NULL,           jobs_page_query, ROUTE_PAGE | ROUTE_READ_ONLY },
+	{ "POST",   "/jobs",                      pages_jobs_cancel,    PB_ROLE_MEMBER, PB_BODY_SMALL_MAX, form_types,     NULL,       ROUTE_PAGE },
+	{ "GET",    "/jobs/{id}",                 pages_job,            PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY },
+	{ "POST",   "/jobs/{id}",                 pages_job_cancel,     PB_ROLE_MEMBER, PB_BODY_SMALL_MAX, form_types,     NULL,       ROUTE_PAGE },
+	{ "GET",    "/profile/power-bi",          pages_profile_power_bi, PB_ROLE_MEMBER, 0,               NULL,           profile_query, ROUTE_PAGE },
+	{ "POST",   "/profile/power-bi",          pages_profile_power_bi_post, PB_ROLE_MEMBER, PB_BODY_SMALL_MAX, form_types,     NULL,       ROUTE_PAGE },
+	{ "GET",    "/settings/power-bi",         pages_settings_power_bi, PB_ROLE_OWNER, 0,               NULL,           settings_query, ROUTE_PAGE | ROUTE_FEATURE_POWERBI_WEB },
+	{ "POST",   "/settings/power-bi",         pages_settings_power_bi_post, PB_ROLE_OWNER, PB_SETTINGS_BODY_MAX, form_types, NULL, ROUTE_PAGE | ROUTE_FEATURE_POWERBI_WEB },
 	{ "GET",    "/static/{name}",             pages_static,         PB_ROLE_NONE,   0,                 NULL,           NULL,       ROUTE_PAGE },
 };
 

@@ -1,8 +1,10 @@
 /* Server time of the web pages, in-process: the demo's data (the contracts in examples/contracts,
  * imported as the demo imports them, and an import run's assets: a workspace with a data source,
  * a semantic model of 3 tables and 3 reports, staged and applied as an import applies them) in a
- * fresh database, then GET /, GET /data-products/{id} and GET /assets/{id} (the model) with its
- * lineage picture GET /lineage.svg (Graphviz's layout reported apart)
+ * fresh database, then GET /, GET /data-products/{id}, GET /assets/{id} (the model) with its
+ * lineage picture GET /lineage.svg (Graphviz's layout reported apart), the Power BI modal
+ * (GET /output-ports/{id}/power-bi, as a member who has not connected Power BI yet: the page's own
+ * work, no Microsoft call) and a finished publish job's page (GET /jobs/{id}, five phases)
  * through pb_handle (route, identity, read transaction, handler, Lua page template, response
  * text) as the FastCGI loop runs them, against the JSON API reads of the same data as a baseline
  * measured in the same run. Also the page weight: each page's HTML plus the stylesheet, the
@@ -14,6 +16,7 @@
  *      libgvc libcgraph) -lfcgi -L<graphviz plugins> -lgvplugin_dot_layout -lm -lpthread
  *   build/bench/pages_bench DIR ITERATIONS
  * Prints the Markdown rows of bench/README.md's "pages" section. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,7 @@
 #include "runtime/crypto.h"
 #include "runtime/db.h"
 #include "runtime/fcgi.h"
+#include "runtime/jobs.h"
 #include "runtime/util.h"
 
 struct mem_io {
@@ -156,6 +160,44 @@ static void row(const char *what, const timing *t, const timing *base)
 	       t->p50 / base->p50, t->bytes);
 }
 
+/* The last answer's body as JSON (new), or NULL. */
+static json_t *body_json(const bench *b)
+{
+	const char *s = sbuf_str(&b->io.out), *p = strstr(s, "\r\n\r\n");
+	return p ? json_loads(p + 4, 0, NULL) : NULL;
+}
+
+/* A publish job of user_id for port_id that went through its five phases and succeeded, as a
+ * worker leaves it: its id into id. */
+static int finished_publish(bench *b, const char *org_id, const char *user_id, const char *port_id, char id[PB_ID_BUF],
+			    char *err)
+{
+	static const char *const phases[] = { "validating", "creating_connection", "creating_model", "binding",
+					      "finalizing" };
+	char input[256];
+	bool existing;
+	pb_job *j = NULL;
+	xsnprintf(input, sizeof input, "{\"port_id\":\"%s\",\"workspace_id\":\"%s\",\"name\":\"Orders\"}", port_id,
+		  "a0000000-0000-4000-8000-000000000001");
+	pb_job_spec spec = { .kind = "publish", .org_id = org_id, .user_id = user_id, .input = input };
+	int rc = jobs_submit(b->db, &spec, id, &existing, err);
+	static const char *const kinds[] = { "publish", NULL };
+	if (!rc && (rc = jobs_claim(b->db, "bench", 60000, kinds, &j, err)) == 1)
+		rc = PB_OK;
+	else if (!rc)
+		rc = pb_err(err, PB_EINTERNAL, "the job was not claimed");
+	for (size_t i = 0; !rc && i < sizeof phases / sizeof phases[0]; i++)
+		rc = jobs_progress(b->db, id, "bench", 60000, phases[i], (int)(i * 20), NULL, NULL, err);
+	if (!rc)
+		rc = jobs_finish(b->db, id, "bench", true,
+				 "{\"semantic_model_id\":\"5e000000-0000-4000-8000-000000000001\",\"name\":\"Orders\","
+				 "\"workspace_id\":\"a0000000-0000-4000-8000-000000000001\",\"web_url\":"
+				 "\"https://app.powerbi.com/groups/a0000000-0000-4000-8000-000000000001/datasets/"
+				 "5e000000-0000-4000-8000-000000000001\"}", NULL, NULL, err);
+	job_free(j);
+	return rc;
+}
+
 static size_t file_size(const char *path)
 {
 	struct stat st;
@@ -226,8 +268,9 @@ static double layout_us(const bench *b)
 
 int main(int argc, char **argv)
 {
-	char err[PB_ERR_MAX], path[512], id[PB_ID_BUF], product[PB_ID_BUF] = "", uri[128], api_uri[128];
-	char org[PB_ID_BUF], owner[PB_ID_BUF], port[PB_ID_BUF] = "", model[PB_ID_BUF], asset_uri[128], svg_uri[160];
+	char err[PB_ERR_MAX], path[512], product[PB_ID_BUF] = "", uri[128], api_uri[128];
+	char org[PB_ID_BUF], owner[PB_ID_BUF], member[PB_ID_BUF], port[PB_ID_BUF] = "", model[PB_ID_BUF];
+	char asset_uri[128], svg_uri[160], job[PB_ID_BUF], modal_uri[128], port_uri[128], job_uri[128], job_api_uri[128];
 	static const char *const contracts[] = { "examples/contracts/orders.odcs.yaml",
 						 "examples/contracts/events-databricks.odcs.yaml" };
 	bench b;
@@ -241,7 +284,7 @@ int main(int argc, char **argv)
 	if (db_open(path, true, &b.db, err) || db_migrate(b.db, "sql", NULL, err) ||
 	    identity_org_create(b.db, "demo", org, err) ||
 	    identity_user_add(b.db, "owner", "demo", PB_ROLE_OWNER, NULL, 0, owner, err) ||
-	    identity_user_add(b.db, "member", "demo", PB_ROLE_MEMBER, NULL, 0, id, err) ||
+	    identity_user_add(b.db, "member", "demo", PB_ROLE_MEMBER, NULL, 0, member, err) ||
 	    pb_keyring_parse("5555555555555555555555555555555555555555555555555555555555555555",
 			     &b.cfg.rememberme_keys, err) ||
 	    pb_keyring_parse("6666666666666666666666666666666666666666666666666666666666666666",
@@ -263,14 +306,13 @@ int main(int argc, char **argv)
 			fprintf(stderr, "pages_bench: importing %s: %s %.300s\n", contracts[i], err, sbuf_str(&b.io.out));
 			return 1;
 		}
-		if (i == 0) {   /* the Orders product: its id and its first port's from the answer */
-			const char *p = strstr(sbuf_str(&b.io.out), "\r\n\r\n");
-			json_t *doc = p ? json_loads(p + 4, 0, NULL) : NULL;
-			const char *pid = json_string_value(json_object_get(doc, "id"));
-			const char *port_id = json_string_value(
-				json_object_get(json_array_get(json_object_get(doc, "output_ports"), 0), "id"));
-			xsnprintf(product, sizeof product, "%s", pid ? pid : "");
-			xsnprintf(port, sizeof port, "%s", port_id ? port_id : "");
+		if (i == 0) {   /* the Orders product: its id and its Snowflake port's from the answer */
+			json_t *doc = body_json(&b), *p;
+			size_t k;
+			xsnprintf(product, sizeof product, "%s", json_string_value(json_object_get(doc, "id")));
+			json_array_foreach(json_object_get(doc, "output_ports"), k, p)
+				if (!port[0] && !strcmp(json_string_value(json_object_get(p, "type")), "snowflake"))
+					xsnprintf(port, sizeof port, "%s", json_string_value(json_object_get(p, "id")));
 			json_decref(doc);
 		}
 		free(text);
@@ -281,6 +323,18 @@ int main(int argc, char **argv)
 	}
 	xsnprintf(asset_uri, sizeof asset_uri, "/assets/%s", model);
 	xsnprintf(svg_uri, sizeof svg_uri, "/lineage.svg?node=%s&depth=2", model);
+	/* the organization's Power BI app (stored unchecked: nothing here asks Microsoft) and a publish job */
+	if (run(&b, "PUT", "/api/settings/powerbi", "owner", "application/json",
+		"{\"mode\":\"custom\",\"tenant_id\":\"7e1a0000-0000-4000-8000-000000000001\",\"client_id\":"
+		"\"11111111-aaaa-4000-8000-000000000001\",\"client_secret\":\"bench\",\"verify\":false}") != 200 ||
+	    !port[0] || finished_publish(&b, org, member, port, job, err)) {
+		fprintf(stderr, "pages_bench: setting up the Power BI pages: %s %.300s\n", err, sbuf_str(&b.io.out));
+		return 1;
+	}
+	xsnprintf(modal_uri, sizeof modal_uri, "/output-ports/%s/power-bi", port);
+	xsnprintf(port_uri, sizeof port_uri, "/api/output-ports/%s", port);
+	xsnprintf(job_uri, sizeof job_uri, "/jobs/%s", job);
+	xsnprintf(job_api_uri, sizeof job_api_uri, "/api/jobs/%s", job);
 	xsnprintf(uri, sizeof uri, "/data-products/%s", product);
 	xsnprintf(api_uri, sizeof api_uri, "/api/data-products/%s", product);
 	timing home = measure(&b, "/", iterations), list = measure(&b, "/api/data-products", iterations);
@@ -291,6 +345,8 @@ int main(int argc, char **argv)
 	timing asset_json = measure(&b, asset_api, iterations);
 	timing svg = measure(&b, svg_uri, iterations / 4 > 0 ? iterations / 4 : 1);
 	double layout = layout_us(&b);
+	timing modal = measure(&b, modal_uri, iterations), port_api = measure(&b, port_uri, iterations);
+	timing job_page = measure(&b, job_uri, iterations), job_api = measure(&b, job_api_uri, iterations);
 	size_t css = file_size("templates/web/static/pbiport.css"), js = file_size("templates/web/static/pbiport.js");
 	size_t icon = file_size("templates/web/static/favicon.svg");
 
@@ -303,21 +359,30 @@ int main(int argc, char **argv)
 	row("page `GET /assets/{id}` (a model: 3 tables, upstream and 3 reports downstream)", &asset, &asset_json);
 	row("API `GET /api/assets/{id}` (baseline)", &asset_json, &asset_json);
 	row("picture `GET /lineage.svg?node={model}&depth=2` (the model, its source and port, its reports)", &svg, &asset_json);
+	row("page `GET /output-ports/{id}/power-bi` (the Power BI modal, not connected yet: no Microsoft call)", &modal,
+	    &port_api);
+	row("API `GET /api/output-ports/{id}` (baseline)", &port_api, &port_api);
+	row("page `GET /jobs/{id}` (a publish that succeeded: 5 phases)", &job_page, &job_api);
+	row("API `GET /api/jobs/{id}` (baseline)", &job_api, &job_api);
 	printf("\n- the picture's last Graphviz layout: %.3f ms of its %.3f ms (Server-Timing)\n\n", layout / 1000,
 	       svg.wall_p50 / 1000);
 	printf("| page weight (HTML + pbiport.css %zu + pbiport.js %zu + favicon.svg %zu bytes) | KB | goal <= 100 KB |\n"
 	       "|---|---:|---|\n", css, js, icon);
-	printf("| `/` | %.1f | %s |\n", (double)(home.bytes + css + js + icon) / 1024,
-	       home.bytes + css + js + icon <= 100 * 1024 ? "met" : "NOT met");
-	printf("| `/data-products/{id}` | %.1f | %s |\n", (double)(page.bytes + css + js + icon) / 1024,
-	       page.bytes + css + js + icon <= 100 * 1024 ? "met" : "NOT met");
-	printf("| `/assets/{id}` (its lineage SVG aside: %zu bytes) | %.1f | %s |\n\n", svg.bytes,
-	       (double)(asset.bytes + css + js + icon) / 1024,
-	       asset.bytes + css + js + icon <= 100 * 1024 ? "met" : "NOT met");
-	printf("- server time goal <= 2 ms p50 (CPU): `/` %s (%.3f ms), `/data-products/{id}` %s (%.3f ms), "
-	       "`/assets/{id}` %s (%.3f ms; its picture is a request of its own)\n",
-	       home.p50 <= 2000 ? "met" : "NOT met", home.p50 / 1000, page.p50 <= 2000 ? "met" : "NOT met",
-	       page.p50 / 1000, asset.p50 <= 2000 ? "met" : "NOT met", asset.p50 / 1000);
+	const struct { const char *path; const timing *t; } pages[] = {
+		{ "/", &home }, { "/data-products/{id}", &page }, { "/assets/{id}", &asset },
+		{ "/output-ports/{id}/power-bi", &modal }, { "/jobs/{id}", &job_page },
+	};
+	size_t npages = sizeof pages / sizeof pages[0];
+	for (size_t i = 0; i < npages; i++) {
+		size_t total = pages[i].t->bytes + css + js + icon;
+		printf("| `%s` | %.1f | %s |\n", pages[i].path, (double)total / 1024, total <= 100 * 1024 ? "met" : "NOT met");
+	}
+	printf("\n- the lineage SVG is a request of its own (%zu bytes), not in `/assets/{id}`'s weight\n", svg.bytes);
+	printf("- server time goal <= 2 ms p50 (CPU):");
+	for (size_t i = 0; i < npages; i++)
+		printf("%s `%s` %s (%.3f ms)", i ? "," : "", pages[i].path, pages[i].t->p50 <= 2000 ? "met" : "NOT met",
+		       pages[i].t->p50 / 1000);
+	printf("\n");
 	req_release(&b.r);
 	sbuf_release(&b.io.out);
 	pb_keyring_free(b.cfg.rememberme_keys);
