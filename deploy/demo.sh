@@ -473,7 +473,11 @@ print("DEMO_USER=" + t["users"][0]["upn"])' "$ROOT/tests/fixtures/tenants/demo.j
 	cat <<EOF
 
 pbiport demo is running at $url  (users: owner, member in org "demo", team "$DEMO_TEAM"; outsider in org "other")
-Tokens, browser passwords and keys: $DEMO_DIR/demo.env
+
+Open $url/ in a browser and sign in as
+  owner   password $owner_pw   (organization owner: Settings ▸ Power BI, Settings ▸ Integrations)
+  member  password $member_pw   (publishes: Open in ▸ Power BI Web on a data product's port)
+The demo's passwords are new on every start. Tokens and keys: $DEMO_DIR/demo.env
 
 Try:
   . $DEMO_DIR/demo.env

@@ -1,5 +1,6 @@
 """deploy/demo.sh end to end: start on a free port in a temporary PBIPORT_DEMO_DIR, use it with
 curl, check that no secret sits anywhere in the demo folder but demo.env, stop, nothing left."""
+import base64
 import json
 import os
 import re
@@ -8,6 +9,7 @@ import shutil
 import subprocess
 import tempfile
 import unittest
+import urllib.request
 
 import harness
 
@@ -95,6 +97,17 @@ class DemoScript(unittest.TestCase):
         mode = os.stat(os.path.join(self.demo_dir, "demo.env")).st_mode & 0o777
         self.assertEqual(mode, 0o600)
         self.assertIn("curl", self.started.stdout)
+        # the start ends with the page to open and the browser passwords, which sign in to it
+        url = "http://127.0.0.1:%d/" % self.port
+        self.assertIn("Open %s in a browser" % url, self.started.stdout)
+        for user, key in (("owner", "PBIPORT_DEMO_OWNER_PASSWORD"), ("member", "PBIPORT_DEMO_MEMBER_PASSWORD")):
+            password = self.demo_env[key]
+            self.assertRegex(self.started.stdout, r"\n  %s +password %s " % (user, re.escape(password)))
+            req = urllib.request.Request(url, headers={"Accept": "text/html", "Authorization": "Basic " + base64.b64encode(
+                ("%s:%s" % (user, password)).encode()).decode()})
+            with urllib.request.urlopen(req, timeout=30) as page:
+                self.assertEqual(page.status, 200)
+                self.assertIn("text/html", page.headers["Content-Type"])
         if os.path.exists(os.path.join(harness.ROOT, "tests", "emulator", "server.py")):
             # The emulator hook: when the emulator is there and starts, pbiport is pointed at it.
             self.assertTrue(self.demo_env.get("EMULATOR_URL", "").startswith("https://127.0.0.1:"))
