@@ -212,7 +212,7 @@ static void add_warning(ingest_run *r, const char *fmt, ...)
 	char line[PB_ERR_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
+	pb_vformat(line, sizeof line, fmt, ap);
 	va_end(ap);
 	size_t i;
 	json_t *w;
