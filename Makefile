@@ -10,7 +10,7 @@
 # goes into build/libpbiport.a; cli/*.c into bin/pbiport; every tests/unit/test_*.c becomes
 # its own cmocka binary linked against the library.
 
-PKGS      := lua5.4 sqlite3 jansson libcurl openssl yaml-0.1 libutf8proc fcgi
+PKGS      := lua5.4 sqlite3 jansson libcurl openssl yaml-0.1 libutf8proc libgvc libcgraph fcgi
 CC        ?= cc
 BUILD     ?= build
 BIN       ?= bin
@@ -19,9 +19,13 @@ CFLAGS_PKG := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS_PKG   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # libfcgi ships no .pc file on Debian; fall back to plain -lfcgi.
 ifeq ($(LIBS_PKG),)
-LIBS_PKG := $(shell pkg-config --libs lua5.4 sqlite3 jansson libcurl openssl yaml-0.1 libutf8proc 2>/dev/null) -lfcgi
-CFLAGS_PKG := $(shell pkg-config --cflags lua5.4 sqlite3 jansson libcurl openssl yaml-0.1 libutf8proc 2>/dev/null)
+LIBS_PKG := $(shell pkg-config --libs lua5.4 sqlite3 jansson libcurl openssl yaml-0.1 libutf8proc libgvc libcgraph 2>/dev/null) -lfcgi
+CFLAGS_PKG := $(shell pkg-config --cflags lua5.4 sqlite3 jansson libcurl openssl yaml-0.1 libutf8proc libgvc libcgraph 2>/dev/null)
 endif
+# Graphviz's dot layout is linked in (core/flow/lineage_svg.c) rather than loaded as a plugin:
+# its library lives in Graphviz's plugin folder, which the binary is told about.
+GV_PLUGINS := $(shell pkg-config --variable=libdir libgvc 2>/dev/null)/graphviz
+LIBS_PKG  += -L$(GV_PLUGINS) -Wl,-rpath,$(GV_PLUGINS) -lgvplugin_dot_layout
 
 OPT       ?= -O2 -g
 SANITIZE  ?=

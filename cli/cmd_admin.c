@@ -1,5 +1,6 @@
 /* Identity administration: `pbiport org create NAME`, `pbiport user add NAME --org ORG
- * [--role owner|member] [--team T]...`, `pbiport token create USER`.
+ * [--role owner|member] [--team T]... [--email ADDRESS]`, `pbiport user email NAME ADDRESS|--clear`
+ * (the address a first sign-in with Microsoft is matched by), `pbiport token create USER`.
  * Exit codes: 0 done, 2 bad input (usage, bad name, duplicate, unknown org/user), 1 otherwise. */
 #include <stdio.h>
 #include <string.h>
@@ -73,8 +74,25 @@ int cmd_org(int argc, char **argv)
 
 static int user_usage(void)
 {
-	fprintf(stderr, "usage: pbiport user add NAME --org ORG [--role owner|member] [--team TEAM]...\n");
+	fprintf(stderr, "usage: pbiport user add NAME --org ORG [--role owner|member] [--team TEAM]... [--email ADDRESS]\n"
+			"       pbiport user email NAME ADDRESS|--clear\n");
 	return 2;
+}
+
+/* `pbiport user email NAME ADDRESS|--clear` */
+static int user_email(int argc, char **argv)
+{
+	pb_config cfg;
+	pb_db *db = NULL;
+	char err[PB_ERR_MAX];
+	if (argc != 4)
+		return user_usage();
+	const char *email = strcmp(argv[3], "--clear") ? argv[3] : NULL;
+	int code = open_db("user", &cfg, &db);
+	if (code)
+		return code;
+	int rc = identity_user_set_email(db, argv[2], email, err);
+	return finish("user email", rc, err, email ? email : "(no e-mail)", db, &cfg);
 }
 
 int cmd_user(int argc, char **argv)
@@ -84,7 +102,10 @@ int cmd_user(int argc, char **argv)
 	char err[PB_ERR_MAX], id[PB_ID_BUF];
 	const char *org = NULL, *teams[MAX_TEAMS];
 	size_t nteams = 0;
+	const char *email = NULL;
 	pb_role role = PB_ROLE_MEMBER;
+	if (argc >= 2 && !strcmp(argv[1], "email"))
+		return user_email(argc, argv);
 	if (argc < 3 || strcmp(argv[1], "add"))
 		return user_usage();
 	for (int i = 3; i < argc; i++) {
@@ -103,6 +124,8 @@ int cmd_user(int argc, char **argv)
 				return 2;
 			}
 			teams[nteams++] = argv[++i];
+		} else if (!strcmp(argv[i], "--email")) {
+			email = argv[++i];
 		} else {
 			return user_usage();
 		}
@@ -112,7 +135,14 @@ int cmd_user(int argc, char **argv)
 	int code = open_db("user", &cfg, &db);
 	if (code)
 		return code;
-	int rc = identity_user_add(db, argv[2], org, role, teams, nteams, id, err);
+	/* the user and their e-mail are added together or not at all */
+	int rc = db_begin(db, err);
+	if (!rc && !(rc = identity_user_add(db, argv[2], org, role, teams, nteams, id, err)) && email)
+		rc = identity_user_set_email(db, argv[2], email, err);
+	if (!rc)
+		rc = db_commit(db, err);
+	else
+		db_rollback(db);
 	return finish("user add", rc, err, id, db, &cfg);
 }
 

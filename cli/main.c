@@ -16,7 +16,8 @@ static const struct command commands[] = {
 	{ "serve", cmd_serve, "serve   run as the FastCGI application (or answer one CGI request)" },
 	{ "migrate", cmd_migrate, "migrate   create or update the database PBIPORT_DB" },
 	{ "org", cmd_org, "org create NAME   add an organization" },
-	{ "user", cmd_user, "user add NAME --org ORG [--role owner|member] [--team T]...   add a user" },
+	{ "user", cmd_user, "user add NAME --org ORG [--role owner|member] [--team T]... [--email E]   add a user;\n"
+		  "      user email NAME ADDRESS|--clear   the e-mail a first sign-in with Microsoft is matched by" },
 	{ "token", cmd_token, "token create USER   print a new API token for USER (shown once)" },
 	{ "worker", cmd_worker, "worker [--once] [--id NAME] [--poll-ms N] [--lease-seconds N]   run due jobs and schedules" },
 	{ "keygen", cmd_keygen, "keygen   print a fresh 64-hex key" },

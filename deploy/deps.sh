@@ -4,7 +4,7 @@ set -euo pipefail
 PKGS=(
   build-essential pkg-config clang libclang-rt-14-dev
   libfcgi-dev liblua5.4-dev libsqlite3-dev libjansson-dev libcurl4-openssl-dev libssl-dev
-  libyaml-dev libutf8proc-dev libcmocka-dev
+  libyaml-dev libutf8proc-dev libcmocka-dev libgraphviz-dev
   nginx-light lighttpd apache2 spawn-fcgi
   python3 openssl curl sqlite3 wrk procps jq
   chromium chromium-driver python3-selenium fonts-noto-color-emoji

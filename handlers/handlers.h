@@ -19,6 +19,12 @@ int api_output_ports_tmdl(struct req *r);
 int api_jobs_get(struct req *r);
 int api_jobs_list(struct req *r);
 int api_jobs_cancel(struct req *r);
+struct pb_job;
+/* The job id if the caller may see it: their own, or any of the organization's for an owner
+ * (*out new: job_free). Anyone else's is PB_ENOTFOUND with r->fail set, like a missing one. */
+int jobs_visible(struct req *r, const char *id, struct pb_job **out);
+/* job_json plus "phases", the phase history. New reference; NULL on failure (*rc set). */
+struct json_t *jobs_detail_json(struct req *r, const struct pb_job *j, int *rc);
 int api_agreements_list(struct req *r);
 int api_agreements_get(struct req *r);
 int api_lineage_get(struct req *r);
@@ -31,8 +37,18 @@ int api_powerbi_callback(struct req *r);
 int api_me_connections_list(struct req *r);
 int api_me_connections_delete(struct req *r);
 int api_me_connections_check(struct req *r);
-/* <PBIPORT_PUBLIC_URL>/powerbi/callback (or built from the request's Host). *out is new. */
+/* <PBIPORT_PUBLIC_URL><path> (or built from the request's scheme and Host). *out is new. */
+int site_url(struct req *r, const char *path, char **out);
+/* site_url(r, "/powerbi/callback"). */
 int powerbi_redirect_uri(struct req *r, char **out);
+/* Sign in with Microsoft and sessions (handlers/signin.c) */
+int api_signin_start(struct req *r);
+int api_signin_callback(struct req *r);
+int api_signout(struct req *r);
+int api_me_sessions_list(struct req *r);
+int api_me_sessions_delete(struct req *r);
+int api_signin_settings_get(struct req *r);
+int api_signin_settings_put(struct req *r);
 /* Publish (handlers/powerbi_publish.c, powerbi_workspaces.c) */
 int api_powerbi_publish_post(struct req *r);
 int api_powerbi_models_get(struct req *r);
@@ -77,8 +93,46 @@ int pages_product(struct req *r);
 int pages_product_new(struct req *r);
 int pages_product_create(struct req *r);
 int pages_static(struct req *r);
+/* handlers/pages_assets.c: /assets, /assets/{id} (POST: Import from Microsoft Fabric), /lineage.svg */
+int pages_assets(struct req *r);
+int pages_asset(struct req *r);
+int pages_asset_import(struct req *r);
+int pages_lineage_svg(struct req *r);
+/* handlers/pages_import.c: Settings ▸ Integrations (the wizard, Test, Run now, the last 10 runs) */
+int pages_integrations(struct req *r);
+int pages_integration_new(struct req *r);
+int pages_integration_create(struct req *r);
+int pages_integration(struct req *r);
+int pages_integration_action(struct req *r);
+/* handlers/pages_refresh.c: /semantic-models/{id} (Refresh now, schedule, history and chart) */
+int pages_semantic_model(struct req *r);
+int pages_semantic_model_action(struct req *r);
+/* handlers/pages_push.c: /push-datasets */
+int pages_push_datasets(struct req *r);
+/* The next n run times (ISO-8601 UTC) of a schedule (core/lang/cron.h): *out new JSON array.
+ * PB_EINVAL naming the problem for a schedule that does not parse or never runs. */
+int pages_next_runs(const char *schedule, int n, struct json_t **out, char *err);
+/* The Power BI modal (pages_publish.c), jobs (pages_jobs.c), profile (pages_profile.c),
+ * settings (pages_settings.c) */
+int pages_power_bi(struct req *r);
+int pages_power_bi_submit(struct req *r);
+int pages_jobs(struct req *r);
+int pages_jobs_cancel(struct req *r);
+int pages_job(struct req *r);
+int pages_job_cancel(struct req *r);
+int pages_profile_power_bi(struct req *r);
+int pages_profile_power_bi_post(struct req *r);
+int pages_settings_power_bi(struct req *r);
+int pages_settings_power_bi_post(struct req *r);
+/* The page a browser lands on when GET /powerbi/callback fails with rc (r->fail says why):
+ * what went wrong, Try again and the way back to return_to (may be NULL). pbiport's own
+ * failures (memory, database) are returned for the error page. */
+int pages_connect_failed(struct req *r, int rc, const char *return_to);
 /* Adds the organization's name to view.page.user (struct pb_app.page_chrome). */
 int pages_chrome(struct req *r, struct json_t *page, char *err);
+/* view[key] = {code, message} of f, for a page that shows why something was refused; nothing
+ * when f is NULL. PB_ENOMEM when it cannot be added. */
+int pages_set_failure(struct json_t *view, const char *key, const pb_failure *f);
 /* Renders web/<name>.lua with view (stolen) and answers with status (runtime/page_render.h). */
 int pages_reply(struct req *r, const char *name, struct json_t *view, int status);
 

@@ -11,10 +11,8 @@
 #include "runtime/page.h"
 #include "runtime/util.h"
 
-/* The job of the path if the caller may see it (*out new); PB_ENOTFOUND otherwise. */
-static int visible_job(struct req *r, pb_job **out)
+int jobs_visible(struct req *r, const char *id, pb_job **out)
 {
-	const char *id = req_capture(r, "id");
 	pb_job *j = NULL;
 	*out = NULL;
 	int rc = jobs_get(r->db, id, &j, r->err);
@@ -29,8 +27,7 @@ static int visible_job(struct req *r, pb_job **out)
 	return req_fail(r, PB_ENOTFOUND, NULL, "no job %.64s", id);
 }
 
-/* job_json plus the phase history. New reference; NULL on failure (rc set). */
-static json_t *job_detail(struct req *r, const pb_job *j, int *rc)
+json_t *jobs_detail_json(struct req *r, const pb_job *j, int *rc)
 {
 	json_t *o = job_json(j), *phases = NULL;
 	if (!o) {
@@ -49,10 +46,10 @@ static json_t *job_detail(struct req *r, const pb_job *j, int *rc)
 int api_jobs_get(struct req *r)
 {
 	pb_job *j = NULL;
-	int rc = visible_job(r, &j);
+	int rc = jobs_visible(r, req_capture(r, "id"), &j);
 	if (rc)
 		return rc;
-	json_t *o = job_detail(r, j, &rc);
+	json_t *o = jobs_detail_json(r, j, &rc);
 	job_free(j);
 	return o ? req_reply_json_new(r, 200, o) : rc;
 }
@@ -124,7 +121,7 @@ int api_jobs_cancel(struct req *r)
 	pb_cancel_outcome outcome;
 	bool cleanup;
 	char id[PB_ID_BUF], url[16 + PB_ID_BUF];
-	int rc = visible_job(r, &j);
+	int rc = jobs_visible(r, req_capture(r, "id"), &j);
 	if (rc)
 		return rc;
 	xsnprintf(id, sizeof id, "%s", j->id);
@@ -134,7 +131,7 @@ int api_jobs_cancel(struct req *r)
 	j = NULL;
 	if ((rc = jobs_get(r->db, id, &j, r->err)))
 		goto out;
-	json_t *o = job_detail(r, j, &rc);
+	json_t *o = jobs_detail_json(r, j, &rc);
 	if (!o)
 		goto out;
 	/* 202: a worker finishes it (at the running job's next checkpoint); the job URL shows when */

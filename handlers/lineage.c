@@ -1,6 +1,4 @@
 /* GET /api/lineage?node=&depth=[&format=dot]: the lineage graph around a node. */
-#include <ctype.h>
-#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,19 +14,13 @@ int api_lineage_get(struct req *r)
 	const char *format = req_query(r, "format");
 	lineage_graph g = { 0 };
 	sbuf dot;
-	int depth = PB_LINEAGE_DEPTH_DEFAULT;
+	int depth;
 	int rc;
 	sbuf_init(&dot, PB_RESPONSE_MAX_BYTES);
 	if (!node || !*node)
 		return req_fail(r, PB_EINVAL, NULL, "node is required (a data product, output port or asset id)");
-	if (depth_s) {
-		char *end = NULL;
-		errno = 0;
-		long d = strtol(depth_s, &end, 10);
-		if (!isdigit((unsigned char)depth_s[0]) || *end || errno || d < 0 || d > PB_LINEAGE_DEPTH_MAX)
-			return req_fail(r, PB_EINVAL, NULL, "depth must be a whole number from 0 to %d", PB_LINEAGE_DEPTH_MAX);
-		depth = (int)d;
-	}
+	if ((rc = lineage_depth_parse(depth_s, &depth, r->err)))
+		return rc;
 	if (format && strcmp(format, "json") && strcmp(format, "dot"))
 		return req_fail(r, PB_EINVAL, NULL, "format must be json or dot");
 	if ((rc = lineage_graph_get(r->db, r->who.org_id, node, depth, &g, r->err)))

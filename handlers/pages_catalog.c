@@ -131,6 +131,13 @@ int pages_product(struct req *r)
 		goto out;
 	}
 	product = consumes = NULL;   /* the view holds them */
+	/* the lineage picture (handlers/pages_assets.c pages_lineage_svg) */
+	char picture[PB_ID_BUF + 32];
+	if (xsnprintf(picture, sizeof picture, "/lineage.svg?node=%s", p->id) ||
+	    json_object_set_new(view, "lineage_svg", json_string(picture))) {
+		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
 	rc = pages_reply(r, "product", view, 200);
 	view = NULL;
 out:

@@ -20,3 +20,12 @@ int pages_reply(struct req *r, const char *name, json_t *view, int status)
 {
 	return page_reply(r, name, view, status, pages_chrome);
 }
+
+int pages_set_failure(json_t *view, const char *key, const pb_failure *f)
+{
+	if (!f)
+		return PB_OK;
+	return json_object_set_new(view, key, json_pack("{s:s, s:s}", "code", pb_failure_code(f), "message", f->message))
+		       ? PB_ENOMEM
+		       : PB_OK;
+}

@@ -7,36 +7,33 @@
 
 #include "core/flow/powerbi_connect.h"
 #include "handlers/handlers.h"
+#include "runtime/page_csrf.h"
+#include "runtime/page_render.h"
 #include "runtime/strbuf.h"
 #include "runtime/util.h"
 
-int powerbi_redirect_uri(struct req *r, char **out)
+int site_url(struct req *r, const char *path, char **out)
 {
+	char origin[PB_ORIGIN_MAX];
 	sbuf sb;
-	sbuf_init(&sb, PB_RETURN_TO_MAX + 256);
 	*out = NULL;
-	int bad;
-	if (r->cfg->public_url) {
-		bad = sbuf_addf(&sb, "%s/powerbi/callback", r->cfg->public_url);
-	} else {
-		/* without PBIPORT_PUBLIC_URL: the address the browser used; Entra only accepts
-		 * registered redirect URIs, so a forged Host header cannot divert the code */
-		const char *host = req_env(r, "HTTP_HOST");
-		const char *https = req_env(r, "HTTPS");
-		const char *scheme = req_env(r, "REQUEST_SCHEME");
-		bool tls = (https && (str_ieq(https, "on") || !strcmp(https, "1"))) || (scheme && str_ieq(scheme, "https"));
-		if (!host || !*host || strpbrk(host, "/\\@ \r\n")) {
-			sbuf_release(&sb);
-			return pb_err(r->err, PB_EINVAL, "PBIPORT_PUBLIC_URL is not set and the request has no usable Host");
-		}
-		bad = sbuf_addf(&sb, "%s://%s/powerbi/callback", tls ? "https" : "http", host);
-	}
-	if (bad) {
+	/* without PBIPORT_PUBLIC_URL: the address the browser used; Entra only accepts registered
+	 * redirect URIs, so a forged Host header cannot divert a code */
+	int rc = r->cfg->public_url ? PB_OK : page_own_origin(r, origin, r->err);
+	if (rc)
+		return rc;
+	sbuf_init(&sb, PB_RETURN_TO_MAX + 256);
+	if (sbuf_addf(&sb, "%s%s", r->cfg->public_url ? r->cfg->public_url : origin, path)) {
 		sbuf_release(&sb);
-		return pb_err(r->err, PB_ELIMIT, "redirect URI too long");
+		return pb_err(r->err, PB_ELIMIT, "URL too long");
 	}
 	*out = sbuf_detach(&sb, NULL);
-	return PB_OK;
+	return *out ? PB_OK : pb_err(r->err, PB_ENOMEM, "out of memory");
+}
+
+int powerbi_redirect_uri(struct req *r, char **out)
+{
+	return site_url(r, "/powerbi/callback", out);
 }
 
 /* Replies with a redirect that no cache keeps. */
@@ -71,6 +68,8 @@ int api_powerbi_callback(struct req *r)
 	int rc = connect_finish(r->db, r->cfg, r->who.org_id, r->who.user_id, &in, &return_to, &r->fail);
 	if (!rc)
 		rc = redirect_to(r, return_to);
+	else if (page_wants_html(r))   /* a browser: a page saying why, with the way back */
+		rc = pages_connect_failed(r, rc, return_to);
 	free(return_to);
 	return rc;
 }

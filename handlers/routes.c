@@ -4,6 +4,7 @@
 #include "handlers/handlers.h"
 
 #include "core/store/identity.h"
+#include "core/store/sessions.h"
 
 static const char *const contract_types[] = {
 	"application/yaml", "application/x-yaml", "text/yaml", "application/json", NULL,
@@ -27,9 +28,17 @@ static const char *const callback_query[] = {
 	"client_info", "iss", "admin_consent", "scope", "trace_id", "correlation_id", "timestamp", NULL,
 };
 
-/* page forms: a pasted contract (urlencoded) or an uploaded file (multipart) */
+/* page forms: a pasted contract (urlencoded) or an uploaded file (multipart); also the sign-out form */
 static const char *const form_types[] = { "application/x-www-form-urlencoded", "multipart/form-data", NULL };
 static const char *const home_query[] = { "q", NULL };
+static const char *const wizard_query[] = { "schedule", NULL };
+static const char *const lineage_svg_query[] = { "node", "depth", NULL };
+static const char *const signin_query[] = { "return_to", "prompt", "login_hint", NULL };
+static const char *const signout_query[] = { "return_to", NULL };
+static const char *const power_bi_query[] = { "http_path", NULL };
+static const char *const jobs_page_query[] = { "cursor", NULL };
+static const char *const profile_query[] = { "disconnected", NULL };
+static const char *const settings_query[] = { "saved", NULL };
 
 static const struct route routes[] = {
 	/* method  pattern                        handler               role             body limit         content types   query */
@@ -52,6 +61,13 @@ static const struct route routes[] = {
 	{ "POST",   "/api/settings/powerbi/test", api_powerbi_settings_test, PB_ROLE_OWNER, 0,                 NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	{ "GET",    "/powerbi/connect",           api_powerbi_connect,      PB_ROLE_MEMBER, 0,                 NULL,           connect_query, ROUTE_FEATURE_POWERBI_WEB },
 	{ "GET",    "/powerbi/callback",          api_powerbi_callback,     PB_ROLE_MEMBER, 0,                 NULL,           callback_query, ROUTE_FEATURE_POWERBI_WEB },
+	{ "GET",    "/signin",                    api_signin_start,     PB_ROLE_NONE,   0,                 NULL,           signin_query, ROUTE_FEATURE_SSO },
+	{ "GET",    "/signin/callback",           api_signin_callback,  PB_ROLE_NONE,   0,                 NULL,           callback_query, ROUTE_FEATURE_SSO },
+	{ "POST",   "/signout",                   api_signout,          PB_ROLE_NONE,   PB_BODY_SMALL_MAX, form_types,     signout_query, ROUTE_EMPTY_BODY_OK },
+	{ "GET",    "/api/me/sessions",           api_me_sessions_list, PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_READ_ONLY },
+	{ "DELETE", "/api/me/sessions/{id}",      api_me_sessions_delete, PB_ROLE_MEMBER, 0,               NULL,           NULL,       0 },
+	{ "GET",    "/api/settings/signin",       api_signin_settings_get, PB_ROLE_OWNER, 0,               NULL,           NULL,       ROUTE_READ_ONLY },
+	{ "PUT",    "/api/settings/signin",       api_signin_settings_put, PB_ROLE_OWNER, PB_BODY_SMALL_MAX, json_types,   NULL,       0 },
 	{ "GET",    "/api/me/powerbi-connections", api_me_connections_list, PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	{ "POST",   "/api/me/powerbi-connections/check", api_me_connections_check, PB_ROLE_MEMBER, 0,          NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	{ "DELETE", "/api/me/powerbi-connections/{id}", api_me_connections_delete, PB_ROLE_MEMBER, 0,          NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
@@ -93,12 +109,36 @@ static const struct route routes[] = {
 	{ "GET",    "/data-products/new",         pages_product_new,    PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY },
 	{ "POST",   "/data-products/new",         pages_product_create, PB_ROLE_MEMBER, ROUTE_BODY_CONFIG, form_types,     NULL,       ROUTE_PAGE },
 	{ "GET",    "/data-products/{id}",        pages_product,        PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY },
+	{ "GET",    "/lineage.svg",               pages_lineage_svg,    PB_ROLE_MEMBER, 0,                 NULL,           lineage_svg_query, ROUTE_PAGE | ROUTE_READ_ONLY },
+	{ "GET",    "/assets",                    pages_assets,         PB_ROLE_MEMBER, 0,                 NULL,           assets_query, ROUTE_PAGE | ROUTE_READ_ONLY | ROUTE_FEATURE_INGESTIONS },
+	{ "GET",    "/assets/{id}",               pages_asset,          PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY | ROUTE_FEATURE_INGESTIONS },
+	{ "POST",   "/assets/{id}",               pages_asset_import,   PB_ROLE_MEMBER, PB_BODY_PAGE_FORM_MAX, form_types,     NULL,       ROUTE_PAGE | ROUTE_FEATURE_INGESTIONS },
+	{ "GET",    "/settings/integrations",     pages_integrations,   PB_ROLE_OWNER,  0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY | ROUTE_FEATURE_INGESTIONS },
+	{ "GET",    "/settings/integrations/new", pages_integration_new, PB_ROLE_OWNER, 0,                 NULL,           wizard_query, ROUTE_PAGE | ROUTE_READ_ONLY | ROUTE_FEATURE_INGESTIONS },
+	{ "POST",   "/settings/integrations/new", pages_integration_create, PB_ROLE_OWNER, PB_BODY_WIZARD_MAX, form_types,     NULL,       ROUTE_PAGE | ROUTE_FEATURE_INGESTIONS },
+	{ "GET",    "/settings/integrations/{id}", pages_integration,   PB_ROLE_OWNER,  0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY | ROUTE_FEATURE_INGESTIONS },
+	{ "POST",   "/settings/integrations/{id}", pages_integration_action, PB_ROLE_OWNER, PB_BODY_PAGE_FORM_MAX, form_types,     NULL,       ROUTE_PAGE | ROUTE_FEATURE_INGESTIONS },
+	{ "GET",    "/semantic-models/{id}",      pages_semantic_model, PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE },
+	{ "POST",   "/semantic-models/{id}",      pages_semantic_model_action, PB_ROLE_MEMBER, PB_BODY_PAGE_FORM_MAX, form_types,   NULL,       ROUTE_PAGE },
+	{ "GET",    "/push-datasets",             pages_push_datasets,  PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY },
+	{ "GET",    "/output-ports/{id}/power-bi", pages_power_bi,      PB_ROLE_MEMBER, 0,                 NULL,           power_bi_query, ROUTE_PAGE | ROUTE_FEATURE_POWERBI_WEB },
+	{ "POST",   "/output-ports/{id}/power-bi", pages_power_bi_submit, PB_ROLE_MEMBER, PB_BODY_JSON_MAX, form_types,     NULL,       ROUTE_PAGE | ROUTE_FEATURE_POWERBI_WEB },
+	{ "GET",    "/jobs",                      pages_jobs,           PB_ROLE_MEMBER, 0,                 NULL,           jobs_page_query, ROUTE_PAGE | ROUTE_READ_ONLY },
+	{ "POST",   "/jobs",                      pages_jobs_cancel,    PB_ROLE_MEMBER, PB_BODY_SMALL_MAX, form_types,     NULL,       ROUTE_PAGE },
+	{ "GET",    "/jobs/{id}",                 pages_job,            PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY },
+	{ "POST",   "/jobs/{id}",                 pages_job_cancel,     PB_ROLE_MEMBER, PB_BODY_SMALL_MAX, form_types,     NULL,       ROUTE_PAGE },
+	{ "GET",    "/profile/power-bi",          pages_profile_power_bi, PB_ROLE_MEMBER, 0,               NULL,           profile_query, ROUTE_PAGE },
+	{ "POST",   "/profile/power-bi",          pages_profile_power_bi_post, PB_ROLE_MEMBER, PB_BODY_SMALL_MAX, form_types,     NULL,       ROUTE_PAGE },
+	{ "GET",    "/settings/power-bi",         pages_settings_power_bi, PB_ROLE_OWNER, 0,               NULL,           settings_query, ROUTE_PAGE | ROUTE_FEATURE_POWERBI_WEB },
+	{ "POST",   "/settings/power-bi",         pages_settings_power_bi_post, PB_ROLE_OWNER, PB_SETTINGS_BODY_MAX, form_types, NULL, ROUTE_PAGE | ROUTE_FEATURE_POWERBI_WEB },
 	{ "GET",    "/static/{name}",             pages_static,         PB_ROLE_NONE,   0,                 NULL,           NULL,       ROUTE_PAGE },
 };
 
 const struct pb_app pb_app = {
 	.routes = routes,
 	.nroutes = sizeof routes / sizeof routes[0],
-	.auth = { identity_user_by_name, identity_token_by_id },
+	.auth = { .user_by_name = identity_user_by_name, .token_by_id = identity_token_by_id,
+		  .session_by_hash = sessions_identify, .session_seen = sessions_seen },
 	.page_chrome = pages_chrome,
+	.signin_path = "/signin",
 };

@@ -195,6 +195,7 @@ int entra_authorize_url(const msapi *c, const entra_authorize *a, char **url, ch
 	    form_add(&q, "scope", a->scope) || form_add(&q, "state", a->state) ||
 	    form_add(&q, "code_challenge", a->code_challenge) || form_add(&q, "code_challenge_method", "S256") ||
 	    form_add(&q, "prompt", a->prompt) || form_add(&q, "login_hint", a->login_hint) ||
+	    form_add(&q, "nonce", a->nonce) ||
 	    sbuf_adds(&u, msapi_base(c, MSAPI_ENTRA)) || sbuf_adds(&u, path) || sbuf_addc(&u, '?') ||
 	    sbuf_add(&u, q.buf, q.len)) {
 		rc = pb_err(err, PB_ELIMIT, "authorize URL longer than %d bytes", PB_HTTP_URL_MAX);

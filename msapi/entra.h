@@ -66,6 +66,7 @@ typedef struct entra_authorize {
 	const char *code_challenge;  /* S256 */
 	const char *prompt;          /* NULL, "consent", "login", "select_account", "none" */
 	const char *login_hint;      /* may be NULL */
+	const char *nonce;           /* OpenID Connect: the nonce the ID token must carry; may be NULL */
 } entra_authorize;
 
 /* Builds the authorize URL (response_type=code, response_mode=query). *url is new. */

@@ -163,6 +163,8 @@ void config_defaults(pb_config *cfg)
 	cfg->scan_budget_per_hour = PB_SCAN_GETINFO_PER_HOUR;
 	cfg->push_rate_scale = 1.0;
 	cfg->push_inflight_ms = PB_PUSH_INFLIGHT_STALE_MS;
+	cfg->session_idle_s = PB_SESSION_IDLE_DEFAULT_S;
+	cfg->session_lifetime_s = PB_SESSION_LIFETIME_DEFAULT_S;
 }
 
 const char *config_datadir(const pb_config *cfg)
@@ -221,6 +223,33 @@ static int load_tuning(pb_config *cfg, char *err)
 		return rc;
 	cfg->push_inflight_ms = inflight_s * 1000;
 	return copy_opt("PBIPORT_TEST_PAUSE_PHASE", &cfg->test_pause_phase, err);
+}
+
+/* Sign in with Microsoft: the deployment's app (all three PBIPORT_SSO_* or none), the keys that
+ * sign its state and session cookies and seal its PKCE verifiers, and the session timeouts. */
+static int load_signin(pb_config *cfg, char *err)
+{
+	int set = !!cfg->sso_tenant_id + !!cfg->sso_client_id + !!cfg->sso_client_secret;
+	int rc;
+	if (set > 0 && set < 3)
+		return pb_err(err, PB_EINVAL, "%s is not set (the deployment's sign-in app needs PBIPORT_SSO_TENANT_ID, "
+			      "PBIPORT_SSO_CLIENT_ID and PBIPORT_SSO_CLIENT_SECRET together)",
+			      !cfg->sso_tenant_id ? "PBIPORT_SSO_TENANT_ID" :
+			      !cfg->sso_client_id ? "PBIPORT_SSO_CLIENT_ID" : "PBIPORT_SSO_CLIENT_SECRET");
+	cfg->sso_signin = set == 3;
+	if (cfg->sso_signin && !cfg->rememberme_keys)
+		return pb_err(err, PB_EINVAL, "APPLICATION_SECURITY_REMEMBERME_KEY is not set (required when "
+			      "PBIPORT_SSO_* is set: it signs the sign-in state and the session cookies)");
+	if (cfg->sso_signin && !cfg->encryption_keys)
+		return pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set (required when PBIPORT_SSO_* is "
+			      "set: it seals the sign-in's PKCE verifier)");
+	if ((rc = parse_duration("PBIPORT_SESSION_IDLE_TIMEOUT", 60, &cfg->session_idle_s, err)) ||
+	    (rc = parse_duration("PBIPORT_SESSION_LIFETIME", 60, &cfg->session_lifetime_s, err)))
+		return rc;
+	if (cfg->session_idle_s > cfg->session_lifetime_s)
+		return pb_err(err, PB_EINVAL, "PBIPORT_SESSION_IDLE_TIMEOUT (%llds) is longer than PBIPORT_SESSION_LIFETIME "
+			      "(%llds)", (long long)cfg->session_idle_s, (long long)cfg->session_lifetime_s);
+	return PB_OK;
 }
 
 int config_load(pb_config *cfg, char *err)
@@ -289,7 +318,7 @@ int config_load(pb_config *cfg, char *err)
 	    (rc = copy_opt("PBIPORT_SSO_CLIENT_ID", &cfg->sso_client_id, err)) ||
 	    (rc = copy_opt("PBIPORT_SSO_CLIENT_SECRET", &cfg->sso_client_secret, err)))
 		goto out;
-	if ((rc = load_microsoft(cfg, err)))
+	if ((rc = load_signin(cfg, err)) || (rc = load_microsoft(cfg, err)))
 		goto out;
 	rc = load_tuning(cfg, err);
 out:

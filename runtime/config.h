@@ -34,6 +34,10 @@ typedef struct pb_config {
 	char *sso_tenant_id;        /* PBIPORT_SSO_TENANT_ID, or NULL */
 	char *sso_client_id;        /* PBIPORT_SSO_CLIENT_ID, or NULL */
 	char *sso_client_secret;    /* PBIPORT_SSO_CLIENT_SECRET (secret: wiped on release), or NULL */
+	/* Sign in with Microsoft (docs/signin.md): on when all three PBIPORT_SSO_* are set */
+	bool sso_signin;
+	int64_t session_idle_s;        /* PBIPORT_SESSION_IDLE_TIMEOUT, default PB_SESSION_IDLE_DEFAULT_S */
+	int64_t session_lifetime_s;    /* PBIPORT_SESSION_LIFETIME, default PB_SESSION_LIFETIME_DEFAULT_S */
 
 	/* Outbound calls. The base URLs are https:// URLs without a trailing '/', or NULL for
 	 * the public cloud's own (msapi/msapi.c knows them). */

@@ -432,6 +432,11 @@ int pb_b64_decode(const char *text, size_t len, unsigned char **out, size_t *out
 	return b64_decode_alpha(text, len, B64, true, out, outlen, err);
 }
 
+int pb_b64url_decode(const char *text, size_t len, unsigned char **out, size_t *outlen, char *err)
+{
+	return b64_decode_alpha(text, len, B64URL, false, out, outlen, err);
+}
+
 int pb_hmac_sign(const void *key, size_t keylen, const void *msg, size_t len,
 		 char out[PB_HMAC_B64URL_LEN + 1], char *err)
 {

@@ -71,10 +71,11 @@ void pb_sha256_hex(const void *data, size_t len, char out[PB_SHA256_HEX_LEN + 1]
 void pb_sha256(const void *data, size_t len, unsigned char out[32]);
 
 /* base64 (RFC 4648 §4, padded) and base64url (§5, unpadded). Encoders: *out is new text.
- * The decoder accepts only padded base64; *out is new, NUL-terminated, *outlen excludes
- * the NUL. */
+ * Decoders accept only their own alphabet (base64 padded; base64url also with padding: JSON Web
+ * Tokens and keys, runtime/jwt.c); *out is new, NUL-terminated, *outlen excludes the NUL. */
 int pb_b64_encode(const void *data, size_t len, char **out, char *err);
 int pb_b64url_encode(const void *data, size_t len, char **out, char *err);
 int pb_b64_decode(const char *text, size_t len, unsigned char **out, size_t *outlen, char *err);
+int pb_b64url_decode(const char *text, size_t len, unsigned char **out, size_t *outlen, char *err);
 
 #endif

@@ -93,11 +93,48 @@ static int check_query(struct req *r, const struct pb_app *app)
 	return PB_OK;
 }
 
+/* A page asked for by a browser that is not signed in goes to the sign-in first, which brings it
+ * back (return_to: the page's path and query, percent-encoded). */
+static int sign_in_first(struct req *r, const struct pb_app *app)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const char *back = req_env(r, "REQUEST_URI");
+	sbuf loc;
+	sbuf_init(&loc, PB_RESPONSE_HEADERS_MAX / 2);
+	if (!back || back[0] != '/' || back[1] == '/' || back[1] == '\\')
+		back = "/";
+	int bad = sbuf_addf(&loc, "%s?return_to=", app->signin_path);
+	for (const unsigned char *p = (const unsigned char *)back; *p && !bad; p++)
+		bad = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || strchr("-._~/", *p)
+			      ? sbuf_addc(&loc, (char)*p)
+			      : sbuf_addf(&loc, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
+	if (bad || req_header(r, "Location", sbuf_str(&loc)) || req_header(r, "Cache-Control", "no-store"))
+		answer(r, app, 401, "unauthorized", "%s", r->err);
+	else
+		req_reply(r, 302, "text/plain; charset=utf-8", NULL, 0);
+	sbuf_release(&loc);
+	return PB_ENOTFOUND;
+}
+
 static int identify(struct req *r, const struct pb_app *app)
 {
-	int rc = auth_identify(r->db, &app->auth, req_env(r, "REMOTE_USER"),
-			       req_env(r, "HTTP_AUTHORIZATION"), &r->who, r->err);
+	char why[PB_ERR_MAX];
+	pb_auth_request in = {
+		.remote_user = req_env(r, "REMOTE_USER"), .authorization = req_env(r, "HTTP_AUTHORIZATION"),
+		.cookie = req_env(r, "HTTP_COOKIE"), .cookie_keys = r->cfg->rememberme_keys,
+		.idle_s = r->cfg->session_idle_s,
+	};
+	int rc = auth_identify_request(r->db, &app->auth, &in, &r->who, r->err);
 	if (rc == PB_ENOTFOUND) {
+		/* a session cookie that no longer works is dropped, so the web server's own sign-in
+		 * (which it skips while the cookie is there) asks again */
+		char line[PB_SET_COOKIE_MAX];
+		if (r->who.via == PB_VIA_SESSION &&
+		    !auth_set_cookie(line, PB_SESSION_COOKIE, "", "/", -1, req_site_https(r), why))
+			req_header(r, "Set-Cookie", line);
+		if ((r->who.via == PB_VIA_NONE || r->who.via == PB_VIA_SESSION) && r->cfg->sso_signin && app->signin_path &&
+		    (r->route->flags & ROUTE_PAGE) && !strcmp(r->method, "GET"))
+			return sign_in_first(r, app);
 		req_header(r, "WWW-Authenticate", "Bearer");
 		answer(r, app, 401, "unauthorized", "%s", r->err);
 		return rc;
@@ -111,6 +148,16 @@ static int identify(struct req *r, const struct pb_app *app)
 		return PB_EINVAL;
 	}
 	return PB_OK;
+}
+
+/* A session seen now moves its last sighting (sliding idle timeout), after the handler and
+ * outside its read transaction, at most every PB_SESSION_RENEW_S (sessions_identify decides). */
+static void session_seen(struct req *r, const struct pb_app *app)
+{
+	char err[PB_ERR_MAX];
+	if (r->who.via == PB_VIA_SESSION && r->who.session_renew && app->auth.session_seen &&
+	    app->auth.session_seen(r->db, r->who.session_id, err))
+		log_event("warn", r->request_id, "session last seen not recorded: %s", err);
 }
 
 /* An error the web server produced itself and hands to pbiport to word (lighttpd's
@@ -176,14 +223,19 @@ static void dispatch(struct req *r, const struct pb_app *app)
 		break;
 	}
 	/* a feature that is off looks like it does not exist, before anything else is checked */
-	if (((r->route->flags & ROUTE_FEATURE_POWERBI_WEB) && !r->cfg->powerbi_web_enabled) ||
-	    ((r->route->flags & ROUTE_FEATURE_INGESTIONS) && !r->cfg->ingestions_enabled)) {
-		answer(r, app, 404, "feature_disabled", "%s is turned off on this server (set %s=true)",
-		       (r->route->flags & ROUTE_FEATURE_POWERBI_WEB) ? "Power BI publishing" : "Ingestion",
-		       (r->route->flags & ROUTE_FEATURE_POWERBI_WEB) ? "APPLICATION_POWERBI_WEB_ENABLED"
-								      : "APPLICATION_INGESTIONS_ENABLED");
-		goto out;
-	}
+	static const struct { unsigned flag; const char *what, *setting; } features[] = {
+		{ ROUTE_FEATURE_POWERBI_WEB, "Power BI publishing", "set APPLICATION_POWERBI_WEB_ENABLED=true" },
+		{ ROUTE_FEATURE_INGESTIONS, "Ingestion", "set APPLICATION_INGESTIONS_ENABLED=true" },
+		{ ROUTE_FEATURE_SSO, "Signing in with Microsoft",
+		  "set PBIPORT_SSO_TENANT_ID, PBIPORT_SSO_CLIENT_ID and PBIPORT_SSO_CLIENT_SECRET" },
+	};
+	const bool on[] = { r->cfg->powerbi_web_enabled, r->cfg->ingestions_enabled, r->cfg->sso_signin };
+	for (size_t i = 0; i < sizeof features / sizeof features[0]; i++)
+		if ((r->route->flags & features[i].flag) && !on[i]) {
+			answer(r, app, 404, "feature_disabled", "%s is turned off on this server (%s)", features[i].what,
+			       features[i].setting);
+			goto out;
+		}
 	/* this process's own unwritten counts are part of what /metrics shows */
 	if ((r->route->flags & ROUTE_METRICS_FLUSH) && r->db && metrics_flush(r->db, r->err))
 		log_event("warn", r->request_id, "metrics not written: %s", r->err);
@@ -228,6 +280,8 @@ static void dispatch(struct req *r, const struct pb_app *app)
 out:
 	if (in_read)
 		db_read_end(r->db);
+	if (r->db)
+		session_seen(r, app);
 	sbuf_release(&allow);
 }
 

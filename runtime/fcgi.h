@@ -24,6 +24,8 @@ struct pb_app {
 	struct pb_auth_ops auth;      /* identity lookups (core/store/identity.c) */
 	page_chrome_fn page_chrome;   /* what every page's header shows beyond the runtime's view.page
 	                                 (handlers/pages_common.c); may be NULL */
+	const char *signin_path;      /* where a page sends a browser without identity when signing in
+	                                 with Microsoft is configured ("/signin"); NULL: nowhere */
 };
 
 /* The HTTP status of a failure with result code rc (the one table, in fcgi.c). */

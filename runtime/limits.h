@@ -81,6 +81,8 @@
 #define PB_BODY_JSON_MAX        (64u * 1024)          /* an ordinary JSON request: publish, refresh, events, ... */
 #define PB_BODY_INTEGRATION_MAX (256u * 1024)         /* an integration: its filter lists can be long */
 #define PB_BODY_PUSH_DATASET_MAX (1024u * 1024)       /* a push dataset: up to 75 tables x 75 columns */
+#define PB_BODY_PAGE_FORM_MAX   (64u * 1024)          /* a page form of a few fields and buttons */
+#define PB_BODY_WIZARD_MAX      (512u * 1024)         /* Add Integration: six lists of 200 patterns of 256 bytes */
 #define PB_ENV_MAX_BYTES        (64u * 1024)          /* all CGI/FastCGI params of one request */
 #define PB_ENV_MAX_VARS         512
 #define PB_PATH_MAX_BYTES       4096                  /* request path */
@@ -121,6 +123,20 @@
 #define PB_PBI_SECRET_MAX       1024                  /* a client secret typed into the settings */
 #define PB_PBI_ID_MAX           256                   /* tenant id / client id */
 #define PB_SETTINGS_BODY_MAX    (64u * 1024)          /* PUT /api/settings/powerbi body */
+
+/* Sign in with Microsoft and browser sessions (core/flow/sso, core/store/sessions, runtime/jwt) */
+#define PB_SESSION_IDLE_DEFAULT_S     (8 * 3600)        /* PBIPORT_SESSION_IDLE_TIMEOUT: a session unused this long ends */
+#define PB_SESSION_LIFETIME_DEFAULT_S (7 * 86400)       /* PBIPORT_SESSION_LIFETIME: a session ends this long after sign-in */
+#define PB_SESSION_RENEW_S      60                    /* last seen moves at most this often (no write per request) */
+#define PB_SESSION_LIST_MAX     100                   /* sessions GET /api/me/sessions shows */
+#define PB_USER_AGENT_MAX       64                    /* the user agent summary kept with a session */
+#define PB_OIDC_KEYS_TTL_S      86400                 /* the provider's configuration and keys are fetched again after a day */
+#define PB_OIDC_REFETCH_MIN_S   60                    /* an unknown key id fetches the keys again at most once a minute */
+#define PB_OIDC_DOC_MAX         (256u * 1024)         /* an OpenID configuration or key set as fetched */
+#define PB_JWT_MAX_BYTES        (32u * 1024)          /* one ID token */
+#define PB_JWT_SKEW_S           120                   /* clock difference allowed on exp / nbf / iat */
+#define PB_JWKS_MAX_KEYS        64                    /* keys of one key set looked at */
+#define PB_RSA_MIN_BITS         2048                  /* smallest RSA key a signature is accepted from */
 
 /* Power Query M lineage (core/lang/mlineage) */
 #define PB_MLINEAGE_MAX_BYTES   (1u * 1024 * 1024)    /* one M expression */

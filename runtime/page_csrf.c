@@ -118,7 +118,7 @@ static int from_this_site(struct req *r)
 int page_cross_site_check(struct req *r)
 {
 	const char *user = req_env(r, "REMOTE_USER");
-	return user && *user ? from_this_site(r) : PB_OK;
+	return (user && *user) || r->who.via == PB_VIA_SESSION ? from_this_site(r) : PB_OK;
 }
 
 int page_csrf_check(struct req *r)

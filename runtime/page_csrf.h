@@ -54,7 +54,7 @@ int page_own_origin(const struct req *r, char out[PB_ORIGIN_MAX], char *err);
 int page_origin_allowed(const char *origin, const char *fetch_site, const char *own_origin, char *err);
 
 /* Check 1 on any state-changing request whose identity the browser sends by itself (the web
- * server's REMOTE_USER: basic auth, an SSO module), pages or not: a JSON API route that takes an
+ * server's REMOTE_USER: basic auth, an SSO module; pbiport's session cookie), pages or not: a JSON API route that takes an
  * empty body (POST /api/integrations/{id}/runs) could otherwise be posted by another site's
  * form. A Bearer token is never sent by a browser on its own: those requests pass. Fills r->fail. */
 int page_cross_site_check(struct req *r);

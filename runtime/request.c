@@ -71,6 +71,15 @@ const char *req_env(const struct req *r, const char *name)
 	return NULL;
 }
 
+bool req_site_https(const struct req *r)
+{
+	const char *https = req_env(r, "HTTPS");
+	const char *scheme = req_env(r, "REQUEST_SCHEME");
+	if (r->cfg && r->cfg->public_url)
+		return !strncmp(r->cfg->public_url, "https://", 8);
+	return (https && (str_ieq(https, "on") || !strcmp(https, "1"))) || (scheme && str_ieq(scheme, "https"));
+}
+
 const char *req_query(const struct req *r, const char *name)
 {
 	for (size_t i = 0; i < r->nquery; i++)

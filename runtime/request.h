@@ -90,6 +90,10 @@ const char *req_env(const struct req *r, const char *name);      /* borrowed; NU
 const char *req_query(const struct req *r, const char *name);    /* borrowed; NULL if absent */
 const char *req_capture(const struct req *r, const char *name);  /* "{name}" of the route */
 
+/* True when the site is served over HTTPS: PBIPORT_PUBLIC_URL is https://, or the web server
+ * says HTTPS=on (or REQUEST_SCHEME=https). Cookies are then marked Secure. */
+bool req_site_https(const struct req *r);
+
 /* Reads the body after checking, in this order, CONTENT_LENGTH against limit (413;
  * 411 when a body is expected without a length), the content type against types
  * (NULL-terminated media types; 415), and emptiness (400 unless empty_ok, where an

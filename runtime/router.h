@@ -35,6 +35,8 @@ enum route_flags {
 	                                         with the status of the failure's rc; a method other than
 	                                         GET/HEAD must pass the CSRF check (runtime/page_csrf.h)
 	                                         before the handler runs */
+	ROUTE_FEATURE_SSO = 1u << 7,          /* 404 feature_disabled unless signing in with Microsoft is
+	                                         configured (PBIPORT_SSO_*) */
 };
 
 #define ROUTE_BODY_CONFIG ((size_t)-1)   /* body limit = PBIPORT_MAX_BODY */

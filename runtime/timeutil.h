@@ -27,4 +27,8 @@ void pb_sleep_ms(int64_t ms);
  * unless *stop becomes non-zero; stop may be NULL). */
 void pb_sleep_interruptible(int64_t ms, volatile int *stop);
 
+/* Parses a duration: a number of seconds, or a number followed by s, m, h or d (at most ten
+ * years). PB_EINVAL with "expected a duration like 43200, 720m or 12h" otherwise. */
+int pb_duration_parse(const char *text, int64_t *secs, char *err);
+
 #endif

@@ -1,5 +1,10 @@
 /* Server time of the web pages, in-process: the demo's data (the contracts in examples/contracts,
- * imported as the demo imports them) in a fresh database, then GET / and GET /data-products/{id}
+ * imported as the demo imports them, and an import run's assets: a workspace with a data source,
+ * a semantic model of 3 tables and 3 reports, staged and applied as an import applies them) in a
+ * fresh database, then GET /, GET /data-products/{id}, GET /assets/{id} (the model) with its
+ * lineage picture GET /lineage.svg (Graphviz's layout reported apart), the Power BI modal
+ * (GET /output-ports/{id}/power-bi, as a member who has not connected Power BI yet: the page's own
+ * work, no Microsoft call) and a finished publish job's page (GET /jobs/{id}, five phases)
  * through pb_handle (route, identity, read transaction, handler, Lua page template, response
  * text) as the FastCGI loop runs them, against the JSON API reads of the same data as a baseline
  * measured in the same run. Also the page weight: each page's HTML plus the stylesheet, the
@@ -7,21 +12,27 @@
  *
  * Build and run from the repository root, after `make` (bench/pages/run.sh does both):
  *   cc -std=c11 -D_GNU_SOURCE -O2 -I. -o build/bench/pages_bench bench/pages/pages_bench.c \
- *      build/libpbiport.a $(pkg-config --libs lua5.4 sqlite3 jansson libcurl openssl yaml-0.1 libutf8proc) \
- *      -lfcgi -lm -lpthread
+ *      build/libpbiport.a $(pkg-config --libs lua5.4 sqlite3 jansson libcurl openssl yaml-0.1 libutf8proc \
+ *      libgvc libcgraph) -lfcgi -L<graphviz plugins> -lgvplugin_dot_layout -lm -lpthread
  *   build/bench/pages_bench DIR ITERATIONS
  * Prints the Markdown rows of bench/README.md's "pages" section. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
+#include <jansson.h>
+
+#include "core/store/assets.h"
 #include "core/store/identity.h"
+#include "core/store/integrations.h"
 #include "handlers/handlers.h"
 #include "runtime/crypto.h"
 #include "runtime/db.h"
 #include "runtime/fcgi.h"
+#include "runtime/jobs.h"
 #include "runtime/util.h"
 
 struct mem_io {
@@ -55,7 +66,7 @@ typedef struct bench {
 /* One request; returns the status, the response (headers and body) in b->io.out. */
 static int run(bench *b, const char *method, const char *uri, const char *user, const char *type, const char *body)
 {
-	char m[32], u[512], who[64], ct[128], cl[32];
+	char m[32], u[512], who[64], ct[128], cl[32], q[512];
 	char *env[12];
 	size_t n = 0;
 	xsnprintf(m, sizeof m, "REQUEST_METHOD=%s", method);
@@ -63,6 +74,9 @@ static int run(bench *b, const char *method, const char *uri, const char *user, 
 	xsnprintf(who, sizeof who, "REMOTE_USER=%s", user);
 	env[n++] = m;
 	env[n++] = u;
+	const char *query = strchr(uri, '?');
+	xsnprintf(q, sizeof q, "QUERY_STRING=%s", query ? query + 1 : "");
+	env[n++] = q;
 	env[n++] = who;
 	env[n++] = "HTTP_ACCEPT=text/html";
 	env[n++] = "HTTP_HOST=bench.test";
@@ -125,7 +139,7 @@ static timing measure(bench *b, const char *uri, int iterations)
 		t[i] = now_us(CLOCK_THREAD_CPUTIME_ID) - start;
 		w[i] = now_us(CLOCK_MONOTONIC) - wall;
 		if (status != 200) {
-			fprintf(stderr, "pages_bench: GET %s answered %d: %.300s\n", uri, status, sbuf_str(&b->io.out));
+			fprintf(stderr, "pages_bench: GET %s answered %d: %.4000s\n", uri, status, sbuf_str(&b->io.out));
 			exit(1);
 		}
 	}
@@ -146,15 +160,117 @@ static void row(const char *what, const timing *t, const timing *base)
 	       t->p50 / base->p50, t->bytes);
 }
 
+/* The last answer's body as JSON (new), or NULL. */
+static json_t *body_json(const bench *b)
+{
+	const char *s = sbuf_str(&b->io.out), *p = strstr(s, "\r\n\r\n");
+	return p ? json_loads(p + 4, 0, NULL) : NULL;
+}
+
+/* A publish job of user_id for port_id that went through its five phases and succeeded, as a
+ * worker leaves it: its id into id. */
+static int finished_publish(bench *b, const char *org_id, const char *user_id, const char *port_id, char id[PB_ID_BUF],
+			    char *err)
+{
+	static const char *const phases[] = { "validating", "creating_connection", "creating_model", "binding",
+					      "finalizing" };
+	char input[256];
+	bool existing;
+	pb_job *j = NULL;
+	xsnprintf(input, sizeof input, "{\"port_id\":\"%s\",\"workspace_id\":\"%s\",\"name\":\"Orders\"}", port_id,
+		  "a0000000-0000-4000-8000-000000000001");
+	pb_job_spec spec = { .kind = "publish", .org_id = org_id, .user_id = user_id, .input = input };
+	int rc = jobs_submit(b->db, &spec, id, &existing, err);
+	static const char *const kinds[] = { "publish", NULL };
+	if (!rc && (rc = jobs_claim(b->db, "bench", 60000, kinds, &j, err)) == 1)
+		rc = PB_OK;
+	else if (!rc)
+		rc = pb_err(err, PB_EINTERNAL, "the job was not claimed");
+	for (size_t i = 0; !rc && i < sizeof phases / sizeof phases[0]; i++)
+		rc = jobs_progress(b->db, id, "bench", 60000, phases[i], (int)(i * 20), NULL, NULL, err);
+	if (!rc)
+		rc = jobs_finish(b->db, id, "bench", true,
+				 "{\"semantic_model_id\":\"5e000000-0000-4000-8000-000000000001\",\"name\":\"Orders\","
+				 "\"workspace_id\":\"a0000000-0000-4000-8000-000000000001\",\"web_url\":"
+				 "\"https://app.powerbi.com/groups/a0000000-0000-4000-8000-000000000001/datasets/"
+				 "5e000000-0000-4000-8000-000000000001\"}", NULL, NULL, err);
+	job_free(j);
+	return rc;
+}
+
 static size_t file_size(const char *path)
 {
 	struct stat st;
 	return stat(path, &st) ? 0 : (size_t)st.st_size;
 }
 
+/* An import run's assets, as an import writes them (core/store/assets.h): a workspace, a
+ * Snowflake data source that the Orders product's port feeds, a model of 3 tables and 3
+ * reports on it. *model: the model's asset id. */
+static int import_assets(bench *b, const char *org, const char *user, const char *port_id, char model[PB_ID_BUF],
+			 char *err)
+{
+	static const char *const ws = "a0000000-0000-4000-8000-000000000001";
+	pb_integration *in = NULL;
+	pb_run *run = NULL;
+	bool existing = false;
+	char src[PB_ID_BUF], rep[PB_ID_BUF], rid[40];
+	assets_counts counts;
+	pb_failure f;
+	integration_input input = { .name = "prod", .type = "powerbi", .tenant_id = "7e1a0000-0000-4000-8000-000000000001",
+				    .client_id = "11111111-aaaa-4000-8000-000000000002", .client_secret = "bench",
+				    .include_personal = -1 };
+	pb_failure_clear(&f);
+	int rc = integrations_create(b->db, &b->cfg, org, user, &input, &in, &f);
+	if (rc)
+		xsnprintf(err, PB_ERR_MAX, "%s", f.message);
+	if (!rc)
+		rc = integration_run_submit(b->db, org, user, in->id, "manual", &run, &existing, err);
+	const char *tables = "{\"workspace_id\":\"a0000000-0000-4000-8000-000000000001\",\"workspace_name\":\"Sales\","
+			     "\"tables\":[{\"name\":\"Orders\",\"columns\":[{\"name\":\"ORDER_ID\",\"data_type\":\"Int64\"},"
+			     "{\"name\":\"AMOUNT\",\"data_type\":\"Decimal\"}]},{\"name\":\"Customers\",\"columns\":"
+			     "[{\"name\":\"CUSTOMER_ID\",\"data_type\":\"Int64\"}]},{\"name\":\"Dates\",\"columns\":"
+			     "[{\"name\":\"DAY\",\"data_type\":\"DateTime\"}]}]}";
+	if (!rc)
+		rc = assets_stage(b->db, org, run->id, "workspace", ws, ws, "Sales", "{}", err);
+	if (!rc)
+		rc = assets_stage(b->db, org, run->id, "datasource", "d0000000-0000-4000-8000-000000000001", NULL,
+				  "Snowflake acme.snowflakecomputing.com;ANALYTICS_WH", "{}", err);
+	if (!rc)
+		rc = assets_stage(b->db, org, run->id, "semantic_model", "b0000000-0000-4000-8000-000000000001", ws, "Sales",
+				  tables, err);
+	assets_id_for(org, "semantic_model", "b0000000-0000-4000-8000-000000000001", model);
+	assets_id_for(org, "datasource", "d0000000-0000-4000-8000-000000000001", src);
+	if (!rc)
+		rc = assets_stage_edge(b->db, run->id, "output_port", port_id, "datasource", src, err);
+	if (!rc)
+		rc = assets_stage_edge(b->db, run->id, "datasource", src, "semantic_model", model, err);
+	for (int i = 1; !rc && i <= 3; i++) {
+		xsnprintf(rid, sizeof rid, "c0000000-0000-4000-8000-00000000000%d", i);
+		assets_id_for(org, "report", rid, rep);
+		if (!(rc = assets_stage(b->db, org, run->id, "report", rid, ws, i == 1 ? "Sales Overview" : i == 2 ? "Regions" : "Returns",
+					"{}", err)))
+			rc = assets_stage_edge(b->db, run->id, "semantic_model", model, "report", rep, err);
+	}
+	if (!rc)
+		rc = assets_apply_run(b->db, org, in->id, run->id, true, "scanner", &counts, err);
+	run_free(run);
+	integration_free(in);
+	return rc;
+}
+
+/* The Server-Timing "layout;dur=" of the last answer, in us. */
+static double layout_us(const bench *b)
+{
+	const char *p = strstr(sbuf_str(&b->io.out), "Server-Timing: layout;dur=");
+	return p ? atof(p + strlen("Server-Timing: layout;dur=")) * 1000 : 0;
+}
+
 int main(int argc, char **argv)
 {
-	char err[PB_ERR_MAX], path[512], id[PB_ID_BUF], product[PB_ID_BUF] = "", uri[128], api_uri[128];
+	char err[PB_ERR_MAX], path[512], product[PB_ID_BUF] = "", uri[128], api_uri[128];
+	char org[PB_ID_BUF], owner[PB_ID_BUF], member[PB_ID_BUF], port[PB_ID_BUF] = "", model[PB_ID_BUF];
+	char asset_uri[128], svg_uri[160], job[PB_ID_BUF], modal_uri[128], port_uri[128], job_uri[128], job_api_uri[128];
 	static const char *const contracts[] = { "examples/contracts/orders.odcs.yaml",
 						 "examples/contracts/events-databricks.odcs.yaml" };
 	bench b;
@@ -166,17 +282,20 @@ int main(int argc, char **argv)
 	memset(&b, 0, sizeof b);
 	xsnprintf(path, sizeof path, "%s/pages.db", argv[1]);
 	if (db_open(path, true, &b.db, err) || db_migrate(b.db, "sql", NULL, err) ||
-	    identity_org_create(b.db, "demo", id, err) ||
-	    identity_user_add(b.db, "owner", "demo", PB_ROLE_OWNER, NULL, 0, id, err) ||
-	    identity_user_add(b.db, "member", "demo", PB_ROLE_MEMBER, NULL, 0, id, err) ||
+	    identity_org_create(b.db, "demo", org, err) ||
+	    identity_user_add(b.db, "owner", "demo", PB_ROLE_OWNER, NULL, 0, owner, err) ||
+	    identity_user_add(b.db, "member", "demo", PB_ROLE_MEMBER, NULL, 0, member, err) ||
 	    pb_keyring_parse("5555555555555555555555555555555555555555555555555555555555555555",
-			     &b.cfg.rememberme_keys, err)) {
+			     &b.cfg.rememberme_keys, err) ||
+	    pb_keyring_parse("6666666666666666666666666666666666666666666666666666666666666666",
+			     &b.cfg.encryption_keys, err)) {
 		fprintf(stderr, "pages_bench: %s\n", err);
 		return 1;
 	}
 	b.cfg.max_body = 1 << 20;
 	b.cfg.template_path = getenv("BENCH_TEMPLATES");   /* an admin folder to compare a template with */
 	b.cfg.powerbi_web_enabled = true;
+	b.cfg.ingestions_enabled = true;
 	req_init(&b.r, &b.cfg, b.db);
 	sbuf_init(&b.io.out, 64u << 20);
 	for (size_t i = 0; i < sizeof contracts / sizeof contracts[0]; i++) {
@@ -187,17 +306,47 @@ int main(int argc, char **argv)
 			fprintf(stderr, "pages_bench: importing %s: %s %.300s\n", contracts[i], err, sbuf_str(&b.io.out));
 			return 1;
 		}
-		if (i == 0) {   /* the Orders product: its id from the answer */
-			const char *p = strstr(sbuf_str(&b.io.out), "{\"id\":\"");
-			if (p)
-				xsnprintf(product, sizeof product, "%.32s", p + 7);
+		if (i == 0) {   /* the Orders product: its id and its Snowflake port's from the answer */
+			json_t *doc = body_json(&b), *p;
+			size_t k;
+			xsnprintf(product, sizeof product, "%s", json_string_value(json_object_get(doc, "id")));
+			json_array_foreach(json_object_get(doc, "output_ports"), k, p)
+				if (!port[0] && !strcmp(json_string_value(json_object_get(p, "type")), "snowflake"))
+					xsnprintf(port, sizeof port, "%s", json_string_value(json_object_get(p, "id")));
+			json_decref(doc);
 		}
 		free(text);
 	}
+	if (import_assets(&b, org, owner, port, model, err)) {
+		fprintf(stderr, "pages_bench: importing assets: %s\n", err);
+		return 1;
+	}
+	xsnprintf(asset_uri, sizeof asset_uri, "/assets/%s", model);
+	xsnprintf(svg_uri, sizeof svg_uri, "/lineage.svg?node=%s&depth=2", model);
+	/* the organization's Power BI app (stored unchecked: nothing here asks Microsoft) and a publish job */
+	if (run(&b, "PUT", "/api/settings/powerbi", "owner", "application/json",
+		"{\"mode\":\"custom\",\"tenant_id\":\"7e1a0000-0000-4000-8000-000000000001\",\"client_id\":"
+		"\"11111111-aaaa-4000-8000-000000000001\",\"client_secret\":\"bench\",\"verify\":false}") != 200 ||
+	    !port[0] || finished_publish(&b, org, member, port, job, err)) {
+		fprintf(stderr, "pages_bench: setting up the Power BI pages: %s %.300s\n", err, sbuf_str(&b.io.out));
+		return 1;
+	}
+	xsnprintf(modal_uri, sizeof modal_uri, "/output-ports/%s/power-bi", port);
+	xsnprintf(port_uri, sizeof port_uri, "/api/output-ports/%s", port);
+	xsnprintf(job_uri, sizeof job_uri, "/jobs/%s", job);
+	xsnprintf(job_api_uri, sizeof job_api_uri, "/api/jobs/%s", job);
 	xsnprintf(uri, sizeof uri, "/data-products/%s", product);
 	xsnprintf(api_uri, sizeof api_uri, "/api/data-products/%s", product);
 	timing home = measure(&b, "/", iterations), list = measure(&b, "/api/data-products", iterations);
 	timing page = measure(&b, uri, iterations), api = measure(&b, api_uri, iterations);
+	timing asset = measure(&b, asset_uri, iterations);
+	char asset_api[160];
+	xsnprintf(asset_api, sizeof asset_api, "/api/assets/%s", model);
+	timing asset_json = measure(&b, asset_api, iterations);
+	timing svg = measure(&b, svg_uri, iterations / 4 > 0 ? iterations / 4 : 1);
+	double layout = layout_us(&b);
+	timing modal = measure(&b, modal_uri, iterations), port_api = measure(&b, port_uri, iterations);
+	timing job_page = measure(&b, job_uri, iterations), job_api = measure(&b, job_api_uri, iterations);
 	size_t css = file_size("templates/web/static/pbiport.css"), js = file_size("templates/web/static/pbiport.js");
 	size_t icon = file_size("templates/web/static/favicon.svg");
 
@@ -207,19 +356,37 @@ int main(int argc, char **argv)
 	row("API `GET /api/data-products` (baseline)", &list, &list);
 	row("page `GET /data-products/{id}` (Orders: 2 ports, 2 tables, 9 columns)", &page, &api);
 	row("API `GET /api/data-products/{id}` (baseline)", &api, &api);
-	printf("\n");
+	row("page `GET /assets/{id}` (a model: 3 tables, upstream and 3 reports downstream)", &asset, &asset_json);
+	row("API `GET /api/assets/{id}` (baseline)", &asset_json, &asset_json);
+	row("picture `GET /lineage.svg?node={model}&depth=2` (the model, its source and port, its reports)", &svg, &asset_json);
+	row("page `GET /output-ports/{id}/power-bi` (the Power BI modal, not connected yet: no Microsoft call)", &modal,
+	    &port_api);
+	row("API `GET /api/output-ports/{id}` (baseline)", &port_api, &port_api);
+	row("page `GET /jobs/{id}` (a publish that succeeded: 5 phases)", &job_page, &job_api);
+	row("API `GET /api/jobs/{id}` (baseline)", &job_api, &job_api);
+	printf("\n- the picture's last Graphviz layout: %.3f ms of its %.3f ms (Server-Timing)\n\n", layout / 1000,
+	       svg.wall_p50 / 1000);
 	printf("| page weight (HTML + pbiport.css %zu + pbiport.js %zu + favicon.svg %zu bytes) | KB | goal <= 100 KB |\n"
 	       "|---|---:|---|\n", css, js, icon);
-	printf("| `/` | %.1f | %s |\n", (double)(home.bytes + css + js + icon) / 1024,
-	       home.bytes + css + js + icon <= 100 * 1024 ? "met" : "NOT met");
-	printf("| `/data-products/{id}` | %.1f | %s |\n\n", (double)(page.bytes + css + js + icon) / 1024,
-	       page.bytes + css + js + icon <= 100 * 1024 ? "met" : "NOT met");
-	printf("- server time goal <= 2 ms p50 (CPU): `/` %s (%.3f ms), `/data-products/{id}` %s (%.3f ms)\n",
-	       home.p50 <= 2000 ? "met" : "NOT met", home.p50 / 1000, page.p50 <= 2000 ? "met" : "NOT met",
-	       page.p50 / 1000);
+	const struct { const char *path; const timing *t; } pages[] = {
+		{ "/", &home }, { "/data-products/{id}", &page }, { "/assets/{id}", &asset },
+		{ "/output-ports/{id}/power-bi", &modal }, { "/jobs/{id}", &job_page },
+	};
+	size_t npages = sizeof pages / sizeof pages[0];
+	for (size_t i = 0; i < npages; i++) {
+		size_t total = pages[i].t->bytes + css + js + icon;
+		printf("| `%s` | %.1f | %s |\n", pages[i].path, (double)total / 1024, total <= 100 * 1024 ? "met" : "NOT met");
+	}
+	printf("\n- the lineage SVG is a request of its own (%zu bytes), not in `/assets/{id}`'s weight\n", svg.bytes);
+	printf("- server time goal <= 2 ms p50 (CPU):");
+	for (size_t i = 0; i < npages; i++)
+		printf("%s `%s` %s (%.3f ms)", i ? "," : "", pages[i].path, pages[i].t->p50 <= 2000 ? "met" : "NOT met",
+		       pages[i].t->p50 / 1000);
+	printf("\n");
 	req_release(&b.r);
 	sbuf_release(&b.io.out);
 	pb_keyring_free(b.cfg.rememberme_keys);
+	pb_keyring_free(b.cfg.encryption_keys);
 	db_close(b.db);
 	return 0;
 }

@@ -9,6 +9,7 @@
 #define A_ANY "Every request"
 #define A_CATALOG "Catalog: data products, output ports, agreements"
 #define A_CONNECT "Connecting Power BI: settings, consent, the user's connections"
+#define A_SIGNIN "Signing in with Microsoft, sessions"
 #define A_PUBLISH "Publish"
 #define A_JOBS "Jobs"
 #define A_IMPORT "Import"
@@ -16,14 +17,15 @@
 #define A_PUSH "Push datasets"
 
 /* The areas in the order docs/errors.md lists them. */
-static const char *const areas[] = { A_ANY, A_CATALOG, A_CONNECT, A_PUBLISH, A_JOBS, A_IMPORT, A_REFRESH, A_PUSH };
+static const char *const areas[] = { A_ANY, A_CATALOG, A_CONNECT, A_SIGNIN, A_PUBLISH, A_JOBS, A_IMPORT, A_REFRESH, A_PUSH };
 
 const pb_error_code pb_error_codes[] = {
 	/* ---- every request: the runtime, and what any Microsoft call can end in ---- */
 	{ "bad_request", PB_EINVAL, 0, A_ANY, "a parameter, a field of the body or the request itself is missing or not valid; "
 	  "the message names it" },
-	{ "unauthorized", PB_EINVAL, 401, A_ANY, "no identity: sign in (basic auth through the web server) or send "
-	  "Authorization: Bearer <token>" },
+	{ "unauthorized", PB_EINVAL, 401, A_ANY, "no identity: sign in (through the web server, or with Microsoft at "
+	  "/signin) or send Authorization: Bearer <token>; an ended session (signed out, idle, past its lifetime) "
+	  "says so and its cookie is removed" },
 	{ "forbidden", PB_EFORBIDDEN, 0, A_ANY, "the caller's role does not allow this (owner-only endpoints, objects of "
 	  "another user)" },
 	{ "not_found", PB_ENOTFOUND, 0, A_ANY, "no such endpoint, or no such object in the caller's organization" },
@@ -41,7 +43,7 @@ const pb_error_code pb_error_codes[] = {
 	  "page's form lacks the token its page signed (missing, expired, another user's or another page's): reload "
 	  "the page and send the form again" },
 	{ "feature_disabled", PB_ENOTFOUND, 0, A_ANY, "the feature is turned off on this server "
-	  "(APPLICATION_POWERBI_WEB_ENABLED, APPLICATION_INGESTIONS_ENABLED)" },
+	  "(APPLICATION_POWERBI_WEB_ENABLED, APPLICATION_INGESTIONS_ENABLED, PBIPORT_SSO_* for signing in)" },
 	{ "unavailable", PB_EUNAVAIL, 0, A_ANY, "a service pbiport needs (Microsoft, the database, the application "
 	  "behind the web server) cannot answer now; try again (Retry-After when known)" },
 	{ "throttled", PB_EUNAVAIL, 0, A_ANY, "Microsoft asked to wait (429 / Retry-After); a job waits it out without "
@@ -83,6 +85,26 @@ const pb_error_code pb_error_codes[] = {
 	  "(APPLICATION_ENCRYPTION_KEYS missing or changed): publish again" },
 	{ "connection_mismatch", 0, 0, A_PUBLISH, "the chosen connection (connection_id) points at another data source "
 	  "than the port's: choose one GET /api/powerbi/connections offers" },
+	/* ---- connecting Power BI and signing in: the redirect flows both use ---- */
+	{ "invalid_return_to", PB_EINVAL, 0, A_CONNECT, "return_to is not a local path (such as /data-products): no "
+	  "scheme, no //, no backslash" },
+	{ "invalid_prompt", PB_EINVAL, 0, A_CONNECT, "prompt is not one of consent, select_account or login" },
+	{ "invalid_login_hint", PB_EINVAL, 0, A_CONNECT, "login_hint is empty or too long" },
+	{ "invalid_state", PB_EINVAL, 0, A_CONNECT, "the callback's state is missing, altered, expired, already used, "
+	  "another user's, or (signing in) from another browser: start again" },
+	{ "invalid_callback", PB_EINVAL, 0, A_CONNECT, "the callback carries no authorization code" },
+	/* ---- signing in with Microsoft, sessions ---- */
+	{ "signin_declined", PB_EINVAL, 0, A_SIGNIN, "the person cancelled or declined the sign-in at Microsoft" },
+	{ "signin_failed", PB_EINVAL, 0, A_SIGNIN, "Microsoft did not complete the sign-in, or refused its code (used "
+	  "twice, expired): sign in again" },
+	{ "invalid_id_token", PB_EINVAL, 0, A_SIGNIN, "Entra's ID token failed a check (signature, key, issuer, audience, "
+	  "expiry, nonce, tenant); the message names which: sign in again" },
+	{ "signin_unknown_user", PB_EFORBIDDEN, 0, A_SIGNIN, "no pbiport user matches the Microsoft account and no "
+	  "organization lets its tenant sign up: an owner adds the user with this e-mail (pbiport user add --email) or "
+	  "turns on self-sign-up (PUT /api/settings/signin)" },
+	{ "signin_conflict", PB_ECONFLICT, 0, A_SIGNIN, "the account matches more than one user, the user is linked to "
+	  "another Microsoft account, or a new user's name or e-mail is taken" },
+	{ "tenant_claimed", PB_ECONFLICT, 0, A_SIGNIN, "another organization already lets that Entra tenant sign up" },
 	/* ---- jobs: what any job can end (or wait) with ---- */
 	{ "job_ended", PB_ECONFLICT, 0, A_JOBS, "the job has already ended: there is nothing to cancel" },
 	{ "cancelled", 0, 0, A_JOBS, "someone cancelled the job (POST /api/jobs/{id}/cancel); result says in which "

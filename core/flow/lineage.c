@@ -2,6 +2,8 @@
  * implicit data product -> output port edges. See core/flow/lineage.h. */
 #include "core/flow/lineage.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -323,6 +325,21 @@ static int visit(walk *w, const char *self, int depth, const neighbour *nb, char
 			return rc;
 	}
 	return add_edge(w, nb->outgoing ? self : nb->id, nb->outgoing ? nb->id : self, err);
+}
+
+int lineage_depth_parse(const char *text, int *depth, char *err)
+{
+	char *end = NULL;
+	if (!text) {
+		*depth = PB_LINEAGE_DEPTH_DEFAULT;
+		return PB_OK;
+	}
+	errno = 0;
+	long d = strtol(text, &end, 10);
+	if (!isdigit((unsigned char)text[0]) || *end || errno || d < 0 || d > PB_LINEAGE_DEPTH_MAX)
+		return pb_err(err, PB_EINVAL, "depth must be a whole number from 0 to %d", PB_LINEAGE_DEPTH_MAX);
+	*depth = (int)d;
+	return PB_OK;
 }
 
 int lineage_graph_get(pb_db *db, const char *org_id, const char *node_id, int depth, lineage_graph *out,

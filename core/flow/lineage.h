@@ -46,6 +46,10 @@ typedef struct lineage_graph {
 	bool truncated;        /* PB_LINEAGE_MAX_NODES was reached */
 } lineage_graph;
 
+/* A depth as a client writes it (NULL: PB_LINEAGE_DEPTH_DEFAULT): a whole number from 0 to
+ * PB_LINEAGE_DEPTH_MAX, else PB_EINVAL with a message naming the range. */
+int lineage_depth_parse(const char *text, int *depth, char *err);
+
 /* Fills *out (zeroed first) with the graph around node_id in org_id. depth 0..
  * PB_LINEAGE_DEPTH_MAX (else PB_EINVAL). PB_ENOTFOUND when org_id has no such node. */
 int lineage_graph_get(pb_db *db, const char *org_id, const char *node_id, int depth, lineage_graph *out,

@@ -124,6 +124,12 @@ int connect_finish(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 		pb_fail_as(f, rc, NULL);   /* PB_EINVAL: the state, in words that say which check failed */
 		goto out;
 	}
+	/* known from here on, so a browser goes back to the page that started the sign-in whatever
+	 * happens next */
+	if (!(*return_to = xstrdup(st.return_to))) {
+		rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
+		goto out;
+	}
 	if (in->error) {
 		rc = answer_refused(in, f);
 		goto out;
@@ -148,8 +154,6 @@ int connect_finish(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 		pb_fail_as(f, rc, rc == PB_EINVAL ? "consent_declined" : NULL);
 		goto out;
 	}
-	if (!(*return_to = xstrdup(st.return_to)))
-		rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
 out:
 	entra_token_release(&tok);
 	pbi_app_release(&app);

@@ -43,7 +43,8 @@ typedef struct connect_answer {
 /* Finishes the sign-in: checks and consumes the state (signature, expiry, owner, single use),
  * exchanges the code with the sign-in's verifier and stores the sealed tokens as the user's
  * connection to the tenant (replacing the one before). *return_to (new) is the local path the
- * browser goes back to. Failures: "bad_request" (the state or the code), "consent_declined"
+ * browser goes back to; it is set as soon as the state is proven, so it is there on a later
+ * failure too (the caller frees it either way; NULL when the state itself was refused). Failures: "bad_request" (the state or the code), "consent_declined"
  * (the consent screen was cancelled or declined, or a permission was not granted), "conflict"
  * (the organization's app changed during the sign-in), "not_configured", and Entra's refusal of
  * the exchange (ms_fail: "bad_credentials" naming the organization's settings, "needs_reconnect"

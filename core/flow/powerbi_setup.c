@@ -82,19 +82,27 @@ out:
 	return rc;
 }
 
-int pbi_setup_test(pb_db *db, const pb_config *cfg, const char *org_id, char **app_name, pb_failure *f)
+/* app_verify where a missing name fails the test too: *app_name (new) on PB_OK. */
+static int app_named(const pb_config *cfg, const char *credentials, const pbi_app *app, char **app_name,
+		     pb_failure *f)
 {
-	pbi_app app = { 0 };
 	pb_failure unnamed;
-	*app_name = NULL;
-	pb_failure_clear(f);
-	int rc = pbi_org_app(db, cfg, org_id, &app, f);
-	if (!rc)
-		rc = app_verify(cfg, PBI_ORG_SETTINGS, &app, app_name, &unnamed, f);
+	int rc = app_verify(cfg, credentials, app, app_name, &unnamed, f);
 	if (!rc && !*app_name) {
 		*f = unnamed;
 		rc = f->rc;
 	}
+	return rc;
+}
+
+int pbi_setup_test(pb_db *db, const pb_config *cfg, const char *org_id, char **app_name, pb_failure *f)
+{
+	pbi_app app = { 0 };
+	*app_name = NULL;
+	pb_failure_clear(f);
+	int rc = pbi_org_app(db, cfg, org_id, &app, f);
+	if (!rc)
+		rc = app_named(cfg, PBI_ORG_SETTINGS, &app, app_name, f);
 	if (!rc && (rc = pbi_settings_set_app_name(db, org_id, *app_name, f->message)))
 		pb_fail_as(f, rc, NULL);
 	pbi_app_release(&app);
@@ -102,5 +110,22 @@ int pbi_setup_test(pb_db *db, const pb_config *cfg, const char *org_id, char **a
 		free(*app_name);
 		*app_name = NULL;
 	}
+	return rc;
+}
+
+int pbi_setup_check(pb_db *db, const pb_config *cfg, const char *org_id, const pbi_settings_input *in, char **app_name,
+		    pb_failure *f)
+{
+	pbi_app cand = { 0 };
+	char *kept = NULL;
+	*app_name = NULL;
+	pb_failure_clear(f);
+	int rc = pbi_settings_candidate(db, cfg, org_id, in, &cand, &kept, f->message);
+	if (rc)
+		pb_fail_as(f, rc, NULL);
+	else
+		rc = app_named(cfg, "the credentials in the form", &cand, app_name, f);
+	free(kept);
+	pbi_app_release(&cand);
 	return rc;
 }

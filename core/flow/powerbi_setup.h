@@ -30,4 +30,11 @@ int pbi_setup_save(pb_db *db, const pb_config *cfg, const char *org_id, const ch
  * Microsoft failure ("unavailable", ...), or the database's. */
 int pbi_setup_test(pb_db *db, const pb_config *cfg, const char *org_id, char **app_name, pb_failure *f);
 
+/* "Test connection" of settings not saved yet (the settings page's form): the app a save of in
+ * would use (pbi_settings_candidate: a custom form without a secret uses the stored one), proved
+ * as pbi_setup_test proves it, and nothing stored. PB_OK with *app_name (new); otherwise f says
+ * why: "bad_request" naming the field, then as pbi_setup_test. */
+int pbi_setup_check(pb_db *db, const pb_config *cfg, const char *org_id, const pbi_settings_input *in, char **app_name,
+		    pb_failure *f);
+
 #endif

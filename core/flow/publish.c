@@ -300,11 +300,16 @@ static int check_credentials(const pb_config *cfg, const json_t *conn, const cha
 	return rc;
 }
 
-/* The model name used when the request gives none: the data product's name, followed by the
- * port's when the product has several ports ("Orders", "Orders – development"), at most
- * PB_PUBLISH_NAME_MAX bytes (the product's name is shortened first, at a character boundary). */
-static int default_name(pb_db *db, const char *org_id, const cat_port *port, char out[PB_PUBLISH_NAME_MAX + 1],
-			char *err)
+bool publish_port_has_http_path(const cat_port *port)
+{
+	json_t *server = json_loads(port->server_json ? port->server_json : "", 0, NULL);
+	bool has = server_http_path(server) != NULL;
+	json_decref(server);
+	return has;
+}
+
+int publish_default_name(pb_db *db, const char *org_id, const cat_port *port, char out[PB_PUBLISH_NAME_MAX + 1],
+			 char *err)
 {
 	static const char dash[] = " \xe2\x80\x93 ";   /* en dash */
 	cat_product *product = NULL;
@@ -389,7 +394,7 @@ int publish_request_read(pb_db *db, const pb_config *cfg, const char *org_id, co
 	if (conn && (rc = check_credentials(cfg, conn, port->type, &out->sealed, &ctype, err)))
 		goto out;
 	if (!name) {
-		if ((rc = default_name(db, org_id, port, dflt, err)))
+		if ((rc = publish_default_name(db, org_id, port, dflt, err)))
 			goto out;
 		name = dflt;
 	}

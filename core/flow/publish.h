@@ -92,6 +92,17 @@ typedef struct publish_request {
 } publish_request;
 void publish_request_release(publish_request *rq);
 
+/* Whether the port's contract server gives the HTTP path (httpPath) a Databricks publish needs;
+ * without it the request must (http_path). */
+bool publish_port_has_http_path(const cat_port *port);
+
+/* The model name a publish request without one gets: the data product's name, followed by the
+ * port's when the product has several ports ("Orders", "Orders – development"), at most
+ * PB_PUBLISH_NAME_MAX bytes (the product's name is shortened first, at a character boundary),
+ * on one line. The publish modal shows it as the default. */
+int publish_default_name(pb_db *db, const char *org_id, const cat_port *port, char out[PB_PUBLISH_NAME_MAX + 1],
+			 char *err);
+
 /* Reads a POST /api/output-ports/{id}/powerbi-publish body against the port, without asking
  * Microsoft: fields, Microsoft ids (GUIDs: workspace_id, connection_id, a service
  * principal's tenant_id and client_id), credentials for the port's type, http_path only on

@@ -56,6 +56,10 @@ struct json_t;
 	"2027; existing ones keep working. Plan the move to Microsoft Fabric Real-Time Intelligence "   \
 	"(eventstreams into an eventhouse/KQL database)."
 
+/* pbiport's count of the rows in table of dataset ds_id: the rows it added, less what a
+ * basicFIFO table dropped; 0 before the first. For the push datasets page. */
+int push_table_rows_count(pb_db *db, const char *ds_id, const char *table, long *rows, char *err);
+
 /* ---- connections ---- */
 
 typedef struct push_caller {

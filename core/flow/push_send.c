@@ -10,7 +10,7 @@
 
 /* ======================================================================== rows */
 
-static int table_rows_get(pb_db *db, const char *ds_id, const char *table, long *rows, char *err)
+int push_table_rows_count(pb_db *db, const char *ds_id, const char *table, long *rows, char *err)
 {
 	sqlite3_stmt *st = NULL;
 	*rows = 0;
@@ -184,7 +184,7 @@ int push_send_chunk(send_ctx *sc, long seq, const char *body, size_t len, long n
 		 * never left looking queued */
 		if ((rc = db_begin(sc->db, err)))
 			break;
-		if (!(rc = table_rows_get(sc->db, sc->d->id, sc->table, &table_rows, err)) &&
+		if (!(rc = push_table_rows_count(sc->db, sc->d->id, sc->table, &table_rows, err)) &&
 		    !(rc = push_rate_acquire(sc->db, &sc->lim, sc->d->powerbi_id, nrows, table_rows, now, &wait_ms, &ticket,
 					     err)) &&
 		    ticket)
@@ -326,13 +326,13 @@ static int quiet_count(send_ctx *sc, const chunk_ref *mine, table_count *tc, cha
 	int rc;
 	memset(tc, 0, sizeof *tc);
 	if ((rc = others_sending(sc, mine, pb_epoch_ms(), &busy, &tc->stuck, err)) || busy || tc->stuck ||
-	    (rc = table_rows_get(sc->db, sc->d->id, sc->table, &tc->tracked, err)))
+	    (rc = push_table_rows_count(sc->db, sc->d->id, sc->table, &tc->tracked, err)))
 		return rc;
 	if ((tc->count_rc = powerbi_table_row_count(sc->api, sc->d->workspace_id, sc->d->powerbi_id, sc->table,
 						    &tc->counted, tc->count_err)))
 		return 0;
 	if ((rc = others_sending(sc, mine, pb_epoch_ms(), &busy, &tc->stuck, err)) ||
-	    (rc = table_rows_get(sc->db, sc->d->id, sc->table, &again, err)))
+	    (rc = push_table_rows_count(sc->db, sc->d->id, sc->table, &again, err)))
 		return rc;
 	tc->quiet = !busy && !tc->stuck && again == tc->tracked;
 	return 0;

@@ -577,18 +577,32 @@ bool conn_return_to_ok(const char *p)
 
 #define STATE_MSG_MAX 256
 
-/* The signed text: a fixed label, nonce, expiry, user, org. */
-static int state_message(char out[STATE_MSG_MAX], const char *nonce, long long exp_s, const char *org_id,
-			 const char *user_id, char *err)
+/* What a state is for: its signed label, the row's purpose, and how messages name it. */
+typedef struct state_kind {
+	const char *label;      /* first line of the signed text */
+	const char *purpose;    /* oauth_states.purpose */
+	const char *noun;       /* "Power BI sign-in" */
+	const char *again;      /* what the person does next */
+} state_kind;
+
+static const state_kind powerbi_kind = { "pbiport-oauth-state-v1", "powerbi", "Power BI sign-in",
+					 "start the Power BI connection again" };
+static const state_kind signin_kind = { "pbiport-signin-state-v1", "signin", "sign-in with Microsoft",
+					"sign in again" };
+
+/* The signed text: a label naming the kind, nonce, expiry, user, org (both "" for a sign-in). */
+static int state_message(const state_kind *k, char out[STATE_MSG_MAX], const char *nonce, long long exp_s,
+			 const char *org_id, const char *user_id, char *err)
 {
-	if (xsnprintf(out, STATE_MSG_MAX, "pbiport-oauth-state-v1\n%s\n%lld\n%s\n%s", nonce, exp_s, org_id, user_id))
+	if (xsnprintf(out, STATE_MSG_MAX, "%s\n%s\n%lld\n%s\n%s", k->label, nonce, exp_s, org_id, user_id))
 		return pb_err(err, PB_EINVAL, "state too long");
 	return PB_OK;
 }
 
-int oauth_state_begin(pb_db *db, const pb_keyring *kr, const pb_keyring *signing_keys, const oauth_state *in,
-		      char **state, char *err)
+static int state_begin(pb_db *db, const pb_keyring *kr, const pb_keyring *signing_keys, const state_kind *k,
+		       const oauth_state *in, char **state, char *err)
 {
+	bool signin = k == &signin_kind;
 	char *nonce = NULL, *verifier = NULL, now[PB_TIME_BUF], exp[PB_TIME_BUF], msg[STATE_MSG_MAX];
 	char sig[PB_HMAC_B64URL_LEN + 1];
 	sbuf out;
@@ -603,7 +617,7 @@ int oauth_state_begin(pb_db *db, const pb_keyring *kr, const pb_keyring *signing
 	}
 	if ((rc = pb_random_token(32, &nonce, err)) ||
 	    (rc = seal_str(kr, in->code_verifier, "oauth_state", nonce, NULL, &verifier, err)) ||
-	    (rc = state_message(msg, nonce, exp_s, in->org_id, in->user_id, err)) ||
+	    (rc = state_message(k, msg, nonce, exp_s, signin ? "" : in->org_id, signin ? "" : in->user_id, err)) ||
 	    (rc = pb_keyring_hmac_sign(signing_keys, msg, strlen(msg), sig, err)))
 		goto out;
 	if (sbuf_addf(&out, "%s.%lld.%s", nonce, exp_s, sig)) {
@@ -612,16 +626,17 @@ int oauth_state_begin(pb_db *db, const pb_keyring *kr, const pb_keyring *signing
 	}
 	pb_now(now);
 	pb_time_format(exp_s * 1000, exp);
-	const char *row[] = { nonce, in->org_id, in->user_id, in->tenant_id, in->client_id,
-			      in->redirect_uri, verifier, in->return_to, exp, now };
 	/* forget sign-ins that can no longer finish */
-	if ((rc = db_exec_texts(db, "DELETE FROM oauth_states WHERE expires_at < ?", (const char *const[]){ now }, 1,
-				err)) ||
+	const char *expired[] = { now };
+	const char *row[] = { nonce, k->purpose, signin ? NULL : in->org_id, signin ? NULL : in->user_id, in->tenant_id,
+			      in->client_id, in->redirect_uri, verifier, in->return_to, signin ? in->id_nonce : NULL,
+			      signin && in->with_powerbi ? "1" : "0", exp, now };
+	if ((rc = db_exec_texts(db, "DELETE FROM oauth_states WHERE expires_at < ?", expired, 1, err)) ||
 	    (rc = db_exec_texts(db,
-				"INSERT INTO oauth_states (nonce, org_id, user_id, tenant_id, client_id, redirect_uri, "
-				"code_verifier_sealed, return_to, expires_at, created_at) "
-				"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-				row, 10, err)))
+				"INSERT INTO oauth_states (nonce, purpose, org_id, user_id, tenant_id, client_id, redirect_uri, "
+				"code_verifier_sealed, return_to, id_nonce, with_powerbi, expires_at, created_at) "
+				"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+				row, 13, err)))
 		goto out;
 	*state = sbuf_detach(&out, NULL);
 out:
@@ -629,6 +644,20 @@ out:
 	free(nonce);
 	free(verifier);
 	return rc;
+}
+
+int oauth_state_begin(pb_db *db, const pb_keyring *kr, const pb_keyring *signing_keys, const oauth_state *in,
+		      char **state, char *err)
+{
+	return state_begin(db, kr, signing_keys, &powerbi_kind, in, state, err);
+}
+
+int oauth_signin_begin(pb_db *db, const pb_keyring *kr, const pb_keyring *signing_keys, const oauth_state *in,
+		       char **state, char *err)
+{
+	if (!in->id_nonce[0])
+		return pb_err(err, PB_EINTERNAL, "a sign-in needs an ID token nonce");
+	return state_begin(db, kr, signing_keys, &signin_kind, in, state, err);
 }
 
 /* Splits "<nonce>.<exp>.<sig>" into its parts (pointers into buf). */
@@ -649,15 +678,17 @@ static bool split_state(char *buf, char **nonce, long long *exp_s, char **sig)
 	return strlen(*nonce) == OAUTH_NONCE_BUF - 1 && strlen(*sig) == PB_HMAC_B64URL_LEN;
 }
 
-/* The row of nonce (any user). 1 found, 0 none, < 0 error. used: already consumed. */
-static int load_state_row(pb_db *db, const char *nonce, oauth_state *out, bool *used, char *sealed_verifier[1],
-			  char *err)
+/* The row of nonce (any user). 1 found, 0 none, < 0 error. used: already consumed; *purpose
+ * receives the row's purpose. */
+static int load_state_row(pb_db *db, const char *nonce, oauth_state *out, bool *used, char purpose[16],
+			  char *sealed_verifier[1], char *err)
 {
 	sqlite3_stmt *st = NULL;
 	bool ok = true;
 	int rc = db_prepare(db,
 			    "SELECT org_id, user_id, tenant_id, client_id, redirect_uri, return_to, "
-			    "code_verifier_sealed, used_at FROM oauth_states WHERE nonce = ?",
+			    "code_verifier_sealed, used_at, purpose, id_nonce, with_powerbi FROM oauth_states "
+			    "WHERE nonce = ?",
 			    &st, err);
 	if (rc || (rc = db_bind_text(st, 1, nonce, err)))
 		goto out;
@@ -666,10 +697,13 @@ static int load_state_row(pb_db *db, const char *nonce, oauth_state *out, bool *
 		goto out;
 	if (copy_fixed(out->org_id, sizeof out->org_id, db_col_text(st, 0), err) ||
 	    copy_fixed(out->user_id, sizeof out->user_id, db_col_text(st, 1), err) ||
-	    copy_fixed(out->nonce, sizeof out->nonce, nonce, err)) {
+	    copy_fixed(out->nonce, sizeof out->nonce, nonce, err) ||
+	    copy_fixed(purpose, 16, db_col_text(st, 8), err) ||
+	    copy_fixed(out->id_nonce, sizeof out->id_nonce, db_col_text(st, 9), err)) {
 		rc = PB_EIO;
 		goto out;
 	}
+	out->with_powerbi = sqlite3_column_int(st, 10) != 0;
 	out->tenant_id = db_col_dup(st, 2, &ok);
 	if (ok)
 		out->client_id = db_col_dup(st, 3, &ok);
@@ -687,11 +721,11 @@ out:
 	return rc;
 }
 
-int oauth_state_finish(pb_db *db, const pb_keyring *kr, const pb_keyring *signing_keys, const char *state,
-		       const char *org_id, const char *user_id, oauth_state *out, char *err)
+static int state_finish(pb_db *db, const pb_keyring *kr, const pb_keyring *signing_keys, const state_kind *k,
+			const char *state, const char *org_id, const char *user_id, oauth_state *out, char *err)
 {
-	sqlite3_stmt *st = NULL;
 	char *buf = NULL, *nonce = NULL, *sig = NULL, *sealed = NULL, msg[STATE_MSG_MAX], now[PB_TIME_BUF];
+	char purpose[16] = "";
 	long long exp_s = 0;
 	bool used = false;
 	int rc;
@@ -699,66 +733,79 @@ int oauth_state_finish(pb_db *db, const pb_keyring *kr, const pb_keyring *signin
 	if (!signing_keys)
 		return pb_err(err, PB_EINVAL, "APPLICATION_SECURITY_REMEMBERME_KEY is not set");
 	if (!state || !*state || strlen(state) > PB_OAUTH_STATE_MAX)
-		return pb_err(err, PB_EINVAL, "the sign-in state is missing: start the Power BI connection again");
+		return pb_err(err, PB_EINVAL, "the sign-in state is missing: %s", k->again);
 	if (!(buf = xstrdup(state)))
 		return pb_err(err, PB_ENOMEM, "out of memory");
 	if (!split_state(buf, &nonce, &exp_s, &sig)) {
-		rc = pb_err(err, PB_EINVAL, "the sign-in state is malformed or was altered: start the Power BI "
-			    "connection again");
+		rc = pb_err(err, PB_EINVAL, "the sign-in state is malformed or was altered: %s", k->again);
 		goto out;
 	}
-	if ((rc = state_message(msg, nonce, exp_s, org_id, user_id, err)))
+	if ((rc = state_message(k, msg, nonce, exp_s, org_id, user_id, err)))
 		goto out;
 	if (!pb_keyring_hmac_verify(signing_keys, msg, strlen(msg), sig)) {
 		/* say whether it is someone else's sign-in or a forged one */
 		oauth_state other = { 0 };
-		char *sv = NULL;
+		char *sv = NULL, p[16] = "";
 		bool u = false;
-		int r = load_state_row(db, nonce, &other, &u, &sv, err);
-		bool foreign = r == 1 && (strcmp(other.user_id, user_id) || strcmp(other.org_id, org_id));
+		int r = load_state_row(db, nonce, &other, &u, p, &sv, err);
+		bool foreign = r == 1 && !strcmp(p, k->purpose) &&
+			       (strcmp(other.user_id, user_id) || strcmp(other.org_id, org_id));
 		free(sv);
 		oauth_state_release(&other);
-		rc = pb_err(err, PB_EINVAL, foreign ? "this Power BI sign-in was started by another user: start it "
-						      "again while signed in as yourself"
-						    : "the sign-in state signature is invalid (the link was altered): start "
-						      "the Power BI connection again");
+		if (foreign)
+			rc = pb_err(err, PB_EINVAL, "this %s was started by another user: start it again while signed in as "
+				    "yourself", k->noun);
+		else
+			rc = pb_err(err, PB_EINVAL, "the sign-in state signature is invalid (the link was altered): %s",
+				    k->again);
 		goto out;
 	}
 	if (exp_s * 1000 < pb_epoch_ms()) {
-		rc = pb_err(err, PB_EINVAL, "the Power BI sign-in took longer than %d minutes and expired: start it again",
+		rc = pb_err(err, PB_EINVAL, "the %s took longer than %d minutes and expired: start it again", k->noun,
 			    PB_OAUTH_STATE_TTL_S / 60);
 		goto out;
 	}
-	rc = load_state_row(db, nonce, out, &used, &sealed, err);
-	if (rc != 1) {
-		rc = rc < 0 ? rc : pb_err(err, PB_EINVAL, "this Power BI sign-in is unknown or expired: start it again");
+	rc = load_state_row(db, nonce, out, &used, purpose, &sealed, err);
+	if (rc != 1 || strcmp(purpose, k->purpose)) {
+		rc = rc < 0 ? rc : pb_err(err, PB_EINVAL, "this %s is unknown or expired: start it again", k->noun);
 		goto out;
 	}
 	if (used || strcmp(out->user_id, user_id) || strcmp(out->org_id, org_id)) {
-		rc = pb_err(err, PB_EINVAL, "this Power BI sign-in link was already used: start the connection again");
+		rc = pb_err(err, PB_EINVAL, "this %s link was already used: %s", k->noun, k->again);
 		goto out;
 	}
 	/* single use: the first UPDATE wins, a concurrent replay changes nothing */
 	pb_now(now);
-	const char *use[] = { now, nonce, user_id };
-	if ((rc = db_exec_texts(db, "UPDATE oauth_states SET used_at = ? WHERE nonce = ? AND user_id = ? AND used_at IS NULL",
-				use, 3, err)))
+	const char *args[] = { now, nonce };
+	if ((rc = db_exec_texts(db, "UPDATE oauth_states SET used_at = ? WHERE nonce = ? AND used_at IS NULL", args, 2,
+				err)))
 		goto out;
 	if (changes(db) != 1) {
-		rc = pb_err(err, PB_EINVAL, "this Power BI sign-in link was already used: start the connection again");
+		rc = pb_err(err, PB_EINVAL, "this %s link was already used: %s", k->noun, k->again);
 		goto out;
 	}
 	if (!sealed || !*sealed) {
-		rc = pb_err(err, PB_EINVAL, "the sign-in has no PKCE verifier: start the Power BI connection again");
+		rc = pb_err(err, PB_EINVAL, "the sign-in has no PKCE verifier: %s", k->again);
 		goto out;
 	}
 	if ((rc = open_str(kr, sealed, "oauth_state", nonce, NULL, &out->code_verifier, err)))
 		goto out;
 out:
-	db_done(st);
 	free(sealed);
 	free(buf);
 	if (rc)
 		oauth_state_release(out);
 	return rc;
+}
+
+int oauth_state_finish(pb_db *db, const pb_keyring *kr, const pb_keyring *signing_keys, const char *state,
+		       const char *org_id, const char *user_id, oauth_state *out, char *err)
+{
+	return state_finish(db, kr, signing_keys, &powerbi_kind, state, org_id, user_id, out, err);
+}
+
+int oauth_signin_finish(pb_db *db, const pb_keyring *kr, const pb_keyring *signing_keys, const char *state,
+			oauth_state *out, char *err)
+{
+	return state_finish(db, kr, signing_keys, &signin_kind, state, "", "", out, err);
 }

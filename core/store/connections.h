@@ -130,13 +130,15 @@ int conn_rotate(pb_db *db, const pb_keyring *kr, size_t *resealed, char *err);
 /* A started sign-in. Strings new; code_verifier is a secret. Release with oauth_state_release. */
 typedef struct oauth_state {
 	char nonce[OAUTH_NONCE_BUF];
-	char org_id[PB_ID_BUF];
-	char user_id[PB_ID_BUF];
+	char org_id[PB_ID_BUF];       /* a sign-in with Microsoft: "" (nobody yet) */
+	char user_id[PB_ID_BUF];      /* as org_id */
 	char *tenant_id;
 	char *client_id;
 	char *redirect_uri;
 	char *return_to;
 	char *code_verifier;
+	char id_nonce[OAUTH_NONCE_BUF];   /* a sign-in with Microsoft: the nonce the ID token must carry */
+	bool with_powerbi;                /* a sign-in with Microsoft that asked for Power BI too */
 } oauth_state;
 void oauth_state_release(oauth_state *s);
 
@@ -151,6 +153,14 @@ int oauth_state_begin(pb_db *db, const pb_keyring *kr, const pb_keyring *signing
  * with a message saying which check failed. *out is filled on success. */
 int oauth_state_finish(pb_db *db, const pb_keyring *kr, const pb_keyring *signing_keys, const char *state,
 		       const char *org_id, const char *user_id, oauth_state *out, char *err);
+
+/* The same for signing in with Microsoft (core/flow/sso.h): a state of its own kind (label and
+ * purpose), owned by nobody, that also keeps in->id_nonce and in->with_powerbi. A Power BI state
+ * does not finish a sign-in, nor the other way round. */
+int oauth_signin_begin(pb_db *db, const pb_keyring *kr, const pb_keyring *signing_keys, const oauth_state *in,
+		       char **state, char *err);
+int oauth_signin_finish(pb_db *db, const pb_keyring *kr, const pb_keyring *signing_keys, const char *state,
+			oauth_state *out, char *err);
 
 /* True for a safe local redirect target: starts with one '/', then no '/' or '\' right
  * after it, no backslash, no control characters, no scheme; at most PB_RETURN_TO_MAX bytes. */

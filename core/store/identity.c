@@ -302,3 +302,255 @@ int identity_org_name(pb_db *db, const char *org_id, char name[PB_NAME_FIELD_MAX
 	return name_of(db, "SELECT name FROM organizations WHERE id = ?", org_id, NULL, "organization", org_id, name,
 		       err);
 }
+
+/* ---- signing in with Microsoft ---- */
+
+int identity_email_normalize(const char *in, char out[PB_EMAIL_MAX + 1], char *err)
+{
+	out[0] = '\0';
+	if (!in)
+		return pb_err(err, PB_EINVAL, "no e-mail address");
+	while (*in == ' ' || *in == '\t')
+		in++;
+	size_t n = strlen(in);
+	while (n && (in[n - 1] == ' ' || in[n - 1] == '\t'))
+		n--;
+	if (n < 3 || n > PB_EMAIL_MAX)
+		return pb_err(err, PB_EINVAL, "an e-mail address has 3 to %d characters", PB_EMAIL_MAX);
+	const char *at = memchr(in, '@', n);
+	if (!at || at == in || at == in + n - 1 || memchr(at + 1, '@', (size_t)(in + n - at - 1)))
+		return pb_err(err, PB_EINVAL, "'%.*s' is not an e-mail address (name@domain)", (int)(n > 80 ? 80 : n), in);
+	if (!utf8_valid(in, n))
+		return pb_err(err, PB_EINVAL, "the e-mail address is not valid UTF-8");
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c <= 0x20 || c == 0x7f)
+			return pb_err(err, PB_EINVAL, "an e-mail address has no spaces or control characters");
+		out[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+	}
+	out[n] = '\0';
+	return PB_OK;
+}
+
+int identity_user_set_email(pb_db *db, const char *user_name, const char *email, char *err)
+{
+	char norm[PB_EMAIL_MAX + 1], user_id[PB_ID_BUF];
+	bool taken = false;
+	int rc = email ? identity_email_normalize(email, norm, err) : PB_OK;
+	if (rc || (rc = db_begin(db, err)))
+		return rc;
+	rc = find_id(db, "SELECT id FROM users WHERE name = ?", user_name, user_id, err);
+	if (rc == PB_ENOTFOUND)
+		rc = pb_err(err, PB_ENOTFOUND, "no user named '%.128s'", user_name);
+	const char *taken_args[] = { email ? norm : "", user_id };
+	if (!rc && email)
+		rc = db_has_row(db, "SELECT 1 FROM users WHERE email = ? AND id <> ?", taken_args, 2, &taken, err);
+	if (!rc && taken)
+		rc = pb_err(err, PB_EINVAL, "another user has the e-mail address %s", norm);
+	const char *args[] = { email ? norm : NULL, user_id };
+	if (!rc)
+		rc = db_exec_texts(db, "UPDATE users SET email = ? WHERE id = ?", args, 2, err);
+	if (!rc)
+		return db_commit(db, err);
+	db_rollback(db);
+	return rc;
+}
+
+/* One user row (columns 0..3 as fill_identity) by a query of n text parameters. */
+static int user_by(pb_db *db, const char *sql, const char *const *args, int n, pb_identity *who, char *err)
+{
+	sqlite3_stmt *st;
+	int rc = db_prepare(db, sql, &st, err);
+	for (int i = 0; !rc && i < n; i++)
+		rc = db_bind_text(st, i + 1, args[i], err);
+	if (!rc) {
+		int r = db_row(db, st, err);
+		rc = r == 1 ? fill_identity(st, who, err) : r < 0 ? r : PB_ENOTFOUND;
+	}
+	db_done(st);
+	return rc;
+}
+
+int identity_user_by_id(pb_db *db, const char *user_id, pb_identity *who, char *err)
+{
+	const char *args[] = { user_id };
+	return user_by(db, "SELECT id, org_id, name, role FROM users WHERE id = ?", args, 1, who, err);
+}
+
+int identity_user_by_entra(pb_db *db, const char *tenant_id, const char *object_id, pb_identity *who, char *err)
+{
+	const char *args[] = { tenant_id, object_id };
+	return user_by(db, "SELECT id, org_id, name, role FROM users WHERE entra_tenant_id = ? AND entra_object_id = ?",
+		       args, 2, who, err);
+}
+
+int identity_user_by_email(pb_db *db, const char *const *addrs, size_t n, pb_identity *who,
+			   char pinned_tenant[PB_ENTRA_ID_BUF], char *err)
+{
+	sqlite3_stmt *st = NULL;
+	size_t found = 0;
+	int rc = PB_OK, r = 0;
+	pinned_tenant[0] = '\0';
+	memset(who, 0, sizeof *who);
+	for (size_t i = 0; i < n && !rc; i++) {
+		if (!addrs[i] || !*addrs[i])
+			continue;
+		if ((rc = db_prepare(db, "SELECT id, org_id, name, role, entra_tenant_id FROM users "
+				     "WHERE email = ?1 OR lower(name) = ?1", &st, err)) ||
+		    (rc = db_bind_text(st, 1, addrs[i], err)))
+			break;
+		while ((r = db_row(db, st, err)) == 1) {
+			const char *id = db_col_text(st, 0);
+			if (found && !strcmp(who->user_id, id))
+				continue;
+			if (++found > 1)
+				break;
+			if ((rc = fill_identity(st, who, err)))
+				break;
+			xsnprintf(pinned_tenant, PB_ENTRA_ID_BUF, "%s", db_col_text(st, 4));
+		}
+		db_done(st);
+		st = NULL;
+		if (r < 0 && !rc)
+			rc = r;
+	}
+	if (!rc && found > 1)
+		rc = pb_err(err, PB_ECONFLICT, "the e-mail addresses of this Microsoft account match more than one pbiport "
+			    "user: an owner gives each user their own e-mail (pbiport user email)");
+	else if (!rc && !found)
+		rc = PB_ENOTFOUND;
+	if (rc) {
+		memset(who, 0, sizeof *who);
+		pinned_tenant[0] = '\0';
+	}
+	return rc;
+}
+
+static int changes(pb_db *db)
+{
+	return sqlite3_changes(db_sqlite(db));
+}
+
+int identity_user_pin_entra(pb_db *db, const char *user_id, const char *tenant_id, const char *object_id,
+			    const char *email, char *err)
+{
+	bool taken = false;
+	int rc = db_begin(db, err);
+	if (rc)
+		return rc;
+	const char *acct[] = { tenant_id, object_id };
+	if ((rc = db_has_row(db, "SELECT 1 FROM users WHERE entra_tenant_id = ? AND entra_object_id = ?", acct, 2,
+			     &taken, err)))
+		goto out;
+	if (taken) {
+		rc = pb_err(err, PB_ECONFLICT, "this Microsoft account is already linked to another pbiport user");
+		goto out;
+	}
+	const char *pin[] = { tenant_id, object_id, user_id };
+	if ((rc = db_exec_texts(db, "UPDATE users SET entra_tenant_id = ?, entra_object_id = ? "
+				"WHERE id = ? AND entra_object_id IS NULL", pin, 3, err)))
+		goto out;
+	if (changes(db) != 1) {
+		rc = pb_err(err, PB_ECONFLICT, "this pbiport user is linked to another Microsoft account");
+		goto out;
+	}
+	if (email) {
+		const char *mail[] = { email, user_id, email };
+		rc = db_exec_texts(db, "UPDATE users SET email = ? WHERE id = ? AND email IS NULL AND "
+				   "NOT EXISTS (SELECT 1 FROM users WHERE email = ?)", mail, 3, err);
+	}
+out:
+	if (!rc)
+		return db_commit(db, err);
+	db_rollback(db);
+	return rc;
+}
+
+int identity_org_by_signup_tenant(pb_db *db, const char *tenant_id, char org_id[PB_ID_BUF], char *err)
+{
+	return find_id(db, "SELECT id FROM organizations WHERE signup_tenant_id = ?", tenant_id, org_id, err);
+}
+
+int identity_user_signup(pb_db *db, const char *org_id, const char *name, const char *email, const char *tenant_id,
+			 const char *object_id, pb_identity *who, char *err)
+{
+	char id[PB_ID_BUF], now[PB_TIME_BUF], existing[PB_ID_BUF];
+	bool taken = false;
+	int rc = check_name("user", name, err);
+	if (rc || (rc = pb_new_id(id, err)) || (rc = db_begin(db, err)))
+		return rc;
+	rc = find_id(db, "SELECT id FROM users WHERE name = ?", name, existing, err);
+	if (rc != PB_ENOTFOUND) {
+		if (!rc)
+			rc = pb_err(err, PB_ECONFLICT, "a pbiport user named '%s' exists already: an owner links it to your "
+				    "account by giving it your e-mail (pbiport user email)", name);
+		goto out;
+	}
+	const char *mail[] = { email ? email : "" };
+	if (email && (rc = db_has_row(db, "SELECT 1 FROM users WHERE email = ?", mail, 1, &taken, err)))
+		goto out;
+	if (taken) {
+		rc = pb_err(err, PB_ECONFLICT, "another pbiport user has the e-mail address %s", email);
+		goto out;
+	}
+	pb_now(now);
+	const char *row[] = { id, org_id, name, email, tenant_id, object_id, now };
+	if ((rc = db_exec_texts(db, "INSERT INTO users (id, org_id, name, role, email, entra_tenant_id, entra_object_id, "
+				"created_at) VALUES (?, ?, ?, 'member', ?, ?, ?, ?)", row, 7, err)))
+		goto out;
+	rc = identity_user_by_id(db, id, who, err);
+out:
+	if (!rc)
+		return db_commit(db, err);
+	db_rollback(db);
+	return rc;
+}
+
+int identity_org_signup_get(pb_db *db, const char *org_id, char tenant_id[PB_ENTRA_ID_BUF], char *err)
+{
+	sqlite3_stmt *st;
+	tenant_id[0] = '\0';
+	int rc = db_prepare(db, "SELECT signup_tenant_id FROM organizations WHERE id = ?", &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, org_id, err))) {
+		int r = db_row(db, st, err);
+		if (r == 1)
+			xsnprintf(tenant_id, PB_ENTRA_ID_BUF, "%s", db_col_text(st, 0));
+		rc = r < 0 ? r : r == 0 ? pb_err(err, PB_ENOTFOUND, "no organization %.64s", org_id) : PB_OK;
+	}
+	db_done(st);
+	return rc;
+}
+
+int identity_org_signup_set(pb_db *db, const char *org_id, const char *tenant_id, char *err)
+{
+	char lower[PB_ENTRA_ID_BUF];
+	bool taken = false;
+	if (tenant_id && !str_is_guid(tenant_id))
+		return pb_err(err, PB_EINVAL, "tenant_id must be the Entra tenant's id (a GUID such as "
+			      "72f988bf-86f1-41af-91ab-2d7cd011db47), not its domain");
+	if (tenant_id) {
+		for (size_t i = 0; i < sizeof lower; i++)
+			lower[i] = (char)(tenant_id[i] >= 'A' && tenant_id[i] <= 'Z' ? tenant_id[i] + 32 : tenant_id[i]);
+	}
+	int rc = db_begin(db, err);
+	if (rc)
+		return rc;
+	const char *who_has[] = { tenant_id ? lower : "", org_id };
+	if (tenant_id && (rc = db_has_row(db, "SELECT 1 FROM organizations WHERE signup_tenant_id = ? AND id <> ?",
+					  who_has, 2, &taken, err)))
+		goto out;
+	if (taken) {
+		rc = pb_err(err, PB_ECONFLICT, "another organization already lets the people of tenant %s sign up", lower);
+		goto out;
+	}
+	const char *args[] = { tenant_id ? lower : NULL, org_id };
+	if ((rc = db_exec_texts(db, "UPDATE organizations SET signup_tenant_id = ? WHERE id = ?", args, 2, err)))
+		goto out;
+	if (changes(db) != 1)
+		rc = pb_err(err, PB_ENOTFOUND, "no organization %.64s", org_id);
+out:
+	if (!rc)
+		return db_commit(db, err);
+	db_rollback(db);
+	return rc;
+}

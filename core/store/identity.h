@@ -42,6 +42,54 @@ int identity_user_name(pb_db *db, const char *org_id, const char *user_id, char 
 /* The name of organization org_id (for the pages' header). PB_ENOTFOUND when there is none. */
 int identity_org_name(pb_db *db, const char *org_id, char name[PB_NAME_FIELD_MAX + 1], char *err);
 
+/* ---- signing in with Microsoft (core/flow/sso.h): e-mail, Entra ids, self-sign-up ---- */
+
+#define PB_EMAIL_MAX 254
+#define PB_ENTRA_ID_BUF 37          /* a GUID (36) + NUL */
+
+/* An e-mail address as stored: trimmed, ASCII lower-cased, 3..PB_EMAIL_MAX bytes with one '@'
+ * inside and no spaces or control characters, into out. PB_EINVAL otherwise. */
+int identity_email_normalize(const char *in, char out[PB_EMAIL_MAX + 1], char *err);
+
+/* Sets (or, with email NULL, clears) user_name's e-mail. PB_EINVAL for a malformed address or
+ * one another user has; PB_ENOTFOUND for no such user. */
+int identity_user_set_email(pb_db *db, const char *user_name, const char *email, char *err);
+
+/* The user pinned to the Entra account (tenant_id, object_id); PB_ENOTFOUND when none. */
+int identity_user_by_entra(pb_db *db, const char *tenant_id, const char *object_id, pb_identity *who, char *err);
+
+/* The user whose e-mail, or whose name, equals one of addrs[0..n) (normalized addresses; NULL
+ * entries skipped), for a first sign-in. *pinned_tenant receives the tenant the user is pinned
+ * to ("" when not pinned). PB_ENOTFOUND when none; PB_ECONFLICT when they name more than one
+ * user. */
+int identity_user_by_email(pb_db *db, const char *const *addrs, size_t n, pb_identity *who,
+			   char pinned_tenant[PB_ENTRA_ID_BUF], char *err);
+
+/* Pins user_id to the Entra account (tenant_id, object_id), only while it is pinned to none
+ * (PB_ECONFLICT otherwise, or when another user has that account), and gives it email when it
+ * has no e-mail yet and no other user has that one (email may be NULL). */
+int identity_user_pin_entra(pb_db *db, const char *user_id, const char *tenant_id, const char *object_id,
+			    const char *email, char *err);
+
+/* The organization whose people of Entra tenant tenant_id may sign themselves up; PB_ENOTFOUND
+ * when none. */
+int identity_org_by_signup_tenant(pb_db *db, const char *tenant_id, char org_id[PB_ID_BUF], char *err);
+
+/* Adds a member named name (with email, may be NULL) to org_id, pinned to (tenant_id,
+ * object_id), and fills *who. PB_ECONFLICT when the name or e-mail is taken. */
+int identity_user_signup(pb_db *db, const char *org_id, const char *name, const char *email, const char *tenant_id,
+			 const char *object_id, pb_identity *who, char *err);
+
+/* The Entra tenant whose people may sign up into org_id: tenant_id receives it, or "" when
+ * self-sign-up is off. */
+int identity_org_signup_get(pb_db *db, const char *org_id, char tenant_id[PB_ENTRA_ID_BUF], char *err);
+/* Turns self-sign-up on for tenant_id (a GUID), or off with tenant_id NULL. PB_EINVAL for a
+ * malformed tenant id; PB_ECONFLICT when another organization allows that tenant already. */
+int identity_org_signup_set(pb_db *db, const char *org_id, const char *tenant_id, char *err);
+
+/* Fills *who for user_id; PB_ENOTFOUND when there is no such user. */
+int identity_user_by_id(pb_db *db, const char *user_id, pb_identity *who, char *err);
+
 /* Lookups for runtime/auth (struct pb_auth_ops). */
 int identity_user_by_name(pb_db *db, const char *name, pb_identity *who, char *err);
 int identity_token_by_id(pb_db *db, const char *token_id, pb_identity *who,

@@ -328,3 +328,8 @@ int pbi_settings_rotate(pb_db *db, const pb_config *cfg, size_t *resealed, char 
 	};
 	return reseal_columns(db, cfg->encryption_keys, &secret, 1, resealed, err);
 }
+
+int pbi_settings_sso_in_use(pb_db *db, bool *used, char *err)
+{
+	return db_has_row(db, "SELECT 1 FROM powerbi_settings WHERE mode = 'sso' LIMIT 1", NULL, 0, used, err);
+}

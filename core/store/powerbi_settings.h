@@ -59,6 +59,10 @@ typedef struct pbi_settings_verified {
 int pbi_settings_put(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
 		     const pbi_settings_input *in, const pbi_settings_verified *verified, char *err);
 
+/* Whether some organization uses the deployment's sign-in app for Power BI (mode "sso"): then
+ * signing in with Microsoft asks for the Power BI permissions in the same consent. */
+int pbi_settings_sso_in_use(pb_db *db, bool *used, char *err);
+
 /* Records the display name resolved by a successful test. */
 int pbi_settings_set_app_name(pb_db *db, const char *org_id, const char *name, char *err);
 

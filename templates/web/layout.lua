@@ -17,6 +17,7 @@ local layout = {}
 local NAV = {
   { label = "Data Products", href = "/", prefixes = { "/data-products" } },
   { label = "Assets", href = "/assets", prefixes = { "/assets", "/semantic-models" }, feature = "ingestions" },
+  { label = "Push datasets", href = "/push-datasets", prefixes = { "/push-datasets" } },
   { label = "Jobs", href = "/jobs", prefixes = { "/jobs" } },
   { label = "Settings", href = "/settings/power-bi", prefixes = { "/settings" }, owner = true },
 }
@@ -74,7 +75,8 @@ end
 
 --- The whole page. p = { title = text, main = content, and optional: lead = content under the
 --- title, actions = content beside it, crumbs = { { label, href }, ... } (the pages above this
---- one; the page itself ends the trail) }.
+--- one; the page itself ends the trail), head = more elements for <head> (a <noscript> meta
+--- refresh) }.
 function layout.page(view, p)
   local page = view.page or {}
   local user = page.user
@@ -86,6 +88,7 @@ function layout.page(view, p)
       h.link{ rel = "icon", href = "/static/favicon.svg", type = "image/svg+xml" },
       h.link{ rel = "stylesheet", href = "/static/pbiport.css" },
       h.script{ src = "/static/pbiport.js", defer = true },
+      p.head,
     },
     h.body{
       h.a{ class = "skip-link", href = "#main", "Skip to main content" },

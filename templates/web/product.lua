@@ -3,10 +3,12 @@
 -- view.product: as GET /api/data-products/{id}; each port also has `models` (its published
 -- semantic models) and, for Snowflake and Databricks, `power_bi_url`. view.contract: the
 -- parsed contract (tables, columns, ...), or view.contract_error; view.owner: the owner's
--- name; view.consumes: the agreements under which this product reads other ports.
+-- name; view.consumes: the agreements under which this product reads other ports;
+-- view.lineage_svg: the URL of its lineage picture.
 local html = require("html")
 local h = html.tags
 local layout = require("web.layout")
+local lineage = require("web.lineage")
 
 local function sorted_keys(t)
   local keys = {}
@@ -66,9 +68,13 @@ local function models_list(models)
   return h.ul{ class = "models", items }
 end
 
-local function open_in_menu(view, port)
+local function can_publish(view, port)
   local features = view.page and view.page.features or {}
-  if not port.power_bi_url or port.status == "retired" or not features.powerbi_web then return nil end
+  return port.power_bi_url and port.status ~= "retired" and features.powerbi_web
+end
+
+local function open_in_menu(view, port)
+  if not can_publish(view, port) then return nil end
   return h.details{ class = "menu",
     h.summary{ "Open in", h.span{ class = "visually-hidden", " (", port.name, ")" } },
     h.ul{ role = "list",
@@ -153,11 +159,29 @@ local function consumes(view)
   return h.section{ ["aria-labelledby"] = "consumes", h.h2{ id = "consumes", "Consumes" }, h.ul{ items } }
 end
 
+-- The Power BI modal: pbiport.js opens it from a port's Open in ▸ Power BI Web and fills it with
+-- the #power-bi-panel of the link's page (/output-ports/{id}/power-bi), which works on its own
+-- without JavaScript.
+local function power_bi_dialog(any)
+  if not any then return nil end
+  return h.dialog{ id = "power-bi-dialog", class = "modal", ["aria-labelledby"] = "power-bi-title",
+                   ["aria-label"] = "Publish to Power BI",
+    h.div{ class = "modal-head",
+      h.button{ type = "button", class = "modal-close secondary", ["data-dialog-close"] = true,
+                h.span{ ["aria-hidden"] = "true", "×" }, h.span{ class = "visually-hidden", "Close" } } },
+    h.div{ class = "modal-body", ["data-modal-body"] = true,
+      h.h2{ id = "power-bi-title", "Publish to Power BI" }, h.p{ class = "muted", "Loading…" } },
+  }
+end
+
 return function(view)
   local p = view.product
   local c = view.contract or {}
-  local ports = {}
-  for _, port in ipairs(p.output_ports or {}) do ports[#ports + 1] = port_section(view, port) end
+  local ports, any_menu = {}, false
+  for _, port in ipairs(p.output_ports or {}) do
+    ports[#ports + 1] = port_section(view, port)
+    any_menu = any_menu or can_publish(view, port)
+  end
   local summary = details_list({
     { "Type", p.type },
     { "Version", p.version },
@@ -177,6 +201,8 @@ return function(view)
       },
       consumes(view),
       h.section{ ["aria-labelledby"] = "schema", h.h2{ id = "schema", "Schema" }, schema(view) },
+      lineage.section{ url = view.lineage_svg, name = p.name },
+      power_bi_dialog(any_menu),
     },
   })
 end

@@ -26,8 +26,10 @@ Environment: BROWSER_ARTIFACTS (default <repo>/build/test-artifacts/browser), BR
 """
 
 import base64
+import hashlib
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -77,7 +79,8 @@ def missing():
 class Browser:
     """One headless Chromium with a fresh profile; close() ends it and removes the profile."""
 
-    def __init__(self, base_url):
+    def __init__(self, base_url, flags=()):
+        """flags: more Chromium switches (BrowserEmulatorTestCase: trust the emulator's certificate)."""
         webdriver, Service, By, Keys = _import_selenium()
         self.By, self.Keys = By, Keys
         self.base_url = base_url.rstrip("/")
@@ -88,7 +91,9 @@ class Browser:
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage", "--disable-extensions", "--disable-default-apps",
                  "--no-default-browser-check", "--password-store=basic", "--lang=en-US",
-                 "--user-data-dir=" + self.profile, "--window-size=%d,%d" % WINDOW]
+                 "--user-data-dir=" + self.profile, "--window-size=%d,%d" % WINDOW,
+                 # no request to any other host: a link out (Open in Power BI) fails without leaving the machine
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"] + list(flags)
         if not os.environ.get("BROWSER_HEADFUL"):
             flags.insert(0, "--headless=new")
         for f in flags:
@@ -214,17 +219,21 @@ class Browser:
             raise AssertionError("axe-core failed: " + result["error"])
         return [v for v in result if v.get("impact") in impacts]
 
-    def screenshot(self, name):
-        """A PNG of the whole page (beyond the window) in ARTIFACTS/<name>.png; returns its path."""
+    def screenshot(self, name, window_only=False):
+        """A PNG of the whole page (beyond the window) in ARTIFACTS/<name>.png; returns its path.
+        window_only: just what the window shows (an open modal dialog, which stays in the window)."""
         os.makedirs(ARTIFACTS, exist_ok=True)
         path = os.path.join(ARTIFACTS, name + ".png")
-        metrics = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
-        size = metrics.get("cssContentSize") or metrics.get("contentSize")
-        width = max(WINDOW[0], int(size["width"]))
-        height = min(max(WINDOW[1], int(size["height"])), 8000)
-        shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", {
-            "format": "png", "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}})
+        if window_only:
+            shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+        else:
+            metrics = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
+            size = metrics.get("cssContentSize") or metrics.get("contentSize")
+            width = max(WINDOW[0], int(size["width"]))
+            height = min(max(WINDOW[1], int(size["height"])), 8000)
+            shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", {
+                "format": "png", "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}})
         with open(path, "wb") as f:
             f.write(base64.b64decode(shot["data"]))
         return path
@@ -248,10 +257,15 @@ class BrowserMixin:
             raise unittest.SkipTest(why)
         super().setUpClass()
         try:
-            cls.browser = Browser(cls.stack.url)
+            cls.browser = Browser(cls.stack.url, cls.browser_flags())
         except BaseException:
             super().tearDownClass()
             raise
+
+    @classmethod
+    def browser_flags(cls):
+        """More Chromium switches for this class's browser."""
+        return ()
 
     @classmethod
     def tearDownClass(cls):
@@ -299,10 +313,10 @@ class BrowserMixin:
                                                          [n.get("target") for n in v.get("nodes", [])][:5])
                                      for v in violations)))
 
-    def check_page(self, name, status=None):
+    def check_page(self, name, status=None, window_only=False):
         """The checks every page passes, and its picture: returns the screenshot's path. status:
-        see assert_no_console_errors."""
-        path = self.b.screenshot(name)
+        see assert_no_console_errors; window_only: see Browser.screenshot."""
+        path = self.b.screenshot(name, window_only)
         self.assert_no_console_errors(status)
         self.assert_accessible()
         return path
@@ -314,8 +328,17 @@ class BrowserTestCase(BrowserMixin, harness.StackTestCase):
 
 
 class BrowserEmulatorTestCase(BrowserMixin, harness.EmulatorStackTestCase):
-    """A browser against the stack pointed at the Power BI emulator (EMU_FIXTURE, EMU_ENV ...)."""
+    """A browser against the stack pointed at the Power BI emulator (EMU_FIXTURE, EMU_ENV ...). The
+    browser trusts the emulator's own certificate (by its public key: pages such as Microsoft's
+    consent screen are the emulator's, over HTTPS with its test CA), and nothing else new."""
     EMU_ENV = PAGE_ENV
+
+    @classmethod
+    def browser_flags(cls):
+        der = subprocess.run(["openssl", "pkey", "-in", os.path.join(cls.emu.dir, "server.key"), "-pubout",
+                              "-outform", "DER"], check=True, stdout=subprocess.PIPE).stdout
+        spki = base64.b64encode(hashlib.sha256(der).digest()).decode()
+        return ("--ignore-certificate-errors-spki-list=" + spki,)
 
 
 def main():

@@ -146,14 +146,14 @@ class CatalogPages(browser.BrowserTestCase):
         self.login("bob")
         self.open("/")
         nav = [a.text for a in self.b.css_all(".site-nav a")]
-        self.assertEqual(nav, ["Data Products", "Jobs"])
+        self.assertEqual(nav, ["Data Products", "Push datasets", "Jobs"])
         self.assertIn("bob", self.b.text(".account"))
         self.assertIn("member", self.b.text(".account"))
         self.assertIn("acme", self.b.text(".brand"))
         self.login("alice")
         self.open("/")
         nav = [a.text for a in self.b.css_all(".site-nav a")]
-        self.assertEqual(nav, ["Data Products", "Jobs", "Settings"])
+        self.assertEqual(nav, ["Data Products", "Push datasets", "Jobs", "Settings"])
         self.assertEqual(self.b.css(".site-nav a[aria-current=page]").text, "Data Products")
         self.assertIn("owner", self.b.text(".account"))
 

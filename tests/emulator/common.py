@@ -124,6 +124,8 @@ class Req:
         self.body = body
         self.base = base
         self.request_id = new_id()
+        # rows requests of the same dataset in flight when this one arrived (itself included); set by the server
+        self.pending_at_arrival = 0
 
     def q(self, name, default=None):
         """Query parameter, matched case-insensitively (OData $top, $Top...)."""

@@ -9,10 +9,16 @@ import re
 import secrets
 import urllib.parse
 
+import uuid
+
+import jwk
 from common import Resp, entra_error, html, json_resp, redirect
-from state import OIDC_SCOPES, split_scope
+from state import NS, OIDC_SCOPES, split_scope
 
 RESOURCE_URI = {"pbi": "https://analysis.windows.net/powerbi/api", "graph": "https://graph.microsoft.com"}
+# The v2.0 issuer of a tenant's tokens (the real host: the emulator's own address never appears in it).
+ISSUER = "https://login.microsoftonline.com/%s/v2.0"
+ID_TOKEN_LIFETIME_S = 3600
 META_TENANTS = ("common", "organizations", "consumers")
 
 
@@ -160,7 +166,7 @@ def _issue_code(emu, params, redirect_uri, mode, app, user, scopes):
     code = "emu_code_" + secrets.token_urlsafe(24)
     emu.auth_codes[code] = {
         "client_id": app["client_id"], "tenant": user["tenant"], "upn": user["upn"], "redirect_uri": redirect_uri,
-        "scopes": scopes, "challenge": params.get("code_challenge"),
+        "scopes": scopes, "challenge": params.get("code_challenge"), "nonce": params.get("nonce"),
         "method": params.get("code_challenge_method", "plain") if params.get("code_challenge") else None,
         "expires": emu.now() + emu.config["auth_code_lifetime_s"], "used": False}
     emu.counters["auth_codes_issued"] += 1
@@ -229,7 +235,55 @@ def _resource_of(scopes):
     return "graph", "https://graph.microsoft.com"
 
 
-def _issue_tokens(emu, req, app, user, scopes, grant):
+def _id_token(emu, app, user, nonce, now):
+    """A signed v2.0 ID token for user, or what the next queued ID token fault makes of it."""
+    fault = emu.take_id_token_fault()
+    cid = app["client_id"].lower()
+    if fault == "replay" and cid in emu.last_id_tokens:
+        return emu.last_id_tokens[cid]
+    key = emu.signing_keys()[0]
+    tid = user["tenant"]
+    claims = {"aud": app["client_id"], "iss": ISSUER % tid, "iat": int(now), "nbf": int(now),
+              "exp": int(now + ID_TOKEN_LIFETIME_S), "name": user["display_name"], "oid": user["object_id"],
+              "preferred_username": user["upn"], "sub": jwk.b64url(uuid.uuid5(NS, "sub/%s/%s" % (
+                  cid, user["object_id"])).bytes), "tid": tid, "ver": "2.0"}
+    if user.get("email"):
+        claims["email"] = user["email"]
+    if nonce and fault != "no_nonce":
+        claims["nonce"] = nonce
+    header = {"typ": "JWT", "alg": "RS256", "kid": key.kid}
+    if fault == "expired":
+        claims.update(iat=int(now) - 2 * ID_TOKEN_LIFETIME_S, nbf=int(now) - 2 * ID_TOKEN_LIFETIME_S,
+                      exp=int(now) - ID_TOKEN_LIFETIME_S)
+    elif fault == "not_yet_valid":
+        claims.update(iat=int(now) + ID_TOKEN_LIFETIME_S, nbf=int(now) + ID_TOKEN_LIFETIME_S,
+                      exp=int(now) + 2 * ID_TOKEN_LIFETIME_S)
+    elif fault == "wrong_audience":
+        claims["aud"] = str(uuid.uuid5(NS, "another-app/" + cid))
+    elif fault == "wrong_issuer":
+        claims["iss"] = "https://sts.windows.net/%s/" % tid
+    elif fault == "wrong_tenant":
+        claims["tid"] = str(uuid.uuid5(NS, "another-tenant/" + tid))
+    if fault == "unknown_kid":
+        key = jwk.RsaKey.generate()   # a key nobody published
+        header["kid"] = key.kid
+    if fault == "alg_none":
+        token = jwk.encode_jwt(dict(header, alg="none"), claims)
+    elif fault == "hs256":
+        # the published public key used as an HMAC secret: the classic algorithm confusion
+        token = jwk.encode_jwt(dict(header, alg="HS256"), claims, hs256_secret=key.public_pem.encode())
+    else:
+        token = jwk.encode_jwt(header, claims, key)
+    if fault == "bad_signature":
+        head, _, sig = token.rpartition(".")
+        token = head + "." + ("A" if sig[0] != "A" else "B") + sig[1:]
+    emu.counters["id_tokens_issued"] += 1
+    if fault is None:
+        emu.last_id_tokens[cid] = token
+    return token
+
+
+def _issue_tokens(emu, req, app, user, scopes, grant, nonce=None):
     """scopes: raw requested scope strings. Returns the token response."""
     res, prefix = _resource_of(scopes)
     granted = user["consents"].get(app["client_id"].lower(), set())
@@ -259,12 +313,7 @@ def _issue_tokens(emu, req, app, user, scopes, grant):
                                   "valid": True}
         body["refresh_token"] = rt
     if "openid" in lower:
-        claims = {"aud": app["client_id"], "iss": "https://login.microsoftonline.com/%s/v2.0" % user["tenant"],
-                  "iat": int(now), "nbf": int(now), "exp": int(now + emu.token_lifetime), "oid": user["object_id"],
-                  "tid": user["tenant"], "sub": user["object_id"], "preferred_username": user["upn"],
-                  "name": user["display_name"], "ver": "2.0"}
-        body["id_token"] = "%s.%s.%s" % (b64url(b'{"alg":"RS256","typ":"JWT","kid":"emulator"}'),
-                                         b64url(json.dumps(claims).encode()), b64url(b"emulator-unsigned"))
+        body["id_token"] = _id_token(emu, app, user, nonce, now)
     return json_resp(200, body, [("Cache-Control", "no-store"), ("Pragma", "no-cache")])
 
 
@@ -307,7 +356,7 @@ def _grant_code(emu, req, form, app):
             return entra_error(400, "invalid_scope", 70011, "The provided request must include a 'scope' input "
                                                             "parameter for a single resource.", req)
         scopes = asked + [s for s in rec["scopes"] if s.lower() in OIDC_SCOPES]
-    return _issue_tokens(emu, req, app, user, scopes, "authorization_code")
+    return _issue_tokens(emu, req, app, user, scopes, "authorization_code", rec.get("nonce"))
 
 
 def _grant_refresh(emu, req, form, app):
@@ -376,12 +425,47 @@ def _grant_client_credentials(emu, req, form, app, tkey):
 
 
 def openid_configuration(emu, req, m):
-    base = req.host_url() + "/" + m.group(1)
-    return json_resp(200, {"authorization_endpoint": base + "/oauth2/v2.0/authorize",
-                           "token_endpoint": base + "/oauth2/v2.0/token",
-                           "issuer": "https://login.microsoftonline.com/%s/v2.0" % m.group(1),
-                           "response_types_supported": ["code"], "code_challenge_methods_supported": ["S256", "plain"],
-                           "scopes_supported": ["openid", "profile", "email", "offline_access"]})
+    """The tenant's OpenID configuration, shaped as login.microsoftonline.com's; the issuer names the
+    tenant's id (or {tenantid} for the multi-tenant keys), the endpoints are the emulator's own."""
+    key = m.group(1)
+    if key.lower() in META_TENANTS:
+        tid = "{tenantid}"
+    else:
+        tenant = emu.find_tenant(key)
+        if tenant is None:
+            return entra_error(400, "invalid_tenant", 90002, "Tenant '%s' not found. Check to make sure you have the "
+                                                             "correct tenant ID and are signing into the correct "
+                                                             "cloud." % key, req)
+        tid = tenant["id"]
+    emu.counters["openid_configuration_reads"] += 1
+    base = req.host_url() + "/" + key
+    return json_resp(200, {"token_endpoint": base + "/oauth2/v2.0/token",
+                           "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt",
+                                                                     "client_secret_basic"],
+                           "jwks_uri": base + "/discovery/v2.0/keys",
+                           "response_modes_supported": ["query", "fragment", "form_post"],
+                           "subject_types_supported": ["pairwise"],
+                           "id_token_signing_alg_values_supported": ["RS256"],
+                           "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+                           "scopes_supported": ["openid", "profile", "email", "offline_access"],
+                           "issuer": ISSUER % tid,
+                           "request_uri_parameter_supported": False,
+                           "userinfo_endpoint": "https://graph.microsoft.com/oidc/userinfo",
+                           "authorization_endpoint": base + "/oauth2/v2.0/authorize",
+                           "end_session_endpoint": base + "/oauth2/v2.0/logout",
+                           "code_challenge_methods_supported": ["S256", "plain"],
+                           "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "nonce",
+                                                "preferred_username", "name", "tid", "ver", "at_hash", "c_hash",
+                                                "email"],
+                           "tenant_region_scope": "EU", "cloud_instance_name": "microsoftonline.com"},
+                     [("Cache-Control", "max-age=86400, private")])
+
+
+def jwks(emu, req, m):
+    """The signing keys (the same set for every tenant, as Entra's)."""
+    emu.counters["jwks_reads"] += 1
+    return json_resp(200, {"keys": [dict(k.jwk(), issuer=ISSUER % "{tenantid}") for k in emu.signing_keys()]},
+                     [("Cache-Control", "max-age=86400, private")])
 
 
 ROUTES = [
@@ -389,6 +473,7 @@ ROUTES = [
     ("POST", r"/([^/]+)/oauth2/v2\.0/authorize", authorize),
     ("POST", r"/([^/]+)/oauth2/v2\.0/token", token),
     ("GET", r"/([^/]+)/v2\.0/\.well-known/openid-configuration", openid_configuration),
+    ("GET", r"/([^/]+)/discovery/v2\.0/keys", jwks),
 ]
 
 

@@ -596,7 +596,8 @@ def post_rows(emu, req, m):
             if not _check_value(col, v):
                 raise _bad("Row %d: value of column '%s' does not match its dataType %s" % (i, k, col["dataType"]))
     ds = md["id"]
-    if emu.pending_rows.get(ds, 0) > emu.scaled(LIMITS["pending_requests"]):
+    # counted when the request arrived, as the service does: injected latency must not decide the outcome
+    if req.pending_at_arrival > emu.scaled(LIMITS["pending_requests"]):
         emu.counters["rows_throttled"] += 1
         return pbi_throttled(1)
     # rate windows: check all, then record, so a refused call uses no budget

@@ -176,6 +176,7 @@ class Handler(BaseHTTPRequestHandler):
             if rm:
                 rows_key = rm.group(2)
                 emu.pending_rows[rows_key] = emu.pending_rows.get(rows_key, 0) + 1
+                req.pending_at_arrival = emu.pending_rows[rows_key]
         try:
             if latency_ms:
                 time.sleep(latency_ms / 1000.0)
@@ -348,6 +349,20 @@ class Server(ThreadingHTTPServer):
                     return json_resp(400, {"error": {"code": "InvalidOutcome", "message": plan["outcome"]}})
                 emu.refresh_plans[key] = plan
                 return json_resp(200, {"ok": True})
+            if req.method == "POST" and name == "rotate-keys":
+                key = emu.rotate_keys(keep_old=(body or {}).get("keep_old", True))
+                return json_resp(200, {"ok": True, "kid": key.kid, "published": [k.kid for k in emu.signing_keys()]})
+            if req.method == "POST" and name == "id-token-fault":
+                try:
+                    emu.add_id_token_fault((body or {}).get("kind"), (body or {}).get("count", 1))
+                except ValueError as e:
+                    return json_resp(400, {"error": {"code": "UnknownFault", "message": str(e)}})
+                return json_resp(200, {"ok": True})
+            if req.method == "POST" and name == "user":
+                try:
+                    return json_resp(200, {"ok": True, "user": emu.update_user(body or {})})
+                except ValueError as e:
+                    return json_resp(404, {"error": {"code": "UnknownUser", "message": str(e)}})
             if req.method == "POST" and name == "clear-log":
                 emu.log.clear()
                 return json_resp(200, {"ok": True})

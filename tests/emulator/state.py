@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 
+import jwk
 import tmdl
 from common import iso, new_id, parse_iso
 
@@ -38,6 +39,9 @@ ROLE_RANK = {"viewer": 1, "contributor": 2, "member": 3, "admin": 4}
 PBI_RESOURCES = ("https://analysis.windows.net/powerbi/api", "https://api.fabric.microsoft.com")
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 OIDC_SCOPES = {"openid", "profile", "email", "offline_access"}
+# What POST /_emulator/id-token-fault can do to the next ID tokens (entra.py _id_token).
+ID_TOKEN_FAULTS = ("bad_signature", "unknown_kid", "expired", "not_yet_valid", "wrong_audience", "wrong_issuer",
+                   "wrong_tenant", "alg_none", "hs256", "replay", "no_nonce")
 NS = uuid.UUID("6f1d3c52-9a51-4f5c-9a43-2c1f0e8b7a10")
 
 
@@ -69,6 +73,7 @@ class Emu:
         # reset re-reads this text: cheaper than a deepcopy, and load() may then keep what it parses
         self.initial_fixture = fixture_text if fixture_text is not None else json.dumps(fixture or {})
         self.clock_offset = 0.0
+        self.initial_key = None     # the first signing key, made on first use and kept across resets
         self.load(fixture if fixture_text is not None else json.loads(self.initial_fixture))
 
     # ---- time, limits --------------------------------------------------------
@@ -133,6 +138,9 @@ class Emu:
         self.visible_cache = {}
         self.log = collections.deque(maxlen=int(self.config["request_log_max"]))
         self.counters = collections.Counter()
+        self.published_keys = None   # RsaKey list in the key set, current first (None: the initial key)
+        self.id_token_faults = collections.deque()   # [kind, remaining] for the next ID tokens
+        self.last_id_tokens = {}     # client id -> the last ID token issued to it (the "replay" fault)
         for t in fx.get("tenants") or []:
             self._load_tenant(t)
 
@@ -162,6 +170,7 @@ class Emu:
         for u in t.get("users") or []:
             user = {"upn": u["upn"], "object_id": u.get("object_id") or str(uuid.uuid5(NS, "user/" + u["upn"])),
                     "display_name": u.get("display_name", u["upn"]), "fabric_admin": u.get("fabric_admin", False),
+                    "email": u.get("email"),
                     "consents": {}, "tenant": tid, "tokens_valid_from": 0.0}
             for c in u.get("consents") or []:
                 user["consents"].setdefault(c["client_id"].lower(), set()).update(
@@ -171,6 +180,53 @@ class Emu:
             self._load_connection(tenant, c)
         for w in t.get("workspaces") or []:
             self._load_workspace(tenant, w)
+
+    # ---- ID token signing keys --------------------------------------------------------
+
+    def signing_keys(self):
+        """The published keys, the one that signs first (made with openssl on first use)."""
+        if self.published_keys is None:
+            if self.initial_key is None:
+                self.initial_key = jwk.RsaKey.generate()
+            self.published_keys = [self.initial_key]
+        return self.published_keys
+
+    def rotate_keys(self, keep_old=True):
+        """A new signing key; the old ones stay published while keep_old (as Entra overlaps them)."""
+        new = jwk.RsaKey.generate()
+        self.published_keys = [new] + (self.signing_keys() if keep_old else [])
+        self.counters["signing_key_rotations"] += 1
+        return new
+
+    def add_id_token_fault(self, kind, count=1):
+        if kind not in ID_TOKEN_FAULTS:
+            raise ValueError("unknown ID token fault %r (one of %s)" % (kind, ", ".join(ID_TOKEN_FAULTS)))
+        self.id_token_faults.append([kind, int(count)])
+
+    def take_id_token_fault(self):
+        """The fault for the next ID token, or None."""
+        while self.id_token_faults and self.id_token_faults[0][1] <= 0:
+            self.id_token_faults.popleft()
+        if not self.id_token_faults:
+            return None
+        self.id_token_faults[0][1] -= 1
+        return self.id_token_faults[0][0]
+
+    def update_user(self, spec):
+        """Changes a user as an administrator would: new_upn (the object id stays), email, display_name."""
+        user = self.find_user(spec.get("upn", ""))
+        if user is None:
+            raise ValueError("no user %r" % spec.get("upn"))
+        if "email" in spec:
+            user["email"] = spec["email"]
+        if "display_name" in spec:
+            user["display_name"] = spec["display_name"]
+        if spec.get("new_upn"):
+            tenant = self.tenants[user["tenant"]]
+            del tenant["users"][user["upn"].lower()]
+            user["upn"] = spec["new_upn"]
+            tenant["users"][user["upn"].lower()] = user
+        return {"upn": user["upn"], "object_id": user["object_id"], "email": user["email"]}
 
     def norm_scopes(self, scopes):
         out = set()
@@ -471,7 +527,7 @@ class Emu:
             out["tenants"] = [{"id": t["id"], "domain": t["domain"], "settings": t["settings"],
                                "apps": [{"client_id": a["client_id"], "display_name": a["display_name"]}
                                         for a in t["apps"].values()],
-                               "users": [{"upn": u["upn"], "object_id": u["object_id"],
+                               "users": [{"upn": u["upn"], "object_id": u["object_id"], "email": u["email"],
                                           "consents": {k: sorted(v) for k, v in u["consents"].items()}}
                                          for u in t["users"].values()]} for t in self.tenants.values()]
         if want("workspaces"):
@@ -518,7 +574,11 @@ class Emu:
                              "refresh_token_exchanges": self.counters["refresh_token_exchanges"],
                              "refresh_tokens": [{"client_id": r["client_id"], "upn": r["upn"], "uses": r["uses"],
                                                  "valid": r["valid"]} for r in self.refresh_tokens.values()],
-                             "auth_codes_redeemed": self.counters["auth_codes_redeemed"]}
+                             "auth_codes_redeemed": self.counters["auth_codes_redeemed"],
+                             "id_tokens_issued": self.counters["id_tokens_issued"],
+                             "signing_keys": [k.kid for k in (self.published_keys or [])],
+                             "openid_configuration_reads": self.counters["openid_configuration_reads"],
+                             "jwks_reads": self.counters["jwks_reads"]}
         if want("counters"):
             out["counters"] = dict(self.counters)
             out["pending_rows_requests"] = {k: v for k, v in self.pending_rows.items() if v}

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Entra v2.0 authorize/token emulation, Graph lookups, token expiry on every API family."""
 
+import base64
+import hashlib
+import json
 import time
 import urllib.parse
 
@@ -291,6 +294,124 @@ class Expiry(EmuTestCase):
         r = self.emu.call("POST", TOKEN, form={"grant_type": "client_credentials", "client_id": CONSENTED_APP,
                                                "client_secret": "consented-secret", "scope": PBI + ".default"})
         self.assertEqual(r.json["expires_in"], 1)
+
+
+def _b64d(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def decode_jwt(token):
+    head, payload, sig = token.split(".")
+    return json.loads(_b64d(head)), json.loads(_b64d(payload)), _b64d(sig), (head + "." + payload).encode()
+
+
+def rs256_valid(jwk, signing_input, sig):
+    """RSASSA-PKCS1-v1_5 SHA-256 verification with the JWK's n and e."""
+    n = int.from_bytes(_b64d(jwk["n"]), "big")
+    e = int.from_bytes(_b64d(jwk["e"]), "big")
+    k = (n.bit_length() + 7) // 8
+    em = pow(int.from_bytes(sig, "big"), e, n).to_bytes(k, "big")
+    t = bytes.fromhex("3031300d060960864801650304020105000420") + hashlib.sha256(signing_input).digest()
+    return len(sig) == k and em == b"\x00\x01" + b"\xff" * (k - len(t) - 3) + b"\x00" + t
+
+
+class OpenIDConnect(EmuTestCase):
+    """Discovery, keys, signed ID tokens with the nonce, key rotation and ID token faults."""
+
+    def sign_in(self, nonce="n-1", upn="alice@contoso.test"):
+        verifier, challenge = pkce()
+        r = self.emu.authorize({"client_id": WEB_APP, "response_type": "code", "redirect_uri": REDIRECT,
+                                "scope": "openid profile email", "state": "s", "nonce": nonce, "login_hint": upn,
+                                "code_challenge": challenge, "code_challenge_method": "S256"})
+        self.assertEqual(r.status, 302, r)
+        code = urllib.parse.parse_qs(urllib.parse.urlparse(r.header("Location")).query)["code"][0]
+        r = self.emu.call("POST", TOKEN, form={"grant_type": "authorization_code", "client_id": WEB_APP,
+                                               "client_secret": WEB_SECRET, "code": code, "redirect_uri": REDIRECT,
+                                               "code_verifier": verifier})
+        self.assertEqual(r.status, 200, r)
+        return r.json["id_token"]
+
+    def keys(self):
+        r = self.emu.call("GET", "/entra/%s/discovery/v2.0/keys" % TENANT)
+        self.assertEqual(r.status, 200, r)
+        return {k["kid"]: k for k in r.json["keys"]}
+
+    def test_configuration_names_issuer_keys_and_endpoints(self):
+        for key in (TENANT, "contoso.test"):
+            r = self.emu.call("GET", "/entra/%s/v2.0/.well-known/openid-configuration" % key)
+            self.assertEqual(r.status, 200, r)
+            doc = r.json
+            self.assertEqual(doc["issuer"], "https://login.microsoftonline.com/%s/v2.0" % TENANT)
+            self.assertTrue(doc["jwks_uri"].startswith(self.emu.url + "/entra/"), doc)
+            self.assertEqual(doc["id_token_signing_alg_values_supported"], ["RS256"])
+            self.assertTrue(doc["authorization_endpoint"].endswith("/oauth2/v2.0/authorize"))
+        r = self.emu.call("GET", "/entra/organizations/v2.0/.well-known/openid-configuration")
+        self.assertEqual(r.json["issuer"], "https://login.microsoftonline.com/{tenantid}/v2.0")
+        r = self.emu.call("GET", "/entra/99999999-9999-9999-9999-999999999999/v2.0/.well-known/openid-configuration")
+        self.assertEqual(r.status, 400, r)
+
+    def test_id_token_is_signed_with_a_published_key_and_carries_the_nonce(self):
+        header, claims, sig, signed = decode_jwt(self.sign_in(nonce="abc"))
+        self.assertEqual((header["alg"], header["typ"]), ("RS256", "JWT"))
+        keys = self.keys()
+        self.assertIn(header["kid"], keys)
+        self.assertTrue(rs256_valid(keys[header["kid"]], signed, sig))
+        self.assertEqual(claims["nonce"], "abc")
+        self.assertEqual(claims["aud"], WEB_APP)
+        self.assertEqual(claims["tid"], TENANT)
+        self.assertEqual(claims["iss"], "https://login.microsoftonline.com/%s/v2.0" % TENANT)
+        self.assertEqual(claims["preferred_username"], "alice@contoso.test")
+        self.assertLessEqual(claims["nbf"], time.time() + 5)
+        self.assertGreater(claims["exp"], time.time())
+        self.assertTrue(claims["oid"])
+        self.assertNotIn("email", claims)   # alice has no mail attribute in the fixture
+
+    def test_rotation_publishes_a_new_key_and_keeps_the_old(self):
+        old = decode_jwt(self.sign_in())[0]["kid"]
+        r = self.emu.control("POST", "rotate-keys", {"keep_old": True})
+        self.assertNotEqual(r["kid"], old)
+        self.assertEqual(set(self.keys()), {r["kid"], old})
+        header, _, sig, signed = decode_jwt(self.sign_in())
+        self.assertEqual(header["kid"], r["kid"])
+        self.assertTrue(rs256_valid(self.keys()[r["kid"]], signed, sig))
+        self.emu.control("POST", "rotate-keys", {"keep_old": False})
+        self.assertEqual(len(self.keys()), 1)
+
+    def test_user_rename_keeps_the_object_id_and_email_claim(self):
+        oid = decode_jwt(self.sign_in())[1]["oid"]
+        self.emu.control("POST", "user", {"upn": "alice@contoso.test", "new_upn": "alice.smith@contoso.test",
+                                          "email": "Alice.Smith@contoso.test"})
+        claims = decode_jwt(self.sign_in(upn="alice.smith@contoso.test"))[1]
+        self.assertEqual(claims["oid"], oid)
+        self.assertEqual(claims["email"], "Alice.Smith@contoso.test")
+
+    def test_faults(self):
+        keys = self.keys()
+        good = self.sign_in(nonce="first")
+        cases = {
+            "bad_signature": lambda h, c, sig, s: not rs256_valid(keys[h["kid"]], s, sig),
+            "unknown_kid": lambda h, c, sig, s: h["kid"] not in keys,
+            "expired": lambda h, c, sig, s: c["exp"] < time.time(),
+            "not_yet_valid": lambda h, c, sig, s: c["nbf"] > time.time() + 600,
+            "wrong_audience": lambda h, c, sig, s: c["aud"] != WEB_APP,
+            "wrong_issuer": lambda h, c, sig, s: c["iss"].startswith("https://sts.windows.net/"),
+            "wrong_tenant": lambda h, c, sig, s: c["tid"] != TENANT and TENANT in c["iss"],
+            "alg_none": lambda h, c, sig, s: h["alg"] == "none" and sig == b"",
+            "hs256": lambda h, c, sig, s: h["alg"] == "HS256",
+            "no_nonce": lambda h, c, sig, s: "nonce" not in c,
+        }
+        for kind, holds in cases.items():
+            self.emu.control("POST", "id-token-fault", {"kind": kind})
+            h, c, sig, s = decode_jwt(self.sign_in(nonce="n-" + kind))
+            self.assertTrue(holds(h, c, sig, s), kind)
+        self.emu.control("POST", "id-token-fault", {"kind": "replay"})
+        self.assertEqual(self.sign_in(nonce="later"), good)
+        # a fault is used once, then tokens are good again
+        h, c, sig, s = decode_jwt(self.sign_in(nonce="after"))
+        self.assertTrue(rs256_valid(keys[h["kid"]], s, sig))
+        self.assertEqual(c["nonce"], "after")
+        r = self.emu.call("POST", "/_emulator/id-token-fault", body={"kind": "nonsense"})
+        self.assertEqual(r.status, 400, r)
 
 
 if __name__ == "__main__":

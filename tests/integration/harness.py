@@ -725,6 +725,21 @@ class SmokeTests:
         self.server_error(401, "unauthorized", headers={
             "Authorization": "Basic " + base64.b64encode(b"alice:not-her-password").decode()})
 
+    def test_session_cookie_and_sign_in_pages_reach_pbiport(self):
+        """pbiport's own sign-in passes the web server's basic auth: a request with its session cookie
+        is answered by pbiport (its 401 asks for a Bearer token, the web server's for basic auth), and
+        so is /signin (turned off here: no PBIPORT_SSO_*)."""
+        status, hdrs, doc = self.stack.json("GET", "/api/data-products", headers={"Cookie": "pbiport_session=forged"})
+        self.assertEqual(status, 401, doc)
+        self.assertEqual(doc["error"]["code"], "unauthorized")
+        self.assertTrue(hdrs.get("www-authenticate", "").startswith("Bearer"), hdrs)
+        status, _, doc = self.stack.json("GET", "/signin")
+        self.assertEqual((status, doc["error"]["code"]), (404, "feature_disabled"), doc)
+        # a basic header without a password check is not believed
+        status, _, doc = self.stack.json("GET", "/api/data-products", headers={
+            "Cookie": "pbiport_session=forged", "Authorization": "Basic " + base64.b64encode(b"alice:x").decode()})
+        self.assertEqual(status, 401, doc)
+
     def test_wrong_token_is_401(self):
         status, hdrs, doc = self.stack.json("GET", "/api/data-products", token="not-a-real-token")
         self.assertEqual(status, 401, doc)

@@ -41,7 +41,7 @@ static int by_token(pb_db *db, const char *id, pb_identity *who, char hash[PB_TO
 	return PB_OK;
 }
 
-static const struct pb_auth_ops ops = { by_name, by_token };
+static const struct pb_auth_ops ops = { .user_by_name = by_name, .token_by_id = by_token };
 
 static void token_hash_is_sha256(void **state)
 {

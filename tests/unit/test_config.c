@@ -24,7 +24,7 @@ static const char *const VARS[] = {
 	"PBIPORT_POWERBI_URL", "PBIPORT_GRAPH_URL", "PBIPORT_CA_BUNDLE", "PBIPORT_MIN_SCHEDULE_INTERVAL",
 	"PBIPORT_REFRESH_TIMEOUT", "PBIPORT_REFRESH_POLL_MS", "PBIPORT_SCAN_POLL_MS", "PBIPORT_SCAN_POLL_MAX_MS",
 	"PBIPORT_SCAN_BUDGET_PER_HOUR", "PBIPORT_PUSH_RATE_SCALE", "PBIPORT_PUSH_INFLIGHT_S",
-	"PBIPORT_TEST_PAUSE_PHASE",
+	"PBIPORT_TEST_PAUSE_PHASE", "PBIPORT_SESSION_IDLE_TIMEOUT", "PBIPORT_SESSION_LIFETIME",
 };
 
 static int clear_env(void **state)
@@ -187,6 +187,49 @@ static void malformed_values_stop_start_up(void **state)
 	config_release(&c);
 }
 
+/* Signing in with Microsoft: the three PBIPORT_SSO_* together, the keys it needs, the session
+ * timeouts (defaults, durations, idle no longer than the lifetime). */
+static void signin_settings(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	pb_config c;
+	assert_int_equal(config_load(&c, err), PB_OK);
+	assert_false(c.sso_signin);   /* none set: no sign-in, and no keys needed */
+	assert_int_equal(c.session_idle_s, PB_SESSION_IDLE_DEFAULT_S);
+	assert_int_equal(c.session_lifetime_s, PB_SESSION_LIFETIME_DEFAULT_S);
+	config_release(&c);
+	setenv("PBIPORT_SSO_TENANT_ID", "7e1a0000-0000-4000-8000-000000000001", 1);
+	assert_int_equal(config_load(&c, err), PB_EINVAL);
+	assert_non_null(strstr(err, "PBIPORT_SSO_CLIENT_ID is not set"));
+	setenv("PBIPORT_SSO_CLIENT_ID", "c", 1);
+	setenv("PBIPORT_SSO_CLIENT_SECRET", "s", 1);
+	assert_int_equal(config_load(&c, err), PB_EINVAL);
+	assert_non_null(strstr(err, "APPLICATION_SECURITY_REMEMBERME_KEY"));
+	setenv("APPLICATION_SECURITY_REMEMBERME_KEY", KEY, 1);
+	assert_int_equal(config_load(&c, err), PB_EINVAL);
+	assert_non_null(strstr(err, "APPLICATION_ENCRYPTION_KEYS"));
+	setenv("APPLICATION_ENCRYPTION_KEYS", KEY, 1);
+	assert_int_equal(config_load(&c, err), PB_OK);
+	assert_true(c.sso_signin);
+	config_release(&c);
+	setenv("PBIPORT_SESSION_IDLE_TIMEOUT", "30m", 1);
+	setenv("PBIPORT_SESSION_LIFETIME", "12h", 1);
+	assert_int_equal(config_load(&c, err), PB_OK);
+	assert_int_equal(c.session_idle_s, 1800);
+	assert_int_equal(c.session_lifetime_s, 12 * 3600);
+	config_release(&c);
+	static const struct { const char *value, *says; } idle[] = {
+		{ "2d", "longer than PBIPORT_SESSION_LIFETIME" }, { "soon", "PBIPORT_SESSION_IDLE_TIMEOUT" },
+		{ "5s", "at least 60 s" },
+	};
+	for (size_t i = 0; i < sizeof idle / sizeof idle[0]; i++) {
+		setenv("PBIPORT_SESSION_IDLE_TIMEOUT", idle[i].value, 1);
+		if (config_load(&c, err) != PB_EINVAL || !strstr(err, idle[i].says))
+			fail_msg("PBIPORT_SESSION_IDLE_TIMEOUT=%s: got \"%s\"", idle[i].value, err);
+	}
+}
+
 /* pbiport tmdl reads the template settings only: no database, nothing else checked. */
 static void templates_only(void **state)
 {
@@ -215,6 +258,7 @@ int main(void)
 		cmocka_unit_test_setup(values_are_parsed, clear_env),
 		cmocka_unit_test_setup(malformed_values_stop_start_up, clear_env),
 		cmocka_unit_test_setup(templates_only, clear_env),
+		cmocka_unit_test_setup(signin_settings, clear_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

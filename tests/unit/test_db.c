@@ -324,7 +324,7 @@ static void identity_store(void **state)
 	db_done(st);
 
 	/* the same token through the runtime's identify */
-	struct pb_auth_ops ops = { identity_user_by_name, identity_token_by_id };
+	struct pb_auth_ops ops = { .user_by_name = identity_user_by_name, .token_by_id = identity_token_by_id };
 	char header[PB_TOKEN_BUF + 8];
 	xsnprintf(header, sizeof header, "Bearer %s", token);
 	assert_int_equal(auth_identify(db, &ops, NULL, header, &who, err), PB_OK);

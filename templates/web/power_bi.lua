@@ -1,0 +1,227 @@
+-- /output-ports/{id}/power-bi: publish an output port to Power BI. This page is the Power BI modal
+-- without JavaScript; with it, the product page shows #power-bi-panel in a <dialog>
+-- (pbiport.js), so everything the dialog needs is inside that panel.
+-- view.port: the output port (id, name, type, server); view.product = { id, name };
+-- view.default_name: the semantic model name the API would use; view.workspaces: the user's
+-- workspaces { id, name, role, writable }; view.connections: existing connections { id, name,
+-- path } that point at view.data_source = { type, host, warehouse | http_path };
+-- view.needs_http_path: a Databricks port whose contract gives no HTTP path (view.http_path: the
+-- one given); view.problem = { code, message }: what comes first (connect Power BI, the
+-- organization's settings, Microsoft not answering); view.form: the earlier input of a refused
+-- form (never a secret) and view.error = { code, message }: why it was refused.
+local html = require("html")
+local h = html.tags
+local layout = require("web.layout")
+local pbi = require("web.pbi")
+
+local function hint(id, ...)
+  return h.p{ class = "hint", id = id, ... }
+end
+
+local function product_url(view)
+  return "/data-products/" .. view.product.id
+end
+
+-- Where Connect to Power BI comes back to: this page, or (in the dialog) the product page with
+-- the dialog open again for this port.
+local function connect_box(view)
+  local p = view.problem
+  local here, modal = view.page.path, product_url(view) .. "#power-bi=" .. view.port.id
+  if p.code == "not_connected" or p.code == "needs_reconnect" then
+    return h.div{ class = "connect-box",
+      h.p{ p.code == "not_connected"
+             and "To publish, pbiport acts as you in Power BI: connect your Power BI account first. "
+               .. "You come back here afterwards."
+             or p.message },
+      h.p{ pbi.connect_button("Connect to Power BI", here, modal) },
+    }
+  end
+  local owner = view.page.user and view.page.user.role == "owner"
+  return h.div{ class = "notice", role = "alert",
+    h.p{ p.message },
+    p.code == "not_configured" and h.p{
+      owner and { "Set it up in ", h.a{ href = "/settings/power-bi", "Settings ▸ Power BI" }, "." }
+            or "An owner of your organization sets it up in Settings ▸ Power BI." },
+    p.code ~= "not_configured" and h.p{ h.a{ href = here, "Try again" } },
+  }
+end
+
+local function workspace_field(view, form)
+  local options = { h.option{ value = "", "Choose a workspace" } }
+  local chosen = form.workspace_id
+  for _, ws in ipairs(view.workspaces or {}) do
+    if ws.writable then
+      options[#options + 1] = h.option{ value = ws.id, selected = ws.id == chosen, ws.name, " (", ws.role, ")" }
+    else
+      -- shown, not chosen: the role says why
+      options[#options + 1] = h.option{ value = ws.id, disabled = true,
+        ws.name, " (", ws.role, ": publishing needs Contributor, Member or Admin)" }
+    end
+  end
+  return h.div{ class = "field",
+    h.label{ ["for"] = "workspace", "Workspace" },
+    hint("workspace-hint", "Your Fabric workspaces. Those where you are Viewer are listed but cannot be chosen."),
+    h.select{ id = "workspace", name = "workspace_id", required = true, ["aria-describedby"] = "workspace-hint",
+              options },
+  }
+end
+
+local function name_field(view, form)
+  return h.div{ class = "field",
+    h.label{ ["for"] = "model-name", "Semantic model name" },
+    hint("model-name-hint", "The name of the new semantic model in the workspace."),
+    h.input{ type = "text", id = "model-name", name = "name", maxlength = "256", required = true,
+             value = form.name or view.default_name, ["aria-describedby"] = "model-name-hint", autocomplete = "off" },
+  }
+end
+
+local function text_field(id, name, label, kind, value, extra)
+  return h.div{ class = "field",
+    h.label{ ["for"] = id, label },
+    extra,
+    h.input{ type = kind or "text", id = id, name = name, value = value,
+             autocomplete = kind == "password" and "new-password" or "off", spellcheck = "false" },
+  }
+end
+
+-- The credentials of a new connection: Snowflake Basic, or Databricks with a Personal Access
+-- Token or an OAuth2 Service Principal. The stylesheet shows only the chosen kind's fields.
+local function new_connection_fields(view, form)
+  if view.port.type == "snowflake" then
+    return h.div{ class = "new-connection",
+      h.input{ type = "hidden", name = "credential_type", value = "basic" },
+      text_field("conn-username", "username", "Username", "text", form.username),
+      text_field("conn-password", "password", "Password", "password"),
+    }
+  end
+  local sp = form.credential_type == "service_principal"
+  return h.div{ class = "new-connection",
+    h.fieldset{ class = "choices",
+      h.legend{ "Authentication" },
+      h.div{ class = "choice",
+        h.input{ type = "radio", id = "cred-token", name = "credential_type", value = "token", checked = not sp },
+        h.label{ ["for"] = "cred-token", "Personal Access Token" } },
+      h.div{ class = "choice",
+        h.input{ type = "radio", id = "cred-sp", name = "credential_type", value = "service_principal", checked = sp },
+        h.label{ ["for"] = "cred-sp", "OAuth2 Service Principal" } },
+    },
+    h.div{ class = "cred-token", text_field("conn-token", "token", "Personal Access Token", "password") },
+    h.div{ class = "cred-sp",
+      text_field("conn-tenant", "tenant_id", "Tenant ID", "text", form.tenant_id),
+      text_field("conn-client", "client_id", "Client ID", "text", form.client_id),
+      text_field("conn-secret", "client_secret", "Client Secret", "password"),
+    },
+  }
+end
+
+local function source_text(ds)
+  if not ds then return nil end
+  return { ds.type, " ", h.code{ ds.host }, (ds.warehouse or ds.http_path) and { " · ", h.code{ ds.warehouse or ds.http_path } } }
+end
+
+local function connection_field(view, form)
+  local conns = view.connections or {}
+  local chosen = form.connection or (conns[1] and conns[1].id) or "new"
+  local items = {}
+  for i, c in ipairs(conns) do
+    local id = "conn-" .. i
+    items[#items + 1] = h.div{ class = "choice",
+      h.input{ type = "radio", id = id, name = "connection", value = c.id, checked = chosen == c.id },
+      h.label{ ["for"] = id, c.name, c.path and h.span{ class = "muted", " · ", c.path } },
+    }
+  end
+  items[#items + 1] = h.div{ class = "choice",
+    h.input{ type = "radio", id = "conn-new", name = "connection", value = "new", checked = chosen == "new" },
+    h.label{ ["for"] = "conn-new", "Create a new connection" },
+  }
+  return h.fieldset{ class = { "field", "choices", "connection-choice" },
+    h.legend{ "Connection" },
+    hint(nil, #conns > 0 and { "Your connections to ", source_text(view.data_source), ", or a new one." }
+               or view.data_source and { "None of your connections points at ", source_text(view.data_source),
+                                         ": create a new one." }
+               or "Give the HTTP path to see your connections to this warehouse, or create a new one."),
+    items,
+    new_connection_fields(view, form),
+  }
+end
+
+-- A Databricks port whose contract has no HTTP path: the path, and a way to list the
+-- connections to it (a GET form of its own, before the publish form).
+local function http_path_lookup(view)
+  return h.form{ method = "get", action = view.page.path, class = "inline-form",
+    h.div{ class = "field",
+      h.label{ ["for"] = "lookup-http-path", "HTTP path" },
+      hint("lookup-hint", "The contract gives no HTTP path for this Databricks server: the SQL warehouse's, ",
+           "e.g. /sql/1.0/warehouses/0123456789abcdef."),
+      h.div{ class = "search-row",
+        h.input{ type = "text", id = "lookup-http-path", name = "http_path", value = view.http_path, required = true,
+                 ["aria-describedby"] = "lookup-hint", spellcheck = "false" },
+        h.button{ type = "submit", class = view.http_path and "secondary" or nil,
+                  view.http_path and "Find connections" or "Continue" },
+      },
+    },
+  }
+end
+
+local function publish_form(view)
+  local form = view.form or {}
+  local err = view.error
+  -- first the HTTP path, when the contract lacks it: the connections and the publish need it
+  if view.needs_http_path and not view.http_path then return http_path_lookup(view) end
+  return {
+    view.needs_http_path and http_path_lookup(view),
+    h.form{ method = "post", action = view.page.path, id = "power-bi-form", class = "stack",
+            ["aria-describedby"] = err and "power-bi-error" or nil,
+      layout.csrf(view),
+      err and h.div{ class = "error-summary", role = "alert", id = "power-bi-error",
+        h.h3{ "Not published" },
+        h.p{ class = "message", err.message },
+        (err.code == "not_connected" or err.code == "needs_reconnect") and
+          h.p{ pbi.connect_button("Connect to Power BI", view.page.path,
+                                  product_url(view) .. "#power-bi=" .. view.port.id) },
+      },
+      view.needs_http_path and view.http_path and h.input{ type = "hidden", name = "http_path", value = view.http_path },
+      workspace_field(view, form),
+      name_field(view, form),
+      connection_field(view, form),
+      h.div{ class = "buttons",
+        h.button{ type = "submit", "Publish" },
+        h.a{ class = "button secondary", href = product_url(view), ["data-dialog-close"] = true, "Cancel" },
+      },
+    },
+  }
+end
+
+-- The HTTP path given does not lead to the port's data source: said above the path's form.
+local function http_path_problem(view)
+  return {
+    h.div{ class = "error-summary", role = "alert", id = "http-path-error", h.p{ class = "message", view.problem.message } },
+    http_path_lookup(view),
+  }
+end
+
+local function panel(view)
+  local port = view.port
+  local body
+  if not view.problem then
+    body = publish_form(view)
+  elseif view.problem.code == "bad_request" and view.needs_http_path then
+    body = http_path_problem(view)
+  else
+    body = connect_box(view)
+  end
+  return h.section{ id = "power-bi-panel", class = "power-bi-panel", ["aria-labelledby"] = "power-bi-title",
+    h.h2{ id = "power-bi-title", tabindex = "-1", "Publish to Power BI" },
+    h.p{ class = "muted", "Data product ", h.strong{ view.product.name }, " · output port ", h.strong{ port.name },
+         " ", h.span{ class = "badge", port.type } },
+    body,
+  }
+end
+
+return function(view)
+  return layout.page(view, {
+    title = "Open in Power BI",
+    crumbs = { { "Data Products", "/" }, { view.product.name, product_url(view) } },
+    main = panel(view),
+  })
+end
