@@ -156,6 +156,8 @@ const pb_error_code pb_error_codes[] = {
 	{ "webhook_failed", 0, 0, A_WEBHOOKS, "the receiver did not answer 2xx (or not in time); while queued, the "
 	  "delivery is tried again after the time its message gives; once the attempts are used up it failed, and the "
 	  "webhook shows the last answer" },
+	{ "refresh_failed", 0, 0, A_WEBHOOKS, "only in a refresh.failed event's data.error: Power BI ran the refresh and "
+	  "reports it failed (status \"Failed\"); the message is Power BI's" },
 	{ "webhook_gone", 0, 0, A_WEBHOOKS, "the receiver answered 410 Gone: the webhook was turned off (PATCH it with "
 	  "\"active\": true to turn it on again)" },
 };

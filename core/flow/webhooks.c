@@ -143,7 +143,7 @@ void webhook_job_event(pb_job_ctx *ctx, const char *event, json_t *data)
 	int rc = d && json_is_object(d) ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
 	if (!rc && json_object_set_new(d, "job_id", json_string(ctx->job->id)))
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
-	if (!rc && ctx->error_code[0] &&
+	if (!rc && ctx->error_code[0] && !json_object_get(d, "error") &&
 	    json_object_set_new(d, "error", json_pack("{s:s, s:s}", "code", ctx->error_code, "message", ctx->err)))
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 	if (!rc)

@@ -47,7 +47,7 @@ int webhook_emit_once(pb_db *db, const char *org_id, const char *event, const ch
 
 /* The emit point inside a job kind: webhook_emit_once for the job's organization, keyed by the
  * job id, with data (stolen; NULL: {}) plus "job_id" and, when ctx holds the job's failure
- * (its error code is set), "error": {"code", "message"}. Queuing it can only be logged, never
+ * (its error code is set) and data has no "error" of its own, "error": {"code", "message"}. Queuing it can only be logged, never
  * fail the job. */
 void webhook_job_event(pb_job_ctx *ctx, const char *event, struct json_t *data);
 
