@@ -46,7 +46,7 @@ static int payload_text(const char *event_id, const char *event, const char *org
 	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 	json_decref(doc);
 	if (!text)
-		return pb_err(err, PB_ENOMEM, "out of memory (or data is not a JSON object) building a %s event", event);
+		return pb_err(err, PB_ENOMEM, "out of memory building a %s event", event);
 	if (strlen(text) > PB_WEBHOOK_PAYLOAD_MAX) {
 		free(text);
 		return pb_err(err, PB_ELIMIT, "the %s event's body is larger than %u bytes", event, PB_WEBHOOK_PAYLOAD_MAX);
@@ -62,26 +62,27 @@ static int queue_delivery(pb_db *db, const char *org_id, const char *webhook_id,
 			  const char *event, const char *payload, char delivery_id[PB_ID_BUF], char job_id[PB_ID_BUF],
 			  char *err)
 {
-	char did[PB_ID_BUF], jid[PB_ID_BUF] = "", input[sizeof "{\"delivery_id\":\"\"}" + PB_ID_BUF];
+	char did[PB_ID_BUF], jid[PB_ID_BUF], input[sizeof "{\"delivery_id\":\"\"}" + PB_ID_BUF];
 	bool inserted = false, existing = false;
+	if (delivery_id)
+		delivery_id[0] = '\0';
+	if (job_id)
+		job_id[0] = '\0';
 	int rc = deliveries_insert(db, webhook_id, event_id, event, payload, did, &inserted, err);
 	if (rc || !inserted)
-		goto out;
-	if (xsnprintf(input, sizeof input, "{\"delivery_id\":\"%s\"}", did)) {
-		rc = pb_err(err, PB_EINTERNAL, "delivery id too long");
-		goto out;
-	}
+		return rc;
+	if (xsnprintf(input, sizeof input, "{\"delivery_id\":\"%s\"}", did))
+		return pb_err(err, PB_EINTERNAL, "delivery id too long");
 	pb_job_spec spec = { .kind = WEBHOOK_JOB_KIND, .org_id = org_id, .input = input,
 			     .max_attempts = PB_WEBHOOK_ATTEMPTS };
-	if ((rc = jobs_submit(db, &spec, jid, &existing, err)) || (rc = deliveries_set_job(db, did, jid, err)))
-		goto out;
-	rc = deliveries_prune(db, webhook_id, PB_WEBHOOK_DELIVERIES_KEPT, err);
-out:
+	if ((rc = jobs_submit(db, &spec, jid, &existing, err)) || (rc = deliveries_set_job(db, did, jid, err)) ||
+	    (rc = deliveries_prune(db, webhook_id, PB_WEBHOOK_DELIVERIES_KEPT, err)))
+		return rc;
 	if (delivery_id)
-		memcpy(delivery_id, rc || !inserted ? "" : did, rc || !inserted ? 1 : PB_ID_BUF);
+		memcpy(delivery_id, did, PB_ID_BUF);
 	if (job_id)
-		memcpy(job_id, rc || !inserted ? "" : jid, rc || !inserted ? 1 : PB_ID_BUF);
-	return rc;
+		memcpy(job_id, jid, PB_ID_BUF);
+	return PB_OK;
 }
 
 /* event_id NULL: a fresh one. */
@@ -651,12 +652,11 @@ int webhook_create(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 		goto out;
 	}
 	if ((rc = webhooks_create(db, cfg->encryption_keys, org_id, user_id, in.url, in.events, in.secret, id,
-				  f->message)) ||
-	    (rc = db_commit(db, f->message))) {
-		began = false;
+				  f->message)))
 		goto failed;
-	}
-	began = false;
+	began = false;   /* db_commit ends the transaction whatever it returns */
+	if ((rc = db_commit(db, f->message)))
+		goto failed;
 	if ((rc = view_of(db, org_id, id, out, f)))
 		goto out;
 	/* a secret pbiport made is shown this once */
@@ -743,12 +743,13 @@ int webhooks_list_json(pb_db *db, const char *org_id, json_t **out, pb_failure *
  * failed, with the job's reason. */
 static json_t *delivery_view(pb_db *db, const pb_delivery *d)
 {
-	const char *state = d->state, *error = d->last_error;
+	const char *state = d->state, *error = d->last_error, *next = d->next_attempt_at;
 	char why[PB_ERR_MAX];
 	pb_job *j = NULL;
 	if ((!strcmp(state, "pending") || !strcmp(state, "retrying")) && d->job_id && !jobs_get(db, d->job_id, &j, why) &&
 	    job_ended(j) && strcmp(j->state, "succeeded")) {
 		state = "failed";
+		next = NULL;
 		if (xsnprintf(why, sizeof why, "its delivery job ended %s: %s", j->state,
 			      j->error_message ? j->error_message : "no reason given"))
 			mark_cut(why, sizeof why);
@@ -758,7 +759,7 @@ static json_t *delivery_view(pb_db *db, const pb_delivery *d)
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:s?, s:s?, s:s?, s:s, s:s, s:s?, s:o}", "id", d->id,
 			      "event_id", d->event_id, "event", d->event, "state", state, "attempts", d->attempts,
 			      "last_status", d->last_status ? json_integer(d->last_status) : json_null(), "last_error",
-			      error, "job_id", d->job_id, "next_attempt_at", state == d->state ? d->next_attempt_at : NULL,
+			      error, "job_id", d->job_id, "next_attempt_at", next,
 			      "created_at", d->created_at, "updated_at", d->updated_at, "delivered_at", d->delivered_at,
 			      "payload", payload ? payload : json_null());
 	job_free(j);

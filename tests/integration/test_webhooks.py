@@ -20,7 +20,7 @@ import threading
 import time
 
 import harness
-from publish_stack import BASIC, SF_CONNECTION, WS_ADMIN, WS_MEMBER, PublishStackTestCase
+from publish_stack import APP, SF_CONNECTION, TENANT, WS_ADMIN, WS_MEMBER, PublishStackTestCase
 
 ALLOW = "localhost"
 GIVEN_SECRET = "rcv-secret-Zq7x9-never-shown"
@@ -91,7 +91,8 @@ class Receiver:
 
 
 class Webhooks(PublishStackTestCase):
-    EMU_ENV = dict(PublishStackTestCase.EMU_ENV, PBIPORT_WEBHOOK_ALLOW_HOSTS=ALLOW)
+    EMU_ENV = dict(PublishStackTestCase.EMU_ENV, PBIPORT_WEBHOOK_ALLOW_HOSTS=ALLOW,
+                   APPLICATION_INGESTIONS_ENABLED="true", PBIPORT_REFRESH_POLL_MS="200")
 
     @classmethod
     def set_up_stack(cls):
@@ -428,6 +429,50 @@ class Webhooks(PublishStackTestCase):
         status, _, got = self.api("GET", "/api/webhooks/" + hook["id"])
         self.assertEqual((got["url"], got["events"], got["active"]), (url, ["publish.failed"], True))
         self.assertEqual(got["updated_at"], hook["updated_at"])
+
+    def test_09_refresh_and_import_failures(self):
+        hook = self.create("ops", ["refresh.failed", "import.failed"])
+        self.start_worker()
+        published = self.publish_wait("analytics", {"workspace_id": WS_ADMIN, "name": "To refresh",
+                                                    "connection_id": SF_CONNECTION})
+        self.assertEqual(published["state"], "succeeded", published)
+        model = published["result"]["semantic_model_id"]
+        # Power BI runs the refresh, and it fails
+        self.emu.control("POST", "refresh-plan", {"dataset_id": model, "outcome": "Failed", "duration_s": 1,
+                                                  "error_code": "ModelRefreshFailed_CredentialsNotSpecified",
+                                                  "error_description": "The credentials are invalid."})
+        status, _, sub = self.api("POST", "/api/semantic-models/%s/refreshes"
+                                  % published["result"]["consumer_data_product_id"], {})
+        self.assertEqual(status, 202, sub)
+        job = self.wait_job(sub["job_id"])
+        self.assertEqual((job["state"], job["result"]["status"]), ("succeeded", "Failed"), job)
+        rec = self.wait_for("refresh.failed", lambda: [r for r in self.receiver.got("ops")
+                                                       if r["headers"]["x-pbiport-event"] == "refresh.failed"])[0]
+        self.assertTrue(rec["signature_ok"])
+        data = json.loads(rec["body"])["data"]
+        self.assertEqual((data["job_id"], data["dataset_id"], data["workspace_id"], data["status"]),
+                         (job["id"], model, WS_ADMIN, "Failed"))
+        self.assertEqual(data["error"]["code"], "refresh_failed")
+        self.assertIn("ModelRefreshFailed_CredentialsNotSpecified", data["error"]["message"])
+        # an import whose service principal's secret is wrong fails for good
+        status, _, integ = self.api("POST", "/api/integrations", {
+            "name": "hooked import", "type": "powerbi", "tenant_id": TENANT, "client_id": APP["client_id"],
+            "client_secret": "not-the-secret"})
+        self.assertEqual(status, 201, integ)
+        try:
+            status, _, run = self.api("POST", "/api/integrations/%s/runs" % integ["id"])
+            self.assertEqual(status, 202, run)
+            job = self.wait_job(run["job_id"])
+            self.assertEqual(job["state"], "failed", job)
+            rec = self.wait_for("import.failed", lambda: [r for r in self.receiver.got("ops")
+                                                          if r["headers"]["x-pbiport-event"] == "import.failed"])[0]
+            data = json.loads(rec["body"])["data"]
+            self.assertEqual((data["job_id"], data["integration_id"], data["integration_name"], data["run_id"]),
+                             (job["id"], integ["id"], "hooked import", run["id"]))
+            self.assertEqual((data["trigger"], data["error"]["code"]), ("manual", job["error"]["code"]))
+            self.assertEqual(len([d for d in self.deliveries(hook["id"]) if d["state"] == "delivered"]), 2)
+        finally:
+            self.stack.request("DELETE", "/api/integrations/" + integ["id"], token="alice")
 
 
 if __name__ == "__main__":

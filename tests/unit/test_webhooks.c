@@ -271,6 +271,36 @@ static void test_verdicts(void **state)
 	assert_int_equal(delay, 5000);
 }
 
+/* The emit points report a failure once: when the worker will end the job failed. */
+static void test_job_failing_for_good(void **state)
+{
+	(void)state;
+	pb_job j = { .attempts = 1, .max_attempts = 3 };
+	pb_job_ctx ctx = { .job = &j };
+	atomic_init(&ctx.lease_lost, 0);
+	job_fail(&ctx, "connection_mismatch", "not retried");
+	assert_true(job_failing_for_good(&ctx));
+	job_retry_later(&ctx, 1000, "unavailable", "retried");
+	assert_false(job_failing_for_good(&ctx));
+	j.attempts = 3;   /* the last attempt: the worker gives up */
+	assert_true(job_failing_for_good(&ctx));
+	job_wait(&ctx, 1000, "throttled", "a wait uses no attempt");
+	assert_false(job_failing_for_good(&ctx));
+	/* an unexpected failure (no code) is retried while attempts are left */
+	memset(ctx.error_code, 0, sizeof ctx.error_code);
+	ctx.transient = ctx.waiting = false;
+	j.attempts = 1;
+	assert_false(job_failing_for_good(&ctx));
+	j.attempts = 3;
+	assert_true(job_failing_for_good(&ctx));
+	/* a cancel, or another worker holding the job, is not a failure to report */
+	ctx.cancel_requested = true;
+	assert_false(job_failing_for_good(&ctx));
+	ctx.cancel_requested = false;
+	atomic_store(&ctx.lease_lost, 1);
+	assert_false(job_failing_for_good(&ctx));
+}
+
 static bool internal4(const char *text)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
@@ -364,6 +394,29 @@ static void test_url_checks(void **state)
 	url_case(&c, "https://[::1]:8443/", PB_OK, NULL, "::1");
 	url_case(&c, "https://10.0.0.8/hook", PB_EINVAL, "webhook_url_refused", NULL);
 	url_case(&c, "https://127.0.0.1/hook", PB_EINVAL, "webhook_url_refused", NULL);
+}
+
+static void test_allow_hosts_setting(void **state)
+{
+	(void)state;
+	pb_config c;
+	char err[PB_ERR_MAX];
+	setenv("PBIPORT_DB", db_path, 1);
+	setenv("PBIPORT_WEBHOOK_ALLOW_HOSTS", " LocalHost , [::1],10.0.0.7", 1);
+	assert_int_equal(config_load(&c, err), PB_OK);
+	assert_string_equal(c.webhook_allow_hosts, "localhost,::1,10.0.0.7");
+	config_release(&c);
+	static const char *const bad[] = { "a b", "x,,y", ",", "host/path", "h\\x" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		setenv("PBIPORT_WEBHOOK_ALLOW_HOSTS", bad[i], 1);
+		if (config_load(&c, err) != PB_EINVAL)
+			fail_msg("%s was accepted", bad[i]);
+		assert_non_null(strstr(err, "PBIPORT_WEBHOOK_ALLOW_HOSTS: entry"));
+	}
+	unsetenv("PBIPORT_WEBHOOK_ALLOW_HOSTS");
+	assert_int_equal(config_load(&c, err), PB_OK);
+	assert_null(c.webhook_allow_hosts);
+	config_release(&c);
 }
 
 /* ---- a delivery job against a real HTTPS server: the emulator ---- */
@@ -488,8 +541,10 @@ int main(void)
 		cmocka_unit_test(test_signature),
 		cmocka_unit_test(test_backoff_schedule),
 		cmocka_unit_test(test_verdicts),
+		cmocka_unit_test(test_job_failing_for_good),
 		cmocka_unit_test(test_internal_addresses),
 		cmocka_unit_test(test_url_checks),
+		cmocka_unit_test(test_allow_hosts_setting),
 		cmocka_unit_test(test_delivery_job_records_answer_and_retries),
 		cmocka_unit_test(test_delivery_refuses_internal_addresses),
 	};
