@@ -170,6 +170,15 @@ class Webhooks(PublishStackTestCase):
         self.assertEqual(doc["status_url"], "/api/jobs/" + doc["job_id"])
         return doc
 
+    def assert_ping_refused(self, hook, name, why):
+        """A ping to hook is not sent: the delivery fails at once, saying why, and is not retried."""
+        sent = self.ping(hook["id"])
+        d = self.wait_delivery(hook["id"])[0]
+        self.assertEqual((d["state"], d["attempts"]), ("failed", 1), d)
+        self.assertIn(why, d["last_error"])
+        self.assertEqual(self.wait_job(sent["job_id"])["error"]["code"], "webhook_url_refused")
+        self.assertEqual(self.receiver.got(name), [])
+
     # ---- tests ---------------------------------------------------------------------------------
     def test_01_publish_fires_signed_events(self):
         hook = self.create("pub", ["publish.succeeded", "publish.failed"], secret=None)
@@ -309,14 +318,8 @@ class Webhooks(PublishStackTestCase):
             self.assertIn("url", err["message"])
         self.assertEqual(len(self.hooks("alice")), before)
         # a worker without the allow setting refuses the allowed name too
-        hook = self.create("noallow", ["publish.failed"])
         self.start_worker_env(drop=("PBIPORT_WEBHOOK_ALLOW_HOSTS",))
-        sent = self.ping(hook["id"])
-        d = self.wait_delivery(hook["id"])[0]
-        self.assertEqual(d["state"], "failed", d)
-        self.assertIn("PBIPORT_WEBHOOK_ALLOW_HOSTS", d["last_error"])
-        self.assertEqual(self.wait_job(sent["job_id"])["error"]["code"], "webhook_url_refused")
-        self.assertEqual(self.receiver.got("noallow"), [])
+        self.assert_ping_refused(self.create("noallow", ["publish.failed"]), "noallow", "PBIPORT_WEBHOOK_ALLOW_HOSTS")
         # after DNS: a name that is not "localhost" but resolves to loopback is refused when the
         # delivery connects (a public name could point there just as well)
         other = None
@@ -330,13 +333,7 @@ class Webhooks(PublishStackTestCase):
         if other is None:
             print("SKIP: no host name other than localhost resolves to loopback here")
             return
-        hook = self.create("dns", ["publish.failed"], host=other)
-        sent = self.ping(hook["id"])
-        d = self.wait_delivery(hook["id"])[0]
-        self.assertEqual(d["state"], "failed", d)
-        self.assertIn("resolves to a loopback", d["last_error"])
-        self.assertEqual(self.wait_job(sent["job_id"])["error"]["code"], "webhook_url_refused")
-        self.assertEqual(self.receiver.got("dns"), [])
+        self.assert_ping_refused(self.create("dns", ["publish.failed"], host=other), "dns", "resolves to a loopback")
 
     def test_06_secret_never_in_answers_logs_or_clear_in_the_database(self):
         hook = self.create("quiet", ["refresh.failed"])

@@ -448,19 +448,28 @@ static pb_delivery *only_delivery(const char *hook)
 	return d;
 }
 
+/* The only webhook: one for publish.failed at <emulator>/path (its host allowed in *c, the
+ * emulator's configuration), and one such event queued for it. */
+static void hook_on_emulator(pb_config *c, const char *path, char hook[PB_ID_BUF])
+{
+	char url[700], err[PB_ERR_MAX];
+	*c = cfg;
+	emu_config(&tu_emu, c);
+	c->webhook_allow_hosts = (char *)"127.0.0.1";
+	delete_all_hooks();
+	assert_int_equal(xsnprintf(url, sizeof url, "%s%s", tu_emu.url, path), 0);
+	make_hook_with(c, org_id, url, "[\"publish.failed\"]", true, hook);
+	assert_int_equal(webhook_emit(db, org_id, "publish.failed", NULL, err), PB_OK);
+}
+
 static void test_delivery_job_records_answer_and_retries(void **state)
 {
 	(void)state;
 	tu_need_emu();
-	char hook[PB_ID_BUF], url[700], err[PB_ERR_MAX];
-	pb_config c = cfg;
-	emu_config(&tu_emu, &c);
-	c.webhook_allow_hosts = (char *)"127.0.0.1";
-	delete_all_hooks();
+	char hook[PB_ID_BUF], err[PB_ERR_MAX];
+	pb_config c;
 	/* the emulator answers 404 to a POST it does not know: not delivered */
-	assert_int_equal(xsnprintf(url, sizeof url, "%s/no-such-receiver", tu_emu.url), 0);
-	make_hook_with(&c, org_id, url, "[\"publish.failed\"]", true, hook);
-	assert_int_equal(webhook_emit(db, org_id, "publish.failed", NULL, err), PB_OK);
+	hook_on_emulator(&c, "/no-such-receiver", hook);
 	run_due_deliveries(&c);
 	pb_delivery *d = only_delivery(hook);
 	assert_string_equal(d->state, "retrying");
@@ -486,14 +495,9 @@ static void test_delivery_refuses_internal_addresses(void **state)
 {
 	(void)state;
 	tu_need_emu();
-	char hook[PB_ID_BUF], url[700], err[PB_ERR_MAX];
-	pb_config c = cfg;
-	emu_config(&tu_emu, &c);
-	c.webhook_allow_hosts = (char *)"127.0.0.1";
-	delete_all_hooks();
-	assert_int_equal(xsnprintf(url, sizeof url, "%s/hook", tu_emu.url), 0);
-	make_hook_with(&c, org_id, url, "[\"publish.failed\"]", true, hook);
-	assert_int_equal(webhook_emit(db, org_id, "publish.failed", NULL, err), PB_OK);
+	char hook[PB_ID_BUF], err[PB_ERR_MAX];
+	pb_config c;
+	hook_on_emulator(&c, "/hook", hook);
 	/* a worker without the allow list does not send it, and says why */
 	c.webhook_allow_hosts = NULL;
 	run_due_deliveries(&c);
