@@ -75,6 +75,10 @@ static const struct route routes[] = {
 	{ "GET",    "/api/powerbi/connections",   api_powerbi_connections_get, PB_ROLE_MEMBER, 0,              NULL,           pbi_connections_query, ROUTE_FEATURE_POWERBI_WEB },
 	{ "POST",   "/api/output-ports/{id}/powerbi-publish", api_powerbi_publish_post, PB_ROLE_MEMBER, PB_BODY_JSON_MAX, json_types, NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	{ "GET",    "/api/output-ports/{id}/powerbi-models", api_powerbi_models_get, PB_ROLE_MEMBER, 0,        NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
+	/* the life of a published model (handlers/published_models.c, docs/lifecycle.md) */
+	{ "GET",    "/api/published-models/{id}", api_published_models_get, PB_ROLE_MEMBER, 0,             NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB | ROUTE_READ_ONLY },
+	{ "PATCH",  "/api/published-models/{id}", api_published_models_patch, PB_ROLE_MEMBER, PB_BODY_SMALL_MAX, json_types, NULL,     ROUTE_FEATURE_POWERBI_WEB },
+	{ "DELETE", "/api/published-models/{id}", api_published_models_delete, PB_ROLE_MEMBER, PB_BODY_SMALL_MAX, json_types, NULL,    ROUTE_FEATURE_POWERBI_WEB | ROUTE_EMPTY_BODY_OK },
 	{ "POST",   "/api/integrations",          api_integrations_create, PB_ROLE_OWNER, PB_BODY_INTEGRATION_MAX,      json_types,     NULL,       ROUTE_FEATURE_INGESTIONS },
 	{ "GET",    "/api/integrations",          api_integrations_list, PB_ROLE_OWNER, 0,                 NULL,           NULL,       ROUTE_FEATURE_INGESTIONS },
 	{ "POST",   "/api/integrations/test",     api_integrations_test_unsaved, PB_ROLE_OWNER, PB_BODY_JSON_MAX, json_types,     NULL,       ROUTE_FEATURE_INGESTIONS },

@@ -1,6 +1,7 @@
 /* THE table of job kinds and scheduled checks the worker runs. One row per kind;
  * each names the function in core/ that carries it out. */
 #include "core/flow/ingest.h"
+#include "core/flow/model_unpublish.h"
 #include "core/flow/publish.h"
 #include "core/flow/push.h"
 #include "core/flow/refresh.h"
@@ -12,6 +13,7 @@ const pb_job_kind pb_job_kinds[] = {
 	{ "publish",    publish_job,   publish_cancel_cleanup },
 	{ "refresh",    refresh_job,   NULL },
 	{ "push_rows",  push_rows_job, NULL },
+	{ "unpublish",  model_unpublish_job, NULL },
 	{ NULL, NULL, NULL },
 };
 

@@ -590,14 +590,7 @@ typedef struct publish_run {
 
 static void test_pause(publish_run *r, const char *phase)
 {
-	const char *want = r->ctx->cfg ? r->ctx->cfg->test_pause_phase : NULL;
-	if (!want || strcmp(want, phase))
-		return;
-	fprintf(stderr, "PBIPORT_TEST_PAUSED %s %s\n", phase, r->ctx->job->id);
-	fflush(stderr);
-	struct timespec ts = { 0, 50 * 1000000L };
-	while (!(r->ctx->stop && *r->ctx->stop))
-		nanosleep(&ts, NULL);
+	job_test_pause(r->ctx, phase);
 }
 
 static const char *cp_str(publish_run *r, const char *key)
