@@ -114,12 +114,14 @@ CREATE TABLE drift_checks (
 );
 
 -- Drift of data products made from Power BI assets (POST /api/data-products/from-asset): how the
--- latest import of the model differs from the schema the product recorded. Written when an import
--- run finds the model changed, and by the drift check; removed when the product is made from the
--- asset again (its schema is taken anew).
+-- latest import of the model differs from the schema the product had recorded (baseline: its
+-- contract before the first change an import run brought). Written when an import run changes the
+-- product's schema; removed when the schema comes back to the baseline, or when the product is made
+-- from the asset again (its schema is taken anew).
 CREATE TABLE product_drift (
     data_product_id TEXT PRIMARY KEY REFERENCES data_products (id) ON DELETE CASCADE,
     org_id          TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    baseline        TEXT NOT NULL,
     diff            TEXT NOT NULL,
     detected_at     TEXT NOT NULL,
     checked_at      TEXT NOT NULL

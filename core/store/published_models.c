@@ -324,53 +324,13 @@ int pm_get(pb_db *db, const char *org_id, const char *id, pm_row **out, char *er
 	return rc;
 }
 
-/* The first column of every row of sql (its n texts v bound, then the limit) into a new array. */
-static int select_ids(pb_db *db, const char *sql, const char *const *v, int n, char (**ids)[PB_ID_BUF],
-		      size_t *count, char *err)
-{
-	sqlite3_stmt *st = NULL;
-	char (*list)[PB_ID_BUF] = NULL;
-	size_t got = 0;
-	*ids = NULL;
-	*count = 0;
-	int rc = db_prepare(db, sql, &st, err);
-	for (int i = 0; !rc && i < n; i++)
-		rc = db_bind_text(st, i + 1, v[i], err);
-	if (!rc)
-		sqlite3_bind_int(st, n + 1, PB_LIST_MAX_ITEMS);
-	if (!rc && !(list = calloc(PB_LIST_MAX_ITEMS, sizeof *list)))
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
-	while (!rc && (rc = db_row(db, st, err)) == 1) {
-		if (xsnprintf(list[got], PB_ID_BUF, "%s", db_col_text(st, 0)))
-			rc = pb_err(err, PB_EINTERNAL, "a stored id is longer than expected");
-		else
-			got++, rc = 0;
-	}
-	db_done(st);
-	if (rc < 0) {
-		free(list);
-		return rc;
-	}
-	*ids = list;
-	*count = got;
-	return PB_OK;
-}
-
 int pm_active_ids(pb_db *db, const char *org_id, const char *port_id, char (**ids)[PB_ID_BUF], size_t *n, char *err)
 {
 	const char *v[] = { org_id, port_id };
-	return select_ids(db,
+	return db_select_ids(db,
 			  "SELECT id FROM published_models WHERE org_id = ?1 AND (?2 IS NULL OR output_port_id = ?2) "
 			  "AND state IN ('active', 'updating') ORDER BY published_at, id LIMIT ?3",
-			  v, 2, ids, n, err);
-}
-
-int pm_orgs_with_models(pb_db *db, char (**ids)[PB_ID_BUF], size_t *n, char *err)
-{
-	return select_ids(db,
-			  "SELECT DISTINCT org_id FROM published_models WHERE state IN ('active', 'updating') "
-			  "ORDER BY org_id LIMIT ?",
-			  NULL, 0, ids, n, err);
+			  v, 2, PB_LIST_MAX_ITEMS, ids, n, err);
 }
 
 /* Runs sql (its n texts bound) and sets *changed to whether it changed a row. */
@@ -432,7 +392,7 @@ int pm_definition_files(const char *definition, pb_files *out, char *err)
 	return rc;
 }
 
-int pm_update_finish(pb_db *db, const pm_update_done *u, char *err)
+int pm_update_finish(pb_db *db, const pm_update_done *u, bool *changed, char *err)
 {
 	char *def = NULL, rev[24], now[PB_TIME_BUF];
 	int rc = definition_text(u->definition, &def, err);
@@ -442,13 +402,13 @@ int pm_update_finish(pb_db *db, const pm_update_done *u, char *err)
 	xsnprintf(rev, sizeof rev, "%d", u->contract_revision);
 	const char *v[] = { u->id, u->job_id, def, u->contract_version, u->contract_revision > 0 ? rev : NULL,
 			    u->contract_hash, now };
-	rc = db_exec_texts(db,
+	rc = exec_changed(db,
 			   "UPDATE published_models SET definition = ?3, contract_version = ?4, "
 			   "contract_revision = CAST(?5 AS INTEGER), contract_hash = ?6, updated_at = ?7, state = 'active', "
 			   "lifecycle_job_id = NULL, update_available = 0, update_diff = NULL, update_found_at = NULL, "
 			   "drift = NULL, drift_cause = NULL, drift_detected_at = NULL, drift_checked_at = ?7 "
-			   "WHERE id = ?1 AND (state = 'active' OR (state = 'updating' AND lifecycle_job_id = ?2))",
-			   v, 7, err);
+			   "WHERE id = ?1 AND state = 'updating' AND lifecycle_job_id = ?2",
+			   v, 7, changed, err);
 	free(def);
 	return rc;
 }

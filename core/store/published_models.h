@@ -118,10 +118,6 @@ int pm_get(pb_db *db, const char *org_id, const char *id, pm_row **out, char *er
 int pm_active_ids(pb_db *db, const char *org_id, const char *port_id, char (**ids)[PB_ID_BUF], size_t *n,
 		  char *err);
 
-/* The organizations that have an active published model (for the drift check's schedule):
- * *ids new, as above. */
-int pm_orgs_with_models(pb_db *db, char (**ids)[PB_ID_BUF], size_t *n, char *err);
-
 /* Puts the model into a transitional state (updating, unpublishing) for job job_id: only from
  * active, or from a transitional state whose job is stale_job (the flow found it ended; NULL:
  * none may be taken over). *won false when the model was in another state. */
@@ -133,8 +129,9 @@ int pm_lifecycle_claim(pb_db *db, const char *id, const char *state, const char 
 int pm_definition_files(const char *definition, pb_files *out, char *err);
 
 /* What an update that finished leaves: the definition rendered (NULL: keep none), the
- * contract it came from, state active (when the model is updating for job_id, or active),
- * updated_at now, update_available and the drift cleared. */
+ * contract it came from, state active, updated_at now, update_available and the drift
+ * cleared; only while the model is updating for job_id (*changed false otherwise: finished
+ * before, or taken over). Joins the caller's transaction. */
 typedef struct pm_update_done {
 	const char *id, *job_id;
 	const pb_files *definition;
@@ -142,7 +139,7 @@ typedef struct pm_update_done {
 	int contract_revision;
 	const char *contract_hash;
 } pm_update_done;
-int pm_update_finish(pb_db *db, const pm_update_done *u, char *err);
+int pm_update_finish(pb_db *db, const pm_update_done *u, bool *changed, char *err);
 
 /* An unpublish that finished, in one transaction: state unpublished (detached when
  * detached), when and by whom (by_user may be NULL); the agreement terminated by by_user
