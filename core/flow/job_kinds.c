@@ -5,6 +5,7 @@
 #include "core/flow/publish.h"
 #include "core/flow/push.h"
 #include "core/flow/refresh.h"
+#include "core/flow/webhooks.h"
 #include "core/flow/worker.h"
 
 const pb_job_kind pb_job_kinds[] = {
@@ -14,6 +15,7 @@ const pb_job_kind pb_job_kinds[] = {
 	{ "refresh",    refresh_job,   NULL },
 	{ "push_rows",  push_rows_job, NULL },
 	{ "unpublish",  model_unpublish_job, NULL },
+	{ WEBHOOK_JOB_KIND, webhook_delivery_job, NULL },
 	{ NULL, NULL, NULL },
 };
 

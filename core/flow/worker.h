@@ -104,6 +104,12 @@ int job_retry_later(pb_job_ctx *ctx, long after_ms, const char *code, const char
  * checkpoint, so that a test can kill the worker exactly there. Inert unless the variable is set. */
 void job_test_pause(pb_job_ctx *ctx, const char *phase);
 
+/* True when the attempt now ending with ctx's failure ends the job failed, as the worker will
+ * decide once the kind returns: a failure not worth retrying, or one worth retrying with no
+ * attempt left; false for a wait, a cancel request seen, or a lost lease. For the kinds that
+ * report their end to webhooks (core/flow/webhooks.h). */
+bool job_failing_for_good(const pb_job_ctx *ctx);
+
 typedef struct pb_worker_opts {
 	const char *worker_id;         /* NULL: "<hostname>:<pid>" */
 	long lease_ms;                 /* default 60000 */
