@@ -58,6 +58,10 @@ int api_powerbi_connections_get(struct req *r);
 int api_published_models_get(struct req *r);
 int api_published_models_patch(struct req *r);
 int api_published_models_delete(struct req *r);
+int api_published_models_update(struct req *r);
+int api_published_models_drift(struct req *r);
+int api_drift_list(struct req *r);
+int api_data_products_drift(struct req *r);
 
 int api_integrations_create(struct req *r);
 int api_integrations_list(struct req *r);

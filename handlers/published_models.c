@@ -9,8 +9,10 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "core/flow/drift.h"
 #include "core/flow/model_lifecycle.h"
 #include "core/flow/model_unpublish.h"
+#include "core/flow/model_update.h"
 #include "handlers/handlers.h"
 #include "runtime/util.h"
 
@@ -52,4 +54,38 @@ int api_published_models_delete(struct req *r)
 	int rc = model_unpublish_submit(r->db, &by, req_capture(r, "id"), r->body, r->body_len, job_id, &existing,
 					&r->fail);
 	return rc ? rc : reply_job(r, job_id, existing);
+}
+
+int api_published_models_update(struct req *r)
+{
+	char job_id[PB_ID_BUF] = "";
+	bool existing = false;
+	json_t *diff = NULL;
+	lc_actor by = actor(r);
+	int rc = model_update_request(r->db, r->cfg, &by, req_capture(r, "id"), r->body, r->body_len, &diff, job_id,
+				      &existing, &r->fail);
+	if (rc)
+		return rc;
+	return diff ? req_reply_json_new(r, 200, diff) : reply_job(r, job_id, existing);
+}
+
+int api_published_models_drift(struct req *r)
+{
+	json_t *out = NULL;
+	int rc = drift_of_model(r->db, r->cfg, r->who.org_id, req_capture(r, "id"), &out, &r->fail);
+	return rc ? rc : req_reply_json_new(r, 200, out);
+}
+
+int api_drift_list(struct req *r)
+{
+	json_t *out = NULL;
+	int rc = drift_list(r->db, r->who.org_id, &out, &r->fail);
+	return rc ? rc : req_reply_json_new(r, 200, out);
+}
+
+int api_data_products_drift(struct req *r)
+{
+	json_t *out = NULL;
+	int rc = drift_of_product(r->db, r->who.org_id, req_capture(r, "id"), &out, &r->fail);
+	return rc ? rc : req_reply_json_new(r, 200, out);
 }

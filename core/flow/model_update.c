@@ -7,9 +7,11 @@
 
 #include "core/flow/ms_failure.h"
 #include "core/flow/refresh.h"
+#include "core/flow/webhooks.h"
 #include "core/lang/model_diff.h"
 #include "msapi/fabric.h"
 #include "runtime/jobs.h"
+#include "runtime/log.h"
 #include "runtime/strbuf.h"
 #include "runtime/util.h"
 
@@ -310,6 +312,127 @@ out:
 	json_decref(doc);
 	pm_row_free(r);
 	return rc;
+}
+
+/* ---- a contract re-imported --------------------------------------------------------------- */
+
+static bool same_text(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+/* Marks r with the diff of want against its kept definition (or unmarks it); a new diff is
+ * the event update.available, an additive one of an auto_update model its update. */
+static int mark_model(pb_db *db, const pm_row *r, const pb_files *want, bool *marked, char *err)
+{
+	pb_files stored = { 0 };
+	json_t *diff = NULL, *data = NULL;
+	char *text = NULL;
+	bool kept = false, queued = false;
+	*marked = false;
+	int rc = lifecycle_stored_definition(r, &stored, &kept, err);
+	if (rc || !kept || (rc = model_diff(want, &stored, &diff, err)))
+		goto out;
+	bool changes = has_changes(diff);
+	if (changes && !(text = json_dumps(diff, JSON_COMPACT | JSON_SORT_KEYS))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (same_text(text, r->update_available ? r->update_diff : NULL))
+		goto out;   /* known already */
+	if ((rc = db_begin(db, err)))
+		goto out;
+	if (!(rc = pm_set_update_available(db, r->id, text, err)) && changes) {
+		data = json_pack("{s:s,s:s,s:s,s:s,s:s?,s:O?}", "published_model_id", r->id, "name", r->name ? r->name : "",
+				 "output_port_id", r->output_port_id, "semantic_model_id", r->semantic_model_id, "web_url",
+				 r->web_url, "summary", json_object_get(diff, "summary"));
+		rc = data ? webhook_emit(db, r->org_id, "update.available", data, err) : pb_err(err, PB_ENOMEM, "out of memory");
+	}
+	if (!rc && changes && !strcmp(r->auto_update, "additive") && !summary_int(diff, "removed") &&
+	    !summary_int(diff, "changed"))
+		rc = model_update_queue_auto(db, r, &queued, err);
+	if (rc) {
+		db_rollback(db);
+		goto out;
+	}
+	if (!(rc = db_commit(db, err)))
+		*marked = changes;
+out:
+	pb_files_release(&stored);
+	json_decref(diff);
+	json_decref(data);
+	free(text);
+	return rc;
+}
+
+int model_update_contract_changed(pb_db *db, const pb_config *cfg, const char *org_id, const char *product_id,
+				  size_t *marked, char *err)
+{
+	cat_product *p = NULL;
+	if (marked)
+		*marked = 0;
+	int rc = catalog_product_get(db, org_id, product_id, false, &p, err);
+	for (size_t i = 0; !rc && i < p->nports; i++) {
+		char (*ids)[PB_ID_BUF] = NULL;
+		size_t n = 0;
+		lc_render want = { 0 };
+		bool rendered = false;
+		char *rendered_path = NULL;   /* the HTTP path want was rendered with (new) */
+		pm_row *r = NULL;
+		if ((rc = pm_active_ids(db, org_id, p->ports[i].id, &ids, &n, err)))
+			break;
+		for (size_t k = 0; !rc && k < n; k++) {
+			pb_failure f;
+			bool m = false;
+			pm_row_free(r);
+			r = NULL;
+			if ((rc = pm_get(db, org_id, ids[k], &r, err)))
+				break;
+			/* models of one port render alike, unless their publishes gave another HTTP path */
+			if (rendered && !same_text(rendered_path, r->http_path)) {
+				lc_render_release(&want);
+				rendered = false;
+			}
+			pb_failure_clear(&f);
+			if (!rendered && lifecycle_render(db, cfg, r, &want, &f)) {
+				log_event("warn", NULL, "published model %s: its contract does not render now, so whether an "
+					  "update is available is left to its drift check: %s", r->id, f.message);
+				continue;
+			}
+			if (!rendered) {
+				free(rendered_path);
+				rendered_path = NULL;
+				if (r->http_path && !(rendered_path = xstrdup(r->http_path))) {
+					rc = pb_err(err, PB_ENOMEM, "out of memory");
+					break;
+				}
+			}
+			rendered = true;
+			if ((rc = mark_model(db, r, &want.files, &m, err)) == PB_EINVAL) {
+				log_event("warn", NULL, "published model %s: its kept definition does not compare: %s", r->id, err);
+				rc = PB_OK;
+			}
+			if (marked)
+				*marked += m;
+		}
+		lc_render_release(&want);
+		free(rendered_path);
+		pm_row_free(r);
+		free(ids);
+	}
+	catalog_product_free(p);
+	return rc;
+}
+
+void model_update_after_import(pb_db *db, const pb_config *cfg, const char *org_id, const char *product_id,
+			       bool created)
+{
+	char err[PB_ERR_MAX];
+	if (created || !cfg || !cfg->powerbi_web_enabled)
+		return;
+	if (model_update_contract_changed(db, cfg, org_id, product_id, NULL, err))
+		log_event("warn", NULL, "data product %s was imported, but its published models were not checked for an "
+			  "update: %s", product_id, err);
 }
 
 /* ---- the job --------------------------------------------------------------------------- */

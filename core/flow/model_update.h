@@ -58,6 +58,22 @@ int model_update_request(pb_db *db, const pb_config *cfg, const lc_actor *by, co
  * *queued false when another job is at work on the model. */
 int model_update_queue_auto(pb_db *db, const pm_row *r, bool *queued, char *err);
 
+/* A contract was re-imported (product_id of org_id, POST /api/data-products and the import
+ * page): each model published from the product's ports whose kept definition differs from what
+ * the contract renders now is marked update_available with the diff (model_diff of the two),
+ * and a diff not seen before is the webhook event "update.available" (with it, in one
+ * transaction); a model whose diff went away is unmarked. A model with auto_update "additive"
+ * whose diff only adds is updated at once (model_update_queue_auto, as its publisher). Models
+ * without a kept definition, or whose port cannot be rendered, are left as they are (their
+ * drift check finds them). *marked (may be NULL) counts the models marked. */
+int model_update_contract_changed(pb_db *db, const pb_config *cfg, const char *org_id, const char *product_id,
+				  size_t *marked, char *err);
+
+/* After a contract import of product_id (the handlers' one call): model_update_contract_changed
+ * for a product that existed before (created false); a failure is logged, never the import's. */
+void model_update_after_import(pb_db *db, const pb_config *cfg, const char *org_id, const char *product_id,
+			       bool created);
+
 /* The job kind "update" (core/flow/job_kinds.c). */
 int model_update_job(pb_job_ctx *ctx);
 
