@@ -2,8 +2,12 @@
 GET /api/published-models/{id} (other org 404), unpublish (the model and the connection pbiport
 made for it deleted, the agreement terminated, the consumer product retired, the port page and
 the port's model list no longer list it, the lineage edge kept), keep_model (detached) and
-keep_connection, who may (a member who did not publish: 403), auto_update through PATCH, and
-crash safety of the unpublish job (kill -9 of the worker inside each phase)."""
+keep_connection, who may (a member who did not publish: 403), auto_update through PATCH, crash
+safety of the unpublish job (kill -9 of the worker inside each phase); update in place (a column
+added to the contract: update_available, the dry run lists exactly it, the update keeps the model
+id and what an analyst added in Power BI), breaking changes and blocking references (409 naming
+them), drift (power_bi, contract), the daily drift check and GET /api/drift, auto_update additive,
+and crash safety of the update job (kill -9 in each phase: one model, updated once)."""
 import json
 import os
 import time
@@ -14,12 +18,33 @@ from publish_stack import BASIC, JOB_WAIT_S, SF_CONNECTION, WS_ADMIN, PublishSta
 
 
 JSON = {"Content-Type": "application/json"}
+UPDATE_PHASES = ("reading", "diffing", "updating", "rebinding", "refreshing")
+
+
+def contract(cid, columns, tables=None):
+    """An ODCS contract (YAML) on the "analytics" Snowflake server (SF_CONNECTION matches it):
+    table orders with columns [(name, logicalType)], plus tables {name: columns}."""
+    tables = dict(tables or {})
+    lines = ["apiVersion: v3.1.0", "kind: DataContract", "id: urn:datacontract:test:%s" % cid,
+             "name: Lifecycle %s" % cid, "version: 1.0.0", "status: active", "servers:", "  - server: analytics",
+             "    type: snowflake", "    host: CONTOSO-XY12345.snowflakecomputing.com", "    database: SALES",
+             "    schema: PUBLIC", "    warehouse: ANALYTICS_WH", "schema:"]
+    for name, cols in [("orders", columns)] + sorted(tables.items()):
+        lines += ["  - name: %s" % name, "    physicalName: %s" % name.upper(), "    physicalType: table",
+                  "    properties:"]
+        for col, typ in cols:
+            lines += ["      - name: %s" % col, "        physicalName: %s" % col.upper(), "        logicalType: %s" % typ]
+    return "\n".join(lines) + "\n"
+
+
+V1 = [("order_id", "integer"), ("amount", "number"), ("note", "string")]
 
 
 class Lifecycle(PublishStackTestCase):
 
     # ---- helpers -------------------------------------------------------------------------------
     def publish_model(self, name, port="fresh", connection=None):
+        """port: a server name of the stack's contract, or a port id."""
         """Publishes port into WS_ADMIN as alice: the job's result (with the published model id)."""
         body = {"workspace_id": WS_ADMIN, "name": name}
         body.update({"connection_id": connection} if connection else {"connection": BASIC})
@@ -57,6 +82,36 @@ class Lifecycle(PublishStackTestCase):
         status, _, doc = self.stack.json("GET", "/api/output-ports/%s/powerbi-models" % self.ports[port], token="alice")
         self.assertEqual(status, 200, doc)
         return doc["models"]
+
+    def product_with(self, cid, columns, tables=None):
+        """Imports (or re-imports) contract cid: the product's analytics port id."""
+        status, _, doc = self.stack.import_contract(contract(cid, columns, tables), token="alice")
+        self.assertIn(status, (200, 201), doc)
+        return [p["id"] for p in doc["output_ports"] if p["name"] == "analytics"][0]
+
+    def published(self, cid, columns=V1, tables=None):
+        """A model published from a fresh contract cid: (port id, the publish's result)."""
+        port = self.product_with(cid, columns, tables)
+        return port, self.publish_model("Lifecycle " + cid, port=port, connection=SF_CONNECTION)
+
+    def update(self, pm_id, body=None, user="alice"):
+        return self.stack.json("POST", "/api/published-models/%s/update" % pm_id, token=user, headers=JSON,
+                               body=json.dumps(body if body is not None else {}))
+
+    def live(self, model_id):
+        """The emulator's model: its parts joined as one text, and the model."""
+        m = [m for m in self.emu_models(parts=True) if m["id"] == model_id][0]
+        return "\n".join(m["parts"].values()), m
+
+    def definitions_updated(self):
+        return self.emu.state("counters")["counters"].get("definitions_updated", 0)
+
+    def add_measure(self, model_id, table, name, expression):
+        self.emu.control("POST", "models/%s/edit" % model_id,
+                         {"add_measure": {"table": table, "name": name, "expression": expression}})
+
+    def changes(self, diff):
+        return sorted((c["object"], c.get("table"), c["name"], c["change"]) for c in diff["changes"])
 
     def kill_in(self, phase, job_id):
         """Starts a worker that pauses in phase, waits for the pause, kills it with SIGKILL."""
@@ -221,6 +276,184 @@ class Lifecycle(PublishStackTestCase):
 
     def test_11_crash_finalizing(self):
         self._crash_unpublish_in("finalizing")
+
+    # ---- update in place -----------------------------------------------------------------------
+    def test_20_added_column_dry_run_then_update_keeps_model_and_measure(self):
+        port, res = self.published("upd-add")
+        pm, model_id = res["id"], res["semantic_model_id"]
+        self.add_measure(model_id, "orders", "Total amount", "SUM(orders[amount])")
+        self.assertFalse(self.model(pm)["update_available"])
+        # the contract gains a column: the model is marked, the dry run lists exactly it
+        self.product_with("upd-add", V1 + [("discount", "number")])
+        doc = self.model(pm)
+        self.assertTrue(doc["update_available"], doc)
+        self.assertEqual(self.changes(doc["update"]), [("column", "orders", "discount", "added")])
+        status, _, diff = self.update(pm, {"dry_run": True})
+        self.assertEqual(status, 200, diff)
+        self.assertEqual(self.changes(diff), [("column", "orders", "discount", "added")])
+        self.assertFalse(diff["summary"]["breaking"])
+        self.assertIn("Total amount", [k["name"] for k in diff["kept"]])
+        self.assertEqual(diff["published_model_id"], pm)
+        # the update: same model, the column there, the analyst's measure kept, uploaded once
+        before = self.definitions_updated()
+        status, _, job = self.update(pm)
+        self.assertEqual(status, 202, job)
+        done = self.wait_job(job["job_id"])
+        self.assertEqual(done["state"], "succeeded", done)
+        self.assertEqual([p for p in done["seen_phases"] if p in UPDATE_PHASES][0], "reading")
+        self.assertTrue(done["result"]["uploaded"])
+        self.assertEqual(self.definitions_updated(), before + 1)
+        text, m = self.live(model_id)
+        self.assertIn("column discount", text)
+        self.assertIn("Total amount", text)
+        self.assertEqual(m["workspaceId"], WS_ADMIN)
+        self.assertIn(model_id, self.emu_model_ids())
+        doc = self.model(pm)
+        self.assertEqual((doc["state"], doc["update_available"], doc["semantic_model_id"]), ("active", False, model_id))
+        self.assertEqual(doc["contract"]["revision"], 2)
+        self.assertTrue(doc["updated_at"])
+        # the structure changed: a refresh was queued for it
+        self.assertTrue(done["result"]["refresh_job_id"])
+        # nothing left to do: a dry run lists no change
+        status, _, diff = self.update(pm, {"dry_run": True})
+        self.assertEqual((status, diff["changes"]), (200, []), diff)
+
+    def test_21_dropping_a_column_a_measure_uses_is_refused_naming_both(self):
+        port, res = self.published("upd-block")
+        pm, model_id = res["id"], res["semantic_model_id"]
+        self.add_measure(model_id, "orders", "Total amount", "SUM(orders[amount])")
+        self.product_with("upd-block", [c for c in V1 if c[0] != "amount"])
+        before = self.definitions_updated()
+        err = self.assertError(self.update(pm), 409, "blocking_reference")
+        self.assertIn("Total amount", err["message"])
+        self.assertIn("amount", err["message"].replace("Total amount", ""))
+        self.assertEqual(self.model(pm)["state"], "active")
+        # allow_breaking applies it anyway
+        status, _, job = self.update(pm, {"allow_breaking": True, "refresh": False})
+        self.assertEqual(status, 202, job)
+        done = self.wait_job(job["job_id"])
+        self.assertEqual(done["state"], "succeeded", done)
+        self.assertIsNone(done["result"]["refresh_job_id"])
+        self.assertEqual(self.definitions_updated(), before + 1)
+        self.assertNotIn("column amount", self.live(model_id)[0])
+
+    def test_22_breaking_change_needs_allow_breaking(self):
+        port, res = self.published("upd-break")
+        self.product_with("upd-break", [("order_id", "integer"), ("amount", "string"), ("note", "string")])
+        err = self.assertError(self.update(res["id"]), 409, "breaking_change")
+        self.assertIn("amount", err["message"])
+        status, _, diff = self.update(res["id"], {"dry_run": True})
+        self.assertEqual(status, 200, diff)
+        self.assertTrue(diff["summary"]["breaking"])
+        self.assertEqual(self.changes(diff), [("column", "orders", "amount", "changed")])
+
+    def test_23_who_may_update(self):
+        port, res = self.published("upd-who")
+        self.assertError(self.update(res["id"], user="bob"), 403, "forbidden")
+        self.assertError(self.update(res["id"], {"dry_run": True}, user="bob"), 403, "forbidden")
+        self.assertError(self.update(res["id"], user="carol"), 404, "not_found")
+        self.assertError(self.update(res["id"], {"dry_run": "yes"}), 400, "bad_request")
+        self.assertError(self.stack.json("GET", "/api/published-models/%s/drift" % res["id"], token="carol"), 404)
+
+    # ---- drift ---------------------------------------------------------------------------------
+    def test_24_power_bi_edit_is_power_bi_drift(self):
+        port, res = self.published("drift-pbi")
+        pm = res["id"]
+        status, _, d = self.stack.json("GET", "/api/published-models/%s/drift" % pm, token="alice")
+        self.assertEqual(status, 200, d)
+        self.assertIsNone(d["cause"], d)
+        self.emu.control("POST", "models/%s/edit" % res["semantic_model_id"],
+                         {"rename_column": {"table": "orders", "from": "note", "to": "remark"}})
+        status, _, d = self.stack.json("GET", "/api/published-models/%s/drift" % pm, token="alice")
+        self.assertEqual(status, 200, d)
+        self.assertEqual(d["cause"], "power_bi", d)
+        self.assertTrue(d["power_bi_changes"])
+        self.assertEqual(d["contract_changes"], [])
+        # the contract changes too: both
+        self.product_with("drift-pbi", V1 + [("discount", "number")])
+        status, _, d = self.stack.json("GET", "/api/published-models/%s/drift" % pm, token="alice")
+        self.assertEqual(d["cause"], "both", d)
+        # the drift is read-only: GET /api/drift lists only what a check recorded
+        status, _, listed = self.stack.json("GET", "/api/drift", token="alice")
+        self.assertEqual(status, 200, listed)
+        self.assertNotIn(pm, [m["id"] for m in listed["models"]])
+        # the daily check records it (its due time brought forward)
+        with self.db() as db:
+            db.execute("UPDATE drift_checks SET next_run_at = '2000-01-01T00:00:00.000Z'")
+        if not self.workers:
+            self.start_worker()
+        deadline = time.monotonic() + JOB_WAIT_S
+        while time.monotonic() < deadline:
+            status, _, listed = self.stack.json("GET", "/api/drift", token="alice")
+            if pm in [m["id"] for m in listed["models"]]:
+                break
+            time.sleep(0.2)
+        got = [m for m in listed["models"] if m["id"] == pm]
+        self.assertEqual([m["cause"] for m in got], ["both"], listed)
+        self.assertEqual(self.model(pm)["drift"]["cause"], "both")
+        status, _, theirs = self.stack.json("GET", "/api/drift", token="carol")
+        self.assertNotIn(pm, [m["id"] for m in theirs["models"]])
+
+    def test_25_auto_update_additive(self):
+        port, res = self.published("upd-auto")
+        pm = res["id"]
+        status, _, doc = self.stack.json("PATCH", "/api/published-models/" + pm, token="alice", headers=JSON,
+                                         body=json.dumps({"auto_update": "additive"}))
+        self.assertEqual(status, 200, doc)
+        before = self.definitions_updated()
+        if not self.workers:
+            self.start_worker()
+        self.product_with("upd-auto", V1 + [("discount", "number")])
+        deadline = time.monotonic() + JOB_WAIT_S
+        while time.monotonic() < deadline and self.model(pm)["contract"]["revision"] != 2:
+            time.sleep(0.1)
+        doc = self.model(pm)
+        self.assertEqual((doc["contract"]["revision"], doc["update_available"]), (2, False), doc)
+        self.assertEqual(self.definitions_updated(), before + 1)
+        self.assertIn("column discount", self.live(res["semantic_model_id"])[0])
+        # a change that removes is not applied automatically: it stays available
+        self.product_with("upd-auto", [c for c in V1 if c[0] != "note"] + [("discount", "number")])
+        time.sleep(1)
+        doc = self.model(pm)
+        self.assertTrue(doc["update_available"], doc)
+        self.assertEqual(doc["contract"]["revision"], 2)
+
+    def _crash_update_in(self, phase):
+        cid = "upd-crash-" + phase
+        port, res = self.published(cid)
+        self.add_measure(res["semantic_model_id"], "orders", "Total amount", "SUM(orders[amount])")
+        self.product_with(cid, V1 + [("discount", "number")])
+        self.stop_workers()
+        before = self.definitions_updated()
+        status, _, job = self.update(res["id"])
+        self.assertEqual(status, 202, job)
+        self.kill_in(phase, job["job_id"])
+        self.start_worker()
+        doc = self.wait_job(job["job_id"])
+        self.assertEqual(doc["state"], "succeeded", doc)
+        self.assertEqual(self.definitions_updated() - before, 1, phase)
+        models = [m for m in self.emu_models() if m["name"] == "Lifecycle " + cid]
+        self.assertEqual([m["id"] for m in models], [res["semantic_model_id"]], phase)
+        text = self.live(res["semantic_model_id"])[0]
+        self.assertIn("column discount", text)
+        self.assertIn("Total amount", text)
+        got = self.model(res["id"])
+        self.assertEqual((got["state"], got["update_available"]), ("active", False), got)
+
+    def test_30_crash_reading(self):
+        self._crash_update_in("reading")
+
+    def test_31_crash_diffing(self):
+        self._crash_update_in("diffing")
+
+    def test_32_crash_updating(self):
+        self._crash_update_in("updating")
+
+    def test_33_crash_rebinding(self):
+        self._crash_update_in("rebinding")
+
+    def test_34_crash_refreshing(self):
+        self._crash_update_in("refreshing")
 
 
 if __name__ == "__main__":
