@@ -147,6 +147,12 @@ static bool is_member_object(const tmdl_node *n)
 	       !str_ieq(n->type, "extendedProperty");
 }
 
+/* Columns, measures and hierarchies share one namespace per table (partitions have their own). */
+static bool shares_member_names(const tmdl_node *n)
+{
+	return is_type(n, "column") || is_type(n, "measure") || is_type(n, "hierarchy");
+}
+
 /* Top-level kinds handled on their own (tables, relationships and expressions come from the
  * model's arrays; model, database and model annotations are the model's). */
 static bool is_other_top(const tmdl_node *n)
@@ -666,6 +672,8 @@ static int cmp_removed_col(const void *a, const void *b)
 static const char *removed_table(const ctx *cx, const char *tkey)
 {
 	entry k = { "", tkey, 0 };
+	if (!cx->n_rm_tables)
+		return NULL;
 	const entry *e = bsearch(&k, cx->rm_tables, cx->n_rm_tables, sizeof *e, cmp_entry_key);
 	return e ? cx->h.m->tables[e->idx].name : NULL;
 }
@@ -673,6 +681,8 @@ static const char *removed_table(const ctx *cx, const char *tkey)
 static const removed_col *removed_column(const ctx *cx, const char *tkey, const char *ckey)
 {
 	removed_col k = { tkey, ckey, NULL, NULL };
+	if (!cx->n_rm_cols)
+		return NULL;
 	return bsearch(&k, cx->rm_cols, cx->n_rm_cols, sizeof k, cmp_removed_col);
 }
 
@@ -1058,7 +1068,16 @@ static void plan_members(ctx *cx, const tmdl_table *wt, const tmdl_table *ht)
 				continue;
 			}
 			entry k = { "", key_of(cx, h->name), 0 };
-			const entry *clash = k.key ? bsearch(&k, windex, wm.n, sizeof *windex, cmp_entry_key) : NULL;
+			const entry *clash = k.key && shares_member_names(h) ?
+				bsearch(&k, windex, wm.n, sizeof *windex, cmp_entry_key) : NULL;
+			/* entries of one key sit together: find one of a kind that shares the namespace */
+			while (clash && clash > windex && !strcmp(clash[-1].key, k.key))
+				clash--;
+			while (clash && clash < windex + wm.n && !strcmp(clash->key, k.key) &&
+			       !shares_member_names(wm.v[clash->idx]))
+				clash++;
+			if (clash && (clash == windex + wm.n || strcmp(clash->key, k.key)))
+				clash = NULL;
 			if (it && clash) {
 				holder who = { kind_of(h), ht->name, h->name };
 				block(cx, it, &who, wt->name, wm.v[clash->idx]->name, VIA_NAME, kind_of(wm.v[clash->idx]));
@@ -1341,8 +1360,10 @@ static int plan(ctx *cx, const pb_files *want, const pb_files *have, bool json, 
 	if (!cx->oom)
 		plan_other(cx);
 	if (!cx->oom) {
-		qsort(cx->rm_tables, cx->n_rm_tables, sizeof *cx->rm_tables, cmp_entry_key);
-		qsort(cx->rm_cols, cx->n_rm_cols, sizeof *cx->rm_cols, cmp_removed_col);
+		if (cx->n_rm_tables)
+			qsort(cx->rm_tables, cx->n_rm_tables, sizeof *cx->rm_tables, cmp_entry_key);
+		if (cx->n_rm_cols)
+			qsort(cx->rm_cols, cx->n_rm_cols, sizeof *cx->rm_cols, cmp_removed_col);
 		for (size_t i = 0; i < cx->n_items && !cx->oom; i++)
 			scan_kept(cx, &cx->items[i]);
 	}
@@ -1674,7 +1695,8 @@ static int render_out(out_file *o, sbuf *sb)
 	size_t k = 0;
 	if (o->verbatim)
 		return sbuf_add(sb, o->verbatim->f->content, o->verbatim->f->len) ? PB_ELIMIT : PB_OK;
-	qsort(o->ins, o->n_ins, sizeof *o->ins, cmp_insertion);
+	if (o->n_ins)
+		qsort(o->ins, o->n_ins, sizeof *o->ins, cmp_insertion);
 	while (!rc && k < o->n_ins && o->ins[k].after <= 0)
 		rc = emit_insertion(sb, &o->ins[k++]);
 	for (int l = 1; !rc && o->base && l <= o->base->n_lines; l++) {
