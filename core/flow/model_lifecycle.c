@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/flow/ms_failure.h"
+#include "core/flow/worker.h"
 #include "core/store/identity.h"
 #include "msapi/fabric.h"
 #include "runtime/crypto.h"
@@ -291,4 +292,52 @@ int lifecycle_stored_definition(const pm_row *r, pb_files *out, bool *kept, char
 	memset(out, 0, sizeof *out);
 	*kept = r->definition != NULL;
 	return *kept ? pm_definition_files(r->definition, out, err) : PB_OK;
+}
+
+/* ---- the lifecycle's job kinds ---------------------------------------------------------- */
+
+int lc_job_load(lc_job *j, pb_job_ctx *ctx, const json_t *input)
+{
+	pb_failure f;
+	const char *id = json_string_value(json_object_get(input, "published_model_id"));
+	memset(j, 0, sizeof *j);
+	j->ctx = ctx;
+	if (!id)
+		return job_fail(ctx, "bad_input", "the %s job has no published_model_id", ctx->job->kind);
+	pb_failure_clear(&f);
+	return lifecycle_load(ctx->db, ctx->job->org_id, id, &j->row, &f) ? job_end_with(ctx, &f) : PB_OK;
+}
+
+int lc_job_session(lc_job *j)
+{
+	pb_failure f;
+	if (j->have_session)
+		return PB_OK;
+	pb_failure_clear(&f);
+	if (lifecycle_session(&j->s, j->ctx->db, j->ctx->cfg, j->row, &f))
+		return job_end_with(j->ctx, &f);
+	j->have_session = true;
+	return PB_OK;
+}
+
+bool lc_job_done(const lc_job *j, const char *key)
+{
+	return json_object_get(j->ctx->checkpoint, key) != NULL;
+}
+
+int lc_job_api_failure(lc_job *j, int rc, const char *what, const char *detail)
+{
+	pb_failure f;
+	pb_failure_clear(&f);
+	(void)xsnprintf(f.message, sizeof f.message, "%s", detail);
+	lifecycle_api_failure(&j->s, rc, j->row, what, &f);
+	return job_end_with(j->ctx, &f);
+}
+
+void lc_job_release(lc_job *j)
+{
+	if (j->have_session)
+		pbi_session_release(&j->s);
+	pm_row_free(j->row);
+	memset(j, 0, sizeof *j);
 }

@@ -102,4 +102,28 @@ int lifecycle_stored_definition(const pm_row *r, pb_files *out, bool *kept, char
  * definition") for r: f filled (ms_failure.h), the message naming the model. Returns f->rc. */
 int lifecycle_api_failure(const pbi_session *s, int rc, const pm_row *r, const char *what, pb_failure *f);
 
+/* ---- what the lifecycle's job kinds share (update, unpublish) ---- */
+
+#include "core/flow/worker.h"
+
+/* One job working on one published model as its publisher. */
+typedef struct lc_job {
+	pb_job_ctx *ctx;
+	pm_row *row;                /* owned: lc_job_release frees it */
+	pbi_session s;              /* open once lc_job_session succeeded */
+	bool have_session;
+} lc_job;
+
+/* Loads the job's published model (input "published_model_id"); a missing or unknown one ends
+ * the job (bad_input / not_found). */
+int lc_job_load(lc_job *j, pb_job_ctx *ctx, const struct json_t *input);
+/* Opens the publisher's session once (lifecycle_session); a failure ends the attempt. */
+int lc_job_session(lc_job *j);
+/* Whether the job's checkpoint holds key (a step done before a crash). */
+bool lc_job_done(const lc_job *j, const char *key);
+/* Ends the attempt for a failed Power BI call made while `what`, its message detail
+ * (lifecycle_api_failure's words, job_end_with). */
+int lc_job_api_failure(lc_job *j, int rc, const char *what, const char *detail);
+void lc_job_release(lc_job *j);
+
 #endif

@@ -75,56 +75,32 @@ out:
 /* ---- the job --------------------------------------------------------------------------- */
 
 typedef struct unpublish_run {
-	pb_job_ctx *ctx;
-	pm_row *row;
+	lc_job j;
 	bool keep_model, keep_connection;
-	pbi_session s;
-	bool have_session;
 	json_t *removed, *kept;   /* the result's */
 } unpublish_run;
 
-/* Ends the attempt for a failed Power BI call (lifecycle_api_failure's words). */
-static int api_failed(unpublish_run *u, int rc, const char *what, const char *detail)
+/* Puts the id into the result's removed or kept. */
+static int note(unpublish_run *u, bool removed, const char *key, const char *id)
 {
-	pb_failure f;
-	pb_failure_clear(&f);
-	(void)xsnprintf(f.message, sizeof f.message, "%s", detail);
-	lifecycle_api_failure(&u->s, rc, u->row, what, &f);
-	return job_end_with(u->ctx, &f);
-}
-
-static int open_session(unpublish_run *u)
-{
-	pb_failure f;
-	pb_failure_clear(&f);
-	if (u->have_session)
-		return PB_OK;
-	if (lifecycle_session(&u->s, u->ctx->db, u->ctx->cfg, u->row, &f))
-		return job_end_with(u->ctx, &f);
-	u->have_session = true;
-	return PB_OK;
-}
-
-static bool done(const unpublish_run *u, const char *key)
-{
-	return json_object_get(u->ctx->checkpoint, key) != NULL;
+	return json_object_set_new(removed ? u->removed : u->kept, key, json_string(id))
+		       ? pb_err(u->j.ctx->err, PB_ENOMEM, "out of memory")
+		       : PB_OK;
 }
 
 static int phase_model(unpublish_run *u)
 {
-	pb_job_ctx *ctx = u->ctx;
+	pb_job_ctx *ctx = u->j.ctx;
+	const pm_row *r = u->j.row;
 	char sub[PB_ERR_MAX];
-	int rc;
-	if (json_object_set_new(u->keep_model ? u->kept : u->removed, "semantic_model_id",
-				json_string(u->row->semantic_model_id)))
-		return pb_err(ctx->err, PB_ENOMEM, "out of memory");
-	if (u->keep_model || done(u, "model_deleted"))
-		return PB_OK;
-	if ((rc = job_phase(ctx, "deleting_model", 20)) || (rc = open_session(u)))
+	int rc = note(u, !u->keep_model, "semantic_model_id", r->semantic_model_id);
+	if (rc || u->keep_model || lc_job_done(&u->j, "model_deleted"))
+		return rc;
+	if ((rc = job_phase(ctx, "deleting_model", 20)) || (rc = lc_job_session(&u->j)))
 		return rc;
 	/* one already gone (deleted in Power BI, or by this job before a crash) counts as deleted */
-	if ((rc = fabric_delete_semantic_model(&u->s.api, u->row->workspace_id, u->row->semantic_model_id, sub)))
-		return api_failed(u, rc, "deleting the semantic model", sub);
+	if ((rc = fabric_delete_semantic_model(&u->j.s.api, r->workspace_id, r->semantic_model_id, sub)))
+		return lc_job_api_failure(&u->j, rc, "deleting the semantic model", sub);
 	job_test_pause(ctx, "deleting_model");
 	return job_checkpoint(ctx, "model_deleted", json_true());
 }
@@ -132,88 +108,67 @@ static int phase_model(unpublish_run *u)
 /* Whether the connection goes: created by the publish, not kept, used by nothing else. */
 static int connection_goes(unpublish_run *u, bool *goes, char *err)
 {
-	const pm_row *r = u->row;
+	const pm_row *r = u->j.row;
 	bool in_use = false;
 	*goes = false;
 	if (!r->connection_id[0] || !r->connection_created || u->keep_connection || u->keep_model)
 		return PB_OK;
-	int rc = pm_connection_in_use(u->ctx->db, r->connection_id, r->id, &in_use, err);
+	int rc = pm_connection_in_use(u->j.ctx->db, r->connection_id, r->id, &in_use, err);
 	*goes = !rc && !in_use;
 	return rc;
 }
 
 static int phase_connection(unpublish_run *u)
 {
-	pb_job_ctx *ctx = u->ctx;
+	pb_job_ctx *ctx = u->j.ctx;
+	const pm_row *r = u->j.row;
 	const json_t *cp = json_object_get(ctx->checkpoint, "connection_deleted");
 	char sub[PB_ERR_MAX];
 	bool goes = false;
 	int rc;
 	if (cp)   /* decided and done before a crash */
-		return json_object_set_new(json_is_true(cp) ? u->removed : u->kept, "connection_id",
-					   json_string(u->row->connection_id))
-			       ? pb_err(ctx->err, PB_ENOMEM, "out of memory")
-			       : PB_OK;
-	if (!u->row->connection_id[0])
+		return note(u, json_is_true(cp), "connection_id", r->connection_id);
+	if (!r->connection_id[0])
 		return PB_OK;
 	if ((rc = job_phase(ctx, "deleting_connection", 60)) || (rc = connection_goes(u, &goes, ctx->err)))
 		return rc;
 	if (goes) {
-		if ((rc = open_session(u)))
+		if ((rc = lc_job_session(&u->j)))
 			return rc;
-		if ((rc = fabric_delete_connection(&u->s.api, u->row->connection_id, sub)))
-			return api_failed(u, rc, "deleting the connection made for it", sub);
+		if ((rc = fabric_delete_connection(&u->j.s.api, r->connection_id, sub)))
+			return lc_job_api_failure(&u->j, rc, "deleting the connection made for it", sub);
 	}
-	if (json_object_set_new(goes ? u->removed : u->kept, "connection_id", json_string(u->row->connection_id)))
-		return pb_err(ctx->err, PB_ENOMEM, "out of memory");
+	if ((rc = note(u, goes, "connection_id", r->connection_id)))
+		return rc;
 	job_test_pause(ctx, "deleting_connection");
 	return job_checkpoint(ctx, "connection_deleted", json_boolean(goes));
 }
 
 static int phase_finalize(unpublish_run *u)
 {
-	pb_job_ctx *ctx = u->ctx;
+	pb_job_ctx *ctx = u->j.ctx;
 	int rc = job_phase(ctx, "finalizing", 90);
-	if (rc || (rc = pm_unpublish_finish(ctx->db, u->row->id, ctx->job->user_id[0] ? ctx->job->user_id : NULL,
+	if (rc || (rc = pm_unpublish_finish(ctx->db, u->j.row->id, ctx->job->user_id[0] ? ctx->job->user_id : NULL,
 					      u->keep_model, ctx->err)))
 		return rc;
 	job_test_pause(ctx, "finalizing");
-	ctx->result = json_pack("{s:s,s:s,s:O,s:O}", "published_model_id", u->row->id, "state",
+	ctx->result = json_pack("{s:s,s:s,s:O,s:O}", "published_model_id", u->j.row->id, "state",
 				u->keep_model ? "detached" : "unpublished", "removed", u->removed, "kept", u->kept);
 	return ctx->result ? PB_OK : pb_err(ctx->err, PB_ENOMEM, "out of memory");
 }
 
 int model_unpublish_job(pb_job_ctx *ctx)
 {
-	unpublish_run u = { .ctx = ctx };
-	pb_failure f;
+	unpublish_run u = { 0 };
 	json_t *in = json_loads(ctx->job->input ? ctx->job->input : "", 0, NULL);
-	const char *id = json_string_value(json_object_get(in, "published_model_id"));
-	int rc;
-	pb_failure_clear(&f);
 	u.keep_model = lifecycle_flag(in, "keep_model", false);
 	u.keep_connection = lifecycle_flag(in, "keep_connection", false);
 	u.removed = json_pack("{s:n,s:n}", "semantic_model_id", "connection_id");
 	u.kept = json_pack("{s:n,s:n}", "semantic_model_id", "connection_id");
-	if (!u.removed || !u.kept) {
-		rc = pb_err(ctx->err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
-	if (!id) {
-		rc = job_fail(ctx, "bad_input", "the unpublish job has no published_model_id");
-		goto out;
-	}
-	if ((rc = lifecycle_load(ctx->db, ctx->job->org_id, id, &u.row, &f))) {
-		rc = job_end_with(ctx, &f);
-		goto out;
-	}
-	if ((rc = phase_model(&u)) || (rc = phase_connection(&u)))
-		goto out;
-	rc = phase_finalize(&u);
-out:
-	if (u.have_session)
-		pbi_session_release(&u.s);
-	pm_row_free(u.row);
+	int rc = u.removed && u.kept ? lc_job_load(&u.j, ctx, in) : pb_err(ctx->err, PB_ENOMEM, "out of memory");
+	if (!rc && !(rc = phase_model(&u)) && !(rc = phase_connection(&u)))
+		rc = phase_finalize(&u);
+	lc_job_release(&u.j);
 	json_decref(u.removed);
 	json_decref(u.kept);
 	json_decref(in);

@@ -438,72 +438,45 @@ void model_update_after_import(pb_db *db, const pb_config *cfg, const char *org_
 /* ---- the job --------------------------------------------------------------------------- */
 
 typedef struct update_run {
-	pb_job_ctx *ctx;
-	pm_row *row;
+	lc_job j;
 	update_opts o;
-	pbi_session s;
-	bool have_session;
 	update_plan plan;
 	pb_files merged;
 } update_run;
 
-static int fail_with(update_run *u, pb_failure *f)
-{
-	return job_end_with(u->ctx, f);
-}
-
-static int open_session(update_run *u)
-{
-	pb_failure f;
-	pb_failure_clear(&f);
-	if (u->have_session)
-		return PB_OK;
-	if (lifecycle_session(&u->s, u->ctx->db, u->ctx->cfg, u->row, &f))
-		return fail_with(u, &f);
-	u->have_session = true;
-	return PB_OK;
-}
-
-static bool checkpointed(const update_run *u, const char *key)
-{
-	return json_object_get(u->ctx->checkpoint, key) != NULL;
-}
-
 /* reading + diffing: the plan, refused as the request would refuse it, and merged. */
 static int phase_read_diff(update_run *u)
 {
-	pb_job_ctx *ctx = u->ctx;
+	pb_job_ctx *ctx = u->j.ctx;
 	pb_failure f;
 	int rc;
 	pb_failure_clear(&f);
-	if ((rc = job_phase(ctx, "reading", 10)) || (rc = open_session(u)))
+	if ((rc = job_phase(ctx, "reading", 10)) || (rc = lc_job_session(&u->j)))
 		return rc;
-	if ((rc = lifecycle_render(ctx->db, ctx->cfg, u->row, &u->plan.want, &f)))
-		return fail_with(u, &f);
-	if ((rc = lifecycle_live_definition(&u->s.api, u->row, &u->plan.live, f.message))) {
-		lifecycle_api_failure(&u->s, rc, u->row, "reading the definition", &f);
-		return fail_with(u, &f);
-	}
+	if ((rc = lifecycle_render(ctx->db, ctx->cfg, u->j.row, &u->plan.want, &f)))
+		return job_end_with(ctx, &f);
+	if ((rc = lifecycle_live_definition(&u->j.s.api, u->j.row, &u->plan.live, f.message)))
+		return lc_job_api_failure(&u->j, rc, "reading the definition", f.message);
 	job_test_pause(ctx, "reading");
 	if ((rc = job_phase(ctx, "diffing", 30)))
 		return rc;
 	if ((rc = model_diff(&u->plan.want.files, &u->plan.live, &u->plan.diff, f.message))) {
 		diff_failure(rc, &f);
-		return fail_with(u, &f);
+		return job_end_with(ctx, &f);
 	}
-	if ((rc = diff_refusal(u->plan.diff, u->row, &u->o, &f)))
+	if ((rc = diff_refusal(u->plan.diff, u->j.row, &u->o, &f)))
 		return job_fail(ctx, pb_failure_code(&f), "%s", f.message);
 	if (has_changes(u->plan.diff) &&
 	    (rc = model_merge(&u->plan.want.files, &u->plan.live, u->o.allow_breaking, &u->merged, f.message))) {
 		if (rc == PB_ECONFLICT)
 			return job_fail(ctx, "blocking_reference", "%s", f.message);
 		diff_failure(rc, &f);
-		return fail_with(u, &f);
+		return job_end_with(ctx, &f);
 	}
 	job_test_pause(ctx, "diffing");
 	/* what this update changes, as found before the upload: a resumed job that finds the
 	 * upload already done reports this, not the empty diff it then sees */
-	if (has_changes(u->plan.diff) || !checkpointed(u, "summary")) {
+	if (has_changes(u->plan.diff) || !lc_job_done(&u->j, "summary")) {
 		json_t *summary = json_deep_copy(json_object_get(u->plan.diff, "summary"));
 		if ((rc = job_checkpoint(ctx, "summary", summary ? summary : json_object())))
 			return rc;
@@ -513,7 +486,7 @@ static int phase_read_diff(update_run *u)
 
 static int phase_upload(update_run *u)
 {
-	pb_job_ctx *ctx = u->ctx;
+	pb_job_ctx *ctx = u->j.ctx;
 	pb_failure f;
 	fabric_part *parts = NULL;
 	int rc;
@@ -526,46 +499,43 @@ static int phase_upload(update_run *u)
 	for (size_t i = 0; i < u->merged.n; i++)
 		parts[i] = (fabric_part){ u->merged.v[i].path, u->merged.v[i].content, u->merged.v[i].len };
 	pb_failure_clear(&f);
-	rc = fabric_update_definition(&u->s.api, u->row->workspace_id, u->row->semantic_model_id, parts, u->merged.n,
+	rc = fabric_update_definition(&u->j.s.api, u->j.row->workspace_id, u->j.row->semantic_model_id, parts, u->merged.n,
 				      f.message);
 	free(parts);
-	if (rc) {
-		lifecycle_api_failure(&u->s, rc, u->row, "uploading the updated definition", &f);
-		return fail_with(u, &f);
-	}
+	if (rc)
+		return lc_job_api_failure(&u->j, rc, "uploading the updated definition", f.message);
 	job_test_pause(ctx, "updating");
 	return job_checkpoint(ctx, "uploaded", json_true());
 }
 
 static int phase_rebind(update_run *u, int *rebound)
 {
-	pb_job_ctx *ctx = u->ctx;
+	pb_job_ctx *ctx = u->j.ctx;
 	msapi_items refs = { 0 };
 	pb_failure f;
 	int rc;
 	*rebound = (int)json_integer_value(json_object_get(ctx->checkpoint, "rebound"));
-	if (checkpointed(u, "rebound") || !u->row->connection_id[0])
+	if (lc_job_done(&u->j, "rebound") || !u->j.row->connection_id[0])
 		return PB_OK;
-	if ((rc = job_phase(ctx, "rebinding", 70)) || (rc = open_session(u)))
+	if ((rc = job_phase(ctx, "rebinding", 70)) || (rc = lc_job_session(&u->j)))
 		return rc;
 	pb_failure_clear(&f);
-	if ((rc = fabric_list_item_connections(&u->s.api, u->row->workspace_id, u->row->semantic_model_id, &refs,
+	if ((rc = fabric_list_item_connections(&u->j.s.api, u->j.row->workspace_id, u->j.row->semantic_model_id, &refs,
 					       f.message))) {
-		lifecycle_api_failure(&u->s, rc, u->row, "reading the data sources", &f);
-		rc = fail_with(u, &f);
+		rc = lc_job_api_failure(&u->j, rc, "reading the data sources", f.message);
 		goto out;
 	}
 	for (size_t i = 0; i < refs.n; i++) {
 		const msapi_item *ref = &refs.v[i];
-		if (ref->id && !strcmp(ref->id, u->row->connection_id))
+		if (ref->id && !strcmp(ref->id, u->j.row->connection_id))
 			continue;
-		if ((rc = fabric_bind_connection(&u->s.api, u->row->workspace_id, u->row->semantic_model_id,
-						 u->row->connection_id, ref->type, ref->path, f.message))) {
-			pbi_session_fail_as(&u->s, rc, MSAPI_REJECTED, "connection_mismatch", &f);
+		if ((rc = fabric_bind_connection(&u->j.s.api, u->j.row->workspace_id, u->j.row->semantic_model_id,
+						 u->j.row->connection_id, ref->type, ref->path, f.message))) {
+			pbi_session_fail_as(&u->j.s, rc, MSAPI_REJECTED, "connection_mismatch", &f);
 			pbi_fail_reword(&f, "the updated model reads %s %s, which its connection %s does not point at (publish "
 					"the port again for a model on the new source): %s", ref->type ? ref->type : "?",
-					ref->path ? ref->path : "?", u->row->connection_id, f.message);
-			rc = fail_with(u, &f);
+					ref->path ? ref->path : "?", u->j.row->connection_id, f.message);
+			rc = job_end_with(ctx, &f);
 			goto out;
 		}
 		(*rebound)++;
@@ -582,14 +552,14 @@ out:
  * and only the run that moves it queues the refresh. */
 static int phase_finish(update_run *u, const json_t *summary, const char **refresh_job, json_t **refresh_reply)
 {
-	pb_job_ctx *ctx = u->ctx;
+	pb_job_ctx *ctx = u->j.ctx;
 	pb_failure f;
 	bool changed = false;
 	int rc = job_phase(ctx, "refreshing", 85);
 	*refresh_job = json_string_value(json_object_get(ctx->checkpoint, "refresh_job_id"));
 	if (rc)
 		return rc;
-	pm_update_done done = { .id = u->row->id, .job_id = ctx->job->id, .definition = &u->plan.want.files,
+	pm_update_done done = { .id = u->j.row->id, .job_id = ctx->job->id, .definition = &u->plan.want.files,
 				.contract_version = u->plan.want.contract_version,
 				.contract_revision = u->plan.want.contract_revision,
 				.contract_hash = u->plan.want.contract_hash };
@@ -601,7 +571,7 @@ static int phase_finish(update_run *u, const json_t *summary, const char **refre
 	bool structure = json_is_true(json_object_get(summary, "structure_changed"));
 	if (changed && structure && u->o.refresh &&
 	    (rc = refresh_submit(ctx->db, ctx->cfg, ctx->job->org_id, ctx->job->user_id[0] ? ctx->job->user_id : NULL,
-				 u->row->id, NULL, "event", refresh_reply, &f))) {
+				 u->j.row->id, NULL, "event", refresh_reply, &f))) {
 		if (!refresh_refused(&f)) {
 			xsnprintf(ctx->err, sizeof ctx->err, "queueing the refresh: %s", f.message);
 			goto out;
@@ -628,34 +598,28 @@ out:
 
 int model_update_job(pb_job_ctx *ctx)
 {
-	update_run u = { .ctx = ctx };
+	update_run u = { 0 };
 	pb_failure f;
 	json_t *in = json_loads(ctx->job->input ? ctx->job->input : "", 0, NULL), *refresh = NULL;
-	const char *id = json_string_value(json_object_get(in, "published_model_id")), *refresh_job = NULL;
+	const char *refresh_job = NULL;
 	int rc, rebound = 0;
 	pb_failure_clear(&f);
 	u.o = (update_opts){ .allow_breaking = lifecycle_flag(in, "allow_breaking", false),
 			     .refresh = lifecycle_flag(in, "refresh", true),
 			     .only_additive = lifecycle_flag(in, "only_additive", false) };
-	if (!id) {
-		rc = job_fail(ctx, "bad_input", "the update job has no published_model_id");
-		goto out;
-	}
 	if (!ctx->cfg || !ctx->cfg->powerbi_web_enabled) {
 		rc = job_fail(ctx, "feature_disabled", "Power BI publishing is turned off (APPLICATION_POWERBI_WEB_ENABLED)");
 		goto out;
 	}
-	if ((rc = lifecycle_load(ctx->db, ctx->job->org_id, id, &u.row, &f))) {
-		rc = job_end_with(ctx, &f);
+	if ((rc = lc_job_load(&u.j, ctx, in)))
+		goto out;
+	if (!strcmp(u.j.row->state, "unpublished") || !strcmp(u.j.row->state, "detached")) {
+		rc = job_fail(ctx, "model_unpublished", "published model %s was %s meanwhile", u.j.row->id, u.j.row->state);
 		goto out;
 	}
-	if (!strcmp(u.row->state, "unpublished") || !strcmp(u.row->state, "detached")) {
-		rc = job_fail(ctx, "model_unpublished", "published model %s was %s meanwhile", id, u.row->state);
-		goto out;
-	}
-	if (checkpointed(&u, "uploaded")) {
+	if (lc_job_done(&u.j, "uploaded")) {
 		/* resumed after the upload: the rendered definition is still what gets recorded */
-		if ((rc = lifecycle_render(ctx->db, ctx->cfg, u.row, &u.plan.want, &f))) {
+		if ((rc = lifecycle_render(ctx->db, ctx->cfg, u.j.row, &u.plan.want, &f))) {
 			rc = job_end_with(ctx, &f);
 			goto out;
 		}
@@ -665,18 +629,16 @@ int model_update_job(pb_job_ctx *ctx)
 	const json_t *summary = json_object_get(ctx->checkpoint, "summary");
 	if ((rc = phase_rebind(&u, &rebound)) || (rc = phase_finish(&u, summary, &refresh_job, &refresh)))
 		goto out;
-	ctx->result = json_pack("{s:s,s:s,s:O?,s:b,s:i,s:s?,s:O?}", "published_model_id", u.row->id, "semantic_model_id",
-				u.row->semantic_model_id, "summary", summary, "uploaded", checkpointed(&u, "uploaded"),
+	ctx->result = json_pack("{s:s,s:s,s:O?,s:b,s:i,s:s?,s:O?}", "published_model_id", u.j.row->id, "semantic_model_id",
+				u.j.row->semantic_model_id, "summary", summary, "uploaded", lc_job_done(&u.j, "uploaded"),
 				"rebound", rebound, "refresh_job_id", refresh_job, "refresh",
 				json_object_get(refresh, "skipped") ? refresh : NULL);
 	if (!ctx->result)
 		rc = pb_err(ctx->err, PB_ENOMEM, "out of memory");
 out:
-	if (u.have_session)
-		pbi_session_release(&u.s);
+	lc_job_release(&u.j);
 	plan_release(&u.plan);
 	pb_files_release(&u.merged);
-	pm_row_free(u.row);
 	json_decref(refresh);
 	json_decref(in);
 	return rc;

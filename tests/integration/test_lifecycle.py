@@ -9,11 +9,9 @@ id and what an analyst added in Power BI), breaking changes and blocking referen
 them), drift (power_bi, contract), the daily drift check and GET /api/drift, auto_update additive,
 and crash safety of the update job (kill -9 in each phase: one model, updated once)."""
 import json
-import os
 import time
 import unittest
 
-import harness
 from publish_stack import BASIC, JOB_WAIT_S, SF_CONNECTION, WS_ADMIN, PublishStackTestCase
 
 
@@ -112,23 +110,6 @@ class Lifecycle(PublishStackTestCase):
 
     def changes(self, diff):
         return sorted((c["object"], c.get("table"), c["name"], c["change"]) for c in diff["changes"])
-
-    def kill_in(self, phase, job_id):
-        """Starts a worker that pauses in phase, waits for the pause, kills it with SIGKILL."""
-        p, log = self.start_worker(PBIPORT_TEST_PAUSE_PHASE=phase)
-        marker = "PBIPORT_TEST_PAUSED %s %s" % (phase, job_id)
-        deadline = time.monotonic() + JOB_WAIT_S
-        while time.monotonic() < deadline:
-            with open(log, errors="replace") as f:
-                if marker in f.read():
-                    break
-            self.assertIsNone(p.poll(), "worker exited before the pause")
-            time.sleep(0.05)
-        else:
-            self.fail("worker never paused in " + phase)
-        os.kill(p.pid, 9)
-        p.wait()
-        self.workers.remove(p)
 
     # ---- reading -------------------------------------------------------------------------------
     def test_01_get_published_model(self):
@@ -258,7 +239,7 @@ class Lifecycle(PublishStackTestCase):
         res = self.publish_model("Crash unpublish " + phase)
         self.stop_workers()
         job_id = self.unpublish_job(res["id"])
-        self.kill_in(phase, job_id)
+        self.kill_worker_in(phase, job_id)
         self.start_worker()
         doc = self.wait_job(job_id)
         self.assertEqual(doc["state"], "succeeded", doc)
@@ -427,7 +408,7 @@ class Lifecycle(PublishStackTestCase):
         before = self.definitions_updated()
         status, _, job = self.update(res["id"])
         self.assertEqual(status, 202, job)
-        self.kill_in(phase, job["job_id"])
+        self.kill_worker_in(phase, job["job_id"])
         self.start_worker()
         doc = self.wait_job(job["job_id"])
         self.assertEqual(doc["state"], "succeeded", doc)
