@@ -85,7 +85,13 @@ class Lifecycle(PublishStackTestCase):
         """Imports (or re-imports) contract cid: the product's analytics port id."""
         status, _, doc = self.stack.import_contract(contract(cid, columns, tables), token="alice")
         self.assertIn(status, (200, 201), doc)
+        self.product_ids = dict(getattr(self, "product_ids", {}), **{cid: doc["id"]})
         return [p["id"] for p in doc["output_ports"] if p["name"] == "analytics"][0]
+
+    def product_page(self, cid):
+        status, _, page = self.stack.request("GET", "/data-products/" + self.product_ids[cid], token="alice")
+        self.assertEqual(status, 200)
+        return page.decode()
 
     def published(self, cid, columns=V1, tables=None):
         """A model published from a fresh contract cid: (port id, the publish's result)."""
@@ -269,6 +275,7 @@ class Lifecycle(PublishStackTestCase):
         doc = self.model(pm)
         self.assertTrue(doc["update_available"], doc)
         self.assertEqual(self.changes(doc["update"]), [("column", "orders", "discount", "added")])
+        self.assertIn("update available", self.product_page("upd-add"))
         status, _, diff = self.update(pm, {"dry_run": True})
         self.assertEqual(status, 200, diff)
         self.assertEqual(self.changes(diff), [("column", "orders", "discount", "added")])
@@ -291,6 +298,7 @@ class Lifecycle(PublishStackTestCase):
         self.assertIn(model_id, self.emu_model_ids())
         doc = self.model(pm)
         self.assertEqual((doc["state"], doc["update_available"], doc["semantic_model_id"]), ("active", False, model_id))
+        self.assertNotIn("update available", self.product_page("upd-add"))
         self.assertEqual(doc["contract"]["revision"], 2)
         self.assertTrue(doc["updated_at"])
         # the structure changed: a refresh was queued for it
@@ -372,6 +380,7 @@ class Lifecycle(PublishStackTestCase):
         got = [m for m in listed["models"] if m["id"] == pm]
         self.assertEqual([m["cause"] for m in got], ["both"], listed)
         self.assertEqual(self.model(pm)["drift"]["cause"], "both")
+        self.assertIn("drift: both", self.product_page("drift-pbi"))
         status, _, theirs = self.stack.json("GET", "/api/drift", token="carol")
         self.assertNotIn(pm, [m["id"] for m in theirs["models"]])
 
