@@ -720,7 +720,7 @@ class ImportFromPowerBI(harness.StackTestCase):
         status, err = self.call("POST", "/api/data-products/from-asset", user="carol", body={"asset_id": eu["id"]})
         self.assertEqual(status, 404, err)
 
-    def test_asset_product_drift(self):
+    def test_data_product_from_asset_drift(self):
         """A data product made from a model: an import run that brings a renamed column records the
         drift from the schema the product recorded (docs/lifecycle.md); asking from-asset again takes
         the new schema and ends it."""
