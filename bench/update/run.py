@@ -11,7 +11,6 @@ import importlib.util
 import json
 import os
 import platform
-import re
 import signal
 import sqlite3
 import subprocess
@@ -21,14 +20,15 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "emulator"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 import harness  # noqa: E402
 import emutest  # noqa: E402
+import readme_section  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("publish_bench", os.path.join(ROOT, "bench", "publish", "run.py"))
 publish_bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(publish_bench)
 
-README = os.path.join(ROOT, "bench", "README.md")
 JOBS = int(os.environ.get("BENCH_JOBS", "10"))
 TABLES = int(os.environ.get("BENCH_TABLES", "200"))
 COLUMNS = 8
@@ -162,14 +162,7 @@ def main():
         "<!-- update:end -->",
         "",
     ]
-    section = "\n".join(lines)
-    text = open(README).read() if os.path.exists(README) else "# Benchmarks\n"
-    if "<!-- update:begin -->" in text:
-        text = re.sub(r"<!-- update:begin -->.*?<!-- update:end -->\n?", lambda m: section, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with open(README, "w") as f:
-        f.write(text)
+    readme_section.write_section("update", "\n".join(lines))
 
 
 if __name__ == "__main__":
