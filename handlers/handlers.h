@@ -54,6 +54,14 @@ int api_powerbi_publish_post(struct req *r);
 int api_powerbi_models_get(struct req *r);
 int api_powerbi_workspaces_get(struct req *r);
 int api_powerbi_connections_get(struct req *r);
+/* The life of a published model (handlers/published_models.c) */
+int api_published_models_get(struct req *r);
+int api_published_models_patch(struct req *r);
+int api_published_models_delete(struct req *r);
+int api_published_models_update(struct req *r);
+int api_published_models_drift(struct req *r);
+int api_drift_list(struct req *r);
+int api_data_products_drift(struct req *r);
 
 int api_integrations_create(struct req *r);
 int api_integrations_list(struct req *r);

@@ -447,6 +447,16 @@ function Writer:annotation(depth, name, value)
 	self:line(depth, "annotation " .. M.quote_name(name) .. " = " .. value)
 end
 
+-- The annotation that marks an object as pbiport's (core/lang/model_diff.h): an update of a
+-- published model compares, replaces and removes the objects that carry it and keeps every
+-- other one as the analysts left it.
+M.GENERATED = "PBIPORT_Generated"
+
+-- "annotation PBIPORT_Generated = true" at depth.
+function Writer:generated(depth)
+	self:annotation(depth, M.GENERATED, "true")
+end
+
 function Writer:text()
 	local n = self.n
 	while n > 0 and self[n] == "" do

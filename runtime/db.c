@@ -180,6 +180,38 @@ int db_has_row(pb_db *db, const char *sql, const char *const *v, int n, bool *fo
 	return rc;
 }
 
+int db_select_ids(pb_db *db, const char *sql, const char *const *v, int n, size_t max, char (**ids)[PB_ID_BUF],
+		  size_t *count, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char (*list)[PB_ID_BUF] = NULL;
+	size_t got = 0;
+	*ids = NULL;
+	*count = 0;
+	int rc = db_prepare(db, sql, &st, err);
+	for (int i = 0; !rc && i < n; i++)
+		rc = db_bind_text(st, i + 1, v[i], err);
+	if (!rc)
+		sqlite3_bind_int64(st, n + 1, (sqlite3_int64)max);
+	while (!rc && (rc = db_row(db, st, err)) == 1) {
+		if (!list && !(list = calloc(max, sizeof *list))) {
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+			break;
+		}
+		rc = got < max && !xsnprintf(list[got], PB_ID_BUF, "%s", db_col_text(st, 0))
+			     ? (got++, 0)
+			     : pb_err(err, PB_EINTERNAL, "a stored id is longer than an id");
+	}
+	db_done(st);
+	if (rc < 0) {
+		free(list);
+		return rc;
+	}
+	*ids = list;
+	*count = got;
+	return PB_OK;
+}
+
 int db_bind_text(sqlite3_stmt *st, int idx, const char *s, char *err)
 {
 	int src = s ? sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, idx);

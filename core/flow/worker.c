@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "runtime/crypto.h"
@@ -53,6 +54,18 @@ int job_checkpoint(pb_job_ctx *ctx, const char *key, json_t *value)
 	int rc = record_progress(ctx, NULL, -1, text);
 	free(text);
 	return rc;
+}
+
+void job_test_pause(pb_job_ctx *ctx, const char *phase)
+{
+	const char *want = ctx->cfg ? ctx->cfg->test_pause_phase : NULL;
+	if (!want || strcmp(want, phase))
+		return;
+	fprintf(stderr, "PBIPORT_TEST_PAUSED %s %s\n", phase, ctx->job->id);
+	fflush(stderr);
+	struct timespec ts = { 0, 50 * 1000000L };
+	while (!(ctx->stop && *ctx->stop))
+		nanosleep(&ts, NULL);
 }
 
 int job_kind_names(const pb_job_kind *kinds, const char *names[PB_JOB_CLAIM_KINDS_MAX + 1], char *err)

@@ -587,6 +587,7 @@ static int parse_document(const doc *d)
 			rc = syntax_error(d->err, d->file, n->line, "%s '%s' is outside a table", n->type, n->name);
 			goto out;
 		}
+		n->first_line = have_desc ? desc_line : n->line;
 		if (have_desc) {
 			if (desc_depth != tabs) {
 				rc = syntax_error(d->err, d->file, desc_line,
@@ -604,6 +605,9 @@ static int parse_document(const doc *d)
 		append_child(parent, n);
 		stack[++top] = n;
 		sdepth[top] = (long)tabs;
+		/* no: the node's last line (past any body parse_line read); it ends its ancestors too */
+		for (int i = 1; i <= top; i++)
+			stack[i]->last_line = no;
 	}
 	if (have_desc)
 		rc = syntax_error(d->err, d->file, desc_line, "description (///) is not followed by a declaration");
@@ -1459,6 +1463,14 @@ const tmdl_node *tmdl_node_child(const tmdl_node *node, const char *type)
 	for (const tmdl_node *c = node ? node->first_child : NULL; c && type; c = c->next)
 		if (str_ieq(c->type, type))
 			return c;
+	return NULL;
+}
+
+const char *tmdl_node_annotation(const tmdl_node *node, const char *name)
+{
+	for (const tmdl_node *c = node ? node->first_child : NULL; c && name; c = c->next)
+		if (c->kind == TMDL_NODE_OBJECT && str_ieq(c->type, "annotation") && c->name && str_ieq(c->name, name))
+			return c->value ? c->value : "";
 	return NULL;
 }
 

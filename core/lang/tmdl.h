@@ -60,6 +60,13 @@ struct tmdl_node {
 	bool fenced;             /* value came from a ``` block */
 	const char *file;        /* document name given to tmdl_parse_buffer */
 	int line;                /* 1-based line of the declaration */
+	/* The lines the node takes in its document: first_line is its first `///` line (or
+	 * `line`), last_line the last line of its value and of the children declared with it
+	 * (blank lines after it excluded). Lines [first_line, last_line] of `file` are the
+	 * node's own text, so a writer can copy an object verbatim (core/lang/model_diff.c).
+	 * Children a partial declaration in another place adds keep their own spans; the
+	 * merged node's span stays that of its first declaration. */
+	int first_line, last_line;
 	tmdl_node *parent;
 	tmdl_node *first_child, *last_child, *next;
 };
@@ -206,5 +213,8 @@ const tmdl_measure *tmdl_table_find_measure(const tmdl_table *t, const char *nam
 const tmdl_expression *tmdl_model_find_expression(const tmdl_model *m, const char *name);
 /* First child of node with this type (case-insensitive), any kind; NULL when none. */
 const tmdl_node *tmdl_node_child(const tmdl_node *node, const char *type);
+/* The value of node's `annotation NAME = value` child (name compared case-insensitively):
+ * "" for an annotation without value, NULL when node has no such annotation. */
+const char *tmdl_node_annotation(const tmdl_node *node, const char *name);
 
 #endif

@@ -13,6 +13,8 @@ return function(model, ctx)
 		w:raw_prop(1, "lineageTag", p.lineage_tag)
 		w:blank()
 		w:annotation(1, "PBI_ResultType", "Text")
+		w:blank()
+		w:generated(1)
 	end
 	return w:text()
 end

@@ -18,6 +18,8 @@ return function(model, ctx)
 	w:annotation(0, "PBI_QueryOrder", "[" .. table.concat(order, ",") .. "]")
 	w:blank()
 	w:annotation(0, "__PBI_TimeIntelligenceEnabled", "0")
+	w:blank()
+	w:generated(0)
 	if #model.tables > 0 then
 		w:blank()
 		for _, t in ipairs(model.tables) do

@@ -14,6 +14,8 @@ return function(model, ctx)
 		end
 		w:raw_prop(1, "fromColumn", tmdl.column_ref(r.from_table, r.from_column))
 		w:raw_prop(1, "toColumn", tmdl.column_ref(r.to_table, r.to_column))
+		w:blank()
+		w:generated(1)
 	end
 	return w:text()
 end

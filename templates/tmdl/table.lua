@@ -8,8 +8,10 @@ local quote = tmdl.quote_name
 local text = tmdl.text_value
 local describe = tmdl.description_text
 
--- Annotation lines of a column type, computed once per shared annotations list.
+-- Annotation lines of a column type, computed once per shared annotations list, ending
+-- with the one that marks the column as pbiport's (tmdl.GENERATED).
 local annotation_text = {}
+local GENERATED = "\n\n\t\tannotation " .. tmdl.GENERATED .. " = true"
 
 local function annotations(list)
 	local s = annotation_text[list]
@@ -18,6 +20,7 @@ local function annotations(list)
 		for i, a in ipairs(list) do
 			parts[i] = "\n\n\t\tannotation " .. quote(a[1]) .. " = " .. a[2]
 		end
+		parts[#parts + 1] = GENERATED
 		s = table.concat(parts)
 		annotation_text[list] = s
 	end
@@ -54,8 +57,12 @@ return function(t, model, ctx)
 	w:line(2, "source =")
 	w:expression(4, source(t, model, ctx))
 	w:blank()
+	w:generated(2)
+	w:blank()
 	w:annotation(1, "PBI_ResultType", "Table")
 	w:blank()
 	w:annotation(1, "PBI_NavigationStepName", "Navigation")
+	w:blank()
+	w:generated(1)
 	return w:text()
 end

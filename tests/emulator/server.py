@@ -31,6 +31,7 @@ import fabric  # noqa: E402
 import graph  # noqa: E402
 import powerbi  # noqa: E402
 import scanner  # noqa: E402
+import tmdl  # noqa: E402
 from common import (DropConnection, HttpError, Req, entra_error, fabric_error, graph_error,  # noqa: E402
                     json_resp, pbi_error, pbi_throttled)
 from state import Emu  # noqa: E402
@@ -363,6 +364,15 @@ class Server(ThreadingHTTPServer):
                     return json_resp(200, {"ok": True, "user": emu.update_user(body or {})})
                 except ValueError as e:
                     return json_resp(404, {"error": {"code": "UnknownUser", "message": str(e)}})
+            edit = re.fullmatch(r"models/([^/]+)/edit", name)
+            if req.method == "POST" and edit:
+                try:
+                    return json_resp(200, dict(emu.edit_model(edit.group(1), body), ok=True))
+                except KeyError:
+                    return json_resp(404, {"error": {"code": "UnknownModel",
+                                                     "message": "no semantic model %s" % edit.group(1)}})
+                except tmdl.EditError as e:
+                    return json_resp(400, {"error": {"code": "InvalidEdit", "message": str(e)}})
             if req.method == "POST" and name == "clear-log":
                 emu.log.clear()
                 return json_resp(200, {"ok": True})

@@ -323,6 +323,33 @@ class Emu:
     def ws_dashboards(self, ws):
         return [self.dashboards[i] for i in ws["dashboards"]]
 
+    def edit_model(self, mid, body):
+        """POST /_emulator/models/{id}/edit: a change made "in Power BI" to a model's definition.
+        Raises KeyError (no such model) or tmdl.EditError (a bad edit)."""
+        model = self.models.get(mid)
+        if model is None or model["push"] is not None:
+            raise KeyError(mid)
+        if not isinstance(body, dict) or len(body) != 1 or next(iter(body)) not in ("add_measure", "rename_column"):
+            raise tmdl.EditError("the body must be {\"add_measure\": {\"table\", \"name\", \"expression\"}} or "
+                                 "{\"rename_column\": {\"table\", \"from\", \"to\"}}")
+        kind, args = next(iter(body.items()))
+        fields = ("table", "name", "expression") if kind == "add_measure" else ("table", "from", "to")
+        if not isinstance(args, dict) or set(args) != set(fields):
+            raise tmdl.EditError("%s needs exactly the fields %s" % (kind, ", ".join(fields)))
+        parts = self.model_parts(model)
+        try:
+            if kind == "add_measure":
+                parts = tmdl.add_measure(parts, args["table"], args["name"], args["expression"])
+            else:
+                parts = tmdl.rename_column(parts, args["table"], args["from"], args["to"])
+        except tmdl.TmdlError as e:
+            raise tmdl.EditError("the model's definition does not parse after the edit: %s" % e)
+        model["parts"] = parts
+        model["parsed"] = tmdl.parse_parts({k: v for k, v in parts.items() if k.startswith("definition/")})
+        model["modified"] = self.now()
+        self.workspaces[model["workspace"]]["modified"] = self.now()
+        return {"id": mid, "tables": [t["name"] for t in model["parsed"]["tables"]]}
+
     def model_parts(self, model):
         if model["parts"] is None:
             parts = tmdl.write_parts(model["parsed"])

@@ -3,9 +3,10 @@
 
 import base64
 import json
+import urllib.parse
 
-from emutest import (CONN_SF, MODEL_LAKE, MODEL_SALES, PBI, PUSH_APP, PUSH_SECRET, WS_FINANCE, WS_MARKETING,
-                     WS_SALES, EmuTestCase, main)
+from emutest import (CONN_SF, MODEL_LAKE, MODEL_SALES, PBI, PUSH_APP, PUSH_SECRET, REDIRECT, TENANT, WEB_APP,
+                     WEB_SECRET, WS_FINANCE, WS_MARKETING, WS_SALES, EmuTestCase, main, pkce)
 
 TABLE = """/// Orders placed online
 table Orders
@@ -235,6 +236,182 @@ class Fabric(EmuTestCase):
                           token=self.alice, body={"definition": definition()})
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.body, b"")
+
+    # ---- definitions as Fabric serves them, and edits made "in Power BI" ----------------
+
+    def _definition(self, mid, token=None, expect=200):
+        """getDefinition through its LRO; returns {path: text} (or the error response)."""
+        r = self.emu.call("POST", "/fabric/v1/workspaces/%s/semanticModels/%s/getDefinition" % (WS_SALES, mid),
+                          token=token or self.alice)
+        if r.status == 202:
+            self.emu.control("POST", "advance")
+            res = self.poll("/fabric/v1/operations/%s/result" % r.header("x-ms-operation-id")).json
+        elif r.status == 200:
+            res = r.json
+        else:
+            return r
+        self.assertEqual(res["definition"]["format"], "TMDL")
+        for p in res["definition"]["parts"]:
+            self.assertEqual(p["payloadType"], "InlineBase64")
+        return {p["path"]: base64.b64decode(p["payload"]).decode() for p in res["definition"]["parts"]}
+
+    def _consenting_user_token(self, upn):
+        """A user who has not consented yet accepts the consent page, then redeems the code."""
+        verifier, challenge = pkce()
+        p = {"client_id": WEB_APP, "response_type": "code", "redirect_uri": REDIRECT, "state": "st",
+             "scope": "offline_access %sItem.ReadWrite.All %sWorkspace.Read.All" % (PBI, PBI),
+             "login_hint": upn, "code_challenge": challenge, "code_challenge_method": "S256"}
+        r = self.emu.call("POST", "/entra/%s/oauth2/v2.0/authorize" % TENANT,
+                          form=dict(p, login=upn, consent="accept"))
+        self.assertEqual(r.status, 302, r)
+        code = urllib.parse.parse_qs(urllib.parse.urlparse(r.header("Location")).query)["code"][0]
+        r = self.emu.call("POST", "/entra/%s/oauth2/v2.0/token" % TENANT,
+                          form={"grant_type": "authorization_code", "client_id": WEB_APP, "client_secret": WEB_SECRET,
+                                "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier})
+        self.assertEqual(r.status, 200, r)
+        return r.json["access_token"]
+
+    def _edit(self, mid, body):
+        return self.emu.call("POST", "/_emulator/models/%s/edit" % mid, body=body)
+
+    def test_definition_round_trip_lro_and_viewer(self):
+        customers = ("table Customers\n\tcolumn CustomerId\n\t\tdataType: int64\n\t\tsourceColumn: ID\n\n"
+                     "\tpartition Customers = m\n\t\tmode: import\n\t\tsource =\n\t\t\t\tlet\n"
+                     "\t\t\t\t    S = Snowflake.Databases(\"acme.snowflakecomputing.com\", \"WH\")\n"
+                     "\t\t\t\tin\n\t\t\t\t    S\n")
+        table = TABLE.replace("\tcolumn OrderId", "\tcolumn CustomerId\n\t\tdataType: int64\n"
+                                                   "\t\tsourceColumn: CUSTOMER_ID\n\n\tcolumn OrderId")
+        rel = "relationship r1\n\tfromColumn: Orders.CustomerId\n\ttoColumn: Customers.CustomerId\n"
+        d = definition(table, extra={"definition/tables/Customers.tmdl": customers,
+                                     "definition/relationships.tmdl": rel})
+        sent = {p["path"]: base64.b64decode(p["payload"]).decode() for p in d["parts"]}
+        self.emu.control("POST", "config", {"lro_mode": "sync"})
+        mid = self.create(defn=d).json["id"]
+        self.emu.control("POST", "config", {"lro_mode": "async"})
+        # getDefinition: an LRO whose result holds the same parts as create, plus .platform
+        got = self._definition(mid)
+        self.assertEqual({k: v for k, v in got.items() if k != ".platform"}, sent)
+        self.assertEqual(json.loads(got[".platform"])["config"]["logicalId"], mid)
+        # updateDefinition: an LRO without a result; the next getDefinition returns the new parts
+        changed = definition(table.replace("'Order Date'", "'Ordered On'"),
+                             extra={"definition/tables/Customers.tmdl": customers,
+                                    "definition/relationships.tmdl": rel})
+        path = "/fabric/v1/workspaces/%s/semanticModels/%s/updateDefinition" % (WS_SALES, mid)
+        r = self.emu.call("POST", path, token=self.alice, body={"definition": changed})
+        self.assertEqual(r.status, 202, r)
+        p = self.poll(r.header("Location"))
+        while p.json["status"] in ("NotStarted", "Running"):
+            p = self.poll(r.header("Location"))
+        self.assertEqual(p.json["status"], "Succeeded")
+        self.assertIsNone(p.header("Location"))   # no result to fetch
+        self.assertFabricError(self.poll("/fabric/v1/operations/%s/result" % r.header("x-ms-operation-id")), 404,
+                               "OperationHasNoResult")
+        self.assertIn("column 'Ordered On'", self._definition(mid)["definition/tables/Orders.tmdl"])
+        # a definition that does not parse fails the operation and leaves the model as it was
+        r = self.emu.call("POST", path, token=self.alice,
+                          body={"definition": definition(TABLE.replace("\tcolumn OrderId", "  column OrderId"))})
+        self.emu.control("POST", "advance")
+        p = self.poll(r.header("Location"))
+        self.assertEqual((p.json["status"], p.json["error"]["errorCode"]), ("Failed", "CorruptedPayload"))
+        self.assertIn("column 'Ordered On'", self._definition(mid)["definition/tables/Orders.tmdl"])
+        # a Viewer (bob in Sales) may neither read nor write the definition, as for create
+        bob = self._consenting_user_token("bob@contoso.test")
+        self.assertFabricError(self._definition(mid, token=bob), 403, "InsufficientWorkspaceRole")
+        self.assertFabricError(self.emu.call("POST", path, token=bob, body={"definition": changed}), 403,
+                               "InsufficientWorkspaceRole")
+        narrow = self.emu.user_tokens(scopes=["offline_access", PBI + "Dataset.ReadWrite.All"])["access_token"]
+        self.assertFabricError(self.emu.call("POST", path, token=narrow, body={"definition": changed}), 403,
+                               "InsufficientScopes")
+        self.assertFabricError(self.emu.call("POST", path.replace(mid, "nope"), token=self.alice,
+                                             body={"definition": changed}), 404, "ItemNotFound")
+
+    def test_edit_in_power_bi(self):
+        table = TABLE.replace("\tcolumn OrderId", "\tcolumn CustomerId\n\t\tdataType: int64\n"
+                                                   "\t\tsourceColumn: CUSTOMER_ID\n\n\tcolumn OrderId")
+        table = table.replace("\t\tsummarizeBy: none\n", "\t\tsummarizeBy: none\n\t\tsortByColumn: OrderId\n"
+                                                          "\n\t\tannotation PBIPORT_Generated = true\n", 1)
+        table = table.replace("\tpartition Orders", "\thierarchy Ids\n\t\tlevel Id\n\t\t\tcolumn: OrderId\n\n"
+                                                   "\tpartition Orders")
+        customers = "table Customers\n\tcolumn CustomerId\n\t\tdataType: int64\n\n" \
+                    "\tmeasure Orders = COUNTROWS(Orders) + SUM('Orders'[OrderId])\n"
+        rel = "relationship r1\n\tfromColumn: Orders.OrderId\n\ttoColumn: Customers.CustomerId\n"
+        self.emu.control("POST", "config", {"lro_mode": "sync"})
+        mid = self.create(defn=definition(table, extra={"definition/tables/Customers.tmdl": customers,
+                                                        "definition/relationships.tmdl": rel})).json["id"]
+        r = self._edit(mid, {"add_measure": {"table": "orders", "name": "Order Total",
+                                             "expression": "VAR n = [Order Count]\nRETURN n * 2"}})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["tables"], ["Orders", "Customers"])
+        orders = self._definition(mid)["definition/tables/Orders.tmdl"]
+        self.assertIn("\tmeasure 'Order Total' =\n\t\t\tVAR n = [Order Count]\n\t\t\tRETURN n * 2\n"
+                      "\t\tlineageTag: ", orders)
+        self.assertLess(orders.index("partition Orders"), orders.index("measure 'Order Total'"))
+        r = self._edit(mid, {"add_measure": {"table": "Orders", "name": "Count", "expression": "COUNTROWS(Orders)"}})
+        self.assertEqual(r.status, 200, r)
+        self.assertIn("\tmeasure Count = COUNTROWS(Orders)\n\t\tlineageTag: ",
+                      self._definition(mid)["definition/tables/Orders.tmdl"])
+        # a rename keeps the column's properties and annotations and follows its references
+        r = self._edit(mid, {"rename_column": {"table": "Orders", "from": "orderid", "to": "Order Key"}})
+        self.assertEqual(r.status, 200, r)
+        parts = self._definition(mid)
+        orders = parts["definition/tables/Orders.tmdl"]
+        self.assertIn("\tcolumn 'Order Key'\n\t\tdataType: int64\n\t\tsummarizeBy: none\n"
+                      "\t\tsortByColumn: 'Order Key'\n\n\t\tannotation PBIPORT_Generated = true\n"
+                      "\t\tsourceColumn: ORDER_ID\n", orders)
+        self.assertIn("\t\t\tcolumn: 'Order Key'\n", orders)
+        self.assertNotIn("OrderId", orders)
+        self.assertIn("toColumn: Customers.CustomerId", parts["definition/relationships.tmdl"])
+        self.assertIn("fromColumn: Orders.'Order Key'", parts["definition/relationships.tmdl"])
+        self.assertIn("SUM('Orders'[Order Key])", parts["definition/tables/Customers.tmdl"])
+        st = next(m for m in self.emu.state("models")["models"] if m["id"] == mid)
+        self.assertEqual(st["tables"], ["Orders", "Customers"])
+        # a fixture model (written from its structure) can be edited too
+        r = self._edit(MODEL_SALES, {"add_measure": {"table": "Orders", "name": "N", "expression": "1"}})
+        self.assertEqual(r.status, 200, r)
+        self.assertIn("measure N = 1", self._definition(MODEL_SALES)["definition/tables/Orders.tmdl"])
+
+    def test_edit_refusals(self):
+        self.emu.control("POST", "config", {"lro_mode": "sync"})
+        mid = self.create().json["id"]
+        before = self._definition(mid)
+        bad = [
+            ([], "the body must be"),
+            ({}, "the body must be"),
+            ({"drop_table": {"table": "Orders"}}, "the body must be"),
+            ({"add_measure": {"table": "Orders", "name": "X", "expression": "1"}, "rename_column": {}},
+             "the body must be"),
+            ({"add_measure": {"table": "Orders", "name": "X"}}, "needs exactly the fields table, name, expression"),
+            ({"add_measure": {"table": "Orders", "name": "X", "expression": "1", "extra": 1}}, "needs exactly"),
+            ({"add_measure": "Orders"}, "needs exactly"),
+            ({"add_measure": {"table": "Nope", "name": "X", "expression": "1"}}, "the model has no table 'Nope'"),
+            ({"add_measure": {"table": "Orders", "name": "", "expression": "1"}}, "'name' must be a non-empty"),
+            ({"add_measure": {"table": "Orders", "name": "a\nb", "expression": "1"}}, "control characters"),
+            ({"add_measure": {"table": "Orders", "name": "X", "expression": " "}}, "'expression' must be"),
+            ({"add_measure": {"table": "Orders", "name": "order count", "expression": "1"}},
+             "table 'Orders' already has a measure named 'Order Count'"),
+            ({"add_measure": {"table": "Orders", "name": "ORDERID", "expression": "1"}},
+             "table 'Orders' already has a column named 'OrderId'"),
+            ({"rename_column": {"table": "Orders", "from": "Nope", "to": "X"}}, "table 'Orders' has no column 'Nope'"),
+            ({"rename_column": {"table": "Orders", "from": "Order Count", "to": "X"}}, "has no column 'Order Count'"),
+            ({"rename_column": {"table": "Orders", "from": "OrderId", "to": "order date"}},
+             "table 'Orders' already has a column named 'Order Date'"),
+            ({"rename_column": {"table": "Orders", "from": "OrderId", "to": 5}}, "'to' must be a non-empty string"),
+            ({"rename_column": {"table": "Orders", "from": "OrderId"}}, "needs exactly the fields table, from, to"),
+        ]
+        for body, needle in bad:
+            r = self._edit(mid, body)
+            self.assertEqual(r.status, 400, (body, r))
+            self.assertEqual(r.json["error"]["code"], "InvalidEdit")
+            self.assertIn(needle, r.json["error"]["message"], body)
+        r = self.emu.call("POST", "/_emulator/models/%s/edit" % mid, raw=b"{not json",
+                          headers={"Content-Type": "application/json"})
+        self.assertEqual(r.status, 400, r)
+        r = self._edit("nope", {"add_measure": {"table": "Orders", "name": "X", "expression": "1"}})
+        self.assertEqual((r.status, r.json["error"]["code"]), (404, "UnknownModel"))
+        self.assertEqual(self._definition(mid), before)
+        # a case-only rename is allowed
+        r = self._edit(mid, {"rename_column": {"table": "Orders", "from": "OrderId", "to": "ORDERID"}})
+        self.assertEqual(r.status, 200, r)
 
     def _sf_connection(self, name="sf-new", token=None, **over):
         body = {"connectivityType": "ShareableCloud", "displayName": name,

@@ -9,10 +9,14 @@ Public functions:
   parse_parts(parts)      dict path -> text  => model dict (tables, expressions, relationships)
   datasources_of(model)   => [{"type", "path", "parameters"}] found in M partitions/expressions
   write_parts(model)      structured fixture model => dict path -> text (a loadable definition)
+  add_measure(parts, table, name, expression)   => new parts: a measure added "in Power BI"
+  rename_column(parts, table, old, new)         => new parts: a column renamed "in Power BI"
+The two edits raise EditError (a 400 of the control API) naming what is wrong.
 """
 
 import functools
 import re
+import uuid
 
 OBJECT_PARENTS = {
     # keyword -> kinds its parent must have (None: top level only)
@@ -540,3 +544,142 @@ def write_parts(model):
             out += ["expression %s =%s" % (quote_name(e["name"]), head)] + body + [""]
         parts["definition/expressions.tmdl"] = "\n".join(out)
     return parts
+
+
+# ---- edits made "in Power BI" (POST /_emulator/models/{id}/edit) ----------------
+
+class EditError(Exception):
+    """An edit the control API refuses with 400; str() says why."""
+
+
+def _check_name(value, what):
+    if not isinstance(value, str) or not value.strip():
+        raise EditError("%s must be a non-empty string" % what)
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise EditError("%s must not contain control characters" % what)
+    if len(value) > 512:
+        raise EditError("%s is longer than 512 characters" % what)
+
+
+def _table_place(parts, table):
+    """(path, lines, first, end) of the top-level declaration of table: lines[first:end] are its
+    lines (0-based, trailing blank lines excluded). Raises EditError when there is none."""
+    for path in sorted(parts):
+        if not path.startswith("definition/") or not path.endswith(".tmdl"):
+            continue
+        roots = parse_document(path, parts[path])
+        for i, node in enumerate(roots):
+            if node.kind != "table" or node.props.get("__ref") or node.name.lower() != table.lower():
+                continue
+            lines = parts[path].replace("\r\n", "\n").split("\n")
+            end = len(lines)
+            if i + 1 < len(roots):
+                end = roots[i + 1].line - 1
+                while end > 0 and lines[end - 1].startswith("///"):
+                    end -= 1  # the next object's description
+            while end > node.line and not lines[end - 1].strip():
+                end -= 1
+            return path, lines, node.line - 1, end, node
+    raise EditError("the model has no table %r" % table)
+
+
+def _member_names(node):
+    return {c.name.lower(): c for c in node.children if c.kind in ("column", "measure", "hierarchy") and c.name}
+
+
+def add_measure(parts, table, name, expression):
+    """A measure as Power BI's web modeling adds it: at the end of its table, with a lineage tag."""
+    _check_name(table, "'table'")
+    _check_name(name, "'name'")
+    if not isinstance(expression, str) or not expression.strip():
+        raise EditError("'expression' must be a non-empty string")
+    path, lines, first, end, node = _table_place(parts, table)
+    taken = _member_names(node).get(name.lower())
+    if taken is not None:
+        raise EditError("table %r already has a %s named %r" % (node.name, taken.kind, taken.name))
+    for p in parts:
+        if p.startswith("definition/") and p.endswith(".tmdl"):
+            for root in parse_document(p, parts[p]):
+                for c in root.children if root.kind == "table" else ():
+                    if c.kind == "measure" and c.name.lower() == name.lower():
+                        raise EditError("table %r already has a measure named %r" % (root.name, c.name))
+    body = expression.replace("\r\n", "\n").strip("\n").split("\n")
+    if len(body) == 1:
+        new = ["", "\tmeasure %s = %s" % (quote_name(name), body[0].strip())]
+    else:
+        new = ["", "\tmeasure %s =" % quote_name(name)] + ["\t\t\t" + ln if ln.strip() else "" for ln in body]
+    new.append("\t\tlineageTag: %s" % uuid.uuid4())
+    out = dict(parts)
+    out[path] = "\n".join(lines[:end] + new + lines[end:]).rstrip("\n") + "\n"
+    parse_parts({k: v for k, v in out.items() if k.startswith("definition/")})
+    return out
+
+
+def _ref_re(table):
+    """A DAX reference to a column of table: 'Table'[...] or Table[...] (group 1 is the table)."""
+    quoted = "'" + re.escape(table.replace("'", "''")) + "'"
+    names = [quoted] + ([re.escape(table)] if IDENT_RE.fullmatch(table) else [])
+    return "(?i)(" + "|".join(names) + r")\s*\["
+
+
+def rename_column(parts, table, old, new):
+    """A column renamed as Power BI renames it: its declaration, and the references to it in
+    relationships, sort-by columns, hierarchy levels and DAX (qualified anywhere, [Column] in
+    its own table's measures and calculated columns). Its properties, annotations and lineage
+    tag stay."""
+    _check_name(table, "'table'")
+    _check_name(old, "'from'")
+    _check_name(new, "'to'")
+    path, lines, first, end, node = _table_place(parts, table)
+    members = _member_names(node)
+    col = members.get(old.lower())
+    if col is None or col.kind != "column":
+        raise EditError("table %r has no column %r" % (node.name, old))
+    clash = members.get(new.lower())
+    if clash is not None and clash is not col:
+        raise EditError("table %r already has a %s named %r" % (node.name, clash.kind, clash.name))
+    tname, cname = node.name, col.name
+    decl = lines[col.line - 1]
+    depth = _depth(decl)
+    _, rest = _parse_name(decl[depth:][len("column"):].strip(), path, col.line)
+    lines[col.line - 1] = "\t" * depth + "column " + quote_name(new) + (" " + rest.strip() if rest.strip() else "")
+    out = dict(parts)
+    out[path] = "\n".join(lines)
+    col_re = re.escape(cname.replace("]", "]]"))
+    qualified = re.compile(_ref_re(tname) + col_re + r"\]")
+    bare = re.compile(r"(?i)(?<![\w'\]])\[" + col_re + r"\]")
+    new_ref = new.replace("]", "]]")
+    ref_value = re.compile(r"(?i)^(\s*(?:fromColumn|toColumn):\s*)(%s)\.(%s)\s*$"
+                           % ("'" + re.escape(tname.replace("'", "''")) + "'|" + re.escape(tname),
+                              "'" + re.escape(cname.replace("'", "''")) + "'|" + re.escape(cname)))
+    for p in list(out):
+        if not p.startswith("definition/") or not p.endswith(".tmdl"):
+            continue
+        text = qualified.sub(lambda m: m.group(1) + "[" + new_ref + "]", out[p])
+        text = "\n".join(ref_value.sub(lambda m: m.group(1) + m.group(2) + "." + quote_name(new), ln)
+                         for ln in text.split("\n"))
+        out[p] = text
+    # inside the table: sort-by columns, hierarchy levels, and [Column] in its DAX
+    lines = out[path].split("\n")
+    path2, lines2, first, end, node = _table_place(out, table)
+    own = re.compile(r"(?i)^(\t\t+(?:sortByColumn|column):\s*)(%s)\s*$"
+                     % ("'" + re.escape(cname.replace("'", "''")) + "'|" + re.escape(cname)))
+    in_dax = False
+    for i in range(first + 1, end):
+        ln = lines[i]
+        d = _depth(ln)
+        if d == 1:
+            head = ln.strip()
+            in_dax = head.startswith("measure ") or (head.startswith("column ") and "=" in head)
+            if in_dax and "=" in head:
+                k = ln.index("=")
+                lines[i] = ln[:k] + bare.sub("[" + new_ref + "]", ln[k:])
+            continue
+        if own.match(ln):
+            lines[i] = own.sub(lambda m: m.group(1) + quote_name(new), ln)
+            continue
+        if in_dax and ln.strip() and not re.match(r"^\t\t(?:\w+\s*:|annotation\s|changedProperty\s*=)", ln):
+            lines[i] = bare.sub("[" + new_ref + "]", ln)
+    out[path] = "\n".join(lines).rstrip("\n") + "\n"
+    parse_parts({k: v for k, v in out.items() if k.startswith("definition/")})
+    return out

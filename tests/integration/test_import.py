@@ -704,6 +704,37 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         status, err = self.call("POST", "/api/data-products/from-asset", user="carol", body={"asset_id": eu["id"]})
         self.assertEqual(status, 404, err)
 
+    def test_data_product_from_asset_drift(self):
+        """A data product made from a model: an import run that brings a renamed column records the
+        drift from the schema the product recorded (docs/lifecycle.md); asking from-asset again takes
+        the new schema and ends it."""
+        integ = self.create()
+        self.assertEqual(self.run_to_end(integ["id"])["state"], "succeeded")
+        eu = [a for a in self.assets("semantic_model") if a["name"] == "EU Orders"][0]
+        status, dp = self.call("POST", "/api/data-products/from-asset", user="bob", body={"asset_id": eu["id"]})
+        self.assertIn(status, (200, 201), dp)
+        table = json.loads(dp["contract"])["schema"][0]["name"]
+        status, d = self.call("GET", "/api/data-products/%s/drift" % dp["id"], user="bob")
+        self.assertEqual((status, d["cause"], d["changes"]), (200, None, []), d)
+        self.emu.control("POST", "models/%s/edit" % eu["powerbi_id"],
+                         {"rename_column": {"table": table, "from": "Label", "to": "Caption"}})
+        self.assertEqual(self.run_to_end(integ["id"])["state"], "succeeded")
+        status, d = self.call("GET", "/api/data-products/%s/drift" % dp["id"], user="bob")
+        self.assertEqual((status, d["cause"]), (200, "power_bi"), d)
+        self.assertEqual(sorted((c["name"], c["change"]) for c in d["changes"]),
+                         [("Caption", "added"), ("Label", "removed")])
+        self.assertTrue(d["summary"]["breaking"])
+        status, listed = self.call("GET", "/api/drift", user="bob")
+        self.assertIn(dp["id"], [p["data_product_id"] for p in listed["data_products"]])
+        status, theirs = self.call("GET", "/api/drift", user="carol")
+        self.assertNotIn(dp["id"], [p["data_product_id"] for p in theirs["data_products"]])
+        self.assertEqual(self.call("GET", "/api/data-products/%s/drift" % dp["id"], user="carol")[0], 404)
+        # made from the asset again: the product takes the model's schema as it is now
+        status, again = self.call("POST", "/api/data-products/from-asset", user="bob", body={"asset_id": eu["id"]})
+        self.assertEqual(status, 200, again)
+        status, d = self.call("GET", "/api/data-products/%s/drift" % dp["id"], user="bob")
+        self.assertIsNone(d["cause"], d)
+
     def test_lineage_from_source_port_to_report(self):
         contract = (
             "apiVersion: v3.0.2\nkind: DataContract\nid: urn:contract:facts\nname: Facts\nversion: 1.0.0\n"
