@@ -145,6 +145,7 @@
 #define PB_MLINEAGE_MAX_MEMORY  (64u * 1024 * 1024)   /* working memory of one parse */
 #define PB_MLINEAGE_MAX_PARAM_DEPTH 16                /* shared expressions followed in a chain */
 #define PB_MLINEAGE_MAX_EVALS   2000000               /* evaluation steps of one parse */
+#define PB_MLINEAGE_MAX_ALTS    16                    /* values one unknown condition may choose among */
 /* lineage graph (core/flow/lineage) */
 #define PB_LINEAGE_DEPTH_DEFAULT 3
 #define PB_LINEAGE_DEPTH_MAX    10
