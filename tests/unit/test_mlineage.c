@@ -509,6 +509,108 @@ static void corpus(void **state)
 }
 
 
+/* Navigation after a source a condition picks, as issue 16 writes it: both branches, each
+ * with the navigation applied; and the bound on how many alternatives are followed. */
+static void conditional_sources(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	mlineage_sources s = { 0 };
+	assert_int_equal(mlineage_parse("let Source = if c then Sql.Database(a, \"prod_db\") else Sql.Database(b, \"dev_db\"),"
+					" T = Source{[Schema=\"dbo\",Item=\"employees\"]}[Data] in T",
+					NULL, 0, &s, err),
+			 PB_OK);
+	assert_int_equal(s.n, 2);
+	static const char *const dbs[] = { "prod_db", "dev_db" };
+	for (size_t i = 0; i < 2; i++) {
+		assert_string_equal(s.v[i].database, dbs[i]);
+		assert_string_equal(s.v[i].schema, "dbo");
+		assert_string_equal(s.v[i].table, "employees");
+		assert_null(s.v[i].host);   /* a and b are not known: partial, never guessed */
+		assert_false(s.v[i].exact);
+		assert_non_null(strstr(s.v[i].note, "the server is dynamic"));
+	}
+	mlineage_sources_release(&s);
+	/* a name chosen among 20 by conditions that are not known: past PB_MLINEAGE_MAX_ALTS the
+	 * choice is not followed and no table is named (none is invented) */
+	char *m = NULL;
+	size_t ml = 0;
+	FILE *f;
+	f = open_memstream(&m, &ml);
+	assert_non_null(f);
+	fprintf(f, "let S = Sql.Database(\"h\", \"d\"), n = ");
+	for (int i = 0; i < PB_MLINEAGE_MAX_ALTS + 4; i++)
+		fprintf(f, "if x%d then \"t%d\" else ", i, i);
+	fprintf(f, "\"last\", T = S{[Schema=\"dbo\",Item=n]}[Data] in T");
+	fclose(f);
+	assert_int_equal(mlineage_parse(m, NULL, 0, &s, err), PB_OK);
+	free(m);
+	assert_int_equal(s.n, 1);
+	assert_null(s.v[0].table);
+	assert_non_null(strstr(s.v[0].note, "the table name is chosen by a condition that is not known"));
+	mlineage_sources_release(&s);
+	/* 16 are followed */
+	f = open_memstream(&m, &ml);
+	assert_non_null(f);
+	fprintf(f, "let S = Sql.Database(\"h\", \"d\"), n = ");
+	for (int i = 0; i < PB_MLINEAGE_MAX_ALTS - 1; i++)
+		fprintf(f, "if x%d then \"t%d\" else ", i, i);
+	fprintf(f, "\"last\", T = S{[Schema=\"dbo\",Item=n]}[Data] in T");
+	fclose(f);
+	assert_int_equal(mlineage_parse(m, NULL, 0, &s, err), PB_OK);
+	free(m);
+	assert_int_equal(s.n, PB_MLINEAGE_MAX_ALTS);
+	for (size_t i = 0; i < s.n; i++)
+		assert_true(s.v[i].exact);
+	mlineage_sources_release(&s);
+}
+
+/* An ODBC connection's password never reaches the lineage; its driver names it in notes. */
+static void odbc_connections(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	mlineage_sources s = { 0 };
+	static const char *const texts[] = {
+		"let S = Odbc.DataSource(\"dsn=X;UID=me;PWD=hunter2\"), T = S{[Name=\"t\"]}[Data] in T",
+		"let S = Odbc.DataSource(\"Password={a;b=c};dsn=X\"), T = S{[Name=\"t\"]}[Data] in T",
+		"Odbc.Query([Driver=\"{Vertica}\", Pwd=\"hunter2\", Database=\"v\"], \"select * from s.t\")",
+	};
+	for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+		assert_int_equal(mlineage_parse(texts[i], NULL, 0, &s, err), PB_OK);
+		assert_int_equal(s.n, 1);
+		json_t *j = mlineage_sources_json(&s);
+		char *dump = json_dumps(j, 0);
+		assert_null(strstr(dump, "hunter2"));
+		assert_null(strstr(dump, "a;b=c"));
+		assert_non_null(strstr(s.v[0].note, "ODBC "));   /* "ODBC DSN X: ..." / "ODBC driver ..." */
+		free(dump);
+		json_decref(j);
+		mlineage_sources_release(&s);
+	}
+}
+
+static void source_types(void **state)
+{
+	(void)state;
+	assert_true(mlineage_same_type("sql", "sqlserver"));
+	assert_true(mlineage_same_type("sql", "Synapse"));
+	assert_true(mlineage_same_type("Sql", "sqlserver"));   /* a Power BI data source type */
+	assert_true(mlineage_same_type("postgresql", "postgres"));
+	assert_true(mlineage_same_type("PostgreSql", "postgresql"));
+	assert_true(mlineage_same_type("GoogleBigQuery", "bigquery"));
+	assert_true(mlineage_same_type("AmazonRedshift", "redshift"));
+	assert_true(mlineage_same_type("athena", "athena"));
+	assert_true(mlineage_same_type("AzureDatabricks", "databricks"));
+	assert_true(mlineage_same_type("Snowflake", "snowflake"));
+	assert_false(mlineage_same_type("sql", "mysql"));
+	assert_false(mlineage_same_type("mysql", "sqlserver"));
+	assert_false(mlineage_same_type("postgresql", "redshift"));
+	assert_false(mlineage_same_type("odbc", "postgres"));
+	assert_false(mlineage_same_type(NULL, "sql"));
+	assert_false(mlineage_same_type("sql", ""));
+}
+
 /* ---- DataHub's M parser tests: the same expressions, compared with the tables DataHub
  * expects (its names are lower case, `db.schema.table`; MySQL `db.table`; Athena without
  * the catalog; Oracle's database is the first label of the service name). ---- */
@@ -684,6 +786,9 @@ int main(void)
 		cmocka_unit_test(cycles_and_parameters),
 		cmocka_unit_test(server_matching),
 		cmocka_unit_test(model_parameters),
+		cmocka_unit_test(conditional_sources),
+		cmocka_unit_test(odbc_connections),
+		cmocka_unit_test(source_types),
 		cmocka_unit_test(corpus),
 		cmocka_unit_test(datahub_m_tests),
 	};
