@@ -541,7 +541,7 @@ static const char *first_field(const json_t *o, const char *const *keys)
 static int ports_load(ingest_run *r, char *err)
 {
 	/* BigQuery servers have no host: their project names them, as it names M's sources */
-	static const char *const host_keys[] = { "host", "account", "server", "project", NULL };
+	static const char *const host_keys[] = { "host", "account", "project", "server", NULL };
 	static const char *const second_keys[] = { "warehouse", "httpPath", "http_path", NULL };
 	cat_product *v = NULL;
 	size_t n = 0, total = 0;
