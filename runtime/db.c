@@ -287,6 +287,15 @@ void db_rollback(pb_db *db)
 		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 }
 
+int db_end(pb_db *db, int rc, char *err)
+{
+	if (rc) {
+		db_rollback(db);
+		return rc;
+	}
+	return db_commit(db, err);
+}
+
 bool db_in_transaction(const pb_db *db)
 {
 	return db->depth > 0 && !sqlite3_get_autocommit(db->h);
@@ -418,47 +427,49 @@ static int migration_applied(pb_db *db, int version, bool *applied, char *err)
 	return PB_OK;
 }
 
+/* Runs the text sql of migration m and records it, inside the caller's transaction. */
+static int run_migration(pb_db *db, const struct migration *m, const char *sql, char *err)
+{
+	char *emsg = NULL, now[PB_TIME_BUF];
+	sqlite3_stmt *st = NULL;
+	int rc;
+	if (sqlite3_exec(db->h, sql, NULL, NULL, &emsg) != SQLITE_OK) {
+		rc = pb_err(err, PB_EIO, "migration %s: %s", m->name, emsg ? emsg : sqlite3_errmsg(db->h));
+		sqlite3_free(emsg);
+		return rc;
+	}
+	pb_now(now);
+	if ((rc = db_prepare(db, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+			     &st, err)))
+		return rc;
+	sqlite3_bind_int(st, 1, m->version);
+	if (!(rc = db_bind_text(st, 2, m->name, err)) && !(rc = db_bind_text(st, 3, now, err)))
+		rc = db_exec(db, st, err);
+	db_done(st);
+	return rc;
+}
+
 static int apply_migration(pb_db *db, const char *dir, const struct migration *m, bool *done, char *err)
 {
 	int rc;
-	char *sql = NULL, *path = NULL, *emsg = NULL;
+	char *sql = NULL, *path = NULL;
 	bool applied = false;
-	sqlite3_stmt *st = NULL;
 	size_t plen = strlen(dir) + strlen(m->name) + 2;
 	*done = false;
 	if (!(path = malloc(plen)) || xsnprintf(path, plen, "%s/%s", dir, m->name)) {
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = read_file(path, PB_MIGRATION_MAX_BYTES, &sql, NULL, err)))
-		goto out;
-	if ((rc = db_begin(db, err)))
+	if ((rc = read_file(path, PB_MIGRATION_MAX_BYTES, &sql, NULL, err)) || (rc = db_begin(db, err)))
 		goto out;
 	/* another process may have applied it while we waited for the write lock */
-	if ((rc = migration_applied(db, m->version, &applied, err)) || applied)
-		goto out;
-	if (sqlite3_exec(db->h, sql, NULL, NULL, &emsg) != SQLITE_OK) {
-		rc = pb_err(err, PB_EIO, "migration %s: %s", m->name, emsg ? emsg : sqlite3_errmsg(db->h));
-		goto out;
-	}
-	char now[PB_TIME_BUF];
-	pb_now(now);
-	if ((rc = db_prepare(db, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-			     &st, err)))
-		goto out;
-	sqlite3_bind_int(st, 1, m->version);
-	if ((rc = db_bind_text(st, 2, m->name, err)) || (rc = db_bind_text(st, 3, now, err)) ||
-	    (rc = db_exec(db, st, err)))
-		goto out;
-	db_done(st);
-	st = NULL;
-	rc = db_commit(db, err);
-	*done = !rc;
-out:
-	db_done(st);
-	if (rc || applied)
+	if (!(rc = migration_applied(db, m->version, &applied, err)) && !applied)
+		rc = run_migration(db, m, sql, err);
+	if (applied)
 		db_rollback(db);
-	sqlite3_free(emsg);
+	else
+		*done = !(rc = db_end(db, rc, err));
+out:
 	free(sql);
 	free(path);
 	return rc;

@@ -64,6 +64,9 @@ void db_read_end(pb_db *db);
 int db_begin(pb_db *db, char *err);
 int db_commit(pb_db *db, char *err);
 void db_rollback(pb_db *db);
+/* Ends what db_begin opened, by the outcome rc of the work inside it: db_commit when rc is PB_OK,
+ * db_rollback otherwise. Returns rc, or db_commit's failure (rolled back already). */
+int db_end(pb_db *db, int rc, char *err);
 /* True inside a write transaction (db_begin not yet ended). */
 bool db_in_transaction(const pb_db *db);
 

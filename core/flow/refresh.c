@@ -654,11 +654,7 @@ static int queue_job(pb_db *db, const pb_job_spec *spec, const char *ref, const 
 		return rc;
 	if (!(rc = jobs_submit(db, spec, job_id, existing, err)) && !*existing)
 		rc = run_insert(db, spec->org_id, ref, job_id, trigger, run_id, err);
-	if (rc)
-		db_rollback(db);
-	else
-		rc = db_commit(db, err);
-	return rc;
+	return db_end(db, rc, err);
 }
 
 bool refresh_refused(const pb_failure *f)

@@ -100,17 +100,12 @@ int published_model_record(pb_db *db, const pm_record *r, pm_ids *out, char *err
 	pb_now(now);
 	if ((rc = db_begin(db, err)))
 		return rc;
-	if ((rc = consumer_product(db, r, now, out->consumer_product_id, err)) ||
-	    (rc = agreement(db, r, out->consumer_product_id, now, out->agreement_id, err)) ||
-	    (rc = lineage_edge_add(db, r->org_id, "output_port", r->output_port_id, "data_product",
-				   out->consumer_product_id, err)) ||
-	    (rc = published_row(db, r, out, now, out->published_id, err)))
-		goto out;
-	rc = db_commit(db, err);
-out:
-	if (rc)
-		db_rollback(db);
-	return rc;
+	if (!(rc = consumer_product(db, r, now, out->consumer_product_id, err)) &&
+	    !(rc = agreement(db, r, out->consumer_product_id, now, out->agreement_id, err)) &&
+	    !(rc = lineage_edge_add(db, r->org_id, "output_port", r->output_port_id, "data_product",
+				    out->consumer_product_id, err)))
+		rc = published_row(db, r, out, now, out->published_id, err);
+	return db_end(db, rc, err);
 }
 
 /* A JSON string or null for SQL NULL. */

@@ -13,8 +13,7 @@ import time
 import harness
 
 
-with open(os.path.join(harness.ROOT, "tests", "fixtures", "tenants", "demo.json"), encoding="utf-8") as _f:
-    _DEMO = json.load(_f)["tenants"][0]
+_DEMO = harness.tenants_fixture()["tenants"][0]
 TENANT = _DEMO["id"]
 APP = _DEMO["apps"][0]
 ALICE_UPN = "alice@contoso.example"
