@@ -32,7 +32,7 @@
  * PB_LUA_CALIBRATION_REF_US of CPU there), at most PB_LUA_TIME_SCALE_MAX_PCT percent and never
  * past PB_LUA_TIME_MAX_MS. PBIPORT_RENDER_TIME_LIMIT_MS replaces it (for profiling), at most
  * PB_RENDER_TIME_LIMIT_MAX_MS. */
-#define PB_LUA_CALIBRATION_REF_US 900LL
+#define PB_LUA_CALIBRATION_REF_US 225LL
 #define PB_LUA_TIME_SCALE_MAX_PCT 800
 #define PB_RENDER_TIME_LIMIT_MAX_MS 3600000L
 /* The watchdog (runtime/lua_sandbox.c): a CPU-time timer of the rendering thread that stops the

@@ -1457,11 +1457,11 @@ lua_State *sandbox_lua(lua_sandbox *sb)
 /* ---- speed calibration: the default deadline grows on a machine, or a build (sanitizers,
  * valgrind), that runs Lua slower than the one the limits were set on. A fixed piece of the
  * work templates do (string building, format, table appends and concat), timed on the
- * calling thread's CPU clock, best of three. */
+ * calling thread's CPU clock, best of two. */
 
 static const char calibration_chunk[] =
 	"local t = {}\n"
-	"for i = 1, 2000 do\n"
+	"for i = 1, 500 do\n"
 	"  local name = 'column_' .. i\n"
 	"  t[#t + 1] = string.format('\\tcolumn %s\\n\\t\\tdataType: %s\\n', name, i % 3 == 0 and 'int64' or 'string')\n"
 	"end\n"
@@ -1488,7 +1488,7 @@ static void calibrate(void)
 	lua_settop(L, 0);
 	int64_t best = INT64_MAX;
 	if (luaL_loadbufferx(L, calibration_chunk, sizeof calibration_chunk - 1, "=calibration", "t") == LUA_OK) {
-		for (int run = 0; run < 3; run++) {
+		for (int run = 0; run < 2; run++) {
 			lua_pushvalue(L, 1);
 			int64_t t0 = thread_cpu_ns();
 			if (lua_pcall(L, 0, 1, 0) != LUA_OK) {

@@ -101,7 +101,7 @@ int sandbox_run(lua_sandbox *sb, const char *chunkname, const char *code, int nr
 
 /* How much slower than the machine the default limits were set on this process runs Lua, in
  * percent: 100 (as fast or faster) to PB_LUA_TIME_SCALE_MAX_PCT. Measured once per process,
- * at the first call, with a fixed loop of about 1 ms (x3) (runtime/limits.h
+ * at the first call, with a fixed loop of about 0.25 ms run twice (runtime/limits.h
  * PB_LUA_CALIBRATION_REF_US); thread-safe. A loaded host, an old CPU, a sanitizer build or
  * valgrind raise it. */
 int sandbox_time_scale_pct(void);
