@@ -94,9 +94,9 @@ big = [r for r in rows if r[0] == "2000"]
 goal = ("met" if float(big[0][3]) < 0.5 else "NOT met") + f" ({float(big[0][3]):.2f} s wall, {float(big[0][4]) + float(big[0][5]):.2f} s CPU)" if big else "not measured in this run"
 now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 cg = open(sys.argv[5]).read().split()
-callgrind = ("- Deterministic count (valgrind callgrind, whole `pbiport tmdl` on %s x 40 writing %s files, "
-             "PBIPORT_RENDER_TIME_LIMIT_MS raised so it completes; exit status and table files checked): "
-             "%.1f M instructions (commit %s)." % (cg[0], cg[2], int(cg[1]) / 1e6, cg[3])) if cg else \
+callgrind = ("- Deterministic count (valgrind callgrind, whole `pbiport tmdl` on %s x 40 writing %s files,\n"
+             "  PBIPORT_RENDER_TIME_LIMIT_MS raised so it completes; exit status and table files checked):\n"
+             "  %.1f M instructions (commit %s)." % (cg[0], cg[2], int(cg[1]) / 1e6, cg[3])) if cg else \
             "- Deterministic count: not measured in this run (valgrind missing or BENCH_CALLGRIND=0)."
 section = f"""<!-- tmdl:begin -->
 ## tmdl
