@@ -2628,17 +2628,23 @@ static val *nav_index(evaluator *e, const val *target, const val *key)
 	return nav_step(e, target, key);
 }
 
-static val *index_value(evaluator *e, val *target, val *key)
+/* op applied to each alternative of alt, as one value (one of the results). */
+static val *alt_map(evaluator *e, const val *alt, val *(*op)(evaluator *, val *, const void *), const void *arg)
 {
-	if (target->k == V_ALT) {
-		val **each = aalloc(e->c, target->nitems * sizeof *each);
-		if (!each)
+	val **each = aalloc(e->c, alt->nitems * sizeof *each);
+	if (!each)
+		return NULL;
+	for (size_t i = 0; i < alt->nitems; i++)
+		if (!(each[i] = op(e, alt->items[i], arg)))
 			return NULL;
-		for (size_t i = 0; i < target->nitems; i++)
-			if (!(each[i] = index_value(e, target->items[i], key)))
-				return NULL;
-		return mk_alt(e, each, target->nitems);
-	}
+	return mk_alt(e, each, alt->nitems);
+}
+
+static val *index_value(evaluator *e, val *target, const void *keyp)
+{
+	val *key = (val *)keyp;
+	if (target->k == V_ALT)
+		return alt_map(e, target, index_value, key);
 	if (target->k == V_NAV)
 		return nav_index(e, target, key);
 	if (target->k == V_LIST && key->k == V_UNKNOWN && !key->srcs.n) {
@@ -2665,17 +2671,11 @@ static val *eval_index(evaluator *e, const node *n, const scope *sc)
 	return index_value(e, target, key);
 }
 
-static val *field_value(evaluator *e, val *target, const char *name)
+static val *field_value(evaluator *e, val *target, const void *namep)
 {
-	if (target->k == V_ALT) {
-		val **each = aalloc(e->c, target->nitems * sizeof *each);
-		if (!each)
-			return NULL;
-		for (size_t i = 0; i < target->nitems; i++)
-			if (!(each[i] = field_value(e, target->items[i], name)))
-				return NULL;
-		return mk_alt(e, each, target->nitems);
-	}
+	const char *name = namep;
+	if (target->k == V_ALT)
+		return alt_map(e, target, field_value, name);
 	if (target->k == V_NAV)   /* [Data] of a navigation row: the navigation itself */
 		return target;
 	if (target->k == V_RECORD && name) {
