@@ -27,11 +27,12 @@
 #define PB_LUA_INSTR_PER_COLUMN 1000LL
 #define PB_LUA_TIME_BASE_MS     300LL
 #define PB_LUA_TIME_PER_COLUMN_US 30LL
-/* That deadline is multiplied by how much slower than the machine these values were set on the
- * process runs Lua (runtime/lua_sandbox.c sandbox_time_scale_pct: a fixed loop that took
- * PB_LUA_CALIBRATION_REF_US of CPU there), at most PB_LUA_TIME_SCALE_MAX_PCT percent and never
- * past PB_LUA_TIME_MAX_MS. PBIPORT_RENDER_TIME_LIMIT_MS replaces it (for profiling), at most
- * PB_RENDER_TIME_LIMIT_MAX_MS. */
+/* The per-column part of that deadline is multiplied by how much slower than the machine these
+ * values were set on the process runs Lua (runtime/lua_sandbox.c sandbox_time_scale_pct: a fixed
+ * loop that took PB_LUA_CALIBRATION_REF_US of CPU there), at most PB_LUA_TIME_SCALE_MAX_PCT
+ * percent, the whole never past PB_LUA_TIME_MAX_MS; the base, which bounds a hostile template on
+ * a small contract, stays. PBIPORT_RENDER_TIME_LIMIT_MS replaces the deadline (for profiling),
+ * at most PB_RENDER_TIME_LIMIT_MAX_MS. */
 #define PB_LUA_CALIBRATION_REF_US 225LL
 #define PB_LUA_TIME_SCALE_MAX_PCT 800
 #define PB_RENDER_TIME_LIMIT_MAX_MS 3600000L

@@ -567,11 +567,12 @@ out:
 
 /* Default limits grow with the contract, so a runaway template on a small contract stops
  * within a few hundred ms while a big honest render still has ~3x what it needs
- * (bench/tmdl: ~350 instructions per column). The deadline also grows with how slowly this
- * process runs Lua (sandbox_time_scale_pct: a loaded host, a sanitizer build), never past
- * PB_LUA_TIME_MAX_MS; the instruction budget is deterministic and does not. The configured
- * PBIPORT_RENDER_TIME_LIMIT_MS replaces the deadline only (profiling under valgrind); an
- * explicit opts time_limit_ms replaces both. */
+ * (bench/tmdl: ~350 instructions per column). The per-column part of the deadline also grows
+ * with how slowly this process runs Lua (sandbox_time_scale_pct: a loaded host, a sanitizer
+ * build), never past PB_LUA_TIME_MAX_MS; the fixed part, which is what bounds a hostile
+ * template on a small contract, and the instruction budget (deterministic) do not. The
+ * configured PBIPORT_RENDER_TIME_LIMIT_MS replaces the deadline only (profiling under
+ * valgrind); an explicit opts time_limit_ms replaces both. */
 static void set_limits(const pb_contract *c, const render_opts *o, sandbox_opts *so)
 {
 	if (o->time_limit_ms > 0) {
@@ -588,9 +589,11 @@ static void set_limits(const pb_contract *c, const render_opts *o, sandbox_opts 
 		so->time_limit_ms = (int)o->cfg->render_time_limit_ms;
 		return;
 	}
-	long long ms = PB_LUA_TIME_BASE_MS + PB_LUA_TIME_PER_COLUMN_US * ncols / 1000;
-	ms = ms < PB_LUA_TIME_MAX_MS ? ms : PB_LUA_TIME_MAX_MS;
-	so->time_limit_ms = sandbox_scaled_ms((int)ms, sandbox_time_scale_pct(), PB_LUA_TIME_MAX_MS);
+	long long cols_ms = PB_LUA_TIME_PER_COLUMN_US * ncols / 1000;
+	cols_ms = cols_ms < PB_LUA_TIME_MAX_MS ? cols_ms : PB_LUA_TIME_MAX_MS;
+	so->time_limit_ms = (int)PB_LUA_TIME_BASE_MS +
+			    sandbox_scaled_ms((int)cols_ms, sandbox_time_scale_pct(),
+					      PB_LUA_TIME_MAX_MS - (int)PB_LUA_TIME_BASE_MS);
 }
 
 static int check_mode(const char *mode, const char **norm, char *err)

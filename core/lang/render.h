@@ -78,8 +78,8 @@ typedef struct render_opts {
 	int time_limit_ms;          /* CPU time for the templates, replacing both limits below;
 	                               0 = scaled to the contract: an instruction budget of
 	                               PB_LUA_INSTR_BASE + per table and per column, and a deadline
-	                               of PB_LUA_TIME_BASE_MS + per column, times the machine's
-	                               measured slowness (sandbox_time_scale_pct), at most
+	                               of PB_LUA_TIME_BASE_MS + per column, the per-column part times
+	                               the machine's measured slowness (sandbox_time_scale_pct), at most
 	                               PB_LUA_TIME_MAX_MS (runtime/limits.h); cfg's
 	                               render_time_limit_ms, when set, is the deadline instead */
 } render_opts;
