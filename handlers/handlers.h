@@ -136,4 +136,13 @@ int pages_set_failure(struct json_t *view, const char *key, const pb_failure *f)
 /* Renders web/<name>.lua with view (stolen) and answers with status (runtime/page_render.h). */
 int pages_reply(struct req *r, const char *name, struct json_t *view, int status);
 
+/* Webhooks (handlers/webhooks.c) */
+int api_webhooks_create(struct req *r);
+int api_webhooks_list(struct req *r);
+int api_webhooks_get(struct req *r);
+int api_webhooks_patch(struct req *r);
+int api_webhooks_delete(struct req *r);
+int api_webhook_deliveries_list(struct req *r);
+int api_webhook_test(struct req *r);
+
 #endif

@@ -103,6 +103,14 @@ static const struct route routes[] = {
 	/* its own body bound (PB_PUSH_BODY_MAX, = @STREAM_BODY@ in the web server configs) */
 	{ "POST",   "/api/push-datasets/{id}/tables/{table}/rows", api_push_rows_post, PB_ROLE_MEMBER, PB_PUSH_BODY_MAX, rows_types, NULL, ROUTE_STREAM_BODY },
 	{ "DELETE", "/api/push-datasets/{id}/tables/{table}/rows", api_push_rows_delete, PB_ROLE_MEMBER, 0, NULL,  NULL,       0 },
+	/* webhooks (handlers/webhooks.c): organization owners */
+	{ "POST",   "/api/webhooks",              api_webhooks_create,  PB_ROLE_OWNER,  PB_BODY_WEBHOOK_MAX, json_types,   NULL,       0 },
+	{ "GET",    "/api/webhooks",              api_webhooks_list,    PB_ROLE_OWNER,  0,                 NULL,           NULL,       ROUTE_READ_ONLY },
+	{ "GET",    "/api/webhooks/{id}",         api_webhooks_get,     PB_ROLE_OWNER,  0,                 NULL,           NULL,       ROUTE_READ_ONLY },
+	{ "PATCH",  "/api/webhooks/{id}",         api_webhooks_patch,   PB_ROLE_OWNER,  PB_BODY_WEBHOOK_MAX, json_types,   NULL,       0 },
+	{ "DELETE", "/api/webhooks/{id}",         api_webhooks_delete,  PB_ROLE_OWNER,  0,                 NULL,           NULL,       0 },
+	{ "GET",    "/api/webhooks/{id}/deliveries", api_webhook_deliveries_list, PB_ROLE_OWNER, 0,        NULL,           NULL,       ROUTE_READ_ONLY },
+	{ "POST",   "/api/webhooks/{id}/test",    api_webhook_test,     PB_ROLE_OWNER,  0,                 NULL,           NULL,       ROUTE_EMPTY_BODY_OK },
 
 	/* web pages (handlers/pages_*.c): HTML failures, CSRF-checked forms (ROUTE_PAGE) */
 	{ "GET",    "/",                          pages_home,           PB_ROLE_MEMBER, 0,                 NULL,           home_query, ROUTE_PAGE | ROUTE_READ_ONLY },

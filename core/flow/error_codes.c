@@ -15,9 +15,10 @@
 #define A_IMPORT "Import"
 #define A_REFRESH "Refresh"
 #define A_PUSH "Push datasets"
+#define A_WEBHOOKS "Webhooks"
 
 /* The areas in the order docs/errors.md lists them. */
-static const char *const areas[] = { A_ANY, A_CATALOG, A_CONNECT, A_SIGNIN, A_PUBLISH, A_JOBS, A_IMPORT, A_REFRESH, A_PUSH };
+static const char *const areas[] = { A_ANY, A_CATALOG, A_CONNECT, A_SIGNIN, A_PUBLISH, A_JOBS, A_IMPORT, A_REFRESH, A_PUSH, A_WEBHOOKS };
 
 const pb_error_code pb_error_codes[] = {
 	/* ---- every request: the runtime, and what any Microsoft call can end in ---- */
@@ -143,6 +144,22 @@ const pb_error_code pb_error_codes[] = {
 	  "schema: send \"replace\": true to create it again with the new schema (its rows are not kept)" },
 	{ "invalid_rows", PB_EINVAL, 0, A_PUSH, "a row of the body does not fit the table (the message names the row and "
 	  "the column), or the body holds no rows: nothing was sent" },
+	/* ---- webhooks: registering them, and what a delivery (its webhook_delivery job) ends with ---- */
+	{ "webhook_url_refused", PB_EINVAL, 0, A_WEBHOOKS, "the webhook URL is not https://, carries a user name or "
+	  "password, or names (or, when a delivery connects, resolves to) a loopback, private or link-local address "
+	  "that the administrator did not allow (PBIPORT_WEBHOOK_ALLOW_HOSTS); a delivery refused so is not tried "
+	  "again" },
+	{ "unknown_event", PB_EINVAL, 0, A_WEBHOOKS, "events names an event pbiport does not send; the message lists "
+	  "the valid ones" },
+	{ "too_many_webhooks", PB_ECONFLICT, 0, A_WEBHOOKS, "the organization has as many webhooks as it may have (100): "
+	  "delete one first" },
+	{ "webhook_failed", 0, 0, A_WEBHOOKS, "the receiver did not answer 2xx (or not in time); while queued, the "
+	  "delivery is tried again after the time its message gives; once the attempts are used up it failed, and the "
+	  "webhook shows the last answer" },
+	{ "refresh_failed", 0, 0, A_WEBHOOKS, "only in a refresh.failed event's data.error: Power BI ran the refresh and "
+	  "reports it failed (status \"Failed\"); the message is Power BI's" },
+	{ "webhook_gone", 0, 0, A_WEBHOOKS, "the receiver answered 410 Gone: the webhook was turned off (PATCH it with "
+	  "\"active\": true to turn it on again)" },
 };
 
 const size_t pb_error_codes_count = sizeof pb_error_codes / sizeof pb_error_codes[0];

@@ -17,6 +17,7 @@
 #include "core/store/integrations.h"
 #include "core/lang/mlineage.h"
 #include "core/flow/pbi_session.h"
+#include "core/flow/webhooks.h"
 #include "core/store/tenant_backoff.h"
 #include "msapi/powerbi.h"
 #include "msapi/scanner.h"
@@ -1357,7 +1358,12 @@ static int fail_run(ingest_run *r)
 	free(w);
 	assets_unstage(r->db, r->run->id, err);
 	scans_delete(r->db, r->run->id, err);
-	return job_fail(r->ctx, code, "%s", r->fail.message);
+	int rc = job_fail(r->ctx, code, "%s", r->fail.message);
+	webhook_job_event(r->ctx, "import.failed", json_pack("{s:s, s:s?, s:s, s:s?}", "integration_id",
+							      r->run->integration_id, "integration_name",
+							      r->integ ? r->integ->name : NULL, "run_id", r->run->id,
+							      "trigger", r->run->trigger));
+	return rc;
 }
 
 /* The attempt failed with rc (r->fail says how, when a Microsoft call or a wait decided it):

@@ -4,6 +4,7 @@
 #include "core/flow/publish.h"
 #include "core/flow/push.h"
 #include "core/flow/refresh.h"
+#include "core/flow/webhooks.h"
 #include "core/flow/worker.h"
 
 const pb_job_kind pb_job_kinds[] = {
@@ -12,6 +13,7 @@ const pb_job_kind pb_job_kinds[] = {
 	{ "publish",    publish_job,   publish_cancel_cleanup },
 	{ "refresh",    refresh_job,   NULL },
 	{ "push_rows",  push_rows_job, NULL },
+	{ WEBHOOK_JOB_KIND, webhook_delivery_job, NULL },
 	{ NULL, NULL, NULL },
 };
 

@@ -11,6 +11,7 @@
 #include "core/lang/mlineage.h"
 #include "core/flow/ms_failure.h"
 #include "core/flow/pbi_session.h"
+#include "core/flow/webhooks.h"
 #include "core/store/published_models.h"
 #include "core/lang/tmdl.h"
 #include "msapi/fabric.h"
@@ -1024,6 +1025,20 @@ out:
 	return rc;
 }
 
+/* The data of the publish.succeeded / publish.failed webhook event: the request, and the
+ * result when there is one (docs/webhooks.md). New reference or NULL. */
+static json_t *event_data(const publish_run *r)
+{
+	json_t *d = json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?}", "output_port_id", r->port_id, "data_product_id",
+			      r->port ? r->port->data_product_id : NULL, "workspace_id", r->ws, "name", r->name, "user_id",
+			      r->ctx->job->user_id[0] ? r->ctx->job->user_id : NULL);
+	if (d && r->ctx->result && json_object_update(d, r->ctx->result)) {
+		json_decref(d);
+		d = NULL;
+	}
+	return d;
+}
+
 int publish_job(pb_job_ctx *ctx)
 {
 	publish_run r = { .ctx = ctx };
@@ -1048,6 +1063,8 @@ int publish_job(pb_job_ctx *ctx)
 		goto out;
 	rc = phase_finalize(&r);
 out:
+	if (!rc || job_failing_for_good(ctx))
+		webhook_job_event(ctx, rc ? "publish.failed" : "publish.succeeded", event_data(&r));
 	if (r.have_session)
 		pbi_session_release(&r.s);
 	pb_files_release(&r.files);

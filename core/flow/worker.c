@@ -140,6 +140,17 @@ int job_retry_later(pb_job_ctx *ctx, long after_ms, const char *code, const char
 	return rc;
 }
 
+bool job_failing_for_good(const pb_job_ctx *ctx)
+{
+	if (ctx->waiting || ctx->cancel_requested || atomic_load(&ctx->lease_lost))
+		return false;
+	/* run_job: a transient failure, or one without a code, goes to jobs_retry, which gives up
+	 * once the attempts are used */
+	if (ctx->transient || !ctx->error_code[0])
+		return ctx->job->attempts >= ctx->job->max_attempts;
+	return true;
+}
+
 /* ---- heartbeat: renews the lease on its own connection while the kind works ---- */
 
 struct heartbeat {
