@@ -1,6 +1,7 @@
 /* `pbiport tmdl CONTRACT [--server NAME] [--out DIR] [--templates DIR]
  *  [--mode import|directquery] [--type snowflake|databricks] [--host HOST] [--warehouse WH]
- *  [--database DB] [--http-path PATH] [--catalog CATALOG] [--schema SCHEMA]`
+ *  [--database DB] [--http-path PATH] [--catalog CATALOG] [--schema SCHEMA]
+ *  [--time-limit-ms MS]`
  *
  * Renders a TMDL definition (core/lang/render.h) from an ODCS contract. With --out the model
  * replaces DIR whole: it is written into a new folder beside DIR, which then takes DIR's
@@ -11,7 +12,9 @@
  * "==> path <==" followed by its content. --templates DIR is searched before
  * PBIPORT_TEMPLATE_PATH and the built-in templates. --type and the connection flags fill in
  * what the chosen server lacks (its own values win), or make the server of a contract that
- * has none; flags that do not apply to the server's type are ignored.
+ * has none; flags that do not apply to the server's type are ignored. --time-limit-ms sets
+ * the templates' CPU-time deadline (as PBIPORT_RENDER_TIME_LIMIT_MS, which it overrides), for
+ * profiling: the instruction budget stays.
  * Exit 0 ok, 2 bad input (message on stderr), 1 when files cannot be written. */
 #include <dirent.h>
 #include <errno.h>
@@ -34,7 +37,7 @@ static const char TMDL_USAGE[] =
 	"usage: pbiport tmdl CONTRACT [--server NAME] [--out DIR] [--templates DIR]\n"
 	"                    [--mode import|directquery] [--type snowflake|databricks]\n"
 	"                    [--host HOST] [--warehouse WH] [--database DB] [--http-path PATH]\n"
-	"                    [--catalog CATALOG] [--schema SCHEMA]\n";
+	"                    [--catalog CATALOG] [--schema SCHEMA] [--time-limit-ms MS]\n";
 
 /* Matches "--name VALUE" or "--name=VALUE"; advances *i past what it used. */
 static int flag_value(int argc, char **argv, int *i, const char *name, const char **out)
@@ -285,7 +288,7 @@ out:
 
 int cmd_tmdl(int argc, char **argv)
 {
-	const char *contract_path = NULL, *out_dir = NULL;
+	const char *contract_path = NULL, *out_dir = NULL, *time_limit = NULL;
 	render_opts o = { .params = RENDER_PARAMS_CLI };
 	pb_contract *c = NULL;
 	pb_files files = { 0 };
@@ -306,7 +309,8 @@ int cmd_tmdl(int argc, char **argv)
 		    (r = flag_value(argc, argv, &i, "--database", &o.database)) ||
 		    (r = flag_value(argc, argv, &i, "--http-path", &o.http_path)) ||
 		    (r = flag_value(argc, argv, &i, "--catalog", &o.catalog)) ||
-		    (r = flag_value(argc, argv, &i, "--schema", &o.schema))) {
+		    (r = flag_value(argc, argv, &i, "--schema", &o.schema)) ||
+		    (r = flag_value(argc, argv, &i, "--time-limit-ms", &time_limit))) {
 			if (r < 0) {
 				fprintf(stderr, "pbiport tmdl: %s needs a value\n%s", argv[i], TMDL_USAGE);
 				return 2;
@@ -331,6 +335,18 @@ int cmd_tmdl(int argc, char **argv)
 	/* the folders of --templates come first, then the configured ones */
 	int rc = config_load_templates(&cfg, err);
 	o.cfg = &cfg;
+	if (!rc && time_limit) {
+		char *end;
+		errno = 0;
+		long ms = strtol(time_limit, &end, 10);
+		if (errno || *end || ms < 1 || ms > PB_RENDER_TIME_LIMIT_MAX_MS) {
+			fprintf(stderr, "pbiport tmdl: --time-limit-ms: expected a whole number from 1 to %ld, got '%.40s'\n",
+				PB_RENDER_TIME_LIMIT_MAX_MS, time_limit);
+			status = 2;
+			goto out;
+		}
+		cfg.render_time_limit_ms = ms;
+	}
 	if (!rc)
 		rc = contract_load(contract_path, &c, err);
 	if (!rc)

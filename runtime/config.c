@@ -176,7 +176,9 @@ static int load_templates(pb_config *cfg, char *err)
 {
 	int rc;
 	if ((rc = copy_opt("PBIPORT_DATADIR", &cfg->datadir, err)) ||
-	    (rc = copy_opt("PBIPORT_TEMPLATE_PATH", &cfg->template_path, err)))
+	    (rc = copy_opt("PBIPORT_TEMPLATE_PATH", &cfg->template_path, err)) ||
+	    (rc = parse_long("PBIPORT_RENDER_TIME_LIMIT_MS", 1, PB_RENDER_TIME_LIMIT_MAX_MS,
+			     &cfg->render_time_limit_ms, err)))
 		return rc;
 	return cfg->template_path ? check_folders("PBIPORT_TEMPLATE_PATH", cfg->template_path, err) : PB_OK;
 }

@@ -27,6 +27,9 @@ typedef struct pb_config {
 	char *template_path;        /* PBIPORT_TEMPLATE_PATH: colon-separated admin template folders,
 	                               each an existing folder at start-up, or NULL */
 	char *sql_dir;              /* PBIPORT_SQL_DIR, default <datadir>/sql */
+	long render_time_limit_ms;  /* PBIPORT_RENDER_TIME_LIMIT_MS: the templates' CPU-time deadline
+	                               per render, for profiling (docs/templates.md); 0 = the default,
+	                               scaled to the contract and the machine (core/lang/render.c) */
 	bool powerbi_web_enabled;   /* APPLICATION_POWERBI_WEB_ENABLED */
 	bool ingestions_enabled;    /* APPLICATION_INGESTIONS_ENABLED */
 	struct pb_keyring *encryption_keys;  /* APPLICATION_ENCRYPTION_KEYS (runtime/crypto.h), or NULL */
@@ -73,8 +76,9 @@ void config_defaults(pb_config *cfg);
  * and the struct is left released. Returns PB_OK, PB_EINVAL or PB_ENOMEM. */
 int config_load(pb_config *cfg, char *err);
 
-/* The same for commands that only render templates (pbiport tmdl): PBIPORT_DATADIR and
- * PBIPORT_TEMPLATE_PATH only; nothing else is required or read. */
+/* The same for commands that only render templates (pbiport tmdl): PBIPORT_DATADIR,
+ * PBIPORT_TEMPLATE_PATH and PBIPORT_RENDER_TIME_LIMIT_MS only; nothing else is required or
+ * read. */
 int config_load_templates(pb_config *cfg, char *err);
 
 void config_release(pb_config *cfg);

@@ -27,6 +27,15 @@
 #define PB_LUA_INSTR_PER_COLUMN 1000LL
 #define PB_LUA_TIME_BASE_MS     300LL
 #define PB_LUA_TIME_PER_COLUMN_US 30LL
+/* The per-column part of that deadline is multiplied by how much slower than the machine these
+ * values were set on the process runs Lua (runtime/lua_sandbox.c sandbox_time_scale_pct: a fixed
+ * loop that took PB_LUA_CALIBRATION_REF_US of CPU there), at most PB_LUA_TIME_SCALE_MAX_PCT
+ * percent, the whole never past PB_LUA_TIME_MAX_MS; the base, which bounds a hostile template on
+ * a small contract, stays. PBIPORT_RENDER_TIME_LIMIT_MS replaces the deadline (for profiling),
+ * at most PB_RENDER_TIME_LIMIT_MAX_MS. */
+#define PB_LUA_CALIBRATION_REF_US 225LL
+#define PB_LUA_TIME_SCALE_MAX_PCT 800
+#define PB_RENDER_TIME_LIMIT_MAX_MS 3600000L
 /* The watchdog (runtime/lua_sandbox.c): a CPU-time timer of the rendering thread that stops the
  * template at its time limit even inside a library call, and ends the process when a call still
  * has not returned this much CPU time later (exit status PB_LUA_WATCHDOG_EXIT, which
@@ -145,6 +154,7 @@
 #define PB_MLINEAGE_MAX_MEMORY  (64u * 1024 * 1024)   /* working memory of one parse */
 #define PB_MLINEAGE_MAX_PARAM_DEPTH 16                /* shared expressions followed in a chain */
 #define PB_MLINEAGE_MAX_EVALS   2000000               /* evaluation steps of one parse */
+#define PB_MLINEAGE_MAX_ALTS    16                    /* values one unknown condition may choose among */
 /* lineage graph (core/flow/lineage) */
 #define PB_LINEAGE_DEPTH_DEFAULT 3
 #define PB_LINEAGE_DEPTH_MAX    10

@@ -1454,3 +1454,70 @@ lua_State *sandbox_lua(lua_sandbox *sb)
 	return sb->L;
 }
 
+/* ---- speed calibration: the default deadline grows on a machine, or a build (sanitizers,
+ * valgrind), that runs Lua slower than the one the limits were set on. A fixed piece of the
+ * work templates do (string building, format, table appends and concat), timed on the
+ * calling thread's CPU clock, best of two. */
+
+static const char calibration_chunk[] =
+	"local t = {}\n"
+	"for i = 1, 500 do\n"
+	"  local name = 'column_' .. i\n"
+	"  t[#t + 1] = string.format('\\tcolumn %s\\n\\t\\tdataType: %s\\n', name, i % 3 == 0 and 'int64' or 'string')\n"
+	"end\n"
+	"return #table.concat(t)\n";
+
+static pthread_once_t calibration_once = PTHREAD_ONCE_INIT;
+static int calibration_pct = 100;   /* kept for the process: the machine does not change */
+
+static int64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void calibrate(void)
+{
+	lua_State *L = luaL_newstate();   /* private, runs only the constant chunk above */
+	if (!L)
+		return;
+	luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
+	luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
+	luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 1);
+	lua_settop(L, 0);
+	int64_t best = INT64_MAX;
+	if (luaL_loadbufferx(L, calibration_chunk, sizeof calibration_chunk - 1, "=calibration", "t") == LUA_OK) {
+		for (int run = 0; run < 2; run++) {
+			lua_pushvalue(L, 1);
+			int64_t t0 = thread_cpu_ns();
+			if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+				best = INT64_MAX;
+				break;
+			}
+			int64_t took = thread_cpu_ns() - t0;
+			lua_pop(L, 1);
+			if (took < best)
+				best = took;
+		}
+	}
+	lua_close(L);
+	if (best == INT64_MAX)
+		return;
+	int64_t pct = best * 100 / (PB_LUA_CALIBRATION_REF_US * 1000);
+	calibration_pct = (int)(pct < 100 ? 100 : pct > PB_LUA_TIME_SCALE_MAX_PCT ? PB_LUA_TIME_SCALE_MAX_PCT : pct);
+}
+
+int sandbox_time_scale_pct(void)
+{
+	pthread_once(&calibration_once, calibrate);
+	return calibration_pct;
+}
+
+int sandbox_scaled_ms(int ms, int pct, int cap_ms)
+{
+	long long scaled = (long long)ms * (pct < 100 ? 100 : pct) / 100;
+	if (scaled > cap_ms)
+		scaled = cap_ms;
+	return (int)(scaled < ms ? ms : scaled);
+}

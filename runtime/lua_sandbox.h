@@ -99,4 +99,15 @@ int sandbox_call(lua_sandbox *sb, const char *module, int nargs, char *err);
 int sandbox_run(lua_sandbox *sb, const char *chunkname, const char *code, int nresults,
 		char *err);
 
+/* How much slower than the machine the default limits were set on this process runs Lua, in
+ * percent: 100 (as fast or faster) to PB_LUA_TIME_SCALE_MAX_PCT. Measured once per process,
+ * at the first call, with a fixed loop of about 0.25 ms run twice (runtime/limits.h
+ * PB_LUA_CALIBRATION_REF_US); thread-safe. A loaded host, an old CPU, a sanitizer build or
+ * valgrind raise it. */
+int sandbox_time_scale_pct(void);
+
+/* ms scaled by pct percent: never below ms (a pct under 100 counts as 100), never above cap_ms
+ * (unless ms itself is). Pure. */
+int sandbox_scaled_ms(int ms, int pct, int cap_ms);
+
 #endif

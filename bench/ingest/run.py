@@ -19,6 +19,7 @@ import ssl
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
+import completion  # noqa: E402
 import readme_section  # noqa: E402
 
 BIN = os.path.join(os.environ.get("BENCH_BIN_DIR") or os.path.join(ROOT, "bin"), "pbiport")
@@ -94,8 +95,7 @@ def run_worker(env, wrap=()):
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wall = time.monotonic() - t0
     err = res.stderr.decode()
-    if res.returncode:
-        sys.exit("worker failed: " + err[-2000:])
+    completion.require(res.returncode == 0, "ingest", "worker --once exited %d: %s" % (res.returncode, err[-2000:]))
     return wall, int(re.findall(r"PEAK_RSS_KB=(\d+)", err)[-1]) / 1024.0
 
 
@@ -176,15 +176,15 @@ def main():
         status, integ = cgi(env, "POST", "/api/integrations", {
             "name": "bench", "type": "powerbi", "tenant_id": t["id"], "client_id": app["client_id"],
             "client_secret": app["client_secret"]})
-        assert status == 201, integ
+        completion.require(status == 201, "ingest", "creating the integration answered %s %s" % (status, integ))
         rows = []
         for label in ("full", "incremental (nothing changed)"):
             status, run = cgi(env, "POST", "/api/integrations/%s/runs" % integ["id"])
-            assert status == 202, run
+            completion.require(status == 202, "ingest", "starting the %s run answered %s %s" % (label, status, run))
             wall, rss = run_worker(env, WRAP if label == "full" else ())
             status, runs = cgi(env, "GET", "/api/integrations/%s/runs" % integ["id"])
             r = runs["runs"][0]
-            assert r["state"] == "succeeded", r
+            completion.require(r["state"] == "succeeded", "ingest", "the %s run ended %s" % (label, r))
             status, job = cgi(env, "GET", "/api/jobs/%s" % r["job_id"])
             rows.append((label, r, wall, rss, job.get("result") or {}))
             print(label, wall, rss, json.dumps(job.get("result")), "db bytes",
@@ -202,6 +202,10 @@ def main():
 
     full, incr = rows[0], rows[1]
     c = full[1]["counts"]
+    # the full run brought the whole tenant: gen_tenant's 5 models and 10 reports per workspace
+    for key, want in (("scanned_workspaces", WS), ("workspaces", WS), ("semantic_models", 5 * WS),
+                      ("reports", 10 * WS)):
+        completion.require_equal(c[key], want, "ingest", "full run: " + key)
     batches = -(-WS // 100)
     lines = [
         "<!-- ingest:begin -->",

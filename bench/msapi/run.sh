@@ -8,6 +8,8 @@
 # (BENCH_SERIAL=0 skips it). Writes the "msapi" section of bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=bench/completion.sh
+. bench/completion.sh
 WS=${BENCH_WORKSPACES:-10000}
 LAT=${BENCH_LATENCY_MS:-20}
 POLL=${BENCH_POLL_MS:-100}
@@ -46,12 +48,25 @@ export PBIPORT_DB=$work/unused.db   # required by the configuration; the benchma
 export BENCH_CLIENT_SECRET=$secret
 [ "$SERIAL" = 0 ] || export BENCH_SERIAL=1
 
-"$work/bench_msapi" "$tenant" "$client" - 16 "$POLL" | tee "$work/result.txt"
+status=0
+"$work/bench_msapi" "$tenant" "$client" - 16 "$POLL" >"$work/result.txt" 2>"$work/bench.err" || status=$?
+cat "$work/result.txt"
+[ "$status" -eq 0 ] || bench_fail msapi "bench_msapi exited $status ($(tail -n 1 "$work/bench.err"))"
 curl -s --cacert "$work/emu/ca.pem" "$url/_emulator/state?sections=counters&parts=0" >"$work/state.json"
 
 python3 - "$work/result.txt" "$work/state.json" "$WS" "$LAT" "$POLL" "$gen_s" "$work/emu.err" <<'PY'
 import json, os, platform, re, sys, time
+sys.path.insert(0, "bench")
+import completion  # noqa: E402
 res = dict(l.strip().split("=", 1) for l in open(sys.argv[1]) if "=" in l)
+# every listing and scan saw the whole tenant: gen_tenant's 5 models and 10 reports per workspace
+n = int(sys.argv[3])
+want = {"fabric_list_workspaces": n, "powerbi_list_groups": n, "scanner_modified": n, "scan_workspaces": n,
+        "scan_datasets": 5 * n, "scan_reports": 10 * n}
+if "serial_wall_s" in res:
+  want.update(serial_workspaces=n, serial_datasets=5 * n, serial_reports=10 * n)
+for k, v in want.items():
+  completion.require_equal(int(res.get(k, -1)), v, "msapi", k)
 # the emulator logs "HH:MM:SS METHOD /path STATUS N.Nms" (time spent server-side, latency included)
 server = {}
 for line in open(sys.argv[7]):
@@ -104,7 +119,6 @@ out.append("- server-side time per call, mean over both runs (emulator log, %s m
   mean("getInfo"), mean("scanStatus"), mean("scanResult")))
 out += ["<!-- msapi:end -->"]
 section = "\n".join(out)
-sys.path.insert(0, "bench")
 import readme_section  # noqa: E402
 readme_section.write("msapi", section)
 print(section)

@@ -7,6 +7,8 @@
 # bench/README.md (BENCH_README=0 leaves it alone).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=bench/completion.sh
+. bench/completion.sh
 make -s build/libpbiport.a
 mkdir -p build/bench
 gv="$(pkg-config --variable=libdir libgvc)/graphviz"   # Graphviz's dot layout, linked in as by the Makefile
@@ -18,7 +20,12 @@ cc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -I.
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 load=$(cut -d' ' -f1-3 /proc/loadavg)
-rows=$(build/bench/pages_bench "$dir" "${BENCH_ITERATIONS:-2000}" 2>/dev/null)
+# pages_bench stops at the first answer other than 200; each of its 11 requests is a row
+status=0
+rows=$(build/bench/pages_bench "$dir" "${BENCH_ITERATIONS:-2000}" 2>"$dir/err") || status=$?
+[ "$status" -eq 0 ] || bench_fail pages "pages_bench exited $status ($(tail -n 1 "$dir/err"))"
+n=$(grep -c '^| \(page\|API\|picture\) `GET ' <<<"$rows" || true)
+[ "$n" -eq 11 ] || bench_fail pages "pages_bench reported $n of its 11 requests"
 section=$(cat <<MD
 <!-- pages:begin -->
 ## pages

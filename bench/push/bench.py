@@ -24,6 +24,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "emulator"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import emutest  # noqa: E402
+import completion  # noqa: E402
 import readme_section  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
@@ -129,11 +130,11 @@ def main():
         st, conn, _, _, _, err = cgi(env, "POST", "/api/push-connections", {
             "name": "bench", "team": "data", "tenant_id": TENANT, "client_id": PUSH_APP["client_id"],
             "client_secret": PUSH_APP["client_secret"]})
-        assert st == 201, (st, conn, err)
+        completion.require(st == 201, "push", "creating the push connection answered %s %s %s" % (st, conn, err))
         st, ds, _, _, _, err = cgi(env, "POST", "/api/push-datasets", {
             "connection_id": conn["id"], "workspace_id": WS, "name": "Bench",
             "tables": [{"name": "Orders", "columns": [{"name": c, "dataType": t} for c, t in COLUMNS]}]})
-        assert st == 201, (st, ds, err)
+        completion.require(st == 201, "push", "creating the dataset answered %s %s %s" % (st, ds, err))
         csv = os.path.join(tmp, "rows.csv")
         t0 = time.time()
         gen_csv(csv, ROWS)
@@ -144,7 +145,7 @@ def main():
         post_st, doc, _, post_cpu, post_rss, err = cgi(env, "POST", "/api/push-datasets/%s/tables/Orders/rows" % ds["id"],
                                                    ctype="text/csv", stdin_path=csv)
         post_wall = time.time() - t0
-        assert post_st in (200, 202), (post_st, doc, err)
+        completion.require(post_st in (200, 202), "push", "POST rows answered %s %s %s" % (post_st, doc, err))
         t0 = time.time()
         # BENCH_PERF=FILE records a CPU profile of the worker (perf record -g)
         prof = ["perf", "record", "-g", "-o", os.environ["BENCH_PERF"], "--"] if os.environ.get("BENCH_PERF") else []
@@ -153,9 +154,10 @@ def main():
         rc, _, werr, work_cpu, work_rss, work_peaks = run(prof + [BIN, "worker", "--once", "--lease-seconds", "30"],
                                                           env)
         work_wall = time.time() - t0
-        assert rc == 0, werr
+        completion.require(rc == 0, "push", "worker --once exited %s: %s" % (rc, werr[-500:]))
         st, job, _, _, _, _ = cgi(env, "GET", "/api/jobs/" + doc["job_id"])
-        assert job["state"] == "succeeded", job
+        completion.require(job["state"] == "succeeded", "push", "the push job ended %s" % job)
+        completion.require_equal((job.get("result") or {}).get("rows_accepted"), ROWS, "push", "rows Power BI accepted")
         state = emu.state("counters,log")
         posts = [r for r in state["requests"] if r["method"] == "POST" and r["path"].endswith("/rows")]
         times = sorted(r["time"] for r in posts)
@@ -173,6 +175,7 @@ def main():
             "lim_rows": lim_rows, "span_s": (times[-1] - times[0]) if times else 0, "result": job["result"],
         }
         print(json.dumps(res, indent=1))
+        completion.require_equal(res["rows_posted"], ROWS, "push", "rows the emulator received")
         write_readme(res)
     finally:
         emu.stop()

@@ -173,7 +173,7 @@ typedef struct ingest_run {
 	long scans_started;         /* over every attempt of the run (integration_scans.scans) */
 	size_t models_seen, models_with_tables, models_with_sources;
 	int64_t ms_fetch, ms_stage, ms_poll_wait, ms_apply;   /* where a run's time went */
-	struct port_match *ports;   /* the org's Snowflake / Databricks output ports */
+	struct port_match *ports;   /* the org's output ports that name a server */
 	size_t nports;
 	struct published *published;   /* models pbiport published: Power BI id -> consumer product */
 	size_t npublished;
@@ -532,7 +532,8 @@ static const char *first_field(const json_t *o, const char *const *keys)
 
 static int ports_load(ingest_run *r, char *err)
 {
-	static const char *const host_keys[] = { "host", "account", "server", NULL };
+	/* BigQuery servers have no host: their project names them, as it names M's sources */
+	static const char *const host_keys[] = { "host", "account", "project", "server", NULL };
 	static const char *const second_keys[] = { "warehouse", "httpPath", "http_path", NULL };
 	cat_product *v = NULL;
 	size_t n = 0, total = 0;
@@ -581,7 +582,7 @@ static int port_edges(ingest_run *r, const char *type, const char *host, const c
 		return 0;
 	for (size_t i = 0; i < r->nports && !rc; i++) {
 		const struct port_match *m = &r->ports[i];
-		if (!strcasestr(type, m->type) || !mlineage_same_server(m->type, m->host, host))
+		if (!mlineage_same_type(type, m->type) || !mlineage_same_server(m->type, m->host, host))
 			continue;
 		if (second && m->second && !str_ieq(second, m->second))
 			continue;
@@ -648,11 +649,13 @@ static int model_edges(ingest_run *r, const scan_dataset *ds, const json_t *deta
 	json_t *src;
 	json_array_foreach(json_object_get(details, "upstream_tables"), i, src) {
 		const char *type = json_string_value(json_object_get(src, "type"));
+		const char *host = json_string_value(json_object_get(src, "host"));
 		const char *second = json_string_value(json_object_get(src, "warehouse"));
 		if (!second)
 			second = json_string_value(json_object_get(src, "http_path"));
-		if ((rc = port_edges(r, type, json_string_value(json_object_get(src, "host")), second, "semantic_model",
-				     mid, err)))
+		if (!host && mlineage_same_type(type, "bigquery"))   /* no host: the project names it */
+			host = json_string_value(json_object_get(src, "database"));
+		if ((rc = port_edges(r, type, host, second, "semantic_model", mid, err)))
 			break;
 	}
 	return rc;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/lang/tmdl.h"
 #include "runtime/strbuf.h"
@@ -496,6 +497,8 @@ enum node_kind {
 	N_BINOP,    /* kids[0] op kids[1]; text = operator */
 	N_IF,       /* if kids[0] then kids[1] else kids[2] */
 	N_FUNC,     /* (names) => kids[0]; each: names = {"_"} */
+	N_LOGICAL,  /* true or false: text */
+	N_ALT,      /* try kids[0] otherwise kids[1] (or catch): one of the kids is the result */
 };
 
 typedef struct node {
@@ -877,7 +880,13 @@ static node *parse_primary(parser *p)
 			n->text = t->text;
 		return n;
 	}
-	if (t->k == T_NUMBER || is_kw(t, "null") || is_kw(t, "true") || is_kw(t, "false") || is_p(t, "...")) {
+	if (is_kw(t, "true") || is_kw(t, "false")) {
+		p->i++;
+		if ((n = mk(p, N_LOGICAL, pos)))
+			n->text = t->text;
+		return n;
+	}
+	if (t->k == T_NUMBER || is_kw(t, "null") || is_p(t, "...")) {
 		p->i++;
 		return mk(p, N_OTHER, pos);
 	}
@@ -931,11 +940,14 @@ static node *parse_primary(parser *p)
 		node *a = parse_expr(p);
 		if (!a || pvec_push(p->c, &kids, a))
 			return NULL;
+		enum node_kind kind = N_OTHER;   /* `try x` alone is a record [HasError, Value] */
 		if (accept_kw(p, "otherwise")) {
+			kind = N_ALT;
 			node *b = parse_expr(p);
 			if (!b || pvec_push(p->c, &kids, b))
 				return NULL;
 		} else if (accept_kw(p, "catch")) {
+			kind = N_ALT;
 			node *b = is_p(cur(p), "(") ? parse_function(p, cur(p)->pos) : NULL;
 			if (!b || pvec_push(p->c, &kids, b)) {
 				if (!p->c->rc)
@@ -943,7 +955,7 @@ static node *parse_primary(parser *p)
 				return NULL;
 			}
 		}
-		n = mk(p, N_OTHER, pos);
+		n = mk(p, kind, pos);
 		set_kids(p, n, &kids, NULL);
 		return n;
 	}
@@ -1199,27 +1211,74 @@ static bool sql_kw(const sqltok *t, const char *kw)
 	return t->k == 'w' && str_ieq(t->s, kw);
 }
 
+/* SQL dialects that change how names are read (query_sources picks one per source type). */
+enum {
+	SQL_BIGQUERY = 1,   /* `project.dataset.table` in one pair of backticks is three parts;
+			     * project ids may hold '-' unquoted (FROM my-project.ds.t) */
+};
+
+/* Appends a token (growing the arena array); NULL once the arena is exhausted. */
+static sqltok *sql_push(ctx *c, sqltok **v, size_t *cnt, size_t *cap)
+{
+	if (*cnt + 1 >= *cap) {
+		sqltok *w = aalloc(c, *cap * 2 * sizeof *w);
+		if (!w)
+			return NULL;
+		memcpy(w, *v, *cnt * sizeof *w);
+		*v = w;
+		*cap *= 2;
+	}
+	sqltok *t = &(*v)[(*cnt)++];
+	memset(t, 0, sizeof *t);
+	return t;
+}
+
+/* Pushes quoted identifier text: one 'q' token, or for BigQuery's backticks one per
+ * dot-separated part with '.' tokens between. */
+static int sql_push_quoted(ctx *c, sqltok **v, size_t *cnt, size_t *cap, const char *text, size_t len,
+			   bool split)
+{
+	for (;;) {
+		const char *dot = split ? memchr(text, '.', len) : NULL;
+		size_t part = dot ? (size_t)(dot - text) : len;
+		sqltok *t = sql_push(c, v, cnt, cap);
+		if (!t)
+			return c->rc;
+		t->k = 'q';
+		t->s = astrndup(c, text, part);
+		if (!dot)
+			return c->rc;
+		if (!(t = sql_push(c, v, cnt, cap)))
+			return c->rc;
+		t->k = 'p';
+		t->ch = '.';
+		text += part + 1;
+		len -= part + 1;
+	}
+}
+
+static bool sql_word_char(const char *s, size_t j, size_t len, unsigned dialect)
+{
+	unsigned char ch = (unsigned char)s[j];
+	if (isalnum(ch) || ch == '_' || ch == '$' || ch == '#' || ch == '@' || ch == '~' || ch == '/' || ch >= 0x80)
+		return true;
+	/* BigQuery project ids: my-project-123 (a dash between word characters) */
+	return (dialect & SQL_BIGQUERY) && ch == '-' && j > 0 && j + 1 < len && isalnum((unsigned char)s[j - 1]) &&
+	       isalnum((unsigned char)s[j + 1]);
+}
+
 /* Tokenizes SQL enough to find table names: strings and comments skipped; "x", `x`
  * and [x] are quoted identifiers; words keep $ and #. */
-static int sql_tokens(ctx *c, const char *s, sqltok **out, size_t *n)
+static int sql_tokens(ctx *c, const char *s, unsigned dialect, sqltok **out, size_t *n)
 {
 	size_t len = strlen(s), cap = 64, cnt = 0;
 	sqltok *v = aalloc(c, cap * sizeof *v);
 	size_t i = 0;
 	while (v && !c->rc) {
-		if (cnt + 1 >= cap) {
-			sqltok *w = aalloc(c, cap * 2 * sizeof *w);
-			if (!w)
-				break;
-			memcpy(w, v, cnt * sizeof *w);
-			v = w;
-			cap *= 2;
-		}
 		while (i < len && isspace((unsigned char)s[i]))
 			i++;
 		if (i >= len) {
-			v[cnt].k = 0;
-			cnt++;
+			sql_push(c, &v, &cnt, &cap);   /* k = 0: the end */
 			break;
 		}
 		char ch = s[i];
@@ -1249,9 +1308,11 @@ static int sql_tokens(ctx *c, const char *s, sqltok **out, size_t *n)
 				i++;
 			}
 			i++;
-			v[cnt].k = 'p';
-			v[cnt].ch = '\'';   /* a literal: not a name */
-			cnt++;
+			sqltok *t = sql_push(c, &v, &cnt, &cap);
+			if (t) {
+				t->k = 'p';
+				t->ch = '\'';   /* a literal: not a name */
+			}
 			continue;
 		}
 		if (ch == '"' || ch == '`' || ch == '[') {
@@ -1272,10 +1333,9 @@ static int sql_tokens(ctx *c, const char *s, sqltok **out, size_t *n)
 				rc |= sbuf_addc(&b, s[j]);
 				j++;
 			}
-			v[cnt].k = 'q';
-			v[cnt].s = rc ? "" : astrndup(c, sbuf_str(&b), b.len);
+			sql_push_quoted(c, &v, &cnt, &cap, rc ? "" : sbuf_str(&b), rc ? 0 : b.len,
+					ch == '`' && (dialect & SQL_BIGQUERY));
 			sbuf_release(&b);
-			cnt++;
 			i = j < len ? j + 1 : len;
 			continue;
 		}
@@ -1288,20 +1348,22 @@ static int sql_tokens(ctx *c, const char *s, sqltok **out, size_t *n)
 				while (j < len && s[j] == '}')
 					j++;
 			} else {
-				while (j < len && (isalnum((unsigned char)s[j]) || s[j] == '_' || s[j] == '$' ||
-						   s[j] == '#' || s[j] == '@' || s[j] == '~' || s[j] == '/' ||
-						   (unsigned char)s[j] >= 0x80))
+				while (j < len && sql_word_char(s, j, len, dialect))
 					j++;
 			}
-			v[cnt].k = 'w';
-			v[cnt].s = astrndup(c, s + i, j - i);
-			cnt++;
+			sqltok *t = sql_push(c, &v, &cnt, &cap);
+			if (t) {
+				t->k = 'w';
+				t->s = astrndup(c, s + i, j - i);
+			}
 			i = j;
 			continue;
 		}
-		v[cnt].k = 'p';
-		v[cnt].ch = ch;
-		cnt++;
+		sqltok *t = sql_push(c, &v, &cnt, &cap);
+		if (t) {
+			t->k = 'p';
+			t->ch = ch;
+		}
 		i++;
 	}
 	*out = v;
@@ -1331,11 +1393,11 @@ static bool word_in(const sqltok *t, const char *const *words)
 /* Collects table names read by the statement: names after FROM and JOIN (and comma
  * lists after FROM), skipping subqueries, table functions, CTE names, literals and
  * FROM inside EXTRACT/TRIM/SUBSTRING/POSITION/OVERLAY and IS [NOT] DISTINCT FROM. */
-static int sql_tables(ctx *c, const char *sql, pvec *out)
+static int sql_tables(ctx *c, const char *sql, unsigned dialect, pvec *out)
 {
 	sqltok *t = NULL;
 	size_t n = 0;
-	if (sql_tokens(c, sql, &t, &n))
+	if (sql_tokens(c, sql, dialect, &t, &n))
 		return c->rc;
 	pvec ctes = { 0 };
 	/* CTE names: `name AS (` and `name (cols) AS (` */
@@ -1467,26 +1529,48 @@ static srcset srcs_share(const srcset *s)
 	return (srcset){ .v = s->v, .n = s->n, .cap = 0 };
 }
 
+enum { LV_SERVER, LV_DATABASE, LV_SCHEMA, LV_TABLE };
+#define LVB(level) (1u << (level))
+
+/* How a connector's navigation and names differ from server > database > schema > table. */
+enum {
+	CF_NO_HOST = 1,         /* no server argument: Google BigQuery's one service */
+	CF_SCHEMA_IS_DB = 2,    /* its navigation calls databases schemas (MySQL) */
+	CF_ODBC = 4,            /* levels as the ODBC driver reports them (Kind), or flat */
+	CF_QUERY_FN = 8,        /* returns a function of a SQL text (Databricks.Query) */
+	CF_BILLING = 16,        /* options BillingProject: kept in `warehouse` (BigQuery) */
+	CF_SERVICE = 32,        /* the server names the database: host[:port]/service (Oracle) */
+};
+
 /* A connector function's result before navigation. */
 typedef struct conn {
 	const char *type;
 	const char *host, *warehouse, *http_path;
-	const char *default_db, *default_schema;   /* Databricks options Catalog / Database */
+	const char *default_db, *default_schema;   /* Databricks options Catalog / Database; Oracle's
+						      service; an ODBC connection's database */
 	const char *dyn;                            /* what about the connection is unknown */
+	const char *label;     /* names the connection in notes when its host does not (ODBC) */
+	unsigned flags;        /* CF_* */
+	unsigned implicit;     /* LVB() of levels it has not got or does not need named */
+	unsigned dialect;      /* SQL_* of its native queries */
+	bool flat;             /* ODBC without HierarchicalNavigation: a Name picks a table */
 } conn;
-
-enum { LV_SERVER, LV_DATABASE, LV_SCHEMA, LV_TABLE };
 
 typedef struct nav {
 	const conn *cn;
 	const char *db, *schema, *table;
 	const char *kind;
 	int level;
+	unsigned implicit;     /* conn's, plus ODBC levels a Kind jumped over */
+	bool in_order;         /* ODBC levels named without Kind: taken in order */
+	bool query_fn;         /* a function of a SQL text, not a navigation (Databricks.Query) */
 	const char *dyn;       /* notes about names that are not known */
 	src *made;             /* the source this navigation stands for, once asked */
 } nav;
 
-enum val_kind { V_UNKNOWN, V_TEXT, V_LOGICAL, V_RECORD, V_LIST, V_NAV };
+/* V_ALT: the value is one of items (an if whose condition is not known, try ... otherwise);
+ * what is done to it is done to each. */
+enum val_kind { V_UNKNOWN, V_TEXT, V_LOGICAL, V_RECORD, V_LIST, V_NAV, V_ALT };
 
 typedef struct val {
 	enum val_kind k;
@@ -1494,7 +1578,7 @@ typedef struct val {
 	bool truth;            /* V_LOGICAL */
 	const char *why;       /* V_UNKNOWN: why the value is not known, when that matters */
 	const char **names;    /* V_RECORD field names */
-	struct val **items;    /* V_RECORD / V_LIST */
+	struct val **items;    /* V_RECORD / V_LIST / V_ALT */
 	size_t nitems;
 	nav *nv;               /* V_NAV */
 	srcset srcs;           /* sources the value was computed from */
@@ -1616,6 +1700,32 @@ static bool is_databricks(const conn *cn)
 	return !strcmp(cn->type, "databricks");
 }
 
+/* What the source type calls its database level, for notes. */
+static const char *db_word(const conn *cn)
+{
+	return is_databricks(cn) ? "catalog" : !strcmp(cn->type, "bigquery") ? "project" : "database";
+}
+
+/* What a source lacks (for a note), and whether it is exact: host, database, schema and table
+ * all known, except the levels in `implicit` and the host of a connector without one. The
+ * connection's label leads the note, so a partial ODBC source says which connection it is. */
+static const char *finish_note(evaluator *e, const conn *cn, src *s, unsigned implicit, const char *note)
+{
+	bool need_host = !(cn->flags & CF_NO_HOST);
+	bool need_db = !(implicit & LVB(LV_DATABASE)), need_schema = !(implicit & LVB(LV_SCHEMA));
+	if (!note && need_host && !s->host)
+		note = "the server is not named";
+	if (!note && need_db && !s->database)
+		note = afmt(e->c, "the %s is not named", db_word(cn));
+	if (!note && need_schema && !s->schema)
+		note = "the schema is not named";
+	s->exact = (s->host || !need_host) && (s->database || !need_db) && (s->schema || !need_schema) && s->table &&
+		   !note;
+	if (note && cn->label)
+		note = afmt(e->c, "%s: %s", cn->label, note);
+	return note;
+}
+
 /* The source a navigation stands for (made once, so the same step is one source). */
 static src *nav_source(evaluator *e, nav *nv)
 {
@@ -1634,17 +1744,17 @@ static src *nav_source(evaluator *e, nav *nv)
 	s->table = nv->table;
 	s->kind = nv->kind ? nv->kind : "table";
 	const char *note = note_add(e->c, cn->dyn, nv->dyn);
-	if (nv->level < LV_TABLE)
+	if (nv->level < LV_TABLE && cn->flat)
+		note = note_add(e->c, note, "no table picked from the ODBC source");
+	else if (nv->level < LV_TABLE)
 		note = note_add(e->c, note, afmt(e->c, "navigation stops at the %s level: no table named",
 						 level_name(nv->level)));
-	if (!note && !s->host)
-		note = "the server is not named";
-	if (!note && !s->database)
-		note = is_databricks(cn) ? "the catalog is not named" : "the database is not named";
-	if (!note && !s->schema)
-		note = "the schema is not named";
-	s->note = note;
-	s->exact = s->host && s->database && s->schema && s->table && !note;
+	if (nv->in_order && nv->level >= LV_DATABASE)
+		note = note_add(e->c, note, "the navigation does not say which level each name is (no Kind): "
+					    "read as catalog, schema and table in order");
+	if (!note && cn->flat && (!s->database || !s->schema))
+		note = "flat ODBC navigation (HierarchicalNavigation off) does not name the table's database and schema";
+	s->note = finish_note(e, cn, s, nv->implicit, note);
 	nv->made = s;
 	return s;
 }
@@ -1669,7 +1779,7 @@ static const srcset *sources_of(evaluator *e, const val *cv, int depth)
 		if (s)
 			srcs_add(e, &set, s);
 	}
-	for (size_t i = 0; (v->k == V_LIST || v->k == V_RECORD) && i < v->nitems && !e->c->rc; i++)
+	for (size_t i = 0; (v->k == V_LIST || v->k == V_RECORD || v->k == V_ALT) && i < v->nitems && !e->c->rc; i++)
 		srcs_union(e, &set, sources_of(e, v->items[i], depth + 1));
 	if (e->c->rc)
 		return &none;
@@ -1703,11 +1813,64 @@ static const char *text_of(evaluator *e, const val *v, const char *what, const c
 		return v->text;
 	if (!v)
 		*why = afmt(e->c, "%s is missing", what);
+	else if (v->k == V_ALT)
+		*why = afmt(e->c, "%s is chosen by a condition that is not known", what);
 	else if (v->k == V_UNKNOWN && v->why)
 		*why = afmt(e->c, "%s is dynamic (%s)", what, v->why);
 	else
 		*why = afmt(e->c, "%s is not a text value", what);
 	return NULL;
+}
+
+static bool is_text_alt(const val *v)
+{
+	if (!v || v->k != V_ALT)
+		return false;
+	for (size_t i = 0; i < v->nitems; i++)
+		if (v->items[i]->k != V_TEXT)
+			return false;
+	return true;
+}
+
+/* One of items[0..n) (n >= 1, none NULL): nested alternatives are flattened, repeats
+ * dropped. Past PB_MLINEAGE_MAX_ALTS the value is not known and carries every item's
+ * sources. */
+static val *mk_alt(evaluator *e, val *const *items, size_t n)
+{
+	val **v = aalloc(e->c, (PB_MLINEAGE_MAX_ALTS + 1) * sizeof *v);
+	if (!v)
+		return NULL;
+	size_t cnt = 0;
+	bool over = false;
+	for (size_t i = 0; i < n; i++) {
+		size_t nsub = items[i]->k == V_ALT ? items[i]->nitems : 1;
+		for (size_t k = 0; k < nsub; k++) {
+			val *x = items[i]->k == V_ALT ? items[i]->items[k] : items[i];
+			bool seen = false;
+			for (size_t j = 0; j < cnt && !seen; j++)
+				seen = v[j] == x || (v[j]->k == V_TEXT && x->k == V_TEXT && !strcmp(v[j]->text, x->text));
+			if (seen)
+				continue;
+			if (cnt == PB_MLINEAGE_MAX_ALTS)
+				over = true;
+			else
+				v[cnt++] = x;
+		}
+	}
+	if (over) {
+		val *r = unknown(e, afmt(e->c, "chosen among more than %d values", PB_MLINEAGE_MAX_ALTS));
+		for (size_t i = 0; r && i < n; i++)
+			materialize(e, items[i], &r->srcs, 0);
+		return e->c->rc ? NULL : r;
+	}
+	if (cnt == 1)
+		return v[0];
+	val *r = mkval(e, V_ALT);
+	if (r) {
+		r->items = v;
+		r->nitems = cnt;
+	}
+	return r;
 }
 
 /* ---- parameters and shared queries */
@@ -1821,29 +1984,74 @@ static val *lookup(evaluator *e, const char *name, const scope *sc, bool *found)
 
 /* ---- calls */
 
+/* The connector functions and the navigation Power BI Desktop writes after each (what a
+ * model made with Get Data holds; the connectors' pages on learn.microsoft.com/power-query/
+ * connectors/ and learn.microsoft.com/powerquery-m/ describe the functions and options):
+ *  - Snowflake.Databases(host, warehouse[, [Role=..]]): X{[Name=db,Kind="Database"]}[Data]
+ *    {[Name=schema,Kind="Schema"]}[Data]{[Name=t,Kind="Table"|"View"]}[Data]
+ *    (shared/reference/tmdl.md section 10);
+ *  - Databricks.Catalogs / DatabricksMultiCloud.Catalogs(host, httpPath[, [Catalog=..,
+ *    Database=..]]): the same Name/Kind levels, or X{[Item=t,Schema=s,Catalog=c]}[Data];
+ *    Databricks.Query(host, httpPath[, options]) is a function of a SQL text;
+ *  - Sql.Database(server, db[, [Query=".."]]): X{[Schema="dbo",Item=t]}[Data]; the same for
+ *    Azure SQL, Azure Synapse (*.sql.azuresynapse.net) and the Fabric Warehouse and Lakehouse
+ *    SQL analytics endpoint (*.datawarehouse.fabric.microsoft.com); Sql.Databases(server)
+ *    first X{[Name=db]}[Data] (connectors/sql-server, azure-sql-database,
+ *    azure-sql-data-warehouse);
+ *  - PostgreSQL.Database(server, db[, [Query=..]]): X{[Schema="public",Item=t]}[Data]
+ *    (connectors/postgresql);
+ *  - AmazonRedshift.Database(server, db): X{[Name=schema]}[Data]{[Name=t]}[Data]
+ *    (connectors/amazon-redshift);
+ *  - MySQL.Database(server, db[, [ReturnSingleDatabase=true, Query=..]]):
+ *    X{[Schema=db,Item=t]}[Data]: MySQL has no schemas, its databases are listed as such
+ *    (connectors/mysql-database);
+ *  - Oracle.Database(server[, [HierarchicalNavigation=true, Query=..]]) where server is a TNS
+ *    name or host[:port]/service: X{[Schema="HR",Item=t]}[Data], or with the full hierarchy
+ *    X{[Schema="HR"]}[Data]{[Name=t]}[Data] (connectors/oracle-database);
+ *  - GoogleBigQuery.Database([BillingProject=..]) (and GoogleBigQueryAad.Database): no server;
+ *    X{[Name=project]}[Data]{[Name=dataset,Kind="Schema"]}[Data]{[Name=t,Kind="Table"]}[Data]
+ *    ("Source = GoogleBigQuery.Database([BillingProject=...])": connectors/google-bigquery);
+ *  - AmazonAthena.Databases(dsn[, ..]): X{[Name="AwsDataCatalog",Kind="Database"]}[Data]
+ *    {[Name=db,Kind="Schema"]}[Data]{[Name=t,Kind="Table"]}[Data]: data catalog, database,
+ *    table (connectors/amazon-athena);
+ *  - Odbc.DataSource(connection[, [HierarchicalNavigation=true]]): the levels the driver has,
+ *    each with its Kind (Database, Schema, Table/View), or, by default, a flat list where
+ *    X{[Name=t]}[Data] picks a table; Odbc.Query(connection, sql) (powerquery-m/odbc-datasource,
+ *    odbc-query). */
 typedef struct connector {
 	const char *fn;
 	const char *type;
 	int level;            /* navigation level of the function's result */
-	int host_arg;
+	int host_arg;         /* -1: none */
 	int second;           /* 1: warehouse, 2: http path, 3: database, 0: none */
 	int options_arg;      /* -1: none */
+	unsigned flags;       /* CF_* */
+	unsigned implicit;    /* LVB() of levels the source has not got or names in its server */
+	unsigned dialect;     /* SQL_* */
 } connector;
 
 static const connector connectors[] = {
-	{ "Snowflake.Databases", "snowflake", LV_SERVER, 0, 1, 2 },
-	{ "Databricks.Catalogs", "databricks", LV_SERVER, 0, 2, 2 },
-	{ "DatabricksMultiCloud.Catalogs", "databricks", LV_SERVER, 0, 2, 2 },
-	{ "Sql.Database", "sql", LV_DATABASE, 0, 3, 2 },
-	{ "Sql.Databases", "sql", LV_SERVER, 0, 0, 1 },
-	{ "PostgreSQL.Database", "postgresql", LV_DATABASE, 0, 3, 2 },
-	{ "AmazonRedshift.Database", "redshift", LV_DATABASE, 0, 3, 2 },
+	{ "Snowflake.Databases", "snowflake", LV_SERVER, 0, 1, 2, 0, 0, 0 },
+	{ "Databricks.Catalogs", "databricks", LV_SERVER, 0, 2, 2, 0, 0, 0 },
+	{ "DatabricksMultiCloud.Catalogs", "databricks", LV_SERVER, 0, 2, 2, 0, 0, 0 },
+	{ "Databricks.Query", "databricks", LV_SERVER, 0, 2, 2, CF_QUERY_FN, 0, 0 },
+	{ "DatabricksMultiCloud.Query", "databricks", LV_SERVER, 0, 2, 2, CF_QUERY_FN, 0, 0 },
+	{ "Sql.Database", "sql", LV_DATABASE, 0, 3, 2, 0, 0, 0 },
+	{ "Sql.Databases", "sql", LV_SERVER, 0, 0, 1, 0, 0, 0 },
+	{ "PostgreSQL.Database", "postgresql", LV_DATABASE, 0, 3, 2, 0, 0, 0 },
+	{ "AmazonRedshift.Database", "redshift", LV_DATABASE, 0, 3, 2, 0, 0, 0 },
+	{ "MySQL.Database", "mysql", LV_DATABASE, 0, 3, 2, CF_SCHEMA_IS_DB, LVB(LV_SCHEMA), 0 },
+	{ "Oracle.Database", "oracle", LV_DATABASE, 0, 0, 1, CF_SERVICE, LVB(LV_DATABASE), 0 },
+	{ "GoogleBigQuery.Database", "bigquery", LV_SERVER, -1, 0, 0, CF_NO_HOST | CF_BILLING, 0, SQL_BIGQUERY },
+	{ "GoogleBigQueryAad.Database", "bigquery", LV_SERVER, -1, 0, 0, CF_NO_HOST | CF_BILLING, 0, SQL_BIGQUERY },
+	{ "AmazonAthena.Databases", "athena", LV_SERVER, 0, 0, 2, 0, 0, 0 },
+	{ "Odbc.DataSource", "odbc", LV_SERVER, 0, 0, 1, CF_ODBC, 0, 0 },
 };
 
 /* Functions that read data we do not trace: named in the expression's note. */
 static const char *const other_source_suffixes[] = {
 	".Contents", ".Database", ".Databases", ".Catalogs", ".Query", ".DataLake", ".Feed", ".Files",
-	".Tables", NULL,
+	".Tables", ".DataSource", NULL,
 };
 
 static void note_other_function(evaluator *e, const char *fn)
@@ -1865,16 +2073,143 @@ static void note_other_function(evaluator *e, const char *fn)
 		pvec_push(e->c, &e->unknown_fns, (void *)fn);
 }
 
-/* Sources of native SQL run against a navigation (nv may be NULL for a bare connector). */
-static int query_sources(evaluator *e, const conn *cn, const nav *nv, const val *sqlv, srcset *out)
+/* ODBC connection strings: `key=value;key={value with ;}` (keys any case). */
+static bool odbc_secret_key(const char *k, size_t n)
 {
-	const char *why = NULL;
-	const char *sql = text_of(e, sqlv, "the native query text", &why);
+	return (n == 3 && !strncasecmp(k, "pwd", 3)) || (n == 8 && !strncasecmp(k, "password", 8));
+}
+
+/* The value of key in an ODBC connection string (arena copy, braces removed), or NULL. */
+static const char *odbc_value(ctx *c, const char *s, const char *key)
+{
+	size_t kl = strlen(key);
+	while (*s) {
+		while (*s == ' ' || *s == ';')
+			s++;
+		const char *eq = strchr(s, '=');
+		if (!eq)
+			return NULL;
+		const char *v = eq + 1, *end;
+		if (*v == '{') {
+			end = strchr(v, '}');
+			end = end ? end + 1 : v + strlen(v);
+		} else {
+			end = strchr(v, ';');
+			end = end ? end : v + strlen(v);
+		}
+		size_t n = (size_t)(eq - s);
+		while (n && s[n - 1] == ' ')
+			n--;
+		if (n == kl && !strncasecmp(s, key, kl)) {
+			const char *a = v, *b = end;
+			if (*a == '{') {
+				a++;
+				if (b > a && b[-1] == '}')
+					b--;
+			}
+			return astrndup(c, a, (size_t)(b - a));
+		}
+		s = end;
+	}
+	return NULL;
+}
+
+/* The connection as pbiport shows it: the text without pwd/password values. */
+static const char *odbc_redacted(ctx *c, const char *s)
+{
+	if (!odbc_value(c, s, "pwd") && !odbc_value(c, s, "password"))
+		return s;
+	sbuf b;
+	sbuf_init(&b, PB_MLINEAGE_MAX_BYTES);
+	int rc = 0;
+	while (*s) {
+		const char *start = s;
+		const char *eq = strchr(s, '=');
+		const char *v = eq ? eq + 1 : s + strlen(s);
+		const char *end = *v == '{' ? strchr(v, '}') : strchr(v, ';');
+		end = end ? end + (*v == '{') : v + strlen(v);
+		while (start < end && (*start == ' ' || *start == ';'))
+			start++;
+		size_t klen = eq && eq > start ? (size_t)(eq - start) : 0;
+		while (klen && start[klen - 1] == ' ')
+			klen--;
+		if (end > start && !odbc_secret_key(start, klen)) {
+			if (b.len)
+				rc |= sbuf_addc(&b, ';');
+			rc |= sbuf_add(&b, start, (size_t)(end - start));
+		}
+		s = *end ? end + 1 : end;
+	}
+	const char *out = rc ? "(ODBC connection)" : astrndup(c, sbuf_str(&b), b.len);
+	sbuf_release(&b);
+	return out;
+}
+
+/* An ODBC connection: text or a record of text fields ([dsn="x"]). Sets the connection's
+ * label (its driver or DSN: notes name it), its default database, and MySQL's dialect. */
+static const char *odbc_connection(evaluator *e, conn *cn, const val *v, const char **why)
+{
+	const char *text = NULL;
+	if (v && v->k == V_RECORD) {
+		sbuf b;
+		sbuf_init(&b, PB_MLINEAGE_MAX_BYTES);
+		int rc = 0;
+		for (size_t i = 0; i < v->nitems && !rc; i++) {
+			if (v->items[i]->k != V_TEXT)
+				continue;
+			rc |= sbuf_addf(&b, "%s%s=%s", b.len ? ";" : "", v->names[i], v->items[i]->text);
+		}
+		text = rc || !b.len ? NULL : astrndup(e->c, sbuf_str(&b), b.len);
+		sbuf_release(&b);
+		if (!text)
+			*why = "the ODBC connection is not known";
+	} else {
+		text = text_of(e, v, "the ODBC connection", why);
+	}
+	if (!text) {
+		cn->label = "ODBC";
+		return NULL;
+	}
+	const char *driver = odbc_value(e->c, text, "driver"), *dsn = odbc_value(e->c, text, "dsn");
+	cn->label = driver ? afmt(e->c, "ODBC driver %s", driver) : dsn ? afmt(e->c, "ODBC DSN %s", dsn) : "ODBC";
+	cn->default_db = odbc_value(e->c, text, "database");
+	if (!cn->default_db)
+		cn->default_db = odbc_value(e->c, text, "db");
+	const char *who = driver ? driver : dsn ? dsn : "";
+	if (strcasestr(who, "mysql") || strcasestr(who, "mariadb")) {
+		cn->implicit |= LVB(LV_SCHEMA);   /* database.table, as MySQL.Database */
+		cn->flags |= CF_SCHEMA_IS_DB;
+	}
+	return odbc_redacted(e->c, text);
+}
+
+/* Oracle's server: a TNS name, or host[:port]/service (EZConnect, maybe //-prefixed): the
+ * service names the database. */
+static const char *oracle_service(ctx *c, const char *server)
+{
+	if (!server)
+		return NULL;
+	if (!strncmp(server, "//", 2))
+		server += 2;
+	const char *slash = strchr(server, '/');
+	if (!slash || !slash[1])
+		return NULL;
+	const char *end = slash + 1 + strcspn(slash + 1, ":/ ");
+	return end > slash + 1 ? astrndup(c, slash + 1, (size_t)(end - slash - 1)) : NULL;
+}
+
+/* Sources of one native SQL text run against a navigation (nv may be NULL for a bare
+ * connector): names of 1-3 parts take the missing ones from the navigation. */
+static int sql_text_sources(evaluator *e, const conn *cn, const nav *nv, const char *sql, const char *why,
+			    srcset *out)
+{
 	const char *ctx_db = nv && nv->db ? nv->db : cn->default_db;
 	const char *ctx_schema = nv && nv->schema ? nv->schema : cn->default_schema;
 	const char *ctx_note = note_add(e->c, cn->dyn, nv ? nv->dyn : NULL);
+	unsigned implicit = nv ? nv->implicit : cn->implicit;
+	bool no_schema = implicit & LVB(LV_SCHEMA);
 	pvec names = { 0 };
-	if (sql && sql_tables(e->c, sql, &names))
+	if (sql && sql_tables(e->c, sql, cn->dialect, &names))
 		return e->c->rc;
 	if (!sql || !names.n) {
 		src *s = aalloc(e->c, sizeof *s);
@@ -1883,6 +2218,8 @@ static int query_sources(evaluator *e, const conn *cn, const nav *nv, const val 
 		*s = (src){ .type = cn->type, .host = cn->host, .warehouse = cn->warehouse, .http_path = cn->http_path,
 			    .database = ctx_db, .schema = ctx_schema, .kind = "query" };
 		s->note = note_add(e->c, ctx_note, sql ? "no table found in the native query" : why);
+		if (cn->label)
+			s->note = afmt(e->c, "%s: %s", cn->label, s->note);
 		return srcs_add(e, out, s);
 	}
 	for (size_t i = 0; i < names.n && !e->c->rc; i++) {
@@ -1892,21 +2229,42 @@ static int query_sources(evaluator *e, const conn *cn, const nav *nv, const val 
 			return e->c->rc;
 		*s = (src){ .type = cn->type, .host = cn->host, .warehouse = cn->warehouse, .http_path = cn->http_path,
 			    .kind = "query" };
-		s->table = nm->part[nm->nparts - 1];
-		s->schema = nm->nparts >= 2 ? nm->part[nm->nparts - 2] : ctx_schema;
-		s->database = nm->nparts == 3 ? nm->part[0] : ctx_db;
 		const char *note = ctx_note;
-		if (!s->schema)
+		s->table = nm->part[nm->nparts - 1];
+		if (no_schema) {   /* MySQL: database.table */
+			s->database = nm->nparts >= 2 ? nm->part[nm->nparts - 2] : ctx_db;
+			if (nm->nparts == 3)
+				note = note_add(e->c, note, afmt(e->c, "the query names %s with three parts, where "
+								      "%s has database and table only",
+								 s->table, cn->type));
+		} else {
+			s->schema = nm->nparts >= 2 ? nm->part[nm->nparts - 2] : ctx_schema;
+			s->database = nm->nparts == 3 ? nm->part[0] : ctx_db;
+			/* an ODBC driver that is not named: database.table and schema.table look alike */
+			if ((cn->flags & CF_ODBC) && nm->nparts == 2 && !(cn->implicit & LVB(LV_DATABASE)))
+				s->database = NULL;
+		}
+		if (!no_schema && !s->schema)
 			note = note_add(e->c, note, afmt(e->c, "the query names %s without a schema", s->table));
-		if (!s->database)
-			note = note_add(e->c, note,
-					afmt(e->c, "the query names %s without a %s", s->table,
-					     is_databricks(cn) ? "catalog" : "database"));
-		s->note = note;
-		s->exact = s->host && s->database && s->schema && s->table && !note;
+		if (!s->database && !(implicit & LVB(LV_DATABASE)))
+			note = note_add(e->c, note, afmt(e->c, "the query names %s without a %s", s->table, db_word(cn)));
+		s->note = finish_note(e, cn, s, implicit, note);
 		srcs_add(e, out, s);
 	}
 	return e->c->rc;
+}
+
+/* Sources of native SQL (sqlv: a text, or texts one of which a condition picks). */
+static int query_sources(evaluator *e, const conn *cn, const nav *nv, const val *sqlv, srcset *out)
+{
+	if (is_text_alt(sqlv)) {
+		for (size_t i = 0; i < sqlv->nitems && !e->c->rc; i++)
+			sql_text_sources(e, cn, nv, sqlv->items[i]->text, NULL, out);
+		return e->c->rc;
+	}
+	const char *why = NULL;
+	const char *sql = text_of(e, sqlv, "the native query text", &why);
+	return sql_text_sources(e, cn, nv, sql, why, out);
 }
 
 static val *call_connector(evaluator *e, const connector *k, val **args, size_t nargs)
@@ -1915,8 +2273,15 @@ static val *call_connector(evaluator *e, const connector *k, val **args, size_t 
 	if (!cn)
 		return NULL;
 	cn->type = k->type;
+	cn->flags = k->flags;
+	cn->implicit = k->implicit;
+	cn->dialect = k->dialect;
 	const char *why = NULL;
-	cn->host = text_of(e, k->host_arg < (int)nargs ? args[k->host_arg] : NULL, "the server", &why);
+	const val *hostv = k->host_arg >= 0 && k->host_arg < (int)nargs ? args[k->host_arg] : NULL;
+	if (k->flags & CF_ODBC)
+		cn->host = odbc_connection(e, cn, hostv, &why);
+	else if (k->host_arg >= 0)
+		cn->host = text_of(e, hostv, !strcmp(k->type, "athena") ? "the DSN" : "the server", &why);
 	cn->dyn = note_add(e->c, cn->dyn, why);
 	const char *second = NULL;
 	if (k->second) {
@@ -1940,17 +2305,31 @@ static val *call_connector(evaluator *e, const connector *k, val **args, size_t 
 		if (db && db->k == V_TEXT && db->text[0])
 			cn->default_schema = db->text;
 	}
+	if (k->flags & CF_BILLING) {   /* who pays, not where the tables are */
+		const val *bill = rec_field(opts, "BillingProject");
+		cn->warehouse = bill && bill->k == V_TEXT ? bill->text : NULL;
+	}
+	if (k->flags & CF_SERVICE)
+		cn->default_db = oracle_service(e->c, cn->host);
+	if (k->flags & CF_ODBC) {
+		const val *hier = rec_field(opts, "HierarchicalNavigation");
+		cn->flat = !hier || (hier->k == V_LOGICAL && !hier->truth);
+	}
 	nav *nv = aalloc(e->c, sizeof *nv);
 	val *v = mkval(e, V_NAV);
 	if (!nv || !v)
 		return NULL;
 	nv->cn = cn;
-	nv->level = k->level;
+	nv->level = cn->flat ? LV_SCHEMA : k->level;
+	nv->implicit = cn->implicit;
+	nv->query_fn = k->flags & CF_QUERY_FN;
 	if (k->second == 3)
 		nv->db = second;
+	if (k->flags & CF_SERVICE)
+		nv->db = cn->default_db;
 	v->nv = nv;
 	const val *query = rec_field(opts, "Query");
-	if (query) {   /* Sql.Database(server, db, [Query="..."]) */
+	if (query) {   /* Sql.Database(server, db, [Query="..."]) and the like */
 		val *r = mkval(e, V_UNKNOWN);
 		if (!r || query_sources(e, cn, nv, query, &r->srcs))
 			return NULL;
@@ -1959,16 +2338,57 @@ static val *call_connector(evaluator *e, const connector *k, val **args, size_t 
 	return v;
 }
 
+/* A connector whose server, database (or ...) argument is one of several texts: one
+ * connection per text (bounded by mk_alt). */
+static val *call_connector_alts(evaluator *e, const connector *k, val **args, size_t nargs)
+{
+	for (size_t i = 0; i < nargs && i < 3; i++) {
+		if (!is_text_alt(args[i]))
+			continue;
+		val *const alt = args[i];
+		val **each = aalloc(e->c, alt->nitems * sizeof *each);
+		val **sub = aalloc(e->c, (nargs + 1) * sizeof *sub);
+		if (!each || !sub)
+			return NULL;
+		memcpy(sub, args, nargs * sizeof *sub);
+		for (size_t j = 0; j < alt->nitems; j++) {
+			sub[i] = alt->items[j];
+			if (!(each[j] = call_connector_alts(e, k, sub, nargs)))
+				return NULL;
+		}
+		return mk_alt(e, each, alt->nitems);
+	}
+	return call_connector(e, k, args, nargs);
+}
+
+/* Adds the sources of native SQL run against target (a navigation, one of several, or
+ * anything else, whose sources it then carries). */
+static int native_query_sources(evaluator *e, const val *target, const val *sql, srcset *out)
+{
+	if (target->k == V_ALT) {
+		for (size_t i = 0; i < target->nitems && !e->c->rc; i++)
+			native_query_sources(e, target->items[i], sql, out);
+		return e->c->rc;
+	}
+	if (target->k == V_NAV && !target->nv->query_fn) {
+		query_sources(e, target->nv->cn, target->nv, sql, out);
+		return srcs_union(e, out, &target->srcs);
+	}
+	materialize(e, target, out, 0);
+	return materialize(e, sql, out, 0);
+}
+
 static val *call_native_query(evaluator *e, val **args, size_t nargs)
 {
 	val *r = mkval(e, V_UNKNOWN);
 	if (!r)
 		return NULL;
 	const val *target = nargs > 0 ? args[0] : NULL;
-	if (target && target->k == V_NAV) {
-		query_sources(e, target->nv->cn, target->nv, nargs > 1 ? args[1] : NULL, &r->srcs);
-		srcs_union(e, &r->srcs, &target->srcs);
-		return r;
+	if (target && (target->k == V_NAV || target->k == V_ALT)) {
+		native_query_sources(e, target, nargs > 1 ? args[1] : NULL, &r->srcs);
+		for (size_t i = 2; i < nargs; i++)
+			materialize(e, args[i], &r->srcs, 0);
+		return e->c->rc ? NULL : r;
 	}
 	for (size_t i = 0; i < nargs; i++)
 		materialize(e, args[i], &r->srcs, 0);
@@ -1982,8 +2402,9 @@ static val *call_odbc_query(evaluator *e, val **args, size_t nargs)
 	if (!cn || !r)
 		return NULL;
 	cn->type = "odbc";
+	cn->flags = CF_ODBC;
 	const char *why = NULL;
-	cn->host = text_of(e, nargs > 0 ? args[0] : NULL, "the ODBC connection", &why);
+	cn->host = odbc_connection(e, cn, nargs > 0 ? args[0] : NULL, &why);
 	cn->dyn = why;
 	query_sources(e, cn, NULL, nargs > 1 ? args[1] : NULL, &r->srcs);
 	return r;
@@ -2038,7 +2459,7 @@ static val *eval_call(evaluator *e, const node *n, const scope *sc)
 	if (fn) {
 		for (size_t i = 0; i < sizeof connectors / sizeof connectors[0]; i++)
 			if (!strcmp(fn, connectors[i].fn))
-				return call_connector(e, &connectors[i], args, nargs);
+				return call_connector_alts(e, &connectors[i], args, nargs);
 		if (!strcmp(fn, "Value.NativeQuery"))
 			return call_native_query(e, args, nargs);
 		if (!strcmp(fn, "Odbc.Query"))
@@ -2054,6 +2475,12 @@ static val *eval_call(evaluator *e, const node *n, const scope *sc)
 	r->why = fn ? afmt(e->c, "result of %s", fn) : "result of a function call";
 	if (!fn) {
 		val *f = eval(e, callee, sc);
+		if (f && f->k == V_NAV && f->nv->query_fn) {   /* Databricks.Query(..)("SELECT ...") */
+			query_sources(e, f->nv->cn, f->nv, nargs ? args[0] : NULL, &r->srcs);
+			for (size_t i = 1; i < nargs; i++)
+				materialize(e, args[i], &r->srcs, 0);
+			return e->c->rc ? NULL : r;
+		}
 		materialize(e, f, &r->srcs, 0);
 	}
 	for (size_t i = 0; i < nargs; i++)
@@ -2063,12 +2490,15 @@ static val *eval_call(evaluator *e, const node *n, const scope *sc)
 
 /* ---- navigation */
 
-/* Moves a navigation down to level; levels jumped over take the connection's defaults
- * (Databricks Catalog/Database options), as the connector does. */
-static void skip_levels(nav *nv, int level)
+/* Moves a navigation down to level. Levels jumped over take the connection's defaults
+ * (Databricks Catalog/Database options), as the connector does; an ODBC driver that a Kind
+ * jumps over has not got them. */
+static void skip_levels(nav *nv, int level, bool by_kind)
 {
 	if (level <= nv->level)
 		return;
+	for (int l = nv->level + 1; by_kind && (nv->cn->flags & CF_ODBC) && l < level; l++)
+		nv->implicit |= LVB(l);
 	if (nv->level < LV_DATABASE && level > LV_DATABASE && !nv->db)
 		nv->db = nv->cn->default_db;
 	if (nv->level < LV_SCHEMA && level > LV_SCHEMA && !nv->schema)
@@ -2079,7 +2509,7 @@ static void skip_levels(nav *nv, int level)
 static val *nav_step(evaluator *e, const val *target, const val *key)
 {
 	const nav *old = target->nv;
-	if (old->level >= LV_TABLE) {   /* a row of the table: the table is the source */
+	if (old->level >= LV_TABLE || old->query_fn) {   /* a row of the table: the table is the source */
 		val *r = mkval(e, V_UNKNOWN);
 		if (r)
 			materialize(e, target, &r->srcs, 0);
@@ -2093,6 +2523,7 @@ static val *nav_step(evaluator *e, const val *target, const val *key)
 	nv->made = NULL;
 	v->nv = nv;
 	v->srcs = srcs_share(&target->srcs);
+	bool schema_is_db = nv->cn->flags & CF_SCHEMA_IS_DB;
 	if (!key || key->k != V_RECORD) {
 		nv->level++;
 		nv->dyn = note_add(e->c, nv->dyn,
@@ -2108,39 +2539,50 @@ static val *nav_step(evaluator *e, const val *target, const val *key)
 	const char *why = NULL;
 	const val *item = rec_field(key, "Item"), *schema = rec_field(key, "Schema");
 	const val *catalog = rec_field(key, "Catalog");
+	const val *name = rec_field(key, "Name");
 	const val *kindv = rec_field(key, "Kind");
 	const char *kind = kindv && kindv->k == V_TEXT ? kindv->text : NULL;
 	if (item || schema || catalog) {
+		if (!item && schema && name)   /* [Schema="HR", Name="EMPLOYEES"]: an item of the schema */
+			item = name;
 		if (catalog) {
-			nv->db = text_of(e, catalog, "the catalog name", &why);
+			nv->db = text_of(e, catalog, afmt(e->c, "the %s name", db_word(nv->cn)), &why);
 			nv->dyn = note_add(e->c, nv->dyn, why);
 			why = NULL;
 		}
-		if (schema) {
+		if (schema && schema_is_db) {   /* MySQL lists its databases as schemas */
+			nv->db = text_of(e, schema, "the database name", &why);
+			nv->dyn = note_add(e->c, nv->dyn, why);
+			why = NULL;
+			skip_levels(nv, LV_SCHEMA, false);
+		} else if (schema) {
 			nv->schema = text_of(e, schema, "the schema name", &why);
 			nv->dyn = note_add(e->c, nv->dyn, why);
 			why = NULL;
-			skip_levels(nv, LV_SCHEMA);
+			skip_levels(nv, LV_SCHEMA, false);
 		}
 		if (item) {
 			nv->table = text_of(e, item, "the table name", &why);
 			nv->dyn = note_add(e->c, nv->dyn, why);
-			skip_levels(nv, LV_TABLE);
+			skip_levels(nv, LV_TABLE, false);
 			nv->kind = kind && str_ieq(kind, "View") ? "view" : "table";
 		}
 		return v;
 	}
-	const val *name = rec_field(key, "Name");
 	int level = nv->level + 1;
 	if (kind) {
 		if (str_ieq(kind, "Database") || str_ieq(kind, "Catalog"))
 			level = LV_DATABASE;
 		else if (str_ieq(kind, "Schema"))
-			level = LV_SCHEMA;
+			level = schema_is_db ? LV_DATABASE : LV_SCHEMA;
 		else if (str_ieq(kind, "Table") || str_ieq(kind, "View") || str_ieq(kind, "Function"))
 			level = LV_TABLE;
+	} else if ((nv->cn->flags & CF_ODBC) && !nv->cn->flat) {
+		nv->in_order = true;   /* which of the driver's levels this is, nobody says */
 	}
-	const char *what = level == LV_DATABASE ? (is_databricks(nv->cn) ? "the catalog name" : "the database name")
+	if (schema_is_db && level == LV_SCHEMA)
+		level = LV_TABLE;   /* database, then table */
+	const char *what = level == LV_DATABASE ? afmt(e->c, "the %s name", db_word(nv->cn))
 			   : level == LV_SCHEMA ? "the schema name" : "the table name";
 	const char *text = text_of(e, name, what, &why);
 	if (!name)
@@ -2154,18 +2596,57 @@ static val *nav_step(evaluator *e, const val *target, const val *key)
 		nv->table = text;
 		nv->kind = kind && str_ieq(kind, "View") ? "view" : "table";
 	}
-	skip_levels(nv, level);
+	skip_levels(nv, level, kind != NULL);
 	return v;
 }
 
-static val *eval_index(evaluator *e, const node *n, const scope *sc)
+/* A navigation step whose key has a field one of several texts: one step per text. */
+static val *nav_index(evaluator *e, const val *target, const val *key)
 {
-	val *target = eval(e, n->kids[0], sc);
-	val *key = eval(e, n->kids[1], sc);
-	if (!target || !key)
+	for (size_t i = 0; key && key->k == V_RECORD && i < key->nitems; i++) {
+		if (!is_text_alt(key->items[i]))
+			continue;
+		const val *alt = key->items[i];
+		val **each = aalloc(e->c, alt->nitems * sizeof *each);
+		if (!each)
+			return NULL;
+		for (size_t j = 0; j < alt->nitems; j++) {
+			val *k2 = mkval(e, V_RECORD);
+			val **items = aalloc(e->c, (key->nitems + 1) * sizeof *items);
+			if (!k2 || !items)
+				return NULL;
+			memcpy(items, key->items, key->nitems * sizeof *items);
+			items[i] = alt->items[j];
+			k2->names = key->names;
+			k2->items = items;
+			k2->nitems = key->nitems;
+			if (!(each[j] = nav_index(e, target, k2)))
+				return NULL;
+		}
+		return mk_alt(e, each, alt->nitems);
+	}
+	return nav_step(e, target, key);
+}
+
+/* op applied to each alternative of alt, as one value (one of the results). */
+static val *alt_map(evaluator *e, const val *alt, val *(*op)(evaluator *, val *, const void *), const void *arg)
+{
+	val **each = aalloc(e->c, alt->nitems * sizeof *each);
+	if (!each)
 		return NULL;
+	for (size_t i = 0; i < alt->nitems; i++)
+		if (!(each[i] = op(e, alt->items[i], arg)))
+			return NULL;
+	return mk_alt(e, each, alt->nitems);
+}
+
+static val *index_value(evaluator *e, val *target, const void *keyp)
+{
+	val *key = (val *)keyp;
+	if (target->k == V_ALT)
+		return alt_map(e, target, index_value, key);
 	if (target->k == V_NAV)
-		return nav_step(e, target, key);
+		return nav_index(e, target, key);
 	if (target->k == V_LIST && key->k == V_UNKNOWN && !key->srcs.n) {
 		val *r = mkval(e, V_UNKNOWN);
 		if (r)
@@ -2181,15 +2662,24 @@ static val *eval_index(evaluator *e, const node *n, const scope *sc)
 	return r;
 }
 
-static val *eval_field(evaluator *e, const node *n, const scope *sc)
+static val *eval_index(evaluator *e, const node *n, const scope *sc)
 {
 	val *target = eval(e, n->kids[0], sc);
-	if (!target)
+	val *key = eval(e, n->kids[1], sc);
+	if (!target || !key)
 		return NULL;
+	return index_value(e, target, key);
+}
+
+static val *field_value(evaluator *e, val *target, const void *namep)
+{
+	const char *name = namep;
+	if (target->k == V_ALT)
+		return alt_map(e, target, field_value, name);
 	if (target->k == V_NAV)   /* [Data] of a navigation row: the navigation itself */
 		return target;
-	if (target->k == V_RECORD && n->text) {
-		const val *f = rec_field(target, n->text);
+	if (target->k == V_RECORD && name) {
+		const val *f = rec_field(target, name);
 		if (f)
 			return (val *)f;
 	}
@@ -2199,6 +2689,14 @@ static val *eval_field(evaluator *e, const node *n, const scope *sc)
 	r->why = target->why;
 	materialize(e, target, &r->srcs, 0);
 	return r;
+}
+
+static val *eval_field(evaluator *e, const node *n, const scope *sc)
+{
+	val *target = eval(e, n->kids[0], sc);
+	if (!target)
+		return NULL;
+	return field_value(e, target, n->text);
 }
 
 static val *eval_binop(evaluator *e, const node *n, const scope *sc)
@@ -2317,14 +2815,33 @@ static val *eval_inner(evaluator *e, const node *n, const scope *sc)
 		materialize(e, body, &r->srcs, 0);
 		return r;
 	}
+	case N_LOGICAL: {
+		val *v = mkval(e, V_LOGICAL);
+		if (v)
+			v->truth = !strcmp(n->text, "true");
+		return v;
+	}
 	case N_IF: {
 		val *cond = eval(e, n->kids[0], sc);
-		if (cond && cond->k == V_LOGICAL)
-			return eval(e, n->kids[cond->truth ? 1 : 2], sc);
 		if (!cond)
 			return NULL;
-		/* the condition is not known: both branches may be the result */
-		__attribute__((fallthrough));
+		if (cond->k == V_LOGICAL)
+			return eval(e, n->kids[cond->truth ? 1 : 2], sc);
+		/* the condition is not known: the result is either branch (the condition's own
+		 * sources do not flow into it) */
+		val *b[2] = { eval(e, n->kids[1], sc), NULL };
+		if (!b[0] || !(b[1] = eval(e, n->kids[2], sc)))
+			return NULL;
+		return mk_alt(e, b, 2);
+	}
+	case N_ALT: {   /* try a otherwise b: a, or b when a fails */
+		val **each = aalloc(e->c, (n->nkids + 1) * sizeof *each);
+		if (!each)
+			return NULL;
+		for (size_t i = 0; i < n->nkids; i++)
+			if (!(each[i] = eval(e, n->kids[i], sc)))
+				return NULL;
+		return mk_alt(e, each, n->nkids);
 	}
 	case N_OTHER:
 	default: {
@@ -2335,9 +2852,6 @@ static val *eval_inner(evaluator *e, const node *n, const scope *sc)
 			val *k = eval(e, n->kids[i], sc);
 			if (!k)
 				return NULL;
-			/* the condition of an if does not flow into the result */
-			if (n->k == N_IF && i == 0)
-				continue;
 			materialize(e, k, &r->srcs, 0);
 		}
 		return r;
@@ -2527,6 +3041,7 @@ json_t *mlineage_source_json(const mlineage_source *s)
 {
 	bool dbx = s->type && !strcmp(s->type, "databricks");
 	bool sf = s->type && !strcmp(s->type, "snowflake");
+	bool bq = s->type && !strcmp(s->type, "bigquery");
 	json_t *o = json_object();
 	if (!o)
 		return NULL;
@@ -2535,6 +3050,8 @@ json_t *mlineage_source_json(const mlineage_source *s)
 	bad |= json_object_set_new(o, "host", str_or_null(s->host));
 	if (sf)
 		bad |= json_object_set_new(o, "warehouse", str_or_null(s->warehouse));
+	if (bq)
+		bad |= json_object_set_new(o, "billing_project", str_or_null(s->warehouse));
 	if (dbx)
 		bad |= json_object_set_new(o, "http_path", str_or_null(s->http_path));
 	bad |= json_object_set_new(o, dbx ? "catalog" : "database", str_or_null(s->database));
@@ -2614,4 +3131,37 @@ bool mlineage_same_server(const char *type, const char *a, const char *b)
 	if (!norm_server(a, sf, na, sizeof na) || !norm_server(b, sf, nb, sizeof nb))
 		return false;
 	return !strcmp(na, nb);
+}
+
+/* Families of type names: M source types, ODCS server types and Power BI data source types. */
+static const char *const type_families[][6] = {
+	{ "snowflake", NULL },
+	{ "databricks", "azuredatabricks", "databricksmulticloud", NULL },
+	{ "sql", "sqlserver", "synapse", "azuresql", "azuresqldatawarehouse", NULL },
+	{ "postgresql", "postgres", NULL },
+	{ "redshift", "amazonredshift", NULL },
+	{ "bigquery", "googlebigquery", "googlebigqueryaad", NULL },
+	{ "mysql", NULL },
+	{ "oracle", NULL },
+	{ "athena", "amazonathena", NULL },
+	{ "odbc", NULL },
+};
+
+static int type_family(const char *t)
+{
+	for (size_t f = 0; f < sizeof type_families / sizeof type_families[0]; f++)
+		for (size_t i = 0; type_families[f][i]; i++)
+			if (str_ieq(t, type_families[f][i]))
+				return (int)f;
+	return -1;
+}
+
+bool mlineage_same_type(const char *source_type, const char *server_type)
+{
+	if (!source_type || !server_type || !*source_type || !*server_type)
+		return false;
+	int a = type_family(source_type), b = type_family(server_type);
+	if (a >= 0 && b >= 0)
+		return a == b;
+	return strcasestr(source_type, server_type) != NULL;
 }

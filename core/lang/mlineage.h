@@ -7,17 +7,36 @@
  * that follows step names through the let (in any order) and into the model's shared
  * expressions (parameters and other queries), passed by the caller.
  *
- * Recognised sources (shared/reference/tmdl.md §10):
+ * Recognised sources (the navigation Power BI Desktop writes for each is listed, with where
+ * Microsoft describes it, above the connector table in mlineage.c; docs/import.md has the
+ * user's table):
  *  - Snowflake.Databases(host, warehouse[, options]) and Databricks.Catalogs /
  *    DatabricksMultiCloud.Catalogs(host, httpPath[, options]) with navigation
  *    X{[Name=..,Kind="Database"|"Schema"|"Table"|"View"]}[Data] (Kind may be left out:
- *    the level decides) and X{[Item=..,Schema=..,Catalog=..]}[Data];
+ *    the level decides) and X{[Item=..,Schema=..,Catalog=..]}[Data]; Databricks.Query(host,
+ *    httpPath[, options]), a function called on a SQL text;
+ *  - Sql.Database(server, db[, [Query=".."]]) and Sql.Databases(server) (SQL Server, Azure SQL,
+ *    Azure Synapse, the Fabric Warehouse / Lakehouse SQL endpoint: type "sql"),
+ *    PostgreSQL.Database ("postgresql") and AmazonRedshift.Database ("redshift") with
+ *    X{[Schema=..,Item=..]}[Data] or Name navigation; MySQL.Database ("mysql": database and
+ *    table, no schema); Oracle.Database(server[, options]) ("oracle": the server, a TNS name or
+ *    host[:port]/service, names the database: the service, when written, is `database`);
+ *  - GoogleBigQuery.Database([BillingProject=..]) ("bigquery": no host; database = project,
+ *    schema = dataset; the billing project is kept in `warehouse`), AmazonAthena.Databases(dsn)
+ *    ("athena": host = the DSN; database = data catalog, schema = Athena database);
+ *  - Odbc.DataSource(connection[, [HierarchicalNavigation=true]]) and Odbc.Query(connection,
+ *    "SQL") ("odbc"): host = the connection text without pwd/password; the levels the driver
+ *    has, by their Kind; a MySQL or MariaDB driver reads names as database.table; notes of a
+ *    partial ODBC source start with its driver or DSN;
  *  - Value.NativeQuery(<navigation or connector>, "SQL", ...): tables after FROM/JOIN
- *    (1-3 part names, quoted identifiers, CTE names and subqueries excluded), the
- *    missing parts taken from the navigation and Databricks' Catalog/Database options;
- *  - Sql.Database(server, db[, [Query=".."]]), Sql.Databases(server),
- *    PostgreSQL.Database, AmazonRedshift.Database (type "sql", "postgresql",
- *    "redshift") with X{[Schema=..,Item=..]}[Data], and Odbc.Query(dsn, "SQL") ("odbc").
+ *    (1-3 part names, quoted identifiers, BigQuery's `project.dataset.table`, CTE names and
+ *    subqueries excluded), the missing parts taken from the navigation and Databricks'
+ *    Catalog/Database options.
+ * A value chosen by a condition that is not known (if, try ... otherwise) is each of its
+ * branches: navigation and native queries applied to it apply to each, so
+ * `if c then Sql.Database(a, "p") else Sql.Database(b, "d")` followed by
+ * {[Schema="dbo",Item="t"]} gives p.dbo.t and d.dbo.t (at most PB_MLINEAGE_MAX_ALTS).
+ * A condition that is known (a parameter's value, true, false) picks its branch.
  * Anything else that reaches the result through a table function (Table.SelectRows,
  * Table.NestedJoin, Table.Combine, lambdas, if/else...) carries its sources along.
  * Names that cannot be known (a parameter that is missing, a computed name) give a
@@ -52,15 +71,20 @@ typedef struct mlineage_param {
 } mlineage_param;
 
 typedef struct mlineage_source {
-	char *type;        /* "snowflake", "databricks", "sql", "postgresql", "redshift", "odbc" */
-	char *host;        /* server host (or ODBC connection text) as written; NULL when dynamic */
-	char *warehouse;   /* Snowflake warehouse; NULL otherwise or when unknown */
+	char *type;        /* "snowflake", "databricks", "sql", "postgresql", "redshift", "mysql",
+			    * "oracle", "bigquery", "athena", "odbc" */
+	char *host;        /* server host as written (Athena: the DSN; ODBC: the connection text
+			    * without secrets); NULL when dynamic, and for BigQuery */
+	char *warehouse;   /* Snowflake warehouse, BigQuery billing project; NULL otherwise or
+			    * when unknown */
 	char *http_path;   /* Databricks HTTP path; NULL otherwise or when unknown */
 	char *database;    /* database; the Unity catalog for Databricks; NULL when unknown */
 	char *schema;      /* NULL when unknown */
 	char *table;       /* table or view name; NULL when unknown */
 	const char *kind;  /* static: "table", "view" or "query" (read by native SQL) */
-	bool exact;        /* host, database, schema and table all known: confidence "exact" */
+	bool exact;        /* host, database, schema and table all known (but for the levels the
+			    * source has not got: MySQL's schema, Oracle's database, BigQuery's
+			    * host): confidence "exact" */
 	char *note;        /* why it is partial (or a remark); NULL when nothing to say */
 } mlineage_source;
 
@@ -84,8 +108,8 @@ void mlineage_sources_release(mlineage_sources *s);   /* NULL-safe; leaves *s em
 int mlineage_params_from_model(const struct tmdl_model *model, mlineage_param **out, size_t *n,
 			       char *err);
 
-/* {"sources":[{"type","host","warehouse"|"http_path","database"|"catalog","schema",
- * "table","kind","confidence":"exact"|"partial","note"}],"note":...}: unknown values
+/* {"sources":[{"type","host","warehouse"|"http_path"|"billing_project","database"|"catalog",
+ * "schema","table","kind","confidence":"exact"|"partial","note"}],"note":...}: unknown values
  * are null; Databricks names its database "catalog". New reference; NULL on OOM. */
 struct json_t *mlineage_sources_json(const mlineage_sources *s);
 struct json_t *mlineage_source_json(const mlineage_source *s);
@@ -97,5 +121,12 @@ struct json_t *mlineage_source_json(const mlineage_source *s);
  * .privatelink form), and `_` equals `-` in the account part. NULL or empty never
  * matches. */
 bool mlineage_same_server(const char *type, const char *a, const char *b);
+
+/* True when a source of source_type can be a server of server_type: M source types
+ * ("sql", "postgresql", ...), ODCS server types ("sqlserver", "synapse", "postgres",
+ * "bigquery", ...) and Power BI data source types ("Sql", "PostgreSql", "GoogleBigQuery",
+ * ...) compare by family, ASCII case-insensitive; a name no family knows matches a server
+ * type it contains ("AzureDatabricks" and "databricks"). NULL or empty never matches. */
+bool mlineage_same_type(const char *source_type, const char *server_type);
 
 #endif

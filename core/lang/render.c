@@ -567,7 +567,12 @@ out:
 
 /* Default limits grow with the contract, so a runaway template on a small contract stops
  * within a few hundred ms while a big honest render still has ~3x what it needs
- * (bench/tmdl: ~350 instructions per column). An explicit time_limit_ms replaces both. */
+ * (bench/tmdl: ~350 instructions per column). The per-column part of the deadline also grows
+ * with how slowly this process runs Lua (sandbox_time_scale_pct: a loaded host, a sanitizer
+ * build), never past PB_LUA_TIME_MAX_MS; the fixed part, which is what bounds a hostile
+ * template on a small contract, and the instruction budget (deterministic) do not. The
+ * configured PBIPORT_RENDER_TIME_LIMIT_MS replaces the deadline only (profiling under
+ * valgrind); an explicit opts time_limit_ms replaces both. */
 static void set_limits(const pb_contract *c, const render_opts *o, sandbox_opts *so)
 {
 	if (o->time_limit_ms > 0) {
@@ -580,8 +585,15 @@ static void set_limits(const pb_contract *c, const render_opts *o, sandbox_opts 
 	long long ntables = (long long)c->ntables;
 	so->instr_max = PB_LUA_INSTR_BASE + PB_LUA_INSTR_PER_TABLE * ntables +
 			PB_LUA_INSTR_PER_COLUMN * ncols;
-	long long ms = PB_LUA_TIME_BASE_MS + PB_LUA_TIME_PER_COLUMN_US * ncols / 1000;
-	so->time_limit_ms = (int)(ms < PB_LUA_TIME_MAX_MS ? ms : PB_LUA_TIME_MAX_MS);
+	if (o->cfg && o->cfg->render_time_limit_ms > 0) {
+		so->time_limit_ms = (int)o->cfg->render_time_limit_ms;
+		return;
+	}
+	long long cols_ms = PB_LUA_TIME_PER_COLUMN_US * ncols / 1000;
+	cols_ms = cols_ms < PB_LUA_TIME_MAX_MS ? cols_ms : PB_LUA_TIME_MAX_MS;
+	so->time_limit_ms = (int)PB_LUA_TIME_BASE_MS +
+			    sandbox_scaled_ms((int)cols_ms, sandbox_time_scale_pct(),
+					      PB_LUA_TIME_MAX_MS - (int)PB_LUA_TIME_BASE_MS);
 }
 
 static int check_mode(const char *mode, const char **norm, char *err)

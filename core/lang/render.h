@@ -75,10 +75,13 @@ typedef struct render_opts {
 	const char *template_path;  /* more admin folders searched first, colon-separated (pbiport tmdl
 	                               --templates); NULL for none */
 	render_fault *fault;        /* may be NULL: set on failure to the side at fault */
-	int time_limit_ms;          /* CPU time for the templates; 0 = scaled to the contract:
-	                               an instruction budget of PB_LUA_INSTR_BASE + per table and
-	                               per column, and a deadline of PB_LUA_TIME_BASE_MS + per
-	                               column, at most PB_LUA_TIME_MAX_MS (runtime/limits.h) */
+	int time_limit_ms;          /* CPU time for the templates, replacing both limits below;
+	                               0 = scaled to the contract: an instruction budget of
+	                               PB_LUA_INSTR_BASE + per table and per column, and a deadline
+	                               of PB_LUA_TIME_BASE_MS + per column, the per-column part times
+	                               the machine's measured slowness (sandbox_time_scale_pct), at most
+	                               PB_LUA_TIME_MAX_MS (runtime/limits.h); cfg's
+	                               render_time_limit_ms, when set, is the deadline instead */
 } render_opts;
 
 /* Renders c. On success out holds new files (caller releases with pb_files_release());

@@ -57,6 +57,55 @@ def tenant_fixture():
     return fx
 
 
+# One model per source M lineage recognises beside Snowflake and Databricks: (model, the
+# partition's M, the upstream table expected as (type, host, database, schema, table)).
+WAREHOUSE_MODELS = [
+    ("PG Orders", 'let Source = PostgreSQL.Database("pg.example.com", "shop"),\n'
+                  ' T = Source{[Schema="public",Item="orders"]}[Data]\nin T',
+     ("postgresql", "pg.example.com", "shop", "public", "orders")),
+    ("Synapse Sales", 'let Source = Sql.Database("contoso.sql.azuresynapse.net", "dw"),\n'
+                      ' T = Source{[Schema="dbo",Item="FactSales"]}[Data]\nin T',
+     ("sql", "contoso.sql.azuresynapse.net", "dw", "dbo", "FactSales")),
+    ("BQ Costs", 'let Source = GoogleBigQuery.Database([BillingProject="acme-billing"]),\n'
+                 ' P = Source{[Name="acme-dwh"]}[Data],\n'
+                 ' D = P{[Name="finance",Kind="Schema"]}[Data],\n'
+                 ' T = D{[Name="costs",Kind="Table"]}[Data]\nin T',
+     ("bigquery", None, "acme-dwh", "finance", "costs")),
+    ("Redshift Events", 'let Source = AmazonRedshift.Database("rs.example.com:5439", "dev"),\n'
+                        ' T = Source{[Name="public"]}[Data]{[Name="event"]}[Data]\nin T',
+     ("redshift", "rs.example.com:5439", "dev", "public", "event")),
+    ("MySQL Shop", 'let Source = MySQL.Database("mysql.example.com", "shop", [ReturnSingleDatabase=true]),\n'
+                   ' T = Source{[Schema="shop",Item="carts"]}[Data]\nin T',
+     ("mysql", "mysql.example.com", "shop", None, "carts")),
+    ("Oracle HR", 'let Source = Oracle.Database("ora.example.com:1521/HRPDB", [HierarchicalNavigation=true]),\n'
+                  ' T = Source{[Schema="HR"]}[Data]{[Name="EMPLOYEES"]}[Data]\nin T',
+     ("oracle", "ora.example.com:1521/HRPDB", "HRPDB", "HR", "EMPLOYEES")),
+    ("Athena Clicks", 'let Source = AmazonAthena.Databases("Athena_Prod"),\n'
+                      ' T = Source{[Name="AwsDataCatalog",Kind="Database"]}[Data]'
+                      '{[Name="web",Kind="Schema"]}[Data]{[Name="clicks",Kind="Table"]}[Data]\nin T',
+     ("athena", "Athena_Prod", "AwsDataCatalog", "web", "clicks")),
+    ("ODBC Trino", 'let Source = Odbc.DataSource("dsn=Trino;pwd=secret", [HierarchicalNavigation=true]),\n'
+                   ' T = Source{[Name="hive",Kind="Database"]}[Data]{[Name="sales",Kind="Schema"]}[Data]'
+                   '{[Name="orders",Kind="Table"]}[Data]\nin T',
+     ("odbc", "dsn=Trino", "hive", "sales", "orders")),
+]
+
+
+def warehouse_fixture(base):
+    """base plus a workspace "Warehouses" with one model per source in WAREHOUSE_MODELS."""
+    fx = copy.deepcopy(base)
+    ws = {"id": "22222222-0000-4000-8000-000000000099", "name": "Warehouses",
+          "roles": [{"principal": ALICE, "role": "Admin"}, {"principal": SP_ID, "role": "Viewer"}],
+          "semantic_models": [], "reports": [], "dashboards": []}
+    for j, (name, m, _) in enumerate(WAREHOUSE_MODELS):
+        ws["semantic_models"].append({
+            "id": "33333333-0099-4000-8000-%012d" % j, "name": name, "owner": ALICE, "refreshed": True,
+            "tables": [{"name": "T", "columns": [{"name": "Id", "dataType": "Int64"}],
+                        "partitions": [{"name": "T", "mode": "import", "source": m}]}]})
+    fx["tenants"][0]["workspaces"].append(ws)
+    return fx
+
+
 class ImportFromPowerBI(harness.EmulatorStackTestCase):
     SERVER = "nginx"
     FCGI_PROCS = 4
@@ -758,6 +807,47 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         self.assertEqual(self.run_to_end(integ["id"])["state"], "succeeded")
         status, again = self.call("GET", "/api/lineage?node=%s&depth=6" % product["id"], user="bob")
         self.assertEqual(len(again["edges"]), len(graph["edges"]))
+
+    def test_upstream_tables_of_every_source(self):
+        """Models on PostgreSQL, Synapse, BigQuery, Redshift, MySQL, Oracle, Athena and ODBC: their
+        source tables come from the M, and output ports of the same servers link to them."""
+        self.load(warehouse_fixture(self.fixture))
+        ports = {}
+        for typ, server in (("postgres", "    host: pg.example.com\n    database: shop\n    schema: public\n"),
+                            ("sqlserver", "    host: contoso.sql.azuresynapse.net\n    database: dw\n"
+                                          "    schema: dbo\n"),
+                            ("bigquery", "    project: acme-dwh\n    dataset: finance\n"),
+                            ("mysql", "    host: mysql.example.com\n    database: shop\n")):
+            contract = ("apiVersion: v3.0.2\nkind: DataContract\nid: urn:contract:%s\nname: %s source\n"
+                        "version: 1.0.0\nstatus: active\nservers:\n  - server: production\n    type: %s\n%s"
+                        "schema:\n  - name: t\n    properties:\n      - name: Id\n        logicalType: integer\n"
+                        % (typ, typ, typ, server))
+            status, _, product = self.stack.import_contract(contract, token="alice")
+            self.assertIn(status, (200, 201), product)
+            ports[typ] = product
+        integ = self.create(filters={"workspaces": {"include": ["Warehouses"]}})
+        self.assertEqual(self.run_to_end(integ["id"])["state"], "succeeded")
+        models = {a["name"]: a for a in self.assets("semantic_model")}
+        self.assertEqual(sorted(models), sorted(name for name, _, _ in WAREHOUSE_MODELS))
+        for name, _, (typ, host, database, schema, table) in WAREHOUSE_MODELS:
+            with self.subTest(model=name):
+                status, full = self.call("GET", "/api/assets/%s" % models[name]["id"], user="bob")
+                self.assertEqual(status, 200, full)
+                ups = full["details"]["upstream_tables"]
+                self.assertEqual(len(ups), 1, ups)
+                up = ups[0]
+                self.assertEqual((up["type"], up["host"], up.get("database"), up["schema"], up["table"]),
+                                 (typ, host, database, schema, table), up)
+                self.assertEqual(up["confidence"], "exact", up)
+                self.assertNotIn("secret", json.dumps(up))
+        # the ports of the same servers link to the models (the SQL one through Power BI's data source)
+        for typ, model in (("postgres", "PG Orders"), ("sqlserver", "Synapse Sales"), ("bigquery", "BQ Costs"),
+                           ("mysql", "MySQL Shop")):
+            with self.subTest(port=typ):
+                status, graph = self.call("GET", "/api/lineage?node=%s&depth=3" % ports[typ]["id"], user="bob")
+                self.assertEqual(status, 200, graph)
+                names = [n["name"] for n in graph["nodes"] if n["type"] == "semantic_model"]
+                self.assertEqual(names, [model], graph)
 
     def test_lineage_of_a_model_pbiport_published(self):
         """A consumer data product that publish recorded for a model (contract id

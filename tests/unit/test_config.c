@@ -25,6 +25,7 @@ static const char *const VARS[] = {
 	"PBIPORT_REFRESH_TIMEOUT", "PBIPORT_REFRESH_POLL_MS", "PBIPORT_SCAN_POLL_MS", "PBIPORT_SCAN_POLL_MAX_MS",
 	"PBIPORT_SCAN_BUDGET_PER_HOUR", "PBIPORT_PUSH_RATE_SCALE", "PBIPORT_PUSH_INFLIGHT_S",
 	"PBIPORT_TEST_PAUSE_PHASE", "PBIPORT_SESSION_IDLE_TIMEOUT", "PBIPORT_SESSION_LIFETIME",
+	"PBIPORT_RENDER_TIME_LIMIT_MS",
 };
 
 static int clear_env(void **state)
@@ -58,6 +59,7 @@ static void defaults(void **state)
 	assert_int_equal(c.refresh_timeout_s, PB_REFRESH_TIMEOUT_S_DEFAULT);
 	assert_int_equal(c.refresh_poll_ms, PB_REFRESH_POLL_MIN_MS);
 	assert_int_equal(c.scan_poll_ms, 2000);
+	assert_int_equal(c.render_time_limit_ms, 0);   /* the scaled default */
 	assert_int_equal(c.scan_poll_max_ms, 60000);
 	assert_int_equal(c.scan_budget_per_hour, PB_SCAN_GETINFO_PER_HOUR);
 	assert_true(c.push_rate_scale == 1.0);
@@ -155,6 +157,8 @@ static void malformed_values_stop_start_up(void **state)
 		{ "PBIPORT_PUSH_RATE_SCALE", "-1", "PBIPORT_PUSH_RATE_SCALE: expected a positive number" },
 		{ "PBIPORT_PUSH_RATE_SCALE", "nan", "PBIPORT_PUSH_RATE_SCALE: expected a positive number" },
 		{ "PBIPORT_PUSH_INFLIGHT_S", "86401", "PBIPORT_PUSH_INFLIGHT_S: expected a whole number from 1 to 86400" },
+		{ "PBIPORT_RENDER_TIME_LIMIT_MS", "0", "PBIPORT_RENDER_TIME_LIMIT_MS: expected a whole number from 1 to 3600000" },
+		{ "PBIPORT_RENDER_TIME_LIMIT_MS", "10s", "PBIPORT_RENDER_TIME_LIMIT_MS: expected a whole number" },
 		{ "APPLICATION_POWERBI_WEB_ENABLED", "yes", "APPLICATION_POWERBI_WEB_ENABLED: expected true or false" },
 		{ "APPLICATION_ENCRYPTION_KEYS", "abc", "APPLICATION_ENCRYPTION_KEYS" },
 	};
@@ -240,7 +244,9 @@ static void templates_only(void **state)
 	setenv("PBIPORT_FABRIC_URL", "http://not-checked", 1);
 	setenv("PBIPORT_DATADIR", "/opt/pbiport", 1);
 	setenv("PBIPORT_TEMPLATE_PATH", PBIPORT_DATADIR "/docs/examples", 1);
+	setenv("PBIPORT_RENDER_TIME_LIMIT_MS", "600000", 1);   /* profiling a render under valgrind */
 	assert_int_equal(config_load_templates(&c, err), PB_OK);
+	assert_int_equal(c.render_time_limit_ms, 600000);
 	assert_string_equal(config_datadir(&c), "/opt/pbiport");
 	assert_string_equal(c.template_path, PBIPORT_DATADIR "/docs/examples");
 	assert_null(c.db_path);

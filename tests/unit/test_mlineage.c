@@ -1,7 +1,9 @@
 /* Unit tests for core/lang/mlineage: every fixture in tests/fixtures/mlineage (NAME.m, the
  * expected NAME.json, optional NAME.params.json {"param": "M text"}), syntax errors,
- * limits, cycles, server matching, and every M expression of the shared corpus
- * ($PBIPORT_CORPUS/tmdl; skipped when absent). */
+ * limits, cycles, server matching, every M expression of the shared corpus
+ * ($PBIPORT_CORPUS/tmdl; skipped when absent), and DataHub's Power BI M parser tests
+ * ($PBIPORT_CORPUS/m/datahub/test_m_parser.py, read by tests/tools/datahub_m_cases.py;
+ * skipped when absent). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -505,6 +508,274 @@ static void corpus(void **state)
 	assert_int_equal(st.failed, 0);
 }
 
+
+/* Navigation after a source a condition picks, as issue 16 writes it: both branches, each
+ * with the navigation applied; and the bound on how many alternatives are followed. */
+static void conditional_sources(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	mlineage_sources s = { 0 };
+	assert_int_equal(mlineage_parse("let Source = if c then Sql.Database(a, \"prod_db\") else Sql.Database(b, \"dev_db\"),"
+					" T = Source{[Schema=\"dbo\",Item=\"employees\"]}[Data] in T",
+					NULL, 0, &s, err),
+			 PB_OK);
+	assert_int_equal(s.n, 2);
+	static const char *const dbs[] = { "prod_db", "dev_db" };
+	for (size_t i = 0; i < 2; i++) {
+		assert_string_equal(s.v[i].database, dbs[i]);
+		assert_string_equal(s.v[i].schema, "dbo");
+		assert_string_equal(s.v[i].table, "employees");
+		assert_null(s.v[i].host);   /* a and b are not known: partial, never guessed */
+		assert_false(s.v[i].exact);
+		assert_non_null(strstr(s.v[i].note, "the server is dynamic"));
+	}
+	mlineage_sources_release(&s);
+	/* a name chosen among 20 by conditions that are not known: past PB_MLINEAGE_MAX_ALTS the
+	 * choice is not followed and no table is named (none is invented) */
+	char *m = NULL;
+	size_t ml = 0;
+	FILE *f;
+	f = open_memstream(&m, &ml);
+	assert_non_null(f);
+	fprintf(f, "let S = Sql.Database(\"h\", \"d\"), n = ");
+	for (int i = 0; i < PB_MLINEAGE_MAX_ALTS + 4; i++)
+		fprintf(f, "if x%d then \"t%d\" else ", i, i);
+	fprintf(f, "\"last\", T = S{[Schema=\"dbo\",Item=n]}[Data] in T");
+	fclose(f);
+	assert_int_equal(mlineage_parse(m, NULL, 0, &s, err), PB_OK);
+	free(m);
+	assert_int_equal(s.n, 1);
+	assert_null(s.v[0].table);
+	assert_non_null(strstr(s.v[0].note, "the table name is chosen by a condition that is not known"));
+	mlineage_sources_release(&s);
+	/* 16 are followed */
+	f = open_memstream(&m, &ml);
+	assert_non_null(f);
+	fprintf(f, "let S = Sql.Database(\"h\", \"d\"), n = ");
+	for (int i = 0; i < PB_MLINEAGE_MAX_ALTS - 1; i++)
+		fprintf(f, "if x%d then \"t%d\" else ", i, i);
+	fprintf(f, "\"last\", T = S{[Schema=\"dbo\",Item=n]}[Data] in T");
+	fclose(f);
+	assert_int_equal(mlineage_parse(m, NULL, 0, &s, err), PB_OK);
+	free(m);
+	assert_int_equal(s.n, PB_MLINEAGE_MAX_ALTS);
+	for (size_t i = 0; i < s.n; i++)
+		assert_true(s.v[i].exact);
+	mlineage_sources_release(&s);
+}
+
+/* An ODBC connection's password never reaches the lineage; its driver names it in notes. */
+static void odbc_connections(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	mlineage_sources s = { 0 };
+	static const char *const texts[] = {
+		"let S = Odbc.DataSource(\"dsn=X;UID=me;PWD=hunter2\"), T = S{[Name=\"t\"]}[Data] in T",
+		"let S = Odbc.DataSource(\"Password={a;b=c};dsn=X\"), T = S{[Name=\"t\"]}[Data] in T",
+		"Odbc.Query([Driver=\"{Vertica}\", Pwd=\"hunter2\", Database=\"v\"], \"select * from s.t\")",
+	};
+	for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+		assert_int_equal(mlineage_parse(texts[i], NULL, 0, &s, err), PB_OK);
+		assert_int_equal(s.n, 1);
+		json_t *j = mlineage_sources_json(&s);
+		char *dump = json_dumps(j, 0);
+		assert_null(strstr(dump, "hunter2"));
+		assert_null(strstr(dump, "a;b=c"));
+		assert_non_null(strstr(s.v[0].note, "ODBC "));   /* "ODBC DSN X: ..." / "ODBC driver ..." */
+		free(dump);
+		json_decref(j);
+		mlineage_sources_release(&s);
+	}
+}
+
+static void source_types(void **state)
+{
+	(void)state;
+	assert_true(mlineage_same_type("sql", "sqlserver"));
+	assert_true(mlineage_same_type("sql", "Synapse"));
+	assert_true(mlineage_same_type("Sql", "sqlserver"));   /* a Power BI data source type */
+	assert_true(mlineage_same_type("postgresql", "postgres"));
+	assert_true(mlineage_same_type("PostgreSql", "postgresql"));
+	assert_true(mlineage_same_type("GoogleBigQuery", "bigquery"));
+	assert_true(mlineage_same_type("AmazonRedshift", "redshift"));
+	assert_true(mlineage_same_type("athena", "athena"));
+	assert_true(mlineage_same_type("AzureDatabricks", "databricks"));
+	assert_true(mlineage_same_type("Snowflake", "snowflake"));
+	assert_false(mlineage_same_type("sql", "mysql"));
+	assert_false(mlineage_same_type("mysql", "sqlserver"));
+	assert_false(mlineage_same_type("postgresql", "redshift"));
+	assert_false(mlineage_same_type("odbc", "postgres"));
+	assert_false(mlineage_same_type(NULL, "sql"));
+	assert_false(mlineage_same_type("sql", ""));
+}
+
+/* ---- DataHub's M parser tests: the same expressions, compared with the tables DataHub
+ * expects (its names are lower case, `db.schema.table`; MySQL `db.table`; Athena without
+ * the catalog; Oracle's database is the first label of the service name). ---- */
+
+typedef struct dh_stats {
+	size_t cases, exact, partial, missed, wrong, unparsed;
+} dh_stats;
+
+/* Does DataHub's platform name stand for our source type? */
+static bool dh_platform(const char *platform, const char *type)
+{
+	static const char *const map[][3] = {
+		{ "snowflake", "snowflake", NULL }, { "postgres", "postgresql", NULL }, { "mssql", "sql", NULL },
+		{ "databricks", "databricks", NULL }, { "oracle", "oracle", NULL }, { "bigquery", "bigquery", NULL },
+		{ "redshift", "redshift", NULL }, { "mysql", "mysql", "odbc" }, { "athena", "athena", NULL },
+	};
+	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+		if (!strcmp(platform, map[i][0]))
+			return !strcmp(type, map[i][1]) || (map[i][2] && !strcmp(type, map[i][2]));
+	return false;
+}
+
+/* 2: every part of the expected name is known and equal; 1: the known parts are equal, some
+ * are unknown; 0: a known part differs. Names are compared right-aligned. */
+static int dh_match(const mlineage_source *s, const char *platform, const char *name)
+{
+	if (!s->table || !dh_platform(platform, s->type))
+		return 0;
+	const char *ours[3];
+	int n = 0;
+	const char *full[3] = { s->database, s->schema, s->table };
+	for (int i = 0; i < 3; i++)   /* an exact source leaves out the levels it has not got */
+		if (full[i] || !s->exact)
+			ours[n++] = full[i];
+	char buf[512];
+	assert_int_equal(xsnprintf(buf, sizeof buf, "%s", name), 0);
+	const char *want[8];
+	int k = 0;
+	for (char *p = buf, *dot; k < 8; p = dot + 1) {
+		want[k++] = p;
+		if (!(dot = strchr(p, '.')))
+			break;
+		*dot = '\0';
+	}
+	int verdict = 2;
+	for (int i = 1; i <= k; i++) {
+		const char *o = i <= n ? ours[n - i] : NULL;
+		if (!o) {
+			verdict = 1;
+			continue;
+		}
+		size_t wl = strlen(want[k - i]);
+		bool same = str_ieq(o, want[k - i]) ||
+			    (!strcmp(s->type, "oracle") && i == 3 && !strncasecmp(o, want[k - i], wl) && o[wl] == '.');
+		if (!same)
+			return 0;
+	}
+	return s->exact ? verdict : 1;
+}
+
+static void dh_case(const json_t *c, dh_stats *st, bool verbose)
+{
+	const char *name = json_string_value(json_object_get(c, "name"));
+	const char *m = json_string_value(json_object_get(c, "m"));
+	json_t *params = json_object_get(c, "params"), *expect = json_object_get(c, "expect");
+	mlineage_param ps[16];
+	size_t np = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(params, k, v) {
+		if (np < 16) {
+			ps[np].name = k;
+			ps[np++].value = json_string_value(v);
+		}
+	}
+	char err[PB_ERR_MAX];
+	mlineage_sources s = { 0 };
+	st->cases++;
+	if (mlineage_parse(m, ps, np, &s, err)) {
+		st->unparsed++;
+		if (verbose)
+			printf("  %-52s does not parse: %s\n", name, err);
+		return;
+	}
+	int best[16] = { 0 };
+	size_t nexp = json_array_size(expect);
+	assert_true(nexp <= 16);
+	bool wrong = false;
+	for (size_t i = 0; i < s.n; i++) {
+		int any = 0;
+		for (size_t j = 0; j < nexp; j++) {
+			json_t *e = json_array_get(expect, j);
+			int r = dh_match(&s.v[i], json_string_value(json_object_get(e, "platform")),
+					 json_string_value(json_object_get(e, "name")));
+			if (r > best[j])
+				best[j] = r;
+			if (r > any)
+				any = r;
+		}
+		if (!any && s.v[i].table)
+			wrong = true;
+	}
+	int worst = 2;
+	for (size_t j = 0; j < nexp; j++)
+		if (best[j] < worst)
+			worst = best[j];
+	const char *verdict = wrong ? "WRONG" : !nexp ? (s.n ? "WRONG" : "exact") : worst == 2 ? "exact"
+				 : worst == 1 ? "partial" : "missed";
+	if (!strcmp(verdict, "WRONG") || (!nexp && s.n))
+		st->wrong++;
+	else if (!strcmp(verdict, "exact"))
+		st->exact++;
+	else if (!strcmp(verdict, "partial"))
+		st->partial++;
+	else
+		st->missed++;
+	if (verbose) {
+		printf("  %-52s %-7s", name, verdict);
+		for (size_t i = 0; i < s.n; i++)
+			printf(" %s:%s.%s.%s%s", s.v[i].type, s.v[i].database ? s.v[i].database : "?",
+			       s.v[i].schema ? s.v[i].schema : "?", s.v[i].table ? s.v[i].table : "?",
+			       s.v[i].exact ? "" : "(partial)");
+		if (strcmp(verdict, "exact") && (s.note || (s.n && s.v[0].note)))
+			printf("  [%s]", s.note ? s.note : s.v[0].note);
+		printf("\n");
+	}
+	mlineage_sources_release(&s);
+}
+
+static void datahub_m_tests(void **state)
+{
+	(void)state;
+	const char *root = getenv("PBIPORT_CORPUS");
+	char path[4096], cmd[8192];
+	struct stat sb;
+	if (!root || xsnprintf(path, sizeof path, "%s/m/datahub/test_m_parser.py", root) || stat(path, &sb)) {
+		printf("SKIP: DataHub's M parser tests: PBIPORT_CORPUS/m/datahub/test_m_parser.py not found\n");
+		return;
+	}
+	assert_null(strchr(path, '\''));
+	assert_int_equal(xsnprintf(cmd, sizeof cmd, "python3 tests/tools/datahub_m_cases.py '%s'", path), 0);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	json_error_t jerr;
+	json_t *doc = json_loadf(p, 0, &jerr);
+	assert_int_equal(pclose(p), 0);
+	if (!doc)
+		fail_msg("datahub_m_cases.py: %s", jerr.text);
+	dh_stats plain = { 0 }, other = { 0 };
+	size_t i;
+	json_t *c;
+	printf("DataHub's M parser tests (%s): %lld distinct M expressions\n", path,
+	       (long long)json_integer_value(json_object_get(doc, "expressions")));
+	json_array_foreach(json_object_get(doc, "cases"), i, c) {
+		bool is_plain = json_is_true(json_object_get(c, "plain"));
+		dh_case(c, is_plain ? &plain : &other, is_plain);
+	}
+	printf("plain cases: %zu: %zu exact, %zu right but partial, %zu missed, %zu wrong, %zu do not parse\n",
+	       plain.cases, plain.exact, plain.partial, plain.missed, plain.wrong, plain.unparsed);
+	printf("cases that depend on DataHub's own settings: %zu (not judged)\n", other.cases);
+	json_decref(doc);
+	assert_true(plain.cases > 0);
+	assert_int_equal(plain.wrong, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -515,7 +786,11 @@ int main(void)
 		cmocka_unit_test(cycles_and_parameters),
 		cmocka_unit_test(server_matching),
 		cmocka_unit_test(model_parameters),
+		cmocka_unit_test(conditional_sources),
+		cmocka_unit_test(odbc_connections),
+		cmocka_unit_test(source_types),
 		cmocka_unit_test(corpus),
+		cmocka_unit_test(datahub_m_tests),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -683,6 +683,37 @@ static void override_folder(void **state)
 	assert_int_equal(xsnprintf(want, sizeof want, "template %s/main.lua:2: time limit of 100 ms exceeded", dir), 0);
 	assert_string_equal(err, want);
 	o.time_limit_ms = 0;
+	/* PBIPORT_RENDER_TIME_LIMIT_MS (for profiling) replaces the deadline and keeps the
+	 * instruction budget: a loop of VM instructions still stops at the budget ... */
+	pb_config timed_cfg;
+	config_defaults(&timed_cfg);
+	timed_cfg.render_time_limit_ms = 60000;
+	render_opts timed = o;
+	timed.cfg = &timed_cfg;
+	assert_int_equal(render("prod", &timed, &f, err), PB_ELIMIT);
+	assert_int_equal(xsnprintf(want, sizeof want, "template %s/main.lua:2: instruction limit of ", dir), 0);
+	assert_memory_equal(err, want, strlen(want));
+	/* ... and work done in library calls, few instructions, stops at the configured deadline */
+	put(dir, "main.lua", "return function(ctx)\n  local s = ('x'):rep(1e7)\n"
+			     "  while true do local t = s:upper() end\nend\n");
+	timed_cfg.render_time_limit_ms = 150;
+	assert_int_equal(render("prod", &timed, &f, err), PB_ELIMIT);
+	assert_int_equal(xsnprintf(want, sizeof want, "template %s/main.lua:3: time limit of 150 ms exceeded", dir), 0);
+	assert_string_equal(err, want);
+	/* Without it the default deadline is the contract's: the fixed part as it is (a hostile
+	 * template's bound), the per-column part scaled to this process's measured speed. */
+	long long ncols = 0;
+	for (size_t i = 0; i < contract.ntables; i++)
+		ncols += (long long)contract.tables[i].ncolumns;
+	int cols_ms = (int)(PB_LUA_TIME_PER_COLUMN_US * ncols / 1000);
+	int pct = sandbox_time_scale_pct();
+	assert_true(pct >= 100 && pct <= PB_LUA_TIME_SCALE_MAX_PCT);
+	assert_int_equal(render("prod", &o, &f, err), PB_ELIMIT);
+	assert_int_equal(xsnprintf(want, sizeof want, "template %s/main.lua:3: time limit of %d ms exceeded", dir,
+				   (int)PB_LUA_TIME_BASE_MS +
+					   sandbox_scaled_ms(cols_ms, pct, PB_LUA_TIME_MAX_MS - (int)PB_LUA_TIME_BASE_MS)),
+			 0);
+	assert_string_equal(err, want);
 
 	/* Bad output paths and values are refused. */
 	static const char *const bad[][2] = {

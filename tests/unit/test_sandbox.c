@@ -781,6 +781,24 @@ static void modules_are_compiled_once_per_process(void **state)
 	still_works();
 }
 
+/* The deadline's scaling to the machine: measured once per process, bounded; the scaled
+ * value is never below the one asked for and never above the cap. */
+static void time_scale(void **state)
+{
+	(void)state;
+	int pct = sandbox_time_scale_pct();
+	assert_true(pct >= 100);
+	assert_true(pct <= PB_LUA_TIME_SCALE_MAX_PCT);
+	assert_int_equal(sandbox_time_scale_pct(), pct);   /* once per process */
+	assert_int_equal(sandbox_scaled_ms(300, 100, 5000), 300);
+	assert_int_equal(sandbox_scaled_ms(300, 40, 5000), 300);     /* faster: never below */
+	assert_int_equal(sandbox_scaled_ms(300, 250, 5000), 750);
+	assert_int_equal(sandbox_scaled_ms(540, 800, 5000), 4320);
+	assert_int_equal(sandbox_scaled_ms(3000, 250, 5000), 5000);  /* the cap */
+	assert_int_equal(sandbox_scaled_ms(6000, 250, 5000), 6000);  /* a limit past the cap stays */
+	assert_int_equal(sandbox_scaled_ms(2000000000, 800, 2100000000), 2100000000);   /* no overflow */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -802,6 +820,7 @@ int main(void)
 		cmocka_unit_test(watchdog_ends_a_stuck_process),
 		cmocka_unit_test(print_is_one_escaped_capped_log_line),
 		cmocka_unit_test(modules_are_compiled_once_per_process),
+		cmocka_unit_test(time_scale),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
