@@ -9,10 +9,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/lang/contract.h"
 #include "core/lang/model_diff.h"
@@ -833,6 +835,86 @@ static void rendered_contracts_equal_themselves(void **state)
 	}
 }
 
+/* ---- real Power BI models ($PBIPORT_CORPUS/tmdl) ---- */
+
+/* Adds every file below root/rel (hidden entries skipped) to f, named by its path from root. */
+static void read_tree(pb_files *f, const char *root, const char *rel)
+{
+	char dir[4096], path[4096], sub[4096], err[PB_ERR_MAX];
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s%s%s", root, *rel ? "/" : "", rel), 0);
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		struct stat st;
+		if (e->d_name[0] == '.')
+			continue;
+		assert_int_equal(xsnprintf(path, sizeof path, "%s/%s", dir, e->d_name), 0);
+		assert_int_equal(xsnprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name), 0);
+		assert_int_equal(stat(path, &st), 0);
+		if (S_ISDIR(st.st_mode)) {
+			read_tree(f, root, sub);
+			continue;
+		}
+		char *text = NULL;
+		size_t len = 0;
+		if (read_file(path, 1u << 26, &text, &len, err))
+			fail_msg("%s", err);
+		put(f, sub, text);
+		free(text);
+	}
+	closedir(d);
+}
+
+/* Every corpus model: equal to itself; merged with itself it reads back the same; as the live
+ * model under our generated one (nothing of it annotated: all of it the analysts'), it is kept
+ * whole beside it, and the emulator takes the result. */
+static void corpus_models(void **state)
+{
+	(void)state;
+	const char *root = getenv("PBIPORT_CORPUS");
+	char dir[4096], model[4096];
+	struct stat st;
+	static const char *const models[] = { "analysis-services/Sales.SemanticModel", "pbiplint/te3-zoo.SemanticModel",
+		"fabric-samples/Bank Customer Churn Analysis.SemanticModel", "fabric-toolbox/FUAM_Core_SM.SemanticModel",
+		"fabric-toolbox/Gateway Monitoring.SemanticModel", "fabric-cicd/ABC.SemanticModel" };
+	if (!root || xsnprintf(dir, sizeof dir, "%s/tmdl", root) || stat(dir, &st)) {
+		printf("SKIP: corpus models: PBIPORT_CORPUS/tmdl not found\n");
+		return;
+	}
+	for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
+		pb_files x = { 0 }, w, m, m2;
+		assert_int_equal(xsnprintf(model, sizeof model, "%s/%s", dir, models[i]), 0);
+		read_tree(&x, model, "");
+		json_t *d = diff_ok(&x, &x);
+		expect_changes(d, "");
+		size_t kept = json_array_size(json_object_get(d, "kept"));
+		assert_true(kept > 0);
+		json_decref(d);
+		merge_ok(&x, &x, false, &m);
+		d = diff_ok(&x, &m);
+		expect_changes(d, "");
+		assert_int_equal(json_array_size(json_object_get(d, "kept")), kept);
+		json_decref(d);
+		pb_files_release(&m);
+
+		base(&w);
+		merge_ok(&w, &x, true, &m);
+		d = diff_ok(&w, &m);
+		expect_changes(d, "");
+		json_decref(d);
+		merge_ok(&w, &m, true, &m2);
+		for (size_t k = 0; k < m.n; k++)
+			assert_string_equal(m2.v[k].content, m.v[k].content);
+		emulator_accepts(&m);
+		printf("corpus: %s: %zu kept objects\n", models[i], kept);
+		pb_files_release(&m2);
+		pb_files_release(&m);
+		pb_files_release(&w);
+		pb_files_release(&x);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -852,6 +934,7 @@ int main(void)
 		cmocka_unit_test(unannotated_objects),
 		cmocka_unit_test(unparsable_side_names_file_and_line),
 		cmocka_unit_test(rendered_contracts_equal_themselves),
+		cmocka_unit_test(corpus_models),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
