@@ -780,6 +780,49 @@ static void unannotated_objects(void **state)
 	pb_files_release(&h);
 }
 
+/* One plan answers the diff and the merge (both allow_breaking settings) as the two calls do. */
+static void plan_gives_the_same_answers(void **state)
+{
+	(void)state;
+	pb_files w, h, m1, m2;
+	model_plan *p = NULL;
+	char err[PB_ERR_MAX] = "";
+	base(&w);
+	base(&h);
+	edit(&h, "definition/tables/Orders.tmdl", "\tannotation PBI_ResultType = Table\n", MEASURE "\n\tannotation PBI_ResultType = Table\n");
+	edit(&w, "definition/tables/Orders.tmdl", "\tcolumn Amount\n", "\tcolumn Paid\n");
+	if (model_plan_new(&w, &h, &p, err))
+		fail_msg("%s", err);
+	json_t *a = NULL, *b = diff_ok(&w, &h);
+	assert_int_equal(model_plan_diff(p, &a, err), 0);
+	assert_true(json_equal(a, b));
+	json_decref(a);
+	assert_int_equal(model_plan_diff(p, &a, err), 0);   /* again: the same, a new reference */
+	assert_true(json_equal(a, b));
+	json_decref(a);
+	json_decref(b);
+	assert_int_equal(model_plan_merge(p, false, &m1, err), PB_ECONFLICT);
+	assert_string_equal(err, "measure 'Total Amount' of table 'Orders' refers to column 'Orders'[Amount], which the "
+				 "contract removes; allow breaking changes to update anyway");
+	assert_int_equal(m1.n, 0);
+	assert_int_equal(model_plan_merge(p, true, &m1, err), 0);
+	merge_ok(&w, &h, true, &m2);
+	assert_int_equal(m1.n, m2.n);
+	for (size_t i = 0; i < m1.n; i++)
+		assert_string_equal(m1.v[i].content, m2.v[i].content);
+	pb_files_release(&m1);
+	pb_files_release(&m2);
+	model_plan_free(p);
+	model_plan_free(NULL);
+	/* a side that does not parse: no plan */
+	edit(&h, "definition/tables/Orders.tmdl", "\tcolumn CustomerId\n", "\t\t\tcolumn CustomerId\n");
+	assert_int_equal(model_plan_new(&w, &h, &p, err), PB_EINVAL);
+	assert_null(p);
+	assert_non_null(strstr(err, "definition/tables/Orders.tmdl:15: "));
+	pb_files_release(&w);
+	pb_files_release(&h);
+}
+
 /* ---- errors ---- */
 
 static void unparsable_side_names_file_and_line(void **state)
@@ -932,6 +975,7 @@ int main(void)
 		cmocka_unit_test(names_compare_without_case),
 		cmocka_unit_test(hostile_names_round_trip),
 		cmocka_unit_test(unannotated_objects),
+		cmocka_unit_test(plan_gives_the_same_answers),
 		cmocka_unit_test(unparsable_side_names_file_and_line),
 		cmocka_unit_test(rendered_contracts_equal_themselves),
 		cmocka_unit_test(corpus_models),
