@@ -1282,136 +1282,94 @@ out:
 	free(hv);
 }
 
-static void plan_relationships(ctx *cx)
+/* Top-level objects of one category, each side's in its order with its extracted form. */
+typedef struct top_list {
+	const tmdl_node **v;
+	const void **ext;   /* tmdl_relationship / tmdl_expression / NULL */
+	size_t n;
+} top_list;
+
+typedef enum top_cat { TOP_RELATIONSHIPS, TOP_EXPRESSIONS, TOP_OTHER } top_cat;
+
+static bool top_list_of(ctx *cx, const tmdl_model *m, top_cat cat, top_list *l)
 {
-	const tmdl_model *wm = cx->w.m, *hm = cx->h.m;
-	const tmdl_node **wv = node_array(cx, wm->n_relationships), **hv = node_array(cx, hm->n_relationships);
-	pair *pairs = NULL;
-	size_t np = 0;
-	if (!wv || !hv)
-		goto out;
-	for (size_t i = 0; i < wm->n_relationships; i++)
-		wv[i] = wm->relationships[i].node;
-	for (size_t i = 0; i < hm->n_relationships; i++)
-		hv[i] = hm->relationships[i].node;
-	if (!(pairs = pair_up(cx, wv, wm->n_relationships, hv, hm->n_relationships, &np, NULL)))
-		goto out;
-	for (size_t i = 0; i < np && !cx->oom; i++) {
-		const tmdl_relationship *w = pairs[i].wi != NOWHERE ? &wm->relationships[pairs[i].wi] : NULL;
-		const tmdl_relationship *h = pairs[i].hi != NOWHERE ? &hm->relationships[pairs[i].hi] : NULL;
-		if (!((w && is_generated(w->node)) || (h && is_generated(h->node)))) {
-			kept_item *it = h ? keep(cx, h->node, NULL, NULL) : NULL;
-			if (it)
-				it->rel = h;
-			if (h && w)
-				drop_want(cx, w->node);
-			continue;
-		}
-		if (!cx->json)
-			continue;
-		if (w && h)
-			compare(cx, CH_RELATIONSHIPS, "relationship", NULL, w->name, props_relationship(cx, h),
-				props_relationship(cx, w), ANY_STRUCTURE);
-		else if (w)
-			add_change(cx, CH_RELATIONSHIPS, "relationship", NULL, w->name, "added", NULL,
-				   props_relationship(cx, w), false, true, NULL);
-		else
-			add_change(cx, CH_RELATIONSHIPS, "relationship", NULL, h->name, "removed",
-				   props_relationship(cx, h), NULL, true, true, NULL);
+	size_t n = cat == TOP_RELATIONSHIPS ? m->n_relationships : cat == TOP_EXPRESSIONS ? m->n_expressions : 0;
+	if (cat == TOP_OTHER)
+		for (const tmdl_node *c = tmdl_model_root(m)->first_child; c; c = c->next)
+			n += is_other_top(c);
+	l->n = 0;
+	l->v = malloc((n ? n : 1) * sizeof *l->v);
+	l->ext = malloc((n ? n : 1) * sizeof *l->ext);
+	if (!l->v || !l->ext) {
+		cx->oom = true;
+		return false;
 	}
-out:
-	free(pairs);
-	free(wv);
-	free(hv);
+	for (size_t i = 0; cat == TOP_RELATIONSHIPS && i < n; i++) {
+		l->ext[l->n] = &m->relationships[i];
+		l->v[l->n++] = m->relationships[i].node;
+	}
+	for (size_t i = 0; cat == TOP_EXPRESSIONS && i < n; i++) {
+		l->ext[l->n] = &m->expressions[i];
+		l->v[l->n++] = m->expressions[i].node;
+	}
+	for (const tmdl_node *c = cat == TOP_OTHER ? tmdl_model_root(m)->first_child : NULL; c; c = c->next)
+		if (is_other_top(c)) {
+			l->ext[l->n] = NULL;
+			l->v[l->n++] = c;
+		}
+	return true;
 }
 
-static void plan_expressions(ctx *cx)
+static json_t *props_top(ctx *cx, top_cat cat, const tmdl_node *n, const void *ext)
 {
-	const tmdl_model *wm = cx->w.m, *hm = cx->h.m;
-	const tmdl_node **wv = node_array(cx, wm->n_expressions), **hv = node_array(cx, hm->n_expressions);
-	pair *pairs = NULL;
-	size_t np = 0;
-	if (!wv || !hv)
-		goto out;
-	for (size_t i = 0; i < wm->n_expressions; i++)
-		wv[i] = wm->expressions[i].node;
-	for (size_t i = 0; i < hm->n_expressions; i++)
-		hv[i] = hm->expressions[i].node;
-	if (!(pairs = pair_up(cx, wv, wm->n_expressions, hv, hm->n_expressions, &np, NULL)))
-		goto out;
-	for (size_t i = 0; i < np && !cx->oom; i++) {
-		const tmdl_expression *w = pairs[i].wi != NOWHERE ? &wm->expressions[pairs[i].wi] : NULL;
-		const tmdl_expression *h = pairs[i].hi != NOWHERE ? &hm->expressions[pairs[i].hi] : NULL;
-		if (!((w && is_generated(w->node)) || (h && is_generated(h->node)))) {
-			if (h)
-				keep(cx, h->node, NULL, NULL);
-			if (h && w)
-				drop_want(cx, w->node);
-			continue;
-		}
-		if (!cx->json)
-			continue;
-		if (w && h)
-			compare(cx, CH_EXPRESSIONS, "expression", NULL, w->name, props_expression(cx, h),
-				props_expression(cx, w), ANY_STRUCTURE);
-		else if (w)
-			add_change(cx, CH_EXPRESSIONS, "expression", NULL, w->name, "added", NULL, props_expression(cx, w),
-				   false, true, NULL);
-		else
-			add_change(cx, CH_EXPRESSIONS, "expression", NULL, h->name, "removed", props_expression(cx, h), NULL,
-				   false, true, NULL);
-	}
-out:
-	free(pairs);
-	free(wv);
-	free(hv);
+	return cat == TOP_RELATIONSHIPS ? props_relationship(cx, ext) :
+	       cat == TOP_EXPRESSIONS ? props_expression(cx, ext) : props_generic(cx, n);
 }
 
-/* Roles, perspectives, cultures, query groups, data sources, functions, ... */
-static void plan_other(ctx *cx)
+/* Relationships, expressions, and the other kinds (roles, perspectives, cultures, query
+ * groups, data sources, functions, ...): generated ones compared, the others kept. */
+static void plan_top(ctx *cx, top_cat cat)
 {
-	const tmdl_node *wr = tmdl_model_root(cx->w.m), *hr = tmdl_model_root(cx->h.m);
-	size_t nw = 0, nh = 0, np = 0;
-	for (const tmdl_node *c = wr->first_child; c; c = c->next)
-		nw += is_other_top(c);
-	for (const tmdl_node *c = hr->first_child; c; c = c->next)
-		nh += is_other_top(c);
-	const tmdl_node **wv = node_array(cx, nw), **hv = node_array(cx, nh);
+	static const int changes[] = { CH_RELATIONSHIPS, CH_EXPRESSIONS, CH_OTHER };
+	top_list w = { 0 }, h = { 0 };
 	pair *pairs = NULL;
-	if (!wv || !hv)
-		goto out;
-	nw = nh = 0;
-	for (const tmdl_node *c = wr->first_child; c; c = c->next)
-		if (is_other_top(c))
-			wv[nw++] = c;
-	for (const tmdl_node *c = hr->first_child; c; c = c->next)
-		if (is_other_top(c))
-			hv[nh++] = c;
-	if (!(pairs = pair_up(cx, wv, nw, hv, nh, &np, NULL)))
+	size_t np = 0;
+	if (!top_list_of(cx, cx->w.m, cat, &w) || !top_list_of(cx, cx->h.m, cat, &h) ||
+	    !(pairs = pair_up(cx, w.v, w.n, h.v, h.n, &np, NULL)))
 		goto out;
 	for (size_t i = 0; i < np && !cx->oom; i++) {
-		const tmdl_node *w = pairs[i].wi != NOWHERE ? wv[pairs[i].wi] : NULL;
-		const tmdl_node *h = pairs[i].hi != NOWHERE ? hv[pairs[i].hi] : NULL;
-		if (!(is_generated(w) || is_generated(h))) {
-			if (h)
-				keep(cx, h, NULL, NULL);
-			if (h && w)
-				drop_want(cx, w);
+		const tmdl_node *wn = pairs[i].wi != NOWHERE ? w.v[pairs[i].wi] : NULL;
+		const tmdl_node *hn = pairs[i].hi != NOWHERE ? h.v[pairs[i].hi] : NULL;
+		const void *wx = wn ? w.ext[pairs[i].wi] : NULL, *hx = hn ? h.ext[pairs[i].hi] : NULL;
+		if (!(is_generated(wn) || is_generated(hn))) {
+			kept_item *it = hn ? keep(cx, hn, NULL, NULL) : NULL;
+			if (it && cat == TOP_RELATIONSHIPS)
+				it->rel = hx;
+			if (hn && wn)
+				drop_want(cx, wn);
 			continue;
 		}
 		if (!cx->json)
 			continue;
-		const tmdl_node *any = w ? w : h;
-		if (w && h)
-			compare(cx, CH_OTHER, kind_of(any), NULL, w->name, props_generic(cx, h), props_generic(cx, w), NULL);
+		const tmdl_node *any = wn ? wn : hn;
+		const char *object = kind_of(any);
+		bool structural = cat != TOP_OTHER;
+		if (wn && hn)
+			compare(cx, changes[cat], object, NULL, wn->name, props_top(cx, cat, hn, hx), props_top(cx, cat, wn, wx),
+				structural ? ANY_STRUCTURE : NULL);
+		else if (wn)
+			add_change(cx, changes[cat], object, NULL, wn->name, "added", NULL, props_top(cx, cat, wn, wx), false,
+				   structural, NULL);
 		else
-			add_change(cx, CH_OTHER, kind_of(any), NULL, any->name, w ? "added" : "removed",
-				   w ? NULL : props_generic(cx, h), w ? props_generic(cx, w) : NULL, false, false, NULL);
+			add_change(cx, changes[cat], object, NULL, hn->name, "removed", props_top(cx, cat, hn, hx), NULL,
+				   cat == TOP_RELATIONSHIPS, structural, NULL);
 	}
 out:
 	free(pairs);
-	free(wv);
-	free(hv);
+	free(w.v);
+	free(w.ext);
+	free(h.v);
+	free(h.ext);
 }
 
 static void ctx_release(ctx *cx)
@@ -1456,12 +1414,8 @@ static int plan(ctx *cx, const pb_files *want, const pb_files *have, bool json, 
 		plan_model(cx);
 	if (!cx->oom)
 		plan_tables(cx);
-	if (!cx->oom)
-		plan_relationships(cx);
-	if (!cx->oom)
-		plan_expressions(cx);
-	if (!cx->oom)
-		plan_other(cx);
+	for (top_cat cat = TOP_RELATIONSHIPS; cat <= TOP_OTHER && !cx->oom; cat++)
+		plan_top(cx, cat);
 	if (!cx->oom) {
 		if (cx->n_rm_tables)
 			qsort(cx->rm_tables, cx->n_rm_tables, sizeof *cx->rm_tables, cmp_entry_key);
