@@ -1707,6 +1707,39 @@ static bool kept_top(ctx *cx, const char *type, const char *name, bool allow_bre
 	return false;
 }
 
+static const tmdl_node *database_level(const side *sd, long *level)
+{
+	for (const tmdl_node *c = tmdl_model_root(sd->m)->first_child; c; c = c->next) {
+		if (!str_ieq(c->type, "database"))
+			continue;
+		for (const tmdl_node *p = c->first_child; p; p = p->next)
+			if (p->kind == TMDL_NODE_PROPERTY && str_ieq(p->type, "compatibilityLevel") && p->value) {
+				char *end;
+				*level = strtol(p->value, &end, 10);
+				return *end || *level <= 0 ? NULL : p;
+			}
+	}
+	return NULL;
+}
+
+/* A model's compatibility level only goes up (Power BI raises it when a feature needs it,
+ * and refuses to lower it): have's wins when it is higher than want's. */
+static void place_database(merger *mg)
+{
+	ctx *cx = mg->cx;
+	long wl = 0, hl = 0;
+	const tmdl_node *w = database_level(&cx->w, &wl), *h = database_level(&cx->h, &hl);
+	if (!w || !h || hl <= wl)
+		return;
+	out_file *o = out_find(mg, w->file);
+	if (!o || !o->base) {
+		cx->bug = true;
+		return;
+	}
+	delete_lines(mg, w);
+	insert(mg, o, w->last_line, src_find(&cx->h, h->file), h->first_line, h->last_line, false);
+}
+
 /* What have's model carries that want's does not set (properties an analyst or Power BI
  * set, annotations such as PBIDesktopVersion), and the refs to kept tables, roles,
  * perspectives and cultures. */
@@ -1924,6 +1957,8 @@ static int merge_files(ctx *cx, bool allow_breaking, pb_files *out, char *err)
 		place_top_level(&mg, allow_breaking);
 	if (!cx->oom)
 		place_model(&mg, allow_breaking);
+	if (!cx->oom)
+		place_database(&mg);
 	for (size_t i = 0; i < cx->h.n_src && !cx->oom; i++) {
 		const char *path = cx->h.src[i].f->path;
 		out_file *o;

@@ -103,6 +103,8 @@ int model_diff(const pb_files *want, const pb_files *have, struct json_t **out, 
  *  - into want's model.tmdl: the model properties and annotations have sets and want does
  *    not (PBIDesktopVersion, discourageImplicitMeasures...), and the `ref` lines of kept
  *    tables, roles, perspectives and cultures;
+ *  - have's database compatibilityLevel when it is higher than want's (Power BI raises it and
+ *    refuses to lower it);
  *  - have's parts that are not TMDL and that want lacks (diagramLayout.json), but .platform.
  * A model merged with itself comes back byte for byte. Blocking objects (see above): without
  * allow_breaking PB_ECONFLICT naming the first pair ("measure 'Total' of table 'Orders' refers

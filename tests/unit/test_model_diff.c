@@ -502,6 +502,7 @@ static void analyst_measure_is_kept_verbatim(void **state)
 	const char *role = "role Readers\n\tmodelPermission: read\n\n\ttablePermission Orders = [Amount] > 0\n";
 	put(&h, "definition/tables/Top Customers.tmdl", calc);
 	put(&h, "definition/roles/Readers.tmdl", role);
+	put(&h, "definition/database.tmdl", "database\n\tcompatibilityLevel: 1605\n");   /* raised by Power BI */
 	put(&h, "diagramLayout.json", "{\"version\": \"1.1.0\"}\n");
 	put(&h, ".platform", "{\"config\": {\"logicalId\": \"x\"}}\n");
 	json_t *d = diff_ok(&w, &h);
@@ -523,6 +524,7 @@ static void analyst_measure_is_kept_verbatim(void **state)
 	assert_string_equal(text_of(&m, "definition/roles/Readers.tmdl"), role);
 	assert_string_equal(text_of(&m, "diagramLayout.json"), "{\"version\": \"1.1.0\"}\n");
 	assert_null(find_file(&m, ".platform"));
+	assert_string_equal(text_of(&m, "definition/database.tmdl"), "database\n\tcompatibilityLevel: 1605\n");
 	const char *model = text_of(&m, "definition/model.tmdl");
 	assert_non_null(strstr(model, "\tdiscourageImplicitMeasures\n"));
 	assert_non_null(strstr(model, "ref table 'Top Customers'\n"));
