@@ -8,6 +8,7 @@
 #include "core/store/connections.h"
 #include "core/store/integrations.h"
 #include "core/store/powerbi_settings.h"
+#include "core/store/webhooks.h"
 #include "core/flow/publish.h"
 #include "core/flow/push.h"
 #include "runtime/config.h"
@@ -34,6 +35,7 @@ static const struct {
 	{ "credentials of unfinished publish jobs", publish_reseal_credentials },
 	{ "push connection client secrets", push_connections_rotate },
 	{ "import integration client secrets", integrations_rotate },
+	{ "webhook secrets", webhooks_rotate },
 };
 
 int cmd_rotate_keys(int argc, char **argv)

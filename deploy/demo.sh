@@ -377,6 +377,8 @@ cmd_start() {
 		keep+=("$name=${!name}")
 	done
 	[[ " ${keep[*]} " == *" PBIPORT_PUBLIC_URL="* ]] || keep+=("PBIPORT_PUBLIC_URL=$url")
+	# webhooks may reach a receiver on this machine (docs/webhooks.md: public addresses only otherwise)
+	[[ " ${keep[*]} " == *" PBIPORT_WEBHOOK_ALLOW_HOSTS="* ]] || keep+=("PBIPORT_WEBHOOK_ALLOW_HOSTS=localhost")
 	APP_ENV=(
 		"PATH=$PATH"
 		"PBIPORT_DB=$DEMO_DIR/db/pbiport.db"

@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 
+#include "core/flow/model_update.h"
 #include "core/store/agreements.h"
 #include "core/store/catalog.h"
 #include "core/lang/contract.h"
@@ -26,8 +27,10 @@ int api_data_products_import(struct req *r)
 	json_decref(doc);
 	cat_actor by = { .user_id = r->who.user_id, .org_owner = r->who.role == PB_ROLE_OWNER };
 	if (!(rc = contract_parse(r->body, r->body_len, "request body", &c, r->err)) &&
-	    !(rc = catalog_import_by(r->db, r->who.org_id, &by, c, r->body, r->body_len, &p, &created, &r->fail)))
+	    !(rc = catalog_import_by(r->db, r->who.org_id, &by, c, r->body, r->body_len, &p, &created, &r->fail))) {
+		model_update_after_import(r->db, r->cfg, r->who.org_id, p->id, created);
 		rc = req_reply_json_new(r, created ? 201 : 200, catalog_product_json(p, false));
+	}
 	catalog_product_free(p);
 	contract_free(c);
 	return rc;

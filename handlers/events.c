@@ -20,9 +20,5 @@ int api_events_post(struct req *r)
 		return req_fail(r, PB_EINVAL, "bad_request", "request body: %s", r->err);
 	int rc = refresh_events(r->db, r->cfg, r->who.org_id, r->who.user_id, body, &reply, &r->fail);
 	json_decref(body);
-	if (rc) {
-		json_decref(reply);
-		return rc;
-	}
-	return req_reply_json_new(r, 202, reply);
+	return req_answer_json_new(r, rc, 202, reply);
 }

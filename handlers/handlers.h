@@ -54,6 +54,14 @@ int api_powerbi_publish_post(struct req *r);
 int api_powerbi_models_get(struct req *r);
 int api_powerbi_workspaces_get(struct req *r);
 int api_powerbi_connections_get(struct req *r);
+/* The life of a published model (handlers/published_models.c) */
+int api_published_models_get(struct req *r);
+int api_published_models_patch(struct req *r);
+int api_published_models_delete(struct req *r);
+int api_published_models_update(struct req *r);
+int api_published_models_drift(struct req *r);
+int api_drift_list(struct req *r);
+int api_data_products_drift(struct req *r);
 
 int api_integrations_create(struct req *r);
 int api_integrations_list(struct req *r);
@@ -135,5 +143,14 @@ int pages_chrome(struct req *r, struct json_t *page, char *err);
 int pages_set_failure(struct json_t *view, const char *key, const pb_failure *f);
 /* Renders web/<name>.lua with view (stolen) and answers with status (runtime/page_render.h). */
 int pages_reply(struct req *r, const char *name, struct json_t *view, int status);
+
+/* Webhooks (handlers/webhooks.c) */
+int api_webhooks_create(struct req *r);
+int api_webhooks_list(struct req *r);
+int api_webhooks_get(struct req *r);
+int api_webhooks_patch(struct req *r);
+int api_webhooks_delete(struct req *r);
+int api_webhook_deliveries_list(struct req *r);
+int api_webhook_test(struct req *r);
 
 #endif

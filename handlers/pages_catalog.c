@@ -10,6 +10,7 @@
 #include "core/store/agreements.h"
 #include "core/store/catalog.h"
 #include "core/store/identity.h"
+#include "core/flow/model_update.h"
 #include "core/store/published_models.h"
 #include "handlers/handlers.h"
 #include "runtime/json_body.h"
@@ -244,6 +245,7 @@ int pages_product_create(struct req *r)
 		r->fail = why;
 		goto out;
 	}
+	model_update_after_import(r->db, r->cfg, r->who.org_id, p->id, created);
 	/* the new (or updated) product's page; a reload there does not post again */
 	rc = xsnprintf(path, sizeof path, "/data-products/%s", p->id) ? pb_err(r->err, PB_EINTERNAL, "id too long")
 								      : page_redirect(r, path);

@@ -21,16 +21,6 @@ static int parse_body(struct req *r, json_t **body)
 	return 0;
 }
 
-/* The answer of a core call: its failure rc, or status with reply (taken). */
-static int answer(struct req *r, int rc, int status, json_t *reply)
-{
-	if (rc) {
-		json_decref(reply);
-		return rc;
-	}
-	return req_reply_json_new(r, status, reply);
-}
-
 int api_push_connections_create(struct req *r)
 {
 	push_caller who = caller(r);
@@ -39,7 +29,7 @@ int api_push_connections_create(struct req *r)
 	if (!rc)
 		rc = push_connection_create(r->db, r->cfg, &who, body, &reply, &r->fail);
 	json_decref(body);
-	return answer(r, rc, 201, reply);
+	return req_answer_json_new(r, rc, 201, reply);
 }
 
 int api_push_connections_list(struct req *r)
@@ -47,7 +37,7 @@ int api_push_connections_list(struct req *r)
 	push_caller who = caller(r);
 	json_t *reply = NULL;
 	int rc = push_connections_list(r->db, &who, &reply, r->err);
-	return answer(r, rc, 200, reply);
+	return req_answer_json_new(r, rc, 200, reply);
 }
 
 int api_push_connections_delete(struct req *r)
@@ -73,7 +63,7 @@ int api_push_datasets_create(struct req *r)
 		if (!xsnprintf(hdr, sizeof hdr, "299 pbiport \"%s\"", warning))
 			req_header(r, "Warning", hdr);
 	}
-	return answer(r, rc, status, reply);
+	return req_answer_json_new(r, rc, status, reply);
 }
 
 int api_push_datasets_list(struct req *r)
@@ -81,7 +71,7 @@ int api_push_datasets_list(struct req *r)
 	push_caller who = caller(r);
 	json_t *reply = NULL;
 	int rc = push_datasets_list(r->db, &who, &reply, r->err);
-	return answer(r, rc, 200, reply);
+	return req_answer_json_new(r, rc, 200, reply);
 }
 
 int api_push_datasets_get(struct req *r)
@@ -89,7 +79,7 @@ int api_push_datasets_get(struct req *r)
 	push_caller who = caller(r);
 	json_t *reply = NULL;
 	int rc = push_dataset_get(r->db, &who, req_capture(r, "id"), &reply, r->err);
-	return answer(r, rc, 200, reply);
+	return req_answer_json_new(r, rc, 200, reply);
 }
 
 int api_push_datasets_delete(struct req *r)
@@ -114,7 +104,7 @@ int api_push_rows_post(struct req *r)
 	int status = 0;
 	int rc = push_rows_ingest(r->db, r->cfg, &who, req_capture(r, "id"), req_capture(r, "table"), r->content_type, &src,
 				  &status, &reply, &r->fail);
-	return answer(r, rc, status, reply);
+	return req_answer_json_new(r, rc, status, reply);
 }
 
 int api_push_rows_delete(struct req *r)
@@ -122,5 +112,5 @@ int api_push_rows_delete(struct req *r)
 	push_caller who = caller(r);
 	json_t *reply = NULL;
 	int rc = push_rows_delete(r->db, r->cfg, &who, req_capture(r, "id"), req_capture(r, "table"), &reply, &r->fail);
-	return answer(r, rc, 200, reply);
+	return req_answer_json_new(r, rc, 200, reply);
 }

@@ -16,16 +16,6 @@ static int optional_body(struct req *r, json_t **body)
 	return 0;
 }
 
-/* Sends what core answered: a success status and body, or the failing rc (r->fail). */
-static int answer(struct req *r, int rc, int status, json_t *reply)
-{
-	if (rc) {
-		json_decref(reply);
-		return rc;
-	}
-	return req_reply_json_new(r, status, reply);
-}
-
 int api_refresh_post(struct req *r)
 {
 	json_t *body = NULL, *reply = NULL;
@@ -34,14 +24,14 @@ int api_refresh_post(struct req *r)
 		rc = refresh_submit(r->db, r->cfg, r->who.org_id, r->who.user_id, req_capture(r, "id"), body, "manual", &reply,
 				    &r->fail);
 	json_decref(body);
-	return answer(r, rc, 202, reply);
+	return req_answer_json_new(r, rc, 202, reply);
 }
 
 int api_refresh_list(struct req *r)
 {
 	json_t *reply = NULL;
 	int rc = refresh_history(r->db, r->cfg, r->who.org_id, r->who.user_id, req_capture(r, "id"), &reply, &r->fail);
-	return answer(r, rc, 200, reply);
+	return req_answer_json_new(r, rc, 200, reply);
 }
 
 int api_refresh_schedule_put(struct req *r)
@@ -52,14 +42,14 @@ int api_refresh_schedule_put(struct req *r)
 		rc = refresh_schedule_put(r->db, r->cfg, r->who.org_id, r->who.user_id, req_capture(r, "id"), body, &reply,
 					  &r->fail);
 	json_decref(body);
-	return answer(r, rc, 200, reply);
+	return req_answer_json_new(r, rc, 200, reply);
 }
 
 int api_refresh_schedule_get(struct req *r)
 {
 	json_t *reply = NULL;
 	int rc = refresh_schedule_get(r->db, r->who.org_id, req_capture(r, "id"), &reply, &r->fail);
-	return answer(r, rc, 200, reply);
+	return req_answer_json_new(r, rc, 200, reply);
 }
 
 int api_refresh_schedule_delete(struct req *r)

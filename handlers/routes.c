@@ -75,6 +75,14 @@ static const struct route routes[] = {
 	{ "GET",    "/api/powerbi/connections",   api_powerbi_connections_get, PB_ROLE_MEMBER, 0,              NULL,           pbi_connections_query, ROUTE_FEATURE_POWERBI_WEB },
 	{ "POST",   "/api/output-ports/{id}/powerbi-publish", api_powerbi_publish_post, PB_ROLE_MEMBER, PB_BODY_JSON_MAX, json_types, NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	{ "GET",    "/api/output-ports/{id}/powerbi-models", api_powerbi_models_get, PB_ROLE_MEMBER, 0,        NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
+	/* the life of a published model (handlers/published_models.c, docs/lifecycle.md) */
+	{ "GET",    "/api/published-models/{id}", api_published_models_get, PB_ROLE_MEMBER, 0,             NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB | ROUTE_READ_ONLY },
+	{ "PATCH",  "/api/published-models/{id}", api_published_models_patch, PB_ROLE_MEMBER, PB_BODY_SMALL_MAX, json_types, NULL,     ROUTE_FEATURE_POWERBI_WEB },
+	{ "DELETE", "/api/published-models/{id}", api_published_models_delete, PB_ROLE_MEMBER, PB_BODY_SMALL_MAX, json_types, NULL,    ROUTE_FEATURE_POWERBI_WEB | ROUTE_EMPTY_BODY_OK },
+	{ "POST",   "/api/published-models/{id}/update", api_published_models_update, PB_ROLE_MEMBER, PB_BODY_SMALL_MAX, json_types, NULL, ROUTE_FEATURE_POWERBI_WEB | ROUTE_EMPTY_BODY_OK },
+	{ "GET",    "/api/published-models/{id}/drift", api_published_models_drift, PB_ROLE_MEMBER, 0,     NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
+	{ "GET",    "/api/drift",                 api_drift_list,           PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_READ_ONLY },
+	{ "GET",    "/api/data-products/{id}/drift", api_data_products_drift, PB_ROLE_MEMBER, 0,               NULL,           NULL,       ROUTE_READ_ONLY },
 	{ "POST",   "/api/integrations",          api_integrations_create, PB_ROLE_OWNER, PB_BODY_INTEGRATION_MAX,      json_types,     NULL,       ROUTE_FEATURE_INGESTIONS },
 	{ "GET",    "/api/integrations",          api_integrations_list, PB_ROLE_OWNER, 0,                 NULL,           NULL,       ROUTE_FEATURE_INGESTIONS },
 	{ "POST",   "/api/integrations/test",     api_integrations_test_unsaved, PB_ROLE_OWNER, PB_BODY_JSON_MAX, json_types,     NULL,       ROUTE_FEATURE_INGESTIONS },
@@ -103,6 +111,14 @@ static const struct route routes[] = {
 	/* its own body bound (PB_PUSH_BODY_MAX, = @STREAM_BODY@ in the web server configs) */
 	{ "POST",   "/api/push-datasets/{id}/tables/{table}/rows", api_push_rows_post, PB_ROLE_MEMBER, PB_PUSH_BODY_MAX, rows_types, NULL, ROUTE_STREAM_BODY },
 	{ "DELETE", "/api/push-datasets/{id}/tables/{table}/rows", api_push_rows_delete, PB_ROLE_MEMBER, 0, NULL,  NULL,       0 },
+	/* webhooks (handlers/webhooks.c): organization owners */
+	{ "POST",   "/api/webhooks",              api_webhooks_create,  PB_ROLE_OWNER,  PB_BODY_WEBHOOK_MAX, json_types,   NULL,       0 },
+	{ "GET",    "/api/webhooks",              api_webhooks_list,    PB_ROLE_OWNER,  0,                 NULL,           NULL,       ROUTE_READ_ONLY },
+	{ "GET",    "/api/webhooks/{id}",         api_webhooks_get,     PB_ROLE_OWNER,  0,                 NULL,           NULL,       ROUTE_READ_ONLY },
+	{ "PATCH",  "/api/webhooks/{id}",         api_webhooks_patch,   PB_ROLE_OWNER,  PB_BODY_WEBHOOK_MAX, json_types,   NULL,       0 },
+	{ "DELETE", "/api/webhooks/{id}",         api_webhooks_delete,  PB_ROLE_OWNER,  0,                 NULL,           NULL,       0 },
+	{ "GET",    "/api/webhooks/{id}/deliveries", api_webhook_deliveries_list, PB_ROLE_OWNER, 0,        NULL,           NULL,       ROUTE_READ_ONLY },
+	{ "POST",   "/api/webhooks/{id}/test",    api_webhook_test,     PB_ROLE_OWNER,  0,                 NULL,           NULL,       ROUTE_EMPTY_BODY_OK },
 
 	/* web pages (handlers/pages_*.c): HTML failures, CSRF-checked forms (ROUTE_PAGE) */
 	{ "GET",    "/",                          pages_home,           PB_ROLE_MEMBER, 0,                 NULL,           home_query, ROUTE_PAGE | ROUTE_READ_ONLY },

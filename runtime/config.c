@@ -181,6 +181,55 @@ static int load_templates(pb_config *cfg, char *err)
 	return cfg->template_path ? check_folders("PBIPORT_TEMPLATE_PATH", cfg->template_path, err) : PB_OK;
 }
 
+#define HOST_MAX 253   /* a DNS name; IPv6 addresses are shorter */
+
+/* PBIPORT_WEBHOOK_ALLOW_HOSTS: "host[,host...]" (spaces around commas, [IPv6] brackets and case
+ * are dropped) into the normalized list webhooks compare hosts with. */
+static int load_webhook_hosts(pb_config *cfg, char *err)
+{
+	static const char name[] = "PBIPORT_WEBHOOK_ALLOW_HOSTS";
+	const char *v = env(name);
+	sbuf b;
+	int rc = PB_OK;
+	size_t idx = 0;
+	if (!v)
+		return PB_OK;
+	sbuf_init(&b, strlen(v) + 1);
+	for (const char *p = v; !rc; idx++) {
+		const char *comma = strchr(p, ',');
+		const char *s = p, *e = comma ? comma : p + strlen(p);
+		while (s < e && *s == ' ')
+			s++;
+		while (e > s && e[-1] == ' ')
+			e--;
+		if (e - s >= 2 && *s == '[' && e[-1] == ']') {
+			s++;
+			e--;
+		}
+		bool ok = e > s && e - s <= HOST_MAX;
+		for (const char *c = s; ok && c < e; c++)
+			ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' ||
+			     *c == '-' || *c == ':';
+		if (!ok) {
+			rc = pb_err(err, PB_EINVAL, "%s: entry %zu ('%.*s') is not a host name or IP address", name, idx + 1,
+				    (int)(e - s > 60 ? 60 : e - s), s);
+			break;
+		}
+		if (b.len && sbuf_addc(&b, ','))
+			rc = pb_err(err, PB_ENOMEM, "%s: out of memory", name);
+		for (const char *c = s; !rc && c < e; c++)
+			if (sbuf_addc(&b, (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c)))
+				rc = pb_err(err, PB_ENOMEM, "%s: out of memory", name);
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	if (!rc && !(cfg->webhook_allow_hosts = sbuf_detach(&b, NULL)))
+		rc = pb_err(err, PB_ENOMEM, "%s: out of memory", name);
+	sbuf_release(&b);
+	return rc;
+}
+
 static int load_microsoft(pb_config *cfg, char *err)
 {
 	int rc;
@@ -190,7 +239,9 @@ static int load_microsoft(pb_config *cfg, char *err)
 	    (rc = parse_base_url("PBIPORT_GRAPH_URL", &cfg->graph_url, err)) ||
 	    (rc = copy_opt("PBIPORT_CA_BUNDLE", &cfg->ca_bundle, err)))
 		return rc;
-	return cfg->ca_bundle ? pb_http_ca_check(cfg->ca_bundle, err) : PB_OK;
+	if (cfg->ca_bundle && (rc = pb_http_ca_check(cfg->ca_bundle, err)))
+		return rc;
+	return load_webhook_hosts(cfg, err);
 }
 
 static int load_tuning(pb_config *cfg, char *err)
@@ -353,6 +404,7 @@ void config_release(pb_config *cfg)
 	free(cfg->powerbi_url);
 	free(cfg->graph_url);
 	free(cfg->ca_bundle);
+	free(cfg->webhook_allow_hosts);
 	free(cfg->test_pause_phase);
 	memset(cfg, 0, sizeof *cfg);
 }

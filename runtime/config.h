@@ -46,6 +46,11 @@ typedef struct pb_config {
 	char *powerbi_url;          /* PBIPORT_POWERBI_URL */
 	char *graph_url;            /* PBIPORT_GRAPH_URL */
 	char *ca_bundle;            /* PBIPORT_CA_BUNDLE: an extra CA PEM file (checked), or NULL */
+	char *webhook_allow_hosts;  /* PBIPORT_WEBHOOK_ALLOW_HOSTS: host names and IP addresses that
+	                               webhook URLs may name although they are (or resolve to)
+	                               loopback, private or link-local addresses: lower case, comma-
+	                               separated, no spaces or brackets ("localhost,10.0.0.7,::1"),
+	                               or NULL (none: webhooks reach public addresses only) */
 
 	/* Schedules and jobs (defaults in config_defaults) */
 	int64_t min_schedule_interval_s;   /* PBIPORT_MIN_SCHEDULE_INTERVAL (duration), 12 h */

@@ -52,16 +52,22 @@ void pb_sha256(const void *data, size_t len, unsigned char out[32])
 	SHA256(data, len, out);
 }
 
-void pb_sha256_hex(const void *data, size_t len, char out[PB_SHA256_HEX_LEN + 1])
+/* A 32-byte digest as lowercase hex. */
+static void digest_hex(const unsigned char md[32], char out[PB_SHA256_HEX_LEN + 1])
 {
 	static const char hex[] = "0123456789abcdef";
-	unsigned char md[32];
-	SHA256(data, len, md);
 	for (size_t i = 0; i < 32; i++) {
 		out[2 * i] = hex[md[i] >> 4];
 		out[2 * i + 1] = hex[md[i] & 15];
 	}
 	out[PB_SHA256_HEX_LEN] = '\0';
+}
+
+void pb_sha256_hex(const void *data, size_t len, char out[PB_SHA256_HEX_LEN + 1])
+{
+	unsigned char md[32];
+	SHA256(data, len, md);
+	digest_hex(md, out);
 }
 
 int pb_keyring_parse(const char *spec, pb_keyring **out, char *err)
@@ -446,6 +452,19 @@ int pb_hmac_sign(const void *key, size_t keylen, const void *msg, size_t len,
 	if (hmac_raw(key, keylen, msg, len, md))
 		return pb_err(err, PB_EINTERNAL, "HMAC-SHA256 failed");
 	b64_into(md, sizeof md, B64URL, false, out);
+	return PB_OK;
+}
+
+int pb_hmac_sha256_hex(const void *key, size_t keylen, const void *msg, size_t len, char out[PB_SHA256_HEX_LEN + 1],
+		       char *err)
+{
+	unsigned char md[32];
+	if (!key || !keylen)
+		return pb_err(err, PB_EINVAL, "HMAC key is empty");
+	if (hmac_raw(key, keylen, msg, len, md))
+		return pb_err(err, PB_EINTERNAL, "HMAC-SHA256 failed");
+	digest_hex(md, out);
+	pb_wipe(md, sizeof md);
 	return PB_OK;
 }
 

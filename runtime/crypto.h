@@ -51,6 +51,10 @@ void pb_wipe(void *p, size_t len);
 /* HMAC-SHA256 of msg under key, as base64url without padding into out[PB_HMAC_B64URL_LEN + 1]. */
 int pb_hmac_sign(const void *key, size_t keylen, const void *msg, size_t len,
 		 char out[PB_HMAC_B64URL_LEN + 1], char *err);
+/* HMAC-SHA256 of msg under key as lowercase hex into out[PB_SHA256_HEX_LEN + 1] (webhook
+ * signatures, which receivers compare with their own hex digest). */
+int pb_hmac_sha256_hex(const void *key, size_t keylen, const void *msg, size_t len, char out[PB_SHA256_HEX_LEN + 1],
+		       char *err);
 /* Constant-time check of a signature made by pb_hmac_sign. */
 bool pb_hmac_verify(const void *key, size_t keylen, const void *msg, size_t len, const char *sig);
 /* Constant-time equality of two byte ranges (false when lengths differ). */

@@ -180,6 +180,38 @@ int db_has_row(pb_db *db, const char *sql, const char *const *v, int n, bool *fo
 	return rc;
 }
 
+int db_select_ids(pb_db *db, const char *sql, const char *const *v, int n, size_t max, char (**ids)[PB_ID_BUF],
+		  size_t *count, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char (*list)[PB_ID_BUF] = NULL;
+	size_t got = 0;
+	*ids = NULL;
+	*count = 0;
+	int rc = db_prepare(db, sql, &st, err);
+	for (int i = 0; !rc && i < n; i++)
+		rc = db_bind_text(st, i + 1, v[i], err);
+	if (!rc)
+		sqlite3_bind_int64(st, n + 1, (sqlite3_int64)max);
+	while (!rc && (rc = db_row(db, st, err)) == 1) {
+		if (!list && !(list = calloc(max, sizeof *list))) {
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+			break;
+		}
+		rc = got < max && !xsnprintf(list[got], PB_ID_BUF, "%s", db_col_text(st, 0))
+			     ? (got++, 0)
+			     : pb_err(err, PB_EINTERNAL, "a stored id is longer than an id");
+	}
+	db_done(st);
+	if (rc < 0) {
+		free(list);
+		return rc;
+	}
+	*ids = list;
+	*count = got;
+	return PB_OK;
+}
+
 int db_bind_text(sqlite3_stmt *st, int idx, const char *s, char *err)
 {
 	int src = s ? sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, idx);
@@ -285,6 +317,15 @@ void db_rollback(pb_db *db)
 	db->depth = 0;
 	if (!sqlite3_get_autocommit(db->h))
 		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int db_end(pb_db *db, int rc, char *err)
+{
+	if (rc) {
+		db_rollback(db);
+		return rc;
+	}
+	return db_commit(db, err);
 }
 
 bool db_in_transaction(const pb_db *db)
@@ -418,47 +459,49 @@ static int migration_applied(pb_db *db, int version, bool *applied, char *err)
 	return PB_OK;
 }
 
+/* Runs the text sql of migration m and records it, inside the caller's transaction. */
+static int run_migration(pb_db *db, const struct migration *m, const char *sql, char *err)
+{
+	char *emsg = NULL, now[PB_TIME_BUF];
+	sqlite3_stmt *st = NULL;
+	int rc;
+	if (sqlite3_exec(db->h, sql, NULL, NULL, &emsg) != SQLITE_OK) {
+		rc = pb_err(err, PB_EIO, "migration %s: %s", m->name, emsg ? emsg : sqlite3_errmsg(db->h));
+		sqlite3_free(emsg);
+		return rc;
+	}
+	pb_now(now);
+	if ((rc = db_prepare(db, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+			     &st, err)))
+		return rc;
+	sqlite3_bind_int(st, 1, m->version);
+	if (!(rc = db_bind_text(st, 2, m->name, err)) && !(rc = db_bind_text(st, 3, now, err)))
+		rc = db_exec(db, st, err);
+	db_done(st);
+	return rc;
+}
+
 static int apply_migration(pb_db *db, const char *dir, const struct migration *m, bool *done, char *err)
 {
 	int rc;
-	char *sql = NULL, *path = NULL, *emsg = NULL;
+	char *sql = NULL, *path = NULL;
 	bool applied = false;
-	sqlite3_stmt *st = NULL;
 	size_t plen = strlen(dir) + strlen(m->name) + 2;
 	*done = false;
 	if (!(path = malloc(plen)) || xsnprintf(path, plen, "%s/%s", dir, m->name)) {
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = read_file(path, PB_MIGRATION_MAX_BYTES, &sql, NULL, err)))
-		goto out;
-	if ((rc = db_begin(db, err)))
+	if ((rc = read_file(path, PB_MIGRATION_MAX_BYTES, &sql, NULL, err)) || (rc = db_begin(db, err)))
 		goto out;
 	/* another process may have applied it while we waited for the write lock */
-	if ((rc = migration_applied(db, m->version, &applied, err)) || applied)
-		goto out;
-	if (sqlite3_exec(db->h, sql, NULL, NULL, &emsg) != SQLITE_OK) {
-		rc = pb_err(err, PB_EIO, "migration %s: %s", m->name, emsg ? emsg : sqlite3_errmsg(db->h));
-		goto out;
-	}
-	char now[PB_TIME_BUF];
-	pb_now(now);
-	if ((rc = db_prepare(db, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-			     &st, err)))
-		goto out;
-	sqlite3_bind_int(st, 1, m->version);
-	if ((rc = db_bind_text(st, 2, m->name, err)) || (rc = db_bind_text(st, 3, now, err)) ||
-	    (rc = db_exec(db, st, err)))
-		goto out;
-	db_done(st);
-	st = NULL;
-	rc = db_commit(db, err);
-	*done = !rc;
-out:
-	db_done(st);
-	if (rc || applied)
+	if (!(rc = migration_applied(db, m->version, &applied, err)) && !applied)
+		rc = run_migration(db, m, sql, err);
+	if (applied)
 		db_rollback(db);
-	sqlite3_free(emsg);
+	else
+		*done = !(rc = db_end(db, rc, err));
+out:
 	free(sql);
 	free(path);
 	return rc;

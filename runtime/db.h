@@ -11,6 +11,7 @@
 #define PBIPORT_DB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sqlite3.h>
 
 typedef struct pb_db pb_db;
@@ -44,6 +45,11 @@ int db_exec_texts(pb_db *db, const char *sql, const char *const *v, int n, char 
 /* Prepares query sql, binds the n texts v in order and sets *found to whether it has a row. */
 int db_has_row(pb_db *db, const char *sql, const char *const *v, int n, bool *found, char *err);
 
+/* Prepares query sql, binds the n texts v in order and max as parameter n + 1 (its LIMIT), and
+ * collects the first column of each row, an id, into *ids (new array: free; NULL when no row),
+ * *count of them. PB_EINTERNAL for a value longer than an id. */
+int db_select_ids(pb_db *db, const char *sql, const char *const *v, int n, size_t max, char (**ids)[PB_ID_BUF],
+		  size_t *count, char *err);
 /* Binds text (NULL binds SQL NULL). Returns PB_OK or PB_ENOMEM. */
 int db_bind_text(sqlite3_stmt *st, int idx, const char *s, char *err);
 /* Column text, "" for NULL; borrowed until the next step/reset of st. */
@@ -64,6 +70,9 @@ void db_read_end(pb_db *db);
 int db_begin(pb_db *db, char *err);
 int db_commit(pb_db *db, char *err);
 void db_rollback(pb_db *db);
+/* Ends what db_begin opened, by the outcome rc of the work inside it: db_commit when rc is PB_OK,
+ * db_rollback otherwise. Returns rc, or db_commit's failure (rolled back already). */
+int db_end(pb_db *db, int rc, char *err);
 /* True inside a write transaction (db_begin not yet ended). */
 bool db_in_transaction(const pb_db *db);
 

@@ -6,12 +6,7 @@
 int pb_failv(pb_failure *f, int rc, const char *code, const char *fmt, va_list ap)
 {
 	char msg[PB_ERR_MAX];
-	int n = vsnprintf(msg, sizeof msg, fmt, ap);
-	if (n < 0)
-		msg[0] = '\0';
-	else if ((size_t)n >= sizeof msg)
-		mark_cut(msg, sizeof msg);
-	memcpy(f->message, msg, sizeof msg);
+	memcpy(f->message, pb_vformat(msg, sizeof msg, fmt, ap), sizeof msg);
 	return pb_fail_as(f, rc, code);
 }
 
@@ -64,10 +59,8 @@ int pb_fail_prefix(pb_failure *f, const char *fmt, ...)
 	char what[PB_ERR_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(what, sizeof what, fmt, ap);
+	pb_vformat(what, sizeof what, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		what[0] = '\0';
 	char code[PB_CODE_MAX];
 	memcpy(code, f->code, sizeof code);   /* pb_fail writes f->code: not from itself */
 	return pb_fail(f, f->rc, code[0] ? code : NULL, "%s: %s", what, f->message);

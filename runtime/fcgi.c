@@ -51,8 +51,7 @@ static int answer(struct req *r, const struct pb_app *app, int status, const cha
 	char msg[PB_ERR_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	if (vsnprintf(msg, sizeof msg, fmt, ap) < 0)
-		msg[0] = '\0';
+	pb_vformat(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	if (page_request(r))
 		return page_reply_failure(r, status, code, msg, app->page_chrome);

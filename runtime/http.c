@@ -1,7 +1,9 @@
 #include "runtime/http.h"
 #include "runtime/timeutil.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "runtime/strbuf.h"
@@ -24,6 +27,7 @@ struct pb_http {
 	long connect_timeout_ms;
 	long timeout_ms;
 	size_t max_body;
+	bool public_only;         /* pb_http_opts.public_only */
 	X509_STORE *ca_store;     /* system CAs + extra CA, shared by every connection; NULL: curl's defaults */
 	char *ca_extra;           /* path of the extra CA file, for messages */
 	volatile int *stop;       /* borrowed: pb_http_set_stop */
@@ -39,6 +43,8 @@ struct xfer {
 	bool hdrs_too_big;
 	struct curl_slist *hl;
 	char errbuf[CURL_ERROR_SIZE];
+	bool address_refused;     /* public_only refused an address (open_public_socket) */
+	char refused[INET6_ADDRSTRLEN];
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -137,6 +143,7 @@ int pb_http_new(const pb_http_opts *opts, pb_http **out, char *err)
 	h->connect_timeout_ms = opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : PB_HTTP_CONNECT_TIMEOUT_MS;
 	h->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : PB_HTTP_TIMEOUT_MS;
 	h->max_body = opts && opts->max_body ? opts->max_body : PB_HTTP_BODY_MAX;
+	h->public_only = opts && opts->public_only;
 	h->share = curl_share_init();
 	h->easy = curl_easy_init();
 	h->multi = curl_multi_init();
@@ -305,6 +312,101 @@ static void xfer_release(struct xfer *x)
 	x->hl = NULL;
 }
 
+/* ---- public addresses only (pb_http_opts.public_only) ---- */
+
+typedef struct net_prefix {
+	unsigned char addr[16];
+	unsigned bits;
+} net_prefix;
+
+static bool prefix_match(const unsigned char *a, const net_prefix *p)
+{
+	unsigned whole = p->bits / 8, rest = p->bits % 8;
+	if (memcmp(a, p->addr, whole))
+		return false;
+	return !rest || ((a[whole] ^ p->addr[whole]) & (0xff << (8 - rest))) == 0;
+}
+
+static bool v4_internal(const unsigned char a[4])
+{
+	static const net_prefix v4[] = {
+		{ { 0 }, 8 },                  /* "this network", 0.0.0.0 */
+		{ { 10 }, 8 },                 /* private */
+		{ { 100, 64 }, 10 },           /* shared address space (carrier NAT) */
+		{ { 127 }, 8 },                /* loopback */
+		{ { 169, 254 }, 16 },          /* link-local (cloud metadata services live here) */
+		{ { 172, 16 }, 12 },           /* private */
+		{ { 192, 0, 0 }, 24 },         /* IETF protocol assignments */
+		{ { 192, 0, 2 }, 24 },         /* documentation */
+		{ { 192, 168 }, 16 },          /* private */
+		{ { 198, 18 }, 15 },           /* benchmarking */
+		{ { 198, 51, 100 }, 24 },      /* documentation */
+		{ { 203, 0, 113 }, 24 },       /* documentation */
+		{ { 224 }, 4 },                /* multicast */
+		{ { 240 }, 4 },                /* reserved, and the broadcast address */
+	};
+	for (size_t i = 0; i < sizeof v4 / sizeof v4[0]; i++)
+		if (prefix_match(a, &v4[i]))
+			return true;
+	return false;
+}
+
+static bool v6_internal(const unsigned char a[16])
+{
+	static const net_prefix v6[] = {
+		{ { 0 }, 96 },                                 /* ::, ::1, IPv4-compatible (deprecated) */
+		{ { 0, 0x64, 0xff, 0x9b, 0, 1 }, 48 },         /* local-use NAT64 */
+		{ { 0x01 }, 64 },                              /* 100::/64 discard-only */
+		{ { 0x20, 0x01, 0, 0 }, 32 },                  /* Teredo (an IPv4 address hidden inside) */
+		{ { 0x20, 0x01, 0x0d, 0xb8 }, 32 },            /* documentation */
+		{ { 0xfc }, 7 },                               /* unique local */
+		{ { 0xfe, 0x80 }, 10 },                        /* link-local */
+		{ { 0xfe, 0xc0 }, 10 },                        /* site-local (deprecated) */
+		{ { 0xff }, 8 },                               /* multicast */
+	};
+	static const net_prefix mapped = { { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff }, 96 };
+	static const net_prefix nat64 = { { 0, 0x64, 0xff, 0x9b }, 96 };
+	static const net_prefix sixto4 = { { 0x20, 0x02 }, 16 };
+	/* IPv4 inside IPv6: judged by the IPv4 address */
+	if (prefix_match(a, &mapped) || prefix_match(a, &nat64))
+		return v4_internal(a + 12);
+	if (prefix_match(a, &sixto4))
+		return v4_internal(a + 2);
+	for (size_t i = 0; i < sizeof v6 / sizeof v6[0]; i++)
+		if (prefix_match(a, &v6[i]))
+			return true;
+	return false;
+}
+
+bool pb_addr_internal(const struct sockaddr *sa)
+{
+	if (sa && sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		return v4_internal((const unsigned char *)&in->sin_addr.s_addr);
+	}
+	if (sa && sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		return v6_internal(in6->sin6_addr.s6_addr);
+	}
+	return true;
+}
+
+/* curl asks for a socket for each address it tries: refuse the internal ones (it then tries the
+ * next; the transfer fails when none is left). */
+static curl_socket_t open_public_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct xfer *x = ud;
+	if (purpose == CURLSOCKTYPE_IPCXN && pb_addr_internal(&a->addr)) {
+		const void *raw = a->family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&a->addr)->sin6_addr
+							: (const void *)&((struct sockaddr_in *)&a->addr)->sin_addr;
+		if (!inet_ntop(a->family, raw, x->refused, sizeof x->refused))
+			(void)xsnprintf(x->refused, sizeof x->refused, "an address of another family");
+		x->address_refused = true;
+		return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype, a->protocol);
+}
+
 /* "https://host/path" of a URL without its query, for messages. */
 static void url_for_msg(const char *url, char *out, size_t size)
 {
@@ -364,6 +466,11 @@ static int setup(CURL *e, struct xfer *x, char *err)
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
 	if (req->fresh_connection)
 		SET(CURLOPT_FRESH_CONNECT, 1L);
+	if (h->public_only) {
+		SET(CURLOPT_OPENSOCKETFUNCTION, open_public_socket);
+		SET(CURLOPT_OPENSOCKETDATA, x);
+		SET(CURLOPT_PROXY, "");   /* a proxy's address says nothing about the target's */
+	}
 	if (h->ca_store) {
 		/* nothing for curl to load per connection: the callback installs the store */
 		SET(CURLOPT_CAINFO, NULL);
@@ -403,6 +510,7 @@ static int finish(struct xfer *x, CURL *e, CURLcode code, pb_http_resp *resp, ch
 	resp->curl_code = (int)code;
 	resp->request_sent = reqsize > 0;
 	resp->seconds = secs;
+	resp->address_refused = x->address_refused;
 	char where[256];
 	url_for_msg(x->req->url, where, sizeof where);
 	const char *m = x->req->method ? x->req->method : "GET";
@@ -428,6 +536,9 @@ static int finish(struct xfer *x, CURL *e, CURLcode code, pb_http_resp *resp, ch
 	case CURLE_COULDNT_RESOLVE_HOST:
 		return pb_err(err, PB_EIO, "%s %s: cannot resolve the host name (%s)", m, where, detail);
 	case CURLE_COULDNT_CONNECT:
+		if (x->address_refused)
+			return pb_err(err, PB_EFORBIDDEN, "%s %s: refused to connect to %s: the host resolves to a loopback, "
+				      "private or link-local address", m, where, x->refused);
 		return pb_err(err, PB_EIO, "%s %s: cannot connect (%s)", m, where, detail);
 	case CURLE_OPERATION_TIMEDOUT:
 		return pb_err(err, PB_EIO, "%s %s: no complete answer in time (%s)", m, where, detail);

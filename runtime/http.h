@@ -29,6 +29,11 @@ typedef struct pb_http_opts {
 	long timeout_ms;           /* 0: PB_HTTP_TIMEOUT_MS */
 	size_t max_body;           /* 0: PB_HTTP_BODY_MAX */
 	const char *ca_bundle;     /* extra CA PEM file (pb_config.ca_bundle); NULL: none */
+	bool public_only;          /* for URLs someone typed in (webhooks): connect only to public
+				      addresses (pb_addr_internal refuses the others), checked on the
+				      address each connection is opened to, after DNS, and directly
+				      (no proxy, whose address is not the target's). A refusal fails
+				      the call with PB_EFORBIDDEN. */
 } pb_http_opts;
 
 /* opts may be NULL. *out is new: free with pb_http_free. */
@@ -61,6 +66,7 @@ typedef struct pb_http_resp {
 	bool request_sent;                /* some request bytes left us: outcome may be unknown */
 	double seconds;                   /* total transfer time */
 	long new_connections;             /* connections opened for this transfer (0 = reused) */
+	bool address_refused;             /* opts.public_only refused an address the host resolved to */
 } pb_http_resp;
 
 /* Releases everything a response owns and zeroes it. */
@@ -77,6 +83,13 @@ bool pb_http_outcome_unknown(const pb_http_resp *r, int rc);
 /* True when a transfer failure may heal on retry (refused or dropped connection, timeout,
  * name lookup hiccup); false for TLS verification, bad URLs and our own ceilings. */
 bool pb_http_transient(const pb_http_resp *r, int rc);
+
+struct sockaddr;
+/* True for an address a URL typed in must not reach (server-side request forgery): loopback,
+ * private (RFC 1918, unique local), link-local, shared (100.64/10), unspecified, multicast,
+ * reserved and broadcast, benchmarking, IPv4 embedded in IPv6 (mapped, NAT64, 6to4) when the
+ * embedded address is one, and any family other than IPv4 and IPv6. */
+bool pb_addr_internal(const struct sockaddr *sa);
 
 /* One request, synchronously. resp is filled (release it even on error). */
 int pb_http_do(pb_http *h, const pb_http_req *req, pb_http_resp *resp, char *err);

@@ -149,10 +149,7 @@ int jobs_submit(pb_db *db, const pb_job_spec *s, char id[PB_ID_BUF], bool *exist
 		goto out;
 out:
 	db_done(st);
-	if (!rc)
-		rc = db_commit(db, err);
-	else
-		db_rollback(db);
+	rc = db_end(db, rc, err);
 	if (existing)
 		*existing = found;
 	return rc;
@@ -383,11 +380,7 @@ int jobs_claim(pb_db *db, const char *worker, long lease_ms, const char *const *
 	return rc ? rc : 1;
 out:
 	db_done(st);
-	if (rc)
-		db_rollback(db);
-	else
-		rc = db_commit(db, err);
-	return rc;
+	return db_end(db, rc, err);
 }
 
 /* Runs an UPDATE whose last two parameters are (id, worker) and that must touch one
@@ -503,9 +496,7 @@ int jobs_progress(pb_db *db, const char *id, const char *worker, long lease_ms, 
 	rc = row;
 out:
 	db_done(st);
-	if (began)
-		rc = rc ? (db_rollback(db), rc) : db_commit(db, err);
-	return rc;
+	return began ? db_end(db, rc, err) : rc;
 }
 
 /* Ends a running job held by worker in state (succeeded, failed, cancelled). */
@@ -550,18 +541,13 @@ int jobs_finish_cancelled(pb_db *db, const char *id, const char *worker, const c
 /* Ends a queued job as cancelled at once (inside jobs_cancel's transaction). */
 static int cancel_queued(pb_db *db, const char *id, const char *by_user, const char *now, char *err)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = db_prepare(db,
-			    "UPDATE jobs SET state = 'cancelled', cancel_requested_at = ?1, cancelled_by = ?2, "
-			    "error_code = 'cancelled', error_message = CASE WHEN attempts = 0 "
-			    "THEN 'cancelled before it ran' ELSE 'cancelled while waiting to be retried' END, "
-			    "private_input = NULL, updated_at = ?1, finished_at = ?1 WHERE id = ?3 AND state = 'queued'",
-			    &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, now, err)) && !(rc = db_bind_text(st, 2, by_user, err)) &&
-	    !(rc = db_bind_text(st, 3, id, err)))
-		rc = db_exec(db, st, err);
-	db_done(st);
-	return rc;
+	const char *v[] = { now, by_user, id };
+	return db_exec_texts(db,
+			     "UPDATE jobs SET state = 'cancelled', cancel_requested_at = ?1, cancelled_by = ?2, "
+			     "error_code = 'cancelled', error_message = CASE WHEN attempts = 0 "
+			     "THEN 'cancelled before it ran' ELSE 'cancelled while waiting to be retried' END, "
+			     "private_input = NULL, updated_at = ?1, finished_at = ?1 WHERE id = ?3 AND state = 'queued'",
+			     v, 3, err);
 }
 
 /* Records a cancel request for a worker to carry out; a queued job becomes due now. */
@@ -614,11 +600,7 @@ int jobs_cancel(pb_db *db, const char *id, const char *by_user, bool cleanup, pb
 	}
 out:
 	db_done(st);
-	if (rc) {
-		db_rollback(db);
-		return rc;
-	}
-	return db_commit(db, err);
+	return db_end(db, rc, err);
 }
 
 /* Puts a running job back in the queue for after delay_ms; counted: whether the claim
@@ -698,7 +680,7 @@ int jobs_count_by_state(pb_db *db, long counts[PB_JOB_NSTATES], char *err)
 int jobs_reseal_private(pb_db *db, const struct pb_keyring *kr, const char *kind, const char *context,
 			size_t *resealed, char *err)
 {
-	sqlite3_stmt *sel = NULL, *upd = NULL;
+	sqlite3_stmt *sel = NULL;
 	size_t n = 0;
 	int rc = db_begin(db, err);
 	if (rc)
@@ -728,11 +710,8 @@ int jobs_reseal_private(pb_db *db, const struct pb_keyring *kr, const char *kind
 			break;
 		}
 		pb_secret_free(plain, len);
-		if (!(rc = db_prepare(db, "UPDATE jobs SET private_input = ? WHERE id = ?", &upd, err)) &&
-		    !(rc = db_bind_text(upd, 1, fresh, err)) && !(rc = db_bind_text(upd, 2, id, err)))
-			rc = db_exec(db, upd, err);
-		db_done(upd);
-		upd = NULL;
+			const char *v[] = { fresh, id };
+		rc = db_exec_texts(db, "UPDATE jobs SET private_input = ? WHERE id = ?", v, 2, err);
 		free(fresh);
 		if (rc)
 			break;
@@ -740,11 +719,9 @@ int jobs_reseal_private(pb_db *db, const struct pb_keyring *kr, const char *kind
 	}
 out:
 	db_done(sel);
-	if (rc) {
-		db_rollback(db);
+	if ((rc = db_end(db, rc, err)))
 		return rc;
-	}
 	if (resealed)
 		*resealed = n;
-	return db_commit(db, err);
+	return PB_OK;
 }

@@ -192,6 +192,24 @@
 #define PB_PUSH_SPOOL_SWEEP_MS  60000                 /* how often a worker looks for them */
 #define PB_PUSH_CHUNK_BODY_MAX  (512u * 1024 * 1024 + 64) /* one POST rows body: a reader chunk (bounded at 512 MiB) + {"rows":} */
 
+/* webhooks (core/flow/webhooks, core/store/webhooks, handlers/webhooks) */
+#define PB_BODY_WEBHOOK_MAX     (16u * 1024)          /* POST / PATCH /api/webhooks: a URL, a few events, a secret */
+#define PB_WEBHOOKS_MAX         100                   /* webhooks of one organization */
+#define PB_WEBHOOK_URL_MAX      2048                  /* one webhook URL */
+#define PB_WEBHOOK_SECRET_MIN   16                    /* characters of a secret an owner chooses */
+#define PB_WEBHOOK_SECRET_MAX   256
+#define PB_WEBHOOK_SECRET_BYTES 32                    /* random bytes of a generated secret */
+#define PB_WEBHOOK_PAYLOAD_MAX  (256u * 1024)         /* one event's body */
+#define PB_WEBHOOK_CONNECT_TIMEOUT_MS 3000            /* a receiver that is down costs a worker at most this ... */
+#define PB_WEBHOOK_TIMEOUT_MS   10000                 /* ... and one that is slow this, per attempt */
+#define PB_WEBHOOK_RESPONSE_MAX (64u * 1024)          /* a receiver's answer read (its first line is kept) */
+#define PB_WEBHOOK_ATTEMPTS     12                    /* tries of one delivery: about 2.4 h of back-off in all */
+#define PB_WEBHOOK_BACKOFF_BASE_MS 5000               /* wait after the first failed try, doubling ... */
+#define PB_WEBHOOK_BACKOFF_MAX_MS (3600L * 1000)      /* ... up to an hour */
+#define PB_WEBHOOK_RETRY_AFTER_MAX_S 3600             /* longest Retry-After of a receiver honoured as given */
+#define PB_WEBHOOK_DELIVERIES_KEPT 200                /* ended deliveries kept per webhook */
+#define PB_WEBHOOK_DELIVERIES_LIST 50                 /* deliveries GET /api/webhooks/{id}/deliveries shows */
+
 /* web pages (runtime/page_render, page_form, page_csrf) */
 #define PB_PAGE_LUA_MEM_MAX     (64u * 1024 * 1024)   /* Lua heap of one page render */
 #define PB_PAGE_LUA_TIME_MS     1000                  /* CPU time of one page render */

@@ -71,10 +71,8 @@ void log_event(const char *level, const char *request_id, const char *fmt, ...)
 	char ts[PB_TIME_BUF];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(msg, sizeof msg, fmt, ap);
+	pb_vformat(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		msg[0] = '\0';
 	pb_now(ts);
 	emit(json_pack("{s:s,s:s,s:s?,s:s}", "ts", ts, "level", level, "request_id", request_id,
 		       "msg", msg));

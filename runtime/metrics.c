@@ -128,31 +128,29 @@ bool metrics_due(void)
 
 int metrics_flush(pb_db *db, char *err)
 {
-	sqlite3_stmt *st = NULL;
 	int rc;
 	if (batch.pending == 0)
 		return PB_OK;
 	if ((rc = db_begin(db, err)))
 		return rc;
-	for (size_t i = 0; i < batch.ncells; i++) {
+	for (size_t i = 0; !rc && i < batch.ncells; i++) {
 		const struct cell *c = &batch.cells[i];
+		sqlite3_stmt *st = NULL;
 		if (!c->count)
 			continue;
-		if ((rc = db_prepare(db, sql_add, &st, err)) || (rc = db_bind_text(st, 1, c->route, err)) ||
-		    (rc = db_bind_text(st, 2, c->method, err)))
-			goto out;
-		sqlite3_bind_int(st, 3, c->status);
-		sqlite3_bind_int64(st, 4, c->count);
-		sqlite3_bind_double(st, 5, c->sum);
-		for (int b = 0; b < NBUCKETS; b++)
-			sqlite3_bind_int64(st, SQL_ADD_FIRST_BUCKET + b, c->buckets[b]);
-		if ((rc = db_exec(db, st, err)))
-			goto out;
+		if (!(rc = db_prepare(db, sql_add, &st, err)) && !(rc = db_bind_text(st, 1, c->route, err)) &&
+		    !(rc = db_bind_text(st, 2, c->method, err))) {
+			sqlite3_bind_int(st, 3, c->status);
+			sqlite3_bind_int64(st, 4, c->count);
+			sqlite3_bind_double(st, 5, c->sum);
+			for (int b = 0; b < NBUCKETS; b++)
+				sqlite3_bind_int64(st, SQL_ADD_FIRST_BUCKET + b, c->buckets[b]);
+			rc = db_exec(db, st, err);
+		}
 		db_done(st);
-		st = NULL;
 	}
-	if ((rc = db_commit(db, err)))
-		goto out;
+	if ((rc = db_end(db, rc, err)))
+		return rc;
 	/* written: the counts start again from zero; on failure they wait for the next flush */
 	for (size_t i = 0; i < batch.ncells; i++) {
 		struct cell *c = &batch.cells[i];
@@ -161,11 +159,7 @@ int metrics_flush(pb_db *db, char *err)
 		memset(c->buckets, 0, sizeof c->buckets);
 	}
 	batch.pending = 0;
-out:
-	db_done(st);
-	if (rc)
-		db_rollback(db);
-	return rc;
+	return PB_OK;
 }
 
 void metrics_forget(void)

@@ -558,15 +558,22 @@ int req_reply_json_new(struct req *r, int status, json_t *body)
 	return rc;
 }
 
+int req_answer_json_new(struct req *r, int rc, int status, json_t *reply)
+{
+	if (rc) {
+		json_decref(reply);
+		return rc;
+	}
+	return req_reply_json_new(r, status, reply);
+}
+
 int req_reply_error(struct req *r, int status, const char *code, const char *fmt, ...)
 {
 	char msg[PB_ERR_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(msg, sizeof msg, fmt, ap);
+	pb_vformat(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		msg[0] = '\0';
 	json_t *body = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
 	int rc = req_reply_json_new(r, status, body);
 	if (rc) {

@@ -126,6 +126,9 @@ int req_header(struct req *r, const char *name, const char *value);     /* no CR
 int req_reply(struct req *r, int status, const char *content_type, const char *body, size_t len);
 /* Steals the reference to body (jansson's _new convention). */
 int req_reply_json_new(struct req *r, int status, struct json_t *body);
+/* What a core call answered: its failure rc as it is (reply dropped), or status with reply
+ * (req_reply_json_new). Steals the reference to reply either way. */
+int req_answer_json_new(struct req *r, int rc, int status, struct json_t *reply);
 /* {"error":{"code":code,"message":...}} */
 int req_reply_error(struct req *r, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

@@ -15,11 +15,19 @@ int pb_err(char *err, int rc, const char *fmt, ...)
 		return rc;
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(err, PB_ERR_MAX, fmt, ap);
+	pb_vformat(err, PB_ERR_MAX, fmt, ap);
 	va_end(ap);
-	if (n >= PB_ERR_MAX)
-		mark_cut(err, PB_ERR_MAX);
 	return rc;
+}
+
+char *pb_vformat(char *buf, size_t size, const char *fmt, va_list ap)
+{
+	int n = vsnprintf(buf, size, fmt, ap);
+	if (n < 0)
+		buf[0] = '\0';
+	else if ((size_t)n >= size)
+		mark_cut(buf, size);
+	return buf;
 }
 
 void mark_cut(char *s, size_t size)

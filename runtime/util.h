@@ -6,6 +6,7 @@
 #ifndef PBIPORT_UTIL_H
 #define PBIPORT_UTIL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,10 @@ int pb_err(char *err, int rc, const char *fmt, ...) __attribute__((format(printf
 /* Ends s (a full buffer of size bytes whose text was cut) with "...", at a character
  * boundary so the text stays valid UTF-8. */
 void mark_cut(char *s, size_t size);
+
+/* vsnprintf of a message into buf (size bytes): always a string, "" when formatting fails, and
+ * ended by mark_cut when it was cut. Returns buf. */
+char *pb_vformat(char *buf, size_t size, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 
 /* snprintf that reports truncation: returns 0 when everything fit, -1 otherwise. */
 int xsnprintf(char *dst, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

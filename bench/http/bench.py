@@ -16,14 +16,15 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 import harness  # noqa: E402
+import readme_section  # noqa: E402
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "20"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
 THREADS = 2
 POOL_SIZES = (2, 4)
 CONTRACT = os.path.join(ROOT, "tests", "integration", "fixtures", "orders.odcs.yaml")
-README = os.path.join(ROOT, "bench", "README.md")
 BEGIN, END = "<!-- http:begin -->", "<!-- http:end -->"
 GOAL_RATIO, GOAL_P99_MS = 0.5, 5.0
 
@@ -199,21 +200,6 @@ def section(body):
     ])
 
 
-def write_readme(text):
-    old = ""
-    if os.path.exists(README):
-        with open(README) as f:
-            old = f.read()
-    if BEGIN in old and END in old:
-        new = old[:old.index(BEGIN)] + text + old[old.index(END) + len(END):]
-    elif old:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    else:
-        new = "# Benchmarks\n\nEach section is written by its own benchmark script.\n\n" + text + "\n"
-    with open(README, "w") as f:
-        f.write(new)
-
-
 LOAD_BEFORE = "%.2f / %.2f / %.2f" % os.getloadavg()
 
 
@@ -225,7 +211,7 @@ def main():
     body = table(results)
     print(body)
     if not os.environ.get("BENCH_NO_README"):
-        write_readme(section(body))
+        readme_section.write("http", section(body))
         print("bench/http: results written to bench/README.md")
 
 

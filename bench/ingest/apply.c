@@ -44,19 +44,12 @@ static void check(int rc, const char *what, const char *err)
 	}
 }
 
-/* One statement with up to three text parameters. */
+/* One statement with three text parameters. */
 static void exec3(pb_db *db, const char *sql, const char *a, const char *b, const char *c)
 {
 	char err[PB_ERR_MAX];
-	sqlite3_stmt *st = NULL;
 	const char *v[3] = { a, b, c };
-	int rc = db_prepare(db, sql, &st, err);
-	for (int i = 0; !rc && i < 3 && v[i]; i++)
-		rc = db_bind_text(st, i + 1, v[i], err);
-	if (!rc)
-		rc = db_exec(db, st, err);
-	db_done(st);
-	check(rc, sql, err);
+	check(db_exec_texts(db, sql, v, 3, err), sql, err);
 }
 
 static void integration(pb_db *db, const char *org, const char *id)

@@ -18,6 +18,9 @@ import urllib.request
 import ssl
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import readme_section  # noqa: E402
+
 BIN = os.path.join(os.environ.get("BENCH_BIN_DIR") or os.path.join(ROOT, "bin"), "pbiport")
 WS = int(os.environ.get("BENCH_WORKSPACES", "10000"))
 LAT = int(os.environ.get("BENCH_LATENCY_MS", "20"))
@@ -247,13 +250,7 @@ def main():
     print(section)
     if not WRITE_README:
         return
-    text = open(README).read() if os.path.exists(README) else "# Benchmarks\n"
-    if "<!-- ingest:begin -->" in text:
-        text = re.sub(r"<!-- ingest:begin -->.*?<!-- ingest:end -->\n?", lambda m: section, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with open(README, "w") as f:
-        f.write(text)
+    readme_section.write("ingest", section)
 
 
 if __name__ == "__main__":

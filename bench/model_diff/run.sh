@@ -34,7 +34,7 @@ cc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -I. $(pkg-config --cflags
 cat "$tmp/out" >&2
 
 python3 - "$tmp/out" "$load" "$TABLES" "$COLUMNS" <<'PY'
-import sys
+import datetime, os, platform, sys
 sys.path.insert(0, "bench")
 import readme_section
 r = dict(l.strip().split("=", 1) for l in open(sys.argv[1]) if "=" in l)
@@ -53,7 +53,11 @@ rows = [
 ]
 def verdict(x):
     return ("met" if x <= 2 else "NOT met") + " (%.2fx)" % x
-body = f"""## model_diff
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+machine = "Machine: %d cores, %s; run on %s; load average before the run %s." % (
+    os.cpu_count(), platform.platform(), now, sys.argv[2])
+section = f"""<!-- model_diff:begin -->
+## model_diff
 
 Reproduce: `bench/model_diff/run.sh` (BENCH_TABLES={sys.argv[3]}, BENCH_COLUMNS={sys.argv[4]}, BENCH_ROUNDS={int(f["rounds"])}).
 One process (`bench/model_diff/bench_model_diff.c`) with the templates already compiled: the contract
@@ -64,7 +68,7 @@ and [Column], a fenced body, format strings, annotations) and a calculated table
 round is kept; CPU is the process's CPU time (the machine is shared, so wall time moves more).
 The baseline, measured in the same run, is the render a publish does.
 
-{readme_section.machine(sys.argv[2])}
+{machine}
 
 | step | CPU ms | wall ms | vs render (CPU) |
 |---|---:|---:|---:|
@@ -89,6 +93,8 @@ per reading); the diff compares equal columns and partitions without building JS
 in chunks and takes a table's annotations from the reader's list; model_merge copies runs of lines at
 once and no longer reads its result again (the tests read every merged definition back, the shared
 corpus's real models included); model_plan lets an update read both definitions once.
+<!-- model_diff:end -->
 """
-print(readme_section.write("model_diff", body))
+readme_section.write("model_diff", section)
+print(section)
 PY

@@ -104,12 +104,8 @@ out.append("- server-side time per call, mean over both runs (emulator log, %s m
   mean("getInfo"), mean("scanStatus"), mean("scanResult")))
 out += ["<!-- msapi:end -->"]
 section = "\n".join(out)
-path = "bench/README.md"
-text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-if "<!-- msapi:begin -->" in text:
-  text = re.sub(r"<!-- msapi:begin -->.*?<!-- msapi:end -->", lambda m: section, text, flags=re.S)
-else:
-  text = text.rstrip("\n") + "\n\n" + section + "\n"
-open(path, "w").write(text)
+sys.path.insert(0, "bench")
+import readme_section  # noqa: E402
+readme_section.write("msapi", section)
 print(section)
 PY

@@ -42,15 +42,5 @@ MD
 )
 echo "$section"
 if [ "${BENCH_README:-1}" != 0 ]; then
-  python3 - "$section" <<'PY'
-import re, sys
-path = "bench/README.md"
-section = sys.argv[1] + "\n"
-text = open(path).read()
-if "<!-- pages:begin -->" in text:
-    text = re.sub(r"<!-- pages:begin -->.*?<!-- pages:end -->\n?", lambda m: section, text, flags=re.S)
-else:
-    text = text.rstrip("\n") + "\n\n" + section
-open(path, "w").write(text)
-PY
+  printf '%s\n' "$section" | python3 bench/readme_section.py pages
 fi

@@ -7,7 +7,6 @@ Python 3 standard library only."""
 import json
 import os
 import platform
-import re
 import signal
 import subprocess
 import sys
@@ -16,10 +15,11 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "emulator"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 import harness  # noqa: E402
 import emutest  # noqa: E402
+import readme_section  # noqa: E402
 
-README = os.path.join(ROOT, "bench", "README.md")
 JOBS = int(os.environ.get("BENCH_JOBS", "200"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 LATENCIES = [int(x) for x in os.environ.get("BENCH_LATENCIES", "0 50").split()]
@@ -138,13 +138,7 @@ def main():
               "would remove most of it; the publish code itself (render, parse-back, JSON, SQLite) is the rest.",
               "<!-- publish:end -->", ""]
     section = "\n".join(lines)
-    text = open(README).read() if os.path.exists(README) else "# Benchmarks\n"
-    if "<!-- publish:begin -->" in text:
-        text = re.sub(r"<!-- publish:begin -->.*?<!-- publish:end -->\n?", lambda m: section, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with open(README, "w") as f:
-        f.write(text)
+    readme_section.write("publish", section)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "emulator"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 import emutest  # noqa: E402
+import readme_section  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 SCALE = float(os.environ.get("BENCH_RATE_SCALE", "1.0"))
@@ -228,15 +230,7 @@ Machine: {machine}; run on {now}.
         lr=r["lim_rows"], m2=met(rows_ok) + (", exactly at the limit" if r["rows_posted"] == r["lim_rows"] else ""),
         thr=r["throttled"], m3=met(r["throttled"] == 0) + " (0 expected)", span=r["span_s"],
         g1=met(total_cpu < 2.0), g2=met(peak < 50.0), apeak=max(r["post_anon"], r["work_anon"]))
-    path = os.path.join(ROOT, "bench", "README.md")
-    with open(path, encoding="utf-8") as f:
-        readme = f.read()
-    if "<!-- push:begin -->" in readme:
-        readme = re.sub(r"<!-- push:begin -->.*?<!-- push:end -->", lambda _: text, readme, flags=re.S)
-    else:
-        readme = readme.rstrip("\n") + "\n\n" + text + "\n"
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(readme)
+    readme_section.write("push", text)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ cc -std=c11 -D_GNU_SOURCE -O2 -I. $(pkg-config --cflags $PKG) -DPBIPORT_DATADIR=
 cat "$tmp/request_path" >&2
 
 python3 - "$rows" "$load_before" "$(cut -d' ' -f1-3 /proc/loadavg)" "$tmp/request_path" <<'PY'
-import datetime, os, platform, re, sys
+import datetime, os, platform, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 base = None
 lines = []
@@ -126,12 +126,8 @@ History (2026-11-26, same machine, shared; these lines are fixed text in run.sh)
   time limit raised so it completes) 773.8 M -> 774.6 M instructions (+0.1%); 2000 x 40 with
   `pbiport tmdl` unchanged (0.95-0.97 s user before and after, same output).
 <!-- tmdl:end -->"""
-path = "bench/README.md"
-text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-if "<!-- tmdl:begin -->" in text:
-    text = re.sub(r"<!-- tmdl:begin -->.*?<!-- tmdl:end -->", lambda m: section, text, flags=re.S)
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-open(path, "w").write(text)
+sys.path.insert(0, "bench")
+import readme_section  # noqa: E402
+readme_section.write("tmdl", section)
 print(section)
 PY

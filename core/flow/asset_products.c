@@ -4,9 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/flow/drift.h"
 #include "core/store/assets.h"
 #include "core/store/catalog.h"
 #include "core/lang/contract.h"
+#include "runtime/log.h"
 #include "runtime/util.h"
 
 #define TYPE_MODEL "powerbi_semantic_model"
@@ -192,6 +194,9 @@ int asset_product_create(pb_db *db, const char *org_id, const char *asset_id, js
 	*out = NULL;
 	if (!rc)
 		rc = create_for(db, org_id, a, &p, &linked, created, err);
+	/* asked again: the product takes the model's schema as it is now, drift and all */
+	if (!rc && !*created)
+		rc = drift_clear_product(db, p->id, err);
 	if (!rc) {
 		*out = catalog_product_json(p, true);
 		if (!*out || json_object_set_new(*out, "asset_id", json_string(a->id)) ||
@@ -229,8 +234,12 @@ int asset_products_refresh(pb_db *db, const char *org_id, char *err)
 			continue;
 		}
 		rc = catalog_product_get(db, org_id, v[i].id, true, &cur, err);
-		if (!rc && (!cur->contract_text || strcmp(cur->contract_text, text)))
+		if (!rc && (!cur->contract_text || strcmp(cur->contract_text, text))) {
+			/* the schema the product recorded drifts from the model's (core/flow/drift.h) */
+			if (cur->contract_text && drift_note_product_schema(db, org_id, cur->id, cur->contract_text, text, sub))
+				log_event("warn", NULL, "data product %s: its drift was not recorded: %s", cur->id, sub);
 			rc = import_text(db, org_id, text, TYPE_MODEL, &p, &created, err);
+		}
 		catalog_product_free(cur);
 		catalog_product_free(p);
 		free(text);

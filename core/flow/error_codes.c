@@ -11,13 +11,16 @@
 #define A_CONNECT "Connecting Power BI: settings, consent, the user's connections"
 #define A_SIGNIN "Signing in with Microsoft, sessions"
 #define A_PUBLISH "Publish"
+#define A_LIFECYCLE "Published models: update, drift, unpublish"
 #define A_JOBS "Jobs"
 #define A_IMPORT "Import"
 #define A_REFRESH "Refresh"
 #define A_PUSH "Push datasets"
+#define A_WEBHOOKS "Webhooks"
 
 /* The areas in the order docs/errors.md lists them. */
-static const char *const areas[] = { A_ANY, A_CATALOG, A_CONNECT, A_SIGNIN, A_PUBLISH, A_JOBS, A_IMPORT, A_REFRESH, A_PUSH };
+static const char *const areas[] = { A_ANY, A_CATALOG, A_CONNECT, A_SIGNIN, A_PUBLISH, A_LIFECYCLE, A_JOBS, A_IMPORT, A_REFRESH, A_PUSH,
+					      A_WEBHOOKS };
 
 const pb_error_code pb_error_codes[] = {
 	/* ---- every request: the runtime, and what any Microsoft call can end in ---- */
@@ -85,6 +88,18 @@ const pb_error_code pb_error_codes[] = {
 	  "(APPLICATION_ENCRYPTION_KEYS missing or changed): publish again" },
 	{ "connection_mismatch", 0, 0, A_PUBLISH, "the chosen connection (connection_id) points at another data source "
 	  "than the port's: choose one GET /api/powerbi/connections offers" },
+	/* ---- published models: update, drift, unpublish (docs/lifecycle.md) ---- */
+	{ "model_unpublished", PB_ECONFLICT, 0, A_LIFECYCLE, "the published model was unpublished or detached: it is "
+	  "history, nothing more is done to it (publish the port again for a new model)" },
+	{ "model_busy", PB_ECONFLICT, 0, A_LIFECYCLE, "another update or unpublish job is at work on the model (the "
+	  "message names it): try again once it has ended" },
+	{ "breaking_change", PB_ECONFLICT, 0, A_LIFECYCLE, "the update removes tables, columns or relationships, or "
+	  "changes a column's data type (the message names them): send \"allow_breaking\": true to apply it" },
+	{ "blocking_reference", PB_ECONFLICT, 0, A_LIFECYCLE, "something an analyst added in Power BI (a measure, a "
+	  "calculated column or table) uses a column or table the update removes; the message names both: change it in "
+	  "Power BI, or send \"allow_breaking\": true" },
+	{ "definition_unreadable", PB_EUPSTREAM, 0, A_LIFECYCLE, "the definition Power BI returned for the model (or "
+	  "the one pbiport kept) does not read as TMDL; the message gives the file and line" },
 	/* ---- connecting Power BI and signing in: the redirect flows both use ---- */
 	{ "invalid_return_to", PB_EINVAL, 0, A_CONNECT, "return_to is not a local path (such as /data-products): no "
 	  "scheme, no //, no backslash" },
@@ -143,6 +158,22 @@ const pb_error_code pb_error_codes[] = {
 	  "schema: send \"replace\": true to create it again with the new schema (its rows are not kept)" },
 	{ "invalid_rows", PB_EINVAL, 0, A_PUSH, "a row of the body does not fit the table (the message names the row and "
 	  "the column), or the body holds no rows: nothing was sent" },
+	/* ---- webhooks: registering them, and what a delivery (its webhook_delivery job) ends with ---- */
+	{ "webhook_url_refused", PB_EINVAL, 0, A_WEBHOOKS, "the webhook URL is not https://, carries a user name or "
+	  "password, or names (or, when a delivery connects, resolves to) a loopback, private or link-local address "
+	  "that the administrator did not allow (PBIPORT_WEBHOOK_ALLOW_HOSTS); a delivery refused so is not tried "
+	  "again" },
+	{ "unknown_event", PB_EINVAL, 0, A_WEBHOOKS, "events names an event pbiport does not send; the message lists "
+	  "the valid ones" },
+	{ "too_many_webhooks", PB_ECONFLICT, 0, A_WEBHOOKS, "the organization has as many webhooks as it may have (100): "
+	  "delete one first" },
+	{ "webhook_failed", 0, 0, A_WEBHOOKS, "the receiver did not answer 2xx (or not in time); while queued, the "
+	  "delivery is tried again after the time its message gives; once the attempts are used up it failed, and the "
+	  "webhook shows the last answer" },
+	{ "refresh_failed", 0, 0, A_WEBHOOKS, "only in a refresh.failed event's data.error: Power BI ran the refresh and "
+	  "reports it failed (status \"Failed\"); the message is Power BI's" },
+	{ "webhook_gone", 0, 0, A_WEBHOOKS, "the receiver answered 410 Gone: the webhook was turned off (PATCH it with "
+	  "\"active\": true to turn it on again)" },
 };
 
 const size_t pb_error_codes_count = sizeof pb_error_codes / sizeof pb_error_codes[0];

@@ -17,6 +17,7 @@
 #include "core/store/integrations.h"
 #include "core/lang/mlineage.h"
 #include "core/flow/pbi_session.h"
+#include "core/flow/webhooks.h"
 #include "core/store/tenant_backoff.h"
 #include "msapi/powerbi.h"
 #include "msapi/scanner.h"
@@ -212,7 +213,7 @@ static void add_warning(ingest_run *r, const char *fmt, ...)
 	char line[PB_ERR_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
+	pb_vformat(line, sizeof line, fmt, ap);
 	va_end(ap);
 	size_t i;
 	json_t *w;
@@ -248,12 +249,8 @@ static int budget_take(pb_db *db, const char *tenant, long per_hour, bool *grant
 	*wait_ms = 3600 * 1000L - (long)(ms % (3600 * 1000LL));
 	if ((rc = db_begin(db, err)))
 		return rc;
-	if ((rc = db_prepare(db, "DELETE FROM scan_budget WHERE hour < ?", &st, err)) ||
-	    (rc = db_bind_text(st, 1, old, err)) || (rc = db_exec(db, st, err)))
-		goto out;
-	db_done(st);
-	st = NULL;
-	if ((rc = db_prepare(db, "INSERT INTO scan_budget (tenant_id, hour, calls) VALUES (?, ?, 1) "
+	if ((rc = db_exec_texts(db, "DELETE FROM scan_budget WHERE hour < ?", (const char *const[]){ old }, 1, err)) ||
+	    (rc = db_prepare(db, "INSERT INTO scan_budget (tenant_id, hour, calls) VALUES (?, ?, 1) "
 			     "ON CONFLICT (tenant_id, hour) DO UPDATE SET calls = scan_budget.calls + 1 "
 			     "WHERE scan_budget.calls < ?", &st, err)) ||
 	    (rc = db_bind_text(st, 1, tenant, err)) || (rc = db_bind_text(st, 2, hour, err)))
@@ -262,14 +259,9 @@ static int budget_take(pb_db *db, const char *tenant, long per_hour, bool *grant
 	if ((rc = db_exec(db, st, err)))
 		goto out;
 	*granted = sqlite3_changes(db_sqlite(db)) == 1;
-	db_done(st);
-	st = NULL;
-	rc = db_commit(db, err);
 out:
 	db_done(st);
-	if (rc)
-		db_rollback(db);
-	return rc;
+	return db_end(db, rc, err);
 }
 
 /* ---- the run's scan plan (table integration_scans) ---- */
@@ -794,12 +786,9 @@ static int stage_scan(ingest_run *r, long batch, const char *ids_json, const sca
 	}
 	if ((rc = scan_set(r->db, r->run->id, batch, NULL, "done", err)))
 		goto out;
-	rc = db_commit(r->db, err);
 out:
 	free(used);
-	if (rc)
-		db_rollback(r->db);
-	return rc;
+	return db_end(r->db, rc, err);
 }
 
 /* ---- planning ---- */
@@ -890,10 +879,7 @@ static int plan_run(ingest_run *r, bool *refused, char *err)
 		rc = text ? scans_insert(r->db, r->run->id, (long)b, text, err) : pb_err(err, PB_ENOMEM, "out of memory");
 		free(text);
 	}
-	if (rc)
-		db_rollback(r->db);
-	else
-		rc = db_commit(r->db, err);
+	rc = db_end(r->db, rc, err);
 out:
 	msapi_strv_free(ids, n);
 	for (size_t i = 0; i < kn; i++) {
@@ -1369,7 +1355,12 @@ static int fail_run(ingest_run *r)
 	free(w);
 	assets_unstage(r->db, r->run->id, err);
 	scans_delete(r->db, r->run->id, err);
-	return job_fail(r->ctx, code, "%s", r->fail.message);
+	int rc = job_fail(r->ctx, code, "%s", r->fail.message);
+	webhook_job_event(r->ctx, "import.failed", json_pack("{s:s, s:s?, s:s, s:s?}", "integration_id",
+							      r->run->integration_id, "integration_name",
+							      r->integ ? r->integ->name : NULL, "run_id", r->run->id,
+							      "trigger", r->run->trigger));
+	return rc;
 }
 
 /* The attempt failed with rc (r->fail says how, when a Microsoft call or a wait decided it):
@@ -1597,11 +1588,9 @@ int ingest_schedule_tick(pb_db *db, const pb_config *cfg, char *err)
 		 * run however many were missed, and a run that could not be queued stays due */
 		if ((rc = db_begin(db, err)))
 			break;
-		if ((rc = integration_advance_schedule(db, v[i].id, v[i].next_run_at, next, &won, err)) ||
-		    (won && (rc = integration_run_submit(db, v[i].org_id, NULL, v[i].id, "schedule", &run, &existing, err))))
-			db_rollback(db);
-		else
-			rc = db_commit(db, err);
+		if (!(rc = integration_advance_schedule(db, v[i].id, v[i].next_run_at, next, &won, err)) && won)
+			rc = integration_run_submit(db, v[i].org_id, NULL, v[i].id, "schedule", &run, &existing, err);
+		rc = db_end(db, rc, err);
 		run_free(run);
 	}
 	integrations_free(v, n);
@@ -1851,11 +1840,7 @@ int ingest_integration_delete(pb_db *db, const char *org_id, const char *id, cha
 		return rc;
 	if (!(rc = assets_integration_leaving(db, id, err)))
 		rc = integrations_delete(db, org_id, id, err);
-	if (rc)
-		db_rollback(db);
-	else
-		rc = db_commit(db, err);
-	return rc;
+	return db_end(db, rc, err);
 }
 
 int ingest_asset_seen_by(pb_db *db, const pb_asset *a, json_t **out, char *err)

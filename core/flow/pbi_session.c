@@ -30,10 +30,9 @@ int pbi_fail_reword(pb_failure *f, const char *fmt, ...)
 	char msg[PB_ERR_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(msg, sizeof msg, fmt, ap);
+	pb_vformat(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	if (n >= 0)
-		memcpy(f->message, msg, sizeof msg);
+	memcpy(f->message, msg, sizeof msg);
 	return f->rc;
 }
 

@@ -11,6 +11,7 @@
 #include "core/lang/mlineage.h"
 #include "core/flow/ms_failure.h"
 #include "core/flow/pbi_session.h"
+#include "core/flow/webhooks.h"
 #include "core/store/published_models.h"
 #include "core/lang/tmdl.h"
 #include "msapi/fabric.h"
@@ -347,9 +348,9 @@ int publish_request_read(pb_db *db, const pb_config *cfg, const char *org_id, co
 			 const char *port_id, const json_t *body, publish_request *out, char *err)
 {
 	static const char *const allowed[] = { "workspace_id", "name", "connection_id", "connection", "http_path",
-					       NULL };
+					       "auto_update", NULL };
 	json_t *server = NULL, *input = NULL;
-	const char *ws, *name, *conn_id, *http_path, *ctype = NULL;
+	const char *ws, *name, *conn_id, *http_path, *auto_update, *ctype = NULL;
 	char key_src[4 * PB_ID_BUF + PB_PUBLISH_NAME_MAX + PB_PBI_ID_MAX], hash[PB_SHA256_HEX_LEN + 1];
 	char dflt[PB_PUBLISH_NAME_MAX + 1];
 	int rc;
@@ -366,9 +367,15 @@ int publish_request_read(pb_db *db, const pb_config *cfg, const char *org_id, co
 	    (rc = str_field(body, "name", "name", true, PB_PUBLISH_NAME_MAX, &name, err)) ||
 	    (rc = str_field(body, "connection_id", "connection_id", true, PB_PBI_ID_MAX, &conn_id, err)) ||
 	    (rc = str_field(body, "http_path", "http_path", true, PB_RENDER_MAX_PATH, &http_path, err)) ||
+	    (rc = str_field(body, "auto_update", "auto_update", true, 16, &auto_update, err)) ||
 	    (rc = guid_field(ws, "workspace_id", "a Power BI workspace", err)) ||
 	    (rc = guid_field(conn_id, "connection_id", "a Power BI connection", err)))
 		goto out;
+	if (auto_update && strcmp(auto_update, "off") && strcmp(auto_update, "additive")) {
+		rc = pb_err(err, PB_EINVAL, "auto_update: \"off\" or \"additive\" (update the model at once when its "
+			    "contract only adds), not \"%s\"", auto_update);
+		goto out;
+	}
 	if (!str_ieq(port->type, "snowflake") && !str_ieq(port->type, "databricks")) {
 		rc = pb_err(err, PB_EINVAL, "output port %s is of type %s, which cannot be published to Power BI "
 			    "(snowflake, databricks)", port->name, port->type);
@@ -403,6 +410,7 @@ int publish_request_read(pb_db *db, const pb_config *cfg, const char *org_id, co
 	if (!input || (conn_id && json_object_set_new(input, "connection_id", json_string(conn_id))) ||
 	    (http_path && json_object_set_new(input, "http_path", json_string(http_path))) ||
 	    (ctype && json_object_set_new(input, "credential_type", json_string(ctype))) ||
+	    (auto_update && json_object_set_new(input, "auto_update", json_string(auto_update))) ||
 	    !(out->input = json_dumps(input, JSON_COMPACT))) {
 		rc = pb_err(err, PB_ENOMEM, "out of memory (or the name is not UTF-8)");
 		goto out;
@@ -570,7 +578,7 @@ int publish_dry_run(pb_db *db, const pb_config *cfg, const char *org_id, const c
 typedef struct publish_run {
 	pb_job_ctx *ctx;
 	json_t *in;
-	const char *port_id, *ws, *name, *conn_id, *http_path;
+	const char *port_id, *ws, *name, *conn_id, *http_path, *auto_update;
 	cat_port *port;
 	publish_source src;
 	pb_files files;
@@ -583,14 +591,7 @@ typedef struct publish_run {
 
 static void test_pause(publish_run *r, const char *phase)
 {
-	const char *want = r->ctx->cfg ? r->ctx->cfg->test_pause_phase : NULL;
-	if (!want || strcmp(want, phase))
-		return;
-	fprintf(stderr, "PBIPORT_TEST_PAUSED %s %s\n", phase, r->ctx->job->id);
-	fflush(stderr);
-	struct timespec ts = { 0, 50 * 1000000L };
-	while (!(r->ctx->stop && *r->ctx->stop))
-		nanosleep(&ts, NULL);
+	job_test_pause(r->ctx, phase);
 }
 
 static const char *cp_str(publish_run *r, const char *key)
@@ -1003,25 +1004,46 @@ static int phase_finalize(publish_run *r)
 			if (datasets.v[i].id && !strcmp(datasets.v[i].id, r->model_id))
 				web_url = datasets.v[i].web_url;
 	catalog_product_get(ctx->db, ctx->job->org_id, r->port->data_product_id, false, &product, sub);
+	/* what the model was built from, so that its updates and drift compare against it */
+	char hash[PB_SHA256_HEX_LEN + 1];
+	pb_sha256_hex(r->port->contract_text ? r->port->contract_text : "",
+		      r->port->contract_text ? strlen(r->port->contract_text) : 0, hash);
 	pm_record rec = {
 		.org_id = ctx->job->org_id, .user_id = ctx->job->user_id[0] ? ctx->job->user_id : NULL,
 		.job_id = ctx->job->id, .output_port_id = r->port->id, .workspace_id = r->ws,
 		.semantic_model_id = r->model_id, .name = r->model_name, .web_url = web_url,
 		.connection_id = r->connection_id, .source_name = product ? product->name : NULL,
+		.definition = &r->files, .contract_version = product ? product->version : NULL,
+		.contract_revision = product ? product->revision : 0, .contract_hash = hash, .http_path = r->http_path,
+		.connection_created = !r->conn_id, .auto_update = r->auto_update,
 	};
 	if ((rc = published_model_record(ctx->db, &rec, &ids, ctx->err)))
 		goto out;
 	test_pause(r, "finalizing");
-	ctx->result = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:s, s:s}", "semantic_model_id", r->model_id, "name",
-				r->model_name, "workspace_id", r->ws, "web_url", web_url, "connection_id",
-				r->connection_id, "consumer_data_product_id", ids.consumer_product_id, "agreement_id",
-				ids.agreement_id);
+	ctx->result = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:s, s:s}", "id", ids.published_id,
+				"semantic_model_id", r->model_id, "name", r->model_name, "workspace_id", r->ws, "web_url",
+				web_url, "connection_id", r->connection_id, "consumer_data_product_id",
+				ids.consumer_product_id, "agreement_id", ids.agreement_id);
 	if (!ctx->result)
 		rc = pb_err(ctx->err, PB_ENOMEM, "out of memory");
 out:
 	catalog_product_free(product);   /* frees the struct too (unlike catalog_port_free) */
 	msapi_items_release(&datasets);
 	return rc;
+}
+
+/* The data of the publish.succeeded / publish.failed webhook event: the request, and the
+ * result when there is one (docs/webhooks.md). New reference or NULL. */
+static json_t *event_data(const publish_run *r)
+{
+	json_t *d = json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?}", "output_port_id", r->port_id, "data_product_id",
+			      r->port ? r->port->data_product_id : NULL, "workspace_id", r->ws, "name", r->name, "user_id",
+			      r->ctx->job->user_id[0] ? r->ctx->job->user_id : NULL);
+	if (d && r->ctx->result && json_object_update(d, r->ctx->result)) {
+		json_decref(d);
+		d = NULL;
+	}
+	return d;
 }
 
 int publish_job(pb_job_ctx *ctx)
@@ -1034,6 +1056,7 @@ int publish_job(pb_job_ctx *ctx)
 	r.name = json_string_value(json_object_get(r.in, "name"));
 	r.conn_id = json_string_value(json_object_get(r.in, "connection_id"));
 	r.http_path = json_string_value(json_object_get(r.in, "http_path"));
+	r.auto_update = json_string_value(json_object_get(r.in, "auto_update"));
 	if (!r.port_id || !r.ws || !r.name) {
 		rc = job_fail(ctx, "bad_input", "the publish job has no port_id / workspace_id / name");
 		goto out;
@@ -1048,6 +1071,8 @@ int publish_job(pb_job_ctx *ctx)
 		goto out;
 	rc = phase_finalize(&r);
 out:
+	if (!rc || job_failing_for_good(ctx))
+		webhook_job_event(ctx, rc ? "publish.failed" : "publish.succeeded", event_data(&r));
 	if (r.have_session)
 		pbi_session_release(&r.s);
 	pb_files_release(&r.files);

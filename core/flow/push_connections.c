@@ -283,10 +283,7 @@ int push_connection_delete(pb_db *db, const push_caller *who, const char *id, pb
 	    (rc = db_bind_text(st, 1, c->id, err)) || (rc = db_exec(db, st, err)))
 		goto end;
 end:
-	if (rc)
-		db_rollback(db);
-	else
-		rc = db_commit(db, err);
+	rc = db_end(db, rc, err);
 out:
 	db_done(st);
 	push_conn_free(c);

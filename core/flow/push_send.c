@@ -160,14 +160,12 @@ int push_chunk_next(pb_db *db, const char *upload, chunk_ref *c, sbuf *body, cha
 int push_chunk_added(send_ctx *sc, long seq, long nrows, char *err)
 {
 	int rc = db_begin(sc->db, err);
-	if (!rc && !(rc = table_rows_add(sc->db, sc->d->id, sc->table, nrows, sc->retention_cap, false, err)) &&
+	if (rc)
+		return rc;
+	if (!(rc = table_rows_add(sc->db, sc->d->id, sc->table, nrows, sc->retention_cap, false, err)) &&
 	    !(rc = push_chunks_drop(sc->db, sc->upload, seq, err)) && sc->on_added)
 		rc = sc->on_added(sc, nrows, err);
-	if (rc) {
-		db_rollback(sc->db);
-		return rc;
-	}
-	return db_commit(sc->db, err);
+	return db_end(sc->db, rc, err);
 }
 
 /* body: a whole {"rows":[...]} text (rows_body) of the upload's chunk seq, of nrows rows. */
@@ -186,14 +184,12 @@ int push_send_chunk(send_ctx *sc, long seq, const char *body, size_t len, long n
 		 * never left looking queued */
 		if ((rc = db_begin(sc->db, err)))
 			break;
-		if ((rc = push_table_rows_count(sc->db, sc->d->id, sc->table, &table_rows, err)) ||
-		    (rc = push_rate_acquire(sc->db, &sc->lim, sc->d->powerbi_id, nrows, table_rows, now, &wait_ms, &ticket,
-					    err)) ||
-		    (ticket && (rc = push_chunk_mark(sc->db, sc->upload, seq, true, sc->d->id, sc->table, now, ticket, err)))) {
-			db_rollback(sc->db);
-			break;
-		}
-		if ((rc = db_commit(sc->db, err)))
+		if (!(rc = push_table_rows_count(sc->db, sc->d->id, sc->table, &table_rows, err)) &&
+		    !(rc = push_rate_acquire(sc->db, &sc->lim, sc->d->powerbi_id, nrows, table_rows, now, &wait_ms, &ticket,
+					     err)) &&
+		    ticket)
+			rc = push_chunk_mark(sc->db, sc->upload, seq, true, sc->d->id, sc->table, now, ticket, err);
+		if ((rc = db_end(sc->db, rc, err)))
 			break;
 		if (wait_ms) {
 			if (!wait) {
@@ -492,10 +488,7 @@ static int submit_job(pb_db *db, const push_caller *who, const push_ds *d, const
 		rc = chunk_insert(db, sp->upload_id, SPOOL_OWNER_SEQ, job_id, strlen(job_id), 0, err);
 end:
 	db_done(st);
-	if (rc)
-		db_rollback(db);
-	else
-		rc = db_commit(db, err);
+	rc = db_end(db, rc, err);
 out:
 	free(text);
 	return rc;

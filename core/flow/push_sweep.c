@@ -40,14 +40,12 @@ static int drop_unowned(pb_db *db, const char *upload, bool *dropped, char *err)
 	int rc = db_begin(db, err);
 	if (rc)
 		return rc;
-	if (!(rc = owned(db, upload, &alive, err)) && !alive && !(rc = push_chunks_drop(db, upload, -1, err)))
-		*dropped = true;
-	if (rc) {
-		db_rollback(db);
-		*dropped = false;
+	if (!(rc = owned(db, upload, &alive, err)) && !alive)
+		rc = push_chunks_drop(db, upload, -1, err);
+	if ((rc = db_end(db, rc, err)))
 		return rc;
-	}
-	return db_commit(db, err);
+	*dropped = !alive;
+	return PB_OK;
 }
 
 int push_spool_sweep(pb_db *db, const char *older_than, size_t *dropped, char *err)

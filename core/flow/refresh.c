@@ -14,6 +14,7 @@
 #include "core/flow/lineage.h"
 #include "core/flow/ms_failure.h"
 #include "core/flow/pbi_session.h"
+#include "core/flow/webhooks.h"
 #include "core/store/published_models.h"
 #include "msapi/powerbi.h"
 #include "runtime/crypto.h"
@@ -654,11 +655,7 @@ static int queue_job(pb_db *db, const pb_job_spec *spec, const char *ref, const 
 		return rc;
 	if (!(rc = jobs_submit(db, spec, job_id, existing, err)) && !*existing)
 		rc = run_insert(db, spec->org_id, ref, job_id, trigger, run_id, err);
-	if (rc)
-		db_rollback(db);
-	else
-		rc = db_commit(db, err);
-	return rc;
+	return db_end(db, rc, err);
 }
 
 bool refresh_refused(const pb_failure *f)
@@ -910,6 +907,28 @@ out:
 	return rc;
 }
 
+/* The refresh.failed webhook event, when the refresh ended failed: Power BI ran it and reports
+ * it "Failed" (the job itself succeeded), or pbiport could not trigger or follow it and the job
+ * ends failed (ctx's error). */
+static void failed_event(pb_job_ctx *ctx, int rc, const json_t *in, const char *request_id)
+{
+	const char *status = json_string_value(json_object_get(ctx->result, "status"));
+	bool pbi_failed = !rc && status && !strcmp(status, "Failed");
+	if (!pbi_failed && (!rc || !job_failing_for_good(ctx)))
+		return;
+	const char *why = json_string_value(json_object_get(ctx->result, "error"));
+	json_t *data = json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s}", "model_ref",
+				 json_string_value(json_object_get(in, "model_ref")), "workspace_id",
+				 json_string_value(json_object_get(in, "workspace_id")), "dataset_id",
+				 json_string_value(json_object_get(in, "dataset_id")), "name",
+				 json_string_value(json_object_get(in, "name")), "request_id", request_id, "user_id",
+				 ctx->job->user_id[0] ? ctx->job->user_id : NULL, "status", pbi_failed ? "Failed" : "Error");
+	if (data && pbi_failed)
+		json_object_set_new(data, "error", json_pack("{s:s, s:s}", "code", "refresh_failed", "message",
+							    why ? why : "Power BI reports the refresh failed"));
+	webhook_job_event(ctx, "refresh.failed", data);
+}
+
 int refresh_job(pb_job_ctx *ctx)
 {
 	json_t *in = json_loads(ctx->job->input, 0, NULL);
@@ -1049,6 +1068,7 @@ out:
 		/* "Error": pbiport could not trigger or follow it (not Power BI's "Failed") */
 		run_update(ctx->db, ctx->job->id, request_id, "Error", joined, NULL, NULL, ctx->err, uerr);
 	}
+	failed_event(ctx, rc, in, request_id);
 	powerbi_refreshes_release(h, n);
 	free(request_id);
 	if (have)

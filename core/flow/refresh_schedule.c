@@ -33,11 +33,7 @@ static int queue_due(pb_db *db, const pb_config *cfg, const refresh_due *d, cons
 		}
 	}
 	json_decref(reply);
-	if (rc)
-		db_rollback(db);
-	else
-		rc = db_commit(db, err);
-	return rc;
+	return db_end(db, rc, err);
 }
 
 int refresh_schedule_tick(pb_db *db, const pb_config *cfg, char *err)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "runtime/crypto.h"
@@ -55,6 +56,18 @@ int job_checkpoint(pb_job_ctx *ctx, const char *key, json_t *value)
 	return rc;
 }
 
+void job_test_pause(pb_job_ctx *ctx, const char *phase)
+{
+	const char *want = ctx->cfg ? ctx->cfg->test_pause_phase : NULL;
+	if (!want || strcmp(want, phase))
+		return;
+	fprintf(stderr, "PBIPORT_TEST_PAUSED %s %s\n", phase, ctx->job->id);
+	fflush(stderr);
+	struct timespec ts = { 0, 50 * 1000000L };
+	while (!(ctx->stop && *ctx->stop))
+		nanosleep(&ts, NULL);
+}
+
 int job_kind_names(const pb_job_kind *kinds, const char *names[PB_JOB_CLAIM_KINDS_MAX + 1], char *err)
 {
 	size_t n = 0;
@@ -95,57 +108,60 @@ int job_cancel(pb_db *db, const pb_job *j, const char *by_user, bool cleanup, pb
 	return PB_ECONFLICT;
 }
 
-static void set_code(pb_job_ctx *ctx, const char *code)
-{
-	if (xsnprintf(ctx->error_code, sizeof ctx->error_code, "%s", code))
-		ctx->error_code[0] = '\0';
-}
-
-/* Formats into a buffer of its own first: callers pass ctx->err itself as an argument
+/* How an attempt ends, for job_fail, job_wait and job_retry_later: the message, the code, and
+ * whether (transient) and when (after_ms) it is tried again. The message is formatted into a
+ * buffer of its own first: callers pass ctx->err itself as an argument
  * (`job_fail(ctx, code, "...: %s", ctx->err)`), which must not be written while it is read. */
-static void set_message(pb_job_ctx *ctx, const char *fmt, va_list ap)
+static int end_attempt(pb_job_ctx *ctx, bool transient, bool waiting, long after_ms, const char *code,
+		       const char *fmt, va_list ap)
 {
 	char msg[sizeof ctx->err];
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	memcpy(ctx->err, msg, sizeof msg);
+	memcpy(ctx->err, pb_vformat(msg, sizeof msg, fmt, ap), sizeof msg);
+	if (xsnprintf(ctx->error_code, sizeof ctx->error_code, "%s", code))
+		ctx->error_code[0] = '\0';
+	ctx->transient = transient;
+	ctx->waiting = waiting;
+	if (transient)
+		ctx->retry_after_ms = after_ms;
+	return transient ? PB_EIO : PB_EINVAL;
 }
 
 int job_fail(pb_job_ctx *ctx, const char *code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	set_message(ctx, fmt, ap);
+	int rc = end_attempt(ctx, false, false, 0, code, fmt, ap);
 	va_end(ap);
-	set_code(ctx, code);
-	ctx->transient = false;
-	ctx->waiting = false;
-	return PB_EINVAL;
+	return rc;
 }
 
 int job_wait(pb_job_ctx *ctx, long after_ms, const char *code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	set_message(ctx, fmt, ap);
+	int rc = end_attempt(ctx, true, true, after_ms, code, fmt, ap);
 	va_end(ap);
-	set_code(ctx, code);
-	ctx->transient = true;
-	ctx->waiting = true;
-	ctx->retry_after_ms = after_ms;
-	return PB_EIO;
+	return rc;
 }
 
 int job_retry_later(pb_job_ctx *ctx, long after_ms, const char *code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	set_message(ctx, fmt, ap);
+	int rc = end_attempt(ctx, true, false, after_ms, code, fmt, ap);
 	va_end(ap);
-	set_code(ctx, code);
-	ctx->transient = true;
-	ctx->waiting = false;
-	ctx->retry_after_ms = after_ms;
-	return PB_EIO;
+	return rc;
+}
+
+bool job_failing_for_good(const pb_job_ctx *ctx)
+{
+	if (ctx->waiting || ctx->cancel_requested || atomic_load(&ctx->lease_lost))
+		return false;
+	/* run_job: a transient failure, or one without a code, goes to jobs_retry, which gives up
+	 * once the attempts are used */
+	if (ctx->transient || !ctx->error_code[0])
+		return ctx->job->attempts >= ctx->job->max_attempts;
+	return true;
 }
 
 /* ---- heartbeat: renews the lease on its own connection while the kind works ---- */

@@ -98,6 +98,18 @@ int job_wait(pb_job_ctx *ctx, long after_ms, const char *code, const char *fmt, 
 int job_retry_later(pb_job_ctx *ctx, long after_ms, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* Test hook (PBIPORT_TEST_PAUSE_PHASE=<phase>, docs/publish.md): when the configuration names
+ * phase, prints "PBIPORT_TEST_PAUSED <phase> <job id>" on stderr and waits until the worker is
+ * stopped or killed. Kinds call it inside a phase, after its Microsoft call and before its
+ * checkpoint, so that a test can kill the worker exactly there. Inert unless the variable is set. */
+void job_test_pause(pb_job_ctx *ctx, const char *phase);
+
+/* True when the attempt now ending with ctx's failure ends the job failed, as the worker will
+ * decide once the kind returns: a failure not worth retrying, or one worth retrying with no
+ * attempt left; false for a wait, a cancel request seen, or a lost lease. For the kinds that
+ * report their end to webhooks (core/flow/webhooks.h). */
+bool job_failing_for_good(const pb_job_ctx *ctx);
+
 typedef struct pb_worker_opts {
 	const char *worker_id;         /* NULL: "<hostname>:<pid>" */
 	long lease_ms;                 /* default 60000 */

@@ -157,7 +157,7 @@ static int failf(rd *r, int rc, const char *at, const char *fmt, ...)
 	char msg[PB_ERR_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	(void)vsnprintf(msg, sizeof msg, fmt, ap);
+	pb_vformat(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	return pb_err(r->err, rc, "%s: %s", at, msg);
 }
@@ -174,7 +174,7 @@ static int warnf(rd *r, const char *at, const char *fmt, ...)
 	} else {
 		va_list ap;
 		va_start(ap, fmt);
-		(void)vsnprintf(msg, sizeof msg, fmt, ap);
+		pb_vformat(msg, sizeof msg, fmt, ap);
 		va_end(ap);
 		if (at && *at)
 			(void)xsnprintf(line, sizeof line, "%s: %s", at, msg);

@@ -62,9 +62,8 @@ static int fail(ctx *c, int rc, const char *fmt, ...)
 	char msg[PB_ERR_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	int w = vsnprintf(msg, sizeof msg, fmt, ap);
+	pb_vformat(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	(void)w;
 	c->rc = pb_err(c->err, rc, "%s", msg);
 	return c->rc;
 }

@@ -107,7 +107,7 @@ static int syntax_error(char *err, const char *file, int line, const char *fmt, 
 	char msg[PB_ERR_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	pb_vformat(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	return pb_err(err, PB_EINVAL, "%s:%d: %s", file, line, msg);
 }

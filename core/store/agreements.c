@@ -11,7 +11,7 @@
 #define AGREEMENT_SELECT                                                                                    \
 	"SELECT a.id, a.state, a.purpose, a.consumer_product_id, c.name, c.type, a.output_port_id, p.name, "   \
 	"p.retired_at IS NOT NULL, p.data_product_id, d.name, a.requested_by, a.approved_at, a.created_at, "   \
-	"a.updated_at FROM agreements a JOIN data_products c ON c.id = a.consumer_product_id "                  \
+	"a.updated_at, a.terminated_by, a.terminated_at, c.status FROM agreements a JOIN data_products c ON c.id = a.consumer_product_id "                  \
 	"JOIN output_ports p ON p.id = a.output_port_id JOIN data_products d ON d.id = p.data_product_id "
 
 static json_t *text_or_null(sqlite3_stmt *st, int i)
@@ -37,28 +37,35 @@ static int user_json(pb_db *db, const char *org_id, sqlite3_stmt *st, int col, j
 
 static int agreement_from_row(pb_db *db, const char *org_id, sqlite3_stmt *st, json_t **out, char *err)
 {
-	json_t *requested = NULL, *approved = json_null();
+	json_t *requested = NULL, *approved = json_null(), *terminated = NULL;
 	*out = NULL;
 	int rc = user_json(db, org_id, st, 11, &requested, err);
-	if (rc)
+	if (!rc)
+		rc = user_json(db, org_id, st, 15, &terminated, err);
+	if (rc) {
+		json_decref(requested);
 		return rc;
-	/* agreements are approved by the publish that asks for them (core/store/agreements.h) */
-	if (!strcmp(db_col_text(st, 1), "approved")) {
+	}
+	/* agreements are approved by the publish that asks for them (core/store/agreements.h); a
+	 * terminated one was approved before it ended */
+	if (sqlite3_column_type(st, 12) != SQLITE_NULL) {
 		approved = json_is_object(requested) ? json_deep_copy(requested) : json_object();
 		if (!approved || json_object_set_new(approved, "automatic", json_true())) {
 			json_decref(approved);
 			json_decref(requested);
+			json_decref(terminated);
 			return pb_err(err, PB_ENOMEM, "out of memory");
 		}
 	}
-	*out = json_pack("{s:s,s:s,s:o,s:{s:s,s:s,s:s},s:{s:s,s:s,s:b,s:s,s:s},s:o,s:o,s:o,s:s,s:s}",
+	*out = json_pack("{s:s,s:s,s:o,s:{s:s,s:s,s:s,s:o},s:{s:s,s:s,s:b,s:s,s:s},s:o,s:o,s:o,s:o,s:o,s:s,s:s}",
 			 "id", db_col_text(st, 0), "state", db_col_text(st, 1), "purpose", text_or_null(st, 2),
 			 "consumer", "data_product_id", db_col_text(st, 3), "name", db_col_text(st, 4), "type",
-			 db_col_text(st, 5), "provider", "output_port_id", db_col_text(st, 6), "output_port_name",
-			 db_col_text(st, 7), "retired", sqlite3_column_int(st, 8) != 0, "data_product_id",
+			 db_col_text(st, 5), "status", text_or_null(st, 17), "provider", "output_port_id", db_col_text(st, 6),
+			 "output_port_name", db_col_text(st, 7), "retired", sqlite3_column_int(st, 8) != 0, "data_product_id",
 			 db_col_text(st, 9), "data_product_name", db_col_text(st, 10), "requested_by", requested,
-			 "approved_by", approved, "approved_at", text_or_null(st, 12), "created_at", db_col_text(st, 13),
-			 "updated_at", db_col_text(st, 14));
+			 "approved_by", approved, "approved_at", text_or_null(st, 12), "terminated_by", terminated,
+			 "terminated_at", text_or_null(st, 16), "created_at", db_col_text(st, 13), "updated_at",
+			 db_col_text(st, 14));
 	return *out ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
 }
 
@@ -95,7 +102,7 @@ static int product_exists(pb_db *db, const char *org_id, const char *id, char *e
 int agreements_list_json(pb_db *db, const char *org_id, const char *data_product_id, const char *state,
 			 const pb_page *page, json_t **out, char *err)
 {
-	static const char *const states[] = { "requested", "approved", "rejected", "cancelled", NULL };
+	static const char *const states[] = { "requested", "approved", "rejected", "cancelled", "terminated", NULL };
 	sqlite3_stmt *st = NULL;
 	json_t *list = NULL;
 	char next[PB_PAGE_CURSOR_BUF] = "";
@@ -105,7 +112,7 @@ int agreements_list_json(pb_db *db, const char *org_id, const char *data_product
 	for (size_t i = 0; state && states[i]; i++)
 		known = known || !strcmp(states[i], state);
 	if (!known)
-		return pb_err(err, PB_EINVAL, "state: one of requested, approved, rejected, cancelled, not \"%.64s\"",
+		return pb_err(err, PB_EINVAL, "state: one of requested, approved, rejected, cancelled, terminated, not \"%.64s\"",
 			      state);
 	if (data_product_id && (rc = product_exists(db, org_id, data_product_id, err)))
 		return rc;
@@ -181,4 +188,15 @@ int agreements_consumed_json(pb_db *db, const char *org_id, const char *product_
 int agreements_port_in_use(pb_db *db, const char *port_id, bool *in_use, char *err)
 {
 	return db_has_row(db, "SELECT 1 FROM agreements WHERE output_port_id = ? LIMIT 1", &port_id, 1, in_use, err);
+}
+
+int agreement_terminate(pb_db *db, const char *org_id, const char *id, const char *by_user, char *err)
+{
+	char now[PB_TIME_BUF];
+	pb_now(now);
+	const char *v[] = { org_id, id, by_user, now };
+	return db_exec_texts(db,
+			     "UPDATE agreements SET state = 'terminated', terminated_by = ?3, terminated_at = ?4, "
+			     "updated_at = ?4 WHERE org_id = ?1 AND id = ?2 AND state <> 'terminated'",
+			     v, 4, err);
 }

@@ -3,14 +3,20 @@
  * (core/store/published_models.h, with the approval); this module reads them, always within the
  * caller's organization: another org's agreement is not found.
  *
+ * States: requested, approved, rejected, cancelled, terminated (ended: the published model that
+ * consumed the port was unpublished; who ended it and when are kept).
+ *
  * Shape of one agreement (new references from the functions below):
- *   {"id","state","purpose","consumer":{"data_product_id","name","type"},
+ *   {"id","state","purpose","consumer":{"data_product_id","name","type","status"},
  *    "provider":{"output_port_id","output_port_name","retired","data_product_id","data_product_name"},
  *    "requested_by":{"user_id","name"}|null,
  *    "approved_by":{"user_id","name","automatic"}|null, "approved_at",
+ *    "terminated_by":{"user_id","name"}|null, "terminated_at",
  *    "created_at","updated_at"}
+ * consumer.status is the consumer data product's ("retired" once its model was unpublished).
  * An agreement made by a publish is approved automatically when the user publishes (the
- * model goes into the user's own workspace): approved_by is that user, automatic true. */
+ * model goes into the user's own workspace): approved_by is that user, automatic true; a
+ * terminated agreement keeps its approval. */
 #ifndef PBIPORT_AGREEMENTS_H
 #define PBIPORT_AGREEMENTS_H
 
@@ -38,6 +44,10 @@ int agreement_get_json(pb_db *db, const char *org_id, const char *id, struct jso
  * PB_LIST_MAX_ITEMS, newest first): its "consumes" in GET /api/data-products/{id}. */
 int agreements_consumed_json(pb_db *db, const char *org_id, const char *product_id, struct json_t **out,
 			     char *err);
+
+/* Ends agreement id of org_id: state terminated, by by_user (may be NULL), now. An agreement
+ * terminated already is left as it is. Joins the caller's transaction. */
+int agreement_terminate(pb_db *db, const char *org_id, const char *id, const char *by_user, char *err);
 
 /* Whether any agreement names output port port_id (a consumer depends on it). */
 int agreements_port_in_use(pb_db *db, const char *port_id, bool *in_use, char *err);

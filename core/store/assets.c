@@ -542,16 +542,13 @@ int assets_apply_run(pb_db *db, const char *org_id, const char *integration_id, 
 			     "WHERE asset_sightings.access <> excluded.access", NULL, err)))
 		goto out;
 	/* ... and no longer one of what it took over */
-	if ((rc = apply_exec(db, &a, "DELETE FROM asset_sightings WHERE integration_id = ?2 AND EXISTS (SELECT 1 FROM "
-			     "assets WHERE assets.id = asset_sightings.asset_id AND assets.integration_id = ?2)", NULL,
-			     err)) ||
-	    (rc = lineage_edges_add_staged(db, org_id, run_id, err)) || (rc = active_counts(db, integration_id, counts, err)))
-		goto out;
-	rc = db_commit(db, err);
+	if (!(rc = apply_exec(db, &a, "DELETE FROM asset_sightings WHERE integration_id = ?2 AND EXISTS (SELECT 1 FROM "
+			      "assets WHERE assets.id = asset_sightings.asset_id AND assets.integration_id = ?2)", NULL,
+			      err)) &&
+	    !(rc = lineage_edges_add_staged(db, org_id, run_id, err)))
+		rc = active_counts(db, integration_id, counts, err);
 out:
-	if (rc)
-		db_rollback(db);
-	return rc;
+	return db_end(db, rc, err);
 }
 
 /* One entry of assets_seen_by. */

@@ -484,14 +484,11 @@ static int import(pb_db *db, const char *org_id, const cat_actor *by, const pb_c
 	pb_now(now);
 	if ((rc = db_begin(db, err)))
 		goto out;
-	if ((rc = upsert_product(db, org_id, by, c, text, len, type, now, id, created, err)) ||
-	    (rc = sync_ports(db, org_id, id, plan, c->nservers, now, err)) ||
-	    (rc = db_commit(db, err)))
-		goto out;
-	rc = catalog_product_get(db, org_id, id, false, out, err);
+	if (!(rc = upsert_product(db, org_id, by, c, text, len, type, now, id, created, err)))
+		rc = sync_ports(db, org_id, id, plan, c->nservers, now, err);
+	if (!(rc = db_end(db, rc, err)))
+		rc = catalog_product_get(db, org_id, id, false, out, err);
 out:
-	if (rc)
-		db_rollback(db);
 	free_plan(plan, c->nservers);
 	return rc;
 }
@@ -533,18 +530,10 @@ int catalog_product_delete(pb_db *db, const char *org_id, const char *id, char *
 	/* finish the statement before COMMIT: RETURNING keeps it active */
 	while ((r = db_row(db, st, err)) == 1)
 		;
-	if (r < 0) {
-		rc = r;
-		goto out;
-	}
-	db_done(st);
-	st = NULL;
-	rc = db_commit(db, err);
+	rc = r < 0 ? r : PB_OK;
 out:
 	db_done(st);
-	if (rc)
-		db_rollback(db);
-	return rc;
+	return db_end(db, rc, err);
 }
 
 /* ---- API shapes ---- */

@@ -69,9 +69,7 @@ void conn_release(pbi_conn *c)
 int conn_save(pb_db *db, const pb_keyring *kr, const char *org_id, const char *user_id, const char *tenant_id,
 	      const char *client_id, const entra_token *tok, char id[PB_ID_BUF], char *err)
 {
-	sqlite3_stmt *st = NULL;
 	char *at = NULL, *rt = NULL, now[PB_TIME_BUF], exp[PB_TIME_BUF];
-	bool began = false;
 	int rc;
 	if (!tok->access_token || !tok->refresh_token)
 		return pb_err(err, PB_EINVAL, "Entra did not return a refresh token (offline_access not granted): "
@@ -83,35 +81,18 @@ int conn_save(pb_db *db, const pb_keyring *kr, const char *org_id, const char *u
 	pb_time_format((int64_t)tok->expires_at * 1000, exp);
 	if ((rc = db_begin(db, err)))
 		goto out;
-	began = true;
 	/* at most one connection per (user, tenant): connecting again replaces it */
-	if ((rc = db_prepare(db, "DELETE FROM user_datasource_connection WHERE user_id = ? AND tenant_id = ?", &st,
-			     err)) ||
-	    (rc = db_bind_text(st, 1, user_id, err)) || (rc = db_bind_text(st, 2, tenant_id, err)) ||
-	    (rc = db_exec(db, st, err)))
-		goto out;
-	db_done(st);
-	st = NULL;
-	if ((rc = db_prepare(db,
-			     "INSERT INTO user_datasource_connection (id, org_id, user_id, tenant_id, client_id, status, "
-			     "access_token_sealed, refresh_token_sealed, expires_at, scopes, token_gen, created_at, "
-			     "updated_at) VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, 0, ?, ?)",
-			     &st, err)) ||
-	    (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
-	    (rc = db_bind_text(st, 3, user_id, err)) || (rc = db_bind_text(st, 4, tenant_id, err)) ||
-	    (rc = db_bind_text(st, 5, client_id, err)) || (rc = db_bind_text(st, 6, at, err)) ||
-	    (rc = db_bind_text(st, 7, rt, err)) || (rc = db_bind_text(st, 8, exp, err)) ||
-	    (rc = db_bind_text(st, 9, tok->scope ? tok->scope : "", err)) || (rc = db_bind_text(st, 10, now, err)) ||
-	    (rc = db_bind_text(st, 11, now, err)) || (rc = db_exec(db, st, err)))
-		goto out;
-	db_done(st);
-	st = NULL;
-	rc = db_commit(db, err);
-	began = false;
+	const char *old[] = { user_id, tenant_id };
+	const char *row[] = { id, org_id, user_id, tenant_id, client_id, at, rt, exp, tok->scope ? tok->scope : "", now, now };
+	if (!(rc = db_exec_texts(db, "DELETE FROM user_datasource_connection WHERE user_id = ? AND tenant_id = ?", old, 2,
+				 err)))
+		rc = db_exec_texts(db,
+				   "INSERT INTO user_datasource_connection (id, org_id, user_id, tenant_id, client_id, status, "
+				   "access_token_sealed, refresh_token_sealed, expires_at, scopes, token_gen, created_at, "
+				   "updated_at) VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, 0, ?, ?)",
+				   row, 11, err);
+	rc = db_end(db, rc, err);
 out:
-	db_done(st);
-	if (began && rc)
-		db_rollback(db);
 	free(at);
 	free(rt);
 	return rc;
@@ -207,40 +188,21 @@ out:
 
 int conn_delete(pb_db *db, const char *org_id, const char *user_id, const char *id, char *err)
 {
-	sqlite3_stmt *st = NULL;
-	bool began = false;
+	const char *v[] = { id, org_id, user_id };
 	int rc = db_begin(db, err);
 	if (rc)
 		return rc;
-	began = true;
 	/* overwrite the sealed tokens first so no copy of them lingers in freed pages */
-	if ((rc = db_prepare(db,
-			     "UPDATE user_datasource_connection SET access_token_sealed = NULL, "
-			     "refresh_token_sealed = NULL WHERE id = ? AND org_id = ? AND user_id = ?",
-			     &st, err)) ||
-	    (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
-	    (rc = db_bind_text(st, 3, user_id, err)) || (rc = db_exec(db, st, err)))
-		goto out;
-	if (changes(db) == 0) {
+	if (!(rc = db_exec_texts(db,
+				 "UPDATE user_datasource_connection SET access_token_sealed = NULL, "
+				 "refresh_token_sealed = NULL WHERE id = ? AND org_id = ? AND user_id = ?",
+				 v, 3, err)) &&
+	    changes(db) == 0)
 		rc = pb_err(err, PB_ENOTFOUND, "no Power BI connection with this id");
-		goto out;
-	}
-	db_done(st);
-	st = NULL;
-	if ((rc = db_prepare(db, "DELETE FROM user_datasource_connection WHERE id = ? AND org_id = ? AND user_id = ?",
-			     &st, err)) ||
-	    (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
-	    (rc = db_bind_text(st, 3, user_id, err)) || (rc = db_exec(db, st, err)))
-		goto out;
-	db_done(st);
-	st = NULL;
-	rc = db_commit(db, err);
-	began = false;
-out:
-	db_done(st);
-	if (began && rc)
-		db_rollback(db);
-	return rc;
+	if (!rc)
+		rc = db_exec_texts(db, "DELETE FROM user_datasource_connection WHERE id = ? AND org_id = ? AND user_id = ?",
+				   v, 3, err);
+	return db_end(db, rc, err);
 }
 
 int conn_find(pb_db *db, const char *org_id, const char *user_id, const char *tenant_id, pbi_conn *out,
@@ -278,22 +240,19 @@ out:
 	"UPDATE user_datasource_connection SET status = 'needs_reconnect', status_reason = ?, "          \
 	"access_token_sealed = NULL, refresh_token_sealed = NULL, token_gen = token_gen + 1, "            \
 	"refresh_claim = NULL, refresh_claim_until = NULL, updated_at = ? WHERE "
+#define MARK_BINDS_MAX 3   /* binds after MARK_SQL's two */
 
 static int mark_reconnect(pb_db *db, const char *sql, const char *reason, const char *const *binds, size_t nbinds,
 			  char *err)
 {
-	sqlite3_stmt *st = NULL;
+	if (nbinds > MARK_BINDS_MAX)
+		return pb_err(err, PB_EINTERNAL, "too many values for a needs_reconnect mark");
 	char now[PB_TIME_BUF];
+	const char *v[2 + MARK_BINDS_MAX] = { reason, now };
 	pb_now(now);
-	int rc = db_prepare(db, sql, &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, reason, err)))
-		rc = db_bind_text(st, 2, now, err);
-	for (size_t i = 0; !rc && i < nbinds; i++)
-		rc = db_bind_text(st, (int)i + 3, binds[i], err);
-	if (!rc)
-		rc = db_exec(db, st, err);
-	db_done(st);
-	return rc;
+	for (size_t i = 0; i < nbinds && i < MARK_BINDS_MAX; i++)
+		v[2 + i] = binds[i];
+	return db_exec_texts(db, sql, v, 2 + (int)nbinds, err);
 }
 
 int conn_mark_needs_reconnect(pb_db *db, const char *id, const char *reason, char *err)
@@ -396,7 +355,6 @@ out:
 static int end_claim(pb_db *db, const pb_keyring *kr, const char *id, const char *claim, const entra_token *tok,
 		     const char *reason, char *err)
 {
-	sqlite3_stmt *st = NULL;
 	char *at = NULL, *rt = NULL, now[PB_TIME_BUF], exp[PB_TIME_BUF];
 	int rc = PB_OK;
 	pb_now(now);
@@ -406,32 +364,24 @@ static int end_claim(pb_db *db, const pb_keyring *kr, const char *id, const char
 			goto out;
 		pb_time_format((int64_t)tok->expires_at * 1000, exp);
 		/* COALESCE: Entra may omit a new refresh token; the old one then stays */
-		rc = db_prepare(db,
-				"UPDATE user_datasource_connection SET access_token_sealed = ?, "
-				"refresh_token_sealed = COALESCE(?, refresh_token_sealed), expires_at = ?, "
-				"scopes = COALESCE(?, scopes), token_gen = token_gen + 1, refresh_claim = NULL, "
-				"refresh_claim_until = NULL, updated_at = ? WHERE id = ? AND refresh_claim = ?",
-				&st, err);
-		if (rc || (rc = db_bind_text(st, 1, at, err)) || (rc = db_bind_text(st, 2, rt, err)) ||
-		    (rc = db_bind_text(st, 3, exp, err)) || (rc = db_bind_text(st, 4, tok->scope, err)) ||
-		    (rc = db_bind_text(st, 5, now, err)) || (rc = db_bind_text(st, 6, id, err)) ||
-		    (rc = db_bind_text(st, 7, claim, err)))
-			goto out;
+		const char *v[] = { at, rt, exp, tok->scope, now, id, claim };
+		rc = db_exec_texts(db,
+				   "UPDATE user_datasource_connection SET access_token_sealed = ?, "
+				   "refresh_token_sealed = COALESCE(?, refresh_token_sealed), expires_at = ?, "
+				   "scopes = COALESCE(?, scopes), token_gen = token_gen + 1, refresh_claim = NULL, "
+				   "refresh_claim_until = NULL, updated_at = ? WHERE id = ? AND refresh_claim = ?",
+				   v, 7, err);
 	} else if (reason) {
 		const char *binds[] = { id, claim };
 		rc = mark_reconnect(db, MARK_SQL "id = ? AND refresh_claim = ?", reason, binds, 2, err);
-		goto out;
 	} else {
-		rc = db_prepare(db,
-				"UPDATE user_datasource_connection SET refresh_claim = NULL, refresh_claim_until = NULL "
-				"WHERE id = ? AND refresh_claim = ?",
-				&st, err);
-		if (rc || (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, claim, err)))
-			goto out;
+		const char *v[] = { id, claim };
+		rc = db_exec_texts(db,
+				   "UPDATE user_datasource_connection SET refresh_claim = NULL, refresh_claim_until = NULL "
+				   "WHERE id = ? AND refresh_claim = ?",
+				   v, 2, err);
 	}
-	rc = db_exec(db, st, err);
 out:
-	db_done(st);
 	free(at);
 	free(rt);
 	return rc;
@@ -581,11 +531,7 @@ int reseal_columns(pb_db *db, const pb_keyring *kr, const sealed_column *cols, s
 		return rc;
 	for (size_t i = 0; i < n && !rc; i++)
 		rc = reseal_column(db, kr, &cols[i], resealed, err);
-	if (rc) {
-		db_rollback(db);
-		return rc;
-	}
-	return db_commit(db, err);   /* rolls back itself when it fails */
+	return db_end(db, rc, err);
 }
 
 int conn_rotate(pb_db *db, const pb_keyring *kr, size_t *resealed, char *err)

@@ -679,18 +679,6 @@ int integration_run_get(pb_db *db, const char *run_id, pb_run **out, char *err)
 	return run_query_one(db, "SELECT " RUN_COLS " FROM integration_runs WHERE id = ?", run_id, out, err);
 }
 
-static int exec_run_sql(pb_db *db, const char *sql, const char *const *args, size_t nargs, char *err)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = db_prepare(db, sql, &st, err);
-	for (size_t i = 0; !rc && i < nargs; i++)
-		rc = db_bind_text(st, (int)i + 1, args[i], err);
-	if (!rc)
-		rc = db_exec(db, st, err);
-	db_done(st);
-	return rc;
-}
-
 int integration_run_submit(pb_db *db, const char *org_id, const char *user_id, const char *integration_id,
 			   const char *trigger, pb_run **out, bool *existing, char *err)
 {
@@ -715,14 +703,10 @@ int integration_run_submit(pb_db *db, const char *org_id, const char *user_id, c
 	const char *ins[] = { run_id, integration_id, org_id, job_id, trigger, now };
 	if ((rc = db_begin(db, err)))
 		goto out;
-	if ((rc = jobs_submit(db, &spec, job_id, existing, err)) ||
-	    (!*existing && (rc = exec_run_sql(db, "INSERT INTO integration_runs (id, integration_id, org_id, job_id, "
-					      "trigger, state, created_at) VALUES (?, ?, ?, ?, ?, 'queued', ?)", ins, 6,
-					      err)))) {
-		db_rollback(db);
-		goto out;
-	}
-	if ((rc = db_commit(db, err)))
+	if (!(rc = jobs_submit(db, &spec, job_id, existing, err)) && !*existing)
+		rc = db_exec_texts(db, "INSERT INTO integration_runs (id, integration_id, org_id, job_id, trigger, state, "
+				   "created_at) VALUES (?, ?, ?, ?, ?, 'queued', ?)", ins, 6, err);
+	if ((rc = db_end(db, rc, err)))
 		goto out;
 	/* one already queued or running answers: nothing was written */
 	rc = *existing ? run_query_one(db, "SELECT " RUN_COLS " FROM integration_runs WHERE job_id = ?", job_id, out, err)
@@ -832,21 +816,21 @@ int integration_run_start(pb_db *db, const char *run_id, const char *mode, char 
 	char now[PB_TIME_BUF];
 	pb_now(now);
 	const char *a[] = { mode, now, run_id };
-	return exec_run_sql(db, "UPDATE integration_runs SET state = 'running', mode = ?, "
-			    "started_at = COALESCE(started_at, ?), wait_until = NULL, wait_reason = NULL WHERE id = ?", a,
-			    3, err);
+	return db_exec_texts(db, "UPDATE integration_runs SET state = 'running', mode = ?, "
+			     "started_at = COALESCE(started_at, ?), wait_until = NULL, wait_reason = NULL WHERE id = ?", a,
+			     3, err);
 }
 
 int integration_run_wait(pb_db *db, const char *run_id, const char *until, const char *reason, char *err)
 {
 	const char *a[] = { until, reason, run_id };
-	return exec_run_sql(db, "UPDATE integration_runs SET wait_until = ?, wait_reason = ? WHERE id = ?", a, 3, err);
+	return db_exec_texts(db, "UPDATE integration_runs SET wait_until = ?, wait_reason = ? WHERE id = ?", a, 3, err);
 }
 
 int integration_run_warnings(pb_db *db, const char *run_id, const char *warnings_json, char *err)
 {
 	const char *a[] = { warnings_json, run_id };
-	return exec_run_sql(db, "UPDATE integration_runs SET warnings_json = ? WHERE id = ?", a, 2, err);
+	return db_exec_texts(db, "UPDATE integration_runs SET warnings_json = ? WHERE id = ?", a, 2, err);
 }
 
 int integration_run_finish(pb_db *db, const char *run_id, bool ok, const char *counts_json,
@@ -864,21 +848,18 @@ int integration_run_finish(pb_db *db, const char *run_id, bool ok, const char *c
 			    ok ? NULL : message, now, run_id };
 	const char *b[] = { r->started_at ? r->started_at : r->created_at, r->integration_id };
 	const char *c[] = { r->integration_id, r->integration_id };
-	if ((rc = exec_run_sql(db, "UPDATE integration_runs SET state = ?, finished_at = ?, "
-			       "counts_json = COALESCE(?, counts_json), warnings_json = COALESCE(?, warnings_json), "
-			       "error_code = ?, error_message = ?, started_at = COALESCE(started_at, ?), "
-			       "wait_until = NULL, wait_reason = NULL WHERE id = ?",
-			       a, 8, err)) ||
-	    (ok && (rc = exec_run_sql(db, "UPDATE integrations SET last_success_at = ? WHERE id = ?", b, 2, err))) ||
-	    (rc = exec_run_sql(db, "DELETE FROM integration_runs WHERE integration_id = ? AND id NOT IN "
-			       "(SELECT id FROM integration_runs WHERE integration_id = ? "
-			       "ORDER BY created_at DESC, id LIMIT " RUNS_KEPT_TEXT ")", c, 2, err)))
-		goto rollback;
-	rc = db_commit(db, err);
+	rc = db_exec_texts(db, "UPDATE integration_runs SET state = ?, finished_at = ?, "
+			   "counts_json = COALESCE(?, counts_json), warnings_json = COALESCE(?, warnings_json), "
+			   "error_code = ?, error_message = ?, started_at = COALESCE(started_at, ?), "
+			   "wait_until = NULL, wait_reason = NULL WHERE id = ?",
+			   a, 8, err);
+	if (!rc && ok)
+		rc = db_exec_texts(db, "UPDATE integrations SET last_success_at = ? WHERE id = ?", b, 2, err);
 	if (!rc)
-		goto out;
-rollback:
-	db_rollback(db);
+		rc = db_exec_texts(db, "DELETE FROM integration_runs WHERE integration_id = ? AND id NOT IN "
+				   "(SELECT id FROM integration_runs WHERE integration_id = ? "
+				   "ORDER BY created_at DESC, id LIMIT " RUNS_KEPT_TEXT ")", c, 2, err);
+	rc = db_end(db, rc, err);
 out:
 	run_free(r);
 	return rc;

@@ -6,9 +6,8 @@
 int lineage_edge_add(pb_db *db, const char *org_id, const char *from_kind, const char *from_id,
 		     const char *to_kind, const char *to_id, char *err)
 {
-	const char *v[6] = { NULL, org_id, from_kind, from_id, to_kind, to_id };
 	char id[PB_ID_BUF], now[PB_TIME_BUF];
-	sqlite3_stmt *st = NULL;
+	const char *v[7] = { id, org_id, from_kind, from_id, to_kind, to_id, now };
 	int rc;
 	for (int i = 1; i < 6; i++)
 		if (!v[i] || !*v[i])
@@ -16,27 +15,17 @@ int lineage_edge_add(pb_db *db, const char *org_id, const char *from_kind, const
 	if ((rc = pb_new_id(id, err)))
 		return rc;
 	pb_now(now);
-	v[0] = id;
-	if ((rc = db_prepare(db,
+	return db_exec_texts(db,
 			     "INSERT INTO lineage_edges (id, org_id, from_kind, from_id, to_kind, to_id, created_at) "
 			     "VALUES (?, ?, ?, ?, ?, ?, ?) "
 			     "ON CONFLICT (org_id, from_kind, from_id, to_kind, to_id) DO NOTHING",
-			     &st, err)))
-		return rc;
-	for (int i = 0; i < 6 && !rc; i++)
-		rc = db_bind_text(st, i + 1, v[i], err);
-	if (!rc)
-		rc = db_bind_text(st, 7, now, err);
-	if (!rc)
-		rc = db_exec(db, st, err);
-	db_done(st);
-	return rc;
+			     v, 7, err);
 }
 
 int lineage_edges_add_staged(pb_db *db, const char *org_id, const char *run_id, char *err)
 {
-	sqlite3_stmt *st = NULL;
 	char now[PB_TIME_BUF];
+	const char *v[] = { org_id, run_id, now };
 	if (!org_id || !*org_id || !run_id || !*run_id)
 		return pb_err(err, PB_EINVAL, "staged lineage edges: org and run are required");
 	pb_now(now);
@@ -46,19 +35,14 @@ int lineage_edges_add_staged(pb_db *db, const char *org_id, const char *run_id, 
 	 * published model's source may be a data product or an output port). Rows go in from_id
 	 * order so the edges' indexes are written in order rather than at random. The SELECT
 	 * needs its WHERE for SQLite to read ON CONFLICT as the upsert clause. */
-	int rc = db_prepare(db,
-			    "INSERT INTO lineage_edges (id, org_id, from_kind, from_id, to_kind, to_id, created_at) "
-			    "SELECT lower(hex(randomblob(16))), ?1, e.from_kind, e.from_id, e.to_kind, e.to_id, ?3 FROM "
-			    "(SELECT DISTINCT from_kind, from_id, to_kind, to_id FROM lineage_staging WHERE run_id = ?2) e "
-			    "WHERE (e.from_kind IN ('output_port', 'data_product') OR EXISTS (SELECT 1 FROM assets a "
-			    "WHERE a.id = e.from_id AND a.org_id = ?1 AND a.state = 'active')) AND EXISTS "
-			    "(SELECT 1 FROM assets b WHERE b.id = e.to_id AND b.org_id = ?1 AND b.state = 'active') "
-			    "ORDER BY e.from_id, e.to_id "
-			    "ON CONFLICT (org_id, from_kind, from_id, to_kind, to_id) DO NOTHING",
-			    &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, org_id, err)) && !(rc = db_bind_text(st, 2, run_id, err)) &&
-	    !(rc = db_bind_text(st, 3, now, err)))
-		rc = db_exec(db, st, err);
-	db_done(st);
-	return rc;
+	return db_exec_texts(db,
+			     "INSERT INTO lineage_edges (id, org_id, from_kind, from_id, to_kind, to_id, created_at) "
+			     "SELECT lower(hex(randomblob(16))), ?1, e.from_kind, e.from_id, e.to_kind, e.to_id, ?3 FROM "
+			     "(SELECT DISTINCT from_kind, from_id, to_kind, to_id FROM lineage_staging WHERE run_id = ?2) e "
+			     "WHERE (e.from_kind IN ('output_port', 'data_product') OR EXISTS (SELECT 1 FROM assets a "
+			     "WHERE a.id = e.from_id AND a.org_id = ?1 AND a.state = 'active')) AND EXISTS "
+			     "(SELECT 1 FROM assets b WHERE b.id = e.to_id AND b.org_id = ?1 AND b.state = 'active') "
+			     "ORDER BY e.from_id, e.to_id "
+			     "ON CONFLICT (org_id, from_kind, from_id, to_kind, to_id) DO NOTHING",
+			     v, 3, err);
 }

@@ -198,19 +198,14 @@ int pbi_settings_candidate(pb_db *db, const pb_config *cfg, const char *org_id, 
 int pbi_settings_put(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
 		     const pbi_settings_input *in, const pbi_settings_verified *verified, char *err)
 {
-	sqlite3_stmt *st = NULL;
 	pbi_settings old = { 0 };
 	char *old_sealed = NULL, *sealed = NULL, ctx[SETTINGS_CTX_MAX], now[PB_TIME_BUF];
 	const char *verified_sealed = verified ? verified->kept_sealed : NULL;
 	const char *name = verified ? verified->app_name : NULL;
-	bool began = false;
 	int rc = check_input(cfg, in, err);
-	if (rc || (rc = secret_context(org_id, ctx, err)))
+	if (rc || (rc = secret_context(org_id, ctx, err)) || (rc = db_begin(db, err)))
 		return rc;
 	bool custom = !strcmp(in->mode, "custom");
-	if ((rc = db_begin(db, err)))
-		goto out;
-	began = true;
 	rc = read_row(db, org_id, &old, &old_sealed, err);
 	if (rc && rc != PB_ENOTFOUND)
 		goto out;
@@ -240,33 +235,22 @@ int pbi_settings_put(pb_db *db, const pb_config *cfg, const char *org_id, const 
 				     !strcmp(old.client_id, in->client_id)));
 	const char *app_name = verified ? name : same_app ? old.application_name : NULL;
 	pb_now(now);
-	if ((rc = db_prepare(db,
-			     "INSERT INTO powerbi_settings (org_id, mode, tenant_id, client_id, client_secret_sealed, "
-			     "application_name, updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-			     "ON CONFLICT (org_id) DO UPDATE SET mode = excluded.mode, tenant_id = excluded.tenant_id, "
-			     "client_id = excluded.client_id, client_secret_sealed = excluded.client_secret_sealed, "
-			     "application_name = excluded.application_name, updated_by = excluded.updated_by, "
-			     "updated_at = excluded.updated_at",
-			     &st, err)) ||
-	    (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, in->mode, err)) ||
-	    (rc = db_bind_text(st, 3, custom ? in->tenant_id : NULL, err)) ||
-	    (rc = db_bind_text(st, 4, custom ? in->client_id : NULL, err)) ||
-	    (rc = db_bind_text(st, 5, sealed, err)) || (rc = db_bind_text(st, 6, app_name, err)) ||
-	    (rc = db_bind_text(st, 7, user_id, err)) || (rc = db_bind_text(st, 8, now, err)) ||
-	    (rc = db_exec(db, st, err)))
+	const char *row[] = { org_id, in->mode, custom ? in->tenant_id : NULL, custom ? in->client_id : NULL,
+			      sealed, app_name, user_id, now };
+	if ((rc = db_exec_texts(db,
+				"INSERT INTO powerbi_settings (org_id, mode, tenant_id, client_id, client_secret_sealed, "
+				"application_name, updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+				"ON CONFLICT (org_id) DO UPDATE SET mode = excluded.mode, tenant_id = excluded.tenant_id, "
+				"client_id = excluded.client_id, client_secret_sealed = excluded.client_secret_sealed, "
+				"application_name = excluded.application_name, updated_by = excluded.updated_by, "
+				"updated_at = excluded.updated_at",
+				row, 8, err)))
 		goto out;
-	db_done(st);
-	st = NULL;
 	/* refresh tokens work only with the app they were granted to */
-	if ((rc = conn_mark_app_changed(db, org_id, custom ? in->tenant_id : cfg->sso_tenant_id,
-					custom ? in->client_id : cfg->sso_client_id, err)))
-		goto out;
-	rc = db_commit(db, err);
-	began = false;
+	rc = conn_mark_app_changed(db, org_id, custom ? in->tenant_id : cfg->sso_tenant_id,
+				   custom ? in->client_id : cfg->sso_client_id, err);
 out:
-	db_done(st);
-	if (began && rc)
-		db_rollback(db);
+	rc = db_end(db, rc, err);
 	free(sealed);
 	free(old_sealed);
 	pbi_settings_release(&old);

@@ -145,9 +145,7 @@ int push_rate_acquire(pb_db *db, const push_limits *lim, const char *key, long r
 		      int64_t *wait_ms, int64_t *ticket, char *err)
 {
 	int rc = db_begin(db, err);
-	if (!rc && (rc = acquire(db, lim, key, rows, table_rows, now_ms, wait_ms, ticket, err)))
-		db_rollback(db);
-	return rc ? rc : db_commit(db, err);
+	return rc ? rc : db_end(db, acquire(db, lim, key, rows, table_rows, now_ms, wait_ms, ticket, err), err);
 }
 
 int push_rate_release(pb_db *db, int64_t ticket, bool sent, char *err)

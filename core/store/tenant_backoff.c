@@ -112,7 +112,7 @@ bool tenant_backoff_record(pb_db *db, const char *tenant_id, tb_family f, long r
 	char why[PB_ERR_MAX], err[PB_ERR_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(why, sizeof why, fmt, ap);
+	pb_vformat(why, sizeof why, fmt, ap);
 	va_end(ap);
 	if (!tenant_backoff_note(db, tenant_id, f, retry_after_s, why, NULL, err))
 		return true;

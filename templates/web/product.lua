@@ -1,7 +1,7 @@
 -- /data-products/{id}: a data product's output ports (server, status, published models,
 -- "Open in" ▸ "Power BI Web") and the schema of its contract.
 -- view.product: as GET /api/data-products/{id}; each port also has `models` (its published
--- semantic models) and, for Snowflake and Databricks, `power_bi_url`. view.contract: the
+-- semantic models, as GET /api/output-ports/{id}/powerbi-models: unpublished ones left out) and, for Snowflake and Databricks, `power_bi_url`. view.contract: the
 -- parsed contract (tables, columns, ...), or view.contract_error; view.owner: the owner's
 -- name; view.consumes: the agreements under which this product reads other ports;
 -- view.lineage_svg: the URL of its lineage picture.
@@ -63,6 +63,12 @@ local function models_list(models)
                          h.span{ class = "visually-hidden", ": ", m.name, " (opens in a new tab)" } },
       m.published_at and h.span{ class = "muted", " · published ", h.time{ datetime = m.published_at,
                                                                            string.sub(m.published_at, 1, 10) } },
+      m.updated_at and h.span{ class = "muted", " · updated ", h.time{ datetime = m.updated_at,
+                                                                       string.sub(m.updated_at, 1, 10) } },
+      -- the model's life (docs/lifecycle.md): what its contract or Power BI changed since
+      m.update_available and { " ", h.span{ class = "badge", "update available" } },
+      m.drift_cause and { " ", h.span{ class = "badge", "drift: ",
+                                       m.drift_cause == "power_bi" and "Power BI" or m.drift_cause } },
     }
   end
   return h.ul{ class = "models", items }

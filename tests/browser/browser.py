@@ -83,6 +83,8 @@ class Browser:
         """flags: more Chromium switches (BrowserEmulatorTestCase: trust the emulator's certificate)."""
         webdriver, Service, By, Keys = _import_selenium()
         self.By, self.Keys = By, Keys
+        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+        self.NoSuchElement, self.StaleElement = NoSuchElementException, StaleElementReferenceException
         self.base_url = base_url.rstrip("/")
         self.profile = tempfile.mkdtemp(prefix="pbiport-chromium-")
         opts = webdriver.ChromeOptions()
@@ -166,6 +168,23 @@ class Browser:
 
     def text(self, selector):
         return self.css(selector).text
+
+    def wait_for_text(self, selector, text, timeout=PAGE_TIMEOUT_S):
+        """Waits until the element's text contains text, on a page that may reload itself
+        meanwhile (the element is missing or stale for a moment then). Returns the element."""
+        deadline = time.monotonic() + timeout
+        seen = None
+        while time.monotonic() < deadline:
+            try:
+                element = self.css(selector)
+                seen = element.text
+                if text in seen:
+                    self.wait_ready()
+                    return self.css(selector)
+            except (self.NoSuchElement, self.StaleElement):
+                pass
+            time.sleep(0.2)
+        raise AssertionError("%r never showed %r (last seen: %r)" % (selector, text, seen))
 
     def link(self, text):
         return self.driver.find_element(self.By.LINK_TEXT, text)

@@ -131,10 +131,7 @@ class ImportPages(browser.BrowserEmulatorTestCase):
         self.b.css("#workspaces_exclude").send_keys("*test*")
         # a cron schedule shows its next runs as it is typed (the page's script asks the page)
         self.b.css("#cron").send_keys("30 5 * * 1")
-        deadline = time.monotonic() + 10
-        while "Next runs of" not in self.b.text("#schedule-preview") and time.monotonic() < deadline:
-            time.sleep(0.1)
-        self.assertIn("Next runs of 30 5 * * 1", self.b.text("#schedule-preview"))
+        self.b.wait_for_text("#schedule-preview", "Next runs of 30 5 * * 1", timeout=10)
         self.assertEqual(len(self.b.css_all("#schedule-preview li")), 5)
         self.assertTrue(all("05:30 UTC" in li.text for li in self.b.css_all("#schedule-preview li")))
         self.assertTrue(self.b.css("#schedule-custom").is_selected())
@@ -167,11 +164,8 @@ class ImportPages(browser.BrowserEmulatorTestCase):
         self.assertEqual(len(rows), 1)
         self.assertIn("manual", rows[0].text)
         self.run_worker()
-        deadline = time.monotonic() + 20           # the page reloads itself while the run goes on
-        while "succeeded" not in self.b.text("table.runs tbody tr") and time.monotonic() < deadline:
-            time.sleep(0.2)
-        row = self.b.css("table.runs tbody tr")
-        self.assertIn("succeeded", row.text)
+        # the page reloads itself while the run goes on
+        row = self.b.wait_for_text("table.runs tbody tr", "succeeded", timeout=20)
         cells = [td.text for td in row.find_elements(self.b.By.CSS_SELECTOR, "td.num")]
         self.assertGreaterEqual(int(cells[0]), 1)    # workspaces
         self.assertGreaterEqual(int(cells[1]), 1)    # models

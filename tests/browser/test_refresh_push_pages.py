@@ -7,7 +7,6 @@ Every page: no console error, axe-core clean, a screenshot in build/test-artifac
 
 import json
 import os
-import time
 
 import browser
 import harness
@@ -66,11 +65,8 @@ class RefreshPushPages(browser.BrowserEmulatorTestCase):
         self.b.wait_for_path(path)
         self.assertTrue(self.b.css_all("table.refreshes tbody tr"), "the refresh is listed at once")
         self.run_worker()                        # triggers it in Power BI and follows it to the end
-        deadline = time.monotonic() + 30         # the page reloads itself while it runs
-        while "Completed" not in self.b.text("main") and time.monotonic() < deadline:
-            time.sleep(0.3)
-        row = self.b.css("table.refreshes tbody tr")
-        self.assertIn("Completed", row.text)
+        # the page reloads itself while it runs
+        row = self.b.wait_for_text("table.refreshes tbody tr", "Completed", timeout=30)
         self.assertIn("manual", row.text)
         self.assertRegex(row.find_element(self.b.By.CSS_SELECTOR, "td.num").text, r"\d+(\.\d)? s")
         bars = self.b.css_all("svg.chart rect.bar-ok")

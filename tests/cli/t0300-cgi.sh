@@ -4,42 +4,19 @@
 # CONTENT_TYPE, CONTENT_LENGTH and a body on stdin (TAP output).
 set -u
 cd "$(dirname "$0")/../.."
+. tests/cli/lib/tap.sh
 FIX=tests/fixtures/cgi
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-# a private copy, so a rebuild of the working tree during the run cannot swap it
-mkdir "$tmp/bin" && cp "${PBIPORT_BIN:-$PWD/bin/pbiport}" "$tmp/bin/pbiport" && ln -s pbiport "$tmp/bin/pbiport.fcgi"
-BIN="$tmp/bin/pbiport"
-FCGI="$tmp/bin/pbiport.fcgi"
-n=0; failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; sed 's/^/#   /' "$tmp/resp" "$tmp/log" 2>/dev/null | head -20; }
-check() { if eval "$2"; then ok "$1"; else not_ok "$1"; fi; }
 
 DB="$tmp/pbiport.db"
 export PBIPORT_DB="$DB"
 unset REMOTE_USER HTTP_AUTHORIZATION PBIPORT_MAX_BODY APPLICATION_POWERBI_WEB_ENABLED \
       APPLICATION_INGESTIONS_ENABLED APPLICATION_ENCRYPTION_KEYS APPLICATION_SECURITY_REMEMBERME_KEY
 
-# req METHOD URI [NAME=value ...]: one CGI request; body from $BODY (a file) when set.
-# Sets $status and writes $tmp/resp (whole), $tmp/headers and $tmp/body.
-req() {
-  local method=$1 uri=$2; shift 2
-  local query=""; case $uri in *\?*) query=${uri#*\?};; esac
-  local body=${BODY:-/dev/null}
-  env REQUEST_METHOD="$method" REQUEST_URI="$uri" QUERY_STRING="$query" "$@" \
-    "${RUNNER:-$FCGI}" <"$body" >"$tmp/resp" 2>"$tmp/log"
-  status=$(sed -n '1s/^Status: \([0-9]*\) .*/\1/p' "$tmp/resp" | tr -d '\r')
-  sed -n '1,/^\r$/p' "$tmp/resp" | tr -d '\r' >"$tmp/headers"
-  sed '1,/^\r$/d' "$tmp/resp" >"$tmp/body"
-}
 # post URI FILE CONTENT_TYPE [NAME=value ...]
 post() {
   local uri=$1 file=$2 ctype=$3; shift 3
-  BODY=$file req POST "$uri" CONTENT_TYPE="$ctype" CONTENT_LENGTH="$(wc -c <"$file")" "$@"
+  BODY=$file cgi POST "$uri" CONTENT_TYPE="$ctype" CONTENT_LENGTH="$(wc -c <"$file")" "$@"
 }
-# json EXPR: evaluates a Python expression over the response body bound to d.
-json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if ($1) else 1)" "$tmp/body"; }
-jget() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($1)" "$tmp/body"; }
 header() { grep -qi "^$1: $2\$" "$tmp/headers"; }
 is_error() { header Content-Type application/json && json "d['error']['code'] == '$1' and d['error']['message']"; }
 
@@ -73,66 +50,66 @@ check "malformed PBIPORT_MAX_BODY is named" '[ $rc -eq 1 ] && grep -q "^pbiport:
 TOKEN=$("$BIN" token create bob)
 
 # ---- health and metrics ----
-req GET /healthz
+cgi GET /healthz
 check "GET /healthz is 200 ok without identity" '[ "$status" = 200 ] && json "d == {\"status\": \"ok\"}"'
 check "every response has a 32-hex X-Request-Id" 'grep -qE "^X-Request-Id: [0-9a-f]{32}$" "$tmp/headers"'
 check "one JSON log line per request, no secrets" '[ "$(wc -l <"$tmp/log")" -eq 1 ] && python3 -c "import json,sys; l=json.load(open(sys.argv[1])); assert l[\"status\"]==200 and l[\"route\"]==\"/healthz\"" "$tmp/log"'
-req GET /healthz HTTP_X_REQUEST_ID=trace-42.a_b
+cgi GET /healthz HTTP_X_REQUEST_ID=trace-42.a_b
 check "a safe incoming X-Request-Id is kept" 'header X-Request-Id trace-42.a_b'
-req GET /healthz 'HTTP_X_REQUEST_ID=bad id<script>'
+cgi GET /healthz 'HTTP_X_REQUEST_ID=bad id<script>'
 check "an unsafe incoming X-Request-Id is replaced" 'grep -qE "^X-Request-Id: [0-9a-f]{32}$" "$tmp/headers"'
-RUNNER="$BIN" req GET /healthz
+RUNNER="$BIN" cgi GET /healthz
 check "pbiport (not started as .fcgi) needs the serve command" '[ -z "$status" ]'
 env REQUEST_METHOD=GET REQUEST_URI=/healthz QUERY_STRING= "$BIN" serve </dev/null >"$tmp/resp" 2>/dev/null
 check "pbiport serve answers one CGI request" 'head -1 "$tmp/resp" | grep -q "^Status: 200 OK"'
-req GET /metrics
+cgi GET /metrics
 check "GET /metrics is Prometheus text" '[ "$status" = 200 ] && grep -q "^Content-Type: text/plain; version=0.0.4" "$tmp/headers"'
 check "metrics count requests by route, method and status" 'grep -qE "^pbiport_requests_total\{route=\"/healthz\",method=\"GET\",status=\"200\"\} [0-9]+$" "$tmp/body"'
 check "metrics have the job gauge" 'grep -qE "^pbiport_jobs\{state=\"queued\"\} [0-9]+$" "$tmp/body"'
 check "metrics have the duration histogram" 'grep -q "^# TYPE pbiport_request_duration_seconds histogram" "$tmp/body" && grep -qE "^pbiport_request_duration_seconds_bucket\{route=\"/healthz\",le=\"\+Inf\"\} [0-9]+$" "$tmp/body" && grep -q "^pbiport_request_duration_seconds_count{route=\"/healthz\"}" "$tmp/body"'
 
 # ---- routing errors ----
-req GET /nope
+cgi GET /nope
 check "unknown path: 404 not_found" '[ "$status" = 404 ] && is_error not_found'
-req GET /api/data-products/
+cgi GET /api/data-products/
 check "trailing slash: 404" '[ "$status" = 404 ]'
-req PUT /api/data-products REMOTE_USER=alice
+cgi PUT /api/data-products REMOTE_USER=alice
 check "wrong method: 405 with Allow" '[ "$status" = 405 ] && header Allow "POST, GET" && is_error method_not_allowed'
-req PATCH /api/data-products/x
+cgi PATCH /api/data-products/x
 check "wrong method on a capture route lists its methods" '[ "$status" = 405 ] && header Allow "GET, DELETE"'
-req GET '/api/data-products/a%00b' REMOTE_USER=alice
+cgi GET '/api/data-products/a%00b' REMOTE_USER=alice
 check "NUL byte in the path: 400" '[ "$status" = 400 ] && is_error bad_request'
-req GET '/api/data-products/%zz' REMOTE_USER=alice
+cgi GET '/api/data-products/%zz' REMOTE_USER=alice
 check "bad %-escape in the path: 400" '[ "$status" = 400 ]'
-req GET '/api/data-products?x=%00' REMOTE_USER=alice
+cgi GET '/api/data-products?x=%00' REMOTE_USER=alice
 check "NUL byte in the query: 400" '[ "$status" = 400 ]'
-req GET '/api/data-products?limit=5' REMOTE_USER=alice
+cgi GET '/api/data-products?limit=5' REMOTE_USER=alice
 check "undeclared query parameter: 400 naming it" '[ "$status" = 400 ] && json "\"limit\" in d[\"error\"][\"message\"]"'
 env REQUEST_METHOD=GET PATH_INFO=/healthz "$FCGI" </dev/null >"$tmp/resp" 2>/dev/null
 check "PATH_INFO alone routes (no REQUEST_URI)" 'head -1 "$tmp/resp" | grep -q "^Status: 200"'
 env REQUEST_METHOD=GET REQUEST_URI=/cgi-bin/pbiport.fcgi/healthz SCRIPT_NAME=/cgi-bin/pbiport.fcgi PATH_INFO=/healthz "$FCGI" </dev/null >"$tmp/resp" 2>/dev/null
 check "a CGI mounted under SCRIPT_NAME routes on PATH_INFO" 'head -1 "$tmp/resp" | grep -q "^Status: 200"'
-req GET /_pbiport/error REDIRECT_STATUS=413 HTTP_X_REQUEST_ID=rid-413
+cgi GET /_pbiport/error REDIRECT_STATUS=413 HTTP_X_REQUEST_ID=rid-413
 check "an error the web server made itself (REDIRECT_STATUS) is worded as JSON with the request id" '[ "$status" = 413 ] && is_error payload_too_large && header X-Request-Id rid-413'
-req POST /api/data-products REDIRECT_STATUS=401 CONTENT_LENGTH=99999
+cgi POST /api/data-products REDIRECT_STATUS=401 CONTENT_LENGTH=99999
 check "a web server 401 is answered without reading the body or routing" '[ "$status" = 401 ] && is_error unauthorized'
-req GET /healthz REDIRECT_STATUS=200
+cgi GET /healthz REDIRECT_STATUS=200
 check "REDIRECT_STATUS 200 (set on every lighttpd request) routes as usual" '[ "$status" = 200 ]'
-req GET /_pbiport/error
+cgi GET /_pbiport/error
 check "the error handler URL without REDIRECT_STATUS is not an endpoint" '[ "$status" = 404 ] && is_error not_found'
 
 # ---- identity ----
-req GET /api/data-products
+cgi GET /api/data-products
 check "no identity: 401 with WWW-Authenticate" '[ "$status" = 401 ] && is_error unauthorized && header WWW-Authenticate Bearer'
-req GET /api/data-products REMOTE_USER=mallory
+cgi GET /api/data-products REMOTE_USER=mallory
 check "unknown REMOTE_USER: 401" '[ "$status" = 401 ] && is_error unauthorized'
-req GET /api/data-products "HTTP_AUTHORIZATION=Bearer $TOKEN"
+cgi GET /api/data-products "HTTP_AUTHORIZATION=Bearer $TOKEN"
 check "Bearer token: 200" '[ "$status" = 200 ] && json "d == {\"data_products\": []}"'
 check "the token never reaches the log" '! grep -q "${TOKEN#pbi_*_}" "$tmp/log"'
 last=${TOKEN: -1}; [ "$last" = 0 ] && swap=1 || swap=0
-req GET /api/data-products "HTTP_AUTHORIZATION=Bearer ${TOKEN%?}$swap"
+cgi GET /api/data-products "HTTP_AUTHORIZATION=Bearer ${TOKEN%?}$swap"
 check "wrong token secret: 401" '[ "$status" = 401 ]'
-req GET /api/data-products "HTTP_AUTHORIZATION=Basic YWxpY2U6eA=="
+cgi GET /api/data-products "HTTP_AUTHORIZATION=Basic YWxpY2U6eA=="
 check "other auth scheme: 401" '[ "$status" = 401 ]'
 
 # ---- import ----
@@ -156,19 +133,19 @@ OTHER=$(jget 'd["id"]')
 
 post /api/data-products "$FIX/orders.yaml" text/plain REMOTE_USER=alice
 check "wrong content type: 415" '[ "$status" = 415 ] && is_error unsupported_media_type'
-BODY="$FIX/orders.yaml" req POST /api/data-products CONTENT_LENGTH="$(wc -c <"$FIX/orders.yaml")" REMOTE_USER=alice
+BODY="$FIX/orders.yaml" cgi POST /api/data-products CONTENT_LENGTH="$(wc -c <"$FIX/orders.yaml")" REMOTE_USER=alice
 check "missing content type: 415" '[ "$status" = 415 ]'
-BODY="$FIX/orders.yaml" req POST /api/data-products CONTENT_TYPE=application/yaml REMOTE_USER=alice
+BODY="$FIX/orders.yaml" cgi POST /api/data-products CONTENT_TYPE=application/yaml REMOTE_USER=alice
 check "no Content-Length: 411" '[ "$status" = 411 ] && is_error length_required'
-BODY="$FIX/orders.yaml" req POST /api/data-products CONTENT_TYPE=application/yaml CONTENT_LENGTH=0 REMOTE_USER=alice
+BODY="$FIX/orders.yaml" cgi POST /api/data-products CONTENT_TYPE=application/yaml CONTENT_LENGTH=0 REMOTE_USER=alice
 check "empty body: 400" '[ "$status" = 400 ]'
 post /api/data-products "$FIX/orders.yaml" application/yaml REMOTE_USER=alice PBIPORT_MAX_BODY=100
 check "body over PBIPORT_MAX_BODY: 413" '[ "$status" = 413 ] && is_error payload_too_large'
-BODY=/dev/null req POST /api/data-products CONTENT_TYPE=application/yaml CONTENT_LENGTH=99999999999 REMOTE_USER=alice
+BODY=/dev/null cgi POST /api/data-products CONTENT_TYPE=application/yaml CONTENT_LENGTH=99999999999 REMOTE_USER=alice
 check "huge Content-Length refused before reading: 413" '[ "$status" = 413 ]'
-BODY="$FIX/orders.yaml" req POST /api/data-products CONTENT_TYPE=application/yaml CONTENT_LENGTH=99999 REMOTE_USER=alice
+BODY="$FIX/orders.yaml" cgi POST /api/data-products CONTENT_TYPE=application/yaml CONTENT_LENGTH=99999 REMOTE_USER=alice
 check "body shorter than Content-Length: 400" '[ "$status" = 400 ]'
-req GET /healthz CONTENT_LENGTH=5
+cgi GET /healthz CONTENT_LENGTH=5
 check "a body where none is taken: 413" '[ "$status" = 413 ]'
 post /api/data-products "$FIX/broken.yaml" application/yaml REMOTE_USER=alice
 check "malformed YAML: 400 with line and column" '[ "$status" = 400 ] && is_error bad_request && json "\"request body:3:1:\" in d[\"error\"][\"message\"]"'
@@ -179,7 +156,7 @@ post /api/data-products "$tmp/dup.json" application/json REMOTE_USER=alice
 check "duplicate JSON keys: 400" '[ "$status" = 400 ] && json "\"duplicate\" in d[\"error\"][\"message\"]"'
 post /api/data-products "$FIX/bad-type.yaml" application/yaml REMOTE_USER=alice
 check "contract error: 400 naming the field" '[ "$status" = 400 ] && json "d[\"error\"][\"message\"].startswith(\"schema[0].properties[0].logicalType\")"'
-req GET /api/data-products REMOTE_USER=alice
+cgi GET /api/data-products REMOTE_USER=alice
 check "nothing written by refused imports" '[ "$status" = 200 ] && json "[p[\"contract_id\"] for p in d[\"data_products\"]] == [\"urn:contract:orders\"]"'
 
 # ---- several processes writing at once: no "database is locked" reaches a client ----
@@ -190,43 +167,42 @@ for i in 1 2 3 4 5 6 7 8; do
 done
 wait
 check "8 concurrent re-imports all succeed" '[ "$(cat "$tmp"/par? | grep -c "^Status: 200 OK")" -eq 8 ]'
-req GET "/api/data-products/$PRODUCT" REMOTE_USER=alice
+cgi GET "/api/data-products/$PRODUCT" REMOTE_USER=alice
 check "each concurrent import counted once" 'json "d[\"revision\"] == 11"'
 
 # ---- reads ----
-req GET "/api/data-products/$PRODUCT" REMOTE_USER=bob
+cgi GET "/api/data-products/$PRODUCT" REMOTE_USER=bob
 check "GET product: same shape plus the contract text" '[ "$status" = 200 ] && json "d[\"id\"] == \"$PRODUCT\" and d[\"contract\"] == open(\"$FIX/orders.yaml\").read() and len(d[\"output_ports\"]) == 2"'
-req GET "/api/data-products/$OTHER" REMOTE_USER=bob
+cgi GET "/api/data-products/$OTHER" REMOTE_USER=bob
 check "another org's product: 404" '[ "$status" = 404 ] && is_error not_found'
-req GET "/api/output-ports/$PORT" REMOTE_USER=bob
+cgi GET "/api/output-ports/$PORT" REMOTE_USER=bob
 check "GET output port: id, name, type, server fields, product and contract ids" '[ "$status" = 200 ] && json "d[\"id\"] == \"$PORT\" and d[\"type\"] == \"snowflake\" and d[\"server\"][\"account\"] == \"acme-prod\" and d[\"data_product_id\"] == \"$PRODUCT\" and d[\"contract_id\"] == \"urn:contract:orders\""'
-req GET "/api/output-ports/$PORT" REMOTE_USER=gina
+cgi GET "/api/output-ports/$PORT" REMOTE_USER=gina
 check "another org's port: 404" '[ "$status" = 404 ]'
-req GET "/api/output-ports/$PORT/tmdl?mode=directquery" REMOTE_USER=bob
+cgi GET "/api/output-ports/$PORT/tmdl?mode=directquery" REMOTE_USER=bob
 check "GET tmdl: rendered files" '[ "$status" = 200 ] && json "any(f[\"path\"] == \"definition/model.tmdl\" for f in d[\"files\"]) and all(set(f) == {\"path\",\"content\"} for f in d[\"files\"])"'
-req GET "/api/output-ports/$PORT/tmdl?mode=sideways" REMOTE_USER=bob
+cgi GET "/api/output-ports/$PORT/tmdl?mode=sideways" REMOTE_USER=bob
 check "GET tmdl with a bad mode: 400 naming it" '[ "$status" = 400 ] && is_error bad_request && json "\"sideways\" in d[\"error\"][\"message\"] or \"mode\" in d[\"error\"][\"message\"]"'
-req GET "/api/output-ports/$DBX_PORT/tmdl" REMOTE_USER=bob
+cgi GET "/api/output-ports/$DBX_PORT/tmdl" REMOTE_USER=bob
 check "databricks port without http_path: 400 naming it" '[ "$status" = 400 ] && json "\"http_path\" in d[\"error\"][\"message\"] or \"httpPath\" in d[\"error\"][\"message\"]"'
-req GET "/api/output-ports/$DBX_PORT/tmdl?http_path=%2Fsql%2F1.0%2Fwarehouses%2Fabc" REMOTE_USER=bob
+cgi GET "/api/output-ports/$DBX_PORT/tmdl?http_path=%2Fsql%2F1.0%2Fwarehouses%2Fabc" REMOTE_USER=bob
 check "databricks port with http_path in the query: 200" '[ "$status" = 200 ] && json "len(d[\"files\"]) > 2"'
-req GET "/api/output-ports/$PORT/tmdl?colour=red" REMOTE_USER=bob
+cgi GET "/api/output-ports/$PORT/tmdl?colour=red" REMOTE_USER=bob
 check "GET tmdl with an undeclared parameter: 400" '[ "$status" = 400 ]'
-req GET "/api/output-ports/$OTHER/tmdl" REMOTE_USER=bob
+cgi GET "/api/output-ports/$OTHER/tmdl" REMOTE_USER=bob
 check "tmdl of an unknown port: 404" '[ "$status" = 404 ]'
 
 # ---- roles ----
-req DELETE "/api/data-products/$PRODUCT" REMOTE_USER=bob
+cgi DELETE "/api/data-products/$PRODUCT" REMOTE_USER=bob
 check "owner-only route for a member: 403" '[ "$status" = 403 ] && is_error forbidden'
-req DELETE "/api/data-products/$PRODUCT" REMOTE_USER=gina
+cgi DELETE "/api/data-products/$PRODUCT" REMOTE_USER=gina
 check "owner of another org: 404" '[ "$status" = 404 ]'
-req DELETE "/api/data-products/$PRODUCT" REMOTE_USER=alice
+cgi DELETE "/api/data-products/$PRODUCT" REMOTE_USER=alice
 check "owner deletes: 204" '[ "$status" = 204 ]'
-req GET "/api/output-ports/$PORT" REMOTE_USER=alice
+cgi GET "/api/output-ports/$PORT" REMOTE_USER=alice
 check "its ports are gone" '[ "$status" = 404 ]'
 
-req GET /metrics
+cgi GET /metrics
 check "metrics saw the error statuses" 'grep -q "route=\"/api/data-products\",method=\"POST\",status=\"415\"" "$tmp/body" && grep -q "route=\"unmatched\",method=\"GET\",status=\"404\"" "$tmp/body"'
 
-echo "1..$n"
-[ $failed -eq 0 ]
+tap_done

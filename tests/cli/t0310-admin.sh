@@ -3,15 +3,7 @@
 # 2 bad input, 1 otherwise), token shown once and stored only hashed (TAP output).
 set -u
 cd "$(dirname "$0")/../.."
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-# a private copy, so a rebuild of the working tree during the run cannot swap it
-mkdir "$tmp/bin" && cp "${PBIPORT_BIN:-$PWD/bin/pbiport}" "$tmp/bin/pbiport" && ln -s pbiport "$tmp/bin/pbiport.fcgi"
-BIN="$tmp/bin/pbiport"
-FCGI="$tmp/bin/pbiport.fcgi"
-n=0; failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; sed 's/^/#   /' "$tmp/err" 2>/dev/null | head -5; }
-check() { if eval "$2"; then ok "$1"; else not_ok "$1"; fi; }
+. tests/cli/lib/tap.sh
 unset REMOTE_USER HTTP_AUTHORIZATION APPLICATION_POWERBI_WEB_ENABLED APPLICATION_INGESTIONS_ENABLED
 
 export PBIPORT_DB="$tmp/admin.db"
@@ -62,5 +54,4 @@ check "token with a wrong verb: usage, exit 2" '[ $rc -eq 2 ]'
 env REQUEST_METHOD=GET REQUEST_URI=/api/data-products HTTP_AUTHORIZATION="Bearer $TOKEN" "$FCGI" </dev/null >"$tmp/resp" 2>/dev/null
 check "the new token authenticates" 'head -1 "$tmp/resp" | grep -q "^Status: 200"'
 
-echo "1..$n"
-[ $failed -eq 0 ]
+tap_done

@@ -556,6 +556,19 @@ def fixture(name):
         return f.read()
 
 
+def tenants_fixture(name="demo.json"):
+    """The emulator's tenant fixture tests/fixtures/tenants/<name>, parsed (a new copy each call)."""
+    with open(os.path.join(ROOT, "tests", "fixtures", "tenants", name), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def app_credentials(tenant, index):
+    """(client_id, client_secret) of app number index of a fixture tenant (demo.json: 0 the web
+    sign-in app, 1 the scanner app, 2 the push app)."""
+    app = tenant["apps"][index]
+    return app["client_id"], app["client_secret"]
+
+
 class StackTestCase(unittest.TestCase):
     """One Stack per test class. Subclasses set SERVER, FCGI_PROCS, ENV."""
     SERVER = "nginx"

@@ -13,8 +13,7 @@ import time
 import harness
 
 
-with open(os.path.join(harness.ROOT, "tests", "fixtures", "tenants", "demo.json"), encoding="utf-8") as _f:
-    _DEMO = json.load(_f)["tenants"][0]
+_DEMO = harness.tenants_fixture()["tenants"][0]
 TENANT = _DEMO["id"]
 APP = _DEMO["apps"][0]
 ALICE_UPN = "alice@contoso.example"
@@ -94,6 +93,24 @@ class PublishStackTestCase(harness.EmulatorStackTestCase):
         self.workers.append(p)
         self.worker_logs.append(log.name)
         return p, log.name
+
+    def kill_worker_in(self, phase, job_id):
+        """Starts a worker that pauses job_id inside phase (PBIPORT_TEST_PAUSE_PHASE), waits for the
+        pause and kills the worker with SIGKILL there."""
+        p, log = self.start_worker(PBIPORT_TEST_PAUSE_PHASE=phase)
+        marker = "PBIPORT_TEST_PAUSED %s %s" % (phase, job_id)
+        deadline = time.monotonic() + JOB_WAIT_S
+        while time.monotonic() < deadline:
+            with open(log, errors="replace") as f:
+                if marker in f.read():
+                    break
+            assert p.poll() is None, "worker exited before the pause in " + phase
+            time.sleep(0.05)
+        else:
+            raise AssertionError("worker never paused in " + phase)
+        os.kill(p.pid, 9)
+        p.wait()
+        self.workers.remove(p)
 
     @staticmethod
     def _kill(p, sig=15):

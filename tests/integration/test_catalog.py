@@ -165,7 +165,8 @@ class Catalog(PublishStackTestCase):
         alice_id = self.user_id("alice")
         self.assertEqual(a["state"], "approved")
         self.assertEqual(a["consumer"], {"data_product_id": res["consumer_data_product_id"], "name": "Linked",
-                                         "type": "powerbi_semantic_model"})
+                                         "type": "powerbi_semantic_model", "status": "active"})
+        self.assertEqual((a["terminated_by"], a["terminated_at"]), (None, None))
         self.assertEqual((a["provider"]["output_port_id"], a["provider"]["output_port_name"],
                           a["provider"]["data_product_id"], a["provider"]["retired"]),
                          (self.ports["analytics"], "analytics", self.product["id"], False))

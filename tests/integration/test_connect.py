@@ -16,8 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import harness
 
 
-with open(os.path.join(harness.ROOT, "tests", "fixtures", "tenants", "demo.json"), encoding="utf-8") as _f:
-    _DEMO = json.load(_f)["tenants"][0]
+_DEMO = harness.tenants_fixture()["tenants"][0]
 TENANT = _DEMO["id"]
 WEB_APP = _DEMO["apps"][0]
 APP_ID, APP_SECRET, APP_NAME = WEB_APP["client_id"], WEB_APP["client_secret"], WEB_APP["display_name"]

@@ -342,8 +342,7 @@ class HostileFilterRules(harness.EmulatorStackTestCase):
                            APPLICATION_SECURITY_REMEMBERME_KEY="55" * 32, PBIPORT_SCAN_POLL_MS="100",
                            PBIPORT_SCAN_POLL_MAX_MS="400", PBIPORT_TEMPLATE_PATH=cls.tpl)
         super().setUpClass()
-        with open(os.path.join(harness.ROOT, "tests", "fixtures", "tenants", "demo.json"), encoding="utf-8") as f:
-            t = json.load(f)["tenants"][0]
+        t = harness.tenants_fixture()["tenants"][0]
         cls.tenant, cls.app = t["id"], t["apps"][1]
         cls.worker = None
 

@@ -10,24 +10,17 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 import unittest
 
 import harness
 
-sys.path.insert(0, os.path.join(harness.ROOT, "tests", "emulator"))
-import emutest  # noqa: E402
-
-with open(os.path.join(harness.ROOT, "tests", "fixtures", "tenants", "demo.json"), encoding="utf-8") as _f:
-    DEMO = json.load(_f)
+DEMO = harness.tenants_fixture()
 TENANT = DEMO["tenants"][0]["id"]
-SCAN_APP = DEMO["tenants"][0]["apps"][1]
-SP_ID, SP_SECRET = SCAN_APP["client_id"], SCAN_APP["client_secret"]
+SP_ID, SP_SECRET = harness.app_credentials(DEMO["tenants"][0], 1)
 # a second service principal on the same tenant (the demo's push app)
-OTHER_APP = DEMO["tenants"][0]["apps"][2]
-OTHER_ID, OTHER_SECRET = OTHER_APP["client_id"], OTHER_APP["client_secret"]
+OTHER_ID, OTHER_SECRET = harness.app_credentials(DEMO["tenants"][0], 2)
 ALICE = "alice@contoso.example"
 KEY = "44" * 32
 RUN_WAIT_S = 120
@@ -64,14 +57,12 @@ def tenant_fixture():
     return fx
 
 
-class ImportFromPowerBI(harness.StackTestCase):
+class ImportFromPowerBI(harness.EmulatorStackTestCase):
     SERVER = "nginx"
     FCGI_PROCS = 4
-    emu = None
 
     @classmethod
     def setUpClass(cls):
-        cls.emu = emutest.Emulator(fixture="demo.json")
         cls.fixture = tenant_fixture()
         cls.tpl = tempfile.mkdtemp(prefix="pbiport-filters-")
         os.makedirs(os.path.join(cls.tpl, "filters"))
@@ -83,25 +74,19 @@ class ImportFromPowerBI(harness.StackTestCase):
                     '  end\n'
                     '  return filters.allowed(rules[filters.group(item.kind)], item.name)\n'
                     'end\n')
-        cls.ENV = dict(harness.emulator_env(cls.emu), APPLICATION_INGESTIONS_ENABLED="true",
-                       APPLICATION_ENCRYPTION_KEYS=KEY, APPLICATION_SECURITY_REMEMBERME_KEY="55" * 32,
-                       PBIPORT_SCAN_POLL_MS="100",
-                       PBIPORT_SCAN_POLL_MAX_MS="400", PBIPORT_TEMPLATE_PATH=cls.tpl)
-        try:
-            super().setUpClass()
-        except BaseException:
-            cls.emu.stop()
-            raise
+        cls.EMU_ENV = dict(APPLICATION_INGESTIONS_ENABLED="true", APPLICATION_ENCRYPTION_KEYS=KEY,
+                           APPLICATION_SECURITY_REMEMBERME_KEY="55" * 32, PBIPORT_SCAN_POLL_MS="100",
+                           PBIPORT_SCAN_POLL_MAX_MS="400", PBIPORT_TEMPLATE_PATH=cls.tpl)
         cls.workers = []
+        super().setUpClass()
 
     @classmethod
     def tearDownClass(cls):
         try:
             for w in cls.workers:
                 harness.kill_group(w)
-            super().tearDownClass()
         finally:
-            cls.emu.stop()
+            super().tearDownClass()
 
     def setUp(self):
         self.load(self.fixture)
@@ -530,8 +515,7 @@ class ImportFromPowerBI(harness.StackTestCase):
         self.assertFalse([r for r in log if r["path"].endswith("/getInfo")])
         # delete a model in HR: only HR is scanned, and the model is marked removed
         tok = self.emu.user_tokens(ALICE, ["https://analysis.windows.net/powerbi/api/Dataset.ReadWrite.All"],
-                                   DEMO["tenants"][0]["apps"][0]["client_id"],
-                                   DEMO["tenants"][0]["apps"][0]["client_secret"], TENANT)
+                                   *harness.app_credentials(DEMO["tenants"][0], 0), TENANT)
         people = [a for a in self.assets("semantic_model") if a["name"] == "People"][0]
         r = self.emu.call("DELETE", "/powerbi/v1.0/myorg/groups/%s/datasets/%s"
                           % (people["workspace_powerbi_id"], people["powerbi_id"]), token=tok["access_token"])
@@ -719,6 +703,37 @@ class ImportFromPowerBI(harness.StackTestCase):
         self.assertEqual(status, 400, err)
         status, err = self.call("POST", "/api/data-products/from-asset", user="carol", body={"asset_id": eu["id"]})
         self.assertEqual(status, 404, err)
+
+    def test_data_product_from_asset_drift(self):
+        """A data product made from a model: an import run that brings a renamed column records the
+        drift from the schema the product recorded (docs/lifecycle.md); asking from-asset again takes
+        the new schema and ends it."""
+        integ = self.create()
+        self.assertEqual(self.run_to_end(integ["id"])["state"], "succeeded")
+        eu = [a for a in self.assets("semantic_model") if a["name"] == "EU Orders"][0]
+        status, dp = self.call("POST", "/api/data-products/from-asset", user="bob", body={"asset_id": eu["id"]})
+        self.assertIn(status, (200, 201), dp)
+        table = json.loads(dp["contract"])["schema"][0]["name"]
+        status, d = self.call("GET", "/api/data-products/%s/drift" % dp["id"], user="bob")
+        self.assertEqual((status, d["cause"], d["changes"]), (200, None, []), d)
+        self.emu.control("POST", "models/%s/edit" % eu["powerbi_id"],
+                         {"rename_column": {"table": table, "from": "Label", "to": "Caption"}})
+        self.assertEqual(self.run_to_end(integ["id"])["state"], "succeeded")
+        status, d = self.call("GET", "/api/data-products/%s/drift" % dp["id"], user="bob")
+        self.assertEqual((status, d["cause"]), (200, "power_bi"), d)
+        self.assertEqual(sorted((c["name"], c["change"]) for c in d["changes"]),
+                         [("Caption", "added"), ("Label", "removed")])
+        self.assertTrue(d["summary"]["breaking"])
+        status, listed = self.call("GET", "/api/drift", user="bob")
+        self.assertIn(dp["id"], [p["data_product_id"] for p in listed["data_products"]])
+        status, theirs = self.call("GET", "/api/drift", user="carol")
+        self.assertNotIn(dp["id"], [p["data_product_id"] for p in theirs["data_products"]])
+        self.assertEqual(self.call("GET", "/api/data-products/%s/drift" % dp["id"], user="carol")[0], 404)
+        # made from the asset again: the product takes the model's schema as it is now
+        status, again = self.call("POST", "/api/data-products/from-asset", user="bob", body={"asset_id": eu["id"]})
+        self.assertEqual(status, 200, again)
+        status, d = self.call("GET", "/api/data-products/%s/drift" % dp["id"], user="bob")
+        self.assertIsNone(d["cause"], d)
 
     def test_lineage_from_source_port_to_report(self):
         contract = (

@@ -251,20 +251,8 @@ class Publish(PublishStackTestCase):
         name = "Crash " + phase
         before = self.counters()
         job_id = self.submit("fresh", {"workspace_id": WS_ADMIN, "name": name, "connection": BASIC})
-        p, log = self.start_worker(PBIPORT_TEST_PAUSE_PHASE=phase)
-        deadline = time.monotonic() + JOB_WAIT_S
-        marker = "PBIPORT_TEST_PAUSED %s %s" % (phase, job_id)
-        while time.monotonic() < deadline:
-            with open(log, errors="replace") as f:
-                if marker in f.read():
-                    break
-            self.assertIsNone(p.poll(), "worker exited before the pause")
-            time.sleep(0.05)
-        else:
-            self.fail("worker never paused in " + phase)
+        self.kill_worker_in(phase, job_id)
         self.assertEqual(self.job(job_id)["phase"], phase)
-        os.kill(p.pid, 9)
-        p.wait()
         self.start_worker()
         doc = self.wait_job(job_id)
         self.assertEqual(doc["state"], "succeeded", doc)

@@ -19,21 +19,15 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 import unittest
 
 import harness
 
-sys.path.insert(0, os.path.join(harness.ROOT, "tests", "emulator"))
-import emutest  # noqa: E402
-
-with open(os.path.join(harness.ROOT, "tests", "fixtures", "tenants", "demo.json"), encoding="utf-8") as _f:
-    DEMO = json.load(_f)
+DEMO = harness.tenants_fixture()
 TENANT = DEMO["tenants"][0]["id"]
-PUSH_APP = DEMO["tenants"][0]["apps"][2]
-SP_ID, SP_SECRET = PUSH_APP["client_id"], PUSH_APP["client_secret"]
+SP_ID, SP_SECRET = harness.app_credentials(DEMO["tenants"][0], 2)
 WS = DEMO["tenants"][0]["workspaces"][0]["id"]   # the push SP is Contributor there
 KEY = "66" * 32
 SCHEMA = [{"name": "Sales", "columns": [
@@ -42,36 +36,27 @@ SCHEMA = [{"name": "Sales", "columns": [
     {"name": "label", "dataType": "String"}]}]
 
 
-class PushBase(harness.StackTestCase):
+class PushBase(harness.EmulatorStackTestCase):
     SERVER = "nginx"
     FCGI_PROCS = 2
     RATE_SCALE = 1.0
-    emu = None
 
     EXTRA_ENV = {}
 
     @classmethod
     def setUpClass(cls):
-        cls.emu = emutest.Emulator(fixture="demo.json", rate_scale=cls.RATE_SCALE)
-        cls.ENV = dict(harness.emulator_env(cls.emu), APPLICATION_ENCRYPTION_KEYS=KEY,
-                       PBIPORT_PUSH_RATE_SCALE=repr(cls.RATE_SCALE), **cls.EXTRA_ENV)
-        try:
-            super().setUpClass()
-            # teams: dave is in "data", erin in "web"; bob in none
-            for name, team in (("dave", "data"), ("erin", "web")):
-                cls.stack.cli("user", "add", name, "--org", "acme", "--role", "member", "--team", team)
-                _, out, _ = cls.stack.cli("token", "create", name)
-                cls.stack.tokens[name] = out.strip()
-        except BaseException:
-            cls.emu.stop()
-            raise
+        cls.EMU_OPTIONS = {"rate_scale": cls.RATE_SCALE}
+        cls.EMU_ENV = dict(APPLICATION_ENCRYPTION_KEYS=KEY, PBIPORT_PUSH_RATE_SCALE=repr(cls.RATE_SCALE),
+                           **cls.EXTRA_ENV)
+        super().setUpClass()
 
     @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.emu.stop()
+    def set_up_stack(cls):
+        # teams: dave is in "data", erin in "web"; bob in none
+        for name, team in (("dave", "data"), ("erin", "web")):
+            cls.stack.cli("user", "add", name, "--org", "acme", "--role", "member", "--team", team)
+            _, out, _ = cls.stack.cli("token", "create", name)
+            cls.stack.tokens[name] = out.strip()
 
     def call(self, method, path, user="dave", body=None, raw=None, ctype=None):
         hdrs = {}

@@ -6,21 +6,14 @@ and data_product.updated events that refresh the two models downstream of a data
 each (the lineage comes from a real import: output port -> data source -> semantic model)."""
 import copy
 import json
-import os
 import sqlite3
-import sys
 import unittest
 
 import harness
 
-sys.path.insert(0, os.path.join(harness.ROOT, "tests", "emulator"))
-import emutest  # noqa: E402
-
-with open(os.path.join(harness.ROOT, "tests", "fixtures", "tenants", "demo.json"), encoding="utf-8") as _f:
-    DEMO = json.load(_f)
+DEMO = harness.tenants_fixture()
 TENANT = DEMO["tenants"][0]["id"]
-SCAN_APP = DEMO["tenants"][0]["apps"][1]
-SP_ID, SP_SECRET = SCAN_APP["client_id"], SCAN_APP["client_secret"]
+SP_ID, SP_SECRET = harness.app_credentials(DEMO["tenants"][0], 1)
 KEY = "77" * 32
 SALES, CUSTOMER360, FINANCE = ("b0000000-0000-4000-8000-000000000001", "b0000000-0000-4000-8000-000000000002",
                                "b0000000-0000-4000-8000-000000000003")
@@ -44,33 +37,16 @@ def contract():
             .replace("urn:pbiport:it:orders", "urn:pbiport:it:refresh-orders"))
 
 
-class Refresh(harness.StackTestCase):
+class Refresh(harness.EmulatorStackTestCase):
     SERVER = "nginx"
     FCGI_PROCS = 2
-    emu = None
+    EMU_ENV = dict(APPLICATION_INGESTIONS_ENABLED="true", APPLICATION_ENCRYPTION_KEYS=KEY,
+                   APPLICATION_SECURITY_REMEMBERME_KEY="88" * 32, PBIPORT_SCAN_POLL_MS="100",
+                   PBIPORT_SCAN_POLL_MAX_MS="400", PBIPORT_REFRESH_POLL_MS="200")
 
     @classmethod
-    def setUpClass(cls):
-        cls.emu = emutest.Emulator(fixture="demo.json")
-        cls.ENV = dict(harness.emulator_env(cls.emu), APPLICATION_INGESTIONS_ENABLED="true",
-                       APPLICATION_ENCRYPTION_KEYS=KEY, APPLICATION_SECURITY_REMEMBERME_KEY="88" * 32,
-                       PBIPORT_SCAN_POLL_MS="100", PBIPORT_SCAN_POLL_MAX_MS="400", PBIPORT_REFRESH_POLL_MS="200")
-        try:
-            super().setUpClass()
-            cls.import_models()
-        except BaseException:
-            cls.emu.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.emu.stop()
-
-    @classmethod
-    def import_models(cls):
+    def set_up_stack(cls):
+        """Imports the models to refresh."""
         cls.emu.control("POST", "reset")
         cls.emu.control("POST", "advance", {"seconds": -7200})
         cls.emu.control("POST", "load", tenant_fixture())

@@ -5,15 +5,13 @@ same tenant, seconds later and in another worker process, does not call Power BI
 says why it waits; both finish once the hour has passed. The scanner family is covered by
 test_import.py (test_retry_after_holds_every_integration_on_the_tenant)."""
 import json
-import os
 import sqlite3
 import subprocess
 import time
 
 import harness
 
-with open(os.path.join(harness.ROOT, "tests", "fixtures", "tenants", "demo.json"), encoding="utf-8") as _f:
-    DEMO = json.load(_f)
+DEMO = harness.tenants_fixture()
 TENANT = DEMO["tenants"][0]["id"]
 PUSH_APP = DEMO["tenants"][0]["apps"][2]
 WS = DEMO["tenants"][0]["workspaces"][0]["id"]   # the push service principal is Contributor there

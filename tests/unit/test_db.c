@@ -240,6 +240,47 @@ static void transactions_nest_as_savepoints(void **state)
 	db_close(db);
 }
 
+/* db_end commits what went well and rolls back what failed, at any depth; a commit that fails
+ * (here a deferred foreign key) is rolled back and reported, the transaction left closed. */
+static void db_end_commits_or_rolls_back(void **state)
+{
+	(void)state;
+	pb_db *db = NULL;
+	char err[PB_ERR_MAX];
+	assert_int_equal(db_open(tmp_path("end.db"), true, &db, err), PB_OK);
+	assert_int_equal(db_exec_texts(db, "CREATE TABLE nest (name TEXT)", NULL, 0, err), PB_OK);
+	assert_int_equal(db_begin(db, err), PB_OK);
+	insert_nest(db, "outer");
+	assert_int_equal(db_begin(db, err), PB_OK);
+	insert_nest(db, "failed");
+	assert_int_equal(db_end(db, PB_EINVAL, err), PB_EINVAL);
+	assert_true(db_in_transaction(db));
+	assert_int_equal(db_begin(db, err), PB_OK);
+	insert_nest(db, "done");
+	assert_int_equal(db_end(db, PB_OK, err), PB_OK);
+	assert_true(db_in_transaction(db));
+	assert_int_equal(db_end(db, PB_OK, err), PB_OK);
+	assert_false(db_in_transaction(db));
+	assert_true(count_rows(db, "outer") && count_rows(db, "done"));
+	assert_false(count_rows(db, "failed"));
+
+	assert_int_equal(db_exec_texts(db, "CREATE TABLE parent (id TEXT PRIMARY KEY)", NULL, 0, err), PB_OK);
+	assert_int_equal(db_exec_texts(db, "CREATE TABLE child (parent_id TEXT REFERENCES parent (id) "
+				       "DEFERRABLE INITIALLY DEFERRED)", NULL, 0, err), PB_OK);
+	assert_int_equal(db_begin(db, err), PB_OK);
+	insert_nest(db, "with-orphan");
+	assert_int_equal(db_exec_texts(db, "INSERT INTO child (parent_id) VALUES ('none')", NULL, 0, err), PB_OK);
+	assert_int_not_equal(db_end(db, PB_OK, err), PB_OK);
+	assert_false(db_in_transaction(db));
+	assert_false(count_rows(db, "with-orphan"));
+	/* the connection is usable: nothing was left open */
+	assert_int_equal(db_begin(db, err), PB_OK);
+	insert_nest(db, "after");
+	assert_int_equal(db_end(db, PB_OK, err), PB_OK);
+	assert_true(count_rows(db, "after"));
+	db_close(db);
+}
+
 static void identity_store(void **state)
 {
 	(void)state;
@@ -545,6 +586,7 @@ int main(void)
 		cmocka_unit_test(migrations_fresh_idempotent_and_too_old),
 		cmocka_unit_test(real_schema_and_statement_cache),
 		cmocka_unit_test(transactions_nest_as_savepoints),
+		cmocka_unit_test(db_end_commits_or_rolls_back),
 		cmocka_unit_test(identity_store),
 		cmocka_unit_test(catalog_import_update_isolation),
 		cmocka_unit_test(catalog_import_by_owner_only),

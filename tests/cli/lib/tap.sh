@@ -14,13 +14,14 @@ check() { if eval "$2"; then ok "$1"; else not_ok "$1"; fi; }
 # The plan line and the exit status: call last.
 tap_done() { echo "1..$n"; [ "$failed" -eq 0 ]; }
 
-# cgi METHOD URI [NAME=value ...]: one request in CGI mode, body from the file $BODY when set.
-# Sets $status and writes $tmp/resp (whole), $tmp/headers and $tmp/body.
+# cgi METHOD URI [NAME=value ...]: one request in CGI mode, body from the file $BODY when set,
+# run by $RUNNER when set (default $FCGI). Sets $status and writes $tmp/resp (whole),
+# $tmp/headers and $tmp/body.
 cgi() {
   local method=$1 uri=$2; shift 2
   local query=""; case $uri in *\?*) query=${uri#*\?};; esac
   env REQUEST_METHOD="$method" REQUEST_URI="$uri" QUERY_STRING="$query" "$@" \
-    "$FCGI" <"${BODY:-/dev/null}" >"$tmp/resp" 2>"$tmp/log"
+    "${RUNNER:-$FCGI}" <"${BODY:-/dev/null}" >"$tmp/resp" 2>"$tmp/log"
   status=$(sed -n '1s/^Status: \([0-9]*\) .*/\1/p' "$tmp/resp" | tr -d '\r')
   sed -n '1,/^\r$/p' "$tmp/resp" | tr -d '\r' >"$tmp/headers"
   sed '1,/^\r$/d' "$tmp/resp" >"$tmp/body"

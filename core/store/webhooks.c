@@ -1,0 +1,527 @@
+#include "core/store/webhooks.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/store/connections.h"
+#include "runtime/config.h"
+#include "runtime/crypto.h"
+#include "runtime/limits.h"
+#include "runtime/util.h"
+
+const char *const pb_delivery_states[PB_DELIVERY_NSTATES] = { "pending", "retrying", "delivered", "failed", "skipped" };
+
+#define SEAL_CTX_MAX (sizeof "webhook:" + PB_ID_BUF)
+
+/* The sealing context binds a secret to its webhook: a sealed value copied to another row does
+ * not open. The same text as reseal_columns' "<kind>:<row key>" for kind "webhook". */
+static int seal_context(const char *id, char ctx[SEAL_CTX_MAX], char *err)
+{
+	if (xsnprintf(ctx, SEAL_CTX_MAX, "webhook:%s", id))
+		return pb_err(err, PB_EINVAL, "webhook id too long");
+	return PB_OK;
+}
+
+static int seal_secret(const pb_keyring *kr, const char *id, const char *secret, char **sealed, char *err)
+{
+	char ctx[SEAL_CTX_MAX];
+	*sealed = NULL;
+	if (!kr)
+		return pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set: webhook secrets cannot be stored");
+	int rc = seal_context(id, ctx, err);
+	return rc ? rc : pb_seal(kr, secret, strlen(secret), ctx, sealed, err);
+}
+
+/* Copies text into a fixed field; PB_EIO when it does not fit (a malformed row). */
+static int fixed(char *dst, size_t size, const char *text, char *err)
+{
+	return xsnprintf(dst, size, "%s", text) ? pb_err(err, PB_EIO, "malformed webhooks row") : PB_OK;
+}
+
+static long col_long(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : (long)sqlite3_column_int64(st, i);
+}
+
+/* ---- webhooks ---- */
+
+#define WEBHOOK_COLUMNS                                                                                  \
+	"id, org_id, url, events, active, disabled_reason, created_by, created_at, updated_at, "         \
+	"last_delivery_at, last_delivery_state, last_status, last_error"
+
+void webhook_free(pb_webhook *w)
+{
+	if (!w)
+		return;
+	free(w->url);
+	free(w->events);
+	free(w->disabled_reason);
+	free(w->last_delivery_at);
+	free(w->last_delivery_state);
+	free(w->last_error);
+	free(w);
+}
+
+void webhooks_free(pb_webhook **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		webhook_free(v[i]);
+	free(v);
+}
+
+static int webhook_from_row(sqlite3_stmt *st, pb_webhook **out, char *err)
+{
+	bool ok = true;
+	int rc;
+	pb_webhook *w = calloc(1, sizeof *w);
+	*out = NULL;
+	if (!w)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	if ((rc = fixed(w->id, sizeof w->id, db_col_text(st, 0), err)) ||
+	    (rc = fixed(w->org_id, sizeof w->org_id, db_col_text(st, 1), err)) ||
+	    (rc = fixed(w->created_by, sizeof w->created_by, db_col_text(st, 6), err)) ||
+	    (rc = fixed(w->created_at, sizeof w->created_at, db_col_text(st, 7), err)) ||
+	    (rc = fixed(w->updated_at, sizeof w->updated_at, db_col_text(st, 8), err))) {
+		webhook_free(w);
+		return rc;
+	}
+	w->active = sqlite3_column_int(st, 4) != 0;
+	w->last_status = col_long(st, 11);
+	w->url = db_col_dup(st, 2, &ok);
+	if (ok)
+		w->events = db_col_dup(st, 3, &ok);
+	if (ok)
+		w->disabled_reason = db_col_dup(st, 5, &ok);
+	if (ok)
+		w->last_delivery_at = db_col_dup(st, 9, &ok);
+	if (ok)
+		w->last_delivery_state = db_col_dup(st, 10, &ok);
+	if (ok)
+		w->last_error = db_col_dup(st, 12, &ok);
+	if (!ok) {
+		webhook_free(w);
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	}
+	*out = w;
+	return PB_OK;
+}
+
+int webhooks_create(pb_db *db, const pb_keyring *kr, const char *org_id, const char *user_id, const char *url,
+		    const char *events, const char *secret, char id[PB_ID_BUF], char *err)
+{
+	char *sealed = NULL, now[PB_TIME_BUF];
+	int rc = pb_new_id(id, err);
+	if (rc || (rc = seal_secret(kr, id, secret, &sealed, err)))
+		goto out;
+	pb_now(now);
+	const char *v[] = { id, org_id, url, events, sealed, user_id, now, now };
+	rc = db_exec_texts(db,
+			   "INSERT INTO webhooks (id, org_id, url, events, secret_sealed, active, created_by, created_at, "
+			   "updated_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
+			   v, 8, err);
+out:
+	free(sealed);
+	return rc;
+}
+
+int webhooks_update(pb_db *db, const pb_keyring *kr, const char *org_id, const char *id, const webhook_change *ch,
+		    char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char *sealed = NULL, now[PB_TIME_BUF];
+	int rc = PB_OK;
+	if (ch->secret && (rc = seal_secret(kr, id, ch->secret, &sealed, err)))
+		return rc;
+	pb_now(now);
+	/* ?5: -1 keeps active; turning it on forgets why pbiport had turned it off */
+	if ((rc = db_prepare(db,
+			     "UPDATE webhooks SET url = COALESCE(?1, url), events = COALESCE(?2, events), "
+			     "secret_sealed = COALESCE(?3, secret_sealed), "
+			     "active = CASE WHEN ?5 < 0 THEN active ELSE ?5 END, "
+			     "disabled_reason = CASE WHEN ?5 = 1 THEN NULL ELSE disabled_reason END, updated_at = ?4 "
+			     "WHERE id = ?6 AND org_id = ?7",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, ch->url, err)) || (rc = db_bind_text(st, 2, ch->events, err)) ||
+	    (rc = db_bind_text(st, 3, sealed, err)) || (rc = db_bind_text(st, 4, now, err)))
+		goto out;
+	sqlite3_bind_int(st, 5, ch->active < 0 ? -1 : ch->active ? 1 : 0);
+	if ((rc = db_bind_text(st, 6, id, err)) || (rc = db_bind_text(st, 7, org_id, err)) ||
+	    (rc = db_exec(db, st, err)))
+		goto out;
+	if (sqlite3_changes(db_sqlite(db)) == 0)
+		rc = pb_err(err, PB_ENOTFOUND, "no webhook %s", id);
+out:
+	db_done(st);
+	free(sealed);
+	return rc;
+}
+
+int webhooks_delete(pb_db *db, const char *org_id, const char *id, char *err)
+{
+	const char *v[] = { id, org_id };
+	int rc = db_exec_texts(db, "DELETE FROM webhooks WHERE id = ? AND org_id = ?", v, 2, err);
+	if (!rc && sqlite3_changes(db_sqlite(db)) == 0)
+		rc = pb_err(err, PB_ENOTFOUND, "no webhook %s", id);
+	return rc;
+}
+
+int webhooks_get(pb_db *db, const char *org_id, const char *id, pb_webhook **out, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	*out = NULL;
+	int rc = db_prepare(db, "SELECT " WEBHOOK_COLUMNS " FROM webhooks WHERE id = ?1 AND (?2 IS NULL OR org_id = ?2)",
+			    &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, id, err)) && !(rc = db_bind_text(st, 2, org_id, err))) {
+		int row = db_row(db, st, err);
+		rc = row < 0 ? row : row == 0 ? pb_err(err, PB_ENOTFOUND, "no webhook %s", id)
+					      : webhook_from_row(st, out, err);
+	}
+	db_done(st);
+	return rc;
+}
+
+int webhooks_list(pb_db *db, const char *org_id, pb_webhook ***v, size_t *n, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	*v = NULL;
+	*n = 0;
+	pb_webhook **list = calloc(PB_WEBHOOKS_MAX, sizeof *list);
+	size_t count = 0;
+	if (!list)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	int rc = db_prepare(db, "SELECT " WEBHOOK_COLUMNS " FROM webhooks WHERE org_id = ? ORDER BY created_at, id LIMIT ?",
+			    &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, org_id, err)))
+		sqlite3_bind_int(st, 2, PB_WEBHOOKS_MAX);
+	while (!rc && count < PB_WEBHOOKS_MAX) {
+		int row = db_row(db, st, err);
+		if (row <= 0) {
+			rc = row;
+			break;
+		}
+		rc = webhook_from_row(st, &list[count], err);
+		if (!rc)
+			count++;
+	}
+	db_done(st);
+	if (rc) {
+		webhooks_free(list, count);
+		return rc;
+	}
+	*v = list;
+	*n = count;
+	return PB_OK;
+}
+
+int webhooks_count(pb_db *db, const char *org_id, size_t *n, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	*n = 0;
+	int rc = db_prepare(db, "SELECT COUNT(*) FROM webhooks WHERE org_id = ?", &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, org_id, err))) {
+		int row = db_row(db, st, err);
+		if (row == 1)
+			*n = (size_t)sqlite3_column_int64(st, 0);
+		rc = row < 0 ? row : PB_OK;
+	}
+	db_done(st);
+	return rc;
+}
+
+/* Whether the JSON array text `events` names event: an exact string match of one element, so
+ * "publish" never matches "publish.failed". */
+static bool events_hold(const char *events, const char *event)
+{
+	size_t n = strlen(event);
+	for (const char *p = strchr(events, '"'); p; p = strchr(p, '"')) {
+		const char *end = strchr(p + 1, '"');
+		if (!end)
+			return false;
+		if ((size_t)(end - p - 1) == n && !memcmp(p + 1, event, n))
+			return true;
+		p = end + 1;
+	}
+	return false;
+}
+
+int webhooks_subscribed(pb_db *db, const char *org_id, const char *event, char (**ids)[PB_ID_BUF], size_t *n,
+			char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char (*v)[PB_ID_BUF] = NULL;
+	size_t count = 0, cap = 0;
+	*ids = NULL;
+	*n = 0;
+	int rc = db_prepare(db, "SELECT id, events FROM webhooks WHERE org_id = ? AND active = 1", &st, err);
+	if (!rc)
+		rc = db_bind_text(st, 1, org_id, err);
+	while (!rc) {
+		int row = db_row(db, st, err);
+		if (row <= 0) {
+			rc = row;
+			break;
+		}
+		if (!events_hold(db_col_text(st, 1), event))
+			continue;
+		if (count == cap) {
+			size_t ncap = cap ? cap * 2 : 4;
+			void *nv = realloc(v, ncap * sizeof *v);
+			if (!nv) {
+				rc = pb_err(err, PB_ENOMEM, "out of memory");
+				break;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		rc = fixed(v[count], sizeof v[count], db_col_text(st, 0), err);
+		if (!rc)
+			count++;
+	}
+	db_done(st);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	*ids = v;
+	*n = count;
+	return PB_OK;
+}
+
+int webhook_open_secret(pb_db *db, const pb_keyring *kr, const char *id, char **plain, size_t *len, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char ctx[SEAL_CTX_MAX];
+	*plain = NULL;
+	*len = 0;
+	if (!kr)
+		return pb_err(err, PB_EINVAL, "APPLICATION_ENCRYPTION_KEYS is not set: the webhook's secret cannot be opened");
+	int rc = seal_context(id, ctx, err);
+	if (!rc)
+		rc = db_prepare(db, "SELECT secret_sealed FROM webhooks WHERE id = ?", &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, id, err))) {
+		int row = db_row(db, st, err);
+		rc = row < 0 ? row : row == 0 ? pb_err(err, PB_ENOTFOUND, "no webhook %s", id)
+					      : pb_open(kr, db_col_text(st, 0), ctx, plain, len, err);
+	}
+	db_done(st);
+	return rc;
+}
+
+int webhooks_rotate(pb_db *db, const pb_config *cfg, size_t *resealed, char *err)
+{
+	/* kind "webhook" + the row id: the context seal_context() seals with */
+	static const sealed_column cols[] = {
+		{ "SELECT id, secret_sealed FROM webhooks", "UPDATE webhooks SET secret_sealed = ? WHERE id = ?", "webhook",
+		  NULL },
+	};
+	return reseal_columns(db, cfg->encryption_keys, cols, sizeof cols / sizeof cols[0], resealed, err);
+}
+
+/* ---- deliveries ---- */
+
+#define DELIVERY_COLUMNS                                                                                 \
+	"id, webhook_id, event_id, event, payload, state, attempts, last_status, last_error, job_id, "    \
+	"next_attempt_at, created_at, updated_at, delivered_at"
+
+void delivery_free(pb_delivery *d)
+{
+	if (!d)
+		return;
+	free(d->event);
+	free(d->payload);
+	free(d->state);
+	free(d->last_error);
+	free(d->job_id);
+	free(d->next_attempt_at);
+	free(d->delivered_at);
+	free(d);
+}
+
+void deliveries_free(pb_delivery **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		delivery_free(v[i]);
+	free(v);
+}
+
+static int delivery_from_row(sqlite3_stmt *st, pb_delivery **out, char *err)
+{
+	bool ok = true;
+	int rc;
+	pb_delivery *d = calloc(1, sizeof *d);
+	*out = NULL;
+	if (!d)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	if ((rc = fixed(d->id, sizeof d->id, db_col_text(st, 0), err)) ||
+	    (rc = fixed(d->webhook_id, sizeof d->webhook_id, db_col_text(st, 1), err)) ||
+	    (rc = fixed(d->event_id, sizeof d->event_id, db_col_text(st, 2), err)) ||
+	    (rc = fixed(d->created_at, sizeof d->created_at, db_col_text(st, 11), err)) ||
+	    (rc = fixed(d->updated_at, sizeof d->updated_at, db_col_text(st, 12), err))) {
+		delivery_free(d);
+		return rc;
+	}
+	d->attempts = sqlite3_column_int(st, 6);
+	d->last_status = col_long(st, 7);
+	char **text[] = { &d->event, &d->payload, &d->state };
+	int text_col[] = { 3, 4, 5 };
+	for (size_t i = 0; ok && i < sizeof text / sizeof text[0]; i++)
+		*text[i] = db_col_dup(st, text_col[i], &ok);
+	char **opt[] = { &d->last_error, &d->job_id, &d->next_attempt_at, &d->delivered_at };
+	int opt_col[] = { 8, 9, 10, 13 };
+	for (size_t i = 0; ok && i < sizeof opt / sizeof opt[0]; i++)
+		*opt[i] = db_col_dup(st, opt_col[i], &ok);
+	if (!ok || !d->event || !d->payload || !d->state) {
+		delivery_free(d);
+		return pb_err(err, ok ? PB_EIO : PB_ENOMEM, ok ? "malformed webhook_deliveries row" : "out of memory");
+	}
+	*out = d;
+	return PB_OK;
+}
+
+int deliveries_insert(pb_db *db, const char *webhook_id, const char *event_id, const char *event, const char *payload,
+		      char id[PB_ID_BUF], bool *inserted, char *err)
+{
+	char now[PB_TIME_BUF];
+	*inserted = false;
+	int rc = pb_new_id(id, err);
+	if (rc)
+		return rc;
+	pb_now(now);
+	const char *v[] = { id, webhook_id, event_id, event, payload, now, now };
+	rc = db_exec_texts(db,
+			   "INSERT INTO webhook_deliveries (id, webhook_id, event_id, event, payload, state, attempts, "
+			   "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?) "
+			   "ON CONFLICT (webhook_id, event_id) DO NOTHING",
+			   v, 7, err);
+	if (!rc)
+		*inserted = sqlite3_changes(db_sqlite(db)) > 0;
+	return rc;
+}
+
+int deliveries_set_job(pb_db *db, const char *id, const char *job_id, char *err)
+{
+	const char *v[] = { job_id, id };
+	return db_exec_texts(db, "UPDATE webhook_deliveries SET job_id = ? WHERE id = ?", v, 2, err);
+}
+
+int deliveries_prune(pb_db *db, const char *webhook_id, size_t keep, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare(db,
+			    "DELETE FROM webhook_deliveries WHERE webhook_id = ?1 "
+			    "AND state IN ('delivered', 'failed', 'skipped') AND id NOT IN "
+			    "(SELECT id FROM webhook_deliveries WHERE webhook_id = ?1 ORDER BY created_at DESC, id DESC "
+			    "LIMIT ?2)",
+			    &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, webhook_id, err))) {
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)keep);
+		rc = db_exec(db, st, err);
+	}
+	db_done(st);
+	return rc;
+}
+
+int deliveries_get(pb_db *db, const char *id, pb_delivery **out, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	*out = NULL;
+	int rc = db_prepare(db, "SELECT " DELIVERY_COLUMNS " FROM webhook_deliveries WHERE id = ?", &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, id, err))) {
+		int row = db_row(db, st, err);
+		rc = row < 0 ? row : row == 0 ? pb_err(err, PB_ENOTFOUND, "no webhook delivery %s", id)
+					      : delivery_from_row(st, out, err);
+	}
+	db_done(st);
+	return rc;
+}
+
+int deliveries_list(pb_db *db, const char *webhook_id, size_t limit, pb_delivery ***v, size_t *n, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	size_t count = 0;
+	*v = NULL;
+	*n = 0;
+	pb_delivery **list = calloc(limit ? limit : 1, sizeof *list);
+	if (!list)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	int rc = db_prepare(db,
+			    "SELECT " DELIVERY_COLUMNS " FROM webhook_deliveries WHERE webhook_id = ? "
+			    "ORDER BY created_at DESC, id DESC LIMIT ?",
+			    &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, webhook_id, err)))
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+	while (!rc && count < limit) {
+		int row = db_row(db, st, err);
+		if (row <= 0) {
+			rc = row;
+			break;
+		}
+		rc = delivery_from_row(st, &list[count], err);
+		if (!rc)
+			count++;
+	}
+	db_done(st);
+	if (rc) {
+		deliveries_free(list, count);
+		return rc;
+	}
+	*v = list;
+	*n = count;
+	return PB_OK;
+}
+
+int deliveries_record(pb_db *db, const delivery_attempt *a, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	char now[PB_TIME_BUF];
+	bool delivered = !strcmp(a->state, "delivered");
+	pb_now(now);
+	int rc = db_begin(db, err);
+	if (rc)
+		return rc;
+	if ((rc = db_prepare(db,
+			     "UPDATE webhook_deliveries SET state = ?1, attempts = ?2, last_status = ?3, last_error = ?4, "
+			     "next_attempt_at = ?5, updated_at = ?6, delivered_at = CASE WHEN ?7 = 1 THEN ?6 "
+			     "ELSE delivered_at END WHERE id = ?8",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, a->state, err)))
+		goto out;
+	sqlite3_bind_int(st, 2, a->attempts);
+	if (a->status > 0)
+		sqlite3_bind_int64(st, 3, a->status);
+	else
+		sqlite3_bind_null(st, 3);
+	if ((rc = db_bind_text(st, 4, a->error, err)) || (rc = db_bind_text(st, 5, a->next_attempt_at, err)) ||
+	    (rc = db_bind_text(st, 6, now, err)))
+		goto out;
+	sqlite3_bind_int(st, 7, delivered ? 1 : 0);
+	if ((rc = db_bind_text(st, 8, a->delivery_id, err)) || (rc = db_exec(db, st, err)))
+		goto out;
+	db_done(st);
+	st = NULL;
+	if (!strcmp(a->state, "skipped"))   /* nothing was sent: not the webhook's last delivery */
+		goto out;
+	/* the webhook shows its last delivery; a 410 turns it off */
+	if ((rc = db_prepare(db,
+			     "UPDATE webhooks SET last_delivery_at = ?1, last_delivery_state = ?2, last_status = ?3, "
+			     "last_error = ?4, active = CASE WHEN ?5 IS NULL THEN active ELSE 0 END, "
+			     "disabled_reason = COALESCE(?5, disabled_reason), "
+			     "updated_at = CASE WHEN ?5 IS NULL THEN updated_at ELSE ?1 END WHERE id = ?6",
+			     &st, err)) ||
+	    (rc = db_bind_text(st, 1, now, err)) || (rc = db_bind_text(st, 2, a->state, err)))
+		goto out;
+	if (a->status > 0)
+		sqlite3_bind_int64(st, 3, a->status);
+	else
+		sqlite3_bind_null(st, 3);
+	if ((rc = db_bind_text(st, 4, a->error, err)) || (rc = db_bind_text(st, 5, a->disable_reason, err)) ||
+	    (rc = db_bind_text(st, 6, a->webhook_id, err)) || (rc = db_exec(db, st, err)))
+		goto out;
+out:
+	db_done(st);
+	if (rc) {
+		db_rollback(db);
+		return rc;
+	}
+	return db_commit(db, err);
+}
