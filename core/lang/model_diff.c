@@ -58,10 +58,10 @@ static int src_index(src_file *s)
 {
 	if (s->starts)
 		return PB_OK;
-	const char *t = s->f->content;
+	const char *t = s->f->content, *e = t + s->f->len, *q;
 	size_t len = s->f->len, n = 0;
-	for (size_t i = 0; i < len; i++)
-		n += t[i] == '\n';
+	for (const char *p = t; p < e && (q = memchr(p, '\n', (size_t)(e - p))); p = q + 1)
+		n++;
 	if (len && t[len - 1] != '\n')
 		n++;
 	s->starts = malloc((n + 1) * sizeof *s->starts);
@@ -70,9 +70,8 @@ static int src_index(src_file *s)
 	size_t k = 0;
 	if (len)
 		s->starts[k++] = 0;
-	for (size_t i = 0; i < len && k < n; i++)
-		if (t[i] == '\n')
-			s->starts[k++] = i + 1;
+	for (const char *p = t; k < n && (q = memchr(p, '\n', (size_t)(e - p))); p = q + 1)
+		s->starts[k++] = (size_t)(q + 1 - t);
 	s->starts[n] = len;
 	s->n_lines = (int)n;
 	return PB_OK;
@@ -127,24 +126,44 @@ static bool is_generated(const tmdl_node *n)
 	return v && str_ieq(v, "true");
 }
 
-static bool is_type(const tmdl_node *n, const char *type)
+/* The same from an extracted annotation list (contiguous: a table's children are far apart). */
+static bool annotated(const tmdl_annotation *a, size_t n)
 {
-	return n && str_ieq(n->type, type);
+	for (size_t i = 0; i < n; i++)
+		if (str_ieq(a[i].name, MODEL_DIFF_GENERATED))
+			return str_ieq(a[i].value, "true");
+	return false;
 }
 
-/* A data column (no DAX) or a partition: what a generated table's M query makes. */
-static bool from_m_query(const tmdl_node *n)
+static bool table_generated(const tmdl_table *t)
+{
+	return t && annotated(t->annotations, t->n_annotations);
+}
+
+static bool is_type(const tmdl_node *n, const char *type)
+{
+	return n && (n->type[0] | 0x20) == (type[0] | 0x20) && str_ieq(n->type, type);
+}
+
+/* A data column (no DAX) or a partition: what a generated table's M query makes. ext: the
+ * column's extracted form when known. */
+static bool from_m_query(const tmdl_node *n, const void *ext)
 {
 	if (is_type(n, "partition"))
 		return true;
-	return is_type(n, "column") && !n->value && !tmdl_node_child(n, "expression");
+	if (!is_type(n, "column"))
+		return false;
+	if (ext)
+		return !((const tmdl_column *)ext)->expression;
+	return !n->value && !tmdl_node_child(n, "expression");
 }
 
 /* Named objects that stand on their own (not an object's annotation or extended property). */
 static bool is_member_object(const tmdl_node *n)
 {
-	return n->kind == TMDL_NODE_OBJECT && n->name && !str_ieq(n->type, "annotation") &&
-	       !str_ieq(n->type, "extendedProperty");
+	char first = (char)(n->type[0] | 0x20);
+	return n->kind == TMDL_NODE_OBJECT && n->name && !(first == 'a' && str_ieq(n->type, "annotation")) &&
+	       !(first == 'e' && str_ieq(n->type, "extendedProperty"));
 }
 
 /* Columns, measures and hierarchies share one namespace per table (partitions have their own). */
@@ -237,8 +256,9 @@ typedef struct ctx {
 	size_t n_rm_tables, cap_rm_tables;
 	removed_col *rm_cols;
 	size_t n_rm_cols, cap_rm_cols;
-	char **keys;                  /* every key made, freed at the end */
-	size_t n_keys, cap_keys;
+	struct key_chunk *keys;       /* every key made, freed at the end */
+	char **seen_keys;             /* blocking pairs already reported (scan.seen) */
+	size_t n_seen_keys, cap_seen_keys;
 	size_t n_blocking;
 	char first_block[PB_ERR_MAX]; /* the first blocking pair, as a message */
 	char first_clash[PB_ERR_MAX];
@@ -264,17 +284,55 @@ static bool grow(ctx *cx, void **v, size_t *cap, size_t n, size_t sz)
 	return true;
 }
 
+/* Keys live in chunks (a model has thousands of names). */
+typedef struct key_chunk {
+	struct key_chunk *next;
+	size_t used, cap;
+	char data[];
+} key_chunk;
+
+#define KEY_CHUNK (64u * 1024)
+
+static char *key_room(ctx *cx, size_t n)
+{
+	key_chunk *c = cx->keys;
+	if (!c || c->cap - c->used < n) {
+		size_t cap = n > KEY_CHUNK ? n : KEY_CHUNK;
+		if (!(c = malloc(sizeof *c + cap))) {
+			cx->oom = true;
+			return NULL;
+		}
+		c->used = 0;
+		c->cap = cap;
+		c->next = cx->keys;
+		cx->keys = c;
+	}
+	char *p = c->data + c->used;
+	c->used += n;
+	return p;
+}
+
 /* The comparison key of name (owned by cx); NULL (and cx->oom) on no memory. */
 static const char *key_n(ctx *cx, const char *name, size_t len)
 {
-	if (!grow(cx, (void **)&cx->keys, &cx->cap_keys, cx->n_keys, sizeof *cx->keys))
-		return NULL;
-	char *k = pbname_key(name, len, NULL);
-	if (!k) {
+	char *k;
+	if (pbname_is_ascii(name, len)) {
+		if (!(k = key_room(cx, len + 1)))
+			return NULL;
+		for (size_t i = 0; i < len; i++)
+			k[i] = name[i] >= 'A' && name[i] <= 'Z' ? (char)(name[i] + 0x20) : name[i];
+		k[len] = '\0';
+		return k;
+	}
+	size_t klen = 0;
+	char *full = pbname_key(name, len, &klen);
+	if (!full || !(k = key_room(cx, klen + 1))) {
+		free(full);
 		cx->oom = true;
 		return NULL;
 	}
-	cx->keys[cx->n_keys++] = k;
+	memcpy(k, full, klen + 1);
+	free(full);
 	return k;
 }
 
@@ -295,8 +353,8 @@ static int cmp_entry_key(const void *a, const void *b)
 	return strcmp(((const entry *)a)->key, ((const entry *)b)->key);
 }
 
-/* An index of nodes by (key, type), sorted; new (free). */
-static entry *index_nodes(ctx *cx, const tmdl_node *const *v, size_t n)
+/* Nodes with their keys, in their order; new (free). */
+static entry *keyed_nodes(ctx *cx, const tmdl_node *const *v, size_t n)
 {
 	entry *e = malloc((n ? n : 1) * sizeof *e);
 	if (!e) {
@@ -310,7 +368,21 @@ static entry *index_nodes(ctx *cx, const tmdl_node *const *v, size_t n)
 			return NULL;
 		}
 	}
-	qsort(e, n, sizeof *e, cmp_entry);
+	return e;
+}
+
+/* The same, sorted by (key, type): an index. */
+static entry *index_of(ctx *cx, const entry *keyed, size_t n)
+{
+	entry *e = malloc((n ? n : 1) * sizeof *e);
+	if (!e) {
+		cx->oom = true;
+		return NULL;
+	}
+	if (n) {
+		memcpy(e, keyed, n * sizeof *e);
+		qsort(e, n, sizeof *e, cmp_entry);
+	}
 	return e;
 }
 
@@ -322,9 +394,10 @@ static pair *pair_up(ctx *cx, const tmdl_node *const *wv, size_t nw, const tmdl_
 {
 	pair *out = malloc((nw + nh ? nw + nh : 1) * sizeof *out);
 	bool *taken = calloc(nh ? nh : 1, 1);
-	entry *hi = index_nodes(cx, hv, nh), *wi = windex ? index_nodes(cx, wv, nw) : NULL;
+	entry *hk = keyed_nodes(cx, hv, nh), *wk = keyed_nodes(cx, wv, nw);
+	entry *hi = hk ? index_of(cx, hk, nh) : NULL, *wi = windex && wk ? index_of(cx, wk, nw) : NULL;
 	size_t k = 0;
-	if (!out || !taken || !hi || (windex && !wi)) {
+	if (!out || !taken || !hi || !wk || (windex && !wi)) {
 		cx->oom = true;
 		free(out);
 		free(wi);
@@ -332,8 +405,7 @@ static pair *pair_up(ctx *cx, const tmdl_node *const *wv, size_t nw, const tmdl_
 		goto done;
 	}
 	for (size_t i = 0; i < nw; i++) {
-		entry key = { wv[i]->type, key_of(cx, wv[i]->name), 0 };
-		entry *hit = key.key ? bsearch(&key, hi, nh, sizeof *hi, cmp_entry) : NULL;
+		entry *hit = nh ? bsearch(&wk[i], hi, nh, sizeof *hi, cmp_entry) : NULL;
 		out[k++] = (pair){ i, hit ? hit->idx : NOWHERE };
 		if (hit)
 			taken[hit->idx] = true;
@@ -347,6 +419,8 @@ static pair *pair_up(ctx *cx, const tmdl_node *const *wv, size_t nw, const tmdl_
 done:
 	free(taken);
 	free(hi);
+	free(hk);
+	free(wk);
 	return out;
 }
 
@@ -382,6 +456,29 @@ static json_t *jobj(ctx *cx)
 static const char *nonempty(const char *s)
 {
 	return s && *s ? s : NULL;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/* Fast paths: true only when the props_* objects below would be equal (most pairs are). */
+static bool column_same(const tmdl_column *a, const tmdl_column *b)
+{
+	return same_str(a->data_type, b->data_type) && same_str(a->format_string, b->format_string) &&
+	       same_str(nonempty(a->description), nonempty(b->description)) && a->is_hidden == b->is_hidden &&
+	       a->is_key == b->is_key && a->is_nullable == b->is_nullable &&
+	       same_str(a->source_column, b->source_column) &&
+	       same_str(a->summarize_by ? a->summarize_by : "default", b->summarize_by ? b->summarize_by : "default") &&
+	       same_str(a->expression, b->expression);
+}
+
+static bool partition_same(const tmdl_partition *a, const tmdl_partition *b)
+{
+	return same_str(a->source_type, b->source_type) && same_str(a->mode, b->mode) && same_str(a->source, b->source) &&
+	       same_str(a->entity_name, b->entity_name) && same_str(a->schema_name, b->schema_name) &&
+	       same_str(a->expression_source, b->expression_source);
 }
 
 static json_t *props_table(ctx *cx, const tmdl_table *t)
@@ -712,11 +809,12 @@ static bool seen_before(scan *s, const char *tkey, const char *ckey)
 			return true;
 		}
 	if (s->n_seen == sizeof s->seen / sizeof *s->seen ||
-	    !grow(s->cx, (void **)&s->cx->keys, &s->cx->cap_keys, s->cx->n_keys, sizeof *s->cx->keys)) {
+	    !grow(s->cx, (void **)&s->cx->seen_keys, &s->cx->cap_seen_keys, s->cx->n_seen_keys,
+		  sizeof *s->cx->seen_keys)) {
 		free(k);
 		return false;
 	}
-	s->cx->keys[s->cx->n_keys++] = k;
+	s->cx->seen_keys[s->cx->n_seen_keys++] = k;
 	s->seen[s->n_seen++] = k;
 	return false;
 }
@@ -997,9 +1095,7 @@ typedef struct members {
 
 static bool members_of(ctx *cx, const tmdl_table *t, members *m)
 {
-	size_t n = 0;
-	for (const tmdl_node *c = t->node->first_child; c; c = c->next)
-		n += is_member_object(c);
+	size_t n = t->n_columns + t->n_partitions + t->n_measures + t->n_other_members;
 	m->v = malloc((n ? n : 1) * sizeof *m->v);
 	m->ext = malloc((n ? n : 1) * sizeof *m->ext);
 	m->n = 0;
@@ -1019,7 +1115,7 @@ static bool members_of(ctx *cx, const tmdl_table *t, members *m)
 		m->ext[m->n] = NULL;
 		m->v[m->n++] = t->measures[i].node;
 	}
-	for (const tmdl_node *c = t->node->first_child; c && m->n < n; c = c->next)
+	for (const tmdl_node *c = t->n_other_members ? t->node->first_child : NULL; c && m->n < n; c = c->next)
 		if (is_member_object(c) && !is_type(c, "column") && !is_type(c, "partition") && !is_type(c, "measure")) {
 			m->ext[m->n] = NULL;
 			m->v[m->n++] = c;
@@ -1058,7 +1154,7 @@ static void plan_members(ctx *cx, const tmdl_table *wt, const tmdl_table *ht)
 		const tmdl_node *h = pairs[i].hi != NOWHERE ? hm.v[pairs[i].hi] : NULL;
 		const void *wx = w ? wm.ext[pairs[i].wi] : NULL, *hx = h ? hm.ext[pairs[i].hi] : NULL;
 		const tmdl_node *any = w ? w : h;
-		bool gen = is_generated(w) || is_generated(h) || (w && from_m_query(w)) || (h && from_m_query(h));
+		bool gen = (w && from_m_query(w, wx)) || (h && from_m_query(h, hx)) || is_generated(w) || is_generated(h);
 		if (!gen) {
 			if (!h)
 				continue;   /* want's own unannotated object: written, not compared */
@@ -1102,11 +1198,13 @@ static void plan_members(ctx *cx, const tmdl_table *wt, const tmdl_table *ht)
 				   column && wx ? props_column(cx, wx) : partition && wx ? props_partition(cx, wx) : props_generic(cx, w),
 				   false, column || partition, NULL);
 		} else if (column && wx && hx) {
-			compare(cx, CH_TABLES, object, wt->name, w->name, props_column(cx, hx), props_column(cx, wx),
-				COLUMN_STRUCTURE);
+			if (!column_same(hx, wx))
+				compare(cx, CH_TABLES, object, wt->name, w->name, props_column(cx, hx), props_column(cx, wx),
+					COLUMN_STRUCTURE);
 		} else if (partition && wx && hx) {
-			compare(cx, CH_TABLES, object, wt->name, w->name, props_partition(cx, hx), props_partition(cx, wx),
-				ANY_STRUCTURE);
+			if (!partition_same(hx, wx))
+				compare(cx, CH_TABLES, object, wt->name, w->name, props_partition(cx, hx),
+					props_partition(cx, wx), ANY_STRUCTURE);
 		} else {
 			compare(cx, CH_TABLES, object, wt->name, w->name, props_generic(cx, h), props_generic(cx, w),
 				is_type(any, "column") ? COLUMN_STRUCTURE : NULL);
@@ -1144,7 +1242,7 @@ static void plan_tables(ctx *cx)
 	for (size_t i = 0; i < np && !cx->oom; i++) {
 		const tmdl_table *w = pairs[i].wi != NOWHERE ? &wm->tables[pairs[i].wi] : NULL;
 		const tmdl_table *h = pairs[i].hi != NOWHERE ? &hm->tables[pairs[i].hi] : NULL;
-		bool gen = (w && is_generated(w->node)) || (h && is_generated(h->node));
+		bool gen = table_generated(w) || table_generated(h);
 		if (!gen) {
 			if (h)
 				keep(cx, h->node, NULL, NULL);
@@ -1170,7 +1268,7 @@ static void plan_tables(ctx *cx)
 				add_change(cx, CH_TABLES, "table", NULL, h->name, "removed", props_table(cx, h), NULL, true, true,
 					   NULL);
 			for (const tmdl_node *c = h->node->first_child; c; c = c->next) {
-				if (!is_member_object(c) || is_generated(c) || from_m_query(c))
+				if (!is_member_object(c) || is_generated(c) || from_m_query(c, NULL))
 					continue;
 				kept_item *it = keep(cx, c, NULL, h->name);
 				if (it)
@@ -1184,136 +1282,94 @@ out:
 	free(hv);
 }
 
-static void plan_relationships(ctx *cx)
+/* Top-level objects of one category, each side's in its order with its extracted form. */
+typedef struct top_list {
+	const tmdl_node **v;
+	const void **ext;   /* tmdl_relationship / tmdl_expression / NULL */
+	size_t n;
+} top_list;
+
+typedef enum top_cat { TOP_RELATIONSHIPS, TOP_EXPRESSIONS, TOP_OTHER } top_cat;
+
+static bool top_list_of(ctx *cx, const tmdl_model *m, top_cat cat, top_list *l)
 {
-	const tmdl_model *wm = cx->w.m, *hm = cx->h.m;
-	const tmdl_node **wv = node_array(cx, wm->n_relationships), **hv = node_array(cx, hm->n_relationships);
-	pair *pairs = NULL;
-	size_t np = 0;
-	if (!wv || !hv)
-		goto out;
-	for (size_t i = 0; i < wm->n_relationships; i++)
-		wv[i] = wm->relationships[i].node;
-	for (size_t i = 0; i < hm->n_relationships; i++)
-		hv[i] = hm->relationships[i].node;
-	if (!(pairs = pair_up(cx, wv, wm->n_relationships, hv, hm->n_relationships, &np, NULL)))
-		goto out;
-	for (size_t i = 0; i < np && !cx->oom; i++) {
-		const tmdl_relationship *w = pairs[i].wi != NOWHERE ? &wm->relationships[pairs[i].wi] : NULL;
-		const tmdl_relationship *h = pairs[i].hi != NOWHERE ? &hm->relationships[pairs[i].hi] : NULL;
-		if (!((w && is_generated(w->node)) || (h && is_generated(h->node)))) {
-			kept_item *it = h ? keep(cx, h->node, NULL, NULL) : NULL;
-			if (it)
-				it->rel = h;
-			if (h && w)
-				drop_want(cx, w->node);
-			continue;
-		}
-		if (!cx->json)
-			continue;
-		if (w && h)
-			compare(cx, CH_RELATIONSHIPS, "relationship", NULL, w->name, props_relationship(cx, h),
-				props_relationship(cx, w), ANY_STRUCTURE);
-		else if (w)
-			add_change(cx, CH_RELATIONSHIPS, "relationship", NULL, w->name, "added", NULL,
-				   props_relationship(cx, w), false, true, NULL);
-		else
-			add_change(cx, CH_RELATIONSHIPS, "relationship", NULL, h->name, "removed",
-				   props_relationship(cx, h), NULL, true, true, NULL);
+	size_t n = cat == TOP_RELATIONSHIPS ? m->n_relationships : cat == TOP_EXPRESSIONS ? m->n_expressions : 0;
+	if (cat == TOP_OTHER)
+		for (const tmdl_node *c = tmdl_model_root(m)->first_child; c; c = c->next)
+			n += is_other_top(c);
+	l->n = 0;
+	l->v = malloc((n ? n : 1) * sizeof *l->v);
+	l->ext = malloc((n ? n : 1) * sizeof *l->ext);
+	if (!l->v || !l->ext) {
+		cx->oom = true;
+		return false;
 	}
-out:
-	free(pairs);
-	free(wv);
-	free(hv);
+	for (size_t i = 0; cat == TOP_RELATIONSHIPS && i < n; i++) {
+		l->ext[l->n] = &m->relationships[i];
+		l->v[l->n++] = m->relationships[i].node;
+	}
+	for (size_t i = 0; cat == TOP_EXPRESSIONS && i < n; i++) {
+		l->ext[l->n] = &m->expressions[i];
+		l->v[l->n++] = m->expressions[i].node;
+	}
+	for (const tmdl_node *c = cat == TOP_OTHER ? tmdl_model_root(m)->first_child : NULL; c; c = c->next)
+		if (is_other_top(c)) {
+			l->ext[l->n] = NULL;
+			l->v[l->n++] = c;
+		}
+	return true;
 }
 
-static void plan_expressions(ctx *cx)
+static json_t *props_top(ctx *cx, top_cat cat, const tmdl_node *n, const void *ext)
 {
-	const tmdl_model *wm = cx->w.m, *hm = cx->h.m;
-	const tmdl_node **wv = node_array(cx, wm->n_expressions), **hv = node_array(cx, hm->n_expressions);
-	pair *pairs = NULL;
-	size_t np = 0;
-	if (!wv || !hv)
-		goto out;
-	for (size_t i = 0; i < wm->n_expressions; i++)
-		wv[i] = wm->expressions[i].node;
-	for (size_t i = 0; i < hm->n_expressions; i++)
-		hv[i] = hm->expressions[i].node;
-	if (!(pairs = pair_up(cx, wv, wm->n_expressions, hv, hm->n_expressions, &np, NULL)))
-		goto out;
-	for (size_t i = 0; i < np && !cx->oom; i++) {
-		const tmdl_expression *w = pairs[i].wi != NOWHERE ? &wm->expressions[pairs[i].wi] : NULL;
-		const tmdl_expression *h = pairs[i].hi != NOWHERE ? &hm->expressions[pairs[i].hi] : NULL;
-		if (!((w && is_generated(w->node)) || (h && is_generated(h->node)))) {
-			if (h)
-				keep(cx, h->node, NULL, NULL);
-			if (h && w)
-				drop_want(cx, w->node);
-			continue;
-		}
-		if (!cx->json)
-			continue;
-		if (w && h)
-			compare(cx, CH_EXPRESSIONS, "expression", NULL, w->name, props_expression(cx, h),
-				props_expression(cx, w), ANY_STRUCTURE);
-		else if (w)
-			add_change(cx, CH_EXPRESSIONS, "expression", NULL, w->name, "added", NULL, props_expression(cx, w),
-				   false, true, NULL);
-		else
-			add_change(cx, CH_EXPRESSIONS, "expression", NULL, h->name, "removed", props_expression(cx, h), NULL,
-				   false, true, NULL);
-	}
-out:
-	free(pairs);
-	free(wv);
-	free(hv);
+	return cat == TOP_RELATIONSHIPS ? props_relationship(cx, ext) :
+	       cat == TOP_EXPRESSIONS ? props_expression(cx, ext) : props_generic(cx, n);
 }
 
-/* Roles, perspectives, cultures, query groups, data sources, functions, ... */
-static void plan_other(ctx *cx)
+/* Relationships, expressions, and the other kinds (roles, perspectives, cultures, query
+ * groups, data sources, functions, ...): generated ones compared, the others kept. */
+static void plan_top(ctx *cx, top_cat cat)
 {
-	const tmdl_node *wr = tmdl_model_root(cx->w.m), *hr = tmdl_model_root(cx->h.m);
-	size_t nw = 0, nh = 0, np = 0;
-	for (const tmdl_node *c = wr->first_child; c; c = c->next)
-		nw += is_other_top(c);
-	for (const tmdl_node *c = hr->first_child; c; c = c->next)
-		nh += is_other_top(c);
-	const tmdl_node **wv = node_array(cx, nw), **hv = node_array(cx, nh);
+	static const int changes[] = { CH_RELATIONSHIPS, CH_EXPRESSIONS, CH_OTHER };
+	top_list w = { 0 }, h = { 0 };
 	pair *pairs = NULL;
-	if (!wv || !hv)
-		goto out;
-	nw = nh = 0;
-	for (const tmdl_node *c = wr->first_child; c; c = c->next)
-		if (is_other_top(c))
-			wv[nw++] = c;
-	for (const tmdl_node *c = hr->first_child; c; c = c->next)
-		if (is_other_top(c))
-			hv[nh++] = c;
-	if (!(pairs = pair_up(cx, wv, nw, hv, nh, &np, NULL)))
+	size_t np = 0;
+	if (!top_list_of(cx, cx->w.m, cat, &w) || !top_list_of(cx, cx->h.m, cat, &h) ||
+	    !(pairs = pair_up(cx, w.v, w.n, h.v, h.n, &np, NULL)))
 		goto out;
 	for (size_t i = 0; i < np && !cx->oom; i++) {
-		const tmdl_node *w = pairs[i].wi != NOWHERE ? wv[pairs[i].wi] : NULL;
-		const tmdl_node *h = pairs[i].hi != NOWHERE ? hv[pairs[i].hi] : NULL;
-		if (!(is_generated(w) || is_generated(h))) {
-			if (h)
-				keep(cx, h, NULL, NULL);
-			if (h && w)
-				drop_want(cx, w);
+		const tmdl_node *wn = pairs[i].wi != NOWHERE ? w.v[pairs[i].wi] : NULL;
+		const tmdl_node *hn = pairs[i].hi != NOWHERE ? h.v[pairs[i].hi] : NULL;
+		const void *wx = wn ? w.ext[pairs[i].wi] : NULL, *hx = hn ? h.ext[pairs[i].hi] : NULL;
+		if (!(is_generated(wn) || is_generated(hn))) {
+			kept_item *it = hn ? keep(cx, hn, NULL, NULL) : NULL;
+			if (it && cat == TOP_RELATIONSHIPS)
+				it->rel = hx;
+			if (hn && wn)
+				drop_want(cx, wn);
 			continue;
 		}
 		if (!cx->json)
 			continue;
-		const tmdl_node *any = w ? w : h;
-		if (w && h)
-			compare(cx, CH_OTHER, kind_of(any), NULL, w->name, props_generic(cx, h), props_generic(cx, w), NULL);
+		const tmdl_node *any = wn ? wn : hn;
+		const char *object = kind_of(any);
+		bool structural = cat != TOP_OTHER;
+		if (wn && hn)
+			compare(cx, changes[cat], object, NULL, wn->name, props_top(cx, cat, hn, hx), props_top(cx, cat, wn, wx),
+				structural ? ANY_STRUCTURE : NULL);
+		else if (wn)
+			add_change(cx, changes[cat], object, NULL, wn->name, "added", NULL, props_top(cx, cat, wn, wx), false,
+				   structural, NULL);
 		else
-			add_change(cx, CH_OTHER, kind_of(any), NULL, any->name, w ? "added" : "removed",
-				   w ? NULL : props_generic(cx, h), w ? props_generic(cx, w) : NULL, false, false, NULL);
+			add_change(cx, changes[cat], object, NULL, hn->name, "removed", props_top(cx, cat, hn, hx), NULL,
+				   cat == TOP_RELATIONSHIPS, structural, NULL);
 	}
 out:
 	free(pairs);
-	free(wv);
-	free(hv);
+	free(w.v);
+	free(w.ext);
+	free(h.v);
+	free(h.ext);
 }
 
 static void ctx_release(ctx *cx)
@@ -1328,9 +1384,14 @@ static void ctx_release(ctx *cx)
 	free(cx->w_dropped);
 	free(cx->rm_tables);
 	free(cx->rm_cols);
-	for (size_t i = 0; i < cx->n_keys; i++)
-		free(cx->keys[i]);
-	free(cx->keys);
+	while (cx->keys) {
+		key_chunk *next = cx->keys->next;
+		free(cx->keys);
+		cx->keys = next;
+	}
+	for (size_t i = 0; i < cx->n_seen_keys; i++)
+		free(cx->seen_keys[i]);
+	free(cx->seen_keys);
 }
 
 /* Parses both sides and builds the plan. */
@@ -1353,12 +1414,8 @@ static int plan(ctx *cx, const pb_files *want, const pb_files *have, bool json, 
 		plan_model(cx);
 	if (!cx->oom)
 		plan_tables(cx);
-	if (!cx->oom)
-		plan_relationships(cx);
-	if (!cx->oom)
-		plan_expressions(cx);
-	if (!cx->oom)
-		plan_other(cx);
+	for (top_cat cat = TOP_RELATIONSHIPS; cat <= TOP_OTHER && !cx->oom; cat++)
+		plan_top(cx, cat);
 	if (!cx->oom) {
 		if (cx->n_rm_tables)
 			qsort(cx->rm_tables, cx->n_rm_tables, sizeof *cx->rm_tables, cmp_entry_key);
@@ -1370,45 +1427,71 @@ static int plan(ctx *cx, const pb_files *want, const pb_files *have, bool json, 
 	return cx->oom ? pb_err(err, PB_ENOMEM, "out of memory comparing definitions") : PB_OK;
 }
 
+/* The diff JSON of a plan made with json (a new object each call). */
+static int diff_json(ctx *cx, json_t **out, char *err)
+{
+	json_t *o = json_object(), *changes = json_array(), *summary = json_object();
+	bool oom = !o || !changes || !summary;
+	*out = NULL;
+	for (size_t i = 0; !oom && i < sizeof cx->changes / sizeof *cx->changes; i++)
+		oom = json_array_extend(changes, cx->changes[i]) != 0;
+	if (!oom)
+		oom = json_object_set_new(summary, "added", json_integer((json_int_t)cx->n_added)) ||
+		      json_object_set_new(summary, "removed", json_integer((json_int_t)cx->n_removed)) ||
+		      json_object_set_new(summary, "changed", json_integer((json_int_t)cx->n_changed)) ||
+		      json_object_set_new(summary, "breaking", json_boolean(cx->breaking)) ||
+		      json_object_set_new(summary, "structure_changed", json_boolean(cx->structural)) ||
+		      json_object_set(o, "changes", changes) || json_object_set(o, "kept", cx->kept) ||
+		      json_object_set(o, "blocking", cx->blocking) || json_object_set(o, "summary", summary);
+	json_decref(changes);
+	json_decref(summary);
+	if (oom) {
+		json_decref(o);
+		return pb_err(err, PB_ENOMEM, "out of memory comparing definitions");
+	}
+	*out = o;
+	return PB_OK;
+}
+
+struct model_plan {
+	ctx cx;
+};
+
+int model_plan_new(const pb_files *want, const pb_files *have, model_plan **out, char *err)
+{
+	model_plan *p = calloc(1, sizeof *p);
+	*out = NULL;
+	if (!p)
+		return pb_err(err, PB_ENOMEM, "out of memory comparing definitions");
+	int rc = plan(&p->cx, want, have, true, err);
+	if (rc) {
+		model_plan_free(p);
+		return rc;
+	}
+	*out = p;
+	return PB_OK;
+}
+
+void model_plan_free(model_plan *p)
+{
+	if (!p)
+		return;
+	ctx_release(&p->cx);
+	free(p);
+}
+
+int model_plan_diff(model_plan *p, json_t **out, char *err)
+{
+	return diff_json(&p->cx, out, err);
+}
+
 int model_diff(const pb_files *want, const pb_files *have, json_t **out, char *err)
 {
 	ctx cx = { 0 };
-	json_t *o = NULL, *changes = NULL, *summary = NULL;
 	*out = NULL;
 	int rc = plan(&cx, want, have, true, err);
-	if (rc)
-		goto out;
-	o = json_object();
-	changes = json_array();
-	summary = json_object();
-	if (!o || !changes || !summary) {
-		cx.oom = true;
-		goto out;
-	}
-	for (size_t i = 0; i < sizeof cx.changes / sizeof *cx.changes; i++)
-		if (json_array_extend(changes, cx.changes[i]))
-			cx.oom = true;
-	jset(&cx, summary, "added", json_integer((json_int_t)cx.n_added));
-	jset(&cx, summary, "removed", json_integer((json_int_t)cx.n_removed));
-	jset(&cx, summary, "changed", json_integer((json_int_t)cx.n_changed));
-	jset(&cx, summary, "breaking", json_boolean(cx.breaking));
-	jset(&cx, summary, "structure_changed", json_boolean(cx.structural));
-	jset(&cx, o, "changes", changes);
-	changes = NULL;
-	jset(&cx, o, "kept", json_incref(cx.kept));
-	jset(&cx, o, "blocking", json_incref(cx.blocking));
-	jset(&cx, o, "summary", summary);
-	summary = NULL;
-	if (!cx.oom) {
-		*out = o;
-		o = NULL;
-	}
-out:
-	if (!rc && cx.oom)
-		rc = pb_err(err, PB_ENOMEM, "out of memory comparing definitions");
-	json_decref(o);
-	json_decref(changes);
-	json_decref(summary);
+	if (!rc)
+		rc = diff_json(&cx, out, err);
 	ctx_release(&cx);
 	return rc;
 }
@@ -1624,6 +1707,39 @@ static bool kept_top(ctx *cx, const char *type, const char *name, bool allow_bre
 	return false;
 }
 
+static const tmdl_node *database_level(const side *sd, long *level)
+{
+	for (const tmdl_node *c = tmdl_model_root(sd->m)->first_child; c; c = c->next) {
+		if (!str_ieq(c->type, "database"))
+			continue;
+		for (const tmdl_node *p = c->first_child; p; p = p->next)
+			if (p->kind == TMDL_NODE_PROPERTY && str_ieq(p->type, "compatibilityLevel") && p->value) {
+				char *end;
+				*level = strtol(p->value, &end, 10);
+				return *end || *level <= 0 ? NULL : p;
+			}
+	}
+	return NULL;
+}
+
+/* A model's compatibility level only goes up (Power BI raises it when a feature needs it,
+ * and refuses to lower it): have's wins when it is higher than want's. */
+static void place_database(merger *mg)
+{
+	ctx *cx = mg->cx;
+	long wl = 0, hl = 0;
+	const tmdl_node *w = database_level(&cx->w, &wl), *h = database_level(&cx->h, &hl);
+	if (!w || !h || hl <= wl)
+		return;
+	out_file *o = out_find(mg, w->file);
+	if (!o || !o->base) {
+		cx->bug = true;
+		return;
+	}
+	delete_lines(mg, w);
+	insert(mg, o, w->last_line, src_find(&cx->h, h->file), h->first_line, h->last_line, false);
+}
+
 /* What have's model carries that want's does not set (properties an analyst or Power BI
  * set, annotations such as PBIDesktopVersion), and the refs to kept tables, roles,
  * perspectives and cultures. */
@@ -1699,16 +1815,22 @@ static int render_out(out_file *o, sbuf *sb)
 		qsort(o->ins, o->n_ins, sizeof *o->ins, cmp_insertion);
 	while (!rc && k < o->n_ins && o->ins[k].after <= 0)
 		rc = emit_insertion(sb, &o->ins[k++]);
-	for (int l = 1; !rc && o->base && l <= o->base->n_lines; l++) {
+	/* runs of kept lines up to the next deleted line or insertion are copied at once */
+	const src_file *s = o->base;
+	for (int l = 1; !rc && s && l <= s->n_lines;) {
+		int last = l;
 		if (!o->deleted[l]) {
-			const src_file *s = o->base;
-			size_t from = s->starts[l - 1], to = s->starts[l];
+			int stop = k < o->n_ins ? o->ins[k].after : s->n_lines;
+			while (last < s->n_lines && last < stop && !o->deleted[last + 1])
+				last++;
+			size_t from = s->starts[l - 1], to = s->starts[last];
 			if (sbuf_add(sb, s->f->content + from, to - from) ||
 			    (to > from && s->f->content[to - 1] != '\n' && sbuf_addc(sb, '\n')))
 				rc = PB_ELIMIT;
 		}
-		while (!rc && k < o->n_ins && o->ins[k].after == l)
+		while (!rc && k < o->n_ins && o->ins[k].after == last)
 			rc = emit_insertion(sb, &o->ins[k++]);
+		l = last + 1;
 	}
 	while (!rc && k < o->n_ins)
 		rc = emit_insertion(sb, &o->ins[k++]);
@@ -1786,84 +1908,92 @@ out:
 	return rc;
 }
 
-int model_merge(const pb_files *want, const pb_files *have, bool allow_breaking, pb_files *out, char *err)
+/* The merged files of a plan. Every object is copied as whole lines at an object boundary
+ * of its own depth, so the result reads back (the unit tests read back every result, the
+ * corpus models' too); it is not parsed again here, which would cost a third parse. */
+static int merge_files(ctx *cx, bool allow_breaking, pb_files *out, char *err)
 {
-	ctx cx = { 0 };
-	merger mg = { .cx = &cx };
-	side check = { 0 };
-	char inner[PB_ERR_MAX];
+	merger mg = { .cx = cx };
+	int rc = PB_OK;
 	out->v = NULL;
 	out->n = 0;
-	int rc = plan(&cx, want, have, false, err);
-	if (rc)
-		goto out;
-	if (cx.first_clash[0]) {
-		rc = pb_err(err, PB_ECONFLICT, "%s: rename one of them in Power BI or in the contract", cx.first_clash);
-		goto out;
+	if (cx->first_clash[0])
+		return pb_err(err, PB_ECONFLICT, "%s: rename one of them in Power BI or in the contract", cx->first_clash);
+	if (cx->n_blocking && !allow_breaking) {
+		if (cx->n_blocking > 1)
+			return pb_err(err, PB_ECONFLICT, "%s (and %zu more); allow breaking changes to update anyway",
+				      cx->first_block, cx->n_blocking - 1);
+		return pb_err(err, PB_ECONFLICT, "%s; allow breaking changes to update anyway", cx->first_block);
 	}
-	if (cx.n_blocking && !allow_breaking) {
-		if (cx.n_blocking > 1)
-			rc = pb_err(err, PB_ECONFLICT, "%s (and %zu more); allow breaking changes to update anyway",
-				    cx.first_block, cx.n_blocking - 1);
-		else
-			rc = pb_err(err, PB_ECONFLICT, "%s; allow breaking changes to update anyway", cx.first_block);
-		goto out;
-	}
-	mg.v = calloc(cx.w.n_src ? cx.w.n_src : 1, sizeof *mg.v);
+	bool oom = cx->oom, bug = cx->bug;   /* what this merge finds, apart from earlier calls */
+	cx->oom = cx->bug = false;
+	mg.v = calloc(cx->w.n_src ? cx->w.n_src : 1, sizeof *mg.v);
 	if (!mg.v) {
-		cx.oom = true;
+		cx->oom = true;
 		goto out;
 	}
-	mg.cap = cx.w.n_src ? cx.w.n_src : 1;
-	for (size_t i = 0; i < cx.w.n_src; i++) {
-		src_file *s = &cx.w.src[i];
+	mg.cap = cx->w.n_src ? cx->w.n_src : 1;
+	for (size_t i = 0; i < cx->w.n_src; i++) {
+		src_file *s = &cx->w.src[i];
 		if (src_index(s) || !(mg.v[i].deleted = calloc((size_t)s->n_lines + 1, 1))) {
-			cx.oom = true;
+			cx->oom = true;
 			goto out;
 		}
 		mg.v[i].path = s->f->path;
 		mg.v[i].base = s;
 		mg.n = mg.n_base = i + 1;
 	}
-	for (size_t i = 0; i < cx.n_w_dropped; i++)
-		delete_lines(&mg, cx.w_dropped[i]);
-	for (size_t i = 0; i < cx.n_items && !cx.oom; i++) {
-		const kept_item *it = &cx.items[i];
+	for (size_t i = 0; i < cx->n_w_dropped; i++)
+		delete_lines(&mg, cx->w_dropped[i]);
+	for (size_t i = 0; i < cx->n_items && !cx->oom; i++) {
+		const kept_item *it = &cx->items[i];
 		if (!it->w_table || !kept_goes(it, allow_breaking))
 			continue;
 		out_file *o = out_find(&mg, it->w_table->file);
-		insert(&mg, o, it->w_table->last_line, src_find(&cx.h, it->h->file), it->h->first_line, it->h->last_line,
-		       true);
+		insert(&mg, o, it->w_table->last_line, src_find(&cx->h, it->h->file), it->h->first_line,
+		       it->h->last_line, true);
 	}
-	if (!cx.oom)
+	if (!cx->oom)
 		place_top_level(&mg, allow_breaking);
-	if (!cx.oom)
+	if (!cx->oom)
 		place_model(&mg, allow_breaking);
-	for (size_t i = 0; i < cx.h.n_src && !cx.oom; i++) {
-		const char *path = cx.h.src[i].f->path;
+	if (!cx->oom)
+		place_database(&mg);
+	for (size_t i = 0; i < cx->h.n_src && !cx->oom; i++) {
+		const char *path = cx->h.src[i].f->path;
 		out_file *o;
 		if (!ends_with(path, ".tmdl") && !is_platform_file(path) && !out_find(&mg, path) &&
 		    (o = out_new(&mg, path)))
-			o->verbatim = &cx.h.src[i];
+			o->verbatim = &cx->h.src[i];
 	}
-	if (cx.oom || cx.bug)
-		goto out;
-	if ((rc = build_files(&mg, out, err)))
-		goto out;
-	/* the result must read back: a failure here is pbiport's, not the caller's */
-	if ((rc = side_load(&check, out, inner))) {
-		rc = pb_err(err, PB_EINTERNAL, "the merged definition does not parse: %s", inner);
-		pb_files_release(out);
-	}
+	if (!cx->oom && !cx->bug)
+		rc = build_files(&mg, out, err);
 out:
-	if (!rc && cx.oom)
+	if (!rc && cx->oom)
 		rc = pb_err(err, PB_ENOMEM, "out of memory merging definitions");
-	else if (!rc && cx.bug)
+	else if (!rc && cx->bug)
 		rc = pb_err(err, PB_EINTERNAL, "merging definitions: an object's lines were not found in its file");
 	if (rc)
 		pb_files_release(out);
-	side_release(&check);
+	cx->oom |= oom;
+	cx->bug |= bug;
 	merger_release(&mg);
+	return rc;
+}
+
+int model_plan_merge(model_plan *p, bool allow_breaking, pb_files *out, char *err)
+{
+	return merge_files(&p->cx, allow_breaking, out, err);
+}
+
+int model_merge(const pb_files *want, const pb_files *have, bool allow_breaking, pb_files *out, char *err)
+{
+	ctx cx = { 0 };
+	out->v = NULL;
+	out->n = 0;
+	int rc = plan(&cx, want, have, false, err);
+	if (!rc)
+		rc = merge_files(&cx, allow_breaking, out, err);
 	ctx_release(&cx);
 	return rc;
 }

@@ -103,6 +103,8 @@ int model_diff(const pb_files *want, const pb_files *have, struct json_t **out, 
  *  - into want's model.tmdl: the model properties and annotations have sets and want does
  *    not (PBIDesktopVersion, discourageImplicitMeasures...), and the `ref` lines of kept
  *    tables, roles, perspectives and cultures;
+ *  - have's database compatibilityLevel when it is higher than want's (Power BI raises it and
+ *    refuses to lower it);
  *  - have's parts that are not TMDL and that want lacks (diagramLayout.json), but .platform.
  * A model merged with itself comes back byte for byte. Blocking objects (see above): without
  * allow_breaking PB_ECONFLICT naming the first pair ("measure 'Total' of table 'Orders' refers
@@ -110,8 +112,22 @@ int model_diff(const pb_files *want, const pb_files *have, struct json_t **out, 
  * "via" relationship, hierarchy_level, sort_by and table_removed are left out and the others
  * kept. A name clash is PB_ECONFLICT either way. model_merge does not refuse breaking changes
  * themselves (summary.breaking): that is the caller's decision.
- * The result is read back before it is returned (PB_EINTERNAL naming FILE:LINE if it does not
- * parse). *out is new; release with pb_files_release; empty on failure. */
+ * Objects are copied as whole lines at an object boundary of their own depth, so the result
+ * reads back with the TMDL reader (the tests read back every result, real Power BI models'
+ * too); PB_EINTERNAL if an object's lines are not where the reader put them.
+ * *out is new; release with pb_files_release; empty on failure. */
 int model_merge(const pb_files *want, const pb_files *have, bool allow_breaking, pb_files *out, char *err);
+
+/* model_diff and model_merge of the same two definitions, reading each once: what an update
+ * does (its dry run, its checks, then its upload), in half the time of the two calls.
+ * model_plan_new reads both sides (the errors of model_diff); want and have are borrowed until
+ * model_plan_free. model_plan_diff gives model_diff's JSON (a new reference each call) and
+ * model_plan_merge model_merge's files (new, or PB_ECONFLICT as model_merge), as often as
+ * needed. One plan is used by one thread at a time. */
+typedef struct model_plan model_plan;
+int model_plan_new(const pb_files *want, const pb_files *have, model_plan **out, char *err);
+int model_plan_diff(model_plan *p, struct json_t **out, char *err);
+int model_plan_merge(model_plan *p, bool allow_breaking, pb_files *out, char *err);
+void model_plan_free(model_plan *p);   /* NULL-safe */
 
 #endif

@@ -35,41 +35,53 @@ struct tmdl_priv {
 	tmdl_node root;
 };
 
-static void *arena_alloc(struct tmdl_priv *pv, size_t n)
+/* n bytes, not zeroed, aligned for any type when aligned is set (strings need no alignment). */
+static void *arena_take(struct tmdl_priv *pv, size_t n, bool aligned)
 {
 	const size_t align = sizeof(max_align_t);
 	if (n > PB_TMDL_MAX_MODEL_BYTES) {
 		pv->limit_hit = true;
 		return NULL;
 	}
-	n = (n + align - 1) / align * align;
 	if (!n)
-		n = align;
+		n = 1;
 	arena_chunk *c = pv->chunks;
-	if (!c || c->cap - c->used < n) {
+	size_t start = c && aligned ? (c->used + align - 1) / align * align : c ? c->used : 0;
+	if (!c || start > c->cap || c->cap - start < n) {
 		size_t cap = n > ARENA_CHUNK_MIN ? n : ARENA_CHUNK_MIN;
 		if (pv->total + cap > PB_TMDL_MAX_MODEL_BYTES) {
 			pv->limit_hit = true;
 			return NULL;
 		}
-		c = calloc(1, sizeof(*c) + cap);
+		c = malloc(sizeof(*c) + cap);
 		if (!c) {
 			pv->limit_hit = false;
 			return NULL;
 		}
+		c->used = 0;
 		c->cap = cap;
 		c->next = pv->chunks;
 		pv->chunks = c;
 		pv->total += cap;
+		start = 0;
 	}
-	void *p = (unsigned char *)c->data + c->used;
-	c->used += n;
-	return p;  /* zeroed: chunks come from calloc and are never reused */
+	void *p = (unsigned char *)c->data + start;
+	c->used = start + n;
+	return p;
+}
+
+/* n zeroed bytes aligned for any type: nodes and the model's arrays. */
+static void *arena_alloc(struct tmdl_priv *pv, size_t n)
+{
+	void *p = arena_take(pv, n, true);
+	if (p)
+		memset(p, 0, n);
+	return p;
 }
 
 static char *arena_strndup(struct tmdl_priv *pv, const char *s, size_t n)
 {
-	char *p = arena_alloc(pv, n + 1);
+	char *p = arena_take(pv, n + 1, false);
 	if (p) {
 		memcpy(p, s, n);
 		p[n] = '\0';
@@ -142,6 +154,12 @@ static bool all_blank(const char *s, size_t n)
 	return true;
 }
 
+/* str_ieq for keywords on hot paths: the first letters decide most comparisons. */
+static bool kw_eq(const char *a, const char *b)
+{
+	return (a[0] | 0x20) == (b[0] | 0x20) && str_ieq(a, b);
+}
+
 static bool ieq_n(const char *a, size_t an, const char *b)
 {
 	return strlen(b) == an && strncasecmp(a, b, an) == 0;
@@ -202,11 +220,14 @@ static bool get_line(const doc *d, size_t pos, int no, line *l)
 	return true;
 }
 
-/* Rejects NUL bytes and invalid UTF-8 up front, so later steps can treat lines as text. */
+/* Rejects NUL bytes and invalid UTF-8 up front, so later steps can treat lines as text. The
+ * whole text is checked at once; only a bad one is walked line by line for the message. */
 static int check_encoding(const doc *d, size_t pos)
 {
 	line l;
 	int no = 0;
+	if (!memchr(d->text + pos, '\0', d->len - pos) && utf8_valid(d->text + pos, d->len - pos))
+		return PB_OK;
 	while (get_line(d, pos, no + 1, &l)) {
 		no = l.no;
 		pos = l.next;
@@ -243,7 +264,7 @@ static int scan_name(const doc *d, int lineno, const char *p, const char *e, con
 		}
 		if (!closed)
 			return syntax_error(d->err, d->file, lineno, "unterminated quoted name");
-		out = arena_alloc(d->pv, n + 1);
+		out = arena_take(d->pv, n + 1, false);
 		if (!out)
 			return mem_error(d->pv, d->err, d->file, lineno);
 		size_t k = 0;
@@ -252,11 +273,17 @@ static int scan_name(const doc *d, int lineno, const char *p, const char *e, con
 			if (*r == '\'')
 				r++;  /* the second quote of '' */
 		}
+		out[k] = '\0';
 		*endp = q + 1;
 	} else {
 		const char *q = p;
-		while (q < e && !strchr(stop, *q))
-			q++;
+		if (!stop[0])
+			q = e;  /* up to the end of the line */
+		else if (!stop[1])
+			q = (q = memchr(p, stop[0], (size_t)(e - p))) ? q : e;
+		else
+			while (q < e && !strchr(stop, *q))
+				q++;
 		*endp = q;
 		q = trim_end(p, q);
 		n = (size_t)(q - p);
@@ -281,7 +308,7 @@ static const char *colon_value(struct tmdl_priv *pv, const char *p, const char *
 	p = skip_blanks(p, e);
 	e = trim_end(p, e);
 	if (e - p >= 2 && *p == '"') {
-		char *out = arena_alloc(pv, (size_t)(e - p));
+		char *out = arena_take(pv, (size_t)(e - p), false);
 		if (!out)
 			return NULL;
 		size_t k = 0;
@@ -293,8 +320,10 @@ static const char *colon_value(struct tmdl_priv *pv, const char *p, const char *
 					q += 2;
 					continue;
 				}
-				if (q + 1 == e)
+				if (q + 1 == e) {
+					out[k] = '\0';
 					return out;  /* one complete quoted string */
+				}
 				break;
 			}
 			out[k++] = *q++;
@@ -327,7 +356,7 @@ static int read_multiline(const doc *d, size_t threshold, size_t *pos, int *no, 
 	}
 	for (size_t p = *pos; get_line(d, p, 0, &l) && p < end; p = l.next)
 		total += l.n + 1;
-	char *out = arena_alloc(d->pv, total + 1);
+	char *out = arena_take(d->pv, total + 1, false);
 	if (!out)
 		return mem_error(d->pv, d->err, d->file, *no);
 	size_t k = 0;
@@ -376,7 +405,7 @@ static int read_fenced(const doc *d, const char *fence, size_t fence_len, int op
 	}
 	if (!closed)
 		return syntax_error(d->err, d->file, open_no, "unterminated %.*s block", (int)fence_len, fence);
-	char *out = arena_alloc(d->pv, total + 1);
+	char *out = arena_take(d->pv, total + 1, false);
 	if (!out)
 		return mem_error(d->pv, d->err, d->file, open_no);
 	size_t k = 0;
@@ -498,7 +527,7 @@ static void append_child(tmdl_node *parent, tmdl_node *c)
 
 static bool is_table_node(const tmdl_node *n)
 {
-	return (n->kind == TMDL_NODE_OBJECT || n->kind == TMDL_NODE_REF) && str_ieq(n->type, "table");
+	return (n->kind == TMDL_NODE_OBJECT || n->kind == TMDL_NODE_REF) && kw_eq(n->type, "table");
 }
 
 /* Objects that only exist inside a table. */
@@ -508,11 +537,15 @@ static bool needs_table_parent(const tmdl_node *n)
 	if (n->kind != TMDL_NODE_OBJECT)
 		return false;
 	for (const char *const *k = kinds; *k; k++)
-		if (str_ieq(n->type, *k))
+		if (kw_eq(n->type, *k))
 			return true;
 	return false;
 }
 
+static int check_duplicates(const tmdl_node *node, char *err);
+
+/* Nodes are checked for duplicate children when they are complete (popped), while they are
+ * still in the cache; the root, whose children come from every document, after merging. */
 static int parse_document(const doc *d)
 {
 	tmdl_node *stack[PB_TMDL_MAX_DEPTH + 2];
@@ -567,8 +600,11 @@ static int parse_document(const doc *d)
 			desc_depth = tabs;
 			continue;
 		}
-		while (sdepth[top] >= (long)tabs)
+		while (sdepth[top] >= (long)tabs) {
+			if (top > 0 && (rc = check_duplicates(stack[top], d->err)))
+				goto out;
 			top--;
+		}
 		if (sdepth[top] != (long)tabs - 1) {
 			rc = syntax_error(d->err, d->file, no, "unexpected indentation: %zu tabs where at most %ld are allowed",
 					  tabs, sdepth[top] + 1);
@@ -611,6 +647,8 @@ static int parse_document(const doc *d)
 	}
 	if (have_desc)
 		rc = syntax_error(d->err, d->file, desc_line, "description (///) is not followed by a declaration");
+	for (; !rc && top > 0; top--)
+		rc = check_duplicates(stack[top], d->err);
 out:
 	sbuf_release(&desc);
 	return rc;
@@ -871,6 +909,9 @@ static int merge_top_level(tmdl_node *root, char *err)
 				goto out;
 			drop[items[g].idx] = true;
 		}
+		/* each declaration's own children were checked when it was read */
+		if (j - i > 1 && (rc = check_duplicates(items[i].node, err)))
+			goto out;
 		i = j;
 	}
 	tmdl_node *c = root->first_child;
@@ -887,16 +928,29 @@ out:
 	return rc;
 }
 
-/* No two named children (or struct blocks) of one node share a (type, name). */
+/* No two named children (or struct blocks) of node share a (type, name); not recursive (see
+ * parse_document). A few are compared pair by pair; more are sorted. */
+#define DUP_PAIRWISE 8
 static int check_duplicates(const tmdl_node *node, char *err)
 {
 	size_t n = 0, k = 0;
 	int rc = PB_OK;
 	keyed *items = NULL;
+	const tmdl_node *few[DUP_PAIRWISE];
 	for (const tmdl_node *c = node->first_child; c; c = c->next)
-		if (is_keyed_child(c))
+		if (is_keyed_child(c)) {
+			if (n < DUP_PAIRWISE)
+				few[n] = c;
 			n++;
-	if (n > 1) {
+		}
+	if (n > 1 && n <= DUP_PAIRWISE) {
+		/* document order: the first later child that repeats an earlier one is reported */
+		for (size_t j = 1; j < n; j++)
+			for (size_t i = 0; i < j; i++)
+				if ((few[i]->type[0] | 0x20) == (few[j]->type[0] | 0x20) && same_key(few[i], few[j]))
+					return duplicate_error(err, few[i], few[j],
+							       few[j]->kind == TMDL_NODE_BARE ? "block" : "declaration of");
+	} else if (n > 1) {
 		items = malloc(n * sizeof *items);
 		if (!items)
 			return pb_err(err, PB_ENOMEM, "out of memory");
@@ -919,9 +973,6 @@ static int check_duplicates(const tmdl_node *node, char *err)
 			goto out;
 		}
 	}
-	for (const tmdl_node *c = node->first_child; c; c = c->next)
-		if ((rc = check_duplicates(c, err)))
-			goto out;
 out:
 	free(items);
 	return rc;
@@ -929,23 +980,49 @@ out:
 
 /* -- property access on a node -- */
 
+/* The first letters are compared first: most children are other properties. */
 static const tmdl_node *find_prop(const tmdl_node *n, const char *type)
 {
+	unsigned char first = (unsigned char)(type[0] | 0x20);
 	for (const tmdl_node *c = n->first_child; c; c = c->next)
-		if (is_prop(c) && str_ieq(c->type, type))
+		if ((unsigned char)(c->type[0] | 0x20) == first && is_prop(c) && str_ieq(c->type, type))
 			return c;
 	return NULL;
 }
 
-static const char *prop_str(const tmdl_node *n, const char *type)
+/* find_prop for several names in one pass: out[i] is the first property named names[i]
+ * (NULL-terminated list), or NULL. */
+static void find_props(const tmdl_node *n, const char *const *names, const tmdl_node **out)
 {
-	const tmdl_node *p = find_prop(n, type);
+	size_t k = 0;
+	while (names[k])
+		out[k++] = NULL;
+	for (const tmdl_node *c = n->first_child; c; c = c->next) {
+		if (!is_prop(c))
+			continue;
+		unsigned char first = (unsigned char)(c->type[0] | 0x20), second = (unsigned char)(c->type[1] | 0x20);
+		for (size_t i = 0; i < k; i++)
+			if (!out[i] && (unsigned char)(names[i][0] | 0x20) == first &&
+			    (unsigned char)(names[i][1] | 0x20) == second && str_ieq(c->type, names[i])) {
+				out[i] = c;
+				break;
+			}
+	}
+}
+
+static const char *value_of(const tmdl_node *p)
+{
 	return p && p->kind != TMDL_NODE_BARE ? p->value : NULL;
 }
 
-static int prop_bool(const tmdl_node *n, const char *type, bool dflt, bool *out, char *err)
+static const char *prop_str(const tmdl_node *n, const char *type)
 {
-	const tmdl_node *p = find_prop(n, type);
+	return value_of(find_prop(n, type));
+}
+
+/* A boolean property found as p (NULL: absent, dflt). */
+static int bool_of(const tmdl_node *p, bool dflt, bool *out, char *err)
+{
 	*out = dflt;
 	if (!p)
 		return PB_OK;
@@ -959,6 +1036,11 @@ static int prop_bool(const tmdl_node *n, const char *type, bool dflt, bool *out,
 	}
 	return syntax_error(err, p->file, p->line, "%s: expected true or false, found '%s'", p->type,
 			    p->value ? p->value : "");
+}
+
+static int prop_bool(const tmdl_node *n, const char *type, bool dflt, bool *out, char *err)
+{
+	return bool_of(find_prop(n, type), dflt, out, err);
 }
 
 /* 'Quoted name' -> Quoted name; anything else as written. */
@@ -998,7 +1080,7 @@ static size_t count_objects(const tmdl_node *n, const char *type)
 {
 	size_t k = 0;
 	for (const tmdl_node *c = n->first_child; c; c = c->next)
-		if (c->kind == TMDL_NODE_OBJECT && str_ieq(c->type, type))
+		if (c->kind == TMDL_NODE_OBJECT && kw_eq(c->type, type))
 			k++;
 	return k;
 }
@@ -1014,30 +1096,39 @@ static int extract_annotations(struct tmdl_priv *pv, const tmdl_node *n, tmdl_an
 	if (!*out)
 		return PB_ENOMEM;
 	for (const tmdl_node *c = n->first_child; c; c = c->next)
-		if (c->kind == TMDL_NODE_OBJECT && str_ieq(c->type, "annotation"))
+		if (c->kind == TMDL_NODE_OBJECT && kw_eq(c->type, "annotation"))
 			(*out)[(*count)++] = (tmdl_annotation){ c->name, c->value ? c->value : "" };
 	return PB_OK;
 }
 
 #define TRY(expr) do { if ((rc = (expr))) goto out; } while (0)
 
+/* A column's properties, read in one pass (models have thousands of columns). */
+enum { COL_DATA_TYPE, COL_SOURCE, COL_FORMAT, COL_SUMMARIZE, COL_LINEAGE, COL_FOLDER, COL_SORT_BY,
+       COL_EXPRESSION, COL_HIDDEN, COL_KEY, COL_NULLABLE, COL_PROPS };
+static const char *const COLUMN_PROPS[COL_PROPS + 1] = { "dataType", "sourceColumn", "formatString",
+	"summarizeBy", "lineageTag", "displayFolder", "sortByColumn", "expression", "isHidden", "isKey",
+	"isNullable", NULL };
+
 static int extract_column(struct tmdl_priv *pv, const tmdl_node *n, tmdl_column *c, char *err)
 {
 	int rc = PB_OK;
+	const tmdl_node *p[COL_PROPS];
+	find_props(n, COLUMN_PROPS, p);
 	c->node = n;
 	c->name = n->name;
 	c->description = n->description;
-	c->data_type = canon(prop_str(n, "dataType"), DATA_TYPES);
-	c->source_column = prop_str(n, "sourceColumn");
-	c->format_string = prop_str(n, "formatString");
-	c->summarize_by = canon(prop_str(n, "summarizeBy"), SUMMARIZE_BY);
-	c->lineage_tag = prop_str(n, "lineageTag");
-	c->display_folder = prop_str(n, "displayFolder");
-	c->sort_by_column = unquote_ref(pv, prop_str(n, "sortByColumn"));
-	c->expression = n->value ? n->value : prop_str(n, "expression");
-	TRY(prop_bool(n, "isHidden", false, &c->is_hidden, err));
-	TRY(prop_bool(n, "isKey", false, &c->is_key, err));
-	TRY(prop_bool(n, "isNullable", true, &c->is_nullable, err));
+	c->data_type = canon(value_of(p[COL_DATA_TYPE]), DATA_TYPES);
+	c->source_column = value_of(p[COL_SOURCE]);
+	c->format_string = value_of(p[COL_FORMAT]);
+	c->summarize_by = canon(value_of(p[COL_SUMMARIZE]), SUMMARIZE_BY);
+	c->lineage_tag = value_of(p[COL_LINEAGE]);
+	c->display_folder = value_of(p[COL_FOLDER]);
+	c->sort_by_column = unquote_ref(pv, value_of(p[COL_SORT_BY]));
+	c->expression = n->value ? n->value : value_of(p[COL_EXPRESSION]);
+	TRY(bool_of(p[COL_HIDDEN], false, &c->is_hidden, err));
+	TRY(bool_of(p[COL_KEY], false, &c->is_key, err));
+	TRY(bool_of(p[COL_NULLABLE], true, &c->is_nullable, err));
 	TRY(extract_annotations(pv, n, &c->annotations, &c->n_annotations));
 out:
 	return rc;
@@ -1085,13 +1176,31 @@ static void extract_partition(struct tmdl_priv *pv, const tmdl_node *n, tmdl_par
 static int extract_table(struct tmdl_priv *pv, const tmdl_node *n, tmdl_table *t, char *err)
 {
 	int rc = PB_OK;
+	const tmdl_node *lineage = NULL, *hidden = NULL;
+	size_t nc = 0, nm = 0, np = 0;
 	t->node = n;
 	t->name = n->name;
 	t->description = n->description;
-	t->lineage_tag = prop_str(n, "lineageTag");
-	TRY(prop_bool(n, "isHidden", false, &t->is_hidden, err));
-	size_t nc = count_objects(n, "column"), nm = count_objects(n, "measure"), np = count_objects(n, "partition");
-	t->n_hierarchies = count_objects(n, "hierarchy");
+	/* one pass over the table's children: its members lie between them, far apart */
+	for (const tmdl_node *c = n->first_child; c; c = c->next) {
+		if (is_prop(c)) {
+			if (!lineage && kw_eq(c->type, "lineageTag"))
+				lineage = c;
+			else if (!hidden && kw_eq(c->type, "isHidden"))
+				hidden = c;
+		} else if (c->kind == TMDL_NODE_OBJECT) {
+			bool col = kw_eq(c->type, "column"), ms = !col && kw_eq(c->type, "measure");
+			bool part = !col && !ms && kw_eq(c->type, "partition");
+			nc += col;
+			nm += ms;
+			np += part;
+			t->n_hierarchies += kw_eq(c->type, "hierarchy");
+			t->n_other_members += !col && !ms && !part && c->name && !kw_eq(c->type, "annotation") &&
+					      !kw_eq(c->type, "extendedProperty");
+		}
+	}
+	t->lineage_tag = value_of(lineage);
+	TRY(bool_of(hidden, false, &t->is_hidden, err));
 	if ((nc && !(t->columns = arena_alloc(pv, nc * sizeof *t->columns))) ||
 	    (nm && !(t->measures = arena_alloc(pv, nm * sizeof *t->measures))) ||
 	    (np && !(t->partitions = arena_alloc(pv, np * sizeof *t->partitions)))) {
@@ -1099,15 +1208,15 @@ static int extract_table(struct tmdl_priv *pv, const tmdl_node *n, tmdl_table *t
 		goto out;
 	}
 	for (const tmdl_node *c = n->first_child; c; c = c->next) {
-		if (c->kind == TMDL_NODE_BARE && str_ieq(c->type, "calculationGroup"))
+		if (c->kind == TMDL_NODE_BARE && kw_eq(c->type, "calculationGroup"))
 			t->is_calculation_group = true;
 		if (c->kind != TMDL_NODE_OBJECT)
 			continue;
-		if (str_ieq(c->type, "column"))
+		if (kw_eq(c->type, "column"))
 			TRY(extract_column(pv, c, &t->columns[t->n_columns++], err));
-		else if (str_ieq(c->type, "measure"))
+		else if (kw_eq(c->type, "measure"))
 			TRY(extract_measure(pv, c, &t->measures[t->n_measures++], err));
-		else if (str_ieq(c->type, "partition"))
+		else if (kw_eq(c->type, "partition"))
 			extract_partition(pv, c, &t->partitions[t->n_partitions++]);
 	}
 	TRY(extract_annotations(pv, n, &t->annotations, &t->n_annotations));
@@ -1267,8 +1376,6 @@ int tmdl_model_finish(tmdl_model *m, char *err)
 		return pb_err(err, PB_EINTERNAL, "tmdl_model_finish: model is %s",
 			      m->finished ? "already finished" : "unusable after an earlier error");
 	int rc = merge_top_level(&pv->root, err);
-	if (!rc)
-		rc = check_duplicates(&pv->root, err);
 	if (!rc)
 		rc = extract_model(m, err);
 	if (rc)
@@ -1469,7 +1576,8 @@ const tmdl_node *tmdl_node_child(const tmdl_node *node, const char *type)
 const char *tmdl_node_annotation(const tmdl_node *node, const char *name)
 {
 	for (const tmdl_node *c = node ? node->first_child : NULL; c && name; c = c->next)
-		if (c->kind == TMDL_NODE_OBJECT && str_ieq(c->type, "annotation") && c->name && str_ieq(c->name, name))
+		if (c->kind == TMDL_NODE_OBJECT && (c->type[0] | 0x20) == 'a' && str_ieq(c->type, "annotation") && c->name &&
+		    str_ieq(c->name, name))
 			return c->value ? c->value : "";
 	return NULL;
 }

@@ -133,6 +133,9 @@ typedef struct tmdl_table {
 	tmdl_partition *partitions;
 	size_t n_partitions;
 	size_t n_hierarchies;
+	/* named child objects besides columns, measures, partitions, annotations and extended
+	 * properties (hierarchies, calendars, ...): 0 spares a walk over the children */
+	size_t n_other_members;
 	bool is_calculation_group;
 	tmdl_annotation *annotations;
 	size_t n_annotations;

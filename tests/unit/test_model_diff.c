@@ -9,10 +9,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/lang/contract.h"
 #include "core/lang/model_diff.h"
@@ -500,6 +502,7 @@ static void analyst_measure_is_kept_verbatim(void **state)
 	const char *role = "role Readers\n\tmodelPermission: read\n\n\ttablePermission Orders = [Amount] > 0\n";
 	put(&h, "definition/tables/Top Customers.tmdl", calc);
 	put(&h, "definition/roles/Readers.tmdl", role);
+	put(&h, "definition/database.tmdl", "database\n\tcompatibilityLevel: 1605\n");   /* raised by Power BI */
 	put(&h, "diagramLayout.json", "{\"version\": \"1.1.0\"}\n");
 	put(&h, ".platform", "{\"config\": {\"logicalId\": \"x\"}}\n");
 	json_t *d = diff_ok(&w, &h);
@@ -521,6 +524,7 @@ static void analyst_measure_is_kept_verbatim(void **state)
 	assert_string_equal(text_of(&m, "definition/roles/Readers.tmdl"), role);
 	assert_string_equal(text_of(&m, "diagramLayout.json"), "{\"version\": \"1.1.0\"}\n");
 	assert_null(find_file(&m, ".platform"));
+	assert_string_equal(text_of(&m, "definition/database.tmdl"), "database\n\tcompatibilityLevel: 1605\n");
 	const char *model = text_of(&m, "definition/model.tmdl");
 	assert_non_null(strstr(model, "\tdiscourageImplicitMeasures\n"));
 	assert_non_null(strstr(model, "ref table 'Top Customers'\n"));
@@ -778,6 +782,49 @@ static void unannotated_objects(void **state)
 	pb_files_release(&h);
 }
 
+/* One plan answers the diff and the merge (both allow_breaking settings) as the two calls do. */
+static void plan_gives_the_same_answers(void **state)
+{
+	(void)state;
+	pb_files w, h, m1, m2;
+	model_plan *p = NULL;
+	char err[PB_ERR_MAX] = "";
+	base(&w);
+	base(&h);
+	edit(&h, "definition/tables/Orders.tmdl", "\tannotation PBI_ResultType = Table\n", MEASURE "\n\tannotation PBI_ResultType = Table\n");
+	edit(&w, "definition/tables/Orders.tmdl", "\tcolumn Amount\n", "\tcolumn Paid\n");
+	if (model_plan_new(&w, &h, &p, err))
+		fail_msg("%s", err);
+	json_t *a = NULL, *b = diff_ok(&w, &h);
+	assert_int_equal(model_plan_diff(p, &a, err), 0);
+	assert_true(json_equal(a, b));
+	json_decref(a);
+	assert_int_equal(model_plan_diff(p, &a, err), 0);   /* again: the same, a new reference */
+	assert_true(json_equal(a, b));
+	json_decref(a);
+	json_decref(b);
+	assert_int_equal(model_plan_merge(p, false, &m1, err), PB_ECONFLICT);
+	assert_string_equal(err, "measure 'Total Amount' of table 'Orders' refers to column 'Orders'[Amount], which the "
+				 "contract removes; allow breaking changes to update anyway");
+	assert_int_equal(m1.n, 0);
+	assert_int_equal(model_plan_merge(p, true, &m1, err), 0);
+	merge_ok(&w, &h, true, &m2);
+	assert_int_equal(m1.n, m2.n);
+	for (size_t i = 0; i < m1.n; i++)
+		assert_string_equal(m1.v[i].content, m2.v[i].content);
+	pb_files_release(&m1);
+	pb_files_release(&m2);
+	model_plan_free(p);
+	model_plan_free(NULL);
+	/* a side that does not parse: no plan */
+	edit(&h, "definition/tables/Orders.tmdl", "\tcolumn CustomerId\n", "\t\t\tcolumn CustomerId\n");
+	assert_int_equal(model_plan_new(&w, &h, &p, err), PB_EINVAL);
+	assert_null(p);
+	assert_non_null(strstr(err, "definition/tables/Orders.tmdl:15: "));
+	pb_files_release(&w);
+	pb_files_release(&h);
+}
+
 /* ---- errors ---- */
 
 static void unparsable_side_names_file_and_line(void **state)
@@ -833,6 +880,86 @@ static void rendered_contracts_equal_themselves(void **state)
 	}
 }
 
+/* ---- real Power BI models ($PBIPORT_CORPUS/tmdl) ---- */
+
+/* Adds every file below root/rel (hidden entries skipped) to f, named by its path from root. */
+static void read_tree(pb_files *f, const char *root, const char *rel)
+{
+	char dir[4096], path[4096], sub[4096], err[PB_ERR_MAX];
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s%s%s", root, *rel ? "/" : "", rel), 0);
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		struct stat st;
+		if (e->d_name[0] == '.')
+			continue;
+		assert_int_equal(xsnprintf(path, sizeof path, "%s/%s", dir, e->d_name), 0);
+		assert_int_equal(xsnprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name), 0);
+		assert_int_equal(stat(path, &st), 0);
+		if (S_ISDIR(st.st_mode)) {
+			read_tree(f, root, sub);
+			continue;
+		}
+		char *text = NULL;
+		size_t len = 0;
+		if (read_file(path, 1u << 26, &text, &len, err))
+			fail_msg("%s", err);
+		put(f, sub, text);
+		free(text);
+	}
+	closedir(d);
+}
+
+/* Every corpus model: equal to itself; merged with itself it reads back the same; as the live
+ * model under our generated one (nothing of it annotated: all of it the analysts'), it is kept
+ * whole beside it, and the emulator takes the result. */
+static void corpus_models(void **state)
+{
+	(void)state;
+	const char *root = getenv("PBIPORT_CORPUS");
+	char dir[4096], model[4096];
+	struct stat st;
+	static const char *const models[] = { "analysis-services/Sales.SemanticModel", "pbiplint/te3-zoo.SemanticModel",
+		"fabric-samples/Bank Customer Churn Analysis.SemanticModel", "fabric-toolbox/FUAM_Core_SM.SemanticModel",
+		"fabric-toolbox/Gateway Monitoring.SemanticModel", "fabric-cicd/ABC.SemanticModel" };
+	if (!root || xsnprintf(dir, sizeof dir, "%s/tmdl", root) || stat(dir, &st)) {
+		printf("SKIP: corpus models: PBIPORT_CORPUS/tmdl not found\n");
+		return;
+	}
+	for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
+		pb_files x = { 0 }, w, m, m2;
+		assert_int_equal(xsnprintf(model, sizeof model, "%s/%s", dir, models[i]), 0);
+		read_tree(&x, model, "");
+		json_t *d = diff_ok(&x, &x);
+		expect_changes(d, "");
+		size_t kept = json_array_size(json_object_get(d, "kept"));
+		assert_true(kept > 0);
+		json_decref(d);
+		merge_ok(&x, &x, false, &m);
+		d = diff_ok(&x, &m);
+		expect_changes(d, "");
+		assert_int_equal(json_array_size(json_object_get(d, "kept")), kept);
+		json_decref(d);
+		pb_files_release(&m);
+
+		base(&w);
+		merge_ok(&w, &x, true, &m);
+		d = diff_ok(&w, &m);
+		expect_changes(d, "");
+		json_decref(d);
+		merge_ok(&w, &m, true, &m2);
+		for (size_t k = 0; k < m.n; k++)
+			assert_string_equal(m2.v[k].content, m.v[k].content);
+		emulator_accepts(&m);
+		printf("corpus: %s: %zu kept objects\n", models[i], kept);
+		pb_files_release(&m2);
+		pb_files_release(&m);
+		pb_files_release(&w);
+		pb_files_release(&x);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -850,8 +977,10 @@ int main(void)
 		cmocka_unit_test(names_compare_without_case),
 		cmocka_unit_test(hostile_names_round_trip),
 		cmocka_unit_test(unannotated_objects),
+		cmocka_unit_test(plan_gives_the_same_answers),
 		cmocka_unit_test(unparsable_side_names_file_and_line),
 		cmocka_unit_test(rendered_contracts_equal_themselves),
+		cmocka_unit_test(corpus_models),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

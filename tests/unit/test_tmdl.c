@@ -707,6 +707,54 @@ static void corpus(void **state)
 	tmdl_model_free(m);
 }
 
+/* Each node knows the lines it takes (its /// lines, its body, its children) so a writer can
+ * copy it verbatim; annotations are found by name without case. */
+static void line_spans_and_annotations(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX] = "";
+	tmdl_model *m = NULL;
+	const char *text = "/// the table\n"          /* 1 */
+			   "table T\n"                 /* 2 */
+			   "\tcolumn A\n"              /* 3 */
+			   "\t\tdataType: string\n"     /* 4 */
+			   "\n"                        /* 5 */
+			   "\t\tannotation PBIPORT_Generated = true\n" /* 6 */
+			   "\n"                        /* 7 */
+			   "\t/// two\n"               /* 8 */
+			   "\t/// lines\n"             /* 9 */
+			   "\tmeasure M =\n"           /* 10 */
+			   "\t\t\tVAR x = 1\n"         /* 11 */
+			   "\n"                        /* 12 */
+			   "\t\t\tRETURN x\n"          /* 13 */
+			   "\n"                        /* 14 */
+			   "\tmeasure F = ```\n"        /* 15 */
+			   "\t\t\t1\n"                 /* 16 */
+			   "\t\t\t```\n"               /* 17 */
+			   "\t\tformatString: 0\n"      /* 18 */
+			   "\n"                        /* 19 */
+			   "\n"                        /* 20 */
+			   "relationship R\n"          /* 21 */
+			   "\tfromColumn: T.A\n"        /* 22 */
+			   "\ttoColumn: T.A\n";         /* 23 */
+	assert_int_equal(parse_docs(&m, err, "t.tmdl", text, NULL), 0);
+	const tmdl_table *t = &m->tables[0];
+	assert_int_equal(t->node->first_line, 1);
+	assert_int_equal(t->node->last_line, 18);
+	assert_int_equal(t->columns[0].node->first_line, 3);
+	assert_int_equal(t->columns[0].node->last_line, 6);
+	assert_int_equal(t->measures[0].node->first_line, 8);
+	assert_int_equal(t->measures[0].node->last_line, 13);
+	assert_int_equal(t->measures[1].node->first_line, 15);
+	assert_int_equal(t->measures[1].node->last_line, 18);
+	assert_int_equal(m->relationships[0].node->first_line, 21);
+	assert_int_equal(m->relationships[0].node->last_line, 23);
+	assert_string_equal(tmdl_node_annotation(t->columns[0].node, "pbiport_generated"), "true");
+	assert_null(tmdl_node_annotation(t->node, "PBIPORT_Generated"));
+	assert_null(tmdl_node_annotation(NULL, "x"));
+	tmdl_model_free(m);
+}
+
 int main(void)
 {
 	const char *src = getenv("PBIPORT_SRC");
@@ -725,6 +773,7 @@ int main(void)
 		cmocka_unit_test(partial_declarations_and_refs),
 		cmocka_unit_test(generic_nodes_and_json),
 		cmocka_unit_test(api_misuse),
+		cmocka_unit_test(line_spans_and_annotations),
 		cmocka_unit_test(corpus),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
