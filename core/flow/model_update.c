@@ -460,16 +460,24 @@ static int phase_read_diff(update_run *u)
 	job_test_pause(ctx, "reading");
 	if ((rc = job_phase(ctx, "diffing", 30)))
 		return rc;
-	if ((rc = model_diff(&u->plan.want.files, &u->plan.live, &u->plan.diff, f.message))) {
+	/* one plan reads both definitions once for the diff and the merge */
+	model_plan *plan = NULL;
+	if ((rc = model_plan_new(&u->plan.want.files, &u->plan.live, &plan, f.message)) ||
+	    (rc = model_plan_diff(plan, &u->plan.diff, f.message))) {
+		model_plan_free(plan);
 		diff_failure(rc, &f);
 		return job_end_with(ctx, &f);
 	}
-	if ((rc = diff_refusal(u->plan.diff, u->j.row, &u->o, &f)))
+	if ((rc = diff_refusal(u->plan.diff, u->j.row, &u->o, &f))) {
+		model_plan_free(plan);
 		return job_fail(ctx, pb_failure_code(&f), "%s", f.message);
-	if (has_changes(u->plan.diff) &&
-	    (rc = model_merge(&u->plan.want.files, &u->plan.live, u->o.allow_breaking, &u->merged, f.message))) {
-		if (rc == PB_ECONFLICT)
-			return job_fail(ctx, "blocking_reference", "%s", f.message);
+	}
+	if (has_changes(u->plan.diff))
+		rc = model_plan_merge(plan, u->o.allow_breaking, &u->merged, f.message);
+	model_plan_free(plan);
+	if (rc == PB_ECONFLICT)
+		return job_fail(ctx, "blocking_reference", "%s", f.message);
+	if (rc) {
 		diff_failure(rc, &f);
 		return job_end_with(ctx, &f);
 	}
