@@ -1,9 +1,14 @@
 #include "runtime/crypto.h"
 
 #include <ctype.h>
+#include <limits.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/param_build.h>
+#include <openssl/rsa.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -455,6 +460,13 @@ int pb_hmac_sign(const void *key, size_t keylen, const void *msg, size_t len,
 	return PB_OK;
 }
 
+int pb_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t len, unsigned char out[32], char *err)
+{
+	if (!key || !keylen)
+		return pb_err(err, PB_EINVAL, "HMAC key is empty");
+	return hmac_raw(key, keylen, msg, len, out) ? pb_err(err, PB_EINTERNAL, "HMAC-SHA256 failed") : PB_OK;
+}
+
 int pb_hmac_sha256_hex(const void *key, size_t keylen, const void *msg, size_t len, char out[PB_SHA256_HEX_LEN + 1],
 		       char *err)
 {
@@ -511,5 +523,106 @@ int pb_random_token(size_t nbytes, char **out, char *err)
 	if (!rc)
 		rc = pb_b64url_encode(buf, nbytes, out, err);
 	pb_wipe(buf, nbytes);
+	return rc;
+}
+
+/* ---- RSA encryption, AES-CBC ---- */
+
+int pb_rsa_public_key(const unsigned char *n, size_t nlen, const unsigned char *e, size_t elen, EVP_PKEY **out,
+		      char *err)
+{
+	BIGNUM *bn = nlen && nlen <= 2048 ? BN_bin2bn(n, (int)nlen, NULL) : NULL;
+	BIGNUM *be = elen && elen <= 64 ? BN_bin2bn(e, (int)elen, NULL) : NULL;
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	int rc = PB_OK;
+	*out = NULL;
+	if (!bn || !be || BN_is_zero(bn) || BN_is_zero(be)) {
+		rc = pb_err(err, PB_EINVAL, "the RSA key has no usable modulus or exponent");
+		goto out;
+	}
+	if (!(bld = OSSL_PARAM_BLD_new()) || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) || !(params = OSSL_PARAM_BLD_to_param(bld)) ||
+	    !(ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) || EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, out, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+		EVP_PKEY_free(*out);
+		*out = NULL;
+		rc = pb_err(err, PB_EINVAL, "the modulus and exponent are not a valid RSA public key");
+	}
+out:
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(bn);
+	BN_free(be);
+	return rc;
+}
+
+int pb_rsa_oaep_encrypt(EVP_PKEY *key, const char *md, const void *plain, size_t len, unsigned char **out,
+			size_t *outlen, char *err)
+{
+	const EVP_MD *hash = md && !strcmp(md, "SHA1") ? EVP_sha1() : md && !strcmp(md, "SHA256") ? EVP_sha256() : NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	unsigned char *buf = NULL;
+	size_t n = 0;
+	int rc = PB_OK;
+	*out = NULL;
+	*outlen = 0;
+	if (!hash)
+		return pb_err(err, PB_EINVAL, "RSA-OAEP hash must be SHA1 or SHA256");
+	/* OAEP takes at most k - 2 hLen - 2 bytes (RFC 8017 §7.1.1) */
+	size_t room = (size_t)EVP_PKEY_get_size(key), hlen = (size_t)EVP_MD_get_size(hash);
+	if (room < 2 * hlen + 2 || len > room - 2 * hlen - 2)
+		return pb_err(err, PB_EINVAL, "%zu bytes are too many for RSA-OAEP with a %zu-byte key", len, room);
+	if (!(ctx = EVP_PKEY_CTX_new(key, NULL)) || EVP_PKEY_encrypt_init(ctx) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 || EVP_PKEY_CTX_set_rsa_oaep_md(ctx, hash) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, hash) <= 0 || EVP_PKEY_encrypt(ctx, NULL, &n, plain, len) <= 0) {
+		rc = pb_err(err, PB_EINTERNAL, "RSA-OAEP could not be set up");
+		goto out;
+	}
+	if (!(buf = malloc(n))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (EVP_PKEY_encrypt(ctx, buf, &n, plain, len) <= 0) {
+		rc = pb_err(err, PB_EINTERNAL, "RSA-OAEP encryption failed");
+		goto out;
+	}
+	*out = buf;
+	*outlen = n;
+	buf = NULL;
+out:
+	free(buf);
+	EVP_PKEY_CTX_free(ctx);
+	return rc;
+}
+
+int pb_aes256_cbc_encrypt(const unsigned char key[32], const unsigned char iv[16], const void *plain, size_t len,
+			  unsigned char **out, size_t *outlen, char *err)
+{
+	EVP_CIPHER_CTX *ctx = NULL;
+	unsigned char *buf = NULL;
+	int n1 = 0, n2 = 0, rc = PB_OK;
+	*out = NULL;
+	*outlen = 0;
+	if (len > (size_t)INT_MAX - 32)
+		return pb_err(err, PB_ELIMIT, "%zu bytes are too many to encrypt at once", len);
+	if (!(buf = malloc(len + 16)) || !(ctx = EVP_CIPHER_CTX_new())) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* PKCS#7 padding is EVP's default for CBC */
+	if (EVP_EncryptInit_ex(ctx, EVP_aes_256_cbc(), NULL, key, iv) != 1 ||
+	    EVP_EncryptUpdate(ctx, buf, &n1, plain, (int)len) != 1 || EVP_EncryptFinal_ex(ctx, buf + n1, &n2) != 1) {
+		rc = pb_err(err, PB_EINTERNAL, "AES-256-CBC encryption failed");
+		goto out;
+	}
+	*out = buf;
+	*outlen = (size_t)n1 + (size_t)n2;
+	buf = NULL;
+out:
+	free(buf);
+	EVP_CIPHER_CTX_free(ctx);
 	return rc;
 }

@@ -65,6 +65,26 @@ int pb_keyring_hmac_sign(const pb_keyring *kr, const void *msg, size_t len,
 			 char out[PB_HMAC_B64URL_LEN + 1], char *err);
 bool pb_keyring_hmac_verify(const pb_keyring *kr, const void *msg, size_t len, const char *sig);
 
+/* HMAC-SHA256 of msg under key into out (raw bytes). */
+int pb_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t len, unsigned char out[32], char *err);
+
+/* ---- RSA encryption and AES-CBC, for the formats other services define (a Power BI gateway's
+ * credentials: msapi/gateways.c) ---- */
+struct evp_pkey_st;
+/* The RSA public key of modulus n and public exponent e (unsigned big-endian bytes). *out is new
+ * (EVP_PKEY_free). PB_EINVAL when they make no usable key. */
+int pb_rsa_public_key(const unsigned char *n, size_t nlen, const unsigned char *e, size_t elen,
+		      struct evp_pkey_st **out, char *err);
+/* RSAES-OAEP (RFC 8017 §7.1) of plain under key, with md ("SHA1" or "SHA256") as the OAEP and
+ * MGF1 hash and an empty label. *out is new (free) and holds *outlen bytes, the modulus' size;
+ * plain longer than the key takes is PB_EINVAL. */
+int pb_rsa_oaep_encrypt(struct evp_pkey_st *key, const char *md, const void *plain, size_t len, unsigned char **out,
+			size_t *outlen, char *err);
+/* AES-256-CBC with PKCS#7 padding of plain under key and iv. *out is new (free), *outlen bytes
+ * (len rounded up to the next multiple of 16). */
+int pb_aes256_cbc_encrypt(const unsigned char key[32], const unsigned char iv[16], const void *plain, size_t len,
+			  unsigned char **out, size_t *outlen, char *err);
+
 /* Cryptographically random bytes. */
 int pb_random_bytes(void *buf, size_t len, char *err);
 /* A random token: nbytes random bytes as base64url without padding. *out is new. */

@@ -1,9 +1,6 @@
 #include "runtime/jwt.h"
 
-#include <openssl/bn.h>
-#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/param_build.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,53 +77,39 @@ const char *pb_jwt_claim_str(const pb_jwt *t, const char *name)
 	return json_string_value(json_object_get(t->claims, name));
 }
 
-/* A base64url JWK member as a big number. */
-static BIGNUM *jwk_bignum(const json_t *jwk, const char *name)
+/* A base64url JWK member's bytes (*raw new; NULL when absent or not base64url). */
+static unsigned char *jwk_bytes(const json_t *jwk, const char *name, size_t *n)
 {
 	const char *v = json_string_value(json_object_get(jwk, name));
 	unsigned char *raw = NULL;
-	size_t n = 0;
 	char why[PB_ERR_MAX];
-	if (!v || !*v || pb_b64url_decode(v, strlen(v), &raw, &n, why))
+	*n = 0;
+	if (!v || !*v || pb_b64url_decode(v, strlen(v), &raw, n, why))
 		return NULL;
-	BIGNUM *bn = n ? BN_bin2bn(raw, (int)n, NULL) : NULL;
-	free(raw);
-	return bn;
+	return raw;
 }
 
 /* The RSA public key of a JWK (kty RSA, n, e). *out is new (EVP_PKEY_free). */
 static int jwk_rsa_key(const json_t *jwk, EVP_PKEY **out, char *err)
 {
-	BIGNUM *n = jwk_bignum(jwk, "n"), *e = jwk_bignum(jwk, "e");
-	OSSL_PARAM_BLD *bld = NULL;
-	OSSL_PARAM *params = NULL;
-	EVP_PKEY_CTX *ctx = NULL;
+	size_t nlen = 0, elen = 0;
+	unsigned char *n = jwk_bytes(jwk, "n", &nlen), *e = jwk_bytes(jwk, "e", &elen);
+	char why[PB_ERR_MAX];
 	int rc = PB_OK;
 	*out = NULL;
-	if (!n || !e) {
+	if (!n || !e)
 		rc = pb_err(err, PB_EINVAL, "the signing key has no usable modulus or exponent");
-		goto out;
-	}
-	if (!(bld = OSSL_PARAM_BLD_new()) || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) || !(params = OSSL_PARAM_BLD_to_param(bld)) ||
-	    !(ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) || EVP_PKEY_fromdata_init(ctx) <= 0 ||
-	    EVP_PKEY_fromdata(ctx, out, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+	else if (pb_rsa_public_key(n, nlen, e, elen, out, why))
 		rc = pb_err(err, PB_EINVAL, "the signing key is not a valid RSA public key");
-		goto out;
-	}
-	if (EVP_PKEY_get_bits(*out) < PB_RSA_MIN_BITS)
+	else if (EVP_PKEY_get_bits(*out) < PB_RSA_MIN_BITS)
 		rc = pb_err(err, PB_EINVAL, "the signing key has %d bits; at least %d are required", EVP_PKEY_get_bits(*out),
 			    PB_RSA_MIN_BITS);
-out:
 	if (rc) {
 		EVP_PKEY_free(*out);
 		*out = NULL;
 	}
-	EVP_PKEY_CTX_free(ctx);
-	OSSL_PARAM_free(params);
-	OSSL_PARAM_BLD_free(bld);
-	BN_free(n);
-	BN_free(e);
+	free(n);
+	free(e);
 	return rc;
 }
 
