@@ -61,6 +61,11 @@ static const struct api_code api_codes[] = {
 	  "check the item type (encrypted sensitivity labels also block it)" },
 	{ "DMTS_CanNotFindMatchingDatasourceInGatewayError", "no connection matches the model's data source",
 	  "create a connection for the model's server and database, then bind again" },
+	/* on-premises data gateways (Power BI REST Gateways; the codes of the gateway pipeline) */
+	{ "DM_GWPipeline_Gateway_DataSourceAccessError", "the gateway could not sign in to the data source with these "
+	  "credentials", "check the user name and password (or key), and that the gateway's machine reaches the server" },
+	{ "DM_GWPipeline_Gateway_InvalidConnectionCredentials", "the gateway could not read the credentials (not "
+	  "encrypted with its current key, or incomplete)", "check the credential type and its fields, and try again" },
 	{ "InvalidRequest", "the service rejected the request as invalid", "check the values sent" },
 	{ "InvalidAuthenticationToken", "the access token is not valid for this service",
 	  "sign in again" },
@@ -272,8 +277,10 @@ msapi_failure msapi_failure_of(int svc, long status, const char *code)
 	 * (app tokens carry no scopes, so only a user's sign-in meets it) */
 	if (!strcmp(code, "TokenExpired") || !strcmp(code, "InsufficientScopes"))
 		return MSAPI_REAUTHENTICATE;
-	/* the credentials sent for a data source (Fabric connections) */
-	if (!strcmp(code, "IncorrectCredentials") || !strcmp(code, "InvalidCredentialDetails"))
+	/* the credentials sent for a data source (Fabric connections, gateway data sources) */
+	if (!strcmp(code, "IncorrectCredentials") || !strcmp(code, "InvalidCredentialDetails") ||
+	    !strcmp(code, "DM_GWPipeline_Gateway_DataSourceAccessError") ||
+	    !strcmp(code, "DM_GWPipeline_Gateway_InvalidConnectionCredentials"))
 		return MSAPI_BAD_CREDENTIALS;
 	if (!strcmp(code, "ItemDisplayNameAlreadyInUse") || !strcmp(code, "DuplicateConnectionName"))
 		return MSAPI_NAME_TAKEN;

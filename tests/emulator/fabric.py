@@ -479,12 +479,15 @@ def conn_json(emu, c):
         d["connectionRecency"]["lastBoundDateTime"] = iso(c["lastBound"])
     if c["connectivityType"] == "ShareableCloud":
         d["gatewayId"] = emu.tenants[c["tenant"]]["gateway_id"]
+    elif c.get("gatewayId"):   # an on-premises gateway's data source (gateways.py)
+        d["gatewayId"] = c["gatewayId"]
     return d
 
 
 def _visible_conn(c, p):
     who = p["id"].lower()
-    return c["tenant"] == p["tenant"] and (c["owner"].lower() == who or who in c["users"] or "*" in c["users"])
+    return c["tenant"] == p["tenant"] and (c["owner"].lower() == who or who in c["users"] or "*" in c["users"]
+                                           or who in c.get("gateway_admins", ()))
 
 
 def _conn(emu, req, p, cid):
@@ -666,7 +669,7 @@ def item_connections(emu, req, m):
         c = emu.connections.get(cid) if cid else None
         if c is not None:
             out.append({"id": c["id"], "displayName": c["displayName"], "connectivityType": c["connectivityType"],
-                        "gatewayId": emu.tenants[c["tenant"]]["gateway_id"],
+                        "gatewayId": c.get("gatewayId") or emu.tenants[c["tenant"]]["gateway_id"],
                         "connectionDetails": {"type": ds["type"], "path": ds["path"]}})
         else:
             out.append({"connectivityType": "None", "connectionDetails": {"type": ds["type"], "path": ds["path"]}})

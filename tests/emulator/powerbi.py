@@ -6,6 +6,7 @@ import math
 import re
 import uuid
 
+import gateways
 from common import HttpError, empty, iso, json_resp, new_id, pbi_error, pbi_throttled
 from state import NS
 
@@ -195,8 +196,13 @@ def datasource_json(emu, model, ds):
              "connectionDetails": {"kind": ds["type"], "path": ds["path"], "extensionDataSourceKind": ds["type"],
                                    "extensionDataSourcePath": ds["path"]}}
     d["datasourceId"] = datasource_id(tenant, ds)
-    if model["bindings"].get((ds["type"].lower(), ds["path"].lower())):
-        d["gatewayId"] = emu.tenants[tenant]["gateway_id"]
+    cid = model["bindings"].get((ds["type"].lower(), ds["path"].lower()))
+    if cid:
+        # bound to an on-premises gateway's data source: that gateway and data source
+        onprem = (emu.connections.get(cid) or {}).get("gatewayId")
+        d["gatewayId"] = onprem or emu.tenants[tenant]["gateway_id"]
+        if onprem:
+            d["datasourceId"] = cid
     return d
 
 
@@ -205,7 +211,8 @@ def dataset_json(emu, ws, md):
     return {"id": md["id"], "name": md["name"], "webUrl": _web(ws, "datasets", md["id"]),
             "addRowsAPIEnabled": push, "configuredBy": md["configuredBy"], "isRefreshable": not push,
             "isEffectiveIdentityRequired": False, "isEffectiveIdentityRolesRequired": False,
-            "isOnPremGatewayRequired": False, "targetStorageMode": "PushStreaming" if push else md["targetStorageMode"],
+            "isOnPremGatewayRequired": any((emu.connections.get(c) or {}).get("gatewayId")
+                                           for c in md["bindings"].values()), "targetStorageMode": "PushStreaming" if push else md["targetStorageMode"],
             "createdDate": iso(md["created"]), "description": md["description"],
             "createReportEmbedURL": "https://app.powerbi.com/reportEmbed?config=emulated",
             "qnaEmbedURL": "https://app.powerbi.com/qnaEmbed?config=emulated", "upstreamDatasets": [], "users": []}
@@ -254,6 +261,9 @@ def bind_to_gateway(emu, req, m):
     tenant = emu.tenants[ws["tenant"]]
     if not gw:
         raise _bad("gatewayObjectId is required")
+    onprem = gateways.find(emu, p, gw)
+    if onprem is not None:
+        return gateways.bind(emu, req, p, ws, md, onprem, body.get("datasourceObjectIds") or [])
     if gw != tenant["gateway_id"]:
         return pbi_error(400, "DMTS_CanNotFindMatchingDatasourceInGatewayError",
                          "Gateway '%s' is not a gateway this dataset's data sources can use" % gw)

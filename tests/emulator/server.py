@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import entra  # noqa: E402
 import fabric  # noqa: E402
+import gateways  # noqa: E402
 import graph  # noqa: E402
 import powerbi  # noqa: E402
 import scanner  # noqa: E402
@@ -46,8 +47,8 @@ def _compile(routes):
 
 ROUTES = {
     "entra": _compile(entra.ROUTES),
-    "fabric": _compile(fabric.ROUTES),
-    "powerbi": _compile(scanner.ROUTES + powerbi.ROUTES),
+    "fabric": _compile(fabric.ROUTES + gateways.FABRIC_ROUTES),
+    "powerbi": _compile(scanner.ROUTES + gateways.POWERBI_ROUTES + powerbi.ROUTES),
     "graph": _compile(graph.ROUTES),
 }
 

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 
+import gateways
 import jwk
 import tmdl
 from common import iso, new_id, parse_iso
@@ -178,6 +179,7 @@ class Emu:
             tenant["users"][user["upn"].lower()] = user
         for c in t.get("connections") or []:
             self._load_connection(tenant, c)
+        gateways.load(self, tenant, t)
         for w in t.get("workspaces") or []:
             self._load_workspace(tenant, w)
 
@@ -609,6 +611,8 @@ class Emu:
         if want("counters"):
             out["counters"] = dict(self.counters)
             out["pending_rows_requests"] = {k: v for k, v in self.pending_rows.items() if v}
+        if want("gateways"):
+            out["gateways"] = gateways.dump(self)
         if want("faults"):
             out["faults"] = self.faults
         if want("log"):
