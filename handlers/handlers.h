@@ -51,6 +51,8 @@ int api_signin_settings_get(struct req *r);
 int api_signin_settings_put(struct req *r);
 /* Publish (handlers/powerbi_publish.c, powerbi_workspaces.c) */
 int api_powerbi_publish_post(struct req *r);
+/* On-premises data gateways (handlers/powerbi_gateways.c) */
+int api_powerbi_gateways_get(struct req *r);
 int api_powerbi_models_get(struct req *r);
 int api_powerbi_workspaces_get(struct req *r);
 int api_powerbi_connections_get(struct req *r);

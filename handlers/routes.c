@@ -73,6 +73,8 @@ static const struct route routes[] = {
 	{ "DELETE", "/api/me/powerbi-connections/{id}", api_me_connections_delete, PB_ROLE_MEMBER, 0,          NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	{ "GET",    "/api/powerbi/workspaces",    api_powerbi_workspaces_get, PB_ROLE_MEMBER, 0,               NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	{ "GET",    "/api/powerbi/connections",   api_powerbi_connections_get, PB_ROLE_MEMBER, 0,              NULL,           pbi_connections_query, ROUTE_FEATURE_POWERBI_WEB },
+	/* on-premises data gateways (handlers/powerbi_gateways.c, docs/publish.md) */
+	{ "GET",    "/api/powerbi/gateways",      api_powerbi_gateways_get, PB_ROLE_MEMBER, 0,                 NULL,           pbi_connections_query, ROUTE_FEATURE_POWERBI_WEB },
 	{ "POST",   "/api/output-ports/{id}/powerbi-publish", api_powerbi_publish_post, PB_ROLE_MEMBER, PB_BODY_JSON_MAX, json_types, NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	{ "GET",    "/api/output-ports/{id}/powerbi-models", api_powerbi_models_get, PB_ROLE_MEMBER, 0,        NULL,           NULL,       ROUTE_FEATURE_POWERBI_WEB },
 	/* the life of a published model (handlers/published_models.c, docs/lifecycle.md) */

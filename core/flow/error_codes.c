@@ -17,10 +17,11 @@
 #define A_REFRESH "Refresh"
 #define A_PUSH "Push datasets"
 #define A_WEBHOOKS "Webhooks"
+#define A_GATEWAYS "On-premises data gateways"
 
 /* The areas in the order docs/errors.md lists them. */
-static const char *const areas[] = { A_ANY, A_CATALOG, A_CONNECT, A_SIGNIN, A_PUBLISH, A_LIFECYCLE, A_JOBS, A_IMPORT, A_REFRESH, A_PUSH,
-					      A_WEBHOOKS };
+static const char *const areas[] = { A_ANY, A_CATALOG, A_CONNECT, A_SIGNIN, A_PUBLISH, A_GATEWAYS, A_LIFECYCLE, A_JOBS, A_IMPORT,
+					      A_REFRESH, A_PUSH, A_WEBHOOKS };
 
 const pb_error_code pb_error_codes[] = {
 	/* ---- every request: the runtime, and what any Microsoft call can end in ---- */
@@ -88,6 +89,14 @@ const pb_error_code pb_error_codes[] = {
 	  "(APPLICATION_ENCRYPTION_KEYS missing or changed): publish again" },
 	{ "connection_mismatch", 0, 0, A_PUBLISH, "the chosen connection (connection_id) points at another data source "
 	  "than the port's: choose one GET /api/powerbi/connections offers" },
+	/* ---- on-premises data gateways (docs/publish.md) ---- */
+	{ "no_gateway", PB_ECONFLICT, 0, A_GATEWAYS, "no gateway available: the server is on premises (custom property "
+	  "powerbi.gateway) and no gateway you may use has a data source for it, or (publishing with credentials) you "
+	  "administer no gateway; a gateway admin adds the data source and you as its user" },
+	{ "gateway_required", PB_EINVAL, 0, A_GATEWAYS, "more than one gateway could serve the on-premises server: name one "
+	  "with gateway_id (GET /api/powerbi/gateways?output_port= lists them)" },
+	{ "no_gateway_rights", PB_EFORBIDDEN, 0, A_GATEWAYS, "the gateway refused you: adding a data source needs its admin "
+	  "role, binding to a data source needs to be its user" },
 	/* ---- published models: update, drift, unpublish (docs/lifecycle.md) ---- */
 	{ "model_unpublished", PB_ECONFLICT, 0, A_LIFECYCLE, "the published model was unpublished or detached: it is "
 	  "history, nothing more is done to it (publish the port again for a new model)" },

@@ -11,10 +11,12 @@
 #include "core/lang/mlineage.h"
 #include "core/flow/ms_failure.h"
 #include "core/flow/pbi_session.h"
+#include "core/flow/publish_gateway.h"
 #include "core/flow/webhooks.h"
 #include "core/store/published_models.h"
 #include "core/lang/tmdl.h"
 #include "msapi/fabric.h"
+#include "msapi/gateways.h"
 #include "msapi/powerbi.h"
 #include "runtime/crypto.h"
 #include "runtime/jobs.h"
@@ -23,7 +25,7 @@
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
 
-#define SEAL_CONTEXT "publish-credentials"
+#define SEAL_CONTEXT PUBLISH_SEAL_CONTEXT
 
 void publish_source_release(publish_source *s)
 {
@@ -170,7 +172,7 @@ out:
 
 bool publish_connection_matches(const publish_source *s, const msapi_item *conn)
 {
-	if (!s->type || !conn->type || !conn->path || !str_ieq(s->type, conn->type))
+	if (!s->type || !conn->type || !conn->path || !str_ieq(s->type, conn->type) || fabric_connection_on_gateway(conn))
 		return false;
 	const char *semi = strchr(conn->path, ';');
 	if (!semi)
@@ -348,8 +350,9 @@ int publish_request_read(pb_db *db, const pb_config *cfg, const char *org_id, co
 			 const char *port_id, const json_t *body, publish_request *out, char *err)
 {
 	static const char *const allowed[] = { "workspace_id", "name", "connection_id", "connection", "http_path",
-					       "auto_update", NULL };
+					       "auto_update", "gateway_id", "gateway_datasource_id", NULL };
 	json_t *server = NULL, *input = NULL;
+	publish_gateway_req gw = { 0 };
 	const char *ws, *name, *conn_id, *http_path, *auto_update, *ctype = NULL;
 	char key_src[4 * PB_ID_BUF + PB_PUBLISH_NAME_MAX + PB_PBI_ID_MAX], hash[PB_SHA256_HEX_LEN + 1];
 	char dflt[PB_PUBLISH_NAME_MAX + 1];
@@ -382,7 +385,9 @@ int publish_request_read(pb_db *db, const pb_config *cfg, const char *org_id, co
 		goto out;
 	}
 	const json_t *conn = json_object_get(body, "connection");
-	if (!!conn_id == !!conn) {
+	if ((rc = publish_gateway_read(cfg, port, body, &gw, &out->sealed, err)))
+		goto out;
+	if (!gw.on && !!conn_id == !!conn) {
 		rc = pb_err(err, PB_EINVAL, "give either connection_id (an existing Power BI connection) or connection "
 			    "(credentials for a new one)");
 		goto out;
@@ -398,7 +403,7 @@ int publish_request_read(pb_db *db, const pb_config *cfg, const char *org_id, co
 			    "property", port->name);
 		goto out;
 	}
-	if (conn && (rc = check_credentials(cfg, conn, port->type, &out->sealed, &ctype, err)))
+	if (!gw.on && conn && (rc = check_credentials(cfg, conn, port->type, &out->sealed, &ctype, err)))
 		goto out;
 	if (!name) {
 		if ((rc = publish_default_name(db, org_id, port, dflt, err)))
@@ -411,7 +416,7 @@ int publish_request_read(pb_db *db, const pb_config *cfg, const char *org_id, co
 	    (http_path && json_object_set_new(input, "http_path", json_string(http_path))) ||
 	    (ctype && json_object_set_new(input, "credential_type", json_string(ctype))) ||
 	    (auto_update && json_object_set_new(input, "auto_update", json_string(auto_update))) ||
-	    !(out->input = json_dumps(input, JSON_COMPACT))) {
+	    (gw.fields && json_object_update(input, gw.fields)) || !(out->input = json_dumps(input, JSON_COMPACT))) {
 		rc = pb_err(err, PB_ENOMEM, "out of memory (or the name is not UTF-8)");
 		goto out;
 	}
@@ -424,6 +429,7 @@ int publish_request_read(pb_db *db, const pb_config *cfg, const char *org_id, co
 	pb_sha256_hex(key_src, strlen(key_src), hash);
 	xsnprintf(out->key, sizeof out->key, "publish:%s", hash);
 out:
+	publish_gateway_req_release(&gw);
 	json_decref(input);
 	json_decref(server);
 	if (rc)
@@ -548,7 +554,8 @@ int publish_submit(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 			rc = pb_fail_as(f, rc == PB_ELIMIT ? PB_EINVAL : rc, NULL);
 		goto out;
 	}
-	if ((rc = publish_check_access(db, cfg, org_id, user_id, rq.workspace_id, f)))
+	if ((rc = publish_check_access(db, cfg, org_id, user_id, rq.workspace_id, f)) ||
+	    (rc = publish_gateway_check(db, cfg, org_id, user_id, &rq, f)))
 		goto out;
 	if ((rc = publish_request_queue(db, org_id, user_id, &rq, job_id, existing, f->message)))
 		pb_fail_as(f, rc, NULL);
@@ -673,10 +680,8 @@ static const char *cred(const json_t *creds, const char *key)
 	return json_string_value(json_object_get(creds, key));
 }
 
-/* Opens the sealed credentials of the job into *creds (new; wipe with msapi_wipe_json). */
-static int open_credentials(publish_run *r, json_t **creds)
+int publish_open_credentials(pb_job_ctx *ctx, json_t **creds)
 {
-	pb_job_ctx *ctx = r->ctx;
 	char *plain = NULL;
 	size_t len = 0;
 	*creds = NULL;
@@ -715,7 +720,7 @@ static int create_connection(publish_run *r, const msapi_items *existing)
 				"%s %s, not at %s %s;%s: this publish did not make it; rename or delete it and publish again",
 				name, found->type ? found->type : "?", found->path ? found->path : "?", r->src.type,
 				r->src.host, r->src.second);
-	if ((rc = open_credentials(r, &creds)))
+	if ((rc = publish_open_credentials(r->ctx, &creds)))
 		return rc;
 	const char *ctype = cred(creds, "credential_type");
 	bool sf = !strcmp(r->src.type, "Snowflake");
@@ -764,6 +769,8 @@ static int phase_connection(publish_run *r)
 	char sub[PB_ERR_MAX];
 	int rc;
 	const char *done = cp_str(r, "connection_id");
+	if (publish_gateway_job(r->in))
+		return publish_gateway_connection(ctx, &r->s, &r->src, r->in, r->connection_id);
 	if (done) {
 		xsnprintf(r->connection_id, sizeof r->connection_id, "%s", done);
 		return PB_OK;
@@ -962,6 +969,8 @@ static int phase_bind(publish_run *r)
 	msapi_items refs = { 0 };
 	char sub[PB_ERR_MAX];
 	int rc;
+	if (publish_gateway_job(r->in))
+		return publish_gateway_bind(ctx, &r->s, r->ws, r->model_id);
 	if (json_is_true(json_object_get(ctx->checkpoint, "bound")))
 		return PB_OK;
 	if ((rc = job_phase(ctx, "binding", 70)))
@@ -1015,7 +1024,8 @@ static int phase_finalize(publish_run *r)
 		.connection_id = r->connection_id, .source_name = product ? product->name : NULL,
 		.definition = &r->files, .contract_version = product ? product->version : NULL,
 		.contract_revision = product ? product->revision : 0, .contract_hash = hash, .http_path = r->http_path,
-		.connection_created = !r->conn_id, .auto_update = r->auto_update,
+		.connection_created = publish_gateway_job(r->in) ? publish_gateway_created(ctx) : !r->conn_id,
+		.auto_update = r->auto_update,
 	};
 	if ((rc = published_model_record(ctx->db, &rec, &ids, ctx->err)))
 		goto out;
@@ -1109,6 +1119,10 @@ int publish_cancel_cleanup(pb_job_ctx *ctx)
 		goto out;
 	if (model && (rc = fabric_delete_semantic_model(&r.s.api, r.ws, model, sub))) {
 		rc = api_failure(&r, rc, "deleting the semantic model", sub, MSAPI_OK, NULL);
+		goto out;
+	}
+	if (publish_gateway_job(r.in)) {
+		rc = publish_gateway_cleanup(ctx, &r.s, r.in, model);
 		goto out;
 	}
 	if (!r.conn_id && !conn) {

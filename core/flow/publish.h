@@ -166,6 +166,12 @@ int publish_job(pb_job_ctx *ctx);
  * What was already gone counts as removed. Error codes as publish_job's. */
 int publish_cancel_cleanup(pb_job_ctx *ctx);
 
+/* The context the request's credentials are sealed under (runtime/crypto.h pb_seal). */
+#define PUBLISH_SEAL_CONTEXT "publish-credentials"
+/* Opens the job's sealed credentials into *creds (new; wipe with msapi_wipe_json before
+ * json_decref). Fails the job ("credentials_missing", "credentials_unreadable") when it cannot. */
+int publish_open_credentials(pb_job_ctx *ctx, struct json_t **creds);
+
 /* pbiport rotate-keys: re-seals the credentials typed into unfinished publish jobs. */
 int publish_reseal_credentials(pb_db *db, const pb_config *cfg, size_t *resealed, char *err);
 
