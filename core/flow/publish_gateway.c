@@ -135,7 +135,7 @@ int publish_gateway_read(const pb_config *cfg, const cat_port *port, const json_
 	}
 	if (!gw && marked[0])
 		gw = marked;
-	out->fields = json_pack("{s:b, s:s?, s:s?, s:b, s:s?}", "gateway", 1, "gateway_id", gw, "gateway_datasource_id",
+	out->fields = json_pack("{s:b, s:s*, s:s*, s:b, s:s*}", "gateway", 1, "gateway_id", gw, "gateway_datasource_id",
 				ds, "gateway_create", conn != NULL, "credential_type", ctype);
 	return out->fields ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
 }
