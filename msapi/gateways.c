@@ -237,8 +237,8 @@ static int source_from_fabric(const json_t *o, gateway_source *s, char *err)
 }
 
 /* Appends to out the entries of items that keep (NULL: all) accepts, converted by conv. */
-static int sources_of(const json_t *items, bool (*keep)(const json_t *), int (*conv)(const json_t *, gateway_source *, char *),
-		      gateway_sources *out, char *err)
+static int sources_of(const json_t *items, bool (*keep)(const json_t *),
+		      int (*conv)(const json_t *, gateway_source *, char *), gateway_sources *out, char *err)
 {
 	size_t n = json_array_size(items);
 	int rc = PB_OK;

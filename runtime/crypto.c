@@ -576,8 +576,9 @@ int pb_rsa_oaep_encrypt(EVP_PKEY *key, const char *md, const void *plain, size_t
 	if (room < 2 * hlen + 2 || len > room - 2 * hlen - 2)
 		return pb_err(err, PB_EINVAL, "%zu bytes are too many for RSA-OAEP with a %zu-byte key", len, room);
 	if (!(ctx = EVP_PKEY_CTX_new(key, NULL)) || EVP_PKEY_encrypt_init(ctx) <= 0 ||
-	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 || EVP_PKEY_CTX_set_rsa_oaep_md(ctx, hash) <= 0 ||
-	    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, hash) <= 0 || EVP_PKEY_encrypt(ctx, NULL, &n, plain, len) <= 0) {
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_oaep_md(ctx, hash) <= 0 || EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, hash) <= 0 ||
+	    EVP_PKEY_encrypt(ctx, NULL, &n, plain, len) <= 0) {
 		rc = pb_err(err, PB_EINTERNAL, "RSA-OAEP could not be set up");
 		goto out;
 	}

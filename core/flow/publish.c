@@ -292,13 +292,18 @@ static int check_credentials(const pb_config *cfg, const json_t *conn, const cha
 	     (rc = guid_field(json_string_value(json_object_get(conn, "client_id")), "connection.client_id",
 			      "a Microsoft Entra application (client)", err))))
 		return rc;
+	return publish_seal_credentials(cfg, conn, sealed_out, err);
+}
+
+int publish_seal_credentials(const pb_config *cfg, const json_t *conn, char **sealed, char *err)
+{
 	if (!cfg || !cfg->encryption_keys)
 		return pb_err(err, PB_EINTERNAL, "APPLICATION_ENCRYPTION_KEYS is not set: credentials cannot be kept");
 	char *text = json_dumps(conn, JSON_COMPACT);
 	if (!text)
 		return pb_err(err, PB_ENOMEM, "out of memory");
 	size_t len = strlen(text);
-	rc = pb_seal(cfg->encryption_keys, text, len, SEAL_CONTEXT, sealed_out, err);
+	int rc = pb_seal(cfg->encryption_keys, text, len, SEAL_CONTEXT, sealed, err);
 	pb_secret_free(text, len);
 	return rc;
 }
@@ -610,26 +615,35 @@ static const char *cp_str(publish_run *r, const char *key)
  * model"), rc and its message detail: the session's failure (a sign-in that could not be
  * renewed) or Microsoft's (core/flow/ms_failure.h), where a failure of kind means code in this
  * call's context. Waits, retries or fails as the failure says (job_end_with). */
-static int api_failure(publish_run *r, int rc, const char *what, const char *detail, msapi_failure kind,
-		       const char *code)
+int publish_api_failure(pb_job_ctx *ctx, const pbi_session *s, const char *ws, int rc, const char *what,
+			const char *detail, msapi_failure kind, const char *code)
 {
 	pb_failure f;
 	pb_failure_clear(&f);
 	(void)xsnprintf(f.message, sizeof f.message, "%s", detail);
-	pbi_session_fail_as(&r->s, rc, kind, code, &f);
+	pbi_session_fail_as(s, rc, kind, code, &f);
 	const char *c = pb_failure_code(&f);
 	if (!strcmp(c, "needs_reconnect"))
 		pbi_fail_reword(&f, "Power BI did not accept your sign-in while %s: reconnect Power BI (/powerbi/connect) "
 				"and publish again (%s)", what, f.message);
 	else if (!strcmp(c, "no_write_role"))
 		pbi_fail_reword(&f, "you cannot publish into workspace %s: it needs the Contributor, Member or Admin role "
-				"there (Power BI said: %s)", r->ws, f.message);
+				"there (Power BI said: %s)", ws ? ws : "?", f.message);
 	else if (!strcmp(c, "credentials_rejected"))
 		pbi_fail_reword(&f, "Power BI rejected the credentials given for the new connection: check them and publish "
 				"again (Power BI said: %s)", f.message);
+	else if (!strcmp(c, "no_gateway_rights"))
+		pbi_fail_reword(&f, "Power BI refused you the gateway while %s: adding a data source needs its admin role, "
+				"binding to one needs to be its user (Power BI said: %s)", what, f.message);
 	else
 		pbi_fail_reword(&f, "while %s: %s", what, f.message);
-	return job_end_with(r->ctx, &f);
+	return job_end_with(ctx, &f);
+}
+
+static int api_failure(publish_run *r, int rc, const char *what, const char *detail, msapi_failure kind,
+		       const char *code)
+{
+	return publish_api_failure(r->ctx, &r->s, r->ws, rc, what, detail, kind, code);
 }
 
 static int phase_validate(publish_run *r)
@@ -1094,6 +1108,14 @@ out:
 	return rc;
 }
 
+bool publish_named_by_job(const char *name, const char *job_id)
+{
+	char tail[32];
+	xsnprintf(tail, sizeof tail, "(pbiport %.12s)", job_id);
+	size_t n = name ? strlen(name) : 0, tn = strlen(tail);
+	return n >= tn && !strcmp(name + n - tn, tail);
+}
+
 int publish_reseal_credentials(pb_db *db, const pb_config *cfg, size_t *resealed, char *err)
 {
 	return jobs_reseal_private(db, cfg->encryption_keys, "publish", SEAL_CONTEXT, resealed, err);
@@ -1132,15 +1154,9 @@ int publish_cancel_cleanup(pb_job_ctx *ctx)
 		}
 		/* made, but the worker died before its checkpoint: its name ends with the job id
 		 * (connection_name) */
-		char tail[32];
-		xsnprintf(tail, sizeof tail, "(pbiport %.12s)", ctx->job->id);
-		size_t tn = strlen(tail);
-		for (size_t i = 0; i < conns.n && !conn; i++) {
-			const char *name = conns.v[i].name;
-			size_t n = name ? strlen(name) : 0;
-			if (n >= tn && !strcmp(name + n - tn, tail))
+		for (size_t i = 0; i < conns.n && !conn; i++)
+			if (publish_named_by_job(conns.v[i].name, ctx->job->id))
 				conn = conns.v[i].id;
-		}
 	}
 	if (!r.conn_id && conn) {
 		xsnprintf(made_conn, sizeof made_conn, "%s", conn);

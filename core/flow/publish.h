@@ -172,6 +172,18 @@ int publish_cancel_cleanup(pb_job_ctx *ctx);
  * json_decref). Fails the job ("credentials_missing", "credentials_unreadable") when it cannot. */
 int publish_open_credentials(pb_job_ctx *ctx, struct json_t **creds);
 
+/* Seals the request's credentials object conn into *sealed (new) under PUBLISH_SEAL_CONTEXT. */
+int publish_seal_credentials(const pb_config *cfg, const struct json_t *conn, char **sealed, char *err);
+/* Ends the job's attempt for a failed Power BI call made through s while `what` (detail: the
+ * call's message), in a publish's words: the session's failure, or Microsoft's
+ * (core/flow/ms_failure.h) where a failure of kind means code in this call (no_write_role names
+ * workspace ws; credentials_rejected; no_gateway_rights). Waits, retries or fails as job_end_with. */
+int publish_api_failure(pb_job_ctx *ctx, const pbi_session *s, const char *ws, int rc, const char *what,
+			const char *detail, msapi_failure kind, const char *code);
+/* True when name (a connection's or a gateway data source's) ends with "(pbiport <first 12 of
+ * job_id>)": the mark of what that publish job created. */
+bool publish_named_by_job(const char *name, const char *job_id);
+
 /* pbiport rotate-keys: re-seals the credentials typed into unfinished publish jobs. */
 int publish_reseal_credentials(pb_db *db, const pb_config *cfg, size_t *resealed, char *err);
 

@@ -8,7 +8,6 @@
 
 #include "core/flow/ms_failure.h"
 #include "msapi/gateways.h"
-#include "runtime/crypto.h"
 #include "runtime/json_body.h"
 #include "runtime/util.h"
 
@@ -121,18 +120,8 @@ int publish_gateway_read(const pb_config *cfg, const cat_port *port, const json_
 			      "connection (credentials for a new one), not both");
 	if (conn && (rc = gateway_credentials(conn, &ctype, err)))
 		return rc;
-	if (conn) {
-		if (!cfg || !cfg->encryption_keys)
-			return pb_err(err, PB_EINTERNAL, "APPLICATION_ENCRYPTION_KEYS is not set: credentials cannot be kept");
-		char *text = json_dumps(conn, JSON_COMPACT);
-		if (!text)
-			return pb_err(err, PB_ENOMEM, "out of memory");
-		size_t len = strlen(text);
-		rc = pb_seal(cfg->encryption_keys, text, len, PUBLISH_SEAL_CONTEXT, sealed, err);
-		pb_secret_free(text, len);
-		if (rc)
-			return rc;
-	}
+	if (conn && (rc = publish_seal_credentials(cfg, conn, sealed, err)))
+		return rc;
 	if (!gw && marked[0])
 		gw = marked;
 	out->fields = json_pack("{s:b, s:s*, s:s*, s:b, s:s*}", "gateway", 1, "gateway_id", gw, "gateway_datasource_id",
@@ -491,30 +480,6 @@ static const char *cp_str(const pb_job_ctx *ctx, const char *key)
 	return json_string_value(json_object_get(ctx->checkpoint, key));
 }
 
-/* Ends the attempt for a failed Power BI call made while `what`, in the words of a publish (the
- * session's failure, or Microsoft's as core/flow/ms_failure.h says; kind means code here). */
-static int gw_fail(pb_job_ctx *ctx, pbi_session *s, int rc, const char *what, const char *detail, msapi_failure kind,
-		   const char *code)
-{
-	pb_failure f;
-	pb_failure_clear(&f);
-	(void)xsnprintf(f.message, sizeof f.message, "%s", detail);
-	pbi_session_fail_as(s, rc, kind, code, &f);
-	const char *c = pb_failure_code(&f);
-	if (!strcmp(c, "needs_reconnect"))
-		pbi_fail_reword(&f, "Power BI did not accept your sign-in while %s: reconnect Power BI (/powerbi/connect) and "
-				"publish again (%s)", what, f.message);
-	else if (!strcmp(c, "credentials_rejected"))
-		pbi_fail_reword(&f, "the gateway's data source refused the credentials given for it: check them and publish "
-				"again (Power BI said: %s)", f.message);
-	else if (!strcmp(c, "no_gateway_rights"))
-		pbi_fail_reword(&f, "Power BI refused you the gateway while %s: you need to be its admin (to add a data "
-				"source) or a user of the data source (to bind to it) (%s)", what, f.message);
-	else
-		pbi_fail_reword(&f, "while %s: %s", what, f.message);
-	return job_end_with(ctx, &f);
-}
-
 /* The display name of the data source this job creates: it carries the job's id, so a resumed job
  * finds it. */
 static void source_name(const pb_job_ctx *ctx, const publish_source *src, char out[PB_PUBLISH_CONN_NAME_MAX + 1])
@@ -571,8 +536,8 @@ static int create_source(pb_job_ctx *ctx, pbi_session *s, const publish_source *
 	msapi_wipe_json(creds);
 	json_decref(creds);
 	if (rc)
-		return gw_fail(ctx, s, rc, "creating the data source on the gateway", sub, MSAPI_BAD_CREDENTIALS,
-			       "credentials_rejected");
+		return publish_api_failure(ctx, s, NULL, rc, "creating the data source on the gateway", sub,
+					   MSAPI_BAD_CREDENTIALS, "credentials_rejected");
 	return PB_OK;
 }
 
@@ -594,7 +559,7 @@ int publish_gateway_connection(pb_job_ctx *ctx, pbi_session *s, const publish_so
 		return rc;
 	pb_failure_clear(&f);
 	if ((rc = gw_list_load(s, &l, f.message))) {
-		rc = gw_fail(ctx, s, rc, "listing your gateways", f.message, MSAPI_OK, NULL);
+		rc = publish_api_failure(ctx, s, NULL, rc, "listing your gateways", f.message, MSAPI_OK, NULL);
 		goto out;
 	}
 	/* the gateway chosen before a crash is the one to look at for what this job made */
@@ -637,7 +602,8 @@ int publish_gateway_bind(pb_job_ctx *ctx, pbi_session *s, const char *ws, const 
 		return job_fail(ctx, "bad_input", "the publish job reached binding without its gateway data source");
 	/* Power BI offers the gateways that have a data source for each of the model's: ours must be one */
 	if ((rc = gateway_discover(&s->api, ws, model_id, &offered, sub))) {
-		rc = gw_fail(ctx, s, rc, "asking Power BI which gateways can serve the model", sub, MSAPI_OK, NULL);
+		rc = publish_api_failure(ctx, s, NULL, rc, "asking Power BI which gateways can serve the model", sub, MSAPI_OK,
+					 NULL);
 		goto out;
 	}
 	for (size_t i = 0; i < offered.n && !offers; i++)
@@ -649,7 +615,8 @@ int publish_gateway_bind(pb_job_ctx *ctx, pbi_session *s, const char *ws, const 
 		goto out;
 	}
 	if ((rc = gateway_bind(&s->api, ws, model_id, gw, &ds, 1, sub))) {
-		rc = gw_fail(ctx, s, rc, "binding the model to the gateway", sub, MSAPI_FORBIDDEN, "no_gateway_rights");
+		rc = publish_api_failure(ctx, s, NULL, rc, "binding the model to the gateway", sub, MSAPI_FORBIDDEN,
+					 "no_gateway_rights");
 		goto out;
 	}
 	job_test_pause(ctx, "binding");
@@ -670,29 +637,25 @@ int publish_gateway_cleanup(pb_job_ctx *ctx, pbi_session *s, const json_t *in, c
 	int rc = PB_OK;
 	if (create && gw && !ds) {
 		/* made, but the worker died before its checkpoint: its name ends with the job id (source_name) */
-		char tail[32];
-		xsnprintf(tail, sizeof tail, "(pbiport %.12s)", ctx->job->id);
 		if ((rc = gateway_list_sources(&s->api, gw, &l, sub))) {
-			rc = gw_fail(ctx, s, rc, "listing the gateway's data sources", sub, MSAPI_OK, NULL);
+			rc = publish_api_failure(ctx, s, NULL, rc, "listing the gateway's data sources", sub, MSAPI_OK, NULL);
 			goto out;
 		}
-		for (size_t i = 0; i < l.n && !ds; i++) {
-			const char *name = l.v[i].name;
-			size_t n = name ? strlen(name) : 0, tn = strlen(tail);
-			if (n >= tn && !strcmp(name + n - tn, tail))
+		for (size_t i = 0; i < l.n && !ds; i++)
+			if (publish_named_by_job(l.v[i].name, ctx->job->id))
 				ds = l.v[i].id;
-		}
 		made = ds != NULL;
 	}
 	if (made && ds) {
 		xsnprintf(removed, sizeof removed, "%s", ds);
 		if ((rc = gateway_delete_source(&s->api, gw, removed, sub))) {
-			rc = gw_fail(ctx, s, rc, "deleting the gateway data source", sub, MSAPI_OK, NULL);
+			rc = publish_api_failure(ctx, s, NULL, rc, "deleting the gateway data source", sub, MSAPI_OK, NULL);
 			goto out;
 		}
 	}
+	const char *kept = made ? NULL : ds ? ds : in_str(in, "gateway_datasource_id");
 	ctx->result = json_pack("{s:{s:s?,s:s?},s:{s:s?}}", "removed", "semantic_model_id", model_id, "connection_id",
-				removed[0] ? removed : NULL, "kept", "connection_id", made ? NULL : ds ? ds : in_str(in, "gateway_datasource_id"));
+				removed[0] ? removed : NULL, "kept", "connection_id", kept);
 	if (!ctx->result)
 		rc = pb_err(ctx->err, PB_ENOMEM, "out of memory");
 out:

@@ -36,7 +36,8 @@
 #define GW_SMALL "55555555-3000-4000-8000-000000000002"
 #define DS_SF "55555555-4000-4000-8000-000000000001"
 #define DS_SQL "55555555-4000-4000-8000-000000000002"
-#define CREDS "{\"credentialData\":[{\"name\":\"username\",\"value\":\"svc\"},{\"name\":\"password\",\"value\":\"pw\"}]}"
+#define CREDS                                                                                                  \
+	"{\"credentialData\":[{\"name\":\"username\",\"value\":\"svc\"},{\"name\":\"password\",\"value\":\"pw\"}]}"
 
 /* ---------- offline: the encryption, decrypted as a gateway would ---------- */
 
