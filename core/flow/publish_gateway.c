@@ -325,52 +325,71 @@ static const char *in_str(const json_t *in, const char *key)
 
 /* ---- the request check --------------------------------------------------------------------------- */
 
-/* The port (new: catalog_port_free) and the data source its model reads (its contract rendered, with
- * http_path named as params says; the job renders it again). */
-static int port_source(pb_db *db, const pb_config *cfg, const char *org_id, const char *port_id, const char *http_path,
-		       render_params params, cat_port **port, publish_source *src, pb_failure *f)
+/* What a request sees: the port and its data source (its contract rendered; the job renders it
+ * again), and the gateways the user may use, through the user's session. */
+typedef struct gw_view {
+	cat_port *port;          /* NULL without a port */
+	publish_source src;
+	pbi_session s;
+	bool have_session;
+	gw_list l;
+} gw_view;
+
+static void gw_view_release(gw_view *v)
 {
-	int rc = catalog_port_get(db, org_id, port_id, true, port, f->message);
-	if (rc)
-		return rc == PB_ENOTFOUND ? pb_fail(f, rc, NULL, "no output port %s", port_id) : pb_fail_as(f, rc, NULL);
-	return publish_port_source(cfg, *port, http_path, params, src, NULL, f);
+	gw_list_release(&v->l);
+	if (v->have_session)
+		pbi_session_release(&v->s);
+	publish_source_release(&v->src);
+	catalog_port_free(v->port);
+	memset(v, 0, sizeof *v);
+}
+
+/* Fills v for port_id (NULL: no port; http_path named in messages as params says) and user_id;
+ * quick: one try of at most PB_PUBLISH_CHECK_TIMEOUT_MS per Microsoft call. Failures in f. */
+static int gw_view_open(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *port_id,
+			const char *http_path, render_params params, bool quick, gw_view *v, pb_failure *f)
+{
+	int rc;
+	memset(v, 0, sizeof *v);
+	if (port_id) {
+		if ((rc = catalog_port_get(db, org_id, port_id, true, &v->port, f->message)))
+			return rc == PB_ENOTFOUND ? pb_fail(f, rc, NULL, "no output port %s", port_id) : pb_fail_as(f, rc, NULL);
+		if ((rc = publish_port_source(cfg, v->port, http_path, params, &v->src, NULL, f)))
+			return rc;
+	}
+	if ((rc = publish_open_session(&v->s, db, cfg, org_id, user_id, f)))
+		return rc;
+	v->have_session = true;
+	if (quick) {
+		v->s.api.max_attempts = 1;
+		v->s.api.call_timeout_ms = PB_PUBLISH_CHECK_TIMEOUT_MS;
+	}
+	if ((rc = gw_list_load(&v->s, &v->l, f->message)))
+		rc = pbi_session_fail(&v->s, rc, f);
+	return rc;
 }
 
 int publish_gateway_check(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
 			  publish_request *rq, pb_failure *f)
 {
 	json_t *in = json_loads(rq->input ? rq->input : "", 0, NULL);
-	publish_source src = { 0 };
-	cat_port *port = NULL;
-	pbi_session s;
-	gw_list l = { 0 };
+	gw_view v = { 0 };
 	gw_choice c;
-	bool have_session = false;
 	char *text = NULL;
 	int rc = PB_OK;
 	if (!publish_gateway_job(in))
 		goto out;
-	if ((rc = port_source(db, cfg, org_id, rq->port->id, in_str(in, "http_path"), RENDER_PARAMS_BODY, &port, &src, f)))
-		goto out;
-	if ((rc = publish_open_session(&s, db, cfg, org_id, user_id, f))) {
-		if (rc == PB_EUNAVAIL) {   /* the job opens it again, and waits for Microsoft */
-			pb_failure_clear(f);
-			rc = PB_OK;
-		}
-		goto out;
-	}
-	have_session = true;
 	/* quick questions: a slow Power BI does not hold the request, the job chooses then */
-	s.api.max_attempts = 1;
-	s.api.call_timeout_ms = PB_PUBLISH_CHECK_TIMEOUT_MS;
-	if ((rc = gw_list_load(&s, &l, f->message))) {
-		if ((rc = pbi_session_fail(&s, rc, f)) == PB_EUNAVAIL) {
+	if ((rc = gw_view_open(db, cfg, org_id, user_id, rq->port->id, in_str(in, "http_path"), RENDER_PARAMS_BODY, true,
+			       &v, f))) {
+		if (rc == PB_EUNAVAIL) {   /* the job asks again, and waits for Microsoft */
 			pb_failure_clear(f);
 			rc = PB_OK;
 		}
 		goto out;
 	}
-	if ((rc = gw_choose(&l, &src, in_str(in, "gateway_id"), in_str(in, "gateway_datasource_id"),
+	if ((rc = gw_choose(&v.l, &v.src, in_str(in, "gateway_id"), in_str(in, "gateway_datasource_id"),
 			    json_is_true(json_object_get(in, "gateway_create")), &c, f)))
 		goto out;
 	if (json_object_set_new(in, "gateway_id", json_string(c.entry->gw.id)) ||
@@ -382,11 +401,7 @@ int publish_gateway_check(pb_db *db, const pb_config *cfg, const char *org_id, c
 	free(rq->input);
 	rq->input = text;
 out:
-	gw_list_release(&l);
-	if (have_session)
-		pbi_session_release(&s);
-	publish_source_release(&src);
-	catalog_port_free(port);
+	gw_view_release(&v);
 	json_decref(in);
 	return rc;
 }
@@ -414,52 +429,34 @@ static json_t *gateway_doc(const gw_entry *e, const publish_source *src)
 int publish_gateways(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *port_id,
 		     const char *http_path, json_t **out, pb_failure *f)
 {
-	publish_source src = { 0 };
-	cat_port *port = NULL;
-	pbi_session s;
-	gw_list l = { 0 };
-	bool have_session = false, on_prem = false;
+	gw_view v;
+	bool on_prem = false;
 	json_t *list = NULL;
-	int rc = PB_OK;
 	*out = NULL;
 	pb_failure_clear(f);
-	if (port_id) {
-		if ((rc = port_source(db, cfg, org_id, port_id, http_path, RENDER_PARAMS_QUERY, &port, &src, f)))
-			goto out;
-		if ((rc = publish_gateway_marked(port, &on_prem, NULL, f->message))) {
-			rc = pb_fail_as(f, rc, NULL);
-			goto out;
-		}
-	}
-	if ((rc = publish_open_session(&s, db, cfg, org_id, user_id, f)))
+	int rc = gw_view_open(db, cfg, org_id, user_id, port_id, http_path, RENDER_PARAMS_QUERY, false, &v, f);
+	if (!rc && v.port && (rc = publish_gateway_marked(v.port, &on_prem, NULL, f->message)))
+		rc = pb_fail_as(f, rc, NULL);
+	if (rc)
 		goto out;
-	have_session = true;
-	if ((rc = gw_list_load(&s, &l, f->message))) {
-		rc = pbi_session_fail(&s, rc, f);
-		goto out;
-	}
 	list = json_array();
-	for (size_t i = 0; list && i < l.n; i++) {
-		json_t *one = gateway_doc(&l.v[i], port_id ? &src : NULL);
+	for (size_t i = 0; list && i < v.l.n; i++) {
+		json_t *one = gateway_doc(&v.l.v[i], v.port ? &v.src : NULL);
 		if (!one || json_array_append_new(list, one)) {
 			json_decref(list);
 			list = NULL;
 		}
 	}
 	if (!list || !(*out = json_pack("{s:o}", "gateways", list)) ||
-	    (port_id && (json_object_set_new(*out, "data_source", json_pack("{s:s, s:s++}", "type", src.type, "path",
-									   src.host, ";", src.second)) ||
-			 json_object_set_new(*out, "on_premises", json_boolean(on_prem))))) {
+	    (v.port && (json_object_set_new(*out, "data_source", json_pack("{s:s, s:s++}", "type", v.src.type, "path",
+									   v.src.host, ";", v.src.second)) ||
+			json_object_set_new(*out, "on_premises", json_boolean(on_prem))))) {
 		json_decref(*out);
 		*out = NULL;
 		rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
 	}
 out:
-	gw_list_release(&l);
-	if (have_session)
-		pbi_session_release(&s);
-	publish_source_release(&src);
-	catalog_port_free(port);
+	gw_view_release(&v);
 	return rc;
 }
 

@@ -13,6 +13,7 @@ import secrets
 import subprocess
 
 from emutest import FIXTURES, MODEL_SALES, PBI, WS_SALES, EmuTestCase, main
+from gateways import _mgf1   # MGF1 (RFC 8017 B.2.1) is the same both ways; the rest is written again here
 
 GW = "99999999-0000-4000-8000-000000000001"
 GW_SMALL = "99999999-0000-4000-8000-000000000002"     # a 1024-bit key
@@ -42,14 +43,6 @@ def fixture():
 
 
 # ---- encryption as Power BI's SDKs do it (PowerBI-CSharp AsymmetricKeyEncryptor) ----
-
-def _mgf1(seed, n, h):
-    out, i = b"", 0
-    while len(out) < n:
-        out += h(seed + i.to_bytes(4, "big")).digest()
-        i += 1
-    return out[:n]
-
 
 def _oaep(n, e, msg, h):
     k = (n.bit_length() + 7) // 8

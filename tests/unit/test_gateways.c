@@ -219,6 +219,26 @@ static void sp_client(msapi *c, const char *id, const char *secret)
 	msapi_release(&entra);
 }
 
+/* The fixture's three identities: the gateway's admin, a user of its Snowflake data source, and
+ * a service principal without any right on it. */
+struct who {
+	msapi admin, user, nobody;
+};
+
+static void who_open(struct who *w)
+{
+	sp_client(&w->admin, ADMIN_SP, "gw-admin-secret");
+	sp_client(&w->user, USER_SP, "gw-user-secret");
+	sp_client(&w->nobody, NOBODY_SP, "gw-nobody-secret");
+}
+
+static void who_release(struct who *w)
+{
+	msapi_release(&w->admin);
+	msapi_release(&w->user);
+	msapi_release(&w->nobody);
+}
+
 static const gateway *gateway_in(const gateways *l, const char *id)
 {
 	for (size_t i = 0; i < l->n; i++)
@@ -274,12 +294,11 @@ static void lists_and_who_sees_what(void **state)
 	(void)state;
 	need_emu();
 	char err[PB_ERR_MAX];
-	msapi admin, user, nobody;
-	sp_client(&admin, ADMIN_SP, "gw-admin-secret");
-	sp_client(&user, USER_SP, "gw-user-secret");
-	sp_client(&nobody, NOBODY_SP, "gw-nobody-secret");
+	struct who w;
+	who_open(&w);
+	msapi *admin = &w.admin, *user = &w.user, *nobody = &w.nobody;
 	gateways gws = { 0 };
-	assert_int_equal(gateway_list(&admin, &gws, err), PB_OK);
+	assert_int_equal(gateway_list(admin, &gws, err), PB_OK);
 	assert_int_equal(gws.n, 2);
 	const gateway *g = gateway_in(&gws, GW);
 	assert_non_null(g);
@@ -288,13 +307,13 @@ static void lists_and_who_sees_what(void **state)
 	assert_string_equal(g->exponent, "AQAB");
 	assert_non_null(g->modulus);
 	gateway one = { 0 };
-	assert_int_equal(gateway_get(&admin, GW, &one, err), PB_OK);
+	assert_int_equal(gateway_get(admin, GW, &one, err), PB_OK);
 	assert_string_equal(one.modulus, g->modulus);
 	gateway_release(&one);
 	gateways_release(&gws);
 	/* the data sources, described as Fabric describes connections */
 	gateway_sources srcs = { 0 };
-	assert_int_equal(gateway_list_sources(&admin, GW, &srcs, err), PB_OK);
+	assert_int_equal(gateway_list_sources(admin, GW, &srcs, err), PB_OK);
 	assert_int_equal(srcs.n, 2);
 	const gateway_source *sf = source_in(&srcs, DS_SF), *sql = source_in(&srcs, DS_SQL);
 	assert_string_equal(sf->type, "Snowflake");
@@ -306,11 +325,11 @@ static void lists_and_who_sees_what(void **state)
 	assert_string_equal(sql->credential_type, "Windows");
 	gateway_sources_release(&srcs);
 	/* a data source user: no gateway of their own, 401 on the admin calls, the source via Fabric */
-	assert_int_equal(gateway_list(&user, &gws, err), PB_OK);
+	assert_int_equal(gateway_list(user, &gws, err), PB_OK);
 	assert_int_equal(gws.n, 0);
-	assert_int_not_equal(gateway_list_sources(&user, GW, &srcs, err), PB_OK);
-	assert_int_equal(user.last.failure, MSAPI_FORBIDDEN);
-	assert_int_equal(gateway_list_connections(&user, &srcs, err), PB_OK);
+	assert_int_not_equal(gateway_list_sources(user, GW, &srcs, err), PB_OK);
+	assert_int_equal(user->last.failure, MSAPI_FORBIDDEN);
+	assert_int_equal(gateway_list_connections(user, &srcs, err), PB_OK);
 	assert_int_equal(srcs.n, 1);
 	assert_string_equal(srcs.v[0].id, DS_SF);
 	assert_string_equal(srcs.v[0].gateway_id, GW);
@@ -319,13 +338,11 @@ static void lists_and_who_sees_what(void **state)
 	assert_string_equal(srcs.v[0].name, "Plant Snowflake");
 	gateway_sources_release(&srcs);
 	/* nobody: the gateway does not exist for them */
-	assert_int_not_equal(gateway_get(&nobody, GW, &one, err), PB_OK);
-	assert_int_equal(nobody.last.failure, MSAPI_NOT_FOUND);
-	assert_int_equal(gateway_list_connections(&nobody, &srcs, err), PB_OK);
+	assert_int_not_equal(gateway_get(nobody, GW, &one, err), PB_OK);
+	assert_int_equal(nobody->last.failure, MSAPI_NOT_FOUND);
+	assert_int_equal(gateway_list_connections(nobody, &srcs, err), PB_OK);
 	assert_int_equal(srcs.n, 0);
-	msapi_release(&admin);
-	msapi_release(&user);
-	msapi_release(&nobody);
+	who_release(&w);
 }
 
 /* Creates a data source on gateway gid as admin with req's credentials; the emulator's record. */
@@ -347,14 +364,14 @@ static void credentials_round_trip(void **state)
 	(void)state;
 	need_emu();
 	char err[PB_ERR_MAX], hex[PB_SHA256_HEX_LEN + 1];
-	msapi admin, user;
-	sp_client(&admin, ADMIN_SP, "gw-admin-secret");
-	sp_client(&user, USER_SP, "gw-user-secret");
+	struct who w;
+	who_open(&w);
+	msapi *admin = &w.admin, *user = &w.user;
 	gateway_source made = { 0 };
 	/* a built-in type: connectionDetails {server, database} */
 	gateway_source_req req = { .name = "Plant orders", .type = "PostgreSQL", .path = "pg01.plant.local;orders",
 				   .cred = GATEWAY_CRED_BASIC, .username = "svc_pg", .password = "Pg-s3cret" };
-	assert_int_equal(create_on(&admin, GW, &req, &made, err), PB_OK);
+	assert_int_equal(create_on(admin, GW, &req, &made, err), PB_OK);
 	assert_string_equal(made.type, "PostgreSQL");
 	assert_string_equal(made.path, "pg01.plant.local;orders");
 	assert_string_equal(made.datasource_type, "PostgreSql");
@@ -370,7 +387,7 @@ static void credentials_round_trip(void **state)
 	/* an Extension type with a key, on the 1024-bit gateway */
 	gateway_source_req key = { .name = "Lake", .type = "Databricks", .path = "adb-1.azuredatabricks.net;/sql/1.0/x",
 				   .cred = GATEWAY_CRED_KEY, .key = "dapi-key-value" };
-	assert_int_equal(create_on(&admin, GW_SMALL, &key, &made, err), PB_OK);
+	assert_int_equal(create_on(admin, GW_SMALL, &key, &made, err), PB_OK);
 	assert_string_equal(made.datasource_type, "Extension");
 	assert_string_equal(made.type, "Databricks");
 	assert_string_equal(made.path, "adb-1.azuredatabricks.net;/sql/1.0/x");
@@ -383,21 +400,21 @@ static void credentials_round_trip(void **state)
 	/* the data source refuses the password: the credentials were rejected */
 	gateway_source_req wrong = { .name = "Wrong", .type = "SQL", .path = "sql02.plant.local;mes",
 				     .cred = GATEWAY_CRED_WINDOWS, .username = "PLANT\\svc", .password = "wrong-password" };
-	assert_int_not_equal(create_on(&admin, GW, &wrong, &made, err), PB_OK);
-	assert_int_equal(admin.last.failure, MSAPI_BAD_CREDENTIALS);
+	assert_int_not_equal(create_on(admin, GW, &wrong, &made, err), PB_OK);
+	assert_int_equal(admin->last.failure, MSAPI_BAD_CREDENTIALS);
 	assert_non_null(strstr(err, "could not sign in to the data source"));
 	/* the same name again */
-	assert_int_not_equal(create_on(&admin, GW, &req, &made, err), PB_OK);
-	assert_int_equal(admin.last.status, 409);
+	assert_int_not_equal(create_on(admin, GW, &req, &made, err), PB_OK);
+	assert_int_equal(admin->last.status, 409);
 	/* only admins add data sources (the user cannot even read the key) */
-	assert_int_not_equal(create_on(&user, GW, &req, &made, err), PB_OK);
-	assert_int_equal(user.last.failure, MSAPI_FORBIDDEN);
+	assert_int_not_equal(create_on(user, GW, &req, &made, err), PB_OK);
+	assert_int_equal(user->last.failure, MSAPI_FORBIDDEN);
 	/* incomplete credentials never leave pbiport */
 	gateway g = { 0 };
-	assert_int_equal(gateway_get(&admin, GW, &g, err), PB_OK);
+	assert_int_equal(gateway_get(admin, GW, &g, err), PB_OK);
 	gateway_source_req none = { .gw = &g, .name = "None", .type = "SQL", .path = "a;b", .cred = GATEWAY_CRED_KEY };
 	long before = emu_counter("gateway_datasources_created");
-	assert_int_equal(gateway_create_source(&admin, &none, &made, err), PB_EINVAL);
+	assert_int_equal(gateway_create_source(admin, &none, &made, err), PB_EINVAL);
 	assert_int_equal(emu_counter("gateway_datasources_created"), before);
 	/* the answer to a create is lost: the data source of that name is found, none made twice */
 	char fault[300];
@@ -406,18 +423,17 @@ static void credentials_round_trip(void **state)
 	tu_fault(fault);
 	gateway_source_req dropped = { .gw = &g, .name = "Dropped", .type = "SQL", .path = "sql03.plant.local;mes",
 				       .cred = GATEWAY_CRED_BASIC, .username = "u", .password = "p" };
-	assert_int_equal(gateway_create_source(&admin, &dropped, &made, err), PB_OK);
+	assert_int_equal(gateway_create_source(admin, &dropped, &made, err), PB_OK);
 	assert_string_equal(made.name, "Dropped");
 	assert_int_equal(emu_counter("gateway_datasources_created"), before + 1);
 	tu_no_faults();
 	/* delete, twice (gone counts as deleted) */
-	assert_int_equal(gateway_delete_source(&admin, GW, made.id, err), PB_OK);
+	assert_int_equal(gateway_delete_source(admin, GW, made.id, err), PB_OK);
 	assert_null(emu_source(made.id));
-	assert_int_equal(gateway_delete_source(&admin, GW, made.id, err), PB_OK);
+	assert_int_equal(gateway_delete_source(admin, GW, made.id, err), PB_OK);
 	gateway_source_release(&made);
 	gateway_release(&g);
-	msapi_release(&admin);
-	msapi_release(&user);
+	who_release(&w);
 }
 
 static void discover_and_bind(void **state)
@@ -425,31 +441,28 @@ static void discover_and_bind(void **state)
 	(void)state;
 	need_emu();
 	char err[PB_ERR_MAX];
-	msapi admin, user, nobody;
-	sp_client(&admin, ADMIN_SP, "gw-admin-secret");
-	sp_client(&user, USER_SP, "gw-user-secret");
-	sp_client(&nobody, NOBODY_SP, "gw-nobody-secret");
+	struct who w;
+	who_open(&w);
+	msapi *admin = &w.admin, *user = &w.user, *nobody = &w.nobody;
 	gateways offered = { 0 };
-	assert_int_equal(gateway_discover(&admin, WS, MODEL_ADMIN, &offered, err), PB_OK);
+	assert_int_equal(gateway_discover(admin, WS, MODEL_ADMIN, &offered, err), PB_OK);
 	assert_int_equal(offered.n, 1);
 	assert_string_equal(offered.v[0].id, GW);
 	gateways_release(&offered);
 	/* the wrong data source for the model, then the right one, twice (repeatable) */
 	const char *sql = DS_SQL, *sf = DS_SF;
-	assert_int_not_equal(gateway_bind(&admin, WS, MODEL_ADMIN, GW, &sql, 1, err), PB_OK);
-	assert_string_equal(admin.last.code, "DMTS_CanNotFindMatchingDatasourceInGatewayError");
-	assert_int_equal(gateway_bind(&admin, WS, MODEL_ADMIN, GW, &sf, 1, err), PB_OK);
-	assert_int_equal(gateway_bind(&admin, WS, MODEL_ADMIN, GW, NULL, 0, err), PB_OK);
+	assert_int_not_equal(gateway_bind(admin, WS, MODEL_ADMIN, GW, &sql, 1, err), PB_OK);
+	assert_string_equal(admin->last.code, "DMTS_CanNotFindMatchingDatasourceInGatewayError");
+	assert_int_equal(gateway_bind(admin, WS, MODEL_ADMIN, GW, &sf, 1, err), PB_OK);
+	assert_int_equal(gateway_bind(admin, WS, MODEL_ADMIN, GW, NULL, 0, err), PB_OK);
 	/* a data source user binds their own model; someone without rights cannot */
-	assert_int_equal(gateway_bind(&user, WS, MODEL_USER, GW, &sf, 1, err), PB_OK);
-	assert_int_equal(gateway_discover(&nobody, WS, MODEL_NOBODY, &offered, err), PB_OK);
+	assert_int_equal(gateway_bind(user, WS, MODEL_USER, GW, &sf, 1, err), PB_OK);
+	assert_int_equal(gateway_discover(nobody, WS, MODEL_NOBODY, &offered, err), PB_OK);
 	assert_int_equal(offered.n, 0);
-	assert_int_not_equal(gateway_bind(&nobody, WS, MODEL_NOBODY, GW, &sf, 1, err), PB_OK);
-	assert_int_equal(nobody.last.failure, MSAPI_FORBIDDEN);
+	assert_int_not_equal(gateway_bind(nobody, WS, MODEL_NOBODY, GW, &sf, 1, err), PB_OK);
+	assert_int_equal(nobody->last.failure, MSAPI_FORBIDDEN);
 	assert_int_equal(emu_counter("gateway_bindings"), 3);
-	msapi_release(&admin);
-	msapi_release(&user);
-	msapi_release(&nobody);
+	who_release(&w);
 }
 
 int main(void)
