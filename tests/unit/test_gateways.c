@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/flow/publish_gateway.h"
 #include "msapi/entra.h"
 #include "msapi/errors.h"
 #include "msapi/gateways.h"
@@ -199,6 +200,131 @@ static void gateway_failures_are_classified(void **state)
 	assert_false(fabric_connection_on_gateway(NULL));
 	json_decref(cloud.raw);
 	json_decref(onprem.raw);
+}
+
+/* ---------- offline: which servers, and the request's gateway fields ---------- */
+
+/* A port whose server carries customProperties powerbi.gateway = value (NULL: none). */
+static void port_with(cat_port *p, char *json_buf, size_t size, const char *value)
+{
+	memset(p, 0, sizeof *p);
+	p->name = "plant";
+	p->type = "snowflake";
+	if (value)
+		xsnprintf(json_buf, size, "{\"server\":\"plant\",\"type\":\"snowflake\",\"customProperties\":{\"%s\":\"%s\"}}",
+			  PUBLISH_GATEWAY_PROPERTY, value);
+	else
+		xsnprintf(json_buf, size, "{\"server\":\"plant\",\"type\":\"snowflake\"}");
+	p->server_json = json_buf;
+}
+
+static void servers_marked_on_premises(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *value;
+		bool on;
+		const char *gw;
+	} cases[] = {
+		{ "true", true, "" }, { "TRUE", true, "" }, { "yes", true, "" }, { "onPremises", true, "" },
+		{ "ONPREMISES", true, "" }, { GW, true, GW }, { "false", false, "" }, { "No", false, "" },
+		{ "cloud", false, "" }, { NULL, false, "" },
+	};
+	char buf[300], gw[PB_PBI_ID_MAX + 1], err[PB_ERR_MAX];
+	cat_port p;
+	bool on;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		port_with(&p, buf, sizeof buf, cases[i].value);
+		assert_int_equal(publish_gateway_marked(&p, &on, gw, err), PB_OK);
+		assert_int_equal(on, cases[i].on);
+		assert_string_equal(gw, cases[i].gw);
+	}
+	port_with(&p, buf, sizeof buf, "maybe");
+	assert_int_equal(publish_gateway_marked(&p, &on, gw, err), PB_EINVAL);
+	assert_non_null(strstr(err, "powerbi.gateway"));
+	assert_non_null(strstr(err, "\"maybe\""));
+}
+
+/* publish_gateway_read of body (JSON text) for a port marked value; rc, and the fields in *g. */
+static int read_body(const char *value, const char *body, publish_gateway_req *g, char **sealed, char *err)
+{
+	static char buf[300];
+	static pb_config cfg;
+	cat_port p;
+	if (!cfg.encryption_keys)
+		assert_int_equal(pb_keyring_parse("7777777777777777777777777777777777777777777777777777777777777777",
+						  &cfg.encryption_keys, err), PB_OK);
+	port_with(&p, buf, sizeof buf, value);
+	json_t *b = json_loads(body, 0, NULL);
+	assert_non_null(b);
+	*sealed = NULL;
+	int rc = publish_gateway_read(&cfg, &p, b, g, sealed, err);
+	json_decref(b);
+	return rc;
+}
+
+static void gateway_request_fields(void **state)
+{
+	(void)state;
+	publish_gateway_req g;
+	char *sealed = NULL, err[PB_ERR_MAX];
+	/* on premises, nothing named: the job (or the request check) chooses */
+	assert_int_equal(read_body("true", "{}", &g, &sealed, err), PB_OK);
+	assert_true(g.on);
+	assert_true(json_is_true(json_object_get(g.fields, "gateway")));
+	assert_null(json_object_get(g.fields, "gateway_id"));
+	assert_true(json_is_false(json_object_get(g.fields, "gateway_create")));
+	assert_null(sealed);
+	publish_gateway_req_release(&g);
+	/* the gateway the property names is the default; the request's wins */
+	assert_int_equal(read_body(GW, "{}", &g, &sealed, err), PB_OK);
+	assert_string_equal(json_string_value(json_object_get(g.fields, "gateway_id")), GW);
+	publish_gateway_req_release(&g);
+	assert_int_equal(read_body(GW, "{\"gateway_id\":\"" GW_SMALL "\",\"gateway_datasource_id\":\"" DS_SF "\"}", &g,
+				   &sealed, err), PB_OK);
+	assert_string_equal(json_string_value(json_object_get(g.fields, "gateway_id")), GW_SMALL);
+	assert_string_equal(json_string_value(json_object_get(g.fields, "gateway_datasource_id")), DS_SF);
+	publish_gateway_req_release(&g);
+	/* credentials for a new data source: sealed, the kind kept in the input */
+	assert_int_equal(read_body("true", "{\"connection\":{\"credential_type\":\"windows\",\"username\":\"PLANT\\\\svc\","
+				   "\"password\":\"w1n-s3cret\"}}", &g, &sealed, err), PB_OK);
+	assert_non_null(sealed);
+	assert_null(strstr(sealed, "w1n-s3cret"));
+	assert_true(json_is_true(json_object_get(g.fields, "gateway_create")));
+	assert_string_equal(json_string_value(json_object_get(g.fields, "credential_type")), "windows");
+	char *text = json_dumps(g.fields, 0);
+	assert_null(strstr(text, "w1n-s3cret"));
+	free(text);
+	free(sealed);
+	publish_gateway_req_release(&g);
+	/* refusals, each naming the field */
+	static const struct {
+		const char *value, *body, *names;
+	} bad[] = {
+		{ "true", "{\"connection_id\":\"" DS_SF "\"}", "connection_id" },
+		{ "true", "{\"gateway_id\":\"gw-1\"}", "gateway_id" },
+		{ "true", "{\"gateway_datasource_id\":7}", "gateway_datasource_id" },
+		{ "true", "{\"gateway_datasource_id\":\"" DS_SF "\",\"connection\":{\"credential_type\":\"token\","
+			  "\"token\":\"t\"}}", "not both" },
+		{ "true", "{\"connection\":{\"credential_type\":\"service_principal\"}}", "credential_type" },
+		{ "true", "{\"connection\":{\"credential_type\":\"basic\",\"username\":\"u\"}}", "connection.password" },
+		{ "true", "{\"connection\":{\"credential_type\":\"token\",\"token\":\"t\",\"extra\":1}}", "extra" },
+		{ "true", "{\"connection\":{\"credential_type\":\"basic\",\"username\":\"u\",\"password\":\"a\\nb\"}}",
+		  "connection.password" },
+		{ NULL, "{\"gateway_id\":\"" GW "\"}", "not marked on-premises" },
+		{ "false", "{\"gateway_datasource_id\":\"" DS_SF "\"}", "not marked on-premises" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(read_body(bad[i].value, bad[i].body, &g, &sealed, err), PB_EINVAL);
+		if (!strstr(err, bad[i].names))
+			fail_msg("%s: \"%s\" not in: %s", bad[i].body, bad[i].names, err);
+		free(sealed);
+		publish_gateway_req_release(&g);
+	}
+	/* a cloud port without gateway fields: nothing for the gateway path */
+	assert_int_equal(read_body(NULL, "{\"connection_id\":\"" DS_SF "\"}", &g, &sealed, err), PB_OK);
+	assert_false(g.on);
+	assert_null(g.fields);
 }
 
 /* ---------- against the emulator ---------- */
@@ -470,6 +596,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(encryption_round_trip_offline),
 		cmocka_unit_test(gateway_failures_are_classified),
+		cmocka_unit_test(servers_marked_on_premises),
+		cmocka_unit_test(gateway_request_fields),
 		cmocka_unit_test(lists_and_who_sees_what),
 		cmocka_unit_test(credentials_round_trip),
 		cmocka_unit_test(discover_and_bind),
