@@ -6,7 +6,7 @@ decrypts and checks them), what is refused before queueing (no gateway available
 on a cloud server, connection_id on an on-premises one, a gateway the user cannot use, creating
 without admin rights), a data source user publishing through a source shared with them, kill -9
 during creating_connection (resumed, one data source), cancel with cleanup (removes only what the
-job made), another organization's 404."""
+job made), unpublish (removes only a data source the publish made), another organization's 404."""
 import hashlib
 import json
 import os
@@ -235,7 +235,22 @@ class Gateways(PublishStackTestCase):
         self.assertEqual(doc["state"], "succeeded", doc)
         self.assert_bound(doc["result"], DS_FINANCE)
 
-    def test_09_other_organization_404(self):
+    def test_09_unpublish_deletes_only_a_data_source_the_publish_made(self):
+        self.start_worker()
+        made = self.wait_job(self.submit("plant", {"workspace_id": WS_ADMIN, "name": "Plant (unpublished)",
+                                                   "connection": CREDS}))["result"]
+        reused = self.wait_job(self.submit("finance", {"workspace_id": WS_ADMIN, "name": "Finance (unpublished)"}))
+        reused = reused["result"]
+        for res, gone in ((made, True), (reused, False)):
+            status, _, doc = self.stack.json("DELETE", "/api/published-models/" + res["id"], token="alice")
+            self.assertEqual(status, 202, doc)
+            doc = self.wait_job(doc["job_id"])
+            self.assertEqual(doc["state"], "succeeded", doc)
+            self.assertEqual(doc["result"]["removed"]["connection_id"], res["connection_id"] if gone else None, doc)
+            self.assertEqual(res["connection_id"] in self.gw_sources(), not gone)
+        self.assertIn(DS_FINANCE, self.gw_sources())
+
+    def test_10_other_organization_404(self):
         for path in ("/api/powerbi/gateways?output_port=" + self.ports["finance"],):
             self.assertError(self.stack.json("GET", path, token="carol"), 404, "not_found")
         self.assertError(self.publish("finance", {"workspace_id": WS_ADMIN, "name": "Globex"}, user="carol"), 404,
