@@ -85,12 +85,17 @@ void gateway_sources_release(gateway_sources *l)
 	}
 }
 
+/* *dst = a copy of v (NULL stays NULL); false only when out of memory. */
+static bool dup_or_null(char **dst, const char *v)
+{
+	*dst = v ? xstrdup(v) : NULL;
+	return !v || *dst;
+}
+
 /* *dst = a copy of o[key] when it is a string (else NULL); false only when out of memory. */
 static bool dup_str(char **dst, const json_t *o, const char *key)
 {
-	const char *v = json_string_value(json_object_get(o, key));
-	*dst = v ? xstrdup(v) : NULL;
-	return !v || *dst;
+	return dup_or_null(dst, json_string_value(json_object_get(o, key)));
 }
 
 static int gateway_from_json(const json_t *o, gateway *g, char *err)
@@ -163,36 +168,37 @@ int gateway_discover(msapi *c, const char *group, const char *dataset, gateways 
 
 /* ---- data sources ---- */
 
-/* s->type and s->path from Power BI's datasourceType and connectionDetails (a JSON text). */
+/* s->type and s->path from Power BI's datasourceType and connectionDetails (a JSON text); details
+ * that do not say make a NULL path (matching nothing). False only when out of memory. */
 static bool describe_source(gateway_source *s, const char *ds_type, const char *details_text)
 {
 	json_t *d = details_text ? json_loads(details_text, 0, NULL) : NULL;
 	const struct builtin *b = builtin_of(ds_type, true);
+	const char *type = ds_type, *p = NULL;
 	sbuf path;
-	bool ok = true;
 	sbuf_init(&path, PB_HTTP_URL_MAX);
 	if (b) {
+		bool fits = true;
 		for (size_t k = 0; k < 2 && b->keys[k]; k++) {
 			const char *v = json_string_value(json_object_get(d, b->keys[k]));
 			if (v && ((k && sbuf_addc(&path, ';')) || sbuf_adds(&path, v)))
-				ok = false;
+				fits = false;
 		}
-		s->type = xstrdup(b->type);
-		s->path = ok ? xstrdup(sbuf_str(&path)) : NULL;
+		type = b->type;
+		p = fits && path.len ? sbuf_str(&path) : NULL;
 	} else if (ds_type && str_ieq(ds_type, "Extension")) {
-		ok = dup_str(&s->type, d, "extensionDataSourceKind") && dup_str(&s->path, d, "extensionDataSourcePath");
+		type = json_string_value(json_object_get(d, "extensionDataSourceKind"));
+		p = json_string_value(json_object_get(d, "extensionDataSourcePath"));
 	} else {
 		/* another kind of source: its own type, and the first of the usual details */
 		static const char *const keys[] = { "server", "url", "path", NULL };
-		const char *v = NULL;
-		for (size_t k = 0; keys[k] && !v; k++)
-			v = json_string_value(json_object_get(d, keys[k]));
-		s->type = ds_type ? xstrdup(ds_type) : NULL;
-		s->path = v ? xstrdup(v) : NULL;
+		for (size_t k = 0; keys[k] && !p; k++)
+			p = json_string_value(json_object_get(d, keys[k]));
 	}
+	bool ok = dup_or_null(&s->type, type) && dup_or_null(&s->path, p);
 	sbuf_release(&path);
 	json_decref(d);
-	return ok && (!ds_type || s->type);
+	return ok;
 }
 
 static int source_from_powerbi(const json_t *o, gateway_source *s, char *err)
