@@ -37,6 +37,7 @@
 #define GW_SMALL "55555555-3000-4000-8000-000000000002"
 #define DS_SF "55555555-4000-4000-8000-000000000001"
 #define DS_SQL "55555555-4000-4000-8000-000000000002"
+#define DS_BARE "55555555-4000-4000-8000-000000000003"
 #define CREDS                                                                                                  \
 	"{\"credentialData\":[{\"name\":\"username\",\"value\":\"svc\"},{\"name\":\"password\",\"value\":\"pw\"}]}"
 
@@ -440,7 +441,12 @@ static void lists_and_who_sees_what(void **state)
 	/* the data sources, described as Fabric describes connections */
 	gateway_sources srcs = { 0 };
 	assert_int_equal(gateway_list_sources(admin, GW, &srcs, err), PB_OK);
-	assert_int_equal(srcs.n, 2);
+	assert_int_equal(srcs.n, 3);
+	/* details that say nothing: no type, no path, so it matches nothing */
+	const gateway_source *bare = source_in(&srcs, DS_BARE);
+	assert_string_equal(bare->datasource_type, "Extension");
+	assert_null(bare->type);
+	assert_null(bare->path);
 	const gateway_source *sf = source_in(&srcs, DS_SF), *sql = source_in(&srcs, DS_SQL);
 	assert_string_equal(sf->type, "Snowflake");
 	assert_string_equal(sf->path, "plant.snowflakecomputing.com;PLANT_WH");
