@@ -1,6 +1,6 @@
 /* Test helpers (header-only: the Makefile builds each tests/unit/test_*.c on its own, so
  * shared code lives here as static functions): a temporary folder, a migrated database in
- * it, the source tree's paths, and driving the emulator of emu.h from cmocka tests.
+ * it, the source tree's paths and the shared corpus, and driving the emulator of emu.h from cmocka tests.
  * Include after <cmocka.h> (which needs setjmp.h, stdarg.h, stddef.h, stdint.h first). */
 #ifndef PBIPORT_TEST_UTIL_H
 #define PBIPORT_TEST_UTIL_H
@@ -60,6 +60,19 @@ TU_FN int tu_write_file(const char *path, const void *data, size_t len, char *er
 		return pb_err(err, PB_EIO, "%s: write failed", path);
 	}
 	return 0;
+}
+
+/* The folder <PBIPORT_CORPUS>/<sub> of the shared corpus (it sits beside the project, not in it:
+ * tests/run.sh) into dir (size bytes): true when it is there, else false after printing
+ * "SKIP: <what>: PBIPORT_CORPUS/<sub> not found" for the test to return. */
+TU_FN bool tu_corpus_dir(const char *sub, const char *what, char *dir, size_t size)
+{
+	const char *root = getenv("PBIPORT_CORPUS");
+	struct stat st;
+	if (root && !xsnprintf(dir, size, "%s/%s", root, sub) && !stat(dir, &st) && S_ISDIR(st.st_mode))
+		return true;
+	printf("SKIP: %s: PBIPORT_CORPUS/%s not found\n", what, sub);
+	return false;
 }
 
 /* Creates /tmp/pbiport-test-<name>-XXXXXX into dir (size bytes). 0, or -1 on failure. */
