@@ -34,24 +34,17 @@ static int setup(void **state)
 {
 	(void)state;
 	char err[PB_ERR_MAX] = "";
-	config_defaults(&cfg);
-	if (tu_mkdtemp(tmpdir, sizeof tmpdir, "jobs") ||
-	    tu_db_open_migrated(tmpdir, "jobs.db", db_path, sizeof db_path, &db, err) ||
-	    identity_org_create(db, "acme", org_id, err) ||
+	if (tu_db_setup("jobs", tmpdir, db_path, &db, &cfg, err) || identity_org_create(db, "acme", org_id, err) ||
 	    identity_user_add(db, "ann", "acme", PB_ROLE_MEMBER, NULL, 0, user_id, err) ||
-	    identity_user_add(db, "ola", "acme", PB_ROLE_MEMBER, NULL, 0, other_id, err)) {
-		fprintf(stderr, "setup: %s\n", err);
-		return -1;
-	}
-	cfg.db_path = db_path;
+	    identity_user_add(db, "ola", "acme", PB_ROLE_MEMBER, NULL, 0, other_id, err))
+		return tu_setup_failed(err);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	db_close(db);
-	return tu_rmtree(tmpdir);
+	return tu_db_teardown(tmpdir, db, &cfg);
 }
 
 static void submit(const char *kind, const char *key, const char *private_input, char id[PB_ID_BUF],

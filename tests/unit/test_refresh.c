@@ -22,7 +22,7 @@
 #include "runtime/db.h"
 #include "runtime/jobs.h"
 #include "runtime/util.h"
-#include "emu.h"
+#include "tests/unit/testutil.h"
 
 static char tmpdir[64];
 static char db_path[256];   /* the worker's heartbeat opens it by name */
@@ -53,25 +53,13 @@ static void exec_sql(const char *sql)
 static int setup(void **state)
 {
 	(void)state;
-	char err[PB_ERR_MAX], sql[512];
-	char *path = db_path;
-	const char *src = getenv("PBIPORT_SRC");
-	config_defaults(&cfg);
-	xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-test-refresh-XXXXXX");
-	if (!mkdtemp(tmpdir))
-		return -1;
-	xsnprintf(db_path, sizeof db_path, "%s/refresh.db", tmpdir);
-	xsnprintf(sql, sizeof sql, "%s/sql", src ? src : PBIPORT_DATADIR);
-	if (db_open(path, true, &db, err) || db_migrate(db, sql, NULL, err) ||
-	    identity_org_create(db, "acme", org_id, err) ||
+	char err[PB_ERR_MAX] = "";
+	if (tu_db_setup("refresh", tmpdir, db_path, &db, &cfg, err) || identity_org_create(db, "acme", org_id, err) ||
 	    identity_user_add(db, "ann", "acme", PB_ROLE_OWNER, NULL, 0, ann, err) ||
 	    identity_user_add(db, "ben", "acme", PB_ROLE_MEMBER, NULL, 0, ben, err) ||
 	    pb_keyring_parse("9999999999999999999999999999999999999999999999999999999999999999", &cfg.encryption_keys,
-			     err)) {
-		fprintf(stderr, "setup: %s\n", err);
-		return -1;
-	}
-	cfg.db_path = path;
+			     err))
+		return tu_setup_failed(err);
 	cfg.ingestions_enabled = true;
 	return 0;
 }
@@ -79,13 +67,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[128];
 	if (emu_state == 0)
 		emu_stop(&E);
-	db_close(db);
-	pb_keyring_free(cfg.encryption_keys);
-	xsnprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tu_db_teardown(tmpdir, db, &cfg);
 }
 
 static json_t *parse(const char *text)

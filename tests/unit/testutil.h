@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "core/flow/worker.h"
+#include "runtime/config.h"
+#include "runtime/crypto.h"
 #include "runtime/db.h"
 #include "runtime/util.h"
 #include "tests/unit/emu.h"
@@ -109,6 +111,45 @@ TU_FN int tu_db_open_migrated(const char *dir, const char *file, char *path, siz
 	if (!rc && path)
 		rc = xsnprintf(path, path_size, "%s", p);
 	return rc;
+}
+
+/* The group fixture of the store and flow tests: a temporary folder dir (tu_mkdtemp) holding the
+ * migrated database <name>.db, open as *db; its path goes into path (may be NULL) and, with the
+ * defaults, into cfg (may be NULL): a worker's heartbeat opens the database by that name.
+ * 0, or a negative pb_rc with err (tu_setup_failed reports it). */
+TU_FN int tu_db_setup(const char *name, char dir[64], char path[256], pb_db **db, pb_config *cfg, char *err)
+{
+	char file[64];
+	if (tu_mkdtemp(dir, 64, name))
+		return pb_err(err, PB_EIO, "cannot make a temporary folder for %s", name);
+	if (xsnprintf(file, sizeof file, "%s.db", name))
+		return pb_err(err, PB_EINVAL, "test name %s too long", name);
+	int rc = tu_db_open_migrated(dir, file, path, path ? 256 : 0, db, err);
+	if (cfg) {
+		config_defaults(cfg);
+		cfg->db_path = path;
+	}
+	return rc;
+}
+
+/* Undoes tu_db_setup: closes db, frees the encryption keys the test gave cfg (may be NULL) and
+ * removes dir. 0, or -1 when the folder could not be removed. */
+TU_FN int tu_db_teardown(const char *dir, pb_db *db, pb_config *cfg)
+{
+	db_close(db);
+	if (cfg) {
+		pb_keyring_free(cfg->encryption_keys);
+		cfg->encryption_keys = NULL;
+	}
+	return tu_rmtree(dir);
+}
+
+/* What a group setup returns when a step failed: err on stderr (cmocka prints only that the
+ * setup failed), then -1. */
+TU_FN int tu_setup_failed(const char *err)
+{
+	fprintf(stderr, "setup: %s\n", err);
+	return -1;
 }
 
 /* The names of every job kind pbiport runs (core/flow/job_kinds.c): what a worker claims. */
