@@ -29,8 +29,6 @@ static char db_path[256];   /* the worker's heartbeat opens it by name */
 static pb_db *db;
 static pb_config cfg;
 static char org_id[PB_ID_BUF], ann[PB_ID_BUF], ben[PB_ID_BUF], integ_id[PB_ID_BUF];
-static struct emu E;
-static int emu_state = -1;
 
 /* the emulator's test tenant (tests/fixtures/tenants/test.json) */
 #define TENANT "11111111-1111-1111-1111-111111111111"
@@ -66,9 +64,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	(void)state;
-	if (emu_state == 0)
-		emu_stop(&E);
+	tu_emu_teardown(state);
 	return tu_db_teardown(tmpdir, db, &cfg);
 }
 
@@ -467,15 +463,12 @@ static json_t *run_job(const char *ref, const char *body_text)
 static bool emu_ready(void)
 {
 	char sql[256];
-	if (emu_state < 0)
-		emu_state = emu_start(&E, NULL);
-	if (emu_state == 1) {
+	if (!tu_have_emu()) {
 		printf("SKIP: emulator not available\n");
 		return false;
 	}
-	assert_int_equal(emu_state, 0);
-	assert_int_equal(emu_load(&E, "tests/fixtures/tenants/test.json"), 200);
-	emu_config(&E, &cfg);
+	assert_int_equal(emu_load(&tu_emu, "tests/fixtures/tenants/test.json"), 200);
+	emu_config(&tu_emu, &cfg);
 	cfg.refresh_poll_ms = 100;
 	xsnprintf(sql, sizeof sql, "UPDATE assets SET powerbi_id = '%s', workspace_powerbi_id = '%s' WHERE id = 'a1'",
 		  EMU_DS, EMU_WS);
@@ -488,8 +481,7 @@ static bool emu_ready(void)
 static void load_sales_capacity(bool dedicated)
 {
 	char path[512], err[PB_ERR_MAX], *text = NULL;
-	const char *src = getenv("PBIPORT_SRC");
-	xsnprintf(path, sizeof path, "%s/tests/fixtures/tenants/test.json", src ? src : PBIPORT_DATADIR);
+	tu_src_path(path, sizeof path, "tests/fixtures/tenants/test.json");
 	assert_int_equal(read_file(path, 16u << 20, &text, NULL, err), 0);
 	json_t *fx = parse(text);
 	free(text);
@@ -499,7 +491,7 @@ static void load_sales_capacity(bool dedicated)
 		json_object_del(ws, "capacity_id");
 	json_object_set_new(ws, "is_on_dedicated_capacity", json_boolean(dedicated));
 	text = json_dumps(fx, JSON_COMPACT);
-	assert_int_equal(emu_ctl(&E, "POST", "load", text, NULL), 200);
+	assert_int_equal(emu_ctl(&tu_emu, "POST", "load", text, NULL), 200);
 	free(text);
 	json_decref(fx);
 }
@@ -510,7 +502,7 @@ static void plan(const char *outcome, int duration, const char *code, const char
 	xsnprintf(body, sizeof body,
 		  "{\"dataset_id\":\"*\",\"outcome\":\"%s\",\"duration_s\":%d,\"error_code\":\"%s\",\"error_description\":\"%s\"}",
 		  outcome, duration, code, desc);
-	assert_int_equal(emu_ctl(&E, "POST", "refresh-plan", body, NULL), 200);
+	assert_int_equal(emu_ctl(&tu_emu, "POST", "refresh-plan", body, NULL), 200);
 }
 
 static void job_follows_its_own_refresh(void **state)
@@ -523,7 +515,7 @@ static void job_follows_its_own_refresh(void **state)
 		plan("Completed", 0, "", "");
 		json_t *r = run_job("a1", NULL);
 		json_decref(r);
-		assert_int_equal(emu_ctl(&E, "POST", "advance", NULL, NULL), 200);
+		assert_int_equal(emu_ctl(&tu_emu, "POST", "advance", NULL, NULL), 200);
 	}
 	plan("Failed", 1, "ModelRefreshFailed_CredentialsNotSpecified", "No credentials for the Snowflake source");
 	json_t *res = run_job("a1", NULL);
@@ -531,7 +523,7 @@ static void job_follows_its_own_refresh(void **state)
 	assert_non_null(strstr(json_string_value(json_object_get(res, "error")), "No credentials for the Snowflake source"));
 	assert_false(json_is_true(json_object_get(res, "joined")));
 	char *st = NULL;
-	assert_int_equal(emu_ctl(&E, "GET", "state?parts=0&sections=models", NULL, &st), 200);
+	assert_int_equal(emu_ctl(&tu_emu, "GET", "state?parts=0&sections=models", NULL, &st), 200);
 	json_t *s = parse(st);
 	json_t *m = NULL, *v;
 	size_t k;
@@ -560,7 +552,7 @@ static void job_follows_its_own_refresh(void **state)
 	assert_true(json_is_true(json_object_get(res, "joined")));
 	assert_string_equal(json_string_value(json_object_get(res, "request_id")), running_id);
 	json_decref(res);
-	assert_int_equal(emu_ctl(&E, "POST", "advance", NULL, NULL), 200);
+	assert_int_equal(emu_ctl(&tu_emu, "POST", "advance", NULL, NULL), 200);
 }
 
 /* A failure whose message is built from the cause already in the job's error buffer keeps
@@ -627,7 +619,7 @@ static void enhanced_refresh_needs_capacity(void **state)
 	assert_non_null(strstr(j->error_message, "workspace 'Sales' is on shared capacity"));
 	job_free(j);
 	json_decref(body);
-	assert_int_equal(emu_load(&E, "tests/fixtures/tenants/test.json"), 200);
+	assert_int_equal(emu_load(&tu_emu, "tests/fixtures/tenants/test.json"), 200);
 }
 
 int main(void)
