@@ -57,6 +57,19 @@ static int teardown(void **state)
 	return tu_rmtree(tmpdir);
 }
 
+/* One migration file of dir is not applied yet: the start-up check refuses the database with
+ * message, then db_migrate applies that one file and the check passes. */
+static void behind_until_migrated(pb_db *db, const char *dir, const char *message)
+{
+	char err[PB_ERR_MAX];
+	int applied = -1;
+	assert_int_equal(db_check_schema(db, dir, err), PB_EINVAL);
+	assert_string_equal(err, message);
+	assert_int_equal(db_migrate(db, dir, &applied, err), PB_OK);
+	assert_int_equal(applied, 1);
+	assert_int_equal(db_check_schema(db, dir, err), PB_OK);
+}
+
 static void migrations_fresh_idempotent_and_too_old(void **state)
 {
 	(void)state;
@@ -88,11 +101,7 @@ static void migrations_fresh_idempotent_and_too_old(void **state)
 
 	/* a newer binary brings 0003: the old database is detected, then migrated */
 	put(dir, "0003_third.sql", "CREATE TABLE c (id TEXT PRIMARY KEY);");
-	assert_int_equal(db_check_schema(db, dir, err), PB_EINVAL);
-	assert_string_equal(err, "database schema is at version 2, this binary needs 3: run `pbiport migrate`");
-	assert_int_equal(db_migrate(db, dir, &applied, err), PB_OK);
-	assert_int_equal(applied, 1);
-	assert_int_equal(db_check_schema(db, dir, err), PB_OK);
+	behind_until_migrated(db, dir, "database schema is at version 2, this binary needs 3: run `pbiport migrate`");
 
 	/* a migration merged later with a lower number than the highest applied one */
 	put(dir, "0003_third.sql", "CREATE TABLE c (id TEXT PRIMARY KEY);");
@@ -100,11 +109,7 @@ static void migrations_fresh_idempotent_and_too_old(void **state)
 	assert_int_equal(db_migrate(db, dir, &applied, err), PB_OK);
 	assert_int_equal(applied, 1);
 	put(dir, "0004_fourth.sql", "CREATE TABLE f (id TEXT PRIMARY KEY);");
-	assert_int_equal(db_check_schema(db, dir, err), PB_EINVAL);
-	assert_string_equal(err, "database schema lacks migration 0004_fourth.sql: run `pbiport migrate`");
-	assert_int_equal(db_migrate(db, dir, &applied, err), PB_OK);
-	assert_int_equal(applied, 1);
-	assert_int_equal(db_check_schema(db, dir, err), PB_OK);
+	behind_until_migrated(db, dir, "database schema lacks migration 0004_fourth.sql: run `pbiport migrate`");
 	assert_int_equal(db_schema_version(db, &version, err), PB_OK);
 	assert_int_equal(version, 5);
 
@@ -193,15 +198,23 @@ static void insert_nest(pb_db *db, const char *name)
 	assert_int_equal(db_exec_texts(db, "INSERT INTO nest (name) VALUES (?)", v, 1, err), PB_OK);
 }
 
+/* A new database file of tmpdir holding the empty table nest(name) of the transaction tests. */
+static pb_db *nest_db(const char *file)
+{
+	pb_db *db = NULL;
+	char err[PB_ERR_MAX];
+	assert_int_equal(db_open(tmp_path(file), true, &db, err), PB_OK);
+	assert_int_equal(db_exec_texts(db, "CREATE TABLE nest (name TEXT)", NULL, 0, err), PB_OK);
+	return db;
+}
+
 /* A function with its own transaction joins the caller's: its commit waits for the outer one,
  * its rollback undoes only its part, the outer rollback undoes everything. */
 static void transactions_nest_as_savepoints(void **state)
 {
 	(void)state;
-	pb_db *db = NULL;
+	pb_db *db = nest_db("nest.db");
 	char err[PB_ERR_MAX];
-	assert_int_equal(db_open(tmp_path("nest.db"), true, &db, err), PB_OK);
-	assert_int_equal(db_exec_texts(db, "CREATE TABLE nest (name TEXT)", NULL, 0, err), PB_OK);
 	assert_false(db_in_transaction(db));
 	assert_int_equal(db_begin(db, err), PB_OK);
 	insert_nest(db, "outer");
@@ -245,10 +258,8 @@ static void transactions_nest_as_savepoints(void **state)
 static void db_end_commits_or_rolls_back(void **state)
 {
 	(void)state;
-	pb_db *db = NULL;
+	pb_db *db = nest_db("end.db");
 	char err[PB_ERR_MAX];
-	assert_int_equal(db_open(tmp_path("end.db"), true, &db, err), PB_OK);
-	assert_int_equal(db_exec_texts(db, "CREATE TABLE nest (name TEXT)", NULL, 0, err), PB_OK);
 	assert_int_equal(db_begin(db, err), PB_OK);
 	insert_nest(db, "outer");
 	assert_int_equal(db_begin(db, err), PB_OK);
