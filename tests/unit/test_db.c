@@ -22,12 +22,11 @@
 #include "runtime/util.h"
 #include "tests/unit/testutil.h"
 
-static char tmpdir[64];
 static char path_buf[256];
 
 static const char *tmp_path(const char *name)
 {
-	xsnprintf(path_buf, sizeof path_buf, "%s/%s", tmpdir, name);
+	xsnprintf(path_buf, sizeof path_buf, "%s/%s", tu_tmpdir, name);
 	return path_buf;
 }
 
@@ -45,17 +44,6 @@ static const char *sql_dir(void)
 	return dir;
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	return tu_mkdtemp(tmpdir, sizeof tmpdir, "db");
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	return tu_rmtree(tmpdir);
-}
 
 /* One migration file of dir is not applied yet: the start-up check refuses the database with
  * message, then db_migrate applies that one file and the check passes. */
@@ -76,7 +64,7 @@ static void migrations_fresh_idempotent_and_too_old(void **state)
 	char dir[256], err[PB_ERR_MAX];
 	pb_db *db;
 	int applied, version;
-	xsnprintf(dir, sizeof dir, "%s/sql-a", tmpdir);
+	xsnprintf(dir, sizeof dir, "%s/sql-a", tu_tmpdir);
 	put(dir, "0001_first.sql", "CREATE TABLE a (id TEXT PRIMARY KEY);");
 	put(dir, "0002_second.sql", "CREATE TABLE b (id TEXT PRIMARY KEY);");
 	put(dir, "README", "not a migration");
@@ -125,7 +113,7 @@ static void migrations_fresh_idempotent_and_too_old(void **state)
 
 	/* two files with one number */
 	char dup[256];
-	xsnprintf(dup, sizeof dup, "%s/sql-dup", tmpdir);
+	xsnprintf(dup, sizeof dup, "%s/sql-dup", tu_tmpdir);
 	put(dup, "0001_a.sql", "SELECT 1;");
 	put(dup, "0001_b.sql", "SELECT 1;");
 	assert_int_equal(db_open(tmp_path("dup.db"), true, &db, err), PB_OK);
@@ -198,7 +186,7 @@ static void insert_nest(pb_db *db, const char *name)
 	assert_int_equal(db_exec_texts(db, "INSERT INTO nest (name) VALUES (?)", v, 1, err), PB_OK);
 }
 
-/* A new database file of tmpdir holding the empty table nest(name) of the transaction tests. */
+/* A new database file of tu_tmpdir holding the empty table nest(name) of the transaction tests. */
 static pb_db *nest_db(const char *file)
 {
 	pb_db *db = NULL;
@@ -604,5 +592,5 @@ int main(void)
 		cmocka_unit_test(metrics_counters_and_histogram),
 		cmocka_unit_test(pipeline_health),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

@@ -94,6 +94,22 @@ TU_FN int tu_rmtree(const char *dir)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/* The temporary folder of a test binary whose tests share one (cmocka_run_group_tests(tests,
+ * tu_tmpdir_setup, tu_tmpdir_teardown)): /tmp/pbiport-test-<binary>-XXXXXX. */
+__attribute__((unused)) static char tu_tmpdir[64];
+
+TU_FN int tu_tmpdir_setup(void **state)
+{
+	(void)state;
+	return tu_mkdtemp(tu_tmpdir, sizeof tu_tmpdir, program_invocation_short_name);
+}
+
+TU_FN int tu_tmpdir_teardown(void **state)
+{
+	(void)state;
+	return tu_rmtree(tu_tmpdir);
+}
+
 /* Opens (creating) <dir>/<file> as *db and applies the tree's sql/ migrations. The full path
  * goes into path (path_size bytes; may be NULL). *db is new: caller closes with db_close. */
 TU_FN int tu_db_open_migrated(const char *dir, const char *file, char *path, size_t path_size, pb_db **db,
