@@ -65,7 +65,6 @@ static int name_free(pb_db *db, const char *sql, const char *name, char *err, co
 
 int identity_org_create(pb_db *db, const char *name, char id[PB_ID_BUF], char *err)
 {
-	sqlite3_stmt *st = NULL;
 	char now[PB_TIME_BUF];
 	int rc = check_name("organization", name, err);
 	if (rc || (rc = pb_new_id(id, err)) || (rc = db_begin(db, err)))
@@ -74,13 +73,9 @@ int identity_org_create(pb_db *db, const char *name, char id[PB_ID_BUF], char *e
 			    "organization '%s' already exists", name)))
 		goto out;
 	pb_now(now);
-	if ((rc = db_prepare(db, "INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?)", &st, err)) ||
-	    (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, name, err)) ||
-	    (rc = db_bind_text(st, 3, now, err)))
-		goto out;
-	rc = db_exec(db, st, err);
+	const char *row[] = { id, name, now };
+	rc = db_exec_texts(db, "INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?)", row, 3, err);
 out:
-	db_done(st);
 	return db_end(db, rc, err);
 }
 
@@ -151,22 +146,13 @@ static int add_to_team(pb_db *db, const char *org_id, const char *user_id, const
 		xsnprintf(team_id, sizeof team_id, "%s", db_col_text(st, 0));
 	db_done(st);
 	st = NULL;
-	if (r == 0) {
-		if ((rc = pb_new_id(team_id, err)) ||
-		    (rc = db_prepare(db, "INSERT INTO teams (id, org_id, name, created_at) VALUES (?, ?, ?, ?)",
-				     &st, err)) ||
-		    (rc = db_bind_text(st, 1, team_id, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
-		    (rc = db_bind_text(st, 3, team, err)) || (rc = db_bind_text(st, 4, now, err)) ||
-		    (rc = db_exec(db, st, err)))
-			goto out;
-		db_done(st);
-		st = NULL;
-	}
-	if ((rc = db_prepare(db, "INSERT INTO team_members (team_id, user_id) VALUES (?, ?) "
-			     "ON CONFLICT (team_id, user_id) DO NOTHING", &st, err)) ||
-	    (rc = db_bind_text(st, 1, team_id, err)) || (rc = db_bind_text(st, 2, user_id, err)))
+	const char *team_row[] = { team_id, org_id, team, now }, *member[] = { team_id, user_id };
+	if (r == 0 && ((rc = pb_new_id(team_id, err)) ||
+		       (rc = db_exec_texts(db, "INSERT INTO teams (id, org_id, name, created_at) VALUES (?, ?, ?, ?)",
+					   team_row, 4, err))))
 		goto out;
-	rc = db_exec(db, st, err);
+	rc = db_exec_texts(db, "INSERT INTO team_members (team_id, user_id) VALUES (?, ?) "
+			   "ON CONFLICT (team_id, user_id) DO NOTHING", member, 2, err);
 out:
 	db_done(st);
 	return rc;
@@ -175,7 +161,6 @@ out:
 int identity_user_add(pb_db *db, const char *name, const char *org_name, pb_role role,
 		      const char *const *teams, size_t nteams, char id[PB_ID_BUF], char *err)
 {
-	sqlite3_stmt *st = NULL;
 	char now[PB_TIME_BUF], org_id[PB_ID_BUF];
 	int rc = check_name("user", name, err);
 	if (rc)
@@ -191,24 +176,17 @@ int identity_user_add(pb_db *db, const char *name, const char *org_name, pb_role
 	    (rc = name_free(db, "SELECT id FROM users WHERE name = ?", name, err, "user '%s' already exists", name)))
 		goto out;
 	pb_now(now);
-	if ((rc = db_prepare(db, "INSERT INTO users (id, org_id, name, role, created_at) VALUES (?, ?, ?, ?, ?)",
-			     &st, err)) ||
-	    (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
-	    (rc = db_bind_text(st, 3, name, err)) || (rc = db_bind_text(st, 4, auth_role_name(role), err)) ||
-	    (rc = db_bind_text(st, 5, now, err)) || (rc = db_exec(db, st, err)))
-		goto out;
-	db_done(st);
-	st = NULL;
+	const char *row[] = { id, org_id, name, auth_role_name(role), now };
+	rc = db_exec_texts(db, "INSERT INTO users (id, org_id, name, role, created_at) VALUES (?, ?, ?, ?, ?)", row, 5,
+			   err);
 	for (size_t i = 0; !rc && i < nteams; i++)
 		rc = add_to_team(db, org_id, id, teams[i], now, err);
 out:
-	db_done(st);
 	return db_end(db, rc, err);
 }
 
 int identity_token_create(pb_db *db, const char *user_name, char token[PB_TOKEN_BUF], char *err)
 {
-	sqlite3_stmt *st = NULL;
 	char user_id[PB_ID_BUF], token_id[PB_ID_BUF], hash[PB_TOKEN_HASH_HEX], now[PB_TIME_BUF];
 	int rc = db_begin(db, err);
 	if (rc)
@@ -217,14 +195,10 @@ int identity_token_create(pb_db *db, const char *user_name, char token[PB_TOKEN_
 	if (rc || (rc = auth_token_new(token, token_id, hash, err)))
 		goto out;
 	pb_now(now);
-	if ((rc = db_prepare(db, "INSERT INTO api_tokens (id, user_id, token_hash, created_at) VALUES (?, ?, ?, ?)",
-			     &st, err)) ||
-	    (rc = db_bind_text(st, 1, token_id, err)) || (rc = db_bind_text(st, 2, user_id, err)) ||
-	    (rc = db_bind_text(st, 3, hash, err)) || (rc = db_bind_text(st, 4, now, err)))
-		goto out;
-	rc = db_exec(db, st, err);
+	const char *row[] = { token_id, user_id, hash, now };
+	rc = db_exec_texts(db, "INSERT INTO api_tokens (id, user_id, token_hash, created_at) VALUES (?, ?, ?, ?)", row, 4,
+			   err);
 out:
-	db_done(st);
 	if ((rc = db_end(db, rc, err)))
 		memset(token, 0, PB_TOKEN_BUF);
 	return rc;
