@@ -20,14 +20,10 @@ local function filter_form(view)
   end
   return h.form{ class = "search", method = "get", action = "/assets", role = "search",
     h.div{ class = "search-row",
-      h.div{ class = "field",
-        h.label{ ["for"] = "type", "Kind" },
-        h.select{ id = "type", name = "type", options },
-      },
-      h.div{ class = "field grow",
-        h.label{ ["for"] = "q", "Name" },
+      layout.field("type", "Kind", h.select{ id = "type", name = "type", options }),
+      layout.field("q", "Name",
         h.input{ type = "search", id = "q", name = "q", value = view.q or "", placeholder = "Part of the name" },
-      },
+        "grow"),
       h.button{ type = "submit", "Show" },
     },
   }
@@ -51,15 +47,8 @@ return function(view)
       { "Nothing imported yet. An organization owner adds an integration under ",
         h.a{ href = "/settings/integrations", "Settings ▸ Integrations" }, "." } }
   else
-    body = h.div{ class = "table-wrap",
-      h.table{
-        h.caption{ string.format("%d asset%s", #assets, #assets == 1 and "" or "s") },
-        h.thead{ h.tr{ h.th{ scope = "col", "Name" }, h.th{ scope = "col", "Kind" },
-                       h.th{ scope = "col", "Power BI id" }, h.th{ scope = "col", "Access" },
-                       h.th{ scope = "col", "Updated" } } },
-        h.tbody{ rows },
-      },
-    }
+    body = layout.table{ caption = layout.count(#assets, "asset"), rows = rows,
+                         "Name", "Kind", "Power BI id", "Access", "Updated" }
   end
   return layout.page(view, {
     title = "Assets",

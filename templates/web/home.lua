@@ -47,15 +47,9 @@ return function(view)
         or "No data products yet: add one from its data contract." }
   else
     local caption = view.q and string.format("%d of %d data products match", #products, view.total or #products)
-      or string.format("%d data product%s", #products, #products == 1 and "" or "s")
-    body = h.div{ class = "table-wrap",
-      h.table{
-        h.caption{ caption, view.q and { " ", h.q{ view.q } } },
-        h.thead{ h.tr{ h.th{ scope = "col", "Name" }, h.th{ scope = "col", "Type" }, h.th{ scope = "col", "Version" },
-                       h.th{ scope = "col", "Output ports" }, h.th{ scope = "col", "Updated" } } },
-        h.tbody{ product_rows(products) },
-      },
-    }
+      or layout.count(#products, "data product")
+    body = layout.table{ caption = { caption, view.q and { " ", h.q{ view.q } } }, rows = product_rows(products),
+                         "Name", "Type", "Version", "Output ports", "Updated" }
   end
   return layout.page(view, {
     title = "Data Products",

@@ -47,15 +47,10 @@ return function(view)
     body = h.p{ class = "empty", view.older and "No older jobs." or
       "No jobs yet. A job starts when you publish a port to Power BI (Open in ▸ Power BI Web on a data product)." }
   else
-    body = h.div{ class = "table-wrap",
-      h.table{
-        h.caption{ view.all and "Every job of your organization, newest first" or "Your jobs, newest first" },
-        h.thead{ h.tr{ h.th{ scope = "col", "Job" }, h.th{ scope = "col", "State" }, h.th{ scope = "col", "Phase" },
-                       view.all and h.th{ scope = "col", "User" }, h.th{ scope = "col", "Started" },
-                       h.th{ scope = "col", h.span{ class = "visually-hidden", "Actions" } } } },
-        h.tbody{ rows(view) },
-      },
-    }
+    body = layout.table{
+      caption = view.all and "Every job of your organization, newest first" or "Your jobs, newest first",
+      rows = rows(view),
+      "Job", "State", "Phase", view.all and "User", "Started", h.span{ class = "visually-hidden", "Actions" } }
   end
   return layout.page(view, {
     title = "Jobs",
