@@ -15,6 +15,34 @@ static void copy_err(char *dst, const char *src)
 		dst[PB_ERR_MAX - 1] = '\0';
 }
 
+/* Whether a POST whose outcome is unknown happened after all (ctx: what it made). */
+typedef int (*happened_fn)(msapi *c, void *ctx, bool *happened, char *err);
+
+/* Sends call, a POST that must not happen twice (msapi_do does not repeat it). When its outcome
+ * is unknown (the connection dropped after the request went out), happened looks whether Power BI
+ * did it anyway: if so that is the answer (*happened), else it is sent once more. looked names the
+ * lookup in the message when that fails too. */
+static int post_at_most_once(msapi *c, const msapi_call *call, msapi_reply *r, happened_fn happened, void *ctx,
+			     const char *looked, bool *done, char *err)
+{
+	int rc = PB_OK;
+	*done = false;
+	for (int round = 0; round < 2; round++) {
+		msapi_reply_release(r);
+		rc = msapi_do(c, call, r, err);
+		if (!rc || !c->last.outcome_unknown)
+			return rc;
+		char first[PB_ERR_MAX], lerr[PB_ERR_MAX];
+		copy_err(first, err);
+		int lrc = happened(c, ctx, done, lerr);
+		if (lrc)
+			return pb_err(err, lrc, "%s; %s failed too: %s", first, looked, lerr);
+		if (*done)
+			return PB_OK;
+	}
+	return rc;
+}
+
 /* Lists path (a /groups/... path with %s ids) under /v1.0/myorg. */
 static int list_under(msapi *c, const char *what, msapi_items *out, char *err, const char *fmt,
 		      const char *a, const char *b)
@@ -242,6 +270,21 @@ static int running_refresh(msapi *c, const char *group, const char *dataset, cha
 	return rc;
 }
 
+/* happened_fn of a refresh start: a running refresh, taken as the one started (ctx: struct
+ * refresh_target; its id set). */
+struct refresh_target {
+	const char *group, *dataset;
+	char *id;
+};
+
+static int refresh_running(msapi *c, void *ctx, bool *happened, char *err)
+{
+	struct refresh_target *t = ctx;
+	int rc = running_refresh(c, t->group, t->dataset, &t->id, err);
+	*happened = t->id != NULL;
+	return rc;
+}
+
 bool powerbi_refresh_options_enhanced(const powerbi_refresh_options *o)
 {
 	return o && (o->type || o->commit_mode || o->nobjects || o->retry_count >= 0 || o->max_parallelism >= 0 ||
@@ -293,6 +336,8 @@ int powerbi_refresh_dataset_with(msapi *c, const char *group, const char *datase
 	char *path = NULL, *id = NULL;
 	json_t *body = NULL;
 	msapi_reply r = { 0 };
+	struct refresh_target started = { group, dataset, NULL };
+	bool taken = false;
 	int rc = msapi_path(&path, err, "/v1.0/myorg/groups/%s/datasets/%s/refreshes", group, dataset);
 	if (rc)
 		goto out;
@@ -300,28 +345,15 @@ int powerbi_refresh_dataset_with(msapi *c, const char *group, const char *datase
 		rc = pb_err(err, PB_ENOMEM, "out of memory (or a table name is not UTF-8)");
 		goto out;
 	}
-	for (int round = 0; round < 2; round++) {
-		msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = path, .json = body,
-				    .idempotent = false, .what = "start a dataset refresh" };
-		msapi_reply_release(&r);
-		rc = msapi_do(c, &call, &r, err);
-		if (!rc || !c->last.outcome_unknown)
-			break;
-		/* a refresh may have started: take a running one as ours instead of queueing another */
-		char first[PB_ERR_MAX], lerr[PB_ERR_MAX];
-		copy_err(first, err);
-		int lrc = running_refresh(c, group, dataset, &id, lerr);
-		if (lrc) {
-			rc = pb_err(err, lrc, "%s; checking the refresh history failed too: %s", first, lerr);
-			goto out;
-		}
-		if (id) {
-			rc = PB_OK;
-			goto done;
-		}
-	}
+	/* a refresh may have started: take a running one as ours instead of queueing another */
+	msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = path, .json = body,
+			    .idempotent = false, .what = "start a dataset refresh" };
+	rc = post_at_most_once(c, &call, &r, refresh_running, &started, "checking the refresh history", &taken, err);
+	id = started.id;
 	if (rc)
 		goto out;
+	if (taken)
+		goto done;
 	const char *hid = pb_http_header(&r.http, "x-ms-request-id");
 	if (hid && *hid) {
 		if (!(id = xstrdup(hid)))
@@ -360,6 +392,19 @@ static int find_dataset(msapi *c, const char *group, const char *name, msapi_ite
 	}
 	msapi_items_release(&l);
 	return rc;
+}
+
+/* happened_fn of a push dataset's creation: the workspace has a dataset of its name (ctx: struct
+ * push_target; out set to it). */
+struct push_target {
+	const char *group, *name;
+	msapi_item *out;
+};
+
+static int push_created(msapi *c, void *ctx, bool *happened, char *err)
+{
+	struct push_target *t = ctx;
+	return find_dataset(c, t->group, t->name, t->out, happened, err);
 }
 
 static json_t *push_tables_json(const powerbi_push_table *t, size_t n, char *err)
@@ -422,26 +467,11 @@ int powerbi_push_create(msapi *c, const char *group, const char *name, const pow
 	char what[300];
 	if (xsnprintf(what, sizeof what, "create push dataset '%.200s'", name))
 		what[sizeof what - 1] = '\0';
-	for (int round = 0; round < 2; round++) {
-		msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = url, .json = body,
-				    .idempotent = false, .what = what };
-		msapi_reply_release(&r);
-		rc = msapi_do(c, &call, &r, err);
-		if (!rc || !c->last.outcome_unknown)
-			break;
-		char first[PB_ERR_MAX], lerr[PB_ERR_MAX];
-		copy_err(first, err);
-		int lrc = find_dataset(c, group, name, out, &found, lerr);
-		if (lrc) {
-			rc = pb_err(err, lrc, "%s; checking whether it was created failed too: %s", first, lerr);
-			goto out;
-		}
-		if (found) {
-			rc = PB_OK;
-			goto out;
-		}
-	}
-	if (!rc)
+	struct push_target made = { group, name, out };
+	msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = url, .json = body, .idempotent = false,
+			    .what = what };
+	rc = post_at_most_once(c, &call, &r, push_created, &made, "checking whether it was created", &found, err);
+	if (!rc && !found)
 		rc = msapi_item_from_json(r.json, out, err);
 out:
 	free(path);
