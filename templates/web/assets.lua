@@ -41,15 +41,11 @@ return function(view)
       h.td{ h.time{ datetime = a.updated_at, string.sub(a.updated_at or "", 1, 10) } },
     }
   end
-  local body
-  if #assets == 0 then
-    body = h.p{ class = "empty", (view.type or view.q) and "No asset matches." or
+  local body = layout.table{ caption = layout.count(#assets, "asset"), rows = rows,
+    empty = (view.type or view.q) and "No asset matches." or
       { "Nothing imported yet. An organization owner adds an integration under ",
-        h.a{ href = "/settings/integrations", "Settings ▸ Integrations" }, "." } }
-  else
-    body = layout.table{ caption = layout.count(#assets, "asset"), rows = rows,
-                         "Name", "Kind", "Power BI id", "Access", "Updated" }
-  end
+        h.a{ href = "/settings/integrations", "Settings ▸ Integrations" }, "." },
+    "Name", "Kind", "Power BI id", "Access", "Updated" }
   return layout.page(view, {
     title = "Assets",
     lead = h.p{ "Workspaces, semantic models, reports, dashboards and data sources imported from Power BI. ",

@@ -103,9 +103,8 @@ local function runs_section(view)
   return h.section{ ["aria-labelledby"] = "runs", ["data-reload-while-active"] = reload and "3" or nil,
     h.h2{ id = "runs", "Last 10 runs" },
     reload and h.p{ class = "muted", role = "status", "A run is going on; this page reloads until it ends." },
-    #list == 0 and h.p{ class = "empty", "Not run yet. ", h.strong{ "Run now" }, " starts the first import." } or
     layout.table{ class = "runs", caption = "Last 10 runs, newest first", hidden_caption = true,
-                  rows = run_rows(list),
+                  rows = run_rows(list), empty = { "Not run yet. ", h.strong{ "Run now" }, " starts the first import." },
                   "Started", "Trigger", "Mode", "State", "Workspaces", "Models", "Reports", "Dashboards",
                   h.abbr{ title = "added, changed, removed", "Changes" }, "Warnings" },
   }

@@ -17,14 +17,10 @@ return function(view)
       h.td{ i.last_success_at and runs.time(i.last_success_at) or h.span{ class = "muted", "never" } },
     }
   end
-  local body
-  if #list == 0 then
-    body = h.p{ class = "empty", "No integration yet. Add one to import workspaces, semantic models, reports and ",
-                "dashboards from Power BI with a service principal." }
-  else
-    body = layout.table{ caption = layout.count(#list, "integration"), rows = rows,
-                         "Name", "Schedule (UTC)", "Next run", "Last run", "Last success" }
-  end
+  local body = layout.table{ caption = layout.count(#list, "integration"), rows = rows,
+    empty = { "No integration yet. Add one to import workspaces, semantic models, reports and ",
+              "dashboards from Power BI with a service principal." },
+    "Name", "Schedule (UTC)", "Next run", "Last run", "Last success" }
   return layout.page(view, {
     title = "Integrations",
     crumbs = { { "Settings", "/settings/power-bi" } },

@@ -22,7 +22,7 @@ end
 
 local function rows(view)
   local out = {}
-  for _, job in ipairs(view.jobs) do
+  for _, job in ipairs(view.jobs or {}) do
     local label = job.title or pbi.kind_label(job.kind)
     out[#out + 1] = h.tr{
       h.th{ scope = "row", h.a{ href = "/jobs/" .. job.id, label },
@@ -41,17 +41,12 @@ local function rows(view)
 end
 
 return function(view)
-  local jobs = view.jobs or {}
-  local body
-  if #jobs == 0 then
-    body = h.p{ class = "empty", view.older and "No older jobs." or
-      "No jobs yet. A job starts when you publish a port to Power BI (Open in ▸ Power BI Web on a data product)." }
-  else
-    body = layout.table{
-      caption = view.all and "Every job of your organization, newest first" or "Your jobs, newest first",
-      rows = rows(view),
-      "Job", "State", "Phase", view.all and "User", "Started", h.span{ class = "visually-hidden", "Actions" } }
-  end
+  local body = layout.table{
+    caption = view.all and "Every job of your organization, newest first" or "Your jobs, newest first",
+    rows = rows(view),
+    empty = view.older and "No older jobs." or
+      "No jobs yet. A job starts when you publish a port to Power BI (Open in ▸ Power BI Web on a data product).",
+    "Job", "State", "Phase", view.all and "User", "Started", h.span{ class = "visually-hidden", "Actions" } }
   return layout.page(view, {
     title = "Jobs",
     main = {

@@ -68,9 +68,11 @@ end
 
 --- A data table in its wrapper (which scrolls a wide table instead of the page). t = { caption =
 --- content, rows = the body's rows, class = the table's class (optional), hidden_caption = true
---- when the heading above says it already (the caption is then for screen readers only) }; the
---- list part of t holds the column headings (content; false leaves a column out).
+--- when the heading above says it already (the caption is then for screen readers only), empty =
+--- what the page says instead when there are no rows (optional) }; the list part of t holds the
+--- column headings (content; false leaves a column out).
 function layout.table(t)
+  if t.empty and #t.rows == 0 then return h.p{ class = "empty", t.empty } end
   local heads = {}
   for _, c in ipairs(t) do
     if c then heads[#heads + 1] = h.th{ scope = "col", c } end

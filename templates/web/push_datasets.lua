@@ -45,9 +45,8 @@ return function(view)
                   h.span{ class = "visually-hidden", " (opens in a new tab)" } } },
         h.p{ class = "muted", view.notice },
       },
-      #list == 0 and h.p{ class = "empty", "No push dataset yet." } or
-        layout.table{ caption = layout.count(#list, "push dataset"), rows = rows,
-                      "Dataset", "Workspace", "Tables and rows sent", "Retention", "Created" },
+      layout.table{ caption = layout.count(#list, "push dataset"), rows = rows, empty = "No push dataset yet.",
+                    "Dataset", "Workspace", "Tables and rows sent", "Retention", "Created" },
     },
   })
 end

@@ -67,9 +67,8 @@ local function chart(c)
 end
 
 local function history_table(list)
-  if not list or #list == 0 then return h.p{ class = "empty", "No refresh yet." } end
   local rows = {}
-  for _, e in ipairs(list) do
+  for _, e in ipairs(list or {}) do
     rows[#rows + 1] = h.tr{
       h.th{ scope = "row", runs.time(e.start or e.created_at) },
       h.td{ e.trigger or h.span{ class = "muted", "Power BI" } },
@@ -79,7 +78,7 @@ local function history_table(list)
     }
   end
   return layout.table{ class = "refreshes", caption = "Refresh history, newest first", hidden_caption = true,
-                       rows = rows, "Started", "Trigger", "Status", "Duration", "Error" }
+                       rows = rows, empty = "No refresh yet.", "Started", "Trigger", "Status", "Duration", "Error" }
 end
 
 local function schedule_section(view)
