@@ -39,6 +39,9 @@ int db_exec(pb_db *db, sqlite3_stmt *st, char *err);
 /* One step of a query: 1 = row ready, 0 = no more rows, <0 = pb_rc with err. */
 int db_row(pb_db *db, sqlite3_stmt *st, char *err);
 
+/* Prepares sql and binds the n texts v in order (NULL binds NULL): *out is ready to step, as
+ * db_prepare's; db_done it when finished, whatever this returned. */
+int db_prepare_texts(pb_db *db, const char *sql, const char *const *v, int n, sqlite3_stmt **out, char *err);
 /* Prepares sql, binds the n texts v in order (NULL binds NULL) and runs it as db_exec. */
 int db_exec_texts(pb_db *db, const char *sql, const char *const *v, int n, char *err);
 /* Prepares query sql, binds the n texts v in order and sets *found to whether it has a row. */

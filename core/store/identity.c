@@ -21,13 +21,12 @@ static int check_name(const char *kind, const char *name, char *err)
 	return PB_OK;
 }
 
-/* The id of the row named `name` via a one-text-parameter query returning the id. */
-static int find_id(pb_db *db, const char *sql, const char *name, char id[PB_ID_BUF], char *err)
+/* The id in the first column of the row of query sql (n text parameters args); PB_ENOTFOUND
+ * when there is none. */
+static int find_id_of(pb_db *db, const char *sql, const char *const *args, int n, char id[PB_ID_BUF], char *err)
 {
-	sqlite3_stmt *st;
-	int rc = db_prepare(db, sql, &st, err);
-	if (!rc)
-		rc = db_bind_text(st, 1, name, err);
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare_texts(db, sql, args, n, &st, err);
 	if (!rc) {
 		int r = db_row(db, st, err);
 		if (r == 1)
@@ -37,6 +36,12 @@ static int find_id(pb_db *db, const char *sql, const char *name, char id[PB_ID_B
 	}
 	db_done(st);
 	return rc;
+}
+
+/* The id of the row named `name` via a one-text-parameter query returning the id. */
+static int find_id(pb_db *db, const char *sql, const char *name, char id[PB_ID_BUF], char *err)
+{
+	return find_id_of(db, sql, &name, 1, id, err);
 }
 
 /* The id of the row of sql (as find_id) named name; PB_ENOTFOUND says "no <what> named 'name'". */
@@ -129,32 +134,19 @@ out:
 static int add_to_team(pb_db *db, const char *org_id, const char *user_id, const char *team,
 		       const char *now, char *err)
 {
-	sqlite3_stmt *st = NULL;
 	char team_id[PB_ID_BUF];
+	const char *which[] = { org_id, team }, *team_row[] = { team_id, org_id, team, now },
+		   *member[] = { team_id, user_id };
 	int rc = check_name("team", team, err);
 	if (rc)
 		return rc;
-	if ((rc = db_prepare(db, "SELECT id FROM teams WHERE org_id = ? AND name = ?", &st, err)) ||
-	    (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, team, err)))
-		goto out;
-	int r = db_row(db, st, err);
-	if (r < 0) {
-		rc = r;
-		goto out;
-	}
-	if (r == 1)
-		xsnprintf(team_id, sizeof team_id, "%s", db_col_text(st, 0));
-	db_done(st);
-	st = NULL;
-	const char *team_row[] = { team_id, org_id, team, now }, *member[] = { team_id, user_id };
-	if (r == 0 && ((rc = pb_new_id(team_id, err)) ||
-		       (rc = db_exec_texts(db, "INSERT INTO teams (id, org_id, name, created_at) VALUES (?, ?, ?, ?)",
-					   team_row, 4, err))))
-		goto out;
-	rc = db_exec_texts(db, "INSERT INTO team_members (team_id, user_id) VALUES (?, ?) "
-			   "ON CONFLICT (team_id, user_id) DO NOTHING", member, 2, err);
-out:
-	db_done(st);
+	rc = find_id_of(db, "SELECT id FROM teams WHERE org_id = ? AND name = ?", which, 2, team_id, err);
+	if (rc == PB_ENOTFOUND && !(rc = pb_new_id(team_id, err)))   /* a new team */
+		rc = db_exec_texts(db, "INSERT INTO teams (id, org_id, name, created_at) VALUES (?, ?, ?, ?)", team_row, 4,
+				   err);
+	if (!rc)
+		rc = db_exec_texts(db, "INSERT INTO team_members (team_id, user_id) VALUES (?, ?) "
+				   "ON CONFLICT (team_id, user_id) DO NOTHING", member, 2, err);
 	return rc;
 }
 
