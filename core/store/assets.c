@@ -258,6 +258,17 @@ json_t *asset_json(const pb_asset *a, bool with_details)
 	return o;
 }
 
+json_t *assets_json(const pb_asset *v, size_t n)
+{
+	json_t *list = json_array();
+	for (size_t i = 0; list && i < n; i++)
+		if (json_array_append_new(list, asset_json(&v[i], false))) {   /* frees the item */
+			json_decref(list);
+			list = NULL;
+		}
+	return list;
+}
+
 int assets_stage(pb_db *db, const char *org_id, const char *run_id, const char *kind, const char *powerbi_id,
 		 const char *workspace_powerbi_id, const char *name, const char *details_json, char *err)
 {

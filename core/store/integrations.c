@@ -362,6 +362,17 @@ json_t *integration_json(const pb_integration *i)
 			 i->last_success_at, "created_at", i->created_at, "updated_at", i->updated_at);
 }
 
+json_t *integrations_json(const pb_integration *v, size_t n)
+{
+	json_t *list = json_array();
+	for (size_t k = 0; list && k < n; k++)
+		if (json_array_append_new(list, integration_json(&v[k]))) {   /* frees the item */
+			json_decref(list);
+			list = NULL;
+		}
+	return list;
+}
+
 static int seal_context(const char *id, char ctx[PB_ID_BUF + 16])
 {
 	return xsnprintf(ctx, PB_ID_BUF + 16, "integration:%s", id);
@@ -885,4 +896,15 @@ json_t *run_json(const pb_run *r)
 			 "integration_id", r->integration_id, "trigger", r->trigger, "state", r->state, "mode", r->mode,
 			 "job_id", r->job_id, "started_at", r->started_at, "finished_at", r->finished_at, "counts",
 			 counts, "warnings", warnings, "error", error, "waiting", waiting, "created_at", r->created_at);
+}
+
+json_t *runs_json(const pb_run *v, size_t n)
+{
+	json_t *list = json_array();
+	for (size_t k = 0; list && k < n; k++)
+		if (json_array_append_new(list, run_json(&v[k]))) {   /* frees the item */
+			json_decref(list);
+			list = NULL;
+		}
+	return list;
 }
