@@ -160,6 +160,15 @@ int db_prepare_texts(pb_db *db, const char *sql, const char *const *v, int n, sq
 	return rc;
 }
 
+int db_prepare_list(pb_db *db, const char *sql, const char *const *v, int n, int limit, sqlite3_stmt **out,
+		    char *err)
+{
+	int rc = db_prepare_texts(db, sql, v, n, out, err);
+	if (!rc && sqlite3_bind_int(*out, n + 1, limit) != SQLITE_OK)
+		rc = pb_err(err, PB_EINTERNAL, "database: bind %d: the list's limit", n + 1);
+	return rc;
+}
+
 int db_exec_texts(pb_db *db, const char *sql, const char *const *v, int n, char *err)
 {
 	sqlite3_stmt *st = NULL;

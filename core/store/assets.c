@@ -154,14 +154,11 @@ int assets_list(pb_db *db, const char *org_id, const char *kind, const char *q, 
 			return pb_err(err, PB_ENOMEM, "out of memory");
 		}
 	}
-	rc = db_prepare(db, "SELECT " ASSET_COLS " FROM assets WHERE org_id = ? AND state = 'active' "
-			"AND (? IS NULL OR kind = ?) AND (? IS NULL OR name LIKE ? ESCAPE '\\') "
-			"ORDER BY kind, name, id LIMIT ?", &st, err);
-	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, kind, err)) ||
-	    (rc = db_bind_text(st, 3, kind, err)) || (rc = db_bind_text(st, 4, pattern, err)) ||
-	    (rc = db_bind_text(st, 5, pattern, err)))
+	const char *args[] = { org_id, kind, kind, pattern, pattern };
+	if ((rc = db_prepare_list(db, "SELECT " ASSET_COLS " FROM assets WHERE org_id = ? AND state = 'active' "
+				  "AND (? IS NULL OR kind = ?) AND (? IS NULL OR name LIKE ? ESCAPE '\\') "
+				  "ORDER BY kind, name, id LIMIT ?", args, 5, PB_LIST_MAX_ITEMS, &st, err)))
 		goto out;
-	sqlite3_bind_int(st, 6, PB_LIST_MAX_ITEMS);
 	if (!(v = calloc(PB_LIST_MAX_ITEMS, sizeof *v))) {
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;

@@ -199,11 +199,11 @@ int catalog_product_list(pb_db *db, const char *org_id, cat_product **out, size_
 	int r, rc;
 	*out = NULL;
 	*n = 0;
-	rc = db_prepare(db, "SELECT id, contract_id, name, type, version, revision, created_at, updated_at, "
-			"owner_user_id FROM data_products WHERE org_id = ? ORDER BY name, id LIMIT ?", &st, err);
-	if (rc || (rc = db_bind_text(st, 1, org_id, err)))
+	rc = db_prepare_list(db, "SELECT id, contract_id, name, type, version, revision, created_at, updated_at, "
+			     "owner_user_id FROM data_products WHERE org_id = ? ORDER BY name, id LIMIT ?", &org_id, 1,
+			     PB_LIST_MAX_ITEMS, &st, err);
+	if (rc)
 		goto out;
-	sqlite3_bind_int(st, 2, PB_LIST_MAX_ITEMS);
 	while ((r = db_row(db, st, err)) == 1) {
 		cat_product *nv = realloc(v, (count + 1) * sizeof *nv);
 		if (!nv) {

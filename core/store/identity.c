@@ -92,14 +92,14 @@ int identity_teams(pb_db *db, const char *org_id, const char *user_id, pb_team *
 	int rc, row;
 	*out = NULL;
 	*n = 0;
-	rc = db_prepare(db,
-			user_id ? "SELECT t.id, t.name FROM teams t JOIN team_members m ON m.team_id = t.id "
-				  "WHERE t.org_id = ? AND m.user_id = ? ORDER BY t.name LIMIT ?"
-				: "SELECT t.id, t.name FROM teams t WHERE t.org_id = ? ORDER BY t.name LIMIT ?",
-			&st, err);
-	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (user_id && (rc = db_bind_text(st, 2, user_id, err))))
+	const char *args[] = { org_id, user_id };
+	rc = db_prepare_list(db,
+			     user_id ? "SELECT t.id, t.name FROM teams t JOIN team_members m ON m.team_id = t.id "
+				       "WHERE t.org_id = ? AND m.user_id = ? ORDER BY t.name LIMIT ?"
+				     : "SELECT t.id, t.name FROM teams t WHERE t.org_id = ? ORDER BY t.name LIMIT ?",
+			     args, user_id ? 2 : 1, PB_LIST_MAX_ITEMS, &st, err);
+	if (rc)
 		goto out;
-	sqlite3_bind_int(st, user_id ? 3 : 2, PB_LIST_MAX_ITEMS);
 	size_t cap = 0;
 	while ((row = db_row(db, st, err)) == 1) {
 		if (count == cap) {

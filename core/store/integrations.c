@@ -309,12 +309,11 @@ static int list_query(pb_db *db, const char *sql, const char *arg, pb_integratio
 	sqlite3_stmt *st = NULL;
 	pb_integration *v = NULL;
 	size_t len = 0;
-	int r = 0, rc = db_prepare(db, sql, &st, err);
+	int r = 0, rc = db_prepare_list(db, sql, &arg, 1, PB_LIST_MAX_ITEMS, &st, err);
 	*out = NULL;
 	*n = 0;
-	if (rc || (rc = db_bind_text(st, 1, arg, err)))
+	if (rc)
 		goto out;
-	sqlite3_bind_int(st, 2, PB_LIST_MAX_ITEMS);
 	if (!(v = calloc(PB_LIST_MAX_ITEMS, sizeof *v))) {
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
@@ -789,13 +788,14 @@ int integration_runs_list(pb_db *db, const char *org_id, const char *integration
 	sqlite3_stmt *st = NULL;
 	pb_run *v = NULL;
 	size_t len = 0;
-	int r = 0, rc = db_prepare(db, "SELECT " RUN_COLS " FROM integration_runs WHERE integration_id = ? "
-				   "AND org_id = ? ORDER BY created_at DESC, id LIMIT ?", &st, err);
+	const char *args[] = { integration_id, org_id };
+	int r = 0, rc = db_prepare_list(db, "SELECT " RUN_COLS " FROM integration_runs WHERE integration_id = ? "
+					"AND org_id = ? ORDER BY created_at DESC, id LIMIT ?", args, 2,
+					PB_INTEGRATION_RUNS_KEPT, &st, err);
 	*out = NULL;
 	*n = 0;
-	if (rc || (rc = db_bind_text(st, 1, integration_id, err)) || (rc = db_bind_text(st, 2, org_id, err)))
+	if (rc)
 		goto out;
-	sqlite3_bind_int(st, 3, PB_INTEGRATION_RUNS_KEPT);
 	if (!(v = calloc(PB_INTEGRATION_RUNS_KEPT, sizeof *v))) {
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;

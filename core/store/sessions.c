@@ -105,13 +105,11 @@ int sessions_list(pb_db *db, const char *user_id, long long idle_s, const char *
 		return pb_err(err, PB_ENOMEM, "out of memory");
 	pb_now(now);
 	pb_time_in(-idle_s * 1000, idle_since);
-	if ((rc = db_prepare(db, "SELECT id, created_at, last_seen_at, expires_at, user_agent FROM sessions "
-			     "WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? AND last_seen_at > ? "
-			     "ORDER BY created_at DESC, id DESC LIMIT ?", &st, err)) ||
-	    (rc = db_bind_text(st, 1, user_id, err)) || (rc = db_bind_text(st, 2, now, err)) ||
-	    (rc = db_bind_text(st, 3, idle_since, err)))
+	const char *args[] = { user_id, now, idle_since };
+	if ((rc = db_prepare_list(db, "SELECT id, created_at, last_seen_at, expires_at, user_agent FROM sessions "
+				  "WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? AND last_seen_at > ? "
+				  "ORDER BY created_at DESC, id DESC LIMIT ?", args, 3, PB_SESSION_LIST_MAX, &st, err)))
 		goto out;
-	sqlite3_bind_int(st, 4, PB_SESSION_LIST_MAX);
 	while ((r = db_row(db, st, err)) == 1) {
 		int64_t seen_ms = 0;
 		const char *id = db_col_text(st, 0);
