@@ -49,8 +49,7 @@ static int setup(void **state)
 	(void)state;
 	char err[PB_ERR_MAX] = "";
 	if (tu_db_setup("connect", tmpdir, db_path, &db, &cfg, err) ||
-	    identity_org_create(db, "acme", org_id, err) || identity_org_create(db, "globex", org2_id, err) ||
-	    identity_user_add(db, "ann", "acme", PB_ROLE_OWNER, NULL, 0, ann_id, err) ||
+	    tu_acme(db, PB_ROLE_OWNER, org_id, ann_id, err) || identity_org_create(db, "globex", org2_id, err) ||
 	    identity_user_add(db, "bob", "acme", PB_ROLE_MEMBER, NULL, 0, bob_id, err) ||
 	    identity_user_add(db, "cat", "globex", PB_ROLE_OWNER, NULL, 0, cat_id, err) ||
 	    pb_keyring_parse(KEY_A, &cfg.encryption_keys, err) || pb_keyring_parse(KEY_SIGN, &signing, err))

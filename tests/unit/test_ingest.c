@@ -43,12 +43,9 @@ static int setup(void **state)
 {
 	(void)state;
 	char err[PB_ERR_MAX] = "";
-	if (tu_db_setup("ingest", tmpdir, db_path, &db, &cfg, err) || identity_org_create(db, "acme", org_id, err) ||
-	    identity_user_add(db, "ann", "acme", PB_ROLE_OWNER, NULL, 0, user_id, err) ||
-	    pb_keyring_parse("4444444444444444444444444444444444444444444444444444444444444444", &cfg.encryption_keys,
-			     err))
+	if (tu_db_setup("ingest", tmpdir, db_path, &db, &cfg, err) || tu_acme(db, PB_ROLE_OWNER, org_id, user_id, err) ||
+	    tu_ingestions_on(&cfg, err))
 		return tu_setup_failed(err);
-	cfg.ingestions_enabled = true;
 	return 0;
 }
 

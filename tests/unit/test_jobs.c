@@ -34,8 +34,7 @@ static int setup(void **state)
 {
 	(void)state;
 	char err[PB_ERR_MAX] = "";
-	if (tu_db_setup("jobs", tmpdir, db_path, &db, &cfg, err) || identity_org_create(db, "acme", org_id, err) ||
-	    identity_user_add(db, "ann", "acme", PB_ROLE_MEMBER, NULL, 0, user_id, err) ||
+	if (tu_db_setup("jobs", tmpdir, db_path, &db, &cfg, err) || tu_acme(db, PB_ROLE_MEMBER, org_id, user_id, err) ||
 	    identity_user_add(db, "ola", "acme", PB_ROLE_MEMBER, NULL, 0, other_id, err))
 		return tu_setup_failed(err);
 	return 0;

@@ -51,8 +51,7 @@ static int setup(void **state)
 	bool created;
 	tu_src_path(fx, sizeof fx, "tests/fixtures/publish/contoso.odcs.yaml");
 	if (tu_db_setup("publish", tmpdir, db_path, &db, &cfg, err) ||
-	    identity_org_create(db, "acme", org_id, err) || identity_org_create(db, "globex", other_org, err) ||
-	    identity_user_add(db, "ann", "acme", PB_ROLE_MEMBER, NULL, 0, user_id, err) ||
+	    tu_acme(db, PB_ROLE_MEMBER, org_id, user_id, err) || identity_org_create(db, "globex", other_org, err) ||
 	    read_file(fx, PB_CONTRACT_MAX_BYTES, &text, &len, err) ||
 	    contract_parse(text, len, "contoso.odcs.yaml", &c, err) ||
 	    catalog_import(db, org_id, c, text, len, &product, &created, err) ||

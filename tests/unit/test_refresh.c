@@ -52,13 +52,9 @@ static int setup(void **state)
 {
 	(void)state;
 	char err[PB_ERR_MAX] = "";
-	if (tu_db_setup("refresh", tmpdir, db_path, &db, &cfg, err) || identity_org_create(db, "acme", org_id, err) ||
-	    identity_user_add(db, "ann", "acme", PB_ROLE_OWNER, NULL, 0, ann, err) ||
-	    identity_user_add(db, "ben", "acme", PB_ROLE_MEMBER, NULL, 0, ben, err) ||
-	    pb_keyring_parse("9999999999999999999999999999999999999999999999999999999999999999", &cfg.encryption_keys,
-			     err))
+	if (tu_db_setup("refresh", tmpdir, db_path, &db, &cfg, err) || tu_acme(db, PB_ROLE_OWNER, org_id, ann, err) ||
+	    identity_user_add(db, "ben", "acme", PB_ROLE_MEMBER, NULL, 0, ben, err) || tu_ingestions_on(&cfg, err))
 		return tu_setup_failed(err);
-	cfg.ingestions_enabled = true;
 	return 0;
 }
 

@@ -38,8 +38,7 @@ static int setup(void **state)
 	(void)state;
 	char err[PB_ERR_MAX] = "";
 	if (tu_db_setup("sso", tmpdir, NULL, &db, NULL, err) ||
-	    identity_org_create(db, "acme", acme, err) || identity_org_create(db, "globex", globex, err) ||
-	    identity_user_add(db, "ann", "acme", PB_ROLE_OWNER, NULL, 0, ann, err) ||
+	    tu_acme(db, PB_ROLE_OWNER, acme, ann, err) || identity_org_create(db, "globex", globex, err) ||
 	    identity_user_add(db, "bob@acme.example", "acme", PB_ROLE_MEMBER, NULL, 0, bob, err) ||
 	    identity_user_add(db, "cat", "globex", PB_ROLE_OWNER, NULL, 0, cat, err) ||
 	    pb_keyring_parse(KEY_A, &seal, err) || pb_keyring_parse(KEY_S, &sign, err))

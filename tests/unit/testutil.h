@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/flow/worker.h"
+#include "core/store/identity.h"
 #include "runtime/config.h"
 #include "runtime/crypto.h"
 #include "runtime/db.h"
@@ -146,6 +147,23 @@ TU_FN int tu_db_setup(const char *name, char dir[64], char path[256], pb_db **db
 		cfg->db_path = path;
 	}
 	return rc;
+}
+
+/* The organization the store and flow tests work in: "acme", with its first user "ann" in role
+ * (the owner, or a member). Their ids go into org_id and ann_id. 0 or a negative pb_rc with err. */
+TU_FN int tu_acme(pb_db *db, pb_role role, char org_id[PB_ID_BUF], char ann_id[PB_ID_BUF], char *err)
+{
+	int rc = identity_org_create(db, "acme", org_id, err);
+	return rc ? rc : identity_user_add(db, "ann", "acme", role, NULL, 0, ann_id, err);
+}
+
+/* What imports (integrations, refreshes) need of cfg: an encryption key for the secrets they seal
+ * and APPLICATION_INGESTIONS_ENABLED. */
+TU_FN int tu_ingestions_on(pb_config *cfg, char *err)
+{
+	cfg->ingestions_enabled = true;
+	return pb_keyring_parse("4444444444444444444444444444444444444444444444444444444444444444",
+				&cfg->encryption_keys, err);
 }
 
 /* Undoes tu_db_setup: closes db, frees the encryption keys the test gave cfg (may be NULL) and
