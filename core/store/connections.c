@@ -158,11 +158,11 @@ int conn_list(pb_db *db, const char *org_id, const char *user_id, json_t **out, 
 {
 	sqlite3_stmt *st = NULL;
 	json_t *arr = json_array();
+	const char *whose[] = { org_id, user_id };
 	int rc = arr ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
 	*out = NULL;
-	if (rc || (rc = db_prepare(db, "SELECT " CONN_COLS " FROM user_datasource_connection "
-				   "WHERE org_id = ? AND user_id = ? ORDER BY created_at, id", &st, err)) ||
-	    (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, user_id, err)))
+	if (rc || (rc = db_prepare_texts(db, "SELECT " CONN_COLS " FROM user_datasource_connection "
+					 "WHERE org_id = ? AND user_id = ? ORDER BY created_at, id", whose, 2, &st, err)))
 		goto out;
 	int r;
 	while ((r = db_row(db, st, err)) == 1) {
@@ -209,16 +209,15 @@ int conn_find(pb_db *db, const char *org_id, const char *user_id, const char *te
 	      char *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc;
+	const char *which[] = { org_id, user_id, tenant_id };
 	memset(out, 0, sizeof *out);
-	if (tenant_id)
-		rc = db_prepare(db, "SELECT " CONN_COLS " FROM user_datasource_connection "
-				"WHERE org_id = ? AND user_id = ? AND tenant_id = ?", &st, err);
-	else
-		rc = db_prepare(db, "SELECT " CONN_COLS " FROM user_datasource_connection "
-				"WHERE org_id = ? AND user_id = ? ORDER BY updated_at DESC, id LIMIT 1", &st, err);
-	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, user_id, err)) ||
-	    (tenant_id && (rc = db_bind_text(st, 3, tenant_id, err))))
+	int rc = db_prepare_texts(db,
+				  tenant_id ? "SELECT " CONN_COLS " FROM user_datasource_connection "
+					      "WHERE org_id = ? AND user_id = ? AND tenant_id = ?"
+					    : "SELECT " CONN_COLS " FROM user_datasource_connection "
+					      "WHERE org_id = ? AND user_id = ? ORDER BY updated_at DESC, id LIMIT 1",
+				  which, tenant_id ? 3 : 2, &st, err);
+	if (rc)
 		goto out;
 	int r = db_row(db, st, err);
 	if (r == 1)
@@ -292,11 +291,11 @@ static int read_token_row(pb_db *db, const char *id, token_row *t, char *err)
 	sqlite3_stmt *st = NULL;
 	bool ok = true;
 	memset(t, 0, sizeof *t);
-	int rc = db_prepare(db,
-			    "SELECT status, token_gen, expires_at, access_token_sealed, refresh_token_sealed, status_reason "
-			    "FROM user_datasource_connection WHERE id = ?",
-			    &st, err);
-	if (rc || (rc = db_bind_text(st, 1, id, err)))
+	int rc = db_prepare_texts(db,
+				  "SELECT status, token_gen, expires_at, access_token_sealed, refresh_token_sealed, "
+				  "status_reason FROM user_datasource_connection WHERE id = ?",
+				  &id, 1, &st, err);
+	if (rc)
 		goto out;
 	int r = db_row(db, st, err);
 	if (r != 1) {
@@ -486,7 +485,7 @@ out:
  * transaction); *resealed counts them. */
 static int reseal_column(pb_db *db, const pb_keyring *kr, const sealed_column *col, size_t *resealed, char *err)
 {
-	sqlite3_stmt *st = NULL, *up = NULL;
+	sqlite3_stmt *st = NULL;
 	char ctx[CTX_MAX], *plain = NULL, *fresh = NULL;
 	size_t len = 0;
 	int rc, row;
@@ -502,18 +501,15 @@ static int reseal_column(pb_db *db, const pb_keyring *kr, const sealed_column *c
 			goto out;
 		pb_secret_free(plain, len);
 		plain = NULL;
-		if ((rc = db_prepare(db, col->update_sql, &up, err)) || (rc = db_bind_text(up, 1, fresh, err)) ||
-		    (rc = db_bind_text(up, 2, key, err)) || (rc = db_exec(db, up, err)))
+		const char *resealed_row[] = { fresh, key };
+		if ((rc = db_exec_texts(db, col->update_sql, resealed_row, 2, err)))
 			goto out;
-		db_done(up);
-		up = NULL;
 		free(fresh);
 		fresh = NULL;
 		(*resealed)++;
 	}
 	rc = row < 0 ? row : PB_OK;
 out:
-	db_done(up);
 	db_done(st);
 	pb_secret_free(plain, len);
 	free(fresh);
@@ -685,12 +681,12 @@ static int load_state_row(pb_db *db, const char *nonce, oauth_state *out, bool *
 {
 	sqlite3_stmt *st = NULL;
 	bool ok = true;
-	int rc = db_prepare(db,
-			    "SELECT org_id, user_id, tenant_id, client_id, redirect_uri, return_to, "
-			    "code_verifier_sealed, used_at, purpose, id_nonce, with_powerbi FROM oauth_states "
-			    "WHERE nonce = ?",
-			    &st, err);
-	if (rc || (rc = db_bind_text(st, 1, nonce, err)))
+	int rc = db_prepare_texts(db,
+				  "SELECT org_id, user_id, tenant_id, client_id, redirect_uri, return_to, "
+				  "code_verifier_sealed, used_at, purpose, id_nonce, with_powerbi FROM oauth_states "
+				  "WHERE nonce = ?",
+				  &nonce, 1, &st, err);
+	if (rc)
 		goto out;
 	rc = db_row(db, st, err);
 	if (rc != 1)

@@ -42,9 +42,9 @@ int sessions_identify(pb_db *db, const char *token_hash, long long idle_s, pb_id
 	int64_t now = pb_epoch_ms(), end_ms = 0, seen_ms = 0;
 	bool revoked;
 	memset(who, 0, sizeof *who);
-	int rc = db_prepare(db, "SELECT id, user_id, expires_at, last_seen_at, revoked_at FROM sessions "
-			    "WHERE token_hash = ?", &st, err);
-	if (rc || (rc = db_bind_text(st, 1, token_hash, err)))
+	int rc = db_prepare_texts(db, "SELECT id, user_id, expires_at, last_seen_at, revoked_at FROM sessions "
+				  "WHERE token_hash = ?", &token_hash, 1, &st, err);
+	if (rc)
 		goto out;
 	int r = db_row(db, st, err);
 	if (r <= 0) {
