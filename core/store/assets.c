@@ -577,9 +577,9 @@ int assets_seen_by(pb_db *db, const pb_asset *a, json_t **out, char *err)
 		goto out;
 	if (a->integration_id && (rc = seen_entry(list, a->integration_id, a->access, true, err)))
 		goto out;
-	if ((rc = db_prepare(db, "SELECT integration_id, access FROM asset_sightings WHERE asset_id = ? "
-			     "ORDER BY first_seen_at, integration_id", &st, err)) ||
-	    (rc = db_bind_text(st, 1, a->id, err)))
+	const char *which[] = { a->id };
+	if ((rc = db_prepare_texts(db, "SELECT integration_id, access FROM asset_sightings WHERE asset_id = ? "
+				   "ORDER BY first_seen_at, integration_id", which, 1, &st, err)))
 		goto out;
 	while (!rc && (r = db_row(db, st, err)) == 1)
 		rc = seen_entry(list, db_col_text(st, 0), db_col_text(st, 1), false, err);
