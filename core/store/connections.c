@@ -117,12 +117,9 @@ static int conn_from_row(sqlite3_stmt *st, pbi_conn *c, char *err)
 		return rc;
 	c->token_gen = sqlite3_column_int64(st, 8);
 	c->tenant_id = db_col_dup(st, 3, &ok);
-	if (ok)
-		c->client_id = db_col_dup(st, 4, &ok);
-	if (ok)
-		c->scopes = db_col_dup(st, 5, &ok);
-	if (ok)
-		c->status_reason = db_col_dup(st, 11, &ok);
+	c->client_id = db_col_dup(st, 4, &ok);
+	c->scopes = db_col_dup(st, 5, &ok);
+	c->status_reason = db_col_dup(st, 11, &ok);
 	if (!ok) {
 		conn_release(c);
 		return pb_err(err, PB_ENOMEM, "out of memory");
@@ -308,10 +305,8 @@ static int read_token_row(pb_db *db, const char *id, token_row *t, char *err)
 	if (pb_time_parse(db_col_text(st, 2), &t->expires_ms))
 		t->expires_ms = 0;   /* unreadable: treat as expired */
 	t->access_sealed = db_col_dup(st, 3, &ok);
-	if (ok)
-		t->refresh_sealed = db_col_dup(st, 4, &ok);
-	if (ok)
-		t->status_reason = db_col_dup(st, 5, &ok);
+	t->refresh_sealed = db_col_dup(st, 4, &ok);
+	t->status_reason = db_col_dup(st, 5, &ok);
 	if (!ok)
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 out:
@@ -701,14 +696,10 @@ static int load_state_row(pb_db *db, const char *nonce, oauth_state *out, bool *
 	}
 	out->with_powerbi = sqlite3_column_int(st, 10) != 0;
 	out->tenant_id = db_col_dup(st, 2, &ok);
-	if (ok)
-		out->client_id = db_col_dup(st, 3, &ok);
-	if (ok)
-		out->redirect_uri = db_col_dup(st, 4, &ok);
-	if (ok)
-		out->return_to = db_col_dup(st, 5, &ok);
-	if (ok)
-		sealed_verifier[0] = db_col_dup(st, 6, &ok);
+	out->client_id = db_col_dup(st, 3, &ok);
+	out->redirect_uri = db_col_dup(st, 4, &ok);
+	out->return_to = db_col_dup(st, 5, &ok);
+	sealed_verifier[0] = db_col_dup(st, 6, &ok);
 	*used = sqlite3_column_type(st, 7) != SQLITE_NULL;
 	if (!ok)
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
