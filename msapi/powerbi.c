@@ -43,6 +43,13 @@ static int post_at_most_once(msapi *c, const msapi_call *call, msapi_reply *r, h
 	return rc;
 }
 
+/* GET url (a path of Power BI's API) into r: what reads of one resource send. */
+static int pbi_get(msapi *c, const char *url, const char *what, msapi_reply *r, char *err)
+{
+	msapi_call call = { .svc = MSAPI_POWERBI, .method = "GET", .url = url, .idempotent = true, .what = what };
+	return msapi_do(c, &call, r, err);
+}
+
 /* Lists path (a /groups/... path with %s ids) under /v1.0/myorg. */
 static int list_under(msapi *c, const char *what, msapi_items *out, char *err, const char *fmt,
 		      const char *a, const char *b)
@@ -122,9 +129,7 @@ int powerbi_get_group(msapi *c, const char *group, powerbi_group *out, char *err
 	int rc = msapi_path(&path, err, "/v1.0/myorg/groups/%s", group);
 	if (rc)
 		goto out;
-	msapi_call call = { .svc = MSAPI_POWERBI, .method = "GET", .url = path, .idempotent = true,
-			    .what = "read the workspace" };
-	if ((rc = msapi_do(c, &call, &r, err)))
+	if ((rc = pbi_get(c, path, "read the workspace", &r, err)))
 		goto out;
 	const json_t *ded = json_object_get(r.json, "isOnDedicatedCapacity");
 	if (!json_is_object(r.json) || !json_is_boolean(ded)) {
@@ -220,9 +225,7 @@ int powerbi_refresh_history(msapi *c, const char *group, const char *dataset, in
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	msapi_call call = { .svc = MSAPI_POWERBI, .method = "GET", .url = url, .idempotent = true,
-			    .what = "read the refresh history" };
-	if ((rc = msapi_do(c, &call, &r, err)))
+	if ((rc = pbi_get(c, url, "read the refresh history", &r, err)))
 		goto out;
 	const json_t *value = json_object_get(r.json, "value");
 	if (!json_is_array(value)) {
@@ -257,31 +260,25 @@ out:
 	return rc;
 }
 
-/* Newest running refresh's id, or NULL. */
-static int running_refresh(msapi *c, const char *group, const char *dataset, char **id, char *err)
-{
-	*id = NULL;
-	powerbi_refresh *h = NULL;
-	size_t n = 0;
-	int rc = powerbi_refresh_history(c, group, dataset, 1, &h, &n, err);
-	if (!rc && n && powerbi_refresh_running(&h[0]) && h[0].request_id && !(*id = xstrdup(h[0].request_id)))
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
-	powerbi_refreshes_release(h, n);
-	return rc;
-}
-
-/* happened_fn of a refresh start: a running refresh, taken as the one started (ctx: struct
- * refresh_target; its id set). */
+/* A dataset's refresh: where it is, and the newest running refresh's id (NULL: none). */
 struct refresh_target {
 	const char *group, *dataset;
 	char *id;
 };
 
-static int refresh_running(msapi *c, void *ctx, bool *happened, char *err)
+/* Looks for a running refresh of t (ctx), the newest, and takes its id; a happened_fn too, for
+ * a refresh start whose outcome is unknown (a running refresh is taken as the one started). */
+static int running_refresh(msapi *c, void *ctx, bool *running, char *err)
 {
 	struct refresh_target *t = ctx;
-	int rc = running_refresh(c, t->group, t->dataset, &t->id, err);
-	*happened = t->id != NULL;
+	powerbi_refresh *h = NULL;
+	size_t n = 0;
+	t->id = NULL;
+	int rc = powerbi_refresh_history(c, t->group, t->dataset, 1, &h, &n, err);
+	if (!rc && n && powerbi_refresh_running(&h[0]) && h[0].request_id && !(t->id = xstrdup(h[0].request_id)))
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+	powerbi_refreshes_release(h, n);
+	*running = t->id != NULL;
 	return rc;
 }
 
@@ -348,7 +345,7 @@ int powerbi_refresh_dataset_with(msapi *c, const char *group, const char *datase
 	/* a refresh may have started: take a running one as ours instead of queueing another */
 	msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = path, .json = body,
 			    .idempotent = false, .what = "start a dataset refresh" };
-	rc = post_at_most_once(c, &call, &r, refresh_running, &started, "checking the refresh history", &taken, err);
+	rc = post_at_most_once(c, &call, &r, running_refresh, &started, "checking the refresh history", &taken, err);
 	id = started.id;
 	if (rc)
 		goto out;
@@ -361,8 +358,10 @@ int powerbi_refresh_dataset_with(msapi *c, const char *group, const char *datase
 	} else {
 		/* a standard refresh returns no id: the newest running history entry is it */
 		char lerr[PB_ERR_MAX];
-		if (running_refresh(c, group, dataset, &id, lerr))
-			id = NULL; /* the refresh started; only its id is unknown */
+		bool running = false;
+		if (running_refresh(c, &started, &running, lerr))
+			started.id = NULL; /* the refresh started; only its id is unknown */
+		id = started.id;
 	}
 done:
 	if (request_id) {
@@ -377,14 +376,23 @@ out:
 	return rc;
 }
 
-static int find_dataset(msapi *c, const char *group, const char *name, msapi_item *out, bool *found, char *err)
+/* A push dataset being made: where, its name, and the dataset found (out). */
+struct push_target {
+	const char *group, *name;
+	msapi_item *out;
+};
+
+/* Whether the workspace has a dataset of t's name (ctx), taken into t->out; a happened_fn too,
+ * for a creation whose outcome is unknown. */
+static int find_dataset(msapi *c, void *ctx, bool *found, char *err)
 {
-	*found = false;
+	struct push_target *t = ctx;
 	msapi_items l = { 0 };
-	int rc = powerbi_list_datasets(c, group, &l, err);
+	*found = false;
+	int rc = powerbi_list_datasets(c, t->group, &l, err);
 	for (size_t i = 0; !rc && i < l.n; i++) {
-		if (l.v[i].name && !strcmp(l.v[i].name, name)) {
-			*out = l.v[i];
+		if (l.v[i].name && !strcmp(l.v[i].name, t->name)) {
+			*t->out = l.v[i];
 			memset(&l.v[i], 0, sizeof l.v[i]);
 			*found = true;
 			break;
@@ -392,19 +400,6 @@ static int find_dataset(msapi *c, const char *group, const char *name, msapi_ite
 	}
 	msapi_items_release(&l);
 	return rc;
-}
-
-/* happened_fn of a push dataset's creation: the workspace has a dataset of its name (ctx: struct
- * push_target; out set to it). */
-struct push_target {
-	const char *group, *name;
-	msapi_item *out;
-};
-
-static int push_created(msapi *c, void *ctx, bool *happened, char *err)
-{
-	struct push_target *t = ctx;
-	return find_dataset(c, t->group, t->name, t->out, happened, err);
 }
 
 static json_t *push_tables_json(const powerbi_push_table *t, size_t n, char *err)
@@ -470,7 +465,7 @@ int powerbi_push_create(msapi *c, const char *group, const char *name, const pow
 	struct push_target made = { group, name, out };
 	msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = url, .json = body, .idempotent = false,
 			    .what = what };
-	rc = post_at_most_once(c, &call, &r, push_created, &made, "checking whether it was created", &found, err);
+	rc = post_at_most_once(c, &call, &r, find_dataset, &made, "checking whether it was created", &found, err);
 	if (!rc && !found)
 		rc = msapi_item_from_json(r.json, out, err);
 out:
