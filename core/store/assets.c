@@ -6,6 +6,7 @@
 
 #include "core/store/lineage_store.h"
 #include "runtime/crypto.h"
+#include "runtime/json_out.h"
 #include "runtime/strbuf.h"
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
@@ -259,10 +260,7 @@ json_t *assets_json(const pb_asset *v, size_t n)
 {
 	json_t *list = json_array();
 	for (size_t i = 0; list && i < n; i++)
-		if (json_array_append_new(list, asset_json(&v[i], false))) {   /* frees the item */
-			json_decref(list);
-			list = NULL;
-		}
+		json_out_list_add_new(&list, asset_json(&v[i], false));
 	return list;
 }
 

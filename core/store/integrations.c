@@ -10,6 +10,7 @@
 #include "runtime/crypto.h"
 #include "runtime/jobs.h"
 #include "runtime/json_body.h"
+#include "runtime/json_out.h"
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
 
@@ -365,10 +366,7 @@ json_t *integrations_json(const pb_integration *v, size_t n)
 {
 	json_t *list = json_array();
 	for (size_t k = 0; list && k < n; k++)
-		if (json_array_append_new(list, integration_json(&v[k]))) {   /* frees the item */
-			json_decref(list);
-			list = NULL;
-		}
+		json_out_list_add_new(&list, integration_json(&v[k]));
 	return list;
 }
 
@@ -902,9 +900,6 @@ json_t *runs_json(const pb_run *v, size_t n)
 {
 	json_t *list = json_array();
 	for (size_t k = 0; list && k < n; k++)
-		if (json_array_append_new(list, run_json(&v[k]))) {   /* frees the item */
-			json_decref(list);
-			list = NULL;
-		}
+		json_out_list_add_new(&list, run_json(&v[k]));
 	return list;
 }
