@@ -59,10 +59,7 @@ class ImportPages(browser.BrowserEmulatorTestCase):
 
     @classmethod
     def set_up_stack(cls):
-        cls.emu.control("POST", "reset")
-        cls.emu.control("POST", "advance", {"seconds": -7200})
-        cls.emu.control("POST", "load", tenant_fixture())
-        cls.emu.control("POST", "advance", {"seconds": 7200})
+        cls.load_tenants_aged(tenant_fixture())
 
     # ---- helpers -------------------------------------------------------------------------
     def api(self, method, path, user="alice", body=None):
