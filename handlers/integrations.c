@@ -136,7 +136,7 @@ static int doctor_reply(struct req *r, const char *whose, const char *tenant, co
 {
 	json_t *report = NULL;
 	int rc = ingest_doctor(r->db, r->cfg, whose, tenant, client, secret, &report, &r->fail);
-	return rc ? rc : req_reply_json_new(r, 200, report);
+	return req_answer_json_new(r, rc, 200, report);
 }
 
 int api_integration_test(struct req *r)
