@@ -23,5 +23,5 @@ int api_agreements_get(struct req *r)
 {
 	json_t *out = NULL;
 	int rc = agreement_get_json(r->db, r->who.org_id, req_capture(r, "id"), &out, r->err);
-	return rc ? rc : req_reply_json_new(r, 200, out);
+	return req_answer_json_new(r, rc, 200, out);
 }

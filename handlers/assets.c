@@ -20,12 +20,7 @@ int api_assets_list(struct req *r)
 	int rc = assets_list(r->db, r->who.org_id, type && *type ? type : NULL, q, &v, &n, r->err);
 	if (rc)
 		return rc;
-	json_t *list = json_array();
-	for (size_t i = 0; list && i < n; i++)
-		if (json_array_append_new(list, asset_json(&v[i], false))) {
-			json_decref(list);
-			list = NULL;
-		}
+	json_t *list = assets_json(v, n);
 	assets_free(v, n);
 	return req_reply_json_new(r, 200, list ? json_pack("{s:o}", "assets", list) : NULL);
 }

@@ -53,12 +53,7 @@ int api_integrations_list(struct req *r)
 	int rc = integrations_list(r->db, r->who.org_id, &v, &n, r->err);
 	if (rc)
 		return rc;
-	json_t *list = json_array();
-	for (size_t k = 0; list && k < n; k++)
-		if (json_array_append_new(list, integration_json(&v[k]))) {
-			json_decref(list);
-			list = NULL;
-		}
+	json_t *list = integrations_json(v, n);
 	integrations_free(v, n);
 	return req_reply_json_new(r, 200, list ? json_pack("{s:o}", "integrations", list) : NULL);
 }
@@ -132,12 +127,7 @@ int api_integration_runs_list(struct req *r)
 	integration_free(i);
 	if (rc)
 		return rc;
-	json_t *list = json_array();
-	for (size_t k = 0; list && k < n; k++)
-		if (json_array_append_new(list, run_json(&v[k]))) {
-			json_decref(list);
-			list = NULL;
-		}
+	json_t *list = runs_json(v, n);
 	runs_free(v, n);
 	return req_reply_json_new(r, 200, list ? json_pack("{s:o}", "runs", list) : NULL);
 }
@@ -146,7 +136,7 @@ static int doctor_reply(struct req *r, const char *whose, const char *tenant, co
 {
 	json_t *report = NULL;
 	int rc = ingest_doctor(r->db, r->cfg, whose, tenant, client, secret, &report, &r->fail);
-	return rc ? rc : req_reply_json_new(r, 200, report);
+	return req_answer_json_new(r, rc, 200, report);
 }
 
 int api_integration_test(struct req *r)

@@ -43,15 +43,10 @@ int pages_assets(struct req *r)
 		return req_fail(r, PB_EINVAL, "bad_request", "search text longer than %d bytes", ASSET_SEARCH_MAX_BYTES);
 	if ((rc = assets_list(r->db, r->who.org_id, type, q && *q ? q : NULL, &v, &n, r->err)))
 		goto out;
-	if (!(list = json_array())) {
+	if (!(list = assets_json(v, n))) {
 		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (json_array_append_new(list, asset_json(&v[i], false))) {
-			rc = pb_err(r->err, PB_ENOMEM, "out of memory");
-			goto out;
-		}
 	rc = pages_reply(r, "assets", json_pack("{s:O, s:s?, s:s?}", "assets", list, "type", type, "q",
 						q && *q ? q : NULL), 200);
 out:

@@ -92,15 +92,10 @@ int pages_integrations(struct req *r)
 	int rc = integrations_list(r->db, r->who.org_id, &v, &n, r->err);
 	if (rc)
 		goto out;
-	if (!(list = json_array())) {
+	if (!(list = integrations_json(v, n))) {
 		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (json_array_append_new(list, integration_json(&v[i]))) {
-			rc = pb_err(r->err, PB_ENOMEM, "out of memory");
-			goto out;
-		}
 	rc = pages_reply(r, "integrations", json_pack("{s:O}", "integrations", list), 200);
 out:
 	json_decref(list);
@@ -263,15 +258,10 @@ static int reply_integration(struct req *r, int status, const pb_integration *i,
 	int rc = integration_runs_list(r->db, r->who.org_id, i->id, &v, &n, r->err);
 	if (rc)
 		goto out;
-	if (!(runs = json_array())) {
+	if (!(runs = runs_json(v, n))) {
 		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	for (size_t k = 0; k < n; k++)
-		if (json_array_append_new(runs, run_json(&v[k]))) {
-			rc = pb_err(r->err, PB_ENOMEM, "out of memory");
-			goto out;
-		}
 	if (i->schedule && pages_next_runs(i->schedule, NEXT_RUNS, &next, why))
 		next = NULL;   /* a schedule saved before the rules changed: shown without its runs */
 	rc = pages_reply(r, "integration",

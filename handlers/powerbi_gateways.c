@@ -12,5 +12,5 @@ int api_powerbi_gateways_get(struct req *r)
 	json_t *doc = NULL;
 	int rc = publish_gateways(r->db, r->cfg, r->who.org_id, r->who.user_id, req_query(r, "output_port"),
 				  req_query(r, "http_path"), &doc, &r->fail);
-	return rc ? rc : req_reply_json_new(r, 200, doc);
+	return req_answer_json_new(r, rc, 200, doc);
 }

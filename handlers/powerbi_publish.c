@@ -34,5 +34,5 @@ int api_powerbi_models_get(struct req *r)
 		return req_fail(r, rc, NULL, "no output port %s", port_id);
 	if (!rc)
 		rc = published_models_list_json(r->db, r->who.org_id, port_id, &out, r->err);
-	return rc ? rc : req_reply_json_new(r, 200, out);
+	return req_answer_json_new(r, rc, 200, out);
 }

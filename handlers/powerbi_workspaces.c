@@ -11,7 +11,7 @@ int api_powerbi_workspaces_get(struct req *r)
 {
 	json_t *doc = NULL;
 	int rc = publish_workspaces(r->db, r->cfg, r->who.org_id, r->who.user_id, &doc, &r->fail);
-	return rc ? rc : req_reply_json_new(r, 200, doc);
+	return req_answer_json_new(r, rc, 200, doc);
 }
 
 int api_powerbi_connections_get(struct req *r)
@@ -19,5 +19,5 @@ int api_powerbi_connections_get(struct req *r)
 	json_t *doc = NULL;
 	int rc = publish_connections(r->db, r->cfg, r->who.org_id, r->who.user_id, req_query(r, "output_port"),
 				     req_query(r, "http_path"), &doc, &r->fail);
-	return rc ? rc : req_reply_json_new(r, 200, doc);
+	return req_answer_json_new(r, rc, 200, doc);
 }

@@ -35,7 +35,7 @@ int api_published_models_get(struct req *r)
 {
 	json_t *out = NULL;
 	int rc = lifecycle_get_json(r->db, r->who.org_id, req_capture(r, "id"), &out, &r->fail);
-	return rc ? rc : req_reply_json_new(r, 200, out);
+	return req_answer_json_new(r, rc, 200, out);
 }
 
 int api_published_models_patch(struct req *r)
@@ -43,7 +43,7 @@ int api_published_models_patch(struct req *r)
 	json_t *out = NULL;
 	lc_actor by = actor(r);
 	int rc = lifecycle_patch(r->db, &by, req_capture(r, "id"), r->body, r->body_len, &out, &r->fail);
-	return rc ? rc : req_reply_json_new(r, 200, out);
+	return req_answer_json_new(r, rc, 200, out);
 }
 
 int api_published_models_delete(struct req *r)
@@ -73,19 +73,19 @@ int api_published_models_drift(struct req *r)
 {
 	json_t *out = NULL;
 	int rc = drift_of_model(r->db, r->cfg, r->who.org_id, req_capture(r, "id"), &out, &r->fail);
-	return rc ? rc : req_reply_json_new(r, 200, out);
+	return req_answer_json_new(r, rc, 200, out);
 }
 
 int api_drift_list(struct req *r)
 {
 	json_t *out = NULL;
 	int rc = drift_list(r->db, r->who.org_id, &out, &r->fail);
-	return rc ? rc : req_reply_json_new(r, 200, out);
+	return req_answer_json_new(r, rc, 200, out);
 }
 
 int api_data_products_drift(struct req *r)
 {
 	json_t *out = NULL;
 	int rc = drift_of_product(r->db, r->who.org_id, req_capture(r, "id"), &out, &r->fail);
-	return rc ? rc : req_reply_json_new(r, 200, out);
+	return req_answer_json_new(r, rc, 200, out);
 }

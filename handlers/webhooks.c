@@ -27,14 +27,14 @@ int api_webhooks_list(struct req *r)
 {
 	json_t *out = NULL;
 	int rc = webhooks_list_json(r->db, r->who.org_id, &out, &r->fail);
-	return rc ? rc : req_reply_json_new(r, 200, out);
+	return req_answer_json_new(r, rc, 200, out);
 }
 
 int api_webhooks_get(struct req *r)
 {
 	json_t *out = NULL;
 	int rc = webhook_get_json(r->db, r->who.org_id, req_capture(r, "id"), &out, &r->fail);
-	return rc ? rc : req_reply_json_new(r, 200, out);
+	return req_answer_json_new(r, rc, 200, out);
 }
 
 int api_webhooks_patch(struct req *r)
@@ -57,12 +57,12 @@ int api_webhook_deliveries_list(struct req *r)
 {
 	json_t *out = NULL;
 	int rc = webhook_deliveries_json(r->db, r->who.org_id, req_capture(r, "id"), &out, &r->fail);
-	return rc ? rc : req_reply_json_new(r, 200, out);
+	return req_answer_json_new(r, rc, 200, out);
 }
 
 int api_webhook_test(struct req *r)
 {
 	json_t *out = NULL;
 	int rc = webhook_ping(r->db, r->who.org_id, req_capture(r, "id"), &out, &r->fail);
-	return rc ? rc : req_reply_json_new(r, 202, out);
+	return req_answer_json_new(r, rc, 202, out);
 }

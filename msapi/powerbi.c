@@ -15,6 +15,41 @@ static void copy_err(char *dst, const char *src)
 		dst[PB_ERR_MAX - 1] = '\0';
 }
 
+/* Whether a POST whose outcome is unknown happened after all (ctx: what it made). */
+typedef int (*happened_fn)(msapi *c, void *ctx, bool *happened, char *err);
+
+/* Sends call, a POST that must not happen twice (msapi_do does not repeat it). When its outcome
+ * is unknown (the connection dropped after the request went out), happened looks whether Power BI
+ * did it anyway: if so that is the answer (*happened), else it is sent once more. looked names the
+ * lookup in the message when that fails too. */
+static int post_at_most_once(msapi *c, const msapi_call *call, msapi_reply *r, happened_fn happened, void *ctx,
+			     const char *looked, bool *done, char *err)
+{
+	int rc = PB_OK;
+	*done = false;
+	for (int round = 0; round < 2; round++) {
+		msapi_reply_release(r);
+		rc = msapi_do(c, call, r, err);
+		if (!rc || !c->last.outcome_unknown)
+			return rc;
+		char first[PB_ERR_MAX], lerr[PB_ERR_MAX];
+		copy_err(first, err);
+		int lrc = happened(c, ctx, done, lerr);
+		if (lrc)
+			return pb_err(err, lrc, "%s; %s failed too: %s", first, looked, lerr);
+		if (*done)
+			return PB_OK;
+	}
+	return rc;
+}
+
+/* GET url (a path of Power BI's API) into r: what reads of one resource send. */
+static int pbi_get(msapi *c, const char *url, const char *what, msapi_reply *r, char *err)
+{
+	msapi_call call = { .svc = MSAPI_POWERBI, .method = "GET", .url = url, .idempotent = true, .what = what };
+	return msapi_do(c, &call, r, err);
+}
+
 /* Lists path (a /groups/... path with %s ids) under /v1.0/myorg. */
 static int list_under(msapi *c, const char *what, msapi_items *out, char *err, const char *fmt,
 		      const char *a, const char *b)
@@ -94,9 +129,7 @@ int powerbi_get_group(msapi *c, const char *group, powerbi_group *out, char *err
 	int rc = msapi_path(&path, err, "/v1.0/myorg/groups/%s", group);
 	if (rc)
 		goto out;
-	msapi_call call = { .svc = MSAPI_POWERBI, .method = "GET", .url = path, .idempotent = true,
-			    .what = "read the workspace" };
-	if ((rc = msapi_do(c, &call, &r, err)))
+	if ((rc = pbi_get(c, path, "read the workspace", &r, err)))
 		goto out;
 	const json_t *ded = json_object_get(r.json, "isOnDedicatedCapacity");
 	if (!json_is_object(r.json) || !json_is_boolean(ded)) {
@@ -192,9 +225,7 @@ int powerbi_refresh_history(msapi *c, const char *group, const char *dataset, in
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	msapi_call call = { .svc = MSAPI_POWERBI, .method = "GET", .url = url, .idempotent = true,
-			    .what = "read the refresh history" };
-	if ((rc = msapi_do(c, &call, &r, err)))
+	if ((rc = pbi_get(c, url, "read the refresh history", &r, err)))
 		goto out;
 	const json_t *value = json_object_get(r.json, "value");
 	if (!json_is_array(value)) {
@@ -229,16 +260,25 @@ out:
 	return rc;
 }
 
-/* Newest running refresh's id, or NULL. */
-static int running_refresh(msapi *c, const char *group, const char *dataset, char **id, char *err)
+/* A dataset's refresh: where it is, and the newest running refresh's id (NULL: none). */
+struct refresh_target {
+	const char *group, *dataset;
+	char *id;
+};
+
+/* Looks for a running refresh of t (ctx), the newest, and takes its id; a happened_fn too, for
+ * a refresh start whose outcome is unknown (a running refresh is taken as the one started). */
+static int running_refresh(msapi *c, void *ctx, bool *running, char *err)
 {
-	*id = NULL;
+	struct refresh_target *t = ctx;
 	powerbi_refresh *h = NULL;
 	size_t n = 0;
-	int rc = powerbi_refresh_history(c, group, dataset, 1, &h, &n, err);
-	if (!rc && n && powerbi_refresh_running(&h[0]) && h[0].request_id && !(*id = xstrdup(h[0].request_id)))
+	t->id = NULL;
+	int rc = powerbi_refresh_history(c, t->group, t->dataset, 1, &h, &n, err);
+	if (!rc && n && powerbi_refresh_running(&h[0]) && h[0].request_id && !(t->id = xstrdup(h[0].request_id)))
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 	powerbi_refreshes_release(h, n);
+	*running = t->id != NULL;
 	return rc;
 }
 
@@ -293,6 +333,8 @@ int powerbi_refresh_dataset_with(msapi *c, const char *group, const char *datase
 	char *path = NULL, *id = NULL;
 	json_t *body = NULL;
 	msapi_reply r = { 0 };
+	struct refresh_target started = { group, dataset, NULL };
+	bool taken = false;
 	int rc = msapi_path(&path, err, "/v1.0/myorg/groups/%s/datasets/%s/refreshes", group, dataset);
 	if (rc)
 		goto out;
@@ -300,28 +342,15 @@ int powerbi_refresh_dataset_with(msapi *c, const char *group, const char *datase
 		rc = pb_err(err, PB_ENOMEM, "out of memory (or a table name is not UTF-8)");
 		goto out;
 	}
-	for (int round = 0; round < 2; round++) {
-		msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = path, .json = body,
-				    .idempotent = false, .what = "start a dataset refresh" };
-		msapi_reply_release(&r);
-		rc = msapi_do(c, &call, &r, err);
-		if (!rc || !c->last.outcome_unknown)
-			break;
-		/* a refresh may have started: take a running one as ours instead of queueing another */
-		char first[PB_ERR_MAX], lerr[PB_ERR_MAX];
-		copy_err(first, err);
-		int lrc = running_refresh(c, group, dataset, &id, lerr);
-		if (lrc) {
-			rc = pb_err(err, lrc, "%s; checking the refresh history failed too: %s", first, lerr);
-			goto out;
-		}
-		if (id) {
-			rc = PB_OK;
-			goto done;
-		}
-	}
+	/* a refresh may have started: take a running one as ours instead of queueing another */
+	msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = path, .json = body,
+			    .idempotent = false, .what = "start a dataset refresh" };
+	rc = post_at_most_once(c, &call, &r, running_refresh, &started, "checking the refresh history", &taken, err);
+	id = started.id;
 	if (rc)
 		goto out;
+	if (taken)
+		goto done;
 	const char *hid = pb_http_header(&r.http, "x-ms-request-id");
 	if (hid && *hid) {
 		if (!(id = xstrdup(hid)))
@@ -329,8 +358,10 @@ int powerbi_refresh_dataset_with(msapi *c, const char *group, const char *datase
 	} else {
 		/* a standard refresh returns no id: the newest running history entry is it */
 		char lerr[PB_ERR_MAX];
-		if (running_refresh(c, group, dataset, &id, lerr))
-			id = NULL; /* the refresh started; only its id is unknown */
+		bool running = false;
+		if (running_refresh(c, &started, &running, lerr))
+			started.id = NULL; /* the refresh started; only its id is unknown */
+		id = started.id;
 	}
 done:
 	if (request_id) {
@@ -345,14 +376,23 @@ out:
 	return rc;
 }
 
-static int find_dataset(msapi *c, const char *group, const char *name, msapi_item *out, bool *found, char *err)
+/* A push dataset being made: where, its name, and the dataset found (out). */
+struct push_target {
+	const char *group, *name;
+	msapi_item *out;
+};
+
+/* Whether the workspace has a dataset of t's name (ctx), taken into t->out; a happened_fn too,
+ * for a creation whose outcome is unknown. */
+static int find_dataset(msapi *c, void *ctx, bool *found, char *err)
 {
-	*found = false;
+	struct push_target *t = ctx;
 	msapi_items l = { 0 };
-	int rc = powerbi_list_datasets(c, group, &l, err);
+	*found = false;
+	int rc = powerbi_list_datasets(c, t->group, &l, err);
 	for (size_t i = 0; !rc && i < l.n; i++) {
-		if (l.v[i].name && !strcmp(l.v[i].name, name)) {
-			*out = l.v[i];
+		if (l.v[i].name && !strcmp(l.v[i].name, t->name)) {
+			*t->out = l.v[i];
 			memset(&l.v[i], 0, sizeof l.v[i]);
 			*found = true;
 			break;
@@ -422,26 +462,11 @@ int powerbi_push_create(msapi *c, const char *group, const char *name, const pow
 	char what[300];
 	if (xsnprintf(what, sizeof what, "create push dataset '%.200s'", name))
 		what[sizeof what - 1] = '\0';
-	for (int round = 0; round < 2; round++) {
-		msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = url, .json = body,
-				    .idempotent = false, .what = what };
-		msapi_reply_release(&r);
-		rc = msapi_do(c, &call, &r, err);
-		if (!rc || !c->last.outcome_unknown)
-			break;
-		char first[PB_ERR_MAX], lerr[PB_ERR_MAX];
-		copy_err(first, err);
-		int lrc = find_dataset(c, group, name, out, &found, lerr);
-		if (lrc) {
-			rc = pb_err(err, lrc, "%s; checking whether it was created failed too: %s", first, lerr);
-			goto out;
-		}
-		if (found) {
-			rc = PB_OK;
-			goto out;
-		}
-	}
-	if (!rc)
+	struct push_target made = { group, name, out };
+	msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = url, .json = body, .idempotent = false,
+			    .what = what };
+	rc = post_at_most_once(c, &call, &r, find_dataset, &made, "checking whether it was created", &found, err);
+	if (!rc && !found)
 		rc = msapi_item_from_json(r.json, out, err);
 out:
 	free(path);

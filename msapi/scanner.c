@@ -127,17 +127,41 @@ out:
 	return rc;
 }
 
+/* The two reads of a scan: its status and, once it succeeded, its result. */
+static const struct scan_read {
+	const char *resource, *what;
+} SCAN_STATUS = { "scanStatus", "read a scan's status" }, SCAN_RESULT = { "scanResult", "read a scan's result" };
+
+/* GET <ADMIN>/<resource>/<scan_id> into r. */
+static int scan_get(msapi *c, const struct scan_read *read, const char *scan_id, msapi_reply *r, char *err)
+{
+	char *path = NULL;
+	int rc = msapi_path(&path, err, ADMIN "/%s/%s", read->resource, scan_id);
+	if (!rc) {
+		msapi_call call = { .svc = MSAPI_POWERBI, .method = "GET", .url = path, .idempotent = true,
+				    .what = read->what };
+		rc = msapi_do(c, &call, r, err);
+	}
+	free(path);
+	return rc;
+}
+
+/* The same GET as a job of a parallel scan. */
+static int scan_job(msapi *c, msapi_job *job, const struct scan_read *read, const char *scan_id, char *err)
+{
+	char *path = NULL;
+	int rc = msapi_path(&path, err, ADMIN "/%s/%s", read->resource, scan_id);
+	if (!rc)
+		rc = msapi_job_set(c, job, MSAPI_POWERBI, "GET", path, NULL, true, read->what, err);
+	free(path);
+	return rc;
+}
+
 int scanner_status(msapi *c, const char *scan_id, char **status, char *err)
 {
 	*status = NULL;
-	char *path = NULL;
 	msapi_reply r = { 0 };
-	int rc = msapi_path(&path, err, ADMIN "/scanStatus/%s", scan_id);
-	if (!rc) {
-		msapi_call call = { .svc = MSAPI_POWERBI, .method = "GET", .url = path, .idempotent = true,
-				    .what = "read a scan's status" };
-		rc = msapi_do(c, &call, &r, err);
-	}
+	int rc = scan_get(c, &SCAN_STATUS, scan_id, &r, err);
 	if (!rc) {
 		const char *s = json_string_value(json_object_get(r.json, "status"));
 		if (!s)
@@ -145,7 +169,6 @@ int scanner_status(msapi *c, const char *scan_id, char **status, char *err)
 		else if (!(*status = xstrdup(s)))
 			rc = pb_err(err, PB_ENOMEM, "out of memory");
 	}
-	free(path);
 	msapi_reply_release(&r);
 	return rc;
 }
@@ -153,19 +176,12 @@ int scanner_status(msapi *c, const char *scan_id, char **status, char *err)
 int scanner_result(msapi *c, const char *scan_id, json_t **out, char *err)
 {
 	*out = NULL;
-	char *path = NULL;
 	msapi_reply r = { 0 };
-	int rc = msapi_path(&path, err, ADMIN "/scanResult/%s", scan_id);
-	if (!rc) {
-		msapi_call call = { .svc = MSAPI_POWERBI, .method = "GET", .url = path, .idempotent = true,
-				    .what = "read a scan's result" };
-		rc = msapi_do(c, &call, &r, err);
-	}
+	int rc = scan_get(c, &SCAN_RESULT, scan_id, &r, err);
 	if (!rc && !json_is_object(r.json))
 		rc = pb_err(err, PB_EIO, "Power BI sent a scan result that is not a JSON object");
 	if (!rc)
 		*out = json_incref(r.json);
-	free(path);
 	msapi_reply_release(&r);
 	return rc;
 }
@@ -266,7 +282,6 @@ static int lane_take(struct scan_run *run, struct scan_lane *l, char *err)
 static int lane_next(struct scan_run *run, msapi_job *job, struct scan_lane *l, long *delay_ms, char *err)
 {
 	msapi *c = run->c;
-	char *path = NULL;
 	int rc;
 	*delay_ms = 0;
 	if (l->has_cur && !l->scan_id) {
@@ -283,16 +298,12 @@ static int lane_next(struct scan_run *run, msapi_job *job, struct scan_lane *l, 
 		return rc ? rc : PB_HTTP_AGAIN;
 	}
 	if (l->has_pending) {
-		if (!(rc = msapi_path(&path, err, ADMIN "/scanResult/%s", l->pending_id)))
-			rc = msapi_job_set(c, job, MSAPI_POWERBI, "GET", path, NULL, true, "read a scan's result", err);
-		free(path);
+		rc = scan_job(c, job, &SCAN_RESULT, l->pending_id, err);
 		l->sent = P_RESULT;
 		return rc ? rc : PB_HTTP_AGAIN;
 	}
 	if (l->has_cur) {
-		if (!(rc = msapi_path(&path, err, ADMIN "/scanStatus/%s", l->scan_id)))
-			rc = msapi_job_set(c, job, MSAPI_POWERBI, "GET", path, NULL, true, "read a scan's status", err);
-		free(path);
+		rc = scan_job(c, job, &SCAN_STATUS, l->scan_id, err);
 		long long wait = l->poll_due_ms - pb_mono_ms();
 		*delay_ms = wait > 0 ? (long)wait : 0;
 		l->sent = P_POLL;

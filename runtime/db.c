@@ -152,12 +152,27 @@ int db_row(pb_db *db, sqlite3_stmt *st, char *err)
 	return step_rc(db, src, err);
 }
 
+int db_prepare_texts(pb_db *db, const char *sql, const char *const *v, int n, sqlite3_stmt **out, char *err)
+{
+	int rc = db_prepare(db, sql, out, err);
+	for (int i = 0; !rc && i < n; i++)
+		rc = db_bind_text(*out, i + 1, v[i], err);
+	return rc;
+}
+
+int db_prepare_list(pb_db *db, const char *sql, const char *const *v, int n, int limit, sqlite3_stmt **out,
+		    char *err)
+{
+	int rc = db_prepare_texts(db, sql, v, n, out, err);
+	if (!rc && sqlite3_bind_int(*out, n + 1, limit) != SQLITE_OK)
+		rc = pb_err(err, PB_EINTERNAL, "database: bind %d: the list's limit", n + 1);
+	return rc;
+}
+
 int db_exec_texts(pb_db *db, const char *sql, const char *const *v, int n, char *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = db_prepare(db, sql, &st, err);
-	for (int i = 0; !rc && i < n; i++)
-		rc = db_bind_text(st, i + 1, v[i], err);
+	int rc = db_prepare_texts(db, sql, v, n, &st, err);
 	if (!rc)
 		rc = db_exec(db, st, err);
 	db_done(st);
@@ -167,10 +182,8 @@ int db_exec_texts(pb_db *db, const char *sql, const char *const *v, int n, char 
 int db_has_row(pb_db *db, const char *sql, const char *const *v, int n, bool *found, char *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = db_prepare(db, sql, &st, err);
 	*found = false;
-	for (int i = 0; !rc && i < n; i++)
-		rc = db_bind_text(st, i + 1, v[i], err);
+	int rc = db_prepare_texts(db, sql, v, n, &st, err);
 	if (!rc) {
 		int row = db_row(db, st, err);
 		*found = row == 1;

@@ -40,6 +40,13 @@ int db_exec(pb_db *db, sqlite3_stmt *st, char *err);
 /* One step of a query: 1 = row ready, 0 = no more rows, <0 = pb_rc with err. */
 int db_row(pb_db *db, sqlite3_stmt *st, char *err);
 
+/* Prepares sql and binds the n texts v in order (NULL binds NULL): *out is ready to step, as
+ * db_prepare's; db_done it when finished, whatever this returned. */
+int db_prepare_texts(pb_db *db, const char *sql, const char *const *v, int n, sqlite3_stmt **out, char *err);
+/* A list query: db_prepare_texts, then its last parameter (LIMIT ?) bound to limit, the most rows
+ * the caller takes (every list pbiport reads is bounded; the caller makes room for limit rows). */
+int db_prepare_list(pb_db *db, const char *sql, const char *const *v, int n, int limit, sqlite3_stmt **out,
+		    char *err);
 /* Prepares sql, binds the n texts v in order (NULL binds NULL) and runs it as db_exec. */
 int db_exec_texts(pb_db *db, const char *sql, const char *const *v, int n, char *err);
 /* Prepares query sql, binds the n texts v in order and sets *found to whether it has a row. */

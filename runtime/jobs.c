@@ -364,16 +364,10 @@ int jobs_claim(pb_db *db, const char *worker, long lease_ms, const char *const *
 	st = NULL;
 	if (!id[0])
 		goto out;
-	if ((rc = db_prepare(db,
-			     "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?, "
-			     "lease_expires = ?, updated_at = ? WHERE id = ?",
-			     &st, err)) ||
-	    (rc = db_bind_text(st, 1, worker, err)) || (rc = db_bind_text(st, 2, until, err)) ||
-	    (rc = db_bind_text(st, 3, now, err)) || (rc = db_bind_text(st, 4, id, err)) ||
-	    (rc = db_exec(db, st, err)))
+	const char *lease[] = { worker, until, now, id };
+	if ((rc = db_exec_texts(db, "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?, "
+				"lease_expires = ?, updated_at = ? WHERE id = ?", lease, 4, err)))
 		goto out;
-	db_done(st);
-	st = NULL;
 	if ((rc = db_commit(db, err)))
 		return rc;
 	rc = jobs_get(db, id, out, err);
@@ -383,11 +377,11 @@ out:
 	return db_end(db, rc, err);
 }
 
-/* Runs an UPDATE whose last two parameters are (id, worker) and that must touch one
- * row held by this worker; PB_ENOTFOUND when the lease is gone. */
-static int update_held(pb_db *db, sqlite3_stmt *st, char *err)
+/* Runs sql, an UPDATE of the n texts v whose last two are (id, worker), which must touch the one
+ * row this worker holds; PB_ENOTFOUND when the lease is gone. */
+static int update_held(pb_db *db, const char *sql, const char *const *v, int n, char *err)
 {
-	int rc = db_exec(db, st, err);
+	int rc = db_exec_texts(db, sql, v, n, err);
 	if (!rc && sqlite3_changes(db_sqlite(db)) != 1)
 		rc = pb_err(err, PB_ENOTFOUND, "the job's lease was lost to another worker");
 	return rc;
@@ -503,26 +497,16 @@ out:
 static int finish_as(pb_db *db, const char *id, const char *worker, const char *state, const char *result,
 		     const char *code, const char *message, char *err)
 {
-	sqlite3_stmt *st = NULL;
 	char now[PB_TIME_BUF];
 	pb_now(now);
-	int rc = db_prepare(db,
-			    "UPDATE jobs SET state = ?, progress = CASE WHEN ? = 'succeeded' THEN 100 "
-			    "ELSE progress END, result = ?, error_code = ?, error_message = ?, "
-			    "private_input = NULL, lease_owner = NULL, lease_expires = NULL, "
-			    "updated_at = ?, finished_at = ? "
-			    "WHERE id = ? AND lease_owner = ? AND state = 'running'",
-			    &st, err);
-	if (rc)
-		return rc;
-	if (!(rc = db_bind_text(st, 1, state, err)) && !(rc = db_bind_text(st, 2, state, err)) &&
-	    !(rc = db_bind_text(st, 3, result, err)) && !(rc = db_bind_text(st, 4, code, err)) &&
-	    !(rc = db_bind_text(st, 5, message, err)) && !(rc = db_bind_text(st, 6, now, err)) &&
-	    !(rc = db_bind_text(st, 7, now, err)) && !(rc = db_bind_text(st, 8, id, err)) &&
-	    !(rc = db_bind_text(st, 9, worker, err)))
-		rc = update_held(db, st, err);
-	db_done(st);
-	return rc;
+	const char *args[] = { state, state, result, code, message, now, now, id, worker };
+	return update_held(db,
+			   "UPDATE jobs SET state = ?, progress = CASE WHEN ? = 'succeeded' THEN 100 "
+			   "ELSE progress END, result = ?, error_code = ?, error_message = ?, "
+			   "private_input = NULL, lease_owner = NULL, lease_expires = NULL, "
+			   "updated_at = ?, finished_at = ? "
+			   "WHERE id = ? AND lease_owner = ? AND state = 'running'",
+			   args, 9, err);
 }
 
 int jobs_finish(pb_db *db, const char *id, const char *worker, bool ok, const char *result,
@@ -608,11 +592,11 @@ out:
 static int requeue(pb_db *db, const char *id, const char *worker, long delay_ms, const char *code,
 		   const char *message, bool counted, char *err)
 {
-	sqlite3_stmt *st = NULL;
 	char now[PB_TIME_BUF], due[PB_TIME_BUF];
 	pb_now(now);
 	pb_time_in(delay_ms, due);
-	int rc = db_prepare(db, counted
+	const char *args[] = { due, code, message, now, id, worker };
+	return update_held(db, counted
 		? "UPDATE jobs SET state = 'queued', run_after = ?, error_code = ?, error_message = ?, "
 		  "lease_owner = NULL, lease_expires = NULL, updated_at = ? "
 		  "WHERE id = ? AND lease_owner = ? AND state = 'running'"
@@ -620,15 +604,7 @@ static int requeue(pb_db *db, const char *id, const char *worker, long delay_ms,
 		  "lease_owner = NULL, lease_expires = NULL, updated_at = ?, "
 		  "attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END "
 		  "WHERE id = ? AND lease_owner = ? AND state = 'running'",
-		&st, err);
-	if (rc)
-		return rc;
-	if (!(rc = db_bind_text(st, 1, due, err)) && !(rc = db_bind_text(st, 2, code, err)) &&
-	    !(rc = db_bind_text(st, 3, message, err)) && !(rc = db_bind_text(st, 4, now, err)) &&
-	    !(rc = db_bind_text(st, 5, id, err)) && !(rc = db_bind_text(st, 6, worker, err)))
-		rc = update_held(db, st, err);
-	db_done(st);
-	return rc;
+		args, 6, err);
 }
 
 int jobs_retry(pb_db *db, const char *id, const char *worker, long delay_ms, const char *code,

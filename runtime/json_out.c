@@ -172,3 +172,11 @@ int json_out(sbuf *out, const json_t *v, size_t flags)
 {
 	return v ? out_value(out, v, flags, 0) : -1;
 }
+
+void json_out_list_add_new(json_t **list, json_t *item)
+{
+	if (json_array_append_new(*list, item)) {   /* frees item, also when *list is NULL */
+		json_decref(*list);
+		*list = NULL;
+	}
+}

@@ -28,6 +28,11 @@ int json_out(sbuf *out, const json_t *v, size_t flags);
 #define JSON_OUT_DOUBLE_MAX 32
 int json_out_double(double d, char buf[JSON_OUT_DOUBLE_MAX]);
 
+/* Appends item (new; NULL when building it failed) to the list *list that an answer shows, or
+ * drops the list (*list = NULL) when that fails: such a list is whole or not there at all, never
+ * answered with a row missing. Takes item either way. */
+void json_out_list_add_new(json_t **list, json_t *item);
+
 /* Appends s[0..len) as a JSON string literal with quotes, escaped as jansson escapes. */
 int json_out_string(sbuf *out, const char *s, size_t len);
 

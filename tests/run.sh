@@ -32,6 +32,14 @@ run_one() {  # name, command...
   grep -h '^SKIP' "$log" 2>/dev/null | sed 's/^/     /' || true
 }
 
+run_files() {  # suite, interpreter, files...: every file of a suite run with the interpreter
+  local suite=$1 interpreter=$2 t; shift 2
+  for t in "$@"; do
+    [ -f "$t" ] || continue   # an unmatched glob stays as its pattern
+    run_one "$suite/$(basename "$t")" "$interpreter" "$t"
+  done
+}
+
 for suite in "${suites[@]}"; do
   case $suite in
     unit)
@@ -41,28 +49,16 @@ for suite in "${suites[@]}"; do
         run_one "unit/$(basename "$t")" "$t"
       done ;;
     cli)
-      for t in tests/cli/t*.sh; do
-        [ -f "$t" ] || continue
-        run_one "cli/$(basename "$t")" bash "$t"
-      done ;;
+      run_files cli bash tests/cli/t*.sh ;;
     emulator)
-      for t in tests/emulator/test_*.py; do
-        [ -f "$t" ] || continue
-        run_one "emulator/$(basename "$t")" python3 "$t"
-      done ;;
+      run_files emulator python3 tests/emulator/test_*.py ;;
     integration)
-      for t in tests/integration/test_*.py; do
-        [ -f "$t" ] || continue
-        run_one "integration/$(basename "$t")" python3 "$t"
-      done ;;
+      run_files integration python3 tests/integration/test_*.py ;;
     browser)
       # the web pages in a real Chromium (tests/browser/browser.py); screenshots in
       # $BUILD/test-artifacts/browser/
       export BROWSER_ARTIFACTS=${BROWSER_ARTIFACTS:-$PWD/$BUILD/test-artifacts/browser}
-      for t in tests/browser/test_*.py; do
-        [ -f "$t" ] || continue
-        run_one "browser/$(basename "$t")" python3 "$t"
-      done ;;
+      run_files browser python3 tests/browser/test_*.py ;;
     *) echo "tests/run.sh: unknown suite '$suite'" >&2; exit 2 ;;
   esac
 done

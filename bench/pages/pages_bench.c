@@ -34,27 +34,7 @@
 #include "runtime/fcgi.h"
 #include "runtime/jobs.h"
 #include "runtime/util.h"
-
-struct mem_io {
-	const char *body;
-	size_t len, off;
-	sbuf out;
-};
-
-static long mem_read(void *ctx, char *buf, size_t n)
-{
-	struct mem_io *m = ctx;
-	if (n > m->len - m->off)
-		n = m->len - m->off;
-	memcpy(buf, m->body + m->off, n);
-	m->off += n;
-	return (long)n;
-}
-
-static int mem_write(void *ctx, const char *buf, size_t n)
-{
-	return sbuf_add(&((struct mem_io *)ctx)->out, buf, n);
-}
+#include "tests/unit/mem_io.h"
 
 typedef struct bench {
 	pb_config cfg;
@@ -87,11 +67,8 @@ static int run(bench *b, const char *method, const char *uri, const char *user, 
 		env[n++] = cl;
 	}
 	env[n] = NULL;
-	b->io.body = body;
-	b->io.len = body ? strlen(body) : 0;
-	b->io.off = 0;
-	sbuf_reset(&b->io.out);
-	struct req_io rio = { mem_read, mem_write, &b->io };
+	mem_io_start(&b->io, body);
+	struct req_io rio = mem_req_io(&b->io);
 	pb_handle(&b->r, &pb_app, env, &rio);
 	int status = b->r.status;
 	req_reset(&b->r);
@@ -100,8 +77,8 @@ static int run(bench *b, const char *method, const char *uri, const char *user, 
 
 static size_t body_bytes(const bench *b)
 {
-	const char *s = sbuf_str(&b->io.out), *p = strstr(s, "\r\n\r\n");
-	return p ? b->io.out.len - (size_t)(p + 4 - s) : 0;
+	const char *body = mem_io_body(&b->io);
+	return *body ? b->io.out.len - (size_t)(body - sbuf_str(&b->io.out)) : 0;
 }
 
 /* CPU time of this thread: the machine's other work (2 shared cores) moves wall time a lot
@@ -163,8 +140,7 @@ static void row(const char *what, const timing *t, const timing *base)
 /* The last answer's body as JSON (new), or NULL. */
 static json_t *body_json(const bench *b)
 {
-	const char *s = sbuf_str(&b->io.out), *p = strstr(s, "\r\n\r\n");
-	return p ? json_loads(p + 4, 0, NULL) : NULL;
+	return json_loads(mem_io_body(&b->io), 0, NULL);   /* NULL for "" (no body) */
 }
 
 /* A publish job of user_id for port_id that went through its five phases and succeeded, as a

@@ -263,9 +263,10 @@ int push_connection_delete(pb_db *db, const push_caller *who, const char *id, pb
 	int rc = push_conn_get(db, who, id, &c, err);
 	if (rc || (rc = db_begin(db, err)))
 		goto out;
+	const char *which[] = { c->id };
 	/* its datasets would go with it (ON DELETE CASCADE) and live on in Power BI, out of reach */
-	if ((rc = db_prepare(db, "SELECT count(*) FROM push_datasets WHERE connection_id = ?", &st, err)) ||
-	    (rc = db_bind_text(st, 1, c->id, err)))
+	if ((rc = db_prepare_texts(db, "SELECT count(*) FROM push_datasets WHERE connection_id = ?", which, 1, &st,
+				   err)))
 		goto end;
 	if ((rc = db_row(db, st, err)) < 0)
 		goto end;
@@ -279,9 +280,7 @@ int push_connection_delete(pb_db *db, const push_caller *who, const char *id, pb
 			     c->name, datasets, datasets == 1 ? "" : "s", datasets == 1 ? "it" : "them");
 		goto end;
 	}
-	if ((rc = db_prepare(db, "DELETE FROM push_connections WHERE id = ?", &st, err)) ||
-	    (rc = db_bind_text(st, 1, c->id, err)) || (rc = db_exec(db, st, err)))
-		goto end;
+	rc = db_exec_texts(db, "DELETE FROM push_connections WHERE id = ?", which, 1, err);
 end:
 	rc = db_end(db, rc, err);
 out:

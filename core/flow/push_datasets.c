@@ -94,10 +94,10 @@ static int ds_find(pb_db *db, const char *org_id, const char *conn_id, const cha
 {
 	sqlite3_stmt *st = NULL;
 	*out = NULL;
-	int rc = db_prepare(db, DS_COLS "WHERE d.org_id = ? AND d.connection_id = ? AND d.workspace_id = ? AND d.name = ?",
-			    &st, err);
-	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, conn_id, err)) ||
-	    (rc = db_bind_text(st, 3, ws, err)) || (rc = db_bind_text(st, 4, name, err)))
+	const char *which[] = { org_id, conn_id, ws, name };
+	int rc = db_prepare_texts(db, DS_COLS "WHERE d.org_id = ? AND d.connection_id = ? AND d.workspace_id = ? "
+				  "AND d.name = ?", which, 4, &st, err);
+	if (rc)
 		goto out;
 	rc = db_row(db, st, err);
 	if (rc == 1)

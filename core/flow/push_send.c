@@ -613,70 +613,72 @@ out:
 	return rc;
 }
 
+/* What a call on a push dataset in Power BI holds: the dataset, its connection and a session as
+ * that connection (have: open). push_target_release lets go of all of it. */
+typedef struct push_target {
+	push_ds *d;
+	push_conn *c;
+	pbi_session s;
+	bool have;
+} push_target;
+
+static void push_target_release(push_target *tg)
+{
+	if (tg->have)
+		pbi_session_release(&tg->s);
+	push_conn_free(tg->c);
+	push_ds_free(tg->d);
+}
+
 int push_rows_delete(pb_db *db, const pb_config *cfg, const push_caller *who, const char *dataset_id, const char *table,
 		     json_t **reply, pb_failure *f)
 {
-	push_ds *d = NULL;
-	push_conn *c = NULL;
-	pbi_session s = { 0 };
-	bool have = false;
+	push_target tg = { 0 };
 	char *err = f->message;
 	*reply = NULL;
-	int rc = push_ds_get(db, who, dataset_id, &d, err);
+	int rc = push_ds_get(db, who, dataset_id, &tg.d, err);
 	if (rc)
 		return rc;
-	const push_table *t = push_schema_table(&d->schema, table);
+	const push_table *t = push_schema_table(&tg.d->schema, table);
 	if (!t) {
-		rc = pb_fail(f, PB_ENOTFOUND, NULL, "push dataset '%s' has no table '%.100s'", d->name, table);
+		rc = pb_fail(f, PB_ENOTFOUND, NULL, "push dataset '%s' has no table '%.100s'", tg.d->name, table);
 		goto out;
 	}
-	if ((rc = push_ds_session(db, cfg, d, &c, &s, &have, f)))
+	if ((rc = push_ds_session(db, cfg, tg.d, &tg.c, &tg.s, &tg.have, f)))
 		goto out;
-	if ((rc = powerbi_push_delete_rows(&s.api, d->workspace_id, d->powerbi_id, t->name, err))) {
-		rc = pbi_session_fail(&s, rc, f);
+	if ((rc = powerbi_push_delete_rows(&tg.s.api, tg.d->workspace_id, tg.d->powerbi_id, t->name, err))) {
+		rc = pbi_session_fail(&tg.s, rc, f);
 		goto out;
 	}
-	if ((rc = table_rows_add(db, d->id, t->name, 0, 0, true, err)))
+	if ((rc = table_rows_add(db, tg.d->id, t->name, 0, 0, true, err)))
 		goto out;
-	*reply = json_pack("{s:s, s:s, s:b}", "dataset_id", d->id, "table", t->name, "cleared", 1);
+	*reply = json_pack("{s:s, s:s, s:b}", "dataset_id", tg.d->id, "table", t->name, "cleared", 1);
 	rc = *reply ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
 out:
-	if (have)
-		pbi_session_release(&s);
-	push_conn_free(c);
-	push_ds_free(d);
+	push_target_release(&tg);
 	return rc;
 }
 
 int push_dataset_delete(pb_db *db, const pb_config *cfg, const push_caller *who, const char *id, pb_failure *f)
 {
-	push_ds *d = NULL;
-	push_conn *c = NULL;
-	pbi_session s = { 0 };
-	sqlite3_stmt *st = NULL;
-	bool have = false;
+	push_target tg = { 0 };
 	char *err = f->message;
-	int rc = push_ds_get(db, who, id, &d, err);
+	int rc = push_ds_get(db, who, id, &tg.d, err);
 	if (rc)
 		return rc;
-	if ((rc = push_ds_session(db, cfg, d, &c, &s, &have, f)))
+	if ((rc = push_ds_session(db, cfg, tg.d, &tg.c, &tg.s, &tg.have, f)))
 		goto out;
 	/* Power BI first: a record whose dataset could not be deleted stays, so the delete can be
 	 * asked again (a dataset already gone there counts as deleted) */
-	if ((rc = powerbi_dataset_delete(&s.api, d->workspace_id, d->powerbi_id, err))) {
-		rc = pbi_session_fail(&s, rc, f);
+	if ((rc = powerbi_dataset_delete(&tg.s.api, tg.d->workspace_id, tg.d->powerbi_id, err))) {
+		rc = pbi_session_fail(&tg.s, rc, f);
 		goto out;
 	}
 	/* its table counts go with it (ON DELETE CASCADE); jobs still holding rows for it fail with
 	 * "the push dataset was deleted" and drop them */
-	if ((rc = db_prepare(db, "DELETE FROM push_datasets WHERE id = ?", &st, err)) ||
-	    (rc = db_bind_text(st, 1, d->id, err)) || (rc = db_exec(db, st, err)))
-		goto out;
+	const char *which[] = { tg.d->id };
+	rc = db_exec_texts(db, "DELETE FROM push_datasets WHERE id = ?", which, 1, err);
 out:
-	db_done(st);
-	if (have)
-		pbi_session_release(&s);
-	push_conn_free(c);
-	push_ds_free(d);
+	push_target_release(&tg);
 	return rc;
 }

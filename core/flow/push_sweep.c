@@ -56,11 +56,10 @@ int push_spool_sweep(pb_db *db, const char *older_than, size_t *dropped, char *e
 	int rc, row;
 	*dropped = 0;
 	/* uploads whose newest chunk is older than the limit */
-	rc = db_prepare(db, "SELECT upload_id FROM push_chunks GROUP BY upload_id HAVING MAX(created_at) < ? LIMIT ?", &st,
-			err);
-	if (rc || (rc = db_bind_text(st, 1, older_than, err)))
+	rc = db_prepare_list(db, "SELECT upload_id FROM push_chunks GROUP BY upload_id HAVING MAX(created_at) < ? LIMIT ?",
+			     &older_than, 1, PB_LIST_MAX_ITEMS, &st, err);
+	if (rc)
 		goto out;
-	sqlite3_bind_int(st, 2, PB_LIST_MAX_ITEMS);
 	if (!(ids = calloc(PB_LIST_MAX_ITEMS, sizeof *ids))) {
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;

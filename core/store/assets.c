@@ -6,6 +6,7 @@
 
 #include "core/store/lineage_store.h"
 #include "runtime/crypto.h"
+#include "runtime/json_out.h"
 #include "runtime/strbuf.h"
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
@@ -154,14 +155,11 @@ int assets_list(pb_db *db, const char *org_id, const char *kind, const char *q, 
 			return pb_err(err, PB_ENOMEM, "out of memory");
 		}
 	}
-	rc = db_prepare(db, "SELECT " ASSET_COLS " FROM assets WHERE org_id = ? AND state = 'active' "
-			"AND (? IS NULL OR kind = ?) AND (? IS NULL OR name LIKE ? ESCAPE '\\') "
-			"ORDER BY kind, name, id LIMIT ?", &st, err);
-	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, kind, err)) ||
-	    (rc = db_bind_text(st, 3, kind, err)) || (rc = db_bind_text(st, 4, pattern, err)) ||
-	    (rc = db_bind_text(st, 5, pattern, err)))
+	const char *args[] = { org_id, kind, kind, pattern, pattern };
+	if ((rc = db_prepare_list(db, "SELECT " ASSET_COLS " FROM assets WHERE org_id = ? AND state = 'active' "
+				  "AND (? IS NULL OR kind = ?) AND (? IS NULL OR name LIKE ? ESCAPE '\\') "
+				  "ORDER BY kind, name, id LIMIT ?", args, 5, PB_LIST_MAX_ITEMS, &st, err)))
 		goto out;
-	sqlite3_bind_int(st, 6, PB_LIST_MAX_ITEMS);
 	if (!(v = calloc(PB_LIST_MAX_ITEMS, sizeof *v))) {
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
@@ -256,6 +254,14 @@ json_t *asset_json(const pb_asset *a, bool with_details)
 		}
 	}
 	return o;
+}
+
+json_t *assets_json(const pb_asset *v, size_t n)
+{
+	json_t *list = json_array();
+	for (size_t i = 0; list && i < n; i++)
+		json_out_list_add_new(&list, asset_json(&v[i], false));
+	return list;
 }
 
 int assets_stage(pb_db *db, const char *org_id, const char *run_id, const char *kind, const char *powerbi_id,
@@ -569,9 +575,9 @@ int assets_seen_by(pb_db *db, const pb_asset *a, json_t **out, char *err)
 		goto out;
 	if (a->integration_id && (rc = seen_entry(list, a->integration_id, a->access, true, err)))
 		goto out;
-	if ((rc = db_prepare(db, "SELECT integration_id, access FROM asset_sightings WHERE asset_id = ? "
-			     "ORDER BY first_seen_at, integration_id", &st, err)) ||
-	    (rc = db_bind_text(st, 1, a->id, err)))
+	const char *which[] = { a->id };
+	if ((rc = db_prepare_texts(db, "SELECT integration_id, access FROM asset_sightings WHERE asset_id = ? "
+				   "ORDER BY first_seen_at, integration_id", which, 1, &st, err)))
 		goto out;
 	while (!rc && (r = db_row(db, st, err)) == 1)
 		rc = seen_entry(list, db_col_text(st, 0), db_col_text(st, 1), false, err);

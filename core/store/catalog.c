@@ -112,10 +112,11 @@ static int read_port(sqlite3_stmt *st, cat_port *p, char *err)
 static int load_ports(pb_db *db, cat_product *p, char *err)
 {
 	sqlite3_stmt *st;
-	int rc = db_prepare(db, "SELECT p.id, p.data_product_id, p.name, p.type, p.server_json, d.contract_id, "
-			    "p.retired_at FROM output_ports p JOIN data_products d ON d.id = p.data_product_id "
-			    "WHERE p.data_product_id = ? ORDER BY p.name", &st, err);
-	if (rc || (rc = db_bind_text(st, 1, p->id, err)))
+	const char *which[] = { p->id };
+	int rc = db_prepare_texts(db, "SELECT p.id, p.data_product_id, p.name, p.type, p.server_json, d.contract_id, "
+				  "p.retired_at FROM output_ports p JOIN data_products d ON d.id = p.data_product_id "
+				  "WHERE p.data_product_id = ? ORDER BY p.name", which, 1, &st, err);
+	if (rc)
 		goto out;
 	int r;
 	while ((r = db_row(db, st, err)) == 1) {
@@ -168,9 +169,11 @@ int catalog_product_get(pb_db *db, const char *org_id, const char *id, bool with
 	*out = NULL;
 	if (!p)
 		return pb_err(err, PB_ENOMEM, "out of memory");
-	rc = db_prepare(db, "SELECT id, contract_id, name, type, version, revision, created_at, updated_at, "
-			"owner_user_id, contract_text FROM data_products WHERE org_id = ? AND id = ?", &st, err);
-	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, id, err)))
+	const char *which[] = { org_id, id };
+	rc = db_prepare_texts(db, "SELECT id, contract_id, name, type, version, revision, created_at, updated_at, "
+			      "owner_user_id, contract_text FROM data_products WHERE org_id = ? AND id = ?", which, 2, &st,
+			      err);
+	if (rc)
 		goto out;
 	int r = db_row(db, st, err);
 	if (r <= 0) {
@@ -199,11 +202,11 @@ int catalog_product_list(pb_db *db, const char *org_id, cat_product **out, size_
 	int r, rc;
 	*out = NULL;
 	*n = 0;
-	rc = db_prepare(db, "SELECT id, contract_id, name, type, version, revision, created_at, updated_at, "
-			"owner_user_id FROM data_products WHERE org_id = ? ORDER BY name, id LIMIT ?", &st, err);
-	if (rc || (rc = db_bind_text(st, 1, org_id, err)))
+	rc = db_prepare_list(db, "SELECT id, contract_id, name, type, version, revision, created_at, updated_at, "
+			     "owner_user_id FROM data_products WHERE org_id = ? ORDER BY name, id LIMIT ?", &org_id, 1,
+			     PB_LIST_MAX_ITEMS, &st, err);
+	if (rc)
 		goto out;
-	sqlite3_bind_int(st, 2, PB_LIST_MAX_ITEMS);
 	while ((r = db_row(db, st, err)) == 1) {
 		cat_product *nv = realloc(v, (count + 1) * sizeof *nv);
 		if (!nv) {
@@ -244,10 +247,11 @@ int catalog_port_get(pb_db *db, const char *org_id, const char *id, bool with_co
 	*out = NULL;
 	if (!p)
 		return pb_err(err, PB_ENOMEM, "out of memory");
-	rc = db_prepare(db, "SELECT p.id, p.data_product_id, p.name, p.type, p.server_json, d.contract_id, "
-			"p.retired_at, d.contract_text FROM output_ports p JOIN data_products d ON d.id = p.data_product_id "
-			"WHERE p.org_id = ? AND p.id = ?", &st, err);
-	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, id, err)))
+	const char *which[] = { org_id, id };
+	rc = db_prepare_texts(db, "SELECT p.id, p.data_product_id, p.name, p.type, p.server_json, d.contract_id, "
+			      "p.retired_at, d.contract_text FROM output_ports p JOIN data_products d "
+			      "ON d.id = p.data_product_id WHERE p.org_id = ? AND p.id = ?", which, 2, &st, err);
+	if (rc)
 		goto out;
 	int r = db_row(db, st, err);
 	if (r <= 0) {
@@ -337,9 +341,10 @@ static int upsert_product(pb_db *db, const char *org_id, const cat_actor *by, co
 			  size_t len, const char *type, const char *now, char id[PB_ID_BUF], bool *created, char *err)
 {
 	sqlite3_stmt *st;
-	int rc = db_prepare(db, "SELECT id, owner_user_id FROM data_products WHERE org_id = ? AND contract_id = ?",
-			    &st, err);
-	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, c->id, err)))
+	const char *which[] = { org_id, c->id };
+	int rc = db_prepare_texts(db, "SELECT id, owner_user_id FROM data_products WHERE org_id = ? AND contract_id = ?",
+				  which, 2, &st, err);
+	if (rc)
 		goto out;
 	int r = db_row(db, st, err);
 	if (r < 0) {
@@ -519,8 +524,9 @@ int catalog_product_delete(pb_db *db, const char *org_id, const char *id, char *
 	if (rc)
 		return rc;
 	/* ports go with it (ON DELETE CASCADE) */
-	if ((rc = db_prepare(db, "DELETE FROM data_products WHERE org_id = ? AND id = ? RETURNING id", &st, err)) ||
-	    (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, id, err)))
+	const char *which[] = { org_id, id };
+	if ((rc = db_prepare_texts(db, "DELETE FROM data_products WHERE org_id = ? AND id = ? RETURNING id", which, 2,
+				   &st, err)))
 		goto out;
 	int r = db_row(db, st, err);
 	if (r <= 0) {

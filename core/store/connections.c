@@ -117,12 +117,9 @@ static int conn_from_row(sqlite3_stmt *st, pbi_conn *c, char *err)
 		return rc;
 	c->token_gen = sqlite3_column_int64(st, 8);
 	c->tenant_id = db_col_dup(st, 3, &ok);
-	if (ok)
-		c->client_id = db_col_dup(st, 4, &ok);
-	if (ok)
-		c->scopes = db_col_dup(st, 5, &ok);
-	if (ok)
-		c->status_reason = db_col_dup(st, 11, &ok);
+	c->client_id = db_col_dup(st, 4, &ok);
+	c->scopes = db_col_dup(st, 5, &ok);
+	c->status_reason = db_col_dup(st, 11, &ok);
 	if (!ok) {
 		conn_release(c);
 		return pb_err(err, PB_ENOMEM, "out of memory");
@@ -158,11 +155,11 @@ int conn_list(pb_db *db, const char *org_id, const char *user_id, json_t **out, 
 {
 	sqlite3_stmt *st = NULL;
 	json_t *arr = json_array();
+	const char *whose[] = { org_id, user_id };
 	int rc = arr ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
 	*out = NULL;
-	if (rc || (rc = db_prepare(db, "SELECT " CONN_COLS " FROM user_datasource_connection "
-				   "WHERE org_id = ? AND user_id = ? ORDER BY created_at, id", &st, err)) ||
-	    (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, user_id, err)))
+	if (rc || (rc = db_prepare_texts(db, "SELECT " CONN_COLS " FROM user_datasource_connection "
+					 "WHERE org_id = ? AND user_id = ? ORDER BY created_at, id", whose, 2, &st, err)))
 		goto out;
 	int r;
 	while ((r = db_row(db, st, err)) == 1) {
@@ -209,16 +206,15 @@ int conn_find(pb_db *db, const char *org_id, const char *user_id, const char *te
 	      char *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc;
+	const char *which[] = { org_id, user_id, tenant_id };
 	memset(out, 0, sizeof *out);
-	if (tenant_id)
-		rc = db_prepare(db, "SELECT " CONN_COLS " FROM user_datasource_connection "
-				"WHERE org_id = ? AND user_id = ? AND tenant_id = ?", &st, err);
-	else
-		rc = db_prepare(db, "SELECT " CONN_COLS " FROM user_datasource_connection "
-				"WHERE org_id = ? AND user_id = ? ORDER BY updated_at DESC, id LIMIT 1", &st, err);
-	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, user_id, err)) ||
-	    (tenant_id && (rc = db_bind_text(st, 3, tenant_id, err))))
+	int rc = db_prepare_texts(db,
+				  tenant_id ? "SELECT " CONN_COLS " FROM user_datasource_connection "
+					      "WHERE org_id = ? AND user_id = ? AND tenant_id = ?"
+					    : "SELECT " CONN_COLS " FROM user_datasource_connection "
+					      "WHERE org_id = ? AND user_id = ? ORDER BY updated_at DESC, id LIMIT 1",
+				  which, tenant_id ? 3 : 2, &st, err);
+	if (rc)
 		goto out;
 	int r = db_row(db, st, err);
 	if (r == 1)
@@ -292,11 +288,11 @@ static int read_token_row(pb_db *db, const char *id, token_row *t, char *err)
 	sqlite3_stmt *st = NULL;
 	bool ok = true;
 	memset(t, 0, sizeof *t);
-	int rc = db_prepare(db,
-			    "SELECT status, token_gen, expires_at, access_token_sealed, refresh_token_sealed, status_reason "
-			    "FROM user_datasource_connection WHERE id = ?",
-			    &st, err);
-	if (rc || (rc = db_bind_text(st, 1, id, err)))
+	int rc = db_prepare_texts(db,
+				  "SELECT status, token_gen, expires_at, access_token_sealed, refresh_token_sealed, "
+				  "status_reason FROM user_datasource_connection WHERE id = ?",
+				  &id, 1, &st, err);
+	if (rc)
 		goto out;
 	int r = db_row(db, st, err);
 	if (r != 1) {
@@ -309,10 +305,8 @@ static int read_token_row(pb_db *db, const char *id, token_row *t, char *err)
 	if (pb_time_parse(db_col_text(st, 2), &t->expires_ms))
 		t->expires_ms = 0;   /* unreadable: treat as expired */
 	t->access_sealed = db_col_dup(st, 3, &ok);
-	if (ok)
-		t->refresh_sealed = db_col_dup(st, 4, &ok);
-	if (ok)
-		t->status_reason = db_col_dup(st, 5, &ok);
+	t->refresh_sealed = db_col_dup(st, 4, &ok);
+	t->status_reason = db_col_dup(st, 5, &ok);
 	if (!ok)
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 out:
@@ -486,7 +480,7 @@ out:
  * transaction); *resealed counts them. */
 static int reseal_column(pb_db *db, const pb_keyring *kr, const sealed_column *col, size_t *resealed, char *err)
 {
-	sqlite3_stmt *st = NULL, *up = NULL;
+	sqlite3_stmt *st = NULL;
 	char ctx[CTX_MAX], *plain = NULL, *fresh = NULL;
 	size_t len = 0;
 	int rc, row;
@@ -502,18 +496,15 @@ static int reseal_column(pb_db *db, const pb_keyring *kr, const sealed_column *c
 			goto out;
 		pb_secret_free(plain, len);
 		plain = NULL;
-		if ((rc = db_prepare(db, col->update_sql, &up, err)) || (rc = db_bind_text(up, 1, fresh, err)) ||
-		    (rc = db_bind_text(up, 2, key, err)) || (rc = db_exec(db, up, err)))
+		const char *resealed_row[] = { fresh, key };
+		if ((rc = db_exec_texts(db, col->update_sql, resealed_row, 2, err)))
 			goto out;
-		db_done(up);
-		up = NULL;
 		free(fresh);
 		fresh = NULL;
 		(*resealed)++;
 	}
 	rc = row < 0 ? row : PB_OK;
 out:
-	db_done(up);
 	db_done(st);
 	pb_secret_free(plain, len);
 	free(fresh);
@@ -685,12 +676,12 @@ static int load_state_row(pb_db *db, const char *nonce, oauth_state *out, bool *
 {
 	sqlite3_stmt *st = NULL;
 	bool ok = true;
-	int rc = db_prepare(db,
-			    "SELECT org_id, user_id, tenant_id, client_id, redirect_uri, return_to, "
-			    "code_verifier_sealed, used_at, purpose, id_nonce, with_powerbi FROM oauth_states "
-			    "WHERE nonce = ?",
-			    &st, err);
-	if (rc || (rc = db_bind_text(st, 1, nonce, err)))
+	int rc = db_prepare_texts(db,
+				  "SELECT org_id, user_id, tenant_id, client_id, redirect_uri, return_to, "
+				  "code_verifier_sealed, used_at, purpose, id_nonce, with_powerbi FROM oauth_states "
+				  "WHERE nonce = ?",
+				  &nonce, 1, &st, err);
+	if (rc)
 		goto out;
 	rc = db_row(db, st, err);
 	if (rc != 1)
@@ -705,14 +696,10 @@ static int load_state_row(pb_db *db, const char *nonce, oauth_state *out, bool *
 	}
 	out->with_powerbi = sqlite3_column_int(st, 10) != 0;
 	out->tenant_id = db_col_dup(st, 2, &ok);
-	if (ok)
-		out->client_id = db_col_dup(st, 3, &ok);
-	if (ok)
-		out->redirect_uri = db_col_dup(st, 4, &ok);
-	if (ok)
-		out->return_to = db_col_dup(st, 5, &ok);
-	if (ok)
-		sealed_verifier[0] = db_col_dup(st, 6, &ok);
+	out->client_id = db_col_dup(st, 3, &ok);
+	out->redirect_uri = db_col_dup(st, 4, &ok);
+	out->return_to = db_col_dup(st, 5, &ok);
+	sealed_verifier[0] = db_col_dup(st, 6, &ok);
 	*used = sqlite3_column_type(st, 7) != SQLITE_NULL;
 	if (!ok)
 		rc = pb_err(err, PB_ENOMEM, "out of memory");

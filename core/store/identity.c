@@ -1,5 +1,6 @@
 #include "core/store/identity.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,13 +21,12 @@ static int check_name(const char *kind, const char *name, char *err)
 	return PB_OK;
 }
 
-/* The id of the row named `name` via a one-text-parameter query returning the id. */
-static int find_id(pb_db *db, const char *sql, const char *name, char id[PB_ID_BUF], char *err)
+/* The id in the first column of the row of query sql (n text parameters args); PB_ENOTFOUND
+ * when there is none. */
+static int find_id_of(pb_db *db, const char *sql, const char *const *args, int n, char id[PB_ID_BUF], char *err)
 {
-	sqlite3_stmt *st;
-	int rc = db_prepare(db, sql, &st, err);
-	if (!rc)
-		rc = db_bind_text(st, 1, name, err);
+	sqlite3_stmt *st = NULL;
+	int rc = db_prepare_texts(db, sql, args, n, &st, err);
 	if (!rc) {
 		int r = db_row(db, st, err);
 		if (r == 1)
@@ -38,32 +38,50 @@ static int find_id(pb_db *db, const char *sql, const char *name, char id[PB_ID_B
 	return rc;
 }
 
+/* The id of the row named `name` via a one-text-parameter query returning the id. */
+static int find_id(pb_db *db, const char *sql, const char *name, char id[PB_ID_BUF], char *err)
+{
+	return find_id_of(db, sql, &name, 1, id, err);
+}
+
+/* The id of the row of sql (as find_id) named name; PB_ENOTFOUND says "no <what> named 'name'". */
+static int find_named(pb_db *db, const char *sql, const char *what, const char *name, char id[PB_ID_BUF], char *err)
+{
+	int rc = find_id(db, sql, name, id, err);
+	return rc == PB_ENOTFOUND ? pb_err(err, PB_ENOTFOUND, "no %s named '%.128s'", what, name) : rc;
+}
+
+/* PB_OK when no row of sql (as find_id) is named name; else PB_ECONFLICT with the message of
+ * fmt (what the caller tells about the name taken), or the lookup's failure. */
+static int name_free(pb_db *db, const char *sql, const char *name, char *err, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static int name_free(pb_db *db, const char *sql, const char *name, char *err, const char *fmt, ...)
+{
+	char existing[PB_ID_BUF], msg[PB_ERR_MAX];
+	int rc = find_id(db, sql, name, existing, err);
+	if (rc != PB_OK)
+		return rc == PB_ENOTFOUND ? PB_OK : rc;
+	va_list ap;
+	va_start(ap, fmt);
+	pb_vformat(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	return pb_err(err, PB_ECONFLICT, "%s", msg);
+}
+
 int identity_org_create(pb_db *db, const char *name, char id[PB_ID_BUF], char *err)
 {
-	sqlite3_stmt *st = NULL;
-	char now[PB_TIME_BUF], existing[PB_ID_BUF];
+	char now[PB_TIME_BUF];
 	int rc = check_name("organization", name, err);
 	if (rc || (rc = pb_new_id(id, err)) || (rc = db_begin(db, err)))
 		return rc;
-	rc = find_id(db, "SELECT id FROM organizations WHERE name = ?", name, existing, err);
-	if (rc != PB_ENOTFOUND) {
-		if (!rc)
-			rc = pb_err(err, PB_ECONFLICT, "organization '%s' already exists", name);
+	if ((rc = name_free(db, "SELECT id FROM organizations WHERE name = ?", name, err,
+			    "organization '%s' already exists", name)))
 		goto out;
-	}
 	pb_now(now);
-	if ((rc = db_prepare(db, "INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?)", &st, err)) ||
-	    (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, name, err)) ||
-	    (rc = db_bind_text(st, 3, now, err)) || (rc = db_exec(db, st, err)))
-		goto out;
-	db_done(st);
-	st = NULL;
-	rc = db_commit(db, err);
+	const char *row[] = { id, name, now };
+	rc = db_exec_texts(db, "INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?)", row, 3, err);
 out:
-	db_done(st);
-	if (rc)
-		db_rollback(db);
-	return rc;
+	return db_end(db, rc, err);
 }
 
 int identity_teams(pb_db *db, const char *org_id, const char *user_id, pb_team **out, size_t *n, char *err)
@@ -74,14 +92,14 @@ int identity_teams(pb_db *db, const char *org_id, const char *user_id, pb_team *
 	int rc, row;
 	*out = NULL;
 	*n = 0;
-	rc = db_prepare(db,
-			user_id ? "SELECT t.id, t.name FROM teams t JOIN team_members m ON m.team_id = t.id "
-				  "WHERE t.org_id = ? AND m.user_id = ? ORDER BY t.name LIMIT ?"
-				: "SELECT t.id, t.name FROM teams t WHERE t.org_id = ? ORDER BY t.name LIMIT ?",
-			&st, err);
-	if (rc || (rc = db_bind_text(st, 1, org_id, err)) || (user_id && (rc = db_bind_text(st, 2, user_id, err))))
+	const char *args[] = { org_id, user_id };
+	rc = db_prepare_list(db,
+			     user_id ? "SELECT t.id, t.name FROM teams t JOIN team_members m ON m.team_id = t.id "
+				       "WHERE t.org_id = ? AND m.user_id = ? ORDER BY t.name LIMIT ?"
+				     : "SELECT t.id, t.name FROM teams t WHERE t.org_id = ? ORDER BY t.name LIMIT ?",
+			     args, user_id ? 2 : 1, PB_LIST_MAX_ITEMS, &st, err);
+	if (rc)
 		goto out;
-	sqlite3_bind_int(st, user_id ? 3 : 2, PB_LIST_MAX_ITEMS);
 	size_t cap = 0;
 	while ((row = db_row(db, st, err)) == 1) {
 		if (count == cap) {
@@ -116,49 +134,26 @@ out:
 static int add_to_team(pb_db *db, const char *org_id, const char *user_id, const char *team,
 		       const char *now, char *err)
 {
-	sqlite3_stmt *st = NULL;
 	char team_id[PB_ID_BUF];
+	const char *which[] = { org_id, team }, *team_row[] = { team_id, org_id, team, now },
+		   *member[] = { team_id, user_id };
 	int rc = check_name("team", team, err);
 	if (rc)
 		return rc;
-	if ((rc = db_prepare(db, "SELECT id FROM teams WHERE org_id = ? AND name = ?", &st, err)) ||
-	    (rc = db_bind_text(st, 1, org_id, err)) || (rc = db_bind_text(st, 2, team, err)))
-		goto out;
-	int r = db_row(db, st, err);
-	if (r < 0) {
-		rc = r;
-		goto out;
-	}
-	if (r == 1)
-		xsnprintf(team_id, sizeof team_id, "%s", db_col_text(st, 0));
-	db_done(st);
-	st = NULL;
-	if (r == 0) {
-		if ((rc = pb_new_id(team_id, err)) ||
-		    (rc = db_prepare(db, "INSERT INTO teams (id, org_id, name, created_at) VALUES (?, ?, ?, ?)",
-				     &st, err)) ||
-		    (rc = db_bind_text(st, 1, team_id, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
-		    (rc = db_bind_text(st, 3, team, err)) || (rc = db_bind_text(st, 4, now, err)) ||
-		    (rc = db_exec(db, st, err)))
-			goto out;
-		db_done(st);
-		st = NULL;
-	}
-	if ((rc = db_prepare(db, "INSERT INTO team_members (team_id, user_id) VALUES (?, ?) "
-			     "ON CONFLICT (team_id, user_id) DO NOTHING", &st, err)) ||
-	    (rc = db_bind_text(st, 1, team_id, err)) || (rc = db_bind_text(st, 2, user_id, err)))
-		goto out;
-	rc = db_exec(db, st, err);
-out:
-	db_done(st);
+	rc = find_id_of(db, "SELECT id FROM teams WHERE org_id = ? AND name = ?", which, 2, team_id, err);
+	if (rc == PB_ENOTFOUND && !(rc = pb_new_id(team_id, err)))   /* a new team */
+		rc = db_exec_texts(db, "INSERT INTO teams (id, org_id, name, created_at) VALUES (?, ?, ?, ?)", team_row, 4,
+				   err);
+	if (!rc)
+		rc = db_exec_texts(db, "INSERT INTO team_members (team_id, user_id) VALUES (?, ?) "
+				   "ON CONFLICT (team_id, user_id) DO NOTHING", member, 2, err);
 	return rc;
 }
 
 int identity_user_add(pb_db *db, const char *name, const char *org_name, pb_role role,
 		      const char *const *teams, size_t nteams, char id[PB_ID_BUF], char *err)
 {
-	sqlite3_stmt *st = NULL;
-	char now[PB_TIME_BUF], org_id[PB_ID_BUF], existing[PB_ID_BUF];
+	char now[PB_TIME_BUF], org_id[PB_ID_BUF];
 	int rc = check_name("user", name, err);
 	if (rc)
 		return rc;
@@ -169,65 +164,35 @@ int identity_user_add(pb_db *db, const char *name, const char *org_name, pb_role
 			return rc;
 	if ((rc = pb_new_id(id, err)) || (rc = db_begin(db, err)))
 		return rc;
-	rc = find_id(db, "SELECT id FROM organizations WHERE name = ?", org_name, org_id, err);
-	if (rc == PB_ENOTFOUND)
-		rc = pb_err(err, PB_ENOTFOUND, "no organization named '%.128s'", org_name);
-	if (rc)
+	if ((rc = find_named(db, "SELECT id FROM organizations WHERE name = ?", "organization", org_name, org_id, err)) ||
+	    (rc = name_free(db, "SELECT id FROM users WHERE name = ?", name, err, "user '%s' already exists", name)))
 		goto out;
-	rc = find_id(db, "SELECT id FROM users WHERE name = ?", name, existing, err);
-	if (rc != PB_ENOTFOUND) {
-		if (!rc)
-			rc = pb_err(err, PB_ECONFLICT, "user '%s' already exists", name);
-		goto out;
-	}
 	pb_now(now);
-	if ((rc = db_prepare(db, "INSERT INTO users (id, org_id, name, role, created_at) VALUES (?, ?, ?, ?, ?)",
-			     &st, err)) ||
-	    (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
-	    (rc = db_bind_text(st, 3, name, err)) || (rc = db_bind_text(st, 4, auth_role_name(role), err)) ||
-	    (rc = db_bind_text(st, 5, now, err)) || (rc = db_exec(db, st, err)))
-		goto out;
-	db_done(st);
-	st = NULL;
-	for (size_t i = 0; i < nteams; i++)
-		if ((rc = add_to_team(db, org_id, id, teams[i], now, err)))
-			goto out;
-	rc = db_commit(db, err);
+	const char *row[] = { id, org_id, name, auth_role_name(role), now };
+	rc = db_exec_texts(db, "INSERT INTO users (id, org_id, name, role, created_at) VALUES (?, ?, ?, ?, ?)", row, 5,
+			   err);
+	for (size_t i = 0; !rc && i < nteams; i++)
+		rc = add_to_team(db, org_id, id, teams[i], now, err);
 out:
-	db_done(st);
-	if (rc)
-		db_rollback(db);
-	return rc;
+	return db_end(db, rc, err);
 }
 
 int identity_token_create(pb_db *db, const char *user_name, char token[PB_TOKEN_BUF], char *err)
 {
-	sqlite3_stmt *st = NULL;
 	char user_id[PB_ID_BUF], token_id[PB_ID_BUF], hash[PB_TOKEN_HASH_HEX], now[PB_TIME_BUF];
 	int rc = db_begin(db, err);
 	if (rc)
 		return rc;
-	rc = find_id(db, "SELECT id FROM users WHERE name = ?", user_name, user_id, err);
-	if (rc == PB_ENOTFOUND)
-		rc = pb_err(err, PB_ENOTFOUND, "no user named '%.128s'", user_name);
+	rc = find_named(db, "SELECT id FROM users WHERE name = ?", "user", user_name, user_id, err);
 	if (rc || (rc = auth_token_new(token, token_id, hash, err)))
 		goto out;
 	pb_now(now);
-	if ((rc = db_prepare(db, "INSERT INTO api_tokens (id, user_id, token_hash, created_at) VALUES (?, ?, ?, ?)",
-			     &st, err)) ||
-	    (rc = db_bind_text(st, 1, token_id, err)) || (rc = db_bind_text(st, 2, user_id, err)) ||
-	    (rc = db_bind_text(st, 3, hash, err)) || (rc = db_bind_text(st, 4, now, err)) ||
-	    (rc = db_exec(db, st, err)))
-		goto out;
-	db_done(st);
-	st = NULL;
-	rc = db_commit(db, err);
+	const char *row[] = { token_id, user_id, hash, now };
+	rc = db_exec_texts(db, "INSERT INTO api_tokens (id, user_id, token_hash, created_at) VALUES (?, ?, ?, ?)", row, 4,
+			   err);
 out:
-	db_done(st);
-	if (rc) {
-		db_rollback(db);
+	if ((rc = db_end(db, rc, err)))
 		memset(token, 0, PB_TOKEN_BUF);
-	}
 	return rc;
 }
 
@@ -339,9 +304,7 @@ int identity_user_set_email(pb_db *db, const char *user_name, const char *email,
 	int rc = email ? identity_email_normalize(email, norm, err) : PB_OK;
 	if (rc || (rc = db_begin(db, err)))
 		return rc;
-	rc = find_id(db, "SELECT id FROM users WHERE name = ?", user_name, user_id, err);
-	if (rc == PB_ENOTFOUND)
-		rc = pb_err(err, PB_ENOTFOUND, "no user named '%.128s'", user_name);
+	rc = find_named(db, "SELECT id FROM users WHERE name = ?", "user", user_name, user_id, err);
 	const char *taken_args[] = { email ? norm : "", user_id };
 	if (!rc && email)
 		rc = db_has_row(db, "SELECT 1 FROM users WHERE email = ? AND id <> ?", taken_args, 2, &taken, err);
@@ -350,10 +313,7 @@ int identity_user_set_email(pb_db *db, const char *user_name, const char *email,
 	const char *args[] = { email ? norm : NULL, user_id };
 	if (!rc)
 		rc = db_exec_texts(db, "UPDATE users SET email = ? WHERE id = ?", args, 2, err);
-	if (!rc)
-		return db_commit(db, err);
-	db_rollback(db);
-	return rc;
+	return db_end(db, rc, err);
 }
 
 /* One user row (columns 0..3 as fill_identity) by a query of n text parameters. */
@@ -460,10 +420,7 @@ int identity_user_pin_entra(pb_db *db, const char *user_id, const char *tenant_i
 				   "NOT EXISTS (SELECT 1 FROM users WHERE email = ?)", mail, 3, err);
 	}
 out:
-	if (!rc)
-		return db_commit(db, err);
-	db_rollback(db);
-	return rc;
+	return db_end(db, rc, err);
 }
 
 int identity_org_by_signup_tenant(pb_db *db, const char *tenant_id, char org_id[PB_ID_BUF], char *err)
@@ -474,18 +431,15 @@ int identity_org_by_signup_tenant(pb_db *db, const char *tenant_id, char org_id[
 int identity_user_signup(pb_db *db, const char *org_id, const char *name, const char *email, const char *tenant_id,
 			 const char *object_id, pb_identity *who, char *err)
 {
-	char id[PB_ID_BUF], now[PB_TIME_BUF], existing[PB_ID_BUF];
+	char id[PB_ID_BUF], now[PB_TIME_BUF];
 	bool taken = false;
 	int rc = check_name("user", name, err);
 	if (rc || (rc = pb_new_id(id, err)) || (rc = db_begin(db, err)))
 		return rc;
-	rc = find_id(db, "SELECT id FROM users WHERE name = ?", name, existing, err);
-	if (rc != PB_ENOTFOUND) {
-		if (!rc)
-			rc = pb_err(err, PB_ECONFLICT, "a pbiport user named '%s' exists already: an owner links it to your "
-				    "account by giving it your e-mail (pbiport user email)", name);
+	if ((rc = name_free(db, "SELECT id FROM users WHERE name = ?", name, err,
+			    "a pbiport user named '%s' exists already: an owner links it to your account by giving it "
+			    "your e-mail (pbiport user email)", name)))
 		goto out;
-	}
 	const char *mail[] = { email ? email : "" };
 	if (email && (rc = db_has_row(db, "SELECT 1 FROM users WHERE email = ?", mail, 1, &taken, err)))
 		goto out;
@@ -500,10 +454,7 @@ int identity_user_signup(pb_db *db, const char *org_id, const char *name, const 
 		goto out;
 	rc = identity_user_by_id(db, id, who, err);
 out:
-	if (!rc)
-		return db_commit(db, err);
-	db_rollback(db);
-	return rc;
+	return db_end(db, rc, err);
 }
 
 int identity_org_signup_get(pb_db *db, const char *org_id, char tenant_id[PB_ENTRA_ID_BUF], char *err)
@@ -549,8 +500,5 @@ int identity_org_signup_set(pb_db *db, const char *org_id, const char *tenant_id
 	if (changes(db) != 1)
 		rc = pb_err(err, PB_ENOTFOUND, "no organization %.64s", org_id);
 out:
-	if (!rc)
-		return db_commit(db, err);
-	db_rollback(db);
-	return rc;
+	return db_end(db, rc, err);
 }

@@ -10,6 +10,7 @@
 #include "runtime/crypto.h"
 #include "runtime/jobs.h"
 #include "runtime/json_body.h"
+#include "runtime/json_out.h"
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
 
@@ -309,12 +310,11 @@ static int list_query(pb_db *db, const char *sql, const char *arg, pb_integratio
 	sqlite3_stmt *st = NULL;
 	pb_integration *v = NULL;
 	size_t len = 0;
-	int r = 0, rc = db_prepare(db, sql, &st, err);
+	int r = 0, rc = db_prepare_list(db, sql, &arg, 1, PB_LIST_MAX_ITEMS, &st, err);
 	*out = NULL;
 	*n = 0;
-	if (rc || (rc = db_bind_text(st, 1, arg, err)))
+	if (rc)
 		goto out;
-	sqlite3_bind_int(st, 2, PB_LIST_MAX_ITEMS);
 	if (!(v = calloc(PB_LIST_MAX_ITEMS, sizeof *v))) {
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
@@ -360,6 +360,14 @@ json_t *integration_json(const pb_integration *i)
 			 i->filter_rule, "include_personal", i->include_personal, "schedule", i->schedule,
 			 "next_run_at", i->next_run_at, "last_run_state", i->last_run_state, "last_success_at",
 			 i->last_success_at, "created_at", i->created_at, "updated_at", i->updated_at);
+}
+
+json_t *integrations_json(const pb_integration *v, size_t n)
+{
+	json_t *list = json_array();
+	for (size_t k = 0; list && k < n; k++)
+		json_out_list_add_new(&list, integration_json(&v[k]));
+	return list;
 }
 
 static int seal_context(const char *id, char ctx[PB_ID_BUF + 16])
@@ -778,13 +786,14 @@ int integration_runs_list(pb_db *db, const char *org_id, const char *integration
 	sqlite3_stmt *st = NULL;
 	pb_run *v = NULL;
 	size_t len = 0;
-	int r = 0, rc = db_prepare(db, "SELECT " RUN_COLS " FROM integration_runs WHERE integration_id = ? "
-				   "AND org_id = ? ORDER BY created_at DESC, id LIMIT ?", &st, err);
+	const char *args[] = { integration_id, org_id };
+	int r = 0, rc = db_prepare_list(db, "SELECT " RUN_COLS " FROM integration_runs WHERE integration_id = ? "
+					"AND org_id = ? ORDER BY created_at DESC, id LIMIT ?", args, 2,
+					PB_INTEGRATION_RUNS_KEPT, &st, err);
 	*out = NULL;
 	*n = 0;
-	if (rc || (rc = db_bind_text(st, 1, integration_id, err)) || (rc = db_bind_text(st, 2, org_id, err)))
+	if (rc)
 		goto out;
-	sqlite3_bind_int(st, 3, PB_INTEGRATION_RUNS_KEPT);
 	if (!(v = calloc(PB_INTEGRATION_RUNS_KEPT, sizeof *v))) {
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
@@ -885,4 +894,12 @@ json_t *run_json(const pb_run *r)
 			 "integration_id", r->integration_id, "trigger", r->trigger, "state", r->state, "mode", r->mode,
 			 "job_id", r->job_id, "started_at", r->started_at, "finished_at", r->finished_at, "counts",
 			 counts, "warnings", warnings, "error", error, "waiting", waiting, "created_at", r->created_at);
+}
+
+json_t *runs_json(const pb_run *v, size_t n)
+{
+	json_t *list = json_array();
+	for (size_t k = 0; list && k < n; k++)
+		json_out_list_add_new(&list, run_json(&v[k]));
+	return list;
 }

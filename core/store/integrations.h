@@ -83,6 +83,8 @@ void integrations_free(pb_integration *v, size_t n);
  * "filters","filter_rule","include_personal","schedule","next_run_at","last_run_state",
  * "last_success_at","created_at","updated_at"}. New reference. */
 struct json_t *integration_json(const pb_integration *i);
+/* The list v[0..n) as integration_json shows each: a new array, NULL when out of memory. */
+struct json_t *integrations_json(const pb_integration *v, size_t n);
 
 /* pbiport rotate-keys: re-seals every client secret sealed with an older key than the
  * first of cfg's ring (one transaction); *resealed counts them. */
@@ -145,5 +147,7 @@ void runs_free(pb_run *v, size_t n);
  *  "counts":{...},"warnings":[...],"error":{"code","message"}|null,
  *  "waiting":{"until","reason"}|null,"created_at"} */
 struct json_t *run_json(const pb_run *r);
+/* The list v[0..n) as run_json shows each: a new array, NULL when out of memory. */
+struct json_t *runs_json(const pb_run *v, size_t n);
 
 #endif

@@ -42,9 +42,9 @@ int sessions_identify(pb_db *db, const char *token_hash, long long idle_s, pb_id
 	int64_t now = pb_epoch_ms(), end_ms = 0, seen_ms = 0;
 	bool revoked;
 	memset(who, 0, sizeof *who);
-	int rc = db_prepare(db, "SELECT id, user_id, expires_at, last_seen_at, revoked_at FROM sessions "
-			    "WHERE token_hash = ?", &st, err);
-	if (rc || (rc = db_bind_text(st, 1, token_hash, err)))
+	int rc = db_prepare_texts(db, "SELECT id, user_id, expires_at, last_seen_at, revoked_at FROM sessions "
+				  "WHERE token_hash = ?", &token_hash, 1, &st, err);
+	if (rc)
 		goto out;
 	int r = db_row(db, st, err);
 	if (r <= 0) {
@@ -105,13 +105,11 @@ int sessions_list(pb_db *db, const char *user_id, long long idle_s, const char *
 		return pb_err(err, PB_ENOMEM, "out of memory");
 	pb_now(now);
 	pb_time_in(-idle_s * 1000, idle_since);
-	if ((rc = db_prepare(db, "SELECT id, created_at, last_seen_at, expires_at, user_agent FROM sessions "
-			     "WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? AND last_seen_at > ? "
-			     "ORDER BY created_at DESC, id DESC LIMIT ?", &st, err)) ||
-	    (rc = db_bind_text(st, 1, user_id, err)) || (rc = db_bind_text(st, 2, now, err)) ||
-	    (rc = db_bind_text(st, 3, idle_since, err)))
+	const char *args[] = { user_id, now, idle_since };
+	if ((rc = db_prepare_list(db, "SELECT id, created_at, last_seen_at, expires_at, user_agent FROM sessions "
+				  "WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? AND last_seen_at > ? "
+				  "ORDER BY created_at DESC, id DESC LIMIT ?", args, 3, PB_SESSION_LIST_MAX, &st, err)))
 		goto out;
-	sqlite3_bind_int(st, 4, PB_SESSION_LIST_MAX);
 	while ((r = db_row(db, st, err)) == 1) {
 		int64_t seen_ms = 0;
 		const char *id = db_col_text(st, 0);

@@ -42,16 +42,10 @@ local function columns_table(t, i)
   local heading = "asset-table-" .. i
   return h.section{ class = "schema-table", ["aria-labelledby"] = heading,
     h.h3{ id = heading, t.name, t.hidden and { " ", h.span{ class = "badge badge-muted", "hidden" } } },
-    #rows == 0 and h.p{ class = "muted", "No columns." } or h.div{ class = "table-wrap",
-      h.table{
-        h.caption{ class = "visually-hidden", "Columns of ", t.name },
-        h.thead{ h.tr{ h.th{ scope = "col", "Column" }, h.th{ scope = "col", "Data type" },
-                       h.th{ scope = "col", "Kind" } } },
-        h.tbody{ rows },
-      },
-    },
-    t.measures and #t.measures > 0 and h.p{ class = "muted", #t.measures, " measure",
-                                            #t.measures == 1 and "" or "s" },
+    #rows == 0 and h.p{ class = "muted", "No columns." } or
+      layout.table{ caption = { "Columns of ", t.name }, hidden_caption = true, rows = rows,
+                    "Column", "Data type", "Kind" },
+    t.measures and #t.measures > 0 and h.p{ class = "muted", layout.count(#t.measures, "measure") },
   }
 end
 

@@ -20,14 +20,10 @@ local function filter_form(view)
   end
   return h.form{ class = "search", method = "get", action = "/assets", role = "search",
     h.div{ class = "search-row",
-      h.div{ class = "field",
-        h.label{ ["for"] = "type", "Kind" },
-        h.select{ id = "type", name = "type", options },
-      },
-      h.div{ class = "field grow",
-        h.label{ ["for"] = "q", "Name" },
+      layout.field("type", "Kind", h.select{ id = "type", name = "type", options }),
+      layout.field("q", "Name",
         h.input{ type = "search", id = "q", name = "q", value = view.q or "", placeholder = "Part of the name" },
-      },
+        "grow"),
       h.button{ type = "submit", "Show" },
     },
   }
@@ -45,22 +41,11 @@ return function(view)
       h.td{ h.time{ datetime = a.updated_at, string.sub(a.updated_at or "", 1, 10) } },
     }
   end
-  local body
-  if #assets == 0 then
-    body = h.p{ class = "empty", (view.type or view.q) and "No asset matches." or
+  local body = layout.table{ caption = layout.count(#assets, "asset"), rows = rows,
+    empty = (view.type or view.q) and "No asset matches." or
       { "Nothing imported yet. An organization owner adds an integration under ",
-        h.a{ href = "/settings/integrations", "Settings ▸ Integrations" }, "." } }
-  else
-    body = h.div{ class = "table-wrap",
-      h.table{
-        h.caption{ string.format("%d asset%s", #assets, #assets == 1 and "" or "s") },
-        h.thead{ h.tr{ h.th{ scope = "col", "Name" }, h.th{ scope = "col", "Kind" },
-                       h.th{ scope = "col", "Power BI id" }, h.th{ scope = "col", "Access" },
-                       h.th{ scope = "col", "Updated" } } },
-        h.tbody{ rows },
-      },
-    }
-  end
+        h.a{ href = "/settings/integrations", "Settings ▸ Integrations" }, "." },
+    "Name", "Kind", "Power BI id", "Access", "Updated" }
   return layout.page(view, {
     title = "Assets",
     lead = h.p{ "Workspaces, semantic models, reports, dashboards and data sources imported from Power BI. ",

@@ -40,23 +40,12 @@ return function(view)
       h.button{ type = "submit", "Search" },
     },
   }
-  local body
-  if #products == 0 then
-    body = h.p{ class = "empty",
-      view.q and { "No data product matches ", h.q{ view.q }, ". ", h.a{ href = "/", "Show all" } }
-        or "No data products yet: add one from its data contract." }
-  else
-    local caption = view.q and string.format("%d of %d data products match", #products, view.total or #products)
-      or string.format("%d data product%s", #products, #products == 1 and "" or "s")
-    body = h.div{ class = "table-wrap",
-      h.table{
-        h.caption{ caption, view.q and { " ", h.q{ view.q } } },
-        h.thead{ h.tr{ h.th{ scope = "col", "Name" }, h.th{ scope = "col", "Type" }, h.th{ scope = "col", "Version" },
-                       h.th{ scope = "col", "Output ports" }, h.th{ scope = "col", "Updated" } } },
-        h.tbody{ product_rows(products) },
-      },
-    }
-  end
+  local caption = view.q and string.format("%d of %d data products match", #products, view.total or #products)
+    or layout.count(#products, "data product")
+  local body = layout.table{ caption = { caption, view.q and { " ", h.q{ view.q } } }, rows = product_rows(products),
+    empty = view.q and { "No data product matches ", h.q{ view.q }, ". ", h.a{ href = "/", "Show all" } }
+      or "No data products yet: add one from its data contract.",
+    "Name", "Type", "Version", "Output ports", "Updated" }
   return layout.page(view, {
     title = "Data Products",
     actions = h.a{ class = "button", href = "/data-products/new", "Add Data Product" },

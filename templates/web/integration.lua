@@ -36,11 +36,7 @@ local function filters(f)
       h.td{ pattern_list(group.include) or h.span{ class = "muted", "everything" } },
       h.td{ pattern_list(group.exclude) or h.span{ class = "muted", "nothing" } } }
   end
-  return h.div{ class = "table-wrap", h.table{
-    h.caption{ class = "visually-hidden", "Filters" },
-    h.thead{ h.tr{ h.th{ scope = "col", "Items" }, h.th{ scope = "col", "Include" }, h.th{ scope = "col", "Exclude" } } },
-    h.tbody{ rows },
-  } }
+  return layout.table{ caption = "Filters", hidden_caption = true, rows = rows, "Items", "Include", "Exclude" }
 end
 
 local function check_mark(ok)
@@ -107,16 +103,10 @@ local function runs_section(view)
   return h.section{ ["aria-labelledby"] = "runs", ["data-reload-while-active"] = reload and "3" or nil,
     h.h2{ id = "runs", "Last 10 runs" },
     reload and h.p{ class = "muted", role = "status", "A run is going on; this page reloads until it ends." },
-    #list == 0 and h.p{ class = "empty", "Not run yet. ", h.strong{ "Run now" }, " starts the first import." } or
-    h.div{ class = "table-wrap", h.table{ class = "runs",
-      h.caption{ class = "visually-hidden", "Last 10 runs, newest first" },
-      h.thead{ h.tr{ h.th{ scope = "col", "Started" }, h.th{ scope = "col", "Trigger" }, h.th{ scope = "col", "Mode" },
-                     h.th{ scope = "col", "State" }, h.th{ scope = "col", "Workspaces" }, h.th{ scope = "col", "Models" },
-                     h.th{ scope = "col", "Reports" }, h.th{ scope = "col", "Dashboards" },
-                     h.th{ scope = "col", h.abbr{ title = "added, changed, removed", "Changes" } },
-                     h.th{ scope = "col", "Warnings" } } },
-      h.tbody{ run_rows(list) },
-    } },
+    layout.table{ class = "runs", caption = "Last 10 runs, newest first", hidden_caption = true,
+                  rows = run_rows(list), empty = { "Not run yet. ", h.strong{ "Run now" }, " starts the first import." },
+                  "Started", "Trigger", "Mode", "State", "Workspaces", "Models", "Reports", "Dashboards",
+                  h.abbr{ title = "added, changed, removed", "Changes" }, "Warnings" },
   }
 end
 

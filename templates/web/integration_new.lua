@@ -133,11 +133,8 @@ return function(view)
     lead = h.p{ "Import workspaces, semantic models, reports and dashboards from Power BI with a service ",
                 "principal. After adding it, test its permissions and run it from its page." },
     main = {
-      err and h.div{ class = "error-summary", role = "alert", id = "form-error",
-        h.h2{ "The integration was not added" },
-        h.p{ h.code{ class = "message", err } },
-        h.p{ "The client secret is not shown again: type it again." },
-      },
+      layout.form_error(err, "The integration was not added",
+                        h.p{ "The client secret is not shown again: type it again." }),
       h.form{ method = "post", action = "/settings/integrations/new", class = "stack wizard",
               ["data-wizard"] = true,
         layout.csrf(view),

@@ -17,21 +17,10 @@ return function(view)
       h.td{ i.last_success_at and runs.time(i.last_success_at) or h.span{ class = "muted", "never" } },
     }
   end
-  local body
-  if #list == 0 then
-    body = h.p{ class = "empty", "No integration yet. Add one to import workspaces, semantic models, reports and ",
-                "dashboards from Power BI with a service principal." }
-  else
-    body = h.div{ class = "table-wrap",
-      h.table{
-        h.caption{ string.format("%d integration%s", #list, #list == 1 and "" or "s") },
-        h.thead{ h.tr{ h.th{ scope = "col", "Name" }, h.th{ scope = "col", "Schedule (UTC)" },
-                       h.th{ scope = "col", "Next run" }, h.th{ scope = "col", "Last run" },
-                       h.th{ scope = "col", "Last success" } } },
-        h.tbody{ rows },
-      },
-    }
-  end
+  local body = layout.table{ caption = layout.count(#list, "integration"), rows = rows,
+    empty = { "No integration yet. Add one to import workspaces, semantic models, reports and ",
+              "dashboards from Power BI with a service principal." },
+    "Name", "Schedule (UTC)", "Next run", "Last run", "Last success" }
   return layout.page(view, {
     title = "Integrations",
     crumbs = { { "Settings", "/settings/power-bi" } },

@@ -22,7 +22,7 @@ end
 
 local function rows(view)
   local out = {}
-  for _, job in ipairs(view.jobs) do
+  for _, job in ipairs(view.jobs or {}) do
     local label = job.title or pbi.kind_label(job.kind)
     out[#out + 1] = h.tr{
       h.th{ scope = "row", h.a{ href = "/jobs/" .. job.id, label },
@@ -41,22 +41,12 @@ local function rows(view)
 end
 
 return function(view)
-  local jobs = view.jobs or {}
-  local body
-  if #jobs == 0 then
-    body = h.p{ class = "empty", view.older and "No older jobs." or
-      "No jobs yet. A job starts when you publish a port to Power BI (Open in ▸ Power BI Web on a data product)." }
-  else
-    body = h.div{ class = "table-wrap",
-      h.table{
-        h.caption{ view.all and "Every job of your organization, newest first" or "Your jobs, newest first" },
-        h.thead{ h.tr{ h.th{ scope = "col", "Job" }, h.th{ scope = "col", "State" }, h.th{ scope = "col", "Phase" },
-                       view.all and h.th{ scope = "col", "User" }, h.th{ scope = "col", "Started" },
-                       h.th{ scope = "col", h.span{ class = "visually-hidden", "Actions" } } } },
-        h.tbody{ rows(view) },
-      },
-    }
-  end
+  local body = layout.table{
+    caption = view.all and "Every job of your organization, newest first" or "Your jobs, newest first",
+    rows = rows(view),
+    empty = view.older and "No older jobs." or
+      "No jobs yet. A job starts when you publish a port to Power BI (Open in ▸ Power BI Web on a data product).",
+    "Job", "State", "Phase", view.all and "User", "Started", h.span{ class = "visually-hidden", "Actions" } }
   return layout.page(view, {
     title = "Jobs",
     main = {

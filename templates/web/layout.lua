@@ -66,6 +66,46 @@ function layout.crumbs(trail, current)
   return h.nav{ class = "crumbs", ["aria-label"] = "Breadcrumb", h.ol{ items } }
 end
 
+--- A data table in its wrapper (which scrolls a wide table instead of the page). t = { caption =
+--- content, rows = the body's rows, class = the table's class (optional), hidden_caption = true
+--- when the heading above says it already (the caption is then for screen readers only), empty =
+--- what the page says instead when there are no rows (optional) }; the list part of t holds the
+--- column headings (content; false leaves a column out).
+function layout.table(t)
+  if t.empty and #t.rows == 0 then return h.p{ class = "empty", t.empty } end
+  local heads = {}
+  for _, c in ipairs(t) do
+    if c then heads[#heads + 1] = h.th{ scope = "col", c } end
+  end
+  return h.div{ class = "table-wrap", h.table{ class = t.class,
+    h.caption{ class = t.hidden_caption and "visually-hidden" or nil, t.caption },
+    h.thead{ h.tr{ heads } },
+    h.tbody{ t.rows },
+  } }
+end
+
+--- "1 asset", "3 assets": n and the noun, in the plural but for one.
+function layout.count(n, noun)
+  return string.format("%d %s%s", n, noun, n == 1 and "" or "s")
+end
+
+--- A form field: the label of the control whose id is id, then the control (content: a list
+--- may put a hint before it). class: the wrapper's classes beside "field" ("grow").
+function layout.field(id, label, control, class)
+  return h.div{ class = class and "field " .. class or "field", h.label{ ["for"] = id, label }, control }
+end
+
+--- The summary above a form the server refused, when it did (err: its message): what was not
+--- done, the message, then more (optional). Its id "form-error" is what the form's fields name
+--- in aria-describedby.
+function layout.form_error(err, what, more)
+  return err and h.div{ class = "error-summary", role = "alert", id = "form-error",
+    h.h2{ what },
+    h.p{ h.code{ class = "message", err } },
+    more,
+  }
+end
+
 --- A hidden field with the page's CSRF token: every form that posts needs it (forms post to
 --- the page's own path; pbiport refuses a post without a valid token with 403).
 function layout.csrf(view)

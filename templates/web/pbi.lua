@@ -24,15 +24,6 @@ pbi.KIND_PHASES = {
   publish = { "validating", "creating_connection", "creating_model", "binding", "finalizing" },
 }
 
-pbi.PHASE_LABELS = {
-  validating = "Validating",
-  creating_connection = "Creating connection",
-  creating_model = "Creating model",
-  binding = "Binding",
-  finalizing = "Finalizing",
-  cancelling = "Cancelling",
-}
-
 pbi.KIND_LABELS = {
   publish = "Publish to Power BI",
   ingest = "Import from Power BI",
@@ -40,18 +31,16 @@ pbi.KIND_LABELS = {
   push = "Push rows",
 }
 
-pbi.STATE_LABELS = {
-  queued = "Queued",
-  running = "Running",
-  succeeded = "Succeeded",
-  failed = "Failed",
-  cancelled = "Cancelled",
-}
+--- A job's phase or state as people read it: its name in words, capitalized ("creating_model" ->
+--- "Creating model", "queued" -> "Queued"); the kinds name them so that this is all it takes.
+local function words(name)
+  return (string.gsub(string.gsub(name, "_", " "), "^%l", string.upper))
+end
 
 --- A phase's name for people ("creating_model" -> "Creating model").
 function pbi.phase_label(phase)
   if not phase then return nil end
-  return pbi.PHASE_LABELS[phase] or (string.gsub(string.gsub(phase, "_", " "), "^%l", string.upper))
+  return words(phase)
 end
 
 function pbi.kind_label(kind)
@@ -60,7 +49,7 @@ end
 
 --- A badge with the job's state (class state-<state> for its colour).
 function pbi.state_badge(state)
-  return h.span{ class = { "badge", "state-" .. tostring(state) }, pbi.STATE_LABELS[state] or state }
+  return h.span{ class = { "badge", "state-" .. tostring(state) }, state and words(state) }
 end
 
 --- Milliseconds as people read a duration: "0.4 s", "12 s", "2 min 5 s".

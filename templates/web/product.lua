@@ -131,14 +131,8 @@ local function table_section(t, i)
   return h.section{ class = "schema-table", ["aria-labelledby"] = heading_id,
     h.h3{ id = heading_id, t.name, t.physical_type and { " ", h.span{ class = "badge badge-muted", t.physical_type } } },
     t.description and h.p{ class = "description", t.description },
-    h.div{ class = "table-wrap",
-      h.table{
-        h.caption{ class = "visually-hidden", "Columns of ", t.name },
-        h.thead{ h.tr{ h.th{ scope = "col", "Column" }, h.th{ scope = "col", "Type" },
-                       h.th{ scope = "col", "Description" }, h.th{ scope = "col", "Constraints" } } },
-        h.tbody{ rows },
-      },
-    },
+    layout.table{ caption = { "Columns of ", t.name }, hidden_caption = true, rows = rows,
+                  "Column", "Type", "Description", "Constraints" },
   }
 end
 

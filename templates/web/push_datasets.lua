@@ -11,8 +11,8 @@ local function tables(list)
   local items = {}
   for _, t in ipairs(list or {}) do
     items[#items + 1] = h.li{ h.strong{ t.name }, " ",
-      h.span{ class = "muted", #(t.columns or {}), " column", #(t.columns or {}) == 1 and "" or "s", " · " },
-      h.span{ class = "rows", string.format("%d", t.rows or 0), " row", t.rows == 1 and "" or "s", " sent" } }
+      h.span{ class = "muted", layout.count(#(t.columns or {}), "column"), " · " },
+      h.span{ class = "rows", layout.count(t.rows or 0, "row"), " sent" } }
   end
   if #items == 0 then return h.span{ class = "muted", "none" } end
   return h.ul{ class = "plain", items }
@@ -45,15 +45,8 @@ return function(view)
                   h.span{ class = "visually-hidden", " (opens in a new tab)" } } },
         h.p{ class = "muted", view.notice },
       },
-      #list == 0 and h.p{ class = "empty", "No push dataset yet." } or h.div{ class = "table-wrap",
-        h.table{
-          h.caption{ string.format("%d push dataset%s", #list, #list == 1 and "" or "s") },
-          h.thead{ h.tr{ h.th{ scope = "col", "Dataset" }, h.th{ scope = "col", "Workspace" },
-                         h.th{ scope = "col", "Tables and rows sent" }, h.th{ scope = "col", "Retention" },
-                         h.th{ scope = "col", "Created" } } },
-          h.tbody{ rows },
-        },
-      },
+      layout.table{ caption = layout.count(#list, "push dataset"), rows = rows, empty = "No push dataset yet.",
+                    "Dataset", "Workspace", "Tables and rows sent", "Retention", "Created" },
     },
   })
 end

@@ -67,9 +67,8 @@ local function chart(c)
 end
 
 local function history_table(list)
-  if not list or #list == 0 then return h.p{ class = "empty", "No refresh yet." } end
   local rows = {}
-  for _, e in ipairs(list) do
+  for _, e in ipairs(list or {}) do
     rows[#rows + 1] = h.tr{
       h.th{ scope = "row", runs.time(e.start or e.created_at) },
       h.td{ e.trigger or h.span{ class = "muted", "Power BI" } },
@@ -78,12 +77,8 @@ local function history_table(list)
       h.td{ e.error and h.span{ class = "field-error", e.error } or h.span{ class = "muted", "—" } },
     }
   end
-  return h.div{ class = "table-wrap", h.table{ class = "refreshes",
-    h.caption{ class = "visually-hidden", "Refresh history, newest first" },
-    h.thead{ h.tr{ h.th{ scope = "col", "Started" }, h.th{ scope = "col", "Trigger" }, h.th{ scope = "col", "Status" },
-                   h.th{ scope = "col", "Duration" }, h.th{ scope = "col", "Error" } } },
-    h.tbody{ rows },
-  } }
+  return layout.table{ class = "refreshes", caption = "Refresh history, newest first", hidden_caption = true,
+                       rows = rows, empty = "No refresh yet.", "Started", "Trigger", "Status", "Duration", "Error" }
 end
 
 local function schedule_section(view)
@@ -106,16 +101,12 @@ local function schedule_section(view)
     h.form{ method = "post", action = view.page.path, class = "stack",
       layout.csrf(view),
       h.div{ class = "search-row",
-        h.div{ class = "field",
-          h.label{ ["for"] = "schedule", "Schedule" },
-          h.select{ id = "schedule", name = "schedule", options },
-        },
-        h.div{ class = "field grow",
-          h.label{ ["for"] = "cron", "Cron (UTC)" },
+        layout.field("schedule", "Schedule", h.select{ id = "schedule", name = "schedule", options }),
+        layout.field("cron", "Cron (UTC)",
           h.input{ type = "text", id = "cron", name = "cron", spellcheck = "false", autocomplete = "off",
                    value = (current and not is_preset) and current or nil, placeholder = "0 6 * * *",
                    ["aria-describedby"] = "cron-hint" },
-        },
+          "grow"),
       },
       h.p{ class = "hint", id = "cron-hint", "Five fields: minute hour day-of-month month day-of-week, in UTC." },
       h.div{ class = "buttons",

@@ -83,8 +83,10 @@ class Browser:
         """flags: more Chromium switches (BrowserEmulatorTestCase: trust the emulator's certificate)."""
         webdriver, Service, By, Keys = _import_selenium()
         self.By, self.Keys = By, Keys
-        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+        from selenium.common.exceptions import (JavascriptException, NoSuchElementException,
+                                                StaleElementReferenceException)
         self.NoSuchElement, self.StaleElement = NoSuchElementException, StaleElementReferenceException
+        self.JavascriptError = JavascriptException
         self.base_url = base_url.rstrip("/")
         self.profile = tempfile.mkdtemp(prefix="pbiport-chromium-")
         opts = webdriver.ChromeOptions()
@@ -145,6 +147,23 @@ class Browser:
                 return
             time.sleep(0.05)
         raise AssertionError("page did not finish loading: " + self.driver.current_url)
+
+    def click_and_load(self, element, timeout=PAGE_TIMEOUT_S):
+        """Clicks something that loads a page (a form's submit button) and waits for the new
+        page: a mark on the old document tells it apart, so a wait that starts before the browser
+        leaves the old page (still "complete") does not return early."""
+        self.driver.execute_script("window.__pbiportOldPage = true")
+        element.click()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.driver.execute_script("return window.__pbiportOldPage !== true && "
+                                              "document.readyState === 'complete'"):
+                    return
+            except self.JavascriptError:
+                pass   # between documents
+            time.sleep(0.05)
+        raise AssertionError("no new page after the click: still on " + self.driver.current_url)
 
     def path(self):
         url = self.driver.current_url

@@ -59,10 +59,7 @@ class ImportPages(browser.BrowserEmulatorTestCase):
 
     @classmethod
     def set_up_stack(cls):
-        cls.emu.control("POST", "reset")
-        cls.emu.control("POST", "advance", {"seconds": -7200})
-        cls.emu.control("POST", "load", tenant_fixture())
-        cls.emu.control("POST", "advance", {"seconds": 7200})
+        cls.load_tenants_aged(tenant_fixture())
 
     # ---- helpers -------------------------------------------------------------------------
     def api(self, method, path, user="alice", body=None):
@@ -149,8 +146,7 @@ class ImportPages(browser.BrowserEmulatorTestCase):
         self.check_page("integration-new")
 
         # Test: the permission doctor's checks
-        self.b.css("button[value=test]").click()
-        self.b.wait_ready()
+        self.b.click_and_load(self.b.css("button[value=test]"))
         checks = self.b.css_all("#test .check")
         self.assertGreaterEqual(len(checks), 4)
         self.assertIn("Credentials", checks[0].text)
@@ -185,8 +181,7 @@ class ImportPages(browser.BrowserEmulatorTestCase):
         self.b.css("#schedule-custom").click()
         self.b.css("#cron").send_keys("*/5 * * * *")
         self.b.css("#name").send_keys("too often")
-        self.b.css("form.wizard button[type=submit]").click()
-        self.b.wait_ready()
+        self.b.click_and_load(self.b.css("form.wizard button[type=submit]"))
         self.assertEqual(self.b.path(), "/settings/integrations/new")
         alert = self.b.text("[role=alert]")
         self.assertIn("The integration was not added", alert)

@@ -323,8 +323,8 @@ class PublishPages(browser.BrowserEmulatorTestCase, publish_stack.PublishStackTe
         self.assertIn("Publish", stops)
         self.b.press(self.b.Keys.ESCAPE)
         self.wait_for("the dialog to close", lambda: not self.js("return document.getElementById('power-bi-dialog').open"))
-        f = self.b.focused()
-        self.assertEqual(f["tag"], "summary", "the focus goes back to the Open in menu")
+        # the dialog's close handler moves the focus after the close event: wait for it
+        self.wait_for("the focus to go back to the Open in menu", lambda: self.b.focused()["tag"] == "summary")
         self.assert_no_console_errors()
 
     # ---- jobs ------------------------------------------------------------------------------------------

@@ -89,8 +89,7 @@ class RefreshPushPages(browser.BrowserEmulatorTestCase):
         # a cron too often is refused on the page, with the reason
         self.b.driver.find_element(self.b.By.CSS_SELECTOR, "#schedule option[value='custom']").click()
         self.b.css("#cron").send_keys("* * * * *")
-        self.b.driver.find_element(self.b.By.XPATH, "//button[normalize-space()='Set schedule']").click()
-        self.b.wait_ready()
+        self.b.click_and_load(self.b.driver.find_element(self.b.By.XPATH, "//button[normalize-space()='Set schedule']"))
         self.assertIn("That was not done", self.b.text("[role=alert]"))
         self.assert_no_console_errors(status=400)
         self.open(path)

@@ -633,6 +633,15 @@ class EmulatorStackTestCase(StackTestCase):
         """More class set-up once the stack runs (nothing by default)."""
 
     @classmethod
+    def load_tenants_aged(cls, fx):
+        """Resets the emulator to the tenants of fx as they were two hours ago, so that nothing
+        counts as modified in the last 30 minutes (the shortest modifiedSince Power BI takes)."""
+        cls.emu.control("POST", "reset")
+        cls.emu.control("POST", "advance", {"seconds": -7200})
+        cls.emu.control("POST", "load", fx)
+        cls.emu.control("POST", "advance", {"seconds": 7200})
+
+    @classmethod
     def tearDownClass(cls):
         try:
             super().tearDownClass()

@@ -48,7 +48,34 @@ def read_env_file(path):
     return env
 
 
-class DemoScript(unittest.TestCase):
+class StartedDemo:
+    """Mixed into a TestCase whose setUpClass sets cls.demo_dir and starts the demo with start_demo:
+    what every demo test does with a started demo (its demo.env, curl, each test refused with the
+    start's output when the start failed). CURL_SECONDS bounds one curl call."""
+    CURL_SECONDS = 10
+
+    @classmethod
+    def start_demo(cls, env):
+        """Runs `demo.sh start` (cls.demo) with the caller's environment less every pbiport
+        setting, plus env; cls.started is the result, cls.demo_env the demo.env it wrote."""
+        cls.env = {k: v for k, v in os.environ.items() if not k.startswith(("PBIPORT_", "APPLICATION_"))}
+        cls.env.update(env)
+        cls.started = cls.demo("start")
+        cls.demo_env = {}
+        if cls.started.returncode == 0:
+            cls.demo_env = read_env_file(os.path.join(cls.demo_dir, "demo.env"))
+
+    def curl(self, *args):
+        res = subprocess.run(["curl", "-sS", "-m", str(self.CURL_SECONDS), "-w", "\n%{http_code}"] + list(args),
+                             capture_output=True, text=True, timeout=3 * self.CURL_SECONDS)
+        body, _, code = res.stdout.rpartition("\n")
+        return int(code or 0), body
+
+    def setUp(self):
+        self.assertEqual(self.started.returncode, 0, self.started.stdout + self.started.stderr)
+
+
+class DemoScript(StartedDemo, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="pbiport-demo-test-")
@@ -56,16 +83,11 @@ class DemoScript(unittest.TestCase):
         os.chmod(cls.tmp, 0o711)
         cls.demo_dir = os.path.join(cls.tmp, "demo")
         cls.port = harness.free_port()
-        cls.env = {k: v for k, v in os.environ.items() if not k.startswith(("PBIPORT_", "APPLICATION_"))}
-        cls.env.update({"PBIPORT_DEMO_DIR": cls.demo_dir, "PBIPORT_DEMO_PORT": str(cls.port),
-                        "PBIPORT_DEMO_FCGI": "2"})
+        env = {"PBIPORT_DEMO_DIR": cls.demo_dir, "PBIPORT_DEMO_PORT": str(cls.port), "PBIPORT_DEMO_FCGI": "2"}
         # The suite has built the binary already; building again could race another make.
         if os.access(os.path.join(harness.ROOT, "bin", "pbiport"), os.X_OK):
-            cls.env["PBIPORT_DEMO_BUILD"] = "0"
-        cls.started = cls.demo("start")
-        cls.demo_env = {}
-        if cls.started.returncode == 0:
-            cls.demo_env = read_env_file(os.path.join(cls.demo_dir, "demo.env"))
+            env["PBIPORT_DEMO_BUILD"] = "0"
+        cls.start_demo(env)
 
     @classmethod
     def tearDownClass(cls):
@@ -76,15 +98,6 @@ class DemoScript(unittest.TestCase):
     def demo(cls, command):
         return subprocess.run(["bash", DEMO, command], env=cls.env, capture_output=True, text=True,
                               timeout=180)
-
-    def curl(self, *args):
-        res = subprocess.run(["curl", "-sS", "-m", "10", "-w", "\n%{http_code}"] + list(args),
-                             capture_output=True, text=True, timeout=30)
-        body, _, code = res.stdout.rpartition("\n")
-        return int(code or 0), body
-
-    def setUp(self):
-        self.assertEqual(self.started.returncode, 0, self.started.stdout + self.started.stderr)
 
     def test_1_env_file(self):
         for key in ("PBIPORT_URL", "PBIPORT_OWNER_TOKEN", "PBIPORT_MEMBER_TOKEN", "PBIPORT_OTHER_ORG_TOKEN"):

@@ -19,7 +19,7 @@ import tempfile
 import unittest
 
 import harness
-from test_demo import read_env_file, processes_mentioning
+from test_demo import StartedDemo, processes_mentioning
 
 ROOT_USER = os.geteuid() == 0
 WEB_USER = "nobody"
@@ -37,8 +37,9 @@ def clone_with_umask(parent, mask):
     return dest
 
 
-class FreshClone:
+class FreshClone(StartedDemo):
     """Mixed into a TestCase: MASK is the caller's umask, PARENT_MODE the clone's parent folder."""
+    CURL_SECONDS = 30
     MASK = 0o022
     PARENT_MODE = 0o755
 
@@ -51,12 +52,7 @@ class FreshClone:
         cls.clone = clone_with_umask(cls.tmp, cls.MASK)
         cls.demo_dir = os.path.join(cls.clone, "var", "demo")
         cls.port = harness.free_port()
-        cls.env = {k: v for k, v in os.environ.items() if not k.startswith(("PBIPORT_", "APPLICATION_"))}
-        cls.env.update({"PBIPORT_DEMO_PORT": str(cls.port), "PBIPORT_DEMO_BUILD": "0"})
-        cls.started = cls.demo("start")
-        cls.demo_env = {}
-        if cls.started.returncode == 0:
-            cls.demo_env = read_env_file(os.path.join(cls.demo_dir, "demo.env"))
+        cls.start_demo({"PBIPORT_DEMO_PORT": str(cls.port), "PBIPORT_DEMO_BUILD": "0"})
 
     @classmethod
     def tearDownClass(cls):
@@ -69,15 +65,6 @@ class FreshClone:
         return subprocess.run(["bash", os.path.join(cls.clone, "deploy", "demo.sh"), command],
                               env=cls.env, capture_output=True, text=True, timeout=180,
                               preexec_fn=lambda: os.umask(cls.MASK))
-
-    def curl(self, *args):
-        res = subprocess.run(["curl", "-sS", "-m", "30", "-w", "\n%{http_code}"] + list(args),
-                             capture_output=True, text=True, timeout=60)
-        body, _, code = res.stdout.rpartition("\n")
-        return int(code or 0), body
-
-    def setUp(self):
-        self.assertEqual(self.started.returncode, 0, self.started.stdout + self.started.stderr)
 
     def test_1_answers_through_nginx(self):
         url = self.demo_env["PBIPORT_URL"]

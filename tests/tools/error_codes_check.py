@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from check_report import report
+
 # Places where a user-facing code is written as a literal.
 PATTERNS = [
     r'\breq_fail\(\s*\w+\s*,\s*[\w-]+\s*,\s*"([a-z0-9_]+)"',
@@ -51,10 +53,7 @@ def main():
         problems.append("docs/errors.md has no generated block")
     elif m.group(1) != printed:
         problems.append("docs/errors.md is not what `pbiport error-codes` prints: regenerate it")
-    for p in problems:
-        print("FAIL " + p)
-    print("%d codes in the table, %d problems" % (len(table), len(problems)))
-    return 1 if problems else 0
+    return report(problems, "%d codes in the table, %d problems" % (len(table), len(problems)))
 
 
 if __name__ == "__main__":

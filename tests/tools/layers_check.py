@@ -17,6 +17,8 @@ import re
 import sys
 from pathlib import Path
 
+from check_report import report
+
 # (folder, allowed include prefixes or None, forbidden include prefixes)
 RULES = [
     ("handlers/", ("handlers/", "core/", "runtime/"), ()),
@@ -100,10 +102,7 @@ def main():
     files = sorted(p for top in ("handlers", "core", "msapi", "runtime", "cli")
                    for p in (root / top).rglob("*") if p.suffix in (".c", ".h"))
     problems = [p for f in files for p in check_file(root, f)]
-    for p in problems:
-        print("FAIL " + p)
-    print("%d files checked, %d layer violations" % (len(files), len(problems)))
-    return 1 if problems else 0
+    return report(problems, "%d files checked, %d layer violations" % (len(files), len(problems)))
 
 
 if __name__ == "__main__":

@@ -48,30 +48,21 @@ static int setup(void **state)
 {
 	(void)state;
 	char err[PB_ERR_MAX] = "";
-	config_defaults(&cfg);
-	if (tu_mkdtemp(tmpdir, sizeof tmpdir, "connect") ||
-	    tu_db_open_migrated(tmpdir, "connect.db", db_path, sizeof db_path, &db, err) ||
-	    identity_org_create(db, "acme", org_id, err) || identity_org_create(db, "globex", org2_id, err) ||
-	    identity_user_add(db, "ann", "acme", PB_ROLE_OWNER, NULL, 0, ann_id, err) ||
+	if (tu_db_setup("connect", tmpdir, db_path, &db, &cfg, err) ||
+	    tu_acme(db, PB_ROLE_OWNER, org_id, ann_id, err) || identity_org_create(db, "globex", org2_id, err) ||
 	    identity_user_add(db, "bob", "acme", PB_ROLE_MEMBER, NULL, 0, bob_id, err) ||
 	    identity_user_add(db, "cat", "globex", PB_ROLE_OWNER, NULL, 0, cat_id, err) ||
-	    pb_keyring_parse(KEY_A, &cfg.encryption_keys, err) || pb_keyring_parse(KEY_SIGN, &signing, err)) {
-		fprintf(stderr, "setup: %s\n", err);
-		return -1;
-	}
+	    pb_keyring_parse(KEY_A, &cfg.encryption_keys, err) || pb_keyring_parse(KEY_SIGN, &signing, err))
+		return tu_setup_failed(err);
 	cfg.rememberme_keys = signing;
-	cfg.db_path = db_path;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	(void)state;
-	db_close(db);
-	pb_keyring_free(cfg.encryption_keys);
 	pb_keyring_free(signing);
 	tu_emu_teardown(state);
-	return tu_rmtree(tmpdir);
+	return tu_db_teardown(tmpdir, db, &cfg);
 }
 
 /* The failure of the last setup_save, token_once or session call. */

@@ -16,6 +16,7 @@
 #include "core/lang/contract.h"
 #include "core/lang/yamltree.h"
 #include "runtime/util.h"
+#include "tests/unit/testutil.h"
 
 #define V3_HEAD "apiVersion: v3.1.0\nkind: DataContract\nid: t\nversion: 1.0.0\nstatus: draft\n"
 
@@ -838,13 +839,9 @@ static int corpus_walk(const char *dir, int *good, int *bad)
 static void corpus(void **state)
 {
 	(void)state;
-	const char *root = getenv("PBIPORT_CORPUS");
 	char dir[4096];
-	struct stat st;
-	if (!root || xsnprintf(dir, sizeof dir, "%s/odcs", root) || stat(dir, &st)) {
-		printf("SKIP: ODCS corpus not found (set PBIPORT_CORPUS)\n");
+	if (!tu_corpus_dir("odcs", "ODCS corpus", dir, sizeof dir))
 		return;
-	}
 	int good = 0, bad = 0;
 	corpus_walk(dir, &good, &bad);
 	printf("corpus: %d contracts parsed, %d refused as expected\n", good, bad);

@@ -22,12 +22,11 @@
 #include "runtime/util.h"
 #include "tests/unit/testutil.h"
 
-static char tmpdir[64];
 static char path_buf[256];
 
 static const char *tmp_path(const char *name)
 {
-	xsnprintf(path_buf, sizeof path_buf, "%s/%s", tmpdir, name);
+	xsnprintf(path_buf, sizeof path_buf, "%s/%s", tu_tmpdir, name);
 	return path_buf;
 }
 
@@ -45,16 +44,18 @@ static const char *sql_dir(void)
 	return dir;
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	return tu_mkdtemp(tmpdir, sizeof tmpdir, "db");
-}
 
-static int teardown(void **state)
+/* One migration file of dir is not applied yet: the start-up check refuses the database with
+ * message, then db_migrate applies that one file and the check passes. */
+static void behind_until_migrated(pb_db *db, const char *dir, const char *message)
 {
-	(void)state;
-	return tu_rmtree(tmpdir);
+	char err[PB_ERR_MAX];
+	int applied = -1;
+	assert_int_equal(db_check_schema(db, dir, err), PB_EINVAL);
+	assert_string_equal(err, message);
+	assert_int_equal(db_migrate(db, dir, &applied, err), PB_OK);
+	assert_int_equal(applied, 1);
+	assert_int_equal(db_check_schema(db, dir, err), PB_OK);
 }
 
 static void migrations_fresh_idempotent_and_too_old(void **state)
@@ -63,7 +64,7 @@ static void migrations_fresh_idempotent_and_too_old(void **state)
 	char dir[256], err[PB_ERR_MAX];
 	pb_db *db;
 	int applied, version;
-	xsnprintf(dir, sizeof dir, "%s/sql-a", tmpdir);
+	xsnprintf(dir, sizeof dir, "%s/sql-a", tu_tmpdir);
 	put(dir, "0001_first.sql", "CREATE TABLE a (id TEXT PRIMARY KEY);");
 	put(dir, "0002_second.sql", "CREATE TABLE b (id TEXT PRIMARY KEY);");
 	put(dir, "README", "not a migration");
@@ -88,11 +89,7 @@ static void migrations_fresh_idempotent_and_too_old(void **state)
 
 	/* a newer binary brings 0003: the old database is detected, then migrated */
 	put(dir, "0003_third.sql", "CREATE TABLE c (id TEXT PRIMARY KEY);");
-	assert_int_equal(db_check_schema(db, dir, err), PB_EINVAL);
-	assert_string_equal(err, "database schema is at version 2, this binary needs 3: run `pbiport migrate`");
-	assert_int_equal(db_migrate(db, dir, &applied, err), PB_OK);
-	assert_int_equal(applied, 1);
-	assert_int_equal(db_check_schema(db, dir, err), PB_OK);
+	behind_until_migrated(db, dir, "database schema is at version 2, this binary needs 3: run `pbiport migrate`");
 
 	/* a migration merged later with a lower number than the highest applied one */
 	put(dir, "0003_third.sql", "CREATE TABLE c (id TEXT PRIMARY KEY);");
@@ -100,11 +97,7 @@ static void migrations_fresh_idempotent_and_too_old(void **state)
 	assert_int_equal(db_migrate(db, dir, &applied, err), PB_OK);
 	assert_int_equal(applied, 1);
 	put(dir, "0004_fourth.sql", "CREATE TABLE f (id TEXT PRIMARY KEY);");
-	assert_int_equal(db_check_schema(db, dir, err), PB_EINVAL);
-	assert_string_equal(err, "database schema lacks migration 0004_fourth.sql: run `pbiport migrate`");
-	assert_int_equal(db_migrate(db, dir, &applied, err), PB_OK);
-	assert_int_equal(applied, 1);
-	assert_int_equal(db_check_schema(db, dir, err), PB_OK);
+	behind_until_migrated(db, dir, "database schema lacks migration 0004_fourth.sql: run `pbiport migrate`");
 	assert_int_equal(db_schema_version(db, &version, err), PB_OK);
 	assert_int_equal(version, 5);
 
@@ -120,7 +113,7 @@ static void migrations_fresh_idempotent_and_too_old(void **state)
 
 	/* two files with one number */
 	char dup[256];
-	xsnprintf(dup, sizeof dup, "%s/sql-dup", tmpdir);
+	xsnprintf(dup, sizeof dup, "%s/sql-dup", tu_tmpdir);
 	put(dup, "0001_a.sql", "SELECT 1;");
 	put(dup, "0001_b.sql", "SELECT 1;");
 	assert_int_equal(db_open(tmp_path("dup.db"), true, &db, err), PB_OK);
@@ -193,15 +186,23 @@ static void insert_nest(pb_db *db, const char *name)
 	assert_int_equal(db_exec_texts(db, "INSERT INTO nest (name) VALUES (?)", v, 1, err), PB_OK);
 }
 
+/* A new database file of tu_tmpdir holding the empty table nest(name) of the transaction tests. */
+static pb_db *nest_db(const char *file)
+{
+	pb_db *db = NULL;
+	char err[PB_ERR_MAX];
+	assert_int_equal(db_open(tmp_path(file), true, &db, err), PB_OK);
+	assert_int_equal(db_exec_texts(db, "CREATE TABLE nest (name TEXT)", NULL, 0, err), PB_OK);
+	return db;
+}
+
 /* A function with its own transaction joins the caller's: its commit waits for the outer one,
  * its rollback undoes only its part, the outer rollback undoes everything. */
 static void transactions_nest_as_savepoints(void **state)
 {
 	(void)state;
-	pb_db *db = NULL;
+	pb_db *db = nest_db("nest.db");
 	char err[PB_ERR_MAX];
-	assert_int_equal(db_open(tmp_path("nest.db"), true, &db, err), PB_OK);
-	assert_int_equal(db_exec_texts(db, "CREATE TABLE nest (name TEXT)", NULL, 0, err), PB_OK);
 	assert_false(db_in_transaction(db));
 	assert_int_equal(db_begin(db, err), PB_OK);
 	insert_nest(db, "outer");
@@ -245,10 +246,8 @@ static void transactions_nest_as_savepoints(void **state)
 static void db_end_commits_or_rolls_back(void **state)
 {
 	(void)state;
-	pb_db *db = NULL;
+	pb_db *db = nest_db("end.db");
 	char err[PB_ERR_MAX];
-	assert_int_equal(db_open(tmp_path("end.db"), true, &db, err), PB_OK);
-	assert_int_equal(db_exec_texts(db, "CREATE TABLE nest (name TEXT)", NULL, 0, err), PB_OK);
 	assert_int_equal(db_begin(db, err), PB_OK);
 	insert_nest(db, "outer");
 	assert_int_equal(db_begin(db, err), PB_OK);
@@ -593,5 +592,5 @@ int main(void)
 		cmocka_unit_test(metrics_counters_and_histogram),
 		cmocka_unit_test(pipeline_health),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

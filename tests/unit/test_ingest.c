@@ -39,43 +39,20 @@ static pb_db *db;
 static pb_config cfg;
 static char org_id[PB_ID_BUF], user_id[PB_ID_BUF];
 
-static const char *src_dir(void)
-{
-	const char *src = getenv("PBIPORT_SRC");
-	return src ? src : PBIPORT_DATADIR;
-}
-
 static int setup(void **state)
 {
 	(void)state;
-	char err[PB_ERR_MAX], sql[512];
-	config_defaults(&cfg);
-	xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-test-ingest-XXXXXX");
-	if (!mkdtemp(tmpdir))
-		return -1;
-	xsnprintf(db_path, sizeof db_path, "%s/ingest.db", tmpdir);
-	xsnprintf(sql, sizeof sql, "%s/sql", src_dir());
-	if (db_open(db_path, true, &db, err) || db_migrate(db, sql, NULL, err) ||
-	    identity_org_create(db, "acme", org_id, err) ||
-	    identity_user_add(db, "ann", "acme", PB_ROLE_OWNER, NULL, 0, user_id, err) ||
-	    pb_keyring_parse("4444444444444444444444444444444444444444444444444444444444444444", &cfg.encryption_keys,
-			     err)) {
-		fprintf(stderr, "setup: %s\n", err);
-		return -1;
-	}
-	cfg.db_path = db_path;
-	cfg.ingestions_enabled = true;
+	char err[PB_ERR_MAX] = "";
+	if (tu_db_setup("ingest", tmpdir, db_path, &db, &cfg, err) || tu_acme(db, PB_ROLE_OWNER, org_id, user_id, err) ||
+	    tu_ingestions_on(&cfg, err))
+		return tu_setup_failed(err);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[128];
-	db_close(db);
-	pb_keyring_free(cfg.encryption_keys);
-	xsnprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tu_db_teardown(tmpdir, db, &cfg);
 }
 
 /* ---- filters.lua ---- */
@@ -83,8 +60,8 @@ static int teardown(void **state)
 static lua_sandbox *filters_sandbox(void)
 {
 	char tpl[512], lua[512], err[PB_ERR_MAX];
-	xsnprintf(tpl, sizeof tpl, "%s/templates", src_dir());
-	xsnprintf(lua, sizeof lua, "%s/lua", src_dir());
+	xsnprintf(tpl, sizeof tpl, "%s/templates", tu_src_dir());
+	xsnprintf(lua, sizeof lua, "%s/lua", tu_src_dir());
 	sandbox_dir dirs[] = { { tpl, "templates" }, { lua, "lua" } };
 	sandbox_opts o = { .dirs = dirs, .ndirs = 2, .time_limit_ms = 2000 };
 	lua_sandbox *sb = NULL;

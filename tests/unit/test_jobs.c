@@ -34,24 +34,16 @@ static int setup(void **state)
 {
 	(void)state;
 	char err[PB_ERR_MAX] = "";
-	config_defaults(&cfg);
-	if (tu_mkdtemp(tmpdir, sizeof tmpdir, "jobs") ||
-	    tu_db_open_migrated(tmpdir, "jobs.db", db_path, sizeof db_path, &db, err) ||
-	    identity_org_create(db, "acme", org_id, err) ||
-	    identity_user_add(db, "ann", "acme", PB_ROLE_MEMBER, NULL, 0, user_id, err) ||
-	    identity_user_add(db, "ola", "acme", PB_ROLE_MEMBER, NULL, 0, other_id, err)) {
-		fprintf(stderr, "setup: %s\n", err);
-		return -1;
-	}
-	cfg.db_path = db_path;
+	if (tu_db_setup("jobs", tmpdir, db_path, &db, &cfg, err) || tu_acme(db, PB_ROLE_MEMBER, org_id, user_id, err) ||
+	    identity_user_add(db, "ola", "acme", PB_ROLE_MEMBER, NULL, 0, other_id, err))
+		return tu_setup_failed(err);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	db_close(db);
-	return tu_rmtree(tmpdir);
+	return tu_db_teardown(tmpdir, db, &cfg);
 }
 
 static void submit(const char *kind, const char *key, const char *private_input, char id[PB_ID_BUF],
@@ -178,24 +170,33 @@ static int failing_kind(pb_job_ctx *ctx)
 	return job_fail(ctx, "no_write_role", "you are only a Viewer of workspace 'Sales'");
 }
 
+/* One pass of worker over kinds, as `pbiport worker --once` runs it (lease_ms: its lease, a
+ * heartbeat every third of it); how many jobs it ran. */
+static long work_once(const char *worker, long lease_ms, const pb_job_kind *kinds)
+{
+	static const pb_worker_tick no_ticks[] = { NULL };
+	char err[PB_ERR_MAX];
+	long ran = -1;
+	pb_worker_opts o = { .worker_id = worker, .lease_ms = lease_ms, .poll_ms = 10, .once = true,
+			     .kinds = kinds, .ticks = no_ticks };
+	assert_int_equal(worker_run(db, &cfg, &o, &ran, err), PB_OK);
+	return ran;
+}
+
 static void worker_runs_retries_and_fails_with_message(void **state)
 {
 	(void)state;
 	static const pb_job_kind kinds[] = { { "flaky", flaky_kind, NULL }, { "failing", failing_kind, NULL }, { NULL, NULL, NULL } };
-	static const pb_worker_tick ticks[] = { NULL };
 	char ok_id[PB_ID_BUF], bad_id[PB_ID_BUF], odd_id[PB_ID_BUF], err[PB_ERR_MAX];
 	bool existing;
 	drain();
 	submit("flaky", NULL, NULL, ok_id, &existing);
 	submit("failing", NULL, NULL, bad_id, &existing);
 	submit("no-such-kind", NULL, NULL, odd_id, &existing);
-	pb_worker_opts o = { .worker_id = "w-test", .lease_ms = 5000, .poll_ms = 10, .once = true,
-			     .kinds = kinds, .ticks = ticks };
-	long ran = 0;
-	assert_int_equal(worker_run(db, &cfg, &o, &ran, err), PB_OK);
+	work_once("w-test", 5000, kinds);
 	/* the retry is due 1 ms later; a second pass picks it up */
 	usleep(5000);
-	assert_int_equal(worker_run(db, &cfg, &o, &ran, err), PB_OK);
+	work_once("w-test", 5000, kinds);
 	pb_job *j = NULL;
 	assert_int_equal(jobs_get(db, ok_id, &j, err), PB_OK);
 	assert_string_equal(j->state, "succeeded");
@@ -236,7 +237,6 @@ static void worker_claims_only_the_kinds_it_knows(void **state)
 	static const pb_job_kind old_kinds[] = { { "t", flaky_kind, NULL }, { NULL, NULL, NULL } };
 	static const pb_job_kind new_kinds[] = { { "t", flaky_kind, NULL }, { "newer", newer_kind, NULL },
 						 { NULL, NULL, NULL } };
-	static const pb_worker_tick ticks[] = { NULL };
 	static const char *const only_t[] = { "t", NULL };
 	char newer_id[PB_ID_BUF], lost_id[PB_ID_BUF], t_id[PB_ID_BUF], err[PB_ERR_MAX];
 	bool existing;
@@ -272,11 +272,7 @@ static void worker_claims_only_the_kinds_it_knows(void **state)
 	assert_int_equal(jobs_claim(db, "old", 1000, only_t, &j, err), 0);
 
 	/* the old worker's loop: nothing of its kinds is due; the newer jobs are left alone */
-	pb_worker_opts o = { .worker_id = "old", .lease_ms = 5000, .poll_ms = 10, .once = true, .kinds = old_kinds,
-			     .ticks = ticks };
-	long ran = -1;
-	assert_int_equal(worker_run(db, &cfg, &o, &ran, err), PB_OK);
-	assert_int_equal(ran, 0);
+	assert_int_equal(work_once("old", 5000, old_kinds), 0);
 	assert_int_equal(jobs_get(db, newer_id, &j, err), PB_OK);
 	assert_string_equal(j->state, "queued");
 	assert_int_equal(j->attempts, 0);
@@ -286,10 +282,7 @@ static void worker_claims_only_the_kinds_it_knows(void **state)
 	job_free(j);
 
 	/* the new worker gives up the lost one and runs the queued one */
-	o.worker_id = "new";
-	o.kinds = new_kinds;
-	assert_int_equal(worker_run(db, &cfg, &o, &ran, err), PB_OK);
-	assert_int_equal(ran, 1);
+	assert_int_equal(work_once("new", 5000, new_kinds), 1);
 	assert_int_equal(jobs_get(db, newer_id, &j, err), PB_OK);
 	assert_string_equal(j->state, "succeeded");
 	assert_non_null(strstr(j->result, "\"ran_by\":\"new\""));
@@ -317,17 +310,13 @@ static void waiting_does_not_use_up_attempts(void **state)
 {
 	(void)state;
 	static const pb_job_kind kinds[] = { { "waits", waits_then_succeeds_kind, NULL }, { NULL, NULL, NULL } };
-	static const pb_worker_tick ticks[] = { NULL };
 	char id[PB_ID_BUF], err[PB_ERR_MAX];
 	bool existing;
 	pb_job *j = NULL;
 	drain();
 	submit("waits", NULL, NULL, id, &existing);
-	pb_worker_opts o = { .worker_id = "w-test", .lease_ms = 5000, .poll_ms = 10, .once = true,
-			     .kinds = kinds, .ticks = ticks };
-	long ran = 0;
 	for (int pass = 0; pass < 5; pass++) {
-		assert_int_equal(worker_run(db, &cfg, &o, &ran, err), PB_OK);
+		work_once("w-test", 5000, kinds);
 		assert_int_equal(jobs_get(db, id, &j, err), PB_OK);
 		assert_string_equal(j->state, "queued");
 		assert_int_equal(j->attempts, 0);
@@ -336,7 +325,7 @@ static void waiting_does_not_use_up_attempts(void **state)
 		job_free(j);
 		usleep(320 * 1000);
 	}
-	assert_int_equal(worker_run(db, &cfg, &o, &ran, err), PB_OK);
+	work_once("w-test", 5000, kinds);
 	assert_int_equal(jobs_get(db, id, &j, err), PB_OK);
 	assert_string_equal(j->state, "succeeded");
 	assert_int_equal(j->attempts, 1);
@@ -454,15 +443,6 @@ static int removing_cleanup(pb_job_ctx *ctx)
 	return PB_OK;
 }
 
-static void run_kinds_once(const pb_job_kind *kinds)
-{
-	static const pb_worker_tick ticks[] = { NULL };
-	char err[PB_ERR_MAX];
-	pb_worker_opts o = { .worker_id = "w-cancel", .lease_ms = 5000, .poll_ms = 10, .once = true,
-			     .kinds = kinds, .ticks = ticks };
-	assert_int_equal(worker_run(db, &cfg, &o, NULL, err), PB_OK);
-}
-
 static void running_job_stops_at_its_next_checkpoint(void **state)
 {
 	(void)state;
@@ -475,7 +455,7 @@ static void running_job_stops_at_its_next_checkpoint(void **state)
 		cancel_cleanup_asked = with_cleanup;
 		cleanups_run = second_phases_run = 0;
 		submit("midway", NULL, "v1:sealed", id, &existing);
-		run_kinds_once(kinds);
+		work_once("w-cancel", 5000, kinds);
 		pb_job *j = get_job(id);
 		assert_string_equal(j->state, "cancelled");
 		assert_null(j->private_input);
@@ -543,7 +523,7 @@ static void queued_job_to_clean_up_goes_to_a_worker(void **state)
 	drain();
 	cleanups_run = flaky_cleanups = 0;
 	submit("made", NULL, NULL, id, &existing);
-	run_kinds_once(first);
+	work_once("w-cancel", 5000, first);
 	pb_job *j = get_job(id);
 	assert_string_equal(j->state, "queued");
 	job_free(j);
@@ -555,14 +535,14 @@ static void queued_job_to_clean_up_goes_to_a_worker(void **state)
 	assert_non_null(j->cancel_requested_at);
 	job_free(j);
 	/* the first cleanup fails transiently: back in the queue with the request kept */
-	run_kinds_once(second);
+	work_once("w-cancel", 5000, second);
 	j = get_job(id);
 	assert_string_equal(j->state, "queued");
 	assert_string_equal(j->error_code, "cleanup_failed");
 	assert_non_null(j->cancel_requested_at);
 	job_free(j);
 	usleep(1100 * 1000);
-	run_kinds_once(second);
+	work_once("w-cancel", 5000, second);
 	j = get_job(id);
 	assert_string_equal(j->state, "cancelled");
 	assert_int_equal(cleanups_run, 1);
@@ -571,7 +551,7 @@ static void queued_job_to_clean_up_goes_to_a_worker(void **state)
 	job_free(j);
 	/* without cleanup, a queued job that made something is cancelled at once, and kept */
 	submit("made", NULL, NULL, id, &existing);
-	run_kinds_once(first);
+	work_once("w-cancel", 5000, first);
 	assert_int_equal(jobs_cancel(db, id, user_id, false, &out, err), PB_OK);
 	assert_int_equal(out, PB_CANCEL_DONE);
 	j = get_job(id);
@@ -630,9 +610,9 @@ static void phase_history_keeps_every_phase(void **state)
 	bool existing;
 	drain();
 	submit("two", NULL, NULL, id, &existing);
-	run_kinds_once(kinds);
+	work_once("w-cancel", 5000, kinds);
 	usleep(5000);
-	run_kinds_once(kinds);
+	work_once("w-cancel", 5000, kinds);
 	pb_job *j = get_job(id);
 	assert_string_equal(j->state, "succeeded");
 	job_free(j);
@@ -774,20 +754,15 @@ static void stuck_job_fails_at_its_time_limit(void **state)
 {
 	(void)state;
 	static const pb_job_kind kinds[] = { { "stuck", stuck_kind, NULL }, { "patient", patient_kind, NULL }, { NULL, NULL, NULL } };
-	static const pb_worker_tick ticks[] = { NULL };
 	char stuck_id[PB_ID_BUF], patient_id[PB_ID_BUF], next_id[PB_ID_BUF], err[PB_ERR_MAX];
 	bool existing;
 	drain();
 	submit("stuck", NULL, NULL, stuck_id, &existing);
 	submit("patient", NULL, NULL, patient_id, &existing);
 	submit("stuck", NULL, NULL, next_id, &existing);
-	/* heartbeat every 50 ms */
-	pb_worker_opts o = { .worker_id = "w-time", .lease_ms = 150, .poll_ms = 10, .once = true,
-			     .kinds = kinds, .ticks = ticks };
-	long ran = 0;
+	/* a 150 ms lease: a heartbeat every 50 ms */
 	int64_t t0 = pb_mono_ms();
-	assert_int_equal(worker_run(db, &cfg, &o, &ran, err), PB_OK);
-	assert_int_equal(ran, 3);
+	assert_int_equal(work_once("w-time", 150, kinds), 3);
 	assert_true(pb_mono_ms() - t0 < 4000);
 
 	pb_job *j = NULL;

@@ -20,6 +20,7 @@
 #include "runtime/db.h"
 #include "runtime/fcgi.h"
 #include "runtime/util.h"
+#include "tests/unit/mem_io.h"
 
 /* ids: 32 hex digits like every id pbiport makes */
 #define PRODUCT  "a0000000000000000000000000000001"
@@ -314,23 +315,6 @@ static void json_and_dot(void **state)
 
 /* ---- the handler, in-process ---- */
 
-struct mem_io {
-	sbuf out;
-};
-
-static long mem_read(void *ctx, char *buf, size_t n)
-{
-	(void)ctx;
-	(void)buf;
-	(void)n;
-	return 0;
-}
-
-static int mem_write(void *ctx, const char *buf, size_t n)
-{
-	return sbuf_add(&((struct mem_io *)ctx)->out, buf, n);
-}
-
 /* Runs GET /api/lineage?query as user; returns the status, *body points into io. */
 static int get(fixture *f, const char *user, const char *query, struct mem_io *m, const char **body)
 {
@@ -342,22 +326,20 @@ static int get(fixture *f, const char *user, const char *query, struct mem_io *m
 	assert_int_equal(xsnprintf(qs, sizeof qs, "QUERY_STRING=%s", query), 0);
 	assert_int_equal(xsnprintf(who, sizeof who, "REMOTE_USER=%s", user), 0);
 	char *env[] = { "REQUEST_METHOD=GET", uri, qs, "SCRIPT_NAME=", who, NULL };
-	sbuf_reset(&m->out);
-	struct req_io io = { mem_read, mem_write, m };
+	mem_io_start(m, NULL);
+	struct req_io io = mem_req_io(m);
 	req_init(&r, &cfg, f->db);
 	pb_handle(&r, &pb_app, env, &io);
 	int status = r.status;
 	req_release(&r);
-	const char *s = sbuf_str(&m->out);
-	const char *b = strstr(s, "\r\n\r\n");
-	*body = b ? b + 4 : "";
+	*body = mem_io_body(m);
 	return status;
 }
 
 static void handler(void **state)
 {
 	fixture *f = *state;
-	struct mem_io m;
+	struct mem_io m = { 0 };
 	const char *body;
 	sbuf_init(&m.out, 1 << 20);
 	assert_int_equal(get(f, "alice", "node=" PRODUCT "&depth=6", &m, &body), 200);

@@ -16,17 +16,16 @@
 #include "runtime/util.h"
 #include "tests/unit/testutil.h"
 
-static char tmpdir[64];
 
 static pb_db *open_db(const char *name, bool migrate)
 {
 	char path[256], err[PB_ERR_MAX];
 	pb_db *db = NULL;
 	if (migrate) {
-		assert_int_equal(tu_db_open_migrated(tmpdir, name, NULL, 0, &db, err), PB_OK);
+		assert_int_equal(tu_db_open_migrated(tu_tmpdir, name, NULL, 0, &db, err), PB_OK);
 		return db;
 	}
-	xsnprintf(path, sizeof path, "%s/%s", tmpdir, name);
+	xsnprintf(path, sizeof path, "%s/%s", tu_tmpdir, name);
 	assert_int_equal(db_open(path, true, &db, err), PB_OK);
 	return db;
 }
@@ -142,17 +141,6 @@ static void failed_write_keeps_counts(void **state)
 	db_close(db);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	return tu_mkdtemp(tmpdir, sizeof tmpdir, "metrics");
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	return tu_rmtree(tmpdir);
-}
 
 int main(void)
 {
@@ -162,5 +150,5 @@ int main(void)
 		cmocka_unit_test(full_batch_is_written_not_dropped),
 		cmocka_unit_test(failed_write_keeps_counts),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

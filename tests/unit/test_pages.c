@@ -23,6 +23,7 @@
 #include "runtime/page_form.h"
 #include "runtime/page_render.h"
 #include "runtime/util.h"
+#include "tests/unit/mem_io.h"
 #include "tests/unit/testutil.h"
 
 #define KEY_A "5555555555555555555555555555555555555555555555555555555555555555"
@@ -46,28 +47,6 @@ static void write_text(const char *dir, const char *rel, const char *text)
 }
 
 /* ---- in-process requests ---- */
-
-struct mem_io {
-	const char *body;
-	size_t len, off;
-	sbuf out;
-};
-
-static long mem_read(void *ctx, char *buf, size_t n)
-{
-	struct mem_io *m = ctx;
-	size_t left = m->len - m->off;
-	if (n > left)
-		n = left;
-	memcpy(buf, m->body + m->off, n);
-	m->off += n;
-	return (long)n;
-}
-
-static int mem_write(void *ctx, const char *buf, size_t n)
-{
-	return sbuf_add(&((struct mem_io *)ctx)->out, buf, n);
-}
 
 typedef struct answer {
 	int status;
@@ -129,9 +108,10 @@ static answer call(fixture *f, const char *method, const char *uri, const char *
 	for (size_t i = 0; extra && extra[i]; i++)
 		env[n++] = (char *)extra[i];
 	env[n] = NULL;
-	struct mem_io io = { body, body ? strlen(body) : 0, 0, { 0 } };
+	struct mem_io io = { 0 };
 	sbuf_init(&io.out, 64u << 20);
-	struct req_io rio = { mem_read, mem_write, &io };
+	mem_io_start(&io, body);
+	struct req_io rio = mem_req_io(&io);
 	struct req r;
 	req_init(&r, &f->cfg, f->db);
 	pb_handle(&r, &pb_app, env, &rio);

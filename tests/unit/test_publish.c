@@ -49,24 +49,20 @@ static int setup(void **state)
 	char *text = NULL;
 	size_t len = 0;
 	bool created;
-	config_defaults(&cfg);
-	if (tu_mkdtemp(tmpdir, sizeof tmpdir, "publish"))
-		return -1;
 	tu_src_path(fx, sizeof fx, "tests/fixtures/publish/contoso.odcs.yaml");
-	if (tu_db_open_migrated(tmpdir, "publish.db", db_path, sizeof db_path, &db, err) ||
-	    identity_org_create(db, "acme", org_id, err) || identity_org_create(db, "globex", other_org, err) ||
-	    identity_user_add(db, "ann", "acme", PB_ROLE_MEMBER, NULL, 0, user_id, err) ||
+	if (tu_db_setup("publish", tmpdir, db_path, &db, &cfg, err) ||
+	    tu_acme(db, PB_ROLE_MEMBER, org_id, user_id, err) || identity_org_create(db, "globex", other_org, err) ||
 	    read_file(fx, PB_CONTRACT_MAX_BYTES, &text, &len, err) ||
 	    contract_parse(text, len, "contoso.odcs.yaml", &c, err) ||
 	    catalog_import(db, org_id, c, text, len, &product, &created, err) ||
 	    pb_keyring_parse("6666666666666666666666666666666666666666666666666666666666666666", &cfg.encryption_keys,
 			     err)) {
-		fprintf(stderr, "setup: %s\n", err);
-		return -1;
+		contract_free(c);
+		free(text);
+		return tu_setup_failed(err);
 	}
 	contract_free(c);
 	free(text);
-	cfg.db_path = db_path;
 	cfg.powerbi_web_enabled = true;
 	return 0;
 }
@@ -75,9 +71,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	catalog_product_free(product);
-	pb_keyring_free(cfg.encryption_keys);
-	db_close(db);
-	return tu_rmtree(tmpdir);
+	return tu_db_teardown(tmpdir, db, &cfg);
 }
 
 static cat_port *load_port(const char *name)

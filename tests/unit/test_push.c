@@ -20,6 +20,7 @@
 #include "runtime/request.h"
 #include "runtime/strbuf.h"
 #include "runtime/util.h"
+#include "tests/unit/testutil.h"
 
 static char tmpdir[64];
 static pb_db *db;
@@ -27,27 +28,14 @@ static pb_db *db;
 static int setup(void **state)
 {
 	(void)state;
-	char err[PB_ERR_MAX], sql[512], path[256];
-	const char *src = getenv("PBIPORT_SRC");
-	xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-test-push-XXXXXX");
-	if (!mkdtemp(tmpdir))
-		return -1;
-	xsnprintf(path, sizeof path, "%s/push.db", tmpdir);
-	xsnprintf(sql, sizeof sql, "%s/sql", src ? src : PBIPORT_DATADIR);
-	if (db_open(path, true, &db, err) || db_migrate(db, sql, NULL, err)) {
-		fprintf(stderr, "setup: %s\n", err);
-		return -1;
-	}
-	return 0;
+	char err[PB_ERR_MAX] = "";
+	return tu_db_setup("push", tmpdir, NULL, &db, NULL, err) ? tu_setup_failed(err) : 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[128];
-	db_close(db);
-	xsnprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tu_db_teardown(tmpdir, db, NULL);
 }
 
 /* ---- schema ---- */

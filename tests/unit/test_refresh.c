@@ -22,15 +22,13 @@
 #include "runtime/db.h"
 #include "runtime/jobs.h"
 #include "runtime/util.h"
-#include "emu.h"
+#include "tests/unit/testutil.h"
 
 static char tmpdir[64];
 static char db_path[256];   /* the worker's heartbeat opens it by name */
 static pb_db *db;
 static pb_config cfg;
 static char org_id[PB_ID_BUF], ann[PB_ID_BUF], ben[PB_ID_BUF], integ_id[PB_ID_BUF];
-static struct emu E;
-static int emu_state = -1;
 
 /* the emulator's test tenant (tests/fixtures/tenants/test.json) */
 #define TENANT "11111111-1111-1111-1111-111111111111"
@@ -53,39 +51,17 @@ static void exec_sql(const char *sql)
 static int setup(void **state)
 {
 	(void)state;
-	char err[PB_ERR_MAX], sql[512];
-	char *path = db_path;
-	const char *src = getenv("PBIPORT_SRC");
-	config_defaults(&cfg);
-	xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-test-refresh-XXXXXX");
-	if (!mkdtemp(tmpdir))
-		return -1;
-	xsnprintf(db_path, sizeof db_path, "%s/refresh.db", tmpdir);
-	xsnprintf(sql, sizeof sql, "%s/sql", src ? src : PBIPORT_DATADIR);
-	if (db_open(path, true, &db, err) || db_migrate(db, sql, NULL, err) ||
-	    identity_org_create(db, "acme", org_id, err) ||
-	    identity_user_add(db, "ann", "acme", PB_ROLE_OWNER, NULL, 0, ann, err) ||
-	    identity_user_add(db, "ben", "acme", PB_ROLE_MEMBER, NULL, 0, ben, err) ||
-	    pb_keyring_parse("9999999999999999999999999999999999999999999999999999999999999999", &cfg.encryption_keys,
-			     err)) {
-		fprintf(stderr, "setup: %s\n", err);
-		return -1;
-	}
-	cfg.db_path = path;
-	cfg.ingestions_enabled = true;
+	char err[PB_ERR_MAX] = "";
+	if (tu_db_setup("refresh", tmpdir, db_path, &db, &cfg, err) || tu_acme(db, PB_ROLE_OWNER, org_id, ann, err) ||
+	    identity_user_add(db, "ben", "acme", PB_ROLE_MEMBER, NULL, 0, ben, err) || tu_ingestions_on(&cfg, err))
+		return tu_setup_failed(err);
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	(void)state;
-	char cmd[128];
-	if (emu_state == 0)
-		emu_stop(&E);
-	db_close(db);
-	pb_keyring_free(cfg.encryption_keys);
-	xsnprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	tu_emu_teardown(state);
+	return tu_db_teardown(tmpdir, db, &cfg);
 }
 
 static json_t *parse(const char *text)
@@ -483,15 +459,12 @@ static json_t *run_job(const char *ref, const char *body_text)
 static bool emu_ready(void)
 {
 	char sql[256];
-	if (emu_state < 0)
-		emu_state = emu_start(&E, NULL);
-	if (emu_state == 1) {
+	if (!tu_have_emu()) {
 		printf("SKIP: emulator not available\n");
 		return false;
 	}
-	assert_int_equal(emu_state, 0);
-	assert_int_equal(emu_load(&E, "tests/fixtures/tenants/test.json"), 200);
-	emu_config(&E, &cfg);
+	assert_int_equal(emu_load(&tu_emu, "tests/fixtures/tenants/test.json"), 200);
+	emu_config(&tu_emu, &cfg);
 	cfg.refresh_poll_ms = 100;
 	xsnprintf(sql, sizeof sql, "UPDATE assets SET powerbi_id = '%s', workspace_powerbi_id = '%s' WHERE id = 'a1'",
 		  EMU_DS, EMU_WS);
@@ -504,8 +477,7 @@ static bool emu_ready(void)
 static void load_sales_capacity(bool dedicated)
 {
 	char path[512], err[PB_ERR_MAX], *text = NULL;
-	const char *src = getenv("PBIPORT_SRC");
-	xsnprintf(path, sizeof path, "%s/tests/fixtures/tenants/test.json", src ? src : PBIPORT_DATADIR);
+	tu_src_path(path, sizeof path, "tests/fixtures/tenants/test.json");
 	assert_int_equal(read_file(path, 16u << 20, &text, NULL, err), 0);
 	json_t *fx = parse(text);
 	free(text);
@@ -515,7 +487,7 @@ static void load_sales_capacity(bool dedicated)
 		json_object_del(ws, "capacity_id");
 	json_object_set_new(ws, "is_on_dedicated_capacity", json_boolean(dedicated));
 	text = json_dumps(fx, JSON_COMPACT);
-	assert_int_equal(emu_ctl(&E, "POST", "load", text, NULL), 200);
+	assert_int_equal(emu_ctl(&tu_emu, "POST", "load", text, NULL), 200);
 	free(text);
 	json_decref(fx);
 }
@@ -526,7 +498,7 @@ static void plan(const char *outcome, int duration, const char *code, const char
 	xsnprintf(body, sizeof body,
 		  "{\"dataset_id\":\"*\",\"outcome\":\"%s\",\"duration_s\":%d,\"error_code\":\"%s\",\"error_description\":\"%s\"}",
 		  outcome, duration, code, desc);
-	assert_int_equal(emu_ctl(&E, "POST", "refresh-plan", body, NULL), 200);
+	assert_int_equal(emu_ctl(&tu_emu, "POST", "refresh-plan", body, NULL), 200);
 }
 
 static void job_follows_its_own_refresh(void **state)
@@ -539,7 +511,7 @@ static void job_follows_its_own_refresh(void **state)
 		plan("Completed", 0, "", "");
 		json_t *r = run_job("a1", NULL);
 		json_decref(r);
-		assert_int_equal(emu_ctl(&E, "POST", "advance", NULL, NULL), 200);
+		assert_int_equal(emu_ctl(&tu_emu, "POST", "advance", NULL, NULL), 200);
 	}
 	plan("Failed", 1, "ModelRefreshFailed_CredentialsNotSpecified", "No credentials for the Snowflake source");
 	json_t *res = run_job("a1", NULL);
@@ -547,7 +519,7 @@ static void job_follows_its_own_refresh(void **state)
 	assert_non_null(strstr(json_string_value(json_object_get(res, "error")), "No credentials for the Snowflake source"));
 	assert_false(json_is_true(json_object_get(res, "joined")));
 	char *st = NULL;
-	assert_int_equal(emu_ctl(&E, "GET", "state?parts=0&sections=models", NULL, &st), 200);
+	assert_int_equal(emu_ctl(&tu_emu, "GET", "state?parts=0&sections=models", NULL, &st), 200);
 	json_t *s = parse(st);
 	json_t *m = NULL, *v;
 	size_t k;
@@ -576,7 +548,7 @@ static void job_follows_its_own_refresh(void **state)
 	assert_true(json_is_true(json_object_get(res, "joined")));
 	assert_string_equal(json_string_value(json_object_get(res, "request_id")), running_id);
 	json_decref(res);
-	assert_int_equal(emu_ctl(&E, "POST", "advance", NULL, NULL), 200);
+	assert_int_equal(emu_ctl(&tu_emu, "POST", "advance", NULL, NULL), 200);
 }
 
 /* A failure whose message is built from the cause already in the job's error buffer keeps
@@ -643,7 +615,7 @@ static void enhanced_refresh_needs_capacity(void **state)
 	assert_non_null(strstr(j->error_message, "workspace 'Sales' is on shared capacity"));
 	job_free(j);
 	json_decref(body);
-	assert_int_equal(emu_load(&E, "tests/fixtures/tenants/test.json"), 200);
+	assert_int_equal(emu_load(&tu_emu, "tests/fixtures/tenants/test.json"), 200);
 }
 
 int main(void)

@@ -11,31 +11,7 @@
 #include "runtime/json_body.h"
 #include "runtime/request.h"
 #include "runtime/util.h"
-
-/* Memory I/O: a body to read (counting reads) and a buffer collecting the output. */
-struct mem_io {
-	const char *in;
-	size_t in_len, in_pos;
-	int reads;
-	sbuf out;
-};
-
-static long mem_read(void *ctx, char *buf, size_t n)
-{
-	struct mem_io *m = ctx;
-	m->reads++;
-	size_t left = m->in_len - m->in_pos;
-	if (n > left)
-		n = left;
-	memcpy(buf, m->in + m->in_pos, n);
-	m->in_pos += n;
-	return (long)n;
-}
-
-static int mem_write(void *ctx, const char *buf, size_t n)
-{
-	return sbuf_add(&((struct mem_io *)ctx)->out, buf, n);
-}
+#include "tests/unit/mem_io.h"
 
 struct fixture {
 	struct req r;
@@ -49,7 +25,7 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof *f);
 	req_init(&f->r, NULL, NULL);
 	sbuf_init(&f->m.out, 1 << 20);
-	f->io = (struct req_io){ mem_read, mem_write, &f->m };
+	f->io = mem_req_io(&f->m);
 	*state = f;
 	return 0;
 }
@@ -186,10 +162,7 @@ static int body(struct fixture *f, const char *len, const char *ctype, const cha
 		xsnprintf(ct, sizeof ct, "CONTENT_TYPE=%s", ctype);
 		env[n++] = ct;
 	}
-	f->m.in = data;
-	f->m.in_len = data ? strlen(data) : 0;
-	f->m.in_pos = 0;
-	f->m.reads = 0;
+	mem_io_start(&f->m, data);
 	assert_int_equal(load(f, env), PB_OK);
 	return req_read_body(&f->r, limit, types, empty_ok, status, f->err);
 }

@@ -21,6 +21,7 @@
 #include "core/lang/render.h"
 #include "core/lang/tmdl.h"
 #include "runtime/util.h"
+#include "tests/unit/testutil.h"
 
 struct tally {
 	int rendered, no_server, no_servers_block, bad_contract;
@@ -167,13 +168,9 @@ static void own_fixtures(void **state)
 static void corpus(void **state)
 {
 	(void)state;
-	const char *root = getenv("PBIPORT_CORPUS");
 	char dir[1024];
-	struct stat st;
-	if (!root || xsnprintf(dir, sizeof dir, "%s/odcs", root) || stat(dir, &st) || !S_ISDIR(st.st_mode)) {
-		printf("SKIP: corpus round trip: PBIPORT_CORPUS/odcs not found\n");
+	if (!tu_corpus_dir("odcs", "corpus round trip", dir, sizeof dir))
 		return;
-	}
 	struct tally t = { 0 };
 	walk(dir, &t);
 	printf("corpus: %d rendered and parsed back (%d without a snowflake/databricks server, %d of them "

@@ -28,80 +28,80 @@ static const struct route table[] = {
 };
 #define N (sizeof table / sizeof table[0])
 
-static enum route_match match(const char *method, char **segs, size_t n, const struct route **rt,
-			      const char **caps, size_t *ncaps, sbuf *allow)
+/* What a lookup found: the row and its captures. */
+struct found {
+	const struct route *rt;
+	const char *caps[PB_ROUTE_MAX_CAPTURES];
+	size_t nc;
+};
+
+static enum route_match match(const char *method, char **segs, size_t n, struct found *f, sbuf *allow)
 {
-	return router_match(table, N, method, segs, n, rt, caps, ncaps, allow);
+	return router_match(table, N, method, segs, n, &f->rt, f->caps, &f->nc, allow);
 }
 
 static void literal_and_capture(void **state)
 {
 	(void)state;
-	const struct route *rt;
-	const char *caps[PB_ROUTE_MAX_CAPTURES];
-	size_t nc;
+	struct found f;
 	char *s1[] = { "healthz" };
-	assert_int_equal(match("GET", s1, 1, &rt, caps, &nc, NULL), ROUTE_FOUND);
-	assert_ptr_equal(rt, &table[0]);
-	assert_int_equal(nc, 0);
+	assert_int_equal(match("GET", s1, 1, &f, NULL), ROUTE_FOUND);
+	assert_ptr_equal(f.rt, &table[0]);
+	assert_int_equal(f.nc, 0);
 
 	char *s2[] = { "api", "things", "abc" };
-	assert_int_equal(match("GET", s2, 3, &rt, caps, &nc, NULL), ROUTE_FOUND);
-	assert_ptr_equal(rt, &table[3]);
-	assert_int_equal(nc, 1);
-	assert_string_equal(caps[0], "abc");
+	assert_int_equal(match("GET", s2, 3, &f, NULL), ROUTE_FOUND);
+	assert_ptr_equal(f.rt, &table[3]);
+	assert_int_equal(f.nc, 1);
+	assert_string_equal(f.caps[0], "abc");
 
 	char *s3[] = { "api", "things", "t1", "parts", "p/2" };
-	assert_int_equal(match("GET", s3, 5, &rt, caps, &nc, NULL), ROUTE_FOUND);
-	assert_int_equal(nc, 2);
-	assert_string_equal(caps[0], "t1");
-	assert_string_equal(caps[1], "p/2");   /* a decoded %2F stays inside its segment */
-	assert_int_equal(router_capture_index(rt->pattern, "part"), 1);
-	assert_int_equal(router_capture_index(rt->pattern, "id"), 0);
-	assert_int_equal(router_capture_index(rt->pattern, "nope"), -1);
+	assert_int_equal(match("GET", s3, 5, &f, NULL), ROUTE_FOUND);
+	assert_int_equal(f.nc, 2);
+	assert_string_equal(f.caps[0], "t1");
+	assert_string_equal(f.caps[1], "p/2");   /* a decoded %2F stays inside its segment */
+	assert_int_equal(router_capture_index(f.rt->pattern, "part"), 1);
+	assert_int_equal(router_capture_index(f.rt->pattern, "id"), 0);
+	assert_int_equal(router_capture_index(f.rt->pattern, "nope"), -1);
 
 	/* the first matching row wins: the capture row comes before the literal one */
 	char *s4[] = { "api", "things", "special" };
-	assert_int_equal(match("GET", s4, 3, &rt, caps, &nc, NULL), ROUTE_FOUND);
-	assert_ptr_equal(rt, &table[3]);
+	assert_int_equal(match("GET", s4, 3, &f, NULL), ROUTE_FOUND);
+	assert_ptr_equal(f.rt, &table[3]);
 }
 
 static void not_found(void **state)
 {
 	(void)state;
-	const struct route *rt;
-	const char *caps[PB_ROUTE_MAX_CAPTURES];
-	size_t nc;
+	struct found f;
 	char *none[] = { "nope" };
-	assert_int_equal(match("GET", none, 1, &rt, caps, &nc, NULL), ROUTE_NOT_FOUND);
-	assert_null(rt);
+	assert_int_equal(match("GET", none, 1, &f, NULL), ROUTE_NOT_FOUND);
+	assert_null(f.rt);
 	char *trailing[] = { "api", "things", "" };   /* "/api/things/" */
-	assert_int_equal(match("GET", trailing, 3, &rt, caps, &nc, NULL), ROUTE_NOT_FOUND);
+	assert_int_equal(match("GET", trailing, 3, &f, NULL), ROUTE_NOT_FOUND);
 	char *longer[] = { "api", "things", "a", "b" };
-	assert_int_equal(match("GET", longer, 4, &rt, caps, &nc, NULL), ROUTE_NOT_FOUND);
-	assert_int_equal(match("GET", NULL, 0, &rt, caps, &nc, NULL), ROUTE_NOT_FOUND);   /* "/" */
+	assert_int_equal(match("GET", longer, 4, &f, NULL), ROUTE_NOT_FOUND);
+	assert_int_equal(match("GET", NULL, 0, &f, NULL), ROUTE_NOT_FOUND);   /* "/" */
 }
 
 static void method_not_allowed_lists_allow(void **state)
 {
 	(void)state;
-	const struct route *rt;
-	const char *caps[PB_ROUTE_MAX_CAPTURES];
-	size_t nc;
+	struct found f;
 	sbuf allow;
 	sbuf_init(&allow, 256);
 	char *s1[] = { "api", "things" };
-	assert_int_equal(match("PUT", s1, 2, &rt, caps, &nc, &allow), ROUTE_BAD_METHOD);
+	assert_int_equal(match("PUT", s1, 2, &f, &allow), ROUTE_BAD_METHOD);
 	assert_string_equal(sbuf_str(&allow), "GET, POST");
 	char *s2[] = { "api", "things", "x" };
-	assert_int_equal(match("POST", s2, 3, &rt, caps, &nc, &allow), ROUTE_BAD_METHOD);
+	assert_int_equal(match("POST", s2, 3, &f, &allow), ROUTE_BAD_METHOD);
 	assert_string_equal(sbuf_str(&allow), "GET, DELETE");
 	char *s3[] = { "healthz" };
-	assert_int_equal(match("HEAD", s3, 1, &rt, caps, &nc, &allow), ROUTE_BAD_METHOD);
+	assert_int_equal(match("HEAD", s3, 1, &f, &allow), ROUTE_BAD_METHOD);
 	assert_string_equal(sbuf_str(&allow), "GET");
 	/* a second lookup starts from an empty list */
 	char *s4[] = { "api", "things", "special" };
-	assert_int_equal(match("PATCH", s4, 3, &rt, caps, &nc, &allow), ROUTE_BAD_METHOD);
+	assert_int_equal(match("PATCH", s4, 3, &f, &allow), ROUTE_BAD_METHOD);
 	assert_string_equal(sbuf_str(&allow), "GET, DELETE");
 	sbuf_release(&allow);
 }

@@ -37,25 +37,21 @@ static int setup(void **state)
 {
 	(void)state;
 	char err[PB_ERR_MAX] = "";
-	if (tu_mkdtemp(tmpdir, sizeof tmpdir, "sso") || tu_db_open_migrated(tmpdir, "sso.db", NULL, 0, &db, err) ||
-	    identity_org_create(db, "acme", acme, err) || identity_org_create(db, "globex", globex, err) ||
-	    identity_user_add(db, "ann", "acme", PB_ROLE_OWNER, NULL, 0, ann, err) ||
+	if (tu_db_setup("sso", tmpdir, NULL, &db, NULL, err) ||
+	    tu_acme(db, PB_ROLE_OWNER, acme, ann, err) || identity_org_create(db, "globex", globex, err) ||
 	    identity_user_add(db, "bob@acme.example", "acme", PB_ROLE_MEMBER, NULL, 0, bob, err) ||
 	    identity_user_add(db, "cat", "globex", PB_ROLE_OWNER, NULL, 0, cat, err) ||
-	    pb_keyring_parse(KEY_A, &seal, err) || pb_keyring_parse(KEY_S, &sign, err)) {
-		fprintf(stderr, "setup: %s\n", err);
-		return -1;
-	}
+	    pb_keyring_parse(KEY_A, &seal, err) || pb_keyring_parse(KEY_S, &sign, err))
+		return tu_setup_failed(err);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	db_close(db);
 	pb_keyring_free(seal);
 	pb_keyring_free(sign);
-	return tu_rmtree(tmpdir);
+	return tu_db_teardown(tmpdir, db, NULL);
 }
 
 static void sql_exec(const char *sql)

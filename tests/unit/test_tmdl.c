@@ -15,6 +15,7 @@
 #include "core/lang/names.h"
 #include "core/lang/tmdl.h"
 #include "runtime/util.h"
+#include "tests/unit/testutil.h"
 
 #define FIX "tests/fixtures/tmdl/"
 
@@ -654,13 +655,9 @@ static void walk(corpus_walk *w, const char *dir)
 static void corpus(void **state)
 {
 	(void)state;
-	const char *root = getenv("PBIPORT_CORPUS");
 	char dir[4096], path[4096], err[PB_ERR_MAX];
-	struct stat st;
-	if (!root || xsnprintf(dir, sizeof dir, "%s/tmdl", root) || stat(dir, &st)) {
-		printf("SKIP: corpus tests: PBIPORT_CORPUS/tmdl not found\n");
+	if (!tu_corpus_dir("tmdl", "corpus tests", dir, sizeof dir))
 		return;
-	}
 	corpus_walk w = { 0 };
 	walk(&w, dir);
 	printf("corpus: %zu .tmdl files and %zu model folders parsed\n", w.files, w.models);

@@ -1,6 +1,6 @@
 /* Test helpers (header-only: the Makefile builds each tests/unit/test_*.c on its own, so
  * shared code lives here as static functions): a temporary folder, a migrated database in
- * it, the source tree's paths, and driving the emulator of emu.h from cmocka tests.
+ * it, the source tree's paths and the shared corpus, and driving the emulator of emu.h from cmocka tests.
  * Include after <cmocka.h> (which needs setjmp.h, stdarg.h, stddef.h, stdint.h first). */
 #ifndef PBIPORT_TEST_UTIL_H
 #define PBIPORT_TEST_UTIL_H
@@ -14,6 +14,9 @@
 #include <unistd.h>
 
 #include "core/flow/worker.h"
+#include "core/store/identity.h"
+#include "runtime/config.h"
+#include "runtime/crypto.h"
 #include "runtime/db.h"
 #include "runtime/util.h"
 #include "tests/unit/emu.h"
@@ -62,6 +65,19 @@ TU_FN int tu_write_file(const char *path, const void *data, size_t len, char *er
 	return 0;
 }
 
+/* The folder <PBIPORT_CORPUS>/<sub> of the shared corpus (it sits beside the project, not in it:
+ * tests/run.sh) into dir (size bytes): true when it is there, else false after printing
+ * "SKIP: <what>: PBIPORT_CORPUS/<sub> not found" for the test to return. */
+TU_FN bool tu_corpus_dir(const char *sub, const char *what, char *dir, size_t size)
+{
+	const char *root = getenv("PBIPORT_CORPUS");
+	struct stat st;
+	if (root && !xsnprintf(dir, size, "%s/%s", root, sub) && !stat(dir, &st) && S_ISDIR(st.st_mode))
+		return true;
+	printf("SKIP: %s: PBIPORT_CORPUS/%s not found\n", what, sub);
+	return false;
+}
+
 /* Creates /tmp/pbiport-test-<name>-XXXXXX into dir (size bytes). 0, or -1 on failure. */
 TU_FN int tu_mkdtemp(char *dir, size_t size, const char *name)
 {
@@ -77,6 +93,22 @@ TU_FN int tu_rmtree(const char *dir)
 	if (xsnprintf(cmd, sizeof cmd, "rm -rf '%s'", dir))
 		return -1;
 	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* The temporary folder of a test binary whose tests share one (cmocka_run_group_tests(tests,
+ * tu_tmpdir_setup, tu_tmpdir_teardown)): /tmp/pbiport-test-<binary>-XXXXXX. */
+__attribute__((unused)) static char tu_tmpdir[64];
+
+TU_FN int tu_tmpdir_setup(void **state)
+{
+	(void)state;
+	return tu_mkdtemp(tu_tmpdir, sizeof tu_tmpdir, program_invocation_short_name);
+}
+
+TU_FN int tu_tmpdir_teardown(void **state)
+{
+	(void)state;
+	return tu_rmtree(tu_tmpdir);
 }
 
 /* Opens (creating) <dir>/<file> as *db and applies the tree's sql/ migrations. The full path
@@ -96,6 +128,62 @@ TU_FN int tu_db_open_migrated(const char *dir, const char *file, char *path, siz
 	if (!rc && path)
 		rc = xsnprintf(path, path_size, "%s", p);
 	return rc;
+}
+
+/* The group fixture of the store and flow tests: a temporary folder dir (tu_mkdtemp) holding the
+ * migrated database <name>.db, open as *db; its path goes into path (may be NULL) and, with the
+ * defaults, into cfg (may be NULL): a worker's heartbeat opens the database by that name.
+ * 0, or a negative pb_rc with err (tu_setup_failed reports it). */
+TU_FN int tu_db_setup(const char *name, char dir[64], char path[256], pb_db **db, pb_config *cfg, char *err)
+{
+	char file[64];
+	if (tu_mkdtemp(dir, 64, name))
+		return pb_err(err, PB_EIO, "cannot make a temporary folder for %s", name);
+	if (xsnprintf(file, sizeof file, "%s.db", name))
+		return pb_err(err, PB_EINVAL, "test name %s too long", name);
+	int rc = tu_db_open_migrated(dir, file, path, path ? 256 : 0, db, err);
+	if (cfg) {
+		config_defaults(cfg);
+		cfg->db_path = path;
+	}
+	return rc;
+}
+
+/* The organization the store and flow tests work in: "acme", with its first user "ann" in role
+ * (the owner, or a member). Their ids go into org_id and ann_id. 0 or a negative pb_rc with err. */
+TU_FN int tu_acme(pb_db *db, pb_role role, char org_id[PB_ID_BUF], char ann_id[PB_ID_BUF], char *err)
+{
+	int rc = identity_org_create(db, "acme", org_id, err);
+	return rc ? rc : identity_user_add(db, "ann", "acme", role, NULL, 0, ann_id, err);
+}
+
+/* What imports (integrations, refreshes) need of cfg: an encryption key for the secrets they seal
+ * and APPLICATION_INGESTIONS_ENABLED. */
+TU_FN int tu_ingestions_on(pb_config *cfg, char *err)
+{
+	cfg->ingestions_enabled = true;
+	return pb_keyring_parse("4444444444444444444444444444444444444444444444444444444444444444",
+				&cfg->encryption_keys, err);
+}
+
+/* Undoes tu_db_setup: closes db, frees the encryption keys the test gave cfg (may be NULL) and
+ * removes dir. 0, or -1 when the folder could not be removed. */
+TU_FN int tu_db_teardown(const char *dir, pb_db *db, pb_config *cfg)
+{
+	db_close(db);
+	if (cfg) {
+		pb_keyring_free(cfg->encryption_keys);
+		cfg->encryption_keys = NULL;
+	}
+	return tu_rmtree(dir);
+}
+
+/* What a group setup returns when a step failed: err on stderr (cmocka prints only that the
+ * setup failed), then -1. */
+TU_FN int tu_setup_failed(const char *err)
+{
+	fprintf(stderr, "setup: %s\n", err);
+	return -1;
 }
 
 /* The names of every job kind pbiport runs (core/flow/job_kinds.c): what a worker claims. */
