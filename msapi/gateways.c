@@ -469,15 +469,23 @@ out:
 	return text;
 }
 
-/* The source named name on gateway gw, moved into *out; *found tells. */
-static int find_source(msapi *c, const char *gw, const char *name, gateway_source *out, bool *found, char *err)
+/* A data source being created: where, under which name, and where what was found goes. */
+struct source_target {
+	const char *gw, *name;
+	gateway_source *out;
+};
+
+/* Whether the gateway has a data source of t's name (ctx), moved into t->out; an msapi_happened_fn,
+ * for a create whose outcome is unknown. */
+static int find_source(msapi *c, void *ctx, bool *found, char *err)
 {
+	struct source_target *t = ctx;
 	gateway_sources l = { 0 };
-	int rc = gateway_list_sources(c, gw, &l, err);
+	int rc = gateway_list_sources(c, t->gw, &l, err);
 	*found = false;
 	for (size_t i = 0; !rc && i < l.n && !*found; i++) {
-		if (l.v[i].name && !strcmp(l.v[i].name, name)) {
-			*out = l.v[i];
+		if (l.v[i].name && !strcmp(l.v[i].name, t->name)) {
+			*t->out = l.v[i];
 			memset(&l.v[i], 0, sizeof l.v[i]);
 			*found = true;
 		}
@@ -518,23 +526,12 @@ int gateway_create_source(msapi *c, const gateway_source_req *r, gateway_source 
 	}
 	msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = path, .json = body, .idempotent = false,
 			    .what = what };
-	rc = msapi_do(c, &call, &rep, err);
-	if (rc && c->last.outcome_unknown) {
-		/* it may have been created: look before anything is sent again */
-		msapi_last create_last = c->last;
-		char first[PB_ERR_MAX], lerr[PB_ERR_MAX];
-		bool found = false;
-		xsnprintf(first, sizeof first, "%s", err);
-		int lrc = find_source(c, r->gw->id, r->name, out, &found, lerr);
-		c->last = create_last;
-		if (lrc)
-			rc = pb_err(err, lrc, "%s; checking whether it was created failed too: %s", first, lerr);
-		else if (found)
-			rc = PB_OK;
-		goto out;
-	}
-	if (!rc && !(rc = source_from_powerbi(rep.json, out, err)) && !out->gateway_id &&
-	    !(out->gateway_id = xstrdup(r->gw->id)))
+	struct source_target made = { r->gw->id, r->name, out };
+	bool found = false;
+	rc = msapi_post_at_most_once(c, &call, &rep, find_source, &made, "checking whether it was created", &found, err);
+	if (!rc && !found)
+		rc = source_from_powerbi(rep.json, out, err);
+	if (!rc && !out->gateway_id && !(out->gateway_id = xstrdup(r->gw->id)))
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 out:
 	if (plain)

@@ -803,6 +803,28 @@ out:
 	return rc;
 }
 
+int msapi_post_at_most_once(msapi *c, const msapi_call *call, msapi_reply *r, msapi_happened_fn happened, void *ctx,
+			    const char *looked, bool *done, char *err)
+{
+	int rc = PB_OK;
+	*done = false;
+	for (int round = 0; round < 2; round++) {
+		msapi_reply_release(r);
+		rc = msapi_do(c, call, r, err);
+		if (!rc || !c->last.outcome_unknown)
+			return rc;
+		char first[PB_ERR_MAX], lerr[PB_ERR_MAX];
+		if (xsnprintf(first, sizeof first, "%s", err))
+			first[sizeof first - 1] = '\0';
+		int lrc = happened(c, ctx, done, lerr);
+		if (lrc)
+			return pb_err(err, lrc, "%s; %s failed too: %s", first, looked, lerr);
+		if (*done)
+			return PB_OK;
+	}
+	return rc;
+}
+
 int msapi_list_items(msapi *c, int svc, const char *path, const char *what, msapi_items *out, char *err)
 {
 	out->v = NULL;

@@ -177,6 +177,14 @@ int msapi_get_all(msapi *c, int svc, const char *path, const char *what, size_t 
 int msapi_lro(msapi *c, int svc, msapi_reply *first, const char *what, json_t **result, char *err);
 /* msapi_get_all + msapi_items_from_json. */
 int msapi_list_items(msapi *c, int svc, const char *path, const char *what, msapi_items *out, char *err);
+/* Whether a POST whose outcome is unknown happened after all (ctx: what it made). */
+typedef int (*msapi_happened_fn)(msapi *c, void *ctx, bool *happened, char *err);
+/* Sends call, a POST that must not happen twice (msapi_do does not repeat it). When its outcome
+ * is unknown (the connection dropped after the request went out), happened looks whether the
+ * service did it anyway: if so that is the answer (*done), else it is sent once more. looked names
+ * the lookup in the message when that fails too. */
+int msapi_post_at_most_once(msapi *c, const msapi_call *call, msapi_reply *r, msapi_happened_fn happened, void *ctx,
+			    const char *looked, bool *done, char *err);
 /* Overwrites every string inside v (credentials about to be freed). */
 void msapi_wipe_json(json_t *v);
 /* Converts a JSON array of objects to items. */

@@ -9,40 +9,6 @@
 
 #define GROUPS_PAGE 5000   /* $top per groups page; Power BI's maximum */
 
-static void copy_err(char *dst, const char *src)
-{
-	if (xsnprintf(dst, PB_ERR_MAX, "%s", src))
-		dst[PB_ERR_MAX - 1] = '\0';
-}
-
-/* Whether a POST whose outcome is unknown happened after all (ctx: what it made). */
-typedef int (*happened_fn)(msapi *c, void *ctx, bool *happened, char *err);
-
-/* Sends call, a POST that must not happen twice (msapi_do does not repeat it). When its outcome
- * is unknown (the connection dropped after the request went out), happened looks whether Power BI
- * did it anyway: if so that is the answer (*happened), else it is sent once more. looked names the
- * lookup in the message when that fails too. */
-static int post_at_most_once(msapi *c, const msapi_call *call, msapi_reply *r, happened_fn happened, void *ctx,
-			     const char *looked, bool *done, char *err)
-{
-	int rc = PB_OK;
-	*done = false;
-	for (int round = 0; round < 2; round++) {
-		msapi_reply_release(r);
-		rc = msapi_do(c, call, r, err);
-		if (!rc || !c->last.outcome_unknown)
-			return rc;
-		char first[PB_ERR_MAX], lerr[PB_ERR_MAX];
-		copy_err(first, err);
-		int lrc = happened(c, ctx, done, lerr);
-		if (lrc)
-			return pb_err(err, lrc, "%s; %s failed too: %s", first, looked, lerr);
-		if (*done)
-			return PB_OK;
-	}
-	return rc;
-}
-
 /* GET url (a path of Power BI's API) into r: what reads of one resource send. */
 static int pbi_get(msapi *c, const char *url, const char *what, msapi_reply *r, char *err)
 {
@@ -266,7 +232,7 @@ struct refresh_target {
 	char *id;
 };
 
-/* Looks for a running refresh of t (ctx), the newest, and takes its id; a happened_fn too, for
+/* Looks for a running refresh of t (ctx), the newest, and takes its id; an msapi_happened_fn too, for
  * a refresh start whose outcome is unknown (a running refresh is taken as the one started). */
 static int running_refresh(msapi *c, void *ctx, bool *running, char *err)
 {
@@ -345,7 +311,7 @@ int powerbi_refresh_dataset_with(msapi *c, const char *group, const char *datase
 	/* a refresh may have started: take a running one as ours instead of queueing another */
 	msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = path, .json = body,
 			    .idempotent = false, .what = "start a dataset refresh" };
-	rc = post_at_most_once(c, &call, &r, running_refresh, &started, "checking the refresh history", &taken, err);
+	rc = msapi_post_at_most_once(c, &call, &r, running_refresh, &started, "checking the refresh history", &taken, err);
 	id = started.id;
 	if (rc)
 		goto out;
@@ -382,7 +348,7 @@ struct push_target {
 	msapi_item *out;
 };
 
-/* Whether the workspace has a dataset of t's name (ctx), taken into t->out; a happened_fn too,
+/* Whether the workspace has a dataset of t's name (ctx), taken into t->out; an msapi_happened_fn too,
  * for a creation whose outcome is unknown. */
 static int find_dataset(msapi *c, void *ctx, bool *found, char *err)
 {
@@ -465,7 +431,7 @@ int powerbi_push_create(msapi *c, const char *group, const char *name, const pow
 	struct push_target made = { group, name, out };
 	msapi_call call = { .svc = MSAPI_POWERBI, .method = "POST", .url = url, .json = body, .idempotent = false,
 			    .what = what };
-	rc = post_at_most_once(c, &call, &r, find_dataset, &made, "checking whether it was created", &found, err);
+	rc = msapi_post_at_most_once(c, &call, &r, find_dataset, &made, "checking whether it was created", &found, err);
 	if (!rc && !found)
 		rc = msapi_item_from_json(r.json, out, err);
 out:
