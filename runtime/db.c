@@ -251,6 +251,36 @@ char *db_col_dup(sqlite3_stmt *st, int idx, bool *ok)
 	return d;
 }
 
+static char **text_member(void *row, const db_text_field *f)
+{
+	return (char **)((char *)row + f->offset);
+}
+
+bool db_col_texts(sqlite3_stmt *st, void *row, const db_text_field *f, size_t n)
+{
+	bool ok = true;
+	for (size_t i = 0; i < n; i++)
+		*text_member(row, &f[i]) = db_col_dup(st, f[i].col, &ok);
+	return ok;
+}
+
+void db_texts_free(void *row, const db_text_field *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char **m = text_member(row, &f[i]);
+		free(*m);
+		*m = NULL;
+	}
+}
+
+bool db_col_fixed(sqlite3_stmt *st, void *row, const db_fixed_field *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (xsnprintf((char *)row + f[i].offset, f[i].size, "%s", db_col_text(st, f[i].col)))
+			return false;
+	return true;
+}
+
 static int exec_simple(pb_db *db, const char *sql, char *err)
 {
 	sqlite3_stmt *st;

@@ -64,6 +64,30 @@ const char *db_col_text(sqlite3_stmt *st, int idx);
 /* Column text as a new string (NULL for SQL NULL; *ok false on OOM). */
 char *db_col_dup(sqlite3_stmt *st, int idx, bool *ok);
 
+/* A text a row struct owns (a char * member) and the column it is read from. A store lists its
+ * struct's texts once, in one table, and both reads (db_col_texts) and frees (db_texts_free) them
+ * through it: a column added to the list is read and freed, never one without the other. */
+typedef struct db_text_field {
+	size_t offset;   /* offsetof the char * member */
+	int col;
+} db_text_field;
+#define DB_TEXT_FIELD(type, member, column) { offsetof(type, member), (column) }
+/* Sets every listed member of row to a new copy of its column (NULL for SQL NULL), all of them
+ * whatever fails; false when a copy ran out of memory (db_texts_free frees what was copied). */
+bool db_col_texts(sqlite3_stmt *st, void *row, const db_text_field *f, size_t n);
+/* Frees every listed member of row and sets it to NULL. */
+void db_texts_free(void *row, const db_text_field *f, size_t n);
+/* A fixed-size text member (a char array: ids, times) of a row struct and its column. */
+typedef struct db_fixed_field {
+	size_t offset, size;
+	int col;
+} db_fixed_field;
+#define DB_FIXED_FIELD(type, member, column) { offsetof(type, member), sizeof(((type *)0)->member), (column) }
+/* Copies each listed column into its member, in order; false at the first value longer than its
+ * member (a malformed row: the caller says which table's). */
+bool db_col_fixed(sqlite3_stmt *st, void *row, const db_fixed_field *f, size_t n);
+#define DB_NFIELDS(table) (sizeof(table) / sizeof((table)[0]))
+
 /* A read transaction (BEGIN ... COMMIT): several reads see one snapshot and take the
  * file locks once. db_read_end() cannot fail the caller: reads have nothing to commit. */
 int db_read_begin(pb_db *db, char *err);

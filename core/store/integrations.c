@@ -208,19 +208,25 @@ int integration_parse(const json_t *body, bool create, int64_t min_interval_s, i
 
 /* ---------------- rows ---------------- */
 
+/* The texts an integration owns, with their INTEGRATION_COLS index: read_integration reads them,
+ * integration_clear frees them. */
+static const db_text_field integration_texts[] = {
+	DB_TEXT_FIELD(pb_integration, name, 2),
+	DB_TEXT_FIELD(pb_integration, type, 3),
+	DB_TEXT_FIELD(pb_integration, tenant_id, 4),
+	DB_TEXT_FIELD(pb_integration, client_id, 5),
+	DB_TEXT_FIELD(pb_integration, client_secret, 6),
+	DB_TEXT_FIELD(pb_integration, filters_json, 7),
+	DB_TEXT_FIELD(pb_integration, filter_rule, 8),
+	DB_TEXT_FIELD(pb_integration, schedule, 10),
+	DB_TEXT_FIELD(pb_integration, next_run_at, 11),
+	DB_TEXT_FIELD(pb_integration, last_success_at, 12),
+	DB_TEXT_FIELD(pb_integration, last_run_state, 13),
+};
+
 static void integration_clear(pb_integration *i)
 {
-	free(i->name);
-	free(i->type);
-	free(i->tenant_id);
-	free(i->client_id);
-	free(i->client_secret);
-	free(i->filters_json);
-	free(i->filter_rule);
-	free(i->schedule);
-	free(i->next_run_at);
-	free(i->last_success_at);
-	free(i->last_run_state);
+	db_texts_free(i, integration_texts, DB_NFIELDS(integration_texts));
 }
 
 void integration_free(pb_integration *i)
@@ -248,25 +254,13 @@ static int last_state_from_job(pb_db *db, pb_integration *i, const char *job_id,
 
 static int read_integration(pb_db *db, sqlite3_stmt *st, pb_integration *i, char *err)
 {
-	bool ok = true;
 	memset(i, 0, sizeof *i);
 	xsnprintf(i->id, sizeof i->id, "%s", db_col_text(st, 0));
 	xsnprintf(i->org_id, sizeof i->org_id, "%s", db_col_text(st, 1));
-	i->name = db_col_dup(st, 2, &ok);
-	i->type = db_col_dup(st, 3, &ok);
-	i->tenant_id = db_col_dup(st, 4, &ok);
-	i->client_id = db_col_dup(st, 5, &ok);
-	i->client_secret = db_col_dup(st, 6, &ok);
-	i->filters_json = db_col_dup(st, 7, &ok);
-	i->filter_rule = db_col_dup(st, 8, &ok);
 	i->include_personal = sqlite3_column_int(st, 9) != 0;
-	i->schedule = db_col_dup(st, 10, &ok);
-	i->next_run_at = db_col_dup(st, 11, &ok);
-	i->last_success_at = db_col_dup(st, 12, &ok);
-	i->last_run_state = db_col_dup(st, 13, &ok);
 	xsnprintf(i->created_at, sizeof i->created_at, "%s", db_col_text(st, 14));
 	xsnprintf(i->updated_at, sizeof i->updated_at, "%s", db_col_text(st, 15));
-	if (!ok) {
+	if (!db_col_texts(st, i, integration_texts, DB_NFIELDS(integration_texts))) {
 		integration_clear(i);
 		return pb_err(err, PB_ENOMEM, "out of memory");
 	}
@@ -594,20 +588,25 @@ int integration_advance_schedule(pb_db *db, const char *id, const char *seen, co
 
 /* ---------------- runs ---------------- */
 
+/* The texts a run owns, with their RUN_COLS index: read_run reads them, run_clear frees them. */
+static const db_text_field run_texts[] = {
+	DB_TEXT_FIELD(pb_run, job_id, 3),
+	DB_TEXT_FIELD(pb_run, trigger, 4),
+	DB_TEXT_FIELD(pb_run, state, 5),
+	DB_TEXT_FIELD(pb_run, mode, 6),
+	DB_TEXT_FIELD(pb_run, started_at, 7),
+	DB_TEXT_FIELD(pb_run, finished_at, 8),
+	DB_TEXT_FIELD(pb_run, counts_json, 9),
+	DB_TEXT_FIELD(pb_run, warnings_json, 10),
+	DB_TEXT_FIELD(pb_run, error_code, 11),
+	DB_TEXT_FIELD(pb_run, error_message, 12),
+	DB_TEXT_FIELD(pb_run, wait_until, 14),
+	DB_TEXT_FIELD(pb_run, wait_reason, 15),
+};
+
 static void run_clear(pb_run *r)
 {
-	free(r->job_id);
-	free(r->trigger);
-	free(r->state);
-	free(r->mode);
-	free(r->started_at);
-	free(r->finished_at);
-	free(r->counts_json);
-	free(r->warnings_json);
-	free(r->error_code);
-	free(r->error_message);
-	free(r->wait_until);
-	free(r->wait_reason);
+	db_texts_free(r, run_texts, DB_NFIELDS(run_texts));
 }
 
 void run_free(pb_run *r)
@@ -630,25 +629,12 @@ void runs_free(pb_run *v, size_t n)
 
 static int read_run(sqlite3_stmt *st, pb_run *r, char *err)
 {
-	bool ok = true;
 	memset(r, 0, sizeof *r);
 	xsnprintf(r->id, sizeof r->id, "%s", db_col_text(st, 0));
 	xsnprintf(r->integration_id, sizeof r->integration_id, "%s", db_col_text(st, 1));
 	xsnprintf(r->org_id, sizeof r->org_id, "%s", db_col_text(st, 2));
-	r->job_id = db_col_dup(st, 3, &ok);
-	r->trigger = db_col_dup(st, 4, &ok);
-	r->state = db_col_dup(st, 5, &ok);
-	r->mode = db_col_dup(st, 6, &ok);
-	r->started_at = db_col_dup(st, 7, &ok);
-	r->finished_at = db_col_dup(st, 8, &ok);
-	r->counts_json = db_col_dup(st, 9, &ok);
-	r->warnings_json = db_col_dup(st, 10, &ok);
-	r->error_code = db_col_dup(st, 11, &ok);
-	r->error_message = db_col_dup(st, 12, &ok);
 	xsnprintf(r->created_at, sizeof r->created_at, "%s", db_col_text(st, 13));
-	r->wait_until = db_col_dup(st, 14, &ok);
-	r->wait_reason = db_col_dup(st, 15, &ok);
-	if (!ok) {
+	if (!db_col_texts(st, r, run_texts, DB_NFIELDS(run_texts))) {
 		run_clear(r);
 		return pb_err(err, PB_ENOMEM, "out of memory");
 	}

@@ -245,57 +245,59 @@ int published_models_port_in_use(pb_db *db, const char *port_id, bool *in_use, c
 
 /* ---- the lifecycle ---------------------------------------------------------------------- */
 
-void pm_row_free(pm_row *r)
-{
-	if (!r)
-		return;
-	free(r->name);
-	free(r->web_url);
-	free(r->http_path);
-	free(r->contract_version);
-	free(r->contract_hash);
-	free(r->definition);
-	free(r->update_diff);
-	free(r->drift);
-	free(r);
-}
-
-/* The columns pm_get reads, in read_row's order. */
+/* The columns pm_get reads, in the order of the lists below. */
 #define PM_COLUMNS                                                                                          \
 	"id, org_id, output_port_id, job_id, user_id, workspace_id, semantic_model_id, connection_id, "        \
 	"consumer_product_id, agreement_id, state, lifecycle_job_id, auto_update, drift_cause, published_at, "  \
 	"updated_at, connection_created, update_available, contract_revision, name, web_url, http_path, "       \
 	"contract_version, contract_hash, definition, update_diff, drift "
 
+static const db_fixed_field pm_fixed[] = {
+	DB_FIXED_FIELD(pm_row, id, 0),
+	DB_FIXED_FIELD(pm_row, org_id, 1),
+	DB_FIXED_FIELD(pm_row, output_port_id, 2),
+	DB_FIXED_FIELD(pm_row, job_id, 3),
+	DB_FIXED_FIELD(pm_row, user_id, 4),
+	DB_FIXED_FIELD(pm_row, workspace_id, 5),
+	DB_FIXED_FIELD(pm_row, semantic_model_id, 6),
+	DB_FIXED_FIELD(pm_row, connection_id, 7),
+	DB_FIXED_FIELD(pm_row, consumer_product_id, 8),
+	DB_FIXED_FIELD(pm_row, agreement_id, 9),
+	DB_FIXED_FIELD(pm_row, state, 10),
+	DB_FIXED_FIELD(pm_row, lifecycle_job_id, 11),
+	DB_FIXED_FIELD(pm_row, auto_update, 12),
+	DB_FIXED_FIELD(pm_row, drift_cause, 13),
+	DB_FIXED_FIELD(pm_row, published_at, 14),
+	DB_FIXED_FIELD(pm_row, updated_at, 15),
+};
+static const db_text_field pm_texts[] = {
+	DB_TEXT_FIELD(pm_row, name, 19),
+	DB_TEXT_FIELD(pm_row, web_url, 20),
+	DB_TEXT_FIELD(pm_row, http_path, 21),
+	DB_TEXT_FIELD(pm_row, contract_version, 22),
+	DB_TEXT_FIELD(pm_row, contract_hash, 23),
+	DB_TEXT_FIELD(pm_row, definition, 24),
+	DB_TEXT_FIELD(pm_row, update_diff, 25),
+	DB_TEXT_FIELD(pm_row, drift, 26),
+};
+
+void pm_row_free(pm_row *r)
+{
+	if (!r)
+		return;
+	db_texts_free(r, pm_texts, DB_NFIELDS(pm_texts));
+	free(r);
+}
+
 static int read_row(sqlite3_stmt *st, pm_row *r, char *err)
 {
-	struct { char *dst; size_t size; } fixed[] = {
-		{ r->id, sizeof r->id }, { r->org_id, sizeof r->org_id }, { r->output_port_id, sizeof r->output_port_id },
-		{ r->job_id, sizeof r->job_id }, { r->user_id, sizeof r->user_id },
-		{ r->workspace_id, sizeof r->workspace_id }, { r->semantic_model_id, sizeof r->semantic_model_id },
-		{ r->connection_id, sizeof r->connection_id }, { r->consumer_product_id, sizeof r->consumer_product_id },
-		{ r->agreement_id, sizeof r->agreement_id }, { r->state, sizeof r->state },
-		{ r->lifecycle_job_id, sizeof r->lifecycle_job_id }, { r->auto_update, sizeof r->auto_update },
-		{ r->drift_cause, sizeof r->drift_cause }, { r->published_at, sizeof r->published_at },
-		{ r->updated_at, sizeof r->updated_at },
-	};
-	int col = 0;
-	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++, col++)
-		if (xsnprintf(fixed[i].dst, fixed[i].size, "%s", db_col_text(st, col)))
-			return pb_err(err, PB_EINTERNAL, "published model %.40s: a stored value is longer than expected",
-				      db_col_text(st, 0));
-	r->connection_created = sqlite3_column_int(st, col++) != 0;
-	r->update_available = sqlite3_column_int(st, col++) != 0;
-	r->contract_revision = sqlite3_column_int(st, col++);
-	char **dup[] = { &r->name, &r->web_url, &r->http_path, &r->contract_version, &r->contract_hash,
-			 &r->definition, &r->update_diff, &r->drift };
-	for (size_t i = 0; i < sizeof dup / sizeof dup[0]; i++, col++) {
-		bool ok = true;
-		*dup[i] = db_col_dup(st, col, &ok);
-		if (!ok)
-			return pb_err(err, PB_ENOMEM, "out of memory");
-	}
-	return PB_OK;
+	if (!db_col_fixed(st, r, pm_fixed, DB_NFIELDS(pm_fixed)))
+		return pb_err(err, PB_EINTERNAL, "published model %.40s: a stored value is longer than expected",
+			      db_col_text(st, 0));
+	r->connection_created = sqlite3_column_int(st, 16) != 0;
+	r->update_available = sqlite3_column_int(st, 17) != 0;
+	r->contract_revision = sqlite3_column_int(st, 18);
+	return db_col_texts(st, r, pm_texts, DB_NFIELDS(pm_texts)) ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
 }
 
 int pm_get(pb_db *db, const char *org_id, const char *id, pm_row **out, char *err)
