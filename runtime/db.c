@@ -256,12 +256,15 @@ static char **text_member(void *row, const db_text_field *f)
 	return (char **)((char *)row + f->offset);
 }
 
-bool db_col_texts(sqlite3_stmt *st, void *row, const db_text_field *f, size_t n)
+int db_col_texts(sqlite3_stmt *st, void *row, const db_text_field *f, size_t n, char *err)
 {
 	bool ok = true;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++)   /* every member set, so the free below never sees garbage */
 		*text_member(row, &f[i]) = db_col_dup(st, f[i].col, &ok);
-	return ok;
+	if (ok)
+		return PB_OK;
+	db_texts_free(row, f, n);
+	return pb_err(err, PB_ENOMEM, "out of memory");
 }
 
 void db_texts_free(void *row, const db_text_field *f, size_t n)
@@ -271,6 +274,21 @@ void db_texts_free(void *row, const db_text_field *f, size_t n)
 		free(*m);
 		*m = NULL;
 	}
+}
+
+void db_row_free(void *row, const db_text_field *f, size_t n)
+{
+	if (!row)
+		return;
+	db_texts_free(row, f, n);
+	free(row);
+}
+
+void db_rows_free(void *v, size_t n, size_t size, const db_text_field *f, size_t nf)
+{
+	for (size_t i = 0; v && i < n; i++)
+		db_texts_free((char *)v + i * size, f, nf);
+	free(v);
 }
 
 bool db_col_fixed(sqlite3_stmt *st, void *row, const db_fixed_field *f, size_t n)

@@ -72,11 +72,15 @@ typedef struct db_text_field {
 	int col;
 } db_text_field;
 #define DB_TEXT_FIELD(type, member, column) { offsetof(type, member), (column) }
-/* Sets every listed member of row to a new copy of its column (NULL for SQL NULL), all of them
- * whatever fails; false when a copy ran out of memory (db_texts_free frees what was copied). */
-bool db_col_texts(sqlite3_stmt *st, void *row, const db_text_field *f, size_t n);
+/* Sets every listed member of row to a new copy of its column (NULL for SQL NULL). PB_ENOMEM
+ * when a copy ran out of memory: then every listed member is NULL again. */
+int db_col_texts(sqlite3_stmt *st, void *row, const db_text_field *f, size_t n, char *err);
 /* Frees every listed member of row and sets it to NULL. */
 void db_texts_free(void *row, const db_text_field *f, size_t n);
+/* Frees a row struct that owns only the listed texts: them, then row itself (NULL: nothing). */
+void db_row_free(void *row, const db_text_field *f, size_t n);
+/* Frees an array v of n such rows of size bytes each: every row's texts, then v. */
+void db_rows_free(void *v, size_t n, size_t size, const db_text_field *f, size_t nf);
 /* A fixed-size text member (a char array: ids, times) of a row struct and its column. */
 typedef struct db_fixed_field {
 	size_t offset, size;

@@ -31,29 +31,20 @@ bool job_ended(const pb_job *j)
 
 /* The texts a job owns, with their JOB_COLUMNS index: job_from_row reads them, job_free frees them. */
 static const db_text_field job_texts[] = {
-	DB_TEXT_FIELD(pb_job, kind, 3),
-	DB_TEXT_FIELD(pb_job, state, 4),
-	DB_TEXT_FIELD(pb_job, phase, 5),
-	DB_TEXT_FIELD(pb_job, idempotency_key, 9),
-	DB_TEXT_FIELD(pb_job, input, 10),
-	DB_TEXT_FIELD(pb_job, private_input, 11),
-	DB_TEXT_FIELD(pb_job, checkpoint, 12),
-	DB_TEXT_FIELD(pb_job, result, 13),
-	DB_TEXT_FIELD(pb_job, error_code, 14),
-	DB_TEXT_FIELD(pb_job, error_message, 15),
-	DB_TEXT_FIELD(pb_job, finished_at, 18),
-	DB_TEXT_FIELD(pb_job, cancel_requested_at, 19),
+	DB_TEXT_FIELD(pb_job, kind, 3),              DB_TEXT_FIELD(pb_job, state, 4),
+	DB_TEXT_FIELD(pb_job, phase, 5),             DB_TEXT_FIELD(pb_job, idempotency_key, 9),
+	DB_TEXT_FIELD(pb_job, input, 10),            DB_TEXT_FIELD(pb_job, private_input, 11),
+	DB_TEXT_FIELD(pb_job, checkpoint, 12),       DB_TEXT_FIELD(pb_job, result, 13),
+	DB_TEXT_FIELD(pb_job, error_code, 14),       DB_TEXT_FIELD(pb_job, error_message, 15),
+	DB_TEXT_FIELD(pb_job, finished_at, 18),      DB_TEXT_FIELD(pb_job, cancel_requested_at, 19),
 };
 
 void job_free(pb_job *j)
 {
-	if (!j)
-		return;
 	/* sealed, but no reason to leave it lying in freed memory */
-	if (j->private_input)
+	if (j && j->private_input)
 		memset(j->private_input, 0, strlen(j->private_input));
-	db_texts_free(j, job_texts, DB_NFIELDS(job_texts));
-	free(j);
+	db_row_free(j, job_texts, DB_NFIELDS(job_texts));
 }
 
 static void copy_fixed(char *dst, size_t size, const char *src)
@@ -77,12 +68,12 @@ static int job_from_row(sqlite3_stmt *st, pb_job **out, char *err)
 	copy_fixed(j->updated_at, sizeof j->updated_at, db_col_text(st, 17));
 	j->cancel_cleanup = sqlite3_column_int(st, 20) != 0;
 	copy_fixed(j->cancelled_by, sizeof j->cancelled_by, db_col_text(st, 21));
-	if (!db_col_texts(st, j, job_texts, DB_NFIELDS(job_texts))) {
-		job_free(j);
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	}
-	*out = j;
-	return PB_OK;
+	int rc = db_col_texts(st, j, job_texts, DB_NFIELDS(job_texts), err);
+	if (rc)
+		free(j);
+	else
+		*out = j;
+	return rc;
 }
 
 static int find_inflight(pb_db *db, const char *key, char id[PB_ID_BUF], bool *found, char *err)

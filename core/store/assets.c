@@ -38,36 +38,22 @@ bool asset_kind_valid(const char *kind)
 	return false;
 }
 
-/* The texts an asset owns, with their ASSET_COLS index: read_row reads them, asset_clear frees them. */
+/* The texts an asset owns, with their ASSET_COLS index: read_row reads them, asset_free frees them. */
 static const db_text_field asset_texts[] = {
-	DB_TEXT_FIELD(pb_asset, integration_id, 2),
-	DB_TEXT_FIELD(pb_asset, kind, 3),
-	DB_TEXT_FIELD(pb_asset, powerbi_id, 4),
-	DB_TEXT_FIELD(pb_asset, workspace_powerbi_id, 5),
-	DB_TEXT_FIELD(pb_asset, name, 6),
-	DB_TEXT_FIELD(pb_asset, details_json, 7),
-	DB_TEXT_FIELD(pb_asset, state, 8),
-	DB_TEXT_FIELD(pb_asset, access, 11),
+	DB_TEXT_FIELD(pb_asset, integration_id, 2), DB_TEXT_FIELD(pb_asset, kind, 3),
+	DB_TEXT_FIELD(pb_asset, powerbi_id, 4),     DB_TEXT_FIELD(pb_asset, workspace_powerbi_id, 5),
+	DB_TEXT_FIELD(pb_asset, name, 6),           DB_TEXT_FIELD(pb_asset, details_json, 7),
+	DB_TEXT_FIELD(pb_asset, state, 8),          DB_TEXT_FIELD(pb_asset, access, 11),
 };
-
-static void asset_clear(pb_asset *a)
-{
-	db_texts_free(a, asset_texts, DB_NFIELDS(asset_texts));
-}
 
 void asset_free(pb_asset *a)
 {
-	if (!a)
-		return;
-	asset_clear(a);
-	free(a);
+	db_row_free(a, asset_texts, DB_NFIELDS(asset_texts));
 }
 
 void assets_free(pb_asset *v, size_t n)
 {
-	for (size_t i = 0; v && i < n; i++)
-		asset_clear(&v[i]);
-	free(v);
+	db_rows_free(v, n, sizeof *v, asset_texts, DB_NFIELDS(asset_texts));
 }
 
 #define ASSET_COLS "id, org_id, integration_id, kind, powerbi_id, workspace_powerbi_id, name, details_json, " \
@@ -80,11 +66,7 @@ static int read_row(sqlite3_stmt *st, pb_asset *a, char *err)
 	xsnprintf(a->org_id, sizeof a->org_id, "%s", db_col_text(st, 1));
 	xsnprintf(a->created_at, sizeof a->created_at, "%s", db_col_text(st, 9));
 	xsnprintf(a->updated_at, sizeof a->updated_at, "%s", db_col_text(st, 10));
-	if (!db_col_texts(st, a, asset_texts, DB_NFIELDS(asset_texts))) {
-		asset_clear(a);
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	}
-	return 0;
+	return db_col_texts(st, a, asset_texts, DB_NFIELDS(asset_texts), err);
 }
 
 static int get_one(pb_db *db, const char *sql, const char *a1, const char *a2, const char *a3, pb_asset **out,

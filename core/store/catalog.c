@@ -14,10 +14,8 @@
 /* The texts every read of a port takes, with their column in read_port's query: read_port reads
  * them, port_clear frees them (and contract_text, which only catalog_port_get reads). */
 static const db_text_field port_texts[] = {
-	DB_TEXT_FIELD(cat_port, name, 2),
-	DB_TEXT_FIELD(cat_port, type, 3),
-	DB_TEXT_FIELD(cat_port, server_json, 4),
-	DB_TEXT_FIELD(cat_port, contract_id, 5),
+	DB_TEXT_FIELD(cat_port, name, 2),        DB_TEXT_FIELD(cat_port, type, 3),
+	DB_TEXT_FIELD(cat_port, server_json, 4), DB_TEXT_FIELD(cat_port, contract_id, 5),
 	DB_TEXT_FIELD(cat_port, retired_at, 6),
 };
 
@@ -39,12 +37,9 @@ void catalog_port_free(cat_port *p)
 /* The texts every read of a product takes, with their column in read_product's queries:
  * read_product reads them, product_clear frees them (and contract_text, read only on request). */
 static const db_text_field product_texts[] = {
-	DB_TEXT_FIELD(cat_product, contract_id, 1),
-	DB_TEXT_FIELD(cat_product, name, 2),
-	DB_TEXT_FIELD(cat_product, type, 3),
-	DB_TEXT_FIELD(cat_product, version, 4),
-	DB_TEXT_FIELD(cat_product, created_at, 6),
-	DB_TEXT_FIELD(cat_product, updated_at, 7),
+	DB_TEXT_FIELD(cat_product, contract_id, 1), DB_TEXT_FIELD(cat_product, name, 2),
+	DB_TEXT_FIELD(cat_product, type, 3),        DB_TEXT_FIELD(cat_product, version, 4),
+	DB_TEXT_FIELD(cat_product, created_at, 6),  DB_TEXT_FIELD(cat_product, updated_at, 7),
 };
 
 static void product_clear(cat_product *p)
@@ -108,11 +103,7 @@ static int read_port(sqlite3_stmt *st, cat_port *p, char *err)
 	memset(p, 0, sizeof *p);
 	xsnprintf(p->id, sizeof p->id, "%s", db_col_text(st, 0));
 	xsnprintf(p->data_product_id, sizeof p->data_product_id, "%s", db_col_text(st, 1));
-	if (!db_col_texts(st, p, port_texts, DB_NFIELDS(port_texts))) {
-		port_clear(p);
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	}
-	return PB_OK;
+	return db_col_texts(st, p, port_texts, DB_NFIELDS(port_texts), err);
 }
 
 static int load_ports(pb_db *db, cat_product *p, char *err)
@@ -150,14 +141,16 @@ static int read_product(sqlite3_stmt *st, bool with_contract, cat_product *p, ch
 	xsnprintf(p->id, sizeof p->id, "%s", db_col_text(st, 0));
 	p->revision = sqlite3_column_int(st, 5);
 	xsnprintf(p->owner_user_id, sizeof p->owner_user_id, "%s", db_col_text(st, 8));
-	bool ok = db_col_texts(st, p, product_texts, DB_NFIELDS(product_texts));
-	if (with_contract)
+	int rc = db_col_texts(st, p, product_texts, DB_NFIELDS(product_texts), err);
+	if (!rc && with_contract) {
+		bool ok = true;
 		p->contract_text = db_col_dup(st, 9, &ok);
-	if (!ok) {
-		product_clear(p);
-		return pb_err(err, PB_ENOMEM, "out of memory");
+		if (!ok) {
+			product_clear(p);
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+		}
 	}
-	return PB_OK;
+	return rc;
 }
 
 int catalog_product_get(pb_db *db, const char *org_id, const char *id, bool with_contract,

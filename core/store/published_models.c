@@ -253,40 +253,25 @@ int published_models_port_in_use(pb_db *db, const char *port_id, bool *in_use, c
 	"contract_version, contract_hash, definition, update_diff, drift "
 
 static const db_fixed_field pm_fixed[] = {
-	DB_FIXED_FIELD(pm_row, id, 0),
-	DB_FIXED_FIELD(pm_row, org_id, 1),
-	DB_FIXED_FIELD(pm_row, output_port_id, 2),
-	DB_FIXED_FIELD(pm_row, job_id, 3),
-	DB_FIXED_FIELD(pm_row, user_id, 4),
-	DB_FIXED_FIELD(pm_row, workspace_id, 5),
-	DB_FIXED_FIELD(pm_row, semantic_model_id, 6),
-	DB_FIXED_FIELD(pm_row, connection_id, 7),
-	DB_FIXED_FIELD(pm_row, consumer_product_id, 8),
-	DB_FIXED_FIELD(pm_row, agreement_id, 9),
-	DB_FIXED_FIELD(pm_row, state, 10),
-	DB_FIXED_FIELD(pm_row, lifecycle_job_id, 11),
-	DB_FIXED_FIELD(pm_row, auto_update, 12),
-	DB_FIXED_FIELD(pm_row, drift_cause, 13),
-	DB_FIXED_FIELD(pm_row, published_at, 14),
-	DB_FIXED_FIELD(pm_row, updated_at, 15),
+	DB_FIXED_FIELD(pm_row, id, 0),                   DB_FIXED_FIELD(pm_row, org_id, 1),
+	DB_FIXED_FIELD(pm_row, output_port_id, 2),       DB_FIXED_FIELD(pm_row, job_id, 3),
+	DB_FIXED_FIELD(pm_row, user_id, 4),              DB_FIXED_FIELD(pm_row, workspace_id, 5),
+	DB_FIXED_FIELD(pm_row, semantic_model_id, 6),    DB_FIXED_FIELD(pm_row, connection_id, 7),
+	DB_FIXED_FIELD(pm_row, consumer_product_id, 8),  DB_FIXED_FIELD(pm_row, agreement_id, 9),
+	DB_FIXED_FIELD(pm_row, state, 10),               DB_FIXED_FIELD(pm_row, lifecycle_job_id, 11),
+	DB_FIXED_FIELD(pm_row, auto_update, 12),         DB_FIXED_FIELD(pm_row, drift_cause, 13),
+	DB_FIXED_FIELD(pm_row, published_at, 14),        DB_FIXED_FIELD(pm_row, updated_at, 15),
 };
 static const db_text_field pm_texts[] = {
-	DB_TEXT_FIELD(pm_row, name, 19),
-	DB_TEXT_FIELD(pm_row, web_url, 20),
-	DB_TEXT_FIELD(pm_row, http_path, 21),
-	DB_TEXT_FIELD(pm_row, contract_version, 22),
-	DB_TEXT_FIELD(pm_row, contract_hash, 23),
-	DB_TEXT_FIELD(pm_row, definition, 24),
-	DB_TEXT_FIELD(pm_row, update_diff, 25),
-	DB_TEXT_FIELD(pm_row, drift, 26),
+	DB_TEXT_FIELD(pm_row, name, 19),                 DB_TEXT_FIELD(pm_row, web_url, 20),
+	DB_TEXT_FIELD(pm_row, http_path, 21),            DB_TEXT_FIELD(pm_row, contract_version, 22),
+	DB_TEXT_FIELD(pm_row, contract_hash, 23),        DB_TEXT_FIELD(pm_row, definition, 24),
+	DB_TEXT_FIELD(pm_row, update_diff, 25),          DB_TEXT_FIELD(pm_row, drift, 26),
 };
 
 void pm_row_free(pm_row *r)
 {
-	if (!r)
-		return;
-	db_texts_free(r, pm_texts, DB_NFIELDS(pm_texts));
-	free(r);
+	db_row_free(r, pm_texts, DB_NFIELDS(pm_texts));
 }
 
 static int read_row(sqlite3_stmt *st, pm_row *r, char *err)
@@ -297,7 +282,7 @@ static int read_row(sqlite3_stmt *st, pm_row *r, char *err)
 	r->connection_created = sqlite3_column_int(st, 16) != 0;
 	r->update_available = sqlite3_column_int(st, 17) != 0;
 	r->contract_revision = sqlite3_column_int(st, 18);
-	return db_col_texts(st, r, pm_texts, DB_NFIELDS(pm_texts)) ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
+	return db_col_texts(st, r, pm_texts, DB_NFIELDS(pm_texts), err);
 }
 
 int pm_get(pb_db *db, const char *org_id, const char *id, pm_row **out, char *err)

@@ -62,10 +62,7 @@ static const db_text_field webhook_texts[] = {
 
 void webhook_free(pb_webhook *w)
 {
-	if (!w)
-		return;
-	db_texts_free(w, webhook_texts, DB_NFIELDS(webhook_texts));
-	free(w);
+	db_row_free(w, webhook_texts, DB_NFIELDS(webhook_texts));
 }
 
 void webhooks_free(pb_webhook **v, size_t n)
@@ -81,11 +78,9 @@ static int webhook_from_row(sqlite3_stmt *st, pb_webhook **out, char *err)
 	*out = NULL;
 	if (!w)
 		return pb_err(err, PB_ENOMEM, "out of memory");
-	int rc = PB_OK;
-	if (!db_col_fixed(st, w, webhook_fixed, DB_NFIELDS(webhook_fixed)))
-		rc = malformed("webhooks", err);
-	else if (!db_col_texts(st, w, webhook_texts, DB_NFIELDS(webhook_texts)))
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
+	int rc = db_col_fixed(st, w, webhook_fixed, DB_NFIELDS(webhook_fixed))
+			 ? db_col_texts(st, w, webhook_texts, DB_NFIELDS(webhook_texts), err)
+			 : malformed("webhooks", err);
 	w->active = sqlite3_column_int(st, 4) != 0;
 	w->last_status = col_long(st, 11);
 	if (rc)
@@ -327,10 +322,7 @@ static const db_text_field delivery_texts[] = {
 
 void delivery_free(pb_delivery *d)
 {
-	if (!d)
-		return;
-	db_texts_free(d, delivery_texts, DB_NFIELDS(delivery_texts));
-	free(d);
+	db_row_free(d, delivery_texts, DB_NFIELDS(delivery_texts));
 }
 
 void deliveries_free(pb_delivery **v, size_t n)
@@ -346,12 +338,10 @@ static int delivery_from_row(sqlite3_stmt *st, pb_delivery **out, char *err)
 	*out = NULL;
 	if (!d)
 		return pb_err(err, PB_ENOMEM, "out of memory");
-	int rc = PB_OK;
-	if (!db_col_fixed(st, d, delivery_fixed, DB_NFIELDS(delivery_fixed)))
-		rc = malformed("webhook_deliveries", err);
-	else if (!db_col_texts(st, d, delivery_texts, DB_NFIELDS(delivery_texts)))
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
-	else if (!d->event || !d->payload || !d->state)
+	int rc = db_col_fixed(st, d, delivery_fixed, DB_NFIELDS(delivery_fixed))
+			 ? db_col_texts(st, d, delivery_texts, DB_NFIELDS(delivery_texts), err)
+			 : malformed("webhook_deliveries", err);
+	if (!rc && (!d->event || !d->payload || !d->state))
 		rc = malformed("webhook_deliveries", err);
 	d->attempts = sqlite3_column_int(st, 6);
 	d->last_status = col_long(st, 7);
