@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <jansson.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,26 @@ int db_prepare_list(pb_db *db, const char *sql, const char *const *v, int n, int
 	if (!rc && sqlite3_bind_int(*out, n + 1, limit) != SQLITE_OK)
 		rc = pb_err(err, PB_EINTERNAL, "database: bind %d: the list's limit", n + 1);
 	return rc;
+}
+
+int db_list_json(pb_db *db, const char *sql, const char *const *v, int n, int limit, db_row_json_fn row_json,
+		 void *ctx, json_t **out, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *list = json_array();
+	int rc = list ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
+	*out = NULL;
+	if (!rc)
+		rc = limit > 0 ? db_prepare_list(db, sql, v, n, limit, &st, err) : db_prepare_texts(db, sql, v, n, &st, err);
+	while (!rc && (rc = db_row(db, st, err)) == 1)
+		rc = json_array_append_new(list, row_json(st, ctx)) ? pb_err(err, PB_ENOMEM, "out of memory") : PB_OK;
+	db_done(st);
+	if (rc < 0) {
+		json_decref(list);
+		return rc;
+	}
+	*out = list;
+	return PB_OK;
 }
 
 int db_exec_texts(pb_db *db, const char *sql, const char *const *v, int n, char *err)

@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 typedef struct pb_db pb_db;
+struct json_t;
 
 #define PB_ID_BUF   33   /* 32 hex digits + NUL: every TEXT id pbiport makes */
 #define PB_TIME_BUF 32   /* "2026-11-26T03:04:05.678Z" + NUL */
@@ -47,6 +48,13 @@ int db_prepare_texts(pb_db *db, const char *sql, const char *const *v, int n, sq
  * the caller takes (every list pbiport reads is bounded; the caller makes room for limit rows). */
 int db_prepare_list(pb_db *db, const char *sql, const char *const *v, int n, int limit, sqlite3_stmt **out,
 		    char *err);
+/* What a list answer shows of the row st is on: a new JSON value, NULL when out of memory. */
+typedef struct json_t *(*db_row_json_fn)(sqlite3_stmt *st, void *ctx);
+/* The JSON array of row_json(row, ctx) for every row of query sql (its n texts v bound, then, when
+ * limit > 0, its LIMIT ? bound to limit as db_prepare_list does). *out new; on failure NULL, never
+ * a list missing a row. */
+int db_list_json(pb_db *db, const char *sql, const char *const *v, int n, int limit, db_row_json_fn row_json,
+		 void *ctx, struct json_t **out, char *err);
 /* Prepares sql, binds the n texts v in order (NULL binds NULL) and runs it as db_exec. */
 int db_exec_texts(pb_db *db, const char *sql, const char *const *v, int n, char *err);
 /* Prepares query sql, binds the n texts v in order and sets *found to whether it has a row. */

@@ -183,33 +183,16 @@ json_t *job_json(const pb_job *j)
 			 "finished_at", j->finished_at, "cancel", cancel ? cancel : json_null());
 }
 
+static json_t *phase_json(sqlite3_stmt *st, void *ctx)
+{
+	return json_pack("{s:s,s:s,s:i}", "phase", db_col_text(st, 0), "started_at", db_col_text(st, 1), "attempt",
+			 sqlite3_column_int(st, 2));
+}
+
 int jobs_phases_json(pb_db *db, const char *id, json_t **out, char *err)
 {
-	sqlite3_stmt *st = NULL;
-	json_t *list = json_array();
-	int rc = list ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
-	*out = NULL;
-	if (!rc)
-		rc = db_prepare(db, "SELECT phase, started_at, attempt FROM job_phases WHERE job_id = ? ORDER BY seq",
-				&st, err);
-	if (!rc)
-		rc = db_bind_text(st, 1, id, err);
-	while (!rc) {
-		int row = db_row(db, st, err);
-		if (row <= 0) {
-			rc = row;
-			break;
-		}
-		if (json_array_append_new(list, json_pack("{s:s,s:s,s:i}", "phase", db_col_text(st, 0), "started_at",
-							  db_col_text(st, 1), "attempt", sqlite3_column_int(st, 2))))
-			rc = pb_err(err, PB_ENOMEM, "out of memory");
-	}
-	db_done(st);
-	if (rc)
-		json_decref(list);
-	else
-		*out = list;
-	return rc;
+	return db_list_json(db, "SELECT phase, started_at, attempt FROM job_phases WHERE job_id = ? ORDER BY seq", &id,
+			    1, 0, phase_json, NULL, out, err);
 }
 
 void jobs_list_free(pb_job **v, size_t n)

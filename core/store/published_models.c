@@ -159,49 +159,39 @@ static json_t *col_json(sqlite3_stmt *st, int i)
 /* The states whose model is history: deleted in Power BI, or let go by pbiport. */
 #define PM_GONE "('unpublished', 'detached')"
 
-int published_models_list_json(pb_db *db, const char *org_id, const char *port_id, json_t **out, char *err)
+/* A model as a port's list shows it (the columns of published_models_list_json's query). */
+static json_t *listed_model(sqlite3_stmt *st, void *ctx)
 {
 	static const char *const keys[] = { "id", "name", "state", "semantic_model_id", "workspace_id", "web_url",
 					    "published_at", "updated_at", "job_id", "connection_id",
 					    "consumer_data_product_id", "agreement_id", "drift_cause" };
 	enum { NKEYS = sizeof keys / sizeof keys[0] };
-	sqlite3_stmt *st = NULL;
-	json_t *models = json_array();
-	int rc;
-	*out = NULL;
-	if (!models)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	rc = db_prepare(db,
-			"SELECT id, name, state, semantic_model_id, workspace_id, web_url, published_at, updated_at, job_id, "
-			"connection_id, consumer_product_id, agreement_id, drift_cause, update_available "
-			"FROM published_models WHERE org_id = ? AND output_port_id = ? AND state NOT IN " PM_GONE " "
-			"ORDER BY published_at DESC, id DESC LIMIT ?",
-			&st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, org_id, err)) && !(rc = db_bind_text(st, 2, port_id, err)))
-		rc = sqlite3_bind_int(st, 3, PB_LIST_MAX_ITEMS) == SQLITE_OK ? PB_OK
-									      : pb_err(err, PB_EIO, "binding the limit failed");
-	while (!rc && (rc = db_row(db, st, err)) == 1) {
-		json_t *m = json_object();
-		for (size_t i = 0; m && i < NKEYS; i++)
-			if (json_object_set_new(m, keys[i], col_json(st, (int)i))) {
-				json_decref(m);
-				m = NULL;
-			}
-		if (m && json_object_set_new(m, "update_available", json_boolean(sqlite3_column_int(st, NKEYS)))) {
+	json_t *m = json_object();
+	for (size_t i = 0; m && i < NKEYS; i++)
+		if (json_object_set_new(m, keys[i], col_json(st, (int)i))) {
 			json_decref(m);
-			m = NULL;
+			return NULL;
 		}
-		if (!m || json_array_append_new(models, m)) {
-			rc = pb_err(err, PB_ENOMEM, "out of memory");
-			break;
-		}
-		rc = 0;
+	if (m && json_object_set_new(m, "update_available", json_boolean(sqlite3_column_int(st, NKEYS)))) {
+		json_decref(m);
+		return NULL;
 	}
-	db_done(st);
-	if (rc < 0) {
-		json_decref(models);
+	return m;
+}
+
+int published_models_list_json(pb_db *db, const char *org_id, const char *port_id, json_t **out, char *err)
+{
+	json_t *models = NULL;
+	const char *v[] = { org_id, port_id };
+	*out = NULL;
+	int rc = db_list_json(db,
+			      "SELECT id, name, state, semantic_model_id, workspace_id, web_url, published_at, updated_at, "
+			      "job_id, connection_id, consumer_product_id, agreement_id, drift_cause, update_available "
+			      "FROM published_models WHERE org_id = ? AND output_port_id = ? AND state NOT IN " PM_GONE " "
+			      "ORDER BY published_at DESC, id DESC LIMIT ?",
+			      v, 2, PB_LIST_MAX_ITEMS, listed_model, NULL, &models, err);
+	if (rc)
 		return rc;
-	}
 	*out = json_pack("{s:o}", "models", models);
 	return *out ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
 }
@@ -539,39 +529,28 @@ static json_t *col_object(sqlite3_stmt *st, int i)
 	return o ? o : json_null();
 }
 
+/* A drifted model as the drift list shows it (the columns of pm_drift_list_json's query). */
+static json_t *drifted_model(sqlite3_stmt *st, void *ctx)
+{
+	json_t *diff = col_object(st, 9);
+	json_t *m = json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:O,s:o,s:o}", "id", db_col_text(st, 0), "name",
+			      db_col_text(st, 1), "output_port_id", db_col_text(st, 2), "workspace_id", db_col_text(st, 3),
+			      "semantic_model_id", db_col_text(st, 4), "web_url", col_json(st, 5), "cause",
+			      db_col_text(st, 6), "summary",
+			      json_object_get(diff, "summary") ? json_object_get(diff, "summary") : json_null(),
+			      "checked_at", col_json(st, 7), "detected_at", col_json(st, 8));
+	json_decref(diff);
+	return m;
+}
+
 int pm_drift_list_json(pb_db *db, const char *org_id, json_t **out, char *err)
 {
-	sqlite3_stmt *st = NULL;
-	json_t *list = json_array();
-	int rc;
-	*out = NULL;
-	if (!list)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	rc = db_prepare(db,
-			"SELECT id, name, output_port_id, workspace_id, semantic_model_id, web_url, drift_cause, "
-			"drift_checked_at, drift_detected_at, drift FROM published_models WHERE org_id = ? AND "
-			"drift_cause IS NOT NULL AND state NOT IN " PM_GONE " ORDER BY drift_detected_at DESC, id DESC LIMIT ?",
-			&st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, org_id, err)))
-		sqlite3_bind_int(st, 2, PB_LIST_MAX_ITEMS);
-	while (!rc && (rc = db_row(db, st, err)) == 1) {
-		json_t *diff = col_object(st, 9);
-		json_t *m = json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:O,s:o,s:o}", "id", db_col_text(st, 0), "name",
-				      db_col_text(st, 1), "output_port_id", db_col_text(st, 2), "workspace_id",
-				      db_col_text(st, 3), "semantic_model_id", db_col_text(st, 4), "web_url", col_json(st, 5),
-				      "cause", db_col_text(st, 6), "summary",
-				      json_object_get(diff, "summary") ? json_object_get(diff, "summary") : json_null(),
-				      "checked_at", col_json(st, 7), "detected_at", col_json(st, 8));
-		json_decref(diff);
-		rc = m && !json_array_append_new(list, m) ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
-	}
-	db_done(st);
-	if (rc < 0) {
-		json_decref(list);
-		return rc;
-	}
-	*out = list;
-	return PB_OK;
+	return db_list_json(db,
+			    "SELECT id, name, output_port_id, workspace_id, semantic_model_id, web_url, drift_cause, "
+			    "drift_checked_at, drift_detected_at, drift FROM published_models WHERE org_id = ? AND "
+			    "drift_cause IS NOT NULL AND state NOT IN " PM_GONE " ORDER BY drift_detected_at DESC, id DESC "
+			    "LIMIT ?",
+			    &org_id, 1, PB_LIST_MAX_ITEMS, drifted_model, NULL, out, err);
 }
 
 /* {"user_id","name"} of user id in org_id, null when id is "" (name null when unknown). */
