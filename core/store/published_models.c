@@ -427,11 +427,7 @@ int pm_unpublish_finish(pb_db *db, const char *id, const char *by_user, bool det
 	}
 out:
 	db_done(st);
-	if (rc) {
-		db_rollback(db);
-		return rc;
-	}
-	return db_commit(db, err);
+	return db_end(db, rc, err);
 }
 
 int pm_connection_in_use(pb_db *db, const char *conn_id, const char *except_id, bool *in_use, char *err)
@@ -502,20 +498,17 @@ int pm_set_drift(pb_db *db, const char *id, const char *diff, const char *cause,
 		goto out;
 	const char *v[] = { id, kept, cause, now };
 	/* a drift seen before keeps its detected_at: only a new one is news */
-	if ((rc = exec_changed(db,
-			       "UPDATE published_models SET drift = ?2, drift_cause = ?3, drift_detected_at = ?4, "
-			       "drift_checked_at = ?4 WHERE id = ?1 AND ?3 IS NOT NULL AND "
-			       "(drift_cause IS NULL OR drift_cause <> ?3 OR drift IS NULL OR drift <> ?2)",
-			       v, 4, &changed, err)) ||
-	    (rc = db_exec_texts(db,
-				"UPDATE published_models SET drift_checked_at = ?4, drift = ?2, drift_cause = ?3, "
-				"drift_detected_at = CASE WHEN ?3 IS NULL THEN NULL ELSE drift_detected_at END "
-				"WHERE id = ?1",
-				v, 4, err))) {
-		db_rollback(db);
-		goto out;
-	}
-	if (!(rc = db_commit(db, err)) && is_new)
+	if (!(rc = exec_changed(db,
+				"UPDATE published_models SET drift = ?2, drift_cause = ?3, drift_detected_at = ?4, "
+				"drift_checked_at = ?4 WHERE id = ?1 AND ?3 IS NOT NULL AND "
+				"(drift_cause IS NULL OR drift_cause <> ?3 OR drift IS NULL OR drift <> ?2)",
+				v, 4, &changed, err)))
+		rc = db_exec_texts(db,
+				   "UPDATE published_models SET drift_checked_at = ?4, drift = ?2, drift_cause = ?3, "
+				   "drift_detected_at = CASE WHEN ?3 IS NULL THEN NULL ELSE drift_detected_at END "
+				   "WHERE id = ?1",
+				   v, 4, err);
+	if (!(rc = db_end(db, rc, err)) && is_new)
 		*is_new = changed;
 out:
 	free(kept);

@@ -493,9 +493,5 @@ int deliveries_record(pb_db *db, const delivery_attempt *a, char *err)
 		goto out;
 out:
 	db_done(st);
-	if (rc) {
-		db_rollback(db);
-		return rc;
-	}
-	return db_commit(db, err);
+	return db_end(db, rc, err);
 }
