@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "runtime/crypto.h"
+#include "runtime/json_out.h"
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
 
@@ -181,6 +182,14 @@ json_t *job_json(const pb_job *j)
 			 j->attempts, "error", error ? error : json_null(), "result", json_or_null(j->result),
 			 "user_id", or_null(j->user_id), "created_at", j->created_at, "updated_at", j->updated_at,
 			 "finished_at", j->finished_at, "cancel", cancel ? cancel : json_null());
+}
+
+json_t *jobs_json(pb_job *const *v, size_t n)
+{
+	json_t *list = json_array();
+	for (size_t i = 0; list && i < n; i++)
+		json_out_list_add_new(&list, job_json(v[i]));
+	return list;
 }
 
 static json_t *phase_json(sqlite3_stmt *st, void *ctx)

@@ -12,6 +12,7 @@
 #include "runtime/http.h"
 #include "runtime/json_body.h"
 #include "runtime/jobs.h"
+#include "runtime/json_out.h"
 #include "runtime/limits.h"
 #include "runtime/log.h"
 #include "runtime/timeutil.h"
@@ -720,10 +721,7 @@ int webhooks_list_json(pb_db *db, const char *org_id, json_t **out, pb_failure *
 		return pb_fail_as(f, rc, NULL);
 	json_t *list = json_array();
 	for (size_t i = 0; list && i < n; i++)
-		if (json_array_append_new(list, webhook_view(v[i]))) {
-			json_decref(list);
-			list = NULL;
-		}
+		json_out_list_add_new(&list, webhook_view(v[i]));
 	webhooks_free(v, n);
 	*out = list ? json_pack("{s:o}", "webhooks", list) : NULL;
 	return *out ? PB_OK : pb_fail(f, PB_ENOMEM, NULL, "out of memory");
@@ -771,10 +769,7 @@ int webhook_deliveries_json(pb_db *db, const char *org_id, const char *id, json_
 		return pb_fail_as(f, rc, NULL);
 	json_t *list = json_array();
 	for (size_t i = 0; list && i < n; i++)
-		if (json_array_append_new(list, delivery_view(db, v[i]))) {
-			json_decref(list);
-			list = NULL;
-		}
+		json_out_list_add_new(&list, delivery_view(db, v[i]));
 	deliveries_free(v, n);
 	*out = list ? json_pack("{s:o}", "deliveries", list) : NULL;
 	return *out ? PB_OK : pb_fail(f, PB_ENOMEM, NULL, "out of memory");

@@ -7,6 +7,7 @@
 
 #include "core/store/agreements.h"
 #include "core/store/published_models.h"
+#include "runtime/json_out.h"
 #include "runtime/util.h"
 
 #define PRODUCT_TYPE_SOURCE "source"   /* imported from a contract (publish makes "consumer") */
@@ -584,4 +585,12 @@ json_t *catalog_product_json(const cat_product *p, bool with_contract)
 		return NULL;
 	}
 	return o;
+}
+
+json_t *catalog_products_json(const cat_product *v, size_t n)
+{
+	json_t *list = json_array();
+	for (size_t i = 0; list && i < n; i++)
+		json_out_list_add_new(&list, catalog_product_json(&v[i], false));
+	return list;
 }
