@@ -101,19 +101,6 @@ static void delete_all_hooks(void)
 	assert_int_equal(db_exec_texts(db, "DELETE FROM jobs", v, 0, err), PB_OK);
 }
 
-static long count_rows(const char *sql, const char *arg)
-{
-	char err[PB_ERR_MAX];
-	sqlite3_stmt *st = NULL;
-	assert_int_equal(db_prepare(db, sql, &st, err), PB_OK);
-	if (arg)
-		assert_int_equal(db_bind_text(st, 1, arg, err), PB_OK);
-	assert_int_equal(db_row(db, st, err), 1);
-	long n = (long)sqlite3_column_int64(st, 0);
-	db_done(st);
-	return n;
-}
-
 static void test_emit_without_webhooks_queues_nothing(void **state)
 {
 	(void)state;
@@ -122,8 +109,8 @@ static void test_emit_without_webhooks_queues_nothing(void **state)
 	json_t *data = json_pack("{s:s}", "job_id", "j1");
 	assert_int_equal(webhook_emit(db, org_id, "publish.succeeded", data, err), PB_OK);
 	json_decref(data);
-	assert_int_equal(count_rows("SELECT COUNT(*) FROM jobs", NULL), 0);
-	assert_int_equal(count_rows("SELECT COUNT(*) FROM webhook_deliveries", NULL), 0);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM jobs", NULL), 0);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM webhook_deliveries", NULL), 0);
 	/* an unknown event is the caller's mistake */
 	assert_int_equal(webhook_emit(db, org_id, "publish.done", NULL, err), PB_EINVAL);
 }
@@ -143,10 +130,10 @@ static void test_emit_queues_one_job_per_subscriber(void **state)
 	assert_int_equal(webhook_emit(db, org_id, "publish.succeeded", data, err), PB_OK);
 	json_decref(data);
 	/* a and b only: c does not subscribe, off is turned off, other is another organization's */
-	assert_int_equal(count_rows("SELECT COUNT(*) FROM webhook_deliveries", NULL), 2);
-	assert_int_equal(count_rows("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ?", a), 1);
-	assert_int_equal(count_rows("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ?", b), 1);
-	assert_int_equal(count_rows("SELECT COUNT(*) FROM jobs WHERE kind = 'webhook_delivery' AND state = 'queued' "
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM webhook_deliveries", NULL), 2);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ?", a), 1);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ?", b), 1);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM jobs WHERE kind = 'webhook_delivery' AND state = 'queued' "
 				    "AND org_id = ?", org_id), 2);
 	/* each delivery names its job, whose input names the delivery */
 	pb_delivery **v = NULL;
@@ -173,12 +160,12 @@ static void test_emit_queues_one_job_per_subscriber(void **state)
 	assert_non_null(json_string_value(json_object_get(p, "created_at")));
 	assert_string_equal(json_string_value(json_object_get(json_object_get(p, "data"), "semantic_model_id")), "m1");
 	json_decref(p);
-	assert_int_equal(count_rows("SELECT COUNT(DISTINCT event_id) FROM webhook_deliveries", NULL), 1);
+	assert_int_equal(tu_count(db, "SELECT COUNT(DISTINCT event_id) FROM webhook_deliveries", NULL), 1);
 	deliveries_free(v, n);
 	/* the other event goes to a only */
 	assert_int_equal(webhook_emit(db, org_id, "refresh.failed", NULL, err), PB_OK);
-	assert_int_equal(count_rows("SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ?", a), 2);
-	assert_int_equal(count_rows("SELECT COUNT(*) FROM webhook_deliveries", NULL), 3);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ?", a), 2);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM webhook_deliveries", NULL), 3);
 }
 
 static void test_emit_joins_the_callers_transaction(void **state)
@@ -191,13 +178,13 @@ static void test_emit_joins_the_callers_transaction(void **state)
 	assert_int_equal(webhook_emit(db, org_id, "drift.detected", NULL, err), PB_OK);
 	db_rollback(db);
 	/* what the event reported was not committed: neither is the event */
-	assert_int_equal(count_rows("SELECT COUNT(*) FROM webhook_deliveries", NULL), 0);
-	assert_int_equal(count_rows("SELECT COUNT(*) FROM jobs", NULL), 0);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM webhook_deliveries", NULL), 0);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM jobs", NULL), 0);
 	assert_int_equal(db_begin(db, err), PB_OK);
 	assert_int_equal(webhook_emit(db, org_id, "drift.detected", NULL, err), PB_OK);
 	assert_int_equal(db_commit(db, err), PB_OK);
-	assert_int_equal(count_rows("SELECT COUNT(*) FROM webhook_deliveries", NULL), 1);
-	assert_int_equal(count_rows("SELECT COUNT(*) FROM jobs", NULL), 1);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM webhook_deliveries", NULL), 1);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM jobs", NULL), 1);
 }
 
 static void test_emit_once_per_key(void **state)
@@ -210,10 +197,10 @@ static void test_emit_once_per_key(void **state)
 	/* a job that runs again after its worker died reports its end again */
 	assert_int_equal(webhook_emit_once(db, org_id, "import.failed", "job-1", NULL, err), PB_OK);
 	assert_int_equal(webhook_emit_once(db, org_id, "import.failed", "job-1", NULL, err), PB_OK);
-	assert_int_equal(count_rows("SELECT COUNT(*) FROM webhook_deliveries", NULL), 2);
-	assert_int_equal(count_rows("SELECT COUNT(*) FROM jobs", NULL), 2);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM webhook_deliveries", NULL), 2);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM jobs", NULL), 2);
 	assert_int_equal(webhook_emit_once(db, org_id, "import.failed", "job-2", NULL, err), PB_OK);
-	assert_int_equal(count_rows("SELECT COUNT(*) FROM webhook_deliveries", NULL), 4);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM webhook_deliveries", NULL), 4);
 }
 
 static void test_signature(void **state)

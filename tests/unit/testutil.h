@@ -178,6 +178,21 @@ TU_FN int tu_db_teardown(const char *dir, pb_db *db, pb_config *cfg)
 	return tu_rmtree(dir);
 }
 
+/* The number query sql (SELECT COUNT(*) ...) answers, with arg bound to its one parameter (NULL:
+ * none). Straight through SQLite, not db_prepare's cache of constant statements: tests build
+ * some of their SQL text. A query that fails fails the test. */
+TU_FN long tu_count(pb_db *db, const char *sql, const char *arg)
+{
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_prepare_v2(db_sqlite(db), sql, -1, &st, NULL), SQLITE_OK);
+	if (arg)
+		assert_int_equal(sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	long n = (long)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
 /* What a group setup returns when a step failed: err on stderr (cmocka prints only that the
  * setup failed), then -1. */
 TU_FN int tu_setup_failed(const char *err)
