@@ -138,7 +138,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
             super().tearDownClass()
 
     def setUp(self):
-        self.load(self.fixture)
+        self.load_tenants_aged(self.fixture)
         db = self.db()
         db.execute("PRAGMA foreign_keys = ON")   # as pbiport has it: sightings go with their assets
         db.execute("DELETE FROM integrations")
@@ -151,14 +151,6 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         db.close()
 
     # ---- helpers -----------------------------------------------------------------------------
-    def load(self, fx):
-        """Loads a tenant as it was two hours ago, so nothing counts as modified in the last 30
-        minutes (the shortest modifiedSince Power BI takes)."""
-        self.emu.control("POST", "reset")
-        self.emu.control("POST", "advance", {"seconds": -7200})
-        self.emu.control("POST", "load", fx)
-        self.emu.control("POST", "advance", {"seconds": 7200})
-
     def db(self):
         return sqlite3.connect(self.stack.path("db", "pbiport.db"), timeout=30)
 
@@ -396,7 +388,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         fx = copy.deepcopy(self.fixture)
         for a in fx["tenants"][0]["apps"]:
             a["admin_api_allowed"] = False
-        self.load(fx)
+        self.load_tenants_aged(fx)
         integ = self.create()
         run = self.run_to_end(integ["id"])
         self.assertEqual(run["state"], "succeeded", run)
@@ -439,14 +431,14 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         status, err = self.call("POST", "/api/integrations/%s/test" % integ["id"])
         self.assertEqual((status, err["error"]["code"]), (502, "powerbi_rejected"), err)
         self.assertIn("integration 'prod'", err["error"]["message"])
-        self.load(self.fixture)
+        self.load_tenants_aged(self.fixture)
         # tenant settings turned off, one at a time
         for setting, check, words in (("service_principals_allowed", "fabric_api_access", "Service principals can use Fabric APIs"),
                                       ("detailed_metadata", "detailed_metadata", "detailed metadata"),
                                       ("dax_mashup_expressions", "mashup_expressions", "DAX and mashup expressions")):
             fx = copy.deepcopy(self.fixture)
             fx["tenants"][0]["settings"][setting] = False
-            self.load(fx)
+            self.load_tenants_aged(fx)
             status, rep = self.call("POST", "/api/integrations/%s/test" % integ["id"])
             self.assertEqual(status, 200, rep)
             checks = {c["check"]: c for c in rep["checks"]}
@@ -590,7 +582,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         fx = copy.deepcopy(self.fixture)
         sales_eu = [w for w in fx["tenants"][0]["workspaces"] if w["name"] == "Sales EU"][0]
         sales_eu["roles"].append({"principal": OTHER_ID, "role": "Contributor"})
-        self.load(fx)
+        self.load_tenants_aged(fx)
         scan = self.create("scanner")
         lister = self.create("lister", client_id=OTHER_ID, client_secret=OTHER_SECRET)
         self.assertEqual(self.run_to_end(scan["id"])["state"], "succeeded")
@@ -658,7 +650,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         for a in fx["tenants"][0]["apps"]:
             if a["client_id"] == OTHER_ID:
                 a["admin_api_allowed"] = True
-        self.load(fx)
+        self.load_tenants_aged(fx)
         a = self.create("tenant-a")
         b = self.create("tenant-b", client_id=OTHER_ID, client_secret=OTHER_SECRET)
         self.emu.control("POST", "faults", {"path_prefix": "/powerbi/v1.0/myorg/admin/workspaces/getInfo",
@@ -811,7 +803,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
     def test_upstream_tables_of_every_source(self):
         """Models on PostgreSQL, Synapse, BigQuery, Redshift, MySQL, Oracle, Athena and ODBC: their
         source tables come from the M, and output ports of the same servers link to them."""
-        self.load(warehouse_fixture(self.fixture))
+        self.load_tenants_aged(warehouse_fixture(self.fixture))
         ports = {}
         for typ, server in (("postgres", "    host: pg.example.com\n    database: shop\n    schema: public\n"),
                             ("sqlserver", "    host: contoso.sql.azuresynapse.net\n    database: dw\n"

@@ -47,10 +47,7 @@ class Refresh(harness.EmulatorStackTestCase):
     @classmethod
     def set_up_stack(cls):
         """Imports the models to refresh."""
-        cls.emu.control("POST", "reset")
-        cls.emu.control("POST", "advance", {"seconds": -7200})
-        cls.emu.control("POST", "load", tenant_fixture())
-        cls.emu.control("POST", "advance", {"seconds": 7200})
+        cls.load_tenants_aged(tenant_fixture())
         status, _, dp = cls.stack.import_contract(contract())
         assert status == 201, (status, dp)
         cls.product_id = dp["id"]

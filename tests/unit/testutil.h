@@ -65,14 +65,14 @@ TU_FN int tu_write_file(const char *path, const void *data, size_t len, char *er
 	return 0;
 }
 
-/* The folder <PBIPORT_CORPUS>/<sub> of the shared corpus (it sits beside the project, not in it:
- * tests/run.sh) into dir (size bytes): true when it is there, else false after printing
- * "SKIP: <what>: PBIPORT_CORPUS/<sub> not found" for the test to return. */
-TU_FN bool tu_corpus_dir(const char *sub, const char *what, char *dir, size_t size)
+/* The folder or file <PBIPORT_CORPUS>/<sub> of the shared corpus (it sits beside the project,
+ * not in it: tests/run.sh) into path (size bytes): true when it is there, else false after
+ * printing "SKIP: <what>: PBIPORT_CORPUS/<sub> not found" for the test to return. */
+TU_FN bool tu_corpus_path(const char *sub, const char *what, char *path, size_t size)
 {
 	const char *root = getenv("PBIPORT_CORPUS");
 	struct stat st;
-	if (root && !xsnprintf(dir, size, "%s/%s", root, sub) && !stat(dir, &st) && S_ISDIR(st.st_mode))
+	if (root && !xsnprintf(path, size, "%s/%s", root, sub) && !stat(path, &st))
 		return true;
 	printf("SKIP: %s: PBIPORT_CORPUS/%s not found\n", what, sub);
 	return false;
