@@ -8,7 +8,6 @@ import copy
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -139,7 +138,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
 
     def setUp(self):
         self.load_tenants_aged(self.fixture)
-        db = self.db()
+        db = self.stack.db()
         db.execute("PRAGMA foreign_keys = ON")   # as pbiport has it: sightings go with their assets
         db.execute("DELETE FROM integrations")
         db.execute("DELETE FROM assets")
@@ -151,16 +150,8 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         db.close()
 
     # ---- helpers -----------------------------------------------------------------------------
-    def db(self):
-        return sqlite3.connect(self.stack.path("db", "pbiport.db"), timeout=30)
-
     def call(self, method, path, user="alice", body=None):
-        hdrs = {}
-        if body is not None:
-            body = json.dumps(body)
-            hdrs["Content-Type"] = "application/json"
-        status, headers, data = self.stack.request(method, path, body=body, headers=hdrs, token=user)
-        doc = json.loads(data.decode()) if data else None
+        status, _, doc = self.stack.send_json(method, path, body, token=user)
         return status, doc
 
     def create(self, name="prod", **fields):
@@ -277,7 +268,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         self.assertEqual(status, 200)
         self.assertEqual([i["name"] for i in lst["integrations"]], ["other", "prod"])
         # the secret is sealed in SQLite and never in a response
-        db = self.db()
+        db = self.stack.db()
         stored = [r[0] for r in db.execute("SELECT client_secret FROM integrations")]
         db.close()
         for s in stored:
@@ -372,7 +363,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         self.assertEqual(run["mode"], "full")
         self.assertEqual(self.names("workspace"), ["HR"])
         self.assertGreater(run["counts"]["removed"], 0)
-        db = self.db()
+        db = self.stack.db()
         removed = db.execute("SELECT COUNT(*) FROM assets WHERE state = 'removed'").fetchone()[0]
         db.close()
         self.assertEqual(removed, run["counts"]["removed"])
@@ -473,7 +464,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         self.run_once()
         runs = self.runs(integ["id"])
         self.assertEqual(runs[0]["state"], "running", runs[0])
-        db = self.db()
+        db = self.stack.db()
         job = db.execute("SELECT state, run_after, error_code FROM jobs WHERE id = ?", (run["job_id"],)).fetchone()
         scans = db.execute("SELECT COUNT(*) FROM integration_scans WHERE run_id = ?", (run["id"],)).fetchone()[0]
         db.close()
@@ -487,7 +478,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         up by others, the run waits for the next hour instead of calling Power BI."""
         integ = self.create()
         hour = time.strftime("%Y-%m-%dT%H", time.gmtime())
-        db = self.db()
+        db = self.stack.db()
         db.execute("INSERT INTO scan_budget (tenant_id, hour, calls) VALUES (?, ?, 500)", (TENANT, hour))
         db.commit()
         run = self.trigger(integ["id"])
@@ -507,7 +498,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         before = {a["id"]: a["updated_at"] for a in self.assets()}
         # slow scans down so the worker is caught mid-run, then kill it hard
         self.emu.control("POST", "config", {"scan_duration_s": 3600, "scan_polls": 1000000})
-        db = self.db()
+        db = self.stack.db()
         db.execute("UPDATE integrations SET last_success_at = NULL")   # make the next run a full one
         db.commit()
         run = self.trigger(integ["id"])
@@ -567,7 +558,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         self.assertEqual(third["counts"]["scanned_workspaces"], 1, third)
         self.assertEqual(third["counts"]["removed"], 1, third)
         self.assertNotIn("People", self.names("semantic_model"))
-        db = self.db()
+        db = self.stack.db()
         state = db.execute("SELECT state FROM assets WHERE id = ?", (people["id"],)).fetchone()[0]
         db.close()
         self.assertEqual(state, "removed")
@@ -615,7 +606,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         # a refresh of the shared model uses the scanner integration's service principal
         status, ref = self.call("POST", "/api/semantic-models/%s/refreshes" % eu["id"], body={})
         self.assertEqual(status, 202, ref)
-        db = self.db()
+        db = self.stack.db()
         job_input = json.loads(db.execute("SELECT input FROM jobs WHERE id = ?", (ref["job_id"],)).fetchone()[0])
         self.assertEqual(job_input["integration_id"], scan["id"])
         db.execute("DELETE FROM jobs WHERE id = ?", (ref["job_id"],))   # not run: only who would refresh
@@ -679,7 +670,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         self.assertEqual(rb["id"], run_b["id"])
         self.assertGreater(rb["waiting"]["until"], hour, rb)
         self.assertIn("integration 'tenant-a'", rb["waiting"]["reason"])
-        db = self.db()
+        db = self.stack.db()
         run_after = db.execute("SELECT run_after FROM jobs WHERE id = ?", (run_b["job_id"],)).fetchone()[0]
         self.assertGreater(run_after, hour)
         # the permission doctor does not call the scanner APIs either
@@ -707,7 +698,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         # the schedule is first due at its next matching time, not at once
         self.run_once()
         self.assertEqual(self.runs(integ["id"]), [])
-        db = self.db()
+        db = self.stack.db()
         db.execute("UPDATE integrations SET next_run_at = '2020-01-01T00:00:00.000Z'")   # missed many
         db.commit()
         db.close()

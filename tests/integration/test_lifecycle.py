@@ -8,14 +8,12 @@ added to the contract: update_available, the dry run lists exactly it, the updat
 id and what an analyst added in Power BI), breaking changes and blocking references (409 naming
 them), drift (power_bi, contract), the daily drift check and GET /api/drift, auto_update additive,
 and crash safety of the update job (kill -9 in each phase: one model, updated once)."""
-import json
 import time
 import unittest
 
 from publish_stack import BASIC, JOB_WAIT_S, SF_CONNECTION, WS_ADMIN, PublishStackTestCase
 
 
-JSON = {"Content-Type": "application/json"}
 UPDATE_PHASES = ("reading", "diffing", "updating", "rebinding", "refreshing")
 
 
@@ -59,9 +57,7 @@ class Lifecycle(PublishStackTestCase):
         return doc
 
     def unpublish(self, pm_id, body=None, user="alice"):
-        return self.stack.json("DELETE", "/api/published-models/" + pm_id, token=user,
-                               body=json.dumps(body) if body is not None else None,
-                               headers=JSON if body is not None else None)
+        return self.stack.send_json("DELETE", "/api/published-models/" + pm_id, body, token=user)
 
     def unpublish_job(self, pm_id, body=None, user="alice"):
         status, headers, doc = self.unpublish(pm_id, body, user)
@@ -99,8 +95,8 @@ class Lifecycle(PublishStackTestCase):
         return port, self.publish_model("Lifecycle " + cid, port=port, connection=SF_CONNECTION)
 
     def update(self, pm_id, body=None, user="alice"):
-        return self.stack.json("POST", "/api/published-models/%s/update" % pm_id, token=user, headers=JSON,
-                               body=json.dumps(body if body is not None else {}))
+        return self.stack.send_json("POST", "/api/published-models/%s/update" % pm_id, body if body is not None else {},
+                                    token=user)
 
     def live(self, model_id):
         """The emulator's model: its parts joined as one text, and the model."""
@@ -146,17 +142,13 @@ class Lifecycle(PublishStackTestCase):
     def test_02_patch_auto_update(self):
         res = self.publish_model("Lifecycle auto")
         path = "/api/published-models/" + res["id"]
-        status, _, doc = self.stack.json("PATCH", path, token="alice", headers=JSON,
-                                         body=json.dumps({"auto_update": "additive"}))
+        status, _, doc = self.stack.send_json("PATCH", path, {"auto_update": "additive"}, token="alice")
         self.assertEqual((status, doc.get("auto_update")), (200, "additive"), doc)
-        self.assertError(self.stack.json("PATCH", path, token="alice", headers=JSON,
-                                         body=json.dumps({"auto_update": "always"})), 400, "bad_request")
-        self.assertError(self.stack.json("PATCH", path, token="alice", headers=JSON,
-                                         body=json.dumps({"auto": "off"})), 400, "bad_request")
-        self.assertError(self.stack.json("PATCH", path, token="bob", headers=JSON,
-                                         body=json.dumps({"auto_update": "off"})), 403, "forbidden")
-        self.assertError(self.stack.json("PATCH", path, token="carol", headers=JSON,
-                                         body=json.dumps({"auto_update": "off"})), 404, "not_found")
+        self.assertError(self.stack.send_json("PATCH", path, {"auto_update": "always"}, token="alice"), 400,
+                         "bad_request")
+        self.assertError(self.stack.send_json("PATCH", path, {"auto": "off"}, token="alice"), 400, "bad_request")
+        self.assertError(self.stack.send_json("PATCH", path, {"auto_update": "off"}, token="bob"), 403, "forbidden")
+        self.assertError(self.stack.send_json("PATCH", path, {"auto_update": "off"}, token="carol"), 404, "not_found")
         self.assertEqual(self.model(res["id"])["auto_update"], "additive")
 
     # ---- unpublish -----------------------------------------------------------------------------
@@ -387,8 +379,7 @@ class Lifecycle(PublishStackTestCase):
     def test_25_auto_update_additive(self):
         port, res = self.published("upd-auto")
         pm = res["id"]
-        status, _, doc = self.stack.json("PATCH", "/api/published-models/" + pm, token="alice", headers=JSON,
-                                         body=json.dumps({"auto_update": "additive"}))
+        status, _, doc = self.stack.send_json("PATCH", "/api/published-models/" + pm, {"auto_update": "additive"}, token="alice")
         self.assertEqual(status, 200, doc)
         before = self.definitions_updated()
         if not self.workers:
