@@ -154,6 +154,21 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         status, _, doc = self.stack.send_json(method, path, body, token=user)
         return status, doc
 
+    def lineage(self, node, depth):
+        """GET /api/lineage of node as bob: the graph."""
+        status, graph = self.call("GET", "/api/lineage?node=%s&depth=%d" % (node, depth), user="bob")
+        self.assertEqual(status, 200, graph)
+        return graph
+
+    def imported_with_sales_eu(self, contract):
+        """contract's product (imported by alice), after an import of the Sales EU workspace has
+        succeeded: (product, integration)."""
+        status, _, product = self.stack.import_contract(contract, token="alice")
+        self.assertIn(status, (200, 201), product)
+        integ = self.create(filters={"workspaces": {"include": ["Sales EU"]}})
+        self.assertEqual(self.run_to_end(integ["id"])["state"], "succeeded")
+        return product, integ
+
     def create(self, name="prod", **fields):
         body = {"name": name, "type": "powerbi", "tenant_id": TENANT, "client_id": SP_ID,
                 "client_secret": SP_SECRET}
@@ -773,12 +788,8 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
             "status: active\nservers:\n  - server: production\n    type: snowflake\n"
             "    host: acme.snowflakecomputing.com\n    warehouse: WH\n    database: SALES\n    schema: PUBLIC\n"
             "schema:\n  - name: FACTS\n    properties:\n      - name: Id\n        logicalType: integer\n")
-        status, _, product = self.stack.import_contract(contract, token="alice")
-        self.assertIn(status, (200, 201), product)
-        integ = self.create(filters={"workspaces": {"include": ["Sales EU"]}})
-        self.assertEqual(self.run_to_end(integ["id"])["state"], "succeeded")
-        status, graph = self.call("GET", "/api/lineage?node=%s&depth=6" % product["id"], user="bob")
-        self.assertEqual(status, 200, graph)
+        product, integ = self.imported_with_sales_eu(contract)
+        graph = self.lineage(product["id"], 6)
         by_type = {}
         for n in graph["nodes"]:
             by_type.setdefault(n["type"], []).append(n["name"])
@@ -788,8 +799,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         self.assertEqual(sorted(map(str, by_type.get("report", []))), ["Draft EU", "EU Revenue"], graph)
         # re-running the import adds no duplicate edges
         self.assertEqual(self.run_to_end(integ["id"])["state"], "succeeded")
-        status, again = self.call("GET", "/api/lineage?node=%s&depth=6" % product["id"], user="bob")
-        self.assertEqual(len(again["edges"]), len(graph["edges"]))
+        self.assertEqual(len(self.lineage(product["id"], 6)["edges"]), len(graph["edges"]))
 
     def test_upstream_tables_of_every_source(self):
         """Models on PostgreSQL, Synapse, BigQuery, Redshift, MySQL, Oracle, Athena and ODBC: their
@@ -827,8 +837,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         for typ, model in (("postgres", "PG Orders"), ("sqlserver", "Synapse Sales"), ("bigquery", "BQ Costs"),
                            ("mysql", "MySQL Shop")):
             with self.subTest(port=typ):
-                status, graph = self.call("GET", "/api/lineage?node=%s&depth=3" % ports[typ]["id"], user="bob")
-                self.assertEqual(status, 200, graph)
+                graph = self.lineage(ports[typ]["id"], 3)
                 names = [n["name"] for n in graph["nodes"] if n["type"] == "semantic_model"]
                 self.assertEqual(names, [model], graph)
 
@@ -840,12 +849,8 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
                     "version: 1.0.0\nstatus: active\nservers:\n  - server: powerbi\n    type: powerbi\n"
                     "schema:\n  - name: Facts\n    properties:\n      - name: Id\n        logicalType: integer\n"
                     % model_id)
-        status, _, product = self.stack.import_contract(contract, token="alice")
-        self.assertIn(status, (200, 201), product)
-        integ = self.create(filters={"workspaces": {"include": ["Sales EU"]}})
-        self.assertEqual(self.run_to_end(integ["id"])["state"], "succeeded")
-        status, graph = self.call("GET", "/api/lineage?node=%s&depth=2" % product["id"], user="bob")
-        self.assertEqual(status, 200, graph)
+        product, _ = self.imported_with_sales_eu(contract)
+        graph = self.lineage(product["id"], 2)
         models = [n for n in graph["nodes"] if n["type"] == "semantic_model"]
         self.assertEqual([m["name"] for m in models], ["EU Orders"], graph)
         self.assertIn({"from": product["id"], "to": models[0]["id"]}, graph["edges"])

@@ -66,6 +66,21 @@ class Lifecycle(PublishStackTestCase):
         self.assertEqual(headers.get("location"), doc["status_url"])
         return doc["job_id"]
 
+    def unpublished(self, job_id):
+        """Waits for unpublish job job_id, which must succeed: its result."""
+        doc = self.wait_job(job_id)
+        self.assertEqual(doc["state"], "succeeded", doc)
+        return doc["result"]
+
+    def in_power_bi(self, res):
+        """What of the publish res is still in Power BI: (its model, its connection)."""
+        return res["semantic_model_id"] in self.emu_model_ids(), res["connection_id"] in self.emu_connection_ids()
+
+    def agreement(self, agreement_id):
+        status, _, ag = self.stack.json("GET", "/api/agreements/" + agreement_id, token="alice")
+        self.assertEqual(status, 200, ag)
+        return ag
+
     def emu_model_ids(self):
         return {m["id"] for m in self.emu_models()}
 
@@ -162,22 +177,18 @@ class Lifecycle(PublishStackTestCase):
         self.assertError(self.unpublish(pm, user="carol"), 404, "not_found")
         self.assertError(self.unpublish(pm, {"keep_model": "yes"}), 400, "bad_request")
         self.assertError(self.unpublish(pm, {"keep": True}), 400, "bad_request")
-        job_id = self.unpublish_job(pm)
-        doc = self.wait_job(job_id)
-        self.assertEqual(doc["state"], "succeeded", doc)
-        self.assertEqual(doc["result"]["state"], "unpublished")
-        self.assertEqual(doc["result"]["removed"], {"semantic_model_id": res["semantic_model_id"],
-                                                   "connection_id": res["connection_id"]})
-        self.assertNotIn(res["semantic_model_id"], self.emu_model_ids())
-        self.assertNotIn(res["connection_id"], self.emu_connection_ids())
+        result = self.unpublished(self.unpublish_job(pm))
+        self.assertEqual(result["state"], "unpublished")
+        self.assertEqual(result["removed"], {"semantic_model_id": res["semantic_model_id"],
+                                             "connection_id": res["connection_id"]})
+        self.assertEqual(self.in_power_bi(res), (False, False))
         got = self.model(pm)
         self.assertEqual(got["state"], "unpublished")
         self.assertEqual(got["unpublished_by"]["name"], "alice")
         self.assertTrue(got["unpublished_at"])
         self.assertEqual(got["consumer_data_product"]["status"], "retired")
         # the agreement ended, saying who ended it and when
-        status, _, ag = self.stack.json("GET", "/api/agreements/" + res["agreement_id"], token="alice")
-        self.assertEqual(status, 200, ag)
+        ag = self.agreement(res["agreement_id"])
         self.assertEqual(ag["state"], "terminated")
         self.assertEqual(ag["terminated_by"]["user_id"], self.user_id("alice"))
         self.assertTrue(ag["terminated_at"])
@@ -194,34 +205,28 @@ class Lifecycle(PublishStackTestCase):
 
     def test_04_keep_model_detaches(self):
         res = self.publish_model("Lifecycle kept")
-        doc = self.wait_job(self.unpublish_job(res["id"], {"keep_model": True}))
-        self.assertEqual(doc["state"], "succeeded", doc)
-        self.assertEqual(doc["result"]["state"], "detached")
-        self.assertEqual(doc["result"]["kept"], {"semantic_model_id": res["semantic_model_id"],
-                                                "connection_id": res["connection_id"]})
+        result = self.unpublished(self.unpublish_job(res["id"], {"keep_model": True}))
+        self.assertEqual(result["state"], "detached")
+        self.assertEqual(result["kept"], {"semantic_model_id": res["semantic_model_id"],
+                                          "connection_id": res["connection_id"]})
         # the model stays in Power BI, and so does its connection (the model still uses it)
-        self.assertIn(res["semantic_model_id"], self.emu_model_ids())
-        self.assertIn(res["connection_id"], self.emu_connection_ids())
+        self.assertEqual(self.in_power_bi(res), (True, True))
         self.assertEqual(self.model(res["id"])["state"], "detached")
         self.assertNotIn(res["id"], [m["id"] for m in self.port_models()])
-        status, _, ag = self.stack.json("GET", "/api/agreements/" + res["agreement_id"], token="alice")
-        self.assertEqual(ag["state"], "terminated")
+        self.assertEqual(self.agreement(res["agreement_id"])["state"], "terminated")
 
     def test_05_keep_connection(self):
         res = self.publish_model("Lifecycle keep conn")
-        doc = self.wait_job(self.unpublish_job(res["id"], {"keep_connection": True}))
-        self.assertEqual(doc["state"], "succeeded", doc)
-        self.assertNotIn(res["semantic_model_id"], self.emu_model_ids())
-        self.assertIn(res["connection_id"], self.emu_connection_ids())
-        self.assertEqual(doc["result"]["kept"]["connection_id"], res["connection_id"])
+        result = self.unpublished(self.unpublish_job(res["id"], {"keep_connection": True}))
+        self.assertEqual(self.in_power_bi(res), (False, True))
+        self.assertEqual(result["kept"]["connection_id"], res["connection_id"])
 
     def test_06_reused_connection_is_never_deleted(self):
         res = self.publish_model("Lifecycle reused", port="analytics", connection=SF_CONNECTION)
-        doc = self.wait_job(self.unpublish_job(res["id"]))
-        self.assertEqual(doc["state"], "succeeded", doc)
+        result = self.unpublished(self.unpublish_job(res["id"]))
         self.assertNotIn(res["semantic_model_id"], self.emu_model_ids())
         self.assertIn(SF_CONNECTION, self.emu_connection_ids())
-        self.assertEqual(doc["result"]["kept"]["connection_id"], SF_CONNECTION)
+        self.assertEqual(result["kept"]["connection_id"], SF_CONNECTION)
 
     def test_08_unpublish_twice_returns_the_job_in_flight(self):
         res = self.publish_model("Lifecycle twice")
@@ -239,13 +244,10 @@ class Lifecycle(PublishStackTestCase):
         job_id = self.unpublish_job(res["id"])
         self.kill_worker_in(phase, job_id)
         self.start_worker()
-        doc = self.wait_job(job_id)
-        self.assertEqual(doc["state"], "succeeded", doc)
-        self.assertNotIn(res["semantic_model_id"], self.emu_model_ids())
-        self.assertNotIn(res["connection_id"], self.emu_connection_ids())
+        self.unpublished(job_id)
+        self.assertEqual(self.in_power_bi(res), (False, False))
         self.assertEqual(self.model(res["id"])["state"], "unpublished")
-        status, _, ag = self.stack.json("GET", "/api/agreements/" + res["agreement_id"], token="alice")
-        self.assertEqual(ag["state"], "terminated")
+        self.assertEqual(self.agreement(res["agreement_id"])["state"], "terminated")
 
     def test_09_crash_deleting_model(self):
         self._crash_unpublish_in("deleting_model")
