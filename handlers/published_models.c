@@ -76,9 +76,7 @@ int api_published_models_drift(struct req *r)
 
 int api_drift_list(struct req *r)
 {
-	json_t *out = NULL;
-	int rc = drift_list(r->db, r->who.org_id, &out, &r->fail);
-	return req_answer_json_new(r, rc, 200, out);
+	return req_answer_org(r, drift_list);
 }
 
 int api_data_products_drift(struct req *r)

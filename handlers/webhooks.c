@@ -18,9 +18,7 @@ int api_webhooks_create(struct req *r)
 
 int api_webhooks_list(struct req *r)
 {
-	json_t *out = NULL;
-	int rc = webhooks_list_json(r->db, r->who.org_id, &out, &r->fail);
-	return req_answer_json_new(r, rc, 200, out);
+	return req_answer_org(r, webhooks_list_json);
 }
 
 int api_webhooks_get(struct req *r)

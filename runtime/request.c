@@ -575,6 +575,13 @@ int req_answer_org_item(struct req *r, req_org_item_fn fn, int status)
 	return req_answer_json_new(r, rc, status, out);
 }
 
+int req_answer_org(struct req *r, req_org_fn fn)
+{
+	json_t *out = NULL;
+	int rc = fn(r->db, r->who.org_id, &out, &r->fail);
+	return req_answer_json_new(r, rc, 200, out);
+}
+
 int req_body_json(struct req *r, json_t **body)
 {
 	int rc = json_body_parse(r->body, r->body_len, 0, body, r->err);

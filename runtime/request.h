@@ -135,6 +135,10 @@ typedef int (*req_org_item_fn)(pb_db *db, const char *org_id, const char *id, st
 /* Answers fn for the caller's organization and the route's {id} with status and what fn made
  * (req_answer_json_new): the whole of a handler that only reads one object. */
 int req_answer_org_item(struct req *r, req_org_item_fn fn, int status);
+/* A core read of something of the caller's whole organization (a list): *out new. */
+typedef int (*req_org_fn)(pb_db *db, const char *org_id, struct json_t **out, pb_failure *f);
+/* Answers fn for the caller's organization with 200 and what fn made (req_answer_json_new). */
+int req_answer_org(struct req *r, req_org_fn fn);
 /* The request body as a JSON value (*body new): PB_EINVAL "request body: ..." (r->fail) when it
  * is not JSON, PB_ENOMEM when out of memory. */
 int req_body_json(struct req *r, struct json_t **body);
