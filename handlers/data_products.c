@@ -43,13 +43,7 @@ int api_data_products_list(struct req *r)
 	int rc = catalog_product_list(r->db, r->who.org_id, &v, &n, r->err);
 	if (rc)
 		return rc;
-	json_t *list = json_array();
-	for (size_t i = 0; list && i < n; i++) {
-		if (json_array_append_new(list, catalog_product_json(&v[i], false))) {
-			json_decref(list);
-			list = NULL;
-		}
-	}
+	json_t *list = catalog_products_json(v, n);
 	catalog_products_free(v, n);
 	return req_reply_json_new(r, 200, list ? json_pack("{s:o}", "data_products", list) : NULL);
 }

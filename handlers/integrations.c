@@ -11,12 +11,6 @@
 #include "runtime/json_body.h"
 #include "runtime/util.h"
 
-static int parse_body(struct req *r, json_t **body)
-{
-	int rc = json_body_parse(r->body, r->body_len, 0, body, r->err);
-	return rc ? req_fail(r, rc == PB_ENOMEM ? rc : PB_EINVAL, NULL, "request body: %s", r->err) : 0;
-}
-
 /* A custom filter rule must load and answer before it is saved. */
 static int check_rule(struct req *r, const integration_input *in, const char *stored_filters)
 {
@@ -36,7 +30,7 @@ int api_integrations_create(struct req *r)
 	json_t *body = NULL;
 	integration_input in;
 	pb_integration *i = NULL;
-	int rc = parse_body(r, &body);
+	int rc = req_body_json(r, &body);
 	if (!rc && !(rc = integration_parse(body, true, r->cfg->min_schedule_interval_s, &in, r->err)) &&
 	    !(rc = check_rule(r, &in, "{}")) &&
 	    !(rc = integrations_create(r->db, r->cfg, r->who.org_id, r->who.user_id, &in, &i, &r->fail)))
@@ -73,7 +67,7 @@ int api_integrations_put(struct req *r)
 	json_t *body = NULL;
 	integration_input in;
 	pb_integration *i = NULL, *cur = NULL;
-	int rc = parse_body(r, &body);
+	int rc = req_body_json(r, &body);
 	if (!rc && !(rc = integrations_get(r->db, r->who.org_id, req_capture(r, "id"), &cur, r->err)) &&
 	    !(rc = integration_parse(body, false, r->cfg->min_schedule_interval_s, &in, r->err)) &&
 	    !(rc = check_rule(r, &in, cur->filters_json)) &&
@@ -158,7 +152,7 @@ int api_integrations_test_unsaved(struct req *r)
 {
 	static const char *const keys[] = { "tenant_id", "client_id", "client_secret", NULL };
 	json_t *body = NULL;
-	int rc = parse_body(r, &body);
+	int rc = req_body_json(r, &body);
 	if (rc)
 		return rc;
 	const char *t = json_string_value(json_object_get(body, "tenant_id"));

@@ -83,12 +83,7 @@ int api_jobs_list(struct req *r)
 				"\"%.64s\"", f.state);
 	if ((rc = jobs_list(r->db, &f, &page, &v, &n, next, r->err)))
 		return rc;
-	json_t *list = json_array();
-	for (size_t i = 0; list && i < n; i++)
-		if (json_array_append_new(list, job_json(v[i]))) {
-			json_decref(list);
-			list = NULL;
-		}
+	json_t *list = jobs_json(v, n);
 	jobs_list_free(v, n);
 	return req_reply_json_new(r, 200, list ? json_pack("{s:o,s:s?}", "jobs", list, "next_cursor",
 							   next[0] ? next : NULL) : NULL);

@@ -175,14 +175,6 @@ static char *pasted_text(const page_field *f)
 	return out;
 }
 
-static bool blank(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
-			return false;
-	return true;
-}
-
 int pages_product_create(struct req *r)
 {
 	const page_field *file = page_form_get(&r->form, "contract_file");
@@ -205,7 +197,7 @@ int pages_product_create(struct req *r)
 		body = file->value;
 		len = file->len;
 		source = file->filename && file->filename[0] ? file->filename : "uploaded file";
-	} else if (text && !blank(text, strlen(text))) {
+	} else if (text && !str_blank(text, strlen(text))) {
 		body = shown = text;
 		len = strlen(text);
 		source = "pasted contract";

@@ -33,9 +33,7 @@ static int reply_job(struct req *r, const char *job_id, bool existing)
 
 int api_published_models_get(struct req *r)
 {
-	json_t *out = NULL;
-	int rc = lifecycle_get_json(r->db, r->who.org_id, req_capture(r, "id"), &out, &r->fail);
-	return req_answer_json_new(r, rc, 200, out);
+	return req_answer_org_item(r, lifecycle_get_json, 200);
 }
 
 int api_published_models_patch(struct req *r)
@@ -78,14 +76,10 @@ int api_published_models_drift(struct req *r)
 
 int api_drift_list(struct req *r)
 {
-	json_t *out = NULL;
-	int rc = drift_list(r->db, r->who.org_id, &out, &r->fail);
-	return req_answer_json_new(r, rc, 200, out);
+	return req_answer_org(r, drift_list);
 }
 
 int api_data_products_drift(struct req *r)
 {
-	json_t *out = NULL;
-	int rc = drift_of_product(r->db, r->who.org_id, req_capture(r, "id"), &out, &r->fail);
-	return req_answer_json_new(r, rc, 200, out);
+	return req_answer_org_item(r, drift_of_product, 200);
 }

@@ -47,9 +47,7 @@ int api_refresh_schedule_put(struct req *r)
 
 int api_refresh_schedule_get(struct req *r)
 {
-	json_t *reply = NULL;
-	int rc = refresh_schedule_get(r->db, r->who.org_id, req_capture(r, "id"), &reply, &r->fail);
-	return req_answer_json_new(r, rc, 200, reply);
+	return req_answer_org_item(r, refresh_schedule_get, 200);
 }
 
 int api_refresh_schedule_delete(struct req *r)

@@ -5,18 +5,11 @@
 
 #include "core/flow/webhooks.h"
 #include "handlers/handlers.h"
-#include "runtime/json_body.h"
-
-static int parse_body(struct req *r, json_t **body)
-{
-	int rc = json_body_parse(r->body, r->body_len, 0, body, r->err);
-	return rc ? req_fail(r, rc == PB_ENOMEM ? rc : PB_EINVAL, NULL, "request body: %s", r->err) : 0;
-}
 
 int api_webhooks_create(struct req *r)
 {
 	json_t *body = NULL, *out = NULL;
-	int rc = parse_body(r, &body);
+	int rc = req_body_json(r, &body);
 	if (!rc && !(rc = webhook_create(r->db, r->cfg, r->who.org_id, r->who.user_id, body, &out, &r->fail)))
 		rc = req_reply_json_new(r, 201, out);
 	json_decref(body);
@@ -25,22 +18,18 @@ int api_webhooks_create(struct req *r)
 
 int api_webhooks_list(struct req *r)
 {
-	json_t *out = NULL;
-	int rc = webhooks_list_json(r->db, r->who.org_id, &out, &r->fail);
-	return req_answer_json_new(r, rc, 200, out);
+	return req_answer_org(r, webhooks_list_json);
 }
 
 int api_webhooks_get(struct req *r)
 {
-	json_t *out = NULL;
-	int rc = webhook_get_json(r->db, r->who.org_id, req_capture(r, "id"), &out, &r->fail);
-	return req_answer_json_new(r, rc, 200, out);
+	return req_answer_org_item(r, webhook_get_json, 200);
 }
 
 int api_webhooks_patch(struct req *r)
 {
 	json_t *body = NULL, *out = NULL;
-	int rc = parse_body(r, &body);
+	int rc = req_body_json(r, &body);
 	if (!rc && !(rc = webhook_update(r->db, r->cfg, r->who.org_id, req_capture(r, "id"), body, &out, &r->fail)))
 		rc = req_reply_json_new(r, 200, out);
 	json_decref(body);
@@ -55,14 +44,10 @@ int api_webhooks_delete(struct req *r)
 
 int api_webhook_deliveries_list(struct req *r)
 {
-	json_t *out = NULL;
-	int rc = webhook_deliveries_json(r->db, r->who.org_id, req_capture(r, "id"), &out, &r->fail);
-	return req_answer_json_new(r, rc, 200, out);
+	return req_answer_org_item(r, webhook_deliveries_json, 200);
 }
 
 int api_webhook_test(struct req *r)
 {
-	json_t *out = NULL;
-	int rc = webhook_ping(r->db, r->who.org_id, req_capture(r, "id"), &out, &r->fail);
-	return req_answer_json_new(r, rc, 202, out);
+	return req_answer_org_item(r, webhook_ping, 202);
 }

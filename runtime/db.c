@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <jansson.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,6 +170,26 @@ int db_prepare_list(pb_db *db, const char *sql, const char *const *v, int n, int
 	return rc;
 }
 
+int db_list_json(pb_db *db, const char *sql, const char *const *v, int n, int limit, db_row_json_fn row_json,
+		 void *ctx, json_t **out, char *err)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *list = json_array();
+	int rc = list ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
+	*out = NULL;
+	if (!rc)
+		rc = limit > 0 ? db_prepare_list(db, sql, v, n, limit, &st, err) : db_prepare_texts(db, sql, v, n, &st, err);
+	while (!rc && (rc = db_row(db, st, err)) == 1)
+		rc = json_array_append_new(list, row_json(st, ctx)) ? pb_err(err, PB_ENOMEM, "out of memory") : PB_OK;
+	db_done(st);
+	if (rc < 0) {
+		json_decref(list);
+		return rc;
+	}
+	*out = list;
+	return PB_OK;
+}
+
 int db_exec_texts(pb_db *db, const char *sql, const char *const *v, int n, char *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -249,6 +270,54 @@ char *db_col_dup(sqlite3_stmt *st, int idx, bool *ok)
 	if (!d)
 		*ok = false;
 	return d;
+}
+
+static char **text_member(void *row, const db_text_field *f)
+{
+	return (char **)((char *)row + f->offset);
+}
+
+int db_col_texts(sqlite3_stmt *st, void *row, const db_text_field *f, size_t n, char *err)
+{
+	bool ok = true;
+	for (size_t i = 0; i < n; i++)   /* every member set, so the free below never sees garbage */
+		*text_member(row, &f[i]) = db_col_dup(st, f[i].col, &ok);
+	if (ok)
+		return PB_OK;
+	db_texts_free(row, f, n);
+	return pb_err(err, PB_ENOMEM, "out of memory");
+}
+
+void db_texts_free(void *row, const db_text_field *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char **m = text_member(row, &f[i]);
+		free(*m);
+		*m = NULL;
+	}
+}
+
+void db_row_free(void *row, const db_text_field *f, size_t n)
+{
+	if (!row)
+		return;
+	db_texts_free(row, f, n);
+	free(row);
+}
+
+void db_rows_free(void *v, size_t n, size_t size, const db_text_field *f, size_t nf)
+{
+	for (size_t i = 0; v && i < n; i++)
+		db_texts_free((char *)v + i * size, f, nf);
+	free(v);
+}
+
+bool db_col_fixed(sqlite3_stmt *st, void *row, const db_fixed_field *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (xsnprintf((char *)row + f[i].offset, f[i].size, "%s", db_col_text(st, f[i].col)))
+			return false;
+	return true;
 }
 
 static int exec_simple(pb_db *db, const char *sql, char *err)

@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 typedef struct pb_db pb_db;
+struct json_t;
 
 #define PB_ID_BUF   33   /* 32 hex digits + NUL: every TEXT id pbiport makes */
 #define PB_TIME_BUF 32   /* "2026-11-26T03:04:05.678Z" + NUL */
@@ -47,6 +48,13 @@ int db_prepare_texts(pb_db *db, const char *sql, const char *const *v, int n, sq
  * the caller takes (every list pbiport reads is bounded; the caller makes room for limit rows). */
 int db_prepare_list(pb_db *db, const char *sql, const char *const *v, int n, int limit, sqlite3_stmt **out,
 		    char *err);
+/* What a list answer shows of the row st is on: a new JSON value, NULL when out of memory. */
+typedef struct json_t *(*db_row_json_fn)(sqlite3_stmt *st, void *ctx);
+/* The JSON array of row_json(row, ctx) for every row of query sql (its n texts v bound, then, when
+ * limit > 0, its LIMIT ? bound to limit as db_prepare_list does). *out new; on failure NULL, never
+ * a list missing a row. */
+int db_list_json(pb_db *db, const char *sql, const char *const *v, int n, int limit, db_row_json_fn row_json,
+		 void *ctx, struct json_t **out, char *err);
 /* Prepares sql, binds the n texts v in order (NULL binds NULL) and runs it as db_exec. */
 int db_exec_texts(pb_db *db, const char *sql, const char *const *v, int n, char *err);
 /* Prepares query sql, binds the n texts v in order and sets *found to whether it has a row. */
@@ -63,6 +71,34 @@ int db_bind_text(sqlite3_stmt *st, int idx, const char *s, char *err);
 const char *db_col_text(sqlite3_stmt *st, int idx);
 /* Column text as a new string (NULL for SQL NULL; *ok false on OOM). */
 char *db_col_dup(sqlite3_stmt *st, int idx, bool *ok);
+
+/* A text a row struct owns (a char * member) and the column it is read from. A store lists its
+ * struct's texts once, in one table, and both reads (db_col_texts) and frees (db_texts_free) them
+ * through it: a column added to the list is read and freed, never one without the other. */
+typedef struct db_text_field {
+	size_t offset;   /* offsetof the char * member */
+	int col;
+} db_text_field;
+#define DB_TEXT_FIELD(type, member, column) { offsetof(type, member), (column) }
+/* Sets every listed member of row to a new copy of its column (NULL for SQL NULL). PB_ENOMEM
+ * when a copy ran out of memory: then every listed member is NULL again. */
+int db_col_texts(sqlite3_stmt *st, void *row, const db_text_field *f, size_t n, char *err);
+/* Frees every listed member of row and sets it to NULL. */
+void db_texts_free(void *row, const db_text_field *f, size_t n);
+/* Frees a row struct that owns only the listed texts: them, then row itself (NULL: nothing). */
+void db_row_free(void *row, const db_text_field *f, size_t n);
+/* Frees an array v of n such rows of size bytes each: every row's texts, then v. */
+void db_rows_free(void *v, size_t n, size_t size, const db_text_field *f, size_t nf);
+/* A fixed-size text member (a char array: ids, times) of a row struct and its column. */
+typedef struct db_fixed_field {
+	size_t offset, size;
+	int col;
+} db_fixed_field;
+#define DB_FIXED_FIELD(type, member, column) { offsetof(type, member), sizeof(((type *)0)->member), (column) }
+/* Copies each listed column into its member, in order; false at the first value longer than its
+ * member (a malformed row: the caller says which table's). */
+bool db_col_fixed(sqlite3_stmt *st, void *row, const db_fixed_field *f, size_t n);
+#define DB_NFIELDS(table) (sizeof(table) / sizeof((table)[0]))
 
 /* A read transaction (BEGIN ... COMMIT): several reads see one snapshot and take the
  * file locks once. db_read_end() cannot fail the caller: reads have nothing to commit. */

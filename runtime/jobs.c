@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "runtime/crypto.h"
+#include "runtime/json_out.h"
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
 
@@ -29,27 +30,22 @@ bool job_ended(const pb_job *j)
 	return j->state && strcmp(j->state, "queued") && strcmp(j->state, "running");
 }
 
+/* The texts a job owns, with their JOB_COLUMNS index: job_from_row reads them, job_free frees them. */
+static const db_text_field job_texts[] = {
+	DB_TEXT_FIELD(pb_job, kind, 3),              DB_TEXT_FIELD(pb_job, state, 4),
+	DB_TEXT_FIELD(pb_job, phase, 5),             DB_TEXT_FIELD(pb_job, idempotency_key, 9),
+	DB_TEXT_FIELD(pb_job, input, 10),            DB_TEXT_FIELD(pb_job, private_input, 11),
+	DB_TEXT_FIELD(pb_job, checkpoint, 12),       DB_TEXT_FIELD(pb_job, result, 13),
+	DB_TEXT_FIELD(pb_job, error_code, 14),       DB_TEXT_FIELD(pb_job, error_message, 15),
+	DB_TEXT_FIELD(pb_job, finished_at, 18),      DB_TEXT_FIELD(pb_job, cancel_requested_at, 19),
+};
+
 void job_free(pb_job *j)
 {
-	if (!j)
-		return;
-	free(j->kind);
-	free(j->state);
-	free(j->phase);
-	free(j->idempotency_key);
-	free(j->input);
-	if (j->private_input) {
-		/* sealed, but no reason to leave it lying in freed memory */
+	/* sealed, but no reason to leave it lying in freed memory */
+	if (j && j->private_input)
 		memset(j->private_input, 0, strlen(j->private_input));
-		free(j->private_input);
-	}
-	free(j->checkpoint);
-	free(j->result);
-	free(j->error_code);
-	free(j->error_message);
-	free(j->finished_at);
-	free(j->cancel_requested_at);
-	free(j);
+	db_row_free(j, job_texts, DB_NFIELDS(job_texts));
 }
 
 static void copy_fixed(char *dst, size_t size, const char *src)
@@ -61,37 +57,24 @@ static void copy_fixed(char *dst, size_t size, const char *src)
 static int job_from_row(sqlite3_stmt *st, pb_job **out, char *err)
 {
 	pb_job *j = calloc(1, sizeof *j);
-	bool ok = j != NULL;
-	if (!ok)
+	if (!j)
 		return pb_err(err, PB_ENOMEM, "out of memory");
 	copy_fixed(j->id, sizeof j->id, db_col_text(st, 0));
 	copy_fixed(j->org_id, sizeof j->org_id, db_col_text(st, 1));
 	copy_fixed(j->user_id, sizeof j->user_id, db_col_text(st, 2));
-	j->kind = db_col_dup(st, 3, &ok);
-	j->state = db_col_dup(st, 4, &ok);
-	j->phase = db_col_dup(st, 5, &ok);
 	j->progress = sqlite3_column_int(st, 6);
 	j->attempts = sqlite3_column_int(st, 7);
 	j->max_attempts = sqlite3_column_int(st, 8);
-	j->idempotency_key = db_col_dup(st, 9, &ok);
-	j->input = db_col_dup(st, 10, &ok);
-	j->private_input = db_col_dup(st, 11, &ok);
-	j->checkpoint = db_col_dup(st, 12, &ok);
-	j->result = db_col_dup(st, 13, &ok);
-	j->error_code = db_col_dup(st, 14, &ok);
-	j->error_message = db_col_dup(st, 15, &ok);
 	copy_fixed(j->created_at, sizeof j->created_at, db_col_text(st, 16));
 	copy_fixed(j->updated_at, sizeof j->updated_at, db_col_text(st, 17));
-	j->finished_at = db_col_dup(st, 18, &ok);
-	j->cancel_requested_at = db_col_dup(st, 19, &ok);
 	j->cancel_cleanup = sqlite3_column_int(st, 20) != 0;
 	copy_fixed(j->cancelled_by, sizeof j->cancelled_by, db_col_text(st, 21));
-	if (!ok) {
-		job_free(j);
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	}
-	*out = j;
-	return PB_OK;
+	int rc = db_col_texts(st, j, job_texts, DB_NFIELDS(job_texts), err);
+	if (rc)
+		free(j);
+	else
+		*out = j;
+	return rc;
 }
 
 static int find_inflight(pb_db *db, const char *key, char id[PB_ID_BUF], bool *found, char *err)
@@ -201,33 +184,24 @@ json_t *job_json(const pb_job *j)
 			 "finished_at", j->finished_at, "cancel", cancel ? cancel : json_null());
 }
 
+json_t *jobs_json(pb_job *const *v, size_t n)
+{
+	json_t *list = json_array();
+	for (size_t i = 0; list && i < n; i++)
+		json_out_list_add_new(&list, job_json(v[i]));
+	return list;
+}
+
+static json_t *phase_json(sqlite3_stmt *st, void *ctx)
+{
+	return json_pack("{s:s,s:s,s:i}", "phase", db_col_text(st, 0), "started_at", db_col_text(st, 1), "attempt",
+			 sqlite3_column_int(st, 2));
+}
+
 int jobs_phases_json(pb_db *db, const char *id, json_t **out, char *err)
 {
-	sqlite3_stmt *st = NULL;
-	json_t *list = json_array();
-	int rc = list ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
-	*out = NULL;
-	if (!rc)
-		rc = db_prepare(db, "SELECT phase, started_at, attempt FROM job_phases WHERE job_id = ? ORDER BY seq",
-				&st, err);
-	if (!rc)
-		rc = db_bind_text(st, 1, id, err);
-	while (!rc) {
-		int row = db_row(db, st, err);
-		if (row <= 0) {
-			rc = row;
-			break;
-		}
-		if (json_array_append_new(list, json_pack("{s:s,s:s,s:i}", "phase", db_col_text(st, 0), "started_at",
-							  db_col_text(st, 1), "attempt", sqlite3_column_int(st, 2))))
-			rc = pb_err(err, PB_ENOMEM, "out of memory");
-	}
-	db_done(st);
-	if (rc)
-		json_decref(list);
-	else
-		*out = list;
-	return rc;
+	return db_list_json(db, "SELECT phase, started_at, attempt FROM job_phases WHERE job_id = ? ORDER BY seq", &id,
+			    1, 0, phase_json, NULL, out, err);
 }
 
 void jobs_list_free(pb_job **v, size_t n)

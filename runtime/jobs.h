@@ -81,6 +81,9 @@ void job_free(pb_job *j);
  * result, user_id, created_at, updated_at, finished_at, cancel:{requested_at, cleanup, by}|null}.
  * New reference; NULL on OOM. Never the inputs. */
 struct json_t *job_json(const pb_job *j);
+/* The list v[0..n) as job_json shows each: a new array, NULL when out of memory (never a list
+ * missing a job). */
+struct json_t *jobs_json(pb_job *const *v, size_t n);
 
 /* The job's phase history, oldest first: [{"phase","started_at","attempt"}] (at most
  * PB_JOB_PHASES_MAX entries; a phase entered again on a later attempt is listed again).

@@ -152,34 +152,17 @@ int page_reply(struct req *r, const char *name, json_t *view, int status, page_c
 	return rc;
 }
 
-/* Appends s to b with & < > " ' escaped. */
-static int add_escaped(sbuf *b, const char *s)
-{
-	int bad = 0;
-	for (; *s && !bad; s++) {
-		switch (*s) {
-		case '&': bad = sbuf_adds(b, "&amp;"); break;
-		case '<': bad = sbuf_adds(b, "&lt;"); break;
-		case '>': bad = sbuf_adds(b, "&gt;"); break;
-		case '"': bad = sbuf_adds(b, "&quot;"); break;
-		case '\'': bad = sbuf_adds(b, "&#39;"); break;
-		default: bad = sbuf_addc(b, *s); break;
-		}
-	}
-	return bad;
-}
-
 /* The page when web/error.lua itself fails: plain, with the stylesheet, saying the same. */
 static int builtin_error_page(sbuf *b, int status, const char *title, const char *message, const char *request_id)
 {
 	return sbuf_adds(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
 			    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>") ||
-	       add_escaped(b, title) ||
+	       sbuf_add_markup_escaped(b, title) ||
 	       sbuf_adds(b, " · pbiport</title><link rel=\"stylesheet\" href=\"/static/pbiport.css\"></head>"
 			    "<body><main id=\"main\"><h1>") ||
-	       add_escaped(b, title) || sbuf_addf(b, " (%d)</h1><p>", status) || add_escaped(b, message) ||
+	       sbuf_add_markup_escaped(b, title) || sbuf_addf(b, " (%d)</h1><p>", status) || sbuf_add_markup_escaped(b, message) ||
 	       sbuf_adds(b, "</p><p><a href=\"/\">Data Products</a></p><p class=\"request-id\">Request ") ||
-	       add_escaped(b, request_id) || sbuf_adds(b, "</p></main></body></html>\n");
+	       sbuf_add_markup_escaped(b, request_id) || sbuf_adds(b, "</p></main></body></html>\n");
 }
 
 int page_reply_failure(struct req *r, int status, const char *code, const char *message, page_chrome_fn chrome)

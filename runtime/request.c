@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/json_body.h"
 #include "runtime/json_out.h"
 #include "runtime/util.h"
 
@@ -565,6 +566,26 @@ int req_answer_json_new(struct req *r, int rc, int status, json_t *reply)
 		return rc;
 	}
 	return req_reply_json_new(r, status, reply);
+}
+
+int req_answer_org_item(struct req *r, req_org_item_fn fn, int status)
+{
+	json_t *out = NULL;
+	int rc = fn(r->db, r->who.org_id, req_capture(r, "id"), &out, &r->fail);
+	return req_answer_json_new(r, rc, status, out);
+}
+
+int req_answer_org(struct req *r, req_org_fn fn)
+{
+	json_t *out = NULL;
+	int rc = fn(r->db, r->who.org_id, &out, &r->fail);
+	return req_answer_json_new(r, rc, 200, out);
+}
+
+int req_body_json(struct req *r, json_t **body)
+{
+	int rc = json_body_parse(r->body, r->body_len, 0, body, r->err);
+	return rc ? req_fail(r, rc == PB_ENOMEM ? rc : PB_EINVAL, NULL, "request body: %s", r->err) : 0;
 }
 
 int req_reply_error(struct req *r, int status, const char *code, const char *fmt, ...)

@@ -129,6 +129,19 @@ int req_reply_json_new(struct req *r, int status, struct json_t *body);
 /* What a core call answered: its failure rc as it is (reply dropped), or status with reply
  * (req_reply_json_new). Steals the reference to reply either way. */
 int req_answer_json_new(struct req *r, int rc, int status, struct json_t *reply);
+/* A core read of one object of the caller's organization by its id: *out new (NULL on failure),
+ * failures in f. The shape of the core functions that req_answer_org_item answers. */
+typedef int (*req_org_item_fn)(pb_db *db, const char *org_id, const char *id, struct json_t **out, pb_failure *f);
+/* Answers fn for the caller's organization and the route's {id} with status and what fn made
+ * (req_answer_json_new): the whole of a handler that only reads one object. */
+int req_answer_org_item(struct req *r, req_org_item_fn fn, int status);
+/* A core read of something of the caller's whole organization (a list): *out new. */
+typedef int (*req_org_fn)(pb_db *db, const char *org_id, struct json_t **out, pb_failure *f);
+/* Answers fn for the caller's organization with 200 and what fn made (req_answer_json_new). */
+int req_answer_org(struct req *r, req_org_fn fn);
+/* The request body as a JSON value (*body new): PB_EINVAL "request body: ..." (r->fail) when it
+ * is not JSON, PB_ENOMEM when out of memory. */
+int req_body_json(struct req *r, struct json_t **body);
 /* {"error":{"code":code,"message":...}} */
 int req_reply_error(struct req *r, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

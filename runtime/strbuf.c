@@ -108,3 +108,19 @@ char *sbuf_detach(sbuf *sb, size_t *len)
 	sb->len = sb->cap = 0;
 	return p;
 }
+
+int sbuf_add_markup_escaped(sbuf *sb, const char *s)
+{
+	int rc = 0;
+	for (; *s && !rc; s++) {
+		switch (*s) {
+		case '&': rc = sbuf_adds(sb, "&amp;"); break;
+		case '<': rc = sbuf_adds(sb, "&lt;"); break;
+		case '>': rc = sbuf_adds(sb, "&gt;"); break;
+		case '"': rc = sbuf_adds(sb, "&quot;"); break;
+		case '\'': rc = sbuf_adds(sb, "&#39;"); break;
+		default: rc = sbuf_addc(sb, *s); break;
+		}
+	}
+	return rc;
+}

@@ -27,6 +27,9 @@ int sbuf_adds(sbuf *sb, const char *s);
 int sbuf_addc(sbuf *sb, char c);
 int sbuf_addf(sbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int sbuf_vaddf(sbuf *sb, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* Appends s as HTML or XML text or attribute value: & < > " ' as character references. The one
+ * escaping of markup written from C (the pages' built-in error page, the lineage SVG). */
+int sbuf_add_markup_escaped(sbuf *sb, const char *s);
 const char *sbuf_str(const sbuf *sb);      /* borrowed; "" when empty */
 char *sbuf_detach(sbuf *sb, size_t *len);  /* new: caller frees; never NULL on success */
 

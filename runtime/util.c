@@ -67,6 +67,14 @@ bool str_ieq(const char *a, const char *b)
 	return strcasecmp(a, b) == 0;
 }
 
+bool str_blank(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+			return false;
+	return true;
+}
+
 bool utf8_valid(const char *str, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)str;

@@ -47,6 +47,8 @@ int xsnprintf(char *dst, size_t size, const char *fmt, ...) __attribute__((forma
 char *xstrdup(const char *s);                 /* new; NULL in -> NULL out; NULL on OOM */
 char *xstrndup(const char *s, size_t n);      /* new */
 bool str_ieq(const char *a, const char *b);   /* ASCII case-insensitive equality; NULL-safe */
+/* True when s[0..len) is only spaces, tabs and line ends (or empty). */
+bool str_blank(const char *s, size_t len);
 bool utf8_valid(const char *s, size_t len);
 /* True when s is a GUID in its 8-4-4-4-12 hex form (either case), as Microsoft's ids
  * (workspaces, models, connections, tenants) are; NULL-safe. Ids that go into Microsoft URLs

@@ -72,29 +72,12 @@ static int one_line(sbuf *out, const char *s, size_t max_chars)
 	return rc;
 }
 
-/* XML character data or attribute value: & < > " ' as references. s is one_line's text. */
-static int xml_escaped(sbuf *out, const char *s)
-{
-	int rc = 0;
-	for (; *s && !rc; s++) {
-		switch (*s) {
-		case '&': rc = sbuf_adds(out, "&amp;"); break;
-		case '<': rc = sbuf_adds(out, "&lt;"); break;
-		case '>': rc = sbuf_adds(out, "&gt;"); break;
-		case '"': rc = sbuf_adds(out, "&quot;"); break;
-		case '\'': rc = sbuf_adds(out, "&#39;"); break;
-		default: rc = sbuf_addc(out, *s);
-		}
-	}
-	return rc;
-}
-
 /* Any text into the SVG: one_line (shortened to max_chars; 0: whole), then escaped. */
 static int xml_text(sbuf *out, const char *s, size_t max_chars)
 {
 	sbuf line;
 	sbuf_init(&line, SVG_TEXT_MAX);
-	int rc = one_line(&line, s, max_chars) || xml_escaped(out, sbuf_str(&line));
+	int rc = one_line(&line, s, max_chars) || sbuf_add_markup_escaped(out, sbuf_str(&line));
 	sbuf_release(&line);
 	return rc;
 }

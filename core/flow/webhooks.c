@@ -12,6 +12,7 @@
 #include "runtime/http.h"
 #include "runtime/json_body.h"
 #include "runtime/jobs.h"
+#include "runtime/json_out.h"
 #include "runtime/limits.h"
 #include "runtime/log.h"
 #include "runtime/timeutil.h"
@@ -91,7 +92,6 @@ static int emit(pb_db *db, const char *org_id, const char *event, const char *ev
 	char (*ids)[PB_ID_BUF] = NULL;
 	char fresh[PB_ID_BUF], *payload = NULL;
 	size_t n = 0;
-	bool began = false;
 	if (!event_known(event))
 		return pb_err(err, PB_EINVAL, "unknown webhook event \"%s\"", event ? event : "");
 	/* read before taking the write lock: most organizations have no webhook */
@@ -105,16 +105,10 @@ static int emit(pb_db *db, const char *org_id, const char *event, const char *ev
 	}
 	if ((rc = payload_text(event_id, event, org_id, data, &payload, err)) || (rc = db_begin(db, err)))
 		goto out;
-	began = true;
 	for (size_t i = 0; i < n && !rc; i++)
 		rc = queue_delivery(db, org_id, ids[i], event_id, event, payload, NULL, NULL, err);
-	if (rc)
-		goto out;
-	began = false;
-	rc = db_commit(db, err);
+	rc = db_end(db, rc, err);
 out:
-	if (began)
-		db_rollback(db);
 	free(payload);
 	free(ids);
 	return rc;
@@ -613,14 +607,33 @@ static int view_of(pb_db *db, const char *org_id, const char *id, json_t **out, 
 	return *out ? PB_OK : pb_fail(f, PB_ENOMEM, NULL, "out of memory");
 }
 
+/* Inserts the webhook in one transaction with the count of the organization's webhooks, which
+ * must stay under PB_WEBHOOKS_MAX. */
+static int insert_counted(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
+			  const webhook_fields *in, char id[PB_ID_BUF], pb_failure *f)
+{
+	size_t count = 0;
+	int rc = db_begin(db, f->message);
+	if (rc)
+		return pb_fail_as(f, rc, NULL);
+	if (!(rc = webhooks_count(db, org_id, &count, f->message)) && count >= PB_WEBHOOKS_MAX) {
+		db_rollback(db);
+		return pb_fail(f, PB_ECONFLICT, "too_many_webhooks", "the organization has %zu webhooks, the most it may "
+			       "have: delete one first", count);
+	}
+	if (!rc)
+		rc = webhooks_create(db, cfg->encryption_keys, org_id, user_id, in->url, in->events, in->secret, id,
+				     f->message);
+	rc = db_end(db, rc, f->message);
+	return rc ? pb_fail_as(f, rc, NULL) : PB_OK;
+}
+
 int webhook_create(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const json_t *body,
 		   json_t **out, pb_failure *f)
 {
 	static const char *const keys[] = { "url", "events", "secret", NULL };
 	webhook_fields in;
 	char id[PB_ID_BUF], *made = NULL;
-	size_t count = 0;
-	bool began = false;
 	*out = NULL;
 	int rc = parse_fields(cfg, body, keys, &in, f);
 	if (rc)
@@ -641,33 +654,12 @@ int webhook_create(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 		}
 		in.secret = made;
 	}
-	if ((rc = db_begin(db, f->message)))
-		goto failed;
-	began = true;
-	if ((rc = webhooks_count(db, org_id, &count, f->message)))
-		goto failed;
-	if (count >= PB_WEBHOOKS_MAX) {
-		rc = pb_fail(f, PB_ECONFLICT, "too_many_webhooks", "the organization has %zu webhooks, the most it may "
-			     "have: delete one first", count);
-		goto out;
-	}
-	if ((rc = webhooks_create(db, cfg->encryption_keys, org_id, user_id, in.url, in.events, in.secret, id,
-				  f->message)))
-		goto failed;
-	began = false;   /* db_commit ends the transaction whatever it returns */
-	if ((rc = db_commit(db, f->message)))
-		goto failed;
-	if ((rc = view_of(db, org_id, id, out, f)))
+	if ((rc = insert_counted(db, cfg, org_id, user_id, &in, id, f)) || (rc = view_of(db, org_id, id, out, f)))
 		goto out;
 	/* a secret pbiport made is shown this once */
 	if (made && json_object_set_new(*out, "secret", json_string(made)))
 		rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
-	goto out;
-failed:
-	pb_fail_as(f, rc, NULL);
 out:
-	if (began)
-		db_rollback(db);
 	if (rc) {
 		json_decref(*out);
 		*out = NULL;
@@ -729,10 +721,7 @@ int webhooks_list_json(pb_db *db, const char *org_id, json_t **out, pb_failure *
 		return pb_fail_as(f, rc, NULL);
 	json_t *list = json_array();
 	for (size_t i = 0; list && i < n; i++)
-		if (json_array_append_new(list, webhook_view(v[i]))) {
-			json_decref(list);
-			list = NULL;
-		}
+		json_out_list_add_new(&list, webhook_view(v[i]));
 	webhooks_free(v, n);
 	*out = list ? json_pack("{s:o}", "webhooks", list) : NULL;
 	return *out ? PB_OK : pb_fail(f, PB_ENOMEM, NULL, "out of memory");
@@ -780,10 +769,7 @@ int webhook_deliveries_json(pb_db *db, const char *org_id, const char *id, json_
 		return pb_fail_as(f, rc, NULL);
 	json_t *list = json_array();
 	for (size_t i = 0; list && i < n; i++)
-		if (json_array_append_new(list, delivery_view(db, v[i]))) {
-			json_decref(list);
-			list = NULL;
-		}
+		json_out_list_add_new(&list, delivery_view(db, v[i]));
 	deliveries_free(v, n);
 	*out = list ? json_pack("{s:o}", "deliveries", list) : NULL;
 	return *out ? PB_OK : pb_fail(f, PB_ENOMEM, NULL, "out of memory");
@@ -794,7 +780,6 @@ int webhook_ping(pb_db *db, const char *org_id, const char *id, json_t **out, pb
 	pb_webhook *w = NULL;
 	char event_id[PB_ID_BUF], did[PB_ID_BUF], jid[PB_ID_BUF], *payload = NULL;
 	json_t *data = NULL;
-	bool began = false;
 	*out = NULL;
 	int rc = webhooks_get(db, org_id, id, &w, f->message);
 	if (rc || (rc = pb_new_id(event_id, f->message)))
@@ -805,13 +790,9 @@ int webhook_ping(pb_db *db, const char *org_id, const char *id, json_t **out, pb
 		goto out;
 	}
 	if ((rc = payload_text(event_id, WEBHOOK_EVENT_PING, org_id, data, &payload, f->message)) ||
-	    (rc = db_begin(db, f->message)))
-		goto failed;
-	began = true;
-	if ((rc = queue_delivery(db, org_id, w->id, event_id, WEBHOOK_EVENT_PING, payload, did, jid, f->message)))
-		goto failed;
-	began = false;
-	if ((rc = db_commit(db, f->message)))
+	    (rc = db_begin(db, f->message)) ||
+	    (rc = db_end(db, queue_delivery(db, org_id, w->id, event_id, WEBHOOK_EVENT_PING, payload, did, jid, f->message),
+			 f->message)))
 		goto failed;
 	char url[sizeof "/api/jobs/" + PB_ID_BUF];
 	(void)xsnprintf(url, sizeof url, "/api/jobs/%s", jid);
@@ -822,8 +803,6 @@ int webhook_ping(pb_db *db, const char *org_id, const char *id, json_t **out, pb
 failed:
 	pb_fail_as(f, rc, NULL);
 out:
-	if (began)
-		db_rollback(db);
 	json_decref(data);
 	free(payload);
 	webhook_free(w);

@@ -1837,14 +1837,6 @@ static int render_out(out_file *o, sbuf *sb)
 	return rc;
 }
 
-static bool blank_text(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
-			return false;
-	return true;
-}
-
 static int cmp_file(const void *a, const void *b)
 {
 	return strcmp(((const pb_file *)a)->path, ((const pb_file *)b)->path);
@@ -1882,7 +1874,7 @@ static int build_files(merger *mg, pb_files *out, char *err)
 			rc = pb_err(err, PB_ELIMIT, "%s: the merged file is larger than %u bytes", o->path, PB_RENDER_MAX_BYTES);
 			goto out;
 		}
-		if (ends_with(o->path, ".tmdl") && blank_text(sbuf_str(&sb), sb.len) && (!o->base || o->base->f->len))
+		if (ends_with(o->path, ".tmdl") && str_blank(sbuf_str(&sb), sb.len) && (!o->base || o->base->f->len))
 			continue;   /* everything in it went elsewhere */
 		total += sb.len;
 		if (total > PB_RENDER_MAX_BYTES) {

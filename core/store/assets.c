@@ -38,31 +38,22 @@ bool asset_kind_valid(const char *kind)
 	return false;
 }
 
-static void asset_clear(pb_asset *a)
-{
-	free(a->integration_id);
-	free(a->kind);
-	free(a->powerbi_id);
-	free(a->workspace_powerbi_id);
-	free(a->name);
-	free(a->details_json);
-	free(a->state);
-	free(a->access);
-}
+/* The texts an asset owns, with their ASSET_COLS index: read_row reads them, asset_free frees them. */
+static const db_text_field asset_texts[] = {
+	DB_TEXT_FIELD(pb_asset, integration_id, 2), DB_TEXT_FIELD(pb_asset, kind, 3),
+	DB_TEXT_FIELD(pb_asset, powerbi_id, 4),     DB_TEXT_FIELD(pb_asset, workspace_powerbi_id, 5),
+	DB_TEXT_FIELD(pb_asset, name, 6),           DB_TEXT_FIELD(pb_asset, details_json, 7),
+	DB_TEXT_FIELD(pb_asset, state, 8),          DB_TEXT_FIELD(pb_asset, access, 11),
+};
 
 void asset_free(pb_asset *a)
 {
-	if (!a)
-		return;
-	asset_clear(a);
-	free(a);
+	db_row_free(a, asset_texts, DB_NFIELDS(asset_texts));
 }
 
 void assets_free(pb_asset *v, size_t n)
 {
-	for (size_t i = 0; v && i < n; i++)
-		asset_clear(&v[i]);
-	free(v);
+	db_rows_free(v, n, sizeof *v, asset_texts, DB_NFIELDS(asset_texts));
 }
 
 #define ASSET_COLS "id, org_id, integration_id, kind, powerbi_id, workspace_powerbi_id, name, details_json, " \
@@ -70,25 +61,12 @@ void assets_free(pb_asset *v, size_t n)
 
 static int read_row(sqlite3_stmt *st, pb_asset *a, char *err)
 {
-	bool ok = true;
 	memset(a, 0, sizeof *a);
 	xsnprintf(a->id, sizeof a->id, "%s", db_col_text(st, 0));
 	xsnprintf(a->org_id, sizeof a->org_id, "%s", db_col_text(st, 1));
-	a->integration_id = db_col_dup(st, 2, &ok);
-	a->kind = db_col_dup(st, 3, &ok);
-	a->powerbi_id = db_col_dup(st, 4, &ok);
-	a->workspace_powerbi_id = db_col_dup(st, 5, &ok);
-	a->name = db_col_dup(st, 6, &ok);
-	a->details_json = db_col_dup(st, 7, &ok);
-	a->state = db_col_dup(st, 8, &ok);
 	xsnprintf(a->created_at, sizeof a->created_at, "%s", db_col_text(st, 9));
 	xsnprintf(a->updated_at, sizeof a->updated_at, "%s", db_col_text(st, 10));
-	a->access = db_col_dup(st, 11, &ok);
-	if (!ok) {
-		asset_clear(a);
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	}
-	return 0;
+	return db_col_texts(st, a, asset_texts, DB_NFIELDS(asset_texts), err);
 }
 
 static int get_one(pb_db *db, const char *sql, const char *a1, const char *a2, const char *a3, pb_asset **out,

@@ -7,18 +7,23 @@
 
 #include "core/store/agreements.h"
 #include "core/store/published_models.h"
+#include "runtime/json_out.h"
 #include "runtime/util.h"
 
 #define PRODUCT_TYPE_SOURCE "source"   /* imported from a contract (publish makes "consumer") */
 
+/* The texts every read of a port takes, with their column in read_port's query: read_port reads
+ * them, port_clear frees them (and contract_text, which only catalog_port_get reads). */
+static const db_text_field port_texts[] = {
+	DB_TEXT_FIELD(cat_port, name, 2),        DB_TEXT_FIELD(cat_port, type, 3),
+	DB_TEXT_FIELD(cat_port, server_json, 4), DB_TEXT_FIELD(cat_port, contract_id, 5),
+	DB_TEXT_FIELD(cat_port, retired_at, 6),
+};
+
 static void port_clear(cat_port *p)
 {
-	free(p->name);
-	free(p->type);
-	free(p->server_json);
-	free(p->contract_id);
+	db_texts_free(p, port_texts, DB_NFIELDS(port_texts));
 	free(p->contract_text);
-	free(p->retired_at);
 	memset(p, 0, sizeof *p);
 }
 
@@ -30,14 +35,17 @@ void catalog_port_free(cat_port *p)
 	free(p);
 }
 
+/* The texts every read of a product takes, with their column in read_product's queries:
+ * read_product reads them, product_clear frees them (and contract_text, read only on request). */
+static const db_text_field product_texts[] = {
+	DB_TEXT_FIELD(cat_product, contract_id, 1), DB_TEXT_FIELD(cat_product, name, 2),
+	DB_TEXT_FIELD(cat_product, type, 3),        DB_TEXT_FIELD(cat_product, version, 4),
+	DB_TEXT_FIELD(cat_product, created_at, 6),  DB_TEXT_FIELD(cat_product, updated_at, 7),
+};
+
 static void product_clear(cat_product *p)
 {
-	free(p->contract_id);
-	free(p->name);
-	free(p->type);
-	free(p->version);
-	free(p->created_at);
-	free(p->updated_at);
+	db_texts_free(p, product_texts, DB_NFIELDS(product_texts));
 	free(p->contract_text);
 	for (size_t i = 0; i < p->nports; i++)
 		port_clear(&p->ports[i]);
@@ -93,20 +101,10 @@ out:
 /* Columns: id, data_product_id, name, type, server_json, contract_id, retired_at */
 static int read_port(sqlite3_stmt *st, cat_port *p, char *err)
 {
-	bool ok = true;
 	memset(p, 0, sizeof *p);
 	xsnprintf(p->id, sizeof p->id, "%s", db_col_text(st, 0));
 	xsnprintf(p->data_product_id, sizeof p->data_product_id, "%s", db_col_text(st, 1));
-	p->name = db_col_dup(st, 2, &ok);
-	p->type = db_col_dup(st, 3, &ok);
-	p->server_json = db_col_dup(st, 4, &ok);
-	p->contract_id = db_col_dup(st, 5, &ok);
-	p->retired_at = db_col_dup(st, 6, &ok);
-	if (!ok) {
-		port_clear(p);
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	}
-	return PB_OK;
+	return db_col_texts(st, p, port_texts, DB_NFIELDS(port_texts), err);
 }
 
 static int load_ports(pb_db *db, cat_product *p, char *err)
@@ -140,24 +138,20 @@ out:
  * [, contract_text] */
 static int read_product(sqlite3_stmt *st, bool with_contract, cat_product *p, char *err)
 {
-	bool ok = true;
 	memset(p, 0, sizeof *p);
 	xsnprintf(p->id, sizeof p->id, "%s", db_col_text(st, 0));
-	p->contract_id = db_col_dup(st, 1, &ok);
-	p->name = db_col_dup(st, 2, &ok);
-	p->type = db_col_dup(st, 3, &ok);
-	p->version = db_col_dup(st, 4, &ok);
 	p->revision = sqlite3_column_int(st, 5);
-	p->created_at = db_col_dup(st, 6, &ok);
-	p->updated_at = db_col_dup(st, 7, &ok);
 	xsnprintf(p->owner_user_id, sizeof p->owner_user_id, "%s", db_col_text(st, 8));
-	if (with_contract)
+	int rc = db_col_texts(st, p, product_texts, DB_NFIELDS(product_texts), err);
+	if (!rc && with_contract) {
+		bool ok = true;
 		p->contract_text = db_col_dup(st, 9, &ok);
-	if (!ok) {
-		product_clear(p);
-		return pb_err(err, PB_ENOMEM, "out of memory");
+		if (!ok) {
+			product_clear(p);
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+		}
 	}
-	return PB_OK;
+	return rc;
 }
 
 int catalog_product_get(pb_db *db, const char *org_id, const char *id, bool with_contract,
@@ -591,4 +585,12 @@ json_t *catalog_product_json(const cat_product *p, bool with_contract)
 		return NULL;
 	}
 	return o;
+}
+
+json_t *catalog_products_json(const cat_product *v, size_t n)
+{
+	json_t *list = json_array();
+	for (size_t i = 0; list && i < n; i++)
+		json_out_list_add_new(&list, catalog_product_json(&v[i], false));
+	return list;
 }

@@ -103,6 +103,9 @@ void catalog_products_free(cat_product *v, size_t n);
  *   port brief: {"id","name","type","server":{...},"status":"active"|"retired","retired_at"|null}
  *   port: port brief + {"data_product_id","contract_id"} */
 struct json_t *catalog_product_json(const cat_product *p, bool with_contract);
+/* The list v[0..n) as catalog_product_json shows each (without the contract): a new array, NULL
+ * when out of memory (never a list missing a product). */
+struct json_t *catalog_products_json(const cat_product *v, size_t n);
 struct json_t *catalog_port_json(const cat_port *p);
 
 #endif

@@ -113,37 +113,27 @@ int product_drift_json(pb_db *db, const char *org_id, const char *product_id, js
 	return rc < 0 ? rc : PB_OK;
 }
 
+/* A drifted product as the drift list shows it: drift_object without its changes, with the
+ * product's id and name. */
+static json_t *drifted_product(sqlite3_stmt *st, void *ctx)
+{
+	json_t *o = drift_object(st, 1);
+	if (!o)
+		return NULL;
+	json_object_del(o, "changes");
+	if (json_object_set_new(o, "data_product_id", json_string(db_col_text(st, 4))) ||
+	    json_object_set_new(o, "name", json_string(db_col_text(st, 0)))) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
 int product_drift_list_json(pb_db *db, const char *org_id, json_t **out, char *err)
 {
-	sqlite3_stmt *st = NULL;
-	json_t *list = json_array();
-	*out = NULL;
-	if (!list)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	int rc = db_prepare(db,
+	return db_list_json(db,
 			    "SELECT d.name, p.diff, p.detected_at, p.checked_at, p.data_product_id FROM product_drift p "
 			    "JOIN data_products d ON d.id = p.data_product_id WHERE p.org_id = ? "
 			    "ORDER BY p.detected_at DESC, p.data_product_id DESC LIMIT ?",
-			    &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, org_id, err)))
-		sqlite3_bind_int(st, 2, PB_LIST_MAX_ITEMS);
-	while (!rc && (rc = db_row(db, st, err)) == 1) {
-		json_t *o = drift_object(st, 1);
-		if (o) {
-			json_object_del(o, "changes");
-			if (json_object_set_new(o, "data_product_id", json_string(db_col_text(st, 4))) ||
-			    json_object_set_new(o, "name", json_string(db_col_text(st, 0)))) {
-				json_decref(o);
-				o = NULL;
-			}
-		}
-		rc = o && !json_array_append_new(list, o) ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
-	}
-	db_done(st);
-	if (rc < 0) {
-		json_decref(list);
-		return rc;
-	}
-	*out = list;
-	return PB_OK;
+			    &org_id, 1, PB_LIST_MAX_ITEMS, drifted_product, NULL, out, err);
 }

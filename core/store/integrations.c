@@ -208,34 +208,25 @@ int integration_parse(const json_t *body, bool create, int64_t min_interval_s, i
 
 /* ---------------- rows ---------------- */
 
-static void integration_clear(pb_integration *i)
-{
-	free(i->name);
-	free(i->type);
-	free(i->tenant_id);
-	free(i->client_id);
-	free(i->client_secret);
-	free(i->filters_json);
-	free(i->filter_rule);
-	free(i->schedule);
-	free(i->next_run_at);
-	free(i->last_success_at);
-	free(i->last_run_state);
-}
+/* The texts an integration owns, with their INTEGRATION_COLS index: read_integration reads them,
+ * integration_free frees them. */
+static const db_text_field integration_texts[] = {
+	DB_TEXT_FIELD(pb_integration, name, 2),          DB_TEXT_FIELD(pb_integration, type, 3),
+	DB_TEXT_FIELD(pb_integration, tenant_id, 4),     DB_TEXT_FIELD(pb_integration, client_id, 5),
+	DB_TEXT_FIELD(pb_integration, client_secret, 6), DB_TEXT_FIELD(pb_integration, filters_json, 7),
+	DB_TEXT_FIELD(pb_integration, filter_rule, 8),   DB_TEXT_FIELD(pb_integration, schedule, 10),
+	DB_TEXT_FIELD(pb_integration, next_run_at, 11),  DB_TEXT_FIELD(pb_integration, last_success_at, 12),
+	DB_TEXT_FIELD(pb_integration, last_run_state, 13),
+};
 
 void integration_free(pb_integration *i)
 {
-	if (!i)
-		return;
-	integration_clear(i);
-	free(i);
+	db_row_free(i, integration_texts, DB_NFIELDS(integration_texts));
 }
 
 void integrations_free(pb_integration *v, size_t n)
 {
-	for (size_t i = 0; v && i < n; i++)
-		integration_clear(&v[i]);
-	free(v);
+	db_rows_free(v, n, sizeof *v, integration_texts, DB_NFIELDS(integration_texts));
 }
 
 #define INTEGRATION_COLS "i.id, i.org_id, i.name, i.type, i.tenant_id, i.client_id, i.client_secret, " \
@@ -248,31 +239,17 @@ static int last_state_from_job(pb_db *db, pb_integration *i, const char *job_id,
 
 static int read_integration(pb_db *db, sqlite3_stmt *st, pb_integration *i, char *err)
 {
-	bool ok = true;
 	memset(i, 0, sizeof *i);
 	xsnprintf(i->id, sizeof i->id, "%s", db_col_text(st, 0));
 	xsnprintf(i->org_id, sizeof i->org_id, "%s", db_col_text(st, 1));
-	i->name = db_col_dup(st, 2, &ok);
-	i->type = db_col_dup(st, 3, &ok);
-	i->tenant_id = db_col_dup(st, 4, &ok);
-	i->client_id = db_col_dup(st, 5, &ok);
-	i->client_secret = db_col_dup(st, 6, &ok);
-	i->filters_json = db_col_dup(st, 7, &ok);
-	i->filter_rule = db_col_dup(st, 8, &ok);
 	i->include_personal = sqlite3_column_int(st, 9) != 0;
-	i->schedule = db_col_dup(st, 10, &ok);
-	i->next_run_at = db_col_dup(st, 11, &ok);
-	i->last_success_at = db_col_dup(st, 12, &ok);
-	i->last_run_state = db_col_dup(st, 13, &ok);
 	xsnprintf(i->created_at, sizeof i->created_at, "%s", db_col_text(st, 14));
 	xsnprintf(i->updated_at, sizeof i->updated_at, "%s", db_col_text(st, 15));
-	if (!ok) {
-		integration_clear(i);
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	}
-	int rc = last_state_from_job(db, i, db_col_text(st, 16), err);
+	int rc = db_col_texts(st, i, integration_texts, DB_NFIELDS(integration_texts), err);
 	if (rc)
-		integration_clear(i);
+		return rc;
+	if ((rc = last_state_from_job(db, i, db_col_text(st, 16), err)))
+		db_texts_free(i, integration_texts, DB_NFIELDS(integration_texts));
 	return rc;
 }
 
@@ -594,35 +571,24 @@ int integration_advance_schedule(pb_db *db, const char *id, const char *seen, co
 
 /* ---------------- runs ---------------- */
 
-static void run_clear(pb_run *r)
-{
-	free(r->job_id);
-	free(r->trigger);
-	free(r->state);
-	free(r->mode);
-	free(r->started_at);
-	free(r->finished_at);
-	free(r->counts_json);
-	free(r->warnings_json);
-	free(r->error_code);
-	free(r->error_message);
-	free(r->wait_until);
-	free(r->wait_reason);
-}
+/* The texts a run owns, with their RUN_COLS index: read_run reads them, run_free frees them. */
+static const db_text_field run_texts[] = {
+	DB_TEXT_FIELD(pb_run, job_id, 3),         DB_TEXT_FIELD(pb_run, trigger, 4),
+	DB_TEXT_FIELD(pb_run, state, 5),          DB_TEXT_FIELD(pb_run, mode, 6),
+	DB_TEXT_FIELD(pb_run, started_at, 7),     DB_TEXT_FIELD(pb_run, finished_at, 8),
+	DB_TEXT_FIELD(pb_run, counts_json, 9),    DB_TEXT_FIELD(pb_run, warnings_json, 10),
+	DB_TEXT_FIELD(pb_run, error_code, 11),    DB_TEXT_FIELD(pb_run, error_message, 12),
+	DB_TEXT_FIELD(pb_run, wait_until, 14),    DB_TEXT_FIELD(pb_run, wait_reason, 15),
+};
 
 void run_free(pb_run *r)
 {
-	if (!r)
-		return;
-	run_clear(r);
-	free(r);
+	db_row_free(r, run_texts, DB_NFIELDS(run_texts));
 }
 
 void runs_free(pb_run *v, size_t n)
 {
-	for (size_t i = 0; v && i < n; i++)
-		run_clear(&v[i]);
-	free(v);
+	db_rows_free(v, n, sizeof *v, run_texts, DB_NFIELDS(run_texts));
 }
 
 #define RUN_COLS "id, integration_id, org_id, job_id, trigger, state, mode, started_at, finished_at, " \
@@ -630,29 +596,12 @@ void runs_free(pb_run *v, size_t n)
 
 static int read_run(sqlite3_stmt *st, pb_run *r, char *err)
 {
-	bool ok = true;
 	memset(r, 0, sizeof *r);
 	xsnprintf(r->id, sizeof r->id, "%s", db_col_text(st, 0));
 	xsnprintf(r->integration_id, sizeof r->integration_id, "%s", db_col_text(st, 1));
 	xsnprintf(r->org_id, sizeof r->org_id, "%s", db_col_text(st, 2));
-	r->job_id = db_col_dup(st, 3, &ok);
-	r->trigger = db_col_dup(st, 4, &ok);
-	r->state = db_col_dup(st, 5, &ok);
-	r->mode = db_col_dup(st, 6, &ok);
-	r->started_at = db_col_dup(st, 7, &ok);
-	r->finished_at = db_col_dup(st, 8, &ok);
-	r->counts_json = db_col_dup(st, 9, &ok);
-	r->warnings_json = db_col_dup(st, 10, &ok);
-	r->error_code = db_col_dup(st, 11, &ok);
-	r->error_message = db_col_dup(st, 12, &ok);
 	xsnprintf(r->created_at, sizeof r->created_at, "%s", db_col_text(st, 13));
-	r->wait_until = db_col_dup(st, 14, &ok);
-	r->wait_reason = db_col_dup(st, 15, &ok);
-	if (!ok) {
-		run_clear(r);
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	}
-	return 0;
+	return db_col_texts(st, r, run_texts, DB_NFIELDS(run_texts), err);
 }
 
 static int run_query_one(pb_db *db, const char *sql, const char *arg, pb_run **out, char *err)

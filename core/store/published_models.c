@@ -159,49 +159,39 @@ static json_t *col_json(sqlite3_stmt *st, int i)
 /* The states whose model is history: deleted in Power BI, or let go by pbiport. */
 #define PM_GONE "('unpublished', 'detached')"
 
-int published_models_list_json(pb_db *db, const char *org_id, const char *port_id, json_t **out, char *err)
+/* A model as a port's list shows it (the columns of published_models_list_json's query). */
+static json_t *listed_model(sqlite3_stmt *st, void *ctx)
 {
 	static const char *const keys[] = { "id", "name", "state", "semantic_model_id", "workspace_id", "web_url",
 					    "published_at", "updated_at", "job_id", "connection_id",
 					    "consumer_data_product_id", "agreement_id", "drift_cause" };
 	enum { NKEYS = sizeof keys / sizeof keys[0] };
-	sqlite3_stmt *st = NULL;
-	json_t *models = json_array();
-	int rc;
-	*out = NULL;
-	if (!models)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	rc = db_prepare(db,
-			"SELECT id, name, state, semantic_model_id, workspace_id, web_url, published_at, updated_at, job_id, "
-			"connection_id, consumer_product_id, agreement_id, drift_cause, update_available "
-			"FROM published_models WHERE org_id = ? AND output_port_id = ? AND state NOT IN " PM_GONE " "
-			"ORDER BY published_at DESC, id DESC LIMIT ?",
-			&st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, org_id, err)) && !(rc = db_bind_text(st, 2, port_id, err)))
-		rc = sqlite3_bind_int(st, 3, PB_LIST_MAX_ITEMS) == SQLITE_OK ? PB_OK
-									      : pb_err(err, PB_EIO, "binding the limit failed");
-	while (!rc && (rc = db_row(db, st, err)) == 1) {
-		json_t *m = json_object();
-		for (size_t i = 0; m && i < NKEYS; i++)
-			if (json_object_set_new(m, keys[i], col_json(st, (int)i))) {
-				json_decref(m);
-				m = NULL;
-			}
-		if (m && json_object_set_new(m, "update_available", json_boolean(sqlite3_column_int(st, NKEYS)))) {
+	json_t *m = json_object();
+	for (size_t i = 0; m && i < NKEYS; i++)
+		if (json_object_set_new(m, keys[i], col_json(st, (int)i))) {
 			json_decref(m);
-			m = NULL;
+			return NULL;
 		}
-		if (!m || json_array_append_new(models, m)) {
-			rc = pb_err(err, PB_ENOMEM, "out of memory");
-			break;
-		}
-		rc = 0;
+	if (m && json_object_set_new(m, "update_available", json_boolean(sqlite3_column_int(st, NKEYS)))) {
+		json_decref(m);
+		return NULL;
 	}
-	db_done(st);
-	if (rc < 0) {
-		json_decref(models);
+	return m;
+}
+
+int published_models_list_json(pb_db *db, const char *org_id, const char *port_id, json_t **out, char *err)
+{
+	json_t *models = NULL;
+	const char *v[] = { org_id, port_id };
+	*out = NULL;
+	int rc = db_list_json(db,
+			      "SELECT id, name, state, semantic_model_id, workspace_id, web_url, published_at, updated_at, "
+			      "job_id, connection_id, consumer_product_id, agreement_id, drift_cause, update_available "
+			      "FROM published_models WHERE org_id = ? AND output_port_id = ? AND state NOT IN " PM_GONE " "
+			      "ORDER BY published_at DESC, id DESC LIMIT ?",
+			      v, 2, PB_LIST_MAX_ITEMS, listed_model, NULL, &models, err);
+	if (rc)
 		return rc;
-	}
 	*out = json_pack("{s:o}", "models", models);
 	return *out ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
 }
@@ -245,57 +235,44 @@ int published_models_port_in_use(pb_db *db, const char *port_id, bool *in_use, c
 
 /* ---- the lifecycle ---------------------------------------------------------------------- */
 
-void pm_row_free(pm_row *r)
-{
-	if (!r)
-		return;
-	free(r->name);
-	free(r->web_url);
-	free(r->http_path);
-	free(r->contract_version);
-	free(r->contract_hash);
-	free(r->definition);
-	free(r->update_diff);
-	free(r->drift);
-	free(r);
-}
-
-/* The columns pm_get reads, in read_row's order. */
+/* The columns pm_get reads, in the order of the lists below. */
 #define PM_COLUMNS                                                                                          \
 	"id, org_id, output_port_id, job_id, user_id, workspace_id, semantic_model_id, connection_id, "        \
 	"consumer_product_id, agreement_id, state, lifecycle_job_id, auto_update, drift_cause, published_at, "  \
 	"updated_at, connection_created, update_available, contract_revision, name, web_url, http_path, "       \
 	"contract_version, contract_hash, definition, update_diff, drift "
 
+static const db_fixed_field pm_fixed[] = {
+	DB_FIXED_FIELD(pm_row, id, 0),                   DB_FIXED_FIELD(pm_row, org_id, 1),
+	DB_FIXED_FIELD(pm_row, output_port_id, 2),       DB_FIXED_FIELD(pm_row, job_id, 3),
+	DB_FIXED_FIELD(pm_row, user_id, 4),              DB_FIXED_FIELD(pm_row, workspace_id, 5),
+	DB_FIXED_FIELD(pm_row, semantic_model_id, 6),    DB_FIXED_FIELD(pm_row, connection_id, 7),
+	DB_FIXED_FIELD(pm_row, consumer_product_id, 8),  DB_FIXED_FIELD(pm_row, agreement_id, 9),
+	DB_FIXED_FIELD(pm_row, state, 10),               DB_FIXED_FIELD(pm_row, lifecycle_job_id, 11),
+	DB_FIXED_FIELD(pm_row, auto_update, 12),         DB_FIXED_FIELD(pm_row, drift_cause, 13),
+	DB_FIXED_FIELD(pm_row, published_at, 14),        DB_FIXED_FIELD(pm_row, updated_at, 15),
+};
+static const db_text_field pm_texts[] = {
+	DB_TEXT_FIELD(pm_row, name, 19),                 DB_TEXT_FIELD(pm_row, web_url, 20),
+	DB_TEXT_FIELD(pm_row, http_path, 21),            DB_TEXT_FIELD(pm_row, contract_version, 22),
+	DB_TEXT_FIELD(pm_row, contract_hash, 23),        DB_TEXT_FIELD(pm_row, definition, 24),
+	DB_TEXT_FIELD(pm_row, update_diff, 25),          DB_TEXT_FIELD(pm_row, drift, 26),
+};
+
+void pm_row_free(pm_row *r)
+{
+	db_row_free(r, pm_texts, DB_NFIELDS(pm_texts));
+}
+
 static int read_row(sqlite3_stmt *st, pm_row *r, char *err)
 {
-	struct { char *dst; size_t size; } fixed[] = {
-		{ r->id, sizeof r->id }, { r->org_id, sizeof r->org_id }, { r->output_port_id, sizeof r->output_port_id },
-		{ r->job_id, sizeof r->job_id }, { r->user_id, sizeof r->user_id },
-		{ r->workspace_id, sizeof r->workspace_id }, { r->semantic_model_id, sizeof r->semantic_model_id },
-		{ r->connection_id, sizeof r->connection_id }, { r->consumer_product_id, sizeof r->consumer_product_id },
-		{ r->agreement_id, sizeof r->agreement_id }, { r->state, sizeof r->state },
-		{ r->lifecycle_job_id, sizeof r->lifecycle_job_id }, { r->auto_update, sizeof r->auto_update },
-		{ r->drift_cause, sizeof r->drift_cause }, { r->published_at, sizeof r->published_at },
-		{ r->updated_at, sizeof r->updated_at },
-	};
-	int col = 0;
-	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++, col++)
-		if (xsnprintf(fixed[i].dst, fixed[i].size, "%s", db_col_text(st, col)))
-			return pb_err(err, PB_EINTERNAL, "published model %.40s: a stored value is longer than expected",
-				      db_col_text(st, 0));
-	r->connection_created = sqlite3_column_int(st, col++) != 0;
-	r->update_available = sqlite3_column_int(st, col++) != 0;
-	r->contract_revision = sqlite3_column_int(st, col++);
-	char **dup[] = { &r->name, &r->web_url, &r->http_path, &r->contract_version, &r->contract_hash,
-			 &r->definition, &r->update_diff, &r->drift };
-	for (size_t i = 0; i < sizeof dup / sizeof dup[0]; i++, col++) {
-		bool ok = true;
-		*dup[i] = db_col_dup(st, col, &ok);
-		if (!ok)
-			return pb_err(err, PB_ENOMEM, "out of memory");
-	}
-	return PB_OK;
+	if (!db_col_fixed(st, r, pm_fixed, DB_NFIELDS(pm_fixed)))
+		return pb_err(err, PB_EINTERNAL, "published model %.40s: a stored value is longer than expected",
+			      db_col_text(st, 0));
+	r->connection_created = sqlite3_column_int(st, 16) != 0;
+	r->update_available = sqlite3_column_int(st, 17) != 0;
+	r->contract_revision = sqlite3_column_int(st, 18);
+	return db_col_texts(st, r, pm_texts, DB_NFIELDS(pm_texts), err);
 }
 
 int pm_get(pb_db *db, const char *org_id, const char *id, pm_row **out, char *err)
@@ -450,11 +427,7 @@ int pm_unpublish_finish(pb_db *db, const char *id, const char *by_user, bool det
 	}
 out:
 	db_done(st);
-	if (rc) {
-		db_rollback(db);
-		return rc;
-	}
-	return db_commit(db, err);
+	return db_end(db, rc, err);
 }
 
 int pm_connection_in_use(pb_db *db, const char *conn_id, const char *except_id, bool *in_use, char *err)
@@ -525,20 +498,17 @@ int pm_set_drift(pb_db *db, const char *id, const char *diff, const char *cause,
 		goto out;
 	const char *v[] = { id, kept, cause, now };
 	/* a drift seen before keeps its detected_at: only a new one is news */
-	if ((rc = exec_changed(db,
-			       "UPDATE published_models SET drift = ?2, drift_cause = ?3, drift_detected_at = ?4, "
-			       "drift_checked_at = ?4 WHERE id = ?1 AND ?3 IS NOT NULL AND "
-			       "(drift_cause IS NULL OR drift_cause <> ?3 OR drift IS NULL OR drift <> ?2)",
-			       v, 4, &changed, err)) ||
-	    (rc = db_exec_texts(db,
-				"UPDATE published_models SET drift_checked_at = ?4, drift = ?2, drift_cause = ?3, "
-				"drift_detected_at = CASE WHEN ?3 IS NULL THEN NULL ELSE drift_detected_at END "
-				"WHERE id = ?1",
-				v, 4, err))) {
-		db_rollback(db);
-		goto out;
-	}
-	if (!(rc = db_commit(db, err)) && is_new)
+	if (!(rc = exec_changed(db,
+				"UPDATE published_models SET drift = ?2, drift_cause = ?3, drift_detected_at = ?4, "
+				"drift_checked_at = ?4 WHERE id = ?1 AND ?3 IS NOT NULL AND "
+				"(drift_cause IS NULL OR drift_cause <> ?3 OR drift IS NULL OR drift <> ?2)",
+				v, 4, &changed, err)))
+		rc = db_exec_texts(db,
+				   "UPDATE published_models SET drift_checked_at = ?4, drift = ?2, drift_cause = ?3, "
+				   "drift_detected_at = CASE WHEN ?3 IS NULL THEN NULL ELSE drift_detected_at END "
+				   "WHERE id = ?1",
+				   v, 4, err);
+	if (!(rc = db_end(db, rc, err)) && is_new)
 		*is_new = changed;
 out:
 	free(kept);
@@ -552,39 +522,28 @@ static json_t *col_object(sqlite3_stmt *st, int i)
 	return o ? o : json_null();
 }
 
+/* A drifted model as the drift list shows it (the columns of pm_drift_list_json's query). */
+static json_t *drifted_model(sqlite3_stmt *st, void *ctx)
+{
+	json_t *diff = col_object(st, 9);
+	json_t *m = json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:O,s:o,s:o}", "id", db_col_text(st, 0), "name",
+			      db_col_text(st, 1), "output_port_id", db_col_text(st, 2), "workspace_id", db_col_text(st, 3),
+			      "semantic_model_id", db_col_text(st, 4), "web_url", col_json(st, 5), "cause",
+			      db_col_text(st, 6), "summary",
+			      json_object_get(diff, "summary") ? json_object_get(diff, "summary") : json_null(),
+			      "checked_at", col_json(st, 7), "detected_at", col_json(st, 8));
+	json_decref(diff);
+	return m;
+}
+
 int pm_drift_list_json(pb_db *db, const char *org_id, json_t **out, char *err)
 {
-	sqlite3_stmt *st = NULL;
-	json_t *list = json_array();
-	int rc;
-	*out = NULL;
-	if (!list)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	rc = db_prepare(db,
-			"SELECT id, name, output_port_id, workspace_id, semantic_model_id, web_url, drift_cause, "
-			"drift_checked_at, drift_detected_at, drift FROM published_models WHERE org_id = ? AND "
-			"drift_cause IS NOT NULL AND state NOT IN " PM_GONE " ORDER BY drift_detected_at DESC, id DESC LIMIT ?",
-			&st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, org_id, err)))
-		sqlite3_bind_int(st, 2, PB_LIST_MAX_ITEMS);
-	while (!rc && (rc = db_row(db, st, err)) == 1) {
-		json_t *diff = col_object(st, 9);
-		json_t *m = json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:O,s:o,s:o}", "id", db_col_text(st, 0), "name",
-				      db_col_text(st, 1), "output_port_id", db_col_text(st, 2), "workspace_id",
-				      db_col_text(st, 3), "semantic_model_id", db_col_text(st, 4), "web_url", col_json(st, 5),
-				      "cause", db_col_text(st, 6), "summary",
-				      json_object_get(diff, "summary") ? json_object_get(diff, "summary") : json_null(),
-				      "checked_at", col_json(st, 7), "detected_at", col_json(st, 8));
-		json_decref(diff);
-		rc = m && !json_array_append_new(list, m) ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
-	}
-	db_done(st);
-	if (rc < 0) {
-		json_decref(list);
-		return rc;
-	}
-	*out = list;
-	return PB_OK;
+	return db_list_json(db,
+			    "SELECT id, name, output_port_id, workspace_id, semantic_model_id, web_url, drift_cause, "
+			    "drift_checked_at, drift_detected_at, drift FROM published_models WHERE org_id = ? AND "
+			    "drift_cause IS NOT NULL AND state NOT IN " PM_GONE " ORDER BY drift_detected_at DESC, id DESC "
+			    "LIMIT ?",
+			    &org_id, 1, PB_LIST_MAX_ITEMS, drifted_model, NULL, out, err);
 }
 
 /* {"user_id","name"} of user id in org_id, null when id is "" (name null when unknown). */

@@ -32,10 +32,9 @@ static int seal_secret(const pb_keyring *kr, const char *id, const char *secret,
 	return rc ? rc : pb_seal(kr, secret, strlen(secret), ctx, sealed, err);
 }
 
-/* Copies text into a fixed field; PB_EIO when it does not fit (a malformed row). */
-static int fixed(char *dst, size_t size, const char *text, char *err)
+static int malformed(const char *table, char *err)
 {
-	return xsnprintf(dst, size, "%s", text) ? pb_err(err, PB_EIO, "malformed webhooks row") : PB_OK;
+	return pb_err(err, PB_EIO, "malformed %s row", table);
 }
 
 static long col_long(sqlite3_stmt *st, int i)
@@ -49,17 +48,21 @@ static long col_long(sqlite3_stmt *st, int i)
 	"id, org_id, url, events, active, disabled_reason, created_by, created_at, updated_at, "         \
 	"last_delivery_at, last_delivery_state, last_status, last_error"
 
+/* A webhook's columns (WEBHOOK_COLUMNS' order), read and freed through these lists. */
+static const db_fixed_field webhook_fixed[] = {
+	DB_FIXED_FIELD(pb_webhook, id, 0),         DB_FIXED_FIELD(pb_webhook, org_id, 1),
+	DB_FIXED_FIELD(pb_webhook, created_by, 6), DB_FIXED_FIELD(pb_webhook, created_at, 7),
+	DB_FIXED_FIELD(pb_webhook, updated_at, 8),
+};
+static const db_text_field webhook_texts[] = {
+	DB_TEXT_FIELD(pb_webhook, url, 2),               DB_TEXT_FIELD(pb_webhook, events, 3),
+	DB_TEXT_FIELD(pb_webhook, disabled_reason, 5),   DB_TEXT_FIELD(pb_webhook, last_delivery_at, 9),
+	DB_TEXT_FIELD(pb_webhook, last_delivery_state, 10), DB_TEXT_FIELD(pb_webhook, last_error, 12),
+};
+
 void webhook_free(pb_webhook *w)
 {
-	if (!w)
-		return;
-	free(w->url);
-	free(w->events);
-	free(w->disabled_reason);
-	free(w->last_delivery_at);
-	free(w->last_delivery_state);
-	free(w->last_error);
-	free(w);
+	db_row_free(w, webhook_texts, DB_NFIELDS(webhook_texts));
 }
 
 void webhooks_free(pb_webhook **v, size_t n)
@@ -71,39 +74,20 @@ void webhooks_free(pb_webhook **v, size_t n)
 
 static int webhook_from_row(sqlite3_stmt *st, pb_webhook **out, char *err)
 {
-	bool ok = true;
-	int rc;
 	pb_webhook *w = calloc(1, sizeof *w);
 	*out = NULL;
 	if (!w)
 		return pb_err(err, PB_ENOMEM, "out of memory");
-	if ((rc = fixed(w->id, sizeof w->id, db_col_text(st, 0), err)) ||
-	    (rc = fixed(w->org_id, sizeof w->org_id, db_col_text(st, 1), err)) ||
-	    (rc = fixed(w->created_by, sizeof w->created_by, db_col_text(st, 6), err)) ||
-	    (rc = fixed(w->created_at, sizeof w->created_at, db_col_text(st, 7), err)) ||
-	    (rc = fixed(w->updated_at, sizeof w->updated_at, db_col_text(st, 8), err))) {
-		webhook_free(w);
-		return rc;
-	}
+	int rc = db_col_fixed(st, w, webhook_fixed, DB_NFIELDS(webhook_fixed))
+			 ? db_col_texts(st, w, webhook_texts, DB_NFIELDS(webhook_texts), err)
+			 : malformed("webhooks", err);
 	w->active = sqlite3_column_int(st, 4) != 0;
 	w->last_status = col_long(st, 11);
-	w->url = db_col_dup(st, 2, &ok);
-	if (ok)
-		w->events = db_col_dup(st, 3, &ok);
-	if (ok)
-		w->disabled_reason = db_col_dup(st, 5, &ok);
-	if (ok)
-		w->last_delivery_at = db_col_dup(st, 9, &ok);
-	if (ok)
-		w->last_delivery_state = db_col_dup(st, 10, &ok);
-	if (ok)
-		w->last_error = db_col_dup(st, 12, &ok);
-	if (!ok) {
+	if (rc)
 		webhook_free(w);
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	}
-	*out = w;
-	return PB_OK;
+	else
+		*out = w;
+	return rc;
 }
 
 int webhooks_create(pb_db *db, const pb_keyring *kr, const char *org_id, const char *user_id, const char *url,
@@ -273,7 +257,7 @@ int webhooks_subscribed(pb_db *db, const char *org_id, const char *event, char (
 			v = nv;
 			cap = ncap;
 		}
-		rc = fixed(v[count], sizeof v[count], db_col_text(st, 0), err);
+		rc = xsnprintf(v[count], sizeof v[count], "%s", db_col_text(st, 0)) ? malformed("webhooks", err) : PB_OK;
 		if (!rc)
 			count++;
 	}
@@ -323,18 +307,22 @@ int webhooks_rotate(pb_db *db, const pb_config *cfg, size_t *resealed, char *err
 	"id, webhook_id, event_id, event, payload, state, attempts, last_status, last_error, job_id, "    \
 	"next_attempt_at, created_at, updated_at, delivered_at"
 
+/* A delivery's columns (DELIVERY_COLUMNS' order), read and freed through these lists. */
+static const db_fixed_field delivery_fixed[] = {
+	DB_FIXED_FIELD(pb_delivery, id, 0),          DB_FIXED_FIELD(pb_delivery, webhook_id, 1),
+	DB_FIXED_FIELD(pb_delivery, event_id, 2),    DB_FIXED_FIELD(pb_delivery, created_at, 11),
+	DB_FIXED_FIELD(pb_delivery, updated_at, 12),
+};
+static const db_text_field delivery_texts[] = {
+	DB_TEXT_FIELD(pb_delivery, event, 3),      DB_TEXT_FIELD(pb_delivery, payload, 4),
+	DB_TEXT_FIELD(pb_delivery, state, 5),      DB_TEXT_FIELD(pb_delivery, last_error, 8),
+	DB_TEXT_FIELD(pb_delivery, job_id, 9),     DB_TEXT_FIELD(pb_delivery, next_attempt_at, 10),
+	DB_TEXT_FIELD(pb_delivery, delivered_at, 13),
+};
+
 void delivery_free(pb_delivery *d)
 {
-	if (!d)
-		return;
-	free(d->event);
-	free(d->payload);
-	free(d->state);
-	free(d->last_error);
-	free(d->job_id);
-	free(d->next_attempt_at);
-	free(d->delivered_at);
-	free(d);
+	db_row_free(d, delivery_texts, DB_NFIELDS(delivery_texts));
 }
 
 void deliveries_free(pb_delivery **v, size_t n)
@@ -346,36 +334,22 @@ void deliveries_free(pb_delivery **v, size_t n)
 
 static int delivery_from_row(sqlite3_stmt *st, pb_delivery **out, char *err)
 {
-	bool ok = true;
-	int rc;
 	pb_delivery *d = calloc(1, sizeof *d);
 	*out = NULL;
 	if (!d)
 		return pb_err(err, PB_ENOMEM, "out of memory");
-	if ((rc = fixed(d->id, sizeof d->id, db_col_text(st, 0), err)) ||
-	    (rc = fixed(d->webhook_id, sizeof d->webhook_id, db_col_text(st, 1), err)) ||
-	    (rc = fixed(d->event_id, sizeof d->event_id, db_col_text(st, 2), err)) ||
-	    (rc = fixed(d->created_at, sizeof d->created_at, db_col_text(st, 11), err)) ||
-	    (rc = fixed(d->updated_at, sizeof d->updated_at, db_col_text(st, 12), err))) {
-		delivery_free(d);
-		return rc;
-	}
+	int rc = db_col_fixed(st, d, delivery_fixed, DB_NFIELDS(delivery_fixed))
+			 ? db_col_texts(st, d, delivery_texts, DB_NFIELDS(delivery_texts), err)
+			 : malformed("webhook_deliveries", err);
+	if (!rc && (!d->event || !d->payload || !d->state))
+		rc = malformed("webhook_deliveries", err);
 	d->attempts = sqlite3_column_int(st, 6);
 	d->last_status = col_long(st, 7);
-	char **text[] = { &d->event, &d->payload, &d->state };
-	int text_col[] = { 3, 4, 5 };
-	for (size_t i = 0; ok && i < sizeof text / sizeof text[0]; i++)
-		*text[i] = db_col_dup(st, text_col[i], &ok);
-	char **opt[] = { &d->last_error, &d->job_id, &d->next_attempt_at, &d->delivered_at };
-	int opt_col[] = { 8, 9, 10, 13 };
-	for (size_t i = 0; ok && i < sizeof opt / sizeof opt[0]; i++)
-		*opt[i] = db_col_dup(st, opt_col[i], &ok);
-	if (!ok || !d->event || !d->payload || !d->state) {
+	if (rc)
 		delivery_free(d);
-		return pb_err(err, ok ? PB_EIO : PB_ENOMEM, ok ? "malformed webhook_deliveries row" : "out of memory");
-	}
-	*out = d;
-	return PB_OK;
+	else
+		*out = d;
+	return rc;
 }
 
 int deliveries_insert(pb_db *db, const char *webhook_id, const char *event_id, const char *event, const char *payload,
@@ -519,9 +493,5 @@ int deliveries_record(pb_db *db, const delivery_attempt *a, char *err)
 		goto out;
 out:
 	db_done(st);
-	if (rc) {
-		db_rollback(db);
-		return rc;
-	}
-	return db_commit(db, err);
+	return db_end(db, rc, err);
 }

@@ -26,6 +26,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -505,6 +506,19 @@ class Stack:
         except ValueError:
             doc = None
         return status, hdrs, doc
+
+    def send_json(self, method, path, body=None, token=None):
+        """json() with body sent as JSON: a Python value is encoded, a str or bytes goes as it is
+        (a test's malformed body); None sends no body."""
+        if body is not None and not isinstance(body, (str, bytes)):
+            body = json.dumps(body)
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        return self.json(method, path, body=body, headers=headers, token=token)
+
+    def db(self):
+        """The stack's database, for what a test checks or sets up below the API (waits up to 30 s
+        for a writer: the workers write too)."""
+        return sqlite3.connect(self.path("db", "pbiport.db"), timeout=30)
 
     def import_contract(self, text, token="alice", content_type=None, name_hint=None):
         """POST a contract; the content type follows the text (JSON or YAML) unless given."""

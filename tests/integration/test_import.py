@@ -8,7 +8,6 @@ import copy
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -138,8 +137,8 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
             super().tearDownClass()
 
     def setUp(self):
-        self.load(self.fixture)
-        db = self.db()
+        self.load_tenants_aged(self.fixture)
+        db = self.stack.db()
         db.execute("PRAGMA foreign_keys = ON")   # as pbiport has it: sightings go with their assets
         db.execute("DELETE FROM integrations")
         db.execute("DELETE FROM assets")
@@ -151,25 +150,24 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         db.close()
 
     # ---- helpers -----------------------------------------------------------------------------
-    def load(self, fx):
-        """Loads a tenant as it was two hours ago, so nothing counts as modified in the last 30
-        minutes (the shortest modifiedSince Power BI takes)."""
-        self.emu.control("POST", "reset")
-        self.emu.control("POST", "advance", {"seconds": -7200})
-        self.emu.control("POST", "load", fx)
-        self.emu.control("POST", "advance", {"seconds": 7200})
-
-    def db(self):
-        return sqlite3.connect(self.stack.path("db", "pbiport.db"), timeout=30)
-
     def call(self, method, path, user="alice", body=None):
-        hdrs = {}
-        if body is not None:
-            body = json.dumps(body)
-            hdrs["Content-Type"] = "application/json"
-        status, headers, data = self.stack.request(method, path, body=body, headers=hdrs, token=user)
-        doc = json.loads(data.decode()) if data else None
+        status, _, doc = self.stack.send_json(method, path, body, token=user)
         return status, doc
+
+    def lineage(self, node, depth):
+        """GET /api/lineage of node as bob: the graph."""
+        status, graph = self.call("GET", "/api/lineage?node=%s&depth=%d" % (node, depth), user="bob")
+        self.assertEqual(status, 200, graph)
+        return graph
+
+    def imported_with_sales_eu(self, contract):
+        """contract's product (imported by alice), after an import of the Sales EU workspace has
+        succeeded: (product, integration)."""
+        status, _, product = self.stack.import_contract(contract, token="alice")
+        self.assertIn(status, (200, 201), product)
+        integ = self.create(filters={"workspaces": {"include": ["Sales EU"]}})
+        self.assertEqual(self.run_to_end(integ["id"])["state"], "succeeded")
+        return product, integ
 
     def create(self, name="prod", **fields):
         body = {"name": name, "type": "powerbi", "tenant_id": TENANT, "client_id": SP_ID,
@@ -285,7 +283,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         self.assertEqual(status, 200)
         self.assertEqual([i["name"] for i in lst["integrations"]], ["other", "prod"])
         # the secret is sealed in SQLite and never in a response
-        db = self.db()
+        db = self.stack.db()
         stored = [r[0] for r in db.execute("SELECT client_secret FROM integrations")]
         db.close()
         for s in stored:
@@ -380,7 +378,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         self.assertEqual(run["mode"], "full")
         self.assertEqual(self.names("workspace"), ["HR"])
         self.assertGreater(run["counts"]["removed"], 0)
-        db = self.db()
+        db = self.stack.db()
         removed = db.execute("SELECT COUNT(*) FROM assets WHERE state = 'removed'").fetchone()[0]
         db.close()
         self.assertEqual(removed, run["counts"]["removed"])
@@ -396,7 +394,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         fx = copy.deepcopy(self.fixture)
         for a in fx["tenants"][0]["apps"]:
             a["admin_api_allowed"] = False
-        self.load(fx)
+        self.load_tenants_aged(fx)
         integ = self.create()
         run = self.run_to_end(integ["id"])
         self.assertEqual(run["state"], "succeeded", run)
@@ -439,14 +437,14 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         status, err = self.call("POST", "/api/integrations/%s/test" % integ["id"])
         self.assertEqual((status, err["error"]["code"]), (502, "powerbi_rejected"), err)
         self.assertIn("integration 'prod'", err["error"]["message"])
-        self.load(self.fixture)
+        self.load_tenants_aged(self.fixture)
         # tenant settings turned off, one at a time
         for setting, check, words in (("service_principals_allowed", "fabric_api_access", "Service principals can use Fabric APIs"),
                                       ("detailed_metadata", "detailed_metadata", "detailed metadata"),
                                       ("dax_mashup_expressions", "mashup_expressions", "DAX and mashup expressions")):
             fx = copy.deepcopy(self.fixture)
             fx["tenants"][0]["settings"][setting] = False
-            self.load(fx)
+            self.load_tenants_aged(fx)
             status, rep = self.call("POST", "/api/integrations/%s/test" % integ["id"])
             self.assertEqual(status, 200, rep)
             checks = {c["check"]: c for c in rep["checks"]}
@@ -481,7 +479,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         self.run_once()
         runs = self.runs(integ["id"])
         self.assertEqual(runs[0]["state"], "running", runs[0])
-        db = self.db()
+        db = self.stack.db()
         job = db.execute("SELECT state, run_after, error_code FROM jobs WHERE id = ?", (run["job_id"],)).fetchone()
         scans = db.execute("SELECT COUNT(*) FROM integration_scans WHERE run_id = ?", (run["id"],)).fetchone()[0]
         db.close()
@@ -495,7 +493,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         up by others, the run waits for the next hour instead of calling Power BI."""
         integ = self.create()
         hour = time.strftime("%Y-%m-%dT%H", time.gmtime())
-        db = self.db()
+        db = self.stack.db()
         db.execute("INSERT INTO scan_budget (tenant_id, hour, calls) VALUES (?, ?, 500)", (TENANT, hour))
         db.commit()
         run = self.trigger(integ["id"])
@@ -515,7 +513,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         before = {a["id"]: a["updated_at"] for a in self.assets()}
         # slow scans down so the worker is caught mid-run, then kill it hard
         self.emu.control("POST", "config", {"scan_duration_s": 3600, "scan_polls": 1000000})
-        db = self.db()
+        db = self.stack.db()
         db.execute("UPDATE integrations SET last_success_at = NULL")   # make the next run a full one
         db.commit()
         run = self.trigger(integ["id"])
@@ -575,7 +573,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         self.assertEqual(third["counts"]["scanned_workspaces"], 1, third)
         self.assertEqual(third["counts"]["removed"], 1, third)
         self.assertNotIn("People", self.names("semantic_model"))
-        db = self.db()
+        db = self.stack.db()
         state = db.execute("SELECT state FROM assets WHERE id = ?", (people["id"],)).fetchone()[0]
         db.close()
         self.assertEqual(state, "removed")
@@ -590,7 +588,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         fx = copy.deepcopy(self.fixture)
         sales_eu = [w for w in fx["tenants"][0]["workspaces"] if w["name"] == "Sales EU"][0]
         sales_eu["roles"].append({"principal": OTHER_ID, "role": "Contributor"})
-        self.load(fx)
+        self.load_tenants_aged(fx)
         scan = self.create("scanner")
         lister = self.create("lister", client_id=OTHER_ID, client_secret=OTHER_SECRET)
         self.assertEqual(self.run_to_end(scan["id"])["state"], "succeeded")
@@ -623,7 +621,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         # a refresh of the shared model uses the scanner integration's service principal
         status, ref = self.call("POST", "/api/semantic-models/%s/refreshes" % eu["id"], body={})
         self.assertEqual(status, 202, ref)
-        db = self.db()
+        db = self.stack.db()
         job_input = json.loads(db.execute("SELECT input FROM jobs WHERE id = ?", (ref["job_id"],)).fetchone()[0])
         self.assertEqual(job_input["integration_id"], scan["id"])
         db.execute("DELETE FROM jobs WHERE id = ?", (ref["job_id"],))   # not run: only who would refresh
@@ -658,7 +656,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         for a in fx["tenants"][0]["apps"]:
             if a["client_id"] == OTHER_ID:
                 a["admin_api_allowed"] = True
-        self.load(fx)
+        self.load_tenants_aged(fx)
         a = self.create("tenant-a")
         b = self.create("tenant-b", client_id=OTHER_ID, client_secret=OTHER_SECRET)
         self.emu.control("POST", "faults", {"path_prefix": "/powerbi/v1.0/myorg/admin/workspaces/getInfo",
@@ -687,7 +685,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         self.assertEqual(rb["id"], run_b["id"])
         self.assertGreater(rb["waiting"]["until"], hour, rb)
         self.assertIn("integration 'tenant-a'", rb["waiting"]["reason"])
-        db = self.db()
+        db = self.stack.db()
         run_after = db.execute("SELECT run_after FROM jobs WHERE id = ?", (run_b["job_id"],)).fetchone()[0]
         self.assertGreater(run_after, hour)
         # the permission doctor does not call the scanner APIs either
@@ -715,7 +713,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         # the schedule is first due at its next matching time, not at once
         self.run_once()
         self.assertEqual(self.runs(integ["id"]), [])
-        db = self.db()
+        db = self.stack.db()
         db.execute("UPDATE integrations SET next_run_at = '2020-01-01T00:00:00.000Z'")   # missed many
         db.commit()
         db.close()
@@ -790,12 +788,8 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
             "status: active\nservers:\n  - server: production\n    type: snowflake\n"
             "    host: acme.snowflakecomputing.com\n    warehouse: WH\n    database: SALES\n    schema: PUBLIC\n"
             "schema:\n  - name: FACTS\n    properties:\n      - name: Id\n        logicalType: integer\n")
-        status, _, product = self.stack.import_contract(contract, token="alice")
-        self.assertIn(status, (200, 201), product)
-        integ = self.create(filters={"workspaces": {"include": ["Sales EU"]}})
-        self.assertEqual(self.run_to_end(integ["id"])["state"], "succeeded")
-        status, graph = self.call("GET", "/api/lineage?node=%s&depth=6" % product["id"], user="bob")
-        self.assertEqual(status, 200, graph)
+        product, integ = self.imported_with_sales_eu(contract)
+        graph = self.lineage(product["id"], 6)
         by_type = {}
         for n in graph["nodes"]:
             by_type.setdefault(n["type"], []).append(n["name"])
@@ -805,13 +799,12 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         self.assertEqual(sorted(map(str, by_type.get("report", []))), ["Draft EU", "EU Revenue"], graph)
         # re-running the import adds no duplicate edges
         self.assertEqual(self.run_to_end(integ["id"])["state"], "succeeded")
-        status, again = self.call("GET", "/api/lineage?node=%s&depth=6" % product["id"], user="bob")
-        self.assertEqual(len(again["edges"]), len(graph["edges"]))
+        self.assertEqual(len(self.lineage(product["id"], 6)["edges"]), len(graph["edges"]))
 
     def test_upstream_tables_of_every_source(self):
         """Models on PostgreSQL, Synapse, BigQuery, Redshift, MySQL, Oracle, Athena and ODBC: their
         source tables come from the M, and output ports of the same servers link to them."""
-        self.load(warehouse_fixture(self.fixture))
+        self.load_tenants_aged(warehouse_fixture(self.fixture))
         ports = {}
         for typ, server in (("postgres", "    host: pg.example.com\n    database: shop\n    schema: public\n"),
                             ("sqlserver", "    host: contoso.sql.azuresynapse.net\n    database: dw\n"
@@ -844,8 +837,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         for typ, model in (("postgres", "PG Orders"), ("sqlserver", "Synapse Sales"), ("bigquery", "BQ Costs"),
                            ("mysql", "MySQL Shop")):
             with self.subTest(port=typ):
-                status, graph = self.call("GET", "/api/lineage?node=%s&depth=3" % ports[typ]["id"], user="bob")
-                self.assertEqual(status, 200, graph)
+                graph = self.lineage(ports[typ]["id"], 3)
                 names = [n["name"] for n in graph["nodes"] if n["type"] == "semantic_model"]
                 self.assertEqual(names, [model], graph)
 
@@ -857,12 +849,8 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
                     "version: 1.0.0\nstatus: active\nservers:\n  - server: powerbi\n    type: powerbi\n"
                     "schema:\n  - name: Facts\n    properties:\n      - name: Id\n        logicalType: integer\n"
                     % model_id)
-        status, _, product = self.stack.import_contract(contract, token="alice")
-        self.assertIn(status, (200, 201), product)
-        integ = self.create(filters={"workspaces": {"include": ["Sales EU"]}})
-        self.assertEqual(self.run_to_end(integ["id"])["state"], "succeeded")
-        status, graph = self.call("GET", "/api/lineage?node=%s&depth=2" % product["id"], user="bob")
-        self.assertEqual(status, 200, graph)
+        product, _ = self.imported_with_sales_eu(contract)
+        graph = self.lineage(product["id"], 2)
         models = [n for n in graph["nodes"] if n["type"] == "semantic_model"]
         self.assertEqual([m["name"] for m in models], ["EU Orders"], graph)
         self.assertIn({"from": product["id"], "to": models[0]["id"]}, graph["edges"])

@@ -8,14 +8,12 @@ added to the contract: update_available, the dry run lists exactly it, the updat
 id and what an analyst added in Power BI), breaking changes and blocking references (409 naming
 them), drift (power_bi, contract), the daily drift check and GET /api/drift, auto_update additive,
 and crash safety of the update job (kill -9 in each phase: one model, updated once)."""
-import json
 import time
 import unittest
 
 from publish_stack import BASIC, JOB_WAIT_S, SF_CONNECTION, WS_ADMIN, PublishStackTestCase
 
 
-JSON = {"Content-Type": "application/json"}
 UPDATE_PHASES = ("reading", "diffing", "updating", "rebinding", "refreshing")
 
 
@@ -59,9 +57,7 @@ class Lifecycle(PublishStackTestCase):
         return doc
 
     def unpublish(self, pm_id, body=None, user="alice"):
-        return self.stack.json("DELETE", "/api/published-models/" + pm_id, token=user,
-                               body=json.dumps(body) if body is not None else None,
-                               headers=JSON if body is not None else None)
+        return self.stack.send_json("DELETE", "/api/published-models/" + pm_id, body, token=user)
 
     def unpublish_job(self, pm_id, body=None, user="alice"):
         status, headers, doc = self.unpublish(pm_id, body, user)
@@ -69,6 +65,21 @@ class Lifecycle(PublishStackTestCase):
         self.assertEqual(doc["status_url"], "/api/jobs/" + doc["job_id"])
         self.assertEqual(headers.get("location"), doc["status_url"])
         return doc["job_id"]
+
+    def unpublished(self, job_id):
+        """Waits for unpublish job job_id, which must succeed: its result."""
+        doc = self.wait_job(job_id)
+        self.assertEqual(doc["state"], "succeeded", doc)
+        return doc["result"]
+
+    def in_power_bi(self, res):
+        """What of the publish res is still in Power BI: (its model, its connection)."""
+        return res["semantic_model_id"] in self.emu_model_ids(), res["connection_id"] in self.emu_connection_ids()
+
+    def agreement(self, agreement_id):
+        status, _, ag = self.stack.json("GET", "/api/agreements/" + agreement_id, token="alice")
+        self.assertEqual(status, 200, ag)
+        return ag
 
     def emu_model_ids(self):
         return {m["id"] for m in self.emu_models()}
@@ -99,8 +110,8 @@ class Lifecycle(PublishStackTestCase):
         return port, self.publish_model("Lifecycle " + cid, port=port, connection=SF_CONNECTION)
 
     def update(self, pm_id, body=None, user="alice"):
-        return self.stack.json("POST", "/api/published-models/%s/update" % pm_id, token=user, headers=JSON,
-                               body=json.dumps(body if body is not None else {}))
+        return self.stack.send_json("POST", "/api/published-models/%s/update" % pm_id, body if body is not None else {},
+                                    token=user)
 
     def live(self, model_id):
         """The emulator's model: its parts joined as one text, and the model."""
@@ -146,17 +157,13 @@ class Lifecycle(PublishStackTestCase):
     def test_02_patch_auto_update(self):
         res = self.publish_model("Lifecycle auto")
         path = "/api/published-models/" + res["id"]
-        status, _, doc = self.stack.json("PATCH", path, token="alice", headers=JSON,
-                                         body=json.dumps({"auto_update": "additive"}))
+        status, _, doc = self.stack.send_json("PATCH", path, {"auto_update": "additive"}, token="alice")
         self.assertEqual((status, doc.get("auto_update")), (200, "additive"), doc)
-        self.assertError(self.stack.json("PATCH", path, token="alice", headers=JSON,
-                                         body=json.dumps({"auto_update": "always"})), 400, "bad_request")
-        self.assertError(self.stack.json("PATCH", path, token="alice", headers=JSON,
-                                         body=json.dumps({"auto": "off"})), 400, "bad_request")
-        self.assertError(self.stack.json("PATCH", path, token="bob", headers=JSON,
-                                         body=json.dumps({"auto_update": "off"})), 403, "forbidden")
-        self.assertError(self.stack.json("PATCH", path, token="carol", headers=JSON,
-                                         body=json.dumps({"auto_update": "off"})), 404, "not_found")
+        self.assertError(self.stack.send_json("PATCH", path, {"auto_update": "always"}, token="alice"), 400,
+                         "bad_request")
+        self.assertError(self.stack.send_json("PATCH", path, {"auto": "off"}, token="alice"), 400, "bad_request")
+        self.assertError(self.stack.send_json("PATCH", path, {"auto_update": "off"}, token="bob"), 403, "forbidden")
+        self.assertError(self.stack.send_json("PATCH", path, {"auto_update": "off"}, token="carol"), 404, "not_found")
         self.assertEqual(self.model(res["id"])["auto_update"], "additive")
 
     # ---- unpublish -----------------------------------------------------------------------------
@@ -170,22 +177,18 @@ class Lifecycle(PublishStackTestCase):
         self.assertError(self.unpublish(pm, user="carol"), 404, "not_found")
         self.assertError(self.unpublish(pm, {"keep_model": "yes"}), 400, "bad_request")
         self.assertError(self.unpublish(pm, {"keep": True}), 400, "bad_request")
-        job_id = self.unpublish_job(pm)
-        doc = self.wait_job(job_id)
-        self.assertEqual(doc["state"], "succeeded", doc)
-        self.assertEqual(doc["result"]["state"], "unpublished")
-        self.assertEqual(doc["result"]["removed"], {"semantic_model_id": res["semantic_model_id"],
-                                                   "connection_id": res["connection_id"]})
-        self.assertNotIn(res["semantic_model_id"], self.emu_model_ids())
-        self.assertNotIn(res["connection_id"], self.emu_connection_ids())
+        result = self.unpublished(self.unpublish_job(pm))
+        self.assertEqual(result["state"], "unpublished")
+        self.assertEqual(result["removed"], {"semantic_model_id": res["semantic_model_id"],
+                                             "connection_id": res["connection_id"]})
+        self.assertEqual(self.in_power_bi(res), (False, False))
         got = self.model(pm)
         self.assertEqual(got["state"], "unpublished")
         self.assertEqual(got["unpublished_by"]["name"], "alice")
         self.assertTrue(got["unpublished_at"])
         self.assertEqual(got["consumer_data_product"]["status"], "retired")
         # the agreement ended, saying who ended it and when
-        status, _, ag = self.stack.json("GET", "/api/agreements/" + res["agreement_id"], token="alice")
-        self.assertEqual(status, 200, ag)
+        ag = self.agreement(res["agreement_id"])
         self.assertEqual(ag["state"], "terminated")
         self.assertEqual(ag["terminated_by"]["user_id"], self.user_id("alice"))
         self.assertTrue(ag["terminated_at"])
@@ -202,34 +205,28 @@ class Lifecycle(PublishStackTestCase):
 
     def test_04_keep_model_detaches(self):
         res = self.publish_model("Lifecycle kept")
-        doc = self.wait_job(self.unpublish_job(res["id"], {"keep_model": True}))
-        self.assertEqual(doc["state"], "succeeded", doc)
-        self.assertEqual(doc["result"]["state"], "detached")
-        self.assertEqual(doc["result"]["kept"], {"semantic_model_id": res["semantic_model_id"],
-                                                "connection_id": res["connection_id"]})
+        result = self.unpublished(self.unpublish_job(res["id"], {"keep_model": True}))
+        self.assertEqual(result["state"], "detached")
+        self.assertEqual(result["kept"], {"semantic_model_id": res["semantic_model_id"],
+                                          "connection_id": res["connection_id"]})
         # the model stays in Power BI, and so does its connection (the model still uses it)
-        self.assertIn(res["semantic_model_id"], self.emu_model_ids())
-        self.assertIn(res["connection_id"], self.emu_connection_ids())
+        self.assertEqual(self.in_power_bi(res), (True, True))
         self.assertEqual(self.model(res["id"])["state"], "detached")
         self.assertNotIn(res["id"], [m["id"] for m in self.port_models()])
-        status, _, ag = self.stack.json("GET", "/api/agreements/" + res["agreement_id"], token="alice")
-        self.assertEqual(ag["state"], "terminated")
+        self.assertEqual(self.agreement(res["agreement_id"])["state"], "terminated")
 
     def test_05_keep_connection(self):
         res = self.publish_model("Lifecycle keep conn")
-        doc = self.wait_job(self.unpublish_job(res["id"], {"keep_connection": True}))
-        self.assertEqual(doc["state"], "succeeded", doc)
-        self.assertNotIn(res["semantic_model_id"], self.emu_model_ids())
-        self.assertIn(res["connection_id"], self.emu_connection_ids())
-        self.assertEqual(doc["result"]["kept"]["connection_id"], res["connection_id"])
+        result = self.unpublished(self.unpublish_job(res["id"], {"keep_connection": True}))
+        self.assertEqual(self.in_power_bi(res), (False, True))
+        self.assertEqual(result["kept"]["connection_id"], res["connection_id"])
 
     def test_06_reused_connection_is_never_deleted(self):
         res = self.publish_model("Lifecycle reused", port="analytics", connection=SF_CONNECTION)
-        doc = self.wait_job(self.unpublish_job(res["id"]))
-        self.assertEqual(doc["state"], "succeeded", doc)
+        result = self.unpublished(self.unpublish_job(res["id"]))
         self.assertNotIn(res["semantic_model_id"], self.emu_model_ids())
         self.assertIn(SF_CONNECTION, self.emu_connection_ids())
-        self.assertEqual(doc["result"]["kept"]["connection_id"], SF_CONNECTION)
+        self.assertEqual(result["kept"]["connection_id"], SF_CONNECTION)
 
     def test_08_unpublish_twice_returns_the_job_in_flight(self):
         res = self.publish_model("Lifecycle twice")
@@ -247,13 +244,10 @@ class Lifecycle(PublishStackTestCase):
         job_id = self.unpublish_job(res["id"])
         self.kill_worker_in(phase, job_id)
         self.start_worker()
-        doc = self.wait_job(job_id)
-        self.assertEqual(doc["state"], "succeeded", doc)
-        self.assertNotIn(res["semantic_model_id"], self.emu_model_ids())
-        self.assertNotIn(res["connection_id"], self.emu_connection_ids())
+        self.unpublished(job_id)
+        self.assertEqual(self.in_power_bi(res), (False, False))
         self.assertEqual(self.model(res["id"])["state"], "unpublished")
-        status, _, ag = self.stack.json("GET", "/api/agreements/" + res["agreement_id"], token="alice")
-        self.assertEqual(ag["state"], "terminated")
+        self.assertEqual(self.agreement(res["agreement_id"])["state"], "terminated")
 
     def test_09_crash_deleting_model(self):
         self._crash_unpublish_in("deleting_model")
@@ -387,8 +381,7 @@ class Lifecycle(PublishStackTestCase):
     def test_25_auto_update_additive(self):
         port, res = self.published("upd-auto")
         pm = res["id"]
-        status, _, doc = self.stack.json("PATCH", "/api/published-models/" + pm, token="alice", headers=JSON,
-                                         body=json.dumps({"auto_update": "additive"}))
+        status, _, doc = self.stack.send_json("PATCH", "/api/published-models/" + pm, {"auto_update": "additive"}, token="alice")
         self.assertEqual(status, 200, doc)
         before = self.definitions_updated()
         if not self.workers:

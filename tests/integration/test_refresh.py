@@ -6,7 +6,6 @@ and data_product.updated events that refresh the two models downstream of a data
 each (the lineage comes from a real import: output port -> data source -> semantic model)."""
 import copy
 import json
-import sqlite3
 import unittest
 
 import harness
@@ -47,17 +46,13 @@ class Refresh(harness.EmulatorStackTestCase):
     @classmethod
     def set_up_stack(cls):
         """Imports the models to refresh."""
-        cls.emu.control("POST", "reset")
-        cls.emu.control("POST", "advance", {"seconds": -7200})
-        cls.emu.control("POST", "load", tenant_fixture())
-        cls.emu.control("POST", "advance", {"seconds": 7200})
+        cls.load_tenants_aged(tenant_fixture())
         status, _, dp = cls.stack.import_contract(contract())
         assert status == 201, (status, dp)
         cls.product_id = dp["id"]
-        status, _, integ = cls.stack.json("POST", "/api/integrations", token="alice", headers={
-            "Content-Type": "application/json"}, body=json.dumps({
-                "name": "prod", "type": "powerbi", "tenant_id": TENANT, "client_id": SP_ID,
-                "client_secret": SP_SECRET}))
+        status, _, integ = cls.stack.send_json("POST", "/api/integrations", {
+            "name": "prod", "type": "powerbi", "tenant_id": TENANT, "client_id": SP_ID, "client_secret": SP_SECRET},
+            token="alice")
         assert status == 201, (status, integ)
         status, _, run = cls.stack.json("POST", "/api/integrations/%s/runs" % integ["id"], token="alice")
         assert status == 202, (status, run)
@@ -69,23 +64,15 @@ class Refresh(harness.EmulatorStackTestCase):
 
     def setUp(self):
         self.emu.control("POST", "advance")   # finish whatever still runs
-        db = self.db()
+        db = self.stack.db()
         db.execute("DELETE FROM jobs WHERE kind = 'refresh'")
         db.execute("DELETE FROM refresh_schedules")
         db.commit()
         db.close()
 
     # ---- helpers -----------------------------------------------------------------------------
-    def db(self):
-        return sqlite3.connect(self.stack.path("db", "pbiport.db"), timeout=30)
-
     def call(self, method, path, user="alice", body=None):
-        hdrs = {}
-        raw = None
-        if body is not None:
-            raw = json.dumps(body)
-            hdrs["Content-Type"] = "application/json"
-        return self.stack.json(method, path, body=raw, headers=hdrs, token=user)
+        return self.stack.send_json(method, path, body, token=user)
 
     def plan(self, dataset, outcome="Completed", duration=1, **extra):
         body = {"dataset_id": dataset, "outcome": outcome, "duration_s": duration}
@@ -169,7 +156,7 @@ class Refresh(harness.EmulatorStackTestCase):
         self.assertIn("workspace 'Finance' is on shared capacity", doc["error"]["message"])
         self.assertIn("standard refresh", doc["error"]["message"])
         self.assertEqual(self.counter("refreshes_started"), started)
-        db = self.db()
+        db = self.stack.db()
         queued = db.execute("SELECT COUNT(*) FROM jobs WHERE kind = 'refresh'").fetchone()[0]
         db.close()
         self.assertEqual(queued, 0, "nothing queued")
@@ -270,7 +257,7 @@ class Refresh(harness.EmulatorStackTestCase):
         self.assertEqual(status, 200, doc)
         self.assertTrue(doc["next_run_at"].endswith("T00:00:00.000Z"), doc)
         # make it due now: the worker's tick queues a refresh and runs it
-        db = self.db()
+        db = self.stack.db()
         db.execute("UPDATE refresh_schedules SET next_run_at = '2000-01-01T00:00:00.000Z'")
         db.commit()
         db.close()
@@ -320,7 +307,7 @@ class Refresh(harness.EmulatorStackTestCase):
         self.assertEqual(status, 404, doc)
 
     def test_no_credentials_is_400(self):
-        db = self.db()
+        db = self.stack.db()
         db.execute("UPDATE assets SET integration_id = NULL WHERE id = ?", (self.models[CUSTOMER360],))
         db.commit()
         db.close()

@@ -113,9 +113,7 @@ class Webhooks(PublishStackTestCase):
 
     # ---- helpers -------------------------------------------------------------------------------
     def api(self, method, path, body=None, user="alice"):
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        return self.stack.json(method, path, token=user, headers=headers,
-                               body=body if isinstance(body, (str, bytes)) or body is None else json.dumps(body))
+        return self.stack.send_json(method, path, body, token=user)
 
     def hooks(self, user):
         status, _, doc = self.api("GET", "/api/webhooks", user=user)

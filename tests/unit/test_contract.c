@@ -840,7 +840,7 @@ static void corpus(void **state)
 {
 	(void)state;
 	char dir[4096];
-	if (!tu_corpus_dir("odcs", "ODCS corpus", dir, sizeof dir))
+	if (!tu_corpus_path("odcs", "ODCS corpus", dir, sizeof dir))
 		return;
 	int good = 0, bad = 0;
 	corpus_walk(dir, &good, &bad);

@@ -20,6 +20,7 @@
 #include "core/lang/mlineage.h"
 #include "core/lang/tmdl.h"
 #include "runtime/util.h"
+#include "tests/unit/testutil.h"
 
 #define FIX "tests/fixtures/mlineage/"
 
@@ -493,13 +494,9 @@ static void corpus_walk(const char *dir, int depth, corpus_stats *st)
 static void corpus(void **state)
 {
 	(void)state;
-	const char *root = getenv("PBIPORT_CORPUS");
 	char dir[4096];
-	struct stat sb;
-	if (!root || xsnprintf(dir, sizeof dir, "%s/tmdl", root) || stat(dir, &sb)) {
-		printf("SKIP: corpus M expressions: PBIPORT_CORPUS/tmdl not found\n");
+	if (!tu_corpus_path("tmdl", "corpus M expressions", dir, sizeof dir))
 		return;
-	}
 	corpus_stats st = { 0 };
 	corpus_walk(dir, 0, &st);
 	printf("mlineage corpus: %zu models, %zu M expressions, %zu parsed, %zu with sources, %zu failed\n",
@@ -743,13 +740,9 @@ static void dh_case(const json_t *c, dh_stats *st, bool verbose)
 static void datahub_m_tests(void **state)
 {
 	(void)state;
-	const char *root = getenv("PBIPORT_CORPUS");
 	char path[4096], cmd[8192];
-	struct stat sb;
-	if (!root || xsnprintf(path, sizeof path, "%s/m/datahub/test_m_parser.py", root) || stat(path, &sb)) {
-		printf("SKIP: DataHub's M parser tests: PBIPORT_CORPUS/m/datahub/test_m_parser.py not found\n");
+	if (!tu_corpus_path("m/datahub/test_m_parser.py", "DataHub's M parser tests", path, sizeof path))
 		return;
-	}
 	assert_null(strchr(path, '\''));
 	assert_int_equal(xsnprintf(cmd, sizeof cmd, "python3 tests/tools/datahub_m_cases.py '%s'", path), 0);
 	FILE *p = popen(cmd, "r");

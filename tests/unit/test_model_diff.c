@@ -917,16 +917,12 @@ static void read_tree(pb_files *f, const char *root, const char *rel)
 static void corpus_models(void **state)
 {
 	(void)state;
-	const char *root = getenv("PBIPORT_CORPUS");
 	char dir[4096], model[4096];
-	struct stat st;
 	static const char *const models[] = { "analysis-services/Sales.SemanticModel", "pbiplint/te3-zoo.SemanticModel",
 		"fabric-samples/Bank Customer Churn Analysis.SemanticModel", "fabric-toolbox/FUAM_Core_SM.SemanticModel",
 		"fabric-toolbox/Gateway Monitoring.SemanticModel", "fabric-cicd/ABC.SemanticModel" };
-	if (!root || xsnprintf(dir, sizeof dir, "%s/tmdl", root) || stat(dir, &st)) {
-		printf("SKIP: corpus models: PBIPORT_CORPUS/tmdl not found\n");
+	if (!tu_corpus_path("tmdl", "corpus models", dir, sizeof dir))
 		return;
-	}
 	for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
 		pb_files x = { 0 }, w, m, m2;
 		assert_int_equal(xsnprintf(model, sizeof model, "%s/%s", dir, models[i]), 0);

@@ -337,17 +337,6 @@ static void default_name_is_the_data_product_s(void **state)
 	catalog_product_free(p);
 }
 
-static long count(const char *sql, const char *arg)
-{
-	sqlite3_stmt *st = NULL;
-	assert_int_equal(sqlite3_prepare_v2(db_sqlite(db), sql, -1, &st, NULL), SQLITE_OK);
-	sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	long n = (long)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return n;
-}
-
 static void records_are_written_once_per_job_and_listed_newest_first(void **state)
 {
 	(void)state;
@@ -362,12 +351,12 @@ static void records_are_written_once_per_job_and_listed_newest_first(void **stat
 	assert_string_equal(one.consumer_product_id, again.consumer_product_id);
 	assert_string_equal(one.agreement_id, again.agreement_id);
 	assert_string_equal(one.published_id, again.published_id);
-	assert_int_equal(count("SELECT count(*) FROM published_models WHERE job_id = ?", "job-a"), 1);
-	assert_int_equal(count("SELECT count(*) FROM lineage_edges WHERE to_id = ?", one.consumer_product_id), 1);
-	assert_int_equal(count("SELECT count(*) FROM agreements WHERE state = 'approved' AND consumer_product_id = ?",
+	assert_int_equal(tu_count(db, "SELECT count(*) FROM published_models WHERE job_id = ?", "job-a"), 1);
+	assert_int_equal(tu_count(db, "SELECT count(*) FROM lineage_edges WHERE to_id = ?", one.consumer_product_id), 1);
+	assert_int_equal(tu_count(db, "SELECT count(*) FROM agreements WHERE state = 'approved' AND consumer_product_id = ?",
 			       one.consumer_product_id),
 			 1);
-	assert_int_equal(count("SELECT count(*) FROM data_products WHERE type = 'powerbi_semantic_model' AND id = ?",
+	assert_int_equal(tu_count(db, "SELECT count(*) FROM data_products WHERE type = 'powerbi_semantic_model' AND id = ?",
 			       one.consumer_product_id),
 			 1);
 	usleep(5000);   /* published_at has millisecond resolution */
@@ -399,7 +388,7 @@ static void lineage_edges_are_added_once(void **state)
 	char err[PB_ERR_MAX];
 	assert_int_equal(lineage_edge_add(db, org_id, "output_port", "p-1", "semantic_model", "m-1", err), PB_OK);
 	assert_int_equal(lineage_edge_add(db, org_id, "output_port", "p-1", "semantic_model", "m-1", err), PB_OK);
-	assert_int_equal(count("SELECT count(*) FROM lineage_edges WHERE from_id = ?", "p-1"), 1);
+	assert_int_equal(tu_count(db, "SELECT count(*) FROM lineage_edges WHERE from_id = ?", "p-1"), 1);
 	assert_int_equal(lineage_edge_add(db, org_id, "output_port", "", "semantic_model", "m-1", err), PB_EINVAL);
 	assert_int_equal(lineage_edge_add(db, org_id, NULL, "p-1", "semantic_model", "m-1", err), PB_EINVAL);
 }

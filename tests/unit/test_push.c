@@ -709,14 +709,7 @@ static void spool(const char *upload, long seq, const char *rows, const char *cr
 
 static long chunks_of(const char *upload)
 {
-	char err[PB_ERR_MAX];
-	sqlite3_stmt *st = NULL;
-	assert_int_equal(db_prepare(db, "SELECT COUNT(*) FROM push_chunks WHERE upload_id = ?", &st, err), 0);
-	assert_int_equal(db_bind_text(st, 1, upload, err), 0);
-	assert_int_equal(db_row(db, st, err), 1);
-	long n = (long)sqlite3_column_int64(st, 0);
-	db_done(st);
-	return n;
+	return tu_count(db, "SELECT COUNT(*) FROM push_chunks WHERE upload_id = ?", upload);
 }
 
 static void orphaned_spool_is_swept(void **state)
@@ -754,18 +747,6 @@ static void orphaned_spool_is_swept(void **state)
 }
 
 /* ---- a spooled upload, its owner row and its job commit together ---- */
-
-/* SQL text built by the test: straight to SQLite, not through db_prepare's cache of constant
- * statements (which keeps the text's address). */
-static long count_of(const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-	assert_int_equal(sqlite3_prepare_v2(db_sqlite(db), sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	long n = (long)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return n;
-}
 
 static void exec_sql(const char *sql)
 {
@@ -860,10 +841,10 @@ static void upload_job_and_owner_commit_together(void **state)
 	assert_non_null(job_id);
 	char sql[256];
 	xsnprintf(sql, sizeof sql, "SELECT count(*) FROM push_chunks WHERE seq = -1 AND rows_json = '%s'", job_id);
-	assert_int_equal(count_of(sql), 1);
-	assert_int_equal(count_of("SELECT count(*) FROM push_chunks WHERE seq >= 0"), 3);
+	assert_int_equal(tu_count(db, sql, NULL), 1);
+	assert_int_equal(tu_count(db, "SELECT count(*) FROM push_chunks WHERE seq >= 0", NULL), 3);
 	exec_sql("DELETE FROM push_chunks");
-	long jobs = count_of("SELECT count(*) FROM jobs WHERE kind = 'push_rows'");
+	long jobs = tu_count(db, "SELECT count(*) FROM jobs WHERE kind = 'push_rows'", NULL);
 
 	/* the owner row cannot be written: no job either, and the chunks are gone with the request */
 	exec_sql("CREATE TEMP TRIGGER no_owner BEFORE INSERT ON push_chunks WHEN NEW.seq = -1 "
@@ -871,23 +852,23 @@ static void upload_job_and_owner_commit_together(void **state)
 	assert_int_not_equal(ingest_rows(&e, 25000, false), 0);
 	assert_null(e.reply);
 	exec_sql("DROP TRIGGER no_owner");
-	assert_int_equal(count_of("SELECT count(*) FROM jobs WHERE kind = 'push_rows'"), jobs);
-	assert_int_equal(count_of("SELECT count(*) FROM push_chunks"), 0);
+	assert_int_equal(tu_count(db, "SELECT count(*) FROM jobs WHERE kind = 'push_rows'", NULL), jobs);
+	assert_int_equal(tu_count(db, "SELECT count(*) FROM push_chunks", NULL), 0);
 
 	/* the job cannot be queued: no owner row, no chunks */
 	exec_sql("CREATE TEMP TRIGGER no_job BEFORE INSERT ON jobs BEGIN SELECT RAISE(ABORT, 'no jobs'); END");
 	assert_int_not_equal(ingest_rows(&e, 25000, false), 0);
 	exec_sql("DROP TRIGGER no_job");
-	assert_int_equal(count_of("SELECT count(*) FROM jobs WHERE kind = 'push_rows'"), jobs);
-	assert_int_equal(count_of("SELECT count(*) FROM push_chunks"), 0);
+	assert_int_equal(tu_count(db, "SELECT count(*) FROM jobs WHERE kind = 'push_rows'", NULL), jobs);
+	assert_int_equal(tu_count(db, "SELECT count(*) FROM push_chunks", NULL), 0);
 
 	/* the sweep took the chunks while the body was read: no job is queued without its rows */
 	assert_int_equal(ingest_rows(&e, 25000, true), PB_EUNAVAIL);
 	assert_null(e.reply);
 	assert_string_equal(pb_failure_code(&e.f), "unavailable");
 	assert_non_null(strstr(e.f.message, "send them again"));
-	assert_int_equal(count_of("SELECT count(*) FROM jobs WHERE kind = 'push_rows'"), jobs);
-	assert_int_equal(count_of("SELECT count(*) FROM push_chunks"), 0);
+	assert_int_equal(tu_count(db, "SELECT count(*) FROM jobs WHERE kind = 'push_rows'", NULL), jobs);
+	assert_int_equal(tu_count(db, "SELECT count(*) FROM push_chunks", NULL), 0);
 	pb_keyring_free(e.cfg.encryption_keys);
 }
 

@@ -348,16 +348,6 @@ static void schedules(void **state)
 	assert_string_equal(pb_failure_code(&f), "not_found");
 }
 
-static long count(const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-	long n = -1;
-	if (sqlite3_prepare_v2(db_sqlite(db), sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-		n = (long)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return n;
-}
-
 /* A refresh job and its run row are written together or not at all: when the run row cannot
  * be written, no job is left behind (it would run without a row in the model's history); a
  * schedule keeps its due time, and an event queues none of its refreshes. */
@@ -374,13 +364,14 @@ static void jobs_commit_with_their_rows(void **state)
 	assert_null(reply);
 	assert_false(refresh_refused(&f));
 	assert_string_equal(pb_failure_code(&f), "internal");
-	assert_int_equal(count("SELECT COUNT(*) FROM jobs"), 0);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM jobs", NULL), 0);
 	/* on a schedule: the due time stays due, for the next tick */
 	exec_sql("INSERT INTO refresh_schedules (model_ref, org_id, schedule, next_run_at, created_by, created_at, updated_at)"
 		 " SELECT 'a1', id, '@daily', '2000-01-01T00:00:00.000Z', NULL, 'x', 'x' FROM organizations");
 	assert_int_not_equal(refresh_schedule_tick(db, &cfg, err), 0);
-	assert_int_equal(count("SELECT COUNT(*) FROM jobs"), 0);
-	assert_int_equal(count("SELECT COUNT(*) FROM refresh_schedules WHERE next_run_at = '2000-01-01T00:00:00.000Z'"), 1);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM jobs", NULL), 0);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM refresh_schedules WHERE next_run_at = "
+				     "'2000-01-01T00:00:00.000Z'", NULL), 1);
 	/* from an event: two models downstream of up1, the second one's row fails */
 	char sql[1024];
 	xsnprintf(sql, sizeof sql,
@@ -397,21 +388,24 @@ static void jobs_commit_with_their_rows(void **state)
 	json_t *event = parse("{\"type\":\"data_product.updated\",\"data_product_id\":\"up1\"}");
 	assert_int_not_equal(refresh_events(db, &cfg, org_id, ann, event, &reply, &f), 0);
 	assert_null(reply);
-	assert_int_equal(count("SELECT COUNT(*) FROM jobs"), 0);
-	assert_int_equal(count("SELECT COUNT(*) FROM refresh_runs"), 0);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM jobs", NULL), 0);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM refresh_runs", NULL), 0);
 	/* without the fault: both queued, each with its row; the schedule's job with its own */
 	exec_sql("DROP TRIGGER one_run");
 	assert_int_equal(refresh_events(db, &cfg, org_id, ann, event, &reply, &f), 0);
 	assert_int_equal(json_array_size(json_object_get(reply, "jobs")), 2);
 	json_decref(reply);
 	json_decref(event);
-	assert_int_equal(count("SELECT COUNT(*) FROM jobs j JOIN refresh_runs r ON r.job_id = j.id WHERE r.trigger = 'event'"),
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM jobs j JOIN refresh_runs r ON r.job_id = j.id "
+				     "WHERE r.trigger = 'event'", NULL),
 			 2);
 	exec_sql("DELETE FROM jobs");
 	assert_int_equal(refresh_schedule_tick(db, &cfg, err), 0);
-	assert_int_equal(count("SELECT COUNT(*) FROM jobs j JOIN refresh_runs r ON r.job_id = j.id WHERE r.trigger = 'schedule'"),
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM jobs j JOIN refresh_runs r ON r.job_id = j.id "
+				     "WHERE r.trigger = 'schedule'", NULL),
 			 1);
-	assert_int_equal(count("SELECT COUNT(*) FROM refresh_schedules WHERE next_run_at = '2000-01-01T00:00:00.000Z'"), 0);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM refresh_schedules WHERE next_run_at = "
+				     "'2000-01-01T00:00:00.000Z'", NULL), 0);
 	exec_sql("DELETE FROM jobs; DELETE FROM refresh_schedules; DELETE FROM lineage_edges;"
 		 "DELETE FROM data_products WHERE id = 'up1'");
 }

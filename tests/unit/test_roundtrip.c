@@ -169,7 +169,7 @@ static void corpus(void **state)
 {
 	(void)state;
 	char dir[1024];
-	if (!tu_corpus_dir("odcs", "corpus round trip", dir, sizeof dir))
+	if (!tu_corpus_path("odcs", "corpus round trip", dir, sizeof dir))
 		return;
 	struct tally t = { 0 };
 	walk(dir, &t);

@@ -656,7 +656,7 @@ static void corpus(void **state)
 {
 	(void)state;
 	char dir[4096], path[4096], err[PB_ERR_MAX];
-	if (!tu_corpus_dir("tmdl", "corpus tests", dir, sizeof dir))
+	if (!tu_corpus_path("tmdl", "corpus tests", dir, sizeof dir))
 		return;
 	corpus_walk w = { 0 };
 	walk(&w, dir);

@@ -97,6 +97,23 @@ static void guid_shape(void **state)
 	assert_false(str_is_guid("{3fa85f64-5717-4562-b3fc-2c963f66afa6}"));
 }
 
+static void blank_and_markup_escaping(void **state)
+{
+	(void)state;
+	assert_true(str_blank("", 0));
+	assert_true(str_blank(" \t\r\n", 4));
+	assert_false(str_blank(" x ", 3));
+	assert_true(str_blank("  x", 2));   /* only the first len bytes count */
+	sbuf sb;
+	sbuf_init(&sb, 64);
+	assert_int_equal(sbuf_add_markup_escaped(&sb, "<a href=\"x\">Tom & Jerry's</a>"), 0);
+	assert_string_equal(sbuf_str(&sb), "&lt;a href=&quot;x&quot;&gt;Tom &amp; Jerry&#39;s&lt;/a&gt;");
+	sbuf_release(&sb);
+	sbuf_init(&sb, 4);
+	assert_int_equal(sbuf_add_markup_escaped(&sb, "a&b"), -1);   /* past the ceiling: fails */
+	sbuf_release(&sb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -106,6 +123,7 @@ int main(void)
 		cmocka_unit_test(utf8_validation),
 		cmocka_unit_test(guid_shape),
 		cmocka_unit_test(cut_messages_stay_utf8),
+		cmocka_unit_test(blank_and_markup_escaping),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -65,14 +65,14 @@ TU_FN int tu_write_file(const char *path, const void *data, size_t len, char *er
 	return 0;
 }
 
-/* The folder <PBIPORT_CORPUS>/<sub> of the shared corpus (it sits beside the project, not in it:
- * tests/run.sh) into dir (size bytes): true when it is there, else false after printing
- * "SKIP: <what>: PBIPORT_CORPUS/<sub> not found" for the test to return. */
-TU_FN bool tu_corpus_dir(const char *sub, const char *what, char *dir, size_t size)
+/* The folder or file <PBIPORT_CORPUS>/<sub> of the shared corpus (it sits beside the project,
+ * not in it: tests/run.sh) into path (size bytes): true when it is there, else false after
+ * printing "SKIP: <what>: PBIPORT_CORPUS/<sub> not found" for the test to return. */
+TU_FN bool tu_corpus_path(const char *sub, const char *what, char *path, size_t size)
 {
 	const char *root = getenv("PBIPORT_CORPUS");
 	struct stat st;
-	if (root && !xsnprintf(dir, size, "%s/%s", root, sub) && !stat(dir, &st) && S_ISDIR(st.st_mode))
+	if (root && !xsnprintf(path, size, "%s/%s", root, sub) && !stat(path, &st))
 		return true;
 	printf("SKIP: %s: PBIPORT_CORPUS/%s not found\n", what, sub);
 	return false;
@@ -176,6 +176,21 @@ TU_FN int tu_db_teardown(const char *dir, pb_db *db, pb_config *cfg)
 		cfg->encryption_keys = NULL;
 	}
 	return tu_rmtree(dir);
+}
+
+/* The number query sql (SELECT COUNT(*) ...) answers, with arg bound to its one parameter (NULL:
+ * none). Straight through SQLite, not db_prepare's cache of constant statements: tests build
+ * some of their SQL text. A query that fails fails the test. */
+TU_FN long tu_count(pb_db *db, const char *sql, const char *arg)
+{
+	sqlite3_stmt *st = NULL;
+	assert_int_equal(sqlite3_prepare_v2(db_sqlite(db), sql, -1, &st, NULL), SQLITE_OK);
+	if (arg)
+		assert_int_equal(sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	long n = (long)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
 }
 
 /* What a group setup returns when a step failed: err on stderr (cmocka prints only that the
