@@ -88,6 +88,10 @@ const pb_error_code pb_error_codes[] = {
 	  "(APPLICATION_ENCRYPTION_KEYS missing or changed): publish again" },
 	{ "connection_mismatch", 0, 0, A_PUBLISH, "the chosen connection (connection_id) points at another data source "
 	  "than the port's: choose one GET /api/powerbi/connections offers" },
+	/* ---- publish: sources (templates/tmdl/sources/, docs/publish.md "Sources") ---- */
+	{ "gateway_required", PB_ECONFLICT, 0, A_PUBLISH, "the port's source is one Power BI reaches only through an "
+	  "on-premises data gateway (its description says gateway_only: Oracle, MySQL): Fabric offers no cloud "
+	  "connection for it" },
 	/* ---- published models: update, drift, unpublish (docs/lifecycle.md) ---- */
 	{ "model_unpublished", PB_ECONFLICT, 0, A_LIFECYCLE, "the published model was unpublished or detached: it is "
 	  "history, nothing more is done to it (publish the port again for a new model)" },
