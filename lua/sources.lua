@@ -41,6 +41,15 @@ M.SERVICE_PRINCIPAL = {
 -- The storage modes a partition may have in TMDL (tmdl.md section 6).
 M.ALL_MODES = { "import", "directQuery", "dual" }
 
+-- A description made from another (base) with some entries replaced (over): a source that
+-- reads like another, under its own name (synapse.lua).
+function M.extend(base, over)
+	local d = {}
+	for k, v in pairs(base) do d[k] = v end
+	for k, v in pairs(over) do d[k] = v end
+	return d
+end
+
 -- ---- M ----------------------------------------------------------------------------------
 
 -- The M text of a partition: `let` steps (each "Name = expression"), `in` the last one.

@@ -624,6 +624,12 @@ static pclass type_class(const char *type, int *prec, int *scale)
 		type++;
 	(void)xsnprintf(low, sizeof low, "%s", type);
 	lower_ascii(low);
+	/* PostgreSQL's arrays: int4[], text[][] (a length in brackets, varchar[50], is no array) */
+	size_t len = strlen(low);
+	while (len > 0 && (low[len - 1] == ' ' || low[len - 1] == '\t'))
+		len--;
+	if (len > 2 && low[len - 1] == ']' && low[len - 2] == '[')
+		return PC_COMPLEX;
 	size_t n = strcspn(low, "(<[");
 	char open = low[n];
 	const char *params = low + n;

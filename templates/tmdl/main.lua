@@ -66,10 +66,12 @@ local function build(ctx)
 	}
 	local queries = {}   -- query names by key: tables and parameters share one namespace
 	for _, p in ipairs(source.parameters or {}) do
-		local value = target[p.field]
-		if value == nil then
-			error(format("sources/%s.lua: parameter %s reads field '%s', which the target does not have",
-				target.type, p.name, tostring(p.field)), 0)
+		-- a field's value, or one the description computes from the target (host:port)
+		local value
+		if p.value then value = p.value(target) else value = target[p.field] end
+		if type(value) ~= "string" then
+			error(format("sources/%s.lua: parameter %s has no value (field '%s')", target.type, p.name,
+				tostring(p.field)), 0)
 		end
 		model.parameters[#model.parameters + 1] = {
 			name = p.name,

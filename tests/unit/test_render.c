@@ -25,7 +25,7 @@
 #define FIXTURES PBIPORT_DATADIR "/tests/fixtures/render"
 
 /* The source types templates/tmdl/sources/ describes, as messages list them. */
-#define ALL_SOURCES "databricks, snowflake"
+#define ALL_SOURCES "bigquery, databricks, mysql, oracle, postgres, postgresql, redshift, snowflake, sqlserver, synapse"
 
 /* The values a caller gives for the fields a server lacks (render_opts.values). */
 #define VALUES(...) .values = (const render_value[]){ __VA_ARGS__ }, \
@@ -103,7 +103,7 @@ static pb_server servers[] = {
 	{ .name = S("dbx"), .type = S("databricks"), .fields = dbx_fields, .nfields = 3,
 	  .custom = dbx_custom, .ncustom = 1 },
 	{ .name = S("dbx-nopath"), .type = S("databricks"), .fields = dbx_fields, .nfields = 3 },
-	{ .name = S("pg"), .type = S("postgresql"), .fields = pg_fields, .nfields = 2 },
+	{ .name = S("pg"), .type = S("kafka"), .fields = pg_fields, .nfields = 2 },
 	{ .name = S("sf-noschema"), .type = S("snowflake"), .fields = sf_fields, .nfields = 3 },
 	{ .name = S("dbx-nohost"), .type = S("databricks"), .fields = dbx_nohost_fields, .nfields = 2,
 	  .custom = dbx_custom, .ncustom = 1 },
@@ -448,7 +448,7 @@ static void missing_values(void **state)
 		     "server \"dbx-nopath\" (databricks): no HTTP path; add customProperties \"httpPath\" to the "
 		     "server or pass --http-path");
 	expect_error("pg", &cli, PB_EINVAL,
-		     "server type postgresql is not supported for Power BI (" ALL_SOURCES ")");
+		     "server type kafka is not supported for Power BI (" ALL_SOURCES ")");
 	expect_error("sf-noschema", &cli, PB_EINVAL,
 		     "server \"sf-noschema\" (snowflake): no schema; add \"schema\" to the server or pass --schema");
 	expect_error("nope", &cli, PB_EINVAL,
@@ -506,7 +506,7 @@ static void missing_values(void **state)
 	assert_non_null(strstr(find(&f, "definition/expressions.tmdl")->content, "SnowflakeDatabase = \"DB\""));
 	pb_files_release(&f);
 	render_opts pg = { .params = RENDER_PARAMS_CLI, .type = "snowflake" };
-	expect_error("pg", &pg, PB_EINVAL, "server type postgresql is not supported for Power BI (" ALL_SOURCES ")");
+	expect_error("pg", &pg, PB_EINVAL, "server type kafka is not supported for Power BI (" ALL_SOURCES ")");
 
 	/* Flags fill in what the server lacks; the server's own value wins. */
 	render_opts o = { VALUES({ "host", "flag.example.net" }, { "warehouse", "FLAG_WH" },
