@@ -109,6 +109,30 @@ function M.host_port(host, port, default_port, sep)
 	return host .. (sep or ":") .. port
 end
 
+-- The parts of a source reached by a server and a database (PostgreSQL, SQL Server, Redshift,
+-- MySQL): its fields (host, port, database, and schema with a default when the source has
+-- schemas), its M parameters <prefix>Server (host, with the port unless it is the default) and
+-- <prefix>Database, and its Fabric connection's parameters server and database (the path
+-- "server;database"). o = { prefix, what ("PostgreSQL"), port (the default), port_sep (":"),
+-- schema (the default schema, or nil) }.
+function M.server_database(o)
+	local fields = { { name = "host", required = true }, { name = "port" }, { name = "database", required = true } }
+	if o.schema then fields[4] = { name = "schema", default = o.schema } end
+	local sep = o.port_sep or ":"
+	return {
+		fields = fields,
+		parameters = {
+			{ name = o.prefix .. "Server", description = o.what .. " server (host[" .. sep .. "port])",
+			  value = function(target) return M.host_port(target.host, target.port, o.port, sep) end },
+			{ name = o.prefix .. "Database", field = "database", description = o.what .. " database" },
+		},
+		connection_parameters = {
+			{ name = "server", from = "host", match = "server" },
+			{ name = "database", from = "database", match = "text" },
+		},
+	}
+end
+
 -- ---- types ------------------------------------------------------------------------------
 
 -- The base name of a physical type: lower case, without (p,s), <...> or a trailing [].

@@ -226,29 +226,55 @@ static int read_field(const reader *r, json_t *f, const char *at, source_field *
 	return PB_OK;
 }
 
-static int read_fields(const reader *r, const json_t *doc, source_desc *d)
+/* A list of entries each with a name unique in it (the fields, the kinds of credentials):
+ * read(r, entry, "key[i]", d, i) fills the i-th; name(d, i) is its name. */
+typedef struct entries {
+	const char *key, *what;   /* "fields", "field" */
+	size_t max;
+	int (*read)(const reader *r, json_t *v, const char *at, source_desc *d, size_t i);
+	const char *(*name)(const source_desc *d, size_t i);
+} entries;
+
+static int read_entries(const reader *r, const json_t *doc, source_desc *d, const entries *e, size_t *n)
 {
-	const json_t *fields;
-	int rc = list(r, doc, "fields", true, 1, SOURCE_MAX_FIELDS, &fields);
+	const json_t *items;
+	int rc = list(r, doc, e->key, true, 1, e->max, &items);
 	size_t i;
-	json_t *f;
+	json_t *v;
 	if (rc)
 		return rc;
-	json_array_foreach(fields, i, f) {
-		char at[32];
-		(void)xsnprintf(at, sizeof at, "fields[%zu]", i + 1);
-		if ((rc = read_field(r, f, at, &d->fields[i])))
+	json_array_foreach(items, i, v) {
+		char at[48];
+		(void)xsnprintf(at, sizeof at, "%s[%zu]", e->key, i + 1);
+		if ((rc = e->read(r, v, at, d, i)))
 			return rc;
 		for (size_t k = 0; k < i; k++)
-			if (!strcmp(d->fields[k].name, d->fields[i].name))
-				return bad(r, at, "field \"%s\" twice", d->fields[i].name);
-		d->nfields = i + 1;
+			if (!strcmp(e->name(d, k), e->name(d, i)))
+				return bad(r, at, "%s \"%s\" twice", e->what, e->name(d, i));
+		*n = i + 1;
 	}
-	for (i = 0; i < d->nfields; i++)
+	return PB_OK;
+}
+
+static int field_at(const reader *r, json_t *v, const char *at, source_desc *d, size_t i)
+{
+	return read_field(r, v, at, &d->fields[i]);
+}
+
+static const char *field_name(const source_desc *d, size_t i)
+{
+	return d->fields[i].name;
+}
+
+static int read_fields(const reader *r, const json_t *doc, source_desc *d)
+{
+	static const entries fields = { "fields", "field", SOURCE_MAX_FIELDS, field_at, field_name };
+	int rc = read_entries(r, doc, d, &fields, &d->nfields);
+	for (size_t i = 0; !rc && i < d->nfields; i++)
 		if (d->fields[i].dflt_from && !source_field_named(d, d->fields[i].dflt_from))
 			return bad(r, "fields", "%s: default_from \"%s\" is not a field", d->fields[i].name,
 				   d->fields[i].dflt_from);
-	return PB_OK;
+	return rc;
 }
 
 static int read_connection(const reader *r, const json_t *doc, source_desc *d)
@@ -325,25 +351,20 @@ static int read_cred(const reader *r, const json_t *c, const char *at, source_cr
 	return PB_OK;
 }
 
+static int cred_at(const reader *r, json_t *v, const char *at, source_desc *d, size_t i)
+{
+	return read_cred(r, v, at, &d->creds[i]);
+}
+
+static const char *cred_kind(const source_desc *d, size_t i)
+{
+	return d->creds[i].kind;
+}
+
 static int read_creds(const reader *r, const json_t *doc, source_desc *d)
 {
-	const json_t *creds;
-	int rc = list(r, doc, "credentials", true, 1, SOURCE_MAX_CREDS, &creds);
-	size_t i;
-	json_t *c;
-	if (rc)
-		return rc;
-	json_array_foreach(creds, i, c) {
-		char at[32];
-		(void)xsnprintf(at, sizeof at, "credentials[%zu]", i + 1);
-		if ((rc = read_cred(r, c, at, &d->creds[i])))
-			return rc;
-		for (size_t k = 0; k < i; k++)
-			if (!strcmp(d->creds[k].kind, d->creds[i].kind))
-				return bad(r, at, "kind \"%s\" twice", d->creds[i].kind);
-		d->ncreds = i + 1;
-	}
-	return PB_OK;
+	static const entries creds = { "credentials", "kind", SOURCE_MAX_CREDS, cred_at, cred_kind };
+	return read_entries(r, doc, d, &creds, &d->ncreds);
 }
 
 static int read_modes(const reader *r, const json_t *doc, source_desc *d)

@@ -22,26 +22,17 @@ for _, spatial in ipairs({ "geometry", "point", "linestring", "polygon", "multip
 	TYPES[spatial] = { unsupported = "a spatial value; turn it into text (ST_AsText) in a view" }
 end
 
+local reach = sources.server_database{ prefix = "MySQL", what = "MySQL", port = 3306 }
+
 return {
 	label = "MySQL",
-	fields = {
-		{ name = "host", required = true },
-		{ name = "port" },
-		{ name = "database", required = true },
-	},
-	parameters = {
-		{ name = "MySQLServer", description = "MySQL server (host[:port])",
-		  value = function(target) return sources.host_port(target.host, target.port, 3306) end },
-		{ name = "MySQLDatabase", field = "database", description = "MySQL database" },
-	},
+	fields = reach.fields,
+	parameters = reach.parameters,
 	reads = "mysql",
 	connection = {
 		type = "MySql",
 		creation_method = "MySQL.Database",
-		parameters = {
-			{ name = "server", from = "host", match = "server" },
-			{ name = "database", from = "database", match = "text" },
-		},
+		parameters = reach.connection_parameters,
 	},
 	credentials = { sources.BASIC },
 	storage_modes = { "import" },

@@ -38,27 +38,17 @@ local function is_array(col)
 	return p:find("%[%]%s*$") ~= nil or p:sub(1, 1) == "_"
 end
 
+local reach = sources.server_database{ prefix = "PostgreSQL", what = "PostgreSQL", port = 5432, schema = "public" }
+
 return {
 	label = "PostgreSQL",
-	fields = {
-		{ name = "host", required = true },
-		{ name = "port" },
-		{ name = "database", required = true },
-		{ name = "schema", default = "public" },
-	},
-	parameters = {
-		{ name = "PostgreSQLServer", description = "PostgreSQL server (host[:port])",
-		  value = function(target) return sources.host_port(target.host, target.port, 5432) end },
-		{ name = "PostgreSQLDatabase", field = "database", description = "PostgreSQL database" },
-	},
+	fields = reach.fields,
+	parameters = reach.parameters,
 	reads = "postgresql",
 	connection = {
 		type = "PostgreSQL",
 		creation_method = "PostgreSQL.Database",
-		parameters = {
-			{ name = "server", from = "host", match = "server" },
-			{ name = "database", from = "database", match = "text" },
-		},
+		parameters = reach.connection_parameters,
 	},
 	credentials = { sources.BASIC },
 	storage_modes = sources.ALL_MODES,

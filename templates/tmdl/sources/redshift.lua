@@ -24,27 +24,17 @@ local TYPES = {
 	hllsketch = { unsupported = "turn it into a number (HLL_CARDINALITY) in a view" },
 }
 
+local reach = sources.server_database{ prefix = "Redshift", what = "Amazon Redshift", port = 5439, schema = "public" }
+
 return {
 	label = "Amazon Redshift",
-	fields = {
-		{ name = "host", required = true },
-		{ name = "port" },
-		{ name = "database", required = true },
-		{ name = "schema", default = "public" },
-	},
-	parameters = {
-		{ name = "RedshiftServer", description = "Amazon Redshift cluster endpoint (host[:port])",
-		  value = function(target) return sources.host_port(target.host, target.port, 5439) end },
-		{ name = "RedshiftDatabase", field = "database", description = "Amazon Redshift database" },
-	},
+	fields = reach.fields,
+	parameters = reach.parameters,
 	reads = "redshift",
 	connection = {
 		type = "AmazonRedshift",
 		creation_method = "AmazonRedshift.Database",
-		parameters = {
-			{ name = "server", from = "host", match = "server" },
-			{ name = "database", from = "database", match = "text" },
-		},
+		parameters = reach.connection_parameters,
 	},
 	credentials = { sources.BASIC },
 	storage_modes = sources.ALL_MODES,

@@ -26,27 +26,17 @@ local TYPES = {
 	sql_variant = { unsupported = "its values have no one type; CAST it in a view" },
 }
 
-local d = {
+local reach = sources.server_database{ prefix = "Sql", what = "SQL", port = 1433, port_sep = ",", schema = "dbo" }
+
+return {
 	label = "SQL Server",
-	fields = {
-		{ name = "host", required = true },
-		{ name = "port" },
-		{ name = "database", required = true },
-		{ name = "schema", default = "dbo" },
-	},
-	parameters = {
-		{ name = "SqlServer", description = "SQL Server (host[,port])",
-		  value = function(target) return sources.host_port(target.host, target.port, 1433, ",") end },
-		{ name = "SqlDatabase", field = "database", description = "SQL database" },
-	},
+	fields = reach.fields,
+	parameters = reach.parameters,
 	reads = "sql",
 	connection = {
 		type = "SQL",
 		creation_method = "SQL",
-		parameters = {
-			{ name = "server", from = "host", match = "server" },
-			{ name = "database", from = "database", match = "text" },
-		},
+		parameters = reach.connection_parameters,
 	},
 	credentials = { sources.BASIC, sources.SERVICE_PRINCIPAL },
 	storage_modes = sources.ALL_MODES,
@@ -58,4 +48,3 @@ local d = {
 		return sources.column_type(col, TYPES, "SQL Server")
 	end,
 }
-return d
