@@ -408,6 +408,22 @@ static int check_credentials(const pb_config *cfg, const json_t *conn, const sou
 	return rc;
 }
 
+/* The storage modes the port's contract asks for (powerbi.storageMode), checked against its
+ * source before anything is queued: one Power BI does not allow is a bad request naming the
+ * table or the server (the render checks it again). */
+static int check_storage_modes(const cat_port *port, const source_desc *d, char *err)
+{
+	pb_contract *c = NULL;
+	const char *text = port->contract_text ? port->contract_text : "";
+	int rc = contract_parse(text, strlen(text), "stored contract", &c, err);
+	if (rc)   /* accepted at import: pbiport's reader changed */
+		return pb_err(err, rc == PB_ENOMEM ? rc : PB_EINTERNAL, "output port %s: the stored contract no longer reads",
+			      port->name);
+	rc = render_storage_modes(c, contract_server(c, port->name), d, 0, RENDER_PARAMS_BODY, NULL, err);
+	contract_free(c);
+	return rc;
+}
+
 bool publish_port_needs_http_path(const cat_port *port, const source_desc *d)
 {
 	const source_field *f = request_field(d);
@@ -466,7 +482,7 @@ int publish_request_read(pb_db *db, const pb_config *cfg, const char *org_id, co
 	char dflt[PB_PUBLISH_NAME_MAX + 1];
 	int rc;
 	memset(out, 0, sizeof *out);
-	if ((rc = catalog_port_get(db, org_id, port_id, false, &out->port, err)))
+	if ((rc = catalog_port_get(db, org_id, port_id, true, &out->port, err)))
 		goto out;
 	const cat_port *port = out->port;
 	if (!json_is_object(body)) {
@@ -516,7 +532,8 @@ int publish_request_read(pb_db *db, const pb_config *cfg, const char *org_id, co
 			    rf->add ? rf->add : rf->name);
 		goto out;
 	}
-	if (conn && (rc = check_credentials(cfg, conn, d, &out->sealed, &ctype, err)))
+	if ((conn && (rc = check_credentials(cfg, conn, d, &out->sealed, &ctype, err))) ||
+	    (rc = check_storage_modes(port, d, err)))
 		goto out;
 	if (!name) {
 		if ((rc = publish_default_name(db, org_id, port, dflt, err)))

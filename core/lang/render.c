@@ -28,7 +28,6 @@ typedef struct render_target {
 	const source_desc *desc;
 	const char *v[SOURCE_MAX_FIELDS];
 	char *owned[SOURCE_MAX_FIELDS];   /* values built here (a suffix added) */
-	const char *server_mode;          /* the server's powerbi.storageMode, or NULL */
 } render_target;
 
 static void target_release(render_target *t)
@@ -318,28 +317,27 @@ static int mode_unknown(const char *what, const char *name, const char *value, c
 		      pbname_shown(name, shown), pbname_shown(value, shown2));
 }
 
-/* The storage mode of each table (modes[i] for table i): the table's powerbi.storageMode,
- * else the server's, else the caller's (asked: --mode, ?mode=; 0 for none), else the source's
- * default; each one Power BI allows for the source (the description's storage_modes). */
-static int resolve_modes(const pb_contract *c, const render_target *t, const render_opts *o, unsigned asked,
-			 unsigned *modes, char *err)
+int render_storage_modes(const pb_contract *c, const pb_server *s, const source_desc *d, unsigned asked,
+			 render_params params, unsigned *modes, char *err)
 {
-	const source_desc *d = t->desc;
+	const char *server_mode = s ? nonempty(server_field(s, "powerbi.storageMode")) : NULL;
 	unsigned server = 0;
-	if (t->server_mode && !(server = source_mode_of(t->server_mode)))
-		return mode_unknown("server", t->name, t->server_mode, err);
+	if (server_mode && !(server = source_mode_of(server_mode)))
+		return mode_unknown("server", s->name, server_mode, err);
 	if (server && !(server & d->modes))
-		return mode_refused("server", t->name, server, d, err);
+		return mode_refused("server", s->name, server, d, err);
 	if (asked && !(asked & d->modes))
-		return mode_refused(o->params == RENDER_PARAMS_QUERY ? "?mode=" : "--mode", NULL, asked, d, err);
+		return mode_refused(params == RENDER_PARAMS_QUERY ? "?mode=" : "--mode", NULL, asked, d, err);
 	for (size_t i = 0; i < c->ntables; i++) {
 		const pb_table *tb = &c->tables[i];
 		unsigned m = 0;
 		if (tb->storage_mode && !(m = source_mode_of(tb->storage_mode)))
 			return mode_unknown("table", tb->name, tb->storage_mode, err);
-		modes[i] = m ? m : server ? server : asked ? asked : d->default_mode;
-		if (!(modes[i] & d->modes))
-			return mode_refused("table", tb->name, modes[i], d, err);
+		m = m ? m : server ? server : asked ? asked : d->default_mode;
+		if (!(m & d->modes))
+			return mode_refused("table", tb->name, m, d, err);
+		if (modes)
+			modes[i] = m;
 	}
 	return 0;
 }
@@ -776,12 +774,12 @@ int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, ch
 		goto out;
 	at = RENDER_FAULT_INPUT;    /* what the caller gave must fit the description */
 	target.desc = desc;
-	target.server_mode = target.server ? nonempty(server_field(target.server, "powerbi.storageMode")) : NULL;
 	if (!(modes = calloc(c->ntables + 1, sizeof *modes))) {
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = resolve_fields(o, &target, err)) || (rc = resolve_modes(c, &target, o, asked, modes, err)))
+	if ((rc = resolve_fields(o, &target, err)) ||
+	    (rc = render_storage_modes(c, target.server, desc, asked, o->params, modes, err)))
 		goto out;
 	args.modes = modes;
 	args.default_mode = asked ? asked : desc->default_mode;

@@ -98,6 +98,14 @@ typedef struct render_opts {
 	                               render_time_limit_ms, when set, is the deadline instead */
 } render_opts;
 
+/* The storage mode of each table of c (modes[i], SOURCE_MODE_*; modes may be NULL to check
+ * only): the table's powerbi.storageMode custom property, else server s's (s may be NULL),
+ * else asked (the caller's --mode / ?mode=, a SOURCE_MODE_* or 0), else the source's default;
+ * each one Power BI allows for the source (d's storage_modes). PB_EINVAL naming what asked for
+ * a mode that is not allowed (messages name the caller's option as params says). */
+int render_storage_modes(const pb_contract *c, const pb_server *s, const struct source_desc *d, unsigned asked,
+			 render_params params, unsigned *modes, char *err);
+
 /* The value o gives for field name (non-empty), or NULL. */
 const char *render_value_of(const render_opts *o, const char *name);
 

@@ -226,10 +226,21 @@ local function http_path_problem(view)
   }
 end
 
+-- A source Power BI reaches only through an on-premises data gateway (its description's
+-- gateway_only): said instead of a form that could not succeed.
+local function gateway_box(view)
+  return h.div{ class = "notice", role = "status",
+    h.p{ "Power BI reaches ", view.source.label, " only through an on-premises data gateway: Fabric offers no ",
+         "cloud connection for it, and publishing through a gateway is not available yet." },
+  }
+end
+
 local function panel(view)
   local port = view.port
   local body
-  if not view.problem then
+  if view.source and view.source.gateway_only then
+    body = gateway_box(view)
+  elseif not view.problem then
     body = publish_form(view)
   elseif view.problem.code == "bad_request" and view.needs_http_path then
     body = http_path_problem(view)

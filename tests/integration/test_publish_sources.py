@@ -203,6 +203,12 @@ class PublishSources(PublishStackTestCase):
                 self.assertEqual(status, 409, doc)
                 self.assertEqual(doc["error"]["code"], "gateway_required")
                 self.assertIn("only through an on-premises data gateway", doc["error"]["message"])
+                # the publish form says so instead of offering a form that cannot succeed
+                status, _, body = self.stack.request("GET", "/output-ports/%s/power-bi" % self.ports[port],
+                                                     token="alice")
+                self.assertEqual(status, 200)
+                self.assertIn("only through an on-premises data gateway", body.decode())
+                self.assertNotIn('id="power-bi-form"', body.decode())
 
     def test_admin_sources_from_a_template_folder(self):
         # the lakehouse: published and bound like a built-in source
@@ -234,6 +240,17 @@ class PublishSources(PublishStackTestCase):
         self.assertEqual(status, 400, doc)
         self.assertEqual(doc["error"]["message"], "?mode=: storage mode directQuery is not allowed for mysql sources "
                                                   "in Power BI (import)")
+        # a publish is refused before anything is queued, naming the table
+        with open(os.path.join(FIXTURES, "mysql.odcs.yaml"), encoding="utf-8") as f:
+            text = f.read().replace("  - name: orders\n", "  - name: orders\n    customProperties: [{property: "
+                                    "powerbi.storageMode, value: directQuery}]\n", 1)
+        status, _, doc = self.stack.import_contract(text.replace("urn:pbiport:test:mysql-shop", "mysql-dq"),
+                                                    token="alice")
+        self.assertEqual(status, 201, doc)
+        status, _, doc = self.publish(doc["output_ports"][0]["id"], {"workspace_id": WS_ADMIN, "connection": BASIC})
+        self.assertEqual(status, 400, doc)
+        self.assertEqual(doc["error"]["message"], "table \"orders\": storage mode directQuery is not allowed for mysql "
+                                                  "sources in Power BI (import)")
         # the contract decides for its tables: an import-only admin source refuses dual
         status, _, doc = self.dry_run("lake", "?" + urllib.parse.urlencode({"mode": "dual"}))
         self.assertEqual(status, 400, doc)
