@@ -1,7 +1,5 @@
 /* `pbiport tmdl CONTRACT [--server NAME] [--out DIR] [--templates DIR]
- *  [--mode import|directquery] [--type snowflake|databricks] [--host HOST] [--warehouse WH]
- *  [--database DB] [--http-path PATH] [--catalog CATALOG] [--schema SCHEMA]
- *  [--time-limit-ms MS]`
+ *  [--mode import|directquery|dual] [--type TYPE] [--FIELD VALUE ...] [--time-limit-ms MS]`
  *
  * Renders a TMDL definition (core/lang/render.h) from an ODCS contract. With --out the model
  * replaces DIR whole: it is written into a new folder beside DIR, which then takes DIR's
@@ -12,7 +10,9 @@
  * "==> path <==" followed by its content. --templates DIR is searched before
  * PBIPORT_TEMPLATE_PATH and the built-in templates. --type and the connection flags fill in
  * what the chosen server lacks (its own values win), or make the server of a contract that
- * has none; flags that do not apply to the server's type are ignored. --time-limit-ms sets
+ * has none: any other --FIELD VALUE gives the value of the source's field FIELD (its
+ * description's name, - for _: --host, --warehouse, --http-path, --billing-project...); flags
+ * that the server's source does not have are ignored. --time-limit-ms sets
  * the templates' CPU-time deadline (as PBIPORT_RENDER_TIME_LIMIT_MS, which it overrides), for
  * profiling: the instruction budget stays.
  * Exit 0 ok, 2 bad input (message on stderr), 1 when files cannot be written. */
@@ -31,13 +31,42 @@
 #include "cli/cli.h"
 #include "core/lang/contract.h"
 #include "core/lang/render.h"
+#include "core/lang/sources.h"
 #include "runtime/util.h"
 
 static const char TMDL_USAGE[] =
 	"usage: pbiport tmdl CONTRACT [--server NAME] [--out DIR] [--templates DIR]\n"
-	"                    [--mode import|directquery] [--type snowflake|databricks]\n"
-	"                    [--host HOST] [--warehouse WH] [--database DB] [--http-path PATH]\n"
-	"                    [--catalog CATALOG] [--schema SCHEMA] [--time-limit-ms MS]\n";
+	"                    [--mode import|directquery|dual] [--type TYPE]\n"
+	"                    [--FIELD VALUE ...] (the source's fields: --host HOST, --warehouse WH,\n"
+	"                    --database DB, --http-path PATH, --catalog C, --schema S, ...)\n"
+	"                    [--time-limit-ms MS]\n";
+
+/* Most --FIELD VALUE flags one command takes. */
+#define TMDL_MAX_VALUES 32
+
+/* "--FIELD VALUE" or "--FIELD=VALUE" for a field name ([a-z][a-z0-9-]*, - read as _): into
+ * *v (name in buf). 1 when taken, 0 when argv[*i] is not such a flag, -1 when its value is
+ * missing. */
+static int field_flag(int argc, char **argv, int *i, char buf[SOURCE_TEXT_MAX + 1], render_value *v)
+{
+	const char *a = argv[*i], *eq;
+	if (strncmp(a, "--", 2) || !(a[2] >= 'a' && a[2] <= 'z'))
+		return 0;
+	size_t n = (eq = strchr(a, '=')) ? (size_t)(eq - a - 2) : strlen(a + 2);
+	if (n > SOURCE_TEXT_MAX)
+		return 0;
+	for (size_t k = 0; k < n; k++) {
+		char c = a[2 + k];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+			return 0;
+		buf[k] = c == '-' ? '_' : c;
+	}
+	buf[n] = '\0';
+	if (!eq && *i + 1 >= argc)
+		return -1;
+	*v = (render_value){ buf, eq ? eq + 1 : argv[++*i] };
+	return 1;
+}
 
 /* Matches "--name VALUE" or "--name=VALUE"; advances *i past what it used. */
 static int flag_value(int argc, char **argv, int *i, const char *name, const char **out)
@@ -290,6 +319,8 @@ int cmd_tmdl(int argc, char **argv)
 {
 	const char *contract_path = NULL, *out_dir = NULL, *time_limit = NULL;
 	render_opts o = { .params = RENDER_PARAMS_CLI };
+	render_value values[TMDL_MAX_VALUES];
+	char names[TMDL_MAX_VALUES][SOURCE_TEXT_MAX + 1];
 	pb_contract *c = NULL;
 	pb_files files = { 0 };
 	pb_config cfg;
@@ -298,19 +329,17 @@ int cmd_tmdl(int argc, char **argv)
 
 	config_defaults(&cfg);
 	for (int i = 1; i < argc; i++) {
-		int r = 0;
+		int r = 0, field = 0;
 		if ((r = flag_value(argc, argv, &i, "--server", &o.server)) ||
 		    (r = flag_value(argc, argv, &i, "--out", &out_dir)) ||
 		    (r = flag_value(argc, argv, &i, "--templates", &o.template_path)) ||
 		    (r = flag_value(argc, argv, &i, "--mode", &o.mode)) ||
 		    (r = flag_value(argc, argv, &i, "--type", &o.type)) ||
-		    (r = flag_value(argc, argv, &i, "--host", &o.host)) ||
-		    (r = flag_value(argc, argv, &i, "--warehouse", &o.warehouse)) ||
-		    (r = flag_value(argc, argv, &i, "--database", &o.database)) ||
-		    (r = flag_value(argc, argv, &i, "--http-path", &o.http_path)) ||
-		    (r = flag_value(argc, argv, &i, "--catalog", &o.catalog)) ||
-		    (r = flag_value(argc, argv, &i, "--schema", &o.schema)) ||
-		    (r = flag_value(argc, argv, &i, "--time-limit-ms", &time_limit))) {
+		    (r = flag_value(argc, argv, &i, "--time-limit-ms", &time_limit)) ||
+		    (o.nvalues < TMDL_MAX_VALUES &&
+		     (r = field = field_flag(argc, argv, &i, names[o.nvalues], &values[o.nvalues])))) {
+			if (field > 0)
+				o.nvalues++;
 			if (r < 0) {
 				fprintf(stderr, "pbiport tmdl: %s needs a value\n%s", argv[i], TMDL_USAGE);
 				return 2;
@@ -332,6 +361,7 @@ int cmd_tmdl(int argc, char **argv)
 		return 2;
 	}
 
+	o.values = values;
 	/* the folders of --templates come first, then the configured ones */
 	int rc = config_load_templates(&cfg, err);
 	o.cfg = &cfg;

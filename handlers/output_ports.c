@@ -34,15 +34,18 @@ static json_t *files_json(const pb_files *f)
 int api_output_ports_tmdl(struct req *r)
 {
 	pb_files files = { 0 };
+	/* what the port's server lacks, by the names the sources' descriptions give their fields
+	 * (the query parameters the route keeps: handlers/routes.c tmdl_query) */
+	static const char *const names[] = { "host", "port", "warehouse", "database", "http_path", "catalog", "schema",
+					     "project", "dataset", "billing_project", "service_name" };
+	render_value values[sizeof names / sizeof names[0]];
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		values[i] = (render_value){ names[i], req_query(r, names[i]) };
 	render_opts opts = {
 		.mode = req_query(r, "mode"),
 		.type = req_query(r, "type"),
-		.host = req_query(r, "host"),
-		.warehouse = req_query(r, "warehouse"),
-		.database = req_query(r, "database"),
-		.http_path = req_query(r, "http_path"),
-		.catalog = req_query(r, "catalog"),
-		.schema = req_query(r, "schema"),
+		.values = values,
+		.nvalues = sizeof names / sizeof names[0],
 		.params = RENDER_PARAMS_QUERY,
 	};
 	int rc = publish_dry_run(r->db, r->cfg, r->who.org_id, req_capture(r, "id"), &opts, &files, &r->fail);

@@ -12,6 +12,7 @@
 #include "core/store/identity.h"
 #include "core/flow/model_update.h"
 #include "core/store/published_models.h"
+#include "core/lang/sources.h"
 #include "handlers/handlers.h"
 #include "runtime/json_body.h"
 #include "runtime/util.h"
@@ -90,7 +91,7 @@ static int add_port_details(struct req *r, json_t *product)
 			return rc;
 		rc = json_object_set(port, "models", json_object_get(models, "models")) ? PB_ENOMEM : PB_OK;
 		json_decref(models);
-		if (!rc && type && (!strcmp(type, "snowflake") || !strcmp(type, "databricks")) &&
+		if (!rc && type && source_supported(r->cfg, type) &&
 		    (xsnprintf(url, sizeof url, "/output-ports/%s/power-bi", id) ||
 		     json_object_set_new(port, "power_bi_url", json_string(url))))
 			rc = PB_ENOMEM;

@@ -13,11 +13,12 @@
 #include "handlers/handlers.h"
 #include "runtime/crypto.h"
 #include "runtime/page_render.h"
+#include "runtime/strbuf.h"
 #include "runtime/util.h"
 
-/* The fields of the form that come back on it when it is refused: never the secrets. */
-static const char *const kept_fields[] = { "workspace_id", "name", "connection", "credential_type", "username",
-					   "tenant_id", "client_id", "http_path", NULL };
+/* The fields of the form that come back on it when it is refused, besides the credential
+ * fields the source's description does not mark secret: never the secrets. */
+static const char *const kept_fields[] = { "workspace_id", "name", "connection", "credential_type", "http_path", NULL };
 
 /* The value of form field name, or NULL when it is absent or empty. */
 static const char *field(const struct req *r, const char *name)
@@ -30,6 +31,21 @@ static const char *field(const struct req *r, const char *name)
 static bool set_str(json_t *o, const char *key, const char *s)
 {
 	return s && json_object_set_new(o, key, json_string(s));
+}
+
+/* A refusal of the form (400) in words: head, the items joined ("a, b and c"), tail. */
+static int pb_fail_words(pb_failure *f, const char *head, const char *const *items, size_t n, const char *conj,
+			 const char *tail)
+{
+	sbuf b;
+	sbuf_init(&b, PB_ERR_MAX);
+	(void)sbuf_adds(&b, head);
+	for (size_t i = 0; i < n; i++)
+		(void)sbuf_addf(&b, "%s%s", i == 0 ? "" : i + 1 < n ? ", " : conj, items[i]);
+	(void)sbuf_adds(&b, tail);
+	int rc = pb_fail(f, PB_EINVAL, NULL, "%s", sbuf_str(&b));
+	sbuf_release(&b);
+	return rc;
 }
 
 /* What stands between the user and the form, for the page to say: the code of a refusal
@@ -49,7 +65,7 @@ static bool is_state(const pb_failure *f)
 /* The modal's view for port (borrowed): the port and its product, the default name, and what
  * core offers acting as the user. A Power BI refusal that is a state (is_state) goes into
  * view.problem, and the page is still answered. */
-static int build_view(struct req *r, const cat_port *port, json_t *view)
+static int build_view(struct req *r, const cat_port *port, const source_desc *desc, json_t *view)
 {
 	cat_product *product = NULL;
 	json_t *ws = NULL, *conns = NULL, *port_json = catalog_port_json(port);
@@ -63,8 +79,9 @@ static int build_view(struct req *r, const cat_port *port, json_t *view)
 		goto out;
 	if (!http_path)
 		http_path = req_query(r, "http_path");
-	bool needs_path = str_ieq(port->type, "databricks") && !publish_port_has_http_path(port);
+	bool needs_path = publish_port_needs_http_path(port, desc);
 	if (!port_json || json_object_set_new(view, "port", port_json) ||
+	    json_object_set_new(view, "source", source_desc_json(desc)) ||
 	    json_object_set_new(view, "product", json_pack("{s:s, s:s}", "id", product->id, "name", product->name)) ||
 	    json_object_set_new(view, "default_name", json_string(name)) ||
 	    json_object_set_new(view, "needs_http_path", json_boolean(needs_path)) || set_str(view, "http_path", http_path)) {
@@ -113,7 +130,8 @@ static int load_port(struct req *r, cat_port **out)
 
 /* Answers the modal with status; form (stolen, may be NULL) is the earlier input, message
  * (may be NULL) why it was refused. */
-static int reply_modal(struct req *r, const cat_port *port, int status, json_t *form, const pb_failure *refused)
+static int reply_modal(struct req *r, const cat_port *port, const source_desc *desc, int status, json_t *form,
+		       const pb_failure *refused)
 {
 	json_t *view = json_object();
 	int rc = view ? PB_OK : pb_err(r->err, PB_ENOMEM, "out of memory");
@@ -122,7 +140,7 @@ static int reply_modal(struct req *r, const cat_port *port, int status, json_t *
 	if (!rc && pages_set_failure(view, "error", refused))
 		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
 	if (!rc)
-		rc = build_view(r, port, view);
+		rc = build_view(r, port, desc, view);
 	json_decref(form);
 	if (rc) {
 		json_decref(view);
@@ -131,12 +149,22 @@ static int reply_modal(struct req *r, const cat_port *port, int status, json_t *
 	return pages_reply(r, "power_bi", view, status);
 }
 
+/* The port of the path and its source's description (core/flow/publish.h publish_port_desc):
+ * a port whose type has none answers as the API does (400). */
+static int load_port_source(struct req *r, cat_port **port, source_desc **desc)
+{
+	int rc = load_port(r, port);
+	return rc ? rc : publish_port_desc(r->cfg, *port, desc, &r->fail);
+}
+
 int pages_power_bi(struct req *r)
 {
 	cat_port *port = NULL;
-	int rc = load_port(r, &port);
+	source_desc *desc = NULL;
+	int rc = load_port_source(r, &port, &desc);
 	if (!rc)
-		rc = reply_modal(r, port, 200, NULL, NULL);
+		rc = reply_modal(r, port, desc, 200, NULL, NULL);
+	source_desc_free(desc);
 	catalog_port_free(port);
 	return rc;
 }
@@ -144,43 +172,38 @@ int pages_power_bi(struct req *r)
 /* The publish request body (JSON, as POST /api/output-ports/{id}/powerbi-publish takes it) from
  * the form, or a message in f for what the form lacks in the words of its labels. *body new
  * (secret: it may hold credentials). */
-static int form_body(struct req *r, const cat_port *port, char **body, pb_failure *f)
+static int form_body(struct req *r, const source_desc *desc, char **body, pb_failure *f)
 {
 	const char *ws = field(r, "workspace_id"), *conn = field(r, "connection"), *name = field(r, "name");
 	const char *ctype = field(r, "credential_type");
 	json_t *o = NULL, *creds = NULL;
 	int rc = PB_OK;
 	*body = NULL;
-	bool snowflake = str_ieq(port->type, "snowflake");
 	if (!ws)
 		return pb_fail(f, PB_EINVAL, NULL, "Choose a workspace.");
 	if (!conn)
 		return pb_fail(f, PB_EINVAL, NULL, "Choose a connection, or Create a new connection.");
 	if (!strcmp(conn, "new")) {
-		if (snowflake)
-			ctype = "basic";
-		static const struct {
-			const char *type, *fields[4], *labels;
-		} kinds[] = {
-			{ "basic", { "username", "password", NULL }, "Username and Password" },
-			{ "token", { "token", NULL }, "a Personal Access Token" },
-			{ "service_principal", { "tenant_id", "client_id", "client_secret", NULL },
-			  "Tenant ID, Client ID and Client Secret" },
-		};
-		size_t k = 0;
-		while (k < sizeof kinds / sizeof kinds[0] && (!ctype || strcmp(kinds[k].type, ctype)))
-			k++;
-		if (k == sizeof kinds / sizeof kinds[0])
-			return pb_fail(f, PB_EINVAL, NULL, "Choose how the new connection signs in: Personal Access Token or "
-				       "OAuth2 Service Principal.");
-		if (!(creds = json_pack("{s:s}", "credential_type", ctype)))
+		/* the kinds of credentials the source takes: one needs no choosing */
+		const source_cred *kind = desc->ncreds == 1 ? &desc->creds[0] : source_cred_named(desc, ctype);
+		if (!kind) {
+			const char *labels[SOURCE_MAX_CREDS];
+			for (size_t i = 0; i < desc->ncreds; i++)
+				labels[i] = desc->creds[i].label;
+			return pb_fail_words(f, "Choose how the new connection signs in: ", labels, desc->ncreds, " or ", ".");
+		}
+		if (!(creds = json_pack("{s:s}", "credential_type", kind->kind)))
 			return pb_fail(f, PB_ENOMEM, NULL, "out of memory");
-		for (size_t i = 0; kinds[k].fields[i] && !rc; i++) {
-			const char *v = field(r, kinds[k].fields[i]);
-			if (!v)
-				rc = pb_fail(f, PB_EINVAL, NULL, "A new connection needs %s.", kinds[k].labels);
-			else if (set_str(creds, kinds[k].fields[i], v))
+		for (size_t i = 0; i < kind->nfields && !rc; i++) {
+			const char *v = field(r, kind->fields[i].name);
+			if (!v) {
+				const char *labels[SOURCE_MAX_CRED_FIELDS];
+				for (size_t k = 0; k < kind->nfields; k++)
+					labels[k] = kind->fields[k].label;
+				rc = pb_fail_words(f, "A new connection needs ", labels, kind->nfields, " and ", ".");
+			} else if (set_str(creds, kind->fields[i].name, v)) {
 				rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
+			}
 		}
 	}
 	if (!rc && (!(o = json_pack("{s:s}", "workspace_id", ws)) || set_str(o, "name", name) ||
@@ -199,8 +222,9 @@ static int form_body(struct req *r, const cat_port *port, char **body, pb_failur
 	return rc;
 }
 
-/* The fields of kept_fields the form had, for showing it again. New; NULL on memory failure. */
-static json_t *kept_form(const struct req *r)
+/* The fields of kept_fields and the source's credential fields that are not secret, as the
+ * form had them, for showing it again. New; NULL on memory failure. */
+static json_t *kept_form(const struct req *r, const source_desc *desc)
 {
 	json_t *o = json_object();
 	for (size_t i = 0; o && kept_fields[i]; i++)
@@ -208,20 +232,29 @@ static json_t *kept_form(const struct req *r)
 			json_decref(o);
 			o = NULL;
 		}
+	for (size_t c = 0; o && c < desc->ncreds; c++)
+		for (size_t i = 0; o && i < desc->creds[c].nfields; i++) {
+			const source_cred_field *cf = &desc->creds[c].fields[i];
+			if (!cf->secret && set_str(o, cf->name, field(r, cf->name))) {
+				json_decref(o);
+				o = NULL;
+			}
+		}
 	return o;
 }
 
 int pages_power_bi_submit(struct req *r)
 {
 	cat_port *port = NULL;
+	source_desc *desc = NULL;
 	char *body = NULL, job_id[PB_ID_BUF], path[16 + PB_ID_BUF];
 	bool existing = false;
 	pb_failure f;
 	pb_failure_clear(&f);
-	int rc = load_port(r, &port);
+	int rc = load_port_source(r, &port, &desc);
 	if (rc)
 		goto out;
-	if (!(rc = form_body(r, port, &body, &f)))
+	if (!(rc = form_body(r, desc, &body, &f)))
 		rc = publish_submit(r->db, r->cfg, r->who.org_id, r->who.user_id, port->id, body, strlen(body), job_id,
 				    &existing, &f);
 	if (!rc) {
@@ -235,10 +268,11 @@ int pages_power_bi_submit(struct req *r)
 		r->fail = f;
 		goto out;
 	}
-	rc = reply_modal(r, port, pb_rc_status(rc), kept_form(r), &f);
+	rc = reply_modal(r, port, desc, pb_rc_status(rc), kept_form(r, desc), &f);
 out:
 	if (body)
 		pb_secret_free(body, strlen(body));
+	source_desc_free(desc);
 	catalog_port_free(port);
 	return rc;
 }

@@ -9,8 +9,10 @@
 static const char *const contract_types[] = {
 	"application/yaml", "application/x-yaml", "text/yaml", "application/json", NULL,
 };
-static const char *const tmdl_query[] = { "type", "host", "warehouse", "database", "http_path", "catalog", "schema",
-					   "mode", NULL };
+/* the values a port's server may lack, by the names the sources' descriptions give them
+ * (handlers/output_ports.c) */
+static const char *const tmdl_query[] = { "type", "host", "port", "warehouse", "database", "http_path", "catalog",
+					   "schema", "project", "dataset", "billing_project", "service_name", "mode", NULL };
 static const char *const json_types[] = { "application/json", NULL };
 /* push rows: a JSON array, NDJSON or CSV with a header row */
 static const char *const rows_types[] = {

@@ -97,6 +97,10 @@ const pb_error_code pb_error_codes[] = {
 	  "with gateway_id (GET /api/powerbi/gateways?output_port= lists them)" },
 	{ "no_gateway_rights", PB_EFORBIDDEN, 0, A_GATEWAYS, "the gateway refused you: adding a data source needs its admin "
 	  "role, binding to a data source needs to be its user" },
+	/* ---- publish: sources (templates/tmdl/sources/, docs/publish.md "Sources") ---- */
+	{ "source_needs_gateway", PB_ECONFLICT, 0, A_PUBLISH, "the port's source is one Power BI reaches only through an "
+	  "on-premises data gateway (its description says gateway_only: Oracle, MySQL): Fabric offers no cloud "
+	  "connection for it: mark the server with powerbi.gateway" },
 	/* ---- published models: update, drift, unpublish (docs/lifecycle.md) ---- */
 	{ "model_unpublished", PB_ECONFLICT, 0, A_LIFECYCLE, "the published model was unpublished or detached: it is "
 	  "history, nothing more is done to it (publish the port again for a new model)" },

@@ -642,7 +642,7 @@ static int model_edges(ingest_run *r, const scan_dataset *ds, const json_t *deta
 		rc = edge(r, "datasource", ds->datasource_ids[k], "semantic_model", ds->id, err);
 	for (size_t k = 0; !rc && k < ds->nupstream_dataset_ids; k++)
 		rc = edge(r, "semantic_model", ds->upstream_dataset_ids[k], "semantic_model", ds->id, err);
-	if (rc || ds->ndatasource_ids)
+	if (rc)
 		return rc;
 	assets_id_for(r->integ->org_id, "semantic_model", ds->id, mid);
 	size_t i;
@@ -651,9 +651,14 @@ static int model_edges(ingest_run *r, const scan_dataset *ds, const json_t *deta
 		const char *type = json_string_value(json_object_get(src, "type"));
 		const char *host = json_string_value(json_object_get(src, "host"));
 		const char *second = json_string_value(json_object_get(src, "warehouse"));
+		/* Power BI's data sources link the ports when it names some; a BigQuery one names no
+		 * server (its path is the connector's name), so BigQuery tables link through the M */
+		bool hostless = mlineage_same_type(type, "bigquery");
+		if (ds->ndatasource_ids && !hostless)
+			continue;
 		if (!second)
 			second = json_string_value(json_object_get(src, "http_path"));
-		if (!host && mlineage_same_type(type, "bigquery"))   /* no host: the project names it */
+		if (!host && hostless)   /* no host: the project names it */
 			host = json_string_value(json_object_get(src, "database"));
 		if ((rc = port_edges(r, type, host, second, "semantic_model", mid, err)))
 			break;

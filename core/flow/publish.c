@@ -31,8 +31,10 @@ void publish_source_release(publish_source *s)
 {
 	if (!s)
 		return;
-	free(s->host);
-	free(s->second);
+	source_desc_free(s->desc);
+	for (size_t i = 0; i < SOURCE_MAX_PARAMS; i++)
+		free(s->values[i]);
+	free(s->path);
 	memset(s, 0, sizeof *s);
 }
 
@@ -76,8 +78,72 @@ static int parse_back(const pb_files *files, tmdl_model **out, char *err)
 	return PB_OK;
 }
 
-/* Reads the one Snowflake / Databricks source every partition of the model reads. */
-static int model_source(const tmdl_model *m, publish_source *out, char *err)
+/* What a connection parameter takes from a source the model's M reads. */
+static const char *read_value(const mlineage_source *s, source_from from)
+{
+	switch (from) {
+	case SOURCE_FROM_HOST: return s->host;
+	case SOURCE_FROM_WAREHOUSE: return s->warehouse;
+	case SOURCE_FROM_HTTP_PATH: return s->http_path;
+	default: return s->database;
+	}
+}
+
+/* True when value a and b of parameter p are the same (a server compared as servers are). */
+static bool same_value(const source_desc *d, const source_param *p, const char *a, const char *b)
+{
+	return p->server ? mlineage_same_server(d->reads, a, b) : str_ieq(a, b);
+}
+
+/* The connection's path: the values joined with ';' (new, or NULL on memory failure). */
+static char *join_path(char *const *values, size_t n)
+{
+	sbuf b;
+	sbuf_init(&b, PB_RENDER_MAX_PATH);
+	for (size_t i = 0; i < n; i++)
+		if (sbuf_addf(&b, "%s%s", i ? ";" : "", values[i])) {
+			sbuf_release(&b);
+			return NULL;
+		}
+	char *s = sbuf_detach(&b, NULL);
+	sbuf_release(&b);
+	return s;
+}
+
+/* One source of a table's M (s): the kind the description reads, with every value the
+ * connection needs, and the same as the tables before (out, filled by the first). */
+static int take_source(const tmdl_table *tb, const mlineage_source *s, const source_desc *d, publish_source *out,
+		       char *err)
+{
+	const char *v[SOURCE_MAX_PARAMS];
+	if (strcmp(s->type, d->reads))
+		return pb_err(err, PB_EINVAL, "table %s reads a source Power BI cannot bind here (%s, not the %s its "
+			      "server is)", tb->name, s->type, d->reads);
+	for (size_t k = 0; k < d->nparams; k++)
+		if (!(v[k] = read_value(s, d->params[k].from)))
+			return pb_err(err, PB_EINVAL, "table %s reads a source Power BI cannot bind here (%s with a computed "
+				      "or missing %s)", tb->name, s->type, d->params[k].name);
+	if (!out->desc) {
+		for (size_t k = 0; k < d->nparams; k++)
+			if (!(out->values[k] = xstrdup(v[k])))
+				return pb_err(err, PB_ENOMEM, "out of memory");
+		out->desc = (source_desc *)d;   /* taken by the caller once all tables agree */
+		return PB_OK;
+	}
+	for (size_t k = 0; k < d->nparams; k++)
+		if (!same_value(d, &d->params[k], out->values[k], v[k])) {
+			char *path = join_path(out->values, d->nparams);
+			int rc = pb_err(err, PB_EINVAL, "table %s reads another server than the other tables (%s): one "
+					"model binds to one connection", tb->name, path ? path : "?");
+			free(path);
+			return rc;
+		}
+	return PB_OK;
+}
+
+/* Reads the one source every partition of the model reads, of the kind d says (d is taken
+ * into out on success). */
+static int model_source(const tmdl_model *m, source_desc *d, publish_source *out, char *err)
 {
 	mlineage_param *params = NULL;
 	size_t nparams = 0;
@@ -94,34 +160,26 @@ static int model_source(const tmdl_model *m, publish_source *out, char *err)
 				rc = pb_err(err, PB_EINVAL, "table %s: its M source does not parse: %s", tb->name, sub);
 				break;
 			}
-			for (size_t i = 0; !rc && i < srcs.n; i++) {
-				const mlineage_source *s = &srcs.v[i];
-				bool sf = !strcmp(s->type, "snowflake"), db = !strcmp(s->type, "databricks");
-				const char *second = sf ? s->warehouse : s->http_path;
-				if ((!sf && !db) || !s->host || !second) {
-					rc = pb_err(err, PB_EINVAL, "table %s reads a source Power BI cannot bind here (%s%s)",
-						    tb->name, s->type, s->host ? "" : " with a computed host");
-				} else if (!out->type) {
-					out->type = sf ? "Snowflake" : "Databricks";
-					out->host = xstrdup(s->host);
-					out->second = xstrdup(second);
-					if (!out->host || !out->second)
-						rc = pb_err(err, PB_ENOMEM, "out of memory");
-				} else if (strcmp(out->type, sf ? "Snowflake" : "Databricks") ||
-					   !mlineage_same_server(s->type, out->host, s->host) || !str_ieq(out->second, second)) {
-					rc = pb_err(err, PB_EINVAL, "table %s reads another server than the other tables "
-						    "(%s, %s): one model binds to one connection", tb->name, out->host, out->second);
-				}
-			}
+			for (size_t i = 0; !rc && i < srcs.n; i++)
+				rc = take_source(tb, &srcs.v[i], d, out, err);
 			mlineage_sources_release(&srcs);
 		}
 	}
 	free(params);
-	if (!rc && !out->type)
-		rc = pb_err(err, PB_EINVAL, "the rendered model reads no Snowflake or Databricks table");
-	if (rc)
+	if (!rc && !out->desc)
+		rc = pb_err(err, PB_EINVAL, "the rendered model reads no %s table", d->label);
+	if (!rc && d->nparams && !(out->path = join_path(out->values, d->nparams)))
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+	if (!rc && !d->nparams && !(out->path = xstrdup("")))
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+	if (rc) {
+		out->desc = NULL;   /* still the caller's */
 		publish_source_release(out);
-	return rc;
+		return rc;
+	}
+	out->type = d->conn_type;
+	out->host = d->nparams ? out->values[0] : NULL;
+	return PB_OK;
 }
 
 int publish_render(const pb_config *cfg, const cat_port *port, const render_opts *opts, pb_files *files,
@@ -151,18 +209,23 @@ int publish_port_source(const pb_config *cfg, const cat_port *port, const char *
 			publish_source *out, pb_files *files, pb_failure *f)
 {
 	tmdl_model *m = NULL;
+	source_desc *desc = NULL;
 	pb_files local = { 0 };
 	pb_files *fs = files ? files : &local;
 	int rc;
 	memset(out, 0, sizeof *out);
 	pb_failure_clear(f);
-	render_opts opts = { .server = port->name, .http_path = http_path, .params = params };
+	render_value given = { "http_path", http_path };
+	render_opts opts = { .server = port->name, .values = &given, .nvalues = 1, .params = params, .source = &desc };
 	if ((rc = publish_render(cfg, port, &opts, fs, f)))
 		goto out;
 	/* what the templates made must parse back and bind to one source: theirs to get right */
-	if ((rc = parse_back(fs, &m, f->message)) || (rc = model_source(m, out, f->message)))
+	if ((rc = parse_back(fs, &m, f->message)) || (rc = model_source(m, desc, out, f->message)))
 		rc = template_or_input(f, rc, true);
+	else
+		desc = NULL;   /* out's */
 out:
+	source_desc_free(desc);
 	tmdl_model_free(m);
 	pb_files_release(&local);
 	if (rc && files)
@@ -170,22 +233,57 @@ out:
 	return rc;
 }
 
+int publish_port_desc(const pb_config *cfg, const cat_port *port, source_desc **out, pb_failure *f)
+{
+	char sub[PB_ERR_MAX];
+	pb_failure_clear(f);
+	int rc = source_describe(cfg, NULL, port->type, out, sub);
+	if (rc == PB_ENOTFOUND)
+		return pb_fail(f, PB_EINVAL, NULL, "output port %s is of type %s, which cannot be published to Power BI: %s",
+			       port->name, port->type, sub);
+	if (rc)
+		(void)xsnprintf(f->message, sizeof f->message, "%s", sub);
+	return rc ? template_or_input(f, rc, true) : PB_OK;
+}
+
+json_t *publish_source_json(const publish_source *s)
+{
+	const source_desc *d = s->desc;
+	json_t *params = json_object();
+	for (size_t k = 0; params && k < d->nparams; k++)
+		if (json_object_set_new(params, d->params[k].name, json_string(s->values[k]))) {
+			json_decref(params);
+			params = NULL;
+		}
+	if (!params)
+		return NULL;
+	return json_pack("{s:s, s:s, s:s, s:s?, s:s, s:o}", "type", s->type, "source", d->type, "label", d->label, "host",
+			 s->host, "path", s->path, "parameters", params);
+}
+
 bool publish_connection_matches(const publish_source *s, const msapi_item *conn)
 {
-	if (!s->type || !conn->type || !conn->path || !str_ieq(s->type, conn->type) || fabric_connection_on_gateway(conn))
+	const source_desc *d = s->desc;
+	if (!d || !s->type || !conn->type || !str_ieq(s->type, conn->type) || fabric_connection_on_gateway(conn))
 		return false;
-	const char *semi = strchr(conn->path, ';');
-	if (!semi)
+	if (!d->nparams)
+		return true;   /* one connection per type (Fabric: BigQuery has no parameters) */
+	if (!conn->path)
 		return false;
-	char *host = xstrndup(conn->path, (size_t)(semi - conn->path));
-	const char *second = semi + 1;
-	/* Fabric paths may carry optional parameters after the required ones */
-	size_t second_len = strcspn(second, ";");
-	bool same = host && mlineage_same_server(str_ieq(s->type, "Snowflake") ? "snowflake" : "databricks", host,
-						 s->host) &&
-		    strlen(s->second) == second_len && !strncasecmp(second, s->second, second_len);
-	free(host);
-	return same;
+	const char *part = conn->path;
+	for (size_t k = 0; part && k < d->nparams; k++) {
+		/* Fabric paths may carry optional parameters after the ones the description names */
+		size_t n = strcspn(part, ";");
+		char *value = xstrndup(part, n);
+		bool same = value && same_value(d, &d->params[k], value, s->values[k]);
+		free(value);
+		if (!same)
+			return false;
+		part = part[n] == ';' ? part + n + 1 : NULL;
+		if (!part && k + 1 < d->nparams)
+			return false;
+	}
+	return true;
 }
 
 /* ---- the request ------------------------------------------------------------------- */
@@ -214,15 +312,25 @@ static int str_field(const json_t *obj, const char *key, const char *label, bool
 	return PB_OK;
 }
 
-/* The httpPath a Databricks server carries (fields or customProperties), or NULL. */
-static const char *server_http_path(const json_t *server)
+/* The source's field the publish request may give (Databricks' HTTP path): borrowed, NULL
+ * when it has none. */
+static const source_field *request_field(const source_desc *d)
 {
-	const char *keys[] = { "httpPath", "http_path" };
+	for (size_t i = 0; i < d->nfields; i++)
+		if (d->fields[i].request)
+			return &d->fields[i];
+	return NULL;
+}
+
+/* The value the port's server (JSON as the catalog keeps it) gives for field f: a field or a
+ * customProperties entry, by f's keys; NULL when none. */
+static const char *server_value_of(const json_t *server, const source_field *f)
+{
 	const json_t *custom = json_object_get(server, "customProperties");
-	for (size_t i = 0; i < 2; i++) {
-		const char *v = json_string_value(json_object_get(server, keys[i]));
+	for (size_t i = 0; f && i < f->nkeys; i++) {
+		const char *v = json_string_value(json_object_get(server, f->keys[i].key));
 		if (!v)
-			v = json_string_value(json_object_get(custom, keys[i]));
+			v = json_string_value(json_object_get(custom, f->keys[i].key));
 		if (v && *v)
 			return v;
 	}
@@ -249,49 +357,48 @@ static int guid_field(const char *value, const char *label, const char *what, ch
 		      label, what, (int)utf8_prefix_len(value, strlen(value), 64), value);
 }
 
-/* Validates body.connection for a port of type port_type; *sealed_out is the sealed
- * credentials JSON (new), *ctype the credential type (borrowed from body). */
-static int check_credentials(const pb_config *cfg, const json_t *conn, const char *port_type, char **sealed_out,
+/* The credential kinds of d, for messages: "basic", "token or service_principal". */
+static const char *kinds_text(const source_desc *d, char *buf, size_t size)
+{
+	sbuf b;
+	sbuf_init(&b, size - 1);
+	source_creds_text(d, &b);
+	(void)xsnprintf(buf, size, "%s", sbuf_str(&b));
+	sbuf_release(&b);
+	return buf;
+}
+
+/* Validates body.connection against the kinds of credentials the port's source takes (its
+ * description); *sealed_out is the sealed credentials JSON (new), *ctype the credential type
+ * (borrowed from body). */
+static int check_credentials(const pb_config *cfg, const json_t *conn, const source_desc *d, char **sealed_out,
 			     const char **ctype, char *err)
 {
-	static const char *const basic_keys[] = { "credential_type", "username", "password", NULL };
-	static const char *const token_keys[] = { "credential_type", "token", NULL };
-	static const char *const sp_keys[] = { "credential_type", "tenant_id", "client_id", "client_secret", NULL };
-	const char *const *keys;
+	const char *keys[SOURCE_MAX_CRED_FIELDS + 2] = { "credential_type" };
+	char kinds[160];
 	int rc;
 	if (!json_is_object(conn))
 		return pb_err(err, PB_EINVAL, "connection must be an object with credential_type and credentials");
 	if ((rc = str_field(conn, "credential_type", "connection.credential_type", false, 64, ctype, err)))
 		return rc;
-	bool snowflake = str_ieq(port_type, "snowflake");
-	if (!strcmp(*ctype, "basic"))
-		keys = basic_keys;
-	else if (!strcmp(*ctype, "token"))
-		keys = token_keys;
-	else if (!strcmp(*ctype, "service_principal"))
-		keys = sp_keys;
-	else
-		return pb_err(err, PB_EINVAL,
-			      "connection.credential_type must be basic (Snowflake), token or service_principal "
-			      "(Databricks), not \"%s\"", *ctype);
-	if (snowflake != (keys == basic_keys))
-		return pb_err(err, PB_EINVAL, "connection.credential_type %s does not fit a %s output port (use %s)",
-			      *ctype, port_type, snowflake ? "basic" : "token or service_principal");
+	const source_cred *kind = source_cred_named(d, *ctype);
+	if (!kind)
+		return pb_err(err, PB_EINVAL, "connection.credential_type must be %s for a %s output port, not \"%s\"",
+			      kinds_text(d, kinds, sizeof kinds), d->type, *ctype);
+	for (size_t i = 0; i < kind->nfields; i++)
+		keys[i + 1] = kind->fields[i].name;
 	if ((rc = json_body_only_keys(conn, keys, "connection.", err)))
 		return rc;
-	for (size_t i = 1; keys[i]; i++) {
-		char label[64];
-		const char *v;
-		xsnprintf(label, sizeof label, "connection.%s", keys[i]);
-		if ((rc = str_field(conn, keys[i], label, false, PB_PBI_SECRET_MAX, &v, err)))
-			return rc;
-	}
-	if (keys == sp_keys &&
-	    ((rc = guid_field(json_string_value(json_object_get(conn, "tenant_id")), "connection.tenant_id",
-			      "a Microsoft Entra tenant", err)) ||
-	     (rc = guid_field(json_string_value(json_object_get(conn, "client_id")), "connection.client_id",
-			      "a Microsoft Entra application (client)", err))))
-		return rc;
+	/* every field there first, then the GUIDs: what is missing is said before what is malformed */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < kind->nfields; i++) {
+			char label[SOURCE_TEXT_MAX + 16];
+			const char *v;
+			xsnprintf(label, sizeof label, "connection.%s", kind->fields[i].name);
+			if ((rc = str_field(conn, kind->fields[i].name, label, false, PB_PBI_SECRET_MAX, &v, err)) ||
+			    (pass && kind->fields[i].guid && (rc = guid_field(v, label, kind->fields[i].guid, err))))
+				return rc;
+		}
 	return publish_seal_credentials(cfg, conn, sealed_out, err);
 }
 
@@ -308,12 +415,31 @@ int publish_seal_credentials(const pb_config *cfg, const json_t *conn, char **se
 	return rc;
 }
 
-bool publish_port_has_http_path(const cat_port *port)
+/* The storage modes the port's contract asks for (powerbi.storageMode), checked against its
+ * source before anything is queued: one Power BI does not allow is a bad request naming the
+ * table or the server (the render checks it again). */
+static int check_storage_modes(const cat_port *port, const source_desc *d, char *err)
 {
+	pb_contract *c = NULL;
+	const char *text = port->contract_text ? port->contract_text : "";
+	int rc = contract_parse(text, strlen(text), "stored contract", &c, err);
+	if (rc)   /* accepted at import: pbiport's reader changed */
+		return pb_err(err, rc == PB_ENOMEM ? rc : PB_EINTERNAL, "output port %s: the stored contract no longer reads",
+			      port->name);
+	rc = render_storage_modes(c, contract_server(c, port->name), d, 0, RENDER_PARAMS_BODY, NULL, err);
+	contract_free(c);
+	return rc;
+}
+
+bool publish_port_needs_http_path(const cat_port *port, const source_desc *d)
+{
+	const source_field *f = request_field(d);
+	if (!f)
+		return false;
 	json_t *server = json_loads(port->server_json ? port->server_json : "", 0, NULL);
-	bool has = server_http_path(server) != NULL;
+	bool has = server_value_of(server, f) != NULL;
 	json_decref(server);
-	return has;
+	return !has;
 }
 
 int publish_default_name(pb_db *db, const char *org_id, const cat_port *port, char out[PB_PUBLISH_NAME_MAX + 1],
@@ -345,6 +471,7 @@ void publish_request_release(publish_request *rq)
 	if (!rq)
 		return;
 	catalog_port_free(rq->port);
+	source_desc_free(rq->desc);
 	free(rq->input);
 	if (rq->sealed)
 		pb_secret_free(rq->sealed, strlen(rq->sealed));
@@ -363,7 +490,7 @@ int publish_request_read(pb_db *db, const pb_config *cfg, const char *org_id, co
 	char dflt[PB_PUBLISH_NAME_MAX + 1];
 	int rc;
 	memset(out, 0, sizeof *out);
-	if ((rc = catalog_port_get(db, org_id, port_id, false, &out->port, err)))
+	if ((rc = catalog_port_get(db, org_id, port_id, true, &out->port, err)))
 		goto out;
 	const cat_port *port = out->port;
 	if (!json_is_object(body)) {
@@ -384,11 +511,18 @@ int publish_request_read(pb_db *db, const pb_config *cfg, const char *org_id, co
 			    "contract only adds), not \"%s\"", auto_update);
 		goto out;
 	}
-	if (!str_ieq(port->type, "snowflake") && !str_ieq(port->type, "databricks")) {
-		rc = pb_err(err, PB_EINVAL, "output port %s is of type %s, which cannot be published to Power BI "
-			    "(snowflake, databricks)", port->name, port->type);
+	if ((rc = source_describe(cfg, NULL, port->type, &out->desc, err))) {
+		char sub[PB_ERR_MAX];
+		(void)xsnprintf(sub, sizeof sub, "%s", err);
+		if (rc == PB_ENOTFOUND)
+			rc = pb_err(err, PB_EINVAL, "output port %s is of type %s, which cannot be published to Power BI: %s",
+				    port->name, port->type, sub);
+		else if (rc == PB_EINVAL || rc == PB_ELIMIT)
+			rc = pb_err(err, PB_EINTERNAL, "%s", sub);   /* the server's templates, not the request */
 		goto out;
 	}
+	const source_desc *d = out->desc;
+	const source_field *rf = request_field(d);
 	const json_t *conn = json_object_get(body, "connection");
 	if ((rc = publish_gateway_read(cfg, port, body, &gw, &out->sealed, err)))
 		goto out;
@@ -398,17 +532,18 @@ int publish_request_read(pb_db *db, const pb_config *cfg, const char *org_id, co
 		goto out;
 	}
 	server = json_loads(port->server_json, 0, NULL);
-	if (http_path && !str_ieq(port->type, "databricks")) {
-		rc = pb_err(err, PB_EINVAL, "http_path is only for Databricks output ports; output port %s is %s (leave "
-			    "http_path out)", port->name, port->type);
+	if (http_path && (!rf || strcmp(rf->name, "http_path"))) {
+		rc = pb_err(err, PB_EINVAL, "http_path is only for output ports whose source takes it; output port %s "
+			    "is %s, which does not (leave http_path out)", port->name, port->type);
 		goto out;
 	}
-	if (str_ieq(port->type, "databricks") && !http_path && !server_http_path(server)) {
-		rc = pb_err(err, PB_EINVAL, "http_path is required: the contract's server \"%s\" has no httpPath custom "
-			    "property", port->name);
+	if (rf && !http_path && !server_value_of(server, rf)) {
+		rc = pb_err(err, PB_EINVAL, "http_path is required: the contract's server \"%s\" has no %s", port->name,
+			    rf->add ? rf->add : rf->name);
 		goto out;
 	}
-	if (!gw.on && conn && (rc = check_credentials(cfg, conn, port->type, &out->sealed, &ctype, err)))
+	if ((!gw.on && conn && (rc = check_credentials(cfg, conn, d, &out->sealed, &ctype, err))) ||
+	    (rc = check_storage_modes(port, d, err)))
 		goto out;
 	if (!name) {
 		if ((rc = publish_default_name(db, org_id, port, dflt, err)))
@@ -539,6 +674,15 @@ static int publishable_port(pb_db *db, const char *org_id, const char *port_id, 
 	return PB_OK;
 }
 
+/* The words of a refusal to publish a source Power BI reaches only through an on-premises
+ * data gateway (the description's gateway_only), into msg. */
+static void gateway_required(const source_desc *d, const char *port, char msg[PB_ERR_MAX])
+{
+	(void)xsnprintf(msg, PB_ERR_MAX, "output port %s reads %s (%s), which Power BI reaches only through an "
+			"on-premises data gateway: Fabric offers no cloud connection for it; mark the contract's server "
+			"with the custom property powerbi.gateway to publish through a gateway", port, d->label, d->type);
+}
+
 int publish_submit(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *port_id,
 		   const char *body_text, size_t body_len, char job_id[PB_ID_BUF], bool *existing, pb_failure *f)
 {
@@ -557,6 +701,15 @@ int publish_submit(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 			rc = pb_fail(f, rc, NULL, "no output port %s", port_id);
 		else
 			rc = pb_fail_as(f, rc == PB_ELIMIT ? PB_EINVAL : rc, NULL);
+		goto out;
+	}
+	bool on_premises = false;
+	char gateway_id[PB_PBI_ID_MAX + 1];
+	if (rq.desc->gateway_only && !publish_gateway_marked(rq.port, &on_premises, gateway_id, f->message) &&
+	    !on_premises) {
+		char msg[PB_ERR_MAX];
+		gateway_required(rq.desc, rq.port->name, msg);
+		rc = pb_fail(f, PB_ECONFLICT, "source_needs_gateway", "%s", msg);
 		goto out;
 	}
 	if ((rc = publish_check_access(db, cfg, org_id, user_id, rq.workspace_id, f)) ||
@@ -599,6 +752,7 @@ typedef struct publish_run {
 	char connection_id[PB_PBI_ID_MAX + 1];
 	char model_id[PB_PBI_ID_MAX + 1];
 	char model_name[PB_PUBLISH_NAME_MAX + 16];
+	fabric_param params[SOURCE_MAX_PARAMS];   /* the connection this job creates */
 } publish_run;
 
 static void test_pause(publish_run *r, const char *phase)
@@ -660,6 +814,11 @@ static int phase_validate(publish_run *r)
 		return rc;
 	if ((rc = publish_port_source(ctx->cfg, r->port, r->http_path, RENDER_PARAMS_BODY, &r->src, &r->files, &f)))
 		return job_end_with(ctx, &f);
+	if (r->src.desc->gateway_only && !publish_gateway_job(r->in)) {
+		char msg[PB_ERR_MAX];
+		gateway_required(r->src.desc, r->port->name, msg);
+		return job_fail(ctx, "source_needs_gateway", "%s", msg);
+	}
 	test_pause(r, "validating");
 	return PB_OK;
 }
@@ -684,8 +843,9 @@ static int open_session(publish_run *r)
 static void connection_name(const publish_run *r, char out[PB_PUBLISH_CONN_NAME_MAX + 1])
 {
 	char host[64];
-	xsnprintf(host, sizeof host, "%s", r->src.host);   /* cut long hosts */
-	if (xsnprintf(out, PB_PUBLISH_CONN_NAME_MAX + 1, "%s %s (pbiport %.12s)", r->src.type, host, r->ctx->job->id))
+	xsnprintf(host, sizeof host, "%s", r->src.host ? r->src.host : "");   /* cut long hosts */
+	if (xsnprintf(out, PB_PUBLISH_CONN_NAME_MAX + 1, "%s%s%s (pbiport %.12s)", r->src.type, *host ? " " : "", host,
+		      r->ctx->job->id))
 		out[PB_PUBLISH_CONN_NAME_MAX] = '\0';
 }
 
@@ -717,11 +877,64 @@ int publish_open_credentials(pb_job_ctx *ctx, json_t **creds)
 	return PB_OK;
 }
 
+/* Fabric's kinds of credentials by the name a source description gives them. */
+static const struct {
+	const char *name;
+	enum fabric_cred cred;
+} FABRIC_CREDS[] = { { "Basic", FABRIC_CRED_BASIC }, { "Key", FABRIC_CRED_KEY },
+		     { "ServicePrincipal", FABRIC_CRED_SERVICE_PRINCIPAL } };
+
+/* The ShareableCloud connection the source's description asks for (type, creation method,
+ * its parameters with the values the model reads), with the job's credentials (creds: the
+ * opened request; values borrowed from it and from r until req is sent). */
+static int connection_request(publish_run *r, const json_t *creds, const char *name, fabric_connection_req *req)
+{
+	const source_desc *d = r->src.desc;
+	const source_cred *kind = source_cred_named(d, cred(creds, "credential_type"));
+	const char *v[SOURCE_MAX_CRED_FIELDS] = { 0 };
+	size_t k = 0;
+	if (!kind)
+		return job_fail(r->ctx, "credentials_unreadable", "the credentials given are of a kind (%s) the %s source "
+				"no longer takes: publish again", cred(creds, "credential_type") ? cred(creds,
+				"credential_type") : "none", d->type);
+	while (k < sizeof FABRIC_CREDS / sizeof FABRIC_CREDS[0] && strcmp(FABRIC_CREDS[k].name, kind->fabric))
+		k++;
+	for (size_t i = 0; i < kind->nfields; i++)
+		v[i] = cred(creds, kind->fields[i].name);
+	for (size_t i = 0; i < d->nparams; i++)
+		r->params[i] = (fabric_param){ d->params[i].name, r->src.values[i], NULL };
+	*req = (fabric_connection_req){
+		.display_name = name,
+		.type = d->conn_type,
+		.creation_method = d->creation_method,
+		.params = r->params,
+		.nparams = d->nparams,
+		.encryption = "Encrypted",
+		.cred = FABRIC_CREDS[k].cred,   /* source_load checked the name */
+	};
+	switch (req->cred) {
+	case FABRIC_CRED_BASIC:
+		req->username = v[0];
+		req->password = v[1];
+		break;
+	case FABRIC_CRED_KEY:
+		req->key = v[0];
+		break;
+	case FABRIC_CRED_SERVICE_PRINCIPAL:
+		req->tenant_id = v[0];
+		req->sp_client_id = v[1];
+		req->sp_secret = v[2];
+		break;
+	}
+	return PB_OK;
+}
+
 static int create_connection(publish_run *r, const msapi_items *existing)
 {
 	char name[PB_PUBLISH_CONN_NAME_MAX + 1], sub[PB_ERR_MAX];
 	json_t *creds = NULL;
 	msapi_item made = { 0 };
+	fabric_connection_req req;
 	int rc;
 	connection_name(r, name);
 	const msapi_item *found = msapi_items_find_name(existing, name);
@@ -731,47 +944,22 @@ static int create_connection(publish_run *r, const msapi_items *existing)
 	}
 	if (found)   /* the name carries this job's id, yet the connection reads elsewhere: not ours */
 		return job_fail(r->ctx, "name_taken", "a connection named \"%s\" already exists and points at "
-				"%s %s, not at %s %s;%s: this publish did not make it; rename or delete it and publish again",
+				"%s %s, not at %s %s: this publish did not make it; rename or delete it and publish again",
 				name, found->type ? found->type : "?", found->path ? found->path : "?", r->src.type,
-				r->src.host, r->src.second);
+				r->src.path);
 	if ((rc = publish_open_credentials(r->ctx, &creds)))
 		return rc;
-	const char *ctype = cred(creds, "credential_type");
-	bool sf = !strcmp(r->src.type, "Snowflake");
-	fabric_param params[2] = {
-		{ sf ? "server" : "host", r->src.host, NULL },
-		{ sf ? "warehouse" : "httpPath", r->src.second, NULL },
-	};
-	fabric_connection_req req = {
-		.display_name = name,
-		.type = r->src.type,
-		.creation_method = sf ? "Snowflake.Databases" : "Databricks.Catalogs",
-		.params = params,
-		.nparams = 2,
-		.encryption = "Encrypted",
-	};
-	if (ctype && !strcmp(ctype, "basic")) {
-		req.cred = FABRIC_CRED_BASIC;
-		req.username = cred(creds, "username");
-		req.password = cred(creds, "password");
-	} else if (ctype && !strcmp(ctype, "token")) {
-		req.cred = FABRIC_CRED_KEY;
-		req.key = cred(creds, "token");
-	} else {
-		req.cred = FABRIC_CRED_SERVICE_PRINCIPAL;
-		req.tenant_id = cred(creds, "tenant_id");
-		req.sp_client_id = cred(creds, "client_id");
-		req.sp_secret = cred(creds, "client_secret");
-	}
+	if ((rc = connection_request(r, creds, name, &req)))
+		goto out;
 	rc = fabric_create_connection(&r->s.api, &req, &made, sub);
-	msapi_wipe_json(creds);
-	json_decref(creds);
 	if (rc) {
 		rc = api_failure(r, rc, "creating the connection", sub, MSAPI_BAD_CREDENTIALS, "credentials_rejected");
 		goto out;
 	}
 	xsnprintf(r->connection_id, sizeof r->connection_id, "%s", made.id ? made.id : "");
 out:
+	msapi_wipe_json(creds);
+	json_decref(creds);
 	msapi_item_release(&made);
 	return rc;
 }
@@ -807,8 +995,8 @@ static int phase_connection(publish_run *r)
 		}
 		if (!publish_connection_matches(&r->src, c)) {
 			rc = job_fail(ctx, "connection_mismatch", "connection \"%s\" points at %s %s, but the output port "
-				      "reads %s %s;%s", c->name ? c->name : c->id, c->type ? c->type : "?",
-				      c->path ? c->path : "?", r->src.type, r->src.host, r->src.second);
+				      "reads %s %s", c->name ? c->name : c->id, c->type ? c->type : "?",
+				      c->path ? c->path : "?", r->src.type, r->src.path);
 			goto out;
 		}
 		xsnprintf(r->connection_id, sizeof r->connection_id, "%s", c->id);

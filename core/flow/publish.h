@@ -32,6 +32,7 @@
 #include "core/store/catalog.h"
 #include "core/flow/pbi_session.h"
 #include "core/lang/render.h"
+#include "core/lang/sources.h"
 #include "core/flow/worker.h"
 #include "msapi/msapi.h"
 #include "runtime/config.h"
@@ -40,11 +41,15 @@
 
 struct json_t;
 
-/* The data source a port's rendered model reads, as Fabric names connections. */
+/* The data source a port's rendered model reads, as Fabric names connections: the source's
+ * description (core/lang/sources.h) says the connection's type, creation method and
+ * parameters, whose values come from what the model's M reads. */
 typedef struct publish_source {
-	const char *type;      /* static: "Snowflake" or "Databricks" */
-	char *host;            /* new */
-	char *second;          /* new: Snowflake warehouse or Databricks HTTP path */
+	source_desc *desc;                    /* new: the source's description */
+	const char *type;                     /* borrowed from desc: Fabric's connection type */
+	char *values[SOURCE_MAX_PARAMS];      /* new: the connection parameters' values, in desc->params order */
+	char *host;                           /* borrowed: values[0], or NULL when it has none (BigQuery) */
+	char *path;                           /* new: the values joined with ';', as Fabric shows a path */
 } publish_source;
 void publish_source_release(publish_source *s);
 
@@ -59,9 +64,9 @@ int publish_render(const pb_config *cfg, const cat_port *port, const render_opts
 
 /* publish_render with the port's server, then parses the TMDL back and reads the data source
  * from the tables' M code (core/lang/mlineage.h): what the templates made must bind to one
- * Snowflake or Databricks source, else "template_failed". http_path (may be NULL) is used for
- * Databricks servers without one, and named in messages as params says. files (may be NULL)
- * receives the rendered files (caller releases). */
+ * source of the kind the description says it reads, else "template_failed". http_path (may be
+ * NULL) is the request's value for a source field it may give (Databricks' HTTP path), named in
+ * messages as params says. files (may be NULL) receives the rendered files (caller releases). */
 int publish_port_source(const pb_config *cfg, const cat_port *port, const char *http_path, render_params params,
 			publish_source *out, pb_files *files, pb_failure *f);
 
@@ -71,10 +76,17 @@ int publish_dry_run(pb_db *db, const pb_config *cfg, const char *org_id, const c
 		    pb_files *files, pb_failure *f);
 
 /* True when a Fabric connection (msapi item from fabric_list_connections: type, path
- * "host;second") points at the same data source: same type, same server (host compared
- * case-insensitively, scheme/port/trailing dots ignored, Snowflake account = host), same
- * warehouse / HTTP path (case-insensitive). */
+ * "value;value...") points at the same data source: same type, and each parameter of the
+ * description the same, in order: a server compared as a server name (case-insensitively,
+ * scheme/port/trailing dots ignored, Snowflake account = host), the others case-insensitively;
+ * parts after them (optional parameters) are ignored. A source without parameters (BigQuery)
+ * matches every connection of its type. */
 bool publish_connection_matches(const publish_source *s, const msapi_item *conn);
+
+/* {"type" (Fabric's), "source" (the server type), "label", "host" (NULL when none), "path",
+ * "parameters":{name: value}}: the data source as the modal shows it. New, NULL on memory
+ * failure. */
+struct json_t *publish_source_json(const publish_source *s);
 
 /* The time the request check gives Power BI to answer (one call, no retry). */
 #define PB_PUBLISH_CHECK_TIMEOUT_MS 5000
@@ -85,6 +97,7 @@ bool publish_connection_matches(const publish_source *s, const msapi_item *conn)
  * member is new; release with publish_request_release. */
 typedef struct publish_request {
 	cat_port *port;
+	source_desc *desc;                        /* the port's source (core/lang/sources.h) */
 	char *input;                              /* the job's input (JSON text) */
 	char *sealed;                             /* secret: sealed credentials, or NULL */
 	char workspace_id[PB_PBI_ID_MAX + 1];
@@ -92,9 +105,15 @@ typedef struct publish_request {
 } publish_request;
 void publish_request_release(publish_request *rq);
 
-/* Whether the port's contract server gives the HTTP path (httpPath) a Databricks publish needs;
- * without it the request must (http_path). */
-bool publish_port_has_http_path(const cat_port *port);
+/* Whether the port's source has a field the publish request may give (the HTTP path a
+ * Databricks publish needs) and its contract server does not give it: then the request must
+ * (http_path). */
+bool publish_port_needs_http_path(const cat_port *port, const source_desc *d);
+
+/* The description of the port's source (its server's type) from the configured template path:
+ * *out new (source_desc_free). "bad_request" (400) when the type has none ("not supported"),
+ * "template_failed" when the description does not read. */
+int publish_port_desc(const pb_config *cfg, const cat_port *port, source_desc **out, pb_failure *f);
 
 /* The model name a publish request without one gets: the data product's name, followed by the
  * port's when the product has several ports ("Orders", "Orders – development"), at most
@@ -145,7 +164,7 @@ int publish_open_session(pbi_session *s, pb_db *db, const pb_config *cfg, const 
 int publish_workspaces(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, struct json_t **out,
 		       pb_failure *f);
 /* GET /api/powerbi/connections?output_port=&http_path=: {"connections":[{id, name, type, path}],
- * "data_source":{type, host, warehouse | http_path}}: the user's Fabric connections that point at
+ * "data_source": publish_source_json}: the user's Fabric connections that point at
  * the data source the port's model reads (publish_port_source, http_path as a query parameter). */
 int publish_connections(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const char *port_id,
 			const char *http_path, struct json_t **out, pb_failure *f);

@@ -266,9 +266,9 @@ static int gw_choose(gw_list *l, const publish_source *src, const char *want_gw,
 				       named ? "that gateway" : "any gateway");
 		if (!source_matches(src, out->ds))
 			return pb_fail(f, PB_ECONFLICT, "connection_mismatch", "gateway data source \"%s\" points at %s %s, "
-				       "but the output port reads %s %s;%s", out->ds->name ? out->ds->name : out->ds->id,
+				       "but the output port reads %s %s", out->ds->name ? out->ds->name : out->ds->id,
 				       out->ds->type ? out->ds->type : "?", out->ds->path ? out->ds->path : "?", src->type,
-				       src->host, src->second);
+				       src->path);
 		return PB_OK;
 	}
 	if (create) {
@@ -283,9 +283,8 @@ static int gw_choose(gw_list *l, const publish_source *src, const char *want_gw,
 				       "use (gateway_datasource_id)", gw_label(named));
 		if (!admins)
 			return pb_fail(f, PB_ECONFLICT, "no_gateway", "no gateway available: you administer no on-premises data "
-				       "gateway, and only a gateway's admins add data sources to it; ask one to add %s %s;%s "
-				       "(and you as its user), then publish without connection", src->type, src->host,
-				       src->second);
+				       "gateway, and only a gateway's admins add data sources to it; ask one to add %s %s "
+				       "(and you as its user), then publish without connection", src->type, src->path);
 		if (admins > 1)
 			return pb_fail(f, PB_EINVAL, "gateway_required", "you administer %zu gateways that could take the new "
 				       "data source: name one with gateway_id (GET /api/powerbi/gateways lists them)", admins);
@@ -307,14 +306,14 @@ static int gw_choose(gw_list *l, const publish_source *src, const char *want_gw,
 		gateways_matching += here;
 	}
 	if (!gateways_matching)
-		return pb_fail(f, PB_ECONFLICT, "no_gateway", "no gateway available: %s has no data source for %s %s;%s "
+		return pb_fail(f, PB_ECONFLICT, "no_gateway", "no gateway available: %s has no data source for %s %s "
 			       "that you may use; ask a gateway admin to add one (and you as its user), or publish with "
 			       "connection (credentials) to create it on a gateway you administer",
-			       named ? "the gateway named" : "none of your gateways", src->type, src->host, src->second);
+			       named ? "the gateway named" : "none of your gateways", src->type, src->path);
 	if (gateways_matching > 1)
-		return pb_fail(f, PB_EINVAL, "gateway_required", "%zu gateways have a data source for %s %s;%s: name one "
+		return pb_fail(f, PB_EINVAL, "gateway_required", "%zu gateways have a data source for %s %s: name one "
 			       "with gateway_id (or the data source with gateway_datasource_id; GET /api/powerbi/gateways "
-			       "lists them)", gateways_matching, src->type, src->host, src->second);
+			       "lists them)", gateways_matching, src->type, src->path);
 	return PB_OK;
 }
 
@@ -448,8 +447,8 @@ int publish_gateways(pb_db *db, const pb_config *cfg, const char *org_id, const 
 		}
 	}
 	if (!list || !(*out = json_pack("{s:o}", "gateways", list)) ||
-	    (v.port && (json_object_set_new(*out, "data_source", json_pack("{s:s, s:s++}", "type", v.src.type, "path",
-									   v.src.host, ";", v.src.second)) ||
+	    (v.port && (json_object_set_new(*out, "data_source", json_pack("{s:s, s:s}", "type", v.src.type, "path",
+									   v.src.path)) ||
 			json_object_set_new(*out, "on_premises", json_boolean(on_prem))))) {
 		json_decref(*out);
 		*out = NULL;
@@ -482,7 +481,7 @@ static const char *cp_str(const pb_job_ctx *ctx, const char *key)
 static void source_name(const pb_job_ctx *ctx, const publish_source *src, char out[PB_PUBLISH_CONN_NAME_MAX + 1])
 {
 	char host[64];
-	xsnprintf(host, sizeof host, "%s", src->host);   /* cut long hosts */
+	xsnprintf(host, sizeof host, "%s", src->host ? src->host : "");   /* cut long hosts */
 	if (xsnprintf(out, PB_PUBLISH_CONN_NAME_MAX + 1, "%s %s via gateway (pbiport %.12s)", src->type, host,
 		      ctx->job->id))
 		out[PB_PUBLISH_CONN_NAME_MAX] = '\0';
@@ -513,10 +512,10 @@ static int create_source(pb_job_ctx *ctx, pbi_session *s, const publish_source *
 	}
 	if (found)
 		return job_fail(ctx, "name_taken", "gateway %s already has a data source named \"%s\" that points at %s %s, "
-				"not at %s %s;%s: this publish did not make it; rename or delete it and publish again",
+				"not at %s %s: this publish did not make it; rename or delete it and publish again",
 				gw_label(c->entry), name, found->type ? found->type : "?", found->path ? found->path : "?",
-				src->type, src->host, src->second);
-	if (xsnprintf(path, sizeof path, "%s;%s", src->host, src->second))
+				src->type, src->path);
+	if (xsnprintf(path, sizeof path, "%s", src->path))
 		return job_fail(ctx, "bad_input", "the data source's host and path are too long for a gateway");
 	if ((rc = publish_open_credentials(ctx, &creds)))
 		return rc;

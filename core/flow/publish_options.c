@@ -109,9 +109,8 @@ int publish_connections(pb_db *db, const pb_config *cfg, const char *org_id, con
 		if (publish_connection_matches(&src, &conns.v[i]))
 			list = append(list, json_pack("{s:s?, s:s?, s:s?, s:s?}", "id", conns.v[i].id, "name",
 						      conns.v[i].name, "type", conns.v[i].type, "path", conns.v[i].path));
-	bool sf = str_ieq(src.type, "Snowflake");
-	if (!list || !(*out = json_pack("{s:o, s:{s:s, s:s, s:s}}", "connections", list, "data_source", "type", src.type,
-					"host", src.host, sf ? "warehouse" : "http_path", src.second)))
+	json_t *ds = list ? publish_source_json(&src) : NULL;
+	if (!list || !ds || !(*out = json_pack("{s:o, s:o}", "connections", list, "data_source", ds)))
 		rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
 out:
 	msapi_items_release(&conns);

@@ -624,6 +624,12 @@ static pclass type_class(const char *type, int *prec, int *scale)
 		type++;
 	(void)xsnprintf(low, sizeof low, "%s", type);
 	lower_ascii(low);
+	/* PostgreSQL's arrays: int4[], text[][] (a length in brackets, varchar[50], is no array) */
+	size_t len = strlen(low);
+	while (len > 0 && (low[len - 1] == ' ' || low[len - 1] == '\t'))
+		len--;
+	if (len > 2 && low[len - 1] == ']' && low[len - 2] == '[')
+		return PC_COMPLEX;
 	size_t n = strcspn(low, "(<[");
 	char open = low[n];
 	const char *params = low + n;
@@ -956,6 +962,39 @@ static int set_table_kind(rd *r, pb_table *t, const char *at)
 	return rc;
 }
 
+/* The customProperties name that chooses a table's (or every table of a server's) storage
+ * mode in Power BI (core/lang/render.h). */
+#define STORAGE_MODE_PROPERTY "powerbi.storageMode"
+
+/* Checks a powerbi.storageMode value at path `at`: import, directQuery or dual, any case. */
+static int check_storage_mode(rd *r, const char *value, const char *at)
+{
+	static const char *const modes[] = {"import", "directQuery", "dual"};
+	char p[AT_MAX], shown[PB_PBI_NAME_SHOWN_BUF];
+	for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+		if (str_ieq(value, modes[i]))
+			return PB_OK;
+	path_key(p, at, "customProperties");
+	return failf(r, PB_EINVAL, p, "%s \"%s\": use import, directQuery or dual", STORAGE_MODE_PROPERTY,
+		     pbname_shown(value, shown));
+}
+
+/* A schema object's powerbi.storageMode custom property into t->storage_mode. */
+static int read_table_mode(rd *r, const json_t *obj, const char *at, pb_table *t)
+{
+	pb_kv *kv = NULL;
+	size_t n = 0;
+	int rc = get_custom(r, obj, at, &kv, &n);
+	for (size_t i = 0; !rc && i < n; i++)
+		if (!strcmp(kv[i].key, STORAGE_MODE_PROPERTY) && !(rc = check_storage_mode(r, kv[i].value, at))) {
+			free(t->storage_mode);
+			if (!(t->storage_mode = xstrdup(kv[i].value)))
+				rc = oom(r);
+		}
+	kv_free(kv, n);
+	return rc;
+}
+
 static int read_v3_object(rd *r, const json_t *obj, size_t i, pb_table *t)
 {
 	char at[AT_MAX], p[AT_MAX], *logical = NULL;
@@ -975,7 +1014,7 @@ static int read_v3_object(rd *r, const json_t *obj, size_t i, pb_table *t)
 		if ((rc = warnf(r, p, "\"%s\" on a schema object read as object", logical)))
 			goto out;
 	}
-	if ((rc = set_table_kind(r, t, at)) ||
+	if ((rc = set_table_kind(r, t, at)) || (rc = read_table_mode(r, obj, at, t)) ||
 	    (rc = get_rows(r, obj, "properties", at, t->name, PB_CONTRACT_MAX_COLUMNS, &props)))
 		goto out;
 	t->columns = calloc(json_array_size(props), sizeof *t->columns);
@@ -1048,6 +1087,10 @@ static int read_one_server(rd *r, const json_t *s, const char *at, const char *k
 	}
 	if ((rc = get_custom(r, s, at, &srv->custom, &srv->ncustom)))
 		return rc;
+	for (size_t ci = 0; ci < srv->ncustom; ci++)
+		if (!strcmp(srv->custom[ci].key, STORAGE_MODE_PROPERTY) &&
+		    (rc = check_storage_mode(r, srv->custom[ci].value, at)))
+			return rc;
 	/* drop secret-looking custom properties in place */
 	size_t keep = 0;
 	for (size_t ci = 0; ci < srv->ncustom; ci++) {
@@ -2269,6 +2312,7 @@ void contract_free(pb_contract *c)
 		free(t->description);
 		free(t->business_name);
 		free(t->id);
+		free(t->storage_mode);
 	}
 	free(c->tables);
 	for (size_t i = 0; i < c->nservers; i++) {
@@ -2364,7 +2408,7 @@ static json_t *table_json(const pb_table *t)
 		bad = set_str(o, "name", t->name) | set_str(o, "physical_name", t->physical_name) |
 		      set_str(o, "physical_type", t->physical_type) | set_str(o, "description", t->description) |
 		      set_str(o, "business_name", t->business_name) | set_str(o, "id", t->id) |
-		      json_object_set(o, "columns", cols);
+		      set_str(o, "storage_mode", t->storage_mode) | json_object_set(o, "columns", cols);
 	json_decref(cols);
 	if (bad) {
 		json_decref(o);

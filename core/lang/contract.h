@@ -50,6 +50,8 @@ typedef struct pb_table {
 	pb_column *columns;
 	size_t ncolumns;
 	char *id;              /* ODCS stable id (v3 `id`), NULL when absent */
+	char *storage_mode;    /* customProperties powerbi.storageMode: import, directQuery or dual
+	                          (any case, checked), NULL when absent */
 } pb_table;
 
 typedef struct pb_server {
@@ -108,6 +110,7 @@ void contract_free(pb_contract *c);
  * shape feeds the Lua templates, the CLI and the HTTP API:
  * {"id","name","version","api_version","odcs_major","status","domain","description",
  *  "tables":[{"name","physical_name","physical_type","description","business_name","id",
+ *     "storage_mode",
  *     "columns":[{"name","physical_name","logical_type","physical_type","description",
  *        "business_name","classification","required","unique","primary_key",
  *        "primary_key_position","precision","scale","id"}]}],

@@ -9,45 +9,33 @@
 #include <lauxlib.h>
 
 #include "core/lang/names.h"
+#include "core/lang/sources.h"
 #include "runtime/lua_sandbox.h"
 #include "runtime/strbuf.h"
 #include "runtime/util.h"
 
-#define SNOWFLAKE_HOST_SUFFIX ".snowflakecomputing.com"
 /* Longest part of an output path: NAME_MAX of ext4 and most file systems. */
 #define PB_RENDER_MAX_NAME 255
+/* Longest text a caller passes for a flag or query parameter name ("--http-path"). */
+#define PASS_MAX (SOURCE_TEXT_MAX + 8)
 
-/* The connection values the templates need, and how a user supplies each. */
-enum { V_HOST, V_WAREHOUSE, V_DATABASE, V_HTTP_PATH, V_CATALOG, V_SCHEMA, V_COUNT };
-
-static const struct value_spec {
-	const char *what;     /* "no HTTP path" */
-	const char *field;    /* how to add it to the server */
-	const char *flag;     /* pbiport tmdl */
-	const char *param;    /* query parameter; also the request body field when in_body */
-	bool in_body;         /* the publish request takes it */
-} VALUES[V_COUNT] = {
-	[V_HOST] = { "host", "\"host\"", "--host", "host", false },
-	[V_WAREHOUSE] = { "warehouse", "\"warehouse\"", "--warehouse", "warehouse", false },
-	[V_DATABASE] = { "database", "\"database\"", "--database", "database", false },
-	[V_HTTP_PATH] = { "HTTP path", "customProperties \"httpPath\"", "--http-path", "http_path", true },
-	[V_CATALOG] = { "catalog", "\"catalog\"", "--catalog", "catalog", false },
-	[V_SCHEMA] = { "schema", "\"schema\"", "--schema", "schema", false },
-};
-
-/* What each server type needs, in message order. */
-static const int SNOWFLAKE_NEEDS[] = { V_HOST, V_WAREHOUSE, V_DATABASE, V_SCHEMA };
-static const int DATABRICKS_NEEDS[] = { V_HOST, V_HTTP_PATH, V_CATALOG, V_SCHEMA };
-#define NNEEDS 4
-
-/* The chosen server with every connection value the templates need resolved. */
+/* The chosen server with every value its source's description (core/lang/sources.h) asks
+ * for resolved: v[i] is the value of desc->fields[i], or NULL. */
 typedef struct render_target {
 	const pb_server *server;   /* NULL when made from the options (a contract without servers) */
-	const char *name, *type;   /* type: "snowflake" or "databricks" */
-	const char *v[V_COUNT];
-	const char *role;
-	char host_buf[PB_NAME_MAX_BYTES + sizeof SNOWFLAKE_HOST_SUFFIX];
+	const char *name;
+	char type[SOURCE_TYPE_MAX + 1];
+	const source_desc *desc;
+	const char *v[SOURCE_MAX_FIELDS];
+	char *owned[SOURCE_MAX_FIELDS];   /* values built here (a suffix added) */
 } render_target;
+
+static void target_release(render_target *t)
+{
+	for (size_t i = 0; i < SOURCE_MAX_FIELDS; i++)
+		free(t->owned[i]);
+	memset(t->owned, 0, sizeof t->owned);
+}
 
 void pb_files_release(pb_files *f)
 {
@@ -68,28 +56,29 @@ static const char *nonempty(const char *s)
 	return s && *s ? s : NULL;
 }
 
-static const char *option_value(const render_opts *o, int v)
+const char *render_value_of(const render_opts *o, const char *name)
 {
-	switch (v) {
-	case V_HOST: return nonempty(o->host);
-	case V_WAREHOUSE: return nonempty(o->warehouse);
-	case V_DATABASE: return nonempty(o->database);
-	case V_HTTP_PATH: return nonempty(o->http_path);
-	case V_CATALOG: return nonempty(o->catalog);
-	default: return nonempty(o->schema);
-	}
+	for (size_t i = 0; o && i < o->nvalues; i++)
+		if (o->values[i].name && !strcmp(o->values[i].name, name))
+			return nonempty(o->values[i].value);
+	return NULL;
 }
 
-/* How a user passes value v in this caller, or NULL when they cannot. */
-static const char *how_to_pass(render_params params, int v, char *buf, size_t size)
+/* How a user passes field f in this caller (into buf), or NULL when they cannot. */
+static const char *how_to_pass(render_params params, const source_field *f, char *buf, size_t size)
 {
 	switch (params) {
 	case RENDER_PARAMS_CLI:
-		return VALUES[v].flag;
+		if (!f->option || xsnprintf(buf, size, "--%s", f->name))
+			return NULL;
+		for (char *p = buf + 2; *p; p++)
+			if (*p == '_')
+				*p = '-';
+		return buf;
 	case RENDER_PARAMS_QUERY:
-		return xsnprintf(buf, size, "?%s=", VALUES[v].param) ? NULL : buf;
+		return f->option && !xsnprintf(buf, size, "?%s=", f->name) ? buf : NULL;
 	default:
-		return VALUES[v].in_body && !xsnprintf(buf, size, "\"%s\"", VALUES[v].param) ? buf : NULL;
+		return f->request && !xsnprintf(buf, size, "\"%s\"", f->name) ? buf : NULL;
 	}
 }
 
@@ -100,18 +89,40 @@ static void add_words(sbuf *b, const char *const *items, size_t n, const char *c
 		(void)sbuf_addf(b, "%s%s", i == 0 ? "" : i + 1 < n ? ", " : conj, items[i]);
 }
 
-/* One message for every value t lacks (miss[0..n)): what, where to add it, what to pass. */
-static int missing_error(const render_target *t, const render_opts *o, const int *miss, size_t n, char *err)
+/* "HTTP path" for a field: its `what`, else its name with spaces for _ (into buf). */
+static const char *field_what(const source_field *f, char *buf, size_t size)
 {
-	const char *what[NNEEDS], *fields[NNEEDS], *pass[NNEEDS];
-	char passbuf[NNEEDS][32], shown[PB_PBI_NAME_SHOWN_BUF];
+	if (f->what)
+		return f->what;
+	(void)xsnprintf(buf, size, "%s", f->name);
+	for (char *p = buf; *p; p++)
+		if (*p == '_')
+			*p = ' ';
+	return buf;
+}
+
+/* How to add a field to the server: its `add`, else its first key in quotes (into buf). */
+static const char *field_add(const source_field *f, char *buf, size_t size)
+{
+	if (f->add)
+		return f->add;
+	(void)xsnprintf(buf, size, "\"%s\"", f->keys[0].key);
+	return buf;
+}
+
+/* One message for every value t lacks (miss[0..n)): what, where to add it, what to pass. */
+static int missing_error(const render_target *t, const render_opts *o, const size_t *miss, size_t n, char *err)
+{
+	const char *what[SOURCE_MAX_FIELDS], *fields[SOURCE_MAX_FIELDS], *pass[SOURCE_MAX_FIELDS];
+	char whatbuf[SOURCE_MAX_FIELDS][SOURCE_TEXT_MAX + 1], addbuf[SOURCE_MAX_FIELDS][SOURCE_TEXT_MAX + 3];
+	char passbuf[SOURCE_MAX_FIELDS][PASS_MAX], shown[PB_PBI_NAME_SHOWN_BUF];
 	size_t npass = 0;
 	sbuf b;
 	for (size_t i = 0; i < n; i++) {
-		what[i] = VALUES[miss[i]].what;
-		fields[i] = miss[i] == V_HOST && !strcmp(t->type, "snowflake") ? "\"host\" or \"account\"" :
-			    VALUES[miss[i]].field;
-		const char *p = how_to_pass(o->params, miss[i], passbuf[npass], sizeof passbuf[npass]);
+		const source_field *f = &t->desc->fields[miss[i]];
+		what[i] = field_what(f, whatbuf[i], sizeof whatbuf[i]);
+		fields[i] = field_add(f, addbuf[i], sizeof addbuf[i]);
+		const char *p = how_to_pass(o->params, f, passbuf[npass], sizeof passbuf[npass]);
 		if (p)
 			pass[npass++] = p;
 	}
@@ -137,42 +148,52 @@ static int missing_error(const render_target *t, const render_opts *o, const int
 	return rc;
 }
 
-/* A contract without servers and no type given: what each supported type would need. */
-static int no_server_error(const render_opts *o, char *err)
+/* A contract without servers and no type given: the types there are and how to pick one. */
+static int no_server_error(const render_opts *o, const template_dirs *td, char *err)
 {
-	if (o->params == RENDER_PARAMS_BODY)
-		return pb_err(err, PB_EINVAL, "the contract has no servers; add a snowflake or databricks server");
-	bool query = o->params == RENDER_PARAMS_QUERY;
-	const char *type_param = query ? "?type=" : "--type ";
 	sbuf b;
 	sbuf_init(&b, PB_ERR_MAX);
-	(void)sbuf_adds(&b, "the contract has no servers; pass ");
-	for (int k = 0; k < 2; k++) {
-		const int *needs = k ? DATABRICKS_NEEDS : SNOWFLAKE_NEEDS;
-		const char *pass[NNEEDS];
-		char buf[NNEEDS][32];
-		size_t n = 0;
-		for (size_t i = 0; i < NNEEDS; i++)
-			if (!option_value(o, needs[i])) {
-				pass[n] = how_to_pass(o->params, needs[i], buf[n], sizeof buf[n]);
-				n++;
-			}
-		(void)sbuf_addf(&b, "%s%s%s%s", k ? ", or " : "", type_param, k ? "databricks" : "snowflake",
-				n ? " with " : "");
-		add_words(&b, pass, n, " and ");
-	}
+	if (o->params == RENDER_PARAMS_BODY)
+		(void)sbuf_adds(&b, "the contract has no servers; add a server of one of these types: ");
+	else
+		(void)sbuf_addf(&b, "the contract has no servers; pass %s with the values its source needs (types: ",
+				o->params == RENDER_PARAMS_QUERY ? "?type=" : "--type");
+	source_list(td->dirs, td->n, &b);
+	if (o->params != RENDER_PARAMS_BODY)
+		(void)sbuf_adds(&b, ")");
 	int rc = pb_err(err, PB_EINVAL, "%s", sbuf_str(&b));
 	sbuf_release(&b);
 	return rc;
 }
 
-static int resolve_target(const pb_contract *c, const render_opts *o, render_target *t,
-			  char *err)
+/* A server whose type is not given: how to give one. */
+static int no_type_error(const pb_server *s, const render_opts *o, const template_dirs *td, char *err)
+{
+	char shown[PB_PBI_NAME_SHOWN_BUF];
+	sbuf b;
+	sbuf_init(&b, PB_ERR_MAX);
+	(void)sbuf_addf(&b, "server \"%s\" does not say its type; ", pbname_shown(s->name, shown));
+	if (o->params == RENDER_PARAMS_CLI)
+		(void)sbuf_adds(&b, "pass --type (");
+	else if (o->params == RENDER_PARAMS_QUERY)
+		(void)sbuf_adds(&b, "pass ?type= (");
+	else
+		(void)sbuf_adds(&b, "add \"type\" to the server (");
+	source_list(td->dirs, td->n, &b);
+	(void)sbuf_adds(&b, ")");
+	int rc = pb_err(err, PB_EINVAL, "%s", sbuf_str(&b));
+	sbuf_release(&b);
+	return rc;
+}
+
+/* The server the render reads (t->server, NULL for one made from the options) and its type
+ * (t->type, lower case), which must have a description on the template path. */
+static int pick_server(const pb_contract *c, const render_opts *o, const template_dirs *td, render_target *t,
+		       char *err)
 {
 	const pb_server *s = NULL;
 	int rc = 0;
 
-	memset(t, 0, sizeof *t);
 	if (!o->server && nonempty(o->type)) {
 		/* a type without a server name: the first server of that type, else the first that
 		 * does not say its type (a v2 connection), else none: the options alone */
@@ -199,54 +220,126 @@ static int resolve_target(const pb_contract *c, const render_opts *o, render_tar
 	/* the server's own type wins; options give it when there is none to go by */
 	const char *type = s && s->type && strcmp(s->type, "custom") ? s->type : nonempty(o->type);
 	if (!type && !s)
-		return no_server_error(o, err);
-	if (!type) {
+		return no_server_error(o, td, err);
+	if (!type)
+		return no_type_error(s, o, td, err);
+	bool fits = !xsnprintf(t->type, sizeof t->type, "%s", type);
+	for (char *p = t->type; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p + ('a' - 'A'));
+	if (!fits || !source_exists(td->dirs, td->n, t->type)) {
+		sbuf b;
+		sbuf_init(&b, PB_ERR_MAX);
+		source_list(td->dirs, td->n, &b);
 		char shown[PB_PBI_NAME_SHOWN_BUF];
-		return pb_err(err, PB_EINVAL, "server \"%s\" does not say its type; %s", pbname_shown(s->name, shown),
-			      o->params == RENDER_PARAMS_CLI ? "pass --type snowflake or --type databricks" :
-			      o->params == RENDER_PARAMS_QUERY ? "pass ?type=snowflake or ?type=databricks" :
-			      "add \"type\" (snowflake or databricks) to the server");
+		rc = pb_err(err, PB_EINVAL, "server type %s is not supported for Power BI (%s)", pbname_shown(type, shown),
+			    sbuf_str(&b));
+		sbuf_release(&b);
+		return rc;
 	}
-	if (!str_ieq(type, "snowflake") && !str_ieq(type, "databricks"))
-		return pb_err(err, PB_EINVAL, "server type %s is not supported for Power BI (snowflake, databricks)",
-			      type);
 	t->server = s;
-	t->type = str_ieq(type, "snowflake") ? "snowflake" : "databricks";
 	t->name = s ? s->name : t->type;
-	bool sf = !strcmp(t->type, "snowflake");
-	if (s) {
-		t->v[V_HOST] = nonempty(server_field(s, "host"));
-		t->v[V_SCHEMA] = nonempty(server_field(s, "schema"));
-		t->role = nonempty(server_field(s, "role"));
-		if (sf) {
-			const char *account = nonempty(server_field(s, "account"));
-			if (!t->v[V_HOST] && account) {
-				size_t n = strlen(account), sn = strlen(SNOWFLAKE_HOST_SUFFIX);
-				bool full = n > sn && str_ieq(account + n - sn, SNOWFLAKE_HOST_SUFFIX);
-				if (xsnprintf(t->host_buf, sizeof t->host_buf, "%s%s", account,
-					      full ? "" : SNOWFLAKE_HOST_SUFFIX))
-					return pb_err(err, PB_EINVAL, "server \"%s\": account name too long", s->name);
-				t->v[V_HOST] = t->host_buf;
-			}
-			t->v[V_WAREHOUSE] = nonempty(server_field(s, "warehouse"));
-			t->v[V_DATABASE] = nonempty(server_field(s, "database"));
-		} else {
-			t->v[V_HTTP_PATH] = nonempty(server_field(s, "httpPath"));
-			if (!t->v[V_HTTP_PATH])
-				t->v[V_HTTP_PATH] = nonempty(server_field(s, "http_path"));
-			t->v[V_CATALOG] = nonempty(server_field(s, "catalog"));
+	return 0;
+}
+
+/* The value of f on server s: its first key that has one, with the key's suffix added unless
+ * the value ends with it. *owned receives a value built here. */
+static int server_value(const pb_server *s, const source_field *f, const char **out, char **owned, char *err)
+{
+	*out = NULL;
+	for (size_t k = 0; s && k < f->nkeys && !*out; k++) {
+		const char *v = nonempty(server_field(s, f->keys[k].key));
+		const char *suffix = f->keys[k].suffix;
+		if (!v)
+			continue;
+		size_t n = strlen(v), sn = suffix ? strlen(suffix) : 0;
+		if (!suffix || (n > sn && str_ieq(v + n - sn, suffix))) {
+			*out = v;
+			break;
 		}
+		sbuf b;
+		sbuf_init(&b, PB_NAME_MAX_BYTES + SOURCE_TEXT_MAX);
+		if (sbuf_addf(&b, "%s%s", v, suffix)) {
+			sbuf_release(&b);
+			return pb_err(err, PB_EINVAL, "server \"%s\": %s too long", s->name, f->keys[k].key);
+		}
+		*out = *owned = sbuf_detach(&b, NULL);
+		if (!*owned)
+			return pb_err(err, PB_ENOMEM, "out of memory");
 	}
-	const int *needs = sf ? SNOWFLAKE_NEEDS : DATABRICKS_NEEDS;
-	int miss[NNEEDS];
-	size_t nmiss = 0;
-	for (size_t i = 0; i < NNEEDS; i++) {
-		if (!t->v[needs[i]])
-			t->v[needs[i]] = option_value(o, needs[i]);
-		if (!t->v[needs[i]])
-			miss[nmiss++] = needs[i];
+	return 0;
+}
+
+/* Every value the description asks for: the server's, else the caller's, else the default;
+ * what a required field still lacks is named in one message. */
+static int resolve_fields(const render_opts *o, render_target *t, char *err)
+{
+	const source_desc *d = t->desc;
+	size_t miss[SOURCE_MAX_FIELDS], nmiss = 0;
+	int rc;
+	for (size_t i = 0; i < d->nfields; i++) {
+		const source_field *f = &d->fields[i];
+		if ((rc = server_value(t->server, f, &t->v[i], &t->owned[i], err)))
+			return rc;
+		if (!t->v[i] && (f->option || f->request))
+			t->v[i] = render_value_of(o, f->name);
+		if (!t->v[i])
+			t->v[i] = f->dflt;
+	}
+	for (size_t i = 0; i < d->nfields; i++) {
+		const source_field *f = &d->fields[i];
+		if (!t->v[i] && f->dflt_from)
+			t->v[i] = t->v[source_field_named(d, f->dflt_from) - d->fields];
+		if (!t->v[i] && f->required)
+			miss[nmiss++] = i;
 	}
 	return nmiss ? missing_error(t, o, miss, nmiss, err) : 0;
+}
+
+/* A storage mode the source does not allow: what asked for it, and what Power BI allows. */
+static int mode_refused(const char *what, const char *name, unsigned mode, const source_desc *d, char *err)
+{
+	char shown[PB_PBI_NAME_SHOWN_BUF];
+	sbuf b;
+	sbuf_init(&b, PB_ERR_MAX);
+	source_modes_text(d->modes, &b);
+	int rc = pb_err(err, PB_EINVAL, "%s%s%s%s: storage mode %s is not allowed for %s sources in Power BI (%s)", what,
+			name ? " \"" : "", name ? pbname_shown(name, shown) : "", name ? "\"" : "", source_mode_name(mode),
+			d->type, sbuf_str(&b));
+	sbuf_release(&b);
+	return rc;
+}
+
+static int mode_unknown(const char *what, const char *name, const char *value, char *err)
+{
+	char shown[PB_PBI_NAME_SHOWN_BUF], shown2[PB_PBI_NAME_SHOWN_BUF];
+	return pb_err(err, PB_EINVAL, "%s \"%s\": powerbi.storageMode \"%s\": use import, directQuery or dual", what,
+		      pbname_shown(name, shown), pbname_shown(value, shown2));
+}
+
+int render_storage_modes(const pb_contract *c, const pb_server *s, const source_desc *d, unsigned asked,
+			 render_params params, unsigned *modes, char *err)
+{
+	const char *server_mode = s ? nonempty(server_field(s, "powerbi.storageMode")) : NULL;
+	unsigned server = 0;
+	if (server_mode && !(server = source_mode_of(server_mode)))
+		return mode_unknown("server", s->name, server_mode, err);
+	if (server && !(server & d->modes))
+		return mode_refused("server", s->name, server, d, err);
+	if (asked && !(asked & d->modes))
+		return mode_refused(params == RENDER_PARAMS_QUERY ? "?mode=" : "--mode", NULL, asked, d, err);
+	for (size_t i = 0; i < c->ntables; i++) {
+		const pb_table *tb = &c->tables[i];
+		unsigned m = 0;
+		if (tb->storage_mode && !(m = source_mode_of(tb->storage_mode)))
+			return mode_unknown("table", tb->name, tb->storage_mode, err);
+		m = m ? m : server ? server : asked ? asked : d->default_mode;
+		if (!(m & d->modes))
+			return mode_refused("table", tb->name, m, d, err);
+		if (modes)
+			modes[i] = m;
+	}
+	return 0;
 }
 
 /* --- the context table handed to main.lua ---------------------------------------- */
@@ -254,7 +347,9 @@ static int resolve_target(const pb_contract *c, const render_opts *o, render_tar
 struct ctx_args {
 	const pb_contract *c;
 	const render_target *t;
-	const char *mode;
+	const char *mode;        /* the caller's --mode / ?mode= as given to templates: import, directquery */
+	unsigned default_mode;   /* the mode of a table nothing else decides */
+	const unsigned *modes;   /* each table's storage mode (SOURCE_MODE_*) */
 };
 
 static void set_str(lua_State *L, const char *key, const char *value)
@@ -306,7 +401,7 @@ static void push_column(lua_State *L, const pb_column *col)
 		set_int(L, "scale", col->scale);
 }
 
-static void push_contract(lua_State *L, const pb_contract *c)
+static void push_contract(lua_State *L, const pb_contract *c, const unsigned *modes)
 {
 	lua_createtable(L, 0, 14);
 	set_str(L, "id", c->id);
@@ -327,6 +422,8 @@ static void push_contract(lua_State *L, const pb_contract *c)
 		set_str(L, "physical_type", t->physical_type);
 		set_str(L, "description", t->description);
 		set_str(L, "business_name", t->business_name);
+		if (modes)
+			set_str(L, "storage_mode", source_mode_name(modes[i]));
 		lua_createtable(L, (int)t->ncolumns, 0);
 		for (size_t j = 0; j < t->ncolumns; j++) {
 			push_column(L, &t->columns[j]);
@@ -430,23 +527,19 @@ static int push_ctx(lua_State *L)
 	const render_target *t = a->t;
 	lua_settop(L, 0);
 	lua_createtable(L, 0, 4);
-	push_contract(L, a->c);
+	push_contract(L, a->c, a->modes);
 	lua_setfield(L, -2, "contract");
 
-	lua_createtable(L, 0, 9);
+	lua_createtable(L, 0, (int)t->desc->nfields + 2);
 	set_str(L, "name", t->name);
 	set_str(L, "type", t->type);
-	set_str(L, "host", t->v[V_HOST]);
-	set_str(L, "warehouse", t->v[V_WAREHOUSE]);
-	set_str(L, "http_path", t->v[V_HTTP_PATH]);
-	set_str(L, "database", t->v[V_DATABASE]);
-	set_str(L, "catalog", t->v[V_CATALOG]);
-	set_str(L, "schema", t->v[V_SCHEMA]);
-	set_str(L, "role", t->role);
+	for (size_t i = 0; i < t->desc->nfields; i++)
+		set_str(L, t->desc->fields[i].name, t->v[i]);
 	lua_setfield(L, -2, "target");
 
-	lua_createtable(L, 0, 1);
+	lua_createtable(L, 0, 2);
 	set_str(L, "mode", a->mode);
+	set_str(L, "storage_mode", source_mode_name(a->default_mode));
 	lua_setfield(L, -2, "options");
 
 	lua_createtable(L, 0, 3);
@@ -596,14 +689,14 @@ static void set_limits(const pb_contract *c, const render_opts *o, sandbox_opts 
 					      PB_LUA_TIME_MAX_MS - (int)PB_LUA_TIME_BASE_MS);
 }
 
-static int check_mode(const char *mode, const char **norm, char *err)
+/* The caller's storage mode (any case): *bit its SOURCE_MODE_*, 0 when none was asked for;
+ * *norm the spelling templates get in ctx.options.mode (import, directquery, dual). */
+static int check_mode(const char *mode, unsigned *bit, const char **norm, char *err)
 {
-	if (!mode || str_ieq(mode, "import"))
-		*norm = "import";
-	else if (str_ieq(mode, "directquery"))
-		*norm = "directquery";
-	else
-		return pb_err(err, PB_EINVAL, "mode \"%s\": use import or directquery", mode);
+	*bit = mode ? source_mode_of(mode) : 0;
+	*norm = !*bit ? "import" : *bit == SOURCE_MODE_DIRECTQUERY ? "directquery" : source_mode_name(*bit);
+	if (mode && !*bit)
+		return pb_err(err, PB_EINVAL, "mode \"%s\": use import, directquery or dual", mode);
 	return 0;
 }
 
@@ -649,32 +742,49 @@ static int check_complete(const pb_contract *c, const pb_files *f, char *err)
 	return rc;
 }
 
+/* The order: the template path, the caller's mode and server (input), the source's
+ * description (the server's templates), the values and storage modes (input again: what the
+ * caller gave must fit the description), then the templates themselves. */
 int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, char *err)
 {
 	static const render_opts defaults;
 	const render_opts *o = opts ? opts : &defaults;
 	template_dirs td = { .n = 0 };
 	lua_sandbox *sb = NULL;
-	render_target target;
-	struct ctx_args args = { c, &target, NULL };
+	source_desc *desc = NULL;
+	render_target target = { 0 };
+	unsigned asked = 0, *modes = NULL;
+	struct ctx_args args = { c, &target, NULL, 0, NULL };
 	int rc;
 
 	out->v = NULL;
 	out->n = 0;
-	render_fault at = RENDER_FAULT_INPUT;
-	rc = check_mode(o->mode, &args.mode, err);
-	if (!rc)
-		rc = resolve_target(c, o, &target, err);
-	if (rc)
-		goto out;
-	at = RENDER_FAULT_TEMPLATE;   /* from here on, what fails is the templates */
+	if (o->source)
+		*o->source = NULL;
+	render_fault at = RENDER_FAULT_TEMPLATE;   /* the template path is the server's */
 	if ((rc = template_dirs_build(o->cfg, o->template_path, "templates/tmdl", &td, err)))
 		goto out;
+	at = RENDER_FAULT_INPUT;
+	if ((rc = check_mode(o->mode, &asked, &args.mode, err)) || (rc = pick_server(c, o, &td, &target, err)))
+		goto out;
+	at = RENDER_FAULT_TEMPLATE;   /* the description and the templates are the server's */
 	sandbox_opts so = { .dirs = td.dirs, .ndirs = td.n };
 	set_limits(c, o, &so);
-	rc = sandbox_new(&so, &sb, err);
-	if (!rc)
-		rc = sandbox_cpcall(sb, push_ctx, &args, 1, err);
+	if ((rc = sandbox_new(&so, &sb, err)) || (rc = source_load(sb, target.type, &desc, err)))
+		goto out;
+	at = RENDER_FAULT_INPUT;    /* what the caller gave must fit the description */
+	target.desc = desc;
+	if (!(modes = calloc(c->ntables + 1, sizeof *modes))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = resolve_fields(o, &target, err)) ||
+	    (rc = render_storage_modes(c, target.server, desc, asked, o->params, modes, err)))
+		goto out;
+	args.modes = modes;
+	args.default_mode = asked ? asked : desc->default_mode;
+	at = RENDER_FAULT_TEMPLATE;   /* from here on, what fails is the templates */
+	rc = sandbox_cpcall(sb, push_ctx, &args, 1, err);
 	if (!rc)
 		rc = sandbox_call(sb, "main", 1, err);
 	if (!rc) {
@@ -683,9 +793,16 @@ int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, ch
 	}
 	if (!rc && (rc = check_complete(c, out, err)))
 		pb_files_release(out);
+	if (!rc && o->source) {
+		*o->source = desc;
+		desc = NULL;
+	}
 out:
 	if (o->fault)
 		*o->fault = rc ? at : RENDER_FAULT_NONE;
+	free(modes);
+	source_desc_free(desc);
+	target_release(&target);
 	sandbox_free(sb);
 	template_dirs_release(&td);
 	return rc;

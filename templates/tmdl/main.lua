@@ -1,25 +1,13 @@
--- main: the entry template. Receives ctx = { contract, target, options } and returns
+-- main: the entry template. Receives ctx = { contract, target, options, names } and returns
 -- { [path] = text } for a complete TMDL definition: definition.pbism and definition/...
--- It first builds a view model (names from naming.lua, types from tmdl.column_type,
--- lineage tags) that the per-file templates render.
+-- It first builds a view model (names from naming.lua, types from the source's description
+-- (templates/tmdl/sources/<type>.lua) or tmdl.column_type, lineage tags) that the per-file
+-- templates render.
 local tmdl = require "tmdl"
 local naming = require "naming"
 
 local lower, format = string.lower, string.format
-local type, error, ipairs = type, error, ipairs
-
-local PARAMETERS = {
-	snowflake = {
-		{ name = "SnowflakeHost", field = "host", description = "Snowflake account host name" },
-		{ name = "SnowflakeWarehouse", field = "warehouse", description = "Snowflake virtual warehouse" },
-		{ name = "SnowflakeDatabase", field = "database", description = "Snowflake database" },
-	},
-	databricks = {
-		{ name = "DatabricksHost", field = "host", description = "Databricks server host name" },
-		{ name = "DatabricksHttpPath", field = "http_path", description = "Databricks SQL warehouse HTTP path" },
-		{ name = "DatabricksCatalog", field = "catalog", description = "Databricks Unity Catalog catalog" },
-	},
-}
+local type, error, ipairs, pcall, tostring = type, error, ipairs, pcall, tostring
 
 local function must_be_name(v, what)
 	if type(v) ~= "string" or v == "" then
@@ -50,24 +38,44 @@ local function check_length(ctx, name, what)
 	end
 end
 
+-- A column's type by the source's mapping; its error (a type a Power BI model cannot hold)
+-- names the table too.
+local function typed(column_type, cc, tname)
+	local ok, t = pcall(column_type, cc)
+	if not ok then
+		error(format("table '%s': %s", shown(tname), tostring(t)), 0)
+	end
+	return t
+end
+
 local function build(ctx)
 	local c, target = ctx.contract, ctx.target
 	local key = ctx.names.key
 	local id = c.id or c.name or ""
+	local source = require("sources." .. target.type)
+	local column_type = source.column_type or tmdl.column_type
 	local model = {
 		contract = c,
 		target = target,
-		mode = ctx.options.mode == "directquery" and "directQuery" or "import",
+		source = source,
+		mode = ctx.options.storage_mode,
 		culture = "en-US",
 		tables = {},
 		relationships = {},
 		parameters = {},
 	}
 	local queries = {}   -- query names by key: tables and parameters share one namespace
-	for _, p in ipairs(PARAMETERS[target.type]) do
+	for _, p in ipairs(source.parameters or {}) do
+		-- a field's value, or one the description computes from the target (host:port)
+		local value
+		if p.value then value = p.value(target) else value = target[p.field] end
+		if type(value) ~= "string" then
+			error(format("sources/%s.lua: parameter %s has no value (field '%s')", target.type, p.name,
+				tostring(p.field)), 0)
+		end
 		model.parameters[#model.parameters + 1] = {
 			name = p.name,
-			value = target[p.field],
+			value = value,
 			description = p.description,
 			lineage_tag = tmdl.lineage_tag(id, "expression", p.name),
 		}
@@ -93,6 +101,7 @@ local function build(ctx)
 			source = ct,
 			source_name = ct.physical_name or ct.name,
 			kind = ct.physical_type == "view" and "View" or "Table",
+			mode = ct.storage_mode or model.mode,
 			description = naming.table_description(ct, ctx),
 			lineage_tag = tmdl.lineage_tag(id, "table", ct.name),
 			columns = {},
@@ -116,7 +125,7 @@ local function build(ctx)
 				-- Power BI allows one key column per table: composite keys mark none.
 				is_key = (cc.primary_key and nkeys == 1) and true or false,
 				not_null = (cc.required or (cc.primary_key and nkeys == 1)) and true or false,
-				type = tmdl.column_type(cc),
+				type = typed(column_type, cc, ct.name),
 				description = naming.column_description(cc, ct, ctx),
 				lineage_tag = tmdl.lineage_tag(id, "column", ct.name, cc.name),
 			}

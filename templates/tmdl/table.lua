@@ -1,5 +1,6 @@
 -- table: definition/tables/<file>.tmdl (tmdl.md sections 4 and 6): the table, its
--- columns and one M partition in the storage mode chosen with --mode.
+-- columns and one M partition in the table's storage mode (import, directQuery or dual:
+-- the contract's powerbi.storageMode, --mode, or the source's default).
 local tmdl = require "tmdl"
 local source = require "source"
 
@@ -53,7 +54,7 @@ return function(t, model, ctx)
 	end
 	w:blank()
 	w:line(1, "partition " .. quote(t.name) .. " = m")
-	w:raw_prop(2, "mode", model.mode)
+	w:raw_prop(2, "mode", t.mode or model.mode)
 	w:line(2, "source =")
 	w:expression(4, source(t, model, ctx))
 	w:blank()

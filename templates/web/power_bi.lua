@@ -2,11 +2,14 @@
 -- without JavaScript; with it, the product page shows #power-bi-panel in a <dialog>
 -- (pbiport.js), so everything the dialog needs is inside that panel.
 -- view.port: the output port (id, name, type, server); view.product = { id, name };
+-- view.source: its source's description as a form needs it (core/lang/sources.h
+-- source_desc_json: label, credentials = { { kind, label, fields = { { name, label, secret } } } },
+-- request_fields = { { name, what } });
 -- view.default_name: the semantic model name the API would use; view.workspaces: the user's
 -- workspaces { id, name, role, writable }; view.connections: existing connections { id, name,
--- path } that point at view.data_source = { type, host, warehouse | http_path };
--- view.needs_http_path: a Databricks port whose contract gives no HTTP path (view.http_path: the
--- one given); view.problem = { code, message }: what comes first (connect Power BI, the
+-- path } that point at view.data_source = { type, label, host, path };
+-- view.needs_http_path: a port whose source takes a value from the request (Databricks' HTTP
+-- path) that its contract does not give (view.http_path: the one given); view.problem = { code, message }: what comes first (connect Power BI, the
 -- organization's settings, Microsoft not answering); view.form: the earlier input of a refused
 -- form (never a secret) and view.error = { code, message }: why it was refused.
 local html = require("html")
@@ -16,6 +19,17 @@ local pbi = require("web.pbi")
 
 local function hint(id, ...)
   return h.p{ class = "hint", id = id, ... }
+end
+
+-- What the request may give that the contract lacks, in words ("HTTP path").
+local function request_what(view)
+  local f = view.source and view.source.request_fields and view.source.request_fields[1]
+  return f and f.what or "HTTP path"
+end
+
+local function request_hint(view)
+  local f = view.source and view.source.request_fields and view.source.request_fields[1]
+  return f and f.hint
 end
 
 local function product_url(view)
@@ -84,39 +98,50 @@ local function text_field(id, name, label, kind, value, extra)
   }
 end
 
--- The credentials of a new connection: Snowflake Basic, or Databricks with a Personal Access
--- Token or an OAuth2 Service Principal. The stylesheet shows only the chosen kind's fields.
+-- The fields of one kind of credentials; secrets are never shown again.
+local function cred_fields(kind, form)
+  local out = {}
+  for _, f in ipairs(kind.fields) do
+    out[#out + 1] = text_field("conn-" .. f.name, f.name, f.label, f.secret and "password" or "text",
+                               not f.secret and form[f.name] or nil)
+  end
+  return out
+end
+
+-- The credentials of a new connection, of the kinds the port's source takes (its description):
+-- one kind's fields, or a choice of kinds, each followed by its fields (the stylesheet shows
+-- only the chosen kind's).
 local function new_connection_fields(view, form)
-  if view.port.type == "snowflake" then
+  local kinds = view.source.credentials
+  if #kinds == 1 then
     return h.div{ class = "new-connection",
-      h.input{ type = "hidden", name = "credential_type", value = "basic" },
-      text_field("conn-username", "username", "Username", "text", form.username),
-      text_field("conn-password", "password", "Password", "password"),
+      h.input{ type = "hidden", name = "credential_type", value = kinds[1].kind },
+      cred_fields(kinds[1], form),
     }
   end
-  local sp = form.credential_type == "service_principal"
+  local chosen = form.credential_type or kinds[1].kind
+  local choices = {}
+  for _, k in ipairs(kinds) do
+    local id = "cred-" .. k.kind
+    choices[#choices + 1] = h.div{ class = "cred-kind",
+      h.div{ class = "choice",
+        h.input{ type = "radio", id = id, name = "credential_type", value = k.kind, checked = chosen == k.kind },
+        h.label{ ["for"] = id, k.label } },
+      h.div{ class = "cred-fields", cred_fields(k, form) },
+    }
+  end
   return h.div{ class = "new-connection",
-    h.fieldset{ class = "choices",
-      h.legend{ "Authentication" },
-      h.div{ class = "choice",
-        h.input{ type = "radio", id = "cred-token", name = "credential_type", value = "token", checked = not sp },
-        h.label{ ["for"] = "cred-token", "Personal Access Token" } },
-      h.div{ class = "choice",
-        h.input{ type = "radio", id = "cred-sp", name = "credential_type", value = "service_principal", checked = sp },
-        h.label{ ["for"] = "cred-sp", "OAuth2 Service Principal" } },
-    },
-    h.div{ class = "cred-token", text_field("conn-token", "token", "Personal Access Token", "password") },
-    h.div{ class = "cred-sp",
-      text_field("conn-tenant", "tenant_id", "Tenant ID", "text", form.tenant_id),
-      text_field("conn-client", "client_id", "Client ID", "text", form.client_id),
-      text_field("conn-secret", "client_secret", "Client Secret", "password"),
-    },
+    h.fieldset{ class = "choices", h.legend{ "Authentication" }, choices },
   }
 end
 
 local function source_text(ds)
   if not ds then return nil end
-  return { ds.type, " ", h.code{ ds.host }, (ds.warehouse or ds.http_path) and { " · ", h.code{ ds.warehouse or ds.http_path } } }
+  local parts = { ds.label }
+  for value in string.gmatch(ds.path or "", "[^;]+") do
+    parts[#parts + 1] = { #parts == 1 and " " or " · ", h.code{ value } }
+  end
+  return parts
 end
 
 local function connection_field(view, form)
@@ -139,20 +164,21 @@ local function connection_field(view, form)
     hint(nil, #conns > 0 and { "Your connections to ", source_text(view.data_source), ", or a new one." }
                or view.data_source and { "None of your connections points at ", source_text(view.data_source),
                                          ": create a new one." }
-               or "Give the HTTP path to see your connections to this warehouse, or create a new one."),
+               or { "Give the ", request_what(view), " to see your connections, or create a new one." }),
     items,
     new_connection_fields(view, form),
   }
 end
 
--- A Databricks port whose contract has no HTTP path: the path, and a way to list the
--- connections to it (a GET form of its own, before the publish form).
+-- A port whose contract lacks the value the request may give (Databricks' HTTP path): the value,
+-- and a way to list the connections to it (a GET form of its own, before the publish form).
 local function http_path_lookup(view)
+  local what = request_what(view)
   return h.form{ method = "get", action = view.page.path, class = "inline-form",
     h.div{ class = "field",
-      h.label{ ["for"] = "lookup-http-path", "HTTP path" },
-      hint("lookup-hint", "The contract gives no HTTP path for this Databricks server: the SQL warehouse's, ",
-           "e.g. /sql/1.0/warehouses/0123456789abcdef."),
+      h.label{ ["for"] = "lookup-http-path", what },
+      hint("lookup-hint", "The contract gives no ", what, " for this ", view.source.label, " server",
+           request_hint(view) and { ": ", request_hint(view), "." } or "."),
       h.div{ class = "search-row",
         h.input{ type = "text", id = "lookup-http-path", name = "http_path", value = view.http_path, required = true,
                  ["aria-describedby"] = "lookup-hint", spellcheck = "false" },
@@ -200,10 +226,21 @@ local function http_path_problem(view)
   }
 end
 
+-- A source Power BI reaches only through an on-premises data gateway (its description's
+-- gateway_only): said instead of a form that could not succeed.
+local function gateway_box(view)
+  return h.div{ class = "notice", role = "status",
+    h.p{ "Power BI reaches ", view.source.label, " only through an on-premises data gateway: Fabric offers no ",
+         "cloud connection for it, and publishing through a gateway is not available yet." },
+  }
+end
+
 local function panel(view)
   local port = view.port
   local body
-  if not view.problem then
+  if view.source and view.source.gateway_only then
+    body = gateway_box(view)
+  elseif not view.problem then
     body = publish_form(view)
   elseif view.problem.code == "bad_request" and view.needs_http_path then
     body = http_path_problem(view)

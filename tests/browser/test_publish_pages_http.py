@@ -144,7 +144,7 @@ class PublishPagesHttp(publish_stack.PublishStackTestCase):
         self.assertEqual(status, 400)
         self.assertIn("connection.tenant_id", body)
         self.assertNotIn("s3cr3t-value", body)
-        self.assertIn('<input checked id="cred-sp"', body)
+        self.assertIn('<input checked id="cred-service_principal"', body)
 
     def test_databricks_port_without_http_path_asks_for_it_first(self):
         path = self.modal("lake-nopath")

@@ -17,22 +17,43 @@ WRITE_MODELS = ("SemanticModel.ReadWrite.All", "Item.ReadWrite.All")
 READ_CONN = ("Connection.Read.All", "Connection.ReadWrite.All")
 WRITE_CONN = ("Connection.ReadWrite.All",)
 
-# GET /v1/connections/supportedConnectionTypes (cloud). Parameter order = the order of the path.
+# GET /v1/connections/supportedConnectionTypes (cloud). A connection's path is the values of
+# its parameters in this order, joined with ';' (Fabric shows "contoso.database.windows.net;sales"),
+# the optional ones only when given; one without parameters (Google BigQuery: "it lacks a
+# parameters field", learn.microsoft.com/power-query/connectors/google-bigquery) has its type as
+# path, as Power BI names such a data source.
+def _text(name, required=True):
+    return {"name": name, "dataType": "Text", "required": required}
+
+
 SUPPORTED_TYPES = [
     {"type": "Snowflake", "creationMethods": [{"name": "Snowflake.Databases", "parameters": [
-        {"name": "server", "dataType": "Text", "required": True},
-        {"name": "warehouse", "dataType": "Text", "required": True},
-        {"name": "Role", "dataType": "Text", "required": False}]}],
+        _text("server"), _text("warehouse"), _text("Role", False)]}],
      "supportedCredentialTypes": ["Basic", "KeyPair", "OAuth2"]},
     {"type": "Databricks", "creationMethods": [{"name": "Databricks.Catalogs", "parameters": [
-        {"name": "host", "dataType": "Text", "required": True},
-        {"name": "httpPath", "dataType": "Text", "required": True},
-        {"name": "Catalog", "dataType": "Text", "required": False}]}],
+        _text("host"), _text("httpPath"), _text("Catalog", False)]}],
      "supportedCredentialTypes": ["Key", "Basic", "ServicePrincipal", "OAuth2"]},
-    {"type": "SQL", "creationMethods": [{"name": "Sql", "parameters": [
-        {"name": "server", "dataType": "Text", "required": True},
-        {"name": "database", "dataType": "Text", "required": True}]}],
-     "supportedCredentialTypes": ["Basic", "ServicePrincipal", "OAuth2"]},
+    # SQL Server, Azure SQL, Azure Synapse, the Fabric Warehouse / Lakehouse SQL endpoint
+    {"type": "SQL", "creationMethods": [{"name": "SQL", "parameters": [
+        _text("server"), _text("database", False)]}],
+     "supportedCredentialTypes": ["Basic", "OAuth2", "ServicePrincipal", "WorkspaceIdentity"]},
+    {"type": "PostgreSQL", "creationMethods": [{"name": "PostgreSQL.Database", "parameters": [
+        _text("server"), _text("database")]}],
+     "supportedCredentialTypes": ["Basic"]},
+    {"type": "AmazonRedshift", "creationMethods": [{"name": "AmazonRedshift.Database", "parameters": [
+        _text("server"), _text("database")]}],
+     "supportedCredentialTypes": ["Basic", "OAuth2"]},
+    {"type": "GoogleBigQuery", "creationMethods": [{"name": "GoogleBigQuery.Database", "parameters": []}],
+     "supportedCredentialTypes": ["Basic", "OAuth2"]},
+]
+# Offered only through an on-premises data gateway (supportedConnectionTypes?gatewayId=): the
+# connectors whose Power Query pages say "online service with gateway".
+GATEWAY_ONLY_TYPES = [
+    {"type": "Oracle", "creationMethods": [{"name": "Oracle.Database", "parameters": [_text("server")]}],
+     "supportedCredentialTypes": ["Basic", "Windows"]},
+    {"type": "MySql", "creationMethods": [{"name": "MySQL.Database", "parameters": [
+        _text("server"), _text("database")]}],
+     "supportedCredentialTypes": ["Basic", "Windows"]},
 ]
 CREDENTIAL_FIELDS = {
     "Basic": (("username",), ("password", "passwordReference")),
@@ -506,10 +527,8 @@ def list_connections(emu, req, m):
 
 def supported_types(emu, req, m):
     auth(emu, req, READ_CONN)
-    if req.q("gatewayId"):
-        return json_resp(200, {"value": []})
     out = []
-    for t in SUPPORTED_TYPES:
+    for t in (SUPPORTED_TYPES + GATEWAY_ONLY_TYPES if req.q("gatewayId") else SUPPORTED_TYPES):
         d = dict(t)
         d["supportedConnectionEncryptionTypes"] = ["Encrypted", "NotEncrypted"]
         d["supportsSkipTestConnection"] = True
@@ -547,9 +566,16 @@ def _validate_details(req, details):
         if x["required"] and not str((given.get(x["name"]) or {}).get("value") or "").strip():
             raise HttpError(fabric_error(req, 400, "InvalidConnectionDetails", "Required parameter '%s' is missing"
                                          % x["name"]))
-    # the path is made of the required (positional) parameters, joined with ';'
-    path = ";".join(str(given[x["name"]]["value"]) for x in method["parameters"] if x["required"])
-    return meta, method, path, [given[n] for n in given]
+    return meta, method, connection_path(meta, method, given), [given[n] for n in given]
+
+
+def connection_path(meta, method, given):
+    """The path of a connection: its parameters' values in the creation method's order, joined
+    with ';' (optional ones only when given); the type for a connection without parameters."""
+    if not method["parameters"]:
+        return meta["type"]
+    return ";".join(str(given[x["name"]]["value"]) for x in method["parameters"]
+                    if x["required"] or str((given.get(x["name"]) or {}).get("value") or "").strip())
 
 
 def _validate_credentials(req, meta, cred_details):

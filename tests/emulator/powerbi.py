@@ -186,11 +186,14 @@ def datasource_id(tenant, ds):
     return str(uuid.uuid5(NS, "ds/%s/%s/%s" % (tenant, ds["type"].lower(), ds["path"].lower())))
 
 
+# Power BI's own data source types (the rest are connectors built as extensions).
+BUILTIN_DATASOURCE_TYPES = {"SQL": "Sql", "PostgreSQL": "PostgreSql", "MySql": "MySql", "Oracle": "Oracle"}
+
+
 def datasource_json(emu, model, ds):
     tenant = emu.workspaces[model["workspace"]]["tenant"]
-    if ds["type"] == "SQL":
-        d = {"datasourceType": "Sql", "connectionDetails": {"server": ds["parameters"]["server"],
-                                                            "database": ds["parameters"]["database"]}}
+    if ds["type"] in BUILTIN_DATASOURCE_TYPES:
+        d = {"datasourceType": BUILTIN_DATASOURCE_TYPES[ds["type"]], "connectionDetails": dict(ds["parameters"])}
     else:
         d = {"datasourceType": "Extension",
              "connectionDetails": {"kind": ds["type"], "path": ds["path"], "extensionDataSourceKind": ds["type"],

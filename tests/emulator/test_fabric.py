@@ -469,6 +469,55 @@ class Fabric(EmuTestCase):
         self.assertFabricError(self.emu.call("GET", "/fabric/v1/connections", token=narrow), 403,
                                "InsufficientScopes")
 
+    def test_connection_types_of_every_source(self):
+        """Each cloud connector pbiport's sources describe (templates/tmdl/sources/) is listed with its
+        creation method and credential kinds, takes those and refuses the others as Fabric does;
+        Oracle and MySQL are offered only with a gateway."""
+        types = {t["type"]: t for t in self.emu.call("GET", "/fabric/v1/connections/supportedConnectionTypes",
+                                                    token=self.alice).json["value"]}
+        for t in types.values():
+            self.assertEqual(sorted(t), ["creationMethods", "supportedConnectionEncryptionTypes",
+                                         "supportedCredentialTypes",
+                                         "supportedCredentialTypesForUsageInUserControlledCode",
+                                         "supportsSkipTestConnection", "type"])
+        self.assertEqual(types["PostgreSQL"]["creationMethods"][0]["name"], "PostgreSQL.Database")
+        self.assertEqual([p["name"] for p in types["SQL"]["creationMethods"][0]["parameters"]], ["server", "database"])
+        self.assertEqual(types["GoogleBigQuery"]["creationMethods"][0]["parameters"], [])
+        self.assertNotIn("Oracle", types)
+        self.assertNotIn("MySql", types)
+        gw = self.emu.call("GET", "/fabric/v1/connections/supportedConnectionTypes?gatewayId=%s" % TENANT,
+                           token=self.alice).json["value"]
+        self.assertIn("Oracle", [t["type"] for t in gw])
+
+        def details(typ, method, **params):
+            return {"type": typ, "creationMethod": method,
+                    "parameters": [{"dataType": "Text", "name": k, "value": v} for k, v in params.items()]}
+        basic = {"credentials": {"credentialType": "Basic", "username": "u", "password": "p"}}
+        sp = {"credentials": {"credentialType": "ServicePrincipal", "tenantId": "t", "servicePrincipalClientId": "c",
+                              "servicePrincipalSecret": "s"}}
+        made = [
+            ("pg", details("PostgreSQL", "PostgreSQL.Database", server="pg.example.com", database="sales"), basic,
+             "pg.example.com;sales"),
+            ("sql", details("SQL", "SQL", server="contoso.database.windows.net", database="dw"), sp,
+             "contoso.database.windows.net;dw"),
+            ("rs", details("AmazonRedshift", "AmazonRedshift.Database", server="cl.redshift.amazonaws.com",
+                           database="dev"), basic, "cl.redshift.amazonaws.com;dev"),
+            ("bq", details("GoogleBigQuery", "GoogleBigQuery.Database"), basic, "GoogleBigQuery"),
+        ]
+        for name, det, cred, path in made:
+            r = self._sf_connection(name, connectionDetails=det, credentialDetails=cred)
+            self.assertEqual(r.status, 201, r)
+            self.assertEqual(r.json["connectionDetails"], {"type": det["type"], "path": path})
+        # a kind the connector does not take, a method of another type, a gateway-only type
+        self.assertFabricError(self._sf_connection("pg-sp", connectionDetails=made[0][1], credentialDetails=sp), 400,
+                               "InvalidCredentialDetails")
+        self.assertFabricError(self._sf_connection("pg-m", connectionDetails=details(
+            "PostgreSQL", "Sql.Database", server="h", database="d"), credentialDetails=basic), 400,
+            "InvalidConnectionDetails")
+        self.assertFabricError(self._sf_connection("ora", connectionDetails=details(
+            "Oracle", "Oracle.Database", server="db:1521/ORCL"), credentialDetails=basic), 400,
+            "InvalidConnectionDetails")
+
     def test_item_connections_and_bind_rules(self):
         base = "/fabric/v1/workspaces/%s" % WS_SALES
         conns = self.emu.call("GET", base + "/items/%s/connections" % MODEL_SALES, token=self.alice).json["value"]

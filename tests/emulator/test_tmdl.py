@@ -75,6 +75,26 @@ class Reader(unittest.TestCase):
                                                      '[Catalog=null])'}]}]}
         self.assertEqual(tmdl.datasources_of(dbx)[0]["path"], "h.net;/sql/1.0/warehouses/1")
 
+    def test_datasources_of_every_connector(self):
+        """The M each source's template writes (templates/tmdl/sources/) gives the data source Fabric
+        binds by: its connection type and the path its parameters make."""
+        cases = [
+            ('PostgreSQL.Database(S, "sales"),\n x = Source{[Schema="public",Item="t"]}[Data]', "PostgreSQL",
+             "pg.example.com;sales", {"server": "pg.example.com", "database": "sales"}),
+            ('Sql.Database(S, "dw")', "SQL", "pg.example.com;dw", {"server": "pg.example.com", "database": "dw"}),
+            ('AmazonRedshift.Database(S, "dev")', "AmazonRedshift", "pg.example.com;dev",
+             {"server": "pg.example.com", "database": "dev"}),
+            ('MySQL.Database(S, "shop", [ReturnSingleDatabase=true])', "MySql", "pg.example.com;shop",
+             {"server": "pg.example.com", "database": "shop"}),
+            ('Oracle.Database(S, [HierarchicalNavigation=true])', "Oracle", "pg.example.com",
+             {"server": "pg.example.com"}),
+            ('GoogleBigQuery.Database([BillingProject=S])', "GoogleBigQuery", "GoogleBigQuery", {}),
+        ]
+        for m, typ, path, params in cases:
+            model = {"expressions": [{"name": "S", "expression": '"pg.example.com" meta [IsParameterQuery=true]'}],
+                     "tables": [{"partitions": [{"source": "let\n Source = " + m + "\nin\n Source"}]}]}
+            self.assertEqual(tmdl.datasources_of(model), [{"type": typ, "path": path, "parameters": params}], m)
+
     def test_errors_name_file_and_line(self):
         cases = [
             (TABLE.replace("\tcolumn CustomerKey", "  column CustomerKey"), 11, "tabs"),

@@ -440,13 +440,22 @@ def _merge_table(t, node, path):
 
 _M_STRING = r'"((?:[^"]|"")*)"'
 _M_ARG = r'\s*(' + r'"(?:[^"]|"")*"' + r'|#"(?:[^"]|"")*"|[A-Za-z_][A-Za-z0-9_.]*)\s*'
+# connector function -> (the data source's type, as Fabric names the connection type, and the
+# names of its leading arguments, which make the data source's path joined with ';'; a
+# function without them (Google BigQuery) has its type as path)
 SOURCE_FUNCS = {
-    "Snowflake.Databases": "Snowflake",
-    "Databricks.Catalogs": "Databricks",
-    "DatabricksMultiCloud.Catalogs": "DatabricksMultiCloud",
-    "Sql.Database": "SQL",
+    "Snowflake.Databases": ("Snowflake", ("server", "warehouse")),
+    "Databricks.Catalogs": ("Databricks", ("host", "httpPath")),
+    "DatabricksMultiCloud.Catalogs": ("DatabricksMultiCloud", ("host", "httpPath")),
+    "Sql.Database": ("SQL", ("server", "database")),
+    "PostgreSQL.Database": ("PostgreSQL", ("server", "database")),
+    "AmazonRedshift.Database": ("AmazonRedshift", ("server", "database")),
+    "MySQL.Database": ("MySql", ("server", "database")),
+    "Oracle.Database": ("Oracle", ("server",)),
+    "GoogleBigQuery.Database": ("GoogleBigQuery", ()),
 }
-_SRC_RE = re.compile(r"(" + "|".join(re.escape(k) for k in SOURCE_FUNCS) + r")\s*\(" + _M_ARG + "," + _M_ARG)
+_SRC_RES = {fn: re.compile(re.escape(fn) + r"\s*\(" + ",".join([_M_ARG] * len(args)) + (r"[,)]" if args else ""))
+            for fn, (_, args) in SOURCE_FUNCS.items()}
 
 
 def _m_literal(arg, params):
@@ -467,8 +476,12 @@ def _parameters(model):
 
 @functools.lru_cache(maxsize=4096)
 def _source_calls(text):
-    """(function, arg1, arg2) of every source call in one M text (cached: big tenants repeat them)."""
-    return tuple((m.group(1), m.group(2), m.group(3)) for m in _SRC_RE.finditer(text))
+    """(function, (args...)) of every source call in one M text (cached: big tenants repeat them)."""
+    out = []
+    for fn, rx in _SRC_RES.items():
+        if fn in text:
+            out += [(fn, m.groups()) for m in rx.finditer(text)]
+    return tuple(out)
 
 
 def datasources_of(model):
@@ -479,19 +492,17 @@ def datasources_of(model):
     out = []
     seen = set()
     for text in texts:
-        for func, arg1, arg2 in _source_calls(text):
-            a = _m_literal(arg1, params)
-            b = _m_literal(arg2, params)
-            if a is None or b is None:
+        for func, args in _source_calls(text):
+            values = [_m_literal(a, params) for a in args]
+            if any(v is None for v in values):
                 continue
-            typ = SOURCE_FUNCS[func]
-            path = "%s;%s" % (a, b)
+            typ, names = SOURCE_FUNCS[func]
+            path = ";".join(values) if values else typ
             key = (typ.lower(), path.lower())
             if key in seen:
                 continue
             seen.add(key)
-            names = {"Snowflake": ("server", "warehouse"), "SQL": ("server", "database")}.get(typ, ("host", "httpPath"))
-            out.append({"type": typ, "path": path, "parameters": {names[0]: a, names[1]: b}})
+            out.append({"type": typ, "path": path, "parameters": dict(zip(names, values))})
     return out
 
 

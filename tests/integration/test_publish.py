@@ -211,7 +211,7 @@ class Publish(PublishStackTestCase):
             ({"workspace_id": WS_ADMIN, "connection_id": "../connections"}, "connection_id must be"),
             # http_path belongs to Databricks
             ({"workspace_id": WS_ADMIN, "connection_id": SF_CONNECTION, "http_path": "/sql/1.0/warehouses/x"},
-             "http_path is only for Databricks"),
+             "http_path is only for output ports whose source takes it"),
         ]
         before = self.emu.state("log")["requests"]
         for body, word in cases:

@@ -863,7 +863,8 @@ static void rendered_contracts_equal_themselves(void **state)
 		assert_int_equal(tu_src_path(path, sizeof path, contracts[i]), 0);
 		if (contract_load(path, &c, err))
 			fail_msg("%s: %s", path, err);
-		render_opts o = { .http_path = "/sql/1.0/warehouses/x" };
+		render_value v = { "http_path", "/sql/1.0/warehouses/x" };
+		render_opts o = { .values = &v, .nvalues = 1 };
 		if (tmdl_render(c, &o, &f, err))
 			fail_msg("%s: %s", path, err);
 		json_t *d = diff_ok(&f, &f);

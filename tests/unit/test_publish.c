@@ -98,7 +98,8 @@ static void source_is_read_from_the_rendered_model(void **state)
 	assert_int_equal(publish_port_source(&cfg, p, NULL, RENDER_PARAMS_BODY, &s, &files, &f), PB_OK);
 	assert_string_equal(s.type, "Snowflake");
 	assert_string_equal(s.host, "newacct-zz99999.snowflakecomputing.com");   /* account -> host */
-	assert_string_equal(s.second, "FRESH_WH");
+	assert_string_equal(s.values[1], "FRESH_WH");
+	assert_string_equal(s.path, "newacct-zz99999.snowflakecomputing.com;FRESH_WH");
 	bool pbism = false;
 	for (size_t i = 0; i < files.n; i++)
 		pbism |= !strcmp(files.v[i].path, "definition.pbism");
@@ -110,7 +111,7 @@ static void source_is_read_from_the_rendered_model(void **state)
 	p = load_port("lakehouse");
 	assert_int_equal(publish_port_source(&cfg, p, NULL, RENDER_PARAMS_BODY, &s, NULL, &f), PB_OK);
 	assert_string_equal(s.type, "Databricks");
-	assert_string_equal(s.second, "/sql/1.0/warehouses/0a1b2c3d4e5f6a7b");
+	assert_string_equal(s.values[1], "/sql/1.0/warehouses/0a1b2c3d4e5f6a7b");
 	publish_source_release(&s);
 	free_port(p);
 
@@ -123,7 +124,7 @@ static void source_is_read_from_the_rendered_model(void **state)
 	assert_int_equal(publish_port_source(&cfg, p, NULL, RENDER_PARAMS_QUERY, &s, NULL, &f), PB_EINVAL);
 	assert_non_null(strstr(f.message, "?http_path="));
 	assert_int_equal(publish_port_source(&cfg, p, "/sql/1.0/warehouses/x", RENDER_PARAMS_BODY, &s, NULL, &f), PB_OK);
-	assert_string_equal(s.second, "/sql/1.0/warehouses/x");
+	assert_string_equal(s.values[1], "/sql/1.0/warehouses/x");
 	publish_source_release(&s);
 	free_port(p);
 }
@@ -131,7 +132,12 @@ static void source_is_read_from_the_rendered_model(void **state)
 static void connections_match_by_type_server_and_warehouse(void **state)
 {
 	(void)state;
-	publish_source s = { "Snowflake", "contoso-xy12345.snowflakecomputing.com", "ANALYTICS_WH" };
+	publish_source s = { 0 };
+	char err[PB_ERR_MAX];
+	assert_int_equal(source_describe(&cfg, NULL, "snowflake", &s.desc, err), PB_OK);
+	s.type = s.desc->conn_type;
+	s.values[0] = s.host = xstrdup("contoso-xy12345.snowflakecomputing.com");
+	s.values[1] = xstrdup("ANALYTICS_WH");
 	msapi_item c = { .type = "Snowflake", .path = "CONTOSO-XY12345.snowflakecomputing.com;analytics_wh" };
 	assert_true(publish_connection_matches(&s, &c));
 	c.path = "contoso-xy12345;ANALYTICS_WH";   /* the account identifier names the same host */
@@ -146,6 +152,7 @@ static void connections_match_by_type_server_and_warehouse(void **state)
 	assert_false(publish_connection_matches(&s, &c));
 	c.type = NULL;
 	assert_false(publish_connection_matches(&s, &c));
+	publish_source_release(&s);
 }
 
 #define WS   "a0000000-0000-4000-8000-000000000001"
@@ -207,7 +214,7 @@ static void requests_are_checked_field_by_field(void **state)
 		  "connection.client_id must be" },
 		/* http_path is a Databricks setting */
 		{ "fresh", "{\"workspace_id\":\"" WS "\",\"connection_id\":\"" CONN "\",\"http_path\":\"/sql/1.0/x\"}",
-		  "http_path is only for Databricks" },
+		  "http_path is only for output ports whose source takes it" },
 	};
 	char id[PB_ID_BUF], err[PB_ERR_MAX];
 	bool existing;
@@ -486,7 +493,9 @@ static void render_failures_say_whose_fault(void **state)
 	assert_int_equal(publish_dry_run(db, &cfg, org_id, lake, &q, &files, &f), PB_EINVAL);
 	assert_string_equal(pb_failure_code(&f), "bad_request");
 	assert_non_null(strstr(f.message, "?http_path="));
-	q.http_path = "/sql/1.0/warehouses/x";
+	render_value path = { "http_path", "/sql/1.0/warehouses/x" };
+	q.values = &path;
+	q.nvalues = 1;
 	assert_int_equal(publish_dry_run(db, &cfg, org_id, lake, &q, &files, &f), PB_OK);
 	assert_true(files.n > 0);
 	pb_files_release(&files);

@@ -24,6 +24,13 @@
 #define S(x) ((char *)(x))
 #define FIXTURES PBIPORT_DATADIR "/tests/fixtures/render"
 
+/* The source types templates/tmdl/sources/ describes, as messages list them. */
+#define ALL_SOURCES "bigquery, databricks, mysql, oracle, postgres, postgresql, redshift, snowflake, sqlserver, synapse"
+
+/* The values a caller gives for the fields a server lacks (render_opts.values). */
+#define VALUES(...) .values = (const render_value[]){ __VA_ARGS__ }, \
+	.nvalues = sizeof((const render_value[]){ __VA_ARGS__ }) / sizeof(render_value)
+
 static char tmpdir[256];
 
 /* --- contracts built by hand ------------------------------------------------------- */
@@ -96,7 +103,7 @@ static pb_server servers[] = {
 	{ .name = S("dbx"), .type = S("databricks"), .fields = dbx_fields, .nfields = 3,
 	  .custom = dbx_custom, .ncustom = 1 },
 	{ .name = S("dbx-nopath"), .type = S("databricks"), .fields = dbx_fields, .nfields = 3 },
-	{ .name = S("pg"), .type = S("postgresql"), .fields = pg_fields, .nfields = 2 },
+	{ .name = S("pg"), .type = S("kafka"), .fields = pg_fields, .nfields = 2 },
 	{ .name = S("sf-noschema"), .type = S("snowflake"), .fields = sf_fields, .nfields = 3 },
 	{ .name = S("dbx-nohost"), .type = S("databricks"), .fields = dbx_nohost_fields, .nfields = 2,
 	  .custom = dbx_custom, .ncustom = 1 },
@@ -413,7 +420,7 @@ static void databricks_output(void **state)
 	(void)state;
 	pb_files f;
 	char err[PB_ERR_MAX];
-	render_opts o = { .mode = "DirectQuery", .warehouse = "IGNORED_WH" };
+	render_opts o = { .mode = "DirectQuery", VALUES({ "warehouse", "IGNORED_WH" }) };
 	if (render("dbx", &o, &f, err))
 		fail_msg("%s", err);
 	compare_with_fixtures(&f, "databricks");
@@ -441,7 +448,7 @@ static void missing_values(void **state)
 		     "server \"dbx-nopath\" (databricks): no HTTP path; add customProperties \"httpPath\" to the "
 		     "server or pass --http-path");
 	expect_error("pg", &cli, PB_EINVAL,
-		     "server type postgresql is not supported for Power BI (snowflake, databricks)");
+		     "server type kafka is not supported for Power BI (" ALL_SOURCES ")");
 	expect_error("sf-noschema", &cli, PB_EINVAL,
 		     "server \"sf-noschema\" (snowflake): no schema; add \"schema\" to the server or pass --schema");
 	expect_error("nope", &cli, PB_EINVAL,
@@ -452,8 +459,8 @@ static void missing_values(void **state)
 	expect_error("sf-nohost", &cli, PB_EINVAL,
 		     "server \"sf-nohost\" (snowflake): no host; add \"host\" or \"account\" to the server or "
 		     "pass --host");
-	render_opts bad = { .mode = "dual" };
-	expect_error("prod", &bad, PB_EINVAL, "mode \"dual\": use import or directquery");
+	render_opts bad = { .mode = "twin" };
+	expect_error("prod", &bad, PB_EINVAL, "mode \"twin\": use import, directquery or dual");
 
 	/* Everything a server lacks, in one message, named as each caller takes it. */
 	expect_error("bare-sf", &cli, PB_EINVAL,
@@ -464,7 +471,7 @@ static void missing_values(void **state)
 		     "server \"bare-dbx\" (databricks): no host, HTTP path, catalog or schema; add \"host\", "
 		     "customProperties \"httpPath\", \"catalog\" and \"schema\" to the server or pass --host, "
 		     "--http-path, --catalog and --schema");
-	render_opts query = { .params = RENDER_PARAMS_QUERY, .warehouse = "W" };
+	render_opts query = { .params = RENDER_PARAMS_QUERY, VALUES({ "warehouse", "W" }) };
 	expect_error("bare-sf", &query, PB_EINVAL,
 		     "server \"bare-sf\" (snowflake): no host, database or schema; add \"host\" or \"account\", "
 		     "\"database\" and \"schema\" to the server or pass ?host=, ?database= and ?schema=");
@@ -479,9 +486,9 @@ static void missing_values(void **state)
 		     "server \"bare-sf\" (snowflake): no host, warehouse, database or schema; add \"host\" or "
 		     "\"account\", \"warehouse\", \"database\" and \"schema\" to the server");
 	/* A v2 connection whose type is unknown takes --type; a known type is the server's own. */
-	expect_error("v2", &cli, PB_EINVAL, "server \"v2\" does not say its type; pass --type snowflake or --type databricks");
-	expect_error("v2", &query, PB_EINVAL, "server \"v2\" does not say its type; pass ?type=snowflake or ?type=databricks");
-	render_opts v2 = { .params = RENDER_PARAMS_CLI, .type = "snowflake", .warehouse = "W", .schema = "S" };
+	expect_error("v2", &cli, PB_EINVAL, "server \"v2\" does not say its type; pass --type (" ALL_SOURCES ")");
+	expect_error("v2", &query, PB_EINVAL, "server \"v2\" does not say its type; pass ?type= (" ALL_SOURCES ")");
+	render_opts v2 = { .params = RENDER_PARAMS_CLI, .type = "snowflake", VALUES({ "warehouse", "W" }, { "schema", "S" }) };
 	pb_files f;
 	char err[PB_ERR_MAX];
 	if (render("v2", &v2, &f, err))
@@ -499,11 +506,11 @@ static void missing_values(void **state)
 	assert_non_null(strstr(find(&f, "definition/expressions.tmdl")->content, "SnowflakeDatabase = \"DB\""));
 	pb_files_release(&f);
 	render_opts pg = { .params = RENDER_PARAMS_CLI, .type = "snowflake" };
-	expect_error("pg", &pg, PB_EINVAL, "server type postgresql is not supported for Power BI (snowflake, databricks)");
+	expect_error("pg", &pg, PB_EINVAL, "server type kafka is not supported for Power BI (" ALL_SOURCES ")");
 
 	/* Flags fill in what the server lacks; the server's own value wins. */
-	render_opts o = { .host = "flag.example.net", .warehouse = "FLAG_WH",
-			  .http_path = "/sql/1.0/warehouses/flag" };
+	render_opts o = { VALUES({ "host", "flag.example.net" }, { "warehouse", "FLAG_WH" },
+				 { "http_path", "/sql/1.0/warehouses/flag" }) };
 	assert_int_equal(render("nowh", &o, &f, err), 0);
 	assert_non_null(strstr(find(&f, "definition/expressions.tmdl")->content, "\"FLAG_WH\" meta"));
 	assert_non_null(strstr(find(&f, "definition/expressions.tmdl")->content,
@@ -538,21 +545,21 @@ static void missing_values(void **state)
 	pb_contract none = contract;
 	none.nservers = 0;
 	assert_int_equal(tmdl_render(&none, NULL, &f, err), PB_EINVAL);
-	assert_string_equal(err, "the contract has no servers; add a snowflake or databricks server");
+	assert_string_equal(err, "the contract has no servers; add a server of one of these types: " ALL_SOURCES);
 	assert_int_equal(tmdl_render(&none, &cli, &f, err), PB_EINVAL);
-	assert_string_equal(err, "the contract has no servers; pass --type snowflake with --host, --warehouse, "
-				 "--database and --schema, or --type databricks with --host, --http-path, --catalog "
-				 "and --schema");
-	render_opts half = { .params = RENDER_PARAMS_QUERY, .host = "h", .schema = "s" };
+	assert_string_equal(err, "the contract has no servers; pass --type with the values its source needs (types: "
+				 ALL_SOURCES ")");
+	render_opts half = { .params = RENDER_PARAMS_QUERY, VALUES({ "host", "h" }, { "schema", "s" }) };
 	assert_int_equal(tmdl_render(&none, &half, &f, err), PB_EINVAL);
-	assert_string_equal(err, "the contract has no servers; pass ?type=snowflake with ?warehouse= and "
-				 "?database=, or ?type=databricks with ?http_path= and ?catalog=");
+	assert_string_equal(err, "the contract has no servers; pass ?type= with the values its source needs (types: "
+				 ALL_SOURCES ")");
 	half.type = "databricks";
 	assert_int_equal(tmdl_render(&none, &half, &f, err), PB_EINVAL);
 	assert_string_equal(err, "?type=databricks without a databricks server in the contract: no HTTP path or "
 				 "catalog; pass ?http_path= and ?catalog=");
-	render_opts full = { .params = RENDER_PARAMS_CLI, .type = "DataBricks", .host = "h.example.net",
-			     .http_path = "/sql/1", .catalog = "cat", .schema = "sch" };
+	render_opts full = { .params = RENDER_PARAMS_CLI, .type = "DataBricks",
+			     VALUES({ "host", "h.example.net" }, { "http_path", "/sql/1" }, { "catalog", "cat" },
+				    { "schema", "sch" }) };
 	assert_int_equal(tmdl_render(&none, &full, &f, err), 0);
 	const char *expr = find(&f, "definition/expressions.tmdl")->content;
 	assert_non_null(strstr(expr, "DatabricksHost = \"h.example.net\""));
@@ -649,7 +656,7 @@ static void override_folder(void **state)
 	cfg.datadir = tmpdir;
 	configured.template_path = NULL;
 	assert_int_equal(render("prod", &configured, &f, err), PB_EINVAL);
-	assert_non_null(strstr(err, "module 'main' not found"));
+	assert_non_null(strstr(err, "server type snowflake is not supported for Power BI ()"));
 
 	/* A template with a runtime error names its file and line. */
 	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/broken", tmpdir), 0);

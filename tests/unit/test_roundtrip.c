@@ -100,9 +100,12 @@ static void roundtrip_file(const char *path, struct tally *t)
 	}
 	const pb_server *s = powerbi_server(c);
 	/* Fill-ins for what a contract lacks; the contract's own values win. */
+	static const render_value values[] = {
+		{ "host", "test.cloud.databricks.com" }, { "warehouse", "TEST_WH" }, { "database", "TEST_DB" },
+		{ "http_path", "/sql/1.0/warehouses/test" }, { "catalog", "TEST_CATALOG" }, { "schema", "TEST_SCHEMA" },
+	};
 	render_opts o = { .server = s ? s->name : NULL, .type = s ? NULL : "snowflake", .params = RENDER_PARAMS_CLI,
-			  .host = "test.cloud.databricks.com", .warehouse = "TEST_WH", .database = "TEST_DB",
-			  .http_path = "/sql/1.0/warehouses/test", .catalog = "TEST_CATALOG", .schema = "TEST_SCHEMA" };
+			  .values = values, .nvalues = sizeof values / sizeof values[0] };
 	if (tmdl_render(c, &o, &files, err))
 		fail_msg("%s: not rendered: %s", path, err);
 	check_roundtrip(path, c, &files);

@@ -1,0 +1,2 @@
+-- postgresql: the other ODCS name of PostgreSQL (postgres.lua).
+return require "sources.postgres"
