@@ -551,11 +551,23 @@ int req_reply_json_new(struct req *r, int status, json_t *body)
 	if (!body)
 		return pb_err(r->err, PB_ENOMEM, "out of memory building the response");
 	/* written straight into the response buffer: no intermediate copy of the text */
-	rc = req_reply(r, status, "application/json", NULL, 0);
-	if (!rc && (json_out(&r->resp, body, JSON_COMPACT) || sbuf_addc(&r->resp, '\n')))
-		rc = pb_err(r->err, PB_ENOMEM, "response is larger than %u bytes", PB_RESPONSE_MAX_BYTES);
+	rc = req_json_begin(r, status);
+	if (!rc)
+		rc = req_json_end(r, json_out(&r->resp, body, JSON_COMPACT));
 	json_decref(body);
 	return rc;
+}
+
+int req_json_begin(struct req *r, int status)
+{
+	return req_reply(r, status, "application/json", NULL, 0);
+}
+
+int req_json_end(struct req *r, int bad)
+{
+	if (bad || sbuf_addc(&r->resp, '\n'))
+		return pb_err(r->err, PB_ENOMEM, "response is larger than %u bytes", PB_RESPONSE_MAX_BYTES);
+	return PB_OK;
 }
 
 int req_answer_json_new(struct req *r, int rc, int status, json_t *reply)
