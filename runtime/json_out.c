@@ -1,6 +1,7 @@
 #include "runtime/json_out.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,17 @@ static bool needs_escape(unsigned char c)
 	return escaped[c];
 }
 
+/* Eight bytes none of which needs an escape (no byte < 0x20, '"' or '\\'): exact bit tests. */
+static bool plain8(const char *p)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	uint64_t w, q, b;
+	memcpy(&w, p, 8);
+	q = w ^ (ones * '"');
+	b = w ^ (ones * '\\');
+	return !(((w - ones * 0x20) & ~w & highs) | ((q - ones) & ~q & highs) | ((b - ones) & ~b & highs));
+}
+
 /* Escaped text is gathered in a small local buffer and handed to the sbuf in a few large
  * appends; long runs of plain bytes go to the sbuf directly. */
 #define CHUNK 1024
@@ -36,6 +48,8 @@ int json_out_string(sbuf *out, const char *s, size_t len)
 	buf[n++] = '"';
 	while (i < len) {
 		size_t run = i;
+		while (len - run >= 8 && plain8(s + run))
+			run += 8;
 		while (run < len && !needs_escape((unsigned char)s[run]))
 			run++;
 		if (run - i >= LONG_RUN || run - i > CHUNK - n) {
