@@ -370,7 +370,9 @@ static int scan_step(void *ctx, size_t idx, msapi_job *job, const pb_http_resp *
 	msapi *c = job->user;
 	if (l->sent != P_SUBMIT && stopped(run, err))
 		return PB_EIO;
-	json_t *body = resp->body_len ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
+	/* a result handed over as text is decoded by the caller, not on this thread */
+	bool as_text = l->sent == P_RESULT && h->result_text;
+	json_t *body = resp->body_len && !as_text ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
 	long ra = pb_http_retry_after(resp);
 	char msg[PB_ERR_MAX];
 	int rc = PB_OK;
@@ -438,6 +440,12 @@ static int scan_step(void *ctx, size_t idx, msapi_job *job, const pb_http_resp *
 	}
 	case P_RESULT:
 		l->has_pending = false;
+		if (as_text) {
+			if ((rc = h->result_text(h->ctx, l->pending, resp->body ? resp->body : "", resp->body_len, err)) < 0)
+				break;
+			run->succeeded++;
+			break;
+		}
 		if (!json_is_object(body)) {
 			pb_err(msg, PB_EIO, "Power BI sent a scan result that is not a JSON object");
 			rc = batch_failed(run, l->pending, PB_EIO, msg, err);

@@ -137,6 +137,10 @@ typedef struct scanner_hooks {
 	int (*started)(void *ctx, size_t batch, const char *scan_id, char *err);
 	/* the batch's scan result (borrowed for the call) */
 	int (*result)(void *ctx, size_t batch, json_t *result, char *err);
+	/* instead of result: the batch's scan result as the bytes Power BI sent (borrowed for the
+	 * call), not decoded here, so the caller can decode it elsewhere (on a thread of its own)
+	 * while this one drives the other scans; the caller then also checks it is a JSON object */
+	int (*result_text)(void *ctx, size_t batch, const char *body, size_t len, char *err);
 	/* the batch failed for good (its calls failed, or Power BI failed, lost or timed out the
 	 * scan or its result): rc and its one-line message. 401/403 stop the scan before this
 	 * hook is asked. With this hook the call returns 0 after failures it let pass. */

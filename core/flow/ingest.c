@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <lauxlib.h>
 #include <lua.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,6 +174,7 @@ typedef struct ingest_run {
 	long scans_started;         /* over every attempt of the run (integration_scans.scans) */
 	size_t models_seen, models_with_tables, models_with_sources;
 	int64_t ms_fetch, ms_stage, ms_poll_wait, ms_apply;   /* where a run's time went */
+	int64_t ms_scan;            /* scanning, from the first getInfo to the last result staged */
 	struct port_match *ports;   /* the org's output ports that name a server */
 	size_t nports;
 	struct published *published;   /* models pbiport published: Power BI id -> consumer product */
@@ -974,11 +976,14 @@ static int ids_from_json(const char *text, char ***out, size_t *n, char *err)
 	return 0;
 }
 
+struct stager;
+
 /* One round of scanning: rows[k] is the scanner's batch k. */
 struct scan_round {
 	ingest_run *r;
 	scan_row **rows;
-	int64_t ms_hooks;   /* time spent in the hooks (converting and staging results) */
+	int64_t ms_hooks;      /* time spent in the hooks (handing over, or converting and staging results) */
+	struct stager *sg;     /* stages the results on a thread of its own; NULL: in the hooks */
 };
 
 /* getInfo returned a scan id: kept before the scan is polled, so a worker that dies from
@@ -1001,7 +1006,32 @@ static int round_started(void *ctx, size_t k, const char *scan_id, char *err)
 	return PB_OK;
 }
 
-/* A batch's result: converted, filtered and staged, the batch marked done (stage_scan). */
+/* A batch staged (stage_scan marked it done in the database): its row, and the job's progress. */
+static int batch_staged(ingest_run *r, scan_row *row)
+{
+	xsnprintf(row->state, sizeof row->state, "done");
+	r->batches_done++;
+	if (!r->ctx)
+		return PB_OK;
+	return job_phase(r->ctx, "scanning", 10 + (int)(80 * r->batches_done / (r->batches_total ? r->batches_total : 1)));
+}
+
+/* A batch whose scan Power BI failed, lost, or answered with something that is not a result:
+ * asked for again in the next round, a few times. */
+static int scan_again(ingest_run *r, scan_row *row, const char *msg, char *err)
+{
+	if (++row->failures >= SCAN_FAILURES_MAX) {
+		pb_fail_as(&r->fail, PB_EUPSTREAM, "scan_failed");
+		return pb_err(err, PB_EUPSTREAM, "Power BI failed to scan batch %ld (%d tries): %s", row->batch,
+			      row->failures, msg);
+	}
+	add_warning(r, "Power BI failed or lost a scan of a batch of workspaces once; it was asked again");
+	xsnprintf(row->state, sizeof row->state, "pending");
+	return scan_set(r->db, r->run->id, row->batch, NULL, "pending", err);
+}
+
+/* A batch's result: converted, filtered and staged, the batch marked done (stage_scan), on the
+ * driving thread (when there is no stager). */
 static int round_result(void *ctx, size_t k, json_t *raw, char *err)
 {
 	struct scan_round *sr = ctx;
@@ -1017,13 +1047,7 @@ static int round_result(void *ctx, size_t k, json_t *raw, char *err)
 	r->ms_fetch += t1 - t0;
 	r->ms_stage += pb_mono_ms() - t1;
 	sr->ms_hooks += pb_mono_ms() - t0;
-	if (rc)
-		return rc;
-	xsnprintf(row->state, sizeof row->state, "done");
-	r->batches_done++;
-	if (r->ctx)
-		rc = job_phase(r->ctx, "scanning", 10 + (int)(80 * r->batches_done / (r->batches_total ? r->batches_total : 1)));
-	return rc;
+	return rc ? rc : batch_staged(r, row);
 }
 
 /* A batch that failed: throttling and outages stop the round (the job is retried later, the
@@ -1033,7 +1057,6 @@ static int round_failed(void *ctx, size_t k, int rc, const char *msg, char *err)
 {
 	struct scan_round *sr = ctx;
 	ingest_run *r = sr->r;
-	scan_row *row = sr->rows[k];
 	msapi_failure kind = r->api->last.failure;
 	if (kind == MSAPI_RETRY_AFTER)
 		note_throttled(r, r->api->last.retry_after_s);
@@ -1041,22 +1064,251 @@ static int round_failed(void *ctx, size_t k, int rc, const char *msg, char *err)
 		ms_failed(r, rc < 0 ? rc : PB_EIO);
 		return pb_err(err, rc < 0 ? rc : PB_EIO, "%s", msg);
 	}
-	if (++row->failures >= SCAN_FAILURES_MAX) {
-		pb_fail_as(&r->fail, PB_EUPSTREAM, "scan_failed");
-		return pb_err(err, PB_EUPSTREAM, "Power BI failed to scan batch %ld (%d tries): %s", row->batch,
-			      row->failures, msg);
+	return scan_again(r, sr->rows[k], msg, err);
+}
+
+/* ---- staging on a thread of its own ----
+ *
+ * The thread that drives the scans' requests (16 lanes of getInfo, status polls and result
+ * reads) hands each result's bytes to the stager, which decodes, converts, filters and stages
+ * them on a database connection of its own, so due getInfo and status calls do not wait while a
+ * result is staged. At most STAGE_QUEUE results wait for it (the driving thread then waits for
+ * room, so memory stays bounded). The driving thread records what the stager finished (the
+ * batch's row, the job's progress) when it hands over the next result and at the end of each
+ * round, after waiting for the stager to finish what it was given. */
+
+#define STAGE_QUEUE 4
+
+struct stage_item {
+	size_t k;               /* the round's batch */
+	long batch;
+	const char *ids_json;   /* borrowed from the round's row */
+	char *body;             /* owned: the result as Power BI sent it */
+	size_t len;
+};
+
+struct stage_done {
+	size_t k;
+	bool bad;               /* not a scan result: the batch is scanned again (msg says why) */
+	char msg[PB_ERR_MAX];
+};
+
+typedef struct stager {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;      /* an item queued, room made, an item finished, closing */
+	struct stage_item q[STAGE_QUEUE];
+	size_t head, n;
+	bool busy, closing;
+	struct stage_done *done, *spare;   /* finished, not recorded yet; swapped when collected */
+	size_t ndone;
+	int rc;                 /* a failure that stops the run (err says what) */
+	char err[PB_ERR_MAX];
+	ingest_run run;         /* the run as the stager sees it: its own connection and counters */
+} stager;
+
+/* Decodes, converts and stages one result on the stager's connection (r is the stager's run). */
+static int stage_text(ingest_run *r, const struct stage_item *it, struct stage_done *d, char *err)
+{
+	scan_result res = { 0 };
+	int64_t t0 = pb_mono_ms();
+	json_t *raw = json_loadb(it->body, it->len, 0, NULL);
+	int rc = PB_OK;
+	if (!json_is_object(raw)) {
+		d->bad = true;
+		xsnprintf(d->msg, sizeof d->msg, "Power BI sent a scan result that is not a JSON object");
+	} else {
+		rc = scanner_parse_result(raw, &res, err);
+		int64_t t1 = pb_mono_ms();
+		r->ms_fetch += t1 - t0;
+		if (!rc)
+			rc = stage_scan(r, it->batch, it->ids_json, &res, err);
+		r->ms_stage += pb_mono_ms() - t1;
 	}
-	add_warning(r, "Power BI failed or lost a scan of a batch of workspaces once; it was asked again");
-	xsnprintf(row->state, sizeof row->state, "pending");
-	return scan_set(r->db, r->run->id, row->batch, NULL, "pending", err);
+	scan_result_release(&res);
+	json_decref(raw);
+	return rc;
+}
+
+static void *stager_main(void *arg)
+{
+	stager *sg = arg;
+	char err[PB_ERR_MAX];
+	pthread_mutex_lock(&sg->mu);
+	for (;;) {
+		while (!sg->n && !sg->closing)
+			pthread_cond_wait(&sg->cv, &sg->mu);
+		if (!sg->n)
+			break;
+		struct stage_item it = sg->q[sg->head];
+		sg->head = (sg->head + 1) % STAGE_QUEUE;
+		sg->n--;
+		sg->busy = true;
+		bool failed = sg->rc != 0;   /* after a failure the rest is only let go */
+		pthread_cond_broadcast(&sg->cv);
+		pthread_mutex_unlock(&sg->mu);
+		struct stage_done d = { .k = it.k, .bad = false, .msg = "" };
+		int rc = failed ? PB_OK : stage_text(&sg->run, &it, &d, err);
+		free(it.body);
+		pthread_mutex_lock(&sg->mu);
+		if (rc && !sg->rc) {
+			sg->rc = rc;
+			xsnprintf(sg->err, sizeof sg->err, "%s", err);
+		} else if (!rc && !failed) {
+			sg->done[sg->ndone++] = d;
+		}
+		sg->busy = false;
+		pthread_cond_broadcast(&sg->cv);
+	}
+	pthread_mutex_unlock(&sg->mu);
+	return NULL;
+}
+
+/* Starts a stager for rounds of at most cap batches, or leaves *out NULL when the run has no
+ * database file to open a second connection to (results are then staged in the hooks). */
+static int stager_start(ingest_run *r, size_t cap, stager **out, char *err)
+{
+	*out = NULL;
+	if (!r->ctx || !r->ctx->cfg || !r->ctx->cfg->db_path || !cap)
+		return PB_OK;
+	stager *sg = calloc(1, sizeof *sg);
+	pb_db *db = NULL;
+	int rc;
+	if (!sg || !(sg->done = calloc(cap, sizeof *sg->done)) || !(sg->spare = calloc(cap, sizeof *sg->spare))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto fail;
+	}
+	/* as the worker opens its own: without the memory mapping (its RSS) */
+	if ((rc = db_open(r->ctx->cfg->db_path, false, &db, err)) || (rc = db_unmap(db, err)))
+		goto fail;
+	sg->run = *r;
+	sg->run.db = db;
+	sg->run.models_seen = sg->run.models_with_tables = sg->run.models_with_sources = 0;
+	sg->run.ms_fetch = sg->run.ms_stage = 0;
+	pthread_mutex_init(&sg->mu, NULL);
+	pthread_cond_init(&sg->cv, NULL);
+	if (pthread_create(&sg->th, NULL, stager_main, sg)) {
+		pthread_cond_destroy(&sg->cv);
+		pthread_mutex_destroy(&sg->mu);
+		rc = pb_err(err, PB_EINTERNAL, "cannot start the staging thread");
+		goto fail;
+	}
+	*out = sg;
+	return PB_OK;
+fail:
+	db_close(db);
+	if (sg) {
+		free(sg->done);
+		free(sg->spare);
+	}
+	free(sg);
+	return rc;
+}
+
+/* Ends the stager (after what it was given) and adds its counters to the run's. */
+static void stager_stop(ingest_run *r, stager *sg)
+{
+	if (!sg)
+		return;
+	pthread_mutex_lock(&sg->mu);
+	sg->closing = true;
+	pthread_cond_broadcast(&sg->cv);
+	pthread_mutex_unlock(&sg->mu);
+	pthread_join(sg->th, NULL);
+	r->models_seen += sg->run.models_seen;
+	r->models_with_tables += sg->run.models_with_tables;
+	r->models_with_sources += sg->run.models_with_sources;
+	r->ms_fetch += sg->run.ms_fetch;
+	r->ms_stage += sg->run.ms_stage;
+	db_close(sg->run.db);
+	pthread_cond_destroy(&sg->cv);
+	pthread_mutex_destroy(&sg->mu);
+	free(sg->done);
+	free(sg->spare);
+	free(sg);
+}
+
+/* Records what the stager finished since the last time (on the driving thread's connection). */
+static int stager_collect(struct scan_round *sr, char *err)
+{
+	stager *sg = sr->sg;
+	pthread_mutex_lock(&sg->mu);
+	struct stage_done *d = sg->done;
+	size_t nd = sg->ndone;
+	sg->done = sg->spare;
+	sg->spare = d;
+	sg->ndone = 0;
+	pthread_mutex_unlock(&sg->mu);
+	int rc = PB_OK;
+	for (size_t i = 0; i < nd && !rc; i++)
+		rc = d[i].bad ? scan_again(sr->r, sr->rows[d[i].k], d[i].msg, err) : batch_staged(sr->r, sr->rows[d[i].k]);
+	return rc;
+}
+
+/* Waits until the stager has staged everything it was given, then records it. Returns the
+ * stager's failure (its message into err) if it had one. */
+static int stager_drain(struct scan_round *sr, char *err)
+{
+	stager *sg = sr->sg;
+	pthread_mutex_lock(&sg->mu);
+	while (sg->n || sg->busy)
+		pthread_cond_wait(&sg->cv, &sg->mu);
+	int rc = sg->rc;
+	if (rc)
+		xsnprintf(err, PB_ERR_MAX, "%s", sg->err);
+	pthread_mutex_unlock(&sg->mu);
+	return rc ? rc : stager_collect(sr, err);
+}
+
+/* The scanner's hook with a stager: the result's bytes are queued for it (waiting for room). */
+static int round_result_text(void *ctx, size_t k, const char *body, size_t len, char *err)
+{
+	struct scan_round *sr = ctx;
+	stager *sg = sr->sg;
+	scan_row *row = sr->rows[k];
+	int64_t t0 = pb_mono_ms();
+	char *copy = malloc(len + 1);
+	if (!copy)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	memcpy(copy, body, len);
+	copy[len] = '\0';
+	pthread_mutex_lock(&sg->mu);
+	while (sg->n == STAGE_QUEUE && !sg->rc)
+		pthread_cond_wait(&sg->cv, &sg->mu);
+	int rc = sg->rc;
+	if (rc) {
+		xsnprintf(err, PB_ERR_MAX, "%s", sg->err);
+	} else {
+		sg->q[(sg->head + sg->n) % STAGE_QUEUE] =
+			(struct stage_item){ .k = k, .batch = row->batch, .ids_json = row->ids_json, .body = copy, .len = len };
+		sg->n++;
+		copy = NULL;
+		pthread_cond_broadcast(&sg->cv);
+	}
+	pthread_mutex_unlock(&sg->mu);
+	free(copy);
+	if (!rc)
+		rc = stager_collect(sr, err);
+	sr->ms_hooks += pb_mono_ms() - t0;
+	return rc;
+}
+
+/* True when the stager failed: the round stops (its error is the run's). */
+static bool stager_failed(stager *sg)
+{
+	pthread_mutex_lock(&sg->mu);
+	bool failed = sg->rc != 0;
+	pthread_mutex_unlock(&sg->mu);
+	return failed;
 }
 
 /* Asked before each reply: the worker stops, or another job got the tenant a back-off (looked
  * at every BACKOFF_CHECK_MS). */
 static bool round_stop(void *ctx)
 {
-	ingest_run *r = ((struct scan_round *)ctx)->r;
-	if (must_stop(r))
+	struct scan_round *sr = ctx;
+	ingest_run *r = sr->r;
+	if (must_stop(r) || (sr->sg && stager_failed(sr->sg)))
 		return true;
 	if (!r->held && pb_mono_ms() - r->backoff_checked_ms >= BACKOFF_CHECK_MS) {
 		char err[PB_ERR_MAX];
@@ -1076,7 +1328,9 @@ static int scan_loop(ingest_run *r, char *err)
 	scan_row *rows = NULL, **pick = NULL;
 	scanner_batch *b = NULL;
 	char ***ids = NULL;
+	stager *sg = NULL;
 	size_t n = 0, total = 0, k = 0;
+	int64_t t_scan = pb_mono_ms();
 	int rc = scans_load(r->db, r->run->id, &rows, &n, &total, err);
 	if (rc)
 		return rc;
@@ -1089,8 +1343,11 @@ static int scan_loop(ingest_run *r, char *err)
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	scanner_hooks h = { .started = round_started, .result = round_result, .failed = round_failed,
-			    .stop = round_stop, .poll_max_ms = r->poll_max_ms };
+	if ((rc = stager_start(r, n, &sg, err)))
+		goto out;
+	scanner_hooks h = { .started = round_started, .result = sg ? NULL : round_result,
+			    .result_text = sg ? round_result_text : NULL, .failed = round_failed, .stop = round_stop,
+			    .poll_max_ms = r->poll_max_ms };
 	long saved_poll = r->api->poll_ms;
 	for (;;) {
 		bool budget_short = false;
@@ -1135,12 +1392,22 @@ static int scan_loop(ingest_run *r, char *err)
 			k++;
 		}
 		if (k) {
-			struct scan_round sr = { r, pick, 0 };
+			struct scan_round sr = { r, pick, 0, sg };
 			scanner_stats st;
 			h.ctx = &sr;
 			r->api->poll_ms = r->poll_ms;
 			rc = scanner_scan_batches(r->api, b, k, &r->sopts, &h, &st, err);
 			r->api->poll_ms = saved_poll;
+			/* what the stager was given is staged and recorded before anything else; its own
+			 * failure (which stopped the round) is the round's error */
+			if (sg) {
+				char serr[PB_ERR_MAX];
+				int src = stager_drain(&sr, serr);
+				if (src && (!rc || stager_failed(sg))) {
+					rc = src;
+					xsnprintf(err, PB_ERR_MAX, "%s", serr);
+				}
+			}
 			r->ms_poll_wait += st.wall_ms - sr.ms_hooks;
 			if (st.max_running > r->max_in_flight)
 				r->max_in_flight = st.max_running;
@@ -1166,6 +1433,8 @@ static int scan_loop(ingest_run *r, char *err)
 		}
 	}
 out:
+	stager_stop(r, sg);
+	r->ms_scan += pb_mono_ms() - t_scan;
 	for (size_t i = 0; ids && i < n; i++)
 		if (ids[i])
 			msapi_strv_free(ids[i], b[i].n);
@@ -1537,10 +1806,11 @@ int ingest_job(pb_job_ctx *ctx)
 		rc = scans_delete(r.db, rid, err);
 	r.ms_apply += pb_mono_ms() - t_unstage;
 	if (!rc) {
-		ctx->result = json_pack("{s:s, s:s, s:o, s:I, s:{s:I, s:I, s:I, s:I}}", "run_id", rid, "mode", r.mode,
+		ctx->result = json_pack("{s:s, s:s, s:o, s:I, s:{s:I, s:I, s:I, s:I, s:I}}", "run_id", rid, "mode", r.mode,
 					"counts", counts, "max_scans_in_flight", (json_int_t)r.max_in_flight, "ms",
 					"fetch", (json_int_t)r.ms_fetch, "stage", (json_int_t)r.ms_stage, "poll_wait",
-					(json_int_t)r.ms_poll_wait, "apply", (json_int_t)r.ms_apply);
+					(json_int_t)r.ms_poll_wait, "scan", (json_int_t)r.ms_scan, "apply",
+					(json_int_t)r.ms_apply);
 		counts = NULL;
 	}
 	json_decref(counts);
