@@ -142,12 +142,13 @@ def run_worker(env, wrap=()):
 
 def scan_seconds(full):
     """The full run's scanning, from the first getInfo to the last result staged (the worker's
-    own timer); a worker without that timer (BENCH_BIN_DIR of an older build): wall time minus
-    staging and applying, as measured before staging overlapped the scanning."""
+    own timer); for a worker without that timer (BENCH_BIN_DIR of an older build, which staged
+    in the thread that drives the requests) the same span is its waits plus its converting and
+    staging."""
     ms = full[4].get("ms", {})
     if "scan" in ms:
         return ms["scan"] / 1000.0
-    return full[2] - (ms.get("stage", 0) + ms.get("apply", 0)) / 1000.0
+    return (ms.get("poll_wait", 0) + ms.get("fetch", 0) + ms.get("stage", 0)) / 1000.0
 
 
 def throughput_line(full, batches, refs):
