@@ -250,12 +250,13 @@ int scanner_next_url(const msapi *c, const char *location, const char *what, con
 	return msapi_path(out, err, ADMIN "/%s/%s", what, scan_id);
 }
 
-/* The next poll interval after cur (cur > 0), doubling up to the hooks' maximum. */
+/* The poll interval after cur: c->poll_ms after none yet (a resumed scan), then doubling up to
+ * the hooks' maximum. */
 static long grow_interval(const msapi *c, const scanner_hooks *h, long cur)
 {
-	long max = h->poll_max_ms > c->poll_ms ? h->poll_max_ms : c->poll_ms;
 	if (cur <= 0)
 		return c->poll_ms;
+	long max = h->poll_max_ms > c->poll_ms ? h->poll_max_ms : c->poll_ms;
 	return cur > max / 2 ? max : cur * 2;
 }
 

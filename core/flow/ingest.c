@@ -97,8 +97,10 @@ static void filter_close(ingest_filter *f)
 }
 
 /* Rules are looked up on the template search path (core/lang/render.h), built-in folder
- * templates/: module filters.default is templates/filters/default.lua. */
-static int filter_open(ingest_filter *f, const pb_config *cfg, const char *rule, const char *filters_json, char *err)
+ * templates/: module filters.default is templates/filters/default.lua. total_ms: CPU time for
+ * all their calls together. */
+static int filter_open_budget(ingest_filter *f, const pb_config *cfg, const char *rule, const char *filters_json,
+			      int total_ms, char *err)
 {
 	template_dirs td = { .n = 0 };
 	json_t *rules = NULL;
@@ -114,7 +116,7 @@ static int filter_open(ingest_filter *f, const pb_config *cfg, const char *rule,
 	if ((rc = template_dirs_build(cfg, NULL, "templates", &td, err)))
 		goto out;
 	sandbox_opts so = { .dirs = td.dirs, .ndirs = td.n, .time_limit_ms = PB_FILTER_RULE_TIME_MS,
-			    .total_time_limit_ms = PB_FILTER_RUN_TIME_MS };
+			    .total_time_limit_ms = total_ms };
 	struct filter_item it = { .rules = rules };
 	if ((rc = sandbox_new(&so, &f->sb, err)) || (rc = sandbox_cpcall(f->sb, lua_make_rules, &it, 0, err)))
 		goto out;
@@ -125,6 +127,11 @@ out:
 	if (rc)
 		filter_close(f);
 	return rc;
+}
+
+static int filter_open(ingest_filter *f, const pb_config *cfg, const char *rule, const char *filters_json, char *err)
+{
+	return filter_open_budget(f, cfg, rule, filters_json, PB_FILTER_RUN_TIME_MS, err);
 }
 
 static int filter_allows(ingest_filter *f, const char *kind, const char *name, const char *workspace, const char *id,
@@ -1104,7 +1111,9 @@ typedef struct stager {
 	size_t ndone;
 	int rc;                 /* a failure that stops the run (err says what) */
 	char err[PB_ERR_MAX];
-	ingest_run run;         /* the run as the stager sees it: its own connection and counters */
+	ingest_run run;         /* the run as the stager sees it: its own connection, counters and
+	                           filter rules (a sandbox is used by the thread that made it) */
+	int filter_ms;          /* what is left of the run's filter time for the stager's rules */
 } stager;
 
 /* Decodes, converts and stages one result on the stager's connection (r is the stager's run). */
@@ -1134,7 +1143,13 @@ static void *stager_main(void *arg)
 {
 	stager *sg = arg;
 	char err[PB_ERR_MAX];
+	int orc = filter_open_budget(&sg->run.filter, sg->run.ctx->cfg, sg->run.integ->filter_rule,
+				     sg->run.integ->filters_json, sg->filter_ms, err);
 	pthread_mutex_lock(&sg->mu);
+	if (orc) {
+		sg->rc = orc;
+		xsnprintf(sg->err, sizeof sg->err, "%s", err);
+	}
 	for (;;) {
 		while (!sg->n && !sg->closing)
 			pthread_cond_wait(&sg->cv, &sg->mu);
@@ -1161,6 +1176,7 @@ static void *stager_main(void *arg)
 		pthread_cond_broadcast(&sg->cv);
 	}
 	pthread_mutex_unlock(&sg->mu);
+	filter_close(&sg->run.filter);
 	return NULL;
 }
 
@@ -1183,6 +1199,10 @@ static int stager_start(ingest_run *r, size_t cap, stager **out, char *err)
 		goto fail;
 	sg->run = *r;
 	sg->run.db = db;
+	/* the stager's own rules, opened on its thread, with what the run's rules have left */
+	memset(&sg->run.filter, 0, sizeof sg->run.filter);
+	long used = sandbox_time_used_ms(r->filter.sb);
+	sg->filter_ms = used < PB_FILTER_RUN_TIME_MS ? PB_FILTER_RUN_TIME_MS - (int)used : 1;
 	sg->run.models_seen = sg->run.models_with_tables = sg->run.models_with_sources = 0;
 	sg->run.ms_fetch = sg->run.ms_stage = 0;
 	pthread_mutex_init(&sg->mu, NULL);
