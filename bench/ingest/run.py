@@ -129,15 +129,24 @@ def run_reference(binary, env, tenant_id, app):
     return out
 
 
+def cpu_of(pid):
+    """User + system CPU seconds of a running process so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_worker(env, wrap=()):
-    """`pbiport worker --once` under /usr/bin/time: (wall s, peak RSS MiB of the worker itself)."""
+    """`pbiport worker --once` under /usr/bin/time: (wall s, peak RSS MiB of the worker itself,
+    its CPU seconds)."""
     t0 = time.monotonic()
-    res = subprocess.run(["/usr/bin/time", "-f", "PEAK_RSS_KB=%M"] + list(wrap) + [BIN, "worker", "--once"], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    res = subprocess.run(["/usr/bin/time", "-f", "PEAK_RSS_KB=%M CPU_S=%U+%S"] + list(wrap) + [BIN, "worker", "--once"],
+                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wall = time.monotonic() - t0
     err = res.stderr.decode()
     completion.require(res.returncode == 0, "ingest", "worker --once exited %d: %s" % (res.returncode, err[-2000:]))
-    return wall, int(re.findall(r"PEAK_RSS_KB=(\d+)", err)[-1]) / 1024.0
+    user, system = re.findall(r"CPU_S=([\d.]+)\+([\d.]+)", err)[-1]
+    return wall, int(re.findall(r"PEAK_RSS_KB=(\d+)", err)[-1]) / 1024.0, float(user) + float(system)
 
 
 def scan_seconds(full):
@@ -149,6 +158,19 @@ def scan_seconds(full):
     if "scan" in ms:
         return ms["scan"] / 1000.0
     return (ms.get("poll_wait", 0) + ms.get("fetch", 0) + ms.get("stage", 0)) / 1000.0
+
+
+def cpu_line(full, refs, emu_cpu):
+    """What the full run and the references cost the machine's cores: when both the worker and
+    the emulator need CPU, the run cannot scan faster than the cores let them."""
+    ref_client = [float(x["scan_client_cpu_s"]) for x in refs]
+    return ("- CPU (user + system) on the machine's %d cores: the full run's worker %.1f s and the emulator %.1f s "
+            "during it (%.1f s of the two together per second of the run's wall time); each reference scan: its "
+            "client %s s, the emulator %s s. The emulator is one Python process; what the worker spends on the "
+            "cores while scanning (decoding, converting and staging each result, which the reference does not "
+            "store) the emulator cannot use." % (
+                os.cpu_count(), full[5], emu_cpu["full"], (full[5] + emu_cpu["full"]) / full[2],
+                " and ".join("%.1f" % x for x in ref_client), " and ".join("%.1f" % x for x in emu_cpu["reference"])))
 
 
 def first_poll_note(poll_ms, new_worker):
@@ -235,7 +257,10 @@ def main():
             "client_secret": app["client_secret"]})
         completion.require(status == 201, "ingest", "creating the integration answered %s %s" % (status, integ))
         rows = []
+        emu_cpu = {}
+        c0 = cpu_of(emu.pid)
         refs = [run_reference(reference, env, t["id"], app)]
+        emu_cpu["reference"] = [cpu_of(emu.pid) - c0]
         print("reference scan", refs[0], file=sys.stderr)
         for label in ("full", "incremental (nothing changed)", "incremental (one workspace changed)"):
             if label == "incremental (one workspace changed)":
@@ -244,16 +269,20 @@ def main():
                         {"add_measure": {"table": "T0", "name": "Bench measure", "expression": "1"}})
             status, run = cgi(env, "POST", "/api/integrations/%s/runs" % integ["id"])
             completion.require(status == 202, "ingest", "starting the %s run answered %s %s" % (label, status, run))
-            wall, rss = run_worker(env, WRAP if label == "full" else ())
+            c0 = cpu_of(emu.pid)
+            wall, rss, cpu = run_worker(env, WRAP if label == "full" else ())
+            emu_cpu[label] = cpu_of(emu.pid) - c0
             status, runs = cgi(env, "GET", "/api/integrations/%s/runs" % integ["id"])
             r = runs["runs"][0]
             completion.require(r["state"] == "succeeded", "ingest", "the %s run ended %s" % (label, r))
             status, job = cgi(env, "GET", "/api/jobs/%s" % r["job_id"])
-            rows.append((label, r, wall, rss, job.get("result") or {}))
+            rows.append((label, r, wall, rss, job.get("result") or {}, cpu))
             print(label, wall, rss, json.dumps(job.get("result")), "db bytes",
                   sum(os.path.getsize(env["PBIPORT_DB"] + x) for x in ("", "-wal") if os.path.exists(env["PBIPORT_DB"] + x)),
                   file=sys.stderr)
+        c0 = cpu_of(emu.pid)
         refs.append(run_reference(reference, env, t["id"], app))
+        emu_cpu["reference"].append(cpu_of(emu.pid) - c0)
         print("reference scan", refs[1], file=sys.stderr)
         with urllib.request.urlopen(url + "/_emulator/state?sections=counters&parts=0", context=ctx) as resp:
             counters = json.load(resp)["counters"]
@@ -294,7 +323,7 @@ def main():
         "| run | mode | workspaces scanned | scans | max scans in flight | wall s | peak RSS MiB | assets after | added | changed | removed |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for label, r, wall, rss, res in rows:
+    for label, r, wall, rss, res, _ in rows:
         k = r["counts"]
         total = k["workspaces"] + k["semantic_models"] + k["reports"] + k["dashboards"] + k["datasources"]
         lines.append("| %s | %s | %d | %d | %d | %.1f | %.0f | %d | %d | %d | %d |" % (
@@ -321,6 +350,7 @@ def main():
         "in one batch of 1 in %.1f s (%.1f s of it scanning); %s." % (
             one[2], scan_seconds(one), first_poll_note(int(refs[0]["poll_ms"]), "scan" in one[4].get("ms", {}))),
         throughput_line(full, batches, ref_walls),
+        cpu_line(full, refs, emu_cpu),
     ] + HISTORY + [
         "<!-- ingest:end -->",
     ]

@@ -13,6 +13,7 @@
 #include "core/flow/ms_failure.h"
 #include "core/store/assets.h"
 #include "core/store/catalog.h"
+#include "core/lang/contract.h"
 #include "core/lang/cron.h"
 #include "core/lang/render.h"
 #include "core/store/integrations.h"
@@ -23,6 +24,7 @@
 #include "msapi/powerbi.h"
 #include "msapi/scanner.h"
 #include "runtime/crypto.h"
+#include "runtime/json_body.h"
 #include "runtime/log.h"
 #include "runtime/lua_json.h"
 #include "runtime/lua_sandbox.h"
@@ -182,6 +184,7 @@ typedef struct ingest_run {
 	size_t models_seen, models_with_tables, models_with_sources;
 	int64_t ms_fetch, ms_stage, ms_poll_wait, ms_apply;   /* where a run's time went */
 	int64_t ms_scan;            /* scanning, from the first getInfo to the last result staged */
+	int64_t progress_ms;        /* when the scanning progress was last written */
 	struct port_match *ports;   /* the org's output ports that name a server */
 	size_t nports;
 	struct published *published;   /* models pbiport published: Power BI id -> consumer product */
@@ -993,6 +996,10 @@ struct scan_round {
 	struct stager *sg;     /* stages the results on a thread of its own; NULL: in the hooks */
 };
 
+/* Around the run's own writes while a stager may be writing too (see the stager below). */
+static void round_write_begin(struct scan_round *sr);
+static void round_write_end(struct scan_round *sr);
+
 /* getInfo returned a scan id: kept before the scan is polled, so a worker that dies from
  * here on resumes polling it instead of starting it again. */
 static int round_started(void *ctx, size_t k, const char *scan_id, char *err)
@@ -1002,7 +1009,9 @@ static int round_started(void *ctx, size_t k, const char *scan_id, char *err)
 	char *copy = xstrdup(scan_id);
 	if (!copy)
 		return pb_err(err, PB_ENOMEM, "out of memory");
+	round_write_begin(sr);
 	int rc = scan_set(sr->r->db, sr->r->run->id, row->batch, scan_id, "scanning", err);
+	round_write_end(sr);
 	if (rc) {
 		free(copy);
 		return rc;
@@ -1018,8 +1027,12 @@ static int batch_staged(ingest_run *r, scan_row *row)
 {
 	xsnprintf(row->state, sizeof row->state, "done");
 	r->batches_done++;
-	if (!r->ctx)
+	/* a write per batch is a write per result: once a second is enough to show progress (and to
+	 * notice a cancel), and the last batch always */
+	int64_t now = pb_mono_ms();
+	if (!r->ctx || (now - r->progress_ms < 1000 && r->batches_done < r->batches_total))
 		return PB_OK;
+	r->progress_ms = now;
 	return job_phase(r->ctx, "scanning", 10 + (int)(80 * r->batches_done / (r->batches_total ? r->batches_total : 1)));
 }
 
@@ -1071,7 +1084,10 @@ static int round_failed(void *ctx, size_t k, int rc, const char *msg, char *err)
 		ms_failed(r, rc < 0 ? rc : PB_EIO);
 		return pb_err(err, rc < 0 ? rc : PB_EIO, "%s", msg);
 	}
-	return scan_again(r, sr->rows[k], msg, err);
+	round_write_begin(sr);
+	rc = scan_again(r, sr->rows[k], msg, err);
+	round_write_end(sr);
+	return rc;
 }
 
 /* ---- staging on a thread of its own ----
@@ -1080,11 +1096,12 @@ static int round_failed(void *ctx, size_t k, int rc, const char *msg, char *err)
  * reads) hands each result's bytes to the stager, which decodes, converts, filters and stages
  * them on a database connection of its own, so due getInfo and status calls do not wait while a
  * result is staged. At most STAGE_QUEUE results wait for it (the driving thread then waits for
- * room, so memory stays bounded). The driving thread records what the stager finished (the
+ * room, so memory stays bounded). The two connections take turns writing through write_mu, so
+ * neither waits in SQLite's busy handler (which sleeps in steps of up to 100 ms) for the other. The driving thread records what the stager finished (the
  * batch's row, the job's progress) when it hands over the next result and at the end of each
  * round, after waiting for the stager to finish what it was given. */
 
-#define STAGE_QUEUE 4
+#define STAGE_QUEUE PB_SCAN_PARALLEL_MAX   /* the results of a whole wave of scans, which come together */
 
 struct stage_item {
 	size_t k;               /* the round's batch */
@@ -1109,6 +1126,7 @@ typedef struct stager {
 	bool busy, closing;
 	struct stage_done *done, *spare;   /* finished, not recorded yet; swapped when collected */
 	size_t ndone;
+	pthread_mutex_t write_mu;   /* held by whichever connection writes: the stager's or the run's */
 	int rc;                 /* a failure that stops the run (err says what) */
 	char err[PB_ERR_MAX];
 	ingest_run run;         /* the run as the stager sees it: its own connection, counters and
@@ -1116,12 +1134,19 @@ typedef struct stager {
 	int filter_ms;          /* what is left of the run's filter time for the stager's rules */
 } stager;
 
-/* Decodes, converts and stages one result on the stager's connection (r is the stager's run). */
-static int stage_text(ingest_run *r, const struct stage_item *it, struct stage_done *d, char *err)
+/* Decodes, converts and stages one result on the stager's connection. */
+static int stage_text(stager *sg, const struct stage_item *it, struct stage_done *d, char *err)
 {
+	ingest_run *r = &sg->run;
 	scan_result res = { 0 };
+	char derr[PB_ERR_MAX];
 	int64_t t0 = pb_mono_ms();
-	json_t *raw = json_loadb(it->body, it->len, 0, NULL);
+	/* the contract reader's JSON reader is several times faster than json_loadb on these
+	 * megabytes; jansson reads what it leaves (and keeps its meaning of duplicate keys) */
+	json_t *raw = json_depth_check(it->body, it->len, PB_JSON_MAX_DEPTH, derr) ? NULL
+										     : fast_json_load(it->body, it->len);
+	if (!raw)
+		raw = json_loadb(it->body, it->len, 0, NULL);
 	int rc = PB_OK;
 	if (!json_is_object(raw)) {
 		d->bad = true;
@@ -1130,8 +1155,11 @@ static int stage_text(ingest_run *r, const struct stage_item *it, struct stage_d
 		rc = scanner_parse_result(raw, &res, err);
 		int64_t t1 = pb_mono_ms();
 		r->ms_fetch += t1 - t0;
-		if (!rc)
+		if (!rc) {
+			pthread_mutex_lock(&sg->write_mu);
 			rc = stage_scan(r, it->batch, it->ids_json, &res, err);
+			pthread_mutex_unlock(&sg->write_mu);
+		}
 		r->ms_stage += pb_mono_ms() - t1;
 	}
 	scan_result_release(&res);
@@ -1163,7 +1191,7 @@ static void *stager_main(void *arg)
 		pthread_cond_broadcast(&sg->cv);
 		pthread_mutex_unlock(&sg->mu);
 		struct stage_done d = { .k = it.k, .bad = false, .msg = "" };
-		int rc = failed ? PB_OK : stage_text(&sg->run, &it, &d, err);
+		int rc = failed ? PB_OK : stage_text(sg, &it, &d, err);
 		free(it.body);
 		pthread_mutex_lock(&sg->mu);
 		if (rc && !sg->rc) {
@@ -1206,9 +1234,11 @@ static int stager_start(ingest_run *r, size_t cap, stager **out, char *err)
 	sg->run.models_seen = sg->run.models_with_tables = sg->run.models_with_sources = 0;
 	sg->run.ms_fetch = sg->run.ms_stage = 0;
 	pthread_mutex_init(&sg->mu, NULL);
+	pthread_mutex_init(&sg->write_mu, NULL);
 	pthread_cond_init(&sg->cv, NULL);
 	if (pthread_create(&sg->th, NULL, stager_main, sg)) {
 		pthread_cond_destroy(&sg->cv);
+		pthread_mutex_destroy(&sg->write_mu);
 		pthread_mutex_destroy(&sg->mu);
 		rc = pb_err(err, PB_EINTERNAL, "cannot start the staging thread");
 		goto fail;
@@ -1242,10 +1272,23 @@ static void stager_stop(ingest_run *r, stager *sg)
 	r->ms_stage += sg->run.ms_stage;
 	db_close(sg->run.db);
 	pthread_cond_destroy(&sg->cv);
+	pthread_mutex_destroy(&sg->write_mu);
 	pthread_mutex_destroy(&sg->mu);
 	free(sg->done);
 	free(sg->spare);
 	free(sg);
+}
+
+static void round_write_begin(struct scan_round *sr)
+{
+	if (sr->sg)
+		pthread_mutex_lock(&sr->sg->write_mu);
+}
+
+static void round_write_end(struct scan_round *sr)
+{
+	if (sr->sg)
+		pthread_mutex_unlock(&sr->sg->write_mu);
 }
 
 /* Records what the stager finished since the last time (on the driving thread's connection). */
@@ -1260,8 +1303,12 @@ static int stager_collect(struct scan_round *sr, char *err)
 	sg->ndone = 0;
 	pthread_mutex_unlock(&sg->mu);
 	int rc = PB_OK;
+	if (!nd)
+		return PB_OK;
+	round_write_begin(sr);
 	for (size_t i = 0; i < nd && !rc; i++)
 		rc = d[i].bad ? scan_again(sr->r, sr->rows[d[i].k], d[i].msg, err) : batch_staged(sr->r, sr->rows[d[i].k]);
+	round_write_end(sr);
 	return rc;
 }
 
