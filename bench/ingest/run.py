@@ -93,11 +93,24 @@ HISTORY = [
     "an integration's own assets and its sightings in one UNION ALL had cost the last one 10%, so they are "
     "two queries. With two scanner integrations and a listing one over the same 170000 assets, each apply "
     "takes 3.3-5.4 s CPU.",
-    "  - what remains: the same run with PBIPORT_SCAN_POLL_MS=100 (the msapi benchmark's poll interval) "
-    "scanned in 15.6 s, no faster, so the 2 s first poll is not what is left. The worker decodes (jansson) "
-    "and stages each result (3.3 s) in the thread that drives the transfers, so while it stages, due "
-    "getInfo and status calls wait; staging on a thread of its own (its own SQLite connection) is the next "
-    "step.",
+    "  - what remained then: \"the same run with PBIPORT_SCAN_POLL_MS=100 scanned in 15.6 s, no faster\" - not "
+    "so: this script built the worker's environment from scratch, so the setting never reached it and that "
+    "run polled every 2 s like the others. The percentages above also divide by the msapi section's scan time, "
+    "measured before the emulator's TCP_NODELAY fix and in another run.",
+    "  - 2026-12-06 (issue 18): the reference is measured in the same run (before the full run and after the "
+    "incremental ones, the worker's poll settings), the PBIPORT_SCAN_* settings reach the worker, and the scanning "
+    "time is the worker's own timer (first getInfo to last result staged). Commit 58624f7 (BENCH_BIN_DIR) against "
+    "this one, 06:16-06:24 UTC, load average 1-4.4: at the default poll (2000 ms) the old worker already scanned "
+    "in 17.4 s against the reference's 18.3 / 19.4 s (108%): every lane waits 2 s for its first poll, long enough "
+    "to stage the last result on the same thread, so the 82-86% above came from the stale reference. At "
+    "PBIPORT_SCAN_POLL_MS=100 the old worker scanned in 10.8 s against 6.7 / 10.2 s (78%); staging on a thread of "
+    "its own with a queue of 4 gave 73-85% (the 16 results of a wave arrive together, so the driving thread "
+    "waited for room, and both connections' writes met in SQLite's busy handler, which sleeps up to 100 ms at a "
+    "time); with a queue of a whole wave, the two connections taking turns through one mutex, the progress written "
+    "once a second and the results decoded by the contract reader's JSON reader (2.0 -> 1.2 s): 7.0 s against "
+    "5.7 / 7.3 s (93%). One workspace changed (a batch of 1): the old worker's first status poll came after "
+    "PBIPORT_SCAN_POLL_MS whatever the batch, 3.0 s for the whole incremental run at the default; now after "
+    "100 ms (the interval scaled to the batch's size), about 1 s.",
 ]
 
 
