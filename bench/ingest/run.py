@@ -142,6 +142,20 @@ def run_reference(binary, env, tenant_id, app):
     return out
 
 
+def worker_env(work, url, outer=None):
+    """pbiport's environment for the CLI, CGI, the worker and the reference scan: built from
+    scratch (this process's own settings stay out), except the PBIPORT_SCAN_* settings asked
+    for (PBIPORT_SCAN_POLL_MS, PBIPORT_SCAN_POLL_MAX_MS), which must reach the worker."""
+    outer = os.environ if outer is None else outer
+    env = {"PATH": outer.get("PATH", "/usr/bin:/bin"), "PBIPORT_DB": os.path.join(work, "pbiport.db"),
+           "APPLICATION_INGESTIONS_ENABLED": "true", "APPLICATION_ENCRYPTION_KEYS": "66" * 32,
+           "APPLICATION_SECURITY_REMEMBERME_KEY": "77" * 32, "PBIPORT_ENTRA_URL": url + "/entra",
+           "PBIPORT_FABRIC_URL": url + "/fabric", "PBIPORT_POWERBI_URL": url + "/powerbi",
+           "PBIPORT_GRAPH_URL": url + "/graph", "PBIPORT_CA_BUNDLE": os.path.join(work, "emu", "ca.pem")}
+    env.update({k: v for k, v in outer.items() if k.startswith("PBIPORT_SCAN_")})
+    return env
+
+
 def cpu_of(pid):
     """User + system CPU seconds of a running process so far."""
     with open("/proc/%d/stat" % pid) as f:
@@ -255,13 +269,7 @@ def main():
                                          headers={"Content-Type": "application/json"})
         urllib.request.urlopen(req, context=ctx, timeout=600).read()
         control("POST", "advance", {"seconds": 7200})
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PBIPORT_DB": os.path.join(work, "pbiport.db"),
-               "APPLICATION_INGESTIONS_ENABLED": "true", "APPLICATION_ENCRYPTION_KEYS": "66" * 32,
-               "APPLICATION_SECURITY_REMEMBERME_KEY": "77" * 32, "PBIPORT_ENTRA_URL": url + "/entra",
-               "PBIPORT_FABRIC_URL": url + "/fabric", "PBIPORT_POWERBI_URL": url + "/powerbi",
-               "PBIPORT_GRAPH_URL": url + "/graph", "PBIPORT_CA_BUNDLE": os.path.join(work, "emu", "ca.pem")}
-        # the scan settings asked for reach the worker (and the reference, which reads them the same way)
-        env.update({k: v for k, v in os.environ.items() if k.startswith("PBIPORT_SCAN_")})
+        env = worker_env(work, url)
         reference = build_reference(work)
         for args in (["migrate"], ["org", "create", "acme"], ["user", "add", "alice", "--org", "acme", "--role", "owner"]):
             subprocess.run([BIN] + args, env=env, check=True, capture_output=True)
