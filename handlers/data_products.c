@@ -10,6 +10,7 @@
 #include "core/lang/contract.h"
 #include "handlers/handlers.h"
 #include "runtime/json_body.h"
+#include "runtime/json_out.h"
 #include "runtime/util.h"
 
 int api_data_products_import(struct req *r)
@@ -29,7 +30,8 @@ int api_data_products_import(struct req *r)
 	if (!(rc = contract_parse(r->body, r->body_len, "request body", &c, r->err)) &&
 	    !(rc = catalog_import_by(r->db, r->who.org_id, &by, c, r->body, r->body_len, &p, &created, &r->fail))) {
 		model_update_after_import(r->db, r->cfg, r->who.org_id, p->id, created);
-		rc = req_reply_json_new(r, created ? 201 : 200, catalog_product_json(p, false));
+		if (!(rc = req_json_begin(r, created ? 201 : 200)))
+			rc = req_json_end(r, catalog_product_out(&r->resp, p, false));
 	}
 	catalog_product_free(p);
 	contract_free(c);
@@ -43,32 +45,28 @@ int api_data_products_list(struct req *r)
 	int rc = catalog_product_list(r->db, r->who.org_id, &v, &n, r->err);
 	if (rc)
 		return rc;
-	json_t *list = catalog_products_json(v, n);
+	if (!(rc = req_json_begin(r, 200))) {
+		int bad = sbuf_adds(&r->resp, "{\"data_products\":[");
+		for (size_t i = 0; !bad && i < n; i++)
+			bad = (i && sbuf_addc(&r->resp, ',')) || catalog_product_out(&r->resp, &v[i], false);
+		rc = req_json_end(r, bad || sbuf_adds(&r->resp, "]}"));
+	}
 	catalog_products_free(v, n);
-	return req_reply_json_new(r, 200, list ? json_pack("{s:o}", "data_products", list) : NULL);
+	return rc;
 }
 
+/* The product with its contract and the ports it reads ("consumes"), written as text. */
 int api_data_products_get(struct req *r)
 {
 	cat_product *p = NULL;
-	json_t *o = NULL, *consumes = NULL;
+	json_t *consumes = NULL;
 	int rc = catalog_product_get(r->db, r->who.org_id, req_capture(r, "id"), true, &p, r->err);
 	/* the ports this product reads, under which agreements: empty for a source product */
 	if (!rc)
 		rc = agreements_consumed_json(r->db, r->who.org_id, p->id, &consumes, r->err);
-	if (!rc && !(o = catalog_product_json(p, true)))
-		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
-	if (!rc) {
-		/* json_object_set_new takes consumes whatever it answers */
-		if (json_object_set_new(o, "consumes", consumes))
-			rc = pb_err(r->err, PB_ENOMEM, "out of memory");
-		consumes = NULL;
-	}
-	if (!rc) {
-		rc = req_reply_json_new(r, 200, o);
-		o = NULL;
-	}
-	json_decref(o);
+	if (!rc && !(rc = req_json_begin(r, 200)))
+		rc = req_json_end(r, catalog_product_out_open(&r->resp, p, true) || sbuf_adds(&r->resp, ",\"consumes\":") ||
+				     json_out(&r->resp, consumes, JSON_COMPACT) || sbuf_addc(&r->resp, '}'));
 	json_decref(consumes);
 	catalog_product_free(p);
 	return rc;

@@ -11,8 +11,8 @@ int api_output_ports_get(struct req *r)
 {
 	cat_port *p = NULL;
 	int rc = catalog_port_get(r->db, r->who.org_id, req_capture(r, "id"), false, &p, r->err);
-	if (!rc)
-		rc = req_reply_json_new(r, 200, catalog_port_json(p));
+	if (!rc && !(rc = req_json_begin(r, 200)))
+		rc = req_json_end(r, catalog_port_out(&r->resp, p));
 	catalog_port_free(p);
 	return rc;
 }

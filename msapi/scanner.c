@@ -146,13 +146,14 @@ static int scan_get(msapi *c, const struct scan_read *read, const char *scan_id,
 	return rc;
 }
 
-/* The same GET as a job of a parallel scan. */
-static int scan_job(msapi *c, msapi_job *job, const struct scan_read *read, const char *scan_id, char *err)
+/* The same GET as a job of a parallel scan; url, when set, is the follow-up URL Power BI gave. */
+static int scan_job(msapi *c, msapi_job *job, const struct scan_read *read, const char *scan_id, const char *url,
+		    char *err)
 {
 	char *path = NULL;
-	int rc = msapi_path(&path, err, ADMIN "/%s/%s", read->resource, scan_id);
+	int rc = url ? PB_OK : msapi_path(&path, err, ADMIN "/%s/%s", read->resource, scan_id);
 	if (!rc)
-		rc = msapi_job_set(c, job, MSAPI_POWERBI, "GET", path, NULL, true, read->what, err);
+		rc = msapi_job_set(c, job, MSAPI_POWERBI, "GET", url ? url : path, NULL, true, read->what, err);
 	free(path);
 	return rc;
 }
@@ -203,9 +204,11 @@ struct scan_lane {
 	long long started_ms;     /* when cur's scan was accepted (for its time limit) */
 	long long poll_due_ms;    /* when cur's status is asked next */
 	long interval_ms;         /* cur's current poll interval */
+	char *status_url;         /* where cur's status is asked (getInfo's Location), NULL: the built path */
 	bool has_pending;         /* pending: a batch whose scan succeeded, result not read yet */
 	size_t pending;
 	char *pending_id;
+	char *pending_url;        /* where its result is read (scanStatus's Location), NULL: the built path */
 };
 
 struct scan_run {
@@ -244,7 +247,28 @@ static void scan_ended(struct scan_run *run)
 		run->running--;
 }
 
-/* The next poll interval: c->poll_ms at first, then doubling up to the hooks' maximum. */
+long scanner_first_poll_ms(long poll_ms, size_t n)
+{
+	if (n >= PB_SCAN_BATCH_MAX || poll_ms <= PB_SCAN_FIRST_POLL_MIN_MS)
+		return poll_ms;
+	long scaled = (long)(((long long)poll_ms * (long long)n + PB_SCAN_BATCH_MAX - 1) / PB_SCAN_BATCH_MAX);
+	return scaled < PB_SCAN_FIRST_POLL_MIN_MS ? PB_SCAN_FIRST_POLL_MIN_MS : scaled;
+}
+
+int scanner_next_url(const msapi *c, const char *location, const char *what, const char *scan_id, char **out,
+		     char *err)
+{
+	*out = NULL;
+	/* Power BI's Location is where the scanner API says to go next; it carries our token, so only
+	 * to the origin msapi talks to, and only when it names this scan */
+	if (location && *location && msapi_url_allowed(c, location) && strstr(location, scan_id) &&
+	    !strchr(location, '#'))
+		return (*out = xstrdup(location)) ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
+	return msapi_path(out, err, ADMIN "/%s/%s", what, scan_id);
+}
+
+/* The poll interval after cur: c->poll_ms after none yet (a resumed scan), then doubling up to
+ * the hooks' maximum. */
 static long grow_interval(const msapi *c, const scanner_hooks *h, long cur)
 {
 	if (cur <= 0)
@@ -259,6 +283,8 @@ static int lane_take(struct scan_run *run, struct scan_lane *l, char *err)
 	l->has_cur = false;
 	free(l->scan_id);
 	l->scan_id = NULL;
+	free(l->status_url);
+	l->status_url = NULL;
 	if (run->next >= run->nb)
 		return PB_OK;
 	l->cur = run->next++;
@@ -298,12 +324,12 @@ static int lane_next(struct scan_run *run, msapi_job *job, struct scan_lane *l, 
 		return rc ? rc : PB_HTTP_AGAIN;
 	}
 	if (l->has_pending) {
-		rc = scan_job(c, job, &SCAN_RESULT, l->pending_id, err);
+		rc = scan_job(c, job, &SCAN_RESULT, l->pending_id, l->pending_url, err);
 		l->sent = P_RESULT;
 		return rc ? rc : PB_HTTP_AGAIN;
 	}
 	if (l->has_cur) {
-		rc = scan_job(c, job, &SCAN_STATUS, l->scan_id, err);
+		rc = scan_job(c, job, &SCAN_STATUS, l->scan_id, l->status_url, err);
 		long long wait = l->poll_due_ms - pb_mono_ms();
 		*delay_ms = wait > 0 ? (long)wait : 0;
 		l->sent = P_POLL;
@@ -353,7 +379,9 @@ static int scan_step(void *ctx, size_t idx, msapi_job *job, const pb_http_resp *
 	msapi *c = job->user;
 	if (l->sent != P_SUBMIT && stopped(run, err))
 		return PB_EIO;
-	json_t *body = resp->body_len ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
+	/* a result handed over as text is decoded by the caller, not on this thread */
+	bool as_text = l->sent == P_RESULT && h->result_text;
+	json_t *body = resp->body_len && !as_text ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
 	long ra = pb_http_retry_after(resp);
 	char msg[PB_ERR_MAX];
 	int rc = PB_OK;
@@ -371,8 +399,11 @@ static int scan_step(void *ctx, size_t idx, msapi_job *job, const pb_http_resp *
 		}
 		if (++run->running > run->max_running)
 			run->max_running = run->running;
+		if ((rc = scanner_next_url(c, pb_http_header(resp, "Location"), "scanStatus", id, &l->status_url, err)))
+			break;
 		l->started_ms = pb_mono_ms();
-		l->interval_ms = grow_interval(c, h, 0);
+		/* Retry-After when Power BI says; else sooner for a small scan */
+		l->interval_ms = scanner_first_poll_ms(c->poll_ms, run->batches[l->cur].n);
 		l->poll_due_ms = l->started_ms + (ra >= 0 ? ra * 1000 : l->interval_ms);
 		/* the caller keeps the id before the first poll, so a restart resumes this scan */
 		if (h->started && (rc = h->started(h->ctx, l->cur, l->scan_id, err)) < 0)
@@ -389,9 +420,14 @@ static int scan_step(void *ctx, size_t idx, msapi_job *job, const pb_http_resp *
 			l->has_pending = true;
 			l->pending = l->cur;
 			free(l->pending_id);
+			free(l->pending_url);
+			l->pending_url = NULL;
 			l->pending_id = l->scan_id;
 			l->scan_id = NULL;
-			rc = lane_take(run, l, err);
+			rc = scanner_next_url(c, pb_http_header(resp, "Location"), "scanResult", l->pending_id, &l->pending_url,
+					      err);
+			if (!rc)
+				rc = lane_take(run, l, err);
 		} else if (st && !strcmp(st, "Failed")) {
 			const json_t *e = json_object_get(body, "error");
 			const char *em = json_string_value(json_object_get(e, "message"));
@@ -413,6 +449,12 @@ static int scan_step(void *ctx, size_t idx, msapi_job *job, const pb_http_resp *
 	}
 	case P_RESULT:
 		l->has_pending = false;
+		if (as_text) {
+			if ((rc = h->result_text(h->ctx, l->pending, resp->body ? resp->body : "", resp->body_len, err)) < 0)
+				break;
+			run->succeeded++;
+			break;
+		}
 		if (!json_is_object(body)) {
 			pb_err(msg, PB_EIO, "Power BI sent a scan result that is not a JSON object");
 			rc = batch_failed(run, l->pending, PB_EIO, msg, err);
@@ -493,7 +535,9 @@ out:
 		msapi_job_release(&jobs[i]);
 	for (size_t i = 0; run.lanes && i < nl; i++) {
 		free(run.lanes[i].scan_id);
+		free(run.lanes[i].status_url);
 		free(run.lanes[i].pending_id);
+		free(run.lanes[i].pending_url);
 	}
 	free(jobs);
 	free(run.lanes);

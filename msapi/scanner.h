@@ -137,19 +137,38 @@ typedef struct scanner_hooks {
 	int (*started)(void *ctx, size_t batch, const char *scan_id, char *err);
 	/* the batch's scan result (borrowed for the call) */
 	int (*result)(void *ctx, size_t batch, json_t *result, char *err);
+	/* instead of result: the batch's scan result as the bytes Power BI sent (borrowed for the
+	 * call), not decoded here, so the caller can decode it elsewhere (on a thread of its own)
+	 * while this one drives the other scans; the caller then also checks it is a JSON object */
+	int (*result_text)(void *ctx, size_t batch, const char *body, size_t len, char *err);
 	/* the batch failed for good (its calls failed, or Power BI failed, lost or timed out the
 	 * scan or its result): rc and its one-line message. 401/403 stop the scan before this
 	 * hook is asked. With this hook the call returns 0 after failures it let pass. */
 	int (*failed)(void *ctx, size_t batch, int rc, const char *msg, char *err);
 	/* asked before each reply is handled: true stops the scan (PB_EIO) */
 	bool (*stop)(void *ctx);
-	/* polls come c->poll_ms after getInfo, then at doubling intervals up to this (or Power
-	 * BI's Retry-After); <= c->poll_ms: every c->poll_ms */
+	/* the first poll comes scanner_first_poll_ms after getInfo (or Power BI's Retry-After), then
+	 * at doubling intervals up to this (or Retry-After); <= c->poll_ms: at most every c->poll_ms */
 	long poll_max_ms;
 } scanner_hooks;
 
+/* When a new scan of n workspaces is first asked about (ms after getInfo accepted it), unless
+ * Power BI sent Retry-After: a scan takes about as long as what it reads, so poll_ms (the
+ * interval for a full batch of PB_SCAN_BATCH_MAX) scaled by n / PB_SCAN_BATCH_MAX, at least
+ * PB_SCAN_FIRST_POLL_MIN_MS and at most poll_ms. Later polls double from there. */
+long scanner_first_poll_ms(long poll_ms, size_t n);
+
+/* Where to ask next about scan_id (what: "scanStatus" after getInfo, "scanResult" after a
+ * Succeeded status): the Location Power BI sent with the answer, as the scanner API says to
+ * use it, when it is on the origin msapi talks to (msapi_url_allowed: it carries the token)
+ * and names this scan; otherwise the documented path admin/workspaces/<what>/<scan_id>.
+ * *out: new (free). */
+int scanner_next_url(const msapi *c, const char *location, const char *what, const char *scan_id, char **out,
+		     char *err);
+
 /* Scans batches[0..nb): getInfo for each (at most min(c->parallel, PB_SCAN_PARALLEL_MAX)
- * scans in flight), polls scanStatus (Retry-After or c->poll_ms), fetches the results in
+ * scans in flight), polls scanStatus at getInfo's Location (Retry-After, or sooner for a small
+ * batch: scanner_first_poll_ms), fetches the results (at scanStatus's Location) in
  * parallel, telling h about each scan id, result and failure as they come. A batch that
  * fails is counted and the others go on; without a failed hook the call then returns its
  * error. 401/403 stop everything at once (the others would fail the same way). h and st may

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "runtime/crypto.h"
 #include "runtime/util.h"
 
 static const char hexdigits[] = "0123456789abcdef";
@@ -30,7 +31,7 @@ static bool is_hex(const char *s, size_t n)
 void auth_token_hash(const char *token, char hash_hex[PB_TOKEN_HASH_HEX])
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
-	SHA256((const unsigned char *)token, strlen(token), md);
+	pb_sha256(token, strlen(token), md);
 	to_hex(md, sizeof md, hash_hex);
 }
 

@@ -99,13 +99,19 @@ sqlite3 *db_sqlite(pb_db *db)
 int db_prepare(pb_db *db, const char *sql, sqlite3_stmt **out, char *err)
 {
 	*out = NULL;
-	for (size_t i = 0; i < db->ncache; i++) {
-		if (db->cache[i].sql == sql || !strcmp(db->cache[i].sql, sql)) {
-			sqlite3_reset(db->cache[i].st);
-			sqlite3_clear_bindings(db->cache[i].st);
-			*out = db->cache[i].st;
-			return PB_OK;
-		}
+	/* by address first (a call site passes the same literal every time), then by text */
+	size_t hit = db->ncache;
+	for (size_t i = 0; i < db->ncache && hit == db->ncache; i++)
+		if (db->cache[i].sql == sql)
+			hit = i;
+	for (size_t i = 0; i < db->ncache && hit == db->ncache; i++)
+		if (!strcmp(db->cache[i].sql, sql))
+			hit = i;
+	if (hit < db->ncache) {
+		sqlite3_reset(db->cache[hit].st);
+		sqlite3_clear_bindings(db->cache[hit].st);
+		*out = db->cache[hit].st;
+		return PB_OK;
 	}
 	/* a full cache means more distinct statements than the program has: a bug, say so */
 	if (db->ncache == PB_STMT_CACHE_MAX)

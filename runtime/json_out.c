@@ -1,6 +1,7 @@
 #include "runtime/json_out.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,10 +9,30 @@
 #include "runtime/limits.h"
 #include "runtime/util.h"
 
-/* Bytes that need an escape in a JSON string: ", \ and the control characters. */
+/* Bytes that need an escape in a JSON string: ", \ and the control characters (a table:
+ * this test runs once per byte of every string of every response). */
+static const bool escaped[256] = {
+	[0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1, [0x07] = 1,
+	[0x08] = 1, [0x09] = 1, [0x0A] = 1, [0x0B] = 1, [0x0C] = 1, [0x0D] = 1, [0x0E] = 1, [0x0F] = 1,
+	[0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1, [0x15] = 1, [0x16] = 1, [0x17] = 1,
+	[0x18] = 1, [0x19] = 1, [0x1A] = 1, [0x1B] = 1, [0x1C] = 1, [0x1D] = 1, [0x1E] = 1, [0x1F] = 1,
+	['"'] = 1, ['\\'] = 1,
+};
+
 static bool needs_escape(unsigned char c)
 {
-	return c < 0x20 || c == '"' || c == '\\';
+	return escaped[c];
+}
+
+/* Eight bytes none of which needs an escape (no byte < 0x20, '"' or '\\'): exact bit tests. */
+static bool plain8(const char *p)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	uint64_t w, q, b;
+	memcpy(&w, p, 8);
+	q = w ^ (ones * '"');
+	b = w ^ (ones * '\\');
+	return !(((w - ones * 0x20) & ~w & highs) | ((q - ones) & ~q & highs) | ((b - ones) & ~b & highs));
 }
 
 /* Escaped text is gathered in a small local buffer and handed to the sbuf in a few large
@@ -27,6 +48,8 @@ int json_out_string(sbuf *out, const char *s, size_t len)
 	buf[n++] = '"';
 	while (i < len) {
 		size_t run = i;
+		while (len - run >= 8 && plain8(s + run))
+			run += 8;
 		while (run < len && !needs_escape((unsigned char)s[run]))
 			run++;
 		if (run - i >= LONG_RUN || run - i > CHUNK - n) {
@@ -72,23 +95,13 @@ int json_out_string(sbuf *out, const char *s, size_t len)
 	return sbuf_add(out, buf, n);
 }
 
-int json_out_double(double d, char buf[JSON_OUT_DOUBLE_MAX])
+/* jansson's spelling of a real printed with %g into buf (n bytes): a ".0" added when it would
+ * read back as an integer, the exponent without "+" or leading zeros (1e300, 1e-5). */
+static int jansson_spelling(char buf[JSON_OUT_DOUBLE_MAX], int n)
 {
-	if (!isfinite(d))
-		return -1;
-	/* the fewest digits that read back as d: 15 digits always read back unchanged text,
-	 * 17 always read back d */
-	int n = 0;
-	for (int prec = 15; prec <= 17; prec++) {
-		n = snprintf(buf, JSON_OUT_DOUBLE_MAX, "%.*g", prec, d);
-		if (n < 0 || n >= JSON_OUT_DOUBLE_MAX)
-			return -1;
-		if (strtod(buf, NULL) == d)
-			break;
-	}
-	/* as jansson writes reals: a "." or exponent so it reads back as a real, and the
-	 * exponent without "+" or leading zeros */
 	if (!strchr(buf, '.') && !strchr(buf, 'e')) {
+		if (n + 3 > JSON_OUT_DOUBLE_MAX)
+			return -1;
 		memcpy(buf + n, ".0", 3);
 		return n + 2;
 	}
@@ -107,18 +120,39 @@ int json_out_double(double d, char buf[JSON_OUT_DOUBLE_MAX])
 	return n;
 }
 
+int json_out_double(double d, char buf[JSON_OUT_DOUBLE_MAX])
+{
+	if (!isfinite(d))
+		return -1;
+	/* the fewest digits that read back as d: 15 digits always read back unchanged text,
+	 * 17 always read back d */
+	int n = 0;
+	for (int prec = 15; prec <= 17; prec++) {
+		n = snprintf(buf, JSON_OUT_DOUBLE_MAX, "%.*g", prec, d);
+		if (n < 0 || n >= JSON_OUT_DOUBLE_MAX)
+			return -1;
+		if (strtod(buf, NULL) == d)
+			break;
+	}
+	return jansson_spelling(buf, n);
+}
+
+int json_out_double_prec(double d, int precision, char buf[JSON_OUT_DOUBLE_MAX])
+{
+	if (!isfinite(d) || precision < 1 || precision > 17)
+		return -1;
+	int n = snprintf(buf, JSON_OUT_DOUBLE_MAX, "%.*g", precision, d);
+	if (n < 0 || n >= JSON_OUT_DOUBLE_MAX)
+		return -1;
+	return jansson_spelling(buf, n);
+}
+
 static int out_real(sbuf *out, const json_t *v, size_t flags)
 {
-	if (!(flags & JSON_REAL_PRECISION(31))) {
-		char buf[JSON_OUT_DOUBLE_MAX];
-		int n = json_out_double(json_real_value(v), buf);
-		return n < 0 ? -1 : sbuf_add(out, buf, (size_t)n);
-	}
-	/* a fixed precision asked for (log durations): jansson's own text */
-	char *text = json_dumps(v, (flags & JSON_REAL_PRECISION(31)) | JSON_COMPACT | JSON_ENCODE_ANY);
-	int rc = text ? sbuf_adds(out, text) : -1;
-	free(text);
-	return rc;
+	char buf[JSON_OUT_DOUBLE_MAX];
+	int prec = (int)((flags >> 11) & 0x1F);   /* JSON_REAL_PRECISION(n) keeps n in bits 11..15 */
+	int n = prec ? json_out_double_prec(json_real_value(v), prec, buf) : json_out_double(json_real_value(v), buf);
+	return n < 0 ? -1 : sbuf_add(out, buf, (size_t)n);
 }
 
 static int out_value(sbuf *out, const json_t *v, size_t flags, int depth)
@@ -179,4 +213,106 @@ void json_out_list_add_new(json_t **list, json_t *item)
 		json_decref(*list);
 		*list = NULL;
 	}
+}
+
+/* ---- stored JSON text written as it is ---- */
+
+/* Checks that text[*i..] starts with a string literal exactly as json_out_string writes it
+ * (raw UTF-8, escapes only where and as json_out_string makes them); advances *i past it. */
+static bool canonical_string(const char *text, size_t len, size_t *i)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t p = *i;
+	if (p >= len || text[p] != '"')
+		return false;
+	size_t start = ++p;
+	for (;;) {
+		if (p >= len)
+			return false;
+		unsigned char c = (unsigned char)text[p];
+		if (c == '"')
+			break;
+		if (c < 0x20)
+			return false;
+		if (c != '\\') {
+			p++;
+			continue;
+		}
+		if (p + 1 >= len)
+			return false;
+		switch (text[p + 1]) {
+		case '"': case '\\': case 'b': case 'f': case 'n': case 'r': case 't':
+			p += 2;
+			break;
+		case 'u':
+			/* only \u00XX for the control characters json_out_string has no short escape for */
+			if (p + 5 >= len || text[p + 2] != '0' || text[p + 3] != '0' || (text[p + 4] != '0' && text[p + 4] != '1') ||
+			    !memchr(hex, text[p + 5], 16))
+				return false;
+			c = (unsigned char)((text[p + 4] - '0') << 4 |
+					    (text[p + 5] <= '9' ? text[p + 5] - '0' : text[p + 5] - 'A' + 10));
+			if (c == 0 || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t')
+				return false;   /* \u0000 is refused by the reader; the others have short forms */
+			p += 6;
+			break;
+		default:
+			return false;
+		}
+	}
+	if (!utf8_valid(text + start, p - start))
+		return false;
+	*i = p + 1;
+	return true;
+}
+
+/* An object whose values are strings or such objects, with distinct keys, written compactly
+ * as json_out writes it; advances *i past it. */
+static bool canonical_object(const char *text, size_t len, size_t *i, int depth)
+{
+	size_t from[64], to[64], nkeys = 0, p = *i;   /* each key's escaped bytes */
+	if (depth > 8 || p >= len || text[p] != '{')
+		return false;
+	p++;
+	if (p < len && text[p] == '}') {
+		*i = p + 1;
+		return true;
+	}
+	for (;;) {
+		size_t key = p;
+		if (!canonical_string(text, len, &p) || p >= len || text[p] != ':')
+			return false;
+		/* a repeated key reads back as one member, so not as this text; escaped forms are
+		 * unique here, so equal keys have equal bytes */
+		for (size_t k = 0; k < nkeys; k++)
+			if (to[k] - from[k] == p - 1 - (key + 1) && !memcmp(text + from[k], text + key + 1, to[k] - from[k]))
+				return false;
+		if (nkeys == sizeof from / sizeof from[0])
+			return false;
+		from[nkeys] = key + 1;
+		to[nkeys++] = p - 1;
+		p++;
+		if (p < len && text[p] == '{') {
+			if (!canonical_object(text, len, &p, depth + 1))
+				return false;
+		} else if (!canonical_string(text, len, &p)) {
+			return false;
+		}
+		if (p >= len)
+			return false;
+		if (text[p] == '}') {
+			*i = p + 1;
+			return true;
+		}
+		if (text[p] != ',')
+			return false;
+		p++;
+	}
+}
+
+int json_out_as_is(sbuf *out, const char *text, size_t len)
+{
+	size_t i = 0;
+	if (!text || !canonical_object(text, len, &i, 0) || i != len)
+		return 1;
+	return sbuf_add(out, text, len);
 }

@@ -17,7 +17,7 @@
 #include "runtime/strbuf.h"
 
 /* Appends v as JSON text. flags: JSON_COMPACT is assumed (no other layout is written);
- * JSON_REAL_PRECISION(n) applies to reals. Returns 0, or -1 when out would pass its ceiling,
+ * JSON_REAL_PRECISION(n) (n up to 17) applies to reals. Returns 0, or -1 when out would pass its ceiling,
  * on no memory, or when v nests deeper than PB_JSON_OUT_MAX_DEPTH (out then holds a prefix). */
 int json_out(sbuf *out, const json_t *v, size_t flags);
 
@@ -32,6 +32,17 @@ int json_out_double(double d, char buf[JSON_OUT_DOUBLE_MAX]);
  * drops the list (*list = NULL) when that fails: such a list is whole or not there at all, never
  * answered with a row missing. Takes item either way. */
 void json_out_list_add_new(json_t **list, json_t *item);
+
+/* The same for JSON_REAL_PRECISION(precision) (1..17): jansson's "%.<precision>g" spelling. */
+int json_out_double_prec(double d, int precision, char buf[JSON_OUT_DOUBLE_MAX]);
+
+/* Appends stored JSON text as it is when it is exactly what json_out would write for the value
+ * it reads back as: an object whose members are strings or such objects (distinct keys, no
+ * whitespace, strings escaped as json_out_string escapes them, valid UTF-8). Returns 0 when
+ * appended, 1 when the text is not in that form (nothing appended: parse it and json_out the
+ * value instead), -1 when out would pass its ceiling. Text pbiport stored with json_dumps or
+ * json_out (JSON_COMPACT) is in that form. */
+int json_out_as_is(sbuf *out, const char *text, size_t len);
 
 /* Appends s[0..len) as a JSON string literal with quotes, escaped as jansson escapes. */
 int json_out_string(sbuf *out, const char *s, size_t len);

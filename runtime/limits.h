@@ -81,6 +81,7 @@
 #define PB_MSAPI_REDIRECTS_MAX  3
 #define PB_SCAN_BATCH_MAX       100                   /* workspace ids per getInfo (Power BI rule) */
 #define PB_SCAN_PARALLEL_MAX    16                    /* scans in flight (Power BI rule) */
+#define PB_SCAN_FIRST_POLL_MIN_MS 100                 /* first scanStatus of the smallest scan, at the earliest */
 
 /* HTTP runtime (runtime/request, router, db, auth) */
 #define PB_BODY_MAX_DEFAULT     (10u * 1024 * 1024)   /* PBIPORT_MAX_BODY when unset */

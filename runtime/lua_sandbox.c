@@ -1269,6 +1269,11 @@ static int sb_setup(lua_State *L)
 	return 0;
 }
 
+long sandbox_time_used_ms(const lua_sandbox *sb)
+{
+	return sb ? (long)(sb->total_used_ns / 1000000) : 0;
+}
+
 /* --- running ----------------------------------------------------------------------- */
 
 static int check_usable(lua_sandbox *sb, char *err)

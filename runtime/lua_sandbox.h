@@ -80,6 +80,9 @@ typedef struct sandbox_opts {
 int sandbox_new(const sandbox_opts *o, lua_sandbox **out, char *err);
 void sandbox_free(lua_sandbox *sb);
 
+/* CPU time of the sandbox's calls so far, in ms (what total_time_limit_ms counts). */
+long sandbox_time_used_ms(const lua_sandbox *sb);
+
 /* The Lua state, borrowed until sandbox_free(). Use it only to read results and to push
  * plain values with non-raising calls; anything that allocates goes through
  * sandbox_cpcall(). */

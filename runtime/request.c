@@ -66,8 +66,8 @@ void req_release(struct req *r)
 const char *req_env(const struct req *r, const char *name)
 {
 	size_t n = strlen(name);
-	for (size_t i = 0; i < r->nenv; i++)
-		if (!strncmp(r->env[i], name, n) && r->env[i][n] == '=')
+	for (size_t i = 0; i < r->nenv; i++)   /* the first byte rules out most entries */
+		if (r->env[i][0] == name[0] && !strncmp(r->env[i], name, n) && r->env[i][n] == '=')
 			return r->env[i] + n + 1;
 	return NULL;
 }
@@ -552,11 +552,23 @@ int req_reply_json_new(struct req *r, int status, json_t *body)
 	if (!body)
 		return pb_err(r->err, PB_ENOMEM, "out of memory building the response");
 	/* written straight into the response buffer: no intermediate copy of the text */
-	rc = req_reply(r, status, "application/json", NULL, 0);
-	if (!rc && (json_out(&r->resp, body, JSON_COMPACT) || sbuf_addc(&r->resp, '\n')))
-		rc = pb_err(r->err, PB_ENOMEM, "response is larger than %u bytes", PB_RESPONSE_MAX_BYTES);
+	rc = req_json_begin(r, status);
+	if (!rc)
+		rc = req_json_end(r, json_out(&r->resp, body, JSON_COMPACT));
 	json_decref(body);
 	return rc;
+}
+
+int req_json_begin(struct req *r, int status)
+{
+	return req_reply(r, status, "application/json", NULL, 0);
+}
+
+int req_json_end(struct req *r, int bad)
+{
+	if (bad || sbuf_addc(&r->resp, '\n'))
+		return pb_err(r->err, PB_ENOMEM, "response is larger than %u bytes", PB_RESPONSE_MAX_BYTES);
+	return PB_OK;
 }
 
 int req_answer_json_new(struct req *r, int rc, int status, json_t *reply)
@@ -618,14 +630,19 @@ int req_send(struct req *r)
 {
 	sbuf head;
 	int rc = PB_OK;
+	char num[24];
 	sbuf_init(&head, PB_RESPONSE_HEADERS_MAX * 2);
 	if (!r->status)
 		req_reply_error(r, 500, "internal", "no response was produced");
 	bool own_cache = r->headers.len && strstr(sbuf_str(&r->headers), "Cache-Control:");
-	if (sbuf_addf(&head, "Status: %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-		      "X-Request-Id: %s\r\n%sX-Content-Type-Options: nosniff\r\n",
-		      r->status, http_reason(r->status), r->resp_type ? r->resp_type : "application/json",
-		      r->resp.len, r->request_id, own_cache ? "" : "Cache-Control: no-store\r\n") ||
+	/* put together piece by piece: this runs for every response */
+	if (xsnprintf(num, sizeof num, "%d ", r->status) || sbuf_adds(&head, "Status: ") || sbuf_adds(&head, num) ||
+	    sbuf_adds(&head, http_reason(r->status)) || sbuf_adds(&head, "\r\nContent-Type: ") ||
+	    sbuf_adds(&head, r->resp_type ? r->resp_type : "application/json") ||
+	    xsnprintf(num, sizeof num, "%zu", r->resp.len) || sbuf_adds(&head, "\r\nContent-Length: ") ||
+	    sbuf_adds(&head, num) || sbuf_adds(&head, "\r\nX-Request-Id: ") || sbuf_adds(&head, r->request_id) ||
+	    sbuf_adds(&head, own_cache ? "\r\n" : "\r\nCache-Control: no-store\r\n") ||
+	    sbuf_adds(&head, "X-Content-Type-Options: nosniff\r\n") ||
 	    sbuf_add(&head, sbuf_str(&r->headers), r->headers.len) || sbuf_adds(&head, "\r\n")) {
 		rc = pb_err(r->err, PB_ENOMEM, "response headers are too large");
 		goto out;

@@ -126,6 +126,11 @@ int req_header(struct req *r, const char *name, const char *value);     /* no CR
 int req_reply(struct req *r, int status, const char *content_type, const char *body, size_t len);
 /* Steals the reference to body (jansson's _new convention). */
 int req_reply_json_new(struct req *r, int status, struct json_t *body);
+/* A JSON answer the handler writes as text straight into r->resp (a hot read path: no JSON
+ * tree): req_json_begin, then the handler's writers append to r->resp, then req_json_end with
+ * what they returned (non-zero: the answer did not fit or memory ran out, an error rc). */
+int req_json_begin(struct req *r, int status);
+int req_json_end(struct req *r, int bad);
 /* What a core call answered: its failure rc as it is (reply dropped), or status with reply
  * (req_reply_json_new). Steals the reference to reply either way. */
 int req_answer_json_new(struct req *r, int rc, int status, struct json_t *reply);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +45,22 @@ void mark_cut(char *s, size_t size)
 int xsnprintf(char *dst, size_t size, const char *fmt, ...)
 {
 	va_list ap;
+	int n;
 	va_start(ap, fmt);
-	int n = vsnprintf(dst, size, fmt, ap);
+	if (fmt[0] == '%' && fmt[1] == 's' && !fmt[2] && size) {
+		/* a plain copy (most calls): what vsnprintf would write, without parsing a format */
+		const char *s = va_arg(ap, const char *);
+		size_t len = s ? strlen(s) : 0;
+		if (!s) {
+			n = snprintf(dst, size, "%s", "(null)");
+		} else {
+			memcpy(dst, s, len < size ? len : size - 1);
+			dst[len < size ? len : size - 1] = '\0';
+			n = len > INT_MAX ? -1 : (int)len;
+		}
+	} else {
+		n = vsnprintf(dst, size, fmt, ap);
+	}
 	va_end(ap);
 	return (n < 0 || (size_t)n >= size) ? -1 : 0;
 }
@@ -80,6 +95,12 @@ bool utf8_valid(const char *str, size_t len)
 	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0;
 	while (i < len) {
+		/* eight ASCII bytes at a time: most text is ASCII */
+		uint64_t w;
+		while (len - i >= 8 && (memcpy(&w, s + i, 8), !(w & 0x8080808080808080ull)))
+			i += 8;
+		if (i == len)
+			break;
 		unsigned char c = s[i];
 		size_t n;
 		uint32_t cp;

@@ -3,8 +3,12 @@
  * "modified" call, then scans them all with scanner_scan_batches (batches of 100, at most
  * `parallel` scans in flight). Prints one "key=value" line per measurement.
  *
- *   bench_msapi TENANT CLIENT_ID CLIENT_SECRET [PARALLEL [POLL_MS]]
- * The client secret may also come from BENCH_CLIENT_SECRET (then pass "-"). */
+ *   bench_msapi TENANT CLIENT_ID CLIENT_SECRET [PARALLEL [POLL_MS [POLL_MAX_MS]]]
+ * The client secret may also come from BENCH_CLIENT_SECRET (then pass "-"). POLL_MS and
+ * POLL_MAX_MS "-" (or left out, for POLL_MAX_MS) take pbiport's own settings
+ * (PBIPORT_SCAN_POLL_MS, PBIPORT_SCAN_POLL_MAX_MS: runtime/config.c), as a worker polls.
+ * BENCH_SCAN_ONLY=1 skips the Fabric and Power BI listings (bench/ingest's reference: the
+ * emulator's scan throughput under the same poll settings as the worker it compares with). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +53,7 @@ static double cpu_seconds(void)
 	       ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
 }
 
-static int scan(msapi *c, char **ids, size_t n, int parallel, const char *label, char *err)
+static int scan(msapi *c, char **ids, size_t n, int parallel, long poll_max_ms, const char *label, char *err)
 {
 	double cpu0 = cpu_seconds();
 	scanner_opts o = { .lineage = true, .datasource_details = true, .dataset_schema = true };
@@ -65,7 +69,7 @@ static int scan(msapi *c, char **ids, size_t n, int parallel, const char *label,
 		b[i] = (scanner_batch){ .ids = (const char *const *)ids + first,
 					.n = n - first < PB_SCAN_BATCH_MAX ? n - first : PB_SCAN_BATCH_MAX };
 	}
-	scanner_hooks h = { .ctx = &t, .result = tally_scan };
+	scanner_hooks h = { .ctx = &t, .result = tally_scan, .poll_max_ms = poll_max_ms };
 	int rc = scanner_scan_batches(c, b, nb, &o, &h, &st, err);
 	free(b);
 	if (rc)
@@ -94,7 +98,8 @@ int main(int argc, char **argv)
 	}
 	const char *secret = strcmp(argv[3], "-") ? argv[3] : getenv("BENCH_CLIENT_SECRET");
 	int parallel = argc > 4 ? atoi(argv[4]) : PB_SCAN_PARALLEL_MAX;
-	long poll_ms = argc > 5 ? atol(argv[5]) : 100;
+	const char *poll_arg = argc > 5 ? argv[5] : "100", *poll_max_arg = argc > 6 ? argv[6] : "-";
+	bool scan_only = getenv("BENCH_SCAN_ONLY") && !strcmp(getenv("BENCH_SCAN_ONLY"), "1");
 	char err[PB_ERR_MAX];
 	pb_config cfg;
 	pb_http *h = NULL;
@@ -113,23 +118,27 @@ int main(int argc, char **argv)
 	if (rc)
 		goto out;
 	msapi_init(&c, h, &cfg);
-	c.poll_ms = poll_ms;
+	c.poll_ms = strcmp(poll_arg, "-") ? atol(poll_arg) : cfg.scan_poll_ms;
+	long poll_max_ms = strcmp(poll_max_arg, "-") ? atol(poll_max_arg) : cfg.scan_poll_max_ms;
+	printf("poll_ms=%ld\npoll_max_ms=%ld\n", c.poll_ms, poll_max_ms);
 	entra_app app = { argv[1], argv[2], secret };
 	if ((rc = entra_client_credentials(&c, &app, NULL, &t, err)) || (rc = msapi_set_token(&c, t.access_token, err)))
 		goto out;
 
 	long long t0 = pb_mono_ms();
 	msapi_items l;
-	if ((rc = fabric_list_workspaces(&c, &l, err)))
-		goto out;
-	printf("fabric_list_workspaces=%zu\nfabric_list_wall_s=%.2f\n", l.n, (double)(pb_mono_ms() - t0) / 1000.0);
-	msapi_items_release(&l);
+	if (!scan_only) {
+		if ((rc = fabric_list_workspaces(&c, &l, err)))
+			goto out;
+		printf("fabric_list_workspaces=%zu\nfabric_list_wall_s=%.2f\n", l.n, (double)(pb_mono_ms() - t0) / 1000.0);
+		msapi_items_release(&l);
 
-	t0 = pb_mono_ms();
-	if ((rc = powerbi_list_groups(&c, NULL, &l, err)))
-		goto out;
-	printf("powerbi_list_groups=%zu\npowerbi_list_wall_s=%.2f\n", l.n, (double)(pb_mono_ms() - t0) / 1000.0);
-	msapi_items_release(&l);
+		t0 = pb_mono_ms();
+		if ((rc = powerbi_list_groups(&c, NULL, &l, err)))
+			goto out;
+		printf("powerbi_list_groups=%zu\npowerbi_list_wall_s=%.2f\n", l.n, (double)(pb_mono_ms() - t0) / 1000.0);
+		msapi_items_release(&l);
+	}
 
 	t0 = pb_mono_ms();
 	if ((rc = scanner_modified(&c, NULL, true, &ids, &nids, err)))
@@ -137,11 +146,11 @@ int main(int argc, char **argv)
 	printf("scanner_modified=%zu\nscanner_modified_wall_s=%.2f\n", nids, (double)(pb_mono_ms() - t0) / 1000.0);
 	fflush(stdout);
 
-	if ((rc = scan(&c, ids, nids, parallel, "scan", err)))
+	if ((rc = scan(&c, ids, nids, parallel, poll_max_ms, "scan", err)))
 		goto out;
 	fflush(stdout);
 	if (getenv("BENCH_SERIAL"))
-		rc = scan(&c, ids, nids, 1, "serial", err);
+		rc = scan(&c, ids, nids, 1, poll_max_ms, "serial", err);
 out:
 	if (rc)
 		fprintf(stderr, "bench_msapi: %s\n", err);

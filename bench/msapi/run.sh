@@ -49,7 +49,7 @@ export BENCH_CLIENT_SECRET=$secret
 [ "$SERIAL" = 0 ] || export BENCH_SERIAL=1
 
 status=0
-"$work/bench_msapi" "$tenant" "$client" - 16 "$POLL" >"$work/result.txt" 2>"$work/bench.err" || status=$?
+"$work/bench_msapi" "$tenant" "$client" - 16 "$POLL" "$POLL" >"$work/result.txt" 2>"$work/bench.err" || status=$?
 cat "$work/result.txt"
 [ "$status" -eq 0 ] || bench_fail msapi "bench_msapi exited $status ($(tail -n 1 "$work/bench.err"))"
 curl -s --cacert "$work/emu/ca.pem" "$url/_emulator/state?sections=counters&parts=0" >"$work/state.json"

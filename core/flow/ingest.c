@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <lauxlib.h>
 #include <lua.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@
 #include "core/flow/ms_failure.h"
 #include "core/store/assets.h"
 #include "core/store/catalog.h"
+#include "core/lang/contract.h"
 #include "core/lang/cron.h"
 #include "core/lang/render.h"
 #include "core/store/integrations.h"
@@ -22,6 +24,7 @@
 #include "msapi/powerbi.h"
 #include "msapi/scanner.h"
 #include "runtime/crypto.h"
+#include "runtime/json_body.h"
 #include "runtime/log.h"
 #include "runtime/lua_json.h"
 #include "runtime/lua_sandbox.h"
@@ -96,8 +99,10 @@ static void filter_close(ingest_filter *f)
 }
 
 /* Rules are looked up on the template search path (core/lang/render.h), built-in folder
- * templates/: module filters.default is templates/filters/default.lua. */
-static int filter_open(ingest_filter *f, const pb_config *cfg, const char *rule, const char *filters_json, char *err)
+ * templates/: module filters.default is templates/filters/default.lua. total_ms: CPU time for
+ * all their calls together. */
+static int filter_open_budget(ingest_filter *f, const pb_config *cfg, const char *rule, const char *filters_json,
+			      int total_ms, char *err)
 {
 	template_dirs td = { .n = 0 };
 	json_t *rules = NULL;
@@ -113,7 +118,7 @@ static int filter_open(ingest_filter *f, const pb_config *cfg, const char *rule,
 	if ((rc = template_dirs_build(cfg, NULL, "templates", &td, err)))
 		goto out;
 	sandbox_opts so = { .dirs = td.dirs, .ndirs = td.n, .time_limit_ms = PB_FILTER_RULE_TIME_MS,
-			    .total_time_limit_ms = PB_FILTER_RUN_TIME_MS };
+			    .total_time_limit_ms = total_ms };
 	struct filter_item it = { .rules = rules };
 	if ((rc = sandbox_new(&so, &f->sb, err)) || (rc = sandbox_cpcall(f->sb, lua_make_rules, &it, 0, err)))
 		goto out;
@@ -124,6 +129,11 @@ out:
 	if (rc)
 		filter_close(f);
 	return rc;
+}
+
+static int filter_open(ingest_filter *f, const pb_config *cfg, const char *rule, const char *filters_json, char *err)
+{
+	return filter_open_budget(f, cfg, rule, filters_json, PB_FILTER_RUN_TIME_MS, err);
 }
 
 static int filter_allows(ingest_filter *f, const char *kind, const char *name, const char *workspace, const char *id,
@@ -173,6 +183,8 @@ typedef struct ingest_run {
 	long scans_started;         /* over every attempt of the run (integration_scans.scans) */
 	size_t models_seen, models_with_tables, models_with_sources;
 	int64_t ms_fetch, ms_stage, ms_poll_wait, ms_apply;   /* where a run's time went */
+	int64_t ms_scan;            /* scanning, from the first getInfo to the last result staged */
+	int64_t progress_ms;        /* when the scanning progress was last written */
 	struct port_match *ports;   /* the org's output ports that name a server */
 	size_t nports;
 	struct published *published;   /* models pbiport published: Power BI id -> consumer product */
@@ -979,12 +991,19 @@ static int ids_from_json(const char *text, char ***out, size_t *n, char *err)
 	return 0;
 }
 
+struct stager;
+
 /* One round of scanning: rows[k] is the scanner's batch k. */
 struct scan_round {
 	ingest_run *r;
 	scan_row **rows;
-	int64_t ms_hooks;   /* time spent in the hooks (converting and staging results) */
+	int64_t ms_hooks;      /* time spent in the hooks (handing over, or converting and staging results) */
+	struct stager *sg;     /* stages the results on a thread of its own; NULL: in the hooks */
 };
+
+/* Around the run's own writes while a stager may be writing too (see the stager below). */
+static void round_write_begin(struct scan_round *sr);
+static void round_write_end(struct scan_round *sr);
 
 /* getInfo returned a scan id: kept before the scan is polled, so a worker that dies from
  * here on resumes polling it instead of starting it again. */
@@ -995,7 +1014,9 @@ static int round_started(void *ctx, size_t k, const char *scan_id, char *err)
 	char *copy = xstrdup(scan_id);
 	if (!copy)
 		return pb_err(err, PB_ENOMEM, "out of memory");
+	round_write_begin(sr);
 	int rc = scan_set(sr->r->db, sr->r->run->id, row->batch, scan_id, "scanning", err);
+	round_write_end(sr);
 	if (rc) {
 		free(copy);
 		return rc;
@@ -1006,7 +1027,36 @@ static int round_started(void *ctx, size_t k, const char *scan_id, char *err)
 	return PB_OK;
 }
 
-/* A batch's result: converted, filtered and staged, the batch marked done (stage_scan). */
+/* A batch staged (stage_scan marked it done in the database): its row, and the job's progress. */
+static int batch_staged(ingest_run *r, scan_row *row)
+{
+	xsnprintf(row->state, sizeof row->state, "done");
+	r->batches_done++;
+	/* a write per batch is a write per result: once a second is enough to show progress (and to
+	 * notice a cancel), and the last batch always */
+	int64_t now = pb_mono_ms();
+	if (!r->ctx || (now - r->progress_ms < 1000 && r->batches_done < r->batches_total))
+		return PB_OK;
+	r->progress_ms = now;
+	return job_phase(r->ctx, "scanning", 10 + (int)(80 * r->batches_done / (r->batches_total ? r->batches_total : 1)));
+}
+
+/* A batch whose scan Power BI failed, lost, or answered with something that is not a result:
+ * asked for again in the next round, a few times. */
+static int scan_again(ingest_run *r, scan_row *row, const char *msg, char *err)
+{
+	if (++row->failures >= SCAN_FAILURES_MAX) {
+		pb_fail_as(&r->fail, PB_EUPSTREAM, "scan_failed");
+		return pb_err(err, PB_EUPSTREAM, "Power BI failed to scan batch %ld (%d tries): %s", row->batch,
+			      row->failures, msg);
+	}
+	add_warning(r, "Power BI failed or lost a scan of a batch of workspaces once; it was asked again");
+	xsnprintf(row->state, sizeof row->state, "pending");
+	return scan_set(r->db, r->run->id, row->batch, NULL, "pending", err);
+}
+
+/* A batch's result: converted, filtered and staged, the batch marked done (stage_scan), on the
+ * driving thread (when there is no stager). */
 static int round_result(void *ctx, size_t k, json_t *raw, char *err)
 {
 	struct scan_round *sr = ctx;
@@ -1022,13 +1072,7 @@ static int round_result(void *ctx, size_t k, json_t *raw, char *err)
 	r->ms_fetch += t1 - t0;
 	r->ms_stage += pb_mono_ms() - t1;
 	sr->ms_hooks += pb_mono_ms() - t0;
-	if (rc)
-		return rc;
-	xsnprintf(row->state, sizeof row->state, "done");
-	r->batches_done++;
-	if (r->ctx)
-		rc = job_phase(r->ctx, "scanning", 10 + (int)(80 * r->batches_done / (r->batches_total ? r->batches_total : 1)));
-	return rc;
+	return rc ? rc : batch_staged(r, row);
 }
 
 /* A batch that failed: throttling and outages stop the round (the job is retried later, the
@@ -1038,7 +1082,6 @@ static int round_failed(void *ctx, size_t k, int rc, const char *msg, char *err)
 {
 	struct scan_round *sr = ctx;
 	ingest_run *r = sr->r;
-	scan_row *row = sr->rows[k];
 	msapi_failure kind = r->api->last.failure;
 	if (kind == MSAPI_RETRY_AFTER)
 		note_throttled(r, r->api->last.retry_after_s);
@@ -1046,22 +1089,298 @@ static int round_failed(void *ctx, size_t k, int rc, const char *msg, char *err)
 		ms_failed(r, rc < 0 ? rc : PB_EIO);
 		return pb_err(err, rc < 0 ? rc : PB_EIO, "%s", msg);
 	}
-	if (++row->failures >= SCAN_FAILURES_MAX) {
-		pb_fail_as(&r->fail, PB_EUPSTREAM, "scan_failed");
-		return pb_err(err, PB_EUPSTREAM, "Power BI failed to scan batch %ld (%d tries): %s", row->batch,
-			      row->failures, msg);
+	round_write_begin(sr);
+	rc = scan_again(r, sr->rows[k], msg, err);
+	round_write_end(sr);
+	return rc;
+}
+
+/* ---- staging on a thread of its own ----
+ *
+ * The thread that drives the scans' requests (16 lanes of getInfo, status polls and result
+ * reads) hands each result's bytes to the stager, which decodes, converts, filters and stages
+ * them on a database connection of its own, so due getInfo and status calls do not wait while a
+ * result is staged. At most STAGE_QUEUE results wait for it (the driving thread then waits for
+ * room, so memory stays bounded). The two connections take turns writing through write_mu, so
+ * neither waits in SQLite's busy handler (which sleeps in steps of up to 100 ms) for the other. The driving thread records what the stager finished (the
+ * batch's row, the job's progress) when it hands over the next result and at the end of each
+ * round, after waiting for the stager to finish what it was given. */
+
+#define STAGE_QUEUE PB_SCAN_PARALLEL_MAX   /* the results of a whole wave of scans, which come together */
+
+struct stage_item {
+	size_t k;               /* the round's batch */
+	long batch;
+	const char *ids_json;   /* borrowed from the round's row */
+	char *body;             /* owned: the result as Power BI sent it */
+	size_t len;
+};
+
+struct stage_done {
+	size_t k;
+	bool bad;               /* not a scan result: the batch is scanned again (msg says why) */
+	char msg[PB_ERR_MAX];
+};
+
+typedef struct stager {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;      /* an item queued, room made, an item finished, closing */
+	struct stage_item q[STAGE_QUEUE];
+	size_t head, n;
+	bool busy, closing;
+	struct stage_done *done, *spare;   /* finished, not recorded yet; swapped when collected */
+	size_t ndone;
+	pthread_mutex_t write_mu;   /* held by whichever connection writes: the stager's or the run's */
+	int rc;                 /* a failure that stops the run (err says what) */
+	char err[PB_ERR_MAX];
+	ingest_run run;         /* the run as the stager sees it: its own connection, counters and
+	                           filter rules (a sandbox is used by the thread that made it) */
+	int filter_ms;          /* what is left of the run's filter time for the stager's rules */
+} stager;
+
+/* Decodes, converts and stages one result on the stager's connection. */
+static int stage_text(stager *sg, const struct stage_item *it, struct stage_done *d, char *err)
+{
+	ingest_run *r = &sg->run;
+	scan_result res = { 0 };
+	char derr[PB_ERR_MAX];
+	int64_t t0 = pb_mono_ms();
+	/* the contract reader's JSON reader is several times faster than json_loadb on these
+	 * megabytes; jansson reads what it leaves (and keeps its meaning of duplicate keys) */
+	json_t *raw = json_depth_check(it->body, it->len, PB_JSON_MAX_DEPTH, derr) ? NULL
+										     : fast_json_load(it->body, it->len);
+	if (!raw)
+		raw = json_loadb(it->body, it->len, 0, NULL);
+	int rc = PB_OK;
+	if (!json_is_object(raw)) {
+		d->bad = true;
+		xsnprintf(d->msg, sizeof d->msg, "Power BI sent a scan result that is not a JSON object");
+	} else {
+		rc = scanner_parse_result(raw, &res, err);
+		int64_t t1 = pb_mono_ms();
+		r->ms_fetch += t1 - t0;
+		if (!rc) {
+			pthread_mutex_lock(&sg->write_mu);
+			rc = stage_scan(r, it->batch, it->ids_json, &res, err);
+			pthread_mutex_unlock(&sg->write_mu);
+		}
+		r->ms_stage += pb_mono_ms() - t1;
 	}
-	add_warning(r, "Power BI failed or lost a scan of a batch of workspaces once; it was asked again");
-	xsnprintf(row->state, sizeof row->state, "pending");
-	return scan_set(r->db, r->run->id, row->batch, NULL, "pending", err);
+	scan_result_release(&res);
+	json_decref(raw);
+	return rc;
+}
+
+static void *stager_main(void *arg)
+{
+	stager *sg = arg;
+	char err[PB_ERR_MAX];
+	int orc = filter_open_budget(&sg->run.filter, sg->run.ctx->cfg, sg->run.integ->filter_rule,
+				     sg->run.integ->filters_json, sg->filter_ms, err);
+	pthread_mutex_lock(&sg->mu);
+	if (orc) {
+		sg->rc = orc;
+		xsnprintf(sg->err, sizeof sg->err, "%s", err);
+	}
+	for (;;) {
+		while (!sg->n && !sg->closing)
+			pthread_cond_wait(&sg->cv, &sg->mu);
+		if (!sg->n)
+			break;
+		struct stage_item it = sg->q[sg->head];
+		sg->head = (sg->head + 1) % STAGE_QUEUE;
+		sg->n--;
+		sg->busy = true;
+		bool failed = sg->rc != 0;   /* after a failure the rest is only let go */
+		pthread_cond_broadcast(&sg->cv);
+		pthread_mutex_unlock(&sg->mu);
+		struct stage_done d = { .k = it.k, .bad = false, .msg = "" };
+		int rc = failed ? PB_OK : stage_text(sg, &it, &d, err);
+		free(it.body);
+		pthread_mutex_lock(&sg->mu);
+		if (rc && !sg->rc) {
+			sg->rc = rc;
+			xsnprintf(sg->err, sizeof sg->err, "%s", err);
+		} else if (!rc && !failed) {
+			sg->done[sg->ndone++] = d;
+		}
+		sg->busy = false;
+		pthread_cond_broadcast(&sg->cv);
+	}
+	pthread_mutex_unlock(&sg->mu);
+	filter_close(&sg->run.filter);
+	return NULL;
+}
+
+/* Starts a stager for rounds of at most cap batches, or leaves *out NULL when the run has no
+ * database file to open a second connection to (results are then staged in the hooks). */
+static int stager_start(ingest_run *r, size_t cap, stager **out, char *err)
+{
+	*out = NULL;
+	if (!r->ctx || !r->ctx->cfg || !r->ctx->cfg->db_path || !cap)
+		return PB_OK;
+	stager *sg = calloc(1, sizeof *sg);
+	pb_db *db = NULL;
+	int rc;
+	if (!sg || !(sg->done = calloc(cap, sizeof *sg->done)) || !(sg->spare = calloc(cap, sizeof *sg->spare))) {
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+		goto fail;
+	}
+	/* as the worker opens its own: without the memory mapping (its RSS) */
+	if ((rc = db_open(r->ctx->cfg->db_path, false, &db, err)) || (rc = db_unmap(db, err)))
+		goto fail;
+	sg->run = *r;
+	sg->run.db = db;
+	/* the stager's own rules, opened on its thread, with what the run's rules have left */
+	memset(&sg->run.filter, 0, sizeof sg->run.filter);
+	long used = sandbox_time_used_ms(r->filter.sb);
+	sg->filter_ms = used < PB_FILTER_RUN_TIME_MS ? PB_FILTER_RUN_TIME_MS - (int)used : 1;
+	sg->run.models_seen = sg->run.models_with_tables = sg->run.models_with_sources = 0;
+	sg->run.ms_fetch = sg->run.ms_stage = 0;
+	pthread_mutex_init(&sg->mu, NULL);
+	pthread_mutex_init(&sg->write_mu, NULL);
+	pthread_cond_init(&sg->cv, NULL);
+	if (pthread_create(&sg->th, NULL, stager_main, sg)) {
+		pthread_cond_destroy(&sg->cv);
+		pthread_mutex_destroy(&sg->write_mu);
+		pthread_mutex_destroy(&sg->mu);
+		rc = pb_err(err, PB_EINTERNAL, "cannot start the staging thread");
+		goto fail;
+	}
+	*out = sg;
+	return PB_OK;
+fail:
+	db_close(db);
+	if (sg) {
+		free(sg->done);
+		free(sg->spare);
+	}
+	free(sg);
+	return rc;
+}
+
+/* Ends the stager (after what it was given) and adds its counters to the run's. */
+static void stager_stop(ingest_run *r, stager *sg)
+{
+	if (!sg)
+		return;
+	pthread_mutex_lock(&sg->mu);
+	sg->closing = true;
+	pthread_cond_broadcast(&sg->cv);
+	pthread_mutex_unlock(&sg->mu);
+	pthread_join(sg->th, NULL);
+	r->models_seen += sg->run.models_seen;
+	r->models_with_tables += sg->run.models_with_tables;
+	r->models_with_sources += sg->run.models_with_sources;
+	r->ms_fetch += sg->run.ms_fetch;
+	r->ms_stage += sg->run.ms_stage;
+	db_close(sg->run.db);
+	pthread_cond_destroy(&sg->cv);
+	pthread_mutex_destroy(&sg->write_mu);
+	pthread_mutex_destroy(&sg->mu);
+	free(sg->done);
+	free(sg->spare);
+	free(sg);
+}
+
+static void round_write_begin(struct scan_round *sr)
+{
+	if (sr->sg)
+		pthread_mutex_lock(&sr->sg->write_mu);
+}
+
+static void round_write_end(struct scan_round *sr)
+{
+	if (sr->sg)
+		pthread_mutex_unlock(&sr->sg->write_mu);
+}
+
+/* Records what the stager finished since the last time (on the driving thread's connection). */
+static int stager_collect(struct scan_round *sr, char *err)
+{
+	stager *sg = sr->sg;
+	pthread_mutex_lock(&sg->mu);
+	struct stage_done *d = sg->done;
+	size_t nd = sg->ndone;
+	sg->done = sg->spare;
+	sg->spare = d;
+	sg->ndone = 0;
+	pthread_mutex_unlock(&sg->mu);
+	int rc = PB_OK;
+	if (!nd)
+		return PB_OK;
+	round_write_begin(sr);
+	for (size_t i = 0; i < nd && !rc; i++)
+		rc = d[i].bad ? scan_again(sr->r, sr->rows[d[i].k], d[i].msg, err) : batch_staged(sr->r, sr->rows[d[i].k]);
+	round_write_end(sr);
+	return rc;
+}
+
+/* Waits until the stager has staged everything it was given, then records it. Returns the
+ * stager's failure (its message into err) if it had one. */
+static int stager_drain(struct scan_round *sr, char *err)
+{
+	stager *sg = sr->sg;
+	pthread_mutex_lock(&sg->mu);
+	while (sg->n || sg->busy)
+		pthread_cond_wait(&sg->cv, &sg->mu);
+	int rc = sg->rc;
+	if (rc)
+		xsnprintf(err, PB_ERR_MAX, "%s", sg->err);
+	pthread_mutex_unlock(&sg->mu);
+	return rc ? rc : stager_collect(sr, err);
+}
+
+/* The scanner's hook with a stager: the result's bytes are queued for it (waiting for room). */
+static int round_result_text(void *ctx, size_t k, const char *body, size_t len, char *err)
+{
+	struct scan_round *sr = ctx;
+	stager *sg = sr->sg;
+	scan_row *row = sr->rows[k];
+	int64_t t0 = pb_mono_ms();
+	char *copy = malloc(len + 1);
+	if (!copy)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	memcpy(copy, body, len);
+	copy[len] = '\0';
+	pthread_mutex_lock(&sg->mu);
+	while (sg->n == STAGE_QUEUE && !sg->rc)
+		pthread_cond_wait(&sg->cv, &sg->mu);
+	int rc = sg->rc;
+	if (rc) {
+		xsnprintf(err, PB_ERR_MAX, "%s", sg->err);
+	} else {
+		sg->q[(sg->head + sg->n) % STAGE_QUEUE] =
+			(struct stage_item){ .k = k, .batch = row->batch, .ids_json = row->ids_json, .body = copy, .len = len };
+		sg->n++;
+		copy = NULL;
+		pthread_cond_broadcast(&sg->cv);
+	}
+	pthread_mutex_unlock(&sg->mu);
+	free(copy);
+	if (!rc)
+		rc = stager_collect(sr, err);
+	sr->ms_hooks += pb_mono_ms() - t0;
+	return rc;
+}
+
+/* True when the stager failed: the round stops (its error is the run's). */
+static bool stager_failed(stager *sg)
+{
+	pthread_mutex_lock(&sg->mu);
+	bool failed = sg->rc != 0;
+	pthread_mutex_unlock(&sg->mu);
+	return failed;
 }
 
 /* Asked before each reply: the worker stops, or another job got the tenant a back-off (looked
  * at every BACKOFF_CHECK_MS). */
 static bool round_stop(void *ctx)
 {
-	ingest_run *r = ((struct scan_round *)ctx)->r;
-	if (must_stop(r))
+	struct scan_round *sr = ctx;
+	ingest_run *r = sr->r;
+	if (must_stop(r) || (sr->sg && stager_failed(sr->sg)))
 		return true;
 	if (!r->held && pb_mono_ms() - r->backoff_checked_ms >= BACKOFF_CHECK_MS) {
 		char err[PB_ERR_MAX];
@@ -1081,7 +1400,9 @@ static int scan_loop(ingest_run *r, char *err)
 	scan_row *rows = NULL, **pick = NULL;
 	scanner_batch *b = NULL;
 	char ***ids = NULL;
+	stager *sg = NULL;
 	size_t n = 0, total = 0, k = 0;
+	int64_t t_scan = pb_mono_ms();
 	int rc = scans_load(r->db, r->run->id, &rows, &n, &total, err);
 	if (rc)
 		return rc;
@@ -1094,8 +1415,11 @@ static int scan_loop(ingest_run *r, char *err)
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	scanner_hooks h = { .started = round_started, .result = round_result, .failed = round_failed,
-			    .stop = round_stop, .poll_max_ms = r->poll_max_ms };
+	if ((rc = stager_start(r, n, &sg, err)))
+		goto out;
+	scanner_hooks h = { .started = round_started, .result = sg ? NULL : round_result,
+			    .result_text = sg ? round_result_text : NULL, .failed = round_failed, .stop = round_stop,
+			    .poll_max_ms = r->poll_max_ms };
 	long saved_poll = r->api->poll_ms;
 	for (;;) {
 		bool budget_short = false;
@@ -1140,12 +1464,22 @@ static int scan_loop(ingest_run *r, char *err)
 			k++;
 		}
 		if (k) {
-			struct scan_round sr = { r, pick, 0 };
+			struct scan_round sr = { r, pick, 0, sg };
 			scanner_stats st;
 			h.ctx = &sr;
 			r->api->poll_ms = r->poll_ms;
 			rc = scanner_scan_batches(r->api, b, k, &r->sopts, &h, &st, err);
 			r->api->poll_ms = saved_poll;
+			/* what the stager was given is staged and recorded before anything else; its own
+			 * failure (which stopped the round) is the round's error */
+			if (sg) {
+				char serr[PB_ERR_MAX];
+				int src = stager_drain(&sr, serr);
+				if (src && (!rc || stager_failed(sg))) {
+					rc = src;
+					xsnprintf(err, PB_ERR_MAX, "%s", serr);
+				}
+			}
 			r->ms_poll_wait += st.wall_ms - sr.ms_hooks;
 			if (st.max_running > r->max_in_flight)
 				r->max_in_flight = st.max_running;
@@ -1171,6 +1505,8 @@ static int scan_loop(ingest_run *r, char *err)
 		}
 	}
 out:
+	stager_stop(r, sg);
+	r->ms_scan += pb_mono_ms() - t_scan;
 	for (size_t i = 0; ids && i < n; i++)
 		if (ids[i])
 			msapi_strv_free(ids[i], b[i].n);
@@ -1542,10 +1878,11 @@ int ingest_job(pb_job_ctx *ctx)
 		rc = scans_delete(r.db, rid, err);
 	r.ms_apply += pb_mono_ms() - t_unstage;
 	if (!rc) {
-		ctx->result = json_pack("{s:s, s:s, s:o, s:I, s:{s:I, s:I, s:I, s:I}}", "run_id", rid, "mode", r.mode,
+		ctx->result = json_pack("{s:s, s:s, s:o, s:I, s:{s:I, s:I, s:I, s:I, s:I}}", "run_id", rid, "mode", r.mode,
 					"counts", counts, "max_scans_in_flight", (json_int_t)r.max_in_flight, "ms",
 					"fetch", (json_int_t)r.ms_fetch, "stage", (json_int_t)r.ms_stage, "poll_wait",
-					(json_int_t)r.ms_poll_wait, "apply", (json_int_t)r.ms_apply);
+					(json_int_t)r.ms_poll_wait, "scan", (json_int_t)r.ms_scan, "apply",
+					(json_int_t)r.ms_apply);
 		counts = NULL;
 	}
 	json_decref(counts);

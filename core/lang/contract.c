@@ -2171,7 +2171,7 @@ fail:
 	return NULL;
 }
 
-static json_t *fast_json_load(const char *text, size_t len)
+json_t *fast_json_load(const char *text, size_t len)
 {
 	fast_json f = {text, text + len, malloc(len + 1)};
 	if (!f.buf)

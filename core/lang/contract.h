@@ -127,4 +127,11 @@ const pb_server *contract_server(const pb_contract *c, const char *name);
 /* A server connection field (fields first, then custom properties); NULL if absent. */
 const char *server_field(const pb_server *s, const char *key);
 
+/* The contract reader's JSON reader, for other large JSON texts too (scan results): the tree
+ * json_loadb(text, len, JSON_REJECT_DUPLICATES) gives (new), several times faster, or NULL for
+ * anything it does not take plainly (a syntax error, a duplicate key, \u0000, a number out of
+ * range, no memory): the caller then asks json_loadb. It recurses per nesting level: bound the
+ * depth first (json_depth_check, runtime/json_body.h). */
+struct json_t *fast_json_load(const char *text, size_t len);
+
 #endif

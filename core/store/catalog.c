@@ -536,61 +536,94 @@ out:
 	return db_end(db, rc, err);
 }
 
-/* ---- API shapes ---- */
+/* ---- API shapes ----
+ *
+ * Written as text straight into the response (no JSON tree: this is every product read); the
+ * json_t forms for pages and other callers are read back from the same text, so the shape is
+ * defined once. */
 
-static json_t *server_object(const cat_port *p)
+/* prefix (a member name with its punctuation) and s as a JSON string, or null when s is NULL.
+ * Text that is not UTF-8 fails, as json_pack would have. */
+static int out_text(sbuf *o, const char *prefix, const char *s)
 {
-	json_t *s = json_loads(p->server_json ? p->server_json : "{}", 0, NULL);
-	return s ? s : json_object();
+	if (sbuf_adds(o, prefix))
+		return -1;
+	if (!s)
+		return sbuf_add(o, "null", 4);
+	size_t n = strlen(s);
+	return utf8_valid(s, n) ? json_out_string(o, s, n) : -1;
 }
 
-static json_t *port_brief(const cat_port *p)
+/* The stored server object (written by server_json_text) as it is; anything else in that
+ * column goes through the reader, and text it does not read is {} as before. */
+static int out_server(sbuf *o, const cat_port *p)
 {
-	return json_pack("{s:s,s:s,s:s,s:o,s:s,s:s?}", "id", p->id, "name", p->name ? p->name : "",
-			 "type", p->type ? p->type : "", "server", server_object(p), "status",
-			 p->retired_at ? "retired" : "active", "retired_at", p->retired_at);
+	const char *text = p->server_json ? p->server_json : "{}";
+	int rc = json_out_as_is(o, text, strlen(text));
+	if (rc != 1)
+		return rc;
+	json_t *v = json_loads(text, 0, NULL);
+	rc = v ? json_out(o, v, JSON_COMPACT) : sbuf_add(o, "{}", 2);
+	json_decref(v);
+	return rc;
+}
+
+/* The port brief's members after its opening brace. */
+static int out_port_brief(sbuf *o, const cat_port *p)
+{
+	return out_text(o, "{\"id\":", p->id) || out_text(o, ",\"name\":", p->name ? p->name : "") ||
+	       out_text(o, ",\"type\":", p->type ? p->type : "") || sbuf_adds(o, ",\"server\":") || out_server(o, p) ||
+	       out_text(o, ",\"status\":", p->retired_at ? "retired" : "active") ||
+	       out_text(o, ",\"retired_at\":", p->retired_at);
+}
+
+int catalog_port_out(sbuf *out, const cat_port *p)
+{
+	return out_port_brief(out, p) || out_text(out, ",\"data_product_id\":", p->data_product_id) ||
+	       out_text(out, ",\"contract_id\":", p->contract_id ? p->contract_id : "") || sbuf_addc(out, '}') ? -1 : 0;
+}
+
+int catalog_product_out_open(sbuf *out, const cat_product *p, bool with_contract)
+{
+	if (out_text(out, "{\"id\":", p->id) || out_text(out, ",\"name\":", p->name ? p->name : "") ||
+	    out_text(out, ",\"type\":", p->type ? p->type : "") || out_text(out, ",\"version\":", p->version) ||
+	    out_text(out, ",\"contract_id\":", p->contract_id ? p->contract_id : "") ||
+	    sbuf_addf(out, ",\"revision\":%d", p->revision) ||
+	    out_text(out, ",\"owner_user_id\":", p->owner_user_id[0] ? p->owner_user_id : NULL) ||
+	    out_text(out, ",\"created_at\":", p->created_at ? p->created_at : "") ||
+	    out_text(out, ",\"updated_at\":", p->updated_at ? p->updated_at : "") || sbuf_adds(out, ",\"output_ports\":["))
+		return -1;
+	for (size_t i = 0; i < p->nports; i++)
+		if ((i && sbuf_addc(out, ',')) || out_port_brief(out, &p->ports[i]) || sbuf_addc(out, '}'))
+			return -1;
+	if (sbuf_addc(out, ']'))
+		return -1;
+	return with_contract && p->contract_text && out_text(out, ",\"contract\":", p->contract_text) ? -1 : 0;
+}
+
+int catalog_product_out(sbuf *out, const cat_product *p, bool with_contract)
+{
+	return catalog_product_out_open(out, p, with_contract) || sbuf_addc(out, '}') ? -1 : 0;
+}
+
+/* The value the text of a writer above reads back as (new), or NULL. */
+static json_t *read_back(sbuf *text, int bad)
+{
+	json_t *v = bad ? NULL : json_loadb(sbuf_str(text), text->len, 0, NULL);
+	sbuf_release(text);
+	return v;
 }
 
 json_t *catalog_port_json(const cat_port *p)
 {
-	json_t *o = port_brief(p);
-	if (o && (json_object_set_new(o, "data_product_id", json_string(p->data_product_id)) ||
-		  json_object_set_new(o, "contract_id", json_string(p->contract_id ? p->contract_id : "")))) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
+	sbuf text;
+	sbuf_init(&text, PB_RESPONSE_MAX_BYTES);
+	return read_back(&text, catalog_port_out(&text, p));
 }
 
 json_t *catalog_product_json(const cat_product *p, bool with_contract)
 {
-	json_t *ports = json_array();
-	for (size_t i = 0; ports && i < p->nports; i++) {
-		if (json_array_append_new(ports, port_brief(&p->ports[i]))) {
-			json_decref(ports);
-			return NULL;
-		}
-	}
-	if (!ports)
-		return NULL;
-	json_t *o = json_pack("{s:s,s:s,s:s,s:s?,s:s,s:i,s:s?,s:s,s:s,s:o}", "id", p->id,
-			      "name", p->name ? p->name : "", "type", p->type ? p->type : "",
-			      "version", p->version, "contract_id", p->contract_id ? p->contract_id : "",
-			      "revision", p->revision, "owner_user_id", p->owner_user_id[0] ? p->owner_user_id : NULL,
-			      "created_at", p->created_at ? p->created_at : "",
-			      "updated_at", p->updated_at ? p->updated_at : "", "output_ports", ports);
-	if (o && with_contract && p->contract_text &&
-	    json_object_set_new(o, "contract", json_string(p->contract_text))) {
-		json_decref(o);
-		return NULL;
-	}
-	return o;
-}
-
-json_t *catalog_products_json(const cat_product *v, size_t n)
-{
-	json_t *list = json_array();
-	for (size_t i = 0; list && i < n; i++)
-		json_out_list_add_new(&list, catalog_product_json(&v[i], false));
-	return list;
+	sbuf text;
+	sbuf_init(&text, PB_RESPONSE_MAX_BYTES);
+	return read_back(&text, catalog_product_out(&text, p, with_contract));
 }

@@ -27,6 +27,7 @@
 #include "core/lang/contract.h"
 #include "runtime/db.h"
 #include "runtime/failure.h"
+#include "runtime/strbuf.h"
 
 struct json_t;
 
@@ -96,16 +97,21 @@ void catalog_port_free(cat_port *p);
 void catalog_product_free(cat_product *p);
 void catalog_products_free(cat_product *v, size_t n);
 
-/* API shapes (new references):
+/* API shapes:
  *   product: {"id","name","type","version","contract_id","revision","owner_user_id"|null,
  *             "created_at","updated_at","output_ports":[port brief]}
  *            + "contract" (text) when with_contract and the text was loaded
  *   port brief: {"id","name","type","server":{...},"status":"active"|"retired","retired_at"|null}
- *   port: port brief + {"data_product_id","contract_id"} */
+ *   port: port brief + {"data_product_id","contract_id"}
+ * The _out functions append the shape as compact JSON text (json_out's spelling) to out and
+ * return 0, or -1 when out would pass its ceiling, on no memory, or for stored text that is not
+ * UTF-8. catalog_product_out_open leaves the object open after its members (the caller adds
+ * its own and the closing brace). The _json functions give the same shape as a new value
+ * (read back from that text), or NULL. */
+int catalog_product_out(sbuf *out, const cat_product *p, bool with_contract);
+int catalog_product_out_open(sbuf *out, const cat_product *p, bool with_contract);
+int catalog_port_out(sbuf *out, const cat_port *p);
 struct json_t *catalog_product_json(const cat_product *p, bool with_contract);
-/* The list v[0..n) as catalog_product_json shows each (without the contract): a new array, NULL
- * when out of memory (never a list missing a product). */
-struct json_t *catalog_products_json(const cat_product *v, size_t n);
 struct json_t *catalog_port_json(const cat_port *p);
 
 #endif

@@ -579,6 +579,106 @@ static void pipeline_health(void **state)
 	sbuf_release(&out);
 }
 
+/* ---- the catalog's API text: the shape the JSON trees had, byte for byte ---- */
+
+/* The port brief and product as the API showed them when they were built as jansson trees
+ * (json_pack formats of the earlier catalog.c, kept here as the definition of the shape). */
+static json_t *old_port_brief(const cat_port *p)
+{
+	json_t *server = json_loads(p->server_json ? p->server_json : "{}", 0, NULL);
+	return json_pack("{s:s,s:s,s:s,s:o,s:s,s:s?}", "id", p->id, "name", p->name ? p->name : "", "type",
+			 p->type ? p->type : "", "server", server ? server : json_object(), "status",
+			 p->retired_at ? "retired" : "active", "retired_at", p->retired_at);
+}
+
+static json_t *old_product(const cat_product *p, bool with_contract)
+{
+	json_t *ports = json_array();
+	for (size_t i = 0; i < p->nports; i++)
+		json_array_append_new(ports, old_port_brief(&p->ports[i]));
+	json_t *o = json_pack("{s:s,s:s,s:s,s:s?,s:s,s:i,s:s?,s:s,s:s,s:o}", "id", p->id, "name", p->name ? p->name : "",
+			      "type", p->type ? p->type : "", "version", p->version, "contract_id",
+			      p->contract_id ? p->contract_id : "", "revision", p->revision, "owner_user_id",
+			      p->owner_user_id[0] ? p->owner_user_id : NULL, "created_at", p->created_at ? p->created_at : "",
+			      "updated_at", p->updated_at ? p->updated_at : "", "output_ports", ports);
+	if (with_contract && p->contract_text)
+		json_object_set_new(o, "contract", json_string(p->contract_text));
+	return o;
+}
+
+/* want's json_dumps text against a writer's text (and the _json form reads back the same). */
+static void same_text(json_t *want, int bad, sbuf *got)
+{
+	assert_non_null(want);
+	assert_int_equal(bad, 0);
+	char *text = json_dumps(want, JSON_COMPACT);
+	assert_string_equal(sbuf_str(got), text);
+	free(text);
+	json_decref(want);
+	sbuf_reset(got);
+}
+
+static void catalog_text_shape(void **state)
+{
+	(void)state;
+	static const char *const servers[] = {
+		"{\"server\":\"prod\",\"type\":\"snowflake\",\"account\":\"acme\",\"customProperties\":{\"k\":\"v \\\"q\\\"\"}}",
+		"{ \"server\" : \"spaced\" }",                 /* not as stored: read and written again */
+		"{\"a\":\"\\/slash\",\"b\":\"\\u00e9\"}",       /* escapes json_out writes otherwise */
+		"{\"dup\":\"1\",\"dup\":\"2\"}", "{\"n\":1,\"t\":true,\"z\":null}", "not json", "", NULL,
+	};
+	cat_port ports[2];
+	cat_product p;
+	sbuf got;
+	sbuf_init(&got, 1 << 20);
+	memset(&p, 0, sizeof p);
+	memset(ports, 0, sizeof ports);
+	xsnprintf(p.id, sizeof p.id, "%s", "0123456789abcdef0123456789abcdef");
+	p.name = "Orders \"EU\"\n\xc3\xa9t\xc3\xa9";
+	p.type = "source";
+	p.contract_id = "urn:x";
+	p.revision = 7;
+	p.created_at = "2026-01-01T00:00:00Z";
+	p.updated_at = "2026-01-02T00:00:00Z";
+	p.contract_text = "id: x\nname: \"q\\t\"\n\x01\x1f end";
+	p.ports = ports;
+	p.nports = 2;
+	for (size_t i = 0; i < 2; i++) {
+		xsnprintf(ports[i].id, sizeof ports[i].id, "port%zu", i);
+		xsnprintf(ports[i].data_product_id, sizeof ports[i].data_product_id, "%s", p.id);
+		ports[i].contract_id = "urn:x";
+	}
+	ports[0].name = "prod";
+	ports[0].type = "snowflake";
+	ports[1].retired_at = "2026-01-03T00:00:00Z";   /* no name or type: "" */
+	for (size_t s1 = 0; s1 < sizeof servers / sizeof servers[0]; s1++) {
+		ports[0].server_json = (char *)servers[s1];
+		ports[1].server_json = (char *)servers[(s1 + 1) % (sizeof servers / sizeof servers[0])];
+		for (int variant = 0; variant < 2; variant++) {
+			/* with and without the optional members */
+			p.version = variant ? NULL : "1.2.0";
+			xsnprintf(p.owner_user_id, sizeof p.owner_user_id, "%s", variant ? "" : "owner-id");
+			same_text(old_product(&p, true), catalog_product_out(&got, &p, true), &got);
+			same_text(old_product(&p, false), catalog_product_out(&got, &p, false), &got);
+			json_t *port = old_port_brief(&ports[variant]);
+			json_object_set_new(port, "data_product_id", json_string(ports[variant].data_product_id));
+			json_object_set_new(port, "contract_id", json_string(ports[variant].contract_id));
+			same_text(port, catalog_port_out(&got, &ports[variant]), &got);
+			/* the json_t forms read back the same text */
+			json_t *j = catalog_product_json(&p, true), *want = old_product(&p, true);
+			bool equal = json_equal(j, want);
+			json_decref(j);
+			json_decref(want);
+			assert_true(equal);
+		}
+	}
+	/* text that is not UTF-8 fails as json_pack did (a 500, nothing half-written is sent) */
+	p.name = "bad \xff";
+	assert_int_equal(catalog_product_out(&got, &p, false), -1);
+	assert_null(catalog_product_json(&p, false));
+	sbuf_release(&got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -589,6 +689,7 @@ int main(void)
 		cmocka_unit_test(identity_store),
 		cmocka_unit_test(catalog_import_update_isolation),
 		cmocka_unit_test(catalog_import_by_owner_only),
+		cmocka_unit_test(catalog_text_shape),
 		cmocka_unit_test(metrics_counters_and_histogram),
 		cmocka_unit_test(pipeline_health),
 	};

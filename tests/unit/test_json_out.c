@@ -148,6 +148,19 @@ static void strings(void **state)
 	big[at] = '\0';
 	same_as_jansson(json_string(big), 0);
 	free(big);
+	/* every byte value at every position of an 8-byte word (the writer tests words at once),
+	 * among plain bytes and UTF-8 */
+	char w[40];
+	for (int c = 1; c < 256; c++) {
+		for (size_t pos = 0; pos < 17; pos++) {
+			memset(w, 'q', sizeof w);
+			memcpy(w + 20, "\xc3\xa9\xc3\xa9", 4);
+			w[pos] = (char)c;
+			if (c >= 0x80)
+				continue;   /* a lone high byte is not UTF-8: covered by the é pairs */
+			same_as_jansson(json_stringn(w, sizeof w), 0);
+		}
+	}
 }
 
 static void containers(void **state)
@@ -210,6 +223,137 @@ static void string_helper(void **state)
 	sbuf_release(&out);
 }
 
+/* json_out_double_prec == jansson's JSON_REAL_PRECISION(n) text, over doubles of every
+ * magnitude and sign and every precision pbiport may ask for. */
+static void reals_with_precision(void **state)
+{
+	(void)state;
+	uint64_t x = 0x2545F4914F6CDD1Dull;
+	char buf[JSON_OUT_DOUBLE_MAX];
+	static const double fixed[] = { 0, -0.0, 1, 100000, 1e6, 1e-5, 123456.5, 0.1, 1e300, -2.5e-300, 3.7 };
+	for (int i = 0; i < 20000 + (int)(sizeof fixed / sizeof fixed[0]); i++) {
+		double d;
+		if (i < (int)(sizeof fixed / sizeof fixed[0])) {
+			d = fixed[i];
+		} else {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			d = (double)(x >> 11) / (double)(1ull << 53) * pow(10.0, (double)((int)(x % 41) - 20));
+			if (x & 1)
+				d = -d;
+		}
+		for (int prec = 1; prec <= 17; prec += (prec < 8 ? 1 : 3)) {
+			json_t *v = json_real(d);
+			char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(prec));
+			int n = json_out_double_prec(d, prec, buf);
+			assert_non_null(want);
+			assert_int_equal(n, (int)strlen(want));
+			assert_string_equal(buf, want);
+			free(want);
+			json_decref(v);
+		}
+	}
+	assert_int_equal(json_out_double_prec(NAN, 6, buf), -1);
+	assert_int_equal(json_out_double_prec(1.0, 0, buf), -1);
+}
+
+/* An object whose members are strings or such objects. */
+static bool strings_only(const json_t *v)
+{
+	const char *k;
+	json_t *m;
+	if (!json_is_object(v))
+		return false;
+	json_object_foreach((json_t *)v, k, m) {
+		if (!json_is_string(m) && !strings_only(m))
+			return false;
+	}
+	return true;
+}
+
+/* json_out_as_is appends text only when it is what json_out writes for the value the text
+ * reads back as; otherwise it leaves out alone and says so. Objects of strings and such
+ * objects that are identical are taken; other identical text (numbers, null) may be refused:
+ * the caller then writes the parsed value, the same bytes. */
+static void as_is_only_when_identical(const char *text)
+{
+	sbuf got, want;
+	sbuf_init(&got, 1 << 16);
+	sbuf_init(&want, 1 << 16);
+	json_t *v = json_loads(text, 0, NULL);
+	bool same = v && json_is_object(v) && !json_out(&want, v, JSON_COMPACT) && !strcmp(sbuf_str(&want), text);
+	int rc = json_out_as_is(&got, text, strlen(text));
+	if (same && strings_only(v)) {
+		if (rc != 0)
+			fail_msg("refused although identical: %s", text);
+		assert_string_equal(sbuf_str(&got), text);
+	} else if (rc == 0 && !same) {
+		/* taken as is although it is not exactly the writer's text: only objects the writer
+		 * would write identically may pass */
+		fail_msg("taken as is: %s", text);
+	} else if (rc == 0) {
+		assert_string_equal(sbuf_str(&got), text);
+	} else {
+		assert_int_equal(rc, 1);
+		assert_int_equal(got.len, 0);
+	}
+	json_decref(v);
+	sbuf_release(&got);
+	sbuf_release(&want);
+}
+
+static void stored_text_as_is(void **state)
+{
+	(void)state;
+	static const char *const cases[] = {
+		"{}", "{\"a\":\"b\"}", "{\"server\":\"s\",\"type\":\"snowflake\",\"customProperties\":{\"k\":\"v\"}}",
+		"{\"q\":\"a\\\"b\\\\c\\n\\t\\r\\b\\f\\u0001\\u001F\"}", "{\"u\":\"caf\xc3\xa9 \xe2\x82\xac /\"}",
+		/* not the writer's text: each must be refused (and then parsed by the caller) */
+		"{\"a\": \"b\"}", " {\"a\":\"b\"}", "{\"a\":\"b\"} ", "{\"a\":\"\\/\"}", "{\"a\":\"\\u0041\"}",
+		"{\"a\":\"\\u001f\"}", "{\"a\":\"\\u000a\"}", "{\"a\":\"\\u0000\"}", "{\"a\":\"x\",\"a\":\"y\"}",
+		"{\"a\":1}", "{\"a\":null}", "{\"a\":[\"b\"]}", "[]", "\"a\"", "{\"a\":\"\xff\"}", "{\"a\":\"\xc3\"}",
+		"{\"a\":\"b\"", "{\"a\"}", "{\"a\":\"b\",}", "{,}", "", "{\"a\":{\"b\":{}}}", "{\"k\":{\"x\":\"1\",\"x\":\"2\"}}",
+		"{\"a\\u0000b\":\"c\"}", "{\"\\\"\":\"\\\\\"}", "{\"a\":\"tab\there\"}",
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		as_is_only_when_identical(cases[i]);
+
+	/* random objects of strings over an alphabet rich in what needs care: both ways */
+	static const char *const pieces[] = { "a", "\"", "\\", "\\n", "\\u0001", "\\u00e9", "\xc3\xa9", "/", "\\/",
+					      "\x7f", " ", "\\t", "\\u001F", "\\u001f", "\xe2\x82", "{" };
+	uint64_t x = 0x9E3779B97F4A7C15ull;
+	for (int i = 0; i < 5000; i++) {
+		char text[512];
+		size_t n = 0;
+		int members = (int)(x % 4);
+		text[n++] = '{';
+		for (int m = 0; m < members; m++) {
+			for (int part = 0; part < 2; part++) {
+				if (m || part)
+					text[n++] = part ? ':' : ',';
+				text[n++] = '"';
+				int len = (int)((x >> 8) % 5);
+				for (int c = 0; c < len; c++) {
+					x ^= x << 13;
+					x ^= x >> 7;
+					x ^= x << 17;
+					const char *pc = pieces[x % (sizeof pieces / sizeof pieces[0])];
+					memcpy(text + n, pc, strlen(pc));
+					n += strlen(pc);
+				}
+				text[n++] = '"';
+			}
+		}
+		text[n++] = '}';
+		text[n] = '\0';
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		as_is_only_when_identical(text);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -219,6 +363,8 @@ int main(void)
 		cmocka_unit_test(containers),
 		cmocka_unit_test(ceiling_and_nesting),
 		cmocka_unit_test(string_helper),
+		cmocka_unit_test(reals_with_precision),
+		cmocka_unit_test(stored_text_as_is),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

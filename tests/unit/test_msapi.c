@@ -929,6 +929,17 @@ static int count_scan(void *ctx, size_t batch, json_t *result, char *err)
 	return 0;
 }
 
+/* The result_text hook: the bytes Power BI sent, not decoded by the scanner; counted after
+ * decoding them here, as the import's staging thread does. */
+static int count_scan_text(void *ctx, size_t batch, const char *body, size_t len, char *err)
+{
+	json_t *result = json_loadb(body, len, 0, NULL);
+	assert_non_null(result);
+	int rc = count_scan(ctx, batch, result, err);
+	json_decref(result);
+	return rc;
+}
+
 /* Scans ids[0..n) in batches of PB_SCAN_BATCH_MAX, counting what the results hold. */
 static int scan_ids(msapi *c, const char *const *ids, size_t n, const scanner_opts *o, struct scan_count *sc,
 		    scanner_stats *st, char *err)
@@ -1094,6 +1105,19 @@ static void scanner_flow(void **state)
 	assert_int_equal(scan_ids(&s->c, (const char *const *)many, 250, NULL, &sc, &stats, err), PB_OK);
 	assert_int_equal(stats.batches, 3);
 	assert_int_equal(stats.succeeded, 3);
+	/* the same with the results handed over as text: the same counts, and the json_t hook is
+	 * not asked */
+	struct scan_count text_sc = { 0, 0 };
+	scanner_batch tb[3];
+	for (size_t i = 0; i < 3; i++)
+		tb[i] = (scanner_batch){ .ids = (const char *const *)many + i * PB_SCAN_BATCH_MAX,
+					 .n = i < 2 ? PB_SCAN_BATCH_MAX : 50 };
+	scanner_hooks th = { .ctx = &text_sc, .result_text = count_scan_text };
+	assert_int_equal(scanner_scan_batches(&s->c, tb, 3, NULL, &th, &stats, err), PB_OK);
+	assert_int_equal(stats.succeeded, 3);
+	assert_true(text_sc.workspaces > 0);
+	assert_int_equal(text_sc.workspaces, sc.workspaces);
+	assert_int_equal(text_sc.datasets, sc.datasets);
 	free(many);
 	scan_batches_resume_and_ids(s, ids, n);
 	config("{\"scan_duration_s\":30}");
@@ -1137,6 +1161,69 @@ static void wrong_ca_is_a_clear_error(void **state)
 	pb_http_free(h);
 }
 
+/* The first status poll of a scan comes sooner for a small batch: proportional to its
+ * workspaces, never before PB_SCAN_FIRST_POLL_MIN_MS, never later than the full batch's. */
+static void scan_first_poll_follows_the_batch_size(void **state)
+{
+	(void)state;
+	assert_int_equal(scanner_first_poll_ms(2000, PB_SCAN_BATCH_MAX), 2000);
+	assert_int_equal(scanner_first_poll_ms(2000, 50), 1000);
+	assert_int_equal(scanner_first_poll_ms(2000, 10), 200);
+	assert_int_equal(scanner_first_poll_ms(2000, 1), PB_SCAN_FIRST_POLL_MIN_MS);
+	assert_int_equal(scanner_first_poll_ms(2000, 7), 140);
+	assert_int_equal(scanner_first_poll_ms(60000, 1), 600);
+	/* an interval already at or below the floor is kept as configured */
+	assert_int_equal(scanner_first_poll_ms(100, 1), 100);
+	assert_int_equal(scanner_first_poll_ms(10, 1), 10);
+	for (size_t n = 1; n <= PB_SCAN_BATCH_MAX; n++) {
+		long ms = scanner_first_poll_ms(5000, n);
+		assert_true(ms >= PB_SCAN_FIRST_POLL_MIN_MS && ms <= 5000);
+		assert_true(n == 1 || ms >= scanner_first_poll_ms(5000, n - 1));
+	}
+}
+
+/* Status and result are asked where Power BI's Location says, when it is on the Power BI
+ * origin and names the scan; otherwise at the documented path. */
+static void scan_follows_its_location(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], *url = NULL;
+	pb_config cfg;
+	config_defaults(&cfg);
+	cfg.powerbi_url = "https://emulator.test:8443/powerbi";
+	msapi c;
+	msapi_init(&c, NULL, &cfg);
+	const char *sid = "e7d03602-4873-4760-b37e-1563ef5358e3";
+	static const struct {
+		const char *location;
+		bool followed;
+	} cases[] = {
+		{ "https://emulator.test:8443/powerbi/v1.0/myorg/admin/workspaces/scanStatus/e7d03602-4873-4760-b37e-1563ef5358e3",
+		  true },
+		{ "https://EMULATOR.test:8443/v1.0/myorg/admin/workspaces/scanStatus/e7d03602-4873-4760-b37e-1563ef5358e3?x=1",
+		  true },
+		{ "/v1.0/myorg/admin/workspaces/scanStatus/e7d03602-4873-4760-b37e-1563ef5358e3", true },
+		/* another host would get the token; another scan is not this one */
+		{ "https://evil.test/v1.0/myorg/admin/workspaces/scanStatus/e7d03602-4873-4760-b37e-1563ef5358e3", false },
+		{ "https://emulator.test:8443/powerbi/v1.0/myorg/admin/workspaces/scanStatus/00000000-0000-0000-0000-000000000000",
+		  false },
+		{ "//evil.test/scanStatus/e7d03602-4873-4760-b37e-1563ef5358e3", false },
+		{ "", false },
+		{ NULL, false },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		assert_int_equal(scanner_next_url(&c, cases[i].location, "scanStatus", sid, &url, err), PB_OK);
+		if (cases[i].followed)
+			assert_string_equal(url, cases[i].location);
+		else
+			assert_string_equal(url, "/v1.0/myorg/admin/workspaces/scanStatus/e7d03602-4873-4760-b37e-1563ef5358e3");
+		free(url);
+	}
+	assert_int_equal(scanner_next_url(&c, NULL, "scanResult", sid, &url, err), PB_OK);
+	assert_string_equal(url, "/v1.0/myorg/admin/workspaces/scanResult/e7d03602-4873-4760-b37e-1563ef5358e3");
+	free(url);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1144,6 +1231,8 @@ int main(void)
 		cmocka_unit_test(failures_are_classified_once),
 		cmocka_unit_test(urls_pkce_and_paths),
 		cmocka_unit_test(follow_up_urls_stay_on_the_configured_hosts),
+		cmocka_unit_test(scan_first_poll_follows_the_batch_size),
+		cmocka_unit_test(scan_follows_its_location),
 		cmocka_unit_test(entra_flows),
 		cmocka_unit_test_setup_teardown(graph_display_name, sp_setup_graph, sp_teardown),
 		cmocka_unit_test_setup_teardown(fabric_paging_and_token_refresh, sp_setup, sp_teardown),

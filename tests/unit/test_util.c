@@ -35,6 +35,13 @@ static void xsnprintf_reports_truncation(void **state)
 	char b[4];
 	assert_int_equal(xsnprintf(b, sizeof b, "%s", "abc"), 0);
 	assert_int_equal(xsnprintf(b, sizeof b, "%s", "abcd"), -1);
+	assert_string_equal(b, "abc");   /* cut and ended, as snprintf cuts */
+	assert_int_equal(xsnprintf(b, sizeof b, "%s", ""), 0);
+	assert_string_equal(b, "");
+	assert_int_equal(xsnprintf(b, sizeof b, "%s-", "ab"), 0);
+	assert_string_equal(b, "ab-");
+	assert_int_equal(xsnprintf(b, 1, "%s", "a"), -1);
+	assert_string_equal(b, "");
 }
 
 static void pb_err_marks_cut_messages(void **state)
@@ -59,6 +66,21 @@ static void utf8_validation(void **state)
 	assert_false(utf8_valid("\xc0\xaf", 2));                     /* overlong */
 	assert_false(utf8_valid("\xed\xa0\x80", 3));                 /* surrogate */
 	assert_false(utf8_valid("\xff", 1));
+	/* a multi-byte character, a bad byte and a cut character at every place around the
+	 * eight-byte steps through ASCII */
+	char t[40];
+	for (size_t pos = 0; pos + 2 < sizeof t; pos++) {
+		memset(t, 'a', sizeof t);
+		memcpy(t + pos, "\xc3\xa9", 2);
+		assert_true(utf8_valid(t, sizeof t));
+		t[pos + 1] = 'a';
+		assert_false(utf8_valid(t, sizeof t));
+		t[pos] = '\x80';
+		assert_false(utf8_valid(t, sizeof t));
+		memset(t, 'a', sizeof t);
+		t[pos] = '\xc3';
+		assert_false(utf8_valid(t, pos + 1));
+	}
 }
 
 /* A message cut at PB_ERR_MAX ends in "..." at a character boundary: it stays valid UTF-8. */
