@@ -64,6 +64,8 @@ int api_published_models_update(struct req *r);
 int api_published_models_drift(struct req *r);
 int api_drift_list(struct req *r);
 int api_data_products_drift(struct req *r);
+/* Who asks, as the lifecycle functions take it (core/flow/model_lifecycle.h lc_actor). */
+struct lc_actor published_model_actor(const struct req *r);
 
 int api_integrations_create(struct req *r);
 int api_integrations_list(struct req *r);
@@ -119,6 +121,10 @@ int pages_semantic_model(struct req *r);
 int pages_semantic_model_action(struct req *r);
 /* handlers/pages_push.c: /push-datasets */
 int pages_push_datasets(struct req *r);
+/* handlers/pages_models.c: /published-models/{id} (Preview update, Update model, Check drift,
+ * auto-update, Unpublish) */
+int pages_published_model(struct req *r);
+int pages_published_model_action(struct req *r);
 /* The next n run times (ISO-8601 UTC) of a schedule (core/lang/cron.h): *out new JSON array.
  * PB_EINVAL naming the problem for a schedule that does not parse or never runs. */
 int pages_next_runs(const char *schedule, int n, struct json_t **out, char *err);

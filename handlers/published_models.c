@@ -16,7 +16,7 @@
 #include "handlers/handlers.h"
 #include "runtime/util.h"
 
-static lc_actor actor(const struct req *r)
+lc_actor published_model_actor(const struct req *r)
 {
 	return (lc_actor){ .org_id = r->who.org_id, .user_id = r->who.user_id, .org_owner = r->who.role == PB_ROLE_OWNER };
 }
@@ -39,7 +39,7 @@ int api_published_models_get(struct req *r)
 int api_published_models_patch(struct req *r)
 {
 	json_t *out = NULL;
-	lc_actor by = actor(r);
+	lc_actor by = published_model_actor(r);
 	int rc = lifecycle_patch(r->db, &by, req_capture(r, "id"), r->body, r->body_len, &out, &r->fail);
 	return req_answer_json_new(r, rc, 200, out);
 }
@@ -48,7 +48,7 @@ int api_published_models_delete(struct req *r)
 {
 	char job_id[PB_ID_BUF];
 	bool existing = false;
-	lc_actor by = actor(r);
+	lc_actor by = published_model_actor(r);
 	int rc = model_unpublish_submit(r->db, &by, req_capture(r, "id"), r->body, r->body_len, job_id, &existing,
 					&r->fail);
 	return rc ? rc : reply_job(r, job_id, existing);
@@ -59,7 +59,7 @@ int api_published_models_update(struct req *r)
 	char job_id[PB_ID_BUF] = "";
 	bool existing = false;
 	json_t *diff = NULL;
-	lc_actor by = actor(r);
+	lc_actor by = published_model_actor(r);
 	int rc = model_update_request(r->db, r->cfg, &by, req_capture(r, "id"), r->body, r->body_len, &diff, job_id,
 				      &existing, &r->fail);
 	if (rc)

@@ -140,6 +140,8 @@ static const struct route routes[] = {
 	{ "POST",   "/settings/integrations/{id}", pages_integration_action, PB_ROLE_OWNER, PB_BODY_PAGE_FORM_MAX, form_types,     NULL,       ROUTE_PAGE | ROUTE_FEATURE_INGESTIONS },
 	{ "GET",    "/semantic-models/{id}",      pages_semantic_model, PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE },
 	{ "POST",   "/semantic-models/{id}",      pages_semantic_model_action, PB_ROLE_MEMBER, PB_BODY_PAGE_FORM_MAX, form_types,   NULL,       ROUTE_PAGE },
+	{ "GET",    "/published-models/{id}",     pages_published_model, PB_ROLE_MEMBER, 0,                NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY | ROUTE_FEATURE_POWERBI_WEB },
+	{ "POST",   "/published-models/{id}",     pages_published_model_action, PB_ROLE_MEMBER, PB_BODY_PAGE_FORM_MAX, form_types, NULL, ROUTE_PAGE | ROUTE_FEATURE_POWERBI_WEB },
 	{ "GET",    "/push-datasets",             pages_push_datasets,  PB_ROLE_MEMBER, 0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_READ_ONLY },
 	{ "GET",    "/output-ports/{id}/power-bi", pages_power_bi,      PB_ROLE_MEMBER, 0,                 NULL,           power_bi_query, ROUTE_PAGE | ROUTE_FEATURE_POWERBI_WEB },
 	{ "POST",   "/output-ports/{id}/power-bi", pages_power_bi_submit, PB_ROLE_MEMBER, PB_BODY_JSON_MAX, form_types,     NULL,       ROUTE_PAGE | ROUTE_FEATURE_POWERBI_WEB },

@@ -22,6 +22,8 @@ end
 -- The phases each job kind goes through, in order (the kind's own words in core/flow/).
 pbi.KIND_PHASES = {
   publish = { "validating", "creating_connection", "creating_model", "binding", "finalizing" },
+  update = { "reading", "diffing", "updating", "rebinding", "refreshing" },
+  unpublish = { "deleting_model", "deleting_connection", "finalizing" },
 }
 
 pbi.KIND_LABELS = {
@@ -29,6 +31,10 @@ pbi.KIND_LABELS = {
   ingest = "Import from Power BI",
   refresh = "Refresh",
   push = "Push rows",
+  update = "Update semantic model",
+  unpublish = "Unpublish",
+  drift_check = "Drift check",
+  webhook_delivery = "Webhook delivery",
 }
 
 --- A job's phase or state as people read it: its name in words, capitalized ("creating_model" ->

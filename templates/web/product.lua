@@ -57,7 +57,7 @@ local function models_list(models)
   local items = {}
   for _, m in ipairs(models) do
     items[#items + 1] = h.li{
-      h.span{ class = "model-name", m.name },
+      h.a{ class = "model-name", href = "/published-models/" .. m.id, m.name },
       " ",
       m.web_url and h.a{ href = m.web_url, rel = "noopener noreferrer", target = "_blank", "Open in Power BI",
                          h.span{ class = "visually-hidden", ": ", m.name, " (opens in a new tab)" } },

@@ -289,6 +289,29 @@ class PublishPages(browser.BrowserEmulatorTestCase, publish_stack.PublishStackTe
         self.check_page("job-succeeded")
         type(self).published_job = job_id
 
+    def test_04b_the_published_model_page(self):
+        """From the port's model list to the model's page: what it was built from, Check drift now,
+        and Unpublish asking first (dismissed here: later tests use the model)."""
+        self.assertIsNotNone(self.published_job)
+        self.login("bob")
+        self.open("/data-products/" + self.product["id"])
+        models = self.port_section("fresh").find_element(self.b.By.CSS_SELECTOR, ".models")
+        self.b.click_and_load(models.find_element(self.b.By.LINK_TEXT, "Contoso sales – fresh"))
+        self.assertTrue(self.b.path().startswith("/published-models/"), self.b.path())
+        self.assertEqual(self.b.text("h1"), "Contoso sales – fresh")
+        self.assertIn("No update is waiting", self.b.text("main"))
+        self.check_page("published-model")
+        self.b.click_and_load(self.b.driver.find_element(self.b.By.XPATH, "//button[normalize-space()='Check drift now']"))
+        self.b.wait_for_text("#drift-heading + p + h3 + p, main", "No drift: the model is what its contract makes.")
+        self.check_page("published-model-drift-checked")
+        path = self.b.path()
+        self.b.driver.find_element(self.b.By.XPATH, "//button[normalize-space()='Unpublish']").click()
+        alert = self.wait_for("the confirmation", lambda: self._alert())
+        self.assertEqual(alert.text, "Unpublish Contoso sales – fresh?")
+        alert.dismiss()
+        self.assertEqual(self.b.path(), path, "a dismissed confirmation sends nothing")
+        self.assertEqual(self.api_job(self.published_job)["state"], "succeeded")
+
     def test_05_keyboard_alone_opens_uses_and_closes_the_dialog(self):
         self.login("bob")
         self.open("/data-products/" + self.product["id"])

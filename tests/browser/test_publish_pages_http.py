@@ -7,59 +7,23 @@ way back (the API keeps its JSON), its success on the page that started it, #fra
 Security headers, CSRF, 403 for members on owner pages and 404 for others' ids. Python standard
 library only."""
 
-import base64
-import hashlib
-import hmac
 import html
 import os
-import re
 import sys
-import time
 import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import harness  # noqa: E402
 import publish_stack  # noqa: E402
-from publish_stack import APP, SF_CONNECTION, TENANT, WS_ADMIN  # noqa: E402
+from publish_stack import APP, HTML, SF_CONNECTION, TENANT, WS_ADMIN  # noqa: E402
 
 CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-HTML = {"Accept": "text/html,application/xhtml+xml"}
-TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([A-Za-z0-9_-]+)"')
 WS_VIEWER = "a0000000-0000-4000-8000-000000000003"   # alice: Viewer
 REFRESH = '<noscript><meta content="2" http-equiv="refresh"></noscript>'
 
 
 class PublishPagesHttp(publish_stack.PublishStackTestCase):
     # ---- helpers -------------------------------------------------------------------------------
-    def page(self, path, user="alice", method="GET", body=None, headers=None):
-        status, hdrs, data = self.stack.request(method, path, body=body, headers=dict(HTML, **(headers or {})),
-                                                basic=user)
-        return status, hdrs, data.decode("utf-8")
-
-    def token(self, path, user="alice"):
-        status, _, body = self.page(path, user)
-        self.assertEqual(status, 200, body[:500])
-        m = TOKEN.search(body)
-        self.assertIsNotNone(m, "no csrf_token on " + path)
-        return m.group(1)
-
-    def signed(self, path, user):
-        """The token pbiport signs for user's forms posting to path (runtime/page_csrf.h), for a user
-        whose page shows no form to take it from."""
-        msg = "pbiport-csrf-v1\n%s\n%s\n%d" % (self.user_id(user), path, int(time.time()) // 7200)
-        key = bytes.fromhex(self.EMU_ENV["APPLICATION_SECURITY_REMEMBERME_KEY"])
-        return base64.urlsafe_b64encode(hmac.new(key, msg.encode(), hashlib.sha256).digest()).rstrip(b"=").decode()
-
-    def post(self, path, fields, user="alice"):
-        """The form as a browser posts it from this site: urlencoded, with the token of the user's
-        form on that page."""
-        fields = dict(fields)
-        fields.setdefault("csrf_token", self.signed(path, user))
-        origin = "http://127.0.0.1:%d" % self.stack.port
-        return self.page(path, user, "POST", urllib.parse.urlencode(fields),
-                         {"Content-Type": "application/x-www-form-urlencoded", "Origin": origin,
-                          "Sec-Fetch-Site": "same-origin"})
-
     def assert_page_headers(self, hdrs, what):
         self.assertEqual(hdrs.get("content-security-policy"), CSP, what)
         self.assertEqual(hdrs.get("x-content-type-options"), "nosniff", what)

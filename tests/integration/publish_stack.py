@@ -3,12 +3,17 @@ Power BI settings saved, alice (owner of acme) connected, the publish fixture co
 (cls.product, cls.ports by server name), workers started on demand, and the
 API calls those tests repeat (publish, job, wait for a job). Used by test_jobs.py and
 test_catalog.py and test_publish.py."""
+import base64
+import hashlib
+import hmac
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import tempfile
 import time
+import urllib.parse
 
 import harness
 
@@ -24,6 +29,8 @@ JOB_WAIT_S = 90
 ENDED = ("succeeded", "failed", "cancelled")
 with open(os.path.join(harness.ROOT, "tests", "fixtures", "publish", "contoso.odcs.yaml"), encoding="utf-8") as _f:
     CONTRACT = _f.read()
+HTML = {"Accept": "text/html,application/xhtml+xml"}
+CSRF_TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([A-Za-z0-9_-]+)"')
 BASIC = {"credential_type": "basic", "username": "svc_pbi", "password": "Sn0w-s3cret-pw"}
 
 
@@ -183,3 +190,33 @@ class PublishStackTestCase(harness.EmulatorStackTestCase):
     def counters(self):
         c = self.emu.state("counters")["counters"]
         return {k: c.get(k, 0) for k in ("connections_created", "models_created", "bindings")}
+
+    # ---- pages, as a browser without JavaScript uses them ----------------------------------------
+    def page(self, path, user="alice", method="GET", body=None, headers=None):
+        status, hdrs, data = self.stack.request(method, path, body=body, headers=dict(HTML, **(headers or {})),
+                                                basic=user)
+        return status, hdrs, data.decode("utf-8")
+
+    def token(self, path, user="alice"):
+        status, _, body = self.page(path, user)
+        self.assertEqual(status, 200, body[:500])
+        m = CSRF_TOKEN.search(body)
+        self.assertIsNotNone(m, "no csrf_token on " + path)
+        return m.group(1)
+
+    def signed(self, path, user):
+        """The token pbiport signs for user's forms posting to path (runtime/page_csrf.h), for a user
+        whose page shows no form to take it from."""
+        msg = "pbiport-csrf-v1\n%s\n%s\n%d" % (self.user_id(user), path, int(time.time()) // 7200)
+        key = bytes.fromhex(self.EMU_ENV["APPLICATION_SECURITY_REMEMBERME_KEY"])
+        return base64.urlsafe_b64encode(hmac.new(key, msg.encode(), hashlib.sha256).digest()).rstrip(b"=").decode()
+
+    def post(self, path, fields, user="alice"):
+        """The form as a browser posts it from this site: urlencoded, with the token of the user's
+        form on that page."""
+        fields = dict(fields)
+        fields.setdefault("csrf_token", self.signed(path, user))
+        origin = "http://127.0.0.1:%d" % self.stack.port
+        return self.page(path, user, "POST", urllib.parse.urlencode(fields),
+                         {"Content-Type": "application/x-www-form-urlencoded", "Origin": origin,
+                          "Sec-Fetch-Site": "same-origin"})

@@ -438,6 +438,97 @@ class Lifecycle(PublishStackTestCase):
     def test_34_crash_refreshing(self):
         self._crash_update_in("refreshing")
 
+    # ---- the page: /published-models/{id} (plain form posts, no JavaScript) ---------------------
+    def model_page(self, pm, user="alice"):
+        status, _, body = self.page("/published-models/" + pm, user)
+        self.assertEqual(status, 200, body[:500])
+        return body
+
+    def act(self, pm, action, user="alice", **fields):
+        return self.post("/published-models/" + pm, dict(fields, action=action), user)
+
+    def test_40_page_update_from_the_contract(self):
+        port, res = self.published("page-upd")
+        pm = res["id"]
+        body = self.model_page(pm)
+        for text in ("Lifecycle page-upd", "No update is waiting", "Preview update", "Update model",
+                     "Check drift now", "Unpublish", 'href="/semantic-models/%s"' % pm):
+            self.assertIn(text, body)
+        self.assertIn('href="/published-models/%s"' % pm, self.product_page("page-upd"))
+        # the contract gains a column: the page shows the waiting update with it
+        self.product_with("page-upd", V1 + [("discount", "number")])
+        body = self.model_page(pm)
+        self.assertIn("update available", body)
+        self.assertIn("1 added, 0 removed, 0 changed", body)
+        self.assertRegex(body, r"<td>column</td><td>orders</td><th scope=\"row\">discount</th><td>added")
+        # Preview update: the dry run against the live model, nothing changes
+        before = self.definitions_updated()
+        status, _, body = self.act(pm, "preview")
+        self.assertEqual(status, 200, body[:500])
+        self.assertIn("Preview against the live model", body)
+        self.assertIn("discount", body)
+        self.assertEqual(self.definitions_updated(), before)
+        # Update model: the job's page, the job done, the page without a waiting update
+        status, hdrs, body = self.act(pm, "update")
+        self.assertEqual(status, 303, body[:500])
+        self.assertRegex(hdrs["location"], r"^/jobs/[0-9a-f]{32}$")
+        job_id = hdrs["location"].rsplit("/", 1)[1]
+        self.assertIn("Update semantic model", self.page(hdrs["location"])[2])
+        done = self.wait_job(job_id)
+        self.assertEqual((done["kind"], done["state"]), ("update", "succeeded"), done)
+        self.assertEqual(self.definitions_updated(), before + 1)
+        self.assertIn("No update is waiting", self.model_page(pm))
+        # Check drift now: read, nothing recorded as changed
+        status, _, body = self.act(pm, "drift")
+        self.assertEqual(status, 200, body[:500])
+        self.assertIn("No drift: the model is what its contract makes.", body)
+        # auto-update: saved, back on the page
+        status, hdrs, body = self.act(pm, "auto_update", auto_update="additive")
+        self.assertEqual((status, hdrs.get("location")), (303, "/published-models/" + pm), body[:500])
+        self.assertEqual(self.model(pm)["auto_update"], "additive")
+
+    def test_41_page_refusals_are_said_on_the_page(self):
+        port, res = self.published("page-refuse")
+        pm = res["id"]
+        self.product_with("page-refuse", [("order_id", "integer"), ("amount", "string"), ("note", "string")])
+        before = self.definitions_updated()
+        status, _, body = self.act(pm, "update")
+        self.assertEqual(status, 409, body[:500])
+        self.assertIn("That was not done", body)
+        self.assertIn("amount", body)
+        self.assertEqual((self.model(pm)["state"], self.definitions_updated()), ("active", before))
+        # a member who did not publish it sees it without the buttons and is refused with 403
+        body = self.model_page(pm, user="bob")
+        self.assertIn("Only the user who published this model", body)
+        self.assertNotIn("Preview update", body)
+        status, _, body = self.act(pm, "update", user="bob")
+        self.assertEqual(status, 403, body[:500])
+        self.assertIn("That was not done", body)
+        # another organization: not found; an unknown action: 400
+        self.assertEqual(self.page("/published-models/" + pm, "carol")[0], 404)
+        self.assertEqual(self.act(pm, "update", user="carol")[0], 404)
+        self.assertEqual(self.act(pm, "explode")[0], 400)
+        # allow_breaking from its checkbox applies it
+        status, hdrs, body = self.act(pm, "update", allow_breaking="yes")
+        self.assertEqual(status, 303, body[:500])
+        done = self.wait_job(hdrs["location"].rsplit("/", 1)[1])
+        self.assertEqual(done["state"], "succeeded", done)
+
+    def test_42_page_unpublish(self):
+        port, res = self.published("page-unpub")
+        pm = res["id"]
+        status, hdrs, body = self.act(pm, "unpublish", keep_connection="yes")
+        self.assertEqual(status, 303, body[:500])
+        job_id = hdrs["location"].rsplit("/", 1)[1]
+        self.assertIn("Unpublish", self.page(hdrs["location"])[2])
+        self.unpublished(job_id)
+        self.assertEqual(self.in_power_bi(res), (False, True))
+        body = self.model_page(pm)
+        self.assertIn("unpublished", body)
+        for gone in ("Preview update", "Check drift now", 'value="unpublish"'):
+            self.assertNotIn(gone, body)
+        self.assertNotIn('href="/published-models/%s"' % pm, self.product_page("page-unpub"))
+
 
 if __name__ == "__main__":
     unittest.main()
