@@ -59,6 +59,8 @@ int db_unmap(pb_db *db, char *err);
  * *out is borrowed until db_close; call db_done() when finished with it. */
 int db_prepare(pb_db *db, const char *sql, db_stmt **out, char *err);
 void db_done(db_stmt *st);
+/* Back before the first row of st with its bindings kept: the same query read again. */
+void db_rerun(db_stmt *st);
 /* A statement for sql built at run time (tests, tools): not cached. *out new: db_stmt_free(). */
 int db_prepare_new(pb_db *db, const char *sql, db_stmt **out, char *err);
 void db_stmt_free(db_stmt *st);   /* NULL: nothing */
@@ -74,6 +76,8 @@ int db_row(pb_db *db, db_stmt *st, char *err);
 /* Rows the last INSERT/UPDATE/DELETE on db touched. */
 int64_t db_changes(pb_db *db);
 
+/* How many parameters st has (the highest ?NNN, or the count of ?). */
+int db_param_count(db_stmt *st);
 /* Binding parameter idx (from 1) of st. Each returns PB_OK or a failure (PB_ENOMEM, PB_EINTERNAL
  * for an index out of range) with err; a failure is also kept by st and answered by its next
  * db_row/db_exec, so a caller may bind several values and check only the step. Values are copied.
