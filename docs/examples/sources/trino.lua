@@ -43,10 +43,7 @@ return {
 
 	m = function(t, model, ctx)
 		local target = model.target
-		return sources.let(sources.by_name("Odbc.DataSource(TrinoConnection, [HierarchicalNavigation=true])", {
-			{ str(target.catalog), "Database", target.catalog .. "_Database" },
-			{ str(target.schema), "Schema", target.schema .. "_Schema" },
-			{ str(t.source_name), t.kind, t.source_name .. "_" .. t.kind },
-		}))
+		return sources.by_name_to_table("Odbc.DataSource(TrinoConnection, [HierarchicalNavigation=true])",
+			{ str(target.catalog), "Database", target.catalog .. "_Database" }, target.schema, t)
 	end,
 }

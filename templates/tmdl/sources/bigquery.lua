@@ -11,10 +11,7 @@
 -- connection: type GoogleBigQuery, creation method GoogleBigQuery.Database, no parameters
 -- ("Google BigQuery doesn't support multiple cloud connections because it lacks a parameters
 -- field": every BigQuery connection matches).
-local tmdl = require "tmdl"
 local sources = require "sources"
-
-local str = tmdl.m_string
 
 -- BigQuery's types (cloud.google.com/bigquery/docs/reference/standard-sql/data-types) that the
 -- logical type alone does not map right. Nested fields (STRUCT, ARRAY) and GEOGRAPHY reach
@@ -59,13 +56,8 @@ return {
 
 	m = function(t, model, ctx)
 		local target = model.target
-		return sources.let(sources.by_name("GoogleBigQuery.Database([BillingProject=BigQueryBillingProject])", {
-			{ "BigQueryProject", nil, target.project },
-			{ str(target.dataset), "Schema", target.dataset .. "_Schema" },
-			{ str(t.source_name), t.kind, t.source_name .. "_" .. t.kind },
-		}))
+		return sources.by_name_to_table("GoogleBigQuery.Database([BillingProject=BigQueryBillingProject])",
+			{ "BigQueryProject", nil, target.project }, target.dataset, t)
 	end,
-	column_type = function(col)
-		return sources.column_type(col, TYPES, "BigQuery")
-	end,
+	column_type = sources.column_types(TYPES, "BigQuery"),
 }

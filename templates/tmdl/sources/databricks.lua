@@ -7,10 +7,7 @@
 --   T_Table = S_Schema{[Name="T",Kind="Table"]}[Data]
 -- (shared/reference/tmdl.md section 10). Fabric's cloud connection: type Databricks, creation
 -- method Databricks.Catalogs, parameters host and httpPath (path "host;httpPath").
-local tmdl = require "tmdl"
 local sources = require "sources"
-
-local str = tmdl.m_string
 
 return {
 	label = "Databricks",
@@ -43,11 +40,8 @@ return {
 
 	m = function(t, model, ctx)
 		local target = model.target
-		return sources.let(sources.by_name("Databricks.Catalogs(DatabricksHost, DatabricksHttpPath, " ..
-			"[Catalog=null, Database=null, EnableAutomaticProxyDiscovery=null])", {
-			{ "DatabricksCatalog", "Database", target.catalog .. "_Database" },
-			{ str(target.schema), "Schema", target.schema .. "_Schema" },
-			{ str(t.source_name), t.kind, t.source_name .. "_" .. t.kind },
-		}))
+		return sources.by_name_to_table("Databricks.Catalogs(DatabricksHost, DatabricksHttpPath, " ..
+			"[Catalog=null, Database=null, EnableAutomaticProxyDiscovery=null])",
+			{ "DatabricksCatalog", "Database", target.catalog .. "_Database" }, target.schema, t)
 	end,
 }

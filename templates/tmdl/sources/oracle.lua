@@ -62,7 +62,5 @@ return {
 			{ ident(t.source_name .. "1"), schema_step .. "{[Name=" .. str(t.source_name) .. "]}[Data]" },
 		})
 	end,
-	column_type = function(col)
-		return sources.column_type(col, TYPES, "Oracle")
-	end,
+	column_type = sources.column_types(TYPES, "Oracle"),
 }

@@ -9,7 +9,7 @@
 local tmdl = require "tmdl"
 local sources = require "sources"
 
-local ident, str = tmdl.m_ident, tmdl.m_string
+local str = tmdl.m_string
 
 return {
 	label = "Snowflake",
@@ -46,10 +46,7 @@ return {
 	m = function(t, model, ctx)
 		local target = model.target
 		local options = target.role and (", [Role=" .. str(target.role) .. "]") or ""
-		return sources.let(sources.by_name("Snowflake.Databases(SnowflakeHost, SnowflakeWarehouse" .. options .. ")", {
-			{ "SnowflakeDatabase", "Database", target.database .. "_Database" },
-			{ str(target.schema), "Schema", target.schema .. "_Schema" },
-			{ str(t.source_name), t.kind, t.source_name .. "_" .. t.kind },
-		}))
+		return sources.by_name_to_table("Snowflake.Databases(SnowflakeHost, SnowflakeWarehouse" .. options .. ")",
+			{ "SnowflakeDatabase", "Database", target.database .. "_Database" }, target.schema, t)
 	end,
 }
