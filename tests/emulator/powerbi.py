@@ -221,13 +221,18 @@ def dataset_json(emu, ws, md):
             "qnaEmbedURL": "https://app.powerbi.com/qnaEmbed?config=emulated", "upstreamDatasets": [], "users": []}
 
 
-def list_datasets(emu, req, m):
-    p = auth(emu, req, READ_DS)
+def _list_in_workspace(emu, req, m, scope, what, items_of, item_json):
+    """A workspace's items of one kind (what: "datasets"...) by name then id, each as item_json(ws, item, p);
+    the caller's My workspace, when it has none yet, lists nothing."""
+    p = auth(emu, req, scope)
     ws = ws_for(emu, req, p, m.group(1), allow_missing=True)
-    items = sorted(emu.ws_models(ws) if ws else [],
-                   key=lambda x: (x["name"].lower(), x["id"]))
-    return json_resp(200, {"@odata.context": _ctx(req, "datasets"),
-                           "value": [dataset_json(emu, ws, md) for md in items]})
+    items = sorted(items_of(ws) if ws else [], key=lambda x: (x["name"].lower(), x["id"]))
+    return json_resp(200, {"@odata.context": _ctx(req, what), "value": [item_json(ws, x, p) for x in items]})
+
+
+def list_datasets(emu, req, m):
+    return _list_in_workspace(emu, req, m, READ_DS, "datasets", emu.ws_models,
+                              lambda ws, md, p: dataset_json(emu, ws, md))
 
 
 def get_dataset(emu, req, m):
@@ -302,11 +307,7 @@ def report_json(ws, r):
 
 
 def list_reports(emu, req, m):
-    p = auth(emu, req, READ_RPT)
-    ws = ws_for(emu, req, p, m.group(1), allow_missing=True)
-    items = sorted(emu.ws_reports(ws) if ws else [],
-                   key=lambda x: (x["name"].lower(), x["id"]))
-    return json_resp(200, {"@odata.context": _ctx(req, "reports"), "value": [report_json(ws, r) for r in items]})
+    return _list_in_workspace(emu, req, m, READ_RPT, "reports", emu.ws_reports, lambda ws, r, p: report_json(ws, r))
 
 
 def get_report(emu, req, m):
@@ -325,12 +326,8 @@ def dashboard_json(emu, ws, d, p):
 
 
 def list_dashboards(emu, req, m):
-    p = auth(emu, req, READ_DASH)
-    ws = ws_for(emu, req, p, m.group(1), allow_missing=True)
-    items = sorted(emu.ws_dashboards(ws) if ws else [],
-                   key=lambda x: (x["name"].lower(), x["id"]))
-    return json_resp(200, {"@odata.context": _ctx(req, "dashboards"),
-                           "value": [dashboard_json(emu, ws, d, p) for d in items]})
+    return _list_in_workspace(emu, req, m, READ_DASH, "dashboards", emu.ws_dashboards,
+                              lambda ws, d, p: dashboard_json(emu, ws, d, p))
 
 
 def list_tiles(emu, req, m):
