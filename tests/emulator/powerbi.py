@@ -73,11 +73,16 @@ def _web(ws, kind, oid):
     return "https://app.powerbi.com/groups/%s/%s/%s" % ("me" if ws["type"] == "Personal" else ws["id"], kind, oid)
 
 
-def _model(emu, ws, mid):
-    m = emu.models.get(mid)
-    if m is None or m["workspace"] != ws["id"]:
+def _in_workspace(table, ws, oid):
+    """The object oid of table (emu.models, emu.reports...) when it is in ws; else a 404."""
+    o = table.get(oid)
+    if o is None or o["workspace"] != ws["id"]:
         raise HttpError(pbi_error(404, "PowerBIEntityNotFound"))
-    return m
+    return o
+
+
+def _model(emu, ws, mid):
+    return _in_workspace(emu.models, ws, mid)
 
 
 def _bad(message):
@@ -313,9 +318,7 @@ def list_reports(emu, req, m):
 def get_report(emu, req, m):
     p = auth(emu, req, READ_RPT)
     ws = ws_for(emu, req, p, m.group(1))
-    r = emu.reports.get(m.group(2))
-    if r is None or r["workspace"] != ws["id"]:
-        return pbi_error(404, "PowerBIEntityNotFound")
+    r = _in_workspace(emu.reports, ws, m.group(2))
     return json_resp(200, {"@odata.context": _ctx(req, "reports/$entity")} | report_json(ws, r))
 
 
@@ -333,9 +336,7 @@ def list_dashboards(emu, req, m):
 def list_tiles(emu, req, m):
     p = auth(emu, req, READ_DASH)
     ws = ws_for(emu, req, p, m.group(1))
-    d = emu.dashboards.get(m.group(2))
-    if d is None or d["workspace"] != ws["id"]:
-        return pbi_error(404, "PowerBIEntityNotFound")
+    d = _in_workspace(emu.dashboards, ws, m.group(2))
     out = []
     for t in d["tiles"]:
         tj = {"id": t["id"], "title": t["title"], "rowSpan": 0, "colSpan": 0,
