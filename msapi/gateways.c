@@ -40,12 +40,7 @@ void gateway_release(gateway *g)
 {
 	if (!g)
 		return;
-	free(g->id);
-	free(g->name);
-	free(g->type);
-	free(g->status);
-	free(g->exponent);
-	free(g->modulus);
+	free_each(g->id, g->name, g->type, g->status, g->exponent, g->modulus);
 	memset(g, 0, sizeof *g);
 }
 
@@ -64,13 +59,7 @@ void gateway_source_release(gateway_source *s)
 {
 	if (!s)
 		return;
-	free(s->id);
-	free(s->gateway_id);
-	free(s->name);
-	free(s->datasource_type);
-	free(s->type);
-	free(s->path);
-	free(s->credential_type);
+	free_each(s->id, s->gateway_id, s->name, s->datasource_type, s->type, s->path, s->credential_type);
 	memset(s, 0, sizeof *s);
 }
 

@@ -219,14 +219,7 @@ void msapi_item_release(msapi_item *it)
 {
 	if (!it)
 		return;
-	free(it->id);
-	free(it->name);
-	free(it->type);
-	free(it->workspace_id);
-	free(it->dataset_id);
-	free(it->path);
-	free(it->web_url);
-	free(it->description);
+	free_each(it->id, it->name, it->type, it->workspace_id, it->dataset_id, it->path, it->web_url, it->description);
 	json_decref(it->raw);
 	memset(it, 0, sizeof *it);
 }
