@@ -126,11 +126,18 @@ static int path_segment_enc(sbuf *sb, const char *a)
 
 int msapi_path(char **out, char *err, const char *fmt, ...)
 {
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = msapi_vpath(out, err, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int msapi_vpath(char **out, char *err, const char *fmt, va_list ap)
+{
 	*out = NULL;
 	sbuf sb;
 	sbuf_init(&sb, PB_HTTP_URL_MAX);
-	va_list ap;
-	va_start(ap, fmt);
 	int rc = PB_OK;
 	for (const char *p = fmt; *p; p++) {
 		if (*p != '%') {
@@ -157,7 +164,6 @@ int msapi_path(char **out, char *err, const char *fmt, ...)
 	if (!(*out = sbuf_detach(&sb, NULL)))
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 out:
-	va_end(ap);
 	sbuf_release(&sb);
 	return rc;
 }
@@ -815,6 +821,21 @@ int msapi_post_at_most_once(msapi *c, const msapi_call *call, msapi_reply *r, ms
 		if (*done)
 			return PB_OK;
 	}
+	return rc;
+}
+
+int msapi_list_items_at(msapi *c, int svc, const char *what, msapi_items *out, char *err, const char *fmt, ...)
+{
+	out->v = NULL;
+	out->n = 0;
+	char *path = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = msapi_vpath(&path, err, fmt, ap);
+	va_end(ap);
+	if (!rc)
+		rc = msapi_list_items(c, svc, path, what, out, err);
+	free(path);
 	return rc;
 }
 

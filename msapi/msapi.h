@@ -37,6 +37,7 @@
 #define PBIPORT_MSAPI_H
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -177,6 +178,8 @@ int msapi_get_all(msapi *c, int svc, const char *path, const char *what, size_t 
 int msapi_lro(msapi *c, int svc, msapi_reply *first, const char *what, json_t **result, char *err);
 /* msapi_get_all + msapi_items_from_json. */
 int msapi_list_items(msapi *c, int svc, const char *path, const char *what, msapi_items *out, char *err);
+/* msapi_list_items of the path msapi_path makes of fmt and its %s ids. */
+int msapi_list_items_at(msapi *c, int svc, const char *what, msapi_items *out, char *err, const char *fmt, ...);
 /* Whether a POST whose outcome is unknown happened after all (ctx: what it made). */
 typedef int (*msapi_happened_fn)(msapi *c, void *ctx, bool *happened, char *err);
 /* Sends call, a POST that must not happen twice (msapi_do does not repeat it). When its outcome
@@ -197,6 +200,7 @@ int msapi_urlenc(void *sb /* sbuf* */, const char *s);
  * each, so no id can change which endpoint is called. Empty arguments are refused. Every
  * URL built from an id goes through here. *out is new. Only %s conversions are allowed. */
 int msapi_path(char **out, char *err, const char *fmt, ...);
+int msapi_vpath(char **out, char *err, const char *fmt, va_list ap);
 /* May the token go to url, a follow-up URL Microsoft sent? True for an https:// URL whose
  * origin (scheme, host, port; case-insensitive) is that of a configured base URL, and for a
  * path ("/...", not "//...") that the call resolves against its own service's base. */
