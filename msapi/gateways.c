@@ -46,13 +46,7 @@ void gateway_release(gateway *g)
 
 void gateways_release(gateways *l)
 {
-	for (size_t i = 0; l && i < l->n; i++)
-		gateway_release(&l->v[i]);
-	if (l) {
-		free(l->v);
-		l->v = NULL;
-		l->n = 0;
-	}
+	MSAPI_LIST_RELEASE(l, gateway_release);
 }
 
 void gateway_source_release(gateway_source *s)
@@ -65,13 +59,7 @@ void gateway_source_release(gateway_source *s)
 
 void gateway_sources_release(gateway_sources *l)
 {
-	for (size_t i = 0; l && i < l->n; i++)
-		gateway_source_release(&l->v[i]);
-	if (l) {
-		free(l->v);
-		l->v = NULL;
-		l->n = 0;
-	}
+	MSAPI_LIST_RELEASE(l, gateway_source_release);
 }
 
 /* *dst = a copy of v (NULL stays NULL); false only when out of memory. */

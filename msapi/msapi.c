@@ -232,13 +232,7 @@ void msapi_item_release(msapi_item *it)
 
 void msapi_items_release(msapi_items *l)
 {
-	if (!l)
-		return;
-	for (size_t i = 0; i < l->n; i++)
-		msapi_item_release(&l->v[i]);
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
+	MSAPI_LIST_RELEASE(l, msapi_item_release);
 }
 
 const msapi_item *msapi_items_find_name(const msapi_items *l, const char *name)
@@ -900,8 +894,7 @@ void msapi_job_release(msapi_job *job)
 {
 	if (!job)
 		return;
-	free(job->url);
-	free(job->body);
+	free_each(job->url, job->body);
 	if (job->auth)
 		pb_secret_free(job->auth, strlen(job->auth));
 	memset(job, 0, sizeof *job);

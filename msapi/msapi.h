@@ -136,6 +136,18 @@ typedef struct msapi_items {
 
 void msapi_item_release(msapi_item *it);
 void msapi_items_release(msapi_items *l);
+/* The body of a list's release: each item of l (a struct of v, an owned array, and n) released
+ * with item_release, then the array; l is left empty. l may be NULL. */
+#define MSAPI_LIST_RELEASE(l, item_release)                   \
+	do {                                                  \
+		if (!(l))                                     \
+			break;                                \
+		for (size_t i_ = 0; i_ < (l)->n; i_++)        \
+			item_release(&(l)->v[i_]);            \
+		free((l)->v);                                 \
+		(l)->v = NULL;                                \
+		(l)->n = 0;                                   \
+	} while (0)
 /* First item whose name equals name (case-sensitive), borrowed; NULL when none. */
 const msapi_item *msapi_items_find_name(const msapi_items *l, const char *name);
 
