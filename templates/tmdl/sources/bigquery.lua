@@ -28,7 +28,7 @@ local TYPES = {
 }
 
 return {
-	label = "Google BigQuery",
+	label = "Google BigQuery", reads = "bigquery",
 	fields = {
 		{ name = "project", keys = { "project", "datasetProject" }, required = true },
 		{ name = "dataset", keys = { "dataset", "database" }, required = true },
@@ -39,10 +39,7 @@ return {
 		{ name = "BigQueryBillingProject", field = "billing_project", description = "BigQuery billing project" },
 		{ name = "BigQueryProject", field = "project", description = "BigQuery project" },
 	},
-	reads = "bigquery",
-	connection = {
-		type = "GoogleBigQuery",
-		creation_method = "GoogleBigQuery.Database",
+	connection = { type = "GoogleBigQuery", creation_method = "GoogleBigQuery.Database",
 		parameters = {},
 	},
 	credentials = {

@@ -10,7 +10,7 @@
 local sources = require "sources"
 
 return {
-	label = "Databricks",
+	label = "Databricks", reads = "databricks",
 	fields = {
 		{ name = "host", required = true },
 		-- the SQL warehouse's HTTP path: ODCS has no field for it; the publish request may
@@ -26,17 +26,13 @@ return {
 		{ name = "DatabricksHttpPath", field = "http_path", description = "Databricks SQL warehouse HTTP path" },
 		{ name = "DatabricksCatalog", field = "catalog", description = "Databricks Unity Catalog catalog" },
 	},
-	reads = "databricks",
-	connection = {
-		type = "Databricks",
-		creation_method = "Databricks.Catalogs",
+	connection = { type = "Databricks", creation_method = "Databricks.Catalogs",
 		parameters = {
 			{ name = "host", from = "host", match = "server" },
 			{ name = "httpPath", from = "http_path", match = "text" },
 		},
 	},
-	credentials = { sources.TOKEN, sources.SERVICE_PRINCIPAL },
-	storage_modes = sources.ALL_MODES,
+	credentials = { sources.TOKEN, sources.SERVICE_PRINCIPAL }, storage_modes = sources.ALL_MODES,
 
 	m = function(t, model, ctx)
 		local target = model.target

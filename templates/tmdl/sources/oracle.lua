@@ -28,7 +28,7 @@ local TYPES = {
 }
 
 return {
-	label = "Oracle",
+	label = "Oracle", reads = "oracle",
 	fields = {
 		{ name = "host", required = true },
 		{ name = "port" },
@@ -41,16 +41,12 @@ return {
 			return sources.host_port(target.host, target.port, 1521) .. "/" .. target.service_name
 		  end },
 	},
-	reads = "oracle",
-	connection = {
-		type = "Oracle",
-		creation_method = "Oracle.Database",
+	connection = { type = "Oracle", creation_method = "Oracle.Database",
 		parameters = {
 			{ name = "server", from = "host", match = "server" },
 		},
 	},
-	credentials = { sources.BASIC },
-	storage_modes = sources.ALL_MODES,
+	credentials = { sources.BASIC }, storage_modes = sources.ALL_MODES,
 	gateway_only = true,
 
 	m = function(t, model, ctx)

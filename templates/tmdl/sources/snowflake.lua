@@ -12,7 +12,8 @@ local sources = require "sources"
 local str = tmdl.m_string
 
 return {
-	label = "Snowflake",
+	-- reads: what pbiport's M reader (core/lang/mlineage.h) must find the partitions read
+	label = "Snowflake", reads = "snowflake",
 	-- the values the model needs, from the contract's server (first key that has one)
 	fields = {
 		{ name = "host", keys = { "host", { key = "account", suffix = ".snowflakecomputing.com" } },
@@ -28,11 +29,7 @@ return {
 		{ name = "SnowflakeWarehouse", field = "warehouse", description = "Snowflake virtual warehouse" },
 		{ name = "SnowflakeDatabase", field = "database", description = "Snowflake database" },
 	},
-	-- what pbiport's M reader (core/lang/mlineage.h) must find the partitions read
-	reads = "snowflake",
-	connection = {
-		type = "Snowflake",
-		creation_method = "Snowflake.Databases",
+	connection = { type = "Snowflake", creation_method = "Snowflake.Databases",
 		-- from: what the model's M reads (host, warehouse, http_path, database);
 		-- match: how an existing connection's path part compares (server or text)
 		parameters = {
@@ -40,8 +37,7 @@ return {
 			{ name = "warehouse", from = "warehouse", match = "text" },
 		},
 	},
-	credentials = { sources.BASIC },
-	storage_modes = sources.ALL_MODES,
+	credentials = { sources.BASIC }, storage_modes = sources.ALL_MODES,
 
 	m = function(t, model, ctx)
 		local target = model.target
