@@ -1,6 +1,7 @@
 # pbiport — one Makefile for everything.
 #   make            build bin/pbiport and bin/pbiport.fcgi
-#   make deps       install the Debian packages we build and test with
+#   make deps       install the Debian packages we build and test with (PostgreSQL among them:
+#                   the tests start throwaway clusters with tests/tools/pg_cluster.py)
 #   make check      every test (unit, CLI, corpus, integration)
 #   make check-asan the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make fuzz       libFuzzer harnesses (FUZZ_SECONDS each, default 60)
@@ -26,6 +27,11 @@ endif
 # its library lives in Graphviz's plugin folder, which the binary is told about.
 GV_PLUGINS := $(shell pkg-config --variable=libdir libgvc 2>/dev/null)/graphviz
 LIBS_PKG  += -L$(GV_PLUGINS) -Wl,-rpath,$(GV_PLUGINS) -lgvplugin_dot_layout
+# libpq (the PostgreSQL driver, runtime/db_pg.c): its .pc file, else what pg_config says.
+PQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I$$(pg_config --includedir 2>/dev/null))
+PQ_LIBS   := $(shell pkg-config --libs libpq 2>/dev/null || echo -L$$(pg_config --libdir 2>/dev/null) -lpq)
+CFLAGS_PKG += $(PQ_CFLAGS)
+LIBS_PKG  += $(PQ_LIBS)
 
 OPT       ?= -O2 -g
 SANITIZE  ?=
