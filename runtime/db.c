@@ -9,64 +9,56 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "runtime/db_driver.h"
+#include "runtime/limits.h"
 #include "runtime/util.h"
 
-struct stmt_slot {
-	const char *sql;          /* the caller's constant text: compared by address first */
-	sqlite3_stmt *st;
+struct db_stmt {
+	pb_db *db;
+	db_cursor *cur;
+	const char *sql;        /* cached: the caller's constant text, compared by address first */
+	char *plain;            /* sql with every ?NNN written as ?, when it had any (what the driver runs) */
+	int *param_of;          /* with plain: the parameter number (?NNN) of each ? of plain, in order */
+	int nplaces, nparams;   /* ?s in plain; the highest parameter number */
+	bool row_seen;          /* a row was handed out since the reset: not to be run again */
+	int bind_rc;            /* the first failed bind since the reset, answered by the step */
+	char bind_err[PB_ERR_MAX];
 };
 
 struct pb_db {
-	sqlite3 *h;
+	const struct db_driver *drv;
+	db_conn *conn;
 	int depth;                                   /* write transactions open: 1 = BEGIN, more = savepoints */
-	struct stmt_slot cache[PB_STMT_CACHE_MAX];   /* kept across requests */
+	bool retry_failed;                           /* a failure worth a rerun met in this transaction */
+	db_stmt *cache[PB_STMT_CACHE_MAX];           /* kept across requests */
 	size_t ncache;
 };
 
-static int db_fail(pb_db *db, int rc, char *err, const char *what)
+bool db_target_is_pg(const char *target)
 {
-	return pb_err(err, rc, "database: %s: %s", what, sqlite3_errmsg(db->h));
+	if (!strncmp(target, "postgresql://", 13) || !strncmp(target, "postgres://", 11))
+		return true;
+	/* libpq key=value: the first word is a keyword (letters, '_') and '=' */
+	size_t k = strspn(target, "abcdefghijklmnopqrstuvwxyz_ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+	return k > 0 && (target[k] == '=' || (target[k] == ' ' && target[k + strspn(target + k, " ")] == '='));
 }
 
-int db_open(const char *path, bool create, pb_db **out, char *err)
+int db_open(const char *target, bool create, pb_db **out, char *err)
 {
 	int rc = PB_OK;
 	pb_db *db = NULL;
+	const struct db_driver *drv = db_target_is_pg(target) ? db_pg_driver() : db_sqlite_driver();
 	*out = NULL;
-	if (!create && access(path, F_OK)) {
-		rc = pb_err(err, PB_ENOTFOUND, "database %s does not exist: run `pbiport migrate`", path);
-		goto out;
-	}
-	db = calloc(1, sizeof *db);
-	if (!db) {
+	if (!drv)   /* the target itself is not shown: a connection string may hold a password */
+		return pb_err(err, PB_EINVAL, "database: a PostgreSQL database was named, but this build has no "
+					      "PostgreSQL driver (built without libpq)");
+	if (!(db = calloc(1, sizeof *db))) {
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
-	if (sqlite3_open_v2(path, &db->h, flags, NULL) != SQLITE_OK) {
-		rc = pb_err(err, PB_EIO, "database %s: %s", path,
-			    db->h ? sqlite3_errmsg(db->h) : "cannot open");
+	db->drv = drv;
+	if ((rc = drv->open(target, create, &db->conn, err)))
 		goto out;
-	}
-	sqlite3_extended_result_codes(db->h, 1);
-	/* busy_timeout first: switching to WAL itself may wait for another process */
-	sqlite3_busy_timeout(db->h, PB_DB_BUSY_TIMEOUT_MS);
-	/* mmap: a page another process's commit made stale in our cache is read again from the
-	 * mapping instead of one pread() per page */
-	char mmap_pragma[64];
-	xsnprintf(mmap_pragma, sizeof mmap_pragma, "PRAGMA mmap_size=%lld", PB_DB_MMAP_BYTES);
-	const char *const pragmas[] = {
-		"PRAGMA journal_mode=WAL",
-		"PRAGMA synchronous=NORMAL",   /* durable at checkpoints; safe with WAL */
-		"PRAGMA foreign_keys=ON",
-		mmap_pragma,
-	};
-	for (size_t i = 0; i < sizeof pragmas / sizeof pragmas[0]; i++) {
-		if (sqlite3_exec(db->h, pragmas[i], NULL, NULL, NULL) != SQLITE_OK) {
-			rc = pb_err(err, PB_EIO, "database %s: %s: %s", path, pragmas[i], sqlite3_errmsg(db->h));
-			goto out;
-		}
-	}
 	*out = db;
 	db = NULL;
 out:
@@ -74,11 +66,14 @@ out:
 	return rc;
 }
 
-int db_unmap(pb_db *db, char *err)
+static void stmt_free(db_stmt *st)
 {
-	if (sqlite3_exec(db->h, "PRAGMA mmap_size=0", NULL, NULL, NULL) != SQLITE_OK)
-		return pb_err(err, PB_EIO, "database: PRAGMA mmap_size=0: %s", sqlite3_errmsg(db->h));
-	return PB_OK;
+	if (!st)
+		return;
+	st->db->drv->finalize(st->cur);
+	free(st->plain);
+	free(st->param_of);
+	free(st);
 }
 
 void db_close(pb_db *db)
@@ -86,80 +81,346 @@ void db_close(pb_db *db)
 	if (!db)
 		return;
 	for (size_t i = 0; i < db->ncache; i++)
-		sqlite3_finalize(db->cache[i].st);
-	sqlite3_close(db->h);
+		stmt_free(db->cache[i]);
+	if (db->conn)
+		db->drv->close(db->conn);
 	free(db);
 }
 
-sqlite3 *db_sqlite(pb_db *db)
+enum db_dialect db_dialect(const pb_db *db)
 {
-	return db->h;
+	return db->drv->dialect;
 }
 
-int db_prepare(pb_db *db, const char *sql, sqlite3_stmt **out, char *err)
+const char *db_engine(const pb_db *db)
+{
+	return db->drv->name;
+}
+
+int db_unmap(pb_db *db, char *err)
+{
+	return db->drv->unmap ? db->drv->unmap(db->conn, err) : PB_OK;
+}
+
+/* Numbered parameters: a store may write ?NNN to use one value in several places (SQLite's rule:
+ * a bare ? is one more than the highest number so far). Drivers get `?` only, so the text is
+ * rewritten here, once per statement: each ? of st->plain knows its parameter number, and a bind
+ * of parameter n binds every ? of n. Quoted text ('...', "...") is left alone. */
+static int number_params(db_stmt *st, const char *sql, char *err)
+{
+	size_t n = strlen(sql), cap = 0;
+	bool numbered = false;
+	int max = 0;
+	for (size_t i = 0; i < n; i++)
+		if (sql[i] == '?') {
+			cap++;
+			numbered = numbered || (sql[i + 1] >= '0' && sql[i + 1] <= '9');
+		}
+	if (!numbered) {
+		st->nplaces = st->nparams = (int)cap;
+		return PB_OK;
+	}
+	if (!(st->plain = malloc(n + 1)) || !(st->param_of = calloc(cap, sizeof *st->param_of)))
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	size_t o = 0;
+	char quote = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = sql[i];
+		st->plain[o++] = c;
+		if (quote) {
+			quote = c == quote ? 0 : quote;
+			continue;
+		}
+		if (c == '\'' || c == '"') {
+			quote = c;
+			continue;
+		}
+		if (c != '?')
+			continue;
+		int num = 0;
+		while (sql[i + 1] >= '0' && sql[i + 1] <= '9' && num < 1000)
+			num = num * 10 + (sql[++i] - '0');
+		if (!num)
+			num = max + 1;
+		if (num > max)
+			max = num;
+		st->param_of[st->nplaces++] = num;
+	}
+	st->plain[o] = '\0';
+	st->nparams = max;
+	return PB_OK;
+}
+
+static int stmt_new(pb_db *db, const char *sql, db_stmt **out, char *err)
+{
+	db_stmt *st = calloc(1, sizeof *st);
+	*out = NULL;
+	if (!st)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	st->db = db;
+	st->sql = sql;
+	int rc = number_params(st, sql, err);
+	if (!rc)
+		rc = db->drv->prepare(db->conn, st->plain ? st->plain : sql, &st->cur, err);
+	if (rc) {
+		free(st->plain);
+		free(st->param_of);
+		free(st);
+		return rc;
+	}
+	*out = st;
+	return PB_OK;
+}
+
+int db_param_count(db_stmt *st)
+{
+	return st->nparams;
+}
+
+/* Back before the first step, every parameter unbound. */
+static void stmt_rewind(db_stmt *st)
+{
+	st->db->drv->reset(st->cur);
+	st->db->drv->clear(st->cur);
+	st->row_seen = false;
+	st->bind_rc = PB_OK;
+	st->bind_err[0] = '\0';
+}
+
+int db_prepare(pb_db *db, const char *sql, db_stmt **out, char *err)
 {
 	*out = NULL;
 	/* by address first (a call site passes the same literal every time), then by text */
 	size_t hit = db->ncache;
 	for (size_t i = 0; i < db->ncache && hit == db->ncache; i++)
-		if (db->cache[i].sql == sql)
+		if (db->cache[i]->sql == sql)
 			hit = i;
 	for (size_t i = 0; i < db->ncache && hit == db->ncache; i++)
-		if (!strcmp(db->cache[i].sql, sql))
+		if (!strcmp(db->cache[i]->sql, sql))
 			hit = i;
 	if (hit < db->ncache) {
-		sqlite3_reset(db->cache[hit].st);
-		sqlite3_clear_bindings(db->cache[hit].st);
-		*out = db->cache[hit].st;
+		stmt_rewind(db->cache[hit]);
+		*out = db->cache[hit];
 		return PB_OK;
 	}
 	/* a full cache means more distinct statements than the program has: a bug, say so */
 	if (db->ncache == PB_STMT_CACHE_MAX)
 		return pb_err(err, PB_ELIMIT, "database: statement cache is full (%d)", PB_STMT_CACHE_MAX);
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
-		return db_fail(db, PB_EIO, err, "prepare");
-	db->cache[db->ncache].sql = sql;
-	db->cache[db->ncache].st = st;
-	db->ncache++;
-	*out = st;
+	int rc = stmt_new(db, sql, &db->cache[db->ncache], err);
+	if (rc)
+		return rc;
+	*out = db->cache[db->ncache++];
 	return PB_OK;
 }
 
-void db_done(sqlite3_stmt *st)
+void db_done(db_stmt *st)
 {
-	if (st) {
-		sqlite3_reset(st);
-		sqlite3_clear_bindings(st);
+	if (st)
+		stmt_rewind(st);
+}
+
+void db_rerun(db_stmt *st)
+{
+	st->db->drv->reset(st->cur);
+	st->row_seen = false;
+}
+
+int db_prepare_new(pb_db *db, const char *sql, db_stmt **out, char *err)
+{
+	return stmt_new(db, sql, out, err);
+}
+
+void db_stmt_free(db_stmt *st)
+{
+	stmt_free(st);
+}
+
+/* A short random pause before running again what met a concurrent writer, longer each attempt. */
+static void retry_pause(int attempt)
+{
+	unsigned short r = 0;
+	if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
+		r = 0x8000;
+	long ms = (long)PB_DB_RETRY_PAUSE_MS * (attempt + 1) / PB_DB_RETRY_MAX;
+	long us = ms * 1000 / 2 + (long)(r % (unsigned)(ms * 500 + 1));
+	struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
+	nanosleep(&ts, NULL);
+}
+
+/* A DB_ERETRY that is not retried here: PB_EUNAVAIL, and a note for db_transaction, which can
+ * run the whole transaction again (each outermost db_begin clears the note). */
+static int retry_exhausted(pb_db *db, char *err)
+{
+	char why[PB_ERR_MAX];
+	xsnprintf(why, sizeof why, "%s", err ? err : "");
+	db->retry_failed = true;
+	return pb_err(err, PB_EUNAVAIL, "%s (the database is busy: try again)", why);
+}
+
+/* One step of st: a statement that met a concurrent writer before giving a row is run again,
+ * outside a transaction, at most PB_DB_RETRY_MAX times. */
+static int stmt_step(pb_db *db, db_stmt *st, char *err)
+{
+	if (st->bind_rc)
+		return pb_err(err, st->bind_rc, "%s", st->bind_err);
+	for (int attempt = 0;; attempt++) {
+		int r = db->drv->step(st->cur, err);
+		if (r == 1)
+			st->row_seen = true;
+		if (r != DB_ERETRY)
+			return r;
+		if (st->row_seen || db->drv->in_transaction(db->conn) || attempt >= PB_DB_RETRY_MAX)
+			return retry_exhausted(db, err);
+		db->drv->reset(st->cur);
+		retry_pause(attempt);
 	}
 }
 
-static int step_rc(pb_db *db, int src, char *err)
+int db_exec(pb_db *db, db_stmt *st, char *err)
 {
-	if ((src & 0xff) == SQLITE_CONSTRAINT)
-		return db_fail(db, PB_EINVAL, err, "constraint");
-	return db_fail(db, PB_EIO, err, "step");
+	int r = stmt_step(db, st, err);
+	return r < 0 ? r : PB_OK;
 }
 
-int db_exec(pb_db *db, sqlite3_stmt *st, char *err)
+int db_row(pb_db *db, db_stmt *st, char *err)
 {
-	int src = sqlite3_step(st);
-	if (src == SQLITE_DONE || src == SQLITE_ROW)
+	return stmt_step(db, st, err);
+}
+
+int64_t db_changes(pb_db *db)
+{
+	return db->drv->changes(db->conn);
+}
+
+/* A bind's outcome rc, why its message: the first failure is kept for the step. */
+static int bind_kept(db_stmt *st, int rc, const char *why, char *err)
+{
+	if (!rc)
 		return PB_OK;
-	return step_rc(db, src, err);
+	if (!st->bind_rc) {
+		st->bind_rc = rc;
+		xsnprintf(st->bind_err, sizeof st->bind_err, "%s", why);
+	}
+	return pb_err(err, rc, "%s", why);
 }
 
-int db_row(pb_db *db, sqlite3_stmt *st, char *err)
+int db_bind_text(db_stmt *st, int idx, const char *s, char *err)
 {
-	int src = sqlite3_step(st);
-	if (src == SQLITE_ROW)
-		return 1;
-	if (src == SQLITE_DONE)
-		return 0;
-	return step_rc(db, src, err);
+	return db_bind_textn(st, idx, s, s ? strlen(s) : 0, err);
 }
 
-int db_prepare_texts(pb_db *db, const char *sql, const char *const *v, int n, sqlite3_stmt **out, char *err)
+/* The driver's bind of one ? (its place, from 1) of st. */
+enum bind_kind { BIND_TEXT, BIND_INT64, BIND_DOUBLE, BIND_NULL };
+struct bind_value {
+	enum bind_kind kind;
+	const char *s;
+	size_t len;
+	int64_t i;
+	double d;
+};
+
+static int bind_place(db_stmt *st, int place, const struct bind_value *v, char *why)
+{
+	const struct db_driver *drv = st->db->drv;
+	switch (v->kind) {
+	case BIND_TEXT:
+		return drv->bind_text(st->cur, place, v->s, v->len, why);
+	case BIND_INT64:
+		return drv->bind_int64(st->cur, place, v->i, why);
+	case BIND_DOUBLE:
+		return drv->bind_double(st->cur, place, v->d, why);
+	default:
+		return drv->bind_null(st->cur, place, why);
+	}
+}
+
+/* Binds parameter idx of st (every ? of it, when the text numbered its parameters). */
+static int bind_param(db_stmt *st, int idx, const struct bind_value *v, char *err)
+{
+	char why[PB_ERR_MAX] = "";
+	int rc = PB_OK;
+	if (!st->param_of)
+		rc = bind_place(st, idx, v, why);
+	else if (idx < 1 || idx > st->nparams)
+		rc = pb_err(why, PB_EINTERNAL, "database: bind %d: column index out of range", idx);
+	for (int k = 0; st->param_of && !rc && k < st->nplaces; k++)
+		if (st->param_of[k] == idx)
+			rc = bind_place(st, k + 1, v, why);
+	return bind_kept(st, rc, why, err);
+}
+
+int db_bind_textn(db_stmt *st, int idx, const char *s, size_t len, char *err)
+{
+	struct bind_value v = { .kind = BIND_TEXT, .s = s, .len = len };
+	return bind_param(st, idx, &v, err);
+}
+
+int db_bind_int64(db_stmt *st, int idx, int64_t i, char *err)
+{
+	struct bind_value v = { .kind = BIND_INT64, .i = i };
+	return bind_param(st, idx, &v, err);
+}
+
+int db_bind_double(db_stmt *st, int idx, double d, char *err)
+{
+	struct bind_value v = { .kind = BIND_DOUBLE, .d = d };
+	return bind_param(st, idx, &v, err);
+}
+
+int db_bind_null(db_stmt *st, int idx, char *err)
+{
+	struct bind_value v = { .kind = BIND_NULL };
+	return bind_param(st, idx, &v, err);
+}
+
+const char *db_col_textn(db_stmt *st, int idx, size_t *len)
+{
+	size_t n = 0;
+	const char *s = st->db->drv->column_text(st->cur, idx, &n);
+	if (len)
+		*len = s ? n : 0;
+	return s;
+}
+
+const char *db_col_text(db_stmt *st, int idx)
+{
+	const char *s = db_col_textn(st, idx, NULL);
+	return s ? s : "";
+}
+
+int64_t db_col_int64(db_stmt *st, int idx)
+{
+	return st->db->drv->column_int64(st->cur, idx);
+}
+
+int db_col_int(db_stmt *st, int idx)
+{
+	return (int)db_col_int64(st, idx);
+}
+
+double db_col_double(db_stmt *st, int idx)
+{
+	return st->db->drv->column_double(st->cur, idx);
+}
+
+bool db_col_is_null(db_stmt *st, int idx)
+{
+	return st->db->drv->column_is_null(st->cur, idx);
+}
+
+char *db_col_dup(db_stmt *st, int idx, bool *ok)
+{
+	size_t len;
+	const char *s = db_col_textn(st, idx, &len);
+	if (!s)
+		return NULL;
+	char *d = xstrndup(s, len);
+	if (!d)
+		*ok = false;
+	return d;
+}
+
+int db_prepare_texts(pb_db *db, const char *sql, const char *const *v, int n, db_stmt **out, char *err)
 {
 	int rc = db_prepare(db, sql, out, err);
 	for (int i = 0; !rc && i < n; i++)
@@ -167,19 +428,19 @@ int db_prepare_texts(pb_db *db, const char *sql, const char *const *v, int n, sq
 	return rc;
 }
 
-int db_prepare_list(pb_db *db, const char *sql, const char *const *v, int n, int limit, sqlite3_stmt **out,
+int db_prepare_list(pb_db *db, const char *sql, const char *const *v, int n, int limit, db_stmt **out,
 		    char *err)
 {
 	int rc = db_prepare_texts(db, sql, v, n, out, err);
-	if (!rc && sqlite3_bind_int(*out, n + 1, limit) != SQLITE_OK)
-		rc = pb_err(err, PB_EINTERNAL, "database: bind %d: the list's limit", n + 1);
+	if (!rc)
+		rc = db_bind_int64(*out, n + 1, limit, err);
 	return rc;
 }
 
 int db_list_json(pb_db *db, const char *sql, const char *const *v, int n, int limit, db_row_json_fn row_json,
 		 void *ctx, json_t **out, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	json_t *list = json_array();
 	int rc = list ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
 	*out = NULL;
@@ -198,7 +459,7 @@ int db_list_json(pb_db *db, const char *sql, const char *const *v, int n, int li
 
 int db_exec_texts(pb_db *db, const char *sql, const char *const *v, int n, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_prepare_texts(db, sql, v, n, &st, err);
 	if (!rc)
 		rc = db_exec(db, st, err);
@@ -208,7 +469,7 @@ int db_exec_texts(pb_db *db, const char *sql, const char *const *v, int n, char 
 
 int db_has_row(pb_db *db, const char *sql, const char *const *v, int n, bool *found, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	*found = false;
 	int rc = db_prepare_texts(db, sql, v, n, &st, err);
 	if (!rc) {
@@ -223,7 +484,7 @@ int db_has_row(pb_db *db, const char *sql, const char *const *v, int n, bool *fo
 int db_select_ids(pb_db *db, const char *sql, const char *const *v, int n, size_t max, char (**ids)[PB_ID_BUF],
 		  size_t *count, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char (*list)[PB_ID_BUF] = NULL;
 	size_t got = 0;
 	*ids = NULL;
@@ -232,7 +493,7 @@ int db_select_ids(pb_db *db, const char *sql, const char *const *v, int n, size_
 	for (int i = 0; !rc && i < n; i++)
 		rc = db_bind_text(st, i + 1, v[i], err);
 	if (!rc)
-		sqlite3_bind_int64(st, n + 1, (sqlite3_int64)max);
+		rc = db_bind_int64(st, n + 1, (int64_t)max, err);
 	while (!rc && (rc = db_row(db, st, err)) == 1) {
 		if (!list && !(list = calloc(max, sizeof *list))) {
 			rc = pb_err(err, PB_ENOMEM, "out of memory");
@@ -252,38 +513,12 @@ int db_select_ids(pb_db *db, const char *sql, const char *const *v, int n, size_
 	return PB_OK;
 }
 
-int db_bind_text(sqlite3_stmt *st, int idx, const char *s, char *err)
-{
-	int src = s ? sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, idx);
-	if (src != SQLITE_OK)
-		return pb_err(err, src == SQLITE_NOMEM ? PB_ENOMEM : PB_EINTERNAL,
-			      "database: bind %d: %s", idx, sqlite3_errstr(src));
-	return PB_OK;
-}
-
-const char *db_col_text(sqlite3_stmt *st, int idx)
-{
-	const unsigned char *s = sqlite3_column_text(st, idx);
-	return s ? (const char *)s : "";
-}
-
-char *db_col_dup(sqlite3_stmt *st, int idx, bool *ok)
-{
-	if (sqlite3_column_type(st, idx) == SQLITE_NULL)
-		return NULL;
-	const char *s = (const char *)sqlite3_column_text(st, idx);
-	char *d = xstrndup(s ? s : "", (size_t)sqlite3_column_bytes(st, idx));
-	if (!d)
-		*ok = false;
-	return d;
-}
-
 static char **text_member(void *row, const db_text_field *f)
 {
 	return (char **)((char *)row + f->offset);
 }
 
-int db_col_texts(sqlite3_stmt *st, void *row, const db_text_field *f, size_t n, char *err)
+int db_col_texts(db_stmt *st, void *row, const db_text_field *f, size_t n, char *err)
 {
 	bool ok = true;
 	for (size_t i = 0; i < n; i++)   /* every member set, so the free below never sees garbage */
@@ -318,7 +553,7 @@ void db_rows_free(void *v, size_t n, size_t size, const db_text_field *f, size_t
 	free(v);
 }
 
-bool db_col_fixed(sqlite3_stmt *st, void *row, const db_fixed_field *f, size_t n)
+bool db_col_fixed(db_stmt *st, void *row, const db_fixed_field *f, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (xsnprintf((char *)row + f[i].offset, f[i].size, "%s", db_col_text(st, f[i].col)))
@@ -326,47 +561,44 @@ bool db_col_fixed(sqlite3_stmt *st, void *row, const db_fixed_field *f, size_t n
 	return true;
 }
 
-static int exec_simple(pb_db *db, const char *sql, char *err)
+/* A driver's exec, begin_read or begin_write outcome: a DB_ERETRY (the write lock was not to be
+ * had) is PB_EUNAVAIL here, noted for db_transaction. */
+static int tx_rc(pb_db *db, int rc, char *err)
 {
-	sqlite3_stmt *st;
-	int rc = db_prepare(db, sql, &st, err);
-	if (!rc)
-		rc = db_exec(db, st, err);
-	db_done(st);
-	return rc;
+	return rc == DB_ERETRY ? retry_exhausted(db, err) : rc;
+}
+
+int db_exec_script(pb_db *db, const char *script, char *err)
+{
+	return tx_rc(db, db->drv->exec(db->conn, script, err), err);
 }
 
 int db_read_begin(pb_db *db, char *err)
 {
-	return exec_simple(db, "BEGIN", err);
+	return tx_rc(db, db->drv->begin_read(db->conn, err), err);
 }
 
 void db_read_end(pb_db *db)
 {
-	if (!sqlite3_get_autocommit(db->h) && exec_simple(db, "COMMIT", NULL))
+	if (db->drv->in_transaction(db->conn) && db->drv->exec(db->conn, "COMMIT", NULL))
 		db_rollback(db);
-}
-
-/* A savepoint statement: its text names the depth, so it is built at run time and must not
- * go into the statement cache, which keeps the text's address (constants only). */
-static int exec_savepoint(pb_db *db, const char *sql, char *err)
-{
-	return sqlite3_exec(db->h, sql, NULL, NULL, NULL) == SQLITE_OK ? PB_OK : db_fail(db, PB_EIO, err, sql);
 }
 
 /* Inside a write transaction a begin opens a savepoint, so a function that writes in a
  * transaction of its own can be called from inside the caller's: both commit together, and
- * its rollback undoes only its own part. */
+ * its rollback undoes only its own part. (Savepoint texts name the depth: built at run time,
+ * run through exec, never the statement cache, which keeps constant texts by address.) */
 int db_begin(pb_db *db, char *err)
 {
 	char sql[32];
 	int rc;
-	if (db->depth > 0 && !sqlite3_get_autocommit(db->h)) {
+	if (db->depth > 0 && db->drv->in_transaction(db->conn)) {
 		xsnprintf(sql, sizeof sql, "SAVEPOINT pb%d", db->depth);
-		rc = exec_savepoint(db, sql, err);
+		rc = db_exec_script(db, sql, err);
 	} else {
 		db->depth = 0;
-		rc = exec_simple(db, "BEGIN IMMEDIATE", err);
+		db->retry_failed = false;
+		rc = tx_rc(db, db->drv->begin_write(db->conn, err), err);
 	}
 	if (!rc)
 		db->depth++;
@@ -378,7 +610,7 @@ int db_commit(pb_db *db, char *err)
 	char sql[32];
 	if (db->depth > 1) {
 		xsnprintf(sql, sizeof sql, "RELEASE pb%d", db->depth - 1);
-		int rc = exec_savepoint(db, sql, err);
+		int rc = db_exec_script(db, sql, err);
 		if (rc) {
 			db_rollback(db);
 			return rc;
@@ -386,7 +618,7 @@ int db_commit(pb_db *db, char *err)
 		db->depth--;
 		return PB_OK;
 	}
-	int rc = exec_simple(db, "COMMIT", err);
+	int rc = db_exec_script(db, "COMMIT", err);
 	db->depth = 0;
 	if (rc)
 		db_rollback(db);
@@ -396,15 +628,15 @@ int db_commit(pb_db *db, char *err)
 void db_rollback(pb_db *db)
 {
 	char sql[64];
-	if (db->depth > 1 && !sqlite3_get_autocommit(db->h)) {
+	if (db->depth > 1 && db->drv->in_transaction(db->conn)) {
 		db->depth--;
 		xsnprintf(sql, sizeof sql, "ROLLBACK TO pb%d; RELEASE pb%d", db->depth, db->depth);
-		sqlite3_exec(db->h, sql, NULL, NULL, NULL);
+		db->drv->exec(db->conn, sql, NULL);
 		return;
 	}
 	db->depth = 0;
-	if (!sqlite3_get_autocommit(db->h))
-		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+	if (db->drv->in_transaction(db->conn))
+		db->drv->exec(db->conn, "ROLLBACK", NULL);
 }
 
 int db_end(pb_db *db, int rc, char *err)
@@ -418,31 +650,57 @@ int db_end(pb_db *db, int rc, char *err)
 
 bool db_in_transaction(const pb_db *db)
 {
-	return db->depth > 0 && !sqlite3_get_autocommit(db->h);
+	return db->depth > 0 && db->drv->in_transaction(db->conn);
+}
+
+int db_transaction(pb_db *db, db_work_fn fn, void *ctx, char *err)
+{
+	bool outermost = !db_in_transaction(db);
+	for (int attempt = 0;; attempt++) {
+		int rc = db_begin(db, err);
+		if (!rc)
+			rc = db_end(db, fn(db, ctx, err), err);
+		/* only the outermost transaction can run again: a savepoint's rerun would still see
+		 * the snapshot its transaction failed in */
+		if (!rc || !outermost || !db->retry_failed || attempt >= PB_DB_RETRY_MAX)
+			return rc;
+		retry_pause(attempt);
+	}
 }
 
 /* ---- migrations ---- */
 
 struct migration {
 	int version;
-	char *name;   /* file name */
+	bool engine_only;   /* NNNN_name.<engine>.sql, not the common file */
+	char *file;         /* the file to run */
+	char *name;         /* what schema_migrations records: NNNN_name.sql */
 };
 
 static int cmp_migration(const void *a, const void *b)
 {
 	const struct migration *x = a, *y = b;
-	return (x->version > y->version) - (x->version < y->version);
+	if (x->version != y->version)
+		return (x->version > y->version) - (x->version < y->version);
+	return (int)x->engine_only - (int)y->engine_only;
 }
 
 static void free_migrations(struct migration *m, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		free(m[i].file);
 		free(m[i].name);
+	}
 	free(m);
 }
 
-/* NNNN_name.sql: four digits, an underscore, and the .sql suffix. */
-static int migration_version(const char *name)
+/* The engine suffixes a migration file may carry: each driver's name. */
+static const char *const engine_suffixes[] = { ".sqlite.sql", ".postgresql.sql" };
+
+/* NNNN_name.sql: four digits, an underscore, and the .sql suffix. *engine is set to the engine
+ * the file is for (the driver name in NNNN_name.<engine>.sql), "" for a common file, and *stem
+ * to the length of NNNN_name. */
+static int migration_version(const char *name, const char **engine, size_t *engine_len, size_t *stem)
 {
 	size_t n = strlen(name);
 	if (n < 9 || strcmp(name + n - 4, ".sql") || name[4] != '_')
@@ -453,10 +711,49 @@ static int migration_version(const char *name)
 			return -1;
 		v = v * 10 + (name[i] - '0');
 	}
+	*engine = "";
+	*engine_len = 0;
+	*stem = n - 4;
+	for (size_t i = 0; i < sizeof engine_suffixes / sizeof engine_suffixes[0]; i++) {
+		size_t k = strlen(engine_suffixes[i]);
+		if (n > k + 5 && !strcmp(name + n - k, engine_suffixes[i])) {
+			*engine = engine_suffixes[i] + 1;
+			*engine_len = k - 5;
+			*stem = n - k;
+		}
+	}
 	return v > 0 ? v : -1;
 }
 
-static int list_migrations(const char *dir, struct migration **out, size_t *count, char *err)
+/* Keeps, of files with one number, this engine's own over the common one (m sorted). */
+static int pick_migrations(struct migration *m, size_t *n, char *err)
+{
+	int rc = PB_OK;
+	size_t out = 0;
+	for (size_t i = 0; i < *n; i++) {
+		struct migration *prev = out ? &m[out - 1] : NULL;
+		if (!prev || prev->version != m[i].version) {
+			m[out++] = m[i];
+			continue;
+		}
+		if (prev->engine_only == m[i].engine_only) {
+			if (!rc)
+				rc = pb_err(err, PB_EINVAL, "migrations %s and %s have the same number", prev->file,
+					    m[i].file);
+			free(m[i].file);
+		} else {
+			/* sorted common first: the engine's file replaces it, under the common name */
+			free(prev->file);
+			prev->file = m[i].file;
+			prev->engine_only = true;
+		}
+		free(m[i].name);
+	}
+	*n = out;
+	return rc;
+}
+
+static int list_migrations(pb_db *db, const char *dir, struct migration **out, size_t *count, char *err)
 {
 	int rc = PB_OK;
 	struct migration *m = NULL;
@@ -468,9 +765,12 @@ static int list_migrations(const char *dir, struct migration **out, size_t *coun
 		return pb_err(err, PB_EIO, "migrations folder %s: %s", dir, strerror(errno));
 	struct dirent *e;
 	while ((e = readdir(d))) {
-		int v = migration_version(e->d_name);
-		if (v < 0)
-			continue;
+		const char *engine;
+		size_t engine_len, stem;
+		int v = migration_version(e->d_name, &engine, &engine_len, &stem);
+		if (v < 0 || (engine_len && (strlen(db->drv->name) != engine_len ||
+					     strncmp(engine, db->drv->name, engine_len))))
+			continue;   /* not a migration, or another engine's */
 		if (n == cap) {
 			if (cap >= PB_MIGRATIONS_MAX) {
 				rc = pb_err(err, PB_ELIMIT, "migrations folder %s: too many files", dir);
@@ -486,21 +786,19 @@ static int list_migrations(const char *dir, struct migration **out, size_t *coun
 			cap = ncap;
 		}
 		m[n].version = v;
-		m[n].name = xstrdup(e->d_name);
-		if (!m[n].name) {
+		m[n].engine_only = engine_len > 0;
+		m[n].file = xstrdup(e->d_name);
+		m[n].name = malloc(stem + 5);
+		n++;
+		if (!m[n - 1].file || !m[n - 1].name) {
 			rc = pb_err(err, PB_ENOMEM, "out of memory");
 			goto out;
 		}
-		n++;
+		memcpy(m[n - 1].name, e->d_name, stem);
+		memcpy(m[n - 1].name + stem, ".sql", 5);
 	}
 	qsort(m, n, sizeof *m, cmp_migration);
-	for (size_t i = 1; i < n; i++) {
-		if (m[i].version == m[i - 1].version) {
-			rc = pb_err(err, PB_EINVAL, "migrations %s and %s have the same number",
-				    m[i - 1].name, m[i].name);
-			goto out;
-		}
-	}
+	rc = pick_migrations(m, &n, err);
 out:
 	closedir(d);
 	if (rc) {
@@ -514,31 +812,31 @@ out:
 
 int db_schema_version(pb_db *db, int *version, char *err)
 {
+	bool exists;
+	db_stmt *st = NULL;
 	*version = 0;
-	/* not cached: the table may not exist yet, and this runs once per process */
-	sqlite3_stmt *st = NULL;
-	int rc = PB_OK;
-	if (sqlite3_prepare_v2(db->h, "SELECT max(version) FROM schema_migrations", -1, &st, NULL) != SQLITE_OK) {
-		if (strstr(sqlite3_errmsg(db->h), "no such table"))
-			return PB_OK;
-		return db_fail(db, PB_EIO, err, "schema version");
-	}
+	int rc = db->drv->table_exists(db->conn, "schema_migrations", &exists, err);
+	if (rc || !exists)
+		return rc;
+	/* not cached: this runs once per process */
+	if ((rc = db_prepare_new(db, "SELECT max(version) FROM schema_migrations", &st, err)))
+		return rc;
 	int r = db_row(db, st, err);
 	if (r < 0)
 		rc = r;
 	else if (r == 1)
-		*version = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
+		*version = db_col_int(st, 0);
+	db_stmt_free(st);
 	return rc;
 }
 
 static int migration_applied(pb_db *db, int version, bool *applied, char *err)
 {
-	sqlite3_stmt *st;
+	db_stmt *st;
 	int rc = db_prepare(db, "SELECT 1 FROM schema_migrations WHERE version = ?", &st, err);
 	if (rc)
 		return rc;
-	sqlite3_bind_int(st, 1, version);
+	db_bind_int64(st, 1, version, NULL);
 	int r = db_row(db, st, err);
 	db_done(st);
 	if (r < 0)
@@ -550,21 +848,19 @@ static int migration_applied(pb_db *db, int version, bool *applied, char *err)
 /* Runs the text sql of migration m and records it, inside the caller's transaction. */
 static int run_migration(pb_db *db, const struct migration *m, const char *sql, char *err)
 {
-	char *emsg = NULL, now[PB_TIME_BUF];
-	sqlite3_stmt *st = NULL;
-	int rc;
-	if (sqlite3_exec(db->h, sql, NULL, NULL, &emsg) != SQLITE_OK) {
-		rc = pb_err(err, PB_EIO, "migration %s: %s", m->name, emsg ? emsg : sqlite3_errmsg(db->h));
-		sqlite3_free(emsg);
-		return rc;
-	}
+	char now[PB_TIME_BUF], why[PB_ERR_MAX];
+	db_stmt *st = NULL;
+	int rc = db->drv->exec(db->conn, sql, why);
+	if (rc)
+		return pb_err(err, rc == DB_ERETRY ? PB_EUNAVAIL : PB_EIO, "migration %s: %s", m->file, why);
 	pb_now(now);
 	if ((rc = db_prepare(db, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
 			     &st, err)))
 		return rc;
-	sqlite3_bind_int(st, 1, m->version);
-	if (!(rc = db_bind_text(st, 2, m->name, err)) && !(rc = db_bind_text(st, 3, now, err)))
-		rc = db_exec(db, st, err);
+	db_bind_int64(st, 1, m->version, NULL);
+	db_bind_text(st, 2, m->name, NULL);
+	db_bind_text(st, 3, now, NULL);
+	rc = db_exec(db, st, err);
 	db_done(st);
 	return rc;
 }
@@ -574,9 +870,9 @@ static int apply_migration(pb_db *db, const char *dir, const struct migration *m
 	int rc;
 	char *sql = NULL, *path = NULL;
 	bool applied = false;
-	size_t plen = strlen(dir) + strlen(m->name) + 2;
+	size_t plen = strlen(dir) + strlen(m->file) + 2;
 	*done = false;
-	if (!(path = malloc(plen)) || xsnprintf(path, plen, "%s/%s", dir, m->name)) {
+	if (!(path = malloc(plen)) || xsnprintf(path, plen, "%s/%s", dir, m->file)) {
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -595,36 +891,40 @@ out:
 	return rc;
 }
 
-int db_migrate(pb_db *db, const char *dir, int *applied, char *err)
+static int migrate_locked(pb_db *db, const char *dir, const struct migration *m, size_t n, int *count, char *err)
 {
-	struct migration *m = NULL;
-	size_t n = 0;
-	int have = 0, count = 0;
-	int rc = list_migrations(dir, &m, &n, err);
-	if (rc)
-		goto out;
-	if (sqlite3_exec(db->h,
-			 "CREATE TABLE IF NOT EXISTS schema_migrations ("
-			 " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
-			 NULL, NULL, NULL) != SQLITE_OK) {
-		rc = db_fail(db, PB_EIO, err, "schema_migrations");
-		goto out;
-	}
-	if ((rc = db_schema_version(db, &have, err)))
-		goto out;
+	int have = 0;
+	int rc = db_exec_script(db,
+				"CREATE TABLE IF NOT EXISTS schema_migrations ("
+				" version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+				err);
+	if (rc || (rc = db_schema_version(db, &have, err)))
+		return rc;
 	/* every file not yet recorded, not only those above the highest: migrations written
 	 * in parallel branches may land with a lower number than one already applied */
 	for (size_t i = 0; i < n; i++) {
 		bool done, recorded = false;
 		if (m[i].version <= have && (rc = migration_applied(db, m[i].version, &recorded, err)))
-			goto out;
+			return rc;
 		if (recorded)
 			continue;
 		if ((rc = apply_migration(db, dir, &m[i], &done, err)))
-			goto out;
-		count += done;
+			return rc;
+		*count += done;
 	}
-out:
+	return PB_OK;
+}
+
+int db_migrate(pb_db *db, const char *dir, int *applied, char *err)
+{
+	struct migration *m = NULL;
+	size_t n = 0;
+	int count = 0;
+	int rc = list_migrations(db, dir, &m, &n, err);
+	if (!rc && !(rc = db->drv->migration_lock(db->conn, err))) {
+		rc = migrate_locked(db, dir, m, n, &count, err);
+		db->drv->migration_unlock(db->conn);
+	}
 	free_migrations(m, n);
 	if (applied)
 		*applied = count;
@@ -636,7 +936,7 @@ int db_check_schema(pb_db *db, const char *dir, char *err)
 	struct migration *m = NULL;
 	size_t n = 0;
 	int have, need = 0;
-	int rc = list_migrations(dir, &m, &n, err);
+	int rc = list_migrations(db, dir, &m, &n, err);
 	if (rc || (rc = db_schema_version(db, &have, err)))
 		goto out;
 	if (n)
@@ -664,13 +964,15 @@ out:
 
 int db_ping(pb_db *db, char *err)
 {
-	sqlite3_stmt *st;
-	int rc = db_prepare(db, "SELECT max(version) FROM schema_migrations", &st, err);
+	db_stmt *st;
+	int rc = db->drv->ping(db->conn, err);
+	if (!rc)
+		rc = db_prepare(db, "SELECT max(version) FROM schema_migrations", &st, err);
 	if (!rc) {
 		int r = db_row(db, st, err);
 		rc = r < 0 ? r : PB_OK;
+		db_done(st);
 	}
-	db_done(st);
 	return rc;
 }
 

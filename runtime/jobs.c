@@ -54,7 +54,7 @@ static void copy_fixed(char *dst, size_t size, const char *src)
 		dst[0] = '\0';
 }
 
-static int job_from_row(sqlite3_stmt *st, pb_job **out, char *err)
+static int job_from_row(db_stmt *st, pb_job **out, char *err)
 {
 	pb_job *j = calloc(1, sizeof *j);
 	if (!j)
@@ -62,12 +62,12 @@ static int job_from_row(sqlite3_stmt *st, pb_job **out, char *err)
 	copy_fixed(j->id, sizeof j->id, db_col_text(st, 0));
 	copy_fixed(j->org_id, sizeof j->org_id, db_col_text(st, 1));
 	copy_fixed(j->user_id, sizeof j->user_id, db_col_text(st, 2));
-	j->progress = sqlite3_column_int(st, 6);
-	j->attempts = sqlite3_column_int(st, 7);
-	j->max_attempts = sqlite3_column_int(st, 8);
+	j->progress = db_col_int(st, 6);
+	j->attempts = db_col_int(st, 7);
+	j->max_attempts = db_col_int(st, 8);
 	copy_fixed(j->created_at, sizeof j->created_at, db_col_text(st, 16));
 	copy_fixed(j->updated_at, sizeof j->updated_at, db_col_text(st, 17));
-	j->cancel_cleanup = sqlite3_column_int(st, 20) != 0;
+	j->cancel_cleanup = db_col_int(st, 20) != 0;
 	copy_fixed(j->cancelled_by, sizeof j->cancelled_by, db_col_text(st, 21));
 	int rc = db_col_texts(st, j, job_texts, DB_NFIELDS(job_texts), err);
 	if (rc)
@@ -79,7 +79,7 @@ static int job_from_row(sqlite3_stmt *st, pb_job **out, char *err)
 
 static int find_inflight(pb_db *db, const char *key, char id[PB_ID_BUF], bool *found, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	*found = false;
 	int rc = db_prepare(db,
 			    "SELECT id FROM jobs WHERE idempotency_key = ? AND state IN ('queued', 'running')",
@@ -101,7 +101,7 @@ static int find_inflight(pb_db *db, const char *key, char id[PB_ID_BUF], bool *f
 
 int jobs_submit(pb_db *db, const pb_job_spec *s, char id[PB_ID_BUF], bool *existing, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char now[PB_TIME_BUF], due[PB_TIME_BUF];
 	bool found = false;
 	int rc = db_begin(db, err);
@@ -122,7 +122,7 @@ int jobs_submit(pb_db *db, const pb_job_spec *s, char id[PB_ID_BUF], bool *exist
 			     "VALUES (?, ?, ?, ?, 'queued', 0, 0, ?, ?, ?, ?, ?, '{}', ?, ?)",
 			     &st, err)))
 		goto out;
-	sqlite3_bind_int(st, 5, s->max_attempts > 0 ? s->max_attempts : PB_JOB_DEFAULT_ATTEMPTS);
+	db_bind_int64(st, 5, s->max_attempts > 0 ? s->max_attempts : PB_JOB_DEFAULT_ATTEMPTS, NULL);
 	if ((rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, s->org_id, err)) ||
 	    (rc = db_bind_text(st, 3, s->user_id, err)) || (rc = db_bind_text(st, 4, s->kind, err)) ||
 	    (rc = db_bind_text(st, 6, due, err)) || (rc = db_bind_text(st, 7, s->idempotency_key, err)) ||
@@ -140,7 +140,7 @@ out:
 
 int jobs_get(pb_db *db, const char *id, pb_job **out, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	*out = NULL;
 	int rc = db_prepare(db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", &st, err);
 	if (!rc)
@@ -192,10 +192,10 @@ json_t *jobs_json(pb_job *const *v, size_t n)
 	return list;
 }
 
-static json_t *phase_json(sqlite3_stmt *st, void *ctx)
+static json_t *phase_json(db_stmt *st, void *ctx)
 {
 	return json_pack("{s:s,s:s,s:i}", "phase", db_col_text(st, 0), "started_at", db_col_text(st, 1), "attempt",
-			 sqlite3_column_int(st, 2));
+			 db_col_int(st, 2));
 }
 
 int jobs_phases_json(pb_db *db, const char *id, json_t **out, char *err)
@@ -214,7 +214,7 @@ void jobs_list_free(pb_job **v, size_t n)
 int jobs_list(pb_db *db, const pb_job_filter *f, const pb_page *page, pb_job ***out, size_t *n,
 	      char next_cursor[PB_PAGE_CURSOR_BUF], char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	pb_job **v = NULL;
 	size_t count = 0;
 	bool more = false;
@@ -237,7 +237,7 @@ int jobs_list(pb_db *db, const pb_job_filter *f, const pb_page *page, pb_job ***
 	    (rc = db_bind_text(st, 5, page->after ? page->at : NULL, err)) ||
 	    (rc = db_bind_text(st, 6, page->after ? page->id : NULL, err)))
 		goto out;
-	sqlite3_bind_int(st, 7, page->limit + 1);   /* one more tells whether a next page exists */
+	db_bind_int64(st, 7, page->limit + 1, NULL);   /* one more tells whether a next page exists */
 	for (;;) {
 		int row = db_row(db, st, err);
 		if (row <= 0) {
@@ -271,7 +271,7 @@ out:
 #define CLAIM_KINDS "(?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
 _Static_assert(PB_JOB_CLAIM_KINDS_MAX == 16, "CLAIM_KINDS lists PB_JOB_CLAIM_KINDS_MAX parameters");
 
-static int bind_kinds(sqlite3_stmt *st, const char *const *kinds, char *err)
+static int bind_kinds(db_stmt *st, const char *const *kinds, char *err)
 {
 	int rc = 0;
 	for (int i = 0; !rc && i < PB_JOB_CLAIM_KINDS_MAX; i++) {
@@ -285,7 +285,7 @@ static int bind_kinds(sqlite3_stmt *st, const char *const *kinds, char *err)
  * that has no attempts left: its worker died on the last try. */
 static int fail_exhausted(pb_db *db, const char *now, const char *const *kinds, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_prepare(db,
 			    "UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_expires = NULL, "
 			    "private_input = NULL, error_code = 'worker_lost', "
@@ -303,7 +303,7 @@ static int fail_exhausted(pb_db *db, const char *now, const char *const *kinds, 
 int jobs_claim(pb_db *db, const char *worker, long lease_ms, const char *const *kinds, pb_job **out,
 	       char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char now[PB_TIME_BUF], until[PB_TIME_BUF], id[PB_ID_BUF] = "";
 	size_t nkinds = 0;
 	*out = NULL;
@@ -356,7 +356,7 @@ out:
 static int update_held(pb_db *db, const char *sql, const char *const *v, int n, char *err)
 {
 	int rc = db_exec_texts(db, sql, v, n, err);
-	if (!rc && sqlite3_changes(db_sqlite(db)) != 1)
+	if (!rc && db_changes(db) != 1)
 		rc = pb_err(err, PB_ENOTFOUND, "the job's lease was lost to another worker");
 	return rc;
 }
@@ -379,7 +379,7 @@ int jobs_update(pb_db *db, const char *id, const char *worker, long lease_ms, co
 static int record_phase(pb_db *db, const char *id, const char *worker, const char *phase, const char *now,
 			bool stop_on_cancel, bool *cancelled, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_prepare(db,
 			    "SELECT j.attempts, p.seq, p.phase, p.attempt, j.cancel_requested_at IS NOT NULL "
 			    "FROM jobs j LEFT JOIN job_phases p "
@@ -392,10 +392,10 @@ static int record_phase(pb_db *db, const char *id, const char *worker, const cha
 		rc = row;   /* no row: the lease is gone, which the update reports */
 		goto out;
 	}
-	int attempt = sqlite3_column_int(st, 0), last_seq = sqlite3_column_int(st, 1);
-	*cancelled = stop_on_cancel && sqlite3_column_int(st, 4);
-	bool same = sqlite3_column_type(st, 1) != SQLITE_NULL && !strcmp(db_col_text(st, 2), phase) &&
-		    sqlite3_column_int(st, 3) == attempt;
+	int attempt = db_col_int(st, 0), last_seq = db_col_int(st, 1);
+	*cancelled = stop_on_cancel && db_col_int(st, 4);
+	bool same = !db_col_is_null(st, 1) && !strcmp(db_col_text(st, 2), phase) &&
+		    db_col_int(st, 3) == attempt;
 	db_done(st);
 	st = NULL;
 	if (same || *cancelled || last_seq >= PB_JOB_PHASES_MAX)
@@ -405,8 +405,8 @@ static int record_phase(pb_db *db, const char *id, const char *worker, const cha
 	    (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 3, phase, err)) ||
 	    (rc = db_bind_text(st, 5, now, err)))
 		goto out;
-	sqlite3_bind_int(st, 2, last_seq + 1);
-	sqlite3_bind_int(st, 4, attempt);
+	db_bind_int64(st, 2, last_seq + 1, NULL);
+	db_bind_int64(st, 4, attempt, NULL);
 	rc = db_exec(db, st, err);
 out:
 	db_done(st);
@@ -416,7 +416,7 @@ out:
 int jobs_progress(pb_db *db, const char *id, const char *worker, long lease_ms, const char *phase,
 		  int progress, const char *checkpoint, bool *cancel, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char now[PB_TIME_BUF], until[PB_TIME_BUF];
 	bool began = false, stopped = false;
 	int rc = PB_OK, row = 0;
@@ -442,8 +442,8 @@ int jobs_progress(pb_db *db, const char *id, const char *worker, long lease_ms, 
 				&st, err);
 	if (rc)
 		goto out;
-	sqlite3_bind_int(st, 4, progress);
-	sqlite3_bind_int(st, 5, progress > 100 ? 100 : progress);
+	db_bind_int64(st, 4, progress, NULL);
+	db_bind_int64(st, 5, progress > 100 ? 100 : progress, NULL);
 	if ((rc = db_bind_text(st, 1, until, err)) || (rc = db_bind_text(st, 2, now, err)) ||
 	    (rc = db_bind_text(st, 3, phase, err)) || (rc = db_bind_text(st, 6, checkpoint, err)) ||
 	    (rc = db_bind_text(st, 7, id, err)) || (rc = db_bind_text(st, 8, worker, err)))
@@ -457,7 +457,7 @@ int jobs_progress(pb_db *db, const char *id, const char *worker, long lease_ms, 
 		goto out;
 	}
 	if (cancel)
-		*cancel = sqlite3_column_int(st, 0) != 0;
+		*cancel = db_col_int(st, 0) != 0;
 	/* finish the statement before COMMIT: RETURNING keeps it active */
 	while ((row = db_row(db, st, err)) == 1)
 		;
@@ -511,7 +511,7 @@ static int cancel_queued(pb_db *db, const char *id, const char *by_user, const c
 /* Records a cancel request for a worker to carry out; a queued job becomes due now. */
 static int request_cancel(pb_db *db, const char *id, const char *by_user, bool cleanup, const char *now, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_prepare(db,
 			    "UPDATE jobs SET cancel_requested_at = COALESCE(cancel_requested_at, ?1), "
 			    "cancelled_by = COALESCE(cancelled_by, ?2), "
@@ -520,7 +520,7 @@ static int request_cancel(pb_db *db, const char *id, const char *by_user, bool c
 			    "WHERE id = ?4 AND state IN ('queued', 'running')",
 			    &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, now, err)) && !(rc = db_bind_text(st, 2, by_user, err)) &&
-	    sqlite3_bind_int(st, 3, cleanup ? 1 : 0) == SQLITE_OK && !(rc = db_bind_text(st, 4, id, err)))
+	    db_bind_int64(st, 3, cleanup ? 1 : 0, NULL) == PB_OK && !(rc = db_bind_text(st, 4, id, err)))
 		rc = db_exec(db, st, err);
 	db_done(st);
 	return rc;
@@ -529,7 +529,7 @@ static int request_cancel(pb_db *db, const char *id, const char *by_user, bool c
 int jobs_cancel(pb_db *db, const char *id, const char *by_user, bool cleanup, pb_cancel_outcome *outcome,
 		char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char now[PB_TIME_BUF];
 	int rc = db_begin(db, err), row;
 	if (rc)
@@ -544,7 +544,7 @@ int jobs_cancel(pb_db *db, const char *id, const char *by_user, bool cleanup, pb
 	}
 	bool queued = !strcmp(db_col_text(st, 0), "queued"), running = !strcmp(db_col_text(st, 0), "running");
 	/* a queued job created nothing unless an earlier attempt checkpointed it */
-	bool to_clean = (cleanup || sqlite3_column_int(st, 2)) && strcmp(db_col_text(st, 1), "{}");
+	bool to_clean = (cleanup || db_col_int(st, 2)) && strcmp(db_col_text(st, 1), "{}");
 	db_done(st);
 	st = NULL;
 	if (!queued && !running)
@@ -610,7 +610,7 @@ int jobs_defer(pb_db *db, const char *id, const char *worker, long delay_ms, con
 
 int jobs_count_by_state(pb_db *db, long counts[PB_JOB_NSTATES], char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	memset(counts, 0, PB_JOB_NSTATES * sizeof counts[0]);
 	int rc = db_prepare(db, "SELECT state, COUNT(*) FROM jobs GROUP BY state", &st, err);
 	while (!rc) {
@@ -621,7 +621,7 @@ int jobs_count_by_state(pb_db *db, long counts[PB_JOB_NSTATES], char *err)
 		}
 		for (int i = 0; i < PB_JOB_NSTATES; i++)
 			if (!strcmp(db_col_text(st, 0), pb_job_states[i]))
-				counts[i] = sqlite3_column_int64(st, 1);
+				counts[i] = db_col_int64(st, 1);
 	}
 	db_done(st);
 	return rc;
@@ -630,7 +630,7 @@ int jobs_count_by_state(pb_db *db, long counts[PB_JOB_NSTATES], char *err)
 int jobs_reseal_private(pb_db *db, const struct pb_keyring *kr, const char *kind, const char *context,
 			size_t *resealed, char *err)
 {
-	sqlite3_stmt *sel = NULL;
+	db_stmt *sel = NULL;
 	size_t n = 0;
 	int rc = db_begin(db, err);
 	if (rc)

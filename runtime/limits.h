@@ -106,6 +106,12 @@
 #define PB_NAME_FIELD_MAX       128                   /* org/user/team names */
 #define PB_STMT_CACHE_MAX       256                   /* prepared statements kept per process (the program has ~190) */
 #define PB_DB_BUSY_TIMEOUT_MS   5000
+/* A statement (outside a transaction) or a db_transaction that met a concurrent writer (busy,
+ * serialization failure, deadlock) is run again at most this many times, after a short random
+ * pause growing up to PB_DB_RETRY_PAUSE_MS; then the answer is 503 with Retry-After. */
+#define PB_DB_RETRY_MAX         5
+#define PB_DB_RETRY_PAUSE_MS    50
+#define PB_DB_RETRY_AFTER_S     2                     /* Retry-After of a 503 the database caused */
 #define PB_MIGRATION_MAX_BYTES  (1u * 1024 * 1024)    /* one sql/NNNN_*.sql file */
 #define PB_MIGRATIONS_MAX       9999
 #define PB_JSON_MAX_DEPTH       64                    /* request bodies */

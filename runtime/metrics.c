@@ -135,16 +135,16 @@ int metrics_flush(pb_db *db, char *err)
 		return rc;
 	for (size_t i = 0; !rc && i < batch.ncells; i++) {
 		const struct cell *c = &batch.cells[i];
-		sqlite3_stmt *st = NULL;
+		db_stmt *st = NULL;
 		if (!c->count)
 			continue;
 		if (!(rc = db_prepare(db, sql_add, &st, err)) && !(rc = db_bind_text(st, 1, c->route, err)) &&
 		    !(rc = db_bind_text(st, 2, c->method, err))) {
-			sqlite3_bind_int(st, 3, c->status);
-			sqlite3_bind_int64(st, 4, c->count);
-			sqlite3_bind_double(st, 5, c->sum);
+			db_bind_int64(st, 3, c->status, NULL);
+			db_bind_int64(st, 4, c->count, NULL);
+			db_bind_double(st, 5, c->sum, NULL);
 			for (int b = 0; b < NBUCKETS; b++)
-				sqlite3_bind_int64(st, SQL_ADD_FIRST_BUCKET + b, c->buckets[b]);
+				db_bind_int64(st, SQL_ADD_FIRST_BUCKET + b, c->buckets[b], NULL);
 			rc = db_exec(db, st, err);
 		}
 		db_done(st);
@@ -214,7 +214,7 @@ static int flush_hist(sbuf *out, struct route_hist *h)
 
 int metrics_render(pb_db *db, sbuf *out, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	struct route_hist h = { 0 };
 	sbuf hist;
 	int r, rc;
@@ -231,8 +231,8 @@ int metrics_render(pb_db *db, sbuf *out, char *err)
 		const char *route = db_col_text(st, 0);
 		bad = sbuf_adds(out, "pbiport_requests_total{route=\"") || add_label(out, route) ||
 		      sbuf_adds(out, "\",method=\"") || add_label(out, db_col_text(st, 1)) ||
-		      sbuf_addf(out, "\",status=\"%d\"} %lld\n", sqlite3_column_int(st, 2),
-				(long long)sqlite3_column_int64(st, 3));
+		      sbuf_addf(out, "\",status=\"%d\"} %lld\n", db_col_int(st, 2),
+				(long long)db_col_int64(st, 3));
 		/* rows come ordered by route: a new route closes the previous histogram */
 		if (!bad && (!h.route || strcmp(h.route, route))) {
 			bad = flush_hist(&hist, &h);
@@ -241,10 +241,10 @@ int metrics_render(pb_db *db, sbuf *out, char *err)
 				goto out;
 			}
 		}
-		h.count += sqlite3_column_int64(st, 3);
-		h.sum += sqlite3_column_double(st, 4);
+		h.count += db_col_int64(st, 3);
+		h.sum += db_col_double(st, 4);
 		for (int i = 0; i < NBUCKETS; i++)
-			h.buckets[i] += sqlite3_column_int64(st, 5 + i);
+			h.buckets[i] += db_col_int64(st, 5 + i);
 	}
 	if (!bad && r < 0) {
 		rc = r;

@@ -250,7 +250,7 @@ static int save_warnings(ingest_run *r, char *err)
 static int budget_take(pb_db *db, const char *tenant, long per_hour, bool *granted, long *wait_ms, char *err)
 {
 	char now[PB_TIME_BUF], hour[16], old[16];
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int64_t ms = pb_epoch_ms();
 	int rc;
 	*granted = false;
@@ -267,10 +267,10 @@ static int budget_take(pb_db *db, const char *tenant, long per_hour, bool *grant
 			     "WHERE scan_budget.calls < ?", &st, err)) ||
 	    (rc = db_bind_text(st, 1, tenant, err)) || (rc = db_bind_text(st, 2, hour, err)))
 		goto out;
-	sqlite3_bind_int64(st, 3, per_hour);
+	db_bind_int64(st, 3, per_hour, NULL);
 	if ((rc = db_exec(db, st, err)))
 		goto out;
-	*granted = sqlite3_changes(db_sqlite(db)) == 1;
+	*granted = db_changes(db) == 1;
 out:
 	db_done(st);
 	return db_end(db, rc, err);
@@ -297,7 +297,7 @@ static void scan_rows_free(scan_row *v, size_t n)
 
 static int scans_load(pb_db *db, const char *run_id, scan_row **out, size_t *n, size_t *total, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	scan_row *v = NULL;
 	size_t len = 0, cap = 0;
 	int r, rc = db_prepare(db, "SELECT batch, workspace_ids, scan_id, state FROM integration_scans "
@@ -322,7 +322,7 @@ static int scans_load(pb_db *db, const char *run_id, scan_row **out, size_t *n, 
 		}
 		bool ok = true;
 		memset(&v[len], 0, sizeof v[len]);
-		v[len].batch = (long)sqlite3_column_int64(st, 0);
+		v[len].batch = (long)db_col_int64(st, 0);
 		v[len].ids_json = db_col_dup(st, 1, &ok);
 		v[len].scan_id = db_col_dup(st, 2, &ok);
 		xsnprintf(v[len].state, sizeof v[len].state, "%s", db_col_text(st, 3));
@@ -346,7 +346,7 @@ out:
 
 static int scan_set(pb_db *db, const char *run_id, long batch, const char *scan_id, const char *state, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char now[PB_TIME_BUF];
 	pb_now(now);
 	/* scans: getInfo calls that started a scan of the batch, over every attempt of the run */
@@ -355,7 +355,7 @@ static int scan_set(pb_db *db, const char *run_id, long batch, const char *scan_
 			    &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, scan_id, err)) && !(rc = db_bind_text(st, 2, state, err)) &&
 	    !(rc = db_bind_text(st, 3, scan_id ? now : NULL, err)) && !(rc = db_bind_text(st, 4, run_id, err))) {
-		sqlite3_bind_int64(st, 5, batch);
+		db_bind_int64(st, 5, batch, NULL);
 		rc = db_exec(db, st, err);
 	}
 	db_done(st);
@@ -364,11 +364,11 @@ static int scan_set(pb_db *db, const char *run_id, long batch, const char *scan_
 
 static int scans_insert(pb_db *db, const char *run_id, long batch, const char *ids_json, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_prepare(db, "INSERT INTO integration_scans (run_id, batch, workspace_ids, state) "
 			    "VALUES (?, ?, ?, 'pending')", &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, run_id, err)) && !(rc = db_bind_text(st, 3, ids_json, err))) {
-		sqlite3_bind_int64(st, 2, batch);
+		db_bind_int64(st, 2, batch, NULL);
 		rc = db_exec(db, st, err);
 	}
 	db_done(st);
@@ -379,7 +379,7 @@ static int scans_insert(pb_db *db, const char *run_id, long batch, const char *i
  * the worker before it). */
 static int scans_started(pb_db *db, const char *run_id, long *n, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_prepare(db, "SELECT COALESCE(SUM(scans), 0) FROM integration_scans WHERE run_id = ?", &st, err);
 	*n = 0;
 	if (!rc && !(rc = db_bind_text(st, 1, run_id, err))) {
@@ -387,7 +387,7 @@ static int scans_started(pb_db *db, const char *run_id, long *n, char *err)
 		if (r < 0)
 			rc = r;
 		else if (r == 1)
-			*n = (long)sqlite3_column_int64(st, 0);
+			*n = (long)db_col_int64(st, 0);
 	}
 	db_done(st);
 	return rc;
@@ -395,7 +395,7 @@ static int scans_started(pb_db *db, const char *run_id, long *n, char *err)
 
 static int scans_delete(pb_db *db, const char *run_id, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_prepare(db, "DELETE FROM integration_scans WHERE run_id = ?", &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, run_id, err)))
 		rc = db_exec(db, st, err);

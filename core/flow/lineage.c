@@ -217,7 +217,7 @@ static int implicit_neighbours(walk *w, const lineage_node *n, char *err)
 /* Queues the lineage_edges neighbours of id. */
 static int stored_neighbours(walk *w, const char *id, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_prepare(w->db,
 			    "SELECT from_id, from_kind, to_id, to_kind FROM lineage_edges "
 			    "WHERE org_id = ?1 AND (from_id = ?2 OR to_id = ?2) "

@@ -41,7 +41,7 @@ const pb_team *push_team_find(const team_list *l, const char *id, const char *na
 	return NULL;
 }
 
-static int conn_row(sqlite3_stmt *st, push_conn **out, char *err)
+static int conn_row(db_stmt *st, push_conn **out, char *err)
 {
 	bool ok = true;
 	push_conn *c = calloc(1, sizeof *c);
@@ -78,7 +78,7 @@ static bool conn_team(push_conn *c, const team_list *l, bool *oom)
 /* who NULL: any org (the worker, which got the id from its own job). */
 int push_conn_get(pb_db *db, const push_caller *who, const char *id, push_conn **out, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	team_list tl = { 0 };
 	push_conn *c = NULL;
 	bool oom = false;
@@ -146,7 +146,7 @@ int push_connection_create(pb_db *db, const pb_config *cfg, const push_caller *w
 			   json_t **reply, pb_failure *f)
 {
 	static const char *const keys[] = { "name", "team", "tenant_id", "client_id", "client_secret", NULL };
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char id[PB_ID_BUF], team_id[PB_ID_BUF], now[PB_TIME_BUF], context[64];
 	char *sealed = NULL, *err = f->message;
 	push_conn *c = NULL;
@@ -217,7 +217,7 @@ out:
 
 int push_connections_list(pb_db *db, const push_caller *who, json_t **reply, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	team_list tl = { 0 };
 	json_t *arr = json_array();
 	int rc = arr ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
@@ -258,7 +258,7 @@ int push_connections_rotate(pb_db *db, const pb_config *cfg, size_t *resealed, c
 int push_connection_delete(pb_db *db, const push_caller *who, const char *id, pb_failure *f)
 {
 	push_conn *c = NULL;
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char *err = f->message;
 	int rc = push_conn_get(db, who, id, &c, err);
 	if (rc || (rc = db_begin(db, err)))
@@ -271,7 +271,7 @@ int push_connection_delete(pb_db *db, const push_caller *who, const char *id, pb
 	if ((rc = db_row(db, st, err)) < 0)
 		goto end;
 	rc = PB_OK;
-	long datasets = sqlite3_column_int64(st, 0);
+	long datasets = db_col_int64(st, 0);
 	db_done(st);
 	st = NULL;
 	if (datasets > 0) {

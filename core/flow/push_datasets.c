@@ -28,7 +28,7 @@ void push_ds_free(push_ds *d)
 	"d.schema_json, d.created_at, d.updated_at, c.team_id FROM push_datasets d JOIN push_connections c " \
 	"ON c.id = d.connection_id "
 
-static int ds_row(sqlite3_stmt *st, push_ds **out, char *err)
+static int ds_row(db_stmt *st, push_ds **out, char *err)
 {
 	bool ok = true;
 	json_error_t je;
@@ -65,7 +65,7 @@ static int ds_row(sqlite3_stmt *st, push_ds **out, char *err)
 
 int push_ds_get(pb_db *db, const push_caller *who, const char *id, push_ds **out, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	team_list tl = { 0 };
 	*out = NULL;
 	int rc = db_prepare(db, who ? DS_COLS "WHERE d.id = ? AND d.org_id = ?" : DS_COLS "WHERE d.id = ?", &st, err);
@@ -92,7 +92,7 @@ out:
 static int ds_find(pb_db *db, const char *org_id, const char *conn_id, const char *ws, const char *name, push_ds **out,
 		   char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	*out = NULL;
 	const char *which[] = { org_id, conn_id, ws, name };
 	int rc = db_prepare_texts(db, DS_COLS "WHERE d.org_id = ? AND d.connection_id = ? AND d.workspace_id = ? "
@@ -128,7 +128,7 @@ int push_dataset_get(pb_db *db, const push_caller *who, const char *id, json_t *
 
 int push_datasets_list(pb_db *db, const push_caller *who, json_t **reply, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	team_list tl = { 0 };
 	json_t *arr = json_array();
 	int rc = arr ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
@@ -160,7 +160,7 @@ static int ds_save(pb_db *db, const push_caller *who, const push_conn *c, const 
 		   const char *name, const char *retention, const char *schema_json, const char *replace_id, char id[PB_ID_BUF],
 		   char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char now[PB_TIME_BUF];
 	int rc;
 	pb_now(now);

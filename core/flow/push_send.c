@@ -12,12 +12,12 @@
 
 int push_table_rows_count(pb_db *db, const char *ds_id, const char *table, long *rows, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	*rows = 0;
 	int rc = db_prepare(db, "SELECT rows FROM push_table_rows WHERE dataset_id = ? AND table_name = ?", &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, ds_id, err)) && !(rc = db_bind_text(st, 2, table, err)) &&
 	    (rc = db_row(db, st, err)) == 1) {
-		*rows = (long)sqlite3_column_int64(st, 0);
+		*rows = (long)db_col_int64(st, 0);
 		rc = 0;
 	}
 	db_done(st);
@@ -27,7 +27,7 @@ int push_table_rows_count(pb_db *db, const char *ds_id, const char *table, long 
 /* set: rows = n; else rows += n, capped at cap (basicFIFO drops the oldest). */
 static int table_rows_add(pb_db *db, const char *ds_id, const char *table, long n, long cap, bool set, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_prepare(db,
 			    set ? "INSERT INTO push_table_rows (dataset_id, table_name, rows) VALUES (?, ?, ?) "
 				  "ON CONFLICT (dataset_id, table_name) DO UPDATE SET rows = excluded.rows"
@@ -35,9 +35,9 @@ static int table_rows_add(pb_db *db, const char *ds_id, const char *table, long 
 				  "ON CONFLICT (dataset_id, table_name) DO UPDATE SET rows = MIN(rows + excluded.rows, ?4)",
 			    &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, ds_id, err)) && !(rc = db_bind_text(st, 2, table, err))) {
-		sqlite3_bind_int64(st, 3, n);
+		db_bind_int64(st, 3, n, NULL);
 		if (!set)
-			sqlite3_bind_int64(st, 4, cap);
+			db_bind_int64(st, 4, cap, NULL);
 		rc = db_exec(db, st, err);
 	}
 	db_done(st);
@@ -69,17 +69,15 @@ long push_retention_cap(const push_ds *d)
 
 static int chunk_insert(pb_db *db, const char *upload, long seq, const char *rows, size_t len, size_t nrows, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char now[PB_TIME_BUF];
 	pb_now(now);
 	int rc = db_prepare(db, "INSERT INTO push_chunks (upload_id, seq, nrows, rows_json, created_at) VALUES (?, ?, ?, ?, ?)",
 			    &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, upload, err))) {
-		sqlite3_bind_int64(st, 2, seq);
-		sqlite3_bind_int64(st, 3, (sqlite3_int64)nrows);
-		if (sqlite3_bind_text(st, 4, rows, (int)len, SQLITE_STATIC) != SQLITE_OK)
-			rc = pb_err(err, PB_ENOMEM, "out of memory");
-		else if (!(rc = db_bind_text(st, 5, now, err)))
+		db_bind_int64(st, 2, seq, NULL);
+		db_bind_int64(st, 3, (int64_t)nrows, NULL);
+		if (!(rc = db_bind_textn(st, 4, rows, len, err)) && !(rc = db_bind_text(st, 5, now, err)))
 			rc = db_exec(db, st, err);
 	}
 	db_done(st);
@@ -95,11 +93,11 @@ int push_chunks_drop(pb_db *db, const char *upload, long seq_or_all, char *err)
 					   "DELETE FROM push_sending WHERE upload_id = ? AND seq = ?" };
 	int rc = 0;
 	for (size_t i = 0; !rc && i < 2; i++) {
-		sqlite3_stmt *st = NULL;
+		db_stmt *st = NULL;
 		rc = db_prepare(db, seq_or_all < 0 ? all[i] : one[i], &st, err);
 		if (!rc && !(rc = db_bind_text(st, 1, upload, err))) {
 			if (seq_or_all >= 0)
-				sqlite3_bind_int64(st, 2, seq_or_all);
+				db_bind_int64(st, 2, seq_or_all, NULL);
 			rc = db_exec(db, st, err);
 		}
 		db_done(st);
@@ -111,7 +109,7 @@ int push_chunks_drop(pb_db *db, const char *upload, long seq_or_all, char *err)
 int push_chunk_mark(pb_db *db, const char *upload, long seq, bool sending, const char *ds_id, const char *table,
 		      int64_t now_ms, int64_t ticket, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_prepare(db,
 			    sending ? "INSERT INTO push_sending (upload_id, seq, dataset_id, table_name, sending_at_ms, ticket) "
 				      "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (upload_id, seq) DO UPDATE SET "
@@ -119,10 +117,10 @@ int push_chunk_mark(pb_db *db, const char *upload, long seq, bool sending, const
 				    : "DELETE FROM push_sending WHERE upload_id = ? AND seq = ?",
 			    &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, upload, err))) {
-		sqlite3_bind_int64(st, 2, seq);
+		db_bind_int64(st, 2, seq, NULL);
 		if (sending && !(rc = db_bind_text(st, 3, ds_id, err)) && !(rc = db_bind_text(st, 4, table, err))) {
-			sqlite3_bind_int64(st, 5, now_ms);
-			sqlite3_bind_int64(st, 6, ticket);
+			db_bind_int64(st, 5, now_ms, NULL);
+			db_bind_int64(st, 6, ticket, NULL);
 		}
 		if (!rc)
 			rc = db_exec(db, st, err);
@@ -135,18 +133,20 @@ int push_chunk_mark(pb_db *db, const char *upload, long seq, bool sending, const
  * none is left. */
 int push_chunk_next(pb_db *db, const char *upload, chunk_ref *c, sbuf *body, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_prepare(db, "SELECT c.seq, c.nrows, c.rows_json, s.seq IS NOT NULL, s.sending_at_ms, s.ticket "
 				"FROM push_chunks c LEFT JOIN push_sending s ON s.upload_id = c.upload_id AND s.seq = c.seq "
 				"WHERE c.upload_id = ? AND c.seq >= 0 ORDER BY c.seq LIMIT 1",
 			    &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, upload, err)) && (rc = db_row(db, st, err)) == 1) {
-		c->seq = (long)sqlite3_column_int64(st, 0);
-		c->nrows = (long)sqlite3_column_int64(st, 1);
-		c->sending = sqlite3_column_int(st, 3) != 0;
-		c->sending_at_ms = sqlite3_column_int64(st, 4);
-		c->ticket = sqlite3_column_int64(st, 5);
-		if (!(rc = rows_body(body, (const char *)sqlite3_column_text(st, 2), (size_t)sqlite3_column_bytes(st, 2), err)))
+		c->seq = (long)db_col_int64(st, 0);
+		c->nrows = (long)db_col_int64(st, 1);
+		c->sending = db_col_int(st, 3) != 0;
+		c->sending_at_ms = db_col_int64(st, 4);
+		c->ticket = db_col_int64(st, 5);
+		size_t len;
+		const char *rows = db_col_textn(st, 2, &len);
+		if (!(rc = rows_body(body, rows ? rows : "", len, err)))
 			rc = 1;
 	}
 	db_done(st);
@@ -273,7 +273,7 @@ int push_send_chunk(send_ctx *sc, long seq, const char *body, size_t len, long n
  * nobody knows whether it was added. mine (may be NULL): the chunk being asked about. */
 static int others_sending(send_ctx *sc, const chunk_ref *mine, int64_t now, bool *busy, bool *stuck, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc, row;
 	*busy = *stuck = false;
 	if ((rc = db_prepare(sc->db, "SELECT 1 FROM push_rate_events WHERE dataset_key = ? AND done = 0 AND at_ms > ? "
@@ -281,8 +281,8 @@ static int others_sending(send_ctx *sc, const chunk_ref *mine, int64_t now, bool
 			     &st, err)) ||
 	    (rc = db_bind_text(st, 1, sc->d->powerbi_id, err)))
 		goto out;
-	sqlite3_bind_int64(st, 2, now - sc->lim.inflight_ms);
-	sqlite3_bind_int64(st, 3, mine ? mine->ticket : 0);
+	db_bind_int64(st, 2, now - sc->lim.inflight_ms, NULL);
+	db_bind_int64(st, 3, mine ? mine->ticket : 0, NULL);
 	if ((row = db_row(sc->db, st, err)) < 0) {
 		rc = row;
 		goto out;
@@ -296,9 +296,9 @@ static int others_sending(send_ctx *sc, const chunk_ref *mine, int64_t now, bool
 	    (rc = db_bind_text(st, 1, sc->d->id, err)) || (rc = db_bind_text(st, 2, sc->table, err)) ||
 	    (rc = db_bind_text(st, 3, sc->upload, err)))
 		goto out;
-	sqlite3_bind_int64(st, 4, mine ? mine->seq : -2);
+	db_bind_int64(st, 4, mine ? mine->seq : -2, NULL);
 	while ((row = db_row(sc->db, st, err)) == 1) {
-		if (sqlite3_column_int64(st, 0) > now - sc->lim.inflight_ms)
+		if (db_col_int64(st, 0) > now - sc->lim.inflight_ms)
 			*busy = true;
 		else
 			*stuck = true;
@@ -458,7 +458,7 @@ int push_ds_session(pb_db *db, const pb_config *cfg, const push_ds *d, push_conn
 static int submit_job(pb_db *db, const push_caller *who, const push_ds *d, const push_table *t, const spool *sp,
 		      long total, long requests_before, long throttled_before, char job_id[PB_ID_BUF], pb_failure *f)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char key[64], *err = f->message;
 	bool existing = false;
 	json_t *input = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "upload_id", sp->upload_id, "dataset_id", d->id, "table",
@@ -477,7 +477,7 @@ static int submit_job(pb_db *db, const push_caller *who, const push_ds *d, const
 	if ((rc = db_prepare(db, "SELECT count(*) FROM push_chunks WHERE upload_id = ? AND seq >= 0", &st, err)) ||
 	    (rc = db_bind_text(st, 1, sp->upload_id, err)) || (rc = db_row(db, st, err)) < 0)
 		goto end;
-	long spooled = (long)sqlite3_column_int64(st, 0);
+	long spooled = (long)db_col_int64(st, 0);
 	rc = 0;
 	if (spooled != sp->seq) {
 		rc = pb_fail(f, PB_EUNAVAIL, NULL, "the rows of this request were removed as abandoned while it was "

@@ -10,13 +10,13 @@
 /* Does a queued or running job own the upload's chunks (its owner row names the job)? */
 static int owned(pb_db *db, const char *upload, bool *alive, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	pb_job *j = NULL;
 	char job_id[PB_ID_BUF] = "";
 	*alive = false;
 	int rc = db_prepare(db, "SELECT rows_json FROM push_chunks WHERE upload_id = ? AND seq = ?", &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, upload, err)))
-		sqlite3_bind_int(st, 2, SPOOL_OWNER_SEQ);
+		db_bind_int64(st, 2, SPOOL_OWNER_SEQ, NULL);
 	if (!rc && (rc = db_row(db, st, err)) == 1) {
 		xsnprintf(job_id, sizeof job_id, "%s", db_col_text(st, 0));
 		rc = 0;
@@ -50,7 +50,7 @@ static int drop_unowned(pb_db *db, const char *upload, bool *dropped, char *err)
 
 int push_spool_sweep(pb_db *db, const char *older_than, size_t *dropped, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char (*ids)[PB_ID_BUF] = NULL;
 	size_t n = 0;
 	int rc, row;

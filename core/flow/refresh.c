@@ -479,7 +479,7 @@ static int wait_timeout_s(const json_t *body, const pb_config *cfg, int64_t *sec
 static int run_insert(pb_db *db, const char *org_id, const char *ref, const char *job_id, const char *trigger,
 		      char id[PB_ID_BUF], char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char now[PB_TIME_BUF];
 	pb_now(now);
 	int rc = pb_new_id(id, err);
@@ -501,7 +501,7 @@ out:
 static int run_update(pb_db *db, const char *job_id, const char *request_id, const char *status, bool joined,
 		      const char *start, const char *end, const char *error, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char now[PB_TIME_BUF];
 	pb_now(now);
 	int rc = db_prepare(db,
@@ -510,7 +510,7 @@ static int run_update(pb_db *db, const char *job_id, const char *request_id, con
 			    &st, err);
 	if (rc || (rc = db_bind_text(st, 1, request_id, err)) || (rc = db_bind_text(st, 2, status, err)))
 		goto out;
-	sqlite3_bind_int(st, 3, joined ? 1 : 0);
+	db_bind_int64(st, 3, joined ? 1 : 0, NULL);
 	if ((rc = db_bind_text(st, 4, start, err)) || (rc = db_bind_text(st, 5, end, err)) ||
 	    (rc = db_bind_text(st, 6, error, err)) || (rc = db_bind_text(st, 7, now, err)) ||
 	    (rc = db_bind_text(st, 8, job_id, err)))
@@ -1079,14 +1079,14 @@ out:
 
 /* ======================================================================== history */
 
-static json_t *run_entry(sqlite3_stmt *st)
+static json_t *run_entry(db_stmt *st)
 {
 	const char *rid = db_col_text(st, 0);
 	return json_pack("{s:s?, s:s, s:s?, s:s?, s:s?, s:s, s:s, s:b, s:s, s:[s]}", "request_id", *rid ? rid : NULL, "status",
 			 db_col_text(st, 1), "start", *db_col_text(st, 2) ? db_col_text(st, 2) : NULL, "end",
 			 *db_col_text(st, 3) ? db_col_text(st, 3) : NULL, "error",
 			 *db_col_text(st, 4) ? db_col_text(st, 4) : NULL, "job_id", db_col_text(st, 5), "trigger",
-			 db_col_text(st, 6), "joined", sqlite3_column_int(st, 7), "created_at", db_col_text(st, 8), "sources",
+			 db_col_text(st, 6), "joined", db_col_int(st, 7), "created_at", db_col_text(st, 8), "sources",
 			 "pbiport");
 }
 
@@ -1095,7 +1095,7 @@ int refresh_history(pb_db *db, const pb_config *cfg, const char *org_id, const c
 {
 	refresh_target t;
 	refresh_auth a;
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	json_t *list = json_array(), *byid = json_object();
 	powerbi_refresh *h = NULL;
 	size_t n = 0;
@@ -1191,7 +1191,7 @@ out:
 
 static int schedule_json(pb_db *db, const char *org_id, const char *ref, json_t **out, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	*out = NULL;
 	int rc = db_prepare(db, "SELECT schedule, next_run_at FROM refresh_schedules WHERE org_id = ? AND model_ref = ?", &st,
 			    err);
@@ -1221,7 +1221,7 @@ int refresh_schedule_get(pb_db *db, const char *org_id, const char *ref, json_t 
 
 /* Runs st (prepared and bound when rc is 0; finalized here) and answers with the model's
  * schedule as it now is. */
-static int change_schedule(pb_db *db, sqlite3_stmt *st, int rc, const char *org_id, const char *ref, json_t **reply,
+static int change_schedule(pb_db *db, db_stmt *st, int rc, const char *org_id, const char *ref, json_t **reply,
 			   pb_failure *f)
 {
 	if (!rc)
@@ -1242,7 +1242,7 @@ int refresh_schedule_delete(pb_db *db, const char *org_id, const char *user_id, 
 			    pb_failure *f)
 {
 	refresh_target t;
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char what[WHAT_MAX];
 	*reply = NULL;
 	/* removing needs no credentials (a model whose integration or publisher is gone must
@@ -1268,7 +1268,7 @@ int refresh_schedule_put(pb_db *db, const pb_config *cfg, const char *org_id, co
 	static const char *const keys[] = { "schedule", NULL };
 	refresh_target t;
 	refresh_auth a;
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	pb_cron c;
 	int64_t next_s = 0;
 	char now[PB_TIME_BUF], next[PB_TIME_BUF];
@@ -1318,7 +1318,7 @@ out:
 
 int refresh_schedules_due(pb_db *db, const char *now, refresh_due **out, size_t *n, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	refresh_due *v = NULL;
 	size_t cnt = 0;
 	*out = NULL;
@@ -1355,13 +1355,13 @@ out:
 
 int refresh_schedule_advance(pb_db *db, const char *ref, const char *seen, const char *next, bool *won, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	*won = false;
 	int rc = db_prepare(db, "UPDATE refresh_schedules SET next_run_at = ? WHERE model_ref = ? AND next_run_at = ?", &st,
 			    err);
 	if (!rc && !(rc = db_bind_text(st, 1, next, err)) && !(rc = db_bind_text(st, 2, ref, err)) &&
 	    !(rc = db_bind_text(st, 3, seen, err)) && !(rc = db_exec(db, st, err)))
-		*won = sqlite3_changes(db_sqlite(db)) == 1;
+		*won = db_changes(db) == 1;
 	db_done(st);
 	return rc;
 }

@@ -14,17 +14,17 @@
 	"a.updated_at, a.terminated_by, a.terminated_at, c.status FROM agreements a JOIN data_products c ON c.id = a.consumer_product_id "                  \
 	"JOIN output_ports p ON p.id = a.output_port_id JOIN data_products d ON d.id = p.data_product_id "
 
-static json_t *text_or_null(sqlite3_stmt *st, int i)
+static json_t *text_or_null(db_stmt *st, int i)
 {
-	return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null() : json_string(db_col_text(st, i));
+	return db_col_is_null(st, i) ? json_null() : json_string(db_col_text(st, i));
 }
 
 /* {"user_id","name"} (+ extra) for a user of org_id, or null when user_id is NULL. */
-static int user_json(pb_db *db, const char *org_id, sqlite3_stmt *st, int col, json_t **out, char *err)
+static int user_json(pb_db *db, const char *org_id, db_stmt *st, int col, json_t **out, char *err)
 {
 	char name[PB_NAME_FIELD_MAX + 1];
 	*out = json_null();
-	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+	if (db_col_is_null(st, col))
 		return PB_OK;
 	char id[PB_ID_BUF];
 	xsnprintf(id, sizeof id, "%s", db_col_text(st, col));
@@ -35,7 +35,7 @@ static int user_json(pb_db *db, const char *org_id, sqlite3_stmt *st, int col, j
 	return *out ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
 }
 
-static int agreement_from_row(pb_db *db, const char *org_id, sqlite3_stmt *st, json_t **out, char *err)
+static int agreement_from_row(pb_db *db, const char *org_id, db_stmt *st, json_t **out, char *err)
 {
 	json_t *requested = NULL, *approved = json_null(), *terminated = NULL;
 	*out = NULL;
@@ -48,7 +48,7 @@ static int agreement_from_row(pb_db *db, const char *org_id, sqlite3_stmt *st, j
 	}
 	/* agreements are approved by the publish that asks for them (core/store/agreements.h); a
 	 * terminated one was approved before it ended */
-	if (sqlite3_column_type(st, 12) != SQLITE_NULL) {
+	if (!db_col_is_null(st, 12)) {
 		approved = json_is_object(requested) ? json_deep_copy(requested) : json_object();
 		if (!approved || json_object_set_new(approved, "automatic", json_true())) {
 			json_decref(approved);
@@ -61,7 +61,7 @@ static int agreement_from_row(pb_db *db, const char *org_id, sqlite3_stmt *st, j
 			 "id", db_col_text(st, 0), "state", db_col_text(st, 1), "purpose", text_or_null(st, 2),
 			 "consumer", "data_product_id", db_col_text(st, 3), "name", db_col_text(st, 4), "type",
 			 db_col_text(st, 5), "status", text_or_null(st, 17), "provider", "output_port_id", db_col_text(st, 6),
-			 "output_port_name", db_col_text(st, 7), "retired", sqlite3_column_int(st, 8) != 0, "data_product_id",
+			 "output_port_name", db_col_text(st, 7), "retired", db_col_int(st, 8) != 0, "data_product_id",
 			 db_col_text(st, 9), "data_product_name", db_col_text(st, 10), "requested_by", requested,
 			 "approved_by", approved, "approved_at", text_or_null(st, 12), "terminated_by", terminated,
 			 "terminated_at", text_or_null(st, 16), "created_at", db_col_text(st, 13), "updated_at",
@@ -70,7 +70,7 @@ static int agreement_from_row(pb_db *db, const char *org_id, sqlite3_stmt *st, j
 }
 
 /* Appends the rows st yields to list, at most max; *more tells whether one was left. */
-static int collect(pb_db *db, const char *org_id, sqlite3_stmt *st, size_t max, json_t *list, bool *more,
+static int collect(pb_db *db, const char *org_id, db_stmt *st, size_t max, json_t *list, bool *more,
 		   char *err)
 {
 	*more = false;
@@ -103,7 +103,7 @@ int agreements_list_json(pb_db *db, const char *org_id, const char *data_product
 			 const pb_page *page, json_t **out, char *err)
 {
 	static const char *const states[] = { "requested", "approved", "rejected", "cancelled", "terminated", NULL };
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	json_t *list = NULL;
 	char next[PB_PAGE_CURSOR_BUF] = "";
 	bool more = false, known = !state;
@@ -128,7 +128,7 @@ int agreements_list_json(pb_db *db, const char *org_id, const char *data_product
 	    (rc = db_bind_text(st, 3, state, err)) || (rc = db_bind_text(st, 4, page->after ? page->at : NULL, err)) ||
 	    (rc = db_bind_text(st, 5, page->after ? page->id : NULL, err)))
 		goto out;
-	sqlite3_bind_int(st, 6, page->limit + 1);
+	db_bind_int64(st, 6, page->limit + 1, NULL);
 	if ((rc = collect(db, org_id, st, (size_t)page->limit, list, &more, err)))
 		goto out;
 	if (more) {
@@ -148,7 +148,7 @@ out:
 
 int agreement_get_json(pb_db *db, const char *org_id, const char *id, json_t **out, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	*out = NULL;
 	int rc = db_prepare(db, AGREEMENT_SELECT "WHERE a.org_id = ? AND a.id = ?", &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, org_id, err)) && !(rc = db_bind_text(st, 2, id, err))) {
@@ -163,7 +163,7 @@ int agreement_get_json(pb_db *db, const char *org_id, const char *id, json_t **o
 
 int agreements_consumed_json(pb_db *db, const char *org_id, const char *product_id, json_t **out, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	json_t *list = json_array();
 	bool more;
 	*out = NULL;
@@ -181,7 +181,7 @@ int agreements_consumed_json(pb_db *db, const char *org_id, const char *product_
 				"ORDER BY a.created_at DESC, a.id DESC LIMIT ?",
 				&st, err);
 	if (!rc && any && !(rc = db_bind_text(st, 1, org_id, err)) && !(rc = db_bind_text(st, 2, product_id, err))) {
-		sqlite3_bind_int(st, 3, PB_LIST_MAX_ITEMS);
+		db_bind_int64(st, 3, PB_LIST_MAX_ITEMS, NULL);
 		rc = collect(db, org_id, st, PB_LIST_MAX_ITEMS, list, &more, err);
 	}
 	db_done(st);

@@ -59,7 +59,7 @@ void assets_free(pb_asset *v, size_t n)
 #define ASSET_COLS "id, org_id, integration_id, kind, powerbi_id, workspace_powerbi_id, name, details_json, " \
 		   "state, created_at, updated_at, access"
 
-static int read_row(sqlite3_stmt *st, pb_asset *a, char *err)
+static int read_row(db_stmt *st, pb_asset *a, char *err)
 {
 	memset(a, 0, sizeof *a);
 	xsnprintf(a->id, sizeof a->id, "%s", db_col_text(st, 0));
@@ -72,7 +72,7 @@ static int read_row(sqlite3_stmt *st, pb_asset *a, char *err)
 static int get_one(pb_db *db, const char *sql, const char *a1, const char *a2, const char *a3, pb_asset **out,
 		   char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	pb_asset *a = NULL;
 	int rc = db_prepare(db, sql, &st, err);
 	*out = NULL;
@@ -114,7 +114,7 @@ int assets_get_by_powerbi_id(pb_db *db, const char *org_id, const char *kind, co
 int assets_list(pb_db *db, const char *org_id, const char *kind, const char *q, pb_asset **out, size_t *n,
 		char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	pb_asset *v = NULL;
 	size_t len = 0;
 	char *pattern = NULL;
@@ -165,7 +165,7 @@ out:
 int assets_workspace_names(pb_db *db, const char *integration_id, char ***ids, char ***names, size_t *n,
 			   char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char **vi = NULL, **vn = NULL;
 	size_t len = 0, cap = 0;
 	int rc = db_prepare(db, "SELECT powerbi_id, name FROM assets WHERE integration_id = ?1 AND kind = 'workspace' "
@@ -245,7 +245,7 @@ json_t *assets_json(const pb_asset *v, size_t n)
 int assets_stage(pb_db *db, const char *org_id, const char *run_id, const char *kind, const char *powerbi_id,
 		 const char *workspace_powerbi_id, const char *name, const char *details_json, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char id[PB_ID_BUF];
 	assets_id_for(org_id, kind, powerbi_id, id);
 	/* appended (sql/0009); only a data source can come again in the same run */
@@ -266,7 +266,7 @@ int assets_stage(pb_db *db, const char *org_id, const char *run_id, const char *
 int assets_stage_edge(pb_db *db, const char *run_id, const char *from_kind, const char *from_id,
 		      const char *to_kind, const char *to_id, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	/* appended (sql/0008): a duplicate is dropped when the run is applied */
 	int rc = db_prepare(db, "INSERT INTO lineage_staging (run_id, from_kind, from_id, to_kind, to_id) "
 			    "VALUES (?, ?, ?, ?, ?)", &st, err);
@@ -280,7 +280,7 @@ int assets_stage_edge(pb_db *db, const char *run_id, const char *from_kind, cons
 
 int assets_unstage(pb_db *db, const char *run_id, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_prepare(db, "DELETE FROM asset_staging WHERE run_id = ?", &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, run_id, err)))
 		rc = db_exec(db, st, err);
@@ -344,10 +344,10 @@ struct apply {
 };
 
 /* Prepares sql and binds the apply's parameters it uses (numbered ?1 .. ?6). */
-static int apply_prepare(pb_db *db, const struct apply *a, const char *sql, sqlite3_stmt **st, char *err)
+static int apply_prepare(pb_db *db, const struct apply *a, const char *sql, db_stmt **st, char *err)
 {
 	int rc = db_prepare(db, sql, st, err);
-	int n = rc ? 0 : sqlite3_bind_parameter_count(*st);
+	int n = rc ? 0 : db_param_count(*st);
 	for (int i = 0; !rc && i < n && i < A_NPARAMS; i++)
 		rc = db_bind_text(*st, i + 1, a->v[i], err);
 	return rc;
@@ -356,12 +356,12 @@ static int apply_prepare(pb_db *db, const struct apply *a, const char *sql, sqli
 /* Runs one statement of the apply; *changes (may be NULL) gets the rows it changed. */
 static int apply_exec(pb_db *db, const struct apply *a, const char *sql, long *changes, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = apply_prepare(db, a, sql, &st, err);
 	if (!rc)
 		rc = db_exec(db, st, err);
 	if (!rc && changes)
-		*changes = sqlite3_changes(db_sqlite(db));
+		*changes = db_changes(db);
 	db_done(st);
 	return rc;
 }
@@ -369,15 +369,15 @@ static int apply_exec(pb_db *db, const struct apply *a, const char *sql, long *c
 /* One row of integers (at most 2 columns) from a query of the apply. */
 static int apply_counts(pb_db *db, const struct apply *a, const char *sql, long *c0, long *c1, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = apply_prepare(db, a, sql, &st, err);
 	if (!rc) {
 		int r = db_row(db, st, err);
 		if (r < 0)
 			rc = r;
-		*c0 = r == 1 ? (long)sqlite3_column_int64(st, 0) : 0;
+		*c0 = r == 1 ? (long)db_col_int64(st, 0) : 0;
 		if (c1)
-			*c1 = r == 1 ? (long)sqlite3_column_int64(st, 1) : 0;
+			*c1 = r == 1 ? (long)db_col_int64(st, 1) : 0;
 	}
 	db_done(st);
 	return rc;
@@ -446,13 +446,13 @@ static int upsert_staged(pb_db *db, const struct apply *a, char *err)
 /* Adds the active assets of each kind that one query counts (rows: kind, count). */
 static int add_counts(pb_db *db, const char *sql, const char *integration_id, assets_counts *c, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int r, rc = db_prepare(db, sql, &st, err);
 	if (rc || (rc = db_bind_text(st, 1, integration_id, err)))
 		goto out;
 	while ((r = db_row(db, st, err)) == 1) {
 		const char *k = db_col_text(st, 0);
-		long v = (long)sqlite3_column_int64(st, 1);
+		long v = (long)db_col_int64(st, 1);
 		if (!strcmp(k, "workspace"))
 			c->workspaces += v;
 		else if (!strcmp(k, "semantic_model"))
@@ -545,7 +545,7 @@ static int seen_entry(json_t *list, const char *integration_id, const char *acce
 
 int assets_seen_by(pb_db *db, const pb_asset *a, json_t **out, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	json_t *list = json_array();
 	int r = 0, rc = list ? 0 : pb_err(err, PB_ENOMEM, "out of memory");
 	*out = NULL;

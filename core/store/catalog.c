@@ -99,7 +99,7 @@ out:
 /* ---- reads ---- */
 
 /* Columns: id, data_product_id, name, type, server_json, contract_id, retired_at */
-static int read_port(sqlite3_stmt *st, cat_port *p, char *err)
+static int read_port(db_stmt *st, cat_port *p, char *err)
 {
 	memset(p, 0, sizeof *p);
 	xsnprintf(p->id, sizeof p->id, "%s", db_col_text(st, 0));
@@ -109,7 +109,7 @@ static int read_port(sqlite3_stmt *st, cat_port *p, char *err)
 
 static int load_ports(pb_db *db, cat_product *p, char *err)
 {
-	sqlite3_stmt *st;
+	db_stmt *st;
 	const char *which[] = { p->id };
 	int rc = db_prepare_texts(db, "SELECT p.id, p.data_product_id, p.name, p.type, p.server_json, d.contract_id, "
 				  "p.retired_at FROM output_ports p JOIN data_products d ON d.id = p.data_product_id "
@@ -136,11 +136,11 @@ out:
 
 /* Columns: id, contract_id, name, type, version, revision, created_at, updated_at, owner_user_id
  * [, contract_text] */
-static int read_product(sqlite3_stmt *st, bool with_contract, cat_product *p, char *err)
+static int read_product(db_stmt *st, bool with_contract, cat_product *p, char *err)
 {
 	memset(p, 0, sizeof *p);
 	xsnprintf(p->id, sizeof p->id, "%s", db_col_text(st, 0));
-	p->revision = sqlite3_column_int(st, 5);
+	p->revision = db_col_int(st, 5);
 	xsnprintf(p->owner_user_id, sizeof p->owner_user_id, "%s", db_col_text(st, 8));
 	int rc = db_col_texts(st, p, product_texts, DB_NFIELDS(product_texts), err);
 	if (!rc && with_contract) {
@@ -157,7 +157,7 @@ static int read_product(sqlite3_stmt *st, bool with_contract, cat_product *p, ch
 int catalog_product_get(pb_db *db, const char *org_id, const char *id, bool with_contract,
 			cat_product **out, char *err)
 {
-	sqlite3_stmt *st;
+	db_stmt *st;
 	cat_product *p = calloc(1, sizeof *p);
 	int rc;
 	*out = NULL;
@@ -190,7 +190,7 @@ out:
 
 int catalog_product_list(pb_db *db, const char *org_id, cat_product **out, size_t *n, char *err)
 {
-	sqlite3_stmt *st;
+	db_stmt *st;
 	cat_product *v = NULL;
 	size_t count = 0;
 	int r, rc;
@@ -235,7 +235,7 @@ out:
 int catalog_port_get(pb_db *db, const char *org_id, const char *id, bool with_contract,
 		     cat_port **out, char *err)
 {
-	sqlite3_stmt *st;
+	db_stmt *st;
 	cat_port *p = calloc(1, sizeof *p);
 	int rc;
 	*out = NULL;
@@ -334,7 +334,7 @@ static void free_plan(struct port_plan *plan, size_t n)
 static int upsert_product(pb_db *db, const char *org_id, const cat_actor *by, const pb_contract *c, const char *text,
 			  size_t len, const char *type, const char *now, char id[PB_ID_BUF], bool *created, char *err)
 {
-	sqlite3_stmt *st;
+	db_stmt *st;
 	const char *which[] = { org_id, c->id };
 	int rc = db_prepare_texts(db, "SELECT id, owner_user_id FROM data_products WHERE org_id = ? AND contract_id = ?",
 				  which, 2, &st, err);
@@ -368,10 +368,8 @@ static int upsert_product(pb_db *db, const char *org_id, const cat_actor *by, co
 	    (rc = db_bind_text(st, 2, c->version, err)) || (rc = db_bind_text(st, 3, c->status, err)) ||
 	    (rc = db_bind_text(st, 4, c->domain, err)) || (rc = db_bind_text(st, 5, c->description, err)))
 		goto out;
-	if (sqlite3_bind_text(st, 6, text, (int)len, SQLITE_TRANSIENT) != SQLITE_OK) {
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
+	if ((rc = db_bind_textn(st, 6, text, len, err)))
 		goto out;
-	}
 	if ((rc = db_bind_text(st, 7, now, err)) || (rc = db_bind_text(st, 8, id, err)))
 		goto out;
 	if (*created && ((rc = db_bind_text(st, 9, org_id, err)) || (rc = db_bind_text(st, 10, c->id, err)) ||
@@ -402,7 +400,7 @@ static int port_in_use(pb_db *db, const char *id, bool *in_use, char *err)
 static int sync_ports(pb_db *db, const char *org_id, const char *product_id, const struct port_plan *plan,
 		      size_t n, const char *now, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char (*stale)[PB_ID_BUF] = NULL;
 	size_t nstale = 0;
 	int r, rc = db_prepare(db, "SELECT id, name FROM output_ports WHERE data_product_id = ?",
@@ -513,7 +511,7 @@ int catalog_import_by(pb_db *db, const char *org_id, const cat_actor *by, const 
 
 int catalog_product_delete(pb_db *db, const char *org_id, const char *id, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_begin(db, err);
 	if (rc)
 		return rc;

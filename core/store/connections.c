@@ -54,7 +54,7 @@ static int copy_fixed(char *dst, size_t size, const char *src, char *err)
 
 static int changes(pb_db *db)
 {
-	return sqlite3_changes(db_sqlite(db));
+	return db_changes(db);
 }
 
 void conn_release(pbi_conn *c)
@@ -102,7 +102,7 @@ out:
 	"id, org_id, user_id, tenant_id, client_id, scopes, status, expires_at, token_gen, created_at, " \
 	"updated_at, status_reason"
 
-static int conn_from_row(sqlite3_stmt *st, pbi_conn *c, char *err)
+static int conn_from_row(db_stmt *st, pbi_conn *c, char *err)
 {
 	bool ok = true;
 	int rc;
@@ -115,7 +115,7 @@ static int conn_from_row(sqlite3_stmt *st, pbi_conn *c, char *err)
 	    (rc = copy_fixed(c->created_at, sizeof c->created_at, db_col_text(st, 9), err)) ||
 	    (rc = copy_fixed(c->updated_at, sizeof c->updated_at, db_col_text(st, 10), err)))
 		return rc;
-	c->token_gen = sqlite3_column_int64(st, 8);
+	c->token_gen = db_col_int64(st, 8);
 	c->tenant_id = db_col_dup(st, 3, &ok);
 	c->client_id = db_col_dup(st, 4, &ok);
 	c->scopes = db_col_dup(st, 5, &ok);
@@ -153,7 +153,7 @@ static json_t *conn_json(const pbi_conn *c)
 
 int conn_list(pb_db *db, const char *org_id, const char *user_id, json_t **out, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	json_t *arr = json_array();
 	const char *whose[] = { org_id, user_id };
 	int rc = arr ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
@@ -205,7 +205,7 @@ int conn_delete(pb_db *db, const char *org_id, const char *user_id, const char *
 int conn_find(pb_db *db, const char *org_id, const char *user_id, const char *tenant_id, pbi_conn *out,
 	      char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	const char *which[] = { org_id, user_id, tenant_id };
 	memset(out, 0, sizeof *out);
 	int rc = db_prepare_texts(db,
@@ -285,7 +285,7 @@ static void token_row_release(token_row *t)
 
 static int read_token_row(pb_db *db, const char *id, token_row *t, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	bool ok = true;
 	memset(t, 0, sizeof *t);
 	int rc = db_prepare_texts(db,
@@ -301,7 +301,7 @@ static int read_token_row(pb_db *db, const char *id, token_row *t, char *err)
 	}
 	if ((rc = copy_fixed(t->status, sizeof t->status, db_col_text(st, 0), err)))
 		goto out;
-	t->gen = sqlite3_column_int64(st, 1);
+	t->gen = db_col_int64(st, 1);
 	if (pb_time_parse(db_col_text(st, 2), &t->expires_ms))
 		t->expires_ms = 0;   /* unreadable: treat as expired */
 	t->access_sealed = db_col_dup(st, 3, &ok);
@@ -320,7 +320,7 @@ out:
  * else holds a live claim or the generation moved, < 0 = error. */
 static int claim_refresh(pb_db *db, const char *id, long long gen, const char *claim, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char now[PB_TIME_BUF], until[PB_TIME_BUF];
 	pb_now(now);
 	pb_time_in(PB_PBI_CLAIM_MS, until);
@@ -332,7 +332,7 @@ static int claim_refresh(pb_db *db, const char *id, long long gen, const char *c
 	if (rc || (rc = db_bind_text(st, 1, claim, err)) || (rc = db_bind_text(st, 2, until, err)) ||
 	    (rc = db_bind_text(st, 3, id, err)))
 		goto out;
-	if (sqlite3_bind_int64(st, 4, gen) != SQLITE_OK) {
+	if (db_bind_int64(st, 4, gen, NULL) != PB_OK) {
 		rc = pb_err(err, PB_EIO, "binding a value failed");
 		goto out;
 	}
@@ -480,7 +480,7 @@ out:
  * transaction); *resealed counts them. */
 static int reseal_column(pb_db *db, const pb_keyring *kr, const sealed_column *col, size_t *resealed, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char ctx[CTX_MAX], *plain = NULL, *fresh = NULL;
 	size_t len = 0;
 	int rc, row;
@@ -674,7 +674,7 @@ static bool split_state(char *buf, char **nonce, long long *exp_s, char **sig)
 static int load_state_row(pb_db *db, const char *nonce, oauth_state *out, bool *used, char purpose[16],
 			  char *sealed_verifier[1], char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	bool ok = true;
 	int rc = db_prepare_texts(db,
 				  "SELECT org_id, user_id, tenant_id, client_id, redirect_uri, return_to, "
@@ -694,13 +694,13 @@ static int load_state_row(pb_db *db, const char *nonce, oauth_state *out, bool *
 		rc = PB_EIO;
 		goto out;
 	}
-	out->with_powerbi = sqlite3_column_int(st, 10) != 0;
+	out->with_powerbi = db_col_int(st, 10) != 0;
 	out->tenant_id = db_col_dup(st, 2, &ok);
 	out->client_id = db_col_dup(st, 3, &ok);
 	out->redirect_uri = db_col_dup(st, 4, &ok);
 	out->return_to = db_col_dup(st, 5, &ok);
 	sealed_verifier[0] = db_col_dup(st, 6, &ok);
-	*used = sqlite3_column_type(st, 7) != SQLITE_NULL;
+	*used = !db_col_is_null(st, 7);
 	if (!ok)
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 out:

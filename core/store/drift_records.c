@@ -37,13 +37,13 @@ int drift_schedule_advance(pb_db *db, const char *org_id, const char *now, const
 			       "UPDATE drift_checks SET next_run_at = ?3, last_run_at = ?2 WHERE org_id = ?1 AND "
 			       "next_run_at <= ?2",
 			       v, 3, err);
-	*won = !rc && sqlite3_changes(db_sqlite(db)) > 0;
+	*won = !rc && db_changes(db) > 0;
 	return rc;
 }
 
 int product_drift_baseline(pb_db *db, const char *product_id, char **baseline, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	*baseline = NULL;
 	int rc = db_prepare(db, "SELECT baseline FROM product_drift WHERE data_product_id = ?", &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, product_id, err)) && (rc = db_row(db, st, err)) == 1) {
@@ -84,7 +84,7 @@ int product_drift_delete(pb_db *db, const char *product_id, char *err)
 
 /* {"cause":"power_bi", <the diff's changes and summary>, "detected_at", "checked_at"} of the
  * row st is on (columns from 1: diff, detected_at, checked_at). */
-static json_t *drift_object(sqlite3_stmt *st, int col)
+static json_t *drift_object(db_stmt *st, int col)
 {
 	json_t *d = json_loads(db_col_text(st, col), 0, NULL);
 	json_t *o = json_pack("{s:s,s:O?,s:O?,s:s,s:s}", "cause", "power_bi", "changes", json_object_get(d, "changes"),
@@ -96,7 +96,7 @@ static json_t *drift_object(sqlite3_stmt *st, int col)
 
 int product_drift_json(pb_db *db, const char *org_id, const char *product_id, json_t **out, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	*out = NULL;
 	int rc = db_prepare(db,
 			    "SELECT data_product_id, diff, detected_at, checked_at FROM product_drift "
@@ -115,7 +115,7 @@ int product_drift_json(pb_db *db, const char *org_id, const char *product_id, js
 
 /* A drifted product as the drift list shows it: drift_object without its changes, with the
  * product's id and name. */
-static json_t *drifted_product(sqlite3_stmt *st, void *ctx)
+static json_t *drifted_product(db_stmt *st, void *ctx)
 {
 	json_t *o = drift_object(st, 1);
 	if (!o)

@@ -25,7 +25,7 @@ static int check_name(const char *kind, const char *name, char *err)
  * when there is none. */
 static int find_id_of(pb_db *db, const char *sql, const char *const *args, int n, char id[PB_ID_BUF], char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_prepare_texts(db, sql, args, n, &st, err);
 	if (!rc) {
 		int r = db_row(db, st, err);
@@ -86,7 +86,7 @@ out:
 
 int identity_teams(pb_db *db, const char *org_id, const char *user_id, pb_team **out, size_t *n, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	pb_team *v = NULL;
 	size_t count = 0;
 	int rc, row;
@@ -197,7 +197,7 @@ out:
 }
 
 /* Columns 0..3 = user id, org id, name, role. */
-static int fill_identity(sqlite3_stmt *st, pb_identity *who, char *err)
+static int fill_identity(db_stmt *st, pb_identity *who, char *err)
 {
 	memset(who, 0, sizeof *who);
 	if (xsnprintf(who->user_id, sizeof who->user_id, "%s", db_col_text(st, 0)) ||
@@ -210,7 +210,7 @@ static int fill_identity(sqlite3_stmt *st, pb_identity *who, char *err)
 
 int identity_user_by_name(pb_db *db, const char *name, pb_identity *who, char *err)
 {
-	sqlite3_stmt *st;
+	db_stmt *st;
 	int rc = db_prepare(db, "SELECT id, org_id, name, role FROM users WHERE name = ?", &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, name, err))) {
 		int r = db_row(db, st, err);
@@ -223,7 +223,7 @@ int identity_user_by_name(pb_db *db, const char *name, pb_identity *who, char *e
 int identity_token_by_id(pb_db *db, const char *token_id, pb_identity *who,
 			 char hash_hex[PB_TOKEN_HASH_HEX], char *err)
 {
-	sqlite3_stmt *st;
+	db_stmt *st;
 	int rc = db_prepare(db, "SELECT u.id, u.org_id, u.name, u.role, t.token_hash FROM api_tokens t "
 			    "JOIN users u ON u.id = t.user_id WHERE t.id = ? AND t.revoked_at IS NULL",
 			    &st, err);
@@ -242,7 +242,7 @@ int identity_token_by_id(pb_db *db, const char *token_id, pb_identity *who,
 static int name_of(pb_db *db, const char *sql, const char *a, const char *b, const char *what, const char *id,
 		   char name[PB_NAME_FIELD_MAX + 1], char *err)
 {
-	sqlite3_stmt *st;
+	db_stmt *st;
 	name[0] = '\0';
 	int rc = db_prepare(db, sql, &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, a, err)) && !(b && (rc = db_bind_text(st, 2, b, err)))) {
@@ -319,7 +319,7 @@ int identity_user_set_email(pb_db *db, const char *user_name, const char *email,
 /* One user row (columns 0..3 as fill_identity) by a query of n text parameters. */
 static int user_by(pb_db *db, const char *sql, const char *const *args, int n, pb_identity *who, char *err)
 {
-	sqlite3_stmt *st;
+	db_stmt *st;
 	int rc = db_prepare(db, sql, &st, err);
 	for (int i = 0; !rc && i < n; i++)
 		rc = db_bind_text(st, i + 1, args[i], err);
@@ -347,7 +347,7 @@ int identity_user_by_entra(pb_db *db, const char *tenant_id, const char *object_
 int identity_user_by_email(pb_db *db, const char *const *addrs, size_t n, pb_identity *who,
 			   char pinned_tenant[PB_ENTRA_ID_BUF], char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	size_t found = 0;
 	int rc = PB_OK, r = 0;
 	pinned_tenant[0] = '\0';
@@ -388,7 +388,7 @@ int identity_user_by_email(pb_db *db, const char *const *addrs, size_t n, pb_ide
 
 static int changes(pb_db *db)
 {
-	return sqlite3_changes(db_sqlite(db));
+	return db_changes(db);
 }
 
 int identity_user_pin_entra(pb_db *db, const char *user_id, const char *tenant_id, const char *object_id,
@@ -459,7 +459,7 @@ out:
 
 int identity_org_signup_get(pb_db *db, const char *org_id, char tenant_id[PB_ENTRA_ID_BUF], char *err)
 {
-	sqlite3_stmt *st;
+	db_stmt *st;
 	tenant_id[0] = '\0';
 	int rc = db_prepare(db, "SELECT signup_tenant_id FROM organizations WHERE id = ?", &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, org_id, err))) {

@@ -237,12 +237,12 @@ void integrations_free(pb_integration *v, size_t n)
 
 static int last_state_from_job(pb_db *db, pb_integration *i, const char *job_id, char *err);
 
-static int read_integration(pb_db *db, sqlite3_stmt *st, pb_integration *i, char *err)
+static int read_integration(pb_db *db, db_stmt *st, pb_integration *i, char *err)
 {
 	memset(i, 0, sizeof *i);
 	xsnprintf(i->id, sizeof i->id, "%s", db_col_text(st, 0));
 	xsnprintf(i->org_id, sizeof i->org_id, "%s", db_col_text(st, 1));
-	i->include_personal = sqlite3_column_int(st, 9) != 0;
+	i->include_personal = db_col_int(st, 9) != 0;
 	xsnprintf(i->created_at, sizeof i->created_at, "%s", db_col_text(st, 14));
 	xsnprintf(i->updated_at, sizeof i->updated_at, "%s", db_col_text(st, 15));
 	int rc = db_col_texts(st, i, integration_texts, DB_NFIELDS(integration_texts), err);
@@ -255,7 +255,7 @@ static int read_integration(pb_db *db, sqlite3_stmt *st, pb_integration *i, char
 
 int integrations_get(pb_db *db, const char *org_id, const char *id, pb_integration **out, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	pb_integration *i = NULL;
 	int rc = db_prepare(db, "SELECT " INTEGRATION_COLS " FROM integrations i WHERE i.id = ? "
 			    "AND (? IS NULL OR i.org_id = ?)", &st, err);
@@ -284,7 +284,7 @@ out:
 
 static int list_query(pb_db *db, const char *sql, const char *arg, pb_integration **out, size_t *n, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	pb_integration *v = NULL;
 	size_t len = 0;
 	int r = 0, rc = db_prepare_list(db, sql, &arg, 1, PB_LIST_MAX_ITEMS, &st, err);
@@ -397,7 +397,7 @@ static int next_due(const char *schedule, char out[PB_TIME_BUF], char *err)
  * none) is named name. */
 static int check_name_free(pb_db *db, const char *org_id, const char *name, const char *except_id, pb_failure *f)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_prepare(db, "SELECT 1 FROM integrations WHERE org_id = ? AND name = ? AND id <> ?", &st, f->message);
 	if (!rc && !(rc = db_bind_text(st, 1, org_id, f->message)) && !(rc = db_bind_text(st, 2, name, f->message)) &&
 	    !(rc = db_bind_text(st, 3, except_id ? except_id : "", f->message))) {
@@ -426,7 +426,7 @@ static int seal_secret(const pb_config *cfg, const char *id, const char *secret,
 
 /* Ends a write that failed with rc: rolls back (st done first) and fills f with rc and its
  * default code unless a more precise one was named already. */
-static int save_failed(pb_db *db, sqlite3_stmt *st, int rc, pb_failure *f)
+static int save_failed(pb_db *db, db_stmt *st, int rc, pb_failure *f)
 {
 	db_done(st);
 	db_rollback(db);
@@ -436,7 +436,7 @@ static int save_failed(pb_db *db, sqlite3_stmt *st, int rc, pb_failure *f)
 int integrations_create(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
 			const integration_input *in, pb_integration **out, pb_failure *f)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char id[PB_ID_BUF], now[PB_TIME_BUF], next[PB_TIME_BUF];
 	char *sealed = NULL, *filters = NULL, *err = f->message;
 	int rc;
@@ -464,7 +464,7 @@ int integrations_create(pb_db *db, const pb_config *cfg, const char *org_id, con
 		rc = save_failed(db, st, rc, f);
 		goto out;
 	}
-	sqlite3_bind_int(st, 9, in->include_personal == 1);
+	db_bind_int64(st, 9, in->include_personal == 1, NULL);
 	if ((rc = db_bind_text(st, 10, in->schedule && *in->schedule ? in->schedule : NULL, err)) ||
 	    (rc = db_bind_text(st, 11, next[0] ? next : NULL, err)) || (rc = db_bind_text(st, 12, user_id, err)) ||
 	    (rc = db_bind_text(st, 13, now, err)) || (rc = db_bind_text(st, 14, now, err)) ||
@@ -484,7 +484,7 @@ out:
 int integrations_update(pb_db *db, const pb_config *cfg, const char *org_id, const char *id,
 			const integration_input *in, pb_integration **out, pb_failure *f)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	pb_integration *cur = NULL;
 	char now[PB_TIME_BUF], next[PB_TIME_BUF];
 	char *sealed = NULL, *filters = NULL, *err = f->message;
@@ -528,7 +528,7 @@ int integrations_update(pb_db *db, const pb_config *cfg, const char *org_id, con
 		rc = save_failed(db, st, rc, f);
 		goto out;
 	}
-	sqlite3_bind_int(st, 7, in->include_personal >= 0 ? in->include_personal : cur->include_personal);
+	db_bind_int64(st, 7, in->include_personal >= 0 ? in->include_personal : cur->include_personal, NULL);
 	if ((rc = db_bind_text(st, 8, schedule, err)) || (rc = db_bind_text(st, 9, next[0] ? next : NULL, err)) ||
 	    (rc = db_bind_text(st, 10, now, err)) || (rc = db_bind_text(st, 11, id, err)) ||
 	    (rc = db_bind_text(st, 12, org_id, err)) || (rc = db_exec(db, st, err))) {
@@ -547,10 +547,10 @@ out:
 
 int integrations_delete(pb_db *db, const char *org_id, const char *id, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_prepare(db, "DELETE FROM integrations WHERE id = ? AND org_id = ?", &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, id, err)) && !(rc = db_bind_text(st, 2, org_id, err)) &&
-	    !(rc = db_exec(db, st, err)) && sqlite3_changes(db_sqlite(db)) == 0)
+	    !(rc = db_exec(db, st, err)) && db_changes(db) == 0)
 		rc = pb_err(err, PB_ENOTFOUND, "no integration %s", id);
 	db_done(st);
 	return rc;
@@ -559,12 +559,12 @@ int integrations_delete(pb_db *db, const char *org_id, const char *id, char *err
 int integration_advance_schedule(pb_db *db, const char *id, const char *seen, const char *next, bool *won,
 				 char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_prepare(db, "UPDATE integrations SET next_run_at = ? WHERE id = ? AND next_run_at = ?", &st, err);
 	*won = false;
 	if (!rc && !(rc = db_bind_text(st, 1, next, err)) && !(rc = db_bind_text(st, 2, id, err)) &&
 	    !(rc = db_bind_text(st, 3, seen, err)) && !(rc = db_exec(db, st, err)))
-		*won = sqlite3_changes(db_sqlite(db)) == 1;
+		*won = db_changes(db) == 1;
 	db_done(st);
 	return rc;
 }
@@ -594,7 +594,7 @@ void runs_free(pb_run *v, size_t n)
 #define RUN_COLS "id, integration_id, org_id, job_id, trigger, state, mode, started_at, finished_at, " \
 	"counts_json, warnings_json, error_code, error_message, created_at, wait_until, wait_reason"
 
-static int read_run(sqlite3_stmt *st, pb_run *r, char *err)
+static int read_run(db_stmt *st, pb_run *r, char *err)
 {
 	memset(r, 0, sizeof *r);
 	xsnprintf(r->id, sizeof r->id, "%s", db_col_text(st, 0));
@@ -606,7 +606,7 @@ static int read_run(sqlite3_stmt *st, pb_run *r, char *err)
 
 static int run_query_one(pb_db *db, const char *sql, const char *arg, pb_run **out, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	pb_run *r = NULL;
 	int rc = db_prepare(db, sql, &st, err);
 	*out = NULL;
@@ -732,7 +732,7 @@ static int last_state_from_job(pb_db *db, pb_integration *i, const char *job_id,
 int integration_runs_list(pb_db *db, const char *org_id, const char *integration_id, pb_run **out, size_t *n,
 			  char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	pb_run *v = NULL;
 	size_t len = 0;
 	const char *args[] = { integration_id, org_id };

@@ -15,7 +15,7 @@ void oidc_cached_release(oidc_cached *c)
 
 int oidc_cache_get(pb_db *db, const char *config_url, oidc_cached *out, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	bool ok = true;
 	memset(out, 0, sizeof *out);
 	int rc = db_prepare(db, "SELECT metadata, jwks, fetched_at, expires_at, claim FROM oidc_providers "
@@ -34,7 +34,7 @@ int oidc_cache_get(pb_db *db, const char *config_url, oidc_cached *out, char *er
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	out->claim = sqlite3_column_int64(st, 4);
+	out->claim = db_col_int64(st, 4);
 	if (pb_time_parse(db_col_text(st, 2), &out->fetched_ms) || pb_time_parse(db_col_text(st, 3), &out->expires_ms) ||
 	    !out->metadata || !out->jwks)
 		rc = pb_err(err, PB_EIO, "the cached OpenID configuration row is malformed");
@@ -59,7 +59,7 @@ int oidc_cache_put(pb_db *db, const char *config_url, const char *metadata, cons
 
 int oidc_cache_claim(pb_db *db, const char *config_url, long long seen, long long min_s, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char now[PB_TIME_BUF], before[PB_TIME_BUF];
 	pb_now(now);
 	pb_time_in(-min_s * 1000, before);
@@ -67,11 +67,11 @@ int oidc_cache_claim(pb_db *db, const char *config_url, long long seen, long lon
 			    "claim = ? AND fetched_at <= ?", &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, now, err)) && !(rc = db_bind_text(st, 2, config_url, err)) &&
 	    !(rc = db_bind_text(st, 4, before, err))) {
-		sqlite3_bind_int64(st, 3, seen);
+		db_bind_int64(st, 3, seen, NULL);
 		rc = db_exec(db, st, err);
 	}
 	db_done(st);
-	if (!rc && sqlite3_changes(db_sqlite(db)) != 1)
+	if (!rc && db_changes(db) != 1)
 		rc = pb_err(err, PB_ECONFLICT, "the identity provider's keys were fetched less than %lld s ago", min_s);
 	return rc;
 }

@@ -48,7 +48,7 @@ void pbi_settings_release(pbi_settings *s)
 /* One row: mode, tenant, client, sealed secret, app name, updated_at. *sealed is new. */
 static int read_row(pb_db *db, const char *org_id, pbi_settings *out, char **sealed, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	bool ok = true;
 	memset(out, 0, sizeof *out);
 	*sealed = NULL;
@@ -259,7 +259,7 @@ out:
 
 int pbi_settings_set_app_name(pb_db *db, const char *org_id, const char *name, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_prepare(db, "UPDATE powerbi_settings SET application_name = ? WHERE org_id = ?", &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, name, err)) && !(rc = db_bind_text(st, 2, org_id, err)))
 		rc = db_exec(db, st, err);

@@ -14,7 +14,7 @@
 /* The first column of the one row sql finds into out; PB_ENOTFOUND when none. */
 static int select_id(pb_db *db, const char *sql, const char *const *v, int n, char out[PB_ID_BUF], char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_prepare(db, sql, &st, err);
 	for (int i = 0; !rc && i < n; i++)
 		rc = db_bind_text(st, i + 1, v[i], err);
@@ -151,16 +151,16 @@ int published_model_record(pb_db *db, const pm_record *r, pm_ids *out, char *err
 }
 
 /* A JSON string or null for SQL NULL. */
-static json_t *col_json(sqlite3_stmt *st, int i)
+static json_t *col_json(db_stmt *st, int i)
 {
-	return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null() : json_string(db_col_text(st, i));
+	return db_col_is_null(st, i) ? json_null() : json_string(db_col_text(st, i));
 }
 
 /* The states whose model is history: deleted in Power BI, or let go by pbiport. */
 #define PM_GONE "('unpublished', 'detached')"
 
 /* A model as a port's list shows it (the columns of published_models_list_json's query). */
-static json_t *listed_model(sqlite3_stmt *st, void *ctx)
+static json_t *listed_model(db_stmt *st, void *ctx)
 {
 	static const char *const keys[] = { "id", "name", "state", "semantic_model_id", "workspace_id", "web_url",
 					    "published_at", "updated_at", "job_id", "connection_id",
@@ -172,7 +172,7 @@ static json_t *listed_model(sqlite3_stmt *st, void *ctx)
 			json_decref(m);
 			return NULL;
 		}
-	if (m && json_object_set_new(m, "update_available", json_boolean(sqlite3_column_int(st, NKEYS)))) {
+	if (m && json_object_set_new(m, "update_available", json_boolean(db_col_int(st, NKEYS)))) {
 		json_decref(m);
 		return NULL;
 	}
@@ -198,7 +198,7 @@ int published_models_list_json(pb_db *db, const char *org_id, const char *port_i
 
 int published_model_find(pb_db *db, const char *org_id, const char *ref, pm_model *out, bool *found, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	memset(out, 0, sizeof *out);
 	*found = false;
 	int rc = db_prepare(db,
@@ -264,20 +264,20 @@ void pm_row_free(pm_row *r)
 	db_row_free(r, pm_texts, DB_NFIELDS(pm_texts));
 }
 
-static int read_row(sqlite3_stmt *st, pm_row *r, char *err)
+static int read_row(db_stmt *st, pm_row *r, char *err)
 {
 	if (!db_col_fixed(st, r, pm_fixed, DB_NFIELDS(pm_fixed)))
 		return pb_err(err, PB_EINTERNAL, "published model %.40s: a stored value is longer than expected",
 			      db_col_text(st, 0));
-	r->connection_created = sqlite3_column_int(st, 16) != 0;
-	r->update_available = sqlite3_column_int(st, 17) != 0;
-	r->contract_revision = sqlite3_column_int(st, 18);
+	r->connection_created = db_col_int(st, 16) != 0;
+	r->update_available = db_col_int(st, 17) != 0;
+	r->contract_revision = db_col_int(st, 18);
 	return db_col_texts(st, r, pm_texts, DB_NFIELDS(pm_texts), err);
 }
 
 int pm_get(pb_db *db, const char *org_id, const char *id, pm_row **out, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	pm_row *r = calloc(1, sizeof *r);
 	int rc = r ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
 	*out = NULL;
@@ -310,7 +310,7 @@ static int exec_changed(pb_db *db, const char *sql, const char *const *v, int n,
 {
 	int rc = db_exec_texts(db, sql, v, n, err);
 	if (!rc && changed)
-		*changed = sqlite3_changes(db_sqlite(db)) > 0;
+		*changed = db_changes(db) > 0;
 	return rc;
 }
 
@@ -389,7 +389,7 @@ int pm_unpublish_finish(pb_db *db, const char *id, const char *by_user, bool det
 {
 	char now[PB_TIME_BUF], org[PB_ID_BUF] = "", agreement_id[PB_ID_BUF] = "", product[PB_ID_BUF] = "";
 	bool changed = false;
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	pb_now(now);
 	int rc = db_begin(db, err);
 	if (rc)
@@ -516,14 +516,14 @@ out:
 }
 
 /* The object the text of column i holds (NULL or unreadable: null). */
-static json_t *col_object(sqlite3_stmt *st, int i)
+static json_t *col_object(db_stmt *st, int i)
 {
-	json_t *o = sqlite3_column_type(st, i) == SQLITE_NULL ? NULL : json_loads(db_col_text(st, i), 0, NULL);
+	json_t *o = db_col_is_null(st, i) ? NULL : json_loads(db_col_text(st, i), 0, NULL);
 	return o ? o : json_null();
 }
 
 /* A drifted model as the drift list shows it (the columns of pm_drift_list_json's query). */
-static json_t *drifted_model(sqlite3_stmt *st, void *ctx)
+static json_t *drifted_model(db_stmt *st, void *ctx)
 {
 	json_t *diff = col_object(st, 9);
 	json_t *m = json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:O,s:o,s:o}", "id", db_col_text(st, 0), "name",
@@ -567,7 +567,7 @@ static json_t *text_or_null(const char *s)
 
 int pm_row_json(pb_db *db, const pm_row *r, const char *state, json_t **out, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	json_t *publisher = NULL, *by = NULL, *port = NULL, *update = json_null(), *drift = json_null();
 	char unpublished_at[PB_TIME_BUF] = "", unpublished_by[PB_ID_BUF] = "", drift_checked[PB_TIME_BUF] = "";
 	char drift_detected[PB_TIME_BUF] = "", product_status[32] = "";
@@ -593,7 +593,7 @@ int pm_row_json(pb_db *db, const pm_row *r, const char *state, json_t **out, cha
 	xsnprintf(product_status, sizeof product_status, "%s", db_col_text(st, 8));
 	port = json_pack("{s:s,s:s,s:s,s:s,s:b}", "id", r->output_port_id, "name", db_col_text(st, 4),
 			 "data_product_id", db_col_text(st, 5), "data_product_name", db_col_text(st, 6), "retired",
-			 sqlite3_column_int(st, 7) != 0);
+			 db_col_int(st, 7) != 0);
 	db_done(st);
 	st = NULL;
 	if ((rc = user_ref(db, r->org_id, r->user_id, &publisher, err)) ||

@@ -36,7 +36,7 @@ void push_limits_configured(const pb_config *cfg, push_limits *out)
 static int window(pb_db *db, const char *key, int64_t since_ms, bool sum_rows, bool only_pending, long limit,
 		  long need, int64_t *used, int64_t *free_at, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_prepare(db,
 			    only_pending ? "SELECT at_ms, rows FROM push_rate_events WHERE dataset_key = ? AND at_ms > ? "
 					   "AND done = 0 ORDER BY at_ms"
@@ -47,23 +47,23 @@ static int window(pb_db *db, const char *key, int64_t since_ms, bool sum_rows, b
 	*free_at = 0;
 	if (rc || (rc = db_bind_text(st, 1, key, err)))
 		goto out;
-	sqlite3_bind_int64(st, 2, since_ms);
+	db_bind_int64(st, 2, since_ms, NULL);
 	/* events in time order: total first, then how many must leave for `need` to fit */
 	int64_t total = 0;
 	while ((rc = db_row(db, st, err)) == 1)
-		total += sum_rows ? sqlite3_column_int64(st, 1) : 1;
+		total += sum_rows ? db_col_int64(st, 1) : 1;
 	if (rc < 0)
 		goto out;
 	rc = 0;
 	*used = total;
 	if (total + need <= limit)
 		goto out;
-	sqlite3_reset(st);
+	db_rerun(st);
 	int64_t excess = total + need - limit;
 	while ((rc = db_row(db, st, err)) == 1) {
-		excess -= sum_rows ? sqlite3_column_int64(st, 1) : 1;
+		excess -= sum_rows ? db_col_int64(st, 1) : 1;
 		if (excess <= 0) {
-			*free_at = sqlite3_column_int64(st, 0);
+			*free_at = db_col_int64(st, 0);
 			break;
 		}
 	}
@@ -81,7 +81,7 @@ out:
 static int acquire(pb_db *db, const push_limits *lim, const char *key, long rows, long table_rows, int64_t now_ms,
 		   int64_t *wait_ms, int64_t *ticket, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int64_t used, free_at, wait = 0;
 	int rc;
 	*wait_ms = 0;
@@ -89,7 +89,7 @@ static int acquire(pb_db *db, const push_limits *lim, const char *key, long rows
 	if ((rc = db_prepare(db, "DELETE FROM push_rate_events WHERE dataset_key = ? AND at_ms <= ?", &st, err)) ||
 	    (rc = db_bind_text(st, 1, key, err)))
 		goto out;
-	sqlite3_bind_int64(st, 2, now_ms - 3600 * 1000);
+	db_bind_int64(st, 2, now_ms - 3600 * 1000, NULL);
 	rc = db_exec(db, st, err);
 	db_done(st);
 	st = NULL;
@@ -128,10 +128,10 @@ static int acquire(pb_db *db, const push_limits *lim, const char *key, long rows
 			     &st, err)) ||
 	    (rc = db_bind_text(st, 1, key, err)))
 		goto out;
-	sqlite3_bind_int64(st, 2, now_ms);
-	sqlite3_bind_int64(st, 3, rows);
+	db_bind_int64(st, 2, now_ms, NULL);
+	db_bind_int64(st, 3, rows, NULL);
 	if ((rc = db_row(db, st, err)) == 1) {
-		*ticket = sqlite3_column_int64(st, 0);
+		*ticket = db_col_int64(st, 0);
 		rc = 0;
 	} else if (!rc) {
 		rc = pb_err(err, PB_EIO, "the rate limiter recorded nothing");
@@ -150,12 +150,12 @@ int push_rate_acquire(pb_db *db, const push_limits *lim, const char *key, long r
 
 int push_rate_release(pb_db *db, int64_t ticket, bool sent, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_prepare(db, sent ? "UPDATE push_rate_events SET done = 1 WHERE id = ?"
 				     : "DELETE FROM push_rate_events WHERE id = ?",
 			    &st, err);
 	if (!rc) {
-		sqlite3_bind_int64(st, 1, ticket);
+		db_bind_int64(st, 1, ticket, NULL);
 		rc = db_exec(db, st, err);
 	}
 	db_done(st);

@@ -37,7 +37,7 @@ int sessions_create(pb_db *db, const char *user_id, const char *token_hash, cons
 
 int sessions_identify(pb_db *db, const char *token_hash, long long idle_s, pb_identity *who, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char session_id[PB_ID_BUF], user_id[PB_ID_BUF];
 	int64_t now = pb_epoch_ms(), end_ms = 0, seen_ms = 0;
 	bool revoked;
@@ -57,7 +57,7 @@ int sessions_identify(pb_db *db, const char *token_hash, long long idle_s, pb_id
 		rc = pb_err(err, PB_EIO, "session row is malformed");
 		goto out;
 	}
-	revoked = sqlite3_column_type(st, 4) != SQLITE_NULL;
+	revoked = !db_col_is_null(st, 4);
 	db_done(st);
 	st = NULL;
 	if (revoked)
@@ -96,7 +96,7 @@ int sessions_seen(pb_db *db, const char *session_id, char *err)
 int sessions_list(pb_db *db, const char *user_id, long long idle_s, const char *current_id, json_t **out,
 		  char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char now[PB_TIME_BUF], idle_since[PB_TIME_BUF], idle_end[PB_TIME_BUF];
 	json_t *list = json_array();
 	int rc, r;
@@ -146,7 +146,7 @@ static int revoke(pb_db *db, const char *sql, const char *key, const char *user_
 	pb_now(now);
 	const char *args[] = { now, key, now, user_id };
 	int rc = db_exec_texts(db, sql, args, user_id ? 4 : 3, err);
-	if (!rc && sqlite3_changes(db_sqlite(db)) == 0)
+	if (!rc && db_changes(db) == 0)
 		rc = pb_err(err, PB_ENOTFOUND, "no such session (it may have ended already)");
 	return rc;
 }

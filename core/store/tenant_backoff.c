@@ -35,7 +35,7 @@ static int tenant_key(const char *tenant_id, char key[TENANT_KEY_MAX], char *err
 int tenant_backoff_get(pb_db *db, const char *tenant_id, tb_family f, tenant_backoff *out, bool *waiting, char *err)
 {
 	char key[TENANT_KEY_MAX], now[PB_TIME_BUF];
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int64_t until_ms = 0;
 	*waiting = false;
 	memset(out, 0, sizeof *out);
@@ -71,7 +71,7 @@ int tenant_backoff_note(pb_db *db, const char *tenant_id, tb_family f, long retr
 			tenant_backoff *out, char *err)
 {
 	char key[TENANT_KEY_MAX], now[PB_TIME_BUF], until[PB_TIME_BUF], reason[PB_ERR_MAX];
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = tenant_key(tenant_id, key, err);
 	if (rc)
 		return rc;

@@ -37,9 +37,9 @@ static int malformed(const char *table, char *err)
 	return pb_err(err, PB_EIO, "malformed %s row", table);
 }
 
-static long col_long(sqlite3_stmt *st, int i)
+static long col_long(db_stmt *st, int i)
 {
-	return sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : (long)sqlite3_column_int64(st, i);
+	return db_col_is_null(st, i) ? 0 : (long)db_col_int64(st, i);
 }
 
 /* ---- webhooks ---- */
@@ -72,7 +72,7 @@ void webhooks_free(pb_webhook **v, size_t n)
 	free(v);
 }
 
-static int webhook_from_row(sqlite3_stmt *st, pb_webhook **out, char *err)
+static int webhook_from_row(db_stmt *st, pb_webhook **out, char *err)
 {
 	pb_webhook *w = calloc(1, sizeof *w);
 	*out = NULL;
@@ -81,7 +81,7 @@ static int webhook_from_row(sqlite3_stmt *st, pb_webhook **out, char *err)
 	int rc = db_col_fixed(st, w, webhook_fixed, DB_NFIELDS(webhook_fixed))
 			 ? db_col_texts(st, w, webhook_texts, DB_NFIELDS(webhook_texts), err)
 			 : malformed("webhooks", err);
-	w->active = sqlite3_column_int(st, 4) != 0;
+	w->active = db_col_int(st, 4) != 0;
 	w->last_status = col_long(st, 11);
 	if (rc)
 		webhook_free(w);
@@ -111,7 +111,7 @@ out:
 int webhooks_update(pb_db *db, const pb_keyring *kr, const char *org_id, const char *id, const webhook_change *ch,
 		    char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char *sealed = NULL, now[PB_TIME_BUF];
 	int rc = PB_OK;
 	if (ch->secret && (rc = seal_secret(kr, id, ch->secret, &sealed, err)))
@@ -128,11 +128,11 @@ int webhooks_update(pb_db *db, const pb_keyring *kr, const char *org_id, const c
 	    (rc = db_bind_text(st, 1, ch->url, err)) || (rc = db_bind_text(st, 2, ch->events, err)) ||
 	    (rc = db_bind_text(st, 3, sealed, err)) || (rc = db_bind_text(st, 4, now, err)))
 		goto out;
-	sqlite3_bind_int(st, 5, ch->active < 0 ? -1 : ch->active ? 1 : 0);
+	db_bind_int64(st, 5, ch->active < 0 ? -1 : ch->active ? 1 : 0, NULL);
 	if ((rc = db_bind_text(st, 6, id, err)) || (rc = db_bind_text(st, 7, org_id, err)) ||
 	    (rc = db_exec(db, st, err)))
 		goto out;
-	if (sqlite3_changes(db_sqlite(db)) == 0)
+	if (db_changes(db) == 0)
 		rc = pb_err(err, PB_ENOTFOUND, "no webhook %s", id);
 out:
 	db_done(st);
@@ -144,14 +144,14 @@ int webhooks_delete(pb_db *db, const char *org_id, const char *id, char *err)
 {
 	const char *v[] = { id, org_id };
 	int rc = db_exec_texts(db, "DELETE FROM webhooks WHERE id = ? AND org_id = ?", v, 2, err);
-	if (!rc && sqlite3_changes(db_sqlite(db)) == 0)
+	if (!rc && db_changes(db) == 0)
 		rc = pb_err(err, PB_ENOTFOUND, "no webhook %s", id);
 	return rc;
 }
 
 int webhooks_get(pb_db *db, const char *org_id, const char *id, pb_webhook **out, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	*out = NULL;
 	int rc = db_prepare(db, "SELECT " WEBHOOK_COLUMNS " FROM webhooks WHERE id = ?1 AND (?2 IS NULL OR org_id = ?2)",
 			    &st, err);
@@ -166,7 +166,7 @@ int webhooks_get(pb_db *db, const char *org_id, const char *id, pb_webhook **out
 
 int webhooks_list(pb_db *db, const char *org_id, pb_webhook ***v, size_t *n, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	*v = NULL;
 	*n = 0;
 	pb_webhook **list = calloc(PB_WEBHOOKS_MAX, sizeof *list);
@@ -176,7 +176,7 @@ int webhooks_list(pb_db *db, const char *org_id, pb_webhook ***v, size_t *n, cha
 	int rc = db_prepare(db, "SELECT " WEBHOOK_COLUMNS " FROM webhooks WHERE org_id = ? ORDER BY created_at, id LIMIT ?",
 			    &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, org_id, err)))
-		sqlite3_bind_int(st, 2, PB_WEBHOOKS_MAX);
+		db_bind_int64(st, 2, PB_WEBHOOKS_MAX, NULL);
 	while (!rc && count < PB_WEBHOOKS_MAX) {
 		int row = db_row(db, st, err);
 		if (row <= 0) {
@@ -199,13 +199,13 @@ int webhooks_list(pb_db *db, const char *org_id, pb_webhook ***v, size_t *n, cha
 
 int webhooks_count(pb_db *db, const char *org_id, size_t *n, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	*n = 0;
 	int rc = db_prepare(db, "SELECT COUNT(*) FROM webhooks WHERE org_id = ?", &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, org_id, err))) {
 		int row = db_row(db, st, err);
 		if (row == 1)
-			*n = (size_t)sqlite3_column_int64(st, 0);
+			*n = (size_t)db_col_int64(st, 0);
 		rc = row < 0 ? row : PB_OK;
 	}
 	db_done(st);
@@ -231,7 +231,7 @@ static bool events_hold(const char *events, const char *event)
 int webhooks_subscribed(pb_db *db, const char *org_id, const char *event, char (**ids)[PB_ID_BUF], size_t *n,
 			char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char (*v)[PB_ID_BUF] = NULL;
 	size_t count = 0, cap = 0;
 	*ids = NULL;
@@ -273,7 +273,7 @@ int webhooks_subscribed(pb_db *db, const char *org_id, const char *event, char (
 
 int webhook_open_secret(pb_db *db, const pb_keyring *kr, const char *id, char **plain, size_t *len, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char ctx[SEAL_CTX_MAX];
 	*plain = NULL;
 	*len = 0;
@@ -332,7 +332,7 @@ void deliveries_free(pb_delivery **v, size_t n)
 	free(v);
 }
 
-static int delivery_from_row(sqlite3_stmt *st, pb_delivery **out, char *err)
+static int delivery_from_row(db_stmt *st, pb_delivery **out, char *err)
 {
 	pb_delivery *d = calloc(1, sizeof *d);
 	*out = NULL;
@@ -343,7 +343,7 @@ static int delivery_from_row(sqlite3_stmt *st, pb_delivery **out, char *err)
 			 : malformed("webhook_deliveries", err);
 	if (!rc && (!d->event || !d->payload || !d->state))
 		rc = malformed("webhook_deliveries", err);
-	d->attempts = sqlite3_column_int(st, 6);
+	d->attempts = db_col_int(st, 6);
 	d->last_status = col_long(st, 7);
 	if (rc)
 		delivery_free(d);
@@ -368,7 +368,7 @@ int deliveries_insert(pb_db *db, const char *webhook_id, const char *event_id, c
 			   "ON CONFLICT (webhook_id, event_id) DO NOTHING",
 			   v, 7, err);
 	if (!rc)
-		*inserted = sqlite3_changes(db_sqlite(db)) > 0;
+		*inserted = db_changes(db) > 0;
 	return rc;
 }
 
@@ -380,7 +380,7 @@ int deliveries_set_job(pb_db *db, const char *id, const char *job_id, char *err)
 
 int deliveries_prune(pb_db *db, const char *webhook_id, size_t keep, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	int rc = db_prepare(db,
 			    "DELETE FROM webhook_deliveries WHERE webhook_id = ?1 "
 			    "AND state IN ('delivered', 'failed', 'skipped') AND id NOT IN "
@@ -388,7 +388,7 @@ int deliveries_prune(pb_db *db, const char *webhook_id, size_t keep, char *err)
 			    "LIMIT ?2)",
 			    &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, webhook_id, err))) {
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)keep);
+		db_bind_int64(st, 2, (int64_t)keep, NULL);
 		rc = db_exec(db, st, err);
 	}
 	db_done(st);
@@ -397,7 +397,7 @@ int deliveries_prune(pb_db *db, const char *webhook_id, size_t keep, char *err)
 
 int deliveries_get(pb_db *db, const char *id, pb_delivery **out, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	*out = NULL;
 	int rc = db_prepare(db, "SELECT " DELIVERY_COLUMNS " FROM webhook_deliveries WHERE id = ?", &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, id, err))) {
@@ -411,7 +411,7 @@ int deliveries_get(pb_db *db, const char *id, pb_delivery **out, char *err)
 
 int deliveries_list(pb_db *db, const char *webhook_id, size_t limit, pb_delivery ***v, size_t *n, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	size_t count = 0;
 	*v = NULL;
 	*n = 0;
@@ -423,7 +423,7 @@ int deliveries_list(pb_db *db, const char *webhook_id, size_t limit, pb_delivery
 			    "ORDER BY created_at DESC, id DESC LIMIT ?",
 			    &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, webhook_id, err)))
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+		db_bind_int64(st, 2, (int64_t)limit, NULL);
 	while (!rc && count < limit) {
 		int row = db_row(db, st, err);
 		if (row <= 0) {
@@ -446,7 +446,7 @@ int deliveries_list(pb_db *db, const char *webhook_id, size_t limit, pb_delivery
 
 int deliveries_record(pb_db *db, const delivery_attempt *a, char *err)
 {
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char now[PB_TIME_BUF];
 	bool delivered = !strcmp(a->state, "delivered");
 	pb_now(now);
@@ -460,15 +460,15 @@ int deliveries_record(pb_db *db, const delivery_attempt *a, char *err)
 			     &st, err)) ||
 	    (rc = db_bind_text(st, 1, a->state, err)))
 		goto out;
-	sqlite3_bind_int(st, 2, a->attempts);
+	db_bind_int64(st, 2, a->attempts, NULL);
 	if (a->status > 0)
-		sqlite3_bind_int64(st, 3, a->status);
+		db_bind_int64(st, 3, a->status, NULL);
 	else
-		sqlite3_bind_null(st, 3);
+		db_bind_null(st, 3, NULL);
 	if ((rc = db_bind_text(st, 4, a->error, err)) || (rc = db_bind_text(st, 5, a->next_attempt_at, err)) ||
 	    (rc = db_bind_text(st, 6, now, err)))
 		goto out;
-	sqlite3_bind_int(st, 7, delivered ? 1 : 0);
+	db_bind_int64(st, 7, delivered ? 1 : 0, NULL);
 	if ((rc = db_bind_text(st, 8, a->delivery_id, err)) || (rc = db_exec(db, st, err)))
 		goto out;
 	db_done(st);
@@ -485,9 +485,9 @@ int deliveries_record(pb_db *db, const delivery_attempt *a, char *err)
 	    (rc = db_bind_text(st, 1, now, err)) || (rc = db_bind_text(st, 2, a->state, err)))
 		goto out;
 	if (a->status > 0)
-		sqlite3_bind_int64(st, 3, a->status);
+		db_bind_int64(st, 3, a->status, NULL);
 	else
-		sqlite3_bind_null(st, 3);
+		db_bind_null(st, 3, NULL);
 	if ((rc = db_bind_text(st, 4, a->error, err)) || (rc = db_bind_text(st, 5, a->disable_reason, err)) ||
 	    (rc = db_bind_text(st, 6, a->webhook_id, err)) || (rc = db_exec(db, st, err)))
 		goto out;

@@ -46,4 +46,21 @@ check "core -> handlers named" 'grep -q "^FAIL core/flow/bad.c:1: includes \"han
 check "runtime -> msapi named" 'grep -q "^FAIL runtime/bad.c:2: includes \"msapi/msapi.h\"" "$tmp/out"'
 check "cli -> msapi named; cli -> the route table allowed" 'grep -q "^FAIL cli/bad.c:2: includes \"msapi/entra.h\"" "$tmp/out" && ! grep -q "cli/bad.c:1" "$tmp/out"'
 
+# a database engine's library named outside its driver (issue 17: every store goes through runtime/db.h)
+e="$tmp/engines"
+mkdir -p "$e/core/store" "$e/runtime" "$e/tests/unit"
+cat >"$e/core/store/bad.c" <<'C'
+#include <sqlite3.h>
+static int n(sqlite3_stmt *st) { return sqlite3_column_int(st, 0) == SQLITE_OK; }
+static const char *why = "sqlite3 in a message is fine";
+static void *r(void *c) { return PQexec(c, "SELECT 1"); }
+C
+printf '#include <sqlite3.h>\nint f(sqlite3 *h) { return sqlite3_changes(h); }\n' >"$e/runtime/db_sqlite.c"
+printf '#include <libpq-fe.h>\n' >"$e/runtime/db_pg.c"
+printf '#include <libpq-fe.h>\n' >"$e/tests/unit/test_bad.c"
+python3 "$CHECK" "$e" >"$tmp/out" 2>&1; rc=$?
+check "sqlite3_* outside runtime/db_sqlite.c named" '[ $rc -eq 1 ] && grep -q "^FAIL core/store/bad.c:1: names \"<sqlite3.h>\"" "$tmp/out" && grep -q "^FAIL core/store/bad.c:2: names \"sqlite3_column_int\"" "$tmp/out"'
+check "PQ* outside runtime/db_pg.c named, in unit tests too" 'grep -q "^FAIL core/store/bad.c:4: names \"PQexec(\"" "$tmp/out" && grep -q "^FAIL tests/unit/test_bad.c:1" "$tmp/out"'
+check "the drivers and a message may name their engine" '! grep -q "^FAIL runtime/" "$tmp/out" && ! grep -q "core/store/bad.c:3" "$tmp/out"'
+
 tap_done

@@ -10,6 +10,9 @@
   runtime/     includes only runtime/                          (the platform knows no Power BI)
   cli/         includes only cli/, core/, runtime/ and handlers/handlers.h (the route table it serves)
   handlers/, msapi/: no SQL text (SELECT ... / INSERT INTO / UPDATE ... SET / DELETE FROM)
+  a database engine's library (sqlite3_*, <sqlite3.h>; PQ*, <libpq-fe.h>) is named only by its
+  driver, runtime/db_sqlite.c or runtime/db_pg.c: everything else goes through runtime/db.h
+  (also checked in tests/unit/ and bench/)
 
 Usage: layers_check.py [ROOT]  (default: the repository holding this file). Prints each violation
 as file:line and what it breaks; exit 1 when there is any."""
@@ -30,6 +33,11 @@ RULES = [
     ("cli/", ("cli/", "core/", "runtime/", "handlers/handlers.h"), ()),
 ]
 SQL_FREE = ("handlers/", "msapi/")
+# (what names an engine's library, the one file that may)
+ENGINES = [
+    (re.compile(r'<sqlite3\.h>|\bsqlite3(_\w+)?\b|\bSQLITE_[A-Z_]+\b'), "runtime/db_sqlite.c"),
+    (re.compile(r'<libpq-fe\.h>|\bPQ[a-z]\w*\s*\(|\bPG(conn|result)\b'), "runtime/db_pg.c"),
+]
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 # A C string literal (no newline inside); SQL statements begin like this in one.
@@ -68,6 +76,13 @@ def strip_comments(text):
     return "".join(out)
 
 
+def engine_problems(rel, lineno, line):
+    """The engine library names line uses outside that engine's driver (string literals aside)."""
+    code = STRING.sub('""', line)
+    return ["%s:%d: names \"%s\": only %s talks to that engine; use runtime/db.h" % (rel, lineno, m.group(0), driver)
+            for pattern, driver in ENGINES if rel != driver for m in pattern.finditer(code)]
+
+
 def rule_for(rel):
     """The first rule whose folder holds rel (the most specific ones come first)."""
     return [r for r in RULES if rel.startswith(r[0])]
@@ -89,6 +104,7 @@ def check_file(root, path):
                 elif any(target.startswith(f) for f in forbidden):
                     problems.append("%s:%d: includes \"%s\": %s must not include %s" %
                                     (rel, lineno, target, folder, ", ".join(forbidden)))
+        problems += engine_problems(rel, lineno, line)
         if rel.startswith(SQL_FREE):
             for s in STRING.finditer(line):
                 if SQL.match(s.group(1)):
@@ -99,7 +115,7 @@ def check_file(root, path):
 
 def main():
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2]
-    files = sorted(p for top in ("handlers", "core", "msapi", "runtime", "cli")
+    files = sorted(p for top in ("handlers", "core", "msapi", "runtime", "cli", "tests/unit", "bench")
                    for p in (root / top).rglob("*") if p.suffix in (".c", ".h"))
     problems = [p for f in files for p in check_file(root, f)]
     return report(problems, "%d files checked, %d layer violations" % (len(files), len(problems)))

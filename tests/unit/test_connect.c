@@ -88,12 +88,7 @@ static bool have_emu(void)
 
 static void sql_exec(const char *sql)
 {
-	char *msg = NULL;
-	int rc = sqlite3_exec(db_sqlite(db), sql, NULL, NULL, &msg);
-	if (rc != SQLITE_OK)
-		fprintf(stderr, "sql: %s\n", msg ? msg : "?");
-	sqlite3_free(msg);
-	assert_int_equal(rc, SQLITE_OK);
+	tu_sql(db, sql);
 }
 
 /* ---------- return_to ---------- */
@@ -147,7 +142,7 @@ static void state_signed_bound_single_use_expiring(void **state)
 	assert_true(strlen(st) < PB_OAUTH_STATE_MAX);
 	assert_null(strstr(st, verifier));
 	/* the verifier is sealed at rest */
-	sqlite3_stmt *q;
+	db_stmt *q;
 	assert_int_equal(db_prepare(db, "SELECT code_verifier_sealed FROM oauth_states", &q, err), PB_OK);
 	while (db_row(db, q, err) == 1) {
 		assert_null(strstr(db_col_text(q, 0), verifier));
@@ -246,7 +241,7 @@ static void settings_sealed_kept_and_sso(void **state)
 	pbi_settings_release(&s);
 
 	/* sealed at rest, bound to the org */
-	sqlite3_stmt *q;
+	db_stmt *q;
 	assert_int_equal(db_prepare(db, "SELECT client_secret_sealed FROM powerbi_settings", &q, err), PB_OK);
 	assert_int_equal(db_row(db, q, err), 1);
 	assert_null(strstr(db_col_text(q, 0), APP_SEC));
@@ -479,12 +474,12 @@ static void token_service_refreshes_once(void **state)
 	assert_int_equal(conn_find(db, org_id, ann_id, TENANT, &c, err), PB_OK);
 	assert_string_equal(c.status, "needs_reconnect");
 	conn_release(&c);
-	sqlite3_stmt *q;
+	db_stmt *q;
 	assert_int_equal(db_prepare(db, "SELECT access_token_sealed IS NULL AND refresh_token_sealed IS NULL "
 				    "FROM user_datasource_connection WHERE id = ?", &q, err), PB_OK);
 	assert_int_equal(db_bind_text(q, 1, id, err), PB_OK);
 	assert_int_equal(db_row(db, q, err), 1);
-	assert_int_equal(sqlite3_column_int(q, 0), 1);
+	assert_int_equal(db_col_int(q, 0), 1);
 	db_done(q);
 	/* unknown connection */
 	assert_int_not_equal(token_once("00000000000000000000000000000000", -1, code, &gen, err), PB_OK);

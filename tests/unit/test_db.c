@@ -107,8 +107,9 @@ static void migrations_fresh_idempotent_and_too_old(void **state)
 	assert_non_null(strstr(err, "0006_broken.sql"));
 	assert_int_equal(db_schema_version(db, &version, err), PB_OK);
 	assert_int_equal(version, 5);
-	sqlite3_stmt *st;
-	assert_int_not_equal(sqlite3_prepare_v2(db_sqlite(db), "SELECT * FROM d", -1, &st, NULL), SQLITE_OK);
+	db_stmt *st = NULL;
+	assert_int_equal(db_prepare_new(db, "SELECT * FROM d", &st, err), PB_EIO);
+	assert_null(st);
 	db_close(db);
 
 	/* two files with one number */
@@ -138,18 +139,18 @@ static void real_schema_and_statement_cache(void **state)
 	assert_int_equal(db_ping(db, err), PB_OK);
 
 	/* WAL and foreign keys are on */
-	sqlite3_stmt *st;
+	db_stmt *st;
 	assert_int_equal(db_prepare(db, "PRAGMA journal_mode", &st, err), PB_OK);
 	assert_int_equal(db_row(db, st, err), 1);
 	assert_string_equal(db_col_text(st, 0), "wal");
 	db_done(st);
 	assert_int_equal(db_prepare(db, "PRAGMA foreign_keys", &st, err), PB_OK);
 	assert_int_equal(db_row(db, st, err), 1);
-	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	assert_int_equal(db_col_int(st, 0), 1);
 	db_done(st);
 
 	/* the same text gives the same prepared statement */
-	sqlite3_stmt *a, *b;
+	db_stmt *a, *b;
 	static const char q[] = "SELECT count(*) FROM organizations";
 	assert_int_equal(db_prepare(db, q, &a, err), PB_OK);
 	db_done(a);
@@ -216,7 +217,7 @@ static void transactions_nest_as_savepoints(void **state)
 	assert_true(db_in_transaction(db));
 	/* the inner commit released its savepoint: it ran RELEASE, not a cached statement of the same
 	 * (stack) text address, such as the SAVEPOINT of the begin */
-	assert_int_not_equal(sqlite3_exec(db_sqlite(db), "RELEASE pb1", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_not_equal(db_exec_script(db, "RELEASE pb1", NULL), PB_OK);
 	assert_int_equal(db_commit(db, err), PB_OK);
 	assert_false(db_in_transaction(db));
 	assert_true(count_rows(db, "outer") && count_rows(db, "kept"));
@@ -235,7 +236,7 @@ static void transactions_nest_as_savepoints(void **state)
 		assert_int_equal(db_begin(db, err), PB_OK);
 		assert_int_equal(db_begin(db, err), PB_OK);
 		assert_int_equal(db_commit(db, err), PB_OK);
-		assert_int_not_equal(sqlite3_exec(db_sqlite(db), "ROLLBACK TO pb1", NULL, NULL, NULL), SQLITE_OK);
+		assert_int_not_equal(db_exec_script(db, "ROLLBACK TO pb1", NULL), PB_OK);
 		assert_int_equal(db_commit(db, err), PB_OK);
 	}
 	db_close(db);
@@ -315,11 +316,11 @@ static void identity_store(void **state)
 	assert_string_equal(hash, want);
 
 	/* only the hash is stored */
-	sqlite3_stmt *st;
+	db_stmt *st;
 	assert_int_equal(db_prepare(db, "SELECT count(*) FROM api_tokens WHERE token_hash = ?", &st, err), PB_OK);
 	assert_int_equal(db_bind_text(st, 1, token, err), PB_OK);
 	assert_int_equal(db_row(db, st, err), 1);
-	assert_int_equal(sqlite3_column_int(st, 0), 0);
+	assert_int_equal(db_col_int(st, 0), 0);
 	db_done(st);
 
 	/* the same token through the runtime's identify */

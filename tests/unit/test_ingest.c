@@ -448,7 +448,7 @@ static void stage(const char *run, const char *kind, const char *id, const char 
 static void new_run(const char *integ, char id[PB_ID_BUF])
 {
 	char err[PB_ERR_MAX], now[PB_TIME_BUF];
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	pb_now(now);
 	assert_int_equal(pb_new_id(id, err), 0);
 	assert_int_equal(db_prepare(db, "INSERT INTO integration_runs (id, integration_id, org_id, trigger, state, "
@@ -507,19 +507,19 @@ static void test_assets_apply(void **state)
 	assert_int_equal(assets_get_by_powerbi_id(db, org_id, "report", "r1", &got, err), 0);
 	assert_string_equal(got->id, b);
 	asset_free(got);
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	assert_int_equal(db_prepare(db, "SELECT COUNT(*) FROM lineage_edges WHERE org_id = ?", &st, err), 0);
 	db_bind_text(st, 1, org_id, err);
 	assert_int_equal(db_row(db, st, err), 1);
 	/* the edge staged twice is one edge; the edge from a model never imported is dropped */
-	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	assert_int_equal(db_col_int(st, 0), 1);
 	db_done(st);
 	/* the set-based write gives the edge an id of pb_new_id's form and a creation time */
 	assert_int_equal(db_prepare(db, "SELECT COUNT(*) FROM lineage_edges WHERE org_id = ? AND length(id) = 32 "
 				    "AND id NOT GLOB '*[^0-9a-f]*' AND created_at IS NOT NULL", &st, err), 0);
 	db_bind_text(st, 1, org_id, err);
 	assert_int_equal(db_row(db, st, err), 1);
-	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	assert_int_equal(db_col_int(st, 0), 1);
 	db_done(st);
 
 	/* incremental run over w2 only: People renamed, nothing else touched */
@@ -775,7 +775,7 @@ static void test_tenant_backoff_store(void **state)
 	assert_int_equal(tenant_backoff_hold_job(&ctx, tenant, TB_PUSH, NULL, &held), 0);
 	assert_false(held);
 	/* a wait that has ended holds nobody and is dropped by the next note */
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	assert_int_equal(db_prepare(db, "UPDATE tenant_backoff SET wait_until = '2020-01-01T00:00:00.000Z'", &st, err), 0);
 	assert_int_equal(db_exec(db, st, err), 0);
 	db_done(st);
@@ -785,7 +785,7 @@ static void test_tenant_backoff_store(void **state)
 	assert_true(tb.wait_ms > 50 * 1000LL);   /* no Retry-After: a minute */
 	assert_int_equal(db_prepare(db, "SELECT COUNT(*) FROM tenant_backoff", &st, err), 0);
 	assert_int_equal(db_row(db, st, err), 1);
-	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	assert_int_equal(db_col_int(st, 0), 1);
 	db_done(st);
 	assert_int_equal(tenant_backoff_note(db, "", TB_PUSH, 10, NULL, NULL, err), PB_EINVAL);
 }

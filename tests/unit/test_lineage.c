@@ -43,17 +43,18 @@ typedef struct fixture {
  * parameters like everywhere else). */
 static void run(pb_db *db, const char *sql, int n, ...)
 {
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(db_sqlite(db), sql, -1, &st, NULL) != SQLITE_OK)
-		fail_msg("%s: %s", sql, sqlite3_errmsg(db_sqlite(db)));
+	db_stmt *st = NULL;
+	char err[PB_ERR_MAX] = "";
+	if (db_prepare_new(db, sql, &st, err))
+		fail_msg("%s: %s", sql, err);
 	va_list ap;
 	va_start(ap, n);
 	for (int i = 1; i <= n; i++)
-		assert_int_equal(sqlite3_bind_text(st, i, va_arg(ap, const char *), -1, SQLITE_TRANSIENT), SQLITE_OK);
+		db_bind_text(st, i, va_arg(ap, const char *), NULL);
 	va_end(ap);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		fail_msg("%s: %s", sql, sqlite3_errmsg(db_sqlite(db)));
-	sqlite3_finalize(st);
+	if (db_exec(db, st, err))
+		fail_msg("%s: %s", sql, err);
+	db_stmt_free(st);
 }
 
 static void edge(fixture *f, const char *org, const char *fk, const char *fid, const char *tk, const char *tid)

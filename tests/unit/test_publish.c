@@ -458,11 +458,7 @@ static void early_failures_are_plain(void **state)
 
 static void sql_exec(const char *sql)
 {
-	char *msg = NULL;
-	int rc = sqlite3_exec(db_sqlite(db), sql, NULL, NULL, &msg);
-	if (rc != SQLITE_OK)
-		fail_msg("sql: %s", msg ? msg : "?");
-	sqlite3_free(msg);
+	tu_sql(db, sql);
 }
 
 /* A render that fails says whose fault it is: the server's templates (template_failed, 500,

@@ -432,7 +432,7 @@ static void migration_keeps_rows(void **state)
 		"INSERT INTO published_models (id, org_id, output_port_id, job_id, workspace_id, semantic_model_id, name, "
 		"connection_id, consumer_product_id, agreement_id, published_at) VALUES ('m1', 'o', 'p', 'j1', 'w', 's1', "
 		"'n', 'c1', 'cp', 'a', 't'), ('m2', 'o', 'p', 'j2', 'w', 's2', 'n', 'x', 'cp', 'a', 't');";
-	assert_int_equal(sqlite3_exec(db_sqlite(old), rows, NULL, NULL, NULL), SQLITE_OK);
+	tu_sql(old, rows);
 	tu_src_path(src, sizeof src, "sql");
 	assert_int_equal(db_migrate(old, src, NULL, err), 0);
 	pm_row *r = NULL;
@@ -448,10 +448,10 @@ static void migration_keeps_rows(void **state)
 	assert_false(r->connection_created);    /* its publish chose one */
 	assert_string_equal(r->http_path, "/sql/w");
 	pm_row_free(r);
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	assert_int_equal(db_prepare(old, "SELECT count(*) FROM pragma_foreign_key_check", &st, err), 0);
 	assert_int_equal(db_row(old, st, err), 1);
-	assert_int_equal(sqlite3_column_int(st, 0), 0);
+	assert_int_equal(db_col_int(st, 0), 0);
 	db_done(st);
 	db_close(old);
 }

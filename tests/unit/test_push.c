@@ -668,7 +668,7 @@ static void secrets_are_resealed_with_the_new_key(void **state)
 	assert_int_equal(n, 0);
 
 	/* the old key is gone from the ring: both still open */
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	char *plain = NULL, ctx[64];
 	size_t len = 0;
 	assert_int_equal(db_prepare(db, "SELECT client_secret FROM push_connections WHERE id = ?", &st, err), 0);
@@ -696,11 +696,11 @@ static void secrets_are_resealed_with_the_new_key(void **state)
 static void spool(const char *upload, long seq, const char *rows, const char *created)
 {
 	char err[PB_ERR_MAX];
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	assert_int_equal(db_prepare(db, "INSERT INTO push_chunks (upload_id, seq, nrows, rows_json, created_at) "
 					"VALUES (?, ?, 1, ?, ?)", &st, err), 0);
 	assert_int_equal(db_bind_text(st, 1, upload, err), 0);
-	sqlite3_bind_int64(st, 2, seq);
+	db_bind_int64(st, 2, seq, NULL);
 	assert_int_equal(db_bind_text(st, 3, rows, err), 0);
 	assert_int_equal(db_bind_text(st, 4, created, err), 0);
 	assert_int_equal(db_exec(db, st, err), 0);
@@ -750,7 +750,7 @@ static void orphaned_spool_is_swept(void **state)
 
 static void exec_sql(const char *sql)
 {
-	assert_int_equal(sqlite3_exec(db_sqlite(db), sql, NULL, NULL, NULL), SQLITE_OK);
+	tu_sql(db, sql);
 }
 
 /* A CSV body of n rows, read by push_rows_ingest; sweep_at_end removes every spooled chunk when
@@ -901,7 +901,7 @@ static void failures_are_typed(void **state)
 
 	/* a connection with a dataset is not deleted: a conflict naming it */
 	char conn_id[PB_ID_BUF];
-	sqlite3_stmt *st = NULL;
+	db_stmt *st = NULL;
 	assert_int_equal(db_prepare(db, "SELECT connection_id FROM push_datasets WHERE id = ?", &st, err), 0);
 	assert_int_equal(db_bind_text(st, 1, e.ds_id, err), 0);
 	assert_int_equal(db_row(db, st, err), 1);

@@ -43,9 +43,7 @@ static char org_id[PB_ID_BUF], ann[PB_ID_BUF], ben[PB_ID_BUF], integ_id[PB_ID_BU
 
 static void exec_sql(const char *sql)
 {
-	char *msg = NULL;
-	if (sqlite3_exec(db_sqlite(db), sql, NULL, NULL, &msg) != SQLITE_OK)
-		fail_msg("%s: %s", sql, msg ? msg : "?");
+	tu_sql(db, sql);
 }
 
 static int setup(void **state)

@@ -56,7 +56,7 @@ static int teardown(void **state)
 
 static void sql_exec(const char *sql)
 {
-	assert_int_equal(sqlite3_exec(db_sqlite(db), sql, NULL, NULL, NULL), SQLITE_OK);
+	tu_sql(db, sql);
 }
 
 static void emails_normalized_and_unique(void **state)
@@ -198,10 +198,10 @@ static void sessions_end_idle_absolute_and_revoked(void **state)
 	assert_int_equal(sessions_list(db, ann, 600, NULL, &list, err), PB_OK);
 	assert_int_equal(json_array_size(list), 0);
 	json_decref(list);
-	sqlite3_stmt *st;
+	db_stmt *st;
 	assert_int_equal(db_prepare(db, "SELECT count(*) FROM sessions", &st, err), PB_OK);
 	assert_int_equal(db_row(db, st, err), 1);
-	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	assert_int_equal(db_col_int(st, 0), 1);
 	db_done(st);
 }
 

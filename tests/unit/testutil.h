@@ -179,18 +179,30 @@ TU_FN int tu_db_teardown(const char *dir, pb_db *db, pb_config *cfg)
 }
 
 /* The number query sql (SELECT COUNT(*) ...) answers, with arg bound to its one parameter (NULL:
- * none). Straight through SQLite, not db_prepare's cache of constant statements: tests build
- * some of their SQL text. A query that fails fails the test. */
+ * none). An uncached statement (db_prepare_new), not db_prepare's cache of constant statements:
+ * tests build some of their SQL text. A query that fails fails the test. */
 TU_FN long tu_count(pb_db *db, const char *sql, const char *arg)
 {
-	sqlite3_stmt *st = NULL;
-	assert_int_equal(sqlite3_prepare_v2(db_sqlite(db), sql, -1, &st, NULL), SQLITE_OK);
+	db_stmt *st = NULL;
+	char err[PB_ERR_MAX] = "";
+	if (db_prepare_new(db, sql, &st, err))
+		fail_msg("%s: %s", sql, err);
 	if (arg)
-		assert_int_equal(sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	long n = (long)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+		assert_int_equal(db_bind_text(st, 1, arg, err), PB_OK);
+	if (db_row(db, st, err) != 1)
+		fail_msg("%s: no row: %s", sql, err);
+	long n = (long)db_col_int64(st, 0);
+	db_stmt_free(st);
 	return n;
+}
+
+/* Runs the statements of sql (test data, a tweak of the schema), without parameters; a failure
+ * fails the test with the database's message. */
+TU_FN void tu_sql(pb_db *db, const char *sql)
+{
+	char err[PB_ERR_MAX] = "";
+	if (db_exec_script(db, sql, err))
+		fail_msg("%s: %s", sql, err);
 }
 
 /* What a group setup returns when a step failed: err on stderr (cmocka prints only that the
