@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/config.h"
 #include "runtime/db.h"
 #include "runtime/util.h"
 #include "tests/unit/testutil.h"
@@ -351,10 +352,38 @@ static void connection_strings_keep_their_password(void **state)
 	tu_rmtree(dir);
 }
 
+/* PBIPORT_DB (runtime/config.c): a connection string is kept as it is, for db_open to read; a URL
+ * of any other scheme is refused without showing more than its scheme. */
+static void config_takes_connection_strings(void **state)
+{
+	char err[PB_ERR_MAX];
+	pb_config cfg;
+	const char *keep[] = { "postgresql://u:sekrit@db.example:5432/pbiport?sslmode=require",
+			       "host=/run/postgresql dbname=pbiport password=sekrit", "/var/lib/pbiport/a://b.db",
+			       "pbiport.db" };
+	for (size_t i = 0; i < sizeof keep / sizeof *keep; i++) {
+		setenv("PBIPORT_DB", keep[i], 1);
+		if (config_load(&cfg, err))
+			fail_msg("%s: %s", keep[i], err);
+		assert_string_equal(cfg.db_path, keep[i]);
+		config_release(&cfg);
+	}
+	setenv("PBIPORT_DB", "mysql://u:sekrit@db.example/pbiport", 1);
+	assert_int_equal(config_load(&cfg, err), PB_EINVAL);
+	assert_string_equal(err, "PBIPORT_DB: unknown scheme 'mysql://': use the path of a SQLite file or a "
+				 "postgresql:// URL");
+	config_release(&cfg);
+	unsetenv("PBIPORT_DB");
+	assert_int_equal(config_load(&cfg, err), PB_EINVAL);
+	assert_non_null(strstr(err, "PBIPORT_DB is not set"));
+	config_release(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(connection_strings_keep_their_password),
+		cmocka_unit_test(config_takes_connection_strings),
 		cmocka_unit_test(placeholders_beside_literals),
 		cmocka_unit_test(nulls_integers_doubles_booleans),
 		cmocka_unit_test(unique_violation_is_a_conflict),
