@@ -45,13 +45,19 @@ bool db_target_is_pg(const char *target)
 
 int db_open(const char *target, bool create, pb_db **out, char *err)
 {
-	int rc = PB_OK;
-	pb_db *db = NULL;
 	const struct db_driver *drv = db_target_is_pg(target) ? db_pg_driver() : db_sqlite_driver();
 	*out = NULL;
 	if (!drv)   /* the target itself is not shown: a connection string may hold a password */
 		return pb_err(err, PB_EINVAL, "database: a PostgreSQL database was named, but this build has no "
 					      "PostgreSQL driver (built without libpq)");
+	return db_open_driver(drv, target, create, out, err);
+}
+
+int db_open_driver(const struct db_driver *drv, const char *target, bool create, pb_db **out, char *err)
+{
+	int rc = PB_OK;
+	pb_db *db = NULL;
+	*out = NULL;
 	if (!(db = calloc(1, sizeof *db))) {
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 		goto out;

@@ -121,6 +121,10 @@ struct db_driver {
 	int (*unmap)(db_conn *c, char *err);
 };
 
+/* db_open through driver drv whatever target looks like (tests: a driver wrapping another;
+ * drv is borrowed until db_close). */
+int db_open_driver(const struct db_driver *drv, const char *target, bool create, pb_db **out, char *err);
+
 /* The SQLite driver (runtime/db_sqlite.c). */
 const struct db_driver *db_sqlite_driver(void);
 /* The PostgreSQL driver, or NULL when this build has none (runtime/db_nopg.c; a build with

@@ -70,9 +70,12 @@ static int reply_rc(struct req *r, const struct pb_app *app, int rc)
 	sbuf_reset(&r->headers);
 	if (status == 500 && !named)
 		return answer(r, app, 500, "internal", "internal error (request %s)", r->request_id);
-	if (rc == PB_EUNAVAIL && r->fail.retry_after_s > 0) {
+	/* an unnamed 503 is a service of pbiport's own (the database) that could not take the work:
+	 * worth trying again shortly */
+	long retry_after = r->fail.retry_after_s > 0 ? r->fail.retry_after_s : named ? 0 : PB_DB_RETRY_AFTER_S;
+	if (rc == PB_EUNAVAIL && retry_after > 0) {
 		char secs[24];
-		if (!xsnprintf(secs, sizeof secs, "%ld", r->fail.retry_after_s))
+		if (!xsnprintf(secs, sizeof secs, "%ld", retry_after))
 			req_header(r, "Retry-After", secs);
 	}
 	if (rc == PB_ENOTFOUND && !r->err[0])

@@ -227,9 +227,9 @@ int jobs_list(pb_db *db, const pb_job_filter *f, const pb_page *page, pb_job ***
 	if (!(v = calloc((size_t)page->limit, sizeof *v)))
 		return pb_err(err, PB_ENOMEM, "out of memory");
 	if ((rc = db_prepare(db,
-			     "SELECT " JOB_COLUMNS " FROM jobs WHERE org_id = ?1 AND (?2 IS NULL OR user_id = ?2) "
-			     "AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR state = ?4) "
-			     "AND (?5 IS NULL OR created_at < ?5 OR (created_at = ?5 AND id < ?6)) "
+			     "SELECT " JOB_COLUMNS " FROM jobs WHERE org_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR user_id = ?2) "
+			     "AND (CAST(?3 AS TEXT) IS NULL OR kind = ?3) AND (CAST(?4 AS TEXT) IS NULL OR state = ?4) "
+			     "AND (CAST(?5 AS TEXT) IS NULL OR created_at < ?5 OR (created_at = ?5 AND id < ?6)) "
 			     "ORDER BY created_at DESC, id DESC LIMIT ?7",
 			     &st, err)) ||
 	    (rc = db_bind_text(st, 1, f->org_id, err)) || (rc = db_bind_text(st, 2, f->user_id, err)) ||

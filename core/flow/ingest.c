@@ -351,7 +351,7 @@ static int scan_set(pb_db *db, const char *run_id, long batch, const char *scan_
 	pb_now(now);
 	/* scans: getInfo calls that started a scan of the batch, over every attempt of the run */
 	int rc = db_prepare(db, "UPDATE integration_scans SET scan_id = ?1, state = ?2, started_at = ?3, "
-			    "scans = scans + CASE WHEN ?1 IS NULL THEN 0 ELSE 1 END WHERE run_id = ?4 AND batch = ?5",
+			    "scans = scans + CASE WHEN CAST(?1 AS TEXT) IS NULL THEN 0 ELSE 1 END WHERE run_id = ?4 AND batch = ?5",
 			    &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, scan_id, err)) && !(rc = db_bind_text(st, 2, state, err)) &&
 	    !(rc = db_bind_text(st, 3, scan_id ? now : NULL, err)) && !(rc = db_bind_text(st, 4, run_id, err))) {

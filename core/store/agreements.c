@@ -119,8 +119,8 @@ int agreements_list_json(pb_db *db, const char *org_id, const char *data_product
 	if (!(list = json_array()))
 		return pb_err(err, PB_ENOMEM, "out of memory");
 	if ((rc = db_prepare(db,
-			     AGREEMENT_SELECT "WHERE a.org_id = ?1 AND (?2 IS NULL OR a.consumer_product_id = ?2 OR "
-			     "p.data_product_id = ?2) AND (?3 IS NULL OR a.state = ?3) AND (?4 IS NULL OR "
+			     AGREEMENT_SELECT "WHERE a.org_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR a.consumer_product_id = ?2 OR "
+			     "p.data_product_id = ?2) AND (CAST(?3 AS TEXT) IS NULL OR a.state = ?3) AND (CAST(?4 AS TEXT) IS NULL OR "
 			     "a.created_at < ?4 OR (a.created_at = ?4 AND a.id < ?5)) "
 			     "ORDER BY a.created_at DESC, a.id DESC LIMIT ?6",
 			     &st, err)) ||

@@ -122,7 +122,8 @@ int assets_list(pb_db *db, const char *org_id, const char *kind, const char *q, 
 	*out = NULL;
 	*n = 0;
 	if (q && *q) {
-		/* LIKE is case-insensitive for ASCII on SQLite; %, _ and \ in q are escaped */
+		/* matched case-insensitively (lower() on both sides: LIKE is case-sensitive on
+		 * PostgreSQL); %, _ and \ in q are escaped */
 		sbuf b;
 		sbuf_init(&b, 4 * strlen(q) + 8);
 		int bad = sbuf_addc(&b, '%');
@@ -135,7 +136,8 @@ int assets_list(pb_db *db, const char *org_id, const char *kind, const char *q, 
 	}
 	const char *args[] = { org_id, kind, kind, pattern, pattern };
 	if ((rc = db_prepare_list(db, "SELECT " ASSET_COLS " FROM assets WHERE org_id = ? AND state = 'active' "
-				  "AND (? IS NULL OR kind = ?) AND (? IS NULL OR name LIKE ? ESCAPE '\\') "
+				  "AND (CAST(? AS TEXT) IS NULL OR kind = ?) AND (CAST(? AS TEXT) IS NULL OR "
+				  "lower(name) LIKE lower(CAST(? AS TEXT)) ESCAPE '\\') "
 				  "ORDER BY kind, name, id LIMIT ?", args, 5, PB_LIST_MAX_ITEMS, &st, err)))
 		goto out;
 	if (!(v = calloc(PB_LIST_MAX_ITEMS, sizeof *v))) {
@@ -323,11 +325,11 @@ int assets_unstage(pb_db *db, const char *run_id, char *err)
 	"(SELECT x." col " FROM asset_sightings x WHERE x.asset_id = assets.id AND x.integration_id <> ?2 "      \
 	"ORDER BY CASE x.access WHEN 'scanner' THEN 0 ELSE 1 END, x.first_seen_at, x.integration_id LIMIT 1)"
 /* the run's integration's active assets that another integration sees too (with access
- * condition cond); "+": the sightings drive the statement (they are few), not the indexes over
- * all the org's assets */
+ * condition cond); "|| ''": the sightings drive the statement (they are few), not the indexes over
+ * all the org's assets (SQLite's unary + does that too, but PostgreSQL has no + for text) */
 #define OWN_SEEN_BY_OTHERS(cond)                                                                        \
 	"assets.id IN (SELECT asset_id FROM asset_sightings WHERE integration_id <> ?2" cond ") AND "      \
-	"+assets.org_id = ?1 AND +assets.integration_id = ?2 AND assets.state = 'active'"
+	"(assets.org_id || '') = ?1 AND (assets.integration_id || '') = ?2 AND assets.state = 'active'"
 /* what the run covers: everything (a full run), or the workspaces it scanned */
 #define IN_SCOPE \
 	"(?6 = 'full' OR assets.workspace_powerbi_id IN (SELECT powerbi_id FROM asset_staging WHERE run_id = ?4 AND kind = '_scope'))"
@@ -578,7 +580,7 @@ int assets_integration_leaving(pb_db *db, const char *integration_id, char *err)
 	struct apply a = { { NULL, integration_id, now, NULL, NULL, NULL } };
 	int rc = apply_exec(db, &a, "UPDATE assets SET integration_id = " NEXT_OWNER("integration_id") ", access = "
 			    NEXT_OWNER("access") ", updated_at = ?3 WHERE assets.id IN (SELECT asset_id FROM "
-			    "asset_sightings WHERE integration_id <> ?2) AND +assets.integration_id = ?2", &moved, err);
+			    "asset_sightings WHERE integration_id <> ?2) AND (assets.integration_id || '') = ?2", &moved, err);
 	if (!rc && moved)
 		rc = apply_exec(db, &a, "DELETE FROM asset_sightings WHERE EXISTS (SELECT 1 FROM assets WHERE assets.id = "
 				"asset_sightings.asset_id AND assets.integration_id = asset_sightings.integration_id)",

@@ -258,7 +258,7 @@ int integrations_get(pb_db *db, const char *org_id, const char *id, pb_integrati
 	db_stmt *st = NULL;
 	pb_integration *i = NULL;
 	int rc = db_prepare(db, "SELECT " INTEGRATION_COLS " FROM integrations i WHERE i.id = ? "
-			    "AND (? IS NULL OR i.org_id = ?)", &st, err);
+			    "AND (CAST(? AS TEXT) IS NULL OR i.org_id = ?)", &st, err);
 	*out = NULL;
 	if (rc || (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
 	    (rc = db_bind_text(st, 3, org_id, err)))

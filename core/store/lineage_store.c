@@ -22,6 +22,19 @@ int lineage_edge_add(pb_db *db, const char *org_id, const char *from_kind, const
 			     v, 7, err);
 }
 
+/* The statement of lineage_edges_add_staged around id, an expression of a fresh id per row of
+ * pb_new_id's form: the one part with no common form (SQLite randomblob, PostgreSQL 13+
+ * gen_random_uuid). */
+#define ADD_STAGED(id)                                                                                  \
+	"INSERT INTO lineage_edges (id, org_id, from_kind, from_id, to_kind, to_id, created_at) "        \
+	"SELECT " id ", ?1, e.from_kind, e.from_id, e.to_kind, e.to_id, ?3 FROM "                         \
+	"(SELECT DISTINCT from_kind, from_id, to_kind, to_id FROM lineage_staging WHERE run_id = ?2) e " \
+	"WHERE (e.from_kind IN ('output_port', 'data_product') OR EXISTS (SELECT 1 FROM assets a "      \
+	"WHERE a.id = e.from_id AND a.org_id = ?1 AND a.state = 'active')) AND EXISTS "                  \
+	"(SELECT 1 FROM assets b WHERE b.id = e.to_id AND b.org_id = ?1 AND b.state = 'active') "        \
+	"ORDER BY e.from_id, e.to_id "                                                                   \
+	"ON CONFLICT (org_id, from_kind, from_id, to_kind, to_id) DO NOTHING"
+
 int lineage_edges_add_staged(pb_db *db, const char *org_id, const char *run_id, char *err)
 {
 	char now[PB_TIME_BUF];
@@ -36,13 +49,8 @@ int lineage_edges_add_staged(pb_db *db, const char *org_id, const char *run_id, 
 	 * order so the edges' indexes are written in order rather than at random. The SELECT
 	 * needs its WHERE for SQLite to read ON CONFLICT as the upsert clause. */
 	return db_exec_texts(db,
-			     "INSERT INTO lineage_edges (id, org_id, from_kind, from_id, to_kind, to_id, created_at) "
-			     "SELECT lower(hex(randomblob(16))), ?1, e.from_kind, e.from_id, e.to_kind, e.to_id, ?3 FROM "
-			     "(SELECT DISTINCT from_kind, from_id, to_kind, to_id FROM lineage_staging WHERE run_id = ?2) e "
-			     "WHERE (e.from_kind IN ('output_port', 'data_product') OR EXISTS (SELECT 1 FROM assets a "
-			     "WHERE a.id = e.from_id AND a.org_id = ?1 AND a.state = 'active')) AND EXISTS "
-			     "(SELECT 1 FROM assets b WHERE b.id = e.to_id AND b.org_id = ?1 AND b.state = 'active') "
-			     "ORDER BY e.from_id, e.to_id "
-			     "ON CONFLICT (org_id, from_kind, from_id, to_kind, to_id) DO NOTHING",
+			     db_dialect(db) == DB_DIALECT_POSTGRESQL
+				     ? ADD_STAGED("replace(CAST(gen_random_uuid() AS TEXT), '-', '')")
+				     : ADD_STAGED("lower(hex(randomblob(16)))"),
 			     v, 3, err);
 }

@@ -300,7 +300,7 @@ int pm_active_ids(pb_db *db, const char *org_id, const char *port_id, char (**id
 {
 	const char *v[] = { org_id, port_id };
 	return db_select_ids(db,
-			  "SELECT id FROM published_models WHERE org_id = ?1 AND (?2 IS NULL OR output_port_id = ?2) "
+			  "SELECT id FROM published_models WHERE org_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR output_port_id = ?2) "
 			  "AND state IN ('active', 'updating') ORDER BY published_at, id LIMIT ?3",
 			  v, 2, PB_LIST_MAX_ITEMS, ids, n, err);
 }
@@ -324,7 +324,7 @@ int pm_lifecycle_claim(pb_db *db, const char *id, const char *state, const char 
 	const char *v[] = { id, state, job_id, stale_job };
 	return exec_changed(db,
 			    "UPDATE published_models SET state = ?2, lifecycle_job_id = ?3 WHERE id = ?1 AND "
-			    "(state = 'active' OR (state IN ('updating', 'unpublishing') AND ?4 IS NOT NULL AND "
+			    "(state = 'active' OR (state IN ('updating', 'unpublishing') AND CAST(?4 AS TEXT) IS NOT NULL AND "
 			    "lifecycle_job_id = ?4))",
 			    v, 4, won, err);
 }
@@ -467,8 +467,8 @@ int pm_set_update_available(pb_db *db, const char *id, const char *diff, char *e
 		return rc;
 	const char *v[] = { id, kept, now };
 	rc = db_exec_texts(db,
-			   "UPDATE published_models SET update_available = CASE WHEN ?2 IS NULL THEN 0 ELSE 1 END, "
-			   "update_diff = ?2, update_found_at = CASE WHEN ?2 IS NULL THEN NULL ELSE ?3 END WHERE id = ?1",
+			   "UPDATE published_models SET update_available = CASE WHEN CAST(?2 AS TEXT) IS NULL THEN 0 ELSE 1 END, "
+			   "update_diff = ?2, update_found_at = CASE WHEN CAST(?2 AS TEXT) IS NULL THEN NULL ELSE ?3 END WHERE id = ?1",
 			   v, 3, err);
 	free(kept);
 	return rc;
@@ -500,12 +500,12 @@ int pm_set_drift(pb_db *db, const char *id, const char *diff, const char *cause,
 	/* a drift seen before keeps its detected_at: only a new one is news */
 	if (!(rc = exec_changed(db,
 				"UPDATE published_models SET drift = ?2, drift_cause = ?3, drift_detected_at = ?4, "
-				"drift_checked_at = ?4 WHERE id = ?1 AND ?3 IS NOT NULL AND "
+				"drift_checked_at = ?4 WHERE id = ?1 AND CAST(?3 AS TEXT) IS NOT NULL AND "
 				"(drift_cause IS NULL OR drift_cause <> ?3 OR drift IS NULL OR drift <> ?2)",
 				v, 4, &changed, err)))
 		rc = db_exec_texts(db,
 				   "UPDATE published_models SET drift_checked_at = ?4, drift = ?2, drift_cause = ?3, "
-				   "drift_detected_at = CASE WHEN ?3 IS NULL THEN NULL ELSE drift_detected_at END "
+				   "drift_detected_at = CASE WHEN CAST(?3 AS TEXT) IS NULL THEN NULL ELSE drift_detected_at END "
 				   "WHERE id = ?1",
 				   v, 4, err);
 	if (!(rc = db_end(db, rc, err)) && is_new)

@@ -153,7 +153,7 @@ int webhooks_get(pb_db *db, const char *org_id, const char *id, pb_webhook **out
 {
 	db_stmt *st = NULL;
 	*out = NULL;
-	int rc = db_prepare(db, "SELECT " WEBHOOK_COLUMNS " FROM webhooks WHERE id = ?1 AND (?2 IS NULL OR org_id = ?2)",
+	int rc = db_prepare(db, "SELECT " WEBHOOK_COLUMNS " FROM webhooks WHERE id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR org_id = ?2)",
 			    &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, id, err)) && !(rc = db_bind_text(st, 2, org_id, err))) {
 		int row = db_row(db, st, err);
@@ -478,9 +478,9 @@ int deliveries_record(pb_db *db, const delivery_attempt *a, char *err)
 	/* the webhook shows its last delivery; a 410 turns it off */
 	if ((rc = db_prepare(db,
 			     "UPDATE webhooks SET last_delivery_at = ?1, last_delivery_state = ?2, last_status = ?3, "
-			     "last_error = ?4, active = CASE WHEN ?5 IS NULL THEN active ELSE 0 END, "
+			     "last_error = ?4, active = CASE WHEN CAST(?5 AS TEXT) IS NULL THEN active ELSE 0 END, "
 			     "disabled_reason = COALESCE(?5, disabled_reason), "
-			     "updated_at = CASE WHEN ?5 IS NULL THEN updated_at ELSE ?1 END WHERE id = ?6",
+			     "updated_at = CASE WHEN CAST(?5 AS TEXT) IS NULL THEN updated_at ELSE ?1 END WHERE id = ?6",
 			     &st, err)) ||
 	    (rc = db_bind_text(st, 1, now, err)) || (rc = db_bind_text(st, 2, a->state, err)))
 		goto out;

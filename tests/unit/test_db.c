@@ -18,6 +18,8 @@
 #include "handlers/handlers.h"
 #include "runtime/config.h"
 #include "runtime/db.h"
+#include "runtime/db_driver.h"
+#include "runtime/limits.h"
 #include "runtime/metrics.h"
 #include "runtime/util.h"
 #include "tests/unit/testutil.h"
@@ -680,6 +682,203 @@ static void catalog_text_shape(void **state)
 	sbuf_release(&got);
 }
 
+/* The statement API every store uses: numbered parameters (one value in several places, as
+ * SQLite numbers them) reach the driver as plain ?, a failed bind is answered by the step, a
+ * constraint is PB_ECONFLICT, NULL and lengths read back as bound. */
+static void statements_bind_and_read(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	db_stmt *st = NULL;
+	pb_db *db = NULL;
+	assert_int_equal(db_open(tmp_path("stmt.db"), true, &db, err), PB_OK);
+	assert_string_equal(db_engine(db), "sqlite");
+	assert_int_equal(db_dialect(db), DB_DIALECT_SQLITE);
+	assert_int_equal(db_exec_script(db, "CREATE TABLE t (k TEXT PRIMARY KEY, n INTEGER, d REAL, b TEXT)", err), PB_OK);
+
+	/* ?2 twice, then a bare ? numbered one more than the highest so far (3) */
+	assert_int_equal(db_prepare(db, "INSERT INTO t (k, n, d, b) VALUES (?1, ?2, ?2 + 0.5, ?)", &st, err), PB_OK);
+	assert_int_equal(db_param_count(st), 3);
+	assert_int_equal(db_bind_text(st, 1, "a", err), PB_OK);
+	assert_int_equal(db_bind_int64(st, 2, 41, err), PB_OK);
+	assert_int_equal(db_bind_textn(st, 3, "x\0y", 3, err), PB_OK);
+	assert_int_equal(db_exec(db, st, err), PB_OK);
+	assert_int_equal(db_changes(db), 1);
+	db_done(st);
+
+	/* the same key again: a constraint, PB_ECONFLICT (it was PB_EINVAL before issue 17) */
+	assert_int_equal(db_prepare(db, "INSERT INTO t (k, n, d, b) VALUES (?1, ?2, ?2 + 0.5, ?)", &st, err), PB_OK);
+	db_bind_text(st, 1, "a", NULL);
+	db_bind_null(st, 2, NULL);
+	db_bind_null(st, 3, NULL);
+	assert_int_equal(db_exec(db, st, err), PB_ECONFLICT);
+	assert_non_null(strstr(err, "UNIQUE"));
+	db_done(st);
+
+	/* a bind past the last parameter fails, and the step says so without running */
+	assert_int_equal(db_prepare(db, "INSERT INTO t (k, n) VALUES (?1, ?1)", &st, err), PB_OK);
+	assert_int_equal(db_bind_text(st, 1, "b", err), PB_OK);
+	assert_int_not_equal(db_bind_int64(st, 2, 7, NULL), PB_OK);
+	assert_int_equal(db_exec(db, st, err), PB_EINTERNAL);
+	assert_non_null(strstr(err, "bind 2"));
+	db_done(st);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM t", NULL), 1);
+
+	/* read back: integers, the double, the text with its NUL, NULL */
+	assert_int_equal(db_prepare(db, "SELECT k, n, d, b, NULL FROM t WHERE k = ?", &st, err), PB_OK);
+	db_bind_text(st, 1, "a", NULL);
+	assert_int_equal(db_row(db, st, err), 1);
+	size_t len = 0;
+	assert_string_equal(db_col_text(st, 0), "a");
+	assert_int_equal(db_col_int(st, 1), 41);
+	assert_int_equal(db_col_int64(st, 1), 41);
+	assert_true(db_col_double(st, 2) > 41.4 && db_col_double(st, 2) < 41.6);
+	assert_non_null(db_col_textn(st, 3, &len));
+	assert_int_equal(len, 3);
+	assert_true(db_col_is_null(st, 4) && !db_col_is_null(st, 0));
+	assert_null(db_col_textn(st, 4, &len));
+	assert_string_equal(db_col_text(st, 4), "");
+	assert_int_equal(db_row(db, st, err), 0);
+	db_done(st);
+	db_close(db);
+}
+
+/* The engine is picked by the target: a PostgreSQL URL or key=value string needs the driver this
+ * build may not have, and the refusal never repeats the connection string (it may hold a password). */
+static void open_picks_the_engine(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	pb_db *db = NULL;
+	assert_true(db_target_is_pg("postgresql://u:secret@h/db"));
+	assert_true(db_target_is_pg("postgres:///pbiport?host=/tmp"));
+	assert_true(db_target_is_pg("host=/run/pg dbname=pbiport"));
+	assert_true(db_target_is_pg("dbname = pbiport"));
+	assert_false(db_target_is_pg("/var/lib/pbiport/db.sqlite"));
+	assert_false(db_target_is_pg("./a=b.db"));
+	assert_false(db_target_is_pg("data/pbiport.db"));
+	if (db_pg_driver())
+		skip();   /* a build with libpq: runtime/db_pg.c's tests cover it */
+	assert_int_equal(db_open("postgresql://u:secret@h/db", true, &db, err), PB_EINVAL);
+	assert_null(db);
+	assert_non_null(strstr(err, "this build has no PostgreSQL driver"));
+	assert_null(strstr(err, "secret"));
+}
+
+/* NNNN_name.<engine>.sql replaces NNNN_name.sql for that engine, another engine's file is not
+ * read, and schema_migrations records the common name whichever ran. */
+static void migrations_per_engine(void **state)
+{
+	(void)state;
+	char dir[512], err[PB_ERR_MAX];
+	pb_db *db = NULL;
+	int applied = 0;
+	xsnprintf(dir, sizeof dir, "%s", tmp_path("engines"));
+	assert_int_equal(mkdir(dir, 0700), 0);
+	put(dir, "0001_base.sql", "CREATE TABLE base (id TEXT);");
+	put(dir, "0002_pick.sql", "CREATE TABLE common_ran (id TEXT);");
+	put(dir, "0002_pick.sqlite.sql", "CREATE TABLE engine_ran (id TEXT);");
+	put(dir, "0003_other.postgresql.sql", "this is not SQLite;");
+	put(dir, "0004_last.sql", "CREATE TABLE last (id TEXT);");
+	assert_int_equal(db_open(tmp_path("engines.db"), true, &db, err), PB_OK);
+	if (db_migrate(db, dir, &applied, err))
+		fail_msg("%s", err);
+	assert_int_equal(applied, 3);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'engine_ran'", NULL), 1);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'common_ran'", NULL), 0);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM schema_migrations WHERE version = 2 AND name = ?", "0002_pick.sql"), 1);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM schema_migrations WHERE version = 3", NULL), 0);
+	/* the PostgreSQL-only step is no step of this engine: the schema is complete */
+	assert_int_equal(db_check_schema(db, dir, err), PB_OK);
+	assert_int_equal(db_migrate(db, dir, &applied, err), PB_OK);
+	assert_int_equal(applied, 0);
+	/* two files of one engine with one number are refused as two common ones are */
+	put(dir, "0002_again.sqlite.sql", "SELECT 1;");
+	assert_int_equal(db_migrate(db, dir, NULL, err), PB_EINVAL);
+	assert_non_null(strstr(err, "have the same number"));
+	db_close(db);
+}
+
+/* A driver that answers "busy" (DB_ERETRY) to the next busy_steps steps, else SQLite's. */
+static struct db_driver busy_driver;
+static int busy_steps;
+
+static int busy_step(db_cursor *cur, char *err)
+{
+	if (busy_steps > 0) {
+		busy_steps--;
+		return pb_err(err, DB_ERETRY, "database: step: database is locked");
+	}
+	return db_sqlite_driver()->step(cur, err);
+}
+
+static int runs;
+
+static int insert_in_transaction(pb_db *db, void *ctx, char *err)
+{
+	const char *v[] = { ctx };
+	runs++;
+	return db_exec_texts(db, "INSERT INTO nest (name) VALUES (?)", v, 1, err);
+}
+
+/* A lone statement that meets a concurrent writer is run again (a bounded number of times, then
+ * PB_EUNAVAIL: 503); inside a transaction it cannot be, and db_transaction runs the whole
+ * transaction again instead. */
+static void busy_is_retried(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	pb_db *db = NULL;
+	busy_driver = *db_sqlite_driver();
+	busy_driver.step = busy_step;
+	assert_int_equal(db_open_driver(&busy_driver, tmp_path("busy.db"), true, &db, err), PB_OK);
+	assert_int_equal(db_exec_script(db, "CREATE TABLE nest (name TEXT)", err), PB_OK);
+
+	busy_steps = 2;
+	insert_nest(db, "lone");
+	assert_int_equal(busy_steps, 0);
+	assert_true(count_rows(db, "lone"));
+
+	const char *v[] = { "never" };
+	busy_steps = PB_DB_RETRY_MAX + 1;
+	assert_int_equal(db_exec_texts(db, "INSERT INTO nest (name) VALUES (?)", v, 1, err), PB_EUNAVAIL);
+	assert_non_null(strstr(err, "busy"));
+	busy_steps = 0;
+	assert_false(count_rows(db, "never"));
+
+	/* the first run's insert meets "busy" inside the transaction: rolled back, run again */
+	busy_steps = 1;
+	runs = 0;
+	assert_int_equal(db_transaction(db, insert_in_transaction, "twice", err), PB_OK);
+	assert_int_equal(runs, 2);
+	assert_false(db_in_transaction(db));
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM nest WHERE name = 'twice'", NULL), 1);
+
+	/* always busy: given up after PB_DB_RETRY_MAX reruns, nothing written */
+	busy_steps = 1000;
+	runs = 0;
+	assert_int_equal(db_transaction(db, insert_in_transaction, "never", err), PB_EUNAVAIL);
+	assert_int_equal(runs, PB_DB_RETRY_MAX + 1);
+	busy_steps = 0;
+	assert_false(db_in_transaction(db));
+	assert_false(count_rows(db, "never"));
+
+	/* a failure of the work itself is not rerun */
+	runs = 0;
+	assert_int_equal(db_transaction(db, insert_in_transaction, NULL, err), PB_OK);
+	assert_int_equal(runs, 1);
+
+	/* inside a caller's transaction it joins it (a savepoint) and leaves the rerun to the caller */
+	assert_int_equal(db_begin(db, err), PB_OK);
+	runs = 0;
+	assert_int_equal(db_transaction(db, insert_in_transaction, "nested", err), PB_OK);
+	assert_true(db_in_transaction(db));
+	assert_int_equal(db_commit(db, err), PB_OK);
+	assert_int_equal(runs, 1);
+	assert_true(count_rows(db, "nested"));
+	db_close(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -693,6 +892,10 @@ int main(void)
 		cmocka_unit_test(catalog_text_shape),
 		cmocka_unit_test(metrics_counters_and_histogram),
 		cmocka_unit_test(pipeline_health),
+		cmocka_unit_test(statements_bind_and_read),
+		cmocka_unit_test(open_picks_the_engine),
+		cmocka_unit_test(migrations_per_engine),
+		cmocka_unit_test(busy_is_retried),
 	};
 	return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }
