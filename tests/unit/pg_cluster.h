@@ -1,8 +1,11 @@
-/* A throwaway PostgreSQL cluster for unit tests (header-only, like testutil.h), through
- * tests/tools/pg_cluster.py: started once per test binary, stopped by tu_pg_stop() or, when the
- * test dies first, by the script's watcher of this process. When the test runs under
- * `pg_cluster.py run` (PBIPORT_TEST_PG and PBIPORT_TEST_PG_DIR set), that cluster is used.
- * Each test gets a database of its own (tu_pg_createdb). Include after testutil.h. */
+/* A throwaway PostgreSQL cluster for unit tests (header-only), through tests/tools/pg_cluster.py:
+ * started once per test binary, stopped by tu_pg_stop() or, when the test exits first, by the
+ * script's watcher of this process. When the test runs under `pg_cluster.py run` (PBIPORT_TEST_PG
+ * and PBIPORT_TEST_PG_DIR set), that cluster is used. Each test gets a database of its own
+ * (tu_pg_createdb).
+ * With PBIPORT_TEST_DB=postgresql, tu_db_setup (testutil.h) gives every test such a database
+ * instead of a SQLite file (tu_pg_test_db): `make check-pg` runs the unit tests that way.
+ * Included by testutil.h, whose tu_src_path it uses. */
 #ifndef PBIPORT_TEST_PG_CLUSTER_H
 #define PBIPORT_TEST_PG_CLUSTER_H
 
@@ -16,7 +19,6 @@
 
 #include "runtime/db.h"
 #include "runtime/util.h"
-#include "tests/unit/testutil.h"
 
 #define TU_PG_SKIP 77   /* pg_cluster.py's exit status when the PostgreSQL binaries are absent */
 
@@ -136,6 +138,36 @@ TU_FN int tu_pg_createdb(const tu_pg *pg, const char *name, char *out, size_t si
 		rc = db_exec_script(admin, sql, err);
 	db_close(admin);
 	return rc;
+}
+
+/* True when the tests' databases are PostgreSQL ones (PBIPORT_TEST_DB=postgresql). */
+TU_FN bool tu_pg_wanted(void)
+{
+	const char *v = getenv("PBIPORT_TEST_DB");
+	return v && !strcmp(v, "postgresql");
+}
+
+/* For tu_db_setup under PBIPORT_TEST_DB=postgresql: a new database for the test database file
+ * name file (its letters and digits, made unique in this process) in the tests' cluster (started
+ * at the first call when the test does not run under `pg_cluster.py run`), its connection
+ * string written into target (size bytes). 0 or a negative pb_rc with err. */
+TU_FN int tu_pg_test_db(const char *file, char *target, size_t size, char *err)
+{
+	static tu_pg shared;
+	static int started, seq;
+	char name[64];
+	size_t n = 0;
+	if (!started && (started = tu_pg_start(&shared)) != 1)
+		return pb_err(err, PB_EUNAVAIL, "PBIPORT_TEST_DB=postgresql but no PostgreSQL cluster could be started");
+	for (const char *p = file; *p && *p != '.' && n < 40; p++)
+		if ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')
+			name[n++] = *p;
+	name[n] = '\0';
+	if (xsnprintf(name + n, sizeof name - n, "_%ld_%d", (long)getpid(), ++seq))
+		return pb_err(err, PB_EINTERNAL, "test database name too long");
+	char dbname[80];
+	xsnprintf(dbname, sizeof dbname, "t_%s", name);
+	return tu_pg_createdb(&shared, dbname, target, size, err);
 }
 
 #endif
