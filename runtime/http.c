@@ -124,10 +124,10 @@ static bool same_file(const struct stat *a, const struct stat *b)
 /* ca_store_new through the cache: *out is a reference of the caller's (X509_STORE_free). */
 static int ca_store_get(const char *extra, X509_STORE **out, char *err)
 {
-	const char *system = getenv(X509_get_default_cert_file_env());
 	struct stat se, ss;
 	bool have_extra = stat(extra, &se) == 0;
-	bool have_system = stat(system ? system : X509_get_default_cert_file(), &ss) == 0;
+	/* OpenSSL's default bundle (an SSL_CERT_FILE given instead is not watched) */
+	bool have_system = stat(X509_get_default_cert_file(), &ss) == 0;
 	*out = NULL;
 	pthread_mutex_lock(&ca_cache_lock);
 	if (have_extra && ca_cache.store && !strcmp(ca_cache.path, extra) && same_file(&ca_cache.extra, &se) &&
