@@ -213,6 +213,30 @@ History (2026-11-26, same machine, shared; these lines are fixed text in run.sh)
   pays for keeping the compiled chunks: 200 x 40 under callgrind (bench_render 1 render,
   time limit raised so it completes) 773.8 M -> 774.6 M instructions (+0.1%); 2000 x 40 with
   `pbiport tmdl` unchanged (0.95-0.97 s user before and after, same output).
+- Issue 18 (2026-12-06 07:00-07:30 UTC, commits 4cd18b5..5f3c2dc, load average 2-5): 200 x 40
+  under callgrind 792.0 M -> 483 M instructions, each step checked byte-identical on the bench
+  input and on 146 contracts (the shared corpus, tests/fixtures, examples) rendered by main
+  and by the new build. In order: (1) Lua's count hook off unless the sandbox has an
+  instruction budget, and no budget for a render that searches only pbiport's own template
+  folders (admin folders keep the deterministic budget): any count hook makes Lua 5.4 run
+  every VM instruction through luaG_traceexec, whatever the count; (2)
+  `pbiport.find_control` for description_text's scan (the pattern matcher spent ~3.6 k
+  instructions per description on "%c"); (3) `pbiport tmdl` leaves the contract, the files
+  and the Lua state to the exit (lua_close alone was 15.5 M): 792.0 -> 589.1 M together; (4)
+  description_text joins one or two lines with one concatenation instead of a parts table
+  and table.concat: -> 536.3 M; (5) pbiport.uuid through SHA1_* instead of EVP: -> 524.9 M;
+  (6) the contract's JSON/YAML tree in a thread-local arena of mmap'd blocks dropped after
+  reading, instead of a malloc per value and a free per value: -> 482.7 M.
+  Where the 483 M go now: the Lua templates ~290 M (building the view model per column:
+  tables for each column in ctx.contract and in the model, names, keys, SHA-1 lineage tags
+  34 M; the column text), reading the contract 122 M (the tree 40 M, reading it into the
+  structures 60 M), ctx.contract 44 M, the dynamic loader 16 M.
+  Peak RSS at 2000 x 40 is the Lua heap: 27 MiB of contract structures after reading, then
+  ~230 MiB during the render; with the collector's pause at 200 (not 400) the peak is
+  220 MiB at +20% CPU, at 150 201 MiB at +40%: what is live is the per-column tables
+  (ctx.contract's and the model's, ~0.9 KiB a column), the files as Lua strings (27 MB) and
+  their copies handed to C. 150 MiB needs a render that does not hold every column twice and
+  every file twice, not a tuning of the collector.
 <!-- tmdl:end -->"""
 sys.path.insert(0, "bench")
 import readme_section  # noqa: E402
