@@ -110,7 +110,8 @@ def median(xs):
 
 def commit():
     r = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], stdout=subprocess.PIPE, text=True)
-    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            ":!bench/README.md"],
                            stdout=subprocess.PIPE, text=True).stdout.strip()
     return r.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
 

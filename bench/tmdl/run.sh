@@ -23,7 +23,7 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 unset PBIPORT_TEMPLATE_PATH
 rows="$tmp/rows"; : >"$rows"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo " (with uncommitted changes)")
+commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!bench/README.md' 2>/dev/null || echo " (with uncommitted changes)")
 
 # render TAG BIN N RUN: one timed render into a folder of its own; prints "wall user sys rssKB"
 render() {
