@@ -2,6 +2,10 @@
  * redis's script_lua.c (allow lists, protected globals), HAProxy's hlua.c (capped
  * allocator, forced hook), lighttpd's mod_magnet (per-run environment) and lua.c's SIGINT
  * handler (a signal sets the hook that stops the script). */
+/* pbiport.uuid hashes with OpenSSL's SHA-1 functions directly: through EVP (provider
+ * dispatch per call) a lineage tag cost four times the hashing itself. They are deprecated
+ * in OpenSSL 3 but stay; the digest is a name, not a security boundary. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "runtime/lua_sandbox.h"
 
 #include <errno.h>
@@ -18,7 +22,7 @@
 
 #include <lauxlib.h>
 #include <lualib.h>
-#include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include "runtime/log.h"
 #include "runtime/util.h"
@@ -63,8 +67,6 @@ struct lua_sandbox {
 	const char *entry_module;    /* borrowed during sandbox_call */
 	char **dirs, **labels;
 	size_t ndirs;
-	EVP_MD *sha1;                /* for pbiport.uuid, created on first use */
-	EVP_MD_CTX *md_ctx;
 };
 
 /* Registry keys: addresses unique to this file. */
@@ -186,6 +188,18 @@ static void sb_hook(lua_State *L, lua_Debug *ar)
 		sb_stop(L, sb, true);
 	}
 	sb_stop(L, sb, false);
+}
+
+/* The hook between limits: the count hook when there is an instruction budget, else none.
+ * Any count hook makes Lua 5.4 run every VM instruction through luaG_traceexec (its trap
+ * stays on whatever the count): ~13% of a render's instructions. Without a budget the
+ * watchdog alone bounds the call: its signal sets the hook that stops the script. */
+static void normal_hook(lua_sandbox *sb)
+{
+	if (sb->instr_max > 0)
+		lua_sethook(sb->L, sb_hook, LUA_MASKCOUNT, SB_HOOK_COUNT);
+	else
+		lua_sethook(sb->L, NULL, 0, 0);
 }
 
 /* Work a C loop did for the script (units = elements): counted toward the instruction
@@ -360,7 +374,7 @@ static int watchdog_arm(lua_sandbox *sb, char *err)
 	}
 	set_stuck_line(sb, sb->entry[0] ? sb->entry : sb->entry_module ? sb->entry_module : "(template)");
 	/* Back to the normal hook: a watchdog that fired as the last call returned set another. */
-	lua_sethook(sb->L, sb_hook, LUA_MASKCOUNT, SB_HOOK_COUNT);
+	normal_hook(sb);
 	struct itimerspec its = { .it_value = ns_to_ts(ns),
 				  .it_interval = ns_to_ts((int64_t)PB_LUA_WATCHDOG_GRACE_MS * 1000000) };
 	sb->armed_ns = ns;
@@ -562,22 +576,19 @@ typedef struct text_piece {
 	size_t len;
 } text_piece;
 
-/* UUIDv5 layout over SHA-1(namespace || piece[0] || NUL || piece[1] ...) with a caller's
- * digest context. */
-static int uuid_with(EVP_MD_CTX *ctx, const EVP_MD *sha1, const text_piece *pieces, int n,
-		     char out[37])
+/* UUIDv5 layout over SHA-1(namespace || piece[0] || NUL || piece[1] ...). */
+static void uuid_of(const text_piece *pieces, int n, char out[37])
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	if (EVP_DigestInit_ex(ctx, sha1, NULL) != 1 ||
-	    EVP_DigestUpdate(ctx, UUID_NS, sizeof UUID_NS) != 1)
-		return -1;
-	for (int i = 0; i < n; i++)
-		if ((i && EVP_DigestUpdate(ctx, "", 1) != 1) ||
-		    EVP_DigestUpdate(ctx, pieces[i].p, pieces[i].len) != 1)
-			return -1;
-	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < 16)
-		return -1;
+	unsigned char md[SHA_DIGEST_LENGTH];
+	SHA_CTX ctx;
+	SHA1_Init(&ctx);
+	SHA1_Update(&ctx, UUID_NS, sizeof UUID_NS);
+	for (int i = 0; i < n; i++) {
+		if (i)
+			SHA1_Update(&ctx, "", 1);
+		SHA1_Update(&ctx, pieces[i].p, pieces[i].len);
+	}
+	SHA1_Final(md, &ctx);
 	md[6] = (unsigned char)((md[6] & 0x0f) | 0x50); /* version 5 */
 	md[8] = (unsigned char)((md[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	static const char hex[] = "0123456789abcdef";
@@ -589,7 +600,6 @@ static int uuid_with(EVP_MD_CTX *ctx, const EVP_MD *sha1, const text_piece *piec
 		out[o++] = hex[md[i] & 15];
 	}
 	out[o] = '\0';
-	return 0;
 }
 
 #define SB_UUID_MAX_PIECES 16
@@ -600,21 +610,34 @@ static int sb_uuid(lua_State *L)
 {
 	text_piece pieces[SB_UUID_MAX_PIECES];
 	int n = lua_gettop(L);
-	lua_sandbox *sb = sb_of(L);
 	char u[37];
 	luaL_checkstring(L, 1);
 	if (n > SB_UUID_MAX_PIECES)
 		return luaL_error(L, "pbiport.uuid: at most %d texts", SB_UUID_MAX_PIECES);
 	for (int i = 0; i < n; i++)
 		pieces[i].p = luaL_checklstring(L, i + 1, &pieces[i].len);
-	/* One fetched digest and context per sandbox: a fresh one per call costs 10x. */
-	if (!sb->sha1)
-		sb->sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
-	if (!sb->md_ctx)
-		sb->md_ctx = EVP_MD_CTX_new();
-	if (!sb->sha1 || !sb->md_ctx || uuid_with(sb->md_ctx, sb->sha1, pieces, n, u))
-		return luaL_error(L, "pbiport.uuid: SHA-1 failed");
-	lua_pushstring(L, u);
+	uuid_of(pieces, n, u);
+	lua_pushlstring(L, u, 36);
+	return 1;
+}
+
+/* pbiport.find_control(s [, init]): the position of the first control character (a byte
+ * 0-31 or 127: what the pattern "%c" matches) at or after init (default 1; negative counts
+ * from the end, as string.find), or nil. The same answer as string.find(s, "%c", init), in
+ * a few instructions per byte instead of a pass of the pattern matcher per position. */
+static int sb_find_control(lua_State *L)
+{
+	size_t n;
+	const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+	lua_Integer pos = luaL_optinteger(L, 2, 1);
+	size_t i = pos > 0 ? (size_t)pos - 1 : pos == 0 || pos < -(lua_Integer)n ? 0 : n + (size_t)pos;
+	for (; i < n; i++) {
+		if (s[i] < 0x20 || s[i] == 0x7f) {
+			lua_pushinteger(L, (lua_Integer)i + 1);
+			return 1;
+		}
+	}
+	luaL_pushfail(L);
 	return 1;
 }
 
@@ -1249,6 +1272,8 @@ static int sb_setup(lua_State *L)
 	lua_newtable(L);
 	lua_pushcfunction(L, sb_uuid);
 	lua_setfield(L, -2, "uuid");
+	lua_pushcfunction(L, sb_find_control);
+	lua_setfield(L, -2, "find_control");
 	lua_setfield(L, -2, "pbiport");
 	lua_pushvalue(L, -1);
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &API_KEY);
@@ -1413,7 +1438,7 @@ int sandbox_new(const sandbox_opts *o, lua_sandbox **out, char *err)
 		goto out;
 	}
 	*(lua_sandbox **)lua_getextraspace(sb->L) = sb;
-	lua_sethook(sb->L, sb_hook, LUA_MASKCOUNT, SB_HOOK_COUNT);
+	normal_hook(sb);
 	rc = sandbox_cpcall(sb, sb_setup, NULL, 0, err);
 	/* A render keeps its input alive to the end, so each collection cycle re-marks all of
 	 * it: waiting for the heap to grow 4x (not 2x) between cycles cut render CPU ~20% on
@@ -1447,8 +1472,6 @@ void sandbox_free(lua_sandbox *sb)
 	}
 	free(sb->dirs);
 	free(sb->labels);
-	EVP_MD_CTX_free(sb->md_ctx);
-	EVP_MD_free(sb->sha1);
 	if (sb->have_timer)
 		timer_delete(sb->timer);
 	free(sb);
