@@ -431,30 +431,38 @@ static int sink_add(file_sink *s, lua_State *L, int idx_path, int idx_text)
 	return 0;
 }
 
-#define EMIT_SINK_KEY "pbiport.render.emit"
+/* What the C functions in ctx reach for one render (ctx.emit's sink, the contract behind
+ * ctx.contract's lazy columns): a userdata kept in the registry during the render and cleared
+ * when it ends (render_live_close), so a function or table a template kept past its render
+ * (a kept sandbox renders again) answers an error instead of reaching freed memory. */
+typedef struct render_live {
+	file_sink *sink;
+	const pb_contract *c;
+} render_live;
 
-/* ctx.emit(path, text): hands one file over now (same checks as the returned table). A
- * function kept past its render (a template may store it) finds its sink closed. */
+#define RENDER_LIVE_KEY "pbiport.render.live"
+
+/* ctx.emit(path, text): hands one file over now (same checks as the returned table). */
 static int lua_emit(lua_State *L)
 {
-	file_sink **box = lua_touserdata(L, lua_upvalueindex(1));
-	if (!*box)
+	render_live *live = lua_touserdata(L, lua_upvalueindex(1));
+	if (!live->sink)
 		return luaL_error(L, "ctx.emit: this render is over");
-	if (sink_add(*box, L, 1, 2))
-		return luaL_error(L, "%s", (*box)->err);
+	if (sink_add(live->sink, L, 1, 2))
+		return luaL_error(L, "%s", live->sink->err);
 	return 0;
 }
 
-/* Closes ctx.emit's sink: called once the templates are done (or failed). */
-static void sink_close(lua_State *L)
+/* Ends what render_live gave the templates: called once they are done (or failed). */
+static void render_live_close(lua_State *L)
 {
-	lua_getfield(L, LUA_REGISTRYINDEX, EMIT_SINK_KEY);
-	file_sink **box = lua_touserdata(L, -1);
-	if (box)
-		*box = NULL;
+	lua_getfield(L, LUA_REGISTRYINDEX, RENDER_LIVE_KEY);
+	render_live *live = lua_touserdata(L, -1);
+	if (live)
+		memset(live, 0, sizeof *live);
 	lua_pop(L, 1);
 	lua_pushnil(L);
-	lua_setfield(L, LUA_REGISTRYINDEX, EMIT_SINK_KEY);
+	lua_setfield(L, LUA_REGISTRYINDEX, RENDER_LIVE_KEY);
 }
 
 /* Adds the { [path] = text } table on top of the stack to the sink; then every file, in path
@@ -544,7 +552,32 @@ static void push_column(lua_State *L, const pb_column *col)
 		set_int(L, "scale", col->scale);
 }
 
-static void push_contract(lua_State *L, const pb_contract *c, const unsigned *modes)
+/* __index of a ctx.contract table: its columns, made from the contract on first use and kept
+ * in the table (rawset) until a template drops them (main.lua does once the table is written):
+ * a big contract's columns then live in Lua only while a template works on their table.
+ * Upvalues: the render_live userdata, the table's index. */
+static int lua_table_columns(lua_State *L)
+{
+	const render_live *live = lua_touserdata(L, lua_upvalueindex(1));
+	lua_Integer i = lua_tointeger(L, lua_upvalueindex(2));
+	if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "columns"))
+		return 0;
+	if (!live->c || i < 0 || (size_t)i >= live->c->ntables)
+		return luaL_error(L, "ctx.contract: this render is over");
+	const pb_table *t = &live->c->tables[i];
+	lua_createtable(L, (int)t->ncolumns, 0);
+	for (size_t j = 0; j < t->ncolumns; j++) {
+		push_column(L, &t->columns[j]);
+		lua_rawseti(L, -2, (lua_Integer)j + 1);
+	}
+	lua_pushliteral(L, "columns");
+	lua_pushvalue(L, -2);
+	lua_rawset(L, 1);
+	return 1;
+}
+
+/* ctx.contract; live: the stack index of the render's render_live userdata. */
+static void push_contract(lua_State *L, const pb_contract *c, const unsigned *modes, int live)
 {
 	lua_createtable(L, 0, 14);
 	set_str(L, "id", c->id);
@@ -567,12 +600,12 @@ static void push_contract(lua_State *L, const pb_contract *c, const unsigned *mo
 		set_str(L, "business_name", t->business_name);
 		if (modes)
 			set_str(L, "storage_mode", source_mode_name(modes[i]));
-		lua_createtable(L, (int)t->ncolumns, 0);
-		for (size_t j = 0; j < t->ncolumns; j++) {
-			push_column(L, &t->columns[j]);
-			lua_rawseti(L, -2, (lua_Integer)j + 1);
-		}
-		lua_setfield(L, -2, "columns");
+		lua_createtable(L, 0, 1);
+		lua_pushvalue(L, live);
+		lua_pushinteger(L, (lua_Integer)i);
+		lua_pushcclosure(L, lua_table_columns, 2);
+		lua_setfield(L, -2, "__index");
+		lua_setmetatable(L, -2);
 		lua_rawseti(L, -2, (lua_Integer)i + 1);
 	}
 	lua_setfield(L, -2, "tables");
@@ -669,8 +702,13 @@ static int push_ctx(lua_State *L)
 	const struct ctx_args *a = lua_touserdata(L, 1);
 	const render_target *t = a->t;
 	lua_settop(L, 0);
+	render_live *live = lua_newuserdatauv(L, sizeof *live, 0);   /* 1 */
+	live->sink = a->sink;
+	live->c = a->c;
+	lua_pushvalue(L, 1);
+	lua_setfield(L, LUA_REGISTRYINDEX, RENDER_LIVE_KEY);
 	lua_createtable(L, 0, 5);
-	push_contract(L, a->c, a->modes);
+	push_contract(L, a->c, a->modes, 1);
 	lua_setfield(L, -2, "contract");
 
 	lua_createtable(L, 0, (int)t->desc->nfields + 2);
@@ -685,11 +723,7 @@ static int push_ctx(lua_State *L)
 	set_str(L, "storage_mode", source_mode_name(a->default_mode));
 	lua_setfield(L, -2, "options");
 
-	/* ctx.emit's sink, kept alive in the registry until tmdl_render closes it (sink_close) */
-	file_sink **box = lua_newuserdatauv(L, sizeof *box, 0);
-	*box = a->sink;
-	lua_pushvalue(L, -1);
-	lua_setfield(L, LUA_REGISTRYINDEX, EMIT_SINK_KEY);
+	lua_pushvalue(L, 1);
 	lua_pushcclosure(L, lua_emit, 1);
 	lua_setfield(L, -2, "emit");
 
@@ -855,7 +889,7 @@ int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, ch
 		lua_pop(sandbox_lua(sb), 1);
 	}
 	if (sb)
-		sink_close(sandbox_lua(sb));
+		render_live_close(sandbox_lua(sb));
 	if (!rc)
 		rc = check_complete(c, out, err);
 	if (rc)
