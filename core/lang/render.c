@@ -882,7 +882,9 @@ int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, ch
 	rc = sandbox_cpcall(sb, push_ctx, &args, 1, err);
 	if (!rc)
 		rc = sandbox_call(sb, "main", 1, err);
-	if (rc && sink.rc)   /* ctx.emit refused a file: that is the failure, in its words */
+	/* ctx.emit refused a file: that is the failure, in its words, even if a template caught
+	 * the error it raised */
+	if (sink.rc)
 		rc = pb_err(err, sink.rc, "%s", sink.err);
 	if (!rc) {
 		rc = collect_files(sandbox_lua(sb), &sink, err);
