@@ -75,7 +75,7 @@ for n in $SIZES; do
 done
 
 # the request path: many renders in one process, compiled templates kept (bench_render.c)
-PKG="lua5.4 sqlite3 jansson libcurl openssl yaml-0.1 libutf8proc"
+PKG="lua5.4 sqlite3 jansson libcurl openssl yaml-0.1 libutf8proc libpq"
 cc -std=c11 -D_GNU_SOURCE -O2 -I. $(pkg-config --cflags $PKG) -DPBIPORT_DATADIR="\"$PWD\"" \
    -o "$tmp/bench_render" bench/tmdl/bench_render.c build/libpbiport.a $(pkg-config --libs $PKG) -lfcgi -lm -lpthread
 status=0
