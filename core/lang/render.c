@@ -867,6 +867,12 @@ int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, ch
 	set_limits(c, o, &td, &so);
 	if ((rc = sandbox_new(&so, &sb, err)) || (rc = source_load(sb, target.type, &desc, err)))
 		goto out;
+	/* pbiport's own templates make short-lived values per column (the column's view, its
+	 * text) and hand each table's file over as it is written: Lua's generational collector
+	 * takes those young, where the incremental one traces the whole heap each cycle (bench/tmdl
+	 * 2000 x 40: -10% user CPU, same peak). Templates an admin added keep the sandbox's default. */
+	if (builtin_only(&td))
+		lua_gc(sandbox_lua(sb), LUA_GCGEN, 0, 0);
 	at = RENDER_FAULT_INPUT;    /* what the caller gave must fit the description */
 	target.desc = desc;
 	if (!(modes = calloc(c->ntables + 1, sizeof *modes))) {
