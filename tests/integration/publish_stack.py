@@ -9,7 +9,6 @@ import hmac
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -138,7 +137,7 @@ class PublishStackTestCase(harness.EmulatorStackTestCase):
         self.workers.clear()
 
     def db(self):
-        return sqlite3.connect(self.stack.path("db", "pbiport.db"))
+        return self.stack.db()
 
     def user_id(self, name):
         with self.db() as db:
