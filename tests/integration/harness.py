@@ -207,7 +207,10 @@ class Stack:
     """One database + FastCGI pool + web server, started by start() and ended by stop()."""
 
     def __init__(self, server="nginx", fcgi_procs=2, env=None, max_body=None, web_max_body=None,
-                 nginx_workers=1, nginx_extra=""):
+                 nginx_workers=1, nginx_extra="", database=None, same_identities_as=None):
+        """database: PBIPORT_DB of a database to use (default: a new one, see testdb.py), which
+        the caller owns; same_identities_as: another Stack on that database whose users and tokens
+        this one takes instead of making its own (a second web host)."""
         if server not in ("nginx", "lighttpd", "apache"):
             raise ValueError("unknown web server %r" % server)
         self.server = server
@@ -225,6 +228,8 @@ class Stack:
         self.fcgi_bin = os.path.join(os.path.dirname(self.bin), "pbiport.fcgi")
         self.dir = None
         self.db_target = None  # PBIPORT_DB: the SQLite file's path or a PostgreSQL connection string
+        self.database = database
+        self.same_identities_as = same_identities_as
         self.port = None
         self.tokens = {}
         self.passwords = {}
@@ -281,9 +286,12 @@ class Stack:
                 os.chown(self.path(sub), WEB_UID, WEB_GID)
         os.chmod(self.path("run"), 0o711)
         try:
-            self.db_target = testdb.new_database(self.dir)
+            self.db_target = self.database or testdb.new_database(self.dir)
             self.cli("migrate")
-            self._make_identities()
+            if self.same_identities_as:
+                self._take_identities(self.same_identities_as)
+            else:
+                self._make_identities()
             self._start_pool()
             for attempt in range(PORT_ATTEMPTS):
                 self.port = free_port()
@@ -308,7 +316,8 @@ class Stack:
             _, proc = self._groups.pop()
             kill_group(proc)
         reap_orphans()
-        if self.db_target and testdb.is_postgresql(self.db_target) and not os.environ.get("PBIPORT_KEEP_TMP"):
+        if (self.db_target and not self.database and testdb.is_postgresql(self.db_target)
+                and not os.environ.get("PBIPORT_KEEP_TMP")):
             try:
                 testdb.drop_database(self.db_target)
             except (RuntimeError, OSError, subprocess.SubprocessError, testdb.PgError) as e:
@@ -360,6 +369,11 @@ class Stack:
         lines.append("%s:%s\n" % (GHOST_USER, apr1_hash(self.passwords[GHOST_USER])))
         with open(self.path("web", "htpasswd"), "w") as f:
             f.writelines(lines)
+        os.chmod(self.path("web", "htpasswd"), 0o644)
+
+    def _take_identities(self, other):
+        self.tokens, self.passwords = dict(other.tokens), dict(other.passwords)
+        shutil.copyfile(other.path("web", "htpasswd"), self.path("web", "htpasswd"))
         os.chmod(self.path("web", "htpasswd"), 0o644)
 
     def _start_pool(self):
@@ -610,8 +624,14 @@ class StackTestCase(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.stack = Stack(cls.SERVER, fcgi_procs=cls.FCGI_PROCS, env=cls.ENV, web_max_body=cls.WEB_MAX_BODY)
+        cls.stack = Stack(cls.SERVER, fcgi_procs=cls.FCGI_PROCS, env=cls.ENV, web_max_body=cls.WEB_MAX_BODY,
+                          **cls.stack_options())
         cls.stack.start()
+
+    @classmethod
+    def stack_options(cls):
+        """More Stack keywords for the class's stack (none by default)."""
+        return {}
 
     @classmethod
     def tearDownClass(cls):

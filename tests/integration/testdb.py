@@ -26,6 +26,11 @@ import sys
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 PG_CLUSTER = os.path.join(ROOT, "tests", "tools", "pg_cluster.py")
 PSQL_TIMEOUT_S = 60
+SKIP_STATUS = 77   # pg_cluster.py's exit status when the PostgreSQL binaries are absent
+
+
+class Unavailable(Exception):
+    """No PostgreSQL server binaries here (the message says what to install)."""
 
 
 def backend():
@@ -53,6 +58,8 @@ class PgServer:
         """A new cluster, stopped and removed by pg_cluster.py's watcher once this process exits."""
         res = subprocess.run([sys.executable, PG_CLUSTER, "start", "--owner-pid", str(os.getpid())],
                              capture_output=True, text=True, timeout=120)
+        if res.returncode == SKIP_STATUS:
+            raise Unavailable(res.stdout.strip())
         if res.returncode != 0:
             raise RuntimeError("pg_cluster.py start failed (exit %d): %s%s" % (res.returncode, res.stdout, res.stderr))
         folder, conninfo = res.stdout.splitlines()[:2]
