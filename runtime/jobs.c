@@ -338,10 +338,15 @@ int jobs_claim(pb_db *db, const char *worker, long lease_ms, const char *const *
 	st = NULL;
 	if (!id[0])
 		goto out;
+	/* the claim's condition again: on PostgreSQL another worker may have claimed the row since
+	 * the SELECT (its UPDATE waits for ours, then finds the row no longer claimable) */
 	const char *lease[] = { worker, until, now, id };
-	if ((rc = db_exec_texts(db, "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?, "
-				"lease_expires = ?, updated_at = ? WHERE id = ?", lease, 4, err)))
+	if ((rc = db_exec_texts(db, "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?1, "
+				"lease_expires = ?2, updated_at = ?3 WHERE id = ?4 AND ((state = 'queued' AND "
+				"run_after <= ?3) OR (state = 'running' AND lease_expires < ?3))", lease, 4, err)))
 		goto out;
+	if (db_changes(db) != 1)
+		goto out;   /* taken meanwhile: nothing claimed this time */
 	if ((rc = db_commit(db, err)))
 		return rc;
 	rc = jobs_get(db, id, out, err);

@@ -7,8 +7,7 @@
 # postgresql: the tests that touch the database again with PBIPORT_TEST_DB=postgresql (the unit
 # tests and integration-db), in one throwaway cluster (tests/tools/pg_cluster.py run); it runs in
 # the background while the other suites run, its results are printed after theirs ("pg/..." names).
-# integration-db: the integration tests that exercise the stores and the queue (all but those
-# listed in NOT_DB below).
+# integration-db: the integration tests but NOT_ON_PG, with PG_ONLY.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -22,10 +21,11 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(unit cli emulator integration browser postgresql)
-# Integration tests left out of the PostgreSQL run, and why: the demo tests run deploy/demo.sh,
-# which has its own --postgres mode; test_harness checks the harness's own start-up on a file;
-# the web server smoke tests (apache, lighttpd) exercise the servers, not the stores.
-NOT_DB=(test_demo.py test_demo_fresh_clone.py test_harness.py test_apache.py test_lighttpd.py)
+# Integration tests left out of the PostgreSQL run: the demo tests run deploy/demo.sh, which makes
+# a database of its own; PBIPORT_TEST_DB changes nothing there.
+NOT_ON_PG=(test_demo.py test_demo_fresh_clone.py)
+# Integration tests only in the PostgreSQL run: two hosts on one PostgreSQL (a cluster of its own).
+PG_ONLY=(test_two_hosts.py)
 # On PostgreSQL (PBIPORT_TEST_DB=postgresql) every name says so.
 prefix=""
 [ "${PBIPORT_TEST_DB:-sqlite}" = postgresql ] && prefix="pg/"
@@ -53,11 +53,11 @@ run_files() {  # suite, interpreter, files...: every file of a suite run with th
   done
 }
 
-db_integration_tests() {  # the integration tests not in NOT_DB
-  local t skip
+integration_tests() {  # the integration test files but those named in the arguments
+  local t n skip
   for t in tests/integration/test_*.py; do
     skip=0
-    for n in "${NOT_DB[@]}"; do [ "$(basename "$t")" = "$n" ] && skip=1; done
+    for n in "$@"; do [ "$(basename "$t")" = "$n" ] && skip=1; done
     [ $skip -eq 1 ] || echo "$t"
   done
 }
@@ -87,10 +87,11 @@ for suite in "${suites[@]}"; do
     emulator)
       run_files emulator python3 tests/emulator/test_*.py ;;
     integration)
-      run_files integration python3 tests/integration/test_*.py ;;
+      mapfile -t tests < <(integration_tests "${PG_ONLY[@]}")
+      run_files integration python3 "${tests[@]}" ;;
     integration-db)
-      mapfile -t db_tests < <(db_integration_tests)
-      run_files integration python3 "${db_tests[@]}" ;;
+      mapfile -t tests < <(integration_tests "${NOT_ON_PG[@]}")
+      run_files integration python3 "${tests[@]}" ;;
     postgresql) ;;   # started above
     browser)
       # the web pages in a real Chromium (tests/browser/browser.py); screenshots in
