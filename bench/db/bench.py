@@ -105,14 +105,11 @@ def jobs(pg, engine, emu, demo, contract):
         status, _, doc = stack.import_contract(contract, token="alice")
         completion.require(status == 201, "db", "the contract import answered %d" % status)
         port = [p["id"] for p in doc["output_ports"] if p["name"] == "analytics"][0]
-        ids = []
         for i in range(JOBS):
-            status, _, doc = stack.json("POST", "/api/output-ports/%s/powerbi-publish" % port, token="alice",
-                                        headers={"Content-Type": "application/json"},
-                                        body=json.dumps({"workspace_id": WORKSPACE, "name": "db %s %d" % (engine, i),
-                                                         "connection_id": CONNECTION}))
+            status, _, doc = stack.send_json("POST", "/api/output-ports/%s/powerbi-publish" % port, token="alice",
+                                             body={"workspace_id": WORKSPACE, "name": "db %s %d" % (engine, i),
+                                                   "connection_id": CONNECTION})
             completion.require(status == 202, "db", "publish %d answered %d %r" % (i, status, doc))
-            ids.append(doc["job_id"])
         print("bench/db: %d jobs on %s" % (JOBS, engine), flush=True)
         start = time.monotonic()
         for w in range(WORKERS):
@@ -121,7 +118,7 @@ def jobs(pg, engine, emu, demo, contract):
                                           stderr=open(stack.path("logs", "worker-%d.log" % w), "a")))
         while True:
             states = job_states(stack)
-            if states.get("succeeded", 0) + states.get("failed", 0) >= len(ids):
+            if states.get("succeeded", 0) + states.get("failed", 0) >= JOBS:
                 break
             completion.require(time.monotonic() - start < JOBS_TIMEOUT_S, "db", "jobs not ended: %r" % states)
             time.sleep(0.05)
