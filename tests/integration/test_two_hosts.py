@@ -69,13 +69,17 @@ class TwoHosts(PublishStackTestCase):
 
     @classmethod
     def tearDownClass(cls):
+        reports = []
         try:
             if cls.host2:
+                reports = cls.host2.sanitizer_reports() if cls.host2.dir else []
                 cls.host2.stop()
             super().tearDownClass()
         finally:
             if cls.pg:
                 cls.pg.stop()
+        if reports:
+            raise AssertionError("sanitizer reports from the second host:\n" + "\n".join(reports[:20]))
 
     # ---- helpers -------------------------------------------------------------------------------
     def publish_on(self, host, name):
