@@ -9,7 +9,7 @@
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
 
-/* Every column of a job, in the order job_from_row() reads them. */
+/* Every column of a job, in the order job_fixed and job_texts name them. */
 #define JOB_COLUMNS                                                                           \
 	"id, org_id, user_id, kind, state, phase, progress, attempts, max_attempts, "          \
 	"idempotency_key, input, private_input, checkpoint, result, error_code, error_message, " \
@@ -30,7 +30,12 @@ bool job_ended(const pb_job *j)
 	return j->state && strcmp(j->state, "queued") && strcmp(j->state, "running");
 }
 
-/* The texts a job owns, with their JOB_COLUMNS index: job_from_row reads them, job_free frees them. */
+/* A job's columns (JOB_COLUMNS' order), read and freed through these lists. */
+static const db_fixed_field job_fixed[] = {
+	DB_FIXED_FIELD(pb_job, id, 0),          DB_FIXED_FIELD(pb_job, org_id, 1),
+	DB_FIXED_FIELD(pb_job, user_id, 2),     DB_FIXED_FIELD(pb_job, created_at, 16),
+	DB_FIXED_FIELD(pb_job, updated_at, 17), DB_FIXED_FIELD(pb_job, cancelled_by, 21),
+};
 static const db_text_field job_texts[] = {
 	DB_TEXT_FIELD(pb_job, kind, 3),              DB_TEXT_FIELD(pb_job, state, 4),
 	DB_TEXT_FIELD(pb_job, phase, 5),             DB_TEXT_FIELD(pb_job, idempotency_key, 9),
@@ -40,41 +45,32 @@ static const db_text_field job_texts[] = {
 	DB_TEXT_FIELD(pb_job, finished_at, 18),      DB_TEXT_FIELD(pb_job, cancel_requested_at, 19),
 };
 
+static int job_more(pb_db *db, db_stmt *st, void *row, void *ctx, char *err)
+{
+	pb_job *j = row;
+	j->progress = db_col_int(st, 6);
+	j->attempts = db_col_int(st, 7);
+	j->max_attempts = db_col_int(st, 8);
+	j->cancel_cleanup = db_col_int(st, 20) != 0;
+	return PB_OK;
+}
+
+static const db_reader job_reader = {
+	sizeof(pb_job), "job", job_fixed, DB_NFIELDS(job_fixed), job_texts, DB_NFIELDS(job_texts), job_more,
+};
+
 void job_free(pb_job *j)
 {
 	/* sealed, but no reason to leave it lying in freed memory */
 	if (j && j->private_input)
 		memset(j->private_input, 0, strlen(j->private_input));
-	db_row_free(j, job_texts, DB_NFIELDS(job_texts));
+	db_reader_free(&job_reader, j);
 }
 
 static void copy_fixed(char *dst, size_t size, const char *src)
 {
 	if (xsnprintf(dst, size, "%s", src))
 		dst[0] = '\0';
-}
-
-static int job_from_row(db_stmt *st, pb_job **out, char *err)
-{
-	pb_job *j = calloc(1, sizeof *j);
-	if (!j)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	copy_fixed(j->id, sizeof j->id, db_col_text(st, 0));
-	copy_fixed(j->org_id, sizeof j->org_id, db_col_text(st, 1));
-	copy_fixed(j->user_id, sizeof j->user_id, db_col_text(st, 2));
-	j->progress = db_col_int(st, 6);
-	j->attempts = db_col_int(st, 7);
-	j->max_attempts = db_col_int(st, 8);
-	copy_fixed(j->created_at, sizeof j->created_at, db_col_text(st, 16));
-	copy_fixed(j->updated_at, sizeof j->updated_at, db_col_text(st, 17));
-	j->cancel_cleanup = db_col_int(st, 20) != 0;
-	copy_fixed(j->cancelled_by, sizeof j->cancelled_by, db_col_text(st, 21));
-	int rc = db_col_texts(st, j, job_texts, DB_NFIELDS(job_texts), err);
-	if (rc)
-		free(j);
-	else
-		*out = j;
-	return rc;
 }
 
 static int find_inflight(pb_db *db, const char *key, char id[PB_ID_BUF], bool *found, char *err)
@@ -140,19 +136,9 @@ out:
 
 int jobs_get(pb_db *db, const char *id, pb_job **out, char *err)
 {
-	db_stmt *st = NULL;
-	*out = NULL;
-	int rc = db_prepare(db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", &st, err);
-	if (!rc)
-		rc = db_bind_text(st, 1, id, err);
-	if (!rc) {
-		int row = db_row(db, st, err);
-		if (row == 1)
-			rc = job_from_row(st, out, err);
-		else
-			rc = row < 0 ? row : pb_err(err, PB_ENOTFOUND, "no job %s", id);
-	}
-	db_done(st);
+	void *j;
+	int rc = db_get_one(db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", &id, 1, &job_reader, NULL, id, &j, err);
+	*out = j;
 	return rc;
 }
 
@@ -248,8 +234,14 @@ int jobs_list(pb_db *db, const pb_job_filter *f, const pb_page *page, pb_job ***
 			more = true;
 			break;
 		}
-		if ((rc = job_from_row(st, &v[count], err)))
+		if (!(v[count] = malloc(sizeof *v[count]))) {
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
 			break;
+		}
+		if ((rc = db_read_row(db, st, &job_reader, v[count], NULL, err))) {
+			free(v[count]);
+			break;
+		}
 		count++;
 	}
 	if (!rc && more)

@@ -38,85 +38,59 @@ bool asset_kind_valid(const char *kind)
 	return false;
 }
 
-/* The texts an asset owns, with their ASSET_COLS index: read_row reads them, asset_free frees them. */
+#define ASSET_COLS "id, org_id, integration_id, kind, powerbi_id, workspace_powerbi_id, name, details_json, " \
+		   "state, created_at, updated_at, access"
+
+/* An asset's columns (ASSET_COLS' order), read and freed through these lists. */
+static const db_fixed_field asset_fixed[] = {
+	DB_FIXED_FIELD(pb_asset, id, 0),          DB_FIXED_FIELD(pb_asset, org_id, 1),
+	DB_FIXED_FIELD(pb_asset, created_at, 9),  DB_FIXED_FIELD(pb_asset, updated_at, 10),
+};
 static const db_text_field asset_texts[] = {
 	DB_TEXT_FIELD(pb_asset, integration_id, 2), DB_TEXT_FIELD(pb_asset, kind, 3),
 	DB_TEXT_FIELD(pb_asset, powerbi_id, 4),     DB_TEXT_FIELD(pb_asset, workspace_powerbi_id, 5),
 	DB_TEXT_FIELD(pb_asset, name, 6),           DB_TEXT_FIELD(pb_asset, details_json, 7),
 	DB_TEXT_FIELD(pb_asset, state, 8),          DB_TEXT_FIELD(pb_asset, access, 11),
 };
+static const db_reader asset_reader = {
+	sizeof(pb_asset), "asset", asset_fixed, DB_NFIELDS(asset_fixed), asset_texts, DB_NFIELDS(asset_texts), NULL,
+};
 
 void asset_free(pb_asset *a)
 {
-	db_row_free(a, asset_texts, DB_NFIELDS(asset_texts));
+	db_reader_free(&asset_reader, a);
 }
 
 void assets_free(pb_asset *v, size_t n)
 {
-	db_rows_free(v, n, sizeof *v, asset_texts, DB_NFIELDS(asset_texts));
+	db_reader_rows_free(&asset_reader, v, n);
 }
 
-#define ASSET_COLS "id, org_id, integration_id, kind, powerbi_id, workspace_powerbi_id, name, details_json, " \
-		   "state, created_at, updated_at, access"
-
-static int read_row(db_stmt *st, pb_asset *a, char *err)
+static int get_one(pb_db *db, const char *sql, const char *const *v, int n, pb_asset **out, char *err)
 {
-	memset(a, 0, sizeof *a);
-	xsnprintf(a->id, sizeof a->id, "%s", db_col_text(st, 0));
-	xsnprintf(a->org_id, sizeof a->org_id, "%s", db_col_text(st, 1));
-	xsnprintf(a->created_at, sizeof a->created_at, "%s", db_col_text(st, 9));
-	xsnprintf(a->updated_at, sizeof a->updated_at, "%s", db_col_text(st, 10));
-	return db_col_texts(st, a, asset_texts, DB_NFIELDS(asset_texts), err);
-}
-
-static int get_one(pb_db *db, const char *sql, const char *a1, const char *a2, const char *a3, pb_asset **out,
-		   char *err)
-{
-	db_stmt *st = NULL;
-	pb_asset *a = NULL;
-	int rc = db_prepare(db, sql, &st, err);
-	*out = NULL;
-	if (rc || (rc = db_bind_text(st, 1, a1, err)) || (rc = db_bind_text(st, 2, a2, err)) ||
-	    (a3 && (rc = db_bind_text(st, 3, a3, err))))
-		goto out;
-	int r = db_row(db, st, err);
-	if (r <= 0) {
-		rc = r < 0 ? r : pb_err(err, PB_ENOTFOUND, "no asset %s", a3 ? a3 : a2);
-		goto out;
-	}
-	if (!(a = calloc(1, sizeof *a))) {
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
-	if ((rc = read_row(st, a, err))) {
-		free(a);
-		goto out;
-	}
+	void *a;
+	int rc = db_get_one(db, sql, v, n, &asset_reader, NULL, v[n - 1], &a, err);
 	*out = a;
-out:
-	db_done(st);
 	return rc;
 }
 
 int assets_get(pb_db *db, const char *org_id, const char *id, pb_asset **out, char *err)
 {
-	return get_one(db, "SELECT " ASSET_COLS " FROM assets WHERE org_id = ? AND id = ?", org_id, id, NULL, out,
-		       err);
+	const char *v[] = { org_id, id };
+	return get_one(db, "SELECT " ASSET_COLS " FROM assets WHERE org_id = ? AND id = ?", v, 2, out, err);
 }
 
 int assets_get_by_powerbi_id(pb_db *db, const char *org_id, const char *kind, const char *powerbi_id,
 			     pb_asset **out, char *err)
 {
-	return get_one(db, "SELECT " ASSET_COLS " FROM assets WHERE org_id = ? AND kind = ? AND powerbi_id = ?",
-		       org_id, kind, powerbi_id, out, err);
+	const char *v[] = { org_id, kind, powerbi_id };
+	return get_one(db, "SELECT " ASSET_COLS " FROM assets WHERE org_id = ? AND kind = ? AND powerbi_id = ?", v,
+		       3, out, err);
 }
 
 int assets_list(pb_db *db, const char *org_id, const char *kind, const char *q, pb_asset **out, size_t *n,
 		char *err)
 {
-	db_stmt *st = NULL;
-	pb_asset *v = NULL;
-	size_t len = 0;
 	char *pattern = NULL;
 	int rc;
 	*out = NULL;
@@ -135,33 +109,14 @@ int assets_list(pb_db *db, const char *org_id, const char *kind, const char *q, 
 		}
 	}
 	const char *args[] = { org_id, kind, kind, pattern, pattern };
-	if ((rc = db_prepare_list(db, "SELECT " ASSET_COLS " FROM assets WHERE org_id = ? AND state = 'active' "
-				  "AND (CAST(? AS TEXT) IS NULL OR kind = ?) AND (CAST(? AS TEXT) IS NULL OR "
-				  "lower(name) LIKE lower(CAST(? AS TEXT)) ESCAPE '\\') "
-				  "ORDER BY kind, name, id LIMIT ?", args, 5, PB_LIST_MAX_ITEMS, &st, err)))
-		goto out;
-	if (!(v = calloc(PB_LIST_MAX_ITEMS, sizeof *v))) {
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
-	int r;
-	while (len < PB_LIST_MAX_ITEMS && (r = db_row(db, st, err)) == 1) {
-		if ((rc = read_row(st, &v[len], err)))
-			goto out;
-		len++;
-	}
-	if (len < PB_LIST_MAX_ITEMS && r < 0)
-		rc = r;
-out:
-	db_done(st);
+	void *v;
+	rc = db_get_rows(db, "SELECT " ASSET_COLS " FROM assets WHERE org_id = ? AND state = 'active' "
+			 "AND (CAST(? AS TEXT) IS NULL OR kind = ?) AND (CAST(? AS TEXT) IS NULL OR "
+			 "lower(name) LIKE lower(CAST(? AS TEXT)) ESCAPE '\\') "
+			 "ORDER BY kind, name, id LIMIT ?", args, 5, PB_LIST_MAX_ITEMS, &asset_reader, NULL, &v, n, err);
 	free(pattern);
-	if (rc) {
-		assets_free(v, len);
-		return rc;
-	}
 	*out = v;
-	*n = len;
-	return 0;
+	return rc;
 }
 
 int assets_workspace_names(pb_db *db, const char *integration_id, char ***ids, char ***names, size_t *n,
