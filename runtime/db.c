@@ -473,6 +473,16 @@ int db_exec_texts(pb_db *db, const char *sql, const char *const *v, int n, char 
 	return rc;
 }
 
+int db_first_row(pb_db *db, const char *sql, const char *const *v, int n, const char *missing, db_stmt **st,
+		 char *err)
+{
+	*st = NULL;
+	int rc = db_prepare_texts(db, sql, v, n, st, err), r;
+	if (!rc && (r = db_row(db, *st, err)) <= 0)
+		rc = r < 0 ? r : pb_err(err, PB_ENOTFOUND, "%s", missing);
+	return rc;
+}
+
 int db_has_row(pb_db *db, const char *sql, const char *const *v, int n, bool *found, char *err)
 {
 	db_stmt *st = NULL;
@@ -583,10 +593,10 @@ int db_get_one(pb_db *db, const char *sql, const char *const *v, int n, const db
 {
 	db_stmt *st = NULL;
 	void *row = NULL;
-	int rc = db_prepare_texts(db, sql, v, n, &st, err), got;
+	char missing[PB_ERR_MAX];
+	xsnprintf(missing, sizeof missing, "no %s %.128s", r->what, key);
+	int rc = db_first_row(db, sql, v, n, missing, &st, err);
 	*out = NULL;
-	if (!rc && (got = db_row(db, st, err)) <= 0)
-		rc = got < 0 ? got : pb_err(err, PB_ENOTFOUND, "no %s %.128s", r->what, key);
 	if (!rc && !(row = calloc(1, r->size)))
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 	if (!rc && (rc = db_read_row(db, st, r, row, ctx, err))) {

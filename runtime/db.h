@@ -115,6 +115,11 @@ int db_list_json(pb_db *db, const char *sql, const char *const *v, int n, int li
 		 void *ctx, struct json_t **out, char *err);
 /* Prepares sql, binds the n texts v in order (NULL binds NULL) and runs it as db_exec. */
 int db_exec_texts(pb_db *db, const char *sql, const char *const *v, int n, char *err);
+/* Prepares query sql, binds the n texts v in order and steps *st to its first row: PB_OK on it,
+ * PB_ENOTFOUND with the message missing when there is none. *st (NULL unless prepared) is to be
+ * db_done whatever this returns. */
+int db_first_row(pb_db *db, const char *sql, const char *const *v, int n, const char *missing, db_stmt **st,
+		 char *err);
 /* Prepares query sql, binds the n texts v in order and sets *found to whether it has a row. */
 int db_has_row(pb_db *db, const char *sql, const char *const *v, int n, bool *found, char *err);
 
