@@ -785,6 +785,15 @@ bool db_in_transaction(const pb_db *db)
 	return db->depth > 0 && db->drv->in_transaction(db->conn);
 }
 
+int db_lock_name(pb_db *db, const char *name, char *err)
+{
+	if (!db_in_transaction(db))
+		return pb_err(err, PB_EINTERNAL, "database: the lock %s is taken outside a write transaction", name);
+	if (db_dialect(db) != DB_DIALECT_POSTGRESQL)
+		return PB_OK;
+	return db_exec_texts(db, "SELECT pg_advisory_xact_lock(hashtextextended(CAST(? AS TEXT), 0))", &name, 1, err);
+}
+
 int db_transaction(pb_db *db, db_work_fn fn, void *ctx, char *err)
 {
 	bool outermost = !db_in_transaction(db);

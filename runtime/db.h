@@ -200,6 +200,17 @@ void db_reader_ptrs_free(const db_reader *r, void **v, size_t n);
 int db_read_begin(pb_db *db, char *err);
 void db_read_end(pb_db *db);
 
+/* The constant text of a query that locks the rows it reads for the write transaction it runs in:
+ * on PostgreSQL sql followed by lock ("FOR UPDATE", "FOR UPDATE SKIP LOCKED"), on SQLite sql alone
+ * (a write transaction there holds the database's one write lock: no other connection writes until
+ * it ends). sql and lock are string literals. */
+#define DB_LOCKING(db, sql, lock) (db_dialect(db) == DB_DIALECT_POSTGRESQL ? sql " " lock : sql)
+/* Inside a write transaction: waits for, then holds until the transaction ends, the lock named
+ * name, shared by every process on the database (PostgreSQL: an advisory transaction lock on a
+ * hash of name). For a read-then-write of rows that may not exist yet, which no row lock covers
+ * (a sliding window of events, a count). SQLite: nothing (the write lock covers it). */
+int db_lock_name(pb_db *db, const char *name, char *err);
+
 /* Write transactions: SQLite BEGIN IMMEDIATE, PostgreSQL BEGIN ... COMMIT, or ROLLBACK on any
  * failure. Called inside a write transaction, db_begin opens a savepoint instead, db_commit
  * releases it (the outer transaction commits it) and db_rollback undoes back to it: a store

@@ -249,6 +249,28 @@ static void test_schedule_tick_one_catch_up(void **state)
 	integration_free(i);
 }
 
+static int tick(pb_db *my, int i, void *ctx, char *err)
+{
+	return ingest_schedule_tick(my, &cfg, err);
+}
+
+/* Workers on several hosts tick the schedules at once, each on its own connection: a due time
+ * queues one run (the compare-and-swap on next_run_at has one winner). */
+static void schedule_tick_fires_once_with_several_tickers(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	bool conflict = false, won = false;
+	pb_integration *i = make("tickers", "@twice_daily", &conflict);
+	assert_int_equal(integration_advance_schedule(db, i->id, i->next_run_at, "2020-01-01T00:00:00.000Z", &won, err), 0);
+	assert_true(won);
+	tu_race(db_path, 4, tick, NULL);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM integration_runs WHERE integration_id = ?", i->id), 1);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM integrations WHERE id = ? AND next_run_at > "
+				  "'2020-01-01T00:00:00.000Z'", i->id), 1);
+	integration_free(i);
+}
+
 static long jobs_total(void)
 {
 	char err[PB_ERR_MAX];
@@ -908,6 +930,7 @@ int main(void)
 		cmocka_unit_test(test_filter_validation),
 		cmocka_unit_test(test_integrations_store),
 		cmocka_unit_test(test_schedule_tick_one_catch_up),
+		cmocka_unit_test(schedule_tick_fires_once_with_several_tickers),
 		cmocka_unit_test(test_run_history_kept_to_ten),
 		cmocka_unit_test(test_run_submit_is_atomic),
 		cmocka_unit_test(test_run_ended_by_its_job),

@@ -6,6 +6,7 @@
 #define PBIPORT_TEST_UTIL_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,6 +221,58 @@ TU_FN const char *const *tu_all_kinds(void)
 	char err[PB_ERR_MAX];
 	assert_int_equal(job_kind_names(pb_job_kinds, names, err), PB_OK);
 	return names;
+}
+
+/* ---------- several connections at once ---------- */
+
+/* What one racer of tu_race does, on a connection of its own (racer i of n): 0 when all went as it
+ * should, else a pb_rc with why in err. Not cmocka's asserts: it runs on a thread of its own. */
+typedef int (*tu_racer_fn)(pb_db *db, int i, void *ctx, char *err);
+
+#define TU_RACERS_MAX 8
+
+struct tu_racer {
+	const char *target;
+	int i;
+	tu_racer_fn fn;
+	void *ctx;
+	pthread_barrier_t *go;
+	int rc;
+	char err[PB_ERR_MAX];
+};
+
+TU_FN void *tu_racer_main(void *arg)
+{
+	struct tu_racer *r = arg;
+	pb_db *db = NULL;
+	r->rc = db_open(r->target, false, &db, r->err);
+	pthread_barrier_wait(r->go);   /* every racer starts at once, connected */
+	if (!r->rc)
+		r->rc = r->fn(db, r->i, r->ctx, r->err);
+	db_close(db);
+	return NULL;
+}
+
+/* Runs fn on n threads at once (2 to TU_RACERS_MAX), each on a pb_db of its own opened on target,
+ * the test database (tu_db_setup's path: a SQLite file, or a PostgreSQL connection string), as
+ * processes on several hosts share one database. Fails the test with the first racer's failure. */
+TU_FN void tu_race(const char *target, int n, tu_racer_fn fn, void *ctx)
+{
+	struct tu_racer r[TU_RACERS_MAX];
+	pthread_t t[TU_RACERS_MAX];
+	pthread_barrier_t go;
+	assert_true(n >= 2 && n <= TU_RACERS_MAX);
+	assert_int_equal(pthread_barrier_init(&go, NULL, (unsigned)n), 0);
+	for (int i = 0; i < n; i++) {
+		r[i] = (struct tu_racer){ .target = target, .i = i, .fn = fn, .ctx = ctx, .go = &go };
+		assert_int_equal(pthread_create(&t[i], NULL, tu_racer_main, &r[i]), 0);
+	}
+	for (int i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&go);
+	for (int i = 0; i < n; i++)
+		if (r[i].rc)
+			fail_msg("racer %d of %d: %s", i, n, r[i].err);
 }
 
 /* ---------- the emulator, started once per test binary ---------- */
