@@ -439,57 +439,80 @@ static int active_counts(pb_db *db, const char *integration_id, assets_counts *c
 	return rc;
 }
 
+/* assets_apply_run's transaction: the run applied and the counts it answers. */
+struct apply_run {
+	const struct apply *a;
+	const char *org_id, *integration_id, *run_id, *access;
+	assets_counts *counts;
+};
+
+static int apply_run_work(pb_db *db, void *ctx, char *err)
+{
+	const struct apply_run *ar = ctx;
+	const struct apply *ap = ar->a;
+	const char *org_id = ar->org_id, *integration_id = ar->integration_id, *run_id = ar->run_id,
+		   *access = ar->access;
+	assets_counts *counts = ar->counts;
+	long others = 0;
+	char lock[sizeof "assets:" + PB_ID_BUF];
+	int rc;
+	memset(counts, 0, sizeof *counts);
+	/* the runs of an organization's integrations write its assets one at a time: their counts
+	 * are read then written, and two upserts of the same assets in another order could deadlock */
+	if (xsnprintf(lock, sizeof lock, "assets:%s", org_id))
+		return pb_err(err, PB_EINVAL, "assets: the organization id is too long");
+	if ((rc = db_lock_name(db, lock, err)))
+		return rc;
+	/* Removal first (it only looks at rows not staged), then the upsert. */
+	if ((rc = forget_unseen(db, ap, &counts->removed, err)))
+		return rc;
+	/* DISTINCT: a row staged twice (never expected, see sql/0009) counts once. "others": staged
+	 * assets that belong to another integration, which need the sightings written below */
+	if ((rc = apply_counts(db, ap, "SELECT COUNT(DISTINCT s.asset_id) FROM asset_staging s WHERE s.run_id = ?4 "
+			       "AND s.kind <> '_scope' AND NOT EXISTS (SELECT 1 FROM assets WHERE assets.org_id = ?1 "
+			       "AND assets.kind = s.kind AND assets.powerbi_id = s.powerbi_id)", &counts->added, NULL, err)) ||
+	    (rc = apply_counts(db, ap, "SELECT COUNT(DISTINCT CASE WHEN assets.state <> 'active' OR (" WRITES " AND "
+			       "(assets.details_json <> s.details_json OR assets.name <> s.name)) THEN s.asset_id END), "
+			       "COUNT(CASE WHEN assets.state = 'active' AND assets.integration_id <> ?2 THEN 1 END) "
+			       STAGED_ASSETS, &counts->changed, &others, err)))
+		return rc;
+	/* an asset the run takes over from an integration with listing access keeps that one as a
+	 * sighting */
+	if (others && !strcmp(access, "scanner") &&
+	    (rc = apply_exec(db, ap, "INSERT INTO asset_sightings (asset_id, integration_id, access, first_seen_at) "
+			     "SELECT assets.id, assets.integration_id, assets.access, assets.created_at " STAGED_ASSETS
+			     " AND assets.state = 'active' AND assets.integration_id <> ?2 AND assets.access = 'listing' "
+			     "ON CONFLICT (asset_id, integration_id) DO NOTHING", NULL, err)))
+		return rc;
+	if ((rc = upsert_staged(db, ap, err)))
+		return rc;
+	/* the run's integration is a sighting of what stays another's */
+	if (others &&
+	    (rc = apply_exec(db, ap, "INSERT INTO asset_sightings (asset_id, integration_id, access, first_seen_at) "
+			     "SELECT assets.id, ?2, ?5, ?3 " STAGED_ASSETS " AND assets.integration_id <> ?2 "
+			     "ON CONFLICT (asset_id, integration_id) DO UPDATE SET access = excluded.access "
+			     "WHERE asset_sightings.access <> excluded.access", NULL, err)))
+		return rc;
+	/* ... and no longer one of what it took over */
+	if (!(rc = apply_exec(db, ap, "DELETE FROM asset_sightings WHERE integration_id = ?2 AND EXISTS (SELECT 1 FROM "
+			      "assets WHERE assets.id = asset_sightings.asset_id AND assets.integration_id = ?2)", NULL,
+			      err)) &&
+	    !(rc = lineage_edges_add_staged(db, org_id, run_id, err)))
+		rc = active_counts(db, integration_id, counts, err);
+	return rc;
+}
+
 int assets_apply_run(pb_db *db, const char *org_id, const char *integration_id, const char *run_id, bool full,
 		     const char *access, assets_counts *counts, char *err)
 {
 	char now[PB_TIME_BUF];
-	long others = 0;
-	int rc;
 	memset(counts, 0, sizeof *counts);
 	if (!access || (strcmp(access, "scanner") && strcmp(access, "listing")))
 		return pb_err(err, PB_EINVAL, "an import run sees Power BI through the scanner or the listing APIs");
 	pb_now(now);
 	struct apply a = { { org_id, integration_id, now, run_id, access, full ? "full" : "scoped" } };
-	if ((rc = db_begin(db, err)))
-		return rc;
-	/* Removal first (it only looks at rows not staged), then the upsert. */
-	if ((rc = forget_unseen(db, &a, &counts->removed, err)))
-		goto out;
-	/* DISTINCT: a row staged twice (never expected, see sql/0009) counts once. "others": staged
-	 * assets that belong to another integration, which need the sightings written below */
-	if ((rc = apply_counts(db, &a, "SELECT COUNT(DISTINCT s.asset_id) FROM asset_staging s WHERE s.run_id = ?4 "
-			       "AND s.kind <> '_scope' AND NOT EXISTS (SELECT 1 FROM assets WHERE assets.org_id = ?1 "
-			       "AND assets.kind = s.kind AND assets.powerbi_id = s.powerbi_id)", &counts->added, NULL, err)) ||
-	    (rc = apply_counts(db, &a, "SELECT COUNT(DISTINCT CASE WHEN assets.state <> 'active' OR (" WRITES " AND "
-			       "(assets.details_json <> s.details_json OR assets.name <> s.name)) THEN s.asset_id END), "
-			       "COUNT(CASE WHEN assets.state = 'active' AND assets.integration_id <> ?2 THEN 1 END) "
-			       STAGED_ASSETS, &counts->changed, &others, err)))
-		goto out;
-	/* an asset the run takes over from an integration with listing access keeps that one as a
-	 * sighting */
-	if (others && !strcmp(access, "scanner") &&
-	    (rc = apply_exec(db, &a, "INSERT INTO asset_sightings (asset_id, integration_id, access, first_seen_at) "
-			     "SELECT assets.id, assets.integration_id, assets.access, assets.created_at " STAGED_ASSETS
-			     " AND assets.state = 'active' AND assets.integration_id <> ?2 AND assets.access = 'listing' "
-			     "ON CONFLICT (asset_id, integration_id) DO NOTHING", NULL, err)))
-		goto out;
-	if ((rc = upsert_staged(db, &a, err)))
-		goto out;
-	/* the run's integration is a sighting of what stays another's */
-	if (others &&
-	    (rc = apply_exec(db, &a, "INSERT INTO asset_sightings (asset_id, integration_id, access, first_seen_at) "
-			     "SELECT assets.id, ?2, ?5, ?3 " STAGED_ASSETS " AND assets.integration_id <> ?2 "
-			     "ON CONFLICT (asset_id, integration_id) DO UPDATE SET access = excluded.access "
-			     "WHERE asset_sightings.access <> excluded.access", NULL, err)))
-		goto out;
-	/* ... and no longer one of what it took over */
-	if (!(rc = apply_exec(db, &a, "DELETE FROM asset_sightings WHERE integration_id = ?2 AND EXISTS (SELECT 1 FROM "
-			      "assets WHERE assets.id = asset_sightings.asset_id AND assets.integration_id = ?2)", NULL,
-			      err)) &&
-	    !(rc = lineage_edges_add_staged(db, org_id, run_id, err)))
-		rc = active_counts(db, integration_id, counts, err);
-out:
-	return db_end(db, rc, err);
+	struct apply_run ar = { &a, org_id, integration_id, run_id, access, counts };
+	return db_transaction(db, apply_run_work, &ar, err);
 }
 
 /* One entry of assets_seen_by. */
