@@ -1,7 +1,9 @@
 # pbiport — one Makefile for everything.
 #   make            build bin/pbiport and bin/pbiport.fcgi
-#   make deps       install the Debian packages we build and test with
+#   make deps       install the Debian packages we build and test with (PostgreSQL among them:
+#                   the tests start throwaway clusters with tests/tools/pg_cluster.py)
 #   make check      every test (unit, CLI, corpus, integration)
+#   make check-pg   the unit tests with their databases on PostgreSQL (a throwaway cluster)
 #   make check-asan the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make fuzz       libFuzzer harnesses (FUZZ_SECONDS each, default 60)
 #   make bench      benchmarks (results in bench/README.md)
@@ -26,6 +28,11 @@ endif
 # its library lives in Graphviz's plugin folder, which the binary is told about.
 GV_PLUGINS := $(shell pkg-config --variable=libdir libgvc 2>/dev/null)/graphviz
 LIBS_PKG  += -L$(GV_PLUGINS) -Wl,-rpath,$(GV_PLUGINS) -lgvplugin_dot_layout
+# libpq (the PostgreSQL driver, runtime/db_pg.c): its .pc file, else what pg_config says.
+PQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I$$(pg_config --includedir 2>/dev/null))
+PQ_LIBS   := $(shell pkg-config --libs libpq 2>/dev/null || echo -L$$(pg_config --libdir 2>/dev/null) -lpq)
+CFLAGS_PKG += $(PQ_CFLAGS)
+LIBS_PKG  += $(PQ_LIBS)
 
 OPT       ?= -O2 -g
 SANITIZE  ?=
@@ -46,7 +53,7 @@ UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 LIB       := $(BUILD)/libpbiport.a
 
-.PHONY: all deps check check-unit check-cli check-integration check-emulator check-asan fuzz bench clean
+.PHONY: all deps check check-unit check-pg check-cli check-integration check-emulator check-asan fuzz bench clean
 
 all: $(BIN)/pbiport $(BIN)/pbiport.fcgi
 
@@ -78,6 +85,11 @@ check: all $(UNIT_BIN)
 
 check-unit: $(UNIT_BIN)
 	bash tests/run.sh unit
+
+# The unit tests again with every test database (tu_db_setup) a PostgreSQL one, in a throwaway
+# cluster (tests/tools/pg_cluster.py) that is removed afterwards.
+check-pg: $(UNIT_BIN)
+	PBIPORT_TEST_DB=postgresql python3 tests/tools/pg_cluster.py run -- bash tests/run.sh unit
 
 check-asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT="-O1 -g" SANITIZE=address,undefined check \

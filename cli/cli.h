@@ -9,6 +9,7 @@ int cmd_tmdl_parse(int argc, char **argv);
 int cmd_tmdl(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_db(int argc, char **argv);
 int cmd_org(int argc, char **argv);
 int cmd_user(int argc, char **argv);
 int cmd_token(int argc, char **argv);

@@ -15,6 +15,7 @@ struct command {
 static const struct command commands[] = {
 	{ "serve", cmd_serve, "serve   run as the FastCGI application (or answer one CGI request)" },
 	{ "migrate", cmd_migrate, "migrate   create or update the database PBIPORT_DB" },
+	{ "db", cmd_db, "db copy --from FILE --to URL   copy a SQLite database into an empty PostgreSQL one" },
 	{ "org", cmd_org, "org create NAME   add an organization" },
 	{ "user", cmd_user, "user add NAME --org ORG [--role owner|member] [--team T]... [--email E]   add a user;\n"
 		  "      user email NAME ADDRESS|--clear   the e-mail a first sign-in with Microsoft is matched by" },

@@ -3,6 +3,10 @@
 # data product, ready for curl or a browser.
 #
 #   deploy/demo.sh start    build if needed, start everything from an empty folder, print what to try
+#   deploy/demo.sh start --postgres
+#                           the same on PostgreSQL: a local cluster of its own (tests/tools/pg_cluster.py:
+#                           a unix socket in a folder under /tmp, removed by `stop`); demo.env's PBIPORT_DB
+#                           is then its connection string, which psql accepts as it is
 #   deploy/demo.sh stop     end the processes this script started (pid files in the demo folder)
 #   deploy/demo.sh status   say what runs
 #
@@ -27,6 +31,8 @@ DEMO_TEAM=analytics
 # `stop` waits this long after TERM before KILL: longer than pbiport-pool's own grace
 # (PBIPORT_POOL_STOP_GRACE, 10 s), so the pool ends its copies itself first.
 DEMO_STOP_WAIT_S=${PBIPORT_DEMO_STOP_WAIT:-15}
+# `start --postgres`: the folder of the demo's PostgreSQL cluster (pg_cluster.py start prints it)
+PG_DIR_FILE=$DEMO_DIR/run/postgres.dir
 [[ $DEMO_STOP_WAIT_S =~ ^[0-9]+$ ]] || { echo "demo: PBIPORT_DEMO_STOP_WAIT must be a number of seconds" >&2; exit 2; }
 # Variables the demo defines itself: never carried over from the caller's environment (a sourced
 # old demo.env would otherwise hand out stale tokens).
@@ -121,6 +127,12 @@ cmd_stop() {
 			say "stopped $name"
 		fi
 	done < <(components)
+	# the PostgreSQL cluster of `start --postgres`, once nothing uses it
+	if [ -f "$PG_DIR_FILE" ]; then
+		python3 "$ROOT/tests/tools/pg_cluster.py" stop "$(cat "$PG_DIR_FILE")" || true
+		rm -f "$PG_DIR_FILE"
+		say "stopped postgresql"
+	fi
 	# the folder under /tmp that make_web_dirs made when the demo folder was out of the workers' reach
 	local web
 	if [ -L "$DEMO_DIR/nginx" ]; then
@@ -146,6 +158,10 @@ cmd_status() {
 			say "$name not running"
 		fi
 	done < <(components)
+	if [ -f "$PG_DIR_FILE" ]; then
+		pid=$(head -n 1 "$(cat "$PG_DIR_FILE")/data/postmaster.pid" 2>/dev/null || true)
+		if pid_alive "$pid" postgres; then say "postgresql running (pid $pid)"; any=0; else say "postgresql not running"; fi
+	fi
 	if [ $any -eq 0 ] && [ -f "$DEMO_DIR/demo.env" ]; then
 		local url
 		url=$(sed -n "s/^export PBIPORT_URL='\(.*\)'\$/\1/p" "$DEMO_DIR/demo.env")
@@ -347,7 +363,23 @@ pbi() { env -i "${APP_ENV[@]}" "$BIN" "$@"; }
 
 new_password() { openssl rand -hex 12; }
 
+# Starts the demo's PostgreSQL cluster and sets PG_URL to its connection string.
+start_postgres() {
+	local out
+	out=$(python3 "$ROOT/tests/tools/pg_cluster.py" start --url) \
+		|| die "PostgreSQL could not be started (its server comes from Debian's postgresql package: make deps)"
+	printf '%s\n' "$out" | head -n 1 >"$PG_DIR_FILE"
+	PG_URL=$(printf '%s\n' "$out" | tail -n 1)
+	say "postgresql started in $(cat "$PG_DIR_FILE")"
+}
+
 cmd_start() {
+	local postgres=0
+	case ${1:-} in
+		--postgres) postgres=1 ;;
+		"") ;;
+		*) die "usage: deploy/demo.sh start [--postgres]" ;;
+	esac
 	command -v nginx >/dev/null && command -v spawn-fcgi >/dev/null && command -v curl >/dev/null \
 		|| die "nginx, spawn-fcgi and curl are needed: run make deps"
 	[[ $PORT =~ ^[0-9]+$ ]] || die "PBIPORT_DEMO_PORT must be a port number, not '$PORT'"
@@ -366,6 +398,11 @@ cmd_start() {
 	umask 077
 	make_web_dirs
 
+	local db_target=$DEMO_DIR/db/pbiport.db
+	if [ $postgres -eq 1 ]; then
+		start_postgres
+		db_target=$PG_URL
+	fi
 	local enc_keys=${APPLICATION_ENCRYPTION_KEYS:-$("$BIN" keygen)}
 	local remember=${APPLICATION_SECURITY_REMEMBERME_KEY:-$("$BIN" keygen)}
 	local url="http://127.0.0.1:$PORT"
@@ -381,7 +418,7 @@ cmd_start() {
 	[[ " ${keep[*]} " == *" PBIPORT_WEBHOOK_ALLOW_HOSTS="* ]] || keep+=("PBIPORT_WEBHOOK_ALLOW_HOSTS=localhost")
 	APP_ENV=(
 		"PATH=$PATH"
-		"PBIPORT_DB=$DEMO_DIR/db/pbiport.db"
+		"PBIPORT_DB=$db_target"
 		"APPLICATION_POWERBI_WEB_ENABLED=true"
 		"APPLICATION_INGESTIONS_ENABLED=true"
 		"APPLICATION_ENCRYPTION_KEYS=$enc_keys"
@@ -494,8 +531,8 @@ EOF
 }
 
 case ${1:-} in
-	start) cmd_start ;;
+	start) shift; cmd_start "$@" ;;
 	stop) cmd_stop ;;
 	status) cmd_status ;;
-	*) echo "usage: deploy/demo.sh start|stop|status" >&2; exit 2 ;;
+	*) echo "usage: deploy/demo.sh start [--postgres]|stop|status" >&2; exit 2 ;;
 esac

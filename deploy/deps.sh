@@ -4,9 +4,10 @@ set -euo pipefail
 PKGS=(
   build-essential pkg-config clang libclang-rt-14-dev
   libfcgi-dev liblua5.4-dev libsqlite3-dev libjansson-dev libcurl4-openssl-dev libssl-dev
-  libyaml-dev libutf8proc-dev libcmocka-dev libgraphviz-dev
+  libyaml-dev libutf8proc-dev libcmocka-dev libgraphviz-dev libpq-dev
   nginx-light lighttpd apache2 spawn-fcgi
   python3 openssl curl sqlite3 wrk procps jq
+  postgresql
   chromium chromium-driver python3-selenium fonts-noto-color-emoji
 )
 # axe-core (the accessibility checker the browser tests run in each page) comes from npm into a
@@ -35,8 +36,9 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-# The packaged web servers start system services on install; pbiport starts its own.
-for svc in nginx lighttpd apache2; do
+# The packaged web servers and PostgreSQL start system services on install; pbiport starts its
+# own (tests and the demo run throwaway clusters: tests/tools/pg_cluster.py).
+for svc in nginx lighttpd apache2 postgresql; do
   $SUDO service "$svc" stop >/dev/null 2>&1 || true
 done
 echo "deps: installed ${missing[*]}"

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "runtime/crypto.h"
+#include "runtime/db.h"
 #include "runtime/http.h"
 #include "runtime/strbuf.h"
 #include "runtime/timeutil.h"
@@ -305,6 +306,21 @@ static int load_signin(pb_config *cfg, char *err)
 	return PB_OK;
 }
 
+/* PBIPORT_DB: a path means SQLite, a postgresql:// URL or libpq key=value string PostgreSQL
+ * (runtime/db.h db_target_is_pg). A URL of another scheme is refused here rather than taken for a
+ * file path; the message names the scheme only, never the rest (it may hold a password). */
+static int check_db_target(const char *db, char *err)
+{
+	const char *sep = strstr(db, "://");
+	if (!sep || db_target_is_pg(db))
+		return PB_OK;
+	size_t n = (size_t)(sep - db);
+	if (n == 0 || n > 16 || strspn(db, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-") != n)
+		return PB_OK;   /* not a scheme: a path that happens to hold "://" */
+	return pb_err(err, PB_EINVAL, "PBIPORT_DB: unknown scheme '%.*s://': use the path of a SQLite file or a "
+		      "postgresql:// URL", (int)n, db);
+}
+
 int config_load(pb_config *cfg, char *err)
 {
 	int rc;
@@ -312,9 +328,12 @@ int config_load(pb_config *cfg, char *err)
 
 	const char *db = env("PBIPORT_DB");
 	if (!db) {
-		rc = pb_err(err, PB_EINVAL, "PBIPORT_DB is not set (path of the SQLite database file)");
+		rc = pb_err(err, PB_EINVAL, "PBIPORT_DB is not set (the path of a SQLite database file, or a PostgreSQL "
+			    "connection string: postgresql://user@host/db or host=... dbname=...)");
 		goto out;
 	}
+	if ((rc = check_db_target(db, err)))
+		goto out;
 	cfg->db_path = xstrdup(db);
 	if (!cfg->db_path) {
 		rc = pb_err(err, PB_ENOMEM, "out of memory");

@@ -19,7 +19,7 @@
 struct pb_keyring;
 
 typedef struct pb_config {
-	char *db_path;              /* PBIPORT_DB (required) */
+	char *db_path;              /* PBIPORT_DB (required): a SQLite file path or a PostgreSQL connection string */
 	size_t max_body;            /* PBIPORT_MAX_BODY, default PB_BODY_MAX_DEFAULT */
 	char *public_url;           /* PBIPORT_PUBLIC_URL without trailing '/', or NULL */
 	char *datadir;              /* PBIPORT_DATADIR (built-in templates/, lua/, sql/), or NULL: the

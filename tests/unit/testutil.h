@@ -112,13 +112,17 @@ TU_FN int tu_tmpdir_teardown(void **state)
 	return tu_rmtree(tu_tmpdir);
 }
 
+#include "tests/unit/pg_cluster.h"   /* PBIPORT_TEST_DB=postgresql: tu_pg_test_db */
+
 /* Opens (creating) <dir>/<file> as *db and applies the tree's sql/ migrations. The full path
  * goes into path (path_size bytes; may be NULL). *db is new: caller closes with db_close. */
 TU_FN int tu_db_open_migrated(const char *dir, const char *file, char *path, size_t path_size, pb_db **db,
 			      char *err)
 {
 	char p[256], sql[512];
-	int rc = xsnprintf(p, sizeof p, "%s/%s", dir, file);
+	int rc = tu_pg_wanted() ? tu_pg_test_db(file, p, sizeof p, err) : xsnprintf(p, sizeof p, "%s/%s", dir, file);
+	if (rc < 0 && tu_pg_wanted())
+		return rc;
 	if (!rc)
 		rc = tu_src_path(sql, sizeof sql, "sql");
 	if (rc)
