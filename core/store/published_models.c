@@ -532,7 +532,7 @@ int pm_drift_list_json(pb_db *db, const char *org_id, json_t **out, char *err)
 	return db_list_json(db,
 			    "SELECT id, name, output_port_id, workspace_id, semantic_model_id, web_url, drift_cause, "
 			    "drift_checked_at, drift_detected_at, drift FROM published_models WHERE org_id = ? AND "
-			    "drift_cause IS NOT NULL AND state NOT IN " PM_GONE " ORDER BY drift_detected_at DESC, id DESC "
+			    "drift_cause IS NOT NULL AND state NOT IN " PM_GONE " ORDER BY drift_detected_at DESC NULLS LAST, id DESC "
 			    "LIMIT ?",
 			    &org_id, 1, PB_LIST_MAX_ITEMS, drifted_model, NULL, out, err);
 }

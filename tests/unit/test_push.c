@@ -878,18 +878,17 @@ static void upload_job_and_owner_commit_together(void **state)
 	long jobs = tu_count(db, "SELECT count(*) FROM jobs WHERE kind = 'push_rows'", NULL);
 
 	/* the owner row cannot be written: no job either, and the chunks are gone with the request */
-	exec_sql("CREATE TEMP TRIGGER no_owner BEFORE INSERT ON push_chunks WHEN NEW.seq = -1 "
-		 "BEGIN SELECT RAISE(ABORT, 'no owner rows'); END");
+	tu_refuse(db, "no_owner", "INSERT", "push_chunks", "NEW.seq = -1", "no owner rows");
 	assert_int_not_equal(ingest_rows(&e, 25000, false), 0);
 	assert_null(e.reply);
-	exec_sql("DROP TRIGGER no_owner");
+	tu_allow(db, "no_owner", "push_chunks");
 	assert_int_equal(tu_count(db, "SELECT count(*) FROM jobs WHERE kind = 'push_rows'", NULL), jobs);
 	assert_int_equal(tu_count(db, "SELECT count(*) FROM push_chunks", NULL), 0);
 
 	/* the job cannot be queued: no owner row, no chunks */
-	exec_sql("CREATE TEMP TRIGGER no_job BEFORE INSERT ON jobs BEGIN SELECT RAISE(ABORT, 'no jobs'); END");
+	tu_refuse(db, "no_job", "INSERT", "jobs", NULL, "no jobs");
 	assert_int_not_equal(ingest_rows(&e, 25000, false), 0);
-	exec_sql("DROP TRIGGER no_job");
+	tu_allow(db, "no_job", "jobs");
 	assert_int_equal(tu_count(db, "SELECT count(*) FROM jobs WHERE kind = 'push_rows'", NULL), jobs);
 	assert_int_equal(tu_count(db, "SELECT count(*) FROM push_chunks", NULL), 0);
 

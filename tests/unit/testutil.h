@@ -210,6 +210,39 @@ TU_FN void tu_sql(pb_db *db, const char *sql)
 		fail_msg("%s: %s", sql, err);
 }
 
+/* Makes the database refuse event ("INSERT" or "DELETE") on table while cond holds (an SQL
+ * condition that may name NEW.column for an insert; NULL: always), failing the statement with
+ * message: a fault injected to test that several writes commit together. name names the refusal
+ * (tu_allow lifts it). Written for db's engine: a SQLite trigger with RAISE(ABORT), or a
+ * PostgreSQL trigger calling a PL/pgSQL function of the same name that raises an exception. */
+TU_FN void tu_refuse(pb_db *db, const char *name, const char *event, const char *table, const char *cond,
+		     const char *message)
+{
+	char sql[2048];
+	int bad = db_dialect(db) == DB_DIALECT_POSTGRESQL
+		? xsnprintf(sql, sizeof sql,
+			    "CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF %s THEN "
+			    "RAISE EXCEPTION '%s'; END IF; RETURN %s; END $$; "
+			    "CREATE TRIGGER %s BEFORE %s ON %s FOR EACH ROW EXECUTE FUNCTION %s()",
+			    name, cond ? cond : "true", message, strcmp(event, "DELETE") ? "NEW" : "OLD", name, event,
+			    table, name)
+		: xsnprintf(sql, sizeof sql, "CREATE TEMP TRIGGER %s BEFORE %s ON %s %s%s BEGIN SELECT RAISE(ABORT, '%s'); END",
+			    name, event, table, cond ? "WHEN " : "", cond ? cond : "", message);
+	assert_int_equal(bad, 0);
+	tu_sql(db, sql);
+}
+
+/* Lifts the refusal name on table that tu_refuse made. */
+TU_FN void tu_allow(pb_db *db, const char *name, const char *table)
+{
+	char sql[256];
+	assert_int_equal(db_dialect(db) == DB_DIALECT_POSTGRESQL
+				 ? xsnprintf(sql, sizeof sql, "DROP TRIGGER %s ON %s; DROP FUNCTION %s()", name, table, name)
+				 : xsnprintf(sql, sizeof sql, "DROP TRIGGER %s", name),
+			 0);
+	tu_sql(db, sql);
+}
+
 /* What a group setup returns when a step failed: err on stderr (cmocka prints only that the
  * setup failed), then -1. */
 TU_FN int tu_setup_failed(const char *err)
