@@ -173,6 +173,10 @@ typedef struct db_reader {
 	int (*more)(pb_db *db, db_stmt *st, void *row, void *ctx, char *err);
 } db_reader;
 
+/* The db_reader of struct type read through the tables fixed and texts (arrays) and more. */
+#define DB_READER(type, what, fixed, texts, more) \
+	{ sizeof(type), (what), (fixed), DB_NFIELDS(fixed), (texts), DB_NFIELDS(texts), (more) }
+
 /* Reads the row st is on into row (zeroed first): the fixed texts (a value longer than its member
  * is PB_EIO "malformed <what> row"), the owned texts, then r->more. On failure row owns nothing. */
 int db_read_row(pb_db *db, db_stmt *st, const db_reader *r, void *row, void *ctx, char *err);

@@ -55,9 +55,7 @@ static int job_more(pb_db *db, db_stmt *st, void *row, void *ctx, char *err)
 	return PB_OK;
 }
 
-static const db_reader job_reader = {
-	sizeof(pb_job), "job", job_fixed, DB_NFIELDS(job_fixed), job_texts, DB_NFIELDS(job_texts), job_more,
-};
+static const db_reader job_reader = DB_READER(pb_job, "job", job_fixed, job_texts, job_more);
 
 void job_free(pb_job *j)
 {

@@ -52,9 +52,7 @@ static const db_text_field asset_texts[] = {
 	DB_TEXT_FIELD(pb_asset, name, 6),           DB_TEXT_FIELD(pb_asset, details_json, 7),
 	DB_TEXT_FIELD(pb_asset, state, 8),          DB_TEXT_FIELD(pb_asset, access, 11),
 };
-static const db_reader asset_reader = {
-	sizeof(pb_asset), "asset", asset_fixed, DB_NFIELDS(asset_fixed), asset_texts, DB_NFIELDS(asset_texts), NULL,
-};
+static const db_reader asset_reader = DB_READER(pb_asset, "asset", asset_fixed, asset_texts, NULL);
 
 void asset_free(pb_asset *a)
 {

@@ -237,10 +237,8 @@ static int integration_more(pb_db *db, db_stmt *st, void *row, void *ctx, char *
 	return last_state_from_job(db, i, db_col_text(st, 16), err);
 }
 
-static const db_reader integration_reader = {
-	sizeof(pb_integration), "integration",     integration_fixed, DB_NFIELDS(integration_fixed),
-	integration_texts,      DB_NFIELDS(integration_texts), integration_more,
-};
+static const db_reader integration_reader = DB_READER(pb_integration, "integration", integration_fixed,
+						      integration_texts, integration_more);
 
 void integration_free(pb_integration *i)
 {
@@ -543,9 +541,7 @@ static const db_text_field run_texts[] = {
 	DB_TEXT_FIELD(pb_run, error_code, 11),    DB_TEXT_FIELD(pb_run, error_message, 12),
 	DB_TEXT_FIELD(pb_run, wait_until, 14),    DB_TEXT_FIELD(pb_run, wait_reason, 15),
 };
-static const db_reader run_reader = {
-	sizeof(pb_run), "run", run_fixed, DB_NFIELDS(run_fixed), run_texts, DB_NFIELDS(run_texts), NULL,
-};
+static const db_reader run_reader = DB_READER(pb_run, "run", run_fixed, run_texts, NULL);
 
 void run_free(pb_run *r)
 {

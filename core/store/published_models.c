@@ -268,9 +268,7 @@ static int pm_more(pb_db *db, db_stmt *st, void *row, void *ctx, char *err)
 	return PB_OK;
 }
 
-static const db_reader pm_reader = {
-	sizeof(pm_row), "published model", pm_fixed, DB_NFIELDS(pm_fixed), pm_texts, DB_NFIELDS(pm_texts), pm_more,
-};
+static const db_reader pm_reader = DB_READER(pm_row, "published model", pm_fixed, pm_texts, pm_more);
 
 void pm_row_free(pm_row *r)
 {

@@ -68,10 +68,7 @@ static int webhook_more(pb_db *db, db_stmt *st, void *row, void *ctx, char *err)
 	return PB_OK;
 }
 
-static const db_reader webhook_reader = {
-	sizeof(pb_webhook), "webhook",     webhook_fixed, DB_NFIELDS(webhook_fixed),
-	webhook_texts,      DB_NFIELDS(webhook_texts), webhook_more,
-};
+static const db_reader webhook_reader = DB_READER(pb_webhook, "webhook", webhook_fixed, webhook_texts, webhook_more);
 
 void webhook_free(pb_webhook *w)
 {
@@ -294,10 +291,8 @@ static int delivery_more(pb_db *db, db_stmt *st, void *row, void *ctx, char *err
 	return PB_OK;
 }
 
-static const db_reader delivery_reader = {
-	sizeof(pb_delivery), "webhook delivery", delivery_fixed, DB_NFIELDS(delivery_fixed),
-	delivery_texts,      DB_NFIELDS(delivery_texts), delivery_more,
-};
+static const db_reader delivery_reader = DB_READER(pb_delivery, "webhook delivery", delivery_fixed,
+						      delivery_texts, delivery_more);
 
 void delivery_free(pb_delivery *d)
 {
