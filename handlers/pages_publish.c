@@ -1,7 +1,9 @@
 /* The Power BI modal: /output-ports/{id}/power-bi (the page without JavaScript; the product
  * page's script shows its panel in a <dialog>). GET offers the user's workspaces, the
  * semantic model name the API would use and the existing connections that match the port's
- * data source, or says what comes first (connect Power BI, an owner's settings); POST sends
+ * data source (for a server marked on-premises, core/flow/publish_gateway.h: the gateway data
+ * sources that do, and a new data source on a gateway the user administers), or says what comes
+ * first (connect Power BI, an owner's settings); POST sends
  * the form to core's publish (core/flow/publish.h publish_submit) and goes on to the job's
  * page, /jobs/{id}. */
 #include <jansson.h>
@@ -9,6 +11,7 @@
 #include <string.h>
 
 #include "core/flow/publish.h"
+#include "core/flow/publish_gateway.h"
 #include "core/store/catalog.h"
 #include "handlers/handlers.h"
 #include "runtime/crypto.h"
@@ -18,7 +21,8 @@
 
 /* The fields of the form that come back on it when it is refused, besides the credential
  * fields the source's description does not mark secret: never the secrets. */
-static const char *const kept_fields[] = { "workspace_id", "name", "connection", "credential_type", "http_path", NULL };
+static const char *const kept_fields[] = { "workspace_id", "name", "connection", "gateway", "credential_type", "http_path",
+					   NULL };
 
 /* The value of form field name, or NULL when it is absent or empty. */
 static const char *field(const struct req *r, const char *name)
@@ -90,11 +94,20 @@ static int build_view(struct req *r, const cat_port *port, const source_desc *de
 		goto out;
 	}
 	port_json = NULL;
+	bool on_prem = false;
+	char marked_gateway[PB_PBI_ID_MAX + 1];
 	pb_failure_clear(&f);
-	rc = publish_workspaces(r->db, r->cfg, r->who.org_id, r->who.user_id, &ws, &f);
-	/* the connections need the port's HTTP path: without one they wait until it is given */
+	if (publish_gateway_marked(port, &on_prem, marked_gateway, f.message))
+		rc = pb_fail_as(&f, PB_EINVAL, NULL);
+	if (!rc && json_object_set_new(view, "on_premises", json_boolean(on_prem)))
+		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
+	if (!rc)
+		rc = publish_workspaces(r->db, r->cfg, r->who.org_id, r->who.user_id, &ws, &f);
+	/* the connections need the port's HTTP path: without one they wait until it is given; an
+	 * on-premises server's are gateway data sources */
 	if (!rc && (!needs_path || http_path))
-		rc = publish_connections(r->db, r->cfg, r->who.org_id, r->who.user_id, port->id, http_path, &conns, &f);
+		rc = (on_prem ? publish_gateways : publish_connections)(r->db, r->cfg, r->who.org_id, r->who.user_id,
+									 port->id, http_path, &conns, &f);
 	if (rc && (is_state(&f) || (rc == PB_EINVAL && needs_path))) {
 		rc = pages_set_failure(view, "problem", &f) ? pb_err(r->err, PB_ENOMEM, "out of memory") : PB_OK;
 		goto out;
@@ -104,7 +117,8 @@ static int build_view(struct req *r, const cat_port *port, const source_desc *de
 		goto out;
 	}
 	if (json_object_set(view, "workspaces", json_object_get(ws, "workspaces")) ||
-	    (conns && (json_object_set(view, "connections", json_object_get(conns, "connections")) ||
+	    (conns && (json_object_set(view, on_prem ? "gateways" : "connections",
+				       json_object_get(conns, on_prem ? "gateways" : "connections")) ||
 		       json_object_set(view, "data_source", json_object_get(conns, "data_source")))))
 		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
 out:
@@ -169,47 +183,100 @@ int pages_power_bi(struct req *r)
 	return rc;
 }
 
+/* The credentials of a new connection (or gateway data source) the form gives, of a kind the
+ * source takes: *out new {"credential_type", fields...} (secret), or a message in f naming
+ * what is missing in the words of the form's labels. */
+static int new_credentials(const struct req *r, const source_desc *desc, json_t **out, pb_failure *f)
+{
+	/* the kinds of credentials the source takes: one needs no choosing */
+	const source_cred *kind = desc->ncreds == 1 ? &desc->creds[0] : source_cred_named(desc, field(r, "credential_type"));
+	json_t *creds;
+	*out = NULL;
+	if (!kind) {
+		const char *labels[SOURCE_MAX_CREDS];
+		for (size_t i = 0; i < desc->ncreds; i++)
+			labels[i] = desc->creds[i].label;
+		return pb_fail_words(f, "Choose how the new connection signs in: ", labels, desc->ncreds, " or ", ".");
+	}
+	if (!(creds = json_pack("{s:s}", "credential_type", kind->kind)))
+		return pb_fail(f, PB_ENOMEM, NULL, "out of memory");
+	for (size_t i = 0; i < kind->nfields; i++) {
+		const char *v = field(r, kind->fields[i].name);
+		int rc = PB_OK;
+		if (!v) {
+			const char *labels[SOURCE_MAX_CRED_FIELDS];
+			for (size_t k = 0; k < kind->nfields; k++)
+				labels[k] = kind->fields[k].label;
+			rc = pb_fail_words(f, "A new connection needs ", labels, kind->nfields, " and ", ".");
+		} else if (set_str(creds, kind->fields[i].name, v)) {
+			rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
+		}
+		if (rc) {
+			*out = creds;   /* the caller wipes what was copied */
+			return rc;
+		}
+	}
+	*out = creds;
+	return PB_OK;
+}
+
+/* What the form chose to reach the data source through, into the request o: an existing
+ * connection (connection_id) or new credentials (connection, *creds); for an on-premises
+ * server the "gateway" field, "ds:<gateway>:<data source>" (gateway_id, gateway_datasource_id)
+ * or "new:<gateway>" (gateway_id and new credentials). */
+static int chosen_connection(const struct req *r, const cat_port *port, const source_desc *desc, json_t *o,
+			     json_t **creds, pb_failure *f)
+{
+	bool on_prem = false;
+	char marked[PB_PBI_ID_MAX + 1];
+	if (publish_gateway_marked(port, &on_prem, marked, f->message))
+		return pb_fail_as(f, PB_EINVAL, NULL);
+	if (!on_prem) {
+		const char *conn = field(r, "connection");
+		if (!conn)
+			return pb_fail(f, PB_EINVAL, NULL, "Choose a connection, or Create a new connection.");
+		if (strcmp(conn, "new"))
+			return set_str(o, "connection_id", conn) ? pb_fail(f, PB_ENOMEM, NULL, "out of memory") : PB_OK;
+	} else {
+		const char *gw = field(r, "gateway"), *sep;
+		char gateway_id[PB_PBI_ID_MAX + 1];
+		bool is_new = gw && !strncmp(gw, "new:", 4), is_ds = gw && !strncmp(gw, "ds:", 3);
+		if (!is_new && !is_ds)
+			return pb_fail(f, PB_EINVAL, NULL, "Choose a gateway data source, or create one on a gateway.");
+		gw += is_new ? 4 : 3;
+		sep = is_ds ? strchr(gw, ':') : gw + strlen(gw);
+		if (!sep || (size_t)(sep - gw) > PB_PBI_ID_MAX)
+			return pb_fail(f, PB_EINVAL, NULL, "Choose a gateway data source, or create one on a gateway.");
+		memcpy(gateway_id, gw, (size_t)(sep - gw));
+		gateway_id[sep - gw] = '\0';
+		if (set_str(o, "gateway_id", gateway_id) || (is_ds && set_str(o, "gateway_datasource_id", sep + 1)))
+			return pb_fail(f, PB_ENOMEM, NULL, "out of memory");
+		if (is_ds)
+			return PB_OK;
+	}
+	int rc = new_credentials(r, desc, creds, f);
+	if (!rc && json_object_set(o, "connection", *creds))
+		rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
+	return rc;
+}
+
 /* The publish request body (JSON, as POST /api/output-ports/{id}/powerbi-publish takes it) from
  * the form, or a message in f for what the form lacks in the words of its labels. *body new
  * (secret: it may hold credentials). */
-static int form_body(struct req *r, const source_desc *desc, char **body, pb_failure *f)
+static int form_body(struct req *r, const cat_port *port, const source_desc *desc, char **body, pb_failure *f)
 {
-	const char *ws = field(r, "workspace_id"), *conn = field(r, "connection"), *name = field(r, "name");
-	const char *ctype = field(r, "credential_type");
+	const char *ws = field(r, "workspace_id");
 	json_t *o = NULL, *creds = NULL;
 	int rc = PB_OK;
 	*body = NULL;
 	if (!ws)
 		return pb_fail(f, PB_EINVAL, NULL, "Choose a workspace.");
-	if (!conn)
-		return pb_fail(f, PB_EINVAL, NULL, "Choose a connection, or Create a new connection.");
-	if (!strcmp(conn, "new")) {
-		/* the kinds of credentials the source takes: one needs no choosing */
-		const source_cred *kind = desc->ncreds == 1 ? &desc->creds[0] : source_cred_named(desc, ctype);
-		if (!kind) {
-			const char *labels[SOURCE_MAX_CREDS];
-			for (size_t i = 0; i < desc->ncreds; i++)
-				labels[i] = desc->creds[i].label;
-			return pb_fail_words(f, "Choose how the new connection signs in: ", labels, desc->ncreds, " or ", ".");
-		}
-		if (!(creds = json_pack("{s:s}", "credential_type", kind->kind)))
-			return pb_fail(f, PB_ENOMEM, NULL, "out of memory");
-		for (size_t i = 0; i < kind->nfields && !rc; i++) {
-			const char *v = field(r, kind->fields[i].name);
-			if (!v) {
-				const char *labels[SOURCE_MAX_CRED_FIELDS];
-				for (size_t k = 0; k < kind->nfields; k++)
-					labels[k] = kind->fields[k].label;
-				rc = pb_fail_words(f, "A new connection needs ", labels, kind->nfields, " and ", ".");
-			} else if (set_str(creds, kind->fields[i].name, v)) {
-				rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
-			}
-		}
-	}
-	if (!rc && (!(o = json_pack("{s:s}", "workspace_id", ws)) || set_str(o, "name", name) ||
-		    set_str(o, "http_path", field(r, "http_path")) ||
-		    (creds ? json_object_set(o, "connection", creds) : set_str(o, "connection_id", conn)) ||
-		    !(*body = json_dumps(o, JSON_COMPACT))))
+	if (!(o = json_pack("{s:s}", "workspace_id", ws)) || set_str(o, "name", field(r, "name")) ||
+	    set_str(o, "http_path", field(r, "http_path")))
+		rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
+	if (!rc)
+		rc = chosen_connection(r, port, desc, o, &creds, f);
+	if (!rc && !(*body = json_dumps(o, JSON_COMPACT)))
 		rc = pb_fail(f, PB_ENOMEM, NULL, "out of memory");
 	/* the credentials' copies in the JSON values are wiped before they are freed */
 	const char *key;
@@ -254,7 +321,7 @@ int pages_power_bi_submit(struct req *r)
 	int rc = load_port_source(r, &port, &desc);
 	if (rc)
 		goto out;
-	if (!(rc = form_body(r, desc, &body, &f)))
+	if (!(rc = form_body(r, port, desc, &body, &f)))
 		rc = publish_submit(r->db, r->cfg, r->who.org_id, r->who.user_id, port->id, body, strlen(body), job_id,
 				    &existing, &f);
 	if (!rc) {

@@ -100,6 +100,17 @@ function M.schema_item(source, schema, item)
 	})
 end
 
+-- Navigation by Name and Kind down to a table or view, as Desktop writes it for Snowflake,
+-- Databricks, BigQuery and ODBC: source, the first level ({ name M text, kind or nil, step
+-- name }: a database, catalog or project), the schema, then the table or view t. Returns the M.
+function M.by_name_to_table(source, first, schema, t)
+	return M.let(M.by_name(source, {
+		first,
+		{ str(schema), "Schema", schema .. "_Schema" },
+		{ str(t.source_name), t.kind, t.source_name .. "_" .. t.kind },
+	}))
+end
+
 -- A server as M connectors take it: host, with ":port" (or sep .. port) unless it is the
 -- default port or none.
 function M.host_port(host, port, default_port, sep)
@@ -109,28 +120,28 @@ function M.host_port(host, port, default_port, sep)
 	return host .. (sep or ":") .. port
 end
 
--- The parts of a source reached by a server and a database (PostgreSQL, SQL Server, Redshift,
--- MySQL): its fields (host, port, database, and schema with a default when the source has
--- schemas), its M parameters <prefix>Server (host, with the port unless it is the default) and
--- <prefix>Database, and its Fabric connection's parameters server and database (the path
--- "server;database"). o = { prefix, what ("PostgreSQL"), port (the default), port_sep (":"),
--- schema (the default schema, or nil) }.
-function M.server_database(o)
+-- The description d of a source reached by a server and a database (PostgreSQL, SQL Server,
+-- Redshift, MySQL), completed with what such sources share: its fields (host, port, database,
+-- and schema with a default when the source has schemas), its M parameters <prefix>Server
+-- (host, with the port unless it is the default) and <prefix>Database, and its Fabric
+-- connection's parameters server and database (the path "server;database").
+-- reach = { prefix, what ("PostgreSQL"), port (the default), port_sep (":"), schema (the
+-- default schema, or nil) }; d.connection has its type and creation_method.
+function M.server_database(reach, d)
 	local fields = { { name = "host", required = true }, { name = "port" }, { name = "database", required = true } }
-	if o.schema then fields[4] = { name = "schema", default = o.schema } end
-	local sep = o.port_sep or ":"
-	return {
-		fields = fields,
-		parameters = {
-			{ name = o.prefix .. "Server", description = o.what .. " server (host[" .. sep .. "port])",
-			  value = function(target) return M.host_port(target.host, target.port, o.port, sep) end },
-			{ name = o.prefix .. "Database", field = "database", description = o.what .. " database" },
-		},
-		connection_parameters = {
-			{ name = "server", from = "host", match = "server" },
-			{ name = "database", from = "database", match = "text" },
-		},
+	if reach.schema then fields[4] = { name = "schema", default = reach.schema } end
+	local sep = reach.port_sep or ":"
+	d.fields = fields
+	d.parameters = {
+		{ name = reach.prefix .. "Server", description = reach.what .. " server (host[" .. sep .. "port])",
+		  value = function(target) return M.host_port(target.host, target.port, reach.port, sep) end },
+		{ name = reach.prefix .. "Database", field = "database", description = reach.what .. " database" },
 	}
+	d.connection.parameters = {
+		{ name = "server", from = "host", match = "server" },
+		{ name = "database", from = "database", match = "text" },
+	}
+	return d
 end
 
 -- ---- types ------------------------------------------------------------------------------
@@ -172,6 +183,11 @@ function M.column_type(col, rules, source_label, array)
 	local t = copy_type(result)
 	for k, v in pairs(rule) do t[k] = v end
 	return t
+end
+
+-- A description's column_type: column_type above with these rules, label and array test.
+function M.column_types(rules, source_label, array)
+	return function(col) return M.column_type(col, rules, source_label, array) end
 end
 
 -- Common refinements.

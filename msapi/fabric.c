@@ -17,10 +17,8 @@ void fabric_definition_release(fabric_definition *d)
 {
 	if (!d)
 		return;
-	for (size_t i = 0; i < d->n; i++) {
-		free(d->v[i].path);
-		free(d->v[i].data);
-	}
+	for (size_t i = 0; i < d->n; i++)
+		free_each(d->v[i].path, d->v[i].data);
 	free(d->v);
 	d->v = NULL;
 	d->n = 0;
@@ -33,26 +31,13 @@ int fabric_list_workspaces(msapi *c, msapi_items *out, char *err)
 
 int fabric_list_workspaces_in_role(msapi *c, const char *role, msapi_items *out, char *err)
 {
-	out->v = NULL;
-	out->n = 0;
-	char *path = NULL;
-	int rc = msapi_path(&path, err, "/v1/workspaces?roles=%s", role);
-	if (!rc)
-		rc = msapi_list_items(c, MSAPI_FABRIC, path, "list workspaces by role", out, err);
-	free(path);
-	return rc;
+	return msapi_list_items_at(c, MSAPI_FABRIC, "list workspaces by role", out, err, "/v1/workspaces?roles=%s", role);
 }
 
 int fabric_list_semantic_models(msapi *c, const char *ws, msapi_items *out, char *err)
 {
-	out->v = NULL;
-	out->n = 0;
-	char *path = NULL;
-	int rc = msapi_path(&path, err, "/v1/workspaces/%s/semanticModels", ws);
-	if (!rc)
-		rc = msapi_list_items(c, MSAPI_FABRIC, path, "list the semantic models of a workspace", out, err);
-	free(path);
-	return rc;
+	return msapi_list_items_at(c, MSAPI_FABRIC, "list the semantic models of a workspace", out, err,
+				   "/v1/workspaces/%s/semanticModels", ws);
 }
 
 /* {"parts":[{"path","payload","payloadType":"InlineBase64"}...]} (new) */
@@ -444,14 +429,8 @@ out:
 
 int fabric_list_item_connections(msapi *c, const char *ws, const char *item_id, msapi_items *out, char *err)
 {
-	out->v = NULL;
-	out->n = 0;
-	char *path = NULL;
-	int rc = msapi_path(&path, err, "/v1/workspaces/%s/items/%s/connections", ws, item_id);
-	if (!rc)
-		rc = msapi_list_items(c, MSAPI_FABRIC, path, "list the model's data sources", out, err);
-	free(path);
-	return rc;
+	return msapi_list_items_at(c, MSAPI_FABRIC, "list the model's data sources", out, err,
+				   "/v1/workspaces/%s/items/%s/connections", ws, item_id);
 }
 
 /* A DELETE that counts an answer of 404 (already gone) as done. */

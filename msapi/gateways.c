@@ -40,49 +40,26 @@ void gateway_release(gateway *g)
 {
 	if (!g)
 		return;
-	free(g->id);
-	free(g->name);
-	free(g->type);
-	free(g->status);
-	free(g->exponent);
-	free(g->modulus);
+	free_each(g->id, g->name, g->type, g->status, g->exponent, g->modulus);
 	memset(g, 0, sizeof *g);
 }
 
 void gateways_release(gateways *l)
 {
-	for (size_t i = 0; l && i < l->n; i++)
-		gateway_release(&l->v[i]);
-	if (l) {
-		free(l->v);
-		l->v = NULL;
-		l->n = 0;
-	}
+	MSAPI_LIST_RELEASE(l, gateway_release);
 }
 
 void gateway_source_release(gateway_source *s)
 {
 	if (!s)
 		return;
-	free(s->id);
-	free(s->gateway_id);
-	free(s->name);
-	free(s->datasource_type);
-	free(s->type);
-	free(s->path);
-	free(s->credential_type);
+	free_each(s->id, s->gateway_id, s->name, s->datasource_type, s->type, s->path, s->credential_type);
 	memset(s, 0, sizeof *s);
 }
 
 void gateway_sources_release(gateway_sources *l)
 {
-	for (size_t i = 0; l && i < l->n; i++)
-		gateway_source_release(&l->v[i]);
-	if (l) {
-		free(l->v);
-		l->v = NULL;
-		l->n = 0;
-	}
+	MSAPI_LIST_RELEASE(l, gateway_source_release);
 }
 
 /* *dst = a copy of v (NULL stays NULL); false only when out of memory. */

@@ -126,11 +126,18 @@ static int path_segment_enc(sbuf *sb, const char *a)
 
 int msapi_path(char **out, char *err, const char *fmt, ...)
 {
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = msapi_vpath(out, err, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int msapi_vpath(char **out, char *err, const char *fmt, va_list ap)
+{
 	*out = NULL;
 	sbuf sb;
 	sbuf_init(&sb, PB_HTTP_URL_MAX);
-	va_list ap;
-	va_start(ap, fmt);
 	int rc = PB_OK;
 	for (const char *p = fmt; *p; p++) {
 		if (*p != '%') {
@@ -157,7 +164,6 @@ int msapi_path(char **out, char *err, const char *fmt, ...)
 	if (!(*out = sbuf_detach(&sb, NULL)))
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
 out:
-	va_end(ap);
 	sbuf_release(&sb);
 	return rc;
 }
@@ -219,27 +225,14 @@ void msapi_item_release(msapi_item *it)
 {
 	if (!it)
 		return;
-	free(it->id);
-	free(it->name);
-	free(it->type);
-	free(it->workspace_id);
-	free(it->dataset_id);
-	free(it->path);
-	free(it->web_url);
-	free(it->description);
+	free_each(it->id, it->name, it->type, it->workspace_id, it->dataset_id, it->path, it->web_url, it->description);
 	json_decref(it->raw);
 	memset(it, 0, sizeof *it);
 }
 
 void msapi_items_release(msapi_items *l)
 {
-	if (!l)
-		return;
-	for (size_t i = 0; i < l->n; i++)
-		msapi_item_release(&l->v[i]);
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
+	MSAPI_LIST_RELEASE(l, msapi_item_release);
 }
 
 const msapi_item *msapi_items_find_name(const msapi_items *l, const char *name)
@@ -825,6 +818,21 @@ int msapi_post_at_most_once(msapi *c, const msapi_call *call, msapi_reply *r, ms
 	return rc;
 }
 
+int msapi_list_items_at(msapi *c, int svc, const char *what, msapi_items *out, char *err, const char *fmt, ...)
+{
+	out->v = NULL;
+	out->n = 0;
+	char *path = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = msapi_vpath(&path, err, fmt, ap);
+	va_end(ap);
+	if (!rc)
+		rc = msapi_list_items(c, svc, path, what, out, err);
+	free(path);
+	return rc;
+}
+
 int msapi_list_items(msapi *c, int svc, const char *path, const char *what, msapi_items *out, char *err)
 {
 	out->v = NULL;
@@ -886,8 +894,7 @@ void msapi_job_release(msapi_job *job)
 {
 	if (!job)
 		return;
-	free(job->url);
-	free(job->body);
+	free_each(job->url, job->body);
 	if (job->auth)
 		pb_secret_free(job->auth, strlen(job->auth));
 	memset(job, 0, sizeof *job);

@@ -37,6 +37,7 @@
 #define PBIPORT_MSAPI_H
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -135,6 +136,18 @@ typedef struct msapi_items {
 
 void msapi_item_release(msapi_item *it);
 void msapi_items_release(msapi_items *l);
+/* The body of a list's release: each item of l (a struct of v, an owned array, and n) released
+ * with item_release, then the array; l is left empty. l may be NULL. */
+#define MSAPI_LIST_RELEASE(l, item_release)                   \
+	do {                                                  \
+		if (!(l))                                     \
+			break;                                \
+		for (size_t i_ = 0; i_ < (l)->n; i_++)        \
+			item_release(&(l)->v[i_]);            \
+		free((l)->v);                                 \
+		(l)->v = NULL;                                \
+		(l)->n = 0;                                   \
+	} while (0)
 /* First item whose name equals name (case-sensitive), borrowed; NULL when none. */
 const msapi_item *msapi_items_find_name(const msapi_items *l, const char *name);
 
@@ -177,6 +190,8 @@ int msapi_get_all(msapi *c, int svc, const char *path, const char *what, size_t 
 int msapi_lro(msapi *c, int svc, msapi_reply *first, const char *what, json_t **result, char *err);
 /* msapi_get_all + msapi_items_from_json. */
 int msapi_list_items(msapi *c, int svc, const char *path, const char *what, msapi_items *out, char *err);
+/* msapi_list_items of the path msapi_path makes of fmt and its %s ids. */
+int msapi_list_items_at(msapi *c, int svc, const char *what, msapi_items *out, char *err, const char *fmt, ...);
 /* Whether a POST whose outcome is unknown happened after all (ctx: what it made). */
 typedef int (*msapi_happened_fn)(msapi *c, void *ctx, bool *happened, char *err);
 /* Sends call, a POST that must not happen twice (msapi_do does not repeat it). When its outcome
@@ -197,6 +212,7 @@ int msapi_urlenc(void *sb /* sbuf* */, const char *s);
  * each, so no id can change which endpoint is called. Empty arguments are refused. Every
  * URL built from an id goes through here. *out is new. Only %s conversions are allowed. */
 int msapi_path(char **out, char *err, const char *fmt, ...);
+int msapi_vpath(char **out, char *err, const char *fmt, va_list ap);
 /* May the token go to url, a follow-up URL Microsoft sent? True for an https:// URL whose
  * origin (scheme, host, port; case-insensitive) is that of a configured base URL, and for a
  * path ("/...", not "//...") that the call resolves against its own service's base. */

@@ -102,9 +102,7 @@ int entra_oidc_fetch(msapi *c, const char *tenant, char **metadata, char **jwks,
 
 void entra_id_claims_release(entra_id_claims *c)
 {
-	free(c->preferred_username);
-	free(c->email);
-	free(c->name);
+	free_each(c->preferred_username, c->email, c->name);
 	memset(c, 0, sizeof *c);
 }
 

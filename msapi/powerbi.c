@@ -16,20 +16,6 @@ static int pbi_get(msapi *c, const char *url, const char *what, msapi_reply *r, 
 	return msapi_do(c, &call, r, err);
 }
 
-/* Lists path (a /groups/... path with %s ids) under /v1.0/myorg. */
-static int list_under(msapi *c, const char *what, msapi_items *out, char *err, const char *fmt,
-		      const char *a, const char *b)
-{
-	out->v = NULL;
-	out->n = 0;
-	char *path = NULL;
-	int rc = b ? msapi_path(&path, err, fmt, a, b) : msapi_path(&path, err, fmt, a);
-	if (!rc)
-		rc = msapi_list_items(c, MSAPI_POWERBI, path, what, out, err);
-	free(path);
-	return rc;
-}
-
 int powerbi_list_groups(msapi *c, const char *filter, msapi_items *out, char *err)
 {
 	out->v = NULL;
@@ -81,9 +67,7 @@ out:
 
 void powerbi_group_release(powerbi_group *g)
 {
-	free(g->id);
-	free(g->name);
-	free(g->capacity_id);
+	free_each(g->id, g->name, g->capacity_id);
 	memset(g, 0, sizeof *g);
 }
 
@@ -119,30 +103,32 @@ out:
 
 int powerbi_list_datasets(msapi *c, const char *group, msapi_items *out, char *err)
 {
-	return list_under(c, "list the datasets of a workspace", out, err, "/v1.0/myorg/groups/%s/datasets", group, NULL);
+	return msapi_list_items_at(c, MSAPI_POWERBI, "list the datasets of a workspace", out, err,
+				   "/v1.0/myorg/groups/%s/datasets", group);
 }
 
 int powerbi_list_reports(msapi *c, const char *group, msapi_items *out, char *err)
 {
-	return list_under(c, "list the reports of a workspace", out, err, "/v1.0/myorg/groups/%s/reports", group, NULL);
+	return msapi_list_items_at(c, MSAPI_POWERBI, "list the reports of a workspace", out, err,
+				   "/v1.0/myorg/groups/%s/reports", group);
 }
 
 int powerbi_list_dashboards(msapi *c, const char *group, msapi_items *out, char *err)
 {
-	return list_under(c, "list the dashboards of a workspace", out, err, "/v1.0/myorg/groups/%s/dashboards",
-			  group, NULL);
+	return msapi_list_items_at(c, MSAPI_POWERBI, "list the dashboards of a workspace", out, err,
+				   "/v1.0/myorg/groups/%s/dashboards", group);
 }
 
 int powerbi_list_tiles(msapi *c, const char *group, const char *dashboard, msapi_items *out, char *err)
 {
-	return list_under(c, "list the tiles of a dashboard", out, err, "/v1.0/myorg/groups/%s/dashboards/%s/tiles",
-			  group, dashboard);
+	return msapi_list_items_at(c, MSAPI_POWERBI, "list the tiles of a dashboard", out, err,
+				   "/v1.0/myorg/groups/%s/dashboards/%s/tiles", group, dashboard);
 }
 
 int powerbi_list_datasources(msapi *c, const char *group, const char *dataset, msapi_items *out, char *err)
 {
-	return list_under(c, "list the data sources of a dataset", out, err,
-			  "/v1.0/myorg/groups/%s/datasets/%s/datasources", group, dataset);
+	return msapi_list_items_at(c, MSAPI_POWERBI, "list the data sources of a dataset", out, err,
+				   "/v1.0/myorg/groups/%s/datasets/%s/datasources", group, dataset);
 }
 
 void powerbi_refreshes_release(powerbi_refresh *v, size_t n)

@@ -534,10 +534,8 @@ out:
 	for (size_t i = 0; jobs && i < nl; i++)
 		msapi_job_release(&jobs[i]);
 	for (size_t i = 0; run.lanes && i < nl; i++) {
-		free(run.lanes[i].scan_id);
-		free(run.lanes[i].status_url);
-		free(run.lanes[i].pending_id);
-		free(run.lanes[i].pending_url);
+		free_each(run.lanes[i].scan_id, run.lanes[i].status_url, run.lanes[i].pending_id,
+			  run.lanes[i].pending_url);
 	}
 	free(jobs);
 	free(run.lanes);

@@ -16,8 +16,7 @@ void pb_jwt_release(pb_jwt *t)
 		return;
 	json_decref(t->header);
 	json_decref(t->claims);
-	free(t->signing_input);
-	free(t->sig);
+	free_each(t->signing_input, t->sig);
 	memset(t, 0, sizeof *t);
 }
 

@@ -32,11 +32,7 @@ void req_reset(struct req *r)
 		free(r->query[i].name);
 		free(r->query[i].value);
 	}
-	free(r->query);
-	free(r->path);
-	free(r->content_type);
-	free(r->body);
-	free(r->resp_type);
+	free_each(r->query, r->path, r->content_type, r->body, r->resp_type);
 	page_form_clear(&r->form);
 
 	/* keep what outlives requests and the buffers' memory; clear everything else */

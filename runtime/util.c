@@ -75,6 +75,12 @@ char *xstrndup(const char *s, size_t n)
 	return s ? strndup(s, n) : NULL;
 }
 
+void free_n(void *const *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+}
+
 bool str_ieq(const char *a, const char *b)
 {
 	if (!a || !b)

@@ -55,6 +55,13 @@ bool utf8_valid(const char *s, size_t len);
  * are checked with it at submission so a value like ".." never reaches a path. */
 bool str_is_guid(const char *s);
 
+/* free() of v[0..n); free_each below is how it is called. */
+void free_n(void *const *v, size_t n);
+/* free() of every argument: a struct's owned strings released in one statement, not one line
+ * each. The arguments are pointers to memory the caller owns (not const). */
+#define free_each(...) \
+	free_n((void *const[]){ __VA_ARGS__ }, sizeof((void *const[]){ __VA_ARGS__ }) / sizeof(void *))
+
 /* Reads a whole file, refusing files over max bytes. *out is new (NUL-terminated). */
 int read_file(const char *path, size_t max, char **out, size_t *len, char *err);
 

@@ -386,17 +386,11 @@ void lineage_graph_release(lineage_graph *g)
 {
 	if (!g)
 		return;
-	for (size_t i = 0; i < g->nnodes; i++) {
-		free(g->nodes[i].id);
-		free(g->nodes[i].type);
-		free(g->nodes[i].name);
-	}
-	for (size_t i = 0; i < g->nedges; i++) {
-		free(g->edges[i].from);
-		free(g->edges[i].to);
-	}
-	free(g->nodes);
-	free(g->edges);
+	for (size_t i = 0; i < g->nnodes; i++)
+		free_each(g->nodes[i].id, g->nodes[i].type, g->nodes[i].name);
+	for (size_t i = 0; i < g->nedges; i++)
+		free_each(g->edges[i].from, g->edges[i].to);
+	free_each(g->nodes, g->edges);
 	memset(g, 0, sizeof *g);
 }
 

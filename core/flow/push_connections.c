@@ -14,12 +14,7 @@ void push_conn_free(push_conn *c)
 {
 	if (!c)
 		return;
-	free(c->team);
-	free(c->name);
-	free(c->tenant_id);
-	free(c->client_id);
-	free(c->client_secret);
-	free(c);
+	free_each(c->team, c->name, c->tenant_id, c->client_id, c->client_secret, c);
 }
 
 #define CONN_COLS                                                                                          \

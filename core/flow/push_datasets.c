@@ -14,11 +14,7 @@ void push_ds_free(push_ds *d)
 {
 	if (!d)
 		return;
-	free(d->workspace_id);
-	free(d->powerbi_id);
-	free(d->name);
-	free(d->retention);
-	free(d->schema_json);
+	free_each(d->workspace_id, d->powerbi_id, d->name, d->retention, d->schema_json);
 	push_schema_release(&d->schema);
 	free(d);
 }

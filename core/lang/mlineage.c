@@ -3000,14 +3000,7 @@ void mlineage_sources_release(mlineage_sources *s)
 		return;
 	for (size_t i = 0; i < s->n; i++) {
 		mlineage_source *o = &s->v[i];
-		free(o->type);
-		free(o->host);
-		free(o->warehouse);
-		free(o->http_path);
-		free(o->database);
-		free(o->schema);
-		free(o->table);
-		free(o->note);
+		free_each(o->type, o->host, o->warehouse, o->http_path, o->database, o->schema, o->table, o->note);
 	}
 	free(s->v);
 	free(s->note);

@@ -1365,11 +1365,7 @@ static void plan_top(ctx *cx, top_cat cat)
 				   cat == TOP_RELATIONSHIPS, structural, NULL);
 	}
 out:
-	free(pairs);
-	free(w.v);
-	free(w.ext);
-	free(h.v);
-	free(h.ext);
+	free_each(pairs, w.v, w.ext, h.v, h.ext);
 }
 
 static void ctx_release(ctx *cx)
@@ -1380,10 +1376,7 @@ static void ctx_release(ctx *cx)
 		json_decref(cx->changes[i]);
 	json_decref(cx->kept);
 	json_decref(cx->blocking);
-	free(cx->items);
-	free(cx->w_dropped);
-	free(cx->rm_tables);
-	free(cx->rm_cols);
+	free_each(cx->items, cx->w_dropped, cx->rm_tables, cx->rm_cols);
 	while (cx->keys) {
 		key_chunk *next = cx->keys->next;
 		free(cx->keys);

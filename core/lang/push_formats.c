@@ -1223,8 +1223,5 @@ void push_reader_free(push_reader *rd)
 	free(rd->keys);
 	sbuf_release(&rd->chunk);
 	sbuf_release(&rd->line);
-	free(rd->field_start);
-	free(rd->field_quoted);
-	free(rd->col_of_field);
-	free(rd);
+	free_each(rd->field_start, rd->field_quoted, rd->col_of_field, rd);
 }

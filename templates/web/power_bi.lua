@@ -7,7 +7,10 @@
 -- request_fields = { { name, what } });
 -- view.default_name: the semantic model name the API would use; view.workspaces: the user's
 -- workspaces { id, name, role, writable }; view.connections: existing connections { id, name,
--- path } that point at view.data_source = { type, label, host, path };
+-- path } that point at view.data_source = { type, label, host, path }; view.on_premises: the
+-- server is marked to publish through a gateway, and then view.gateways (as GET
+-- /api/powerbi/gateways?output_port= lists them: { id, name, admin, data_sources = { { id, name,
+-- matches } } }) instead of view.connections;
 -- view.needs_http_path: a port whose source takes a value from the request (Databricks' HTTP
 -- path) that its contract does not give (view.http_path: the one given); view.problem = { code, message }: what comes first (connect Power BI, the
 -- organization's settings, Microsoft not answering); view.form: the earlier input of a refused
@@ -170,6 +173,43 @@ local function connection_field(view, form)
   }
 end
 
+-- A server marked on-premises (docs/publish.md, "On-premises data gateways"): the gateway data
+-- sources that point at the port's data source, and a new data source on each gateway the user
+-- administers (with the source's credentials, which Power BI encrypts for the gateway).
+local function gateway_field(view, form)
+  local items, admin, chosen = {}, {}, form.gateway
+  local function choice(id, value, label)
+    chosen = chosen or value
+    items[#items + 1] = h.div{ class = "choice",
+      h.input{ type = "radio", id = id, name = "gateway", value = value, checked = chosen == value },
+      h.label{ ["for"] = id, label },
+    }
+  end
+  for _, g in ipairs(view.gateways or {}) do
+    for _, ds in ipairs(g.data_sources or {}) do
+      if ds.matches then
+        choice("gw-" .. (#items + 1), "ds:" .. g.id .. ":" .. ds.id,
+               { ds.name or ds.id, h.span{ class = "muted", " · on ", g.name or "a gateway shared with you" } })
+      end
+    end
+    if g.admin then admin[#admin + 1] = g end
+  end
+  local found = #items
+  for i, g in ipairs(admin) do
+    choice("gw-new-" .. i, "new:" .. g.id, { "Create a new data source on ", g.name or g.id })
+  end
+  local target = view.data_source and { view.source.label, " ", h.code{ view.data_source.path } } or view.source.label
+  return h.fieldset{ class = { "field", "choices", "gateway-choice" },
+    h.legend{ "Gateway data source" },
+    hint(nil, found > 0 and { "Data sources on your on-premises data gateways that point at ", target, "." }
+               or { "No gateway data source you may use points at ", target,
+                    #admin > 0 and ": create one on a gateway you administer."
+                      or ": ask a gateway's admin to add one or to share it with you." }),
+    items,
+    #admin > 0 and new_connection_fields(view, form),
+  }
+end
+
 -- A port whose contract lacks the value the request may give (Databricks' HTTP path): the value,
 -- and a way to list the connections to it (a GET form of its own, before the publish form).
 local function http_path_lookup(view)
@@ -209,7 +249,7 @@ local function publish_form(view)
       view.needs_http_path and view.http_path and h.input{ type = "hidden", name = "http_path", value = view.http_path },
       workspace_field(view, form),
       name_field(view, form),
-      connection_field(view, form),
+      view.on_premises and gateway_field(view, form) or connection_field(view, form),
       h.div{ class = "buttons",
         h.button{ type = "submit", "Publish" },
         h.a{ class = "button secondary", href = product_url(view), ["data-dialog-close"] = true, "Cancel" },
@@ -227,18 +267,21 @@ local function http_path_problem(view)
 end
 
 -- A source Power BI reaches only through an on-premises data gateway (its description's
--- gateway_only): said instead of a form that could not succeed.
+-- gateway_only) on a server the contract does not mark as on-premises: said instead of a form
+-- that could not succeed (the API answers 409 source_needs_gateway).
 local function gateway_box(view)
   return h.div{ class = "notice", role = "status",
     h.p{ "Power BI reaches ", view.source.label, " only through an on-premises data gateway: Fabric offers no ",
-         "cloud connection for it, and publishing through a gateway is not available yet." },
+         "cloud connection for it. Mark the contract's server as on-premises (its custom property ",
+         h.code{ "powerbi.gateway" }, " set to ", h.code{ "true" }, " or to a gateway's id) to publish it through ",
+         "one of your gateways." },
   }
 end
 
 local function panel(view)
   local port = view.port
   local body
-  if view.source and view.source.gateway_only then
+  if view.source and view.source.gateway_only and not view.on_premises then
     body = gateway_box(view)
   elseif not view.problem then
     body = publish_form(view)

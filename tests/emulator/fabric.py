@@ -441,18 +441,19 @@ def delete_model(emu, req, m):
 
 # ---- operations --------------------------------------------------------------------
 
-def get_operation(emu, req, m):
+def _operation(emu, req, m):
     auth(emu, req)
     op = emu.operations.get(m.group(1))
     if op is None:
-        return fabric_error(req, 404, "OperationNotFound", "The requested operation was not found")
+        raise HttpError(fabric_error(req, 404, "OperationNotFound", "The requested operation was not found"))
+    return op
+
+
+def get_operation(emu, req, m):
+    op = _operation(emu, req, m)
     if op["status"] in ("NotStarted", "Running"):
-        phase = emu.machine_phase(op, int(emu.config["lro_polls"]))
-        op["polls"] += 1
-        if phase >= 2:
-            emu.finish_operation(op)
-        else:
-            op["status"] = ("NotStarted", "Running")[phase]
+        phase = emu.poll_machine(op, int(emu.config["lro_polls"]), emu.finish_operation)
+        if phase < 2:
             op["percentComplete"] = (0, 50)[phase]
             op["updated"] = emu.now()
     status = op["status"]
@@ -473,10 +474,7 @@ def get_operation(emu, req, m):
 
 
 def get_operation_result(emu, req, m):
-    auth(emu, req)
-    op = emu.operations.get(m.group(1))
-    if op is None:
-        return fabric_error(req, 404, "OperationNotFound", "The requested operation was not found")
+    op = _operation(emu, req, m)
     if op["status"] in ("NotStarted", "Running"):
         return fabric_error(req, 400, "OperationNotCompleted", "The operation has not completed yet")
     if op["status"] == "Failed":

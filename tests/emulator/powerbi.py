@@ -73,11 +73,16 @@ def _web(ws, kind, oid):
     return "https://app.powerbi.com/groups/%s/%s/%s" % ("me" if ws["type"] == "Personal" else ws["id"], kind, oid)
 
 
-def _model(emu, ws, mid):
-    m = emu.models.get(mid)
-    if m is None or m["workspace"] != ws["id"]:
+def _in_workspace(table, ws, oid):
+    """The object oid of table (emu.models, emu.reports...) when it is in ws; else a 404."""
+    o = table.get(oid)
+    if o is None or o["workspace"] != ws["id"]:
         raise HttpError(pbi_error(404, "PowerBIEntityNotFound"))
-    return m
+    return o
+
+
+def _model(emu, ws, mid):
+    return _in_workspace(emu.models, ws, mid)
 
 
 def _bad(message):
@@ -221,13 +226,18 @@ def dataset_json(emu, ws, md):
             "qnaEmbedURL": "https://app.powerbi.com/qnaEmbed?config=emulated", "upstreamDatasets": [], "users": []}
 
 
-def list_datasets(emu, req, m):
-    p = auth(emu, req, READ_DS)
+def _list_in_workspace(emu, req, m, scope, what, items_of, item_json):
+    """A workspace's items of one kind (what: "datasets"...) by name then id, each as item_json(ws, item, p);
+    the caller's My workspace, when it has none yet, lists nothing."""
+    p = auth(emu, req, scope)
     ws = ws_for(emu, req, p, m.group(1), allow_missing=True)
-    items = sorted(emu.ws_models(ws) if ws else [],
-                   key=lambda x: (x["name"].lower(), x["id"]))
-    return json_resp(200, {"@odata.context": _ctx(req, "datasets"),
-                           "value": [dataset_json(emu, ws, md) for md in items]})
+    items = sorted(items_of(ws) if ws else [], key=lambda x: (x["name"].lower(), x["id"]))
+    return json_resp(200, {"@odata.context": _ctx(req, what), "value": [item_json(ws, x, p) for x in items]})
+
+
+def list_datasets(emu, req, m):
+    return _list_in_workspace(emu, req, m, READ_DS, "datasets", emu.ws_models,
+                              lambda ws, md, p: dataset_json(emu, ws, md))
 
 
 def get_dataset(emu, req, m):
@@ -302,19 +312,13 @@ def report_json(ws, r):
 
 
 def list_reports(emu, req, m):
-    p = auth(emu, req, READ_RPT)
-    ws = ws_for(emu, req, p, m.group(1), allow_missing=True)
-    items = sorted(emu.ws_reports(ws) if ws else [],
-                   key=lambda x: (x["name"].lower(), x["id"]))
-    return json_resp(200, {"@odata.context": _ctx(req, "reports"), "value": [report_json(ws, r) for r in items]})
+    return _list_in_workspace(emu, req, m, READ_RPT, "reports", emu.ws_reports, lambda ws, r, p: report_json(ws, r))
 
 
 def get_report(emu, req, m):
     p = auth(emu, req, READ_RPT)
     ws = ws_for(emu, req, p, m.group(1))
-    r = emu.reports.get(m.group(2))
-    if r is None or r["workspace"] != ws["id"]:
-        return pbi_error(404, "PowerBIEntityNotFound")
+    r = _in_workspace(emu.reports, ws, m.group(2))
     return json_resp(200, {"@odata.context": _ctx(req, "reports/$entity")} | report_json(ws, r))
 
 
@@ -325,20 +329,14 @@ def dashboard_json(emu, ws, d, p):
 
 
 def list_dashboards(emu, req, m):
-    p = auth(emu, req, READ_DASH)
-    ws = ws_for(emu, req, p, m.group(1), allow_missing=True)
-    items = sorted(emu.ws_dashboards(ws) if ws else [],
-                   key=lambda x: (x["name"].lower(), x["id"]))
-    return json_resp(200, {"@odata.context": _ctx(req, "dashboards"),
-                           "value": [dashboard_json(emu, ws, d, p) for d in items]})
+    return _list_in_workspace(emu, req, m, READ_DASH, "dashboards", emu.ws_dashboards,
+                              lambda ws, d, p: dashboard_json(emu, ws, d, p))
 
 
 def list_tiles(emu, req, m):
     p = auth(emu, req, READ_DASH)
     ws = ws_for(emu, req, p, m.group(1))
-    d = emu.dashboards.get(m.group(2))
-    if d is None or d["workspace"] != ws["id"]:
-        return pbi_error(404, "PowerBIEntityNotFound")
+    d = _in_workspace(emu.dashboards, ws, m.group(2))
     out = []
     for t in d["tiles"]:
         tj = {"id": t["id"], "title": t["title"], "rowSpan": 0, "colSpan": 0,

@@ -117,12 +117,7 @@ def scan_status(emu, req, m):
     _throttle(emu, p, "scanStatus", LIMITS["status_per_hour"])
     s = _scan(emu, req, p, m.group(1))
     if s["status"] in ("NotStarted", "Running"):
-        phase = emu.machine_phase(s, int(emu.config["scan_polls"]))
-        s["polls"] += 1
-        if phase >= 2:
-            emu.finish_scan(s)
-        else:
-            s["status"] = ("NotStarted", "Running")[phase]
+        emu.poll_machine(s, int(emu.config["scan_polls"]), emu.finish_scan)
     headers = []
     if s["status"] == "Succeeded":
         headers.append(("Location", "%s/v1.0/myorg/admin/workspaces/scanResult/%s" % (req.host_url(), s["id"])))

@@ -372,21 +372,19 @@ class Emu:
                 return t
         return None
 
-    def find_app(self, client_id, tenant=None):
-        tenants = [tenant] if tenant else list(self.tenants.values())
-        for t in tenants:
-            app = t["apps"].get((client_id or "").lower())
-            if app:
-                return app
+    def _find_principal(self, kind, key, tenant):
+        """The principal of kind ("apps", "users") under key (any case), in tenant or else in any tenant."""
+        for t in [tenant] if tenant else list(self.tenants.values()):
+            found = t[kind].get((key or "").lower())
+            if found:
+                return found
         return None
 
+    def find_app(self, client_id, tenant=None):
+        return self._find_principal("apps", client_id, tenant)
+
     def find_user(self, upn, tenant=None):
-        tenants = [tenant] if tenant else list(self.tenants.values())
-        for t in tenants:
-            u = t["users"].get((upn or "").lower())
-            if u:
-                return u
-        return None
+        return self._find_principal("users", upn, tenant)
 
     def token_info(self, token):
         """(info, problem) with problem in None, 'missing', 'unknown', 'expired'."""
@@ -468,6 +466,17 @@ class Emu:
         if r["status"] == "Completed":
             model["refreshed"] = True
         self.counters["refreshes_" + r["status"].lower()] += 1
+
+    def poll_machine(self, obj, polls_allowed, finish):
+        """One poll of a long-running machine (a Fabric operation, a scan): moves it on by machine_phase,
+        finishing it with finish(obj). Returns the phase (0 NotStarted, 1 Running, 2 done)."""
+        phase = self.machine_phase(obj, polls_allowed)
+        obj["polls"] += 1
+        if phase >= 2:
+            finish(obj)
+        else:
+            obj["status"] = ("NotStarted", "Running")[phase]
+        return phase
 
     def finish_scan(self, scan):
         scan["status"] = "Succeeded"

@@ -13,7 +13,7 @@ import os
 import urllib.parse
 
 import harness
-from publish_stack import PublishStackTestCase
+from publish_stack import HTML, PublishStackTestCase
 
 GATEWAY = "d0000000-0000-4000-8000-000000000001"
 DS_SQL = "d1000000-0000-4000-8000-000000000001"
@@ -255,6 +255,68 @@ class Gateways(PublishStackTestCase):
             self.assertError(self.stack.json("GET", path, token="carol"), 404, "not_found")
         self.assertError(self.publish("finance", {"workspace_id": WS_ADMIN, "name": "Globex"}, user="carol"), 404,
                          "not_found")
+
+    # ---- the Power BI dialog without JavaScript (/output-ports/{id}/power-bi) ------------------
+    def modal(self, port, user="alice"):
+        """The dialog's page for user (dave signs in with his API token: he has no password)."""
+        path = "/output-ports/%s/power-bi" % self.ports[port]
+        if user in self.stack.passwords:
+            status, _, body = self.page(path, user)
+        else:
+            status, _, data = self.stack.request("GET", path, headers=HTML, token=user)
+            body = data.decode("utf-8")
+        self.assertEqual(status, 200, body[:500])
+        return body
+
+    def test_11_the_dialog_offers_gateway_data_sources(self):
+        body = self.modal("finance")
+        self.assertIn("Gateway data source", body)
+        self.assertIn('value="ds:%s:%s"' % (GATEWAY, DS_FINANCE), body)
+        self.assertNotIn('value="ds:%s:%s"' % (GATEWAY, DS_SQL), body, "only data sources of the port's server")
+        self.assertIn('value="new:%s"' % GATEWAY, body)
+        self.assertIn("Create a new data source on Contoso on-premises gateway", body)
+        self.assertNotIn('name="connection"', body, "no cloud connection for an on-premises server")
+        # mill: no data source points at it; alice administers the gateway, so she may create one
+        body = self.modal("mill")
+        self.assertIn("No gateway data source you may use points at", body)
+        self.assertIn("create one on a gateway you administer", body)
+        # dave may use no gateway: told whom to ask, nothing to choose
+        body = self.modal("finance", user="dave")
+        self.assertRegex(body, "ask a gateway(&#39;|&#x27;|')s admin")
+        self.assertNotIn('name="gateway"', body)
+        # the cloud server keeps its cloud connections
+        self.assertIn("Create a new connection", self.modal("cloud"))
+
+    def test_12_the_dialog_publishes_through_a_gateway(self):
+        self.start_worker()
+        before = self.gw_counters()
+        path = "/output-ports/%s/power-bi" % self.ports["finance"]
+        status, hdrs, body = self.post(path, {"workspace_id": WS_ADMIN, "name": "Finance (dialog)",
+                                              "gateway": "ds:%s:%s" % (GATEWAY, DS_FINANCE)})
+        self.assertEqual(status, 303, body[:500])
+        doc = self.wait_job(hdrs["location"].rsplit("/", 1)[1])
+        self.assertEqual(doc["state"], "succeeded", doc)
+        self.assert_bound(doc["result"], DS_FINANCE)
+        # a new data source with the source's credential fields
+        path = "/output-ports/%s/power-bi" % self.ports["mill"]
+        status, hdrs, body = self.post(path, {"workspace_id": WS_ADMIN, "name": "Mill (dialog)",
+                                              "gateway": "new:" + GATEWAY, "credential_type": "basic",
+                                              "username": CREDS["username"], "password": CREDS["password"]})
+        self.assertEqual(status, 303, body[:500])
+        doc = self.wait_job(hdrs["location"].rsplit("/", 1)[1])
+        self.assertEqual(doc["state"], "succeeded", doc)
+        made = self.gw_sources()[doc["result"]["connection_id"]]
+        self.assertEqual(made["credential_sha256"], hashlib.sha256(CREDS["password"].encode()).hexdigest())
+        after = self.gw_counters()
+        self.assertEqual(after["gateway_datasources_created"] - before["gateway_datasources_created"], 1)
+        self.assertEqual(after["connections_created"], before["connections_created"])
+        # nothing chosen, or credentials missing: the dialog again with the message, never the secret
+        for fields, message in (({}, "Choose a gateway data source, or create one on a gateway."),
+                                ({"gateway": "new:" + GATEWAY, "password": "typed-secret"}, "A new connection needs")):
+            status, _, body = self.post(path, dict({"workspace_id": WS_ADMIN, "name": "Mill (refused)"}, **fields))
+            self.assertEqual(status, 400, body[:500])
+            self.assertIn(message, body)
+            self.assertNotIn("typed-secret", body)
 
 
 if __name__ == "__main__":

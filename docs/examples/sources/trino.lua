@@ -16,7 +16,7 @@ local sources = require "sources"
 local str = tmdl.m_string
 
 return {
-	label = "Trino (ODBC)",
+	label = "Trino (ODBC)", reads = "odbc",
 	-- ODCS's trino server: host, port, catalog, schema
 	fields = {
 		{ name = "host", required = true },
@@ -31,22 +31,15 @@ return {
 		  end },
 	},
 	-- pbiport's M reader sees an ODBC source whose host is the connection string
-	reads = "odbc",
-	connection = {
-		type = "Odbc",
-		creation_method = "Odbc.DataSource",
+	connection = { type = "Odbc", creation_method = "Odbc.DataSource",
 		parameters = { { name = "connectionString", from = "host", match = "text" } },
 	},
-	credentials = { sources.BASIC },
-	storage_modes = { "import", "directQuery" },
+	credentials = { sources.BASIC }, storage_modes = { "import", "directQuery" },
 	gateway_only = true,
 
 	m = function(t, model, ctx)
 		local target = model.target
-		return sources.let(sources.by_name("Odbc.DataSource(TrinoConnection, [HierarchicalNavigation=true])", {
-			{ str(target.catalog), "Database", target.catalog .. "_Database" },
-			{ str(target.schema), "Schema", target.schema .. "_Schema" },
-			{ str(t.source_name), t.kind, t.source_name .. "_" .. t.kind },
-		}))
+		return sources.by_name_to_table("Odbc.DataSource(TrinoConnection, [HierarchicalNavigation=true])",
+			{ str(target.catalog), "Database", target.catalog .. "_Database" }, target.schema, t)
 	end,
 }

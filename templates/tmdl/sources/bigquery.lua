@@ -11,10 +11,7 @@
 -- connection: type GoogleBigQuery, creation method GoogleBigQuery.Database, no parameters
 -- ("Google BigQuery doesn't support multiple cloud connections because it lacks a parameters
 -- field": every BigQuery connection matches).
-local tmdl = require "tmdl"
 local sources = require "sources"
-
-local str = tmdl.m_string
 
 -- BigQuery's types (cloud.google.com/bigquery/docs/reference/standard-sql/data-types) that the
 -- logical type alone does not map right. Nested fields (STRUCT, ARRAY) and GEOGRAPHY reach
@@ -31,7 +28,7 @@ local TYPES = {
 }
 
 return {
-	label = "Google BigQuery",
+	label = "Google BigQuery", reads = "bigquery",
 	fields = {
 		{ name = "project", keys = { "project", "datasetProject" }, required = true },
 		{ name = "dataset", keys = { "dataset", "database" }, required = true },
@@ -42,10 +39,7 @@ return {
 		{ name = "BigQueryBillingProject", field = "billing_project", description = "BigQuery billing project" },
 		{ name = "BigQueryProject", field = "project", description = "BigQuery project" },
 	},
-	reads = "bigquery",
-	connection = {
-		type = "GoogleBigQuery",
-		creation_method = "GoogleBigQuery.Database",
+	connection = { type = "GoogleBigQuery", creation_method = "GoogleBigQuery.Database",
 		parameters = {},
 	},
 	credentials = {
@@ -59,13 +53,8 @@ return {
 
 	m = function(t, model, ctx)
 		local target = model.target
-		return sources.let(sources.by_name("GoogleBigQuery.Database([BillingProject=BigQueryBillingProject])", {
-			{ "BigQueryProject", nil, target.project },
-			{ str(target.dataset), "Schema", target.dataset .. "_Schema" },
-			{ str(t.source_name), t.kind, t.source_name .. "_" .. t.kind },
-		}))
+		return sources.by_name_to_table("GoogleBigQuery.Database([BillingProject=BigQueryBillingProject])",
+			{ "BigQueryProject", nil, target.project }, target.dataset, t)
 	end,
-	column_type = function(col)
-		return sources.column_type(col, TYPES, "BigQuery")
-	end,
+	column_type = sources.column_types(TYPES, "BigQuery"),
 }

@@ -7,13 +7,10 @@
 --   T_Table = S_Schema{[Name="T",Kind="Table"]}[Data]
 -- (shared/reference/tmdl.md section 10). Fabric's cloud connection: type Databricks, creation
 -- method Databricks.Catalogs, parameters host and httpPath (path "host;httpPath").
-local tmdl = require "tmdl"
 local sources = require "sources"
 
-local str = tmdl.m_string
-
 return {
-	label = "Databricks",
+	label = "Databricks", reads = "databricks",
 	fields = {
 		{ name = "host", required = true },
 		-- the SQL warehouse's HTTP path: ODCS has no field for it; the publish request may
@@ -29,25 +26,18 @@ return {
 		{ name = "DatabricksHttpPath", field = "http_path", description = "Databricks SQL warehouse HTTP path" },
 		{ name = "DatabricksCatalog", field = "catalog", description = "Databricks Unity Catalog catalog" },
 	},
-	reads = "databricks",
-	connection = {
-		type = "Databricks",
-		creation_method = "Databricks.Catalogs",
+	connection = { type = "Databricks", creation_method = "Databricks.Catalogs",
 		parameters = {
 			{ name = "host", from = "host", match = "server" },
 			{ name = "httpPath", from = "http_path", match = "text" },
 		},
 	},
-	credentials = { sources.TOKEN, sources.SERVICE_PRINCIPAL },
-	storage_modes = sources.ALL_MODES,
+	credentials = { sources.TOKEN, sources.SERVICE_PRINCIPAL }, storage_modes = sources.ALL_MODES,
 
 	m = function(t, model, ctx)
 		local target = model.target
-		return sources.let(sources.by_name("Databricks.Catalogs(DatabricksHost, DatabricksHttpPath, " ..
-			"[Catalog=null, Database=null, EnableAutomaticProxyDiscovery=null])", {
-			{ "DatabricksCatalog", "Database", target.catalog .. "_Database" },
-			{ str(target.schema), "Schema", target.schema .. "_Schema" },
-			{ str(t.source_name), t.kind, t.source_name .. "_" .. t.kind },
-		}))
+		return sources.by_name_to_table("Databricks.Catalogs(DatabricksHost, DatabricksHttpPath, " ..
+			"[Catalog=null, Database=null, EnableAutomaticProxyDiscovery=null])",
+			{ "DatabricksCatalog", "Database", target.catalog .. "_Database" }, target.schema, t)
 	end,
 }

@@ -22,28 +22,13 @@ for _, spatial in ipairs({ "geometry", "point", "linestring", "polygon", "multip
 	TYPES[spatial] = { unsupported = "a spatial value; turn it into text (ST_AsText) in a view" }
 end
 
-local reach = sources.server_database{ prefix = "MySQL", what = "MySQL", port = 3306 }
-
-return {
-	label = "MySQL",
-	fields = reach.fields,
-	parameters = reach.parameters,
-	reads = "mysql",
-	connection = {
-		type = "MySql",
-		creation_method = "MySQL.Database",
-		parameters = reach.connection_parameters,
-	},
-	credentials = { sources.BASIC },
-	storage_modes = { "import" },
-	gateway_only = true,
-
+return sources.server_database({ prefix = "MySQL", what = "MySQL", port = 3306 }, {
+	label = "MySQL", reads = "mysql",
+	connection = { type = "MySql", creation_method = "MySQL.Database" },
+	credentials = { sources.BASIC }, storage_modes = { "import" }, gateway_only = true,
 	m = function(t, model, ctx)
-		local target = model.target
 		return sources.schema_item("MySQL.Database(MySQLServer, MySQLDatabase, [ReturnSingleDatabase=true])",
-			target.database, t.source_name)
+			model.target.database, t.source_name)
 	end,
-	column_type = function(col)
-		return sources.column_type(col, TYPES, "MySQL")
-	end,
-}
+	column_type = sources.column_types(TYPES, "MySQL"),
+})

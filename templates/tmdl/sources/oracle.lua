@@ -28,7 +28,7 @@ local TYPES = {
 }
 
 return {
-	label = "Oracle",
+	label = "Oracle", reads = "oracle",
 	fields = {
 		{ name = "host", required = true },
 		{ name = "port" },
@@ -41,16 +41,12 @@ return {
 			return sources.host_port(target.host, target.port, 1521) .. "/" .. target.service_name
 		  end },
 	},
-	reads = "oracle",
-	connection = {
-		type = "Oracle",
-		creation_method = "Oracle.Database",
+	connection = { type = "Oracle", creation_method = "Oracle.Database",
 		parameters = {
 			{ name = "server", from = "host", match = "server" },
 		},
 	},
-	credentials = { sources.BASIC },
-	storage_modes = sources.ALL_MODES,
+	credentials = { sources.BASIC }, storage_modes = sources.ALL_MODES,
 	gateway_only = true,
 
 	m = function(t, model, ctx)
@@ -62,7 +58,5 @@ return {
 			{ ident(t.source_name .. "1"), schema_step .. "{[Name=" .. str(t.source_name) .. "]}[Data]" },
 		})
 	end,
-	column_type = function(col)
-		return sources.column_type(col, TYPES, "Oracle")
-	end,
+	column_type = sources.column_types(TYPES, "Oracle"),
 }

@@ -7,10 +7,7 @@
 --   public_orders = Source{[Schema="public",Item="orders"]}[Data]
 -- Fabric's cloud connection: type PostgreSQL, creation method PostgreSQL.Database, parameters
 -- server and database (path "server;database").
-local tmdl = require "tmdl"
 local sources = require "sources"
-
-local str = tmdl.m_string
 
 -- Physical types of PostgreSQL (postgresql.org/docs/current/datatype.html) that the logical
 -- type alone does not map right.
@@ -38,26 +35,13 @@ local function is_array(col)
 	return p:find("%[%]%s*$") ~= nil or p:sub(1, 1) == "_"
 end
 
-local reach = sources.server_database{ prefix = "PostgreSQL", what = "PostgreSQL", port = 5432, schema = "public" }
-
-return {
-	label = "PostgreSQL",
-	fields = reach.fields,
-	parameters = reach.parameters,
-	reads = "postgresql",
-	connection = {
-		type = "PostgreSQL",
-		creation_method = "PostgreSQL.Database",
-		parameters = reach.connection_parameters,
-	},
-	credentials = { sources.BASIC },
-	storage_modes = sources.ALL_MODES,
-
+return sources.server_database({ prefix = "PostgreSQL", what = "PostgreSQL", port = 5432, schema = "public" }, {
+	label = "PostgreSQL", reads = "postgresql",
+	connection = { type = "PostgreSQL", creation_method = "PostgreSQL.Database" },
+	credentials = { sources.BASIC }, storage_modes = sources.ALL_MODES,
 	m = function(t, model, ctx)
 		return sources.schema_item("PostgreSQL.Database(PostgreSQLServer, PostgreSQLDatabase)", model.target.schema,
 			t.source_name)
 	end,
-	column_type = function(col)
-		return sources.column_type(col, TYPES, "PostgreSQL", is_array)
-	end,
-}
+	column_type = sources.column_types(TYPES, "PostgreSQL", is_array),
+})

@@ -24,29 +24,16 @@ local TYPES = {
 	hllsketch = { unsupported = "turn it into a number (HLL_CARDINALITY) in a view" },
 }
 
-local reach = sources.server_database{ prefix = "Redshift", what = "Amazon Redshift", port = 5439, schema = "public" }
-
-return {
-	label = "Amazon Redshift",
-	fields = reach.fields,
-	parameters = reach.parameters,
-	reads = "redshift",
-	connection = {
-		type = "AmazonRedshift",
-		creation_method = "AmazonRedshift.Database",
-		parameters = reach.connection_parameters,
-	},
-	credentials = { sources.BASIC },
-	storage_modes = sources.ALL_MODES,
-
+return sources.server_database({ prefix = "Redshift", what = "Amazon Redshift", port = 5439, schema = "public" }, {
+	label = "Amazon Redshift", reads = "redshift",
+	connection = { type = "AmazonRedshift", creation_method = "AmazonRedshift.Database" },
+	credentials = { sources.BASIC }, storage_modes = sources.ALL_MODES,
 	m = function(t, model, ctx)
-		local target = model.target
+		local schema = model.target.schema
 		return sources.let(sources.by_name("AmazonRedshift.Database(RedshiftServer, RedshiftDatabase)", {
-			{ str(target.schema), nil, target.schema },
+			{ str(schema), nil, schema },
 			{ str(t.source_name), nil, t.source_name .. "1" },
 		}))
 	end,
-	column_type = function(col)
-		return sources.column_type(col, TYPES, "Redshift")
-	end,
-}
+	column_type = sources.column_types(TYPES, "Redshift"),
+})

@@ -9,10 +9,11 @@
 local tmdl = require "tmdl"
 local sources = require "sources"
 
-local ident, str = tmdl.m_ident, tmdl.m_string
+local str = tmdl.m_string
 
 return {
-	label = "Snowflake",
+	-- reads: what pbiport's M reader (core/lang/mlineage.h) must find the partitions read
+	label = "Snowflake", reads = "snowflake",
 	-- the values the model needs, from the contract's server (first key that has one)
 	fields = {
 		{ name = "host", keys = { "host", { key = "account", suffix = ".snowflakecomputing.com" } },
@@ -28,11 +29,7 @@ return {
 		{ name = "SnowflakeWarehouse", field = "warehouse", description = "Snowflake virtual warehouse" },
 		{ name = "SnowflakeDatabase", field = "database", description = "Snowflake database" },
 	},
-	-- what pbiport's M reader (core/lang/mlineage.h) must find the partitions read
-	reads = "snowflake",
-	connection = {
-		type = "Snowflake",
-		creation_method = "Snowflake.Databases",
+	connection = { type = "Snowflake", creation_method = "Snowflake.Databases",
 		-- from: what the model's M reads (host, warehouse, http_path, database);
 		-- match: how an existing connection's path part compares (server or text)
 		parameters = {
@@ -40,16 +37,12 @@ return {
 			{ name = "warehouse", from = "warehouse", match = "text" },
 		},
 	},
-	credentials = { sources.BASIC },
-	storage_modes = sources.ALL_MODES,
+	credentials = { sources.BASIC }, storage_modes = sources.ALL_MODES,
 
 	m = function(t, model, ctx)
 		local target = model.target
 		local options = target.role and (", [Role=" .. str(target.role) .. "]") or ""
-		return sources.let(sources.by_name("Snowflake.Databases(SnowflakeHost, SnowflakeWarehouse" .. options .. ")", {
-			{ "SnowflakeDatabase", "Database", target.database .. "_Database" },
-			{ str(target.schema), "Schema", target.schema .. "_Schema" },
-			{ str(t.source_name), t.kind, t.source_name .. "_" .. t.kind },
-		}))
+		return sources.by_name_to_table("Snowflake.Databases(SnowflakeHost, SnowflakeWarehouse" .. options .. ")",
+			{ "SnowflakeDatabase", "Database", target.database .. "_Database" }, target.schema, t)
 	end,
 }

@@ -26,25 +26,12 @@ local TYPES = {
 	sql_variant = { unsupported = "its values have no one type; CAST it in a view" },
 }
 
-local reach = sources.server_database{ prefix = "Sql", what = "SQL", port = 1433, port_sep = ",", schema = "dbo" }
-
-return {
-	label = "SQL Server",
-	fields = reach.fields,
-	parameters = reach.parameters,
-	reads = "sql",
-	connection = {
-		type = "SQL",
-		creation_method = "SQL",
-		parameters = reach.connection_parameters,
-	},
-	credentials = { sources.BASIC, sources.SERVICE_PRINCIPAL },
-	storage_modes = sources.ALL_MODES,
-
+return sources.server_database({ prefix = "Sql", what = "SQL", port = 1433, port_sep = ",", schema = "dbo" }, {
+	label = "SQL Server", reads = "sql",
+	connection = { type = "SQL", creation_method = "SQL" },
+	credentials = { sources.BASIC, sources.SERVICE_PRINCIPAL }, storage_modes = sources.ALL_MODES,
 	m = function(t, model, ctx)
 		return sources.schema_item("Sql.Database(SqlServer, SqlDatabase)", model.target.schema, t.source_name)
 	end,
-	column_type = function(col)
-		return sources.column_type(col, TYPES, "SQL Server")
-	end,
-}
+	column_type = sources.column_types(TYPES, "SQL Server"),
+})
