@@ -2215,7 +2215,7 @@ int ingest_integration_delete(pb_db *db, const char *org_id, const char *id, cha
 	integration_free(cur);
 	if (rc || (rc = db_begin(db, err)))
 		return rc;
-	if (!(rc = assets_integration_leaving(db, id, err)))
+	if (!(rc = assets_integration_leaving(db, org_id, id, err)))
 		rc = integrations_delete(db, org_id, id, err);
 	return db_end(db, rc, err);
 }

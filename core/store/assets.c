@@ -437,6 +437,18 @@ static int active_counts(pb_db *db, const char *integration_id, assets_counts *c
 	return rc;
 }
 
+/* Inside a write transaction: holds the organization's assets lock until it ends. The runs of an
+ * organization's integrations, and an integration leaving, write its assets one at a time: a run's
+ * counts are read then written, and two upserts of the same assets in another order could
+ * deadlock (PostgreSQL; SQLite's write lock serializes them already). */
+static int lock_org_assets(pb_db *db, const char *org_id, char *err)
+{
+	char lock[sizeof "assets:" + PB_ID_BUF];
+	if (xsnprintf(lock, sizeof lock, "assets:%s", org_id))
+		return pb_err(err, PB_EINVAL, "assets: the organization id is too long");
+	return db_lock_name(db, lock, err);
+}
+
 /* assets_apply_run's transaction: the run applied and the counts it answers. */
 struct apply_run {
 	const struct apply *a;
@@ -452,14 +464,9 @@ static int apply_run_work(pb_db *db, void *ctx, char *err)
 		   *access = ar->access;
 	assets_counts *counts = ar->counts;
 	long others = 0;
-	char lock[sizeof "assets:" + PB_ID_BUF];
 	int rc;
 	memset(counts, 0, sizeof *counts);
-	/* the runs of an organization's integrations write its assets one at a time: their counts
-	 * are read then written, and two upserts of the same assets in another order could deadlock */
-	if (xsnprintf(lock, sizeof lock, "assets:%s", org_id))
-		return pb_err(err, PB_EINVAL, "assets: the organization id is too long");
-	if ((rc = db_lock_name(db, lock, err)))
+	if ((rc = lock_org_assets(db, org_id, err)))
 		return rc;
 	/* Removal first (it only looks at rows not staged), then the upsert. */
 	if ((rc = forget_unseen(db, ap, &counts->removed, err)))
@@ -548,15 +555,18 @@ out:
 	return rc;
 }
 
-int assets_integration_leaving(pb_db *db, const char *integration_id, char *err)
+int assets_integration_leaving(pb_db *db, const char *org_id, const char *integration_id, char *err)
 {
 	char now[PB_TIME_BUF];
 	long moved = 0;
 	pb_now(now);
 	struct apply a = { { NULL, integration_id, now, NULL, NULL, NULL } };
-	int rc = apply_exec(db, &a, "UPDATE assets SET integration_id = " NEXT_OWNER("integration_id") ", access = "
-			    NEXT_OWNER("access") ", updated_at = ?3 WHERE assets.id IN (SELECT asset_id FROM "
-			    "asset_sightings WHERE integration_id <> ?2) AND (assets.integration_id || '') = ?2", &moved, err);
+	int rc = lock_org_assets(db, org_id, err);
+	if (!rc)
+		rc = apply_exec(db, &a, "UPDATE assets SET integration_id = " NEXT_OWNER("integration_id") ", access = "
+				NEXT_OWNER("access") ", updated_at = ?3 WHERE assets.id IN (SELECT asset_id FROM "
+				"asset_sightings WHERE integration_id <> ?2) AND (assets.integration_id || '') = ?2", &moved,
+				err);
 	if (!rc && moved)
 		rc = apply_exec(db, &a, "DELETE FROM asset_sightings WHERE EXISTS (SELECT 1 FROM assets WHERE assets.id = "
 				"asset_sightings.asset_id AND assets.integration_id = asset_sightings.integration_id)",
