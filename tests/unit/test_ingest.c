@@ -806,6 +806,30 @@ static void test_tenant_backoff_store(void **state)
 	assert_int_equal(tenant_backoff_note(db, "", TB_PUSH, 10, NULL, NULL, err), PB_EINVAL);
 }
 
+static int note_retry_after(pb_db *my, int i, void *ctx, char *err)
+{
+	/* racer i was told to wait (i + 1) hours */
+	return tenant_backoff_note(my, "7e1a0000-0000-4000-8000-0000000000cc", TB_SCANNER, 3600L * (i + 1), "a racer",
+				   NULL, err);
+}
+
+/* Processes on several hosts told by Power BI to wait, at once, for one tenant: one wait is kept,
+ * the longest. */
+static void test_tenant_backoff_shared_by_concurrent_processes(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	tenant_backoff tb;
+	bool waiting = false;
+	tu_race(db_path, 4, note_retry_after, NULL);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tenant_backoff WHERE tenant_id = "
+				  "'7e1a0000-0000-4000-8000-0000000000cc'", NULL), 1);
+	assert_int_equal(tenant_backoff_get(db, "7e1a0000-0000-4000-8000-0000000000cc", TB_SCANNER, &tb, &waiting, err), 0);
+	assert_true(waiting);
+	assert_true(tb.wait_ms > (4 * 3600 - 60) * 1000LL);
+	assert_non_null(strstr(tb.reason, "Retry-After 14400 s"));
+}
+
 static void test_integration_ids_are_guids(void **state)
 {
 	(void)state;
@@ -932,6 +956,7 @@ int main(void)
 		cmocka_unit_test(test_assets_apply),
 		cmocka_unit_test(test_assets_shared_by_integrations),
 		cmocka_unit_test(test_tenant_backoff_store),
+		cmocka_unit_test(test_tenant_backoff_shared_by_concurrent_processes),
 		cmocka_unit_test(test_integration_ids_are_guids),
 		cmocka_unit_test(test_catalog_import_typed),
 		cmocka_unit_test(test_scan_result_expressions_and_extension),
