@@ -870,6 +870,60 @@ static void concurrent_submits_of_one_key_queue_one_job(void **state)
 	job_free(j);
 }
 
+struct cancel_race {
+	const char *id;
+	int claimed[TU_RACERS_MAX];
+	pb_cancel_outcome outcome[TU_RACERS_MAX];
+};
+
+/* Racers 0 and 1 claim, 2 and 3 cancel the one queued job. */
+static int claim_or_cancel(pb_db *my, int i, void *ctx, char *err)
+{
+	static const char *const kinds[] = { "race-cancel", NULL };
+	struct cancel_race *c = ctx;
+	if (i >= 2)
+		return jobs_cancel(my, c->id, NULL, false, &c->outcome[i], err);
+	pb_job *j = NULL;
+	char worker[16];
+	xsnprintf(worker, sizeof worker, "racer-%d", i);
+	int rc = jobs_claim(my, worker, 60000, kinds, &j, err);
+	c->claimed[i] = rc == 1;
+	job_free(j);
+	return rc < 0 ? rc : PB_OK;
+}
+
+/* A cancel and claims of one queued job at once, on their own connections: the cancel that
+ * answers "cancelled at once" leaves nothing to claim, and a job claimed first is only asked to
+ * stop (the cancel locks the row it reads, so a claim cannot slip in between). */
+static void cancel_racing_claims_agrees_with_the_job(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	bool existing;
+	for (int round = 0; round < 5; round++) {
+		struct cancel_race c = { 0 };
+		char id[PB_ID_BUF];
+		pb_job *j = NULL;
+		submit("race-cancel", NULL, NULL, id, &existing);
+		c.id = id;
+		tu_race(db_path, 4, claim_or_cancel, &c);
+		int claims = c.claimed[0] + c.claimed[1];
+		bool done = c.outcome[2] == PB_CANCEL_DONE || c.outcome[3] == PB_CANCEL_DONE;
+		assert_int_equal(jobs_get(db, id, &j, err), PB_OK);
+		if (done) {
+			assert_string_equal(j->state, "cancelled");
+			assert_int_equal(claims, 0);
+		} else {
+			assert_string_equal(j->state, "running");
+			assert_int_equal(claims, 1);
+			assert_non_null(j->cancel_requested_at);
+			assert_int_equal(jobs_finish_cancelled(db, id, c.claimed[0] ? "racer-0" : "racer-1", NULL, "stopped",
+							       err), PB_OK);
+		}
+		job_free(j);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -890,6 +944,7 @@ int main(void)
 		cmocka_unit_test(stuck_job_fails_at_its_time_limit),
 		cmocka_unit_test(concurrent_claimers_take_each_job_once),
 		cmocka_unit_test(concurrent_submits_of_one_key_queue_one_job),
+		cmocka_unit_test(cancel_racing_claims_agrees_with_the_job),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
