@@ -201,7 +201,11 @@ int pbi_settings_put(pb_db *db, const pb_config *cfg, const char *org_id, const 
 	if (rc || (rc = secret_context(org_id, ctx, err)) || (rc = db_begin(db, err)))
 		return rc;
 	bool custom = !strcmp(in->mode, "custom");
-	rc = read_row(db, org_id, &old, &old_sealed, err);
+	/* the stored row is read, then written from it (a secret not given is kept): two owners
+	 * saving at once on two hosts take turns, under the organization's settings lock (named as
+	 * the sealing context), so neither writes from a row the other has replaced */
+	if (!(rc = db_lock_name(db, ctx, err)))
+		rc = read_row(db, org_id, &old, &old_sealed, err);
 	if (rc && rc != PB_ENOTFOUND)
 		goto out;
 	bool had = rc == PB_OK;
