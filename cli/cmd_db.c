@@ -45,8 +45,10 @@ static int list_tables(pb_db *src, struct copy_table *t, size_t *n, char *err)
 			rc = pb_err(err, PB_EINVAL, "source table '%s': not a name pbiport gives its tables", name);
 		else if (*n == COPY_TABLES_MAX)
 			rc = pb_err(err, PB_ELIMIT, "the source has more than %d tables", COPY_TABLES_MAX);
-		else
+		else {
+			t[*n].done = false;
 			xsnprintf(t[(*n)++].name, sizeof t->name, "%s", name);
+		}
 	}
 	if (!rc && r < 0)
 		rc = r;

@@ -32,6 +32,7 @@
 #include "core/lang/contract.h"
 #include "core/lang/render.h"
 #include "core/lang/sources.h"
+#include "runtime/lua_sandbox.h"
 #include "runtime/util.h"
 
 static const char TMDL_USAGE[] =
@@ -315,6 +316,24 @@ out:
 	return rc;
 }
 
+/* What a render leaves behind when the process ends right after it: the contract, the files
+ * and the templates' Lua state are left to the exit, which takes the whole heap back at once
+ * (freeing a 2,000-table render object by object cost ~10% of its CPU). Kept reachable from
+ * here, so a leak checker does not count them. */
+static struct {
+	pb_contract *contract;
+	pb_files files;
+	lua_sandbox *sandbox;
+} left_to_exit;
+
+static void release_left(void)
+{
+	pb_files_release(&left_to_exit.files);
+	contract_free(left_to_exit.contract);
+	sandbox_free(left_to_exit.sandbox);
+	memset(&left_to_exit, 0, sizeof left_to_exit);
+}
+
 int cmd_tmdl(int argc, char **argv)
 {
 	const char *contract_path = NULL, *out_dir = NULL, *time_limit = NULL;
@@ -327,6 +346,7 @@ int cmd_tmdl(int argc, char **argv)
 	char err[PB_ERR_MAX];
 	int status = 0;
 
+	release_left();   /* a caller that runs the command again */
 	config_defaults(&cfg);
 	for (int i = 1; i < argc; i++) {
 		int r = 0, field = 0;
@@ -362,6 +382,7 @@ int cmd_tmdl(int argc, char **argv)
 	}
 
 	o.values = values;
+	o.keep_sandbox = &left_to_exit.sandbox;
 	/* the folders of --templates come first, then the configured ones */
 	int rc = config_load_templates(&cfg, err);
 	o.cfg = &cfg;
@@ -402,8 +423,8 @@ int cmd_tmdl(int argc, char **argv)
 		status = 1;
 	}
 out:
-	pb_files_release(&files);
-	contract_free(c);
+	left_to_exit.files = files;
+	left_to_exit.contract = c;
 	config_release(&cfg);
 	return status;
 }

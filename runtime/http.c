@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "runtime/strbuf.h"
@@ -72,7 +73,7 @@ static void share_unlock(CURL *e, curl_lock_data data, void *ud)
 		pthread_mutex_unlock(&h->lock[data]);
 }
 
-/* The trust store: system CAs plus the extra CA file, parsed ONCE per pb_http into an
+/* The trust store: system CAs plus the extra CA file, parsed into an
  * OpenSSL X509_STORE that every TLS connection shares (ssl_ctx_trust below). Handing curl
  * the PEM text instead (CURLOPT_CAINFO_BLOB) re-parses ~150 certificates for each new
  * connection: measured at 25 ms of CPU per connection. CURLOPT_CAINFO alone would replace
@@ -100,6 +101,72 @@ static int ca_store_new(const char *extra, X509_STORE **out, char *err)
 	return PB_OK;
 }
 
+/* The last trust store made for a CA bundle, kept for the process: a worker makes a pb_http
+ * per job, and parsing the system bundle again for each was ~25 ms of a publish job's CPU.
+ * Reused while the extra file and the system bundle are the same files, unchanged (an
+ * edited or replaced file makes a new store). */
+static pthread_mutex_t ca_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long ca_parses;
+static struct {
+	char *path;
+	struct stat extra, system;
+	bool have_system;
+	X509_STORE *store;
+} ca_cache;
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* ca_store_new through the cache: *out is a reference of the caller's (X509_STORE_free). */
+static int ca_store_get(const char *extra, X509_STORE **out, char *err)
+{
+	struct stat se, ss;
+	bool have_extra = stat(extra, &se) == 0;
+	/* OpenSSL's default bundle (an SSL_CERT_FILE given instead is not watched) */
+	bool have_system = stat(X509_get_default_cert_file(), &ss) == 0;
+	*out = NULL;
+	pthread_mutex_lock(&ca_cache_lock);
+	if (have_extra && ca_cache.store && !strcmp(ca_cache.path, extra) && same_file(&ca_cache.extra, &se) &&
+	    ca_cache.have_system == have_system && (!have_system || same_file(&ca_cache.system, &ss)) &&
+	    X509_STORE_up_ref(ca_cache.store) == 1)
+		*out = ca_cache.store;
+	pthread_mutex_unlock(&ca_cache_lock);
+	if (*out)
+		return PB_OK;
+	int rc = ca_store_new(extra, out, err);
+	pthread_mutex_lock(&ca_cache_lock);
+	ca_parses++;
+	pthread_mutex_unlock(&ca_cache_lock);
+	char *path = rc || !have_extra ? NULL : xstrdup(extra);
+	if (!path || X509_STORE_up_ref(*out) != 1) {
+		free(path);
+		return rc;
+	}
+	pthread_mutex_lock(&ca_cache_lock);
+	X509_STORE *old = ca_cache.store;
+	free(ca_cache.path);
+	ca_cache.path = path;
+	ca_cache.extra = se;
+	ca_cache.system = ss;
+	ca_cache.have_system = have_system;
+	ca_cache.store = *out;
+	pthread_mutex_unlock(&ca_cache_lock);
+	X509_STORE_free(old);
+	return PB_OK;
+}
+
+unsigned long pb_http_ca_parses(void)
+{
+	pthread_mutex_lock(&ca_cache_lock);
+	unsigned long n = ca_parses;
+	pthread_mutex_unlock(&ca_cache_lock);
+	return n;
+}
+
 int pb_http_ca_check(const char *path, char *err)
 {
 	X509_STORE *store;
@@ -110,7 +177,7 @@ int pb_http_ca_check(const char *path, char *err)
 
 static int load_ca(pb_http *h, const char *extra, char *err)
 {
-	int rc = ca_store_new(extra, &h->ca_store, err);
+	int rc = ca_store_get(extra, &h->ca_store, err);
 	if (rc)
 		return rc;
 	h->ca_extra = xstrdup(extra);

@@ -41,6 +41,10 @@ int pb_http_new(const pb_http_opts *opts, pb_http **out, char *err);
 /* Checks that path is a readable file holding PEM certificates, as pb_http_new will load it
  * (runtime/config.c, at start-up). PB_EINVAL naming PBIPORT_CA_BUNDLE. */
 int pb_http_ca_check(const char *path, char *err);
+
+/* How many trust stores this process has parsed from a CA bundle (pb_http_new keeps the last
+ * one and reuses it while the files are unchanged): for tests and benchmarks. */
+unsigned long pb_http_ca_parses(void);
 void pb_http_free(pb_http *h);
 
 typedef struct pb_http_req {

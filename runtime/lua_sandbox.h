@@ -44,7 +44,8 @@
  *    PB_LUA_PRINT_LINES_MAX lines per sandbox;
  *  - a C module `pbiport` offers `pbiport.uuid(text [, text2 ...])`: a name-based (SHA-1,
  *    UUIDv5 layout) UUID string of the texts joined with NUL bytes (at most 16), the same
- *    for the same texts.
+ *    for the same texts, and `pbiport.find_control(text [, init])`: string.find(text, "%c",
+ *    init) without the pattern matcher (linear, a few instructions per byte).
  *
  * Errors come back as one line:
  *   template PATH:LINE: message                       (runtime or syntax error)

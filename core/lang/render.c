@@ -658,6 +658,16 @@ out:
 	return rc;
 }
 
+/* True when every folder searched is a built-in one (pbiport's own templates, installed with
+ * the binary): template_dirs labels those and leaves the admin folders unlabelled. */
+static bool builtin_only(const template_dirs *td)
+{
+	for (size_t i = 0; i < td->n; i++)
+		if (!td->dirs[i].label)
+			return false;
+	return true;
+}
+
 /* Default limits grow with the contract, so a runaway template on a small contract stops
  * within a few hundred ms while a big honest render still has ~3x what it needs
  * (bench/tmdl: ~350 instructions per column). The per-column part of the deadline also grows
@@ -665,8 +675,12 @@ out:
  * build), never past PB_LUA_TIME_MAX_MS; the fixed part, which is what bounds a hostile
  * template on a small contract, and the instruction budget (deterministic) do not. The
  * configured PBIPORT_RENDER_TIME_LIMIT_MS replaces the deadline only (profiling under
- * valgrind); an explicit opts time_limit_ms replaces both. */
-static void set_limits(const pb_contract *c, const render_opts *o, sandbox_opts *so)
+ * valgrind); an explicit opts time_limit_ms replaces both. The instruction budget bounds
+ * templates an admin put on the search path; pbiport's own templates alone run without one
+ * (their work is linear in the contract, and the deadline, the memory cap and the guarded
+ * library calls still hold): a budget needs Lua's count hook, which makes every VM
+ * instruction of the render pay a hook check (~13% of its instructions). */
+static void set_limits(const pb_contract *c, const render_opts *o, const template_dirs *td, sandbox_opts *so)
 {
 	if (o->time_limit_ms > 0) {
 		so->time_limit_ms = o->time_limit_ms;
@@ -676,8 +690,9 @@ static void set_limits(const pb_contract *c, const render_opts *o, sandbox_opts 
 	for (size_t i = 0; i < c->ntables; i++)
 		ncols += (long long)c->tables[i].ncolumns;
 	long long ntables = (long long)c->ntables;
-	so->instr_max = PB_LUA_INSTR_BASE + PB_LUA_INSTR_PER_TABLE * ntables +
-			PB_LUA_INSTR_PER_COLUMN * ncols;
+	if (!builtin_only(td))
+		so->instr_max = PB_LUA_INSTR_BASE + PB_LUA_INSTR_PER_TABLE * ntables +
+				PB_LUA_INSTR_PER_COLUMN * ncols;
 	if (o->cfg && o->cfg->render_time_limit_ms > 0) {
 		so->time_limit_ms = (int)o->cfg->render_time_limit_ms;
 		return;
@@ -769,7 +784,7 @@ int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, ch
 		goto out;
 	at = RENDER_FAULT_TEMPLATE;   /* the description and the templates are the server's */
 	sandbox_opts so = { .dirs = td.dirs, .ndirs = td.n };
-	set_limits(c, o, &so);
+	set_limits(c, o, &td, &so);
 	if ((rc = sandbox_new(&so, &sb, err)) || (rc = source_load(sb, target.type, &desc, err)))
 		goto out;
 	at = RENDER_FAULT_INPUT;    /* what the caller gave must fit the description */
@@ -796,6 +811,10 @@ int tmdl_render(const pb_contract *c, const render_opts *opts, pb_files *out, ch
 	if (!rc && o->source) {
 		*o->source = desc;
 		desc = NULL;
+	}
+	if (!rc && o->keep_sandbox) {
+		*o->keep_sandbox = sb;
+		sb = NULL;
 	}
 out:
 	if (o->fault)

@@ -96,6 +96,9 @@ typedef struct render_opts {
 	                               the machine's measured slowness (sandbox_time_scale_pct), at most
 	                               PB_LUA_TIME_MAX_MS (runtime/limits.h); cfg's
 	                               render_time_limit_ms, when set, is the deadline instead */
+	struct lua_sandbox **keep_sandbox; /* may be NULL: set on success to the templates' sandbox
+	                               instead of freeing it (the caller frees it with sandbox_free,
+	                               or a process that exits right after leaves it to the exit) */
 } render_opts;
 
 /* The storage mode of each table of c (modes[i], SOURCE_MODE_*; modes may be NULL to check

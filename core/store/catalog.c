@@ -154,27 +154,30 @@ static int read_product(db_stmt *st, bool with_contract, cat_product *p, char *e
 	return rc;
 }
 
+/* Runs query sql for (org_id, id) and steps st to its row; PB_ENOTFOUND "no <what> with id '<id>'"
+ * when there is none. *st is to be db_done whatever this returns. */
+static int get_row(pb_db *db, const char *sql, const char *org_id, const char *id, const char *what, db_stmt **st,
+		   char *err)
+{
+	const char *which[] = { org_id, id };
+	char missing[PB_ERR_MAX];
+	xsnprintf(missing, sizeof missing, "no %s with id '%.64s'", what, id);
+	return db_first_row(db, sql, which, 2, missing, st, err);
+}
+
 int catalog_product_get(pb_db *db, const char *org_id, const char *id, bool with_contract,
 			cat_product **out, char *err)
 {
-	db_stmt *st;
+	db_stmt *st = NULL;
 	cat_product *p = calloc(1, sizeof *p);
 	int rc;
 	*out = NULL;
 	if (!p)
 		return pb_err(err, PB_ENOMEM, "out of memory");
-	const char *which[] = { org_id, id };
-	rc = db_prepare_texts(db, "SELECT id, contract_id, name, type, version, revision, created_at, updated_at, "
-			      "owner_user_id, contract_text FROM data_products WHERE org_id = ? AND id = ?", which, 2, &st,
-			      err);
-	if (rc)
-		goto out;
-	int r = db_row(db, st, err);
-	if (r <= 0) {
-		rc = r < 0 ? r : pb_err(err, PB_ENOTFOUND, "no data product with id '%.64s'", id);
-		goto out;
-	}
-	if ((rc = read_product(st, with_contract, p, err)))
+	if ((rc = get_row(db, "SELECT id, contract_id, name, type, version, revision, created_at, updated_at, "
+			  "owner_user_id, contract_text FROM data_products WHERE org_id = ? AND id = ?", org_id, id,
+			  "data product", &st, err)) ||
+	    (rc = read_product(st, with_contract, p, err)))
 		goto out;
 	db_done(st);
 	st = NULL;
@@ -235,24 +238,17 @@ out:
 int catalog_port_get(pb_db *db, const char *org_id, const char *id, bool with_contract,
 		     cat_port **out, char *err)
 {
-	db_stmt *st;
+	db_stmt *st = NULL;
 	cat_port *p = calloc(1, sizeof *p);
 	int rc;
 	*out = NULL;
 	if (!p)
 		return pb_err(err, PB_ENOMEM, "out of memory");
-	const char *which[] = { org_id, id };
-	rc = db_prepare_texts(db, "SELECT p.id, p.data_product_id, p.name, p.type, p.server_json, d.contract_id, "
-			      "p.retired_at, d.contract_text FROM output_ports p JOIN data_products d "
-			      "ON d.id = p.data_product_id WHERE p.org_id = ? AND p.id = ?", which, 2, &st, err);
-	if (rc)
-		goto out;
-	int r = db_row(db, st, err);
-	if (r <= 0) {
-		rc = r < 0 ? r : pb_err(err, PB_ENOTFOUND, "no output port with id '%.64s'", id);
-		goto out;
-	}
-	if ((rc = read_port(st, p, err)))
+	if ((rc = get_row(db, "SELECT p.id, p.data_product_id, p.name, p.type, p.server_json, d.contract_id, "
+			  "p.retired_at, d.contract_text FROM output_ports p JOIN data_products d "
+			  "ON d.id = p.data_product_id WHERE p.org_id = ? AND p.id = ?", org_id, id, "output port", &st,
+			  err)) ||
+	    (rc = read_port(st, p, err)))
 		goto out;
 	if (with_contract) {
 		bool ok = true;

@@ -849,10 +849,46 @@ static void corpus(void **state)
 	assert_true(good > 0);
 }
 
+/* A contract's tree is allocated in an arena that contract_parse drops: jansson values the
+ * caller made before, during nothing, and after a parse (and fast_json_load's trees, which
+ * callers keep) are malloc's and live and free as before, on a good parse and a failed one. */
+static void tree_arena_leaves_other_values_alone(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	static const char good[] = "{\"apiVersion\": \"v3.0.2\", \"kind\": \"DataContract\", \"id\": \"x\", "
+				   "\"version\": \"1.0.0\", \"status\": \"active\", "
+				   "\"schema\": [{\"name\": \"t\", \"properties\": [{\"name\": \"a\", "
+				   "\"logicalType\": \"string\"}]}]}";
+	static const char bad[] = "{\"apiVersion\": \"v3.0.0\", \"schema\": [{\"name\": ";
+	json_t *before = json_pack("{s:s, s:[i, i]}", "k", "value made before", "n", 1, 2);
+	static const char text[] = "{\"a\": [1, \"two\", {\"b\": null}]}";
+	json_t *kept = fast_json_load(text, strlen(text));
+	assert_non_null(before);
+	assert_non_null(kept);
+	for (int i = 0; i < 3; i++) {
+		pb_contract *c = NULL;
+		if (contract_parse(good, strlen(good), "t.json", &c, err))
+			fail_msg("%s", err);
+		assert_string_equal(c->tables[0].columns[0].name, "a");
+		contract_free(c);
+		assert_int_not_equal(contract_parse(bad, strlen(bad), "t.json", &c, err), 0);
+		assert_null(c);
+	}
+	json_t *after = json_pack("{s:s}", "k", "value made after");
+	assert_non_null(after);
+	assert_int_equal(json_integer_value(json_array_get(json_object_get(before, "n"), 1)), 2);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(kept, "a"), 1)), "two");
+	json_decref(before);
+	json_decref(kept);
+	json_decref(after);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(v3_yaml_example),
+		cmocka_unit_test(tree_arena_leaves_other_values_alone),
 		cmocka_unit_test(v3_json_input),
 		cmocka_unit_test(json_errors_have_line_and_column),
 		cmocka_unit_test(v2_list_shape),

@@ -142,6 +142,45 @@ static void tls_with_right_and_wrong_ca(void **state)
 	pb_http_free(h);
 }
 
+/* A worker makes a pb_http per job: the trust store of a CA bundle is parsed once and shared
+ * while the file is unchanged; a file replaced under the same path is read again. */
+static void ca_store_is_parsed_once_per_file(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], url[700], path[600], other[600], cmd[4000];
+	emu_url(url, sizeof url, "/fabric/v1/workspaces");
+	pb_http_req req = { .method = "GET", .url = url };
+	pb_http_resp resp;
+	char dir[] = "/tmp/pbiport-test-http-ca-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/ca.pem", dir);
+	snprintf(other, sizeof other, "%s/tests/fixtures/msapi/other-ca.pem", emu_src_dir());
+	snprintf(cmd, sizeof cmd, "cp '%s' '%s'", tu_emu.cfg.ca_bundle, path);
+	assert_int_equal(system(cmd), 0);
+	pb_http_opts o = { .ca_bundle = path };
+	pb_http *h = NULL;
+	unsigned long before = pb_http_ca_parses();
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pb_http_new(&o, &h, err), PB_OK);
+		assert_int_equal(pb_http_do(h, &req, &resp, err), PB_OK);
+		assert_int_equal(resp.status, 401);
+		pb_http_resp_release(&resp);
+		pb_http_free(h);
+	}
+	assert_int_equal(pb_http_ca_parses(), before + 1);
+	/* another CA under the same path: read again, and the emulator is no longer trusted */
+	snprintf(cmd, sizeof cmd, "cp '%s' '%s.new' && mv '%s.new' '%s'", other, path, path, path);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(pb_http_new(&o, &h, err), PB_OK);
+	assert_int_equal(pb_http_ca_parses(), before + 2);
+	assert_int_equal(pb_http_do(h, &req, &resp, err), PB_EIO);
+	assert_non_null(strstr(err, "TLS check failed"));
+	pb_http_resp_release(&resp);
+	pb_http_free(h);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void body_ceiling_timeout_and_drop(void **state)
 {
 	(void)state;
@@ -287,6 +326,7 @@ int main(void)
 		cmocka_unit_test(headers_and_retry_after),
 		cmocka_unit_test(refuses_plain_http_and_reports_connect_errors),
 		cmocka_unit_test(bad_ca_bundles_are_named),
+		cmocka_unit_test(ca_store_is_parsed_once_per_file),
 		cmocka_unit_test(tls_with_right_and_wrong_ca),
 		cmocka_unit_test(body_ceiling_timeout_and_drop),
 		cmocka_unit_test(parallel_batch_with_requeue),

@@ -23,7 +23,6 @@
 #include "runtime/jobs.h"
 #include "runtime/util.h"
 #include "tests/unit/testutil.h"
-#include "tests/unit/db_fault.h"
 
 static char tmpdir[64];
 static char db_path[256];   /* the worker's heartbeat opens it by name */
@@ -357,7 +356,7 @@ static void jobs_commit_with_their_rows(void **state)
 	pb_failure f = { 0 };
 	json_t *reply = NULL;
 	exec_sql("DELETE FROM jobs; DELETE FROM refresh_runs;");
-	tu_fault_trigger(db, "no_runs", "INSERT", "refresh_runs", NULL, "no runs today");
+	tu_refuse(db, "no_runs", "INSERT", "refresh_runs", NULL, "no runs today");
 	/* by hand */
 	assert_int_not_equal(refresh_submit(db, &cfg, org_id, ann, "a1", NULL, "manual", &reply, &f), 0);
 	assert_null(reply);
@@ -381,15 +380,15 @@ static void jobs_commit_with_their_rows(void **state)
 		  "('e2', '%s', 'data_product', 'up1', 'data_product', 'cp1');",
 		  org_id, org_id, org_id);
 	exec_sql(sql);
-	tu_fault_clear(db, "no_runs", "refresh_runs");
-	tu_fault_trigger(db, "one_run", "INSERT", "refresh_runs", "(SELECT COUNT(*) FROM refresh_runs) > 0", "one run only");
+	tu_allow(db, "no_runs", "refresh_runs");
+	tu_refuse(db, "one_run", "INSERT", "refresh_runs", "(SELECT COUNT(*) FROM refresh_runs) > 0", "one run only");
 	json_t *event = parse("{\"type\":\"data_product.updated\",\"data_product_id\":\"up1\"}");
 	assert_int_not_equal(refresh_events(db, &cfg, org_id, ann, event, &reply, &f), 0);
 	assert_null(reply);
 	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM jobs", NULL), 0);
 	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM refresh_runs", NULL), 0);
 	/* without the fault: both queued, each with its row; the schedule's job with its own */
-	tu_fault_clear(db, "one_run", "refresh_runs");
+	tu_allow(db, "one_run", "refresh_runs");
 	assert_int_equal(refresh_events(db, &cfg, org_id, ann, event, &reply, &f), 0);
 	assert_int_equal(json_array_size(json_object_get(reply, "jobs")), 2);
 	json_decref(reply);

@@ -343,6 +343,35 @@ static void description_and_lists(void **state)
 	sandbox_free(sb);
 }
 
+/* description_text's fast paths (one line, two lines, several) give what its general path
+ * (description_lines) gives, at any depth, for texts with and without other control bytes. */
+static void description_text_matches_lines(void **state)
+{
+	(void)state;
+	lua_sandbox *sb = helpers();
+	char err[PB_ERR_MAX];
+	lua_pop(sandbox_lua(sb), 1);
+	assert_int_equal(sandbox_run(sb, "dt.lua",
+		"local t = require 'tmdl'\n"
+		"local texts = { 'one', 'a\\nb', 'a\\nb\\nc', '\\n', 'a\\n', '\\nb', 'a\\n\\nb', 'a\\tb', 'a\\r\\nb',\n"
+		"  'a\\nb\\tc', 'a\\nb ', ' a', 'x\\0y', 'caf\\195\\169\\ndeux', ('w'):rep(300) .. '\\n' .. ('v'):rep(50) }\n"
+		"local n = 0\n"
+		"for _, s in ipairs(texts) do\n"
+		"  for depth = 0, 3 do\n"
+		"    local lines = t.description_lines(s)\n"
+		"    local tabs = ('\\t'):rep(depth)\n"
+		"    local want = #lines == 0 and '' or tabs .. table.concat(lines, '\\n' .. tabs) .. '\\n'\n"
+		"    local got = t.description_text(depth, s)\n"
+		"    if got ~= want then error(string.format('%q at %d: %q, want %q', s, depth, got, want)) end\n"
+		"    n = n + 1\n"
+		"  end\n"
+		"end\n"
+		"return n", 1, err), 0);
+	assert_int_equal(lua_tointeger(sandbox_lua(sb), -1), 60);
+	lua_pop(sandbox_lua(sb), 1);
+	sandbox_free(sb);
+}
+
 static void column_types(void **state)
 {
 	(void)state;
@@ -948,6 +977,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(escaping_rules),
 		cmocka_unit_test(description_and_lists),
+		cmocka_unit_test(description_text_matches_lines),
 		cmocka_unit_test(column_types),
 		cmocka_unit_test(snowflake_output),
 		cmocka_unit_test(databricks_output),

@@ -345,6 +345,31 @@ static void uuid_is_name_based_v5(void **state)
 	sandbox_free(sb);
 }
 
+/* pbiport.find_control answers what string.find(s, "%c", init) answers, for any init. */
+static void find_control_matches_find(void **state)
+{
+	(void)state;
+	lua_sandbox *sb = make(0, 0);
+	char err[PB_ERR_MAX];
+	assert_int_equal(sandbox_run(sb, "fc.lua",
+				     "local texts = { '', 'plain', 'a\\nb', '\\n', 'x\\0y', 'tab\\there', 'del\\127',\n"
+				     "  'caf\\195\\169\\r\\n', ('z'):rep(100) .. '\\31' }\n"
+				     "local n = 0\n"
+				     "for _, s in ipairs(texts) do\n"
+				     "  for init = -#s - 2, #s + 2 do\n"
+				     "    if pbiport.find_control(s, init) ~= (string.find(s, '%c', init)) then\n"
+				     "      error(string.format('%q at %d', s, init))\n"
+				     "    end\n"
+				     "    n = n + 1\n"
+				     "  end\n"
+				     "  if pbiport.find_control(s) ~= (string.find(s, '%c')) then error(s) end\n"
+				     "end\n"
+				     "return n", 1, err), 0);
+	assert_int_equal(lua_tointeger(sandbox_lua(sb), -1), 309);   /* every init tried */
+	lua_pop(sandbox_lua(sb), 1);
+	sandbox_free(sb);
+}
+
 /* --- library functions that loop in C ---------------------------------------------- */
 
 static lua_sandbox *make_opts(const sandbox_opts *extra)
@@ -813,6 +838,7 @@ int main(void)
 		cmocka_unit_test(call_runs_entry_module),
 		cmocka_unit_test(finalizers_are_refused),
 		cmocka_unit_test(uuid_is_name_based_v5),
+		cmocka_unit_test(find_control_matches_find),
 		cmocka_unit_test(table_loops_are_bounded),
 		cmocka_unit_test(sort_and_find_are_bounded),
 		cmocka_unit_test(watchdog_stops_slow_instructions_and_calls),
