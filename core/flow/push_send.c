@@ -32,7 +32,8 @@ static int table_rows_add(pb_db *db, const char *ds_id, const char *table, long 
 			    set ? "INSERT INTO push_table_rows (dataset_id, table_name, rows) VALUES (?, ?, ?) "
 				  "ON CONFLICT (dataset_id, table_name) DO UPDATE SET rows = excluded.rows"
 				: "INSERT INTO push_table_rows (dataset_id, table_name, rows) VALUES (?, ?, CASE WHEN "
-				  "CAST(? AS INTEGER) < CAST(?4 AS INTEGER) THEN ?3 ELSE ?4 END) ON CONFLICT (dataset_id, table_name) DO UPDATE SET rows = CASE WHEN "
+				  "CAST(? AS INTEGER) < CAST(?4 AS INTEGER) THEN CAST(?3 AS INTEGER) ELSE CAST(?4 AS INTEGER) END) "
+				  "ON CONFLICT (dataset_id, table_name) DO UPDATE SET rows = CASE WHEN "
 				  "push_table_rows.rows + excluded.rows < ?4 THEN push_table_rows.rows + excluded.rows ELSE ?4 END",
 			    &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, ds_id, err)) && !(rc = db_bind_text(st, 2, table, err))) {
