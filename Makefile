@@ -2,8 +2,9 @@
 #   make            build bin/pbiport and bin/pbiport.fcgi
 #   make deps       install the Debian packages we build and test with (PostgreSQL among them:
 #                   the tests start throwaway clusters with tests/tools/pg_cluster.py)
-#   make check      every test (unit, CLI, corpus, integration)
-#   make check-pg   the unit tests with their databases on PostgreSQL (a throwaway cluster)
+#   make check      every test (unit, CLI, corpus, integration), and those that touch the database
+#                   again on PostgreSQL (a throwaway cluster, in parallel: tests/run.sh postgresql)
+#   make check-pg   only the PostgreSQL part: the unit tests and the database integration tests
 #   make check-asan the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make fuzz       libFuzzer harnesses (FUZZ_SECONDS each, default 60)
 #   make bench      benchmarks (results in bench/README.md)
@@ -86,10 +87,10 @@ check: all $(UNIT_BIN)
 check-unit: $(UNIT_BIN)
 	bash tests/run.sh unit
 
-# The unit tests again with every test database (tu_db_setup) a PostgreSQL one, in a throwaway
-# cluster (tests/tools/pg_cluster.py) that is removed afterwards.
-check-pg: $(UNIT_BIN)
-	PBIPORT_TEST_DB=postgresql python3 tests/tools/pg_cluster.py run -- bash tests/run.sh unit
+# The unit tests and the database integration tests with every test database a PostgreSQL one
+# (PBIPORT_TEST_DB=postgresql), in a throwaway cluster (tests/tools/pg_cluster.py) removed afterwards.
+check-pg: all $(UNIT_BIN)
+	bash tests/run.sh postgresql
 
 check-asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT="-O1 -g" SANITIZE=address,undefined check \

@@ -473,6 +473,16 @@ int db_exec_texts(pb_db *db, const char *sql, const char *const *v, int n, char 
 	return rc;
 }
 
+int db_first_row(pb_db *db, const char *sql, const char *const *v, int n, const char *missing, db_stmt **st,
+		 char *err)
+{
+	*st = NULL;
+	int rc = db_prepare_texts(db, sql, v, n, st, err), r;
+	if (!rc && (r = db_row(db, *st, err)) <= 0)
+		rc = r < 0 ? r : pb_err(err, PB_ENOTFOUND, "%s", missing);
+	return rc;
+}
+
 int db_has_row(pb_db *db, const char *sql, const char *const *v, int n, bool *found, char *err)
 {
 	db_stmt *st = NULL;
@@ -567,6 +577,122 @@ bool db_col_fixed(db_stmt *st, void *row, const db_fixed_field *f, size_t n)
 	return true;
 }
 
+int db_read_row(pb_db *db, db_stmt *st, const db_reader *r, void *row, void *ctx, char *err)
+{
+	memset(row, 0, r->size);
+	if (!db_col_fixed(st, row, r->fixed, r->nfixed))
+		return pb_err(err, PB_EIO, "malformed %s row", r->what);
+	int rc = db_col_texts(st, row, r->texts, r->ntexts, err);
+	if (!rc && r->more && (rc = r->more(db, st, row, ctx, err)))
+		db_texts_free(row, r->texts, r->ntexts);
+	return rc;
+}
+
+int db_get_one(pb_db *db, const char *sql, const char *const *v, int n, const db_reader *r, void *ctx,
+	       const char *key, void **out, char *err)
+{
+	db_stmt *st = NULL;
+	void *row = NULL;
+	char missing[PB_ERR_MAX];
+	xsnprintf(missing, sizeof missing, "no %s %.128s", r->what, key);
+	int rc = db_first_row(db, sql, v, n, missing, &st, err);
+	*out = NULL;
+	if (!rc && !(row = calloc(1, r->size)))
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+	if (!rc && (rc = db_read_row(db, st, r, row, ctx, err))) {
+		free(row);
+		row = NULL;
+	}
+	db_done(st);
+	*out = row;
+	return rc;
+}
+
+/* The rows of a list query into max places: each read by place(), which answers where row i goes. */
+static int get_list(pb_db *db, const char *sql, const char *const *v, int n, size_t max, const db_reader *r,
+		    void *ctx, void *(*place)(void *list, size_t i, const db_reader *r), void *list, size_t *count,
+		    char *err)
+{
+	db_stmt *st = NULL;
+	int got = 0, rc = db_prepare_list(db, sql, v, n, max > INT32_MAX ? INT32_MAX : (int)max, &st, err);
+	*count = 0;
+	while (!rc && *count < max && (got = db_row(db, st, err)) == 1) {
+		void *row = place(list, *count, r);
+		if (!row)
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
+		else if (!(rc = db_read_row(db, st, r, row, ctx, err)))
+			(*count)++;
+	}
+	db_done(st);
+	return rc ? rc : got < 0 ? got : PB_OK;
+}
+
+static void *place_in_array(void *list, size_t i, const db_reader *r)
+{
+	return (char *)list + i * r->size;
+}
+
+static void *place_new(void *list, size_t i, const db_reader *r)
+{
+	void **v = list;
+	return v[i] = calloc(1, r->size);
+}
+
+int db_get_rows(pb_db *db, const char *sql, const char *const *v, int n, size_t max, const db_reader *r,
+		void *ctx, void **out, size_t *count, char *err)
+{
+	void *list = calloc(max ? max : 1, r->size);
+	size_t got = 0;
+	int rc = list ? get_list(db, sql, v, n, max, r, ctx, place_in_array, list, &got, err)
+		      : pb_err(err, PB_ENOMEM, "out of memory");
+	*out = NULL;
+	*count = 0;
+	if (rc) {
+		db_reader_rows_free(r, list, got);
+		return rc;
+	}
+	*out = list;
+	*count = got;
+	return PB_OK;
+}
+
+int db_get_ptrs(pb_db *db, const char *sql, const char *const *v, int n, size_t max, const db_reader *r,
+		void *ctx, void ***out, size_t *count, char *err)
+{
+	void **list = calloc(max ? max : 1, sizeof *list);
+	size_t got = 0;
+	int rc = list ? get_list(db, sql, v, n, max, r, ctx, place_new, list, &got, err)
+		      : pb_err(err, PB_ENOMEM, "out of memory");
+	*out = NULL;
+	*count = 0;
+	if (rc) {
+		if (list && got < max)
+			free(list[got]);   /* the struct whose read failed (its texts are freed already) */
+		db_reader_ptrs_free(r, list, got);
+		return rc;
+	}
+	*out = list;
+	*count = got;
+	return PB_OK;
+}
+
+void db_reader_free(const db_reader *r, void *row)
+{
+	db_row_free(row, r->texts, r->ntexts);
+}
+
+void db_reader_rows_free(const db_reader *r, void *v, size_t n)
+{
+	db_rows_free(v, n, r->size, r->texts, r->ntexts);
+}
+
+void db_reader_ptrs_free(const db_reader *r, void **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		db_reader_free(r, v[i]);
+	free(v);
+}
+
 /* A driver's exec, begin_read or begin_write outcome: a DB_ERETRY (the write lock was not to be
  * had) is PB_EUNAVAIL here, noted for db_transaction. */
 static int tx_rc(pb_db *db, int rc, char *err)
@@ -657,6 +783,15 @@ int db_end(pb_db *db, int rc, char *err)
 bool db_in_transaction(const pb_db *db)
 {
 	return db->depth > 0 && db->drv->in_transaction(db->conn);
+}
+
+int db_lock_name(pb_db *db, const char *name, char *err)
+{
+	if (!db_in_transaction(db))
+		return pb_err(err, PB_EINTERNAL, "database: the lock %s is taken outside a write transaction", name);
+	if (db_dialect(db) != DB_DIALECT_POSTGRESQL)
+		return PB_OK;
+	return db_exec_texts(db, "SELECT pg_advisory_xact_lock(hashtextextended(CAST(? AS TEXT), 0))", &name, 1, err);
 }
 
 int db_transaction(pb_db *db, db_work_fn fn, void *ctx, char *err)

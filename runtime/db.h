@@ -115,6 +115,11 @@ int db_list_json(pb_db *db, const char *sql, const char *const *v, int n, int li
 		 void *ctx, struct json_t **out, char *err);
 /* Prepares sql, binds the n texts v in order (NULL binds NULL) and runs it as db_exec. */
 int db_exec_texts(pb_db *db, const char *sql, const char *const *v, int n, char *err);
+/* Prepares query sql, binds the n texts v in order and steps *st to its first row: PB_OK on it,
+ * PB_ENOTFOUND with the message missing when there is none. *st (NULL unless prepared) is to be
+ * db_done whatever this returns. */
+int db_first_row(pb_db *db, const char *sql, const char *const *v, int n, const char *missing, db_stmt **st,
+		 char *err);
 /* Prepares query sql, binds the n texts v in order and sets *found to whether it has a row. */
 int db_has_row(pb_db *db, const char *sql, const char *const *v, int n, bool *found, char *err);
 
@@ -152,11 +157,63 @@ typedef struct db_fixed_field {
 bool db_col_fixed(db_stmt *st, void *row, const db_fixed_field *f, size_t n);
 #define DB_NFIELDS(table) (sizeof(table) / sizeof((table)[0]))
 
+/* How a store reads its row struct: the struct's size, its fixed-size and owned texts (the tables
+ * above), and what the tables cannot say (integers, flags, a look-up). One per struct; the readers
+ * below share the query, allocation, not-found and cleanup code every store would repeat. */
+typedef struct db_reader {
+	size_t size;                          /* bytes of one row struct */
+	const char *what;                     /* "asset": "no asset <key>", "malformed asset row" */
+	const db_fixed_field *fixed;
+	size_t nfixed;
+	const db_text_field *texts;
+	size_t ntexts;
+	/* Called after the tables were read (NULL: nothing more); ctx is the reader call's. On a
+	 * failure the texts of the tables are freed by the caller: more frees only what it made
+	 * outside them. */
+	int (*more)(pb_db *db, db_stmt *st, void *row, void *ctx, char *err);
+} db_reader;
+
+/* The db_reader of struct type read through the tables fixed and texts (arrays) and more. */
+#define DB_READER(type, what, fixed, texts, more) \
+	{ sizeof(type), (what), (fixed), DB_NFIELDS(fixed), (texts), DB_NFIELDS(texts), (more) }
+
+/* Reads the row st is on into row (zeroed first): the fixed texts (a value longer than its member
+ * is PB_EIO "malformed <what> row"), the owned texts, then r->more. On failure row owns nothing. */
+int db_read_row(pb_db *db, db_stmt *st, const db_reader *r, void *row, void *ctx, char *err);
+/* The first row of query sql (the n texts v bound) as a new struct (*out; free with
+ * db_reader_free); none: PB_ENOTFOUND "no <what> <key>". *out NULL on failure. */
+int db_get_one(pb_db *db, const char *sql, const char *const *v, int n, const db_reader *r, void *ctx,
+	       const char *key, void **out, char *err);
+/* The rows of list query sql (the n texts v bound, then its LIMIT ? bound to max) as a new array of
+ * *count structs (*out, room for max; free with db_reader_rows_free). NULL on failure, never a
+ * list missing a row. */
+int db_get_rows(pb_db *db, const char *sql, const char *const *v, int n, size_t max, const db_reader *r,
+		void *ctx, void **out, size_t *count, char *err);
+/* As db_get_rows, but a new array of *count pointers to new structs (db_reader_ptrs_free). */
+int db_get_ptrs(pb_db *db, const char *sql, const char *const *v, int n, size_t max, const db_reader *r,
+		void *ctx, void ***out, size_t *count, char *err);
+/* Frees a struct of r's (its texts, then it; NULL: nothing), an array of n of them, an array of n
+ * pointers to them. */
+void db_reader_free(const db_reader *r, void *row);
+void db_reader_rows_free(const db_reader *r, void *v, size_t n);
+void db_reader_ptrs_free(const db_reader *r, void **v, size_t n);
+
 /* A read transaction: several reads see one snapshot (SQLite BEGIN, which also takes the file
  * locks once; PostgreSQL BEGIN ISOLATION LEVEL REPEATABLE READ). db_read_end() cannot fail the
  * caller: reads have nothing to commit. */
 int db_read_begin(pb_db *db, char *err);
 void db_read_end(pb_db *db);
+
+/* The constant text of a query that locks the rows it reads for the write transaction it runs in:
+ * on PostgreSQL sql followed by lock ("FOR UPDATE", "FOR UPDATE SKIP LOCKED"), on SQLite sql alone
+ * (a write transaction there holds the database's one write lock: no other connection writes until
+ * it ends). sql and lock are string literals. */
+#define DB_LOCKING(db, sql, lock) (db_dialect(db) == DB_DIALECT_POSTGRESQL ? sql " " lock : sql)
+/* Inside a write transaction: waits for, then holds until the transaction ends, the lock named
+ * name, shared by every process on the database (PostgreSQL: an advisory transaction lock on a
+ * hash of name). For a read-then-write of rows that may not exist yet, which no row lock covers
+ * (a sliding window of events, a count). SQLite: nothing (the write lock covers it). */
+int db_lock_name(pb_db *db, const char *name, char *err);
 
 /* Write transactions: SQLite BEGIN IMMEDIATE, PostgreSQL BEGIN ... COMMIT, or ROLLBACK on any
  * failure. Called inside a write transaction, db_begin opens a savepoint instead, db_commit

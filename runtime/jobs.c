@@ -9,7 +9,7 @@
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
 
-/* Every column of a job, in the order job_from_row() reads them. */
+/* Every column of a job, in the order job_fixed and job_texts name them. */
 #define JOB_COLUMNS                                                                           \
 	"id, org_id, user_id, kind, state, phase, progress, attempts, max_attempts, "          \
 	"idempotency_key, input, private_input, checkpoint, result, error_code, error_message, " \
@@ -30,7 +30,12 @@ bool job_ended(const pb_job *j)
 	return j->state && strcmp(j->state, "queued") && strcmp(j->state, "running");
 }
 
-/* The texts a job owns, with their JOB_COLUMNS index: job_from_row reads them, job_free frees them. */
+/* A job's columns (JOB_COLUMNS' order), read and freed through these lists. */
+static const db_fixed_field job_fixed[] = {
+	DB_FIXED_FIELD(pb_job, id, 0),          DB_FIXED_FIELD(pb_job, org_id, 1),
+	DB_FIXED_FIELD(pb_job, user_id, 2),     DB_FIXED_FIELD(pb_job, created_at, 16),
+	DB_FIXED_FIELD(pb_job, updated_at, 17), DB_FIXED_FIELD(pb_job, cancelled_by, 21),
+};
 static const db_text_field job_texts[] = {
 	DB_TEXT_FIELD(pb_job, kind, 3),              DB_TEXT_FIELD(pb_job, state, 4),
 	DB_TEXT_FIELD(pb_job, phase, 5),             DB_TEXT_FIELD(pb_job, idempotency_key, 9),
@@ -40,41 +45,30 @@ static const db_text_field job_texts[] = {
 	DB_TEXT_FIELD(pb_job, finished_at, 18),      DB_TEXT_FIELD(pb_job, cancel_requested_at, 19),
 };
 
+static int job_more(pb_db *db, db_stmt *st, void *row, void *ctx, char *err)
+{
+	pb_job *j = row;
+	j->progress = db_col_int(st, 6);
+	j->attempts = db_col_int(st, 7);
+	j->max_attempts = db_col_int(st, 8);
+	j->cancel_cleanup = db_col_int(st, 20) != 0;
+	return PB_OK;
+}
+
+static const db_reader job_reader = DB_READER(pb_job, "job", job_fixed, job_texts, job_more);
+
 void job_free(pb_job *j)
 {
 	/* sealed, but no reason to leave it lying in freed memory */
 	if (j && j->private_input)
 		memset(j->private_input, 0, strlen(j->private_input));
-	db_row_free(j, job_texts, DB_NFIELDS(job_texts));
+	db_reader_free(&job_reader, j);
 }
 
 static void copy_fixed(char *dst, size_t size, const char *src)
 {
 	if (xsnprintf(dst, size, "%s", src))
 		dst[0] = '\0';
-}
-
-static int job_from_row(db_stmt *st, pb_job **out, char *err)
-{
-	pb_job *j = calloc(1, sizeof *j);
-	if (!j)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	copy_fixed(j->id, sizeof j->id, db_col_text(st, 0));
-	copy_fixed(j->org_id, sizeof j->org_id, db_col_text(st, 1));
-	copy_fixed(j->user_id, sizeof j->user_id, db_col_text(st, 2));
-	j->progress = db_col_int(st, 6);
-	j->attempts = db_col_int(st, 7);
-	j->max_attempts = db_col_int(st, 8);
-	copy_fixed(j->created_at, sizeof j->created_at, db_col_text(st, 16));
-	copy_fixed(j->updated_at, sizeof j->updated_at, db_col_text(st, 17));
-	j->cancel_cleanup = db_col_int(st, 20) != 0;
-	copy_fixed(j->cancelled_by, sizeof j->cancelled_by, db_col_text(st, 21));
-	int rc = db_col_texts(st, j, job_texts, DB_NFIELDS(job_texts), err);
-	if (rc)
-		free(j);
-	else
-		*out = j;
-	return rc;
 }
 
 static int find_inflight(pb_db *db, const char *key, char id[PB_ID_BUF], bool *found, char *err)
@@ -99,28 +93,37 @@ static int find_inflight(pb_db *db, const char *key, char id[PB_ID_BUF], bool *f
 	return rc;
 }
 
-int jobs_submit(pb_db *db, const pb_job_spec *s, char id[PB_ID_BUF], bool *existing, char *err)
+/* jobs_submit's transaction: ctx the spec, the id it answers and whether that job existed. */
+struct submit {
+	const pb_job_spec *spec;
+	char *id;
+	bool existing;
+};
+
+/* How often a submit looks for the job in flight again after its insert met one that it could not
+ * see yet (another connection's, committed meanwhile). */
+#define SUBMIT_ROUNDS 3
+
+/* Inserts the job; an idempotency key already in flight inserts nothing (ON CONFLICT on the
+ * partial unique index jobs_inflight_key) and *inserted is false. A concurrent submit of the same
+ * key on another connection is waited for by the engine, then counted as a conflict, instead of
+ * failing the insert. */
+static int insert_job(pb_db *db, const pb_job_spec *s, const char *id, bool *inserted, char *err)
 {
 	db_stmt *st = NULL;
 	char now[PB_TIME_BUF], due[PB_TIME_BUF];
-	bool found = false;
-	int rc = db_begin(db, err);
-	if (rc)
-		return rc;
-	if (s->idempotency_key && (rc = find_inflight(db, s->idempotency_key, id, &found, err)))
-		goto out;
-	if (found)
-		goto out;
-	if ((rc = pb_new_id(id, err)))
-		goto out;
 	pb_now(now);
 	pb_time_in(s->delay_ms, due);
-	if ((rc = db_prepare(db,
-			     "INSERT INTO jobs (id, org_id, user_id, kind, state, progress, attempts, "
-			     "max_attempts, run_after, idempotency_key, input, private_input, checkpoint, "
-			     "created_at, updated_at) "
-			     "VALUES (?, ?, ?, ?, 'queued', 0, 0, ?, ?, ?, ?, ?, '{}', ?, ?)",
-			     &st, err)))
+	*inserted = false;
+	int rc = db_prepare(db,
+			    "INSERT INTO jobs (id, org_id, user_id, kind, state, progress, attempts, "
+			    "max_attempts, run_after, idempotency_key, input, private_input, checkpoint, "
+			    "created_at, updated_at) "
+			    "VALUES (?, ?, ?, ?, 'queued', 0, 0, ?, ?, ?, ?, ?, '{}', ?, ?) "
+			    "ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL "
+			    "AND state IN ('queued', 'running') DO NOTHING",
+			    &st, err);
+	if (rc)
 		goto out;
 	db_bind_int64(st, 5, s->max_attempts > 0 ? s->max_attempts : PB_JOB_DEFAULT_ATTEMPTS, NULL);
 	if ((rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, s->org_id, err)) ||
@@ -130,29 +133,47 @@ int jobs_submit(pb_db *db, const pb_job_spec *s, char id[PB_ID_BUF], bool *exist
 	    (rc = db_bind_text(st, 9, s->private_input, err)) || (rc = db_bind_text(st, 10, now, err)) ||
 	    (rc = db_bind_text(st, 11, now, err)) || (rc = db_exec(db, st, err)))
 		goto out;
+	*inserted = db_changes(db) == 1;
 out:
 	db_done(st);
-	rc = db_end(db, rc, err);
+	return rc;
+}
+
+static int submit_work(pb_db *db, void *ctx, char *err)
+{
+	struct submit *sb = ctx;
+	const pb_job_spec *s = sb->spec;
+	bool inserted = false;
+	int rc = PB_OK;
+	sb->existing = false;
+	for (int round = 0; round < SUBMIT_ROUNDS; round++) {
+		if (s->idempotency_key && (rc = find_inflight(db, s->idempotency_key, sb->id, &sb->existing, err)))
+			return rc;
+		if (sb->existing)
+			return PB_OK;
+		if ((rc = pb_new_id(sb->id, err)) || (rc = insert_job(db, s, sb->id, &inserted, err)))
+			return rc;
+		if (inserted)
+			return PB_OK;
+	}
+	return pb_err(err, PB_EUNAVAIL, "job %s: its idempotency key stayed taken by a job that could not be read: "
+		      "try again", s->kind);
+}
+
+int jobs_submit(pb_db *db, const pb_job_spec *s, char id[PB_ID_BUF], bool *existing, char *err)
+{
+	struct submit sb = { s, id, false };
+	int rc = db_transaction(db, submit_work, &sb, err);
 	if (existing)
-		*existing = found;
+		*existing = !rc && sb.existing;
 	return rc;
 }
 
 int jobs_get(pb_db *db, const char *id, pb_job **out, char *err)
 {
-	db_stmt *st = NULL;
-	*out = NULL;
-	int rc = db_prepare(db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", &st, err);
-	if (!rc)
-		rc = db_bind_text(st, 1, id, err);
-	if (!rc) {
-		int row = db_row(db, st, err);
-		if (row == 1)
-			rc = job_from_row(st, out, err);
-		else
-			rc = row < 0 ? row : pb_err(err, PB_ENOTFOUND, "no job %s", id);
-	}
-	db_done(st);
+	void *j;
+	int rc = db_get_one(db, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", &id, 1, &job_reader, NULL, id, &j, err);
+	*out = j;
 	return rc;
 }
 
@@ -248,8 +269,14 @@ int jobs_list(pb_db *db, const pb_job_filter *f, const pb_page *page, pb_job ***
 			more = true;
 			break;
 		}
-		if ((rc = job_from_row(st, &v[count], err)))
+		if (!(v[count] = malloc(sizeof *v[count]))) {
+			rc = pb_err(err, PB_ENOMEM, "out of memory");
 			break;
+		}
+		if ((rc = db_read_row(db, st, &job_reader, v[count], NULL, err))) {
+			free(v[count]);
+			break;
+		}
 		count++;
 	}
 	if (!rc && more)
@@ -281,21 +308,74 @@ static int bind_kinds(db_stmt *st, const char *const *kinds, char *err)
 	return rc;
 }
 
+/* The jobs a claim may take or fail: kinds as CLAIM_KINDS, ?1 now. */
+#define CLAIM_DUE                                                                                    \
+	"((state = 'queued' AND run_after <= ?1) OR (state = 'running' AND lease_expires < ?1)) "     \
+	"AND kind IN " CLAIM_KINDS
+#define EXHAUSTED "state = 'running' AND lease_expires < ?1 AND attempts >= max_attempts AND kind IN " CLAIM_KINDS
+
 /* Fails, inside the claim transaction, every running job of kinds whose lease expired and
- * that has no attempts left: its worker died on the last try. */
+ * that has no attempts left: its worker died on the last try. On PostgreSQL rows another
+ * claimer holds are skipped (it fails them), so claimers never wait for each other. */
 static int fail_exhausted(pb_db *db, const char *now, const char *const *kinds, char *err)
 {
+#define FAIL_EXHAUSTED(where)                                                                        \
+	"UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_expires = NULL, "                \
+	"private_input = NULL, error_code = 'worker_lost', "                                          \
+	"error_message = 'the worker running this job stopped ' || CAST(attempts AS TEXT) || "       \
+	"' times; giving up', updated_at = ?1, finished_at = ?1 WHERE " where
 	db_stmt *st = NULL;
 	int rc = db_prepare(db,
-			    "UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_expires = NULL, "
-			    "private_input = NULL, error_code = 'worker_lost', "
-			    "error_message = 'the worker running this job stopped ' || attempts || "
-			    "' times; giving up', updated_at = ?1, finished_at = ?1 "
-			    "WHERE state = 'running' AND lease_expires < ?1 AND attempts >= max_attempts "
-			    "AND kind IN " CLAIM_KINDS,
+			    db_dialect(db) == DB_DIALECT_POSTGRESQL
+				    ? FAIL_EXHAUSTED("id IN (SELECT id FROM jobs WHERE " EXHAUSTED
+						     " FOR UPDATE SKIP LOCKED)")
+				    : FAIL_EXHAUSTED(EXHAUSTED),
 			    &st, err);
+#undef FAIL_EXHAUSTED
 	if (!rc && !(rc = db_bind_text(st, 1, now, err)) && !(rc = bind_kinds(st, kinds, err)))
 		rc = db_exec(db, st, err);
+	db_done(st);
+	return rc;
+}
+
+/* jobs_claim's transaction: ctx what it claims with, and the id it claimed ("" for none). */
+struct claim {
+	const char *worker;
+	long lease_ms;
+	const char *const *kinds;
+	char id[PB_ID_BUF];
+};
+
+static int claim_work(pb_db *db, void *ctx, char *err)
+{
+	struct claim *c = ctx;
+	db_stmt *st = NULL;
+	char now[PB_TIME_BUF], until[PB_TIME_BUF];
+	c->id[0] = '\0';
+	pb_now(now);
+	pb_time_in(c->lease_ms, until);
+	int rc = fail_exhausted(db, now, c->kinds, err), row;
+	if (rc)
+		return rc;
+	/* The oldest due job. On PostgreSQL several claimers run at once: the row is locked as it is
+	 * read, and one another claimer has locked is skipped, so each gets a different job (SQLite's
+	 * BEGIN IMMEDIATE lets one claimer in at a time). */
+#define CLAIM_SELECT "SELECT id FROM jobs WHERE " CLAIM_DUE " ORDER BY run_after, created_at LIMIT 1"
+	if ((rc = db_prepare(db, DB_LOCKING(db, CLAIM_SELECT, "FOR UPDATE SKIP LOCKED"), &st, err)) ||
+	    (rc = db_bind_text(st, 1, now, err)) || (rc = bind_kinds(st, c->kinds, err)))
+		goto out;
+#undef CLAIM_SELECT
+	if ((row = db_row(db, st, err)) <= 0) {
+		rc = row;
+		goto out;
+	}
+	copy_fixed(c->id, sizeof c->id, db_col_text(st, 0));
+	db_done(st);
+	st = NULL;
+	const char *lease[] = { c->worker, until, now, c->id };
+	rc = db_exec_texts(db, "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?, "
+			   "lease_expires = ?, updated_at = ? WHERE id = ?", lease, 4, err);
+out:
 	db_done(st);
 	return rc;
 }
@@ -303,8 +383,7 @@ static int fail_exhausted(pb_db *db, const char *now, const char *const *kinds, 
 int jobs_claim(pb_db *db, const char *worker, long lease_ms, const char *const *kinds, pb_job **out,
 	       char *err)
 {
-	db_stmt *st = NULL;
-	char now[PB_TIME_BUF], until[PB_TIME_BUF], id[PB_ID_BUF] = "";
+	struct claim c = { worker, lease_ms, kinds, "" };
 	size_t nkinds = 0;
 	*out = NULL;
 	while (kinds && kinds[nkinds])
@@ -312,43 +391,11 @@ int jobs_claim(pb_db *db, const char *worker, long lease_ms, const char *const *
 	if (nkinds == 0 || nkinds > PB_JOB_CLAIM_KINDS_MAX)
 		return pb_err(err, PB_EINVAL, "a worker claims from 1 to %d job kinds, not %zu", PB_JOB_CLAIM_KINDS_MAX,
 			      nkinds);
-	int rc = db_begin(db, err);
-	if (rc)
+	int rc = db_transaction(db, claim_work, &c, err);
+	if (rc || !c.id[0])
 		return rc;
-	pb_now(now);
-	pb_time_in(lease_ms, until);
-	if ((rc = fail_exhausted(db, now, kinds, err)))
-		goto out;
-	/* oldest due first */
-	if ((rc = db_prepare(db,
-			     "SELECT id FROM jobs WHERE ((state = 'queued' AND run_after <= ?1) "
-			     "OR (state = 'running' AND lease_expires < ?1)) AND kind IN " CLAIM_KINDS " "
-			     "ORDER BY run_after, created_at LIMIT 1",
-			     &st, err)) ||
-	    (rc = db_bind_text(st, 1, now, err)) || (rc = bind_kinds(st, kinds, err)))
-		goto out;
-	int row = db_row(db, st, err);
-	if (row < 0) {
-		rc = row;
-		goto out;
-	}
-	if (row > 0)
-		copy_fixed(id, sizeof id, db_col_text(st, 0));
-	db_done(st);
-	st = NULL;
-	if (!id[0])
-		goto out;
-	const char *lease[] = { worker, until, now, id };
-	if ((rc = db_exec_texts(db, "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?, "
-				"lease_expires = ?, updated_at = ? WHERE id = ?", lease, 4, err)))
-		goto out;
-	if ((rc = db_commit(db, err)))
-		return rc;
-	rc = jobs_get(db, id, out, err);
+	rc = jobs_get(db, c.id, out, err);
 	return rc ? rc : 1;
-out:
-	db_done(st);
-	return db_end(db, rc, err);
 }
 
 /* Runs sql, an UPDATE of the n texts v whose last two are (id, worker), which must touch the one
@@ -413,21 +460,27 @@ out:
 	return rc;
 }
 
-int jobs_progress(pb_db *db, const char *id, const char *worker, long lease_ms, const char *phase,
-		  int progress, const char *checkpoint, bool *cancel, char *err)
+/* jobs_progress's work: what it records, and where it says whether a cancel is pending. */
+struct progress {
+	const char *id, *worker, *phase, *checkpoint;
+	long lease_ms;
+	int progress;
+	bool *cancel;
+};
+
+static int progress_work(pb_db *db, void *ctx, char *err)
 {
+	const struct progress *p = ctx;
 	db_stmt *st = NULL;
 	char now[PB_TIME_BUF], until[PB_TIME_BUF];
-	bool began = false, stopped = false;
-	int rc = PB_OK, row = 0;
+	const char *phase = p->phase;
+	int progress = p->progress, rc = PB_OK, row = 0;
+	bool stopped = false;
 	pb_now(now);
-	pb_time_in(lease_ms, until);
-	if (cancel)
-		*cancel = false;
-	/* a new phase and its history entry are written together */
-	if (phase && !(rc = db_begin(db, err)))
-		began = true;
-	if (!rc && phase && !(rc = record_phase(db, id, worker, phase, now, cancel != NULL, &stopped, err)) &&
+	pb_time_in(p->lease_ms, until);
+	if (p->cancel)
+		*p->cancel = false;
+	if (phase && !(rc = record_phase(db, p->id, p->worker, phase, now, p->cancel != NULL, &stopped, err)) &&
 	    stopped) {
 		phase = NULL;   /* cancelled: the job does not enter it */
 		progress = -1;
@@ -445,8 +498,8 @@ int jobs_progress(pb_db *db, const char *id, const char *worker, long lease_ms, 
 	db_bind_int64(st, 4, progress, NULL);
 	db_bind_int64(st, 5, progress > 100 ? 100 : progress, NULL);
 	if ((rc = db_bind_text(st, 1, until, err)) || (rc = db_bind_text(st, 2, now, err)) ||
-	    (rc = db_bind_text(st, 3, phase, err)) || (rc = db_bind_text(st, 6, checkpoint, err)) ||
-	    (rc = db_bind_text(st, 7, id, err)) || (rc = db_bind_text(st, 8, worker, err)))
+	    (rc = db_bind_text(st, 3, phase, err)) || (rc = db_bind_text(st, 6, p->checkpoint, err)) ||
+	    (rc = db_bind_text(st, 7, p->id, err)) || (rc = db_bind_text(st, 8, p->worker, err)))
 		goto out;
 	if ((row = db_row(db, st, err)) < 0) {
 		rc = row;
@@ -456,15 +509,24 @@ int jobs_progress(pb_db *db, const char *id, const char *worker, long lease_ms, 
 		rc = pb_err(err, PB_ENOTFOUND, "the job's lease was lost to another worker");
 		goto out;
 	}
-	if (cancel)
-		*cancel = db_col_int(st, 0) != 0;
+	if (p->cancel)
+		*p->cancel = db_col_int(st, 0) != 0;
 	/* finish the statement before COMMIT: RETURNING keeps it active */
 	while ((row = db_row(db, st, err)) == 1)
 		;
 	rc = row;
 out:
 	db_done(st);
-	return began ? db_end(db, rc, err) : rc;
+	return rc;
+}
+
+int jobs_progress(pb_db *db, const char *id, const char *worker, long lease_ms, const char *phase,
+		  int progress, const char *checkpoint, bool *cancel, char *err)
+{
+	struct progress p = { id, worker, phase, checkpoint, lease_ms, progress, cancel };
+	/* a new phase and its history entry are written together; a lease renewal alone is one
+	 * statement */
+	return phase ? db_transaction(db, progress_work, &p, err) : progress_work(db, &p, err);
 }
 
 /* Ends a running job held by worker in state (succeeded, failed, cancelled). */
@@ -526,39 +588,53 @@ static int request_cancel(pb_db *db, const char *id, const char *by_user, bool c
 	return rc;
 }
 
-int jobs_cancel(pb_db *db, const char *id, const char *by_user, bool cleanup, pb_cancel_outcome *outcome,
-		char *err)
+/* jobs_cancel's transaction: what is asked, and what was done. */
+struct cancel {
+	const char *id, *by_user;
+	bool cleanup;
+	pb_cancel_outcome outcome;
+};
+
+static int cancel_work(pb_db *db, void *ctx, char *err)
 {
+	struct cancel *c = ctx;
 	db_stmt *st = NULL;
-	char now[PB_TIME_BUF];
-	int rc = db_begin(db, err), row;
-	if (rc)
-		return rc;
+	char now[PB_TIME_BUF], missing[PB_ERR_MAX];
 	pb_now(now);
-	if ((rc = db_prepare(db, "SELECT state, checkpoint, cancel_cleanup FROM jobs WHERE id = ?", &st, err)) ||
-	    (rc = db_bind_text(st, 1, id, err)))
+	xsnprintf(missing, sizeof missing, "no job %s", c->id);
+	/* the row is locked as it is read (PostgreSQL): a worker cannot claim the job between the
+	 * read of its state and the cancel written from it */
+	int rc = db_first_row(db, DB_LOCKING(db, "SELECT state, checkpoint, cancel_cleanup FROM jobs WHERE id = ?",
+					     "FOR UPDATE"),
+			      &c->id, 1, missing, &st, err);
+	if (rc)
 		goto out;
-	if ((row = db_row(db, st, err)) <= 0) {
-		rc = row < 0 ? row : pb_err(err, PB_ENOTFOUND, "no job %s", id);
-		goto out;
-	}
 	bool queued = !strcmp(db_col_text(st, 0), "queued"), running = !strcmp(db_col_text(st, 0), "running");
 	/* a queued job created nothing unless an earlier attempt checkpointed it */
-	bool to_clean = (cleanup || db_col_int(st, 2)) && strcmp(db_col_text(st, 1), "{}");
+	bool to_clean = (c->cleanup || db_col_int(st, 2)) && strcmp(db_col_text(st, 1), "{}");
 	db_done(st);
 	st = NULL;
 	if (!queued && !running)
-		*outcome = PB_CANCEL_ENDED;
+		c->outcome = PB_CANCEL_ENDED;
 	else if (queued && !to_clean) {
-		*outcome = PB_CANCEL_DONE;
-		rc = cancel_queued(db, id, by_user, now, err);
+		c->outcome = PB_CANCEL_DONE;
+		rc = cancel_queued(db, c->id, c->by_user, now, err);
 	} else {
-		*outcome = PB_CANCEL_REQUESTED;
-		rc = request_cancel(db, id, by_user, cleanup, now, err);
+		c->outcome = PB_CANCEL_REQUESTED;
+		rc = request_cancel(db, c->id, c->by_user, c->cleanup, now, err);
 	}
 out:
 	db_done(st);
-	return db_end(db, rc, err);
+	return rc;
+}
+
+int jobs_cancel(pb_db *db, const char *id, const char *by_user, bool cleanup, pb_cancel_outcome *outcome,
+		char *err)
+{
+	struct cancel c = { id, by_user, cleanup, PB_CANCEL_ENDED };
+	int rc = db_transaction(db, cancel_work, &c, err);
+	*outcome = c.outcome;
+	return rc;
 }
 
 /* Puts a running job back in the queue for after delay_ms; counted: whether the claim
@@ -660,12 +736,13 @@ int jobs_reseal_private(pb_db *db, const struct pb_keyring *kr, const char *kind
 			break;
 		}
 		pb_secret_free(plain, len);
-			const char *v[] = { fresh, id };
-		rc = db_exec_texts(db, "UPDATE jobs SET private_input = ? WHERE id = ?", v, 2, err);
+		/* only while it is still the value read: a job that ended meanwhile keeps its erased input */
+		const char *v[] = { fresh, id, sealed };
+		rc = db_exec_texts(db, "UPDATE jobs SET private_input = ? WHERE id = ? AND private_input = ?", v, 3, err);
 		free(fresh);
 		if (rc)
 			break;
-		n++;
+		n += db_changes(db) == 1;
 	}
 out:
 	db_done(sel);

@@ -70,7 +70,8 @@ typedef struct pb_job_spec {
 #define PB_JOB_DEFAULT_ATTEMPTS 5
 
 /* Queues a job. When spec->idempotency_key matches a queued or running job, nothing
- * is written: id is that job's and *existing is true. */
+ * is written: id is that job's and *existing is true (also when that job was being submitted at
+ * the same time on another connection: the insert is an ON CONFLICT on the key). */
 int jobs_submit(pb_db *db, const pb_job_spec *spec, char id[PB_ID_BUF], bool *existing, char *err);
 
 /* *out is new (job_free). PB_ENOTFOUND when there is no such job. */
@@ -128,7 +129,9 @@ int jobs_cancel(pb_db *db, const char *id, const char *by_user, bool cleanup, pb
  * left as they are, for a worker that knows them (a rolling upgrade: an older worker never
  * takes a newer kind). Returns 1 with *out new (job_free), 0 when nothing is due, or a
  * negative pb_rc. A job of kinds whose lease expired for the max_attempts-th time is failed
- * instead of claimed. */
+ * instead of claimed. Workers on several hosts may claim at once: on PostgreSQL the job is read
+ * FOR UPDATE SKIP LOCKED, so each claimer takes a different one without waiting for the others
+ * (SQLite's BEGIN IMMEDIATE lets one claimer in at a time); the claim is a db_transaction. */
 #define PB_JOB_CLAIM_KINDS_MAX 16
 int jobs_claim(pb_db *db, const char *worker, long lease_ms, const char *const *kinds, pb_job **out,
 	       char *err);

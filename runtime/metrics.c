@@ -126,13 +126,12 @@ bool metrics_due(void)
 	return ms >= PB_METRICS_FLUSH_MS;
 }
 
-int metrics_flush(pb_db *db, char *err)
+/* metrics_flush's transaction: every cell added to its row. Other processes add to the same rows
+ * at the same time; on PostgreSQL two flushes may then deadlock, and db_transaction runs this
+ * again (the batch is cleared only once the transaction committed). */
+static int flush_work(pb_db *db, void *ctx, char *err)
 {
-	int rc;
-	if (batch.pending == 0)
-		return PB_OK;
-	if ((rc = db_begin(db, err)))
-		return rc;
+	int rc = PB_OK;
 	for (size_t i = 0; !rc && i < batch.ncells; i++) {
 		const struct cell *c = &batch.cells[i];
 		db_stmt *st = NULL;
@@ -149,7 +148,15 @@ int metrics_flush(pb_db *db, char *err)
 		}
 		db_done(st);
 	}
-	if ((rc = db_end(db, rc, err)))
+	return rc;
+}
+
+int metrics_flush(pb_db *db, char *err)
+{
+	int rc;
+	if (batch.pending == 0)
+		return PB_OK;
+	if ((rc = db_transaction(db, flush_work, NULL, err)))
 		return rc;
 	/* written: the counts start again from zero; on failure they wait for the next flush */
 	for (size_t i = 0; i < batch.ncells; i++) {

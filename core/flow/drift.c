@@ -242,23 +242,28 @@ out:
 	return rc;
 }
 
-/* Queues org_id's check when its due time is still there to take, with the move. */
-static int queue_check(pb_db *db, const char *org_id, const char *now, const char *next, char *err)
+/* queue_check's transaction: the organization and its due times. */
+struct drift_due {
+	const char *org_id, *now, *next;
+};
+
+static int queue_check_work(pb_db *db, void *ctx, char *err)
 {
+	const struct drift_due *d = ctx;
 	char job_id[PB_ID_BUF], key[32 + PB_ID_BUF];
 	bool won = false, existing = false;
-	xsnprintf(key, sizeof key, "drift_check:%s", org_id);
-	pb_job_spec spec = { .kind = "drift_check", .org_id = org_id, .idempotency_key = key, .max_attempts = 3 };
-	int rc = db_begin(db, err);
-	if (rc)
-		return rc;
-	if (!(rc = drift_schedule_advance(db, org_id, now, next, &won, err)) && won)
-		rc = jobs_submit(db, &spec, job_id, &existing, err);
-	if (rc) {
-		db_rollback(db);
-		return rc;
-	}
-	return db_commit(db, err);
+	xsnprintf(key, sizeof key, "drift_check:%s", d->org_id);
+	pb_job_spec spec = { .kind = "drift_check", .org_id = d->org_id, .idempotency_key = key, .max_attempts = 3 };
+	int rc = drift_schedule_advance(db, d->org_id, d->now, d->next, &won, err);
+	return rc || !won ? rc : jobs_submit(db, &spec, job_id, &existing, err);
+}
+
+/* Queues org_id's check when its due time is still there to take (the compare-and-swap of
+ * drift_schedule_advance: one worker of all those ticking takes it), with the move. */
+static int queue_check(pb_db *db, const char *org_id, const char *now, const char *next, char *err)
+{
+	struct drift_due d = { org_id, now, next };
+	return db_transaction(db, queue_check_work, &d, err);
 }
 
 int drift_schedule_tick(pb_db *db, const pb_config *cfg, char *err)

@@ -247,33 +247,49 @@ static int save_warnings(ingest_run *r, char *err)
 
 /* ---- the tenant's getInfo budget (table scan_budget) ---- */
 
+/* budget_take's transaction: the tenant, its budget and the hours it counts in; granted is the
+ * answer. */
+struct budget {
+	const char *tenant, *hour, *old;
+	long per_hour;
+	bool granted;
+};
+
+/* Takes one call of the hour's budget: one atomic upsert that adds the call only while the count
+ * is under the budget, so processes on several hosts never overspend it between them. */
+static int budget_work(pb_db *db, void *ctx, char *err)
+{
+	struct budget *b = ctx;
+	db_stmt *st = NULL;
+	int rc;
+	b->granted = false;
+	if ((rc = db_exec_texts(db, "DELETE FROM scan_budget WHERE hour < ?", &b->old, 1, err)) ||
+	    (rc = db_prepare(db, "INSERT INTO scan_budget (tenant_id, hour, calls) VALUES (?, ?, 1) "
+			     "ON CONFLICT (tenant_id, hour) DO UPDATE SET calls = scan_budget.calls + 1 "
+			     "WHERE scan_budget.calls < ?", &st, err)) ||
+	    (rc = db_bind_text(st, 1, b->tenant, err)) || (rc = db_bind_text(st, 2, b->hour, err)))
+		goto out;
+	db_bind_int64(st, 3, b->per_hour, NULL);
+	if (!(rc = db_exec(db, st, err)))
+		b->granted = db_changes(db) == 1;
+out:
+	db_done(st);
+	return rc;
+}
+
 static int budget_take(pb_db *db, const char *tenant, long per_hour, bool *granted, long *wait_ms, char *err)
 {
 	char now[PB_TIME_BUF], hour[16], old[16];
-	db_stmt *st = NULL;
 	int64_t ms = pb_epoch_ms();
-	int rc;
-	*granted = false;
 	pb_now(now);
 	xsnprintf(hour, sizeof hour, "%.13s", now);
 	pb_time_format(ms - 2 * 3600 * 1000LL, now);
 	xsnprintf(old, sizeof old, "%.13s", now);
 	*wait_ms = 3600 * 1000L - (long)(ms % (3600 * 1000LL));
-	if ((rc = db_begin(db, err)))
-		return rc;
-	if ((rc = db_exec_texts(db, "DELETE FROM scan_budget WHERE hour < ?", (const char *const[]){ old }, 1, err)) ||
-	    (rc = db_prepare(db, "INSERT INTO scan_budget (tenant_id, hour, calls) VALUES (?, ?, 1) "
-			     "ON CONFLICT (tenant_id, hour) DO UPDATE SET calls = scan_budget.calls + 1 "
-			     "WHERE scan_budget.calls < ?", &st, err)) ||
-	    (rc = db_bind_text(st, 1, tenant, err)) || (rc = db_bind_text(st, 2, hour, err)))
-		goto out;
-	db_bind_int64(st, 3, per_hour, NULL);
-	if ((rc = db_exec(db, st, err)))
-		goto out;
-	*granted = db_changes(db) == 1;
-out:
-	db_done(st);
-	return db_end(db, rc, err);
+	struct budget b = { tenant, hour, old, per_hour, false };
+	int rc = db_transaction(db, budget_work, &b, err);
+	*granted = !rc && b.granted;
+	return rc;
 }
 
 /* ---- the run's scan plan (table integration_scans) ---- */
@@ -1906,6 +1922,27 @@ out:
 
 /* ---- schedules ---- */
 
+/* A due integration and the due time after this one. */
+struct scheduled_run {
+	const pb_integration *integ;
+	const char *next;
+};
+
+/* Moves the integration's due time to next, if this worker is the one that moves it (the
+ * compare-and-swap on next_run_at: several workers tick at once, on several hosts), and queues
+ * its run with the move. */
+static int queue_scheduled_run(pb_db *db, void *ctx, char *err)
+{
+	const struct scheduled_run *sr = ctx;
+	bool won = false, existing = false;
+	pb_run *run = NULL;
+	int rc = integration_advance_schedule(db, sr->integ->id, sr->integ->next_run_at, sr->next, &won, err);
+	if (!rc && won)
+		rc = integration_run_submit(db, sr->integ->org_id, NULL, sr->integ->id, "schedule", &run, &existing, err);
+	run_free(run);
+	return rc;
+}
+
 int ingest_schedule_tick(pb_db *db, const pb_config *cfg, char *err)
 {
 	pb_integration *v = NULL;
@@ -1921,8 +1958,7 @@ int ingest_schedule_tick(pb_db *db, const pb_config *cfg, char *err)
 		pb_cron c;
 		int64_t next_s;
 		char next[PB_TIME_BUF], sub[PB_ERR_MAX];
-		bool won = false, existing = false;
-		pb_run *run = NULL;
+		bool won = false;
 		if (!v[i].schedule || cron_parse(v[i].schedule, &c, sub) || cron_next(&c, pb_epoch_ms() / 1000, &next_s, sub)) {
 			/* a schedule that no longer parses stops being due rather than firing each tick */
 			rc = integration_advance_schedule(db, v[i].id, v[i].next_run_at, "9999-12-31T00:00:00.000Z", &won, err);
@@ -1931,12 +1967,8 @@ int ingest_schedule_tick(pb_db *db, const pb_config *cfg, char *err)
 		pb_time_format(next_s * 1000, next);
 		/* the due time moves past now with the run it queues, in one transaction: one catch-up
 		 * run however many were missed, and a run that could not be queued stays due */
-		if ((rc = db_begin(db, err)))
-			break;
-		if (!(rc = integration_advance_schedule(db, v[i].id, v[i].next_run_at, next, &won, err)) && won)
-			rc = integration_run_submit(db, v[i].org_id, NULL, v[i].id, "schedule", &run, &existing, err);
-		rc = db_end(db, rc, err);
-		run_free(run);
+		struct scheduled_run sr = { &v[i], next };
+		rc = db_transaction(db, queue_scheduled_run, &sr, err);
 	}
 	integrations_free(v, n);
 	return rc;
@@ -2183,7 +2215,7 @@ int ingest_integration_delete(pb_db *db, const char *org_id, const char *id, cha
 	integration_free(cur);
 	if (rc || (rc = db_begin(db, err)))
 		return rc;
-	if (!(rc = assets_integration_leaving(db, id, err)))
+	if (!(rc = assets_integration_leaving(db, org_id, id, err)))
 		rc = integrations_delete(db, org_id, id, err);
 	return db_end(db, rc, err);
 }

@@ -259,8 +259,13 @@ int push_connection_delete(pb_db *db, const push_caller *who, const char *id, pb
 	if (rc || (rc = db_begin(db, err)))
 		goto out;
 	const char *which[] = { c->id };
-	/* its datasets would go with it (ON DELETE CASCADE) and live on in Power BI, out of reach */
-	if ((rc = db_prepare_texts(db, "SELECT count(*) FROM push_datasets WHERE connection_id = ?", which, 1, &st,
+	bool found = false;
+	/* its datasets would go with it (ON DELETE CASCADE) and live on in Power BI, out of reach. The
+	 * connection's row is locked first (PostgreSQL): a dataset added meanwhile on another host
+	 * waits for this delete, then fails on the connection gone, instead of being counted out. */
+	if ((rc = db_has_row(db, DB_LOCKING(db, "SELECT 1 FROM push_connections WHERE id = ?", "FOR UPDATE"), which, 1,
+			     &found, err)) ||
+	    (rc = db_prepare_texts(db, "SELECT count(*) FROM push_datasets WHERE connection_id = ?", which, 1, &st,
 				   err)))
 		goto end;
 	if ((rc = db_row(db, st, err)) < 0)

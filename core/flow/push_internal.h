@@ -103,6 +103,10 @@ int push_ds_get(pb_db *db, const push_caller *who, const char *id, push_ds **out
 
 /* ---- core/flow/push_send.c ---- */
 
+/* Inside a write transaction: holds the upload's lock (db_lock_name) until it ends. The POST that
+ * spools an upload and makes a job its owner, and the sweep that drops unowned uploads, each
+ * read then write its chunks: on PostgreSQL they take turns through this. */
+int push_upload_lock(pb_db *db, const char *upload, char *err);
 /* Deletes from push_chunks and push_sending the upload's chunk seq, or all its rows (seq < 0). */
 int push_chunks_drop(pb_db *db, const char *upload, long seq_or_all, char *err);
 long push_retention_cap(const push_ds *d);

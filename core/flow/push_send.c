@@ -32,7 +32,8 @@ static int table_rows_add(pb_db *db, const char *ds_id, const char *table, long 
 			    set ? "INSERT INTO push_table_rows (dataset_id, table_name, rows) VALUES (?, ?, ?) "
 				  "ON CONFLICT (dataset_id, table_name) DO UPDATE SET rows = excluded.rows"
 				: "INSERT INTO push_table_rows (dataset_id, table_name, rows) VALUES (?, ?, CASE WHEN "
-				  "CAST(? AS INTEGER) < CAST(?4 AS INTEGER) THEN ?3 ELSE ?4 END) ON CONFLICT (dataset_id, table_name) DO UPDATE SET rows = CASE WHEN "
+				  "CAST(? AS INTEGER) < CAST(?4 AS INTEGER) THEN CAST(?3 AS INTEGER) ELSE CAST(?4 AS INTEGER) END) "
+				  "ON CONFLICT (dataset_id, table_name) DO UPDATE SET rows = CASE WHEN "
 				  "push_table_rows.rows + excluded.rows < ?4 THEN push_table_rows.rows + excluded.rows ELSE ?4 END",
 			    &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, ds_id, err)) && !(rc = db_bind_text(st, 2, table, err))) {
@@ -86,6 +87,14 @@ static int chunk_insert(pb_db *db, const char *upload, long seq, const char *row
 }
 
 /* Deletes from push_chunks and push_sending the upload's chunk seq, or all its rows (seq < 0). */
+int push_upload_lock(pb_db *db, const char *upload, char *err)
+{
+	char name[sizeof "push_upload:" + PB_ID_BUF];
+	if (xsnprintf(name, sizeof name, "push_upload:%s", upload))
+		return pb_err(err, PB_EINVAL, "push upload id too long");
+	return db_lock_name(db, name, err);
+}
+
 int push_chunks_drop(pb_db *db, const char *upload, long seq_or_all, char *err)
 {
 	static const char *const all[] = { "DELETE FROM push_chunks WHERE upload_id = ?",
@@ -169,6 +178,28 @@ int push_chunk_added(send_ctx *sc, long seq, long nrows, char *err)
 	return db_end(sc->db, rc, err);
 }
 
+/* push_send_chunk's grant: the limiter asked for chunk seq of nrows rows and, granted, the chunk
+ * marked 'sending' with its ticket. Run again from the start when it met a concurrent writer. */
+struct grant {
+	send_ctx *sc;
+	long seq, nrows;
+	int64_t wait_ms, ticket;
+};
+
+static int grant_work(pb_db *db, void *ctx, char *err)
+{
+	struct grant *g = ctx;
+	send_ctx *sc = g->sc;
+	long table_rows = 0;
+	int64_t now = pb_epoch_ms();
+	g->wait_ms = g->ticket = 0;
+	int rc = push_table_rows_count(db, sc->d->id, sc->table, &table_rows, err);
+	if (!rc && !(rc = push_rate_acquire(db, &sc->lim, sc->d->powerbi_id, g->nrows, table_rows, now, &g->wait_ms,
+					     &g->ticket, err)) && g->ticket)
+		rc = push_chunk_mark(db, sc->upload, g->seq, true, sc->d->id, sc->table, now, g->ticket, err);
+	return rc;
+}
+
 /* body: a whole {"rows":[...]} text (rows_body) of the upload's chunk seq, of nrows rows. */
 int push_send_chunk(send_ctx *sc, long seq, const char *body, size_t len, long nrows, bool wait, bool *refused,
 		      char *err)
@@ -179,19 +210,12 @@ int push_send_chunk(send_ctx *sc, long seq, const char *body, size_t len, long n
 		*refused = false;
 	sc->unknown = false;
 	for (int round = 0;; round++) {
-		long table_rows = 0;
-		int64_t wait_ms = 0, ticket = 0, now = pb_epoch_ms();
 		/* the grant and the 'sending' mark in one transaction: a chunk that may be on its way is
 		 * never left looking queued */
-		if ((rc = db_begin(sc->db, err)))
+		struct grant g = { sc, seq, nrows, 0, 0 };
+		if ((rc = db_transaction(sc->db, grant_work, &g, err)))
 			break;
-		if (!(rc = push_table_rows_count(sc->db, sc->d->id, sc->table, &table_rows, err)) &&
-		    !(rc = push_rate_acquire(sc->db, &sc->lim, sc->d->powerbi_id, nrows, table_rows, now, &wait_ms, &ticket,
-					     err)) &&
-		    ticket)
-			rc = push_chunk_mark(sc->db, sc->upload, seq, true, sc->d->id, sc->table, now, ticket, err);
-		if ((rc = db_end(sc->db, rc, err)))
-			break;
+		int64_t wait_ms = g.wait_ms, ticket = g.ticket;
 		if (wait_ms) {
 			if (!wait) {
 				*refused = true;
@@ -475,7 +499,8 @@ static int submit_job(pb_db *db, const push_caller *who, const push_ds *d, const
 	int rc = db_begin(db, err);
 	if (rc)
 		goto out;
-	if ((rc = db_prepare(db, "SELECT count(*) FROM push_chunks WHERE upload_id = ? AND seq >= 0", &st, err)) ||
+	if ((rc = push_upload_lock(db, sp->upload_id, err)) ||
+	    (rc = db_prepare(db, "SELECT count(*) FROM push_chunks WHERE upload_id = ? AND seq >= 0", &st, err)) ||
 	    (rc = db_bind_text(st, 1, sp->upload_id, err)) || (rc = db_row(db, st, err)) < 0)
 		goto end;
 	long spooled = (long)db_col_int64(st, 0);

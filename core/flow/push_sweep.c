@@ -40,7 +40,7 @@ static int drop_unowned(pb_db *db, const char *upload, bool *dropped, char *err)
 	int rc = db_begin(db, err);
 	if (rc)
 		return rc;
-	if (!(rc = owned(db, upload, &alive, err)) && !alive)
+	if (!(rc = push_upload_lock(db, upload, err)) && !(rc = owned(db, upload, &alive, err)) && !alive)
 		rc = push_chunks_drop(db, upload, -1, err);
 	if ((rc = db_end(db, rc, err)))
 		return rc;

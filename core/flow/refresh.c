@@ -1458,6 +1458,25 @@ static int fan_out(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 	return rc;
 }
 
+/* fan_out as the work of a db_transaction: several events may queue refreshes of the same
+ * models at once (another host's), and a deadlock between them runs it again. */
+struct fan_out_args {
+	const pb_config *cfg;
+	const char *org_id, *user_id;
+	const json_t *cands;
+	json_t *jobs, *skipped;
+	pb_failure *f;
+};
+
+static int fan_out_work(pb_db *db, void *ctx, char *err)
+{
+	const struct fan_out_args *a = ctx;
+	json_array_clear(a->jobs);   /* what an earlier run of this transaction queued was rolled back */
+	json_array_clear(a->skipped);
+	pb_failure_clear(a->f);
+	return fan_out(db, a->cfg, a->org_id, a->user_id, a->cands, a->jobs, a->skipped, a->f);
+}
+
 int refresh_events(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id, const json_t *body,
 		   json_t **reply, pb_failure *f)
 {
@@ -1520,16 +1539,12 @@ int refresh_events(pb_db *db, const pb_config *cfg, const char *org_id, const ch
 		}
 	}
 	/* every job of the request, with its run row, or none */
-	if ((rc = db_begin(db, f->message))) {
-		rc = pb_fail_as(f, rc, NULL);
+	struct fan_out_args fo = { cfg, org_id, user_id, cands, jobs, skipped, f };
+	if ((rc = db_transaction(db, fan_out_work, &fo, f->message))) {
+		if (!f->rc)
+			pb_fail_as(f, rc, NULL);
 		goto out;
 	}
-	if ((rc = fan_out(db, cfg, org_id, user_id, cands, jobs, skipped, f)))
-		db_rollback(db);
-	else if ((rc = db_commit(db, f->message)))
-		rc = pb_fail_as(f, rc, NULL);
-	if (rc)
-		goto out;
 	*reply = json_pack("{s:O, s:O}", "jobs", jobs, "skipped", skipped);
 	rc = *reply ? 0 : pb_fail(f, PB_ENOMEM, NULL, "out of memory");
 out:

@@ -12,18 +12,23 @@
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
 
-/* Claims the due time of d (moving it to next) and queues its refresh, together. */
-static int queue_due(pb_db *db, const pb_config *cfg, const refresh_due *d, const char *next, char *err)
+/* queue_due's transaction: the schedule that came due and its next due time. */
+struct refresh_due_at {
+	const pb_config *cfg;
+	const refresh_due *d;
+	const char *next;
+};
+
+static int queue_due_work(pb_db *db, void *ctx, char *err)
 {
+	const struct refresh_due_at *q = ctx;
+	const refresh_due *d = q->d;
 	pb_failure f = { 0 };
 	json_t *reply = NULL;
 	bool won = false;
-	int rc = db_begin(db, err);
-	if (rc)
-		return rc;
 	/* the due time moves past now first: one catch-up refresh however many were missed */
-	if (!(rc = refresh_schedule_advance(db, d->ref, d->next_run_at, next, &won, err)) && won &&
-	    (rc = refresh_submit(db, cfg, d->org_id, NULL, d->ref, NULL, "schedule", &reply, &f))) {
+	int rc = refresh_schedule_advance(db, d->ref, d->next_run_at, q->next, &won, err);
+	if (!rc && won && (rc = refresh_submit(db, q->cfg, d->org_id, NULL, d->ref, NULL, "schedule", &reply, &f))) {
 		if (refresh_refused(&f)) {
 			/* the model lost its credentials or disappeared: say so, keep ticking */
 			log_event("warn", NULL, "scheduled refresh of %s not queued: %s", d->ref, f.message);
@@ -33,7 +38,14 @@ static int queue_due(pb_db *db, const pb_config *cfg, const refresh_due *d, cons
 		}
 	}
 	json_decref(reply);
-	return db_end(db, rc, err);
+	return rc;
+}
+
+/* Claims the due time of d (moving it to next) and queues its refresh, together. */
+static int queue_due(pb_db *db, const pb_config *cfg, const refresh_due *d, const char *next, char *err)
+{
+	struct refresh_due_at q = { cfg, d, next };
+	return db_transaction(db, queue_due_work, &q, err);
 }
 
 int refresh_schedule_tick(pb_db *db, const pb_config *cfg, char *err)

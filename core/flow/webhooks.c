@@ -613,10 +613,14 @@ static int insert_counted(pb_db *db, const pb_config *cfg, const char *org_id, c
 			  const webhook_fields *in, char id[PB_ID_BUF], pb_failure *f)
 {
 	size_t count = 0;
+	char lock[sizeof "webhooks:" + PB_ID_BUF];
+	xsnprintf(lock, sizeof lock, "webhooks:%s", org_id);
 	int rc = db_begin(db, f->message);
 	if (rc)
 		return pb_fail_as(f, rc, NULL);
-	if (!(rc = webhooks_count(db, org_id, &count, f->message)) && count >= PB_WEBHOOKS_MAX) {
+	/* the count is read then the webhook added: concurrent adds (other hosts) take turns */
+	if (!(rc = db_lock_name(db, lock, f->message)) && !(rc = webhooks_count(db, org_id, &count, f->message)) &&
+	    count >= PB_WEBHOOKS_MAX) {
 		db_rollback(db);
 		return pb_fail(f, PB_ECONFLICT, "too_many_webhooks", "the organization has %zu webhooks, the most it may "
 			       "have: delete one first", count);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "runtime/crypto.h"
+#include "runtime/limits.h"
 #include "runtime/log.h"
 #include "runtime/timeutil.h"
 
@@ -460,6 +461,15 @@ out:
 	return rc;
 }
 
+/* The database went away (PostgreSQL restarting, the network): the worker waits and goes on, its
+ * connection made again by the next statement; the job it was running stays leased until the
+ * lease runs out and is then resumed from its checkpoint, here or by another worker. */
+static void db_lost(const pb_worker_opts *o, const char *why)
+{
+	log_event("warn", NULL, "worker %s: %s: trying again in %d s", o->worker_id, why, PB_DB_RETRY_AFTER_S);
+	pb_sleep_interruptible(PB_DB_RETRY_AFTER_S * 1000L, o->stop);
+}
+
 int worker_run(pb_db *db, const pb_config *cfg, const pb_worker_opts *opts, long *ran, char *err)
 {
 	pb_worker_opts o = *opts;
@@ -494,6 +504,10 @@ int worker_run(pb_db *db, const pb_config *cfg, const pb_worker_opts *opts, long
 		}
 		pb_job *job = NULL;
 		int got = jobs_claim(db, o.worker_id, o.lease_ms, names, &job, err);
+		if (got == PB_EUNAVAIL && !o.once) {
+			db_lost(&o, err);
+			continue;
+		}
 		if (got < 0)
 			return got;
 		if (got == 0) {
@@ -506,7 +520,9 @@ int worker_run(pb_db *db, const pb_config *cfg, const pb_worker_opts *opts, long
 		job_free(job);
 		if (ran)
 			(*ran)++;
-		if (rc && rc != PB_ENOTFOUND)
+		if (rc == PB_EUNAVAIL && !o.once)
+			db_lost(&o, err);
+		else if (rc && rc != PB_ENOTFOUND)
 			return rc;
 	}
 	return PB_OK;

@@ -38,85 +38,57 @@ bool asset_kind_valid(const char *kind)
 	return false;
 }
 
-/* The texts an asset owns, with their ASSET_COLS index: read_row reads them, asset_free frees them. */
+#define ASSET_COLS "id, org_id, integration_id, kind, powerbi_id, workspace_powerbi_id, name, details_json, " \
+		   "state, created_at, updated_at, access"
+
+/* An asset's columns (ASSET_COLS' order), read and freed through these lists. */
+static const db_fixed_field asset_fixed[] = {
+	DB_FIXED_FIELD(pb_asset, id, 0),          DB_FIXED_FIELD(pb_asset, org_id, 1),
+	DB_FIXED_FIELD(pb_asset, created_at, 9),  DB_FIXED_FIELD(pb_asset, updated_at, 10),
+};
 static const db_text_field asset_texts[] = {
 	DB_TEXT_FIELD(pb_asset, integration_id, 2), DB_TEXT_FIELD(pb_asset, kind, 3),
 	DB_TEXT_FIELD(pb_asset, powerbi_id, 4),     DB_TEXT_FIELD(pb_asset, workspace_powerbi_id, 5),
 	DB_TEXT_FIELD(pb_asset, name, 6),           DB_TEXT_FIELD(pb_asset, details_json, 7),
 	DB_TEXT_FIELD(pb_asset, state, 8),          DB_TEXT_FIELD(pb_asset, access, 11),
 };
+static const db_reader asset_reader = DB_READER(pb_asset, "asset", asset_fixed, asset_texts, NULL);
 
 void asset_free(pb_asset *a)
 {
-	db_row_free(a, asset_texts, DB_NFIELDS(asset_texts));
+	db_reader_free(&asset_reader, a);
 }
 
 void assets_free(pb_asset *v, size_t n)
 {
-	db_rows_free(v, n, sizeof *v, asset_texts, DB_NFIELDS(asset_texts));
+	db_reader_rows_free(&asset_reader, v, n);
 }
 
-#define ASSET_COLS "id, org_id, integration_id, kind, powerbi_id, workspace_powerbi_id, name, details_json, " \
-		   "state, created_at, updated_at, access"
-
-static int read_row(db_stmt *st, pb_asset *a, char *err)
+static int get_one(pb_db *db, const char *sql, const char *const *v, int n, pb_asset **out, char *err)
 {
-	memset(a, 0, sizeof *a);
-	xsnprintf(a->id, sizeof a->id, "%s", db_col_text(st, 0));
-	xsnprintf(a->org_id, sizeof a->org_id, "%s", db_col_text(st, 1));
-	xsnprintf(a->created_at, sizeof a->created_at, "%s", db_col_text(st, 9));
-	xsnprintf(a->updated_at, sizeof a->updated_at, "%s", db_col_text(st, 10));
-	return db_col_texts(st, a, asset_texts, DB_NFIELDS(asset_texts), err);
-}
-
-static int get_one(pb_db *db, const char *sql, const char *a1, const char *a2, const char *a3, pb_asset **out,
-		   char *err)
-{
-	db_stmt *st = NULL;
-	pb_asset *a = NULL;
-	int rc = db_prepare(db, sql, &st, err);
-	*out = NULL;
-	if (rc || (rc = db_bind_text(st, 1, a1, err)) || (rc = db_bind_text(st, 2, a2, err)) ||
-	    (a3 && (rc = db_bind_text(st, 3, a3, err))))
-		goto out;
-	int r = db_row(db, st, err);
-	if (r <= 0) {
-		rc = r < 0 ? r : pb_err(err, PB_ENOTFOUND, "no asset %s", a3 ? a3 : a2);
-		goto out;
-	}
-	if (!(a = calloc(1, sizeof *a))) {
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
-	if ((rc = read_row(st, a, err))) {
-		free(a);
-		goto out;
-	}
+	void *a;
+	int rc = db_get_one(db, sql, v, n, &asset_reader, NULL, v[n - 1], &a, err);
 	*out = a;
-out:
-	db_done(st);
 	return rc;
 }
 
 int assets_get(pb_db *db, const char *org_id, const char *id, pb_asset **out, char *err)
 {
-	return get_one(db, "SELECT " ASSET_COLS " FROM assets WHERE org_id = ? AND id = ?", org_id, id, NULL, out,
-		       err);
+	const char *v[] = { org_id, id };
+	return get_one(db, "SELECT " ASSET_COLS " FROM assets WHERE org_id = ? AND id = ?", v, 2, out, err);
 }
 
 int assets_get_by_powerbi_id(pb_db *db, const char *org_id, const char *kind, const char *powerbi_id,
 			     pb_asset **out, char *err)
 {
-	return get_one(db, "SELECT " ASSET_COLS " FROM assets WHERE org_id = ? AND kind = ? AND powerbi_id = ?",
-		       org_id, kind, powerbi_id, out, err);
+	const char *v[] = { org_id, kind, powerbi_id };
+	return get_one(db, "SELECT " ASSET_COLS " FROM assets WHERE org_id = ? AND kind = ? AND powerbi_id = ?", v,
+		       3, out, err);
 }
 
 int assets_list(pb_db *db, const char *org_id, const char *kind, const char *q, pb_asset **out, size_t *n,
 		char *err)
 {
-	db_stmt *st = NULL;
-	pb_asset *v = NULL;
-	size_t len = 0;
 	char *pattern = NULL;
 	int rc;
 	*out = NULL;
@@ -135,33 +107,14 @@ int assets_list(pb_db *db, const char *org_id, const char *kind, const char *q, 
 		}
 	}
 	const char *args[] = { org_id, kind, kind, pattern, pattern };
-	if ((rc = db_prepare_list(db, "SELECT " ASSET_COLS " FROM assets WHERE org_id = ? AND state = 'active' "
-				  "AND (CAST(? AS TEXT) IS NULL OR kind = ?) AND (CAST(? AS TEXT) IS NULL OR "
-				  "lower(name) LIKE lower(CAST(? AS TEXT)) ESCAPE '\\') "
-				  "ORDER BY kind, name, id LIMIT ?", args, 5, PB_LIST_MAX_ITEMS, &st, err)))
-		goto out;
-	if (!(v = calloc(PB_LIST_MAX_ITEMS, sizeof *v))) {
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
-	int r;
-	while (len < PB_LIST_MAX_ITEMS && (r = db_row(db, st, err)) == 1) {
-		if ((rc = read_row(st, &v[len], err)))
-			goto out;
-		len++;
-	}
-	if (len < PB_LIST_MAX_ITEMS && r < 0)
-		rc = r;
-out:
-	db_done(st);
+	void *v;
+	rc = db_get_rows(db, "SELECT " ASSET_COLS " FROM assets WHERE org_id = ? AND state = 'active' "
+			 "AND (CAST(? AS TEXT) IS NULL OR kind = ?) AND (CAST(? AS TEXT) IS NULL OR "
+			 "lower(name) LIKE lower(CAST(? AS TEXT)) ESCAPE '\\') "
+			 "ORDER BY kind, name, id LIMIT ?", args, 5, PB_LIST_MAX_ITEMS, &asset_reader, NULL, &v, n, err);
 	free(pattern);
-	if (rc) {
-		assets_free(v, len);
-		return rc;
-	}
 	*out = v;
-	*n = len;
-	return 0;
+	return rc;
 }
 
 int assets_workspace_names(pb_db *db, const char *integration_id, char ***ids, char ***names, size_t *n,
@@ -484,57 +437,87 @@ static int active_counts(pb_db *db, const char *integration_id, assets_counts *c
 	return rc;
 }
 
+/* Inside a write transaction: holds the organization's assets lock until it ends. The runs of an
+ * organization's integrations, and an integration leaving, write its assets one at a time: a run's
+ * counts are read then written, and two upserts of the same assets in another order could
+ * deadlock (PostgreSQL; SQLite's write lock serializes them already). */
+static int lock_org_assets(pb_db *db, const char *org_id, char *err)
+{
+	char lock[sizeof "assets:" + PB_ID_BUF];
+	if (xsnprintf(lock, sizeof lock, "assets:%s", org_id))
+		return pb_err(err, PB_EINVAL, "assets: the organization id is too long");
+	return db_lock_name(db, lock, err);
+}
+
+/* assets_apply_run's transaction: the run applied and the counts it answers. */
+struct apply_run {
+	const struct apply *a;
+	const char *org_id, *integration_id, *run_id, *access;
+	assets_counts *counts;
+};
+
+static int apply_run_work(pb_db *db, void *ctx, char *err)
+{
+	const struct apply_run *ar = ctx;
+	const struct apply *ap = ar->a;
+	const char *org_id = ar->org_id, *integration_id = ar->integration_id, *run_id = ar->run_id,
+		   *access = ar->access;
+	assets_counts *counts = ar->counts;
+	long others = 0;
+	int rc;
+	memset(counts, 0, sizeof *counts);
+	if ((rc = lock_org_assets(db, org_id, err)))
+		return rc;
+	/* Removal first (it only looks at rows not staged), then the upsert. */
+	if ((rc = forget_unseen(db, ap, &counts->removed, err)))
+		return rc;
+	/* DISTINCT: a row staged twice (never expected, see sql/0009) counts once. "others": staged
+	 * assets that belong to another integration, which need the sightings written below */
+	if ((rc = apply_counts(db, ap, "SELECT COUNT(DISTINCT s.asset_id) FROM asset_staging s WHERE s.run_id = ?4 "
+			       "AND s.kind <> '_scope' AND NOT EXISTS (SELECT 1 FROM assets WHERE assets.org_id = ?1 "
+			       "AND assets.kind = s.kind AND assets.powerbi_id = s.powerbi_id)", &counts->added, NULL, err)) ||
+	    (rc = apply_counts(db, ap, "SELECT COUNT(DISTINCT CASE WHEN assets.state <> 'active' OR (" WRITES " AND "
+			       "(assets.details_json <> s.details_json OR assets.name <> s.name)) THEN s.asset_id END), "
+			       "COUNT(CASE WHEN assets.state = 'active' AND assets.integration_id <> ?2 THEN 1 END) "
+			       STAGED_ASSETS, &counts->changed, &others, err)))
+		return rc;
+	/* an asset the run takes over from an integration with listing access keeps that one as a
+	 * sighting */
+	if (others && !strcmp(access, "scanner") &&
+	    (rc = apply_exec(db, ap, "INSERT INTO asset_sightings (asset_id, integration_id, access, first_seen_at) "
+			     "SELECT assets.id, assets.integration_id, assets.access, assets.created_at " STAGED_ASSETS
+			     " AND assets.state = 'active' AND assets.integration_id <> ?2 AND assets.access = 'listing' "
+			     "ON CONFLICT (asset_id, integration_id) DO NOTHING", NULL, err)))
+		return rc;
+	if ((rc = upsert_staged(db, ap, err)))
+		return rc;
+	/* the run's integration is a sighting of what stays another's */
+	if (others &&
+	    (rc = apply_exec(db, ap, "INSERT INTO asset_sightings (asset_id, integration_id, access, first_seen_at) "
+			     "SELECT assets.id, ?2, ?5, ?3 " STAGED_ASSETS " AND assets.integration_id <> ?2 "
+			     "ON CONFLICT (asset_id, integration_id) DO UPDATE SET access = excluded.access "
+			     "WHERE asset_sightings.access <> excluded.access", NULL, err)))
+		return rc;
+	/* ... and no longer one of what it took over */
+	if (!(rc = apply_exec(db, ap, "DELETE FROM asset_sightings WHERE integration_id = ?2 AND EXISTS (SELECT 1 FROM "
+			      "assets WHERE assets.id = asset_sightings.asset_id AND assets.integration_id = ?2)", NULL,
+			      err)) &&
+	    !(rc = lineage_edges_add_staged(db, org_id, run_id, err)))
+		rc = active_counts(db, integration_id, counts, err);
+	return rc;
+}
+
 int assets_apply_run(pb_db *db, const char *org_id, const char *integration_id, const char *run_id, bool full,
 		     const char *access, assets_counts *counts, char *err)
 {
 	char now[PB_TIME_BUF];
-	long others = 0;
-	int rc;
 	memset(counts, 0, sizeof *counts);
 	if (!access || (strcmp(access, "scanner") && strcmp(access, "listing")))
 		return pb_err(err, PB_EINVAL, "an import run sees Power BI through the scanner or the listing APIs");
 	pb_now(now);
 	struct apply a = { { org_id, integration_id, now, run_id, access, full ? "full" : "scoped" } };
-	if ((rc = db_begin(db, err)))
-		return rc;
-	/* Removal first (it only looks at rows not staged), then the upsert. */
-	if ((rc = forget_unseen(db, &a, &counts->removed, err)))
-		goto out;
-	/* DISTINCT: a row staged twice (never expected, see sql/0009) counts once. "others": staged
-	 * assets that belong to another integration, which need the sightings written below */
-	if ((rc = apply_counts(db, &a, "SELECT COUNT(DISTINCT s.asset_id) FROM asset_staging s WHERE s.run_id = ?4 "
-			       "AND s.kind <> '_scope' AND NOT EXISTS (SELECT 1 FROM assets WHERE assets.org_id = ?1 "
-			       "AND assets.kind = s.kind AND assets.powerbi_id = s.powerbi_id)", &counts->added, NULL, err)) ||
-	    (rc = apply_counts(db, &a, "SELECT COUNT(DISTINCT CASE WHEN assets.state <> 'active' OR (" WRITES " AND "
-			       "(assets.details_json <> s.details_json OR assets.name <> s.name)) THEN s.asset_id END), "
-			       "COUNT(CASE WHEN assets.state = 'active' AND assets.integration_id <> ?2 THEN 1 END) "
-			       STAGED_ASSETS, &counts->changed, &others, err)))
-		goto out;
-	/* an asset the run takes over from an integration with listing access keeps that one as a
-	 * sighting */
-	if (others && !strcmp(access, "scanner") &&
-	    (rc = apply_exec(db, &a, "INSERT INTO asset_sightings (asset_id, integration_id, access, first_seen_at) "
-			     "SELECT assets.id, assets.integration_id, assets.access, assets.created_at " STAGED_ASSETS
-			     " AND assets.state = 'active' AND assets.integration_id <> ?2 AND assets.access = 'listing' "
-			     "ON CONFLICT (asset_id, integration_id) DO NOTHING", NULL, err)))
-		goto out;
-	if ((rc = upsert_staged(db, &a, err)))
-		goto out;
-	/* the run's integration is a sighting of what stays another's */
-	if (others &&
-	    (rc = apply_exec(db, &a, "INSERT INTO asset_sightings (asset_id, integration_id, access, first_seen_at) "
-			     "SELECT assets.id, ?2, ?5, ?3 " STAGED_ASSETS " AND assets.integration_id <> ?2 "
-			     "ON CONFLICT (asset_id, integration_id) DO UPDATE SET access = excluded.access "
-			     "WHERE asset_sightings.access <> excluded.access", NULL, err)))
-		goto out;
-	/* ... and no longer one of what it took over */
-	if (!(rc = apply_exec(db, &a, "DELETE FROM asset_sightings WHERE integration_id = ?2 AND EXISTS (SELECT 1 FROM "
-			      "assets WHERE assets.id = asset_sightings.asset_id AND assets.integration_id = ?2)", NULL,
-			      err)) &&
-	    !(rc = lineage_edges_add_staged(db, org_id, run_id, err)))
-		rc = active_counts(db, integration_id, counts, err);
-out:
-	return db_end(db, rc, err);
+	struct apply_run ar = { &a, org_id, integration_id, run_id, access, counts };
+	return db_transaction(db, apply_run_work, &ar, err);
 }
 
 /* One entry of assets_seen_by. */
@@ -572,15 +555,18 @@ out:
 	return rc;
 }
 
-int assets_integration_leaving(pb_db *db, const char *integration_id, char *err)
+int assets_integration_leaving(pb_db *db, const char *org_id, const char *integration_id, char *err)
 {
 	char now[PB_TIME_BUF];
 	long moved = 0;
 	pb_now(now);
 	struct apply a = { { NULL, integration_id, now, NULL, NULL, NULL } };
-	int rc = apply_exec(db, &a, "UPDATE assets SET integration_id = " NEXT_OWNER("integration_id") ", access = "
-			    NEXT_OWNER("access") ", updated_at = ?3 WHERE assets.id IN (SELECT asset_id FROM "
-			    "asset_sightings WHERE integration_id <> ?2) AND (assets.integration_id || '') = ?2", &moved, err);
+	int rc = lock_org_assets(db, org_id, err);
+	if (!rc)
+		rc = apply_exec(db, &a, "UPDATE assets SET integration_id = " NEXT_OWNER("integration_id") ", access = "
+				NEXT_OWNER("access") ", updated_at = ?3 WHERE assets.id IN (SELECT asset_id FROM "
+				"asset_sightings WHERE integration_id <> ?2) AND (assets.integration_id || '') = ?2", &moved,
+				err);
 	if (!rc && moved)
 		rc = apply_exec(db, &a, "DELETE FROM asset_sightings WHERE EXISTS (SELECT 1 FROM assets WHERE assets.id = "
 				"asset_sightings.asset_id AND assets.integration_id = asset_sightings.integration_id)",

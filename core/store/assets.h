@@ -81,10 +81,11 @@ struct json_t *assets_json(const pb_asset *v, size_t n);
  * from their store (core/flow/ingest.h ingest_asset_seen_by). */
 int assets_seen_by(pb_db *db, const pb_asset *a, struct json_t **out, char *err);
 
-/* Before integration_id is deleted: what belongs to it passes to another integration that
- * sees it (the order above); the rest keeps its last state. Runs inside the caller's
- * transaction. */
-int assets_integration_leaving(pb_db *db, const char *integration_id, char *err);
+/* Before integration_id of org_id is deleted: what belongs to it passes to another integration
+ * that sees it (the order above); the rest keeps its last state. Runs inside the caller's
+ * transaction, which it makes hold the organization's assets lock (as assets_apply_run does:
+ * the two write the same assets). */
+int assets_integration_leaving(pb_db *db, const char *org_id, const char *integration_id, char *err);
 
 /* ---- staging (one run) ---- */
 

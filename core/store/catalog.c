@@ -154,27 +154,30 @@ static int read_product(db_stmt *st, bool with_contract, cat_product *p, char *e
 	return rc;
 }
 
+/* Runs query sql for (org_id, id) and steps st to its row; PB_ENOTFOUND "no <what> with id '<id>'"
+ * when there is none. *st is to be db_done whatever this returns. */
+static int get_row(pb_db *db, const char *sql, const char *org_id, const char *id, const char *what, db_stmt **st,
+		   char *err)
+{
+	const char *which[] = { org_id, id };
+	char missing[PB_ERR_MAX];
+	xsnprintf(missing, sizeof missing, "no %s with id '%.64s'", what, id);
+	return db_first_row(db, sql, which, 2, missing, st, err);
+}
+
 int catalog_product_get(pb_db *db, const char *org_id, const char *id, bool with_contract,
 			cat_product **out, char *err)
 {
-	db_stmt *st;
+	db_stmt *st = NULL;
 	cat_product *p = calloc(1, sizeof *p);
 	int rc;
 	*out = NULL;
 	if (!p)
 		return pb_err(err, PB_ENOMEM, "out of memory");
-	const char *which[] = { org_id, id };
-	rc = db_prepare_texts(db, "SELECT id, contract_id, name, type, version, revision, created_at, updated_at, "
-			      "owner_user_id, contract_text FROM data_products WHERE org_id = ? AND id = ?", which, 2, &st,
-			      err);
-	if (rc)
-		goto out;
-	int r = db_row(db, st, err);
-	if (r <= 0) {
-		rc = r < 0 ? r : pb_err(err, PB_ENOTFOUND, "no data product with id '%.64s'", id);
-		goto out;
-	}
-	if ((rc = read_product(st, with_contract, p, err)))
+	if ((rc = get_row(db, "SELECT id, contract_id, name, type, version, revision, created_at, updated_at, "
+			  "owner_user_id, contract_text FROM data_products WHERE org_id = ? AND id = ?", org_id, id,
+			  "data product", &st, err)) ||
+	    (rc = read_product(st, with_contract, p, err)))
 		goto out;
 	db_done(st);
 	st = NULL;
@@ -235,24 +238,17 @@ out:
 int catalog_port_get(pb_db *db, const char *org_id, const char *id, bool with_contract,
 		     cat_port **out, char *err)
 {
-	db_stmt *st;
+	db_stmt *st = NULL;
 	cat_port *p = calloc(1, sizeof *p);
 	int rc;
 	*out = NULL;
 	if (!p)
 		return pb_err(err, PB_ENOMEM, "out of memory");
-	const char *which[] = { org_id, id };
-	rc = db_prepare_texts(db, "SELECT p.id, p.data_product_id, p.name, p.type, p.server_json, d.contract_id, "
-			      "p.retired_at, d.contract_text FROM output_ports p JOIN data_products d "
-			      "ON d.id = p.data_product_id WHERE p.org_id = ? AND p.id = ?", which, 2, &st, err);
-	if (rc)
-		goto out;
-	int r = db_row(db, st, err);
-	if (r <= 0) {
-		rc = r < 0 ? r : pb_err(err, PB_ENOTFOUND, "no output port with id '%.64s'", id);
-		goto out;
-	}
-	if ((rc = read_port(st, p, err)))
+	if ((rc = get_row(db, "SELECT p.id, p.data_product_id, p.name, p.type, p.server_json, d.contract_id, "
+			  "p.retired_at, d.contract_text FROM output_ports p JOIN data_products d "
+			  "ON d.id = p.data_product_id WHERE p.org_id = ? AND p.id = ?", org_id, id, "output port", &st,
+			  err)) ||
+	    (rc = read_port(st, p, err)))
 		goto out;
 	if (with_contract) {
 		bool ok = true;
@@ -329,13 +325,14 @@ static void free_plan(struct port_plan *plan, size_t n)
 	free(plan);
 }
 
-/* type NULL: "source" for a new product, the stored type kept on update. by (may be NULL: no
- * check) must own the product or the organization to update it: else PB_EFORBIDDEN. */
-static int upsert_product(pb_db *db, const char *org_id, const cat_actor *by, const pb_contract *c, const char *text,
-			  size_t len, const char *type, const char *now, char id[PB_ID_BUF], bool *created, char *err)
+/* upsert_product's one attempt: *raced set when the INSERT of a new product wrote nothing. */
+static int upsert_product_once(pb_db *db, const char *org_id, const cat_actor *by, const pb_contract *c,
+			       const char *text, size_t len, const char *type, const char *now, char id[PB_ID_BUF],
+			       bool *created, bool *raced, char *err)
 {
 	db_stmt *st;
 	const char *which[] = { org_id, c->id };
+	*raced = false;
 	int rc = db_prepare_texts(db, "SELECT id, owner_user_id FROM data_products WHERE org_id = ? AND contract_id = ?",
 				  which, 2, &st, err);
 	if (rc)
@@ -359,7 +356,8 @@ static int upsert_product(pb_db *db, const char *org_id, const cat_actor *by, co
 	if (*created)
 		rc = db_prepare(db, "INSERT INTO data_products (name, version, status, domain, description, "
 				"contract_text, updated_at, id, org_id, contract_id, type, revision, created_at, "
-				"owner_user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)", &st, err);
+				"owner_user_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) "
+				"ON CONFLICT (org_id, contract_id) DO NOTHING", &st, err);
 	else
 		rc = db_prepare(db, "UPDATE data_products SET name = ?1, version = ?2, status = ?3, domain = ?4, "
 				"description = ?5, contract_text = ?6, updated_at = ?7, type = COALESCE(?9, type), "
@@ -380,8 +378,29 @@ static int upsert_product(pb_db *db, const char *org_id, const cat_actor *by, co
 	if (!*created && (rc = db_bind_text(st, 9, type, err)))
 		goto out;
 	rc = db_exec(db, st, err);
+	if (!rc && *created && db_changes(db) == 0)
+		*raced = true;
 out:
 	db_done(st);
+	return rc;
+}
+
+/* type NULL: "source" for a new product, the stored type kept on update. by (may be NULL: no
+ * check) must own the product or the organization to update it: else PB_EFORBIDDEN.
+ * On PostgreSQL two imports of one new contract id may both find no product (each transaction
+ * sees only what was committed when its statement began): the second one's INSERT then writes
+ * nothing (ON CONFLICT DO NOTHING, which waits for the first to commit) and it looks again,
+ * finding the product to update, as SQLite's one writer at a time would have. */
+static int upsert_product(pb_db *db, const char *org_id, const cat_actor *by, const pb_contract *c, const char *text,
+			  size_t len, const char *type, const char *now, char id[PB_ID_BUF], bool *created, char *err)
+{
+	bool raced = false;
+	int rc = upsert_product_once(db, org_id, by, c, text, len, type, now, id, created, &raced, err);
+	if (!rc && raced)   /* the product exists now: this import updates it */
+		rc = upsert_product_once(db, org_id, by, c, text, len, type, now, id, created, &raced, err);
+	if (!rc && raced)
+		rc = pb_err(err, PB_EUNAVAIL, "data product with contract id '%.128s' was created and removed meanwhile: "
+			    "send it again", c->id);
 	return rc;
 }
 

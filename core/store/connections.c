@@ -288,17 +288,12 @@ static int read_token_row(pb_db *db, const char *id, token_row *t, char *err)
 	db_stmt *st = NULL;
 	bool ok = true;
 	memset(t, 0, sizeof *t);
-	int rc = db_prepare_texts(db,
-				  "SELECT status, token_gen, expires_at, access_token_sealed, refresh_token_sealed, "
-				  "status_reason FROM user_datasource_connection WHERE id = ?",
-				  &id, 1, &st, err);
+	int rc = db_first_row(db,
+			      "SELECT status, token_gen, expires_at, access_token_sealed, refresh_token_sealed, "
+			      "status_reason FROM user_datasource_connection WHERE id = ?", &id, 1,
+			      "the Power BI connection was removed: connect Power BI again", &st, err);
 	if (rc)
 		goto out;
-	int r = db_row(db, st, err);
-	if (r != 1) {
-		rc = r < 0 ? r : pb_err(err, PB_ENOTFOUND, "the Power BI connection was removed: connect Power BI again");
-		goto out;
-	}
 	if ((rc = copy_fixed(t->status, sizeof t->status, db_col_text(st, 0), err)))
 		goto out;
 	t->gen = db_col_int64(st, 1);

@@ -208,8 +208,17 @@ int integration_parse(const json_t *body, bool create, int64_t min_interval_s, i
 
 /* ---------------- rows ---------------- */
 
-/* The texts an integration owns, with their INTEGRATION_COLS index: read_integration reads them,
- * integration_free frees them. */
+#define INTEGRATION_COLS "i.id, i.org_id, i.name, i.type, i.tenant_id, i.client_id, i.client_secret, " \
+	"i.filters_json, i.filter_rule, i.include_personal, i.schedule, i.next_run_at, i.last_success_at, " \
+	"(SELECT r.state FROM integration_runs r WHERE r.integration_id = i.id ORDER BY r.created_at DESC " \
+	"LIMIT 1), i.created_at, i.updated_at, " \
+	"(SELECT r.job_id FROM integration_runs r WHERE r.integration_id = i.id ORDER BY r.created_at DESC LIMIT 1)"
+
+/* An integration's columns (INTEGRATION_COLS' order), read and freed through these lists. */
+static const db_fixed_field integration_fixed[] = {
+	DB_FIXED_FIELD(pb_integration, id, 0),          DB_FIXED_FIELD(pb_integration, org_id, 1),
+	DB_FIXED_FIELD(pb_integration, created_at, 14), DB_FIXED_FIELD(pb_integration, updated_at, 15),
+};
 static const db_text_field integration_texts[] = {
 	DB_TEXT_FIELD(pb_integration, name, 2),          DB_TEXT_FIELD(pb_integration, type, 3),
 	DB_TEXT_FIELD(pb_integration, tenant_id, 4),     DB_TEXT_FIELD(pb_integration, client_id, 5),
@@ -219,99 +228,44 @@ static const db_text_field integration_texts[] = {
 	DB_TEXT_FIELD(pb_integration, last_run_state, 13),
 };
 
+static int last_state_from_job(pb_db *db, pb_integration *i, const char *job_id, char *err);
+
+static int integration_more(pb_db *db, db_stmt *st, void *row, void *ctx, char *err)
+{
+	pb_integration *i = row;
+	i->include_personal = db_col_int(st, 9) != 0;
+	return last_state_from_job(db, i, db_col_text(st, 16), err);
+}
+
+static const db_reader integration_reader = DB_READER(pb_integration, "integration", integration_fixed,
+						      integration_texts, integration_more);
+
 void integration_free(pb_integration *i)
 {
-	db_row_free(i, integration_texts, DB_NFIELDS(integration_texts));
+	db_reader_free(&integration_reader, i);
 }
 
 void integrations_free(pb_integration *v, size_t n)
 {
-	db_rows_free(v, n, sizeof *v, integration_texts, DB_NFIELDS(integration_texts));
-}
-
-#define INTEGRATION_COLS "i.id, i.org_id, i.name, i.type, i.tenant_id, i.client_id, i.client_secret, " \
-	"i.filters_json, i.filter_rule, i.include_personal, i.schedule, i.next_run_at, i.last_success_at, " \
-	"(SELECT r.state FROM integration_runs r WHERE r.integration_id = i.id ORDER BY r.created_at DESC " \
-	"LIMIT 1), i.created_at, i.updated_at, " \
-	"(SELECT r.job_id FROM integration_runs r WHERE r.integration_id = i.id ORDER BY r.created_at DESC LIMIT 1)"
-
-static int last_state_from_job(pb_db *db, pb_integration *i, const char *job_id, char *err);
-
-static int read_integration(pb_db *db, db_stmt *st, pb_integration *i, char *err)
-{
-	memset(i, 0, sizeof *i);
-	xsnprintf(i->id, sizeof i->id, "%s", db_col_text(st, 0));
-	xsnprintf(i->org_id, sizeof i->org_id, "%s", db_col_text(st, 1));
-	i->include_personal = db_col_int(st, 9) != 0;
-	xsnprintf(i->created_at, sizeof i->created_at, "%s", db_col_text(st, 14));
-	xsnprintf(i->updated_at, sizeof i->updated_at, "%s", db_col_text(st, 15));
-	int rc = db_col_texts(st, i, integration_texts, DB_NFIELDS(integration_texts), err);
-	if (rc)
-		return rc;
-	if ((rc = last_state_from_job(db, i, db_col_text(st, 16), err)))
-		db_texts_free(i, integration_texts, DB_NFIELDS(integration_texts));
-	return rc;
+	db_reader_rows_free(&integration_reader, v, n);
 }
 
 int integrations_get(pb_db *db, const char *org_id, const char *id, pb_integration **out, char *err)
 {
-	db_stmt *st = NULL;
-	pb_integration *i = NULL;
-	int rc = db_prepare(db, "SELECT " INTEGRATION_COLS " FROM integrations i WHERE i.id = ? "
-			    "AND (CAST(? AS TEXT) IS NULL OR i.org_id = ?)", &st, err);
-	*out = NULL;
-	if (rc || (rc = db_bind_text(st, 1, id, err)) || (rc = db_bind_text(st, 2, org_id, err)) ||
-	    (rc = db_bind_text(st, 3, org_id, err)))
-		goto out;
-	int r = db_row(db, st, err);
-	if (r <= 0) {
-		rc = r < 0 ? r : pb_err(err, PB_ENOTFOUND, "no integration %s", id);
-		goto out;
-	}
-	if (!(i = calloc(1, sizeof *i))) {
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
-	if ((rc = read_integration(db, st, i, err))) {
-		free(i);
-		goto out;
-	}
+	const char *v[] = { id, org_id, org_id };
+	void *i;
+	int rc = db_get_one(db, "SELECT " INTEGRATION_COLS " FROM integrations i WHERE i.id = ? "
+			    "AND (CAST(? AS TEXT) IS NULL OR i.org_id = ?)", v, 3, &integration_reader, NULL, id, &i, err);
 	*out = i;
-out:
-	db_done(st);
 	return rc;
 }
 
 static int list_query(pb_db *db, const char *sql, const char *arg, pb_integration **out, size_t *n, char *err)
 {
-	db_stmt *st = NULL;
-	pb_integration *v = NULL;
-	size_t len = 0;
-	int r = 0, rc = db_prepare_list(db, sql, &arg, 1, PB_LIST_MAX_ITEMS, &st, err);
-	*out = NULL;
-	*n = 0;
-	if (rc)
-		goto out;
-	if (!(v = calloc(PB_LIST_MAX_ITEMS, sizeof *v))) {
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
-	while (len < PB_LIST_MAX_ITEMS && (r = db_row(db, st, err)) == 1) {
-		if ((rc = read_integration(db, st, &v[len], err)))
-			goto out;
-		len++;
-	}
-	if (r < 0)
-		rc = r;
-out:
-	db_done(st);
-	if (rc) {
-		integrations_free(v, len);
-		return rc;
-	}
+	void *v;
+	int rc = db_get_rows(db, sql, &arg, 1, PB_LIST_MAX_ITEMS, &integration_reader, NULL, &v, n, err);
 	*out = v;
-	*n = len;
-	return 0;
+	return rc;
 }
 
 int integrations_list(pb_db *db, const char *org_id, pb_integration **out, size_t *n, char *err)
@@ -571,7 +525,14 @@ int integration_advance_schedule(pb_db *db, const char *id, const char *seen, co
 
 /* ---------------- runs ---------------- */
 
-/* The texts a run owns, with their RUN_COLS index: read_run reads them, run_free frees them. */
+#define RUN_COLS "id, integration_id, org_id, job_id, trigger, state, mode, started_at, finished_at, " \
+	"counts_json, warnings_json, error_code, error_message, created_at, wait_until, wait_reason"
+
+/* A run's columns (RUN_COLS' order), read and freed through these lists. */
+static const db_fixed_field run_fixed[] = {
+	DB_FIXED_FIELD(pb_run, id, 0),     DB_FIXED_FIELD(pb_run, integration_id, 1),
+	DB_FIXED_FIELD(pb_run, org_id, 2), DB_FIXED_FIELD(pb_run, created_at, 13),
+};
 static const db_text_field run_texts[] = {
 	DB_TEXT_FIELD(pb_run, job_id, 3),         DB_TEXT_FIELD(pb_run, trigger, 4),
 	DB_TEXT_FIELD(pb_run, state, 5),          DB_TEXT_FIELD(pb_run, mode, 6),
@@ -580,54 +541,23 @@ static const db_text_field run_texts[] = {
 	DB_TEXT_FIELD(pb_run, error_code, 11),    DB_TEXT_FIELD(pb_run, error_message, 12),
 	DB_TEXT_FIELD(pb_run, wait_until, 14),    DB_TEXT_FIELD(pb_run, wait_reason, 15),
 };
+static const db_reader run_reader = DB_READER(pb_run, "run", run_fixed, run_texts, NULL);
 
 void run_free(pb_run *r)
 {
-	db_row_free(r, run_texts, DB_NFIELDS(run_texts));
+	db_reader_free(&run_reader, r);
 }
 
 void runs_free(pb_run *v, size_t n)
 {
-	db_rows_free(v, n, sizeof *v, run_texts, DB_NFIELDS(run_texts));
-}
-
-#define RUN_COLS "id, integration_id, org_id, job_id, trigger, state, mode, started_at, finished_at, " \
-	"counts_json, warnings_json, error_code, error_message, created_at, wait_until, wait_reason"
-
-static int read_run(db_stmt *st, pb_run *r, char *err)
-{
-	memset(r, 0, sizeof *r);
-	xsnprintf(r->id, sizeof r->id, "%s", db_col_text(st, 0));
-	xsnprintf(r->integration_id, sizeof r->integration_id, "%s", db_col_text(st, 1));
-	xsnprintf(r->org_id, sizeof r->org_id, "%s", db_col_text(st, 2));
-	xsnprintf(r->created_at, sizeof r->created_at, "%s", db_col_text(st, 13));
-	return db_col_texts(st, r, run_texts, DB_NFIELDS(run_texts), err);
+	db_reader_rows_free(&run_reader, v, n);
 }
 
 static int run_query_one(pb_db *db, const char *sql, const char *arg, pb_run **out, char *err)
 {
-	db_stmt *st = NULL;
-	pb_run *r = NULL;
-	int rc = db_prepare(db, sql, &st, err);
-	*out = NULL;
-	if (rc || (rc = db_bind_text(st, 1, arg, err)))
-		goto out;
-	int x = db_row(db, st, err);
-	if (x <= 0) {
-		rc = x < 0 ? x : pb_err(err, PB_ENOTFOUND, "no run %s", arg);
-		goto out;
-	}
-	if (!(r = calloc(1, sizeof *r))) {
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
-	if ((rc = read_run(st, r, err))) {
-		free(r);
-		goto out;
-	}
+	void *r;
+	int rc = db_get_one(db, sql, &arg, 1, &run_reader, NULL, arg, &r, err);
 	*out = r;
-out:
-	db_done(st);
 	return rc;
 }
 
@@ -732,34 +662,20 @@ static int last_state_from_job(pb_db *db, pb_integration *i, const char *job_id,
 int integration_runs_list(pb_db *db, const char *org_id, const char *integration_id, pb_run **out, size_t *n,
 			  char *err)
 {
-	db_stmt *st = NULL;
-	pb_run *v = NULL;
-	size_t len = 0;
+	void *got;
+	pb_run *v;
+	size_t len;
 	const char *args[] = { integration_id, org_id };
-	int r = 0, rc = db_prepare_list(db, "SELECT " RUN_COLS " FROM integration_runs WHERE integration_id = ? "
-					"AND org_id = ? ORDER BY created_at DESC, id LIMIT ?", args, 2,
-					PB_INTEGRATION_RUNS_KEPT, &st, err);
+	int rc = db_get_rows(db, "SELECT " RUN_COLS " FROM integration_runs WHERE integration_id = ? "
+			     "AND org_id = ? ORDER BY created_at DESC, id LIMIT ?", args, 2, PB_INTEGRATION_RUNS_KEPT,
+			     &run_reader, NULL, &got, &len, err);
 	*out = NULL;
 	*n = 0;
 	if (rc)
-		goto out;
-	if (!(v = calloc(PB_INTEGRATION_RUNS_KEPT, sizeof *v))) {
-		rc = pb_err(err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
-	while (len < PB_INTEGRATION_RUNS_KEPT && (r = db_row(db, st, err)) == 1) {
-		if ((rc = read_run(st, &v[len], err)))
-			goto out;
-		len++;
-	}
-	if (r < 0)
-		rc = r;
-	db_done(st);
-	st = NULL;
+		return rc;
+	v = got;
 	for (size_t i = 0; !rc && i < len; i++)
 		rc = run_end_from_job(db, &v[i], err);
-out:
-	db_done(st);
 	if (rc) {
 		runs_free(v, len);
 		return rc;

@@ -52,18 +52,13 @@ static int read_row(pb_db *db, const char *org_id, pbi_settings *out, char **sea
 	bool ok = true;
 	memset(out, 0, sizeof *out);
 	*sealed = NULL;
-	int rc = db_prepare(db,
-			    "SELECT mode, tenant_id, client_id, client_secret_sealed, application_name, updated_at "
-			    "FROM powerbi_settings WHERE org_id = ?",
-			    &st, err);
-	if (rc || (rc = db_bind_text(st, 1, org_id, err)))
+	int rc = db_first_row(db,
+			      "SELECT mode, tenant_id, client_id, client_secret_sealed, application_name, updated_at "
+			      "FROM powerbi_settings WHERE org_id = ?", &org_id, 1,
+			      "Power BI is not configured for this organization: an owner sets it up in the Power BI "
+			      "settings", &st, err);
+	if (rc)
 		goto out;
-	int r = db_row(db, st, err);
-	if (r <= 0) {
-		rc = r < 0 ? r : pb_err(err, PB_ENOTFOUND, "Power BI is not configured for this organization: "
-					"an owner sets it up in the Power BI settings");
-		goto out;
-	}
 	if (xsnprintf(out->mode, sizeof out->mode, "%s", db_col_text(st, 0)) ||
 	    xsnprintf(out->updated_at, sizeof out->updated_at, "%s", db_col_text(st, 5))) {
 		rc = pb_err(err, PB_EIO, "malformed Power BI settings row");
@@ -206,7 +201,11 @@ int pbi_settings_put(pb_db *db, const pb_config *cfg, const char *org_id, const 
 	if (rc || (rc = secret_context(org_id, ctx, err)) || (rc = db_begin(db, err)))
 		return rc;
 	bool custom = !strcmp(in->mode, "custom");
-	rc = read_row(db, org_id, &old, &old_sealed, err);
+	/* the stored row is read, then written from it (a secret not given is kept): two owners
+	 * saving at once on two hosts take turns, under the organization's settings lock (named as
+	 * the sealing context), so neither writes from a row the other has replaced */
+	if (!(rc = db_lock_name(db, ctx, err)))
+		rc = read_row(db, org_id, &old, &old_sealed, err);
 	if (rc && rc != PB_ENOTFOUND)
 		goto out;
 	bool had = rc == PB_OK;

@@ -259,40 +259,29 @@ static const db_text_field pm_texts[] = {
 	DB_TEXT_FIELD(pm_row, update_diff, 25),          DB_TEXT_FIELD(pm_row, drift, 26),
 };
 
-void pm_row_free(pm_row *r)
+static int pm_more(pb_db *db, db_stmt *st, void *row, void *ctx, char *err)
 {
-	db_row_free(r, pm_texts, DB_NFIELDS(pm_texts));
-}
-
-static int read_row(db_stmt *st, pm_row *r, char *err)
-{
-	if (!db_col_fixed(st, r, pm_fixed, DB_NFIELDS(pm_fixed)))
-		return pb_err(err, PB_EINTERNAL, "published model %.40s: a stored value is longer than expected",
-			      db_col_text(st, 0));
+	pm_row *r = row;
 	r->connection_created = db_col_int(st, 16) != 0;
 	r->update_available = db_col_int(st, 17) != 0;
 	r->contract_revision = db_col_int(st, 18);
-	return db_col_texts(st, r, pm_texts, DB_NFIELDS(pm_texts), err);
+	return PB_OK;
+}
+
+static const db_reader pm_reader = DB_READER(pm_row, "published model", pm_fixed, pm_texts, pm_more);
+
+void pm_row_free(pm_row *r)
+{
+	db_reader_free(&pm_reader, r);
 }
 
 int pm_get(pb_db *db, const char *org_id, const char *id, pm_row **out, char *err)
 {
-	db_stmt *st = NULL;
-	pm_row *r = calloc(1, sizeof *r);
-	int rc = r ? PB_OK : pb_err(err, PB_ENOMEM, "out of memory");
-	*out = NULL;
-	if (!rc && !(rc = db_prepare(db, "SELECT " PM_COLUMNS "FROM published_models WHERE org_id = ? AND id = ?", &st,
-				     err)) &&
-	    !(rc = db_bind_text(st, 1, org_id, err)) && !(rc = db_bind_text(st, 2, id, err))) {
-		int row = db_row(db, st, err);
-		rc = row < 0 ? row
-			     : row == 0 ? pb_err(err, PB_ENOTFOUND, "no published model %.64s", id) : read_row(st, r, err);
-	}
-	db_done(st);
-	if (rc)
-		pm_row_free(r);
-	else
-		*out = r;
+	const char *v[] = { org_id, id };
+	void *r;
+	int rc = db_get_one(db, "SELECT " PM_COLUMNS "FROM published_models WHERE org_id = ? AND id = ?", v, 2,
+			    &pm_reader, NULL, id, &r, err);
+	*out = r;
 	return rc;
 }
 
@@ -541,7 +530,7 @@ int pm_drift_list_json(pb_db *db, const char *org_id, json_t **out, char *err)
 	return db_list_json(db,
 			    "SELECT id, name, output_port_id, workspace_id, semantic_model_id, web_url, drift_cause, "
 			    "drift_checked_at, drift_detected_at, drift FROM published_models WHERE org_id = ? AND "
-			    "drift_cause IS NOT NULL AND state NOT IN " PM_GONE " ORDER BY drift_detected_at DESC, id DESC "
+			    "drift_cause IS NOT NULL AND state NOT IN " PM_GONE " ORDER BY drift_detected_at DESC NULLS LAST, id DESC "
 			    "LIMIT ?",
 			    &org_id, 1, PB_LIST_MAX_ITEMS, drifted_model, NULL, out, err);
 }

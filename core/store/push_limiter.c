@@ -141,11 +141,34 @@ out:
 	return rc;
 }
 
+/* push_rate_acquire's transaction: its arguments and answers. */
+struct acquire {
+	const push_limits *lim;
+	const char *key;
+	long rows, table_rows;
+	int64_t now_ms, wait_ms, ticket;
+};
+
+static int acquire_work(pb_db *db, void *ctx, char *err)
+{
+	struct acquire *a = ctx;
+	char name[PB_ERR_MAX];
+	/* every process counting this dataset's windows waits here for the one writing them: the
+	 * windows are read, then an event added, and no row lock covers an event not yet there */
+	if (xsnprintf(name, sizeof name, "push_rate:%s", a->key))
+		return pb_err(err, PB_EINVAL, "push rate limiter: the dataset key is too long");
+	int rc = db_lock_name(db, name, err);
+	return rc ? rc : acquire(db, a->lim, a->key, a->rows, a->table_rows, a->now_ms, &a->wait_ms, &a->ticket, err);
+}
+
 int push_rate_acquire(pb_db *db, const push_limits *lim, const char *key, long rows, long table_rows, int64_t now_ms,
 		      int64_t *wait_ms, int64_t *ticket, char *err)
 {
-	int rc = db_begin(db, err);
-	return rc ? rc : db_end(db, acquire(db, lim, key, rows, table_rows, now_ms, wait_ms, ticket, err), err);
+	struct acquire a = { lim, key, rows, table_rows, now_ms, 0, 0 };
+	int rc = db_transaction(db, acquire_work, &a, err);
+	*wait_ms = rc ? 0 : a.wait_ms;
+	*ticket = rc ? 0 : a.ticket;
+	return rc;
 }
 
 int push_rate_release(pb_db *db, int64_t ticket, bool sent, char *err)

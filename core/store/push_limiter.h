@@ -1,6 +1,7 @@
 /* The push rate limiter shared by every process: Power BI's per-dataset limits on POST rows
  * (scaled by PBIPORT_PUSH_RATE_SCALE), kept as a sliding-window log in push_rate_events, which
- * this module owns; checked and written under one write transaction. */
+ * this module owns; checked and written under one write transaction, which holds the dataset's
+ * lock (db_lock_name) so that processes on several hosts sharing one database count in turn. */
 #ifndef PBIPORT_PUSH_LIMITER_H
 #define PBIPORT_PUSH_LIMITER_H
 

@@ -60,34 +60,24 @@ static const db_text_field webhook_texts[] = {
 	DB_TEXT_FIELD(pb_webhook, last_delivery_state, 10), DB_TEXT_FIELD(pb_webhook, last_error, 12),
 };
 
+static int webhook_more(pb_db *db, db_stmt *st, void *row, void *ctx, char *err)
+{
+	pb_webhook *w = row;
+	w->active = db_col_int(st, 4) != 0;
+	w->last_status = col_long(st, 11);
+	return PB_OK;
+}
+
+static const db_reader webhook_reader = DB_READER(pb_webhook, "webhook", webhook_fixed, webhook_texts, webhook_more);
+
 void webhook_free(pb_webhook *w)
 {
-	db_row_free(w, webhook_texts, DB_NFIELDS(webhook_texts));
+	db_reader_free(&webhook_reader, w);
 }
 
 void webhooks_free(pb_webhook **v, size_t n)
 {
-	for (size_t i = 0; v && i < n; i++)
-		webhook_free(v[i]);
-	free(v);
-}
-
-static int webhook_from_row(db_stmt *st, pb_webhook **out, char *err)
-{
-	pb_webhook *w = calloc(1, sizeof *w);
-	*out = NULL;
-	if (!w)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	int rc = db_col_fixed(st, w, webhook_fixed, DB_NFIELDS(webhook_fixed))
-			 ? db_col_texts(st, w, webhook_texts, DB_NFIELDS(webhook_texts), err)
-			 : malformed("webhooks", err);
-	w->active = db_col_int(st, 4) != 0;
-	w->last_status = col_long(st, 11);
-	if (rc)
-		webhook_free(w);
-	else
-		*out = w;
-	return rc;
+	db_reader_ptrs_free(&webhook_reader, (void **)v, n);
 }
 
 int webhooks_create(pb_db *db, const pb_keyring *kr, const char *org_id, const char *user_id, const char *url,
@@ -151,50 +141,21 @@ int webhooks_delete(pb_db *db, const char *org_id, const char *id, char *err)
 
 int webhooks_get(pb_db *db, const char *org_id, const char *id, pb_webhook **out, char *err)
 {
-	db_stmt *st = NULL;
-	*out = NULL;
-	int rc = db_prepare(db, "SELECT " WEBHOOK_COLUMNS " FROM webhooks WHERE id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR org_id = ?2)",
-			    &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, id, err)) && !(rc = db_bind_text(st, 2, org_id, err))) {
-		int row = db_row(db, st, err);
-		rc = row < 0 ? row : row == 0 ? pb_err(err, PB_ENOTFOUND, "no webhook %s", id)
-					      : webhook_from_row(st, out, err);
-	}
-	db_done(st);
+	const char *v[] = { id, org_id };
+	void *w;
+	int rc = db_get_one(db, "SELECT " WEBHOOK_COLUMNS " FROM webhooks WHERE id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR "
+			    "org_id = ?2)", v, 2, &webhook_reader, NULL, id, &w, err);
+	*out = w;
 	return rc;
 }
 
 int webhooks_list(pb_db *db, const char *org_id, pb_webhook ***v, size_t *n, char *err)
 {
-	db_stmt *st = NULL;
-	*v = NULL;
-	*n = 0;
-	pb_webhook **list = calloc(PB_WEBHOOKS_MAX, sizeof *list);
-	size_t count = 0;
-	if (!list)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	int rc = db_prepare(db, "SELECT " WEBHOOK_COLUMNS " FROM webhooks WHERE org_id = ? ORDER BY created_at, id LIMIT ?",
-			    &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, org_id, err)))
-		db_bind_int64(st, 2, PB_WEBHOOKS_MAX, NULL);
-	while (!rc && count < PB_WEBHOOKS_MAX) {
-		int row = db_row(db, st, err);
-		if (row <= 0) {
-			rc = row;
-			break;
-		}
-		rc = webhook_from_row(st, &list[count], err);
-		if (!rc)
-			count++;
-	}
-	db_done(st);
-	if (rc) {
-		webhooks_free(list, count);
-		return rc;
-	}
-	*v = list;
-	*n = count;
-	return PB_OK;
+	void **list;
+	int rc = db_get_ptrs(db, "SELECT " WEBHOOK_COLUMNS " FROM webhooks WHERE org_id = ? ORDER BY created_at, id LIMIT ?",
+			     &org_id, 1, PB_WEBHOOKS_MAX, &webhook_reader, NULL, &list, n, err);
+	*v = (pb_webhook **)list;
+	return rc;
 }
 
 int webhooks_count(pb_db *db, const char *org_id, size_t *n, char *err)
@@ -320,36 +281,27 @@ static const db_text_field delivery_texts[] = {
 	DB_TEXT_FIELD(pb_delivery, delivered_at, 13),
 };
 
+static int delivery_more(pb_db *db, db_stmt *st, void *row, void *ctx, char *err)
+{
+	pb_delivery *d = row;
+	if (!d->event || !d->payload || !d->state)
+		return malformed("webhook_deliveries", err);
+	d->attempts = db_col_int(st, 6);
+	d->last_status = col_long(st, 7);
+	return PB_OK;
+}
+
+static const db_reader delivery_reader = DB_READER(pb_delivery, "webhook delivery", delivery_fixed,
+						      delivery_texts, delivery_more);
+
 void delivery_free(pb_delivery *d)
 {
-	db_row_free(d, delivery_texts, DB_NFIELDS(delivery_texts));
+	db_reader_free(&delivery_reader, d);
 }
 
 void deliveries_free(pb_delivery **v, size_t n)
 {
-	for (size_t i = 0; v && i < n; i++)
-		delivery_free(v[i]);
-	free(v);
-}
-
-static int delivery_from_row(db_stmt *st, pb_delivery **out, char *err)
-{
-	pb_delivery *d = calloc(1, sizeof *d);
-	*out = NULL;
-	if (!d)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	int rc = db_col_fixed(st, d, delivery_fixed, DB_NFIELDS(delivery_fixed))
-			 ? db_col_texts(st, d, delivery_texts, DB_NFIELDS(delivery_texts), err)
-			 : malformed("webhook_deliveries", err);
-	if (!rc && (!d->event || !d->payload || !d->state))
-		rc = malformed("webhook_deliveries", err);
-	d->attempts = db_col_int(st, 6);
-	d->last_status = col_long(st, 7);
-	if (rc)
-		delivery_free(d);
-	else
-		*out = d;
-	return rc;
+	db_reader_ptrs_free(&delivery_reader, (void **)v, n);
 }
 
 int deliveries_insert(pb_db *db, const char *webhook_id, const char *event_id, const char *event, const char *payload,
@@ -397,51 +349,21 @@ int deliveries_prune(pb_db *db, const char *webhook_id, size_t keep, char *err)
 
 int deliveries_get(pb_db *db, const char *id, pb_delivery **out, char *err)
 {
-	db_stmt *st = NULL;
-	*out = NULL;
-	int rc = db_prepare(db, "SELECT " DELIVERY_COLUMNS " FROM webhook_deliveries WHERE id = ?", &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, id, err))) {
-		int row = db_row(db, st, err);
-		rc = row < 0 ? row : row == 0 ? pb_err(err, PB_ENOTFOUND, "no webhook delivery %s", id)
-					      : delivery_from_row(st, out, err);
-	}
-	db_done(st);
+	void *d;
+	int rc = db_get_one(db, "SELECT " DELIVERY_COLUMNS " FROM webhook_deliveries WHERE id = ?", &id, 1,
+			    &delivery_reader, NULL, id, &d, err);
+	*out = d;
 	return rc;
 }
 
 int deliveries_list(pb_db *db, const char *webhook_id, size_t limit, pb_delivery ***v, size_t *n, char *err)
 {
-	db_stmt *st = NULL;
-	size_t count = 0;
-	*v = NULL;
-	*n = 0;
-	pb_delivery **list = calloc(limit ? limit : 1, sizeof *list);
-	if (!list)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	int rc = db_prepare(db,
-			    "SELECT " DELIVERY_COLUMNS " FROM webhook_deliveries WHERE webhook_id = ? "
-			    "ORDER BY created_at DESC, id DESC LIMIT ?",
-			    &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, webhook_id, err)))
-		db_bind_int64(st, 2, (int64_t)limit, NULL);
-	while (!rc && count < limit) {
-		int row = db_row(db, st, err);
-		if (row <= 0) {
-			rc = row;
-			break;
-		}
-		rc = delivery_from_row(st, &list[count], err);
-		if (!rc)
-			count++;
-	}
-	db_done(st);
-	if (rc) {
-		deliveries_free(list, count);
-		return rc;
-	}
-	*v = list;
-	*n = count;
-	return PB_OK;
+	void **list;
+	int rc = db_get_ptrs(db, "SELECT " DELIVERY_COLUMNS " FROM webhook_deliveries WHERE webhook_id = ? "
+			     "ORDER BY created_at DESC, id DESC LIMIT ?", &webhook_id, 1, limit, &delivery_reader, NULL,
+			     &list, n, err);
+	*v = (pb_delivery **)list;
+	return rc;
 }
 
 int deliveries_record(pb_db *db, const delivery_attempt *a, char *err)

@@ -1,6 +1,8 @@
 """Integration harness: a real web server in front of a pbiport FastCGI pool, on loopback.
 
-A Stack owns one temporary folder holding a fresh SQLite database (made with `pbiport migrate`),
+A Stack owns one temporary folder, a fresh database (made with `pbiport migrate`: a SQLite file in
+the folder, or with PBIPORT_TEST_DB=postgresql a new database in a throwaway PostgreSQL cluster, see
+testdb.py),
 two organizations with users and API tokens (made with the CLI), a FastCGI pool on a unix socket
 (spawn-fcgi -n + deploy/systemd/pbiport-pool), and nginx, lighttpd or Apache on a free 127.0.0.1
 port, rendered from the same templates admins deploy (deploy/<server>/). stop() ends every process
@@ -11,7 +13,8 @@ group it started.
 
 StackTestCase starts one Stack per test class (setUpClass) and stops it in tearDownClass.
 Environment: PBIPORT_BIN (binary under test, default <repo>/bin/pbiport; pbiport.fcgi is its
-sibling), PBIPORT_KEEP_TMP=1 keeps the temporary folder for inspection.
+sibling), PBIPORT_TEST_DB (sqlite, the default, or postgresql), PBIPORT_KEEP_TMP=1 keeps the
+temporary folder for inspection.
 Python 3 standard library only.
 """
 
@@ -26,12 +29,13 @@ import re
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
+
+import testdb
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
@@ -203,7 +207,10 @@ class Stack:
     """One database + FastCGI pool + web server, started by start() and ended by stop()."""
 
     def __init__(self, server="nginx", fcgi_procs=2, env=None, max_body=None, web_max_body=None,
-                 nginx_workers=1, nginx_extra=""):
+                 nginx_workers=1, nginx_extra="", database=None, same_identities_as=None):
+        """database: PBIPORT_DB of a database to use (default: a new one, see testdb.py), which
+        the caller owns; same_identities_as: another Stack on that database whose users and tokens
+        this one takes instead of making its own (a second web host)."""
         if server not in ("nginx", "lighttpd", "apache"):
             raise ValueError("unknown web server %r" % server)
         self.server = server
@@ -220,6 +227,9 @@ class Stack:
         self.bin = pbiport_bin()
         self.fcgi_bin = os.path.join(os.path.dirname(self.bin), "pbiport.fcgi")
         self.dir = None
+        self.db_target = None  # PBIPORT_DB: the SQLite file's path or a PostgreSQL connection string
+        self.database = database
+        self.same_identities_as = same_identities_as
         self.port = None
         self.tokens = {}
         self.passwords = {}
@@ -252,7 +262,7 @@ class Stack:
     def env(self):
         """The application's environment, passed explicitly (nothing inherited but PATH and the
         sanitizer settings)."""
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PBIPORT_DB": self.path("db", "pbiport.db")}
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PBIPORT_DB": self.db_target}
         for key in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "PBIPORT_TEMPLATE_PATH"):
             if key in os.environ:
                 env[key] = os.environ[key]
@@ -276,8 +286,12 @@ class Stack:
                 os.chown(self.path(sub), WEB_UID, WEB_GID)
         os.chmod(self.path("run"), 0o711)
         try:
+            self.db_target = self.database or testdb.new_database(self.dir)
             self.cli("migrate")
-            self._make_identities()
+            if self.same_identities_as:
+                self._take_identities(self.same_identities_as)
+            else:
+                self._make_identities()
             self._start_pool()
             for attempt in range(PORT_ATTEMPTS):
                 self.port = free_port()
@@ -302,6 +316,13 @@ class Stack:
             _, proc = self._groups.pop()
             kill_group(proc)
         reap_orphans()
+        if (self.db_target and not self.database and testdb.is_postgresql(self.db_target)
+                and not os.environ.get("PBIPORT_KEEP_TMP")):
+            try:
+                testdb.drop_database(self.db_target)
+            except (RuntimeError, OSError, subprocess.SubprocessError, testdb.PgError) as e:
+                sys.stderr.write("harness: %s\n" % e)   # the cluster goes with the process anyway
+        self.db_target = None
         if self.dir and os.path.isdir(self.dir):
             if os.environ.get("PBIPORT_KEEP_TMP"):
                 sys.stderr.write("harness: kept %s\n" % self.dir)
@@ -348,6 +369,11 @@ class Stack:
         lines.append("%s:%s\n" % (GHOST_USER, apr1_hash(self.passwords[GHOST_USER])))
         with open(self.path("web", "htpasswd"), "w") as f:
             f.writelines(lines)
+        os.chmod(self.path("web", "htpasswd"), 0o644)
+
+    def _take_identities(self, other):
+        self.tokens, self.passwords = dict(other.tokens), dict(other.passwords)
+        shutil.copyfile(other.path("web", "htpasswd"), self.path("web", "htpasswd"))
         os.chmod(self.path("web", "htpasswd"), 0o644)
 
     def _start_pool(self):
@@ -516,9 +542,14 @@ class Stack:
         return self.json(method, path, body=body, headers=headers, token=token)
 
     def db(self):
-        """The stack's database, for what a test checks or sets up below the API (waits up to 30 s
-        for a writer: the workers write too)."""
-        return sqlite3.connect(self.path("db", "pbiport.db"), timeout=30)
+        """The stack's database, for what a test checks or sets up below the API: sqlite3's
+        connection (waiting up to 30 s for a writer: the workers write too) or testdb's
+        PgConnection with the same calls."""
+        return testdb.connect(self.db_target, timeout=30)
+
+    def db_raw(self):
+        """Every byte the database stores (to assert a secret is nowhere in it)."""
+        return testdb.raw_contents(self.db_target)
 
     def import_contract(self, text, token="alice", content_type=None, name_hint=None):
         """POST a contract; the content type follows the text (JSON or YAML) unless given."""
@@ -593,8 +624,14 @@ class StackTestCase(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.stack = Stack(cls.SERVER, fcgi_procs=cls.FCGI_PROCS, env=cls.ENV, web_max_body=cls.WEB_MAX_BODY)
+        cls.stack = Stack(cls.SERVER, fcgi_procs=cls.FCGI_PROCS, env=cls.ENV, web_max_body=cls.WEB_MAX_BODY,
+                          **cls.stack_options())
         cls.stack.start()
+
+    @classmethod
+    def stack_options(cls):
+        """More Stack keywords for the class's stack (none by default)."""
+        return {}
 
     @classmethod
     def tearDownClass(cls):

@@ -9,7 +9,6 @@ import hmac
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -90,11 +89,13 @@ class PublishStackTestCase(harness.EmulatorStackTestCase):
         self.worker_logs.clear()
 
     # ---- workers -------------------------------------------------------------------------------
-    def start_worker(self, **env):
-        """A `pbiport worker` with env added: (process, its log file's name)."""
-        log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", dir=self.stack.path("logs"), delete=False)
-        p = subprocess.Popen([self.stack.bin, "worker", "--poll-ms", "50", "--lease-seconds", "3"],
-                             env=dict(self.stack.env(), **env), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+    def start_worker(self, host=None, **env):
+        """A `pbiport worker` with host's environment (default: the class's stack) and env added:
+        (process, its log file's name)."""
+        host = host or self.stack
+        log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", dir=host.path("logs"), delete=False)
+        p = subprocess.Popen([host.bin, "worker", "--poll-ms", "50", "--lease-seconds", "3"],
+                             env=dict(host.env(), **env), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                              start_new_session=True)
         log.close()
         self.workers.append(p)
@@ -138,7 +139,7 @@ class PublishStackTestCase(harness.EmulatorStackTestCase):
         self.workers.clear()
 
     def db(self):
-        return sqlite3.connect(self.stack.path("db", "pbiport.db"))
+        return self.stack.db()
 
     def user_id(self, name):
         with self.db() as db:

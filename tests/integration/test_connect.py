@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import os
-import sqlite3
 import time
 import unittest
 import urllib.parse
@@ -93,7 +92,7 @@ class ConnectPowerBI(harness.EmulatorStackTestCase):
         return self.emu.state("tokens")["tokens"]["refresh_token_exchanges"]
 
     def db_ids(self, user):
-        with sqlite3.connect(self.stack.path("db", "pbiport.db")) as db:
+        with self.stack.db() as db:
             return db.execute("SELECT org_id, id FROM users WHERE name = ?", (user,)).fetchone()
 
     def assert_app_changed(self):
@@ -172,7 +171,7 @@ class ConnectPowerBI(harness.EmulatorStackTestCase):
         """The name is there right after a save (no /test needed); credentials Entra refuses are
         not saved unless the request says verify: false."""
         self.configure()
-        with sqlite3.connect(self.stack.path("db", "pbiport.db")) as db:
+        with self.stack.db() as db:
             db.execute("UPDATE powerbi_settings SET application_name = NULL")
         doc = self.configure()
         self.assertEqual(doc["application_name"], APP_NAME, doc)
@@ -374,7 +373,7 @@ class ConnectPowerBI(harness.EmulatorStackTestCase):
         # a sign-in row without its verifier is refused by pbiport and stores nothing
         loc, q = self.start_connect()
         nonce = q["state"].split(".")[0]
-        with sqlite3.connect(self.stack.path("db", "pbiport.db")) as db:
+        with self.stack.db() as db:
             db.execute("UPDATE oauth_states SET code_verifier_sealed = '' WHERE nonce = ?", (nonce,))
         cb = self.consent(loc)
         status, _, doc = self.call("GET", cb, "alice")
@@ -455,13 +454,10 @@ class ConnectPowerBI(harness.EmulatorStackTestCase):
             for s in secrets + [b"code_verifier"]:
                 self.assertNotIn(s, data, p)
         # the database (and its write-ahead log) holds only sealed values
-        dbdir = self.stack.path("db")
-        for n in os.listdir(dbdir):
-            with open(os.path.join(dbdir, n), "rb") as f:
-                data = f.read()
-            for s in secrets:
-                self.assertNotIn(s, data, n)
-        with sqlite3.connect(self.stack.path("db", "pbiport.db")) as db:
+        data = self.stack.db_raw()
+        for s in secrets:
+            self.assertNotIn(s, data)
+        with self.stack.db() as db:
             row = db.execute("SELECT access_token_sealed, refresh_token_sealed FROM user_datasource_connection").fetchone()
             self.assertTrue(row[0].startswith("v1:") and row[1].startswith("v1:"), row)
             sealed = db.execute("SELECT client_secret_sealed FROM powerbi_settings").fetchone()[0]

@@ -289,8 +289,7 @@ class ImportFromPowerBI(harness.EmulatorStackTestCase):
         for s in stored:
             self.assertTrue(s.startswith("v1:"), s)
             self.assertNotIn(SP_SECRET, s)
-        with open(self.stack.path("db", "pbiport.db"), "rb") as f:
-            self.assertNotIn(SP_SECRET.encode(), f.read())
+        self.assertNotIn(SP_SECRET.encode(), self.stack.db_raw())
         status, err = self.call("DELETE", "/api/integrations/%s" % other["id"])
         self.assertEqual(status, 204)
 

@@ -71,8 +71,7 @@ class Publish(PublishStackTestCase):
         self.assertEqual(status, 200, lin)
         self.assertIn(res["consumer_data_product_id"], [n["id"] for n in lin["nodes"]])
         # credentials typed into the request are nowhere once the job ended
-        with open(self.stack.path("db", "pbiport.db"), "rb") as f:
-            raw = f.read()
+        raw = self.stack.db_raw()
         for secret in SECRETS:
             self.assertNotIn(secret.encode(), raw)
 

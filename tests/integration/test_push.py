@@ -17,7 +17,6 @@ import copy
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -102,7 +101,7 @@ class PushBase(harness.EmulatorStackTestCase):
         return doc
 
     def db(self):
-        return sqlite3.connect(self.stack.path("db", "pbiport.db"), timeout=30)
+        return self.stack.db()
 
     def spooled(self):
         with self.db() as db:
@@ -149,8 +148,7 @@ class PushDatasets(PushBase):
         status, _, doc = self.call("DELETE", "/api/push-connections/" + conn["id"], user="erin")
         self.assertEqual(status, 404, doc)
         # the secret is sealed in the database
-        import sqlite3
-        db = sqlite3.connect(self.stack.path("db", "pbiport.db"))
+        db = self.stack.db()
         (sealed,) = db.execute("SELECT client_secret FROM push_connections WHERE id = ?", (conn["id"],)).fetchone()
         db.close()
         self.assertTrue(sealed.startswith("v1:"), sealed)
@@ -619,8 +617,7 @@ class PushRateLimits(PushBase):
         self.assertEqual(self.job(doc["job_id"])["state"], "queued")
         self.assertEqual(self.counters().get("rows_throttled", 0), 0)
         # the queued job would wait an hour: not for the other tests' workers
-        import sqlite3
-        db = sqlite3.connect(self.stack.path("db", "pbiport.db"), timeout=30)
+        db = self.stack.db()
         db.execute("DELETE FROM jobs WHERE id = ?", (doc["job_id"],))
         db.commit()
         db.close()

@@ -11,7 +11,6 @@ import hmac
 import http.client
 import json
 import os
-import sqlite3
 import subprocess
 import time
 import urllib.parse
@@ -142,7 +141,7 @@ class SignIn(harness.EmulatorStackTestCase):
 
     # ---- the database ------------------------------------------------------------------------
     def sql(self, query, args=()):
-        with sqlite3.connect(self.stack.path("db", "pbiport.db"), timeout=10) as db:
+        with self.stack.db() as db:
             rows = db.execute(query, args).fetchall()
         return rows
 

@@ -5,7 +5,6 @@ same tenant, seconds later and in another worker process, does not call Power BI
 says why it waits; both finish once the hour has passed. The scanner family is covered by
 test_import.py (test_retry_after_holds_every_integration_on_the_tenant)."""
 import json
-import sqlite3
 import subprocess
 import time
 
@@ -90,7 +89,7 @@ class PushTenantBackoff(harness.EmulatorStackTestCase):
         self.assertEqual((b["state"], b["error"]["code"]), ("queued", "tenant_backoff"), b)
         self.assertIn("waiting until ", b["error"]["message"])
         self.assertIn("push job %s" % job_a, b["error"]["message"])
-        db = sqlite3.connect(self.stack.path("db", "pbiport.db"), timeout=30)
+        db = self.stack.db()
         for job_id in (job_a, job_b):
             run_after = db.execute("SELECT run_after FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
             self.assertGreater(run_after, hour)

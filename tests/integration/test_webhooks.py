@@ -363,11 +363,7 @@ class Webhooks(PublishStackTestCase):
         for text in logs:
             for secret in (GIVEN_SECRET, generated):
                 self.assertNotIn(secret, text)
-        raw = b""
-        for name in ("pbiport.db", "pbiport.db-wal"):
-            if os.path.exists(self.stack.path("db", name)):
-                with open(self.stack.path("db", name), "rb") as f:
-                    raw += f.read()
+        raw = self.stack.db_raw()
         for secret in (GIVEN_SECRET, GIVEN_SECRET + "-2", generated):
             self.assertNotIn(secret.encode(), raw)
 

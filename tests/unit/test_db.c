@@ -743,6 +743,85 @@ static void statements_bind_and_read(void **state)
 	db_close(db);
 }
 
+/* A row struct read through a db_reader: a fixed id, an owned name, an integer. */
+typedef struct thing {
+	char id[8];
+	char *name;
+	int n;
+} thing;
+
+static const db_fixed_field thing_fixed[] = { DB_FIXED_FIELD(thing, id, 0) };
+static const db_text_field thing_texts[] = { DB_TEXT_FIELD(thing, name, 1) };
+
+static int thing_more(pb_db *db, db_stmt *st, void *row, void *ctx, char *err)
+{
+	thing *t = row;
+	t->n = db_col_int(st, 2);
+	return t->n < 0 ? pb_err(err, PB_EIO, "thing %s: a negative n", t->id) : PB_OK;
+}
+
+static const db_reader thing_reader = DB_READER(thing, "thing", thing_fixed, thing_texts, thing_more);
+
+/* db_get_one, db_get_rows and db_get_ptrs read rows through a reader: not found, a value longer
+ * than its member, a failing `more` (nothing leaks: ASan), the most rows asked for; db_lock_name
+ * only inside a write transaction. */
+static void readers_and_named_locks(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	pb_db *db = NULL;
+	void *one = NULL, *rows = NULL, **ptrs = NULL;
+	size_t n = 0;
+	assert_int_equal(tu_db_open_migrated(tu_tmpdir, "reader.db", NULL, 0, &db, err), PB_OK);
+	tu_sql(db, "CREATE TABLE things (id TEXT PRIMARY KEY, name TEXT, n INTEGER NOT NULL); "
+		   "INSERT INTO things VALUES ('a', 'Ann', 1), ('b', NULL, 2), ('c', 'Cy', 3)");
+	const char *a = "a", *none = "zz";
+	assert_int_equal(db_get_one(db, "SELECT id, name, n FROM things WHERE id = ?", &a, 1, &thing_reader, NULL, a, &one,
+				    err), PB_OK);
+	assert_string_equal(((thing *)one)->id, "a");
+	assert_string_equal(((thing *)one)->name, "Ann");
+	assert_int_equal(((thing *)one)->n, 1);
+	db_reader_free(&thing_reader, one);
+	assert_int_equal(db_get_one(db, "SELECT id, name, n FROM things WHERE id = ?", &none, 1, &thing_reader, NULL, none,
+				    &one, err), PB_ENOTFOUND);
+	assert_null(one);
+	assert_string_equal(err, "no thing zz");
+
+	/* the most asked for, in order; a NULL text is NULL */
+	assert_int_equal(db_get_rows(db, "SELECT id, name, n FROM things ORDER BY id LIMIT ?", NULL, 0, 2, &thing_reader,
+				     NULL, &rows, &n, err), PB_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(((thing *)rows)[1].id, "b");
+	assert_null(((thing *)rows)[1].name);
+	db_reader_rows_free(&thing_reader, rows, n);
+	assert_int_equal(db_get_ptrs(db, "SELECT id, name, n FROM things ORDER BY id DESC LIMIT ?", NULL, 0, 10,
+				     &thing_reader, NULL, &ptrs, &n, err), PB_OK);
+	assert_int_equal(n, 3);
+	assert_string_equal(((thing *)ptrs[0])->name, "Cy");
+	db_reader_ptrs_free(&thing_reader, ptrs, n);
+
+	/* a bad row fails the whole list, and what was read before it is freed */
+	tu_sql(db, "INSERT INTO things VALUES ('d-too-long', 'Dee', 4), ('e', 'Eve', -5)");
+	assert_int_equal(db_get_rows(db, "SELECT id, name, n FROM things ORDER BY id LIMIT ?", NULL, 0, 10, &thing_reader,
+				     NULL, &rows, &n, err), PB_EIO);
+	assert_string_equal(err, "malformed thing row");
+	assert_null(rows);
+	assert_int_equal(n, 0);
+	tu_sql(db, "DELETE FROM things WHERE id = 'd-too-long'");
+	assert_int_equal(db_get_ptrs(db, "SELECT id, name, n FROM things ORDER BY id LIMIT ?", NULL, 0, 10, &thing_reader,
+				     NULL, &ptrs, &n, err), PB_EIO);
+	assert_string_equal(err, "thing e: a negative n");
+	assert_null(ptrs);
+
+	/* a named lock belongs to a write transaction */
+	assert_int_equal(db_lock_name(db, "things", err), PB_EINTERNAL);
+	assert_int_equal(db_begin(db, err), PB_OK);
+	assert_int_equal(db_lock_name(db, "things", err), PB_OK);
+	assert_int_equal(db_lock_name(db, "things", err), PB_OK);   /* taken again by its holder */
+	assert_int_equal(db_commit(db, err), PB_OK);
+	db_close(db);
+}
+
 /* The engine is picked by the target: a PostgreSQL URL or key=value string needs the driver this
  * build may not have, and the refusal never repeats the connection string (it may hold a password). */
 static void open_picks_the_engine(void **state)
@@ -896,6 +975,7 @@ int main(void)
 		cmocka_unit_test(open_picks_the_engine),
 		cmocka_unit_test(migrations_per_engine),
 		cmocka_unit_test(busy_is_retried),
+		cmocka_unit_test(readers_and_named_locks),
 	};
 	return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

@@ -786,6 +786,144 @@ static void stuck_job_fails_at_its_time_limit(void **state)
 	assert_int_equal(counts[0] + counts[1], 0);
 }
 
+/* ---- several workers on one database (issue 17: the queue across hosts) ---- */
+
+#define RACE_JOBS 40
+
+struct claims {
+	pthread_mutex_t lock;
+	char ids[RACE_JOBS * 2][PB_ID_BUF];
+	int n;
+};
+
+/* A worker on its own connection: claims "race" jobs until none is due, finishing each. */
+static int claim_all(pb_db *my, int i, void *ctx, char *err)
+{
+	static const char *const race[] = { "race", NULL };
+	struct claims *c = ctx;
+	char worker[16];
+	xsnprintf(worker, sizeof worker, "racer-%d", i);
+	for (;;) {
+		pb_job *j = NULL;
+		int rc = jobs_claim(my, worker, 60000, race, &j, err);
+		if (rc <= 0)
+			return rc;
+		pthread_mutex_lock(&c->lock);
+		if (c->n < RACE_JOBS * 2)
+			memcpy(c->ids[c->n++], j->id, PB_ID_BUF);
+		pthread_mutex_unlock(&c->lock);
+		rc = jobs_finish(my, j->id, worker, true, "{}", NULL, NULL, err);
+		job_free(j);
+		if (rc)
+			return rc;
+	}
+}
+
+/* Four workers claiming at once, each on its own connection, take every job exactly once (on
+ * PostgreSQL through FOR UPDATE SKIP LOCKED, on SQLite through BEGIN IMMEDIATE). */
+static void concurrent_claimers_take_each_job_once(void **state)
+{
+	(void)state;
+	struct claims c = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	char id[PB_ID_BUF];
+	bool existing;
+	for (int i = 0; i < RACE_JOBS; i++)
+		submit("race", NULL, NULL, id, &existing);
+	tu_race(db_path, 4, claim_all, &c);
+	assert_int_equal(c.n, RACE_JOBS);
+	for (int i = 0; i < c.n; i++)
+		for (int k = i + 1; k < c.n; k++)
+			assert_string_not_equal(c.ids[i], c.ids[k]);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM jobs WHERE kind = 'race' AND state = 'succeeded' "
+				  "AND attempts = 1", NULL), RACE_JOBS);
+}
+
+struct submits {
+	const char *org_id, *user_id;
+	char ids[TU_RACERS_MAX][PB_ID_BUF];
+};
+
+static int submit_same_key(pb_db *my, int i, void *ctx, char *err)
+{
+	struct submits *sb = ctx;
+	bool existing;
+	pb_job_spec s = { .kind = "race-key", .org_id = sb->org_id, .user_id = sb->user_id, .idempotency_key = "one-key" };
+	return jobs_submit(my, &s, sb->ids[i], &existing, err);
+}
+
+/* Submits of one idempotency key at once, from several connections: one job, every submit
+ * answered with it (none fails on the unique index). */
+static void concurrent_submits_of_one_key_queue_one_job(void **state)
+{
+	(void)state;
+	struct submits sb = { org_id, user_id, { "" } };
+	tu_race(db_path, 4, submit_same_key, &sb);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM jobs WHERE idempotency_key = 'one-key'", NULL), 1);
+	for (int i = 1; i < 4; i++)
+		assert_string_equal(sb.ids[i], sb.ids[0]);
+	char err[PB_ERR_MAX];
+	pb_job *j = NULL;
+	assert_int_equal(jobs_get(db, sb.ids[0], &j, err), PB_OK);
+	assert_string_equal(j->kind, "race-key");
+	pb_cancel_outcome o;
+	assert_int_equal(jobs_cancel(db, j->id, NULL, false, &o, err), PB_OK);
+	job_free(j);
+}
+
+struct cancel_race {
+	const char *id;
+	int claimed[TU_RACERS_MAX];
+	pb_cancel_outcome outcome[TU_RACERS_MAX];
+};
+
+/* Racers 0 and 1 claim, 2 and 3 cancel the one queued job. */
+static int claim_or_cancel(pb_db *my, int i, void *ctx, char *err)
+{
+	static const char *const kinds[] = { "race-cancel", NULL };
+	struct cancel_race *c = ctx;
+	if (i >= 2)
+		return jobs_cancel(my, c->id, NULL, false, &c->outcome[i], err);
+	pb_job *j = NULL;
+	char worker[16];
+	xsnprintf(worker, sizeof worker, "racer-%d", i);
+	int rc = jobs_claim(my, worker, 60000, kinds, &j, err);
+	c->claimed[i] = rc == 1;
+	job_free(j);
+	return rc < 0 ? rc : PB_OK;
+}
+
+/* A cancel and claims of one queued job at once, on their own connections: the cancel that
+ * answers "cancelled at once" leaves nothing to claim, and a job claimed first is only asked to
+ * stop (the cancel locks the row it reads, so a claim cannot slip in between). */
+static void cancel_racing_claims_agrees_with_the_job(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	bool existing;
+	for (int round = 0; round < 5; round++) {
+		struct cancel_race c = { 0 };
+		char id[PB_ID_BUF];
+		pb_job *j = NULL;
+		submit("race-cancel", NULL, NULL, id, &existing);
+		c.id = id;
+		tu_race(db_path, 4, claim_or_cancel, &c);
+		int claims = c.claimed[0] + c.claimed[1];
+		bool done = c.outcome[2] == PB_CANCEL_DONE || c.outcome[3] == PB_CANCEL_DONE;
+		assert_int_equal(jobs_get(db, id, &j, err), PB_OK);
+		if (done) {
+			assert_string_equal(j->state, "cancelled");
+			assert_int_equal(claims, 0);
+		} else {
+			assert_string_equal(j->state, "running");
+			assert_int_equal(claims, 1);
+			assert_non_null(j->cancel_requested_at);
+			assert_int_equal(jobs_finish_cancelled(db, id, c.claimed[0] ? "racer-0" : "racer-1", NULL, "stopped",
+							       err), PB_OK);
+		}
+		job_free(j);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -804,6 +942,9 @@ int main(void)
 		cmocka_unit_test(list_is_paged_newest_first_and_filtered),
 		cmocka_unit_test(time_text_round_trips),
 		cmocka_unit_test(stuck_job_fails_at_its_time_limit),
+		cmocka_unit_test(concurrent_claimers_take_each_job_once),
+		cmocka_unit_test(concurrent_submits_of_one_key_queue_one_job),
+		cmocka_unit_test(cancel_racing_claims_agrees_with_the_job),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

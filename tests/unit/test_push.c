@@ -22,14 +22,14 @@
 #include "runtime/util.h"
 #include "tests/unit/testutil.h"
 
-static char tmpdir[64];
+static char tmpdir[64], db_path[256];
 static pb_db *db;
 
 static int setup(void **state)
 {
 	(void)state;
 	char err[PB_ERR_MAX] = "";
-	return tu_db_setup("push", tmpdir, NULL, &db, NULL, err) ? tu_setup_failed(err) : 0;
+	return tu_db_setup("push", tmpdir, db_path, &db, NULL, err) ? tu_setup_failed(err) : 0;
 }
 
 static int teardown(void **state)
@@ -457,6 +457,37 @@ static void media_types(void **state)
 
 /* ---- limiter ---- */
 
+struct grants {
+	const push_limits *lim;
+	int64_t now_ms;
+	int granted[TU_RACERS_MAX];
+};
+
+static int acquire_once(pb_db *my, int i, void *ctx, char *err)
+{
+	struct grants *g = ctx;
+	int64_t wait, ticket;
+	int rc = push_rate_acquire(my, g->lim, "shared", 1, 0, g->now_ms, &wait, &ticket, err);
+	g->granted[i] = !rc && wait == 0;
+	return rc;
+}
+
+/* Processes asking for the same dataset at once, each on its own connection (several hosts on one
+ * database), are granted no more than the limit between them: 3 in flight of 6 asking. */
+static void limiter_is_shared_by_concurrent_processes(void **state)
+{
+	(void)state;
+	push_limits lim = { .per_minute = 100, .rows_per_hour = 100000, .pending = 3, .big_table_rows = 100000,
+			    .big_per_hour = 100, .inflight_ms = 600000 };
+	struct grants g = { &lim, 1900000000000LL, { 0 } };
+	tu_race(db_path, 6, acquire_once, &g);
+	int granted = 0;
+	for (int i = 0; i < 6; i++)
+		granted += g.granted[i];
+	assert_int_equal(granted, 3);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM push_rate_events WHERE dataset_key = 'shared'", NULL), 3);
+}
+
 static void limiter_keeps_every_window(void **state)
 {
 	(void)state;
@@ -847,18 +878,17 @@ static void upload_job_and_owner_commit_together(void **state)
 	long jobs = tu_count(db, "SELECT count(*) FROM jobs WHERE kind = 'push_rows'", NULL);
 
 	/* the owner row cannot be written: no job either, and the chunks are gone with the request */
-	exec_sql("CREATE TEMP TRIGGER no_owner BEFORE INSERT ON push_chunks WHEN NEW.seq = -1 "
-		 "BEGIN SELECT RAISE(ABORT, 'no owner rows'); END");
+	tu_refuse(db, "no_owner", "INSERT", "push_chunks", "NEW.seq = -1", "no owner rows");
 	assert_int_not_equal(ingest_rows(&e, 25000, false), 0);
 	assert_null(e.reply);
-	exec_sql("DROP TRIGGER no_owner");
+	tu_allow(db, "no_owner", "push_chunks");
 	assert_int_equal(tu_count(db, "SELECT count(*) FROM jobs WHERE kind = 'push_rows'", NULL), jobs);
 	assert_int_equal(tu_count(db, "SELECT count(*) FROM push_chunks", NULL), 0);
 
 	/* the job cannot be queued: no owner row, no chunks */
-	exec_sql("CREATE TEMP TRIGGER no_job BEFORE INSERT ON jobs BEGIN SELECT RAISE(ABORT, 'no jobs'); END");
+	tu_refuse(db, "no_job", "INSERT", "jobs", NULL, "no jobs");
 	assert_int_not_equal(ingest_rows(&e, 25000, false), 0);
-	exec_sql("DROP TRIGGER no_job");
+	tu_allow(db, "no_job", "jobs");
 	assert_int_equal(tu_count(db, "SELECT count(*) FROM jobs WHERE kind = 'push_rows'", NULL), jobs);
 	assert_int_equal(tu_count(db, "SELECT count(*) FROM push_chunks", NULL), 0);
 
@@ -948,6 +978,7 @@ int main(void)
 		cmocka_unit_test(json_and_ndjson_rows),
 		cmocka_unit_test(media_types),
 		cmocka_unit_test(limiter_keeps_every_window),
+		cmocka_unit_test(limiter_is_shared_by_concurrent_processes),
 		cmocka_unit_test(streamed_body_is_read_in_pieces),
 		cmocka_unit_test(secrets_are_resealed_with_the_new_key),
 		cmocka_unit_test(orphaned_spool_is_swept),

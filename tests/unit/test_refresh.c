@@ -355,8 +355,8 @@ static void jobs_commit_with_their_rows(void **state)
 	char err[PB_ERR_MAX];
 	pb_failure f = { 0 };
 	json_t *reply = NULL;
-	exec_sql("DELETE FROM jobs; DELETE FROM refresh_runs;"
-		 "CREATE TRIGGER no_runs BEFORE INSERT ON refresh_runs BEGIN SELECT RAISE(ABORT, 'no runs today'); END;");
+	exec_sql("DELETE FROM jobs; DELETE FROM refresh_runs;");
+	tu_refuse(db, "no_runs", "INSERT", "refresh_runs", NULL, "no runs today");
 	/* by hand */
 	assert_int_not_equal(refresh_submit(db, &cfg, org_id, ann, "a1", NULL, "manual", &reply, &f), 0);
 	assert_null(reply);
@@ -380,16 +380,15 @@ static void jobs_commit_with_their_rows(void **state)
 		  "('e2', '%s', 'data_product', 'up1', 'data_product', 'cp1');",
 		  org_id, org_id, org_id);
 	exec_sql(sql);
-	exec_sql("DROP TRIGGER no_runs;"
-		 "CREATE TRIGGER one_run BEFORE INSERT ON refresh_runs WHEN (SELECT COUNT(*) FROM refresh_runs) > 0 "
-		 "BEGIN SELECT RAISE(ABORT, 'one run only'); END;");
+	tu_allow(db, "no_runs", "refresh_runs");
+	tu_refuse(db, "one_run", "INSERT", "refresh_runs", "(SELECT COUNT(*) FROM refresh_runs) > 0", "one run only");
 	json_t *event = parse("{\"type\":\"data_product.updated\",\"data_product_id\":\"up1\"}");
 	assert_int_not_equal(refresh_events(db, &cfg, org_id, ann, event, &reply, &f), 0);
 	assert_null(reply);
 	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM jobs", NULL), 0);
 	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM refresh_runs", NULL), 0);
 	/* without the fault: both queued, each with its row; the schedule's job with its own */
-	exec_sql("DROP TRIGGER one_run");
+	tu_allow(db, "one_run", "refresh_runs");
 	assert_int_equal(refresh_events(db, &cfg, org_id, ann, event, &reply, &f), 0);
 	assert_int_equal(json_array_size(json_object_get(reply, "jobs")), 2);
 	json_decref(reply);

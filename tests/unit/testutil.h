@@ -6,6 +6,7 @@
 #define PBIPORT_TEST_UTIL_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,6 +210,39 @@ TU_FN void tu_sql(pb_db *db, const char *sql)
 		fail_msg("%s: %s", sql, err);
 }
 
+/* Makes the database refuse event ("INSERT" or "DELETE") on table while cond holds (an SQL
+ * condition that may name NEW.column for an insert; NULL: always), failing the statement with
+ * message: a fault injected to test that several writes commit together. name names the refusal
+ * (tu_allow lifts it). Written for db's engine: a SQLite trigger with RAISE(ABORT), or a
+ * PostgreSQL trigger calling a PL/pgSQL function of the same name that raises an exception. */
+TU_FN void tu_refuse(pb_db *db, const char *name, const char *event, const char *table, const char *cond,
+		     const char *message)
+{
+	char sql[2048];
+	int bad = db_dialect(db) == DB_DIALECT_POSTGRESQL
+		? xsnprintf(sql, sizeof sql,
+			    "CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF %s THEN "
+			    "RAISE EXCEPTION '%s'; END IF; RETURN %s; END $$; "
+			    "CREATE TRIGGER %s BEFORE %s ON %s FOR EACH ROW EXECUTE FUNCTION %s()",
+			    name, cond ? cond : "true", message, strcmp(event, "DELETE") ? "NEW" : "OLD", name, event,
+			    table, name)
+		: xsnprintf(sql, sizeof sql, "CREATE TEMP TRIGGER %s BEFORE %s ON %s %s%s BEGIN SELECT RAISE(ABORT, '%s'); END",
+			    name, event, table, cond ? "WHEN " : "", cond ? cond : "", message);
+	assert_int_equal(bad, 0);
+	tu_sql(db, sql);
+}
+
+/* Lifts the refusal name on table that tu_refuse made. */
+TU_FN void tu_allow(pb_db *db, const char *name, const char *table)
+{
+	char sql[256];
+	assert_int_equal(db_dialect(db) == DB_DIALECT_POSTGRESQL
+				 ? xsnprintf(sql, sizeof sql, "DROP TRIGGER %s ON %s; DROP FUNCTION %s()", name, table, name)
+				 : xsnprintf(sql, sizeof sql, "DROP TRIGGER %s", name),
+			 0);
+	tu_sql(db, sql);
+}
+
 /* What a group setup returns when a step failed: err on stderr (cmocka prints only that the
  * setup failed), then -1. */
 TU_FN int tu_setup_failed(const char *err)
@@ -224,6 +258,58 @@ TU_FN const char *const *tu_all_kinds(void)
 	char err[PB_ERR_MAX];
 	assert_int_equal(job_kind_names(pb_job_kinds, names, err), PB_OK);
 	return names;
+}
+
+/* ---------- several connections at once ---------- */
+
+/* What one racer of tu_race does, on a connection of its own (racer i of n): 0 when all went as it
+ * should, else a pb_rc with why in err. Not cmocka's asserts: it runs on a thread of its own. */
+typedef int (*tu_racer_fn)(pb_db *db, int i, void *ctx, char *err);
+
+#define TU_RACERS_MAX 8
+
+struct tu_racer {
+	const char *target;
+	int i;
+	tu_racer_fn fn;
+	void *ctx;
+	pthread_barrier_t *go;
+	int rc;
+	char err[PB_ERR_MAX];
+};
+
+TU_FN void *tu_racer_main(void *arg)
+{
+	struct tu_racer *r = arg;
+	pb_db *db = NULL;
+	r->rc = db_open(r->target, false, &db, r->err);
+	pthread_barrier_wait(r->go);   /* every racer starts at once, connected */
+	if (!r->rc)
+		r->rc = r->fn(db, r->i, r->ctx, r->err);
+	db_close(db);
+	return NULL;
+}
+
+/* Runs fn on n threads at once (2 to TU_RACERS_MAX), each on a pb_db of its own opened on target,
+ * the test database (tu_db_setup's path: a SQLite file, or a PostgreSQL connection string), as
+ * processes on several hosts share one database. Fails the test with the first racer's failure. */
+TU_FN void tu_race(const char *target, int n, tu_racer_fn fn, void *ctx)
+{
+	struct tu_racer r[TU_RACERS_MAX];
+	pthread_t t[TU_RACERS_MAX];
+	pthread_barrier_t go;
+	assert_true(n >= 2 && n <= TU_RACERS_MAX);
+	assert_int_equal(pthread_barrier_init(&go, NULL, (unsigned)n), 0);
+	for (int i = 0; i < n; i++) {
+		r[i] = (struct tu_racer){ .target = target, .i = i, .fn = fn, .ctx = ctx, .go = &go };
+		assert_int_equal(pthread_create(&t[i], NULL, tu_racer_main, &r[i]), 0);
+	}
+	for (int i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&go);
+	for (int i = 0; i < n; i++)
+		if (r[i].rc)
+			fail_msg("racer %d of %d: %s", i, n, r[i].err);
 }
 
 /* ---------- the emulator, started once per test binary ---------- */
