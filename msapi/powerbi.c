@@ -107,6 +107,27 @@ int powerbi_list_datasets(msapi *c, const char *group, msapi_items *out, char *e
 				   "/v1.0/myorg/groups/%s/datasets", group);
 }
 
+int powerbi_get_dataset(msapi *c, const char *group, const char *dataset, msapi_item *out, char *err)
+{
+	char *path = NULL;
+	msapi_reply r = { 0 };
+	memset(out, 0, sizeof *out);
+	int rc = msapi_path(&path, err, "/v1.0/myorg/groups/%s/datasets/%s", group, dataset);
+	if (rc)
+		goto out;
+	if ((rc = pbi_get(c, path, "read the dataset", &r, err)))
+		goto out;
+	if (!json_is_object(r.json)) {
+		rc = pb_err(err, PB_EIO, "Power BI described dataset %s without a JSON object", dataset);
+		goto out;
+	}
+	rc = msapi_item_from_json(r.json, out, err);
+out:
+	free(path);
+	msapi_reply_release(&r);
+	return rc;
+}
+
 int powerbi_list_reports(msapi *c, const char *group, msapi_items *out, char *err)
 {
 	return msapi_list_items_at(c, MSAPI_POWERBI, "list the reports of a workspace", out, err,

@@ -22,6 +22,9 @@ int powerbi_get_group(msapi *c, const char *group, powerbi_group *out, char *err
 void powerbi_group_release(powerbi_group *g);
 /* GET /groups/{g}/datasets. item: id, name, web_url. */
 int powerbi_list_datasets(msapi *c, const char *group, msapi_items *out, char *err);
+/* GET /groups/{g}/datasets/{d} (Datasets - Get Dataset In Group): one dataset, as a list item
+ * (id, name, web_url, description); release with msapi_item_release. */
+int powerbi_get_dataset(msapi *c, const char *group, const char *dataset, msapi_item *out, char *err);
 /* GET /groups/{g}/reports. item: id, name, type (reportType), dataset_id, web_url. */
 int powerbi_list_reports(msapi *c, const char *group, msapi_items *out, char *err);
 /* GET /groups/{g}/dashboards. item: id, name (displayName), web_url. */

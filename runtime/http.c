@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -564,6 +565,14 @@ static int setup(CURL *e, struct xfer *x, char *err)
 	return PB_OK;
 }
 
+/* Connections opened by every client of this process (pb_http_connections_opened). */
+static atomic_ulong connections_opened;
+
+unsigned long pb_http_connections_opened(void)
+{
+	return atomic_load(&connections_opened);
+}
+
 /* Turns a finished transfer into resp and, when no answer came, one clear message. */
 static int finish(struct xfer *x, CURL *e, CURLcode code, pb_http_resp *resp, char *err)
 {
@@ -574,6 +583,8 @@ static int finish(struct xfer *x, CURL *e, CURLcode code, pb_http_resp *resp, ch
 	curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &reqsize);
 	curl_easy_getinfo(e, CURLINFO_TOTAL_TIME, &secs);
 	curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &resp->new_connections);
+	if (resp->new_connections > 0)
+		atomic_fetch_add(&connections_opened, (unsigned long)resp->new_connections);
 	resp->curl_code = (int)code;
 	resp->request_sent = reqsize > 0;
 	resp->seconds = secs;

@@ -45,6 +45,9 @@ int pb_http_ca_check(const char *path, char *err);
 /* How many trust stores this process has parsed from a CA bundle (pb_http_new keeps the last
  * one and reuses it while the files are unchanged): for tests and benchmarks. */
 unsigned long pb_http_ca_parses(void);
+/* How many connections every pb_http of this process has opened so far (a reused one does not
+ * count): for tests and benchmarks. */
+unsigned long pb_http_connections_opened(void);
 void pb_http_free(pb_http *h);
 
 typedef struct pb_http_req {

@@ -58,6 +58,15 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def machine_cpu():
+    """(busy, idle) CPU seconds of the whole machine so far, all cores (/proc/stat; iowait counts
+    as idle)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return (sum(v[:8]) - idle) / CLK_TCK, idle / CLK_TCK
+
+
 def one_run(stack, emu, demo, port, latency, bin_path, tag):
     # Every run starts from the emulator's fixture (alice connects again): each job lists the
     # workspace's models and datasets, so runs into a growing workspace would cost more and more.
@@ -74,6 +83,7 @@ def one_run(stack, emu, demo, port, latency, bin_path, tag):
         assert status == 202, doc
         ids.append(doc["job_id"])
     emu_cpu0 = cpu_s(emu.proc.pid)
+    busy0, idle0 = machine_cpu()
     start = time.monotonic()
     procs = [subprocess.Popen([bin_path, "worker", "--poll-ms", "20", "--id", "bench-%d" % w], env=stack.env(),
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -93,13 +103,15 @@ def one_run(stack, emu, demo, port, latency, bin_path, tag):
         time.sleep(0.02)
     wall = time.monotonic() - start
     emu_cpu = cpu_s(emu.proc.pid) - emu_cpu0
+    busy1, idle1 = machine_cpu()
     cpu = 0.0
     for p in procs:
         p.send_signal(signal.SIGTERM)
         _, _, usage = os.wait4(p.pid, 0)
         cpu += usage.ru_utime + usage.ru_stime
     return {"latency": latency, "wall": wall, "ok": states.get("succeeded", 0), "failed": states.get("failed", 0),
-            "cpu": cpu, "emu_cpu": emu_cpu, "target": tag}
+            "cpu": cpu, "emu_cpu": emu_cpu, "target": tag, "machine_busy": busy1 - busy0,
+            "machine_idle": idle1 - idle0}
 
 
 def median(xs):
@@ -160,9 +172,18 @@ def main():
             cpu_ms = median([1000 * r["cpu"] / JOBS for r in rs])
             emu_ms = median([1000 * r["emu_cpu"] / JOBS for r in rs])
             ratio = median([(JOBS / r["wall"]) / (JOBS / r["emu_cpu"]) for r in rs])
-            rows.append("| %d ms | %s | %d x %d | %.1f | %.2f | %.1f ms | %.1f ms | %.2f | %.2f |" % (
-                latency, tag, len(rs), JOBS, median([r["wall"] for r in rs]), jps, cpu_ms, emu_ms,
-                1000 / emu_ms, ratio))
+            # what the run's own CPU figures allow: each worker waits for every reply, so a job
+            # takes a worker at least (its CPU + the emulator's CPU) per job; and the machine
+            # (every process on it, other work included) has os.cpu_count() cores in all
+            wait_bound = median([WORKERS * r["emu_cpu"] / (r["cpu"] + r["emu_cpu"]) for r in rs])
+            machine_ms = median([1000 * r["machine_busy"] / JOBS for r in rs])
+            idle = median([r["machine_idle"] / (r["machine_idle"] + r["machine_busy"]) for r in rs])
+            core_bound = median([os.cpu_count() * r["emu_cpu"] / r["machine_busy"] for r in rs])
+            rows.append("| %d ms | %s | %d x %d | %.1f | %.2f | %.1f ms | %.1f ms | %.2f | %.2f | %.2f | %.1f ms "
+                        "| %.0f%% | %.2f |" % (
+                            latency, tag, len(rs), JOBS, median([r["wall"] for r in rs]), jps, cpu_ms, emu_ms,
+                            1000 / emu_ms, ratio, min(wait_bound, 1.0), machine_ms, 100 * idle,
+                            min(core_bound, 1.0)))
             if latency == 0 and tag == "pbiport":
                 goals.append("- pbiport CPU per publish job at 0 ms latency: **%.1f ms** (goal <= 10 ms: %s)"
                              % (cpu_ms, "met" if cpu_ms <= 10 else "NOT met"))
@@ -181,12 +202,17 @@ def main():
         "operation, no Retry-After wait; the latency is added by the emulator to every call). Each job renders "
         "and parses back the TMDL, lists connections, lists the workspace's models (every run starts from the "
         "emulator's fixture, so each run's list grows from 0 to %d models), "
-        "creates the model, lists and binds its data source, reads the dataset list for the web URL and writes "
-        "the records. jobs/s = jobs / (first worker start -> last job finished); CPU = user + system time of the "
+        "creates the model, lists and binds its data source, reads the model's dataset for the web URL and "
+        "writes the records. jobs/s = jobs / (first worker start -> last job finished); CPU = user + system time of the "
         "worker processes (wait4), divided by the jobs; the emulator's CPU over the same interval from /proc. "
         "The emulator is one Python process (one interpreter lock, one state lock): it cannot answer more than "
         "1 / (its CPU per job) jobs a second, its own limit, measured in the same runs; the ratio is jobs/s "
-        "against that limit (median of the rounds)." % (
+        "against that limit (median of the rounds). The last four columns bound that ratio from the same runs' "
+        "figures: \"waiting bound\" = workers x emulator CPU / (workers' CPU + emulator CPU) per job (each worker "
+        "waits for every reply, so it finishes at most one job per its own CPU plus the emulator's); \"machine "
+        "CPU per job\" = busy time of all cores over the interval (/proc/stat: every process, the other work on "
+        "the shared machine included) per job, \"idle\" the cores' idle share, and \"cores bound\" = cores x "
+        "emulator CPU / machine CPU per job." % (
             JOBS, WORKERS, " ".join(map(str, LATENCIES)), ROUNDS,
             ", BENCH_BASE_BIN_DIR: the \"before\" rows, in turns with the others" if BASE_BIN_DIR else "",
             JOBS, WORKERS, JOBS),
@@ -197,8 +223,9 @@ def main():
             time.strftime("%Y-%m-%d %H:%M", time.gmtime()), *load_before, *load_after),
         "",
         "| emulator latency | workers' build | runs x jobs | wall s | jobs/s | pbiport CPU per job "
-        "| emulator CPU per job | emulator limit jobs/s | jobs/s / limit |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| emulator CPU per job | emulator limit jobs/s | jobs/s / limit | waiting bound | machine CPU per job "
+        "| idle | cores bound |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ] + rows + [""] + goals + [
         "- At 50 ms latency each job waits on its calls one after another: 2 workers cannot keep the "
         "emulator busy, so that row's ratio measures the latency, not pbiport.",

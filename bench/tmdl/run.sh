@@ -75,7 +75,7 @@ for n in $SIZES; do
 done
 
 # the request path: many renders in one process, compiled templates kept (bench_render.c)
-PKG="lua5.4 sqlite3 jansson libcurl openssl yaml-0.1 libutf8proc"
+PKG="lua5.4 sqlite3 jansson libcurl openssl yaml-0.1 libutf8proc libpq"
 cc -std=c11 -D_GNU_SOURCE -O2 -I. $(pkg-config --cflags $PKG) -DPBIPORT_DATADIR="\"$PWD\"" \
    -o "$tmp/bench_render" bench/tmdl/bench_render.c build/libpbiport.a $(pkg-config --libs $PKG) -lfcgi -lm -lpthread
 status=0
@@ -224,7 +224,9 @@ History (2026-11-26, same machine, shared; these lines are fixed text in run.sh)
   instructions per description on "%c"); (3) `pbiport tmdl` leaves the contract, the files
   and the Lua state to the exit (lua_close alone was 15.5 M): 792.0 -> 589.1 M together; (4)
   description_text joins one or two lines with one concatenation instead of a parts table
-  and table.concat: -> 536.3 M; (5) pbiport.uuid through SHA1_* instead of EVP: -> 524.9 M;
+  and table.concat: -> 536.3 M; (5) pbiport.uuid through SHA1_* instead of EVP: -> 524.9 M
+  (undone when merged: OpenSSL 3 deprecates the SHA1_* functions; main with EVP and every
+  other step: 497.0 M, measured alone after the merge);
   (6) the contract's JSON/YAML tree in a thread-local arena of mmap'd blocks dropped after
   reading, instead of a malloc per value and a free per value: -> 482.7 M.
   Where the 483 M go now: the Lua templates ~290 M (building the view model per column:
@@ -237,6 +239,25 @@ History (2026-11-26, same machine, shared; these lines are fixed text in run.sh)
   (ctx.contract's and the model's, ~0.9 KiB a column), the files as Lua strings (27 MB) and
   their copies handed to C. 150 MiB needs a render that does not hold every column twice and
   every file twice, not a tuning of the collector.
+- wave6-perf2 (2026-12-06 08:05-08:18 UTC, commits f4020bc..2e8346a, main afbcc9e as
+  "before", output byte-identical on 147 contracts and the bench input at each step): (1)
+  main.lua hands each table's file over as soon as it is written (ctx.emit: render.c checks
+  it as it checks the returned table), and builds a table's column views right before
+  writing it and drops them after (relationship column names filled in as their tables are
+  built); (2) ctx.contract's tables make their columns when a template first reads them
+  (__index from the C structures, kept until main.lua drops them) instead of all up front:
+  peak RSS 2000 x 40 266 -> 119 MiB, user CPU unchanged; what is left at the peak is
+  reading the contract (the 15.6 MB text, its tree and the C structures: 119 MiB before the
+  templates start), not the render. With less live data the incremental collector now runs
+  cycles that free what the old build left to the exit (malloc/free +14 M instructions at
+  200 x 40); (3) Lua's generational collector for renders with pbiport's own templates
+  (admin templates keep the default): 2000 x 40 user CPU 0.57 -> 0.51 s. Together, best of
+  5 in the same turns: 2000 x 40 0.82 -> 0.66 s CPU (3.24x -> 2.62x gzip -6), 261 -> 117
+  MiB; 200 x 40 497.7 M -> 509.3 M instructions (+2%: the collector's frees; the collector's
+  pause at 800 or 1600 changes neither the peak nor the count by more than 1%). Not reached:
+  0.5 s / 2.4x and 400 M, which need the per-column work itself to shrink (reading the
+  contract straight into the structures without the tree, ~100 M; the view tables and
+  strings per column in the templates).
 <!-- tmdl:end -->"""
 sys.path.insert(0, "bench")
 import readme_section  # noqa: E402

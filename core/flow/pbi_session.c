@@ -2,6 +2,7 @@
  * service) or of an app (client credentials). See core/flow/pbi_session.h. */
 #include "core/flow/pbi_session.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 typedef struct session_priv {
 	bool user;                  /* user session: refresh through the connection row */
+	bool kept_http;             /* s->http is the thread's kept client (not freed on release) */
 	pb_db *db;                  /* user: borrowed */
 	const pb_keyring *kr;       /* user: borrowed from the config */
 	char conn_id[PB_ID_BUF];
@@ -107,6 +109,85 @@ static int session_refresh(void *ctx, char **access_token, char *err)
 	return pb_err(err, rc, "%s", f->message);
 }
 
+/* One HTTP client per thread, kept across sessions: a worker opens a session per job, and a
+ * client per session meant a new connection and TLS handshake to every host for every job. The
+ * client holds no identity (each request carries its session's Authorization header, msapi.c),
+ * so sessions of different users and tenants share its connections, never a token. It is kept
+ * for the CA bundle it was made with; a session asking for another while it is in use gets a
+ * client of its own. Freed when the thread ends (the process's exit for the main thread). */
+static pthread_key_t kept_key;
+static pthread_once_t kept_once = PTHREAD_ONCE_INIT;
+static int kept_key_rc;
+
+typedef struct kept_http {
+	pb_http *http;
+	char *ca_bundle;            /* NULL: none */
+	unsigned users;             /* sessions open on it now */
+} kept_http;
+
+static void kept_free(void *v)
+{
+	kept_http *k = v;
+	if (!k)
+		return;
+	pb_http_free(k->http);
+	free(k->ca_bundle);
+	free(k);
+}
+
+static void kept_key_make(void)
+{
+	kept_key_rc = pthread_key_create(&kept_key, kept_free);
+}
+
+static bool same_ca(const char *a, const char *b)
+{
+	return (!a || !*a) ? (!b || !*b) : (b && !strcmp(a, b));
+}
+
+/* s->http: the thread's kept client when it can be (p->kept_http), else a new one. */
+static int session_http(pbi_session *s, session_priv *p, const pb_config *cfg, char *err)
+{
+	const char *ca = cfg ? cfg->ca_bundle : NULL;
+	pb_http_opts ho = { .ca_bundle = ca };
+	pthread_once(&kept_once, kept_key_make);
+	kept_http *k = kept_key_rc ? NULL : pthread_getspecific(kept_key);
+	if (k && !same_ca(k->ca_bundle, ca) && !k->users) {
+		(void)pthread_setspecific(kept_key, NULL);
+		kept_free(k);
+		k = NULL;
+	}
+	if (!k && !kept_key_rc && (k = calloc(1, sizeof *k))) {
+		int rc = PB_OK;
+		if ((ca && *ca && !(k->ca_bundle = xstrdup(ca))) ||
+		    (rc = pb_http_new(&ho, &k->http, err)) || pthread_setspecific(kept_key, k)) {
+			kept_free(k);
+			if (rc)
+				return rc;
+			k = NULL;
+		}
+	}
+	if (k && same_ca(k->ca_bundle, ca)) {
+		k->users++;
+		p->kept_http = true;
+		s->http = k->http;
+		return PB_OK;
+	}
+	return pb_http_new(&ho, &s->http, err);
+}
+
+/* Gives s->http back: the kept client stays (no job's stop flag left on it), another is freed. */
+static void session_http_release(pbi_session *s, session_priv *p)
+{
+	if (!p || !p->kept_http) {
+		pb_http_free(s->http);
+		return;
+	}
+	kept_http *k = pthread_getspecific(kept_key);
+	if (k && k->http == s->http && k->users && !--k->users)
+		pb_http_set_stop(k->http, NULL);
+}
+
 /* The parts both kinds share: HTTP client, msapi clients, private data. */
 static int session_open(pbi_session *s, const pb_config *cfg, pb_failure *f)
 {
@@ -116,8 +197,7 @@ static int session_open(pbi_session *s, const pb_config *cfg, pb_failure *f)
 	if (!p)
 		return pb_fail(f, PB_ENOMEM, NULL, "out of memory");
 	s->priv = p;
-	pb_http_opts ho = { .ca_bundle = cfg ? cfg->ca_bundle : NULL };
-	int rc = pb_http_new(&ho, &s->http, f->message);
+	int rc = session_http(s, p, cfg, f->message);
 	if (rc)
 		return pb_fail_as(f, rc, NULL);
 	msapi_init(&s->api, s->http, cfg);
@@ -221,12 +301,12 @@ void pbi_session_release(pbi_session *s)
 	session_priv *p = s->priv;
 	/* both msapi values start zeroed, so releasing one never initialized is fine */
 	msapi_release(&s->api);
+	session_http_release(s, p);
 	if (p) {
 		msapi_release(&p->entra);
 		pbi_app_release(&p->app);
 		free(p->credentials);
 		free(p);
 	}
-	pb_http_free(s->http);
 	memset(s, 0, sizeof *s);
 }

@@ -24,7 +24,8 @@
  *   "needs_reconnect"   the user's connection is no longer valid (expired, revoked, another app)
  *
  * Ownership: the caller owns the pbi_session struct; pbi_session_release() frees what the
- * session holds and wipes its tokens (a failed open releases it itself). */
+ * session holds and wipes its tokens (a failed open releases it itself). The HTTP client is
+ * shared by the sessions of one thread: use a session on the thread that opened it. */
 #ifndef PBIPORT_PBI_SESSION_H
 #define PBIPORT_PBI_SESSION_H
 
@@ -35,7 +36,8 @@
 #include "runtime/failure.h"
 
 typedef struct pbi_session {
-	pb_http *http;      /* owned */
+	pb_http *http;      /* the thread's HTTP client, kept across sessions (its connections and
+			       TLS sessions reused; it holds no token), or one of the session's own */
 	msapi api;          /* ready: token set, refresh callback wired */
 	void *priv;         /* owned: what the refresh callback needs (ids, app credentials) */
 } pbi_session;

@@ -1201,7 +1201,7 @@ out:
 static int phase_finalize(publish_run *r)
 {
 	pb_job_ctx *ctx = r->ctx;
-	msapi_items datasets = { 0 };
+	msapi_item dataset = { 0 };
 	cat_product *product = NULL;
 	pm_ids ids;
 	char sub[PB_ERR_MAX];
@@ -1209,11 +1209,10 @@ static int phase_finalize(publish_run *r)
 	int rc = job_phase(ctx, "finalizing", 90);
 	if (rc)
 		return rc;
-	/* The web URL is Power BI's to give; without it the record simply has none. */
-	if (!powerbi_list_datasets(&r->s.api, r->ws, &datasets, sub))
-		for (size_t i = 0; i < datasets.n && !web_url; i++)
-			if (datasets.v[i].id && !strcmp(datasets.v[i].id, r->model_id))
-				web_url = datasets.v[i].web_url;
+	/* The web URL is Power BI's to give; without it the record simply has none. One dataset
+	 * read, not the workspace's list, whose size would make every publish slower. */
+	if (!powerbi_get_dataset(&r->s.api, r->ws, r->model_id, &dataset, sub))
+		web_url = dataset.web_url;
 	catalog_product_get(ctx->db, ctx->job->org_id, r->port->data_product_id, false, &product, sub);
 	/* what the model was built from, so that its updates and drift compare against it */
 	char hash[PB_SHA256_HEX_LEN + 1];
@@ -1240,7 +1239,7 @@ static int phase_finalize(publish_run *r)
 		rc = pb_err(ctx->err, PB_ENOMEM, "out of memory");
 out:
 	catalog_product_free(product);   /* frees the struct too (unlike catalog_port_free) */
-	msapi_items_release(&datasets);
+	msapi_item_release(&dataset);
 	return rc;
 }
 

@@ -1,5 +1,6 @@
--- main: the entry template. Receives ctx = { contract, target, options, names } and returns
--- { [path] = text } for a complete TMDL definition: definition.pbism and definition/...
+-- main: the entry template. Receives ctx = { contract, target, options, names, emit } and
+-- hands over a complete TMDL definition, definition.pbism and definition/...: each file either
+-- through ctx.emit(path, text) or in the { [path] = text } table it returns.
 -- It first builds a view model (names from naming.lua, types from the source's description
 -- (templates/tmdl/sources/<type>.lua) or tmdl.column_type, lineage tags) that the per-file
 -- templates render.
@@ -48,6 +49,58 @@ local function typed(column_type, cc, tname)
 	return t
 end
 
+-- The model names of the relationship ends that name columns of t (built: t.column_by_source).
+local function resolve_ends(t)
+	for _, e in ipairs(t.ends or {}) do
+		local r, cname = e.source, e.source[e.field]
+		local col = t.column_by_source[cname]
+		if not col then
+			error(format("relationship %s.%s -> %s.%s: table '%s' has no column '%s'",
+				shown(r.from_table), shown(r.from_column), shown(r.to_table), shown(r.to_column),
+				shown(t.source.name), shown(cname)), 0)
+		end
+		e.rel[e.field] = col.name
+	end
+	t.ends = nil
+end
+
+-- The columns of model table t (t.columns, and t.column_by_source by contract name), built
+-- right before t is written and dropped right after (see the end of this file), so a big
+-- model never holds every column's view at once.
+local function build_columns(t, ctx, id, column_type)
+	local ct, key = t.source, ctx.names.key
+	local nkeys = 0
+	for _, cc in ipairs(ct.columns or {}) do
+		if cc.primary_key then nkeys = nkeys + 1 end
+	end
+	local columns, by_source, seen = {}, {}, {}
+	for _, cc in ipairs(ct.columns or {}) do
+		local cname = must_be_name(naming.column_name(cc, ct, ctx), "column_name")
+		local folded = key(cname)
+		if seen[folded] then
+			error(format("table '%s': column '%s' is the same name as '%s'" .. SAME, shown(t.name),
+				shown(cname), shown(seen[folded])), 0)
+		end
+		check_length(ctx, cname, "column")
+		seen[folded] = cname
+		local col = {
+			name = cname,
+			source = cc,
+			source_column = cc.physical_name or cc.name,
+			hidden = naming.column_hidden(cc, ct, ctx) and true or false,
+			-- Power BI allows one key column per table: composite keys mark none.
+			is_key = (cc.primary_key and nkeys == 1) and true or false,
+			not_null = (cc.required or (cc.primary_key and nkeys == 1)) and true or false,
+			type = typed(column_type, cc, ct.name),
+			description = naming.column_description(cc, ct, ctx),
+			lineage_tag = tmdl.lineage_tag(id, "column", ct.name, cc.name),
+		}
+		columns[#columns + 1] = col
+		by_source[cc.name] = col
+	end
+	t.columns, t.column_by_source = columns, by_source
+end
+
 local function build(ctx)
 	local c, target = ctx.contract, ctx.target
 	local key = ctx.names.key
@@ -92,10 +145,6 @@ local function build(ctx)
 				shown(queries[k])), 0)
 		end
 		queries[k] = name
-		local nkeys = 0
-		for _, cc in ipairs(ct.columns or {}) do
-			if cc.primary_key then nkeys = nkeys + 1 end
-		end
 		local t = {
 			name = name,
 			source = ct,
@@ -104,34 +153,7 @@ local function build(ctx)
 			mode = ct.storage_mode or model.mode,
 			description = naming.table_description(ct, ctx),
 			lineage_tag = tmdl.lineage_tag(id, "table", ct.name),
-			columns = {},
-			column_by_source = {},
 		}
-		local seen = {}
-		for _, cc in ipairs(ct.columns or {}) do
-			local cname = must_be_name(naming.column_name(cc, ct, ctx), "column_name")
-			local folded = key(cname)
-			if seen[folded] then
-				error(format("table '%s': column '%s' is the same name as '%s'" .. SAME, shown(name),
-					shown(cname), shown(seen[folded])), 0)
-			end
-			check_length(ctx, cname, "column")
-			seen[folded] = cname
-			local col = {
-				name = cname,
-				source = cc,
-				source_column = cc.physical_name or cc.name,
-				hidden = naming.column_hidden(cc, ct, ctx) and true or false,
-				-- Power BI allows one key column per table: composite keys mark none.
-				is_key = (cc.primary_key and nkeys == 1) and true or false,
-				not_null = (cc.required or (cc.primary_key and nkeys == 1)) and true or false,
-				type = typed(column_type, cc, ct.name),
-				description = naming.column_description(cc, ct, ctx),
-				lineage_tag = tmdl.lineage_tag(id, "column", ct.name, cc.name),
-			}
-			t.columns[#t.columns + 1] = col
-			t.column_by_source[cc.name] = col
-		end
 		model.tables[#model.tables + 1] = t
 		by_source[ct.name] = t
 	end
@@ -140,32 +162,29 @@ local function build(ctx)
 	for i, t in ipairs(model.tables) do names[i] = t.name end
 	for i, f in ipairs(tmdl.unique_file_names(names, key)) do model.tables[i].file = f end
 
+	-- A relationship's column names are filled in when their tables' columns are built
+	-- (resolve_sides): t.ends lists the ends that name a column of t.
 	for _, r in ipairs(c.relationships or {}) do
-		local function side(tname, cname)
+		local rel = {
+			name = tmdl.lineage_tag(id, "relationship", r.from_table, r.from_column,
+				r.to_table, r.to_column),
+			cardinality = r.cardinality and lower(r.cardinality) or nil,
+		}
+		for _, e in ipairs({ "from", "to" }) do
+			local tname = r[e .. "_table"]
 			local t = by_source[tname]
 			if not t then
 				error(format("relationship %s.%s -> %s.%s: no table '%s' in the contract",
 					shown(r.from_table), shown(r.from_column), shown(r.to_table), shown(r.to_column),
 					shown(tname)), 0)
 			end
-			local col = t.column_by_source[cname]
-			if not col then
-				error(format("relationship %s.%s -> %s.%s: table '%s' has no column '%s'",
-					shown(r.from_table), shown(r.from_column), shown(r.to_table), shown(r.to_column),
-					shown(tname), shown(cname)), 0)
-			end
-			return t, col
+			rel[e .. "_table"] = t.name
+			t.ends = t.ends or {}
+			t.ends[#t.ends + 1] = { rel = rel, source = r, field = e .. "_column" }
 		end
-		local ft, fc = side(r.from_table, r.from_column)
-		local tt, tc = side(r.to_table, r.to_column)
-		model.relationships[#model.relationships + 1] = {
-			name = tmdl.lineage_tag(id, "relationship", r.from_table, r.from_column,
-				r.to_table, r.to_column),
-			from_table = ft.name, from_column = fc.name,
-			to_table = tt.name, to_column = tc.name,
-			cardinality = r.cardinality and lower(r.cardinality) or nil,
-		}
+		model.relationships[#model.relationships + 1] = rel
 	end
+	model.column_type, model.id = column_type, id
 	return model
 end
 
@@ -177,9 +196,15 @@ return function(ctx)
 		["definition/model.tmdl"] = require("model")(model, ctx),
 		["definition/expressions.tmdl"] = require("expressions")(model, ctx),
 	}
-	local render_table = require "table"
+	-- Each table's file goes to pbiport as soon as it is written (ctx.emit), and what only that
+	-- table needed (its columns, here and in ctx.contract) is dropped: a big model then never
+	-- holds every column twice and every file twice at once.
+	local render_table, emit = require "table", ctx.emit
 	for _, t in ipairs(model.tables) do
-		files["definition/tables/" .. t.file .. ".tmdl"] = render_table(t, model, ctx)
+		build_columns(t, ctx, model.id, model.column_type)
+		resolve_ends(t)
+		emit("definition/tables/" .. t.file .. ".tmdl", render_table(t, model, ctx))
+		t.columns, t.column_by_source, t.source.columns = nil, nil, nil
 	end
 	if #model.relationships > 0 then
 		files["definition/relationships.tmdl"] = require("relationships")(model, ctx)

@@ -37,6 +37,11 @@ class Publish(PublishStackTestCase):
         res = doc["result"]
         for key in ("semantic_model_id", "web_url", "connection_id", "consumer_data_product_id", "agreement_id"):
             self.assertTrue(res.get(key), (key, res))
+        # the web URL comes from reading the one dataset, not from the workspace's whole list
+        gets = [q["path"] for q in self.emu.state("log")["requests"] if q["method"] == "GET" and "/datasets" in q["path"]]
+        self.assertIn("/powerbi/v1.0/myorg/groups/%s/datasets/%s" % (WS_ADMIN, res["semantic_model_id"]), gets)
+        self.assertNotIn("/powerbi/v1.0/myorg/groups/%s/datasets" % WS_ADMIN, gets)
+        self.assertIn(res["semantic_model_id"], res["web_url"])
         after = self.counters()
         self.assertEqual(after["connections_created"], before["connections_created"] + 1)
         self.assertEqual(after["models_created"], before["models_created"] + 1)

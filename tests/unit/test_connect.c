@@ -23,6 +23,7 @@
 #include "msapi/entra.h"
 #include "runtime/crypto.h"
 #include "runtime/db.h"
+#include "runtime/http.h"
 #include "runtime/timeutil.h"
 #include "runtime/util.h"
 #include "tests/unit/testutil.h"
@@ -518,6 +519,12 @@ static void sessions_user_and_app(void **state)
 	assert_int_equal(pbi_session_open_app(&s, &cfg, "push connection 'sales'", TENANT, APP_ID, APP_SEC, &last), PB_OK);
 	assert_non_null(s.api.token);
 	pbi_session_release(&s);
+	/* the next session (a worker's next job) uses the thread's kept HTTP client: its token call
+	 * goes over the connection the last one left open, no new connection or TLS handshake */
+	unsigned long conns = pb_http_connections_opened();
+	assert_int_equal(pbi_session_open_app(&s, &cfg, "push connection 'sales'", TENANT, APP_ID, APP_SEC, &last), PB_OK);
+	pbi_session_release(&s);
+	assert_int_equal(pb_http_connections_opened(), conns);
 	/* refused credentials: the message says whose (msapi's words do not) and which part */
 	assert_int_equal(pbi_session_open_app(&s, &cfg, "push connection 'sales'", TENANT, APP_ID, "Zq9-not-the-secret", &last),
 			 PB_EINVAL);

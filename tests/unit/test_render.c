@@ -927,6 +927,52 @@ static void names_and_files(void **state)
 	free(c2);
 }
 
+/* ctx.emit hands a file over while the templates run (main.lua does for each table, so a big
+ * model's files are not all held in Lua at the end), with the checks of the returned table;
+ * ctx.contract's columns are made when first read. */
+static void emit_and_lazy_columns(void **state)
+{
+	(void)state;
+	char dir[512], err[PB_ERR_MAX];
+	pb_files f = { 0 };
+	render_opts o = { .params = RENDER_PARAMS_CLI, .template_path = dir };
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/emit", tmpdir), 0);
+	put(dir, "main.lua", "return function(ctx)\n"
+			     "  local t = ctx.contract.tables[1]\n"
+			     "  assert(rawget(t, 'columns') == nil, 'made up front')\n"
+			     "  assert(#t.columns > 0 and rawget(t, 'columns') == t.columns, 'kept')\n"
+			     "  t.columns = nil\n"
+			     "  assert(#t.columns > 0, 'made again')\n"
+			     "  ctx.emit('definition.pbism', '{}')\n"
+			     "  ctx.emit('definition/database.tmdl', 'database\\n')\n"
+			     "  for i in ipairs(ctx.contract.tables) do ctx.emit('definition/tables/' .. i .. '.tmdl', 't') end\n"
+			     "  return { ['definition/model.tmdl'] = 'model Model\\n' }\nend\n");
+	assert_int_equal(render("prod", &o, &f, err), PB_OK);
+	assert_int_equal(f.n, 2 + 1 + contract.ntables);
+	assert_string_equal(f.v[0].path, "definition.pbism");
+	assert_string_equal(f.v[1].path, "definition/database.tmdl");
+	assert_string_equal(f.v[2].path, "definition/model.tmdl");
+	pb_files_release(&f);
+	static const char *const bad[][2] = {
+		{ "return function(ctx) ctx.emit('definition/model.tmdl', 'a') return { ['definition/model.tmdl'] = 'b' } end",
+		  "template output: definition/model.tmdl given twice (ctx.emit and the returned table, or ctx.emit twice)" },
+		{ "return function(ctx) ctx.emit('../x', 'y') return {} end",
+		  "template output: path \"../x\" is outside definition/ and definition.pbism" },
+		{ "return function(ctx) ctx.emit('definition/a', 5) return {} end",
+		  "template output: keys must be paths and values texts (got a string key and a number value)" },
+		/* a refused file stops the templates even when they catch the error */
+		{ "return function(ctx) pcall(ctx.emit, 'definition/a', '\\xff') return {} end",
+		  "template output: definition/a is not valid UTF-8" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		put(dir, "main.lua", bad[i][0]);
+		assert_int_not_equal(render("prod", &o, &f, err), PB_OK);
+		if (strcmp(err, bad[i][1]))
+			fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, bad[i][1]);
+		assert_null(f.v);
+	}
+}
+
 /* Templates are compiled once per process (runtime/lua_sandbox.c keeps the bytecode): an
  * admin who edits one sees the edit at the next render of the same process, even when the
  * file keeps its size and inode, and a template replaced by another file too. */
@@ -987,6 +1033,7 @@ int main(void)
 		cmocka_unit_test(override_folder),
 		cmocka_unit_test(edited_template_is_used_by_the_next_render),
 		cmocka_unit_test(names_and_files),
+		cmocka_unit_test(emit_and_lazy_columns),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
