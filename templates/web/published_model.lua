@@ -82,6 +82,13 @@ local function details(m)
   return h.dl{ class = "details", items }
 end
 
+-- A checkbox and its label, as the other forms lay out a choice.
+local function checkbox(name, label)
+  local id = "opt-" .. name
+  return h.div{ class = "choice",
+    h.input{ type = "checkbox", id = id, name = name, value = "yes" }, h.label{ ["for"] = id, label } }
+end
+
 local function action_form(view, action, label, class, more, confirm)
   return h.form{ method = "post", action = view.page.path, class = "inline-form", ["data-confirm"] = confirm,
     layout.csrf(view), more,
@@ -101,8 +108,7 @@ local function update_section(view, m, live)
     live and view.may_change and h.div{ class = "buttons",
       action_form(view, "preview", "Preview update", "secondary"),
       action_form(view, "update", "Update model", nil,
-        h.label{ class = "choice", h.input{ type = "checkbox", name = "allow_breaking", value = "yes" },
-                 " Allow breaking changes (removed tables or columns, changed types)" }),
+        checkbox("allow_breaking", "Allow breaking changes (removed tables or columns, changed types)")),
     },
   }
 end
@@ -146,10 +152,8 @@ local function unpublish_section(view, m)
     h.p{ "Deletes the semantic model in Power BI", m.connection and m.connection.created_by_pbiport and
          " and the connection made for it" or "", ", and ends the agreement." },
     action_form(view, "unpublish", "Unpublish", "danger", {
-      h.label{ class = "choice", h.input{ type = "checkbox", name = "keep_model", value = "yes" },
-               " Keep the model in Power BI (pbiport lets it go)" },
-      h.label{ class = "choice", h.input{ type = "checkbox", name = "keep_connection", value = "yes" },
-               " Keep the connection" },
+      checkbox("keep_model", "Keep the model in Power BI (pbiport lets it go)"),
+      checkbox("keep_connection", "Keep the connection"),
     }, "Unpublish " .. (m.name or "this model") .. "?"),
   }
 end
