@@ -37,11 +37,6 @@ static int malformed(const char *table, char *err)
 	return pb_err(err, PB_EIO, "malformed %s row", table);
 }
 
-static long col_long(db_stmt *st, int i)
-{
-	return db_col_is_null(st, i) ? 0 : (long)db_col_int64(st, i);
-}
-
 /* ---- webhooks ---- */
 
 #define WEBHOOK_COLUMNS                                                                                  \
@@ -64,7 +59,7 @@ static int webhook_more(pb_db *db, db_stmt *st, void *row, void *ctx, char *err)
 {
 	pb_webhook *w = row;
 	w->active = db_col_int(st, 4) != 0;
-	w->last_status = col_long(st, 11);
+	w->last_status = (long)db_col_int64(st, 11);   /* 0 for NULL */
 	return PB_OK;
 }
 
@@ -287,7 +282,7 @@ static int delivery_more(pb_db *db, db_stmt *st, void *row, void *ctx, char *err
 	if (!d->event || !d->payload || !d->state)
 		return malformed("webhook_deliveries", err);
 	d->attempts = db_col_int(st, 6);
-	d->last_status = col_long(st, 7);
+	d->last_status = (long)db_col_int64(st, 7);
 	return PB_OK;
 }
 
