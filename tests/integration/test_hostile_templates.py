@@ -100,16 +100,17 @@ ATTACKS = [
     ("huge_output", "return { ['definition/a.tmdl'] = ('x'):rep(2^28) }", OOM),
     ("pack_padding", "local s = string.pack('c2000000000', '')", OOM),
     ("pcall_oom", "local ok, e = pcall(string.rep, 'x', 2^30) error(e)", OOM),
-    # library functions that loop in C on an argument
-    ("table_move", "table.move({}, 1, 2^40, 1, {})", LIMIT),
-    ("table_move_string", "table.move('abc', 1, 2^40, 1, {})", LIMIT),
-    ("table_move_negative", "table.move({}, -2^40, 2^40, 1)", LIMIT),
-    ("table_insert_len", "table.insert(setmetatable({}, { __len = function() return 2^40 end }), 1, 'x')", LIMIT),
-    ("table_remove_len", "table.remove(setmetatable({}, { __len = function() return 2^40 end }), 1)", LIMIT),
+    # library functions that loop in C on an argument: their work reports charge the
+    # instruction budget, and on a loaded host the watchdog may stop them first
+    ("table_move", "table.move({}, 1, 2^40, 1, {})", ANY_LIMIT),
+    ("table_move_string", "table.move('abc', 1, 2^40, 1, {})", ANY_LIMIT),
+    ("table_move_negative", "table.move({}, -2^40, 2^40, 1)", ANY_LIMIT),
+    ("table_insert_len", "table.insert(setmetatable({}, { __len = function() return 2^40 end }), 1, 'x')", ANY_LIMIT),
+    ("table_remove_len", "table.remove(setmetatable({}, { __len = function() return 2^40 end }), 1)", ANY_LIMIT),
     ("table_concat_range", "local s = table.concat({}, '', 1, 2^40)",
      r"invalid value \(nil\) at index 1 in table for 'concat'"),
     ("table_concat_len", "local s = table.concat(setmetatable({}, { __len = function() return 2^40 end, "
-     "__index = function() return 'x' end }))", LIMIT),
+     "__index = function() return 'x' end }))", ANY_LIMIT),
     ("table_unpack", "local x = table.unpack({}, 1, 2^40)", r"too many results to unpack"),
     ("table_unpack_big", "local n = select('#', table.unpack({}, 1, 990000)) error('survived ' .. n)",
      r"survived 990000"),
