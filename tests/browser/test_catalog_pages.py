@@ -49,8 +49,8 @@ class CatalogPages(browser.BrowserTestCase):
         self.check_page("add-product-form")
         text = contract_variant(fixture("orders.odcs.yaml"), contract_id="urn:pbiport:browser:pasted")
         self.b.css("#contract").send_keys(text)
-        self.b.css("form.stack button[type=submit]").click()
-        path = self.b.wait_for_path("/data-products/")
+        self.b.click_and_load(self.b.css("form.stack button[type=submit]"))
+        path = self.b.path()
         self.assertRegex(path, r"^/data-products/[0-9a-f]{32}$")
         self.assertEqual(self.b.text("h1"), "Orders")
         self.check_page("product-orders")
@@ -76,8 +76,8 @@ class CatalogPages(browser.BrowserTestCase):
             f.write(fixture("customers.odcs.json"))
         try:
             self.b.css("#contract_file").send_keys(f.name)
-            self.b.css("form.stack button[type=submit]").click()
-            self.b.wait_for_path("/data-products/")
+            self.b.click_and_load(self.b.css("form.stack button[type=submit]"))
+            self.assertRegex(self.b.path(), r"^/data-products/[0-9a-f]{32}$")
         finally:
             os.unlink(f.name)
         self.assertEqual(self.b.text("h1"), "Customers")

@@ -136,8 +136,8 @@ class ImportPages(browser.BrowserEmulatorTestCase):
         self.assertIn("Next:", self.b.text("label[for=schedule-1] + .hint, #schedule-1-runs"))
         self.b.css("#name").send_keys("prod")
         self.check_page("integration-wizard")
-        self.b.css("form.wizard button[type=submit]").click()
-        path = self.b.wait_for_path("/settings/integrations/")
+        self.b.click_and_load(self.b.css("form.wizard button[type=submit]"))
+        path = self.b.path()
         self.assertRegex(path, r"^/settings/integrations/[0-9a-f]{32}$")
         self.assertEqual(self.b.text("h1"), "prod")
         self.assertIn("30 5 * * 1", self.b.text(".details"))
@@ -154,8 +154,8 @@ class ImportPages(browser.BrowserEmulatorTestCase):
         self.check_page("integration-test")
 
         # Run now: the run is queued at the top of the last-10 table, then the worker runs it
-        self.b.css("button[value=run]").click()
-        self.b.wait_for_path(path)
+        self.b.click_and_load(self.b.css("button[value=run]"))
+        self.assertEqual(self.b.path(), path)
         rows = self.b.css_all("table.runs tbody tr")
         self.assertEqual(len(rows), 1)
         self.assertIn("manual", rows[0].text)

@@ -367,7 +367,7 @@ class PublishPages(browser.BrowserEmulatorTestCase, publish_stack.PublishStackTe
         rows["Waiting model"].find_element(self.b.By.TAG_NAME, "button").click()
         self.assertEqual(self.accept_confirm(), "Cancel this job?")
         self.wait_for("the job cancelled", lambda: self.api_job(waiting)["state"] == "cancelled")
-        self.b.wait_for_path("/jobs")
+        self.b.wait_for_text("tbody", "Cancelled")      # the list reloads itself
         rows = {r.find_element(self.b.By.CSS_SELECTOR, "th a").text: r for r in self.b.css_all("tbody tr")}
         self.assertIn("Cancelled", rows["Waiting model"].text)
         self.check_page("jobs-cancelled")

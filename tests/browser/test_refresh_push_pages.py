@@ -61,8 +61,8 @@ class RefreshPushPages(browser.BrowserEmulatorTestCase):
         path = self.b.wait_for_path("/semantic-models/")
         self.assertEqual(self.b.text("h1"), "Sales")
         self.check_page("model-before-refresh")
-        self.b.driver.find_element(self.b.By.XPATH, "//button[normalize-space()='Refresh now']").click()
-        self.b.wait_for_path(path)
+        self.b.click_and_load(self.b.driver.find_element(self.b.By.XPATH, "//button[normalize-space()='Refresh now']"))
+        self.assertEqual(self.b.path(), path)
         self.assertTrue(self.b.css_all("table.refreshes tbody tr"), "the refresh is listed at once")
         self.run_worker()                        # triggers it in Power BI and follows it to the end
         # the page reloads itself while it runs
@@ -79,8 +79,8 @@ class RefreshPushPages(browser.BrowserEmulatorTestCase):
 
         # a schedule: set with its next runs, then removed
         self.b.driver.find_element(self.b.By.CSS_SELECTOR, "#schedule option[value='@daily']").click()
-        self.b.driver.find_element(self.b.By.XPATH, "//button[normalize-space()='Set schedule']").click()
-        self.b.wait_for_path(path)
+        self.b.click_and_load(self.b.driver.find_element(self.b.By.XPATH, "//button[normalize-space()='Set schedule']"))
+        self.assertEqual(self.b.path(), path)
         self.assertIn("Refreshes by itself on @daily", self.b.text("main"))
         runs = self.b.css_all(".next-runs li")
         self.assertEqual(len(runs), 5)
@@ -93,8 +93,8 @@ class RefreshPushPages(browser.BrowserEmulatorTestCase):
         self.assertIn("That was not done", self.b.text("[role=alert]"))
         self.assert_no_console_errors(status=400)
         self.open(path)
-        self.b.driver.find_element(self.b.By.XPATH, "//button[normalize-space()='Remove schedule']").click()
-        self.b.wait_for_path(path)
+        self.b.click_and_load(self.b.driver.find_element(self.b.By.XPATH, "//button[normalize-space()='Remove schedule']"))
+        self.assertEqual(self.b.path(), path)
         self.assertIn("No schedule", self.b.text("main"))
         self.assert_no_console_errors()
 
