@@ -308,94 +308,116 @@ static int bind_kinds(db_stmt *st, const char *const *kinds, char *err)
 	return rc;
 }
 
-/* The jobs a claim may take or fail: kinds as CLAIM_KINDS, ?1 now. */
+/* The jobs a claim may take: kinds as CLAIM_KINDS, ?1 now. A running job whose lease expired with
+ * no attempts left is not one of them: it is failed (EXHAUSTED), in the same claim. */
 #define CLAIM_DUE                                                                                    \
-	"((state = 'queued' AND run_after <= ?1) OR (state = 'running' AND lease_expires < ?1)) "     \
-	"AND kind IN " CLAIM_KINDS
+	"((state = 'queued' AND run_after <= ?1) OR "                                                 \
+	"(state = 'running' AND lease_expires < ?1 AND attempts < max_attempts)) AND kind IN " CLAIM_KINDS
 #define EXHAUSTED "state = 'running' AND lease_expires < ?1 AND attempts >= max_attempts AND kind IN " CLAIM_KINDS
-
-/* Fails, inside the claim transaction, every running job of kinds whose lease expired and
- * that has no attempts left: its worker died on the last try. On PostgreSQL rows another
- * claimer holds are skipped (it fails them), so claimers never wait for each other. */
-static int fail_exhausted(pb_db *db, const char *now, const char *const *kinds, char *err)
-{
+/* Fails every running job of kinds whose lease expired and that has no attempts left: its worker
+ * died on the last try. */
 #define FAIL_EXHAUSTED(where)                                                                        \
 	"UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_expires = NULL, "                \
 	"private_input = NULL, error_code = 'worker_lost', "                                          \
 	"error_message = 'the worker running this job stopped ' || CAST(attempts AS TEXT) || "       \
 	"' times; giving up', updated_at = ?1, finished_at = ?1 WHERE " where
-	db_stmt *st = NULL;
-	int rc = db_prepare(db,
-			    db_dialect(db) == DB_DIALECT_POSTGRESQL
-				    ? FAIL_EXHAUSTED("id IN (SELECT id FROM jobs WHERE " EXHAUSTED
-						     " FOR UPDATE SKIP LOCKED)")
-				    : FAIL_EXHAUSTED(EXHAUSTED),
-			    &st, err);
-#undef FAIL_EXHAUSTED
-	if (!rc && !(rc = db_bind_text(st, 1, now, err)) && !(rc = bind_kinds(st, kinds, err)))
-		rc = db_exec(db, st, err);
-	db_done(st);
-	return rc;
-}
+/* Takes the oldest due job (?18 the worker, ?19 its lease's end) and answers its row as it is now. */
+#define CLAIM_OLDEST(lock)                                                                           \
+	"UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?18, "             \
+	"lease_expires = ?19, updated_at = ?1 WHERE id = (SELECT id FROM jobs WHERE " CLAIM_DUE        \
+	" ORDER BY run_after, created_at LIMIT 1" lock ") RETURNING " JOB_COLUMNS
+/* PostgreSQL: both in one statement, so a claim is one round trip to the server (autocommit: the
+ * statement is its own transaction). Several claimers run at once: a row another claimer has
+ * locked is skipped, so each takes (or fails) a different job without waiting for the others; a
+ * row another claimer took meanwhile no longer matches when it is locked (READ COMMITTED reads
+ * the newest version) and the next one is taken. The two parts touch disjoint rows (CLAIM_DUE
+ * leaves out what EXHAUSTED takes). */
+#define CLAIM_PG                                                                                     \
+	"WITH failed AS (" FAIL_EXHAUSTED("id IN (SELECT id FROM jobs WHERE " EXHAUSTED                 \
+					  " FOR UPDATE SKIP LOCKED)") ") "                                \
+	CLAIM_OLDEST(" FOR UPDATE SKIP LOCKED")
 
-/* jobs_claim's transaction: ctx what it claims with, and the id it claimed ("" for none). */
+/* jobs_claim's work: ctx what it claims with, and the job it claimed (NULL for none). */
 struct claim {
 	const char *worker;
 	long lease_ms;
 	const char *const *kinds;
-	char id[PB_ID_BUF];
+	pb_job *job;
 };
 
-static int claim_work(pb_db *db, void *ctx, char *err)
+/* Runs the claim statement sql (?1 now, kinds, ?18 worker, ?19 lease end); c->job is the row
+ * it answered, if any. */
+static int claim_run(pb_db *db, const char *sql, struct claim *c, const char *now, char *err)
 {
-	struct claim *c = ctx;
 	db_stmt *st = NULL;
-	char now[PB_TIME_BUF], until[PB_TIME_BUF];
-	c->id[0] = '\0';
-	pb_now(now);
+	char until[PB_TIME_BUF];
 	pb_time_in(c->lease_ms, until);
-	int rc = fail_exhausted(db, now, c->kinds, err), row;
-	if (rc)
-		return rc;
-	/* The oldest due job. On PostgreSQL several claimers run at once: the row is locked as it is
-	 * read, and one another claimer has locked is skipped, so each gets a different job (SQLite's
-	 * BEGIN IMMEDIATE lets one claimer in at a time). */
-#define CLAIM_SELECT "SELECT id FROM jobs WHERE " CLAIM_DUE " ORDER BY run_after, created_at LIMIT 1"
-	if ((rc = db_prepare(db, DB_LOCKING(db, CLAIM_SELECT, "FOR UPDATE SKIP LOCKED"), &st, err)) ||
-	    (rc = db_bind_text(st, 1, now, err)) || (rc = bind_kinds(st, c->kinds, err)))
+	int rc = db_prepare(db, sql, &st, err), row;
+	if (rc || (rc = db_bind_text(st, 1, now, err)) || (rc = bind_kinds(st, c->kinds, err)) ||
+	    (rc = db_bind_text(st, 18, c->worker, err)) || (rc = db_bind_text(st, 19, until, err)))
 		goto out;
-#undef CLAIM_SELECT
 	if ((row = db_row(db, st, err)) <= 0) {
 		rc = row;
 		goto out;
 	}
-	copy_fixed(c->id, sizeof c->id, db_col_text(st, 0));
-	db_done(st);
-	st = NULL;
-	const char *lease[] = { c->worker, until, now, c->id };
-	rc = db_exec_texts(db, "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?, "
-			   "lease_expires = ?, updated_at = ? WHERE id = ?", lease, 4, err);
+	if (!(c->job = calloc(1, sizeof *c->job)))
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+	else if ((rc = db_read_row(db, st, &job_reader, c->job, NULL, err))) {
+		free(c->job);
+		c->job = NULL;
+	}
+	/* finish the statement before COMMIT: RETURNING keeps it active */
+	while (!rc && (row = db_row(db, st, err)) == 1)
+		;
+	if (!rc && row < 0)
+		rc = row;
 out:
 	db_done(st);
 	return rc;
 }
 
+/* SQLite's claim: BEGIN IMMEDIATE lets one claimer in at a time; the exhausted jobs are failed
+ * first, then the oldest due one is taken. */
+static int claim_work(pb_db *db, void *ctx, char *err)
+{
+	struct claim *c = ctx;
+	db_stmt *st = NULL;
+	char now[PB_TIME_BUF];
+	job_free(c->job);   /* a transaction run again starts over */
+	c->job = NULL;
+	pb_now(now);
+	int rc = db_prepare(db, FAIL_EXHAUSTED(EXHAUSTED), &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, now, err)) && !(rc = bind_kinds(st, c->kinds, err)))
+		rc = db_exec(db, st, err);
+	db_done(st);
+	return rc ? rc : claim_run(db, CLAIM_OLDEST(""), c, now, err);
+}
+
 int jobs_claim(pb_db *db, const char *worker, long lease_ms, const char *const *kinds, pb_job **out,
 	       char *err)
 {
-	struct claim c = { worker, lease_ms, kinds, "" };
+	struct claim c = { worker, lease_ms, kinds, NULL };
 	size_t nkinds = 0;
+	char now[PB_TIME_BUF];
 	*out = NULL;
 	while (kinds && kinds[nkinds])
 		nkinds++;
 	if (nkinds == 0 || nkinds > PB_JOB_CLAIM_KINDS_MAX)
 		return pb_err(err, PB_EINVAL, "a worker claims from 1 to %d job kinds, not %zu", PB_JOB_CLAIM_KINDS_MAX,
 			      nkinds);
-	int rc = db_transaction(db, claim_work, &c, err);
-	if (rc || !c.id[0])
+	int rc;
+	if (db_dialect(db) == DB_DIALECT_POSTGRESQL) {
+		pb_now(now);
+		rc = claim_run(db, CLAIM_PG, &c, now, err);
+	} else {
+		rc = db_transaction(db, claim_work, &c, err);
+	}
+	if (rc || !c.job) {
+		job_free(c.job);
 		return rc;
-	rc = jobs_get(db, c.id, out, err);
-	return rc ? rc : 1;
+	}
+	*out = c.job;
+	return 1;
 }
 
 /* Runs sql, an UPDATE of the n texts v whose last two are (id, worker), which must touch the one
@@ -520,11 +542,68 @@ out:
 	return rc;
 }
 
+/* PostgreSQL: jobs_progress in one statement (one round trip; autocommit makes it one
+ * transaction): the update of the job, and the phase history entry when ?3 (the phase) is new for
+ * this attempt. ?1 lease end, ?2 now, ?4/?5 progress (<0 keeps it), ?6 checkpoint, ?7 id, ?8 worker,
+ * ?9 1 when a pending cancel stops the job before the phase, ?10 PB_JOB_PHASES_MAX. The history's
+ * last entry is read in the statement's snapshot: only this lease's holder writes the job's
+ * phases, and the update has locked its row. */
+#define PROGRESS_PG                                                                                  \
+	"WITH j AS (UPDATE jobs SET lease_expires = ?1, updated_at = ?2, "                            \
+	"phase = CASE WHEN ?9 = 1 AND cancel_requested_at IS NOT NULL THEN phase "                    \
+	"ELSE COALESCE(CAST(?3 AS TEXT), phase) END, "                                                \
+	"progress = CASE WHEN ?4 < 0 OR (?9 = 1 AND cancel_requested_at IS NOT NULL AND "             \
+	"CAST(?3 AS TEXT) IS NOT NULL) THEN progress ELSE ?5 END, "                                   \
+	"checkpoint = COALESCE(CAST(?6 AS TEXT), checkpoint) "                                         \
+	"WHERE id = ?7 AND lease_owner = ?8 AND state = 'running' "                                   \
+	"RETURNING attempts, cancel_requested_at IS NOT NULL AS cancel), "                             \
+	"last AS (SELECT seq, phase, attempt FROM job_phases WHERE job_id = ?7 ORDER BY seq DESC LIMIT 1), " \
+	"added AS (INSERT INTO job_phases (job_id, seq, phase, attempt, started_at) "                  \
+	"SELECT ?7, COALESCE(l.seq, 0) + 1, CAST(?3 AS TEXT), j.attempts, ?2 FROM j LEFT JOIN last l ON TRUE " \
+	"WHERE CAST(?3 AS TEXT) IS NOT NULL AND NOT (?9 = 1 AND j.cancel) AND COALESCE(l.seq, 0) < ?10 " \
+	"AND (l.seq IS NULL OR l.phase <> CAST(?3 AS TEXT) OR l.attempt <> j.attempts)) "             \
+	"SELECT CASE WHEN cancel THEN 1 ELSE 0 END FROM j"
+
+static int progress_pg(pb_db *db, const struct progress *p, char *err)
+{
+	db_stmt *st = NULL;
+	char now[PB_TIME_BUF], until[PB_TIME_BUF];
+	pb_now(now);
+	pb_time_in(p->lease_ms, until);
+	int rc = db_prepare(db, PROGRESS_PG, &st, err), row;
+	if (rc || (rc = db_bind_text(st, 1, until, err)) || (rc = db_bind_text(st, 2, now, err)) ||
+	    (rc = db_bind_text(st, 3, p->phase, err)) || (rc = db_bind_text(st, 6, p->checkpoint, err)) ||
+	    (rc = db_bind_text(st, 7, p->id, err)) || (rc = db_bind_text(st, 8, p->worker, err)))
+		goto out;
+	db_bind_int64(st, 4, p->progress, NULL);
+	db_bind_int64(st, 5, p->progress > 100 ? 100 : p->progress, NULL);
+	db_bind_int64(st, 9, p->cancel ? 1 : 0, NULL);
+	db_bind_int64(st, 10, PB_JOB_PHASES_MAX, NULL);
+	if ((row = db_row(db, st, err)) < 0) {
+		rc = row;
+	} else if (row == 0) {
+		rc = pb_err(err, PB_ENOTFOUND, "the job's lease was lost to another worker");
+	} else {
+		if (p->cancel)
+			*p->cancel = db_col_int(st, 0) != 0;
+		while ((row = db_row(db, st, err)) == 1)
+			;
+		rc = row;
+	}
+out:
+	db_done(st);
+	return rc;
+}
+
 int jobs_progress(pb_db *db, const char *id, const char *worker, long lease_ms, const char *phase,
 		  int progress, const char *checkpoint, bool *cancel, char *err)
 {
 	struct progress p = { id, worker, phase, checkpoint, lease_ms, progress, cancel };
-	/* a new phase and its history entry are written together; a lease renewal alone is one
+	if (cancel)
+		*cancel = false;
+	if (db_dialect(db) == DB_DIALECT_POSTGRESQL)
+		return progress_pg(db, &p, err);
+	/* SQLite: a new phase and its history entry are written together; a lease renewal alone is one
 	 * statement */
 	return phase ? db_transaction(db, progress_work, &p, err) : progress_work(db, &p, err);
 }

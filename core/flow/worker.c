@@ -17,6 +17,10 @@
 #define WORKER_DEFAULT_LEASE_MS 60000
 #define WORKER_DEFAULT_POLL_MS 1000
 #define WORKER_MAX_BACKOFF_MS (5 * 60 * 1000)
+/* Schedules are checked at most this often (or once per poll, when that is longer): their times are
+ * whole minutes, and a busy worker that checked before every claim spent a few round trips to the
+ * database on each job for nothing. */
+#define WORKER_TICK_MS 1000
 
 /* Writes phase / progress / checkpoint text; a pending cancel request stops the kind here. */
 static int record_progress(pb_job_ctx *ctx, const char *phase, int progress, const char *checkpoint)
@@ -173,6 +177,10 @@ struct heartbeat {
 	pthread_cond_t cv;
 	bool done;
 	const char *db_path;
+	/* the worker's heartbeat connection, opened by the first heartbeat and kept for the next
+	 * jobs (one heartbeat runs at a time): a new PostgreSQL connection per job cost a server
+	 * process started and authenticated each time */
+	pb_db **db;
 	pb_job_ctx *ctx;
 };
 
@@ -225,12 +233,12 @@ static void *heartbeat_main(void *arg)
 {
 	struct heartbeat *hb = arg;
 	pb_job_ctx *ctx = hb->ctx;
-	pb_db *db = NULL;
 	char err[PB_ERR_MAX];
-	if (db_open(hb->db_path, false, &db, err)) {
+	if (!*hb->db && db_open(hb->db_path, false, hb->db, err)) {
 		log_event("warn", NULL, "worker %s: heartbeat cannot open the database: %s", ctx->worker_id, err);
 		return NULL;
 	}
+	pb_db *db = *hb->db;
 	long interval = ctx->lease_ms / 3;
 	pthread_mutex_lock(&hb->mu);
 	while (!hb->done) {
@@ -263,15 +271,17 @@ static void *heartbeat_main(void *arg)
 		heartbeat_wait(hb, interval);
 	}
 	pthread_mutex_unlock(&hb->mu);
-	db_close(db);
 	return NULL;
 }
 
-static int heartbeat_start(struct heartbeat *hb, pb_job_ctx *ctx, const char *db_path)
+/* db: where the worker keeps the heartbeat's connection (*db NULL until the first heartbeat opens
+ * it; the worker closes it). */
+static int heartbeat_start(struct heartbeat *hb, pb_job_ctx *ctx, const char *db_path, pb_db **db)
 {
 	memset(hb, 0, sizeof *hb);
 	hb->ctx = ctx;
 	hb->db_path = db_path;
+	hb->db = db;
 	pthread_mutex_init(&hb->mu, NULL);
 	pthread_cond_init(&hb->cv, NULL);
 	if (pthread_create(&hb->thread, NULL, heartbeat_main, hb)) {
@@ -378,9 +388,10 @@ static long backoff_ms(int attempts)
 	return ms + jitter % 1000;   /* jitter keeps retried jobs from moving in lock step */
 }
 
-/* Runs one claimed job to its end state (or back to the queue). */
-static int run_job(pb_db *db, const pb_config *cfg, const pb_worker_opts *o, const pb_job_kind *kinds,
-		   pb_job *job, char *err)
+/* Runs one claimed job to its end state (or back to the queue); hb_db: the heartbeat's connection
+ * (heartbeat_start). */
+static int run_job(pb_db *db, pb_db **hb_db, const pb_config *cfg, const pb_worker_opts *o,
+		   const pb_job_kind *kinds, pb_job *job, char *err)
 {
 	pb_job_ctx ctx = { .db = db, .cfg = cfg, .job = job, .worker_id = o->worker_id,
 			   .lease_ms = o->lease_ms, .stop = o->stop };
@@ -404,7 +415,7 @@ static int run_job(pb_db *db, const pb_config *cfg, const pb_worker_opts *o, con
 			    job->kind);
 		goto out;
 	}
-	hb_running = cfg && cfg->db_path && heartbeat_start(&hb, &ctx, cfg->db_path) == 0;
+	hb_running = cfg && cfg->db_path && heartbeat_start(&hb, &ctx, cfg->db_path, hb_db) == 0;
 	/* a job claimed with a cancel pending (queued for its cleanup, or a dead worker's) does not run */
 	bool cancel = job->cancel_requested_at != NULL;
 	int krc = cancel ? PB_OK : kind->run(&ctx);
@@ -491,16 +502,22 @@ int worker_run(pb_db *db, const pb_config *cfg, const pb_worker_opts *opts, long
 	/* only the kinds this worker runs: during a rolling upgrade an older worker leaves a newer
 	 * kind's jobs queued for the workers that know it */
 	const char *names[PB_JOB_CLAIM_KINDS_MAX + 1];
-	int nrc = job_kind_names(kinds, names, err);
-	if (nrc)
-		return nrc;
+	int rc = job_kind_names(kinds, names, err);
+	if (rc)
+		return rc;
 	if (ran)
 		*ran = 0;
+	pb_db *hb_db = NULL;
+	int64_t ticked_ms = 0;
+	long tick_ms = o.poll_ms > WORKER_TICK_MS ? o.poll_ms : WORKER_TICK_MS;
 	while (!(o.stop && *o.stop)) {
-		for (const pb_worker_tick *t = ticks; *t; t++) {
-			char terr[PB_ERR_MAX];
-			if ((*t)(db, cfg, terr))
-				log_event("warn", NULL, "worker %s: schedule check failed: %s", o.worker_id, terr);
+		if (!ticked_ms || pb_mono_ms() - ticked_ms >= tick_ms) {
+			ticked_ms = pb_mono_ms();
+			for (const pb_worker_tick *t = ticks; *t; t++) {
+				char terr[PB_ERR_MAX];
+				if ((*t)(db, cfg, terr))
+					log_event("warn", NULL, "worker %s: schedule check failed: %s", o.worker_id, terr);
+			}
 		}
 		pb_job *job = NULL;
 		int got = jobs_claim(db, o.worker_id, o.lease_ms, names, &job, err);
@@ -508,22 +525,26 @@ int worker_run(pb_db *db, const pb_config *cfg, const pb_worker_opts *opts, long
 			db_lost(&o, err);
 			continue;
 		}
-		if (got < 0)
-			return got;
+		if (got < 0) {
+			rc = got;
+			break;
+		}
 		if (got == 0) {
 			if (o.once)
 				break;
 			pb_sleep_interruptible(o.poll_ms, o.stop);
 			continue;
 		}
-		int rc = run_job(db, cfg, &o, kinds, job, err);
+		rc = run_job(db, &hb_db, cfg, &o, kinds, job, err);
 		job_free(job);
 		if (ran)
 			(*ran)++;
 		if (rc == PB_EUNAVAIL && !o.once)
 			db_lost(&o, err);
 		else if (rc && rc != PB_ENOTFOUND)
-			return rc;
+			break;
+		rc = PB_OK;
 	}
-	return PB_OK;
+	db_close(hb_db);
+	return rc;
 }

@@ -10,7 +10,7 @@
  * up what may already exist before creating anything again.
  *
  * While a kind runs, a heartbeat thread renews the lease on its own database
- * connection, so long waits on Microsoft keep the job. If the lease is lost anyway
+ * connection (opened once per worker, kept from job to job), so long waits on Microsoft keep the job. If the lease is lost anyway
  * (another worker took over), job_phase()/job_checkpoint() fail with PB_ENOTFOUND
  * and the kind must stop. The heartbeat renews only for the attempt's time limit
  * (PB_JOB_TIME_LIMIT_MS of wall clock from the claim, unless the kind raised it): past
@@ -69,8 +69,9 @@ typedef struct pb_job_kind {
 	pb_job_fn cleanup;             /* NULL: the kind has nothing to remove on cancel */
 } pb_job_kind;
 
-/* Scheduled work run once per worker loop before claiming (e.g. queue the
- * integrations whose schedule came due). Returns PB_OK or a pb_rc with err. */
+/* Scheduled work the worker loop runs before claiming (e.g. queue the integrations whose
+ * schedule came due): on its first turn, then at most once a second (once per poll_ms when that
+ * is longer). Returns PB_OK or a pb_rc with err. */
 typedef int (*pb_worker_tick)(pb_db *db, const pb_config *cfg, char *err);
 
 /* The tables in core/flow/job_kinds.c, each ended by an entry with a NULL name/function. */

@@ -141,12 +141,22 @@ static void expired_lease_is_reclaimed_then_given_up(void **state)
 		job_free(j);
 		usleep(320 * 1000);
 	}
-	/* the third expiry exhausts max_attempts: failed, not claimed again */
-	assert_int_equal(jobs_claim(db, "w1", 10000, KINDS, &j, err), 0);
+	/* the third expiry exhausts max_attempts: failed, not claimed again; the same claim takes the
+	 * next due job (on PostgreSQL both in one statement) and answers it as it is now */
+	char next[PB_ID_BUF];
+	submit("t", NULL, NULL, next, &existing);
+	assert_int_equal(jobs_claim(db, "w1", 10000, KINDS, &j, err), 1);
+	assert_string_equal(j->id, next);
+	assert_string_equal(j->state, "running");
+	assert_int_equal(j->attempts, 1);
+	job_free(j);
 	assert_int_equal(jobs_get(db, id, &j, err), PB_OK);
 	assert_string_equal(j->state, "failed");
 	assert_string_equal(j->error_code, "worker_lost");
+	assert_string_equal(j->error_message, "the worker running this job stopped 3 times; giving up");
 	job_free(j);
+	assert_int_equal(jobs_claim(db, "w1", 10000, KINDS, &j, err), 0);
+	assert_int_equal(jobs_finish(db, next, "w1", true, "{}", NULL, NULL, err), PB_OK);
 }
 
 /* A kind that fails transiently on its first attempt, checkpoints, and succeeds on
@@ -786,6 +796,95 @@ static void stuck_job_fails_at_its_time_limit(void **state)
 	assert_int_equal(counts[0] + counts[1], 0);
 }
 
+static int ticks_run;
+
+static int counting_tick(pb_db *tdb, const pb_config *tcfg, char *err)
+{
+	(void)tdb, (void)tcfg, (void)err;
+	ticks_run++;
+	return PB_OK;
+}
+
+/* A busy worker checks its schedules on its first turn, then at most once a second: not before
+ * each of the jobs it claims in a row (a few round trips to the database each). */
+static void schedules_are_checked_once_a_second_not_per_job(void **state)
+{
+	(void)state;
+	static const pb_job_kind kinds[] = { { "t", newer_kind, NULL }, { NULL, NULL, NULL } };
+	static const pb_worker_tick ticks[] = { counting_tick, NULL };
+	char id[PB_ID_BUF], err[PB_ERR_MAX];
+	bool existing;
+	long ran = 0;
+	drain();
+	for (int i = 0; i < 5; i++)
+		submit("t", NULL, NULL, id, &existing);
+	ticks_run = 0;
+	pb_worker_opts o = { .worker_id = "w-ticks", .lease_ms = 5000, .poll_ms = 10, .once = true,
+			     .kinds = kinds, .ticks = ticks };
+	int64_t t0 = pb_mono_ms();
+	assert_int_equal(worker_run(db, &cfg, &o, &ran, err), PB_OK);
+	assert_int_equal(ran, 5);
+	/* once, unless this loaded machine took over a second for the five */
+	assert_true(ticks_run >= 1 && ticks_run <= 1 + (pb_mono_ms() - t0) / 1000);
+}
+
+#define HEARTBEAT_JOBS 3
+static char heartbeat_pids[HEARTBEAT_JOBS][512];
+static int heartbeat_jobs;
+
+/* Records the other connections to this database while it runs (PostgreSQL): the heartbeat's,
+ * once it connected. */
+static int heartbeat_seen_kind(pb_job_ctx *ctx)
+{
+	char err[PB_ERR_MAX];
+	char *seen = heartbeat_pids[heartbeat_jobs++ % HEARTBEAT_JOBS];
+	for (int tries = 0; tries < 500 && !seen[0]; tries++) {
+		db_stmt *st = NULL;
+		assert_int_equal(db_prepare_new(ctx->db, "SELECT string_agg(CAST(pid AS TEXT), ',' ORDER BY pid) "
+						"FROM pg_stat_activity WHERE datname = current_database() "
+						"AND pid <> pg_backend_pid()", &st, err), PB_OK);
+		assert_int_equal(db_row(ctx->db, st, err), 1);
+		if (!db_col_is_null(st, 0))
+			xsnprintf(seen, 512, ",%s,", db_col_text(st, 0));
+		db_stmt_free(st);
+		if (!seen[0])
+			usleep(10 * 1000);
+	}
+	return PB_OK;
+}
+
+/* The heartbeat's connection is opened once per worker and kept from job to job: on PostgreSQL a
+ * new connection per job started and authenticated a server process each time. The same
+ * connection shows in every job's run. */
+static void heartbeat_keeps_its_connection_across_jobs(void **state)
+{
+	(void)state;
+	static const pb_job_kind kinds[] = { { "t", heartbeat_seen_kind, NULL }, { NULL, NULL, NULL } };
+	char id[PB_ID_BUF];
+	bool existing;
+	if (db_dialect(db) != DB_DIALECT_POSTGRESQL)
+		skip();   /* a SQLite connection is a file opened in the process: nothing to see from outside */
+	drain();
+	memset(heartbeat_pids, 0, sizeof heartbeat_pids);
+	heartbeat_jobs = 0;
+	for (int i = 0; i < HEARTBEAT_JOBS; i++)
+		submit("t", NULL, NULL, id, &existing);
+	assert_int_equal(work_once("w-heart", 5000, kinds), HEARTBEAT_JOBS);
+	assert_int_equal(heartbeat_jobs, HEARTBEAT_JOBS);
+	/* a connection (",pid,") the first job saw is there in every later one */
+	bool shared = false;
+	for (char *p = heartbeat_pids[0]; !shared && p && p[1]; p = strchr(p + 1, ',')) {
+		char pid[32];
+		size_t n = strcspn(p + 1, ",");
+		assert_true(n + 3 < sizeof pid);
+		xsnprintf(pid, sizeof pid, ",%.*s,", (int)n, p + 1);
+		shared = true;
+		for (int i = 1; i < HEARTBEAT_JOBS; i++)
+			shared = shared && strstr(heartbeat_pids[i], pid);
+	}
+	assert_true(shared);
+}
+
 /* ---- several workers on one database (issue 17: the queue across hosts) ---- */
 
 #define RACE_JOBS 40
@@ -942,6 +1041,8 @@ int main(void)
 		cmocka_unit_test(list_is_paged_newest_first_and_filtered),
 		cmocka_unit_test(time_text_round_trips),
 		cmocka_unit_test(stuck_job_fails_at_its_time_limit),
+		cmocka_unit_test(schedules_are_checked_once_a_second_not_per_job),
+		cmocka_unit_test(heartbeat_keeps_its_connection_across_jobs),
 		cmocka_unit_test(concurrent_claimers_take_each_job_once),
 		cmocka_unit_test(concurrent_submits_of_one_key_queue_one_job),
 		cmocka_unit_test(cancel_racing_claims_agrees_with_the_job),
