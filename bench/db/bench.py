@@ -3,9 +3,7 @@
 - GET throughput and p99 through nginx: wrk on `GET /api/data-products/{id}` (bench/http's wrk
   and import), BENCH_CONNECTIONS (default 64) connections, a pool of BENCH_POOL (default 2)
   FastCGI processes, the two engines in turns (A B A B, BENCH_ROUNDS turns of BENCH_SECONDS).
-- Jobs per second with 2 workers: BENCH_JOBS (default 100) publish jobs queued through nginx, then
-  run by BENCH_WORKERS (default 2) `pbiport worker` processes against the emulator (no added
-  latency), on each engine in turn; jobs/s = jobs / (first worker start -> last job ended).
+- Jobs per second with 2 workers: bench/db/jobs.py (its own section, "db-jobs").
 
 PostgreSQL is a throwaway cluster on a unix socket on the same machine (tests/tools/pg_cluster.py:
 fsync off, as for tests). Writes the "db" section of bench/README.md; BENCH_NO_README=1 only prints.
@@ -13,10 +11,8 @@ Python 3 standard library only; needs wrk, nginx, spawn-fcgi and PostgreSQL's se
 """
 import importlib.util
 import itertools
-import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -27,7 +23,6 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 for sub in (("tests", "integration"), ("tests", "emulator"), ("bench",)):
     sys.path.insert(0, os.path.join(ROOT, *sub))
 import harness  # noqa: E402
-import emutest  # noqa: E402
 import testdb  # noqa: E402
 import completion  # noqa: E402
 import readme_section  # noqa: E402
@@ -42,16 +37,10 @@ def load(name, rel):
 
 
 http = load("bench_http", "bench/http/bench.py")          # wrk, import_orders, commit
-publish = load("bench_publish", "bench/publish/run.py")   # connect_alice
 
 SECONDS = http.SECONDS
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 POOL = int(os.environ.get("BENCH_POOL", "2"))
-JOBS = int(os.environ.get("BENCH_JOBS", "100"))
-WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
-WORKSPACE = "a0000000-0000-4000-8000-000000000001"
-CONNECTION = "c0000000-0000-4000-8000-000000000001"
-JOBS_TIMEOUT_S = 1800
 ENGINES = ("sqlite", "postgresql")
 LOAD_BEFORE = os.getloadavg()
 SEQ = itertools.count(1)
@@ -106,70 +95,10 @@ def gets(pg):
     return runs
 
 
-def job_states(stack):
-    with stack.db() as db:
-        rows = db.execute("SELECT state, count(*) FROM jobs WHERE kind = 'publish' GROUP BY state").fetchall()
-    return dict(rows)
-
-
-def jobs(pg, engine, emu, demo, contract):
-    """JOBS publishes run by WORKERS workers on engine: {"wall", "ok", "failed"}."""
-    env = dict(harness.emulator_env(emu), APPLICATION_POWERBI_WEB_ENABLED="true",
-               APPLICATION_ENCRYPTION_KEYS="77" * 32, APPLICATION_SECURITY_REMEMBERME_KEY="88" * 32)
-    # the same start for each engine: the demo tenant as loaded (no models of the other's run to list)
-    emu.control("POST", "reset")
-    emu.control("POST", "load", harness.tenants_fixture())
-    emu.control("POST", "config", {"latency_ms": 0, "lro_polls": 1, "retry_after_s": 0})
-    stack = stack_on(engine, pg, "bench_jobs", env)
-    procs = []
-    try:
-        publish.connect_alice(stack, emu, demo)
-        status, _, doc = stack.import_contract(contract, token="alice")
-        completion.require(status == 201, "db", "the contract import answered %d" % status)
-        port = [p["id"] for p in doc["output_ports"] if p["name"] == "analytics"][0]
-        for i in range(JOBS):
-            status, _, doc = stack.send_json("POST", "/api/output-ports/%s/powerbi-publish" % port, token="alice",
-                                             body={"workspace_id": WORKSPACE, "name": "db %s %d" % (engine, i),
-                                                   "connection_id": CONNECTION})
-            completion.require(status == 202, "db", "publish %d answered %d %r" % (i, status, doc))
-        print("bench/db: %d jobs on %s" % (JOBS, engine), flush=True)
-        start = time.monotonic()
-        for w in range(WORKERS):
-            procs.append(subprocess.Popen([stack.bin, "worker", "--poll-ms", "20", "--id", "bench-%d" % w],
-                                          env=stack.env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                          stderr=open(stack.path("logs", "worker-%d.log" % w), "a")))
-        while True:
-            states = job_states(stack)
-            if states.get("succeeded", 0) + states.get("failed", 0) >= JOBS:
-                break
-            completion.require(time.monotonic() - start < JOBS_TIMEOUT_S, "db", "jobs not ended: %r" % states)
-            time.sleep(0.05)
-        wall = time.monotonic() - start
-    finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-            p.wait()
-        stack.stop()
-    completion.require(states.get("failed", 0) == 0, "db", "%s: %d jobs failed" % (engine, states.get("failed", 0)))
-    return {"wall": wall, "ok": states.get("succeeded", 0)}
-
-
 def main():
-    with open(os.path.join(ROOT, "tests", "fixtures", "tenants", "demo.json")) as f:
-        demo = json.load(f)["tenants"][0]
-    with open(os.path.join(ROOT, "tests", "fixtures", "publish", "contoso.odcs.yaml")) as f:
-        contract = f.read()
     pg = testdb.PgServer.start()
     try:
         get_runs = gets(pg)
-        emu = emutest.Emulator(fixture="demo.json")
-        try:
-            job_runs = {e: [] for e in ENGINES}
-            for rnd in range(ROUNDS):   # in turns too: the machine's other work spreads over both
-                for e in ENGINES:
-                    job_runs[e].append(jobs(pg, e, emu, demo, contract)["wall"])
-        finally:
-            emu.stop()
     finally:
         pg.stop()
 
@@ -178,36 +107,30 @@ def main():
 
     rows = []
     for engine in ENGINES:
-        rows.append("| %s | %.0f | %.2f | %.2f | %.0f / %.0f / %.0f / %.0f | %.2f |" % (
+        rows.append("| %s | %.0f | %.2f | %.2f | %.0f / %.0f / %.0f / %.0f |" % (
             engine, med(engine, "rps"), med(engine, "p50"), med(engine, "p99"), med(engine, "app_us"),
-            med(engine, "db_us"), med(engine, "web_us"), med(engine, "wrk_us"), JOBS / statistics.median(job_runs[engine])))
+            med(engine, "db_us"), med(engine, "web_us"), med(engine, "wrk_us")))
     ratio_rps = med("postgresql", "rps") / med("sqlite", "rps")
-    ratio_jobs = statistics.median(job_runs["sqlite"]) / statistics.median(job_runs["postgresql"])
     body = "\n".join([
         "<!-- db:begin -->",
         "## db",
         "",
         "Reproduce: `bench/db/run.sh` (BENCH_SECONDS=%d per wrk run, BENCH_ROUNDS=%d turns, wrk -t2 -c%d --latency; "
-        "BENCH_POOL=%d FastCGI processes; BENCH_JOBS=%d, BENCH_WORKERS=%d)." % (
-            SECONDS, ROUNDS, http.CONNECTIONS, POOL, JOBS, WORKERS),
+        "BENCH_POOL=%d FastCGI processes)." % (SECONDS, ROUNDS, http.CONNECTIONS, POOL),
         "One host, the same nginx + pool, on SQLite (WAL, local disk) and on PostgreSQL %s (a throwaway cluster "
         "on a unix socket on the same machine, fsync off as for tests), measured in turns in one run. GET: "
-        "`GET /api/data-products/{id}` of tests/integration/fixtures/orders.odcs.yaml. Jobs: publish jobs of "
-        "the `analytics` port of tests/fixtures/publish/contoso.odcs.yaml with an existing connection, run by "
-        "%d `pbiport worker` processes against the emulator (no added latency); jobs/s = jobs / (first worker "
-        "start -> last job ended), the median of BENCH_ROUNDS turns on a new stack each." % (pg_version(), WORKERS),
+        "`GET /api/data-products/{id}` of tests/integration/fixtures/orders.odcs.yaml. Jobs per second: "
+        "the \"db: jobs per second\" block below (bench/db/jobs.py)." % pg_version(),
         "",
         "Machine: %d cores, %s; commit %s; run on %s UTC; load average before %s, after %s." % (
             os.cpu_count(), platform.platform(terse=True), http.commit(), time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
             " / ".join("%.2f" % x for x in LOAD_BEFORE), " / ".join("%.2f" % x for x in os.getloadavg())),
         "",
-        "| engine | GET requests/s | p50 ms | p99 ms | CPU us/request: pool / PostgreSQL / nginx / wrk | "
-        "publish jobs/s (%d workers) |" % WORKERS,
-        "|---|---:|---:|---:|---:|---:|",
+        "| engine | GET requests/s | p50 ms | p99 ms | CPU us/request: pool / PostgreSQL / nginx / wrk |",
+        "|---|---:|---:|---:|---:|",
     ] + rows + [
         "",
-        "PostgreSQL / SQLite: GET throughput %.2fx (goal >= 0.7x), publish jobs/s %.2fx (goal: not slower)." % (
-            ratio_rps, ratio_jobs),
+        "PostgreSQL / SQLite: GET throughput %.2fx (goal >= 0.7x)." % ratio_rps,
         "",
         "- CPU per request by role (microseconds of user + system time over the run, divided by the requests): "
         "`pool` the FastCGI processes, `PostgreSQL` the cluster's server processes. One GET on PostgreSQL is 6 "
