@@ -258,6 +258,37 @@ def count_statements(pg, emu, kind, bin_path):
         stack.stop()
 
 
+IDLE_S = 5
+
+
+def idle_statements(pg, emu, bin_path):
+    """Statements per second each idle worker sends (the default --poll-ms, an empty queue), over
+    IDLE_S seconds after a second of start-up (PostgreSQL)."""
+    stack = new_stack("postgresql", pg, bin_path, dict(harness.emulator_env(emu), **JOB_ENV))
+    procs = []
+    try:
+        procs = [subprocess.Popen([bin_path, "worker", "--id", "idle-%d" % w], env=stack.env(),
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for w in range(WORKERS)]
+        time.sleep(1.0)
+        set_statement_log(pg, True)
+        offset = os.path.getsize(pg_log_path(pg))
+        time.sleep(IDLE_S)
+        end = os.path.getsize(pg_log_path(pg))
+        set_statement_log(pg, False)
+        with open(pg_log_path(pg), errors="replace") as f:
+            f.seek(offset)
+            text = f.read(end - offset)
+        n = sum(1 for line in text.splitlines()
+                if line.startswith("pbiport|") and ("ms  execute " in line or "ms  statement: " in line))
+        return n / IDLE_S / WORKERS
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+            p.wait()
+        stack.stop()
+
+
 def round_trip_ms(pg):
     """The time of one round trip to the cluster with nothing else in it: pgbench running `SELECT 1`
     on WORKERS connections for 2 s (latency average), or None without pgbench."""
@@ -304,6 +335,8 @@ def main():
                 for kind in KINDS:
                     for b in bins:
                         counts[(kind, b)] = count_statements(pg, emu, kind, b)
+                for b in bins:
+                    counts[("idle", b)] = idle_statements(pg, emu, b)
         finally:
             emu.stop()
     finally:
@@ -339,6 +372,7 @@ def section(runs, counts, bins, rtts):
         for b in bins:
             ratio = jobs_per_s(runs[(kind, "postgresql", b)]) / jobs_per_s(runs[(kind, "sqlite", b)])
             ratios.append("%s %.2fx (%s)" % (kind, ratio, bin_label(b)))
+    idle = ", ".join("%.1f (%s)" % (counts[("idle", b)], bin_label(b)) for b in bins if ("idle", b) in counts)
     base = ("; `base` rows: BENCH_BASE_BIN, the build of commit %s, in the same turns" % os.environ.get(
         "BENCH_BASE_COMMIT", "?")) if BASE_BIN else ""
     return "\n".join([
@@ -366,6 +400,8 @@ def section(runs, counts, bins, rtts):
         "PostgreSQL / SQLite jobs/s: %s (goal: not slower, >= 1.0x). One round trip to the cluster alone "
         "(pgbench `SELECT 1` on %d connections after each turn, median): %s ms." % (
             ", ".join(ratios), WORKERS, "%.3f" % statistics.median(rtts) if rtts else "?"),
+        "An idle worker (empty queue, the default --poll-ms of 1000) sends %s statements a second to "
+        "PostgreSQL." % (idle or "?"),
         "<!-- db-jobs:end -->",
         "",
     ])
