@@ -441,10 +441,10 @@ int jobs_update(pb_db *db, const char *id, const char *worker, long lease_ms, co
 	return jobs_progress(db, id, worker, lease_ms, phase, progress, checkpoint, NULL, err);
 }
 
-/* Adds phase to the job's history unless it is the last one recorded for this attempt (a
- * phase re-entered with new progress is one phase), within PB_JOB_PHASES_MAX entries. With
- * stop_on_cancel, a pending cancel request adds nothing and sets *cancelled: the job stops
- * instead of entering the phase. */
+/* SQLite (PostgreSQL: PROGRESS_PG). Adds phase to the job's history unless it is the last one
+ * recorded for this attempt (a phase re-entered with new progress is one phase), within
+ * PB_JOB_PHASES_MAX entries. With stop_on_cancel, a pending cancel request adds nothing and sets
+ * *cancelled: the job stops instead of entering the phase. */
 static int record_phase(pb_db *db, const char *id, const char *worker, const char *phase, const char *now,
 			bool stop_on_cancel, bool *cancelled, char *err)
 {
@@ -482,7 +482,8 @@ out:
 	return rc;
 }
 
-/* jobs_progress's work: what it records, and where it says whether a cancel is pending. */
+/* jobs_progress's work: what it records, and where it says whether a cancel is pending (SQLite's
+ * work is progress_work, PostgreSQL's progress_pg). */
 struct progress {
 	const char *id, *worker, *phase, *checkpoint;
 	long lease_ms;
@@ -490,13 +491,30 @@ struct progress {
 	bool *cancel;
 };
 
+/* Reads the answer of a progress update st (its one row: whether a cancel is pending, into *cancel
+ * when not NULL): PB_ENOTFOUND when no row, the lease being gone. */
+static int progress_answer(pb_db *db, db_stmt *st, bool *cancel, char *err)
+{
+	int row = db_row(db, st, err);
+	if (row < 0)
+		return row;
+	if (row == 0)
+		return pb_err(err, PB_ENOTFOUND, "the job's lease was lost to another worker");
+	if (cancel)
+		*cancel = db_col_int(st, 0) != 0;
+	/* finish the statement before COMMIT: RETURNING keeps it active */
+	while ((row = db_row(db, st, err)) == 1)
+		;
+	return row;
+}
+
 static int progress_work(pb_db *db, void *ctx, char *err)
 {
 	const struct progress *p = ctx;
 	db_stmt *st = NULL;
 	char now[PB_TIME_BUF], until[PB_TIME_BUF];
 	const char *phase = p->phase;
-	int progress = p->progress, rc = PB_OK, row = 0;
+	int progress = p->progress, rc = PB_OK;
 	bool stopped = false;
 	pb_now(now);
 	pb_time_in(p->lease_ms, until);
@@ -523,20 +541,7 @@ static int progress_work(pb_db *db, void *ctx, char *err)
 	    (rc = db_bind_text(st, 3, phase, err)) || (rc = db_bind_text(st, 6, p->checkpoint, err)) ||
 	    (rc = db_bind_text(st, 7, p->id, err)) || (rc = db_bind_text(st, 8, p->worker, err)))
 		goto out;
-	if ((row = db_row(db, st, err)) < 0) {
-		rc = row;
-		goto out;
-	}
-	if (row == 0) {
-		rc = pb_err(err, PB_ENOTFOUND, "the job's lease was lost to another worker");
-		goto out;
-	}
-	if (p->cancel)
-		*p->cancel = db_col_int(st, 0) != 0;
-	/* finish the statement before COMMIT: RETURNING keeps it active */
-	while ((row = db_row(db, st, err)) == 1)
-		;
-	rc = row;
+	rc = progress_answer(db, st, p->cancel, err);
 out:
 	db_done(st);
 	return rc;
@@ -570,7 +575,7 @@ static int progress_pg(pb_db *db, const struct progress *p, char *err)
 	char now[PB_TIME_BUF], until[PB_TIME_BUF];
 	pb_now(now);
 	pb_time_in(p->lease_ms, until);
-	int rc = db_prepare(db, PROGRESS_PG, &st, err), row;
+	int rc = db_prepare(db, PROGRESS_PG, &st, err);
 	if (rc || (rc = db_bind_text(st, 1, until, err)) || (rc = db_bind_text(st, 2, now, err)) ||
 	    (rc = db_bind_text(st, 3, p->phase, err)) || (rc = db_bind_text(st, 6, p->checkpoint, err)) ||
 	    (rc = db_bind_text(st, 7, p->id, err)) || (rc = db_bind_text(st, 8, p->worker, err)))
@@ -579,17 +584,7 @@ static int progress_pg(pb_db *db, const struct progress *p, char *err)
 	db_bind_int64(st, 5, p->progress > 100 ? 100 : p->progress, NULL);
 	db_bind_int64(st, 9, p->cancel ? 1 : 0, NULL);
 	db_bind_int64(st, 10, PB_JOB_PHASES_MAX, NULL);
-	if ((row = db_row(db, st, err)) < 0) {
-		rc = row;
-	} else if (row == 0) {
-		rc = pb_err(err, PB_ENOTFOUND, "the job's lease was lost to another worker");
-	} else {
-		if (p->cancel)
-			*p->cancel = db_col_int(st, 0) != 0;
-		while ((row = db_row(db, st, err)) == 1)
-			;
-		rc = row;
-	}
+	rc = progress_answer(db, st, p->cancel, err);
 out:
 	db_done(st);
 	return rc;

@@ -131,7 +131,8 @@ int jobs_cancel(pb_db *db, const char *id, const char *by_user, bool cleanup, pb
  * negative pb_rc. A job of kinds whose lease expired for the max_attempts-th time is failed
  * instead of claimed. Workers on several hosts may claim at once: on PostgreSQL the job is read
  * FOR UPDATE SKIP LOCKED, so each claimer takes a different one without waiting for the others
- * (SQLite's BEGIN IMMEDIATE lets one claimer in at a time); the claim is a db_transaction. */
+ * (SQLite's BEGIN IMMEDIATE lets one claimer in at a time). On PostgreSQL the claim is one
+ * statement, a round trip to the server; *out is the row the claim wrote (no second read). */
 #define PB_JOB_CLAIM_KINDS_MAX 16
 int jobs_claim(pb_db *db, const char *worker, long lease_ms, const char *const *kinds, pb_job **out,
 	       char *err);
@@ -140,7 +141,8 @@ int jobs_claim(pb_db *db, const char *worker, long lease_ms, const char *const *
 int jobs_renew(pb_db *db, const char *id, const char *worker, long lease_ms, char *err);
 
 /* Records phase (NULL keeps it), progress (<0 keeps it) and checkpoint (NULL keeps it),
- * renewing the lease. PB_ENOTFOUND when the lease was lost. */
+ * renewing the lease. PB_ENOTFOUND when the lease was lost. On PostgreSQL one statement (a round
+ * trip) whatever it records, the phase history entry included. */
 int jobs_update(pb_db *db, const char *id, const char *worker, long lease_ms, const char *phase,
 		int progress, const char *checkpoint, char *err);
 /* jobs_update for a job's own checkpoints. A phase other than the last one recorded for this

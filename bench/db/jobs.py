@@ -26,31 +26,21 @@ import platform
 import signal
 import statistics
 import subprocess
-import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-for sub in (("tests", "integration"), ("tests", "emulator"), ("bench",)):
-    sys.path.insert(0, os.path.join(ROOT, *sub))
+_spec = importlib.util.spec_from_file_location("bench_db_get", os.path.join(HERE, "bench.py"))
+dbget = importlib.util.module_from_spec(_spec)   # the GET part: postgres_pids, load, http (commit)
+_spec.loader.exec_module(dbget)                   # puts tests/integration, tests/emulator, bench on sys.path
 import harness  # noqa: E402
 import emutest  # noqa: E402
 import testdb  # noqa: E402
 import completion  # noqa: E402
 import readme_section  # noqa: E402
 
-
-def load(name, rel):
-    """A sibling benchmark's script as a module (its functions, not its main)."""
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, rel))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-http = load("bench_http", "bench/http/bench.py")          # commit
-dbget = load("bench_db_get", "bench/db/bench.py")         # postgres_pids
-publish = load("bench_publish", "bench/publish/run.py")   # connect_alice, cpu_s, machine_cpu
+http = dbget.http
+publish = dbget.load("bench_publish", "bench/publish/run.py")   # connect_alice, cpu_s, machine_cpu
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 POOL = int(os.environ.get("BENCH_POOL", "2"))
