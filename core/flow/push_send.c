@@ -295,40 +295,37 @@ int push_send_chunk(send_ctx *sc, long seq, const char *body, size_t len, long n
 /* Other writes that would make the table's row count ambiguous: *busy when a POST rows to the
  * dataset (pbiport's, the limiter's tickets) or a chunk of the table may be under way now;
  * *stuck when another chunk of the table was sent longer ago than a request can take and
- * nobody knows whether it was added. mine (may be NULL): the chunk being asked about. */
-static int others_sending(send_ctx *sc, const chunk_ref *mine, int64_t now, bool *busy, bool *stuck, char *err)
+ * nobody knows whether it was added. mine (may be NULL): the chunk being asked about. *tracked:
+ * pbiport's count of the table, read in the same statement (one round trip for the three). */
+static int others_sending(send_ctx *sc, const chunk_ref *mine, int64_t now, bool *busy, bool *stuck, long *tracked,
+			  char *err)
 {
+#define OTHER_CHUNKS "SELECT 1 FROM push_sending WHERE dataset_id = ?4 AND table_name = ?5 " \
+		     "AND NOT (upload_id = ?6 AND seq = ?7) AND sending_at_ms "
 	db_stmt *st = NULL;
 	int rc, row;
 	*busy = *stuck = false;
-	if ((rc = db_prepare(sc->db, "SELECT 1 FROM push_rate_events WHERE dataset_key = ? AND done = 0 AND at_ms > ? "
-				     "AND id <> ? LIMIT 1",
+	*tracked = 0;
+	if ((rc = db_prepare(sc->db,
+			     "SELECT CASE WHEN EXISTS (SELECT 1 FROM push_rate_events WHERE dataset_key = ?1 AND done = 0 "
+			     "AND at_ms > ?2 AND id <> ?3) OR EXISTS (" OTHER_CHUNKS "> ?2) THEN 1 ELSE 0 END, "
+			     "CASE WHEN EXISTS (" OTHER_CHUNKS "<= ?2) THEN 1 ELSE 0 END, "
+			     "COALESCE((SELECT rows FROM push_table_rows WHERE dataset_id = ?4 AND table_name = ?5), 0)",
 			     &st, err)) ||
-	    (rc = db_bind_text(st, 1, sc->d->powerbi_id, err)))
+	    (rc = db_bind_text(st, 1, sc->d->powerbi_id, err)) || (rc = db_bind_text(st, 4, sc->d->id, err)) ||
+	    (rc = db_bind_text(st, 5, sc->table, err)) || (rc = db_bind_text(st, 6, sc->upload, err)))
 		goto out;
+#undef OTHER_CHUNKS
 	db_bind_int64(st, 2, now - sc->lim.inflight_ms, NULL);
 	db_bind_int64(st, 3, mine ? mine->ticket : 0, NULL);
-	if ((row = db_row(sc->db, st, err)) < 0) {
-		rc = row;
+	db_bind_int64(st, 7, mine ? mine->seq : -2, NULL);
+	if ((row = db_row(sc->db, st, err)) != 1) {
+		rc = row < 0 ? row : pb_err(err, PB_EIO, "push dataset %s: no answer from the sending check", sc->d->id);
 		goto out;
 	}
-	*busy = row == 1;
-	db_done(st);
-	st = NULL;
-	if ((rc = db_prepare(sc->db, "SELECT sending_at_ms FROM push_sending WHERE dataset_id = ? AND table_name = ? "
-				     "AND NOT (upload_id = ? AND seq = ?)",
-			     &st, err)) ||
-	    (rc = db_bind_text(st, 1, sc->d->id, err)) || (rc = db_bind_text(st, 2, sc->table, err)) ||
-	    (rc = db_bind_text(st, 3, sc->upload, err)))
-		goto out;
-	db_bind_int64(st, 4, mine ? mine->seq : -2, NULL);
-	while ((row = db_row(sc->db, st, err)) == 1) {
-		if (db_col_int64(st, 0) > now - sc->lim.inflight_ms)
-			*busy = true;
-		else
-			*stuck = true;
-	}
-	rc = row < 0 ? row : 0;
+	*busy = db_col_int(st, 0) != 0;
+	*stuck = db_col_int(st, 1) != 0;
+	*tracked = (long)db_col_int64(st, 2);
 out:
 	db_done(st);
 	return rc;
@@ -350,14 +347,12 @@ static int quiet_count(send_ctx *sc, const chunk_ref *mine, table_count *tc, cha
 	long again = 0;
 	int rc;
 	memset(tc, 0, sizeof *tc);
-	if ((rc = others_sending(sc, mine, pb_epoch_ms(), &busy, &tc->stuck, err)) || busy || tc->stuck ||
-	    (rc = push_table_rows_count(sc->db, sc->d->id, sc->table, &tc->tracked, err)))
+	if ((rc = others_sending(sc, mine, pb_epoch_ms(), &busy, &tc->stuck, &tc->tracked, err)) || busy || tc->stuck)
 		return rc;
 	if ((tc->count_rc = powerbi_table_row_count(sc->api, sc->d->workspace_id, sc->d->powerbi_id, sc->table,
 						    &tc->counted, tc->count_err)))
 		return 0;
-	if ((rc = others_sending(sc, mine, pb_epoch_ms(), &busy, &tc->stuck, err)) ||
-	    (rc = push_table_rows_count(sc->db, sc->d->id, sc->table, &again, err)))
+	if ((rc = others_sending(sc, mine, pb_epoch_ms(), &busy, &tc->stuck, &again, err)))
 		return rc;
 	tc->quiet = !busy && !tc->stuck && again == tc->tracked;
 	return 0;
