@@ -12,7 +12,7 @@
  *
  * Build and run from the repository root, after `make` (bench/pages/run.sh does both):
  *   cc -std=c11 -D_GNU_SOURCE -O2 -I. -o build/bench/pages_bench bench/pages/pages_bench.c \
- *      build/libpbiport.a $(pkg-config --libs lua5.4 sqlite3 jansson libcurl openssl yaml-0.1 libutf8proc \
+ *      build/libpbiport.a $(pkg-config --libs lua5.4 sqlite3 jansson libcurl openssl yaml-0.1 libutf8proc libpq \
  *      libgvc libcgraph) -lfcgi -L<graphviz plugins> -lgvplugin_dot_layout -lm -lpthread
  *   build/bench/pages_bench DIR ITERATIONS
  * Prints the Markdown rows of bench/README.md's "pages" section. */

@@ -15,7 +15,7 @@ gv="$(pkg-config --variable=libdir libgvc)/graphviz"   # Graphviz's dot layout, 
 # shellcheck disable=SC2046
 cc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -I. $(pkg-config --cflags lua5.4) \
   -o build/bench/pages_bench bench/pages/pages_bench.c build/libpbiport.a \
-  $(pkg-config --libs lua5.4 sqlite3 jansson libcurl openssl yaml-0.1 libutf8proc libgvc libcgraph) -lfcgi \
+  $(pkg-config --libs lua5.4 sqlite3 jansson libcurl openssl yaml-0.1 libutf8proc libgvc libcgraph libpq) -lfcgi \
   -L"$gv" -Wl,-rpath,"$gv" -lgvplugin_dot_layout -lm -lpthread
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
