@@ -81,6 +81,25 @@ static size_t body_bytes(const bench *b)
 	return *body ? b->io.out.len - (size_t)(body - sbuf_str(&b->io.out)) : 0;
 }
 
+/* BENCH_SAVE_DIR: the last answer's body into DIR/<the path, '/' and '?' as '_'>, to compare
+ * the pages two builds write. */
+static void save_body(const bench *b, const char *uri)
+{
+	const char *dir = getenv("BENCH_SAVE_DIR");
+	char path[1024];
+	if (!dir || xsnprintf(path, sizeof path, "%s/", dir))
+		return;
+	size_t n = strlen(path);
+	for (const char *u = uri; *u && n + 1 < sizeof path; u++)
+		path[n++] = *u == '/' || *u == '?' || *u == '&' ? '_' : *u;
+	path[n] = '\0';
+	FILE *f = fopen(path, "w");
+	if (f) {
+		fwrite(mem_io_body(&b->io), 1, body_bytes(b), f);
+		fclose(f);
+	}
+}
+
 /* CPU time of this thread: the machine's other work (2 shared cores) moves wall time a lot
  * more than the work a request does. Wall time is reported beside it. */
 static double now_us(clockid_t clock)
@@ -121,6 +140,7 @@ static timing measure(bench *b, const char *uri, int iterations)
 		}
 	}
 	out.bytes = body_bytes(b);
+	save_body(b, uri);
 	qsort(t, (size_t)iterations, sizeof *t, cmp_double);
 	qsort(w, (size_t)iterations, sizeof *w, cmp_double);
 	out.p50 = t[iterations / 2];
@@ -313,6 +333,11 @@ int main(int argc, char **argv)
 	xsnprintf(job_api_uri, sizeof job_api_uri, "/api/jobs/%s", job);
 	xsnprintf(uri, sizeof uri, "/data-products/%s", product);
 	xsnprintf(api_uri, sizeof api_uri, "/api/data-products/%s", product);
+	if (getenv("BENCH_PROFILE_PAGE")) {   /* only the product page's loop, for perf or callgrind */
+		timing t = measure(&b, uri, iterations);
+		printf("page `GET /data-products/{id}`: CPU p50 %.3f ms, %zu bytes\n", t.p50 / 1000, t.bytes);
+		return 0;
+	}
 	timing home = measure(&b, "/", iterations), list = measure(&b, "/api/data-products", iterations);
 	timing page = measure(&b, uri, iterations), api = measure(&b, api_uri, iterations);
 	timing asset = measure(&b, asset_uri, iterations);
