@@ -650,6 +650,37 @@ static int sb_find_control(lua_State *L)
 	return 1;
 }
 
+/* pbiport.escape_markup(s): s with & < > " ' replaced by &amp; &lt; &gt; &quot; &#39; (what
+ * markup text and quoted attribute values need), s itself when it has none. What
+ * string.gsub(s, "[&<>\"']", entities) answers, in one linear pass instead of a pass of the
+ * pattern matcher per byte (lua/html.lua escapes every value of a page with it). */
+static int sb_escape_markup(lua_State *L)
+{
+	static const char *const entity[256] = {
+		['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;", ['\''] = "&#39;",
+	};
+	size_t n, i = 0;
+	const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+	while (i < n && !entity[s[i]])
+		i++;
+	lua_settop(L, 1);
+	if (i == n)
+		return 1;   /* nothing to replace: the same string, no copy */
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	size_t run = 0;   /* start of the bytes not copied yet */
+	for (; i < n; i++) {
+		if (!entity[s[i]])
+			continue;
+		luaL_addlstring(&b, (const char *)s + run, i - run);
+		luaL_addstring(&b, entity[s[i]]);
+		run = i + 1;
+	}
+	luaL_addlstring(&b, (const char *)s + run, n - run);
+	luaL_pushresult(&b);
+	return 1;
+}
+
 /* setmetatable without __gc: Lua runs finalizers with hooks off (lgc.c GCTM), so a
  * looping finalizer could never be stopped. xpcall is left out for the same reason: a
  * message handler called for the deadline error runs inside the hook, hooks off. */
@@ -1283,6 +1314,8 @@ static int sb_setup(lua_State *L)
 	lua_setfield(L, -2, "uuid");
 	lua_pushcfunction(L, sb_find_control);
 	lua_setfield(L, -2, "find_control");
+	lua_pushcfunction(L, sb_escape_markup);
+	lua_setfield(L, -2, "escape_markup");
 	lua_setfield(L, -2, "pbiport");
 	lua_pushvalue(L, -1);
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &API_KEY);

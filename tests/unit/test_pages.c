@@ -225,6 +225,33 @@ static void html_escapes_text_and_attributes(void **state)
 			    "\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d \xf0\x9f\x9a\x80</p><p>3</p><br><i>x</i><b>y</b></div>");
 }
 
+/* pbiport.escape_markup (what html.lua escapes with) answers what the pattern-matcher version it
+ * replaced answers: string.gsub(s, "[&<>\"']", entities), for text with none, some or only
+ * those characters, NUL bytes, bytes that are not UTF-8 and texts longer than Lua's buffer. */
+static void escape_markup_matches_gsub(void **state)
+{
+	fixture *f = *state;
+	char err[PB_ERR_MAX];
+	sbuf *out = &f->out;
+	static const char tpl[] =
+		TPL_HEAD
+		"local E = { ['&'] = '&amp;', ['<'] = '&lt;', ['>'] = '&gt;', ['\"'] = '&quot;', [\"'\"] = '&#39;' }\n"
+		"return function(v)\n"
+		"  local texts = { '', 'plain', '&', '<>', '\"\\'', 'a&b<c>d\"e\\'f', '&&&&', 'x\\0<\\0y', '\\255<\\254',\n"
+		"                  string.rep('a<b', 3000), string.rep('z', 5000) .. '&', '&' .. string.rep('z', 5000) }\n"
+		"  for _, t in ipairs(v.more) do texts[#texts + 1] = t end\n"
+		"  for i, t in ipairs(texts) do\n"
+		"    local want = (string.gsub(t, '[&<>\"\\']', E))\n"
+		"    if pbiport.escape_markup(t) ~= want or html.escape(t) ~= want then error('text ' .. i) end\n"
+		"  end\n"
+		"  if html.escape(3) ~= '3' then error('a number') end\n"
+		"  return h.p{ #texts }\n"
+		"end\n";
+	assert_int_equal(render(f, "t_escape_markup", tpl, "{\"more\": [\"<script>alert('x')</script>\", "
+			       "\"\\u05e9 & \\ud83d\\ude80\"]}", out, err), 0);
+	assert_string_equal(sbuf_str(out), "<p>14</p>");
+}
+
 static void html_keeps_only_safe_urls(void **state)
 {
 	fixture *f = *state;
@@ -687,6 +714,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(html_escapes_text_and_attributes, setup, teardown),
+		cmocka_unit_test_setup_teardown(escape_markup_matches_gsub, setup, teardown),
 		cmocka_unit_test_setup_teardown(html_keeps_only_safe_urls, setup, teardown),
 		cmocka_unit_test_setup_teardown(html_refuses_inline_script_and_style, setup, teardown),
 		cmocka_unit_test_setup_teardown(template_must_build_html, setup, teardown),
