@@ -554,6 +554,29 @@ static void pages_in_process(void **state)
 	assert_non_null(strstr(a.body, "/power-bi\""));
 	answer_free(&a);
 
+	/* the contract edited (the same id imported again): the page shows the new text's schema,
+	 * not the tree kept for the old text (handlers/pages_catalog.c keeps parsed contracts) */
+	char *edited = xstrdup(ORDERS);
+	assert_non_null(edited);
+	memcpy(strstr(edited, "order_id"), "order_no", 8);
+	a = add_product(f, "bob", edited, NULL);
+	assert_int_equal(a.status, 303);
+	answer_free(&a);
+	a = get(f, uri, "bob");
+	assert_int_equal(a.status, 200);
+	assert_non_null(strstr(a.body, "order_no"));
+	assert_null(strstr(a.body, "order_id"));
+	answer_free(&a);
+	/* and back to the first text, kept already: its schema again */
+	a = add_product(f, "bob", ORDERS, NULL);
+	assert_int_equal(a.status, 303);
+	answer_free(&a);
+	a = get(f, uri, "bob");
+	assert_non_null(strstr(a.body, "order_id"));
+	assert_null(strstr(a.body, "order_no"));
+	answer_free(&a);
+	free(edited);
+
 	/* another organization's id: the 404 page */
 	a = get(f, uri, "carol");
 	assert_int_equal(a.status, 404);
