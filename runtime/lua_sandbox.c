@@ -63,6 +63,7 @@ struct lua_sandbox {
 	const char *entry_module;    /* borrowed during sandbox_call */
 	char **dirs, **labels;
 	size_t ndirs;
+	const luaL_Reg *api;         /* the caller's functions for the pbiport table (borrowed) */
 	EVP_MD *sha1;                /* for pbiport.uuid, created on first use */
 	EVP_MD_CTX *md_ctx;
 };
@@ -647,37 +648,6 @@ static int sb_find_control(lua_State *L)
 		}
 	}
 	luaL_pushfail(L);
-	return 1;
-}
-
-/* pbiport.escape_markup(s): s with & < > " ' replaced by &amp; &lt; &gt; &quot; &#39; (what
- * markup text and quoted attribute values need), s itself when it has none. What
- * string.gsub(s, "[&<>\"']", entities) answers, in one linear pass instead of a pass of the
- * pattern matcher per byte (lua/html.lua escapes every value of a page with it). */
-static int sb_escape_markup(lua_State *L)
-{
-	static const char *const entity[256] = {
-		['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;", ['\''] = "&#39;",
-	};
-	size_t n, i = 0;
-	const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
-	while (i < n && !entity[s[i]])
-		i++;
-	lua_settop(L, 1);
-	if (i == n)
-		return 1;   /* nothing to replace: the same string, no copy */
-	luaL_Buffer b;
-	luaL_buffinit(L, &b);
-	size_t run = 0;   /* start of the bytes not copied yet */
-	for (; i < n; i++) {
-		if (!entity[s[i]])
-			continue;
-		luaL_addlstring(&b, (const char *)s + run, i - run);
-		luaL_addstring(&b, entity[s[i]]);
-		run = i + 1;
-	}
-	luaL_addlstring(&b, (const char *)s + run, n - run);
-	luaL_pushresult(&b);
 	return 1;
 }
 
@@ -1314,8 +1284,8 @@ static int sb_setup(lua_State *L)
 	lua_setfield(L, -2, "uuid");
 	lua_pushcfunction(L, sb_find_control);
 	lua_setfield(L, -2, "find_control");
-	lua_pushcfunction(L, sb_escape_markup);
-	lua_setfield(L, -2, "escape_markup");
+	if (sb_of(L)->api)
+		luaL_setfuncs(L, sb_of(L)->api, 0);
 	lua_setfield(L, -2, "pbiport");
 	lua_pushvalue(L, -1);
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &API_KEY);
@@ -1455,6 +1425,7 @@ int sandbox_new(const sandbox_opts *o, lua_sandbox **out, char *err)
 	sb->limit_ms = o && o->time_limit_ms > 0 ? o->time_limit_ms : PB_LUA_TIME_MAX_MS;
 	sb->total_ms = o && o->total_time_limit_ms > 0 ? o->total_time_limit_ms : 0;
 	sb->instr_max = o && o->instr_max > 0 ? o->instr_max : 0;
+	sb->api = o ? o->api : NULL;
 	if (o && o->ndirs) {
 		sb->dirs = calloc(o->ndirs, sizeof *sb->dirs);
 		sb->labels = calloc(o->ndirs, sizeof *sb->labels);
