@@ -2,8 +2,9 @@
 # Web pages, in-process (bench/pages/pages_bench.c): server time of GET /, GET /data-products/{id},
 # GET /assets/{id}, the Power BI modal GET /output-ports/{id}/power-bi and a publish job's page
 # GET /jobs/{id} for the demo's data against the JSON API reads of the same data, the lineage picture
-# GET /lineage.svg apart (with Graphviz's share), and the page weight. BENCH_ITERATIONS (default 2000)
-# requests of each. Writes the "pages" section of
+# GET /lineage.svg apart (with Graphviz's share), the part of the product page no template can take
+# away measured alone (a fresh sandbox; an empty document; the page's element count of constant
+# spans), and the page weight. BENCH_ITERATIONS (default 2000) requests of each. Writes the "pages" section of
 # bench/README.md (BENCH_README=0 leaves it alone).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,6 +27,7 @@ rows=$(build/bench/pages_bench "$dir" "${BENCH_ITERATIONS:-2000}" 2>"$dir/err") 
 [ "$status" -eq 0 ] || bench_fail pages "pages_bench exited $status ($(tail -n 1 "$dir/err"))"
 n=$(grep -c '^| \(page\|API\|picture\) `GET ' <<<"$rows" || true)
 [ "$n" -eq 11 ] || bench_fail pages "pages_bench reported $n of its 11 requests"
+grep -q "no template can take away" <<<"$rows" || bench_fail pages "pages_bench did not report the page's fixed part"
 section=$(cat <<MD
 <!-- pages:begin -->
 ## pages
@@ -41,7 +43,7 @@ that went through its five phases. The baseline is the JSON API
 read of the same data, measured in the same run. Times are the thread's CPU time (the machine's 2 cores are
 shared with other work, which moves wall time more than the work a request does); wall p50 beside it.
 
-Machine: $(nproc) cores, $(uname -sr); run on $(date -u '+%Y-%m-%d %H:%M') UTC; load average before the run $load.
+Machine: $(nproc) cores, $(uname -sr); commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!bench/README.md' || echo ' with changes not committed'); run on $(date -u '+%Y-%m-%d %H:%M') UTC; load average before the run $load, after $(cut -d' ' -f1-3 /proc/loadavg).
 
 $rows
 <!-- pages:end -->
