@@ -53,7 +53,14 @@ if [ -n "${BENCH_BASE_DIR:-}" ]; then
     for side in base this; do
       if [ $side = base ]; then out=$(run_bench build/bench/pages_bench_base "$BENCH_BASE_DIR")
       else out=$(run_bench build/bench/pages_bench "$here"); fi
-      turns+="- round $round, $([ $side = base ] && echo "before ($base_commit)" || echo "after ($(git rev-parse --short HEAD))"): product page $(grep '^| page `GET /data-products/{id}`' <<<"$out" | cut -d'|' -f3-4 | sed 's/ *| */ \/ /; s/^ *//; s/ *$//') ms CPU p50 / p99; a fresh sandbox $(fixed_part 'created and freed, ' <<<"$out") us, an empty document $(fixed_part 'empty document in it ' <<<"$out") us, the page's element count of constant spans $(fixed_part 'constant text each) ' <<<"$out") us"$'\n'
+      label="after ($(git rev-parse --short HEAD))"
+      [ $side = this ] || label="before ($base_commit)"
+      # shellcheck disable=SC2016 # the backquotes are the row's Markdown
+      page=$(grep '^| page `GET /data-products/{id}`' <<<"$out" | cut -d'|' -f3-4 | sed 's/ *| */ \/ /; s/^ *//; s/ *$//')
+      turns+="- round $round, $label: product page $page ms CPU p50 / p99; a fresh sandbox"
+      turns+=" $(fixed_part 'created and freed, ' <<<"$out") us, an empty document"
+      turns+=" $(fixed_part 'empty document in it ' <<<"$out") us, the page's element count of constant spans"
+      turns+=" $(fixed_part 'constant text each) ' <<<"$out") us"$'\n'
     done
   done
 fi
