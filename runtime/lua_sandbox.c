@@ -63,6 +63,7 @@ struct lua_sandbox {
 	const char *entry_module;    /* borrowed during sandbox_call */
 	char **dirs, **labels;
 	size_t ndirs;
+	const luaL_Reg *api;         /* the caller's functions for the pbiport table (borrowed) */
 	EVP_MD *sha1;                /* for pbiport.uuid, created on first use */
 	EVP_MD_CTX *md_ctx;
 };
@@ -1283,6 +1284,8 @@ static int sb_setup(lua_State *L)
 	lua_setfield(L, -2, "uuid");
 	lua_pushcfunction(L, sb_find_control);
 	lua_setfield(L, -2, "find_control");
+	if (sb_of(L)->api)
+		luaL_setfuncs(L, sb_of(L)->api, 0);
 	lua_setfield(L, -2, "pbiport");
 	lua_pushvalue(L, -1);
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &API_KEY);
@@ -1422,6 +1425,7 @@ int sandbox_new(const sandbox_opts *o, lua_sandbox **out, char *err)
 	sb->limit_ms = o && o->time_limit_ms > 0 ? o->time_limit_ms : PB_LUA_TIME_MAX_MS;
 	sb->total_ms = o && o->total_time_limit_ms > 0 ? o->total_time_limit_ms : 0;
 	sb->instr_max = o && o->instr_max > 0 ? o->instr_max : 0;
+	sb->api = o ? o->api : NULL;
 	if (o && o->ndirs) {
 		sb->dirs = calloc(o->ndirs, sizeof *sb->dirs);
 		sb->labels = calloc(o->ndirs, sizeof *sb->labels);
