@@ -1913,7 +1913,19 @@ static int json_prescan(const char *text, size_t len, const char *source, char *
 typedef struct {
 	const char *p, *end;
 	char *buf; /* decoded strings with escapes; as long as the text, which no string outgrows */
+	/* json_prescan's bounds, counted as it counts them (1 + each object, array and comma;
+	 * nesting): a text that passes them here passes them there, so a contract needs the
+	 * prescan only when this reader gives up */
+	size_t depth, values, max_depth, max_values;
 } fast_json;
+
+/* Counts one more object, array or comma (opens: also one more level); false past a bound. */
+static bool fj_count(fast_json *f, bool opens)
+{
+	if (opens && ++f->depth > f->max_depth)
+		return false;
+	return ++f->values <= f->max_values;
+}
 
 static void fj_space(fast_json *f)
 {
@@ -2090,11 +2102,12 @@ static json_t *fj_value(fast_json *f)
 	switch (*f->p) {
 	case '{':
 		f->p++;
-		if (!(v = json_object()))
+		if (!fj_count(f, true) || !(v = json_object()))
 			return NULL;
 		fj_space(f);
 		if (f->p < f->end && *f->p == '}') {
 			f->p++;
+			f->depth--;
 			return v;
 		}
 		for (;;) {
@@ -2123,21 +2136,25 @@ static json_t *fj_value(fast_json *f)
 			fj_space(f);
 			if (f->p < f->end && *f->p == ',') {
 				f->p++;
+				if (!fj_count(f, false))
+					goto fail;
 				continue;
 			}
 			if (f->p < f->end && *f->p == '}') {
 				f->p++;
+				f->depth--;
 				return v;
 			}
 			goto fail;
 		}
 	case '[':
 		f->p++;
-		if (!(v = json_array()))
+		if (!fj_count(f, true) || !(v = json_array()))
 			return NULL;
 		fj_space(f);
 		if (f->p < f->end && *f->p == ']') {
 			f->p++;
+			f->depth--;
 			return v;
 		}
 		for (;;) {
@@ -2147,10 +2164,13 @@ static json_t *fj_value(fast_json *f)
 			fj_space(f);
 			if (f->p < f->end && *f->p == ',') {
 				f->p++;
+				if (!fj_count(f, false))
+					goto fail;
 				continue;
 			}
 			if (f->p < f->end && *f->p == ']') {
 				f->p++;
+				f->depth--;
 				return v;
 			}
 			goto fail;
@@ -2174,9 +2194,10 @@ fail:
 	return NULL;
 }
 
-json_t *fast_json_load(const char *text, size_t len)
+/* fast_json_load within nesting and value-count bounds (NULL past them). */
+static json_t *fj_load(const char *text, size_t len, size_t max_depth, size_t max_values)
 {
-	fast_json f = {text, text + len, malloc(len + 1)};
+	fast_json f = {text, text + len, malloc(len + 1), 0, 1, max_depth, max_values};
 	if (!f.buf)
 		return NULL;
 	json_t *root = fj_value(&f);
@@ -2190,15 +2211,23 @@ json_t *fast_json_load(const char *text, size_t len)
 	return root;
 }
 
+json_t *fast_json_load(const char *text, size_t len)
+{
+	return fj_load(text, len, SIZE_MAX, SIZE_MAX);
+}
+
 static int load_json(const char *text, size_t len, const char *source, json_t **out, char *err)
 {
 	json_error_t je;
+	/* The fast reader keeps the prescan's bounds itself: the prescan (and its message) is
+	 * needed only for a text it does not take, before json_loadb reads it. */
+	*out = fj_load(text, len, PB_CONTRACT_MAX_DEPTH, PB_CONTRACT_MAX_NODES);
+	if (*out)
+		return PB_OK;
 	int rc = json_prescan(text, len, source, err);
 	if (rc)
 		return rc;
-	*out = fast_json_load(text, len);
-	if (!*out)
-		*out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	*out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
 	if (*out)
 		return PB_OK;
 	if (json_error_code(&je) == json_error_out_of_memory)

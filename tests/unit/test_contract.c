@@ -577,6 +577,38 @@ static void limits(void **state)
 		deepj[n++] = '[';
 	deepj[n] = '\0';
 	expect_err(deepj, n, PB_ELIMIT, "~nesting deeper than 64 levels");
+	/* the same bounds on well-formed JSON, which the fast reader takes without the prescan:
+	 * it must give up at the prescan's bounds, so the message and its place stay the
+	 * prescan's (the 65th level opens at column 68 of line 2) */
+	memcpy(deepj, "{\n\"a\":", 6);
+	n = 6;
+	for (int i = 0; i < PB_CONTRACT_MAX_DEPTH + 5; i++)
+		deepj[n++] = '[';
+	for (int i = 0; i < PB_CONTRACT_MAX_DEPTH + 5; i++)
+		deepj[n++] = ']';
+	deepj[n++] = '}';
+	deepj[n] = '\0';
+	expect_err(deepj, n, PB_ELIMIT, "t.yaml:2:68: nesting deeper than 64 levels");
+	{
+		/* 1 + the object + the array + a comma per item after the first: exactly the bound */
+		size_t items = PB_CONTRACT_MAX_NODES - 2, cap = 16 + items * 2;
+		char *many = malloc(cap);
+		assert_non_null(many);
+		memcpy(many, "{\"a\":[", 6);
+		n = 6;
+		for (size_t i = 0; i < items; i++) {
+			many[n++] = '0';
+			many[n++] = ',';
+		}
+		n--;
+		memcpy(many + n, "]}", 2);
+		n += 2;
+		expect_err(many, n, PB_EINVAL, "~not an ODCS contract");
+		memcpy(many + n - 2, ",0]}", 5);        /* one comma more: past it */
+		n += 2;
+		expect_err(many, n, PB_ELIMIT, "t.yaml:1:2000002: more than 1000000 values");
+		free(many);
+	}
 	/* "billion laughs": aliases are charged at their expanded size */
 	const char *bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
 			   "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
