@@ -12,7 +12,7 @@ local concat = table.concat
 local type, error, setmetatable, ipairs, tonumber, tostring = type, error, setmetatable, ipairs,
 	tonumber, tostring
 local mtype, huge = math.type, math.huge
-local uuid, find_control = pbiport.uuid, pbiport.find_control
+local uuid, join_lines = pbiport.uuid, pbiport.join_lines
 
 local PLAIN = "^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -408,26 +408,11 @@ function M.description_text(depth, text)
 	end
 	if not is_space(byte(text, -1)) then
 		-- Common case (only LF breaks, nothing to trim), same result as the general path
-		-- below: one scan for control characters (find_control: "%c" without the pattern
-		-- matcher) finds the line breaks and proves there is no other control character.
-		-- One line or two (most descriptions) are joined by one concatenation: a parts
-		-- table and table.concat cost several times more per column.
-		local c = find_control(text)
-		if not c then
-			return DESC_PREFIX[depth] .. text .. "\n"
-		end
-		if byte(text, c) == 10 and not find_control(text, c + 1) then
-			return DESC_PREFIX[depth] .. sub(text, 1, c - 1) .. DESC_BREAK[depth] .. sub(text, c + 1) .. "\n"
-		end
-		local parts, n, pos, brk = { DESC_PREFIX[depth] }, 1, 1, DESC_BREAK[depth]
-		while c and byte(text, c) == 10 do
-			parts[n + 1], parts[n + 2] = sub(text, pos, c - 1), brk
-			n, pos = n + 2, c + 1
-			c = find_control(text, pos)
-		end
-		if not c then
-			parts[n + 1], parts[n + 2] = sub(text, pos), "\n"
-			return concat(parts)
+		-- below, in one pass and one new string (join_lines: nil when text has a control
+		-- character other than LF, which the general path turns into a space or drops).
+		local d = join_lines(text, DESC_PREFIX[depth], DESC_BREAK[depth], "\n")
+		if d then
+			return d
 		end
 	end
 	local lines = M.description_lines(text)

@@ -650,6 +650,50 @@ static int sb_find_control(lua_State *L)
 	return 1;
 }
 
+/* pbiport.join_lines(text, first, sep, last): first .. the lines of text (split on LF) joined
+ * by sep .. last, or nil when text has a control character other than LF (a byte 0-31 or
+ * 127: the caller's general path handles those). One pass and one new string, where a
+ * template would split, concatenate and join per line. Linear in the result, which the
+ * memory cap bounds. */
+static int sb_join_lines(lua_State *L)
+{
+	size_t n, nfirst, nsep, nlast;
+	const char *s = luaL_checklstring(L, 1, &n);
+	const char *first = luaL_checklstring(L, 2, &nfirst);
+	const char *sep = luaL_checklstring(L, 3, &nsep);
+	const char *last = luaL_checklstring(L, 4, &nlast);
+	size_t breaks = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch == '\n') {
+			breaks++;
+		} else if (ch < 0x20 || ch == 0x7f) {
+			luaL_pushfail(L);
+			return 1;
+		}
+	}
+	if (nsep && breaks > (SIZE_MAX - n - nfirst - nlast) / nsep)
+		return luaL_error(L, "pbiport.join_lines: result too long");
+	luaL_Buffer b;
+	char *out = luaL_buffinitsize(L, &b, nfirst + n - breaks + breaks * nsep + nlast);
+	memcpy(out, first, nfirst);
+	out += nfirst;
+	for (const char *p = s, *end = s + n; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		memcpy(out, p, len);
+		out += len;
+		if (!nl)
+			break;
+		memcpy(out, sep, nsep);
+		out += nsep;
+		p = nl + 1;
+	}
+	memcpy(out, last, nlast);
+	luaL_pushresultsize(&b, nfirst + n - breaks + breaks * nsep + nlast);
+	return 1;
+}
+
 /* setmetatable without __gc: Lua runs finalizers with hooks off (lgc.c GCTM), so a
  * looping finalizer could never be stopped. xpcall is left out for the same reason: a
  * message handler called for the deadline error runs inside the hook, hooks off. */
@@ -1283,6 +1327,8 @@ static int sb_setup(lua_State *L)
 	lua_setfield(L, -2, "uuid");
 	lua_pushcfunction(L, sb_find_control);
 	lua_setfield(L, -2, "find_control");
+	lua_pushcfunction(L, sb_join_lines);
+	lua_setfield(L, -2, "join_lines");
 	lua_setfield(L, -2, "pbiport");
 	lua_pushvalue(L, -1);
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &API_KEY);

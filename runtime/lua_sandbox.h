@@ -45,7 +45,9 @@
  *  - a C module `pbiport` offers `pbiport.uuid(text [, text2 ...])`: a name-based (SHA-1,
  *    UUIDv5 layout) UUID string of the texts joined with NUL bytes (at most 16), the same
  *    for the same texts, and `pbiport.find_control(text [, init])`: string.find(text, "%c",
- *    init) without the pattern matcher (linear, a few instructions per byte).
+ *    init) without the pattern matcher (linear, a few instructions per byte), and
+ *    `pbiport.join_lines(text, first, sep, last)`: first .. text's lines (split on LF)
+ *    joined by sep .. last, nil when text has another control character (linear).
  *
  * Errors come back as one line:
  *   template PATH:LINE: message                       (runtime or syntax error)
