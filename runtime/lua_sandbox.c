@@ -574,6 +574,34 @@ typedef struct text_piece {
 	size_t len;
 } text_piece;
 
+/* The digest's input gathered in one buffer: one EVP_DigestUpdate for a short name (each
+ * call costs more than hashing a name's bytes). */
+typedef struct digest_buf {
+	EVP_MD_CTX *ctx;
+	size_t used;
+	unsigned char b[256];
+} digest_buf;
+
+static int digest_flush(digest_buf *d)
+{
+	int ok = d->used == 0 || EVP_DigestUpdate(d->ctx, d->b, d->used) == 1;
+	d->used = 0;
+	return ok ? 0 : -1;
+}
+
+static int digest_add(digest_buf *d, const void *p, size_t n)
+{
+	if (n > sizeof d->b - d->used) {
+		if (digest_flush(d))
+			return -1;
+		if (n > sizeof d->b)
+			return EVP_DigestUpdate(d->ctx, p, n) == 1 ? 0 : -1;
+	}
+	memcpy(d->b + d->used, p, n);
+	d->used += n;
+	return 0;
+}
+
 /* UUIDv5 layout over SHA-1(namespace || piece[0] || NUL || piece[1] ...) with a caller's
  * digest context. */
 static int uuid_with(EVP_MD_CTX *ctx, const EVP_MD *sha1, const text_piece *pieces, int n,
@@ -581,14 +609,15 @@ static int uuid_with(EVP_MD_CTX *ctx, const EVP_MD *sha1, const text_piece *piec
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
-	if (EVP_DigestInit_ex(ctx, sha1, NULL) != 1 ||
-	    EVP_DigestUpdate(ctx, UUID_NS, sizeof UUID_NS) != 1)
+	digest_buf d;
+	d.ctx = ctx;
+	d.used = 0;
+	if (EVP_DigestInit_ex(ctx, sha1, NULL) != 1 || digest_add(&d, UUID_NS, sizeof UUID_NS))
 		return -1;
 	for (int i = 0; i < n; i++)
-		if ((i && EVP_DigestUpdate(ctx, "", 1) != 1) ||
-		    EVP_DigestUpdate(ctx, pieces[i].p, pieces[i].len) != 1)
+		if ((i && digest_add(&d, "", 1)) || digest_add(&d, pieces[i].p, pieces[i].len))
 			return -1;
-	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < 16)
+	if (digest_flush(&d) || EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < 16)
 		return -1;
 	md[6] = (unsigned char)((md[6] & 0x0f) | 0x50); /* version 5 */
 	md[8] = (unsigned char)((md[8] & 0x3f) | 0x80); /* RFC 4122 variant */
@@ -626,7 +655,7 @@ static int sb_uuid(lua_State *L)
 		sb->md_ctx = EVP_MD_CTX_new();
 	if (!sb->sha1 || !sb->md_ctx || uuid_with(sb->md_ctx, sb->sha1, pieces, n, u))
 		return luaL_error(L, "pbiport.uuid: SHA-1 failed");
-	lua_pushstring(L, u);
+	lua_pushlstring(L, u, 36);
 	return 1;
 }
 

@@ -342,6 +342,12 @@ static void uuid_is_name_based_v5(void **state)
 				     "and pbiport.uuid('a', 'bc') ~= pbiport.uuid('abc')", 1, err), 0);
 	assert_true(lua_toboolean(sandbox_lua(sb), -1));
 	lua_pop(sandbox_lua(sb), 1);
+	/* Texts longer than the gathering buffer (256 bytes) go to the digest as they come.
+	 * Python: uuid.uuid5(NS, 'x' * 300 + '\0' + 'y' * 100 + '\0' + 'z' * 250) */
+	assert_int_equal(sandbox_run(sb, "u3.lua", "return pbiport.uuid(('x'):rep(300), ('y'):rep(100), ('z'):rep(250))",
+				     1, err), 0);
+	assert_string_equal(lua_tostring(sandbox_lua(sb), -1), "0c1d269f-d8d6-5f5a-941a-be7966836843");
+	lua_pop(sandbox_lua(sb), 1);
 	sandbox_free(sb);
 }
 
