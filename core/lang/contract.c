@@ -2045,10 +2045,25 @@ static bool fj_hex4(fast_json *f, uint32_t *out)
 	return true;
 }
 
+/* Whether any byte of w is '"', '\\' or below 0x20: what ends the plain run of a string
+ * (the bit tricks of "Bit Twiddling Hacks": a byte is zero / less than n). */
+static bool fj_special8(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+	return (((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | ((w - ones * 0x20) & ~w)) & highs;
+}
+
 /* f->p is just past the opening quote. Plain strings are returned in place. */
 static bool fj_string(fast_json *f, const char **out, size_t *outlen)
 {
 	const char *s = f->p, *q = s;
+	/* eight bytes at a time up to the first that may end the plain run, then byte by byte */
+	for (uint64_t w; f->end - q >= 8; q += 8) {
+		memcpy(&w, q, 8);
+		if (fj_special8(w))
+			break;
+	}
 	while (q < f->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
 		q++;
 	if (q < f->end && *q == '"') {
@@ -2213,13 +2228,15 @@ static json_t *fj_value(fast_json *f)
 			if (s == f->buf && !copy)
 				goto fail;
 			fj_space(f);
-			if (f->p >= f->end || *f->p != ':' || json_object_getn(v, key, n)) {
+			if (f->p >= f->end || *f->p != ':') {
 				free(copy);
 				goto fail;
 			}
 			f->p++;
 			item = fj_value(f);
-			int bad = !item || json_object_setn_new_nocheck(v, key, n, item);
+			/* a duplicate key replaces the value and leaves the size: json_loadb's verdict */
+			size_t size = json_object_size(v);
+			int bad = !item || json_object_setn_new_nocheck(v, key, n, item) || json_object_size(v) == size;
 			free(copy);
 			if (bad)
 				goto fail;
