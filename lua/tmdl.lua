@@ -306,12 +306,23 @@ local function compute_type(lt, p, s, key)
 end
 
 -- Results by logical type / precision / scale / key: big models repeat a few shapes;
--- and looks_like_key by column name (the same names recur in table after table).
-local type_cache, key_names = {}, {}
+-- looks_like_key by column name (the same names recur in table after table); logical types
+-- in lower case by their text.
+local type_cache, key_names, lower_types = {}, {}, {}
 
 -- The result is shared by every column of the same shape: copy it before changing it.
 function M.column_type(col)
-	local lt = col.logical_type and lower(col.logical_type) or "string"
+	local lt = col.logical_type
+	if lt then
+		local l = lower_types[lt]
+		if not l then
+			l = lower(lt)
+			lower_types[lt] = l
+		end
+		lt = l
+	else
+		lt = "string"
+	end
 	local key = col.primary_key and true or false
 	if not key then
 		local name = col.name or ""
@@ -455,7 +466,15 @@ function Writer:text()
 	while n > 0 and self[n] == "" do
 		n = n - 1
 	end
-	return concat(self, "\n", 1, n) .. "\n"
+	if n == 0 then
+		return "\n"
+	end
+	-- the final LF as the separator before an empty last item: one copy of the text, not two
+	local after = self[n + 1]
+	self[n + 1] = ""
+	local s = concat(self, "\n", 1, n + 1)
+	self[n + 1] = after
+	return s
 end
 
 return M

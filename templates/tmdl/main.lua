@@ -69,12 +69,15 @@ end
 -- model never holds every column's view at once.
 local function build_columns(t, ctx, id, column_type)
 	local ct, key = t.source, ctx.names.key
+	-- numeric loops: ipairs costs a library call per column
+	local ccs = ct.columns or {}
 	local nkeys = 0
-	for _, cc in ipairs(ct.columns or {}) do
-		if cc.primary_key then nkeys = nkeys + 1 end
+	for i = 1, #ccs do
+		if ccs[i].primary_key then nkeys = nkeys + 1 end
 	end
 	local columns, by_source, seen = {}, {}, {}
-	for _, cc in ipairs(ct.columns or {}) do
+	for i = 1, #ccs do
+		local cc = ccs[i]
 		local cname = must_be_name(naming.column_name(cc, ct, ctx), "column_name")
 		local folded = key(cname)
 		if seen[folded] then
@@ -95,7 +98,7 @@ local function build_columns(t, ctx, id, column_type)
 			description = naming.column_description(cc, ct, ctx),
 			lineage_tag = tmdl.lineage_tag(id, "column", ct.name, cc.name),
 		}
-		columns[#columns + 1] = col
+		columns[i] = col
 		by_source[cc.name] = col
 	end
 	t.columns, t.column_by_source = columns, by_source
