@@ -372,6 +372,34 @@ static void description_text_matches_lines(void **state)
 	sandbox_free(sb);
 }
 
+/* Writer:text joins the lines with LF and ends in one LF, trailing blank lines dropped; it
+ * leaves the writer as it was (text twice, or more lines after it, give the same lines). */
+static void writer_text(void **state)
+{
+	(void)state;
+	lua_sandbox *sb = helpers();
+	char err[PB_ERR_MAX];
+	lua_pop(sandbox_lua(sb), 1);
+	assert_int_equal(sandbox_run(sb, "wt.lua",
+		"local t = require 'tmdl'\n"
+		"local out = {}\n"
+		"local w = t.writer()\n"
+		"out[#out + 1] = w:text()\n"
+		"w:blank()\n"
+		"out[#out + 1] = w:text()\n"
+		"w:line(1, 'a')\n"
+		"out[#out + 1] = w:text()\n"
+		"w:blank() w:blank()\n"
+		"out[#out + 1] = w:text()\n"
+		"out[#out + 1] = w:text()\n"
+		"w:line(0, 'b')\n"
+		"out[#out + 1] = w:text()\n"
+		"return table.concat(out, '|')", 1, err), 0);
+	assert_string_equal(lua_tostring(sandbox_lua(sb), -1), "\n|\n|\n\ta\n|\n\ta\n|\n\ta\n|\n\ta\n\n\nb\n");
+	lua_pop(sandbox_lua(sb), 1);
+	sandbox_free(sb);
+}
+
 static void column_types(void **state)
 {
 	(void)state;
@@ -1024,6 +1052,7 @@ int main(void)
 		cmocka_unit_test(escaping_rules),
 		cmocka_unit_test(description_and_lists),
 		cmocka_unit_test(description_text_matches_lines),
+		cmocka_unit_test(writer_text),
 		cmocka_unit_test(column_types),
 		cmocka_unit_test(snowflake_output),
 		cmocka_unit_test(databricks_output),
