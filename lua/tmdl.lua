@@ -417,7 +417,8 @@ function M.description_text(depth, text)
 	if text == nil or text == "" then
 		return ""
 	end
-	if not is_space(byte(text, -1)) then
+	local last = byte(text, -1)
+	if not (last == 32 or (last >= 9 and last <= 13)) then   -- not is_space: no call
 		-- Common case (only LF breaks, nothing to trim), same result as the general path
 		-- below, in one pass and one new string (join_lines: nil when text has a control
 		-- character other than LF, which the general path turns into a space or drops).

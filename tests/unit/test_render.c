@@ -914,6 +914,29 @@ static void names_and_files(void **state)
 	assert_int_equal(render("prod", &o, &f, err), PB_EINVAL);
 	assert_non_null(strstr(err, "table name of 514 characters; Power BI allows at most 512 ('"));
 
+	/* the checks main.lua makes of each column a naming.lua names, and of its type */
+	static const struct {
+		const char *column_name, *want;
+	} column_checks[] = {
+		{ "return nil", "naming.column_name returned nil, expected a non-empty string" },
+		{ "return ''", "naming.column_name returned string, expected a non-empty string" },
+		{ "return string.rep('x', 513)", "column name of 513 characters; Power BI allows at most 512 ('xxx" },
+		{ "return 'same'", "table 'Customer List': column 'same' is the same name as 'same'" },
+	};
+	for (size_t i = 0; i < sizeof column_checks / sizeof column_checks[0]; i++) {
+		char text[1024];
+		assert_int_equal(xsnprintf(dir, sizeof dir, "%s/colnames%zu", tmpdir, i), 0);
+		assert_int_equal(xsnprintf(text, sizeof text, "local n = {}\nfunction n.table_name(t) return t.name end\n"
+					   "function n.column_name(col) %s end\nfunction n.column_hidden() return false end\n"
+					   "function n.table_description() end\nfunction n.column_description() end\nreturn n\n",
+					   column_checks[i].column_name), 0);
+		put(dir, "naming.lua", text);
+		o.template_path = dir;
+		assert_int_equal(render("prod", &o, &f, err), PB_EINVAL);
+		if (!strstr(err, column_checks[i].want))
+			fail_msg("%s: got \"%s\", want \"%s\"", column_checks[i].column_name, err, column_checks[i].want);
+	}
+
 	/* ctx.names, for templates of their own */
 	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/keys", tmpdir), 0);
 	put(dir, "main.lua", "return function(ctx)\n"
