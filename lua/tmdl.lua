@@ -155,17 +155,27 @@ end
 
 local M_CONTROL = { ["\r"] = "#(cr)", ["\n"] = "#(lf)", ["\t"] = "#(tab)", ['"'] = '""' }
 
+-- Results of m_string and m_ident by input: every table's partition names the same
+-- database and schema (only successful results are kept, as for quote_name).
+local m_strings, m_idents = {}, {}
+
 -- A Power Query M text literal: " doubled, #( written #(#)(, control characters as
 -- #(cr) #(lf) #(tab) or #(hhhh).
 function M.m_string(s)
+	local m = m_strings[s]
+	if m then
+		return m
+	end
 	if type(s) ~= "string" then
 		error("M text must be a string, not " .. type(s), 2)
 	end
-	s = gsub(s, "#%(", "#(#)(")
-	s = gsub(s, '[%c"]', function(c)
+	m = gsub(s, "#%(", "#(#)(")
+	m = gsub(m, '[%c"]', function(c)
 		return M_CONTROL[c] or format("#(%04X)", byte(c))
 	end)
-	return '"' .. s .. '"'
+	m = '"' .. m .. '"'
+	m_strings[s] = m
+	return m
 end
 
 local M_KEYWORDS = {}
@@ -176,11 +186,18 @@ end
 
 -- A Power Query M identifier: bare when plain and not a keyword, else #"...".
 function M.m_ident(s)
+	local m = m_idents[s]
+	if m then
+		return m
+	end
 	check_name(s, "M identifier", 2)
 	if find(s, PLAIN) and not M_KEYWORDS[s] then
-		return s
+		m = s
+	else
+		m = "#" .. M.m_string(s)
 	end
-	return "#" .. M.m_string(s)
+	m_idents[s] = m
+	return m
 end
 
 -- A JSON string (for annotation values such as PBI_QueryOrder).

@@ -692,8 +692,16 @@ static int sb_join_lines(lua_State *L)
 	const char *sep = luaL_checklstring(L, 3, &nsep);
 	const char *last = luaL_checklstring(L, 4, &nlast);
 	size_t breaks = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	for (size_t i = 0; i < n;) {
+		/* eight bytes at a time while none is below 0x20 or 0x7f ("Bit Twiddling Hacks") */
+		uint64_t w, del;
+		if (n - i >= 8 && (memcpy(&w, s + i, 8), del = w ^ (ones * 0x7f),
+				   !((((w - ones * 0x20) & ~w) | ((del - ones) & ~del)) & highs))) {
+			i += 8;
+			continue;
+		}
+		unsigned char ch = (unsigned char)s[i++];
 		if (ch == '\n') {
 			breaks++;
 		} else if (ch < 0x20 || ch == 0x7f) {

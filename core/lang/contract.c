@@ -772,14 +772,30 @@ static bool contradicts(const char *logical, pclass pc, int scale)
 /* Checks one v3 property's logicalType (lv) against the list and its physicalType (pv)
  * (either NULL when absent). *canon gets the canonical logical type (static) or NULL when
  * none is written. */
+/* text_of, read in place (*out borrowed from the tree) when v is a string: a copy only for
+ * other scalars (*owned, which the caller frees). */
+static int text_in(rd *r, const json_t *v, const char *key, const char *at, const char **out, char **owned)
+{
+	*owned = NULL;
+	if (json_is_string(v)) {
+		*out = json_string_value(v);
+		return PB_OK;
+	}
+	int rc = text_of(r, v, key, at, owned);
+	*out = *owned;
+	return rc;
+}
+
 static int types_of(rd *r, const json_t *lv, const json_t *pv, const char *at, const char **canon)
 {
-	char *logical = NULL, *physical = NULL, p[AT_MAX], s1[PB_PBI_NAME_SHOWN_BUF], s2[PB_PBI_NAME_SHOWN_BUF];
+	const char *logical = NULL, *physical = NULL;
+	char *own_logical = NULL, *own_physical = NULL, p[AT_MAX], s1[PB_PBI_NAME_SHOWN_BUF],
+	     s2[PB_PBI_NAME_SHOWN_BUF];
 	int prec = -1, scale = -1;
 	int rc;
 	*canon = NULL;
-	if ((rc = text_of(r, lv, "logicalType", at, &logical)) ||
-	    (rc = text_of(r, pv, "physicalType", at, &physical)))
+	if ((rc = text_in(r, lv, "logicalType", at, &logical, &own_logical)) ||
+	    (rc = text_in(r, pv, "physicalType", at, &physical, &own_physical)))
 		goto out;
 	if (!logical)
 		goto out;
@@ -796,8 +812,8 @@ static int types_of(rd *r, const json_t *lv, const json_t *pv, const char *at, c
 			   pbname_shown(physical, s2));
 	}
 out:
-	free(logical);
-	free(physical);
+	free(own_logical);
+	free(own_physical);
 	return rc;
 }
 

@@ -405,10 +405,17 @@ static void join_lines_matches_concat(void **state)
 				     "  if pbiport.join_lines(s, '', '', '') ~= nil then error(string.format('%q', s)) end\n"
 				     "  n = n + 1\n"
 				     "end\n"
+				     "for k = 0, 16 do\n"   /* at every place of the eight-byte stride */
+				     "  for _, c in ipairs({ '\\r', '\\0', '\\127', '\\31', '\\t' }) do\n"
+				     "    local s = ('a'):rep(k) .. '\\n' .. c .. ('b'):rep(16 - k)\n"
+				     "    if pbiport.join_lines(s, '', '', '') ~= nil then error(string.format('%q', s)) end\n"
+				     "  end\n"
+				     "  n = n + 1\n"
+				     "end\n"
 				     "return n", 1, err);
 	if (rc)
 		fail_msg("%s", err);
-	assert_int_equal(lua_tointeger(sandbox_lua(sb), -1), 38);   /* every text and separator tried */
+	assert_int_equal(lua_tointeger(sandbox_lua(sb), -1), 55);   /* every text and separator tried */
 	lua_pop(sandbox_lua(sb), 1);
 	sandbox_free(sb);
 }
