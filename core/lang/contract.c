@@ -611,26 +611,46 @@ static int named_cmp(const void *a, const void *b)
  * *dup is its index and *first the earlier one's, or *dup = n when all differ. -1 on OOM. */
 static int find_duplicate(const char *const *names, size_t stride, size_t n, size_t *first, size_t *dup)
 {
+	/* Names in document order into a hash set of their keys (open addressing, at most half
+	 * full): the first one already there is the first repeat, and the one there its original. */
+	size_t cap = 16;
+	while (cap < 2 * n)
+		cap *= 2;
 	named *v = calloc(n ? n : 1, sizeof *v);
-	if (!v)
+	size_t *slot = malloc(cap * sizeof *slot);
+	if (!v || !slot) {
+		free(v);
+		free(slot);
 		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (named_set(&v[i], *(const char *const *)((const char *)names + i * stride), i)) {
-			named_free(v, i + 1);
-			return -1;
-		}
 	}
-	qsort(v, n, sizeof *v, named_cmp);
+	for (size_t i = 0; i < cap; i++)
+		slot[i] = SIZE_MAX;
 	*dup = *first = n;
-	/* in each run of equal keys the first entry is the original, the second its first repeat */
-	for (size_t i = 1; i < n; i++)
-		if (!pbname_keycmp(v[i].key, v[i - 1].key) && (i == 1 || pbname_keycmp(v[i - 1].key, v[i - 2].key)) &&
-		    v[i].idx < *dup) {
-			*dup = v[i].idx;
-			*first = v[i - 1].idx;
+	int rc = 0;
+	size_t made = 0;
+	for (size_t i = 0; i < n; i++) {
+		made = i + 1;
+		if (named_set(&v[i], *(const char *const *)((const char *)names + i * stride), i)) {
+			rc = -1;
+			break;
 		}
-	named_free(v, n);
-	return 0;
+		/* FNV-1a of the key with ASCII case folded, as pbname_keycmp compares */
+		uint64_t h = 14695981039346656037ULL;
+		for (const unsigned char *k = (const unsigned char *)v[i].key; *k; k++)
+			h = (h ^ (*k >= 'A' && *k <= 'Z' ? *k + 0x20u : *k)) * 1099511628211ULL;
+		size_t at = (size_t)h & (cap - 1);
+		while (slot[at] != SIZE_MAX && pbname_keycmp(v[slot[at]].key, v[i].key))
+			at = (at + 1) & (cap - 1);
+		if (slot[at] != SIZE_MAX) {
+			*dup = i;
+			*first = slot[at];
+			break;
+		}
+		slot[at] = i;
+	}
+	named_free(v, made);
+	free(slot);
+	return rc;
 }
 
 /* ---- types -------------------------------------------------------------------------- */
