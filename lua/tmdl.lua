@@ -434,15 +434,13 @@ function M.description_text(depth, text)
 	if text == nil or text == "" then
 		return ""
 	end
-	local last = byte(text, -1)
-	if not (last == 32 or (last >= 9 and last <= 13)) then   -- not is_space: no call
-		-- Common case (only LF breaks, nothing to trim), same result as the general path
-		-- below, in one pass and one new string (join_lines: nil when text has a control
-		-- character other than LF, which the general path turns into a space or drops).
-		local d = join_lines(text, DESC_PREFIX[depth], DESC_BREAK[depth], "\n")
-		if d then
-			return d
-		end
+	-- Common case (only LF breaks, nothing to trim), same result as the general path below,
+	-- in one pass and one new string (join_lines: nil when text has a control character
+	-- other than LF, which the general path turns into a space or drops, or ends in white
+	-- space, which it trims: the other white space bytes are control characters).
+	local d = join_lines(text, DESC_PREFIX[depth], DESC_BREAK[depth], "\n")
+	if d then
+		return d
 	end
 	local lines = M.description_lines(text)
 	if #lines == 0 then

@@ -680,10 +680,10 @@ static int sb_find_control(lua_State *L)
 }
 
 /* pbiport.join_lines(text, first, sep, last): first .. the lines of text (split on LF) joined
- * by sep .. last, or nil when text has a control character other than LF (a byte 0-31 or
- * 127: the caller's general path handles those). One pass and one new string, where a
- * template would split, concatenate and join per line. Linear in the result, which the
- * memory cap bounds. */
+ * by sep .. last, or nil when text is not trimmed plain lines: it has a control character
+ * other than LF (a byte 0-31 or 127) or ends in a space or LF (the caller's general path
+ * handles those). One pass and one new string, where a template would split, concatenate
+ * and join per line. Linear in the result, which the memory cap bounds. */
 static int sb_join_lines(lua_State *L)
 {
 	size_t n, nfirst, nsep, nlast;
@@ -692,6 +692,10 @@ static int sb_join_lines(lua_State *L)
 	const char *sep = luaL_checklstring(L, 3, &nsep);
 	const char *last = luaL_checklstring(L, 4, &nlast);
 	size_t breaks = 0;
+	if (n && (s[n - 1] == ' ' || s[n - 1] == '\n')) {
+		luaL_pushfail(L);
+		return 1;
+	}
 	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
 	for (size_t i = 0; i < n;) {
 		/* eight bytes at a time while none is below 0x20 or 0x7f ("Bit Twiddling Hacks") */

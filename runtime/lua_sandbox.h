@@ -47,7 +47,8 @@
  *    for the same texts, and `pbiport.find_control(text [, init])`: string.find(text, "%c",
  *    init) without the pattern matcher (linear, a few instructions per byte), and
  *    `pbiport.join_lines(text, first, sep, last)`: first .. text's lines (split on LF)
- *    joined by sep .. last, nil when text has another control character (linear).
+ *    joined by sep .. last, nil when text has another control character or ends in a
+ *    space or LF (linear).
  *
  * Errors come back as one line:
  *   template PATH:LINE: message                       (runtime or syntax error)

@@ -507,7 +507,9 @@ static void set_str(lua_State *L, const char *key, const char *value)
 {
 	if (!value)
 		return;
-	lua_pushstring(L, value);
+	/* with its length: lua_pushstring first looks the pointer up in Lua's cache of C
+	 * strings, which a column's values (each its own copy) never hit */
+	lua_pushlstring(L, value, strlen(value));
 	lua_setfield(L, -2, key);
 }
 

@@ -377,14 +377,15 @@ static void find_control_matches_find(void **state)
 }
 
 /* pbiport.join_lines answers first .. (the lines joined by sep) .. last, as a split on LF and a
- * table.concat do, and nil for a text with any other control character. */
+ * table.concat do, and nil for a text with any other control character or that ends in a
+ * space or LF. */
 static void join_lines_matches_concat(void **state)
 {
 	(void)state;
 	lua_sandbox *sb = make(0, 0);
 	char err[PB_ERR_MAX];
 	int rc = sandbox_run(sb, "jl.lua",
-				     "local texts = { '', 'plain', 'a\\nb', '\\n', '\\n\\n', 'a\\n\\nb\\n', 'caf\\195\\169\\nx',\n"
+				     "local texts = { '', 'plain', 'a\\nb', '\\nb', 'a\\n\\nb', ' a b', 'caf\\195\\169\\nx',\n"
 				     "  ('z'):rep(3000) .. '\\n' .. ('y'):rep(2000) }\n"
 				     "local n = 0\n"
 				     "for _, s in ipairs(texts) do\n"
@@ -401,7 +402,8 @@ static void join_lines_matches_concat(void **state)
 				     "    n = n + 1\n"
 				     "  end\n"
 				     "end\n"
-				     "for _, s in ipairs({ 'a\\rb', 'a\\r\\n', 'x\\0y', 'tab\\there', 'del\\127', '\\31' }) do\n"
+				     "for _, s in ipairs({ 'a\\rb', 'a\\r\\n', 'x\\0y', 'tab\\there', 'del\\127', '\\31',\n"
+				     "  'a ', 'a\\n', '\\n', ' ', 'a\\n\\n' }) do\n"
 				     "  if pbiport.join_lines(s, '', '', '') ~= nil then error(string.format('%q', s)) end\n"
 				     "  n = n + 1\n"
 				     "end\n"
@@ -415,7 +417,7 @@ static void join_lines_matches_concat(void **state)
 				     "return n", 1, err);
 	if (rc)
 		fail_msg("%s", err);
-	assert_int_equal(lua_tointeger(sandbox_lua(sb), -1), 55);   /* every text and separator tried */
+	assert_int_equal(lua_tointeger(sandbox_lua(sb), -1), 60);   /* every text and separator tried */
 	lua_pop(sandbox_lua(sb), 1);
 	sandbox_free(sb);
 }
