@@ -2090,28 +2090,37 @@ static bool fj_special8(uint64_t w)
 	return (((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | ((w - ones * 0x20) & ~w)) & highs;
 }
 
-/* f->p is just past the opening quote. Plain strings are returned in place. */
-static bool fj_string(fast_json *f, const char **out, size_t *outlen)
+/* The end of the plain run (no quote, backslash or control byte) of a string from q: eight
+ * bytes at a time up to the first that may end it, then byte by byte. */
+static const char *fj_plain(const char *q, const char *end)
 {
-	const char *s = f->p, *q = s;
-	/* eight bytes at a time up to the first that may end the plain run, then byte by byte */
-	for (uint64_t w; f->end - q >= 8; q += 8) {
+	for (uint64_t w; end - q >= 8; q += 8) {
 		memcpy(&w, q, 8);
 		if (fj_special8(w))
 			break;
 	}
-	while (q < f->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
+	while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
 		q++;
+	return q;
+}
+
+/* f->p is just past the opening quote. Plain strings are returned in place. */
+static bool fj_string(fast_json *f, const char **out, size_t *outlen)
+{
+	const char *s = f->p, *q = fj_plain(s, f->end);
 	if (q < f->end && *q == '"') {
 		*out = s;
 		*outlen = (size_t)(q - s);
 		f->p = q + 1;
 		return true;
 	}
-	size_t n = (size_t)(q - s);
-	memcpy(f->buf, s, n);
-	f->p = q;
+	size_t n = 0;
+	/* plain runs copied at once, each followed by an escape (or the closing quote) */
 	for (;;) {
+		q = fj_plain(f->p, f->end);
+		memcpy(f->buf + n, f->p, (size_t)(q - f->p));
+		n += (size_t)(q - f->p);
+		f->p = q;
 		if (f->p >= f->end)
 			return false;
 		unsigned char ch = (unsigned char)*f->p++;
@@ -2119,10 +2128,7 @@ static bool fj_string(fast_json *f, const char **out, size_t *outlen)
 			break;
 		if (ch < 0x20)
 			return false;
-		if (ch != '\\') {
-			f->buf[n++] = (char)ch;
-			continue;
-		}
+		/* ch is a backslash: the escape */
 		if (f->p >= f->end)
 			return false;
 		ch = (unsigned char)*f->p++;
