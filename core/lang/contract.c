@@ -2081,9 +2081,10 @@ static bool fj_hex4(fast_json *f, uint32_t *out)
 	return true;
 }
 
-/* Whether any byte of w is '"', '\\' or below 0x20: what ends the plain run of a string
- * (the bit tricks of "Bit Twiddling Hacks": a byte is zero / less than n). */
-static bool fj_special8(uint64_t w)
+/* The high bit of each byte of w that is '"', '\\' or below 0x20 (what ends the plain run of
+ * a string), by the bit tricks of "Bit Twiddling Hacks" (a byte is zero / less than n): bits
+ * above the lowest may be false hits (a borrow), the lowest is exact. */
+static uint64_t fj_special8(uint64_t w)
 {
 	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
 	uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
@@ -2091,13 +2092,19 @@ static bool fj_special8(uint64_t w)
 }
 
 /* The end of the plain run (no quote, backslash or control byte) of a string from q: eight
- * bytes at a time up to the first that may end it, then byte by byte. */
+ * bytes at a time (on a little-endian machine the lowest hit's bit is the byte), the last
+ * few byte by byte. */
 static const char *fj_plain(const char *q, const char *end)
 {
-	for (uint64_t w; end - q >= 8; q += 8) {
+	for (uint64_t w, hit; end - q >= 8; q += 8) {
 		memcpy(&w, q, 8);
-		if (fj_special8(w))
+		if ((hit = fj_special8(w))) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+			return q + (__builtin_ctzll(hit) >> 3);
+#else
 			break;
+#endif
+		}
 	}
 	while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
 		q++;
