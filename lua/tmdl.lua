@@ -231,6 +231,10 @@ local FILE_STEM_MAX = 100
 -- name changes: the table keeps its name inside the file. Uniqueness is the caller's job
 -- (see unique_file_names).
 function M.file_name(name)
+	if #name <= FILE_STEM_MAX and find(name, "^[%w_%-]+$") then
+		-- the common name (letters, digits, _ and -): only a reserved device name changes
+		return RESERVED[upper(name)] and name .. "_" or name
+	end
 	local s = gsub(name, '[/\\:%*%?"<>|%c]', "_")
 	s = gsub(s, "[%. ]+$", function(tail) return rep("_", #tail) end)
 	if s == "" then
@@ -456,8 +460,23 @@ function Writer:description(depth, text)
 	end
 end
 
+-- "\n\t\t..." by depth, built once.
+local LINE_BREAK = {}
+for i = 0, 32 do
+	LINE_BREAK[i] = "\n" .. TABS[i]
+end
+
 -- A multi-line expression body: each line of text at depth (blank lines kept empty).
 function Writer:expression(depth, text)
+	-- Common case (no blank line, nothing but LF breaks): the indented lines as one entry
+	-- made in one pass (join_lines), which Writer:text writes as the lines one by one.
+	if text ~= "" and byte(text, 1) ~= 10 and not find(text, "\n\n", 1, true) then
+		local s = join_lines(text, TABS[depth], LINE_BREAK[depth], "")
+		if s then
+			self:add(s)
+			return
+		end
+	end
 	for _, l in ipairs(split_lines(text)) do
 		if l == "" then self:blank() else self:line(depth, l) end
 	end

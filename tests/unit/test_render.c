@@ -294,6 +294,8 @@ static void escaping_rules(void **state)
 		{ "file_name", "LPT\xc2\xb9", "LPT\xc2\xb9_" },
 		{ "file_name", "aux .x", "aux _.x" },
 		{ "file_name", "CONSOLE", "CONSOLE" },
+		{ "file_name", "order-lines_2024", "order-lines_2024" },
+		{ "file_name", "prn", "prn_" },
 		{ "file_name", "COM10", "COM10" },
 		{ "file_name", "prn.", "prn_" },
 		/* numbers: the shortest text that reads back the same */
@@ -394,6 +396,23 @@ static void writer_text(void **state)
 		"out[#out + 1] = w:text()\n"
 		"w:line(0, 'b')\n"
 		"out[#out + 1] = w:text()\n"
+		/* an expression: its lines at a depth, blank ones empty, as the lines one by one */
+		"for _, e in ipairs({ 'let\\n  x = 1\\nin\\n  x', 'one', '', '\\n', 'a\\n\\nb', '\\nlead', 'trail\\n',\n"
+		"    'tab\\there\\nx', 'sp \\ny ', 'cr\\r\\nx' }) do\n"
+		"  local a, b = t.writer(), t.writer()\n"
+		"  a:line(0, '<') a:expression(2, e) a:line(0, '>')\n"
+		"  b:line(0, '<')\n"
+		"  local pos = 1\n"
+		"  while true do\n"
+		"    local nl = string.find(e, '\\n', pos, true)\n"
+		"    local l = string.sub(e, pos, (nl or #e + 1) - 1)\n"
+		"    if l == '' then b:blank() else b:line(2, l) end\n"
+		"    if not nl then break end\n"
+		"    pos = nl + 1\n"
+		"  end\n"
+		"  b:line(0, '>')\n"
+		"  if a:text() ~= b:text() then error(string.format('%q: %q', e, a:text())) end\n"
+		"end\n"
 		"return table.concat(out, '|')", 1, err), 0);
 	assert_string_equal(lua_tostring(sandbox_lua(sb), -1), "\n|\n|\n\ta\n|\n\ta\n|\n\ta\n|\n\ta\n\n\nb\n");
 	lua_pop(sandbox_lua(sb), 1);
