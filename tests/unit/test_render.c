@@ -327,22 +327,29 @@ static void escaping_rules(void **state)
 	sandbox_free(sb);
 }
 
-static void description_and_lists(void **state)
+/* Runs code (which returns a text) with the helper modules; the text must be want. */
+static void expect_helpers(const char *name, const char *code, const char *want)
 {
-	(void)state;
 	lua_sandbox *sb = helpers();
 	char err[PB_ERR_MAX];
 	lua_pop(sandbox_lua(sb), 1);
-	assert_int_equal(sandbox_run(sb, "d.lua",
+	if (sandbox_run(sb, name, code, 1, err))
+		fail_msg("%s", err);
+	assert_string_equal(lua_tostring(sandbox_lua(sb), -1), want);
+	lua_pop(sandbox_lua(sb), 1);
+	sandbox_free(sb);
+}
+
+static void description_and_lists(void **state)
+{
+	(void)state;
+	expect_helpers("d.lua",
 		"local t = require 'tmdl'\n"
 		"local d = t.description_lines('a\\r\\nb `code` \"q\" \\'s\\'\\n\\nc\\n\\n')\n"
 		"local f = t.unique_file_names({ 'A', 'a', 'A', 'x/y', 'x_y' })\n"
 		"return table.concat(d, '|') .. '#' .. table.concat(f, '|') .. '#' .. #t.description_lines(nil)"
-		" .. #t.description_lines('')", 1, err), 0);
-	assert_string_equal(lua_tostring(sandbox_lua(sb), -1),
-			    "/// a|/// b `code` \"q\" 's'|/// |/// c#A|a (2)|A (3)|x_y|x_y (2)#00");
-	lua_pop(sandbox_lua(sb), 1);
-	sandbox_free(sb);
+		" .. #t.description_lines('')",
+		"/// a|/// b `code` \"q\" 's'|/// |/// c#A|a (2)|A (3)|x_y|x_y (2)#00");
 }
 
 /* description_text's fast paths (one line, two lines, several) give what its general path
@@ -379,10 +386,7 @@ static void description_text_matches_lines(void **state)
 static void writer_text(void **state)
 {
 	(void)state;
-	lua_sandbox *sb = helpers();
-	char err[PB_ERR_MAX];
-	lua_pop(sandbox_lua(sb), 1);
-	assert_int_equal(sandbox_run(sb, "wt.lua",
+	expect_helpers("wt.lua",
 		"local t = require 'tmdl'\n"
 		"local out = {}\n"
 		"local w = t.writer()\n"
@@ -413,10 +417,8 @@ static void writer_text(void **state)
 		"  b:line(0, '>')\n"
 		"  if a:text() ~= b:text() then error(string.format('%q: %q', e, a:text())) end\n"
 		"end\n"
-		"return table.concat(out, '|')", 1, err), 0);
-	assert_string_equal(lua_tostring(sandbox_lua(sb), -1), "\n|\n|\n\ta\n|\n\ta\n|\n\ta\n|\n\ta\n\n\nb\n");
-	lua_pop(sandbox_lua(sb), 1);
-	sandbox_free(sb);
+		"return table.concat(out, '|')",
+		"\n|\n|\n\ta\n|\n\ta\n|\n\ta\n|\n\ta\n\n\nb\n");
 }
 
 static void column_types(void **state)
