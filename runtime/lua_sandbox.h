@@ -45,8 +45,11 @@
  *  - a C module `pbiport` offers `pbiport.uuid(text [, text2 ...])`: a name-based (SHA-1,
  *    UUIDv5 layout) UUID string of the texts joined with NUL bytes (at most 16), the same
  *    for the same texts, and `pbiport.find_control(text [, init])`: string.find(text, "%c",
- *    init) without the pattern matcher (linear, a few instructions per byte); a caller adds
- *    its own functions to it with sandbox_opts.api (web pages: runtime/page_html.h).
+ *    init) without the pattern matcher (linear, a few instructions per byte),
+ *    `pbiport.join_lines(text, first, sep, last)`: first .. text's lines (split on LF)
+ *    joined by sep .. last, nil when text has another control character or ends in a
+ *    space or LF (linear); a caller adds its own functions to it with sandbox_opts.api
+ *    (web pages: runtime/page_html.h).
  *
  * Errors come back as one line:
  *   template PATH:LINE: message                       (runtime or syntax error)
