@@ -11,7 +11,13 @@
  * connection (each cursor remembers the connection generation it was prepared on). A connection
  * lost inside a transaction keeps answering PB_EUNAVAIL until the caller ends that transaction
  * (ROLLBACK, COMMIT, or a new BEGIN): reconnecting in the middle would run the rest of the
- * caller's transaction as separate, committed statements. */
+ * caller's transaction as separate, committed statements.
+ *
+ * A read transaction costs no round trip of its own: its BEGIN is sent in one pipeline with its
+ * first statement (a read that runs none sends nothing), and its COMMIT, when it wrote nothing,
+ * is sent without waiting for the answer, which is read before the next command. The server
+ * ends the transaction when it reads the COMMIT, whether or not this process reads the answer;
+ * a read-only COMMIT has nothing to lose (REPEATABLE READ fails only writes). */
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -28,6 +34,7 @@
 /* Used unless the connection string sets its own: a server that does not answer (a dead host)
  * makes a request wait this long for its 503, not the system's TCP timeout. */
 #define PG_CONNECT_TIMEOUT_S "10"
+#define PG_BEGIN_READ "BEGIN ISOLATION LEVEL REPEATABLE READ"
 #define PG_SESSION_SETUP \
 	"SET TimeZone = 'UTC'; SET standard_conforming_strings = on; SET client_encoding = 'UTF8'"
 
@@ -37,6 +44,9 @@ struct db_conn {
 	uint64_t names;      /* server-side statement names given so far */
 	int64_t changes;     /* rows the last INSERT/UPDATE/DELETE touched */
 	bool tx_lost;        /* the connection was lost inside a transaction the caller has not ended */
+	bool read_owed;      /* a read transaction was begun: its BEGIN goes out with the next statement */
+	bool read_only_tx;   /* the open transaction is such a read and wrote nothing: COMMIT not awaited */
+	bool commit_unread;  /* a COMMIT was sent whose answer is not read yet */
 };
 
 struct db_cursor {
@@ -129,13 +139,29 @@ static int session_setup(db_conn *c, char *err)
 	return rc;
 }
 
+/* Reads the answer to a COMMIT sent without waiting (pg_exec), so that the connection takes a
+ * command again. Its outcome is not wanted: a lost connection shows in PQstatus. Returns whether
+ * there was one. */
+static bool settle(db_conn *c)
+{
+	if (!c->commit_unread)
+		return false;
+	c->commit_unread = false;
+	PGresult *r;
+	while ((r = PQgetResult(c->pg)))
+		PQclear(r);
+	return true;
+}
+
 /* The connection, ready for a statement: connected again when it was lost outside a transaction. */
 static int conn_ready(db_conn *c, char *err)
 {
 	if (c->tx_lost)
 		return pb_err(err, PB_EUNAVAIL, "database: the connection was lost in a transaction (rolled back)");
+	bool settled = settle(c);
 	if (PQstatus(c->pg) == CONNECTION_OK) {
-		if (PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+		/* an answer just read from the socket says the server is still there */
+		if (settled || PQtransactionStatus(c->pg) != PQTRANS_IDLE)
 			return PB_OK;
 		/* Between statements: a server that restarted since has closed the socket. Reading what
 		 * waits on it (nothing, usually) notices that now, before a statement is sent into it. */
@@ -351,6 +377,7 @@ static void pg_finalize(db_cursor *cur)
 		return;
 	db_conn *c = cur->c;
 	pg_reset(cur);
+	settle(c);
 	/* an uncached statement (tests, tools) would otherwise stay on the server until the
 	 * connection closes; never inside a transaction, where a failure would abort it */
 	if (cur->gen == c->gen && !c->tx_lost && PQstatus(c->pg) == CONNECTION_OK &&
@@ -447,6 +474,46 @@ static bool counts_changes(const PGresult *res)
 	       !strncmp(s, "MERGE ", 6);
 }
 
+/* The owed read BEGIN and cur's statement in one pipeline: one round trip. The statement's result
+ * (new, or NULL when the pipeline failed before it); a failed BEGIN's result in *begin_fail
+ * (new) for the caller to report. */
+static PGresult *run_after_begin(db_cursor *cur, PGresult **begin_fail)
+{
+	PGconn *pg = cur->c->pg;
+	PGresult *res = NULL, *r;
+	*begin_fail = NULL;
+	if (!PQenterPipelineMode(pg))
+		return NULL;
+	if (PQsendQueryParams(pg, PG_BEGIN_READ, 0, NULL, NULL, NULL, NULL, 0) &&
+	    PQsendQueryPrepared(pg, cur->name, cur->nparams, (const char *const *)cur->values, NULL, NULL, 0) &&
+	    PQpipelineSync(pg)) {
+		/* each command's results end with a NULL; the sync's result ends the pipeline, and so
+		 * does a connection lost on the way (libpq then answers NULL) */
+		int command = 0;
+		while (command <= 2) {
+			if (!(r = PQgetResult(pg))) {
+				if (PQstatus(pg) != CONNECTION_OK)
+					break;
+				command++;
+				continue;
+			}
+			ExecStatusType st = PQresultStatus(r);
+			if (st == PGRES_PIPELINE_SYNC) {
+				PQclear(r);
+				break;
+			}
+			if (command == 0 && !*begin_fail && st != PGRES_COMMAND_OK)
+				*begin_fail = r;
+			else if (command == 1 && !res)
+				res = r;
+			else
+				PQclear(r);
+		}
+	}
+	PQexitPipelineMode(pg);
+	return res;
+}
+
 static int run(db_cursor *cur, char *err)
 {
 	db_conn *c = cur->c;
@@ -454,11 +521,29 @@ static int run(db_cursor *cur, char *err)
 	if ((rc = conn_ready(c, err)) || (rc = ensure_prepared(cur, err)))
 		return rc;
 	bool in_tx = pg_in_tx_now(c);
-	cur->res = PQexecPrepared(c->pg, cur->name, cur->nparams, (const char *const *)cur->values, NULL, NULL, 0);
+	if (c->read_owed) {
+		PGresult *begin_fail;
+		c->read_owed = false;
+		c->read_only_tx = true;
+		in_tx = true;
+		cur->res = run_after_begin(cur, &begin_fail);
+		if (begin_fail) {
+			note_loss(c, in_tx);
+			rc = pg_fail(c, begin_fail, "begin", err);
+			PQclear(begin_fail);
+			PQclear(cur->res);
+			cur->res = NULL;
+			return rc;
+		}
+	} else {
+		cur->res = PQexecPrepared(c->pg, cur->name, cur->nparams, (const char *const *)cur->values, NULL, NULL, 0);
+	}
 	ExecStatusType st = PQresultStatus(cur->res);
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
-		if (counts_changes(cur->res))
+		if (counts_changes(cur->res)) {
 			c->changes = strtoll(PQcmdTuples(cur->res), NULL, 10);
+			c->read_only_tx = false;   /* its COMMIT is awaited: a write's outcome is wanted */
+		}
 		return PB_OK;
 	}
 	note_loss(c, in_tx);
@@ -556,10 +641,45 @@ static bool is_rollback(const char *script)
 	return !starts_with_word(p, "TO");
 }
 
+/* Sends the BEGIN a read transaction owes before a command that is not a statement (which takes
+ * it along: run), and waits for it. */
+static int pay_read_begin(db_conn *c, char *err)
+{
+	if (!c->read_owed)
+		return PB_OK;
+	c->read_owed = false;
+	c->read_only_tx = true;
+	int rc = conn_ready(c, err);
+	if (rc)
+		return rc;
+	PGresult *r = PQexec(c->pg, PG_BEGIN_READ);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		rc = pg_fail(c, r, "begin", err);
+	PQclear(r);
+	return rc;
+}
+
 static int pg_exec(db_conn *c, const char *script, char *err)
 {
 	bool commit = starts_with_word(script, "COMMIT") || starts_with_word(script, "END");
 	bool begin = starts_with_word(script, "BEGIN") || starts_with_word(script, "START");
+	bool rollback = is_rollback(script);
+	if (c->read_owed && (commit || rollback)) {   /* a read that ran no statement: nothing was sent */
+		c->read_owed = false;
+		return PB_OK;
+	}
+	int rc = pay_read_begin(c, err);
+	if (rc)
+		return rc;
+	if (commit && c->read_only_tx && !c->tx_lost && PQstatus(c->pg) == CONNECTION_OK) {
+		c->read_only_tx = false;
+		if (PQsendQuery(c->pg, "COMMIT")) {
+			c->commit_unread = true;
+			return PB_OK;
+		}
+		/* not sent: the same COMMIT, awaited, reports why */
+	}
+	c->read_only_tx = false;   /* ended, or a script that may write: its COMMIT is awaited */
 	if (c->tx_lost) {
 		if (is_rollback(script)) {
 			c->tx_lost = false;   /* the server rolled it back when the connection went */
@@ -573,8 +693,7 @@ static int pg_exec(db_conn *c, const char *script, char *err)
 		if (begin)
 			c->tx_lost = false;
 	}
-	int rc = conn_ready(c, err);
-	if (rc)
+	if ((rc = conn_ready(c, err)))
 		return rc;
 	bool in_tx = pg_in_tx_now(c);
 	PGresult *r = PQexec(c->pg, script);
@@ -591,9 +710,14 @@ static int pg_exec(db_conn *c, const char *script, char *err)
 	return rc;
 }
 
+/* Nothing is sent yet: the BEGIN goes with the first statement (run, pay_read_begin). A new
+ * BEGIN ends a transaction lost with its connection, as pg_exec's does. */
 static int pg_begin_read(db_conn *c, char *err)
 {
-	return pg_exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ", err);
+	(void)err;
+	c->tx_lost = false;
+	c->read_owed = true;
+	return PB_OK;
 }
 
 static int pg_begin_write(db_conn *c, char *err)
@@ -605,6 +729,10 @@ static int pg_begin_write(db_conn *c, char *err)
  * ends it (its ROLLBACK lets this connection be made again). */
 static bool pg_in_transaction(db_conn *c)
 {
+	if (c->read_owed)
+		return true;
+	if (c->commit_unread)   /* the server ends the transaction as it reads the COMMIT */
+		return false;
 	return c->tx_lost || (PQstatus(c->pg) == CONNECTION_OK && pg_in_tx_now(c));
 }
 
