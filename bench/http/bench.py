@@ -149,7 +149,7 @@ def build_inproc(work):
     """Compiles bench/http/inproc.c against build/libpbiport.a (the libraries as the Makefile
     links them); returns the binary's path."""
     pc = subprocess.run(["pkg-config", "--cflags", "--libs", "lua5.4", "sqlite3", "jansson", "libcurl", "openssl",
-                         "yaml-0.1", "libutf8proc", "libgvc", "libcgraph"], capture_output=True, text=True,
+                         "yaml-0.1", "libutf8proc", "libgvc", "libcgraph", "libpq"], capture_output=True, text=True,
                         check=True).stdout.split()
     gv = subprocess.run(["pkg-config", "--variable=libdir", "libgvc"], capture_output=True, text=True,
                         check=True).stdout.strip() + "/graphviz"
