@@ -72,6 +72,12 @@ int api_data_products_get(struct req *r)
 	return rc;
 }
 
+void api_prefetch(struct req *r, const char *org_id)
+{
+	if (r->route->handler == api_data_products_get)
+		catalog_product_prefetch(r->db, org_id, req_capture(r, "id"));
+}
+
 int api_data_products_delete(struct req *r)
 {
 	int rc = catalog_product_delete(r->db, r->who.org_id, req_capture(r, "id"), r->err);

@@ -204,6 +204,12 @@ out:
 	return rc;
 }
 
+void catalog_product_prefetch(pb_db *db, const char *org_id, const char *id)
+{
+	const char *which[] = { org_id, id };
+	db_prefetch(db, product_with_ports_sql, which, 2, NULL);   /* a hint: its failure is the read's */
+}
+
 int catalog_product_list(pb_db *db, const char *org_id, cat_product **out, size_t *n, char *err)
 {
 	db_stmt *st;

@@ -84,6 +84,8 @@ int catalog_import_by(pb_db *db, const char *org_id, const cat_actor *by, const 
  * snapshot without a transaction). PB_ENOTFOUND "no data product with id '<id>'". */
 int catalog_product_get(pb_db *db, const char *org_id, const char *id, bool with_contract,
 			cat_product **out, char *err);
+/* catalog_product_get(db, org_id, id) will be read in this read transaction: db_prefetch. */
+void catalog_product_prefetch(pb_db *db, const char *org_id, const char *id);
 /* At most PB_LIST_MAX_ITEMS products, ordered by name. *out is new (array). */
 int catalog_product_list(pb_db *db, const char *org_id, cat_product **out, size_t *n, char *err);
 int catalog_port_get(pb_db *db, const char *org_id, const char *id, bool with_contract,
