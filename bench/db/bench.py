@@ -73,25 +73,32 @@ def postgres_pids(pg):
     return pids
 
 
-def stack_on(engine, pg, name, env=None):
-    """A started nginx stack whose database is on engine."""
-    opts = {"database": pg.create_database("%s_%d" % (name, next(SEQ)))} if engine == "postgresql" else {}
-    return harness.Stack("nginx", fcgi_procs=POOL, env=env, **opts).start()
+def stack_on(engine, pg, name, env=None, bin_dir=None):
+    """A started nginx stack whose database is on engine (with the binaries of bin_dir if given)."""
+    opts = {"database": pg.create_database("%s_%d" % (name, next(SEQ)))} if engine.startswith("postgresql") else {}
+    s = harness.Stack("nginx", fcgi_procs=POOL, env=env, **opts)
+    if bin_dir:
+        s.bin, s.fcgi_bin = os.path.join(bin_dir, "pbiport"), os.path.join(bin_dir, "pbiport.fcgi")
+    return s.start()
+
+
+# BENCH_BASE_BIN_DIR: an earlier build's GET on PostgreSQL in the same turns ("before" rows)
+GET_TARGETS = ENGINES + (("postgresql before",) if http.BASE_BIN_DIR else ())
 
 
 def gets(pg):
-    """{engine: [wrk runs]} of the GET, in turns."""
+    """{target: [wrk runs]} of the GET, in turns."""
     stacks = {}
-    runs = {e: [] for e in ENGINES}
+    runs = {e: [] for e in GET_TARGETS}
     try:
-        for engine in ENGINES:
-            s = stack_on(engine, pg, "bench_get")
+        for engine in GET_TARGETS:
+            s = stack_on(engine, pg, "bench_get", bin_dir=http.BASE_BIN_DIR if engine.endswith("before") else None)
             stacks[engine] = (s, http.import_orders(s))
         for rnd in range(ROUNDS):
-            for engine in ENGINES:
+            for engine in GET_TARGETS:
                 s, product = stacks[engine]
                 print("bench/db: GET round %d, %s" % (rnd + 1, engine), flush=True)
-                db_pids = postgres_pids(pg) if engine == "postgresql" else []
+                db_pids = postgres_pids(pg) if engine.startswith("postgresql") else []
                 db0 = http.cpu_seconds(db_pids)
                 res = http.measured(lambda: http.wrk(s.url + "/api/data-products/" + product,
                                                      headers=["Authorization: Bearer " + s.tokens["alice"]]), s)
@@ -177,11 +184,15 @@ def main():
         return statistics.median(r[field] for r in get_runs[engine])
 
     rows = []
-    for engine in ENGINES:
-        rows.append("| %s | %.0f | %.2f | %.2f | %.0f / %.0f / %.0f / %.0f | %.2f |" % (
-            engine, med(engine, "rps"), med(engine, "p50"), med(engine, "p99"), med(engine, "app_us"),
-            med(engine, "db_us"), med(engine, "web_us"), med(engine, "wrk_us"), JOBS / statistics.median(job_runs[engine])))
+    for engine in GET_TARGETS:
+        jobs_s = "%.2f" % (JOBS / statistics.median(job_runs[engine])) if engine in job_runs else "-"
+        rows.append("| %s | %.0f | %.2f | %.2f | %.0f / %.0f / %.0f / %.0f | %s |" % (
+            engine.replace(" before", ", before (BENCH_BASE_BIN_DIR build)"), med(engine, "rps"), med(engine, "p50"),
+            med(engine, "p99"), med(engine, "app_us"), med(engine, "db_us"), med(engine, "web_us"),
+            med(engine, "wrk_us"), jobs_s))
     ratio_rps = med("postgresql", "rps") / med("sqlite", "rps")
+    before = ("; before (BENCH_BASE_BIN_DIR build, the same turns) %.2fx" % (
+        med("postgresql before", "rps") / med("sqlite", "rps"))) if "postgresql before" in get_runs else ""
     ratio_jobs = statistics.median(job_runs["sqlite"]) / statistics.median(job_runs["postgresql"])
     body = "\n".join([
         "<!-- db:begin -->",
@@ -206,16 +217,15 @@ def main():
         "|---|---:|---:|---:|---:|---:|",
     ] + rows + [
         "",
-        "PostgreSQL / SQLite: GET throughput %.2fx (goal >= 0.7x), publish jobs/s %.2fx (goal: not slower)." % (
-            ratio_rps, ratio_jobs),
+        "PostgreSQL / SQLite: GET throughput %.2fx (goal >= 0.7x%s), publish jobs/s %.2fx (goal: not slower)." % (
+            ratio_rps, before, ratio_jobs),
         "",
         "- CPU per request by role (microseconds of user + system time over the run, divided by the requests): "
-        "`pool` the FastCGI processes, `PostgreSQL` the cluster's server processes. One GET on PostgreSQL is 6 "
-        "round trips to the server (BEGIN ISOLATION LEVEL REPEATABLE READ, the token, the product, its ports, "
-        "its agreements, COMMIT; counted with log_min_duration_statement = 0) where SQLite makes calls inside "
-        "the process: the server's work and the pool's socket calls per round trip are the difference, on "
-        "2 cores shared with nginx and wrk. Fewer round trips (BEGIN sent in one pipeline with the first "
-        "statement, the read-only COMMIT not awaited) is where the goal is to be reached.",
+        "`pool` the FastCGI processes, `PostgreSQL` the cluster's server processes. One GET on PostgreSQL is one "
+        "round trip to the server: one pipeline carries the previous read's COMMIT, BEGIN ISOLATION LEVEL "
+        "REPEATABLE READ, the token's lookup and the product read (product, ports and whether it consumes "
+        "anything in one statement, prefetched with the organization the token had last time); SQLite makes "
+        "the same reads as calls inside the process. See the notes below.",
         "<!-- db:end -->",
         "",
     ])
