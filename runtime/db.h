@@ -207,7 +207,9 @@ void db_read_end(pb_db *db);
  * read it together with the next statement run (PostgreSQL: in one round trip) and hand its rows
  * to the run of sql with the same values in this transaction; any other run reads as always. A
  * hint: PB_OK and nothing outside a read transaction, on SQLite, or when too many are waiting.
- * Nothing is answered that the caller's own query would not have read in the same snapshot. */
+ * For a query that answers by itself: prefetched before the transaction's first statement, its
+ * rows come from a snapshot of their own (one statement reads one snapshot), not the one the
+ * transaction's later reads share. */
 int db_prefetch(pb_db *db, const char *sql, const char *const *v, int n, char *err);
 /* db_read_end, but a read that wrote nothing may stay open on the server until the next statement,
  * whose round trip then carries its COMMIT (PostgreSQL; SQLite ends it now). The caller calls

@@ -15,9 +15,11 @@
  *
  * A read transaction costs no round trip of its own: its BEGIN is sent in one pipeline with its
  * first statement (a read that runs none sends nothing), and its COMMIT, when it wrote nothing,
- * is sent without waiting for the answer, which is read before the next command. The server
- * ends the transaction when it reads the COMMIT, whether or not this process reads the answer;
- * a read-only COMMIT has nothing to lose (REPEATABLE READ fails only writes). */
+ * is sent without waiting for the answer, which is read before the next command, or held to go
+ * in the next statement's pipeline (db_read_end_later). The server ends the transaction when it
+ * reads the COMMIT, whether or not this process reads the answer; a read-only COMMIT has nothing
+ * to lose (REPEATABLE READ fails only writes). Statements prefetched in it (db_prefetch) go in
+ * the pipeline of the next statement run. */
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -616,7 +618,10 @@ static int run(db_cursor *cur, char *err)
 	bool in_tx = pg_in_tx_now(c);
 	if (commit || c->read_owed || c->npre) {
 		PGresult *begin_fail;
-		bool begin = c->read_owed;
+		/* with prefetched reads, the pipeline goes without the read's BEGIN (which stays owed to its
+		 * next statement): each of them answers by itself, and the statement that takes them
+		 * along is the identity's lookup (pg_prefetch) */
+		bool begin = c->read_owed && !c->npre;
 		if (begin) {
 			c->read_owed = false;
 			c->read_only_tx = true;
@@ -651,7 +656,10 @@ static int run(db_cursor *cur, char *err)
 
 /* Inside a read transaction: cur, with the values bound now, goes out with the next statement
  * run on its connection (run_pipeline); its rows are kept until the transaction ends, for a run
- * of cur bound to the same values. Queued again, the newer values win. */
+ * of cur bound to the same values. Queued again, the newer values win. Before the transaction's
+ * first statement, that pipeline carries no BEGIN: a prefetched read has a snapshot of its own,
+ * and the read's BEGIN goes with its next statement, if it has one (a GET whose reads were all
+ * prefetched sends neither BEGIN nor COMMIT). */
 static int pg_prefetch(db_cursor *cur, char *err)
 {
 	db_conn *c = cur->c;
