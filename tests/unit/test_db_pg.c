@@ -193,6 +193,34 @@ static int insert_k(pb_db *db, const char *k, char *err)
 	return db_exec_texts(db, "INSERT INTO tx (k) VALUES (?)", (const char *[]){ k }, 1, err);
 }
 
+/* After the server came back: the rows of tx, read by a statement prepared before it went. */
+static void count_after_restart(pb_db *db, int want)
+{
+	char err[PB_ERR_MAX];
+	db_stmt *st = NULL;
+	assert_int_equal(db_prepare_texts(db, "SELECT COUNT(*) FROM tx WHERE k <> ?", (const char *[]){ "x" }, 1, &st, err),
+			 PB_OK);
+	if (db_row(db, st, err) != 1)
+		fail_msg("after the restart: %s", err);
+	assert_int_equal(db_col_int(st, 0), want);
+	db_done(st);
+}
+
+/* A new database name with table tx, opened twice: *other is the second connection (NULL, and
+ * NULL answered, without PostgreSQL binaries). */
+static pb_db *fresh_pair(const char *name, pb_db **other)
+{
+	char conninfo[1200], err[PB_ERR_MAX];
+	pb_db *db = fresh_db(name, conninfo, sizeof conninfo);
+	*other = NULL;
+	if (!db)
+		return NULL;
+	if (db_open(conninfo, false, other, err))
+		fail_msg("%s: %s", name, err);
+	script(db, "CREATE TABLE tx (k TEXT PRIMARY KEY)");
+	return db;
+}
+
 static void transaction_and_savepoint_rolled_back(void **state)
 {
 	pb_db *db = fresh_db("t_tx", NULL, 0);
@@ -308,11 +336,7 @@ static void lost_connection_unavailable_then_reconnects(void **state)
 	assert_false(db_in_transaction(db));
 
 	assert_int_equal(tu_pg_do(&cluster, "up"), 0);
-	assert_int_equal(db_prepare_texts(db, count_sql, (const char *[]){ "x" }, 1, &st, err), PB_OK);
-	if (db_row(db, st, err) != 1)
-		fail_msg("after the restart: %s", err);
-	assert_int_equal(db_col_int(st, 0), 1);
-	db_done(st);
+	count_after_restart(db, 1);
 
 	/* lost inside a transaction: unavailable until it is ended, nothing of it committed, and
 	 * the statements after it run on a new connection */
@@ -332,12 +356,9 @@ static void lost_connection_unavailable_then_reconnects(void **state)
  * one (runtime/db_pg.c): its reads still see one snapshot, and nothing of it outlives it. */
 static void read_transaction_pipelined_one_snapshot(void **state)
 {
-	char conninfo[1200], err[PB_ERR_MAX];
-	pb_db *db = fresh_db("t_read", conninfo, sizeof conninfo);
+	char err[PB_ERR_MAX];
+	pb_db *other, *db = fresh_pair("t_read", &other);
 	NEED_CLUSTER(db);
-	pb_db *other = NULL;
-	assert_int_equal(db_open(conninfo, false, &other, err), PB_OK);
-	script(db, "CREATE TABLE tx (k TEXT PRIMARY KEY)");
 	assert_int_equal(insert_k(db, "a", err), PB_OK);
 
 	/* a read that runs nothing sends nothing and ends cleanly, either way */
@@ -398,13 +419,7 @@ static void read_transaction_pipelined_one_snapshot(void **state)
 	db_close(other);
 	assert_int_equal(tu_pg_do(&cluster, "down"), 0);
 	assert_int_equal(tu_pg_do(&cluster, "up"), 0);
-	db_stmt *st = NULL;
-	assert_int_equal(db_prepare_texts(db, "SELECT COUNT(*) FROM tx WHERE k <> ?", (const char *[]){ "x" }, 1, &st, err),
-			 PB_OK);
-	if (db_row(db, st, err) != 1)
-		fail_msg("after the restart: %s", err);
-	assert_int_equal(db_col_int(st, 0), 6);
-	db_done(st);
+	count_after_restart(db, 6);
 	db_close(db);
 }
 
@@ -412,13 +427,10 @@ static void read_transaction_pipelined_one_snapshot(void **state)
  * query with the same values in the same read transaction. */
 static void prefetch_only_the_same_query_in_the_same_read(void **state)
 {
-	char conninfo[1200], err[PB_ERR_MAX];
-	pb_db *db = fresh_db("t_prefetch", conninfo, sizeof conninfo);
-	NEED_CLUSTER(db);
-	pb_db *other = NULL;
 	static const char by_k[] = "SELECT k FROM tx WHERE k = ? OR k = ?";
-	assert_int_equal(db_open(conninfo, false, &other, err), PB_OK);
-	script(db, "CREATE TABLE tx (k TEXT PRIMARY KEY)");
+	char err[PB_ERR_MAX];
+	pb_db *other, *db = fresh_pair("t_prefetch", &other);
+	NEED_CLUSTER(db);
 	assert_int_equal(insert_k(db, "a", err), PB_OK);
 	assert_int_equal(insert_k(db, "b", err), PB_OK);
 
