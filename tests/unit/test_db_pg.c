@@ -423,6 +423,19 @@ static void read_transaction_pipelined_one_snapshot(void **state)
 	db_close(db);
 }
 
+/* Query sql (two text parameters a, b) answers exactly the one row want. */
+static void one_row(pb_db *db, const char *sql, const char *a, const char *b, const char *want)
+{
+	char err[PB_ERR_MAX];
+	db_stmt *st = NULL;
+	assert_int_equal(db_prepare_texts(db, sql, (const char *[]){ a, b }, 2, &st, err), PB_OK);
+	if (db_row(db, st, err) != 1)
+		fail_msg("%s: %s", sql, err);
+	assert_string_equal(db_col_text(st, 0), want);
+	assert_int_equal(db_row(db, st, err), 0);
+	db_done(st);
+}
+
 /* db_prefetch: the rows go with the next statement's round trip and are handed only to the same
  * query with the same values in the same read transaction. */
 static void prefetch_only_the_same_query_in_the_same_read(void **state)
@@ -457,11 +470,7 @@ static void prefetch_only_the_same_query_in_the_same_read(void **state)
 	assert_int_equal(db_read_begin(db, err), PB_OK);
 	assert_int_equal(db_prefetch(db, by_k, (const char *[]){ "a", "a" }, 2, err), PB_OK);
 	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx", NULL), 2);
-	assert_int_equal(db_prepare_texts(db, by_k, (const char *[]){ "b", NULL }, 2, &st, err), PB_OK);
-	assert_int_equal(db_row(db, st, err), 1);
-	assert_string_equal(db_col_text(st, 0), "b");
-	assert_int_equal(db_row(db, st, err), 0);
-	db_done(st);
+	one_row(db, by_k, "b", NULL, "b");
 	db_read_end_later(db);
 
 	/* prefetched in one read, not run there: the next read reads anew (a row committed since) */
@@ -471,10 +480,7 @@ static void prefetch_only_the_same_query_in_the_same_read(void **state)
 	db_read_end_later(db);
 	assert_int_equal(insert_k(other, "c", err), PB_OK);
 	assert_int_equal(db_read_begin(db, err), PB_OK);
-	assert_int_equal(db_prepare_texts(db, by_k, (const char *[]){ "c", "c" }, 2, &st, err), PB_OK);
-	assert_int_equal(db_row(db, st, err), 1);
-	assert_string_equal(db_col_text(st, 0), "c");
-	db_done(st);
+	one_row(db, by_k, "c", "c", "c");
 	db_read_end(db);
 
 	/* the first statement fails: the prefetched rows are not kept, the read goes on failing
