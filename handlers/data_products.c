@@ -63,13 +63,19 @@ int api_data_products_get(struct req *r)
 	int rc = catalog_product_get(r->db, r->who.org_id, req_capture(r, "id"), true, &p, r->err);
 	/* the ports this product reads, under which agreements: empty for a source product */
 	if (!rc)
-		rc = agreements_consumed_json(r->db, r->who.org_id, p->id, &consumes, r->err);
+		rc = agreements_consumed_known(r->db, r->who.org_id, p->id, p->consumes, &consumes, r->err);
 	if (!rc && !(rc = req_json_begin(r, 200)))
 		rc = req_json_end(r, catalog_product_out_open(&r->resp, p, true) || sbuf_adds(&r->resp, ",\"consumes\":") ||
 				     json_out(&r->resp, consumes, JSON_COMPACT) || sbuf_addc(&r->resp, '}'));
 	json_decref(consumes);
 	catalog_product_free(p);
 	return rc;
+}
+
+void api_prefetch(struct req *r, const char *org_id)
+{
+	if (r->route->handler == api_data_products_get)
+		catalog_product_prefetch(r->db, org_id, req_capture(r, "id"));
 }
 
 int api_data_products_delete(struct req *r)

@@ -13,6 +13,8 @@ int api_metrics_get(struct req *r);
 int api_data_products_import(struct req *r);
 int api_data_products_list(struct req *r);
 int api_data_products_get(struct req *r);
+/* pb_app.prefetch: the first read of the read-only routes that name one. */
+void api_prefetch(struct req *r, const char *org_id);
 int api_data_products_delete(struct req *r);
 int api_output_ports_get(struct req *r);
 int api_output_ports_tmdl(struct req *r);

@@ -2,6 +2,7 @@
  * /data-products/new (Add Data Product: paste or upload a contract) and
  * /data-products/{id} (ports, servers, schema, published models, Open in ▸ Power BI Web). */
 #include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,11 +102,70 @@ static int add_port_details(struct req *r, json_t *product)
 	return PB_OK;
 }
 
+/* --- the product page's contract ------------------------------------------------------
+ *
+ * The page shows the stored contract parsed (contract_to_json's shape), and parsing its YAML
+ * was an eighth of the page's work. The same text always parses to the same tree, so the tree
+ * is kept per process under the whole text it came from, compared byte for byte at each use:
+ * an edited contract is other text and is parsed again, so a page never shows a tree its
+ * stored text would not give now. Kept trees are shared read-only (a view holds a reference
+ * while the page renders). */
+#define KEPT_CONTRACTS 8
+#define KEPT_CONTRACT_MAX_BYTES (256u * 1024)   /* larger texts are parsed at every use */
+
+static struct kept_contract {
+	char *text;
+	size_t len;
+	json_t *tree;
+} kept[KEPT_CONTRACTS];
+static size_t kept_next;
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Keeps tree (a new reference taken) under a copy of text, in place of the oldest one. */
+static void keep_contract(const char *text, size_t len, json_t *tree)
+{
+	char *copy = len <= KEPT_CONTRACT_MAX_BYTES ? malloc(len + 1) : NULL;
+	if (!copy)
+		return;   /* not kept: parsed again next time */
+	memcpy(copy, text, len + 1);
+	pthread_mutex_lock(&kept_lock);
+	struct kept_contract *e = &kept[kept_next];
+	kept_next = (kept_next + 1) % KEPT_CONTRACTS;
+	free(e->text);
+	json_decref(e->tree);
+	e->text = copy;
+	e->len = len;
+	e->tree = json_incref(tree);
+	pthread_mutex_unlock(&kept_lock);
+}
+
+/* The stored contract text as contract_to_json's tree: *tree a reference to a tree nobody
+ * changes (json_decref it), or an rc with why: the parser's message, PB_ENOMEM. */
+static int stored_contract_json(const char *text, json_t **tree, char *why)
+{
+	size_t len = strlen(text);
+	pb_contract *c = NULL;
+	*tree = NULL;
+	pthread_mutex_lock(&kept_lock);
+	for (size_t i = 0; i < KEPT_CONTRACTS && !*tree; i++)
+		if (kept[i].tree && kept[i].len == len && !memcmp(kept[i].text, text, len))
+			*tree = json_incref(kept[i].tree);
+	pthread_mutex_unlock(&kept_lock);
+	if (*tree)
+		return PB_OK;
+	int rc = contract_parse(text, len, "stored contract", &c, why);
+	if (!rc && !(*tree = contract_to_json(c)))
+		rc = pb_err(why, PB_ENOMEM, "out of memory");
+	contract_free(c);
+	if (!rc)
+		keep_contract(text, len, *tree);
+	return rc;
+}
+
 int pages_product(struct req *r)
 {
 	cat_product *p = NULL;
-	pb_contract *c = NULL;
-	json_t *product = NULL, *view = NULL, *consumes = NULL;
+	json_t *product = NULL, *view = NULL, *consumes = NULL, *contract = NULL;
 	char owner[PB_NAME_FIELD_MAX + 1] = "", why[PB_ERR_MAX];
 	int rc = catalog_product_get(r->db, r->who.org_id, req_capture(r, "id"), true, &p, r->err);
 	if (rc)
@@ -121,18 +181,20 @@ int pages_product(struct req *r)
 	if (p->owner_user_id[0] && identity_user_name(r->db, r->who.org_id, p->owner_user_id, owner, why))
 		owner[0] = '\0';
 	/* The stored text was accepted at import; a parser that changed since shows why, not a 500. */
-	rc = contract_parse(p->contract_text, strlen(p->contract_text), "stored contract", &c, why);
-	json_t *contract = rc ? NULL : contract_to_json(c);
+	if ((rc = stored_contract_json(p->contract_text, &contract, why)) == PB_ENOMEM) {
+		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
+		goto out;
+	}
 	if (json_object_set_new(view, "product", product) ||
 	    (owner[0] && json_object_set_new(view, "owner", json_string(owner))) ||
 	    json_object_set_new(view, "consumes", consumes) ||
 	    (rc ? json_object_set_new(view, "contract_error", json_string(why))
 		: json_object_set_new(view, "contract", contract))) {
-		product = consumes = NULL;
+		product = consumes = contract = NULL;
 		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	product = consumes = NULL;   /* the view holds them */
+	product = consumes = contract = NULL;   /* the view holds them */
 	/* the lineage picture (handlers/pages_assets.c pages_lineage_svg) */
 	char picture[PB_ID_BUF + 32];
 	if (xsnprintf(picture, sizeof picture, "/lineage.svg?node=%s", p->id) ||
@@ -146,7 +208,7 @@ out:
 	json_decref(view);
 	json_decref(product);
 	json_decref(consumes);
-	contract_free(c);
+	json_decref(contract);
 	catalog_product_free(p);
 	return rc;
 }

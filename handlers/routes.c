@@ -163,4 +163,5 @@ const struct pb_app pb_app = {
 		  .session_by_hash = sessions_identify, .session_seen = sessions_seen },
 	.page_chrome = pages_chrome,
 	.signin_path = "/signin",
+	.prefetch = api_prefetch,
 };

@@ -12,7 +12,7 @@ local concat = table.concat
 local type, error, setmetatable, ipairs, tonumber, tostring = type, error, setmetatable, ipairs,
 	tonumber, tostring
 local mtype, huge = math.type, math.huge
-local uuid, find_control = pbiport.uuid, pbiport.find_control
+local uuid, join_lines = pbiport.uuid, pbiport.join_lines
 
 local PLAIN = "^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -155,17 +155,27 @@ end
 
 local M_CONTROL = { ["\r"] = "#(cr)", ["\n"] = "#(lf)", ["\t"] = "#(tab)", ['"'] = '""' }
 
+-- Results of m_string and m_ident by input: every table's partition names the same
+-- database and schema (only successful results are kept, as for quote_name).
+local m_strings, m_idents = {}, {}
+
 -- A Power Query M text literal: " doubled, #( written #(#)(, control characters as
 -- #(cr) #(lf) #(tab) or #(hhhh).
 function M.m_string(s)
+	local m = m_strings[s]
+	if m then
+		return m
+	end
 	if type(s) ~= "string" then
 		error("M text must be a string, not " .. type(s), 2)
 	end
-	s = gsub(s, "#%(", "#(#)(")
-	s = gsub(s, '[%c"]', function(c)
+	m = gsub(s, "#%(", "#(#)(")
+	m = gsub(m, '[%c"]', function(c)
 		return M_CONTROL[c] or format("#(%04X)", byte(c))
 	end)
-	return '"' .. s .. '"'
+	m = '"' .. m .. '"'
+	m_strings[s] = m
+	return m
 end
 
 local M_KEYWORDS = {}
@@ -176,11 +186,18 @@ end
 
 -- A Power Query M identifier: bare when plain and not a keyword, else #"...".
 function M.m_ident(s)
+	local m = m_idents[s]
+	if m then
+		return m
+	end
 	check_name(s, "M identifier", 2)
 	if find(s, PLAIN) and not M_KEYWORDS[s] then
-		return s
+		m = s
+	else
+		m = "#" .. M.m_string(s)
 	end
-	return "#" .. M.m_string(s)
+	m_idents[s] = m
+	return m
 end
 
 -- A JSON string (for annotation values such as PBI_QueryOrder).
@@ -214,6 +231,10 @@ local FILE_STEM_MAX = 100
 -- name changes: the table keeps its name inside the file. Uniqueness is the caller's job
 -- (see unique_file_names).
 function M.file_name(name)
+	if #name <= FILE_STEM_MAX and find(name, "^[%w_%-]+$") then
+		-- the common name (letters, digits, _ and -): only a reserved device name changes
+		return RESERVED[upper(name)] and name .. "_" or name
+	end
 	local s = gsub(name, '[/\\:%*%?"<>|%c]', "_")
 	s = gsub(s, "[%. ]+$", function(tail) return rep("_", #tail) end)
 	if s == "" then
@@ -306,12 +327,23 @@ local function compute_type(lt, p, s, key)
 end
 
 -- Results by logical type / precision / scale / key: big models repeat a few shapes;
--- and looks_like_key by column name (the same names recur in table after table).
-local type_cache, key_names = {}, {}
+-- looks_like_key by column name (the same names recur in table after table); logical types
+-- in lower case by their text.
+local type_cache, key_names, lower_types = {}, {}, {}
 
 -- The result is shared by every column of the same shape: copy it before changing it.
 function M.column_type(col)
-	local lt = col.logical_type and lower(col.logical_type) or "string"
+	local lt = col.logical_type
+	if lt then
+		local l = lower_types[lt]
+		if not l then
+			l = lower(lt)
+			lower_types[lt] = l
+		end
+		lt = l
+	else
+		lt = "string"
+	end
 	local key = col.primary_key and true or false
 	if not key then
 		local name = col.name or ""
@@ -406,29 +438,13 @@ function M.description_text(depth, text)
 	if text == nil or text == "" then
 		return ""
 	end
-	if not is_space(byte(text, -1)) then
-		-- Common case (only LF breaks, nothing to trim), same result as the general path
-		-- below: one scan for control characters (find_control: "%c" without the pattern
-		-- matcher) finds the line breaks and proves there is no other control character.
-		-- One line or two (most descriptions) are joined by one concatenation: a parts
-		-- table and table.concat cost several times more per column.
-		local c = find_control(text)
-		if not c then
-			return DESC_PREFIX[depth] .. text .. "\n"
-		end
-		if byte(text, c) == 10 and not find_control(text, c + 1) then
-			return DESC_PREFIX[depth] .. sub(text, 1, c - 1) .. DESC_BREAK[depth] .. sub(text, c + 1) .. "\n"
-		end
-		local parts, n, pos, brk = { DESC_PREFIX[depth] }, 1, 1, DESC_BREAK[depth]
-		while c and byte(text, c) == 10 do
-			parts[n + 1], parts[n + 2] = sub(text, pos, c - 1), brk
-			n, pos = n + 2, c + 1
-			c = find_control(text, pos)
-		end
-		if not c then
-			parts[n + 1], parts[n + 2] = sub(text, pos), "\n"
-			return concat(parts)
-		end
+	-- Common case (only LF breaks, nothing to trim), same result as the general path below,
+	-- in one pass and one new string (join_lines: nil when text has a control character
+	-- other than LF, which the general path turns into a space or drops, or ends in white
+	-- space, which it trims: the other white space bytes are control characters).
+	local d = join_lines(text, DESC_PREFIX[depth], DESC_BREAK[depth], "\n")
+	if d then
+		return d
 	end
 	local lines = M.description_lines(text)
 	if #lines == 0 then
@@ -444,8 +460,23 @@ function Writer:description(depth, text)
 	end
 end
 
+-- "\n\t\t..." by depth, built once.
+local LINE_BREAK = {}
+for i = 0, 32 do
+	LINE_BREAK[i] = "\n" .. TABS[i]
+end
+
 -- A multi-line expression body: each line of text at depth (blank lines kept empty).
 function Writer:expression(depth, text)
+	-- Common case (no blank line, nothing but LF breaks): the indented lines as one entry
+	-- made in one pass (join_lines), which Writer:text writes as the lines one by one.
+	if text ~= "" and byte(text, 1) ~= 10 and not find(text, "\n\n", 1, true) then
+		local s = join_lines(text, TABS[depth], LINE_BREAK[depth], "")
+		if s then
+			self:add(s)
+			return
+		end
+	end
 	for _, l in ipairs(split_lines(text)) do
 		if l == "" then self:blank() else self:line(depth, l) end
 	end
@@ -470,7 +501,15 @@ function Writer:text()
 	while n > 0 and self[n] == "" do
 		n = n - 1
 	end
-	return concat(self, "\n", 1, n) .. "\n"
+	if n == 0 then
+		return "\n"
+	end
+	-- the final LF as the separator before an empty last item: one copy of the text, not two
+	local after = self[n + 1]
+	self[n + 1] = ""
+	local s = concat(self, "\n", 1, n + 1)
+	self[n + 1] = after
+	return s
 end
 
 return M

@@ -73,6 +73,23 @@ int auth_token_id(const char *token, char id[PB_ID_BUF], char *err)
 	return PB_OK;
 }
 
+/* The token of a Bearer Authorization header (the scheme is case-insensitive, RFC 9110), or NULL. */
+static const char *bearer_token(const char *authorization)
+{
+	if (!authorization || strncasecmp(authorization, "Bearer ", 7))
+		return NULL;
+	const char *t = authorization + 7;
+	while (*t == ' ')
+		t++;
+	return t;
+}
+
+bool auth_bearer_token_id(const char *authorization, char id[PB_ID_BUF])
+{
+	const char *t = bearer_token(authorization);
+	return t && !auth_token_id(t, id, NULL);
+}
+
 static int identify_token(pb_db *db, const struct pb_auth_ops *ops, const char *token,
 			  pb_identity *who, char *err)
 {
@@ -217,13 +234,10 @@ int auth_identify_request(pb_db *db, const struct pb_auth_ops *ops, const pb_aut
 {
 	char cookie[PB_SESSION_COOKIE_BUF];
 	pb_auth_via via = PB_VIA_NONE;
+	const char *t = bearer_token(in->authorization);
 	int rc, crc;
 	memset(who, 0, sizeof *who);
-	/* scheme is case-insensitive (RFC 9110) */
-	if (in->authorization && !strncasecmp(in->authorization, "Bearer ", 7)) {
-		const char *t = in->authorization + 7;
-		while (*t == ' ')
-			t++;
+	if (t) {
 		via = PB_VIA_TOKEN;
 		rc = identify_token(db, ops, t, who, err);
 	} else if (in->remote_user && *in->remote_user) {

@@ -116,6 +116,9 @@ void auth_user_agent_summary(const char *user_agent, char out[PB_USER_AGENT_MAX 
 /* A new random token (token is secret: show once, never log), its id and hash. */
 int auth_token_new(char token[PB_TOKEN_BUF], char id[PB_ID_BUF],
 		   char hash_hex[PB_TOKEN_HASH_HEX], char *err);
+/* The id of the Bearer token an Authorization header carries, as auth_identify_request reads it;
+ * false when it carries none in our format. Checks nothing: only the token's lookup does. */
+bool auth_bearer_token_id(const char *authorization, char id[PB_ID_BUF]);
 /* Extracts the id of a token in our format; PB_EINVAL if it is not one. */
 int auth_token_id(const char *token, char id[PB_ID_BUF], char *err);
 /* SHA-256 of the token text as lower-case hex. */

@@ -710,6 +710,30 @@ int db_read_begin(pb_db *db, char *err)
 	return tx_rc(db, db->drv->begin_read(db->conn, err), err);
 }
 
+int db_prefetch(pb_db *db, const char *sql, const char *const *v, int n, char *err)
+{
+	db_stmt *st = NULL;
+	if (!db->drv->prefetch || db->depth > 0 || !db->drv->in_transaction(db->conn))
+		return PB_OK;   /* nothing to save, or not in a read transaction */
+	int rc = db_prepare_texts(db, sql, v, n, &st, err);
+	if (!rc)
+		rc = st->bind_rc ? pb_err(err, st->bind_rc, "%s", st->bind_err) : db->drv->prefetch(st->cur, err);
+	db_done(st);
+	return rc;
+}
+
+void db_read_end_later(pb_db *db)
+{
+	if (!db->drv->commit_later || !db->drv->commit_later(db->conn))
+		db_read_end(db);
+}
+
+void db_idle(pb_db *db)
+{
+	if (db && db->drv->idle)
+		db->drv->idle(db->conn);
+}
+
 void db_read_end(pb_db *db)
 {
 	if (db->drv->in_transaction(db->conn) && db->drv->exec(db->conn, "COMMIT", NULL))

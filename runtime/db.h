@@ -203,6 +203,21 @@ void db_reader_ptrs_free(const db_reader *r, void **v, size_t n);
  * caller: reads have nothing to commit. */
 int db_read_begin(pb_db *db, char *err);
 void db_read_end(pb_db *db);
+/* Inside a read transaction: query sql with the n texts v bound will be read, so the engine may
+ * read it together with the next statement run (PostgreSQL: in one round trip) and hand its rows
+ * to the run of sql with the same values in this transaction; any other run reads as always. A
+ * hint: PB_OK and nothing outside a read transaction, on SQLite, or when too many are waiting.
+ * For a query that answers by itself: prefetched before the transaction's first statement, its
+ * rows come from a snapshot of their own (one statement reads one snapshot), not the one the
+ * transaction's later reads share. */
+int db_prefetch(pb_db *db, const char *sql, const char *const *v, int n, char *err);
+/* db_read_end, but a read that wrote nothing may stay open on the server until the next statement,
+ * whose round trip then carries its COMMIT (PostgreSQL; SQLite ends it now). The caller calls
+ * db_idle() before it waits for anything (a client, the next connection, a timer), so that no
+ * snapshot is held while nothing runs. */
+void db_read_end_later(pb_db *db);
+/* db is about to wait: a COMMIT db_read_end_later held is sent now (not awaited). NULL: nothing. */
+void db_idle(pb_db *db);
 
 /* The constant text of a query that locks the rows it reads for the write transaction it runs in:
  * on PostgreSQL sql followed by lock ("FOR UPDATE", "FOR UPDATE SKIP LOCKED"), on SQLite sql alone

@@ -95,6 +95,18 @@ struct db_driver {
 	/* Opens a read transaction whose reads see one snapshot: SQLite BEGIN (deferred);
 	 * PostgreSQL BEGIN ISOLATION LEVEL REPEATABLE READ. */
 	int (*begin_read)(db_conn *c, char *err);
+	/* Inside a read transaction: cur, bound, goes to the server together with the next statement
+	 * run on c, and its rows are kept until the transaction ends for a run of cur bound to the
+	 * same values (which then needs no round trip); any other run of cur drops them. A hint:
+	 * PB_OK and nothing when it cannot. NULL: the engine has no round trips to save (SQLite). */
+	int (*prefetch)(db_cursor *cur, char *err);
+	/* Ends the read transaction begun by begin_read, when it wrote nothing, without a round trip:
+	 * its COMMIT goes to the server with the next command on c (in one pipeline with a
+	 * statement), or at idle(). True when so; false: commit it as usual. NULL: never. */
+	bool (*commit_later)(db_conn *c);
+	/* c is about to wait (for a client, a timer): what commit_later held is sent now. NULL:
+	 * nothing is ever held. */
+	void (*idle)(db_conn *c);
 	/* Opens a write transaction: SQLite BEGIN IMMEDIATE (the write lock taken now, waiting up
 	 * to busy_timeout); PostgreSQL BEGIN (READ COMMITTED; a conflicting write may then fail
 	 * with DB_ERETRY, which db_transaction reruns). */

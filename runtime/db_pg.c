@@ -11,7 +11,15 @@
  * connection (each cursor remembers the connection generation it was prepared on). A connection
  * lost inside a transaction keeps answering PB_EUNAVAIL until the caller ends that transaction
  * (ROLLBACK, COMMIT, or a new BEGIN): reconnecting in the middle would run the rest of the
- * caller's transaction as separate, committed statements. */
+ * caller's transaction as separate, committed statements.
+ *
+ * A read transaction costs no round trip of its own: its BEGIN is sent in one pipeline with its
+ * first statement (a read that runs none sends nothing), and its COMMIT, when it wrote nothing,
+ * is sent without waiting for the answer, which is read before the next command, or held to go
+ * in the next statement's pipeline (db_read_end_later). The server ends the transaction when it
+ * reads the COMMIT, whether or not this process reads the answer; a read-only COMMIT has nothing
+ * to lose (REPEATABLE READ fails only writes). Statements prefetched in it (db_prefetch) go in
+ * the pipeline of the next statement run. */
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -28,6 +36,8 @@
 /* Used unless the connection string sets its own: a server that does not answer (a dead host)
  * makes a request wait this long for its 503, not the system's TCP timeout. */
 #define PG_CONNECT_TIMEOUT_S "10"
+#define PG_BEGIN_READ "BEGIN ISOLATION LEVEL REPEATABLE READ"
+#define PG_PREFETCH_MAX 4   /* statements prefetched in one read transaction, at most */
 #define PG_SESSION_SETUP \
 	"SET TimeZone = 'UTC'; SET standard_conforming_strings = on; SET client_encoding = 'UTF8'"
 
@@ -37,6 +47,12 @@ struct db_conn {
 	uint64_t names;      /* server-side statement names given so far */
 	int64_t changes;     /* rows the last INSERT/UPDATE/DELETE touched */
 	bool tx_lost;        /* the connection was lost inside a transaction the caller has not ended */
+	bool read_owed;      /* a read transaction was begun: its BEGIN goes out with the next statement */
+	bool read_only_tx;   /* the open transaction is such a read and wrote nothing: COMMIT not awaited */
+	bool commit_held;    /* a read's COMMIT waits to go with the next command (pg_commit_later) */
+	bool commit_unread;  /* a COMMIT was sent whose answer is not read yet */
+	db_cursor *pre[PG_PREFETCH_MAX];   /* the cursors prefetched in the open read transaction */
+	int npre;
 };
 
 struct db_cursor {
@@ -47,6 +63,8 @@ struct db_cursor {
 	char **values;       /* nparams texts, NULL for SQL NULL (each new) */
 	uint64_t gen;        /* c->gen it was prepared on; 0: not prepared on the server */
 	PGresult *res;       /* the result of the run since the last reset */
+	char **pre_values;   /* prefetched (pg_prefetch): the values it was sent with (new); else NULL */
+	PGresult *pre;       /* and its result once read, until run takes it or the transaction ends */
 	int row;             /* the row step last answered 1 for; -1 before the first */
 	bool ran;            /* executed since the last reset */
 };
@@ -129,13 +147,39 @@ static int session_setup(db_conn *c, char *err)
 	return rc;
 }
 
+/* Reads the answer to a COMMIT sent without waiting (pg_exec), so that the connection takes a
+ * command again. Its outcome is not wanted: a lost connection shows in PQstatus. Returns whether
+ * there was one. */
+static bool settle(db_conn *c)
+{
+	if (!c->commit_unread)
+		return false;
+	c->commit_unread = false;
+	PGresult *r;
+	while ((r = PQgetResult(c->pg)))
+		PQclear(r);
+	return true;
+}
+
+/* Sends the COMMIT pg_commit_later held, its answer read later (settle). */
+static void release_commit(db_conn *c)
+{
+	if (!c->commit_held)
+		return;
+	c->commit_held = false;
+	c->commit_unread = PQsendQuery(c->pg, "COMMIT") == 1;
+}
+
 /* The connection, ready for a statement: connected again when it was lost outside a transaction. */
 static int conn_ready(db_conn *c, char *err)
 {
 	if (c->tx_lost)
 		return pb_err(err, PB_EUNAVAIL, "database: the connection was lost in a transaction (rolled back)");
+	release_commit(c);
+	bool settled = settle(c);
 	if (PQstatus(c->pg) == CONNECTION_OK) {
-		if (PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+		/* an answer just read from the socket says the server is still there */
+		if (settled || PQtransactionStatus(c->pg) != PQTRANS_IDLE)
 			return PB_OK;
 		/* Between statements: a server that restarted since has closed the socket. Reading what
 		 * waits on it (nothing, usually) notices that now, before a statement is sent into it. */
@@ -345,12 +389,17 @@ static void pg_reset(db_cursor *cur)
 	cur->ran = false;
 }
 
+static void unfetch(db_cursor *cur);
+
 static void pg_finalize(db_cursor *cur)
 {
 	if (!cur)
 		return;
 	db_conn *c = cur->c;
 	pg_reset(cur);
+	unfetch(cur);
+	release_commit(c);
+	settle(c);
 	/* an uncached statement (tests, tools) would otherwise stay on the server until the
 	 * connection closes; never inside a transaction, where a failure would abort it */
 	if (cur->gen == c->gen && !c->tx_lost && PQstatus(c->pg) == CONNECTION_OK &&
@@ -447,18 +496,155 @@ static bool counts_changes(const PGresult *res)
 	       !strncmp(s, "MERGE ", 6);
 }
 
+/* Whether the values cur is bound to now are those its prefetched rows were read with. */
+static bool same_values(const db_cursor *cur)
+{
+	for (int i = 0; i < cur->nparams; i++) {
+		const char *a = cur->values[i], *b = cur->pre_values[i];
+		if ((!a || !b) ? a != b : strcmp(a, b))
+			return false;
+	}
+	return true;
+}
+
+/* cur's prefetch dropped: no longer queued, its rows (if read) freed. */
+static void unfetch(db_cursor *cur)
+{
+	db_conn *c = cur->c;
+	if (!cur->pre_values)
+		return;
+	for (int i = 0; i < c->npre; i++)
+		if (c->pre[i] == cur) {
+			c->pre[i] = c->pre[--c->npre];
+			break;
+		}
+	PQclear(cur->pre);
+	cur->pre = NULL;
+	for (int i = 0; i < cur->nparams; i++)
+		free(cur->pre_values[i]);
+	free(cur->pre_values);
+	cur->pre_values = NULL;
+}
+
+/* Every prefetch of c dropped: the transaction they were read in ended. */
+static void unfetch_all(db_conn *c)
+{
+	while (c->npre)
+		unfetch(c->pre[0]);
+}
+
+/* One pipeline, one round trip: a held COMMIT (when commit; its answer is not wanted), the owed
+ * read BEGIN (when begin), cur's statement, and the statements queued by pg_prefetch, whose
+ * results they keep. cur's result is answered (new, or NULL when the pipeline failed before it);
+ * a failed BEGIN's result in *begin_fail (new) for the caller to report. A queued statement whose
+ * result failed is dropped. */
+static PGresult *run_pipeline(db_cursor *cur, bool commit, bool begin, PGresult **begin_fail)
+{
+	db_conn *c = cur->c;
+	PGconn *pg = c->pg;
+	PGresult *res = NULL, *r;
+	db_cursor *sent[PG_PREFETCH_MAX];
+	int nsent = 0;
+	*begin_fail = NULL;
+	if (!PQenterPipelineMode(pg))
+		return NULL;
+	bool ok = (!commit || PQsendQueryParams(pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) &&
+		  (!begin || PQsendQueryParams(pg, PG_BEGIN_READ, 0, NULL, NULL, NULL, NULL, 0)) &&
+		  PQsendQueryPrepared(pg, cur->name, cur->nparams, (const char *const *)cur->values, NULL, NULL, 0);
+	for (int i = 0; ok && i < c->npre; i++) {
+		db_cursor *q = c->pre[i];
+		if (q->pre || q->gen != c->gen || q == cur)
+			continue;   /* read already, prepared on a connection since lost, or the one run now */
+		ok = PQsendQueryPrepared(pg, q->name, q->nparams, (const char *const *)q->pre_values, NULL, NULL, 0);
+		if (ok)
+			sent[nsent++] = q;
+	}
+	if (ok && PQpipelineSync(pg)) {
+		/* each command's results end with a NULL; the sync's result ends the pipeline, and so
+		 * does a connection lost on the way (libpq then answers NULL) */
+		int skip = commit ? 1 : 0, first = skip + (begin ? 1 : 0), last = first + nsent, command = 0;
+		while (command <= last + 1) {
+			if (!(r = PQgetResult(pg))) {
+				if (PQstatus(pg) != CONNECTION_OK)
+					break;
+				command++;
+				continue;
+			}
+			ExecStatusType st = PQresultStatus(r);
+			if (st == PGRES_PIPELINE_SYNC) {
+				PQclear(r);
+				break;
+			}
+			if (command >= skip && command < first && !*begin_fail && st != PGRES_COMMAND_OK)
+				*begin_fail = r;
+			else if (command == first && !res)
+				res = r;
+			else if (command > first && command <= last && st == PGRES_TUPLES_OK && !sent[command - first - 1]->pre)
+				sent[command - first - 1]->pre = r;
+			else
+				PQclear(r);
+		}
+	}
+	PQexitPipelineMode(pg);
+	for (int i = 0; i < nsent; i++)
+		if (!sent[i]->pre)
+			unfetch(sent[i]);
+	return res;
+}
+
 static int run(db_cursor *cur, char *err)
 {
 	db_conn *c = cur->c;
 	int rc;
+	if (cur->pre_values) {
+		/* prefetched: its rows, when this run asks for the same values, without a round trip */
+		bool take = cur->pre && same_values(cur);
+		PGresult *pre = cur->pre;
+		cur->pre = NULL;
+		unfetch(cur);
+		if (take) {
+			cur->res = pre;
+			return PB_OK;
+		}
+		PQclear(pre);
+	}
+	/* a held COMMIT goes in the pipeline, unless the connection it was for is gone */
+	bool commit = c->commit_held;
+	uint64_t gen = c->gen;
+	c->commit_held = false;
 	if ((rc = conn_ready(c, err)) || (rc = ensure_prepared(cur, err)))
 		return rc;
+	commit = commit && c->gen == gen;
 	bool in_tx = pg_in_tx_now(c);
-	cur->res = PQexecPrepared(c->pg, cur->name, cur->nparams, (const char *const *)cur->values, NULL, NULL, 0);
+	if (commit || c->read_owed || c->npre) {
+		PGresult *begin_fail;
+		/* with prefetched reads, the pipeline goes without the read's BEGIN (which stays owed to its
+		 * next statement): each of them answers by itself, and the statement that takes them
+		 * along is the identity's lookup (pg_prefetch) */
+		bool begin = c->read_owed && !c->npre;
+		if (begin) {
+			c->read_owed = false;
+			c->read_only_tx = true;
+			in_tx = true;
+		}
+		cur->res = run_pipeline(cur, commit, begin, &begin_fail);
+		if (begin_fail) {
+			note_loss(c, in_tx);
+			rc = pg_fail(c, begin_fail, "begin", err);
+			PQclear(begin_fail);
+			PQclear(cur->res);
+			cur->res = NULL;
+			return rc;
+		}
+	} else {
+		cur->res = PQexecPrepared(c->pg, cur->name, cur->nparams, (const char *const *)cur->values, NULL, NULL, 0);
+	}
 	ExecStatusType st = PQresultStatus(cur->res);
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
-		if (counts_changes(cur->res))
+		if (counts_changes(cur->res)) {
 			c->changes = strtoll(PQcmdTuples(cur->res), NULL, 10);
+			c->read_only_tx = false;   /* its COMMIT is awaited: a write's outcome is wanted */
+		}
 		return PB_OK;
 	}
 	note_loss(c, in_tx);
@@ -466,6 +652,30 @@ static int run(db_cursor *cur, char *err)
 	PQclear(cur->res);
 	cur->res = NULL;
 	return rc;
+}
+
+/* Inside a read transaction: cur, with the values bound now, goes out with the next statement
+ * run on its connection (run_pipeline); its rows are kept until the transaction ends, for a run
+ * of cur bound to the same values. Queued again, the newer values win. Before the transaction's
+ * first statement, that pipeline carries no BEGIN: a prefetched read has a snapshot of its own,
+ * and the read's BEGIN goes with its next statement, if it has one (a GET whose reads were all
+ * prefetched sends neither BEGIN nor COMMIT). */
+static int pg_prefetch(db_cursor *cur, char *err)
+{
+	db_conn *c = cur->c;
+	unfetch(cur);
+	if (c->npre == PG_PREFETCH_MAX || !(c->read_owed || c->read_only_tx))
+		return PB_OK;   /* a hint: the statement runs when it is asked for */
+	if (!(cur->pre_values = calloc((size_t)cur->nparams + 1, sizeof *cur->pre_values)))
+		return pb_err(err, PB_ENOMEM, "database: out of memory");
+	for (int i = 0; i < cur->nparams; i++)
+		if (cur->values[i] && !(cur->pre_values[i] = xstrdup(cur->values[i]))) {
+			c->pre[c->npre++] = cur;
+			unfetch(cur);
+			return pb_err(err, PB_ENOMEM, "database: out of memory");
+		}
+	c->pre[c->npre++] = cur;
+	return PB_OK;
 }
 
 static int pg_step(db_cursor *cur, char *err)
@@ -556,10 +766,47 @@ static bool is_rollback(const char *script)
 	return !starts_with_word(p, "TO");
 }
 
+/* Sends the BEGIN a read transaction owes before a command that is not a statement (which takes
+ * it along: run), and waits for it. */
+static int pay_read_begin(db_conn *c, char *err)
+{
+	if (!c->read_owed)
+		return PB_OK;
+	c->read_owed = false;
+	c->read_only_tx = true;
+	int rc = conn_ready(c, err);
+	if (rc)
+		return rc;
+	PGresult *r = PQexec(c->pg, PG_BEGIN_READ);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		rc = pg_fail(c, r, "begin", err);
+	PQclear(r);
+	return rc;
+}
+
 static int pg_exec(db_conn *c, const char *script, char *err)
 {
 	bool commit = starts_with_word(script, "COMMIT") || starts_with_word(script, "END");
 	bool begin = starts_with_word(script, "BEGIN") || starts_with_word(script, "START");
+	bool rollback = is_rollback(script);
+	if (commit || rollback || begin)
+		unfetch_all(c);   /* read in the transaction that ends here */
+	if (c->read_owed && (commit || rollback)) {   /* a read that ran no statement: nothing was sent */
+		c->read_owed = false;
+		return PB_OK;
+	}
+	int rc = pay_read_begin(c, err);
+	if (rc)
+		return rc;
+	if (commit && c->read_only_tx && !c->tx_lost && PQstatus(c->pg) == CONNECTION_OK) {
+		c->read_only_tx = false;
+		if (PQsendQuery(c->pg, "COMMIT")) {
+			c->commit_unread = true;
+			return PB_OK;
+		}
+		/* not sent: the same COMMIT, awaited, reports why */
+	}
+	c->read_only_tx = false;   /* ended, or a script that may write: its COMMIT is awaited */
 	if (c->tx_lost) {
 		if (is_rollback(script)) {
 			c->tx_lost = false;   /* the server rolled it back when the connection went */
@@ -573,8 +820,7 @@ static int pg_exec(db_conn *c, const char *script, char *err)
 		if (begin)
 			c->tx_lost = false;
 	}
-	int rc = conn_ready(c, err);
-	if (rc)
+	if ((rc = conn_ready(c, err)))
 		return rc;
 	bool in_tx = pg_in_tx_now(c);
 	PGresult *r = PQexec(c->pg, script);
@@ -591,9 +837,14 @@ static int pg_exec(db_conn *c, const char *script, char *err)
 	return rc;
 }
 
+/* Nothing is sent yet: the BEGIN goes with the first statement (run, pay_read_begin). A new
+ * BEGIN ends a transaction lost with its connection, as pg_exec's does. */
 static int pg_begin_read(db_conn *c, char *err)
 {
-	return pg_exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ", err);
+	(void)err;
+	c->tx_lost = false;
+	c->read_owed = true;
+	return PB_OK;
 }
 
 static int pg_begin_write(db_conn *c, char *err)
@@ -605,7 +856,32 @@ static int pg_begin_write(db_conn *c, char *err)
  * ends it (its ROLLBACK lets this connection be made again). */
 static bool pg_in_transaction(db_conn *c)
 {
+	if (c->read_owed)
+		return true;
+	if (c->commit_unread || c->commit_held)   /* ended: the server ends it as it reads the COMMIT */
+		return false;
 	return c->tx_lost || (PQstatus(c->pg) == CONNECTION_OK && pg_in_tx_now(c));
+}
+
+/* The read transaction ends: its COMMIT, when it wrote nothing, is held to go in the pipeline of
+ * the next statement run (run) or sent by the next other command or pg_idle. */
+static bool pg_commit_later(db_conn *c)
+{
+	unfetch_all(c);
+	if (c->read_owed) {   /* nothing was sent */
+		c->read_owed = false;
+		return true;
+	}
+	if (!c->read_only_tx || c->tx_lost || PQstatus(c->pg) != CONNECTION_OK || !pg_in_tx_now(c))
+		return false;
+	c->read_only_tx = false;
+	c->commit_held = true;
+	return true;
+}
+
+static void pg_idle(db_conn *c)
+{
+	release_commit(c);
 }
 
 /* One parameterless query whose first value is wanted (NULL: none). *out new or NULL. */
@@ -685,6 +961,9 @@ const struct db_driver *db_pg_driver(void)
 		.changes = pg_changes,
 		.exec = pg_exec,
 		.begin_read = pg_begin_read,
+		.prefetch = pg_prefetch,
+		.commit_later = pg_commit_later,
+		.idle = pg_idle,
 		.begin_write = pg_begin_write,
 		.in_transaction = pg_in_transaction,
 		.migration_lock = pg_migration_lock,

@@ -204,8 +204,47 @@ static bool answer_web_server_error(struct req *r)
 	return true;
 }
 
+/* The organization of each API token this process identified lately, by the token's id (not its
+ * secret): what pb_app.prefetch is given. A token's user stays in its organization, and a guess
+ * that no longer holds only leaves the prefetched rows unused. Direct-mapped by the id's first
+ * hex digits (random). */
+#define ORG_SEEN_SLOTS 64
+static struct org_seen {
+	char token_id[PB_ID_BUF], org_id[PB_ID_BUF];
+} org_seen[ORG_SEEN_SLOTS];
+
+static struct org_seen *org_seen_slot(const char *token_id)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *hi = strchr(hex, token_id[0]), *lo = strchr(hex, token_id[1]);
+	return &org_seen[((hi ? hi - hex : 0) * 16 + (lo ? lo - hex : 0)) % ORG_SEEN_SLOTS];
+}
+
+/* In a read-only route's read transaction, before the identity's lookup: the handler's first read
+ * is queued to go with it (one round trip on PostgreSQL) when the token's organization is known. */
+static void prefetch(struct req *r, const struct pb_app *app, char token_id[PB_ID_BUF])
+{
+	token_id[0] = '\0';
+	if (!app->prefetch || !auth_bearer_token_id(req_env(r, "HTTP_AUTHORIZATION"), token_id))
+		return;
+	const struct org_seen *seen = org_seen_slot(token_id);
+	if (!strcmp(seen->token_id, token_id))
+		app->prefetch(r, seen->org_id);
+}
+
+/* After the identity's lookup: the organization of the token prefetch() looked at. */
+static void remember_org(const struct req *r, const char *token_id)
+{
+	if (!token_id[0] || r->who.via != PB_VIA_TOKEN)
+		return;
+	struct org_seen *seen = org_seen_slot(token_id);
+	xsnprintf(seen->token_id, sizeof seen->token_id, "%s", token_id);
+	xsnprintf(seen->org_id, sizeof seen->org_id, "%s", r->who.org_id);
+}
+
 static void dispatch(struct req *r, const struct pb_app *app)
 {
+	char token_id[PB_ID_BUF] = "";
 	if (answer_web_server_error(r))
 		return;
 	sbuf allow;
@@ -248,12 +287,17 @@ static void dispatch(struct req *r, const struct pb_app *app)
 			goto out;
 		}
 		in_read = true;
+		if (r->route->role != PB_ROLE_NONE)
+			prefetch(r, app, token_id);
 	}
 	if (r->route->role != PB_ROLE_NONE && identify(r, app))
 		goto out;
+	remember_org(r, token_id);
 	if (check_query(r, app))
 		goto out;
 	size_t limit = r->route->body_limit == ROUTE_BODY_CONFIG ? r->cfg->max_body : r->route->body_limit;
+	if (r->db)
+		db_idle(r->db);   /* the body may be slow to come: no snapshot is held meanwhile */
 	if (((r->route->flags & ROUTE_STREAM_BODY) ? req_stream_body : req_read_body)(
 		    r, limit, r->route->content_types, r->route->flags & ROUTE_EMPTY_BODY_OK, &status, r->err)) {
 		static const struct { int status; const char *code; } codes[] = {
@@ -281,8 +325,9 @@ static void dispatch(struct req *r, const struct pb_app *app)
 	else if (!r->status)
 		answer(r, app, 500, "internal", "the handler produced no response");
 out:
-	if (in_read)
-		db_read_end(r->db);
+	if (in_read)   /* the next request's first statement carries its COMMIT; the accept loop's
+			* idle moment sends it when none comes */
+		db_read_end_later(r->db);
 	if (r->db)
 		session_seen(r, app);
 	sbuf_release(&allow);
@@ -392,6 +437,7 @@ static int serve_fastcgi(const struct pb_app *app, struct req *r)
 		if (arc == -EAGAIN || arc == -EWOULDBLOCK || arc == -EINTR) {
 			struct pollfd pfd = { .fd = 0, .events = POLLIN };
 			flush_metrics(r->db);
+			db_idle(r->db);
 			if (!stopping && poll(&pfd, 1, -1) < 0 && errno != EINTR)
 				break;
 			continue;

@@ -26,6 +26,12 @@ struct pb_app {
 	                                 (handlers/pages_common.c); may be NULL */
 	const char *signin_path;      /* where a page sends a browser without identity when signing in
 	                                 with Microsoft is configured ("/signin"); NULL: nowhere */
+	/* For a read-only route, before its identity is looked up: org_id is the organization the
+	 * request's API token belonged to when this process last identified it. Names the read the
+	 * route's handler makes first (db_prefetch), so that it goes to the database with the
+	 * token's lookup. A hint: the handler reads as always (with the identity it then has), and
+	 * only the same query with the same values takes the rows. NULL: none. */
+	void (*prefetch)(struct req *r, const char *org_id);
 };
 
 /* The HTTP status of a failure with result code rc (the one table, in fcgi.c). */

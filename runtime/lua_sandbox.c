@@ -63,6 +63,7 @@ struct lua_sandbox {
 	const char *entry_module;    /* borrowed during sandbox_call */
 	char **dirs, **labels;
 	size_t ndirs;
+	const luaL_Reg *api;         /* the caller's functions for the pbiport table (borrowed) */
 	EVP_MD *sha1;                /* for pbiport.uuid, created on first use */
 	EVP_MD_CTX *md_ctx;
 };
@@ -574,6 +575,34 @@ typedef struct text_piece {
 	size_t len;
 } text_piece;
 
+/* The digest's input gathered in one buffer: one EVP_DigestUpdate for a short name (each
+ * call costs more than hashing a name's bytes). */
+typedef struct digest_buf {
+	EVP_MD_CTX *ctx;
+	size_t used;
+	unsigned char b[256];
+} digest_buf;
+
+static int digest_flush(digest_buf *d)
+{
+	int ok = d->used == 0 || EVP_DigestUpdate(d->ctx, d->b, d->used) == 1;
+	d->used = 0;
+	return ok ? 0 : -1;
+}
+
+static int digest_add(digest_buf *d, const void *p, size_t n)
+{
+	if (n > sizeof d->b - d->used) {
+		if (digest_flush(d))
+			return -1;
+		if (n > sizeof d->b)
+			return EVP_DigestUpdate(d->ctx, p, n) == 1 ? 0 : -1;
+	}
+	memcpy(d->b + d->used, p, n);
+	d->used += n;
+	return 0;
+}
+
 /* UUIDv5 layout over SHA-1(namespace || piece[0] || NUL || piece[1] ...) with a caller's
  * digest context. */
 static int uuid_with(EVP_MD_CTX *ctx, const EVP_MD *sha1, const text_piece *pieces, int n,
@@ -581,14 +610,15 @@ static int uuid_with(EVP_MD_CTX *ctx, const EVP_MD *sha1, const text_piece *piec
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
-	if (EVP_DigestInit_ex(ctx, sha1, NULL) != 1 ||
-	    EVP_DigestUpdate(ctx, UUID_NS, sizeof UUID_NS) != 1)
+	digest_buf d;
+	d.ctx = ctx;
+	d.used = 0;
+	if (EVP_DigestInit_ex(ctx, sha1, NULL) != 1 || digest_add(&d, UUID_NS, sizeof UUID_NS))
 		return -1;
 	for (int i = 0; i < n; i++)
-		if ((i && EVP_DigestUpdate(ctx, "", 1) != 1) ||
-		    EVP_DigestUpdate(ctx, pieces[i].p, pieces[i].len) != 1)
+		if ((i && digest_add(&d, "", 1)) || digest_add(&d, pieces[i].p, pieces[i].len))
 			return -1;
-	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < 16)
+	if (digest_flush(&d) || EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < 16)
 		return -1;
 	md[6] = (unsigned char)((md[6] & 0x0f) | 0x50); /* version 5 */
 	md[8] = (unsigned char)((md[8] & 0x3f) | 0x80); /* RFC 4122 variant */
@@ -626,7 +656,7 @@ static int sb_uuid(lua_State *L)
 		sb->md_ctx = EVP_MD_CTX_new();
 	if (!sb->sha1 || !sb->md_ctx || uuid_with(sb->md_ctx, sb->sha1, pieces, n, u))
 		return luaL_error(L, "pbiport.uuid: SHA-1 failed");
-	lua_pushstring(L, u);
+	lua_pushlstring(L, u, 36);
 	return 1;
 }
 
@@ -647,6 +677,62 @@ static int sb_find_control(lua_State *L)
 		}
 	}
 	luaL_pushfail(L);
+	return 1;
+}
+
+/* pbiport.join_lines(text, first, sep, last): first .. the lines of text (split on LF) joined
+ * by sep .. last, or nil when text is not trimmed plain lines: it has a control character
+ * other than LF (a byte 0-31 or 127) or ends in a space or LF (the caller's general path
+ * handles those). One pass and one new string, where a template would split, concatenate
+ * and join per line. Linear in the result, which the memory cap bounds. */
+static int sb_join_lines(lua_State *L)
+{
+	size_t n, nfirst, nsep, nlast;
+	const char *s = luaL_checklstring(L, 1, &n);
+	const char *first = luaL_checklstring(L, 2, &nfirst);
+	const char *sep = luaL_checklstring(L, 3, &nsep);
+	const char *last = luaL_checklstring(L, 4, &nlast);
+	size_t breaks = 0;
+	if (n && (s[n - 1] == ' ' || s[n - 1] == '\n')) {
+		luaL_pushfail(L);
+		return 1;
+	}
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	for (size_t i = 0; i < n;) {
+		/* eight bytes at a time while none is below 0x20 or 0x7f ("Bit Twiddling Hacks") */
+		uint64_t w, del;
+		if (n - i >= 8 && (memcpy(&w, s + i, 8), del = w ^ (ones * 0x7f),
+				   !((((w - ones * 0x20) & ~w) | ((del - ones) & ~del)) & highs))) {
+			i += 8;
+			continue;
+		}
+		unsigned char ch = (unsigned char)s[i++];
+		if (ch == '\n') {
+			breaks++;
+		} else if (ch < 0x20 || ch == 0x7f) {
+			luaL_pushfail(L);
+			return 1;
+		}
+	}
+	if (nsep && breaks > (SIZE_MAX - n - nfirst - nlast) / nsep)
+		return luaL_error(L, "pbiport.join_lines: result too long");
+	luaL_Buffer b;
+	char *out = luaL_buffinitsize(L, &b, nfirst + n - breaks + breaks * nsep + nlast);
+	memcpy(out, first, nfirst);
+	out += nfirst;
+	for (const char *p = s, *end = s + n; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		memcpy(out, p, len);
+		out += len;
+		if (!nl)
+			break;
+		memcpy(out, sep, nsep);
+		out += nsep;
+		p = nl + 1;
+	}
+	memcpy(out, last, nlast);
+	luaL_pushresultsize(&b, nfirst + n - breaks + breaks * nsep + nlast);
 	return 1;
 }
 
@@ -1283,6 +1369,10 @@ static int sb_setup(lua_State *L)
 	lua_setfield(L, -2, "uuid");
 	lua_pushcfunction(L, sb_find_control);
 	lua_setfield(L, -2, "find_control");
+	lua_pushcfunction(L, sb_join_lines);
+	lua_setfield(L, -2, "join_lines");
+	if (sb_of(L)->api)
+		luaL_setfuncs(L, sb_of(L)->api, 0);
 	lua_setfield(L, -2, "pbiport");
 	lua_pushvalue(L, -1);
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &API_KEY);
@@ -1422,6 +1512,7 @@ int sandbox_new(const sandbox_opts *o, lua_sandbox **out, char *err)
 	sb->limit_ms = o && o->time_limit_ms > 0 ? o->time_limit_ms : PB_LUA_TIME_MAX_MS;
 	sb->total_ms = o && o->total_time_limit_ms > 0 ? o->total_time_limit_ms : 0;
 	sb->instr_max = o && o->instr_max > 0 ? o->instr_max : 0;
+	sb->api = o ? o->api : NULL;
 	if (o && o->ndirs) {
 		sb->dirs = calloc(o->ndirs, sizeof *sb->dirs);
 		sb->labels = calloc(o->ndirs, sizeof *sb->labels);

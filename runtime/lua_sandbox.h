@@ -45,7 +45,11 @@
  *  - a C module `pbiport` offers `pbiport.uuid(text [, text2 ...])`: a name-based (SHA-1,
  *    UUIDv5 layout) UUID string of the texts joined with NUL bytes (at most 16), the same
  *    for the same texts, and `pbiport.find_control(text [, init])`: string.find(text, "%c",
- *    init) without the pattern matcher (linear, a few instructions per byte).
+ *    init) without the pattern matcher (linear, a few instructions per byte),
+ *    `pbiport.join_lines(text, first, sep, last)`: first .. text's lines (split on LF)
+ *    joined by sep .. last, nil when text has another control character or ends in a
+ *    space or LF (linear); a caller adds its own functions to it with sandbox_opts.api
+ *    (web pages: runtime/page_html.h).
  *
  * Errors come back as one line:
  *   template PATH:LINE: message                       (runtime or syntax error)
@@ -68,6 +72,8 @@ typedef struct sandbox_dir {
 	const char *label;  /* prefix shown in chunk names and messages; NULL = dir */
 } sandbox_dir;
 
+struct luaL_Reg;
+
 typedef struct sandbox_opts {
 	const sandbox_dir *dirs;  /* search order, first match wins; copied by sandbox_new */
 	size_t ndirs;
@@ -75,6 +81,8 @@ typedef struct sandbox_opts {
 	int time_limit_ms;        /* CPU time per call; 0 = PB_LUA_TIME_MAX_MS */
 	int total_time_limit_ms;  /* CPU time of all calls together; 0 = none */
 	long long instr_max;      /* VM instructions per call (10000 granularity); 0 = none */
+	const struct luaL_Reg *api;  /* more functions for the `pbiport` table, {NULL, NULL}-ended;
+				      * NULL = none. Borrowed: static, outliving the sandbox */
 } sandbox_opts;
 
 /* *out is new: free with sandbox_free(). */

@@ -10,6 +10,7 @@
 #include "runtime/lua_json.h"
 #include "runtime/lua_sandbox.h"
 #include "runtime/page_csrf.h"
+#include "runtime/page_html.h"
 #include "runtime/request.h"
 #include "runtime/template_dirs.h"
 #include "runtime/util.h"
@@ -60,7 +61,7 @@ int page_render(const pb_config *cfg, const char *name, const json_t *view, sbuf
 	if ((rc = template_dirs_build(cfg, NULL, "templates", &dirs, err)))
 		return rc;
 	sandbox_opts so = { .dirs = dirs.dirs, .ndirs = dirs.n, .mem_max = PB_PAGE_LUA_MEM_MAX,
-			    .time_limit_ms = PB_PAGE_LUA_TIME_MS };
+			    .time_limit_ms = PB_PAGE_LUA_TIME_MS, .api = page_html_api };
 	if (!(rc = sandbox_new(&so, &sb, err)) && !(rc = sandbox_cpcall(sb, push_args, &args, 2, err)) &&
 	    !(rc = sandbox_call(sb, "page", 2, err))) {
 		lua_State *L = sandbox_lua(sb);

@@ -149,7 +149,7 @@ def build_inproc(work):
     """Compiles bench/http/inproc.c against build/libpbiport.a (the libraries as the Makefile
     links them); returns the binary's path."""
     pc = subprocess.run(["pkg-config", "--cflags", "--libs", "lua5.4", "sqlite3", "jansson", "libcurl", "openssl",
-                         "yaml-0.1", "libutf8proc", "libgvc", "libcgraph"], capture_output=True, text=True,
+                         "yaml-0.1", "libutf8proc", "libgvc", "libcgraph", "libpq"], capture_output=True, text=True,
                         check=True).stdout.split()
     gv = subprocess.run(["pkg-config", "--variable=libdir", "libgvc"], capture_output=True, text=True,
                         check=True).stdout.strip() + "/graphviz"
@@ -334,8 +334,8 @@ def budget_line(key, runs, floor_runs, ip):
                 floor_total, pb_total, extra, median(runs, "app_us") - median(floor_runs, "app_us"),
                 median(runs, "web_us") - median(floor_runs, "web_us"), budget, work))
     if key == "api":
-        text += (", of which the database reads it cannot answer without (read transaction, token, product with its "
-                 "ports, agreements) are %.1f us" % ip["reads_us"])
+        text += (", of which the database reads it cannot answer without (read transaction, token, one statement for "
+                 "the product, its ports and whether it consumes anything) are %.1f us" % ip["reads_us"])
     return text + "."
 
 

@@ -11,7 +11,8 @@
  *   reads_us  the database reads that answer needs and nothing else: the read transaction, the
  *             token's identity, the product with its ports and the agreements it consumes
  *   page_us   the web page GET /data-products/{id} through pb_handle and pb_after
- * The log lines go wherever stderr goes (bench.py sends them to /dev/null).
+ * The log lines go wherever stderr goes (bench.py sends them to /dev/null). INPROC_ONLY=api (or
+ * reads, page) measures that one alone (bench/db: the server's CPU over the same requests).
  * Built by bench/http/bench.py against build/libpbiport.a. */
 #include <jansson.h>
 #include <stdio.h>
@@ -91,7 +92,7 @@ static int reads(struct ctx *c)
 		return rc;
 	if (!(rc = auth_identify_request(c->db, &pb_app.auth, &in, &who, err)) &&
 	    !(rc = catalog_product_get(c->db, who.org_id, c->product, true, &p, err)))
-		rc = agreements_consumed_json(c->db, who.org_id, p->id, &consumes, err);
+		rc = agreements_consumed_known(c->db, who.org_id, p->id, p->consumes, &consumes, err);
 	db_read_end(c->db);
 	json_decref(consumes);
 	catalog_product_free(p);
@@ -160,14 +161,18 @@ int main(int argc, char **argv)
 	c.env[n++] = info;
 	c.env[n] = NULL;
 
+	const char *only = getenv("INPROC_ONLY");
 	xsnprintf(uri, sizeof uri, "REQUEST_URI=/api/data-products/%s", argv[1]);
 	xsnprintf(info, sizeof info, "PATH_INFO=/api/data-products/%s", argv[1]);
-	printf("api_us=%.2f\n", measure(&c, api_request, 200, iterations));
-	printf("reads_us=%.2f\n", measure(&c, reads, PB_OK, iterations));
+	if (!only || !strcmp(only, "api"))
+		printf("api_us=%.2f\n", measure(&c, api_request, 200, iterations));
+	if (!only || !strcmp(only, "reads"))
+		printf("reads_us=%.2f\n", measure(&c, reads, PB_OK, iterations));
 	xsnprintf(page_uri, sizeof page_uri, "/data-products/%s", argv[1]);
 	xsnprintf(uri, sizeof uri, "REQUEST_URI=%s", page_uri);
 	xsnprintf(info, sizeof info, "PATH_INFO=%s", page_uri);
-	printf("page_us=%.2f\n", measure(&c, api_request, 200, iterations / 10 ? iterations / 10 : 1));
+	if (!only || !strcmp(only, "page"))
+		printf("page_us=%.2f\n", measure(&c, api_request, 200, iterations / 10 ? iterations / 10 : 1));
 	req_release(&c.r);
 	db_close(c.db);
 	config_release(&cfg);

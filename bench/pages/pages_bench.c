@@ -12,10 +12,11 @@
  *
  * Build and run from the repository root, after `make` (bench/pages/run.sh does both):
  *   cc -std=c11 -D_GNU_SOURCE -O2 -I. -o build/bench/pages_bench bench/pages/pages_bench.c \
- *      build/libpbiport.a $(pkg-config --libs lua5.4 sqlite3 jansson libcurl openssl yaml-0.1 libutf8proc \
+ *      build/libpbiport.a $(pkg-config --libs lua5.4 sqlite3 jansson libcurl openssl yaml-0.1 libutf8proc libpq \
  *      libgvc libcgraph) -lfcgi -L<graphviz plugins> -lgvplugin_dot_layout -lm -lpthread
  *   build/bench/pages_bench DIR ITERATIONS
  * Prints the Markdown rows of bench/README.md's "pages" section. */
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,9 @@
 #include "runtime/db.h"
 #include "runtime/fcgi.h"
 #include "runtime/jobs.h"
+#include "runtime/lua_sandbox.h"
+#include "runtime/page_render.h"
+#include "runtime/template_dirs.h"
 #include "runtime/util.h"
 #include "tests/unit/mem_io.h"
 
@@ -81,6 +85,25 @@ static size_t body_bytes(const bench *b)
 	return *body ? b->io.out.len - (size_t)(body - sbuf_str(&b->io.out)) : 0;
 }
 
+/* BENCH_SAVE_DIR: the last answer's body into DIR/<the path, '/' and '?' as '_'>, to compare
+ * the pages two builds write. */
+static void save_body(const bench *b, const char *uri)
+{
+	const char *dir = getenv("BENCH_SAVE_DIR");
+	char path[1024];
+	if (!dir || xsnprintf(path, sizeof path, "%s/", dir))
+		return;
+	size_t n = strlen(path);
+	for (const char *u = uri; *u && n + 1 < sizeof path; u++)
+		path[n++] = *u == '/' || *u == '?' || *u == '&' ? '_' : *u;
+	path[n] = '\0';
+	FILE *f = fopen(path, "w");
+	if (f) {
+		fwrite(mem_io_body(&b->io), 1, body_bytes(b), f);
+		fclose(f);
+	}
+}
+
 /* CPU time of this thread: the machine's other work (2 shared cores) moves wall time a lot
  * more than the work a request does. Wall time is reported beside it. */
 static double now_us(clockid_t clock)
@@ -121,6 +144,7 @@ static timing measure(bench *b, const char *uri, int iterations)
 		}
 	}
 	out.bytes = body_bytes(b);
+	save_body(b, uri);
 	qsort(t, (size_t)iterations, sizeof *t, cmp_double);
 	qsort(w, (size_t)iterations, sizeof *w, cmp_double);
 	out.p50 = t[iterations / 2];
@@ -235,6 +259,114 @@ static int import_assets(bench *b, const char *org, const char *user, const char
 	return rc;
 }
 
+/* --- the part of a page no template can take away ------------------------------------
+ *
+ * A page is a Lua template an admin can edit, run in a fresh sandbox per request
+ * (runtime/page_render.c). What that costs before any data is shown, measured alone: the
+ * sandbox created and freed with the pages' limits, then lua/page.lua and lua/html.lua
+ * building a page of n elements (one <span> of constant text each, in <html><body>) from an
+ * admin template. */
+
+static const char MIN_PAGE[] =
+	"-- bench/pages: n elements and nothing else\n"
+	"local html = require('html')\n"
+	"local h = html.tags\n"
+	"return function(view)\n"
+	"  local items = {}\n"
+	"  for i = 1, view.n do items[i] = h.span{ 'x' } end\n"
+	"  return html.document{ h.body{ items } }\n"
+	"end\n";
+
+typedef struct floor_part {
+	double sandbox_us;    /* sandbox_new + sandbox_free, CPU p50 */
+	double empty_us;      /* page_render of MIN_PAGE with n = 0: <html><body></body></html> */
+	double elements_us;   /* page_render of MIN_PAGE with n elements in all */
+	int elements;
+} floor_part;
+
+/* The start tags of an HTML text: '<' then a letter. */
+static int count_elements(const char *html)
+{
+	int n = 0;
+	for (const char *p = html; (p = strchr(p, '<')); p++)
+		if ((p[1] >= 'a' && p[1] <= 'z') || (p[1] >= 'A' && p[1] <= 'Z'))
+			n++;
+	return n;
+}
+
+/* Writes text to path; false on failure. */
+static bool write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	bool ok = f && fputs(text, f) >= 0;
+	return f && !fclose(f) && ok;
+}
+
+/* CPU p50 of iterations runs of the sandbox alone (page false) or of MIN_PAGE with n spans;
+ * exits on a failure (a figure of work that did not complete is no figure). */
+static double time_floor_part(const pb_config *cfg, int n, bool page, int iterations)
+{
+	double *t = calloc((size_t)iterations, sizeof *t), p50;
+	char err[PB_ERR_MAX], view_text[64];
+	template_dirs dirs;
+	sbuf out;
+	if (!t || template_dirs_build(cfg, NULL, "templates", &dirs, err)) {
+		fprintf(stderr, "pages_bench: the sandbox's folders: %s\n", t ? err : "out of memory");
+		exit(1);
+	}
+	sandbox_opts so = { .dirs = dirs.dirs, .ndirs = dirs.n, .mem_max = PB_PAGE_LUA_MEM_MAX,
+			    .time_limit_ms = PB_PAGE_LUA_TIME_MS };
+	xsnprintf(view_text, sizeof view_text, "{\"n\": %d}", n);
+	json_t *view = json_loads(view_text, 0, NULL);
+	sbuf_init(&out, PB_PAGE_MAX_BYTES);
+	for (int i = -20; i < iterations; i++) {   /* 20 to warm up */
+		double start = now_us(CLOCK_THREAD_CPUTIME_ID);
+		int rc;
+		if (page) {
+			sbuf_reset(&out);
+			rc = page_render(cfg, "bench_min", view, &out, err);
+		} else {
+			lua_sandbox *sb = NULL;
+			rc = sandbox_new(&so, &sb, err);
+			sandbox_free(sb);
+		}
+		if (rc || (page && count_elements(sbuf_str(&out)) != (n > 0 ? n + 2 : 2))) {
+			fprintf(stderr, "pages_bench: the floor part (n=%d) failed: %s\n", n, rc ? err : sbuf_str(&out));
+			exit(1);
+		}
+		if (i >= 0)
+			t[i] = now_us(CLOCK_THREAD_CPUTIME_ID) - start;
+	}
+	qsort(t, (size_t)iterations, sizeof *t, cmp_double);
+	p50 = t[iterations / 2];
+	free(t);
+	json_decref(view);
+	sbuf_release(&out);
+	template_dirs_release(&dirs);
+	return p50;
+}
+
+/* The three figures for a page of elements elements, with MIN_PAGE in DIR/min/web/. */
+static floor_part measure_floor_part(const char *dir, int elements, int iterations)
+{
+	char path[512];
+	pb_config cfg = { 0 };
+	floor_part f = { .elements = elements };
+	if (xsnprintf(path, sizeof path, "%s/min", dir) || (mkdir(path, 0700) && errno != EEXIST) ||
+	    xsnprintf(path, sizeof path, "%s/min/web", dir) || (mkdir(path, 0700) && errno != EEXIST) ||
+	    xsnprintf(path, sizeof path, "%s/min/web/bench_min.lua", dir) ||
+	    !write_text(path, MIN_PAGE)) {
+		fprintf(stderr, "pages_bench: writing %s failed\n", path);
+		exit(1);
+	}
+	path[strlen(path) - strlen("/web/bench_min.lua")] = '\0';
+	cfg.template_path = path;
+	f.sandbox_us = time_floor_part(&cfg, 0, false, iterations);
+	f.empty_us = time_floor_part(&cfg, 0, true, iterations);
+	f.elements_us = time_floor_part(&cfg, elements - 2, true, iterations);
+	return f;
+}
+
 /* The Server-Timing "layout;dur=" of the last answer, in us. */
 static double layout_us(const bench *b)
 {
@@ -313,8 +445,15 @@ int main(int argc, char **argv)
 	xsnprintf(job_api_uri, sizeof job_api_uri, "/api/jobs/%s", job);
 	xsnprintf(uri, sizeof uri, "/data-products/%s", product);
 	xsnprintf(api_uri, sizeof api_uri, "/api/data-products/%s", product);
+	if (getenv("BENCH_PROFILE_PAGE")) {   /* only the product page's loop, for perf or callgrind */
+		timing t = measure(&b, uri, iterations);
+		printf("page `GET /data-products/{id}`: CPU p50 %.3f ms, %zu bytes\n", t.p50 / 1000, t.bytes);
+		return 0;
+	}
 	timing home = measure(&b, "/", iterations), list = measure(&b, "/api/data-products", iterations);
-	timing page = measure(&b, uri, iterations), api = measure(&b, api_uri, iterations);
+	timing page = measure(&b, uri, iterations);
+	floor_part fp = measure_floor_part(argv[1], count_elements(mem_io_body(&b.io)), iterations);
+	timing api = measure(&b, api_uri, iterations);
 	timing asset = measure(&b, asset_uri, iterations);
 	char asset_api[160];
 	xsnprintf(asset_api, sizeof asset_api, "/api/assets/%s", model);
@@ -340,6 +479,11 @@ int main(int argc, char **argv)
 	row("API `GET /api/output-ports/{id}` (baseline)", &port_api, &port_api);
 	row("page `GET /jobs/{id}` (a publish that succeeded: 5 phases)", &job_page, &job_api);
 	row("API `GET /api/jobs/{id}` (baseline)", &job_api, &job_api);
+	printf("\n- the part of `/data-products/{id}` no template can take away, measured alone in this run (CPU p50): "
+	       "a fresh sandbox with the pages' limits, created and freed, %.1f us; lua/page.lua and lua/html.lua "
+	       "rendering an empty document in it %.1f us; the same with the page's %d elements (one `<span>` of "
+	       "constant text each) %.1f us, %.0f%% of the page's %.1f us\n", fp.sandbox_us, fp.empty_us, fp.elements,
+	       fp.elements_us, 100 * fp.elements_us / page.p50, page.p50);
 	printf("\n- the picture's last Graphviz layout: %.3f ms of its %.3f ms (Server-Timing)\n\n", layout / 1000,
 	       svg.wall_p50 / 1000);
 	printf("| page weight (HTML + pbiport.css %zu + pbiport.js %zu + favicon.svg %zu bytes) | KB | goal <= 100 KB |\n"

@@ -258,6 +258,46 @@ History (2026-11-26, same machine, shared; these lines are fixed text in run.sh)
   0.5 s / 2.4x and 400 M, which need the per-column work itself to shrink (reading the
   contract straight into the structures without the tree, ~100 M; the view tables and
   strings per column in the templates).
+- wave7-render (issue 18 item 1, 2026-12-06 09:40-10:09 UTC, commits 5a86ff1..638b023, main
+  dbaede2 as "before", load average 3-8; each step checked byte-identical, output, messages
+  and exit status, on 157 contracts (the shared corpus, tests/fixtures, tests/integration/
+  fixtures, examples, the bench input) against main, and the contract reader's structures
+  (contract_to_json) and errors, with their line and column, identical on the same files
+  and on 2,850 mutated copies of the fixtures (bytes deleted, inserted or changed, lines
+  repeated, types and keys renamed)). 200 x 40 under callgrind,
+  whole `pbiport tmdl`: 513.7 M -> 387.9 M instructions (-25%); in order: (1) the fast JSON
+  reader keeps json_prescan's depth and value bounds itself (counted as the prescan counts
+  them), so a well-formed contract is scanned once (the prescan and its message only before
+  json_loadb); (2) description_text's common case in one C pass, `pbiport.join_lines(text,
+  first, sep, last)` (nil for other control characters or a trailing space or LF: the
+  general path), instead of find_control, sub and concatenation per line; (3)
+  pbiport.uuid's namespace and texts in one buffer for one EVP_DigestUpdate: 513.7 -> 468.5
+  M; (4) a schema object's and a property's fields read in one walk over their keys
+  (read_fields: unknown-key warnings and each known key's value), not a hashed lookup per
+  field: -> 442.9 M; (5) strings scanned eight bytes at a time to their first quote,
+  backslash or control byte, a duplicate key found by the object's size after the insert;
+  numeric loops over columns in main.lua and table.lua (ipairs is a library call per
+  column), logical types lowered once per text, Writer:text's final LF as its last
+  separator (one copy of each file, not two), ctx.contract's column tables sized for their
+  fields: -> 425.8 M; (6) main.lua's per-column name, length and type checks written out
+  in its loop (the check functions called only to raise their errors): -> 416.9 M; (7)
+  m_string and m_ident keep their results (every partition names the same database and
+  schema), logical and physical types checked in place in the tree, duplicate names found
+  with a hash set in document order instead of a sort: -> 406.5 M; (8) ctx.contract's
+  strings pushed with their length, a plain file name without patterns, an expression
+  without blank lines as one writer entry (join_lines), the lowest hit of an eight-byte
+  word ends a string's plain run: -> 387.9 M. Same turns, best of 5: 2000 x 40 0.533 ->
+  0.442 s CPU (user 0.430 -> 0.348 s), 2.42x -> 2.01x gzip -6, 117 MiB both; 200 x 40
+  0.061 -> 0.053 s. The request path (bench_render, orders.odcs.yaml, 2000 renders,
+  alternated 3 times in one run) is unchanged: 704-764 us per render against main's
+  700-777 us. Where the 388 M go now (static-Lua profile build): the process start before
+  main (the dynamic loader binding ~40 libraries) 17 M, as `pbiport --version` (an unknown
+  command: usage and exit) measures alone: 17.0 M; reading the contract 70 M (the JSON
+  tree 34 M, the tree into the structures 31 M, relationships 4 M); pbiport.uuid 43 M
+  (SHA-1 through EVP: 15 M of it the block function itself); ctx.contract's columns 33 M (a Lua table of ~8 fields per
+  column); the column types 16 M; the files joined and handed over 36 M (table.concat,
+  ctx.emit's copy and UTF-8 check); the template compile 11 M; Lua's collector ~20 M; the
+  rest the templates' own work per column (the view table of 9 fields each).
 <!-- tmdl:end -->"""
 sys.path.insert(0, "bench")
 import readme_section  # noqa: E402

@@ -200,12 +200,19 @@ static int warnf(rd *r, const char *at, const char *fmt, ...)
 	return PB_OK;
 }
 
+/* The index of s in a NULL-ended list, or -1. The first bytes are compared before strcmp:
+ * most keys of a contract differ from most names of their list there. */
+static int list_index(const char *const *list, const char *s)
+{
+	for (int i = 0; list[i]; i++)
+		if (list[i][0] == s[0] && !strcmp(list[i], s))
+			return i;
+	return -1;
+}
+
 static bool in_list(const char *const *list, const char *s)
 {
-	for (; *list; list++)
-		if (!strcmp(*list, s))
-			return true;
-	return false;
+	return list_index(list, s) >= 0;
 }
 
 static const char *kind_name(const json_t *v)
@@ -273,14 +280,24 @@ static bool ci_contains(const char *hay, const char *needle)
 	return hay && strcasestr(hay, needle) != NULL;
 }
 
-static int warn_unknown(rd *r, const json_t *obj, const char *at, const char *const *known)
+/* The values of a mapping's known keys in one pass: v[i] = obj[known[i]] or NULL (v may be
+ * NULL: only the warnings); every other key is warned of as unknown, in document order. One
+ * walk over the keys instead of a hashed lookup per field read (a big contract reads a dozen
+ * fields of each of its columns). */
+static int read_fields(rd *r, const json_t *obj, const char *at, const char *const *known, json_t **v)
 {
 	const char *k;
-	json_t *v;
+	json_t *val;
 	char p[AT_MAX];
-	json_object_foreach((json_t *)obj, k, v) {
-		if (in_list(known, k))
+	for (size_t i = 0; v && known[i]; i++)
+		v[i] = NULL;
+	json_object_foreach((json_t *)obj, k, val) {
+		int i = list_index(known, k);
+		if (i >= 0) {
+			if (v)
+				v[i] = val;
 			continue;
+		}
 		path_key(p, at, k);
 		int rc = warnf(r, p, "unknown key, ignored");
 		if (rc)
@@ -289,13 +306,19 @@ static int warn_unknown(rd *r, const json_t *obj, const char *at, const char *co
 	return PB_OK;
 }
 
+/* Warns of every key of obj that is not in known (read_fields without the values). */
+static int warn_unknown(rd *r, const json_t *obj, const char *at, const char *const *known)
+{
+	return read_fields(r, obj, at, known, NULL);
+}
+
 /* ---- typed field access ----------------------------------------------------------- */
 
-/* obj[key] as text into *out (new). Absent -> NULL. null, lists and mappings are errors. */
-static int get_text(rd *r, const json_t *obj, const char *key, const char *at, char **out)
+/* v (the value of key, NULL when absent) as text into *out (new). Absent -> NULL. null,
+ * lists and mappings are errors. */
+static int text_of(rd *r, const json_t *v, const char *key, const char *at, char **out)
 {
 	char p[AT_MAX];
-	json_t *v = json_object_get(obj, key);
 	*out = NULL;
 	if (!v)
 		return PB_OK;
@@ -309,13 +332,19 @@ static int get_text(rd *r, const json_t *obj, const char *key, const char *at, c
 	return *out ? PB_OK : oom(r);
 }
 
-/* A table or column name: required, non-empty, bounded, no control characters. */
-/* obj[key] as an object name (`what`: "table", "column", "field"): present, not empty, no
- * control characters, and within the length Power BI accepts for a name (core/lang/names.h). */
-static int get_name(rd *r, const json_t *obj, const char *key, const char *at, const char *what, char **out)
+/* obj[key] as text (text_of). */
+static int get_text(rd *r, const json_t *obj, const char *key, const char *at, char **out)
+{
+	return text_of(r, json_object_get(obj, key), key, at, out);
+}
+
+/* v (the value of key) as an object name (`what`: "table", "column", "field"): present, not
+ * empty, no control characters, and within the length Power BI accepts for a name
+ * (core/lang/names.h). */
+static int name_of(rd *r, const json_t *v, const char *key, const char *at, const char *what, char **out)
 {
 	char p[AT_MAX], shown[PB_PBI_NAME_SHOWN_BUF];
-	int rc = get_text(r, obj, key, at, out);
+	int rc = text_of(r, v, key, at, out);
 	if (rc)
 		return rc;
 	/* The usual case, checked before the path for a message is built: a name of at most
@@ -342,11 +371,17 @@ static int get_name(rd *r, const json_t *obj, const char *key, const char *at, c
 	return PB_OK;
 }
 
-/* obj[key] as a boolean; absent leaves *out alone. "true"/"false" text is accepted. */
-static int get_bool(rd *r, const json_t *obj, const char *key, const char *at, bool *out)
+/* obj[key] as an object name (name_of). */
+static int get_name(rd *r, const json_t *obj, const char *key, const char *at, const char *what, char **out)
+{
+	return name_of(r, json_object_get(obj, key), key, at, what, out);
+}
+
+/* v (the value of key) as a boolean; absent leaves *out alone. "true"/"false" text is
+ * accepted. */
+static int bool_of(rd *r, const json_t *v, const char *key, const char *at, bool *out)
 {
 	char p[AT_MAX];
-	json_t *v = json_object_get(obj, key);
 	if (!v)
 		return PB_OK;
 	if (json_is_boolean(v)) {
@@ -359,6 +394,11 @@ static int get_bool(rd *r, const json_t *obj, const char *key, const char *at, b
 	}
 	path_key(p, at, key);
 	return failf(r, PB_EINVAL, p, "expected true or false, got %s", kind_name(v));
+}
+
+static int get_bool(rd *r, const json_t *obj, const char *key, const char *at, bool *out)
+{
+	return bool_of(r, json_object_get(obj, key), key, at, out);
 }
 
 static bool text_integer(const char *s, long long *out)
@@ -382,22 +422,25 @@ static bool value_integer(const json_t *v, long long *out)
 	return json_is_string(v) && text_integer(json_string_value(v), out);
 }
 
-/* obj[key] as a whole number; absent leaves *out alone. */
-static int get_int(rd *r, const json_t *obj, const char *key, const char *at, long long *out)
+/* v (the value of key) as a whole number; absent leaves *out alone. */
+static int int_of(rd *r, const json_t *v, const char *key, const char *at, long long *out)
 {
 	char p[AT_MAX];
-	json_t *v = json_object_get(obj, key);
 	if (!v || value_integer(v, out))
 		return PB_OK;
 	path_key(p, at, key);
 	return failf(r, PB_EINVAL, p, "expected a whole number, got %s", kind_name(v));
 }
 
-/* obj[key] as a list: absent -> NULL; anything else than a list is an error. */
-static int get_list(rd *r, const json_t *obj, const char *key, const char *at, json_t **out)
+static int get_int(rd *r, const json_t *obj, const char *key, const char *at, long long *out)
+{
+	return int_of(r, json_object_get(obj, key), key, at, out);
+}
+
+/* v (the value of key) as a list: absent -> NULL; anything else than a list is an error. */
+static int list_of(rd *r, json_t *v, const char *key, const char *at, json_t **out)
 {
 	char p[AT_MAX];
-	json_t *v = json_object_get(obj, key);
 	*out = NULL;
 	if (!v)
 		return PB_OK;
@@ -407,6 +450,11 @@ static int get_list(rd *r, const json_t *obj, const char *key, const char *at, j
 	}
 	*out = v;
 	return PB_OK;
+}
+
+static int get_list(rd *r, const json_t *obj, const char *key, const char *at, json_t **out)
+{
+	return list_of(r, json_object_get(obj, key), key, at, out);
 }
 
 static int need_mapping(rd *r, const json_t *v, const char *at)
@@ -435,12 +483,11 @@ static void kv_free(pb_kv *kv, size_t n)
 	free(kv);
 }
 
-/* obj.customProperties -> key/value pairs (new; kv_free). The standard writes a list
- * of {property, value}; a plain mapping is accepted too. */
-static int get_custom(rd *r, const json_t *obj, const char *at, pb_kv **out, size_t *nout)
+/* cp (an object's customProperties, NULL when absent) -> key/value pairs (new; kv_free).
+ * The standard writes a list of {property, value}; a plain mapping is accepted too. */
+static int custom_of(rd *r, const json_t *cp, const char *at, pb_kv **out, size_t *nout)
 {
 	char p[AT_MAX], pi[AT_MAX];
-	json_t *cp = json_object_get(obj, "customProperties");
 	pb_kv *kv = NULL;
 	size_t n = 0;
 	int rc = PB_OK;
@@ -455,7 +502,7 @@ static int get_custom(rd *r, const json_t *obj, const char *at, pb_kv **out, siz
 			return oom(r);
 		const char *k;
 		json_t *v;
-		json_object_foreach(cp, k, v) {
+		json_object_foreach((json_t *)cp, k, v) {
 			kv[n].key = xstrdup(k);
 			kv[n].value = value_text(v);
 			n++;
@@ -475,7 +522,7 @@ static int get_custom(rd *r, const json_t *obj, const char *at, pb_kv **out, siz
 		return oom(r);
 	size_t i;
 	json_t *item;
-	json_array_foreach(cp, i, item) {
+	json_array_foreach((json_t *)cp, i, item) {
 		path_index(pi, at, "customProperties", i);
 		if ((rc = need_mapping(r, item, pi)))
 			goto out;
@@ -504,6 +551,11 @@ out:
 	*out = kv;
 	*nout = n;
 	return PB_OK;
+}
+
+static int get_custom(rd *r, const json_t *obj, const char *at, pb_kv **out, size_t *nout)
+{
+	return custom_of(r, json_object_get(obj, "customProperties"), at, out, nout);
 }
 
 static const char *kv_get(const pb_kv *kv, size_t n, const char *key)
@@ -559,26 +611,46 @@ static int named_cmp(const void *a, const void *b)
  * *dup is its index and *first the earlier one's, or *dup = n when all differ. -1 on OOM. */
 static int find_duplicate(const char *const *names, size_t stride, size_t n, size_t *first, size_t *dup)
 {
+	/* Names in document order into a hash set of their keys (open addressing, at most half
+	 * full): the first one already there is the first repeat, and the one there its original. */
+	size_t cap = 16;
+	while (cap < 2 * n)
+		cap *= 2;
 	named *v = calloc(n ? n : 1, sizeof *v);
-	if (!v)
+	size_t *slot = malloc(cap * sizeof *slot);
+	if (!v || !slot) {
+		free(v);
+		free(slot);
 		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (named_set(&v[i], *(const char *const *)((const char *)names + i * stride), i)) {
-			named_free(v, i + 1);
-			return -1;
-		}
 	}
-	qsort(v, n, sizeof *v, named_cmp);
+	for (size_t i = 0; i < cap; i++)
+		slot[i] = SIZE_MAX;
 	*dup = *first = n;
-	/* in each run of equal keys the first entry is the original, the second its first repeat */
-	for (size_t i = 1; i < n; i++)
-		if (!pbname_keycmp(v[i].key, v[i - 1].key) && (i == 1 || pbname_keycmp(v[i - 1].key, v[i - 2].key)) &&
-		    v[i].idx < *dup) {
-			*dup = v[i].idx;
-			*first = v[i - 1].idx;
+	int rc = 0;
+	size_t made = 0;
+	for (size_t i = 0; i < n; i++) {
+		made = i + 1;
+		if (named_set(&v[i], *(const char *const *)((const char *)names + i * stride), i)) {
+			rc = -1;
+			break;
 		}
-	named_free(v, n);
-	return 0;
+		/* FNV-1a of the key with ASCII case folded, as pbname_keycmp compares */
+		uint64_t h = 14695981039346656037ULL;
+		for (const unsigned char *k = (const unsigned char *)v[i].key; *k; k++)
+			h = (h ^ (*k >= 'A' && *k <= 'Z' ? *k + 0x20u : *k)) * 1099511628211ULL;
+		size_t at = (size_t)h & (cap - 1);
+		while (slot[at] != SIZE_MAX && pbname_keycmp(v[slot[at]].key, v[i].key))
+			at = (at + 1) & (cap - 1);
+		if (slot[at] != SIZE_MAX) {
+			*dup = i;
+			*first = slot[at];
+			break;
+		}
+		slot[at] = i;
+	}
+	named_free(v, made);
+	free(slot);
+	return rc;
 }
 
 /* ---- types -------------------------------------------------------------------------- */
@@ -717,16 +789,33 @@ static bool contradicts(const char *logical, pclass pc, int scale)
 	return pc == PC_INTEGER || pc == PC_NUMBER || pc == PC_BOOLEAN || temporal;
 }
 
-/* Checks one v3 property's logicalType against the list and its physicalType.
- * *canon gets the canonical logical type (static) or NULL when none is written. */
-static int check_v3_types(rd *r, const json_t *prop, const char *at, const char **canon)
+/* Checks one v3 property's logicalType (lv) against the list and its physicalType (pv)
+ * (either NULL when absent). *canon gets the canonical logical type (static) or NULL when
+ * none is written. */
+/* text_of, read in place (*out borrowed from the tree) when v is a string: a copy only for
+ * other scalars (*owned, which the caller frees). */
+static int text_in(rd *r, const json_t *v, const char *key, const char *at, const char **out, char **owned)
 {
-	char *logical = NULL, *physical = NULL, p[AT_MAX], s1[PB_PBI_NAME_SHOWN_BUF], s2[PB_PBI_NAME_SHOWN_BUF];
+	*owned = NULL;
+	if (json_is_string(v)) {
+		*out = json_string_value(v);
+		return PB_OK;
+	}
+	int rc = text_of(r, v, key, at, owned);
+	*out = *owned;
+	return rc;
+}
+
+static int types_of(rd *r, const json_t *lv, const json_t *pv, const char *at, const char **canon)
+{
+	const char *logical = NULL, *physical = NULL;
+	char *own_logical = NULL, *own_physical = NULL, p[AT_MAX], s1[PB_PBI_NAME_SHOWN_BUF],
+	     s2[PB_PBI_NAME_SHOWN_BUF];
 	int prec = -1, scale = -1;
 	int rc;
 	*canon = NULL;
-	if ((rc = get_text(r, prop, "logicalType", at, &logical)) ||
-	    (rc = get_text(r, prop, "physicalType", at, &physical)))
+	if ((rc = text_in(r, lv, "logicalType", at, &logical, &own_logical)) ||
+	    (rc = text_in(r, pv, "physicalType", at, &physical, &own_physical)))
 		goto out;
 	if (!logical)
 		goto out;
@@ -743,18 +832,26 @@ static int check_v3_types(rd *r, const json_t *prop, const char *at, const char 
 			   pbname_shown(physical, s2));
 	}
 out:
-	free(logical);
-	free(physical);
+	free(own_logical);
+	free(own_physical);
 	return rc;
 }
 
-/* Nested fields of an object/array property: not columns, but still checked. */
-static int check_nested(rd *r, const json_t *prop, const char *at, size_t *count)
+static int check_v3_types(rd *r, const json_t *prop, const char *at, const char **canon)
+{
+	return types_of(r, json_object_get(prop, "logicalType"), json_object_get(prop, "physicalType"), at, canon);
+}
+
+static int check_nested(rd *r, const json_t *prop, const char *at, size_t *count);
+
+/* Nested fields of an object/array property (its properties and items, NULL when absent):
+ * not columns, but still checked. */
+static int nested_of(rd *r, json_t *props_v, const json_t *items, const char *at, size_t *count)
 {
 	char p[AT_MAX];
-	json_t *props = NULL, *items = json_object_get(prop, "items");
+	json_t *props = NULL;
 	const char *canon;
-	int rc = get_list(r, prop, "properties", at, &props);
+	int rc = list_of(r, props_v, "properties", at, &props);
 	if (rc)
 		return rc;
 	if (props) {
@@ -783,14 +880,19 @@ static int check_nested(rd *r, const json_t *prop, const char *at, size_t *count
 	return PB_OK;
 }
 
-/* Precision/scale from customProperties win over the ones read from physicalType. */
-static int custom_precision(rd *r, const json_t *prop, const char *at, pb_column *col)
+static int check_nested(rd *r, const json_t *prop, const char *at, size_t *count)
+{
+	return nested_of(r, json_object_get(prop, "properties"), json_object_get(prop, "items"), at, count);
+}
+
+/* Precision/scale from customProperties (cp) win over the ones read from physicalType. */
+static int custom_precision(rd *r, const json_t *cp, const char *at, pb_column *col)
 {
 	pb_kv *kv = NULL;
 	size_t n = 0;
 	long long v;
 	char p[AT_MAX];
-	int rc = get_custom(r, prop, at, &kv, &n);
+	int rc = custom_of(r, cp, at, &kv, &n);
 	if (rc)
 		return rc;
 	const char *keys[] = {"precision", "scale"};
@@ -817,15 +919,28 @@ static const char *const v3_top_keys[] = {"apiVersion", "kind", "id", "name", "v
 	"team", "roles", "slaDefaultElement", "slaProperties", "authoritativeDefinitions", "customProperties",
 	"contractCreatedTs", NULL};
 static const char *const v3_required[] = {"apiVersion", "kind", "id", "version", "status", NULL};
-static const char *const v3_object_keys[] = {"name", "id", "physicalName", "physicalType", "logicalType",
-	"description", "businessName", "dataGranularityDescription", "authoritativeDefinitions", "tags",
-	"customProperties", "quality", "properties", "relationships", NULL};
-static const char *const v3_property_keys[] = {"name", "id", "physicalName", "physicalType",
-	"logicalType", "logicalTypeOptions", "required", "unique", "primaryKey", "primaryKeyPosition",
-	"partitioned", "partitionKeyPosition", "classification", "description", "businessName", "examples",
-	"encryptedName", "transformSourceObjects", "transformLogic", "transformDescription",
-	"criticalDataElement", "tags", "customProperties", "authoritativeDefinitions", "quality",
-	"relationships", "properties", "items", NULL};
+/* The keys of a schema object; those read have an index (read_fields). A misnumbered index
+ * overrides another key (-Woverride-init) or ends the list early (unknown-key warnings). */
+enum { O_NAME, O_ID, O_PHYSICAL_NAME, O_PHYSICAL_TYPE, O_LOGICAL_TYPE, O_DESCRIPTION, O_BUSINESS_NAME,
+	O_CUSTOM = 10, O_PROPERTIES = 12, O_NKEYS = 14 };
+static const char *const v3_object_keys[O_NKEYS + 1] = {[O_NAME] = "name", [O_ID] = "id",
+	[O_PHYSICAL_NAME] = "physicalName", [O_PHYSICAL_TYPE] = "physicalType", [O_LOGICAL_TYPE] = "logicalType",
+	[O_DESCRIPTION] = "description", [O_BUSINESS_NAME] = "businessName", "dataGranularityDescription",
+	"authoritativeDefinitions", "tags", [O_CUSTOM] = "customProperties", "quality",
+	[O_PROPERTIES] = "properties", "relationships", [O_NKEYS] = NULL};
+/* The keys of a property, the same way. */
+enum { P_NAME, P_ID, P_PHYSICAL_NAME, P_PHYSICAL_TYPE, P_LOGICAL_TYPE, P_REQUIRED = 6, P_UNIQUE,
+	P_PRIMARY_KEY, P_PRIMARY_KEY_POSITION, P_CLASSIFICATION = 12, P_DESCRIPTION, P_BUSINESS_NAME,
+	P_CUSTOM = 22, P_PROPERTIES = 26, P_ITEMS, P_NKEYS };
+static const char *const v3_property_keys[P_NKEYS + 1] = {[P_NAME] = "name", [P_ID] = "id",
+	[P_PHYSICAL_NAME] = "physicalName", [P_PHYSICAL_TYPE] = "physicalType", [P_LOGICAL_TYPE] = "logicalType",
+	"logicalTypeOptions", [P_REQUIRED] = "required", [P_UNIQUE] = "unique", [P_PRIMARY_KEY] = "primaryKey",
+	[P_PRIMARY_KEY_POSITION] = "primaryKeyPosition", "partitioned", "partitionKeyPosition",
+	[P_CLASSIFICATION] = "classification", [P_DESCRIPTION] = "description",
+	[P_BUSINESS_NAME] = "businessName", "examples", "encryptedName", "transformSourceObjects",
+	"transformLogic", "transformDescription", "criticalDataElement", "tags", [P_CUSTOM] = "customProperties",
+	"authoritativeDefinitions", "quality", "relationships", [P_PROPERTIES] = "properties",
+	[P_ITEMS] = "items", [P_NKEYS] = NULL};
 static const char *const relationship_keys[] = {"type", "from", "to", "customProperties", "description",
 	"id", NULL};
 
@@ -845,31 +960,33 @@ static int read_v3_property(rd *r, const json_t *prop, const char *tat, size_t j
 	const char *canon = NULL;
 	long long pos = 0;
 	int rc;
+	json_t *v[P_NKEYS];
 	path_index(at, tat, "properties", j);
 	col->precision = col->scale = -1;
-	if ((rc = need_mapping(r, prop, at)) || (rc = warn_unknown(r, prop, at, v3_property_keys)) ||
-	    (rc = get_name(r, prop, "name", at, "column", &col->name)) || (rc = get_text(r, prop, "id", at, &col->id)) ||
-	    (rc = get_text(r, prop, "physicalName", at, &col->physical_name)) ||
-	    (rc = get_text(r, prop, "physicalType", at, &col->physical_type)) ||
-	    (rc = get_text(r, prop, "description", at, &col->description)) ||
-	    (rc = get_text(r, prop, "businessName", at, &col->business_name)) ||
-	    (rc = get_text(r, prop, "classification", at, &col->classification)) ||
-	    (rc = check_v3_types(r, prop, at, &canon)) ||
-	    (rc = get_bool(r, prop, "required", at, &col->required)) ||
-	    (rc = get_bool(r, prop, "unique", at, &col->unique)) ||
-	    (rc = get_bool(r, prop, "primaryKey", at, &col->primary_key)) ||
-	    (rc = get_int(r, prop, "primaryKeyPosition", at, &pos)))
+	if ((rc = need_mapping(r, prop, at)) || (rc = read_fields(r, prop, at, v3_property_keys, v)) ||
+	    (rc = name_of(r, v[P_NAME], "name", at, "column", &col->name)) ||
+	    (rc = text_of(r, v[P_ID], "id", at, &col->id)) ||
+	    (rc = text_of(r, v[P_PHYSICAL_NAME], "physicalName", at, &col->physical_name)) ||
+	    (rc = text_of(r, v[P_PHYSICAL_TYPE], "physicalType", at, &col->physical_type)) ||
+	    (rc = text_of(r, v[P_DESCRIPTION], "description", at, &col->description)) ||
+	    (rc = text_of(r, v[P_BUSINESS_NAME], "businessName", at, &col->business_name)) ||
+	    (rc = text_of(r, v[P_CLASSIFICATION], "classification", at, &col->classification)) ||
+	    (rc = types_of(r, v[P_LOGICAL_TYPE], v[P_PHYSICAL_TYPE], at, &canon)) ||
+	    (rc = bool_of(r, v[P_REQUIRED], "required", at, &col->required)) ||
+	    (rc = bool_of(r, v[P_UNIQUE], "unique", at, &col->unique)) ||
+	    (rc = bool_of(r, v[P_PRIMARY_KEY], "primaryKey", at, &col->primary_key)) ||
+	    (rc = int_of(r, v[P_PRIMARY_KEY_POSITION], "primaryKeyPosition", at, &pos)))
 		return rc;
 	col->primary_key_position = pos > 0 ? (int)pos : 0;
 	pclass pc = type_class(col->physical_type, &col->precision, &col->scale);
-	if ((rc = custom_precision(r, prop, at, col)))
+	if ((rc = custom_precision(r, v[P_CUSTOM], at, col)))
 		return rc;
 
 	bool nested = (canon && (!strcmp(canon, "object") || !strcmp(canon, "array"))) ||
 		      (!canon && pc == PC_COMPLEX);
 	if (nested) {
 		size_t inner = 0;
-		if ((rc = check_nested(r, prop, at, &inner)))
+		if ((rc = nested_of(r, v[P_PROPERTIES], v[P_ITEMS], at, &inner)))
 			return rc;
 		const char *what = canon ? canon : "struct";
 		if (inner)
@@ -926,12 +1043,13 @@ static int no_columns(rd *r, const char *at, const char *key, const char *table)
 		     pbname_shown(table, shown));
 }
 
-/* Lists of tables and columns: present, a list, not empty, not over the limit. */
-static int get_rows(rd *r, const json_t *obj, const char *key, const char *at, const char *table,
-		    size_t max, json_t **out)
+/* Lists of tables and columns (v: the value of key): present, a list, not empty, not over
+ * the limit. */
+static int rows_of(rd *r, json_t *v, const char *key, const char *at, const char *table, size_t max,
+		   json_t **out)
 {
 	char p[AT_MAX];
-	int rc = get_list(r, obj, key, at, out);
+	int rc = list_of(r, v, key, at, out);
 	if (rc)
 		return rc;
 	path_key(p, at, key);
@@ -943,6 +1061,12 @@ static int get_rows(rd *r, const json_t *obj, const char *key, const char *at, c
 	if (json_array_size(*out) > max)
 		return failf(r, PB_ELIMIT, p, "more than %zu %s", max, table ? "columns" : "tables");
 	return PB_OK;
+}
+
+static int get_rows(rd *r, const json_t *obj, const char *key, const char *at, const char *table,
+		    size_t max, json_t **out)
+{
+	return rows_of(r, json_object_get(obj, key), key, at, table, max, out);
 }
 
 static int set_table_kind(rd *r, pb_table *t, const char *at)
@@ -982,12 +1106,13 @@ static int check_storage_mode(rd *r, const char *value, const char *at)
 		     pbname_shown(value, shown));
 }
 
-/* A schema object's powerbi.storageMode custom property into t->storage_mode. */
-static int read_table_mode(rd *r, const json_t *obj, const char *at, pb_table *t)
+/* A schema object's powerbi.storageMode custom property (in cp, its customProperties) into
+ * t->storage_mode. */
+static int read_table_mode(rd *r, const json_t *cp, const char *at, pb_table *t)
 {
 	pb_kv *kv = NULL;
 	size_t n = 0;
-	int rc = get_custom(r, obj, at, &kv, &n);
+	int rc = custom_of(r, cp, at, &kv, &n);
 	for (size_t i = 0; !rc && i < n; i++)
 		if (!strcmp(kv[i].key, STORAGE_MODE_PROPERTY) && !(rc = check_storage_mode(r, kv[i].value, at))) {
 			free(t->storage_mode);
@@ -1001,24 +1126,25 @@ static int read_table_mode(rd *r, const json_t *obj, const char *at, pb_table *t
 static int read_v3_object(rd *r, const json_t *obj, size_t i, pb_table *t)
 {
 	char at[AT_MAX], p[AT_MAX], *logical = NULL;
-	json_t *props;
+	json_t *props, *v[O_NKEYS];
 	int rc;
 	path_index(at, "", "schema", i);
-	if ((rc = need_mapping(r, obj, at)) || (rc = warn_unknown(r, obj, at, v3_object_keys)) ||
-	    (rc = get_name(r, obj, "name", at, "table", &t->name)) || (rc = get_text(r, obj, "id", at, &t->id)) ||
-	    (rc = get_text(r, obj, "physicalName", at, &t->physical_name)) ||
-	    (rc = get_text(r, obj, "physicalType", at, &t->physical_type)) ||
-	    (rc = get_text(r, obj, "description", at, &t->description)) ||
-	    (rc = get_text(r, obj, "businessName", at, &t->business_name)) ||
-	    (rc = get_text(r, obj, "logicalType", at, &logical)))
+	if ((rc = need_mapping(r, obj, at)) || (rc = read_fields(r, obj, at, v3_object_keys, v)) ||
+	    (rc = name_of(r, v[O_NAME], "name", at, "table", &t->name)) ||
+	    (rc = text_of(r, v[O_ID], "id", at, &t->id)) ||
+	    (rc = text_of(r, v[O_PHYSICAL_NAME], "physicalName", at, &t->physical_name)) ||
+	    (rc = text_of(r, v[O_PHYSICAL_TYPE], "physicalType", at, &t->physical_type)) ||
+	    (rc = text_of(r, v[O_DESCRIPTION], "description", at, &t->description)) ||
+	    (rc = text_of(r, v[O_BUSINESS_NAME], "businessName", at, &t->business_name)) ||
+	    (rc = text_of(r, v[O_LOGICAL_TYPE], "logicalType", at, &logical)))
 		goto out;
 	if (logical && !str_ieq(logical, "object")) {
 		path_key(p, at, "logicalType");
 		if ((rc = warnf(r, p, "\"%s\" on a schema object read as object", logical)))
 			goto out;
 	}
-	if ((rc = set_table_kind(r, t, at)) || (rc = read_table_mode(r, obj, at, t)) ||
-	    (rc = get_rows(r, obj, "properties", at, t->name, PB_CONTRACT_MAX_COLUMNS, &props)))
+	if ((rc = set_table_kind(r, t, at)) || (rc = read_table_mode(r, v[O_CUSTOM], at, t)) ||
+	    (rc = rows_of(r, v[O_PROPERTIES], "properties", at, t->name, PB_CONTRACT_MAX_COLUMNS, &props)))
 		goto out;
 	t->columns = calloc(json_array_size(props), sizeof *t->columns);
 	if (!t->columns) {
@@ -1604,7 +1730,7 @@ static int read_v2_column(rd *r, const json_t *cj, const char *tat, size_t j, pb
 	col->primary_key = pk;
 	col->primary_key_position = pos > 0 ? (int)pos : 0;
 	pclass pc = type_class(col->physical_type, &col->precision, &col->scale);
-	if ((rc = custom_precision(r, cj, at, col)))
+	if ((rc = custom_precision(r, json_object_get(cj, "customProperties"), at, col)))
 		goto out;
 	if (logical) {
 		if ((rc = v2_logical(r, logical, pc, at, &canon)))
@@ -1913,7 +2039,19 @@ static int json_prescan(const char *text, size_t len, const char *source, char *
 typedef struct {
 	const char *p, *end;
 	char *buf; /* decoded strings with escapes; as long as the text, which no string outgrows */
+	/* json_prescan's bounds, counted as it counts them (1 + each object, array and comma;
+	 * nesting): a text that passes them here passes them there, so a contract needs the
+	 * prescan only when this reader gives up */
+	size_t depth, values, max_depth, max_values;
 } fast_json;
+
+/* Counts one more object, array or comma (opens: also one more level); false past a bound. */
+static bool fj_count(fast_json *f, bool opens)
+{
+	if (opens && ++f->depth > f->max_depth)
+		return false;
+	return ++f->values <= f->max_values;
+}
 
 static void fj_space(fast_json *f)
 {
@@ -1943,22 +2081,53 @@ static bool fj_hex4(fast_json *f, uint32_t *out)
 	return true;
 }
 
+/* The high bit of each byte of w that is '"', '\\' or below 0x20 (what ends the plain run of
+ * a string), by the bit tricks of "Bit Twiddling Hacks" (a byte is zero / less than n): bits
+ * above the lowest may be false hits (a borrow), the lowest is exact. */
+static uint64_t fj_special8(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+	return (((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | ((w - ones * 0x20) & ~w)) & highs;
+}
+
+/* The end of the plain run (no quote, backslash or control byte) of a string from q: eight
+ * bytes at a time (on a little-endian machine the lowest hit's bit is the byte), the last
+ * few byte by byte. */
+static const char *fj_plain(const char *q, const char *end)
+{
+	for (uint64_t w, hit; end - q >= 8; q += 8) {
+		memcpy(&w, q, 8);
+		if ((hit = fj_special8(w))) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+			return q + (__builtin_ctzll(hit) >> 3);
+#else
+			break;
+#endif
+		}
+	}
+	while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
+		q++;
+	return q;
+}
+
 /* f->p is just past the opening quote. Plain strings are returned in place. */
 static bool fj_string(fast_json *f, const char **out, size_t *outlen)
 {
-	const char *s = f->p, *q = s;
-	while (q < f->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
-		q++;
+	const char *s = f->p, *q = fj_plain(s, f->end);
 	if (q < f->end && *q == '"') {
 		*out = s;
 		*outlen = (size_t)(q - s);
 		f->p = q + 1;
 		return true;
 	}
-	size_t n = (size_t)(q - s);
-	memcpy(f->buf, s, n);
-	f->p = q;
+	size_t n = 0;
+	/* plain runs copied at once, each followed by an escape (or the closing quote) */
 	for (;;) {
+		q = fj_plain(f->p, f->end);
+		memcpy(f->buf + n, f->p, (size_t)(q - f->p));
+		n += (size_t)(q - f->p);
+		f->p = q;
 		if (f->p >= f->end)
 			return false;
 		unsigned char ch = (unsigned char)*f->p++;
@@ -1966,10 +2135,7 @@ static bool fj_string(fast_json *f, const char **out, size_t *outlen)
 			break;
 		if (ch < 0x20)
 			return false;
-		if (ch != '\\') {
-			f->buf[n++] = (char)ch;
-			continue;
-		}
+		/* ch is a backslash: the escape */
 		if (f->p >= f->end)
 			return false;
 		ch = (unsigned char)*f->p++;
@@ -2090,11 +2256,12 @@ static json_t *fj_value(fast_json *f)
 	switch (*f->p) {
 	case '{':
 		f->p++;
-		if (!(v = json_object()))
+		if (!fj_count(f, true) || !(v = json_object()))
 			return NULL;
 		fj_space(f);
 		if (f->p < f->end && *f->p == '}') {
 			f->p++;
+			f->depth--;
 			return v;
 		}
 		for (;;) {
@@ -2110,34 +2277,40 @@ static json_t *fj_value(fast_json *f)
 			if (s == f->buf && !copy)
 				goto fail;
 			fj_space(f);
-			if (f->p >= f->end || *f->p != ':' || json_object_getn(v, key, n)) {
+			if (f->p >= f->end || *f->p != ':') {
 				free(copy);
 				goto fail;
 			}
 			f->p++;
 			item = fj_value(f);
-			int bad = !item || json_object_setn_new_nocheck(v, key, n, item);
+			/* a duplicate key replaces the value and leaves the size: json_loadb's verdict */
+			size_t size = json_object_size(v);
+			int bad = !item || json_object_setn_new_nocheck(v, key, n, item) || json_object_size(v) == size;
 			free(copy);
 			if (bad)
 				goto fail;
 			fj_space(f);
 			if (f->p < f->end && *f->p == ',') {
 				f->p++;
+				if (!fj_count(f, false))
+					goto fail;
 				continue;
 			}
 			if (f->p < f->end && *f->p == '}') {
 				f->p++;
+				f->depth--;
 				return v;
 			}
 			goto fail;
 		}
 	case '[':
 		f->p++;
-		if (!(v = json_array()))
+		if (!fj_count(f, true) || !(v = json_array()))
 			return NULL;
 		fj_space(f);
 		if (f->p < f->end && *f->p == ']') {
 			f->p++;
+			f->depth--;
 			return v;
 		}
 		for (;;) {
@@ -2147,10 +2320,13 @@ static json_t *fj_value(fast_json *f)
 			fj_space(f);
 			if (f->p < f->end && *f->p == ',') {
 				f->p++;
+				if (!fj_count(f, false))
+					goto fail;
 				continue;
 			}
 			if (f->p < f->end && *f->p == ']') {
 				f->p++;
+				f->depth--;
 				return v;
 			}
 			goto fail;
@@ -2174,9 +2350,10 @@ fail:
 	return NULL;
 }
 
-json_t *fast_json_load(const char *text, size_t len)
+/* fast_json_load within nesting and value-count bounds (NULL past them). */
+static json_t *fj_load(const char *text, size_t len, size_t max_depth, size_t max_values)
 {
-	fast_json f = {text, text + len, malloc(len + 1)};
+	fast_json f = {text, text + len, malloc(len + 1), 0, 1, max_depth, max_values};
 	if (!f.buf)
 		return NULL;
 	json_t *root = fj_value(&f);
@@ -2190,15 +2367,23 @@ json_t *fast_json_load(const char *text, size_t len)
 	return root;
 }
 
+json_t *fast_json_load(const char *text, size_t len)
+{
+	return fj_load(text, len, SIZE_MAX, SIZE_MAX);
+}
+
 static int load_json(const char *text, size_t len, const char *source, json_t **out, char *err)
 {
 	json_error_t je;
+	/* The fast reader keeps the prescan's bounds itself: the prescan (and its message) is
+	 * needed only for a text it does not take, before json_loadb reads it. */
+	*out = fj_load(text, len, PB_CONTRACT_MAX_DEPTH, PB_CONTRACT_MAX_NODES);
+	if (*out)
+		return PB_OK;
 	int rc = json_prescan(text, len, source, err);
 	if (rc)
 		return rc;
-	*out = fast_json_load(text, len);
-	if (!*out)
-		*out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	*out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
 	if (*out)
 		return PB_OK;
 	if (json_error_code(&je) == json_error_out_of_memory)

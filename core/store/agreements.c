@@ -163,19 +163,29 @@ int agreement_get_json(pb_db *db, const char *org_id, const char *id, json_t **o
 
 int agreements_consumed_json(pb_db *db, const char *org_id, const char *product_id, json_t **out, char *err)
 {
-	db_stmt *st = NULL;
-	json_t *list = json_array();
-	bool more;
-	*out = NULL;
-	if (!list)
-		return pb_err(err, PB_ENOMEM, "out of memory");
-	/* most products read nothing: one index probe answers that without the sorted join (this
-	 * is part of every data product read) */
+	/* most products read nothing: one index probe answers that without the sorted join */
 	const char *v[] = { org_id, product_id };
 	bool any = false;
 	int rc = db_has_row(db, "SELECT 1 FROM agreements WHERE consumer_product_id = ?2 AND org_id = ?1 LIMIT 1", v, 2,
 			    &any, err);
-	if (!rc && any)
+	if (rc) {
+		*out = NULL;
+		return rc;
+	}
+	return agreements_consumed_known(db, org_id, product_id, any, out, err);
+}
+
+int agreements_consumed_known(pb_db *db, const char *org_id, const char *product_id, bool any, json_t **out,
+			      char *err)
+{
+	db_stmt *st = NULL;
+	json_t *list = json_array();
+	bool more;
+	int rc = PB_OK;
+	*out = NULL;
+	if (!list)
+		return pb_err(err, PB_ENOMEM, "out of memory");
+	if (any)
 		rc = db_prepare(db,
 				AGREEMENT_SELECT "WHERE a.org_id = ? AND a.consumer_product_id = ? "
 				"ORDER BY a.created_at DESC, a.id DESC LIMIT ?",

@@ -44,6 +44,16 @@ int agreement_get_json(pb_db *db, const char *org_id, const char *id, struct jso
  * PB_LIST_MAX_ITEMS, newest first): its "consumes" in GET /api/data-products/{id}. */
 int agreements_consumed_json(pb_db *db, const char *org_id, const char *product_id, struct json_t **out,
 			     char *err);
+/* A column for a query over data_products as `product` (a table alias, a string literal): 1 when
+ * some agreement names that product as its consumer, else 0. An index probe, so that a product
+ * read tells in the same statement whether agreements_consumed_known has anything to read. */
+#define AGREEMENTS_CONSUMER_ANY_SQL(product)                                                              \
+	"CASE WHEN EXISTS (SELECT 1 FROM agreements a WHERE a.consumer_product_id = " product ".id AND "  \
+	"a.org_id = " product ".org_id) THEN 1 ELSE 0 END"
+/* agreements_consumed_json when that column was read already: any is its value (false: an empty
+ * array, no statement). */
+int agreements_consumed_known(pb_db *db, const char *org_id, const char *product_id, bool any, struct json_t **out,
+			      char *err);
 
 /* Ends agreement id of org_id: state terminated, by by_user (may be NULL), now. An agreement
  * terminated already is left as it is. Joins the caller's transaction. */

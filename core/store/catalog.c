@@ -107,6 +107,23 @@ static int read_port(db_stmt *st, cat_port *p, char *err)
 	return db_col_texts(st, p, port_texts, DB_NFIELDS(port_texts), err);
 }
 
+/* The rest of st's rows (read_port's columns) as p's ports. */
+static int add_ports(pb_db *db, db_stmt *st, cat_product *p, char *err)
+{
+	int r;
+	while ((r = db_row(db, st, err)) == 1) {
+		cat_port *v = realloc(p->ports, (p->nports + 1) * sizeof *v);
+		if (!v)
+			return pb_err(err, PB_ENOMEM, "out of memory");
+		p->ports = v;
+		int rc = read_port(st, &p->ports[p->nports], err);
+		if (rc)
+			return rc;
+		p->nports++;
+	}
+	return r < 0 ? r : PB_OK;
+}
+
 static int load_ports(pb_db *db, cat_product *p, char *err)
 {
 	db_stmt *st;
@@ -114,22 +131,8 @@ static int load_ports(pb_db *db, cat_product *p, char *err)
 	int rc = db_prepare_texts(db, "SELECT p.id, p.data_product_id, p.name, p.type, p.server_json, d.contract_id, "
 				  "p.retired_at FROM output_ports p JOIN data_products d ON d.id = p.data_product_id "
 				  "WHERE p.data_product_id = ? ORDER BY p.name", which, 1, &st, err);
-	if (rc)
-		goto out;
-	int r;
-	while ((r = db_row(db, st, err)) == 1) {
-		cat_port *v = realloc(p->ports, (p->nports + 1) * sizeof *v);
-		if (!v) {
-			rc = pb_err(err, PB_ENOMEM, "out of memory");
-			goto out;
-		}
-		p->ports = v;
-		if ((rc = read_port(st, &p->ports[p->nports], err)))
-			goto out;
-		p->nports++;
-	}
-	rc = r < 0 ? r : PB_OK;
-out:
+	if (!rc)
+		rc = add_ports(db, st, p, err);
 	db_done(st);
 	return rc;
 }
@@ -165,6 +168,19 @@ static int get_row(pb_db *db, const char *sql, const char *org_id, const char *i
 	return db_first_row(db, sql, which, 2, missing, st, err);
 }
 
+/* The product (its row first: kind 0) and its ports (kind 1, by name) in one statement, whose
+ * rows read_product and read_port read: every read of a product pays one round trip, not one
+ * per table (on PostgreSQL one statement is also one snapshot). The revision is text in the
+ * product row because the port rows have text there (the types of a UNION's columns agree). */
+#define PRODUCT_COL_CONSUMES 10
+static const char product_with_ports_sql[] =
+	"SELECT d.id, d.contract_id, d.name, d.type, d.version, CAST(d.revision AS TEXT), d.created_at, d.updated_at, "
+	"d.owner_user_id, d.contract_text, " AGREEMENTS_CONSUMER_ANY_SQL("d") ", 0 AS kind "
+	"FROM data_products d WHERE d.org_id = ?1 AND d.id = ?2 "
+	"UNION ALL SELECT p.id, p.data_product_id, p.name, p.type, p.server_json, d.contract_id, p.retired_at, NULL, "
+	"NULL, NULL, 0, 1 FROM output_ports p JOIN data_products d ON d.id = p.data_product_id "
+	"WHERE d.org_id = ?1 AND p.data_product_id = ?2 ORDER BY kind, name";
+
 int catalog_product_get(pb_db *db, const char *org_id, const char *id, bool with_contract,
 			cat_product **out, char *err)
 {
@@ -174,14 +190,11 @@ int catalog_product_get(pb_db *db, const char *org_id, const char *id, bool with
 	*out = NULL;
 	if (!p)
 		return pb_err(err, PB_ENOMEM, "out of memory");
-	if ((rc = get_row(db, "SELECT id, contract_id, name, type, version, revision, created_at, updated_at, "
-			  "owner_user_id, contract_text FROM data_products WHERE org_id = ? AND id = ?", org_id, id,
-			  "data product", &st, err)) ||
+	if ((rc = get_row(db, product_with_ports_sql, org_id, id, "data product", &st, err)) ||
 	    (rc = read_product(st, with_contract, p, err)))
 		goto out;
-	db_done(st);
-	st = NULL;
-	rc = load_ports(db, p, err);
+	p->consumes = db_col_int(st, PRODUCT_COL_CONSUMES) != 0;
+	rc = add_ports(db, st, p, err);
 out:
 	db_done(st);
 	if (rc)
@@ -189,6 +202,12 @@ out:
 	else
 		*out = p;
 	return rc;
+}
+
+void catalog_product_prefetch(pb_db *db, const char *org_id, const char *id)
+{
+	const char *which[] = { org_id, id };
+	db_prefetch(db, product_with_ports_sql, which, 2, NULL);   /* a hint: its failure is the read's */
 }
 
 int catalog_product_list(pb_db *db, const char *org_id, cat_product **out, size_t *n, char *err)

@@ -54,6 +54,8 @@ typedef struct cat_product {
 	char *contract_text; /* only from catalog_product_get(with_contract=true), else NULL */
 	cat_port *ports;     /* ordered by name */
 	size_t nports;
+	bool consumes;       /* catalog_product_get: some agreement names it as consumer (for
+			      * agreements_consumed_known) */
 } cat_product;
 
 /* Imports c (parsed from text[0..len)) into org_id. Everything is checked before the
@@ -78,8 +80,12 @@ typedef struct cat_actor {
 int catalog_import_by(pb_db *db, const char *org_id, const cat_actor *by, const pb_contract *c, const char *text,
 		      size_t len, cat_product **out, bool *created, pb_failure *f);
 
+/* Product id of org_id with its ports, in one statement (one round trip on PostgreSQL, one
+ * snapshot without a transaction). PB_ENOTFOUND "no data product with id '<id>'". */
 int catalog_product_get(pb_db *db, const char *org_id, const char *id, bool with_contract,
 			cat_product **out, char *err);
+/* catalog_product_get(db, org_id, id) will be read in this read transaction: db_prefetch. */
+void catalog_product_prefetch(pb_db *db, const char *org_id, const char *id);
 /* At most PB_LIST_MAX_ITEMS products, ordered by name. *out is new (array). */
 int catalog_product_list(pb_db *db, const char *org_id, cat_product **out, size_t *n, char *err);
 int catalog_port_get(pb_db *db, const char *org_id, const char *id, bool with_contract,

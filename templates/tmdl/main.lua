@@ -8,6 +8,7 @@ local tmdl = require "tmdl"
 local naming = require "naming"
 
 local lower, format = string.lower, string.format
+local lineage_tag = tmdl.lineage_tag
 local type, error, ipairs, pcall, tostring = type, error, ipairs, pcall, tostring
 
 local function must_be_name(v, what)
@@ -39,14 +40,9 @@ local function check_length(ctx, name, what)
 	end
 end
 
--- A column's type by the source's mapping; its error (a type a Power BI model cannot hold)
--- names the table too.
-local function typed(column_type, cc, tname)
-	local ok, t = pcall(column_type, cc)
-	if not ok then
-		error(format("table '%s': %s", shown(tname), tostring(t)), 0)
-	end
-	return t
+-- A column type's error (a type a Power BI model cannot hold) naming the table too.
+local function type_error(tname, err)
+	error(format("table '%s': %s", shown(tname), tostring(err)), 0)
 end
 
 -- The model names of the relationship ends that name columns of t (built: t.column_by_source).
@@ -69,33 +65,49 @@ end
 -- model never holds every column's view at once.
 local function build_columns(t, ctx, id, column_type)
 	local ct, key = t.source, ctx.names.key
+	-- numeric loops: ipairs costs a library call per column
+	local ccs = ct.columns or {}
 	local nkeys = 0
-	for _, cc in ipairs(ct.columns or {}) do
-		if cc.primary_key then nkeys = nkeys + 1 end
+	for i = 1, #ccs do
+		if ccs[i].primary_key then nkeys = nkeys + 1 end
 	end
+	-- The checks of each column's name and type are written out here, the functions called
+	-- only to raise their errors: this loop runs for every column of the model.
 	local columns, by_source, seen = {}, {}, {}
-	for _, cc in ipairs(ct.columns or {}) do
-		local cname = must_be_name(naming.column_name(cc, ct, ctx), "column_name")
+	local max_length, tname = ctx.names.max_length, ct.name
+	for i = 1, #ccs do
+		local cc = ccs[i]
+		local cname = naming.column_name(cc, ct, ctx)
+		if type(cname) ~= "string" or cname == "" then
+			must_be_name(cname, "column_name")
+		end
 		local folded = key(cname)
 		if seen[folded] then
 			error(format("table '%s': column '%s' is the same name as '%s'" .. SAME, shown(t.name),
 				shown(cname), shown(seen[folded])), 0)
 		end
-		check_length(ctx, cname, "column")
+		if #cname > max_length then
+			check_length(ctx, cname, "column")
+		end
 		seen[folded] = cname
+		local hidden = naming.column_hidden(cc, ct, ctx) and true or false
+		local typed, ty = pcall(column_type, cc)
+		if not typed then
+			type_error(tname, ty)
+		end
 		local col = {
 			name = cname,
 			source = cc,
 			source_column = cc.physical_name or cc.name,
-			hidden = naming.column_hidden(cc, ct, ctx) and true or false,
+			hidden = hidden,
 			-- Power BI allows one key column per table: composite keys mark none.
 			is_key = (cc.primary_key and nkeys == 1) and true or false,
 			not_null = (cc.required or (cc.primary_key and nkeys == 1)) and true or false,
-			type = typed(column_type, cc, ct.name),
+			type = ty,
 			description = naming.column_description(cc, ct, ctx),
-			lineage_tag = tmdl.lineage_tag(id, "column", ct.name, cc.name),
+			lineage_tag = lineage_tag(id, "column", tname, cc.name),
 		}
-		columns[#columns + 1] = col
+		columns[i] = col
 		by_source[cc.name] = col
 	end
 	t.columns, t.column_by_source = columns, by_source

@@ -49,8 +49,9 @@ return function(t, model, ctx)
 	w:description(0, t.description)
 	w:line(0, "table " .. quote(t.name))
 	w:raw_prop(1, "lineageTag", t.lineage_tag)
-	for _, col in ipairs(t.columns) do
-		column(w, col)
+	local columns = t.columns
+	for i = 1, #columns do   -- a numeric loop: ipairs costs a library call per column
+		column(w, columns[i])
 	end
 	w:blank()
 	w:line(1, "partition " .. quote(t.name) .. " = m")

@@ -461,7 +461,9 @@ class Webhooks(PublishStackTestCase):
             self.assertEqual((data["job_id"], data["integration_id"], data["integration_name"], data["run_id"]),
                              (job["id"], integ["id"], "hooked import", run["id"]))
             self.assertEqual((data["trigger"], data["error"]["code"]), ("manual", job["error"]["code"]))
-            self.assertEqual(len([d for d in self.deliveries(hook["id"]) if d["state"] == "delivered"]), 2)
+            # the receiver answers before the worker records the delivery: wait for the record
+            self.wait_for("both deliveries recorded",
+                          lambda: len([d for d in self.deliveries(hook["id"]) if d["state"] == "delivered"]) == 2)
         finally:
             self.stack.request("DELETE", "/api/integrations/" + integ["id"], token="alice")
 

@@ -15,6 +15,7 @@
 
 #include "core/lang/contract.h"
 #include "core/lang/yamltree.h"
+#include "runtime/strbuf.h"
 #include "runtime/util.h"
 #include "tests/unit/testutil.h"
 
@@ -451,6 +452,23 @@ static void duplicates_without_case(void **state)
 		     "schema[2].name: duplicate table \"ORDERS\", the same name as schema[0] \"Orders\"" WHY);
 	expect_error("uuid: x\ndataset:\n  - table: t\n    columns:\n      - column: Amount\n      - column: amount\n",
 		     "dataset[0].columns[1].column: duplicate column \"amount\", the same name as columns[0] \"Amount\"" WHY);
+	/* several repeats: the first in document order, with its own original (not the first
+	 * name that has a repeat somewhere) */
+	expect_error(V3_HEAD "schema:\n  - name: a\n    properties:\n      - name: b\n      - name: a\n"
+			     "      - name: c\n      - name: A\n      - name: B\n      - name: a_\n",
+		     "schema[0].properties[3].name: duplicate column \"A\", the same name as properties[1] \"a\"" WHY);
+	{
+		/* many names (the set grows past its first size), the repeat last */
+		sbuf b;
+		sbuf_init(&b, 1 << 20);
+		assert_int_equal(sbuf_adds(&b, V3_HEAD "schema:\n  - name: t\n    properties:\n"), 0);
+		for (int i = 0; i < 300; i++)
+			assert_int_equal(sbuf_addf(&b, "      - name: Column %d\n", i), 0);
+		assert_int_equal(sbuf_adds(&b, "      - name: COLUMN 150\n"), 0);
+		expect_error(sbuf_str(&b), "schema[0].properties[300].name: duplicate column \"COLUMN 150\", the same name "
+					   "as properties[150] \"Column 150\"" WHY);
+		sbuf_release(&b);
+	}
 	/* letters beyond ASCII fold too */
 	expect_error(V3_HEAD "schema:\n  - name: a\n    properties:\n      - name: caf\xc3\xa9\n      - name: CAF\xc3\x89\n",
 		     "schema[0].properties[1].name: duplicate column \"CAF\xc3\x89\", the same name as properties[0] \"caf\xc3\xa9\"" WHY);
@@ -577,6 +595,38 @@ static void limits(void **state)
 		deepj[n++] = '[';
 	deepj[n] = '\0';
 	expect_err(deepj, n, PB_ELIMIT, "~nesting deeper than 64 levels");
+	/* the same bounds on well-formed JSON, which the fast reader takes without the prescan:
+	 * it must give up at the prescan's bounds, so the message and its place stay the
+	 * prescan's (the 65th level opens at column 68 of line 2) */
+	memcpy(deepj, "{\n\"a\":", 6);
+	n = 6;
+	for (int i = 0; i < PB_CONTRACT_MAX_DEPTH + 5; i++)
+		deepj[n++] = '[';
+	for (int i = 0; i < PB_CONTRACT_MAX_DEPTH + 5; i++)
+		deepj[n++] = ']';
+	deepj[n++] = '}';
+	deepj[n] = '\0';
+	expect_err(deepj, n, PB_ELIMIT, "t.yaml:2:68: nesting deeper than 64 levels");
+	{
+		/* 1 + the object + the array + a comma per item after the first: exactly the bound */
+		size_t items = PB_CONTRACT_MAX_NODES - 2, cap = 16 + items * 2;
+		char *many = malloc(cap);
+		assert_non_null(many);
+		memcpy(many, "{\"a\":[", 6);
+		n = 6;
+		for (size_t i = 0; i < items; i++) {
+			many[n++] = '0';
+			many[n++] = ',';
+		}
+		n--;
+		memcpy(many + n, "]}", 2);
+		n += 2;
+		expect_err(many, n, PB_EINVAL, "~not an ODCS contract");
+		memcpy(many + n - 2, ",0]}", 5);        /* one comma more: past it */
+		n += 2;
+		expect_err(many, n, PB_ELIMIT, "t.yaml:1:2000002: more than 1000000 values");
+		free(many);
+	}
 	/* "billion laughs": aliases are charged at their expanded size */
 	const char *bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
 			   "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"

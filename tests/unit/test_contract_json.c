@@ -61,8 +61,47 @@ static void edge_cases_match_jansson(void **state)
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		compare(cases[i]);
-	/* duplicate keys are jansson's to refuse, with its message */
+	/* duplicate keys are jansson's to refuse, with its message: whatever the values */
 	assert_null(fast_json_load("{\"dup\":1,\"dup\":2}", 17));
+	assert_null(fast_json_load("{\"a\":{\"x\":1},\"b\":0,\"a\":[2]}", 27));
+}
+
+/* Strings are scanned eight bytes at a time up to the first byte that may end their plain
+ * run: a quote, backslash or control byte (and UTF-8, DEL) at every place of every length
+ * around that stride reads as jansson reads it. */
+static void string_runs_match_jansson(void **state)
+{
+	(void)state;
+	static const char *const specials[] = {"\\\"", "\\\\", "\\n", "\\u00e9", "\t", "\x7f", "\xc3\xa9", "\x01"};
+	char text[128];
+	int accepted = 0;
+	for (size_t len = 0; len <= 24; len++) {
+		for (size_t at = 0; at <= len; at++) {
+			for (size_t k = 0; k < sizeof specials / sizeof specials[0]; k++) {
+				size_t n = 0;
+				memcpy(text + n, "{\"k\":\"", 6);
+				n += 6;
+				for (size_t i = 0; i < len; i++) {
+					if (i == at) {
+						memcpy(text + n, specials[k], strlen(specials[k]));
+						n += strlen(specials[k]);
+					}
+					text[n++] = (char)('a' + i % 26);
+				}
+				if (at == len) {
+					memcpy(text + n, specials[k], strlen(specials[k]));
+					n += strlen(specials[k]);
+				}
+				memcpy(text + n, "\"}", 3);
+				compare(text);
+				json_t *fast = fast_json_load(text, strlen(text));
+				accepted += fast != NULL;
+				json_decref(fast);
+			}
+		}
+	}
+	/* everything but the raw control bytes (tab, 0x01), which jansson refuses too */
+	assert_int_equal(accepted, 325 * 6);
 }
 
 static void fixture_files_match_jansson(void **state)
@@ -97,6 +136,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(edge_cases_match_jansson),
+		cmocka_unit_test(string_runs_match_jansson),
 		cmocka_unit_test(fixture_files_match_jansson),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/store/agreements.h"
 #include "core/store/catalog.h"
 #include "core/lang/contract.h"
 #include "core/store/identity.h"
@@ -411,6 +412,85 @@ static void catalog_import_by_owner_only(void **state)
 	catalog_product_free(q);
 	contract_free(v1);
 	contract_free(v2);
+	db_close(db);
+}
+
+/* A product read is one statement (the product, its ports by name, whether it consumes anything):
+ * the same on both engines, and nothing of another organization's. */
+static void catalog_product_read_in_one_statement(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], org[PB_ID_BUF], org2[PB_ID_BUF], sql[600];
+	bool created = false;
+	pb_db *db = fresh_db("cat_one.db");
+	assert_int_equal(identity_org_create(db, "acme", org, err), PB_OK);
+	assert_int_equal(identity_org_create(db, "other", org2, err), PB_OK);
+	cat_product *p = import(db, org, contract_v1, &created, PB_OK), *q = NULL;
+	static const char consumer[] =
+		"apiVersion: v3.0.2\nkind: DataContract\nid: reader\nname: Reader\nversion: 1.0.0\nstatus: active\n"
+		"schema:\n  - name: t\n    properties:\n      - name: id\n        logicalType: string\n";
+	cat_product *c = import(db, org, consumer, &created, PB_OK);
+
+	assert_int_equal(catalog_product_get(db, org, p->id, true, &q, err), PB_OK);
+	assert_string_equal(q->name, "Orders");
+	assert_int_equal(q->revision, 1);
+	assert_non_null(q->contract_text);
+	assert_false(q->consumes);
+	assert_int_equal(q->nports, 2);   /* by name: "old" before "prod" */
+	assert_string_equal(q->ports[0].name, "old");
+	assert_string_equal(q->ports[1].name, "prod");
+	for (size_t i = 0; i < q->nports; i++) {
+		assert_string_equal(q->ports[i].data_product_id, p->id);
+		assert_string_equal(q->ports[i].contract_id, "orders");
+		assert_null(q->ports[i].retired_at);
+	}
+	/* the text is the one the import answered (read back the same way on both engines) */
+	sbuf a, b;
+	sbuf_init(&a, 1 << 20);
+	sbuf_init(&b, 1 << 20);
+	assert_int_equal(catalog_product_out(&a, p, false), 0);
+	assert_int_equal(catalog_product_out(&b, q, false), 0);
+	assert_string_equal(sbuf_str(&a), sbuf_str(&b));
+	sbuf_release(&a);
+	sbuf_release(&b);
+	catalog_product_free(q);
+	q = NULL;
+
+	/* no ports: the product alone */
+	assert_int_equal(catalog_product_get(db, org, c->id, false, &q, err), PB_OK);
+	assert_int_equal(q->nports, 0);
+	assert_false(q->consumes);
+	catalog_product_free(q);
+	q = NULL;
+
+	/* an agreement names it as consumer: told by the same read, then read */
+	json_t *list = NULL;
+	xsnprintf(sql, sizeof sql,
+		  "INSERT INTO agreements (id, org_id, consumer_product_id, output_port_id, state, created_at, updated_at) "
+		  "VALUES ('ag1', '%s', '%s', '%s', 'approved', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+		  org, c->id, p->ports[0].id);
+	tu_sql(db, sql);
+	assert_int_equal(catalog_product_get(db, org, c->id, false, &q, err), PB_OK);
+	assert_true(q->consumes);
+	assert_int_equal(agreements_consumed_known(db, org, q->id, q->consumes, &list, err), PB_OK);
+	assert_int_equal(json_array_size(list), 1);
+	json_decref(list);
+	assert_int_equal(agreements_consumed_known(db, org, q->id, false, &list, err), PB_OK);
+	assert_int_equal(json_array_size(list), 0);
+	json_decref(list);
+	catalog_product_free(q);
+	q = NULL;
+	assert_int_equal(catalog_product_get(db, org, p->id, false, &q, err), PB_OK);
+	assert_false(q->consumes);   /* it is the provider, not a consumer */
+	catalog_product_free(q);
+	q = NULL;
+
+	/* another organization: not found, its ports not taken for a product */
+	assert_int_equal(catalog_product_get(db, org2, p->id, true, &q, err), PB_ENOTFOUND);
+	assert_null(q);
+	assert_non_null(strstr(err, "no data product with id"));
+	catalog_product_free(p);
+	catalog_product_free(c);
 	db_close(db);
 }
 
@@ -969,6 +1049,7 @@ int main(void)
 		cmocka_unit_test(catalog_import_update_isolation),
 		cmocka_unit_test(catalog_import_by_owner_only),
 		cmocka_unit_test(catalog_text_shape),
+		cmocka_unit_test(catalog_product_read_in_one_statement),
 		cmocka_unit_test(metrics_counters_and_histogram),
 		cmocka_unit_test(pipeline_health),
 		cmocka_unit_test(statements_bind_and_read),

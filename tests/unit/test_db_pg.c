@@ -193,6 +193,34 @@ static int insert_k(pb_db *db, const char *k, char *err)
 	return db_exec_texts(db, "INSERT INTO tx (k) VALUES (?)", (const char *[]){ k }, 1, err);
 }
 
+/* After the server came back: the rows of tx, read by a statement prepared before it went. */
+static void count_after_restart(pb_db *db, int want)
+{
+	char err[PB_ERR_MAX];
+	db_stmt *st = NULL;
+	assert_int_equal(db_prepare_texts(db, "SELECT COUNT(*) FROM tx WHERE k <> ?", (const char *[]){ "x" }, 1, &st, err),
+			 PB_OK);
+	if (db_row(db, st, err) != 1)
+		fail_msg("after the restart: %s", err);
+	assert_int_equal(db_col_int(st, 0), want);
+	db_done(st);
+}
+
+/* A new database name with table tx, opened twice: *other is the second connection (NULL, and
+ * NULL answered, without PostgreSQL binaries). */
+static pb_db *fresh_pair(const char *name, pb_db **other)
+{
+	char conninfo[1200], err[PB_ERR_MAX];
+	pb_db *db = fresh_db(name, conninfo, sizeof conninfo);
+	*other = NULL;
+	if (!db)
+		return NULL;
+	if (db_open(conninfo, false, other, err))
+		fail_msg("%s: %s", name, err);
+	script(db, "CREATE TABLE tx (k TEXT PRIMARY KEY)");
+	return db;
+}
+
 static void transaction_and_savepoint_rolled_back(void **state)
 {
 	pb_db *db = fresh_db("t_tx", NULL, 0);
@@ -308,11 +336,7 @@ static void lost_connection_unavailable_then_reconnects(void **state)
 	assert_false(db_in_transaction(db));
 
 	assert_int_equal(tu_pg_do(&cluster, "up"), 0);
-	assert_int_equal(db_prepare_texts(db, count_sql, (const char *[]){ "x" }, 1, &st, err), PB_OK);
-	if (db_row(db, st, err) != 1)
-		fail_msg("after the restart: %s", err);
-	assert_int_equal(db_col_int(st, 0), 1);
-	db_done(st);
+	count_after_restart(db, 1);
 
 	/* lost inside a transaction: unavailable until it is ended, nothing of it committed, and
 	 * the statements after it run on a new connection */
@@ -325,6 +349,149 @@ static void lost_connection_unavailable_then_reconnects(void **state)
 	assert_false(db_in_transaction(db));
 	assert_int_equal(insert_k(db, "next", err), PB_OK);
 	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx", NULL), 2);
+	db_close(db);
+}
+
+/* A read transaction sends its BEGIN with its first statement and may hold its COMMIT for the next
+ * one (runtime/db_pg.c): its reads still see one snapshot, and nothing of it outlives it. */
+static void read_transaction_pipelined_one_snapshot(void **state)
+{
+	char err[PB_ERR_MAX];
+	pb_db *other, *db = fresh_pair("t_read", &other);
+	NEED_CLUSTER(db);
+	assert_int_equal(insert_k(db, "a", err), PB_OK);
+
+	/* a read that runs nothing sends nothing and ends cleanly, either way */
+	assert_int_equal(db_read_begin(db, err), PB_OK);
+	db_read_end(db);
+	assert_int_equal(db_read_begin(db, err), PB_OK);
+	db_read_end_later(db);
+	assert_false(db_in_transaction(db));
+
+	/* one snapshot: a row another connection commits between two reads is not seen by the second */
+	assert_int_equal(db_read_begin(db, err), PB_OK);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx", NULL), 1);
+	assert_int_equal(insert_k(other, "b", err), PB_OK);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx WHERE k <> ?", "none"), 1);
+	db_read_end(db);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx", NULL), 2);
+
+	/* a held COMMIT: the next statement carries it and reads a new snapshot */
+	assert_int_equal(db_read_begin(db, err), PB_OK);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx", NULL), 2);
+	db_read_end_later(db);
+	assert_false(db_in_transaction(db));
+	assert_int_equal(insert_k(other, "c", err), PB_OK);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx", NULL), 3);
+	/* ... and so does the next read transaction's first statement */
+	assert_int_equal(db_read_begin(db, err), PB_OK);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx", NULL), 3);
+	db_read_end_later(db);
+	assert_int_equal(db_read_begin(db, err), PB_OK);
+	assert_int_equal(insert_k(other, "d", err), PB_OK);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx", NULL), 4);
+	db_read_end_later(db);
+	/* ... and a write transaction after it */
+	assert_int_equal(db_begin(db, err), PB_OK);
+	assert_int_equal(insert_k(db, "e", err), PB_OK);
+	assert_int_equal(db_commit(db, err), PB_OK);
+	assert_int_equal(tu_count(other, "SELECT COUNT(*) FROM tx", NULL), 5);
+
+	/* held, then idle: the transaction ends on the server without another statement from db,
+	 * so a lock it held (ACCESS SHARE on tx) no longer stops another connection's ALTER TABLE */
+	assert_int_equal(db_read_begin(db, err), PB_OK);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx", NULL), 5);
+	db_read_end_later(db);
+	db_idle(db);
+	script(other, "SET lock_timeout = '60s'");
+	script(other, "ALTER TABLE tx ADD COLUMN v TEXT");
+
+	/* a read that writes is committed as any transaction: the write is kept */
+	assert_int_equal(db_read_begin(db, err), PB_OK);
+	assert_int_equal(insert_k(db, "written in a read", err), PB_OK);
+	db_read_end_later(db);
+	assert_int_equal(tu_count(other, "SELECT COUNT(*) FROM tx WHERE k = ?", "written in a read"), 1);
+
+	/* a held COMMIT whose connection is lost: the next statement connects again */
+	assert_int_equal(db_read_begin(db, err), PB_OK);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx", NULL), 6);
+	db_read_end_later(db);
+	db_close(other);
+	assert_int_equal(tu_pg_do(&cluster, "down"), 0);
+	assert_int_equal(tu_pg_do(&cluster, "up"), 0);
+	count_after_restart(db, 6);
+	db_close(db);
+}
+
+/* Query sql (two text parameters a, b) answers exactly the one row want. */
+static void one_row(pb_db *db, const char *sql, const char *a, const char *b, const char *want)
+{
+	char err[PB_ERR_MAX];
+	db_stmt *st = NULL;
+	assert_int_equal(db_prepare_texts(db, sql, (const char *[]){ a, b }, 2, &st, err), PB_OK);
+	if (db_row(db, st, err) != 1)
+		fail_msg("%s: %s", sql, err);
+	assert_string_equal(db_col_text(st, 0), want);
+	assert_int_equal(db_row(db, st, err), 0);
+	db_done(st);
+}
+
+/* db_prefetch: the rows go with the next statement's round trip and are handed only to the same
+ * query with the same values in the same read transaction. */
+static void prefetch_only_the_same_query_in_the_same_read(void **state)
+{
+	static const char by_k[] = "SELECT k FROM tx WHERE k = ? OR k = ?";
+	char err[PB_ERR_MAX];
+	pb_db *other, *db = fresh_pair("t_prefetch", &other);
+	NEED_CLUSTER(db);
+	assert_int_equal(insert_k(db, "a", err), PB_OK);
+	assert_int_equal(insert_k(db, "b", err), PB_OK);
+
+	/* outside a read transaction: nothing happens */
+	assert_int_equal(db_prefetch(db, by_k, (const char *[]){ "a", "a" }, 2, err), PB_OK);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx WHERE k = ?", "b"), 1);
+
+	/* the same values: the rows read with the first statement */
+	assert_int_equal(db_read_begin(db, err), PB_OK);
+	assert_int_equal(db_prefetch(db, by_k, (const char *[]){ "a", "a" }, 2, err), PB_OK);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx", NULL), 2);
+	db_stmt *st = NULL;
+	assert_int_equal(db_prepare_texts(db, by_k, (const char *[]){ "a", "a" }, 2, &st, err), PB_OK);
+	assert_int_equal(db_row(db, st, err), 1);
+	assert_string_equal(db_col_text(st, 0), "a");
+	assert_int_equal(db_row(db, st, err), 0);
+	/* read again: run again */
+	db_rerun(st);
+	assert_int_equal(db_row(db, st, err), 1);
+	db_done(st);
+	db_read_end(db);
+
+	/* other values: their own rows, not the prefetched ones */
+	assert_int_equal(db_read_begin(db, err), PB_OK);
+	assert_int_equal(db_prefetch(db, by_k, (const char *[]){ "a", "a" }, 2, err), PB_OK);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx", NULL), 2);
+	one_row(db, by_k, "b", NULL, "b");
+	db_read_end_later(db);
+
+	/* prefetched in one read, not run there: the next read reads anew (a row committed since) */
+	assert_int_equal(db_read_begin(db, err), PB_OK);
+	assert_int_equal(db_prefetch(db, by_k, (const char *[]){ "c", "c" }, 2, err), PB_OK);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx", NULL), 2);
+	db_read_end_later(db);
+	assert_int_equal(insert_k(other, "c", err), PB_OK);
+	assert_int_equal(db_read_begin(db, err), PB_OK);
+	one_row(db, by_k, "c", "c", "c");
+	db_read_end(db);
+
+	/* the first statement fails: the prefetched rows are not kept, the read goes on failing
+	 * as PostgreSQL's aborted transactions do, and the next read works */
+	assert_int_equal(db_read_begin(db, err), PB_OK);
+	assert_int_equal(db_prefetch(db, by_k, (const char *[]){ "a", "a" }, 2, err), PB_OK);
+	assert_int_not_equal(db_exec_texts(db, "SELECT CAST(? AS INTEGER)", (const char *[]){ "not a number" }, 1, err),
+			     PB_OK);
+	db_read_end_later(db);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx", NULL), 3);
+	db_close(other);
 	db_close(db);
 }
 
@@ -390,6 +557,8 @@ int main(void)
 		cmocka_unit_test(transaction_and_savepoint_rolled_back),
 		cmocka_unit_test(migrations_raced_apply_once),
 		cmocka_unit_test(lost_connection_unavailable_then_reconnects),
+		cmocka_unit_test(read_transaction_pipelined_one_snapshot),
+		cmocka_unit_test(prefetch_only_the_same_query_in_the_same_read),
 	};
 	return cmocka_run_group_tests(tests, setup_cluster, teardown_cluster);
 }

@@ -225,6 +225,33 @@ static void html_escapes_text_and_attributes(void **state)
 			    "\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d \xf0\x9f\x9a\x80</p><p>3</p><br><i>x</i><b>y</b></div>");
 }
 
+/* pbiport.html_escape (what html.lua escapes with) answers what the pattern-matcher version it
+ * replaced answers: string.gsub(s, "[&<>\"']", entities), for text with none, some or only
+ * those characters, NUL bytes, bytes that are not UTF-8 and texts longer than Lua's buffer. */
+static void html_escape_matches_gsub(void **state)
+{
+	fixture *f = *state;
+	char err[PB_ERR_MAX];
+	sbuf *out = &f->out;
+	static const char tpl[] =
+		TPL_HEAD
+		"local E = { ['&'] = '&amp;', ['<'] = '&lt;', ['>'] = '&gt;', ['\"'] = '&quot;', [\"'\"] = '&#39;' }\n"
+		"return function(v)\n"
+		"  local texts = { '', 'plain', '&', '<>', '\"\\'', 'a&b<c>d\"e\\'f', '&&&&', 'x\\0<\\0y', '\\255<\\254',\n"
+		"                  string.rep('a<b', 3000), string.rep('z', 5000) .. '&', '&' .. string.rep('z', 5000) }\n"
+		"  for _, t in ipairs(v.more) do texts[#texts + 1] = t end\n"
+		"  for i, t in ipairs(texts) do\n"
+		"    local want = (string.gsub(t, '[&<>\"\\']', E))\n"
+		"    if pbiport.html_escape(t) ~= want or html.escape(t) ~= want then error('text ' .. i) end\n"
+		"  end\n"
+		"  if html.escape(3) ~= '3' then error('a number') end\n"
+		"  return h.p{ #texts }\n"
+		"end\n";
+	assert_int_equal(render(f, "t_html_escape", tpl, "{\"more\": [\"<script>alert('x')</script>\", "
+			       "\"\\u05e9 & \\ud83d\\ude80\"]}", out, err), 0);
+	assert_string_equal(sbuf_str(out), "<p>14</p>");
+}
+
 static void html_keeps_only_safe_urls(void **state)
 {
 	fixture *f = *state;
@@ -253,6 +280,41 @@ static void html_keeps_only_safe_urls(void **state)
 		unsafe++, p++;
 	assert_int_equal(unsafe, 9);
 	assert_null(strstr(sbuf_str(out), "javascript"));
+}
+
+/* The element rules runtime/page_html.c applies (html.lua's, done in C): attribute names sorted
+ * whatever their number, list values joined without their false items, an html value's markup as
+ * a value (escaped), numbers as tostring writes them, lists in lists flattened with their holes
+ * skipped, void elements, and the messages of a bad name and of lists nested too deep. */
+static void html_element_rules(void **state)
+{
+	fixture *f = *state;
+	char err[PB_ERR_MAX];
+	sbuf *out = &f->out;
+	static const char tpl[] =
+		TPL_HEAD
+		"return function(v)\n"
+		"  local many = { 'c' }\n"
+		"  for i = 20, 1, -1 do many[string.format('d%02d', i)] = i end\n"
+		"  return h.div{ class = { 'a', false, 'b', 3 }, title = html.raw('<b>&'), hidden = true, id = false,\n"
+		"    h.p(many), 1.5, 10, { 'x', { nil, { html.raw('<i>') }, 'y' } }, h.br{}, html.text({ 'z<', 2 }) }\n"
+		"end\n";
+	assert_int_equal(render(f, "t_rules", tpl, "{}", out, err), 0);
+	assert_string_equal(sbuf_str(out),
+			    "<div class=\"a b 3\" hidden title=\"&lt;b&gt;&amp;\"><p d01=\"1\" d02=\"2\" d03=\"3\" d04=\"4\" "
+			    "d05=\"5\" d06=\"6\" d07=\"7\" d08=\"8\" d09=\"9\" d10=\"10\" d11=\"11\" d12=\"12\" d13=\"13\" "
+			    "d14=\"14\" d15=\"15\" d16=\"16\" d17=\"17\" d18=\"18\" d19=\"19\" d20=\"20\">c</p>1.510x<i>y"
+			    "<br>z&amp;lt;2</div>");   /* html.text gives a string: escaped again as content */
+	assert_int_equal(render(f, "t_name", TPL_HEAD "return function(v)\n  local p = h.p{ ['a b\\n'] = 1 }\n  return p end\n", "{}",
+			       out, err), PB_EINVAL);
+	assert_non_null(strstr(err, "t_name.lua:4: html: <p>: invalid attribute name \"a b\\ \""));   /* %q; the line break made a space */
+	assert_int_equal(render(f, "t_void", TPL_HEAD "return function(v)\n  return h.div{ h.img{ 'x' } } end\n", "{}",
+			       out, err), PB_EINVAL);
+	assert_non_null(strstr(err, "t_void.lua:4: html: <img> has no content"));
+	assert_int_equal(render(f, "t_deep", TPL_HEAD "return function(v)\n  local t = { 'x' }\n"
+						"  for i = 1, 200 do t = { t } end\n  local d = h.div{ t }\n  return d end\n", "{}", out, err),
+			 PB_EINVAL);
+	assert_non_null(strstr(err, "t_deep.lua:6: html: lists nested more than 100 deep into <div>"));
 }
 
 static void html_refuses_inline_script_and_style(void **state)
@@ -527,6 +589,29 @@ static void pages_in_process(void **state)
 	assert_non_null(strstr(a.body, "/power-bi\""));
 	answer_free(&a);
 
+	/* the contract edited (the same id imported again): the page shows the new text's schema,
+	 * not the tree kept for the old text (handlers/pages_catalog.c keeps parsed contracts) */
+	char *edited = xstrdup(ORDERS);
+	assert_non_null(edited);
+	memcpy(strstr(edited, "order_id"), "order_no", 8);
+	a = add_product(f, "bob", edited, NULL);
+	assert_int_equal(a.status, 303);
+	answer_free(&a);
+	a = get(f, uri, "bob");
+	assert_int_equal(a.status, 200);
+	assert_non_null(strstr(a.body, "order_no"));
+	assert_null(strstr(a.body, "order_id"));
+	answer_free(&a);
+	/* and back to the first text, kept already: its schema again */
+	a = add_product(f, "bob", ORDERS, NULL);
+	assert_int_equal(a.status, 303);
+	answer_free(&a);
+	a = get(f, uri, "bob");
+	assert_non_null(strstr(a.body, "order_id"));
+	assert_null(strstr(a.body, "order_no"));
+	answer_free(&a);
+	free(edited);
+
 	/* another organization's id: the 404 page */
 	a = get(f, uri, "carol");
 	assert_int_equal(a.status, 404);
@@ -687,7 +772,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(html_escapes_text_and_attributes, setup, teardown),
+		cmocka_unit_test_setup_teardown(html_escape_matches_gsub, setup, teardown),
 		cmocka_unit_test_setup_teardown(html_keeps_only_safe_urls, setup, teardown),
+		cmocka_unit_test_setup_teardown(html_element_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(html_refuses_inline_script_and_style, setup, teardown),
 		cmocka_unit_test_setup_teardown(template_must_build_html, setup, teardown),
 		cmocka_unit_test_setup_teardown(csrf_tokens, setup, teardown),

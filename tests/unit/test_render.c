@@ -294,6 +294,8 @@ static void escaping_rules(void **state)
 		{ "file_name", "LPT\xc2\xb9", "LPT\xc2\xb9_" },
 		{ "file_name", "aux .x", "aux _.x" },
 		{ "file_name", "CONSOLE", "CONSOLE" },
+		{ "file_name", "order-lines_2024", "order-lines_2024" },
+		{ "file_name", "prn", "prn_" },
 		{ "file_name", "COM10", "COM10" },
 		{ "file_name", "prn.", "prn_" },
 		/* numbers: the shortest text that reads back the same */
@@ -325,22 +327,29 @@ static void escaping_rules(void **state)
 	sandbox_free(sb);
 }
 
-static void description_and_lists(void **state)
+/* Runs code (which returns a text) with the helper modules; the text must be want. */
+static void expect_helpers(const char *name, const char *code, const char *want)
 {
-	(void)state;
 	lua_sandbox *sb = helpers();
 	char err[PB_ERR_MAX];
 	lua_pop(sandbox_lua(sb), 1);
-	assert_int_equal(sandbox_run(sb, "d.lua",
+	if (sandbox_run(sb, name, code, 1, err))
+		fail_msg("%s", err);
+	assert_string_equal(lua_tostring(sandbox_lua(sb), -1), want);
+	lua_pop(sandbox_lua(sb), 1);
+	sandbox_free(sb);
+}
+
+static void description_and_lists(void **state)
+{
+	(void)state;
+	expect_helpers("d.lua",
 		"local t = require 'tmdl'\n"
 		"local d = t.description_lines('a\\r\\nb `code` \"q\" \\'s\\'\\n\\nc\\n\\n')\n"
 		"local f = t.unique_file_names({ 'A', 'a', 'A', 'x/y', 'x_y' })\n"
 		"return table.concat(d, '|') .. '#' .. table.concat(f, '|') .. '#' .. #t.description_lines(nil)"
-		" .. #t.description_lines('')", 1, err), 0);
-	assert_string_equal(lua_tostring(sandbox_lua(sb), -1),
-			    "/// a|/// b `code` \"q\" 's'|/// |/// c#A|a (2)|A (3)|x_y|x_y (2)#00");
-	lua_pop(sandbox_lua(sb), 1);
-	sandbox_free(sb);
+		" .. #t.description_lines('')",
+		"/// a|/// b `code` \"q\" 's'|/// |/// c#A|a (2)|A (3)|x_y|x_y (2)#00");
 }
 
 /* description_text's fast paths (one line, two lines, several) give what its general path
@@ -370,6 +379,46 @@ static void description_text_matches_lines(void **state)
 	assert_int_equal(lua_tointeger(sandbox_lua(sb), -1), 60);
 	lua_pop(sandbox_lua(sb), 1);
 	sandbox_free(sb);
+}
+
+/* Writer:text joins the lines with LF and ends in one LF, trailing blank lines dropped; it
+ * leaves the writer as it was (text twice, or more lines after it, give the same lines). */
+static void writer_text(void **state)
+{
+	(void)state;
+	expect_helpers("wt.lua",
+		"local t = require 'tmdl'\n"
+		"local out = {}\n"
+		"local w = t.writer()\n"
+		"out[#out + 1] = w:text()\n"
+		"w:blank()\n"
+		"out[#out + 1] = w:text()\n"
+		"w:line(1, 'a')\n"
+		"out[#out + 1] = w:text()\n"
+		"w:blank() w:blank()\n"
+		"out[#out + 1] = w:text()\n"
+		"out[#out + 1] = w:text()\n"
+		"w:line(0, 'b')\n"
+		"out[#out + 1] = w:text()\n"
+		/* an expression: its lines at a depth, blank ones empty, as the lines one by one */
+		"for _, e in ipairs({ 'let\\n  x = 1\\nin\\n  x', 'one', '', '\\n', 'a\\n\\nb', '\\nlead', 'trail\\n',\n"
+		"    'tab\\there\\nx', 'sp \\ny ', 'cr\\r\\nx' }) do\n"
+		"  local a, b = t.writer(), t.writer()\n"
+		"  a:line(0, '<') a:expression(2, e) a:line(0, '>')\n"
+		"  b:line(0, '<')\n"
+		"  local pos = 1\n"
+		"  while true do\n"
+		"    local nl = string.find(e, '\\n', pos, true)\n"
+		"    local l = string.sub(e, pos, (nl or #e + 1) - 1)\n"
+		"    if l == '' then b:blank() else b:line(2, l) end\n"
+		"    if not nl then break end\n"
+		"    pos = nl + 1\n"
+		"  end\n"
+		"  b:line(0, '>')\n"
+		"  if a:text() ~= b:text() then error(string.format('%q: %q', e, a:text())) end\n"
+		"end\n"
+		"return table.concat(out, '|')",
+		"\n|\n|\n\ta\n|\n\ta\n|\n\ta\n|\n\ta\n\n\nb\n");
 }
 
 static void column_types(void **state)
@@ -886,6 +935,29 @@ static void names_and_files(void **state)
 	assert_int_equal(render("prod", &o, &f, err), PB_EINVAL);
 	assert_non_null(strstr(err, "table name of 514 characters; Power BI allows at most 512 ('"));
 
+	/* the checks main.lua makes of each column a naming.lua names, and of its type */
+	static const struct {
+		const char *column_name, *want;
+	} column_checks[] = {
+		{ "return nil", "naming.column_name returned nil, expected a non-empty string" },
+		{ "return ''", "naming.column_name returned string, expected a non-empty string" },
+		{ "return string.rep('x', 513)", "column name of 513 characters; Power BI allows at most 512 ('xxx" },
+		{ "return 'same'", "table 'Customer List': column 'same' is the same name as 'same'" },
+	};
+	for (size_t i = 0; i < sizeof column_checks / sizeof column_checks[0]; i++) {
+		char text[1024];
+		assert_int_equal(xsnprintf(dir, sizeof dir, "%s/colnames%zu", tmpdir, i), 0);
+		assert_int_equal(xsnprintf(text, sizeof text, "local n = {}\nfunction n.table_name(t) return t.name end\n"
+					   "function n.column_name(col) %s end\nfunction n.column_hidden() return false end\n"
+					   "function n.table_description() end\nfunction n.column_description() end\nreturn n\n",
+					   column_checks[i].column_name), 0);
+		put(dir, "naming.lua", text);
+		o.template_path = dir;
+		assert_int_equal(render("prod", &o, &f, err), PB_EINVAL);
+		if (!strstr(err, column_checks[i].want))
+			fail_msg("%s: got \"%s\", want \"%s\"", column_checks[i].column_name, err, column_checks[i].want);
+	}
+
 	/* ctx.names, for templates of their own */
 	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/keys", tmpdir), 0);
 	put(dir, "main.lua", "return function(ctx)\n"
@@ -1024,6 +1096,7 @@ int main(void)
 		cmocka_unit_test(escaping_rules),
 		cmocka_unit_test(description_and_lists),
 		cmocka_unit_test(description_text_matches_lines),
+		cmocka_unit_test(writer_text),
 		cmocka_unit_test(column_types),
 		cmocka_unit_test(snowflake_output),
 		cmocka_unit_test(databricks_output),

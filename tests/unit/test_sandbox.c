@@ -342,6 +342,12 @@ static void uuid_is_name_based_v5(void **state)
 				     "and pbiport.uuid('a', 'bc') ~= pbiport.uuid('abc')", 1, err), 0);
 	assert_true(lua_toboolean(sandbox_lua(sb), -1));
 	lua_pop(sandbox_lua(sb), 1);
+	/* Texts longer than the gathering buffer (256 bytes) go to the digest as they come.
+	 * Python: uuid.uuid5(NS, 'x' * 300 + '\0' + 'y' * 100 + '\0' + 'z' * 250) */
+	assert_int_equal(sandbox_run(sb, "u3.lua", "return pbiport.uuid(('x'):rep(300), ('y'):rep(100), ('z'):rep(250))",
+				     1, err), 0);
+	assert_string_equal(lua_tostring(sandbox_lua(sb), -1), "0c1d269f-d8d6-5f5a-941a-be7966836843");
+	lua_pop(sandbox_lua(sb), 1);
 	sandbox_free(sb);
 }
 
@@ -366,6 +372,52 @@ static void find_control_matches_find(void **state)
 				     "end\n"
 				     "return n", 1, err), 0);
 	assert_int_equal(lua_tointeger(sandbox_lua(sb), -1), 309);   /* every init tried */
+	lua_pop(sandbox_lua(sb), 1);
+	sandbox_free(sb);
+}
+
+/* pbiport.join_lines answers first .. (the lines joined by sep) .. last, as a split on LF and a
+ * table.concat do, and nil for a text with any other control character or that ends in a
+ * space or LF. */
+static void join_lines_matches_concat(void **state)
+{
+	(void)state;
+	lua_sandbox *sb = make(0, 0);
+	char err[PB_ERR_MAX];
+	int rc = sandbox_run(sb, "jl.lua",
+				     "local texts = { '', 'plain', 'a\\nb', '\\nb', 'a\\n\\nb', ' a b', 'caf\\195\\169\\nx',\n"
+				     "  ('z'):rep(3000) .. '\\n' .. ('y'):rep(2000) }\n"
+				     "local n = 0\n"
+				     "for _, s in ipairs(texts) do\n"
+				     "  for _, sep in ipairs({ '', '|', '\\n\\t\\t/// ', ('-'):rep(50) }) do\n"
+				     "    local lines, pos = {}, 1\n"
+				     "    while true do\n"
+				     "      local nl = string.find(s, '\\n', pos, true)\n"
+				     "      lines[#lines + 1] = string.sub(s, pos, (nl or #s + 1) - 1)\n"
+				     "      if not nl then break end\n"
+				     "      pos = nl + 1\n"
+				     "    end\n"
+				     "    local want = '<' .. table.concat(lines, sep) .. '>\\n'\n"
+				     "    if pbiport.join_lines(s, '<', sep, '>\\n') ~= want then error(string.format('%q', s)) end\n"
+				     "    n = n + 1\n"
+				     "  end\n"
+				     "end\n"
+				     "for _, s in ipairs({ 'a\\rb', 'a\\r\\n', 'x\\0y', 'tab\\there', 'del\\127', '\\31',\n"
+				     "  'a ', 'a\\n', '\\n', ' ', 'a\\n\\n' }) do\n"
+				     "  if pbiport.join_lines(s, '', '', '') ~= nil then error(string.format('%q', s)) end\n"
+				     "  n = n + 1\n"
+				     "end\n"
+				     "for k = 0, 16 do\n"   /* at every place of the eight-byte stride */
+				     "  for _, c in ipairs({ '\\r', '\\0', '\\127', '\\31', '\\t' }) do\n"
+				     "    local s = ('a'):rep(k) .. '\\n' .. c .. ('b'):rep(16 - k)\n"
+				     "    if pbiport.join_lines(s, '', '', '') ~= nil then error(string.format('%q', s)) end\n"
+				     "  end\n"
+				     "  n = n + 1\n"
+				     "end\n"
+				     "return n", 1, err);
+	if (rc)
+		fail_msg("%s", err);
+	assert_int_equal(lua_tointeger(sandbox_lua(sb), -1), 60);   /* every text and separator tried */
 	lua_pop(sandbox_lua(sb), 1);
 	sandbox_free(sb);
 }
@@ -839,6 +891,7 @@ int main(void)
 		cmocka_unit_test(finalizers_are_refused),
 		cmocka_unit_test(uuid_is_name_based_v5),
 		cmocka_unit_test(find_control_matches_find),
+		cmocka_unit_test(join_lines_matches_concat),
 		cmocka_unit_test(table_loops_are_bounded),
 		cmocka_unit_test(sort_and_find_are_bounded),
 		cmocka_unit_test(watchdog_stops_slow_instructions_and_calls),
