@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdlib.h>
 
 #include "runtime/util.h"
 
@@ -31,50 +32,82 @@ void push_limits_configured(const pb_config *cfg, push_limits *out)
 	out->inflight_ms = cfg->push_inflight_ms;
 }
 
-/* Counts (or sums rows of) the events of key since since_ms; *oldest = the time of the
- * event that must leave the window before `need` more fits under limit. */
-static int window(pb_db *db, const char *key, int64_t since_ms, bool sum_rows, bool only_pending, long limit,
-		  long need, int64_t *used, int64_t *free_at, char *err)
+/* One event of a dataset's last hour, as the windows count it. */
+typedef struct {
+	int64_t at_ms, rows;
+	bool done;
+} rate_event;
+
+/* The dataset's events after ?2 (an hour ago), in time order: every window is counted from this
+ * one read. Events older than an hour leave the table first: on PostgreSQL in the same statement
+ * (a DELETE in a CTE works on the statement's snapshot, the SELECT only sees rows it keeps), on
+ * SQLite in a statement of its own before it. */
+#define EVENTS_PRUNE "DELETE FROM push_rate_events WHERE dataset_key = ?1 AND at_ms <= ?2"
+#define EVENTS_READ "SELECT at_ms, rows, done FROM push_rate_events WHERE dataset_key = ?1 AND at_ms > ?2 ORDER BY at_ms"
+
+/* Prunes, then reads key's events after since_ms into *out (new, *n of them). */
+static int events_read(pb_db *db, const char *key, int64_t since_ms, rate_event **out, size_t *n, char *err)
 {
+	bool pg = db_dialect(db) == DB_DIALECT_POSTGRESQL;
 	db_stmt *st = NULL;
-	int rc = db_prepare(db,
-			    only_pending ? "SELECT at_ms, rows FROM push_rate_events WHERE dataset_key = ? AND at_ms > ? "
-					   "AND done = 0 ORDER BY at_ms"
-					 : "SELECT at_ms, rows FROM push_rate_events WHERE dataset_key = ? AND at_ms > ? "
-					   "ORDER BY at_ms",
-			    &st, err);
-	*used = 0;
-	*free_at = 0;
-	if (rc || (rc = db_bind_text(st, 1, key, err)))
-		goto out;
-	db_bind_int64(st, 2, since_ms, NULL);
-	/* events in time order: total first, then how many must leave for `need` to fit */
-	int64_t total = 0;
-	while ((rc = db_row(db, st, err)) == 1)
-		total += sum_rows ? db_col_int64(st, 1) : 1;
-	if (rc < 0)
-		goto out;
-	rc = 0;
-	*used = total;
-	if (total + need <= limit)
-		goto out;
-	db_rerun(st);
-	int64_t excess = total + need - limit;
-	while ((rc = db_row(db, st, err)) == 1) {
-		excess -= sum_rows ? db_col_int64(st, 1) : 1;
-		if (excess <= 0) {
-			*free_at = db_col_int64(st, 0);
-			break;
-		}
+	size_t cap = 0;
+	int rc = 0;
+	*out = NULL;
+	*n = 0;
+	for (int pass = pg ? 1 : 0; pass < 2; pass++) {
+		db_done(st);
+		st = NULL;
+		if ((rc = db_prepare(db, pass == 0 ? EVENTS_PRUNE : pg ? "WITH pruned AS (" EVENTS_PRUNE ") " EVENTS_READ : EVENTS_READ,
+				     &st, err)) ||
+		    (rc = db_bind_text(st, 1, key, err)))
+			goto out;
+		db_bind_int64(st, 2, since_ms, NULL);
+		if (pass == 0 && (rc = db_exec(db, st, err)))
+			goto out;
 	}
-	if (rc < 0)
-		goto out;
-	rc = 0;
-	if (!*free_at)
-		*free_at = since_ms + 1; /* cannot fit at all: wait the whole window */
+	while ((rc = db_row(db, st, err)) == 1) {
+		if (*n == cap) {
+			size_t c = cap ? cap * 2 : 32;
+			rate_event *v = realloc(*out, c * sizeof *v);
+			if (!v) {
+				rc = pb_err(err, PB_ENOMEM, "out of memory");
+				goto out;
+			}
+			*out = v;
+			cap = c;
+		}
+		(*out)[(*n)++] = (rate_event){ db_col_int64(st, 0), db_col_int64(st, 1), db_col_int(st, 2) != 0 };
+	}
 out:
 	db_done(st);
-	return rc;
+	if (rc < 0) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+		return rc;
+	}
+	return PB_OK;
+}
+
+/* A window's count (or sum of rows) of the events after since_ms (only those still in flight
+ * when only_pending): 0 when `need` more fits under limit, else the time of the event that must
+ * leave the window first (since_ms + 1 when it cannot fit at all: wait the whole window). */
+static int64_t window_free_at(const rate_event *ev, size_t n, int64_t since_ms, bool sum_rows, bool only_pending,
+			      long limit, long need)
+{
+	int64_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		if (ev[i].at_ms > since_ms && !(only_pending && ev[i].done))
+			total += sum_rows ? ev[i].rows : 1;
+	if (total + need <= limit)
+		return 0;
+	/* in time order: how many must leave for `need` to fit */
+	int64_t excess = total + need - limit;
+	for (size_t i = 0; i < n; i++)
+		if (ev[i].at_ms > since_ms && !(only_pending && ev[i].done) &&
+		    (excess -= sum_rows ? ev[i].rows : 1) <= 0)
+			return ev[i].at_ms;
+	return since_ms + 1;
 }
 
 /* push_rate_acquire inside its write transaction. */
@@ -82,17 +115,12 @@ static int acquire(pb_db *db, const push_limits *lim, const char *key, long rows
 		   int64_t *wait_ms, int64_t *ticket, char *err)
 {
 	db_stmt *st = NULL;
-	int64_t used, free_at, wait = 0;
-	int rc;
+	rate_event *ev = NULL;
+	size_t n = 0;
+	int64_t wait = 0;
 	*wait_ms = 0;
 	*ticket = 0;
-	if ((rc = db_prepare(db, "DELETE FROM push_rate_events WHERE dataset_key = ? AND at_ms <= ?", &st, err)) ||
-	    (rc = db_bind_text(st, 1, key, err)))
-		goto out;
-	db_bind_int64(st, 2, now_ms - 3600 * 1000, NULL);
-	rc = db_exec(db, st, err);
-	db_done(st);
-	st = NULL;
+	int rc = events_read(db, key, now_ms - 3600 * 1000, &ev, &n, err);
 	if (rc)
 		goto out;
 	struct {
@@ -109,9 +137,8 @@ static int acquire(pb_db *db, const push_limits *lim, const char *key, long rows
 	for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
 		if (!checks[i].on)
 			continue;
-		if ((rc = window(db, key, now_ms - checks[i].period, checks[i].rows, checks[i].pending, checks[i].limit,
-				 checks[i].need, &used, &free_at, err)))
-			goto out;
+		int64_t free_at = window_free_at(ev, n, now_ms - checks[i].period, checks[i].rows, checks[i].pending,
+						 checks[i].limit, checks[i].need);
 		if (free_at) {
 			/* in flight: poll again soon; windows: until the blocking event leaves it */
 			int64_t w = checks[i].pending ? 200 : free_at + checks[i].period - now_ms + PB_PUSH_RATE_MARGIN_MS;
@@ -138,6 +165,7 @@ static int acquire(pb_db *db, const push_limits *lim, const char *key, long rows
 	}
 out:
 	db_done(st);
+	free(ev);
 	return rc;
 }
 
@@ -165,7 +193,9 @@ int push_rate_acquire(pb_db *db, const push_limits *lim, const char *key, long r
 		      int64_t *wait_ms, int64_t *ticket, char *err)
 {
 	struct acquire a = { lim, key, rows, table_rows, now_ms, 0, 0 };
-	int rc = db_transaction(db, acquire_work, &a, err);
+	/* in the caller's transaction without a savepoint of its own (two round trips a grant on
+	 * PostgreSQL): a failure here fails the caller's transaction, which then rolls back whole */
+	int rc = db_in_transaction(db) ? acquire_work(db, &a, err) : db_transaction(db, acquire_work, &a, err);
 	*wait_ms = rc ? 0 : a.wait_ms;
 	*ticket = rc ? 0 : a.ticket;
 	return rc;

@@ -32,7 +32,8 @@ void push_limits_configured(const pb_config *cfg, push_limits *out);
  * table_rows. Granted: *wait_ms = 0 and *ticket names the recorded request (release it).
  * Refused: *wait_ms > 0 is how long until it would fit; nothing is recorded. Checked and
  * written in one write transaction, which joins one the caller holds (the grant and what the
- * caller records about it then commit together). */
+ * caller records about it then commit together; a failure then fails the caller's transaction,
+ * which must roll back: no savepoint of its own). */
 int push_rate_acquire(pb_db *db, const push_limits *lim, const char *dataset_key, long rows, long table_rows,
 		      int64_t now_ms, int64_t *wait_ms, int64_t *ticket, char *err);
 /* The request ended: sent (kept in the windows, no longer in flight) or not sent / refused

@@ -488,6 +488,34 @@ static void limiter_is_shared_by_concurrent_processes(void **state)
 	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM push_rate_events WHERE dataset_key = 'shared'", NULL), 3);
 }
 
+/* In the caller's transaction the grant has no savepoint of its own: it is undone with the
+ * caller's rollback. Events older than an hour leave the table when the windows are read. */
+static void limiter_joins_the_callers_transaction(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	push_limits lim;
+	int64_t wait, ticket;
+	const int64_t t0 = 1700000000000LL;
+	push_limits_scaled(1.0 / 60, &lim); /* 1 in flight */
+	assert_int_equal(db_begin(db, err), 0);
+	assert_int_equal(push_rate_acquire(db, &lim, "joined", 1, 0, t0, &wait, &ticket, err), 0);
+	assert_int_equal(wait, 0);
+	assert_true(ticket > 0);
+	db_rollback(db);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM push_rate_events WHERE dataset_key = 'joined'", NULL), 0);
+	/* nothing in flight after the rollback: granted again, and kept when the caller commits */
+	assert_int_equal(db_begin(db, err), 0);
+	assert_int_equal(push_rate_acquire(db, &lim, "joined", 1, 0, t0 + 1, &wait, &ticket, err), 0);
+	assert_int_equal(wait, 0);
+	assert_int_equal(db_commit(db, err), 0);
+	assert_int_equal(push_rate_release(db, ticket, true, err), 0);
+	/* an hour later the old event is pruned in the same grant */
+	assert_int_equal(push_rate_acquire(db, &lim, "joined", 1, 0, t0 + 1 + 3600 * 1000, &wait, &ticket, err), 0);
+	assert_int_equal(wait, 0);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM push_rate_events WHERE dataset_key = 'joined'", NULL), 1);
+}
+
 static void limiter_keeps_every_window(void **state)
 {
 	(void)state;
@@ -978,6 +1006,7 @@ int main(void)
 		cmocka_unit_test(json_and_ndjson_rows),
 		cmocka_unit_test(media_types),
 		cmocka_unit_test(limiter_keeps_every_window),
+		cmocka_unit_test(limiter_joins_the_callers_transaction),
 		cmocka_unit_test(limiter_is_shared_by_concurrent_processes),
 		cmocka_unit_test(streamed_body_is_read_in_pieces),
 		cmocka_unit_test(secrets_are_resealed_with_the_new_key),
