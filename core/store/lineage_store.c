@@ -16,10 +16,7 @@ int lineage_edge_add(pb_db *db, const char *org_id, const char *from_kind, const
 		return rc;
 	pb_now(now);
 	return db_exec_texts(db,
-			     "INSERT INTO lineage_edges (id, org_id, from_kind, from_id, to_kind, to_id, created_at) "
-			     "VALUES (?, ?, ?, ?, ?, ?, ?) "
-			     "ON CONFLICT (org_id, from_kind, from_id, to_kind, to_id) DO NOTHING",
-			     v, 7, err);
+			     LINEAGE_EDGE_INSERT("?, ?, ?, ?, ?, ?, ?"), v, 7, err);
 }
 
 /* The statement of lineage_edges_add_staged around id, an expression of a fresh id per row of

@@ -6,6 +6,13 @@
 
 #include "runtime/db.h"
 
+/* The statement that adds one edge (nothing when it exists), values its 7 value expressions for
+ * (id, org_id, from_kind, from_id, to_kind, to_id, created_at): a string literal. For a store
+ * that writes an edge within one statement of its own (published_models). */
+#define LINEAGE_EDGE_INSERT(values)                                                             \
+	"INSERT INTO lineage_edges (id, org_id, from_kind, from_id, to_kind, to_id, created_at) " \
+	"VALUES (" values ") ON CONFLICT (org_id, from_kind, from_id, to_kind, to_id) DO NOTHING"
+
 /* Records the edge from (from_kind, from_id) to (to_kind, to_id) in org_id. Adding an
  * edge that exists already changes nothing and succeeds, so a resumed job can repeat
  * it. Every argument is required (PB_EINVAL when one is NULL or empty). Runs inside the

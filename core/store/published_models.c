@@ -11,71 +11,82 @@
 #include "core/store/lineage_store.h"
 #include "runtime/util.h"
 
-/* The first column of the one row sql finds into out; PB_ENOTFOUND when none. */
-static int select_id(pb_db *db, const char *sql, const char *const *v, int n, char out[PB_ID_BUF], char *err)
+/* ---- the finalize: published_model_record ------------------------------------------------ */
+
+/* Its statements, sharing one numbered parameter list (fin_params) so that on SQLite each binds
+ * a prefix of it (the highest number it uses, FIN_STEPS): ?1 org, ?2 now, ?3 the consumer
+ * product's contract id, ?4 name, ?5 product type, ?6 description, ?7 new product id, ?8 output
+ * port, ?9 user, ?10 new agreement id, ?11 the product's id (SQLite), ?12 new lineage edge id,
+ * ?13 new published model id, ?14 the agreement's id (SQLite), ?15 job, ?16 workspace, ?17
+ * semantic model, ?18 web URL, ?19 connection, ?20 definition, ?21 contract version, ?22 contract
+ * revision, ?23 contract hash, ?24 HTTP path, ?25 connection created, ?26 auto_update.
+ * Each row is inserted with a new id, or the one that stands is kept and its id RETURNed: ON
+ * CONFLICT (key) DO UPDATE sets a key column to itself (nothing changes; unlike DO NOTHING, the
+ * standing row is returned, also one a concurrent transaction committed after the statement
+ * began). A resumed job records again what it recorded already: the same rows, the same ids. */
+#define FIN_PRODUCT_UPSERT                                                                          \
+	"INSERT INTO data_products (id, org_id, contract_id, name, type, status, description, "      \
+	"contract_text, revision, created_at, updated_at) "                                          \
+	"VALUES (?7, ?1, ?3, ?4, ?5, 'active', ?6, '', 1, ?2, ?2) "                                    \
+	"ON CONFLICT (org_id, contract_id) DO UPDATE SET contract_id = excluded.contract_id RETURNING id"
+#define FIN_AGREEMENT_UPSERT(product)                                                                \
+	"INSERT INTO agreements (id, org_id, consumer_product_id, output_port_id, state, purpose, "    \
+	"requested_by, approved_at, created_at, updated_at) "                                           \
+	"VALUES (?10, ?1, " product ", ?8, 'approved', 'Power BI semantic model', ?9, ?2, ?2, ?2) "      \
+	"ON CONFLICT (consumer_product_id, output_port_id) DO UPDATE SET output_port_id = "             \
+	"excluded.output_port_id RETURNING id"
+#define FIN_EDGE_ADD(product) LINEAGE_EDGE_INSERT("?12, ?1, 'output_port', ?8, 'data_product', " product ", ?2")
+#define FIN_MODEL_UPSERT(product, agreement)                                                         \
+	"INSERT INTO published_models (id, org_id, output_port_id, user_id, job_id, workspace_id, "    \
+	"semantic_model_id, name, web_url, connection_id, consumer_product_id, agreement_id, "         \
+	"published_at, definition, contract_version, contract_revision, contract_hash, http_path, "    \
+	"connection_created, auto_update) "                                                            \
+	"VALUES (?13, ?1, ?8, ?9, ?15, ?16, ?17, ?4, ?18, ?19, " product ", " agreement ", ?2, ?20, ?21, " \
+	"CAST(?22 AS INTEGER), ?23, ?24, CAST(?25 AS INTEGER), ?26) "                                   \
+	"ON CONFLICT (job_id) DO UPDATE SET job_id = excluded.job_id RETURNING id"
+
+enum { FIN_PRODUCT = 11 - 1, FIN_AGREEMENT = 14 - 1, FIN_NPARAMS = 26 };
+
+/* PostgreSQL: one statement, the steps as data-modifying CTEs (its foreign keys are checked when
+ * the statement ends, the rows of every CTE written). */
+static const char fin_pg[] = "WITH p AS (" FIN_PRODUCT_UPSERT "), a AS (" FIN_AGREEMENT_UPSERT("(SELECT id FROM p)")
+			     "), e AS (" FIN_EDGE_ADD("(SELECT id FROM p)") "), m AS ("
+			     FIN_MODEL_UPSERT("(SELECT id FROM p)", "(SELECT id FROM a)") ") "
+			     "SELECT p.id, a.id, m.id FROM p, a, m";
+
+/* SQLite (no DML in a CTE): the same steps in one transaction; the ids each returns feed the next
+ * through ?11 and ?14. */
+static const struct fin_step {
+	const char *sql;
+	int nbind;
+	int keep; /* the parameter its returned id goes to, -1: none */
+} fin_steps[] = {
+	{ FIN_PRODUCT_UPSERT, 7, FIN_PRODUCT },
+	{ FIN_AGREEMENT_UPSERT("?11"), 11, FIN_AGREEMENT },
+	{ FIN_EDGE_ADD("?11"), 12, -1 },
+	{ FIN_MODEL_UPSERT("?11", "?14"), FIN_NPARAMS, -1 },
+};
+
+/* Runs sql with v[0..nbind) and, when it returns a row, copies its first nout columns into outs. */
+static int fin_run(pb_db *db, const char *sql, const char *const *v, int nbind, char (*const outs[])[PB_ID_BUF],
+		   int nout, char *err)
 {
 	db_stmt *st = NULL;
 	int rc = db_prepare(db, sql, &st, err);
-	for (int i = 0; !rc && i < n; i++)
+	for (int i = 0; !rc && i < nbind; i++)
 		rc = db_bind_text(st, i + 1, v[i], err);
-	if (!rc) {
-		rc = db_row(db, st, err);
-		if (rc == 1)
-			rc = xsnprintf(out, PB_ID_BUF, "%s", db_col_text(st, 0))
-				     ? pb_err(err, PB_EINTERNAL, "stored id too long")
-				     : PB_OK;
-		else if (rc == 0)
-			rc = pb_err(err, PB_ENOTFOUND, "row not found");
+	if (!rc && !nout)
+		rc = db_exec(db, st, err);
+	else if (!rc && (rc = db_row(db, st, err)) == 1) {
+		rc = PB_OK;
+		for (int i = 0; !rc && i < nout; i++)
+			if (xsnprintf(*outs[i], PB_ID_BUF, "%s", db_col_text(st, i)))
+				rc = pb_err(err, PB_EINTERNAL, "stored id too long");
+	} else if (!rc) {
+		rc = pb_err(err, PB_EIO, "publish record: a row was not returned");
 	}
 	db_done(st);
 	return rc;
-}
-
-/* Inserts a row with a new id in v[0] (insert ends with ON CONFLICT ... DO NOTHING), then reads
- * the id of the row that stands, this one or an older one, through select with the nk keys. */
-static int insert_or_find(pb_db *db, const char *insert, const char **v, int nv, const char *select,
-			  const char *const *k, int nk, char out[PB_ID_BUF], char *err)
-{
-	char id[PB_ID_BUF];
-	int rc = pb_new_id(id, err);
-	if (rc)
-		return rc;
-	v[0] = id;
-	if ((rc = db_exec_texts(db, insert, v, nv, err)))
-		return rc;
-	return select_id(db, select, k, nk, out, err);
-}
-
-static int consumer_product(pb_db *db, const pm_record *r, const char *now, char out[PB_ID_BUF], char *err)
-{
-	char contract_id[PB_ID_BUF + 64], desc[512];
-	if (xsnprintf(contract_id, sizeof contract_id, "powerbi:semanticModel:%s", r->semantic_model_id))
-		return pb_err(err, PB_EINVAL, "semantic model id too long");
-	if (xsnprintf(desc, sizeof desc, "Power BI semantic model published from %s",
-		      r->source_name ? r->source_name : "an output port"))
-		desc[sizeof desc - 1] = '\0';
-	const char *v[] = { NULL, r->org_id, contract_id, r->name, PB_PRODUCT_TYPE_POWERBI_MODEL, desc, now, now };
-	const char *k[] = { r->org_id, contract_id };
-	return insert_or_find(db,
-			      "INSERT INTO data_products (id, org_id, contract_id, name, type, status, description, "
-			      "contract_text, revision, created_at, updated_at) "
-			      "VALUES (?, ?, ?, ?, ?, 'active', ?, '', 1, ?, ?) "
-			      "ON CONFLICT (org_id, contract_id) DO NOTHING",
-			      v, 8, "SELECT id FROM data_products WHERE org_id = ? AND contract_id = ?", k, 2, out, err);
-}
-
-static int agreement(pb_db *db, const pm_record *r, const char *product, const char *now, char out[PB_ID_BUF],
-		     char *err)
-{
-	const char *v[] = { NULL, r->org_id, product, r->output_port_id, r->user_id, now, now, now };
-	const char *k[] = { product, r->output_port_id };
-	return insert_or_find(db,
-			      "INSERT INTO agreements (id, org_id, consumer_product_id, output_port_id, state, purpose, "
-			      "requested_by, approved_at, created_at, updated_at) "
-			      "VALUES (?, ?, ?, ?, 'approved', 'Power BI semantic model', ?, ?, ?, ?) "
-			      "ON CONFLICT (consumer_product_id, output_port_id) DO NOTHING",
-			      v, 8, "SELECT id FROM agreements WHERE consumer_product_id = ? AND output_port_id = ?", k, 2,
-			      out, err);
 }
 
 /* The definition as the JSON text published_models keeps ({path: text}); NULL (not kept) past
@@ -104,50 +115,54 @@ done:
 	return PB_OK;
 }
 
-static int published_row(pb_db *db, const pm_record *r, const pm_ids *ids, const char *now, char out[PB_ID_BUF],
-			 char *err)
-{
-	char *def = NULL, rev[24];
-	int rc = definition_text(r->definition, &def, err);
-	if (rc)
-		return rc;
-	xsnprintf(rev, sizeof rev, "%d", r->contract_revision);
-	const char *v[] = { NULL, r->org_id, r->output_port_id, r->user_id, r->job_id, r->workspace_id,
-			    r->semantic_model_id, r->name, r->web_url, r->connection_id, ids->consumer_product_id,
-			    ids->agreement_id, now, def, r->contract_version, r->contract_revision > 0 ? rev : NULL,
-			    r->contract_hash, r->http_path, r->connection_created ? "1" : "0",
-			    r->auto_update ? r->auto_update : "off" };
-	const char *k[] = { r->job_id };
-	rc = insert_or_find(db,
-			    "INSERT INTO published_models (id, org_id, output_port_id, user_id, job_id, workspace_id, "
-			    "semantic_model_id, name, web_url, connection_id, consumer_product_id, agreement_id, "
-			    "published_at, definition, contract_version, contract_revision, contract_hash, http_path, "
-			    "connection_created, auto_update) "
-			    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS INTEGER), ?, ?, "
-			    "CAST(? AS INTEGER), ?) ON CONFLICT (job_id) DO NOTHING",
-			    v, 20, "SELECT id FROM published_models WHERE job_id = ?", k, 1, out, err);
-	free(def);
-	return rc;
-}
-
 int published_model_record(pb_db *db, const pm_record *r, pm_ids *out, char *err)
 {
-	char now[PB_TIME_BUF];
+	char now[PB_TIME_BUF], contract_id[PB_ID_BUF + 64], desc[512], rev[24], *def = NULL;
+	char ids[4][PB_ID_BUF];
 	int rc;
 	memset(out, 0, sizeof *out);
 	if (!r->org_id || !r->job_id || !r->output_port_id || !r->workspace_id || !r->semantic_model_id || !r->name)
 		return pb_err(err, PB_EINVAL, "publish record: a required field is missing");
 	if (r->auto_update && strcmp(r->auto_update, "off") && strcmp(r->auto_update, "additive"))
 		return pb_err(err, PB_EINVAL, "publish record: auto_update is off or additive");
-	pb_now(now);
-	if ((rc = db_begin(db, err)))
+	if (xsnprintf(contract_id, sizeof contract_id, "powerbi:semanticModel:%s", r->semantic_model_id))
+		return pb_err(err, PB_EINVAL, "semantic model id too long");
+	if (xsnprintf(desc, sizeof desc, "Power BI semantic model published from %s",
+		      r->source_name ? r->source_name : "an output port"))
+		desc[sizeof desc - 1] = '\0';
+	for (int i = 0; i < 4; i++)
+		if ((rc = pb_new_id(ids[i], err)))
+			return rc;
+	if ((rc = definition_text(r->definition, &def, err)))
 		return rc;
-	if (!(rc = consumer_product(db, r, now, out->consumer_product_id, err)) &&
-	    !(rc = agreement(db, r, out->consumer_product_id, now, out->agreement_id, err)) &&
-	    !(rc = lineage_edge_add(db, r->org_id, "output_port", r->output_port_id, "data_product",
-				    out->consumer_product_id, err)))
-		rc = published_row(db, r, out, now, out->published_id, err);
-	return db_end(db, rc, err);
+	pb_now(now);
+	xsnprintf(rev, sizeof rev, "%d", r->contract_revision);
+	const char *v[FIN_NPARAMS] = { r->org_id, now, contract_id, r->name, PB_PRODUCT_TYPE_POWERBI_MODEL, desc,
+				       ids[0], r->output_port_id, r->user_id, ids[1], NULL, ids[2], ids[3], NULL,
+				       r->job_id, r->workspace_id, r->semantic_model_id, r->web_url, r->connection_id, def,
+				       r->contract_version, r->contract_revision > 0 ? rev : NULL, r->contract_hash,
+				       r->http_path, r->connection_created ? "1" : "0",
+				       r->auto_update ? r->auto_update : "off" };
+	if (db_dialect(db) == DB_DIALECT_POSTGRESQL) {
+		/* one statement is a transaction of its own, or joins the caller's */
+		char (*const outs[])[PB_ID_BUF] = { &out->consumer_product_id, &out->agreement_id, &out->published_id };
+		rc = fin_run(db, fin_pg, v, FIN_NPARAMS, outs, 3, err);
+		goto out;
+	}
+	if ((rc = db_begin(db, err)))
+		goto out;
+	char (*const kept[])[PB_ID_BUF] = { &out->consumer_product_id, &out->agreement_id, NULL, &out->published_id };
+	for (size_t i = 0; !rc && i < sizeof fin_steps / sizeof fin_steps[0]; i++) {
+		const struct fin_step *f = &fin_steps[i];
+		if (!(rc = fin_run(db, f->sql, v, f->nbind, &kept[i], kept[i] ? 1 : 0, err)) && f->keep >= 0)
+			v[f->keep] = *kept[i];
+	}
+	rc = db_end(db, rc, err);
+out:
+	free(def);
+	if (rc)
+		memset(out, 0, sizeof *out);
+	return rc;
 }
 
 /* A JSON string or null for SQL NULL. */

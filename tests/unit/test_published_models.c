@@ -139,6 +139,46 @@ static void publish_keeps_definition_and_contract(void **state)
 	assert_int_equal(pm_definition_files("{\"a\":1}", &back, err), PB_EINVAL);
 }
 
+/* A resumed job records again what it recorded: the same rows and ids, nothing added. Another
+ * job publishing the same semantic model keeps its consumer product and agreement, with a
+ * published model of its own. Every row of the record is there, with the lineage edge. */
+static void record_again_keeps_the_rows(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], job[PB_ID_BUF], job2[PB_ID_BUF];
+	pm_ids a, b, c;
+	assert_int_equal(pb_new_id(job, err), 0);
+	assert_int_equal(pb_new_id(job2, err), 0);
+	pm_record r = { .org_id = org_id, .user_id = ann, .job_id = job, .output_port_id = product->ports[0].id,
+			.workspace_id = "a0000000-0000-4000-8000-000000000001",
+			.semantic_model_id = "0000000a-0000-4000-8000-00000000abcd", .name = "Again",
+			.connection_id = "c0000000-0000-4000-8000-000000000001", .contract_revision = 2 };
+	int before = tu_count(db, "SELECT COUNT(*) FROM published_models", NULL);
+	int edges = tu_count(db, "SELECT COUNT(*) FROM lineage_edges", NULL);
+	assert_int_equal(published_model_record(db, &r, &a, err), 0);
+	assert_int_equal(published_model_record(db, &r, &b, err), 0);
+	assert_string_equal(a.published_id, b.published_id);
+	assert_string_equal(a.consumer_product_id, b.consumer_product_id);
+	assert_string_equal(a.agreement_id, b.agreement_id);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM published_models", NULL), before + 1);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM lineage_edges", NULL), edges + 1);
+	r.job_id = job2;
+	assert_int_equal(published_model_record(db, &r, &c, err), 0);
+	assert_string_not_equal(c.published_id, a.published_id);
+	assert_string_equal(c.consumer_product_id, a.consumer_product_id);
+	assert_string_equal(c.agreement_id, a.agreement_id);
+	pm_row *m = get(c.published_id);
+	assert_string_equal(m->consumer_product_id, a.consumer_product_id);
+	assert_string_equal(m->agreement_id, a.agreement_id);
+	assert_int_equal(m->contract_revision, 2);
+	assert_string_equal(m->user_id, ann);
+	pm_row_free(m);
+	/* a field the record needs: nothing written */
+	r.job_id = NULL;
+	assert_int_equal(published_model_record(db, &r, &c, err), PB_EINVAL);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM published_models", NULL), before + 2);
+}
+
 static void lifecycle_claims(void **state)
 {
 	(void)state;
@@ -460,6 +500,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(publish_keeps_definition_and_contract),
+		cmocka_unit_test(record_again_keeps_the_rows),
 		cmocka_unit_test(lifecycle_claims),
 		cmocka_unit_test(unpublish_terminates_and_retires),
 		cmocka_unit_test(drift_and_update_marks),
