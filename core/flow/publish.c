@@ -752,6 +752,7 @@ typedef struct publish_run {
 	char connection_id[PB_PBI_ID_MAX + 1];
 	char model_id[PB_PBI_ID_MAX + 1];
 	char model_name[PB_PUBLISH_NAME_MAX + 16];
+	bool finalizing;   /* the "finalizing" phase was entered with the "bound" checkpoint */
 	fabric_param params[SOURCE_MAX_PARAMS];   /* the connection this job creates */
 } publish_run;
 
@@ -1080,14 +1081,6 @@ static int await_own_model(publish_run *r, char *err)
 	return pb_err(err, PB_EIO, "semantic model \"%s\" did not appear in workspace %s", r->model_name, r->ws);
 }
 
-/* Chooses the model's name (free_model_name) and checkpoints it before the create, so a
- * resumed job knows which name to look for. */
-static int plan_model_name(publish_run *r, const msapi_items *models)
-{
-	int rc = free_model_name(r, models);
-	return rc ? rc : job_checkpoint(r->ctx, "model_name", json_string(r->model_name));
-}
-
 static int phase_model(publish_run *r)
 {
 	pb_job_ctx *ctx = r->ctx;
@@ -1120,7 +1113,7 @@ static int phase_model(publish_run *r)
 		}
 		resumed = m == NULL;
 	}
-	if (!resumed && (rc = plan_model_name(r, &models)))
+	if (!resumed && (rc = free_model_name(r, &models)))
 		goto out;
 	parts = calloc(r->files.n ? r->files.n : 1, sizeof *parts);
 	if (!parts) {
@@ -1129,7 +1122,10 @@ static int phase_model(publish_run *r)
 	}
 	for (size_t i = 0; i < r->files.n; i++)
 		parts[i] = (fabric_part){ r->files.v[i].path, r->files.v[i].content, r->files.v[i].len };
-	if ((rc = job_phase(ctx, NULL, 50)))
+	/* a name chosen now is checkpointed before the create (with the progress, one write), so a
+	 * resumed job knows which name to look for */
+	if ((rc = resumed ? job_phase(ctx, NULL, 50)
+			  : job_checkpoint_phase(ctx, "model_name", json_string(r->model_name), NULL, 50)))
 		goto out;
 	model_description(r, desc);
 	rc = fabric_create_semantic_model(&r->s.api, r->ws, r->model_name, desc, parts, r->files.n, &made, sub);
@@ -1192,7 +1188,9 @@ static int phase_bind(publish_run *r)
 		}
 	}
 	test_pause(r, "binding");
-	rc = job_checkpoint(ctx, "bound", json_true());
+	/* finalize follows with no call to Microsoft before its phase: one write for both */
+	rc = job_checkpoint_phase(ctx, "bound", json_true(), "finalizing", 90);
+	r->finalizing = !rc;
 out:
 	msapi_items_release(&refs);
 	return rc;
@@ -1206,7 +1204,7 @@ static int phase_finalize(publish_run *r)
 	pm_ids ids;
 	char sub[PB_ERR_MAX];
 	const char *web_url = NULL;
-	int rc = job_phase(ctx, "finalizing", 90);
+	int rc = r->finalizing ? PB_OK : job_phase(ctx, "finalizing", 90);
 	if (rc)
 		return rc;
 	/* The web URL is Power BI's to give; without it the record simply has none. One dataset

@@ -51,12 +51,17 @@ void job_extend_time_limit(pb_job_ctx *ctx, long long ms)
 
 int job_checkpoint(pb_job_ctx *ctx, const char *key, json_t *value)
 {
+	return job_checkpoint_phase(ctx, key, value, NULL, -1);
+}
+
+int job_checkpoint_phase(pb_job_ctx *ctx, const char *key, json_t *value, const char *phase, int progress)
+{
 	if (!value || json_object_set_new(ctx->checkpoint, key, value))
 		return pb_err(ctx->err, PB_ENOMEM, "out of memory");
 	char *text = json_dumps(ctx->checkpoint, JSON_COMPACT | JSON_SORT_KEYS);
 	if (!text)
 		return pb_err(ctx->err, PB_ENOMEM, "out of memory");
-	int rc = record_progress(ctx, NULL, -1, text);
+	int rc = record_progress(ctx, phase, progress, text);
 	free(text);
 	return rc;
 }

@@ -84,6 +84,10 @@ int job_phase(pb_job_ctx *ctx, const char *phase, int progress);
 /* Sets checkpoint[key] = value (stealing value) and saves it at once (also when it then
  * reports a pending cancel request as job_phase does). */
 int job_checkpoint(pb_job_ctx *ctx, const char *key, struct json_t *value);
+/* job_checkpoint and then job_phase(phase, progress), written together in one statement: for a
+ * checkpoint the kind takes with nothing between it and the next phase (no call to Microsoft).
+ * A cancel pending: the checkpoint is written, the phase not entered (as job_checkpoint). */
+int job_checkpoint_phase(pb_job_ctx *ctx, const char *key, struct json_t *value, const char *phase, int progress);
 /* Raises this attempt's wall-clock limit to ms from its start (never lowers it): for a
  * kind that waits longer than PB_JOB_TIME_LIMIT_MS on purpose. */
 void job_extend_time_limit(pb_job_ctx *ctx, long long ms);
