@@ -13,8 +13,8 @@
 
 /* ---- the finalize: published_model_record ------------------------------------------------ */
 
-/* Its statements, sharing one numbered parameter list (fin_params) so that on SQLite each binds
- * a prefix of it (the highest number it uses, FIN_STEPS): ?1 org, ?2 now, ?3 the consumer
+/* Its statements, sharing one numbered parameter list (v in published_model_record) so that on
+ * SQLite each binds a prefix of it (up to the highest number it uses, fin_steps' nbind): ?1 org, ?2 now, ?3 the consumer
  * product's contract id, ?4 name, ?5 product type, ?6 description, ?7 new product id, ?8 output
  * port, ?9 user, ?10 new agreement id, ?11 the product's id (SQLite), ?12 new lineage edge id,
  * ?13 new published model id, ?14 the agreement's id (SQLite), ?15 job, ?16 workspace, ?17

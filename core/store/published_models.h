@@ -3,7 +3,7 @@
  * the published_models table (sql/0004_publish.sql, sql/0016_model_lifecycle.sql).
  *
  * published_model_record() writes everything a finished publish leaves behind in one
- * transaction, keyed so that running it again (a worker died after the commit and the job
+ * transaction (on PostgreSQL one statement; inside a caller's transaction it joins it), keyed so that running it again (a worker died after the commit and the job
  * was resumed) writes nothing new and returns the same ids:
  *   - consumer data product: one per (org, semantic model), contract_id
  *     "powerbi:semanticModel:<model id>";
