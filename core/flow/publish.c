@@ -752,7 +752,7 @@ typedef struct publish_run {
 	char connection_id[PB_PBI_ID_MAX + 1];
 	char model_id[PB_PBI_ID_MAX + 1];
 	char model_name[PB_PUBLISH_NAME_MAX + 16];
-	bool finalizing;   /* the "finalizing" phase was entered with the "bound" checkpoint */
+	const char *entered;   /* the next phase, entered with the last checkpoint (checkpoint_enter) */
 	fabric_param params[SOURCE_MAX_PARAMS];   /* the connection this job creates */
 } publish_run;
 
@@ -799,6 +799,24 @@ static int api_failure(publish_run *r, int rc, const char *what, const char *det
 		       const char *code)
 {
 	return publish_api_failure(r->ctx, &r->s, r->ws, rc, what, detail, kind, code);
+}
+
+/* A phase's last checkpoint, written with the next phase in one statement (next NULL: the
+ * checkpoint alone). Only where nothing is called between the two: what a resumed job finds is
+ * the same either way. */
+static int checkpoint_enter(publish_run *r, const char *key, json_t *value, const char *next, int progress)
+{
+	int rc = job_checkpoint_phase(r->ctx, key, value, next, next ? progress : -1);
+	r->entered = rc ? NULL : next;
+	return rc;
+}
+
+/* job_phase, unless the last checkpoint entered phase already. */
+static int enter(publish_run *r, const char *phase, int progress)
+{
+	bool done = r->entered && !strcmp(r->entered, phase);
+	r->entered = NULL;
+	return done ? PB_OK : job_phase(r->ctx, phase, progress);
 }
 
 static int phase_validate(publish_run *r)
@@ -1005,7 +1023,9 @@ static int phase_connection(publish_run *r)
 		goto out;
 	}
 	test_pause(r, "creating_connection");
-	rc = job_checkpoint(ctx, "connection_id", json_string(r->connection_id));
+	/* phase_model enters its phase first, unless the model was made already */
+	rc = checkpoint_enter(r, "connection_id", json_string(r->connection_id),
+			      cp_str(r, "model_id") && cp_str(r, "model_name") ? NULL : "creating_model", 40);
 out:
 	msapi_items_release(&conns);
 	return rc;
@@ -1095,7 +1115,7 @@ static int phase_model(publish_run *r)
 		xsnprintf(r->model_name, sizeof r->model_name, "%s", planned);
 		return PB_OK;
 	}
-	if ((rc = job_phase(ctx, "creating_model", 40)))
+	if ((rc = enter(r, "creating_model", 40)))
 		return rc;
 	if ((rc = fabric_list_semantic_models(&r->s.api, r->ws, &models, sub))) {
 		rc = api_failure(r, rc, "listing the workspace", sub, MSAPI_FORBIDDEN, "no_write_role");
@@ -1153,7 +1173,12 @@ static int phase_model(publish_run *r)
 	xsnprintf(r->model_id, sizeof r->model_id, "%s", made.id ? made.id : "");
 found:
 	test_pause(r, "creating_model");
-	rc = job_checkpoint(ctx, "model_id", json_string(r->model_id));
+	/* phase_bind enters its phase first (not the gateway's binding, nor when bound already) */
+	rc = checkpoint_enter(r, "model_id", json_string(r->model_id),
+			      publish_gateway_job(r->in) || json_is_true(json_object_get(ctx->checkpoint, "bound"))
+				      ? NULL
+				      : "binding",
+			      70);
 out:
 	free(parts);
 	msapi_item_release(&made);
@@ -1171,7 +1196,7 @@ static int phase_bind(publish_run *r)
 		return publish_gateway_bind(ctx, &r->s, r->ws, r->model_id);
 	if (json_is_true(json_object_get(ctx->checkpoint, "bound")))
 		return PB_OK;
-	if ((rc = job_phase(ctx, "binding", 70)))
+	if ((rc = enter(r, "binding", 70)))
 		return rc;
 	if ((rc = fabric_list_item_connections(&r->s.api, r->ws, r->model_id, &refs, sub))) {
 		rc = api_failure(r, rc, "reading the model's data sources", sub, MSAPI_FORBIDDEN, "no_write_role");
@@ -1188,9 +1213,8 @@ static int phase_bind(publish_run *r)
 		}
 	}
 	test_pause(r, "binding");
-	/* finalize follows with no call to Microsoft before its phase: one write for both */
-	rc = job_checkpoint_phase(ctx, "bound", json_true(), "finalizing", 90);
-	r->finalizing = !rc;
+	/* finalize follows with no call to Microsoft before its phase */
+	rc = checkpoint_enter(r, "bound", json_true(), "finalizing", 90);
 out:
 	msapi_items_release(&refs);
 	return rc;
@@ -1204,7 +1228,7 @@ static int phase_finalize(publish_run *r)
 	pm_ids ids;
 	char sub[PB_ERR_MAX];
 	const char *web_url = NULL;
-	int rc = r->finalizing ? PB_OK : job_phase(ctx, "finalizing", 90);
+	int rc = enter(r, "finalizing", 90);
 	if (rc)
 		return rc;
 	/* The web URL is Power BI's to give; without it the record simply has none. One dataset
