@@ -617,13 +617,13 @@ static int run(db_cursor *cur, char *err)
 		return rc;
 	commit = commit && c->gen == gen;
 	bool in_tx = pg_in_tx_now(c);
-	if (commit || c->read_owed || c->npre) {
+	/* with prefetched reads, the pipeline goes without the read's BEGIN (which stays owed to its
+	 * next statement): each of them answers by itself, and the statement that takes them along
+	 * is the identity's lookup (pg_prefetch); so does a statement that reads alone */
+	bool begin = c->read_owed && !c->npre && !c->first_alone;
+	c->first_alone = false;
+	if (commit || begin || c->npre) {
 		PGresult *begin_fail;
-		/* with prefetched reads, the pipeline goes without the read's BEGIN (which stays owed to its
-		 * next statement): each of them answers by itself, and the statement that takes them
-		 * along is the identity's lookup (pg_prefetch) */
-		bool begin = c->read_owed && !c->npre && !c->first_alone;
-		c->first_alone = false;
 		if (begin) {
 			c->read_owed = false;
 			c->read_only_tx = true;
