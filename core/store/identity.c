@@ -387,7 +387,7 @@ int identity_user_by_email(pb_db *db, const char *const *addrs, size_t n, pb_ide
 		rc = PB_ENOTFOUND;
 	if (rc) {
 		memset(who, 0, sizeof *who);
-	who->catalog_version = -1;
+		who->catalog_version = -1;
 		pinned_tenant[0] = '\0';
 	}
 	return rc;
