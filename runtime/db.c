@@ -722,6 +722,12 @@ int db_prefetch(pb_db *db, const char *sql, const char *const *v, int n, char *e
 	return rc;
 }
 
+void db_read_first_alone(pb_db *db)
+{
+	if (db->drv->first_alone && db->depth == 0)
+		db->drv->first_alone(db->conn);
+}
+
 void db_read_end_later(pb_db *db)
 {
 	if (!db->drv->commit_later || !db->drv->commit_later(db->conn))

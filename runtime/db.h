@@ -211,6 +211,11 @@ void db_read_end(pb_db *db);
  * rows come from a snapshot of their own (one statement reads one snapshot), not the one the
  * transaction's later reads share. */
 int db_prefetch(pb_db *db, const char *sql, const char *const *v, int n, char *err);
+/* In a read transaction that ran no statement yet: the next statement reads by itself, before the
+ * snapshot the transaction's later reads share (PostgreSQL: a read whose only statement that is
+ * sends no BEGIN and no COMMIT). For a lookup whose answer stands alone (the caller's identity).
+ * Nothing on SQLite. */
+void db_read_first_alone(pb_db *db);
 /* db_read_end, but a read that wrote nothing may stay open on the server until the next statement,
  * whose round trip then carries its COMMIT (PostgreSQL; SQLite ends it now). The caller calls
  * db_idle() before it waits for anything (a client, the next connection, a timer), so that no

@@ -100,6 +100,11 @@ struct db_driver {
 	 * same values (which then needs no round trip); any other run of cur drops them. A hint:
 	 * PB_OK and nothing when it cannot. NULL: the engine has no round trips to save (SQLite). */
 	int (*prefetch)(db_cursor *cur, char *err);
+	/* In a read transaction that ran no statement yet: the next statement run reads a snapshot
+	 * of its own, and the transaction's snapshot begins with the statement after it (PostgreSQL:
+	 * the BEGIN goes with that one; a read of one statement sends neither BEGIN nor COMMIT).
+	 * NULL: the engine has no round trips or statements to save (SQLite). */
+	void (*first_alone)(db_conn *c);
 	/* Ends the read transaction begun by begin_read, when it wrote nothing, without a round trip:
 	 * its COMMIT goes to the server with the next command on c (in one pipeline with a
 	 * statement), or at idle(). True when so; false: commit it as usual. NULL: never. */

@@ -48,6 +48,7 @@ struct db_conn {
 	int64_t changes;     /* rows the last INSERT/UPDATE/DELETE touched */
 	bool tx_lost;        /* the connection was lost inside a transaction the caller has not ended */
 	bool read_owed;      /* a read transaction was begun: its BEGIN goes out with the next statement */
+	bool first_alone;    /* ... but not with the very next one, which reads by itself (pg_first_alone) */
 	bool read_only_tx;   /* the open transaction is such a read and wrote nothing: COMMIT not awaited */
 	bool commit_held;    /* a read's COMMIT waits to go with the next command (pg_commit_later) */
 	bool commit_unread;  /* a COMMIT was sent whose answer is not read yet */
@@ -616,12 +617,13 @@ static int run(db_cursor *cur, char *err)
 		return rc;
 	commit = commit && c->gen == gen;
 	bool in_tx = pg_in_tx_now(c);
-	if (commit || c->read_owed || c->npre) {
+	/* with prefetched reads, the pipeline goes without the read's BEGIN (which stays owed to its
+	 * next statement): each of them answers by itself, and the statement that takes them along
+	 * is the identity's lookup (pg_prefetch); so does a statement that reads alone */
+	bool begin = c->read_owed && !c->npre && !c->first_alone;
+	c->first_alone = false;
+	if (commit || begin || c->npre) {
 		PGresult *begin_fail;
-		/* with prefetched reads, the pipeline goes without the read's BEGIN (which stays owed to its
-		 * next statement): each of them answers by itself, and the statement that takes them
-		 * along is the identity's lookup (pg_prefetch) */
-		bool begin = c->read_owed && !c->npre;
 		if (begin) {
 			c->read_owed = false;
 			c->read_only_tx = true;
@@ -844,7 +846,15 @@ static int pg_begin_read(db_conn *c, char *err)
 	(void)err;
 	c->tx_lost = false;
 	c->read_owed = true;
+	c->first_alone = false;
 	return PB_OK;
+}
+
+/* The next statement goes without the read's BEGIN, which stays owed to the statement after it:
+ * a read whose only statement that is sends neither BEGIN nor COMMIT. */
+static void pg_first_alone(db_conn *c)
+{
+	c->first_alone = c->read_owed;
 }
 
 static int pg_begin_write(db_conn *c, char *err)
@@ -962,6 +972,7 @@ const struct db_driver *db_pg_driver(void)
 		.exec = pg_exec,
 		.begin_read = pg_begin_read,
 		.prefetch = pg_prefetch,
+		.first_alone = pg_first_alone,
 		.commit_later = pg_commit_later,
 		.idle = pg_idle,
 		.begin_write = pg_begin_write,

@@ -287,8 +287,12 @@ static void dispatch(struct req *r, const struct pb_app *app)
 			goto out;
 		}
 		in_read = true;
-		if (r->route->role != PB_ROLE_NONE)
+		if (r->route->role != PB_ROLE_NONE) {
+			/* the identity's lookup stands alone: a GET answered from what it read (a kept
+			 * answer, handlers/data_products.c) sends no BEGIN or COMMIT */
+			db_read_first_alone(r->db);
 			prefetch(r, app, token_id);
+		}
 	}
 	if (r->route->role != PB_ROLE_NONE && identify(r, app))
 		goto out;

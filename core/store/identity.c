@@ -200,6 +200,7 @@ out:
 static int fill_identity(db_stmt *st, pb_identity *who, char *err)
 {
 	memset(who, 0, sizeof *who);
+	who->catalog_version = -1;
 	if (xsnprintf(who->user_id, sizeof who->user_id, "%s", db_col_text(st, 0)) ||
 	    xsnprintf(who->org_id, sizeof who->org_id, "%s", db_col_text(st, 1)) ||
 	    xsnprintf(who->user_name, sizeof who->user_name, "%s", db_col_text(st, 2)) ||
@@ -224,14 +225,18 @@ int identity_token_by_id(pb_db *db, const char *token_id, pb_identity *who,
 			 char hash_hex[PB_TOKEN_HASH_HEX], char *err)
 {
 	db_stmt *st;
-	int rc = db_prepare(db, "SELECT u.id, u.org_id, u.name, u.role, t.token_hash FROM api_tokens t "
-			    "JOIN users u ON u.id = t.user_id WHERE t.id = ? AND t.revoked_at IS NULL",
+	/* the organization's catalog version in the same statement: one snapshot with the token */
+	int rc = db_prepare(db, "SELECT u.id, u.org_id, u.name, u.role, t.token_hash, o.catalog_version FROM api_tokens t "
+			    "JOIN users u ON u.id = t.user_id JOIN organizations o ON o.id = u.org_id "
+			    "WHERE t.id = ? AND t.revoked_at IS NULL",
 			    &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, token_id, err))) {
 		int r = db_row(db, st, err);
 		rc = r == 1 ? fill_identity(st, who, err) : r < 0 ? r : PB_ENOTFOUND;
 		if (!rc && xsnprintf(hash_hex, PB_TOKEN_HASH_HEX, "%s", db_col_text(st, 4)))
 			rc = pb_err(err, PB_EINTERNAL, "token row is malformed");
+		if (!rc)
+			who->catalog_version = db_col_int64(st, 5);
 	}
 	db_done(st);
 	return rc;
@@ -352,6 +357,7 @@ int identity_user_by_email(pb_db *db, const char *const *addrs, size_t n, pb_ide
 	int rc = PB_OK, r = 0;
 	pinned_tenant[0] = '\0';
 	memset(who, 0, sizeof *who);
+	who->catalog_version = -1;
 	for (size_t i = 0; i < n && !rc; i++) {
 		if (!addrs[i] || !*addrs[i])
 			continue;
@@ -381,6 +387,7 @@ int identity_user_by_email(pb_db *db, const char *const *addrs, size_t n, pb_ide
 		rc = PB_ENOTFOUND;
 	if (rc) {
 		memset(who, 0, sizeof *who);
+		who->catalog_version = -1;
 		pinned_tenant[0] = '\0';
 	}
 	return rc;

@@ -3,7 +3,12 @@ that identified a token before sends the product read with the token's lookup (r
 prefetch, runtime/db_pg.c on PostgreSQL; SQLite reads as always). Every check still holds: the
 same answer as the first read, another organization's product not found (also once its token is
 known to the processes), a revoked token refused at its next request, and a product changed since
-read anew. Runs on the engine PBIPORT_TEST_DB names (tests/run.sh runs it on both)."""
+read anew. A process keeps the answers it built and gives one again only while the organization's
+catalog version, read with the token, has not moved (handlers/data_products.c, sql/0018): every
+kind of write that changes the answer, through the API or straight into the database by another
+process, is seen by the next read of both processes. Runs on the engine PBIPORT_TEST_DB names
+(tests/run.sh runs it on both)."""
+import secrets
 import unittest
 
 import harness
@@ -50,6 +55,66 @@ class ReadPath(unittest.TestCase):
         # changed since: the next read shows the new version
         self.import_orders("urn:pbiport:it:read-path", version="1.1.0")
         self.assertEqual(self.reads(path, "alice", 200)["version"], "1.1.0")
+
+    def write(self, sql, *args):
+        """One statement straight into the database: another process than the pool's."""
+        with self.stack.db() as db:
+            db.execute(sql, args)
+            db.commit()
+
+    def one(self, sql, *args):
+        with self.stack.db() as db:
+            return db.execute(sql, args).fetchone()[0]
+
+    def test_every_write_is_seen_by_the_next_read(self):
+        orders = fixture("orders.odcs.yaml")
+        one_port = orders[:orders.index("  - server: databricks-prod")] + orders[orders.index("schema:\n"):]
+        consumer = self.import_orders("urn:pbiport:it:read-path-consumer")
+        provider = self.import_orders("urn:pbiport:it:read-path-provider")
+        path = "/api/data-products/" + consumer["id"]
+        first = self.reads(path, "alice", 200)
+        self.assertEqual(len(first["output_ports"]), 2)
+        # a port removed, then added again (imports through the pool)
+        text = contract_variant(one_port, contract_id="urn:pbiport:it:read-path-consumer", version="1.1.0")
+        status, _, doc = self.stack.import_contract(text, token="alice")
+        self.assertEqual(status, 200, doc)
+        self.assertEqual([p["name"] for p in self.reads(path, "alice", 200)["output_ports"]], ["snowflake-prod"])
+        self.import_orders("urn:pbiport:it:read-path-consumer", version="1.2.0")
+        got = self.reads(path, "bob", 200)
+        self.assertEqual((got["version"], len(got["output_ports"])), ("1.2.0", 2))
+        # each of the tables the answer is built from, written by another process
+        self.write("UPDATE data_products SET name = ? WHERE id = ?", "renamed-orders", consumer["id"])
+        self.assertEqual(self.reads(path, "alice", 200)["name"], "renamed-orders")
+        port = next(p["id"] for p in got["output_ports"] if p["name"] == "snowflake-prod")
+        self.write("UPDATE output_ports SET name = ? WHERE id = ?", "snowflake-renamed", port)
+        self.assertIn("snowflake-renamed", [p["name"] for p in self.reads(path, "alice", 200)["output_ports"]])
+        bob = self.one("SELECT id FROM users WHERE name = ?", "bob")
+        agreement = secrets.token_hex(16)
+        provider_port = provider["output_ports"][0]["id"]
+        self.write("INSERT INTO agreements (id, org_id, consumer_product_id, output_port_id, state, purpose, "
+                   "requested_by, approved_at, created_at, updated_at) SELECT ?, org_id, id, ?, 'approved', "
+                   "'read path', ?, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z' "
+                   "FROM data_products WHERE id = ?", agreement, provider_port, bob, consumer["id"])
+        consumes = self.reads(path, "alice", 200)["consumes"]
+        self.assertEqual([(a["id"], a["state"], a["requested_by"]["name"]) for a in consumes],
+                         [(agreement, "approved", "bob")])
+        # a name the answer shows that lives in users
+        self.write("UPDATE users SET name = ? WHERE id = ?", "bob-renamed", bob)
+        try:
+            self.assertEqual(self.reads(path, "alice", 200)["consumes"][0]["requested_by"]["name"], "bob-renamed")
+        finally:
+            self.write("UPDATE users SET name = ? WHERE id = ?", "bob", bob)
+        self.write("UPDATE agreements SET state = 'terminated', terminated_at = ? WHERE id = ?",
+                   "2026-01-02T00:00:00Z", agreement)
+        self.assertEqual(self.reads(path, "alice", 200)["consumes"][0]["state"], "terminated")
+        self.write("DELETE FROM agreements WHERE id = ?", agreement)
+        self.assertEqual(self.reads(path, "alice", 200)["consumes"], [])
+        # another organization never gets the answer the processes keep
+        self.reads(path, "carol", 404)
+        # deleted through the API: not found by every process at once
+        status, _, doc = self.stack.json("DELETE", path, token="alice")
+        self.assertEqual(status, 204, doc)
+        self.reads(path, "alice", 404)
 
     def test_revoked_token_refused_at_once(self):
         doc = self.import_orders("urn:pbiport:it:read-path-revoked")

@@ -494,6 +494,86 @@ static void catalog_product_read_in_one_statement(void **state)
 	db_close(db);
 }
 
+/* The organization's catalog version read with a token (identity_token_by_id). */
+static int64_t catalog_version(pb_db *db, const char *token_id)
+{
+	char err[PB_ERR_MAX], hash[PB_TOKEN_HASH_HEX];
+	pb_identity who;
+	assert_int_equal(identity_token_by_id(db, token_id, &who, hash, err), PB_OK);
+	assert_true(who.catalog_version >= 0);
+	return who.catalog_version;
+}
+
+/* What GET /api/data-products/{id} shows moves its organization's catalog version, whatever
+ * writes it (sql/0018's triggers), and only at the writer's commit; another organization's
+ * writes leave it as it was. Both engines (PBIPORT_TEST_DB). */
+static void catalog_version_moves_with_every_write(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], org[PB_ID_BUF], org2[PB_ID_BUF], user[PB_ID_BUF], token[PB_TOKEN_BUF], tid[PB_ID_BUF];
+	char path[256], sql[600];
+	bool created;
+	pb_db *db = NULL, *other = NULL;
+	assert_int_equal(tu_db_open_migrated(tu_tmpdir, "catver.db", path, sizeof path, &db, err), PB_OK);
+	assert_int_equal(db_open(path, false, &other, err), PB_OK);
+	assert_int_equal(identity_org_create(db, "acme", org, err), PB_OK);
+	assert_int_equal(identity_org_create(db, "other", org2, err), PB_OK);
+	assert_int_equal(identity_user_add(db, "ann", "acme", PB_ROLE_OWNER, NULL, 0, user, err), PB_OK);
+	assert_int_equal(identity_user_add(db, "otto", "other", PB_ROLE_OWNER, NULL, 0, user, err), PB_OK);
+	assert_int_equal(identity_user_add(db, "bob", "acme", PB_ROLE_MEMBER, NULL, 0, user, err), PB_OK);
+	assert_int_equal(identity_token_create(db, "ann", token, err), PB_OK);
+	assert_int_equal(auth_token_id(token, tid, err), PB_OK);
+	int64_t v = catalog_version(db, tid), was;
+#define MOVED() (was = v, v = catalog_version(other, tid), v > was)
+#define STILL() (was = v, v = catalog_version(other, tid), v == was)
+
+	cat_product *p = import(db, org, contract_v1, &created, PB_OK);
+	assert_true(MOVED());   /* a product and its ports */
+	cat_product *q = import(db, org, contract_v2, &created, PB_OK);
+	assert_true(MOVED());   /* edited: a port renamed, one removed, one added */
+	static const char consumer[] =
+		"apiVersion: v3.0.2\nkind: DataContract\nid: reader\nname: Reader\nversion: 1.0.0\nstatus: active\n"
+		"schema:\n  - name: t\n    properties:\n      - name: id\n        logicalType: string\n";
+	cat_product *c = import(db, org, consumer, &created, PB_OK);
+	assert_true(MOVED());
+	cat_product *elsewhere = import(db, org2, contract_v1, &created, PB_OK);
+	assert_true(STILL());   /* another organization's product */
+
+	/* an agreement created inside a transaction: the version moves with its commit, not before */
+	assert_int_equal(db_begin(db, err), PB_OK);
+	xsnprintf(sql, sizeof sql,
+		  "INSERT INTO agreements (id, org_id, consumer_product_id, output_port_id, state, requested_by, "
+		  "created_at, updated_at) VALUES ('ag1', '%s', '%s', '%s', 'approved', '%s', '2026-01-01T00:00:00Z', "
+		  "'2026-01-01T00:00:00Z')",
+		  org, c->id, q->ports[0].id, user);
+	tu_sql(db, sql);
+	assert_true(STILL());
+	assert_int_equal(db_commit(db, err), PB_OK);
+	assert_true(MOVED());
+	xsnprintf(sql, sizeof sql, "UPDATE users SET name = 'bobby' WHERE id = '%s'", user);
+	tu_sql(db, sql);
+	assert_true(MOVED());   /* the name of who asked for it */
+	assert_int_equal(agreement_terminate(db, org, "ag1", NULL, err), PB_OK);
+	assert_true(MOVED());
+	tu_sql(db, "DELETE FROM agreements WHERE id = 'ag1'");
+	assert_true(MOVED());
+	xsnprintf(sql, sizeof sql, "UPDATE output_ports SET server_json = '{}' WHERE data_product_id = '%s'", q->id);
+	tu_sql(db, sql);
+	assert_true(MOVED());
+	assert_int_equal(catalog_product_delete(db, org, p->id, err), PB_OK);
+	assert_true(MOVED());
+	assert_int_equal(catalog_product_delete(db, org2, elsewhere->id, err), PB_OK);
+	assert_true(STILL());
+#undef MOVED
+#undef STILL
+	catalog_product_free(p);
+	catalog_product_free(q);
+	catalog_product_free(c);
+	catalog_product_free(elsewhere);
+	db_close(other);
+	db_close(db);
+}
+
 static void catalog_import_update_isolation(void **state)
 {
 	(void)state;
@@ -1050,6 +1130,7 @@ int main(void)
 		cmocka_unit_test(catalog_import_by_owner_only),
 		cmocka_unit_test(catalog_text_shape),
 		cmocka_unit_test(catalog_product_read_in_one_statement),
+		cmocka_unit_test(catalog_version_moves_with_every_write),
 		cmocka_unit_test(metrics_counters_and_histogram),
 		cmocka_unit_test(pipeline_health),
 		cmocka_unit_test(statements_bind_and_read),

@@ -354,6 +354,46 @@ static void lost_connection_unavailable_then_reconnects(void **state)
 
 /* A read transaction sends its BEGIN with its first statement and may hold its COMMIT for the next
  * one (runtime/db_pg.c): its reads still see one snapshot, and nothing of it outlives it. */
+/* db_read_first_alone: the read's first statement reads by itself, outside the transaction (no
+ * lock of it held afterwards: another connection's ALTER TABLE gets its lock); the read's later
+ * statements share one snapshot begun after it; a read of that one statement sends no BEGIN and
+ * nothing is left to commit. */
+static void read_first_alone_reads_by_itself(void **state)
+{
+	char err[PB_ERR_MAX];
+	pb_db *other, *db = fresh_pair("t_alone", &other);
+	NEED_CLUSTER(db);
+	(void)state;
+	assert_int_equal(insert_k(db, "a", err), PB_OK);
+
+	assert_int_equal(db_read_begin(db, err), PB_OK);
+	db_read_first_alone(db);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx", NULL), 1);
+	script(other, "SET lock_timeout = '60s'");
+	script(other, "ALTER TABLE tx ADD COLUMN alone TEXT");   /* no transaction holds tx */
+	assert_int_equal(insert_k(other, "b", err), PB_OK);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx WHERE k <> ?", "none"), 2);   /* a snapshot after it */
+	assert_int_equal(insert_k(other, "c", err), PB_OK);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx WHERE k <> ?", "nothing"), 2);   /* ... shared */
+	db_read_end(db);
+
+	/* one statement: nothing opened, nothing held */
+	assert_int_equal(db_read_begin(db, err), PB_OK);
+	db_read_first_alone(db);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx", NULL), 3);
+	db_read_end_later(db);
+	assert_false(db_in_transaction(db));
+	script(other, "ALTER TABLE tx DROP COLUMN alone");
+	/* a write transaction is not a read: its statements stay in it */
+	assert_int_equal(db_begin(db, err), PB_OK);
+	db_read_first_alone(db);
+	assert_int_equal(insert_k(db, "d", err), PB_OK);
+	db_rollback(db);
+	assert_int_equal(tu_count(other, "SELECT COUNT(*) FROM tx", NULL), 3);
+	db_close(other);
+	db_close(db);
+}
+
 static void read_transaction_pipelined_one_snapshot(void **state)
 {
 	char err[PB_ERR_MAX];
@@ -558,6 +598,7 @@ int main(void)
 		cmocka_unit_test(migrations_raced_apply_once),
 		cmocka_unit_test(lost_connection_unavailable_then_reconnects),
 		cmocka_unit_test(read_transaction_pipelined_one_snapshot),
+		cmocka_unit_test(read_first_alone_reads_by_itself),
 		cmocka_unit_test(prefetch_only_the_same_query_in_the_same_read),
 	};
 	return cmocka_run_group_tests(tests, setup_cluster, teardown_cluster);
