@@ -27,12 +27,9 @@ static bool needs_escape(unsigned char c)
 /* Eight bytes none of which needs an escape (no byte < 0x20, '"' or '\\'): exact bit tests. */
 static bool plain8(const char *p)
 {
-	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-	uint64_t w, q, b;
+	uint64_t w;
 	memcpy(&w, p, 8);
-	q = w ^ (ones * '"');
-	b = w ^ (ones * '\\');
-	return !(((w - ones * 0x20) & ~w & highs) | ((q - ones) & ~q & highs) | ((b - ones) & ~b & highs));
+	return !word_json_special(w);
 }
 
 /* Escaped text is gathered in a small local buffer and handed to the sbuf in a few large

@@ -697,12 +697,10 @@ static int sb_join_lines(lua_State *L)
 		luaL_pushfail(L);
 		return 1;
 	}
-	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
 	for (size_t i = 0; i < n;) {
-		/* eight bytes at a time while none is below 0x20 or 0x7f ("Bit Twiddling Hacks") */
-		uint64_t w, del;
-		if (n - i >= 8 && (memcpy(&w, s + i, 8), del = w ^ (ones * 0x7f),
-				   !((((w - ones * 0x20) & ~w) | ((del - ones) & ~del)) & highs))) {
+		/* eight bytes at a time while none is below 0x20 or 0x7f */
+		uint64_t w;
+		if (n - i >= 8 && (memcpy(&w, s + i, 8), !(word_bytes_below(w, 0x20) | word_bytes_eq(w, 0x7f)))) {
 			i += 8;
 			continue;
 		}

@@ -103,7 +103,7 @@ bool utf8_valid(const char *str, size_t len)
 	while (i < len) {
 		/* eight ASCII bytes at a time: most text is ASCII */
 		uint64_t w;
-		while (len - i >= 8 && (memcpy(&w, s + i, 8), !(w & 0x8080808080808080ull)))
+		while (len - i >= 8 && (memcpy(&w, s + i, 8), !(w & WORD_HIGHS)))
 			i += 8;
 		if (i == len)
 			break;

@@ -65,6 +65,26 @@ void free_n(void *const *v, size_t n);
 /* Reads a whole file, refusing files over max bytes. *out is new (NUL-terminated). */
 int read_file(const char *path, size_t max, char **out, size_t *len, char *err);
 
+/* Eight bytes at a time ("Bit Twiddling Hacks": a byte is zero / less than n): the high bit of
+ * each byte of w that equals c / is below n (n <= 0x80). Zero means none; of several hits the
+ * lowest is exact, those above it may be false (a borrow). */
+#define WORD_ONES 0x0101010101010101ULL
+#define WORD_HIGHS 0x8080808080808080ULL
+static inline uint64_t word_bytes_eq(uint64_t w, unsigned char c)
+{
+	uint64_t x = w ^ (WORD_ONES * c);
+	return (x - WORD_ONES) & ~x & WORD_HIGHS;
+}
+static inline uint64_t word_bytes_below(uint64_t w, unsigned char n)
+{
+	return (w - WORD_ONES * n) & ~w & WORD_HIGHS;
+}
+/* The bytes that end a JSON string's plain run: '"', '\\' and the control bytes below 0x20. */
+static inline uint64_t word_json_special(uint64_t w)
+{
+	return word_bytes_eq(w, '"') | word_bytes_eq(w, '\\') | word_bytes_below(w, 0x20);
+}
+
 #include "runtime/banned.h"
 
 #endif

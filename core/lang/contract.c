@@ -1952,7 +1952,7 @@ static int check_utf8(const char *text, size_t len, const char *source, char *er
 	size_t a = 0;
 	for (uint64_t w; a + 8 <= len; a += 8) {
 		memcpy(&w, text + a, 8);
-		if (w & 0x8080808080808080ULL)
+		if (w & WORD_HIGHS)
 			break;
 	}
 	if (utf8_valid(text + a, len - a))
@@ -2081,16 +2081,6 @@ static bool fj_hex4(fast_json *f, uint32_t *out)
 	return true;
 }
 
-/* The high bit of each byte of w that is '"', '\\' or below 0x20 (what ends the plain run of
- * a string), by the bit tricks of "Bit Twiddling Hacks" (a byte is zero / less than n): bits
- * above the lowest may be false hits (a borrow), the lowest is exact. */
-static uint64_t fj_special8(uint64_t w)
-{
-	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-	uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
-	return (((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | ((w - ones * 0x20) & ~w)) & highs;
-}
-
 /* The end of the plain run (no quote, backslash or control byte) of a string from q: eight
  * bytes at a time (on a little-endian machine the lowest hit's bit is the byte), the last
  * few byte by byte. */
@@ -2098,7 +2088,7 @@ static const char *fj_plain(const char *q, const char *end)
 {
 	for (uint64_t w, hit; end - q >= 8; q += 8) {
 		memcpy(&w, q, 8);
-		if ((hit = fj_special8(w))) {
+		if ((hit = word_json_special(w))) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 			return q + (__builtin_ctzll(hit) >> 3);
 #else
