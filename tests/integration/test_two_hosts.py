@@ -110,8 +110,17 @@ class TwoHosts(PublishStackTestCase):
             if len(done) < len(job_ids):
                 time.sleep(0.2)
         left = [j for j in job_ids if j not in done]
-        self.assertEqual(left, [], "jobs not ended: %r" % [self.job_on(self.stack, j) for j in left[:3]])
+        self.assertEqual(left, [], "jobs not ended: %r\n%s" % ([self.job_on(self.stack, j) for j in left[:3]],
+                                                               self.worker_log_tails()))
         return done
+
+    def worker_log_tails(self, lines=15):
+        """The last lines of every worker's log: why a job was not claimed, when one was not."""
+        out = []
+        for name in self.worker_logs:
+            with open(name, errors="replace") as f:
+                out.append("--- %s\n%s" % (name, "".join(f.readlines()[-lines:])))
+        return "\n".join(out)
 
     def attempts_logged(self):
         """{job id: attempt lines} over every worker log so far."""
