@@ -17,6 +17,7 @@
 #define WORKER_DEFAULT_LEASE_MS 60000
 #define WORKER_DEFAULT_POLL_MS 1000
 #define WORKER_MAX_BACKOFF_MS (5 * 60 * 1000)
+#define WORKER_MAX_TROUBLE_MS (60 * 1000)   /* the longest wait after failures of the loop's own statements */
 /* Schedules are checked at most this often (or once per poll, when that is longer): their times are
  * whole minutes, and a busy worker that checked before every claim spent a few round trips to the
  * database on each job for nothing. */
@@ -477,13 +478,25 @@ out:
 	return rc;
 }
 
-/* The database went away (PostgreSQL restarting, the network): the worker waits and goes on, its
- * connection made again by the next statement; the job it was running stays leased until the
- * lease runs out and is then resumed from its checkpoint, here or by another worker. */
-static void db_lost(const pb_worker_opts *o, const char *why)
+/* A statement of the worker's own loop failed (the claim, or the end of a job): the database went
+ * away (PostgreSQL restarting, the network), or answered an error (a full disk, a statement the
+ * server cancelled). A worker that runs until stopped waits and goes on: its connection is made
+ * again by the next statement, and the job it was running stays leased until the lease runs out
+ * and is then resumed from its checkpoint, here or by another worker. Nothing supervises the
+ * demo's worker: one that ended on the first odd error would leave every later job queued.
+ * *failures counts the failures in a row: the wait grows with them, up to WORKER_MAX_TROUBLE_MS. */
+static void loop_failed(const pb_worker_opts *o, int rc, const char *why, int *failures)
 {
-	log_event("warn", NULL, "worker %s: %s: trying again in %d s", o->worker_id, why, PB_DB_RETRY_AFTER_S);
-	pb_sleep_interruptible(PB_DB_RETRY_AFTER_S * 1000L, o->stop);
+	long ms = PB_DB_RETRY_AFTER_S * 1000L;
+	if (rc != PB_EUNAVAIL)
+		for (int i = 0; i < *failures && ms < WORKER_MAX_TROUBLE_MS; i++)
+			ms *= 2;
+	if (ms > WORKER_MAX_TROUBLE_MS)
+		ms = WORKER_MAX_TROUBLE_MS;
+	(*failures)++;
+	log_event(rc == PB_EUNAVAIL ? "warn" : "error", NULL, "worker %s: %s: trying again in %ld s", o->worker_id,
+		  why, (ms + 999) / 1000);
+	pb_sleep_interruptible(ms, o->stop);
 }
 
 int worker_run(pb_db *db, const pb_config *cfg, const pb_worker_opts *opts, long *ran, char *err)
@@ -513,6 +526,7 @@ int worker_run(pb_db *db, const pb_config *cfg, const pb_worker_opts *opts, long
 	if (ran)
 		*ran = 0;
 	pb_db *hb_db = NULL;
+	int failures = 0;   /* of the loop's own statements, in a row (loop_failed) */
 	int64_t ticked_ms = 0;
 	long tick_ms = o.poll_ms > WORKER_TICK_MS ? o.poll_ms : WORKER_TICK_MS;
 	while (!(o.stop && *o.stop)) {
@@ -526,15 +540,16 @@ int worker_run(pb_db *db, const pb_config *cfg, const pb_worker_opts *opts, long
 		}
 		pb_job *job = NULL;
 		int got = jobs_claim(db, o.worker_id, o.lease_ms, names, &job, err);
-		if (got == PB_EUNAVAIL && !o.once) {
-			db_lost(&o, err);
+		if (got < 0) {
+			if (o.once) {
+				rc = got;
+				break;
+			}
+			loop_failed(&o, got, err, &failures);
 			continue;
 		}
-		if (got < 0) {
-			rc = got;
-			break;
-		}
 		if (got == 0) {
+			failures = 0;
 			if (o.once)
 				break;
 			pb_sleep_interruptible(o.poll_ms, o.stop);
@@ -544,10 +559,13 @@ int worker_run(pb_db *db, const pb_config *cfg, const pb_worker_opts *opts, long
 		job_free(job);
 		if (ran)
 			(*ran)++;
-		if (rc == PB_EUNAVAIL && !o.once)
-			db_lost(&o, err);
-		else if (rc && rc != PB_ENOTFOUND)
-			break;
+		if (rc && rc != PB_ENOTFOUND) {   /* the job's end was not recorded */
+			if (o.once)
+				break;
+			loop_failed(&o, rc, err, &failures);
+		} else {
+			failures = 0;
+		}
 		rc = PB_OK;
 	}
 	db_close(hb_db);

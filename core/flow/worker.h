@@ -138,7 +138,9 @@ int job_kind_names(const pb_job_kind *kinds, const char *names[PB_JOB_CLAIM_KIND
 const pb_job_kind *job_kind_find(const char *name);
 
 /* Runs the loop. *ran (may be NULL) counts jobs run. Returns PB_OK when stopped or,
- * with once, when nothing is due any more. */
+ * with once, when nothing is due any more. Without once, a failed claim or a job whose end could
+ * not be recorded is logged and tried again after a wait (loop_failed): only a stop ends it; with
+ * once, the failure is returned. */
 int worker_run(pb_db *db, const pb_config *cfg, const pb_worker_opts *opts, long *ran, char *err);
 
 #endif
