@@ -93,7 +93,9 @@ struct db_driver {
 	 * COMMIT, ROLLBACK, SAVEPOINT name, RELEASE name, ROLLBACK TO name). Not cached. */
 	int (*exec)(db_conn *c, const char *script, char *err);
 	/* Opens a read transaction whose reads see one snapshot: SQLite BEGIN (deferred);
-	 * PostgreSQL BEGIN ISOLATION LEVEL REPEATABLE READ. */
+	 * PostgreSQL BEGIN ISOLATION LEVEL REPEATABLE READ. Both send it with the first statement
+	 * run (in_transaction is true from here on; a COMMIT or ROLLBACK before any statement sends
+	 * nothing). */
 	int (*begin_read)(db_conn *c, char *err);
 	/* Inside a read transaction: cur, bound, goes to the server together with the next statement
 	 * run on c, and its rows are kept until the transaction ends for a run of cur bound to the
@@ -102,8 +104,9 @@ struct db_driver {
 	int (*prefetch)(db_cursor *cur, char *err);
 	/* In a read transaction that ran no statement yet: the next statement run reads a snapshot
 	 * of its own, and the transaction's snapshot begins with the statement after it (PostgreSQL:
-	 * the BEGIN goes with that one; a read of one statement sends neither BEGIN nor COMMIT).
-	 * NULL: the engine has no round trips or statements to save (SQLite). */
+	 * the BEGIN goes with that one; a read of one statement sends neither BEGIN nor COMMIT;
+	 * SQLite: the BEGIN runs before that one). NULL: the transaction's snapshot begins with its
+	 * first statement. */
 	void (*first_alone)(db_conn *c);
 	/* Ends the read transaction begun by begin_read, when it wrote nothing, without a round trip:
 	 * its COMMIT goes to the server with the next command on c (in one pipeline with a

@@ -11,6 +11,13 @@
 
 struct db_conn {
 	sqlite3 *h;
+	/* A read transaction's BEGIN is owed until its first statement (sq_begin_read): a read whose
+	 * statement stands alone (sq_first_alone) runs it as a transaction of its own and sends no
+	 * BEGIN or COMMIT at all, which is what a GET answered from a kept answer does. */
+	bool read_owed;
+	bool first_alone;
+	/* BEGIN and COMMIT, prepared once (sqlite3_exec parses its text every time) */
+	sqlite3_stmt *begin_st, *commit_st;
 };
 
 struct db_cursor {
@@ -44,6 +51,8 @@ static void sq_close(db_conn *c)
 {
 	if (!c)
 		return;
+	sqlite3_finalize(c->begin_st);
+	sqlite3_finalize(c->commit_st);
 	sqlite3_close(c->h);
 	free(c);
 }
@@ -155,8 +164,21 @@ static int sq_bind_null(db_cursor *cur, int idx, char *err)
 	return bind_rc(sqlite3_bind_null(cur->st, idx), idx, err);
 }
 
+static int run_kept(db_conn *c, sqlite3_stmt **st, const char *sql, char *err);
+
 static int sq_step(db_cursor *cur, char *err)
 {
+	db_conn *c = cur->c;
+	if (c->read_owed && !sqlite3_stmt_busy(cur->st)) {   /* a read transaction's first statement */
+		if (c->first_alone) {
+			c->first_alone = false;   /* the BEGIN stays owed to the statement after it */
+		} else {
+			int rc = run_kept(c, &c->begin_st, "BEGIN", err);
+			if (rc)
+				return rc;
+			c->read_owed = false;
+		}
+	}
 	int src = sqlite3_step(cur->st);
 	if (src == SQLITE_ROW)
 		return 1;
@@ -198,8 +220,34 @@ static int64_t sq_changes(db_conn *c)
 	return (int64_t)sqlite3_changes(c->h);
 }
 
+/* Runs a statement without parameters or rows kept in *st, prepared on first use. */
+static int run_kept(db_conn *c, sqlite3_stmt **st, const char *sql, char *err)
+{
+	if (!*st && sqlite3_prepare_v3(c->h, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
+		return fail(c, sqlite3_extended_errcode(c->h), err, "prepare");
+	int src = sqlite3_step(*st);
+	sqlite3_reset(*st);
+	if (src == SQLITE_DONE)
+		return PB_OK;
+	int rc = classify(src);
+	return pb_err(err, rc, "database: %s", sqlite3_errmsg(c->h));
+}
+
 static int sq_exec(db_conn *c, const char *script, char *err)
 {
+	bool commit = !strcmp(script, "COMMIT");
+	if (c->read_owed) {
+		if (commit || !strcmp(script, "ROLLBACK")) {   /* a read that began nothing ends */
+			c->read_owed = c->first_alone = false;
+			return PB_OK;
+		}
+		int rc = run_kept(c, &c->begin_st, "BEGIN", err);
+		if (rc)
+			return rc;
+		c->read_owed = c->first_alone = false;
+	}
+	if (commit)
+		return run_kept(c, &c->commit_st, "COMMIT", err);
 	char *emsg = NULL;
 	int src = sqlite3_exec(c->h, script, NULL, NULL, &emsg);
 	if (src == SQLITE_OK)
@@ -212,7 +260,15 @@ static int sq_exec(db_conn *c, const char *script, char *err)
 
 static int sq_begin_read(db_conn *c, char *err)
 {
-	return sq_exec(c, "BEGIN", err);
+	(void)err;
+	c->read_owed = true;
+	c->first_alone = false;
+	return PB_OK;
+}
+
+static void sq_first_alone(db_conn *c)
+{
+	c->first_alone = c->read_owed;
 }
 
 static int sq_begin_write(db_conn *c, char *err)
@@ -222,7 +278,7 @@ static int sq_begin_write(db_conn *c, char *err)
 
 static bool sq_in_transaction(db_conn *c)
 {
-	return !sqlite3_get_autocommit(c->h);
+	return c->read_owed || !sqlite3_get_autocommit(c->h);
 }
 
 /* Nothing beyond the write lock: each migration's BEGIN IMMEDIATE serializes the migrators, and
@@ -292,6 +348,7 @@ static const struct db_driver sqlite_driver = {
 	.changes = sq_changes,
 	.exec = sq_exec,
 	.begin_read = sq_begin_read,
+	.first_alone = sq_first_alone,
 	.begin_write = sq_begin_write,
 	.in_transaction = sq_in_transaction,
 	.migration_lock = sq_migration_lock,

@@ -429,19 +429,21 @@ static int serve_fastcgi(const struct pb_app *app, struct req *r)
 		return 1;
 	}
 	/* A non-blocking listening socket tells this process when no request waits for it (accept
-	 * answers EAGAIN): that idle moment is when the batched metrics are written, and poll()
+	 * answers EAGAIN): that idle moment is when the batched metrics and log lines are written, and poll()
 	 * then waits for the next connection. Accepted connections do not inherit O_NONBLOCK. */
 	int lflags = fcntl(0, F_GETFL);
 	if (lflags < 0 || fcntl(0, F_SETFL, lflags | O_NONBLOCK) < 0) {
 		fprintf(stderr, "pbiport: cannot set up the FastCGI socket: %s\n", strerror(errno));
 		return 1;
 	}
+	log_batch_requests(true);   /* written when no request waits: log_flush below */
 	while (!stopping) {
 		int arc = FCGX_Accept_r(&fr);
 		if (arc == -EAGAIN || arc == -EWOULDBLOCK || arc == -EINTR) {
 			struct pollfd pfd = { .fd = 0, .events = POLLIN };
 			flush_metrics(r->db);
 			db_idle(r->db);
+			log_flush();
 			if (!stopping && poll(&pfd, 1, -1) < 0 && errno != EINTR)
 				break;
 			continue;
@@ -456,6 +458,7 @@ static int serve_fastcgi(const struct pb_app *app, struct req *r)
 		pb_after(r);
 		req_reset(r);
 	}
+	log_batch_requests(false);
 	FCGX_Free(&fr, 1);
 	return 0;
 }

@@ -117,6 +117,7 @@
 #define PB_JSON_MAX_DEPTH       64                    /* request bodies */
 #define PB_JSON_OUT_MAX_DEPTH   2048                  /* nesting of a JSON value pbiport writes */
 #define PB_LOG_LINE_MAX         (64u * 1024)          /* one JSON log line on stderr */
+#define PB_LOG_BATCH_BYTES      (16u * 1024)          /* request lines written together under load */
 #define PB_LIST_MAX_ITEMS       1000                  /* one catalog list response */
 #define PB_METRICS_MAX_BYTES    (4u * 1024 * 1024)    /* /metrics text */
 /* Request counters wait in the process and are written in one transaction when the process has

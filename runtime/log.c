@@ -14,13 +14,40 @@
 /* One buffer per process, kept: a log line per request should not cost allocations. */
 static sbuf line_buf = { .max = PB_LOG_LINE_MAX };
 
+/* Request lines that wait while requests keep coming (log_batch_requests): one write for many
+ * lines instead of a system call per request. Written when the process goes idle (log_flush),
+ * when they pass PB_LOG_BATCH_BYTES, and before any other line, so lines keep their order. */
+static sbuf batch = { .max = PB_LOG_BATCH_BYTES + PB_LOG_LINE_MAX };
+static bool batching;
+
+/* Writes n bytes of whole lines in one write, so that lines from concurrent processes appending
+ * to the same file do not interleave. */
+static void write_lines(const char *text, size_t n)
+{
+	fwrite(text, 1, n, stderr);
+	fflush(stderr);
+}
+
+void log_flush(void)
+{
+	if (batch.len)
+		write_lines(sbuf_str(&batch), batch.len);
+	sbuf_reset(&batch);
+}
+
+void log_batch_requests(bool on)
+{
+	if (!on)
+		log_flush();
+	batching = on;
+}
+
 static void write_line(sbuf *text)
 {
-	/* one write per line so lines from concurrent processes do not interleave */
-	if (!sbuf_addc(text, '\n')) {
-		fwrite(sbuf_str(text), 1, text->len, stderr);
-		fflush(stderr);
-	}
+	if (sbuf_addc(text, '\n'))
+		return;
+	log_flush();
+	write_lines(sbuf_str(text), text->len);
 }
 
 static void emit(json_t *line)
@@ -59,8 +86,16 @@ void log_request(const struct req *r, double seconds)
 		  sbuf_addf(t, ",\"bytes\":%" JSON_INTEGER_FORMAT, (json_int_t)r->bytes_sent) ||
 		  (r->who.known && add_str(t, "user", r->who.user_name)) ||
 		  (r->status >= 500 && r->err[0] && add_str(t, "error", r->err)) || sbuf_addc(t, '}');
-	if (!bad)
-		write_line(t);
+	if (bad || sbuf_addc(t, '\n'))
+		return;
+	/* a failed request's line goes at once: whoever looks for it should not wait */
+	if (batching && r->status < 500 && !sbuf_add(&batch, sbuf_str(t), t->len)) {
+		if (batch.len >= PB_LOG_BATCH_BYTES)
+			log_flush();
+		return;
+	}
+	log_flush();
+	write_lines(sbuf_str(t), t->len);
 }
 
 void log_event(const char *level, const char *request_id, const char *fmt, ...)

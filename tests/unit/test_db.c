@@ -925,6 +925,47 @@ static const db_reader thing_reader = DB_READER(thing, "thing", thing_fixed, thi
 /* db_get_one, db_get_rows and db_get_ptrs read rows through a reader: not found, a value longer
  * than its member, a failing `more` (nothing leaks: ASan), the most rows asked for; db_lock_name
  * only inside a write transaction. */
+/* A read's first statement may stand alone (the caller's identity): it reads by itself, the
+ * transaction's snapshot begins with the statement after it and is shared by the rest; a read of
+ * that one statement leaves no transaction behind. The same on both engines. */
+static void read_first_alone_reads_by_itself(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], path[256];
+	pb_db *db = NULL, *other = NULL;
+	assert_int_equal(tu_db_open_migrated(tu_tmpdir, "alone.db", path, sizeof path, &db, err), PB_OK);
+	assert_int_equal(db_open(path, false, &other, err), PB_OK);
+	tu_sql(db, "CREATE TABLE alone (k TEXT); INSERT INTO alone VALUES ('a')");
+
+	assert_int_equal(db_read_begin(db, err), PB_OK);
+	db_read_first_alone(db);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM alone", NULL), 1);
+	tu_sql(other, "INSERT INTO alone VALUES ('b')");
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM alone WHERE k <> ?", "none"), 2);   /* a snapshot after it */
+	tu_sql(other, "INSERT INTO alone VALUES ('c')");
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM alone WHERE k <> ?", "nothing"), 2);   /* ... shared */
+	db_read_end(db);
+
+	/* one statement, then the read ends: the next statement sees the newest rows */
+	assert_int_equal(db_read_begin(db, err), PB_OK);
+	db_read_first_alone(db);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM alone", NULL), 3);
+	db_read_end_later(db);
+	db_idle(db);
+	tu_sql(other, "INSERT INTO alone VALUES ('d')");
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM alone", NULL), 4);
+	/* a read that ran nothing ends as cleanly; a write transaction's statements stay in it */
+	assert_int_equal(db_read_begin(db, err), PB_OK);
+	db_read_end(db);
+	assert_int_equal(db_begin(db, err), PB_OK);
+	db_read_first_alone(db);
+	tu_sql(db, "INSERT INTO alone VALUES ('e')");
+	db_rollback(db);
+	assert_int_equal(tu_count(other, "SELECT COUNT(*) FROM alone", NULL), 4);
+	db_close(other);
+	db_close(db);
+}
+
 static void readers_and_named_locks(void **state)
 {
 	(void)state;
@@ -1138,6 +1179,7 @@ int main(void)
 		cmocka_unit_test(migrations_per_engine),
 		cmocka_unit_test(busy_is_retried),
 		cmocka_unit_test(readers_and_named_locks),
+		cmocka_unit_test(read_first_alone_reads_by_itself),
 	};
 	return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }
