@@ -1163,11 +1163,27 @@ int pb_new_id(char out[PB_ID_BUF], char *err)
 
 void pb_now(char out[PB_TIME_BUF])
 {
+	/* The second's text is kept per thread: gmtime_r (which takes glibc's time zone lock) and
+	 * strftime cost more than the rest of a GET's log line, and every request and job statement
+	 * asks for the time. */
+	static _Thread_local time_t kept_sec = -1;
+	static _Thread_local char kept[PB_TIME_BUF];
+	static _Thread_local size_t kept_len;
 	struct timespec ts;
-	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	size_t n = strftime(out, PB_TIME_BUF, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (xsnprintf(out + n, PB_TIME_BUF - n, ".%03ldZ", ts.tv_nsec / 1000000))
-		out[n] = '\0';
+	if (ts.tv_sec != kept_sec) {
+		struct tm tm;
+		gmtime_r(&ts.tv_sec, &tm);
+		kept_len = strftime(kept, sizeof kept - 6, "%Y-%m-%dT%H:%M:%S", &tm);
+		kept_sec = ts.tv_sec;
+	}
+	long ms = ts.tv_nsec / 1000000;
+	memcpy(out, kept, kept_len);
+	char *p = out + kept_len;
+	p[0] = '.';
+	p[1] = (char)('0' + ms / 100);
+	p[2] = (char)('0' + ms / 10 % 10);
+	p[3] = (char)('0' + ms % 10);
+	p[4] = 'Z';
+	p[5] = '\0';
 }

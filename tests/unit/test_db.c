@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/store/agreements.h"
@@ -966,6 +967,43 @@ static void read_first_alone_reads_by_itself(void **state)
 	db_close(db);
 }
 
+/* pb_now: "YYYY-MM-DDTHH:MM:SS.mmmZ" in UTC, the second's text kept between calls */
+static void now_is_utc_with_milliseconds(void **state)
+{
+	(void)state;
+	char a[PB_TIME_BUF], b[PB_TIME_BUF], want[PB_TIME_BUF], first[PB_TIME_BUF];
+	pb_now(first);
+	bool crossed = false;
+	for (int i = 0; !crossed || i < 1000; i++) {   /* across a second's change, at least once */
+		assert_true(i < 100000);
+		struct timespec t0, t1;   /* time() may lag CLOCK_REALTIME by a tick */
+		clock_gettime(CLOCK_REALTIME, &t0);
+		pb_now(a);
+		clock_gettime(CLOCK_REALTIME, &t1);
+		time_t before = t0.tv_sec, after = t1.tv_sec;
+		assert_int_equal(strlen(a), 24);
+		assert_int_equal(a[10], 'T');
+		assert_int_equal(a[19], '.');
+		assert_int_equal(a[23], 'Z');
+		for (int k = 20; k < 23; k++)
+			assert_true(a[k] >= '0' && a[k] <= '9');
+		struct tm tm;
+		bool same = false;
+		for (time_t t = before; t <= after; t++) {
+			gmtime_r(&t, &tm);
+			strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%S", &tm);
+			same = same || !strncmp(a, want, 19);
+		}
+		assert_true(same);
+		pb_now(b);
+		assert_true(strcmp(a, b) <= 0);   /* never backwards within a run */
+		crossed = crossed || strncmp(first, b, 19);
+		struct timespec ts = { 0, 1000000 };
+		if (i % 100 == 0)
+			nanosleep(&ts, NULL);
+	}
+}
+
 static void readers_and_named_locks(void **state)
 {
 	(void)state;
@@ -1180,6 +1218,7 @@ int main(void)
 		cmocka_unit_test(busy_is_retried),
 		cmocka_unit_test(readers_and_named_locks),
 		cmocka_unit_test(read_first_alone_reads_by_itself),
+		cmocka_unit_test(now_is_utc_with_milliseconds),
 	};
 	return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }
