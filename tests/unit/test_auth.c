@@ -86,8 +86,18 @@ static void token_format(void **state)
 	assert_int_equal(auth_token_id("pbi_short", id2, err), PB_EINVAL);
 	char bad[PB_TOKEN_BUF];
 	memcpy(bad, token, sizeof bad);
-	bad[10] = 'Z';   /* not hex */
-	assert_int_equal(auth_token_id(bad, id2, err), PB_EINVAL);
+	/* not lower-case hex, in either part: the characters next to the ranges too */
+	const char near[] = { 'Z', 'A', 'F', 'g', '/', ':', '`', ' ' };
+	for (size_t i = 0; i < sizeof near; i++)
+		for (int at = 10; at <= 60; at += 50) {
+			memcpy(bad, token, sizeof bad);
+			bad[at] = near[i];
+			assert_int_equal(auth_token_id(bad, id2, err), PB_EINVAL);
+		}
+	memcpy(bad, token, sizeof bad);
+	bad[10] = '0';
+	bad[60] = 'f';
+	assert_int_equal(auth_token_id(bad, id2, err), PB_OK);
 }
 
 static void identify(void **state)
