@@ -67,12 +67,21 @@ int sbuf_addc(sbuf *sb, char c)
 	return sbuf_add(sb, &c, 1);
 }
 
+/* Formatted once into the room the buffer has, a second time only when it needs more: most
+ * appends fit, and a format measured first and written after cost two passes every time. */
 int sbuf_vaddf(sbuf *sb, const char *fmt, va_list ap)
 {
 	va_list cp;
 	va_copy(cp, ap);
-	int n = vsnprintf(NULL, 0, fmt, cp);
+	size_t room = sb->buf ? sb->cap - sb->len : 0;
+	int n = vsnprintf(room ? sb->buf + sb->len : NULL, room, fmt, cp);
 	va_end(cp);
+	if (n >= 0 && (size_t)n < room && (size_t)n <= sb->max - sb->len) {
+		sb->len += (size_t)n;
+		return 0;
+	}
+	if (room)
+		sb->buf[sb->len] = '\0';   /* what was written past the end is not the buffer's */
 	if (n < 0 || sbuf_grow(sb, (size_t)n))
 		return -1;
 	vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);

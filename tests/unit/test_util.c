@@ -27,6 +27,24 @@ static void strbuf_respects_ceiling(void **state)
 	assert_string_equal(s, "abcd123z");
 	free(s);
 	sbuf_release(&sb);
+
+	/* a format that fits the room there is, one that needs more, one past the ceiling */
+	sbuf_init(&sb, 100);
+	assert_int_equal(sbuf_addf(&sb, "%s", "a"), 0);   /* 64 bytes of room from here */
+	assert_int_equal(sbuf_addf(&sb, "%d-%s", 42, "b"), 0);
+	assert_string_equal(sbuf_str(&sb), "a42-b");
+	assert_int_equal(sbuf_addf(&sb, "%80d", 7), 0);   /* more than the room: grown, formatted again */
+	assert_int_equal(sb.len, 85);
+	assert_int_equal(sbuf_str(&sb)[84], '7');
+	assert_int_equal(sbuf_addf(&sb, "%20d", 8), -1);   /* 105 > 100: unchanged */
+	assert_int_equal(sb.len, 85);
+	assert_int_equal(strlen(sbuf_str(&sb)), 85);
+	assert_int_equal(sbuf_addf(&sb, "%15d", 9), 0);   /* exactly 100 */
+	assert_int_equal(sb.len, 100);
+	assert_int_equal(sbuf_addf(&sb, "%s", ""), 0);
+	assert_int_equal(sbuf_addf(&sb, "%s", "x"), -1);
+	assert_int_equal(strlen(sbuf_str(&sb)), 100);
+	sbuf_release(&sb);
 }
 
 static void xsnprintf_reports_truncation(void **state)
