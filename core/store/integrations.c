@@ -293,12 +293,17 @@ json_t *integration_json(const pb_integration *i)
 			 i->last_success_at, "created_at", i->created_at, "updated_at", i->updated_at);
 }
 
-json_t *integrations_json(const pb_integration *v, size_t n)
+int integrations_list_json(pb_db *db, const char *org_id, json_t **out, char *err)
 {
-	json_t *list = json_array();
+	pb_integration *v = NULL;
+	size_t n = 0;
+	int rc = integrations_list(db, org_id, &v, &n, err);
+	json_t *list = rc ? NULL : json_array();
 	for (size_t k = 0; list && k < n; k++)
 		json_out_list_add_new(&list, integration_json(&v[k]));
-	return list;
+	integrations_free(v, n);
+	*out = list;
+	return rc || list ? rc : pb_err(err, PB_ENOMEM, "out of memory");
 }
 
 static int seal_context(const char *id, char ctx[PB_ID_BUF + 16])
@@ -771,10 +776,15 @@ json_t *run_json(const pb_run *r)
 			 counts, "warnings", warnings, "error", error, "waiting", waiting, "created_at", r->created_at);
 }
 
-json_t *runs_json(const pb_run *v, size_t n)
+int integration_runs_json(pb_db *db, const char *org_id, const char *integration_id, json_t **out, char *err)
 {
-	json_t *list = json_array();
+	pb_run *v = NULL;
+	size_t n = 0;
+	int rc = integration_runs_list(db, org_id, integration_id, &v, &n, err);
+	json_t *list = rc ? NULL : json_array();
 	for (size_t k = 0; list && k < n; k++)
 		json_out_list_add_new(&list, run_json(&v[k]));
-	return list;
+	runs_free(v, n);
+	*out = list;
+	return rc || list ? rc : pb_err(err, PB_ENOMEM, "out of memory");
 }
