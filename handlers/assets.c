@@ -13,16 +13,11 @@
 int api_assets_list(struct req *r)
 {
 	const char *type = req_query(r, "type"), *q = req_query(r, "q");
-	pb_asset *v = NULL;
-	size_t n = 0;
+	json_t *list = NULL;
 	if (type && *type && !asset_kind_valid(type))
 		return req_fail(r, PB_EINVAL, NULL, "type: use workspace, semantic_model, report, dashboard or datasource");
-	int rc = assets_list(r->db, r->who.org_id, type && *type ? type : NULL, q, &v, &n, r->err);
-	if (rc)
-		return rc;
-	json_t *list = assets_json(v, n);
-	assets_free(v, n);
-	return req_reply_json_new(r, 200, list ? json_pack("{s:o}", "assets", list) : NULL);
+	int rc = assets_list_json(r->db, r->who.org_id, type && *type ? type : NULL, q, &list, r->err);
+	return req_answer_json_new(r, rc, 200, list ? json_pack("{s:o}", "assets", list) : NULL);
 }
 
 int api_assets_get(struct req *r)

@@ -153,6 +153,10 @@ int pages_chrome(struct req *r, struct json_t *page, char *err);
 int pages_set_failure(struct json_t *view, const char *key, const pb_failure *f);
 /* Renders web/<name>.lua with view (stolen) and answers with status (runtime/page_render.h). */
 int pages_reply(struct req *r, const char *name, struct json_t *view, int status);
+/* pages_reply for a page that shows why an action was refused: view.error is refused (NULL:
+ * nothing, as pages_set_failure). A view NULL, or one refused cannot be added to, is answered
+ * as out of memory. */
+int pages_reply_refused(struct req *r, const char *name, struct json_t *view, int status, const pb_failure *refused);
 
 /* Webhooks (handlers/webhooks.c) */
 int api_webhooks_create(struct req *r);

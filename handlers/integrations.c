@@ -42,14 +42,9 @@ int api_integrations_create(struct req *r)
 
 int api_integrations_list(struct req *r)
 {
-	pb_integration *v = NULL;
-	size_t n = 0;
-	int rc = integrations_list(r->db, r->who.org_id, &v, &n, r->err);
-	if (rc)
-		return rc;
-	json_t *list = integrations_json(v, n);
-	integrations_free(v, n);
-	return req_reply_json_new(r, 200, list ? json_pack("{s:o}", "integrations", list) : NULL);
+	json_t *list = NULL;
+	int rc = integrations_list_json(r->db, r->who.org_id, &list, r->err);
+	return req_answer_json_new(r, rc, 200, list ? json_pack("{s:o}", "integrations", list) : NULL);
 }
 
 int api_integrations_get(struct req *r)
@@ -113,17 +108,12 @@ int api_integration_runs_post(struct req *r)
 int api_integration_runs_list(struct req *r)
 {
 	pb_integration *i = NULL;
-	pb_run *v = NULL;
-	size_t n = 0;
+	json_t *list = NULL;
 	int rc = integrations_get(r->db, r->who.org_id, req_capture(r, "id"), &i, r->err);
 	if (!rc)
-		rc = integration_runs_list(r->db, r->who.org_id, i->id, &v, &n, r->err);
+		rc = integration_runs_json(r->db, r->who.org_id, i->id, &list, r->err);
 	integration_free(i);
-	if (rc)
-		return rc;
-	json_t *list = runs_json(v, n);
-	runs_free(v, n);
-	return req_reply_json_new(r, 200, list ? json_pack("{s:o}", "runs", list) : NULL);
+	return req_answer_json_new(r, rc, 200, list ? json_pack("{s:o}", "runs", list) : NULL);
 }
 
 static int doctor_reply(struct req *r, const char *whose, const char *tenant, const char *client, const char *secret)

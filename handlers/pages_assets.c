@@ -30,10 +30,7 @@
 int pages_assets(struct req *r)
 {
 	const char *type = req_query(r, "type"), *q = req_query(r, "q");
-	pb_asset *v = NULL;
-	size_t n = 0;
 	json_t *list = NULL;
-	int rc;
 	if (type && !*type)
 		type = NULL;
 	if (type && !asset_kind_valid(type))
@@ -41,18 +38,10 @@ int pages_assets(struct req *r)
 				"type: use workspace, semantic_model, report, dashboard or datasource");
 	if (q && strlen(q) > ASSET_SEARCH_MAX_BYTES)
 		return req_fail(r, PB_EINVAL, "bad_request", "search text longer than %d bytes", ASSET_SEARCH_MAX_BYTES);
-	if ((rc = assets_list(r->db, r->who.org_id, type, q && *q ? q : NULL, &v, &n, r->err)))
-		goto out;
-	if (!(list = assets_json(v, n))) {
-		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
-	rc = pages_reply(r, "assets", json_pack("{s:O, s:s?, s:s?}", "assets", list, "type", type, "q",
-						q && *q ? q : NULL), 200);
-out:
-	json_decref(list);
-	assets_free(v, n);
-	return rc;
+	int rc = assets_list_json(r->db, r->who.org_id, type, q && *q ? q : NULL, &list, r->err);
+	return rc ? rc
+		  : pages_reply(r, "assets", json_pack("{s:o, s:s?, s:s?}", "assets", list, "type", type, "q",
+						       q && *q ? q : NULL), 200);
 }
 
 /* {id, type, name, href} of lineage node n for a page; a port's link is its product's page. */

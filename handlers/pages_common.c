@@ -21,6 +21,15 @@ int pages_reply(struct req *r, const char *name, json_t *view, int status)
 	return page_reply(r, name, view, status, pages_chrome);
 }
 
+int pages_reply_refused(struct req *r, const char *name, json_t *view, int status, const pb_failure *refused)
+{
+	if (view && pages_set_failure(view, "error", refused)) {
+		json_decref(view);
+		view = NULL;
+	}
+	return pages_reply(r, name, view, status);
+}
+
 int pages_set_failure(json_t *view, const char *key, const pb_failure *f)
 {
 	if (!f)

@@ -86,21 +86,9 @@ static json_t *presets_json(const pb_config *cfg)
 
 int pages_integrations(struct req *r)
 {
-	pb_integration *v = NULL;
-	size_t n = 0;
 	json_t *list = NULL;
-	int rc = integrations_list(r->db, r->who.org_id, &v, &n, r->err);
-	if (rc)
-		goto out;
-	if (!(list = integrations_json(v, n))) {
-		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
-	rc = pages_reply(r, "integrations", json_pack("{s:O}", "integrations", list), 200);
-out:
-	json_decref(list);
-	integrations_free(v, n);
-	return rc;
+	int rc = integrations_list_json(r->db, r->who.org_id, &list, r->err);
+	return rc ? rc : pages_reply(r, "integrations", json_pack("{s:o}", "integrations", list), 200);
 }
 
 /* ---- the wizard ---- */
@@ -251,27 +239,17 @@ out:
  * report (Test), or test_error: why the doctor could not answer. */
 static int reply_integration(struct req *r, int status, const pb_integration *i, json_t *test, const char *test_error)
 {
-	pb_run *v = NULL;
-	size_t n = 0;
 	json_t *runs = NULL, *next = NULL;
 	char why[PB_ERR_MAX];
-	int rc = integration_runs_list(r->db, r->who.org_id, i->id, &v, &n, r->err);
+	int rc = integration_runs_json(r->db, r->who.org_id, i->id, &runs, r->err);
 	if (rc)
-		goto out;
-	if (!(runs = runs_json(v, n))) {
-		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
+		return rc;
 	if (i->schedule && pages_next_runs(i->schedule, NEXT_RUNS, &next, why))
 		next = NULL;   /* a schedule saved before the rules changed: shown without its runs */
-	rc = pages_reply(r, "integration",
-			 json_pack("{s:o, s:O, s:o*, s:O*, s:s*}", "integration", integration_json(i), "runs", runs,
-				   "next_runs", next, "test", test, "test_error", test_error),
-			 status);
-out:
-	json_decref(runs);
-	runs_free(v, n);
-	return rc;
+	return pages_reply(r, "integration",
+			   json_pack("{s:o, s:o, s:o*, s:O*, s:s*}", "integration", integration_json(i), "runs", runs,
+				     "next_runs", next, "test", test, "test_error", test_error),
+			   status);
 }
 
 int pages_integration(struct req *r)

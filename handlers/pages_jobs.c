@@ -94,21 +94,17 @@ static int add_cancel_options(json_t *o, const pb_job *j)
 static int reply_job(struct req *r, const char *id, int status, const pb_failure *refused)
 {
 	pb_job *j = NULL;
-	json_t *view = NULL, *detail = NULL;
+	json_t *detail = NULL;
 	int rc = jobs_visible(r, id, &j);
 	if (rc)
 		return rc;
 	if (!(detail = jobs_detail_json(r, j, &rc)))
 		goto out;
-	if (add_phase_times(detail, j) || add_subject(r, detail, j) || add_cancel_options(detail, j) ||
-	    !(view = json_pack("{s:O}", "job", detail)) || pages_set_failure(view, "error", refused)) {
+	if (add_phase_times(detail, j) || add_subject(r, detail, j) || add_cancel_options(detail, j))
 		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
-	rc = pages_reply(r, "job", view, status);
-	view = NULL;
+	else
+		rc = pages_reply_refused(r, "job", json_pack("{s:O}", "job", detail), status, refused);
 out:
-	json_decref(view);
 	json_decref(detail);
 	job_free(j);
 	return rc;
@@ -172,7 +168,7 @@ static int reply_jobs(struct req *r, int status, const pb_failure *refused)
 	char next[PB_PAGE_CURSOR_BUF];
 	bool owner = r->who.role == PB_ROLE_OWNER;
 	pb_job_filter filter = { .org_id = r->who.org_id, .user_id = owner ? NULL : r->who.user_id };
-	json_t *list = NULL, *names = NULL, *view = NULL;
+	json_t *list = NULL, *names = NULL;
 	int rc = pb_page_parse(NULL, req_query(r, "cursor"), JOBS_PAGE_ROWS, JOBS_PAGE_ROWS, &page, r->err);
 	if (rc || (rc = jobs_list(r->db, &filter, &page, &v, &n, next, r->err)))
 		goto out;
@@ -190,18 +186,12 @@ static int reply_jobs(struct req *r, int status, const pb_failure *refused)
 		if (!o || json_array_append_new(list, o))   /* the append frees o when it fails */
 			rc = pb_err(r->err, PB_ENOMEM, "out of memory");
 	}
-	if (rc)
-		goto out;
-	if (!(view = json_pack("{s:O, s:b, s:s?, s:b}", "jobs", list, "all", owner, "next_cursor", next[0] ? next : NULL,
-			       "older", page.after)) ||
-	    pages_set_failure(view, "error", refused)) {
-		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
-	rc = pages_reply(r, "jobs", view, status);
-	view = NULL;
+	if (!rc)
+		rc = pages_reply_refused(r, "jobs",
+					 json_pack("{s:O, s:b, s:s?, s:b}", "jobs", list, "all", owner, "next_cursor",
+						   next[0] ? next : NULL, "older", page.after),
+					 status, refused);
 out:
-	json_decref(view);
 	json_decref(list);
 	json_decref(names);
 	jobs_list_free(v, n);

@@ -37,13 +37,12 @@ static int reply_model(struct req *r, int status, json_t *extra, const pb_failur
 		goto out;
 	}
 	if (json_object_set_new(view, "model", model) ||
-	    json_object_set_new(view, "may_change", json_boolean(may_change)) ||
-	    pages_set_failure(view, "error", refused)) {
+	    json_object_set_new(view, "may_change", json_boolean(may_change))) {
 		model = NULL;   /* json_object_set_new took it */
 		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	return pages_reply(r, "published_model", view, status);
+	return pages_reply_refused(r, "published_model", view, status, refused);
 out:
 	json_decref(model);
 	json_decref(view);

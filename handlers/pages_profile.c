@@ -17,7 +17,7 @@
 static int reply_profile(struct req *r, const char *confirm_id)
 {
 	pbi_settings s = { 0 };
-	json_t *conns = NULL, *view = NULL;
+	json_t *conns = NULL;
 	pb_failure f;
 	int rc = pbi_settings_get(r->db, r->cfg, r->who.org_id, &s, r->err);
 	bool configured = rc == PB_OK;
@@ -41,16 +41,13 @@ static int reply_profile(struct req *r, const char *confirm_id)
 			goto out;
 		}
 	}
-	if (!(view = json_pack("{s:O, s:b, s:s?, s:s?, s:b}", "connections", conns, "configured", configured,
-			       "application_name", s.application_name, "confirm_disconnect", confirm_id,
-			       "disconnected", req_query(r, "disconnected") != NULL))) {
-		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
-	rc = pages_reply(r, "profile_power_bi", view, 200);
-	view = NULL;
+	/* a view json_pack could not make is pages_reply's out of memory */
+	rc = pages_reply(r, "profile_power_bi",
+			 json_pack("{s:O, s:b, s:s?, s:s?, s:b}", "connections", conns, "configured", configured,
+				   "application_name", s.application_name, "confirm_disconnect", confirm_id,
+				   "disconnected", req_query(r, "disconnected") != NULL),
+			 200);
 out:
-	json_decref(view);
 	json_decref(conns);
 	pbi_settings_release(&s);
 	return rc;
@@ -83,10 +80,9 @@ int pages_connect_failed(struct req *r, int rc, const char *return_to)
 	if (rc == PB_ENOMEM || rc == PB_EIO || rc == PB_EINTERNAL)
 		return rc;
 	int status = pb_rc_status(rc);
-	json_t *view = json_pack("{s:{s:i, s:s, s:s}, s:s}", "error", "status", status, "code",
-				 pb_failure_code(&r->fail), "message", r->fail.message, "return_to",
-				 return_to && conn_return_to_ok(return_to) ? return_to : "/profile/power-bi");
-	if (!view)
-		return pb_err(r->err, PB_ENOMEM, "out of memory");
-	return pages_reply(r, "connect_failed", view, status);
+	return pages_reply(r, "connect_failed",
+			   json_pack("{s:{s:i, s:s, s:s}, s:s}", "error", "status", status, "code",
+				     pb_failure_code(&r->fail), "message", r->fail.message, "return_to",
+				     return_to && conn_return_to_ok(return_to) ? return_to : "/profile/power-bi"),
+			   status);
 }

@@ -151,8 +151,6 @@ static int reply_modal(struct req *r, const cat_port *port, const source_desc *d
 	int rc = view ? PB_OK : pb_err(r->err, PB_ENOMEM, "out of memory");
 	if (!rc && form && json_object_set(view, "form", form))
 		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
-	if (!rc && pages_set_failure(view, "error", refused))
-		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
 	if (!rc)
 		rc = build_view(r, port, desc, view);
 	json_decref(form);
@@ -160,7 +158,7 @@ static int reply_modal(struct req *r, const cat_port *port, const source_desc *d
 		json_decref(view);
 		return rc;
 	}
-	return pages_reply(r, "power_bi", view, status);
+	return pages_reply_refused(r, "power_bi", view, status, refused);
 }
 
 /* The port of the path and its source's description (core/flow/publish.h publish_port_desc):

@@ -21,6 +21,15 @@ static int parse_body(struct req *r, json_t **body)
 	return 0;
 }
 
+/* A list of the caller's (connections, datasets), read by list and answered 200. */
+static int answer_list(struct req *r, int (*list)(pb_db *, const push_caller *, json_t **, char *))
+{
+	push_caller who = caller(r);
+	json_t *reply = NULL;
+	int rc = list(r->db, &who, &reply, r->err);
+	return req_answer_json_new(r, rc, 200, reply);
+}
+
 int api_push_connections_create(struct req *r)
 {
 	push_caller who = caller(r);
@@ -34,10 +43,7 @@ int api_push_connections_create(struct req *r)
 
 int api_push_connections_list(struct req *r)
 {
-	push_caller who = caller(r);
-	json_t *reply = NULL;
-	int rc = push_connections_list(r->db, &who, &reply, r->err);
-	return req_answer_json_new(r, rc, 200, reply);
+	return answer_list(r, push_connections_list);
 }
 
 int api_push_connections_delete(struct req *r)
@@ -68,10 +74,7 @@ int api_push_datasets_create(struct req *r)
 
 int api_push_datasets_list(struct req *r)
 {
-	push_caller who = caller(r);
-	json_t *reply = NULL;
-	int rc = push_datasets_list(r->db, &who, &reply, r->err);
-	return req_answer_json_new(r, rc, 200, reply);
+	return answer_list(r, push_datasets_list);
 }
 
 int api_push_datasets_get(struct req *r)

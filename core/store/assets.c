@@ -189,12 +189,17 @@ json_t *asset_json(const pb_asset *a, bool with_details)
 	return o;
 }
 
-json_t *assets_json(const pb_asset *v, size_t n)
+int assets_list_json(pb_db *db, const char *org_id, const char *kind, const char *q, json_t **out, char *err)
 {
-	json_t *list = json_array();
+	pb_asset *v = NULL;
+	size_t n = 0;
+	int rc = assets_list(db, org_id, kind, q, &v, &n, err);
+	json_t *list = rc ? NULL : json_array();
 	for (size_t i = 0; list && i < n; i++)
 		json_out_list_add_new(&list, asset_json(&v[i], false));
-	return list;
+	assets_free(v, n);
+	*out = list;
+	return rc || list ? rc : pb_err(err, PB_ENOMEM, "out of memory");
 }
 
 int assets_stage(pb_db *db, const char *org_id, const char *run_id, const char *kind, const char *powerbi_id,

@@ -71,9 +71,10 @@ void assets_free(pb_asset *v, size_t n);
 /* {"id","kind","powerbi_id","workspace_powerbi_id","name","state","integration_id",
  *  "access","created_at","updated_at"} + "details" (parsed) when with_details. New reference. */
 struct json_t *asset_json(const pb_asset *a, bool with_details);
-/* The list v[0..n) as asset_json shows each (without details): a new array, NULL when out of
- * memory (never a list missing an asset). */
-struct json_t *assets_json(const pb_asset *v, size_t n);
+/* assets_list as asset_json shows each (without details): *out a new array (NULL on failure,
+ * never a list missing an asset). */
+int assets_list_json(pb_db *db, const char *org_id, const char *kind, const char *q, struct json_t **out,
+		     char *err);
 
 /* The integrations that see asset a now: *out (new) is
  * [{"integration_id","access","refresh":bool}], the one it belongs to first (refresh true: its

@@ -293,12 +293,17 @@ json_t *integration_json(const pb_integration *i)
 			 i->last_success_at, "created_at", i->created_at, "updated_at", i->updated_at);
 }
 
-json_t *integrations_json(const pb_integration *v, size_t n)
+int integrations_list_json(pb_db *db, const char *org_id, json_t **out, char *err)
 {
-	json_t *list = json_array();
+	pb_integration *v = NULL;
+	size_t n = 0;
+	int rc = integrations_list(db, org_id, &v, &n, err);
+	json_t *list = rc ? NULL : json_array();
 	for (size_t k = 0; list && k < n; k++)
 		json_out_list_add_new(&list, integration_json(&v[k]));
-	return list;
+	integrations_free(v, n);
+	*out = list;
+	return rc || list ? rc : pb_err(err, PB_ENOMEM, "out of memory");
 }
 
 static int seal_context(const char *id, char ctx[PB_ID_BUF + 16])
@@ -387,6 +392,21 @@ static int save_failed(pb_db *db, db_stmt *st, int rc, pb_failure *f)
 	return f->rc == rc ? rc : pb_fail_as(f, rc, NULL);
 }
 
+/* Ends the write of integration id (org_id) whose statement st is bound: runs st, commits and
+ * reads the integration back into *out (new: integration_free). A failure fills f and, before
+ * the commit, rolls back (save_failed). */
+static int save_and_read(pb_db *db, db_stmt *st, const char *org_id, const char *id, pb_integration **out,
+			 pb_failure *f)
+{
+	int rc = db_exec(db, st, f->message);
+	if (rc)
+		return save_failed(db, st, rc, f);
+	db_done(st);
+	if ((rc = db_commit(db, f->message)) || (rc = integrations_get(db, org_id, id, out, f->message)))
+		pb_fail_as(f, rc, NULL);
+	return rc;
+}
+
 int integrations_create(pb_db *db, const pb_config *cfg, const char *org_id, const char *user_id,
 			const integration_input *in, pb_integration **out, pb_failure *f)
 {
@@ -421,14 +441,11 @@ int integrations_create(pb_db *db, const pb_config *cfg, const char *org_id, con
 	db_bind_int64(st, 9, in->include_personal == 1, NULL);
 	if ((rc = db_bind_text(st, 10, in->schedule && *in->schedule ? in->schedule : NULL, err)) ||
 	    (rc = db_bind_text(st, 11, next[0] ? next : NULL, err)) || (rc = db_bind_text(st, 12, user_id, err)) ||
-	    (rc = db_bind_text(st, 13, now, err)) || (rc = db_bind_text(st, 14, now, err)) ||
-	    (rc = db_exec(db, st, err))) {
+	    (rc = db_bind_text(st, 13, now, err)) || (rc = db_bind_text(st, 14, now, err))) {
 		rc = save_failed(db, st, rc, f);
 		goto out;
 	}
-	db_done(st);
-	if ((rc = db_commit(db, err)) || (rc = integrations_get(db, org_id, id, out, err)))
-		pb_fail_as(f, rc, NULL);
+	rc = save_and_read(db, st, org_id, id, out, f);
 out:
 	free(sealed);
 	free(filters);
@@ -485,13 +502,11 @@ int integrations_update(pb_db *db, const pb_config *cfg, const char *org_id, con
 	db_bind_int64(st, 7, in->include_personal >= 0 ? in->include_personal : cur->include_personal, NULL);
 	if ((rc = db_bind_text(st, 8, schedule, err)) || (rc = db_bind_text(st, 9, next[0] ? next : NULL, err)) ||
 	    (rc = db_bind_text(st, 10, now, err)) || (rc = db_bind_text(st, 11, id, err)) ||
-	    (rc = db_bind_text(st, 12, org_id, err)) || (rc = db_exec(db, st, err))) {
+	    (rc = db_bind_text(st, 12, org_id, err))) {
 		rc = save_failed(db, st, rc, f);
 		goto out;
 	}
-	db_done(st);
-	if ((rc = db_commit(db, err)) || (rc = integrations_get(db, org_id, id, out, err)))
-		pb_fail_as(f, rc, NULL);
+	rc = save_and_read(db, st, org_id, id, out, f);
 out:
 	integration_free(cur);
 	free(sealed);
@@ -761,10 +776,15 @@ json_t *run_json(const pb_run *r)
 			 counts, "warnings", warnings, "error", error, "waiting", waiting, "created_at", r->created_at);
 }
 
-json_t *runs_json(const pb_run *v, size_t n)
+int integration_runs_json(pb_db *db, const char *org_id, const char *integration_id, json_t **out, char *err)
 {
-	json_t *list = json_array();
+	pb_run *v = NULL;
+	size_t n = 0;
+	int rc = integration_runs_list(db, org_id, integration_id, &v, &n, err);
+	json_t *list = rc ? NULL : json_array();
 	for (size_t k = 0; list && k < n; k++)
 		json_out_list_add_new(&list, run_json(&v[k]));
-	return list;
+	runs_free(v, n);
+	*out = list;
+	return rc || list ? rc : pb_err(err, PB_ENOMEM, "out of memory");
 }

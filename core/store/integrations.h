@@ -83,8 +83,8 @@ void integrations_free(pb_integration *v, size_t n);
  * "filters","filter_rule","include_personal","schedule","next_run_at","last_run_state",
  * "last_success_at","created_at","updated_at"}. New reference. */
 struct json_t *integration_json(const pb_integration *i);
-/* The list v[0..n) as integration_json shows each: a new array, NULL when out of memory. */
-struct json_t *integrations_json(const pb_integration *v, size_t n);
+/* integrations_list as integration_json shows each: *out a new array (NULL on failure). */
+int integrations_list_json(pb_db *db, const char *org_id, struct json_t **out, char *err);
 
 /* pbiport rotate-keys: re-seals every client secret sealed with an older key than the
  * first of cfg's ring (one transaction); *resealed counts them. */
@@ -147,7 +147,8 @@ void runs_free(pb_run *v, size_t n);
  *  "counts":{...},"warnings":[...],"error":{"code","message"}|null,
  *  "waiting":{"until","reason"}|null,"created_at"} */
 struct json_t *run_json(const pb_run *r);
-/* The list v[0..n) as run_json shows each: a new array, NULL when out of memory. */
-struct json_t *runs_json(const pb_run *v, size_t n);
+/* integration_runs_list as run_json shows each: *out a new array (NULL on failure). */
+int integration_runs_json(pb_db *db, const char *org_id, const char *integration_id, struct json_t **out,
+			  char *err);
 
 #endif

@@ -352,8 +352,11 @@ struct who {
 	msapi admin, user, nobody;
 };
 
+/* Loads the fixture into the emulator first: the three are its service principals. */
 static void who_open(struct who *w)
 {
+	tu_need_emu();
+	assert_int_equal(emu_load(&tu_emu, FIXTURE), 200);
 	sp_client(&w->admin, ADMIN_SP, "gw-admin-secret");
 	sp_client(&w->user, USER_SP, "gw-user-secret");
 	sp_client(&w->nobody, NOBODY_SP, "gw-nobody-secret");
@@ -410,16 +413,9 @@ static long emu_counter(const char *name)
 	return n;
 }
 
-static void need_emu(void)
-{
-	tu_need_emu();
-	assert_int_equal(emu_load(&tu_emu, FIXTURE), 200);
-}
-
 static void lists_and_who_sees_what(void **state)
 {
 	(void)state;
-	need_emu();
 	char err[PB_ERR_MAX];
 	struct who w;
 	who_open(&w);
@@ -494,7 +490,6 @@ static int create_on(msapi *c, const char *gid, gateway_source_req *req, gateway
 static void credentials_round_trip(void **state)
 {
 	(void)state;
-	need_emu();
 	char err[PB_ERR_MAX], hex[PB_SHA256_HEX_LEN + 1];
 	struct who w;
 	who_open(&w);
@@ -571,7 +566,6 @@ static void credentials_round_trip(void **state)
 static void discover_and_bind(void **state)
 {
 	(void)state;
-	need_emu();
 	char err[PB_ERR_MAX];
 	struct who w;
 	who_open(&w);

@@ -31,7 +31,6 @@
 #define VALUES(...) .values = (const render_value[]){ __VA_ARGS__ }, \
 	.nvalues = sizeof((const render_value[]){ __VA_ARGS__ }) / sizeof(render_value)
 
-static char tmpdir[256];
 
 /* --- contracts built by hand ------------------------------------------------------- */
 
@@ -121,28 +120,6 @@ static pb_contract contract = {
 
 /* --- helpers ----------------------------------------------------------------------- */
 
-static int setup(void **state)
-{
-	(void)state;
-	assert_int_equal(xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-render-XXXXXX"), 0);
-	assert_non_null(mkdtemp(tmpdir));
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	char cmd[400];
-	assert_int_equal(xsnprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir), 0);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-static void put(const char *dir, const char *name, const char *text)
-{
-	char path[700], err[PB_ERR_MAX];
-	assert_int_equal(xsnprintf(path, sizeof path, "%s/%s", dir, name), 0);
-	assert_int_equal(tu_write_file(path, text, strlen(text), err), 0);
-}
 
 static const pb_file *find(const pb_files *f, const char *path)
 {
@@ -357,10 +334,7 @@ static void description_and_lists(void **state)
 static void description_text_matches_lines(void **state)
 {
 	(void)state;
-	lua_sandbox *sb = helpers();
-	char err[PB_ERR_MAX];
-	lua_pop(sandbox_lua(sb), 1);
-	assert_int_equal(sandbox_run(sb, "dt.lua",
+	expect_helpers("dt.lua",
 		"local t = require 'tmdl'\n"
 		"local texts = { 'one', 'a\\nb', 'a\\nb\\nc', '\\n', 'a\\n', '\\nb', 'a\\n\\nb', 'a\\tb', 'a\\r\\nb',\n"
 		"  'a\\nb\\tc', 'a\\nb ', ' a', 'x\\0y', 'caf\\195\\169\\ndeux', ('w'):rep(300) .. '\\n' .. ('v'):rep(50) }\n"
@@ -375,10 +349,8 @@ static void description_text_matches_lines(void **state)
 		"    n = n + 1\n"
 		"  end\n"
 		"end\n"
-		"return n", 1, err), 0);
-	assert_int_equal(lua_tointeger(sandbox_lua(sb), -1), 60);
-	lua_pop(sandbox_lua(sb), 1);
-	sandbox_free(sb);
+		"return n",
+		"60");
 }
 
 /* Writer:text joins the lines with LF and ends in one LF, trailing blank lines dropped; it
@@ -424,10 +396,7 @@ static void writer_text(void **state)
 static void column_types(void **state)
 {
 	(void)state;
-	lua_sandbox *sb = helpers();
-	char err[PB_ERR_MAX];
-	lua_pop(sandbox_lua(sb), 1);
-	assert_int_equal(sandbox_run(sb, "c.lua",
+	expect_helpers("c.lua",
 		"local t = require 'tmdl'\n"
 		"local function f(c)\n"
 		"  local r = t.column_type(c)\n"
@@ -453,8 +422,7 @@ static void column_types(void **state)
 		"  f{ name = 's', logical_type = 'string' },\n"
 		"  f{ name = 'o', logical_type = 'object' },\n"
 		"  f{ name = 'none' },\n"
-		"}, '\\n')", 1, err), 0);
-	assert_string_equal(lua_tostring(sandbox_lua(sb), -1),
+		"}, '\\n')",
 		"int64,0,sum,SummarizationSetBy=Automatic\n"
 		"int64,0,none,SummarizationSetBy=Automatic\n"
 		"int64,0,none,SummarizationSetBy=Automatic\n"
@@ -471,8 +439,6 @@ static void column_types(void **state)
 		"string,-,none,SummarizationSetBy=Automatic\n"
 		"string,-,none,SummarizationSetBy=Automatic\n"
 		"string,-,none,SummarizationSetBy=Automatic");
-	lua_pop(sandbox_lua(sb), 1);
-	sandbox_free(sb);
 }
 
 /* --- whole renders ------------------------------------------------------------------ */
@@ -724,21 +690,21 @@ static void override_folder(void **state)
 	assert_non_null(strstr(find(&f, "definition/tables/Customer List.tmdl")->content, "'Customer Id'"));
 	pb_files_release(&f);
 	/* Folders of opts->template_path (--templates) come before the configured ones. */
-	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/first", tmpdir), 0);
-	put(dir, "naming.lua", "error('the first folder wins')\n");
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/first", tu_tmpdir), 0);
+	tu_put(dir, "naming.lua", "error('the first folder wins')\n");
 	configured.template_path = dir;
 	assert_int_equal(render("prod", &configured, &f, err), PB_EINVAL);
 	assert_non_null(strstr(err, "the first folder wins"));
 	/* ... and the configured data folder holds the built-in ones. */
 	cfg.template_path = NULL;
-	cfg.datadir = tmpdir;
+	cfg.datadir = tu_tmpdir;
 	configured.template_path = NULL;
 	assert_int_equal(render("prod", &configured, &f, err), PB_EINVAL);
 	assert_non_null(strstr(err, "server type snowflake is not supported for Power BI ()"));
 
 	/* A template with a runtime error names its file and line. */
-	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/broken", tmpdir), 0);
-	put(dir, "table.lua", "local tmdl = require 'tmdl'\n\nreturn function(t, model, ctx)\n"
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/broken", tu_tmpdir), 0);
+	tu_put(dir, "table.lua", "local tmdl = require 'tmdl'\n\nreturn function(t, model, ctx)\n"
 			      "  return t.no_such_field.x\nend\n");
 	o.template_path = dir;
 	assert_int_equal(render("prod", &o, &f, err), PB_EINVAL);
@@ -748,21 +714,21 @@ static void override_folder(void **state)
 	assert_string_equal(err, want);
 
 	/* A runaway template is stopped by the default budget, scaled to the contract. */
-	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/spin", tmpdir), 0);
-	put(dir, "main.lua", "return function(ctx)\n  while true do end\nend\n");
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/spin", tu_tmpdir), 0);
+	tu_put(dir, "main.lua", "return function(ctx)\n  while true do end\nend\n");
 	o.template_path = dir;
 	assert_int_equal(render("prod", &o, &f, err), PB_ELIMIT);
 	assert_int_equal(xsnprintf(want, sizeof want, "template %s/main.lua:2: instruction limit of ", dir), 0);
 	assert_memory_equal(err, want, strlen(want));
 	assert_non_null(strstr(err, " exceeded"));
 	/* Time spent in C calls counts against the CPU-time backstop. */
-	put(dir, "main.lua", "return function(ctx)\n  while true do pcall(error) end\nend\n");
+	tu_put(dir, "main.lua", "return function(ctx)\n  while true do pcall(error) end\nend\n");
 	assert_int_equal(render("prod", &o, &f, err), PB_ELIMIT);
 	assert_int_equal(xsnprintf(want, sizeof want, "template %s/main.lua:2: ", dir), 0);
 	assert_memory_equal(err, want, strlen(want));
 	assert_non_null(strstr(err, " limit of "));
 	/* An explicit time limit replaces the default budget. */
-	put(dir, "main.lua", "return function(ctx)\n  while true do end\nend\n");
+	tu_put(dir, "main.lua", "return function(ctx)\n  while true do end\nend\n");
 	o.time_limit_ms = 100;
 	assert_int_equal(render("prod", &o, &f, err), PB_ELIMIT);
 	assert_int_equal(xsnprintf(want, sizeof want, "template %s/main.lua:2: time limit of 100 ms exceeded", dir), 0);
@@ -779,7 +745,7 @@ static void override_folder(void **state)
 	assert_int_equal(xsnprintf(want, sizeof want, "template %s/main.lua:2: instruction limit of ", dir), 0);
 	assert_memory_equal(err, want, strlen(want));
 	/* ... and work done in library calls, few instructions, stops at the configured deadline */
-	put(dir, "main.lua", "return function(ctx)\n  local s = ('x'):rep(1e7)\n"
+	tu_put(dir, "main.lua", "return function(ctx)\n  local s = ('x'):rep(1e7)\n"
 			     "  while true do local t = s:upper() end\nend\n");
 	timed_cfg.render_time_limit_ms = 150;
 	assert_int_equal(render("prod", &timed, &f, err), PB_ELIMIT);
@@ -821,10 +787,10 @@ static void override_folder(void **state)
 		{ "return function() return 'text' end",
 		  "template main.lua: the render function returned a string, expected a table { [path] = text }" },
 	};
-	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/paths", tmpdir), 0);
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/paths", tu_tmpdir), 0);
 	o.template_path = dir;
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		put(dir, "main.lua", bad[i][0]);
+		tu_put(dir, "main.lua", bad[i][0]);
 		assert_int_equal(render("prod", &o, &f, err), PB_EINVAL);
 		if (strcmp(err, bad[i][1]))
 			fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, bad[i][1]);
@@ -927,8 +893,8 @@ static void names_and_files(void **state)
 	assert_non_null(strstr(err, "table 'other': column 'STRASSE' is the same name as 'Stra\xc3\x9f" "e'"));
 
 	/* a name a template makes too long is refused naming the limit */
-	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/longname", tmpdir), 0);
-	put(dir, "naming.lua", "local n = {}\nfunction n.table_name(t) return string.rep('\\u{1F600}', 257) end\n"
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/longname", tu_tmpdir), 0);
+	tu_put(dir, "naming.lua", "local n = {}\nfunction n.table_name(t) return string.rep('\\u{1F600}', 257) end\n"
 			       "function n.column_name(col) return col.name end\nfunction n.column_hidden() return false end\n"
 			       "function n.table_description() end\nfunction n.column_description() end\nreturn n\n");
 	render_opts o = { .params = RENDER_PARAMS_CLI, .template_path = dir };
@@ -946,12 +912,12 @@ static void names_and_files(void **state)
 	};
 	for (size_t i = 0; i < sizeof column_checks / sizeof column_checks[0]; i++) {
 		char text[1024];
-		assert_int_equal(xsnprintf(dir, sizeof dir, "%s/colnames%zu", tmpdir, i), 0);
+		assert_int_equal(xsnprintf(dir, sizeof dir, "%s/colnames%zu", tu_tmpdir, i), 0);
 		assert_int_equal(xsnprintf(text, sizeof text, "local n = {}\nfunction n.table_name(t) return t.name end\n"
 					   "function n.column_name(col) %s end\nfunction n.column_hidden() return false end\n"
 					   "function n.table_description() end\nfunction n.column_description() end\nreturn n\n",
 					   column_checks[i].column_name), 0);
-		put(dir, "naming.lua", text);
+		tu_put(dir, "naming.lua", text);
 		o.template_path = dir;
 		assert_int_equal(render("prod", &o, &f, err), PB_EINVAL);
 		if (!strstr(err, column_checks[i].want))
@@ -959,8 +925,8 @@ static void names_and_files(void **state)
 	}
 
 	/* ctx.names, for templates of their own */
-	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/keys", tmpdir), 0);
-	put(dir, "main.lua", "return function(ctx)\n"
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/keys", tu_tmpdir), 0);
+	tu_put(dir, "main.lua", "return function(ctx)\n"
 			     "  local k, l = ctx.names.key, ctx.names.length\n"
 			     "  assert(k('Cafe\\u{301}') == k('CAF\\u{C9}'), 'nfc')\n"
 			     "  assert(k('abc') == 'abc' and k('ABC') == 'abc' and k('\\u{212A}') == 'k', 'fold')\n"
@@ -973,15 +939,15 @@ static void names_and_files(void **state)
 	assert_string_equal(err, want);
 
 	/* a template must return a whole model (issue: {"files":[]} answered 200) */
-	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/partial", tmpdir), 0);
-	put(dir, "main.lua", "return function(ctx) return {} end\n");
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/partial", tu_tmpdir), 0);
+	tu_put(dir, "main.lua", "return function(ctx) return {} end\n");
 	assert_int_equal(render("prod", &o, &f, err), PB_EINVAL);
 	assert_string_equal(err, "template output: no definition.pbism, definition/database.tmdl or "
 				 "definition/model.tmdl; 0 table files under definition/tables/ for 2 contract tables (a "
 				 "model needs definition.pbism, definition/database.tmdl, definition/model.tmdl and a "
 				 "definition/tables/ file per contract table)");
 	assert_null(f.v);
-	put(dir, "main.lua", "return function(ctx) return { ['definition.pbism'] = '{}', "
+	tu_put(dir, "main.lua", "return function(ctx) return { ['definition.pbism'] = '{}', "
 			     "['definition/database.tmdl'] = 'database\\n', ['definition/model.tmdl'] = 'model Model\\n', "
 			     "['definition/tables/a.tmdl'] = 'table a\\n' } end\n");
 	assert_int_equal(render("prod", &o, &f, err), PB_EINVAL);
@@ -989,7 +955,7 @@ static void names_and_files(void **state)
 				 "model needs definition.pbism, definition/database.tmdl, definition/model.tmdl and a "
 				 "definition/tables/ file per contract table)");
 	/* a file name no file system takes is refused before anything is written */
-	put(dir, "main.lua", "return function(ctx) return { ['definition/tables/' .. string.rep('n', 256) .. '.tmdl'] = 'x' } end\n");
+	tu_put(dir, "main.lua", "return function(ctx) return { ['definition/tables/' .. string.rep('n', 256) .. '.tmdl'] = 'x' } end\n");
 	assert_int_equal(render("prod", &o, &f, err), PB_EINVAL);
 	assert_string_equal(err, "template output: a file or folder name of 261 bytes, longer than 255 "
 				 "(\"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn...\")");
@@ -1008,8 +974,8 @@ static void emit_and_lazy_columns(void **state)
 	char dir[512], err[PB_ERR_MAX];
 	pb_files f = { 0 };
 	render_opts o = { .params = RENDER_PARAMS_CLI, .template_path = dir };
-	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/emit", tmpdir), 0);
-	put(dir, "main.lua", "return function(ctx)\n"
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/emit", tu_tmpdir), 0);
+	tu_put(dir, "main.lua", "return function(ctx)\n"
 			     "  local t = ctx.contract.tables[1]\n"
 			     "  assert(rawget(t, 'columns') == nil, 'made up front')\n"
 			     "  assert(#t.columns > 0 and rawget(t, 'columns') == t.columns, 'kept')\n"
@@ -1037,7 +1003,7 @@ static void emit_and_lazy_columns(void **state)
 		  "template output: definition/a is not valid UTF-8" },
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		put(dir, "main.lua", bad[i][0]);
+		tu_put(dir, "main.lua", bad[i][0]);
 		assert_int_not_equal(render("prod", &o, &f, err), PB_OK);
 		if (strcmp(err, bad[i][1]))
 			fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, bad[i][1]);
@@ -1056,8 +1022,8 @@ static void edited_template_is_used_by_the_next_render(void **state)
 	static const char v1[] = "return function(model, ctx) return '{\"edit\": \"first\"}\\n' end\n";
 	static const char v2[] = "return function(model, ctx) return '{\"edit\": \"again\"}\\n' end\n";
 	static const char v3[] = "return function(model, ctx) return '{\"edit\": \"third version\"}\\n' end\n";
-	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/edited", tmpdir), 0);
-	put(dir, "pbism.lua", v1);
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/edited", tu_tmpdir), 0);
+	tu_put(dir, "pbism.lua", v1);
 	/* older than the compile cache's racy window, so the compiled template is kept */
 	time_t written = time(NULL);
 	while (time(NULL) - written < 3)
@@ -1079,7 +1045,7 @@ static void edited_template_is_used_by_the_next_render(void **state)
 	assert_string_equal(find(&f, "definition.pbism")->content, "{\"edit\": \"again\"}\n");
 	pb_files_release(&f);
 	/* replaced by another file (an editor's save: write aside, rename) */
-	put(dir, "pbism.lua", v3);
+	tu_put(dir, "pbism.lua", v3);
 	assert_int_equal(render("prod", &o, &f, err), 0);
 	assert_string_equal(find(&f, "definition.pbism")->content, "{\"edit\": \"third version\"}\n");
 	pb_files_release(&f);
@@ -1108,5 +1074,5 @@ int main(void)
 		cmocka_unit_test(names_and_files),
 		cmocka_unit_test(emit_and_lazy_columns),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

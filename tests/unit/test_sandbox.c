@@ -23,45 +23,27 @@
 #include "runtime/util.h"
 #include "tests/unit/testutil.h"
 
-static char tmpdir[256];
 static char dir_a[300], dir_b[300];
-
-static void put(const char *dir, const char *name, const char *text)
-{
-	char path[512], err[PB_ERR_MAX];
-	assert_int_equal(xsnprintf(path, sizeof path, "%s/%s", dir, name), 0);
-	assert_int_equal(tu_write_file(path, text, strlen(text), err), 0);
-}
 
 static int setup(void **state)
 {
-	(void)state;
-	assert_int_equal(xsnprintf(tmpdir, sizeof tmpdir, "/tmp/pbiport-sandbox-XXXXXX"), 0);
-	assert_non_null(mkdtemp(tmpdir));
-	assert_int_equal(xsnprintf(dir_a, sizeof dir_a, "%s/a", tmpdir), 0);
-	assert_int_equal(xsnprintf(dir_b, sizeof dir_b, "%s/b", tmpdir), 0);
-	put(dir_a, "m.lua", "return 'from a'\n");
-	put(dir_b, "m.lua", "return 'from b'\n");
-	put(dir_b, "only_b.lua", "return { value = 42 }\n");
-	put(dir_a, "sub/mod.lua", "return 'sub'\n");
-	put(dir_a, "bad.lua", "local x = 1\nlocal y = = 2\n");
-	put(dir_a, "boom.lua", "local t = {}\n\nreturn function(n)\n  return t.x.y\nend\n");
-	put(dir_a, "notfn.lua", "return 7\n");
-	put(dir_a, "entry.lua", "local m = require 'm'\nreturn function(a, b) return m .. ':' .. a + b end\n");
-	put(dir_a, "loop1.lua", "return require 'loop2'\n");
-	put(dir_a, "loop2.lua", "return require 'loop1'\n");
-	put(dir_a, "spin.lua", "return function() while true do end end\n");
+	assert_int_equal(tu_tmpdir_setup(state), 0);
+	assert_int_equal(xsnprintf(dir_a, sizeof dir_a, "%s/a", tu_tmpdir), 0);
+	assert_int_equal(xsnprintf(dir_b, sizeof dir_b, "%s/b", tu_tmpdir), 0);
+	tu_put(dir_a, "m.lua", "return 'from a'\n");
+	tu_put(dir_b, "m.lua", "return 'from b'\n");
+	tu_put(dir_b, "only_b.lua", "return { value = 42 }\n");
+	tu_put(dir_a, "sub/mod.lua", "return 'sub'\n");
+	tu_put(dir_a, "bad.lua", "local x = 1\nlocal y = = 2\n");
+	tu_put(dir_a, "boom.lua", "local t = {}\n\nreturn function(n)\n  return t.x.y\nend\n");
+	tu_put(dir_a, "notfn.lua", "return 7\n");
+	tu_put(dir_a, "entry.lua", "local m = require 'm'\nreturn function(a, b) return m .. ':' .. a + b end\n");
+	tu_put(dir_a, "loop1.lua", "return require 'loop2'\n");
+	tu_put(dir_a, "loop2.lua", "return require 'loop1'\n");
+	tu_put(dir_a, "spin.lua", "return function() while true do end end\n");
 	/* A precompiled chunk starts with ESC "Lua": refused in text-only mode. */
-	put(dir_a, "binary.lua", "\x1bLuaT\x00\x19\x93\r\n\x1a\n");
+	tu_put(dir_a, "binary.lua", "\x1bLuaT\x00\x19\x93\r\n\x1a\n");
 	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	char cmd[400];
-	assert_int_equal(xsnprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir), 0);
-	return system(cmd) == 0 ? 0 : -1;
 }
 
 static lua_sandbox *make(int ms, size_t mem)
@@ -688,7 +670,7 @@ static const char *stderr_of(const char *code)
 {
 	static char out[1 << 16];
 	char path[320];
-	assert_int_equal(xsnprintf(path, sizeof path, "%s/stderr.txt", tmpdir), 0);
+	assert_int_equal(xsnprintf(path, sizeof path, "%s/stderr.txt", tu_tmpdir), 0);
 	int fd = open(path, O_CREAT | O_TRUNC | O_RDWR, 0600);
 	assert_true(fd >= 0);
 	fflush(stderr);
@@ -789,15 +771,15 @@ static void modules_are_compiled_once_per_process(void **state)
 {
 	(void)state;
 	char dir[400], path[512], out[PB_ERR_MAX], want[PB_ERR_MAX];
-	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/cache", tmpdir), 0);
+	assert_int_equal(xsnprintf(dir, sizeof dir, "%s/cache", tu_tmpdir), 0);
 	/* state kept in the module's own upvalue: 1 on the first call of every sandbox */
-	put(dir, "counter.lua", "local n = 0\nreturn function() n = n + 1 return 'n=' .. n end\n");
-	put(dir, "boom.lua", "local t = {}\n\nreturn function()\n  return t.x.y\nend\n");
-	put(dir, "syntax.lua", "return function( end\n");
+	tu_put(dir, "counter.lua", "local n = 0\nreturn function() n = n + 1 return 'n=' .. n end\n");
+	tu_put(dir, "boom.lua", "local t = {}\n\nreturn function()\n  return t.x.y\nend\n");
+	tu_put(dir, "syntax.lua", "return function( end\n");
 	for (int i = 0; i < PB_LUA_CACHE_CHUNKS + 8; i++) {
 		char name[32];
 		assert_int_equal(xsnprintf(name, sizeof name, "many/m%d.lua", i), 0);
-		put(dir, name, "return function() return 'many' end\n");
+		tu_put(dir, name, "return function() return 'many' end\n");
 	}
 	wait_out_racy_window();
 
@@ -901,5 +883,5 @@ int main(void)
 		cmocka_unit_test(modules_are_compiled_once_per_process),
 		cmocka_unit_test(time_scale),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, tu_tmpdir_teardown);
 }

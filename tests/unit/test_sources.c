@@ -371,22 +371,12 @@ static void storage_modes(void **state)
 	assert_non_null(strstr(err, "servers[0].customProperties: powerbi.storageMode \"live\""));
 }
 
-static void put(const char *dir, const char *name, const char *text)
-{
-	char path[1024];
-	(void)xsnprintf(path, sizeof path, "%s/%s", dir, name);
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-}
-
 /* A description's mistakes are the server's templates' fault and name the file and the place. */
 static void broken_descriptions_are_named(void **state)
 {
 	(void)state;
-	char tmp[] = "/tmp/pbiport-sources-XXXXXX", dir[600], err[PB_ERR_MAX];
-	assert_non_null(mkdtemp(tmp));
+	char tmp[64], dir[600], err[PB_ERR_MAX];
+	assert_int_equal(tu_mkdtemp(tmp, sizeof tmp, "sources"), 0);
 	(void)xsnprintf(dir, sizeof dir, "%s/sources", tmp);
 	assert_int_equal(mkdir(dir, 0700), 0);
 	static const struct {
@@ -414,7 +404,7 @@ static void broken_descriptions_are_named(void **state)
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		source_desc *d = NULL;
-		put(dir, "broken.lua", cases[i].body);
+		tu_put(dir, "broken.lua", cases[i].body);
 		int rc = source_describe(&cfg, tmp, "broken", &d, err);
 		if (rc == PB_OK || !strstr(err, cases[i].want))
 			fail_msg("case %zu: rc %d: %s (wanted %s)", i, rc, err, cases[i].want);
@@ -427,13 +417,12 @@ static void broken_descriptions_are_named(void **state)
 	assert_int_equal(source_describe(&cfg, tmp, "../x", &d, err), PB_ENOTFOUND);
 	assert_false(source_supported(&cfg, "Snowflake"));
 	assert_true(source_supported(&cfg, "snowflake"));
-	put(dir, "broken.lua", "return require 'sources.postgres'");   /* an alias, as postgresql.lua is */
+	tu_put(dir, "broken.lua", "return require 'sources.postgres'");   /* an alias, as postgresql.lua is */
 	assert_int_equal(source_describe(&cfg, tmp, "broken", &d, err), PB_OK);
 	assert_string_equal(d->conn_type, "PostgreSQL");
 	assert_string_equal(d->type, "broken");
 	source_desc_free(d);
-	(void)xsnprintf(err, sizeof err, "rm -rf '%s'", tmp);
-	assert_int_equal(system(err), 0);
+	assert_int_equal(tu_rmtree(tmp), 0);
 }
 
 int main(void)

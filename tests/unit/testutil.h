@@ -66,6 +66,14 @@ TU_FN int tu_write_file(const char *path, const void *data, size_t len, char *er
 	return 0;
 }
 
+/* Writes text to <dir>/<name> (tu_write_file): a failure fails the test. */
+TU_FN void tu_put(const char *dir, const char *name, const char *text)
+{
+	char path[4096], err[PB_ERR_MAX] = "path too long";
+	if (xsnprintf(path, sizeof path, "%s/%s", dir, name) || tu_write_file(path, text, strlen(text), err))
+		fail_msg("cannot write %s in %s: %s", name, dir, err);
+}
+
 /* The folder or file <PBIPORT_CORPUS>/<sub> of the shared corpus (it sits beside the project,
  * not in it: tests/run.sh) into path (size bytes): true when it is there, else false after
  * printing "SKIP: <what>: PBIPORT_CORPUS/<sub> not found" for the test to return. */
