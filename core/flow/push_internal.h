@@ -116,8 +116,10 @@ int push_chunk_mark(pb_db *db, const char *upload, long seq, bool sending, const
 /* The upload's next chunk (lowest seq): 1 with *c and its rows in body ({"rows":[...]}), 0 when
  * none is left. */
 int push_chunk_next(pb_db *db, const char *upload, chunk_ref *c, sbuf *body, char *err);
-/* Power BI added the chunk's rows: the table's count grows and the chunk goes, together. */
-int push_chunk_added(send_ctx *sc, long seq, long nrows, char *err);
+/* Power BI added the chunk's rows: in one transaction the table's count grows, the chunk goes,
+ * the limiter's ticket (0: none) is released as sent and sc->on_added runs; on a failure none of
+ * it is kept. */
+int push_chunk_added(send_ctx *sc, long seq, long nrows, int64_t ticket, char *err);
 /* body: a whole {"rows":[...]} text (rows_body) of the upload's chunk seq, of nrows rows. */
 int push_send_chunk(send_ctx *sc, long seq, const char *body, size_t len, long nrows, bool wait, bool *refused,
 		      char *err);

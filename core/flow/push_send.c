@@ -24,17 +24,24 @@ int push_table_rows_count(pb_db *db, const char *ds_id, const char *table, long 
 	return rc;
 }
 
-/* set: rows = n; else rows += n, capped at cap (basicFIFO drops the oldest). */
+/* The table's count grows by ?3 rows, capped at ?4 (basicFIFO drops the oldest); ?1 dataset, ?2
+ * table. */
+#define TABLE_ROWS_ADD                                                                                        \
+	"INSERT INTO push_table_rows (dataset_id, table_name, rows) VALUES (?1, ?2, CASE WHEN "                \
+	"CAST(?3 AS INTEGER) < CAST(?4 AS INTEGER) THEN CAST(?3 AS INTEGER) ELSE CAST(?4 AS INTEGER) END) "     \
+	"ON CONFLICT (dataset_id, table_name) DO UPDATE SET rows = CASE WHEN "                                  \
+	"push_table_rows.rows + excluded.rows < ?4 THEN push_table_rows.rows + excluded.rows ELSE ?4 END"
+#define CHUNK_DROP_ONE "DELETE FROM push_chunks WHERE upload_id = ? AND seq = ?"
+#define SENDING_DROP_ONE "DELETE FROM push_sending WHERE upload_id = ? AND seq = ?"
+
+/* set: rows = n; else rows += n, capped at cap (TABLE_ROWS_ADD). */
 static int table_rows_add(pb_db *db, const char *ds_id, const char *table, long n, long cap, bool set, char *err)
 {
 	db_stmt *st = NULL;
 	int rc = db_prepare(db,
 			    set ? "INSERT INTO push_table_rows (dataset_id, table_name, rows) VALUES (?, ?, ?) "
 				  "ON CONFLICT (dataset_id, table_name) DO UPDATE SET rows = excluded.rows"
-				: "INSERT INTO push_table_rows (dataset_id, table_name, rows) VALUES (?, ?, CASE WHEN "
-				  "CAST(? AS INTEGER) < CAST(?4 AS INTEGER) THEN CAST(?3 AS INTEGER) ELSE CAST(?4 AS INTEGER) END) "
-				  "ON CONFLICT (dataset_id, table_name) DO UPDATE SET rows = CASE WHEN "
-				  "push_table_rows.rows + excluded.rows < ?4 THEN push_table_rows.rows + excluded.rows ELSE ?4 END",
+				: TABLE_ROWS_ADD,
 			    &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, ds_id, err)) && !(rc = db_bind_text(st, 2, table, err))) {
 		db_bind_int64(st, 3, n, NULL);
@@ -99,8 +106,7 @@ int push_chunks_drop(pb_db *db, const char *upload, long seq_or_all, char *err)
 {
 	static const char *const all[] = { "DELETE FROM push_chunks WHERE upload_id = ?",
 					   "DELETE FROM push_sending WHERE upload_id = ?" };
-	static const char *const one[] = { "DELETE FROM push_chunks WHERE upload_id = ? AND seq = ?",
-					   "DELETE FROM push_sending WHERE upload_id = ? AND seq = ?" };
+	static const char *const one[] = { CHUNK_DROP_ONE, SENDING_DROP_ONE };
 	int rc = 0;
 	for (size_t i = 0; !rc && i < 2; i++) {
 		db_stmt *st = NULL;
@@ -166,14 +172,43 @@ int push_chunk_next(pb_db *db, const char *upload, chunk_ref *c, sbuf *body, cha
 /* ---- sending one chunk ---- */
 
 
-/* Power BI added the chunk's rows: the table's count grows and the chunk goes, together. */
-int push_chunk_added(send_ctx *sc, long seq, long nrows, char *err)
+/* PostgreSQL: push_chunk_added's writes of its own in one statement (data-modifying CTEs on four
+ * tables, none read): TABLE_ROWS_ADD's ?1-?4, ?5 upload, ?6 seq, ?7 ticket. */
+static const char chunk_added_pg[] = "WITH added AS (" TABLE_ROWS_ADD "), chunk AS ("
+				     "DELETE FROM push_chunks WHERE upload_id = ?5 AND seq = ?6), sending AS ("
+				     "DELETE FROM push_sending WHERE upload_id = ?5 AND seq = ?6) "
+				     PUSH_RATE_SENT_SQL("?7");
+
+/* push_chunk_added's writes but on_added's, inside its transaction. */
+static int chunk_added_rows(send_ctx *sc, long seq, long nrows, int64_t ticket, char *err)
+{
+	pb_db *db = sc->db;
+	if (db_dialect(db) != DB_DIALECT_POSTGRESQL) {
+		int rc = table_rows_add(db, sc->d->id, sc->table, nrows, sc->retention_cap, false, err);
+		if (!rc)
+			rc = push_chunks_drop(db, sc->upload, seq, err);
+		return rc || !ticket ? rc : push_rate_release(db, ticket, true, err);
+	}
+	db_stmt *st = NULL;
+	int rc = db_prepare(db, chunk_added_pg, &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, sc->d->id, err)) && !(rc = db_bind_text(st, 2, sc->table, err)) &&
+	    !(rc = db_bind_text(st, 5, sc->upload, err))) {
+		db_bind_int64(st, 3, nrows, NULL);
+		db_bind_int64(st, 4, sc->retention_cap, NULL);
+		db_bind_int64(st, 6, seq, NULL);
+		db_bind_int64(st, 7, ticket, NULL);
+		rc = db_exec(db, st, err);
+	}
+	db_done(st);
+	return rc;
+}
+
+int push_chunk_added(send_ctx *sc, long seq, long nrows, int64_t ticket, char *err)
 {
 	int rc = db_begin(sc->db, err);
 	if (rc)
 		return rc;
-	if (!(rc = table_rows_add(sc->db, sc->d->id, sc->table, nrows, sc->retention_cap, false, err)) &&
-	    !(rc = push_chunks_drop(sc->db, sc->upload, seq, err)) && sc->on_added)
+	if (!(rc = chunk_added_rows(sc, seq, nrows, ticket, err)) && sc->on_added)
 		rc = sc->on_added(sc, nrows, err);
 	return db_end(sc->db, rc, err);
 }
@@ -242,11 +277,10 @@ int push_send_chunk(send_ctx *sc, long seq, const char *body, size_t len, long n
 		if (sc->api->last.attempts > 1 || throttled)
 			sc->throttled += sc->api->last.attempts - (rc ? 0 : 1);
 		if (!rc) {
-			rc = push_chunk_added(sc, seq, nrows, err);
-			/* in flight no more, counted in the windows */
-			int rrc = push_rate_release(sc->db, ticket, true, rerr);
-			if (!rc && rrc)
-				rc = pb_err(err, rrc, "%s", rerr);
+			/* in flight no more, counted in the windows: with the chunk's rows, or alone when
+			 * they could not be recorded */
+			if ((rc = push_chunk_added(sc, seq, nrows, ticket, err)))
+				(void)push_rate_release(sc->db, ticket, true, rerr);
 			break;
 		}
 		if (sc->api->last.failure == MSAPI_OUTCOME_UNKNOWN) {

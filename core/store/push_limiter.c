@@ -204,7 +204,7 @@ int push_rate_acquire(pb_db *db, const push_limits *lim, const char *key, long r
 int push_rate_release(pb_db *db, int64_t ticket, bool sent, char *err)
 {
 	db_stmt *st = NULL;
-	int rc = db_prepare(db, sent ? "UPDATE push_rate_events SET done = 1 WHERE id = ?"
+	int rc = db_prepare(db, sent ? PUSH_RATE_SENT_SQL("?")
 				     : "DELETE FROM push_rate_events WHERE id = ?",
 			    &st, err);
 	if (!rc) {

@@ -39,5 +39,9 @@ int push_rate_acquire(pb_db *db, const push_limits *lim, const char *dataset_key
 /* The request ended: sent (kept in the windows, no longer in flight) or not sent / refused
  * by Power BI (forgotten: it used no budget). */
 int push_rate_release(pb_db *db, int64_t ticket, bool sent, char *err);
+/* push_rate_release's statement for a sent request, ticket the text of its parameter ("?",
+ * "?7"): for a caller that writes the release together with its own rows in one statement
+ * (core/flow/push_send.c, an accepted chunk on PostgreSQL). */
+#define PUSH_RATE_SENT_SQL(ticket) "UPDATE push_rate_events SET done = 1 WHERE id = " ticket
 
 #endif
