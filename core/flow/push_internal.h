@@ -89,6 +89,9 @@ int push_visible_teams(pb_db *db, const push_caller *who, const char *org_id, te
 const pb_team *push_team_find(const team_list *l, const char *id, const char *name);
 /* who NULL: any org (the worker, which got the id from its own job). */
 int push_conn_get(pb_db *db, const push_caller *who, const char *id, push_conn **out, char *err);
+/* push_conn_get(who NULL) without the team's name (c->team NULL): no read of the org's teams, for
+ * a session (push_ds_session), which does not show the connection. */
+int push_conn_for_session(pb_db *db, const char *id, push_conn **out, char *err);
 bool push_id_text(const char *s);
 /* An app session for the connection's service principal, whose failures (here and in the
  * calls made through it: pbi_session_fail) name the connection: bad_credentials when its

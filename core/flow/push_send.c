@@ -500,7 +500,7 @@ static int spool_chunk(void *ctx, const char *rows, size_t len, size_t nrows, ch
 int push_ds_session(pb_db *db, const pb_config *cfg, const push_ds *d, push_conn **conn, pbi_session *s, bool *have,
 		    pb_failure *f)
 {
-	int rc = push_conn_get(db, NULL, d->connection_id, conn, f->message);
+	int rc = push_conn_for_session(db, d->connection_id, conn, f->message);
 	if (!rc && !(rc = push_conn_session(cfg, *conn, s, f)))
 		*have = true;
 	return rc;

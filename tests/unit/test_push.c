@@ -1008,6 +1008,17 @@ static void accepted_chunk_commits_whole(void **state)
 	assert_int_equal(push_table_rows_count(db, e.ds_id, "Sales", &rows, err), 0);
 	assert_int_equal(rows, 25);
 #undef EVENT_DONE
+	/* the session's connection: its tenant, no team name (no read of the org's teams) */
+	push_conn *c = NULL;
+	assert_int_equal(push_conn_for_session(db, d->connection_id, &c, err), 0);
+	assert_string_equal(c->tenant_id, "11111111-1111-1111-1111-111111111111");
+	assert_null(c->team);
+	push_conn_free(c);
+	assert_int_equal(push_conn_get(db, NULL, d->connection_id, &c, err), 0);
+	assert_string_equal(c->team, "data");
+	push_conn_free(c);
+	assert_int_equal(push_conn_for_session(db, "nope", &c, err), PB_ENOTFOUND);
+	assert_null(c);
 	push_ds_free(d);
 	pb_keyring_free(e.cfg.encryption_keys);
 }
