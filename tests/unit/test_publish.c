@@ -344,6 +344,39 @@ static void default_name_is_the_data_product_s(void **state)
 	catalog_product_free(p);
 }
 
+/* The publish job records the contract version and revision of the text it built the model
+ * from: the port read with its contract gives them from the same row (no read of the product at
+ * the end, which could see a later import). */
+static void port_with_contract_names_its_product_revision(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	cat_port *port = NULL;
+	cat_product *p = import_single("urn:test:revision", "Revision one");
+	char port_id[PB_ID_BUF];
+	xsnprintf(port_id, sizeof port_id, "%s", p->ports[0].id);
+	catalog_product_free(p);
+	assert_int_equal(catalog_port_get(db, org_id, port_id, true, &port, err), 0);
+	assert_string_equal(port->product_name, "Revision one");
+	assert_string_equal(port->product_version, "1.0.0");
+	assert_int_equal(port->product_revision, 1);
+	assert_non_null(strstr(port->contract_text, "Revision one"));
+	catalog_port_free(port);
+	/* imported again: the next revision, with its text */
+	catalog_product_free(import_single("urn:test:revision", "Revision two"));
+	assert_int_equal(catalog_port_get(db, org_id, port_id, true, &port, err), 0);
+	assert_string_equal(port->product_name, "Revision two");
+	assert_int_equal(port->product_revision, 2);
+	assert_non_null(strstr(port->contract_text, "Revision two"));
+	catalog_port_free(port);
+	/* without the contract: none of it */
+	assert_int_equal(catalog_port_get(db, org_id, port_id, false, &port, err), 0);
+	assert_null(port->contract_text);
+	assert_null(port->product_name);
+	assert_int_equal(port->product_revision, 0);
+	catalog_port_free(port);
+}
+
 static void records_are_written_once_per_job_and_listed_newest_first(void **state)
 {
 	(void)state;
@@ -521,6 +554,7 @@ int main(void)
 		cmocka_unit_test(requests_are_checked_field_by_field),
 		cmocka_unit_test(same_request_in_flight_is_one_job_and_credentials_are_sealed),
 		cmocka_unit_test(default_name_is_the_data_product_s),
+		cmocka_unit_test(port_with_contract_names_its_product_revision),
 		cmocka_unit_test(records_are_written_once_per_job_and_listed_newest_first),
 		cmocka_unit_test(lineage_edges_are_added_once),
 		cmocka_unit_test(early_failures_are_plain),
