@@ -76,6 +76,9 @@ typedef struct send_ctx {
 	long requests, throttled;
 	int64_t defer_ms;       /* set with PB_ELIMIT: the limiter or Power BI asks for a wait too long to sleep through */
 	bool unknown;           /* the last POST may or may not have added its rows (the chunk stays 'sending') */
+	/* the table's row count push_chunk_next read with the chunk: the next grant's, once */
+	long next_table_rows;
+	bool have_next_table_rows;
 	/* called in the transaction that records a chunk as added (may be NULL) */
 	int (*on_added)(struct send_ctx *sc, long nrows, char *err);
 	void *owner;            /* the on_added callback's */
@@ -117,8 +120,9 @@ long push_retention_cap(const push_ds *d);
 int push_chunk_mark(pb_db *db, const char *upload, long seq, bool sending, const char *ds_id, const char *table,
 		      int64_t now_ms, int64_t ticket, char *err);
 /* The upload's next chunk (lowest seq): 1 with *c and its rows in body ({"rows":[...]}), 0 when
- * none is left. */
-int push_chunk_next(pb_db *db, const char *upload, chunk_ref *c, sbuf *body, char *err);
+ * none is left. The table's row count comes with it, for the grant that follows
+ * (sc->next_table_rows). */
+int push_chunk_next(send_ctx *sc, chunk_ref *c, sbuf *body, char *err);
 /* Power BI added the chunk's rows: in one transaction the table's count grows, the chunk goes,
  * the limiter's ticket (0: none) is released as sent and sc->on_added runs; on a failure none of
  * it is kept. */

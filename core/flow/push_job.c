@@ -124,7 +124,7 @@ int push_rows_job(pb_job_ctx *ctx)
 		goto out;
 	for (;;) {
 		chunk_ref c = { 0 };
-		if ((rc = push_chunk_next(ctx->db, upload, &c, &body, ctx->err)) <= 0)
+		if ((rc = push_chunk_next(&sc, &c, &body, ctx->err)) <= 0)
 			break;
 		long first = jc.accepted + 1, last = jc.accepted + c.nrows;
 		if (!json_object_get(ctx->checkpoint, "rows_synced")) {

@@ -518,6 +518,40 @@ static void limiter_joins_the_callers_transaction(void **state)
 	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM push_rate_events WHERE dataset_key = 'joined'", NULL), 1);
 }
 
+/* push_rate_check: the windows' verdict under the dataset's lock, only in the caller's write
+ * transaction, recording nothing: the caller records a grant (PUSH_RATE_EVENT_INSERT) with rows of
+ * its own, and the next check counts it. */
+static void limiter_check_leaves_the_record_to_the_caller(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	push_limits lim;
+	int64_t wait = -1;
+	const int64_t t0 = 1710000000000LL;
+	push_limits_scaled(1.0 / 60, &lim); /* 1 in flight */
+	assert_int_equal(push_rate_check(db, &lim, "checked", 1, 0, t0, &wait, err), PB_EINTERNAL);
+	assert_int_equal(db_begin(db, err), 0);
+	assert_int_equal(push_rate_check(db, &lim, "checked", 1, 0, t0, &wait, err), 0);
+	assert_int_equal(wait, 0);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM push_rate_events WHERE dataset_key = 'checked'", NULL), 0);
+	db_stmt *st = NULL;
+	assert_int_equal(db_prepare(db, PUSH_RATE_EVENT_INSERT("?", "?", "?"), &st, err), 0);
+	assert_int_equal(db_bind_text(st, 1, "checked", err), 0);
+	db_bind_int64(st, 2, t0, NULL);
+	db_bind_int64(st, 3, 1, NULL);
+	assert_int_equal(db_row(db, st, err), 1);
+	int64_t ticket = db_col_int64(st, 0);
+	db_done(st);
+	assert_true(ticket > 0);
+	assert_int_equal(db_commit(db, err), 0);
+	/* in flight: the next check waits */
+	assert_int_equal(db_begin(db, err), 0);
+	assert_int_equal(push_rate_check(db, &lim, "checked", 1, 0, t0 + 1, &wait, err), 0);
+	assert_true(wait > 0);
+	db_rollback(db);
+	assert_int_equal(push_rate_release(db, ticket, true, err), 0);
+}
+
 static void limiter_keeps_every_window(void **state)
 {
 	(void)state;
@@ -992,6 +1026,17 @@ static void accepted_chunk_commits_whole(void **state)
 	assert_int_equal(push_table_rows_count(db, e.ds_id, "Sales", &rows, err), 0);
 	assert_int_equal(rows, 0);
 
+	/* the next chunk comes with the table's count, for the grant */
+	chunk_ref c = { 0 };
+	sbuf body;
+	sbuf_init(&body, 4096);
+	assert_int_equal(push_chunk_next(&sc, &c, &body, err), 1);
+	assert_int_equal(c.seq, 0);
+	assert_true(c.sending);
+	assert_int_equal(c.ticket, ticket);
+	assert_true(sc.have_next_table_rows);
+	assert_int_equal(sc.next_table_rows, 0);
+
 	/* all of it */
 	added_calls = 0;
 	assert_int_equal(push_chunk_added(&sc, 0, 10, ticket, err), 0);
@@ -1001,24 +1046,43 @@ static void accepted_chunk_commits_whole(void **state)
 	assert_int_equal(tu_count(db, EVENT_DONE, "pbi"), 1);
 	assert_int_equal(push_table_rows_count(db, e.ds_id, "Sales", &rows, err), 0);
 	assert_int_equal(rows, 10);
+	assert_int_equal(push_chunk_next(&sc, &c, &body, err), 1);
+	assert_int_equal(c.seq, 1);
+	assert_false(c.sending);
+	assert_int_equal(sc.next_table_rows, 10);
 	/* a chunk without a ticket (its outcome found later), the count capped at retention_cap */
 	assert_int_equal(push_chunk_added(&sc, 1, 20, 0, err), 0);
 	assert_int_equal(chunks_of("acc"), 0);
 	assert_int_equal(tu_count(db, EVENT_DONE, "pbi"), 1);
 	assert_int_equal(push_table_rows_count(db, e.ds_id, "Sales", &rows, err), 0);
 	assert_int_equal(rows, 25);
+	/* none left */
+	assert_int_equal(push_chunk_next(&sc, &c, &body, err), 0);
+	assert_false(sc.have_next_table_rows);
+	sbuf_release(&body);
+	/* an upload dropped whole: its chunks and their sending marks, in both tables */
+	spool_chunk("acc", 2, "[{}]", "2026-01-01T00:00:00.000Z");
+	spool_chunk("acc", 3, "[{}]", "2026-01-01T00:00:00.000Z");
+	assert_int_equal(push_chunk_mark(db, "acc", 2, true, e.ds_id, "Sales", now, 0, err), 0);
+	assert_int_equal(push_chunk_mark(db, "acc", 3, true, e.ds_id, "Sales", now, 0, err), 0);
+	assert_int_equal(push_chunks_drop(db, "acc", 3, err), 0);
+	assert_int_equal(chunks_of("acc"), 1);
+	assert_int_equal(sending_of("acc"), 1);
+	assert_int_equal(push_chunks_drop(db, "acc", -1, err), 0);
+	assert_int_equal(chunks_of("acc"), 0);
+	assert_int_equal(sending_of("acc"), 0);
 #undef EVENT_DONE
 	/* the session's connection: its tenant, no team name (no read of the org's teams) */
-	push_conn *c = NULL;
-	assert_int_equal(push_conn_for_session(db, d->connection_id, &c, err), 0);
-	assert_string_equal(c->tenant_id, "11111111-1111-1111-1111-111111111111");
-	assert_null(c->team);
-	push_conn_free(c);
-	assert_int_equal(push_conn_get(db, NULL, d->connection_id, &c, err), 0);
-	assert_string_equal(c->team, "data");
-	push_conn_free(c);
-	assert_int_equal(push_conn_for_session(db, "nope", &c, err), PB_ENOTFOUND);
-	assert_null(c);
+	push_conn *conn = NULL;
+	assert_int_equal(push_conn_for_session(db, d->connection_id, &conn, err), 0);
+	assert_string_equal(conn->tenant_id, "11111111-1111-1111-1111-111111111111");
+	assert_null(conn->team);
+	push_conn_free(conn);
+	assert_int_equal(push_conn_get(db, NULL, d->connection_id, &conn, err), 0);
+	assert_string_equal(conn->team, "data");
+	push_conn_free(conn);
+	assert_int_equal(push_conn_for_session(db, "nope", &conn, err), PB_ENOTFOUND);
+	assert_null(conn);
 	push_ds_free(d);
 	pb_keyring_free(e.cfg.encryption_keys);
 }
@@ -1100,6 +1164,7 @@ int main(void)
 		cmocka_unit_test(media_types),
 		cmocka_unit_test(limiter_keeps_every_window),
 		cmocka_unit_test(limiter_joins_the_callers_transaction),
+		cmocka_unit_test(limiter_check_leaves_the_record_to_the_caller),
 		cmocka_unit_test(limiter_is_shared_by_concurrent_processes),
 		cmocka_unit_test(streamed_body_is_read_in_pieces),
 		cmocka_unit_test(secrets_are_resealed_with_the_new_key),
