@@ -137,7 +137,9 @@ int push_chunk_mark(pb_db *db, const char *upload, long seq, bool sending, const
 		      int64_t now_ms, int64_t ticket, char *err)
 {
 	db_stmt *st = NULL;
-	int rc = db_prepare(db, sending ? SENDING_MARK("VALUES (?, ?, ?, ?, ?, ?)") : "DELETE FROM push_sending WHERE upload_id = ? AND seq = ?",
+	int rc = db_prepare(db,
+			    sending ? SENDING_MARK("VALUES (?, ?, ?, ?, ?, ?)")
+				    : "DELETE FROM push_sending WHERE upload_id = ? AND seq = ?",
 			    &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, upload, err))) {
 		db_bind_int64(st, 2, seq, NULL);
