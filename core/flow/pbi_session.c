@@ -233,7 +233,7 @@ int pbi_session_open_user(pbi_session *s, pb_db *db, const pb_config *cfg, const
 		goto out;
 	}
 	memcpy(p->conn_id, conn.id, sizeof p->conn_id);
-	if ((rc = conn_token(db, p->kr, p->conn_id, -1, redeem, p, &token, &p->gen, f)))
+	if ((rc = conn_token_found(db, p->kr, &conn, redeem, p, &token, &p->gen, f)))
 		goto out;
 	if ((rc = msapi_set_token(&s->api, token, f->message)))
 		pb_fail_as(f, rc, NULL);

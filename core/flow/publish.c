@@ -1224,7 +1224,6 @@ static int phase_finalize(publish_run *r)
 {
 	pb_job_ctx *ctx = r->ctx;
 	msapi_item dataset = { 0 };
-	cat_product *product = NULL;
 	pm_ids ids;
 	char sub[PB_ERR_MAX];
 	const char *web_url = NULL;
@@ -1235,8 +1234,8 @@ static int phase_finalize(publish_run *r)
 	 * read, not the workspace's list, whose size would make every publish slower. */
 	if (!powerbi_get_dataset(&r->s.api, r->ws, r->model_id, &dataset, sub))
 		web_url = dataset.web_url;
-	catalog_product_get(ctx->db, ctx->job->org_id, r->port->data_product_id, false, &product, sub);
-	/* what the model was built from, so that its updates and drift compare against it */
+	/* what the model was built from, so that its updates and drift compare against it: the
+	 * contract text and its product's version and revision as one read gave them (phase_validate) */
 	char hash[PB_SHA256_HEX_LEN + 1];
 	pb_sha256_hex(r->port->contract_text ? r->port->contract_text : "",
 		      r->port->contract_text ? strlen(r->port->contract_text) : 0, hash);
@@ -1244,9 +1243,9 @@ static int phase_finalize(publish_run *r)
 		.org_id = ctx->job->org_id, .user_id = ctx->job->user_id[0] ? ctx->job->user_id : NULL,
 		.job_id = ctx->job->id, .output_port_id = r->port->id, .workspace_id = r->ws,
 		.semantic_model_id = r->model_id, .name = r->model_name, .web_url = web_url,
-		.connection_id = r->connection_id, .source_name = product ? product->name : NULL,
-		.definition = &r->files, .contract_version = product ? product->version : NULL,
-		.contract_revision = product ? product->revision : 0, .contract_hash = hash, .http_path = r->http_path,
+		.connection_id = r->connection_id, .source_name = r->port->product_name,
+		.definition = &r->files, .contract_version = r->port->product_version,
+		.contract_revision = r->port->product_revision, .contract_hash = hash, .http_path = r->http_path,
 		.connection_created = publish_gateway_job(r->in) ? publish_gateway_created(ctx) : !r->conn_id,
 		.auto_update = r->auto_update,
 	};
@@ -1260,7 +1259,6 @@ static int phase_finalize(publish_run *r)
 	if (!ctx->result)
 		rc = pb_err(ctx->err, PB_ENOMEM, "out of memory");
 out:
-	catalog_product_free(product);   /* frees the struct too (unlike catalog_port_free) */
 	msapi_item_release(&dataset);
 	return rc;
 }

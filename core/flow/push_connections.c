@@ -70,8 +70,9 @@ static bool conn_team(push_conn *c, const team_list *l, bool *oom)
 	return true;
 }
 
-/* who NULL: any org (the worker, which got the id from its own job). */
-int push_conn_get(pb_db *db, const push_caller *who, const char *id, push_conn **out, char *err)
+/* push_conn_get; team_name false (with who NULL): without c->team, whose read of the org's
+ * teams a session does not need. */
+static int conn_get(pb_db *db, const push_caller *who, const char *id, bool team_name, push_conn **out, char *err)
 {
 	db_stmt *st = NULL;
 	team_list tl = { 0 };
@@ -88,23 +89,33 @@ int push_conn_get(pb_db *db, const push_caller *who, const char *id, push_conn *
 		rc = pb_err(err, PB_ENOTFOUND, "push connection %.40s not found", id);
 	db_done(st);
 	st = NULL;
-	if (rc || (rc = push_visible_teams(db, who, c->org_id, &tl, err)))
+	if (rc || !team_name || (rc = push_visible_teams(db, who, c->org_id, &tl, err)))
 		goto out;
 	if (!conn_team(c, &tl, &oom) && who) {
 		rc = pb_err(err, PB_ENOTFOUND, "push connection %.40s not found", id);
 		goto out;
 	}
-	if (oom) {
+	if (oom)
 		rc = pb_err(err, PB_ENOMEM, "out of memory");
-		goto out;
-	}
-	*out = c;
-	c = NULL;
 out:
+	if (!rc) {
+		*out = c;
+		c = NULL;
+	}
 	db_done(st);
 	free(tl.v);
 	push_conn_free(c);
 	return rc;
+}
+
+int push_conn_get(pb_db *db, const push_caller *who, const char *id, push_conn **out, char *err)
+{
+	return conn_get(db, who, id, true, out, err);
+}
+
+int push_conn_for_session(pb_db *db, const char *id, push_conn **out, char *err)
+{
+	return conn_get(db, NULL, id, false, out, err);
 }
 
 static json_t *conn_json(const push_conn *c)

@@ -76,6 +76,9 @@ typedef struct send_ctx {
 	long requests, throttled;
 	int64_t defer_ms;       /* set with PB_ELIMIT: the limiter or Power BI asks for a wait too long to sleep through */
 	bool unknown;           /* the last POST may or may not have added its rows (the chunk stays 'sending') */
+	/* the table's row count push_chunk_next read with the chunk: the next grant's, once */
+	long next_table_rows;
+	bool have_next_table_rows;
 	/* called in the transaction that records a chunk as added (may be NULL) */
 	int (*on_added)(struct send_ctx *sc, long nrows, char *err);
 	void *owner;            /* the on_added callback's */
@@ -89,6 +92,9 @@ int push_visible_teams(pb_db *db, const push_caller *who, const char *org_id, te
 const pb_team *push_team_find(const team_list *l, const char *id, const char *name);
 /* who NULL: any org (the worker, which got the id from its own job). */
 int push_conn_get(pb_db *db, const push_caller *who, const char *id, push_conn **out, char *err);
+/* push_conn_get(who NULL) without the team's name (c->team NULL): no read of the org's teams, for
+ * a session (push_ds_session), which does not show the connection. */
+int push_conn_for_session(pb_db *db, const char *id, push_conn **out, char *err);
 bool push_id_text(const char *s);
 /* An app session for the connection's service principal, whose failures (here and in the
  * calls made through it: pbi_session_fail) name the connection: bad_credentials when its
@@ -114,10 +120,13 @@ long push_retention_cap(const push_ds *d);
 int push_chunk_mark(pb_db *db, const char *upload, long seq, bool sending, const char *ds_id, const char *table,
 		      int64_t now_ms, int64_t ticket, char *err);
 /* The upload's next chunk (lowest seq): 1 with *c and its rows in body ({"rows":[...]}), 0 when
- * none is left. */
-int push_chunk_next(pb_db *db, const char *upload, chunk_ref *c, sbuf *body, char *err);
-/* Power BI added the chunk's rows: the table's count grows and the chunk goes, together. */
-int push_chunk_added(send_ctx *sc, long seq, long nrows, char *err);
+ * none is left. The table's row count comes with it, for the grant that follows
+ * (sc->next_table_rows). */
+int push_chunk_next(send_ctx *sc, chunk_ref *c, sbuf *body, char *err);
+/* Power BI added the chunk's rows: in one transaction the table's count grows, the chunk goes,
+ * the limiter's ticket (0: none) is released as sent and sc->on_added runs; on a failure none of
+ * it is kept. */
+int push_chunk_added(send_ctx *sc, long seq, long nrows, int64_t ticket, char *err);
 /* body: a whole {"rows":[...]} text (rows_body) of the upload's chunk seq, of nrows rows. */
 int push_send_chunk(send_ctx *sc, long seq, const char *body, size_t len, long nrows, bool wait, bool *refused,
 		      char *err);

@@ -13,7 +13,14 @@
 typedef struct job_counts {
 	pb_job_ctx *ctx;
 	long accepted;
+	long total;             /* the upload's rows, for the progress */
 } job_counts;
+
+/* The job's progress once accepted rows of jc's upload were added. */
+static int sent_progress(const job_counts *jc, long accepted)
+{
+	return jc->total ? (int)(accepted * 100 / jc->total) : 100;
+}
 
 static int job_chunk_added(send_ctx *sc, long nrows, char *err)
 {
@@ -23,7 +30,9 @@ static int job_chunk_added(send_ctx *sc, long nrows, char *err)
 	if (json_object_set_new(ctx->checkpoint, "requests", json_integer(sc->requests)) ||
 	    json_object_set_new(ctx->checkpoint, "throttled", json_integer(sc->throttled)))
 		return pb_err(err, PB_ENOMEM, "out of memory");
-	int rc = job_checkpoint(ctx, "rows_accepted", json_integer(jc->accepted + nrows));
+	/* the progress rides along too: the chunk's transaction is the job's one write for it */
+	int rc = job_checkpoint_phase(ctx, "rows_accepted", json_integer(jc->accepted + nrows), "sending",
+				      sent_progress(jc, jc->accepted + nrows));
 	if (rc && err != ctx->err)
 		xsnprintf(err, PB_ERR_MAX, "%s", ctx->err);
 	if (!rc)
@@ -92,7 +101,7 @@ int push_rows_job(pb_job_ctx *ctx)
 	sc.throttled = (long)json_integer_value(cp_thr ? cp_thr : json_object_get(in, "throttled_before"));
 	jc.accepted = (long)json_integer_value(json_object_get(ctx->checkpoint, "rows_accepted"));
 	checked = (long)json_integer_value(json_object_get(ctx->checkpoint, "outcomes_checked"));
-	long total = (long)json_integer_value(json_object_get(in, "rows"));
+	long total = jc.total = (long)json_integer_value(json_object_get(in, "rows"));
 	if ((rc = push_ds_get(ctx->db, NULL, ds_id, &d, ctx->err))) {
 		if (rc == PB_ENOTFOUND)
 			rc = job_fail(ctx, "not_found", "the push dataset was deleted");
@@ -115,7 +124,7 @@ int push_rows_job(pb_job_ctx *ctx)
 		goto out;
 	for (;;) {
 		chunk_ref c = { 0 };
-		if ((rc = push_chunk_next(ctx->db, upload, &c, &body, ctx->err)) <= 0)
+		if ((rc = push_chunk_next(&sc, &c, &body, ctx->err)) <= 0)
 			break;
 		long first = jc.accepted + 1, last = jc.accepted + c.nrows;
 		if (!json_object_get(ctx->checkpoint, "rows_synced")) {
@@ -155,11 +164,7 @@ int push_rows_job(pb_job_ctx *ctx)
 				goto out;
 			char rerr[PB_ERR_MAX];
 			if (o == OUTCOME_ADDED) {
-				if ((rc = push_chunk_added(&sc, c.seq, c.nrows, ctx->err)))
-					goto out;
-				if (c.ticket)
-					push_rate_release(ctx->db, c.ticket, true, rerr);
-				if ((rc = job_phase(ctx, "sending", total ? (int)(jc.accepted * 100 / total) : 100)))
+				if ((rc = push_chunk_added(&sc, c.seq, c.nrows, c.ticket, ctx->err)))
 					goto out;
 				continue;
 			}
@@ -185,8 +190,7 @@ int push_rows_job(pb_job_ctx *ctx)
 			rc = job_end_rows(ctx, &f, first, last, jc.accepted, total);
 			goto out;
 		}
-		if ((rc = job_phase(ctx, "sending", total ? (int)(jc.accepted * 100 / total) : 100)))
-			goto out;
+		/* added: its transaction wrote the progress (job_chunk_added) */
 	}
 	if (rc < 0)
 		goto out;

@@ -24,17 +24,22 @@ int push_table_rows_count(pb_db *db, const char *ds_id, const char *table, long 
 	return rc;
 }
 
-/* set: rows = n; else rows += n, capped at cap (basicFIFO drops the oldest). */
+/* The table's count grows by ?3 rows, capped at ?4 (basicFIFO drops the oldest); ?1 dataset, ?2
+ * table. */
+#define TABLE_ROWS_ADD                                                                                        \
+	"INSERT INTO push_table_rows (dataset_id, table_name, rows) VALUES (?1, ?2, CASE WHEN "                \
+	"CAST(?3 AS INTEGER) < CAST(?4 AS INTEGER) THEN CAST(?3 AS INTEGER) ELSE CAST(?4 AS INTEGER) END) "     \
+	"ON CONFLICT (dataset_id, table_name) DO UPDATE SET rows = CASE WHEN "                                  \
+	"push_table_rows.rows + excluded.rows < ?4 THEN push_table_rows.rows + excluded.rows ELSE ?4 END"
+
+/* set: rows = n; else rows += n, capped at cap (TABLE_ROWS_ADD). */
 static int table_rows_add(pb_db *db, const char *ds_id, const char *table, long n, long cap, bool set, char *err)
 {
 	db_stmt *st = NULL;
 	int rc = db_prepare(db,
 			    set ? "INSERT INTO push_table_rows (dataset_id, table_name, rows) VALUES (?, ?, ?) "
 				  "ON CONFLICT (dataset_id, table_name) DO UPDATE SET rows = excluded.rows"
-				: "INSERT INTO push_table_rows (dataset_id, table_name, rows) VALUES (?, ?, CASE WHEN "
-				  "CAST(? AS INTEGER) < CAST(?4 AS INTEGER) THEN CAST(?3 AS INTEGER) ELSE CAST(?4 AS INTEGER) END) "
-				  "ON CONFLICT (dataset_id, table_name) DO UPDATE SET rows = CASE WHEN "
-				  "push_table_rows.rows + excluded.rows < ?4 THEN push_table_rows.rows + excluded.rows ELSE ?4 END",
+				: TABLE_ROWS_ADD,
 			    &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, ds_id, err)) && !(rc = db_bind_text(st, 2, table, err))) {
 		db_bind_int64(st, 3, n, NULL);
@@ -97,12 +102,18 @@ int push_upload_lock(pb_db *db, const char *upload, char *err)
 
 int push_chunks_drop(pb_db *db, const char *upload, long seq_or_all, char *err)
 {
-	static const char *const all[] = { "DELETE FROM push_chunks WHERE upload_id = ?",
-					   "DELETE FROM push_sending WHERE upload_id = ?" };
-	static const char *const one[] = { "DELETE FROM push_chunks WHERE upload_id = ? AND seq = ?",
-					   "DELETE FROM push_sending WHERE upload_id = ? AND seq = ?" };
+	/* SQLite one statement a table; PostgreSQL both in one (a DELETE in a CTE) */
+	static const char *const all[] = { "DELETE FROM push_chunks WHERE upload_id = ?1",
+					   "DELETE FROM push_sending WHERE upload_id = ?1",
+					   "WITH s AS (DELETE FROM push_sending WHERE upload_id = ?1) "
+					   "DELETE FROM push_chunks WHERE upload_id = ?1" };
+	static const char *const one[] = { "DELETE FROM push_chunks WHERE upload_id = ?1 AND seq = ?2",
+					   "DELETE FROM push_sending WHERE upload_id = ?1 AND seq = ?2",
+					   "WITH s AS (DELETE FROM push_sending WHERE upload_id = ?1 AND seq = ?2) "
+					   "DELETE FROM push_chunks WHERE upload_id = ?1 AND seq = ?2" };
+	bool pg = db_dialect(db) == DB_DIALECT_POSTGRESQL;
 	int rc = 0;
-	for (size_t i = 0; !rc && i < 2; i++) {
+	for (size_t i = pg ? 2 : 0; !rc && i < (pg ? 3u : 2u); i++) {
 		db_stmt *st = NULL;
 		rc = db_prepare(db, seq_or_all < 0 ? all[i] : one[i], &st, err);
 		if (!rc && !(rc = db_bind_text(st, 1, upload, err))) {
@@ -115,15 +126,19 @@ int push_chunks_drop(pb_db *db, const char *upload, long seq_or_all, char *err)
 	return rc;
 }
 
+/* The 'sending' mark of a chunk from rows (a VALUES list or a SELECT) of upload, seq, dataset,
+ * table, sending_at_ms, ticket. */
+#define SENDING_MARK(rows)                                                                           \
+	"INSERT INTO push_sending (upload_id, seq, dataset_id, table_name, sending_at_ms, ticket) " rows \
+	" ON CONFLICT (upload_id, seq) DO UPDATE SET sending_at_ms = excluded.sending_at_ms, ticket = excluded.ticket"
+
 /* sending: a POST of the chunk is about to go out under ticket; else it is queued again. */
 int push_chunk_mark(pb_db *db, const char *upload, long seq, bool sending, const char *ds_id, const char *table,
 		      int64_t now_ms, int64_t ticket, char *err)
 {
 	db_stmt *st = NULL;
 	int rc = db_prepare(db,
-			    sending ? "INSERT INTO push_sending (upload_id, seq, dataset_id, table_name, sending_at_ms, ticket) "
-				      "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (upload_id, seq) DO UPDATE SET "
-				      "sending_at_ms = excluded.sending_at_ms, ticket = excluded.ticket"
+			    sending ? SENDING_MARK("VALUES (?, ?, ?, ?, ?, ?)")
 				    : "DELETE FROM push_sending WHERE upload_id = ? AND seq = ?",
 			    &st, err);
 	if (!rc && !(rc = db_bind_text(st, 1, upload, err))) {
@@ -140,20 +155,27 @@ int push_chunk_mark(pb_db *db, const char *upload, long seq, bool sending, const
 }
 
 /* The upload's next chunk (lowest seq): 1 with *c and its rows in body ({"rows":[...]}), 0 when
- * none is left. */
-int push_chunk_next(pb_db *db, const char *upload, chunk_ref *c, sbuf *body, char *err)
+ * none is left. The table's row count comes with it, for the grant that follows (grant_work):
+ * read a moment before the grant's transaction, where it was read before the lock anyway. */
+int push_chunk_next(send_ctx *sc, chunk_ref *c, sbuf *body, char *err)
 {
 	db_stmt *st = NULL;
-	int rc = db_prepare(db, "SELECT c.seq, c.nrows, c.rows_json, s.seq IS NOT NULL, s.sending_at_ms, s.ticket "
+	pb_db *db = sc->db;
+	sc->have_next_table_rows = false;
+	int rc = db_prepare(db, "SELECT c.seq, c.nrows, c.rows_json, s.seq IS NOT NULL, s.sending_at_ms, s.ticket, "
+				"COALESCE((SELECT rows FROM push_table_rows WHERE dataset_id = ?1 AND table_name = ?2), 0) "
 				"FROM push_chunks c LEFT JOIN push_sending s ON s.upload_id = c.upload_id AND s.seq = c.seq "
-				"WHERE c.upload_id = ? AND c.seq >= 0 ORDER BY c.seq LIMIT 1",
+				"WHERE c.upload_id = ?3 AND c.seq >= 0 ORDER BY c.seq LIMIT 1",
 			    &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, upload, err)) && (rc = db_row(db, st, err)) == 1) {
+	if (!rc && !(rc = db_bind_text(st, 1, sc->d->id, err)) && !(rc = db_bind_text(st, 2, sc->table, err)) &&
+	    !(rc = db_bind_text(st, 3, sc->upload, err)) && (rc = db_row(db, st, err)) == 1) {
 		c->seq = (long)db_col_int64(st, 0);
 		c->nrows = (long)db_col_int64(st, 1);
 		c->sending = db_col_int(st, 3) != 0;
 		c->sending_at_ms = db_col_int64(st, 4);
 		c->ticket = db_col_int64(st, 5);
+		sc->next_table_rows = (long)db_col_int64(st, 6);
+		sc->have_next_table_rows = true;
 		size_t len;
 		const char *rows = db_col_textn(st, 2, &len);
 		if (!(rc = rows_body(body, rows ? rows : "", len, err)))
@@ -166,14 +188,43 @@ int push_chunk_next(pb_db *db, const char *upload, chunk_ref *c, sbuf *body, cha
 /* ---- sending one chunk ---- */
 
 
-/* Power BI added the chunk's rows: the table's count grows and the chunk goes, together. */
-int push_chunk_added(send_ctx *sc, long seq, long nrows, char *err)
+/* PostgreSQL: push_chunk_added's writes of its own in one statement (data-modifying CTEs on four
+ * tables, none read): TABLE_ROWS_ADD's ?1-?4, ?5 upload, ?6 seq, ?7 ticket. */
+static const char chunk_added_pg[] = "WITH added AS (" TABLE_ROWS_ADD "), chunk AS ("
+				     "DELETE FROM push_chunks WHERE upload_id = ?5 AND seq = ?6), sending AS ("
+				     "DELETE FROM push_sending WHERE upload_id = ?5 AND seq = ?6) "
+				     PUSH_RATE_SENT_SQL("?7");
+
+/* push_chunk_added's writes but on_added's, inside its transaction. */
+static int chunk_added_rows(send_ctx *sc, long seq, long nrows, int64_t ticket, char *err)
+{
+	pb_db *db = sc->db;
+	if (db_dialect(db) != DB_DIALECT_POSTGRESQL) {
+		int rc = table_rows_add(db, sc->d->id, sc->table, nrows, sc->retention_cap, false, err);
+		if (!rc)
+			rc = push_chunks_drop(db, sc->upload, seq, err);
+		return rc || !ticket ? rc : push_rate_release(db, ticket, true, err);
+	}
+	db_stmt *st = NULL;
+	int rc = db_prepare(db, chunk_added_pg, &st, err);
+	if (!rc && !(rc = db_bind_text(st, 1, sc->d->id, err)) && !(rc = db_bind_text(st, 2, sc->table, err)) &&
+	    !(rc = db_bind_text(st, 5, sc->upload, err))) {
+		db_bind_int64(st, 3, nrows, NULL);
+		db_bind_int64(st, 4, sc->retention_cap, NULL);
+		db_bind_int64(st, 6, seq, NULL);
+		db_bind_int64(st, 7, ticket, NULL);
+		rc = db_exec(db, st, err);
+	}
+	db_done(st);
+	return rc;
+}
+
+int push_chunk_added(send_ctx *sc, long seq, long nrows, int64_t ticket, char *err)
 {
 	int rc = db_begin(sc->db, err);
 	if (rc)
 		return rc;
-	if (!(rc = table_rows_add(sc->db, sc->d->id, sc->table, nrows, sc->retention_cap, false, err)) &&
-	    !(rc = push_chunks_drop(sc->db, sc->upload, seq, err)) && sc->on_added)
+	if (!(rc = chunk_added_rows(sc, seq, nrows, ticket, err)) && sc->on_added)
 		rc = sc->on_added(sc, nrows, err);
 	return db_end(sc->db, rc, err);
 }
@@ -186,6 +237,35 @@ struct grant {
 	int64_t wait_ms, ticket;
 };
 
+/* PostgreSQL: the limiter's record of the granted request and the chunk's 'sending' mark with its
+ * ticket in one statement: PUSH_RATE_EVENT_INSERT's ?1 key, ?2 now, ?3 rows; ?4 upload, ?5 seq,
+ * ?6 dataset, ?7 table. */
+static const char grant_mark_pg[] = "WITH e AS (" PUSH_RATE_EVENT_INSERT("?1", "?2", "?3") "), s AS ("
+				    SENDING_MARK("SELECT ?4, ?5, ?6, ?7, ?2, id FROM e") ") SELECT id FROM e";
+
+/* The grant's record and mark on PostgreSQL (push_rate_check granted): *ticket. */
+static int grant_mark(pb_db *db, struct grant *g, int64_t now, char *err)
+{
+	send_ctx *sc = g->sc;
+	db_stmt *st = NULL;
+	int rc = db_prepare(db, grant_mark_pg, &st, err);
+	if (rc || (rc = db_bind_text(st, 1, sc->d->powerbi_id, err)) || (rc = db_bind_text(st, 4, sc->upload, err)) ||
+	    (rc = db_bind_text(st, 6, sc->d->id, err)) || (rc = db_bind_text(st, 7, sc->table, err)))
+		goto out;
+	db_bind_int64(st, 2, now, NULL);
+	db_bind_int64(st, 3, g->nrows, NULL);
+	db_bind_int64(st, 5, g->seq, NULL);
+	if ((rc = db_row(db, st, err)) == 1) {
+		g->ticket = db_col_int64(st, 0);
+		rc = PB_OK;
+	} else if (!rc) {
+		rc = pb_err(err, PB_EIO, "the rate limiter recorded nothing");
+	}
+out:
+	db_done(st);
+	return rc;
+}
+
 static int grant_work(pb_db *db, void *ctx, char *err)
 {
 	struct grant *g = ctx;
@@ -193,9 +273,21 @@ static int grant_work(pb_db *db, void *ctx, char *err)
 	long table_rows = 0;
 	int64_t now = pb_epoch_ms();
 	g->wait_ms = g->ticket = 0;
-	int rc = push_table_rows_count(db, sc->d->id, sc->table, &table_rows, err);
-	if (!rc && !(rc = push_rate_acquire(db, &sc->lim, sc->d->powerbi_id, g->nrows, table_rows, now, &g->wait_ms,
-					     &g->ticket, err)) && g->ticket)
+	int rc = PB_OK;
+	if (sc->have_next_table_rows)   /* once: a wait or a rerun reads it again */
+		table_rows = sc->next_table_rows;
+	else
+		rc = push_table_rows_count(db, sc->d->id, sc->table, &table_rows, err);
+	sc->have_next_table_rows = false;
+	if (rc)
+		return rc;
+	if (db_dialect(db) == DB_DIALECT_POSTGRESQL) {
+		rc = push_rate_check(db, &sc->lim, sc->d->powerbi_id, g->nrows, table_rows, now, &g->wait_ms, err);
+		return rc || g->wait_ms ? rc : grant_mark(db, g, now, err);
+	}
+	if (!(rc = push_rate_acquire(db, &sc->lim, sc->d->powerbi_id, g->nrows, table_rows, now, &g->wait_ms, &g->ticket,
+				     err)) &&
+	    g->ticket)
 		rc = push_chunk_mark(db, sc->upload, g->seq, true, sc->d->id, sc->table, now, g->ticket, err);
 	return rc;
 }
@@ -242,11 +334,10 @@ int push_send_chunk(send_ctx *sc, long seq, const char *body, size_t len, long n
 		if (sc->api->last.attempts > 1 || throttled)
 			sc->throttled += sc->api->last.attempts - (rc ? 0 : 1);
 		if (!rc) {
-			rc = push_chunk_added(sc, seq, nrows, err);
-			/* in flight no more, counted in the windows */
-			int rrc = push_rate_release(sc->db, ticket, true, rerr);
-			if (!rc && rrc)
-				rc = pb_err(err, rrc, "%s", rerr);
+			/* in flight no more, counted in the windows: with the chunk's rows, or alone when
+			 * they could not be recorded */
+			if ((rc = push_chunk_added(sc, seq, nrows, ticket, err)))
+				(void)push_rate_release(sc->db, ticket, true, rerr);
 			break;
 		}
 		if (sc->api->last.failure == MSAPI_OUTCOME_UNKNOWN) {
@@ -466,7 +557,7 @@ static int spool_chunk(void *ctx, const char *rows, size_t len, size_t nrows, ch
 int push_ds_session(pb_db *db, const pb_config *cfg, const push_ds *d, push_conn **conn, pbi_session *s, bool *have,
 		    pb_failure *f)
 {
-	int rc = push_conn_get(db, NULL, d->connection_id, conn, f->message);
+	int rc = push_conn_for_session(db, d->connection_id, conn, f->message);
 	if (!rc && !(rc = push_conn_session(cfg, *conn, s, f)))
 		*have = true;
 	return rc;

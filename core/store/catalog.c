@@ -13,17 +13,24 @@
 #define PRODUCT_TYPE_SOURCE "source"   /* imported from a contract (publish makes "consumer") */
 
 /* The texts every read of a port takes, with their column in read_port's query: read_port reads
- * them, port_clear frees them (and contract_text, which only catalog_port_get reads). */
+ * them, port_clear frees them (and port_contract_texts, which only catalog_port_get reads). */
 static const db_text_field port_texts[] = {
 	DB_TEXT_FIELD(cat_port, name, 2),        DB_TEXT_FIELD(cat_port, type, 3),
 	DB_TEXT_FIELD(cat_port, server_json, 4), DB_TEXT_FIELD(cat_port, contract_id, 5),
 	DB_TEXT_FIELD(cat_port, retired_at, 6),
 };
 
+/* catalog_port_get(with_contract)'s texts of the port's data product, with their column. */
+static const db_text_field port_contract_texts[] = {
+	DB_TEXT_FIELD(cat_port, contract_text, 7),
+	DB_TEXT_FIELD(cat_port, product_name, 8),
+	DB_TEXT_FIELD(cat_port, product_version, 9),
+};
+
 static void port_clear(cat_port *p)
 {
 	db_texts_free(p, port_texts, DB_NFIELDS(port_texts));
-	free(p->contract_text);
+	db_texts_free(p, port_contract_texts, DB_NFIELDS(port_contract_texts));
 	memset(p, 0, sizeof *p);
 }
 
@@ -264,16 +271,14 @@ int catalog_port_get(pb_db *db, const char *org_id, const char *id, bool with_co
 	if (!p)
 		return pb_err(err, PB_ENOMEM, "out of memory");
 	if ((rc = get_row(db, "SELECT p.id, p.data_product_id, p.name, p.type, p.server_json, d.contract_id, "
-			  "p.retired_at, d.contract_text FROM output_ports p JOIN data_products d "
-			  "ON d.id = p.data_product_id WHERE p.org_id = ? AND p.id = ?", org_id, id, "output port", &st,
-			  err)) ||
+			  "p.retired_at, d.contract_text, d.name, d.version, d.revision FROM output_ports p "
+			  "JOIN data_products d ON d.id = p.data_product_id WHERE p.org_id = ? AND p.id = ?",
+			  org_id, id, "output port", &st, err)) ||
 	    (rc = read_port(st, p, err)))
 		goto out;
 	if (with_contract) {
-		bool ok = true;
-		p->contract_text = db_col_dup(st, 7, &ok);
-		if (!ok)
-			rc = pb_err(err, PB_ENOMEM, "out of memory");
+		rc = db_col_texts(st, p, port_contract_texts, DB_NFIELDS(port_contract_texts), err);
+		p->product_revision = db_col_int(st, 10);
 	}
 out:
 	db_done(st);

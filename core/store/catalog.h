@@ -40,6 +40,11 @@ typedef struct cat_port {
 	char *contract_id;
 	char *contract_text; /* only from catalog_port_get(with_contract=true), else NULL */
 	char *retired_at;    /* NULL while in service; when its server left the contract */
+	/* only from catalog_port_get(with_contract=true), else NULL / 0: its data product's name,
+	 * contract version (may be NULL) and revision, read with contract_text (one row, one
+	 * snapshot: the revision is the one of that text) */
+	char *product_name, *product_version;
+	int product_revision;
 } cat_port;
 
 typedef struct cat_product {

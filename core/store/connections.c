@@ -63,6 +63,8 @@ void conn_release(pbi_conn *c)
 	free(c->client_id);
 	free(c->scopes);
 	free(c->status_reason);
+	free(c->access_sealed);
+	free(c->refresh_sealed);
 	memset(c, 0, sizeof *c);
 }
 
@@ -208,19 +210,30 @@ int conn_find(pb_db *db, const char *org_id, const char *user_id, const char *te
 	db_stmt *st = NULL;
 	const char *which[] = { org_id, user_id, tenant_id };
 	memset(out, 0, sizeof *out);
+	/* the sealed tokens after CONN_COLS: conn_token_found's first look */
 	int rc = db_prepare_texts(db,
-				  tenant_id ? "SELECT " CONN_COLS " FROM user_datasource_connection "
-					      "WHERE org_id = ? AND user_id = ? AND tenant_id = ?"
-					    : "SELECT " CONN_COLS " FROM user_datasource_connection "
-					      "WHERE org_id = ? AND user_id = ? ORDER BY updated_at DESC, id LIMIT 1",
+				  tenant_id ? "SELECT " CONN_COLS ", access_token_sealed, refresh_token_sealed "
+					      "FROM user_datasource_connection WHERE org_id = ? AND user_id = ? AND tenant_id = ?"
+					    : "SELECT " CONN_COLS ", access_token_sealed, refresh_token_sealed "
+					      "FROM user_datasource_connection WHERE org_id = ? AND user_id = ? "
+					      "ORDER BY updated_at DESC, id LIMIT 1",
 				  which, tenant_id ? 3 : 2, &st, err);
 	if (rc)
 		goto out;
 	int r = db_row(db, st, err);
-	if (r == 1)
-		rc = conn_from_row(st, out, err);
-	else
+	if (r != 1) {
 		rc = r < 0 ? r : pb_err(err, PB_ENOTFOUND, "you have not connected Power BI yet: connect Power BI first");
+		goto out;
+	}
+	if ((rc = conn_from_row(st, out, err)))
+		goto out;
+	bool ok = true;
+	out->access_sealed = db_col_dup(st, 12, &ok);
+	out->refresh_sealed = db_col_dup(st, 13, &ok);
+	if (!ok) {
+		conn_release(out);
+		rc = pb_err(err, PB_ENOMEM, "out of memory");
+	}
 out:
 	db_done(st);
 	return rc;
@@ -410,8 +423,28 @@ out:
 	return rc;
 }
 
-int conn_token(pb_db *db, const pb_keyring *kr, const char *conn_id, long long stale_gen, conn_refresh_fn refresh,
-	       void *ctx, char **access_token, long long *gen, pb_failure *f)
+/* c's token columns as read_token_row reads them (copies). */
+static int token_row_of(const pbi_conn *c, token_row *t, char *err)
+{
+	bool ok = true;
+	memset(t, 0, sizeof *t);
+	xsnprintf(t->status, sizeof t->status, "%s", c->status);
+	t->gen = c->token_gen;
+	if (pb_time_parse(c->expires_at, &t->expires_ms))
+		t->expires_ms = 0;   /* unreadable: treat as expired */
+	if ((c->access_sealed && !(t->access_sealed = xstrdup(c->access_sealed))) ||
+	    (c->refresh_sealed && !(t->refresh_sealed = xstrdup(c->refresh_sealed))) ||
+	    (c->status_reason && !(t->status_reason = xstrdup(c->status_reason))))
+		ok = false;
+	if (ok)
+		return PB_OK;
+	token_row_release(t);
+	return pb_err(err, PB_ENOMEM, "out of memory");
+}
+
+/* conn_token; found (may be NULL): the row conn_find read, its first look at the tokens. */
+static int token_of(pb_db *db, const pb_keyring *kr, const char *conn_id, const pbi_conn *found, long long stale_gen,
+		    conn_refresh_fn refresh, void *ctx, char **access_token, long long *gen, pb_failure *f)
 {
 	token_row t = { 0 };
 	char claim[PB_ID_BUF];
@@ -423,7 +456,14 @@ int conn_token(pb_db *db, const pb_keyring *kr, const char *conn_id, long long s
 	if ((rc = pb_new_id(claim, f->message)))
 		return pb_fail_as(f, rc, NULL);
 	for (;;) {
-		if ((rc = read_token_row(db, conn_id, &t, f->message))) {
+		if (found) {
+			rc = token_row_of(found, &t, f->message);
+			found = NULL;
+			if (rc) {
+				rc = pb_fail_as(f, rc, NULL);
+				goto out;
+			}
+		} else if ((rc = read_token_row(db, conn_id, &t, f->message))) {
 			rc = pb_fail_as(f, rc == PB_ENOTFOUND ? PB_ECONFLICT : rc, rc == PB_ENOTFOUND ? "not_connected" : NULL);
 			goto out;
 		}
@@ -469,6 +509,18 @@ int conn_token(pb_db *db, const pb_keyring *kr, const char *conn_id, long long s
 out:
 	token_row_release(&t);
 	return rc;
+}
+
+int conn_token(pb_db *db, const pb_keyring *kr, const char *conn_id, long long stale_gen, conn_refresh_fn refresh,
+	       void *ctx, char **access_token, long long *gen, pb_failure *f)
+{
+	return token_of(db, kr, conn_id, NULL, stale_gen, refresh, ctx, access_token, gen, f);
+}
+
+int conn_token_found(pb_db *db, const pb_keyring *kr, const pbi_conn *c, conn_refresh_fn refresh, void *ctx,
+		     char **access_token, long long *gen, pb_failure *f)
+{
+	return token_of(db, kr, c->id, c, -1, refresh, ctx, access_token, gen, f);
 }
 
 /* Re-seals one column's values made with an older key than kr's newest (inside the caller's

@@ -34,7 +34,8 @@
 	"https://analysis.windows.net/powerbi/api/Item.ReadWrite.All "                                 \
 	"https://analysis.windows.net/powerbi/api/Connection.ReadWrite.All offline_access"
 
-/* One connection row without its secrets. Strings are new: release with conn_release. */
+/* One connection row; its tokens only as conn_find read them sealed, for conn_token_found.
+ * Strings are new: release with conn_release. */
 typedef struct pbi_conn {
 	char id[PB_ID_BUF];
 	char org_id[PB_ID_BUF];
@@ -48,6 +49,8 @@ typedef struct pbi_conn {
 	long long token_gen;
 	char created_at[PB_TIME_BUF];
 	char updated_at[PB_TIME_BUF];
+	char *access_sealed;          /* conn_find only (else NULL): for conn_token_found */
+	char *refresh_sealed;
 } pbi_conn;
 void conn_release(pbi_conn *c);
 
@@ -104,6 +107,10 @@ typedef int (*conn_refresh_fn)(void *ctx, const char *refresh_token, entra_token
  * or the database's. */
 int conn_token(pb_db *db, const pb_keyring *kr, const char *conn_id, long long stale_gen, conn_refresh_fn refresh,
 	       void *ctx, char **access_token, long long *gen, pb_failure *f);
+/* conn_token(c->id, stale_gen -1) for a connection conn_find just read: its first look at the
+ * tokens is the row c holds (no read of its own; a refresh claims the row as conn_token does). */
+int conn_token_found(pb_db *db, const pb_keyring *kr, const pbi_conn *c, conn_refresh_fn refresh, void *ctx,
+		     char **access_token, long long *gen, pb_failure *f);
 
 /* A sealed column for key rotation: select_sql yields (row key, sealed value), update_sql
  * takes (?1 the value sealed again, ?2 the row key). Values are sealed under the context

@@ -110,19 +110,18 @@ static int64_t window_free_at(const rate_event *ev, size_t n, int64_t since_ms, 
 	return since_ms + 1;
 }
 
-/* push_rate_acquire inside its write transaction. */
-static int acquire(pb_db *db, const push_limits *lim, const char *key, long rows, long table_rows, int64_t now_ms,
-		   int64_t *wait_ms, int64_t *ticket, char *err)
+/* The windows' verdict on a request of rows rows to key at now_ms (inside the write transaction
+ * that holds key's lock): *wait_ms 0 when it fits, else how long until it would. */
+static int check(pb_db *db, const push_limits *lim, const char *key, long rows, long table_rows, int64_t now_ms,
+		 int64_t *wait_ms, char *err)
 {
-	db_stmt *st = NULL;
 	rate_event *ev = NULL;
 	size_t n = 0;
 	int64_t wait = 0;
 	*wait_ms = 0;
-	*ticket = 0;
 	int rc = events_read(db, key, now_ms - 3600 * 1000, &ev, &n, err);
 	if (rc)
-		goto out;
+		return rc;
 	struct {
 		int64_t period;
 		bool rows, pending;
@@ -146,14 +145,21 @@ static int acquire(pb_db *db, const push_limits *lim, const char *key, long rows
 				wait = w;
 		}
 	}
-	if (wait > 0) {
-		*wait_ms = wait;
-		goto out;
-	}
-	if ((rc = db_prepare(db, "INSERT INTO push_rate_events (dataset_key, at_ms, rows, done) VALUES (?, ?, ?, 0) "
-				 "RETURNING id",
-			     &st, err)) ||
-	    (rc = db_bind_text(st, 1, key, err)))
+	free(ev);
+	*wait_ms = wait;
+	return PB_OK;
+}
+
+/* push_rate_acquire inside its write transaction, key's lock held. */
+static int acquire(pb_db *db, const push_limits *lim, const char *key, long rows, long table_rows, int64_t now_ms,
+		   int64_t *wait_ms, int64_t *ticket, char *err)
+{
+	db_stmt *st = NULL;
+	*ticket = 0;
+	int rc = check(db, lim, key, rows, table_rows, now_ms, wait_ms, err);
+	if (rc || *wait_ms)
+		return rc;
+	if ((rc = db_prepare(db, PUSH_RATE_EVENT_INSERT("?", "?", "?"), &st, err)) || (rc = db_bind_text(st, 1, key, err)))
 		goto out;
 	db_bind_int64(st, 2, now_ms, NULL);
 	db_bind_int64(st, 3, rows, NULL);
@@ -165,7 +171,6 @@ static int acquire(pb_db *db, const push_limits *lim, const char *key, long rows
 	}
 out:
 	db_done(st);
-	free(ev);
 	return rc;
 }
 
@@ -177,16 +182,31 @@ struct acquire {
 	int64_t now_ms, wait_ms, ticket;
 };
 
+/* Every process counting key's windows waits here for the one writing them: the windows are
+ * read, then an event added, and no row lock covers an event not yet there. */
+static int lock_key(pb_db *db, const char *key, char *err)
+{
+	char name[PB_ERR_MAX];
+	if (xsnprintf(name, sizeof name, "push_rate:%s", key))
+		return pb_err(err, PB_EINVAL, "push rate limiter: the dataset key is too long");
+	return db_lock_name(db, name, err);
+}
+
 static int acquire_work(pb_db *db, void *ctx, char *err)
 {
 	struct acquire *a = ctx;
-	char name[PB_ERR_MAX];
-	/* every process counting this dataset's windows waits here for the one writing them: the
-	 * windows are read, then an event added, and no row lock covers an event not yet there */
-	if (xsnprintf(name, sizeof name, "push_rate:%s", a->key))
-		return pb_err(err, PB_EINVAL, "push rate limiter: the dataset key is too long");
-	int rc = db_lock_name(db, name, err);
+	int rc = lock_key(db, a->key, err);
 	return rc ? rc : acquire(db, a->lim, a->key, a->rows, a->table_rows, a->now_ms, &a->wait_ms, &a->ticket, err);
+}
+
+int push_rate_check(pb_db *db, const push_limits *lim, const char *key, long rows, long table_rows, int64_t now_ms,
+		    int64_t *wait_ms, char *err)
+{
+	*wait_ms = 0;
+	if (!db_in_transaction(db))
+		return pb_err(err, PB_EINTERNAL, "push rate limiter: a check outside a write transaction");
+	int rc = lock_key(db, key, err);
+	return rc ? rc : check(db, lim, key, rows, table_rows, now_ms, wait_ms, err);
 }
 
 int push_rate_acquire(pb_db *db, const push_limits *lim, const char *key, long rows, long table_rows, int64_t now_ms,
@@ -204,7 +224,7 @@ int push_rate_acquire(pb_db *db, const push_limits *lim, const char *key, long r
 int push_rate_release(pb_db *db, int64_t ticket, bool sent, char *err)
 {
 	db_stmt *st = NULL;
-	int rc = db_prepare(db, sent ? "UPDATE push_rate_events SET done = 1 WHERE id = ?"
+	int rc = db_prepare(db, sent ? PUSH_RATE_SENT_SQL("?")
 				     : "DELETE FROM push_rate_events WHERE id = ?",
 			    &st, err);
 	if (!rc) {

@@ -36,8 +36,23 @@ void push_limits_configured(const pb_config *cfg, push_limits *out);
  * which must roll back: no savepoint of its own). */
 int push_rate_acquire(pb_db *db, const push_limits *lim, const char *dataset_key, long rows, long table_rows,
 		      int64_t now_ms, int64_t *wait_ms, int64_t *ticket, char *err);
+/* push_rate_acquire without its record of the request, for a caller that writes the record with
+ * rows of its own in one statement (core/flow/push_send.c on PostgreSQL). Only inside the
+ * caller's write transaction: holds the dataset's lock until that ends and checks the windows;
+ * granted (*wait_ms 0), the caller must then run PUSH_RATE_EVENT_INSERT in the same transaction
+ * (its RETURNING id is the ticket), or roll back. */
+int push_rate_check(pb_db *db, const push_limits *lim, const char *dataset_key, long rows, long table_rows,
+		    int64_t now_ms, int64_t *wait_ms, char *err);
+/* The record of a granted request: key, at_ms and rows the texts of its parameters ("?", "?1"). */
+#define PUSH_RATE_EVENT_INSERT(key, at_ms, rows)                                                 \
+	"INSERT INTO push_rate_events (dataset_key, at_ms, rows, done) VALUES (" key ", " at_ms ", " rows \
+	", 0) RETURNING id"
 /* The request ended: sent (kept in the windows, no longer in flight) or not sent / refused
  * by Power BI (forgotten: it used no budget). */
 int push_rate_release(pb_db *db, int64_t ticket, bool sent, char *err);
+/* push_rate_release's statement for a sent request, ticket the text of its parameter ("?",
+ * "?7"): for a caller that writes the release together with its own rows in one statement
+ * (core/flow/push_send.c, an accepted chunk on PostgreSQL). */
+#define PUSH_RATE_SENT_SQL(ticket) "UPDATE push_rate_events SET done = 1 WHERE id = " ticket
 
 #endif

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/store/catalog.h"
+#include "core/store/connections.h"
 #include "core/lang/contract.h"
 #include "core/store/identity.h"
 #include "core/store/lineage_store.h"
@@ -23,6 +24,7 @@
 #include "runtime/crypto.h"
 #include "runtime/db.h"
 #include "runtime/jobs.h"
+#include "runtime/timeutil.h"
 #include "runtime/util.h"
 #include "tests/unit/testutil.h"
 
@@ -344,6 +346,116 @@ static void default_name_is_the_data_product_s(void **state)
 	catalog_product_free(p);
 }
 
+/* The publish job records the contract version and revision of the text it built the model
+ * from: the port read with its contract gives them from the same row (no read of the product at
+ * the end, which could see a later import). */
+static void port_with_contract_names_its_product_revision(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	cat_port *port = NULL;
+	cat_product *p = import_single("urn:test:revision", "Revision one");
+	char port_id[PB_ID_BUF];
+	xsnprintf(port_id, sizeof port_id, "%s", p->ports[0].id);
+	catalog_product_free(p);
+	assert_int_equal(catalog_port_get(db, org_id, port_id, true, &port, err), 0);
+	assert_string_equal(port->product_name, "Revision one");
+	assert_string_equal(port->product_version, "1.0.0");
+	assert_int_equal(port->product_revision, 1);
+	assert_non_null(strstr(port->contract_text, "Revision one"));
+	catalog_port_free(port);
+	/* imported again: the next revision, with its text */
+	catalog_product_free(import_single("urn:test:revision", "Revision two"));
+	assert_int_equal(catalog_port_get(db, org_id, port_id, true, &port, err), 0);
+	assert_string_equal(port->product_name, "Revision two");
+	assert_int_equal(port->product_revision, 2);
+	assert_non_null(strstr(port->contract_text, "Revision two"));
+	catalog_port_free(port);
+	/* without the contract: none of it */
+	assert_int_equal(catalog_port_get(db, org_id, port_id, false, &port, err), 0);
+	assert_null(port->contract_text);
+	assert_null(port->product_name);
+	assert_int_equal(port->product_revision, 0);
+	catalog_port_free(port);
+}
+
+/* ---- the publish's user session: the connection and its token in one read ---- */
+
+#define TENANT_ID "11111111-1111-1111-1111-111111111111"
+
+static int refreshes;
+
+/* conn_refresh_fn: a new token pair, counted */
+static int refresh_counted(void *ctx, const char *refresh_token, entra_token *out, pb_failure *f)
+{
+	(void)ctx;
+	refreshes++;
+	if (strcmp(refresh_token, "rt-1"))
+		return pb_fail(f, PB_ECONFLICT, "needs_reconnect", "unexpected refresh token");
+	memset(out, 0, sizeof *out);
+	out->access_token = xstrdup("at-2");
+	out->refresh_token = xstrdup("rt-2");
+	out->expires_at = pb_epoch_ms() / 1000 + 3600;
+	return out->access_token && out->refresh_token ? PB_OK : pb_fail(f, PB_ENOMEM, NULL, "out of memory");
+}
+
+/* conn_find then conn_token_found: *token (new) and how far its generation is past the one
+ * conn_find read (*moved), or the failure's code in code. */
+static int found_token(const char *user, char **token, long long *moved, char code[PB_CODE_MAX])
+{
+	char err[PB_ERR_MAX];
+	pbi_conn c;
+	pb_failure f;
+	long long gen = -1;
+	*token = NULL;
+	code[0] = '\0';
+	assert_int_equal(conn_find(db, org_id, user, TENANT_ID, &c, err), 0);
+	int rc = conn_token_found(db, cfg.encryption_keys, &c, refresh_counted, NULL, token, &gen, &f);
+	if (rc)
+		xsnprintf(code, PB_CODE_MAX, "%s", pb_failure_code(&f));
+	*moved = gen - c.token_gen;
+	conn_release(&c);
+	return rc;
+}
+
+/* conn_find reads the sealed tokens with the row; conn_token_found takes a valid one from that
+ * read, refreshes an expired one as conn_token does, and answers a stored needs_reconnect. */
+static void session_token_comes_with_the_connection(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], id[PB_ID_BUF], code[PB_CODE_MAX], *token = NULL, sql[256];
+	const char *user = user_id;
+	long long moved = -1;
+	entra_token tok = { .access_token = "at-1", .refresh_token = "rt-1", .scope = "s",
+			    .expires_at = pb_epoch_ms() / 1000 + 3600 };
+	assert_int_equal(conn_save(db, cfg.encryption_keys, org_id, user, TENANT_ID, "app", &tok, id, err), 0);
+	refreshes = 0;
+	assert_int_equal(found_token(user, &token, &moved, code), 0);
+	assert_string_equal(token, "at-1");
+	assert_int_equal(refreshes, 0);
+	assert_int_equal(moved, 0);
+	pb_secret_free(token, strlen(token));
+	/* expired: refreshed once, the new token stored */
+	xsnprintf(sql, sizeof sql, "UPDATE user_datasource_connection SET expires_at = '2020-01-01T00:00:00.000Z' "
+		  "WHERE id = '%s'", id);
+	tu_sql(db, sql);
+	assert_int_equal(found_token(user, &token, &moved, code), 0);
+	assert_string_equal(token, "at-2");
+	assert_int_equal(refreshes, 1);
+	assert_int_equal(moved, 1);
+	pb_secret_free(token, strlen(token));
+	assert_int_equal(found_token(user, &token, &moved, code), 0);
+	assert_string_equal(token, "at-2");
+	assert_int_equal(refreshes, 1);
+	pb_secret_free(token, strlen(token));
+	/* marked needs_reconnect: its stored reason, no refresh */
+	assert_int_equal(conn_mark_needs_reconnect(db, id, CONN_APP_CHANGED, err), 0);
+	assert_int_equal(found_token(user, &token, &moved, code), PB_ECONFLICT);
+	assert_string_equal(code, "needs_reconnect");
+	assert_null(token);
+	assert_int_equal(refreshes, 1);
+}
+
 static void records_are_written_once_per_job_and_listed_newest_first(void **state)
 {
 	(void)state;
@@ -521,6 +633,8 @@ int main(void)
 		cmocka_unit_test(requests_are_checked_field_by_field),
 		cmocka_unit_test(same_request_in_flight_is_one_job_and_credentials_are_sealed),
 		cmocka_unit_test(default_name_is_the_data_product_s),
+		cmocka_unit_test(port_with_contract_names_its_product_revision),
+		cmocka_unit_test(session_token_comes_with_the_connection),
 		cmocka_unit_test(records_are_written_once_per_job_and_listed_newest_first),
 		cmocka_unit_test(lineage_edges_are_added_once),
 		cmocka_unit_test(early_failures_are_plain),

@@ -14,11 +14,13 @@
 #include "core/store/identity.h"
 #include "core/store/integrations.h"
 #include "core/flow/push.h"
+#include "core/flow/push_internal.h"
 #include "runtime/crypto.h"
 #include "runtime/jobs.h"
 #include "runtime/db.h"
 #include "runtime/request.h"
 #include "runtime/strbuf.h"
+#include "runtime/timeutil.h"
 #include "runtime/util.h"
 #include "tests/unit/testutil.h"
 
@@ -516,6 +518,40 @@ static void limiter_joins_the_callers_transaction(void **state)
 	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM push_rate_events WHERE dataset_key = 'joined'", NULL), 1);
 }
 
+/* push_rate_check: the windows' verdict under the dataset's lock, only in the caller's write
+ * transaction, recording nothing: the caller records a grant (PUSH_RATE_EVENT_INSERT) with rows of
+ * its own, and the next check counts it. */
+static void limiter_check_leaves_the_record_to_the_caller(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	push_limits lim;
+	int64_t wait = -1;
+	const int64_t t0 = 1710000000000LL;
+	push_limits_scaled(1.0 / 60, &lim); /* 1 in flight */
+	assert_int_equal(push_rate_check(db, &lim, "checked", 1, 0, t0, &wait, err), PB_EINTERNAL);
+	assert_int_equal(db_begin(db, err), 0);
+	assert_int_equal(push_rate_check(db, &lim, "checked", 1, 0, t0, &wait, err), 0);
+	assert_int_equal(wait, 0);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM push_rate_events WHERE dataset_key = 'checked'", NULL), 0);
+	db_stmt *st = NULL;
+	assert_int_equal(db_prepare(db, PUSH_RATE_EVENT_INSERT("?", "?", "?"), &st, err), 0);
+	assert_int_equal(db_bind_text(st, 1, "checked", err), 0);
+	db_bind_int64(st, 2, t0, NULL);
+	db_bind_int64(st, 3, 1, NULL);
+	assert_int_equal(db_row(db, st, err), 1);
+	int64_t ticket = db_col_int64(st, 0);
+	db_done(st);
+	assert_true(ticket > 0);
+	assert_int_equal(db_commit(db, err), 0);
+	/* in flight: the next check waits */
+	assert_int_equal(db_begin(db, err), 0);
+	assert_int_equal(push_rate_check(db, &lim, "checked", 1, 0, t0 + 1, &wait, err), 0);
+	assert_true(wait > 0);
+	db_rollback(db);
+	assert_int_equal(push_rate_release(db, ticket, true, err), 0);
+}
+
 static void limiter_keeps_every_window(void **state)
 {
 	(void)state;
@@ -752,7 +788,7 @@ static void secrets_are_resealed_with_the_new_key(void **state)
 
 /* ---- spooled rows nobody will send are swept ---- */
 
-static void spool(const char *upload, long seq, const char *rows, const char *created)
+static void spool_chunk(const char *upload, long seq, const char *rows, const char *created)
 {
 	char err[PB_ERR_MAX];
 	db_stmt *st = NULL;
@@ -782,17 +818,17 @@ static void orphaned_spool_is_swept(void **state)
 	pb_job_spec spec = { .kind = "push_rows", .org_id = org, .input = "{}" };
 	assert_int_equal(jobs_submit(db, &spec, job, &existing, err), 0);
 	/* a POST that died while spooling: old chunks, no owner */
-	spool("dead", 0, "[{}]", old);
-	spool("dead", 1, "[{}]", old);
+	spool_chunk("dead", 0, "[{}]", old);
+	spool_chunk("dead", 1, "[{}]", old);
 	/* a POST still spooling (its newest chunk is recent) */
-	spool("live", 0, "[{}]", old);
-	spool("live", 1, "[{}]", recent);
+	spool_chunk("live", 0, "[{}]", old);
+	spool_chunk("live", 1, "[{}]", recent);
 	/* a queued job owns these: kept however old */
-	spool("owned", 0, "[{}]", old);
-	spool("owned", -1, job, old);
+	spool_chunk("owned", 0, "[{}]", old);
+	spool_chunk("owned", -1, job, old);
 	/* the owner job is gone: nobody sends them */
-	spool("gone", 0, "[{}]", old);
-	spool("gone", -1, "0000000000000000000000000000dead", old);
+	spool_chunk("gone", 0, "[{}]", old);
+	spool_chunk("gone", -1, "0000000000000000000000000000dead", old);
 	size_t dropped = 0;
 	assert_int_equal(push_spool_sweep(db, cutoff, &dropped, err), 0);
 	assert_int_equal(dropped, 2);
@@ -930,6 +966,127 @@ static void upload_job_and_owner_commit_together(void **state)
 	pb_keyring_free(e.cfg.encryption_keys);
 }
 
+/* ---- an accepted chunk: its writes commit together ---- */
+
+static int added_calls;
+
+/* on_added: counted, and made to fail once added_calls reaches 100 */
+static int count_added(send_ctx *sc, long nrows, char *err)
+{
+	(void)sc;
+	(void)nrows;
+	return ++added_calls > 100 ? pb_err(err, PB_EIO, "on_added refused") : PB_OK;
+}
+
+static long sending_of(const char *upload)
+{
+	return tu_count(db, "SELECT COUNT(*) FROM push_sending WHERE upload_id = ?", upload);
+}
+
+/* Power BI added a chunk: the table's count grows, the chunk and its sending mark go, the
+ * limiter's ticket is released as sent and on_added runs, in one transaction (PostgreSQL: the
+ * first four in one statement): a failure of any of them keeps none. */
+static void accepted_chunk_commits_whole(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX];
+	push_env e;
+	push_ds *d = NULL;
+	int64_t wait, ticket;
+	const int64_t now = pb_epoch_ms();
+	push_fixture("accepted", &e);
+	assert_int_equal(push_ds_get(db, NULL, e.ds_id, &d, err), 0);
+	send_ctx sc = { .db = db, .d = d, .table = "Sales", .retention_cap = 25, .upload = "acc",
+			.on_added = count_added };
+	push_limits_scaled(1.0, &sc.lim);
+	spool_chunk("acc", 0, "[{}]", "2026-01-01T00:00:00.000Z");
+	spool_chunk("acc", 1, "[{}]", "2026-01-01T00:00:00.000Z");
+	assert_int_equal(push_rate_acquire(db, &sc.lim, "pbi", 10, 0, now, &wait, &ticket, err), 0);
+	assert_true(ticket > 0);
+	assert_int_equal(push_chunk_mark(db, "acc", 0, true, e.ds_id, "Sales", now, ticket, err), 0);
+#define EVENT_DONE "SELECT COUNT(*) FROM push_rate_events WHERE done = 1 AND dataset_key = ?"
+
+	/* on_added fails: nothing is kept, the ticket still in flight */
+	added_calls = 100;
+	assert_int_equal(push_chunk_added(&sc, 0, 10, ticket, err), PB_EIO);
+	assert_int_equal(chunks_of("acc"), 2);
+	assert_int_equal(sending_of("acc"), 1);
+	assert_int_equal(tu_count(db, EVENT_DONE, "pbi"), 0);
+	long rows = -1;
+	assert_int_equal(push_table_rows_count(db, e.ds_id, "Sales", &rows, err), 0);
+	assert_int_equal(rows, 0);
+
+	/* the release cannot be written: neither are the rows */
+	added_calls = 0;
+	tu_refuse(db, "no_release", "UPDATE", "push_rate_events", NULL, "no releases");
+	assert_int_not_equal(push_chunk_added(&sc, 0, 10, ticket, err), 0);
+	tu_allow(db, "no_release", "push_rate_events");
+	assert_int_equal(chunks_of("acc"), 2);
+	assert_int_equal(sending_of("acc"), 1);
+	assert_int_equal(push_table_rows_count(db, e.ds_id, "Sales", &rows, err), 0);
+	assert_int_equal(rows, 0);
+
+	/* the next chunk comes with the table's count, for the grant */
+	chunk_ref c = { 0 };
+	sbuf body;
+	sbuf_init(&body, 4096);
+	assert_int_equal(push_chunk_next(&sc, &c, &body, err), 1);
+	assert_int_equal(c.seq, 0);
+	assert_true(c.sending);
+	assert_int_equal(c.ticket, ticket);
+	assert_true(sc.have_next_table_rows);
+	assert_int_equal(sc.next_table_rows, 0);
+
+	/* all of it */
+	added_calls = 0;
+	assert_int_equal(push_chunk_added(&sc, 0, 10, ticket, err), 0);
+	assert_int_equal(added_calls, 1);
+	assert_int_equal(chunks_of("acc"), 1);
+	assert_int_equal(sending_of("acc"), 0);
+	assert_int_equal(tu_count(db, EVENT_DONE, "pbi"), 1);
+	assert_int_equal(push_table_rows_count(db, e.ds_id, "Sales", &rows, err), 0);
+	assert_int_equal(rows, 10);
+	assert_int_equal(push_chunk_next(&sc, &c, &body, err), 1);
+	assert_int_equal(c.seq, 1);
+	assert_false(c.sending);
+	assert_int_equal(sc.next_table_rows, 10);
+	/* a chunk without a ticket (its outcome found later), the count capped at retention_cap */
+	assert_int_equal(push_chunk_added(&sc, 1, 20, 0, err), 0);
+	assert_int_equal(chunks_of("acc"), 0);
+	assert_int_equal(tu_count(db, EVENT_DONE, "pbi"), 1);
+	assert_int_equal(push_table_rows_count(db, e.ds_id, "Sales", &rows, err), 0);
+	assert_int_equal(rows, 25);
+	/* none left */
+	assert_int_equal(push_chunk_next(&sc, &c, &body, err), 0);
+	assert_false(sc.have_next_table_rows);
+	sbuf_release(&body);
+	/* an upload dropped whole: its chunks and their sending marks, in both tables */
+	spool_chunk("acc", 2, "[{}]", "2026-01-01T00:00:00.000Z");
+	spool_chunk("acc", 3, "[{}]", "2026-01-01T00:00:00.000Z");
+	assert_int_equal(push_chunk_mark(db, "acc", 2, true, e.ds_id, "Sales", now, 0, err), 0);
+	assert_int_equal(push_chunk_mark(db, "acc", 3, true, e.ds_id, "Sales", now, 0, err), 0);
+	assert_int_equal(push_chunks_drop(db, "acc", 3, err), 0);
+	assert_int_equal(chunks_of("acc"), 1);
+	assert_int_equal(sending_of("acc"), 1);
+	assert_int_equal(push_chunks_drop(db, "acc", -1, err), 0);
+	assert_int_equal(chunks_of("acc"), 0);
+	assert_int_equal(sending_of("acc"), 0);
+#undef EVENT_DONE
+	/* the session's connection: its tenant, no team name (no read of the org's teams) */
+	push_conn *conn = NULL;
+	assert_int_equal(push_conn_for_session(db, d->connection_id, &conn, err), 0);
+	assert_string_equal(conn->tenant_id, "11111111-1111-1111-1111-111111111111");
+	assert_null(conn->team);
+	push_conn_free(conn);
+	assert_int_equal(push_conn_get(db, NULL, d->connection_id, &conn, err), 0);
+	assert_string_equal(conn->team, "data");
+	push_conn_free(conn);
+	assert_int_equal(push_conn_for_session(db, "nope", &conn, err), PB_ENOTFOUND);
+	assert_null(conn);
+	push_ds_free(d);
+	pb_keyring_free(e.cfg.encryption_keys);
+}
+
 static void failures_are_typed(void **state)
 {
 	(void)state;
@@ -1007,11 +1164,13 @@ int main(void)
 		cmocka_unit_test(media_types),
 		cmocka_unit_test(limiter_keeps_every_window),
 		cmocka_unit_test(limiter_joins_the_callers_transaction),
+		cmocka_unit_test(limiter_check_leaves_the_record_to_the_caller),
 		cmocka_unit_test(limiter_is_shared_by_concurrent_processes),
 		cmocka_unit_test(streamed_body_is_read_in_pieces),
 		cmocka_unit_test(secrets_are_resealed_with_the_new_key),
 		cmocka_unit_test(orphaned_spool_is_swept),
 		cmocka_unit_test(upload_job_and_owner_commit_together),
+		cmocka_unit_test(accepted_chunk_commits_whole),
 		cmocka_unit_test(failures_are_typed),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
