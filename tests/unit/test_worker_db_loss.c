@@ -124,11 +124,12 @@ static void restart_server(pb_db *db, int n)
 	assert_int_equal(tu_pg_do(&cluster, "up"), 0);
 }
 
-/* Submits JOBS jobs while disrupting the database every gap_ms (about) for disrupt_ms, then waits
- * for all of them to end succeeded, run by WORKERS workers that never stopped on their own. */
-static void jobs_survive(const char *name, disrupt_fn *disrupt, long disrupt_ms, long gap_ms)
+/* A new migrated database named name, open as the returned handle (the test closes it), with
+ * the organization acme and its member ann (their ids in org and user); cfg points the workers'
+ * heartbeats at it. Skips without PostgreSQL. */
+static pb_db *fresh_db(const char *name, char org[PB_ID_BUF], char user[PB_ID_BUF])
 {
-	char err[PB_ERR_MAX], org[PB_ID_BUF], user[PB_ID_BUF], sql[512];
+	char err[PB_ERR_MAX], sql[512];
 	pb_db *db = NULL;
 	if (!have_cluster) {
 		printf("SKIP: PostgreSQL is not installed\n");
@@ -140,6 +141,15 @@ static void jobs_survive(const char *name, disrupt_fn *disrupt, long disrupt_ms,
 		fail_msg("setup: %s", err);
 	config_defaults(&cfg);
 	cfg.db_path = conninfo;   /* the heartbeat's own connection */
+	return db;
+}
+
+/* Submits JOBS jobs while disrupting the database every gap_ms (about) for disrupt_ms, then waits
+ * for all of them to end succeeded, run by WORKERS workers that never stopped on their own. */
+static void jobs_survive(const char *name, disrupt_fn *disrupt, long disrupt_ms, long gap_ms)
+{
+	char err[PB_ERR_MAX], org[PB_ID_BUF], user[PB_ID_BUF];
+	pb_db *db = fresh_db(name, org, user);
 
 	struct worker w[WORKERS];
 	memset(w, 0, sizeof w);
@@ -216,16 +226,9 @@ static void jobs_end_succeeded_though_the_server_restarts(void **state)
 static void worker_outlives_failing_claims(void **state)
 {
 	(void)state;
-	char err[PB_ERR_MAX], org[PB_ID_BUF], user[PB_ID_BUF], sql[512], id[PB_ID_BUF];
-	pb_db *db = NULL;
-	if (!have_cluster) {
-		printf("SKIP: PostgreSQL is not installed\n");
-		skip();
-	}
-	if (tu_pg_createdb(&cluster, "t_worker_refused", conninfo, sizeof conninfo, err) ||
-	    db_open(conninfo, false, &db, err) || tu_src_path(sql, sizeof sql, "sql") ||
-	    db_migrate(db, sql, NULL, err) || tu_acme(db, PB_ROLE_MEMBER, org, user, err) ||
-	    db_exec_script(db,
+	char err[PB_ERR_MAX], org[PB_ID_BUF], user[PB_ID_BUF], id[PB_ID_BUF];
+	pb_db *db = fresh_db("t_worker_refused", org, user);
+	if (db_exec_script(db,
 			   "CREATE TABLE refuse_updates (x INTEGER); INSERT INTO refuse_updates VALUES (1); "
 			   "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
 			   "IF EXISTS (SELECT 1 FROM refuse_updates) THEN RAISE EXCEPTION 'updates of jobs refused'; "
@@ -233,8 +236,6 @@ static void worker_outlives_failing_claims(void **state)
 			   "CREATE TRIGGER refuse BEFORE UPDATE ON jobs FOR EACH ROW EXECUTE FUNCTION refuse()",
 			   err))
 		fail_msg("setup: %s", err);
-	config_defaults(&cfg);
-	cfg.db_path = conninfo;
 	bool existing = false;
 	pb_job_spec s = { .kind = "stepping", .org_id = org, .user_id = user };
 	assert_int_equal(jobs_submit(db, &s, id, &existing, err), PB_OK);
