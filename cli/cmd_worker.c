@@ -11,6 +11,9 @@
 #include "core/flow/worker.h"
 #include "runtime/config.h"
 #include "runtime/db.h"
+#include "runtime/limits.h"
+#include "runtime/log.h"
+#include "runtime/timeutil.h"
 
 static volatile int stop_requested;
 
@@ -64,14 +67,26 @@ int cmd_worker(int argc, char **argv)
 		fprintf(stderr, "pbiport worker: %s\n", err);
 		return 2;
 	}
-	if (db_open(cfg.db_path, false, &db, err) || db_unmap(db, err) || db_check_schema(db, cfg.sql_dir, err)) {
-		fprintf(stderr, "pbiport worker: %s\n", err);
-		goto out;
-	}
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	/* A database that cannot be reached yet (PostgreSQL starting or restarting) is waited for, as
+	 * the loop waits for it later: a worker started with it, or restarted by a supervisor meanwhile,
+	 * does not end. With --once the failure is the answer. */
+	int rc;
+	while ((rc = db_open(cfg.db_path, false, &db, err)) == PB_EUNAVAIL && !opts.once && !stop_requested) {
+		log_event("warn", NULL, "worker: %s: trying again in %d s", err, PB_DB_RETRY_AFTER_S);
+		pb_sleep_interruptible(PB_DB_RETRY_AFTER_S * 1000L, &stop_requested);
+	}
+	if (rc == PB_EUNAVAIL && stop_requested) {   /* stopped while waiting: nothing to finish */
+		code = 0;
+		goto out;
+	}
+	if (rc || db_unmap(db, err) || db_check_schema(db, cfg.sql_dir, err)) {
+		fprintf(stderr, "pbiport worker: %s\n", err);
+		goto out;
+	}
 	long ran = 0;
 	if (worker_run(db, &cfg, &opts, &ran, err)) {
 		fprintf(stderr, "pbiport worker: %s\n", err);

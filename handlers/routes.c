@@ -153,7 +153,7 @@ static const struct route routes[] = {
 	{ "POST",   "/profile/power-bi",          pages_profile_power_bi_post, PB_ROLE_MEMBER, PB_BODY_SMALL_MAX, form_types,     NULL,       ROUTE_PAGE },
 	{ "GET",    "/settings/power-bi",         pages_settings_power_bi, PB_ROLE_OWNER, 0,               NULL,           settings_query, ROUTE_PAGE | ROUTE_FEATURE_POWERBI_WEB | ROUTE_READ_ONLY },
 	{ "POST",   "/settings/power-bi",         pages_settings_power_bi_post, PB_ROLE_OWNER, PB_SETTINGS_BODY_MAX, form_types, NULL, ROUTE_PAGE | ROUTE_FEATURE_POWERBI_WEB },
-	{ "GET",    "/static/{name}",             pages_static,         PB_ROLE_NONE,   0,                 NULL,           NULL,       ROUTE_PAGE },
+	{ "GET",    "/static/{name}",             pages_static,         PB_ROLE_NONE,   0,                 NULL,           NULL,       ROUTE_PAGE | ROUTE_NO_DATABASE },
 };
 
 const struct pb_app pb_app = {

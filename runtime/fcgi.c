@@ -15,6 +15,7 @@
 #include "runtime/metrics.h"
 #include "runtime/page_csrf.h"
 #include "runtime/page_render.h"
+#include "runtime/timeutil.h"
 #include "runtime/util.h"
 
 extern char **environ;
@@ -242,6 +243,37 @@ static void remember_org(const struct req *r, const char *token_id)
 	xsnprintf(seen->org_id, sizeof seen->org_id, "%s", r->who.org_id);
 }
 
+/* Opens the database and checks its schema: *db new (db_close), NULL on failure. */
+static int open_database(const pb_config *cfg, pb_db **db, char *err)
+{
+	int rc = db_open(cfg->db_path, false, db, err);
+	if (!rc && (rc = db_check_schema(*db, cfg->sql_dir, err))) {
+		db_close(*db);
+		*db = NULL;
+	}
+	return rc;
+}
+
+/* A process that started while its database could not be reached (PostgreSQL restarting, the
+ * network) serves anyway: each request tries to connect, at most once a second, and is answered
+ * 503 with Retry-After until it does. Exiting instead would have the pool restart it in a loop
+ * and give up (deploy/systemd/pbiport-pool's quick exits). */
+static int database_ready(struct req *r)
+{
+	static int64_t tried_ms;
+	if (r->db)
+		return PB_OK;
+	if (tried_ms && pb_mono_ms() - tried_ms < 1000)
+		return pb_err(r->err, PB_EUNAVAIL, "database: not reachable yet");
+	tried_ms = pb_mono_ms();
+	char err[PB_ERR_MAX];
+	int rc = open_database(r->cfg, &r->db, err);
+	if (!rc)
+		log_event("info", r->request_id, "database reachable: serving");
+	/* a schema not migrated yet is as unavailable to the client as a server restarting */
+	return rc ? pb_err(r->err, PB_EUNAVAIL, "%s", err) : PB_OK;
+}
+
 static void dispatch(struct req *r, const struct pb_app *app)
 {
 	char token_id[PB_ID_BUF] = "";
@@ -278,6 +310,10 @@ static void dispatch(struct req *r, const struct pb_app *app)
 			       features[i].setting);
 			goto out;
 		}
+	if (!(r->route->flags & ROUTE_NO_DATABASE) && (rc = database_ready(r))) {
+		reply_rc(r, app, rc);
+		goto out;
+	}
 	/* this process's own unwritten counts are part of what /metrics shows */
 	if ((r->route->flags & ROUTE_METRICS_FLUSH) && r->db && metrics_flush(r->db, r->err))
 		log_event("warn", r->request_id, "metrics not written: %s", r->err);
@@ -486,8 +522,12 @@ int pb_serve(const struct pb_app *app)
 	if (config_load(&cfg, err))
 		goto fail;
 	have_cfg = true;
-	if (router_check_table(app->routes, app->nroutes, err) ||
-	    db_open(cfg.db_path, false, &db, err) || db_check_schema(db, cfg.sql_dir, err))
+	if (router_check_table(app->routes, app->nroutes, err))
+		goto fail;
+	int rc = open_database(&cfg, &db, err);
+	if (rc == PB_EUNAVAIL)   /* requests answer 503 until it is back: database_ready */
+		log_event("warn", NULL, "%s: answering 503 until the database can be reached", err);
+	else if (rc)
 		goto fail;
 	signal(SIGPIPE, SIG_IGN);   /* a client gone mid-response is an error return, not a death */
 	req_init(&r, &cfg, db);
@@ -497,8 +537,10 @@ int pb_serve(const struct pb_app *app)
 fail:
 	fprintf(stderr, "pbiport: %s\n", err);
 out:
-	if (have_req)
+	if (have_req) {
+		db = r.db;   /* the one opened late, if so (database_ready) */
 		req_release(&r);
+	}
 	flush_metrics(db);   /* SIGTERM: nothing counted is lost */
 	metrics_forget();
 	db_close(db);

@@ -37,6 +37,8 @@ enum route_flags {
 	                                         before the handler runs */
 	ROUTE_FEATURE_SSO = 1u << 7,          /* 404 feature_disabled unless signing in with Microsoft is
 	                                         configured (PBIPORT_SSO_*) */
+	ROUTE_NO_DATABASE = 1u << 8,          /* the handler reads no database (static files): served also
+	                                         while the database cannot be reached */
 };
 
 #define ROUTE_BODY_CONFIG ((size_t)-1)   /* body limit = PBIPORT_MAX_BODY */

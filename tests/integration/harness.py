@@ -398,10 +398,11 @@ class Stack:
                 raise RuntimeError("spawn-fcgi did not create %s" % self.socket_path)
             time.sleep(0.02)
 
-    def restart_pool(self, env=None):
+    def restart_pool(self, env=None, wait_healthy=True):
         """Stops the FastCGI pool and starts it again with env merged into the application's
         environment (None values remove a variable): a configuration change such as a key
-        rotation, with the same database and web server."""
+        rotation, with the same database and web server. wait_healthy=False returns once the
+        socket is there (a pool started while its database is away answers 503)."""
         for i, (name, proc) in enumerate(self._groups):
             if name == "fcgi":
                 kill_group(proc)
@@ -415,7 +416,8 @@ class Stack:
             else:
                 self.extra_env[key] = value
         self._start_pool()
-        self._wait_healthy()
+        if wait_healthy:
+            self._wait_healthy()
 
     def _spawn_server(self, args):
         log = open(self.path("web", "logs", "stderr.log"), "ab")
