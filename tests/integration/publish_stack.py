@@ -14,7 +14,10 @@ import tempfile
 import time
 import urllib.parse
 
+import unittest
+
 import harness
+import testdb
 
 
 _DEMO = harness.tenants_fixture()["tenants"][0]
@@ -221,3 +224,36 @@ class PublishStackTestCase(harness.EmulatorStackTestCase):
         return self.page(path, user, "POST", urllib.parse.urlencode(fields),
                          {"Content-Type": "application/x-www-form-urlencoded", "Origin": origin,
                           "Sec-Fetch-Site": "same-origin"})
+
+
+class OwnPostgresStackTestCase(PublishStackTestCase):
+    """A publish stack on a PostgreSQL server of the class's own (cls.pg, testdb.PgServer), which
+    its tests may stop and start (pg.down(), pg.up()) whatever engine the run uses; the database
+    is named after PG_DATABASE. Skips, saying why, without the PostgreSQL server binaries."""
+    PG_DATABASE = "own_postgres"
+    pg = None
+
+    @classmethod
+    def setUpClass(cls):
+        try:
+            cls.pg = testdb.PgServer.start()
+        except testdb.Unavailable as e:
+            print(e)   # "SKIP: PostgreSQL server binaries ... not found ..."
+            raise unittest.SkipTest(str(e))
+        try:
+            super().setUpClass()
+        except BaseException:
+            cls.pg.stop()
+            raise
+
+    @classmethod
+    def stack_options(cls):
+        return {"database": cls.pg.create_database(cls.PG_DATABASE)}
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            if cls.pg:
+                cls.pg.stop()

@@ -7,42 +7,15 @@ pool restarted them until its quick-exit rule gave up (502 for good), and the wo
 PostgreSQL only (its own throwaway server); skips without the server binaries."""
 import json
 import time
-import unittest
 
 import harness
-import testdb
-from publish_stack import BASIC, WS_ADMIN, PublishStackTestCase
+from publish_stack import BASIC, WS_ADMIN, OwnPostgresStackTestCase
 
 WAIT_S = 60
 
 
-class DatabaseAwayAtStart(PublishStackTestCase):
-    pg = None
-
-    @classmethod
-    def setUpClass(cls):
-        try:
-            cls.pg = testdb.PgServer.start()
-        except testdb.Unavailable as e:
-            print(e)   # "SKIP: PostgreSQL server binaries ... not found ..."
-            raise unittest.SkipTest(str(e))
-        try:
-            super().setUpClass()
-        except BaseException:
-            cls.pg.stop()
-            raise
-
-    @classmethod
-    def stack_options(cls):
-        return {"database": cls.pg.create_database("away_at_start")}
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            if cls.pg:
-                cls.pg.stop()
+class DatabaseAwayAtStart(OwnPostgresStackTestCase):
+    PG_DATABASE = "away_at_start"
 
     def until(self, what, fn):
         deadline = time.monotonic() + WAIT_S

@@ -17,12 +17,10 @@ import os
 import re
 import threading
 import time
-import unittest
 
 import harness
-import testdb
 from harness import contract_variant, fixture
-from publish_stack import BASIC, ENDED, JOB_WAIT_S, TENANT, WS_ADMIN, PublishStackTestCase
+from publish_stack import BASIC, ENDED, JOB_WAIT_S, TENANT, WS_ADMIN, OwnPostgresStackTestCase, PublishStackTestCase
 
 SP_ID, SP_SECRET = harness.app_credentials(harness.tenants_fixture()["tenants"][0], 1)
 PUBLISHES = 100
@@ -34,29 +32,12 @@ RECOVERY_WAIT_S = 120          # generous: the assertion is that it answers agai
 ATTEMPT_LINE = re.compile(r"worker \S+: job ([0-9a-f]{32}) \(\w+\) attempt \d+/\d+")
 
 
-class TwoHosts(PublishStackTestCase):
+class TwoHosts(OwnPostgresStackTestCase):
     FCGI_PROCS = 4
     EMU_ENV = dict(PublishStackTestCase.EMU_ENV, APPLICATION_INGESTIONS_ENABLED="true",
                    PBIPORT_SCAN_POLL_MS="100", PBIPORT_SCAN_POLL_MAX_MS="400")
-    pg = None
+    PG_DATABASE = "two_hosts"
     host2 = None
-
-    @classmethod
-    def setUpClass(cls):
-        try:
-            cls.pg = testdb.PgServer.start()
-        except testdb.Unavailable as e:
-            print(e)   # "SKIP: PostgreSQL server binaries ... not found ..."
-            raise unittest.SkipTest(str(e))
-        try:
-            super().setUpClass()
-        except BaseException:
-            cls.pg.stop()
-            raise
-
-    @classmethod
-    def stack_options(cls):
-        return {"database": cls.pg.create_database("two_hosts")}
 
     @classmethod
     def set_up_stack(cls):
@@ -74,10 +55,8 @@ class TwoHosts(PublishStackTestCase):
             if cls.host2:
                 reports = cls.host2.sanitizer_reports() if cls.host2.dir else []
                 cls.host2.stop()
-            super().tearDownClass()
         finally:
-            if cls.pg:
-                cls.pg.stop()
+            super().tearDownClass()
         if reports:
             raise AssertionError("sanitizer reports from the second host:\n" + "\n".join(reports[:20]))
 
