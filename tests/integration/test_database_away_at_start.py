@@ -51,7 +51,9 @@ class DatabaseAwayAtStart(OwnPostgresStackTestCase):
             self.assertIsNone(worker.poll(), "the worker waits for its database")
         finally:
             self.pg.up()
-        # back within seconds, nothing restarted: every copy connects at its next request
+        # back within seconds, nothing restarted: a copy tries again at its first request a second
+        # after its last try (answering 503 in between), so after a second every copy connects
+        time.sleep(1.1)
         self.until("200 once PostgreSQL is back",
                    lambda: all(self.stack.json("GET", "/api/data-products", token="alice")[0] == 200
                                for _ in range(8)))
