@@ -117,7 +117,8 @@ struct db_driver {
 	void (*idle)(db_conn *c);
 	/* Opens a write transaction: SQLite BEGIN IMMEDIATE (the write lock taken now, waiting up
 	 * to busy_timeout); PostgreSQL BEGIN (READ COMMITTED; a conflicting write may then fail
-	 * with DB_ERETRY, which db_transaction reruns). */
+	 * with DB_ERETRY, which db_transaction reruns), sent with the first command as begin_read's
+	 * is: a COMMIT or ROLLBACK before any statement sends nothing. */
 	int (*begin_write)(db_conn *c, char *err);
 	/* True while a transaction (BEGIN without its COMMIT/ROLLBACK yet) is open on c, also
 	 * one the engine aborted; false after a lost connection. */

@@ -13,8 +13,9 @@
  * (ROLLBACK, COMMIT, or a new BEGIN): reconnecting in the middle would run the rest of the
  * caller's transaction as separate, committed statements.
  *
- * A read transaction costs no round trip of its own: its BEGIN is sent in one pipeline with its
- * first statement (a read that runs none sends nothing), and its COMMIT, when it wrote nothing,
+ * A transaction's BEGIN costs no round trip of its own: it is sent in one pipeline with the
+ * transaction's first statement (or in one text with its first script), and a transaction that
+ * runs none sends nothing. A read transaction's COMMIT, when it wrote nothing,
  * is sent without waiting for the answer, which is read before the next command, or held to go
  * in the next statement's pipeline (db_read_end_later). The server ends the transaction when it
  * reads the COMMIT, whether or not this process reads the answer; a read-only COMMIT has nothing
@@ -36,7 +37,9 @@
 /* Used unless the connection string sets its own: a server that does not answer (a dead host)
  * makes a request wait this long for its 503, not the system's TCP timeout. */
 #define PG_CONNECT_TIMEOUT_S "10"
-#define PG_BEGIN_READ "BEGIN ISOLATION LEVEL REPEATABLE READ"
+/* A transaction's BEGIN, told apart by address (db_conn.begin_owed) */
+static const char begin_read_sql[] = "BEGIN ISOLATION LEVEL REPEATABLE READ";
+static const char begin_write_sql[] = "BEGIN";   /* READ COMMITTED */
 #define PG_PREFETCH_MAX 4   /* statements prefetched in one read transaction, at most */
 #define PG_SESSION_SETUP \
 	"SET TimeZone = 'UTC'; SET standard_conforming_strings = on; SET client_encoding = 'UTF8'"
@@ -47,8 +50,9 @@ struct db_conn {
 	uint64_t names;      /* server-side statement names given so far */
 	int64_t changes;     /* rows the last INSERT/UPDATE/DELETE touched */
 	bool tx_lost;        /* the connection was lost inside a transaction the caller has not ended */
-	bool read_owed;      /* a read transaction was begun: its BEGIN goes out with the next statement */
-	bool first_alone;    /* ... but not with the very next one, which reads by itself (pg_first_alone) */
+	const char *begin_owed; /* a transaction was begun: this BEGIN (begin_read_sql or begin_write_sql)
+	                         * goes out with the next command; NULL: none owed */
+	bool first_alone;    /* ... a read's, but not with the very next statement, which reads by itself */
 	bool read_only_tx;   /* the open transaction is such a read and wrote nothing: COMMIT not awaited */
 	bool commit_held;    /* a read's COMMIT waits to go with the next command (pg_commit_later) */
 	bool commit_unread;  /* a COMMIT was sent whose answer is not read yet */
@@ -535,11 +539,11 @@ static void unfetch_all(db_conn *c)
 }
 
 /* One pipeline, one round trip: a held COMMIT (when commit; its answer is not wanted), the owed
- * read BEGIN (when begin), cur's statement, and the statements queued by pg_prefetch, whose
+ * BEGIN begin (when not NULL), cur's statement, and the statements queued by pg_prefetch, whose
  * results they keep. cur's result is answered (new, or NULL when the pipeline failed before it);
  * a failed BEGIN's result in *begin_fail (new) for the caller to report. A queued statement whose
  * result failed is dropped. */
-static PGresult *run_pipeline(db_cursor *cur, bool commit, bool begin, PGresult **begin_fail)
+static PGresult *run_pipeline(db_cursor *cur, bool commit, const char *begin, PGresult **begin_fail)
 {
 	db_conn *c = cur->c;
 	PGconn *pg = c->pg;
@@ -550,7 +554,7 @@ static PGresult *run_pipeline(db_cursor *cur, bool commit, bool begin, PGresult 
 	if (!PQenterPipelineMode(pg))
 		return NULL;
 	bool ok = (!commit || PQsendQueryParams(pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) &&
-		  (!begin || PQsendQueryParams(pg, PG_BEGIN_READ, 0, NULL, NULL, NULL, NULL, 0)) &&
+		  (!begin || PQsendQueryParams(pg, begin, 0, NULL, NULL, NULL, NULL, 0)) &&
 		  PQsendQueryPrepared(pg, cur->name, cur->nparams, (const char *const *)cur->values, NULL, NULL, 0);
 	for (int i = 0; ok && i < c->npre; i++) {
 		db_cursor *q = c->pre[i];
@@ -620,13 +624,13 @@ static int run(db_cursor *cur, char *err)
 	/* with prefetched reads, the pipeline goes without the read's BEGIN (which stays owed to its
 	 * next statement): each of them answers by itself, and the statement that takes them along
 	 * is the identity's lookup (pg_prefetch); so does a statement that reads alone */
-	bool begin = c->read_owed && !c->npre && !c->first_alone;
+	const char *begin = !c->npre && !c->first_alone ? c->begin_owed : NULL;
 	c->first_alone = false;
 	if (commit || begin || c->npre) {
 		PGresult *begin_fail;
 		if (begin) {
-			c->read_owed = false;
-			c->read_only_tx = true;
+			c->begin_owed = NULL;
+			c->read_only_tx = begin == begin_read_sql;
 			in_tx = true;
 		}
 		cur->res = run_pipeline(cur, commit, begin, &begin_fail);
@@ -666,7 +670,7 @@ static int pg_prefetch(db_cursor *cur, char *err)
 {
 	db_conn *c = cur->c;
 	unfetch(cur);
-	if (c->npre == PG_PREFETCH_MAX || !(c->read_owed || c->read_only_tx))
+	if (c->npre == PG_PREFETCH_MAX || !(c->begin_owed == begin_read_sql || c->read_only_tx))
 		return PB_OK;   /* a hint: the statement runs when it is asked for */
 	if (!(cur->pre_values = calloc((size_t)cur->nparams + 1, sizeof *cur->pre_values)))
 		return pb_err(err, PB_ENOMEM, "database: out of memory");
@@ -768,22 +772,36 @@ static bool is_rollback(const char *script)
 	return !starts_with_word(p, "TO");
 }
 
-/* Sends the BEGIN a read transaction owes before a command that is not a statement (which takes
- * it along: run), and waits for it. */
-static int pay_read_begin(db_conn *c, char *err)
+/* Sends the BEGIN a transaction owes before a command that cannot take it along (run and pg_exec
+ * do), and waits for it. */
+static int pay_begin(db_conn *c, char *err)
 {
-	if (!c->read_owed)
+	const char *begin = c->begin_owed;
+	if (!begin)
 		return PB_OK;
-	c->read_owed = false;
-	c->read_only_tx = true;
+	c->begin_owed = NULL;
+	c->read_only_tx = begin == begin_read_sql;
 	int rc = conn_ready(c, err);
 	if (rc)
 		return rc;
-	PGresult *r = PQexec(c->pg, PG_BEGIN_READ);
+	PGresult *r = PQexec(c->pg, begin);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK)
 		rc = pg_fail(c, r, "begin", err);
 	PQclear(r);
 	return rc;
+}
+
+/* "begin; script" (new; NULL when out of memory): one round trip for both. */
+static char *begin_and(const char *begin, const char *script)
+{
+	size_t nb = strlen(begin), ns = strlen(script);
+	char *text = malloc(nb + 2 + ns + 1);
+	if (text) {
+		memcpy(text, begin, nb);
+		memcpy(text + nb, "; ", 2);
+		memcpy(text + nb + 2, script, ns + 1);
+	}
+	return text;
 }
 
 static int pg_exec(db_conn *c, const char *script, char *err)
@@ -793,13 +811,14 @@ static int pg_exec(db_conn *c, const char *script, char *err)
 	bool rollback = is_rollback(script);
 	if (commit || rollback || begin)
 		unfetch_all(c);   /* read in the transaction that ends here */
-	if (c->read_owed && (commit || rollback)) {   /* a read that ran no statement: nothing was sent */
-		c->read_owed = false;
-		return PB_OK;
+	if (c->begin_owed && (commit || rollback || begin)) {   /* it ran no statement: nothing was sent */
+		c->begin_owed = NULL;
+		if (!begin)
+			return PB_OK;
 	}
-	int rc = pay_read_begin(c, err);
-	if (rc)
-		return rc;
+	const char *owed = c->begin_owed;   /* any other script takes it along, in one text */
+	c->begin_owed = NULL;
+	int rc;
 	if (commit && c->read_only_tx && !c->tx_lost && PQstatus(c->pg) == CONNECTION_OK) {
 		c->read_only_tx = false;
 		if (PQsendQuery(c->pg, "COMMIT")) {
@@ -822,10 +841,16 @@ static int pg_exec(db_conn *c, const char *script, char *err)
 		if (begin)
 			c->tx_lost = false;
 	}
-	if ((rc = conn_ready(c, err)))
+	char *text = NULL;
+	if (owed && !(text = begin_and(owed, script)))
+		return pb_err(err, PB_ENOMEM, "database: out of memory");
+	if ((rc = conn_ready(c, err))) {
+		free(text);
 		return rc;
-	bool in_tx = pg_in_tx_now(c);
-	PGresult *r = PQexec(c->pg, script);
+	}
+	bool in_tx = owed || pg_in_tx_now(c);
+	PGresult *r = PQexec(c->pg, text ? text : script);
+	free(text);
 	ExecStatusType st = PQresultStatus(r);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) {
 		/* COMMIT of a transaction a failed statement aborted answers "ROLLBACK", not an error */
@@ -839,14 +864,20 @@ static int pg_exec(db_conn *c, const char *script, char *err)
 	return rc;
 }
 
-/* Nothing is sent yet: the BEGIN goes with the first statement (run, pay_read_begin). A new
+/* Nothing is sent yet: the BEGIN goes with the first command (run, pg_exec, pay_begin). A new
  * BEGIN ends a transaction lost with its connection, as pg_exec's does. */
+static void owe_begin(db_conn *c, const char *begin)
+{
+	unfetch_all(c);
+	c->tx_lost = false;
+	c->begin_owed = begin;
+	c->first_alone = false;
+}
+
 static int pg_begin_read(db_conn *c, char *err)
 {
 	(void)err;
-	c->tx_lost = false;
-	c->read_owed = true;
-	c->first_alone = false;
+	owe_begin(c, begin_read_sql);
 	return PB_OK;
 }
 
@@ -854,19 +885,21 @@ static int pg_begin_read(db_conn *c, char *err)
  * a read whose only statement that is sends neither BEGIN nor COMMIT. */
 static void pg_first_alone(db_conn *c)
 {
-	c->first_alone = c->read_owed;
+	c->first_alone = c->begin_owed == begin_read_sql;
 }
 
 static int pg_begin_write(db_conn *c, char *err)
 {
-	return pg_exec(c, "BEGIN", err);
+	(void)err;
+	owe_begin(c, begin_write_sql);
+	return PB_OK;
 }
 
 /* True also while a transaction whose connection was lost is not ended yet, so that the caller
  * ends it (its ROLLBACK lets this connection be made again). */
 static bool pg_in_transaction(db_conn *c)
 {
-	if (c->read_owed)
+	if (c->begin_owed)
 		return true;
 	if (c->commit_unread || c->commit_held)   /* ended: the server ends it as it reads the COMMIT */
 		return false;
@@ -878,8 +911,8 @@ static bool pg_in_transaction(db_conn *c)
 static bool pg_commit_later(db_conn *c)
 {
 	unfetch_all(c);
-	if (c->read_owed) {   /* nothing was sent */
-		c->read_owed = false;
+	if (c->begin_owed) {   /* nothing was sent */
+		c->begin_owed = NULL;
 		return true;
 	}
 	if (!c->read_only_tx || c->tx_lost || PQstatus(c->pg) != CONNECTION_OK || !pg_in_tx_now(c))
@@ -897,9 +930,9 @@ static void pg_idle(db_conn *c)
 /* One parameterless query whose first value is wanted (NULL: none). *out new or NULL. */
 static int query_value(db_conn *c, const char *sql, const char *param, const char *what, char **out, char *err)
 {
-	int rc = conn_ready(c, err);
 	*out = NULL;
-	if (rc)
+	int rc = pay_begin(c, err);
+	if (rc || (rc = conn_ready(c, err)))
 		return rc;
 	bool in_tx = pg_in_tx_now(c);
 	PGresult *r = PQexecParams(c->pg, sql, param ? 1 : 0, NULL, param ? &param : NULL, NULL, NULL, 0);

@@ -255,6 +255,25 @@ static void transaction_and_savepoint_rolled_back(void **state)
 	assert_int_not_equal(db_commit(db, err), PB_OK);
 	assert_false(db_in_transaction(db));
 	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx WHERE k = ?", "lost"), 0);
+
+	/* the BEGIN owed to the first command: a transaction that ran nothing commits or rolls back
+	 * without a word to the server; a savepoint as the first command takes the BEGIN along */
+	assert_int_equal(db_begin(db, err), PB_OK);
+	assert_true(db_in_transaction(db));
+	assert_int_equal(db_commit(db, err), PB_OK);
+	assert_false(db_in_transaction(db));
+	assert_int_equal(db_begin(db, err), PB_OK);
+	db_rollback(db);
+	assert_false(db_in_transaction(db));
+	assert_int_equal(db_begin(db, err), PB_OK);
+	assert_int_equal(db_begin(db, err), PB_OK);   /* SAVEPOINT, the transaction's first command */
+	assert_int_equal(insert_k(db, "undone first", err), PB_OK);
+	db_rollback(db);
+	assert_true(db_in_transaction(db));
+	assert_int_equal(insert_k(db, "kept after the savepoint", err), PB_OK);
+	assert_int_equal(db_commit(db, err), PB_OK);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx WHERE k = ?", "undone first"), 0);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM tx WHERE k = ?", "kept after the savepoint"), 1);
 	db_close(db);
 }
 
@@ -332,7 +351,10 @@ static void lost_connection_unavailable_then_reconnects(void **state)
 	assert_int_equal(db_row(db, st, err), PB_EUNAVAIL);
 	db_done(st);
 	assert_int_equal(db_ping(db, err), PB_EUNAVAIL);
-	assert_int_equal(db_begin(db, err), PB_EUNAVAIL);
+	/* a write transaction's BEGIN goes with its first statement, which tells */
+	assert_int_equal(db_begin(db, err), PB_OK);
+	assert_int_equal(insert_k(db, "while down", err), PB_EUNAVAIL);
+	db_rollback(db);
 	assert_false(db_in_transaction(db));
 
 	assert_int_equal(tu_pg_do(&cluster, "up"), 0);
