@@ -42,6 +42,11 @@ run_one() {  # name, command...
     failed=$((failed + 1)); failed_names+=("$name"); echo "FAIL $name (log: $log)"
     tail -n 30 "$log" | sed 's/^/     | /'
   fi
+  # a test that stopped the shared PostgreSQL server and failed before starting it again
+  # fails alone, not every test after it
+  if [ -n "${PBIPORT_TEST_PG_DIR:-}" ]; then
+    python3 tests/tools/pg_cluster.py ensure-up "$PBIPORT_TEST_PG_DIR" 2>&1 | sed "s|^|     after $name: |"
+  fi
   grep -h '^SKIP' "$log" 2>/dev/null | sed 's/^/     /' || true
 }
 

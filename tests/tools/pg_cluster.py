@@ -26,6 +26,9 @@ From the shell (exit status 77 with a SKIP line when the PostgreSQL binaries are
     pg_cluster.py down DIR | up DIR | stop DIR
         stops the server (fast shutdown), starts it again on the same data and socket, or stops it
         and removes DIR
+    pg_cluster.py ensure-up DIR
+        starts the server again only when it is down, saying so (tests/run.sh after each test: a
+        test that stopped the shared server and failed before starting it again fails alone)
 """
 import glob
 import json
@@ -226,6 +229,15 @@ class Cluster:
         """Starts the server on the existing data; returns once it accepts connections."""
         self._run([self._bin("pg_ctl"), "-D", self.datadir, "-l", self.logfile, "-w", "-t", "60", "start"])
 
+    def running(self):
+        """Whether the server runs (pg_ctl status)."""
+        return self._run([self._bin("pg_ctl"), "-D", self.datadir, "status"], check=False).returncode == 0
+
+    def ensure_up(self):
+        if not self.running():
+            print("pg_cluster.py: the server was down: started again")
+            self.up()
+
     def down(self, mode="fast"):
         """Stops the server (connections are cut), keeping its data."""
         self._run([self._bin("pg_ctl"), "-D", self.datadir, "-w", "-t", "60", "-m", mode, "stop"], check=False)
@@ -303,7 +315,7 @@ def _parse(argv):
         else:
             p.add_argument("--owner-pid", type=int, help="stop and remove the cluster when this process exits")
             p.add_argument("--url", action="store_true", help="print a postgresql:// URL")
-    for name in ("down", "up", "stop"):
+    for name in ("down", "up", "stop", "ensure-up"):
         sub.add_parser(name).add_argument("dir")
     return ap.parse_args(argv)
 
@@ -334,7 +346,7 @@ def main(argv):
             print(c.url if args.url else c.conninfo)
             return 0
         c = Cluster.attach(args.dir)
-        getattr(c, args.command)()
+        getattr(c, args.command.replace("-", "_"))()
         return 0
     except Unavailable as e:
         print("SKIP: %s" % e)
