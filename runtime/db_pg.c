@@ -772,25 +772,6 @@ static bool is_rollback(const char *script)
 	return !starts_with_word(p, "TO");
 }
 
-/* Sends the BEGIN a transaction owes before a command that cannot take it along (run and pg_exec
- * do), and waits for it. */
-static int pay_begin(db_conn *c, char *err)
-{
-	const char *begin = c->begin_owed;
-	if (!begin)
-		return PB_OK;
-	c->begin_owed = NULL;
-	c->read_only_tx = begin == begin_read_sql;
-	int rc = conn_ready(c, err);
-	if (rc)
-		return rc;
-	PGresult *r = PQexec(c->pg, begin);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		rc = pg_fail(c, r, "begin", err);
-	PQclear(r);
-	return rc;
-}
-
 /* "begin; script" (new; NULL when out of memory): one round trip for both. */
 static char *begin_and(const char *begin, const char *script)
 {
@@ -864,7 +845,7 @@ static int pg_exec(db_conn *c, const char *script, char *err)
 	return rc;
 }
 
-/* Nothing is sent yet: the BEGIN goes with the first command (run, pg_exec, pay_begin). A new
+/* Nothing is sent yet: the BEGIN goes with the first statement or script (run, pg_exec). A new
  * BEGIN ends a transaction lost with its connection, as pg_exec's does. */
 static void owe_begin(db_conn *c, const char *begin)
 {
@@ -927,12 +908,13 @@ static void pg_idle(db_conn *c)
 	release_commit(c);
 }
 
-/* One parameterless query whose first value is wanted (NULL: none). *out new or NULL. */
+/* One parameterless query whose first value is wanted (NULL: none). *out new or NULL. It runs
+ * by itself: a BEGIN owed stays owed (a ping, a migration's checks need no transaction). */
 static int query_value(db_conn *c, const char *sql, const char *param, const char *what, char **out, char *err)
 {
 	*out = NULL;
-	int rc = pay_begin(c, err);
-	if (rc || (rc = conn_ready(c, err)))
+	int rc = conn_ready(c, err);
+	if (rc)
 		return rc;
 	bool in_tx = pg_in_tx_now(c);
 	PGresult *r = PQexecParams(c->pg, sql, param ? 1 : 0, NULL, param ? &param : NULL, NULL, NULL, 0);
