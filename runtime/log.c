@@ -1,6 +1,7 @@
 #include "runtime/log.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,8 +12,11 @@
 #include "runtime/request.h"
 #include "runtime/util.h"
 
-/* One buffer per process, kept: a log line per request should not cost allocations. */
+/* One buffer per process, kept: a log line per request should not cost allocations. Threads log
+ * too (a worker's heartbeat, the workers of one test process): log_lock guards this buffer, the
+ * batch below and the writes, so that lines neither mix nor use a buffer another thread grew. */
 static sbuf line_buf = { .max = PB_LOG_LINE_MAX };
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Request lines that wait while requests keep coming (log_batch_requests): one write for many
  * lines instead of a system call per request. Written when the process goes idle (log_flush),
@@ -28,25 +32,34 @@ static void write_lines(const char *text, size_t n)
 	fflush(stderr);
 }
 
-void log_flush(void)
+static void flush_locked(void)
 {
 	if (batch.len)
 		write_lines(sbuf_str(&batch), batch.len);
 	sbuf_reset(&batch);
 }
 
+void log_flush(void)
+{
+	pthread_mutex_lock(&log_lock);
+	flush_locked();
+	pthread_mutex_unlock(&log_lock);
+}
+
 void log_batch_requests(bool on)
 {
+	pthread_mutex_lock(&log_lock);
 	if (!on)
-		log_flush();
+		flush_locked();
 	batching = on;
+	pthread_mutex_unlock(&log_lock);
 }
 
 static void write_line(sbuf *text)
 {
 	if (sbuf_addc(text, '\n'))
 		return;
-	log_flush();
+	flush_locked();
 	write_lines(sbuf_str(text), text->len);
 }
 
@@ -54,11 +67,13 @@ static void emit(json_t *line)
 {
 	if (!line)
 		return;
+	pthread_mutex_lock(&log_lock);
 	sbuf_reset(&line_buf);
 	int bad = json_out(&line_buf, line, JSON_COMPACT);
-	json_decref(line);
 	if (!bad)
 		write_line(&line_buf);
+	pthread_mutex_unlock(&log_lock);
+	json_decref(line);
 }
 
 /* ,"key":"value" (value NULL, or not UTF-8 as JSON text must be: null) */
@@ -77,6 +92,7 @@ void log_request(const struct req *r, double seconds)
 	sbuf *t = &line_buf;
 	int msn = json_out_double_prec(seconds * 1000.0, 6, ms);
 	pb_now(ts);
+	pthread_mutex_lock(&log_lock);
 	sbuf_reset(t);
 	int bad = msn < 0 || sbuf_adds(t, "{\"ts\":") || json_out_string(t, ts, strlen(ts)) ||
 		  add_str(t, "level", r->status >= 500 ? "error" : "info") ||
@@ -87,15 +103,17 @@ void log_request(const struct req *r, double seconds)
 		  (r->who.known && add_str(t, "user", r->who.user_name)) ||
 		  (r->status >= 500 && r->err[0] && add_str(t, "error", r->err)) || sbuf_addc(t, '}');
 	if (bad || sbuf_addc(t, '\n'))
-		return;
+		goto out;
 	/* a failed request's line goes at once: whoever looks for it should not wait */
 	if (batching && r->status < 500 && !sbuf_add(&batch, sbuf_str(t), t->len)) {
 		if (batch.len >= PB_LOG_BATCH_BYTES)
-			log_flush();
-		return;
+			flush_locked();
+		goto out;
 	}
-	log_flush();
+	flush_locked();
 	write_lines(sbuf_str(t), t->len);
+out:
+	pthread_mutex_unlock(&log_lock);
 }
 
 void log_event(const char *level, const char *request_id, const char *fmt, ...)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,10 +142,55 @@ static void request_lines_wait_for_idle_in_order(void **state)
 	assert_int_equal(lines_written(), 8 + sent);
 }
 
+enum { LOGGING_THREADS = 4, LINES_PER_THREAD = 2000 };
+
+static void *log_events(void *arg)
+{
+	char pad[1001];
+	memset(pad, 'x', sizeof pad - 1);
+	pad[sizeof pad - 1] = '\0';
+	for (int i = 0; i < LINES_PER_THREAD; i++)   /* lengths that vary, so buffers grow and shrink */
+		log_event("info", NULL, "thread %ld line %d %.*s", (long)(intptr_t)arg, i, (i * 37) % 1000, pad);
+	return NULL;
+}
+
+/* Threads log too (a worker's heartbeat; two workers in one test process): lines from several
+ * threads at once, requests batched beside them, come out whole, each once. */
+static void threads_write_whole_lines(void **state)
+{
+	(void)state;
+	pthread_t t[LOGGING_THREADS];
+	int before = lines_written();
+	log_batch_requests(true);
+	for (int i = 0; i < LOGGING_THREADS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, log_events, (void *)(intptr_t)i), 0);
+	for (int i = 0; i < LINES_PER_THREAD; i++)
+		logged(200, "beside the threads");
+	for (int i = 0; i < LOGGING_THREADS; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	log_batch_requests(false);
+
+	char line[PB_LOG_LINE_MAX];
+	int n = 0, bad = 0;
+	FILE *f = fopen(log_path, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof line, f)) {
+		if (n++ < before)
+			continue;
+		json_t *j = json_loads(line, 0, NULL);
+		bad += !j;
+		json_decref(j);
+	}
+	fclose(f);
+	assert_int_equal(bad, 0);
+	assert_int_equal(n - before, (LOGGING_THREADS + 1) * LINES_PER_THREAD);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(request_lines_wait_for_idle_in_order),
+		cmocka_unit_test(threads_write_whole_lines),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
