@@ -56,8 +56,8 @@ int api_data_products_list(struct req *r)
 	return rc;
 }
 
-/* The product with its contract and the ports it reads ("consumes"), written as text. A caller
- * identified by an API token read its organization's catalog version with the token: an answer
+/* The product with its contract and the ports it reads ("consumes"), written as text. A caller's
+ * identity was read with its organization's catalog version: an answer
  * this process built for that organization at that version is given again as it is
  * (runtime/answer_cache.h; every write of what it shows moves the version, sql/0018). */
 int api_data_products_get(struct req *r)
@@ -65,7 +65,7 @@ int api_data_products_get(struct req *r)
 	cat_product *p = NULL;
 	json_t *consumes = NULL;
 	const char *id = req_capture(r, "id");
-	const int64_t version = r->who.via == PB_VIA_TOKEN ? r->who.catalog_version : -1;
+	const int64_t version = r->who.known ? r->who.catalog_version : -1;
 	size_t len;
 	const char *kept = version >= 0 ? answer_cache_get(r->who.org_id, id, version, &len) : NULL;
 	if (kept)

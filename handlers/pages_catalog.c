@@ -162,11 +162,17 @@ static int stored_contract_json(const char *text, json_t **tree, char *why)
 	return rc;
 }
 
+/* Everything this page shows moves the organization's catalog version when it is written
+ * (sql/0018, 0019), so the page this process rendered is given again while the version the
+ * caller's identity was read with is the same (runtime/page_render.h kept pages). */
 int pages_product(struct req *r)
 {
 	cat_product *p = NULL;
 	json_t *product = NULL, *view = NULL, *consumes = NULL, *contract = NULL;
 	char owner[PB_NAME_FIELD_MAX + 1] = "", why[PB_ERR_MAX];
+	const int64_t version = r->who.known ? r->who.catalog_version : -1;
+	if (page_kept_reply(r, version))
+		return PB_OK;
 	int rc = catalog_product_get(r->db, r->who.org_id, req_capture(r, "id"), true, &p, r->err);
 	if (rc)
 		goto out;
@@ -202,7 +208,7 @@ int pages_product(struct req *r)
 		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = pages_reply(r, "product", view, 200);
+	rc = page_reply_keep(r, "product", view, 200, pages_chrome, version);
 	view = NULL;
 out:
 	json_decref(view);

@@ -46,8 +46,8 @@ typedef struct pb_identity {
 	pb_auth_via via;                       /* how the caller was identified */
 	char session_id[PB_ID_BUF];            /* PB_VIA_SESSION: the session's public id, else "" */
 	bool session_renew;                    /* PB_VIA_SESSION: its last sighting should move to now */
-	/* PB_VIA_TOKEN: the organization's catalog version, read with the token in one statement
-	 * (sql/0018_catalog_version.sql: moved up by every write of what a product's answer shows);
+	/* the organization's catalog version, read in the statement that identified the caller
+	 * (sql/0018 and 0019: moved up by every write of what a product's answer or page shows);
 	 * -1 when it was not read */
 	int64_t catalog_version;
 } pb_identity;

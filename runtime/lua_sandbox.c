@@ -64,6 +64,8 @@ struct lua_sandbox {
 	char **dirs, **labels;
 	size_t ndirs;
 	const luaL_Reg *api;         /* the caller's functions for the pbiport table (borrowed) */
+	void (*file_seen)(void *ctx, const char *path, const struct stat *st);   /* sandbox_opts' */
+	void *file_seen_ctx;
 	EVP_MD *sha1;                /* for pbiport.uuid, created on first use */
 	EVP_MD_CTX *md_ctx;
 };
@@ -1248,7 +1250,10 @@ static int sb_require(lua_State *L)
 	for (i = 0; i < sb->ndirs; i++) {
 		if (xsnprintf(path, sizeof path, "%s/%s.lua", sb->dirs[i], rel))
 			continue;
-		if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+		bool here = stat(path, &st) == 0 && S_ISREG(st.st_mode);
+		if (sb->file_seen)
+			sb->file_seen(sb->file_seen_ctx, path, here ? &st : NULL);
+		if (here) {
 			found = i;
 			break;
 		}
@@ -1511,6 +1516,8 @@ int sandbox_new(const sandbox_opts *o, lua_sandbox **out, char *err)
 	sb->total_ms = o && o->total_time_limit_ms > 0 ? o->total_time_limit_ms : 0;
 	sb->instr_max = o && o->instr_max > 0 ? o->instr_max : 0;
 	sb->api = o ? o->api : NULL;
+	sb->file_seen = o ? o->file_seen : NULL;
+	sb->file_seen_ctx = o ? o->file_seen_ctx : NULL;
 	if (o && o->ndirs) {
 		sb->dirs = calloc(o->ndirs, sizeof *sb->dirs);
 		sb->labels = calloc(o->ndirs, sizeof *sb->labels);

@@ -62,6 +62,7 @@
 #define PBIPORT_LUA_SANDBOX_H
 
 #include <stddef.h>
+#include <sys/stat.h>
 
 #include <lua.h>
 
@@ -83,6 +84,10 @@ typedef struct sandbox_opts {
 	long long instr_max;      /* VM instructions per call (10000 granularity); 0 = none */
 	const struct luaL_Reg *api;  /* more functions for the `pbiport` table, {NULL, NULL}-ended;
 				      * NULL = none. Borrowed: static, outliving the sandbox */
+	/* Told of every file `require` looks for, in search order, with what stat() saw (NULL: no
+	 * regular file there): what a result kept beyond the sandbox depends on. NULL = none. */
+	void (*file_seen)(void *ctx, const char *path, const struct stat *st);
+	void *file_seen_ctx;
 } sandbox_opts;
 
 /* *out is new: free with sandbox_free(). */

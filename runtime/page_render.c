@@ -7,12 +7,15 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "runtime/answer_cache.h"
+#include "runtime/crypto.h"
 #include "runtime/lua_json.h"
 #include "runtime/lua_sandbox.h"
 #include "runtime/page_csrf.h"
 #include "runtime/page_html.h"
 #include "runtime/request.h"
 #include "runtime/template_dirs.h"
+#include "runtime/timeutil.h"
 #include "runtime/util.h"
 
 #ifndef PBIPORT_DATADIR
@@ -50,7 +53,12 @@ static bool good_page_name(const char *name)
 	return true;
 }
 
-int page_render(const pb_config *cfg, const char *name, const json_t *view, sbuf *out, char *err)
+struct watch_render;
+static void file_seen(void *ctx, const char *path, const struct stat *st);
+
+/* page_render, telling watch (when not NULL) of every template file looked for. */
+static int render_watched(const pb_config *cfg, const char *name, const json_t *view, sbuf *out,
+			  struct watch_render *watch, char *err)
 {
 	template_dirs dirs;
 	lua_sandbox *sb = NULL;
@@ -61,7 +69,8 @@ int page_render(const pb_config *cfg, const char *name, const json_t *view, sbuf
 	if ((rc = template_dirs_build(cfg, NULL, "templates", &dirs, err)))
 		return rc;
 	sandbox_opts so = { .dirs = dirs.dirs, .ndirs = dirs.n, .mem_max = PB_PAGE_LUA_MEM_MAX,
-			    .time_limit_ms = PB_PAGE_LUA_TIME_MS, .api = page_html_api };
+			    .time_limit_ms = PB_PAGE_LUA_TIME_MS, .api = page_html_api,
+			    .file_seen = watch ? file_seen : NULL, .file_seen_ctx = watch };
 	if (!(rc = sandbox_new(&so, &sb, err)) && !(rc = sandbox_cpcall(sb, push_args, &args, 2, err)) &&
 	    !(rc = sandbox_call(sb, "page", 2, err))) {
 		lua_State *L = sandbox_lua(sb);
@@ -79,6 +88,11 @@ int page_render(const pb_config *cfg, const char *name, const json_t *view, sbuf
 	sandbox_free(sb);
 	template_dirs_release(&dirs);
 	return rc;
+}
+
+int page_render(const pb_config *cfg, const char *name, const json_t *view, sbuf *out, char *err)
+{
+	return render_watched(cfg, name, view, out, NULL, err);
 }
 
 /* --- answers ----------------------------------------------------------------------- */
@@ -101,24 +115,42 @@ static int set_str(json_t *o, const char *key, const char *value)
 	return value ? json_object_set_new(o, key, json_string(value)) : 0;
 }
 
+/* What view.page holds that changes with every request (the request's id) or every few hours
+ * (the form token): a kept page is rendered with markers in their place and gets the request's
+ * own values each time it is given (below). */
+struct page_values {
+	const char *request_id;
+	const char *csrf_token;   /* NULL: no form can be signed */
+	char token[PB_CSRF_TOKEN_BUF];
+	char id_marker[PB_CSRF_TOKEN_BUF];   /* the markers' room (token holds the other one) */
+};
+
+/* r's own values. */
+static void page_values_of(struct req *r, struct page_values *v)
+{
+	char why[PB_ERR_MAX];
+	v->request_id = r->request_id;
+	v->csrf_token = r->cfg && r->cfg->rememberme_keys && r->path &&
+				!page_csrf_token(r->cfg->rememberme_keys, r->who.user_id, r->path, time(NULL), v->token, why)
+			? v->token
+			: NULL;
+}
+
 /* view.page: what the runtime knows, then what the application's chrome adds. */
-static int fill_page(struct req *r, json_t *view, page_chrome_fn chrome, char *err)
+static int fill_page(struct req *r, json_t *view, const struct page_values *v, page_chrome_fn chrome, char *err)
 {
 	json_t *page = json_object_get(view, "page");
 	if (!json_is_object(page)) {
 		if (json_object_set_new(view, "page", page = json_object()) || !page)
 			return pb_err(err, PB_ENOMEM, "out of memory");
 	}
-	char token[PB_CSRF_TOKEN_BUF], why[PB_ERR_MAX];
 	bool signed_in = r->who.known;
-	bool can_sign = r->cfg && r->cfg->rememberme_keys && r->path &&
-			!page_csrf_token(r->cfg->rememberme_keys, r->who.user_id, r->path, time(NULL), token, why);
 	json_t *user = signed_in ? json_pack("{s:s, s:s}", "name", r->who.user_name, "role",
 					     auth_role_name(r->who.role)) : NULL;
 	json_t *features = json_pack("{s:b, s:b}", "powerbi_web", r->cfg && r->cfg->powerbi_web_enabled,
 				     "ingestions", r->cfg && r->cfg->ingestions_enabled);
-	int bad = set_str(page, "path", r->path) || set_str(page, "request_id", r->request_id) ||
-		  (can_sign && set_str(page, "csrf_token", token)) ||
+	int bad = set_str(page, "path", r->path) || set_str(page, "request_id", v->request_id) ||
+		  set_str(page, "csrf_token", v->csrf_token) ||
 		  (signed_in && json_object_set_new(page, "user", user)) ||
 		  json_object_set_new(page, "features", features);
 	if (!signed_in)
@@ -135,22 +167,273 @@ static int reply_html(struct req *r, int status, const sbuf *html)
 	return rc ? rc : page_headers(r);
 }
 
+/* --- kept pages -------------------------------------------------------------------
+ *
+ * A kept page is the text a render gave with markers where the request's values go: 32-digit
+ * hex strings, random per process, in view.page.request_id and view.page.csrf_token (hex passes
+ * every escaping a template can apply unchanged). Giving it again is one pass that copies the
+ * text and writes the request's values, escaped, in place of the markers. Whether a template
+ * shows the values only as they are (not cut, changed or measured) is told by rendering the
+ * page a second time with other, longer markers: a page kept is one whose two texts differ only
+ * where the markers stand. Otherwise it is rendered with the request's own values and not kept.
+ * (A template that compares a value with a text of its own is not told apart: see
+ * runtime/page_render.h.) */
+#define MARKER_REQUEST_ID "0001"
+#define MARKER_CSRF_TOKEN "0002"
+#define MARKER_SUFFIX_LEN 4
+#define KEPT_NAME_PREFIX "page "    /* answer_cache names: no API answer's name starts so */
+
+/* [0]: the markers in kept texts; [1]: the second render's, longer (a page that shows a value's
+ * length differs too) */
+static const size_t marker_base_len[2] = { 28, 36 };
+static char marker_base[2][36 + 1];
+
+static size_t marker_len(size_t m)
+{
+	return marker_base_len[m] + MARKER_SUFFIX_LEN;
+}
+
+static bool markers_ready(void)
+{
+	unsigned char bytes[2][18];
+	char err[PB_ERR_MAX];
+	if (marker_base[0][0])
+		return true;
+	if (pb_random_bytes(bytes, sizeof bytes, err) || !memcmp(bytes[0], bytes[1], marker_base_len[0] / 2))
+		return false;
+	for (size_t m = 0; m < 2; m++)
+		for (size_t i = 0; i < marker_base_len[m] / 2; i++)
+			snprintf(marker_base[m] + 2 * i, 3, "%02x", bytes[m][i]);
+	return true;
+}
+
+/* Markers of set m (0 or 1) as a page's values. */
+static void page_markers(struct page_values *v, size_t m, bool with_token)
+{
+	size_t n = marker_base_len[m];
+	memcpy(v->id_marker, marker_base[m], n);
+	memcpy(v->id_marker + n, MARKER_REQUEST_ID, MARKER_SUFFIX_LEN + 1);
+	memcpy(v->token, marker_base[m], n);
+	memcpy(v->token + n, MARKER_CSRF_TOKEN, MARKER_SUFFIX_LEN + 1);
+	v->request_id = v->id_marker;
+	v->csrf_token = with_token ? v->token : NULL;
+}
+
+/* The next whole marker of set m in [p, end), or NULL. */
+static const char *next_marker(const char *p, const char *end, size_t m)
+{
+	const char *at;
+	size_t n = marker_base_len[m];
+	while ((at = memmem(p, (size_t)(end - p), marker_base[m], n)) && (size_t)(end - at) >= marker_len(m)) {
+		if (!memcmp(at + n, MARKER_REQUEST_ID, MARKER_SUFFIX_LEN) || !memcmp(at + n, MARKER_CSRF_TOKEN, MARKER_SUFFIX_LEN))
+			return at;
+		p = at + 1;
+	}
+	return NULL;
+}
+
+/* Whether b is a with set 0's markers as set 1's, and nothing else changed. */
+static bool same_but_markers(const char *a, size_t alen, const char *b, size_t blen)
+{
+	const char *p = a, *end = a + alen, *q = b, *bend = b + blen, *m;
+	while ((m = next_marker(p, end, 0))) {
+		size_t seg = (size_t)(m - p);
+		if ((size_t)(bend - q) < seg + marker_len(1) || memcmp(p, q, seg) ||
+		    memcmp(q + seg, marker_base[1], marker_base_len[1]) ||
+		    memcmp(q + seg + marker_base_len[1], m + marker_base_len[0], MARKER_SUFFIX_LEN))
+			return false;
+		p = m + marker_len(0);
+		q += seg + marker_len(1);
+	}
+	return end - p == bend - q && !memcmp(p, q, (size_t)(end - p));
+}
+
+/* Appends text to out with v's values, escaped, in place of set 0's markers. */
+static int add_with_values(sbuf *out, const char *text, size_t len, const struct page_values *v)
+{
+	const char *p = text, *end = text + len, *m;
+	int rc = 0;
+	while (!rc && (m = next_marker(p, end, 0))) {
+		bool id = !memcmp(m + marker_base_len[0], MARKER_REQUEST_ID, MARKER_SUFFIX_LEN);
+		const char *value = id ? v->request_id : v->csrf_token;
+		rc = sbuf_add(out, p, (size_t)(m - p)) || sbuf_add_markup_escaped(out, value ? value : "");
+		p = m + marker_len(0);
+	}
+	return rc || sbuf_add(out, p, (size_t)(end - p));
+}
+
+/* The template files kept pages were rendered from, with what stat() saw of each (also the
+ * places looked at where no file was: a file put there later would be found first). Checked at
+ * most every PAGE_KEEP_CHECK_MS when a kept page is asked for; a change forgets every kept
+ * answer. A file changed less than PAGE_KEEP_RACY_S before a render (its next change could
+ * leave the same times) keeps that render from being kept. */
+#define PAGE_KEEP_FILES 64
+#define PAGE_KEEP_CHECK_MS 1000
+#define PAGE_KEEP_RACY_S 2
+
+static struct watched_file {
+	char *path;
+	bool present;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtim, ctim;
+} watched[PAGE_KEEP_FILES];
+static size_t nwatched;
+static int64_t watched_checked_ms;
+
+struct watch_render {
+	bool keepable;   /* false once a file could not be watched */
+};
+
+static bool same_as_seen(const struct watched_file *w, const struct stat *st)
+{
+	if (!st || !w->present)
+		return !st && !w->present;
+	return w->dev == st->st_dev && w->ino == st->st_ino && w->size == st->st_size &&
+	       w->mtim.tv_sec == st->st_mtim.tv_sec && w->mtim.tv_nsec == st->st_mtim.tv_nsec &&
+	       w->ctim.tv_sec == st->st_ctim.tv_sec && w->ctim.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+static void note_seen(struct watched_file *w, const struct stat *st)
+{
+	w->present = st != NULL;
+	if (st) {
+		w->dev = st->st_dev;
+		w->ino = st->st_ino;
+		w->size = st->st_size;
+		w->mtim = st->st_mtim;
+		w->ctim = st->st_ctim;
+	}
+}
+
+static void forget_watched(void)
+{
+	for (size_t i = 0; i < nwatched; i++)
+		free(watched[i].path);
+	nwatched = 0;
+}
+
+static void file_seen(void *ctx, const char *path, const struct stat *st)
+{
+	struct watch_render *watch = ctx;
+	time_t now = time(NULL);
+	if (st && (now - st->st_mtim.tv_sec < PAGE_KEEP_RACY_S || now - st->st_ctim.tv_sec < PAGE_KEEP_RACY_S))
+		watch->keepable = false;
+	size_t i = 0;
+	while (i < nwatched && strcmp(watched[i].path, path))
+		i++;
+	if (i < nwatched) {
+		if (!same_as_seen(&watched[i], st)) {
+			answer_cache_clear();   /* pages kept from the file as it was */
+			note_seen(&watched[i], st);
+		}
+		return;
+	}
+	if (nwatched == PAGE_KEEP_FILES || !(watched[nwatched].path = xstrdup(path))) {
+		watch->keepable = false;
+		return;
+	}
+	if (!nwatched)
+		watched_checked_ms = pb_mono_ms();
+	note_seen(&watched[nwatched++], st);
+}
+
+/* False (and every kept answer forgotten) when a watched file changed. */
+static bool templates_unchanged(void)
+{
+	int64_t now = pb_mono_ms();
+	struct stat st;
+	if (now - watched_checked_ms < PAGE_KEEP_CHECK_MS)
+		return true;
+	for (size_t i = 0; i < nwatched; i++) {
+		bool here = stat(watched[i].path, &st) == 0 && S_ISREG(st.st_mode);
+		if (!same_as_seen(&watched[i], here ? &st : NULL)) {
+			answer_cache_clear();
+			forget_watched();
+			return false;
+		}
+	}
+	watched_checked_ms = now;
+	return true;
+}
+
+/* The name a page is kept under: its path and who it was rendered for. */
+static bool kept_name(const struct req *r, char *name, size_t size)
+{
+	return r->who.known && r->path && !xsnprintf(name, size, KEPT_NAME_PREFIX "%s %s", r->path, r->who.user_id);
+}
+
+bool page_kept_reply(struct req *r, int64_t version)
+{
+	char name[ANSWER_CACHE_KEY_MAX + 1];
+	size_t len;
+	const char *text;
+	struct page_values values;
+	if (version < 0 || !kept_name(r, name, sizeof name) || !templates_unchanged() ||
+	    !(text = answer_cache_get(r->who.org_id, name, version, &len)))
+		return false;
+	page_values_of(r, &values);
+	if (req_reply(r, 200, "text/html; charset=utf-8", NULL, 0) ||
+	    add_with_values(&r->resp, text, len, &values) || page_headers(r)) {
+		sbuf_reset(&r->resp);
+		return false;   /* rendered instead, which says why it fails */
+	}
+	return true;
+}
+
+/* view filled with v's values and rendered into out (reset first); a template's error is the
+ * server's fault (PB_EINTERNAL), whatever it did. */
+static int render_view(struct req *r, const char *name, json_t *view, const struct page_values *v,
+		       page_chrome_fn chrome, struct watch_render *watch, sbuf *out)
+{
+	int rc;
+	sbuf_reset(out);
+	if (!json_is_object(view))
+		return pb_err(r->err, PB_ENOMEM, "out of memory building the page");
+	if (!(rc = fill_page(r, view, v, chrome, r->err)) &&
+	    (rc = render_watched(r->cfg, name, view, out, watch, r->err)) && rc != PB_ENOMEM)
+		rc = PB_EINTERNAL;
+	return rc;
+}
+
+int page_reply_keep(struct req *r, const char *name, json_t *view, int status, page_chrome_fn chrome, int64_t version)
+{
+	sbuf html, again;
+	int rc;
+	char kept_as[ANSWER_CACHE_KEY_MAX + 1];
+	struct page_values values, markers[2];
+	struct watch_render watch = { .keepable = true };
+	bool keep = status == 200 && version >= 0 && kept_name(r, kept_as, sizeof kept_as) && markers_ready();
+	page_values_of(r, &values);
+	sbuf_init(&html, PB_PAGE_MAX_BYTES);
+	sbuf_init(&again, PB_PAGE_MAX_BYTES);
+	if (keep) {
+		for (size_t m = 0; m < 2; m++)
+			page_markers(&markers[m], m, values.csrf_token != NULL);
+		keep = !(rc = render_view(r, name, view, &markers[0], chrome, &watch, &html)) &&
+		       !(rc = render_view(r, name, view, &markers[1], chrome, NULL, &again)) &&
+		       same_but_markers(sbuf_str(&html), html.len, sbuf_str(&again), again.len);
+	}
+	if (!keep)
+		rc = render_view(r, name, view, &values, chrome, NULL, &html);
+	else if (watch.keepable)
+		answer_cache_put(r->who.org_id, kept_as, version, sbuf_str(&html), html.len);
+	json_decref(view);
+	if (!rc && !(rc = req_reply(r, status, "text/html; charset=utf-8", NULL, 0)) &&
+	    (keep ? add_with_values(&r->resp, sbuf_str(&html), html.len, &values)
+		  : sbuf_add(&r->resp, sbuf_str(&html), html.len)))
+		rc = pb_err(r->err, PB_ENOMEM, "page %s does not fit in the response", name);
+	if (!rc)
+		rc = page_headers(r);
+	sbuf_release(&html);
+	sbuf_release(&again);
+	return rc;
+}
+
 int page_reply(struct req *r, const char *name, json_t *view, int status, page_chrome_fn chrome)
 {
-	sbuf html;
-	int rc;
-	sbuf_init(&html, PB_PAGE_MAX_BYTES);
-	if (!json_is_object(view))
-		rc = pb_err(r->err, PB_ENOMEM, "out of memory building the page");
-	else
-		rc = fill_page(r, view, chrome, r->err);
-	if (!rc && (rc = page_render(r->cfg, name, view, &html, r->err)) && rc != PB_ENOMEM)
-		rc = PB_EINTERNAL;   /* a broken template is the server's fault, whatever it did */
-	if (!rc)
-		rc = reply_html(r, status, &html);
-	json_decref(view);
-	sbuf_release(&html);
-	return rc;
+	return page_reply_keep(r, name, view, status, chrome, -1);
 }
 
 /* The page when web/error.lua itself fails: plain, with the stylesheet, saying the same. */
@@ -176,7 +459,9 @@ int page_reply_failure(struct req *r, int status, const char *code, const char *
 				 "message", message);
 	sbuf_init(&html, PB_PAGE_MAX_BYTES);
 	/* the chrome is a courtesy here: a page about a failure must not fail on it */
-	if (!view || fill_page(r, view, chrome, err))
+	struct page_values values;
+	page_values_of(r, &values);
+	if (!view || fill_page(r, view, &values, chrome, err))
 		err[0] = '\0';
 	rc = view ? page_render(r->cfg, "error", view, &html, err) : PB_ENOMEM;
 	if (rc) {

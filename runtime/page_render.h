@@ -21,6 +21,7 @@
 #define PBIPORT_PAGE_RENDER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "runtime/config.h"
 #include "runtime/strbuf.h"
@@ -41,6 +42,28 @@ int page_render(const pb_config *cfg, const char *name, const struct json_t *vie
  * renders, replies with status and the security headers. On failure nothing is answered and
  * the rc is returned with r->err saying why (a template error becomes PB_EINTERNAL: a 500). */
 int page_reply(struct req *r, const char *name, struct json_t *view, int status, page_chrome_fn chrome);
+
+/* Kept pages. A page that shows only what its path names, its caller (name, role, the form
+ * token) and data whose every write moves the organization's catalog version (sql/0018, 0019;
+ * pb_identity.catalog_version, read with the caller's identity) can be kept by the process
+ * that rendered it and given again while that version holds, without rendering:
+ *
+ *   if (page_kept_reply(r, r->who.catalog_version)) return PB_OK;
+ *   ... read, build the view ...
+ *   return page_reply_keep(r, "product", view, 200, chrome, r->who.catalog_version);
+ *
+ * A page is kept per path and user (runtime/answer_cache.h bounds them), with view.page's
+ * request_id and csrf_token written in at each answer; only as long as no template file it was
+ * rendered from changes (checked at most once a second: an edited template shows on kept pages
+ * within a second) and only when it was rendered whole (status 200, markers intact). */
+
+/* Answers r with its page kept at version (< 0: none); false when there is none (nothing
+ * answered: render it). */
+bool page_kept_reply(struct req *r, int64_t version);
+
+/* page_reply that keeps the page it renders at version (< 0: not kept). */
+int page_reply_keep(struct req *r, const char *name, struct json_t *view, int status, page_chrome_fn chrome,
+		    int64_t version);
 
 /* Answers r with the HTML error page (web/error.lua) for status: view
  * { error = { status, title, code, message } }. When that template fails, a built-in page

@@ -209,16 +209,32 @@ static int fill_identity(db_stmt *st, pb_identity *who, char *err)
 	return PB_OK;
 }
 
-int identity_user_by_name(pb_db *db, const char *name, pb_identity *who, char *err)
+/* A user and the organization's catalog version (read with the user, one snapshot: pages the
+ * process keeps are given again only at the version they were built at), by the condition
+ * that follows. */
+#define USER_BY                                                                                      \
+	"SELECT u.id, u.org_id, u.name, u.role, o.catalog_version FROM users u "                     \
+	"JOIN organizations o ON o.id = u.org_id WHERE "
+
+static int user_by(pb_db *db, const char *sql, const char *const *args, int n, pb_identity *who, char *err)
 {
 	db_stmt *st;
-	int rc = db_prepare(db, "SELECT id, org_id, name, role FROM users WHERE name = ?", &st, err);
-	if (!rc && !(rc = db_bind_text(st, 1, name, err))) {
+	int rc = db_prepare(db, sql, &st, err);
+	for (int i = 0; !rc && i < n; i++)
+		rc = db_bind_text(st, i + 1, args[i], err);
+	if (!rc) {
 		int r = db_row(db, st, err);
 		rc = r == 1 ? fill_identity(st, who, err) : r < 0 ? r : PB_ENOTFOUND;
+		if (!rc)
+			who->catalog_version = db_col_int64(st, 4);
 	}
 	db_done(st);
 	return rc;
+}
+
+int identity_user_by_name(pb_db *db, const char *name, pb_identity *who, char *err)
+{
+	return user_by(db, USER_BY "u.name = ?", &name, 1, who, err);
 }
 
 int identity_token_by_id(pb_db *db, const char *token_id, pb_identity *who,
@@ -322,30 +338,16 @@ int identity_user_set_email(pb_db *db, const char *user_name, const char *email,
 }
 
 /* One user row (columns 0..3 as fill_identity) by a query of n text parameters. */
-static int user_by(pb_db *db, const char *sql, const char *const *args, int n, pb_identity *who, char *err)
-{
-	db_stmt *st;
-	int rc = db_prepare(db, sql, &st, err);
-	for (int i = 0; !rc && i < n; i++)
-		rc = db_bind_text(st, i + 1, args[i], err);
-	if (!rc) {
-		int r = db_row(db, st, err);
-		rc = r == 1 ? fill_identity(st, who, err) : r < 0 ? r : PB_ENOTFOUND;
-	}
-	db_done(st);
-	return rc;
-}
-
 int identity_user_by_id(pb_db *db, const char *user_id, pb_identity *who, char *err)
 {
 	const char *args[] = { user_id };
-	return user_by(db, "SELECT id, org_id, name, role FROM users WHERE id = ?", args, 1, who, err);
+	return user_by(db, USER_BY "u.id = ?", args, 1, who, err);
 }
 
 int identity_user_by_entra(pb_db *db, const char *tenant_id, const char *object_id, pb_identity *who, char *err)
 {
 	const char *args[] = { tenant_id, object_id };
-	return user_by(db, "SELECT id, org_id, name, role FROM users WHERE entra_tenant_id = ? AND entra_object_id = ?",
+	return user_by(db, USER_BY "u.entra_tenant_id = ? AND u.entra_object_id = ?",
 		       args, 2, who, err);
 }
 

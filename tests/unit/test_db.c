@@ -505,8 +505,8 @@ static int64_t catalog_version(pb_db *db, const char *token_id)
 	return who.catalog_version;
 }
 
-/* What GET /api/data-products/{id} shows moves its organization's catalog version, whatever
- * writes it (sql/0018's triggers), and only at the writer's commit; another organization's
+/* What GET /api/data-products/{id} and the product's page show moves its organization's catalog
+ * version, whatever writes it (sql/0018's and 0019's triggers), and only at the writer's commit; another organization's
  * writes leave it as it was. Both engines (PBIPORT_TEST_DB). */
 static void catalog_version_moves_with_every_write(void **state)
 {
@@ -561,6 +561,27 @@ static void catalog_version_moves_with_every_write(void **state)
 	xsnprintf(sql, sizeof sql, "UPDATE output_ports SET server_json = '{}' WHERE data_product_id = '%s'", q->id);
 	tu_sql(db, sql);
 	assert_true(MOVED());
+	/* what the product's page shows besides (sql/0019): its published models, the organization's name */
+	xsnprintf(sql, sizeof sql,
+		  "INSERT INTO published_models (id, org_id, output_port_id, job_id, workspace_id, semantic_model_id, "
+		  "name, published_at) VALUES ('pm1', '%s', '%s', 'job-pm1', 'ws', 'sm', 'Orders', "
+		  "'2026-01-01T00:00:00.000Z')",
+		  org, q->ports[0].id);
+	tu_sql(db, sql);
+	assert_true(MOVED());
+	tu_sql(db, "UPDATE published_models SET name = 'Orders 2' WHERE id = 'pm1'");
+	assert_true(MOVED());
+	tu_sql(db, "DELETE FROM published_models WHERE id = 'pm1'");
+	assert_true(MOVED());
+	xsnprintf(sql, sizeof sql, "UPDATE organizations SET name = 'acme-renamed' WHERE id = '%s'", org);
+	tu_sql(db, sql);
+	assert_true(MOVED());
+	xsnprintf(sql, sizeof sql, "UPDATE organizations SET name = 'acme-renamed' WHERE id = '%s'", org);
+	tu_sql(db, sql);
+	assert_true(STILL());   /* the same name again */
+	xsnprintf(sql, sizeof sql, "UPDATE organizations SET name = 'other-renamed' WHERE id = '%s'", org2);
+	tu_sql(db, sql);
+	assert_true(STILL());
 	assert_int_equal(catalog_product_delete(db, org, p->id, err), PB_OK);
 	assert_true(MOVED());
 	assert_int_equal(catalog_product_delete(db, org2, elsewhere->id, err), PB_OK);

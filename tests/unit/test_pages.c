@@ -14,9 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/store/identity.h"
 #include "handlers/handlers.h"
+#include "runtime/answer_cache.h"
 #include "runtime/crypto.h"
 #include "runtime/fcgi.h"
 #include "runtime/page_csrf.h"
@@ -645,6 +647,71 @@ static void pages_in_process(void **state)
 	answer_free(&a);
 }
 
+/* Kept pages (runtime/page_render.h): the product page is kept after its first render and given
+ * again with each request's own id; a template that does more with the request id than show it
+ * (cuts it, measures it) is rendered for every request (nothing kept), and right each time. */
+static answer get_with_id(fixture *f, const char *uri, const char *user, const char *request_id)
+{
+	char id[96];
+	assert_int_equal(xsnprintf(id, sizeof id, "HTTP_X_REQUEST_ID=%s", request_id), 0);
+	const char *extra[] = { id, NULL };
+	return call(f, "GET", uri, user, NULL, NULL, extra);
+}
+
+static void product_page_is_kept(void **state)
+{
+	fixture *f = *state;
+	char uri[128], v[256], expect[128];
+	size_t bytes;
+	answer a = add_product(f, "alice", ORDERS, NULL);
+	assert_int_equal(a.status, 303);
+	assert_true(header(&a, "Location", uri, sizeof uri));
+	answer_free(&a);
+	answer_cache_clear();
+	a = get_with_id(f, uri, "bob", "first-request");
+	assert_int_equal(a.status, 200);
+	assert_int_equal(answer_cache_count(&bytes), 1);
+	char *first = xstrdup(a.body);
+	assert_non_null(first);
+	answer_free(&a);
+	a = get_with_id(f, uri, "bob", "second-request");
+	assert_int_equal(a.status, 200);
+	security_headers(&a);
+	assert_true(header(&a, "Cache-Control", v, sizeof v));
+	assert_string_equal(v, "no-store");
+	assert_int_equal(answer_cache_count(&bytes), 1);
+	/* the same page but for the request id */
+	assert_non_null(strstr(a.body, "request <code>second-request</code>"));
+	char *p = strstr(first, "first-request");
+	assert_non_null(p);
+	memcpy(p, "second-reques", 13);
+	memmove(p + 14, p + 13, strlen(p + 13) + 1);
+	p[13] = 't';
+	assert_string_equal(a.body, first);
+	free(first);
+	answer_free(&a);
+
+	/* a template that cuts and measures the request id: a page for each request, nothing kept */
+	write_text(f->admin, "web/product.lua",
+		   TPL_HEAD "local layout = require('web.layout')\nreturn function(view)\n"
+			    "  local id = view.page.request_id\n"
+			    "  return layout.page(view, { title = view.product.name, main = h.p{ id:sub(1, 5), ' ', #id } })\n"
+			    "end\n");
+	answer_cache_clear();
+	for (int i = 0; i < 3; i++) {
+		a = get_with_id(f, uri, "bob", i % 2 ? "keep-me" : "other-id");
+		assert_int_equal(a.status, 200);
+		assert_int_equal(xsnprintf(expect, sizeof expect, "<p>%s %d</p>", i % 2 ? "keep-" : "other", i % 2 ? 7 : 8), 0);
+		if (!strstr(a.body, expect))
+			fail_msg("%s not in %.600s", expect, strstr(a.body, "<main") ? strstr(a.body, "<main") : a.body);
+		answer_free(&a);
+		assert_int_equal(answer_cache_count(&bytes), 0);
+	}
+	char path[256];
+	assert_int_equal(xsnprintf(path, sizeof path, "%s/web/product.lua", f->admin), 0);
+	assert_int_equal(unlink(path), 0);
+}
+
 static void forms_need_csrf(void **state)
 {
 	fixture *f = *state;
@@ -782,6 +849,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(own_origin, setup, teardown),
 		cmocka_unit_test_setup_teardown(form_bodies, setup, teardown),
 		cmocka_unit_test_setup_teardown(pages_in_process, setup, teardown),
+		cmocka_unit_test_setup_teardown(product_page_is_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(forms_need_csrf, setup, teardown),
 		cmocka_unit_test_setup_teardown(template_failure_is_a_500_page, setup, teardown),
 		cmocka_unit_test_setup_teardown(static_files, setup, teardown),
