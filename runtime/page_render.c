@@ -121,6 +121,7 @@ static int set_str(json_t *o, const char *key, const char *value)
 struct page_values {
 	const char *request_id;
 	const char *csrf_token;   /* NULL: no form can be signed */
+	struct req *sign_later;   /* not NULL: csrf_token is made for this request at its first use */
 	char token[PB_CSRF_TOKEN_BUF];
 	char id_marker[PB_CSRF_TOKEN_BUF];   /* the markers' room (token holds the other one) */
 };
@@ -130,6 +131,7 @@ static void page_values_of(struct req *r, struct page_values *v)
 {
 	char why[PB_ERR_MAX];
 	v->request_id = r->request_id;
+	v->sign_later = NULL;
 	v->csrf_token = r->cfg && r->cfg->rememberme_keys && r->path &&
 				!page_csrf_token(r->cfg->rememberme_keys, r->who.user_id, r->path, time(NULL), v->token, why)
 			? v->token
@@ -249,12 +251,14 @@ static bool same_but_markers(const char *a, size_t alen, const char *b, size_t b
 }
 
 /* Appends text to out with v's values, escaped, in place of set 0's markers. */
-static int add_with_values(sbuf *out, const char *text, size_t len, const struct page_values *v)
+static int add_with_values(sbuf *out, const char *text, size_t len, struct page_values *v)
 {
 	const char *p = text, *end = text + len, *m;
 	int rc = 0;
 	while (!rc && (m = next_marker(p, end, 0))) {
 		bool id = !memcmp(m + marker_base_len[0], MARKER_REQUEST_ID, MARKER_SUFFIX_LEN);
+		if (!id && v->sign_later)
+			page_values_of(v->sign_later, v);   /* most pages have no form: signed only for one */
 		const char *value = id ? v->request_id : v->csrf_token;
 		rc = sbuf_add(out, p, (size_t)(m - p)) || sbuf_add_markup_escaped(out, value ? value : "");
 		p = m + marker_len(0);
@@ -266,7 +270,8 @@ static int add_with_values(sbuf *out, const char *text, size_t len, const struct
  * places looked at where no file was: a file put there later would be found first). Checked at
  * most every PAGE_KEEP_CHECK_MS when a kept page is asked for; a change forgets every kept
  * answer. A file changed less than PAGE_KEEP_RACY_S before a render (its next change could
- * leave the same times) keeps that render from being kept. */
+ * leave the same times) keeps that render from being kept. One set per process, used by the
+ * FastCGI loop's one thread, as runtime/answer_cache.h is. */
 #define PAGE_KEEP_FILES 64
 #define PAGE_KEEP_CHECK_MS 1000
 #define PAGE_KEEP_RACY_S 2
@@ -373,7 +378,8 @@ bool page_kept_reply(struct req *r, int64_t version)
 	if (version < 0 || !kept_name(r, name, sizeof name) || !templates_unchanged() ||
 	    !(text = answer_cache_get(r->who.org_id, name, version, &len)))
 		return false;
-	page_values_of(r, &values);
+	values.request_id = r->request_id;
+	values.sign_later = r;
 	if (req_reply(r, 200, "text/html; charset=utf-8", NULL, 0) ||
 	    add_with_values(&r->resp, text, len, &values) || page_headers(r)) {
 		sbuf_reset(&r->resp);

@@ -32,14 +32,14 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 # run_bench BINARY REPO: one run from REPO (the templates, contracts and migrations it reads); checks
-# it completed: pages_bench stops at the first answer other than 200; each of its 11 requests is a row
+# it completed: pages_bench stops at the first answer other than 200; each of its 12 requests is a row
 run_bench() {
   local out status=0 n
   rm -rf "$dir/run" && mkdir "$dir/run"
   out=$(cd "$2" && "$here/$1" "$dir/run" "${BENCH_ITERATIONS:-2000}" 2>"$dir/err") || status=$?
   [ "$status" -eq 0 ] || bench_fail pages "pages_bench ($2) exited $status ($(tail -n 1 "$dir/err"))"
   n=$(grep -c '^| \(page\|API\|picture\) `GET ' <<<"$out" || true)
-  [ "$n" -eq 11 ] || bench_fail pages "pages_bench ($2) reported $n of its 11 requests"
+  [ "$n" -eq 12 ] || bench_fail pages "pages_bench ($2) reported $n of its 12 requests"
   grep -q "no template can take away" <<<"$out" || bench_fail pages "pages_bench ($2) did not report the page's fixed part"
   printf '%s\n' "$out"
 }
@@ -56,8 +56,9 @@ if [ -n "${BENCH_BASE_DIR:-}" ]; then
       label="after ($(git rev-parse --short HEAD))"
       [ $side = this ] || label="before ($base_commit)"
       # shellcheck disable=SC2016 # the backquotes are the row's Markdown
-      page=$(grep '^| page `GET /data-products/{id}`' <<<"$out" | cut -d'|' -f3-4 | sed 's/ *| */ \/ /; s/^ *//; s/ *$//')
-      turns+="- round $round, $label: product page $page ms CPU p50 / p99; a fresh sandbox"
+      page=$(grep '^| page `GET /data-products/{id}` (' <<<"$out" | cut -d'|' -f3-4 | sed 's/ *| */ \/ /; s/^ *//; s/ *$//')
+      rendered=$(grep '^| page `GET /data-products/{id}` rendered' <<<"$out" | cut -d'|' -f3 | sed 's/^ *//; s/ *$//')
+      turns+="- round $round, $label: product page $page ms CPU p50 / p99, rendered $rendered ms p50; a fresh sandbox"
       turns+=" $(fixed_part 'created and freed, ' <<<"$out") us, an empty document"
       turns+=" $(fixed_part 'empty document in it ' <<<"$out") us, the page's element count of constant spans"
       turns+=" $(fixed_part 'constant text each) ' <<<"$out") us"$'\n'
@@ -70,7 +71,7 @@ section=$(cat <<MD
 
 Reproduce: \`bench/pages/run.sh\` (BENCH_ITERATIONS=${BENCH_ITERATIONS:-2000} requests of each, after 20 to warm up).
 In-process: each request goes through \`pb_handle\` as the FastCGI loop runs it (route, identity, read
-transaction, handler, the Lua page template in a fresh sandbox, response text), as the demo's member, on the
+transaction, handler, the Lua page template in a fresh sandbox or the page the process kept, response text), as the demo's member, on the
 demo's data (examples/contracts/*.yaml imported as \`deploy/demo.sh\` imports them). The Power BI modal is
 measured for a member who has not connected Power BI yet: its own work (port, product, default name,
 settings, the member's connection), since a connected member's modal waits on Microsoft for the workspaces

@@ -209,9 +209,9 @@ static int fill_identity(db_stmt *st, pb_identity *who, char *err)
 	return PB_OK;
 }
 
-/* A user and the organization's catalog version (read with the user, one snapshot: pages the
- * process keeps are given again only at the version they were built at), by the condition
- * that follows. */
+/* A user (columns 0..3 as fill_identity) and the organization's catalog version (read with the
+ * user, one snapshot: answers and pages the process keeps are given again only at the version
+ * they were built at), by the condition that follows, of n text parameters. */
 #define USER_BY                                                                                      \
 	"SELECT u.id, u.org_id, u.name, u.role, o.catalog_version FROM users u "                     \
 	"JOIN organizations o ON o.id = u.org_id WHERE "
@@ -337,7 +337,6 @@ int identity_user_set_email(pb_db *db, const char *user_name, const char *email,
 	return db_end(db, rc, err);
 }
 
-/* One user row (columns 0..3 as fill_identity) by a query of n text parameters. */
 int identity_user_by_id(pb_db *db, const char *user_id, pb_identity *who, char *err)
 {
 	const char *args[] = { user_id };
