@@ -178,7 +178,9 @@ static int reply_html(struct req *r, int status, const sbuf *html)
  * shows the values only as they are (not cut, changed or measured) is told by rendering the
  * page a second time with other, longer markers: a page kept is one whose two texts differ only
  * where the markers stand. Otherwise it is rendered with the request's own values and not kept.
- * (A template that compares a value with a text of its own is not told apart: see
+ * A template found to pass is not rendered twice again until a template file changes (a second
+ * render doubled the cost of the first request after every write). (A template that compares a
+ * value with a text of its own, or does more with it only for some data, is not told apart: see
  * runtime/page_render.h.) */
 #define MARKER_REQUEST_ID "0001"
 #define MARKER_CSRF_TOKEN "0002"
@@ -312,6 +314,32 @@ static void note_seen(struct watched_file *w, const struct stat *st)
 	}
 }
 
+/* Page templates found to show the values as they are since the template files last changed. */
+#define PAGE_KEEP_VERIFIED 16
+static char verified[PAGE_KEEP_VERIFIED][PAGE_NAME_MAX + 1];
+static size_t nverified;
+
+static bool is_verified(const char *name)
+{
+	for (size_t i = 0; i < nverified; i++)
+		if (!strcmp(verified[i], name))
+			return true;
+	return false;
+}
+
+static void add_verified(const char *name)
+{
+	if (nverified < PAGE_KEEP_VERIFIED && !is_verified(name))
+		xsnprintf(verified[nverified++], sizeof verified[0], "%s", name);
+}
+
+/* A template file changed: what was kept or found from the files as they were goes. */
+static void templates_changed(void)
+{
+	answer_cache_clear();
+	nverified = 0;
+}
+
 static void forget_watched(void)
 {
 	for (size_t i = 0; i < nwatched; i++)
@@ -330,7 +358,7 @@ static void file_seen(void *ctx, const char *path, const struct stat *st)
 		i++;
 	if (i < nwatched) {
 		if (!same_as_seen(&watched[i], st)) {
-			answer_cache_clear();   /* pages kept from the file as it was */
+			templates_changed();
 			note_seen(&watched[i], st);
 		}
 		return;
@@ -354,7 +382,7 @@ static bool templates_unchanged(void)
 	for (size_t i = 0; i < nwatched; i++) {
 		bool here = stat(watched[i].path, &st) == 0 && S_ISREG(st.st_mode);
 		if (!same_as_seen(&watched[i], here ? &st : NULL)) {
-			answer_cache_clear();
+			templates_changed();
 			forget_watched();
 			return false;
 		}
@@ -417,9 +445,13 @@ int page_reply_keep(struct req *r, const char *name, json_t *view, int status, p
 	if (keep) {
 		for (size_t m = 0; m < 2; m++)
 			page_markers(&markers[m], m, values.csrf_token != NULL);
+		/* verified after the first render: it notices a template file that changed */
 		keep = !(rc = render_view(r, name, view, &markers[0], chrome, &watch, &html)) &&
-		       !(rc = render_view(r, name, view, &markers[1], chrome, NULL, &again)) &&
-		       same_but_markers(sbuf_str(&html), html.len, sbuf_str(&again), again.len);
+		       ((watch.keepable && is_verified(name)) ||
+			(!(rc = render_view(r, name, view, &markers[1], chrome, NULL, &again)) &&
+			 same_but_markers(sbuf_str(&html), html.len, sbuf_str(&again), again.len)));
+		if (keep && watch.keepable)
+			add_verified(name);
 	}
 	if (!keep)
 		rc = render_view(r, name, view, &values, chrome, NULL, &html);

@@ -56,8 +56,9 @@ int page_reply(struct req *r, const char *name, struct json_t *view, int status,
  * request_id and csrf_token written in at each answer; only as long as no template file it was
  * rendered from changes (checked at most once a second: an edited template shows on kept pages
  * within a second), and only a 200 whose template shows those two values as they are (a
- * template that cuts or measures them is found by a second render with other stand-ins; one
- * that compares them with a text of its own is not: docs/pages.md "Kept pages"). */
+ * template that cuts or measures them is found by a second render with other stand-ins, once
+ * per template and process after its files change; one that compares them with a text of its
+ * own, or does more only for some data, is not: docs/pages.md "Kept pages"). */
 
 /* Answers r with its page kept at version (< 0: none); false when there is none (nothing
  * answered: render it). */
