@@ -549,6 +549,18 @@ class Stack:
         PgConnection with the same calls."""
         return testdb.connect(self.db_target, timeout=30)
 
+    def execute(self, sql, *args):
+        """One statement straight into the database and committed: another process than the
+        pool's, as a worker or an admin's tool writes."""
+        with self.db() as db:
+            db.execute(sql, args)
+            db.commit()
+
+    def scalar(self, sql, *args):
+        """The first column of the first row sql selects."""
+        with self.db() as db:
+            return db.execute(sql, args).fetchone()[0]
+
     def db_raw(self):
         """Every byte the database stores (to assert a secret is nowhere in it)."""
         return testdb.raw_contents(self.db_target)
@@ -617,18 +629,31 @@ def app_credentials(tenant, index):
 
 
 class StackTestCase(unittest.TestCase):
-    """One Stack per test class. Subclasses set SERVER, FCGI_PROCS, ENV."""
+    """One Stack per test class. Subclasses set SERVER, FCGI_PROCS, ENV; ADMIN_TEMPLATES = True
+    gives the stack an admin's template folder, cls.tpl (PBIPORT_TEMPLATE_PATH), which
+    cls.fill_templates(folder) fills before the stack starts and which goes with the class."""
     SERVER = "nginx"
     FCGI_PROCS = 2
     ENV = {}
     WEB_MAX_BODY = None
+    ADMIN_TEMPLATES = False
     stack = None
+    tpl = None
 
     @classmethod
     def setUpClass(cls):
-        cls.stack = Stack(cls.SERVER, fcgi_procs=cls.FCGI_PROCS, env=cls.ENV, web_max_body=cls.WEB_MAX_BODY,
+        env = cls.ENV
+        if cls.ADMIN_TEMPLATES:
+            cls.tpl = tempfile.mkdtemp(prefix="pbiport-admin-templates-")
+            cls.fill_templates(cls.tpl)
+            env = dict(env, PBIPORT_TEMPLATE_PATH=cls.tpl)
+        cls.stack = Stack(cls.SERVER, fcgi_procs=cls.FCGI_PROCS, env=env, web_max_body=cls.WEB_MAX_BODY,
                           **cls.stack_options())
         cls.stack.start()
+
+    @classmethod
+    def fill_templates(cls, folder):
+        """Writes the admin's templates into folder (ADMIN_TEMPLATES)."""
 
     @classmethod
     def stack_options(cls):
@@ -637,6 +662,8 @@ class StackTestCase(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        if cls.tpl:
+            shutil.rmtree(cls.tpl, ignore_errors=True)
         if not cls.stack:
             return
         reports = cls.stack.sanitizer_reports() if cls.stack.dir else []

@@ -208,6 +208,11 @@ schema:
 
 def make_template_dir():
     tpl = tempfile.mkdtemp(prefix="pbiport-hostile-")
+    fill_template_dir(tpl)
+    return tpl
+
+
+def fill_template_dir(tpl):
     os.makedirs(os.path.join(tpl, "attacks"))
     os.makedirs(os.path.join(tpl, "filters"))
     with open(os.path.join(tpl, "main.lua"), "w") as f:
@@ -219,7 +224,6 @@ def make_template_dir():
     for name, (text, _) in RAW.items():
         with open(os.path.join(tpl, "attacks", name + ".lua"), "w", encoding="latin-1") as f:
             f.write(text)
-    return tpl
 
 
 def expected_message(name, want):
@@ -236,19 +240,11 @@ def expected_message(name, want):
 class HostileTemplates(harness.StackTestCase):
     SERVER = "nginx"
     FCGI_PROCS = 2
+    ADMIN_TEMPLATES = True
 
     @classmethod
-    def setUpClass(cls):
-        cls.tpl = make_template_dir()
-        cls.ENV = {"PBIPORT_TEMPLATE_PATH": cls.tpl}
-        super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            shutil.rmtree(cls.tpl, ignore_errors=True)
+    def fill_templates(cls, folder):
+        fill_template_dir(folder)
 
     def port_of(self, name):
         status, _, doc = self.stack.import_contract(contract(name), token="alice")

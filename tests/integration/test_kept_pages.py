@@ -14,8 +14,6 @@ import hmac
 import os
 import re
 import secrets
-import shutil
-import tempfile
 import time
 import unittest
 
@@ -48,23 +46,16 @@ def csrf_tokens(user_id, path):
 
 
 class KeptPages(harness.StackTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tpl = tempfile.mkdtemp(prefix="pbiport-kept-pages-")
-        os.makedirs(os.path.join(cls.tpl, "web"))
-        cls.write_template("")
-        cls.ENV = {"APPLICATION_SECURITY_REMEMBERME_KEY": KEY, "PBIPORT_TEMPLATE_PATH": cls.tpl}
-        super().setUpClass()
+    ENV = {"APPLICATION_SECURITY_REMEMBERME_KEY": KEY}
+    ADMIN_TEMPLATES = True
 
     @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            shutil.rmtree(cls.tpl, ignore_errors=True)
+    def fill_templates(cls, folder):
+        os.makedirs(os.path.join(folder, "web"))
+        cls.write_template("", folder=folder)
 
     @classmethod
-    def write_template(cls, footer, cut=False):
+    def write_template(cls, footer, cut=False, folder=None):
         """The admin's web/product.lua: the shipped one, showing the form token, footer and, when
         cut, the request id's first 9 characters."""
         with open(SHIPPED) as f:
@@ -74,7 +65,7 @@ class KeptPages(harness.StackTestCase):
         if cut:
             shown += ', h.p{ id = "cut", string.sub(view.page.request_id, 1, 9) }'
         lead = '    lead = { %s, c.description and h.p{ class = "description", c.description } },' % shown
-        path = os.path.join(cls.tpl, "web", "product.lua")
+        path = os.path.join(folder or cls.tpl, "web", "product.lua")
         with open(path + ".new", "w") as f:
             f.write(text.replace(LEAD, lead))
         os.rename(path + ".new", path)
@@ -85,15 +76,6 @@ class KeptPages(harness.StackTestCase):
         self.assertEqual(status, 201, doc)
         self.product = doc
         self.path = "/data-products/" + doc["id"]
-
-    def write(self, sql, *args):
-        with self.stack.db() as db:
-            db.execute(sql, args)
-            db.commit()
-
-    def one(self, sql, *args):
-        with self.stack.db() as db:
-            return db.execute(sql, args).fetchone()[0]
 
     def page(self, user="alice"):
         """One read of the product page: its text with the request's own values checked and cut out."""
@@ -106,7 +88,7 @@ class KeptPages(harness.StackTestCase):
         self.assertEqual(FOOTER_ID.findall(text), [rid])
         tokens = TOKEN.findall(text)
         self.assertEqual(len(tokens), 1, text[-600:])
-        self.assertIn(tokens[0], csrf_tokens(self.one("SELECT id FROM users WHERE name = ?", user), self.path))
+        self.assertIn(tokens[0], csrf_tokens(self.stack.scalar("SELECT id FROM users WHERE name = ?", user), self.path))
         self.assertIn("default-src 'self'", hdrs.get("content-security-policy", ""))
         self.assertEqual(hdrs.get("cache-control"), "no-store")
         return text.replace(rid, "RID").replace(tokens[0], "TOKEN")
@@ -128,36 +110,36 @@ class KeptPages(harness.StackTestCase):
 
     def test_every_write_the_page_shows_is_seen_by_the_next_read(self):
         self.reads()
-        self.write("UPDATE data_products SET name = ? WHERE id = ?", "kept-renamed", self.product["id"])
+        self.stack.execute("UPDATE data_products SET name = ? WHERE id = ?", "kept-renamed", self.product["id"])
         self.assertIn("kept-renamed", self.reads())
         port = self.product["output_ports"][0]["id"]
-        self.write("UPDATE output_ports SET name = ? WHERE id = ?", "kept-port-renamed", port)
+        self.stack.execute("UPDATE output_ports SET name = ? WHERE id = ?", "kept-port-renamed", port)
         self.assertIn("kept-port-renamed", self.reads())
         # a semantic model published from the port, as a worker writes it, then changed
         model = secrets.token_hex(16)
-        self.write("INSERT INTO published_models (id, org_id, output_port_id, job_id, workspace_id, "
+        self.stack.execute("INSERT INTO published_models (id, org_id, output_port_id, job_id, workspace_id, "
                    "semantic_model_id, name, published_at) SELECT ?, org_id, id, ?, ?, ?, ?, ? FROM output_ports "
                    "WHERE id = ?", model, secrets.token_hex(16), secrets.token_hex(16), secrets.token_hex(16),
                    "kept-model", "2026-01-01T00:00:00.000Z", port)
         self.assertIn("kept-model", self.reads())
-        self.write("UPDATE published_models SET name = ? WHERE id = ?", "kept-model-renamed", model)
+        self.stack.execute("UPDATE published_models SET name = ? WHERE id = ?", "kept-model-renamed", model)
         self.assertIn("kept-model-renamed", self.reads())
-        self.write("DELETE FROM published_models WHERE id = ?", model)
+        self.stack.execute("DELETE FROM published_models WHERE id = ?", model)
         self.assertNotIn("kept-model", self.reads())
         # the names the page's frame shows: the organization's and the user's
-        org = self.one("SELECT org_id FROM users WHERE name = 'alice'")
-        was = self.one("SELECT name FROM organizations WHERE id = ?", org)
-        self.write("UPDATE organizations SET name = ? WHERE id = ?", "acme-renamed", org)
+        org = self.stack.scalar("SELECT org_id FROM users WHERE name = 'alice'")
+        was = self.stack.scalar("SELECT name FROM organizations WHERE id = ?", org)
+        self.stack.execute("UPDATE organizations SET name = ? WHERE id = ?", "acme-renamed", org)
         try:
             self.assertIn("acme-renamed", self.reads())
         finally:
-            self.write("UPDATE organizations SET name = ? WHERE id = ?", was, org)
+            self.stack.execute("UPDATE organizations SET name = ? WHERE id = ?", was, org)
         self.assertNotIn("acme-renamed", self.reads())
-        self.write("UPDATE users SET role = 'member' WHERE name = 'alice'")
+        self.stack.execute("UPDATE users SET role = 'member' WHERE name = 'alice'")
         try:
             self.assertIn("member", self.reads())
         finally:
-            self.write("UPDATE users SET role = 'owner' WHERE name = 'alice'")
+            self.stack.execute("UPDATE users SET role = 'owner' WHERE name = 'alice'")
         # deleted: not found by every process at once
         status, _, doc = self.stack.json("DELETE", "/api/data-products/" + self.product["id"], token="alice")
         self.assertEqual(status, 204, doc)

@@ -56,16 +56,6 @@ class ReadPath(unittest.TestCase):
         self.import_orders("urn:pbiport:it:read-path", version="1.1.0")
         self.assertEqual(self.reads(path, "alice", 200)["version"], "1.1.0")
 
-    def write(self, sql, *args):
-        """One statement straight into the database: another process than the pool's."""
-        with self.stack.db() as db:
-            db.execute(sql, args)
-            db.commit()
-
-    def one(self, sql, *args):
-        with self.stack.db() as db:
-            return db.execute(sql, args).fetchone()[0]
-
     def test_every_write_is_seen_by_the_next_read(self):
         orders = fixture("orders.odcs.yaml")
         one_port = orders[:orders.index("  - server: databricks-prod")] + orders[orders.index("schema:\n"):]
@@ -83,15 +73,15 @@ class ReadPath(unittest.TestCase):
         got = self.reads(path, "bob", 200)
         self.assertEqual((got["version"], len(got["output_ports"])), ("1.2.0", 2))
         # each of the tables the answer is built from, written by another process
-        self.write("UPDATE data_products SET name = ? WHERE id = ?", "renamed-orders", consumer["id"])
+        self.stack.execute("UPDATE data_products SET name = ? WHERE id = ?", "renamed-orders", consumer["id"])
         self.assertEqual(self.reads(path, "alice", 200)["name"], "renamed-orders")
         port = next(p["id"] for p in got["output_ports"] if p["name"] == "snowflake-prod")
-        self.write("UPDATE output_ports SET name = ? WHERE id = ?", "snowflake-renamed", port)
+        self.stack.execute("UPDATE output_ports SET name = ? WHERE id = ?", "snowflake-renamed", port)
         self.assertIn("snowflake-renamed", [p["name"] for p in self.reads(path, "alice", 200)["output_ports"]])
-        bob = self.one("SELECT id FROM users WHERE name = ?", "bob")
+        bob = self.stack.scalar("SELECT id FROM users WHERE name = ?", "bob")
         agreement = secrets.token_hex(16)
         provider_port = provider["output_ports"][0]["id"]
-        self.write("INSERT INTO agreements (id, org_id, consumer_product_id, output_port_id, state, purpose, "
+        self.stack.execute("INSERT INTO agreements (id, org_id, consumer_product_id, output_port_id, state, purpose, "
                    "requested_by, approved_at, created_at, updated_at) SELECT ?, org_id, id, ?, 'approved', "
                    "'read path', ?, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z' "
                    "FROM data_products WHERE id = ?", agreement, provider_port, bob, consumer["id"])
@@ -99,15 +89,15 @@ class ReadPath(unittest.TestCase):
         self.assertEqual([(a["id"], a["state"], a["requested_by"]["name"]) for a in consumes],
                          [(agreement, "approved", "bob")])
         # a name the answer shows that lives in users
-        self.write("UPDATE users SET name = ? WHERE id = ?", "bob-renamed", bob)
+        self.stack.execute("UPDATE users SET name = ? WHERE id = ?", "bob-renamed", bob)
         try:
             self.assertEqual(self.reads(path, "alice", 200)["consumes"][0]["requested_by"]["name"], "bob-renamed")
         finally:
-            self.write("UPDATE users SET name = ? WHERE id = ?", "bob", bob)
-        self.write("UPDATE agreements SET state = 'terminated', terminated_at = ? WHERE id = ?",
+            self.stack.execute("UPDATE users SET name = ? WHERE id = ?", "bob", bob)
+        self.stack.execute("UPDATE agreements SET state = 'terminated', terminated_at = ? WHERE id = ?",
                    "2026-01-02T00:00:00Z", agreement)
         self.assertEqual(self.reads(path, "alice", 200)["consumes"][0]["state"], "terminated")
-        self.write("DELETE FROM agreements WHERE id = ?", agreement)
+        self.stack.execute("DELETE FROM agreements WHERE id = ?", agreement)
         self.assertEqual(self.reads(path, "alice", 200)["consumes"], [])
         # another organization never gets the answer the processes keep
         self.reads(path, "carol", 404)
