@@ -244,7 +244,11 @@ class TwoHosts(OwnPostgresStackTestCase):
             stop.set()
             for t in threads:
                 t.join()
-        self.assertEqual(unexplained[:5], [], "statuses: %r" % statuses)
+        if unexplained:   # what the processes logged for those requests says why
+            ids = set(re.findall(r"request ([0-9a-f]{32})", json.dumps(unexplained)))
+            lines = [line for host in self.hosts for line in host.log_lines() if any(i in line for i in ids)]
+            self.fail("statuses: %r; unexplained: %r; their log lines:\n%s" % (statuses, unexplained[:5],
+                                                                                "\n".join(lines[:20])))
         # the API answers again on both hosts, and every acknowledged write is there
         for host in self.hosts:
             status, _, doc = host.json("GET", "/api/data-products", token="alice")
