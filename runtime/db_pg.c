@@ -538,19 +538,23 @@ static void unfetch_all(db_conn *c)
 		unfetch(c->pre[0]);
 }
 
-/* One pipeline, one round trip: a held COMMIT (when commit; its answer is not wanted), the owed
- * BEGIN begin (when not NULL), cur's statement, and the statements queued by pg_prefetch, whose
- * results they keep. cur's result is answered (new, or NULL when the pipeline failed before it);
- * a failed BEGIN's result in *begin_fail (new) for the caller to report. A queued statement whose
- * result failed is dropped. */
-static PGresult *run_pipeline(db_cursor *cur, bool commit, const char *begin, PGresult **begin_fail)
+/* One pipeline, one round trip: a held COMMIT (when commit; its answer is not wanted when it
+ * succeeds), the owed BEGIN begin (when not NULL), cur's statement, and the statements queued by
+ * pg_prefetch, whose results they keep. cur's result is answered (new, or NULL when the pipeline
+ * failed before it). When the COMMIT or the BEGIN failed, the first failure's result goes in
+ * *before_fail (new) and *failed_what ("commit" or "begin") for the caller to report: the
+ * commands after it only say "aborted". A COMMIT that met a server shutting down (its FATAL read,
+ * the socket's end not yet) is how a lost connection shows here; answered by the aborted
+ * statement, it was a 500 where a 503 is due. A queued statement whose result failed is dropped. */
+static PGresult *run_pipeline(db_cursor *cur, bool commit, const char *begin, PGresult **before_fail,
+			      const char **failed_what)
 {
 	db_conn *c = cur->c;
 	PGconn *pg = c->pg;
 	PGresult *res = NULL, *r;
 	db_cursor *sent[PG_PREFETCH_MAX];
 	int nsent = 0;
-	*begin_fail = NULL;
+	*before_fail = NULL;
 	if (!PQenterPipelineMode(pg))
 		return NULL;
 	bool ok = (!commit || PQsendQueryParams(pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) &&
@@ -567,7 +571,7 @@ static PGresult *run_pipeline(db_cursor *cur, bool commit, const char *begin, PG
 	if (ok && PQpipelineSync(pg)) {
 		/* each command's results end with a NULL; the sync's result ends the pipeline, and so
 		 * does a connection lost on the way (libpq then answers NULL) */
-		int skip = commit ? 1 : 0, first = skip + (begin ? 1 : 0), last = first + nsent, command = 0;
+		int first = (commit ? 1 : 0) + (begin ? 1 : 0), last = first + nsent, command = 0;
 		while (command <= last + 1) {
 			if (!(r = PQgetResult(pg))) {
 				if (PQstatus(pg) != CONNECTION_OK)
@@ -580,8 +584,10 @@ static PGresult *run_pipeline(db_cursor *cur, bool commit, const char *begin, PG
 				PQclear(r);
 				break;
 			}
-			if (command >= skip && command < first && !*begin_fail && st != PGRES_COMMAND_OK)
-				*begin_fail = r;
+			if (command < first && !*before_fail && st != PGRES_COMMAND_OK) {
+				*before_fail = r;
+				*failed_what = commit && command == 0 ? "commit" : "begin";
+			}
 			else if (command == first && !res)
 				res = r;
 			else if (command > first && command <= last && st == PGRES_TUPLES_OK && !sent[command - first - 1]->pre)
@@ -627,17 +633,18 @@ static int run(db_cursor *cur, char *err)
 	const char *begin = !c->npre && !c->first_alone ? c->begin_owed : NULL;
 	c->first_alone = false;
 	if (commit || begin || c->npre) {
-		PGresult *begin_fail;
+		PGresult *before_fail;
+		const char *failed_what = NULL;
 		if (begin) {
 			c->begin_owed = NULL;
 			c->read_only_tx = begin == begin_read_sql;
 			in_tx = true;
 		}
-		cur->res = run_pipeline(cur, commit, begin, &begin_fail);
-		if (begin_fail) {
+		cur->res = run_pipeline(cur, commit, begin, &before_fail, &failed_what);
+		if (before_fail) {
 			note_loss(c, in_tx);
-			rc = pg_fail(c, begin_fail, "begin", err);
-			PQclear(begin_fail);
+			rc = pg_fail(c, before_fail, failed_what, err);
+			PQclear(before_fail);
 			PQclear(cur->res);
 			cur->res = NULL;
 			return rc;

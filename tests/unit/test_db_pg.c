@@ -472,6 +472,45 @@ static void read_transaction_pipelined_one_snapshot(void **state)
 	db_close(db);
 }
 
+/* A read's held COMMIT that fails answers the next statement with its own error, as the database
+ * classed it, not with the "aborted" the commands after it get (which was a 500 where a server
+ * shutting down is a 503). A deferred key checked at the COMMIT makes it fail on purpose here: a
+ * read whose statement wrote through a function, which counts no changed rows. */
+static void held_commit_failure_is_its_own(void **state)
+{
+	char err[PB_ERR_MAX];
+	db_stmt *st = NULL;
+	pb_db *db = fresh_db("t_held_fail", NULL, 0);
+	NEED_CLUSTER(db);
+	(void)state;
+	script(db, "CREATE TABLE parent (k TEXT PRIMARY KEY)");
+	script(db, "CREATE TABLE child (k TEXT REFERENCES parent (k) DEFERRABLE INITIALLY DEFERRED)");
+	script(db, "CREATE FUNCTION orphan() RETURNS BIGINT LANGUAGE sql AS "
+		   "$$ INSERT INTO child VALUES ('none'); SELECT 1::BIGINT $$");
+	/* prepared before: a statement prepared on first use sends the held COMMIT by itself */
+	static const char count_sql[] = "SELECT COUNT(*) FROM child WHERE k <> ?";
+	assert_int_equal(db_prepare_texts(db, count_sql, (const char *[]){ "x" }, 1, &st, err), PB_OK);
+	assert_int_equal(db_row(db, st, err), 1);
+	db_done(st);
+	for (int with_begin = 0; with_begin < 2; with_begin++) {
+		assert_int_equal(db_read_begin(db, err), PB_OK);
+		assert_int_equal(tu_count(db, "SELECT orphan()", NULL), 1);
+		db_read_end_later(db);
+		if (with_begin)   /* the next read's BEGIN goes in the same pipeline */
+			assert_int_equal(db_read_begin(db, err), PB_OK);
+		assert_int_equal(db_prepare_texts(db, count_sql, (const char *[]){ "x" }, 1, &st, err), PB_OK);
+		assert_int_equal(db_row(db, st, err), PB_ECONFLICT);
+		assert_non_null(strstr(err, "commit: "));
+		assert_non_null(strstr(err, "foreign key"));
+		db_done(st);
+		if (with_begin)
+			db_read_end(db);
+		/* nothing of it was kept, and the connection goes on */
+		assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM child", NULL), 0);
+	}
+	db_close(db);
+}
+
 /* Query sql (two text parameters a, b) answers exactly the one row want. */
 static void one_row(pb_db *db, const char *sql, const char *a, const char *b, const char *want)
 {
@@ -607,6 +646,7 @@ int main(void)
 		cmocka_unit_test(migrations_raced_apply_once),
 		cmocka_unit_test(lost_connection_unavailable_then_reconnects),
 		cmocka_unit_test(read_transaction_pipelined_one_snapshot),
+		cmocka_unit_test(held_commit_failure_is_its_own),
 		cmocka_unit_test(read_first_alone_reads_by_itself),
 		cmocka_unit_test(prefetch_only_the_same_query_in_the_same_read),
 	};
