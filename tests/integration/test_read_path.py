@@ -4,7 +4,7 @@ prefetch, runtime/db_pg.c on PostgreSQL; SQLite reads as always). Every check st
 same answer as the first read, another organization's product not found (also once its token is
 known to the processes), a revoked token refused at its next request, and a product changed since
 read anew. A process keeps the answers it built and gives one again only while the organization's
-catalog version, read with the token, has not moved (handlers/data_products.c, sql/0018): every
+catalog version, read with the token (or the user), has not moved (handlers/data_products.c, sql/0018): every
 kind of write that changes the answer, through the API or straight into the database by another
 process, is seen by the next read of both processes. Runs on the engine PBIPORT_TEST_DB names
 (tests/run.sh runs it on both)."""
@@ -32,11 +32,13 @@ class ReadPath(unittest.TestCase):
         self.assertIn(status, (200, 201), doc)
         return doc
 
-    def reads(self, path, token, want_status):
-        """READS reads of path with token: all of want_status and of one answer; that answer."""
+    def reads(self, path, token, want_status, basic=None):
+        """READS reads of path with token (or the web server's user basic): all of want_status and
+        of one answer; that answer."""
         answers = []
         for _ in range(READS):
-            status, _, doc = self.stack.json("GET", path, token=token)
+            status, _, doc = (self.stack.json("GET", path, basic=basic) if basic
+                              else self.stack.json("GET", path, token=token))
             self.assertEqual(status, want_status, doc)
             answers.append(doc)
         self.assertTrue(all(a == answers[0] for a in answers), answers)
@@ -105,6 +107,16 @@ class ReadPath(unittest.TestCase):
         status, _, doc = self.stack.json("DELETE", path, token="alice")
         self.assertEqual(status, 204, doc)
         self.reads(path, "alice", 404)
+
+    def test_web_server_user_reads_see_every_write(self):
+        """A user the web server signed in reads the organization's version with the user
+        (core/store/identity.c): kept answers for them too, and never one older than a write."""
+        doc = self.import_orders("urn:pbiport:it:read-path-basic")
+        path = "/api/data-products/" + doc["id"]
+        self.assertEqual(self.reads(path, None, 200, basic="bob"), self.reads(path, "alice", 200))
+        self.stack.execute("UPDATE data_products SET name = ? WHERE id = ?", "basic-renamed", doc["id"])
+        self.assertEqual(self.reads(path, None, 200, basic="bob")["name"], "basic-renamed")
+        self.reads(path, None, 404, basic="carol")
 
     def test_revoked_token_refused_at_once(self):
         doc = self.import_orders("urn:pbiport:it:read-path-revoked")
