@@ -4,9 +4,9 @@ prefetch, runtime/db_pg.c on PostgreSQL; SQLite reads as always). Every check st
 same answer as the first read, another organization's product not found (also once its token is
 known to the processes), a revoked token refused at its next request, and a product changed since
 read anew. A process keeps the answers it built and gives one again only while the organization's
-catalog version, read with the token (or the user), has not moved (handlers/data_products.c, sql/0018): every
-kind of write that changes the answer, through the API or straight into the database by another
-process, is seen by the next read of both processes. Runs on the engine PBIPORT_TEST_DB names
+catalog version, read with the token (or the web server's user), has not moved
+(handlers/data_products.c, sql/0018): every kind of write that changes the answer, through the API
+or straight into the database by another process, is seen by the next read of both processes. Runs on the engine PBIPORT_TEST_DB names
 (tests/run.sh runs it on both)."""
 import secrets
 import unittest
