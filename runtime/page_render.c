@@ -402,12 +402,10 @@ bool page_kept_reply(struct req *r, int64_t version)
 	char name[ANSWER_CACHE_KEY_MAX + 1];
 	size_t len;
 	const char *text;
-	struct page_values values;
+	struct page_values values = { .request_id = r->request_id, .sign_later = r };
 	if (version < 0 || !kept_name(r, name, sizeof name) || !templates_unchanged() ||
 	    !(text = answer_cache_get(r->who.org_id, name, version, &len)))
 		return false;
-	values.request_id = r->request_id;
-	values.sign_later = r;
 	if (req_reply(r, 200, "text/html; charset=utf-8", NULL, 0) ||
 	    add_with_values(&r->resp, text, len, &values) || page_headers(r)) {
 		sbuf_reset(&r->resp);
