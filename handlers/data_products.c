@@ -65,7 +65,7 @@ int api_data_products_get(struct req *r)
 	cat_product *p = NULL;
 	json_t *consumes = NULL;
 	const char *id = req_capture(r, "id");
-	const int64_t version = r->who.known ? r->who.catalog_version : -1;
+	const int64_t version = pb_identity_version(&r->who);
 	size_t len;
 	const char *kept = version >= 0 ? answer_cache_get(r->who.org_id, id, version, &len) : NULL;
 	if (kept)

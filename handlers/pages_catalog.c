@@ -170,8 +170,7 @@ int pages_product(struct req *r)
 	cat_product *p = NULL;
 	json_t *product = NULL, *view = NULL, *consumes = NULL, *contract = NULL;
 	char owner[PB_NAME_FIELD_MAX + 1] = "", why[PB_ERR_MAX];
-	const int64_t version = r->who.known ? r->who.catalog_version : -1;
-	if (page_kept_reply(r, version))
+	if (page_kept_reply(r))
 		return PB_OK;
 	int rc = catalog_product_get(r->db, r->who.org_id, req_capture(r, "id"), true, &p, r->err);
 	if (rc)
@@ -208,7 +207,7 @@ int pages_product(struct req *r)
 		rc = pb_err(r->err, PB_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = page_reply_keep(r, "product", view, 200, pages_chrome, version);
+	rc = page_reply_keep(r, "product", view, 200, pages_chrome);
 	view = NULL;
 out:
 	json_decref(view);

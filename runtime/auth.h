@@ -52,6 +52,12 @@ typedef struct pb_identity {
 	int64_t catalog_version;
 } pb_identity;
 
+/* who's catalog version, -1 when no identity (none was read). */
+static inline int64_t pb_identity_version(const pb_identity *who)
+{
+	return who->known ? who->catalog_version : -1;
+}
+
 #define PB_TOKEN_HASH_HEX 65                   /* 64 hex digits + NUL */
 #define PB_TOKEN_BUF (4 + 32 + 1 + 64 + 1)     /* "pbi_" id "_" secret NUL */
 

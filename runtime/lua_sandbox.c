@@ -1055,20 +1055,16 @@ static void guard(lua_State *L, const char *name, lua_CFunction f, int kind)
  * touched file has another), and each render loads it, mode "b", into its own fresh state,
  * where it gets a fresh environment as a compiled text would. Only bytecode dumped here from
  * a text chunk is ever loaded: a template file is always read as text, so a file can never
- * supply bytecode. A file changed less than SB_CACHE_RACY_S before it was read is compiled
+ * supply bytecode. A file changed less than PB_FILE_RACY_S before it was read is compiled
  * afresh each time instead of cached: two writes of the same size within one tick of the file
  * system's clock would otherwise look alike (git's "racy" files). At most PB_LUA_CACHE_CHUNKS
  * files and PB_LUA_CACHE_BYTES of bytecode; the least recently used go first. Shared by the
  * threads of the process (a mutex), kept until the process ends. */
-#define SB_CACHE_RACY_S 2
 
 typedef struct cached_chunk {
 	char *path;                  /* the file, as found on the search path */
 	char *chunkname;             /* "@label/name.lua" it was compiled under */
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime, ctime;
+	pb_file_id id;
 	char *code;                  /* lua_dump output */
 	size_t len;
 	uint64_t used;               /* chunk_cache.clock at the last use */
@@ -1081,13 +1077,6 @@ static struct {
 	uint64_t clock;
 	unsigned long hits, misses;  /* loads from the cache; compiles of files it could keep */
 } chunk_cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
-
-static bool same_file(const cached_chunk *e, const struct stat *st)
-{
-	return e->dev == st->st_dev && e->ino == st->st_ino && e->size == st->st_size &&
-	       e->mtime.tv_sec == st->st_mtim.tv_sec && e->mtime.tv_nsec == st->st_mtim.tv_nsec &&
-	       e->ctime.tv_sec == st->st_ctim.tv_sec && e->ctime.tv_nsec == st->st_ctim.tv_nsec;
-}
 
 /* Drops entry i (lock held). */
 static void cache_drop(size_t i)
@@ -1118,7 +1107,7 @@ static int cache_load(lua_State *L, const char *path, const struct stat *st, con
 	int status = -1;
 	pthread_mutex_lock(&chunk_cache.lock);
 	long i = cache_find(path);
-	if (i >= 0 && (!same_file(chunk_cache.v[i], st) || strcmp(chunk_cache.v[i]->chunkname, chunkname))) {
+	if (i >= 0 && (!pb_file_id_same(&chunk_cache.v[i]->id, st) || strcmp(chunk_cache.v[i]->chunkname, chunkname))) {
 		cache_drop((size_t)i);   /* the file changed: compiled again by the caller */
 		i = -1;
 	}
@@ -1163,10 +1152,7 @@ static int dump_write(lua_State *L, const void *data, size_t n, void *ud)
  * too fresh to tell apart from its next version, a chunk too big, or no memory: not kept. */
 static void cache_store(lua_State *L, const char *path, const struct stat *st, const char *chunkname)
 {
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	time_t changed = st->st_mtim.tv_sec > st->st_ctim.tv_sec ? st->st_mtim.tv_sec : st->st_ctim.tv_sec;
-	if (now.tv_sec - changed < SB_CACHE_RACY_S)
+	if (pb_file_too_fresh(st))
 		return;
 	struct dump_buf b = { 0 };
 	cached_chunk *e = NULL;
@@ -1174,11 +1160,7 @@ static void cache_store(lua_State *L, const char *path, const struct stat *st, c
 		goto out;
 	if (!(e = calloc(1, sizeof *e)) || !(e->path = xstrdup(path)) || !(e->chunkname = xstrdup(chunkname)))
 		goto out;
-	e->dev = st->st_dev;
-	e->ino = st->st_ino;
-	e->size = st->st_size;
-	e->mtime = st->st_mtim;
-	e->ctime = st->st_ctim;
+	pb_file_id_of(st, &e->id);
 	e->code = b.p;
 	e->len = b.len;
 	b.p = NULL;

@@ -271,20 +271,16 @@ static int add_with_values(sbuf *out, const char *text, size_t len, struct page_
 /* The template files kept pages were rendered from, with what stat() saw of each (also the
  * places looked at where no file was: a file put there later would be found first). Checked at
  * most every PAGE_KEEP_CHECK_MS when a kept page is asked for; a change forgets every kept
- * answer. A file changed less than PAGE_KEEP_RACY_S before a render (its next change could
- * leave the same times) keeps that render from being kept. One set per process, used by the
+ * answer. A file changed less than PB_FILE_RACY_S before a render (its next change could
+ * leave the same identity: runtime/util.h) keeps that render from being kept. One set per process, used by the
  * FastCGI loop's one thread, as runtime/answer_cache.h is. */
 #define PAGE_KEEP_FILES 64
 #define PAGE_KEEP_CHECK_MS 1000
-#define PAGE_KEEP_RACY_S 2
 
 static struct watched_file {
 	char *path;
 	bool present;
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtim, ctim;
+	pb_file_id id;   /* when present */
 } watched[PAGE_KEEP_FILES];
 static size_t nwatched;
 static int64_t watched_checked_ms;
@@ -295,23 +291,14 @@ struct watch_render {
 
 static bool same_as_seen(const struct watched_file *w, const struct stat *st)
 {
-	if (!st || !w->present)
-		return !st && !w->present;
-	return w->dev == st->st_dev && w->ino == st->st_ino && w->size == st->st_size &&
-	       w->mtim.tv_sec == st->st_mtim.tv_sec && w->mtim.tv_nsec == st->st_mtim.tv_nsec &&
-	       w->ctim.tv_sec == st->st_ctim.tv_sec && w->ctim.tv_nsec == st->st_ctim.tv_nsec;
+	return st && w->present ? pb_file_id_same(&w->id, st) : !st && !w->present;
 }
 
 static void note_seen(struct watched_file *w, const struct stat *st)
 {
 	w->present = st != NULL;
-	if (st) {
-		w->dev = st->st_dev;
-		w->ino = st->st_ino;
-		w->size = st->st_size;
-		w->mtim = st->st_mtim;
-		w->ctim = st->st_ctim;
-	}
+	if (st)
+		pb_file_id_of(st, &w->id);
 }
 
 /* Page templates found to show the values as they are since the template files last changed. */
@@ -350,8 +337,7 @@ static void forget_watched(void)
 static void file_seen(void *ctx, const char *path, const struct stat *st)
 {
 	struct watch_render *watch = ctx;
-	time_t now = time(NULL);
-	if (st && (now - st->st_mtim.tv_sec < PAGE_KEEP_RACY_S || now - st->st_ctim.tv_sec < PAGE_KEEP_RACY_S))
+	if (st && pb_file_too_fresh(st))
 		watch->keepable = false;
 	size_t i = 0;
 	while (i < nwatched && strcmp(watched[i].path, path))
@@ -397,8 +383,9 @@ static bool kept_name(const struct req *r, char *name, size_t size)
 	return r->who.known && r->path && !xsnprintf(name, size, KEPT_NAME_PREFIX "%s %s", r->path, r->who.user_id);
 }
 
-bool page_kept_reply(struct req *r, int64_t version)
+bool page_kept_reply(struct req *r)
 {
+	const int64_t version = pb_identity_version(&r->who);
 	char name[ANSWER_CACHE_KEY_MAX + 1];
 	size_t len;
 	const char *text;
@@ -429,7 +416,9 @@ static int render_view(struct req *r, const char *name, json_t *view, const stru
 	return rc;
 }
 
-int page_reply_keep(struct req *r, const char *name, json_t *view, int status, page_chrome_fn chrome, int64_t version)
+/* The page rendered and answered; kept at version (< 0: not kept). */
+static int reply_page(struct req *r, const char *name, json_t *view, int status, page_chrome_fn chrome,
+		      int64_t version)
 {
 	sbuf html, again;
 	int rc;
@@ -467,9 +456,14 @@ int page_reply_keep(struct req *r, const char *name, json_t *view, int status, p
 	return rc;
 }
 
+int page_reply_keep(struct req *r, const char *name, json_t *view, int status, page_chrome_fn chrome)
+{
+	return reply_page(r, name, view, status, chrome, pb_identity_version(&r->who));
+}
+
 int page_reply(struct req *r, const char *name, json_t *view, int status, page_chrome_fn chrome)
 {
-	return page_reply_keep(r, name, view, status, chrome, -1);
+	return reply_page(r, name, view, status, chrome, -1);
 }
 
 /* The page when web/error.lua itself fails: plain, with the stylesheet, saying the same. */

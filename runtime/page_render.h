@@ -48,9 +48,9 @@ int page_reply(struct req *r, const char *name, struct json_t *view, int status,
  * pb_identity.catalog_version, read with the caller's identity) can be kept by the process
  * that rendered it and given again while that version holds, without rendering:
  *
- *   if (page_kept_reply(r, r->who.catalog_version)) return PB_OK;
+ *   if (page_kept_reply(r)) return PB_OK;
  *   ... read, build the view ...
- *   return page_reply_keep(r, "product", view, 200, chrome, r->who.catalog_version);
+ *   return page_reply_keep(r, "product", view, 200, chrome);
  *
  * A page is kept per path and user (runtime/answer_cache.h bounds them), with view.page's
  * request_id and csrf_token written in at each answer; only as long as no template file it was
@@ -60,13 +60,12 @@ int page_reply(struct req *r, const char *name, struct json_t *view, int status,
  * per template and process after its files change; one that compares them with a text of its
  * own, or does more only for some data, is not: docs/pages.md "Kept pages"). */
 
-/* Answers r with its page kept at version (< 0: none); false when there is none (nothing
- * answered: render it). */
-bool page_kept_reply(struct req *r, int64_t version);
+/* Answers r with its page kept at the version read with r's identity; false when there is none
+ * (nothing answered: render it). */
+bool page_kept_reply(struct req *r);
 
-/* page_reply that keeps the page it renders at version (< 0: not kept). */
-int page_reply_keep(struct req *r, const char *name, struct json_t *view, int status, page_chrome_fn chrome,
-		    int64_t version);
+/* page_reply that keeps the page it renders at the version read with r's identity. */
+int page_reply_keep(struct req *r, const char *name, struct json_t *view, int status, page_chrome_fn chrome);
 
 /* Answers r with the HTML error page (web/error.lua) for status: view
  * { error = { status, title, code, message } }. When that template fails, a built-in page

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "runtime/limits.h"
 
@@ -64,6 +66,22 @@ void free_n(void *const *v, size_t n);
 
 /* Reads a whole file, refusing files over max bytes. *out is new (NUL-terminated). */
 int read_file(const char *path, size_t max, char **out, size_t *len, char *err);
+
+/* What tells one version of a file from the next, for what is kept from it (compiled templates,
+ * kept pages): device, inode, size, modification and change times; an edited, replaced or
+ * touched file has another. A file changed less than PB_FILE_RACY_S ago may not (two writes of
+ * the same size within one tick of the file system's clock look alike: git's "racy" files), so
+ * nothing is kept from it (pb_file_too_fresh). */
+#define PB_FILE_RACY_S 2
+typedef struct pb_file_id {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+} pb_file_id;
+void pb_file_id_of(const struct stat *st, pb_file_id *id);
+bool pb_file_id_same(const pb_file_id *id, const struct stat *st);
+bool pb_file_too_fresh(const struct stat *st);
 
 /* Eight bytes at a time ("Bit Twiddling Hacks": a byte is zero / less than n): the high bit of
  * each byte of w that equals c / is below n (n <= 0x80). Zero means none; of several hits the

@@ -728,7 +728,7 @@ static void print_is_one_escaped_capped_log_line(void **state)
 static void wait_out_racy_window(void)
 {
 	time_t written = time(NULL);
-	while (time(NULL) - written < SB_CACHE_RACY_S + 1)
+	while (time(NULL) - written < PB_FILE_RACY_S + 1)
 		usleep(100 * 1000);
 }
 
@@ -797,7 +797,7 @@ static void modules_are_compiled_once_per_process(void **state)
 	rewrite_in_place(dir, "counter.lua", "local n = 4\nreturn function() n = n + 1 return 'n=' .. n end\n");
 	call_fresh(dir, "counter", out, sizeof out);
 	assert_string_equal(out, "n=5");
-	/* ... and, changed less than SB_CACHE_RACY_S ago, it is not kept: compiled each time */
+	/* ... and, changed less than PB_FILE_RACY_S ago, it is not kept: compiled each time */
 	assert_true(cache_find(path) < 0);
 	hits = chunk_cache.hits;
 	call_fresh(dir, "counter", out, sizeof out);
