@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <openssl/rand.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,6 +30,7 @@ struct pb_db {
 	const struct db_driver *drv;
 	db_conn *conn;
 	int depth;                                   /* write transactions open: 1 = BEGIN, more = savepoints */
+	uint64_t serial;                             /* db_mark's db_serial */
 	bool retry_failed;                           /* a failure worth a rerun met in this transaction */
 	db_stmt *cache[PB_STMT_CACHE_MAX];           /* kept across requests */
 	size_t ncache;
@@ -53,6 +55,8 @@ int db_open(const char *target, bool create, pb_db **out, char *err)
 	return db_open_driver(drv, target, create, out, err);
 }
 
+static atomic_uint_least64_t db_serials;
+
 int db_open_driver(const struct db_driver *drv, const char *target, bool create, pb_db **out, char *err)
 {
 	int rc = PB_OK;
@@ -63,6 +67,7 @@ int db_open_driver(const struct db_driver *drv, const char *target, bool create,
 		goto out;
 	}
 	db->drv = drv;
+	db->serial = atomic_fetch_add(&db_serials, 1) + 1;
 	if ((rc = drv->open(target, create, &db->conn, err)))
 		goto out;
 	*out = db;
@@ -726,6 +731,24 @@ void db_read_first_alone(pb_db *db)
 {
 	if (db->drv->first_alone && db->depth == 0)
 		db->drv->first_alone(db->conn);
+}
+
+void db_read_first_skipped(pb_db *db)
+{
+	if (db->drv->first_skipped)
+		db->drv->first_skipped(db->conn);
+}
+
+void db_mark_take(pb_db *db, db_mark *out)
+{
+	memset(out, 0, sizeof *out);
+	out->db_serial = db->serial;
+	out->valid = db->depth == 0 && db->drv->mark && db->drv->mark(db->conn, out->state);
+}
+
+bool db_mark_same(const db_mark *a, const db_mark *b)
+{
+	return a->valid && b->valid && a->db_serial == b->db_serial && !memcmp(a->state, b->state, DB_MARK_BYTES);
 }
 
 void db_read_end_later(pb_db *db)

@@ -217,6 +217,26 @@ int db_prefetch(pb_db *db, const char *sql, const char *const *v, int n, char *e
  * BEGIN and no COMMIT: on PostgreSQL two commands fewer in its round trip, on SQLite two
  * statements fewer). For a lookup whose answer stands alone (the caller's identity). */
 void db_read_first_alone(pb_db *db);
+/* The statement db_read_first_alone was for was not run (what it reads was kept, see db_mark):
+ * the transaction's snapshot begins with the next statement, which sends the BEGIN. */
+void db_read_first_skipped(pb_db *db);
+
+/* The database's committed state as a mark, read without a transaction and without a lock: two
+ * marks of the same pb_db are the same (db_mark_same) only when no transaction committed in
+ * between, by any connection of any process. What a connection read after taking a mark may be
+ * given again, without reading, while the mark stays the same (core/store/identity.c keeps the
+ * caller's identity so). SQLite in WAL mode: the WAL index header every commit rewrites, read as
+ * SQLite itself reads it before a read transaction (https://www.sqlite.org/walformat.html).
+ * Not valid (never the same as any mark) on PostgreSQL, on SQLite not in WAL mode, and inside a
+ * transaction (its snapshot may be older than the header). */
+#define DB_MARK_BYTES 48
+typedef struct db_mark {
+	bool valid;
+	uint64_t db_serial;                      /* which pb_db (a number per db_open in this process) */
+	unsigned char state[DB_MARK_BYTES];
+} db_mark;
+void db_mark_take(pb_db *db, db_mark *out);
+bool db_mark_same(const db_mark *a, const db_mark *b);
 /* db_read_end, but a read that wrote nothing may stay open on the server until the next statement,
  * whose round trip then carries its COMMIT (PostgreSQL; SQLite ends it now). The caller calls
  * db_idle() before it waits for anything (a client, the next connection, a timer), so that no

@@ -108,6 +108,11 @@ struct db_driver {
 	 * SQLite: the BEGIN runs before that one). NULL: the transaction's snapshot begins with its
 	 * first statement. */
 	void (*first_alone)(db_conn *c);
+	/* Undoes first_alone: the statement it was for was not run. */
+	void (*first_skipped)(db_conn *c);
+	/* db_mark_take's state (runtime/db.h): true and out filled when the engine can tell, outside
+	 * a transaction. NULL: never (PostgreSQL). */
+	bool (*mark)(db_conn *c, unsigned char out[DB_MARK_BYTES]);
 	/* Ends the read transaction begun by begin_read, when it wrote nothing, without a round trip:
 	 * its COMMIT goes to the server with the next command on c (in one pipeline with a
 	 * statement), or at idle(). True when so; false: commit it as usual. NULL: never. */

@@ -876,6 +876,11 @@ static void pg_first_alone(db_conn *c)
 	c->first_alone = c->begin_owed == begin_read_sql;
 }
 
+static void pg_first_skipped(db_conn *c)
+{
+	c->first_alone = false;
+}
+
 static int pg_begin_write(db_conn *c, char *err)
 {
 	(void)err;
@@ -995,6 +1000,7 @@ const struct db_driver *db_pg_driver(void)
 		.begin_read = pg_begin_read,
 		.prefetch = pg_prefetch,
 		.first_alone = pg_first_alone,
+		.first_skipped = pg_first_skipped,
 		.commit_later = pg_commit_later,
 		.idle = pg_idle,
 		.begin_write = pg_begin_write,

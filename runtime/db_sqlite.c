@@ -16,6 +16,7 @@ struct db_conn {
 	 * BEGIN or COMMIT at all, which is what a GET answered from a kept answer does. */
 	bool read_owed;
 	bool first_alone;
+	bool wal;   /* the journal mode is WAL: sq_mark can read the WAL index header */
 	/* BEGIN and COMMIT, prepared once (sqlite3_exec parses its text every time) */
 	sqlite3_stmt *begin_st, *commit_st;
 };
@@ -82,8 +83,19 @@ static int sq_open(const char *path, bool create, db_conn **out, char *err)
 	 * mapping instead of one pread() per page */
 	char mmap_pragma[64];
 	xsnprintf(mmap_pragma, sizeof mmap_pragma, "PRAGMA mmap_size=%lld", PB_DB_MMAP_BYTES);
+	sqlite3_stmt *mode = NULL;
+	int src = sqlite3_prepare_v2(c->h, "PRAGMA journal_mode=WAL", -1, &mode, NULL);
+	if (src == SQLITE_OK && (src = sqlite3_step(mode)) == SQLITE_ROW) {
+		const unsigned char *now = sqlite3_column_text(mode, 0);
+		c->wal = now && !strcmp((const char *)now, "wal");   /* ":memory:" answers "memory" */
+		src = SQLITE_OK;
+	}
+	sqlite3_finalize(mode);
+	if (src != SQLITE_OK) {
+		rc = pb_err(err, PB_EIO, "database %s: PRAGMA journal_mode=WAL: %s", path, sqlite3_errmsg(c->h));
+		goto out;
+	}
 	const char *const pragmas[] = {
-		"PRAGMA journal_mode=WAL",
 		"PRAGMA synchronous=NORMAL",   /* durable at checkpoints; safe with WAL */
 		"PRAGMA foreign_keys=ON",
 		mmap_pragma,
@@ -271,6 +283,33 @@ static void sq_first_alone(db_conn *c)
 	c->first_alone = c->read_owed;
 }
 
+static void sq_first_skipped(db_conn *c)
+{
+	c->first_alone = false;
+}
+
+/* SQLite's WAL index: its first region's size and where its header's isInit byte is (the header
+ * is there twice, 48 bytes each: a writer writes the second copy, then the first; a reader that
+ * finds both alike read one header whole). https://www.sqlite.org/walformat.html */
+#define WAL_INDEX_REGION 32768
+#define WAL_HEADER_IS_INIT 12
+
+static bool sq_mark(db_conn *c, unsigned char out[DB_MARK_BYTES])
+{
+	sqlite3_file *f = NULL;
+	volatile void *shm = NULL;
+	unsigned char second[DB_MARK_BYTES];
+	if (!c->wal || !sqlite3_get_autocommit(c->h) ||
+	    sqlite3_file_control(c->h, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f || !f->pMethods ||
+	    f->pMethods->iVersion < 2 || !f->pMethods->xShmMap || !f->pMethods->xShmBarrier ||
+	    f->pMethods->xShmMap(f, 0, WAL_INDEX_REGION, 0, &shm) != SQLITE_OK || !shm)
+		return false;
+	memcpy(out, (const void *)shm, DB_MARK_BYTES);
+	f->pMethods->xShmBarrier(f);
+	memcpy(second, (const unsigned char *)shm + DB_MARK_BYTES, DB_MARK_BYTES);
+	return out[WAL_HEADER_IS_INIT] && !memcmp(out, second, DB_MARK_BYTES);
+}
+
 static int sq_begin_write(db_conn *c, char *err)
 {
 	return sq_exec(c, "BEGIN IMMEDIATE", err);
@@ -349,6 +388,8 @@ static const struct db_driver sqlite_driver = {
 	.exec = sq_exec,
 	.begin_read = sq_begin_read,
 	.first_alone = sq_first_alone,
+	.first_skipped = sq_first_skipped,
+	.mark = sq_mark,
 	.begin_write = sq_begin_write,
 	.in_transaction = sq_in_transaction,
 	.migration_lock = sq_migration_lock,

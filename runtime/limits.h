@@ -104,6 +104,7 @@
 #define PB_RESPONSE_HEADERS_MAX (16u * 1024)
 #define PB_REQUEST_ID_MAX       64                    /* incoming X-Request-Id kept when safe */
 #define PB_NAME_FIELD_MAX       128                   /* org/user/team names */
+#define PB_KEPT_IDENTITIES      8                     /* identities a thread keeps (core/store/identity.c) */
 #define PB_STMT_CACHE_MAX       256                   /* prepared statements kept per process (the program has ~190) */
 #define PB_DB_BUSY_TIMEOUT_MS   5000
 /* A statement (outside a transaction) or a db_transaction that met a concurrent writer (busy,

@@ -232,14 +232,86 @@ static int user_by(pb_db *db, const char *sql, const char *const *args, int n, p
 	return rc;
 }
 
+#define KEPT_KEY_BUF (2 + PB_NAME_FIELD_MAX + 1)
+
+/* What this thread read of the identities it met last, each with the database's mark taken
+ * before it was read: given again, without a statement, while the mark is the same (nothing was
+ * committed since: not a revoked token, a changed role or a moved catalog version). A request's
+ * identity is read again as soon as anything was written, by anyone. */
+struct kept_identity {
+	db_mark mark;
+	char key[KEPT_KEY_BUF];                /* "t:" token id, "u:" user name */
+	pb_identity who;
+	char hash_hex[PB_TOKEN_HASH_HEX];      /* a token's stored hash */
+};
+static _Thread_local struct kept_identity kept[PB_KEPT_IDENTITIES];
+static _Thread_local unsigned kept_next;
+
+/* Takes the database's mark into *now and names the lookup in key (kind ':' text; "" when too
+ * long to keep). Answers the identity kept for it at that mark, which then stands for the read's
+ * first statement, or NULL. */
+static const struct kept_identity *kept_find(pb_db *db, char kind, const char *text, db_mark *now,
+					     char key[KEPT_KEY_BUF])
+{
+	size_t n = strlen(text);
+	db_mark_take(db, now);
+	key[0] = '\0';
+	if (n + 3 <= KEPT_KEY_BUF) {
+		key[0] = kind;
+		key[1] = ':';
+		memcpy(key + 2, text, n + 1);
+	}
+	for (size_t i = 0; key[0] && i < PB_KEPT_IDENTITIES; i++)
+		if (db_mark_same(&kept[i].mark, now) && !strcmp(kept[i].key, key)) {
+			db_read_first_skipped(db);
+			return &kept[i];
+		}
+	return NULL;
+}
+
+/* Keeps what was read for key after taking mark now (kept_find). */
+static void kept_put(const db_mark *now, const char *key, const pb_identity *who, const char *hash_hex)
+{
+	struct kept_identity *k = NULL;
+	if (!now->valid || !key[0])
+		return;
+	for (size_t i = 0; i < PB_KEPT_IDENTITIES && !k; i++)
+		if (!strcmp(kept[i].key, key))
+			k = &kept[i];
+	if (!k)
+		k = &kept[kept_next++ % PB_KEPT_IDENTITIES];
+	k->mark = *now;
+	memcpy(k->key, key, KEPT_KEY_BUF);
+	k->who = *who;
+	memcpy(k->hash_hex, hash_hex, PB_TOKEN_HASH_HEX);
+}
+
 int identity_user_by_name(pb_db *db, const char *name, pb_identity *who, char *err)
 {
-	return user_by(db, USER_BY "u.name = ?", &name, 1, who, err);
+	char key[KEPT_KEY_BUF], no_hash[PB_TOKEN_HASH_HEX] = "";
+	db_mark now;
+	const struct kept_identity *k = kept_find(db, 'u', name, &now, key);
+	if (k) {
+		*who = k->who;
+		return PB_OK;
+	}
+	int rc = user_by(db, USER_BY "u.name = ?", &name, 1, who, err);
+	if (!rc)
+		kept_put(&now, key, who, no_hash);
+	return rc;
 }
 
 int identity_token_by_id(pb_db *db, const char *token_id, pb_identity *who,
 			 char hash_hex[PB_TOKEN_HASH_HEX], char *err)
 {
+	char key[KEPT_KEY_BUF];
+	db_mark now;
+	const struct kept_identity *k = kept_find(db, 't', token_id, &now, key);
+	if (k) {
+		*who = k->who;
+		memcpy(hash_hex, k->hash_hex, PB_TOKEN_HASH_HEX);
+		return PB_OK;
+	}
 	db_stmt *st;
 	/* the organization's catalog version in the same statement: one snapshot with the token */
 	int rc = db_prepare(db, "SELECT u.id, u.org_id, u.name, u.role, t.token_hash, o.catalog_version FROM api_tokens t "
@@ -255,6 +327,8 @@ int identity_token_by_id(pb_db *db, const char *token_id, pb_identity *who,
 			who->catalog_version = db_col_int64(st, 5);
 	}
 	db_done(st);
+	if (!rc)
+		kept_put(&now, key, who, hash_hex);
 	return rc;
 }
 

@@ -6,7 +6,9 @@ known to the processes), a revoked token refused at its next request, and a prod
 read anew. A process keeps the answers it built and gives one again only while the organization's
 catalog version, read with the token (or the web server's user), has not moved
 (handlers/data_products.c, sql/0018): every kind of write that changes the answer, through the API
-or straight into the database by another process, is seen by the next read of both processes. Runs on the engine PBIPORT_TEST_DB names
+or straight into the database by another process, is seen by the next read of both processes; so is
+a role changed or a user renamed (a process keeps the identity it read only while nothing at all
+was written to the database). Runs on the engine PBIPORT_TEST_DB names
 (tests/run.sh runs it on both)."""
 import secrets
 import unittest
@@ -117,6 +119,27 @@ class ReadPath(unittest.TestCase):
         self.stack.execute("UPDATE data_products SET name = ? WHERE id = ?", "basic-renamed", doc["id"])
         self.assertEqual(self.reads(path, None, 200, basic="bob")["name"], "basic-renamed")
         self.reads(path, None, 404, basic="carol")
+
+    def test_role_and_user_changes_seen_at_once(self):
+        """A process keeps the identity it read while nothing was written to the database
+        (core/store/identity.c): a role changed, or a user renamed, by another process is what
+        the next request of every process meets."""
+        bob = self.stack.scalar("SELECT id FROM users WHERE name = ?", "bob")
+        self.reads("/api/webhooks", "bob", 403)
+        self.reads("/api/webhooks", None, 403, basic="bob")
+        self.stack.execute("UPDATE users SET role = 'owner' WHERE id = ?", bob)
+        try:
+            self.reads("/api/webhooks", "bob", 200)
+            self.reads("/api/webhooks", None, 200, basic="bob")
+        finally:
+            self.stack.execute("UPDATE users SET role = 'member' WHERE id = ?", bob)
+        self.reads("/api/webhooks", "bob", 403)
+        self.stack.execute("UPDATE users SET name = ? WHERE id = ?", "bob-away", bob)
+        try:
+            self.reads("/api/webhooks", None, 401, basic="bob")
+        finally:
+            self.stack.execute("UPDATE users SET name = ? WHERE id = ?", "bob", bob)
+        self.reads("/api/webhooks", None, 403, basic="bob")
 
     def test_revoked_token_refused_at_once(self):
         doc = self.import_orders("urn:pbiport:it:read-path-revoked")

@@ -18,6 +18,7 @@
 #include "core/lang/contract.h"
 #include "core/store/identity.h"
 #include "handlers/handlers.h"
+#include "runtime/auth.h"
 #include "runtime/config.h"
 #include "runtime/db.h"
 #include "runtime/db_driver.h"
@@ -988,6 +989,151 @@ static void read_first_alone_reads_by_itself(void **state)
 	db_close(db);
 }
 
+/* db_mark: the same while nothing commits (reads, a write not committed or rolled back); moved by
+ * every commit, of this connection or another; not valid inside a transaction, of a database in
+ * memory, or on PostgreSQL; never the same for two connections. */
+static void marks_move_with_every_commit(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], path[256];
+	pb_db *db = NULL, *other = NULL, *memory = NULL;
+	db_mark a, b;
+	assert_int_equal(tu_db_open_migrated(tu_tmpdir, "mark.db", path, sizeof path, &db, err), PB_OK);
+	assert_int_equal(db_open(path, false, &other, err), PB_OK);
+	tu_sql(db, "CREATE TABLE marked (k TEXT)");
+	db_mark_take(db, &a);
+	if (db_dialect(db) == DB_DIALECT_POSTGRESQL) {
+		assert_false(a.valid);
+		assert_false(db_mark_same(&a, &a));
+		goto out;
+	}
+	assert_true(a.valid);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM marked", NULL), 0);
+	assert_int_equal(tu_count(other, "SELECT COUNT(*) FROM marked", NULL), 0);
+	db_mark_take(db, &b);
+	assert_true(db_mark_same(&a, &b));
+
+	tu_sql(other, "INSERT INTO marked VALUES ('a')");
+	db_mark_take(db, &b);
+	assert_false(db_mark_same(&a, &b));
+	db_mark_take(db, &a);
+	tu_sql(db, "INSERT INTO marked VALUES ('b')");
+	db_mark_take(db, &b);
+	assert_false(db_mark_same(&a, &b));
+
+	db_mark_take(db, &a);
+	assert_int_equal(db_begin(other, err), PB_OK);
+	tu_sql(other, "INSERT INTO marked VALUES ('c')");
+	db_mark_take(db, &b);
+	assert_true(db_mark_same(&a, &b));   /* not committed yet */
+	db_rollback(other);
+	db_mark_take(db, &b);
+	assert_true(db_mark_same(&a, &b));
+
+	assert_int_equal(db_begin(db, err), PB_OK);   /* a write transaction */
+	db_mark_take(db, &b);
+	assert_false(b.valid);
+	db_rollback(db);
+	assert_int_equal(db_read_begin(db, err), PB_OK);   /* a read whose snapshot began */
+	db_mark_take(db, &b);
+	assert_true(db_mark_same(&a, &b));   /* not yet: its BEGIN is owed to its first statement */
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM marked", NULL), 2);
+	db_mark_take(db, &b);
+	assert_false(b.valid);
+	db_read_end(db);
+	db_mark_take(other, &b);
+	assert_true(b.valid);
+	assert_false(db_mark_same(&a, &b));   /* the same state, another connection */
+	assert_int_equal(db_open(":memory:", true, &memory, err), PB_OK);
+	db_mark_take(memory, &b);
+	assert_false(b.valid);
+	db_close(memory);
+out:
+	db_close(other);
+	db_close(db);
+}
+
+/* db_read_first_skipped: the statement db_read_first_alone was for did not run, so the snapshot
+ * the read shares begins with the next one. */
+static void read_first_skipped_begins_the_snapshot(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], path[256];
+	pb_db *db = NULL, *other = NULL;
+	assert_int_equal(tu_db_open_migrated(tu_tmpdir, "skipped.db", path, sizeof path, &db, err), PB_OK);
+	assert_int_equal(db_open(path, false, &other, err), PB_OK);
+	tu_sql(db, "CREATE TABLE skipped (k TEXT); INSERT INTO skipped VALUES ('a')");
+	assert_int_equal(db_read_begin(db, err), PB_OK);
+	db_read_first_alone(db);
+	db_read_first_skipped(db);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM skipped", NULL), 1);
+	tu_sql(other, "INSERT INTO skipped VALUES ('b')");
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM skipped WHERE k <> ?", "none"), 1);   /* shared */
+	db_read_end(db);
+	assert_int_equal(tu_count(db, "SELECT COUNT(*) FROM skipped", NULL), 2);
+	db_close(other);
+	db_close(db);
+}
+
+/* The identity a lookup read is given again while the database's mark stays; whatever commits
+ * (a role, a name, the catalog version, a revoked token; by another connection or this one) is
+ * what the next lookup answers. Inside a write transaction the lookup reads (and keeps nothing). */
+static void identity_kept_until_a_commit(void **state)
+{
+	(void)state;
+	char err[PB_ERR_MAX], path[256], org[PB_ID_BUF], user[PB_ID_BUF], token[PB_TOKEN_BUF], id[PB_ID_BUF];
+	char hash[PB_TOKEN_HASH_HEX], want[PB_TOKEN_HASH_HEX];
+	pb_db *db = NULL, *other = NULL;
+	pb_identity who, again;
+	assert_int_equal(tu_db_open_migrated(tu_tmpdir, "kept_identity.db", path, sizeof path, &db, err), PB_OK);
+	assert_int_equal(db_open(path, false, &other, err), PB_OK);
+	assert_int_equal(identity_org_create(db, "acme", org, err), PB_OK);
+	assert_int_equal(identity_user_add(db, "dora", "acme", PB_ROLE_MEMBER, NULL, 0, user, err), PB_OK);
+	assert_int_equal(identity_token_create(db, "dora", token, err), PB_OK);
+	assert_int_equal(auth_token_id(token, id, err), PB_OK);
+	auth_token_hash(token, want);
+
+	assert_int_equal(identity_token_by_id(db, id, &who, hash, err), PB_OK);
+	for (int i = 0; i < 3; i++) {
+		memset(&again, 0x5a, sizeof again);
+		memset(hash, 'x', sizeof hash);
+		assert_int_equal(identity_token_by_id(db, id, &again, hash, err), PB_OK);
+		assert_memory_equal(&who, &again, sizeof who);
+		assert_string_equal(hash, want);
+	}
+	assert_int_equal(who.role, PB_ROLE_MEMBER);
+	assert_int_equal(identity_user_by_name(db, "dora", &again, err), PB_OK);
+	assert_int_equal(identity_user_by_name(db, "dora", &again, err), PB_OK);
+	assert_string_equal(again.user_id, user);
+
+	tu_sql(other, "UPDATE users SET role = 'owner' WHERE name = 'dora'");
+	assert_int_equal(identity_token_by_id(db, id, &again, hash, err), PB_OK);
+	assert_int_equal(again.role, PB_ROLE_OWNER);
+	assert_int_equal(identity_user_by_name(db, "dora", &again, err), PB_OK);
+	assert_int_equal(again.role, PB_ROLE_OWNER);
+	int64_t version = again.catalog_version;
+	tu_sql(other, "UPDATE organizations SET catalog_version = catalog_version + 5");
+	assert_int_equal(identity_token_by_id(db, id, &again, hash, err), PB_OK);
+	assert_int_equal(again.catalog_version, version + 5);
+	tu_sql(other, "UPDATE users SET name = 'dora2' WHERE name = 'dora'");
+	assert_int_equal(identity_user_by_name(db, "dora", &again, err), PB_ENOTFOUND);
+	assert_int_equal(identity_user_by_name(db, "dora2", &again, err), PB_OK);
+	assert_int_equal(identity_token_by_id(db, id, &again, hash, err), PB_OK);
+	assert_string_equal(again.user_name, "dora2");
+
+	assert_int_equal(db_begin(db, err), PB_OK);
+	tu_sql(db, "UPDATE users SET role = 'member' WHERE name = 'dora2'");
+	assert_int_equal(identity_token_by_id(db, id, &again, hash, err), PB_OK);
+	assert_int_equal(again.role, PB_ROLE_MEMBER);   /* its own write, not committed yet */
+	db_rollback(db);
+	assert_int_equal(identity_token_by_id(db, id, &again, hash, err), PB_OK);
+	assert_int_equal(again.role, PB_ROLE_OWNER);
+	tu_sql(db, "UPDATE api_tokens SET revoked_at = '2026-01-01T00:00:00Z'");
+	assert_int_equal(identity_token_by_id(db, id, &again, hash, err), PB_ENOTFOUND);
+	db_close(other);
+	db_close(db);
+}
+
 /* pb_now: "YYYY-MM-DDTHH:MM:SS.mmmZ" in UTC, the second's text kept between calls */
 static void now_is_utc_with_milliseconds(void **state)
 {
@@ -1239,6 +1385,9 @@ int main(void)
 		cmocka_unit_test(busy_is_retried),
 		cmocka_unit_test(readers_and_named_locks),
 		cmocka_unit_test(read_first_alone_reads_by_itself),
+		cmocka_unit_test(marks_move_with_every_commit),
+		cmocka_unit_test(read_first_skipped_begins_the_snapshot),
+		cmocka_unit_test(identity_kept_until_a_commit),
 		cmocka_unit_test(now_is_utc_with_milliseconds),
 	};
 	return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
