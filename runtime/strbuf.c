@@ -67,6 +67,20 @@ int sbuf_addc(sbuf *sb, char c)
 	return sbuf_add(sb, &c, 1);
 }
 
+int sbuf_add_int(sbuf *sb, long long v)
+{
+	char digits[24];
+	size_t at = sizeof digits;
+	/* the magnitude as unsigned: -LLONG_MIN does not fit a long long */
+	unsigned long long m = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	do
+		digits[--at] = (char)('0' + m % 10);
+	while ((m /= 10));
+	if (v < 0)
+		digits[--at] = '-';
+	return sbuf_add(sb, digits + at, sizeof digits - at);
+}
+
 /* Formatted once into the room the buffer has, a second time only when it needs more: most
  * appends fit, and a format measured first and written after cost two passes every time. */
 int sbuf_vaddf(sbuf *sb, const char *fmt, va_list ap)

@@ -27,6 +27,8 @@ int sbuf_adds(sbuf *sb, const char *s);
 int sbuf_addc(sbuf *sb, char c);
 int sbuf_addf(sbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int sbuf_vaddf(sbuf *sb, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* Appends v in decimal (what "%lld" writes, without a format to parse: per-request text). */
+int sbuf_add_int(sbuf *sb, long long v);
 /* Appends s as HTML or XML text or attribute value: & < > " ' as character references. The one
  * escaping of markup written from C (the pages' built-in error page, the lineage SVG). */
 int sbuf_add_markup_escaped(sbuf *sb, const char *s);

@@ -78,8 +78,29 @@ static bool line_has(int i, const char *needle)
 	return found;
 }
 
+/* The i-th line (from 0) as JSON (the caller decrefs), NULL when there is none. */
+static json_t *line_json(int i)
+{
+	char line[PB_LOG_LINE_MAX];
+	json_t *j = NULL;
+	FILE *f = fopen(log_path, "r");
+	assert_non_null(f);
+	for (int k = 0; !j && fgets(line, sizeof line, f); k++)
+		if (k == i)
+			assert_non_null(j = json_loads(line, 0, NULL));
+	fclose(f);
+	return j;
+}
+
+static void logged_took(int status, const char *id, double seconds);
+
 /* A request answered with status, logged. */
 static void logged(int status, const char *id)
+{
+	logged_took(status, id, 0.001);
+}
+
+static void logged_took(int status, const char *id, double seconds)
 {
 	struct req r;
 	struct mem_io m = { 0 };
@@ -92,7 +113,7 @@ static void logged(int status, const char *id)
 	sbuf_init(&m.out, 1 << 16);
 	assert_int_equal(req_load(&r, env, &io, err), PB_OK);
 	r.status = status;
-	log_request(&r, 0.001);
+	log_request(&r, seconds);
 	req_release(&r);
 	sbuf_release(&m.out);
 }
@@ -140,6 +161,33 @@ static void request_lines_wait_for_idle_in_order(void **state)
 	assert_int_equal(lines_written(), 7 + sent);
 	logged(200, "unbatched");
 	assert_int_equal(lines_written(), 8 + sent);
+}
+
+/* A request's line: its fields, numbers as JSON numbers, the duration in milliseconds to the
+ * microsecond; a text that is not UTF-8 as null. */
+static void request_line_fields(void **state)
+{
+	(void)state;
+	static const struct { double seconds; double ms; } took[] = {
+		{ 0.0123456, 12.346 }, { 0, 0 }, { 2.5, 2500 }, { 0.0000004, 0 }, { 0.0000005, 0.001 },
+	};
+	for (size_t i = 0; i < sizeof took / sizeof took[0]; i++) {
+		int at = lines_written();
+		logged_took(i ? 200 : 503, "fields\"\\", took[i].seconds);
+		json_t *j = line_json(at);
+		assert_non_null(j);
+		assert_string_equal(json_string_value(json_object_get(j, "level")), i ? "info" : "error");
+		assert_string_equal(json_string_value(json_object_get(j, "method")), "GET");
+		assert_string_equal(json_string_value(json_object_get(j, "path")), "/api/jobs");
+		assert_string_equal(json_string_value(json_object_get(j, "route")), "-");
+		assert_int_equal(json_integer_value(json_object_get(j, "status")), i ? 200 : 503);
+		assert_true(json_is_integer(json_object_get(j, "bytes")));
+		json_t *ms = json_object_get(j, "duration_ms");
+		assert_true(json_is_real(ms));
+		assert_true(json_real_value(ms) > took[i].ms - 1e-9 && json_real_value(ms) < took[i].ms + 1e-9);
+		assert_int_equal(strlen(json_string_value(json_object_get(j, "ts"))), 24);
+		json_decref(j);
+	}
 }
 
 enum { LOGGING_THREADS = 4, LINES_PER_THREAD = 2000 };
@@ -191,6 +239,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(request_lines_wait_for_idle_in_order),
 		cmocka_unit_test(threads_write_whole_lines),
+		cmocka_unit_test(request_line_fields),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
