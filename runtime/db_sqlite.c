@@ -16,7 +16,9 @@ struct db_conn {
 	 * BEGIN or COMMIT at all, which is what a GET answered from a kept answer does. */
 	bool read_owed;
 	bool first_alone;
-	bool wal;   /* the journal mode is WAL: sq_mark can read the WAL index header */
+	/* the database file's handle when the journal mode is WAL and its VFS maps the WAL index
+	 * (sq_mark reads its header), else NULL; SQLite's for as long as the connection */
+	sqlite3_file *wal_file;
 	/* BEGIN and COMMIT, prepared once (sqlite3_exec parses its text every time) */
 	sqlite3_stmt *begin_st, *commit_st;
 };
@@ -84,10 +86,12 @@ static int sq_open(const char *path, bool create, db_conn **out, char *err)
 	char mmap_pragma[64];
 	xsnprintf(mmap_pragma, sizeof mmap_pragma, "PRAGMA mmap_size=%lld", PB_DB_MMAP_BYTES);
 	sqlite3_stmt *mode = NULL;
+	sqlite3_file *f = NULL;
+	bool wal = false;
 	int src = sqlite3_prepare_v2(c->h, "PRAGMA journal_mode=WAL", -1, &mode, NULL);
 	if (src == SQLITE_OK && (src = sqlite3_step(mode)) == SQLITE_ROW) {
 		const unsigned char *now = sqlite3_column_text(mode, 0);
-		c->wal = now && !strcmp((const char *)now, "wal");   /* ":memory:" answers "memory" */
+		wal = now && !strcmp((const char *)now, "wal");   /* ":memory:" answers "memory" */
 		src = SQLITE_OK;
 	}
 	sqlite3_finalize(mode);
@@ -95,6 +99,9 @@ static int sq_open(const char *path, bool create, db_conn **out, char *err)
 		rc = pb_err(err, PB_EIO, "database %s: PRAGMA journal_mode=WAL: %s", path, sqlite3_errmsg(c->h));
 		goto out;
 	}
+	if (wal && sqlite3_file_control(c->h, "main", SQLITE_FCNTL_FILE_POINTER, &f) == SQLITE_OK && f &&
+	    f->pMethods && f->pMethods->iVersion >= 2 && f->pMethods->xShmMap && f->pMethods->xShmBarrier)
+		c->wal_file = f;
 	const char *const pragmas[] = {
 		"PRAGMA synchronous=NORMAL",   /* durable at checkpoints; safe with WAL */
 		"PRAGMA foreign_keys=ON",
@@ -296,13 +303,11 @@ static void sq_first_skipped(db_conn *c)
 
 static bool sq_mark(db_conn *c, unsigned char out[DB_MARK_BYTES])
 {
-	sqlite3_file *f = NULL;
+	sqlite3_file *f = c->wal_file;
 	volatile void *shm = NULL;
 	unsigned char second[DB_MARK_BYTES];
-	if (!c->wal || !sqlite3_get_autocommit(c->h) ||
-	    sqlite3_file_control(c->h, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f || !f->pMethods ||
-	    f->pMethods->iVersion < 2 || !f->pMethods->xShmMap || !f->pMethods->xShmBarrier ||
-	    f->pMethods->xShmMap(f, 0, WAL_INDEX_REGION, 0, &shm) != SQLITE_OK || !shm)
+	if (!f || !f->pMethods || !sqlite3_get_autocommit(c->h) || f->pMethods->xShmMap(f, 0, WAL_INDEX_REGION, 0, &shm) != SQLITE_OK ||
+	    !shm)
 		return false;
 	memcpy(out, (const void *)shm, DB_MARK_BYTES);
 	f->pMethods->xShmBarrier(f);

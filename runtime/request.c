@@ -20,6 +20,7 @@ void req_init(struct req *r, const pb_config *cfg, pb_db *db)
 	r->err = r->fail.message;
 	sbuf_init(&r->headers, PB_RESPONSE_HEADERS_MAX);
 	sbuf_init(&r->resp, PB_RESPONSE_MAX_BYTES);
+	sbuf_init(&r->head, PB_RESPONSE_HEADERS_MAX * 2);
 }
 
 void req_reset(struct req *r)
@@ -38,15 +39,17 @@ void req_reset(struct req *r)
 	/* keep what outlives requests and the buffers' memory; clear everything else */
 	const pb_config *cfg = r->cfg;
 	pb_db *db = r->db;
-	sbuf headers = r->headers, resp = r->resp;
+	sbuf headers = r->headers, resp = r->resp, head = r->head;
 	memset(r, 0, sizeof *r);
 	r->cfg = cfg;
 	r->db = db;
 	r->err = r->fail.message;
 	r->headers = headers;
 	r->resp = resp;
+	r->head = head;
 	sbuf_reset(&r->headers);
 	sbuf_reset(&r->resp);
+	sbuf_reset(&r->head);
 	/* keep a small buffer for the next request, not the memory of a huge response */
 	if (r->resp.cap > 1024 * 1024)
 		sbuf_release(&r->resp);
@@ -57,6 +60,7 @@ void req_release(struct req *r)
 	req_reset(r);
 	sbuf_release(&r->headers);
 	sbuf_release(&r->resp);
+	sbuf_release(&r->head);
 }
 
 const char *req_env(const struct req *r, const char *name)
@@ -624,32 +628,26 @@ int req_fail(struct req *r, int rc, const char *code, const char *fmt, ...)
 
 int req_send(struct req *r)
 {
-	sbuf head;
+	sbuf *head = &r->head;
 	int rc = PB_OK;
-	char num[24];
-	sbuf_init(&head, PB_RESPONSE_HEADERS_MAX * 2);
+	sbuf_reset(head);
 	if (!r->status)
 		req_reply_error(r, 500, "internal", "no response was produced");
 	bool own_cache = r->headers.len && strstr(sbuf_str(&r->headers), "Cache-Control:");
 	/* put together piece by piece: this runs for every response */
-	if (xsnprintf(num, sizeof num, "%d ", r->status) || sbuf_adds(&head, "Status: ") || sbuf_adds(&head, num) ||
-	    sbuf_adds(&head, http_reason(r->status)) || sbuf_adds(&head, "\r\nContent-Type: ") ||
-	    sbuf_adds(&head, r->resp_type ? r->resp_type : "application/json") ||
-	    xsnprintf(num, sizeof num, "%zu", r->resp.len) || sbuf_adds(&head, "\r\nContent-Length: ") ||
-	    sbuf_adds(&head, num) || sbuf_adds(&head, "\r\nX-Request-Id: ") || sbuf_adds(&head, r->request_id) ||
-	    sbuf_adds(&head, own_cache ? "\r\n" : "\r\nCache-Control: no-store\r\n") ||
-	    sbuf_adds(&head, "X-Content-Type-Options: nosniff\r\n") ||
-	    sbuf_add(&head, sbuf_str(&r->headers), r->headers.len) || sbuf_adds(&head, "\r\n")) {
+	if (sbuf_adds(head, "Status: ") || sbuf_add_int(head, r->status) || sbuf_addc(head, ' ') ||
+	    sbuf_adds(head, http_reason(r->status)) || sbuf_adds(head, "\r\nContent-Type: ") ||
+	    sbuf_adds(head, r->resp_type ? r->resp_type : "application/json") ||
+	    sbuf_adds(head, "\r\nContent-Length: ") || sbuf_add_int(head, (long long)r->resp.len) ||
+	    sbuf_adds(head, "\r\nX-Request-Id: ") || sbuf_adds(head, r->request_id) ||
+	    sbuf_adds(head, own_cache ? "\r\n" : "\r\nCache-Control: no-store\r\n") ||
+	    sbuf_adds(head, "X-Content-Type-Options: nosniff\r\n") ||
+	    sbuf_add(head, sbuf_str(&r->headers), r->headers.len) || sbuf_adds(head, "\r\n"))
 		rc = pb_err(r->err, PB_ENOMEM, "response headers are too large");
-		goto out;
-	}
-	if (!r->io.write || r->io.write(r->io.ctx, sbuf_str(&head), head.len) ||
-	    (r->resp.len && r->io.write(r->io.ctx, sbuf_str(&r->resp), r->resp.len))) {
+	else if (!r->io.write || r->io.write(r->io.ctx, sbuf_str(head), head->len) ||
+		 (r->resp.len && r->io.write(r->io.ctx, sbuf_str(&r->resp), r->resp.len)))
 		rc = pb_err(r->err, PB_EIO, "client went away while sending the response");
-		goto out;
-	}
-	r->bytes_sent = r->resp.len;
-out:
-	sbuf_release(&head);
+	else
+		r->bytes_sent = r->resp.len;
 	return rc;
 }

@@ -69,6 +69,7 @@ struct req {
 	sbuf headers;                 /* extra "Name: value\r\n" lines */
 	char *resp_type;              /* Content-Type of the response */
 	sbuf resp;                    /* response body */
+	sbuf head;                    /* the CGI head req_send writes before the body */
 	size_t bytes_sent;
 
 	pb_failure fail;              /* why the handler failed: rc, code and message (req_fail) */

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -199,13 +200,39 @@ static void hmac_sign_verify(void **state)
 	assert_false(pb_ct_equal("abc", 3, "abcd", 4));
 }
 
+#define SHA256_ABC "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+#define SHA256_EMPTY "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+/* Digests in a thread of their own (each thread keeps its own context); 0 when all were right. */
+static void *sha256_in_thread(void *arg)
+{
+	(void)arg;
+	char hex[PB_SHA256_HEX_LEN + 1];
+	int wrong = 0;
+	for (int i = 0; i < 1000; i++) {
+		pb_sha256_hex(i % 2 ? "abc" : "", i % 2 ? 3 : 0, hex);
+		wrong += strcmp(hex, i % 2 ? SHA256_ABC : SHA256_EMPTY) != 0;
+	}
+	return (void *)(intptr_t)wrong;
+}
+
 static void sha256_and_base64(void **state)
 {
 	(void)state;
 	char err[PB_ERR_MAX];
 	char hex[PB_SHA256_HEX_LEN + 1];
 	pb_sha256_hex("abc", 3, hex);
-	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	assert_string_equal(hex, SHA256_ABC);
+	pb_sha256_hex("abc", 3, hex);   /* the kept context, again */
+	assert_string_equal(hex, SHA256_ABC);
+	pthread_t t[3];
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, sha256_in_thread, NULL), 0);
+	for (size_t i = 0; i < 3; i++) {
+		void *wrong = NULL;
+		assert_int_equal(pthread_join(t[i], &wrong), 0);
+		assert_null(wrong);
+	}
 	static const struct { const char *in, *b64, *url; } v[] = {
 		{ "", "", "" }, { "f", "Zg==", "Zg" }, { "fo", "Zm8=", "Zm8" }, { "foo", "Zm9v", "Zm9v" },
 		{ "foob", "Zm9vYg==", "Zm9vYg" }, { "\xfb\xff", "+/8=", "-_8" },
