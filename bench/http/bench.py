@@ -334,9 +334,10 @@ def budget_line(key, runs, floor_runs, ip):
                 floor_total, pb_total, extra, median(runs, "app_us") - median(floor_runs, "app_us"),
                 median(runs, "web_us") - median(floor_runs, "web_us"), budget, work))
     if key == "api":
-        text += (" with the process's kept answer (a request reads the token and its organization's catalog "
-                 "version); without a kept answer its database reads alone (read transaction, token, one "
-                 "statement for the product, its ports and whether it consumes anything) are %.1f us" % ip["reads_us"])
+        text += (" with the process's kept answer and identity (no statement while nothing was committed to "
+                 "the database; the token's hash is checked); without a kept answer its database reads alone "
+                 "(read transaction, the kept identity, one statement for the product, its ports and whether it "
+                 "consumes anything) are %.1f us" % ip["reads_us"])
     return text + "."
 
 

@@ -9,7 +9,8 @@
  *   api_us    GET /api/data-products/{id} through pb_handle and pb_after, as the FastCGI loop
  *             runs it (route, token, read transaction, handler, response text, log line, metrics)
  *   reads_us  the database reads that answer needs and nothing else: the read transaction, the
- *             token's identity, the product with its ports and the agreements it consumes
+ *             token's identity (kept, as nothing is written meanwhile: core/store/identity.c),
+ *             the product with its ports and the agreements it consumes
  *   page_us   the web page GET /data-products/{id} through pb_handle and pb_after
  * The log lines go wherever stderr goes (bench.py sends them to /dev/null). INPROC_ONLY=api (or
  * reads, page) measures that one alone (bench/db: the server's CPU over the same requests).
