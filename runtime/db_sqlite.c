@@ -306,8 +306,8 @@ static bool sq_mark(db_conn *c, unsigned char out[DB_MARK_BYTES])
 	sqlite3_file *f = c->wal_file;
 	volatile void *shm = NULL;
 	unsigned char second[DB_MARK_BYTES];
-	if (!f || !f->pMethods || !sqlite3_get_autocommit(c->h) || f->pMethods->xShmMap(f, 0, WAL_INDEX_REGION, 0, &shm) != SQLITE_OK ||
-	    !shm)
+	if (!f || !f->pMethods || !sqlite3_get_autocommit(c->h) ||
+	    f->pMethods->xShmMap(f, 0, WAL_INDEX_REGION, 0, &shm) != SQLITE_OK || !shm)
 		return false;
 	memcpy(out, (const void *)shm, DB_MARK_BYTES);
 	f->pMethods->xShmBarrier(f);

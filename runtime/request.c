@@ -528,8 +528,12 @@ int req_header(struct req *r, const char *name, const char *value)
 {
 	if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
 		return pb_err(r->err, PB_EINTERNAL, "header %s: line breaks are not allowed", name);
-	if (sbuf_addf(&r->headers, "%s: %s\r\n", name, value))
+	size_t before = r->headers.len;   /* a line that does not fit leaves nothing behind */
+	if (sbuf_adds(&r->headers, name) || sbuf_add(&r->headers, ": ", 2) || sbuf_adds(&r->headers, value) ||
+	    sbuf_add(&r->headers, "\r\n", 2)) {
+		sbuf_truncate(&r->headers, before);
 		return pb_err(r->err, PB_ENOMEM, "response headers are too large");
+	}
 	return PB_OK;
 }
 

@@ -25,6 +25,10 @@ static bool is_capture(const char *s, size_t len)
 static bool pattern_match(const char *pattern, char *const *segs, size_t nsegs,
 			  const char *captures[PB_ROUTE_MAX_CAPTURES], size_t *ncaptures)
 {
+	/* most patterns differ from the path in their first letter: no need to read them further
+	 * (a literal segment is never empty, so "" cannot match one either) */
+	if (nsegs && pattern[1] && pattern[1] != '{' && pattern[1] != segs[0][0])
+		return false;
 	const char *p = strcmp(pattern, "/") ? pattern : "";   /* "/" is the path of no segments */
 	size_t i = 0, nc = 0;
 	while (*p) {

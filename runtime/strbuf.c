@@ -46,6 +46,14 @@ static int sbuf_grow(sbuf *sb, size_t extra)
 	return 0;
 }
 
+void sbuf_truncate(sbuf *sb, size_t len)
+{
+	if (sb->buf && len < sb->len) {
+		sb->len = len;
+		sb->buf[len] = '\0';
+	}
+}
+
 int sbuf_add(sbuf *sb, const void *data, size_t len)
 {
 	if (sbuf_grow(sb, len))

@@ -22,6 +22,7 @@ typedef struct sbuf {
 void sbuf_init(sbuf *sb, size_t max);
 void sbuf_release(sbuf *sb);
 void sbuf_reset(sbuf *sb);                 /* len = 0, keeps memory */
+void sbuf_truncate(sbuf *sb, size_t len);  /* back to its first len bytes (len <= sb->len) */
 int sbuf_add(sbuf *sb, const void *data, size_t len);
 int sbuf_adds(sbuf *sb, const char *s);
 int sbuf_addc(sbuf *sb, char c);

@@ -217,6 +217,14 @@ static void response_format(void **state)
 	assert_int_equal(load(f, env), PB_OK);
 	assert_int_equal(req_header(&f->r, "Allow", "GET"), PB_OK);
 	assert_int_not_equal(req_header(&f->r, "X-Bad", "a\r\nSet-Cookie: x"), PB_OK);
+	/* a line that does not fit the headers' room is refused whole */
+	size_t big_len = PB_RESPONSE_HEADERS_MAX;
+	char *big = malloc(big_len + 1);
+	assert_non_null(big);
+	memset(big, 'v', big_len);
+	big[big_len] = '\0';
+	assert_int_equal(req_header(&f->r, "X-Big", big), PB_ENOMEM);
+	free(big);
 	req_reply_error(&f->r, 405, "method_not_allowed", "no %s", "way");
 	sbuf_reset(&f->m.out);
 	assert_int_equal(req_send(&f->r), PB_OK);
@@ -226,6 +234,7 @@ static void response_format(void **state)
 	assert_non_null(strstr(out, "X-Request-Id: rid1\r\n"));
 	assert_non_null(strstr(out, "Allow: GET\r\n"));
 	assert_null(strstr(out, "Set-Cookie"));
+	assert_null(strstr(out, "X-Big"));
 	const char *b = strstr(out, "\r\n\r\n");
 	assert_non_null(b);
 	json_error_t je;

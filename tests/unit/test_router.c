@@ -70,6 +70,36 @@ static void literal_and_capture(void **state)
 	assert_ptr_equal(f.rt, &table[3]);
 }
 
+/* A pattern whose first letter differs from the path's is passed over unread; one that begins
+ * with a capture, the root "/", and a first letter alike still go by the whole comparison. */
+static void first_letter_and_whole_match(void **state)
+{
+	(void)state;
+	static const struct route t[] = {
+		{ "GET", "/", h, PB_ROLE_NONE, 0, NULL, NULL, 0 },
+		{ "GET", "/apple", h, PB_ROLE_NONE, 0, NULL, NULL, 0 },
+		{ "GET", "/{any}/x", h, PB_ROLE_NONE, 0, NULL, NULL, 0 },
+		{ "GET", "/api/y", h, PB_ROLE_NONE, 0, NULL, NULL, 0 },
+	};
+	const size_t n = sizeof t / sizeof t[0];
+	struct found f;
+	char *apple[] = { "apple" }, *apricot[] = { "apricot" }, *bx[] = { "b", "x" }, *api[] = { "api", "y" };
+	char *ax[] = { "api", "x" }, *empty[] = { "" };
+	assert_int_equal(router_match(t, n, "GET", NULL, 0, &f.rt, f.caps, &f.nc, NULL), ROUTE_FOUND);
+	assert_ptr_equal(f.rt, &t[0]);
+	assert_int_equal(router_match(t, n, "GET", apple, 1, &f.rt, f.caps, &f.nc, NULL), ROUTE_FOUND);
+	assert_ptr_equal(f.rt, &t[1]);
+	assert_int_equal(router_match(t, n, "GET", apricot, 1, &f.rt, f.caps, &f.nc, NULL), ROUTE_NOT_FOUND);
+	assert_int_equal(router_match(t, n, "GET", bx, 2, &f.rt, f.caps, &f.nc, NULL), ROUTE_FOUND);
+	assert_ptr_equal(f.rt, &t[2]);
+	assert_string_equal(f.caps[0], "b");
+	assert_int_equal(router_match(t, n, "GET", ax, 2, &f.rt, f.caps, &f.nc, NULL), ROUTE_FOUND);
+	assert_ptr_equal(f.rt, &t[2]);
+	assert_int_equal(router_match(t, n, "GET", api, 2, &f.rt, f.caps, &f.nc, NULL), ROUTE_FOUND);
+	assert_ptr_equal(f.rt, &t[3]);
+	assert_int_equal(router_match(t, n, "GET", empty, 1, &f.rt, f.caps, &f.nc, NULL), ROUTE_NOT_FOUND);
+}
+
 static void not_found(void **state)
 {
 	(void)state;
@@ -130,6 +160,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(literal_and_capture),
+		cmocka_unit_test(first_letter_and_whole_match),
 		cmocka_unit_test(not_found),
 		cmocka_unit_test(method_not_allowed_lists_allow),
 		cmocka_unit_test(table_checks),
