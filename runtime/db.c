@@ -1203,10 +1203,8 @@ void pb_now(char out[PB_TIME_BUF])
 	long ms = ts.tv_nsec / 1000000;
 	memcpy(out, kept, kept_len);
 	char *p = out + kept_len;
-	p[0] = '.';
-	p[1] = (char)('0' + ms / 100);
-	p[2] = (char)('0' + ms / 10 % 10);
-	p[3] = (char)('0' + ms % 10);
-	p[4] = 'Z';
-	p[5] = '\0';
+	*p++ = '.';
+	p = pb_put_digits(p, (unsigned long long)ms, 3);
+	p[0] = 'Z';
+	p[1] = '\0';
 }

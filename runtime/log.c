@@ -92,7 +92,8 @@ void log_request(const struct req *r, double seconds)
 {
 	char ts[PB_TIME_BUF];
 	long long us = seconds > 0 && seconds < 1e9 ? (long long)(seconds * 1e6 + 0.5) : 0;
-	char frac[4] = { (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10), 0 };
+	char frac[3];
+	pb_put_digits(frac, (unsigned long long)us, 3);
 	sbuf *t = &line_buf;
 	pb_now(ts);
 	pthread_mutex_lock(&log_lock);

@@ -235,12 +235,8 @@ static size_t signal_safe_now(char out[32])
 	static const char after[7] = { '-', '-', 'T', ':', ':', '.', 'Z' };
 	size_t n = 0;
 	for (int i = 0; i < 7; i++) {
-		for (int k = width[i] - 1; k >= 0; k--) {
-			int64_t q = v[i];
-			for (int j = 0; j < k; j++)
-				q /= 10;
-			out[n++] = (char)('0' + q % 10);
-		}
+		pb_put_digits(out + n, (unsigned long long)v[i], width[i]);
+		n += (size_t)width[i];
 		out[n++] = after[i];
 	}
 	return n;

@@ -42,6 +42,13 @@ void mark_cut(char *s, size_t size)
 	memcpy(s + at, "...", 4);
 }
 
+char *pb_put_digits(char *out, unsigned long long v, int width)
+{
+	for (int i = width - 1; i >= 0; i--, v /= 10)
+		out[i] = (char)('0' + v % 10);
+	return out + width;
+}
+
 int xsnprintf(char *dst, size_t size, const char *fmt, ...)
 {
 	va_list ap;

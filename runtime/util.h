@@ -46,6 +46,10 @@ char *pb_vformat(char *buf, size_t size, const char *fmt, va_list ap) __attribut
 /* snprintf that reports truncation: returns 0 when everything fit, -1 otherwise. */
 int xsnprintf(char *dst, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* The last width decimal digits of v into out (leading zeros; no NUL): times and fractions
+ * written without a format. Returns out + width. */
+char *pb_put_digits(char *out, unsigned long long v, int width);
+
 char *xstrdup(const char *s);                 /* new; NULL in -> NULL out; NULL on OOM */
 char *xstrndup(const char *s, size_t n);      /* new */
 bool str_ieq(const char *a, const char *b);   /* ASCII case-insensitive equality; NULL-safe */

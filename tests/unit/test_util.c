@@ -62,6 +62,19 @@ static void xsnprintf_reports_truncation(void **state)
 	assert_string_equal(b, "");
 }
 
+static void fixed_width_digits(void **state)
+{
+	(void)state;
+	char out[8];
+	memset(out, 'x', sizeof out);
+	assert_ptr_equal(pb_put_digits(out, 7, 4), out + 4);
+	assert_memory_equal(out, "0007x", 5);
+	pb_put_digits(out, 12345, 3);   /* the last digits */
+	assert_memory_equal(out, "345", 3);
+	pb_put_digits(out, 0, 3);
+	assert_memory_equal(out, "000", 3);
+}
+
 static void pb_err_marks_cut_messages(void **state)
 {
 	(void)state;
@@ -159,6 +172,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(strbuf_respects_ceiling),
 		cmocka_unit_test(xsnprintf_reports_truncation),
+		cmocka_unit_test(fixed_width_digits),
 		cmocka_unit_test(pb_err_marks_cut_messages),
 		cmocka_unit_test(utf8_validation),
 		cmocka_unit_test(guid_shape),
